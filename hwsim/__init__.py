@@ -1,0 +1,15 @@
+"""hwsim: a hardware-simulated runtime on an emulated RISC-V 64 CPU with Sv39 page tables.
+
+The public surface is re-exported here; submodules whose names start with an
+underscore, and anything not listed in ``__all__``, are private.
+"""
+
+from ._version import __version__
+from .errors import BusError, ConfigError, HwsimError, MappingError, OutOfFrames
+from .machine import CpuFault, Machine, RunResult, StopReason
+from .mmu import SV39, SV48, AddressSpace, AdPolicy, Pte, Tlb, walk
+from .riscv.priv import Access, Cause, Priv
+
+__all__ = ["Access", "AddressSpace", "AdPolicy", "BusError", "Cause", "ConfigError", "CpuFault",
+           "HwsimError", "Machine", "MappingError", "OutOfFrames", "Priv", "Pte", "RunResult", "SV39", "SV48",
+           "StopReason", "Tlb", "__version__", "walk"]

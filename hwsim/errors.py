@@ -1,0 +1,32 @@
+"""The hwsim exception tree.
+
+Every error hwsim raises on bad input derives from :class:`HwsimError` and
+carries a message that names the problem and where it is.
+"""
+
+from __future__ import annotations
+
+
+class HwsimError(Exception):
+    """Base of every error hwsim raises on purpose."""
+
+
+class ConfigError(HwsimError, ValueError):
+    """An argument or configuration value is out of range or inconsistent."""
+
+
+class BusError(HwsimError):
+    """A physical access hit no RAM and no device, or a device refused it."""
+
+    def __init__(self, message: str, *, address: int, size: int):
+        super().__init__(message)
+        self.address = address
+        self.size = size
+
+
+class OutOfFrames(HwsimError, MemoryError):
+    """The physical frame allocator cannot satisfy a request."""
+
+
+class MappingError(HwsimError, ValueError):
+    """An address-space operation was asked to do something it cannot (overlap, misalignment, ...)."""

@@ -1,0 +1,78 @@
+"""What the CPU did when it stopped: the stop reason and, for memory faults, a precise report."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ..mmu.report import format_walk, walk_to_json
+from ..mmu.walker import WalkResult
+from ..riscv.disasm import Insn
+from ..riscv.priv import Access, Cause, Priv
+
+
+class StopReason(enum.Enum):
+    EXIT = "reached the exit address"
+    ECALL = "environment call (ecall)"
+    BREAKPOINT = "breakpoint (ebreak)"
+    FAULT = "memory fault"
+    EXCEPTION = "CPU exception"
+    LIMIT = "instruction or time budget used up"
+    STOPPED = "stopped by the host"
+
+
+@dataclass(frozen=True)
+class CpuFault:
+    """A memory access the CPU could not make: where, what, why, and the walk that said so."""
+
+    pc: int
+    va: int
+    access: Access
+    priv: Priv
+    cause: Cause
+    kind: str  # "page fault" or "access fault"
+    message: str
+    walk: WalkResult | None  # the page-table walk that explains the fault (None: no translation)
+    insn: Insn | None  # the faulting instruction, when it could be fetched
+    tlb_entry_pte: int | None = None  # set when a cached TLB entry decided the fault
+
+    def format(self) -> str:
+        insn = self.insn.text if self.insn is not None else "(instruction could not be fetched)"
+        lines = [
+            f"{self.access.value} {self.kind} (cause {int(self.cause)}) at va {self.va:#x}",
+            f"  pc {self.pc:#x}: {insn}   [{self.priv.name}-mode]",
+            f"  reason: {self.message}",
+        ]
+        if self.tlb_entry_pte is not None:
+            lines.append(f"  decided by a cached TLB entry (leaf PTE {self.tlb_entry_pte:#018x}); "
+                         f"the page tables now read:")
+        if self.walk is not None:
+            lines.extend("  " + line for line in format_walk(self.walk))
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {
+            "pc": hex(self.pc), "va": hex(self.va), "access": self.access.value, "priv": self.priv.name,
+            "cause": int(self.cause), "kind": self.kind, "message": self.message,
+            "insn": self.insn.text if self.insn is not None else None,
+            "tlb_entry_pte": hex(self.tlb_entry_pte) if self.tlb_entry_pte is not None else None,
+            "walk": walk_to_json(self.walk) if self.walk is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class RunResult:
+    reason: StopReason
+    pc: int
+    fault: CpuFault | None = None
+    cause: Cause | None = None  # for EXCEPTION and ECALL
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is StopReason.EXIT
+
+    def describe(self) -> str:
+        if self.fault is not None:
+            return self.fault.format()
+        extra = f" (cause {int(self.cause)}: {self.cause.name.lower()})" if self.cause is not None else ""
+        return f"{self.reason.value}{extra} at pc {self.pc:#x}"

@@ -1,0 +1,488 @@
+"""The emulated RISC-V 64 machine: a Unicorn CPU whose every translation goes through hwsim's MMU.
+
+::
+
+      guest code (U/S-mode)                      host (Python)
+     +--------------------+  Unicorn TLB miss  +----------------------------+
+     |  Unicorn RV64 CPU  | -----------------> | Machine._tlb_fill          |
+     |  (UC_TLB_VIRTUAL)  |   (page va, kind)  |   Tlb model  (hit: reuse)   |
+     |   L0: QEMU softTLB | <----------------- |   walker     (miss: walk    |
+     +--------------------+  pa + R/W/X perms  |              tables in RAM)|
+              |                                +----------------------------+
+              | physical accesses
+     +--------v-------------------------------------------+
+     | PhysicalMemory: RAM (mem_map_ptr) | MMIO -> devices |
+     +----------------------------------------------------+
+
+Unicorn's own TLB (QEMU's soft TLB) is a cache in front of the model TLB:
+whenever the model is flushed, so is Unicorn's, so the CPU never uses a
+translation the model no longer holds.  Permissions handed to Unicorn are
+those of the current privilege, SUM and MXR; a page whose D bit is clear is
+handed over without write permission, so the first store comes back here
+and sets D through the walker, as hardware would.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+
+from unicorn import Uc, UcError
+from unicorn import unicorn_const as uc_const
+from unicorn import riscv_const as rv
+
+from ..errors import ConfigError, HwsimError
+from ..mmu.aspace import AddressSpace
+from ..mmu.bits import PAGE_MASK, PAGING_MODES, SV39, PagingMode, Pte, make_satp, satp_fields
+from ..mmu.tlb import Tlb
+from ..mmu.walker import AdPolicy, WalkResult, check_permission, walk
+from ..riscv.asm import ABI_NAMES
+from ..riscv.disasm import Insn, disassemble_one
+from ..riscv.priv import MSTATUS_MXR, MSTATUS_SUM, Access, Cause, Priv
+from .fault import CpuFault, RunResult, StopReason
+from .frames import FrameAllocator
+from .physmem import MmioRegion, PhysicalMemory, RamRegion
+
+try:  # the C entry point, for the TLB-fill hot path (the binding's reg_read costs 2x more)
+    from unicorn.unicorn_py3.unicorn import uclib as _uclib
+except ImportError:  # pragma: no cover - older binding layout
+    _uclib = None
+
+DEFAULT_RAM_BASE = 0x8000_0000
+DEFAULT_RAM_SIZE = 128 << 20
+_NEVER = 0xDEAD_0000_0000_0001  # an odd address: never a PC, so "run until" never matches it
+
+_UC_ACCESS = {uc_const.UC_MEM_READ: Access.LOAD, uc_const.UC_MEM_WRITE: Access.STORE,
+              uc_const.UC_MEM_FETCH: Access.FETCH}
+_MEM_SIZES = {"b": 1, "h": 2, "w": 4, "d": 8}
+
+REGISTERS: dict[str, int] = {"pc": rv.UC_RISCV_REG_PC}
+for _i, _name in enumerate(ABI_NAMES):
+    REGISTERS[_name] = rv.UC_RISCV_REG_X0 + _i
+    REGISTERS[f"x{_i}"] = rv.UC_RISCV_REG_X0 + _i
+    REGISTERS[f"f{_i}"] = rv.UC_RISCV_REG_F0 + _i
+REGISTERS.update(fp=rv.UC_RISCV_REG_X8, satp=rv.UC_RISCV_REG_SATP, mstatus=rv.UC_RISCV_REG_MSTATUS,
+                 priv=rv.UC_RISCV_REG_PRIV)
+_CSRS = frozenset({"satp", "mstatus"})
+
+
+class VirtualAccessError(HwsimError):
+    """A host-side access through the MMU failed; ``walk`` says why."""
+
+    def __init__(self, message: str, walk: WalkResult | None = None):
+        super().__init__(message)
+        self.walk = walk
+
+
+class Machine:
+    """One RV64 hart, its physical memory, a frame allocator, and the MMU/TLB model."""
+
+    def __init__(self, *, ram_base: int = DEFAULT_RAM_BASE, ram_size: int = DEFAULT_RAM_SIZE,
+                 mode: PagingMode = SV39, tlb_capacity: int = 1024, ad_policy: AdPolicy = AdPolicy.UPDATE) -> None:
+        if ad_policy is AdPolicy.REPORT:
+            raise ConfigError("the CPU's A/D policy must be UPDATE or FAULT (REPORT never writes)")
+        self.mode = mode
+        self.ad_policy = ad_policy
+        self._uc = Uc(uc_const.UC_ARCH_RISCV, uc_const.UC_MODE_RISCV64)
+        self._uc.ctl_set_tlb_mode(uc_const.UC_TLB_VIRTUAL)
+        self._uc.hook_add(uc_const.UC_HOOK_TLB_FILL, self._tlb_fill)
+        self._uc.hook_add(uc_const.UC_HOOK_INTR, self._interrupt)
+        self._keep: list = []  # buffers and callbacks Unicorn holds raw pointers to
+        self.phys = PhysicalMemory()
+        self.phys.on_region_added(self._attach_region)
+        self.ram = self.phys.add_ram(ram_base, ram_size)
+        self.frames = FrameAllocator(self.ram)
+        self.tlb = Tlb(mode=mode, capacity=tlb_capacity)
+        self.fills = 0  # TLB-fill requests from Unicorn
+        self.walks = 0  # of which needed a page-table walk
+        self._asid_owner: dict[int, AddressSpace] = {}
+        self._ecall_handler = None
+        self._pending_fault: tuple | None = None
+        self._pending_exc: tuple[Cause, int] | None = None
+        self._host_error: BaseException | None = None
+        self._stop_reason: StopReason | None = None
+        self._raw = ctypes.c_uint64()
+        self._handle = self._uc._uch
+
+    # -- physical memory --------------------------------------------------------------
+
+    def _attach_region(self, region: RamRegion | MmioRegion) -> None:
+        if isinstance(region, RamRegion):
+            self._uc.mem_map_ptr(region.base, region.size, uc_const.UC_PROT_ALL, region.host_address)
+            self._keep.append(region.buffer)
+            return
+        device = region.device
+
+        def read(uc, offset, size, _data):
+            try:
+                return device.mmio_read(offset, size) & ((1 << (8 * size)) - 1)
+            except BaseException as exc:  # a device bug must stop the run, not unwind through C
+                self._host_error = exc
+                uc.emu_stop()
+                return 0
+
+        def write(uc, offset, size, value, _data):
+            try:
+                device.mmio_write(offset, size, value)
+            except BaseException as exc:
+                self._host_error = exc
+                uc.emu_stop()
+
+        self._keep.append((read, write))
+        self._uc.mmio_map(region.base, region.size, read, None, write, None)
+
+    # -- registers --------------------------------------------------------------------
+
+    def get_reg(self, name: str) -> int:
+        try:
+            reg_id = REGISTERS[name]
+        except KeyError:
+            raise ConfigError(f"unknown register {name!r}") from None
+        if name in _CSRS:
+            return self._csr_access(reg_id)
+        return self._uc.reg_read(reg_id)
+
+    def set_reg(self, name: str, value: int) -> None:
+        try:
+            reg_id = REGISTERS[name]
+        except KeyError:
+            raise ConfigError(f"unknown register {name!r}") from None
+        value &= 0xFFFF_FFFF_FFFF_FFFF
+        if name in _CSRS:
+            self._csr_access(reg_id, value)
+        else:
+            self._uc.reg_write(reg_id, value)
+        if name in _CSRS or name == "priv":
+            self.flush_cpu_tlb()
+
+    def _raw_read(self, reg_id: int) -> int:
+        if _uclib is None:
+            return self._uc.reg_read(reg_id)
+        _uclib.uc_reg_read(self._handle, reg_id, ctypes.byref(self._raw))
+        return self._raw.value
+
+    def _raw_write(self, reg_id: int, value: int) -> None:
+        if _uclib is None:
+            self._uc.reg_write(reg_id, value)
+            return
+        self._raw.value = value
+        _uclib.uc_reg_write(self._handle, reg_id, ctypes.byref(self._raw))
+
+    def _csr_access(self, reg_id: int, value: int | None = None) -> int:
+        """Read (or write, then read back) a CSR as M-mode, whatever the hart's privilege."""
+        uc = self._uc
+        priv = uc.reg_read(rv.UC_RISCV_REG_PRIV)
+        uc.reg_write(rv.UC_RISCV_REG_PRIV, Priv.M)
+        try:
+            if value is not None:
+                uc.reg_write(reg_id, value)
+            return uc.reg_read(reg_id)
+        finally:
+            uc.reg_write(rv.UC_RISCV_REG_PRIV, priv)
+
+    # -- address spaces and translation state ------------------------------------------------
+
+    def new_address_space(self, *, asid: int = 0, mode: PagingMode | None = None) -> AddressSpace:
+        aspace = AddressSpace(self.phys, self.frames, mode=mode or self.mode, asid=asid)
+        aspace.on_change(self._mapping_changed)
+        return aspace
+
+    def _mapping_changed(self, asid: int, va: int | None, size: int) -> None:
+        # A change to a (possibly global) mapping: flush its pages in every ASID; large ranges flush all.
+        if va is None or size > 64 * 4096:
+            self.tlb.flush()
+        else:
+            for off in range(0, size, 4096):
+                self.tlb.flush(va + off)
+        self.flush_cpu_tlb()
+
+    def activate(self, aspace: AddressSpace | None, *, priv: Priv = Priv.U, sum: bool = False,
+                 mxr: bool = False) -> None:
+        """Point satp at ``aspace`` (None: Bare) and set the privilege, SUM and MXR."""
+        if aspace is not None:
+            owner = self._asid_owner.get(aspace.asid)
+            if owner is not None and owner is not aspace:
+                self.tlb.flush(asid=aspace.asid)  # an ASID reused by another space: drop its stale entries
+            self._asid_owner[aspace.asid] = aspace
+            satp = aspace.satp
+        else:
+            satp = make_satp(None)
+        if self._csr_access(rv.UC_RISCV_REG_SATP, satp) != satp:
+            raise ConfigError(f"the CPU refused satp={satp:#x}")
+        mstatus = self._csr_access(rv.UC_RISCV_REG_MSTATUS) & ~(MSTATUS_SUM | MSTATUS_MXR)
+        mstatus |= (MSTATUS_SUM if sum else 0) | (MSTATUS_MXR if mxr else 0)
+        self._csr_access(rv.UC_RISCV_REG_MSTATUS, mstatus)
+        self._uc.reg_write(rv.UC_RISCV_REG_PRIV, int(priv))
+        self.flush_cpu_tlb()
+
+    @property
+    def priv(self) -> Priv:
+        return Priv(self._uc.reg_read(rv.UC_RISCV_REG_PRIV))
+
+    @property
+    def satp(self) -> int:
+        return self._csr_access(rv.UC_RISCV_REG_SATP)
+
+    def sfence_vma(self, va: int | None = None, asid: int | None = None) -> int:
+        """``sfence.vma`` on the model TLB (None is x0), then a flush of Unicorn's TLB."""
+        dropped = self.tlb.flush(va, asid)
+        self.flush_cpu_tlb()
+        return dropped
+
+    def code_changed(self) -> None:
+        """Drop Unicorn's translated code: call after the host writes instructions into guest RAM
+        that already ran (host writes bypass the CPU's self-modifying-code detection)."""
+        self._uc.ctl_flush_tb()
+
+    def flush_cpu_tlb(self) -> None:
+        """Empty Unicorn's internal TLB (the model TLB is untouched)."""
+        self._uc.ctl(uc_const.UC_CTL_TLB_FLUSH, uc_const.UC_CTL_IO_WRITE)
+
+    def _context(self) -> tuple[Priv, int, bool, bool]:
+        """(priv, satp, SUM, MXR) of the hart now.
+
+        Unicorn applies the CSR privilege rules to host reads too (a U-mode hart
+        cannot read satp), so the hook reads CSRs as M-mode for a moment.
+        """
+        priv = self._raw_read(rv.UC_RISCV_REG_PRIV)
+        if priv == Priv.M:
+            return Priv.M, 0, False, False
+        if priv == Priv.U:
+            self._raw_write(rv.UC_RISCV_REG_PRIV, Priv.M)
+            satp = self._raw_read(rv.UC_RISCV_REG_SATP)
+            status = self._raw_read(rv.UC_RISCV_REG_MSTATUS)
+            self._raw_write(rv.UC_RISCV_REG_PRIV, Priv.U)
+        else:
+            satp = self._raw_read(rv.UC_RISCV_REG_SATP)
+            status = self._raw_read(rv.UC_RISCV_REG_SSTATUS)
+        return Priv(priv), satp, bool(status & MSTATUS_SUM), bool(status & MSTATUS_MXR)
+
+    # -- the TLB-fill hook ---------------------------------------------------------------------
+
+    def _tlb_fill(self, uc, va: int, uc_access: int, entry, _data) -> bool:
+        try:
+            return self._fill(va, _UC_ACCESS.get(uc_access, Access.LOAD), entry)
+        except BaseException as exc:  # never let an exception unwind through Unicorn
+            self._host_error = exc
+            return False
+
+    def _fill(self, va: int, access: Access, entry) -> bool:
+        self.fills += 1
+        priv, satp, sum_, mxr = self._context()
+        mode_bits, asid, root_ppn = satp_fields(satp)
+        mode = PAGING_MODES.get(mode_bits)
+        if priv is Priv.M or mode is None:  # no translation: the VA is the PA
+            entry.paddr = va
+            entry.perms = uc_const.UC_PROT_ALL
+            return True
+        tr = self.tlb.lookup(asid, va)
+        if tr is not None:
+            denied = check_permission(tr.pte, access, priv, sum_, mxr)
+            if denied is not None:
+                self._pending_fault = (va, access, priv, sum_, mxr, satp, tr.pte)
+                return False
+            if access is Access.STORE and not tr.pte & Pte.D:
+                tr = None  # the store must set D: walk again
+        if tr is None:
+            self.walks += 1
+            result = walk(self.phys, root_ppn << 12, va, access, priv, mode=mode, sum=sum_, mxr=mxr,
+                          ad=self.ad_policy)
+            tr = result.translation
+            if tr is None:
+                self._pending_fault = (va, access, priv, sum_, mxr, satp, None, result)
+                return False
+            self.tlb.insert(asid, tr)
+        pte = tr.pte
+        perms = 0
+        if check_permission(pte, Access.LOAD, priv, sum_, mxr) is None:
+            perms |= uc_const.UC_PROT_READ
+        if pte & Pte.D and check_permission(pte, Access.STORE, priv, sum_, mxr) is None:
+            perms |= uc_const.UC_PROT_WRITE
+        if check_permission(pte, Access.FETCH, priv, sum_, mxr) is None:
+            perms |= uc_const.UC_PROT_EXEC
+        entry.paddr = tr.pa_of(va) & ~PAGE_MASK
+        entry.perms = perms
+        return True
+
+    # -- exceptions and ecalls -------------------------------------------------------------------
+
+    def on_ecall(self, handler) -> None:
+        """``handler(machine)`` runs at each ecall (pc already past it); a true result stops the run."""
+        self._ecall_handler = handler
+
+    def _interrupt(self, uc, intno: int, _data) -> None:
+        try:
+            cause = Cause(intno)
+        except ValueError:
+            cause = None
+        if cause in (Cause.ECALL_U, Cause.ECALL_S, Cause.ECALL_M):
+            handler = self._ecall_handler
+            if handler is None:
+                self._pending_exc = (cause, uc.reg_read(rv.UC_RISCV_REG_PC))
+                self._stop_reason = StopReason.ECALL
+                uc.emu_stop()
+                return
+            try:
+                if handler(self):
+                    self._pending_exc = (cause, uc.reg_read(rv.UC_RISCV_REG_PC))
+                    self._stop_reason = StopReason.ECALL
+                    uc.emu_stop()
+            except BaseException as exc:
+                self._host_error = exc
+                uc.emu_stop()
+            return
+        # Any other exception: Unicorn reports the pc after the instruction; stop and say so.
+        self._pending_exc = (cause if cause is not None else Cause.ILLEGAL_INSN, uc.reg_read(rv.UC_RISCV_REG_PC))
+        self._stop_reason = StopReason.EXCEPTION
+        uc.emu_stop()
+
+    def stop(self) -> None:
+        """Stop the current run (from a hook or device callback)."""
+        self._stop_reason = StopReason.STOPPED
+        self._uc.emu_stop()
+
+    # -- running --------------------------------------------------------------------------
+
+    def run(self, pc: int, *, until: int | None = None, max_insns: int = 0, timeout_us: int = 0) -> RunResult:
+        """Run from ``pc`` until the PC reaches ``until``, a fault, an exception or a budget.
+
+        ``max_insns`` and ``timeout_us`` (0: none) bound the run; note that an
+        instruction budget makes Unicorn count every instruction, which is slow.
+        """
+        self._pending_fault = None
+        self._pending_exc = None
+        self._host_error = None
+        self._stop_reason = None
+        target = _NEVER if until is None else until
+        error = None
+        try:
+            self._uc.emu_start(pc, target, timeout=timeout_us, count=max_insns)
+        except UcError as exc:
+            error = exc
+        if self._host_error is not None:
+            exc, self._host_error = self._host_error, None
+            raise exc
+        pc_now = self._uc.reg_read(rv.UC_RISCV_REG_PC)
+        if self._pending_fault is not None:
+            return RunResult(StopReason.FAULT, pc_now, fault=self._explain_fault(pc_now))
+        if error is not None:
+            return self._classify_error(error, pc_now)
+        if self._stop_reason is not None:
+            cause = self._pending_exc[0] if self._pending_exc else None
+            return RunResult(self._stop_reason, pc_now, cause=cause)
+        if until is not None and pc_now == until:
+            return RunResult(StopReason.EXIT, pc_now)
+        return RunResult(StopReason.LIMIT, pc_now)
+
+    def _classify_error(self, error: UcError, pc: int) -> RunResult:
+        if error.errno == uc_const.UC_ERR_INSN_INVALID:
+            insn = self._fetch_insn(pc)
+            if insn is not None and insn.mnemonic in ("ebreak", "c.ebreak"):
+                return RunResult(StopReason.BREAKPOINT, pc, cause=Cause.BREAKPOINT)
+            return RunResult(StopReason.EXCEPTION, pc, cause=Cause.ILLEGAL_INSN)
+        unmapped = {uc_const.UC_ERR_READ_UNMAPPED: Access.LOAD, uc_const.UC_ERR_WRITE_UNMAPPED: Access.STORE,
+                    uc_const.UC_ERR_FETCH_UNMAPPED: Access.FETCH}
+        if error.errno in unmapped:
+            access = unmapped[error.errno]
+            priv = self.priv
+            insn = self._fetch_insn(pc)
+            va = self._exact_va(pc, insn, access, None)
+            fault = CpuFault(pc, va, access, priv, access.access_fault_cause, "access fault",
+                             "the translated physical address has no RAM or device behind it",
+                             self._explain_walk(va, access), insn)
+            return RunResult(StopReason.FAULT, pc, fault=fault)
+        raise HwsimError(f"the CPU stopped with an unexpected Unicorn error at pc {pc:#x}: {error}")
+
+    # -- fault reports ------------------------------------------------------------------------
+
+    def _fetch_insn(self, pc: int) -> Insn | None:
+        try:
+            code = self.read_virt(pc, 4, access=Access.FETCH)
+        except (VirtualAccessError, HwsimError):
+            try:
+                code = self.read_virt(pc, 2, access=Access.FETCH)
+            except HwsimError:
+                return None
+        return disassemble_one(code, pc)
+
+    def _exact_va(self, pc: int, insn: Insn | None, access: Access, page: int | None) -> int:
+        """The faulting VA: the load/store's effective address, or the pc for a fetch."""
+        if access is Access.FETCH:
+            va = pc
+            size = insn.size if insn is not None else 2
+        elif insn is not None and insn.mem_base is not None:
+            va = (self.get_reg(insn.mem_base) + insn.mem_disp) & 0xFFFF_FFFF_FFFF_FFFF
+            m = insn.mnemonic.removeprefix("c.").removeprefix("f")
+            size = _MEM_SIZES.get(m[1:2] if m[:1] in "ls" else "", 1)
+        else:
+            return page if page is not None else pc
+        if page is None or va & ~PAGE_MASK == page:
+            return va
+        if (va + size - 1) & ~PAGE_MASK == page:  # the access straddles into the faulting page
+            return page
+        return page  # decoding disagrees with the hardware's page: trust the hardware
+
+    def _explain_walk(self, va: int, access: Access, priv: Priv | None = None, sum_=None, mxr=None,
+                      satp=None) -> WalkResult | None:
+        ctx_priv, ctx_satp, ctx_sum, ctx_mxr = self._context()
+        priv = ctx_priv if priv is None else priv
+        satp = ctx_satp if satp is None else satp
+        mode_bits, _asid, root_ppn = satp_fields(satp)
+        mode = PAGING_MODES.get(mode_bits)
+        if mode is None or priv is Priv.M:
+            return None
+        return walk(self.phys, root_ppn << 12, va, access, priv, mode=mode,
+                    sum=ctx_sum if sum_ is None else sum_, mxr=ctx_mxr if mxr is None else mxr,
+                    ad=AdPolicy.REPORT)
+
+    def _explain_fault(self, pc: int) -> CpuFault:
+        page, access, priv, sum_, mxr, satp, cached_pte, *rest = self._pending_fault
+        self._pending_fault = None
+        insn = self._fetch_insn(pc)
+        va = self._exact_va(pc, insn, access, page)
+        # Explain with a fresh, side-effect-free walk of the exact VA.
+        result = self._explain_walk(va, access, priv, sum_, mxr, satp)
+        if cached_pte is not None:
+            reason = check_permission(cached_pte, access, priv, sum_, mxr)
+            return CpuFault(pc, va, access, priv, access.page_fault_cause, "page fault", reason.value,
+                            result, insn, tlb_entry_pte=cached_pte)
+        hw = rest[0]  # the walk the hardware did (at the page address)
+        if result is None or result.ok:
+            result = hw
+        fault = result.fault if result.fault is not None else hw.fault
+        return CpuFault(pc, va, access, priv, fault.cause, fault.kind, fault.message, result, insn)
+
+    # -- host access through the MMU -----------------------------------------------------------
+
+    def translate(self, va: int, access: Access = Access.LOAD, *, priv: Priv | None = None) -> WalkResult | None:
+        """Walk ``va`` as the CPU would now (or as ``priv``), without touching A/D bits or the TLB.
+
+        Returns None when nothing is translated (M-mode, or satp is Bare).
+        """
+        return self._explain_walk(va, access, priv)
+
+    def _virt_to_phys(self, va: int, access: Access, priv: Priv | None) -> int:
+        result = self.translate(va, access, priv=priv)
+        if result is None:
+            return va
+        if not result.ok:
+            raise VirtualAccessError(f"{access.value} at va {va:#x}: {result.fault.message}", result)
+        return result.translation.pa
+
+    def read_virt(self, va: int, size: int, *, access: Access = Access.LOAD, priv: Priv | None = None) -> bytes:
+        """Read guest virtual memory page by page, checking permissions as ``priv`` (default: current)."""
+        out = bytearray()
+        while size > 0:
+            chunk = min(size, 4096 - (va & PAGE_MASK))
+            out += self.phys.read(self._virt_to_phys(va, access, priv), chunk)
+            va += chunk
+            size -= chunk
+        return bytes(out)
+
+    def write_virt(self, va: int, data: bytes, *, priv: Priv | None = None) -> None:
+        view = memoryview(data)
+        while view:
+            chunk = min(len(view), 4096 - (va & PAGE_MASK))
+            self.phys.write(self._virt_to_phys(va, Access.STORE, priv), view[:chunk])
+            va += chunk
+            view = view[chunk:]

@@ -1,0 +1,124 @@
+"""A TLB model: cached leaf translations tagged by ASID, with ``sfence.vma`` flush semantics.
+
+Entries are leaf translations of any page size.  A global translation (G set
+on its path) matches every ASID and survives ASID-specific flushes, as the
+privileged specification's SFENCE.VMA rules say:
+
+=========  =========  ====================================================
+rs1 (va)   rs2 (asid) entries removed
+=========  =========  ====================================================
+x0         x0         all, global included
+va         x0         those mapping ``va``, in every address space, global included
+x0         asid       those of ``asid``, global kept
+va         asid       those of ``asid`` mapping ``va``, global kept
+=========  =========  ====================================================
+
+The TLB never changes on its own when memory changes: a PTE rewritten
+without a flush keeps serving the old translation, as hardware does.
+Replacement is LRU over ``capacity`` entries.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from .bits import SV39, PagingMode
+from .walker import Translation
+
+GLOBAL = -1  # the ASID tag of a global entry
+
+
+@dataclass(slots=True)
+class TlbStats:
+    lookups: int = 0
+    hits: int = 0
+    misses: int = 0
+    fills: int = 0
+    evictions: int = 0
+    flushes: int = 0
+    flushed_entries: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class Tlb:
+    def __init__(self, *, mode: PagingMode = SV39, capacity: int = 1024) -> None:
+        if capacity <= 0:
+            raise ValueError(f"TLB capacity must be positive, not {capacity}")
+        self.mode = mode
+        self.capacity = capacity
+        self.stats = TlbStats()
+        # (level, vpn-at-that-level, asid or GLOBAL) -> Translation, in LRU order
+        self._entries: OrderedDict[tuple[int, int, int], Translation] = OrderedDict()
+        self._shifts = tuple(mode.level_shift(level) for level in range(mode.levels))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def entries(self) -> list[tuple[int, Translation]]:
+        """``(asid, translation)`` pairs, least recently used first (asid is GLOBAL for global ones)."""
+        return [(key[2], tr) for key, tr in self._entries.items()]
+
+    def probe(self, asid: int, va: int) -> Translation | None:
+        """Look up without counting or touching LRU order (for inspection)."""
+        entries = self._entries
+        for level, shift in enumerate(self._shifts):
+            vpn = va >> shift
+            tr = entries.get((level, vpn, asid)) or entries.get((level, vpn, GLOBAL))
+            if tr is not None:
+                return tr
+        return None
+
+    def lookup(self, asid: int, va: int) -> Translation | None:
+        """The cached translation of the page holding ``va`` (its ``pa`` is for the page's VA), or None."""
+        self.stats.lookups += 1
+        entries = self._entries
+        for level, shift in enumerate(self._shifts):
+            vpn = va >> shift
+            key = (level, vpn, asid)
+            tr = entries.get(key)
+            if tr is None:
+                key = (level, vpn, GLOBAL)
+                tr = entries.get(key)
+            if tr is not None:
+                entries.move_to_end(key)
+                self.stats.hits += 1
+                return tr
+        self.stats.misses += 1
+        return None
+
+    def insert(self, asid: int, tr: Translation) -> None:
+        key = (tr.level, tr.va >> self._shifts[tr.level], GLOBAL if tr.global_ else asid)
+        entries = self._entries
+        entries[key] = tr
+        entries.move_to_end(key)
+        self.stats.fills += 1
+        while len(entries) > self.capacity:
+            entries.popitem(last=False)
+            self.stats.evictions += 1
+
+    def flush(self, va: int | None = None, asid: int | None = None) -> int:
+        """``sfence.vma va, asid`` (None for x0).  Returns the number of entries removed."""
+        self.stats.flushes += 1
+        entries = self._entries
+        if va is None and asid is None:
+            dropped = len(entries)
+            entries.clear()
+        elif va is None:
+            doomed = [k for k in entries if k[2] == asid]
+            for k in doomed:
+                del entries[k]
+            dropped = len(doomed)
+        else:
+            if asid is None:
+                doomed = [k for k in entries if k[1] == va >> self._shifts[k[0]]]
+            else:
+                doomed = [key for level, shift in enumerate(self._shifts)
+                          if (key := (level, va >> shift, asid)) in entries]
+            for k in doomed:
+                del entries[k]
+            dropped = len(doomed)
+        self.stats.flushed_entries += dropped
+        return dropped

@@ -1,0 +1,44 @@
+"""Disassembly with capstone (RV64GC), and the memory operand of a load or store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import capstone
+
+
+@dataclass(frozen=True, slots=True)
+class Insn:
+    address: int
+    size: int
+    mnemonic: str
+    op_str: str
+    mem_base: str | None = None  # ABI name of the base register of a memory operand
+    mem_disp: int = 0
+
+    @property
+    def text(self) -> str:
+        return f"{self.mnemonic} {self.op_str}".strip()
+
+
+@lru_cache(maxsize=1)
+def _cs() -> capstone.Cs:
+    md = capstone.Cs(capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC)
+    md.detail = True
+    return md
+
+
+def disassemble_one(code: bytes, address: int) -> Insn | None:
+    """The first instruction in ``code`` (2 or 4 bytes), or None if it does not decode."""
+    for ins in _cs().disasm(code, address, count=1):
+        base, disp = None, 0
+        for op in ins.operands:
+            if op.type == capstone.riscv.RISCV_OP_MEM:
+                base, disp = ins.reg_name(op.mem.base), op.mem.disp
+        return Insn(ins.address, ins.size, ins.mnemonic, ins.op_str, base, disp)
+    return None
+
+
+def disassemble(code: bytes, address: int) -> list[Insn]:
+    return [Insn(i.address, i.size, i.mnemonic, i.op_str) for i in _cs().disasm(code, address)]

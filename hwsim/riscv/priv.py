@@ -1,0 +1,72 @@
+"""Privileged-architecture constants: privilege levels, access types, causes, CSR bits."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Priv(enum.IntEnum):
+    """Privilege levels as encoded in ``mstatus.MPP`` (and Unicorn's PRIV register)."""
+
+    U = 0
+    S = 1
+    M = 3
+
+    @classmethod
+    def parse(cls, text: str) -> "Priv":
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise ValueError(f"privilege must be U, S or M, not {text!r}") from None
+
+
+class Cause(enum.IntEnum):
+    """Synchronous exception codes (``mcause``/``scause`` with interrupt bit clear)."""
+
+    INSN_MISALIGNED = 0
+    FETCH_ACCESS = 1
+    ILLEGAL_INSN = 2
+    BREAKPOINT = 3
+    LOAD_MISALIGNED = 4
+    LOAD_ACCESS = 5
+    STORE_MISALIGNED = 6
+    STORE_ACCESS = 7
+    ECALL_U = 8
+    ECALL_S = 9
+    ECALL_M = 11
+    FETCH_PAGE_FAULT = 12
+    LOAD_PAGE_FAULT = 13
+    STORE_PAGE_FAULT = 15
+
+
+class Access(enum.Enum):
+    """The kind of memory access being translated."""
+
+    FETCH = "fetch"
+    LOAD = "load"
+    STORE = "store"  # also AMOs
+
+    @property
+    def page_fault_cause(self) -> Cause:
+        return _PAGE_FAULT[self]
+
+    @property
+    def access_fault_cause(self) -> Cause:
+        return _ACCESS_FAULT[self]
+
+    @classmethod
+    def parse(cls, text: str) -> "Access":
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            raise ValueError(f"access must be fetch, load or store, not {text!r}") from None
+
+
+_PAGE_FAULT = {Access.FETCH: Cause.FETCH_PAGE_FAULT, Access.LOAD: Cause.LOAD_PAGE_FAULT,
+               Access.STORE: Cause.STORE_PAGE_FAULT}
+_ACCESS_FAULT = {Access.FETCH: Cause.FETCH_ACCESS, Access.LOAD: Cause.LOAD_ACCESS,
+                 Access.STORE: Cause.STORE_ACCESS}
+
+# mstatus / sstatus bits that affect address translation.
+MSTATUS_SUM = 1 << 18  # permit Supervisor User Memory access
+MSTATUS_MXR = 1 << 19  # Make eXecutable Readable
