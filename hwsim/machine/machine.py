@@ -38,7 +38,9 @@ from ..mmu.tlb import Tlb
 from ..mmu.walker import AdPolicy, WalkResult, check_permission, walk
 from ..riscv.asm import ABI_NAMES
 from ..riscv.disasm import Insn, disassemble_one
-from ..riscv.priv import MSTATUS_MXR, MSTATUS_SUM, Access, Cause, Priv
+from ..riscv.priv import (
+    MSTATUS_MPP_MASK, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, Access, Cause, Priv,
+)
 from .fault import CpuFault, RunResult, StopReason
 from .frames import FrameAllocator
 from .physmem import MmioRegion, PhysicalMemory, RamRegion
@@ -92,7 +94,7 @@ class Machine:
         self.phys.on_region_added(self._attach_region)
         self.ram = self.phys.add_ram(ram_base, ram_size)
         self.frames = FrameAllocator(self.ram)
-        self.tlb = Tlb(mode=mode, capacity=tlb_capacity)
+        self.tlb = Tlb(capacity=tlb_capacity)
         self.fills = 0  # TLB-fill requests from Unicorn
         self.walks = 0  # of which needed a page-table walk
         self._asid_owner: dict[int, AddressSpace] = {}
@@ -238,23 +240,30 @@ class Machine:
         """Empty Unicorn's internal TLB (the model TLB is untouched)."""
         self._uc.ctl(uc_const.UC_CTL_TLB_FLUSH, uc_const.UC_CTL_IO_WRITE)
 
-    def _context(self) -> tuple[Priv, int, bool, bool]:
-        """(priv, satp, SUM, MXR) of the hart now.
+    def _context(self, access: Access = Access.LOAD) -> tuple[Priv, int, bool, bool]:
+        """(effective priv, satp, SUM, MXR) for an access of kind ``access`` now.
 
+        M-mode loads and stores with mstatus.MPRV=1 are translated as mstatus.MPP.
         Unicorn applies the CSR privilege rules to host reads too (a U-mode hart
-        cannot read satp), so the hook reads CSRs as M-mode for a moment.
+        cannot read satp), so CSRs are read as M-mode for a moment.
         """
         priv = self._raw_read(rv.UC_RISCV_REG_PRIV)
-        if priv == Priv.M:
-            return Priv.M, 0, False, False
         if priv == Priv.U:
             self._raw_write(rv.UC_RISCV_REG_PRIV, Priv.M)
             satp = self._raw_read(rv.UC_RISCV_REG_SATP)
             status = self._raw_read(rv.UC_RISCV_REG_MSTATUS)
             self._raw_write(rv.UC_RISCV_REG_PRIV, Priv.U)
-        else:
+        elif priv == Priv.S:
             satp = self._raw_read(rv.UC_RISCV_REG_SATP)
             status = self._raw_read(rv.UC_RISCV_REG_SSTATUS)
+        else:
+            status = self._raw_read(rv.UC_RISCV_REG_MSTATUS)
+            if access is Access.FETCH or not status & MSTATUS_MPRV:
+                return Priv.M, 0, False, False
+            priv = (status & MSTATUS_MPP_MASK) >> MSTATUS_MPP_SHIFT
+            if priv == Priv.M:
+                return Priv.M, 0, False, False
+            satp = self._raw_read(rv.UC_RISCV_REG_SATP)
         return Priv(priv), satp, bool(status & MSTATUS_SUM), bool(status & MSTATUS_MXR)
 
     # -- the TLB-fill hook ---------------------------------------------------------------------
@@ -267,8 +276,11 @@ class Machine:
             return False
 
     def _fill(self, va: int, access: Access, entry) -> bool:
+        if self._stop_reason is not None:
+            # Stopping: Unicorn probes the page before the exit address; that is no guest access.
+            return False
         self.fills += 1
-        priv, satp, sum_, mxr = self._context()
+        priv, satp, sum_, mxr = self._context(access)
         mode_bits, asid, root_ppn = satp_fields(satp)
         mode = PAGING_MODES.get(mode_bits)
         if priv is Priv.M or mode is None:  # no translation: the VA is the PA
@@ -311,6 +323,8 @@ class Machine:
         self._ecall_handler = handler
 
     def _interrupt(self, uc, intno: int, _data) -> None:
+        if intno == Cause.ECALL_U:  # Unicorn reports every ecall as 8; the cause depends on the mode
+            intno += {Priv.U: 0, Priv.S: 1, Priv.M: 3}.get(self._raw_read(rv.UC_RISCV_REG_PRIV), 0)
         try:
             cause = Cause(intno)
         except ValueError:
@@ -363,13 +377,13 @@ class Machine:
             exc, self._host_error = self._host_error, None
             raise exc
         pc_now = self._uc.reg_read(rv.UC_RISCV_REG_PC)
+        if self._stop_reason is not None:  # a hook stopped the run; nothing after that counts
+            cause = self._pending_exc[0] if self._pending_exc else None
+            return RunResult(self._stop_reason, pc_now, cause=cause)
         if self._pending_fault is not None:
             return RunResult(StopReason.FAULT, pc_now, fault=self._explain_fault(pc_now))
         if error is not None:
             return self._classify_error(error, pc_now)
-        if self._stop_reason is not None:
-            cause = self._pending_exc[0] if self._pending_exc else None
-            return RunResult(self._stop_reason, pc_now, cause=cause)
         if until is not None and pc_now == until:
             return RunResult(StopReason.EXIT, pc_now)
         return RunResult(StopReason.LIMIT, pc_now)
@@ -422,10 +436,15 @@ class Machine:
             return page
         return page  # decoding disagrees with the hardware's page: trust the hardware
 
-    def _explain_walk(self, va: int, access: Access, priv: Priv | None = None, sum_=None, mxr=None,
-                      satp=None) -> WalkResult | None:
-        ctx_priv, ctx_satp, ctx_sum, ctx_mxr = self._context()
-        priv = ctx_priv if priv is None else priv
+    def _explain_walk(self, va: int, access: Access, priv: Priv | None = None, sum_: bool | None = None,
+                      mxr: bool | None = None, satp: int | None = None) -> WalkResult | None:
+        """A side-effect-free walk (no A/D write, no TLB) with the hart's state, or the values given."""
+        if priv is None:
+            priv, ctx_satp, ctx_sum, ctx_mxr = self._context(access)
+        else:
+            ctx_satp = self._csr_access(rv.UC_RISCV_REG_SATP)
+            status = self._csr_access(rv.UC_RISCV_REG_MSTATUS)
+            ctx_sum, ctx_mxr = bool(status & MSTATUS_SUM), bool(status & MSTATUS_MXR)
         satp = ctx_satp if satp is None else satp
         mode_bits, _asid, root_ppn = satp_fields(satp)
         mode = PAGING_MODES.get(mode_bits)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .bits import SV39, PagingMode
+from .bits import PAGE_SHIFT
 from .walker import Translation
 
 GLOBAL = -1  # the ASID tag of a global entry
@@ -44,15 +44,16 @@ class TlbStats:
 
 
 class Tlb:
-    def __init__(self, *, mode: PagingMode = SV39, capacity: int = 1024) -> None:
+    # Leaf levels 0..4 (4 KiB up to Sv57's 256 TiB pages); one TLB serves every paging mode.
+    _shifts = tuple(PAGE_SHIFT + 9 * level for level in range(5))
+
+    def __init__(self, *, capacity: int = 1024) -> None:
         if capacity <= 0:
             raise ValueError(f"TLB capacity must be positive, not {capacity}")
-        self.mode = mode
         self.capacity = capacity
         self.stats = TlbStats()
         # (level, vpn-at-that-level, asid or GLOBAL) -> Translation, in LRU order
         self._entries: OrderedDict[tuple[int, int, int], Translation] = OrderedDict()
-        self._shifts = tuple(mode.level_shift(level) for level in range(mode.levels))
 
     def __len__(self) -> int:
         return len(self._entries)

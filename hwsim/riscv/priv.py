@@ -68,5 +68,14 @@ _ACCESS_FAULT = {Access.FETCH: Cause.FETCH_ACCESS, Access.LOAD: Cause.LOAD_ACCES
                  Access.STORE: Cause.STORE_ACCESS}
 
 # mstatus / sstatus bits that affect address translation.
+MSTATUS_MPP_SHIFT = 11
+MSTATUS_MPP_MASK = 0x3 << MSTATUS_MPP_SHIFT  # previous privilege (M-mode traps, mret)
+MSTATUS_MPRV = 1 << 17  # M-mode loads/stores translated as MPP
 MSTATUS_SUM = 1 << 18  # permit Supervisor User Memory access
 MSTATUS_MXR = 1 << 19  # Make eXecutable Readable
+
+# CSR numbers used by hwsim's own guest code and tests.
+CSR_SSTATUS = 0x100
+CSR_SATP = 0x180
+CSR_MSTATUS = 0x300
+CSR_MEPC = 0x341
