@@ -41,14 +41,10 @@ def run_walk(args: argparse.Namespace) -> int:
     mode_bits, asid, root_ppn = satp_fields(args.satp)
     access = Access.parse(args.access)
     priv = Priv.parse(args.priv)
-    if args.va < 0 or args.va >= 1 << 64:
+    if not 0 <= args.va < 1 << 64:
         raise ConfigError(f"--va {args.va:#x} is not a 64-bit address")
-    if mode_bits == SATP_MODE_BARE:
-        out = {"result": "ok", "mode": "Bare", "va": hex(args.va), "pa": hex(args.va), "steps": []}
-        print(json.dumps(out) if args.json else f"satp MODE=Bare: no translation, pa {args.va:#x}")
-        return 0
     mode = PAGING_MODES.get(mode_bits)
-    if mode is None:
+    if mode is None and mode_bits != SATP_MODE_BARE:
         known = ", ".join(f"{m} ({pm.name})" for m, pm in PAGING_MODES.items())
         raise ConfigError(f"satp MODE={mode_bits} is not supported; known modes: 0 (Bare), {known}")
     if args.ad == "fault":
@@ -56,6 +52,10 @@ def run_walk(args: argparse.Namespace) -> int:
     else:
         policy = AdPolicy.UPDATE if args.update_ad else AdPolicy.REPORT
     with ImageMemory(args.image, args.base, writable=args.update_ad) as mem:
+        if mode is None:
+            out = {"result": "ok", "mode": "Bare", "va": hex(args.va), "pa": hex(args.va), "steps": []}
+            print(json.dumps(out) if args.json else f"satp MODE=Bare: no translation, pa {args.va:#x}")
+            return 0
         result = walk(mem, root_ppn << 12, args.va, access, priv, mode=mode, sum=args.sum, mxr=args.mxr, ad=policy)
     if args.json:
         out = walk_to_json(result)

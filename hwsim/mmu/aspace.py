@@ -93,11 +93,11 @@ class AddressSpace:
         flags = Pte(flags)
         if flags & ~LEAF_FLAGS:
             raise MappingError(f"{what}: only R, W, X, U and G may be given, not {flags!r}")
+        if flags & Pte.W and not flags & Pte.R:
+            raise MappingError(f"{what}: W without R is a reserved encoding")
         if not flags & (Pte.R | Pte.X):
             raise MappingError(f"{what}: a leaf needs R or X (a PTE with neither is a pointer); "
                                f"use unmap for no access")
-        if flags & Pte.W and not flags & Pte.R:
-            raise MappingError(f"{what}: W without R is a reserved encoding")
         return flags
 
     # -- table plumbing -------------------------------------------------------------

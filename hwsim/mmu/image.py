@@ -46,7 +46,8 @@ class ImageMemory:
         _U64.pack_into(self._map, off, value)
 
     def close(self) -> None:
-        self._map.flush() if self.writable else None
+        if self.writable:
+            self._map.flush()
         self._map.close()
         self._file.close()
 

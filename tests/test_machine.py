@@ -1,0 +1,297 @@
+"""hwsim.machine: guest code running through the MMU, faults and their reports, TLB coherence, hooks."""
+
+from __future__ import annotations
+
+import pytest
+
+from hwsim import Machine, StopReason
+from hwsim.errors import ConfigError
+from hwsim.machine import VirtualAccessError
+from hwsim.mmu import AdPolicy, Pte
+from hwsim.riscv import asm as A
+from hwsim.riscv.priv import Access, Cause, Priv
+
+CODE = 0x1_0000
+DATA = 0x2_0000
+RX = Pte.R | Pte.X | Pte.U
+RW = Pte.R | Pte.W | Pte.U
+
+
+class Guest:
+    """A machine with one address space, a code page and two data pages."""
+
+    def __init__(self, *, priv=Priv.U, sum=False, mxr=False, **machine_args):
+        self.m = Machine(ram_size=16 << 20, **machine_args)
+        self.space = self.m.new_address_space(asid=1)
+        self.code_pa = self.m.frames.alloc()
+        self.data_pa = self.m.frames.alloc(2)
+        user = Pte.U if priv is Priv.U else 0
+        self.space.map(CODE, self.code_pa, 0x1000, Pte.R | Pte.X | user)
+        self.space.map(DATA, self.data_pa, 0x2000, Pte.R | Pte.W | user)
+        self.m.activate(self.space, priv=priv, sum=sum, mxr=mxr)
+
+    def run(self, build, **kw):
+        a = A.Assembler(CODE)
+        build(a)
+        a.label("exit")
+        self.m.phys.write(self.code_pa, a.finish())
+        self.m.code_changed()
+        return self.m.run(CODE, until=a.labels["exit"], **kw)
+
+
+@pytest.fixture
+def g():
+    return Guest()
+
+
+def test_u_mode_program_runs_through_the_mmu(g):
+    g.m.phys.write_u64(g.data_pa + 8, 40)
+    r = g.run(lambda a: a.li("a1", DATA).emit(A.ld("a0", "a1", 8), A.addi("a0", "a0", 2), A.sd("a0", "a1", 16)))
+    assert r.reason is StopReason.EXIT and r.ok
+    assert g.m.get_reg("a0") == 42
+    assert g.m.phys.read_u64(g.data_pa + 16) == 42
+    assert g.m.walks == 2 and g.m.tlb.stats.fills == 2
+
+
+def test_load_fault_report_names_the_exact_address_instruction_and_walk(g):
+    r = g.run(lambda a: a.li("a1", DATA + 0x2000).emit(A.ld("t0", "a1", 0x10)))
+    assert r.reason is StopReason.FAULT
+    f = r.fault
+    assert (f.va, f.access, f.cause, f.kind, f.priv) == (DATA + 0x2010, Access.LOAD, Cause.LOAD_PAGE_FAULT,
+                                                         "page fault", Priv.U)
+    assert f.pc == r.pc == CODE + 4 * len(A.li_words("a1", DATA + 0x2000))
+    assert f.insn.text == "ld t0, 0x10(a1)"
+    assert f.message == "PTE is not valid (V=0)"
+    assert [s.level for s in f.walk.steps] == [2, 1, 0]
+    text = f.format()
+    assert text.splitlines()[0] == "load page fault (cause 13) at va 0x22010"
+    assert "ld t0, 0x10(a1)" in text and "level 0:" in text
+    assert f.to_json()["walk"]["result"] == "fault"
+
+
+def test_store_to_read_only_page(g):
+    g.space.protect(DATA, 0x1000, Pte.R | Pte.U)
+    r = g.run(lambda a: a.li("a1", DATA + 0x800).emit(A.sw("zero", "a1", -4)))
+    assert (r.fault.va, r.fault.cause, r.fault.message) == (
+        DATA + 0x7FC, Cause.STORE_PAGE_FAULT, "store to a page that is not writable (W=0)")
+    assert r.fault.insn.text == "sw zero, -4(a1)"
+
+
+def test_fetch_fault_at_the_jump_target(g):
+    r = g.run(lambda a: a.li("t0", 0x7000_0000).emit(A.jalr("zero", "t0", 0)))
+    assert r.reason is StopReason.FAULT
+    assert (r.fault.va, r.fault.access, r.fault.cause, r.pc) == (0x7000_0000, Access.FETCH, Cause.FETCH_PAGE_FAULT,
+                                                               0x7000_0000)
+    assert r.fault.insn is None and "(instruction could not be fetched)" in r.fault.format()
+
+
+def test_fetch_from_a_data_page_is_refused(g):
+    r = g.run(lambda a: a.li("t0", DATA).emit(A.jalr("zero", "t0", 0)))
+    assert r.fault.message == "fetch from a page that is not executable (X=0)"
+
+
+def test_misaligned_load_straddling_into_an_unmapped_page(g):
+    r = g.run(lambda a: a.li("a1", DATA + 0x2000 - 4).emit(A.ld("t0", "a1", 0)))
+    assert r.fault.va == DATA + 0x2000  # the first byte that is not mapped
+    g.m.phys.write(g.data_pa + 0xFFC, b"\x01\x02\x03\x04\x05\x06\x07\x08")
+    r = g.run(lambda a: a.li("a1", DATA + 0xFFC).emit(A.ld("a0", "a1", 0)))
+    assert r.ok and g.m.get_reg("a0") == 0x0807060504030201  # across two mapped pages
+
+
+def test_hardware_sets_accessed_and_dirty(g):
+    g.space.unmap(DATA, 0x2000)
+    g.space.map(DATA, g.data_pa, 0x2000, RW, accessed=False)
+    g.run(lambda a: a.li("a1", DATA).li("a2", DATA + 0x1000).emit(A.ld("t0", "a1", 0), A.sd("t0", "a2", 0)))
+    assert g.space.lookup(DATA).flags & (Pte.A | Pte.D) == Pte.A
+    assert g.space.lookup(DATA + 0x1000).flags & (Pte.A | Pte.D) == Pte.A | Pte.D
+
+
+def test_svade_policy_faults_instead(g):
+    g2 = Guest(ad_policy=AdPolicy.FAULT)
+    g2.space.unmap(DATA, 0x2000)
+    g2.space.map(DATA, g2.data_pa, 0x2000, Pte.R | Pte.W | Pte.U | Pte.G, accessed=False)
+    r = g2.run(lambda a: a.li("a1", DATA).emit(A.ld("t0", "a1", 0)))
+    assert r.fault.message == "A=0 in the leaf PTE and A/D updates are not done by hardware"
+    with pytest.raises(ConfigError, match="must be UPDATE or FAULT"):
+        Machine(ad_policy=AdPolicy.REPORT)
+
+
+def test_changed_mappings_take_effect_immediately(g):
+    load = lambda a: a.li("a1", DATA).emit(A.ld("a0", "a1", 0))  # noqa: E731
+    g.m.phys.write_u64(g.data_pa, 1)
+    assert g.run(load).ok and g.m.get_reg("a0") == 1
+    other = g.m.frames.alloc()
+    g.m.phys.write_u64(other, 2)
+    g.space.unmap(DATA, 0x1000)  # unmap flushes both TLBs ...
+    assert g.run(load).reason is StopReason.FAULT
+    g.space.map(DATA, other, 0x1000, RW)
+    assert g.run(load).ok and g.m.get_reg("a0") == 2  # ... so the new mapping is seen at once
+
+
+def test_pte_rewritten_behind_the_tlb_stays_stale_until_sfence(g):
+    load = lambda a: a.li("a1", DATA).emit(A.ld("a0", "a1", 0))  # noqa: E731
+    g.m.phys.write_u64(g.data_pa, 1)
+    assert g.run(load).ok and g.m.get_reg("a0") == 1
+    other = g.m.frames.alloc()
+    g.m.phys.write_u64(other, 2)
+    leaf = g.space.lookup(DATA)
+    g.m.phys.write_u64(leaf.pte_addr, (other >> 12) << 10 | (g.m.phys.read_u64(leaf.pte_addr) & 0x3FF))
+    g.m.flush_cpu_tlb()  # even with Unicorn's own TLB empty, the model TLB still holds the old entry
+    assert g.run(load).ok and g.m.get_reg("a0") == 1
+    assert g.m.sfence_vma(DATA, 1) == 1
+    assert g.run(load).ok and g.m.get_reg("a0") == 2
+
+
+def test_asids_keep_address_spaces_apart(g):
+    other = g.m.new_address_space(asid=2)
+    other.map(CODE, g.code_pa, 0x1000, RX)
+    frame = g.m.frames.alloc()
+    other.map(DATA, frame, 0x1000, RW)
+    g.m.phys.write_u64(g.data_pa, 111)
+    g.m.phys.write_u64(frame, 222)
+    load = lambda a: a.li("a1", DATA).emit(A.ld("a0", "a1", 0))  # noqa: E731
+    assert g.run(load).ok and g.m.get_reg("a0") == 111
+    g.m.activate(other)
+    assert g.run(load).ok and g.m.get_reg("a0") == 222
+    g.m.activate(g.space)
+    assert g.run(load).ok and g.m.get_reg("a0") == 111
+    assert len(g.m.tlb) >= 4  # both spaces' entries coexist, tagged by ASID
+
+
+def test_s_mode_needs_sum_for_user_pages_and_mxr_for_execute_only():
+    g = Guest(priv=Priv.S)
+    user_page = g.m.frames.alloc()
+    g.space.map(0x5_0000, user_page, 0x1000, RW)
+    g.space.map(0x6_0000, user_page, 0x1000, Pte.X)
+    r = g.run(lambda a: a.li("a1", 0x5_0000).emit(A.ld("a0", "a1", 0)))
+    assert r.fault.message == "S-mode access to a user page (U=1) with SUM=0"
+    g.m.activate(g.space, priv=Priv.S, sum=True)
+    assert g.run(lambda a: a.li("a1", 0x5_0000).emit(A.ld("a0", "a1", 0))).ok
+    r = g.run(lambda a: a.li("a1", 0x6_0000).emit(A.ld("a0", "a1", 0)))
+    assert r.fault.message.startswith("load from a page that is not readable")
+    g.m.activate(g.space, priv=Priv.S, mxr=True)
+    assert g.run(lambda a: a.li("a1", 0x6_0000).emit(A.ld("a0", "a1", 0))).ok
+
+
+def test_ecall_handler_is_a_host_call(g):
+    calls = []
+
+    def host(m):
+        calls.append(m.get_reg("a0"))
+        m.set_reg("a0", m.get_reg("a0") * 10)
+
+    g.m.on_ecall(host)
+    r = g.run(lambda a: a.li("a0", 4).emit(A.ECALL, A.addi("a0", "a0", 1)))
+    assert r.ok and calls == [4] and g.m.get_reg("a0") == 41
+
+
+def test_ecall_without_handler_stops_and_can_resume(g):
+    r = g.run(lambda a: a.li("a0", 1).emit(A.ECALL, A.addi("a0", "a0", 1)))
+    assert (r.reason, r.cause) == (StopReason.ECALL, Cause.ECALL_U)
+    assert r.pc == CODE + 8  # past the ecall
+    r2 = g.m.run(r.pc, until=CODE + 12)
+    assert r2.ok and g.m.get_reg("a0") == 2
+
+
+def test_host_function_error_propagates_and_machine_stays_usable(g):
+    def broken(m):
+        raise KeyError("host bug")
+
+    g.m.on_ecall(broken)
+    with pytest.raises(KeyError, match="host bug"):
+        g.run(lambda a: a.emit(A.ECALL))
+    g.m.on_ecall(None)
+    assert g.run(lambda a: a.li("a0", 7)).ok and g.m.get_reg("a0") == 7
+
+
+def test_ebreak_and_illegal_instructions(g):
+    r = g.run(lambda a: a.emit(A.NOP, A.EBREAK))
+    assert (r.reason, r.pc, r.cause) == (StopReason.BREAKPOINT, CODE + 4, Cause.BREAKPOINT)
+    r = g.run(lambda a: a.emit(A.NOP, 0xFFFF_FFFF))
+    assert (r.reason, r.cause) == (StopReason.EXCEPTION, Cause.ILLEGAL_INSN)
+    r = g.run(lambda a: a.emit(A.csrrw("zero", 0x180, "a0")))  # satp is not accessible from U-mode
+    assert (r.reason, r.cause) == (StopReason.EXCEPTION, Cause.ILLEGAL_INSN)
+
+
+def test_instruction_budget(g):
+    r = g.run(lambda a: a.label("spin").jump("spin"), max_insns=1000)
+    assert r.reason is StopReason.LIMIT and r.pc == CODE
+
+
+def test_time_budget_stops_an_infinite_loop(g):
+    r = g.run(lambda a: a.label("spin").jump("spin"), timeout_us=20_000)
+    assert r.reason is StopReason.LIMIT
+    assert g.run(lambda a: a.li("a0", 3)).ok  # usable afterwards
+
+
+class Recorder:
+    def __init__(self):
+        self.log = []
+
+    def mmio_read(self, offset, size):
+        self.log.append(("r", offset, size))
+        return 0x1122334455667788
+
+    def mmio_write(self, offset, size, value):
+        self.log.append(("w", offset, size, value))
+
+
+def test_mmio_window_reached_through_page_tables(g):
+    dev = Recorder()
+    g.m.phys.add_mmio(0x1000_0000, 0x1000, dev, name="rec")
+    g.space.map(0x4_0000, 0x1000_0000, 0x1000, RW)
+    r = g.run(lambda a: a.li("a1", 0x4_0000).li("a2", 0xAB).emit(
+        A.sw("a2", "a1", 8), A.lbu("a0", "a1", 3), A.ld("a3", "a1", 16)))
+    assert r.ok
+    # Unicorn's MMIO layer splits an 8-byte access into two 4-byte ones (QEMU's default
+    # max_access_size); 1-, 2- and 4-byte accesses arrive once, with their width.
+    assert dev.log == [("w", 8, 4, 0xAB), ("r", 3, 1), ("r", 16, 4), ("r", 20, 4)]
+    assert g.m.get_reg("a0") == 0x88 and g.m.get_reg("a3") == 0x5566778855667788
+
+
+def test_device_error_stops_the_run_and_propagates(g):
+    class Broken(Recorder):
+        def mmio_read(self, offset, size):
+            raise RuntimeError("device model bug")
+
+    g.m.phys.add_mmio(0x1000_0000, 0x1000, Broken(), name="broken")
+    g.space.map(0x4_0000, 0x1000_0000, 0x1000, RW)
+    with pytest.raises(RuntimeError, match="device model bug"):
+        g.run(lambda a: a.li("a1", 0x4_0000).emit(A.lw("a0", "a1", 0)))
+
+
+def test_translated_address_with_nothing_behind_it_is_an_access_fault(g):
+    g.space.map(0x4_0000, 0x3000_0000, 0x1000, RW)  # no RAM or device there
+    r = g.run(lambda a: a.li("a1", 0x4_0000).emit(A.ld("a0", "a1", 0)))
+    assert (r.reason, r.fault.cause, r.fault.kind) == (StopReason.FAULT, Cause.LOAD_ACCESS, "access fault")
+
+
+def test_host_virtual_access(g):
+    g.m.write_virt(DATA + 0xFFE, b"abcd")  # crosses into the second page
+    assert g.m.phys.read(g.data_pa + 0xFFE, 4) == b"abcd"
+    assert g.m.read_virt(DATA + 0xFFE, 4) == b"abcd"
+    with pytest.raises(VirtualAccessError, match="load at va 0x30000: PTE is not valid") as info:
+        g.m.read_virt(0x3_0000, 1)
+    assert info.value.walk.fault.level == 0
+    with pytest.raises(VirtualAccessError, match="store at va 0x10000: store to a page that is not writable"):
+        g.m.write_virt(CODE, b"x")
+
+
+def test_m_mode_and_bare_run_untranslated():
+    m = Machine(ram_size=1 << 20)
+    code = m.ram.base
+    m.phys.write(code, A.Assembler(code).li("a0", 5).emit(A.NOP).finish())
+    m.set_reg("priv", Priv.M)
+    assert m.run(code, until=code + 8).ok and m.get_reg("a0") == 5
+    m.activate(None, priv=Priv.S)  # satp Bare
+    assert m.run(code, until=code + 8).ok and m.walks == 0
+
+
+def test_registers_by_name():
+    m = Machine(ram_size=1 << 20)
+    m.set_reg("t3", -1)
+    assert m.get_reg("x28") == 0xFFFF_FFFF_FFFF_FFFF
+    with pytest.raises(ConfigError, match="unknown register 'r9'"):
+        m.get_reg("r9")
+    with pytest.raises(ConfigError, match="unknown register 'q'"):
+        m.set_reg("q", 1)

@@ -1,0 +1,107 @@
+"""hwsim.riscv.asm: the encoder checked against capstone's decoder, and li against the CPU."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwsim import Machine
+from hwsim.riscv import asm as A
+from hwsim.riscv.disasm import disassemble, disassemble_one
+
+regs = st.sampled_from(A.ABI_NAMES)
+nonzero = st.sampled_from(A.ABI_NAMES[1:])  # capstone prints aliases (neg, beqz, ...) for x0 operands
+imm12 = st.integers(-2048, 2047)
+
+
+def text(word: int) -> str:
+    return disassemble_one(word.to_bytes(4, "little"), 0).text
+
+
+@settings(max_examples=300)
+@given(rd=regs, rs1=nonzero, rs2=nonzero,
+       op=st.sampled_from(["add", "sub", "xor", "or_", "and_", "sll", "srl", "sra", "slt", "sltu", "mul", "mulh",
+                           "mulhu", "div", "divu", "rem", "remu", "addw", "subw", "mulw"]))
+def test_r_type_matches_capstone(rd, rs1, rs2, op):
+    name = op.rstrip("_")
+    assert text(getattr(A, op)(rd, rs1, rs2)) == f"{name} {rd}, {rs1}, {rs2}"
+
+
+def fmt_imm(v: int) -> str:
+    """Capstone's immediate style: decimal up to 9, hex beyond."""
+    if -9 <= v <= 9:
+        return str(v)
+    return hex(v) if v >= 0 else f"-{hex(-v)}"
+
+
+@settings(max_examples=300)
+@given(rd=regs, rs1=regs, imm=imm12,
+       op=st.sampled_from(["ld", "lw", "lwu", "lh", "lhu", "lb", "lbu", "sd", "sw", "sh", "sb"]))
+def test_loads_and_stores_match_capstone(rd, rs1, imm, op):
+    ins = disassemble_one(getattr(A, op)(rd, rs1, imm).to_bytes(4, "little"), 0)
+    assert (ins.mnemonic, ins.mem_base, ins.mem_disp) == (op, rs1, imm)
+    assert ins.op_str.startswith(f"{rd}, ")
+
+
+@settings(max_examples=200)
+@given(rs1=nonzero, rs2=nonzero, off=st.integers(-2048, 2047).map(lambda x: x * 2),
+       op=st.sampled_from(["beq", "bne", "blt", "bge", "bltu", "bgeu"]))
+def test_branches_match_capstone(rs1, rs2, off, op):
+    ins = disassemble_one(getattr(A, op)(rs1, rs2, off).to_bytes(4, "little"), 0x1000)
+    assert ins.text == f"{op} {rs1}, {rs2}, {fmt_imm(off)}"  # capstone prints the relative offset
+
+
+def test_other_formats():
+    assert text(A.jal("ra", -8)) == "jal -8"
+    assert text(A.lui("a0", 0xFFFFF)) == "lui a0, 0xfffff"
+    assert text(A.addi("a0", "a1", -1)) == "addi a0, a1, -1"
+    assert text(A.slli("a0", "a1", 63)) == "slli a0, a1, 0x3f"
+    assert text(A.sraiw("a0", "a1", 31)) == "sraiw a0, a1, 0x1f"
+    assert text(A.ECALL) == "ecall" and text(A.EBREAK) == "ebreak"
+    assert text(A.sfence_vma("a0", "a1")) == "sfence.vma a0, a1"
+    assert text(A.csrrw("zero", 0x180, "a0")) == "csrw satp, a0"
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: A.addi("a0", "a0", 2048), "immediate 2048 does not fit in 12 signed bits"),
+    (lambda: A.beq("a0", "a0", 3), "branch offset 3 is odd"),
+    (lambda: A.jal("ra", 1 << 20), "jump offset 1048576 does not fit in 21 signed bits"),
+    (lambda: A.slli("a0", "a0", 64), r"shift amount 64 out of range \[0, 64\)"),
+    (lambda: A.add("a0", "r7", "a0"), "unknown register 'r7'"),
+])
+def test_encoding_errors(call, message):
+    with pytest.raises(A.EncodeError, match=message):
+        call()
+
+
+def test_assembler_labels_backward_and_forward():
+    a = A.Assembler(0x1000)
+    a.label("top").branch("bne", "a0", "zero", "out").jump("top").label("out")
+    code = a.finish()
+    assert [i.text for i in disassemble(code, 0x1000)] == ["bnez a0, 8", "j -4"]
+    with pytest.raises(A.EncodeError, match="undefined label 'nowhere'"):
+        A.Assembler().jump("nowhere").finish()
+    with pytest.raises(A.EncodeError, match="label 'x' defined twice"):
+        A.Assembler().label("x").label("x")
+
+
+@pytest.fixture(scope="module")
+def cpu():
+    m = Machine(ram_size=1 << 20)
+    m.set_reg("priv", 3)
+    return m
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.one_of(st.integers(0, (1 << 64) - 1), st.integers(-(1 << 63), (1 << 63) - 1),
+                       st.sampled_from([0, -1, 1 << 31, (1 << 31) - 1, -(1 << 31), 1 << 63, 0x7FF, 0x800,
+                                        0xFFFF_FFFF, 0x8000_0000_0000_0800])))
+def test_li_loads_any_64_bit_constant(cpu, value):
+    words = A.li_words("a0", value)
+    assert len(words) <= 8
+    base = cpu.ram.base
+    cpu.phys.write(base, A.Assembler(base).emit(*words).finish())
+    cpu.code_changed()
+    assert cpu.run(base, until=base + 4 * len(words)).ok
+    assert cpu.get_reg("a0") == value & 0xFFFF_FFFF_FFFF_FFFF
