@@ -33,7 +33,7 @@ from unicorn import riscv_const as rv
 
 from ..errors import ConfigError, HwsimError
 from ..mmu.aspace import AddressSpace
-from ..mmu.bits import PAGE_MASK, PAGING_MODES, SV39, PagingMode, Pte, make_satp, satp_fields
+from ..mmu.bits import PAGE_MASK, PAGING_MODES, SATP_PPN_MASK, SV39, PagingMode, Pte, make_satp, satp_fields
 from ..mmu.tlb import Tlb
 from ..mmu.walker import AdPolicy, WalkResult, check_permission, walk
 from ..riscv.asm import ABI_NAMES
@@ -66,6 +66,34 @@ for _i, _name in enumerate(ABI_NAMES):
 REGISTERS.update(fp=rv.UC_RISCV_REG_X8, satp=rv.UC_RISCV_REG_SATP, mstatus=rv.UC_RISCV_REG_MSTATUS,
                  priv=rv.UC_RISCV_REG_PRIV)
 _CSRS = frozenset({"satp", "mstatus"})
+
+
+_PRIVS = {0: Priv.U, 1: Priv.S, 3: Priv.M}
+_R, _W, _X, _U, _D = (int(f) for f in (Pte.R, Pte.W, Pte.X, Pte.U, Pte.D))
+_UC_R, _UC_W, _UC_X = uc_const.UC_PROT_READ, uc_const.UC_PROT_WRITE, uc_const.UC_PROT_EXEC
+
+
+def _unicorn_perms(pte: int, priv: Priv, sum_: bool, mxr: bool) -> int:
+    """The R/W/X rights Unicorn may cache for this leaf at this privilege (the walker's rule, as bits).
+
+    W only when D is already set, so the first store comes back to set D.
+    """
+    if pte & _U:
+        if priv is Priv.S and not sum_:
+            return 0
+        execute = priv is Priv.U  # S-mode never executes user pages
+    else:
+        if priv is Priv.U:
+            return 0
+        execute = True
+    perms = 0
+    if pte & _R or (mxr and pte & _X):
+        perms = _UC_R
+    if pte & _W and pte & _D:
+        perms |= _UC_W
+    if execute and pte & _X:
+        perms |= _UC_X
+    return perms
 
 
 class VirtualAccessError(HwsimError):
@@ -105,6 +133,7 @@ class Machine:
         self._stop_reason: StopReason | None = None
         self._raw = ctypes.c_uint64()
         self._handle = self._uc._uch
+        self._u_context: tuple[int, int] | None = None  # (satp, mstatus) while the hart is in U-mode
 
     # -- physical memory --------------------------------------------------------------
 
@@ -155,6 +184,7 @@ class Machine:
         else:
             self._uc.reg_write(reg_id, value)
         if name in _CSRS or name == "priv":
+            self._u_context = None
             self.flush_cpu_tlb()
 
     def _raw_read(self, reg_id: int) -> int:
@@ -173,6 +203,8 @@ class Machine:
     def _csr_access(self, reg_id: int, value: int | None = None) -> int:
         """Read (or write, then read back) a CSR as M-mode, whatever the hart's privilege."""
         uc = self._uc
+        if value is not None:
+            self._u_context = None
         priv = uc.reg_read(rv.UC_RISCV_REG_PRIV)
         uc.reg_write(rv.UC_RISCV_REG_PRIV, Priv.M)
         try:
@@ -215,6 +247,7 @@ class Machine:
         mstatus |= (MSTATUS_SUM if sum else 0) | (MSTATUS_MXR if mxr else 0)
         self._csr_access(rv.UC_RISCV_REG_MSTATUS, mstatus)
         self._uc.reg_write(rv.UC_RISCV_REG_PRIV, int(priv))
+        self._u_context = None
         self.flush_cpu_tlb()
 
     @property
@@ -245,15 +278,21 @@ class Machine:
 
         M-mode loads and stores with mstatus.MPRV=1 are translated as mstatus.MPP.
         Unicorn applies the CSR privilege rules to host reads too (a U-mode hart
-        cannot read satp), so CSRs are read as M-mode for a moment.
+        cannot read satp), so in U-mode the CSRs are read as M-mode for a moment,
+        and cached: U-mode code cannot change them, and cannot leave U-mode without
+        a trap, which ends the run (the cache is dropped at every run and every
+        host write of a CSR or the privilege).
         """
         priv = self._raw_read(rv.UC_RISCV_REG_PRIV)
-        if priv == Priv.U:
-            self._raw_write(rv.UC_RISCV_REG_PRIV, Priv.M)
-            satp = self._raw_read(rv.UC_RISCV_REG_SATP)
-            status = self._raw_read(rv.UC_RISCV_REG_MSTATUS)
-            self._raw_write(rv.UC_RISCV_REG_PRIV, Priv.U)
-        elif priv == Priv.S:
+        if priv == 0:
+            cached = self._u_context
+            if cached is None:
+                self._raw_write(rv.UC_RISCV_REG_PRIV, 3)
+                cached = (self._raw_read(rv.UC_RISCV_REG_SATP), self._raw_read(rv.UC_RISCV_REG_MSTATUS))
+                self._raw_write(rv.UC_RISCV_REG_PRIV, 0)
+                self._u_context = cached
+            satp, status = cached
+        elif priv == 1:
             satp = self._raw_read(rv.UC_RISCV_REG_SATP)
             status = self._raw_read(rv.UC_RISCV_REG_SSTATUS)
         else:
@@ -261,10 +300,10 @@ class Machine:
             if access is Access.FETCH or not status & MSTATUS_MPRV:
                 return Priv.M, 0, False, False
             priv = (status & MSTATUS_MPP_MASK) >> MSTATUS_MPP_SHIFT
-            if priv == Priv.M:
+            if priv == 3:
                 return Priv.M, 0, False, False
             satp = self._raw_read(rv.UC_RISCV_REG_SATP)
-        return Priv(priv), satp, bool(status & MSTATUS_SUM), bool(status & MSTATUS_MXR)
+        return _PRIVS[priv], satp, bool(status & MSTATUS_SUM), bool(status & MSTATUS_MXR)
 
     # -- the TLB-fill hook ---------------------------------------------------------------------
 
@@ -281,39 +320,30 @@ class Machine:
             return False
         self.fills += 1
         priv, satp, sum_, mxr = self._context(access)
-        mode_bits, asid, root_ppn = satp_fields(satp)
-        mode = PAGING_MODES.get(mode_bits)
+        mode = PAGING_MODES.get(satp >> 60)
         if priv is Priv.M or mode is None:  # no translation: the VA is the PA
             entry.paddr = va
             entry.perms = uc_const.UC_PROT_ALL
             return True
+        asid = (satp >> 44) & 0xFFFF
         tr = self.tlb.lookup(asid, va)
         if tr is not None:
-            denied = check_permission(tr.pte, access, priv, sum_, mxr)
-            if denied is not None:
+            if check_permission(tr.pte, access, priv, sum_, mxr) is not None:
                 self._pending_fault = (va, access, priv, sum_, mxr, satp, tr.pte)
                 return False
-            if access is Access.STORE and not tr.pte & Pte.D:
+            if access is Access.STORE and not tr.pte & _D:
                 tr = None  # the store must set D: walk again
         if tr is None:
             self.walks += 1
-            result = walk(self.phys, root_ppn << 12, va, access, priv, mode=mode, sum=sum_, mxr=mxr,
+            result = walk(self.phys, (satp & SATP_PPN_MASK) << 12, va, access, priv, mode=mode, sum=sum_, mxr=mxr,
                           ad=self.ad_policy)
             tr = result.translation
             if tr is None:
                 self._pending_fault = (va, access, priv, sum_, mxr, satp, None, result)
                 return False
             self.tlb.insert(asid, tr)
-        pte = tr.pte
-        perms = 0
-        if check_permission(pte, Access.LOAD, priv, sum_, mxr) is None:
-            perms |= uc_const.UC_PROT_READ
-        if pte & Pte.D and check_permission(pte, Access.STORE, priv, sum_, mxr) is None:
-            perms |= uc_const.UC_PROT_WRITE
-        if check_permission(pte, Access.FETCH, priv, sum_, mxr) is None:
-            perms |= uc_const.UC_PROT_EXEC
         entry.paddr = tr.pa_of(va) & ~PAGE_MASK
-        entry.perms = perms
+        entry.perms = _unicorn_perms(tr.pte, priv, sum_, mxr)
         return True
 
     # -- exceptions and ecalls -------------------------------------------------------------------
@@ -367,6 +397,7 @@ class Machine:
         self._pending_exc = None
         self._host_error = None
         self._stop_reason = None
+        self._u_context = None
         target = _NEVER if until is None else until
         error = None
         try:

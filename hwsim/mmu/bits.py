@@ -133,10 +133,6 @@ class PagingMode:
             va |= ((1 << 64) - 1) ^ ((1 << self.va_bits) - 1)
         return va
 
-    def superpage_ppn_mask(self, level: int) -> int:
-        """Mask of the PPN fields below ``level`` (must be zero in a superpage leaf)."""
-        return (1 << sum(self.ppn_bits[:level])) - 1
-
     def split_va(self, va: int) -> dict[str, int]:
         """The VA's fields: ``vpn[levels-1]`` .. ``vpn[0]`` and ``offset``."""
         fields = {f"vpn[{i}]": self.vpn(va, i) for i in reversed(range(self.levels))}

@@ -54,6 +54,14 @@ class Tlb:
         self.stats = TlbStats()
         # (level, vpn-at-that-level, asid or GLOBAL) -> Translation, in LRU order
         self._entries: OrderedDict[tuple[int, int, int], Translation] = OrderedDict()
+        self._per_level = [0] * len(self._shifts)  # entries at each level
+        self._levels: tuple[tuple[int, int], ...] = ()  # (level, shift) of levels holding entries
+
+    def _count(self, level: int, delta: int) -> None:
+        before = self._per_level[level]
+        self._per_level[level] = before + delta
+        if (before == 0) != (before + delta == 0):
+            self._levels = tuple((lvl, self._shifts[lvl]) for lvl, n in enumerate(self._per_level) if n)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -65,7 +73,7 @@ class Tlb:
     def probe(self, asid: int, va: int) -> Translation | None:
         """Look up without counting or touching LRU order (for inspection)."""
         entries = self._entries
-        for level, shift in enumerate(self._shifts):
+        for level, shift in self._levels:
             vpn = va >> shift
             tr = entries.get((level, vpn, asid)) or entries.get((level, vpn, GLOBAL))
             if tr is not None:
@@ -76,7 +84,7 @@ class Tlb:
         """The cached translation of the page holding ``va`` (its ``pa`` is for the page's VA), or None."""
         self.stats.lookups += 1
         entries = self._entries
-        for level, shift in enumerate(self._shifts):
+        for level, shift in self._levels:
             vpn = va >> shift
             key = (level, vpn, asid)
             tr = entries.get(key)
@@ -93,11 +101,14 @@ class Tlb:
     def insert(self, asid: int, tr: Translation) -> None:
         key = (tr.level, tr.va >> self._shifts[tr.level], GLOBAL if tr.global_ else asid)
         entries = self._entries
+        if key not in entries:
+            self._count(tr.level, 1)
         entries[key] = tr
         entries.move_to_end(key)
         self.stats.fills += 1
         while len(entries) > self.capacity:
-            entries.popitem(last=False)
+            old, _ = entries.popitem(last=False)
+            self._count(old[0], -1)
             self.stats.evictions += 1
 
     def flush(self, va: int | None = None, asid: int | None = None) -> int:
@@ -107,19 +118,18 @@ class Tlb:
         if va is None and asid is None:
             dropped = len(entries)
             entries.clear()
-        elif va is None:
-            doomed = [k for k in entries if k[2] == asid]
-            for k in doomed:
-                del entries[k]
-            dropped = len(doomed)
+            self._per_level = [0] * len(self._shifts)
+            self._levels = ()
         else:
-            if asid is None:
+            if va is None:
+                doomed = [k for k in entries if k[2] == asid]
+            elif asid is None:
                 doomed = [k for k in entries if k[1] == va >> self._shifts[k[0]]]
             else:
-                doomed = [key for level, shift in enumerate(self._shifts)
-                          if (key := (level, va >> shift, asid)) in entries]
+                doomed = [key for level, shift in self._levels if (key := (level, va >> shift, asid)) in entries]
             for k in doomed:
                 del entries[k]
+                self._count(k[0], -1)
             dropped = len(doomed)
         self.stats.flushed_entries += dropped
         return dropped

@@ -21,10 +21,12 @@ from dataclasses import dataclass
 
 from ..errors import BusError
 from ..riscv.priv import Access, Cause, Priv
-from .bits import (
-    PAGE_SHIFT, PTE_HIGH_RESERVED_MASK, PTE_NONLEAF_RESERVED, PTE_SIZE,
-    SV39, PagingMode, Pte, describe_flags, pte_ppn,
-)
+from .bits import PAGE_SHIFT, PTE_HIGH_RESERVED_MASK, PTE_PPN_MASK, PTE_PPN_SHIFT, PTE_SIZE, SV39, PagingMode, Pte, describe_flags
+
+# Plain-int flag bits for the hot path (IntFlag arithmetic costs ~25x more).
+_V, _R, _W, _X, _U, _G, _A, _D = (int(f) for f in (Pte.V, Pte.R, Pte.W, Pte.X, Pte.U, Pte.G, Pte.A, Pte.D))
+_RX = _R | _X
+_NONLEAF_RESERVED = _D | _A | _U
 
 
 class AdPolicy(enum.Enum):
@@ -59,27 +61,63 @@ class FaultReason(enum.Enum):
 LEVEL_NAMES = ("4 KiB page", "2 MiB megapage", "1 GiB gigapage", "512 GiB terapage", "256 TiB petapage")
 
 
-@dataclass(frozen=True, slots=True)
 class WalkStep:
-    """One PTE read: where, what was there, and what the walker decided."""
+    """One PTE read: where, what was there, and what the walker decided.
 
-    level: int
-    pte_addr: int
-    pte: int
-    decision: str
+    The decision is kept as a short code plus its argument and put into words
+    only when asked (``decision``), so walks on the CPU's hot path stay cheap.
+    """
+
+    __slots__ = ("level", "pte_addr", "pte", "code", "arg")
+
+    def __init__(self, level: int, pte_addr: int, pte: int, code: str, arg=None) -> None:
+        self.level, self.pte_addr, self.pte, self.code, self.arg = level, pte_addr, pte, code, arg
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, WalkStep) and (self.level, self.pte_addr, self.pte, self.code, self.arg) == \
+            (other.level, other.pte_addr, other.pte, other.code, other.arg)
+
+    def __repr__(self) -> str:
+        return f"WalkStep(level={self.level}, pte_addr={self.pte_addr:#x}, pte={self.pte:#x}, {self.decision!r})"
+
+    @property
+    def decision(self) -> str:
+        code, arg, pte = self.code, self.arg, self.pte
+        leaf = f"leaf ({LEVEL_NAMES[self.level]}) {describe_flags(pte)}"
+        if code == "pointer":
+            return f"pointer to the level-{self.level - 1} table at {arg:#x}"
+        if code == "leaf":
+            return f"{leaf}: {arg}"
+        return {
+            "pte_access": "PTE address is outside RAM -> access fault",
+            "invalid": "V=0: not valid -> page fault",
+            "write_no_read": "R=0 W=1: reserved encoding -> page fault",
+            "reserved_bits": f"reserved bits 63:54 = {pte >> 54:#x} -> page fault",
+            "nonleaf_reserved": f"non-leaf with {describe_flags(pte & _NONLEAF_RESERVED).replace('-', '')} set "
+                                f"(reserved) -> page fault",
+            "no_leaf": "pointer at the last level -> page fault",
+            "denied": f"{leaf}: {arg} denied -> page fault",
+            "misaligned": f"{leaf} with PPN {(pte & PTE_PPN_MASK) >> PTE_PPN_SHIFT:#x} not aligned to its size "
+                          f"-> page fault",
+            "ad_fault": f"{leaf}: {arg}=0 -> page fault (Svade)",
+        }[code]
 
 
-@dataclass(frozen=True, slots=True)
 class Translation:
-    """A successful translation (the analogue of QEMU's ``IOMMUTLBEntry``)."""
+    """A successful translation (the analogue of QEMU's ``IOMMUTLBEntry``); treat as immutable."""
 
-    va: int
-    pa: int
-    level: int
-    page_size: int
-    pte_addr: int
-    pte: int  # the leaf PTE as it is after the walk (A/D set if the walk set them)
-    global_: bool  # G set in the leaf or any PTE above it
+    __slots__ = ("va", "pa", "level", "page_size", "pte_addr", "pte", "global_")
+
+    def __init__(self, va: int, pa: int, level: int, page_size: int, pte_addr: int, pte: int, global_: bool):
+        self.va, self.pa, self.level, self.page_size = va, pa, level, page_size
+        self.pte_addr, self.pte, self.global_ = pte_addr, pte, global_
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Translation) and all(getattr(self, f) == getattr(other, f) for f in self.__slots__)
+
+    def __repr__(self) -> str:
+        return (f"Translation(va={self.va:#x}, pa={self.pa:#x}, level={self.level}, pte_addr={self.pte_addr:#x}, "
+                f"pte={self.pte:#x}, global_={self.global_})")
 
     @property
     def page_va(self) -> int:
@@ -95,7 +133,7 @@ class Translation:
 
     def pa_of(self, va: int) -> int:
         """The physical address of ``va``, which must lie in this translation's page."""
-        return self.page_pa | (va & (self.page_size - 1))
+        return (self.pa & ~(self.page_size - 1)) | (va & (self.page_size - 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +155,7 @@ class Fault:
         return self.reason.value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WalkResult:
     mode: PagingMode
     root: int  # physical address of the root table
@@ -140,7 +178,7 @@ class WalkResult:
 
 def check_permission(flags: int, access: Access, priv: Priv, sum: bool, mxr: bool) -> FaultReason | None:
     """The permission rule of step 5 for a leaf with ``flags``; None when allowed."""
-    if flags & Pte.U:
+    if flags & _U:
         if priv is Priv.S:
             if access is Access.FETCH:
                 return FaultReason.USER_PAGE_FETCH
@@ -149,14 +187,20 @@ def check_permission(flags: int, access: Access, priv: Priv, sum: bool, mxr: boo
     elif priv is Priv.U:
         return FaultReason.USER_PAGE_FROM_U
     if access is Access.LOAD:
-        if not (flags & Pte.R or (mxr and flags & Pte.X)):
+        if not (flags & _R or (mxr and flags & _X)):
             return FaultReason.NOT_READABLE
     elif access is Access.STORE:
-        if not flags & Pte.W:
+        if not flags & _W:
             return FaultReason.NOT_WRITABLE
-    elif not flags & Pte.X:
+    elif not flags & _X:
         return FaultReason.NOT_EXECUTABLE
     return None
+
+
+def _fault(args: tuple, steps: list, reason: FaultReason, level, pte_addr, pte) -> WalkResult:
+    access = args[3]
+    cause = access.access_fault_cause if reason is FaultReason.PTE_ACCESS else access.page_fault_cause
+    return WalkResult(*args, tuple(steps), fault=Fault(reason, cause, level, pte_addr, pte))
 
 
 def walk(mem, root: int, va: int, access: Access, priv: Priv = Priv.S, *,
@@ -171,89 +215,84 @@ def walk(mem, root: int, va: int, access: Access, priv: Priv = Priv.S, *,
     if priv is Priv.M:
         raise ValueError("M-mode accesses are not translated; walk with priv U or S")
     steps: list[WalkStep] = []
+    args = (mode, root, va, access, priv, sum, mxr)
 
     def stop(reason: FaultReason, level=None, pte_addr=None, pte=None) -> WalkResult:
-        cause = access.access_fault_cause if reason is FaultReason.PTE_ACCESS else access.page_fault_cause
-        return WalkResult(mode, root, va, access, priv, sum, mxr, tuple(steps),
-                          fault=Fault(reason, cause, level, pte_addr, pte))
+        return _fault(args, steps, reason, level, pte_addr, pte)
 
-    if not mode.is_canonical(va):
+    top = va >> (mode.va_bits - 1)
+    if top and top != (1 << (65 - mode.va_bits)) - 1:
         return stop(FaultReason.NON_CANONICAL)
 
+    read = mem.read_u64
+    vpn_mask = (1 << mode.vpn_bits) - 1
     a = root
     global_ = False
     for level in range(mode.levels - 1, -1, -1):
-        pte_addr = a + mode.vpn(va, level) * PTE_SIZE
+        shift = PAGE_SHIFT + mode.vpn_bits * level
+        pte_addr = a + ((va >> shift) & vpn_mask) * PTE_SIZE
         try:
-            pte = mem.read_u64(pte_addr)
+            pte = read(pte_addr)
         except BusError:
-            steps.append(WalkStep(level, pte_addr, 0, "PTE address is outside RAM -> access fault"))
+            steps.append(WalkStep(level, pte_addr, 0, "pte_access"))
             return stop(FaultReason.PTE_ACCESS, level, pte_addr)
-        flags = pte & 0xFF
-
-        def step(decision: str) -> None:
-            steps.append(WalkStep(level, pte_addr, pte, decision))
-
-        if not flags & Pte.V:
-            step("V=0: not valid -> page fault")
+        if not pte & _V:
+            steps.append(WalkStep(level, pte_addr, pte, "invalid"))
             return stop(FaultReason.INVALID, level, pte_addr, pte)
-        if flags & Pte.W and not flags & Pte.R:
-            step("R=0 W=1: reserved encoding -> page fault")
+        if pte & _W and not pte & _R:
+            steps.append(WalkStep(level, pte_addr, pte, "write_no_read"))
             return stop(FaultReason.WRITE_NO_READ, level, pte_addr, pte)
         if pte & PTE_HIGH_RESERVED_MASK:
-            step(f"reserved bits 63:54 = {pte >> 54:#x} -> page fault")
+            steps.append(WalkStep(level, pte_addr, pte, "reserved_bits"))
             return stop(FaultReason.RESERVED_BITS, level, pte_addr, pte)
-        global_ = global_ or bool(flags & Pte.G)
+        if pte & _G:
+            global_ = True
 
-        if not flags & (Pte.R | Pte.X):  # pointer to the next level
-            if flags & PTE_NONLEAF_RESERVED:
-                step(f"non-leaf with {describe_flags(flags & PTE_NONLEAF_RESERVED).replace('-', '')} set (reserved) -> page fault")
+        if not pte & _RX:  # pointer to the next level
+            if pte & _NONLEAF_RESERVED:
+                steps.append(WalkStep(level, pte_addr, pte, "nonleaf_reserved"))
                 return stop(FaultReason.NONLEAF_RESERVED, level, pte_addr, pte)
             if level == 0:
-                step("pointer at the last level -> page fault")
+                steps.append(WalkStep(level, pte_addr, pte, "no_leaf"))
                 return stop(FaultReason.NO_LEAF, level, pte_addr, pte)
-            a = pte_ppn(pte) << PAGE_SHIFT
-            step(f"pointer to the level-{level - 1} table at {a:#x}")
+            a = ((pte & PTE_PPN_MASK) >> PTE_PPN_SHIFT) << PAGE_SHIFT
+            steps.append(WalkStep(level, pte_addr, pte, "pointer", a))
             continue
 
         # Step 5: a leaf.  Permissions, then superpage alignment, then A/D.
-        size_name = LEVEL_NAMES[level]
-        denied = check_permission(flags, access, priv, sum, mxr)
+        denied = check_permission(pte, access, priv, sum, mxr)
         if denied is not None:
-            step(f"leaf ({size_name}) {describe_flags(flags)}: {access.value} denied -> page fault")
+            steps.append(WalkStep(level, pte_addr, pte, "denied", access.value))
             return stop(denied, level, pte_addr, pte)
-        ppn = pte_ppn(pte)
-        if level and ppn & mode.superpage_ppn_mask(level):
-            step(f"leaf ({size_name}) with PPN {ppn:#x} not aligned to its size -> page fault")
+        ppn = (pte & PTE_PPN_MASK) >> PTE_PPN_SHIFT
+        if level and ppn & ((1 << (mode.vpn_bits * level)) - 1):  # lower PPN fields are vpn_bits wide
+            steps.append(WalkStep(level, pte_addr, pte, "misaligned"))
             return stop(FaultReason.MISALIGNED_SUPERPAGE, level, pte_addr, pte)
 
-        new = pte | Pte.A | (Pte.D if access is Access.STORE else 0)
+        new = pte | _A | (_D if access is Access.STORE else 0)
         ad_update = None
         written = False
-        note = ""
+        note = f"{access.value} allowed"
         if new != pte:
             if ad is AdPolicy.FAULT:
-                reason = FaultReason.ACCESSED_CLEAR if not flags & Pte.A else FaultReason.DIRTY_CLEAR
-                step(f"leaf ({size_name}) {describe_flags(flags)}: {'A' if reason is FaultReason.ACCESSED_CLEAR else 'D'}=0 -> page fault (Svade)")
-                return stop(reason, level, pte_addr, pte)
+                bit = "A" if not pte & _A else "D"
+                steps.append(WalkStep(level, pte_addr, pte, "ad_fault", bit))
+                return stop(FaultReason.ACCESSED_CLEAR if bit == "A" else FaultReason.DIRTY_CLEAR,
+                            level, pte_addr, pte)
             ad_update = (pte_addr, pte, new)
-            set_bits = "A" if new & ~pte & Pte.A else ""
-            set_bits += "D" if new & ~pte & Pte.D else ""
+            set_bits = ("A" if new & ~pte & _A else "") + ("D" if new & ~pte & _D else "")
             if ad is AdPolicy.UPDATE:
                 try:
                     mem.write_u64(pte_addr, new)
                 except BusError:  # read-only memory under the table: report like a store to a PTE
                     return stop(FaultReason.PTE_ACCESS, level, pte_addr, pte)
                 written = True
-                note = f"; set {set_bits}"
+                note += f"; set {set_bits}"
             else:
-                note = f"; hardware would set {set_bits} (not written)"
-        else:
-            new = pte
-        page_size = mode.page_size(level)
-        pa = (ppn << PAGE_SHIFT) | (va & (page_size - 1))
-        step(f"leaf ({size_name}) {describe_flags(flags)}: {access.value} allowed{note}")
-        tr = Translation(va, pa, level, page_size, pte_addr, new, global_)
+                note += f"; hardware would set {set_bits} (not written)"
+        page_size = 1 << shift
+        steps.append(WalkStep(level, pte_addr, pte, "leaf", note))
+        tr = Translation(va, (ppn << PAGE_SHIFT) | (va & (page_size - 1)), level, page_size, pte_addr, new, global_)
         return WalkResult(mode, root, va, access, priv, sum, mxr, tuple(steps), translation=tr,
                           ad_update=ad_update, ad_written=written)
     raise AssertionError("unreachable: the loop returns at level 0")
