@@ -207,10 +207,14 @@ def test_host_function_error_propagates_and_machine_stays_usable(g):
 def test_ebreak_and_illegal_instructions(g):
     r = g.run(lambda a: a.emit(A.NOP, A.EBREAK))
     assert (r.reason, r.pc, r.cause) == (StopReason.BREAKPOINT, CODE + 4, Cause.BREAKPOINT)
+    assert r.describe() == f"breakpoint (ebreak) (cause 3: breakpoint) at pc {CODE + 4:#x}: ebreak"
     r = g.run(lambda a: a.emit(A.NOP, 0xFFFF_FFFF))
-    assert (r.reason, r.cause) == (StopReason.EXCEPTION, Cause.ILLEGAL_INSN)
+    assert (r.reason, r.cause, r.pc) == (StopReason.EXCEPTION, Cause.ILLEGAL_INSN, CODE + 4)
     r = g.run(lambda a: a.emit(A.csrrw("zero", 0x180, "a0")))  # satp is not accessible from U-mode
-    assert (r.reason, r.cause) == (StopReason.EXCEPTION, Cause.ILLEGAL_INSN)
+    assert (r.reason, r.cause, r.pc, r.insn.text) == (StopReason.EXCEPTION, Cause.ILLEGAL_INSN, CODE, "csrw satp, a0")
+    r = g.run(lambda a: a.emit(A.NOP, 0x0001_0000))  # c.unimp (2 bytes) then c.nop
+    assert (r.reason, r.pc) == (StopReason.EXCEPTION, CODE + 4)
+    assert r.describe() == f"CPU exception (cause 2: illegal_insn) at pc {CODE + 4:#x}: c.unimp"
 
 
 def test_instruction_budget(g):

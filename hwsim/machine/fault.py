@@ -65,7 +65,8 @@ class RunResult:
     reason: StopReason
     pc: int
     fault: CpuFault | None = None
-    cause: Cause | None = None  # for EXCEPTION and ECALL
+    cause: Cause | None = None  # for EXCEPTION, BREAKPOINT and ECALL
+    insn: Insn | None = None  # the instruction at ``pc``, for EXCEPTION and BREAKPOINT
 
     @property
     def ok(self) -> bool:
@@ -75,4 +76,5 @@ class RunResult:
         if self.fault is not None:
             return self.fault.format()
         extra = f" (cause {int(self.cause)}: {self.cause.name.lower()})" if self.cause is not None else ""
-        return f"{self.reason.value}{extra} at pc {self.pc:#x}"
+        where = f": {self.insn.text}" if self.insn is not None else ""
+        return f"{self.reason.value}{extra} at pc {self.pc:#x}{where}"

@@ -127,6 +127,7 @@ class Machine:
         self.walks = 0  # of which needed a page-table walk
         self._asid_owner: dict[int, AddressSpace] = {}
         self._ecall_handler = None
+        # (page va, access, priv, SUM, MXR, satp, cached TLB pte or None, hardware walk or None)
         self._pending_fault: tuple | None = None
         self._pending_exc: tuple[Cause, int] | None = None
         self._host_error: BaseException | None = None
@@ -329,7 +330,7 @@ class Machine:
         tr = self.tlb.lookup(asid, va)
         if tr is not None:
             if check_permission(tr.pte, access, priv, sum_, mxr) is not None:
-                self._pending_fault = (va, access, priv, sum_, mxr, satp, tr.pte)
+                self._pending_fault = (va, access, priv, sum_, mxr, satp, tr.pte, None)
                 return False
             if access is Access.STORE and not tr.pte & _D:
                 tr = None  # the store must set D: walk again
@@ -375,8 +376,11 @@ class Machine:
                 self._host_error = exc
                 uc.emu_stop()
             return
-        # Any other exception: Unicorn reports the pc after the instruction; stop and say so.
-        self._pending_exc = (cause if cause is not None else Cause.ILLEGAL_INSN, uc.reg_read(rv.UC_RISCV_REG_PC))
+        # Any other exception: stop and say so.  Unicorn reports pc + 4 whatever the instruction's
+        # length (measured with 2- and 4-byte illegal instructions); put the pc back on it.
+        pc = (uc.reg_read(rv.UC_RISCV_REG_PC) - 4) & 0xFFFF_FFFF_FFFF_FFFF
+        uc.reg_write(rv.UC_RISCV_REG_PC, pc)
+        self._pending_exc = (cause if cause is not None else Cause.ILLEGAL_INSN, pc)
         self._stop_reason = StopReason.EXCEPTION
         uc.emu_stop()
 
@@ -409,6 +413,9 @@ class Machine:
             raise exc
         pc_now = self._uc.reg_read(rv.UC_RISCV_REG_PC)
         if self._stop_reason is not None:  # a hook stopped the run; nothing after that counts
+            if self._stop_reason is StopReason.EXCEPTION:
+                cause, pc_now = self._pending_exc
+                return RunResult(StopReason.EXCEPTION, pc_now, cause=cause, insn=self._fetch_insn(pc_now))
             cause = self._pending_exc[0] if self._pending_exc else None
             return RunResult(self._stop_reason, pc_now, cause=cause)
         if self._pending_fault is not None:
@@ -423,8 +430,8 @@ class Machine:
         if error.errno == uc_const.UC_ERR_INSN_INVALID:
             insn = self._fetch_insn(pc)
             if insn is not None and insn.mnemonic in ("ebreak", "c.ebreak"):
-                return RunResult(StopReason.BREAKPOINT, pc, cause=Cause.BREAKPOINT)
-            return RunResult(StopReason.EXCEPTION, pc, cause=Cause.ILLEGAL_INSN)
+                return RunResult(StopReason.BREAKPOINT, pc, cause=Cause.BREAKPOINT, insn=insn)
+            return RunResult(StopReason.EXCEPTION, pc, cause=Cause.ILLEGAL_INSN, insn=insn)
         unmapped = {uc_const.UC_ERR_READ_UNMAPPED: Access.LOAD, uc_const.UC_ERR_WRITE_UNMAPPED: Access.STORE,
                     uc_const.UC_ERR_FETCH_UNMAPPED: Access.FETCH}
         if error.errno in unmapped:
@@ -443,7 +450,7 @@ class Machine:
     def _fetch_insn(self, pc: int) -> Insn | None:
         try:
             code = self.read_virt(pc, 4, access=Access.FETCH)
-        except (VirtualAccessError, HwsimError):
+        except HwsimError:  # the last 2 bytes of a page may hold a compressed instruction
             try:
                 code = self.read_virt(pc, 2, access=Access.FETCH)
             except HwsimError:
@@ -463,9 +470,9 @@ class Machine:
             return page if page is not None else pc
         if page is None or va & ~PAGE_MASK == page:
             return va
-        if (va + size - 1) & ~PAGE_MASK == page:  # the access straddles into the faulting page
-            return page
-        return page  # decoding disagrees with the hardware's page: trust the hardware
+        # The access straddles into the faulting page (its first byte there is the page start),
+        # or decoding disagrees with the page the hardware reported: trust the hardware.
+        return page
 
     def _explain_walk(self, va: int, access: Access, priv: Priv | None = None, sum_: bool | None = None,
                       mxr: bool | None = None, satp: int | None = None) -> WalkResult | None:
@@ -486,7 +493,7 @@ class Machine:
                     ad=AdPolicy.REPORT)
 
     def _explain_fault(self, pc: int) -> CpuFault:
-        page, access, priv, sum_, mxr, satp, cached_pte, *rest = self._pending_fault
+        page, access, priv, sum_, mxr, satp, cached_pte, hw = self._pending_fault
         self._pending_fault = None
         insn = self._fetch_insn(pc)
         va = self._exact_va(pc, insn, access, page)
@@ -496,7 +503,7 @@ class Machine:
             reason = check_permission(cached_pte, access, priv, sum_, mxr)
             return CpuFault(pc, va, access, priv, access.page_fault_cause, "page fault", reason.value,
                             result, insn, tlb_entry_pte=cached_pte)
-        hw = rest[0]  # the walk the hardware did (at the page address)
+        # ``hw`` is the walk the hardware did (at the page address).
         if result is None or result.ok:
             result = hw
         fault = result.fault if result.fault is not None else hw.fault
