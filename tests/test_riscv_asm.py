@@ -105,3 +105,42 @@ def test_li_loads_any_64_bit_constant(cpu, value):
     cpu.code_changed()
     assert cpu.run(base, until=base + 4 * len(words)).ok
     assert cpu.get_reg("a0") == value & 0xFFFF_FFFF_FFFF_FFFF
+
+
+fregs = st.sampled_from(A.FP_ABI_NAMES)
+
+
+@settings(max_examples=200)
+@given(rd=fregs, rs1=fregs, rs2=fregs, double=st.booleans(),
+       op=st.sampled_from(["fadd", "fsub", "fmul", "fdiv", "fmin", "fmax", "fsgnj", "fsgnjn", "fsgnjx"]))
+def test_fp_arithmetic_matches_capstone(rd, rs1, rs2, double, op):
+    ins = disassemble_one(getattr(A, op)(rd, rs1, rs2, double).to_bytes(4, "little"), 0)
+    suffix = ".d" if double else ".s"
+    if op.startswith("fsgnj") and rs1 == rs2:  # printed as fmv/fneg/fabs
+        return
+    assert ins.mnemonic == op + suffix
+    assert ins.op_str.split(", ")[:3] == [rd, rs1, rs2]
+
+
+@pytest.mark.parametrize("word,expected", [
+    (A.flw("fa0", "sp", 8), "flw fa0, 8(sp)"),
+    (A.fsd("fs1", "a0", -16), "fsd fs1, -0x10(a0)"),
+    (A.fld("ft11", "s0", 2040), "fld ft11, 0x7f8(s0)"),
+    (A.fsqrt("fa0", "fa1", True), "fsqrt.d fa0, fa1, rne"),
+    (A.feq("a0", "fa0", "fa1", False), "feq.s a0, fa0, fa1"),
+    (A.flt("a0", "fa0", "fa1", True), "flt.d a0, fa0, fa1"),
+    (A.fle("t0", "ft0", "ft1", True), "fle.d t0, ft0, ft1"),
+    (A.fclass("a0", "fa0", True), "fclass.d a0, fa0"),
+    (A.fcvt_to_int("a0", "fa0", double=True, signed=True, wide=False), "fcvt.w.d a0, fa0, rtz"),
+    (A.fcvt_to_int("a0", "fa0", double=False, signed=False, wide=True), "fcvt.lu.s a0, fa0, rtz"),
+    (A.fcvt_from_int("fa0", "a0", double=True, signed=False, wide=True), "fcvt.d.lu fa0, a0, rne"),
+    (A.fcvt_s_d("fa0", "fa1"), "fcvt.s.d fa0, fa1, rne"),
+    (A.fcvt_d_s("fa0", "fa1"), "fcvt.d.s fa0, fa1"),
+    (A.fmv_x_w("a0", "fa0"), "fmv.x.w a0, fa0"),
+    (A.fmv_d_x("fa0", "a0"), "fmv.d.x fa0, a0"),
+    (A.csrrs("a0", A.CSR_FFLAGS, "zero"), "frflags a0"),
+    (A.sllw("a0", "a1", "a2"), "sllw a0, a1, a2"),
+    (A.remuw("a0", "a1", "a2"), "remuw a0, a1, a2"),
+])
+def test_fp_and_w_instructions_match_capstone(word, expected):
+    assert text(word) == expected

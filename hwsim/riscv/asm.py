@@ -147,6 +147,93 @@ def rem(rd, rs1, rs2) -> int: return r_type(0x33, rd, 6, rs1, rs2, 0x01)
 def remu(rd, rs1, rs2) -> int: return r_type(0x33, rd, 7, rs1, rs2, 0x01)
 def mulw(rd, rs1, rs2) -> int: return r_type(0x3B, rd, 0, rs1, rs2, 0x01)
 
+def sllw(rd, rs1, rs2) -> int: return r_type(0x3B, rd, 1, rs1, rs2, 0x00)
+def srlw(rd, rs1, rs2) -> int: return r_type(0x3B, rd, 5, rs1, rs2, 0x00)
+def sraw(rd, rs1, rs2) -> int: return r_type(0x3B, rd, 5, rs1, rs2, 0x20)
+def divw(rd, rs1, rs2) -> int: return r_type(0x3B, rd, 4, rs1, rs2, 0x01)
+def divuw(rd, rs1, rs2) -> int: return r_type(0x3B, rd, 5, rs1, rs2, 0x01)
+def remw(rd, rs1, rs2) -> int: return r_type(0x3B, rd, 6, rs1, rs2, 0x01)
+def remuw(rd, rs1, rs2) -> int: return r_type(0x3B, rd, 7, rs1, rs2, 0x01)
+
+# -- F and D ---------------------------------------------------------------------
+# FP registers are numbers 0-31 or names f0-f31 / ft0-ft11, fs0-fs11, fa0-fa7.
+
+FP_ABI_NAMES = ("ft0", "ft1", "ft2", "ft3", "ft4", "ft5", "ft6", "ft7", "fs0", "fs1",
+                "fa0", "fa1", "fa2", "fa3", "fa4", "fa5", "fa6", "fa7",
+                "fs2", "fs3", "fs4", "fs5", "fs6", "fs7", "fs8", "fs9", "fs10", "fs11",
+                "ft8", "ft9", "ft10", "ft11")
+FREG = {name: i for i, name in enumerate(FP_ABI_NAMES)}
+FREG.update({f"f{i}": i for i in range(32)})
+
+RM_RNE, RM_RTZ, RM_RDN, RM_RUP, RM_RMM, RM_DYN = 0, 1, 2, 3, 4, 7
+
+
+def freg(r: int | str) -> int:
+    if isinstance(r, str):
+        try:
+            return FREG[r]
+        except KeyError:
+            raise EncodeError(f"unknown FP register {r!r}") from None
+    if not 0 <= r < 32:
+        raise EncodeError(f"FP register number {r} out of range")
+    return r
+
+
+def _fp_r(funct7: int, rd: int, rs1: int, rs2: int, funct3: int) -> int:
+    return (funct7 << 25) | (rs2 << 20) | (rs1 << 15) | (funct3 << 12) | (rd << 7) | 0x53
+
+
+def flw(rd, rs1, imm: int = 0) -> int: return i_type(0x07, 0, 2, rs1, imm) | (freg(rd) << 7)
+def fld(rd, rs1, imm: int = 0) -> int: return i_type(0x07, 0, 3, rs1, imm) | (freg(rd) << 7)
+def fsw(rs2, rs1, imm: int = 0) -> int: return s_type(0x27, 2, rs1, 0, imm) | (freg(rs2) << 20)
+def fsd(rs2, rs1, imm: int = 0) -> int: return s_type(0x27, 3, rs1, 0, imm) | (freg(rs2) << 20)
+
+
+def _fop(base7: int, double: bool, rd, rs1, rs2, funct3: int) -> int:
+    return _fp_r(base7 | int(double), freg(rd), freg(rs1), freg(rs2), funct3)
+
+
+def fadd(rd, rs1, rs2, double: bool) -> int: return _fop(0x00, double, rd, rs1, rs2, RM_RNE)
+def fsub(rd, rs1, rs2, double: bool) -> int: return _fop(0x04, double, rd, rs1, rs2, RM_RNE)
+def fmul(rd, rs1, rs2, double: bool) -> int: return _fop(0x08, double, rd, rs1, rs2, RM_RNE)
+def fdiv(rd, rs1, rs2, double: bool) -> int: return _fop(0x0C, double, rd, rs1, rs2, RM_RNE)
+def fsqrt(rd, rs1, double: bool) -> int: return _fp_r(0x2C | int(double), freg(rd), freg(rs1), 0, RM_RNE)
+def fsgnj(rd, rs1, rs2, double: bool) -> int: return _fop(0x10, double, rd, rs1, rs2, 0)
+def fsgnjn(rd, rs1, rs2, double: bool) -> int: return _fop(0x10, double, rd, rs1, rs2, 1)
+def fsgnjx(rd, rs1, rs2, double: bool) -> int: return _fop(0x10, double, rd, rs1, rs2, 2)
+def fmin(rd, rs1, rs2, double: bool) -> int: return _fop(0x14, double, rd, rs1, rs2, 0)
+def fmax(rd, rs1, rs2, double: bool) -> int: return _fop(0x14, double, rd, rs1, rs2, 1)
+
+
+def _fcmp(funct3: int, rd, rs1, rs2, double: bool) -> int:
+    return _fp_r(0x50 | int(double), reg(rd), freg(rs1), freg(rs2), funct3)
+
+
+def feq(rd, rs1, rs2, double: bool) -> int: return _fcmp(2, rd, rs1, rs2, double)
+def flt(rd, rs1, rs2, double: bool) -> int: return _fcmp(1, rd, rs1, rs2, double)
+def fle(rd, rs1, rs2, double: bool) -> int: return _fcmp(0, rd, rs1, rs2, double)
+def fclass(rd, rs1, double: bool) -> int: return _fp_r(0x70 | int(double), reg(rd), freg(rs1), 0, 1)
+
+# fcvt between integers and floats.  ``signed``/``wide`` name the integer side
+# (W = 32-bit, L = 64-bit).  Float -> int uses ``rm`` (RTZ for wasm truncation).
+_INT_KIND = {(True, False): 0, (False, False): 1, (True, True): 2, (False, True): 3}  # W, WU, L, LU
+
+
+def fcvt_to_int(rd, rs1, *, double: bool, signed: bool, wide: bool, rm: int = RM_RTZ) -> int:
+    return _fp_r(0x60 | int(double), reg(rd), freg(rs1), _INT_KIND[(signed, wide)], rm)
+
+
+def fcvt_from_int(rd, rs1, *, double: bool, signed: bool, wide: bool, rm: int = RM_RNE) -> int:
+    return _fp_r(0x68 | int(double), freg(rd), reg(rs1), _INT_KIND[(signed, wide)], rm)
+
+
+def fcvt_s_d(rd, rs1) -> int: return _fp_r(0x20, freg(rd), freg(rs1), 1, RM_RNE)  # f64 -> f32
+def fcvt_d_s(rd, rs1) -> int: return _fp_r(0x21, freg(rd), freg(rs1), 0, RM_RNE)  # f32 -> f64
+def fmv_x_w(rd, rs1) -> int: return _fp_r(0x70, reg(rd), freg(rs1), 0, 0)
+def fmv_x_d(rd, rs1) -> int: return _fp_r(0x71, reg(rd), freg(rs1), 0, 0)
+def fmv_w_x(rd, rs1) -> int: return _fp_r(0x78, freg(rd), reg(rs1), 0, 0)
+def fmv_d_x(rd, rs1) -> int: return _fp_r(0x79, freg(rd), reg(rs1), 0, 0)
+
 # -- system ----------------------------------------------------------------------
 
 ECALL = 0x00000073
@@ -157,6 +244,11 @@ NOP = 0x00000013
 def sfence_vma(rs1=0, rs2=0) -> int: return r_type(0x73, 0, 0, rs1, rs2, 0x09)
 def csrrw(rd, csr: int, rs1) -> int: return (csr << 20) | (reg(rs1) << 15) | (1 << 12) | (reg(rd) << 7) | 0x73
 def csrrs(rd, csr: int, rs1) -> int: return (csr << 20) | (reg(rs1) << 15) | (2 << 12) | (reg(rd) << 7) | 0x73
+def csrrc(rd, csr: int, rs1) -> int: return (csr << 20) | (reg(rs1) << 15) | (3 << 12) | (reg(rd) << 7) | 0x73
+
+
+CSR_FFLAGS = 0x001
+FFLAG_NV = 0x10  # invalid operation
 
 
 def li_words(rd, value: int) -> list[int]:
