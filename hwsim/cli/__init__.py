@@ -18,6 +18,7 @@ from ..errors import HwsimError
 COMMANDS = (
     "hwsim.cli.demo",
     "hwsim.cli.mmu",
+    "hwsim.cli.spectest",
 )
 
 

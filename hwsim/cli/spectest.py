@@ -1,0 +1,90 @@
+"""``hwsim spectest FILE.wast...``: run WebAssembly spec-test scripts through the front end."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+
+FEATURE_NAMES = {"custom-page-sizes": "custom_page_sizes", "memory-discard": "memory_discard"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "spectest", help="run WebAssembly spec-test scripts (.wast)",
+        description="Convert each .wast script with wasm-tools, run every command, and count each one as "
+                    "passed, failed or skipped.  Decoding and validation are hwsim's; commands that need "
+                    "execution are skipped until hwsim has a compiler.  The last line is "
+                    "'N passed, N failed, N skipped'.")
+    p.add_argument("files", nargs="+", metavar="FILE.wast", help="spec-test scripts")
+    p.add_argument("--json", action="store_true",
+                   help='print one JSON object {"files": {NAME: counts}, "passed", "failed", "skipped"}')
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="per file: counts by command, every failure, and why commands were skipped")
+    p.add_argument("--enable", action="append", default=[], choices=sorted(FEATURE_NAMES), metavar="FEATURE",
+                   help=f"turn a decoder feature on for every script ({', '.join(sorted(FEATURE_NAMES))}); "
+                        "by default custom-page-sizes is on only under proposals/custom-page-sizes/")
+    p.add_argument("--disable", action="append", default=[], choices=sorted(FEATURE_NAMES), metavar="FEATURE",
+                   help="turn a decoder feature off for every script")
+    p.add_argument("--cache-dir", help="where converted scripts are cached (default: $HWSIM_SPECTEST_CACHE "
+                                       "or <tmp>/hwsim-spectest-cache)")
+    p.set_defaults(func=run_spectest)
+
+
+def run_spectest(args: argparse.Namespace) -> int:
+    from ..spectest import SpecTestRunner, find_wasm_tools
+
+    find_wasm_tools()  # fail early, with the installation hint, when it is missing
+    features = {FEATURE_NAMES[name]: True for name in args.enable}
+    features.update({FEATURE_NAMES[name]: False for name in args.disable})
+    runner = SpecTestRunner(features=features, cache_dir=args.cache_dir)
+    detail = sys.stderr if args.json else sys.stdout
+    files = []
+    for path, name in zip(args.files, _names(args.files)):
+        result = runner.run_file(path, name=name)
+        files.append(result)
+        if not args.json:
+            print(f"{result.name}: {result.passed} passed, {result.failed} failed, {result.skipped} skipped")
+        if args.verbose:
+            _print_details(result, detail)
+    from ..spectest.runner import RunResult
+    total = RunResult(files)
+    if args.json:
+        print(json.dumps(total.to_json()))
+    else:
+        print(f"{total.passed} passed, {total.failed} failed, {total.skipped} skipped")
+    return 1 if total.failed else 0
+
+
+def _names(files: list[str]) -> list[str]:
+    from pathlib import Path
+
+    from ..spectest.runner import display_names
+    return display_names([Path(f) for f in files])
+
+
+def _print_details(result, out) -> None:
+    for command, counts in sorted(result.counts_by_command().items()):
+        parts = ", ".join(f"{counts[s]} {s}" for s in ("passed", "failed", "skipped") if counts[s])
+        print(f"  {command}: {parts}", file=out)
+    for o in result.outcomes:
+        if o.status == "failed":
+            print(f"  FAILED line {o.line} {o.command}: {o.reason}", file=out)
+    notes: dict[str, list[int]] = defaultdict(list)
+    for o in result.outcomes:
+        if o.status == "passed" and o.reason:
+            notes[o.reason].append(o.line)
+    for reason, lines in notes.items():
+        print(f"  note, {len(lines)} passed: {reason} (lines {_lines(lines)})", file=out)
+    skipped: dict[str, list[int]] = defaultdict(list)
+    for o in result.outcomes:
+        if o.status == "skipped":
+            skipped[o.reason].append(o.line)
+    for reason, lines in sorted(skipped.items(), key=lambda kv: -len(kv[1])):
+        print(f"  skipped {len(lines)}: {reason} (lines {_lines(lines)})", file=out)
+
+
+def _lines(lines: list[int], limit: int = 8) -> str:
+    shown = ", ".join(str(n) for n in lines[:limit])
+    return shown + (f", ... {len(lines) - limit} more" if len(lines) > limit else "")

@@ -1,0 +1,180 @@
+"""WebAssembly values as the spec-test scripts write them, and the assertion comparison.
+
+Values are exact: integers are unsigned bit patterns, floats are IEEE bit
+patterns (so NaN payloads and the sign of zero survive every round trip),
+references are null or non-null.  ``(ref.extern N)`` is ``Value("externref", N)``;
+a non-null ``funcref`` carries whatever handle the engine returned.
+
+Expected results (``assert_return``) are :class:`Value` (exact match) or one
+of the patterns: :class:`NanPattern` (``nan:canonical`` / ``nan:arithmetic``),
+:class:`RefPattern` (``(ref.func)``: any non-null funcref; ``(ref.null)``: any
+null reference) and :class:`Either` (``(either v1 v2 ...)``).
+
+NaN patterns, as the specification defines them: a canonical NaN has only the
+most significant mantissa bit set (``0x7fc00000`` / ``0xffc00000`` for f32); an
+arithmetic NaN has that bit set and any payload in the others.  Either sign.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import HwsimError
+
+NUM_BITS = {"i32": 32, "i64": 64, "f32": 32, "f64": 64}
+REF_TYPES = ("funcref", "externref")
+
+# Float layouts: (exponent mask, mantissa mask, quiet bit).
+FLOAT_LAYOUT = {
+    "f32": (0x7F80_0000, 0x007F_FFFF, 0x0040_0000),
+    "f64": (0x7FF0_0000_0000_0000, 0x000F_FFFF_FFFF_FFFF, 0x0008_0000_0000_0000),
+}
+
+
+class UnsupportedValue(HwsimError):
+    """A value or pattern of a type outside hwsim's scope (v128, GC references, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """One WebAssembly value: ``type`` is i32, i64, f32, f64, funcref or externref."""
+
+    type: str
+    value: object  # int bit pattern; for references None (null), an int (externref) or an engine handle
+
+    @property
+    def is_null(self) -> bool:
+        return self.type in REF_TYPES and self.value is None
+
+    def __str__(self) -> str:
+        if self.type in ("i32", "i64"):
+            return f"{self.type}:{self.value:#x}"
+        if self.type in FLOAT_LAYOUT:
+            return f"{self.type}:{self.value:#x} ({describe_float(self.type, self.value)})"
+        if self.value is None:
+            return f"{self.type}:null"
+        if self.type == "externref":
+            return f"ref.extern {self.value}"
+        return f"{self.type}:non-null"
+
+
+@dataclass(frozen=True, slots=True)
+class NanPattern:
+    type: str  # f32 or f64
+    kind: str  # canonical or arithmetic
+
+    def __str__(self) -> str:
+        return f"{self.type}:nan:{self.kind}"
+
+
+@dataclass(frozen=True, slots=True)
+class RefPattern:
+    """``(ref.func)`` (type funcref, any non-null) or ``(ref.null)`` (type None, any null reference)."""
+
+    type: str | None
+
+    def __str__(self) -> str:
+        return "ref.null (any)" if self.type is None else f"{self.type} (any non-null)"
+
+
+@dataclass(frozen=True, slots=True)
+class Either:
+    alternatives: tuple
+
+    def __str__(self) -> str:
+        return "either(" + ", ".join(str(a) for a in self.alternatives) + ")"
+
+
+def describe_float(t: str, bits: int) -> str:
+    import struct
+    exp_mask, mant_mask, quiet = FLOAT_LAYOUT[t]
+    if bits & exp_mask == exp_mask and bits & mant_mask:
+        sign = "-" if bits >> (NUM_BITS[t] - 1) else ""
+        return f"{sign}nan:{bits & mant_mask:#x}"
+    fmt = "<f" if t == "f32" else "<d"
+    raw = bits.to_bytes(NUM_BITS[t] // 8, "little")
+    return repr(struct.unpack(fmt, raw)[0])
+
+
+def is_nan(t: str, bits: int) -> bool:
+    exp_mask, mant_mask, _ = FLOAT_LAYOUT[t]
+    return bits & exp_mask == exp_mask and bits & mant_mask != 0
+
+
+def is_canonical_nan(t: str, bits: int) -> bool:
+    exp_mask, mant_mask, quiet = FLOAT_LAYOUT[t]
+    return bits & exp_mask == exp_mask and bits & mant_mask == quiet
+
+
+def is_arithmetic_nan(t: str, bits: int) -> bool:
+    exp_mask, _, quiet = FLOAT_LAYOUT[t]
+    return bits & exp_mask == exp_mask and bits & quiet != 0
+
+
+def parse_value(obj: dict) -> Value:
+    """An argument (or exact expected value) in wasm-tools' JSON form: ``{"type": "i32", "value": "42"}``."""
+    t = obj.get("type")
+    v = obj.get("value")
+    if t in NUM_BITS:
+        # Decimal bit patterns; wasm-tools writes some integers signed ("-1").
+        n = NUM_BITS[t]
+        try:
+            number = int(v, 10)
+        except (TypeError, ValueError):
+            raise UnsupportedValue(f"cannot read {t} value {v!r}") from None
+        if not -(1 << (n - 1)) <= number < (1 << n):
+            raise UnsupportedValue(f"{t} value {v} does not fit in {n} bits")
+        return Value(t, number & ((1 << n) - 1))
+    if t == "externref":
+        if v == "null":
+            return Value(t, None)
+        if isinstance(v, str) and v.isdigit():
+            return Value(t, int(v))
+        raise UnsupportedValue(f"cannot read externref value {v!r}")
+    if t == "funcref" and v == "null":
+        return Value(t, None)
+    raise UnsupportedValue(f"value of type {t} ({v!r}) is outside hwsim's scope")
+
+
+def parse_expected(obj: dict):
+    """An ``assert_return`` expectation: a Value or a pattern."""
+    t = obj.get("type")
+    v = obj.get("value")
+    if t == "either":
+        return Either(tuple(parse_expected(alt) for alt in obj.get("values", [])))
+    if t in FLOAT_LAYOUT and v in ("nan:canonical", "nan:arithmetic"):
+        return NanPattern(t, v.split(":")[1])
+    if t == "funcref" and "value" not in obj:
+        return RefPattern("funcref")
+    if t == "refnull" and "value" not in obj:
+        return RefPattern(None)
+    return parse_value(obj)
+
+
+def matches(expected, actual: Value) -> bool:
+    """Whether ``actual`` satisfies ``expected`` (a Value or pattern), per the spec-test rules."""
+    if isinstance(expected, Either):
+        return any(matches(alt, actual) for alt in expected.alternatives)
+    if isinstance(expected, NanPattern):
+        if actual.type != expected.type:
+            return False
+        if expected.kind == "canonical":
+            return is_canonical_nan(actual.type, actual.value)
+        return is_arithmetic_nan(actual.type, actual.value)
+    if isinstance(expected, RefPattern):
+        if expected.type is None:
+            return actual.type in REF_TYPES and actual.value is None
+        return actual.type == expected.type and actual.value is not None
+    if expected.type != actual.type:
+        return False
+    if expected.type in NUM_BITS:
+        return expected.value == actual.value
+    if expected.value is None or actual.value is None:
+        return expected.value is None and actual.value is None
+    if expected.type == "externref":
+        return expected.value == actual.value
+    return True  # two non-null funcrefs: the scripts never name a particular function
+
+
+def results_match(expected: list, actual: list[Value]) -> bool:
+    return len(expected) == len(actual) and all(matches(e, a) for e, a in zip(expected, actual))

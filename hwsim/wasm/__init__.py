@@ -1,0 +1,32 @@
+"""The WebAssembly front end: decode a binary module, validate it, report errors a user can act on.
+
+::
+
+    bytes --decode_module--> Module --validate--> (valid Module, for the compiler)
+             MalformedError           InvalidError
+             UnsupportedFeatureError
+
+``load_module(data)`` does both.  Everything raised derives from
+:class:`WasmError` (itself a :class:`~hwsim.errors.HwsimError`); any other
+exception escaping on any input is a bug.
+"""
+
+from .decoder import decode_module
+from .errors import InvalidError, MalformedError, UnsupportedFeatureError, WasmError
+from .module import (ConstExpr, CustomSection, DataSegment, ElemSegment, Export, Features, Func, Global, Import,
+                     Module, Table)
+from .types import ExternKind, FuncType, GlobalType, Limits, MemoryType, TableType
+from .validator import validate
+
+
+def load_module(data, *, features: Features | None = None) -> Module:
+    """Decode and validate ``data``; the returned module is valid."""
+    module = decode_module(data, features=features or Features())
+    validate(module)
+    return module
+
+
+__all__ = ["ConstExpr", "CustomSection", "DataSegment", "ElemSegment", "Export", "ExternKind", "Features", "Func",
+           "FuncType", "Global", "GlobalType", "Import", "InvalidError", "Limits", "MalformedError", "MemoryType",
+           "Module", "Table", "TableType", "UnsupportedFeatureError", "WasmError", "decode_module", "load_module",
+           "validate"]

@@ -1,0 +1,122 @@
+"""WebAssembly types as data: value types, function, limits, table, memory and global types.
+
+A value type is a small ``int``: its one-byte binary encoding (``I32`` is
+``0x7f``).  ``UNKNOWN`` (0) is the validator's bottom type, the type of an
+operand popped from the polymorphic stack of unreachable code; it never
+appears in a module.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+# Value types (binary encodings).  Only these seven are in hwsim's scope; the
+# reference types are the two nullable abstract ones of WebAssembly 2.0.
+I32 = 0x7F
+I64 = 0x7E
+F32 = 0x7D
+F64 = 0x7C
+V128 = 0x7B  # SIMD: decoded only to be rejected as unsupported
+FUNCREF = 0x70
+EXTERNREF = 0x6F
+UNKNOWN = 0  # bottom, validator only
+
+NUM_TYPES = frozenset((I32, I64, F32, F64))
+REF_TYPES = frozenset((FUNCREF, EXTERNREF))
+VALUE_TYPES = NUM_TYPES | REF_TYPES
+
+VALTYPE_NAMES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", V128: "v128",
+                 FUNCREF: "funcref", EXTERNREF: "externref", UNKNOWN: "unknown"}
+
+# Block types are stored as the signed 33-bit integer of the binary encoding:
+# a type index when >= 0, otherwise the empty type or one value type.
+BLOCK_EMPTY = -0x40
+
+
+def block_valtype(blocktype: int) -> int:
+    """The value type of a one-result block type (``blocktype < 0`` and not empty)."""
+    return blocktype + 0x80
+
+
+def valtype_name(t: int) -> str:
+    return VALTYPE_NAMES.get(t, f"<type {t:#x}>")
+
+
+def format_types(types) -> str:
+    """``[i32 i64]``, as the specification writes result types."""
+    return "[" + " ".join(valtype_name(t) for t in types) + "]"
+
+
+class ExternKind(enum.IntEnum):
+    """Import and export kinds (binary encodings)."""
+
+    FUNC = 0
+    TABLE = 1
+    MEMORY = 2
+    GLOBAL = 3
+
+
+# Limits flags (first byte of a table or memory type).
+LIMITS_HAS_MAX = 0x01
+LIMITS_SHARED = 0x02  # threads proposal: unsupported
+LIMITS_INDEX64 = 0x04  # memory64 / table64
+LIMITS_PAGE_SIZE = 0x08  # custom-page-sizes: a u32 log2(page size) follows the limits
+
+DEFAULT_PAGE_SIZE_LOG2 = 16  # 64 KiB
+
+
+@dataclass(frozen=True, slots=True)
+class FuncType:
+    params: tuple[int, ...]
+    results: tuple[int, ...]
+
+    def __str__(self) -> str:
+        return f"{format_types(self.params)} -> {format_types(self.results)}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    min: int
+    max: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryType:
+    """A memory type; ``index_type`` is ``I32`` or ``I64`` (memory64), pages are ``2**page_size_log2`` bytes."""
+
+    limits: Limits
+    index_type: int = I32
+    page_size_log2: int = DEFAULT_PAGE_SIZE_LOG2
+
+    def __str__(self) -> str:
+        text = f"memory {valtype_name(self.index_type)} {self.limits.min}"
+        if self.limits.max is not None:
+            text += f" {self.limits.max}"
+        if self.page_size_log2 != DEFAULT_PAGE_SIZE_LOG2:
+            text += f" (pagesize {1 << self.page_size_log2})"
+        return text
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TableType:
+    """A table type; ``index_type`` is ``I32`` or ``I64`` (table64)."""
+
+    elem_type: int
+    limits: Limits
+    index_type: int = I32
+
+    def __str__(self) -> str:
+        text = f"table {valtype_name(self.index_type)} {self.limits.min}"
+        if self.limits.max is not None:
+            text += f" {self.limits.max}"
+        return text + f" {valtype_name(self.elem_type)}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GlobalType:
+    valtype: int
+    mutable: bool
+
+    def __str__(self) -> str:
+        return f"(mut {valtype_name(self.valtype)})" if self.mutable else valtype_name(self.valtype)

@@ -1,0 +1,705 @@
+"""The validator: checks a decoded module against the WebAssembly specification's validation rules.
+
+Instruction sequences are typed with the algorithm of the specification's
+appendix ("Validation Algorithm"): an operand stack of value types and a
+stack of control frames; after ``unreachable``, ``br``, ``br_table``,
+``return`` and the tail calls the rest of the block is stack-polymorphic,
+and operands popped below the frame's height have the bottom type
+``UNKNOWN``.
+
+Module-level checks follow the order of the reference interpreter (types,
+imports, functions, memories, tables, globals, data, elements, bodies,
+start, exports), so that a module with several problems reports the same
+first one.  Constant expressions are those of WebAssembly 3.0: constants,
+``ref.null``, ``ref.func``, ``global.get`` of an earlier immutable global and
+the extended-const ``add``/``sub``/``mul`` on i32 and i64.
+
+Every error is an :class:`~hwsim.wasm.errors.InvalidError` whose reason
+starts with the reference interpreter's phrase (``type mismatch``,
+``unknown local 3``, ``alignment must not be larger than natural``, ...) and
+which names the offset, the function and the instruction.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from . import opcodes as op
+from .errors import InvalidError
+from .module import ACTIVE, ConstExpr, Module
+from .types import (BLOCK_EMPTY, EXTERNREF, F32, F64, FUNCREF, I32, I64, NUM_TYPES, UNKNOWN, ExternKind, FuncType,
+                    GlobalType, MemoryType, TableType, format_types, valtype_name)
+
+_U32_MAX = 0xFFFFFFFF
+_U64_MAX = 0xFFFFFFFFFFFFFFFF
+
+# Frame fields (a frame is a small list, for speed).
+_KIND, _LABEL, _END, _HEIGHT, _UNREACH, _START = range(6)
+_FRAME_FUNC = -1  # the function body itself (a block whose label is the function's results)
+
+_CONST_OPS = frozenset((op.I32_CONST_OP, op.I64_CONST_OP, op.F32_CONST_OP, op.F64_CONST_OP, op.REF_NULL,
+                        op.REF_FUNC, op.GLOBAL_GET, op.I32_ADD, op.I32_SUB, op.I32_MUL, op.I64_ADD, op.I64_SUB,
+                        op.I64_MUL, op.END))
+
+# Fast-path table: opcode -> (number of params, first param, second param, result) for
+# instructions with one or two operands and one result.
+_FAST: dict[int, tuple[int, int, int, int]] = {}
+for _code, (_params, _results) in op.SIGNATURES.items():
+    if len(_results) == 1 and 1 <= len(_params) <= 2:
+        _FAST[_code] = (len(_params), _params[0], _params[-1], _results[0])
+del _code, _params, _results
+
+_CONSTS = {op.I32_CONST_OP: I32, op.I64_CONST_OP: I64, op.F32_CONST_OP: F32, op.F64_CONST_OP: F64}
+
+
+def validate(module: Module) -> None:
+    """Validate ``module``; raises :class:`~hwsim.wasm.errors.InvalidError` at the first problem."""
+    _ModuleValidator(module).run()
+
+
+class _Context:
+    """The specification's validation context C, built up as the module is checked."""
+
+    def __init__(self, module: Module):
+        self.module = module
+        self.types: list[FuncType] = module.types
+        self.funcs: list[int] = []  # type index of each function
+        self.tables: list[TableType] = []
+        self.memories: list[MemoryType] = []
+        self.globals: list[GlobalType] = []
+        self.elems: list[int] = []
+        self.num_datas = len(module.datas)
+        self.refs: set[int] = set()
+
+
+def _err(reason: str, offset: int | None = None, **where) -> InvalidError:
+    return InvalidError(reason, offset=offset, **where)
+
+
+class _ModuleValidator:
+    def __init__(self, module: Module):
+        self.m = module
+        self.c = _Context(module)
+
+    # Types -----------------------------------------------------------------
+
+    def func_type(self, type_index: int, offset: int) -> FuncType:
+        types = self.c.types
+        if type_index >= len(types):
+            raise _err(f"unknown type {type_index}", offset)
+        return types[type_index]
+
+    def check_limits(self, limits, bound: int, what: str, offset: int) -> None:
+        if limits.min > bound or (limits.max is not None and limits.max > bound):
+            raise _err(f"{what} (min {limits.min}, max {limits.max})", offset)
+        if limits.max is not None and limits.min > limits.max:
+            raise _err(f"size minimum must not be greater than maximum ({limits.min} > {limits.max})", offset)
+
+    def check_memory_type(self, mt: MemoryType, offset: int) -> None:
+        log2 = mt.page_size_log2
+        if log2 not in (0, 16):
+            raise _err(f"invalid custom page size: {1 << log2} bytes (only 1 and 65536 are allowed)", offset)
+        if log2 == 16:
+            if mt.index_type == I32:
+                bound, text = 0x1_0000, "2^16 pages (4 GiB) for i32"
+            else:
+                bound, text = 0x1_0000_0000_0000, "2^48 pages (256 TiB) for i64"
+        else:
+            if mt.index_type == I32:
+                bound, text = _U32_MAX, "2^32 - 1 bytes for i32"
+            else:
+                bound, text = _U64_MAX, "2^64 - 1 bytes for i64"
+        self.check_limits(mt.limits, bound, f"memory size must be at most {text}", offset)
+
+    def check_table_type(self, tt: TableType, offset: int) -> None:
+        if tt.index_type == I32:
+            bound, text = _U32_MAX, "2^32-1 for i32"
+        else:
+            bound, text = _U64_MAX, "2^64-1 for i64"
+        self.check_limits(tt.limits, bound, f"table size must be at most {text}", offset)
+
+    # Module ----------------------------------------------------------------
+
+    def run(self) -> None:
+        m, c = self.m, self.c
+        c.refs = self.collect_refs()
+        for imp in m.imports:
+            if imp.kind == ExternKind.FUNC:
+                self.func_type(imp.desc, imp.offset)
+                c.funcs.append(imp.desc)
+            elif imp.kind == ExternKind.TABLE:
+                self.check_table_type(imp.desc, imp.offset)
+                c.tables.append(imp.desc)
+            elif imp.kind == ExternKind.MEMORY:
+                self.check_memory_type(imp.desc, imp.offset)
+                c.memories.append(imp.desc)
+            else:
+                c.globals.append(imp.desc)
+        for f in m.funcs:
+            self.func_type(f.type_index, f.offset)
+            c.funcs.append(f.type_index)
+        for mt in m.memories:
+            self.check_memory_type(mt, None)
+            c.memories.append(mt)
+        for table in m.tables:
+            self.check_table_type(table.type, table.offset)
+            if table.init is not None:
+                self.check_const(table.init, table.type.elem_type, "table initialiser")
+            c.tables.append(table.type)
+        for g in m.globals:
+            self.check_const(g.init, g.type.valtype, "global initialiser")
+            c.globals.append(g.type)
+        for i, d in enumerate(m.datas):
+            if d.mode == ACTIVE:
+                mt = self.memory(d.memory_index, d.offset, where=f"data segment {i}")
+                self.check_const(d.offset_expr, mt.index_type, f"offset of data segment {i}")
+        for i, e in enumerate(m.elems):
+            for item in e.items:
+                self.check_const(item, e.elem_type, f"element segment {i}")
+            if e.mode == ACTIVE:
+                tt = self.table(e.table_index, e.offset, where=f"element segment {i}")
+                if tt.elem_type != e.elem_type:
+                    raise _err(f"type mismatch: element segment {i} has type {valtype_name(e.elem_type)} "
+                               f"but table {e.table_index} holds {valtype_name(tt.elem_type)}", e.offset)
+                self.check_const(e.offset_expr, tt.index_type, f"offset of element segment {i}")
+            c.elems.append(e.elem_type)
+        base = m.num_imported_funcs
+        for i, f in enumerate(m.funcs):
+            _FuncChecker(self, base + i).check_func(f)
+        if m.start is not None:
+            if m.start >= len(c.funcs):
+                raise _err(f"unknown function {m.start} (the start function)", None)
+            ft = c.types[c.funcs[m.start]]
+            if ft.params or ft.results:
+                raise _err(f"start function must not have parameters or results; function {m.start} has type {ft}")
+        seen: set[str] = set()
+        spaces = {ExternKind.FUNC: (c.funcs, "function"), ExternKind.TABLE: (c.tables, "table"),
+                  ExternKind.MEMORY: (c.memories, "memory"), ExternKind.GLOBAL: (c.globals, "global")}
+        for ex in m.exports:
+            space, what = spaces[ex.kind]
+            if ex.index >= len(space):
+                raise _err(f"unknown {what} {ex.index} (exported as \"{ex.name}\")", ex.offset)
+        for ex in m.exports:
+            if ex.name in seen:
+                raise _err(f'duplicate export name "{ex.name}"', ex.offset)
+            seen.add(ex.name)
+
+    def collect_refs(self) -> set[int]:
+        """Functions referenced outside function bodies: the only ones ``ref.func`` may name in a body."""
+        m = self.m
+        refs = {ex.index for ex in m.exports if ex.kind == ExternKind.FUNC}
+        exprs: list[ConstExpr] = [g.init for g in m.globals]
+        exprs += [t.init for t in m.tables if t.init is not None]
+        for e in m.elems:
+            exprs += e.items
+            if e.offset_expr is not None:
+                exprs.append(e.offset_expr)
+        exprs += [d.offset_expr for d in m.datas if d.offset_expr is not None]
+        for expr in exprs:
+            for code, imm, _ in expr.instrs:
+                if code == op.REF_FUNC:
+                    refs.add(imm)
+        return refs
+
+    def memory(self, index: int, offset, *, where: str = "") -> MemoryType:
+        if index >= len(self.c.memories):
+            raise _err(f"unknown memory {index}" + (f" ({where})" if where else ""), offset)
+        return self.c.memories[index]
+
+    def table(self, index: int, offset, *, where: str = "") -> TableType:
+        if index >= len(self.c.tables):
+            raise _err(f"unknown table {index}" + (f" ({where})" if where else ""), offset)
+        return self.c.tables[index]
+
+    def check_const(self, expr: ConstExpr, t: int, what: str) -> None:
+        globals_ = self.c.globals
+        for code, imm, off in expr.instrs:
+            if code not in _CONST_OPS:
+                raise _err(f"constant expression required: {op.opcode_name(code)} is not allowed in the {what}",
+                           off, instr=op.opcode_name(code))
+            if code == op.GLOBAL_GET:
+                if imm >= len(globals_):
+                    raise _err(f"unknown global {imm}", off, instr="global.get")
+                if globals_[imm].mutable:
+                    raise _err(f"constant expression required: global {imm} is mutable ({what})", off,
+                               instr="global.get")
+        _FuncChecker(self, None).check_expr(expr, t, what)
+
+
+class _LocalTypes:
+    """Local types of a function, looked up without expanding huge declarations."""
+
+    __slots__ = ("starts", "types", "total")
+
+    def __init__(self, params: tuple[int, ...], groups: tuple[tuple[int, int], ...]):
+        self.starts: list[int] = []
+        self.types: list[int] = []
+        pos = 0
+        for t in params:
+            self.starts.append(pos)
+            self.types.append(t)
+            pos += 1
+        for count, t in groups:
+            if count:
+                self.starts.append(pos)
+                self.types.append(t)
+                pos += count
+        self.total = pos
+
+    def __getitem__(self, index: int) -> int:
+        if index >= self.total:
+            raise IndexError(index)
+        return self.types[bisect_right(self.starts, index) - 1]
+
+    def __len__(self) -> int:
+        return self.total
+
+
+class _FuncChecker:
+    """Types one function body (or one constant expression)."""
+
+    def __init__(self, mv: _ModuleValidator, func_index: int | None):
+        self.mv = mv
+        self.c = mv.c
+        self.func_index = func_index
+        self.func_name = mv.m.get_func_name(func_index) if func_index is not None else None
+        self.vals: list[int] = []
+        self.ctrls: list[list] = []
+        self.results: tuple[int, ...] = ()
+        self.code = 0
+        self.offset: int | None = None
+
+    # Errors ----------------------------------------------------------------
+
+    def error(self, reason: str) -> InvalidError:
+        code = self.code
+        return InvalidError(reason, offset=self.offset, func_index=self.func_index, func_name=self.func_name,
+                            instr=op.opcode_name(code) if code is not None else None)
+
+    def mismatch(self, expected, what: str | None = None) -> InvalidError:
+        frame = self.ctrls[-1]
+        avail = self.vals[frame[_HEIGHT]:]
+        shown = avail[-len(expected):] if expected else avail
+        prefix = "..." if len(avail) > len(shown) else ""
+        desc = what or op.opcode_name(self.code)
+        stack = "[" + prefix + format_types(shown)[1:]
+        if frame[_UNREACH] and len(avail) < len(expected):
+            stack += " (unreachable code: missing operands are of any type)"
+        return self.error(f"type mismatch: {desc} expects {format_types(expected)} but the stack has {stack}")
+
+    # Operand stack -----------------------------------------------------------
+
+    def pop(self, expected: int) -> int:
+        vals = self.vals
+        frame = self.ctrls[-1]
+        if len(vals) == frame[_HEIGHT]:
+            if frame[_UNREACH]:
+                return UNKNOWN
+            raise self.mismatch((expected,))
+        actual = vals[-1]
+        if actual != expected and actual != UNKNOWN and expected != UNKNOWN:
+            raise self.mismatch((expected,))
+        vals.pop()
+        return actual
+
+    def pop_any(self) -> int:
+        vals = self.vals
+        frame = self.ctrls[-1]
+        if len(vals) == frame[_HEIGHT]:
+            if frame[_UNREACH]:
+                return UNKNOWN
+            raise self.error(f"type mismatch: {op.opcode_name(self.code)} expects an operand but the stack is empty")
+        return vals.pop()
+
+    def pop_vals(self, expected, what: str | None = None) -> list[int]:
+        """Pop ``expected`` (last on top); the whole sequence must match or the error names all of it."""
+        vals = self.vals
+        frame = self.ctrls[-1]
+        n = len(expected)
+        if n == 0:
+            return []
+        height = frame[_HEIGHT]
+        avail = len(vals) - height
+        if avail >= n:
+            top = vals[-n:]
+            if top == list(expected):
+                del vals[-n:]
+                return top
+        elif not frame[_UNREACH]:
+            raise self.mismatch(expected, what)
+        popped = []
+        for t in reversed(expected):
+            if len(vals) == height:
+                popped.append(UNKNOWN)
+                continue
+            actual = vals[-1]
+            if actual != t and actual != UNKNOWN:
+                raise self.mismatch(expected, what)
+            popped.append(vals.pop())
+        popped.reverse()
+        return popped
+
+    def push_ctrl(self, kind: int, start: tuple, end: tuple) -> None:
+        label = start if kind == op.LOOP else end
+        self.ctrls.append([kind, label, end, len(self.vals), False, start])
+        self.vals.extend(start)
+
+    def pop_ctrl(self) -> list:
+        frame = self.ctrls[-1]
+        end = frame[_END]
+        what = "the end of the " + ("function" if frame[_KIND] == _FRAME_FUNC else op.opcode_name(frame[_KIND]))
+        self.pop_vals(end, what)
+        if len(self.vals) != frame[_HEIGHT]:
+            extra = self.vals[frame[_HEIGHT]:]
+            raise self.error(f"type mismatch: {what} expects {format_types(end)} but the stack has "
+                             f"{format_types(extra + list(end))}")
+        self.ctrls.pop()
+        return frame
+
+    def set_unreachable(self) -> None:
+        frame = self.ctrls[-1]
+        del self.vals[frame[_HEIGHT]:]
+        frame[_UNREACH] = True
+
+    def label(self, depth: int) -> list:
+        if depth >= len(self.ctrls):
+            raise self.error(f"unknown label {depth} (only {len(self.ctrls)} enclosing blocks)")
+        return self.ctrls[-1 - depth]
+
+    # Lookups -----------------------------------------------------------------
+
+    def func_type_of(self, type_index: int) -> FuncType:
+        types = self.c.types
+        if type_index >= len(types):
+            raise self.error(f"unknown type {type_index}")
+        return types[type_index]
+
+    def func(self, index: int) -> FuncType:
+        funcs = self.c.funcs
+        if index >= len(funcs):
+            raise self.error(f"unknown function {index}")
+        return self.c.types[funcs[index]]
+
+    def memory(self, index: int) -> MemoryType:
+        mems = self.c.memories
+        if index >= len(mems):
+            raise self.error(f"unknown memory {index}")
+        return mems[index]
+
+    def table(self, index: int) -> TableType:
+        tables = self.c.tables
+        if index >= len(tables):
+            raise self.error(f"unknown table {index}")
+        return tables[index]
+
+    def global_(self, index: int) -> GlobalType:
+        globals_ = self.c.globals
+        if index >= len(globals_):
+            raise self.error(f"unknown global {index}")
+        return globals_[index]
+
+    def elem(self, index: int) -> int:
+        elems = self.c.elems
+        if index >= len(elems):
+            raise self.error(f"unknown elem segment {index}")
+        return elems[index]
+
+    def data(self, index: int) -> None:
+        if index >= self.c.num_datas:
+            raise self.error(f"unknown data segment {index}")
+
+    def block_type(self, bt: int) -> tuple[tuple, tuple]:
+        if bt >= 0:
+            ft = self.func_type_of(bt)
+            return ft.params, ft.results
+        if bt == BLOCK_EMPTY:
+            return (), ()
+        return (), (bt + 0x80,)
+
+    # Entry points --------------------------------------------------------------
+
+    def check_func(self, f) -> None:
+        ft = self.c.types[f.type_index]
+        self.results = ft.results
+        if f.num_locals <= 65536:
+            locals_ = list(ft.params)
+            for count, t in f.locals:
+                locals_.extend([t] * count)
+        else:
+            locals_ = _LocalTypes(ft.params, f.locals)
+        self.ctrls = [[_FRAME_FUNC, ft.results, ft.results, 0, False, ()]]
+        self.run(f.body, locals_)
+
+    def check_expr(self, expr: ConstExpr, t: int, what: str) -> None:
+        self.results = (t,)
+        self.ctrls = [[_FRAME_FUNC, (t,), (t,), 0, False, ()]]
+        try:
+            self.run(expr.instrs, [])
+        except InvalidError as exc:
+            if exc.reason.startswith("type mismatch: the end of the function"):
+                exc.reason = exc.reason.replace("the end of the function", f"the {what}", 1)
+                exc.args = (exc._compose(),)
+            raise
+
+    # The loop ------------------------------------------------------------------
+
+    def run(self, instrs: list, locals_) -> None:
+        vals = self.vals
+        ctrls = self.ctrls
+        fast = _FAST
+        fast_get = fast.get
+        frame = ctrls[-1]
+        height = frame[_HEIGHT]
+        c = self.c
+        n_instrs = len(instrs)
+        for index in range(n_instrs):
+            code, imm, off = instrs[index]
+            sig = fast_get(code)
+            if sig is not None:
+                n, p0, p1, res = sig
+                if n == 2:
+                    if len(vals) - height >= 2 and vals[-1] == p1 and vals[-2] == p0:
+                        del vals[-1]
+                        vals[-1] = res
+                        continue
+                elif len(vals) > height and vals[-1] == p0:
+                    vals[-1] = res
+                    continue
+                self.code, self.offset = code, off
+                self.pop_vals((p0, p1) if n == 2 else (p0,))
+                vals.append(res)
+                continue
+            self.code, self.offset = code, off
+            if code == op.LOCAL_GET:
+                try:
+                    vals.append(locals_[imm])
+                except IndexError:
+                    raise self.error(f"unknown local {imm}") from None
+            elif code in _CONSTS:
+                vals.append(_CONSTS[code])
+            elif code == op.LOCAL_SET or code == op.LOCAL_TEE:
+                try:
+                    t = locals_[imm]
+                except IndexError:
+                    raise self.error(f"unknown local {imm}") from None
+                if len(vals) > height and vals[-1] == t:
+                    if code == op.LOCAL_SET:
+                        vals.pop()
+                else:
+                    self.pop(t)
+                    if code == op.LOCAL_TEE:
+                        vals.append(t)
+            elif code in op.LOADS:
+                _, t, size_log2 = op.LOADS[code]
+                addr = self.memarg(imm, size_log2)
+                self.pop(addr)
+                vals.append(t)
+            elif code in op.STORES:
+                _, t, size_log2 = op.STORES[code]
+                addr = self.memarg(imm, size_log2)
+                self.pop(t)
+                self.pop(addr)
+            elif code == op.GLOBAL_GET:
+                vals.append(self.global_(imm).valtype)
+            elif code == op.GLOBAL_SET:
+                gt = self.global_(imm)
+                if not gt.mutable:
+                    raise self.error(f"immutable global {imm} cannot be set (global.set)")
+                self.pop(gt.valtype)
+            elif code == op.END:
+                frame = self.pop_ctrl()
+                if frame[_KIND] == op.IF and frame[_START] != frame[_END]:
+                    raise self.error(f"type mismatch: if without else must leave its parameters "
+                                     f"{format_types(frame[_START])} as its results {format_types(frame[_END])}")
+                if not ctrls:
+                    if index != n_instrs - 1:  # pragma: no cover - the decoder stops at the final end
+                        raise self.error("instructions after the final end")
+                    return
+                vals.extend(frame[_END])
+                frame = ctrls[-1]
+                height = frame[_HEIGHT]
+            elif code == op.BLOCK_OP or code == op.LOOP or code == op.IF:
+                start, end = self.block_type(imm)
+                if code == op.IF:
+                    self.pop(I32)
+                self.pop_vals(start)
+                self.push_ctrl(code, start, end)
+                frame = ctrls[-1]
+                height = frame[_HEIGHT]
+            elif code == op.ELSE:
+                frame = self.pop_ctrl()
+                self.push_ctrl(op.ELSE, frame[_START], frame[_END])
+                frame = ctrls[-1]
+                height = frame[_HEIGHT]
+            elif code == op.BR_IF:
+                label = self.label(imm)[_LABEL]
+                self.pop(I32)
+                self.pop_vals(label)
+                vals.extend(label)
+            elif code == op.BR:
+                self.pop_vals(self.label(imm)[_LABEL])
+                self.set_unreachable()
+            elif code == op.CALL:
+                ft = self.func(imm)
+                self.pop_vals(ft.params)
+                vals.extend(ft.results)
+            elif code == op.DROP:
+                self.pop_any()
+            elif code == op.SELECT:
+                self.pop(I32)
+                t1 = self.pop_any()
+                t2 = self.pop_any()
+                if t1 not in NUM_TYPES and t1 != UNKNOWN or t2 not in NUM_TYPES and t2 != UNKNOWN:
+                    bad = t1 if t1 not in NUM_TYPES and t1 != UNKNOWN else t2
+                    raise self.error(f"type mismatch: select without a type annotation needs numeric operands, "
+                                     f"not {valtype_name(bad)}")
+                if t1 != t2 and t1 != UNKNOWN and t2 != UNKNOWN:
+                    raise self.error(f"type mismatch: select operands differ: {valtype_name(t2)} and "
+                                     f"{valtype_name(t1)}")
+                vals.append(t2 if t1 == UNKNOWN else t1)
+            elif code == op.UNREACHABLE:
+                self.set_unreachable()
+            elif code == op.RETURN:
+                self.pop_vals(self.results)
+                self.set_unreachable()
+            elif code == op.NOP:
+                pass
+            elif code == op.BR_TABLE_OP:
+                targets, default = imm
+                default_label = self.label(default)[_LABEL]
+                labels = [self.label(depth)[_LABEL] for depth in targets]
+                self.pop(I32)
+                arity = len(default_label)
+                for depth, label in zip(targets, labels):
+                    if len(label) != arity:
+                        raise self.error(f"type mismatch: br_table target {depth} expects {format_types(label)} "
+                                         f"but the default target {default} expects {format_types(default_label)}")
+                    vals.extend(self.pop_vals(label))
+                self.pop_vals(default_label)
+                self.set_unreachable()
+            else:
+                self.other(code, imm)
+            frame = ctrls[-1]
+            height = frame[_HEIGHT]
+        # The decoder guarantees a final end; a hand-built body may lack it.
+        raise self.error("END opcode expected at the end of the body")
+
+    def memarg(self, imm: tuple, size_log2: int) -> int:
+        mem, align, offset = imm
+        mt = self.memory(mem)
+        if align > size_log2:
+            raise self.error(f"alignment must not be larger than natural: 2**{align} > {1 << size_log2} bytes")
+        if mt.index_type == I32 and offset > _U32_MAX:
+            raise self.error(f"offset out of range: {offset:#x} does not fit a 32-bit memory's address")
+        return mt.index_type
+
+    def other(self, code: int, imm) -> None:
+        vals = self.vals
+        if code == op.CALL_INDIRECT_OP or code == op.RETURN_CALL_INDIRECT:
+            type_index, table_index = imm
+            tt = self.table(table_index)
+            ft = self.func_type_of(type_index)
+            if tt.elem_type != FUNCREF:
+                raise self.error(f"type mismatch: {op.opcode_name(code)} needs a funcref table but table "
+                                 f"{table_index} holds {valtype_name(tt.elem_type)}")
+            if code == op.RETURN_CALL_INDIRECT:
+                self.check_tail_results(ft)
+            self.pop(tt.index_type)
+            self.pop_vals(ft.params)
+            if code == op.RETURN_CALL_INDIRECT:
+                self.set_unreachable()
+            else:
+                vals.extend(ft.results)
+        elif code == op.RETURN_CALL:
+            ft = self.func(imm)
+            self.check_tail_results(ft)
+            self.pop_vals(ft.params)
+            self.set_unreachable()
+        elif code == op.SELECT_TYPED:
+            if len(imm) != 1:
+                raise self.error(f"invalid result arity: select takes exactly one type, not {len(imm)}")
+            t = imm[0]
+            self.pop(I32)
+            self.pop(t)
+            self.pop(t)
+            vals.append(t)
+        elif code == op.MEMORY_SIZE:
+            vals.append(self.memory(imm).index_type)
+        elif code == op.MEMORY_GROW:
+            at = self.memory(imm).index_type
+            self.pop(at)
+            vals.append(at)
+        elif code == op.MEMORY_FILL:
+            at = self.memory(imm).index_type
+            self.pop_vals((at, I32, at))
+        elif code == op.MEMORY_COPY:
+            dst, src = imm
+            at1 = self.memory(dst).index_type
+            at2 = self.memory(src).index_type
+            self.pop_vals((at1, at2, I32 if I32 in (at1, at2) else I64))
+        elif code == op.MEMORY_INIT:
+            data_index, mem = imm
+            at = self.memory(mem).index_type
+            self.data(data_index)
+            self.pop_vals((at, I32, I32))
+        elif code == op.DATA_DROP:
+            self.data(imm)
+        elif code == op.MEMORY_DISCARD:
+            at = self.memory(imm).index_type
+            self.pop_vals((at, at))
+        elif code == op.TABLE_GET:
+            tt = self.table(imm)
+            self.pop(tt.index_type)
+            vals.append(tt.elem_type)
+        elif code == op.TABLE_SET:
+            tt = self.table(imm)
+            self.pop_vals((tt.index_type, tt.elem_type))
+        elif code == op.TABLE_SIZE:
+            vals.append(self.table(imm).index_type)
+        elif code == op.TABLE_GROW:
+            tt = self.table(imm)
+            self.pop_vals((tt.elem_type, tt.index_type))
+            vals.append(tt.index_type)
+        elif code == op.TABLE_FILL:
+            tt = self.table(imm)
+            self.pop_vals((tt.index_type, tt.elem_type, tt.index_type))
+        elif code == op.TABLE_COPY:
+            dst, src = imm
+            t1 = self.table(dst)
+            t2 = self.table(src)
+            if t1.elem_type != t2.elem_type:
+                raise self.error(f"type mismatch: table.copy from table {src} ({valtype_name(t2.elem_type)}) "
+                                 f"to table {dst} ({valtype_name(t1.elem_type)})")
+            at1, at2 = t1.index_type, t2.index_type
+            self.pop_vals((at1, at2, I32 if I32 in (at1, at2) else I64))
+        elif code == op.TABLE_INIT:
+            elem_index, table_index = imm
+            tt = self.table(table_index)
+            et = self.elem(elem_index)
+            if et != tt.elem_type:
+                raise self.error(f"type mismatch: element segment {elem_index} ({valtype_name(et)}) into table "
+                                 f"{table_index} ({valtype_name(tt.elem_type)})")
+            self.pop_vals((tt.index_type, I32, I32))
+        elif code == op.ELEM_DROP:
+            self.elem(imm)
+        elif code == op.REF_NULL:
+            vals.append(imm)
+        elif code == op.REF_IS_NULL:
+            t = self.pop_any()
+            if t != FUNCREF and t != EXTERNREF and t != UNKNOWN:
+                raise self.error(f"type mismatch: ref.is_null expects a reference but the stack has "
+                                 f"{valtype_name(t)}")
+            vals.append(I32)
+        elif code == op.REF_FUNC:
+            self.func(imm)
+            if imm not in self.c.refs:
+                raise self.error(f"undeclared function reference {imm}: ref.func in a function body may only name "
+                                 f"functions referenced outside function bodies (elements, exports, globals)")
+            vals.append(FUNCREF)
+        else:  # pragma: no cover - the decoder produces no other opcodes
+            raise self.error(f"unknown instruction {op.opcode_name(code)}")
+
+    def check_tail_results(self, ft: FuncType) -> None:
+        if ft.results != self.results:
+            raise self.error(f"type mismatch: {op.opcode_name(self.code)} callee returns {format_types(ft.results)} "
+                             f"but the current function returns {format_types(self.results)}")
