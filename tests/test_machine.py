@@ -299,3 +299,48 @@ def test_registers_by_name():
         m.get_reg("r9")
     with pytest.raises(ConfigError, match="unknown register 'q'"):
         m.set_reg("q", 1)
+
+
+def test_pager_maps_pages_on_first_touch(g):
+    touched = []
+
+    def pager(va, access):
+        if 0x40_0000 <= va < 0x40_4000:
+            touched.append((va & ~0xFFF, access))
+            g.space.map_anonymous(va & ~0xFFF, 0x1000, RW)
+            return True
+        return False
+
+    g.m.pager = pager
+    r = g.run(lambda a: a.li("a1", 0x40_2008).li("a2", 5).emit(A.sd("a2", "a1", 0), A.ld("a0", "a1", 0)))
+    assert r.ok and g.m.get_reg("a0") == 5
+    assert touched == [(0x40_2000, Access.STORE)] and g.m.demand_faults == 1
+    r = g.run(lambda a: a.li("a1", 0x40_4000).emit(A.ld("a0", "a1", 0)))  # outside: the pager declines
+    assert r.reason is StopReason.FAULT and r.fault.message == "PTE is not valid (V=0)"
+
+
+def test_host_function_can_run_the_guest_again(g):
+    """A nested run inside an ecall hook: each level keeps its own result and state."""
+    exit_va = CODE + 0x800
+    body = A.Assembler(CODE).emit(A.addi("a0", "a0", 1), A.ECALL, A.addi("a0", "a0", 100), A.jalr("zero", "ra", 0))
+    g.m.phys.write(g.code_pa, body.finish())
+    depth = []
+
+    def host(m):
+        if len(depth) == 2:
+            return
+        depth.append(1)
+        ctx = m._uc.context_save()
+        m.set_reg("ra", exit_va)
+        m.set_reg("a0", m.get_reg("a0") * 10)
+        inner = m.run(CODE, until=exit_va)
+        assert inner.ok
+        value = m.get_reg("a0")
+        m._uc.context_restore(ctx)
+        m.set_reg("a0", value)
+
+    g.m.on_ecall(host)
+    g.m.set_reg("ra", exit_va)
+    g.m.set_reg("a0", 1)
+    assert g.m.run(CODE, until=exit_va).ok
+    assert g.m.get_reg("a0") == ((1 + 1) * 10 + 1) * 10 + 1 + 300

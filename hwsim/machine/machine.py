@@ -35,7 +35,7 @@ from ..errors import ConfigError, HwsimError
 from ..mmu.aspace import AddressSpace
 from ..mmu.bits import PAGE_MASK, PAGING_MODES, SATP_PPN_MASK, SV39, PagingMode, Pte, make_satp, satp_fields
 from ..mmu.tlb import Tlb
-from ..mmu.walker import AdPolicy, WalkResult, check_permission, walk
+from ..mmu.walker import AdPolicy, FaultReason, WalkResult, check_permission, walk
 from ..riscv.asm import ABI_NAMES
 from ..riscv.disasm import Insn, disassemble_one
 from ..riscv.priv import (
@@ -125,6 +125,10 @@ class Machine:
         self.tlb = Tlb(capacity=tlb_capacity)
         self.fills = 0  # TLB-fill requests from Unicorn
         self.walks = 0  # of which needed a page-table walk
+        self.demand_faults = 0  # walks that faulted on an invalid PTE and were resolved by the pager
+        # ``pager(va, access) -> bool``: asked when a walk finds an invalid PTE; it may map the page
+        # (demand paging) and return True to have the walk retried.  None: no pager.
+        self.pager = None
         self._asid_owner: dict[int, AddressSpace] = {}
         self._ecall_handler = None
         # (page va, access, priv, SUM, MXR, satp, cached TLB pte or None, hardware walk or None)
@@ -336,8 +340,12 @@ class Machine:
                 tr = None  # the store must set D: walk again
         if tr is None:
             self.walks += 1
-            result = walk(self.phys, (satp & SATP_PPN_MASK) << 12, va, access, priv, mode=mode, sum=sum_, mxr=mxr,
-                          ad=self.ad_policy)
+            root = (satp & SATP_PPN_MASK) << 12
+            result = walk(self.phys, root, va, access, priv, mode=mode, sum=sum_, mxr=mxr, ad=self.ad_policy)
+            if result.translation is None and result.fault.reason is FaultReason.INVALID and self.pager is not None \
+                    and self.pager(va, access):
+                self.demand_faults += 1  # the pager mapped the page: walk again
+                result = walk(self.phys, root, va, access, priv, mode=mode, sum=sum_, mxr=mxr, ad=self.ad_policy)
             tr = result.translation
             if tr is None:
                 self._pending_fault = (va, access, priv, sum_, mxr, satp, None, result)
@@ -397,6 +405,9 @@ class Machine:
         ``max_insns`` and ``timeout_us`` (0: none) bound the run; note that an
         instruction budget makes Unicorn count every instruction, which is slow.
         """
+        # A run may start inside a hook of another (a host function calling back into the guest):
+        # the outer run's state is kept aside and restored when this one ends.
+        outer = (self._pending_fault, self._pending_exc, self._host_error, self._stop_reason)
         self._pending_fault = None
         self._pending_exc = None
         self._host_error = None
@@ -408,6 +419,13 @@ class Machine:
             self._uc.emu_start(pc, target, timeout=timeout_us, count=max_insns)
         except UcError as exc:
             error = exc
+        try:
+            return self._result(error, until)
+        finally:
+            self._pending_fault, self._pending_exc, self._host_error, self._stop_reason = outer
+            self._u_context = None
+
+    def _result(self, error: UcError | None, until: int | None) -> RunResult:
         if self._host_error is not None:
             exc, self._host_error = self._host_error, None
             raise exc
