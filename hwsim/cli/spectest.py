@@ -14,8 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "spectest", help="run WebAssembly spec-test scripts (.wast)",
         description="Convert each .wast script with wasm-tools, run every command, and count each one as "
-                    "passed, failed or skipped.  Decoding and validation are hwsim's; commands that need "
-                    "execution are skipped until hwsim has a compiler.  The last line is "
+                    "passed, failed or skipped.  Modules are decoded and validated by hwsim's front end, "
+                    "compiled to RISC-V and run on the emulated CPU.  The last line is "
                     "'N passed, N failed, N skipped'.")
     p.add_argument("files", nargs="+", metavar="FILE.wast", help="spec-test scripts")
     p.add_argument("--json", action="store_true",
@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "by default custom-page-sizes is on only under proposals/custom-page-sizes/")
     p.add_argument("--disable", action="append", default=[], choices=sorted(FEATURE_NAMES), metavar="FEATURE",
                    help="turn a decoder feature off for every script")
+    p.add_argument("--engine", choices=("hwsim", "validate"), default="hwsim",
+                   help="hwsim: compile to RISC-V and run on the emulated CPU (default); "
+                        "validate: decode and validate only, skip execution")
     p.add_argument("--cache-dir", help="where converted scripts are cached (default: $HWSIM_SPECTEST_CACHE "
                                        "or <tmp>/hwsim-spectest-cache)")
     p.set_defaults(func=run_spectest)
@@ -38,7 +41,11 @@ def run_spectest(args: argparse.Namespace) -> int:
     find_wasm_tools()  # fail early, with the installation hint, when it is missing
     features = {FEATURE_NAMES[name]: True for name in args.enable}
     features.update({FEATURE_NAMES[name]: False for name in args.disable})
-    runner = SpecTestRunner(features=features, cache_dir=args.cache_dir)
+    engine = None
+    if args.engine == "hwsim":
+        from ..spectest.hwsim_engine import HwsimEngine
+        engine = HwsimEngine()
+    runner = SpecTestRunner(engine, features=features, cache_dir=args.cache_dir)
     detail = sys.stderr if args.json else sys.stdout
     files = []
     for path, name in zip(args.files, _names(args.files)):

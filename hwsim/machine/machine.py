@@ -39,7 +39,8 @@ from ..mmu.walker import AdPolicy, FaultReason, WalkResult, check_permission, wa
 from ..riscv.asm import ABI_NAMES
 from ..riscv.disasm import Insn, disassemble_one
 from ..riscv.priv import (
-    MSTATUS_MPP_MASK, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, Access, Cause, Priv,
+    MSTATUS_FS_DIRTY, MSTATUS_MPP_MASK, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, Access, Cause,
+    Priv,
 )
 from .fault import CpuFault, RunResult, StopReason
 from .frames import FrameAllocator
@@ -138,6 +139,8 @@ class Machine:
         self._stop_reason: StopReason | None = None
         self._raw = ctypes.c_uint64()
         self._handle = self._uc._uch
+        # The FPU starts off (mstatus.FS = 0): turn it on, so F/D instructions work in every mode.
+        self._uc.reg_write(rv.UC_RISCV_REG_MSTATUS, self._uc.reg_read(rv.UC_RISCV_REG_MSTATUS) | MSTATUS_FS_DIRTY)
         self._u_context: tuple[int, int] | None = None  # (satp, mstatus) while the hart is in U-mode
 
     # -- physical memory --------------------------------------------------------------

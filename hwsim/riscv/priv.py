@@ -68,6 +68,7 @@ _ACCESS_FAULT = {Access.FETCH: Cause.FETCH_ACCESS, Access.LOAD: Cause.LOAD_ACCES
                  Access.STORE: Cause.STORE_ACCESS}
 
 # mstatus / sstatus bits that affect address translation.
+MSTATUS_FS_DIRTY = 0x3 << 13  # floating-point unit state: Dirty (on)
 MSTATUS_MPP_SHIFT = 11
 MSTATUS_MPP_MASK = 0x3 << MSTATUS_MPP_SHIFT  # previous privilege (M-mode traps, mret)
 MSTATUS_MPRV = 1 << 17  # M-mode loads/stores translated as MPP

@@ -191,6 +191,9 @@ class _FileRun:
         self.unregistered: dict[str, str] = {}  # names whose register command was skipped, and why
 
     def run(self) -> None:
+        begin_file = getattr(self.engine, "begin_file", None)
+        if begin_file is not None:  # an engine that keeps one store per script
+            begin_file()
         for cmd in self.script.commands:
             kind = cmd.get("type", "?")
             line = cmd.get("line", 0)

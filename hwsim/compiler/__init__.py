@@ -1,0 +1,140 @@
+"""The compiler: validated WebAssembly to machine code for the emulated CPU.
+
+::
+
+    Module --compile_module--> CompiledModule: position-independent code for all
+      |                          functions + trap table + pc -> wasm-offset map
+      +-- per function: codegen.FuncCodegen (ISA-neutral, single pass)
+                          drives isa/riscv64/masm.RiscvMasm (instruction selection)
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from ..runtime.layout import VmctxLayout
+from ..wasm.module import Module
+from ..wasm.types import ExternKind
+from .builtins import Builtin
+from .codegen import CompileError, FuncCodegen, ModuleEnv
+from .isa.riscv64.masm import RiscvMasm
+from .masm import BranchOutOfRange
+from .traps import TrapCode
+
+COMPILER_VERSION = "rv64-singlepass-1"
+
+
+@dataclass
+class CompiledModule:
+    code: bytes
+    func_offsets: list[int]  # code offset of each defined function (index - imported functions)
+    func_sizes: list[int]
+    trap_table: list[tuple[int, TrapCode, int, int]]  # (code offset, code, func index, wasm offset), sorted
+    pc_map: list[tuple[int, int, int]]  # (code offset, func index, wasm offset), sorted
+    layout: VmctxLayout
+    num_imported_funcs: int
+    far_calls: bool = False
+    _trap_keys: list[int] = field(default_factory=list, repr=False)
+    _pc_keys: list[int] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self._trap_keys = [t[0] for t in self.trap_table]
+        self._pc_keys = [p[0] for p in self.pc_map]
+
+    def trap_at(self, offset: int) -> tuple[TrapCode, int, int] | None:
+        """(code, func index, wasm offset) of the trap instruction at ``offset``, if it is one."""
+        i = bisect.bisect_left(self._trap_keys, offset)
+        if i < len(self._trap_keys) and self._trap_keys[i] == offset:
+            _, code, func, wasm = self.trap_table[i]
+            return code, func, wasm
+        return None
+
+    def wasm_location(self, offset: int) -> tuple[int, int] | None:
+        """(func index, wasm offset) of the instruction that generated the code at ``offset``."""
+        i = bisect.bisect_right(self._pc_keys, offset) - 1
+        if i < 0:
+            return None
+        _, func, wasm = self.pc_map[i]
+        return func, wasm
+
+    def func_at(self, offset: int) -> int | None:
+        i = bisect.bisect_right(self.func_offsets, offset) - 1
+        if i < 0 or offset >= self.func_offsets[i] + self.func_sizes[i]:
+            return None
+        return i + self.num_imported_funcs
+
+
+def module_env(module: Module) -> ModuleEnv:
+    types = module.types
+    func_types = [types[t] for t in module.get_func_type_indices()]
+    mems = module.get_memory_types()
+    tables = module.get_table_types()
+    globals_ = module.get_global_types()
+    layout = VmctxLayout(len(mems), len(tables), len(globals_), len(func_types), len(types))
+    return ModuleEnv(module, func_types, types, module.num_imported_funcs, mems, tables, globals_, layout, Builtin)
+
+
+def _compile_function(env: ModuleEnv, index: int, func, far_calls: bool) -> RiscvMasm:
+    for long_branches in (False, True):
+        masm = RiscvMasm(long_branches=long_branches, far_calls=far_calls)
+        FuncCodegen(env, index, func, masm).compile()
+        try:
+            masm.code = masm.finish()
+        except BranchOutOfRange:
+            continue
+        return masm
+    raise CompileError(f"function {index}: a branch is out of range even in long form")
+
+
+def compile_module(module: Module) -> CompiledModule:
+    env = module_env(module)
+    for far_calls in (False, True):
+        masms = [_compile_function(env, env.num_imported_funcs + i, f, far_calls) for i, f in enumerate(module.funcs)]
+        offsets, pos = [], 0
+        for m in masms:
+            offsets.append(pos)
+            pos += len(m.code)
+        code = bytearray(b"".join(m.code for m in masms))
+        try:
+            _link_calls(code, masms, offsets, env.num_imported_funcs)
+        except _CallOutOfRange:
+            continue
+        trap_table, pc_map = [], []
+        for i, (m, base) in enumerate(zip(masms, offsets)):
+            fi = env.num_imported_funcs + i
+            trap_table.extend((base + off, tc, fi, wasm) for off, tc, wasm in m.trap_sites)
+            pc_map.extend((base + off, fi, wasm) for off, wasm in m.pc_map)
+        return CompiledModule(bytes(code), offsets, [len(m.code) for m in masms], trap_table, pc_map, env.layout,
+                              env.num_imported_funcs, far_calls)
+    raise CompileError("module code too large even with far calls")
+
+
+class _CallOutOfRange(Exception):
+    pass
+
+
+def _link_calls(code: bytearray, masms, offsets, num_imported: int) -> None:
+    from ..riscv import asm as A
+    for m, base in zip(masms, offsets):
+        for index, func_index, far in m.call_fixups:
+            site = base + 4 * index
+            target = offsets[func_index - num_imported]
+            delta = target - site
+            old = int.from_bytes(code[site:site + 4], "little")
+            rd = (old >> 7) & 0x1F
+            if far:
+                hi = ((delta + 0x800) >> 12) & 0xFFFFF
+                lo = delta - (((delta + 0x800) >> 12) << 12)
+                jalr_old = int.from_bytes(code[site + 4:site + 8], "little")
+                jrd = (jalr_old >> 7) & 0x1F
+                rs1 = (jalr_old >> 15) & 0x1F
+                code[site:site + 4] = A.auipc(rd, hi).to_bytes(4, "little")
+                code[site + 4:site + 8] = A.jalr(jrd, rs1, lo).to_bytes(4, "little")
+            else:
+                if not -(1 << 20) <= delta < 1 << 20:
+                    raise _CallOutOfRange()
+                code[site:site + 4] = A.jal(rd, delta).to_bytes(4, "little")
+
+
+__all__ = ["COMPILER_VERSION", "CompileError", "CompiledModule", "TrapCode", "compile_module"]

@@ -1,0 +1,32 @@
+"""Runtime builtins: operations compiled code asks the host for, through ``ecall``.
+
+Compiled code loads the builtin's id into t6 and executes ``ecall``; arguments
+and results follow the ordinary calling convention, the static operands
+(memory, table, segment indices) come last as i64 arguments.  A host
+function's stub uses the same ``ecall`` with t6 holding its funcref record,
+whose address is far above any builtin id.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Builtin(enum.IntEnum):
+    memory_grow = 1
+    memory_fill = 2
+    memory_copy = 3
+    memory_init = 4
+    data_drop = 5
+    table_get = 6
+    table_set = 7
+    table_size = 8
+    table_grow = 9
+    table_fill = 10
+    table_copy = 11
+    table_init = 12
+    elem_drop = 13
+    memory_discard = 14
+
+
+MAX_BUILTIN = max(Builtin)

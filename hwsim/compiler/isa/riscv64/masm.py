@@ -1,0 +1,754 @@
+"""The RV64 macro-assembler: instruction selection, frames, calls, trap sites, branch fixups.
+
+Frame of a compiled function (fp = s0 = sp at entry; everything addressed from fp)::
+
+    fp -  8   ra
+    fp - 16   caller's fp
+    fp - 24   callee-saved registers homing locals (one word each)
+              saved vmctx and memory-0 base (around calls into another instance)
+              aux slots (the params of ``if`` blocks, for their ``else``)
+              locals that live in memory
+              operand spill slots: slot d at (operand base - 8 d)
+    sp        (fp - frame size, 16-aligned)
+
+Branches: a function is first assembled with short conditional branches
+(+-4 KiB); if one cannot reach its label, :class:`BranchOutOfRange` makes the
+module compiler assemble it again with every conditional branch long (an
+inverted short branch over a ``jal``, +-1 MiB).  Calls between functions are
+``jal`` (+-1 MiB) resolved when the module is laid out, or ``auipc``+``jalr``
+in far-call mode for modules whose code exceeds that range.
+
+Traps: a conditional trap branches to a cold stub at the end of the function;
+every stub is one ``ebreak`` whose address is recorded with its trap code and
+WebAssembly offset (the trap table).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ....riscv import asm as A
+from ....runtime import layout as L
+from ...masm import BranchOutOfRange, Label, MacroAssembler
+from ...regs import FLOAT, INT, Reg
+from ...traps import TrapCode
+from . import regs as R
+
+I32, I64, F32, F64 = 0x7F, 0x7E, 0x7D, 0x7C
+
+_LOADS = {
+    "i32.load": "lw", "i64.load": "ld", "f32.load": "flw", "f64.load": "fld",
+    "i32.load8_s": "lb", "i32.load8_u": "lbu", "i32.load16_s": "lh", "i32.load16_u": "lhu",
+    "i64.load8_s": "lb", "i64.load8_u": "lbu", "i64.load16_s": "lh", "i64.load16_u": "lhu",
+    "i64.load32_s": "lw", "i64.load32_u": "lwu",
+}
+_STORES = {
+    "i32.store": "sw", "i64.store": "sd", "f32.store": "fsw", "f64.store": "fsd",
+    "i32.store8": "sb", "i32.store16": "sh", "i64.store8": "sb", "i64.store16": "sh", "i64.store32": "sw",
+}
+_INVERT = {"beq": "bne", "bne": "beq", "blt": "bge", "bge": "blt", "bltu": "bgeu", "bgeu": "bltu"}
+_ROUNDING = {"ceil": A.RM_RUP, "floor": A.RM_RDN, "trunc": A.RM_RTZ, "nearest": A.RM_RNE}
+
+
+def _fits12(v: int) -> bool:
+    return -2048 <= v < 2048
+
+
+def _signed(bits: int, width: int) -> int:
+    bits &= (1 << width) - 1
+    return bits - (1 << width) if bits >> (width - 1) else bits
+
+
+class RiscvMasm(MacroAssembler):
+    int_pool = R.INT_POOL
+    float_pool = R.FLOAT_POOL
+    int_local_regs = R.INT_LOCALS
+    float_local_regs = R.FLOAT_LOCALS
+    int_arg_regs = R.INT_ARGS
+    float_arg_regs = R.FLOAT_ARGS
+    CALL_TARGET = R.T6  # the funcref record of a call through a reference
+
+    def __init__(self, *, long_branches: bool = False, far_calls: bool = False) -> None:
+        self.long_branches = long_branches
+        self.far_calls = far_calls
+        self.words: list[int] = []
+        self.fixups: list[tuple[int, str, Label, tuple]] = []
+        self.call_fixups: list[tuple[int, int, bool]] = []  # (word index, func index, far)
+        self.trap_sites: list[tuple[int, TrapCode, int]] = []  # (code offset, code, wasm offset)
+        self.cold: list[tuple[Label, TrapCode, int]] = []
+        self.pc_map: list[tuple[int, int]] = []  # (code offset, wasm offset)
+        self.wasm_offset = 0
+        self.max_depth = 0
+        self._frame_patch: int | None = None
+
+    # -- emission helpers ------------------------------------------------------------------
+
+    def emit(self, *words: int) -> None:
+        self.words.extend(words)
+
+    def offset(self) -> int:
+        return 4 * len(self.words)
+
+    def mark(self, wasm_offset: int) -> None:
+        self.wasm_offset = wasm_offset
+        if not self.pc_map or self.pc_map[-1][1] != wasm_offset:
+            if self.pc_map and self.pc_map[-1][0] == self.offset():
+                self.pc_map[-1] = (self.offset(), wasm_offset)
+            else:
+                self.pc_map.append((self.offset(), wasm_offset))
+
+    def new_label(self) -> Label:
+        return Label()
+
+    def bind(self, label: Label) -> None:
+        if label.pos is not None:
+            raise ValueError("label bound twice")
+        label.pos = len(self.words)
+
+    def li(self, rd, value: int) -> None:
+        self.emit(*A.li_words(rd, value))
+
+    def scratch(self, cls: int) -> Reg:
+        return R.T4 if cls == INT else R.FT10
+
+    # -- branches ------------------------------------------------------------------------------
+
+    def _branch(self, kind: str, rs1, rs2, label: Label) -> None:
+        if self.long_branches:
+            self.emit(getattr(A, _INVERT[kind])(rs1, rs2, 8))
+            self.fixups.append((len(self.words), "j", label, ()))
+            self.emit(A.NOP)
+        else:
+            self.fixups.append((len(self.words), "b", label, (kind, rs1, rs2)))
+            self.emit(A.NOP)
+
+    def jump(self, label: Label) -> None:
+        self.fixups.append((len(self.words), "j", label, ()))
+        self.emit(A.NOP)
+
+    def branch_zero(self, reg: Reg, label: Label) -> None:
+        self._branch("beq", reg.num, 0, label)
+
+    def branch_nonzero(self, reg: Reg, label: Label) -> None:
+        self._branch("bne", reg.num, 0, label)
+
+    def _trap_branch(self, kind: str, rs1, rs2, code: TrapCode) -> None:
+        label = Label()
+        self.cold.append((label, code, self.wasm_offset))
+        self._branch(kind, rs1, rs2, label)
+
+    def trap(self, code: TrapCode) -> None:
+        self.trap_sites.append((self.offset(), code, self.wasm_offset))
+        self.emit(A.EBREAK)
+
+    def jump_table(self, index: Reg, labels: list[Label], default: Label) -> None:
+        t4, t5 = R.T4.num, R.T5.num
+        self.emit(A.and_(t5, index.num, R.MASK32.num))
+        self.li(t4, len(labels))
+        self._branch("bgeu", t5, t4, default)
+        self.emit(A.auipc(t4, 0), A.slli(t5, t5, 2), A.add(t4, t4, t5), A.jalr(0, t4, 16))
+        for label in labels:
+            self.jump(label)
+
+    # -- frame ---------------------------------------------------------------------------------
+
+    def begin_frame(self, saved: list[Reg], aux_slots: int, local_slots: int) -> None:
+        self.saved = list(saved)
+        self.saved_offsets = [-24 - 8 * i for i in range(len(saved))]
+        after_saved = 16 + 8 * len(saved)
+        self.saved_vmctx = -(after_saved + 8)
+        self.saved_mem0 = -(after_saved + 16)
+        self.aux_base = after_saved + 16
+        self.aux_used = 0
+        self.aux_count = aux_slots
+        self.local_base = self.aux_base + 8 * aux_slots
+        self.operand_base = self.local_base + 8 * local_slots
+
+    def alloc_aux_slots(self, n: int) -> int:
+        first = self.aux_used
+        self.aux_used += n
+        if self.aux_used > self.aux_count:
+            raise ValueError("internal: more aux slots than the pre-pass counted")
+        return first
+
+    def aux_offset(self, k: int) -> int:
+        return -(self.aux_base + 8 * (k + 1))
+
+    def local_offset(self, i: int) -> int:
+        return -(self.local_base + 8 * (i + 1))
+
+    def slot_offset(self, depth: int) -> int:
+        if depth + 1 > self.max_depth:
+            self.max_depth = depth + 1
+        return -(self.operand_base + 8 * (depth + 1))
+
+    def frame_size(self) -> int:
+        return (self.operand_base + 8 * self.max_depth + 15) & ~15
+
+    def prologue(self) -> None:
+        sp, fp, ra = R.SP.num, R.FP.num, R.RA.num
+        self.emit(A.addi(sp, sp, -16), A.sd(ra, sp, 8), A.sd(fp, sp, 0), A.addi(fp, sp, 16))
+        self._frame_patch = len(self.words)
+        self.emit(A.NOP, A.NOP, A.sub(sp, sp, R.T5.num))  # lui/addiw t5, frame - 16: patched in finish()
+        for reg, off in zip(self.saved, self.saved_offsets):
+            self._mem("sd" if reg.cls == INT else "fsd", reg, R.FP, off)
+
+    def _restore_and_pop(self) -> None:
+        for reg, off in zip(self.saved, self.saved_offsets):
+            self._mem("ld" if reg.cls == INT else "fld", reg, R.FP, off)
+        sp, fp, ra = R.SP.num, R.FP.num, R.RA.num
+        self.emit(A.ld(ra, fp, -8), A.addi(sp, fp, 0), A.ld(fp, sp, -16))
+
+    def epilogue_and_return(self) -> None:
+        self._restore_and_pop()
+        self.emit(A.jalr(0, R.RA.num, 0))
+
+    # -- memory operands -------------------------------------------------------------------------
+
+    def _mem(self, insn: str, reg: Reg, base: Reg, off: int) -> None:
+        """``insn reg, off(base)``, through t5 when ``off`` does not fit 12 bits."""
+        r = reg.num
+        if not _fits12(off):
+            self.li(R.T5.num, off)
+            self.emit(A.add(R.T5.num, R.T5.num, base.num))
+            base, off = R.T5, 0
+        self.emit(getattr(A, insn)(r, base.num, off))
+
+    def store_slot(self, reg: Reg, off: int, ty: int) -> None:
+        if reg.cls == FLOAT:
+            self._mem("fsw" if ty == F32 else "fsd", reg, R.FP, off)
+        else:
+            self._mem("sd", reg, R.FP, off)
+
+    def load_slot(self, reg: Reg, off: int, ty: int) -> None:
+        if reg.cls == FLOAT:
+            self._mem("flw" if ty == F32 else "fld", reg, R.FP, off)
+        else:
+            self._mem("ld", reg, R.FP, off)
+
+    def copy_slot(self, dst_off: int, src_off: int, ty: int) -> None:
+        self._mem("ld", R.T4, R.FP, src_off)
+        self._mem("sd", R.T4, R.FP, dst_off)
+
+    def store_const_to_slot(self, off: int, ty: int, bits: int) -> None:
+        if bits == 0:
+            self._mem("sd", R.ZERO, R.FP, off)
+            return
+        self.li(R.T4.num, self._const_value(ty, bits))
+        self._mem("sd", R.T4, R.FP, off)
+
+    def _const_value(self, ty: int, bits: int) -> int:
+        if ty == I32:
+            return _signed(bits, 32)
+        if ty == F32:
+            return bits & 0xFFFF_FFFF
+        return _signed(bits, 64)
+
+    def load_const(self, reg: Reg, ty: int, bits: int) -> None:
+        if reg.cls == INT:
+            self.li(reg.num, self._const_value(ty, bits))
+            return
+        if bits == 0:
+            self.emit(A.fmv_d_x(reg.num, 0) if ty == F64 else A.fmv_w_x(reg.num, 0))
+            return
+        self.li(R.T4.num, self._const_value(ty, bits))
+        self.emit(A.fmv_d_x(reg.num, R.T4.num) if ty == F64 else A.fmv_w_x(reg.num, R.T4.num))
+
+    def mov(self, dst: Reg, src: Reg) -> None:
+        if dst == src:
+            return
+        if dst.cls == INT:
+            self.emit(A.addi(dst.num, src.num, 0))
+        else:
+            self.emit(A.fsgnj(dst.num, src.num, src.num, True))
+
+    def zero_reg(self, reg: Reg) -> None:
+        self.emit(A.addi(reg.num, 0, 0) if reg.cls == INT else A.fmv_d_x(reg.num, 0))
+
+    def zero_slot(self, off: int) -> None:
+        self._mem("sd", R.ZERO, R.FP, off)
+
+    def load_vmctx(self, dst: Reg, off: int) -> None:
+        self._mem("ld", dst, R.VMCTX, off)
+
+    # -- the calling convention ----------------------------------------------------------------------
+
+    def abi_locations(self, types) -> list[tuple]:
+        """Where each value of ``types`` goes: ("r", reg) in order per class, then ("m", ABI-area offset)."""
+        out = []
+        n_int = n_float = 0
+        mem = 0
+        for ty in types:
+            if ty in (F32, F64):
+                if n_float < len(R.FLOAT_ARGS):
+                    out.append(("r", R.FLOAT_ARGS[n_float]))
+                    n_float += 1
+                    continue
+            elif n_int < len(R.INT_ARGS):
+                out.append(("r", R.INT_ARGS[n_int]))
+                n_int += 1
+                continue
+            out.append(("m", mem))
+            mem += 8
+        if mem > L.ABI_AREA_SIZE - 64:
+            raise ValueError(f"{len(types)} values do not fit in the ABI area")
+        return out
+
+    def abi_is_reg(self, loc) -> bool:
+        return loc[0] == "r"
+
+    def abi_reg(self, loc) -> Reg:
+        return loc[1]
+
+    def _abi_mem(self, insn: str, reg: Reg, off: int) -> None:
+        self.li(R.T5.num, L.ABI_AREA)
+        self.emit(getattr(A, insn)(reg.num, R.T5.num, off))
+
+    def _ld_insn(self, ty: int) -> str:
+        return {F32: "flw", F64: "fld"}.get(ty, "ld")
+
+    def _st_insn(self, ty: int) -> str:
+        return {F32: "fsw", F64: "fsd"}.get(ty, "sd")
+
+    def move_from_abi(self, reg: Reg, loc, ty: int) -> None:
+        if loc[0] == "r":
+            self.mov(reg, loc[1])
+        else:
+            self._abi_mem(self._ld_insn(ty), reg, loc[1])
+
+    def spill_from_abi(self, off: int, loc, ty: int) -> None:
+        if loc[0] == "r":
+            self.store_slot(loc[1], off, ty)
+        else:
+            self._abi_mem("ld", R.T4, loc[1])
+            self._mem("sd", R.T4, R.FP, off)
+
+    def reg_to_abi(self, loc, reg: Reg, ty: int) -> None:
+        if loc[0] == "r":
+            self.mov(loc[1], reg)
+        else:
+            self._abi_mem(self._st_insn(ty), reg, loc[1])
+
+    def slot_to_abi(self, loc, off: int, ty: int) -> None:
+        if loc[0] == "r":
+            self.load_slot(loc[1], off, ty)
+        else:
+            self._mem("ld", R.T4, R.FP, off)
+            self._abi_mem("sd", R.T4, loc[1])
+
+    def const_to_abi(self, loc, ty: int, bits: int) -> None:
+        if loc[0] == "r":
+            self.load_const(loc[1], ty, bits)
+        else:
+            self.li(R.T4.num, self._const_value(ty, bits))
+            self._abi_mem("sd", R.T4, loc[1])
+
+    def abi_to_reg(self, reg: Reg, loc, ty: int) -> None:
+        self.move_from_abi(reg, loc, ty)
+
+    # -- calls ---------------------------------------------------------------------------------------
+
+    def call_direct(self, func_index: int) -> None:
+        self.call_fixups.append((len(self.words), func_index, self.far_calls))
+        if self.far_calls:
+            self.emit(A.auipc(R.RA.num, 0), A.jalr(R.RA.num, R.RA.num, 0))
+        else:
+            self.emit(A.jal(R.RA.num, 0))
+
+    def tail_call_direct(self, func_index: int) -> None:
+        self._restore_and_pop()
+        self.call_fixups.append((len(self.words), func_index, self.far_calls))
+        if self.far_calls:
+            self.emit(A.auipc(R.T5.num, 0), A.jalr(0, R.T5.num, 0))
+        else:
+            self.emit(A.jal(0, 0))
+
+    def call_ref(self) -> None:
+        """Call the funcref record in t6, switching vmctx and memory base if it is another instance's."""
+        t5, t6, s1, s2, fp, ra = R.T5.num, R.T6.num, R.VMCTX.num, R.MEM0.num, R.FP.num, R.RA.num
+        same, done = Label(), Label()
+        self.emit(A.ld(t5, t6, L.FUNCREF_VMCTX))
+        self._branch("beq", t5, s1, same)
+        self._mem("sd", R.VMCTX, R.FP, self.saved_vmctx)
+        self._mem("sd", R.MEM0, R.FP, self.saved_mem0)
+        self.emit(A.addi(s1, t5, 0), A.ld(s2, s1, 0), A.ld(t5, t6, L.FUNCREF_CODE), A.jalr(ra, t5, 0))
+        self._mem("ld", R.VMCTX, R.FP, self.saved_vmctx)
+        self._mem("ld", R.MEM0, R.FP, self.saved_mem0)
+        self.jump(done)
+        self.bind(same)
+        self.emit(A.ld(t5, t6, L.FUNCREF_CODE), A.jalr(ra, t5, 0))
+        self.bind(done)
+
+    def tail_call_ref(self) -> None:
+        """A tail call through t6: a true tail call within the instance, else a call and a return."""
+        t5, t6, s1 = R.T5.num, R.T6.num, R.VMCTX.num
+        other = Label()
+        self.emit(A.ld(t5, t6, L.FUNCREF_VMCTX))
+        self._branch("bne", t5, s1, other)
+        self._restore_and_pop()
+        self.emit(A.ld(t5, t6, L.FUNCREF_CODE), A.jalr(0, t5, 0))
+        self.bind(other)
+        self.call_ref()
+        self.epilogue_and_return()
+
+    def call_builtin(self, builtin_id: int) -> None:
+        self.li(R.T6.num, builtin_id)
+        self.emit(A.ECALL)
+
+    def table_element_for_call(self, index: Reg, table_word: int, index64: bool, type_word: int) -> None:
+        """t6 = the funcref at ``index``; traps: past the end, null, wrong signature."""
+        t4, t5, t6 = R.T4.num, R.T5.num, R.T6.num
+        self._mem("ld", R.T5, R.VMCTX, table_word)
+        self.emit(A.ld(t4, t5, L.TABLEDESC_SIZE))
+        if index64:
+            self.emit(A.addi(t6, index.num, 0))
+        else:
+            self.emit(A.and_(t6, index.num, R.MASK32.num))
+        self._trap_branch("bgeu", t6, t4, TrapCode.UNDEFINED_ELEMENT)
+        self.emit(A.ld(t5, t5, L.TABLEDESC_BASE), A.slli(t6, t6, 3), A.add(t5, t5, t6), A.ld(t6, t5, 0))
+        self._trap_branch("beq", t6, 0, TrapCode.INDIRECT_CALL_TO_NULL)
+        self.emit(A.ld(t4, t6, L.FUNCREF_TYPE))
+        self._mem("ld", R.T5, R.VMCTX, type_word)
+        self._trap_branch("bne", t4, t5, TrapCode.BAD_SIGNATURE)
+
+    # -- globals and memories --------------------------------------------------------------------------
+
+    def global_get(self, dst: Reg, word: int, ty: int) -> None:
+        self._mem("ld", R.T5, R.VMCTX, word)
+        self.emit(getattr(A, self._ld_insn(ty))(dst.num, R.T5.num, 0))
+
+    def global_set(self, src: Reg, word: int, ty: int) -> None:
+        self._mem("ld", R.T5, R.VMCTX, word)
+        self.emit(getattr(A, self._st_insn(ty))(src.num, R.T5.num, 0))
+
+    def memory_size(self, dst: Reg, word: int) -> None:
+        t4, t5 = R.T4.num, R.T5.num
+        self._mem("ld", R.T5, R.VMCTX, word)
+        self.emit(A.ld(dst.num, t5, L.MEMDESC_SIZE), A.ld(t4, t5, L.MEMDESC_PAGE_LOG2), A.srl(dst.num, dst.num, t4))
+
+    def heap_address(self, mem: int, memtype, addr: Reg, offset: int, size: int) -> tuple[Reg, int]:
+        """Register and displacement addressing linear address ``addr + offset`` of memory ``mem``.
+
+        32-bit memories with 4 KiB-multiple pages rely on the reservation and the
+        MMU (the address is zero-extended, the static offset stays below the
+        guard); memory64, small custom pages and large offsets check explicitly.
+        """
+        t4, t5, t6, s1 = R.T4.num, R.T5.num, R.T6.num, R.VMCTX.num
+        index64 = memtype.index_type == I64
+        explicit = index64 or memtype.page_size_log2 < 12 or offset + size > L.MEMORY_GUARD
+        word = 8 + 8 * mem  # VmctxLayout.memory(mem): memory words come first
+        if not explicit:
+            self.emit(A.and_(t5, addr.num, R.MASK32.num))
+            if mem == 0:
+                self.emit(A.add(t5, t5, R.MEM0.num))
+            else:
+                self._mem("ld", R.T4, R.VMCTX, word)
+                self.emit(A.ld(t4, t4, L.MEMDESC_BASE), A.add(t5, t5, t4))
+            if _fits12(offset):
+                return R.T5, offset
+            self.li(t4, offset)
+            self.emit(A.add(t5, t5, t4))
+            return R.T5, 0
+        if index64:
+            self.emit(A.addi(t5, addr.num, 0))
+        else:
+            self.emit(A.and_(t5, addr.num, R.MASK32.num))
+        if offset:
+            self.li(t4, offset)
+            self.emit(A.add(t5, t5, t4))
+            if index64:
+                self._trap_branch("bltu", t5, t4, TrapCode.MEMORY_OUT_OF_BOUNDS)  # carry out of 64 bits
+        self.emit(A.addi(t6, t5, size))
+        self._trap_branch("bltu", t6, t5, TrapCode.MEMORY_OUT_OF_BOUNDS)
+        self._mem("ld", R.T4, R.VMCTX, word)
+        self.emit(A.ld(t4, t4, L.MEMDESC_SIZE))
+        self._trap_branch("bltu", t4, t6, TrapCode.MEMORY_OUT_OF_BOUNDS)
+        self._mem("ld", R.T4, R.VMCTX, word)
+        self.emit(A.ld(t4, t4, L.MEMDESC_BASE), A.add(t5, t5, t4))
+        return R.T5, 0
+
+    def load(self, name: str, dst: Reg, base: Reg, disp: int) -> None:
+        self.emit(getattr(A, _LOADS[name])(dst.num, base.num, disp))
+
+    def store(self, name: str, src: Reg, base: Reg, disp: int) -> None:
+        self.emit(getattr(A, _STORES[name])(src.num, base.num, disp))
+
+    # -- integer arithmetic ------------------------------------------------------------------------------
+
+    def int_imm_ok(self, what: str, wide: bool, bits: int) -> bool:
+        v = _signed(bits, 64 if wide else 32)
+        if what in ("add", "and", "or", "xor"):
+            return _fits12(v)
+        if what == "sub":
+            return _fits12(-v)
+        return what in ("shl", "shr_s", "shr_u")
+
+    def int_binary(self, what: str, wide: bool, dst: Reg, a: Reg, b) -> None:
+        d, ra = dst.num, a.num
+        if isinstance(b, int):
+            v = _signed(b, 64 if wide else 32)
+            if what == "add":
+                self.emit(A.addi(d, ra, v) if wide else A.addiw(d, ra, v))
+            elif what == "sub":
+                self.emit(A.addi(d, ra, -v) if wide else A.addiw(d, ra, -v))
+            elif what in ("and", "or", "xor"):
+                self.emit({"and": A.andi, "or": A.ori, "xor": A.xori}[what](d, ra, v))
+            else:
+                sh = v & (63 if wide else 31)
+                if wide:
+                    self.emit({"shl": A.slli, "shr_s": A.srai, "shr_u": A.srli}[what](d, ra, sh))
+                else:
+                    self.emit({"shl": A.slliw, "shr_s": A.sraiw, "shr_u": A.srliw}[what](d, ra, sh))
+            return
+        rb = b.num
+        simple = {
+            "add": (A.add, A.addw), "sub": (A.sub, A.subw), "mul": (A.mul, A.mulw),
+            "and": (A.and_, A.and_), "or": (A.or_, A.or_), "xor": (A.xor, A.xor),
+            "shl": (A.sll, A.sllw), "shr_s": (A.sra, A.sraw), "shr_u": (A.srl, A.srlw),
+        }
+        if what in simple:
+            self.emit(simple[what][0 if wide else 1](d, ra, rb))
+            return
+        t4 = R.T4.num
+        if what in ("rotl", "rotr"):
+            first, second = ("sll", "srl") if what == "rotl" else ("srl", "sll")
+            if wide:
+                self.emit(getattr(A, first)(t4, ra, rb), A.sub(R.T5.num, 0, rb),
+                          getattr(A, second)(d, ra, R.T5.num), A.or_(d, d, t4))
+            else:
+                self.emit(getattr(A, first + "w")(t4, ra, rb), A.sub(R.T5.num, 0, rb),
+                          getattr(A, second + "w")(d, ra, R.T5.num), A.or_(d, d, t4))
+            return
+        # Division and remainder: trap on zero, and on the one overflowing signed division.
+        self._trap_branch("beq", rb, 0, TrapCode.INTEGER_DIVIDE_BY_ZERO)
+        if what == "div_s":
+            ok = Label()
+            self.emit(A.addi(t4, 0, -1))
+            self._branch("bne", rb, t4, ok)
+            if wide:
+                self.emit(A.addi(t4, 0, 1), A.slli(t4, t4, 63))
+            else:
+                self.emit(A.lui(t4, 0x80000))
+            self._trap_branch("beq", ra, t4, TrapCode.INTEGER_OVERFLOW)
+            self.bind(ok)
+        op = {"div_s": (A.div, A.divw), "div_u": (A.divu, A.divuw), "rem_s": (A.rem, A.remw),
+              "rem_u": (A.remu, A.remuw)}[what]
+        self.emit(op[0 if wide else 1](d, ra, rb))
+
+    def int_eqz(self, dst: Reg, a: Reg) -> None:
+        self.emit(A.sltiu(dst.num, a.num, 1))
+
+    def int_compare(self, what: str, dst: Reg, a: Reg, b: Reg) -> None:
+        d, ra, rb = dst.num, a.num, b.num
+        if what in ("eq", "ne"):
+            self.emit(A.xor(d, ra, rb), A.sltiu(d, d, 1) if what == "eq" else A.sltu(d, 0, d))
+            return
+        signed = what.endswith("_s")
+        cmp = A.slt if signed else A.sltu
+        kind = what[:2]
+        if kind == "lt":
+            self.emit(cmp(d, ra, rb))
+        elif kind == "gt":
+            self.emit(cmp(d, rb, ra))
+        elif kind == "le":
+            self.emit(cmp(d, rb, ra), A.xori(d, d, 1))
+        else:
+            self.emit(cmp(d, ra, rb), A.xori(d, d, 1))
+
+    def _clz64(self, d: int, x: int) -> None:
+        """d = number of leading zeros of the non-zero value in x (x is clobbered)."""
+        t4 = R.T4.num
+        self.emit(A.addi(d, 0, 0))
+        for shift in (32, 16, 8, 4, 2, 1):
+            skip = Label()
+            self.emit(A.srli(t4, x, 64 - shift))
+            self._branch("bne", t4, 0, skip)
+            self.emit(A.addi(d, d, shift), A.slli(x, x, shift))
+            self.bind(skip)
+
+    def int_unary(self, name: str, dst: Reg, a: Reg) -> None:
+        d, ra, t4, t5 = dst.num, a.num, R.T4.num, R.T5.num
+        wide = name.startswith("i64")
+        what = name[4:]
+        if what == "clz":
+            zero, done = Label(), Label()
+            if wide:
+                self.emit(A.addi(t5, ra, 0))
+            else:
+                self.emit(A.slli(t5, ra, 32))
+            self._branch("beq", t5, 0, zero)
+            self._clz64(d, t5)
+            self.jump(done)
+            self.bind(zero)
+            self.emit(A.addi(d, 0, 64 if wide else 32))
+            self.bind(done)
+        elif what == "ctz":
+            zero, done = Label(), Label()
+            if wide:
+                self.emit(A.addi(t5, ra, 0))
+            else:  # a bit at 32 makes ctz(0) = 32
+                self.emit(A.addi(t4, 0, 1), A.slli(t4, t4, 32), A.or_(t5, ra, t4))
+            self._branch("beq", t5, 0, zero)
+            # isolate the lowest set bit, then ctz = 63 - clz
+            self.emit(A.sub(t4, 0, t5), A.and_(t5, t5, t4))
+            self._clz64(d, t5)
+            self.emit(A.sub(d, 0, d), A.addi(d, d, 63))
+            self.jump(done)
+            self.bind(zero)
+            self.emit(A.addi(d, 0, 64))
+            self.bind(done)
+        elif what == "popcnt":
+            loop, done = Label(), Label()
+            self.emit(A.addi(t5, ra, 0) if wide else A.and_(t5, ra, R.MASK32.num), A.addi(d, 0, 0))
+            self.bind(loop)
+            self._branch("beq", t5, 0, done)
+            self.emit(A.addi(t4, t5, -1), A.and_(t5, t5, t4), A.addi(d, d, 1))
+            self.jump(loop)
+            self.bind(done)
+        elif what == "extend8_s":
+            self.emit(A.slli(d, ra, 56), A.srai(d, d, 56))
+        elif what == "extend16_s":
+            self.emit(A.slli(d, ra, 48), A.srai(d, d, 48))
+        elif what == "extend32_s":
+            self.emit(A.addiw(d, ra, 0))
+        else:
+            raise ValueError(f"unknown integer unary {name}")
+
+    # -- floating point ------------------------------------------------------------------------------------
+
+    def float_binary(self, what: str, double: bool, dst: Reg, a: Reg, b: Reg) -> None:
+        d, fa, fb = dst.num, a.num, b.num
+        if what in ("add", "sub", "mul", "div"):
+            self.emit(getattr(A, "f" + what)(d, fa, fb, double))
+        elif what == "copysign":
+            self.emit(A.fsgnj(d, fa, fb, double))
+        else:  # min, max: a NaN operand gives NaN (RISC-V would return the other operand)
+            ordered, done = Label(), Label()
+            t4, t5 = R.T4.num, R.T5.num
+            self.emit(A.feq(t4, fa, fa, double), A.feq(t5, fb, fb, double), A.and_(t4, t4, t5))
+            self._branch("bne", t4, 0, ordered)
+            self.emit(A.fadd(d, fa, fb, double))
+            self.jump(done)
+            self.bind(ordered)
+            self.emit((A.fmin if what == "min" else A.fmax)(d, fa, fb, double))
+            self.bind(done)
+
+    def float_unary(self, what: str, double: bool, dst: Reg, a: Reg) -> None:
+        d, fa = dst.num, a.num
+        if what == "abs":
+            self.emit(A.fsgnjx(d, fa, fa, double))
+        elif what == "neg":
+            self.emit(A.fsgnjn(d, fa, fa, double))
+        elif what == "sqrt":
+            self.emit(A.fsqrt(d, fa, double))
+        else:  # ceil floor trunc nearest: through an integer when |a| < 2^52 (2^23), else a itself
+            rm = _ROUNDING[what]
+            t4 = R.T4.num
+            ft10, ft11 = R.FT10.num, R.FT11.num
+            big, done = Label(), Label()
+            limit = 0x4330_0000_0000_0000 if double else 0x4B00_0000  # 2^52, 2^23
+            self.emit(A.fsgnjx(ft10, fa, fa, double))
+            self.li(t4, limit)
+            self.emit(A.fmv_d_x(ft11, t4) if double else A.fmv_w_x(ft11, t4))
+            self.emit(A.flt(t4, ft10, ft11, double))
+            self._branch("beq", t4, 0, big)
+            self.emit(A.fcvt_to_int(t4, fa, double=double, signed=True, wide=True, rm=rm),
+                      A.fcvt_from_int(ft10, t4, double=double, signed=True, wide=True, rm=rm),
+                      A.fsgnj(d, ft10, fa, double))
+            self.jump(done)
+            self.bind(big)  # integral already, infinite, or NaN (made canonical)
+            self.emit(A.fmin(d, fa, fa, double))
+            self.bind(done)
+
+    def float_compare(self, what: str, double: bool, dst: Reg, a: Reg, b: Reg) -> None:
+        d, fa, fb = dst.num, a.num, b.num
+        if what == "eq":
+            self.emit(A.feq(d, fa, fb, double))
+        elif what == "ne":
+            self.emit(A.feq(d, fa, fb, double), A.xori(d, d, 1))
+        elif what == "lt":
+            self.emit(A.flt(d, fa, fb, double))
+        elif what == "gt":
+            self.emit(A.flt(d, fb, fa, double))
+        elif what == "le":
+            self.emit(A.fle(d, fa, fb, double))
+        else:
+            self.emit(A.fle(d, fb, fa, double))
+
+    def convert(self, name: str, dst: Reg, a: Reg) -> None:
+        d, ra, t4 = dst.num, a.num, R.T4.num
+        if name == "i32.wrap_i64" or name == "i64.extend_i32_s":
+            self.emit(A.addiw(d, ra, 0))
+        elif name == "i64.extend_i32_u":
+            self.emit(A.and_(d, ra, R.MASK32.num))
+        elif name.startswith(("f32.convert", "f64.convert")):
+            src = name.split("_")[1]  # i32 / i64
+            self.emit(A.fcvt_from_int(d, ra, double=name[1] == "6", signed=name.endswith("_s"),
+                                      wide=src == "i64"))
+        elif name == "f32.demote_f64":
+            self.emit(A.fcvt_s_d(d, ra))
+        elif name == "f64.promote_f32":
+            self.emit(A.fcvt_d_s(d, ra))
+        elif name == "i32.reinterpret_f32":
+            self.emit(A.fmv_x_w(d, ra))
+        elif name == "i64.reinterpret_f64":
+            self.emit(A.fmv_x_d(d, ra))
+        elif name == "f32.reinterpret_i32":
+            self.emit(A.fmv_w_x(d, ra))
+        elif name == "f64.reinterpret_i64":
+            self.emit(A.fmv_d_x(d, ra))
+        elif ".trunc_" in name:
+            # e.g. i32.trunc_f64_u / i64.trunc_sat_f32_s
+            wide = name.startswith("i64")
+            double = "_f64" in name
+            signed = name.endswith("_s")
+            cvt = A.fcvt_to_int(d, ra, double=double, signed=signed, wide=wide, rm=A.RM_RTZ)
+            if "_sat_" in name:  # RISC-V saturates, but turns NaN into the maximum: wasm wants 0
+                self.emit(A.feq(t4, ra, ra, double), cvt, A.sub(t4, 0, t4), A.and_(d, d, t4))
+            else:
+                self.emit(A.feq(t4, ra, ra, double))
+                self._trap_branch("beq", t4, 0, TrapCode.BAD_CONVERSION_TO_INTEGER)
+                self.emit(A.csrrw(0, A.CSR_FFLAGS, 0), cvt, A.csrrs(t4, A.CSR_FFLAGS, 0),
+                          A.andi(t4, t4, A.FFLAG_NV))
+                self._trap_branch("bne", t4, 0, TrapCode.INTEGER_OVERFLOW)
+        else:
+            raise ValueError(f"unknown conversion {name}")
+
+    def select(self, dst: Reg, a: Reg, b: Reg, cond: Reg) -> None:
+        take_a, done = Label(), Label()
+        self._branch("bne", cond.num, 0, take_a)
+        self.mov(dst, b)
+        self.jump(done)
+        self.bind(take_a)
+        self.mov(dst, a)
+        self.bind(done)
+
+    # -- finishing ------------------------------------------------------------------------------------
+
+    def finish(self) -> bytes:
+        """Emit cold trap stubs, resolve branches, patch the frame size; the function's code."""
+        for label, code, wasm_offset in self.cold:
+            self.bind(label)
+            self.trap_sites.append((self.offset(), code, wasm_offset))
+            self.emit(A.EBREAK)
+        for index, kind, label, args in self.fixups:
+            if label.pos is None:
+                raise ValueError("internal: branch to an unbound label")
+            delta = 4 * (label.pos - index)
+            if kind == "b":
+                if not -4096 <= delta < 4096:
+                    raise BranchOutOfRange()
+                b_kind, rs1, rs2 = args
+                self.words[index] = getattr(A, b_kind)(rs1, rs2, delta)
+            else:
+                if not -(1 << 20) <= delta < 1 << 20:
+                    raise ValueError("function too large: a jump exceeds 1 MiB")
+                self.words[index] = A.jal(0, delta)
+        if self._frame_patch is not None:
+            rest = self.frame_size() - 16
+            hi = ((rest + 0x800) >> 12) & 0xFFFFF
+            lo = rest - (((rest + 0x800) >> 12) << 12)
+            self.words[self._frame_patch] = A.lui(R.T5.num, hi)
+            self.words[self._frame_patch + 1] = A.addiw(R.T5.num, R.T5.num, lo)
+        self.trap_sites.sort(key=lambda site: site[0])
+        return struct.pack(f"<{len(self.words)}I", *self.words)

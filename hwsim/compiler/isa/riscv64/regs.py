@@ -1,0 +1,46 @@
+"""RV64 register roles for compiled WebAssembly: pinned, scratch, locals, operand pool, arguments.
+
+::
+
+    x0  zero                      x8  s0/fp  frame pointer (pinned)
+    x1  ra    return address      x9  s1     vmctx (pinned)
+    x2  sp    stack pointer       x18 s2     memory 0 base (pinned)
+    x5-x7, x28  t0-t3  operands   x19 s3     0xffff_ffff, to zero-extend i32 addresses (pinned)
+    x29-x31 t4-t6  scratch        x20-x27 s4-s11  locals (callee-saved)
+    x10-x17 a0-a7  arguments, results, operands
+
+    f0-f7, f28-f29  ft0-ft9   operands       f8-f9, f18-f27  fs0-fs11  locals (callee-saved)
+    f10-f17 fa0-fa7           arguments, results, operands
+    f30-f31 ft10-ft11         scratch
+
+Scratch registers are never given to a value: the macro-assembler uses them
+inside one operation (address arithmetic, constants, expansions).
+"""
+
+from __future__ import annotations
+
+from ...regs import FLOAT, INT, Reg
+
+def _x(n: int) -> Reg:
+    return Reg(INT, n)
+
+
+def _f(n: int) -> Reg:
+    return Reg(FLOAT, n)
+
+
+ZERO, RA, SP = _x(0), _x(1), _x(2)
+FP = _x(8)
+VMCTX = _x(9)
+MEM0 = _x(18)
+MASK32 = _x(19)
+T4, T5, T6 = _x(29), _x(30), _x(31)  # scratch
+FT10, FT11 = _f(30), _f(31)  # scratch
+
+INT_ARGS = tuple(_x(n) for n in range(10, 18))  # a0-a7
+FLOAT_ARGS = tuple(_f(n) for n in range(10, 18))  # fa0-fa7
+INT_LOCALS = tuple(_x(n) for n in range(20, 28))  # s4-s11
+FLOAT_LOCALS = tuple(_f(n) for n in (8, 9, *range(18, 28)))  # fs0-fs11
+# Operand pools, in allocation order: temporaries first, argument registers last (calls clobber them).
+INT_POOL = (_x(5), _x(6), _x(7), _x(28), *reversed(INT_ARGS))
+FLOAT_POOL = (*(_f(n) for n in range(0, 8)), _f(28), _f(29), *reversed(FLOAT_ARGS))

@@ -1,0 +1,28 @@
+"""Trap codes: one code per reason a WebAssembly computation can stop, each with one fixed message.
+
+Messages use the specification's wording (the spec tests' ``assert_trap``
+texts), as Wasmtime's trap enum does.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class TrapCode(enum.Enum):
+    UNREACHABLE = "unreachable"
+    MEMORY_OUT_OF_BOUNDS = "out of bounds memory access"
+    TABLE_OUT_OF_BOUNDS = "out of bounds table access"
+    UNDEFINED_ELEMENT = "undefined element"  # call_indirect index past the table's end
+    INDIRECT_CALL_TO_NULL = "uninitialized element"  # call_indirect to a null entry
+    BAD_SIGNATURE = "indirect call type mismatch"
+    INTEGER_DIVIDE_BY_ZERO = "integer divide by zero"
+    INTEGER_OVERFLOW = "integer overflow"
+    BAD_CONVERSION_TO_INTEGER = "invalid conversion to integer"
+    STACK_OVERFLOW = "call stack exhausted"
+    INTERRUPTED = "interrupted"
+    NULL_REFERENCE = "null reference"
+
+    @property
+    def message(self) -> str:
+        return self.value

@@ -1,0 +1,157 @@
+"""The host side of the runtime builtins (see :mod:`hwsim.compiler.builtins`).
+
+Each reads its arguments from the argument registers, in the order the code
+generator passed them (operands, then the static indices), and writes its
+result to a0.  Out-of-bounds operations trap before changing anything, as
+the bulk-memory and reference-types proposals require.
+"""
+
+from __future__ import annotations
+
+from ..compiler.traps import TrapCode
+from .store import Trap
+
+MASK32 = 0xFFFF_FFFF
+
+
+def _args(m, n: int) -> list[int]:
+    return [m.get_reg(f"a{i}") for i in range(n)]
+
+
+def _index(value: int, is64: bool) -> int:
+    return value if is64 else value & MASK32
+
+
+def _ret(m, value: int) -> None:
+    m.set_reg("a0", value)
+
+
+def _mem(instance, index: int):
+    return instance.memories[index]
+
+
+def _is64(mem) -> bool:
+    return mem.type.index_type == 0x7E
+
+
+def memory_grow(store, instance, m) -> None:
+    delta, index = _args(m, 2)
+    mem = _mem(instance, index)
+    old = mem.grow(_index(delta, _is64(mem)))
+    _ret(m, old if old >= 0 else -1)
+
+
+def memory_fill(store, instance, m) -> None:
+    dst, value, n, index = _args(m, 4)
+    mem = _mem(instance, index)
+    is64 = _is64(mem)
+    dst, n = _index(dst, is64), _index(n, is64)
+    if dst + n > mem.size_bytes:
+        raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
+    mem.fill(dst, value, n)
+
+
+def memory_copy(store, instance, m) -> None:
+    dst, src, n, dst_index, src_index = _args(m, 5)
+    dmem, smem = _mem(instance, dst_index), _mem(instance, src_index)
+    dst, src = _index(dst, _is64(dmem)), _index(src, _is64(smem))
+    n = _index(n, _is64(dmem) and _is64(smem))
+    if dst + n > dmem.size_bytes or src + n > smem.size_bytes:
+        raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
+    if n:
+        dmem.write(dst, smem.read(src, n))
+
+
+def memory_init(store, instance, m) -> None:
+    dst, src, n, index, data_index = _args(m, 5)
+    mem = _mem(instance, index)
+    dst, src, n = _index(dst, _is64(mem)), src & MASK32, n & MASK32
+    data = instance.datas[data_index]
+    if src + n > len(data) or dst + n > mem.size_bytes:
+        raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
+    if n:
+        mem.write(dst, data[src:src + n])
+
+
+def data_drop(store, instance, m) -> None:
+    (index,) = _args(m, 1)
+    instance.datas[index] = b""
+
+
+def memory_discard(store, instance, m) -> None:
+    raise Trap(TrapCode.UNREACHABLE, detail="memory.discard is not implemented yet")
+
+
+def _table(instance, index: int):
+    return instance.tables[index]
+
+
+def _tis64(table) -> bool:
+    return table.type.index_type == 0x7E
+
+
+def table_get(store, instance, m) -> None:
+    i, index = _args(m, 2)
+    table = _table(instance, index)
+    i = _index(i, _tis64(table))
+    if i >= table.size:
+        raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
+    _ret(m, table.get(i))
+
+
+def table_set(store, instance, m) -> None:
+    i, value, index = _args(m, 3)
+    table = _table(instance, index)
+    i = _index(i, _tis64(table))
+    if i >= table.size:
+        raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
+    table.set(i, value)
+
+
+def table_size(store, instance, m) -> None:
+    (index,) = _args(m, 1)
+    _ret(m, _table(instance, index).size)
+
+
+def table_grow(store, instance, m) -> None:
+    init, n, index = _args(m, 3)
+    table = _table(instance, index)
+    _ret(m, table.grow(_index(n, _tis64(table)), init))
+
+
+def table_fill(store, instance, m) -> None:
+    i, value, n, index = _args(m, 4)
+    table = _table(instance, index)
+    is64 = _tis64(table)
+    i, n = _index(i, is64), _index(n, is64)
+    if i + n > table.size:
+        raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
+    table.fill(i, value, n)
+
+
+def table_copy(store, instance, m) -> None:
+    dst, src, n, dst_index, src_index = _args(m, 5)
+    dt, st = _table(instance, dst_index), _table(instance, src_index)
+    dst, src = _index(dst, _tis64(dt)), _index(src, _tis64(st))
+    n = _index(n, _tis64(dt) and _tis64(st))
+    if dst + n > dt.size or src + n > st.size:
+        raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
+    values = [st.get(src + k) for k in range(n)]
+    for k, v in enumerate(values):
+        dt.set(dst + k, v)
+
+
+def table_init(store, instance, m) -> None:
+    dst, src, n, index, elem_index = _args(m, 5)
+    table = _table(instance, index)
+    dst, src, n = _index(dst, _tis64(table)), src & MASK32, n & MASK32
+    elems = instance.elems[elem_index]
+    if src + n > len(elems) or dst + n > table.size:
+        raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
+    for k in range(n):
+        table.set(dst + k, elems[src + k])
+
+
+def elem_drop(store, instance, m) -> None:
+    (index,) = _args(m, 1)
+    instance.elems[index] = []

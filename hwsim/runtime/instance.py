@@ -1,0 +1,191 @@
+"""Instantiation: imports checked and bound, the vmctx built, segments applied, the start function run.
+
+The order is the specification's: imports are checked, then memories,
+tables and globals are created, element segments then data segments are
+applied in order (an out-of-bounds segment traps, keeping what earlier
+segments wrote), and finally the start function runs.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ..compiler import CompiledModule
+from ..compiler.traps import TrapCode
+from ..errors import HwsimError
+from ..wasm import opcodes as op
+from ..wasm.module import ACTIVE, DECLARATIVE, Module
+from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, ExternKind, FuncType
+from . import layout as L
+from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance
+from .store import Store, Trap
+
+
+class LinkError(HwsimError):
+    """An import is missing or has an incompatible type."""
+
+
+def _limits_match(actual, expected) -> bool:
+    """Import subtyping of limits: the actual range lies within the expected one."""
+    if actual.min < expected.min:
+        return False
+    if expected.max is None:
+        return True
+    return actual.max is not None and actual.max <= expected.max
+
+
+class Instance:
+    def __init__(self, store: Store, module: Module, compiled: CompiledModule, imports: list) -> None:
+        self.store = store
+        self.module = module
+        self.compiled = compiled
+        if len(store.instances) >= store.limits.max_instances:
+            raise HwsimError(f"the Store already holds {len(store.instances)} instances, its limit")
+        self._bind_imports(imports)
+        layout = compiled.layout
+        self.vmctx = store.alloc_data(layout.size)
+        store.instances[self.vmctx] = self
+        self.code_base = store.load_code(compiled.code) if compiled.code else 0
+        store.modules.append((self.code_base, self.code_base + len(compiled.code), compiled, module))
+        # Memories, tables, globals.
+        for mt in module.memories:
+            self.memories.append(MemoryInstance(store, mt, max_bytes=store.limits.memory_bytes))
+        self.types = list(module.types)
+        self.func_types = [self.types[t] for t in module.get_func_type_indices()]
+        # Function records first: table initialisers and globals may refer to them.
+        for i, f in enumerate(module.funcs):
+            index = module.num_imported_funcs + i
+            code = self.code_base + compiled.func_offsets[i]
+            self.funcs.append(FuncRecord(store, self.func_types[index], code=code, vmctx=self.vmctx,
+                                         instance=self, index=index))
+        for g in module.globals:
+            bits = self.eval_const(g.init.instrs, g.type.valtype)
+            self.globals.append(GlobalInstance(store, g.type.valtype, g.type.mutable, bits))
+        for t in module.tables:
+            init = self.eval_const(t.init.instrs, t.type.elem_type) if t.init is not None else 0
+            self.tables.append(TableInstance(store, t.type, init))
+        self._write_vmctx()
+        self.datas = [seg.data for seg in module.datas]
+        self.elems = [[self.eval_const(e.instrs, seg.elem_type) for e in seg.items] for seg in module.elems]
+        self.exports = {e.name: (e.kind, e.index) for e in module.exports}
+
+    def _bind_imports(self, imports: list) -> None:
+        module = self.module
+        if len(imports) != len(module.imports):
+            raise LinkError(f"expected {len(module.imports)} imports, got {len(imports)}")
+        self.funcs: list[FuncRecord] = []
+        self.memories: list[MemoryInstance] = []
+        self.tables: list[TableInstance] = []
+        self.globals: list[GlobalInstance] = []
+        for imp, value in zip(module.imports, imports):
+            where = f"import {imp.module!r} {imp.name!r}"
+            if imp.kind == ExternKind.FUNC:
+                expected = module.types[imp.desc]
+                if not isinstance(value, FuncRecord):
+                    raise LinkError(f"incompatible import type: {where} expects a function")
+                if tuple(value.type.params) != tuple(expected.params) or \
+                        tuple(value.type.results) != tuple(expected.results):
+                    raise LinkError(f"incompatible import type: {where} expects {expected}, got {value.type}")
+                self.funcs.append(value)
+            elif imp.kind == ExternKind.MEMORY:
+                mt = imp.desc
+                if not isinstance(value, MemoryInstance):
+                    raise LinkError(f"incompatible import type: {where} expects a memory")
+                actual = value.type
+                if actual.index_type != mt.index_type or actual.page_size_log2 != mt.page_size_log2 or \
+                        not _limits_match(type(mt.limits)(min=value.pages, max=actual.limits.max), mt.limits):
+                    raise LinkError(f"incompatible import type: {where} expects {mt}, got {actual}")
+                self.memories.append(value)
+            elif imp.kind == ExternKind.TABLE:
+                tt = imp.desc
+                if not isinstance(value, TableInstance):
+                    raise LinkError(f"incompatible import type: {where} expects a table")
+                actual = value.type
+                if actual.elem_type != tt.elem_type or actual.index_type != tt.index_type or \
+                        not _limits_match(type(tt.limits)(min=value.size, max=actual.limits.max), tt.limits):
+                    raise LinkError(f"incompatible import type: {where} expects {tt}, got {actual}")
+                self.tables.append(value)
+            else:
+                gt = imp.desc
+                if not isinstance(value, GlobalInstance):
+                    raise LinkError(f"incompatible import type: {where} expects a global")
+                if value.valtype != gt.valtype or value.mutable != gt.mutable:
+                    raise LinkError(f"incompatible import type: {where} expects {gt}")
+                self.globals.append(value)
+
+    def _write_vmctx(self) -> None:
+        s, layout = self.store, self.compiled.layout
+        if self.memories:
+            s.write_u64(self.vmctx + layout.MEM0_BASE, self.memories[0].base)
+        for i, mem in enumerate(self.memories):
+            s.write_u64(self.vmctx + layout.memory(i), mem.desc)
+        for i, table in enumerate(self.tables):
+            s.write_u64(self.vmctx + layout.table(i), table.desc)
+        for i, g in enumerate(self.globals):
+            s.write_u64(self.vmctx + layout.global_(i), g.cell)
+        for i, f in enumerate(self.funcs):
+            s.write_u64(self.vmctx + layout.func(i), f.va)
+        for i, t in enumerate(self.types):
+            s.write_u64(self.vmctx + layout.type_id(i), s.type_id(t))
+
+    # -- constant expressions ----------------------------------------------------------------
+
+    def eval_const(self, instrs: list, valtype: int) -> int:
+        """Evaluate a constant expression to a bit pattern (references: record VA or handle, 0 null)."""
+        stack: list[int] = []
+        masks = {I32: 0xFFFF_FFFF, I64: (1 << 64) - 1}
+        for code, imm, _ in instrs:
+            if code in (op.I32_CONST_OP, op.I64_CONST_OP, op.F32_CONST_OP, op.F64_CONST_OP):
+                stack.append(imm)
+            elif code == op.REF_NULL:
+                stack.append(0)
+            elif code == op.REF_FUNC:
+                stack.append(self.funcs[imm].va)
+            elif code == op.GLOBAL_GET:
+                stack.append(self.globals[imm].get_bits())
+            elif code == op.END:
+                break
+            else:
+                name = op.NAMES.get(code, "")
+                kind, _, what = name.partition(".")
+                if kind in ("i32", "i64") and what in ("add", "sub", "mul"):
+                    b, a = stack.pop(), stack.pop()
+                    r = a + b if what == "add" else a - b if what == "sub" else a * b
+                    stack.append(r & masks[I32 if kind == "i32" else I64])
+                else:
+                    raise HwsimError(f"unsupported constant instruction {name or hex(code)}")
+        return stack[-1] if stack else 0
+
+    # -- initialisation ---------------------------------------------------------------------------
+
+    def initialize(self) -> None:
+        """Apply active segments, drop declarative ones, run the start function."""
+        module = self.module
+        for i, seg in enumerate(module.elems):
+            if seg.mode == ACTIVE:
+                table = self.tables[seg.table_index]
+                start = self.eval_const(seg.offset_expr.instrs, table.type.index_type)
+                values = self.elems[i]
+                if start + len(values) > table.size:
+                    raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS, detail=f"element segment {i}")
+                for k, v in enumerate(values):
+                    table.set(start + k, v)
+                self.elems[i] = []
+            elif seg.mode == DECLARATIVE:
+                self.elems[i] = []
+        for i, seg in enumerate(module.datas):
+            if seg.mode == ACTIVE:
+                mem = self.memories[seg.memory_index]
+                start = self.eval_const(seg.offset_expr.instrs, mem.type.index_type)
+                if start + len(seg.data) > mem.size_bytes:
+                    raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, detail=f"data segment {i}")
+                if seg.data:
+                    mem.write(start, seg.data)
+                self.datas[i] = b""
+        if module.start is not None:
+            self.store.invoke(self.funcs[module.start], [])
+
+    def export(self, name: str):
+        kind, index = self.exports[name]
+        return kind, {ExternKind.FUNC: self.funcs, ExternKind.MEMORY: self.memories, ExternKind.TABLE: self.tables,
+                      ExternKind.GLOBAL: self.globals}[kind][index]

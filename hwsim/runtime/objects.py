@@ -1,0 +1,188 @@
+"""Runtime objects that live in guest memory: linear memories, tables, globals, function references.
+
+Each is a Python object owning a record in the Store's data region (a memory
+or table descriptor, a global cell, a funcref record) that compiled code
+reads directly; the Python side is the only writer of descriptors.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from ..errors import HwsimError
+from ..mmu.bits import Pte
+from ..wasm.types import F32, F64, I32, I64, MemoryType, TableType
+from . import layout as L
+
+if TYPE_CHECKING:
+    from .store import Store
+
+_U64 = struct.Struct("<Q")
+RW_USER = Pte.R | Pte.W | Pte.U
+
+
+class ResourceLimitError(HwsimError):
+    """A memory, table or instance exceeds the Store's limits."""
+
+
+class MemoryInstance:
+    """A linear memory: a 4 GiB (+ guard) reservation whose pages are mapped when first touched."""
+
+    def __init__(self, store: Store, mtype: MemoryType, *, max_bytes: int) -> None:
+        self.store = store
+        self.type = mtype
+        self.page_size = 1 << mtype.page_size_log2
+        self.base = store.reserve_memory(self)
+        self.reserved = L.MEMORY_RESERVATION - (2 << 20)  # bytes a memory may grow to (4 GiB)
+        limit_pages = mtype.limits.max if mtype.limits.max is not None else None
+        cap = min(self.reserved, max_bytes) // self.page_size
+        self.max_pages = cap if limit_pages is None else min(limit_pages, cap)
+        if mtype.limits.min > self.max_pages:
+            raise ResourceLimitError(
+                f"memory of {mtype.limits.min} pages exceeds the limit of {self.max_pages} pages "
+                f"({self.max_pages * self.page_size} bytes)")
+        self.size_bytes = mtype.limits.min * self.page_size
+        self.desc = store.alloc_data(L.MEMDESC_BYTES)
+        self._write_desc()
+
+    def _write_desc(self) -> None:
+        s = self.store
+        s.write_u64(self.desc + L.MEMDESC_BASE, self.base)
+        s.write_u64(self.desc + L.MEMDESC_SIZE, self.size_bytes)
+        s.write_u64(self.desc + L.MEMDESC_PAGE_LOG2, self.type.page_size_log2)
+        s.write_u64(self.desc + L.MEMDESC_RESERVED, self.reserved)
+
+    @property
+    def pages(self) -> int:
+        return self.size_bytes // self.page_size
+
+    def grow(self, delta: int) -> int:
+        """Grow by ``delta`` pages; the old size in pages, or -1 (the memory is unchanged)."""
+        old = self.pages
+        if delta < 0 or old + delta > self.max_pages:
+            return -1
+        self.size_bytes = (old + delta) * self.page_size
+        self.store.write_u64(self.desc + L.MEMDESC_SIZE, self.size_bytes)
+        return old
+
+    def contains(self, va: int) -> bool:
+        return self.base <= va < self.base + self.size_bytes
+
+    def check(self, offset: int, length: int) -> None:
+        if offset < 0 or length < 0 or offset + length > self.size_bytes:
+            raise IndexError(f"[{offset:#x}, {offset + length:#x}) is outside the memory of {self.size_bytes:#x} bytes")
+
+    def read(self, offset: int, length: int) -> bytes:
+        self.check(offset, length)
+        return self.store.read_user(self.base + offset, length)
+
+    def write(self, offset: int, data: bytes) -> None:
+        self.check(offset, len(data))
+        self.store.write_user(self.base + offset, data)
+
+    def fill(self, offset: int, value: int, length: int) -> None:
+        self.check(offset, length)
+        self.store.fill_user(self.base + offset, value & 0xFF, length)
+
+
+class TableInstance:
+    """A table of references: 8-byte entries (funcref record address or externref handle; 0 is null)."""
+
+    MAX_ELEMENTS = 10_000_000  # an implementation limit, as the specification allows
+
+    def __init__(self, store: Store, ttype: TableType, init: int = 0) -> None:
+        self.store = store
+        self.type = ttype
+        limit = ttype.limits.max
+        self.max_size = self.MAX_ELEMENTS if limit is None else min(limit, self.MAX_ELEMENTS)
+        if ttype.limits.min > self.max_size:
+            raise ResourceLimitError(f"table of {ttype.limits.min} elements exceeds the limit of {self.max_size}")
+        self.size = ttype.limits.min
+        self.capacity = max(self.size, 4)
+        self.entries = store.alloc_data(8 * self.capacity)
+        self.desc = store.alloc_data(L.TABLEDESC_BYTES)
+        store.write_u64(self.desc + L.TABLEDESC_BASE, self.entries)
+        store.write_u64(self.desc + L.TABLEDESC_SIZE, self.size)
+        if init:
+            self.fill(0, init, self.size)
+
+    def get(self, index: int) -> int:
+        if not 0 <= index < self.size:
+            raise IndexError(index)
+        return self.store.read_u64(self.entries + 8 * index)
+
+    def set(self, index: int, value: int) -> None:
+        if not 0 <= index < self.size:
+            raise IndexError(index)
+        self.store.write_u64(self.entries + 8 * index, value)
+
+    def fill(self, start: int, value: int, count: int) -> None:
+        if start < 0 or count < 0 or start + count > self.size:
+            raise IndexError(start)
+        self.store.phys_view(self.entries + 8 * start, 8 * count)[:] = _U64.pack(value) * count
+
+    def grow(self, delta: int, init: int) -> int:
+        old = self.size
+        if delta < 0 or old + delta > self.max_size:
+            return -1
+        new = old + delta
+        if new > self.capacity:
+            capacity = max(new, 2 * self.capacity)
+            entries = self.store.alloc_data(8 * capacity)
+            if old:
+                self.store.phys_view(entries, 8 * old)[:] = self.store.phys_view(self.entries, 8 * old)
+            self.entries, self.capacity = entries, capacity
+            self.store.write_u64(self.desc + L.TABLEDESC_BASE, entries)
+        self.size = new
+        self.store.write_u64(self.desc + L.TABLEDESC_SIZE, new)
+        self.fill(old, init, delta)
+        return old
+
+
+class GlobalInstance:
+    """A global's cell: 8 bytes holding the value's bit pattern (i32 sign-extended, f32 in the low half)."""
+
+    def __init__(self, store: Store, valtype: int, mutable: bool, bits: int) -> None:
+        self.store = store
+        self.valtype = valtype
+        self.mutable = mutable
+        self.cell = store.alloc_data(8)
+        self.set_bits(bits)
+
+    def get_bits(self) -> int:
+        raw = self.store.read_u64(self.cell)
+        if self.valtype in (I32, F32):
+            return raw & 0xFFFF_FFFF
+        return raw
+
+    def set_bits(self, bits: int) -> None:
+        if self.valtype == I32:
+            bits &= 0xFFFF_FFFF
+            value = bits | (0xFFFF_FFFF_0000_0000 if bits >> 31 else 0)
+        elif self.valtype == F32:
+            value = bits & 0xFFFF_FFFF
+        else:
+            value = bits & 0xFFFF_FFFF_FFFF_FFFF
+        self.store.write_u64(self.cell, value)
+
+
+class FuncRecord:
+    """A function reference: the record compiled code calls through, and what the host knows of it."""
+
+    def __init__(self, store: Store, ftype, *, code: int, vmctx: int, instance=None, index: int | None = None,
+                 host=None) -> None:
+        self.store = store
+        self.type = ftype
+        self.instance = instance
+        self.index = index
+        self.host = host  # the Python callable of a host function
+        self.code = code
+        self.va = store.alloc_data(L.FUNCREF_BYTES)
+        store.write_u64(self.va + L.FUNCREF_CODE, code)
+        store.write_u64(self.va + L.FUNCREF_VMCTX, vmctx)
+        store.write_u64(self.va + L.FUNCREF_TYPE, store.type_id(ftype))
+        store.funcrefs[self.va] = self
+
+
+VALUE_TYPES = (I32, I64, F32, F64)

@@ -1,0 +1,423 @@
+"""The Store: one emulated machine and address space holding instances, and the host<->guest boundary.
+
+Entering wasm (``invoke``): arguments go into the argument registers (and the
+ABI area), the pinned registers get the callee's vmctx and memory-0 base, the
+return address is :data:`~hwsim.runtime.layout.EXIT_ADDRESS`, and the machine
+runs until the PC reaches it.  Leaving it another way is a trap:
+
+* ``ebreak`` in compiled code: the module's trap table names the trap;
+* a page fault inside a memory's reservation: out of bounds memory access;
+* a page fault below the stack: call stack exhausted;
+* the time budget: interrupted.
+
+Guest -> host: ``ecall`` with t6 holding a builtin id (memory.grow, table
+operations, bulk memory) or a host function's funcref record.  A host
+function may call back into wasm: the nested run saves the CPU context and
+continues on the same stack below the caller's frames.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from unicorn import riscv_const as rv
+
+from ..compiler.builtins import MAX_BUILTIN, Builtin
+from ..compiler.traps import TrapCode
+from ..errors import HwsimError, OutOfFrames
+from ..machine import Machine, StopReason
+from ..mmu.bits import Pte
+from ..riscv import asm as A
+from ..riscv.disasm import disassemble_one
+from ..riscv.priv import Priv
+from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64
+from . import layout as L
+from .objects import FuncRecord, MemoryInstance, ResourceLimitError, TableInstance
+
+_U64 = struct.Struct("<Q")
+RX_USER = Pte.R | Pte.X | Pte.U
+RW_USER = Pte.R | Pte.W | Pte.U
+R_USER = Pte.R | Pte.U
+MASK64 = (1 << 64) - 1
+
+
+class Trap(HwsimError):
+    """A WebAssembly trap: ``code`` says why; where it happened is in the message and attributes."""
+
+    def __init__(self, code: TrapCode, *, func_index: int | None = None, func_name: str | None = None,
+                 wasm_offset: int | None = None, pc: int | None = None, insn: str | None = None,
+                 detail: str = "") -> None:
+        self.code = code
+        self.func_index = func_index
+        self.func_name = func_name
+        self.wasm_offset = wasm_offset
+        self.pc = pc
+        self.insn = insn
+        where = []
+        if func_index is not None:
+            name = f" ({func_name})" if func_name else ""
+            where.append(f"wasm function {func_index}{name}")
+        if wasm_offset is not None:
+            where.append(f"bytecode offset {wasm_offset:#x}")
+        if pc is not None:
+            where.append(f"pc {pc:#x}" + (f" `{insn}`" if insn else ""))
+        text = code.message
+        if where:
+            text += " at " + ", ".join(where)
+        if detail:
+            text += f" ({detail})"
+        super().__init__(text)
+
+    @property
+    def message(self) -> str:
+        return self.code.message
+
+
+@dataclass
+class Limits:
+    """Per-Store limits; exceeding one is a clear error, never a crash."""
+
+    memory_bytes: int = 1 << 32  # per linear memory
+    ram_bytes: int = 1 << 30  # physical RAM behind everything (frames for pages, tables, code)
+    time_us: int = 0  # per call from the host into wasm; 0 = none
+    max_instances: int = 10_000
+
+
+class Store:
+    def __init__(self, engine=None, *, limits: Limits | None = None) -> None:
+        self.engine = engine
+        self.limits = limits or Limits()
+        self.machine = Machine(ram_size=self.limits.ram_bytes, tlb_capacity=4096)
+        self.space = self.machine.new_address_space(asid=1)
+        m = self.machine
+        # Runtime page: the host-call stub; the exit address is never executed.
+        self.runtime_pa = m.frames.alloc()
+        self.space.map(L.RUNTIME_PAGE, self.runtime_pa, L.PAGE, RX_USER)
+        stub = A.Assembler(L.HOSTCALL_STUB).emit(A.ECALL, A.jalr(0, A.REG["ra"], 0)).finish()
+        m.phys.write(self.runtime_pa, stub)
+        self.space.map_anonymous(L.ABI_AREA, L.ABI_AREA_SIZE, RW_USER)
+        self.host_vmctx = L.ABI_AREA + L.ABI_AREA_SIZE - 64  # an all-zero vmctx for host functions' records
+        self.code_next = L.CODE_BASE
+        self.data_next = L.DATA_BASE
+        self.data_mapped = L.DATA_BASE
+        self.memory_slots: list[MemoryInstance | None] = []
+        self.memories: list[MemoryInstance] = []
+        self.instances: dict[int, object] = {}  # vmctx VA -> Instance
+        self.funcrefs: dict[int, FuncRecord] = {}  # record VA -> record
+        self.modules: list = []  # (code base, code end, CompiledModule, Module)
+        self._type_ids: dict = {}
+        self.externs: dict[int, object] = {}  # externref handle -> host object
+        self._extern_ids: dict[int, int] = {}
+        self.depth = 0
+        self.out_of_frames = False
+        m.pager = self._pager
+        m.on_ecall(self._ecall)
+        m.activate(self.space, priv=Priv.U)
+        self.stack_low = L.STACK_TOP - L.STACK_SIZE
+
+    # -- guest memory helpers ---------------------------------------------------------------
+
+    def phys_view(self, va: int, size: int) -> memoryview:
+        """A view of data-region memory (always mapped, physically contiguous per allocation)."""
+        return self.machine.phys.view(self._data_pa(va), size)
+
+    def _data_pa(self, va: int) -> int:
+        mapping = self.space.lookup(va)
+        return mapping.pa + (va - mapping.va)
+
+    def read_u64(self, va: int) -> int:
+        return _U64.unpack(self.phys_view(va, 8))[0]
+
+    def write_u64(self, va: int, value: int) -> None:
+        self.phys_view(va, 8)[:] = _U64.pack(value & MASK64)
+
+    def alloc_data(self, size: int) -> int:
+        """Zeroed bytes in the data region (16-aligned, never freed), physically contiguous.
+
+        The region grows in chunks of contiguous frames; an allocation that does not fit in
+        the current chunk starts a new one, so no allocation straddles two chunks.
+        """
+        size = (size + 15) & ~15
+        if self.data_next + size > self.data_mapped:
+            chunk = (max(size, 16 * L.PAGE) + L.PAGE - 1) & ~(L.PAGE - 1)
+            start = self.data_mapped
+            if start + chunk > L.DATA_END:
+                raise ResourceLimitError("the Store's data region (vmctx, tables, globals) is full")
+            pa = self.machine.frames.alloc(chunk // L.PAGE)
+            self.space.map(start, pa, chunk, RW_USER, page_size=L.PAGE)
+            self.data_next, self.data_mapped = start, start + chunk
+        va = self.data_next
+        self.data_next += size
+        return va
+
+    def load_code(self, code: bytes) -> int:
+        pages = (len(code) + L.PAGE - 1) // L.PAGE or 1
+        va = self.code_next
+        if va + pages * L.PAGE > L.CODE_END:
+            raise ResourceLimitError("the Store's code region is full")
+        pa = self.machine.frames.alloc(pages)
+        self.machine.phys.write(pa, code)
+        self.space.map(va, pa, pages * L.PAGE, RX_USER, page_size=L.PAGE)
+        self.code_next = va + pages * L.PAGE + L.PAGE  # an unmapped page between modules
+        return va
+
+    def reserve_memory(self, memory: MemoryInstance) -> int:
+        index = len(self.memory_slots)
+        base = self._slot_base(index)
+        if base is None:
+            raise ResourceLimitError(
+                f"out of virtual address space for linear memories: a Store holds at most {index} "
+                f"(each reserves {L.MEMORY_RESERVATION >> 20} MiB)")
+        self.memory_slots.append(memory)
+        self.memories.append(memory)
+        return base
+
+    @staticmethod
+    def _slot_base(index: int) -> int | None:
+        for start, end in L.MEMORY_REGIONS:
+            count = (end - start) // L.MEMORY_RESERVATION
+            if index < count:
+                return start + index * L.MEMORY_RESERVATION
+            index -= count
+        return None
+
+    def memory_at(self, va: int) -> MemoryInstance | None:
+        for start, end in L.MEMORY_REGIONS:
+            if start <= va < end:
+                index = (va - start) // L.MEMORY_RESERVATION
+                if start != L.MEMORY_REGIONS[0][0]:
+                    index += (L.MEMORY_REGIONS[0][1] - L.MEMORY_REGIONS[0][0]) // L.MEMORY_RESERVATION
+                if index < len(self.memory_slots):
+                    mem = self.memory_slots[index]
+                    if mem is not None and mem.base <= va < mem.base + L.MEMORY_RESERVATION:
+                        return mem
+                return None
+        return None
+
+    def _map_page(self, va: int) -> bool:
+        try:
+            self.space.map_anonymous(va & ~(L.PAGE - 1), L.PAGE, RW_USER)
+        except OutOfFrames:
+            self.out_of_frames = True
+            return False
+        return True
+
+    def _pager(self, va: int, access) -> bool:
+        """Demand paging: memory pages below the memory's size, and the stack."""
+        mem = self.memory_at(va)
+        if mem is not None:
+            return va - mem.base < mem.size_bytes and self._map_page(va)
+        if self.stack_low <= va < L.STACK_TOP:
+            return self._map_page(va)
+        return False
+
+    def read_user(self, va: int, size: int) -> bytes:
+        """Read guest memory; pages never touched read as zeros."""
+        out = bytearray()
+        while size > 0:
+            chunk = min(size, L.PAGE - (va & (L.PAGE - 1)))
+            mapping = self.space.lookup(va)
+            if mapping is None:
+                out += bytes(chunk)
+            else:
+                out += self.machine.phys.read(mapping.pa + (va - mapping.va), chunk)
+            va += chunk
+            size -= chunk
+        return bytes(out)
+
+    def write_user(self, va: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            chunk = min(len(view), L.PAGE - (va & (L.PAGE - 1)))
+            mapping = self.space.lookup(va)
+            if mapping is None:
+                if not self._map_page(va):
+                    raise ResourceLimitError("out of physical memory for the Store's RAM")
+                mapping = self.space.lookup(va)
+            self.machine.phys.write(mapping.pa + (va - mapping.va), view[:chunk])
+            va += chunk
+            view = view[chunk:]
+
+    def fill_user(self, va: int, byte: int, size: int) -> None:
+        while size > 0:
+            chunk = min(size, L.PAGE - (va & (L.PAGE - 1)))
+            mapping = self.space.lookup(va)
+            if mapping is None and byte == 0:
+                pass  # untouched pages already read as zero
+            else:
+                if mapping is None:
+                    if not self._map_page(va):
+                        raise ResourceLimitError("out of physical memory for the Store's RAM")
+                    mapping = self.space.lookup(va)
+                self.machine.phys.fill(mapping.pa + (va - mapping.va), chunk, byte)
+            va += chunk
+            size -= chunk
+
+    # -- types and references ------------------------------------------------------------------
+
+    def type_id(self, ftype) -> int:
+        key = (tuple(ftype.params), tuple(ftype.results))
+        tid = self._type_ids.get(key)
+        if tid is None:
+            tid = self._type_ids[key] = len(self._type_ids) + 1
+        return tid
+
+    def extern_handle(self, obj) -> int:
+        """The non-zero handle standing for host object ``obj`` as an externref."""
+        key = id(obj)
+        handle = self._extern_ids.get(key)
+        if handle is None:
+            handle = len(self.externs) + 1
+            self.externs[handle] = obj
+            self._extern_ids[key] = handle
+        return handle
+
+    # -- calling into wasm ----------------------------------------------------------------------
+
+    def invoke(self, record: FuncRecord, args: list[int]) -> list[int]:
+        """Call ``record`` with argument bit patterns; the results' bit patterns, or raise Trap."""
+        m = self.machine
+        uc = m._uc
+        ft = record.type
+        if len(args) != len(ft.params):
+            raise HwsimError(f"expected {len(ft.params)} arguments, got {len(args)}")
+        nested = self.depth > 0
+        saved = uc.context_save() if nested else None
+        if record.host is not None:  # calling a host function from the host: no guest code involved
+            return list(self._call_host(record, args))
+        sp = ((m.get_reg("sp") - 256) & ~15) if nested else L.STACK_TOP
+        self._write_values(ft.params, args)
+        m.set_reg("sp", sp)
+        m.set_reg("ra", L.EXIT_ADDRESS)
+        m.set_reg("s0", 0)
+        vmctx = self.read_u64(record.va + L.FUNCREF_VMCTX)
+        m.set_reg("s1", vmctx)
+        m.set_reg("s2", self.read_u64(vmctx) if vmctx else 0)
+        m.set_reg("s3", 0xFFFF_FFFF)
+        self.depth += 1
+        try:
+            result = m.run(record.code, until=L.EXIT_ADDRESS, timeout_us=self.limits.time_us if not nested else 0)
+        finally:
+            self.depth -= 1
+        try:
+            if result.reason is StopReason.EXIT:
+                return self._read_values(ft.results)
+            raise self._trap_from(result)
+        finally:
+            if saved is not None:
+                uc.context_restore(saved)
+
+    def _write_values(self, types, values: list[int]) -> None:
+        from ..compiler.isa.riscv64.masm import RiscvMasm
+        m = self.machine
+        for loc, ty, bits in zip(RiscvMasm().abi_locations(types), types, values):
+            if ty == I32:
+                bits &= 0xFFFF_FFFF
+                value = bits - (1 << 32) if bits >> 31 else bits
+                value &= MASK64
+            elif ty == F32:
+                value = 0xFFFF_FFFF_0000_0000 | (bits & 0xFFFF_FFFF)  # NaN-boxed single
+            else:
+                value = bits & MASK64
+            if loc[0] == "r":
+                reg = loc[1]
+                m.set_reg(f"{'x' if reg.cls == 0 else 'f'}{reg.num}", value)
+            else:
+                self.write_u64(L.ABI_AREA + loc[1], value)
+
+    def _read_values(self, types) -> list[int]:
+        from ..compiler.isa.riscv64.masm import RiscvMasm
+        m = self.machine
+        out = []
+        for loc, ty in zip(RiscvMasm().abi_locations(types), types):
+            if loc[0] == "r":
+                reg = loc[1]
+                value = m.get_reg(f"{'x' if reg.cls == 0 else 'f'}{reg.num}")
+            else:
+                value = self.read_u64(L.ABI_AREA + loc[1])
+            out.append(value & 0xFFFF_FFFF if ty in (I32, F32) else value & MASK64)
+        return out
+
+    def _trap_from(self, result) -> Exception:
+        pc = result.pc
+        if result.reason is StopReason.LIMIT:
+            return Trap(TrapCode.INTERRUPTED, pc=pc, detail=f"time budget of {self.limits.time_us} us used up")
+        loc = self.locate(pc)
+        if result.reason is StopReason.BREAKPOINT and loc is not None:
+            cm, module, base = loc
+            site = cm.trap_at(pc - base)
+            if site is not None:
+                code, func, wasm = site
+                return Trap(code, func_index=func, func_name=module.get_func_name(func), wasm_offset=wasm, pc=pc,
+                            insn="ebreak")
+        if result.reason is StopReason.FAULT:
+            fault = result.fault
+            where = {}
+            if loc is not None:
+                cm, module, base = loc
+                wl = cm.wasm_location(pc - base)
+                if wl is not None:
+                    where = dict(func_index=wl[0], func_name=module.get_func_name(wl[0]), wasm_offset=wl[1])
+            insn = fault.insn.text if fault.insn is not None else None
+            if self.memory_at(fault.va) is not None:
+                if self.out_of_frames:
+                    self.out_of_frames = False
+                    return ResourceLimitError(f"out of physical memory: the Store's {self.limits.ram_bytes} bytes "
+                                              f"of RAM are used up (at va {fault.va:#x})")
+                return Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, pc=pc, insn=insn, **where)
+            if L.STACK_TOP - (1 << 30) <= fault.va < self.stack_low + L.PAGE:
+                return Trap(TrapCode.STACK_OVERFLOW, pc=pc, insn=insn, **where)
+            return HwsimError(f"internal error: compiled code faulted outside any memory:\n{fault.format()}")
+        return HwsimError(f"internal error: compiled code stopped unexpectedly: {result.describe()}")
+
+    def locate(self, pc: int):
+        for base, end, cm, module in self.modules:
+            if base <= pc < end:
+                return cm, module, base
+        return None
+
+    # -- calls from wasm to the host ---------------------------------------------------------------
+
+    def _ecall(self, machine: Machine) -> bool:
+        target = machine.get_reg("t6")
+        if 0 < target <= MAX_BUILTIN:
+            self._builtin(Builtin(target))
+            return False
+        record = self.funcrefs.get(target)
+        if record is None or record.host is None:
+            raise HwsimError(f"internal error: ecall with t6={target:#x}, neither a builtin nor a host function")
+        args = self._read_args(record.type.params)
+        results = self._call_host(record, args)
+        self._write_values(record.type.results, results)
+        return False
+
+    def _read_args(self, types) -> list[int]:
+        return self._read_values(types)
+
+    def _call_host(self, record: FuncRecord, args: list[int]) -> list[int]:
+        results = record.host(args)
+        ft = record.type
+        if len(results) != len(ft.results):
+            raise HwsimError(f"host function returned {len(results)} values, its type has {len(ft.results)}")
+        return results
+
+    def _builtin(self, which: Builtin) -> None:
+        from . import builtins
+        m = self.machine
+        vmctx = m.get_reg("s1")
+        instance = self.instances[vmctx]
+        getattr(builtins, which.name)(self, instance, m)
+
+    # -- inspection ---------------------------------------------------------------------------
+
+    def disassemble_at(self, pc: int) -> str | None:
+        try:
+            code = self.machine.read_virt(pc, 4)
+        except HwsimError:
+            return None
+        insn = disassemble_one(code, pc)
+        return insn.text if insn else None
+
+
+__all__ = ["Limits", "Store", "Trap"]

@@ -1,0 +1,137 @@
+"""The spec-test engine that runs modules on hwsim: compiled to RISC-V, executed on the emulated CPU.
+
+One Store per script (``begin_file``), as the reference interpreter keeps one
+store per script; values cross as exact bit patterns.
+"""
+
+from __future__ import annotations
+
+from ..compiler import compile_module
+from ..compiler.codegen import CompileError
+from ..compiler.traps import TrapCode
+from ..errors import HwsimError
+from ..runtime.instance import Instance, LinkError as RuntimeLinkError
+from ..runtime.objects import FuncRecord, GlobalInstance, MemoryInstance, ResourceLimitError, TableInstance
+from ..runtime.store import Store, Trap as RuntimeTrap
+from ..runtime import layout as L
+from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, ExternKind, FuncType, Limits, MemoryType, TableType
+from .engine import Exhaustion, LinkError, NotSupportedByEngine, Trap
+from .values import Value
+
+_TYPES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", FUNCREF: "funcref", EXTERNREF: "externref"}
+
+
+class HwsimEngine:
+    name = "hwsim (RV64 compiler on the emulated CPU)"
+
+    def __init__(self) -> None:
+        self.store: Store | None = None
+        self._compiled: dict[bytes, object] = {}
+
+    def begin_file(self) -> None:
+        self.store = Store()
+        self.extern_handles: dict[int, int] = {}
+        self.handle_externs: dict[int, int] = {}
+        self.spectest = self._spectest()
+
+    def _store(self) -> Store:
+        if self.store is None:
+            self.begin_file()
+        return self.store
+
+    def _spectest(self) -> dict:
+        s = self.store
+
+        def printer(*params):
+            return FuncRecord(s, FuncType(tuple(params), ()), code=L.HOSTCALL_STUB, vmctx=s.host_vmctx,
+                              host=lambda args: [])
+
+        return {
+            "print": printer(), "print_i32": printer(I32), "print_i64": printer(I64), "print_f32": printer(F32),
+            "print_f64": printer(F64), "print_i32_f32": printer(I32, F32), "print_f64_f64": printer(F64, F64),
+            "global_i32": GlobalInstance(s, I32, False, 666), "global_i64": GlobalInstance(s, I64, False, 666),
+            "global_f32": GlobalInstance(s, F32, False, 0x4426_A666),
+            "global_f64": GlobalInstance(s, F64, False, 0x4084_D4CC_CCCC_CCCD),
+            "table": TableInstance(s, TableType(elem_type=FUNCREF, limits=Limits(min=10, max=20))),
+            "table64": TableInstance(s, TableType(elem_type=FUNCREF, limits=Limits(min=10, max=20), index_type=I64)),
+            "memory": MemoryInstance(s, MemoryType(limits=Limits(min=1, max=2)), max_bytes=1 << 32),
+        }
+
+    # -- the Engine protocol -------------------------------------------------------------------
+
+    def instantiate(self, module, binary: bytes, registry) -> Instance:
+        store = self._store()
+        imports = []
+        for imp in module.imports:
+            source = registry.get(imp.module)
+            item = None
+            if source is not None:
+                if imp.name in source.exports:
+                    item = source.export(imp.name)[1]
+            elif imp.module == "spectest":
+                item = self.spectest.get(imp.name)
+            if item is None:
+                raise LinkError("unknown import", f"{imp.module!r} {imp.name!r}")
+            imports.append(item)
+        key = bytes(binary)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            try:
+                compiled = compile_module(module)
+            except CompileError as exc:
+                raise NotSupportedByEngine(f"the compiler cannot compile it yet: {exc}") from None
+            self._compiled[key] = compiled
+        try:
+            instance = Instance(store, module, compiled, imports)
+        except RuntimeLinkError as exc:
+            raise LinkError("incompatible import type", str(exc)) from None
+        except ResourceLimitError as exc:
+            raise NotSupportedByEngine(f"resource limit: {exc}") from None
+        try:
+            instance.initialize()
+        except RuntimeTrap as exc:
+            raise self._trap(exc) from None
+        return instance
+
+    def invoke(self, instance: Instance, field: str, args) -> list[Value]:
+        kind, record = instance.export(field)
+        ft = record.type
+        bits = [self._to_bits(v) for v in args]
+        try:
+            results = self.store.invoke(record, bits)
+        except RuntimeTrap as exc:
+            raise self._trap(exc) from None
+        return [self._from_bits(t, b) for t, b in zip(ft.results, results)]
+
+    def get(self, instance: Instance, field: str) -> Value:
+        kind, g = instance.export(field)
+        return self._from_bits(g.valtype, g.get_bits())
+
+    # -- values ---------------------------------------------------------------------------------
+
+    def _trap(self, exc: RuntimeTrap):
+        if exc.code is TrapCode.STACK_OVERFLOW:
+            return Exhaustion(exc.code.message, str(exc))
+        return Trap(exc.code.message, str(exc))
+
+    def _to_bits(self, v: Value) -> int:
+        if v.type in ("i32", "i64", "f32", "f64"):
+            return v.value
+        if v.value is None:
+            return 0
+        if v.type == "externref":
+            handle = self.extern_handles.get(v.value)
+            if handle is None:
+                handle = len(self.extern_handles) + 1
+                self.extern_handles[v.value] = handle
+                self.handle_externs[handle] = v.value
+            return handle
+        return v.value.va  # a funcref handle this engine returned
+
+    def _from_bits(self, ty: int, bits: int) -> Value:
+        name = _TYPES[ty]
+        if ty == EXTERNREF:
+            return Value(name, None if bits == 0 else self.handle_externs.get(bits, bits))
+        if ty == FUNCREF:
+            return Value(name, None if bits == 0 else self.store.funcrefs.get(bits))
+        return Value(name, bits)
