@@ -9,7 +9,11 @@ from .errors import BusError, ConfigError, HwsimError, MappingError, OutOfFrames
 from .machine import CpuFault, Machine, RunResult, StopReason
 from .mmu import SV39, SV48, AddressSpace, AdPolicy, Pte, Tlb, walk
 from .riscv.priv import Access, Cause, Priv
+from .runtime import (Caller, Engine, Func, FuncType, Global, GlobalType, Instance, Limits, Linker, Memory, MemoryType,
+                      Module, Store, Table, TableType, Trap, TrapCode, Val, ValType, WasmtimeError)
 
-__all__ = ["Access", "AddressSpace", "AdPolicy", "BusError", "Cause", "ConfigError", "CpuFault",
-           "HwsimError", "Machine", "MappingError", "OutOfFrames", "Priv", "Pte", "RunResult", "SV39", "SV48",
-           "StopReason", "Tlb", "__version__", "walk"]
+__all__ = ["Access", "AddressSpace", "AdPolicy", "BusError", "Caller", "Cause", "ConfigError", "CpuFault", "Engine",
+           "Func", "FuncType", "Global", "GlobalType", "HwsimError", "Instance", "Limits", "Linker", "Machine",
+           "MappingError", "Memory", "MemoryType", "Module", "OutOfFrames", "Priv", "Pte", "RunResult", "SV39", "SV48",
+           "StopReason", "Store", "Table", "TableType", "Tlb", "Trap", "TrapCode", "Val", "ValType", "WasmtimeError",
+           "__version__", "walk"]

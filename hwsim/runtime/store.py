@@ -73,6 +73,11 @@ class Trap(HwsimError):
     def message(self) -> str:
         return self.code.message
 
+    @property
+    def trap_code(self) -> TrapCode:
+        """The code, under wasmtime-py's name."""
+        return self.code
+
 
 @dataclass
 class Limits:
@@ -110,6 +115,7 @@ class Store:
         self.externs: dict[int, object] = {}  # externref handle -> host object
         self._extern_ids: dict[int, int] = {}
         self.depth = 0
+        self.caller_vmctx = 0  # the vmctx of the instance calling the running host function
         self.out_of_frames = False
         m.pager = self._pager
         m.on_ecall(self._ecall)
@@ -388,7 +394,12 @@ class Store:
         if record is None or record.host is None:
             raise HwsimError(f"internal error: ecall with t6={target:#x}, neither a builtin nor a host function")
         args = self._read_args(record.type.params)
-        results = self._call_host(record, args)
+        outer_caller = self.caller_vmctx
+        self.caller_vmctx = machine.get_reg("t4")  # set by the call sequence (see RiscvMasm.call_ref)
+        try:
+            results = self._call_host(record, args)
+        finally:
+            self.caller_vmctx = outer_caller
         self._write_values(record.type.results, results)
         return False
 

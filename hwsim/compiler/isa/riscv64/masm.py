@@ -364,14 +364,19 @@ class RiscvMasm(MacroAssembler):
             self.emit(A.jal(0, 0))
 
     def call_ref(self) -> None:
-        """Call the funcref record in t6, switching vmctx and memory base if it is another instance's."""
+        """Call the funcref record in t6, switching vmctx and memory base if it is another instance's.
+
+        The callee finds its record in t6 and, after a switch, the caller's vmctx in t4.
+        """
         t5, t6, s1, s2, fp, ra = R.T5.num, R.T6.num, R.VMCTX.num, R.MEM0.num, R.FP.num, R.RA.num
         same, done = Label(), Label()
         self.emit(A.ld(t5, t6, L.FUNCREF_VMCTX))
         self._branch("beq", t5, s1, same)
         self._mem("sd", R.VMCTX, R.FP, self.saved_vmctx)
         self._mem("sd", R.MEM0, R.FP, self.saved_mem0)
-        self.emit(A.addi(s1, t5, 0), A.ld(s2, s1, 0), A.ld(t5, t6, L.FUNCREF_CODE), A.jalr(ra, t5, 0))
+        # t4 keeps the caller's vmctx for the callee (a host function's Caller reads it).
+        self.emit(A.addi(R.T4.num, s1, 0), A.addi(s1, t5, 0), A.ld(s2, s1, 0), A.ld(t5, t6, L.FUNCREF_CODE),
+                  A.jalr(ra, t5, 0))
         self._mem("ld", R.VMCTX, R.FP, self.saved_vmctx)
         self._mem("ld", R.MEM0, R.FP, self.saved_mem0)
         self.jump(done)
