@@ -1,0 +1,128 @@
+"""hwsim.compiler against wasmtime (test oracle): every numeric instruction on random operands.
+
+Each instruction becomes an exported function taking its operands as
+parameters; both engines run it on the same operands.  Results must be equal
+bit for bit, except that a NaN result only has to be a NaN (the specification
+lets the payload vary); traps must have the same code.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import hwsim
+from hwsim.wasm import opcodes as op
+from hwsim.wasm.types import F32, F64, I32, I64
+
+wasmtime = pytest.importorskip("wasmtime")
+
+LETTER = {I32: "i32", I64: "i64", F32: "f32", F64: "f64"}
+BITS = {I32: 32, I64: 64, F32: 32, F64: 64}
+
+NUMERIC = sorted(
+    (code, name) for code, name in op.NAMES.items()
+    if code in op.SIGNATURES and code not in (op.I32_CONST_OP, op.I64_CONST_OP, op.F32_CONST_OP, op.F64_CONST_OP,
+                                              op.NOP)
+)
+
+
+def wat_module() -> str:
+    funcs = []
+    for code, name in NUMERIC:
+        params, results = op.SIGNATURES[code]
+        ps = " ".join(f"(param {LETTER[p]})" for p in params)
+        rs = " ".join(f"(result {LETTER[r]})" for r in results)
+        gets = " ".join(f"local.get {i}" for i in range(len(params)))
+        funcs.append(f'(func (export "{name}") {ps} {rs} {gets} {name})')
+    return "(module " + "\n".join(funcs) + ")"
+
+
+@pytest.fixture(scope="module")
+def engines():
+    wat = wat_module()
+    engine = hwsim.Engine(cache=False)
+    store = hwsim.Store(engine)
+    inst = hwsim.Instance(store, hwsim.Module(engine, wat), [])
+    wt_store = wasmtime.Store()
+    wt_inst = wasmtime.Instance(wt_store, wasmtime.Module(wt_store.engine, wat), [])
+    return (store, inst.exports(store)), (wt_store, wt_inst.exports(wt_store))
+
+
+def to_wasmtime(ty: int, bits: int):
+    if ty == I32:
+        return bits - (1 << 32) if bits >> 31 else bits
+    if ty == I64:
+        return bits - (1 << 64) if bits >> 63 else bits
+    if ty == F32:
+        return wasmtime.Val.f32(struct.unpack("<f", struct.pack("<I", bits))[0])
+    return wasmtime.Val.f64(struct.unpack("<d", struct.pack("<Q", bits))[0])
+
+
+def from_wasmtime(ty: int, v) -> int:
+    if ty == I32:
+        return v & 0xFFFF_FFFF
+    if ty == I64:
+        return v & (1 << 64) - 1
+    if ty == F32:
+        return struct.unpack("<I", struct.pack("<f", v))[0]
+    return struct.unpack("<Q", struct.pack("<d", v))[0]
+
+
+def is_nan(ty: int, bits: int) -> bool:
+    if ty == F32:
+        return (bits & 0x7F80_0000) == 0x7F80_0000 and bits & 0x007F_FFFF
+    if ty == F64:
+        return (bits & 0x7FF0_0000_0000_0000) == 0x7FF0_0000_0000_0000 and bits & 0x000F_FFFF_FFFF_FFFF
+    return False
+
+
+WT_TRAPS = {
+    "integer divide by zero": "integer divide by zero", "integer overflow": "integer overflow",
+    "invalid conversion to integer": "invalid conversion to integer",
+}
+
+
+def interesting(ty: int):
+    """Operands: edges (0, -1, min, max, NaN, infinities, +-0, tiny, 2^n boundaries) and random bits."""
+    if ty in (I32, I64):
+        n = BITS[ty]
+        edges = [0, 1, 2, (1 << n) - 1, 1 << (n - 1), (1 << (n - 1)) - 1, 31, 32, 63, 64, 0xFF, 0x8000]
+        return st.one_of(st.sampled_from(edges), st.integers(0, (1 << n) - 1))
+    floats = st.floats(width=32 if ty == F32 else 64, allow_nan=True, allow_infinity=True)
+    pack = (lambda f: struct.unpack("<I", struct.pack("<f", f))[0]) if ty == F32 else \
+        (lambda f: struct.unpack("<Q", struct.pack("<d", f))[0])
+    edges = [0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, 4294967295.5, 2147483647.0, -2147483648.0, 2147483648.0,
+             9223372036854775807.0, -9223372036854775808.0, 18446744073709551616.0, 1e-40, math.inf, -math.inf]
+    return st.one_of(st.sampled_from(edges).map(pack), floats.map(pack), st.integers(0, (1 << BITS[ty]) - 1))
+
+
+@pytest.mark.parametrize("code,name", NUMERIC, ids=[n for _, n in NUMERIC])
+def test_instruction_matches_wasmtime(engines, code, name):
+    (store, ex), (wt_store, wt_ex) = engines
+    params, results = op.SIGNATURES[code]
+    rty = results[0]
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(args=st.tuples(*[interesting(p) for p in params]))
+    def check(args):
+        try:
+            wt = wt_ex[name](wt_store, *[to_wasmtime(p, a) for p, a in zip(params, args)])
+            expected = ("ok", from_wasmtime(rty, wt))
+        except wasmtime.Trap as exc:
+            expected = ("trap", next((v for k, v in WT_TRAPS.items() if k in str(exc)), str(exc)))
+        try:
+            got_val = ex[name].call_vals(store, *[hwsim.Val(hwsim.ValType(p), a) for p, a in zip(params, args)])[0]
+            got = ("ok", got_val.bits)
+        except hwsim.Trap as exc:
+            got = ("trap", exc.code.message)
+        if expected[0] == "ok" and got[0] == "ok" and is_nan(rty, expected[1]):
+            assert is_nan(rty, got[1]), f"{name}{tuple(hex(a) for a in args)}: expected a NaN, got {got[1]:#x}"
+        else:
+            assert got == expected, f"{name}{tuple(hex(a) for a in args)}"
+
+    check()
