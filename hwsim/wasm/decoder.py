@@ -31,7 +31,7 @@ from __future__ import annotations
 from . import opcodes as op
 from .errors import MalformedError, UnsupportedFeatureError, WasmError
 from .module import (ACTIVE, DECLARATIVE, DEFAULT_FEATURES, PASSIVE, ConstExpr, CustomSection, DataSegment,
-                     ElemSegment, Export, Features, Func, Global, Import, Module, Table)
+                     ElemSegment, Export, Features, Func, Global, Import, Memory, Module, Table)
 from .reader import eof, read_bytes, read_len, read_name, read_sleb, read_u32, read_u64, read_uleb
 from .types import (BLOCK_EMPTY, DEFAULT_PAGE_SIZE_LOG2, EXTERNREF, F32, F64, FUNCREF, I32, I64, LIMITS_HAS_MAX,
                     LIMITS_INDEX64, LIMITS_PAGE_SIZE, LIMITS_SHARED, ExternKind, FuncType, GlobalType, Limits,
@@ -218,7 +218,7 @@ class _Decoder:
             elif sid == TABLE:
                 m.tables = [self._table() for _ in range(self.length())]
             elif sid == MEMORY:
-                m.memories = [self.memory_type() for _ in range(self.length())]
+                m.memories = [self._memory() for _ in range(self.length())]
             elif sid == TAG:
                 self.note_unsupported(UnsupportedFeatureError(op.EXCEPTIONS, "tag section", offset=id_pos))
                 for _ in range(self.length()):
@@ -228,6 +228,7 @@ class _Decoder:
             elif sid == EXPORT:
                 m.exports = [self._export() for _ in range(self.length())]
             elif sid == START:
+                m.start_offset = self.pos
                 m.start = self.u32()
             elif sid == ELEM:
                 m.elems = [self._elem() for _ in range(self.length())]
@@ -376,7 +377,9 @@ class _Decoder:
     def _table(self) -> Table:
         start = self.pos
         if self.data[start] == 0x40:
-            # Table with an explicit initialiser: 0x40 0x00 tabletype expr.
+            # Table with an explicit initialiser: 0x40 0x00 tabletype expr (function references).
+            self.note_unsupported(UnsupportedFeatureError(
+                op.FUNCTION_REFERENCES, "table with an initializer expression", offset=start))
             self.pos += 1
             zpos = self.pos
             if self.byte() != 0x00:
@@ -384,6 +387,10 @@ class _Decoder:
             tt = self.table_type()
             return Table(type=tt, init=self.const_expr(), offset=start)
         return Table(type=self.table_type(), init=None, offset=start)
+
+    def _memory(self) -> Memory:
+        start = self.pos
+        return Memory(type=self.memory_type(), offset=start)
 
     def _global(self) -> Global:
         start = self.pos

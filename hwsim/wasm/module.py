@@ -93,6 +93,12 @@ class Table:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Memory:
+    type: MemoryType
+    offset: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Global:
     type: GlobalType
     init: ConstExpr
@@ -142,10 +148,11 @@ class Module:
     imports: list[Import] = field(default_factory=list)
     funcs: list[Func] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
-    memories: list[MemoryType] = field(default_factory=list)
+    memories: list[Memory] = field(default_factory=list)
     globals: list[Global] = field(default_factory=list)
     exports: list[Export] = field(default_factory=list)
     start: int | None = None
+    start_offset: int | None = None  # of the start section's function index
     elems: list[ElemSegment] = field(default_factory=list)
     datas: list[DataSegment] = field(default_factory=list)
     data_count: int | None = None
@@ -173,7 +180,7 @@ class Module:
         return [imp.desc for imp in self.iter_imports(ExternKind.TABLE)] + [t.type for t in self.tables]
 
     def get_memory_types(self) -> list[MemoryType]:
-        return [imp.desc for imp in self.iter_imports(ExternKind.MEMORY)] + list(self.memories)
+        return [imp.desc for imp in self.iter_imports(ExternKind.MEMORY)] + [mem.type for mem in self.memories]
 
     def get_global_types(self) -> list[GlobalType]:
         return [imp.desc for imp in self.iter_imports(ExternKind.GLOBAL)] + [g.type for g in self.globals]

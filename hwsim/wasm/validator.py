@@ -138,9 +138,9 @@ class _ModuleValidator:
         for f in m.funcs:
             self.func_type(f.type_index, f.offset)
             c.funcs.append(f.type_index)
-        for mt in m.memories:
-            self.check_memory_type(mt, None)
-            c.memories.append(mt)
+        for mem in m.memories:
+            self.check_memory_type(mem.type, mem.offset)
+            c.memories.append(mem.type)
         for table in m.tables:
             self.check_table_type(table.type, table.offset)
             if table.init is not None:
@@ -168,10 +168,11 @@ class _ModuleValidator:
             _FuncChecker(self, base + i).check_func(f)
         if m.start is not None:
             if m.start >= len(c.funcs):
-                raise _err(f"unknown function {m.start} (the start function)", None)
+                raise _err(f"unknown function {m.start} (the start function)", m.start_offset)
             ft = c.types[c.funcs[m.start]]
             if ft.params or ft.results:
-                raise _err(f"start function must not have parameters or results; function {m.start} has type {ft}")
+                raise _err(f"start function must not have parameters or results; function {m.start} has type {ft}",
+                           m.start_offset)
         seen: set[str] = set()
         spaces = {ExternKind.FUNC: (c.funcs, "function"), ExternKind.TABLE: (c.tables, "table"),
                   ExternKind.MEMORY: (c.memories, "memory"), ExternKind.GLOBAL: (c.globals, "global")}
