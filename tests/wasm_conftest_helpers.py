@@ -101,7 +101,7 @@ def one_func(code: bytes, params=(), results=(), locals_=(), extra=()) -> bytes:
 
 # The spec test suite -------------------------------------------------------------
 
-def testsuite_dir() -> Path:
+def locate_testsuite() -> Path:
     """The WebAssembly spec test suite: $HWSIM_WASM_TESTSUITE, <repo>/../shared/wasm-testsuite, or
     /work/shared/wasm-testsuite.  Fails the test (never skips) when none exists."""
     candidates = []
@@ -119,5 +119,5 @@ def testsuite_dir() -> Path:
 
 def scope_files() -> list[str]:
     """The scripts of the first conformance target, relative to the suite (scope.txt)."""
-    text = (testsuite_dir() / "scope.txt").read_text()
+    text = (locate_testsuite() / "scope.txt").read_text()
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
