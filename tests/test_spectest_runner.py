@@ -14,7 +14,7 @@ from hwsim.spectest import (Either, Exhaustion, LinkError, NanPattern, NotSuppor
                             parse_expected, parse_value)
 from hwsim.spectest import wast as wast_module
 from hwsim.spectest.runner import TEXT_MODULE
-from wasm_conftest_helpers import locate_testsuite
+from wasm_conftest_helpers import locate_testsuite, oracle_engine_class
 
 # Values ----------------------------------------------------------------------------------------------------
 
@@ -146,8 +146,8 @@ def test_validate_only_counts_are_honest(script, tmp_path):
 
 
 def test_wasmtime_engine_runs_every_command(script, tmp_path):
-    wasmtime_engine = pytest.importorskip("wasmtime_engine", reason="wasmtime is not installed")
-    result = SpecTestRunner(wasmtime_engine.WasmtimeEngine(), cache_dir=tmp_path / "cache").run_file(script)
+    WasmtimeEngine = oracle_engine_class()
+    result = SpecTestRunner(WasmtimeEngine(), cache_dir=tmp_path / "cache").run_file(script)
     s = _statuses(result)
     for key in ("module", "add", "either", "trap", "nan", "get", "exhaustion", "register", "import", "unlinkable",
                 "uninstantiable", "invalid", "malformed"):
@@ -243,10 +243,10 @@ def test_custom_page_sizes_proposal_scripts():
     suite = locate_testsuite() / "proposals" / "custom-page-sizes"
     results = SpecTestRunner().run(sorted(suite.glob("*.wast")))
     assert (results.passed, results.failed, results.skipped) == (168, 0, 39)
-    wasmtime_engine = pytest.importorskip("wasmtime_engine", reason="wasmtime is not installed")
+    WasmtimeEngine = oracle_engine_class()
     totals = [0, 0, 0]
     for path in sorted(suite.glob("*.wast")):
-        r = SpecTestRunner(wasmtime_engine.WasmtimeEngine()).run_file(path)
+        r = SpecTestRunner(WasmtimeEngine()).run_file(path)
         totals = [totals[0] + r.passed, totals[1] + r.failed, totals[2] + r.skipped]
     assert totals == [203, 0, 4]
 
@@ -326,13 +326,13 @@ def test_cli_json(capsys, script, tmp_path):
 
 
 def test_wasmtime_on_a_handful_of_scope_scripts():
-    wasmtime_engine = pytest.importorskip("wasmtime_engine", reason="wasmtime is not installed")
+    WasmtimeEngine = oracle_engine_class()
     suite = locate_testsuite()
     names = ["i32.wast", "f32.wast", "conversions.wast", "call_indirect.wast", "memory.wast", "br_table.wast",
              "float_exprs.wast", "memory_copy.wast", "table_copy.wast", "return_call.wast", "imports.wast"]
     totals = {}
     for name in names:
-        result = SpecTestRunner(wasmtime_engine.WasmtimeEngine()).run_file(suite / name)
+        result = SpecTestRunner(WasmtimeEngine()).run_file(suite / name)
         totals[name] = (result.passed, result.failed, result.skipped)
     assert all(failed == 0 for _, failed, _ in totals.values()), totals
     assert totals["i32.wast"] == (458, 0, 2) and totals["f32.wast"] == (2512, 0, 2)

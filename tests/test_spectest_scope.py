@@ -17,7 +17,7 @@ import pytest
 
 from hwsim.spectest import PASSED, SKIPPED, SpecTestRunner
 from hwsim.spectest.runner import TEXT_MODULE
-from wasm_conftest_helpers import scope_files, locate_testsuite
+from wasm_conftest_helpers import locate_testsuite, oracle_engine_class, scope_files
 
 EXPECTED = Path(__file__).parent / "data" / "spectest_scope_expected.json"
 UPDATE = os.environ.get("HWSIM_UPDATE_SPECTEST_EXPECTATIONS") == "1"
@@ -39,8 +39,8 @@ def validate_only():
 
 @pytest.fixture(scope="module")
 def with_wasmtime():
-    wasmtime_engine = pytest.importorskip("wasmtime_engine", reason="wasmtime is not installed")
-    return _run(engine_factory=wasmtime_engine.WasmtimeEngine)
+    WasmtimeEngine = oracle_engine_class()
+    return _run(engine_factory=WasmtimeEngine)
 
 
 def _counts(results) -> dict:

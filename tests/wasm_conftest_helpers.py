@@ -99,6 +99,13 @@ def one_func(code: bytes, params=(), results=(), locals_=(), extra=()) -> bytes:
                   code_section(body(code, locals_)))
 
 
+def oracle_engine_class():
+    """The wasmtime-backed test engine (tests/wasmtime_engine.py); skips the test when wasmtime is not installed."""
+    pytest.importorskip("wasmtime", reason="wasmtime is not installed (it comes with the test extra)")
+    import wasmtime_engine
+    return wasmtime_engine.WasmtimeEngine
+
+
 # The spec test suite -------------------------------------------------------------
 
 def locate_testsuite() -> Path:
