@@ -142,7 +142,8 @@ def main() -> None:
     total = t_decode + t_validate
     print(f"module: {path.name}: {mb:.2f} MB, code section {code_mb:.2f} MB, {len(module.funcs)} functions, "
           f"{n_instr} instructions")
-    print(f"hwsim decode:            {t_decode:7.3f} s  {mb / t_decode:6.2f} MB/s  ({code_mb / t_decode:.2f} MB/s of code)")
+    print(f"hwsim decode:            {t_decode:7.3f} s  {mb / t_decode:6.2f} MB/s  "
+          f"({code_mb / t_decode:.2f} MB/s of code)")
     print(f"hwsim validate:          {t_validate:7.3f} s  {mb / t_validate:6.2f} MB/s  "
           f"({code_mb / t_validate:.2f} MB/s of code)")
     print(f"hwsim decode + validate: {total:7.3f} s  {mb / total:6.2f} MB/s  ({code_mb / total:.2f} MB/s of code, "
@@ -154,7 +155,8 @@ def main() -> None:
     else:
         engine = wasmtime.Engine()
         t_wt, _ = best_of(args.repeat, lambda: wasmtime.Module.validate(engine, data))
-        print(f"wasmtime.Module.validate: {t_wt:6.3f} s  {mb / t_wt:6.2f} MB/s   hwsim takes {total / t_wt:.0f}x as long")
+        print(f"wasmtime.Module.validate: {t_wt:6.3f} s  {mb / t_wt:6.2f} MB/s   "
+              f"hwsim takes {total / t_wt:.0f}x as long")
     try:
         from hwsim.spectest import find_wasm_tools
         tool = find_wasm_tools()
