@@ -62,6 +62,19 @@ def _compare(key: str, results) -> None:
     assert not diffs and not missing, "\n".join(diffs + [f"{m}: not run" for m in missing])
 
 
+def test_missing_testsuite_fails_loudly(monkeypatch, tmp_path):
+    import wasm_conftest_helpers as helpers
+    monkeypatch.delenv("HWSIM_WASM_TESTSUITE", raising=False)
+    monkeypatch.setattr(helpers, "REPO", tmp_path / "repo")
+    monkeypatch.setattr(helpers, "FALLBACK_TESTSUITE", tmp_path / "nowhere")
+    with pytest.raises(pytest.fail.Exception, match="WebAssembly spec test suite not found: set "
+                                                   "HWSIM_WASM_TESTSUITE"):
+        helpers.locate_testsuite()
+    monkeypatch.setenv("HWSIM_WASM_TESTSUITE", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match="is not the WebAssembly spec test suite"):
+        helpers.locate_testsuite()
+
+
 def test_scope_has_161_scripts():
     assert len(scope_files()) == 161
 

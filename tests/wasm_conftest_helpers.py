@@ -108,14 +108,18 @@ def oracle_engine_class():
 
 # The spec test suite -------------------------------------------------------------
 
+FALLBACK_TESTSUITE = Path("/work/shared/wasm-testsuite")
+
+
 def locate_testsuite() -> Path:
-    """The WebAssembly spec test suite: $HWSIM_WASM_TESTSUITE, <repo>/../shared/wasm-testsuite, or
-    /work/shared/wasm-testsuite.  Fails the test (never skips) when none exists."""
-    candidates = []
+    """The WebAssembly spec test suite: $HWSIM_WASM_TESTSUITE, else <repo>/../shared/wasm-testsuite, else
+    /work/shared/wasm-testsuite.  Fails the test (never skips) when it is not there."""
     env = os.environ.get("HWSIM_WASM_TESTSUITE")
     if env:
-        candidates.append(Path(env))
-    candidates += [REPO.parent / "shared" / "wasm-testsuite", Path("/work/shared/wasm-testsuite")]
+        if (Path(env) / "scope.txt").is_file():
+            return Path(env)
+        pytest.fail(f"HWSIM_WASM_TESTSUITE={env} is not the WebAssembly spec test suite (no scope.txt there)")
+    candidates = [REPO.parent / "shared" / "wasm-testsuite", FALLBACK_TESTSUITE]
     for c in candidates:
         if (c / "scope.txt").is_file():
             return c
