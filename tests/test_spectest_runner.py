@@ -337,3 +337,11 @@ def test_wasmtime_on_a_handful_of_scope_scripts():
     assert all(failed == 0 for _, failed, _ in totals.values()), totals
     assert totals["i32.wast"] == (458, 0, 2) and totals["f32.wast"] == (2512, 0, 2)
     assert totals["conversions.wast"] == (619, 0, 0)
+
+
+def test_cli_json_verbose_details_go_to_stderr(capsys, script, tmp_path):
+    main(["spectest", str(script), "--json", "--verbose", "--cache-dir", str(tmp_path / "c")])
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["failed"] == 2
+    assert captured.err.startswith("demo.wast: 4 passed, 2 failed, 11 skipped\n  action: ") or \
+        captured.err.startswith("demo.wast: 4 passed, 2 failed, 11 skipped\n  assert_")
