@@ -227,8 +227,8 @@ def test_module_structure():
         ("env", "f", ExternKind.FUNC), ("env", "t", ExternKind.TABLE), ("env", "g", ExternKind.GLOBAL)]
     assert m.imports[1].desc == TableType(elem_type=EXTERNREF, limits=m.imports[1].desc.limits)
     assert (m.imports[1].desc.limits.min, m.imports[1].desc.limits.max) == (1, 2)
-    assert m.get_memory_types() == [MemoryType(limits=m.memories[0].type.limits, index_type=T_I64)]
-    assert m.memories[0].type.limits.max == 16
+    assert m.get_memory_types() == [MemoryType(limits=m.memories[0].limits, index_type=T_I64)]
+    assert m.memories[0].limits.max == 16 and data[m.memory_offsets[0]] == 0x05
     assert m.get_func_type_indices() == [1, 1] and m.num_imported_funcs == 1
     assert m.funcs[0].locals == ((2, T_I32),) and m.funcs[0].num_locals == 2
     assert m.start == 1
@@ -261,7 +261,7 @@ def test_limits_flags():
 
 def test_custom_page_sizes_feature():
     m = decode_module(module(memory_section(b"\x08\x01\x00")))
-    assert m.memories[0].type.page_size_log2 == 0
+    assert m.memories[0].page_size_log2 == 0
     assert str(malformed(module(memory_section(b"\x08\x01\x00")), features=Features(custom_page_sizes=False))) == (
         "malformed limits flags 0x08 (at offset 0xb)")
     assert malformed(module(memory_section(b"\x08\x01\x40"))).reason == "invalid custom page size: 2**64 bytes"

@@ -14,7 +14,7 @@ exception escaping on any input is a bug.
 from .decoder import decode_module
 from .errors import InvalidError, MalformedError, UnsupportedFeatureError, WasmError
 from .module import (ConstExpr, CustomSection, DataSegment, ElemSegment, Export, Features, Func, Global, Import,
-                     Memory, Module, Table)
+                     Module, Table)
 from .types import ExternKind, FuncType, GlobalType, Limits, MemoryType, TableType
 from .validator import validate
 
@@ -27,6 +27,6 @@ def load_module(data, *, features: Features | None = None) -> Module:
 
 
 __all__ = ["ConstExpr", "CustomSection", "DataSegment", "ElemSegment", "Export", "ExternKind", "Features", "Func",
-           "FuncType", "Global", "GlobalType", "Import", "InvalidError", "Limits", "MalformedError", "Memory",
+           "FuncType", "Global", "GlobalType", "Import", "InvalidError", "Limits", "MalformedError",
            "MemoryType", "Module", "Table", "TableType", "UnsupportedFeatureError", "WasmError", "decode_module",
            "load_module", "validate"]

@@ -31,7 +31,7 @@ from __future__ import annotations
 from . import opcodes as op
 from .errors import MalformedError, UnsupportedFeatureError, WasmError
 from .module import (ACTIVE, DECLARATIVE, DEFAULT_FEATURES, PASSIVE, ConstExpr, CustomSection, DataSegment,
-                     ElemSegment, Export, Features, Func, Global, Import, Memory, Module, Table)
+                     ElemSegment, Export, Features, Func, Global, Import, Module, Table)
 from .reader import eof, read_bytes, read_len, read_name, read_sleb, read_u32, read_u64, read_uleb
 from .types import (BLOCK_EMPTY, DEFAULT_PAGE_SIZE_LOG2, EXTERNREF, F32, F64, FUNCREF, I32, I64, LIMITS_HAS_MAX,
                     LIMITS_INDEX64, LIMITS_PAGE_SIZE, LIMITS_SHARED, ExternKind, FuncType, GlobalType, Limits,
@@ -218,7 +218,9 @@ class _Decoder:
             elif sid == TABLE:
                 m.tables = [self._table() for _ in range(self.length())]
             elif sid == MEMORY:
-                m.memories = [self._memory() for _ in range(self.length())]
+                for _ in range(self.length()):
+                    m.memory_offsets.append(self.pos)
+                    m.memories.append(self.memory_type())
             elif sid == TAG:
                 self.note_unsupported(UnsupportedFeatureError(op.EXCEPTIONS, "tag section", offset=id_pos))
                 for _ in range(self.length()):
@@ -387,10 +389,6 @@ class _Decoder:
             tt = self.table_type()
             return Table(type=tt, init=self.const_expr(), offset=start)
         return Table(type=self.table_type(), init=None, offset=start)
-
-    def _memory(self) -> Memory:
-        start = self.pos
-        return Memory(type=self.memory_type(), offset=start)
 
     def _global(self) -> Global:
         start = self.pos

@@ -93,12 +93,6 @@ class Table:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Memory:
-    type: MemoryType
-    offset: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Global:
     type: GlobalType
     init: ConstExpr
@@ -148,7 +142,8 @@ class Module:
     imports: list[Import] = field(default_factory=list)
     funcs: list[Func] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
-    memories: list[Memory] = field(default_factory=list)
+    memories: list[MemoryType] = field(default_factory=list)
+    memory_offsets: list[int] = field(default_factory=list)  # where each of ``memories`` is declared
     globals: list[Global] = field(default_factory=list)
     exports: list[Export] = field(default_factory=list)
     start: int | None = None
@@ -180,7 +175,7 @@ class Module:
         return [imp.desc for imp in self.iter_imports(ExternKind.TABLE)] + [t.type for t in self.tables]
 
     def get_memory_types(self) -> list[MemoryType]:
-        return [imp.desc for imp in self.iter_imports(ExternKind.MEMORY)] + [mem.type for mem in self.memories]
+        return [imp.desc for imp in self.iter_imports(ExternKind.MEMORY)] + list(self.memories)
 
     def get_global_types(self) -> list[GlobalType]:
         return [imp.desc for imp in self.iter_imports(ExternKind.GLOBAL)] + [g.type for g in self.globals]

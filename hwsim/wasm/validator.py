@@ -138,9 +138,9 @@ class _ModuleValidator:
         for f in m.funcs:
             self.func_type(f.type_index, f.offset)
             c.funcs.append(f.type_index)
-        for mem in m.memories:
-            self.check_memory_type(mem.type, mem.offset)
-            c.memories.append(mem.type)
+        for mt, offset in zip(m.memories, m.memory_offsets):
+            self.check_memory_type(mt, offset)
+            c.memories.append(mt)
         for table in m.tables:
             self.check_table_type(table.type, table.offset)
             if table.init is not None:
