@@ -51,8 +51,11 @@ def run_spectest(args: argparse.Namespace) -> int:
     for path, name in zip(args.files, _names(args.files)):
         result = runner.run_file(path, name=name)
         files.append(result)
+        line = f"{result.name}: {result.passed} passed, {result.failed} failed, {result.skipped} skipped"
         if not args.json:
-            print(f"{result.name}: {result.passed} passed, {result.failed} failed, {result.skipped} skipped")
+            print(line)
+        elif args.verbose:
+            print(line, file=detail)
         if args.verbose:
             _print_details(result, detail)
     from ..spectest.runner import RunResult

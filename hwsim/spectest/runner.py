@@ -107,7 +107,7 @@ class RunResult:
 
 def default_features(path: Path) -> Features:
     """Core scripts predate custom page sizes (they expect limits flag 0x08 to be malformed)."""
-    return Features(custom_page_sizes="custom-page-sizes" in Path(path).parts)
+    return Features(custom_page_sizes="custom-page-sizes" in Path(path).resolve().parts)
 
 
 class _Skip(Exception):

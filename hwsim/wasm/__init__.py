@@ -27,6 +27,6 @@ def load_module(data, *, features: Features | None = None) -> Module:
 
 
 __all__ = ["ConstExpr", "CustomSection", "DataSegment", "ElemSegment", "Export", "ExternKind", "Features", "Func",
-           "FuncType", "Global", "GlobalType", "Import", "InvalidError", "Limits", "MalformedError", "MemoryType",
-           "Module", "Table", "TableType", "UnsupportedFeatureError", "WasmError", "decode_module", "load_module",
-           "validate"]
+           "FuncType", "Global", "GlobalType", "Import", "InvalidError", "Limits", "MalformedError",
+           "MemoryType", "Module", "Table", "TableType", "UnsupportedFeatureError", "WasmError", "decode_module",
+           "load_module", "validate"]

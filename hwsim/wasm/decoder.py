@@ -218,7 +218,9 @@ class _Decoder:
             elif sid == TABLE:
                 m.tables = [self._table() for _ in range(self.length())]
             elif sid == MEMORY:
-                m.memories = [self.memory_type() for _ in range(self.length())]
+                for _ in range(self.length()):
+                    m.memory_offsets.append(self.pos)
+                    m.memories.append(self.memory_type())
             elif sid == TAG:
                 self.note_unsupported(UnsupportedFeatureError(op.EXCEPTIONS, "tag section", offset=id_pos))
                 for _ in range(self.length()):
@@ -228,6 +230,7 @@ class _Decoder:
             elif sid == EXPORT:
                 m.exports = [self._export() for _ in range(self.length())]
             elif sid == START:
+                m.start_offset = self.pos
                 m.start = self.u32()
             elif sid == ELEM:
                 m.elems = [self._elem() for _ in range(self.length())]
@@ -376,7 +379,9 @@ class _Decoder:
     def _table(self) -> Table:
         start = self.pos
         if self.data[start] == 0x40:
-            # Table with an explicit initialiser: 0x40 0x00 tabletype expr.
+            # Table with an explicit initialiser: 0x40 0x00 tabletype expr (function references).
+            self.note_unsupported(UnsupportedFeatureError(
+                op.FUNCTION_REFERENCES, "table with an initializer expression", offset=start))
             self.pos += 1
             zpos = self.pos
             if self.byte() != 0x00:
@@ -582,6 +587,29 @@ def _memarg(data, pos: int) -> tuple[tuple[int, int, int], int]:
     return (mem, flags & 0x3F, offset), pos
 
 
+# The decoder's dispatch on the first byte of an instruction.
+_D_NONE, _D_INDEX, _D_I32, _D_MEMARG, _D_BLOCK, _D_END, _D_ELSE, _D_OTHER = range(8)
+
+
+def _dispatch_table() -> list[int | None]:
+    by_kind = {op.NONE: _D_NONE, op.INDEX: _D_INDEX, op.I32_CONST: _D_I32, op.MEMARG: _D_MEMARG, op.BLOCK: _D_BLOCK}
+    table: list[int | None] = []
+    for b in range(256):
+        kind = op.IMMEDIATE_BYTE[b]
+        if b == op.END:
+            table.append(_D_END)
+        elif b == op.ELSE:
+            table.append(_D_ELSE)
+        elif kind is None:
+            table.append(None)  # prefixes, out-of-scope and illegal opcodes
+        else:
+            table.append(by_kind.get(kind, _D_OTHER))
+    return table
+
+
+_DISPATCH = _dispatch_table()
+
+
 def decode_instructions(data: bytes, pos: int, features: Features, owner=None, *,
                         in_body: bool = True) -> tuple[list, int]:
     """Decode instructions from ``pos`` up to and including the ``end`` that closes the sequence.
@@ -593,30 +621,17 @@ def decode_instructions(data: bytes, pos: int, features: Features, owner=None, *
     """
     instrs: list = []
     append = instrs.append
-    imm_table = op.IMMEDIATE_BYTE
+    dispatch = _DISPATCH
     # Open blocks: 0 = block/loop (and out-of-scope blocks), 1 = if, 2 = if after its else.
     ctl: list[int] = []
-    NONE, INDEX, MEMARG, BLOCK, I32C = op.NONE, op.INDEX, op.MEMARG, op.BLOCK, op.I32_CONST
     start = pos
     try:
         while True:
             start = pos
             code = data[pos]
             pos += 1
-            kind = imm_table[code]
-            if kind == NONE:
-                if code == 0x0B:  # end
-                    append((code, None, start))
-                    if not ctl:
-                        return instrs, pos
-                    ctl.pop()
-                    continue
-                if code == 0x05:  # else
-                    if not ctl or ctl[-1] != 1:
-                        raise MalformedError("END opcode expected (else without a matching if)", offset=start)
-                    ctl[-1] = 2
-                append((code, None, start))
-            elif kind == INDEX:
+            kind = dispatch[code]
+            if kind == _D_INDEX:
                 b = data[pos]
                 if b < 0x80:
                     pos += 1
@@ -624,7 +639,22 @@ def decode_instructions(data: bytes, pos: int, features: Features, owner=None, *
                 else:
                     v, pos = read_uleb(data, pos, 32)
                     append((code, v, start))
-            elif kind == MEMARG:
+            elif kind == _D_NONE:
+                append((code, None, start))
+            elif kind == _D_I32:
+                b = data[pos]
+                if b < 0x40:
+                    pos += 1
+                    append((code, b, start))
+                else:
+                    v, pos = read_sleb(data, pos, 32)
+                    append((code, v & _MASK32, start))
+            elif kind == _D_END:
+                append((code, None, start))
+                if not ctl:
+                    return instrs, pos
+                ctl.pop()
+            elif kind == _D_MEMARG:
                 flags = data[pos]
                 if flags < 0x40:
                     b = data[pos + 1]
@@ -634,18 +664,15 @@ def decode_instructions(data: bytes, pos: int, features: Features, owner=None, *
                         continue
                 memarg, pos = _memarg(data, pos)
                 append((code, memarg, start))
-            elif kind == I32C:
-                b = data[pos]
-                if b < 0x40:
-                    pos += 1
-                    append((code, b, start))
-                else:
-                    v, pos = read_sleb(data, pos, 32)
-                    append((code, v & _MASK32, start))
-            elif kind == BLOCK:
+            elif kind == _D_BLOCK:
                 bt, pos = _blocktype(data, pos, owner)
                 ctl.append(1 if code == 0x04 else 0)
                 append((code, bt, start))
+            elif kind == _D_ELSE:
+                if not ctl or ctl[-1] != 1:
+                    raise MalformedError("END opcode expected (else without a matching if)", offset=start)
+                ctl[-1] = 2
+                append((code, None, start))
             elif kind is None:
                 pos, instr, effect = _decode_rare(data, pos, code, start, features, owner, in_body)
                 if effect > 0:
@@ -656,7 +683,7 @@ def decode_instructions(data: bytes, pos: int, features: Features, owner=None, *
                     ctl.pop()
                 append(instr)
             else:
-                pos, instr = _decode_other(data, pos, code, kind, start, owner)
+                pos, instr = _decode_other(data, pos, code, op.IMMEDIATE_BYTE[code], start, owner)
                 append(instr)
     except WasmError as exc:
         raise exc.locate(instr=_name_at(data, start)) from None

@@ -143,9 +143,11 @@ class Module:
     funcs: list[Func] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     memories: list[MemoryType] = field(default_factory=list)
+    memory_offsets: list[int] = field(default_factory=list)  # where each of ``memories`` is declared
     globals: list[Global] = field(default_factory=list)
     exports: list[Export] = field(default_factory=list)
     start: int | None = None
+    start_offset: int | None = None  # of the start section's function index
     elems: list[ElemSegment] = field(default_factory=list)
     datas: list[DataSegment] = field(default_factory=list)
     data_count: int | None = None

@@ -138,8 +138,8 @@ class _ModuleValidator:
         for f in m.funcs:
             self.func_type(f.type_index, f.offset)
             c.funcs.append(f.type_index)
-        for mt in m.memories:
-            self.check_memory_type(mt, None)
+        for mt, offset in zip(m.memories, m.memory_offsets):
+            self.check_memory_type(mt, offset)
             c.memories.append(mt)
         for table in m.tables:
             self.check_table_type(table.type, table.offset)
@@ -168,10 +168,11 @@ class _ModuleValidator:
             _FuncChecker(self, base + i).check_func(f)
         if m.start is not None:
             if m.start >= len(c.funcs):
-                raise _err(f"unknown function {m.start} (the start function)", None)
+                raise _err(f"unknown function {m.start} (the start function)", m.start_offset)
             ft = c.types[c.funcs[m.start]]
             if ft.params or ft.results:
-                raise _err(f"start function must not have parameters or results; function {m.start} has type {ft}")
+                raise _err(f"start function must not have parameters or results; function {m.start} has type {ft}",
+                           m.start_offset)
         seen: set[str] = set()
         spaces = {ExternKind.FUNC: (c.funcs, "function"), ExternKind.TABLE: (c.tables, "table"),
                   ExternKind.MEMORY: (c.memories, "memory"), ExternKind.GLOBAL: (c.globals, "global")}
@@ -266,15 +267,13 @@ class _FuncChecker:
         self.vals: list[int] = []
         self.ctrls: list[list] = []
         self.results: tuple[int, ...] = ()
-        self.code = 0
-        self.offset: int | None = None
+        self.code: int | None = None  # the instruction being typed, for messages
 
     # Errors ----------------------------------------------------------------
 
     def error(self, reason: str) -> InvalidError:
-        code = self.code
-        return InvalidError(reason, offset=self.offset, func_index=self.func_index, func_name=self.func_name,
-                            instr=op.opcode_name(code) if code is not None else None)
+        """An error at the current instruction; ``run`` adds its offset and name."""
+        return InvalidError(reason, func_index=self.func_index, func_name=self.func_name)
 
     def mismatch(self, expected, what: str | None = None) -> InvalidError:
         frame = self.ctrls[-1]
@@ -444,145 +443,170 @@ class _FuncChecker:
     # The loop ------------------------------------------------------------------
 
     def run(self, instrs: list, locals_) -> None:
+        """Type ``instrs``; the hot loop.
+
+        The most frequent instructions are typed inline, in order of frequency
+        in compiled C; the rest go through methods.  ``self.code`` (the
+        instruction named in messages) is set only on paths that can fail, and
+        the offset is added to the error on its way out.
+        """
         vals = self.vals
         ctrls = self.ctrls
-        fast = _FAST
-        fast_get = fast.get
-        frame = ctrls[-1]
-        height = frame[_HEIGHT]
-        c = self.c
-        n_instrs = len(instrs)
-        for index in range(n_instrs):
-            code, imm, off = instrs[index]
-            sig = fast_get(code)
-            if sig is not None:
-                n, p0, p1, res = sig
-                if n == 2:
-                    if len(vals) - height >= 2 and vals[-1] == p1 and vals[-2] == p0:
-                        del vals[-1]
+        fast_get = _FAST.get
+        consts = _CONSTS
+        LOCAL_GET, LOCAL_SET, LOCAL_TEE, END, BR_IF = op.LOCAL_GET, op.LOCAL_SET, op.LOCAL_TEE, op.END, op.BR_IF
+        BLOCK, LOOP, IF = op.BLOCK_OP, op.LOOP, op.IF
+        height = ctrls[-1][_HEIGHT]
+        last = len(instrs) - 1
+        index = -1
+        code = off = None
+        try:
+            for index, (code, imm, off) in enumerate(instrs):
+                if code == LOCAL_GET:
+                    try:
+                        vals.append(locals_[imm])
+                    except IndexError:
+                        self.code = code
+                        raise self.error(f"unknown local {imm}") from None
+                    continue
+                sig = fast_get(code)
+                if sig is not None:
+                    n, p0, p1, res = sig
+                    if n == 2:
+                        if len(vals) - height >= 2 and vals[-1] == p1 and vals[-2] == p0:
+                            del vals[-1]
+                            vals[-1] = res
+                            continue
+                    elif len(vals) > height and vals[-1] == p0:
                         vals[-1] = res
                         continue
-                elif len(vals) > height and vals[-1] == p0:
-                    vals[-1] = res
+                    self.code = code
+                    self.pop_vals((p0, p1) if n == 2 else (p0,))
+                    vals.append(res)
                     continue
-                self.code, self.offset = code, off
-                self.pop_vals((p0, p1) if n == 2 else (p0,))
-                vals.append(res)
-                continue
-            self.code, self.offset = code, off
-            if code == op.LOCAL_GET:
-                try:
-                    vals.append(locals_[imm])
-                except IndexError:
-                    raise self.error(f"unknown local {imm}") from None
-            elif code in _CONSTS:
-                vals.append(_CONSTS[code])
-            elif code == op.LOCAL_SET or code == op.LOCAL_TEE:
-                try:
-                    t = locals_[imm]
-                except IndexError:
-                    raise self.error(f"unknown local {imm}") from None
-                if len(vals) > height and vals[-1] == t:
-                    if code == op.LOCAL_SET:
-                        vals.pop()
-                else:
-                    self.pop(t)
-                    if code == op.LOCAL_TEE:
-                        vals.append(t)
-            elif code in op.LOADS:
-                _, t, size_log2 = op.LOADS[code]
-                addr = self.memarg(imm, size_log2)
-                self.pop(addr)
-                vals.append(t)
-            elif code in op.STORES:
-                _, t, size_log2 = op.STORES[code]
-                addr = self.memarg(imm, size_log2)
-                self.pop(t)
-                self.pop(addr)
-            elif code == op.GLOBAL_GET:
-                vals.append(self.global_(imm).valtype)
-            elif code == op.GLOBAL_SET:
-                gt = self.global_(imm)
-                if not gt.mutable:
-                    raise self.error(f"immutable global {imm} cannot be set (global.set)")
-                self.pop(gt.valtype)
-            elif code == op.END:
-                frame = self.pop_ctrl()
-                if frame[_KIND] == op.IF and frame[_START] != frame[_END]:
-                    raise self.error(f"type mismatch: if without else must leave its parameters "
-                                     f"{format_types(frame[_START])} as its results {format_types(frame[_END])}")
-                if not ctrls:
-                    if index != n_instrs - 1:  # pragma: no cover - the decoder stops at the final end
-                        raise self.error("instructions after the final end")
-                    return
-                vals.extend(frame[_END])
-                frame = ctrls[-1]
-                height = frame[_HEIGHT]
-            elif code == op.BLOCK_OP or code == op.LOOP or code == op.IF:
-                start, end = self.block_type(imm)
-                if code == op.IF:
+                t = consts.get(code)
+                if t is not None:
+                    vals.append(t)
+                    continue
+                self.code = code
+                if code == LOCAL_SET or code == LOCAL_TEE:
+                    try:
+                        t = locals_[imm]
+                    except IndexError:
+                        raise self.error(f"unknown local {imm}") from None
+                    if len(vals) > height and vals[-1] == t:
+                        if code == LOCAL_SET:
+                            vals.pop()
+                    else:
+                        self.pop(t)
+                        if code == LOCAL_TEE:
+                            vals.append(t)
+                    continue
+                if code == END:
+                    frame = self.pop_ctrl()
+                    if frame[_KIND] == IF and frame[_START] != frame[_END]:
+                        raise self.error(f"type mismatch: if without else must leave its parameters "
+                                         f"{format_types(frame[_START])} as its results {format_types(frame[_END])}")
+                    if not ctrls:
+                        if index != last:  # pragma: no cover - the decoder stops at the final end
+                            raise self.error("instructions after the final end")
+                        return
+                    vals.extend(frame[_END])
+                elif code == BR_IF:
+                    label = self.label(imm)[_LABEL]
                     self.pop(I32)
-                self.pop_vals(start)
-                self.push_ctrl(code, start, end)
-                frame = ctrls[-1]
-                height = frame[_HEIGHT]
-            elif code == op.ELSE:
-                frame = self.pop_ctrl()
-                self.push_ctrl(op.ELSE, frame[_START], frame[_END])
-                frame = ctrls[-1]
-                height = frame[_HEIGHT]
-            elif code == op.BR_IF:
-                label = self.label(imm)[_LABEL]
-                self.pop(I32)
-                self.pop_vals(label)
-                vals.extend(label)
-            elif code == op.BR:
-                self.pop_vals(self.label(imm)[_LABEL])
-                self.set_unreachable()
-            elif code == op.CALL:
-                ft = self.func(imm)
-                self.pop_vals(ft.params)
-                vals.extend(ft.results)
-            elif code == op.DROP:
-                self.pop_any()
-            elif code == op.SELECT:
-                self.pop(I32)
-                t1 = self.pop_any()
-                t2 = self.pop_any()
-                if t1 not in NUM_TYPES and t1 != UNKNOWN or t2 not in NUM_TYPES and t2 != UNKNOWN:
-                    bad = t1 if t1 not in NUM_TYPES and t1 != UNKNOWN else t2
-                    raise self.error(f"type mismatch: select without a type annotation needs numeric operands, "
-                                     f"not {valtype_name(bad)}")
-                if t1 != t2 and t1 != UNKNOWN and t2 != UNKNOWN:
-                    raise self.error(f"type mismatch: select operands differ: {valtype_name(t2)} and "
-                                     f"{valtype_name(t1)}")
-                vals.append(t2 if t1 == UNKNOWN else t1)
-            elif code == op.UNREACHABLE:
-                self.set_unreachable()
-            elif code == op.RETURN:
-                self.pop_vals(self.results)
-                self.set_unreachable()
-            elif code == op.NOP:
-                pass
-            elif code == op.BR_TABLE_OP:
-                targets, default = imm
-                default_label = self.label(default)[_LABEL]
-                labels = [self.label(depth)[_LABEL] for depth in targets]
-                self.pop(I32)
-                arity = len(default_label)
-                for depth, label in zip(targets, labels):
-                    if len(label) != arity:
-                        raise self.error(f"type mismatch: br_table target {depth} expects {format_types(label)} "
-                                         f"but the default target {default} expects {format_types(default_label)}")
-                    vals.extend(self.pop_vals(label))
-                self.pop_vals(default_label)
-                self.set_unreachable()
-            else:
-                self.other(code, imm)
-            frame = ctrls[-1]
-            height = frame[_HEIGHT]
+                    if len(label) == 1 and len(vals) > height and vals[-1] == label[0]:
+                        continue
+                    self.pop_vals(label)
+                    vals.extend(label)
+                    continue
+                elif code == BLOCK or code == LOOP or code == IF:
+                    start, end = self.block_type(imm)
+                    if code == IF:
+                        self.pop(I32)
+                    self.pop_vals(start)
+                    self.push_ctrl(code, start, end)
+                elif code in op.LOADS:
+                    _, t, size_log2 = op.LOADS[code]
+                    addr = self.memarg(imm, size_log2)
+                    self.pop(addr)
+                    vals.append(t)
+                    continue
+                elif code in op.STORES:
+                    _, t, size_log2 = op.STORES[code]
+                    addr = self.memarg(imm, size_log2)
+                    self.pop(t)
+                    self.pop(addr)
+                    continue
+                else:
+                    self.other(code, imm)
+                height = ctrls[-1][_HEIGHT]
+        except InvalidError as exc:
+            if exc.offset is None:
+                exc.offset = off
+                exc.instr = op.opcode_name(code) if code is not None else None
+                exc.args = (exc._compose(),)
+            raise
         # The decoder guarantees a final end; a hand-built body may lack it.
+        self.code = None
         raise self.error("END opcode expected at the end of the body")
+
+    def other(self, code: int, imm) -> None:
+        """Every instruction the hot loop does not type inline."""
+        vals = self.vals
+        if code == op.GLOBAL_GET:
+            vals.append(self.global_(imm).valtype)
+        elif code == op.GLOBAL_SET:
+            gt = self.global_(imm)
+            if not gt.mutable:
+                raise self.error(f"immutable global {imm} cannot be set (global.set)")
+            self.pop(gt.valtype)
+        elif code == op.ELSE:
+            frame = self.pop_ctrl()
+            self.push_ctrl(op.ELSE, frame[_START], frame[_END])
+        elif code == op.BR:
+            self.pop_vals(self.label(imm)[_LABEL])
+            self.set_unreachable()
+        elif code == op.CALL:
+            ft = self.func(imm)
+            self.pop_vals(ft.params)
+            vals.extend(ft.results)
+        elif code == op.DROP:
+            self.pop_any()
+        elif code == op.SELECT:
+            self.pop(I32)
+            t1 = self.pop_any()
+            t2 = self.pop_any()
+            if t1 not in NUM_TYPES and t1 != UNKNOWN or t2 not in NUM_TYPES and t2 != UNKNOWN:
+                bad = t1 if t1 not in NUM_TYPES and t1 != UNKNOWN else t2
+                raise self.error(f"type mismatch: select without a type annotation needs numeric operands, "
+                                 f"not {valtype_name(bad)}")
+            if t1 != t2 and t1 != UNKNOWN and t2 != UNKNOWN:
+                raise self.error(f"type mismatch: select operands differ: {valtype_name(t2)} and "
+                                 f"{valtype_name(t1)}")
+            vals.append(t2 if t1 == UNKNOWN else t1)
+        elif code == op.UNREACHABLE:
+            self.set_unreachable()
+        elif code == op.RETURN:
+            self.pop_vals(self.results)
+            self.set_unreachable()
+        elif code == op.NOP:
+            pass
+        elif code == op.BR_TABLE_OP:
+            targets, default = imm
+            default_label = self.label(default)[_LABEL]
+            labels = [self.label(depth)[_LABEL] for depth in targets]
+            self.pop(I32)
+            arity = len(default_label)
+            for depth, label in zip(targets, labels):
+                if len(label) != arity:
+                    raise self.error(f"type mismatch: br_table target {depth} expects {format_types(label)} "
+                                     f"but the default target {default} expects {format_types(default_label)}")
+                vals.extend(self.pop_vals(label))
+            self.pop_vals(default_label)
+            self.set_unreachable()
+        else:
+            self.other_rare(code, imm)
 
     def memarg(self, imm: tuple, size_log2: int) -> int:
         mem, align, offset = imm
@@ -593,7 +617,7 @@ class _FuncChecker:
             raise self.error(f"offset out of range: {offset:#x} does not fit a 32-bit memory's address")
         return mt.index_type
 
-    def other(self, code: int, imm) -> None:
+    def other_rare(self, code: int, imm) -> None:
         vals = self.vals
         if code == op.CALL_INDIRECT_OP or code == op.RETURN_CALL_INDIRECT:
             type_index, table_index = imm

@@ -1,0 +1,120 @@
+"""The spec-test runner on the whole first conformance target (the suite's scope.txt): no regressions.
+
+Per-file counts are compared with ``tests/data/spectest_scope_expected.json``,
+for the default validate-only engine and for the wasmtime oracle.  After an
+intended change, regenerate it with::
+
+    HWSIM_UPDATE_SPECTEST_EXPECTATIONS=1 python -m pytest tests/test_spectest_scope.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from hwsim.spectest import PASSED, SKIPPED, SpecTestRunner
+from hwsim.spectest.runner import TEXT_MODULE
+from wasm_conftest_helpers import locate_testsuite, oracle_engine_class, scope_files
+
+EXPECTED = Path(__file__).parent / "data" / "spectest_scope_expected.json"
+UPDATE = os.environ.get("HWSIM_UPDATE_SPECTEST_EXPECTATIONS") == "1"
+
+
+def _run(engine=None, engine_factory=None):
+    suite = locate_testsuite()
+    results = []
+    for rel in scope_files():
+        runner = SpecTestRunner(engine_factory() if engine_factory else engine)
+        results.append(runner.run_file(suite / rel, name=rel))
+    return results
+
+
+@pytest.fixture(scope="module")
+def validate_only():
+    return _run()
+
+
+@pytest.fixture(scope="module")
+def with_wasmtime():
+    WasmtimeEngine = oracle_engine_class()
+    return _run(engine_factory=WasmtimeEngine)
+
+
+def _counts(results) -> dict:
+    return {r.name: {"passed": r.passed, "failed": r.failed, "skipped": r.skipped} for r in results}
+
+
+def _compare(key: str, results) -> None:
+    actual = _counts(results)
+    expected = json.loads(EXPECTED.read_text()) if EXPECTED.exists() else {}
+    if UPDATE:
+        expected[key] = actual
+        EXPECTED.parent.mkdir(exist_ok=True)
+        EXPECTED.write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
+        return
+    assert key in expected, f"no expectations for {key}: run with HWSIM_UPDATE_SPECTEST_EXPECTATIONS=1"
+    diffs = [f"{name}: expected {expected[key].get(name)}, got {counts}"
+             for name, counts in actual.items() if expected[key].get(name) != counts]
+    missing = sorted(set(expected[key]) - set(actual))
+    assert not diffs and not missing, "\n".join(diffs + [f"{m}: not run" for m in missing])
+
+
+def test_missing_testsuite_fails_loudly(monkeypatch, tmp_path):
+    import wasm_conftest_helpers as helpers
+    monkeypatch.delenv("HWSIM_WASM_TESTSUITE", raising=False)
+    monkeypatch.setattr(helpers, "REPO", tmp_path / "repo")
+    monkeypatch.setattr(helpers, "FALLBACK_TESTSUITE", tmp_path / "nowhere")
+    with pytest.raises(pytest.fail.Exception, match="WebAssembly spec test suite not found: set "
+                                                   "HWSIM_WASM_TESTSUITE"):
+        helpers.locate_testsuite()
+    monkeypatch.setenv("HWSIM_WASM_TESTSUITE", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match="is not the WebAssembly spec test suite"):
+        helpers.locate_testsuite()
+
+
+def test_scope_has_161_scripts():
+    assert len(scope_files()) == 161
+
+
+def test_no_failures_validate_only(validate_only):
+    failures = [f"{r.name}:{o.line} {o.command}: {o.reason}" for r in validate_only for o in r.outcomes
+                if o.status == "failed"]
+    assert failures == []
+
+
+def test_counts_match_expectations_validate_only(validate_only):
+    _compare("validate-only", validate_only)
+
+
+def test_every_binary_malformed_and_invalid_assertion_passes(validate_only):
+    """Each assert_malformed / assert_invalid passes, except text-format modules and out-of-scope features."""
+    tally = {}
+    for r in validate_only:
+        for o in r.outcomes:
+            if o.command not in ("assert_malformed", "assert_invalid"):
+                continue
+            if o.status == PASSED:
+                key = "passed"
+            elif o.status == SKIPPED and o.reason == TEXT_MODULE:
+                key = "text"
+            elif o.status == SKIPPED and o.reason.startswith("unsupported feature: "):
+                key = "unsupported"
+            else:
+                pytest.fail(f"{r.name}:{o.line} {o.command} {o.status}: {o.reason}")
+            tally[(o.command, key)] = tally.get((o.command, key), 0) + 1
+    # The counts reported in docs/wasm-frontend.md.
+    assert tally == {("assert_malformed", "passed"): 710, ("assert_malformed", "text"): 717,
+                     ("assert_invalid", "passed"): 1882, ("assert_invalid", "unsupported"): 37}
+
+
+def test_no_failures_with_wasmtime(with_wasmtime):
+    failures = [f"{r.name}:{o.line} {o.command}: {o.reason}" for r in with_wasmtime for o in r.outcomes
+                if o.status == "failed"]
+    assert failures == []
+
+
+def test_counts_match_expectations_with_wasmtime(with_wasmtime):
+    _compare("wasmtime", with_wasmtime)
