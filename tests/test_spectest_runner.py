@@ -300,13 +300,20 @@ def test_cli_reports_missing_wasm_tools(monkeypatch, capsys, script):
 # The command line ----------------------------------------------------------------------------------------------------
 
 def test_cli_text_output_last_line(capsys, script, tmp_path):
-    assert main(["spectest", str(script), "--cache-dir", str(tmp_path / "c")]) == 1  # one script failure
+    assert main(["spectest", str(script), "--engine", "validate", "--cache-dir", str(tmp_path / "c")]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines == ["demo.wast: 4 passed, 2 failed, 11 skipped", "4 passed, 2 failed, 11 skipped"]
 
 
+def test_cli_runs_on_hwsim_by_default(capsys, script, tmp_path):
+    assert main(["spectest", str(script), "--verbose", "--cache-dir", str(tmp_path / "c")]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == "13 passed, 2 failed, 2 skipped"
+    assert "needs execution" not in out
+
+
 def test_cli_verbose_shows_failures_and_skip_reasons(capsys, script, tmp_path):
-    main(["spectest", str(script), "--verbose", "--cache-dir", str(tmp_path / "c")])
+    main(["spectest", str(script), "--engine", "validate", "--verbose", "--cache-dir", str(tmp_path / "c")])
     out = capsys.readouterr().out
     assert "  FAILED line 22 assert_invalid: expected invalid (type mismatch), but the module validated\n" in out
     assert "  skipped 1: text-format module (hwsim decodes binary only) (lines 21)\n" in out
@@ -316,7 +323,8 @@ def test_cli_verbose_shows_failures_and_skip_reasons(capsys, script, tmp_path):
 
 def test_cli_json(capsys, script, tmp_path):
     suite = locate_testsuite()
-    main(["spectest", str(script), str(suite / "nop.wast"), "--json", "--cache-dir", str(tmp_path / "c")])
+    main(["spectest", str(script), str(suite / "nop.wast"), "--engine", "validate", "--json", "--cache-dir",
+          str(tmp_path / "c")])
     out = capsys.readouterr().out
     assert len(out.splitlines()) == 1
     doc = json.loads(out)
@@ -340,7 +348,7 @@ def test_wasmtime_on_a_handful_of_scope_scripts():
 
 
 def test_cli_json_verbose_details_go_to_stderr(capsys, script, tmp_path):
-    main(["spectest", str(script), "--json", "--verbose", "--cache-dir", str(tmp_path / "c")])
+    main(["spectest", str(script), "--engine", "validate", "--json", "--verbose", "--cache-dir", str(tmp_path / "c")])
     captured = capsys.readouterr()
     assert json.loads(captured.out)["failed"] == 2
     lines = captured.err.splitlines()

@@ -1,7 +1,8 @@
 """The spec-test runner on the whole first conformance target (the suite's scope.txt): no regressions.
 
 Per-file counts are compared with ``tests/data/spectest_scope_expected.json``,
-for the default validate-only engine and for the wasmtime oracle.  After an
+for hwsim's engine (compiled to RISC-V, run on the emulated CPU), the
+validate-only engine, and the wasmtime oracle.  After an
 intended change, regenerate it with::
 
     HWSIM_UPDATE_SPECTEST_EXPECTATIONS=1 python -m pytest tests/test_spectest_scope.py
@@ -35,6 +36,12 @@ def _run(engine=None, engine_factory=None):
 @pytest.fixture(scope="module")
 def validate_only():
     return _run()
+
+
+@pytest.fixture(scope="module")
+def with_hwsim():
+    from hwsim.spectest.hwsim_engine import HwsimEngine
+    return _run(engine_factory=HwsimEngine)
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +125,20 @@ def test_no_failures_with_wasmtime(with_wasmtime):
 
 def test_counts_match_expectations_with_wasmtime(with_wasmtime):
     _compare("wasmtime", with_wasmtime)
+
+
+def test_no_failures_on_hwsim(with_hwsim):
+    failures = [f"{r.name}:{o.line} {o.command}: {o.reason}" for r in with_hwsim for o in r.outcomes
+                if o.status == "failed"]
+    assert failures == []
+
+
+def test_counts_match_expectations_on_hwsim(with_hwsim):
+    _compare("hwsim", with_hwsim)
+
+
+def test_hwsim_runs_everything_wasmtime_runs(with_hwsim, with_wasmtime):
+    """Nothing the oracle executes is skipped by hwsim's engine (per file, passed >= the oracle's)."""
+    ours = {r.name: r.passed for r in with_hwsim}
+    behind = {r.name: (ours[r.name], r.passed) for r in with_wasmtime if ours[r.name] < r.passed}
+    assert behind == {}
