@@ -13,7 +13,7 @@ from hwsim.spectest import (Either, Exhaustion, LinkError, NanPattern, NotSuppor
                             SpecTestRunner, Trap, UnsupportedValue, ValidateOnlyEngine, Value, WastError, matches,
                             parse_expected, parse_value)
 from hwsim.spectest import wast as wast_module
-from hwsim.spectest.runner import TEXT_MODULE
+from hwsim.spectest.runner import TEXT_REJECTED
 from wasm_conftest_helpers import locate_testsuite, oracle_engine_class
 
 # Values ----------------------------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ def test_validate_only_counts_are_honest(script, tmp_path):
     assert s[LINES["import"]][0] == "passed"  # validated
     assert s[LINES["invalid"]] == ("passed", "")
     assert s[LINES["malformed"]] == ("passed", "")
-    assert s[LINES["quote"]] == ("skipped", TEXT_MODULE)
+    assert s[LINES["quote"]] == ("passed", TEXT_REJECTED)  # wasm-tools' text parser rejects it
     status, reason = s[LINES["valid-but-invalid"]]
     assert (status, reason) == ("failed", "expected invalid (type mismatch), but the module validated")
     status, reason = s[LINES["simd"]]
@@ -142,7 +142,7 @@ def test_validate_only_counts_are_honest(script, tmp_path):
     status, reason = s[LINES["wrong-text"]]
     assert status == "failed"
     assert reason.startswith("invalid as expected, but the reason 'type mismatch: i32.add expects")
-    assert (result.passed, result.failed, result.skipped) == (4, 2, 11)
+    assert (result.passed, result.failed, result.skipped) == (5, 2, 10)
 
 
 def test_wasmtime_engine_runs_every_command(script, tmp_path):
@@ -152,7 +152,7 @@ def test_wasmtime_engine_runs_every_command(script, tmp_path):
     for key in ("module", "add", "either", "trap", "nan", "get", "exhaustion", "register", "import", "unlinkable",
                 "uninstantiable", "invalid", "malformed"):
         assert s[LINES[key]] == ("passed", ""), (key, s[LINES[key]])
-    assert (result.passed, result.failed, result.skipped) == (13, 2, 2)
+    assert (result.passed, result.failed, result.skipped) == (14, 2, 1)
 
 
 class ScriptedEngine:
@@ -242,13 +242,13 @@ def test_features_follow_relative_script_paths(monkeypatch):
 def test_custom_page_sizes_proposal_scripts():
     suite = locate_testsuite() / "proposals" / "custom-page-sizes"
     results = SpecTestRunner().run(sorted(suite.glob("*.wast")))
-    assert (results.passed, results.failed, results.skipped) == (168, 0, 39)
+    assert (results.passed, results.failed, results.skipped) == (172, 0, 35)
     WasmtimeEngine = oracle_engine_class()
     totals = [0, 0, 0]
     for path in sorted(suite.glob("*.wast")):
         r = SpecTestRunner(WasmtimeEngine()).run_file(path)
         totals = [totals[0] + r.passed, totals[1] + r.failed, totals[2] + r.skipped]
-    assert totals == [203, 0, 4]
+    assert totals == [207, 0, 0]
 
 
 def test_script_that_does_not_convert(tmp_path):
@@ -302,13 +302,13 @@ def test_cli_reports_missing_wasm_tools(monkeypatch, capsys, script):
 def test_cli_text_output_last_line(capsys, script, tmp_path):
     assert main(["spectest", str(script), "--engine", "validate", "--cache-dir", str(tmp_path / "c")]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert lines == ["demo.wast: 4 passed, 2 failed, 11 skipped", "4 passed, 2 failed, 11 skipped"]
+    assert lines == ["demo.wast: 5 passed, 2 failed, 10 skipped", "5 passed, 2 failed, 10 skipped"]
 
 
 def test_cli_runs_on_hwsim_by_default(capsys, script, tmp_path):
     assert main(["spectest", str(script), "--verbose", "--cache-dir", str(tmp_path / "c")]) == 1
     out = capsys.readouterr().out
-    assert out.splitlines()[-1] == "13 passed, 2 failed, 2 skipped"
+    assert out.splitlines()[-1] == "14 passed, 2 failed, 1 skipped"
     assert "needs execution" not in out
 
 
@@ -316,9 +316,9 @@ def test_cli_verbose_shows_failures_and_skip_reasons(capsys, script, tmp_path):
     main(["spectest", str(script), "--engine", "validate", "--verbose", "--cache-dir", str(tmp_path / "c")])
     out = capsys.readouterr().out
     assert "  FAILED line 22 assert_invalid: expected invalid (type mismatch), but the module validated\n" in out
-    assert "  skipped 1: text-format module (hwsim decodes binary only) (lines 21)\n" in out
+    assert "  note, 1 passed: text-format module: rejected by wasm-tools parse (hwsim's text front end) (lines 21)\n" in out
     assert "  skipped 8: needs execution: hwsim has no compiler/executor yet (validate-only engine)" in out
-    assert out.splitlines()[-1] == "4 passed, 2 failed, 11 skipped"
+    assert out.splitlines()[-1] == "5 passed, 2 failed, 10 skipped"
 
 
 def test_cli_json(capsys, script, tmp_path):
@@ -329,8 +329,8 @@ def test_cli_json(capsys, script, tmp_path):
     assert len(out.splitlines()) == 1
     doc = json.loads(out)
     assert set(doc) == {"files", "passed", "failed", "skipped"}
-    assert doc["files"]["demo.wast"] == {"passed": 4, "failed": 2, "skipped": 11}
-    assert doc["passed"] == 4 + doc["files"]["nop.wast"]["passed"]
+    assert doc["files"]["demo.wast"] == {"passed": 5, "failed": 2, "skipped": 10}
+    assert doc["passed"] == 5 + doc["files"]["nop.wast"]["passed"]
 
 
 def test_wasmtime_on_a_handful_of_scope_scripts():
@@ -343,7 +343,7 @@ def test_wasmtime_on_a_handful_of_scope_scripts():
         result = SpecTestRunner(WasmtimeEngine()).run_file(suite / name)
         totals[name] = (result.passed, result.failed, result.skipped)
     assert all(failed == 0 for _, failed, _ in totals.values()), totals
-    assert totals["i32.wast"] == (458, 0, 2) and totals["f32.wast"] == (2512, 0, 2)
+    assert totals["i32.wast"] == (460, 0, 0) and totals["f32.wast"] == (2514, 0, 0)
     assert totals["conversions.wast"] == (619, 0, 0)
 
 
@@ -352,4 +352,16 @@ def test_cli_json_verbose_details_go_to_stderr(capsys, script, tmp_path):
     captured = capsys.readouterr()
     assert json.loads(captured.out)["failed"] == 2
     lines = captured.err.splitlines()
-    assert lines[:2] == ["demo.wast: 4 passed, 2 failed, 11 skipped", "  assert_exhaustion: 1 skipped"]
+    assert lines[:2] == ["demo.wast: 5 passed, 2 failed, 10 skipped", "  assert_exhaustion: 1 skipped"]
+
+
+def test_text_malformed_that_parses_is_a_failure(tmp_path):
+    """A quoted module the text parser accepts must still be malformed binary, or the assertion fails."""
+    path = tmp_path / "quote.wast"
+    path.write_text('(assert_malformed (module quote "(func)") "unexpected token")\n'
+                    '(assert_malformed (module quote "(func (i32.const))") "unexpected token")\n')
+    result = SpecTestRunner(cache_dir=str(tmp_path / "c")).run_file(path)
+    assert _statuses(result) == {
+        1: ("failed", "expected malformed text, but wasm-tools parsed it and the module decoded and validated"),
+        2: ("passed", TEXT_REJECTED),
+    }

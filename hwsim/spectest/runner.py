@@ -30,6 +30,7 @@ engines do not report).
 
 from __future__ import annotations
 
+import subprocess
 import time
 import traceback
 from collections import Counter
@@ -40,10 +41,11 @@ from ..wasm import (Features, InvalidError, MalformedError, Module, UnsupportedF
                     decode_module, validate)
 from .engine import Engine, EngineError, Exhaustion, LinkError, NotSupportedByEngine, Trap, ValidateOnlyEngine
 from .values import UnsupportedValue, Value, parse_expected, parse_value, results_match
-from .wast import Script, WastError, load_script, read_module
+from .wast import find_wasm_tools, Script, WastError, load_script, read_module
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 TEXT_MODULE = "text-format module (hwsim decodes binary only)"
+TEXT_REJECTED = "text-format module: rejected by wasm-tools parse (hwsim's text front end)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +342,8 @@ class _FileRun:
     # Assertions on modules -------------------------------------------------------
 
     def cmd_assert_malformed(self, cmd: dict) -> str:
+        if cmd.get("module_type") == "text" and cmd.get("binary_filename") is None:
+            return self.text_malformed(cmd)
         data = self.binary_of(cmd)
         expected = cmd.get("text", "")
         try:
@@ -354,6 +358,34 @@ class _FileRun:
         except WasmError as exc:
             raise _Fail(f"expected malformed ({expected}), got {type(exc).__name__}: {exc}") from None
         raise _Fail(f"expected malformed ({expected}), but the module decoded and validated")
+
+    def text_malformed(self, cmd: dict) -> str:
+        """A text-format module that must not parse.  hwsim reads text through wasm-tools (the same
+        tool that converts the scripts); a module it accepts must then be malformed binary to hwsim."""
+        filename = cmd.get("filename")
+        if filename is None:
+            raise _Fail("command names no module file")
+        source = self.script.module_path(filename)
+        verdict = source.with_name(source.name + ".parsed")  # cached beside the converted module
+        if verdict.exists():
+            binary = verdict.read_bytes() or None
+        else:
+            out = subprocess.run([find_wasm_tools(), "parse", str(source)], capture_output=True)  # binary to stdout
+            binary = out.stdout if out.returncode == 0 else None
+            try:
+                verdict.write_bytes(binary or b"")
+            except OSError:
+                pass
+        if binary is None:
+            return TEXT_REJECTED
+        try:
+            self.load(binary)
+        except MalformedError:
+            return ""
+        except WasmError as exc:
+            raise _Fail(f"expected malformed text, wasm-tools parsed it and hwsim says {type(exc).__name__}: "
+                        f"{exc}") from None
+        raise _Fail("expected malformed text, but wasm-tools parsed it and the module decoded and validated")
 
     def cmd_assert_invalid(self, cmd: dict) -> str:
         data = self.binary_of(cmd)
