@@ -17,7 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "passed, failed or skipped.  Modules are decoded and validated by hwsim's front end, "
                     "compiled to RISC-V and run on the emulated CPU.  The last line is "
                     "'N passed, N failed, N skipped'.")
-    p.add_argument("files", nargs="+", metavar="FILE.wast", help="spec-test scripts")
+    p.add_argument("files", nargs="*", metavar="FILE.wast", help="spec-test scripts")
+    p.add_argument("--scope", metavar="LIST", help="a file listing scripts, one per line, relative to its directory "
+                                                   "(e.g. the test suite's scope.txt)")
+    p.add_argument("--markdown", metavar="OUT.md", help="also write the conformance report (docs/conformance.md)")
     p.add_argument("--json", action="store_true",
                    help='print one JSON object {"files": {NAME: counts}, "passed", "failed", "skipped"}')
     p.add_argument("--verbose", "-v", action="store_true",
@@ -39,6 +42,17 @@ def run_spectest(args: argparse.Namespace) -> int:
     from ..spectest import SpecTestRunner, find_wasm_tools
 
     find_wasm_tools()  # fail early, with the installation hint, when it is missing
+    if args.scope:
+        from pathlib import Path
+        from ..errors import ConfigError
+        try:
+            listed = Path(args.scope).read_text().split()
+        except OSError as exc:
+            raise ConfigError(f"cannot read --scope {args.scope!r}: {exc.strerror}") from None
+        args.files = [*args.files, *(str(Path(args.scope).parent / name) for name in listed)]
+    if not args.files:
+        from ..errors import ConfigError
+        raise ConfigError("no scripts: give FILE.wast arguments or --scope LIST")
     features = {FEATURE_NAMES[name]: True for name in args.enable}
     features.update({FEATURE_NAMES[name]: False for name in args.disable})
     engine = None
@@ -60,6 +74,11 @@ def run_spectest(args: argparse.Namespace) -> int:
             _print_details(result, detail)
     from ..spectest.runner import RunResult
     total = RunResult(files)
+    if args.markdown:
+        from ..spectest.report import markdown
+        command = "hwsim spectest " + (f"--scope {args.scope} " if args.scope else "") + f"--markdown {args.markdown}"
+        with open(args.markdown, "w") as f:
+            f.write(markdown(total, command=command, engine=args.engine))
     if args.json:
         print(json.dumps(total.to_json()))
     else:

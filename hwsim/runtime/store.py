@@ -49,6 +49,7 @@ class Trap(HwsimError):
                  wasm_offset: int | None = None, pc: int | None = None, insn: str | None = None,
                  detail: str = "") -> None:
         self.code = code
+        self.detail = detail
         self.func_index = func_index
         self.func_name = func_name
         self.wasm_offset = wasm_offset
@@ -359,21 +360,17 @@ class Store:
                             insn="ebreak")
         if result.reason is StopReason.FAULT:
             fault = result.fault
-            where = {}
-            if loc is not None:
-                cm, module, base = loc
-                wl = cm.wasm_location(pc - base)
-                if wl is not None:
-                    where = dict(func_index=wl[0], func_name=module.get_func_name(wl[0]), wasm_offset=wl[1])
             insn = fault.insn.text if fault.insn is not None else None
             if self.memory_at(fault.va) is not None:
                 if self.out_of_frames:
                     self.out_of_frames = False
                     return ResourceLimitError(f"out of physical memory: the Store's {self.limits.ram_bytes} bytes "
                                               f"of RAM are used up (at va {fault.va:#x})")
-                return Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, pc=pc, insn=insn, **where)
+                mem = self.memory_at(fault.va)
+                return self._located(TrapCode.MEMORY_OUT_OF_BOUNDS, pc, insn,
+                                     f"linear address {fault.va - mem.base:#x}, memory size {mem.size_bytes:#x}")
             if L.STACK_TOP - (1 << 30) <= fault.va < self.stack_low + L.PAGE:
-                return Trap(TrapCode.STACK_OVERFLOW, pc=pc, insn=insn, **where)
+                return self._located(TrapCode.STACK_OVERFLOW, pc, insn)
             return HwsimError(f"internal error: compiled code faulted outside any memory:\n{fault.format()}")
         return HwsimError(f"internal error: compiled code stopped unexpectedly: {result.describe()}")
 
@@ -418,7 +415,22 @@ class Store:
         m = self.machine
         vmctx = m.get_reg("s1")
         instance = self.instances[vmctx]
-        getattr(builtins, which.name)(self, instance, m)
+        try:
+            getattr(builtins, which.name)(self, instance, m)
+        except Trap as trap:
+            if trap.pc is None:  # say where: the ecall that asked for the builtin
+                raise self._located(trap.code, m.get_reg("pc") - 4, "ecall", trap.detail) from None
+            raise
+
+    def _located(self, code: TrapCode, pc: int, insn: str | None, detail: str = "") -> Trap:
+        where = {}
+        loc = self.locate(pc)
+        if loc is not None:
+            cm, module, base = loc
+            wl = cm.wasm_location(pc - base)
+            if wl is not None:
+                where = dict(func_index=wl[0], func_name=module.get_func_name(wl[0]), wasm_offset=wl[1])
+        return Trap(code, pc=pc, insn=insn, detail=detail, **where)
 
     # -- inspection ---------------------------------------------------------------------------
 
