@@ -158,15 +158,17 @@ def test_memory_api_and_demand_paging(engine, store):
     ex["poke"](store, 500 * 65536 + 3)  # first touch: one frame for the page, one for the level-0 table
     assert frames.committed == before + 2
     assert mem.read(store, 500 * 65536, 500 * 65536 + 4) == b"\0\0\0\7"
-    assert mem.read(store, 900 * 65536, 4) == b"\0\0\0\0"  # never touched: zeros, and still no frame
+    assert mem.read(store, 900 * 65536, 900 * 65536 + 4) == b"\0\0\0\0"  # never touched: zeros, and still no frame
     assert frames.committed == before + 2
     mem.write(store, b"xyz", 10)
     assert mem.read(store, 9, 14) == b"\7xyz\0"
     assert mem.grow(store, 2) == 1000
     with pytest.raises(hwsim.WasmtimeError, match="failed to grow memory by 1 pages"):
         mem.grow(store, 1)
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match=r"\[0x3e9ffff, 0x3ea0001\) is outside the memory of 0x3ea0000 bytes"):
         mem.read(store, 1002 * 65536 - 1, 1002 * 65536 + 1)
+    with pytest.raises(ValueError, match="stop 4 is before start 10"):
+        mem.read(store, 10, 4)
 
 
 def test_memory_limit(engine):

@@ -361,6 +361,8 @@ class Memory:
 
     def read(self, store: Store, start: int = 0, stop: int | None = None) -> bytearray:
         stop = self._inner.size_bytes if stop is None else stop
+        if stop < start:
+            raise ValueError(f"stop {stop} is before start {start}")
         return bytearray(self._inner.read(start, stop - start))
 
     def write(self, store: Store, value: bytes, start: int = 0) -> int:
