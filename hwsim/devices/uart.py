@@ -43,12 +43,13 @@ class Uart(Device):
         "clock_hz": Option(int, 3_686_400, "input clock of the baud-rate generator", minimum=1),
     }
 
-    def __init__(self, *, name: str, backend: CharBackend | None = None, **kw) -> None:
+    def __init__(self, *, name: str, chardev: CharBackend | None = None, **kw) -> None:
+        """``chardev`` overrides the ``backend`` option with a backend object."""
         super().__init__(name=name, **kw)
-        if backend is None:
+        if chardev is None:
             opts = self.options
-            backend = make_backend(opts["backend"], output=opts["output_file"], input=opts["input_file"])
-        self.backend = backend
+            chardev = make_backend(opts["backend"], output=opts["output_file"], input=opts["input_file"])
+        self.backend = chardev
         self._rx: deque[int] = deque()
         self._errors = 0  # sticky LSR error bits, cleared by reading LSR
         self._thr_ipending = False
