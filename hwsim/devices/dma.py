@@ -80,8 +80,9 @@ class DmaEngine(Device):
             if i >= DMA_BUFFER_SIZE:
                 self.report(IssueKind.UNKNOWN_OFFSET, offset=offset, size=size, op=op)
             else:
-                self.report(IssueKind.BAD_WIDTH, register="BUFFER", offset=offset, size=size, op=op, width=size,
-                            reg_offset=offset - offset % 4)
+                self.report(IssueKind.PROTOCOL, offset=offset, size=size,
+                            detail=f"{size}-byte {op} at offset {offset:#x} in the device buffer: accesses must be "
+                                   f"1, 2 or 4 bytes, naturally aligned")
             return 0
         if value is None:
             return int.from_bytes(self.buffer[i:i + size], "little")
