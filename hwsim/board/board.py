@@ -42,7 +42,7 @@ class BoardError(HwsimError, ValueError):
             where = f" [{table}]" + (f" {key}" if key is not None else "")
         elif key is not None:
             where = f" {key}"
-        super().__init__(f"{path}:{where}: {problem}")
+        super().__init__(f"{path}:{where}: {problem}" if where else f"{path}: {problem}")
         self.path, self.table, self.key, self.problem = path, table, key, problem
 
 
