@@ -109,10 +109,11 @@ def test_width_and_offset_misuse(toy):
 
 def test_banked_registers(toy):
     toy.mmio_write(0x19, 1, 0xAA)
-    toy.regs.flags.add("bank")
+    toy.regs.set_flag("bank")
+    assert toy.regs.flags == {"bank"}
     assert toy.mmio_read(0x19, 1) == 0
     toy.mmio_write(0x19, 1, 0xBB)
-    toy.regs.flags.discard("bank")
+    toy.regs.set_flag("bank", False)
     assert toy.mmio_read(0x19, 1) == 0xAA
     assert (toy.regs["LOW"], toy.regs["HIGH"]) == (0xAA, 0xBB)
 

@@ -193,7 +193,8 @@ class RegisterFile:
     def __init__(self, layout: RegisterLayout, report: Report) -> None:
         self.layout = layout
         self.values: dict[str, int] = {}
-        self.flags: set[str] = set()  # active bank conditions
+        self._flags: set[str] = set()  # active bank conditions
+        self._found: dict[tuple[int, int, bool], Register] = {}  # (offset, size, write) -> register, for hits
         self._read_hooks: dict[str, ReadHook] = {}
         self._write_hooks: dict[str, WriteHook] = {}
         self._report = report
@@ -201,7 +202,18 @@ class RegisterFile:
 
     def reset(self) -> None:
         self.values = {r.name: r.reset for r in self.layout}
-        self.flags.clear()
+        self._flags.clear()
+        self._found.clear()
+
+    @property
+    def flags(self) -> frozenset[str]:
+        return frozenset(self._flags)
+
+    def set_flag(self, flag: str, on: bool = True) -> None:
+        """Switch a bank condition (e.g. the 16550's DLAB), changing which registers the offsets select."""
+        if on != (flag in self._flags):
+            (self._flags.add if on else self._flags.discard)(flag)
+            self._found.clear()
 
     def on_read(self, name: str, hook: ReadHook) -> None:
         """``hook()`` computes the register's value at each guest read."""
@@ -224,13 +236,16 @@ class RegisterFile:
 
     def find(self, offset: int, size: int, write: bool) -> Register | None:
         """The register a guest access selects, or None after reporting why there is none."""
+        reg = self._found.get((offset, size, write))
+        if reg is not None:
+            return reg
         op = "write" if write else "read"
-        candidates = [r for r in self.layout.at(offset) if r.visible(self.flags)]
+        candidates = [r for r in self.layout.at(offset) if r.visible(self._flags)]
         if len(candidates) > 1:  # a read-only and a write-only register share the offset
             unwanted = RegAccess.RO if write else RegAccess.WO
             candidates = [r for r in candidates if r.access is not unwanted] or candidates
         if not candidates:
-            containing = [r for r in self.layout.containing(offset) if r.visible(self.flags)]
+            containing = [r for r in self.layout.containing(offset) if r.visible(self._flags)]
             if containing:
                 reg = containing[0]
                 self._report(IssueKind.BAD_WIDTH, register=reg.name, offset=offset, size=size, op=op,
@@ -243,6 +258,7 @@ class RegisterFile:
             self._report(IssueKind.BAD_WIDTH, register=reg.name, offset=offset, size=size, op=op,
                          width=reg.width, reg_offset=reg.offset)
             return None
+        self._found[(offset, size, write)] = reg
         return reg
 
     def read(self, offset: int, size: int) -> int:

@@ -192,10 +192,7 @@ class Uart(Device):
         self._update_irq()
 
     def _write_lcr(self, value: int, _old: int) -> None:
-        if value & LCR_DLAB:
-            self.regs.flags.add("dlab")
-        else:
-            self.regs.flags.discard("dlab")
+        self.regs.set_flag("dlab", bool(value & LCR_DLAB))
 
     def _modem_lines(self) -> int:
         mcr = self.regs["MCR"]
