@@ -90,7 +90,7 @@ UART_LAYOUT = RegisterLayout("ns16550a", [
     Register("LSR", 5, 1, RO, reset=LSR_THRE | LSR_TEMT, doc="Line status (reading clears OE/PE/FE/BI).",
              fields=(Field("DR", 0), Field("OE", 1), Field("PE", 2), Field("FE", 3), Field("BI", 4),
                      Field("THRE", 5), Field("TEMT", 6), Field("RXFE", 7))),
-    Register("MSR", 6, 1, RO, doc="Modem status (reading clears the delta bits).",
+    Register("MSR", 6, 1, RO, reset=MSR_DCD | MSR_DSR | MSR_CTS, doc="Modem status (reading clears the delta bits).",
              fields=(Field("DCTS", 0), Field("DDSR", 1), Field("TERI", 2), Field("DDCD", 3), Field("CTS", 4),
                      Field("DSR", 5), Field("RI", 6), Field("DCD", 7))),
     Register("SCR", 7, 1, RW, doc="Scratch."),

@@ -277,8 +277,10 @@ IOMMU_LAYOUT = RegisterLayout("riscv-iommu", [
              fields=(Field("cqen", 0), Field("cie", 1), Field("cqmf", 8, doc="W1C"), Field("cmd_to", 9, doc="W1C"),
                      Field("cmd_ill", 10, doc="W1C"), Field("fence_w_ip", 11, doc="W1C"), Field("cqon", 16),
                      Field("busy", 17))),
-    Register("FQCSR", 0x4C, 4, RW, writable=FQCSR_FQEN | FQCSR_FIE | FQCSR_FQMF | FQCSR_FQOF,
-             w1c=FQCSR_FQMF | FQCSR_FQOF, reserved=0x0FFC_FCFC, doc="Fault-queue control and status.",
+    Register("FQCSR", 0x4C, 4, RW, reset=FQCSR_FQEN | FQCSR_FIE | FQCSR_FQON,
+             writable=FQCSR_FQEN | FQCSR_FIE | FQCSR_FQMF | FQCSR_FQOF, w1c=FQCSR_FQMF | FQCSR_FQOF,
+             reserved=0x0FFC_FCFC, doc="Fault-queue control and status (hwsim resets it on, host-side; "
+                                       "fie follows the fault_irq option).",
              fields=(Field("fqen", 0), Field("fie", 1), Field("fqmf", 8, doc="W1C"), Field("fqof", 9, doc="W1C"),
                      Field("fqon", 16), Field("busy", 17))),
     Register("IPSR", 0x54, 4, W1C, writable=IPSR_CIP | IPSR_FIP, reserved=0xFFFF_FFFC,
