@@ -47,7 +47,8 @@ class Plic(Device):
     OPTIONS = {
         "sources": Option(int, 32, "number of interrupt sources including the reserved source 0",
                           minimum=2, maximum=1024),
-        "contexts": Option(int, 2, "number of contexts (hart/privilege pairs)", minimum=1, maximum=15872),
+        "contexts": Option(int, 2, "number of contexts (hart/privilege pairs; hwsim allows up to 64)",
+                           minimum=1, maximum=64),
     }
 
     def __init__(self, *, name: str, **kw) -> None:

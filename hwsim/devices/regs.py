@@ -138,8 +138,11 @@ class RegisterLayout:
             self._by_offset.setdefault(reg.offset, []).append(reg)
 
     def _overlapping(self, reg: Register) -> list[Register]:
-        return [r for r in self.registers if r is not reg and r.name in self._by_name
-                and r.offset < reg.offset + reg.width and reg.offset < r.offset + r.width]
+        """Registers declared so far that share a byte with ``reg`` (widths are at most 4 bytes)."""
+        out = []
+        for start in range(reg.offset - 3, reg.offset + reg.width):
+            out += [r for r in self._by_offset.get(start, ()) if r.offset + r.width > reg.offset]
+        return out
 
     @property
     def extent(self) -> int:
