@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hwsim.devices import IrqLine, IssueKind, VirtualClock
+from hwsim.devices import IrqLine, VirtualClock
 from hwsim.iommu import (
     DeviceContext, DeviceDirectory, DmaAccess, Iommu, IommuCause, IommuError, IommuMode, cmd_iodir_inval_ddt,
     cmd_iofence_c, cmd_iotinval_vma,

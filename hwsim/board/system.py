@@ -57,8 +57,6 @@ class System:
 
 
 def build_system(board, overrides: dict[str, dict]) -> System:
-    from ..iommu.iommu import Iommu  # noqa: F401 - registers the IOMMU type
-
     if overrides:
         board = board.with_options(overrides)
     first = board.ram[0]

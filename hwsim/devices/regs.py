@@ -34,7 +34,7 @@ the register's name; nothing is silently dropped.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import ConfigError
