@@ -112,6 +112,9 @@ def test_irq_on_completion_and_w1c(rig):
     assert rig.dma.irq.level and rig.s.irqc.is_pending(12)
     rig.w(STATUS, 0b010)
     assert not rig.dma.irq.level
+    rig.start(rig.SRC_IOVA, rig.DST_IOVA, 4, MEM2MEM | IRQ)
+    rig.w(CMD, MEM2MEM)  # clearing CMD.IRQ drops the line too
+    assert not rig.dma.irq.level and rig.r(STATUS) == 0b010
 
 
 def test_guest_errors_are_reported(rig):

@@ -434,6 +434,17 @@ def test_fault_queue_in_ram_with_overflow_rule(env):
     assert io.mmio_read(FQT, 4) == 0 and env.phys.read_u64(fq + 3 * 32 + 16) == 0x8000
 
 
+def test_driver_that_assumes_the_spec_reset_state_gets_a_ram_queue(env):
+    io = env.iommu
+    fq = env.frames.alloc()
+    w64(io, FQB, (fq >> 12) << 10 | 2)  # 8 entries
+    io.mmio_write(FQCSR, 4, 0b11)  # fqen without clearing it first
+    io.dma(4, 0x5000, 1, write=False)
+    assert io.mmio_read(FQT, 4) == 1 and env.phys.read_u64(fq + 16) == 0x5000
+    io.mmio_write(FQCSR, 4, 0b11)  # already in RAM: no restart
+    assert io.mmio_read(FQT, 4) == 1
+
+
 def test_fault_queue_memory_fault(env):
     io = env.iommu
     w64(io, FQB, (0x1000_0000 >> 12) << 10)

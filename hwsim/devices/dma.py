@@ -93,6 +93,7 @@ class DmaEngine(Device):
 
     def _write_cmd(self, new: int, _old: int) -> None:
         if not new & DMA_CMD_START:
+            self._update_irq()  # CMD.IRQ may have changed
             return
         self.regs["CMD"] = new & ~DMA_CMD_START  # START reads back 0
         r = self.regs

@@ -449,8 +449,11 @@ class Iommu(Device):
 
     def _write_fqcsr(self, new: int, old: int) -> None:
         fq = self.fault_queue
-        if new & FQCSR_FQEN and not old & FQCSR_FQEN:  # 0 -> 1: (re)start on the queue fqb describes
-            fqb = self.regs["FQB_HI"] << 32 | self.regs["FQB_LO"]
+        fqb = self.regs["FQB_HI"] << 32 | self.regs["FQB_LO"]
+        # fqen 0 -> 1 (re)starts the queue on what fqb describes; so does setting fqen while the queue is
+        # still the host-side one hwsim starts with, once the guest has programmed fqb (a driver that
+        # assumes the spec's reset state, fqen=0, writes fqb and then fqen=1 without clearing it first).
+        if new & FQCSR_FQEN and (not old & FQCSR_FQEN or self._fq_base is None and fqb & QB_PPN_MASK):
             fq.reset(2 << (fqb & QB_LOG2SZ_MASK))
             self._fq_base = (fqb & QB_PPN_MASK) >> QB_PPN_SHIFT << PAGE_SHIFT
             new = new & ~(FQCSR_FQOF | FQCSR_FQMF) | FQCSR_FQON
