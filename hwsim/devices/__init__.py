@@ -9,8 +9,9 @@ from .plic import Plic
 from .regs import Field, RegAccess, Register, RegisterFile, RegisterLayout
 from .timer import Timer
 from .uart import Uart
+from .virtio import VirtioBlk, VirtioMmio
 
 __all__ = ["CharBackend", "ClockEvent", "ConsoleBackend", "DEVICE_TYPES", "Device", "DeviceIssue", "DmaEngine",
            "Field", "FileBackend", "IrqLine", "IssueKind", "MemoryBackend", "MmioEvent", "Option", "OptionError",
-           "Plic", "RegAccess", "Register", "RegisterFile", "RegisterLayout", "Timer", "Uart", "VirtualClock",
+           "Plic", "RegAccess", "Register", "RegisterFile", "RegisterLayout", "Timer", "Uart", "VirtioBlk", "VirtioMmio", "VirtualClock",
            "known_types", "register_device"]
