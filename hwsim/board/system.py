@@ -1,0 +1,93 @@
+"""A built board: the machine with its RAM and MMIO windows, the devices, their wiring and virtual time.
+
+::
+
+    System
+      machine   Machine (CPU + MMU); RAM regions; one MMIO window per device
+      clock     VirtualClock shared by every device (advanced only by the runner)
+      irqc      the PLIC; each device's ``irq`` is a line into it
+      iommu     the IOMMU; each DMA device's port is bound to its iommu_device_id
+      devices   name -> device model (interrupt controller and IOMMU included)
+"""
+
+from __future__ import annotations
+
+from ..devices.base import Device
+from ..devices.clock import VirtualClock
+from ..devices.issues import DeviceIssue
+from ..errors import ConfigError
+from ..machine.machine import Machine
+
+
+class System:
+    def __init__(self, board, machine: Machine, clock: VirtualClock, devices: dict[str, Device],
+                 irqc=None, iommu=None) -> None:
+        self.board = board
+        self.machine = machine
+        self.clock = clock
+        self.devices = devices
+        self.irqc = irqc
+        self.iommu = iommu
+
+    def device(self, name: str) -> Device:
+        try:
+            return self.devices[name]
+        except KeyError:
+            raise ConfigError(f"board {self.board.name!r} has no device {name!r} "
+                              f"(devices: {', '.join(sorted(self.devices))})") from None
+
+    def issues(self) -> list[DeviceIssue]:
+        """Every device's recorded guest misuse, in virtual-time order (stable per device)."""
+        out = [issue for dev in self.devices.values() for issue in dev.issues]
+        return sorted(out, key=lambda i: i.time)
+
+    def format_issues(self) -> str:
+        return "\n".join(i.format() for i in self.issues())
+
+    def advance(self, ticks: int) -> int:
+        """Advance virtual time (timers fire); returns the number of clock events that ran."""
+        return self.clock.advance(ticks)
+
+    def reset(self) -> None:
+        for dev in self.devices.values():
+            dev.reset()
+
+    def __repr__(self) -> str:
+        return f"<System {self.board.name!r}: {', '.join(self.devices)}>"
+
+
+def build_system(board, overrides: dict[str, dict]) -> System:
+    if overrides:
+        board = board.with_options(overrides)
+    first = board.ram[0]
+    machine = Machine(ram_base=first.base, ram_size=first.size)
+    for region in board.ram[1:]:
+        machine.phys.add_ram(region.base, region.size, name=region.name)
+    clock = VirtualClock(frequency_hz=board.clock_hz)
+    devices: dict[str, Device] = {}
+
+    irqc = None
+    if board.interrupt_controller is not None:
+        spec = board.interrupt_controller
+        irqc = spec.cls(name=spec.name, clock=clock, **spec.options)
+        devices[spec.name] = irqc
+
+    def irq_for(spec):
+        return irqc.line(spec.irq) if spec.irq is not None else None
+
+    iommu = None
+    if board.iommu is not None:
+        spec = board.iommu
+        iommu = spec.cls(name=spec.name, clock=clock, irq=irq_for(spec), phys=machine.phys, frames=machine.frames,
+                         **spec.options)
+        devices[spec.name] = iommu
+
+    for spec in board.devices:
+        kwargs = dict(name=spec.name, clock=clock, irq=irq_for(spec), **spec.options)
+        if spec.iommu_device_id is not None:
+            kwargs["dma"] = iommu.port(spec.iommu_device_id)
+        devices[spec.name] = spec.cls(**kwargs)
+
+    for spec in board.all_devices():
+        machine.phys.add_mmio(spec.base, spec.size, devices[spec.name], name=spec.name)
+    return System(board, machine, clock, devices, irqc, iommu)

@@ -1,0 +1,212 @@
+"""The device skeleton every model follows, the device-type registry, and interrupt lines.
+
+::
+
+    class Uart(Device):
+        TYPE = "ns16550a"            # the board file's ``type = "ns16550a"``
+        LAYOUT = RegisterLayout(...)  # registers as data (regs.py)
+        OPTIONS = {...}               # board-file options (backend, ...), typed, with defaults
+
+        def __init__(self, *, name, clock, irq=None, dma=None, **options): ...
+        def _reset(self): ...         # device state beyond the registers
+
+A device is reached only through ``mmio_read``/``mmio_write`` (physical
+memory calls them), raises interrupts only through its :class:`IrqLine`,
+and reads or writes memory only through its DMA port (the IOMMU).  Guest
+misuse becomes a :class:`~hwsim.devices.issues.DeviceIssue` in
+``device.issues``; nothing is printed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+from ..errors import ConfigError
+from .clock import VirtualClock
+from .issues import DeviceIssue, IssueKind, make_issue
+from .regs import RegisterFile, RegisterLayout
+
+MAX_ISSUES = 1000  # per device; later ones are counted in ``issues_dropped``
+
+
+class OptionError(ConfigError):
+    """A device option has the wrong type or value; ``key`` names it."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"option {key!r}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+_TYPE_NAMES = {int: "an integer", str: "a string", bool: "a boolean", float: "a number"}
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One board-file option of a device type."""
+
+    type: type
+    default: Any
+    doc: str
+    choices: tuple | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+
+    def check(self, value: Any) -> str | None:
+        """None when ``value`` is acceptable, else the problem in words."""
+        if self.type is int and (isinstance(value, bool) or not isinstance(value, int)) or \
+                self.type is not int and not isinstance(value, self.type):
+            return f"must be {_TYPE_NAMES.get(self.type, self.type.__name__)}, not {type(value).__name__} {value!r}"
+        if self.choices is not None and value not in self.choices:
+            return f"must be one of {', '.join(repr(c) for c in self.choices)}, not {value!r}"
+        if self.minimum is not None and value < self.minimum:
+            return f"must be at least {self.minimum}, not {value}"
+        if self.maximum is not None and value > self.maximum:
+            return f"must be at most {self.maximum}, not {value}"
+        return None
+
+
+class IrqLine:
+    """A level-sensitive interrupt wire from a device to an interrupt-controller input.
+
+    An unconnected line (``sink=None``) still keeps its level, so tests can watch it.
+    """
+
+    __slots__ = ("number", "level", "_sink")
+
+    def __init__(self, sink: Callable[[int, bool], None] | None = None, number: int = 0) -> None:
+        self.number = number
+        self.level = False
+        self._sink = sink
+
+    def set(self, level: bool) -> None:
+        level = bool(level)
+        if level != self.level:
+            self.level = level
+            if self._sink is not None:
+                self._sink(self.number, level)
+
+    def __repr__(self) -> str:
+        return f"IrqLine(number={self.number}, level={self.level})"
+
+
+@dataclass(frozen=True, slots=True)
+class MmioEvent:
+    """One guest access, for trace hooks."""
+
+    device: str
+    op: str  # "read" or "write"
+    offset: int
+    size: int
+    value: int
+    time: int
+
+
+DEVICE_TYPES: dict[str, type["Device"]] = {}
+
+
+def register_device(cls: type["Device"]) -> type["Device"]:
+    """Class decorator: make ``cls.TYPE`` usable as a board file's ``type``."""
+    if cls.TYPE in DEVICE_TYPES and DEVICE_TYPES[cls.TYPE] is not cls:
+        raise ConfigError(f"device type {cls.TYPE!r} registered twice")
+    DEVICE_TYPES[cls.TYPE] = cls
+    return cls
+
+
+def known_types(role: str | None = None) -> list[str]:
+    return sorted(t for t, cls in DEVICE_TYPES.items() if role is None or cls.ROLE == role)
+
+
+class Device:
+    """Base of every device model (see the module docstring for the skeleton)."""
+
+    TYPE: ClassVar[str] = ""
+    ROLE: ClassVar[str] = "device"  # or "interrupt-controller", "iommu"
+    DESCRIPTION: ClassVar[str] = ""
+    LAYOUT: ClassVar[RegisterLayout]
+    OPTIONS: ClassVar[dict[str, Option]] = {}
+    DOES_DMA: ClassVar[bool] = False
+    HAS_IRQ: ClassVar[bool] = True
+
+    def __init__(self, *, name: str, clock: VirtualClock | None = None, irq: IrqLine | None = None,
+                 **options: Any) -> None:
+        self.name = name
+        self.clock = clock if clock is not None else VirtualClock()
+        self.irq = irq if irq is not None else IrqLine()
+        self.options = self.resolve_options(options)
+        self.issues: list[DeviceIssue] = []
+        self.issues_dropped = 0
+        self._tracers: list[Callable[[MmioEvent], None]] = []
+        self.regs = RegisterFile(self.LAYOUT, self.report)
+
+    # -- class-level facts the board loader uses ----------------------------------------
+
+    @classmethod
+    def resolve_options(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """Defaults filled in; raises :class:`OptionError` for an unknown key or a bad value."""
+        out = {}
+        for key, value in given.items():
+            spec = cls.OPTIONS.get(key)
+            if spec is None:
+                known = ", ".join(sorted(cls.OPTIONS)) or "none"
+                raise OptionError(key, f"unknown option for {cls.TYPE} (known: {known})")
+            problem = spec.check(value)
+            if problem is not None:
+                raise OptionError(key, problem)
+            out[key] = value
+        for key, spec in cls.OPTIONS.items():
+            out.setdefault(key, spec.default)
+        cls.check_options(out)
+        return out
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Cross-option checks (raise OptionError); none by default."""
+
+    @classmethod
+    def required_size(cls, options: dict[str, Any]) -> int:
+        """Bytes of MMIO window the registers need with these options."""
+        return cls.LAYOUT.extent
+
+    # -- MMIO -------------------------------------------------------------------------
+
+    def mmio_read(self, offset: int, size: int) -> int:
+        value = self.regs.read(offset, size)
+        if self._tracers:
+            self._trace("read", offset, size, value)
+        return value
+
+    def mmio_write(self, offset: int, size: int, value: int) -> None:
+        if self._tracers:
+            self._trace("write", offset, size, value)
+        self.regs.write(offset, size, value)
+
+    # -- lifecycle, issues, traces ------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Registers to their reset values, device state to power-on (issues are kept)."""
+        self.regs.reset()
+        self._reset()
+
+    def _reset(self) -> None:
+        pass
+
+    def report(self, kind: IssueKind, **details: Any) -> None:
+        """Record guest misuse (called by the register file and by device behaviour)."""
+        if len(self.issues) >= MAX_ISSUES:
+            self.issues_dropped += 1
+            return
+        self.issues.append(make_issue(self.name, kind, self.clock.now, **details))
+
+    def add_tracer(self, tracer: Callable[[MmioEvent], None]) -> None:
+        """``tracer(event)`` at every guest access to this device."""
+        self._tracers.append(tracer)
+
+    def _trace(self, op: str, offset: int, size: int, value: int) -> None:
+        event = MmioEvent(self.name, op, offset, size, value, self.clock.now)
+        for tracer in self._tracers:
+            tracer(event)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} ({self.TYPE})>"

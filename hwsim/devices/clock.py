@@ -1,0 +1,86 @@
+"""Virtual time: a deterministic clock that moves only when the runner advances it.
+
+Devices never read the host's clock.  A timer schedules a callback at a
+tick; ``advance`` moves time forward and fires every due callback in
+deadline order (ties in scheduling order), with ``now`` set to the event's
+own tick while it runs, so a callback sees exactly the time it asked for.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Callable
+
+from ..errors import ConfigError
+
+
+class ClockEvent:
+    """A scheduled callback; ``cancel()`` makes it never fire."""
+
+    __slots__ = ("when", "callback", "cancelled")
+
+    def __init__(self, when: int, callback: Callable[[], None]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def __repr__(self) -> str:
+        return f"ClockEvent(when={self.when}, cancelled={self.cancelled})"
+
+
+class VirtualClock:
+    """Ticks at ``frequency_hz`` virtual ticks per virtual second, starting at 0."""
+
+    def __init__(self, *, frequency_hz: int = 10_000_000) -> None:
+        if not isinstance(frequency_hz, int) or frequency_hz <= 0:
+            raise ConfigError(f"clock frequency must be a positive integer, not {frequency_hz!r}")
+        self.frequency_hz = frequency_hz
+        self.now = 0
+        self._events: list[tuple[int, int, ClockEvent]] = []
+        self._seq = itertools.count()
+
+    def schedule(self, when: int, callback: Callable[[], None]) -> ClockEvent:
+        """Run ``callback()`` when time reaches tick ``when`` (now, if ``when`` is in the past:
+        at the next ``advance``, which may be ``advance(0)``)."""
+        event = ClockEvent(when, callback)
+        heapq.heappush(self._events, (when, next(self._seq), event))
+        return event
+
+    def schedule_in(self, ticks: int, callback: Callable[[], None]) -> ClockEvent:
+        return self.schedule(self.now + ticks, callback)
+
+    @property
+    def next_deadline(self) -> int | None:
+        """The tick of the earliest pending event, or None."""
+        while self._events and self._events[0][2].cancelled:
+            heapq.heappop(self._events)
+        return self._events[0][0] if self._events else None
+
+    def advance(self, ticks: int) -> int:
+        """Move time forward by ``ticks`` (>= 0); returns how many events fired."""
+        if not isinstance(ticks, int) or ticks < 0:
+            raise ConfigError(f"the clock only moves forward: ticks must be a non-negative integer, not {ticks!r}")
+        return self.advance_to(self.now + ticks)
+
+    def advance_to(self, when: int) -> int:
+        if when < self.now:
+            raise ConfigError(f"the clock only moves forward: cannot go from tick {self.now} back to {when}")
+        fired = 0
+        events = self._events
+        while events and events[0][0] <= when:
+            deadline, _, event = heapq.heappop(events)
+            if event.cancelled:
+                continue
+            self.now = max(self.now, deadline)
+            event.cancelled = True  # fired: a late cancel() is harmless
+            event.callback()
+            fired += 1
+        self.now = when
+        return fired
+
+    def ticks_to_ns(self, ticks: int) -> int:
+        return ticks * 1_000_000_000 // self.frequency_hz

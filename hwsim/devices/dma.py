@@ -1,0 +1,165 @@
+"""A single-buffer DMA engine in the spirit of QEMU's ``edu`` device; every transfer goes through the IOMMU.
+
+::
+
+    SRC, DST, LEN, CMD(START | DIR | IRQ) --> one transfer, run at once (no virtual-time latency)
+        DIR 0  memory -> memory         read LEN bytes at IOVA SRC, write them at IOVA DST
+        DIR 1  memory -> device buffer  read at IOVA SRC into buffer[DST]
+        DIR 2  device buffer -> memory  write buffer[SRC] at IOVA DST
+    --> STATUS.DONE, or STATUS.ERROR with ERROR_CODE and ERROR_ADDR (the faulting IOVA);
+        the IRQ is high while DONE or ERROR is set and CMD.IRQ was given
+
+The 4 KiB device buffer is also visible at offsets 0x1000-0x1FFF (1, 2 or
+4-byte accesses).  The engine reaches memory only through its DMA port,
+i.e. ``Iommu.dma`` with the board's ``iommu_device_id``: each transfer is
+one read request and one write request, each all-or-nothing, so a fault on
+the destination leaves it untouched.
+"""
+
+from __future__ import annotations
+
+from .base import Device, Option, register_device
+from .issues import IssueKind
+from .layouts import (
+    DMA_BUFFER_OFFSET, DMA_BUFFER_SIZE, DMA_CMD_DIR_MASK, DMA_CMD_DIR_SHIFT, DMA_CMD_IRQ, DMA_CMD_START,
+    DMA_DIR_DEV_TO_MEM, DMA_DIR_MEM_TO_DEV, DMA_DIR_MEM_TO_MEM, DMA_LAYOUT, DMA_STATUS_BUSY, DMA_STATUS_DONE,
+    DMA_STATUS_ERROR, DmaError,
+)
+
+
+@register_device
+class DmaEngine(Device):
+    TYPE = "dma"
+    DESCRIPTION = "single-buffer DMA engine (memory<->memory, memory<->4 KiB device buffer)"
+    LAYOUT = DMA_LAYOUT
+    DOES_DMA = True
+    OPTIONS = {
+        "max_transfer": Option(int, 1 << 20, "largest LEN accepted for memory-to-memory transfers (bytes)",
+                               minimum=1, maximum=1 << 30),
+    }
+
+    def __init__(self, *, name: str, dma=None, **kw) -> None:
+        super().__init__(name=name, **kw)
+        self.dma_port = dma  # a hwsim.iommu.DmaPort; None: not connected (every transfer fails)
+        self.buffer = bytearray(DMA_BUFFER_SIZE)
+        self.last_fault = None  # the IommuFault of the last failed transfer
+        self.regs.on_write("CMD", self._write_cmd)
+        self.regs.on_write("STATUS", lambda new, old: self._update_irq())
+
+    @classmethod
+    def required_size(cls, options) -> int:
+        return DMA_BUFFER_OFFSET + DMA_BUFFER_SIZE
+
+    def _reset(self) -> None:
+        self.buffer[:] = bytes(DMA_BUFFER_SIZE)
+        self.last_fault = None
+        self._update_irq()
+
+    # -- the buffer window -------------------------------------------------------------------------
+
+    def mmio_read(self, offset: int, size: int) -> int:
+        if offset >= DMA_BUFFER_OFFSET:
+            value = self._buffer_access(offset, size)
+            if self._tracers:
+                self._trace("read", offset, size, value or 0)
+            return value or 0
+        return super().mmio_read(offset, size)
+
+    def mmio_write(self, offset: int, size: int, value: int) -> None:
+        if offset >= DMA_BUFFER_OFFSET:
+            if self._tracers:
+                self._trace("write", offset, size, value)
+            self._buffer_access(offset, size, value)
+            return
+        super().mmio_write(offset, size, value)
+
+    def _buffer_access(self, offset: int, size: int, value: int | None = None) -> int | None:
+        op = "read" if value is None else "write"
+        i = offset - DMA_BUFFER_OFFSET
+        if size not in (1, 2, 4) or offset % size or i + size > DMA_BUFFER_SIZE:
+            if i >= DMA_BUFFER_SIZE:
+                self.report(IssueKind.UNKNOWN_OFFSET, offset=offset, size=size, op=op)
+            else:
+                self.report(IssueKind.PROTOCOL, offset=offset, size=size,
+                            detail=f"{size}-byte {op} at offset {offset:#x} in the device buffer: accesses must be "
+                                   f"1, 2 or 4 bytes, naturally aligned")
+            return 0
+        if value is None:
+            return int.from_bytes(self.buffer[i:i + size], "little")
+        self.buffer[i:i + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        return None
+
+    # -- transfers ---------------------------------------------------------------------------------------
+
+    def _write_cmd(self, new: int, _old: int) -> None:
+        if not new & DMA_CMD_START:
+            self._update_irq()  # CMD.IRQ may have changed
+            return
+        self.regs["CMD"] = new & ~DMA_CMD_START  # START reads back 0
+        r = self.regs
+        if r["STATUS"] & DMA_STATUS_BUSY:  # cannot happen with instant transfers; kept for the protocol
+            self._fail(DmaError.BUSY, 0)
+            return
+        src = r["SRC_HI"] << 32 | r["SRC_LO"]
+        dst = r["DST_HI"] << 32 | r["DST_LO"]
+        length = r["LEN"]
+        direction = (new & DMA_CMD_DIR_MASK) >> DMA_CMD_DIR_SHIFT
+        r["STATUS"] = r["STATUS"] & ~(DMA_STATUS_DONE | DMA_STATUS_ERROR) | DMA_STATUS_BUSY
+        r["ERROR_CODE"] = DmaError.NONE
+        self._run(direction, src, dst, length)
+
+    def _run(self, direction: int, src: int, dst: int, length: int) -> None:
+        if direction not in (DMA_DIR_MEM_TO_MEM, DMA_DIR_MEM_TO_DEV, DMA_DIR_DEV_TO_MEM):
+            self.report(IssueKind.BAD_VALUE, register="CMD", detail=f"DIR={direction} is reserved")
+            self._fail(DmaError.BAD_DIRECTION, 0)
+            return
+        limit = self.options["max_transfer"] if direction == DMA_DIR_MEM_TO_MEM else DMA_BUFFER_SIZE
+        if not 0 < length <= limit:
+            self.report(IssueKind.BAD_VALUE, register="LEN", detail=f"length {length} is not in 1..{limit}")
+            self._fail(DmaError.BAD_LENGTH, 0)
+            return
+        buf_off = dst if direction == DMA_DIR_MEM_TO_DEV else src if direction == DMA_DIR_DEV_TO_MEM else 0
+        if direction != DMA_DIR_MEM_TO_MEM and buf_off + length > DMA_BUFFER_SIZE:
+            reg = "DST" if direction == DMA_DIR_MEM_TO_DEV else "SRC"
+            self.report(IssueKind.BAD_VALUE, register=reg,
+                        detail=f"buffer range [{buf_off:#x}, {buf_off + length:#x}) is outside the "
+                               f"{DMA_BUFFER_SIZE:#x}-byte buffer")
+            self._fail(DmaError.BUFFER_RANGE, 0)
+            return
+        if self.dma_port is None:
+            self.report(IssueKind.PROTOCOL, detail="transfer started but the engine has no DMA port (no IOMMU)")
+            self._fail(DmaError.READ_FAULT if direction != DMA_DIR_DEV_TO_MEM else DmaError.WRITE_FAULT,
+                       src if direction != DMA_DIR_DEV_TO_MEM else dst)
+            return
+        if direction == DMA_DIR_DEV_TO_MEM:
+            data = bytes(self.buffer[buf_off:buf_off + length])
+        else:
+            result = self.dma_port.read(src, length)
+            if not result.ok:
+                self._fail(DmaError.READ_FAULT, result.fault.iova, result.fault)
+                return
+            data = result.data
+        if direction == DMA_DIR_MEM_TO_DEV:
+            self.buffer[buf_off:buf_off + length] = data
+        else:
+            result = self.dma_port.write(dst, data)
+            if not result.ok:
+                self._fail(DmaError.WRITE_FAULT, result.fault.iova, result.fault)
+                return
+        r = self.regs
+        r["STATUS"] = r["STATUS"] & ~DMA_STATUS_BUSY | DMA_STATUS_DONE
+        r["DONE_COUNT"] = r["DONE_COUNT"] + 1
+        self._update_irq()
+
+    def _fail(self, code: int, address: int, fault=None) -> None:
+        r = self.regs
+        r["STATUS"] = r["STATUS"] & ~DMA_STATUS_BUSY | DMA_STATUS_ERROR
+        r["ERROR_CODE"] = code
+        r["ERROR_ADDR_LO"] = address & 0xFFFF_FFFF
+        r["ERROR_ADDR_HI"] = address >> 32 & 0xFFFF_FFFF
+        self.last_fault = fault
+        self._update_irq()
+
+    def _update_irq(self) -> None:
+        r = self.regs
+        self.irq.set(bool(r["CMD"] & DMA_CMD_IRQ and r["STATUS"] & (DMA_STATUS_DONE | DMA_STATUS_ERROR)))

@@ -1,0 +1,299 @@
+"""A small register framework: registers declared as data, behaviour attached by name.
+
+A device declares its registers once, in a :class:`RegisterLayout` (offset,
+name, width, access rule, reset value, writable and reserved bits, fields
+for documentation, and an optional bank condition such as the 16550's DLAB).
+At run time a :class:`RegisterFile` holds the values and dispatches MMIO
+accesses::
+
+    mmio_read(offset, size) --> lookup (offset, bank) --> width check --> access rule
+                                                                    |--> read hook (computed value)
+    mmio_write(offset, size, value) --> ... --> access rule --> stored value --> write hook
+
+Access rules (:class:`RegAccess`):
+
+=====  =============================================================
+RO     read-only; a write is a guest issue and changes nothing
+WO     write-only; a read is a guest issue and returns 0
+RW     read/write (only ``writable`` bits change; others read back)
+W1C    write 1 to clear: each 1 written clears that bit
+RC     read to clear: a read returns the value, then the value is 0
+=====  =============================================================
+
+``w1c`` marks write-1-to-clear bits inside an otherwise RW register.  Bits
+set in ``reserved`` must be written as 0: a write setting them is a guest
+issue (and they are ignored).  Bits that are neither writable nor reserved
+are read-only bits of a RW register: writing them back unchanged, as a
+read-modify-write does, is normal and is not reported.
+
+Every misuse (unknown offset, wrong width, write to RO, read of WO,
+reserved bits) is recorded through the device's ``report`` callback with
+the register's name; nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import ConfigError
+from .issues import IssueKind
+
+
+class RegAccess(enum.Enum):
+    RO = "RO"
+    WO = "WO"
+    RW = "RW"
+    W1C = "W1C"
+    RC = "RC"
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A named bit range, for documentation and ``describe``."""
+
+    name: str
+    lsb: int
+    width: int = 1
+    doc: str = ""
+
+    @property
+    def mask(self) -> int:
+        return ((1 << self.width) - 1) << self.lsb
+
+    @property
+    def bits(self) -> str:
+        return str(self.lsb) if self.width == 1 else f"{self.lsb + self.width - 1}:{self.lsb}"
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    name: str
+    offset: int
+    width: int = 4  # bytes
+    access: RegAccess = RegAccess.RW
+    reset: int = 0
+    writable: int | None = None  # bits a write changes (None: all bits of the width)
+    reserved: int = 0  # bits that must be written as 0
+    w1c: int = 0  # write-1-to-clear bits (all writable bits when access is W1C)
+    when: str | None = None  # bank condition: "flag" or "!flag"; None: always present
+    fields: tuple[Field, ...] = ()
+    doc: str = ""
+
+    @property
+    def full_mask(self) -> int:
+        return (1 << (8 * self.width)) - 1
+
+    @property
+    def write_mask(self) -> int:
+        return self.full_mask if self.writable is None else self.writable & self.full_mask
+
+    @property
+    def clear_mask(self) -> int:
+        return self.write_mask if self.access is RegAccess.W1C else self.w1c & self.write_mask
+
+    @property
+    def readable(self) -> bool:
+        return self.access is not RegAccess.WO
+
+    @property
+    def writable_by_guest(self) -> bool:
+        return self.access is not RegAccess.RO
+
+    def visible(self, flags: frozenset[str] | set[str]) -> bool:
+        if self.when is None:
+            return True
+        if self.when.startswith("!"):
+            return self.when[1:] not in flags
+        return self.when in flags
+
+
+class RegisterLayout:
+    """The register map of one device type, checked for overlaps when declared."""
+
+    def __init__(self, device_type: str, registers: list[Register] | tuple[Register, ...]) -> None:
+        self.device_type = device_type
+        self.registers = tuple(registers)
+        self._by_offset: dict[int, list[Register]] = {}
+        self._by_name: dict[str, Register] = {}
+        for reg in self.registers:
+            if reg.width not in (1, 2, 4):
+                raise ConfigError(f"{device_type} register {reg.name}: width must be 1, 2 or 4 bytes "
+                                  f"(Unicorn splits wider accesses), not {reg.width}")
+            if reg.offset % reg.width:
+                raise ConfigError(f"{device_type} register {reg.name}: offset {reg.offset:#x} is not aligned "
+                                  f"to its width {reg.width}")
+            if reg.name in self._by_name:
+                raise ConfigError(f"{device_type}: register name {reg.name} declared twice")
+            if reg.reset & ~reg.full_mask:
+                raise ConfigError(f"{device_type} register {reg.name}: reset value {reg.reset:#x} "
+                                  f"does not fit in {reg.width} byte(s)")
+            for other in self._overlapping(reg):
+                if _may_coexist(reg, other):
+                    continue
+                raise ConfigError(f"{device_type}: registers {other.name} and {reg.name} overlap at "
+                                  f"offset {reg.offset:#x}")
+            self._by_name[reg.name] = reg
+            self._by_offset.setdefault(reg.offset, []).append(reg)
+
+    def _overlapping(self, reg: Register) -> list[Register]:
+        """Registers declared so far that share a byte with ``reg`` (widths are at most 4 bytes)."""
+        out = []
+        for start in range(reg.offset - 3, reg.offset + reg.width):
+            out += [r for r in self._by_offset.get(start, ()) if r.offset + r.width > reg.offset]
+        return out
+
+    @property
+    def extent(self) -> int:
+        """Bytes from offset 0 to the end of the last register."""
+        return max((r.offset + r.width for r in self.registers), default=0)
+
+    def __getitem__(self, name: str) -> Register:
+        return self._by_name[name]
+
+    def __iter__(self):
+        return iter(self.registers)
+
+    def at(self, offset: int) -> list[Register]:
+        return self._by_offset.get(offset, [])
+
+    def containing(self, offset: int) -> list[Register]:
+        return [r for r in self.registers if r.offset <= offset < r.offset + r.width]
+
+    def markdown_table(self) -> str:
+        """The register map as a Markdown table (docs/devices.md embeds these verbatim)."""
+        rows = ["| Offset | Name | Width | Access | Reset | Description |",
+                "|---|---|---|---|---|---|"]
+        for r in sorted(self.registers, key=lambda r: (r.offset, r.when or "", r.access is RegAccess.WO)):
+            cond = f" ({r.when.replace('!', 'not ')})" if r.when else ""
+            doc = r.doc
+            if r.fields:
+                doc += " " + "; ".join(f"[{f.bits}] {f.name}" + (f" {f.doc}" if f.doc else "") for f in r.fields)
+            rows.append(f"| {r.offset:#06x} | {r.name}{cond} | {8 * r.width} | {r.access.value} | "
+                        f"{r.reset:#x} | {doc.strip()} |")
+        return "\n".join(rows)
+
+
+def _may_coexist(a: Register, b: Register) -> bool:
+    """Two registers may share an offset when one is read-only and the other write-only (IIR/FCR),
+    or when their bank conditions exclude each other (RBR/DLL)."""
+    if a.offset != b.offset or a.width != b.width:
+        return False
+    if {a.access, b.access} == {RegAccess.RO, RegAccess.WO}:
+        return True
+    return bool(a.when and b.when and (a.when == "!" + b.when or b.when == "!" + a.when))
+
+
+ReadHook = Callable[[], int]
+WriteHook = Callable[[int, int], None]  # (new value, old value)
+Report = Callable[..., None]  # report(kind, register=, offset=, size=, value=, **extra)
+
+
+class RegisterFile:
+    """The run-time values of a :class:`RegisterLayout`, and MMIO dispatch to them."""
+
+    def __init__(self, layout: RegisterLayout, report: Report) -> None:
+        self.layout = layout
+        self.values: dict[str, int] = {}
+        self._flags: set[str] = set()  # active bank conditions
+        self._found: dict[tuple[int, int, bool], Register] = {}  # (offset, size, write) -> register, for hits
+        self._read_hooks: dict[str, ReadHook] = {}
+        self._write_hooks: dict[str, WriteHook] = {}
+        self._report = report
+        self.reset()
+
+    def reset(self) -> None:
+        self.values = {r.name: r.reset for r in self.layout}
+        self._flags.clear()
+        self._found.clear()
+
+    @property
+    def flags(self) -> frozenset[str]:
+        return frozenset(self._flags)
+
+    def set_flag(self, flag: str, on: bool = True) -> None:
+        """Switch a bank condition (e.g. the 16550's DLAB), changing which registers the offsets select."""
+        if on != (flag in self._flags):
+            (self._flags.add if on else self._flags.discard)(flag)
+            self._found.clear()
+
+    def on_read(self, name: str, hook: ReadHook) -> None:
+        """``hook()`` computes the register's value at each guest read."""
+        self.layout[name]  # noqa: B018 - raises KeyError for a typo
+        self._read_hooks[name] = hook
+
+    def on_write(self, name: str, hook: WriteHook) -> None:
+        """``hook(new, old)`` runs after a guest write has been applied."""
+        self.layout[name]  # noqa: B018
+        self._write_hooks[name] = hook
+
+    def __getitem__(self, name: str) -> int:
+        return self.values[name]
+
+    def __setitem__(self, name: str, value: int) -> None:
+        """Device-side update (not a guest access: no rules, no hooks)."""
+        self.values[name] = value & self.layout[name].full_mask
+
+    # -- guest accesses --------------------------------------------------------------
+
+    def find(self, offset: int, size: int, write: bool) -> Register | None:
+        """The register a guest access selects, or None after reporting why there is none."""
+        reg = self._found.get((offset, size, write))
+        if reg is not None:
+            return reg
+        op = "write" if write else "read"
+        candidates = [r for r in self.layout.at(offset) if r.visible(self._flags)]
+        if len(candidates) > 1:  # a read-only and a write-only register share the offset
+            unwanted = RegAccess.RO if write else RegAccess.WO
+            candidates = [r for r in candidates if r.access is not unwanted] or candidates
+        if not candidates:
+            containing = [r for r in self.layout.containing(offset) if r.visible(self._flags)]
+            if containing:
+                reg = containing[0]
+                self._report(IssueKind.BAD_WIDTH, register=reg.name, offset=offset, size=size, op=op,
+                             width=reg.width, reg_offset=reg.offset)
+            else:
+                self._report(IssueKind.UNKNOWN_OFFSET, offset=offset, size=size, op=op)
+            return None
+        reg = candidates[0]
+        if size != reg.width:
+            self._report(IssueKind.BAD_WIDTH, register=reg.name, offset=offset, size=size, op=op,
+                         width=reg.width, reg_offset=reg.offset)
+            return None
+        self._found[(offset, size, write)] = reg
+        return reg
+
+    def read(self, offset: int, size: int) -> int:
+        reg = self.find(offset, size, write=False)
+        if reg is None:
+            return 0
+        if reg.access is RegAccess.WO:
+            self._report(IssueKind.WRITE_ONLY, register=reg.name, offset=offset, size=size)
+            return 0
+        hook = self._read_hooks.get(reg.name)
+        value = hook() if hook is not None else self.values[reg.name]
+        if reg.access is RegAccess.RC:
+            self.values[reg.name] = 0
+        return value & reg.full_mask
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        reg = self.find(offset, size, write=True)
+        if reg is None:
+            return
+        value &= reg.full_mask
+        if reg.access is RegAccess.RO:
+            self._report(IssueKind.READ_ONLY, register=reg.name, offset=offset, size=size, value=value)
+            return
+        if value & reg.reserved:
+            self._report(IssueKind.RESERVED_BITS, register=reg.name, offset=offset, size=size, value=value,
+                         bits=value & reg.reserved)
+        mask = reg.write_mask & ~reg.reserved
+        clear = reg.clear_mask
+        old = self.values[reg.name]
+        new = (old & ~(mask & ~clear)) | (value & mask & ~clear)
+        new &= ~(value & clear)
+        self.values[reg.name] = new
+        hook = self._write_hooks.get(reg.name)
+        if hook is not None:
+            hook(new, old)

@@ -1,0 +1,236 @@
+"""virtio-blk over virtio-mmio, backed by a disk-image file that a faulty driver cannot corrupt.
+
+A request is ``header (16 bytes, device-readable) | data | status (1 byte, device-writable)``.
+The image is protected by ordering: a write request is checked completely (framing, a length
+that is a multiple of 512, the range within the capacity, the read-only flag), its status byte is
+written first (IOERR, so an unwritable status aborts before anything else happens), all its data is
+read through the IOMMU (a single refused page fails the request), and only then is the image
+written, in one ``pwrite``, followed by the final status.  So a stray pointer, a bad length or a
+ring error never changes the image.  Reads go the other way and touch only guest memory.
+
+Offered features: VIRTIO_F_VERSION_1, VIRTIO_F_ACCESS_PLATFORM (DMA goes through the IOMMU),
+VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_FLUSH, and VIRTIO_BLK_F_RO for a
+read-only image.  Requests: IN, OUT, FLUSH, GET_ID; others complete with UNSUPP.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from ..base import Option, OptionError, register_device
+from ..issues import IssueKind
+from .bits import (
+    BLK_F_BLK_SIZE, BLK_F_FLUSH, BLK_F_RO, BLK_F_SEG_MAX, BLK_ID_BYTES, BLK_REQ_HEADER, BLK_S_IOERR, BLK_S_OK,
+    BLK_S_UNSUPP, BLK_T_FLUSH, BLK_T_GET_ID, BLK_T_IN, BLK_T_OUT, DEVICE_ID_BLOCK, F_ACCESS_PLATFORM, F_VERSION_1,
+    MAX_QUEUE_SIZE, SECTOR_SIZE,
+)
+from .mmio import VirtioMmio
+from .queue import Chain, SplitQueue
+
+_CONFIG = struct.Struct("<QIIHBBI")  # capacity, size_max, seg_max, geometry (cyl, heads, sectors), blk_size
+
+
+class DiskImage:
+    """A raw disk image: whole 512-byte sectors, written only by whole validated requests."""
+
+    def __init__(self, path: str, *, readonly: bool) -> None:
+        self.path = path
+        self.readonly = readonly
+        self._fd = None
+        self.sectors = 0
+        if path:
+            try:
+                self._fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
+            except OSError as exc:
+                raise OptionError("image", f"cannot open {path!r}: {exc.strerror}") from None
+            size = os.fstat(self._fd).st_size
+            if size % SECTOR_SIZE:
+                os.close(self._fd)
+                raise OptionError("image", f"{path!r} is {size} bytes, not a multiple of {SECTOR_SIZE}")
+            self.sectors = size // SECTOR_SIZE
+
+    def read(self, sector: int, length: int) -> bytes:
+        data = os.pread(self._fd, length, sector * SECTOR_SIZE)
+        if len(data) != length:
+            raise OSError(f"short read: {len(data)} of {length} bytes")
+        return data
+
+    def write(self, sector: int, data: bytes) -> None:
+        done = os.pwrite(self._fd, data, sector * SECTOR_SIZE)
+        if done != len(data):
+            raise OSError(f"short write: {done} of {len(data)} bytes")
+
+    def flush(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class _Refused(Exception):
+    """A request buffer the IOMMU refused (the fault is in the IOMMU's log)."""
+
+
+@register_device
+class VirtioBlk(VirtioMmio):
+    TYPE = "virtio-blk"
+    DESCRIPTION = "virtio-blk (virtio-mmio version 2, one split virtqueue) on a raw disk image"
+    DEVICE_ID = DEVICE_ID_BLOCK
+    OPTIONS = {
+        "image": Option(str, "", "raw disk-image file (a multiple of 512 bytes); empty: no medium (capacity 0)"),
+        "readonly": Option(bool, False, "open the image read-only and offer VIRTIO_BLK_F_RO"),
+        "queue_size": Option(int, 128, "QueueNumMax (a power of 2)", minimum=1, maximum=MAX_QUEUE_SIZE),
+        "serial": Option(str, "hwsim-blk", "the GET_ID string (at most 20 bytes)"),
+    }
+
+    def __init__(self, *, name: str, **kw) -> None:
+        super().__init__(name=name, **kw)
+        self.disk = DiskImage(self.options["image"], readonly=self.options["readonly"])
+
+    @classmethod
+    def check_options(cls, options) -> None:
+        n = options["queue_size"]
+        if n & (n - 1):
+            raise OptionError("queue_size", f"must be a power of 2, not {n}")
+        if len(options["serial"].encode()) > BLK_ID_BYTES:
+            raise OptionError("serial", f"must be at most {BLK_ID_BYTES} bytes")
+
+    @classmethod
+    def config_template(cls) -> bytes:
+        return bytes(_CONFIG.size)
+
+    def device_features(self) -> int:
+        features = 1 << F_VERSION_1 | 1 << F_ACCESS_PLATFORM | 1 << BLK_F_SEG_MAX | 1 << BLK_F_BLK_SIZE | \
+            1 << BLK_F_FLUSH
+        return features | (1 << BLK_F_RO if self.disk.readonly else 0)
+
+    def config_bytes(self) -> bytes:
+        return _CONFIG.pack(self.disk.sectors, 0, max(1, self.queues[0].max_size - 2), 0, 0, 0, SECTOR_SIZE)
+
+    @property
+    def capacity(self) -> int:
+        """Capacity in 512-byte sectors."""
+        return self.disk.sectors
+
+    # -- requests -------------------------------------------------------------------------------------
+
+    def _bad(self, detail: str) -> None:
+        self.report(IssueKind.PROTOCOL, detail=f"request: {detail}")
+
+    def _gather(self, segments) -> bytes:
+        out = bytearray()
+        for iova, length in segments:
+            if length:
+                result = self.dma_port.read(iova, length)
+                if not result.ok:
+                    raise _Refused
+                out += result.data
+        return bytes(out)
+
+    def _scatter(self, segments, data: bytes) -> None:
+        off = 0
+        for iova, length in segments:
+            n = min(length, len(data) - off)
+            if n <= 0:
+                break
+            if not self.dma_port.write(iova, data[off:off + n]).ok:
+                raise _Refused
+            off += n
+
+    def _status_byte(self, status_at: tuple[int, int], status: int) -> bool:
+        return self.dma_port.write(status_at[0] + status_at[1] - 1, bytes([status])).ok
+
+    def handle(self, queue: SplitQueue, chain: Chain) -> int:
+        """Serve one request; returns the used length (bytes written into device-writable buffers)."""
+        if not chain.writable or chain.writable_len == 0:
+            self._bad(f"chain at descriptor {chain.head} has no device-writable status byte (not completed "
+                      f"with a status)")
+            return 0
+        # The status byte is the last byte of the device-writable part; data is everything before it.
+        last = max(i for i, (_, n) in enumerate(chain.writable) if n)
+        status_at = chain.writable[last]
+        data_out = chain.writable[:last] + ([(status_at[0], status_at[1] - 1)] if status_at[1] > 1 else [])
+        if chain.readable_len < BLK_REQ_HEADER:
+            self._bad(f"header is {chain.readable_len} bytes, not {BLK_REQ_HEADER}")
+            return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
+        try:
+            readable = self._gather(chain.readable)
+        except _Refused:
+            self._bad("the IOMMU refused a device-readable buffer (see its fault log)")
+            return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
+        kind, _reserved, sector = struct.unpack_from("<IIQ", readable)
+        payload = readable[BLK_REQ_HEADER:]
+        in_len = chain.writable_len - 1
+        if kind == BLK_T_IN:
+            return self._read_request(sector, payload, data_out, in_len, status_at)
+        if kind == BLK_T_OUT:
+            return self._write_request(sector, payload, in_len, status_at)
+        if kind == BLK_T_FLUSH and self.negotiated(BLK_F_FLUSH):
+            if sector:
+                self._bad(f"FLUSH with sector {sector}: the driver MUST set sector to 0")
+            try:
+                self.disk.flush()
+            except OSError as exc:
+                self.report(IssueKind.PROTOCOL, detail=f"host I/O error on flush: {exc}")
+                return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
+            return 1 if self._status_byte(status_at, BLK_S_OK) else 0
+        if kind == BLK_T_GET_ID:
+            ident = self.options["serial"].encode().ljust(BLK_ID_BYTES, b"\0")[:in_len]
+            try:
+                self._scatter(data_out, ident)
+            except _Refused:
+                return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
+            return len(ident) + 1 if self._status_byte(status_at, BLK_S_OK) else 0
+        return 1 if self._status_byte(status_at, BLK_S_UNSUPP) else 0
+
+    def _check_range(self, what: str, sector: int, length: int) -> bool:
+        if length % SECTOR_SIZE:
+            self._bad(f"{what} of {length} bytes is not a multiple of {SECTOR_SIZE}")
+            return False
+        if sector + length // SECTOR_SIZE > self.capacity:
+            self._bad(f"{what} of sectors {sector}..{sector + length // SECTOR_SIZE - 1} is beyond the capacity "
+                      f"of {self.capacity} sectors")
+            return False
+        return True
+
+    def _read_request(self, sector: int, payload: bytes, data_out, in_len: int, status_at) -> int:
+        if payload:
+            self._bad(f"IN request with {len(payload)} device-readable data bytes after the header")
+            return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
+        if not self._check_range("read", sector, in_len):
+            return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
+        try:
+            data = self.disk.read(sector, in_len) if in_len else b""
+        except OSError as exc:
+            self.report(IssueKind.PROTOCOL, detail=f"host I/O error reading the image: {exc}")
+            return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
+        try:
+            self._scatter(data_out, data)
+        except _Refused:
+            self._bad("the IOMMU refused a device-writable data buffer (see its fault log)")
+            return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
+        return in_len + 1 if self._status_byte(status_at, BLK_S_OK) else 0
+
+    def _write_request(self, sector: int, data: bytes, in_len: int, status_at) -> int:
+        if in_len:
+            self._bad(f"OUT request with {in_len} device-writable bytes besides the status byte")
+            return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
+        if self.disk.readonly:
+            self._bad("OUT request to a read-only device (VIRTIO_BLK_F_RO)")
+            return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
+        if not self._check_range("write", sector, len(data)):
+            return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
+        if not self._status_byte(status_at, BLK_S_IOERR):  # provisional: proves the status byte is writable
+            self._bad("the IOMMU refused the status byte; the image was not written")
+            return 0
+        try:
+            if data:
+                self.disk.write(sector, data)
+        except OSError as exc:
+            self.report(IssueKind.PROTOCOL, detail=f"host I/O error writing the image: {exc}")
+            return 1
+        return 1 if self._status_byte(status_at, BLK_S_OK) else 0

@@ -1,0 +1,152 @@
+"""The device side of a split virtqueue, reached only through the device's DMA port (the IOMMU).
+
+The device reads descriptor chains the driver made available and returns them through the used
+ring.  Violations of the driver's MUST rules that leave the device unable to go on (a descriptor
+index out of range, a chain that loops or is longer than the queue, a device-readable descriptor
+after a device-writable one, INDIRECT without VIRTIO_F_INDIRECT_DESC, an available index that moved
+by more than the queue size, a ring the IOMMU refuses) raise :class:`VirtqueueError`; the transport
+then sets DEVICE_NEEDS_RESET.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from .bits import (
+    AVAIL_ALIGN, DESC_ALIGN, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, DESC_SIZE, USED_ALIGN,
+)
+
+_DESC = struct.Struct("<QIHH")
+_USED_ELEM = struct.Struct("<II")
+
+
+class VirtqueueError(Exception):
+    """A fatal driver error (or an IOMMU refusal) on a ring: the device needs a reset."""
+
+
+@dataclass
+class Chain:
+    """One available descriptor chain: its head, and its (iova, length) segments by direction."""
+
+    head: int
+    readable: list[tuple[int, int]] = field(default_factory=list)
+    writable: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def readable_len(self) -> int:
+        return sum(n for _, n in self.readable)
+
+    @property
+    def writable_len(self) -> int:
+        return sum(n for _, n in self.writable)
+
+
+class SplitQueue:
+    def __init__(self, index: int, max_size: int) -> None:
+        self.index = index
+        self.max_size = max_size
+        self.reset()
+
+    def reset(self) -> None:
+        self.size = 0
+        self.desc = 0
+        self.avail = 0
+        self.used = 0
+        self.ready = False
+        self.last_avail = 0  # the next available-ring entry the device reads (free-running, 16 bits)
+        self.used_idx = 0  # the device's used idx (free-running, 16 bits)
+
+    def config_problem(self) -> str | None:
+        """Why this queue may not be made ready, or None."""
+        n = self.size
+        if n == 0 or n & (n - 1) or n > self.max_size:
+            return f"queue {self.index}: QueueNum {n} is not a power of 2 in 1..{self.max_size} (QueueNumMax)"
+        for name, addr, align in (("descriptor table", self.desc, DESC_ALIGN), ("available ring", self.avail,
+                                                                                AVAIL_ALIGN),
+                                  ("used ring", self.used, USED_ALIGN)):
+            if addr % align:
+                return f"queue {self.index}: {name} address {addr:#x} is not {align}-byte aligned"
+        return None
+
+    # -- DMA helpers ------------------------------------------------------------------------------
+
+    def _read(self, port, iova: int, size: int, what: str) -> bytes:
+        result = port.read(iova, size)
+        if not result.ok:
+            raise VirtqueueError(f"queue {self.index}: reading the {what} at iova {iova:#x} failed: "
+                                 f"{result.fault.cause.describe} ({result.fault.reason})")
+        return result.data
+
+    def _write(self, port, iova: int, data: bytes, what: str) -> None:
+        result = port.write(iova, data)
+        if not result.ok:
+            raise VirtqueueError(f"queue {self.index}: writing the {what} at iova {iova:#x} failed: "
+                                 f"{result.fault.cause.describe} ({result.fault.reason})")
+
+    # -- the available ring -----------------------------------------------------------------------
+
+    def avail_flags_and_idx(self, port) -> tuple[int, int]:
+        flags, idx = struct.unpack("<HH", self._read(port, self.avail, 4, "available ring header"))
+        return flags, idx
+
+    def next_chain(self, port, *, indirect_ok: bool = False) -> Chain | None:
+        """The next available chain (advancing past it), or None when the driver has offered no more."""
+        _flags, idx = self.avail_flags_and_idx(port)
+        pending = (idx - self.last_avail) & 0xFFFF
+        if pending == 0:
+            return None
+        if pending > self.size:
+            raise VirtqueueError(f"queue {self.index}: available idx {idx} is {pending} entries ahead of the "
+                                 f"device ({self.last_avail}), more than the queue size {self.size} (a driver MUST "
+                                 f"NOT decrement the available idx)")
+        slot = self.last_avail % self.size
+        head, = struct.unpack("<H", self._read(port, self.avail + 4 + 2 * slot, 2, "available ring"))
+        chain = self._walk(port, head, indirect_ok)
+        self.last_avail = (self.last_avail + 1) & 0xFFFF
+        return chain
+
+    def _walk(self, port, head: int, indirect_ok: bool) -> Chain:
+        if head >= self.size:
+            raise VirtqueueError(f"queue {self.index}: available ring entry names descriptor {head}, "
+                                 f"outside the {self.size}-entry table")
+        chain = Chain(head)
+        i = head
+        seen = 0
+        total = 0
+        while True:
+            if seen >= self.size:
+                raise VirtqueueError(f"queue {self.index}: the chain at descriptor {head} is longer than the queue "
+                                     f"size {self.size} (a loop?); drivers MUST NOT create such chains")
+            addr, length, flags, nxt = _DESC.unpack(self._read(port, self.desc + DESC_SIZE * i, DESC_SIZE,
+                                                               f"descriptor {i}"))
+            seen += 1
+            if flags & DESC_F_INDIRECT:
+                if not indirect_ok:
+                    raise VirtqueueError(f"queue {self.index}: descriptor {i} has VIRTQ_DESC_F_INDIRECT but "
+                                         f"VIRTIO_F_INDIRECT_DESC was not negotiated")
+            if flags & DESC_F_WRITE:
+                chain.writable.append((addr, length))
+            elif chain.writable:
+                raise VirtqueueError(f"queue {self.index}: descriptor {i} is device-readable after a device-writable "
+                                     f"one; drivers MUST place device-writable descriptors last")
+            else:
+                chain.readable.append((addr, length))
+            total += length
+            if total > 1 << 32:
+                raise VirtqueueError(f"queue {self.index}: the chain at descriptor {head} is longer than 2^32 bytes")
+            if not flags & DESC_F_NEXT:
+                return chain
+            if nxt >= self.size:
+                raise VirtqueueError(f"queue {self.index}: descriptor {i} chains to {nxt}, outside the "
+                                     f"{self.size}-entry table")
+            i = nxt
+
+    # -- the used ring ------------------------------------------------------------------------------
+
+    def push_used(self, port, head: int, length: int) -> None:
+        """Return a chain: the element (id, len) first, then the used idx, as the spec orders it."""
+        slot = self.used_idx % self.size
+        self._write(port, self.used + 4 + 8 * slot, _USED_ELEM.pack(head, length), "used ring")
+        self.used_idx = (self.used_idx + 1) & 0xFFFF
+        self._write(port, self.used + 2, struct.pack("<H", self.used_idx), "used ring idx")

@@ -1,0 +1,577 @@
+"""The IOMMU: every device DMA goes through :meth:`Iommu.dma`, modelled on the RISC-V IOMMU 1.0.
+
+::
+
+    device --dma(device_id, iova, size, write)--> ddtp.iommu_mode
+        Off  -> fault 256                     Bare -> pa = iova
+        1/2/3LVL -> directory cache --miss--> DDT walk in RAM -> device context (DC)
+                    DC.fsc.MODE Bare -> pa = iova
+                    Sv39/Sv48 -> IOTLB (tag PSCID) --miss--> hwsim.mmu.walker.walk (the CPU's walker)
+        -> every page translated and checked before any byte moves
+        -> pa must be RAM (no peer-to-peer DMA into MMIO) -> copy
+
+Rules, and where hwsim decides:
+
+* Device requests carry no ``process_id`` (no PASID), so by the spec they
+  never request supervisor privilege: every first-stage check is made as a
+  U-mode access (``Priv.U``): the leaf needs ``U=1``, and ``R`` for a read,
+  ``W`` for a write.  Process directories (PDTV, ENS, SUM) are not modelled.
+* A/D bits: ``capabilities.AMO_HWAD`` is 1.  A context with ``tc.SADE=1``
+  gets A (and D on writes) set by the walk (``AdPolicy.UPDATE``); with
+  ``SADE=0`` a clear A/D bit is a page fault (``AdPolicy.FAULT``).
+* The IOTLB (an :class:`hwsim.mmu.tlb.Tlb` tagged by PSCID) and the
+  directory cache change only on fills, capacity eviction, reset and the
+  invalidation commands ``IOTINVAL.VMA`` and ``IODIR.INVAL_DDT``: a PTE or
+  context rewritten in RAM keeps being used until invalidated, as on real
+  hardware.  Changing ``ddtp`` does not flush them either (the spec leaves
+  that to software).  Failed lookups are not cached.
+* A request is all-or-nothing: all pages are translated first; a fault on
+  any page moves no data.  A fault record names the device, IOVA, access,
+  cause, reason, virtual time and the walks (directory and page table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..devices.base import Device, Option, OptionError, register_device
+from ..devices.issues import IssueKind
+from ..errors import BusError
+from ..mmu.bits import PAGE_SHIFT, PAGING_MODES, Pte
+from ..mmu.tlb import Tlb
+from ..mmu.walker import AdPolicy, check_permission, walk
+from ..riscv.priv import Access, Priv
+from .bits import (
+    CQ_ENTRY_SIZE, CQCSR_CIE, CQCSR_CMD_ILL, CQCSR_CQEN, CQCSR_CQMF, CQCSR_CQON, CQCSR_ERRORS, CQCSR_FENCE_W_IP,
+    DC_SIZE, DDTE_PPN_MASK, DDTE_PPN_SHIFT, DDTE_RESERVED, DDTE_V, DDTP_MODE_MASK, DDTP_PPN_MASK,
+    DDTP_PPN_SHIFT, FQ_RECORD_SIZE, FQCSR_FIE, FQCSR_FQEN, FQCSR_FQMF, FQCSR_FQOF, FQCSR_FQON, IODIR_DID_SHIFT,
+    IODIR_DV, IODIR_INVAL_DDT, IODIR_INVAL_PDT, IODIR_RESERVED0, IOFENCE_AV, IOFENCE_C, IOFENCE_DATA_SHIFT,
+    IOFENCE_ADDR_MASK, IOFENCE_RESERVED0, IOFENCE_WSI, IOHGATP_MODE_SHIFT, IOMMU_LAYOUT, IOSATP_RESERVED,
+    IOTINVAL_ADDR_SHIFT, IOTINVAL_AV, IOTINVAL_GV, IOTINVAL_PSCID_MASK, IOTINVAL_PSCID_SHIFT, IOTINVAL_PSCV,
+    IOTINVAL_RESERVED0, IOTINVAL_RESERVED1, IOTINVAL_VMA, IPSR_CIP, IPSR_FIP, QB_LOG2SZ_MASK, QB_PPN_MASK,
+    QB_PPN_SHIFT, TA_RESERVED, TC_SUPPORTED, CMD_FUNC3_MASK, CMD_FUNC3_SHIFT, CMD_OPCODE_MASK, IommuCause,
+    IommuMode, Opcode, cmd_iodir_inval_ddt, cmd_iotinval_vma, ddi, device_id_limit,
+)
+from .directory import DeviceContext, DeviceDirectory, IommuError
+from .faults import DirectoryStep, DmaAccess, FaultQueue, IommuFault
+
+MAX_FAULT_LOG = 10_000
+_D = int(Pte.D)
+
+
+@dataclass(frozen=True, slots=True)
+class DmaResult:
+    """The outcome of one DMA request: ``ok`` and, for a read, ``data``; else the ``fault``."""
+
+    ok: bool
+    data: bytes | None = None
+    fault: IommuFault | None = None
+
+
+@dataclass
+class IommuStats:
+    requests: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    faults: int = 0
+    directory_walks: int = 0
+    page_walks: int = 0
+    commands: int = 0
+
+
+class DmaPort:
+    """A device's only way to memory: the IOMMU, with the device's ID filled in."""
+
+    def __init__(self, iommu: "Iommu", device_id: int) -> None:
+        self.iommu = iommu
+        self.device_id = device_id
+
+    def read(self, iova: int, size: int) -> DmaResult:
+        return self.iommu.dma(self.device_id, iova, size, write=False)
+
+    def write(self, iova: int, data: bytes) -> DmaResult:
+        return self.iommu.dma(self.device_id, iova, len(data), write=True, data=data)
+
+
+class _Stop(Exception):
+    def __init__(self, cause: IommuCause, reason: str, steps: tuple = ()) -> None:
+        self.cause, self.reason, self.steps = cause, reason, steps
+
+
+@register_device
+class Iommu(Device):
+    TYPE = "riscv-iommu"
+    ROLE = "iommu"
+    DESCRIPTION = "RISC-V IOMMU: device directory, Sv39/Sv48 IO page tables, IOTLB, command and fault queues"
+    LAYOUT = IOMMU_LAYOUT
+    OPTIONS = {
+        "mode": Option(str, "off", "ddtp.iommu_mode at reset", choices=("off", "bare")),
+        "fault_queue_entries": Option(int, 64, "slots of the host-side fault queue at reset (a power of two; "
+                                               "it holds one record less)", minimum=2, maximum=1 << 20),
+        "iotlb_entries": Option(int, 256, "IOTLB capacity (LRU)", minimum=1, maximum=1 << 20),
+        "fault_irq": Option(bool, True, "fqcsr.fie at reset: raise the IRQ when a fault is queued"),
+    }
+
+    def __init__(self, *, name: str, phys, frames=None, **kw) -> None:
+        self.phys = phys
+        self.frames = frames
+        super().__init__(name=name, **kw)
+        self.iotlb = Tlb(capacity=self.options["iotlb_entries"])
+        self.fault_queue = FaultQueue(self.options["fault_queue_entries"])
+        self.fault_log: list[IommuFault] = []
+        self.stats = IommuStats()
+        self.directory: DeviceDirectory | None = None
+        self._dc_cache: dict[int, tuple[DeviceContext, tuple[DirectoryStep, ...]]] = {}
+        self._fq_base: int | None = None  # RAM address of a guest-programmed fault queue; None: host-side only
+        r = self.regs
+        r.on_write("DDTP_LO", self._write_ddtp)
+        r.on_read("CQH", lambda: self._cqh)
+        r.on_write("CQT", lambda new, old: self._process_commands())
+        r.on_write("CQCSR", self._write_cqcsr)
+        r.on_read("FQH", lambda: self.fault_queue.head)
+        r.on_write("FQH", lambda new, old: self.fault_queue.set_head(new))
+        r.on_read("FQT", lambda: self.fault_queue.tail)
+        r.on_write("FQCSR", self._write_fqcsr)
+        r.on_write("IPSR", lambda new, old: self._update_irq())
+        self._cqh = 0
+        self._reset()
+
+    @classmethod
+    def check_options(cls, options) -> None:
+        n = options["fault_queue_entries"]
+        if n & (n - 1):
+            raise OptionError("fault_queue_entries", f"must be a power of two, not {n}")
+
+    def _reset(self) -> None:
+        self.iotlb.flush()
+        self._dc_cache.clear()
+        self._cqh = 0
+        self._fq_base = None
+        self.fault_queue.reset(self.options["fault_queue_entries"])
+        mode = IommuMode.BARE if self.options["mode"] == "bare" else IommuMode.OFF
+        self.regs["DDTP_LO"] = int(mode)
+        # Deviation from the spec's reset state (fqen=0): the fault queue starts on, kept host-side, so
+        # faults are collected without a driver; a guest that programs fqb and sets fqen moves it to RAM.
+        self.regs["FQCSR"] = FQCSR_FQEN | FQCSR_FQON | (FQCSR_FIE if self.options["fault_irq"] else 0)
+        self._update_irq()
+
+    # -- host API: mode, directory, contexts ----------------------------------------------------------
+
+    @property
+    def mode(self) -> IommuMode:
+        return IommuMode(self.regs["DDTP_LO"] & DDTP_MODE_MASK)
+
+    @property
+    def ddtp(self) -> int:
+        return self.regs["DDTP_HI"] << 32 | self.regs["DDTP_LO"]
+
+    def set_ddtp(self, value: int) -> None:
+        """Program ddtp as a driver would (low half last, so the mode changes with the full PPN)."""
+        self.mmio_write(0x14, 4, value >> 32)
+        self.mmio_write(0x10, 4, value & 0xFFFF_FFFF)
+
+    def set_mode(self, mode: IommuMode | str) -> None:
+        """``"off"`` or ``"bare"`` (or an IommuMode); the root PPN is kept."""
+        if isinstance(mode, str):
+            try:
+                mode = {"off": IommuMode.OFF, "bare": IommuMode.BARE}[mode]
+            except KeyError:
+                raise IommuError(f"set_mode takes 'off' or 'bare' (use create_directory for 1-3 levels), "
+                                 f"not {mode!r}") from None
+        self.set_ddtp(self.ddtp & ~DDTP_MODE_MASK | int(mode))
+
+    def create_directory(self, *, levels: int = 1) -> DeviceDirectory:
+        """Allocate an empty device directory in RAM and point ddtp at it."""
+        if self.frames is None:
+            raise IommuError("create_directory needs a frame allocator (Iommu(frames=...))")
+        self.directory = DeviceDirectory(self.phys, self.frames, levels=levels)
+        self.set_ddtp(self.directory.ddtp)
+        return self.directory
+
+    def attach(self, device_id: int, space=None, *, pscid: int = 0, sade: bool = True, dtf: bool = False) -> None:
+        """Give device ``device_id`` the IO address space ``space`` (an AddressSpace; None: Bare, no
+        translation), then ``IODIR.INVAL_DDT`` for it, as a driver would."""
+        if self.directory is None:
+            raise IommuError("attach needs a device directory: call create_directory() first")
+        if not 0 <= pscid < 1 << 20:
+            raise IommuError(f"PSCID must be in [0, 2^20), not {pscid}")
+        ctx = DeviceContext.make(root=None if space is None else space.root,
+                                 mode=None if space is None else space.mode, pscid=pscid, sade=sade, dtf=dtf)
+        self.directory.set_context(device_id, ctx)
+        self.iodir_inval_ddt(device_id)
+
+    def detach(self, device_id: int) -> None:
+        """Invalidate the device's context in RAM, then ``IODIR.INVAL_DDT`` and ``IOTINVAL.VMA`` for its PSCID."""
+        if self.directory is None:
+            raise IommuError("detach needs a device directory: call create_directory() first")
+        old = self.directory.get_context(device_id)
+        self.directory.clear_context(device_id)
+        self.iodir_inval_ddt(device_id)
+        if old is not None and old.valid:
+            self.iotinval_vma(pscid=old.pscid)
+
+    def port(self, device_id: int) -> DmaPort:
+        return DmaPort(self, device_id)
+
+    # -- host API: commands (the same decoder as the command queue) ------------------------------------
+
+    def iotinval_vma(self, addr: int | None = None, pscid: int | None = None) -> int:
+        """``IOTINVAL.VMA``: addr/pscid None mean AV=0/PSCV=0.  Returns the IOTLB entries dropped."""
+        return self.execute(cmd_iotinval_vma(addr, pscid))
+
+    def iodir_inval_ddt(self, device_id: int | None = None) -> int:
+        """``IODIR.INVAL_DDT``: one device's cached context, or all (None).  Returns contexts dropped."""
+        return self.execute(cmd_iodir_inval_ddt(device_id))
+
+    def execute(self, command: bytes) -> int:
+        """Run one 16-byte command now; raises IommuError for an illegal one.  Returns entries dropped."""
+        dw0 = int.from_bytes(command[:8], "little")
+        dw1 = int.from_bytes(command[8:16], "little")
+        result = self._execute(dw0, dw1)
+        if isinstance(result, str):
+            raise IommuError(f"illegal IOMMU command {command.hex()}: {result}")
+        return result
+
+    # -- host API: faults ----------------------------------------------------------------------------------
+
+    def enable_fault_interrupt(self, enabled: bool = True) -> None:
+        csr = self.regs["FQCSR"]
+        self.regs["FQCSR"] = csr | FQCSR_FIE if enabled else csr & ~FQCSR_FIE
+
+    def clear_fault_overflow(self) -> None:
+        """What software does by writing 1 to fqcsr.fqof: queueing resumes."""
+        self.regs["FQCSR"] = self.regs["FQCSR"] & ~(FQCSR_FQOF | FQCSR_FQMF)
+        self.fault_queue.overflow = False
+
+    @property
+    def fault_overflow(self) -> bool:
+        return bool(self.regs["FQCSR"] & FQCSR_FQOF)
+
+    def format_faults(self) -> str:
+        return "\n".join(f.format() for f in self.fault_log)
+
+    # -- the DMA path ---------------------------------------------------------------------------------------
+
+    def dma(self, device_id: int, iova: int, size: int, write: bool, data: bytes | None = None) -> DmaResult:
+        """One device request of ``size`` bytes at ``iova``: the only way a device reaches memory."""
+        if size <= 0:
+            raise IommuError(f"DMA size must be positive, not {size}")
+        if write and (data is None or len(data) != size):
+            raise IommuError(f"a DMA write of {size} bytes needs exactly {size} bytes of data")
+        self.stats.requests += 1
+        access = DmaAccess.WRITE if write else DmaAccess.READ
+        dc = None
+        steps: tuple = ()
+        try:
+            mode = self.mode
+            if mode is IommuMode.OFF:
+                raise _Stop(IommuCause.ALL_INBOUND_DISALLOWED,
+                            "ddtp.iommu_mode is Off: all inbound transactions are disallowed")
+            if mode is IommuMode.BARE:
+                pieces = [(iova, size)]
+            else:
+                dc, steps = self._device_context(device_id)
+                if dc.iosatp_mode == 0:
+                    pieces = [(iova, size)]
+                else:
+                    pieces = self._translate(device_id, dc, steps, iova, size, access)
+                    if isinstance(pieces, DmaResult):
+                        return pieces
+            views = []
+            for pa, n in pieces:
+                try:
+                    views.append(self.phys.view(pa, n))
+                except BusError as exc:
+                    cause = IommuCause.WRITE_ACCESS_FAULT if write else IommuCause.READ_ACCESS_FAULT
+                    raise _Stop(cause, f"translated address {pa:#x} is not RAM: {exc}", steps) from None
+        except _Stop as stop:
+            return self._fault(device_id, iova, access, stop.cause, stop.reason, directory=stop.steps or steps,
+                               dc=dc)
+        if write:
+            off = 0
+            for view in views:
+                view[:] = data[off:off + len(view)]
+                off += len(view)
+            self.stats.bytes_written += size
+            return DmaResult(True)
+        self.stats.bytes_read += size
+        return DmaResult(True, b"".join(views) if len(views) > 1 else bytes(views[0]))
+
+    def _translate(self, device_id, dc: DeviceContext, steps, iova: int, size: int, access: DmaAccess):
+        mode = PAGING_MODES[dc.iosatp_mode]
+        pscid = dc.pscid
+        walk_access = Access.STORE if access is DmaAccess.WRITE else Access.LOAD
+        ad = AdPolicy.UPDATE if dc.sade else AdPolicy.FAULT
+        tlb = self.iotlb
+        pieces = []
+        va = iova
+        end = iova + size
+        while va < end:
+            tr = tlb.lookup(pscid, va)
+            if tr is not None:
+                denied = check_permission(tr.pte, walk_access, Priv.U, False, False)
+                if denied is not None:
+                    explain = walk(self.phys, dc.root, va, walk_access, Priv.U, mode=mode, ad=AdPolicy.REPORT)
+                    cause = IommuCause(int(walk_access.page_fault_cause))
+                    return self._fault(device_id, va, access, cause, denied.value, walk=explain, directory=steps,
+                                       iotlb_pte=tr.pte, dc=dc)
+                if walk_access is Access.STORE and not tr.pte & _D:
+                    tr = None  # the write must set D: walk again
+            if tr is None:
+                self.stats.page_walks += 1
+                result = walk(self.phys, dc.root, va, walk_access, Priv.U, mode=mode, ad=ad)
+                if not result.ok:
+                    return self._fault(device_id, va, access, IommuCause(int(result.fault.cause)),
+                                       result.fault.message, walk=result, directory=steps, dc=dc)
+                tr = result.translation
+                tlb.insert(pscid, tr)
+            page_end = (va | (tr.page_size - 1)) + 1
+            n = min(end, page_end) - va
+            pa = tr.pa_of(va)
+            if pieces and pieces[-1][0] + pieces[-1][1] == pa:
+                pieces[-1] = (pieces[-1][0], pieces[-1][1] + n)  # physically contiguous: one copy
+            else:
+                pieces.append((pa, n))
+            va += n
+        return pieces
+
+    # -- the device directory ----------------------------------------------------------------------------------
+
+    def _device_context(self, device_id: int) -> tuple[DeviceContext, tuple[DirectoryStep, ...]]:
+        cached = self._dc_cache.get(device_id)
+        if cached is not None:
+            return cached
+        mode = self.mode
+        levels = mode.levels
+        limit = device_id_limit(levels)
+        if not 0 <= device_id < limit:
+            raise _Stop(IommuCause.TRANSACTION_TYPE_DISALLOWED,
+                        f"device ID {device_id} is wider than a {mode.label} device directory allows (0..{limit - 1})")
+        self.stats.directory_walks += 1
+        steps: list[DirectoryStep] = []
+        table = (self.ddtp & DDTP_PPN_MASK) >> DDTP_PPN_SHIFT << PAGE_SHIFT
+        for level in range(levels - 1, 0, -1):
+            addr = table + 8 * ddi(device_id, level)
+            try:
+                entry = self.phys.read_u64(addr)
+            except BusError:
+                steps.append(DirectoryStep(level, addr, 0, "not in RAM -> DDT entry load access fault"))
+                raise _Stop(IommuCause.DDT_LOAD_ACCESS_FAULT,
+                            f"the level-{level} DDT entry at {addr:#x} is not in RAM", tuple(steps)) from None
+            if not entry & DDTE_V:
+                steps.append(DirectoryStep(level, addr, entry, "V=0 -> DDT entry not valid"))
+                raise _Stop(IommuCause.DDT_NOT_VALID,
+                            f"the level-{level} DDT entry at {addr:#x} is not valid (V=0)", tuple(steps))
+            if entry & DDTE_RESERVED:
+                steps.append(DirectoryStep(level, addr, entry, "reserved bits set -> DDT entry misconfigured"))
+                raise _Stop(IommuCause.DDT_MISCONFIGURED, f"the level-{level} DDT entry at {addr:#x} has reserved "
+                            f"bits {entry & DDTE_RESERVED:#x} set", tuple(steps))
+            table = (entry & DDTE_PPN_MASK) >> DDTE_PPN_SHIFT << PAGE_SHIFT
+            steps.append(DirectoryStep(level, addr, entry, f"pointer to the level-{level - 1} table at {table:#x}"))
+        addr = table + DC_SIZE * ddi(device_id, 0)
+        try:
+            dc = DeviceContext.from_bytes(self.phys.read(addr, DC_SIZE))
+        except BusError:
+            steps.append(DirectoryStep(0, addr, 0, "not in RAM -> DDT entry load access fault"))
+            raise _Stop(IommuCause.DDT_LOAD_ACCESS_FAULT,
+                        f"the device context at {addr:#x} is not in RAM", tuple(steps)) from None
+        if not dc.valid:
+            steps.append(DirectoryStep(0, addr, dc.tc, "tc.V=0 -> DDT entry not valid"))
+            raise _Stop(IommuCause.DDT_NOT_VALID,
+                        f"the device context of device {device_id} at {addr:#x} is not valid (tc.V=0)", tuple(steps))
+        problem = _misconfiguration(dc)
+        if problem is not None:
+            steps.append(DirectoryStep(0, addr, dc.tc, "misconfigured -> DDT entry misconfigured"))
+            raise _Stop(IommuCause.DDT_MISCONFIGURED,
+                        f"the device context of device {device_id} at {addr:#x}: {problem}", tuple(steps))
+        first = "Bare" if dc.iosatp_mode == 0 else f"{PAGING_MODES[dc.iosatp_mode].name} root {dc.root:#x}"
+        steps.append(DirectoryStep(0, addr, dc.tc, f"device context: first stage {first}, PSCID {dc.pscid}, "
+                                                   f"SADE={int(dc.sade)}"))
+        entry = (dc, tuple(steps))
+        self._dc_cache[device_id] = entry
+        return entry
+
+    # -- faults --------------------------------------------------------------------------------------------------
+
+    def _fault(self, device_id: int, iova: int, access: DmaAccess, cause: IommuCause, reason: str, *, walk=None,
+               directory=(), iotlb_pte=None, dc: DeviceContext | None = None) -> DmaResult:
+        record = IommuFault(device_id, iova, access, cause, reason, self.clock.now, walk, tuple(directory), iotlb_pte)
+        self.stats.faults += 1
+        if dc is not None and dc.dtf and not cause.reported_with_dtf:
+            record = replace(record, queued=False)
+        elif not self._queue(record):
+            record = replace(record, queued=False)
+        if len(self.fault_log) < MAX_FAULT_LOG:
+            self.fault_log.append(record)
+        return DmaResult(False, None, record)
+
+    def _queue(self, record: IommuFault) -> bool:
+        csr = self.regs["FQCSR"]
+        fq = self.fault_queue
+        if not csr & FQCSR_FQON or csr & FQCSR_FQMF:
+            fq.dropped += 1
+            return False
+        if fq.overflow or fq.full:
+            fq.push(record)  # counts the discarded record and sets the overflow flag
+            if not csr & FQCSR_FQOF:
+                self.regs["FQCSR"] = csr | FQCSR_FQOF
+                self._raise_fault_interrupt()
+            return False
+        if self._fq_base is not None:
+            try:
+                self.phys.write(self._fq_base + fq.tail * FQ_RECORD_SIZE, record.to_record())
+            except BusError:  # the record is discarded, and so are later ones until fqmf is cleared
+                fq.dropped += 1
+                self.regs["FQCSR"] = csr | FQCSR_FQMF
+                self._raise_fault_interrupt()
+                return False
+        fq.accept(record)
+        self._raise_fault_interrupt()
+        return True
+
+    def _raise_fault_interrupt(self) -> None:
+        if self.regs["FQCSR"] & FQCSR_FIE:
+            self.regs["IPSR"] = self.regs["IPSR"] | IPSR_FIP
+            self._update_irq()
+
+    def _update_irq(self) -> None:
+        self.irq.set(bool(self.regs["IPSR"] & (IPSR_FIP | IPSR_CIP)))
+
+    # -- registers ---------------------------------------------------------------------------------------------
+
+    def _write_ddtp(self, new: int, old: int) -> None:
+        mode = new & DDTP_MODE_MASK
+        if mode > IommuMode.LVL3:
+            self.regs["DDTP_LO"] = new & ~DDTP_MODE_MASK | old & DDTP_MODE_MASK  # WARL: keep the old mode
+            self.report(IssueKind.BAD_VALUE, register="DDTP_LO",
+                        detail=f"iommu_mode {mode} is reserved or custom; the mode stays "
+                               f"{IommuMode(old & DDTP_MODE_MASK).label}")
+
+    def _write_fqcsr(self, new: int, old: int) -> None:
+        fq = self.fault_queue
+        fqb = self.regs["FQB_HI"] << 32 | self.regs["FQB_LO"]
+        # fqen 0 -> 1 (re)starts the queue on what fqb describes; so does setting fqen while the queue is
+        # still the host-side one hwsim starts with, once the guest has programmed fqb (a driver that
+        # assumes the spec's reset state, fqen=0, writes fqb and then fqen=1 without clearing it first).
+        if new & FQCSR_FQEN and (not old & FQCSR_FQEN or self._fq_base is None and fqb & QB_PPN_MASK):
+            fq.reset(2 << (fqb & QB_LOG2SZ_MASK))
+            self._fq_base = (fqb & QB_PPN_MASK) >> QB_PPN_SHIFT << PAGE_SHIFT
+            new = new & ~(FQCSR_FQOF | FQCSR_FQMF) | FQCSR_FQON
+        elif not new & FQCSR_FQEN:
+            new &= ~FQCSR_FQON
+        else:
+            new |= FQCSR_FQON
+        fq.overflow = bool(new & FQCSR_FQOF)
+        self.regs["FQCSR"] = new
+
+    def _write_cqcsr(self, new: int, old: int) -> None:
+        if new & CQCSR_CQEN and not old & CQCSR_CQEN:
+            self._cqh = 0
+            new = new & ~(CQCSR_ERRORS | CQCSR_FENCE_W_IP) | CQCSR_CQON
+        elif not new & CQCSR_CQEN:
+            new &= ~CQCSR_CQON
+        self.regs["CQCSR"] = new
+        self._process_commands()
+
+    @property
+    def _cq_entries(self) -> int:
+        return 2 << (self.regs["CQB_LO"] & QB_LOG2SZ_MASK)
+
+    def _process_commands(self) -> None:
+        """Run queued commands from cqh to cqt while the queue is on and has no error."""
+        entries = self._cq_entries
+        base = ((self.regs["CQB_HI"] << 32 | self.regs["CQB_LO"]) & QB_PPN_MASK) >> QB_PPN_SHIFT << PAGE_SHIFT
+        tail = self.regs["CQT"] % entries
+        while self.regs["CQCSR"] & CQCSR_CQON and not self.regs["CQCSR"] & CQCSR_ERRORS and self._cqh != tail:
+            try:
+                raw = self.phys.read(base + self._cqh * CQ_ENTRY_SIZE, CQ_ENTRY_SIZE)
+            except BusError:
+                self._command_error(CQCSR_CQMF, f"command {self._cqh} at {base + self._cqh * CQ_ENTRY_SIZE:#x} "
+                                                f"is not in RAM")
+                return
+            result = self._execute(int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:], "little"))
+            if isinstance(result, str):
+                bit = CQCSR_CQMF if result.startswith("IOFENCE.C completion write") else CQCSR_CMD_ILL
+                self._command_error(bit, f"command {self._cqh} ({raw.hex()}): {result}")
+                return
+            self._cqh = (self._cqh + 1) % entries
+
+    def _command_error(self, bit: int, detail: str) -> None:
+        self.regs["CQCSR"] = self.regs["CQCSR"] | bit
+        self.report(IssueKind.BAD_VALUE, register="CQT", detail=detail)
+        if self.regs["CQCSR"] & CQCSR_CIE:
+            self.regs["IPSR"] = self.regs["IPSR"] | IPSR_CIP
+            self._update_irq()
+
+    def _execute(self, dw0: int, dw1: int) -> int | str:
+        """Decode and run one command; an int (entries invalidated) or the reason it is illegal."""
+        self.stats.commands += 1
+        opcode = dw0 & CMD_OPCODE_MASK
+        func3 = (dw0 & CMD_FUNC3_MASK) >> CMD_FUNC3_SHIFT
+        if opcode == Opcode.IOTINVAL:
+            if func3 != IOTINVAL_VMA:
+                return "IOTINVAL.GVMA needs second-stage translation, which is not supported"
+            if dw0 & IOTINVAL_GV:
+                return "IOTINVAL.VMA with GV=1 needs second-stage translation, which is not supported"
+            if dw0 & IOTINVAL_RESERVED0 or dw1 & IOTINVAL_RESERVED1:
+                return "IOTINVAL.VMA has reserved bits set"
+            addr = (dw1 >> IOTINVAL_ADDR_SHIFT & ((1 << 52) - 1)) << PAGE_SHIFT if dw0 & IOTINVAL_AV else None
+            pscid = (dw0 & IOTINVAL_PSCID_MASK) >> IOTINVAL_PSCID_SHIFT if dw0 & IOTINVAL_PSCV else None
+            return self.iotlb.flush(addr, pscid)
+        if opcode == Opcode.IODIR:
+            if dw0 & IODIR_RESERVED0 or dw1:
+                return "IODIR has reserved bits set"
+            dv = bool(dw0 & IODIR_DV)
+            did = dw0 >> IODIR_DID_SHIFT
+            if func3 == IODIR_INVAL_DDT:
+                if dw0 & (((1 << 20) - 1) << 12):
+                    return "IODIR.INVAL_DDT has the reserved PID operand set"
+                if not dv:
+                    dropped = len(self._dc_cache)
+                    self._dc_cache.clear()
+                    return dropped
+                if self.mode.levels and did >= device_id_limit(self.mode.levels):
+                    return f"IODIR.INVAL_DDT device ID {did} is wider than the {self.mode.label} directory allows"
+                return 1 if self._dc_cache.pop(did, None) is not None else 0
+            if func3 == IODIR_INVAL_PDT:
+                if not dv:
+                    return "IODIR.INVAL_PDT needs DV=1"
+                return 0  # no process directories: nothing cached
+            return f"IODIR function {func3} is reserved"
+        if opcode == Opcode.IOFENCE:
+            if func3 != IOFENCE_C:
+                return f"IOFENCE function {func3} is reserved"
+            if dw0 & IOFENCE_RESERVED0 or dw1 >> 62:
+                return "IOFENCE.C has reserved bits set"
+            if dw0 & IOFENCE_AV:
+                addr = (dw1 & IOFENCE_ADDR_MASK) << 2
+                try:
+                    self.phys.write_u32(addr, dw0 >> IOFENCE_DATA_SHIFT)
+                except BusError:
+                    return f"IOFENCE.C completion write to {addr:#x} is not RAM"
+            if dw0 & IOFENCE_WSI:
+                self.regs["CQCSR"] = self.regs["CQCSR"] | CQCSR_FENCE_W_IP
+                if self.regs["CQCSR"] & CQCSR_CIE:
+                    self.regs["IPSR"] = self.regs["IPSR"] | IPSR_CIP
+                    self._update_irq()
+            return 0
+        if opcode == Opcode.ATS:
+            return "ATS commands need capabilities.ATS, which is 0"
+        return f"opcode {opcode} is reserved"
+
+
+def _misconfiguration(dc: DeviceContext) -> str | None:
+    """Why a valid base-format context is misconfigured for this IOMMU, or None."""
+    bad = dc.tc & ~TC_SUPPORTED
+    if bad:
+        return (f"tc has reserved or unsupported bits {bad:#x} set (hwsim supports V, DTF, GADE, SADE; "
+                f"no ATS, PRI, process directories, big-endian or Sv32)")
+    if dc.iohgatp >> IOHGATP_MODE_SHIFT:
+        return f"iohgatp.MODE={dc.iohgatp >> IOHGATP_MODE_SHIFT}: second-stage translation is not supported (only Bare)"
+    if dc.ta & TA_RESERVED:
+        return f"ta has reserved bits {dc.ta & TA_RESERVED:#x} set"
+    if dc.iosatp_mode not in (0, *PAGING_MODES):
+        return f"iosatp.MODE={dc.iosatp_mode} is not a supported mode (0 Bare, 8 Sv39, 9 Sv48)"
+    if dc.fsc & IOSATP_RESERVED:
+        return f"iosatp has reserved bits {dc.fsc & IOSATP_RESERVED:#x} set"
+    return None

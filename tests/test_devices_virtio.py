@@ -1,0 +1,351 @@
+"""hwsim.devices.virtio: virtio-mmio v2 registers and negotiation, split-virtqueue MUST rules, virtio-blk
+requests through the IOMMU, and an image that no faulting driver or refused DMA can corrupt."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from board_helpers import RW_U, BoardGuest
+from hwsim.devices import OptionError, VirtioBlk
+from hwsim.devices.virtio.bits import (
+    BLK_T_FLUSH, BLK_T_GET_ID, BLK_T_IN, BLK_T_OUT, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, F_VERSION_1,
+    STATUS_ACKNOWLEDGE, STATUS_DEVICE_NEEDS_RESET, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK,
+)
+from hwsim.riscv import asm as A
+from virtio_helpers import (
+    AVAIL_OFF, CONFIG, CONFIG_GEN, DATA_OFF, DEV_FEATURES, DEV_FEATURES_SEL, DEVICE_ID, DRV_FEATURES,
+    DRV_FEATURES_SEL, HDR_OFF, INT_ACK, INT_STATUS, IOVA, MAGIC, QUEUE_NOTIFY, QUEUE_NUM, QUEUE_NUM_MAX,
+    QUEUE_READY, QUEUE_SEL, STATUS, STATUS_OFF, USED_OFF, VENDOR, VERSION, BlkDriver,
+)
+
+OK, IOERR, UNSUPP = 0, 1, 2
+READY = STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK
+SECTORS = 16
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / "disk.img"
+    path.write_bytes(bytes(range(256)) * (SECTORS * 2))  # 16 sectors
+    return path
+
+
+@pytest.fixture
+def drv(image):
+    d = BlkDriver(str(image))
+    d.init()
+    return d
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_identification_features_and_config(image):
+    d = BlkDriver(str(image))
+    assert [d.r(off) for off in (MAGIC, VERSION, DEVICE_ID, VENDOR)] == [0x7472_6976, 2, 2, 0x6D73_7768]
+    d.w(DEV_FEATURES_SEL, 0)
+    assert d.r(DEV_FEATURES) == 1 << 2 | 1 << 6 | 1 << 9  # SEG_MAX, BLK_SIZE, FLUSH
+    d.w(DEV_FEATURES_SEL, 1)
+    assert d.r(DEV_FEATURES) == 0b11  # VERSION_1, ACCESS_PLATFORM
+    d.w(DEV_FEATURES_SEL, 2)
+    assert d.r(DEV_FEATURES) == 0
+    assert d.dev.mmio_read(CONFIG, 4) | d.dev.mmio_read(CONFIG + 4, 4) << 32 == SECTORS  # capacity (ld: lo, hi)
+    assert d.dev.mmio_read(CONFIG + 12, 4) == 126  # seg_max
+    assert d.dev.mmio_read(CONFIG + 20, 4) == 512  # blk_size
+    assert d.dev.mmio_read(CONFIG, 1) == SECTORS
+    assert d.r(QUEUE_NUM_MAX) == 128 and d.r(CONFIG_GEN) == 0 and d.r(QUEUE_READY) == 0
+    assert d.issues == []
+
+
+def test_read_write_flush_get_id_round_trip(drv, image):
+    status, used = drv.request(BLK_T_IN, 1, read_len=1024)
+    assert (status, used) == (OK, 1025)
+    assert drv.mem_read(IOVA + DATA_OFF, 1024) == image.read_bytes()[512:1536]
+    payload = b"hwsim!!!" * 128
+    assert drv.request(BLK_T_OUT, 3, data=payload, slot=1) == (OK, 1)
+    assert image.read_bytes()[3 * 512:4 * 512] == payload[:512]
+    assert image.read_bytes()[4 * 512:5 * 512] == payload[512:]
+    assert drv.request(BLK_T_FLUSH, 0, slot=2) == (OK, 1)
+    assert drv.request(BLK_T_GET_ID, 0, read_len=20, slot=3) == (OK, 21)
+    assert drv.mem_read(IOVA + DATA_OFF, 20) == b"hwsim-blk" + bytes(11)
+    assert drv.request(11, 0, slot=4) == (UNSUPP, 1)  # DISCARD: not offered
+    assert drv.issues == []
+
+
+def test_used_buffer_interrupt_ack_and_suppression(drv):
+    plic = drv.s.irqc
+    drv.request(BLK_T_IN, 0, read_len=512)
+    assert drv.r(INT_STATUS) == 1 and drv.dev.irq.level and plic.is_pending(1)
+    drv.w(INT_ACK, 1)
+    assert drv.r(INT_STATUS) == 0 and not drv.dev.irq.level
+    head = drv.chain([(IOVA + HDR_OFF, 16, False), (IOVA + STATUS_OFF, 1, True)])
+    drv.mem_write(IOVA + HDR_OFF, struct.pack("<IIQ", BLK_T_FLUSH, 0, 0))
+    drv.offer(head, flags=1)  # VIRTQ_AVAIL_F_NO_INTERRUPT
+    assert drv.used() == [(head, 1)] and drv.r(INT_STATUS) == 0
+
+
+def test_several_chains_in_one_notification(drv, image):
+    heads = []
+    for slot in range(2):  # 3 descriptors each: two chains fit the 8-entry table
+        drv.mem_write(IOVA + HDR_OFF + 16 * slot, struct.pack("<IIQ", BLK_T_IN, slot, slot))
+        heads.append(drv.chain([(IOVA + HDR_OFF + 16 * slot, 16, False),
+                                (IOVA + DATA_OFF + 512 * slot, 512, True), (IOVA + STATUS_OFF + slot, 1, True)]))
+    drv.offer(*heads)
+    assert drv.used() == [(h, 513) for h in heads]
+    assert drv.mem_read(IOVA + DATA_OFF, 1024) == image.read_bytes()[:1024]
+
+
+def test_feature_negotiation_rules(image):
+    d = BlkDriver(str(image))
+    assert not d.negotiate(accept=0) & STATUS_FEATURES_OK  # no VERSION_1
+    assert not d.negotiate(accept=1 << F_VERSION_1 | 1 << 5) & STATUS_FEATURES_OK  # RO was not offered
+    assert d.negotiate() & STATUS_FEATURES_OK
+    d.w(DRV_FEATURES_SEL, 0)
+    d.w(DRV_FEATURES, 0)  # after FEATURES_OK
+    d.w(STATUS, STATUS_ACKNOWLEDGE)  # clears DRIVER and FEATURES_OK
+    d.w(STATUS, 0)  # reset
+    d.w(STATUS, STATUS_FEATURES_OK)
+    d.w(STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_DRIVER_OK)
+    d.w(STATUS, STATUS_FEATURES_OK | STATUS_DEVICE_NEEDS_RESET | STATUS_ACKNOWLEDGE | STATUS_DRIVER)
+    d.w(DRV_FEATURES_SEL, 2)
+    d.w(DRV_FEATURES, 1)
+    assert d.issues == [
+        "Status: FEATURES_OK refused: VIRTIO_F_VERSION_1 was not accepted (hwsim has no legacy interface)",
+        "Status: FEATURES_OK refused: the driver accepted features 0x20 the device did not offer",
+        "DriverFeatures: written (0x0) after FEATURES_OK was set (ignored)",
+        "Status: write of 0x1 clears bits 0xa; the driver MUST NOT clear status bits (write 0 to reset) (ignored)",
+        "Status: FEATURES_OK refused: ACKNOWLEDGE and DRIVER must be set first",
+        "Status: DRIVER_OK without FEATURES_OK (ignored: negotiate features first)",
+        "Status: DEVICE_NEEDS_RESET is set by the device, not the driver (ignored)",
+        "Status: FEATURES_OK refused: VIRTIO_F_VERSION_1 was not accepted (hwsim has no legacy interface)",
+        "DriverFeatures: word 2 accepts 0x1, but the device offers no such features",
+    ]
+    assert d.r(STATUS) == STATUS_ACKNOWLEDGE | STATUS_DRIVER
+
+
+def test_queue_configuration_rules(image):
+    d = BlkDriver(str(image))
+    d.negotiate()
+    d.setup_queue(size=6)
+    d.setup_queue(size=256)
+    d.setup_queue(desc=IOVA + 8)
+    d.setup_queue(used=IOVA + USED_OFF + 2)
+    d.setup_queue()
+    d.w(QUEUE_NUM, 4)  # while ready
+    d.w(QUEUE_SEL, 1)
+    d.w(QUEUE_READY, 1)
+    assert d.r(QUEUE_NUM_MAX) == 0
+    d.w(QUEUE_NOTIFY, 0)  # before DRIVER_OK
+    d.w(STATUS, READY)
+    d.w(QUEUE_NOTIFY, 3)
+    assert d.issues == [
+        "QueueReady: queue 0: QueueNum 6 is not a power of 2 in 1..128 (QueueNumMax) (the queue stays not ready)",
+        "QueueReady: queue 0: QueueNum 256 is not a power of 2 in 1..128 (QueueNumMax) (the queue stays not ready)",
+        "QueueReady: queue 0: descriptor table address 0x40000008 is not 16-byte aligned (the queue stays not ready)",
+        "QueueReady: queue 0: used ring address 0x40002002 is not 4-byte aligned (the queue stays not ready)",
+        "QueueNum: written while queue 0 is ready (ignored)",
+        "QueueReady: QueueSel 1 selects no queue (the device has 1)",
+        "notification of queue 0 before DRIVER_OK (ignored: the device MUST NOT consume buffers before DRIVER_OK)",
+        "QueueNotify: queue 3 does not exist or is not ready (ignored)",
+    ]
+    d.w(QUEUE_SEL, 0)
+    assert d.r(QUEUE_READY) == 1 and d.dev.queues[0].size == 8
+
+
+@pytest.mark.parametrize("corrupt, problem", [
+    (lambda d: d.put_desc(0, IOVA + HDR_OFF, 16, DESC_F_NEXT, 0),
+     "queue 0: the chain at descriptor 0 is longer than the queue size 8 (a loop?); drivers MUST NOT create such "
+     "chains"),
+    (lambda d: d.put_desc(0, IOVA + HDR_OFF, 16, DESC_F_NEXT, 9),
+     "queue 0: descriptor 0 chains to 9, outside the 8-entry table"),
+    (lambda d: d.mem_write(IOVA + AVAIL_OFF + 4, struct.pack("<H", 12)),
+     "queue 0: available ring entry names descriptor 12, outside the 8-entry table"),
+    (lambda d: d.put_desc(1, IOVA + STATUS_OFF, 1, DESC_F_WRITE | DESC_F_NEXT, 2) or
+     d.put_desc(2, IOVA + DATA_OFF, 512, DESC_F_NEXT, 3),
+     "queue 0: descriptor 2 is device-readable after a device-writable one; drivers MUST place device-writable "
+     "descriptors last"),
+    (lambda d: d.put_desc(0, IOVA + HDR_OFF, 16, DESC_F_INDIRECT),
+     "queue 0: descriptor 0 has VIRTQ_DESC_F_INDIRECT but VIRTIO_F_INDIRECT_DESC was not negotiated"),
+    (lambda d: d.mem_write(IOVA + AVAIL_OFF + 2, struct.pack("<H", 40)),
+     "queue 0: available idx 40 is 40 entries ahead of the device (0), more than the queue size 8 (a driver MUST "
+     "NOT decrement the available idx)"),
+    (lambda d: d.space.unmap(IOVA + USED_OFF, 0x1000),
+     "queue 0: writing the used ring at iova 0x40002004 failed: write page fault (PTE is not valid (V=0))"),
+])
+def test_ring_errors_set_device_needs_reset_and_leave_the_image_alone(drv, image, corrupt, problem):
+    before = digest(image)
+    drv.mem_write(IOVA + HDR_OFF, struct.pack("<IIQ", BLK_T_OUT, 0, 0))
+    drv.mem_write(IOVA + DATA_OFF, b"X" * 512)
+    head = drv.chain([(IOVA + HDR_OFF, 16, False), (IOVA + DATA_OFF, 512, False), (IOVA + STATUS_OFF, 1, True)])
+    drv.mem_write(IOVA + AVAIL_OFF + 4, struct.pack("<H", head))
+    drv.mem_write(IOVA + AVAIL_OFF, struct.pack("<HH", 0, 1))
+    corrupt(drv)
+    drv.w(QUEUE_NOTIFY, 0)
+    assert drv.r(STATUS) & STATUS_DEVICE_NEEDS_RESET
+    assert drv.r(INT_STATUS) == 2  # configuration change
+    assert drv.issues[-1] == problem + "; device needs reset"
+    if "used ring" in problem:  # the request itself was valid: the image got its data, then completion failed
+        assert image.read_bytes()[:512] == b"X" * 512
+    else:
+        assert digest(image) == before
+    drv.w(QUEUE_NOTIFY, 0)
+    assert drv.issues[-1] == ("notification of queue 0 while DEVICE_NEEDS_RESET is set (ignored until the driver "
+                              "resets the device)")
+    drv.w(STATUS, 0)  # reset, and the device works again
+    assert drv.r(STATUS) == 0 and drv.r(INT_STATUS) == 0
+    drv.space.unmap(IOVA + USED_OFF, 0x1000)
+    drv.space.map(IOVA + USED_OFF, drv.pa + USED_OFF, 0x1000, RW_U)
+    drv.s.iommu.iotinval_vma()
+    drv.next_desc = drv.avail_idx = drv.used_seen = 0
+    drv.init()
+    assert drv.request(BLK_T_IN, 0, read_len=512) == (OK, 513)
+
+
+def test_request_errors_are_ioerr_and_never_touch_the_image(drv, image):
+    before = digest(image)
+    cases = [
+        dict(kind=BLK_T_OUT, sector=0, data=b"a" * 100),  # not whole sectors
+        dict(kind=BLK_T_OUT, sector=SECTORS - 1, data=b"b" * 1024),  # beyond the capacity
+        dict(kind=BLK_T_OUT, sector=0, data=b"c" * 512, read_len=512),  # device-writable data in a write
+        dict(kind=BLK_T_OUT, sector=0, data=b"d" * 512, data_iova=0x7700_0000),  # data not in the IO page table
+        dict(kind=BLK_T_IN, sector=SECTORS, read_len=512),
+        dict(kind=BLK_T_IN, sector=0, read_len=512, data_iova=0x7700_0000),
+    ]
+    for slot, case in enumerate(cases):
+        status, used = drv.request(case.pop("kind"), case.pop("sector"), slot=slot, **case)
+        assert (status, used) == (IOERR, 1)
+    assert digest(image) == before
+    assert drv.issues == [
+        "request: write of 100 bytes is not a multiple of 512",
+        "request: write of sectors 15..16 is beyond the capacity of 16 sectors",
+        "request: OUT request with 512 device-writable bytes besides the status byte",
+        "request: the IOMMU refused a device-readable buffer (see its fault log)",
+        "request: read of sectors 16..16 is beyond the capacity of 16 sectors",
+        "request: the IOMMU refused a device-writable data buffer (see its fault log)",
+    ]
+    faults = drv.s.iommu.fault_log
+    assert [(f.device_id, f.iova, f.access.value) for f in faults] == [(2, 0x7700_0000, "read"),
+                                                                        (2, 0x7700_0000, "write")]
+
+
+def test_unwritable_status_byte_means_the_image_is_not_written(drv, image):
+    before = digest(image)
+    status, used = drv.request(BLK_T_OUT, 0, data=b"e" * 512, status_iova=0x7800_0000)
+    assert used == 0 and digest(image) == before
+    assert drv.issues == ["request: the IOMMU refused the status byte; the image was not written"]
+    head = drv.chain([(IOVA + HDR_OFF, 16, False)])  # no status byte at all
+    drv.offer(head)
+    assert drv.used() == [(head, 0)]
+    assert drv.issues[-1] == "request: chain at descriptor 3 has no device-writable status byte (not completed " \
+                             "with a status)"
+
+
+def test_read_only_image(image):
+    before = digest(image)
+    d = BlkDriver(str(image), readonly=True)
+    d.w(DEV_FEATURES_SEL, 0)
+    assert d.r(DEV_FEATURES) & 1 << 5  # VIRTIO_BLK_F_RO
+    d.init()
+    assert d.request(BLK_T_OUT, 0, data=b"f" * 512) == (IOERR, 1)
+    assert d.request(BLK_T_IN, 0, read_len=512, slot=1) == (OK, 513)
+    assert digest(image) == before
+    assert d.issues == ["request: OUT request to a read-only device (VIRTIO_BLK_F_RO)"]
+
+
+def test_no_medium_and_option_errors(tmp_path):
+    d = BlkDriver("")
+    d.init()
+    assert d.dev.capacity == 0 and d.request(BLK_T_IN, 0, read_len=512) == (IOERR, 1)
+    bad = tmp_path / "odd.img"
+    bad.write_bytes(b"x" * 1000)
+    with pytest.raises(OptionError, match=r"option 'image': '.*odd.img' is 1000 bytes, not a multiple of 512"):
+        VirtioBlk(name="b", image=str(bad))
+    with pytest.raises(OptionError, match=r"option 'image': cannot open '.*nope.img': No such file or directory"):
+        VirtioBlk(name="b", image=str(tmp_path / "nope.img"))
+    with pytest.raises(OptionError, match="option 'queue_size': must be a power of 2, not 12"):
+        VirtioBlk(name="b", queue_size=12)
+    with pytest.raises(OptionError, match="option 'serial': must be at most 20 bytes"):
+        VirtioBlk(name="b", serial="x" * 21)
+
+
+def test_config_space_misuse(drv):
+    drv.dev.mmio_write(CONFIG, 4, 1)
+    drv.dev.mmio_read(CONFIG + 24, 4)
+    drv.dev.mmio_read(CONFIG + 1, 2)
+    assert drv.issues == [
+        "write of 0x1 to the read-only configuration space at offset 0x100",
+        "4-byte read at offset 0x118: the configuration space is 24 bytes at 0x100 (naturally aligned 1, 2 or "
+        "4-byte reads)",
+        "2-byte read at offset 0x101: the configuration space is 24 bytes at 0x100 (naturally aligned 1, 2 or "
+        "4-byte reads)",
+    ]
+
+
+def test_guest_notifies_the_device_through_page_tables(drv, image):
+    """End to end: the request is queued in RAM, guest U-mode code writes QueueNotify through its page
+    tables and polls the used ring; the device serves it through the IOMMU."""
+    payload = b"guest wrote this" * 32
+    drv.mem_write(IOVA + HDR_OFF, struct.pack("<IIQ", BLK_T_OUT, 0, 7))
+    drv.mem_write(IOVA + DATA_OFF, payload)
+    head = drv.chain([(IOVA + HDR_OFF, 16, False), (IOVA + DATA_OFF, 512, False), (IOVA + STATUS_OFF, 1, True)])
+    drv.offer(head, notify=False)
+    g = BoardGuest(drv.s, {"blk0": 0x6_0000})
+    g.space.map(0x8_0000, drv.pa + USED_OFF, 0x1000, RW_U)  # the used ring, for polling
+
+    def program(a):
+        a.li("a1", 0x6_0000).emit(A.sw("zero", "a1", QUEUE_NOTIFY))
+        a.li("a2", 0x8_0000)
+        a.label("poll").emit(A.lhu("a0", "a2", 2))
+        a.branch("beq", "a0", "zero", "poll")
+        a.emit(A.lw("a3", "a1", INT_STATUS))
+
+    assert g.run(program).ok
+    assert (g.m.get_reg("a0"), g.m.get_reg("a3")) == (1, 1)
+    assert image.read_bytes()[7 * 512:8 * 512] == payload
+    assert drv.used() == [(head, 1)] and drv.mem_read(IOVA + STATUS_OFF, 1) == b"\0"
+
+
+# -- the property: a faulting driver cannot corrupt the image --------------------------------------------
+
+BAD = 0x7700_0000  # not in the device's IO page table
+segment = st.tuples(st.sampled_from([IOVA + DATA_OFF, IOVA + DATA_OFF + 0x1F0, BAD, IOVA + HDR_OFF]),
+                    st.sampled_from([0, 1, 16, 100, 512, 1024]), st.booleans())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(requests=st.lists(st.tuples(st.sampled_from([BLK_T_IN, BLK_T_OUT, BLK_T_FLUSH, 99]),
+                                   st.integers(0, SECTORS + 2), st.lists(segment, max_size=4),
+                                   st.booleans()), min_size=1, max_size=5),
+       fill=st.binary(min_size=1, max_size=8))
+def test_garbage_requests_change_the_image_only_by_valid_whole_sector_writes(tmp_path_factory, requests, fill):
+    path = tmp_path_factory.mktemp("img") / "disk.img"
+    path.write_bytes(bytes(range(256)) * (SECTORS * 2))
+    d = BlkDriver(str(path))
+    d.init()
+    d.mem_write(IOVA + DATA_OFF, (fill * 2048)[:4096])
+    expected = bytearray(path.read_bytes())
+    for slot, (kind, sector, middle, with_status) in enumerate(requests):
+        d.mem_write(IOVA + HDR_OFF + 16 * slot, struct.pack("<IIQ", kind, 0, sector))
+        segs = [(IOVA + HDR_OFF + 16 * slot, 16, False), *middle]
+        if with_status:
+            segs.append((IOVA + STATUS_OFF + slot, 1, True))
+        writable = [(a, n) for a, n, w in segs if w]
+        readable = [(a, n) for a, n, w in segs if not w]
+        ordered = all(w for _, _, w in segs[[w for _, _, w in segs].index(True):]) if writable else True
+        data_len = sum(n for _, n in readable) - 16
+        valid_write = (kind == BLK_T_OUT and ordered and sum(n for _, n in writable) == 1
+                       and all(a != BAD for a, n in readable if n) and all(a != BAD for a, n in writable if n)
+                       and data_len % 512 == 0 and sector + data_len // 512 <= SECTORS)
+        if valid_write:
+            data = b"".join(d.mem_read(a, n) for a, n in readable[1:])
+            expected[sector * 512:sector * 512 + len(data)] = data
+        d.offer(d.chain(segs))
+        if d.r(STATUS) & STATUS_DEVICE_NEEDS_RESET:
+            break
+    assert path.read_bytes() == bytes(expected)
