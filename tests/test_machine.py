@@ -344,3 +344,14 @@ def test_host_function_can_run_the_guest_again(g):
     g.m.set_reg("a0", 1)
     assert g.m.run(CODE, until=exit_va).ok
     assert g.m.get_reg("a0") == ((1 + 1) * 10 + 1) * 10 + 1 + 300
+
+
+def test_exit_just_after_an_unmapped_page(g):
+    """Unicorn probes the page of until - 1 when a run ends there; that is not a guest fault."""
+    exit_va = 0x9_0000  # the page below is not mapped
+    g.space.map_anonymous(exit_va, 0x1000, RX)
+    g.m.set_reg("ra", exit_va)
+    g.m.phys.write(g.code_pa, A.Assembler(CODE).li("a0", 9).emit(A.jalr(0, "ra", 0)).finish())
+    g.m.code_changed()
+    r = g.m.run(CODE, until=exit_va)
+    assert r.ok and g.m.get_reg("a0") == 9

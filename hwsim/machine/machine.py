@@ -439,6 +439,11 @@ class Machine:
                 return RunResult(StopReason.EXCEPTION, pc_now, cause=cause, insn=self._fetch_insn(pc_now))
             cause = self._pending_exc[0] if self._pending_exc else None
             return RunResult(self._stop_reason, pc_now, cause=cause)
+        if until is not None and pc_now == until:
+            # Reached the exit.  A fault recorded now is Unicorn probing the page of until - 1 as the
+            # run ends (a real fault would have stopped the CPU before the exit).
+            self._pending_fault = None
+            return RunResult(StopReason.EXIT, pc_now)
         if self._pending_fault is not None:
             return RunResult(StopReason.FAULT, pc_now, fault=self._explain_fault(pc_now))
         if error is not None:

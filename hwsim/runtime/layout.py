@@ -8,12 +8,15 @@ One Store is one Sv39 address space; compiled code runs in U-mode::
     0x0000_0010_0000  code region (r-x): each module's code, position independent
     0x0000_4000_0000  data region (rw-): vmctx, funcref records, global cells, descriptors, tables
     0x0001_0000_0000  guest stack (rw-), with an unmapped guard below it
-    0x0002_0000_0000  linear-memory reservations, 4 GiB + guard each, to the top of the lower half
+    0x0002_0000_0000  linear-memory reservations, 4 GiB + 2 GiB guard each, to the top of the lower half
     upper half        more reservations
 
-Linear memories (32-bit index) get a reservation of 4 GiB plus a guard, so an
-address ``base + zext(i32) + offset`` with ``offset < MEMORY_GUARD`` always
-lands inside the memory's own reservation: bounds are checked by the MMU.
+Linear memories (32-bit index) get a reservation of 4 GiB plus a 2 GiB guard
+(as Wasmtime does), so an address ``base + zext(i32) + offset`` with
+``offset < MEMORY_GUARD`` always lands inside the memory's own reservation:
+bounds are checked by the MMU.  Compilers put static data at offsets of a
+megabyte or more, so a small guard would force explicit checks on every
+global access.  A Store has room for 83 such memories.
 Pages below the memory's current size are mapped when first touched (demand
 paging by the Store's pager): a declared size costs nothing until used.
 
@@ -49,8 +52,9 @@ STACK_TOP = 0x1_0000_0000 + (64 << 20)
 STACK_SIZE = 8 << 20
 STACK_GUARD = 64 << 10
 
-MEMORY_GUARD = 64 << 10  # static offsets below this need no explicit bounds check
-MEMORY_RESERVATION = (1 << 32) + (2 << 20)  # 4 GiB + 2 MiB (the guard, rounded to a megapage)
+MEMORY_MAX_BYTES = 1 << 32  # a 32-bit memory's largest size
+MEMORY_GUARD = 2 << 30  # static offsets (plus access size) up to this need no explicit bounds check
+MEMORY_RESERVATION = MEMORY_MAX_BYTES + MEMORY_GUARD  # 6 GiB of virtual address space per memory
 MEMORY_REGIONS = ((0x2_0000_0000, 1 << 38), ((1 << 64) - (1 << 38), 1 << 64))  # [start, end) of each area
 
 # Memory descriptor fields.

@@ -34,7 +34,7 @@ class MemoryInstance:
         self.type = mtype
         self.page_size = 1 << mtype.page_size_log2
         self.base = store.reserve_memory(self)
-        self.reserved = L.MEMORY_RESERVATION - (2 << 20)  # bytes a memory may grow to (4 GiB)
+        self.reserved = L.MEMORY_MAX_BYTES  # bytes a memory may grow to
         limit_pages = mtype.limits.max if mtype.limits.max is not None else None
         cap = min(self.reserved, max_bytes) // self.page_size
         self.max_pages = cap if limit_pages is None else min(limit_pages, cap)
