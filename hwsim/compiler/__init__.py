@@ -87,9 +87,11 @@ def _compile_function(env: ModuleEnv, index: int, func, far_calls: bool) -> Risc
     raise CompileError(f"function {index}: a branch is out of range even in long form")
 
 
-def compile_module(module: Module) -> CompiledModule:
+def compile_module(module: Module, *, far_calls: bool = False) -> CompiledModule:
+    """Compile every function.  Calls are ``jal`` unless the code exceeds its +-1 MiB reach, when the
+    module is compiled again with ``auipc``+``jalr`` calls (``far_calls=True`` forces that mode)."""
     env = module_env(module)
-    for far_calls in (False, True):
+    for far_calls in ((True,) if far_calls else (False, True)):
         masms = [_compile_function(env, env.num_imported_funcs + i, f, far_calls) for i, f in enumerate(module.funcs)]
         offsets, pos = [], 0
         for m in masms:

@@ -1,0 +1,110 @@
+"""hwsim.compiler: branch relaxation, far calls, locals and control flow, and ``hwsim disasm``."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+import hwsim
+from hwsim.cli import main
+from hwsim.compiler import compile_module
+from hwsim.compiler.isa.riscv64.masm import RiscvMasm
+from hwsim.compiler.masm import BranchOutOfRange
+from hwsim.riscv.disasm import disassemble
+from hwsim.wasm import load_module
+
+
+def wasm(wat: str) -> bytes:
+    return hwsim.runtime.api._wat_to_wasm(wat)
+
+
+def run(wat: str, name: str, *args, far_calls: bool = False):
+    engine = hwsim.Engine(cache=False)
+    store = hwsim.Store(engine)
+    module = hwsim.Module(engine, wat)
+    if far_calls:
+        module._compiled = compile_module(module._module, far_calls=True)
+    return hwsim.Instance(store, module, []).exports(store)[name](store, *args)
+
+
+def test_short_branch_out_of_range_asks_for_long_branches():
+    m = RiscvMasm()
+    label = m.new_label()
+    m.branch_zero(hwsim.compiler.regs.Reg(0, 10), label)
+    m.emit(*[0x13] * 1100)  # 4.4 KiB of nops
+    m.bind(label)
+    with pytest.raises(BranchOutOfRange):
+        m.finish()
+    m = RiscvMasm(long_branches=True)
+    label = m.new_label()
+    m.branch_zero(hwsim.compiler.regs.Reg(0, 10), label)
+    m.emit(*[0x13] * 1100)
+    m.bind(label)
+    code = m.finish()
+    first = disassemble(code[:8], 0)
+    assert [i.mnemonic for i in first] == ["bnez", "j"]  # inverted short branch over a jump
+
+
+def test_function_larger_than_a_short_branch_runs_correctly():
+    body = "\n".join("(local.set 1 (i32.add (local.get 1) (i32.xor (local.get 0) (i32.const %d))))" % i
+                     for i in range(1500))
+    wat = f"""(module (func (export "f") (param i32) (result i32) (local i32)
+      (block (br_if 0 (i32.eqz (local.get 0)))
+        {body})
+      (local.get 1)))"""
+    expected = sum(7 ^ i for i in range(1500)) & 0xFFFF_FFFF
+    assert run(wat, "f", 7) & 0xFFFF_FFFF == expected
+    assert run(wat, "f", 0) == 0
+
+
+CALLS = """(module
+  (func $fib (export "fib") (param i32) (result i32)
+    (if (result i32) (i32.lt_u (local.get 0) (i32.const 2)) (then (local.get 0))
+      (else (i32.add (call $fib (i32.sub (local.get 0) (i32.const 1)))
+                     (call $fib (i32.sub (local.get 0) (i32.const 2)))))))
+  (func $sum (export "tail") (param i32 i64) (result i64)
+    (if (result i64) (i32.eqz (local.get 0)) (then (local.get 1))
+      (else (return_call $sum (i32.sub (local.get 0) (i32.const 1))
+                              (i64.add (local.get 1) (i64.extend_i32_u (local.get 0))))))))"""
+
+
+@pytest.mark.parametrize("far", [False, True])
+def test_calls_near_and_far(far):
+    assert run(CALLS, "fib", 15, far_calls=far) == 610
+    # a million frames would need far more than the 8 MiB stack: tail calls must not grow it
+    assert run(CALLS, "tail", 1_000_000, 0, far_calls=far) == 1_000_000 * 1_000_001 // 2
+
+
+def test_far_call_encoding():
+    module = load_module(wasm(CALLS))
+    near, far = compile_module(module), compile_module(module, far_calls=True)
+    assert not near.far_calls and far.far_calls
+    assert "auipc ra" in " ".join(i.text for i in disassemble(far.code, 0))
+    assert "auipc ra" not in " ".join(i.text for i in disassemble(near.code, 0))
+
+
+def test_many_params_and_results_use_the_abi_area():
+    params = " ".join(["i64"] * 10 + ["f64"] * 10)
+    sums = "(i64.add " * 9 + "(local.get 0)" + "".join(f" (local.get {i}))" for i in range(1, 10))
+    wat = f"""(module (func $g (param {params}) (result i64 f64 i64 i64 i64 i64 i64 i64 i64 i64 i64)
+        {sums} (local.get 19) (local.get 9) (local.get 8) (local.get 7) (local.get 6) (local.get 5)
+        (local.get 4) (local.get 3) (local.get 2) (local.get 1))
+      (func (export "f") (result i64 f64 i64)
+        (call $g {' '.join(f'(i64.const {i})' for i in range(10))} {' '.join(f'(f64.const {i}.5)' for i in range(10))})
+        (drop) (drop) (drop) (drop) (drop) (drop) (drop) (drop)))"""
+    assert run(wat, "f") == [45, 9.5, 9]
+
+
+def test_disasm_command(tmp_path, capsys):
+    path = tmp_path / "m.wasm"
+    path.write_bytes(wasm('(module (memory 1) (func $add (export "add") (param i32 i32) (result i32) '
+                          '(i32.add (local.get 0) (local.get 1))) (func (export "ld") (param i32) (result i64) '
+                          '(i64.load offset=8 (local.get 0))))'))
+    assert main(["disasm", str(path), "--func", "ld"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "function 1 ld  ([i32] -> [i64]; 72 bytes of RISC-V code)"
+    assert "  0x003d  i64.load offset=8\n" in out
+    assert "ld t0, 8(t5)" in out
+    assert main(["disasm", str(path), "--func", "nope"]) == 2
+    assert "no function 'nope'" in capsys.readouterr().err
