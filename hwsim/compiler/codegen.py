@@ -728,6 +728,23 @@ class FuncCodegen:
 
     # -- numeric ----------------------------------------------------------------------------------
 
+    def pop_operands(self) -> tuple[Reg, Reg]:
+        """Pop b then a into registers, released at once: the result may take one of them
+        (the instruction reads its sources before writing its destination)."""
+        b = self.pop()
+        a = self.pop()
+        ra, aown = self.to_reg(a)
+        rb, bown = self.to_reg(b)
+        self.release(ra, aown)
+        self.release(rb, bown)
+        return ra, rb
+
+    def pop_operand(self) -> Reg:
+        """Pop one value into a register, released at once (see :meth:`pop_operands`)."""
+        ra, own = self.pop_reg()
+        self.release(ra, own)
+        return ra
+
     def op_int_binary(self, code, imm) -> None:
         name = op.NAMES[code]
         wide = name[1] == "6"  # i64.*
@@ -751,26 +768,19 @@ class FuncCodegen:
         wide = name[1] == "6"
         what = name[4:]
         if what == "eqz":
-            ra, aown = self.pop_reg()
-            self.release(ra, aown)
+            ra = self.pop_operand()
             dst = self.alloc(INT)
             self.m.int_eqz(dst, ra)
             self.push_reg(I32, dst)
             return
-        b = self.pop()
-        a = self.pop()
-        ra, aown = self.to_reg(a)
-        rb, bown = self.to_reg(b)
-        self.release(ra, aown)
-        self.release(rb, bown)
+        ra, rb = self.pop_operands()
         dst = self.alloc(INT)
         self.m.int_compare(what, dst, ra, rb)
         self.push_reg(I32, dst)
 
     def op_int_unary(self, code, imm) -> None:
         name = op.NAMES[code]
-        ra, aown = self.pop_reg()
-        self.release(ra, aown)
+        ra = self.pop_operand()
         dst = self.alloc(INT)
         self.m.int_unary(name, dst, ra)
         self.push_reg(op.SIGNATURES[code][1][0], dst)
@@ -778,12 +788,7 @@ class FuncCodegen:
     def op_float_binary(self, code, imm) -> None:
         name = op.NAMES[code]
         double = name[1] == "6"
-        b = self.pop()
-        a = self.pop()
-        ra, aown = self.to_reg(a)
-        rb, bown = self.to_reg(b)
-        self.release(ra, aown)
-        self.release(rb, bown)
+        ra, rb = self.pop_operands()
         dst = self.alloc(FLOAT)
         self.m.float_binary(name[4:], double, dst, ra, rb)
         self.push_reg(F64 if double else F32, dst)
@@ -791,8 +796,7 @@ class FuncCodegen:
     def op_float_unary(self, code, imm) -> None:
         name = op.NAMES[code]
         double = name[1] == "6"
-        ra, aown = self.pop_reg()
-        self.release(ra, aown)
+        ra = self.pop_operand()
         dst = self.alloc(FLOAT)
         self.m.float_unary(name[4:], double, dst, ra)
         self.push_reg(F64 if double else F32, dst)
@@ -800,12 +804,7 @@ class FuncCodegen:
     def op_float_compare(self, code, imm) -> None:
         name = op.NAMES[code]
         double = name[1] == "6"
-        b = self.pop()
-        a = self.pop()
-        ra, aown = self.to_reg(a)
-        rb, bown = self.to_reg(b)
-        self.release(ra, aown)
-        self.release(rb, bown)
+        ra, rb = self.pop_operands()
         dst = self.alloc(INT)
         self.m.float_compare(name[4:], double, dst, ra, rb)
         self.push_reg(I32, dst)
@@ -813,8 +812,7 @@ class FuncCodegen:
     def op_convert(self, code, imm) -> None:
         name = op.NAMES[code]
         params, results = op.SIGNATURES[code]
-        ra, aown = self.pop_reg()
-        self.release(ra, aown)
+        ra = self.pop_operand()
         dst = self.alloc(reg_class(results[0]))
         self.m.convert(name, dst, ra)
         self.push_reg(results[0], dst)
@@ -929,8 +927,7 @@ class FuncCodegen:
         self.push_const(FUNCREF if imm == FUNCREF else EXTERNREF, 0)
 
     def op_ref_is_null(self, code, imm) -> None:
-        ra, own = self.pop_reg()
-        self.release(ra, own)
+        ra = self.pop_operand()
         dst = self.alloc(INT)
         self.m.int_eqz(dst, ra)
         self.push_reg(I32, dst)
