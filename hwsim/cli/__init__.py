@@ -17,6 +17,7 @@ from ..errors import HwsimError
 # Subcommand modules, in the order ``hwsim --help`` lists them.
 COMMANDS = (
     "hwsim.cli.demo",
+    "hwsim.cli.driver",
     "hwsim.cli.disasm",
     "hwsim.cli.mmu",
     "hwsim.cli.spectest",

@@ -27,6 +27,13 @@ class CharBackend:
     def read(self, n: int) -> bytes:
         return b""
 
+    def input_ended(self) -> bool:
+        """True once no more input will ever arrive (end of file, or all queued input consumed)."""
+        return True
+
+    def wait_input(self, timeout: float) -> None:
+        """Block up to ``timeout`` seconds for input (backends fed in memory never block)."""
+
     def write(self, data: bytes) -> None:
         pass
 
@@ -55,6 +62,9 @@ class MemoryBackend(CharBackend):
         del self._input[:n]
         return chunk
 
+    def input_ended(self) -> bool:
+        return not self._input
+
     def write(self, data: bytes) -> None:
         self.output += data
 
@@ -70,11 +80,17 @@ class ConsoleBackend(CharBackend):
     def __init__(self, stdin=None, stdout=None) -> None:
         self._in = stdin if stdin is not None else sys.stdin
         self._out = stdout if stdout is not None else sys.stdout
+        self._eof = False
+
+    def _fd(self) -> int | None:
+        try:
+            return self._in.fileno()
+        except (AttributeError, OSError, ValueError):
+            return None
 
     def read(self, n: int) -> bytes:
-        try:
-            fd = self._in.fileno()
-        except (AttributeError, OSError, ValueError):
+        fd = self._fd()
+        if fd is None or self._eof:
             return b""
         try:
             ready, _, _ = select.select([fd], [], [], 0)
@@ -83,9 +99,24 @@ class ConsoleBackend(CharBackend):
         if not ready:
             return b""
         try:
-            return os.read(fd, n)
+            data = os.read(fd, n)
         except OSError:
-            return b""
+            data = b""
+        if not data:
+            self._eof = True  # select said readable and nothing came: end of input
+        return data
+
+    def input_ended(self) -> bool:
+        return self._eof or self._fd() is None
+
+    def wait_input(self, timeout: float) -> None:
+        fd = self._fd()
+        if fd is None or self._eof:
+            return
+        try:
+            select.select([fd], [], [], timeout)
+        except (OSError, ValueError):
+            pass
 
     def write(self, data: bytes) -> None:
         out = getattr(self._out, "buffer", None)
@@ -109,7 +140,15 @@ class FileBackend(CharBackend):
             raise ConfigError(f"serial file backend: {exc.strerror}: {exc.filename!r}") from None
 
     def read(self, n: int) -> bytes:
-        return self._in.read(n) if self._in is not None else b""
+        if self._in is None:
+            return b""
+        data = self._in.read(n)
+        if n and not data:
+            self._ended = True
+        return data
+
+    def input_ended(self) -> bool:
+        return self._in is None or getattr(self, "_ended", False)
 
     def write(self, data: bytes) -> None:
         self._out.write(data)

@@ -124,6 +124,7 @@ class Machine:
         self.ram = self.phys.add_ram(ram_base, ram_size)
         self.frames = FrameAllocator(self.ram)
         self.tlb = Tlb(capacity=tlb_capacity)
+        self.mmio_accesses = 0  # guest loads and stores that reached a device
         self.fills = 0  # TLB-fill requests from Unicorn
         self.walks = 0  # of which needed a page-table walk
         self.demand_faults = 0  # walks that faulted on an invalid PTE and were resolved by the pager
@@ -153,6 +154,7 @@ class Machine:
         device = region.device
 
         def read(uc, offset, size, _data):
+            self.mmio_accesses += 1
             try:
                 return device.mmio_read(offset, size) & ((1 << (8 * size)) - 1)
             except BaseException as exc:  # a device bug must stop the run, not unwind through C
@@ -161,6 +163,7 @@ class Machine:
                 return 0
 
         def write(uc, offset, size, value, _data):
+            self.mmio_accesses += 1
             try:
                 device.mmio_write(offset, size, value)
             except BaseException as exc:

@@ -215,14 +215,14 @@ class Store:
     """One emulated machine and address space; every object lives in exactly one Store."""
 
     def __init__(self, engine: Engine | None = None, *, time_limit: float | None = None,
-                 memory_limit: int | None = None, ram_size: int | None = None) -> None:
+                 memory_limit: int | None = None, ram_size: int | None = None, machine=None) -> None:
         limits = StoreLimits()
         if memory_limit is not None:
             limits.memory_bytes = memory_limit
         if ram_size is not None:
             limits.ram_bytes = ram_size
         self.engine = engine or Engine()
-        self._store = _Store(self.engine, limits=limits)
+        self._store = _Store(self.engine, limits=limits, machine=machine)
         self.set_time_limit(time_limit)
 
     def set_time_limit(self, seconds: float | None) -> None:

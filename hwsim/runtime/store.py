@@ -91,10 +91,11 @@ class Limits:
 
 
 class Store:
-    def __init__(self, engine=None, *, limits: Limits | None = None) -> None:
+    def __init__(self, engine=None, *, limits: Limits | None = None, machine: Machine | None = None) -> None:
+        """``machine``: run on an existing machine (a board's, with its devices); default: a new one."""
         self.engine = engine
         self.limits = limits or Limits()
-        self.machine = Machine(ram_size=self.limits.ram_bytes, tlb_capacity=4096)
+        self.machine = machine or Machine(ram_size=self.limits.ram_bytes, tlb_capacity=4096)
         self.space = self.machine.new_address_space(asid=1)
         m = self.machine
         # Runtime page: the host-call stub; the exit address is never executed.

@@ -1,0 +1,55 @@
+/* hwsim.h: the host interface of a driver running sandboxed on hwsim.
+ *
+ * A driver is a WebAssembly module (built from C with `hwsim build DIR`) that
+ * exports `int probe(void)`, the entry point `hwsim run` calls.  Everything it
+ * needs from the machine comes through the functions below, imported from the
+ * wasm module "hwsim".
+ *
+ * MMIO.  hwsim_mmio_map(name) maps the register window of the board device
+ * `name` into the driver's own linear memory (memory 0) through page tables
+ * and returns its address: ordinary `volatile` pointers then reach the device.
+ * Each access reaches the device exactly once, with its width and in program
+ * order.  Keep to 8-, 16- and 32-bit accesses (a 64-bit access is split in two
+ * 32-bit ones by the CPU model).  Windows live at 0xF0000000 and above.
+ *
+ * Interrupts.  hwsim_irq_wait(name) returns 1 once the device's interrupt line
+ * is raised, or 0 when nothing more can happen (console input ended, the
+ * system is idle): the driver should then clean up and return from probe().
+ *
+ * Console and time.  hwsim_log(text) writes a line to the run's log;
+ * hwsim_now_ns()/hwsim_sleep_ns() read and advance virtual time.
+ */
+#ifndef HWSIM_H
+#define HWSIM_H
+
+typedef unsigned char uint8_t;
+typedef unsigned short uint16_t;
+typedef unsigned int uint32_t;
+typedef unsigned long long uint64_t;
+typedef unsigned long size_t;
+
+#define HWSIM_IMPORT(name) __attribute__((import_module("hwsim"), import_name(name)))
+
+HWSIM_IMPORT("mmio_map") void *hwsim__mmio_map(const char *name, size_t name_len);
+HWSIM_IMPORT("irq_wait") int hwsim__irq_wait(const char *name, size_t name_len);
+HWSIM_IMPORT("log") void hwsim__log(const char *text, size_t len);
+HWSIM_IMPORT("now_ns") uint64_t hwsim_now_ns(void);
+HWSIM_IMPORT("sleep_ns") void hwsim_sleep_ns(uint64_t ns);
+
+static inline size_t hwsim__strlen(const char *s) {
+    size_t n = 0;
+    while (s[n]) n++;
+    return n;
+}
+
+/* The register window of board device `name` (e.g. "uart0"), mapped for volatile access. */
+static inline volatile void *hwsim_mmio_map(const char *name) {
+    return (volatile void *)hwsim__mmio_map(name, hwsim__strlen(name));
+}
+
+/* Wait for the device's interrupt line: 1 when raised, 0 when the run should end. */
+static inline int hwsim_irq_wait(const char *name) { return hwsim__irq_wait(name, hwsim__strlen(name)); }
+
+static inline void hwsim_log(const char *text) { hwsim__log(text, hwsim__strlen(text)); }
+
+#endif

@@ -1,0 +1,176 @@
+"""Running a sandboxed driver: a wasm module on a board's machine, with the ``hwsim`` host interface.
+
+The driver's Store sits on the board's :class:`~hwsim.machine.Machine`, so
+device windows and RAM are the board's.  ``hwsim_mmio_map(name)`` maps the
+device's register window into the driver's memory 0 through page tables (at
+linear addresses from :data:`MMIO_WINDOWS`); compiled code then reaches the
+device with ordinary loads and stores, each one an MMIO access with its
+width.  The run is deterministic: virtual time moves only when the driver
+waits or sleeps.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..errors import HwsimError
+from ..mmu.bits import PAGE_SIZE, Pte
+from ..runtime import api
+from ..runtime.store import Trap
+from ..wasm.types import I32, I64
+
+MMIO_WINDOWS = 0xF000_0000  # the linear addresses of device windows in a driver's memory 0
+IDLE_STEP_TICKS = 10_000  # virtual time added per idle wait (1 ms at the default 10 MHz)
+
+
+class DriverError(HwsimError):
+    """The driver cannot run: a missing export or import, a bad device name, no memory."""
+
+
+@dataclass
+class RunReport:
+    result: object = None
+    trap: Trap | None = None
+    mmio_accesses: int = 0
+    dma_requests: int = 0
+    dma_faults: list = field(default_factory=list)
+    device_issues: list = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    virtual_ns: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.trap is None and not self.dma_faults
+
+    def format(self) -> str:
+        lines = ["-- hwsim run report --"]
+        if self.trap is not None:
+            lines.append(f"driver trapped: {self.trap}")
+        else:
+            lines.append(f"driver returned {self.result!r}")
+        lines.append(f"MMIO accesses: {self.mmio_accesses}; DMA requests: {self.dma_requests}; "
+                     f"DMA faults: {len(self.dma_faults)}; virtual time: {self.virtual_ns / 1e6:.3f} ms")
+        lines += [f"  {f.format()}" for f in self.dma_faults]
+        if self.device_issues:
+            lines.append(f"device misuse ({len(self.device_issues)}):")
+            lines += [f"  {i.format()}" for i in self.device_issues]
+        return "\n".join(lines)
+
+
+class DriverRun:
+    def __init__(self, system, wasm: bytes, *, engine: api.Engine | None = None,
+                 log: Callable[[str], None] | None = None, time_limit_ns: int = 10 * 1_000_000_000) -> None:
+        self.system = system
+        self.engine = engine or api.Engine()
+        self.store = api.Store(self.engine, machine=system.machine)
+        self.module = api.Module(self.engine, wasm)
+        self.log_sink = log or (lambda text: print(f"[driver] {text}", file=sys.stderr))
+        self.log: list[str] = []
+        self.time_limit_ticks = time_limit_ns * system.clock.frequency_hz // 1_000_000_000
+        self.windows: dict[str, int] = {}
+        self.next_window = MMIO_WINDOWS
+        imports = [self._import(mod, name, kind) for mod, name, kind in self.module.imports]
+        self.instance = api.Instance(self.store, self.module, imports)
+        inner = self.instance._inner
+        if not inner.memories:
+            raise DriverError("the driver has no memory 0 to map device windows into")
+        self.memory = inner.memories[0]
+        # Device windows live above MMIO_WINDOWS: the memory may not grow into them.
+        self.memory.max_pages = min(self.memory.max_pages, MMIO_WINDOWS // self.memory.page_size)
+
+    # -- the host interface -------------------------------------------------------------------------
+
+    def _import(self, module: str, name: str, kind: str):
+        funcs = {
+            "mmio_map": ([I32, I32], [I32], self.mmio_map),
+            "irq_wait": ([I32, I32], [I32], self.irq_wait),
+            "log": ([I32, I32], [], self.write_log),
+            "now_ns": ([], [I64], self.now_ns),
+            "sleep_ns": ([I64], [], self.sleep_ns),
+        }
+        if module != "hwsim" or name not in funcs or kind != "func":
+            known = ", ".join(sorted(funcs))
+            raise DriverError(f"the driver imports {module}::{name}, which hwsim does not provide "
+                              f"(the host interface is module 'hwsim': {known}; see drivers/include/hwsim.h)")
+        params, results, fn = funcs[name]
+        ft = api.FuncType([api.ValType(p) for p in params], [api.ValType(r) for r in results])
+        return api.Func(self.store, ft, fn)
+
+    def _string(self, ptr: int, length: int) -> str:
+        try:
+            return self.memory.read(ptr & 0xFFFF_FFFF, length & 0xFFFF_FFFF).decode("utf-8", errors="replace")
+        except IndexError:
+            raise Trap(api.TrapCode.MEMORY_OUT_OF_BOUNDS, detail="string passed to the host") from None
+
+    def mmio_map(self, ptr: int, length: int) -> int:
+        name = self._string(ptr, length)
+        if name in self.windows:
+            return self.windows[name]
+        self.system.device(name)  # a clear error naming the board's devices
+        region = next(r for r in self.system.machine.phys.mmio_regions if r.name == name)
+        linear = self.next_window
+        size = (region.size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+        if linear + size > 1 << 32:
+            raise DriverError(f"no room left for the window of {name!r} in the driver's memory")
+        self.store._store.space.map(self.memory.base + linear, region.base, size, Pte.R | Pte.W | Pte.U,
+                                    page_size=PAGE_SIZE)
+        self.windows[name] = linear
+        self.next_window = linear + size
+        return linear
+
+    def irq_wait(self, ptr: int, length: int) -> int:
+        device = self.system.device(self._string(ptr, length))
+        clock = self.system.clock
+        while True:
+            poll = getattr(device, "poll", None)
+            if poll is not None:
+                poll()
+            if device.irq is not None and device.irq.level:
+                return 1
+            if clock.now >= self.time_limit_ticks:
+                return 0
+            backends = [b for d in self.system.devices.values() if (b := getattr(d, "backend", None)) is not None]
+            if all(b.input_ended() for b in backends) and clock.next_deadline is None:
+                return 0  # nothing will ever raise the line
+            for b in backends:
+                b.wait_input(0.02)
+            clock.advance(IDLE_STEP_TICKS)
+
+    def write_log(self, ptr: int, length: int) -> None:
+        text = self._string(ptr, length)
+        self.log.append(text)
+        self.log_sink(text)
+
+    def now_ns(self) -> int:
+        return self.system.clock.ticks_to_ns(self.system.clock.now)
+
+    def sleep_ns(self, ns: int) -> None:
+        self.system.clock.advance(ns * self.system.clock.frequency_hz // 1_000_000_000)
+
+    # -- running ------------------------------------------------------------------------------------------
+
+    def run(self, entry: str = "probe", args: tuple = ()) -> RunReport:
+        exports = self.instance.exports(self.store)
+        func = exports.get(entry)
+        if not isinstance(func, api.Func):
+            names = ", ".join(n for n in exports if isinstance(exports[n], api.Func))
+            raise DriverError(f"the driver exports no function {entry!r} (functions: {names or 'none'})")
+        report = RunReport(log=self.log)
+        machine = self.system.machine
+        mmio_before = machine.mmio_accesses
+        iommu = self.system.iommu
+        requests_before = iommu.stats.requests if iommu is not None else 0
+        faults_before = len(iommu.fault_log) if iommu is not None else 0
+        try:
+            report.result = func(self.store, *args)
+        except Trap as trap:
+            report.trap = trap
+        report.mmio_accesses = machine.mmio_accesses - mmio_before
+        if iommu is not None:
+            report.dma_requests = iommu.stats.requests - requests_before
+            report.dma_faults = list(iommu.fault_log[faults_before:])
+        report.device_issues = self.system.issues()
+        report.virtual_ns = self.now_ns()
+        return report

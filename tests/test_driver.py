@@ -1,0 +1,102 @@
+"""hwsim.driver: building C drivers, the host interface, and ``hwsim run`` on the virt board."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hwsim.board import DEFAULT_BOARD, load_board
+from hwsim.devices.backends import MemoryBackend
+from hwsim.driver import MMIO_WINDOWS, DriverError, DriverRun, build_driver
+from hwsim.runtime.api import _wat_to_wasm
+
+REPO = Path(__file__).resolve().parents[1]
+UART_DRIVER = REPO / "drivers" / "uart16550"
+
+
+def system_with_input(data: bytes):
+    system = load_board(DEFAULT_BOARD).build(options={"uart0": {"backend": "memory"}})
+    backend = MemoryBackend(data)
+    system.device("uart0").backend = backend
+    return system, backend
+
+
+def quiet_run(system, wasm: bytes) -> DriverRun:
+    return DriverRun(system, wasm, log=lambda text: None)
+
+
+def test_build_is_cached(tmp_path):
+    out = build_driver(UART_DRIVER)
+    assert out.name == "uart16550.wasm" and out.read_bytes()[:4] == b"\0asm"
+    mtime = out.stat().st_mtime_ns
+    assert build_driver(UART_DRIVER) == out and out.stat().st_mtime_ns == mtime
+
+
+def test_uart_echo_driver_through_page_tables():
+    system, backend = system_with_input(b"hello, hwsim\n")
+    run = quiet_run(system, build_driver(UART_DRIVER).read_bytes())
+    report = run.run()
+    assert backend.output_text() == "hello, hwsim\n"
+    assert report.ok and report.result == 13
+    assert report.mmio_accesses > 13 * 3  # LSR polls, RBR reads, THR writes: each one a device access
+    assert run.log == ["uart16550: echoing console input"]
+    assert run.windows == {"uart0": MMIO_WINDOWS}
+    assert system.issues() == []
+
+
+WAT_WRITER = """(module
+  (import "hwsim" "mmio_map" (func $map (param i32 i32) (result i32)))
+  (memory 1) (data (i32.const 16) "uart0")
+  (func (export "probe") (result i32) (local $uart i32)
+    (local.set $uart (call $map (i32.const 16) (i32.const 5)))
+    (i32.store8 (local.get $uart) (i32.const 0x41))   ;; THR
+    (i32.store8 (local.get $uart) (i32.const 0x42))
+    (local.get $uart))
+  (func (export "oops") unreachable))"""
+
+
+def test_wat_driver_writes_the_thr():
+    system, backend = system_with_input(b"")
+    report = quiet_run(system, _wat_to_wasm(WAT_WRITER)).run()
+    assert backend.output == b"AB"
+    assert report.result == MMIO_WINDOWS - (1 << 32)  # i32 results come back signed
+
+
+def test_driver_trap_is_reported_not_raised():
+    system, _ = system_with_input(b"")
+    report = quiet_run(system, _wat_to_wasm(WAT_WRITER)).run("oops")
+    assert not report.ok and report.trap.message == "unreachable"
+    assert "driver trapped: unreachable at wasm function 2" in report.format()
+
+
+def test_errors_name_the_problem():
+    system, _ = system_with_input(b"")
+    run = quiet_run(system, _wat_to_wasm(WAT_WRITER))
+    with pytest.raises(DriverError, match=r"the driver exports no function 'main' \(functions: probe, oops\)"):
+        run.run("main")
+    bad_import = _wat_to_wasm('(module (import "env" "printf" (func)) (memory 1))')
+    with pytest.raises(DriverError, match="the driver imports env::printf, which hwsim does not provide"):
+        quiet_run(system, bad_import)
+    bad_device = _wat_to_wasm("""(module (import "hwsim" "mmio_map" (func $map (param i32 i32) (result i32)))
+      (memory 1) (data (i32.const 0) "uart9") (func (export "probe") (drop (call $map (i32.const 0) (i32.const 5)))))""")
+    with pytest.raises(Exception, match="board 'virt' has no device 'uart9'"):
+        quiet_run(system, bad_device).run()
+
+
+def test_hwsim_run_echoes_piped_stdin():
+    out = subprocess.run([sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), str(UART_DRIVER)],
+                         input=b"echo me\nand me\n", capture_output=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == b"echo me\nand me\n"
+    assert b"driver returned 15" in out.stderr and b"DMA faults: 0" in out.stderr
+
+
+def test_hwsim_run_exit_status_on_trap(tmp_path):
+    path = tmp_path / "w.wasm"
+    path.write_bytes(_wat_to_wasm(WAT_WRITER))
+    out = subprocess.run([sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), str(path), "--invoke", "oops"],
+                         input=b"", capture_output=True, cwd=REPO, timeout=120)
+    assert out.returncode == 1 and b"driver trapped: unreachable" in out.stderr
