@@ -52,4 +52,41 @@ static inline int hwsim_irq_wait(const char *name) { return hwsim__irq_wait(name
 
 static inline void hwsim_log(const char *text) { hwsim__log(text, hwsim__strlen(text)); }
 
+/* DMA, as Linux's DMA API.  A mapping makes `size` bytes of the driver's memory at `cpu`
+ * reachable by device `dev` at the returned IOVA, through the IOMMU, with the rights of
+ * `dir`.  hwsim checks every use: see hwsim/driver/dma.py for the bugs it reports. */
+#ifndef HWSIM_DMA_H
+#define HWSIM_DMA_H
+enum hwsim_dma_dir { HWSIM_DMA_BIDIRECTIONAL = 0, HWSIM_DMA_TO_DEVICE = 1, HWSIM_DMA_FROM_DEVICE = 2 };
+typedef uint64_t hwsim_iova_t;
+#define HWSIM_DMA_MAPPING_ERROR ((hwsim_iova_t)-1)
+
+HWSIM_IMPORT("dma_map") hwsim_iova_t hwsim__dma_map(const char *, size_t, const void *, size_t, int);
+HWSIM_IMPORT("dma_unmap") void hwsim__dma_unmap(const char *, size_t, hwsim_iova_t, size_t, int);
+HWSIM_IMPORT("dma_sync_for_cpu") void hwsim__dma_sync_for_cpu(const char *, size_t, hwsim_iova_t, size_t, int);
+HWSIM_IMPORT("dma_sync_for_device") void hwsim__dma_sync_for_device(const char *, size_t, hwsim_iova_t, size_t, int);
+HWSIM_IMPORT("dma_alloc_coherent") void *hwsim__dma_alloc_coherent(const char *, size_t, size_t, hwsim_iova_t *);
+HWSIM_IMPORT("dma_free_coherent") void hwsim__dma_free_coherent(const char *, size_t, size_t, void *, hwsim_iova_t);
+
+static inline hwsim_iova_t hwsim_dma_map_single(const char *dev, const void *cpu, size_t size, int dir) {
+    return hwsim__dma_map(dev, hwsim__strlen(dev), cpu, size, dir);
+}
+static inline void hwsim_dma_unmap_single(const char *dev, hwsim_iova_t iova, size_t size, int dir) {
+    hwsim__dma_unmap(dev, hwsim__strlen(dev), iova, size, dir);
+}
+static inline void hwsim_dma_sync_single_for_cpu(const char *dev, hwsim_iova_t iova, size_t size, int dir) {
+    hwsim__dma_sync_for_cpu(dev, hwsim__strlen(dev), iova, size, dir);
+}
+static inline void hwsim_dma_sync_single_for_device(const char *dev, hwsim_iova_t iova, size_t size, int dir) {
+    hwsim__dma_sync_for_device(dev, hwsim__strlen(dev), iova, size, dir);
+}
+static inline void *hwsim_dma_alloc_coherent(const char *dev, size_t size, hwsim_iova_t *iova) {
+    return hwsim__dma_alloc_coherent(dev, hwsim__strlen(dev), size, iova);
+}
+static inline void hwsim_dma_free_coherent(const char *dev, size_t size, void *cpu, hwsim_iova_t iova) {
+    hwsim__dma_free_coherent(dev, hwsim__strlen(dev), size, cpu, iova);
+}
+static inline int hwsim_dma_mapping_error(hwsim_iova_t iova) { return iova == HWSIM_DMA_MAPPING_ERROR; }
 #endif
+
+#endif /* HWSIM_H */

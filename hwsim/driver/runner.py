@@ -20,6 +20,7 @@ from ..mmu.bits import PAGE_SIZE, Pte
 from ..runtime import api
 from ..runtime.store import Trap
 from ..wasm.types import I32, I64
+from .dma import DmaChecker
 
 MMIO_WINDOWS = 0xF000_0000  # the linear addresses of device windows in a driver's memory 0
 IDLE_STEP_TICKS = 10_000  # virtual time added per idle wait (1 ms at the default 10 MHz)
@@ -37,12 +38,13 @@ class RunReport:
     dma_requests: int = 0
     dma_faults: list = field(default_factory=list)
     device_issues: list = field(default_factory=list)
+    dma_reports: list = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     virtual_ns: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.trap is None and not self.dma_faults
+        return self.trap is None and not self.dma_faults and not self.dma_reports
 
     def format(self) -> str:
         lines = ["-- hwsim run report --"]
@@ -51,8 +53,13 @@ class RunReport:
         else:
             lines.append(f"driver returned {self.result!r}")
         lines.append(f"MMIO accesses: {self.mmio_accesses}; DMA requests: {self.dma_requests}; "
-                     f"DMA faults: {len(self.dma_faults)}; virtual time: {self.virtual_ns / 1e6:.3f} ms")
-        lines += [f"  {f.format()}" for f in self.dma_faults]
+                     f"DMA faults: {len(self.dma_faults)}; DMA bugs: {len(self.dma_reports)}; "
+                     f"virtual time: {self.virtual_ns / 1e6:.3f} ms")
+        for r in self.dma_reports:
+            lines += ["  " + line for line in r.format().splitlines()]
+        if self.dma_faults:
+            lines.append(f"IOMMU fault records ({len(self.dma_faults)}):")
+            lines += ["  " + line for f in self.dma_faults for line in f.format().splitlines()[:1]]
         if self.device_issues:
             lines.append(f"device misuse ({len(self.device_issues)}):")
             lines += [f"  {i.format()}" for i in self.device_issues]
@@ -79,6 +86,25 @@ class DriverRun:
         self.memory = inner.memories[0]
         # Device windows live above MMIO_WINDOWS: the memory may not grow into them.
         self.memory.max_pages = min(self.memory.max_pages, MMIO_WINDOWS // self.memory.page_size)
+        self.dma = DmaChecker(self)
+
+    def error(self, message: str) -> DriverError:
+        return DriverError(message)
+
+    def where(self) -> str:
+        """The driver code calling the host now: wasm function and bytecode offset of the call."""
+        store = self.store._store
+        ra = store.machine.get_reg("ra")
+        loc = store.locate(ra - 4)
+        if loc is None:
+            return f"pc {ra - 4:#x}"
+        cm, module, base = loc
+        wl = cm.wasm_location(ra - 4 - base)
+        if wl is None:
+            return f"pc {ra - 4:#x}"
+        func, offset = wl
+        name = module.get_func_name(func)
+        return f"wasm function {func}{f' ({name})' if name else ''} offset {offset:#x}"
 
     # -- the host interface -------------------------------------------------------------------------
 
@@ -89,6 +115,12 @@ class DriverRun:
             "log": ([I32, I32], [], self.write_log),
             "now_ns": ([], [I64], self.now_ns),
             "sleep_ns": ([I64], [], self.sleep_ns),
+            "dma_map": ([I32, I32, I32, I32, I32], [I64], self.dma_map),
+            "dma_unmap": ([I32, I32, I64, I32, I32], [], self.dma_unmap),
+            "dma_sync_for_cpu": ([I32, I32, I64, I32, I32], [], self.dma_sync_for_cpu),
+            "dma_sync_for_device": ([I32, I32, I64, I32, I32], [], self.dma_sync_for_device),
+            "dma_alloc_coherent": ([I32, I32, I32, I32], [I32], self.dma_alloc_coherent),
+            "dma_free_coherent": ([I32, I32, I32, I32, I64], [], self.dma_free_coherent),
         }
         if module != "hwsim" or name not in funcs or kind != "func":
             known = ", ".join(sorted(funcs))
@@ -143,6 +175,32 @@ class DriverRun:
         self.log.append(text)
         self.log_sink(text)
 
+    # DMA (see hwsim.driver.dma): addresses and sizes are u32 in the driver, IOVAs u64.
+
+    def dma_map(self, dev, dev_len, cpu, size, direction) -> int:
+        return self.dma.map(self._string(dev, dev_len), cpu & 0xFFFF_FFFF, size & 0xFFFF_FFFF, direction,
+                            self.where())
+
+    def dma_unmap(self, dev, dev_len, iova, size, direction) -> None:
+        self.dma.unmap(self._string(dev, dev_len), iova & (1 << 64) - 1, size & 0xFFFF_FFFF, direction, self.where())
+
+    def dma_sync_for_cpu(self, dev, dev_len, iova, size, direction) -> None:
+        self.dma.sync(self._string(dev, dev_len), iova & (1 << 64) - 1, size & 0xFFFF_FFFF, direction, True,
+                      self.where())
+
+    def dma_sync_for_device(self, dev, dev_len, iova, size, direction) -> None:
+        self.dma.sync(self._string(dev, dev_len), iova & (1 << 64) - 1, size & 0xFFFF_FFFF, direction, False,
+                      self.where())
+
+    def dma_alloc_coherent(self, dev, dev_len, size, iova_out) -> int:
+        cpu, iova = self.dma.alloc_coherent(self._string(dev, dev_len), size & 0xFFFF_FFFF, self.where())
+        self.memory.write(iova_out & 0xFFFF_FFFF, iova.to_bytes(8, "little"))
+        return cpu
+
+    def dma_free_coherent(self, dev, dev_len, size, cpu, iova) -> None:
+        self.dma.free_coherent(self._string(dev, dev_len), size & 0xFFFF_FFFF, cpu & 0xFFFF_FFFF,
+                               iova & (1 << 64) - 1, self.where())
+
     def now_ns(self) -> int:
         return self.system.clock.ticks_to_ns(self.system.clock.now)
 
@@ -163,10 +221,13 @@ class DriverRun:
         iommu = self.system.iommu
         requests_before = iommu.stats.requests if iommu is not None else 0
         faults_before = len(iommu.fault_log) if iommu is not None else 0
+        dma_before = len(self.dma.reports)
         try:
             report.result = func(self.store, *args)
         except Trap as trap:
             report.trap = trap
+        self.dma.check_leaks()
+        report.dma_reports = self.dma.reports[dma_before:]
         report.mmio_accesses = machine.mmio_accesses - mmio_before
         if iommu is not None:
             report.dma_requests = iommu.stats.requests - requests_before

@@ -1,0 +1,296 @@
+"""The DMA API of sandboxed drivers (as Linux's), and the DMA checker that watches every transfer.
+
+A mapping makes bytes of the driver's memory 0 reachable by one device at an
+IOVA: the host maps the pages backing them into the device's IO page table
+(one Sv39 address space per device, walked by the IOMMU) with the rights the
+direction allows.  IOVAs are never reused, so a late DMA finds an unmapped
+page.  The checker sees every API call and every device request (it wraps
+``Iommu.dma``), keeps byte-exact records, and reports, with device, IOVA,
+direction, time and the driver call that created the mapping (wasm function
+and bytecode offset):
+
+* stray DMA (an IOVA never mapped), DMA after unmap, DMA against the mapping's
+  direction, overrun past the mapped length (even inside the same page),
+  device access while the CPU owns the buffer (missing sync_for_device);
+* unmap with the wrong size or direction, double unmap, unmap of an IOVA never
+  mapped; sync of unmapped memory, outside the mapping, or in the wrong
+  direction; mappings still live when the driver returns; mapping an MMIO window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+
+from ..mmu.bits import PAGE_SIZE, Pte
+
+DMA_MAPPING_ERROR = (1 << 64) - 1
+IOVA_BASE = 0x1000_0000
+
+
+class Direction(enum.IntEnum):
+    BIDIRECTIONAL = 0
+    TO_DEVICE = 1
+    FROM_DEVICE = 2
+
+    @property
+    def device_reads(self) -> bool:
+        return self in (Direction.BIDIRECTIONAL, Direction.TO_DEVICE)
+
+    @property
+    def device_writes(self) -> bool:
+        return self in (Direction.BIDIRECTIONAL, Direction.FROM_DEVICE)
+
+
+class Problem(enum.Enum):
+    STRAY = "DMA to an IOVA that was never mapped"
+    AFTER_UNMAP = "DMA to a mapping that was already unmapped"
+    DIRECTION = "DMA against the mapping's direction"
+    OVERRUN = "DMA past the end of the mapping"
+    CPU_OWNED = "DMA while the CPU owns the buffer (missing dma_sync_for_device)"
+    UNMAP_SIZE = "unmap with a size other than the mapping's"
+    UNMAP_DIRECTION = "unmap with a direction other than the mapping's"
+    DOUBLE_UNMAP = "unmap of a mapping already unmapped"
+    UNMAP_UNKNOWN = "unmap of an IOVA that was never mapped"
+    SYNC_UNMAPPED = "sync of memory that is not mapped"
+    SYNC_RANGE = "sync outside the mapping"
+    SYNC_DIRECTION = "sync in a direction the mapping does not have"
+    LEAK = "mapping still live when the driver returned"
+    MAP_MMIO = "mapping of a device's MMIO window for DMA"
+
+
+@dataclass
+class Mapping:
+    device: str
+    device_id: int
+    iova: int
+    size: int
+    cpu_addr: int
+    direction: Direction
+    creator: str  # where the driver created it
+    created: int  # virtual tick
+    coherent: bool = False
+    unmapped_by: str | None = None
+    cpu_owned: bool = False  # after dma_sync_for_cpu, until dma_sync_for_device
+
+    def contains(self, iova: int, size: int = 1) -> bool:
+        return self.iova <= iova and iova + size <= self.iova + self.size
+
+    def pages(self) -> tuple[int, int]:
+        first = self.iova & ~(PAGE_SIZE - 1)
+        return first, ((self.iova + self.size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)) - first
+
+
+@dataclass
+class DmaReport:
+    problem: Problem
+    device: str
+    iova: int
+    size: int
+    access: str  # "read", "write", or the API call
+    time_ns: int
+    mapping: Mapping | None = None
+    where: str = ""  # the driver call that did it, for API problems
+    detail: str = ""
+
+    def format(self) -> str:
+        head = (f"DMA bug: {self.problem.value}: device {self.device}, iova {self.iova:#x}, {self.size} bytes, "
+                f"{self.access}, at {self.time_ns / 1e6:.3f} ms")
+        lines = [head]
+        if self.detail:
+            lines.append(f"  {self.detail}")
+        if self.where:
+            lines.append(f"  by the driver at {self.where}")
+        m = self.mapping
+        if m is not None:
+            lines.append(f"  mapping iova {m.iova:#x}+{m.size:#x} ({m.direction.name.lower()}) of driver memory "
+                         f"{m.cpu_addr:#x}, created at {m.creator}"
+                         + (f", unmapped at {m.unmapped_by}" if m.unmapped_by else ""))
+        return "\n".join(lines)
+
+
+class DmaChecker:
+    """Mappings and their rules.  One per driver run; ``run`` gives memory, IOMMU, clock and locations."""
+
+    def __init__(self, run) -> None:
+        self.run = run
+        self.system = run.system
+        self.iommu = self.system.iommu
+        self.reports: list[DmaReport] = []
+        self.mappings: list[Mapping] = []  # every mapping ever made, live or not
+        self.spaces: dict[int, object] = {}  # device id -> IO address space
+        self.next_iova: dict[int, int] = {}
+        self.device_ids: dict[int, str] = {}
+        if self.iommu is not None:
+            directory = self.iommu.create_directory()
+            machine = self.system.machine
+            for spec in self.system.board.devices:
+                if spec.iommu_device_id is None:
+                    continue
+                space = machine.new_address_space(asid=0)
+                self.spaces[spec.iommu_device_id] = space
+                self.device_ids[spec.iommu_device_id] = spec.name
+                self.next_iova[spec.iommu_device_id] = IOVA_BASE
+                self.iommu.attach(spec.iommu_device_id, space, pscid=spec.iommu_device_id)
+            del directory
+            self._dma = self.iommu.dma
+            self.iommu.dma = self.device_request  # every device DMA now passes the checker
+
+    # -- reports ------------------------------------------------------------------------------------
+
+    def now_ns(self) -> int:
+        return self.system.clock.ticks_to_ns(self.system.clock.now)
+
+    def report(self, problem: Problem, device: str, iova: int, size: int, access: str, *,
+               mapping: Mapping | None = None, where: str = "", detail: str = "") -> None:
+        snapshot = dataclasses.replace(mapping) if mapping is not None else None  # the mapping as it is now
+        self.reports.append(DmaReport(problem, device, iova, size, access, self.now_ns(), snapshot, where, detail))
+
+    # -- the device side ------------------------------------------------------------------------------
+
+    def device_request(self, device_id: int, iova: int, size: int, write: bool, data: bytes | None = None):
+        result = self._dma(device_id, iova, size, write, data)
+        device = self.device_ids.get(device_id, f"#{device_id}")
+        access = "write" if write else "read"
+        candidates = [m for m in self.mappings if m.device_id == device_id and
+                      m.iova < iova + size and iova < m.iova + max(m.size, 1)]
+        live = [m for m in candidates if m.unmapped_by is None]
+        if not candidates:
+            near = self._page_neighbour(device_id, iova)
+            if near is not None and near.unmapped_by is None:
+                self.report(Problem.OVERRUN, device, iova, size, access, mapping=near,
+                            detail=f"the mapping ends at iova {near.iova + near.size:#x}")
+            elif near is not None:
+                self.report(Problem.AFTER_UNMAP, device, iova, size, access, mapping=near)
+            else:
+                self.report(Problem.STRAY, device, iova, size, access,
+                            detail="the IOMMU " + ("refused it" if not result.ok else "allowed it"))
+            return result
+        if not live:
+            self.report(Problem.AFTER_UNMAP, device, iova, size, access, mapping=candidates[-1])
+            return result
+        m = live[-1]
+        if not m.contains(iova, size):
+            self.report(Problem.OVERRUN, device, iova, size, access, mapping=m,
+                        detail=f"the access ends at iova {iova + size:#x}, the mapping at {m.iova + m.size:#x}")
+        if (write and not m.direction.device_writes) or (not write and not m.direction.device_reads):
+            self.report(Problem.DIRECTION, device, iova, size, access, mapping=m,
+                        detail=f"a {m.direction.name.lower()} mapping; the device {'wrote' if write else 'read'}")
+        if m.cpu_owned and not m.coherent:
+            self.report(Problem.CPU_OWNED, device, iova, size, access, mapping=m)
+        return result
+
+    def _page_neighbour(self, device_id: int, iova: int) -> Mapping | None:
+        """The mapping whose pages hold ``iova`` (the access missed its bytes but hit its page)."""
+        page = iova & ~(PAGE_SIZE - 1)
+        found = None
+        for m in self.mappings:
+            first, length = m.pages()
+            if m.device_id == device_id and first <= page < first + length:
+                found = m
+        return found
+
+    # -- the API the driver calls ----------------------------------------------------------------------
+
+    def device_id_of(self, name: str) -> int:
+        self.system.device(name)
+        for did, dev in self.device_ids.items():
+            if dev == name:
+                return did
+        raise self.run.error(f"device {name!r} does not do DMA (it has no iommu_device_id on this board)")
+
+    def map(self, name: str, cpu_addr: int, size: int, direction: int, where: str, *, coherent=False) -> int:
+        did = self.device_id_of(name)
+        try:
+            direction = Direction(direction)
+        except ValueError:
+            raise self.run.error(f"dma_map: direction must be 0, 1 or 2, not {direction}") from None
+        if size <= 0:
+            raise self.run.error(f"dma_map: size must be positive, not {size}")
+        from .runner import MMIO_WINDOWS
+        if cpu_addr + size > MMIO_WINDOWS:
+            self.report(Problem.MAP_MMIO, name, 0, size, "dma_map", where=where,
+                        detail=f"driver address {cpu_addr:#x} is a device window, not memory")
+            return DMA_MAPPING_ERROR
+        memory = self.run.memory
+        if cpu_addr + size > memory.size_bytes:
+            raise self.run.error(f"dma_map: [{cpu_addr:#x}, {cpu_addr + size:#x}) is outside the driver's memory")
+        offset = cpu_addr & (PAGE_SIZE - 1)
+        npages = (offset + size + PAGE_SIZE - 1) // PAGE_SIZE
+        iova_page = self.next_iova[did]
+        self.next_iova[did] = iova_page + (npages + 1) * PAGE_SIZE  # a gap page after every mapping
+        rights = Pte.R | Pte.U | (Pte.W if direction.device_writes else 0)
+        space = self.spaces[did]
+        store = self.run.store._store
+        for k in range(npages):
+            va = memory.base + (cpu_addr & ~(PAGE_SIZE - 1)) + k * PAGE_SIZE
+            if store.space.lookup(va) is None and not store._map_page(va):
+                raise self.run.error("dma_map: out of physical memory")
+            pa = store.space.lookup(va).pa
+            space.map(iova_page + k * PAGE_SIZE, pa, PAGE_SIZE, rights, page_size=PAGE_SIZE)
+        m = Mapping(name, did, iova_page + offset, size, cpu_addr, direction, where, self.system.clock.now,
+                    coherent=coherent)
+        self.mappings.append(m)
+        return m.iova
+
+    def _find(self, did: int, iova: int) -> Mapping | None:
+        found = None
+        for m in self.mappings:
+            if m.device_id == did and m.iova == iova:
+                found = m
+        return found
+
+    def unmap(self, name: str, iova: int, size: int, direction: int, where: str) -> None:
+        did = self.device_id_of(name)
+        m = self._find(did, iova)
+        if m is None:
+            self.report(Problem.UNMAP_UNKNOWN, name, iova, size, "dma_unmap", where=where)
+            return
+        if m.unmapped_by is not None:
+            self.report(Problem.DOUBLE_UNMAP, name, iova, size, "dma_unmap", mapping=m, where=where)
+            return
+        if size != m.size:
+            self.report(Problem.UNMAP_SIZE, name, iova, size, "dma_unmap", mapping=m, where=where,
+                        detail=f"mapped {m.size} bytes, unmapped {size}")
+        if direction != m.direction:
+            self.report(Problem.UNMAP_DIRECTION, name, iova, size, "dma_unmap", mapping=m, where=where,
+                        detail=f"mapped {m.direction.name.lower()}, unmapped "
+                               f"{Direction(direction).name.lower() if direction in (0, 1, 2) else direction}")
+        first, length = m.pages()
+        self.spaces[did].unmap(first, length)
+        self.iommu.iotinval_vma(pscid=did)  # what the kernel's IOMMU driver does on unmap
+        m.unmapped_by = where
+
+    def sync(self, name: str, iova: int, size: int, direction: int, for_cpu: bool, where: str) -> None:
+        did = self.device_id_of(name)
+        call = "dma_sync_for_cpu" if for_cpu else "dma_sync_for_device"
+        live = [m for m in self.mappings if m.device_id == did and m.unmapped_by is None
+                and m.iova <= iova < m.iova + m.size]
+        if not live:
+            self.report(Problem.SYNC_UNMAPPED, name, iova, size, call, where=where)
+            return
+        m = live[-1]
+        if not m.contains(iova, size):
+            self.report(Problem.SYNC_RANGE, name, iova, size, call, mapping=m, where=where)
+        if direction != m.direction:
+            self.report(Problem.SYNC_DIRECTION, name, iova, size, call, mapping=m, where=where)
+        m.cpu_owned = for_cpu
+
+    def alloc_coherent(self, name: str, size: int, where: str) -> tuple[int, int]:
+        """(driver address, iova) of ``size`` new bytes at the end of the driver's memory."""
+        memory = self.run.memory
+        pages = (size + memory.page_size - 1) // memory.page_size
+        old = memory.grow(pages)
+        if old < 0:
+            raise self.run.error(f"dma_alloc_coherent: cannot grow the driver's memory by {pages} pages")
+        cpu = old * memory.page_size
+        return cpu, self.map(name, cpu, size, Direction.BIDIRECTIONAL, where, coherent=True)
+
+    def free_coherent(self, name: str, size: int, cpu_addr: int, iova: int, where: str) -> None:
+        self.unmap(name, iova, size, Direction.BIDIRECTIONAL, where)
+
+    def check_leaks(self) -> None:
+        for m in self.mappings:
+            if m.unmapped_by is None:
+                self.report(Problem.LEAK, m.device, m.iova, m.size, "driver exit", mapping=m)
