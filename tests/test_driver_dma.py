@@ -28,7 +28,8 @@ def test_dma_copy_through_the_iommu_is_clean():
     assert all(m.unmapped_by for m in run.dma.mappings) and len(run.dma.mappings) == 2
 
 
-CREATOR = re.compile(r"created at wasm function \d+ \(probe\) offset 0x[0-9a-f]+")
+# "created at overrun.c:8 (probe), in hwsim.h:72 [wasm function 3 (probe) offset 0xe1]"
+CREATOR = re.compile(r"created at \w+\.c:\d+ \(probe\), in hwsim\.h:\d+ \[wasm function \d+ \(probe\) offset 0x[0-9a-f]+\]")
 
 EXPECTED = {
     "stray": ([Problem.STRAY], 1),
@@ -57,7 +58,7 @@ def test_each_buggy_driver_gets_its_report(name):
         if r.mapping is not None:  # the driver call that created the mapping is named
             assert CREATOR.search(r.format()), r.format()
         elif r.problem is not Problem.STRAY:
-            assert "by the driver at wasm function" in r.format()
+            assert re.search(rf"by the driver at {name}\.c:\d+ \(probe\)", r.format()), r.format()
     assert f"DMA bugs: {len(problems)}" in text
 
 
@@ -66,3 +67,31 @@ def test_report_keeps_the_mapping_as_it_was():
     first_with_mapping = next(r for r in report.dma_reports if r.mapping is not None)
     assert first_with_mapping.mapping.unmapped_by is None  # unmapped only later in the driver
     assert "unmapped at" not in first_with_mapping.format()
+
+
+def test_reports_name_the_c_source_line_of_the_creating_call():
+    """The DWARF of a driver built with -g gives the line the author wrote (the inline wrapper's call site)."""
+    _, report = run_driver(DRIVERS / "examples" / "buggy" / "overrun")
+    (r,) = report.dma_reports
+    assert "created at overrun.c:8 (probe), in hwsim.h:" in r.format()
+    source = (DRIVERS / "examples" / "buggy" / "overrun" / "overrun.c").read_text().splitlines()
+    assert "hwsim_dma_map_single(\"dma0\", b, 100, HWSIM_DMA_FROM_DEVICE)" in source[8 - 1]
+    _, report = run_driver(DRIVERS / "examples" / "buggy" / "double_unmap")
+    assert "by the driver at double_unmap.c:7 (probe), in hwsim.h:" in report.dma_reports[0].format()
+
+
+def test_traps_in_c_drivers_name_the_source_line(tmp_path):
+    drv = tmp_path / "divider"
+    drv.mkdir()
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "hwsim.h").write_text((DRIVERS / "include" / "hwsim.h").read_text())
+    (drv / "divider.c").write_text("static volatile int zero = 0;\n"
+                                   "int divide(int a) {\n"
+                                   "    return a / zero;\n"
+                                   "}\n"
+                                   "int probe(void) { return divide(7); }\n")
+    system = load_board(DEFAULT_BOARD).build(options={"uart0": {"backend": "memory"}})
+    report = DriverRun(system, build_driver(drv).read_bytes(), log=lambda text: None).run()
+    assert report.trap.message == "integer divide by zero"
+    # divide() was inlined into probe(): the call site, then the line that divided
+    assert str(report.trap).startswith("integer divide by zero at divider.c:5 (probe), in divider.c:3")

@@ -104,7 +104,9 @@ class DriverRun:
             return f"pc {ra - 4:#x}"
         func, offset = wl
         name = module.get_func_name(func)
-        return f"wasm function {func}{f' ({name})' if name else ''} offset {offset:#x}"
+        wasm = f"wasm function {func}{f' ({name})' if name else ''} offset {offset:#x}"
+        source = store.source_location(module, offset)
+        return f"{source} [{wasm}]" if source else wasm
 
     # -- the host interface -------------------------------------------------------------------------
 

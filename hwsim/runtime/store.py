@@ -47,15 +47,18 @@ class Trap(HwsimError):
 
     def __init__(self, code: TrapCode, *, func_index: int | None = None, func_name: str | None = None,
                  wasm_offset: int | None = None, pc: int | None = None, insn: str | None = None,
-                 detail: str = "") -> None:
+                 detail: str = "", source: str | None = None) -> None:
         self.code = code
         self.detail = detail
+        self.source = source
         self.func_index = func_index
         self.func_name = func_name
         self.wasm_offset = wasm_offset
         self.pc = pc
         self.insn = insn
         where = []
+        if source:
+            where.append(source)
         if func_index is not None:
             name = f" ({func_name})" if func_name else ""
             where.append(f"wasm function {func_index}{name}")
@@ -113,6 +116,7 @@ class Store:
         self.instances: dict[int, object] = {}  # vmctx VA -> Instance
         self.funcrefs: dict[int, FuncRecord] = {}  # record VA -> record
         self.modules: list = []  # (code base, code end, CompiledModule, Module)
+        self._source_maps: dict[int, object] = {}  # id(Module) -> SourceMap (DWARF line tables)
         self._type_ids: dict = {}
         self.externs: dict[int, object] = {}  # externref handle -> host object
         self._extern_ids: dict[int, int] = {}
@@ -358,7 +362,7 @@ class Store:
             if site is not None:
                 code, func, wasm = site
                 return Trap(code, func_index=func, func_name=module.get_func_name(func), wasm_offset=wasm, pc=pc,
-                            insn="ebreak")
+                            insn="ebreak", source=self.source_location(module, wasm))
         if result.reason is StopReason.FAULT:
             fault = result.fault
             insn = fault.insn.text if fault.insn is not None else None
@@ -430,8 +434,18 @@ class Store:
             cm, module, base = loc
             wl = cm.wasm_location(pc - base)
             if wl is not None:
-                where = dict(func_index=wl[0], func_name=module.get_func_name(wl[0]), wasm_offset=wl[1])
+                where = dict(func_index=wl[0], func_name=module.get_func_name(wl[0]), wasm_offset=wl[1],
+                             source=self.source_location(module, wl[1]))
         return Trap(code, pc=pc, insn=insn, detail=detail, **where)
+
+    def source_location(self, module, wasm_offset: int) -> str | None:
+        """``file.c:line`` of a bytecode offset, when the module carries DWARF (built with -g)."""
+        from ..wasm.dwarf import SourceMap
+        source_map = self._source_maps.get(id(module))
+        if source_map is None:
+            source_map = self._source_maps[id(module)] = SourceMap(module)
+        loc = source_map.locate(wasm_offset)
+        return loc.format() if loc is not None else None
 
     # -- inspection ---------------------------------------------------------------------------
 
