@@ -14,13 +14,16 @@ from hwsim.driver.dma import Problem
 DRIVERS = Path(__file__).resolve().parents[1] / "drivers"
 
 
-def run_driver(path: Path):
-    system = load_board(DEFAULT_BOARD).build(options={"uart0": {"backend": "memory"}})
-    run = DriverRun(system, build_driver(path).read_bytes(), log=lambda text: None)
-    return run, run.run()
+@pytest.fixture
+def run_driver(hwsim_driver):
+    """The pytest plugin's hwsim_driver, as (run, report)."""
+    def run(path: Path):
+        result = hwsim_driver(path)
+        return result.run, result.report
+    return run
 
 
-def test_dma_copy_through_the_iommu_is_clean():
+def test_dma_copy_through_the_iommu_is_clean(run_driver):
     run, report = run_driver(DRIVERS / "dma_copy")
     assert report.result == 0 and report.ok, report.format()
     assert report.dma_requests == 2 and report.dma_reports == [] and report.dma_faults == []
@@ -46,7 +49,7 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_each_buggy_driver_gets_its_report(name):
+def test_each_buggy_driver_gets_its_report(run_driver, name):
     problems, iommu_faults = EXPECTED[name]
     run, report = run_driver(DRIVERS / "examples" / "buggy" / name)
     assert not report.ok
@@ -62,14 +65,14 @@ def test_each_buggy_driver_gets_its_report(name):
     assert f"DMA bugs: {len(problems)}" in text
 
 
-def test_report_keeps_the_mapping_as_it_was():
+def test_report_keeps_the_mapping_as_it_was(run_driver):
     _, report = run_driver(DRIVERS / "examples" / "buggy" / "bad_sync")
     first_with_mapping = next(r for r in report.dma_reports if r.mapping is not None)
     assert first_with_mapping.mapping.unmapped_by is None  # unmapped only later in the driver
     assert "unmapped at" not in first_with_mapping.format()
 
 
-def test_reports_name_the_c_source_line_of_the_creating_call():
+def test_reports_name_the_c_source_line_of_the_creating_call(run_driver):
     """The DWARF of a driver built with -g gives the line the author wrote (the inline wrapper's call site)."""
     _, report = run_driver(DRIVERS / "examples" / "buggy" / "overrun")
     (r,) = report.dma_reports
@@ -95,3 +98,11 @@ def test_traps_in_c_drivers_name_the_source_line(tmp_path):
     assert report.trap.message == "integer divide by zero"
     # divide() was inlined into probe(): the call site, then the line that divided
     assert str(report.trap).startswith("integer divide by zero at divider.c:5 (probe), in divider.c:3")
+
+
+def test_plugin_fixtures(hwsim_driver, hwsim_board):
+    result = hwsim_driver(DRIVERS / "uart16550", uart_input=b"plugin\n")
+    assert result.console == b"plugin\n" and result.report.ok and result.dma_problems == []
+    assert hwsim_driver(DRIVERS / "examples" / "buggy" / "leak").dma_problems == ["LEAK"]
+    system = hwsim_board(uart_input=b"x")
+    assert system.device("uart0").backend.pending_input == 1
