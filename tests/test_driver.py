@@ -100,3 +100,32 @@ def test_hwsim_run_exit_status_on_trap(tmp_path):
     out = subprocess.run([sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), str(path), "--invoke", "oops"],
                          input=b"", capture_output=True, cwd=REPO, timeout=120)
     assert out.returncode == 1 and b"driver trapped: unreachable" in out.stderr
+
+
+def test_native_firmware_runs_the_same_sources():
+    from hwsim.driver.firmware import FirmwareRun
+    elf = build_driver(UART_DRIVER, native=True)
+    assert elf.suffix == ".elf" and elf.read_bytes()[:4] == b"\x7fELF"
+    system, backend = system_with_input(b"native\n")
+    run = FirmwareRun(system, elf.read_bytes())
+    report = run.run()
+    assert backend.output_text() == "native\n" and report.result == 7
+    assert run.log == ["uart16550: echoing console input"]
+    system, _ = system_with_input(b"")
+    dma = FirmwareRun(system, build_driver(REPO / "drivers" / "dma_copy", native=True).read_bytes())
+    report = dma.run()
+    assert report.result == 0 and report.dma_requests == 2  # physical addresses, the IOMMU in bare mode
+
+
+def test_hwsim_run_accepts_firmware():
+    elf = build_driver(UART_DRIVER, native=True)
+    out = subprocess.run([sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), str(elf)],
+                         input=b"fw\n", capture_output=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0 and out.stdout == b"fw\n" and b"driver returned 3" in out.stderr
+
+
+def test_invoke_exported_entry_points():
+    system, _ = system_with_input(b"")
+    run = quiet_run(system, build_driver(REPO / "drivers" / "bench").read_bytes())
+    assert run.run("mmio_loop", (10,)).result == sum(range(10))
+    assert run.run("dma_loop", (3,)).result == 0

@@ -28,7 +28,16 @@ typedef unsigned int uint32_t;
 typedef unsigned long long uint64_t;
 typedef unsigned long size_t;
 
+#ifdef HWSIM_NATIVE
+/* Native firmware build (hwsim build --native): the same functions, implemented by
+ * firmware/hwsim_native.c with ecalls to the host; addresses are physical. */
+#define HWSIM_IMPORT(name)
+#define HWSIM_EXPORT(name)
+#else
 #define HWSIM_IMPORT(name) __attribute__((import_module("hwsim"), import_name(name)))
+/* Mark a function `hwsim run --invoke NAME` may call (probe is always exported). */
+#define HWSIM_EXPORT(name) __attribute__((export_name(name)))
+#endif
 
 HWSIM_IMPORT("mmio_map") void *hwsim__mmio_map(const char *name, size_t name_len);
 HWSIM_IMPORT("irq_wait") int hwsim__irq_wait(const char *name, size_t name_len);

@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "drivers/include/hwsim.h; rebuilt only when a source changes.")
     b.add_argument("driver_dir", metavar="DRIVER_DIR")
     b.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
+    b.add_argument("--native", action="store_true",
+                   help="build native riscv64 firmware instead (firmware/build/NAME.elf), to run unsandboxed")
     b.set_defaults(func=run_build)
 
     r = sub.add_parser("run", help="run a sandboxed driver on a board",
@@ -24,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "the system is idle, or at the virtual-time limit; a report goes to stderr.  "
                                    "Exit status: 0, or 1 when the driver trapped or a DMA fault occurred.")
     r.add_argument("board", metavar="BOARD", help="a board file, e.g. boards/virt.toml")
-    r.add_argument("driver", metavar="DRIVER", help="DRIVER.wasm or a driver directory")
+    r.add_argument("driver", metavar="DRIVER", help="DRIVER.wasm, a driver directory (built on the fly), or "
+                                                    "native firmware (.elf from hwsim build --native)")
     r.add_argument("--invoke", nargs="+", metavar=("FUNC", "ARG"), help="call FUNC with integer ARGs "
                                                                       "instead of probe()")
     r.add_argument("--time-limit", type=float, default=10.0, metavar="SECONDS",
@@ -35,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     from ..driver import build_driver
-    print(build_driver(args.driver_dir, force=args.force))
+    print(build_driver(args.driver_dir, force=args.force, native=args.native))
     return 0
 
 
@@ -45,15 +48,17 @@ def run_driver(args: argparse.Namespace) -> int:
     path = Path(args.driver)
     if path.is_dir():
         path = build_driver(path)
-    elif path.suffix == ".elf":
-        raise ConfigError(f"{path}: native firmware (.elf) runs are not supported yet; give a .wasm driver")
     try:
-        wasm = path.read_bytes()
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read driver {str(path)!r}: {exc.strerror}") from None
     system = load_board(args.board).build()
     log = (lambda text: None) if args.quiet else (lambda text: print(f"[driver] {text}", file=sys.stderr))
-    run = DriverRun(system, wasm, log=log, time_limit_ns=int(args.time_limit * 1e9))
+    if data[:4] == b"\x7fELF":  # native firmware, unsandboxed
+        from ..driver.firmware import FirmwareRun
+        run = FirmwareRun(system, data, log=log)
+    else:
+        run = DriverRun(system, data, log=log, time_limit_ns=int(args.time_limit * 1e9))
     entry, call_args = "probe", ()
     if args.invoke:
         entry = args.invoke[0]

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import HwsimError
 
 FLAGS = ("-target", "wasm32-freestanding", "-O2", "-g", "-nostdlib", "-ffreestanding", "-Wl,--no-entry",
-         "-Wl,--export=probe", "-Wl,--export-dynamic")
+         "-Wl,--export=probe")  # other entry points: HWSIM_EXPORT("name") in the source
 
 
 class BuildError(HwsimError):
@@ -32,7 +32,17 @@ def include_dir(driver_dir: Path) -> Path:
     raise BuildError(f"cannot find hwsim.h: expected {driver_dir.parent / 'include' / 'hwsim.h'}")
 
 
-def build_driver(driver_dir: str | Path, *, force: bool = False) -> Path:
+NATIVE_FLAGS = ("-target", "riscv64-freestanding", "-mcpu=baseline_rv64", "-mcmodel=medany", "-O2", "-g",
+                "-nostdlib", "-ffreestanding", "-DHWSIM_NATIVE", "-Wl,-e,probe")
+
+
+def firmware_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "firmware"
+
+
+def build_driver(driver_dir: str | Path, *, force: bool = False, native: bool = False) -> Path:
+    """Build to ``DRIVER_DIR/build/NAME.wasm``, or with ``native`` to firmware/build/NAME.elf
+    (riscv64, with firmware/hwsim_native.c and firmware/link.ld)."""
     driver_dir = Path(driver_dir)
     if not driver_dir.is_dir():
         raise BuildError(f"driver directory {str(driver_dir)!r} does not exist")
@@ -40,18 +50,27 @@ def build_driver(driver_dir: str | Path, *, force: bool = False) -> Path:
     if not sources:
         raise BuildError(f"{driver_dir}: no .c files to build")
     include = include_dir(driver_dir)
+    flags: tuple = FLAGS
+    name = driver_dir.resolve().name
+    if native:
+        fw = firmware_dir()
+        sources = [*sources, fw / "hwsim_native.c"]
+        flags = (*NATIVE_FLAGS, f"-Wl,-T,{fw / 'link.ld'}")
+        extra = [fw / "link.ld"]
+        out_dir, out = fw / "build", fw / "build" / f"{name}.elf"
+    else:
+        extra = []
+        out_dir, out = driver_dir / "build", driver_dir / "build" / f"{name}.wasm"
     digest = hashlib.sha256()
-    for path in [*sources, include / "hwsim.h"]:
+    for path in [*sources, include / "hwsim.h", *extra]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    digest.update(" ".join(FLAGS).encode())
-    out_dir = driver_dir / "build"
-    out = out_dir / f"{driver_dir.resolve().name}.wasm"
-    stamp = out_dir / f"{driver_dir.resolve().name}.sha256"
+    digest.update(" ".join(flags).encode())
+    stamp = out.with_suffix(out.suffix + ".sha256")
     key = digest.hexdigest()
     if not force and out.is_file() and stamp.is_file() and stamp.read_text() == key:
         return out
     out_dir.mkdir(exist_ok=True)
-    cmd = [sys.executable, "-m", "ziglang", "cc", *FLAGS, f"-I{include}", *map(str, sources), "-o", str(out)]
+    cmd = [sys.executable, "-m", "ziglang", "cc", *flags, f"-I{include}", *map(str, sources), "-o", str(out)]
     try:
         result = subprocess.run(cmd, capture_output=True, text=True)
     except OSError as exc:

@@ -156,16 +156,21 @@ class DriverRun:
 
     def irq_wait(self, ptr: int, length: int) -> int:
         device = self.system.device(self._string(ptr, length))
-        clock = self.system.clock
+        return self.irq_wait_for(self.system, device, self.time_limit_ticks)
+
+    @staticmethod
+    def irq_wait_for(system, device, time_limit_ticks: int) -> int:
+        """1 once ``device``'s interrupt line is high; 0 when nothing more can happen or time is up."""
+        clock = system.clock
         while True:
             poll = getattr(device, "poll", None)
             if poll is not None:
                 poll()
             if device.irq is not None and device.irq.level:
                 return 1
-            if clock.now >= self.time_limit_ticks:
+            if clock.now >= time_limit_ticks:
                 return 0
-            backends = [b for d in self.system.devices.values() if (b := getattr(d, "backend", None)) is not None]
+            backends = [b for d in system.devices.values() if (b := getattr(d, "backend", None)) is not None]
             if all(b.input_ended() for b in backends) and clock.next_deadline is None:
                 return 0  # nothing will ever raise the line
             for b in backends:
