@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,23 +41,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    mmio_n, dma_n = (20_000, 300) if args.quick else (100_000, 2000)
-    drv = ROOT / "drivers" / "bench"
+    mmio_n, dma_n, blk_n = (20_000, 300, 200) if args.quick else (100_000, 2000, 1000)
+    drv, blk = ROOT / "drivers" / "bench", ROOT / "drivers" / "virtio_blk"
     wasm, elf = build_driver(drv).read_bytes(), build_driver(drv, native=True).read_bytes()
+    blk_wasm, blk_elf = build_driver(blk).read_bytes(), build_driver(blk, native=True).read_bytes()
     rows = {}
-    for name, factory in (("sandboxed", lambda s: DriverRun(s, wasm, log=lambda t: None)),
-                          ("native", lambda s: FirmwareRun(s, elf))):
-        system, _ = make_board(DEFAULT_BOARD)
-        run = factory(system)
-        mmio = timed(run, "mmio_loop", mmio_n)
-        dma = timed(run, "dma_loop", dma_n)
-        rows[name] = (2 * mmio_n / mmio, dma_n * 4096 / dma / 1e6)
-    print(f"{time.strftime('%Y-%m-%d')}: drivers/bench on boards/virt.toml, best of 3")
-    print(f"{'':10} {'MMIO accesses/s':>16} {'DMA MB/s (4 KiB copies)':>25}")
-    for name, (ops, mbs) in rows.items():
-        print(f"{name:10} {ops:16,.0f} {mbs:25.1f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        image = Path(tmp) / "disk.img"
+        image.write_bytes(bytes(1 << 20))
+        for name, factory in (("sandboxed", lambda s, w, e: DriverRun(s, w, log=lambda t: None)),
+                              ("native", lambda s, w, e: FirmwareRun(s, e))):
+            system, _ = make_board(DEFAULT_BOARD)
+            run = factory(system, wasm, elf)
+            mmio = timed(run, "mmio_loop", mmio_n)
+            dma = timed(run, "dma_loop", dma_n)
+            system, _ = make_board(DEFAULT_BOARD, options={"blk0": {"image": str(image)}})
+            iops = blk_n / timed(factory(system, blk_wasm, blk_elf), "read_loop", blk_n)
+            rows[name] = (2 * mmio_n / mmio, dma_n * 4096 / dma / 1e6, iops)
+    print(f"{time.strftime('%Y-%m-%d')}: drivers/bench and drivers/virtio_blk on boards/virt.toml, best of 3")
+    print(f"{'':10} {'MMIO accesses/s':>16} {'DMA MB/s (4 KiB copies)':>25} {'virtio-blk 4 KiB read IOPS':>28}")
+    for name, (ops, mbs, iops) in rows.items():
+        print(f"{name:10} {ops:16,.0f} {mbs:25.1f} {iops:28,.0f}")
     s, n = rows["sandboxed"], rows["native"]
-    print(f"{'ratio':10} {s[0] / n[0]:16.2f} {s[1] / n[1]:25.2f}   (sandboxed / native)")
+    print(f"{'ratio':10} {s[0] / n[0]:16.2f} {s[1] / n[1]:25.2f} {s[2] / n[2]:28.2f}   (sandboxed / native)")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                                       "instead of probe()")
     r.add_argument("--time-limit", type=float, default=10.0, metavar="SECONDS",
                    help="virtual-time limit (default 10 s of virtual time)")
+    r.add_argument("--option", action="append", default=[], metavar="DEV.KEY=VALUE",
+                   help="set a device option of the board, e.g. blk0.image=disk.img (repeatable)")
     r.add_argument("--quiet", action="store_true", help="no driver log lines and no report on stderr")
     r.set_defaults(func=run_driver)
 
@@ -52,7 +54,14 @@ def run_driver(args: argparse.Namespace) -> int:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read driver {str(path)!r}: {exc.strerror}") from None
-    system = load_board(args.board).build()
+    options: dict[str, dict] = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        dev, dot, name = key.partition(".")
+        if not sep or not dot or not dev or not name:
+            raise ConfigError(f"--option takes DEV.KEY=VALUE, not {item!r}")
+        options.setdefault(dev, {})[name] = int(value, 0) if value.lstrip("-").isdigit() else value
+    system = load_board(args.board).build(options=options)
     log = (lambda text: None) if args.quiet else (lambda text: print(f"[driver] {text}", file=sys.stderr))
     if data[:4] == b"\x7fELF":  # native firmware, unsandboxed
         from ..driver.firmware import FirmwareRun

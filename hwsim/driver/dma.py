@@ -23,6 +23,7 @@ import dataclasses
 import enum
 from dataclasses import dataclass
 
+from ..mmu.aspace import AddressSpace
 from ..mmu.bits import PAGE_SIZE, Pte
 
 DMA_MAPPING_ERROR = (1 << 64) - 1
@@ -119,6 +120,9 @@ class DmaChecker:
         self.iommu = self.system.iommu
         self.reports: list[DmaReport] = []
         self.mappings: list[Mapping] = []  # every mapping ever made, live or not
+        self.by_page: dict[tuple[int, int], Mapping] = {}  # (device id, IOVA page) -> its mapping (never reused)
+        self.by_start: dict[tuple[int, int], Mapping] = {}  # (device id, IOVA) -> mapping
+        self.live: set[int] = set()  # id() of mappings not unmapped yet
         self.spaces: dict[int, object] = {}  # device id -> IO address space
         self.next_iova: dict[int, int] = {}
         self.device_ids: dict[int, str] = {}
@@ -128,7 +132,9 @@ class DmaChecker:
             for spec in self.system.board.devices:
                 if spec.iommu_device_id is None:
                     continue
-                space = machine.new_address_space(asid=0)
+                # An IO address space, not the CPU's: its changes are the IOMMU's business (IOTINVAL),
+                # so it is not registered with the machine (which would flush the CPU's TLB on every unmap).
+                space = AddressSpace(machine.phys, machine.frames)
                 self.spaces[spec.iommu_device_id] = space
                 self.device_ids[spec.iommu_device_id] = spec.name
                 self.next_iova[spec.iommu_device_id] = IOVA_BASE
@@ -153,8 +159,9 @@ class DmaChecker:
         result = self._dma(device_id, iova, size, write, data)
         device = self.device_ids.get(device_id, f"#{device_id}")
         access = "write" if write else "read"
-        candidates = [m for m in self.mappings if m.device_id == device_id and
-                      m.iova < iova + size and iova < m.iova + max(m.size, 1)]
+        pages = range(iova & ~(PAGE_SIZE - 1), iova + size, PAGE_SIZE)
+        touched = {id(m): m for p in pages if (m := self.by_page.get((device_id, p))) is not None}
+        candidates = [m for m in touched.values() if m.iova < iova + size and iova < m.iova + max(m.size, 1)]
         live = [m for m in candidates if m.unmapped_by is None]
         if not candidates:
             near = self._page_neighbour(device_id, iova)
@@ -183,13 +190,7 @@ class DmaChecker:
 
     def _page_neighbour(self, device_id: int, iova: int) -> Mapping | None:
         """The mapping whose pages hold ``iova`` (the access missed its bytes but hit its page)."""
-        page = iova & ~(PAGE_SIZE - 1)
-        found = None
-        for m in self.mappings:
-            first, length = m.pages()
-            if m.device_id == device_id and first <= page < first + length:
-                found = m
-        return found
+        return self.by_page.get((device_id, iova & ~(PAGE_SIZE - 1)))
 
     # -- the API the driver calls ----------------------------------------------------------------------
 
@@ -232,14 +233,14 @@ class DmaChecker:
         m = Mapping(name, did, iova_page + offset, size, cpu_addr, direction, where, self.system.clock.now,
                     coherent=coherent)
         self.mappings.append(m)
+        for k in range(npages):
+            self.by_page[(did, iova_page + k * PAGE_SIZE)] = m
+        self.by_start[(did, m.iova)] = m
+        self.live.add(id(m))
         return m.iova
 
     def _find(self, did: int, iova: int) -> Mapping | None:
-        found = None
-        for m in self.mappings:
-            if m.device_id == did and m.iova == iova:
-                found = m
-        return found
+        return self.by_start.get((did, iova))
 
     def unmap(self, name: str, iova: int, size: int, direction: int, where: str) -> None:
         did = self.device_id_of(name)
@@ -259,14 +260,16 @@ class DmaChecker:
                                f"{Direction(direction).name.lower() if direction in (0, 1, 2) else direction}")
         first, length = m.pages()
         self.spaces[did].unmap(first, length)
-        self.iommu.iotinval_vma(pscid=did)  # what the kernel's IOMMU driver does on unmap
+        for page in range(first, first + length, PAGE_SIZE):  # what the kernel's IOMMU driver does on unmap
+            self.iommu.iotinval_vma(page, pscid=did)
         m.unmapped_by = where
+        self.live.discard(id(m))
 
     def sync(self, name: str, iova: int, size: int, direction: int, for_cpu: bool, where: str) -> None:
         did = self.device_id_of(name)
         call = "dma_sync_for_cpu" if for_cpu else "dma_sync_for_device"
-        live = [m for m in self.mappings if m.device_id == did and m.unmapped_by is None
-                and m.iova <= iova < m.iova + m.size]
+        m = self.by_page.get((did, iova & ~(PAGE_SIZE - 1)))
+        live = [m] if m is not None and m.unmapped_by is None and m.iova <= iova < m.iova + m.size else []
         if not live:
             self.report(Problem.SYNC_UNMAPPED, name, iova, size, call, where=where)
             return
@@ -292,5 +295,6 @@ class DmaChecker:
 
     def check_leaks(self) -> None:
         for m in self.mappings:
-            if m.unmapped_by is None:
+            if id(m) in self.live:
                 self.report(Problem.LEAK, m.device, m.iova, m.size, "driver exit", mapping=m)
+        self.mappings = [m for m in self.mappings if id(m) in self.live]  # the record only needs the page index
