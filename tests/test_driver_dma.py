@@ -46,6 +46,8 @@ EXPECTED = {
     "missing_sync": ([Problem.CPU_OWNED], 0),
     "leak": ([Problem.LEAK], 0),
     "dma_to_mmio": ([Problem.MAP_MMIO], 0),
+    "read_before_sync": ([Problem.CPU_TOUCH], 0),  # seen by the CPU's MMU, not the IOMMU
+    "write_after_map": ([Problem.CPU_TOUCH], 0),
 }
 
 
@@ -134,3 +136,50 @@ def test_hwsim_run_with_a_disk_image(tmp_path):
     out = subprocess.run([sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), str(DRIVERS / "virtio_blk"),
                           "--option", "blk0image"], input=b"", capture_output=True, timeout=120)
     assert out.returncode == 2 and b"--option takes DEV.KEY=VALUE, not 'blk0image'" in out.stderr
+
+
+BULK_DRIVER = """
+(module
+  (import "hwsim" "dma_map" (func $map (param i32 i32 i32 i32 i32) (result i64)))
+  (import "hwsim" "dma_unmap" (func $unmap (param i32 i32 i64 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "dma0")
+  (func (export "probe") (result i32) (local $iova i64)
+    (local.set $iova (call $map (i32.const 0) (i32.const 4) (i32.const 0x100) (i32.const 64) (i32.const 2)))
+    (memory.fill (i32.const 0x100) (i32.const 7) (i32.const 16))      ;; CPU write: the device owns it
+    (memory.copy (i32.const 0x800) (i32.const 0x120) (i32.const 8))   ;; CPU read of it
+    (memory.copy (i32.const 0x800) (i32.const 0x200) (i32.const 8))   ;; other bytes: fine
+    (call $unmap (i32.const 0) (i32.const 4) (local.get $iova) (i32.const 64) (i32.const 2))
+    (memory.fill (i32.const 0x100) (i32.const 7) (i32.const 16))      ;; the CPU's again: fine
+    (i32.const 0)))
+"""
+
+
+def test_bulk_memory_on_a_device_owned_buffer_is_caught(hwsim_board):
+    from hwsim.driver.runner import DriverRun
+    from hwsim.runtime.api import _wat_to_wasm
+    run = DriverRun(hwsim_board(), _wat_to_wasm(BULK_DRIVER), log=lambda text: None)
+    report = run.run()
+    assert [(r.problem, r.access, r.iova - r.mapping.iova, r.size) for r in report.dma_reports] == [
+        (Problem.CPU_TOUCH, "CPU write", 0, 16), (Problem.CPU_TOUCH, "CPU read", 0x20, 8)]
+    assert "wasm function 2 offset" in report.dma_reports[0].format()
+    assert run.system.machine.watched_pages == frozenset()  # unmapped: nothing watched any more
+
+
+def test_cpu_side_checks_follow_ownership_through_syncs(hwsim_board):
+    """map (device owns) -> sync_for_cpu (CPU owns: no report) -> sync_for_device -> touch (report)."""
+    from hwsim.driver.runner import DriverRun
+    from hwsim.runtime.api import _wat_to_wasm
+    wat = BULK_DRIVER.replace(
+        '(memory.fill (i32.const 0x100) (i32.const 7) (i32.const 16))      ;; CPU write: the device owns it',
+        '(call $sync_cpu (i32.const 0) (i32.const 4) (local.get $iova) (i32.const 64) (i32.const 2))'
+        '(i32.store8 (i32.const 0x101) (i32.const 1))'
+        '(call $sync_dev (i32.const 0) (i32.const 4) (local.get $iova) (i32.const 64) (i32.const 2))'
+        '(drop (i32.load8_u (i32.const 0x13f)))').replace(
+        '(import "hwsim" "dma_unmap"',
+        '(import "hwsim" "dma_sync_for_cpu" (func $sync_cpu (param i32 i32 i64 i32 i32)))'
+        '(import "hwsim" "dma_sync_for_device" (func $sync_dev (param i32 i32 i64 i32 i32)))'
+        '(import "hwsim" "dma_unmap"')
+    report = DriverRun(hwsim_board(), _wat_to_wasm(wat), log=lambda text: None).run()
+    assert [(r.access, r.iova - r.mapping.iova, r.size) for r in report.dma_reports] == [
+        ("CPU read", 0x3f, 1), ("CPU read", 0x20, 8)]

@@ -355,3 +355,88 @@ def test_exit_just_after_an_unmapped_page(g):
     g.m.code_changed()
     r = g.m.run(CODE, until=exit_va)
     assert r.ok and g.m.get_reg("a0") == 9
+
+
+# -- watched pages -------------------------------------------------------------------------------
+
+def test_watched_page_stops_each_access_precisely_and_carries_it_out(g):
+    hits = []
+    g.m.phys.write_u64(g.data_pa + 8, 0xFFFF_FFFF_FFFF_FF80)
+    g.m.watch_page(g.data_pa, hits.append)
+
+    def prog(a):
+        a.li("a1", DATA)
+        a.emit(A.ld("a0", "a1", 8), A.lb("a2", "a1", 8), A.lbu("a3", "a1", 8), A.addi("a0", "a0", 2),
+               A.sw("a0", "a1", 16), A.lw("a4", "a1", 16), A.sd("zero", "a1", 24))
+    r = g.run(prog)
+    assert r.reason is StopReason.EXIT
+    assert (g.m.get_reg("a0"), g.m.get_reg("a2"), g.m.get_reg("a3"), g.m.get_reg("a4")) == (
+        0xFFFF_FFFF_FFFF_FF82, 0xFFFF_FFFF_FFFF_FF80, 0x80, 0xFFFF_FFFF_FFFF_FF82)
+    assert g.m.phys.read_u64(g.data_pa + 16) == 0xFFFF_FF82
+    start = CODE + 4 * len(A.li_words("a1", DATA))
+    assert [(h.pc - start, h.va - DATA, h.size, h.access, h.value) for h in hits] == [
+        (0, 8, 8, Access.LOAD, None), (4, 8, 1, Access.LOAD, None), (8, 8, 1, Access.LOAD, None),
+        (16, 16, 4, Access.STORE, 0xFFFF_FF82), (20, 16, 4, Access.LOAD, None), (24, 24, 8, Access.STORE, 0)]
+    assert all(h.pa == g.data_pa + (h.va - DATA) and h.priv is Priv.U for h in hits)
+    assert g.m.watch_hits == 6
+
+
+def test_watch_stores_only_and_an_access_straddling_into_a_watched_page(g):
+    hits = []
+    g.m.watch_page(g.data_pa + 0x1000, hits.append, accesses=[Access.STORE])
+
+    def prog(a):
+        a.li("a1", DATA + 0x1000)
+        a.emit(A.lw("a0", "a1", 0), A.sw("a0", "a1", 4), A.lw("a0", "a1", 8),  # the load caches the page...
+               A.sw("a0", "a1", 12))  # ...without write permission, so this store still stops
+        a.li("a2", DATA + 0xFFC)
+        a.emit(A.addi("a3", "zero", -1), A.sd("a3", "a2", 0))  # 4 bytes on each page
+    g.m.phys.write(g.data_pa + 0x1000, b"\x11" * 16)
+    r = g.run(prog)
+    assert r.reason is StopReason.EXIT
+    assert [(h.va - DATA, h.size) for h in hits] == [(0x1004, 4), (0x100C, 4), (0xFFC, 8)]
+    assert g.m.phys.read(g.data_pa + 0xFFC, 8) == b"\xff" * 8
+
+
+def test_unwatched_pages_run_at_full_speed_again(g):
+    g.m.watch_page(g.data_pa, lambda hit: None)
+    g.m.unwatch_page(g.data_pa)
+    g.m.unwatch_page(g.data_pa)  # not watched: no-op
+    r = g.run(lambda a: a.li("a1", DATA).emit(A.ld("a0", "a1", 0)))
+    assert r.reason is StopReason.EXIT and g.m.watch_hits == 0 and g.m.watched_pages == frozenset()
+
+
+def test_watch_keeps_real_faults_and_host_errors(g):
+    g.m.watch_page(g.data_pa, lambda hit: None)
+    g.space.protect(DATA, 0x1000, Pte.R | Pte.U)
+    r = g.run(lambda a: a.li("a1", DATA).emit(A.sw("zero", "a1", 0)))
+    assert r.reason is StopReason.FAULT and r.fault.cause is Cause.STORE_PAGE_FAULT  # the PTE says no
+
+    def boom(hit):
+        raise RuntimeError("handler failed")
+    g.m.watch_page(g.data_pa, boom)
+    with pytest.raises(RuntimeError, match="handler failed"):
+        g.run(lambda a: a.li("a1", DATA).emit(A.ld("a0", "a1", 0)))
+
+
+def test_watched_float_loads_are_nan_boxed(g):
+    g.m.phys.write(g.data_pa, (0x3FC0_0000).to_bytes(4, "little") + bytes(4) + (0x4000_0000_0000_0000).to_bytes(8, "little"))
+    g.m.watch_page(g.data_pa, lambda hit: None)
+    flw = A.i_type(0x07, 1, 2, "a1", 0)  # flw f1, 0(a1)
+    fld = A.i_type(0x07, 2, 3, "a1", 8)  # fld f2, 8(a1)
+    r = g.run(lambda a: a.li("a1", DATA).emit(flw, fld))
+    assert r.reason is StopReason.EXIT
+    assert g.m.get_reg("f1") == 0xFFFF_FFFF_3FC0_0000 and g.m.get_reg("f2") == 0x4000_0000_0000_0000
+
+
+def test_watch_in_m_mode_without_translation():
+    m = Machine(ram_size=1 << 20)
+    code, data = m.ram.base, m.ram.base + 0x8000
+    prog = A.Assembler(code).li("a1", data).emit(A.sw("a1", "a1", 4), A.lwu("a0", "a1", 4)).finish()
+    m.phys.write(code, prog)
+    m.set_reg("priv", Priv.M)
+    hits = []
+    m.watch_page(data, hits.append, accesses=[Access.STORE])
+    end = code + len(prog)
+    assert m.run(code, until=end).ok and m.get_reg("a0") == data & 0xFFFF_FFFF
+    assert [(h.va, h.pa, h.access, h.priv) for h in hits] == [(data + 4, data + 4, Access.STORE, Priv.M)]

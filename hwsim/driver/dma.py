@@ -12,6 +12,12 @@ and bytecode offset):
 * stray DMA (an IOVA never mapped), DMA after unmap, DMA against the mapping's
   direction, overrun past the mapped length (even inside the same page),
   device access while the CPU owns the buffer (missing sync_for_device);
+* the CPU side of the same rule: while the device owns a streaming buffer
+  (after map or sync_for_device, until sync_for_cpu or unmap) the driver must
+  not read a buffer the device writes, nor write any.  The pages holding such
+  bytes are watched by the machine (``Machine.watch_page``): each access to
+  them stops precisely, is checked byte-exactly against the buffers, and goes
+  on, so the report names the instruction and its C line;
 * unmap with the wrong size or direction, double unmap, unmap of an IOVA never
   mapped; sync of unmapped memory, outside the mapping, or in the wrong
   direction; mappings still live when the driver returns; mapping an MMIO window.
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 
 from ..mmu.aspace import AddressSpace
 from ..mmu.bits import PAGE_SIZE, Pte
+from ..riscv.priv import Access
 
 DMA_MAPPING_ERROR = (1 << 64) - 1
 IOVA_BASE = 0x1000_0000
@@ -59,6 +66,7 @@ class Problem(enum.Enum):
     SYNC_DIRECTION = "sync in a direction the mapping does not have"
     LEAK = "mapping still live when the driver returned"
     MAP_MMIO = "mapping of a device's MMIO window for DMA"
+    CPU_TOUCH = "CPU access to a buffer the device owns (missing dma_sync_for_cpu or unmap)"
 
 
 @dataclass
@@ -74,6 +82,12 @@ class Mapping:
     coherent: bool = False
     unmapped_by: str | None = None
     cpu_owned: bool = False  # after dma_sync_for_cpu, until dma_sync_for_device
+    frames: tuple[int, ...] = ()  # the physical pages holding the bytes
+
+    @property
+    def device_owned(self) -> bool:
+        """A live streaming mapping the driver has handed to the device."""
+        return not self.coherent and not self.cpu_owned and self.unmapped_by is None
 
     def contains(self, iova: int, size: int = 1) -> bool:
         return self.iova <= iova and iova + size <= self.iova + self.size
@@ -126,6 +140,8 @@ class DmaChecker:
         self.spaces: dict[int, object] = {}  # device id -> IO address space
         self.next_iova: dict[int, int] = {}
         self.device_ids: dict[int, str] = {}
+        self.owned_on_frame: dict[int, list[Mapping]] = {}  # physical page -> device-owned mappings on it
+        self._cpu_reported: set = set()  # (mapping, pc, access) already reported
         if self.iommu is not None:
             directory = self.iommu.create_directory()
             machine = self.system.machine
@@ -140,6 +156,7 @@ class DmaChecker:
                 self.next_iova[spec.iommu_device_id] = IOVA_BASE
                 self.iommu.attach(spec.iommu_device_id, space, pscid=spec.iommu_device_id)
             del directory
+            run.store._store.bulk_access_hook = self.bulk_access
             self._dma = self.iommu.dma
             self.iommu.dma = self.device_request  # every device DMA now passes the checker
 
@@ -224,15 +241,19 @@ class DmaChecker:
         rights = Pte.R | Pte.U | (Pte.W if direction.device_writes else 0)
         space = self.spaces[did]
         store = self.run.store._store
+        frames = []
         for k in range(npages):
             va = memory.base + (cpu_addr & ~(PAGE_SIZE - 1)) + k * PAGE_SIZE
             if store.space.lookup(va) is None and not store._map_page(va):
                 raise self.run.error("dma_map: out of physical memory")
             pa = store.space.lookup(va).pa
+            frames.append(pa)
             space.map(iova_page + k * PAGE_SIZE, pa, PAGE_SIZE, rights, page_size=PAGE_SIZE)
         m = Mapping(name, did, iova_page + offset, size, cpu_addr, direction, where, self.system.clock.now,
-                    coherent=coherent)
+                    coherent=coherent, frames=tuple(frames))
         self.mappings.append(m)
+        if not coherent:
+            self._hand_to_device(m)
         for k in range(npages):
             self.by_page[(did, iova_page + k * PAGE_SIZE)] = m
         self.by_start[(did, m.iova)] = m
@@ -258,6 +279,8 @@ class DmaChecker:
             self.report(Problem.UNMAP_DIRECTION, name, iova, size, "dma_unmap", mapping=m, where=where,
                         detail=f"mapped {m.direction.name.lower()}, unmapped "
                                f"{Direction(direction).name.lower() if direction in (0, 1, 2) else direction}")
+        if m.device_owned:
+            self._hand_to_cpu(m)
         first, length = m.pages()
         self.spaces[did].unmap(first, length)
         for page in range(first, first + length, PAGE_SIZE):  # what the kernel's IOMMU driver does on unmap
@@ -278,7 +301,78 @@ class DmaChecker:
             self.report(Problem.SYNC_RANGE, name, iova, size, call, mapping=m, where=where)
         if direction != m.direction:
             self.report(Problem.SYNC_DIRECTION, name, iova, size, call, mapping=m, where=where)
-        m.cpu_owned = for_cpu
+        if m.coherent or m.cpu_owned == for_cpu:
+            m.cpu_owned = for_cpu
+            return
+        if for_cpu:
+            self._hand_to_cpu(m)
+            m.cpu_owned = True
+        else:
+            m.cpu_owned = False
+            self._hand_to_device(m)
+
+    # -- the CPU side: watched pages ---------------------------------------------------------------------
+
+    def _hand_to_device(self, m: Mapping) -> None:
+        for frame in m.frames:
+            self.owned_on_frame.setdefault(frame, []).append(m)
+            self._rewatch(frame)
+
+    def _hand_to_cpu(self, m: Mapping) -> None:
+        for frame in m.frames:
+            owners = self.owned_on_frame.get(frame, [])
+            if m in owners:
+                owners.remove(m)
+            self._rewatch(frame)
+
+    def _rewatch(self, frame: int) -> None:
+        machine = self.system.machine
+        owners = self.owned_on_frame.get(frame)
+        if not owners:
+            self.owned_on_frame.pop(frame, None)
+            machine.unwatch_page(frame)
+            return
+        accesses = {Access.STORE}
+        if any(o.direction.device_writes for o in owners):
+            accesses.add(Access.LOAD)
+        machine.watch_page(frame, self.cpu_access, accesses)
+
+    def cpu_access(self, hit) -> None:
+        """A driver load or store on a page holding device-owned bytes (from the machine's watch)."""
+        linear = hit.va - self.run.memory.base
+        self.check_cpu_access(linear, hit.size, hit.access is Access.STORE, hit.pc, frame=hit.pa & ~(PAGE_SIZE - 1))
+
+    def bulk_access(self, memory, offset: int, length: int, write: bool, pc: int) -> None:
+        if memory is self.run.memory and self.owned_on_frame:
+            self.check_cpu_access(offset, length, write, pc)
+
+    def check_cpu_access(self, linear: int, size: int, write: bool, pc: int, *, frame: int | None = None) -> None:
+        """Report driver accesses to bytes of driver memory 0 that a device owns now."""
+        if frame is not None:
+            owners = self.owned_on_frame.get(frame, ())
+        else:
+            owners = {id(m): m for ms in self.owned_on_frame.values() for m in ms}.values()
+        for m in owners:
+            if not (m.cpu_addr < linear + size and linear < m.cpu_addr + m.size):
+                continue
+            if not write and not m.direction.device_writes:
+                continue  # reading a buffer the device only reads is harmless
+            key = (id(m), pc, write)
+            if key in self._cpu_reported:
+                continue
+            self._cpu_reported.add(key)
+            first = max(linear, m.cpu_addr)
+            end = min(linear + size, m.cpu_addr + m.size)
+            if write and m.direction.device_writes:
+                why = "the device may overwrite it, or the CPU's write may overwrite what the device wrote"
+            elif write:
+                why = "the device may already have read the old bytes, or read a mix of old and new"
+            else:
+                why = "the CPU may see stale data: dma_sync_for_cpu (or unmap) first"
+            self.report(Problem.CPU_TOUCH, m.device, m.iova + (first - m.cpu_addr), end - first,
+                        "CPU write" if write else "CPU read", mapping=m, where=self.run.where_pc(pc),
+                        detail=f"the driver {'wrote' if write else 'read'} {size} byte{'s' * (size != 1)} at "
+                               f"driver address {linear:#x} while the device owns the buffer; {why}")
 
     def alloc_coherent(self, name: str, size: int, where: str) -> tuple[int, int]:
         """(driver address, iova) of ``size`` new bytes at the end of the driver's memory."""

@@ -93,15 +93,18 @@ class DriverRun:
 
     def where(self) -> str:
         """The driver code calling the host now: wasm function and bytecode offset of the call."""
+        return self.where_pc(self.store._store.machine.get_reg("ra") - 4)
+
+    def where_pc(self, pc: int) -> str:
+        """Source line (with DWARF), wasm function and bytecode offset of the compiled code at ``pc``."""
         store = self.store._store
-        ra = store.machine.get_reg("ra")
-        loc = store.locate(ra - 4)
+        loc = store.locate(pc)
         if loc is None:
-            return f"pc {ra - 4:#x}"
+            return f"pc {pc:#x}"
         cm, module, base = loc
-        wl = cm.wasm_location(ra - 4 - base)
+        wl = cm.wasm_location(pc - base)
         if wl is None:
-            return f"pc {ra - 4:#x}"
+            return f"pc {pc:#x}"
         func, offset = wl
         name = module.get_func_name(func)
         wasm = f"wasm function {func}{f' ({name})' if name else ''} offset {offset:#x}"

@@ -1,9 +1,10 @@
 """The emulated machine: CPU, physical memory map, frame allocator."""
 
-from .fault import CpuFault, RunResult, StopReason
+from .fault import CpuFault, RunResult, StopReason, WatchHit
 from .frames import FrameAllocator, FrameError
 from .machine import DEFAULT_RAM_BASE, DEFAULT_RAM_SIZE, Machine, VirtualAccessError
 from .physmem import MmioRegion, PhysicalMemory, RamRegion
 
 __all__ = ["CpuFault", "DEFAULT_RAM_BASE", "DEFAULT_RAM_SIZE", "FrameAllocator", "FrameError", "Machine",
-           "MmioRegion", "PhysicalMemory", "RamRegion", "RunResult", "StopReason", "VirtualAccessError"]
+           "MmioRegion", "PhysicalMemory", "RamRegion", "RunResult", "StopReason", "VirtualAccessError",
+           "WatchHit"]

@@ -19,6 +19,23 @@ class StopReason(enum.Enum):
     EXCEPTION = "CPU exception"
     LIMIT = "instruction or time budget used up"
     STOPPED = "stopped by the host"
+    WATCH = "an access to a watched page (carried out; Machine.run goes on)"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchHit:
+    """One guest load or store that touched a watched physical page (see ``Machine.watch_page``).
+
+    The handler sees it before the access is made; ``value`` is what a store writes.
+    """
+
+    pc: int
+    va: int
+    pa: int
+    size: int
+    access: Access
+    priv: Priv
+    value: int | None = None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import time
 
 from unicorn import Uc, UcError
 from unicorn import unicorn_const as uc_const
@@ -38,11 +39,12 @@ from ..mmu.tlb import Tlb
 from ..mmu.walker import AdPolicy, FaultReason, WalkResult, check_permission, walk
 from ..riscv.asm import ABI_NAMES
 from ..riscv.disasm import Insn, disassemble_one
+from ..riscv.memop import decode_memop
 from ..riscv.priv import (
     MSTATUS_FS_DIRTY, MSTATUS_MPP_MASK, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, Access, Cause,
     Priv,
 )
-from .fault import CpuFault, RunResult, StopReason
+from .fault import CpuFault, RunResult, StopReason, WatchHit
 from .frames import FrameAllocator
 from .physmem import MmioRegion, PhysicalMemory, RamRegion
 
@@ -143,6 +145,12 @@ class Machine:
         # The FPU starts off (mstatus.FS = 0): turn it on, so F/D instructions work in every mode.
         self._uc.reg_write(rv.UC_RISCV_REG_MSTATUS, self._uc.reg_read(rv.UC_RISCV_REG_MSTATUS) | MSTATUS_FS_DIRTY)
         self._u_context: tuple[int, int] | None = None  # (satp, mstatus) while the hart is in U-mode
+        # Watched physical pages: page -> (accesses watched, handler(WatchHit)).  See watch_page.
+        self._watched: dict[int, tuple[frozenset, object]] = {}
+        self._pending_watch: tuple | None = None
+        self._handed: set[int] = set()  # physical pages handed to Unicorn's TLB since its last flush
+        self._memop_cache: dict[int, object] = {}  # pc -> MemOp of watched accesses (dropped on code_changed)
+        self.watch_hits = 0
 
     # -- physical memory --------------------------------------------------------------
 
@@ -279,10 +287,12 @@ class Machine:
         """Drop Unicorn's translated code: call after the host writes instructions into guest RAM
         that already ran (host writes bypass the CPU's self-modifying-code detection)."""
         self._uc.ctl_flush_tb()
+        self._memop_cache.clear()
 
     def flush_cpu_tlb(self) -> None:
         """Empty Unicorn's internal TLB (the model TLB is untouched)."""
         self._uc.ctl(uc_const.UC_CTL_TLB_FLUSH, uc_const.UC_CTL_IO_WRITE)
+        self._handed.clear()
 
     def _context(self, access: Access = Access.LOAD) -> tuple[Priv, int, bool, bool]:
         """(effective priv, satp, SUM, MXR) for an access of kind ``access`` now.
@@ -335,6 +345,9 @@ class Machine:
         if priv is Priv.M or mode is None:  # no translation: the VA is the PA
             entry.paddr = va
             entry.perms = uc_const.UC_PROT_ALL
+            if self._watched:
+                return self._watch_fill(va, access, va & ~PAGE_MASK, entry)
+            self._handed.add(va & ~PAGE_MASK)
             return True
         asid = (satp >> 44) & 0xFFFF
         tr = self.tlb.lookup(asid, va)
@@ -357,8 +370,23 @@ class Machine:
                 self._pending_fault = (va, access, priv, sum_, mxr, satp, None, result)
                 return False
             self.tlb.insert(asid, tr)
-        entry.paddr = tr.pa_of(va) & ~PAGE_MASK
+        entry.paddr = pa_page = tr.pa_of(va) & ~PAGE_MASK
         entry.perms = _unicorn_perms(tr.pte, priv, sum_, mxr)
+        if self._watched:
+            return self._watch_fill(va, access, pa_page, entry)
+        self._handed.add(pa_page)
+        return True
+
+    def _watch_fill(self, va: int, access: Access, pa_page: int, entry) -> bool:
+        watched = self._watched.get(pa_page)
+        if watched is not None:
+            if access in watched[0]:
+                # Stop precisely on this instruction; Machine.run carries the access out on the host.
+                self._pending_watch = (va & ~PAGE_MASK, access, pa_page)
+                return False
+            if Access.STORE in watched[0]:
+                entry.perms &= ~_UC_W  # a later store must come back here
+        self._handed.add(pa_page)
         return True
 
     # -- exceptions and ecalls -------------------------------------------------------------------
@@ -403,6 +431,109 @@ class Machine:
         self._stop_reason = StopReason.STOPPED
         self._uc.emu_stop()
 
+    def _fetch_insn_bytes(self, pc: int) -> bytes | None:
+        """The 4 (or, at a page end, 2) bytes at ``pc``, through the model TLB when it has the page."""
+        _priv, satp, _sum, _mxr = self._context(Access.FETCH)
+        tr = self.tlb.lookup((satp >> 44) & 0xFFFF, pc) if PAGING_MODES.get(satp >> 60) else None
+        if tr is not None and (pc & PAGE_MASK) <= 4092:
+            return self.phys.read(tr.pa_of(pc), 4)
+        for size in (4, 2):
+            try:
+                return self.read_virt(pc, size, access=Access.FETCH)
+            except HwsimError:
+                continue
+        return None
+
+    # -- running --------------------------------------------------------------------------
+
+    # -- watched pages -------------------------------------------------------------------------
+
+    def watch_page(self, pa: int, handler, accesses=(Access.LOAD, Access.STORE)) -> None:
+        """Stop on every guest load/store (as ``accesses`` says) that reaches physical page ``pa``.
+
+        Each such access is stopped precisely (the hart's TLB never caches the page for it),
+        shown to ``handler(WatchHit)``, then carried out by the host, and the run goes on, so
+        the guest cannot tell.  A watched access costs a stop and a restart of the CPU (tens
+        of microseconds): for catching rare events, such as a driver touching a buffer the
+        device owns.  Fetches are never watched.  Watching a page again replaces its handler.
+        """
+        accesses = frozenset(Access(a) for a in accesses) - {Access.FETCH}
+        page = pa & ~PAGE_MASK
+        if not accesses:
+            self.unwatch_page(page)
+            return
+        self._watched[page] = (accesses, handler)
+        if page in self._handed:
+            self.flush_cpu_tlb()  # the hart may hold the page already
+
+    def unwatch_page(self, pa: int) -> None:
+        """Stop watching physical page ``pa`` (no-op if it is not watched)."""
+        page = pa & ~PAGE_MASK
+        if self._watched.pop(page, None) is not None and page in self._handed:
+            self.flush_cpu_tlb()  # loads may have cached it without write permission
+
+    @property
+    def watched_pages(self) -> frozenset[int]:
+        return frozenset(self._watched)
+
+    def _carry_out_watched(self) -> bool:
+        """Do the access the fill hook stopped on; False when it cannot be done (it stays a fault)."""
+        page_va, access, pa_page = self._pending_watch
+        self._pending_watch = None
+        pc = self._uc.reg_read(rv.UC_RISCV_REG_PC)
+        priv = self.priv
+        op = self._memop_cache.get(pc)
+        if op is None:
+            code = self._fetch_insn_bytes(pc)
+            op = decode_memop(code) if code else None
+            if op is not None:
+                self._memop_cache[pc] = op
+        if op is None or op.store != (access is Access.STORE):
+            return False
+        va = (self.get_reg(f"x{op.base}") + op.disp) & 0xFFFF_FFFF_FFFF_FFFF
+        mask = (1 << (8 * op.size)) - 1
+        reg = f"{'f' if op.float_reg else 'x'}{op.reg}"
+        value = (self.get_reg(reg) & mask) if op.store else None
+        # The bytes' physical addresses: the access may straddle into another page.
+        parts = []
+        offset = 0
+        while offset < op.size:
+            here = va + offset
+            chunk = min(op.size - offset, 4096 - (here & PAGE_MASK))
+            if here & ~PAGE_MASK == page_va:  # the page the hook filled
+                parts.append((pa_page | (here & PAGE_MASK), chunk))
+            else:
+                result = self.translate(here, access, priv=priv)
+                if result is not None and not result.ok:
+                    return False
+                parts.append(((result.translation.pa if result is not None else here), chunk))
+            offset += chunk
+        first_pa = parts[0][0]
+        hit = WatchHit(pc, va, first_pa, op.size, access, priv, value)
+        self.watch_hits += 1
+        for pa, _chunk in parts:
+            watched = self._watched.get(pa & ~PAGE_MASK)
+            if watched is not None and access in watched[0]:
+                watched[1](hit)
+                break
+        if op.store:
+            data = value.to_bytes(op.size, "little")
+            at = 0
+            for pa, chunk in parts:
+                self.phys.write(pa, data[at:at + chunk])
+                at += chunk
+        else:
+            data = b"".join(self.phys.read(pa, chunk) for pa, chunk in parts)
+            loaded = int.from_bytes(data, "little")
+            if op.float_reg and op.size == 4:
+                loaded |= 0xFFFF_FFFF_0000_0000  # NaN-boxed single
+            elif op.signed and loaded >> (8 * op.size - 1):
+                loaded |= ~mask & 0xFFFF_FFFF_FFFF_FFFF
+            if op.float_reg or op.reg:
+                self.set_reg(reg, loaded)
+        self._uc.reg_write(rv.UC_RISCV_REG_PC, pc + op.length)
+        return True
+
     # -- running --------------------------------------------------------------------------
 
     def run(self, pc: int, *, until: int | None = None, max_insns: int = 0, timeout_us: int = 0) -> RunResult:
@@ -410,7 +541,21 @@ class Machine:
 
         ``max_insns`` and ``timeout_us`` (0: none) bound the run; note that an
         instruction budget makes Unicorn count every instruction, which is slow.
+        Accesses to watched pages are carried out on the way (see :meth:`watch_page`);
+        ``max_insns`` then counts per stretch between two of them.
         """
+        deadline = time.monotonic() + timeout_us / 1e6 if timeout_us else None
+        while True:
+            result = self._run_once(pc, until=until, max_insns=max_insns, timeout_us=timeout_us)
+            if result.reason is not StopReason.WATCH:
+                return result
+            pc = result.pc
+            if deadline is not None:
+                timeout_us = int((deadline - time.monotonic()) * 1e6)
+                if timeout_us <= 0:
+                    return RunResult(StopReason.LIMIT, pc)
+
+    def _run_once(self, pc: int, *, until: int | None, max_insns: int, timeout_us: int) -> RunResult:
         # A run may start inside a hook of another (a host function calling back into the guest):
         # the outer run's state is kept aside and restored when this one ends.
         outer = (self._pending_fault, self._pending_exc, self._host_error, self._stop_reason)
@@ -435,6 +580,14 @@ class Machine:
         if self._host_error is not None:
             exc, self._host_error = self._host_error, None
             raise exc
+        if self._pending_watch is not None:
+            watch_ok = self._carry_out_watched()
+            pc_now = self._uc.reg_read(rv.UC_RISCV_REG_PC)
+            if watch_ok and (until is None or pc_now != until):
+                self._pending_fault = None
+                return RunResult(StopReason.WATCH, pc_now)
+            if watch_ok:
+                return RunResult(StopReason.EXIT, pc_now)
         pc_now = self._uc.reg_read(rv.UC_RISCV_REG_PC)
         if self._stop_reason is not None:  # a hook stopped the run; nothing after that counts
             if self._stop_reason is StopReason.EXCEPTION:

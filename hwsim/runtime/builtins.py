@@ -41,6 +41,12 @@ def memory_grow(store, instance, m) -> None:
     _ret(m, old if old >= 0 else -1)
 
 
+def _watch(store, m, mem, offset: int, n: int, write: bool) -> None:
+    """Show a bulk access by the guest to the Store's watcher (as the machine shows loads and stores)."""
+    if store.bulk_access_hook is not None and n:
+        store.bulk_access_hook(mem, offset, n, write, m.get_reg("pc") - 4)
+
+
 def memory_fill(store, instance, m) -> None:
     dst, value, n, index = _args(m, 4)
     mem = _mem(instance, index)
@@ -48,6 +54,7 @@ def memory_fill(store, instance, m) -> None:
     dst, n = _index(dst, is64), _index(n, is64)
     if dst + n > mem.size_bytes:
         raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
+    _watch(store, m, mem, dst, n, True)
     mem.fill(dst, value, n)
 
 
@@ -59,6 +66,8 @@ def memory_copy(store, instance, m) -> None:
     if dst + n > dmem.size_bytes or src + n > smem.size_bytes:
         raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
     if n:
+        _watch(store, m, smem, src, n, False)
+        _watch(store, m, dmem, dst, n, True)
         dmem.write(dst, smem.read(src, n))
 
 
@@ -70,6 +79,7 @@ def memory_init(store, instance, m) -> None:
     if src + n > len(data) or dst + n > mem.size_bytes:
         raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
     if n:
+        _watch(store, m, mem, dst, n, True)
         mem.write(dst, data[src:src + n])
 
 

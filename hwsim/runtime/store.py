@@ -123,6 +123,9 @@ class Store:
         self.depth = 0
         self.caller_vmctx = 0  # the vmctx of the instance calling the running host function
         self.out_of_frames = False
+        # ``bulk_access_hook(memory, offset, length, write, pc)``: sees memory.copy/fill/init, which the
+        # host carries out (the machine's page watch sees only the CPU's own loads and stores).
+        self.bulk_access_hook = None
         m.pager = self._pager
         m.on_ecall(self._ecall)
         m.activate(self.space, priv=Priv.U)
