@@ -187,6 +187,8 @@ def test_guest_stray_dma_produces_a_fault_record():
     f, = rig.iommu.fault_queue.pending()
     assert f.message == ("device 1: DMA write at iova 0x3f00000: write page fault (cause 15): "
                          "PTE is not valid (V=0)")
-    assert (f.device_id, f.iova, f.access.value, f.time) == (1, 0x3F0_0000, "write", 1234)
+    # Each MMIO access takes a tick (the board's mmio_access_ticks): the engine ran during the 6th
+    # (two split 8-byte stores, LEN, then CMD), after 5 had been charged.
+    assert (f.device_id, f.iova, f.access.value, f.time) == (1, 0x3F0_0000, "write", 1234 + 5)
     assert f.walk.va == 0x3F0_0000 and not f.walk.ok
     assert rig.s.irqc.is_pending(12) and rig.s.irqc.is_pending(14)  # DMA error IRQ and IOMMU fault IRQ

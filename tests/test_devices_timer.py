@@ -141,8 +141,23 @@ def test_guest_reads_mtime_and_sets_mtimecmp_with_64_bit_accesses():
     assert g.m.get_reg("a0") == (3 << 32) | 0x1234
     timer = s.device("clint")
     assert timer.mtimecmp == (3 << 32) | 0x2000
-    s.advance(0x2000 - 0x1234 - 1)
+    assert s.clock.now == ((3 << 32) | 0x1234) + 4  # four MMIO accesses, a tick each (mmio_access_ticks)
+    s.advance(0x2000 - 0x1234 - 4 - 1)
     assert not timer.irq.level
     s.advance(1)
     assert timer.irq.level
     assert s.issues() == []
+
+
+def test_mmio_accesses_take_virtual_time_so_a_polling_loop_ends():
+    """A guest spinning on mtime sees it move: each device access takes the board's mmio_access_ticks."""
+    s = virt()
+    g = BoardGuest(s, {"clint": 0x10_0000})
+
+    def program(a):
+        a.li("a1", 0x10_0000).li("a2", 0xBFF8).emit(A.add("a2", "a1", "a2"))
+        a.label("spin").emit(A.lw("a0", "a2", 0), A.sltiu("t0", "a0", 1000))
+        a.branch("bne", "t0", "zero", "spin")
+
+    assert g.run(program, timeout_us=5_000_000).ok
+    assert g.m.get_reg("a0") == 1000 and s.clock.now == 1001

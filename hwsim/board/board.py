@@ -61,7 +61,9 @@ _REGION = {"base": Key(int, "physical base address (4 KiB aligned)", True),
 
 BOARD_KEYS: dict[str, dict[str, Key]] = {
     "board": {"name": Key(str, "board name", True), "description": Key(str, "one line about the board", default="")},
-    "clock": {"frequency_hz": Key(int, "virtual ticks per virtual second (timer mtime rate)", default=10_000_000)},
+    "clock": {"frequency_hz": Key(int, "virtual ticks per virtual second (timer mtime rate)", default=10_000_000),
+              "mmio_access_ticks": Key(int, "virtual ticks each MMIO access takes (so polling loops see time "
+                                            "pass)", default=1)},
     "ram": {"name": Key(str, "region name", True), **_REGION},
     "interrupt_controller": {"type": Key(str, "interrupt-controller type (plic)", True),
                              "name": Key(str, "name in reports", default="plic"), **_REGION},
@@ -117,6 +119,7 @@ class Board:
     interrupt_controller: DeviceSpec | None
     iommu: DeviceSpec | None
     devices: tuple[DeviceSpec, ...]
+    mmio_access_ticks: int = 1
 
     def memory_map(self) -> list[tuple[int, int, str, str]]:
         """``(base, size, name, kind)`` for every region, by address."""
@@ -155,7 +158,7 @@ class Board:
 
         return Board(self.path, self.name, self.description, self.clock_hz, self.ram,
                      patched(self.interrupt_controller), patched(self.iommu),
-                     tuple(patched(d) for d in self.devices))
+                     tuple(patched(d) for d in self.devices), self.mmio_access_ticks)
 
 
 def _resolve_options(path: str, table: str, cls: type[Device], given: dict) -> dict:
@@ -254,6 +257,8 @@ class _Parser:
         clock, _ = self.table("clock", self.expect_table("clock", data.get("clock", {})), BOARD_KEYS["clock"])
         if clock["frequency_hz"] <= 0:
             raise self.error("clock", "frequency_hz", f"must be positive, not {clock['frequency_hz']}")
+        if clock["mmio_access_ticks"] < 0:
+            raise self.error("clock", "mmio_access_ticks", f"must be 0 or more, not {clock['mmio_access_ticks']}")
         ram = self.parse_ram(data.get("ram"))
         irqc = self.parse_singleton("interrupt_controller", data.get("interrupt_controller"), "interrupt-controller")
         iommu = self.parse_singleton("iommu", data.get("iommu"), "iommu")
@@ -264,7 +269,8 @@ class _Parser:
         regions = [*ram, *[d for d in (irqc, iommu) if d is not None], *devices]
         self.check_names(regions)
         self.check_overlaps(regions)
-        return Board(self.path, board["name"], board["description"], clock["frequency_hz"], ram, irqc, iommu, devices)
+        return Board(self.path, board["name"], board["description"], clock["frequency_hz"], ram, irqc, iommu, devices,
+                     clock["mmio_access_ticks"])
 
     def expect_table(self, name: str, raw: Any) -> dict:
         if not isinstance(raw, dict):

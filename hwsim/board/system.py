@@ -4,7 +4,8 @@
 
     System
       machine   Machine (CPU + MMU); RAM regions; one MMIO window per device
-      clock     VirtualClock shared by every device (advanced only by the runner)
+      clock     VirtualClock shared by every device: advanced by each MMIO access
+                (the board's mmio_access_ticks) and by the runner (waits, sleeps)
       irqc      the PLIC; each device's ``irq`` is a line into it
       iommu     the IOMMU; each DMA device's port is bound to its iommu_device_id
       devices   name -> device model (interrupt controller and IOMMU included)
@@ -90,4 +91,7 @@ def build_system(board, overrides: dict[str, dict]) -> System:
 
     for spec in board.all_devices():
         machine.phys.add_mmio(spec.base, spec.size, devices[spec.name], name=spec.name)
+    if board.mmio_access_ticks:
+        ticks = board.mmio_access_ticks
+        machine.mmio_hook = lambda: clock.charge(ticks)  # virtual time passes with each device access
     return System(board, machine, clock, devices, irqc, iommu)

@@ -1,4 +1,4 @@
-"""Virtual time: a deterministic clock that moves only when the runner advances it.
+"""Virtual time: a deterministic clock that moves only when the runner or a device access advances it.
 
 Devices never read the host's clock.  A timer schedules a callback at a
 tick; ``advance`` moves time forward and fires every due callback in
@@ -65,6 +65,15 @@ class VirtualClock:
         if not isinstance(ticks, int) or ticks < 0:
             raise ConfigError(f"the clock only moves forward: ticks must be a non-negative integer, not {ticks!r}")
         return self.advance_to(self.now + ticks)
+
+    def charge(self, ticks: int) -> None:
+        """Time taken by the CPU (an MMIO access): ``advance(ticks)``, cheap when nothing falls due."""
+        when = self.now + ticks
+        events = self._events
+        if events and events[0][0] <= when:
+            self.advance_to(when)
+        else:
+            self.now = when
 
     def advance_to(self, when: int) -> int:
         if when < self.now:

@@ -133,6 +133,8 @@ class Machine:
         # ``pager(va, access) -> bool``: asked when a walk finds an invalid PTE; it may map the page
         # (demand paging) and return True to have the walk retried.  None: no pager.
         self.pager = None
+        # ``mmio_hook()``: called after each guest access to a device (a board charges virtual time).
+        self.mmio_hook = None
         self._asid_owner: dict[int, AddressSpace] = {}
         self._ecall_handler = None
         # (page va, access, priv, SUM, MXR, satp, cached TLB pte or None, hardware walk or None)
@@ -164,7 +166,10 @@ class Machine:
         def read(uc, offset, size, _data):
             self.mmio_accesses += 1
             try:
-                return device.mmio_read(offset, size) & ((1 << (8 * size)) - 1)
+                value = device.mmio_read(offset, size) & ((1 << (8 * size)) - 1)
+                if self.mmio_hook is not None:
+                    self.mmio_hook()
+                return value
             except BaseException as exc:  # a device bug must stop the run, not unwind through C
                 self._host_error = exc
                 uc.emu_stop()
@@ -174,6 +179,8 @@ class Machine:
             self.mmio_accesses += 1
             try:
                 device.mmio_write(offset, size, value)
+                if self.mmio_hook is not None:
+                    self.mmio_hook()
             except BaseException as exc:
                 self._host_error = exc
                 uc.emu_stop()
