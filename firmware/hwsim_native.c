@@ -4,7 +4,7 @@
 #include <hwsim.h>
 
 enum { SVC_MMIO_MAP = 1, SVC_IRQ_WAIT, SVC_LOG, SVC_NOW_NS, SVC_SLEEP_NS, SVC_DMA_MAP, SVC_DMA_UNMAP,
-       SVC_DMA_SYNC_CPU, SVC_DMA_SYNC_DEVICE, SVC_DMA_ALLOC, SVC_DMA_FREE };
+       SVC_DMA_SYNC_CPU, SVC_DMA_SYNC_DEVICE, SVC_DMA_ALLOC, SVC_DMA_FREE, SVC_REQUEST_IRQ, SVC_FREE_IRQ };
 
 static long svc(long n, long a0, long a1, long a2, long a3, long a4) {
     register long r_a0 __asm__("a0") = a0;
@@ -40,3 +40,5 @@ void *hwsim__dma_alloc_coherent(const char *d, size_t l, size_t size, hwsim_iova
 void hwsim__dma_free_coherent(const char *d, size_t l, size_t size, void *cpu, hwsim_iova_t iova) {
     svc(SVC_DMA_FREE, (long)d, l, size, (long)cpu, (long)iova);
 }
+int hwsim__request_irq(const char *d, size_t l, uint32_t cookie) { return (int)svc(SVC_REQUEST_IRQ, (long)d, l, cookie, 0, 0); }
+void hwsim__free_irq(const char *d, size_t l) { svc(SVC_FREE_IRQ, (long)d, l, 0, 0, 0); }

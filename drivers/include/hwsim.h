@@ -12,9 +12,17 @@
  * order.  Keep to 8-, 16- and 32-bit accesses (a 64-bit access is split in two
  * 32-bit ones by the CPU model).  Windows live at 0xF0000000 and above.
  *
- * Interrupts.  hwsim_irq_wait(name) returns 1 once the device's interrupt line
- * is raised, or 0 when nothing more can happen (console input ended, the
- * system is idle): the driver should then clean up and return from probe().
+ * Interrupts, two ways.  hwsim_irq_wait(name) returns 1 once the device's
+ * interrupt line is raised, or 0 when nothing more can happen (console input
+ * ended, the system is idle): the driver should then clean up and return.
+ * Or, as a kernel driver: hwsim_request_irq(name, cookie) registers the
+ * device, and hwsim calls the driver's `void hwsim_irq_handler(uint32_t
+ * cookie)` whenever the device's line is high: between two instructions of
+ * running driver code (which then resumes), during waits and sleeps, and after
+ * probe() has returned, until input has ended and the system is idle.  Lines
+ * are level-triggered: the handler must clear the device's interrupt, or it is
+ * called again (1000 calls in a row are reported as an interrupt storm).
+ * Handlers do not nest; do not mix both ways for one device.
  *
  * Console and time.  hwsim_log(text) writes a line to the run's log;
  * hwsim_now_ns()/hwsim_sleep_ns() read and advance virtual time.
@@ -42,6 +50,8 @@ typedef unsigned long size_t;
 HWSIM_IMPORT("mmio_map") void *hwsim__mmio_map(const char *name, size_t name_len);
 HWSIM_IMPORT("irq_wait") int hwsim__irq_wait(const char *name, size_t name_len);
 HWSIM_IMPORT("log") void hwsim__log(const char *text, size_t len);
+HWSIM_IMPORT("request_irq") int hwsim__request_irq(const char *name, size_t name_len, uint32_t cookie);
+HWSIM_IMPORT("free_irq") void hwsim__free_irq(const char *name, size_t name_len);
 HWSIM_IMPORT("now_ns") uint64_t hwsim_now_ns(void);
 HWSIM_IMPORT("sleep_ns") void hwsim_sleep_ns(uint64_t ns);
 
@@ -58,6 +68,14 @@ static inline volatile void *hwsim_mmio_map(const char *name) {
 
 /* Wait for the device's interrupt line: 1 when raised, 0 when the run should end. */
 static inline int hwsim_irq_wait(const char *name) { return hwsim__irq_wait(name, hwsim__strlen(name)); }
+
+/* Call hwsim_irq_handler(cookie) whenever the device's interrupt line is high; 0 on success. */
+static inline int hwsim_request_irq(const char *name, uint32_t cookie) {
+    return hwsim__request_irq(name, hwsim__strlen(name), cookie);
+}
+static inline void hwsim_free_irq(const char *name) { hwsim__free_irq(name, hwsim__strlen(name)); }
+/* The interrupt handler a driver defines when it requests IRQs. */
+HWSIM_EXPORT("hwsim_irq_handler") void hwsim_irq_handler(uint32_t cookie);
 
 static inline void hwsim_log(const char *text) { hwsim__log(text, hwsim__strlen(text)); }
 

@@ -73,12 +73,13 @@ class IrqLine:
     An unconnected line (``sink=None``) still keeps its level, so tests can watch it.
     """
 
-    __slots__ = ("number", "level", "_sink")
+    __slots__ = ("number", "level", "_sink", "_observers")
 
     def __init__(self, sink: Callable[[int, bool], None] | None = None, number: int = 0) -> None:
         self.number = number
         self.level = False
         self._sink = sink
+        self._observers: list[Callable[[bool], None]] = []
 
     def set(self, level: bool) -> None:
         level = bool(level)
@@ -86,6 +87,13 @@ class IrqLine:
             self.level = level
             if self._sink is not None:
                 self._sink(self.number, level)
+            for observer in self._observers:
+                observer(level)
+
+    def observe(self, callback: Callable[[bool], None]) -> Callable[[], None]:
+        """Call ``callback(level)`` on every change of level; returns a function that stops it."""
+        self._observers.append(callback)
+        return lambda: self._observers.remove(callback) if callback in self._observers else None
 
     def __repr__(self) -> str:
         return f"IrqLine(number={self.number}, level={self.level})"

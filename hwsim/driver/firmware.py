@@ -17,11 +17,15 @@ from ..errors import ConfigError
 from ..machine.elf import ElfImage
 from ..mmu.bits import PAGE_SIZE
 from ..riscv.priv import Priv
+from ..machine import StopReason
+from .irq import HANDLER, IrqDispatcher, IrqError
 from .runner import DriverError, RunReport
 
 STACK_SIZE = 256 << 10
 SERVICES = {1: "mmio_map", 2: "irq_wait", 3: "log", 4: "now_ns", 5: "sleep_ns", 6: "dma_map", 7: "dma_unmap",
-            8: "dma_sync_cpu", 9: "dma_sync_device", 10: "dma_alloc", 11: "dma_free"}
+            8: "dma_sync_cpu", 9: "dma_sync_device", 10: "dma_alloc", 11: "dma_free", 12: "request_irq",
+            13: "free_irq"}
+TIME_LIMIT_S = 10
 
 
 class FirmwareRun:
@@ -40,6 +44,58 @@ class FirmwareRun:
         if system.iommu is not None:
             system.iommu.set_mode("bare")  # DMA addresses are physical
         self.m.on_ecall(self._service)
+        self.time_limit_ticks = TIME_LIMIT_S * system.clock.frequency_hz
+        self.irqs = IrqDispatcher(system, self._call_handler, self._request_async)
+        self._async: list = []
+        self._running = 0  # depth of firmware code running on the CPU
+        self._in_service = False
+
+    # -- interrupts: the same dispatcher as sandboxed drivers, handlers called on the CPU -----------
+
+    def _request_async(self, callback) -> None:
+        self._async.append(callback)
+        if self._running and not self._in_service:
+            self.m.stop()
+
+    def _run_async(self) -> None:
+        while self._async:
+            self._async.pop(0)()
+
+    def _call_handler(self, cookie: int) -> None:
+        m = self.m
+        uc = m._uc
+        context = uc.context_save()
+        try:
+            sp = ((m.get_reg("sp") - 256) & ~15) if self._running else self.stack_top
+            m.set_reg("sp", sp)
+            m.set_reg("ra", self.exit)
+            m.set_reg("a0", cookie)
+            self._call(self.image.symbols[HANDLER])
+        finally:
+            uc.context_restore(context)
+
+    def _call(self, pc: int) -> int:
+        """Run firmware code from ``pc`` until it returns to the exit address; its a0."""
+        m = self.m
+        uc = m._uc
+        in_service, self._in_service = self._in_service, False
+        self._running += 1
+        try:
+            while True:
+                result = m.run(pc, until=self.exit)
+                if result.reason is not StopReason.STOPPED or not self._async:
+                    break
+                context = uc.context_save()  # an interrupt: run the handler, go on where we were
+                self._run_async()
+                uc.context_restore(context)
+                pc = result.pc
+        finally:
+            self._running -= 1
+            self._in_service = in_service
+        if not result.ok:
+            where = self.image.symbol_at(result.pc) or f"{result.pc:#x}"
+            raise DriverError(f"firmware stopped in {where}: {result.describe()}")
+        return m.get_reg("a0")
 
     def _load(self, data: bytes) -> ElfImage:
         elf = ELFFile(io.BytesIO(data))
@@ -70,6 +126,18 @@ class FirmwareRun:
         return self.m.phys.read(ptr, length).decode("utf-8", errors="replace")
 
     def _service(self, m) -> bool:
+        self._in_service = True
+        try:
+            self._do_service(m)
+        finally:
+            self._in_service = False
+        if self._async:
+            a0 = m.get_reg("a0")
+            self._run_async()
+            m.set_reg("a0", a0)
+        return False
+
+    def _do_service(self, m) -> None:
         n = m.get_reg("a7")
         a = [m.get_reg(f"a{i}") for i in range(5)]
         what = SERVICES.get(n)
@@ -79,9 +147,18 @@ class FirmwareRun:
             self.system.device(name)
             result = next(r.base for r in m.phys.mmio_regions if r.name == name)
         elif what == "irq_wait":
-            from .runner import DriverRun
-            result = DriverRun.irq_wait_for(self.system, self.system.device(self._string(a[0], a[1])),
-                                            10 * self.system.clock.frequency_hz)
+            device = self.system.device(self._string(a[0], a[1]))
+            if device.irq is None:
+                raise DriverError(f"hwsim_irq_wait: device {device.name!r} has no interrupt line on this board")
+            result = int(self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self._run_async))
+        elif what in ("request_irq", "free_irq"):
+            try:
+                if what == "request_irq":
+                    self.irqs.request(self._string(a[0], a[1]), a[2], has_handler=HANDLER in self.image.symbols)
+                else:
+                    self.irqs.free(self._string(a[0], a[1]))
+            except IrqError as exc:
+                raise DriverError(str(exc)) from None
         elif what == "log":
             text = self._string(a[0], a[1])
             self.log.append(text)
@@ -89,7 +166,8 @@ class FirmwareRun:
         elif what == "now_ns":
             result = self.system.clock.ticks_to_ns(self.system.clock.now)
         elif what == "sleep_ns":
-            self.system.clock.advance(a[0] * self.system.clock.frequency_hz // 1_000_000_000)
+            ticks = a[0] * self.system.clock.frequency_hz // 1_000_000_000
+            self.irqs.sleep(min(ticks, max(0, self.time_limit_ticks - self.system.clock.now)), self._run_async)
         elif what == "dma_map":
             result = a[2]  # physical: the IOMMU is in bare mode
         elif what == "dma_alloc":
@@ -102,7 +180,6 @@ class FirmwareRun:
         else:
             raise DriverError(f"firmware made an ecall with unknown service a7={n}")
         m.set_reg("a0", result)
-        return False
 
     def run(self, entry: str = "probe", args: tuple = ()) -> RunReport:
         m = self.m
@@ -117,13 +194,12 @@ class FirmwareRun:
         before = m.mmio_accesses
         iommu = self.system.iommu
         requests = iommu.stats.requests if iommu is not None else 0
-        result = m.run(self.image.symbols[entry], until=self.exit)
-        if result.ok:
-            value = m.get_reg("a0") & 0xFFFF_FFFF
-            report.result = value - (1 << 32) if value >> 31 else value
-        else:
-            where = self.image.symbol_at(result.pc) or f"{result.pc:#x}"
-            raise DriverError(f"firmware stopped in {where}: {result.describe()}")
+        calls, problems = self.irqs.calls, len(self.irqs.problems)
+        value = self._call(self.image.symbols[entry]) & 0xFFFF_FFFF
+        report.result = value - (1 << 32) if value >> 31 else value
+        self.irqs.serve(self.time_limit_ticks, self._run_async)
+        report.irq_calls = self.irqs.calls - calls
+        report.irq_problems = self.irqs.problems[problems:]
         report.mmio_accesses = m.mmio_accesses - before
         if iommu is not None:
             report.dma_requests = iommu.stats.requests - requests

@@ -5,8 +5,10 @@ device windows and RAM are the board's.  ``hwsim_mmio_map(name)`` maps the
 device's register window into the driver's memory 0 through page tables (at
 linear addresses from :data:`MMIO_WINDOWS`); compiled code then reaches the
 device with ordinary loads and stores, each one an MMIO access with its
-width.  The run is deterministic: virtual time moves only when the driver
-waits or sleeps.
+width.  The run is deterministic: virtual time moves when the driver waits
+or sleeps, and by a fixed amount per MMIO access (the board's
+``mmio_access_ticks``).  Interrupts reach a driver by ``hwsim_irq_wait`` or,
+asynchronously, through a handler it registers (see :mod:`.irq`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from ..runtime import api
 from ..runtime.store import Trap
 from ..wasm.types import I32, I64
 from .dma import DmaChecker
+from .irq import HANDLER, IDLE_STEP_TICKS, IrqDispatcher, IrqError
 
 MMIO_WINDOWS = 0xF000_0000  # the linear addresses of device windows in a driver's memory 0
-IDLE_STEP_TICKS = 10_000  # virtual time added per idle wait (1 ms at the default 10 MHz)
+__all__ = ["DriverError", "DriverRun", "IDLE_STEP_TICKS", "MMIO_WINDOWS", "RunReport"]
 
 
 class DriverError(HwsimError):
@@ -41,10 +44,12 @@ class RunReport:
     dma_reports: list = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     virtual_ns: int = 0
+    irq_calls: int = 0  # calls of the driver's interrupt handler
+    irq_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.trap is None and not self.dma_faults and not self.dma_reports
+        return self.trap is None and not self.dma_faults and not self.dma_reports and not self.irq_problems
 
     def format(self) -> str:
         lines = ["-- hwsim run report --"]
@@ -54,7 +59,9 @@ class RunReport:
             lines.append(f"driver returned {self.result!r}")
         lines.append(f"MMIO accesses: {self.mmio_accesses}; DMA requests: {self.dma_requests}; "
                      f"DMA faults: {len(self.dma_faults)}; DMA bugs: {len(self.dma_reports)}; "
-                     f"virtual time: {self.virtual_ns / 1e6:.3f} ms")
+                     f"virtual time: {self.virtual_ns / 1e6:.3f} ms"
+                     + (f"; interrupt handler calls: {self.irq_calls}" if self.irq_calls else ""))
+        lines += [f"  {problem}" for problem in self.irq_problems]
         for r in self.dma_reports:
             lines += ["  " + line for line in r.format().splitlines()]
         if self.dma_faults:
@@ -87,6 +94,7 @@ class DriverRun:
         # Device windows live above MMIO_WINDOWS: the memory may not grow into them.
         self.memory.max_pages = min(self.memory.max_pages, MMIO_WINDOWS // self.memory.page_size)
         self.dma = DmaChecker(self)
+        self.irqs = IrqDispatcher(system, self._call_irq_handler, self.store._store.request_async)
 
     def error(self, message: str) -> DriverError:
         return DriverError(message)
@@ -126,6 +134,8 @@ class DriverRun:
             "dma_sync_for_device": ([I32, I32, I64, I32, I32], [], self.dma_sync_for_device),
             "dma_alloc_coherent": ([I32, I32, I32, I32], [I32], self.dma_alloc_coherent),
             "dma_free_coherent": ([I32, I32, I32, I32, I64], [], self.dma_free_coherent),
+            "request_irq": ([I32, I32, I32], [I32], self.request_irq),
+            "free_irq": ([I32, I32], [], self.free_irq),
         }
         if module != "hwsim" or name not in funcs or kind != "func":
             known = ", ".join(sorted(funcs))
@@ -158,27 +168,28 @@ class DriverRun:
         return linear
 
     def irq_wait(self, ptr: int, length: int) -> int:
+        """1 once the device's interrupt line is high; 0 when nothing more can happen or time is up."""
         device = self.system.device(self._string(ptr, length))
-        return self.irq_wait_for(self.system, device, self.time_limit_ticks)
+        if device.irq is None:
+            raise DriverError(f"hwsim_irq_wait: device {device.name!r} has no interrupt line on this board")
+        return int(self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self.store._store.run_async))
 
-    @staticmethod
-    def irq_wait_for(system, device, time_limit_ticks: int) -> int:
-        """1 once ``device``'s interrupt line is high; 0 when nothing more can happen or time is up."""
-        clock = system.clock
-        while True:
-            poll = getattr(device, "poll", None)
-            if poll is not None:
-                poll()
-            if device.irq is not None and device.irq.level:
-                return 1
-            if clock.now >= time_limit_ticks:
-                return 0
-            backends = [b for d in system.devices.values() if (b := getattr(d, "backend", None)) is not None]
-            if all(b.input_ended() for b in backends) and clock.next_deadline is None:
-                return 0  # nothing will ever raise the line
-            for b in backends:
-                b.wait_input(0.02)
-            clock.advance(IDLE_STEP_TICKS)
+    def request_irq(self, ptr: int, length: int, cookie: int) -> int:
+        handler = self.instance.exports(self.store).get(HANDLER)
+        try:
+            self.irqs.request(self._string(ptr, length), cookie, has_handler=isinstance(handler, api.Func))
+        except IrqError as exc:
+            raise DriverError(str(exc)) from None
+        return 0
+
+    def free_irq(self, ptr: int, length: int) -> None:
+        try:
+            self.irqs.free(self._string(ptr, length))
+        except IrqError as exc:
+            raise DriverError(str(exc)) from None
+
+    def _call_irq_handler(self, cookie: int) -> None:
+        self.instance.exports(self.store)[HANDLER](self.store, cookie)
 
     def write_log(self, ptr: int, length: int) -> None:
         text = self._string(ptr, length)
@@ -215,7 +226,9 @@ class DriverRun:
         return self.system.clock.ticks_to_ns(self.system.clock.now)
 
     def sleep_ns(self, ns: int) -> None:
-        self.system.clock.advance(ns * self.system.clock.frequency_hz // 1_000_000_000)
+        ticks = (ns & (1 << 64) - 1) * self.system.clock.frequency_hz // 1_000_000_000
+        self.irqs.sleep(min(ticks, max(0, self.time_limit_ticks - self.system.clock.now)),
+                        self.store._store.run_async)
 
     # -- running ------------------------------------------------------------------------------------------
 
@@ -232,10 +245,15 @@ class DriverRun:
         requests_before = iommu.stats.requests if iommu is not None else 0
         faults_before = len(iommu.fault_log) if iommu is not None else 0
         dma_before = len(self.dma.reports)
+        calls_before, problems_before = self.irqs.calls, len(self.irqs.problems)
         try:
             report.result = func(self.store, *args)
+            # Registered interrupt handlers go on working after the entry point returned.
+            self.irqs.serve(self.time_limit_ticks, self.store._store.run_async)
         except Trap as trap:
             report.trap = trap
+        report.irq_calls = self.irqs.calls - calls_before
+        report.irq_problems = self.irqs.problems[problems_before:]
         self.dma.check_leaks()
         report.dma_reports = self.dma.reports[dma_before:]
         report.mmio_accesses = machine.mmio_accesses - mmio_before

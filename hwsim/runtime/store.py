@@ -19,6 +19,7 @@ continues on the same stack below the caller's frames.
 from __future__ import annotations
 
 import struct
+import time
 from dataclasses import dataclass
 
 from unicorn import riscv_const as rv
@@ -26,7 +27,7 @@ from unicorn import riscv_const as rv
 from ..compiler.builtins import MAX_BUILTIN, Builtin
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError, OutOfFrames
-from ..machine import Machine, StopReason
+from ..machine import Machine, RunResult, StopReason
 from ..mmu.bits import Pte
 from ..riscv import asm as A
 from ..riscv.disasm import disassemble_one
@@ -126,6 +127,8 @@ class Store:
         # ``bulk_access_hook(memory, offset, length, write, pc)``: sees memory.copy/fill/init, which the
         # host carries out (the machine's page watch sees only the CPU's own loads and stores).
         self.bulk_access_hook = None
+        self._async: list = []  # host callbacks waiting for a safe point (see request_async)
+        self._in_host = 0  # > 0 while a host function runs (the CPU is not in guest code)
         m.pager = self._pager
         m.on_ecall(self._ecall)
         m.activate(self.space, priv=Priv.U)
@@ -311,10 +314,28 @@ class Store:
         m.set_reg("s2", self.read_u64(vmctx) if vmctx else 0)
         m.set_reg("s3", 0xFFFF_FFFF)
         self.depth += 1
+        in_host, self._in_host = self._in_host, 0
         try:
-            result = m.run(record.code, until=L.EXIT_ADDRESS, timeout_us=self.limits.time_us if not nested else 0)
+            pc = record.code
+            budget = self.limits.time_us if not nested else 0
+            deadline = time.monotonic() + budget / 1e6 if budget else None
+            while True:
+                result = m.run(pc, until=L.EXIT_ADDRESS, timeout_us=budget)
+                if result.reason is not StopReason.STOPPED or not self._async:
+                    break
+                # Stopped for an asynchronous event (an interrupt): handle it, then go on where we were.
+                context = uc.context_save()
+                self.run_async()
+                uc.context_restore(context)
+                pc = result.pc
+                if deadline is not None:
+                    budget = int((deadline - time.monotonic()) * 1e6)
+                    if budget <= 0:
+                        result = RunResult(StopReason.LIMIT, pc)
+                        break
         finally:
             self.depth -= 1
+            self._in_host = in_host
         try:
             if result.reason is StopReason.EXIT:
                 return self._read_values(ft.results)
@@ -322,6 +343,21 @@ class Store:
         finally:
             if saved is not None:
                 uc.context_restore(saved)
+
+    # -- asynchronous events (interrupts) -----------------------------------------------------
+
+    def request_async(self, callback) -> None:
+        """Run ``callback()`` at the next safe point: at once if guest code is running (the CPU
+        stops at the end of its current block, as for an interrupt, and resumes afterwards), when
+        the running host function returns, or at the next ``run_async`` when nothing runs."""
+        self._async.append(callback)
+        if self.depth > 0 and not self._in_host:
+            self.machine.stop()
+
+    def run_async(self) -> None:
+        """Run the callbacks waiting for a safe point (they may call into wasm)."""
+        while self._async:
+            self._async.pop(0)()
 
     def _write_values(self, types, values: list[int]) -> None:
         from ..compiler.isa.riscv64.masm import RiscvMasm
@@ -401,10 +437,14 @@ class Store:
         args = self._read_args(record.type.params)
         outer_caller = self.caller_vmctx
         self.caller_vmctx = machine.get_reg("t4")  # set by the call sequence (see RiscvMasm.call_ref)
+        self._in_host += 1
         try:
             results = self._call_host(record, args)
         finally:
             self.caller_vmctx = outer_caller
+            self._in_host -= 1
+        if self._async:  # events that came while the host function ran: a safe point
+            self.run_async()
         self._write_values(record.type.results, results)
         return False
 
