@@ -230,3 +230,10 @@ def test_uart_console_backend_is_the_default(tmp_path):
     assert isinstance(uart, Uart) and uart.backend.kind == "console"
     uart.mmio_write(0x10, 1, 0)
     assert s.issues()[0].kind is IssueKind.UNKNOWN_OFFSET
+
+
+def test_boards_by_name(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no boards/ here: the name finds hwsim's own
+    assert load_board("virt").name == "virt"
+    with pytest.raises(BoardError, match=r"hwsim has no board of that name \(its boards: .*virt"):
+        load_board("nosuch")

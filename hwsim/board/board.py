@@ -169,8 +169,20 @@ def _resolve_options(path: str, table: str, cls: type[Device], given: dict) -> d
 
 
 def load_board(path: str | Path) -> Board:
-    """Read and validate a board file; raises :class:`BoardError` on any problem."""
+    """Read and validate a board file; raises :class:`BoardError` on any problem.
+
+    A bare name (``virt``) that is not a file names one of hwsim's own boards.
+    """
     p = str(path)
+    if not Path(p).exists() and "/" not in p and "\\" not in p and not p.endswith(".toml"):
+        from .. import _paths
+        known = _paths.boards_dir() / f"{p}.toml"
+        if known.is_file():
+            path, p = known, str(known)
+        else:
+            names = ", ".join(sorted(b.stem for b in _paths.boards_dir().glob("*.toml")))
+            raise BoardError(p, None, None, f"no such board file, and hwsim has no board of that name "
+                                            f"(its boards: {names or 'none'})") from None
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .. import _paths
 from ..errors import HwsimError
 
 FLAGS = ("-target", "wasm32-freestanding", "-O2", "-g", "-nostdlib", "-ffreestanding", "-Wl,--no-entry",
@@ -25,8 +26,8 @@ class BuildError(HwsimError):
 
 
 def include_dir(driver_dir: Path) -> Path:
-    """``drivers/include``: beside the driver directory, or in the source tree hwsim comes from."""
-    for candidate in (driver_dir.parent / "include", Path(__file__).resolve().parents[2] / "drivers" / "include"):
+    """``drivers/include``: beside the driver directory, else hwsim's own (source tree or installed)."""
+    for candidate in (driver_dir.parent / "include", _paths.include_dir()):
         if (candidate / "hwsim.h").is_file():
             return candidate
     raise BuildError(f"cannot find hwsim.h: expected {driver_dir.parent / 'include' / 'hwsim.h'}")
@@ -37,7 +38,8 @@ NATIVE_FLAGS = ("-target", "riscv64-freestanding", "-mcpu=baseline_rv64", "-mcmo
 
 
 def firmware_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "firmware"
+    """hwsim_native.c and link.ld: the source tree's firmware/, or an installed hwsim's copy."""
+    return _paths.firmware_sources()
 
 
 def build_driver(driver_dir: str | Path, *, force: bool = False, native: bool = False) -> Path:
@@ -57,7 +59,9 @@ def build_driver(driver_dir: str | Path, *, force: bool = False, native: bool = 
         sources = [*sources, fw / "hwsim_native.c"]
         flags = (*NATIVE_FLAGS, f"-Wl,-T,{fw / 'link.ld'}")
         extra = [fw / "link.ld"]
-        out_dir, out = fw / "build", fw / "build" / f"{name}.elf"
+        # ELF files go to firmware/build/ in a source tree; an installed hwsim keeps them beside the driver.
+        out_dir = fw / "build" if _paths.in_source_tree(fw) else driver_dir / "build"
+        out = out_dir / f"{name}.elf"
     else:
         extra = []
         out_dir, out = driver_dir / "build", driver_dir / "build" / f"{name}.wasm"
