@@ -129,3 +129,44 @@ def test_invoke_exported_entry_points():
     run = quiet_run(system, build_driver(REPO / "drivers" / "bench").read_bytes())
     assert run.run("mmio_loop", (10,)).result == sum(range(10))
     assert run.run("dma_loop", (3,)).result == 0
+
+
+WINDOW_DRIVER = """
+(module
+  (import "hwsim:mmio" "uart0" (memory $uart 8 8 (pagesize 1)))
+  (memory $ram 1)
+  (func (export "probe") (result i32)
+    (i32.store8 $uart (i32.const 0) (i32.const 104))   ;; THR
+    (i32.store8 $uart (i32.const 0) (i32.const 105))
+    (i32.load8_u $uart (i32.const 5)))                 ;; LSR
+  (func (export "past_the_window") (result i32) (i32.load8_u $uart (i32.const 8)))
+  (func (export "size") (result i32) (memory.size $uart))
+  (func (export "grow") (result i32) (memory.grow $uart (i32.const 1))))
+"""
+
+
+def test_wat_driver_imports_a_device_window_as_a_one_byte_page_memory(hwsim_board):
+    from hwsim.driver.runner import DriverRun
+    from hwsim.runtime.api import _wat_to_wasm
+    system = hwsim_board()
+    run = DriverRun(system, _wat_to_wasm(WINDOW_DRIVER), log=lambda text: None)
+    report = run.run()
+    assert report.result == 0x60 and report.mmio_accesses == 3 and report.ok
+    assert system.device("uart0").backend.output == b"hi"
+    assert run.run("size").result == 8 and run.run("grow").result == -1  # the window cannot grow
+    trapped = run.run("past_the_window")
+    assert trapped.trap is not None and trapped.trap.code.name == "MEMORY_OUT_OF_BOUNDS"
+    assert report.device_issues == []
+
+
+@pytest.mark.parametrize("decl, message", [
+    ('(import "hwsim:mmio" "uart0" (memory 1))', r"the window of 'uart0' is 0x1000 bytes, less than the 1 pages "
+                                                 r"of 65536 bytes the driver asks for \(declare it with \(pagesize 1\)\)"),
+    ('(import "hwsim:mmio" "nosuch" (memory 1 (pagesize 1)))', r"hwsim:mmio::nosuch: board 'virt' has no device"),
+    ('(import "hwsim:mmio" "uart0" (func))', r"must be a memory"),
+])
+def test_bad_window_imports_are_clear_errors(hwsim_board, decl, message):
+    from hwsim.driver.runner import DriverError, DriverRun
+    from hwsim.runtime.api import _wat_to_wasm
+    with pytest.raises(DriverError, match=message):
+        DriverRun(hwsim_board(), _wat_to_wasm(f"(module {decl} (memory 1))"), log=lambda text: None)

@@ -26,7 +26,8 @@ from .dma import DmaChecker
 from .irq import HANDLER, IDLE_STEP_TICKS, IrqDispatcher, IrqError
 
 MMIO_WINDOWS = 0xF000_0000  # the linear addresses of device windows in a driver's memory 0
-__all__ = ["DriverError", "DriverRun", "IDLE_STEP_TICKS", "MMIO_WINDOWS", "RunReport"]
+WINDOW_MODULE = "hwsim:mmio"  # (import "hwsim:mmio" "uart0" (memory ...)): a device window as a memory
+__all__ = ["DriverError", "DriverRun", "IDLE_STEP_TICKS", "MMIO_WINDOWS", "RunReport", "WINDOW_MODULE"]
 
 
 class DriverError(HwsimError):
@@ -85,12 +86,17 @@ class DriverRun:
         self.time_limit_ticks = time_limit_ns * system.clock.frequency_hz // 1_000_000_000
         self.windows: dict[str, int] = {}
         self.next_window = MMIO_WINDOWS
-        imports = [self._import(mod, name, kind) for mod, name, kind in self.module.imports]
+        self.window_memories: dict[str, object] = {}  # device name -> memory imported as its window
+        imports = [self._import_window(imp) if imp.module == WINDOW_MODULE else self._import(imp.module, imp.name,
+                                                                                              imp.kind.name.lower())
+                   for imp in self.module._module.imports]
         self.instance = api.Instance(self.store, self.module, imports)
         inner = self.instance._inner
-        if not inner.memories:
-            raise DriverError("the driver has no memory 0 to map device windows into")
-        self.memory = inner.memories[0]
+        own = [m for m in inner.memories if not any(m is w for w in self.window_memories.values())]
+        if not own:
+            raise DriverError("the driver has no memory of its own (the host interface's pointers point into "
+                              "its first memory that is not a device window)")
+        self.memory = own[0]
         # Device windows live above MMIO_WINDOWS: the memory may not grow into them.
         self.memory.max_pages = min(self.memory.max_pages, MMIO_WINDOWS // self.memory.page_size)
         self.dma = DmaChecker(self)
@@ -144,6 +150,39 @@ class DriverRun:
         params, results, fn = funcs[name]
         ft = api.FuncType([api.ValType(p) for p in params], [api.ValType(r) for r in results])
         return api.Func(self.store, ft, fn)
+
+    def _import_window(self, imp) -> api.Memory:
+        """``(import "hwsim:mmio" "uart0" (memory N (pagesize 1)))``: the device's register window as a
+        memory of its own; every access in bounds is one MMIO access, the rest trap."""
+        from ..wasm.module import ExternKind
+        from ..wasm.types import Limits, MemoryType
+        from ..runtime.objects import MemoryInstance
+        where = f"the driver's import {WINDOW_MODULE}::{imp.name}"
+        if imp.kind is not ExternKind.MEMORY:
+            raise DriverError(f"{where} must be a memory (the device's register window)")
+        try:
+            self.system.device(imp.name)
+        except HwsimError as exc:
+            raise DriverError(f"{where}: {exc}") from None
+        region = next(r for r in self.system.machine.phys.mmio_regions if r.name == imp.name)
+        want = imp.desc
+        page = 1 << want.page_size_log2
+        if want.index_type != I32:
+            raise DriverError(f"{where}: a device window is a 32-bit memory")
+        pages = region.size // page
+        if want.limits.max is not None:
+            pages = min(pages, want.limits.max)
+        if pages < want.limits.min or pages == 0:
+            hint = " (declare it with (pagesize 1))" if page > region.size else ""
+            raise DriverError(f"{where}: the window of {imp.name!r} is {region.size:#x} bytes, less than the "
+                              f"{want.limits.min} pages of {page} bytes the driver asks for{hint}")
+        mtype = MemoryType(limits=Limits(min=pages, max=pages), index_type=I32, page_size_log2=want.page_size_log2)
+        inner = MemoryInstance(self.store._store, mtype, max_bytes=pages * page)
+        size = (pages * page + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+        self.store._store.space.map(inner.base, region.base, size, Pte.R | Pte.W | Pte.U, page_size=PAGE_SIZE)
+        memory = api.Memory(self.store, _inner=inner)
+        self.window_memories[imp.name] = memory
+        return memory
 
     def _string(self, ptr: int, length: int) -> str:
         try:
