@@ -22,6 +22,9 @@ class TrapCode(enum.Enum):
     STACK_OVERFLOW = "call stack exhausted"
     INTERRUPTED = "interrupted"
     NULL_REFERENCE = "null reference"
+    MEMORY_ACCESS_DENIED = "memory access denied by page protection"  # memory control: a protected page
+    MEMORY_CONTROL = "invalid memory-control operation"  # memory.map of a mapped page, a bad protection...
+    SEGMENT_FAULT = "segment fault"  # a far pointer outside its segment or without the right
 
     @property
     def message(self) -> str:

@@ -45,6 +45,47 @@ class MemoryInstance:
         self.size_bytes = mtype.limits.min * self.page_size
         self.desc = store.alloc_data(L.MEMDESC_BYTES)
         self._write_desc()
+        self.ctl = None  # MemoryControl, once a page state other than the default is needed
+        self.resident = bytearray()  # 1 per 4 KiB page that has a frame
+
+    # -- residency and memory control ----------------------------------------------------------
+
+    def control(self, *, virtual: bool = False):
+        """This memory's :class:`~hwsim.runtime.memctl.MemoryControl` (created on first use)."""
+        if self.ctl is None:
+            from .memctl import MemoryControl
+            self.ctl = MemoryControl(self, virtual=virtual)
+        elif virtual and not self.ctl.virtual:
+            raise ResourceLimitError("the memory is already in use as an ordinary memory")
+        return self.ctl
+
+    def mark_resident(self, offset: int) -> None:
+        page = offset >> 12
+        if page >= len(self.resident):
+            self.resident += bytes(page + 1 - len(self.resident) + 64)
+        self.resident[page] = 1
+
+    def resident_runs(self, first: int, end: int):
+        """``(start, stop)`` runs of resident pages within ``[first, end)``."""
+        res = self.resident
+        end = min(end, len(res))
+        page = first
+        while page < end:
+            page = res.find(1, page, end)
+            if page < 0:
+                return
+            stop = res.find(0, page, end)
+            stop = end if stop < 0 else stop
+            yield page, stop
+            page = stop
+
+    def clear_resident(self, start: int, stop: int) -> None:
+        self.resident[start:stop] = bytes(stop - start)
+
+    @property
+    def committed_bytes(self) -> int:
+        """Bytes of this memory backed by frames now."""
+        return self.resident.count(1) * 4096
 
     def _write_desc(self) -> None:
         s = self.store

@@ -213,16 +213,33 @@ class Store:
                 return None
         return None
 
-    def _map_page(self, va: int) -> bool:
+    def _map_page(self, va: int, *, host: bool = False) -> bool:
+        """Give the page holding ``va`` a zeroed frame, with the flags its memory's page state says.
+
+        ``host``: for a host write (which goes through physical memory and may fill read-only
+        pages); a page the state keeps unmapped is an error then, not a fault.
+        """
+        flags = RW_USER
+        mem = self.memory_at(va)
+        if mem is not None and mem.ctl is not None:
+            flags = mem.ctl.flags_for(va - mem.base)
+            if flags is None:
+                if host:
+                    from .memctl import MemoryControlError
+                    raise MemoryControlError(f"cannot write to linear address {va - mem.base:#x}: page "
+                                             f"{mem.ctl.explain(va - mem.base)[5:]}")
+                return False
         try:
-            self.space.map_anonymous(va & ~(L.PAGE - 1), L.PAGE, RW_USER)
+            self.space.map_anonymous(va & ~(L.PAGE - 1), L.PAGE, flags)
         except OutOfFrames:
             self.out_of_frames = True
             return False
+        if mem is not None:
+            mem.mark_resident(va - mem.base)
         return True
 
     def _pager(self, va: int, access) -> bool:
-        """Demand paging: memory pages below the memory's size, and the stack."""
+        """Demand paging: memory pages below the memory's size (as their page state allows), the stack."""
         mem = self.memory_at(va)
         if mem is not None:
             return va - mem.base < mem.size_bytes and self._map_page(va)
@@ -250,7 +267,7 @@ class Store:
             chunk = min(len(view), L.PAGE - (va & (L.PAGE - 1)))
             mapping = self.space.lookup(va)
             if mapping is None:
-                if not self._map_page(va):
+                if not self._map_page(va, host=True):
                     raise ResourceLimitError("out of physical memory for the Store's RAM")
                 mapping = self.space.lookup(va)
             self.machine.phys.write(mapping.pa + (va - mapping.va), view[:chunk])
@@ -265,7 +282,7 @@ class Store:
                 pass  # untouched pages already read as zero
             else:
                 if mapping is None:
-                    if not self._map_page(va):
+                    if not self._map_page(va, host=True):
                         raise ResourceLimitError("out of physical memory for the Store's RAM")
                     mapping = self.space.lookup(va)
                 self.machine.phys.fill(mapping.pa + (va - mapping.va), chunk, byte)
@@ -411,8 +428,15 @@ class Store:
                     return ResourceLimitError(f"out of physical memory: the Store's {self.limits.ram_bytes} bytes "
                                               f"of RAM are used up (at va {fault.va:#x})")
                 mem = self.memory_at(fault.va)
+                offset = fault.va - mem.base
+                if mem.ctl is not None and offset < mem.size_bytes:
+                    write = fault.access.value == "store"
+                    why = mem.ctl.explain(offset, write)
+                    if why is not None:
+                        return self._located(TrapCode.MEMORY_ACCESS_DENIED, pc, insn,
+                                             f"{'store' if write else 'load'}: {why}")
                 return self._located(TrapCode.MEMORY_OUT_OF_BOUNDS, pc, insn,
-                                     f"linear address {fault.va - mem.base:#x}, memory size {mem.size_bytes:#x}")
+                                     f"linear address {offset:#x}, memory size {mem.size_bytes:#x}")
             if L.STACK_TOP - (1 << 30) <= fault.va < self.stack_low + L.PAGE:
                 return self._located(TrapCode.STACK_OVERFLOW, pc, insn)
             return HwsimError(f"internal error: compiled code faulted outside any memory:\n{fault.format()}")

@@ -1,0 +1,270 @@
+"""Memory control: page states of a linear memory, made real by the Store's page tables.
+
+Every linear memory is a reservation in the Store's Sv39 space whose 4 KiB
+pages get a frame when first touched (demand paging).  Memory control gives
+each page of a memory a *state*, kept in a byte per page, and the pager and
+the page tables follow it::
+
+    state        guest loads   guest stores   PTE when resident
+    READWRITE    yes           yes            R W U  (the default of an ordinary memory)
+    READ         yes           trap           R   U
+    NONE         trap          trap           R      (U=0: the frame is kept, U-mode cannot touch it)
+    UNMAPPED     trap          trap           none   (the default of a virtual-mode memory; no frame)
+    STATIC_NONE  trap          trap           none   (the no-access region: trap-on-null)
+    STATIC_READ  yes           trap           R   U  (the read-only region, written before the module runs)
+
+A guest access the state forbids faults in the MMU and becomes a trap that
+names the page and its state; nothing is checked in compiled code.  The
+operations (page-granular, 4 KiB):
+
+* ``discard``: zero a page-aligned range and release its frames;
+* ``map`` / ``unmap`` / ``protect``: the memory-control proposal's operations;
+* static regions: a no-access low region and a read-only region after it,
+  declared by the module (custom section ``hwsim.memory``) or by the host.
+
+Host writes (the embedder's ``Memory.write``, data segments) go through
+physical memory and ignore READ; they refuse UNMAPPED pages.  Guest bulk
+operations (``memory.copy``/``fill``/``init``) are checked like loads and
+stores.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from ..compiler.traps import TrapCode
+from ..errors import HwsimError
+from ..mmu.bits import Pte
+
+PAGE = 0x1000
+PAGE_SHIFT = 12
+
+
+class Prot(enum.IntEnum):
+    """The protections ``map`` and ``protect`` take (the values the intrinsics and opcodes use)."""
+
+    NONE = 0
+    READ = 1
+    READWRITE = 2
+
+
+class State(enum.IntEnum):
+    NONE = 0
+    READ = 1
+    READWRITE = 2
+    UNMAPPED = 3
+    STATIC_NONE = 4
+    STATIC_READ = 5
+
+
+_READABLE = frozenset({State.READ, State.READWRITE, State.STATIC_READ})
+_FLAGS = {State.READWRITE: Pte.R | Pte.W | Pte.U, State.READ: Pte.R | Pte.U, State.STATIC_READ: Pte.R | Pte.U,
+          State.NONE: Pte.R}
+_DESCRIBE = {
+    State.NONE: "has no access (memory.protect none)",
+    State.READ: "is read-only (memory.protect read)",
+    State.UNMAPPED: "is not mapped",
+    State.STATIC_NONE: "is in the no-access region (trap-on-null)",
+    State.STATIC_READ: "is in the read-only region",
+}
+
+
+class MemoryControlError(HwsimError):
+    """A host-side misuse of memory control (the guest's misuse traps instead)."""
+
+
+def _trap(code: TrapCode, detail: str):
+    from .store import Trap
+    return Trap(code, detail=detail)
+
+
+class PageStates:
+    """The state of each 4 KiB page of one memory; pages past the array have the default."""
+
+    def __init__(self, default: State) -> None:
+        self.default = default
+        self.array = bytearray()
+
+    def _ensure(self, end_page: int) -> None:
+        if len(self.array) < end_page:
+            self.array += bytes([self.default]) * (end_page - len(self.array))
+
+    def get(self, page: int) -> State:
+        return State(self.array[page]) if page < len(self.array) else self.default
+
+    def set(self, first: int, end: int, state: State) -> None:
+        self._ensure(end)
+        self.array[first:end] = bytes([state]) * (end - first)
+
+    def find(self, states, first: int, end: int) -> int:
+        """The first page in ``[first, end)`` whose state is one of ``states``, or -1."""
+        for page in range(first, min(end, len(self.array))):
+            if self.array[page] in states:
+                return page
+        if end > len(self.array) and self.default in states:
+            return max(first, len(self.array))
+        return -1
+
+    def runs(self, first: int, end: int):
+        """``(start, stop, state)`` runs of equal state covering ``[first, end)``."""
+        page = first
+        while page < end:
+            state = self.get(page)
+            stop = page + 1
+            if page < len(self.array):
+                limit = min(end, len(self.array))
+                while stop < limit and self.array[stop] == state:
+                    stop += 1
+                if stop == len(self.array) and self.default == state:
+                    stop = end
+            else:
+                stop = end
+            yield page, min(stop, end), state
+            page = min(stop, end)
+
+
+class MemoryControl:
+    """Memory control for one :class:`~hwsim.runtime.objects.MemoryInstance` (``memory.ctl``)."""
+
+    def __init__(self, memory, *, virtual: bool = False) -> None:
+        self.memory = memory
+        self.store = memory.store
+        self.virtual = virtual
+        self.states = PageStates(State.UNMAPPED if virtual else State.READWRITE)
+        self.static_end = 0  # bytes of the static regions (no-access, then read-only)
+        self.ops = {"discard": 0, "map": 0, "unmap": 0, "protect": 0}
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def state_at(self, offset: int) -> State:
+        return self.states.get(offset >> PAGE_SHIFT)
+
+    def flags_for(self, offset: int) -> Pte | None:
+        """PTE flags for the page holding ``offset`` when the pager maps it (None: do not map)."""
+        return _FLAGS.get(self.states.get(offset >> PAGE_SHIFT))
+
+    def explain(self, offset: int, write: bool | None = None) -> str | None:
+        """Why a guest access to ``offset`` is refused by the page's state (None: it is not)."""
+        state = self.state_at(offset)
+        if state in _READABLE and (state is State.READWRITE or not write):
+            return None
+        return f"page {offset >> PAGE_SHIFT:#x} (linear address {offset:#x}) {_DESCRIBE[state]}"
+
+    def check_guest_access(self, offset: int, length: int, write: bool) -> None:
+        """Trap if a guest bulk operation on ``[offset, offset+length)`` touches a forbidden page."""
+        if not length:
+            return
+        first, end = offset >> PAGE_SHIFT, (offset + length + PAGE - 1) >> PAGE_SHIFT
+        bad = {State.NONE, State.UNMAPPED, State.STATIC_NONE}
+        if write:
+            bad |= {State.READ, State.STATIC_READ}
+        page = self.states.find(bad, first, end)
+        if page >= 0:
+            at = max(offset, page << PAGE_SHIFT)
+            raise _trap(TrapCode.MEMORY_ACCESS_DENIED, self.explain(at, write) + (" (store)" if write else " (load)"))
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _range(self, what: str, offset: int, length: int, *, round_: bool) -> tuple[int, int]:
+        """Page range ``[first, end)`` of an operation, with the proposal's traps."""
+        mem = self.memory
+        if round_:
+            if length <= 0:
+                raise _trap(TrapCode.MEMORY_CONTROL, f"{what}: size must be positive, not {length}")
+            start = offset & ~(PAGE - 1)
+            stop = (offset + length + PAGE - 1) & ~(PAGE - 1)
+        else:
+            if offset % PAGE or length % PAGE:
+                raise _trap(TrapCode.MEMORY_CONTROL,
+                            f"{what}: [{offset:#x}, +{length:#x}) is not aligned to the {PAGE}-byte page size")
+            start, stop = offset, offset + length
+        limit = (mem.size_bytes + PAGE - 1) & ~(PAGE - 1)
+        if offset < 0 or stop > limit:
+            raise _trap(TrapCode.MEMORY_OUT_OF_BOUNDS,
+                        f"{what}: [{start:#x}, {stop:#x}) is outside the memory of {mem.size_bytes:#x} bytes")
+        first, end = start >> PAGE_SHIFT, stop >> PAGE_SHIFT
+        if first < self.static_end >> PAGE_SHIFT and what != "discard":
+            raise _trap(TrapCode.MEMORY_CONTROL, f"{what}: page {first:#x} is in a static region, which "
+                                                 f"cannot change")
+        return first, end
+
+    def _release(self, first: int, end: int) -> None:
+        """Unmap the resident pages of ``[first, end)`` and free their frames (one TLB flush per run)."""
+        mem = self.memory
+        for start, stop in mem.resident_runs(first, end):
+            self.store.space.unmap(mem.base + (start << PAGE_SHIFT), (stop - start) << PAGE_SHIFT)
+            mem.clear_resident(start, stop)
+
+    def _reprotect(self, first: int, end: int, state: State) -> None:
+        mem = self.memory
+        flags = _FLAGS[state]
+        for start, stop in mem.resident_runs(first, end):
+            self.store.space.protect(mem.base + (start << PAGE_SHIFT), (stop - start) << PAGE_SHIFT, flags)
+
+    # -- the operations ---------------------------------------------------------------------------
+
+    def discard(self, offset: int, length: int) -> None:
+        """Zero ``[offset, offset+length)`` (page-aligned) and release its frames; states are kept."""
+        first, end = self._range("memory.discard", offset, length, round_=False)
+        if first < end:
+            self._release(first, end)
+        self.ops["discard"] += 1
+
+    def map(self, offset: int, length: int, prot: int) -> int:
+        """Make unmapped pages accessible with ``prot``; returns the rounded-down start."""
+        state = _state_of(prot, "memory.map")
+        first, end = self._range("memory.map", offset, length, round_=True)
+        page = self.states.find({s for s in State if s is not State.UNMAPPED}, first, end)
+        if page >= 0:
+            raise _trap(TrapCode.MEMORY_CONTROL, f"memory.map: page {page:#x} is already mapped")
+        self.states.set(first, end, state)
+        self.ops["map"] += 1
+        return first << PAGE_SHIFT
+
+    def unmap(self, offset: int, length: int) -> None:
+        """Make pages inaccessible and release their frames (unmapping unmapped pages is allowed)."""
+        first, end = self._range("memory.unmap", offset, length, round_=True)
+        self._release(first, end)
+        self.states.set(first, end, State.UNMAPPED)
+        self.ops["unmap"] += 1
+
+    def protect(self, offset: int, length: int, prot: int) -> None:
+        """Change the protection of mapped pages (traps if any page in the range is unmapped)."""
+        state = _state_of(prot, "memory.protect")
+        first, end = self._range("memory.protect", offset, length, round_=True)
+        page = self.states.find({State.UNMAPPED}, first, end)
+        if page >= 0:
+            raise _trap(TrapCode.MEMORY_CONTROL, f"memory.protect: page {page:#x} is not mapped")
+        self.states.set(first, end, state)
+        self._reprotect(first, end, state)
+        self.ops["protect"] += 1
+
+    def set_static(self, no_access: int, read_only: int) -> None:
+        """The static regions: ``[0, no_access)`` no access, ``[no_access, no_access+read_only)`` read-only."""
+        mem = self.memory
+        for name, value in (("no-access", no_access), ("read-only", read_only)):
+            if value < 0 or value % PAGE:
+                raise MemoryControlError(f"the {name} region must be a multiple of {PAGE} bytes, not {value}")
+        end = no_access + read_only
+        if end > mem.max_pages * mem.page_size:
+            raise MemoryControlError(f"static regions of {end:#x} bytes do not fit a memory of at most "
+                                     f"{mem.max_pages * mem.page_size:#x} bytes")
+        if self.static_end:
+            raise MemoryControlError("the memory's static regions are already set")
+        n, r = no_access >> PAGE_SHIFT, end >> PAGE_SHIFT
+        self._release(0, n)
+        self.states.set(0, n, State.STATIC_NONE)
+        self.states.set(n, r, State.STATIC_READ)
+        self._reprotect(n, r, State.STATIC_READ)
+        self.static_end = end
+
+
+def _state_of(prot: int, what: str) -> State:
+    try:
+        return State(Prot(prot).value)
+    except ValueError:
+        raise _trap(TrapCode.MEMORY_CONTROL, f"{what}: protection must be 0 (none), 1 (read) or 2 (read-write), "
+                                             f"not {prot}") from None
+
+
+__all__ = ["MemoryControl", "MemoryControlError", "PageStates", "Prot", "State"]
