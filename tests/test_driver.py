@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,17 @@ def test_invoke_exported_entry_points():
     run = quiet_run(system, build_driver(REPO / "drivers" / "bench").read_bytes())
     assert run.run("mmio_loop", (10,)).result == sum(range(10))
     assert run.run("dma_loop", (3,)).result == 0
+
+
+def test_irq_wait_ends_when_the_waited_device_can_get_no_more_input():
+    """Console input that has not ended, on another device, does not keep a wait on net0 going."""
+    from hwsim.devices.backends import ConsoleBackend
+    system, _ = system_with_input(b"")
+    r, w = os.pipe()
+    try:
+        with os.fdopen(r, "rb", buffering=0) as stdin:
+            system.device("uart0").backend = ConsoleBackend(stdin=stdin)
+            assert DriverRun.irq_wait_for(system, system.device("net0"), system.clock.frequency_hz // 100) == 0
+            assert system.clock.now == 0
+    finally:
+        os.close(w)

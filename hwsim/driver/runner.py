@@ -170,11 +170,11 @@ class DriverRun:
                 return 1
             if clock.now >= time_limit_ticks:
                 return 0
-            backends = [b for d in system.devices.values() if (b := getattr(d, "backend", None)) is not None]
-            if all(b.input_ended() for b in backends) and clock.next_deadline is None:
+            backend = getattr(device, "backend", None)  # only the device's own input can raise its line
+            if (backend is None or backend.input_ended()) and clock.next_deadline is None:
                 return 0  # nothing will ever raise the line
-            for b in backends:
-                b.wait_input(0.02)
+            if backend is not None:
+                backend.wait_input(0.02)
             clock.advance(IDLE_STEP_TICKS)
 
     def write_log(self, ptr: int, length: int) -> None:
