@@ -481,6 +481,19 @@ def test_pcap_replay_on_virtual_time_and_capture(tmp_path):
     assert d.issues == [] and d.dev.backend.delivered == 3
 
 
+def test_a_capture_that_cannot_be_written_is_reported_not_raised(tmp_path):
+    tx = tmp_path / "gone" / "out.pcap"
+    tx.parent.mkdir()
+    d = NetDriver(backend="pcap", tx=str(tx))
+    d.init()
+    tx.unlink()
+    tx.parent.rmdir()
+    head = d.send(frame(60))
+    assert d.used(TX) == [(head, 0)] and d.dev.stats.tx_frames == 1
+    assert d.issues == [f"host I/O error writing the capture: {str(tx)!r}: cannot write: No such file or directory "
+                        f"(frame not captured)"]
+
+
 def test_pcap_reads_big_endian_microsecond_files(tmp_path):
     path = tmp_path / "be.pcap"
     frames = [frame(60, 8), frame(61, 9)]

@@ -113,7 +113,11 @@ class PcapBackend(NetBackend):
     def transmit(self, frame: bytes) -> None:
         if self.writer is not None:
             clock = self.device.clock
-            self.writer.write(clock.ticks_to_ns(clock.now), frame)
+            try:
+                self.writer.write(clock.ticks_to_ns(clock.now), frame)
+            except PcapError as exc:
+                self.device.report(IssueKind.PROTOCOL, detail=f"host I/O error writing the capture: {exc} (frame not "
+                                                              f"captured)")
 
     def link_up(self) -> None:
         if self._start is None and self.records:
