@@ -366,7 +366,8 @@ def test_unusable_receive_buffers_are_returned_unused(drv, segments, problem):
 @pytest.mark.parametrize("corrupt, problem", [
     (lambda d, q: d.put_desc(q, 0, IOVA + RX_BUF, 16, DESC_F_NEXT, 0),
      "the chain at descriptor 0 is longer than the queue size 8 (a loop?); drivers MUST NOT create such chains"),
-    (lambda d, q: d.put_desc(q, 0, IOVA + RX_BUF, 16, DESC_F_NEXT, 9), "descriptor 0 chains to 9, outside the 8-entry table"),
+    (lambda d, q: d.put_desc(q, 0, IOVA + RX_BUF, 16, DESC_F_NEXT, 9),
+     "descriptor 0 chains to 9, outside the 8-entry table"),
     (lambda d, q: d.mem_write(d.rings[q].avail + 4, struct.pack("<H", 12)),
      "available ring entry names descriptor 12, outside the 8-entry table"),
     (lambda d, q: d.put_desc(q, 0, IOVA + RX_BUF, 16, DESC_F_INDIRECT),
@@ -575,3 +576,31 @@ def test_loopback_delivers_in_order_and_counts_every_drop(ops, backlog):
     it = iter(sent)  # got is a subsequence of sent, in order
     assert all(any(f == s for s in it) for f in got)
     assert d.issues == []
+
+
+# -- the property: garbage from the driver is an issue or a reset, never an exception -------------------
+
+segment = st.tuples(st.sampled_from([IOVA + TX_BUF, IOVA + TX_BUF + 0x7F0, IOVA + RX_BUF, BAD, IOVA + 0x1000]),
+                    st.sampled_from([0, 1, 5, 12, 60, 1526, 2000, 0xFFFF_FFFF]), st.booleans())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chains=st.lists(st.tuples(st.sampled_from([RX, TX]), st.lists(segment, min_size=1, max_size=4)),
+                       min_size=1, max_size=6),
+       header=st.binary(min_size=12, max_size=12), fill=st.binary(min_size=1, max_size=4))
+def test_garbage_chains_are_issues_or_a_reset_never_an_exception(chains, header, fill):
+    d = NetDriver(rx_backlog=2)
+    d.init()
+    d.mem_write(IOVA + TX_BUF, header + (fill * 2048)[:4084])
+    for q, segments in chains:
+        head = d.chain(q, segments)
+        d.offer(q, head)
+        if d.r(STATUS) & STATUS_DEVICE_NEEDS_RESET:
+            assert d.issues[-1].endswith("; device needs reset")
+            break
+    stats = d.dev.stats
+    assert stats.tx_frames + stats.tx_errors <= sum(q == TX for q, _ in chains)
+    assert stats.tx_frames == stats.rx_frames + stats.rx_errors + stats.rx_dropped + d.dev.backlog
+    assert d.dev.backlog <= 2
+    for message in d.issues:
+        assert message.startswith(("transmit chain at descriptor", "receive chain at descriptor", "queue ")), message

@@ -79,8 +79,8 @@ def test_frames_from_an_rx_pcap_are_received(hwsim_driver):
     frames = [f[:1514] for f in frames]
     result = hwsim_driver(DRIVER, entry="receive", args=(100,), net_input=frames)
     assert result.report.result == 6, result.report.format()
-    assert result.log == [f"virtio_net: frame {i}: {len(f)} bytes, fnv1a {fnv1a(f):08x}" for i, f in enumerate(frames)] \
-        + ["virtio_net: received 6 frames"]
+    lines = [f"virtio_net: frame {i}: {len(f)} bytes, fnv1a {fnv1a(f):08x}" for i, f in enumerate(frames)]
+    assert result.log == lines + ["virtio_net: received 6 frames"]
     assert result.report.virtual_ns == 5_000_000  # the last frame 5 ms after DRIVER_OK, then idle
     assert result.net_output == []
     assert_clean(result)
@@ -130,5 +130,5 @@ def test_hwsim_run_with_pcap_files(tmp_path):
                           "net0.backend=pcap", "--option", f"net0.rx={rx}"], input=b"", capture_output=True,
                          timeout=120)
     assert out.returncode == 2
-    assert out.stderr.decode().strip() == (f"hwsim: error: option 'rx': '{rx}': not a pcap file (magic number 6e6f7420; "
-                                           f"expected a1b2c3d4 or a1b23c4d, pcapng is not supported)")
+    assert out.stderr.decode().strip() == (f"hwsim: error: option 'rx': '{rx}': not a pcap file (magic number "
+                                           f"6e6f7420; expected a1b2c3d4 or a1b23c4d, pcapng is not supported)")
