@@ -1,4 +1,4 @@
-"""One driver's MMIO and DMA work, sandboxed (wasm on hwsim) and as native firmware, side by side.
+"""Drivers' MMIO, DMA, block and network work, sandboxed (wasm on hwsim) and as native firmware, side by side.
 
     python bench/drivers.py [--quick]
 
@@ -6,6 +6,8 @@ drivers/bench/bench.c is built twice: to wasm (run sandboxed: U-mode, its
 memory behind hwsim's MMU, device windows mapped into it, DMA through the
 IOMMU with per-device IO page tables and the DMA checker) and natively for
 riscv64 (run in M-mode with physical addresses, the IOMMU in bare mode).
+drivers/virtio_blk (4 KiB reads) and drivers/virtio_net (loopback round trips
+of 60..1514-byte frames, one at a time) are measured the same way.
 Needs zig (pip install -e ".[dev]").
 """
 
@@ -32,7 +34,7 @@ def timed(run, entry: str, n: int, repeat: int = 3) -> float:
         t = time.perf_counter()
         report = run.run(entry, (n,))
         best = min(best, time.perf_counter() - t)
-        if entry == "dma_loop" and report.result != 0:
+        if entry in ("dma_loop", "pingpong") and report.result != 0:
             raise SystemExit(f"{entry} failed: {report.format()}")
     return best
 
@@ -41,10 +43,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    mmio_n, dma_n, blk_n = (20_000, 300, 200) if args.quick else (100_000, 2000, 1000)
-    drv, blk = ROOT / "drivers" / "bench", ROOT / "drivers" / "virtio_blk"
+    mmio_n, dma_n, blk_n, net_n = (20_000, 300, 200, 200) if args.quick else (100_000, 2000, 1000, 1000)
+    drv, blk, net = ROOT / "drivers" / "bench", ROOT / "drivers" / "virtio_blk", ROOT / "drivers" / "virtio_net"
     wasm, elf = build_driver(drv).read_bytes(), build_driver(drv, native=True).read_bytes()
     blk_wasm, blk_elf = build_driver(blk).read_bytes(), build_driver(blk, native=True).read_bytes()
+    net_wasm, net_elf = build_driver(net).read_bytes(), build_driver(net, native=True).read_bytes()
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(tmp) / "disk.img"
@@ -57,13 +60,18 @@ def main() -> None:
             dma = timed(run, "dma_loop", dma_n)
             system, _ = make_board(DEFAULT_BOARD, options={"blk0": {"image": str(image)}})
             iops = blk_n / timed(factory(system, blk_wasm, blk_elf), "read_loop", blk_n)
-            rows[name] = (2 * mmio_n / mmio, dma_n * 4096 / dma / 1e6, iops)
-    print(f"{time.strftime('%Y-%m-%d')}: drivers/bench and drivers/virtio_blk on boards/virt.toml, best of 3")
-    print(f"{'':10} {'MMIO accesses/s':>16} {'DMA MB/s (4 KiB copies)':>25} {'virtio-blk 4 KiB read IOPS':>28}")
-    for name, (ops, mbs, iops) in rows.items():
-        print(f"{name:10} {ops:16,.0f} {mbs:25.1f} {iops:28,.0f}")
+            system, _ = make_board(DEFAULT_BOARD)
+            pps = net_n / timed(factory(system, net_wasm, net_elf), "pingpong", net_n)
+            rows[name] = (2 * mmio_n / mmio, dma_n * 4096 / dma / 1e6, iops, pps)
+    print(f"{time.strftime('%Y-%m-%d')}: drivers/bench, drivers/virtio_blk and drivers/virtio_net on "
+          f"boards/virt.toml, best of 3")
+    print(f"{'':10} {'MMIO accesses/s':>16} {'DMA MB/s (4 KiB copies)':>25} {'virtio-blk 4 KiB read IOPS':>28} "
+          f"{'virtio-net round trips/s':>26}")
+    for name, (ops, mbs, iops, pps) in rows.items():
+        print(f"{name:10} {ops:16,.0f} {mbs:25.1f} {iops:28,.0f} {pps:26,.0f}")
     s, n = rows["sandboxed"], rows["native"]
-    print(f"{'ratio':10} {s[0] / n[0]:16.2f} {s[1] / n[1]:25.2f} {s[2] / n[2]:28.2f}   (sandboxed / native)")
+    print(f"{'ratio':10} {s[0] / n[0]:16.2f} {s[1] / n[1]:25.2f} {s[2] / n[2]:28.2f} {s[3] / n[3]:26.2f}"
+          f"   (sandboxed / native)")
 
 
 if __name__ == "__main__":

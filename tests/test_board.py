@@ -76,16 +76,18 @@ def test_the_default_board_loads_and_builds():
         ("0xc000000", "0x600000", "plic", "plic"),
         ("0x10000000", "0x1000", "uart0", "ns16550a"),
         ("0x10001000", "0x1000", "blk0", "virtio-blk"),
+        ("0x10002000", "0x1000", "net0", "virtio-net"),
         ("0x10020000", "0x2000", "dma0", "dma"),
         ("0x80000000", "0x8000000", "ram", "ram"),
     ]
     s = board.build(options={"uart0": {"backend": "memory"}})
-    assert sorted(s.devices) == ["blk0", "clint", "dma0", "iommu", "plic", "uart0"]
+    assert sorted(s.devices) == ["blk0", "clint", "dma0", "iommu", "net0", "plic", "uart0"]
     assert s.irqc is s.device("plic") and s.iommu is s.device("iommu")
     assert s.device("uart0").irq.number == 10 and s.device("dma0").dma_port.device_id == 1
-    assert [r.name for r in s.machine.phys.mmio_regions] == ["clint", "iommu", "plic", "uart0", "blk0", "dma0"]
+    assert s.device("net0").irq.number == 2 and s.device("net0").dma_port.device_id == 3
+    assert [r.name for r in s.machine.phys.mmio_regions] == ["clint", "iommu", "plic", "uart0", "blk0", "net0", "dma0"]
     assert s.machine.ram.base == 0x8000_0000 and s.machine.ram.size == 128 << 20
-    with pytest.raises(ConfigError, match=r"board 'virt' has no device 'uart1' \(devices: blk0, clint, dma0, iommu, plic, uart0\)"):
+    with pytest.raises(ConfigError, match=r"board 'virt' has no device 'uart1' \(devices: blk0, clint, dma0, iommu, net0, plic, uart0\)"):
         s.device("uart1")
 
 
@@ -128,9 +130,9 @@ def test_build_with_extra_ram_and_issue_report(tmp_path):
      "[ram.ram] size: the region ends at 0x1000000000ff000, beyond the 56-bit physical address space"),
     (edit('name = "ram"', 'name = "uart0"'), "[devices.uart0]: name 'uart0' is already used by [ram.uart0]"),
     (edit('type = "ns16550a"', 'type = "ns16551"'),
-     "[devices.uart0] type: unknown device type 'ns16551'; did you mean 'ns16550a'? (known: clint, dma, ns16550a, virtio-blk)"),
+     "[devices.uart0] type: unknown device type 'ns16551'; did you mean 'ns16550a'? (known: clint, dma, ns16550a, virtio-blk, virtio-net)"),
     (edit('type = "ns16550a"', 'type = "plic"'),
-     "[devices.uart0] type: unknown device type 'plic' (known: clint, dma, ns16550a, virtio-blk)"),
+     "[devices.uart0] type: unknown device type 'plic' (known: clint, dma, ns16550a, virtio-blk, virtio-net)"),
     (edit('type = "ns16550a"\n', ""), "[devices.uart0] type: missing required key"),
     (edit('type = "riscv-iommu"', 'type = "smmu"'), "[iommu] type: unknown iommu type 'smmu' (known: riscv-iommu)"),
     (edit('type = "plic"', 'type = "gic"'),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,21 @@ def test_bad_window_imports_are_clear_errors(hwsim_board, decl, message):
     from hwsim.runtime.api import _wat_to_wasm
     with pytest.raises(DriverError, match=message):
         DriverRun(hwsim_board(), _wat_to_wasm(f"(module {decl} (memory 1))"), log=lambda text: None)
+
+
+def test_irq_wait_ends_when_the_waited_device_can_get_no_more_input():
+    """Console input that has not ended, on another device, does not keep a wait on net0 going."""
+    from hwsim.devices.backends import ConsoleBackend
+    system, _ = system_with_input(b"")
+    r, w = os.pipe()
+    try:
+        with os.fdopen(r, "rb", buffering=0) as stdin:
+            system.device("uart0").backend = ConsoleBackend(stdin=stdin)
+            from hwsim.driver.irq import IrqDispatcher
+            net0 = system.device("net0")
+            waiter = IrqDispatcher(system, lambda cookie: None, lambda callback: None)
+            assert not waiter.wait(lambda: net0.irq.level, system.clock.frequency_hz // 100, lambda: None,
+                                   device=net0)
+            assert system.clock.now == 0
+    finally:
+        os.close(w)

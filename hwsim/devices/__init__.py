@@ -9,9 +9,9 @@ from .plic import Plic
 from .regs import Field, RegAccess, Register, RegisterFile, RegisterLayout
 from .timer import Timer
 from .uart import Uart
-from .virtio import VirtioBlk, VirtioMmio
+from .virtio import VirtioBlk, VirtioMmio, VirtioNet
 
 __all__ = ["CharBackend", "ClockEvent", "ConsoleBackend", "DEVICE_TYPES", "Device", "DeviceIssue", "DmaEngine",
            "Field", "FileBackend", "IrqLine", "IssueKind", "MemoryBackend", "MmioEvent", "Option", "OptionError",
-           "Plic", "RegAccess", "Register", "RegisterFile", "RegisterLayout", "Timer", "Uart", "VirtioBlk", "VirtioMmio", "VirtualClock",
+           "Plic", "RegAccess", "Register", "RegisterFile", "RegisterLayout", "Timer", "Uart", "VirtioBlk", "VirtioMmio", "VirtioNet", "VirtualClock",
            "known_types", "register_device"]

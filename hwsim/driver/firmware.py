@@ -150,7 +150,8 @@ class FirmwareRun:
             device = self.system.device(self._string(a[0], a[1]))
             if device.irq is None:
                 raise DriverError(f"hwsim_irq_wait: device {device.name!r} has no interrupt line on this board")
-            result = int(self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self._run_async))
+            result = int(self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self._run_async,
+                                        device=device))
         elif what in ("request_irq", "free_irq"):
             try:
                 if what == "request_irq":

@@ -117,8 +117,11 @@ class IrqDispatcher:
 
     # -- letting time pass ----------------------------------------------------------------------------
 
-    def _backends(self):
-        return [b for d in self.system.devices.values() if (b := getattr(d, "backend", None)) is not None]
+    def _backends(self, extra=None):
+        """The input backends that can still raise a line someone waits for: those of the devices
+        with a handler, and of the device waited for (another device's open console does not count)."""
+        devices = [r.device for r in self.registered.values()] + ([extra] if extra is not None else [])
+        return [b for d in devices if (b := getattr(d, "backend", None)) is not None]
 
     def _poll(self) -> None:
         for device in self.system.devices.values():
@@ -126,13 +129,13 @@ class IrqDispatcher:
             if poll is not None:
                 poll()
 
-    def idle_step(self, time_limit_ticks: int) -> bool:
+    def idle_step(self, time_limit_ticks: int, device=None) -> bool:
         """Let virtual time pass up to the next event (at most a step); False when nothing more can
-        happen (all input ended, nothing scheduled) or time is up."""
+        happen (the input that matters ended, nothing scheduled) or time is up."""
         clock = self.system.clock
         if clock.now >= time_limit_ticks:
             return False
-        backends = self._backends()
+        backends = self._backends(device)
         deadline = clock.next_deadline
         if deadline is None and all(b.input_ended() for b in backends):
             return False
@@ -144,14 +147,15 @@ class IrqDispatcher:
         clock.advance_to(min(target, time_limit_ticks))
         return True
 
-    def wait(self, until: Callable[[], bool], time_limit_ticks: int, run_async: Callable[[], None]) -> bool:
+    def wait(self, until: Callable[[], bool], time_limit_ticks: int, run_async: Callable[[], None], *,
+             device=None) -> bool:
         """Let time pass, running handlers, until ``until()``; False if nothing more can happen."""
         while True:
             self._poll()
             run_async()
             if until():
                 return True
-            if not self.idle_step(time_limit_ticks):
+            if not self.idle_step(time_limit_ticks, device):
                 self._poll()
                 run_async()
                 return until()

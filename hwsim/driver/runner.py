@@ -211,7 +211,8 @@ class DriverRun:
         device = self.system.device(self._string(ptr, length))
         if device.irq is None:
             raise DriverError(f"hwsim_irq_wait: device {device.name!r} has no interrupt line on this board")
-        return int(self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self.store._store.run_async))
+        return int(self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self.store._store.run_async,
+                                  device=device))
 
     def request_irq(self, ptr: int, length: int, cookie: int) -> int:
         handler = self.instance.exports(self.store).get(HANDLER)

@@ -11,14 +11,22 @@
         run = hwsim_driver("drivers/examples/buggy/overrun")
         assert run.dma_problems == ["OVERRUN"]
 
+    def test_network(hwsim_driver):
+        run = hwsim_driver("drivers/virtio_net", entry="receive", args=(2,), net_input=[frame1, frame2])
+        assert run.report.result == 2 and run.net_output == []
+
 ``hwsim_board(path=DEFAULT_BOARD, **options)`` builds a board with the UART on
 an in-memory backend (``uart_input`` feeds it); ``hwsim_driver(driver, ...)``
 builds the driver if it is a directory, runs its ``probe`` (or ``entry`` with
-``args``) and returns a :class:`DriverResult`.
+``args``) and returns a :class:`DriverResult`.  With ``net_input`` (a list of
+frames, or a pcap file) or ``net_capture=True``, ``net0`` uses the pcap
+backend: the frames arrive 1 ms apart from the driver's DRIVER_OK, and what
+the driver transmits is in ``result.net_output``.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +34,9 @@ import pytest
 
 from ..board import DEFAULT_BOARD, load_board
 from ..devices.backends import MemoryBackend
+from ..devices.pcap import read_frames, write_pcap
 from ..driver import DriverRun, RunReport, build_driver
+from ..errors import ConfigError
 
 
 @dataclass
@@ -34,6 +44,7 @@ class DriverResult:
     run: DriverRun
     report: RunReport
     uart: MemoryBackend | None
+    net_capture: Path | None = None
 
     @property
     def console(self) -> bytes:
@@ -48,6 +59,32 @@ class DriverResult:
     @property
     def log(self) -> list[str]:
         return self.run.log
+
+    @property
+    def net_output(self) -> list[bytes]:
+        """The frames the driver transmitted on ``net0`` (with ``net_input`` or ``net_capture``)."""
+        if self.net_capture is None:
+            raise ConfigError("no frames were captured: pass net_input=... or net_capture=True to hwsim_driver")
+        return read_frames(self.net_capture)
+
+
+def net_options(net_input=None, *, capture: bool = False, directory: str | Path | None = None) -> dict:
+    """Options that put a virtio-net device on the pcap backend: ``net_input`` (frames, 1 ms apart, or a
+    pcap file) as its ``rx``, and with ``capture`` a new ``tx`` file; both in ``directory`` (default: a
+    new temporary directory)."""
+    if net_input is None and not capture:
+        return {}
+    directory = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="hwsim-net-"))
+    options = {"backend": "pcap", "tx": str(directory / "tx.pcap") if capture else ""}
+    if isinstance(net_input, (str, Path)):
+        options["rx"] = str(net_input)
+    elif net_input is not None:
+        rx = directory / "rx.pcap"
+        write_pcap(rx, list(net_input))
+        options["rx"] = str(rx)
+    else:
+        options["rx"] = ""
+    return options
 
 
 def make_board(path=DEFAULT_BOARD, *, uart_input: bytes = b"", options: dict | None = None):
@@ -74,12 +111,18 @@ def hwsim_board():
 
 
 @pytest.fixture
-def hwsim_driver():
+def hwsim_driver(tmp_path_factory):
     def factory(driver, *, board=DEFAULT_BOARD, uart_input: bytes = b"", options: dict | None = None,
-                entry: str = "probe", args: tuple = ()) -> DriverResult:
+                entry: str = "probe", args: tuple = (), net_input=None, net_capture: bool = False) -> DriverResult:
         path = Path(driver)
         wasm = build_driver(path) if path.is_dir() else path
+        options = dict(options or {})
+        capture = None
+        if net_input is not None or net_capture:
+            net = net_options(net_input, capture=True, directory=tmp_path_factory.mktemp("hwsim-net"))
+            options["net0"] = {**options.get("net0", {}), **net}
+            capture = Path(net["tx"])
         system, uart = make_board(board, uart_input=uart_input, options=options)
         run = DriverRun(system, Path(wasm).read_bytes(), log=lambda text: None)
-        return DriverResult(run, run.run(entry, args), uart)
+        return DriverResult(run, run.run(entry, args), uart, capture)
     return factory

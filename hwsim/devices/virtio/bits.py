@@ -1,5 +1,6 @@
 """Bit layouts of virtio 1.x: the virtio-mmio (version 2) registers, device status, feature bits,
-split-virtqueue structures, and virtio-blk requests.  Behaviour lives in mmio.py, queue.py and blk.py.
+split-virtqueue structures, virtio-blk requests and the virtio-net header and configuration.
+Behaviour lives in mmio.py, queue.py, blk.py and net.py.
 
 Split virtqueue (all little-endian; addresses are bus addresses, i.e. IOVAs through the IOMMU)::
 
@@ -9,6 +10,8 @@ Split virtqueue (all little-endian; addresses are bus addresses, i.e. IOVAs thro
 """
 
 from __future__ import annotations
+
+import struct
 
 from ..regs import Field, RegAccess, Register, RegisterLayout
 
@@ -64,10 +67,33 @@ BLK_S_UNSUPP = 2
 BLK_REQ_HEADER = 16  # le32 type, le32 reserved, le64 sector
 BLK_ID_BYTES = 20
 
+# -- virtio-net -----------------------------------------------------------------------------------
+DEVICE_ID_NET = 1
+NET_RXQ, NET_TXQ = 0, 1  # receiveq1, transmitq1 (no control queue, no multiqueue)
+NET_F_CSUM = 0
+NET_F_MTU = 3
+NET_F_MAC = 5
+NET_F_MRG_RXBUF = 15
+NET_F_STATUS = 16
+NET_S_LINK_UP = 1
+NET_HDR_F_NEEDS_CSUM = 1
+NET_HDR_F_DATA_VALID = 2
+NET_HDR_F_RSC_INFO = 4
+NET_HDR_GSO_NONE = 0
+# struct virtio_net_hdr (12 bytes with VIRTIO_F_VERSION_1): u8 flags, u8 gso_type, le16 hdr_len, le16 gso_size,
+# le16 csum_start, le16 csum_offset, le16 num_buffers
+NET_HDR = struct.Struct("<BBHHHHH")
+# struct virtio_net_config up to mtu: u8 mac[6], le16 status, le16 max_virtqueue_pairs, le16 mtu
+NET_CONFIG = struct.Struct("<6sHHH")
+ETH_HEADER = 14  # destination MAC, source MAC, EtherType
+ETH_MTU = 1500
+ETH_MAX_FRAME = ETH_HEADER + ETH_MTU  # 1514: without the FCS, as virtio carries frames
+NET_RX_BUFFER_MIN = NET_HDR.size + ETH_MAX_FRAME  # 1526: what drivers SHOULD post without MRG_RXBUF
+
 MMIO_LAYOUT = RegisterLayout("virtio-mmio", [
     Register("MagicValue", 0x000, 4, RO, reset=MAGIC, doc='0x74726976 ("virt").'),
     Register("Version", 0x004, 4, RO, reset=VERSION, doc="2: the virtio 1.x (non-legacy) interface."),
-    Register("DeviceID", 0x008, 4, RO, doc="Device type (2: block)."),
+    Register("DeviceID", 0x008, 4, RO, doc="Device type (1: network, 2: block)."),
     Register("VendorID", 0x00C, 4, RO, reset=VENDOR_ID, doc='0x6d737768 ("hwsm").'),
     Register("DeviceFeatures", 0x010, 4, RO, doc="Feature bits 32*sel .. 32*sel+31 the device offers."),
     Register("DeviceFeaturesSel", 0x014, 4, WO, doc="Selects the DeviceFeatures word."),
