@@ -49,11 +49,15 @@ static hwsim_iova_t sh_iova;
 static uint16_t used_seen[2];
 static uint8_t mac[6];
 
-static uint8_t rx_buf[NRX][BUF];
+/* A page per buffer: a streaming DMA buffer must not share a cache line with other data (Linux's
+ * DMA-API-HOWTO), and on hwsim a page of its own also keeps the CPU-side ownership checks (the
+ * pages of device-owned buffers are watched) away from the driver's other data. */
+#define SLOT 4096
+static uint8_t rx_buf[NRX][SLOT] __attribute__((aligned(SLOT)));
 static hwsim_iova_t rx_iova[NRX];
 static int rx_mapped;
 
-static uint8_t tx_buf[QSIZE][BUF];
+static uint8_t tx_buf[QSIZE][SLOT] __attribute__((aligned(SLOT)));
 static hwsim_iova_t tx_iova[QSIZE];
 static uint32_t tx_len[QSIZE];
 static uint16_t tx_next, tx_busy;

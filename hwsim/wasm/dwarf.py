@@ -150,6 +150,12 @@ class SourceMap:
     def locate(self, wasm_offset: int) -> SourceLocation | None:
         if not self.available or not self.rows:
             return None
+        cache = self.__dict__.setdefault("_located", {})
+        if wasm_offset not in cache:
+            cache[wasm_offset] = self._locate(wasm_offset)
+        return cache[wasm_offset]
+
+    def _locate(self, wasm_offset: int) -> SourceLocation | None:
         address = wasm_offset - self.code_base
         i = bisect.bisect_right(self._addresses, address) - 1
         if i < 0:
