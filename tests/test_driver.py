@@ -189,3 +189,19 @@ def test_irq_wait_ends_when_the_waited_device_can_get_no_more_input():
             assert system.clock.now == 0
     finally:
         os.close(w)
+
+
+def test_null_pointer_dereference_traps_on_the_protected_first_page(hwsim_driver):
+    result = hwsim_driver(REPO / "drivers" / "examples" / "buggy" / "null_deref")
+    trap = result.report.trap
+    assert trap is not None and trap.code.name == "MEMORY_ACCESS_DENIED"
+    assert "null_deref.c:12 (probe)" in str(trap)
+    assert "page 0x0 (linear address 0x4) is in the no-access region (trap-on-null)" in str(trap)
+    assert result.run.null_page_protected
+
+
+def test_the_first_page_stays_ordinary_when_data_lives_there(hwsim_board):
+    wasm = _wat_to_wasm('(module (memory 1) (data (i32.const 8) "x") (func (export "probe") (result i32) '
+                        '(i32.load8_u (i32.const 8))))')
+    run = DriverRun(hwsim_board(), wasm, log=lambda text: None)
+    assert not run.null_page_protected and run.run().result == ord("x")

@@ -18,11 +18,12 @@ from ..wasm.module import Module
 from ..wasm.types import ExternKind
 from .builtins import Builtin
 from .codegen import CompileError, FuncCodegen, ModuleEnv
+from .intrinsics import intrinsics_of
 from .isa.riscv64.masm import RiscvMasm
 from .masm import BranchOutOfRange
 from .traps import TrapCode
 
-COMPILER_VERSION = "rv64-singlepass-1"
+COMPILER_VERSION = "rv64-singlepass-2"
 
 
 @dataclass
@@ -72,7 +73,8 @@ def module_env(module: Module) -> ModuleEnv:
     tables = module.get_table_types()
     globals_ = module.get_global_types()
     layout = VmctxLayout(len(mems), len(tables), len(globals_), len(func_types), len(types))
-    return ModuleEnv(module, func_types, types, module.num_imported_funcs, mems, tables, globals_, layout, Builtin)
+    return ModuleEnv(module, func_types, types, module.num_imported_funcs, mems, tables, globals_, layout, Builtin,
+                     intrinsics_of(module))
 
 
 def _compile_function(env: ModuleEnv, index: int, func, far_calls: bool) -> RiscvMasm:

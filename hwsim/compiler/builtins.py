@@ -27,6 +27,9 @@ class Builtin(enum.IntEnum):
     table_init = 12
     elem_drop = 13
     memory_discard = 14
+    memory_map = 15
+    memory_unmap = 16
+    memory_protect = 17
 
 
 MAX_BUILTIN = max(Builtin)

@@ -123,6 +123,7 @@ class ModuleEnv:
     global_types: list
     layout: object  # VmctxLayout
     builtins: object  # Builtin ids
+    intrinsics: dict = field(default_factory=dict)  # imported function index -> Intrinsic (lowered in place)
 
 
 class FuncCodegen:
@@ -607,6 +608,12 @@ class FuncCodegen:
     def op_call(self, code, imm) -> None:
         ft = self.env.func_types[imm]
         tail = code == op.RETURN_CALL
+        intrinsic = self.env.intrinsics.get(imm)
+        if intrinsic is not None:
+            self.call_intrinsic(intrinsic)
+            if tail:
+                self.op_return(op.RETURN, None)
+            return
         self.prepare_args(ft)
         if imm < self.env.num_imported_funcs:
             self.m.load_vmctx(self.m.CALL_TARGET, self.env.layout.func(imm))
@@ -622,6 +629,16 @@ class FuncCodegen:
             self.set_unreachable()
         else:
             self.push_results(ft)
+
+    def call_intrinsic(self, intrinsic) -> None:
+        """A call of an intrinsic import, lowered as the instruction it stands for (on memory 0)."""
+        if intrinsic.name == "page_size":
+            from .intrinsics import PAGE_SIZE
+            self.stack.append(Val(CONST, I32, PAGE_SIZE))
+            return
+        handler = {"discard": self.op_memory_discard, "map": self.op_memory_map, "unmap": self.op_memory_unmap,
+                   "protect": self.op_memory_protect}[intrinsic.name]
+        handler(op.CALL, 0)
 
     def op_call_indirect(self, code, imm) -> None:
         type_index, table_index = imm
@@ -879,6 +896,21 @@ class FuncCodegen:
         n, addr = self.pop(), self.pop()
         self.builtin("memory_discard", [addr, n], (t, t), None, (imm,))
 
+    def op_memory_map(self, code, imm) -> None:
+        t = self.index_type(imm)
+        prot, n, addr = self.pop(), self.pop(), self.pop()
+        self.builtin("memory_map", [addr, n, prot], (t, t, I32), t, (imm,))
+
+    def op_memory_unmap(self, code, imm) -> None:
+        t = self.index_type(imm)
+        n, addr = self.pop(), self.pop()
+        self.builtin("memory_unmap", [addr, n], (t, t), None, (imm,))
+
+    def op_memory_protect(self, code, imm) -> None:
+        t = self.index_type(imm)
+        prot, n, addr = self.pop(), self.pop(), self.pop()
+        self.builtin("memory_protect", [addr, n, prot], (t, t, I32), None, (imm,))
+
     # -- tables and references --------------------------------------------------------------------
 
     def table_index_type(self, table: int) -> int:
@@ -955,6 +987,9 @@ DISPATCH: dict = {
     op.MEMORY_FILL: FuncCodegen.op_memory_fill, op.MEMORY_COPY: FuncCodegen.op_memory_copy,
     op.MEMORY_INIT: FuncCodegen.op_memory_init, op.DATA_DROP: FuncCodegen.op_data_drop,
     op.MEMORY_DISCARD: FuncCodegen.op_memory_discard,
+    op.MEMORY_MAP: FuncCodegen.op_memory_map,
+    op.MEMORY_UNMAP: FuncCodegen.op_memory_unmap,
+    op.MEMORY_PROTECT: FuncCodegen.op_memory_protect,
     op.TABLE_GET: FuncCodegen.op_table_get, op.TABLE_SET: FuncCodegen.op_table_set,
     op.TABLE_SIZE: FuncCodegen.op_table_size, op.TABLE_GROW: FuncCodegen.op_table_grow,
     op.TABLE_FILL: FuncCodegen.op_table_fill, op.TABLE_COPY: FuncCodegen.op_table_copy,

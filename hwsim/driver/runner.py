@@ -21,6 +21,7 @@ from ..errors import HwsimError
 from ..mmu.bits import PAGE_SIZE, Pte
 from ..runtime import api
 from ..runtime.store import Trap
+from ..wasm.module import ACTIVE
 from ..wasm.types import I32, I64
 from .dma import DmaChecker
 from .irq import HANDLER, IDLE_STEP_TICKS, IrqDispatcher, IrqError
@@ -97,10 +98,30 @@ class DriverRun:
             raise DriverError("the driver has no memory of its own (the host interface's pointers point into "
                               "its first memory that is not a device window)")
         self.memory = own[0]
+        self.null_page_protected = self._protect_null_page()
         # Device windows live above MMIO_WINDOWS: the memory may not grow into them.
         self.memory.max_pages = min(self.memory.max_pages, MMIO_WINDOWS // self.memory.page_size)
         self.dma = DmaChecker(self)
         self.irqs = IrqDispatcher(system, self._call_irq_handler, self.store._store.request_async)
+
+    def _protect_null_page(self) -> bool:
+        """Trap-on-null for the driver's memory: its first page becomes a no-access region when no data
+        segment lives there and the module declares no layout of its own.  (zig puts the stack first,
+        growing down to 0, so this also catches the stack running out.)"""
+        from ..runtime.memctl import PAGE, SECTION
+        module = self.module._module
+        inner = self.memory
+        if module.get_custom_sections(SECTION) or inner.ctl is not None or inner.size_bytes < PAGE:
+            return False
+        index = self.instance._inner.memories.index(inner)
+        for seg in module.datas:
+            if seg.mode != ACTIVE or seg.memory_index != index:
+                continue
+            start = self.instance._inner.eval_const(seg.offset_expr.instrs, inner.type.index_type)
+            if start < PAGE and seg.data:
+                return False
+        inner.control().set_static(PAGE, 0)
+        return True
 
     def error(self, message: str) -> DriverError:
         return DriverError(message)
@@ -128,6 +149,9 @@ class DriverRun:
     # -- the host interface -------------------------------------------------------------------------
 
     def _import(self, module: str, name: str, kind: str):
+        from ..compiler.intrinsics import MODULES as INTRINSIC_MODULES
+        if module in INTRINSIC_MODULES:
+            return None  # hwsim:memory and the like: the compiler lowers them, hwsim provides them
         funcs = {
             "mmio_map": ([I32, I32], [I32], self.mmio_map),
             "irq_wait": ([I32, I32], [I32], self.irq_wait),

@@ -42,7 +42,10 @@ def memory_grow(store, instance, m) -> None:
 
 
 def _watch(store, m, mem, offset: int, n: int, write: bool) -> None:
-    """Show a bulk access by the guest to the Store's watcher (as the machine shows loads and stores)."""
+    """A guest bulk access: checked against the memory's page states (as the MMU checks loads and
+    stores), and shown to the Store's watcher."""
+    if mem.ctl is not None:
+        mem.ctl.check_guest_access(offset, n, write)
     if store.bulk_access_hook is not None and n:
         store.bulk_access_hook(mem, offset, n, write, m.get_reg("pc") - 4)
 
@@ -88,8 +91,38 @@ def data_drop(store, instance, m) -> None:
     instance.datas[index] = b""
 
 
+def _signed(value: int, is64: bool) -> int:
+    bits = 64 if is64 else 32
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
 def memory_discard(store, instance, m) -> None:
-    raise Trap(TrapCode.UNREACHABLE, detail="memory.discard is not implemented yet")
+    addr, n, index = _args(m, 3)
+    mem = _mem(instance, index)
+    is64 = _is64(mem)
+    mem.control().discard(_index(addr, is64), _index(n, is64))
+
+
+def memory_map(store, instance, m) -> None:
+    addr, n, prot, index = _args(m, 4)
+    mem = _mem(instance, index)
+    is64 = _is64(mem)
+    _ret(m, mem.control().map(_index(addr, is64), _signed(n, is64), _signed(prot, False)))
+
+
+def memory_unmap(store, instance, m) -> None:
+    addr, n, index = _args(m, 3)
+    mem = _mem(instance, index)
+    is64 = _is64(mem)
+    mem.control().unmap(_index(addr, is64), _signed(n, is64))
+
+
+def memory_protect(store, instance, m) -> None:
+    addr, n, prot, index = _args(m, 4)
+    mem = _mem(instance, index)
+    is64 = _is64(mem)
+    mem.control().protect(_index(addr, is64), _signed(n, is64), _signed(prot, False))
 
 
 def _table(instance, index: int):

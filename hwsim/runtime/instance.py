@@ -50,6 +50,7 @@ class Instance:
         # Memories, tables, globals.
         for mt in module.memories:
             self.memories.append(MemoryInstance(store, mt, max_bytes=store.limits.memory_bytes))
+        self._apply_memory_layouts()
         self.types = list(module.types)
         self.func_types = [self.types[t] for t in module.get_func_type_indices()]
         # Function records first: table initialisers and globals may refer to them.
@@ -77,9 +78,19 @@ class Instance:
         self.memories: list[MemoryInstance] = []
         self.tables: list[TableInstance] = []
         self.globals: list[GlobalInstance] = []
+        from ..compiler.intrinsics import intrinsics_of
+        intrinsics = intrinsics_of(module)
+        func_index = 0
         for imp, value in zip(module.imports, imports):
             where = f"import {imp.module!r} {imp.name!r}"
+            if imp.kind == ExternKind.FUNC and func_index in intrinsics:
+                if value is not None:
+                    raise LinkError(f"{where} is an hwsim intrinsic: hwsim provides it (pass None)")
+                self.funcs.append(self._intrinsic_record(intrinsics[func_index], module.types[imp.desc]))
+                func_index += 1
+                continue
             if imp.kind == ExternKind.FUNC:
+                func_index += 1
                 expected = module.types[imp.desc]
                 if not isinstance(value, FuncRecord):
                     raise LinkError(f"incompatible import type: {where} expects a function")
@@ -112,6 +123,49 @@ class Instance:
                 if value.valtype != gt.valtype or value.mutable != gt.mutable:
                     raise LinkError(f"incompatible import type: {where} expects {gt}")
                 self.globals.append(value)
+
+    def _apply_memory_layouts(self) -> None:
+        """Virtual mode and static regions the module declares (custom section ``hwsim.memory``)."""
+        from .memctl import SECTION, MemoryControlError, parse_section
+        for section in self.module.get_custom_sections(SECTION):
+            try:
+                for layout in parse_section(section.data, section.offset):
+                    if layout.memory >= len(self.memories):
+                        raise MemoryControlError(f"custom section {SECTION!r} names memory {layout.memory}; "
+                                                 f"the module has {len(self.memories)}")
+                    mem = self.memories[layout.memory]
+                    ctl = mem.control(virtual=layout.virtual)
+                    if layout.no_access or layout.read_only:
+                        ctl.set_static(layout.no_access, layout.read_only)
+            except MemoryControlError as exc:
+                raise LinkError(str(exc)) from None
+
+    def _intrinsic_record(self, intrinsic, ftype) -> FuncRecord:
+        """The function record of an intrinsic import, for uses other than a direct call (which the
+        compiler lowers in place): a host function doing the same on this instance's memory 0."""
+        from ..compiler.intrinsics import PAGE_SIZE
+
+        def host(args: list[int]) -> list[int]:
+            if intrinsic.name == "page_size":
+                return [PAGE_SIZE]
+            mem = self.memories[0]
+            is64 = mem.type.index_type == I64
+            mask = (1 << (64 if is64 else 32)) - 1
+            signed = [(a & mask) - ((mask + 1) if (a & mask) >> (63 if is64 else 31) else 0) for a in args]
+            prot = signed[2] & 0xFFFF_FFFF if len(args) > 2 else 0
+            prot = prot - (1 << 32) if prot >> 31 else prot
+            ctl = mem.control()
+            if intrinsic.name == "discard":
+                ctl.discard(args[0] & mask, args[1] & mask)
+            elif intrinsic.name == "map":
+                return [ctl.map(args[0] & mask, signed[1], prot) & mask]
+            elif intrinsic.name == "unmap":
+                ctl.unmap(args[0] & mask, signed[1])
+            else:
+                ctl.protect(args[0] & mask, signed[1], prot)
+            return []
+
+        return FuncRecord(self.store, ftype, code=L.HOSTCALL_STUB, vmctx=self.store.host_vmctx, host=host)
 
     def _write_vmctx(self) -> None:
         s, layout = self.store, self.compiled.layout

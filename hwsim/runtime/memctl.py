@@ -31,6 +31,8 @@ stores.
 from __future__ import annotations
 
 import enum
+import struct
+from dataclasses import dataclass
 
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
@@ -259,6 +261,54 @@ class MemoryControl:
         self.static_end = end
 
 
+# -- the hwsim.memory custom section -----------------------------------------------------------------
+
+SECTION = "hwsim.memory"
+_RECORD = struct.Struct("<IIIIQQ")  # version, memory index, flags, reserved, no-access bytes, read-only bytes
+FLAG_VIRTUAL = 1
+
+
+@dataclass(frozen=True)
+class MemoryLayout:
+    memory: int
+    virtual: bool
+    no_access: int
+    read_only: int
+
+
+def parse_section(data: bytes, offset: int = 0) -> list[MemoryLayout]:
+    """The records of a ``hwsim.memory`` custom section: 32 bytes each, little-endian::
+
+        u32 version (1)  u32 memory index  u32 flags (bit 0: virtual mode)  u32 reserved (0)
+        u64 no-access bytes (from 0)  u64 read-only bytes (after the no-access region)
+
+    A C module can emit one with ``HWSIM_MEMORY_LAYOUT`` (drivers/include/hwsim_memory.h).
+    """
+    if len(data) % _RECORD.size:
+        raise MemoryControlError(f"custom section {SECTION!r} at byte {offset:#x}: {len(data)} bytes is not a "
+                                 f"whole number of {_RECORD.size}-byte records")
+    out = []
+    for at in range(0, len(data), _RECORD.size):
+        version, memory, flags, reserved, no_access, read_only = _RECORD.unpack_from(data, at)
+        where = f"custom section {SECTION!r}, record at byte {offset + at:#x}"
+        if version != 1:
+            raise MemoryControlError(f"{where}: version {version}, hwsim reads version 1")
+        if flags & ~FLAG_VIRTUAL or reserved:
+            raise MemoryControlError(f"{where}: unknown flags {flags:#x} or reserved field {reserved:#x}")
+        record = MemoryLayout(memory, bool(flags & FLAG_VIRTUAL), no_access, read_only)
+        if record in out:
+            continue  # the same record from two translation units
+        if any(r.memory == memory for r in out):
+            raise MemoryControlError(f"{where}: memory {memory} has two different records")
+        out.append(record)
+    return out
+
+
+def record_bytes(memory: int = 0, *, virtual: bool = False, no_access: int = 0, read_only: int = 0) -> bytes:
+    """One record of the section (for tools and tests)."""
+    return _RECORD.pack(1, memory, FLAG_VIRTUAL if virtual else 0, 0, no_access, read_only)
+
+
 def _state_of(prot: int, what: str) -> State:
     try:
         return State(Prot(prot).value)
@@ -267,4 +317,5 @@ def _state_of(prot: int, what: str) -> State:
                                              f"not {prot}") from None
 
 
-__all__ = ["MemoryControl", "MemoryControlError", "PageStates", "Prot", "State"]
+__all__ = ["MemoryControl", "MemoryControlError", "MemoryLayout", "PageStates", "Prot", "SECTION", "State",
+           "parse_section", "record_bytes"]

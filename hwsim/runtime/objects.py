@@ -52,11 +52,13 @@ class MemoryInstance:
 
     def control(self, *, virtual: bool = False):
         """This memory's :class:`~hwsim.runtime.memctl.MemoryControl` (created on first use)."""
+        from .memctl import MemoryControl, MemoryControlError
         if self.ctl is None:
-            from .memctl import MemoryControl
+            if virtual and self.resident.count(1):
+                raise MemoryControlError("the memory is in use as an ordinary memory: it cannot become virtual")
             self.ctl = MemoryControl(self, virtual=virtual)
         elif virtual and not self.ctl.virtual:
-            raise ResourceLimitError("the memory is already in use as an ordinary memory")
+            raise MemoryControlError("the memory is in use as an ordinary memory: it cannot become virtual")
         return self.ctl
 
     def mark_resident(self, offset: int) -> None:

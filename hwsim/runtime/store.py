@@ -226,8 +226,7 @@ class Store:
             if flags is None:
                 if host:
                     from .memctl import MemoryControlError
-                    raise MemoryControlError(f"cannot write to linear address {va - mem.base:#x}: page "
-                                             f"{mem.ctl.explain(va - mem.base)[5:]}")
+                    raise MemoryControlError(f"host write refused: {mem.ctl.explain(va - mem.base)}")
                 return False
         try:
             self.space.map_anonymous(va & ~(L.PAGE - 1), L.PAGE, flags)

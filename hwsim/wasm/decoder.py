@@ -819,9 +819,14 @@ def _decode_rare(data, pos: int, code: int, start: int, features: Features, owne
             return pos, (opcode, None, start), 0
         if kind == op.INDEX:
             v, pos = read_u32(data, pos)
-            if opcode == op.MEMORY_DISCARD and not features.memory_discard:
+            if opcode == op.MEMORY_DISCARD and not (features.memory_discard or features.memory_control):
                 _note(owner, UnsupportedFeatureError(
                     op.MEMORY_CONTROL, "opcode 0xfc 0x12; enable it with Features(memory_discard=True)",
+                    offset=start))
+            elif opcode in op.MEMORY_CONTROL_OPS and not features.memory_control:
+                _note(owner, UnsupportedFeatureError(
+                    op.MEMORY_CONTROL, f"opcode 0xfc {sub:#04x} ({op.NAMES.get(opcode, '')}, hwsim's "
+                                       f"provisional encoding); enable it with Features(memory_control=True)",
                     offset=start))
             if opcode == op.DATA_DROP and in_body and owner is not None:
                 owner.uses_data_index = True

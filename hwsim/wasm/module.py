@@ -35,10 +35,15 @@ class Features:
     ``i32`` or ``i64`` after the memory's index type; when off, a module using
     it is rejected with :class:`~hwsim.wasm.errors.UnsupportedFeatureError`
     naming the flag.
+
+    ``memory_control`` (off by default): ``memory.discard`` and hwsim's
+    provisional ``memory.map``/``memory.unmap``/``memory.protect`` (``0xfc
+    0xe0``-``0xe2``, a memory index immediate), see docs/memory-control.md.
     """
 
     custom_page_sizes: bool = True
     memory_discard: bool = False
+    memory_control: bool = False  # memory.discard and hwsim's provisional memory.map/unmap/protect
 
 
 DEFAULT_FEATURES = Features()

@@ -97,6 +97,13 @@ TABLE_GROW = 0xFC0F
 TABLE_SIZE = 0xFC10
 TABLE_FILL = 0xFC11
 MEMORY_DISCARD = 0xFC12  # memory-control proposal; decoded only with Features(memory_discard=True)
+# hwsim's provisional encodings of the memory-control proposal's map/unmap/protect (no standard opcodes
+# exist yet; 0xfc 0x13.. are taken by other proposals, so these sit at 0xfc 0xe0.., LEB 0xe0 0x01...).
+# Decoded only with Features(memory_control=True).  See docs/memory-control.md.
+MEMORY_MAP = 0xFCE0  # memory.map $mem: [addr len:addr prot:i32] -> [addr]
+MEMORY_UNMAP = 0xFCE1  # memory.unmap $mem: [addr len:addr] -> []
+MEMORY_PROTECT = 0xFCE2  # memory.protect $mem: [addr len:addr prot:i32] -> []
+MEMORY_CONTROL_OPS = (MEMORY_MAP, MEMORY_UNMAP, MEMORY_PROTECT)
 
 # name, immediate kind
 _CONTROL = {
@@ -117,6 +124,7 @@ _CONTROL = {
     MEMORY_FILL: ("memory.fill", INDEX), TABLE_INIT: ("table.init", INDEX2), ELEM_DROP: ("elem.drop", INDEX),
     TABLE_COPY: ("table.copy", INDEX2), TABLE_GROW: ("table.grow", INDEX), TABLE_SIZE: ("table.size", INDEX),
     TABLE_FILL: ("table.fill", INDEX), MEMORY_DISCARD: ("memory.discard", INDEX),
+    MEMORY_MAP: ("memory.map", INDEX), MEMORY_UNMAP: ("memory.unmap", INDEX), MEMORY_PROTECT: ("memory.protect", INDEX),
 }
 
 # Loads and stores: opcode -> (name, value type, log2 of the access size in bytes).

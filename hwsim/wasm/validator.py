@@ -668,9 +668,16 @@ class _FuncChecker:
             self.pop_vals((at, I32, I32))
         elif code == op.DATA_DROP:
             self.data(imm)
-        elif code == op.MEMORY_DISCARD:
+        elif code in (op.MEMORY_DISCARD, op.MEMORY_UNMAP):
             at = self.memory(imm).index_type
             self.pop_vals((at, at))
+        elif code == op.MEMORY_PROTECT:
+            at = self.memory(imm).index_type
+            self.pop_vals((at, at, I32))
+        elif code == op.MEMORY_MAP:
+            at = self.memory(imm).index_type
+            self.pop_vals((at, at, I32))
+            vals.append(at)
         elif code == op.TABLE_GET:
             tt = self.table(imm)
             self.pop(tt.index_type)

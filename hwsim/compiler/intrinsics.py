@@ -1,0 +1,81 @@
+"""Intrinsic imports: functions a module imports from hwsim that the compiler lowers in place.
+
+Memory control without new opcodes, so C and Rust can use it today::
+
+    module "hwsim:memory"  (on the module's memory 0; ``addr`` is i32, or i64 for a memory64)
+      discard(addr, len)             memory.discard
+      map(addr, len, prot) -> addr   memory.map      prot: 0 none, 1 read, 2 read-write
+      unmap(addr, len)               memory.unmap
+      protect(addr, len, prot)       memory.protect
+      page_size() -> i32             4096, the granule of all of the above
+
+A direct ``call`` of such an import compiles to exactly what the
+corresponding instruction compiles to (no import trampoline).  The import
+still gets a function record that does the same, so ``ref.func``, tables and
+re-exports work; the embedder does not supply it (pass ``None``, or nothing
+through a Linker).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import HwsimError
+from ..wasm.types import I32, FuncType
+
+MEMORY = "hwsim:memory"
+MODULES = (MEMORY,)
+PAGE_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class Intrinsic:
+    module: str
+    name: str
+
+    def signature(self, memory_index_type: int | None) -> FuncType | None:
+        """The type the import must have, given memory 0's index type (None: the module has none)."""
+        if self.module == MEMORY:
+            if self.name == "page_size":
+                return FuncType((), (I32,))
+            if memory_index_type is None:
+                return None
+            at = memory_index_type
+            return {"discard": FuncType((at, at), ()), "map": FuncType((at, at, I32), (at,)),
+                    "unmap": FuncType((at, at), ()), "protect": FuncType((at, at, I32), ())}.get(self.name)
+        return None
+
+
+class IntrinsicError(HwsimError):
+    """An intrinsic import that does not exist or has the wrong type."""
+
+
+def intrinsics_of(module) -> dict[int, Intrinsic]:
+    """Function index -> intrinsic, for the module's imports from hwsim's intrinsic modules.
+
+    Raises :class:`IntrinsicError` for an unknown name or a type that does not match.
+    """
+    out: dict[int, Intrinsic] = {}
+    func_index = 0
+    mems = [imp.desc for imp in module.imports if imp.kind.name == "MEMORY"] + list(module.memories)
+    at = mems[0].index_type if mems else None
+    for imp in module.imports:
+        if imp.kind.name != "FUNC":
+            continue
+        if imp.module in MODULES:
+            intrinsic = Intrinsic(imp.module, imp.name)
+            want = intrinsic.signature(at)
+            if want is None:
+                if at is None and imp.module == MEMORY and imp.name in ("discard", "map", "unmap", "protect"):
+                    raise IntrinsicError(f"{imp.module}::{imp.name} acts on memory 0, and the module has none")
+                raise IntrinsicError(f"{imp.module} has no function {imp.name!r} "
+                                     f"(it has: discard, map, unmap, protect, page_size)")
+            got = module.types[imp.desc]
+            if tuple(got.params) != tuple(want.params) or tuple(got.results) != tuple(want.results):
+                raise IntrinsicError(f"{imp.module}::{imp.name} has type {want}, the module imports it as {got}")
+            out[func_index] = intrinsic
+        func_index += 1
+    return out
+
+
+__all__ = ["Intrinsic", "IntrinsicError", "MEMORY", "MODULES", "PAGE_SIZE", "intrinsics_of"]

@@ -1,0 +1,290 @@
+"""hwsim.runtime.memctl: memory.discard, map/unmap/protect, virtual-mode memories, static regions,
+the hwsim:memory intrinsics and the provisional opcodes, each with its traps."""
+
+from __future__ import annotations
+
+import pytest
+
+from hwsim.compiler.traps import TrapCode
+from hwsim.runtime import api
+from hwsim.runtime.memctl import MemoryControlError, State, record_bytes
+from hwsim.wasm.module import Features
+
+import wasm_conftest_helpers as B
+
+PAGE = 4096
+
+
+def custom(**layout) -> str:
+    """A (@custom "hwsim.memory" ...) annotation holding one record."""
+    return '(@custom "hwsim.memory" "' + "".join(f"\\{b:02x}" for b in record_bytes(**layout)) + '")'
+
+
+INTRINSICS = """
+  (import "hwsim:memory" "discard" (func $discard (param i32 i32)))
+  (import "hwsim:memory" "map" (func $map (param i32 i32 i32) (result i32)))
+  (import "hwsim:memory" "unmap" (func $unmap (param i32 i32)))
+  (import "hwsim:memory" "protect" (func $protect (param i32 i32 i32)))
+  (import "hwsim:memory" "page_size" (func $page_size (result i32)))
+"""
+
+ACCESSORS = """
+  (func (export "load") (param i32) (result i32) (i32.load (local.get 0)))
+  (func (export "store") (param i32 i32) (i32.store (local.get 0) (local.get 1)))
+  (func (export "fill") (param i32 i32 i32) (memory.fill (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "discard") (param i32 i32) (call $discard (local.get 0) (local.get 1)))
+  (func (export "map") (param i32 i32 i32) (result i32) (call $map (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "unmap") (param i32 i32) (call $unmap (local.get 0) (local.get 1)))
+  (func (export "protect") (param i32 i32 i32) (call $protect (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "page_size") (result i32) (call $page_size))
+"""
+
+
+class Guest:
+    def __init__(self, wat: str) -> None:
+        self.engine = api.Engine()
+        self.store = api.Store(self.engine)
+        self.module = api.Module(self.engine, wat)
+        self.instance = api.Linker(self.engine).instantiate(self.store, self.module)
+        self.exports = self.instance.exports(self.store)
+        self.memory = self.exports["memory"]._inner
+
+    def __call__(self, name, *args):
+        return self.exports[name](self.store, *args)
+
+    def trap(self, name, *args) -> api.Trap:
+        with pytest.raises(api.Trap) as info:
+            self(name, *args)
+        return info.value
+
+
+def guest(pages=4, layout="", data="") -> Guest:
+    return Guest(f'(module {INTRINSICS} (memory (export "memory") {pages}) {data} {ACCESSORS} {layout})')
+
+
+# -- memory.discard -------------------------------------------------------------------------------
+
+def test_discard_zeroes_and_releases_frames():
+    g = guest()
+    for offset in range(0, 8 * PAGE, 1024):
+        g("store", offset, 0x1234_5678)
+    frames = g.store.machine.frames.committed
+    assert g.memory.committed_bytes == 8 * PAGE
+    g("discard", PAGE, 4 * PAGE)
+    assert g.memory.committed_bytes == 4 * PAGE
+    assert g.store.machine.frames.committed == frames - 4
+    assert [g("load", off) for off in (0, PAGE, 3 * PAGE + 1024, 5 * PAGE)] == [0x1234_5678, 0, 0, 0x1234_5678]
+    g("discard", 0, 0)  # zero length: a no-op
+    g("discard", 64 * 1024 * 4, 0)  # ... even at the end
+
+
+@pytest.mark.parametrize("args, code, detail", [
+    ((100, PAGE), TrapCode.MEMORY_CONTROL, "not aligned to the 4096-byte page size"),
+    ((0, 100), TrapCode.MEMORY_CONTROL, "not aligned"),
+    ((3 * 65536, 2 * 65536), TrapCode.MEMORY_OUT_OF_BOUNDS, "outside the memory of 0x40000 bytes"),
+])
+def test_discard_traps(args, code, detail):
+    g = guest()
+    g("store", 0, 7)
+    t = g.trap("discard", *args)
+    assert t.code is code and detail in str(t)
+    assert g("load", 0) == 7  # nothing changed
+
+
+# -- map / unmap / protect ----------------------------------------------------------------------------
+
+def test_virtual_memory_pages_are_inaccessible_until_mapped():
+    g = guest(layout=custom(virtual=True))
+    t = g.trap("load", 0x2000)
+    assert t.code is TrapCode.MEMORY_ACCESS_DENIED
+    assert "page 0x2 (linear address 0x2000) is not mapped" in str(t)
+    assert g("map", 0x2010, 10, 2) == 0x2000  # rounds the start down and the size up
+    assert g("load", 0x2000) == 0
+    g("store", 0x2ffc, 42)
+    assert g("load", 0x2ffc) == 42
+    assert g.trap("load", 0x3000).code is TrapCode.MEMORY_ACCESS_DENIED  # the next page is not mapped
+    assert g.memory.committed_bytes == PAGE
+
+
+@pytest.mark.parametrize("args, detail", [
+    ((0x2000, 0, 2), "size must be positive, not 0"),
+    ((0x2000, -5, 2), "size must be positive, not -5"),
+    ((0x1000, 0x2000, 2), "page 0x2 is already mapped"),
+    ((0x40000 - 8, 16, 2), "outside the memory"),
+    ((0, 8, 7), "protection must be 0 (none), 1 (read) or 2 (read-write), not 7"),
+])
+def test_map_traps(args, detail):
+    g = guest(layout=custom(virtual=True))
+    g("map", 0x2000, PAGE, 2)
+    t = g.trap("map", *args)
+    assert detail in str(t)
+
+
+def test_unmap_releases_and_allows_unmapped_pages():
+    g = guest(layout=custom(virtual=True))
+    g("map", 0, 4 * PAGE, 2)
+    g("store", PAGE, 5)
+    g("unmap", 0, 8 * PAGE)  # pages 4..7 were never mapped: allowed
+    assert g.memory.committed_bytes == 0
+    assert g.trap("load", PAGE).code is TrapCode.MEMORY_ACCESS_DENIED
+    assert g("map", PAGE, PAGE, 2) == PAGE
+    assert g("load", PAGE) == 0  # a fresh page
+
+
+def test_protect_read_and_none_keep_the_data():
+    g = guest()
+    g("store", 0x5000, 99)
+    g("protect", 0x5000, PAGE, 1)
+    assert g("load", 0x5000) == 99
+    t = g.trap("store", 0x5004, 1)
+    assert t.code is TrapCode.MEMORY_ACCESS_DENIED and "store: page 0x5 (linear address 0x5004) is read-only" in str(t)
+    t = g.trap("fill", 0x4ff0, 0, 32)  # guest bulk operations are checked too
+    assert t.code is TrapCode.MEMORY_ACCESS_DENIED and "page 0x5" in str(t)
+    g("protect", 0x5000, PAGE, 0)
+    assert "has no access" in str(g.trap("load", 0x5000))
+    g("protect", 0x5000, PAGE, 2)
+    assert g("load", 0x5000) == 99  # the frame was kept all along
+    g("store", 0x5000, 100)
+    assert g("load", 0x5000) == 100
+
+
+def test_protect_of_unmapped_pages_traps():
+    g = guest(layout=custom(virtual=True))
+    g("map", 0, PAGE, 2)
+    t = g.trap("protect", 0, 2 * PAGE, 1)
+    assert t.code is TrapCode.MEMORY_CONTROL and "page 0x1 is not mapped" in str(t)
+    assert g.memory.ctl.state_at(0) is State.READWRITE  # unchanged
+
+
+def test_protected_pages_that_were_never_touched_map_with_their_protection():
+    g = guest()
+    g("protect", 0, PAGE, 1)
+    assert g("load", 0) == 0
+    assert g.trap("store", 0, 1).code is TrapCode.MEMORY_ACCESS_DENIED
+
+
+def test_memory_grow_of_a_virtual_memory_adds_unmapped_pages():
+    g = Guest(f'(module {INTRINSICS} (memory (export "memory") 1 4) {ACCESSORS} '
+              f'(func (export "grow") (result i32) (memory.grow (i32.const 1))) {custom(virtual=True)})')
+    assert g("grow") == 1
+    assert g.trap("load", 65536).code is TrapCode.MEMORY_ACCESS_DENIED
+    assert g("map", 65536, 8, 2) == 65536 and g("load", 65536) == 0
+
+
+# -- static regions ----------------------------------------------------------------------------------------
+
+def test_static_no_access_and_read_only_regions():
+    g = guest(layout=custom(no_access=PAGE, read_only=2 * PAGE), data='(data (i32.const 0x1000) "\\2a")')
+    assert "in the no-access region (trap-on-null)" in str(g.trap("load", 0))
+    assert g("load", 0x1000) == 0x2A  # written before the module ran
+    assert "is in the read-only region" in str(g.trap("store", 0x1000, 1))
+    assert g.trap("fill", 0x2ff0, 0, 0x20).code is TrapCode.MEMORY_ACCESS_DENIED
+    g("store", 0x3000, 1)  # past the regions: ordinary memory
+    for op, args in (("protect", (0, PAGE, 2)), ("unmap", (PAGE, PAGE)), ("map", (0, PAGE, 2))):
+        t = g.trap(op, *args)
+        assert t.code is TrapCode.MEMORY_CONTROL and "static region" in str(t)
+
+
+@pytest.mark.parametrize("layout, message", [
+    (custom(no_access=100), "must be a multiple of 4096 bytes"),
+    ('(@custom "hwsim.memory" "\\01\\00")', "is not a whole number of 32-byte records"),
+    (custom(memory=3), "names memory 3; the module has 1"),
+])
+def test_bad_layout_sections_are_link_errors(layout, message):
+    with pytest.raises(Exception, match=message):
+        guest(layout=layout)
+
+
+def test_data_segment_into_an_unmapped_page_of_a_virtual_memory_is_an_error():
+    with pytest.raises(MemoryControlError, match=r"host write refused: page 0x0 \(linear address 0x10\) is not mapped"):
+        guest(layout=custom(virtual=True), data='(data (i32.const 16) "x")')
+
+
+def test_host_writes_ignore_read_only_but_not_unmapped():
+    g = guest(layout=custom(virtual=True))
+    g("map", 0, PAGE, 1)
+    mem = g.exports["memory"]
+    mem.write(g.store, b"host", 0)  # the embedder may fill a read-only page
+    assert g("load", 0) == int.from_bytes(b"host", "little")
+    with pytest.raises(MemoryControlError, match="not mapped"):
+        mem.write(g.store, b"x", PAGE)
+
+
+# -- the intrinsics and the opcodes ------------------------------------------------------------------------
+
+def test_intrinsics_are_lowered_in_place_and_also_work_through_a_table():
+    g = Guest(f'''(module {INTRINSICS} (memory (export "memory") 1)
+        (table 1 funcref) (elem (i32.const 0) $page_size)
+        (func (export "direct") (result i32) (call $page_size))
+        (func (export "indirect") (result i32) (call_indirect (result i32) (i32.const 0))))''')
+    assert g("direct") == 4096 and g("indirect") == 4096
+    assert g.module._module.imports[4].module == "hwsim:memory"
+
+
+@pytest.mark.parametrize("decl, message", [
+    ('(import "hwsim:memory" "map" (func (param i32 i32) (result i32)))', r"has type \[i32 i32 i32\] -> \[i32\]"),
+    ('(import "hwsim:memory" "mmap" (func))', "hwsim:memory has no function 'mmap'"),
+])
+def test_bad_intrinsic_imports_are_clear_errors(decl, message):
+    with pytest.raises(Exception, match=message):
+        api.Module(api.Engine(), f"(module {decl} (memory 1))")
+
+
+def test_intrinsics_on_memory64_take_i64():
+    wat = '''(module (import "hwsim:memory" "discard" (func $d (param i64 i64))) (memory i64 1)
+      (func (export "go") (i64.store (i64.const 8) (i64.const 5)) (call $d (i64.const 0) (i64.const 4096))
+        ) (func (export "load") (result i64) (i64.load (i64.const 8))))'''
+    g = Guest(wat.replace("(memory i64 1)", '(memory (export "memory") i64 1)'))
+    g("go")
+    assert g("load") == 0
+
+
+def _opcode_module() -> bytes:
+    """memory.discard, and the provisional memory.map/unmap/protect (0xfc 0xe0..0xe2), in binary."""
+    t = B.I32
+    fc = lambda sub: b"\xfc" + B.uleb(sub) + b"\x00"  # noqa: E731 - opcode + memory index 0
+    get = lambda i: b"\x20" + B.uleb(i)  # noqa: E731
+    bodies = [
+        get(0) + get(1) + get(2) + fc(0xE0) + b"\x0b",  # map(addr, len, prot) -> addr
+        get(0) + get(1) + fc(0xE1) + b"\x0b",  # unmap
+        get(0) + get(1) + get(2) + fc(0xE2) + b"\x0b",  # protect
+        get(0) + get(1) + fc(0x12) + b"\x0b",  # discard
+        get(0) + b"\x28\x02\x00\x0b",  # i32.load
+    ]
+    types = [B.functype((t, t, t), (t,)), B.functype((t, t)), B.functype((t, t, t)), B.functype((t,), (t,))]
+    return B.module(B.type_section(*types), B.func_section(0, 1, 2, 1, 3), B.memory_section(b"\x00\x04"),
+                    B.export_section(("map", 0, 0), ("unmap", 0, 1), ("protect", 0, 2), ("discard", 0, 3),
+                                     ("load", 0, 4), ("memory", 2, 0)),
+                    B.code_section(*[B.body(b) for b in bodies]),
+                    B.custom_section("hwsim.memory", record_bytes(virtual=True)))
+
+
+def test_provisional_opcodes_need_the_feature_flag_and_then_work():
+    data = _opcode_module()
+    engine = api.Engine()
+    with pytest.raises(Exception, match=r"enable it with Features\(memory_control=True\)"):
+        api.Module(engine, data)
+    module = api.Module(engine, data, features=Features(memory_control=True))
+    store = api.Store(engine)
+    ex = api.Instance(store, module, []).exports(store)
+    assert ex["map"](store, 0x1234, 1, 2) == 0x1000
+    assert ex["load"](store, 0x1234) == 0
+    ex["protect"](store, 0x1000, PAGE, 0)
+    with pytest.raises(api.Trap, match="has no access"):
+        ex["load"](store, 0x1234)
+    ex["unmap"](store, 0, 2 * PAGE)
+    ex["discard"](store, 0, PAGE)
+    with pytest.raises(api.Trap, match="is not mapped"):
+        ex["load"](store, 0x1234)
+    assert ex["map"](store, 0, PAGE, 2) == 0
+    with pytest.raises(api.Trap, match="already mapped"):
+        ex["map"](store, 0, PAGE, 2)
+
+
+def test_the_page_state_array_and_runs():
+    from hwsim.runtime.memctl import PageStates
+    p = PageStates(State.READWRITE)
+    p.set(2, 4, State.READ)
+    assert [p.get(i) for i in range(6)] == [State.READWRITE] * 2 + [State.READ] * 2 + [State.READWRITE] * 2
+    assert p.find({State.READ}, 0, 10) == 2 and p.find({State.UNMAPPED}, 0, 10) == -1
+    assert p.find({State.READWRITE}, 3, 10) == 4
