@@ -288,3 +288,92 @@ def test_the_page_state_array_and_runs():
     assert [p.get(i) for i in range(6)] == [State.READWRITE] * 2 + [State.READ] * 2 + [State.READWRITE] * 2
     assert p.find({State.READ}, 0, 10) == 2 and p.find({State.UNMAPPED}, 0, 10) == -1
     assert p.find({State.READWRITE}, 3, 10) == 4
+
+
+# -- host buffers ---------------------------------------------------------------------------------------
+
+def test_shared_host_buffer_writes_are_visible_both_ways():
+    g = guest()
+    buf = g.store.host_buffer(size=2 * PAGE)
+    mem = g.exports["memory"]
+    mem.map_host(g.store, 0x3000, buf)
+    buf.view[4:8] = (77).to_bytes(4, "little")
+    assert g("load", 0x3004) == 77  # host write, guest read: no copy
+    g("store", 0x4008, 99)
+    assert int.from_bytes(buf.view[PAGE + 8:PAGE + 12], "little") == 99
+    frames = g.store.machine.frames.committed
+    mem.unmap_host(g.store, 0x3000, 2 * PAGE)
+    assert g("load", 0x3004) == 0 and g("load", 0x4008) == 0  # zero pages again
+    assert int.from_bytes(buf.view[4:8], "little") == 77 and buf.mappings == 0
+    assert g.store.machine.frames.committed >= frames  # the buffer's pages were never the Store's frames
+
+
+def test_copy_on_write_leaves_the_buffer_untouched():
+    g = guest()
+    source = bytes(range(256)) * 32  # 8 KiB
+    buf = g.store.host_buffer(data=source)  # read-only
+    mem = g.exports["memory"]
+    mem.map_host(g.store, 0x8000, buf, shared=False)
+    assert g("load", 0x8000) == int.from_bytes(source[:4], "little")
+    assert g.store.machine.write_faults == 0
+    g("store", 0x8000, 0xDEAD)  # the first store copies the page
+    assert g.store.machine.write_faults == 1 and g.memory.ctl.ops["copy_on_write"] == 1
+    assert g("load", 0x8000) == 0xDEAD and g("load", 0x8004) == int.from_bytes(source[4:8], "little")
+    g("fill", 0x9000, 1, 16)  # a bulk store on the second page copies it too
+    assert bytes(buf.view) == source
+    mem.write(g.store, b"host", 0x9100)  # so does a host write
+    assert bytes(buf.view) == source
+    mem.unmap_host(g.store, 0x8000, 2 * PAGE)
+    assert g("load", 0x8000) == 0 and bytes(buf.view) == source
+
+
+def test_file_buffer_shared_writes_reach_the_file_and_read_only_files_never_change(tmp_path):
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"\x01" * PAGE)
+    g = guest()
+    mem = g.exports["memory"]
+    buf = g.store.host_buffer(path=path, writable=True)
+    mem.map_host(g.store, 0, buf)
+    g("store", 16, 0x0A0B0C0D)
+    buf.flush()
+    assert path.read_bytes()[16:20] == b"\x0d\x0c\x0b\x0a"
+    ro_path = tmp_path / "ro.bin"
+    ro_path.write_bytes(b"\x02" * PAGE)
+    ro = g.store.host_buffer(path=ro_path)
+    mem.map_host(g.store, PAGE, ro)  # shared, but the buffer is read-only: the guest may only read
+    assert g("load", PAGE) == 0x02020202
+    t = g.trap("store", PAGE, 5)
+    assert t.code is TrapCode.MEMORY_ACCESS_DENIED and "read-only mapping of a host buffer" in str(t)
+    mem.map_host(g.store, PAGE, ro, shared=False)  # copy-on-write instead: the guest may write its copy
+    g("store", PAGE, 5)
+    assert g("load", PAGE) == 5 and ro_path.read_bytes() == b"\x02" * PAGE
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda s, p: s.host_buffer(size=100), "size 100 is not a multiple of 4096"),
+    (lambda s, p: s.host_buffer(path=p / "missing"), "cannot open"),
+    (lambda s, p: (p / "odd").write_bytes(b"x" * 10) and s.host_buffer(path=p / "odd"),
+     "a file buffer must be a non-empty multiple of 4096 bytes"),
+    (lambda s, p: s.host_buffer(size=PAGE, data=b"x"), "give exactly one of size, data or path"),
+])
+def test_host_buffer_errors(tmp_path, make, message):
+    from hwsim.runtime.hostmem import HostBufferError
+    g = guest()
+    with pytest.raises(HostBufferError, match=message):
+        make(g.store, tmp_path)
+
+
+def test_map_host_errors_and_protect_refusal():
+    from hwsim.runtime.hostmem import HostBufferError
+    g = guest(pages=1, layout=custom(no_access=PAGE))
+    mem = g.exports["memory"]
+    buf = g.store.host_buffer(size=PAGE)
+    with pytest.raises(HostBufferError, match="must be positive multiples of 4096"):
+        mem.map_host(g.store, 100, buf)
+    with pytest.raises(HostBufferError, match="is outside the memory"):
+        mem.map_host(g.store, 65536, buf)
+    with pytest.raises(HostBufferError, match="is in a static region"):
+        mem.map_host(g.store, 0, buf)
+    mem.map_host(g.store, PAGE, buf)
+    t = g.trap("protect", PAGE, PAGE, 1)
+    assert t.code is TrapCode.MEMORY_CONTROL and "maps a host buffer" in str(t)

@@ -133,6 +133,10 @@ class Machine:
         # ``pager(va, access) -> bool``: asked when a walk finds an invalid PTE; it may map the page
         # (demand paging) and return True to have the walk retried.  None: no pager.
         self.pager = None
+        # ``write_fault(va) -> bool``: asked when a store finds a valid page without W; it may make the
+        # page writable (copy-on-write) and return True to have the walk retried.  None: no handler.
+        self.write_fault = None
+        self.write_faults = 0
         # ``mmio_hook()``: called after each guest access to a device (a board charges virtual time).
         self.mmio_hook = None
         self._asid_owner: dict[int, AddressSpace] = {}
@@ -359,10 +363,15 @@ class Machine:
         asid = (satp >> 44) & 0xFFFF
         tr = self.tlb.lookup(asid, va)
         if tr is not None:
-            if check_permission(tr.pte, access, priv, sum_, mxr) is not None:
+            reason = check_permission(tr.pte, access, priv, sum_, mxr)
+            if reason is FaultReason.NOT_WRITABLE and self.write_fault is not None and self.write_fault(va):
+                self.write_faults += 1
+                self.tlb.flush(va, asid=asid)  # the handler made the page writable: walk again
+                tr = None
+            elif reason is not None:
                 self._pending_fault = (va, access, priv, sum_, mxr, satp, tr.pte, None)
                 return False
-            if access is Access.STORE and not tr.pte & _D:
+            if tr is not None and access is Access.STORE and not tr.pte & _D:
                 tr = None  # the store must set D: walk again
         if tr is None:
             self.walks += 1
@@ -371,6 +380,10 @@ class Machine:
             if result.translation is None and result.fault.reason is FaultReason.INVALID and self.pager is not None \
                     and self.pager(va, access):
                 self.demand_faults += 1  # the pager mapped the page: walk again
+                result = walk(self.phys, root, va, access, priv, mode=mode, sum=sum_, mxr=mxr, ad=self.ad_policy)
+            if result.translation is None and result.fault.reason is FaultReason.NOT_WRITABLE \
+                    and self.write_fault is not None and self.write_fault(va):
+                self.write_faults += 1  # e.g. copy-on-write: the handler made the page writable
                 result = walk(self.phys, root, va, access, priv, mode=mode, sum=sum_, mxr=mxr, ad=self.ad_policy)
             tr = result.translation
             if tr is None:

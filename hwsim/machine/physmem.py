@@ -74,9 +74,11 @@ class PhysicalMemory:
 
     # -- building the map ---------------------------------------------------
 
-    def add_ram(self, base: int, size: int, *, name: str = "ram") -> RamRegion:
+    def add_ram(self, base: int, size: int, *, name: str = "ram", buffer: mmap.mmap | None = None) -> RamRegion:
+        """A RAM region backed by ``buffer`` (an mmap of at least ``size`` bytes; default: a new
+        anonymous one)."""
         self._check_new(name, base, size)
-        buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        buf = buffer if buffer is not None else mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         region = RamRegion(name, base, size, buf, memoryview(buf))
         self._ram.append(region)
         self._ram.sort(key=lambda r: r.base)

@@ -233,6 +233,12 @@ class Store:
     def machine(self):
         return self._store.machine
 
+    def host_buffer(self, *, size: int | None = None, data: bytes | None = None, path=None,
+                    writable: bool = False):
+        """Host memory to map into memories: ``size`` zeroed bytes, a copy of ``data`` (read-only
+        unless ``writable``), or the pages of a file (shared writes reach it when ``writable``)."""
+        return self._store.host_buffer(size=size, data=data, path=path, writable=writable)
+
 
 def _wat_to_wasm(text: str) -> bytes:
     import shutil
@@ -368,6 +374,37 @@ class Memory:
     def write(self, store: Store, value: bytes, start: int = 0) -> int:
         self._inner.write(start, bytes(value))
         return len(value)
+
+    # Memory control (hwsim): see hwsim/runtime/memctl.py and docs/memory-control.md.  Misuse raises
+    # Trap (as the guest's operations would trap) or MemoryControlError/HostBufferError.
+
+    def discard(self, store: Store, offset: int, length: int) -> None:
+        self._inner.control().discard(offset, length)
+
+    def map(self, store: Store, offset: int, length: int, prot: int) -> int:
+        return self._inner.control().map(offset, length, prot)
+
+    def unmap(self, store: Store, offset: int, length: int) -> None:
+        self._inner.control().unmap(offset, length)
+
+    def protect(self, store: Store, offset: int, length: int, prot: int) -> None:
+        self._inner.control().protect(offset, length, prot)
+
+    def set_static(self, store: Store, *, no_access: int = 0, read_only: int = 0) -> None:
+        """The no-access region ``[0, no_access)`` and the read-only region after it."""
+        self._inner.control().set_static(no_access, read_only)
+
+    def map_host(self, store: Store, offset: int, buffer, *, shared: bool = True, buffer_offset: int = 0,
+                 length: int | None = None) -> None:
+        """Map a host buffer (``store.host_buffer(...)``) at ``offset``, shared or copy-on-write."""
+        self._inner.control().map_host(offset, buffer, buffer_offset=buffer_offset, length=length, shared=shared)
+
+    def unmap_host(self, store: Store, offset: int, length: int) -> None:
+        self._inner.control().unmap_host(offset, length)
+
+    def committed_bytes(self, store: Store) -> int:
+        """Bytes of the memory backed by physical frames (or host buffers) now."""
+        return self._inner.committed_bytes
 
 
 class Global:

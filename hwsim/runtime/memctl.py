@@ -57,9 +57,11 @@ class State(enum.IntEnum):
     UNMAPPED = 3
     STATIC_NONE = 4
     STATIC_READ = 5
+    HOST = 6  # a shared mapping of a host buffer (read-write, or read-only for a read-only buffer)
+    COW = 7  # a copy-on-write mapping of a host buffer, not written yet
 
 
-_READABLE = frozenset({State.READ, State.READWRITE, State.STATIC_READ})
+_READABLE = frozenset({State.READ, State.READWRITE, State.STATIC_READ, State.HOST, State.COW})
 _FLAGS = {State.READWRITE: Pte.R | Pte.W | Pte.U, State.READ: Pte.R | Pte.U, State.STATIC_READ: Pte.R | Pte.U,
           State.NONE: Pte.R}
 _DESCRIBE = {
@@ -68,6 +70,8 @@ _DESCRIBE = {
     State.UNMAPPED: "is not mapped",
     State.STATIC_NONE: "is in the no-access region (trap-on-null)",
     State.STATIC_READ: "is in the read-only region",
+    State.HOST: "is a read-only mapping of a host buffer",
+    State.COW: "is a copy-on-write mapping",
 }
 
 
@@ -134,7 +138,8 @@ class MemoryControl:
         self.virtual = virtual
         self.states = PageStates(State.UNMAPPED if virtual else State.READWRITE)
         self.static_end = 0  # bytes of the static regions (no-access, then read-only)
-        self.ops = {"discard": 0, "map": 0, "unmap": 0, "protect": 0}
+        self.host_pages: dict[int, tuple] = {}  # page -> (HostBuffer, buffer page, writable) for HOST and COW
+        self.ops = {"discard": 0, "map": 0, "unmap": 0, "protect": 0, "map_host": 0, "copy_on_write": 0}
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -148,8 +153,10 @@ class MemoryControl:
     def explain(self, offset: int, write: bool | None = None) -> str | None:
         """Why a guest access to ``offset`` is refused by the page's state (None: it is not)."""
         state = self.state_at(offset)
-        if state in _READABLE and (state is State.READWRITE or not write):
+        if state in _READABLE and (state in (State.READWRITE, State.COW) or not write):
             return None
+        if state is State.HOST and self.host_pages[offset >> PAGE_SHIFT][2]:
+            return None  # a writable shared mapping
         return f"page {offset >> PAGE_SHIFT:#x} (linear address {offset:#x}) {_DESCRIBE[state]}"
 
     def check_guest_access(self, offset: int, length: int, write: bool) -> None:
@@ -164,6 +171,16 @@ class MemoryControl:
         if page >= 0:
             at = max(offset, page << PAGE_SHIFT)
             raise _trap(TrapCode.MEMORY_ACCESS_DENIED, self.explain(at, write) + (" (store)" if write else " (load)"))
+        if write and self.host_pages:
+            for page in range(first, end):
+                entry = self.host_pages.get(page)
+                if entry is None:
+                    continue
+                if self.states.get(page) is State.COW:
+                    self.copy_on_write(page)  # the host carries out the store: copy first, as the MMU would
+                elif not entry[2]:
+                    at = max(offset, page << PAGE_SHIFT)
+                    raise _trap(TrapCode.MEMORY_ACCESS_DENIED, self.explain(at, True) + " (store)")
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -191,11 +208,18 @@ class MemoryControl:
         return first, end
 
     def _release(self, first: int, end: int) -> None:
-        """Unmap the resident pages of ``[first, end)`` and free their frames (one TLB flush per run)."""
+        """Unmap the resident pages of ``[first, end)`` and free their frames (one TLB flush per run).
+
+        Pages of host buffers are unmapped, never freed; they become ordinary (zero) pages."""
         mem = self.memory
         for start, stop in mem.resident_runs(first, end):
             self.store.space.unmap(mem.base + (start << PAGE_SHIFT), (stop - start) << PAGE_SHIFT)
             mem.clear_resident(start, stop)
+        if self.host_pages:
+            for page in [p for p in self.host_pages if first <= p < end]:
+                buffer = self.host_pages.pop(page)[0]
+                buffer.mappings -= 1
+                self.states.set(page, page + 1, State.READWRITE)
 
     def _reprotect(self, first: int, end: int, state: State) -> None:
         mem = self.memory
@@ -237,9 +261,91 @@ class MemoryControl:
         page = self.states.find({State.UNMAPPED}, first, end)
         if page >= 0:
             raise _trap(TrapCode.MEMORY_CONTROL, f"memory.protect: page {page:#x} is not mapped")
+        page = self.states.find({State.HOST, State.COW}, first, end)
+        if page >= 0:
+            raise _trap(TrapCode.MEMORY_CONTROL, f"memory.protect: page {page:#x} maps a host buffer "
+                                                 f"(unmap it first)")
         self.states.set(first, end, state)
         self._reprotect(first, end, state)
         self.ops["protect"] += 1
+
+    # -- host buffers -------------------------------------------------------------------------------
+
+    def map_host(self, offset: int, buffer, *, buffer_offset: int = 0, length: int | None = None,
+                 shared: bool = True) -> None:
+        """Map ``buffer`` (a :class:`~hwsim.runtime.hostmem.HostBuffer`) at ``offset``, shared or
+        copy-on-write.  Whatever the range held is replaced (as mmap's MAP_FIXED does)."""
+        from .hostmem import HostBufferError
+        mem = self.memory
+        length = buffer.size - buffer_offset if length is None else length
+        if offset % PAGE or buffer_offset % PAGE or length <= 0 or length % PAGE:
+            raise HostBufferError(f"map_host: offset {offset:#x}, buffer offset {buffer_offset:#x} and length "
+                                  f"{length:#x} must be positive multiples of {PAGE}")
+        if buffer_offset + length > buffer.size:
+            raise HostBufferError(f"map_host: [{buffer_offset:#x}, +{length:#x}) is outside {buffer!r}")
+        if offset + length > ((mem.size_bytes + PAGE - 1) & ~(PAGE - 1)):
+            raise HostBufferError(f"map_host: [{offset:#x}, +{length:#x}) is outside the memory of "
+                                  f"{mem.size_bytes:#x} bytes")
+        first, end = offset >> PAGE_SHIFT, (offset + length) >> PAGE_SHIFT
+        if first < self.static_end >> PAGE_SHIFT:
+            raise HostBufferError(f"map_host: page {first:#x} is in a static region")
+        writable = shared and buffer.writable
+        self._release(first, end)
+        flags = (Pte.R | Pte.W | Pte.U) if writable else (Pte.R | Pte.U)
+        for k, page in enumerate(range(first, end)):
+            bpage = (buffer_offset >> PAGE_SHIFT) + k
+            self.store.space.map(mem.base + (page << PAGE_SHIFT), buffer.page_pa(bpage), PAGE, flags,
+                                 page_size=PAGE)
+            mem.mark_resident(page << PAGE_SHIFT)
+            self.host_pages[page] = (buffer, bpage, writable)
+        buffer.mappings += end - first
+        self.states.set(first, end, State.HOST if shared else State.COW)
+        self.ops["map_host"] += 1
+
+    def unmap_host(self, offset: int, length: int) -> None:
+        """Undo host mappings in ``[offset, offset+length)``: the pages read as zeros again (or are
+        unmapped, in a virtual-mode memory); the buffer is untouched."""
+        from .hostmem import HostBufferError
+        if offset % PAGE or length <= 0 or length % PAGE:
+            raise HostBufferError(f"unmap_host: offset {offset:#x} and length {length:#x} must be positive "
+                                  f"multiples of {PAGE}")
+        first, end = offset >> PAGE_SHIFT, (offset + length) >> PAGE_SHIFT
+        self._release(first, end)
+        self.states.set(first, end, self.states.default)
+
+    def copy_on_write(self, page: int) -> None:
+        """Give a COW page a private copy of its buffer page, mapped read-write."""
+        buffer, bpage, _writable = self.host_pages.pop(page)
+        buffer.mappings -= 1
+        mem, space = self.memory, self.store.space
+        va = mem.base + (page << PAGE_SHIFT)
+        data = self.store.machine.phys.read(buffer.page_pa(bpage), PAGE)
+        space.unmap(va, PAGE)
+        space.map_anonymous(va, PAGE, Pte.R | Pte.W | Pte.U)
+        self.store.machine.phys.write(space.lookup(va).pa, data)
+        self.states.set(page, page + 1, State.READWRITE)
+        self.ops["copy_on_write"] += 1
+
+    def prepare_host_write(self, offset: int, length: int) -> None:
+        """Before the host writes ``[offset, offset+length)`` through physical memory: copy COW pages
+        (the buffer must not change) and refuse read-only host buffers."""
+        from .hostmem import HostBufferError
+        for page in range(offset >> PAGE_SHIFT, (offset + length + PAGE - 1) >> PAGE_SHIFT):
+            entry = self.host_pages.get(page)
+            if entry is None:
+                continue
+            if self.states.get(page) is State.COW:
+                self.copy_on_write(page)
+            elif not entry[0].writable:
+                raise HostBufferError(f"host write refused: page {page:#x} maps the read-only {entry[0]!r}")
+
+    def write_fault(self, offset: int) -> bool:
+        """The machine's write-fault hook for this memory: copy a COW page; False for anything else."""
+        page = offset >> PAGE_SHIFT
+        if self.states.get(page) is not State.COW:
+            return False
+        self.copy_on_write(page)
+        return True
 
     def set_static(self, no_access: int, read_only: int) -> None:
         """The static regions: ``[0, no_access)`` no access, ``[no_access, no_access+read_only)`` read-only."""

@@ -129,7 +129,9 @@ class Store:
         self.bulk_access_hook = None
         self._async: list = []  # host callbacks waiting for a safe point (see request_async)
         self._in_host = 0  # > 0 while a host function runs (the CPU is not in guest code)
+        self.next_host_pa = 0  # where the next HostBuffer goes in physical memory (set below)
         m.pager = self._pager
+        m.write_fault = self._write_fault
         m.on_ecall(self._ecall)
         m.activate(self.space, priv=Priv.U)
         self.stack_low = L.STACK_TOP - L.STACK_SIZE
@@ -246,6 +248,27 @@ class Store:
             return self._map_page(va)
         return False
 
+    def _write_fault(self, va: int) -> bool:
+        """A guest store to a valid page without W: copy-on-write, when the page is a COW mapping."""
+        mem = self.memory_at(va)
+        return mem is not None and mem.ctl is not None and mem.ctl.write_fault(va - mem.base)
+
+    def host_buffer(self, *, size: int | None = None, data: bytes | None = None, path=None,
+                    writable: bool = False):
+        """A :class:`~hwsim.runtime.hostmem.HostBuffer`: ``size`` zeroed bytes, a copy of ``data``,
+        or the pages of the file at ``path``."""
+        from .hostmem import HOST_BUFFERS_BASE, HostBuffer, HostBufferError
+        if not self.next_host_pa:
+            top = max(r.end for r in self.machine.phys.regions)
+            self.next_host_pa = max(HOST_BUFFERS_BASE, (top + (1 << 30)) & ~((1 << 30) - 1))
+        if sum(x is not None for x in (size, data, path)) != 1:
+            raise HostBufferError("host_buffer: give exactly one of size, data or path")
+        if path is not None:
+            return HostBuffer.from_file(self, path, writable=writable)
+        if data is not None:
+            return HostBuffer.from_bytes(self, data, writable=writable)
+        return HostBuffer.zeroed(self, size)
+
     def read_user(self, va: int, size: int) -> bytes:
         """Read guest memory; pages never touched read as zeros."""
         out = bytearray()
@@ -260,7 +283,13 @@ class Store:
             size -= chunk
         return bytes(out)
 
+    def _before_host_write(self, va: int, size: int) -> None:
+        mem = self.memory_at(va)
+        if mem is not None and mem.ctl is not None and mem.ctl.host_pages:
+            mem.ctl.prepare_host_write(va - mem.base, size)
+
     def write_user(self, va: int, data: bytes) -> None:
+        self._before_host_write(va, len(data))
         view = memoryview(data)
         while view:
             chunk = min(len(view), L.PAGE - (va & (L.PAGE - 1)))
@@ -274,6 +303,7 @@ class Store:
             view = view[chunk:]
 
     def fill_user(self, va: int, byte: int, size: int) -> None:
+        self._before_host_write(va, size)
         while size > 0:
             chunk = min(size, L.PAGE - (va & (L.PAGE - 1)))
             mapping = self.space.lookup(va)
