@@ -377,3 +377,87 @@ def test_map_host_errors_and_protect_refusal():
     mem.map_host(g.store, PAGE, buf)
     t = g.trap("protect", PAGE, PAGE, 1)
     assert t.code is TrapCode.MEMORY_CONTROL and "maps a host buffer" in str(t)
+
+
+# -- memory handles ------------------------------------------------------------------------------------
+
+HANDLES = """
+  (import "hwsim:memory" "handle_new" (func $new (param i32) (result externref)))
+  (import "hwsim:memory" "handle_map" (func $hmap (param externref i32 i32)))
+  (import "hwsim:memory" "handle_move" (func $move (param externref i32)))
+  (import "hwsim:memory" "handle_unmap" (func $hunmap (param externref)))
+  (import "hwsim:memory" "handle_pages" (func $pages (param externref) (result i32)))
+  (memory (export "memory") 4)
+  (func (export "new") (param i32) (result externref) (call $new (local.get 0)))
+  (func (export "map") (param externref i32 i32) (call $hmap (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "move") (param externref i32) (call $move (local.get 0) (local.get 1)))
+  (func (export "unmap") (param externref) (call $hunmap (local.get 0)))
+  (func (export "pages") (param externref) (result i32) (call $pages (local.get 0)))
+  (func (export "load") (param i32) (result i32) (i32.load (local.get 0)))
+  (func (export "store") (param i32 i32) (i32.store (local.get 0) (local.get 1)))
+"""
+
+
+def _two_instances():
+    engine = api.Engine()
+    store = api.Store(engine)
+    module = api.Module(engine, f"(module {HANDLES})")
+    linker = api.Linker(engine)
+    a, b, c = (linker.instantiate(store, module).exports(store) for _ in range(3))
+    return store, a, b, c
+
+
+def test_a_handle_moves_between_instances_with_its_data():
+    store, a, b, _ = _two_instances()
+    h = a["new"](store, 2)
+    assert a["pages"](store, h) == 2
+    a["map"](store, h, 0x10000, 1)
+    a["store"](store, 0x10004, 1234)
+    b["move"](store, h, 0x20000)  # linear hand-over: a loses it in the same step
+    assert b["load"](store, 0x20004) == 1234
+    assert a["load"](store, 0x10004) == 0  # a's range is an ordinary zero page again
+    b["store"](store, 0x21000, 5)
+    a["move"](store, h, 0x10000)
+    assert a["load"](store, 0x11000) == 5 and b["load"](store, 0x21000) == 0
+
+
+def test_handle_rules_one_writer_or_many_readers():
+    store, a, b, c = _two_instances()
+    h = a["new"](store, 1)
+    a["map"](store, h, 0x10000, 1)
+    with pytest.raises(api.Trap, match="cannot be mapped writable: it is mapped in"):
+        b["map"](store, h, 0x10000, 1)
+    with pytest.raises(api.Trap, match="cannot be shared read-only: .* has it writable"):
+        b["map"](store, h, 0x10000, 0)
+    a["store"](store, 0x10000, 7)
+    a["unmap"](store, h)
+    b["map"](store, h, 0x10000, 0)
+    c["map"](store, h, 0x30000, 0)  # many readers
+    assert b["load"](store, 0x10000) == 7 and c["load"](store, 0x30000) == 7
+    t = pytest.raises(api.Trap, b["store"], store, 0x10000, 1).value
+    assert t.code is TrapCode.MEMORY_ACCESS_DENIED
+    with pytest.raises(api.Trap, match="shared read-only in 2 memories: it cannot move"):
+        a["move"](store, h, 0x10000)
+    with pytest.raises(api.Trap, match="is not mapped in"):
+        a["unmap"](store, h)
+    with pytest.raises(api.Trap, match="null memory handle"):
+        a["pages"](store, None)
+
+
+def test_handle_host_api_and_freeing():
+    from hwsim.runtime.handles import HandleError, MemoryHandle
+    store, a, b, _ = _two_instances()
+    ma, mb = a["memory"]._inner, b["memory"]._inner
+    frames = store.machine.frames.committed
+    h = MemoryHandle(store._store, 3)
+    assert store.machine.frames.committed == frames + 3
+    h.map(ma, 0, writable=True)
+    with pytest.raises(HandleError, match="still mapped"):
+        h.free()
+    h.move(mb, 0x8000)
+    mb.control().unmap(0x8000, 3 * PAGE)  # any unmap of its pages also ends the place
+    assert h.places == {}
+    h.free()
+    assert store.machine.frames.committed == frames
+    with pytest.raises(HandleError, match="was freed"):
+        h.map(ma, 0, writable=False)

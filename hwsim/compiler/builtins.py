@@ -30,6 +30,11 @@ class Builtin(enum.IntEnum):
     memory_map = 15
     memory_unmap = 16
     memory_protect = 17
+    handle_new = 18
+    handle_map = 19
+    handle_move = 20
+    handle_unmap = 21
+    handle_pages = 22
 
 
 MAX_BUILTIN = max(Builtin)

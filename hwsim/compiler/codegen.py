@@ -637,8 +637,15 @@ class FuncCodegen:
             self.stack.append(Val(CONST, I32, PAGE_SIZE))
             return
         handler = {"discard": self.op_memory_discard, "map": self.op_memory_map, "unmap": self.op_memory_unmap,
-                   "protect": self.op_memory_protect}[intrinsic.name]
-        handler(op.CALL, 0)
+                   "protect": self.op_memory_protect}.get(intrinsic.name)
+        if handler is not None:
+            handler(op.CALL, 0)
+            return
+        # Memory handles: builtins on memory 0.
+        at = self.env.memory_types[0].index_type if self.env.memory_types else I32
+        ft = intrinsic.signature(at)
+        args = [self.pop() for _ in ft.params][::-1]
+        self.builtin(intrinsic.name, args, tuple(ft.params), ft.results[0] if ft.results else None, ())
 
     def op_call_indirect(self, code, imm) -> None:
         type_index, table_index = imm

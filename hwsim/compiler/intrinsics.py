@@ -8,6 +8,11 @@ Memory control without new opcodes, so C and Rust can use it today::
       unmap(addr, len)               memory.unmap
       protect(addr, len, prot)       memory.protect
       page_size() -> i32             4096, the granule of all of the above
+      handle_new(pages: i32) -> externref               a new memory handle (hwsim/runtime/handles.py)
+      handle_map(h: externref, addr, writable: i32)     map it into memory 0 (one writer or many readers)
+      handle_move(h: externref, addr)                   unmap it wherever it is, map it writable here
+      handle_unmap(h: externref)                        unmap it from memory 0
+      handle_pages(h: externref) -> i32
 
 A direct ``call`` of such an import compiles to exactly what the
 corresponding instruction compiles to (no import trampoline).  The import
@@ -21,9 +26,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import HwsimError
-from ..wasm.types import I32, FuncType
+from ..wasm.types import EXTERNREF, I32, FuncType
 
 MEMORY = "hwsim:memory"
+MEMORY_FUNCTIONS = ("discard", "map", "unmap", "protect", "page_size", "handle_new", "handle_map", "handle_move",
+                    "handle_unmap", "handle_pages")
 MODULES = (MEMORY,)
 PAGE_SIZE = 4096
 
@@ -38,11 +45,17 @@ class Intrinsic:
         if self.module == MEMORY:
             if self.name == "page_size":
                 return FuncType((), (I32,))
+            if self.name == "handle_new":
+                return FuncType((I32,), (EXTERNREF,))
+            if self.name == "handle_pages":
+                return FuncType((EXTERNREF,), (I32,))
             if memory_index_type is None:
                 return None
             at = memory_index_type
             return {"discard": FuncType((at, at), ()), "map": FuncType((at, at, I32), (at,)),
-                    "unmap": FuncType((at, at), ()), "protect": FuncType((at, at, I32), ())}.get(self.name)
+                    "unmap": FuncType((at, at), ()), "protect": FuncType((at, at, I32), ()),
+                    "handle_map": FuncType((EXTERNREF, at, I32), ()), "handle_move": FuncType((EXTERNREF, at), ()),
+                    "handle_unmap": FuncType((EXTERNREF,), ())}.get(self.name)
         return None
 
 
@@ -66,10 +79,10 @@ def intrinsics_of(module) -> dict[int, Intrinsic]:
             intrinsic = Intrinsic(imp.module, imp.name)
             want = intrinsic.signature(at)
             if want is None:
-                if at is None and imp.module == MEMORY and imp.name in ("discard", "map", "unmap", "protect"):
+                if at is None and imp.module == MEMORY and imp.name in MEMORY_FUNCTIONS:
                     raise IntrinsicError(f"{imp.module}::{imp.name} acts on memory 0, and the module has none")
                 raise IntrinsicError(f"{imp.module} has no function {imp.name!r} "
-                                     f"(it has: discard, map, unmap, protect, page_size)")
+                                     f"(it has: {', '.join(MEMORY_FUNCTIONS)})")
             got = module.types[imp.desc]
             if tuple(got.params) != tuple(want.params) or tuple(got.results) != tuple(want.results):
                 raise IntrinsicError(f"{imp.module}::{imp.name} has type {want}, the module imports it as {got}")

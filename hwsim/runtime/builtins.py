@@ -198,3 +198,54 @@ def table_init(store, instance, m) -> None:
 def elem_drop(store, instance, m) -> None:
     (index,) = _args(m, 1)
     instance.elems[index] = []
+
+
+# -- memory handles (hwsim:memory handle_* intrinsics) ------------------------------------------------
+
+def _handle(store, bits: int):
+    from .handles import MemoryHandle
+    obj = store.externs.get(bits & 0xFFFF_FFFF_FFFF_FFFF) if bits else None
+    if not isinstance(obj, MemoryHandle):
+        raise Trap(TrapCode.MEMORY_CONTROL, detail="not a memory handle" if bits else "null memory handle")
+    return obj
+
+
+def _handle_call(fn):
+    from .handles import HandleError
+    from .memctl import MemoryControlError
+    try:
+        return fn()
+    except (HandleError, MemoryControlError) as exc:
+        raise Trap(TrapCode.MEMORY_CONTROL, detail=str(exc)) from None
+
+
+def handle_new(store, instance, m) -> None:
+    from .handles import MemoryHandle
+    (pages,) = _args(m, 1)
+    pages &= MASK32
+    if not 0 < pages <= 1 << 16:
+        raise Trap(TrapCode.MEMORY_CONTROL, detail=f"handle_new: {pages} pages (1 to 65536)")
+    handle = _handle_call(lambda: MemoryHandle(store, pages))
+    _ret(m, store.extern_handle(handle))
+
+
+def handle_map(store, instance, m) -> None:
+    h, addr, writable = _args(m, 3)
+    mem = _mem(instance, 0)
+    _handle_call(lambda: _handle(store, h).map(mem, _index(addr, _is64(mem)), writable=bool(writable & MASK32)))
+
+
+def handle_move(store, instance, m) -> None:
+    h, addr = _args(m, 2)
+    mem = _mem(instance, 0)
+    _handle_call(lambda: _handle(store, h).move(mem, _index(addr, _is64(mem))))
+
+
+def handle_unmap(store, instance, m) -> None:
+    (h,) = _args(m, 1)
+    _handle_call(lambda: _handle(store, h).unmap(_mem(instance, 0)))
+
+
+def handle_pages(store, instance, m) -> None:
+    (h,) = _args(m, 1)
+    _ret(m, _handle(store, h).pages)

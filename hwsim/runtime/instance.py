@@ -148,6 +148,8 @@ class Instance:
         def host(args: list[int]) -> list[int]:
             if intrinsic.name == "page_size":
                 return [PAGE_SIZE]
+            if intrinsic.name.startswith("handle_"):
+                return _handle_intrinsic(self, intrinsic.name, args)
             mem = self.memories[0]
             is64 = mem.type.index_type == I64
             mask = (1 << (64 if is64 else 32)) - 1
@@ -243,3 +245,24 @@ class Instance:
         kind, index = self.exports[name]
         return kind, {ExternKind.FUNC: self.funcs, ExternKind.MEMORY: self.memories, ExternKind.TABLE: self.tables,
                       ExternKind.GLOBAL: self.globals}[kind][index]
+
+
+class _Regs:
+    """Argument registers for a builtin called from a host record (an intrinsic used indirectly)."""
+
+    def __init__(self, args: list[int]) -> None:
+        self.values = {f"a{i}": v for i, v in enumerate(args)}
+        self.result = None
+
+    def get_reg(self, name: str) -> int:
+        return self.values.get(name, 0)
+
+    def set_reg(self, name: str, value: int) -> None:
+        self.result = value
+
+
+def _handle_intrinsic(instance, name: str, args: list[int]) -> list[int]:
+    from . import builtins
+    regs = _Regs(args)
+    getattr(builtins, name)(instance.store, instance, regs)
+    return [regs.result] if regs.result is not None else []

@@ -219,6 +219,9 @@ class MemoryControl:
             for page in [p for p in self.host_pages if first <= p < end]:
                 buffer = self.host_pages.pop(page)[0]
                 buffer.mappings -= 1
+                released = getattr(buffer, "released", None)
+                if released is not None:
+                    released(self.memory, page)
                 self.states.set(page, page + 1, State.READWRITE)
 
     def _reprotect(self, first: int, end: int, state: State) -> None:
@@ -272,7 +275,7 @@ class MemoryControl:
     # -- host buffers -------------------------------------------------------------------------------
 
     def map_host(self, offset: int, buffer, *, buffer_offset: int = 0, length: int | None = None,
-                 shared: bool = True) -> None:
+                 shared: bool = True, writable: bool | None = None) -> None:
         """Map ``buffer`` (a :class:`~hwsim.runtime.hostmem.HostBuffer`) at ``offset``, shared or
         copy-on-write.  Whatever the range held is replaced (as mmap's MAP_FIXED does)."""
         from .hostmem import HostBufferError
@@ -289,7 +292,7 @@ class MemoryControl:
         first, end = offset >> PAGE_SHIFT, (offset + length) >> PAGE_SHIFT
         if first < self.static_end >> PAGE_SHIFT:
             raise HostBufferError(f"map_host: page {first:#x} is in a static region")
-        writable = shared and buffer.writable
+        writable = shared and buffer.writable and (writable is None or writable)
         self._release(first, end)
         flags = (Pte.R | Pte.W | Pte.U) if writable else (Pte.R | Pte.U)
         for k, page in enumerate(range(first, end)):
@@ -317,6 +320,9 @@ class MemoryControl:
         """Give a COW page a private copy of its buffer page, mapped read-write."""
         buffer, bpage, _writable = self.host_pages.pop(page)
         buffer.mappings -= 1
+        released = getattr(buffer, "released", None)
+        if released is not None:
+            released(self.memory, page)
         mem, space = self.memory, self.store.space
         va = mem.base + (page << PAGE_SHIFT)
         data = self.store.machine.phys.read(buffer.page_pa(bpage), PAGE)

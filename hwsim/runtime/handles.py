@@ -1,0 +1,119 @@
+"""Mappable memory handles: pages that move between instances with linear ownership.
+
+A :class:`MemoryHandle` owns a run of physical frames.  It can be mapped into
+linear memories (page tables point at its frames, nothing is copied) under
+two rules, which are what makes it safe to hand buffers between mutually
+distrustful modules:
+
+* **one writer**: mapped writable in at most one memory, and then nowhere else;
+* **many readers**: mapped read-only in any number of memories while no one
+  has it writable.
+
+``move(memory, offset)`` is the linear hand-over: the handle is unmapped from
+wherever it is and mapped writable at the destination, so the sender loses
+access in the same step (its pages then read as zeros, or trap in a
+virtual-mode memory).  Breaking a rule raises :class:`HandleError` from the
+host API and traps (``invalid memory-control operation``) from wasm, where
+handles are ``externref`` values used through the ``hwsim:memory`` intrinsics
+``handle_new``, ``handle_map``, ``handle_move``, ``handle_unmap`` and
+``handle_pages``.
+"""
+
+from __future__ import annotations
+
+from ..errors import HwsimError
+
+PAGE = 0x1000
+
+
+class HandleError(HwsimError):
+    """A mapping that would break a handle's ownership rules, or a bad range."""
+
+
+class MemoryHandle:
+    def __init__(self, store, pages: int, *, name: str = "") -> None:
+        if not isinstance(pages, int) or pages <= 0:
+            raise HandleError(f"a handle needs a positive number of pages, not {pages!r}")
+        self.store = store
+        self.pages = pages
+        self.size = pages * PAGE
+        self.name = name or f"handle {id(self) & 0xFFFF:#x}"
+        self.base_pa = store.machine.frames.alloc(pages)
+        self.writable = True  # as a buffer: map_host may map it writable (the rules decide when)
+        self.mappings = 0  # pages mapped now (kept by MemoryControl)
+        self.places: dict[int, list] = {}  # id(memory) -> [memory, first page, writable, pages mapped]
+        self.freed = False
+
+    # The buffer interface MemoryControl.map_host uses.
+    def page_pa(self, page: int) -> int:
+        return self.base_pa + page * PAGE
+
+    def released(self, memory, page: int) -> None:
+        """MemoryControl unmapped one of our pages from ``memory`` (by any operation)."""
+        place = self.places.get(id(memory))
+        if place is not None:
+            place[3] -= 1
+            if place[3] <= 0:
+                del self.places[id(memory)]
+
+    # -- the rules ------------------------------------------------------------------------------------
+
+    def _where(self, memory) -> str:
+        owner = getattr(memory, "owner_name", None)
+        return owner or f"memory at {memory.base:#x}"
+
+    def _check_live(self) -> None:
+        if self.freed:
+            raise HandleError(f"{self.name} was freed")
+
+    def map(self, memory, offset: int, *, writable: bool) -> None:
+        """Map the whole handle at ``offset`` of ``memory`` (page-aligned), read-only or writable."""
+        self._check_live()
+        others = [p for key, p in self.places.items() if key != id(memory)]
+        if writable and others:
+            raise HandleError(f"{self.name} cannot be mapped writable: it is mapped in "
+                              f"{', '.join(self._where(p[0]) for p in others)} (move it, or unmap it there first)")
+        if not writable:
+            writers = [p for p in others if p[2]]
+            if writers:
+                raise HandleError(f"{self.name} cannot be shared read-only: {self._where(writers[0][0])} has it "
+                                  f"writable")
+        if id(memory) in self.places:
+            raise HandleError(f"{self.name} is already mapped in this memory")
+        memory.control().map_host(offset, self, shared=True, writable=writable)
+        self.places[id(memory)] = [memory, offset >> 12, writable, self.pages]
+
+    def move(self, memory, offset: int) -> None:
+        """Unmap from its (single, writable or no) current place and map writable here."""
+        self._check_live()
+        if any(not p[2] for p in self.places.values()):
+            raise HandleError(f"{self.name} is shared read-only in {len(self.places)} memories: it cannot move "
+                              f"until they unmap it")
+        for place in list(self.places.values()):
+            self._unmap_place(place)
+        self.map(memory, offset, writable=True)
+
+    def unmap(self, memory) -> None:
+        place = self.places.get(id(memory))
+        if place is None:
+            raise HandleError(f"{self.name} is not mapped in {self._where(memory)}")
+        self._unmap_place(place)
+
+    def _unmap_place(self, place) -> None:
+        memory, first = place[0], place[1]
+        memory.ctl.unmap_host(first << 12, self.size)
+
+    def free(self) -> None:
+        """Give the frames back (only once it is mapped nowhere)."""
+        if self.freed:
+            return
+        if self.places:
+            raise HandleError(f"{self.name} is still mapped in {len(self.places)} memories")
+        self.store.machine.frames.free(self.base_pa, self.pages)
+        self.freed = True
+
+    def __repr__(self) -> str:
+        return f"<MemoryHandle {self.name} ({self.pages} pages, mapped in {len(self.places)})>"
+
+
+__all__ = ["HandleError", "MemoryHandle"]
