@@ -35,6 +35,8 @@ class Builtin(enum.IntEnum):
     handle_move = 20
     handle_unmap = 21
     handle_pages = 22
+    far_grant = 23
+    far_revoke = 24
 
 
 MAX_BUILTIN = max(Builtin)

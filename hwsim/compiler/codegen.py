@@ -632,6 +632,16 @@ class FuncCodegen:
 
     def call_intrinsic(self, intrinsic) -> None:
         """A call of an intrinsic import, lowered as the instruction it stands for (on memory 0)."""
+        from .intrinsics import FAR, FAR_ACCESS
+        if intrinsic.module == FAR:
+            if intrinsic.name in FAR_ACCESS:
+                self.far_access(*FAR_ACCESS[intrinsic.name], intrinsic.name)
+            else:
+                ft = intrinsic.signature(I32)
+                args = [self.pop() for _ in ft.params][::-1]
+                self.builtin(f"far_{intrinsic.name}", args, tuple(ft.params),
+                             ft.results[0] if ft.results else None, ())
+            return
         if intrinsic.name == "page_size":
             from .intrinsics import PAGE_SIZE
             self.stack.append(Val(CONST, I32, PAGE_SIZE))
@@ -646,6 +656,25 @@ class FuncCodegen:
         ft = intrinsic.signature(at)
         args = [self.pop() for _ in ft.params][::-1]
         self.builtin(intrinsic.name, args, tuple(ft.params), ft.results[0] if ft.results else None, ())
+
+    def far_access(self, size: int, write: bool, name: str) -> None:
+        insn = {1: "lbu", 2: "lhu", 4: "lw", 8: "ld"}[size] if not write else {1: "sb", 2: "sh", 4: "sw", 8: "sd"}[size]
+        word = self.env.layout.segments
+        if write:
+            value = self.pop()
+            far = self.pop()
+            vreg, vown = self.to_reg(value)
+            freg, fown = self.to_reg(far)
+            self.m.far_access(freg, size, True, vreg, insn, word)
+            self.release(vreg, vown)
+            self.release(freg, fown)
+            return
+        far = self.pop()
+        freg, fown = self.to_reg(far)
+        dst = self.alloc(INT)
+        self.m.far_access(freg, size, False, dst, insn, word)
+        self.release(freg, fown)
+        self.push_reg(I64 if size == 8 else I32, dst)
 
     def op_call_indirect(self, code, imm) -> None:
         type_index, table_index = imm

@@ -26,12 +26,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import HwsimError
-from ..wasm.types import EXTERNREF, I32, FuncType
+from ..wasm.types import EXTERNREF, I32, I64, FuncType
 
 MEMORY = "hwsim:memory"
+FAR = "hwsim:far"
+# hwsim:far: far pointers (i64 selector << 32 | offset) through the instance's segment table
+#   load_u8/load_u16/load_i32 (far: i64) -> i32, load_i64 (far) -> i64        checked inline
+#   store_u8/store_u16/store_i32 (far, i32), store_i64 (far, i64)             checked inline
+#   grant(memory: i32, offset: i32, length: i32, rights: i32) -> selector: i32  rights 1 read, 2 write, 3 both
+#   revoke(selector: i32)
+FAR_ACCESS = {"load_u8": (1, False), "load_u16": (2, False), "load_i32": (4, False), "load_i64": (8, False),
+              "store_u8": (1, True), "store_u16": (2, True), "store_i32": (4, True), "store_i64": (8, True)}
+FAR_FUNCTIONS = (*FAR_ACCESS, "grant", "revoke")
 MEMORY_FUNCTIONS = ("discard", "map", "unmap", "protect", "page_size", "handle_new", "handle_map", "handle_move",
                     "handle_unmap", "handle_pages")
-MODULES = (MEMORY,)
+MODULES = (MEMORY, FAR)
 PAGE_SIZE = 4096
 
 
@@ -42,6 +51,12 @@ class Intrinsic:
 
     def signature(self, memory_index_type: int | None) -> FuncType | None:
         """The type the import must have, given memory 0's index type (None: the module has none)."""
+        if self.module == FAR:
+            if self.name in FAR_ACCESS:
+                size, store = FAR_ACCESS[self.name]
+                wide = I64 if size == 8 else I32
+                return FuncType((I64, wide), ()) if store else FuncType((I64,), (wide,))
+            return {"grant": FuncType((I32, I32, I32, I32), (I32,)), "revoke": FuncType((I32,), ())}.get(self.name)
         if self.module == MEMORY:
             if self.name == "page_size":
                 return FuncType((), (I32,))
@@ -78,6 +93,8 @@ def intrinsics_of(module) -> dict[int, Intrinsic]:
         if imp.module in MODULES:
             intrinsic = Intrinsic(imp.module, imp.name)
             want = intrinsic.signature(at)
+            if want is None and imp.module == FAR:
+                raise IntrinsicError(f"{imp.module} has no function {imp.name!r} (it has: {', '.join(FAR_FUNCTIONS)})")
             if want is None:
                 if at is None and imp.module == MEMORY and imp.name in MEMORY_FUNCTIONS:
                     raise IntrinsicError(f"{imp.module}::{imp.name} acts on memory 0, and the module has none")
@@ -91,4 +108,4 @@ def intrinsics_of(module) -> dict[int, Intrinsic]:
     return out
 
 
-__all__ = ["Intrinsic", "IntrinsicError", "MEMORY", "MODULES", "PAGE_SIZE", "intrinsics_of"]
+__all__ = ["FAR", "FAR_ACCESS", "Intrinsic", "IntrinsicError", "MEMORY", "MODULES", "PAGE_SIZE", "intrinsics_of"]

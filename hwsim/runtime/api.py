@@ -534,6 +534,16 @@ class Instance:
     def exports(self, store: Store) -> Exports:
         return Exports(self._inner)
 
+    # Far pointers (hwsim): see hwsim/runtime/segments.py and docs/memory-control.md.
+
+    def grant_segment(self, store: Store, memory: "Memory", offset: int, length: int, rights: int = 3) -> int:
+        """Let this instance's far pointers reach ``[offset, offset+length)`` of ``memory`` (one of its
+        memories) with ``rights`` (1 read, 2 write, 3 both); returns the selector."""
+        return self._inner.segments.grant(memory._inner, offset, length, rights)
+
+    def revoke_segment(self, store: Store, selector: int) -> None:
+        self._inner.segments.revoke(selector)
+
 
 class Linker:
     def __init__(self, engine: Engine) -> None:

@@ -249,3 +249,27 @@ def handle_unmap(store, instance, m) -> None:
 def handle_pages(store, instance, m) -> None:
     (h,) = _args(m, 1)
     _ret(m, _handle(store, h).pages)
+
+
+# -- far pointers (hwsim:far grant/revoke; loads and stores are inline) --------------------------------
+
+def _segment_call(fn):
+    from .segments import SegmentError
+    try:
+        return fn()
+    except SegmentError as exc:
+        raise Trap(TrapCode.SEGMENT_FAULT, detail=str(exc)) from None
+
+
+def far_grant(store, instance, m) -> None:
+    index, offset, length, rights = (v & MASK32 for v in _args(m, 4))
+    if index >= len(instance.memories):
+        raise Trap(TrapCode.SEGMENT_FAULT, detail=f"grant: memory {index} does not exist "
+                                                  f"(the instance has {len(instance.memories)})")
+    mem = instance.memories[index]
+    _ret(m, _segment_call(lambda: instance.segments.grant(mem, offset, length, rights)))
+
+
+def far_revoke(store, instance, m) -> None:
+    (selector,) = _args(m, 1)
+    _segment_call(lambda: instance.segments.revoke(selector & MASK32))

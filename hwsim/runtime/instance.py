@@ -18,6 +18,7 @@ from ..wasm.module import ACTIVE, DECLARATIVE, Module
 from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, ExternKind, FuncType
 from . import layout as L
 from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance
+from ..compiler.intrinsics import FAR, intrinsics_of
 from .store import Store, Trap
 
 
@@ -65,7 +66,10 @@ class Instance:
         for t in module.tables:
             init = self.eval_const(t.init.instrs, t.type.elem_type) if t.init is not None else 0
             self.tables.append(TableInstance(store, t.type, init))
+        self._segments = None
         self._write_vmctx()
+        if any(i.module == FAR for i in intrinsics_of(module).values()):
+            self.segments  # modules using far pointers get their table now
         self.datas = [seg.data for seg in module.datas]
         self.elems = [[self.eval_const(e.instrs, seg.elem_type) for e in seg.items] for seg in module.elems]
         self.exports = {e.name: (e.kind, e.index) for e in module.exports}
@@ -78,7 +82,6 @@ class Instance:
         self.memories: list[MemoryInstance] = []
         self.tables: list[TableInstance] = []
         self.globals: list[GlobalInstance] = []
-        from ..compiler.intrinsics import intrinsics_of
         intrinsics = intrinsics_of(module)
         func_index = 0
         for imp, value in zip(module.imports, imports):
@@ -124,6 +127,15 @@ class Instance:
                     raise LinkError(f"incompatible import type: {where} expects {gt}")
                 self.globals.append(value)
 
+    @property
+    def segments(self):
+        """This instance's far-pointer segment table (made on first use)."""
+        if self._segments is None:
+            from .segments import SegmentTable
+            self._segments = SegmentTable(self)
+            self.store.write_u64(self.vmctx + self.compiled.layout.segments, self._segments.va)
+        return self._segments
+
     def _apply_memory_layouts(self) -> None:
         """Virtual mode and static regions the module declares (custom section ``hwsim.memory``)."""
         from .memctl import SECTION, MemoryControlError, parse_section
@@ -150,6 +162,8 @@ class Instance:
                 return [PAGE_SIZE]
             if intrinsic.name.startswith("handle_"):
                 return _handle_intrinsic(self, intrinsic.name, args)
+            if intrinsic.module == FAR:
+                return _far_intrinsic(self, intrinsic.name, args)
             mem = self.memories[0]
             is64 = mem.type.index_type == I64
             mask = (1 << (64 if is64 else 32)) - 1
@@ -266,3 +280,29 @@ def _handle_intrinsic(instance, name: str, args: list[int]) -> list[int]:
     regs = _Regs(args)
     getattr(builtins, name)(instance.store, instance, regs)
     return [regs.result] if regs.result is not None else []
+
+
+def _far_intrinsic(instance, name: str, args: list[int]) -> list[int]:
+    """A hwsim:far intrinsic used indirectly: the same checks as the inline code, on the host."""
+    from ..compiler.intrinsics import FAR_ACCESS
+    from . import builtins
+    if name not in FAR_ACCESS:
+        regs = _Regs(args)
+        getattr(builtins, f"far_{name}")(instance.store, instance, regs)
+        return [regs.result] if regs.result is not None else []
+    size, write = FAR_ACCESS[name]
+    far = args[0] & 0xFFFF_FFFF_FFFF_FFFF
+    table = instance.segments
+    selector, offset = far >> 32, far & 0xFFFF_FFFF
+    granted = table.granted.get(selector)
+    if granted is None or not granted[3] & (2 if write else 1) or offset + size > granted[2]:
+        from .segments import segment_fault
+        raise segment_fault(table.explain(far, size, write))
+    memory, seg_offset = granted[0], granted[1]
+    if write:
+        memory.write(seg_offset + offset, (args[1] & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
+        return []
+    value = int.from_bytes(memory.read(seg_offset + offset, size), "little")
+    if size == 4 and value >> 31:
+        value |= 0xFFFF_FFFF_0000_0000  # i32 values are kept sign-extended
+    return [value]

@@ -57,6 +57,11 @@ MEMORY_GUARD = 2 << 30  # static offsets (plus access size) up to this need no e
 MEMORY_RESERVATION = MEMORY_MAX_BYTES + MEMORY_GUARD  # 6 GiB of virtual address space per memory
 MEMORY_REGIONS = ((0x2_0000_0000, 1 << 38), ((1 << 64) - (1 << 38), 1 << 64))  # [start, end) of each area
 
+# Far-pointer segment tables (hwsim/runtime/segments.py): selectors per instance, bytes per descriptor.
+SEGMENT_CAPACITY = 256
+SEGMENT_HEADER = 16
+SEGMENT_DESC = 32
+
 # Memory descriptor fields.
 MEMDESC_BASE = 0
 MEMDESC_SIZE = 8
@@ -109,5 +114,10 @@ class VmctxLayout:
         return 8 + 8 * (self.num_memories + self.num_tables + self.num_globals + self.num_funcs + index)
 
     @property
-    def size(self) -> int:
+    def segments(self) -> int:
+        """The address of the instance's far-pointer segment table (0 until it has one)."""
         return 8 + 8 * (self.num_memories + self.num_tables + self.num_globals + self.num_funcs + self.num_types)
+
+    @property
+    def size(self) -> int:
+        return self.segments + 8

@@ -446,8 +446,15 @@ class Store:
             site = cm.trap_at(pc - base)
             if site is not None:
                 code, func, wasm = site
+                detail = ""
+                if code is TrapCode.SEGMENT_FAULT:  # the cold stub left the far pointer and the access
+                    m = self.machine
+                    info = m.get_reg("t5")
+                    instance = self.instances.get(m.get_reg("s1"))
+                    if instance is not None:
+                        detail = instance.segments.explain(m.get_reg("t4"), info & 0xFF, bool(info >> 8))
                 return Trap(code, func_index=func, func_name=module.get_func_name(func), wasm_offset=wasm, pc=pc,
-                            insn="ebreak", source=self.source_location(module, wasm))
+                            insn="ebreak", source=self.source_location(module, wasm), detail=detail)
         if result.reason is StopReason.FAULT:
             fault = result.fault
             insn = fault.insn.text if fault.insn is not None else None

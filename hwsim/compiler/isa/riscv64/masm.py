@@ -132,9 +132,11 @@ class RiscvMasm(MacroAssembler):
     def branch_nonzero(self, reg: Reg, label: Label) -> None:
         self._branch("bne", reg.num, 0, label)
 
-    def _trap_branch(self, kind: str, rs1, rs2, code: TrapCode) -> None:
+    def _trap_branch(self, kind: str, rs1, rs2, code: TrapCode, prefix: tuple = ()) -> None:
+        """Branch to a cold ``ebreak`` (trap ``code``); ``prefix`` words run first (to leave the
+        trap handler operands in scratch registers)."""
         label = Label()
-        self.cold.append((label, code, self.wasm_offset))
+        self.cold.append((label, code, self.wasm_offset, prefix))
         self._branch(kind, rs1, rs2, label)
 
     def trap(self, code: TrapCode) -> None:
@@ -472,6 +474,27 @@ class RiscvMasm(MacroAssembler):
         self.emit(A.ld(t4, t4, L.MEMDESC_BASE), A.add(t5, t5, t4))
         return R.T5, 0
 
+    def far_access(self, far: Reg, size: int, write: bool, data: Reg, insn: str, segments_word: int) -> None:
+        """A far load or store: ``data`` <-> the ``size`` bytes at far pointer ``far`` (selector:offset),
+        checked against the instance's segment table (see hwsim/runtime/segments.py).
+
+        On a fault the cold stub leaves the far pointer in t4 and ``size | write << 8`` in t5 for
+        the trap handler.
+        """
+        t4, t5, t6, f = R.T4.num, R.T5.num, R.T6.num, far.num
+        prefix = (A.addi(t4, f, 0), *A.li_words(t5, size | int(write) << 8))
+        self._mem("ld", R.T6, R.VMCTX, segments_word)  # the table
+        self.emit(A.srli(t5, f, 32), A.sltiu(t4, t5, L.SEGMENT_CAPACITY))
+        self._trap_branch("beq", t4, 0, TrapCode.SEGMENT_FAULT, prefix)  # selector out of range
+        self.emit(A.slli(t5, t5, 5), A.add(t6, t6, t5))  # descriptor - SEGMENT_HEADER (32-byte descriptors)
+        h = L.SEGMENT_HEADER
+        self.emit(A.ld(t4, t6, h + 16), A.andi(t4, t4, 2 if write else 1))
+        self._trap_branch("beq", t4, 0, TrapCode.SEGMENT_FAULT, prefix)  # no such right (or not granted)
+        self.emit(A.and_(t5, f, R.MASK32.num), A.addi(t5, t5, size), A.ld(t4, t6, h + 8))
+        self._trap_branch("bltu", t4, t5, TrapCode.SEGMENT_FAULT, prefix)  # past the limit
+        self.emit(A.ld(t4, t6, h), A.add(t5, t5, t4))
+        self.emit(getattr(A, insn)(data.num, t5, -size))
+
     def load(self, name: str, dst: Reg, base: Reg, disp: int) -> None:
         self.emit(getattr(A, _LOADS[name])(dst.num, base.num, disp))
 
@@ -732,8 +755,9 @@ class RiscvMasm(MacroAssembler):
 
     def finish(self) -> bytes:
         """Emit cold trap stubs, resolve branches, patch the frame size; the function's code."""
-        for label, code, wasm_offset in self.cold:
+        for label, code, wasm_offset, prefix in self.cold:
             self.bind(label)
+            self.emit(*prefix)
             self.trap_sites.append((self.offset(), code, wasm_offset))
             self.emit(A.EBREAK)
         for index, kind, label, args in self.fixups:
