@@ -157,6 +157,7 @@ class Machine:
         self._handed: set[int] = set()  # physical pages handed to Unicorn's TLB since its last flush
         self._memop_cache: dict[int, object] = {}  # pc -> MemOp of watched accesses (dropped on code_changed)
         self.watch_hits = 0
+        self.cpu_tlb_flushes = 0  # flushes of Unicorn's TLB (each one costs refills afterwards)
 
     # -- physical memory --------------------------------------------------------------
 
@@ -304,6 +305,7 @@ class Machine:
         """Empty Unicorn's internal TLB (the model TLB is untouched)."""
         self._uc.ctl(uc_const.UC_CTL_TLB_FLUSH, uc_const.UC_CTL_IO_WRITE)
         self._handed.clear()
+        self.cpu_tlb_flushes += 1
 
     def _context(self, access: Access = Access.LOAD) -> tuple[Priv, int, bool, bool]:
         """(effective priv, satp, SUM, MXR) for an access of kind ``access`` now.

@@ -23,6 +23,9 @@ from .bits import (
     PAGE_SHIFT, PAGE_SIZE, PTE_RSW_MASK, PTE_SIZE, SV39, PagingMode, Pte, make_pte, make_satp, pte_ppn,
 )
 
+# Plain ints for the table walks below (IntFlag arithmetic is several times slower).
+_V, _R, _W, _X, _U, _G, _A, _D = (int(f) for f in (Pte.V, Pte.R, Pte.W, Pte.X, Pte.U, Pte.G, Pte.A, Pte.D))
+
 LEAF_FLAGS = Pte.R | Pte.W | Pte.X | Pte.U | Pte.G
 
 
@@ -113,22 +116,22 @@ class AddressSpace:
             addr = self._pte_addr(table, va, level)
             pte = self.phys.read_u64(addr)
             path.append((level, addr, pte))
-            if not pte & Pte.V or pte & (Pte.R | Pte.X):
+            if not pte & _V or pte & (_R | _X):
                 break
             table = pte_ppn(pte) << PAGE_SHIFT
         return path
 
     def _set(self, table: int, addr: int, old: int, new: int) -> None:
         self.phys.write_u64(addr, new)
-        self._valid[table] += bool(new & Pte.V) - bool(old & Pte.V)
+        self._valid[table] += bool(new & _V) - bool(old & _V)
 
     def _table_of(self, addr: int) -> int:
         return addr & ~(PAGE_SIZE - 1)
 
     def _leaf_pte(self, pa: int, flags: Pte, accessed: bool) -> int:
-        bits = flags | Pte.V
+        bits = int(flags) | _V
         if accessed:
-            bits |= Pte.A | (Pte.D if flags & Pte.W else 0)
+            bits |= _A | (_D if flags & _W else 0)
         return make_pte(pa >> PAGE_SHIFT, bits)
 
     def _split(self, level: int, addr: int, pte: int) -> int:
@@ -141,7 +144,7 @@ class AddressSpace:
         for i in range(1 << self.mode.vpn_bits):
             child = make_pte(base_ppn + i * (child_size >> PAGE_SHIFT), low)
             self._set(table, table + i * PTE_SIZE, 0, child)
-        self._set(self._table_of(addr), addr, pte, make_pte(table >> PAGE_SHIFT, Pte.V))
+        self._set(self._table_of(addr), addr, pte, make_pte(table >> PAGE_SHIFT, _V))
         return table
 
     # -- public operations ------------------------------------------------------------
@@ -183,18 +186,18 @@ class AddressSpace:
         for lvl in range(self.mode.levels - 1, level, -1):
             addr = self._pte_addr(table, va, lvl)
             pte = self.phys.read_u64(addr)
-            if not pte & Pte.V:
+            if not pte & _V:
                 child = self.frames.alloc()
                 self._valid[child] = 0
-                self._set(table, addr, pte, make_pte(child >> PAGE_SHIFT, Pte.V))
+                self._set(table, addr, pte, make_pte(child >> PAGE_SHIFT, _V))
                 table = child
-            elif pte & (Pte.R | Pte.X):
+            elif pte & (_R | _X):
                 raise MappingError(f"map: {va:#x} lies in an existing superpage")
             else:
                 table = pte_ppn(pte) << PAGE_SHIFT
         addr = self._pte_addr(table, va, level)
         old = self.phys.read_u64(addr)
-        if old & Pte.V:
+        if old & _V:
             raise MappingError(f"map: {va:#x} is already mapped")
         self._set(table, addr, old, self._leaf_pte(pa, flags, accessed))
 
@@ -215,7 +218,7 @@ class AddressSpace:
         if not self.mode.is_canonical(va):
             return None
         level, addr, pte = self._path(va)[-1]
-        if not pte & Pte.V or not pte & (Pte.R | Pte.X):
+        if not pte & _V or not pte & (_R | _X):
             return None
         size = self.mode.page_size(level)
         base_va = va & ~(size - 1)
@@ -225,7 +228,7 @@ class AddressSpace:
         """The 4 KiB-or-larger leaf covering page ``va``, split so it lies inside ``[va, va+size)``."""
         while True:
             level, addr, pte = self._path(va)[-1]
-            if not pte & Pte.V or not pte & (Pte.R | Pte.X):
+            if not pte & _V or not pte & (_R | _X):
                 return None
             page = self.mode.page_size(level)
             if va % page == 0 and size >= page:
@@ -275,7 +278,7 @@ class AddressSpace:
         for level in range(self.mode.levels - 1, 0, -1):
             addr = self._pte_addr(table, va, level)
             pte = self.phys.read_u64(addr)
-            if not pte & Pte.V or pte & (Pte.R | Pte.X):
+            if not pte & _V or pte & (_R | _X):
                 break
             table = pte_ppn(pte) << PAGE_SHIFT
             out.append((table, addr))
@@ -291,8 +294,8 @@ class AddressSpace:
         off = 0
         while off < size:
             level, addr, pte = self._leaf_for_page(va + off, size - off)
-            keep = pte & (Pte.A | Pte.D | PTE_RSW_MASK)
-            new = make_pte(pte_ppn(pte), flags | Pte.V | keep)
+            keep = pte & (_A | _D | PTE_RSW_MASK)
+            new = make_pte(pte_ppn(pte), flags | _V | keep)
             self._set(self._table_of(addr), addr, pte, new)
             off += self.mode.page_size(level)
         self._changed(va, size)
@@ -305,10 +308,10 @@ class AddressSpace:
         for i in range(1 << self.mode.vpn_bits):
             addr = table + i * PTE_SIZE
             pte = self.phys.read_u64(addr)
-            if not pte & Pte.V:
+            if not pte & _V:
                 continue
             va = va_prefix | (i << self.mode.level_shift(level))
-            if pte & (Pte.R | Pte.X):
+            if pte & (_R | _X):
                 yield Mapping(self.mode.canonical(va), pte_ppn(pte) << PAGE_SHIFT, self.mode.page_size(level),
                               Pte(pte & 0xFF), level, addr)
             elif level > 0:
