@@ -461,3 +461,24 @@ def test_handle_host_api_and_freeing():
     assert store.machine.frames.committed == frames
     with pytest.raises(HandleError, match="was freed"):
         h.map(ma, 0, writable=False)
+
+
+def test_with_layout_gives_a_zig_built_module_trap_on_null(tmp_path):
+    """zig's linker cannot emit custom sections: the layout is appended to the built module."""
+    import subprocess
+    import sys
+    from hwsim.runtime.memctl import with_layout
+    src = tmp_path / "m.c"
+    src.write_text('__attribute__((export_name("peek"))) int peek(int *p) { return *p; }\n')
+    out = tmp_path / "m.wasm"
+    subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", "wasm32-freestanding", "-O2", "-nostdlib",
+                    "-Wl,--no-entry", str(src), "-o", str(out)], check=True)
+    engine = api.Engine()
+    for wasm, protected in ((out.read_bytes(), False), (with_layout(out.read_bytes(), record_bytes(no_access=PAGE)), True)):
+        store = api.Store(engine)
+        ex = api.Linker(engine).instantiate(store, api.Module(engine, wasm)).exports(store)
+        if protected:
+            with pytest.raises(api.Trap, match=r"page 0x0 \(linear address 0x8\) is in the no-access region"):
+                ex["peek"](store, 8)
+        else:
+            assert ex["peek"](store, 8) == 0

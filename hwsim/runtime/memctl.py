@@ -421,6 +421,24 @@ def record_bytes(memory: int = 0, *, virtual: bool = False, no_access: int = 0, 
     return _RECORD.pack(1, memory, FLAG_VIRTUAL if virtual else 0, 0, no_access, read_only)
 
 
+def with_layout(wasm: bytes, *records: bytes) -> bytes:
+    """``wasm`` with a ``hwsim.memory`` section of ``records`` (from :func:`record_bytes`) appended.
+
+    A custom section may end any module, so this is always valid; it is the way to give a module
+    built by a toolchain that cannot emit custom sections (zig's linker) its layout.
+    """
+    def uleb(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, n = n & 0x7F, n >> 7
+            out.append(byte | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+    name = SECTION.encode()
+    payload = uleb(len(name)) + name + b"".join(records)
+    return bytes(wasm) + b"\x00" + uleb(len(payload)) + payload
+
+
 def _state_of(prot: int, what: str) -> State:
     try:
         return State(Prot(prot).value)
@@ -430,4 +448,4 @@ def _state_of(prot: int, what: str) -> State:
 
 
 __all__ = ["MemoryControl", "MemoryControlError", "MemoryLayout", "PageStates", "Prot", "SECTION", "State",
-           "parse_section", "record_bytes"]
+           "parse_section", "record_bytes", "with_layout"]
