@@ -19,6 +19,7 @@ COMMANDS = (
     "hwsim.cli.demo",
     "hwsim.cli.driver",
     "hwsim.cli.disasm",
+    "hwsim.cli.fuzz",
     "hwsim.cli.mmu",
     "hwsim.cli.spectest",
 )

