@@ -89,9 +89,31 @@ def _compile_function(env: ModuleEnv, index: int, func, far_calls: bool) -> Risc
     raise CompileError(f"function {index}: a branch is out of range even in long form")
 
 
+# Implementation limits (the specification allows them; these are wasmparser's, so wasmtime rejects the same
+# modules).  Past them, code generation would need unbounded time and memory (a frame slot per local).
+MAX_PARAMS = 1000  # per function type
+MAX_RESULTS = 1000  # per function type
+MAX_LOCALS = 50_000  # per function, parameters included
+
+
+def check_limits(module: Module) -> None:
+    """Raise CompileError when ``module`` exceeds an implementation limit (before any allocation)."""
+    for i, ft in enumerate(module.types):
+        if len(ft.params) > MAX_PARAMS or len(ft.results) > MAX_RESULTS:
+            raise CompileError(f"implementation limit: type {i} has {len(ft.params)} parameters and "
+                               f"{len(ft.results)} results (hwsim compiles at most {MAX_PARAMS} and {MAX_RESULTS})")
+    imported = sum(1 for imp in module.imports if imp.kind == ExternKind.FUNC)
+    for i, f in enumerate(module.funcs):
+        count = len(module.types[f.type_index].params) + f.num_locals
+        if count > MAX_LOCALS:
+            raise CompileError(f"implementation limit: function {imported + i} has {count} locals, parameters "
+                               f"included (hwsim compiles at most {MAX_LOCALS})")
+
+
 def compile_module(module: Module, *, far_calls: bool = False) -> CompiledModule:
     """Compile every function.  Calls are ``jal`` unless the code exceeds its +-1 MiB reach, when the
     module is compiled again with ``auipc``+``jalr`` calls (``far_calls=True`` forces that mode)."""
+    check_limits(module)
     env = module_env(module)
     for far_calls in ((True,) if far_calls else (False, True)):
         masms = [_compile_function(env, env.num_imported_funcs + i, f, far_calls) for i, f in enumerate(module.funcs)]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import HwsimError
 from ..wasm import opcodes as op
 from ..wasm.types import BLOCK_EMPTY, EXTERNREF, F32, F64, FUNCREF, I32, I64, FuncType, block_valtype
 from .masm import Label
@@ -106,8 +107,8 @@ def prepass(body: list, num_locals: int, module, blocktypes) -> FuncInfo:
     return FuncInfo(weights, aux, has_calls)
 
 
-class CompileError(Exception):
-    pass
+class CompileError(HwsimError):
+    """The compiler cannot compile a valid module: an implementation limit (see compile_module)."""
 
 
 @dataclass

@@ -41,7 +41,7 @@ RUNTIME_PAGE = 0x1_0000
 HOSTCALL_STUB = RUNTIME_PAGE + 0x000  # li t0, 0; ecall; ret -- a host function's code address
 EXIT_ADDRESS = RUNTIME_PAGE + 0x800  # the return address of every host -> wasm entry; never executed
 ABI_AREA = 0x2_0000
-ABI_AREA_SIZE = PAGE
+ABI_AREA_SIZE = 2 * PAGE  # arguments and results past the registers: up to 1000 of each (MAX_PARAMS)
 ABI_STACK_LIMIT = ABI_AREA + ABI_AREA_SIZE - 8  # lowest legal sp, for frames larger than the stack guard
 
 CODE_BASE = 0x10_0000

@@ -303,8 +303,9 @@ class RiscvMasm(MacroAssembler):
         return loc[1]
 
     def _abi_mem(self, insn: str, reg: Reg, off: int) -> None:
-        self.li(R.T5.num, L.ABI_AREA)
-        self.emit(getattr(A, insn)(reg.num, R.T5.num, off))
+        base = off & ~0x7FF  # the ABI area is larger than a 12-bit offset reaches
+        self.li(R.T5.num, L.ABI_AREA + base)
+        self.emit(getattr(A, insn)(reg.num, R.T5.num, off - base))
 
     def _ld_insn(self, ty: int) -> str:
         return {F32: "flw", F64: "fld"}.get(ty, "ld")
