@@ -96,6 +96,17 @@ def test_many_params_and_results_use_the_abi_area():
     assert run(wat, "f") == [45, 9.5, 9]
 
 
+@pytest.mark.parametrize("exit", ["return", "br 0", "i32.const 1 br_if 0 return", "i32.const 0 br_if 0 return",
+                                  "i32.const 0 br_table 0 0"])
+def test_return_with_values_below_the_results(exit):
+    # Found by hwsim fuzz (seeds 3549, 12783): the results were stored into the function frame's slots,
+    # overwriting a spilled result before it was read (both results came back as table.size).
+    wat = f"""(module (table 5 funcref)
+      (func (export "f") (result i32 i32)
+        (f64.const 5) (i32.reinterpret_f32 (f32.const 6)) (table.size 0) {exit}))"""
+    assert run(wat, "f") == [0x40C0_0000, 5]
+
+
 def test_disasm_command(tmp_path, capsys):
     path = tmp_path / "m.wasm"
     path.write_bytes(wasm('(module (memory 1) (func $add (export "add") (param i32 i32) (result i32) '

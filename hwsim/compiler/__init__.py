@@ -23,7 +23,7 @@ from .isa.riscv64.masm import RiscvMasm
 from .masm import BranchOutOfRange
 from .traps import TrapCode
 
-COMPILER_VERSION = "rv64-singlepass-3"
+COMPILER_VERSION = "rv64-singlepass-4"
 
 
 @dataclass

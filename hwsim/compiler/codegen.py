@@ -356,14 +356,16 @@ class FuncCodegen:
 
     def branch_to(self, frame: Ctrl) -> None:
         """Unconditional branch to ``frame``'s label, its values moved into place."""
+        frame.label_used = True
+        if frame.kind == "func":
+            # Straight from the operand stack into the result registers: storing into the frame's slots
+            # first would overwrite values emit_return still reads from those slots.
+            self.emit_return()
+            return
         n = len(frame.arity)
         top = self.stack[len(self.stack) - n:] if n else []
         self.move_to_slots(top, frame.height)
-        frame.label_used = True
-        if frame.kind == "func":
-            self.emit_return()
-        else:
-            self.m.jump(frame.label)
+        self.m.jump(frame.label)
 
     def set_unreachable(self) -> None:
         frame = self.ctrl[-1]
