@@ -320,6 +320,8 @@ def test_a_module_without_dylink_is_refused():
     ('(import "hwsim:process" "fork" (func))', "hwsim:process has no such function (it has: mmap, mprotect, munmap)"),
     ('(import "env" "__stack_pointer" (global i32))', "imports env.__stack_pointer as a global of type 0x7f; the "
                                                       "process gives a mutable i32"),
+    ('(@custom "hwsim.memory" "")', "own.so declares a memory layout (custom section 'hwsim.memory'); in a "
+                                    "process, memory 0's layout is the process's"),
     ('(import "hwsim:process" "mmap" (func (param i32)))', "own.so: incompatible import type: import "
                                                            "'hwsim:process' 'mmap' expects"),
 ])
@@ -459,6 +461,22 @@ def test_weak_undefined_symbols_are_null_until_a_later_load_defines_them():
     assert proc.call("call_opt") == 42  # bound now
     assert proc.call("opt_addr") == proc.function_pointer("opt") != 0
     assert proc.call("opt_data_addr") == proc.modules["provider.so"].memory_base + 4
+
+
+def test_a_weak_function_import_is_not_bound_to_data():
+    proc = Process()
+    proc.load("user.so", wasm=wasm(WEAK_USER))
+    proc.load("data.so", wasm=wasm(pic('(global (export "opt") i32 (i32.const 0))')))
+    with pytest.raises(Trap, match="call to undefined weak symbol `opt`"):
+        proc.call("call_opt")
+    assert proc.call("opt_addr") == 0
+
+
+def test_a_reexported_import_is_not_a_definition():
+    proc = Process()
+    proc.define_func("env", "host_fn", api.FuncType([], [api.ValType.i32()]), lambda: 5)
+    proc.load("re.so", wasm=wasm(pic('(import "env" "host_fn" (func $h (result i32))) (export "host_fn" (func $h))')))
+    assert proc.symbols["host_fn"].owner == "the host" and proc.call("host_fn") == 5
 
 
 def test_host_functions_are_symbols():

@@ -170,6 +170,10 @@ class LoadSet:
                 "it has no dylink.0 section (build it with zig cc -fPIC -shared, or -fPIE -pie for a main " \
                 "module; see docs/processes.md)"
             raise LoadError(f"{name} is not a position-independent module: {why}")
+        from ..runtime.memctl import SECTION as MEMORY_LAYOUT
+        if m.get_custom_sections(MEMORY_LAYOUT):
+            raise LoadError(f"{name} declares a memory layout (custom section {MEMORY_LAYOUT!r}); in a process, "
+                            f"memory 0's layout is the process's (its first page is protected already)")
         if m.memories:
             raise LoadError(f"{name} defines its own memory; a process module imports env.memory "
                             f"(link it with -Wl,--import-memory)")
@@ -208,7 +212,7 @@ class LoadSet:
                                        "; ".join(lines), missing)
         for name, records in self.p.unbound_funcs.items():  # earlier loads' weak imports this set defines
             sym = self.view.get(name)
-            if sym is not None and sym.owner in self.names:
+            if sym is not None and sym.owner in self.names and sym.kind == FUNCTION:
                 for record, importer in records:
                     self._check_func(sym, record.type, importer)
 
@@ -221,10 +225,14 @@ class LoadSet:
         func_types = m.get_func_type_indices()
         global_types = m.get_global_types()
         self_imports = {imp.name for imp in m.imports if imp.module == ENV and imp.kind == ExternKind.FUNC}
+        num_imported = {ExternKind.FUNC: m.num_imported_funcs,
+                        ExternKind.GLOBAL: sum(1 for _ in m.iter_imports(ExternKind.GLOBAL))}
         for export in m.exports:
             name = export.name
             if name in _LOADER_EXPORTS or name.startswith("__wasm_"):
                 continue
+            if export.index < num_imported.get(export.kind, 0):
+                continue  # a re-exported import defines nothing
             weak = bool(m.dylink.export_info.get(name, 0) & WASM_SYM_BINDING_WEAK) or name in self_imports
             if export.kind == ExternKind.FUNC:
                 yield Symbol(name, FUNCTION, cand.name, weak, ftype=m.types[func_types[export.index]],
@@ -443,7 +451,7 @@ class LoadSet:
         assert not self.pending, self.pending
         new = {s.name: s for c in self.order for s in c.definitions}
         p.symbols.update(new)
-        for name in [n for n in p.unbound_funcs if n in new]:
+        for name in [n for n in p.unbound_funcs if n in new and new[n].kind == FUNCTION]:
             for record, _importer in p.unbound_funcs.pop(name):
                 _bind(record, new[name].record)
         for name in [n for n in p.unbound_gots if n in new]:

@@ -147,7 +147,7 @@ class Process:
                 func = cand.instance.exports(self.store).get(hook)
                 if func is not None:
                     try:
-                        func(self.store)
+                        self._call(func)
                     except Trap as trap:
                         raise LoadError(f"{cand.name}: {hook} trapped ({cand.name} stays loaded, "
                                         f"half initialised): {trap}") from trap
@@ -181,6 +181,9 @@ class Process:
         func = self.symbol(name)
         if not isinstance(func, api.Func):
             raise ProcessError(f"`{name}` is data at {func:#x}, not a function")
+        return self._call(func, *args)
+
+    def _call(self, func: api.Func, *args):
         sp = self.stack_pointer.value(self.store)
         try:
             return func(self.store, *args)
