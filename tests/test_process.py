@@ -100,6 +100,18 @@ def test_modules_load_at_allocator_chosen_addresses(demo):
     assert tables[0][0] >= 1 and tables[0][1] <= tables[1][0]  # slot 0 stays null
 
 
+def test_the_same_modules_work_at_other_addresses(demo, demo_dir):
+    moved = Process(search_path=[demo_dir])
+    taken = moved.mmap(0x30000)  # the allocator now places every module elsewhere
+    moved.load("main.wasm")
+    for name, module in moved.modules.items():
+        assert module.memory_base != demo.modules[name].memory_base or module.memory_size == 0
+    assert moved.modules["libvec.so"].memory_base > taken
+    for call, args in [("main_triple_sum", (7,)), ("main_sum_of_squares", (7,)), ("main_hooked", (2,)),
+                       ("main_same_pointer", ()), ("main_ready", ())]:
+        assert moved.call(call, *args) == demo.call(call, *args)
+
+
 def test_calls_function_pointers_and_data_cross_modules(demo):
     assert demo.call("main_triple_sum", 10) == 3 * 55  # main's static function called by libvec
     assert demo.call("main_sum_of_squares", 10) == 385  # libstats' static function through libvec
