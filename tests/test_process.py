@@ -327,19 +327,24 @@ def test_a_module_without_dylink_is_refused():
 
 
 @pytest.mark.parametrize("body, message", [
-    ("(memory 1)", "own.so defines its own memory; a process module imports env.memory"),
+    ("(module (@dylink.0 (mem-info)) (memory 1))", "own.so defines its own memory; a process module imports "
+                                                   "env.memory"),
     ('(import "env" "__heap_base" (global i32))', "own.so imports global env.__heap_base, which a process does not"),
     ('(import "hwsim:process" "fork" (func))', "hwsim:process has no such function (it has: mmap, mprotect, munmap)"),
     ('(import "env" "__stack_pointer" (global i32))', "imports env.__stack_pointer as a global of type 0x7f; the "
                                                       "process gives a mutable i32"),
     ('(@custom "hwsim.memory" "")', "own.so declares a memory layout (custom section 'hwsim.memory'); in a "
                                     "process, memory 0's layout is the process's"),
+    ('(import "env" "table" (table 1 funcref))', "own.so imports env.table as a table; the process's table is "
+                                                "env.__indirect_function_table"),
+    ('(module (@custom "dylink.0" "\\01\\05\\00") (import "env" "memory" (memory 1)))',
+     "own.so is not a position-independent module: malformed dylink.0 section"),
     ('(import "hwsim:process" "mmap" (func (param i32)))', "own.so: incompatible import type: import "
                                                            "'hwsim:process' 'mmap' expects"),
 ])
 def test_unsupported_modules_are_refused(body, message):
     proc = Process()
-    text = pic(body) if body != "(memory 1)" else '(module (@dylink.0 (mem-info)) (memory 1))'
+    text = body if body.startswith("(module") else pic(body)
     with pytest.raises(LoadError, match=message.replace("(", r"\(").replace(")", r"\)")):
         proc.load("own.so", wasm=wasm(text))
     assert proc.modules == {} and proc.allocator.regions.keys() == {0x1000, 0x11000}  # nothing stays

@@ -36,6 +36,7 @@ from ..compiler.traps import TrapCode
 from ..errors import HwsimError
 from ..runtime import api
 from ..runtime import layout as L
+from ..runtime.memctl import SECTION as MEMORY_LAYOUT
 from ..runtime.objects import FuncRecord
 from ..runtime.store import Trap
 from ..wasm.dylink import WASM_SYM_BINDING_WEAK, WASM_SYM_TLS
@@ -170,7 +171,6 @@ class LoadSet:
                 "it has no dylink.0 section (build it with zig cc -fPIC -shared, or -fPIE -pie for a main " \
                 "module; see docs/processes.md)"
             raise LoadError(f"{name} is not a position-independent module: {why}")
-        from ..runtime.memctl import SECTION as MEMORY_LAYOUT
         if m.get_custom_sections(MEMORY_LAYOUT):
             raise LoadError(f"{name} declares a memory layout (custom section {MEMORY_LAYOUT!r}); in a process, "
                             f"memory 0's layout is the process's (its first page is protected already)")
