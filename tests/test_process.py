@@ -246,7 +246,9 @@ def test_munmap_frees_only_what_it_covers_and_allows_unmapped_pages():
 
 
 @pytest.mark.parametrize("call, args, err, reason", [
-    ("sys_mmap", (0, RW), errno.EINVAL, "mmap: length must be positive and below 4 GiB, not 0x0"),
+    ("sys_mmap", (0, RW), errno.EINVAL, "mmap: length must be positive, not 0"),
+    ("sys_mmap", (-PAGE, RW), errno.ENOMEM, "mmap of 0xfffff000 bytes: memory 0 would have to grow from 0x30000 to "
+                                            "0x100030000 bytes, past its maximum of 0x100000000"),
     ("sys_mmap", (PAGE, 4), errno.EINVAL, "mmap: protection 0x4 asks for PROT_EXEC (4): linear memory never holds "
                                           "code"),
     ("sys_mmap", (PAGE, 9), errno.EINVAL, "mmap: unknown protection bits in 0x9"),

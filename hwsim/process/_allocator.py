@@ -94,10 +94,6 @@ class PageAllocator:
         """Bytes of memory 0 now (what ``memory.size`` says, times 64 KiB)."""
         return self.memory.size_bytes
 
-    def count_pages(self, owner: Owner) -> int:
-        self._sync()
-        return self.owner.count(owner)
-
     def region_at(self, addr: int) -> Region | None:
         for region in self.regions.values():
             if region.start <= addr < region.end:
@@ -155,8 +151,8 @@ class PageAllocator:
 
     def mmap(self, length: int, prot: int) -> int:
         """New pages, zeroed, with POSIX protection ``prot``; their address.  Raises MemoryRequestError."""
-        if length <= 0 or length >= ADDRESS_LIMIT:
-            raise MemoryRequestError(errno.EINVAL, f"mmap: length must be positive and below 4 GiB, not {length:#x}")
+        if length <= 0:
+            raise MemoryRequestError(errno.EINVAL, f"mmap: length must be positive, not {length}")
         state = prot_to_state(prot, "mmap")
         npages = _pages(length)
         start = self._take(npages, 1, Owner.MAPPED, f"mmap of {length:#x} bytes")
