@@ -1,4 +1,4 @@
-"""``hwsim mmu ...``: page-table inspection commands (walk, dump).
+"""``hwsim mmu ...``: page-table inspection and exercises (walk, dump, quiz).
 
 Where the page tables come from (``walk`` and ``dump``)::
 
@@ -37,7 +37,7 @@ def _add_source(p: argparse.ArgumentParser, int_arg) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     from . import int_arg
 
-    mmu = sub.add_parser("mmu", help="inspect page tables and translations")
+    mmu = sub.add_parser("mmu", help="inspect page tables and translations; generate MMU exercises")
     mmu_sub = mmu.add_subparsers(dest="mmu_command", metavar="SUBCOMMAND", required=True)
     w = mmu_sub.add_parser(
         "walk", help="translate one virtual address, level by level (memory image, snapshot or live board)",
@@ -69,6 +69,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--save-snapshot", metavar="FILE",
                    help="also save the tables as a snapshot file, for later --snapshot walks and dumps")
     d.set_defaults(func=run_dump)
+
+    from .quiz import add_quiz_parser
+    add_quiz_parser(mmu_sub, "quiz", "hwsim.teach.mmu_quiz",
+                    help="generate Sv39 translation exercises from a seed (--solve: worked answers)",
+                    description="Print Sv39 address-translation exercises: page tables in a small RAM as hex, a "
+                                "satp, an access (VA, fetch/load/store, U or S mode, SUM, MXR) and the A/D rule.  "
+                                "The answer is the physical address or the exception (cause, level, reason); "
+                                "--solve prints it, worked out level by level by hwsim's walker.")
 
 
 @dataclass
