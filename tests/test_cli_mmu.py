@@ -224,3 +224,14 @@ def test_source_errors_are_one_line(argv, message, capsys):
 def test_dump_of_a_bare_satp_is_an_error(image, capsys):
     assert main(["mmu", "dump", "--image", str(image[0]), "--base", hex(RAM), "--satp", "0"]) == 2
     assert "satp 0x0 is Bare: there are no page tables to dump" in capsys.readouterr().err
+
+
+def test_dump_html_writes_one_self_contained_page(demo_snapshot, tmp_path, capsys):
+    page = tmp_path / "tables.html"
+    assert main(["mmu", "dump", "--snapshot", str(demo_snapshot[0]), "--html", str(page)]) == 0
+    assert capsys.readouterr().err == f"wrote {page}\n"
+    text = page.read_text()
+    assert "<title>board &#x27;virt&#x27;, the demo guest&#x27;s address space (ASID 1) after its run</title>" in text
+    assert '"satp": "0x8000100000080000"' in text and '"region": "uart0"' in text
+    assert main(["mmu", "dump", "--snapshot", str(demo_snapshot[0]), "--html", "/no/such/dir/x.html"]) == 2
+    assert "cannot write '/no/such/dir/x.html': No such file or directory" in capsys.readouterr().err

@@ -66,6 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "collapsed, superpages marked, and PTEs that a walk would fault on flagged with the reason.")
     _add_source(d, int_arg)
     d.add_argument("--json", action="store_true", help="print the tree as one JSON object")
+    d.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page that draws the tree "
+                                                  "(open FILE#va=0x... to highlight a walk)")
     d.add_argument("--save-snapshot", metavar="FILE",
                    help="also save the tables as a snapshot file, for later --snapshot walks and dumps")
     d.set_defaults(func=run_dump)
@@ -209,6 +211,10 @@ def run_dump(args: argparse.Namespace) -> int:
         if args.save_snapshot:
             n = save_snapshot(args.save_snapshot, src.mem, src.satp, src.regions, source=src.summary)
             print(f"saved {n} tables to {args.save_snapshot}", file=sys.stderr)
+    if args.html:
+        from ..teach.html import write_tree_html
+        write_tree_html(args.html, tree, title=src.summary or f"page tables of satp {src.satp:#x}", region_of=namer)
+        print(f"wrote {args.html}", file=sys.stderr)
     if args.json:
         out = tree_to_json(tree, region_of=namer)
         if src.description:
