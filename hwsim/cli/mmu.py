@@ -1,4 +1,4 @@
-"""``hwsim mmu ...``: page-table inspection and exercises (walk, dump, quiz).
+"""``hwsim mmu ...``: page-table inspection and exercises (walk, dump, quiz, tlb-quiz).
 
 Where the page tables come from (``walk`` and ``dump``)::
 
@@ -79,6 +79,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                                 "satp, an access (VA, fetch/load/store, U or S mode, SUM, MXR) and the A/D rule.  "
                                 "The answer is the physical address or the exception (cause, level, reason); "
                                 "--solve prints it, worked out level by level by hwsim's walker.")
+    add_quiz_parser(mmu_sub, "tlb-quiz", "hwsim.teach.tlb_quiz",
+                    help="generate TLB exercises from a seed: hits, misses, LRU, ASIDs, sfence.vma",
+                    description="Print TLB exercises: a small fully associative LRU TLB, two address spaces and "
+                                "a global page, and a sequence of accesses, ASID switches, sfence.vma and page-table "
+                                "changes without a fence.  The answer (--solve) marks each access hit or miss, "
+                                "names what each miss evicts and each fence removes, and shows the TLB after "
+                                "every step, replayed on hwsim's TLB model.")
 
 
 @dataclass
