@@ -201,7 +201,7 @@ def make_exercise(seed: int, number: int, topics: list[str] | None = None) -> Tl
     n = rng.randint(10, 14)
     while len(ops) < n:
         roll = rng.random()
-        if topic in ("asid", "sfence", "stale") and roll < 0.12 and two_spaces and ops:
+        if topic in ("asid", "sfence", "stale") and roll < 0.12 and two_spaces and ops and ops[-1].kind != "switch":
             asid = 3 - asid
             ops.append(Op("switch", asid=asid))
             continue
