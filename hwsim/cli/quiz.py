@@ -1,7 +1,8 @@
 """The quiz subcommands' common shape: ``--seed N [--count K] [--topic T]... [--solve] [--json]``.
 
 A quiz module (``hwsim.teach.mmu_quiz``, ``iommu_quiz``, ``tlb_quiz``) provides ``TOPICS``,
-``make_quiz(seed, count, topics)``, ``format_exercise``, ``format_answer`` and ``exercise_to_json``.
+``make_quiz(seed, count, topics)``, ``format_exercise``, ``format_answer`` and ``exercise_to_json``, and
+may provide ``preamble()``: reference lines printed once before the exercises.
 The same seed (and topics) always prints the same text.
 """
 
@@ -43,6 +44,9 @@ def run_quiz(args: argparse.Namespace) -> int:
         return 0
     rule = "=" * 78
     print(f"{command}{' --solve' if args.solve else ''}")
+    if hasattr(quiz, "preamble"):
+        print(rule)
+        print("\n".join(quiz.preamble()))
     for ex in exercises:
         print(rule)
         print("\n".join(quiz.format_exercise(ex)))

@@ -441,6 +441,20 @@ AD_RULES = {
 _ARTICLE = {Access.FETCH: "an instruction fetch", Access.LOAD: "a load", Access.STORE: "a store"}
 
 
+def preamble() -> list[str]:
+    return [
+        "Reference (RISC-V privileged architecture, Sv39):",
+        "  satp: MODE 63:60 (8 = Sv39), ASID 59:44, PPN of the root table 43:0.",
+        "  va: bits 63:39 must all equal bit 38; vpn[2] 38:30, vpn[1] 29:21, vpn[0] 20:12, offset 11:0.",
+        "  PTE (8 bytes): reserved 63:54 (must be 0), PPN 53:10, RSW 9:8, D 7, A 6, G 5, U 4, X 3, W 2, R 1, V 0.",
+        "  R=W=X=0: a pointer to the next table (D, A, U must be 0); W=1 with R=0 is reserved.",
+        "  A leaf at level 1 or 2 maps a 2 MiB or 1 GiB superpage; its low PPN fields must be 0.",
+        "  U-mode needs U=1; S-mode may load/store U=1 pages only with SUM=1, and never fetch from them.",
+        "  MXR=1 lets loads read pages with X=1 even when R=0.",
+        "  Causes: 12/13/15 fetch/load/store page fault, 1/5/7 fetch/load/store access fault.",
+    ]
+
+
 def format_exercise(ex: MmuExercise) -> list[str]:
     lines = [f"Exercise {ex.number} (seed {ex.seed}), Sv39", ""]
     lines.append(f"The page tables live in RAM at {RAM_BASE:#x}-{RAM_BASE + RAM_SIZE - 1:#x} ({RAM_FRAMES} frames "
