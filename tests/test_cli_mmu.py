@@ -200,15 +200,18 @@ def test_dump_of_an_image_and_json(image, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["mmu", "dump"], "give the page tables with exactly one of --image (with --base and --satp), --snapshot FILE, "
-                      "or --board BOARD --demo"),
-    (["mmu", "dump", "--snapshot", "a", "--board", "virt"], "exactly one of --image (with --base and --satp), "
-                                                            "--snapshot FILE, or --board BOARD --demo; got "
+                      "or --board BOARD with --demo or --driver DRIVER"),
+    (["mmu", "dump", "--snapshot", "a", "--board", "virt"], "or --board BOARD with --demo or --driver DRIVER; got "
                                                             "--snapshot, --board"),
     (["mmu", "dump", "--image", "x", "--satp", "0"], "--image needs --base"),
     (["mmu", "dump", "--snapshot", "x", "--satp", "0"], "--satp goes with --image (a snapshot carries its own memory "
                                                         "map and satp)"),
-    (["mmu", "dump", "--board", "virt"], "--board needs a guest to run first: add --demo"),
+    (["mmu", "dump", "--board", "virt"], "--board needs one guest to run first: --demo or --driver DRIVER"),
+    (["mmu", "dump", "--board", "virt", "--demo", "--driver", "x"], "--board needs one guest to run first"),
     (["mmu", "dump", "--snapshot", "x", "--demo"], "--demo goes with --board"),
+    (["mmu", "dump", "--snapshot", "x", "--driver", "d"], "--driver goes with --board"),
+    (["mmu", "dump", "--board", "virt", "--driver", "/no/such.wasm"], "cannot read driver '/no/such.wasm': No such "
+                                                                      "file or directory"),
     (["mmu", "dump", "--board", "nosuch", "--demo"], "nosuch: no such board file, and hwsim has no board of that name"),
     (["mmu", "dump", "--snapshot", "/no/such.json"], "cannot read snapshot '/no/such.json': No such file or "
                                                      "directory"),
@@ -235,3 +238,24 @@ def test_dump_html_writes_one_self_contained_page(demo_snapshot, tmp_path, capsy
     assert '"satp": "0x8000100000080000"' in text and '"region": "uart0"' in text
     assert main(["mmu", "dump", "--snapshot", str(demo_snapshot[0]), "--html", "/no/such/dir/x.html"]) == 2
     assert "cannot write '/no/such/dir/x.html': No such file or directory" in capsys.readouterr().err
+
+
+def test_dump_and_walk_a_sandboxed_drivers_address_space(capsys):
+    """The wasm runtime's tables after drivers/dma_copy's probe(): the DMA engine's window is mapped into the
+    driver's linear memory, and a walk of it ends in the device."""
+    from pathlib import Path
+    driver = str(Path(__file__).parent.parent / "drivers" / "dma_copy")
+    assert main(["mmu", "dump", "--board", "virt", "--driver", driver, "--json"]) == 0
+    j = json.loads(capsys.readouterr().out)
+    assert j["source"][0].startswith("board 'virt': driver dma_copy.wasm ran probe() sandboxed (returned)")
+
+    def leaves(table):
+        for e in table["entries"]:
+            yield from leaves(e["table"]) if "table" in e and e["kind"] == "pointer" else [e]
+
+    window = [e for e in leaves(j["root"]) if e.get("region") == "dma0"]
+    assert window and all(e["flags"][3] == "U" for e in window)  # a user mapping: the sandbox reaches the device
+    va = window[0]["va"]
+    assert main(["mmu", "walk", "--board", "virt", "--driver", driver, "--va", va, "--access", "load",
+                 "--priv", "U"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"pa {int(window[0]['target'], 16):#x} is in 'dma0'"

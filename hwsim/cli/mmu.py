@@ -5,6 +5,7 @@ Where the page tables come from (``walk`` and ``dump``)::
     --image FILE --base ADDR --satp VALUE   a raw physical-memory image
     --snapshot FILE                         tables saved by ``hwsim mmu dump --save-snapshot``
     --board BOARD --demo                    a live board: a small U-mode guest runs on the CPU first
+    --board BOARD --driver DRIVER           a live board: a sandboxed driver's probe() runs first
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ def _add_source(p: argparse.ArgumentParser, int_arg) -> None:
     g.add_argument("--base", type=int_arg, help="physical address of the image's first byte (with --image)")
     g.add_argument("--satp", type=int_arg, help="satp value: MODE, ASID, root PPN (with --image)")
     g.add_argument("--snapshot", metavar="FILE", help="a page-table snapshot (hwsim mmu dump --save-snapshot)")
-    g.add_argument("--board", metavar="BOARD", help="a board file or the name of one of hwsim's (virt); with --demo")
+    g.add_argument("--board", metavar="BOARD",
+                   help="a board file or the name of one of hwsim's (virt); with --demo or --driver")
     g.add_argument("--demo", action="store_true",
                    help="with --board: run a small U-mode guest on the board's CPU, then use its page tables")
+    g.add_argument("--driver", metavar="DRIVER",
+                   help="with --board: run a sandboxed driver's probe() (a .wasm, or a C driver directory, built "
+                        "on the fly), then use the wasm runtime's page tables")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -120,7 +125,7 @@ def open_source(args: argparse.Namespace, stack: ExitStack, *, writable: bool = 
     chosen = [name for name in ("image", "snapshot", "board") if getattr(args, name) is not None]
     if len(chosen) != 1:
         raise ConfigError("give the page tables with exactly one of --image (with --base and --satp), "
-                          "--snapshot FILE, or --board BOARD --demo"
+                          "--snapshot FILE, or --board BOARD with --demo or --driver DRIVER"
                           + (f"; got {', '.join('--' + c for c in chosen)}" if chosen else ""))
     kind = chosen[0]
     if kind != "image":
@@ -129,8 +134,9 @@ def open_source(args: argparse.Namespace, stack: ExitStack, *, writable: bool = 
                 raise ConfigError(f"--{opt} goes with --image (a {kind} carries its own memory map and satp)")
         if writable:
             raise ConfigError("--update-ad writes into a memory image; it needs --image")
-    if args.demo and kind != "board":
-        raise ConfigError("--demo goes with --board")
+    for opt in ("demo", "driver"):
+        if getattr(args, opt) and kind != "board":
+            raise ConfigError(f"--{opt} goes with --board")
     if kind == "image":
         missing = [f"--{opt}" for opt in ("base", "satp") if getattr(args, opt) is None]
         if missing:
@@ -142,13 +148,14 @@ def open_source(args: argparse.Namespace, stack: ExitStack, *, writable: bool = 
         snap = load_snapshot(args.snapshot)
         desc = [f"snapshot {snap.path}" + (f" ({snap.source})" if snap.source else "")]
         return Source(snap.memory, snap.satp, desc, snap.source, snap.regions)
-    if not args.demo:
-        raise ConfigError("--board needs a guest to run first: add --demo")
+    if args.demo == bool(args.driver):
+        raise ConfigError("--board needs one guest to run first: --demo or --driver DRIVER")
     from ..board import load_board
-    from ..teach.live import run_demo_guest
-    guest = run_demo_guest(load_board(args.board))
-    phys = guest.system.machine.phys
-    return Source(phys, guest.satp, guest.lines, guest.summary, regions_of(phys))
+    from ..teach.live import run_demo_guest, run_driver
+    board = load_board(args.board)
+    live = run_demo_guest(board) if args.demo else run_driver(board, args.driver)
+    phys = live.system.machine.phys
+    return Source(phys, live.satp, live.lines, live.summary, regions_of(phys))
 
 
 def _check_mode(satp: int) -> PagingMode | None:

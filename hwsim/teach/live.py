@@ -1,9 +1,11 @@
-"""A live address space for the teaching commands: a board, a small U-mode guest run on its CPU, its tables.
+"""Live address spaces for the teaching commands: a board, a guest run on its CPU, the tables it leaves.
 
-``hwsim mmu walk --board virt --demo`` and ``hwsim mmu dump --board virt
---demo`` inspect what this leaves behind: page tables written by
-:class:`~hwsim.mmu.AddressSpace` into the board's RAM, with the A and D bits
-the CPU's walks set while the guest ran.  The guest's address space (ASID 1)::
+``hwsim mmu walk|dump --board virt --demo`` inspect what a small U-mode guest
+leaves behind: page tables written by :class:`~hwsim.mmu.AddressSpace` into
+the board's RAM, with the A and D bits the CPU's walks set while it ran;
+``--driver DRIVER`` runs a sandboxed wasm driver's ``probe()`` instead and
+shows the runtime's address space (code, stack, demand-paged linear memory,
+device windows mapped into it).  The demo guest's address space (ASID 1)::
 
     0x10000               code, one 4 KiB page            r-x u   (fetched: A set)
     0x100000-0x102fff     buffer, three 4 KiB pages       r-- u   (the guest reads two: A set on those)
@@ -35,22 +37,13 @@ UART_LSR = 5
 
 
 @dataclass
-class DemoGuest:
-    """The system after the guest ran, its address space, and what happened, in words."""
+class LiveSpace:
+    """The system after a guest ran, the satp of the address space it ran in, and what happened, in words."""
 
     system: object
-    space: AddressSpace
-    result: int
-    lines: list[str]
-
-    @property
-    def summary(self) -> str:
-        board = self.system.board.name
-        return f"board {board!r}, the demo guest's address space (ASID {self.space.asid}) after its run"
-
-    @property
-    def satp(self) -> int:
-        return self.space.satp
+    satp: int
+    lines: list[str]  # what ran, for the top of the output
+    summary: str  # one line, e.g. a snapshot's "source"
 
 
 def _program(uart: bool) -> A.Assembler:
@@ -74,7 +67,7 @@ def uart_name(board) -> str | None:
     return None
 
 
-def run_demo_guest(board) -> DemoGuest:
+def run_demo_guest(board) -> LiveSpace:
     """Build ``board`` (its UART on an in-memory backend), map the demo space and run the guest to its end."""
     uart = uart_name(board)
     system = board.build(options={uart: {"backend": "memory"}} if uart else None)
@@ -107,4 +100,35 @@ def run_demo_guest(board) -> DemoGuest:
     lines.append(f"  it summed {BUF_WORDS} words at {BUF_VA:#x} (result {result}), stored the sum at {RESULT_VA:#x}"
                  + (f" and read {uart}'s line-status register through {DEVICE_VA + UART_LSR:#x}" if uart else ""))
     lines.append(f"  {m.walks} page walks; the hardware set A (and D on the store) in the PTEs it used")
-    return DemoGuest(system, space, result, lines)
+    summary = f"board {board.name!r}, the demo guest's address space (ASID {space.asid}) after its run"
+    return LiveSpace(system, space.satp, lines, summary)
+
+
+def run_driver(board, driver: str) -> LiveSpace:
+    """Run a sandboxed driver's ``probe()`` on ``board`` (its UART on an in-memory backend) and keep the
+    address space the wasm runtime gave it.  ``driver`` is a .wasm file or a C driver directory (built)."""
+    from pathlib import Path
+
+    from ..driver import DriverRun, build_driver
+    path = Path(driver)
+    if path.is_dir():
+        path = build_driver(path)
+    try:
+        wasm = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read driver {str(path)!r}: {exc.strerror}") from None
+    if wasm[:4] == b"\x7fELF":
+        raise ConfigError(f"{str(path)!r} is native firmware: it runs in M-mode on physical addresses, "
+                          f"with no page tables to show")
+    uart = uart_name(board)
+    system = board.build(options={uart: {"backend": "memory"}} if uart else None)
+    run = DriverRun(system, wasm, log=lambda text: None)
+    report = run.run("probe")
+    m = system.machine
+    outcome = "returned" if report.trap is None else f"trapped: {report.trap}"
+    lines = [f"board {board.name!r}: driver {path.name} ran probe() sandboxed ({outcome}); "
+             f"{report.mmio_accesses} MMIO accesses, {report.dma_requests} DMA requests",
+             f"  the wasm runtime's address space (satp {m.satp:#x}): runtime code, stack, the linear memory's "
+             f"pages mapped on first touch, device windows"]
+    summary = f"board {board.name!r}, driver {path.name} after probe()"
+    return LiveSpace(system, m.satp, lines, summary)
