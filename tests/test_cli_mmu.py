@@ -1,13 +1,17 @@
-"""``hwsim mmu walk`` and ``hwsim demo``: output, exit codes, and never writing the image unless asked."""
+"""``hwsim mmu walk``, ``hwsim mmu dump`` and ``hwsim demo``: page tables from images, snapshots and live boards,
+output, exit codes, and never writing the image unless asked."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import subprocess
 import sys
 
 import pytest
+from golden import check_golden
 
 from hwsim import __version__
 from hwsim.cli import main
@@ -130,17 +134,17 @@ def test_console_entry_point_version():
 
 # -- live boards, snapshots, dump ------------------------------------------------------------------------------
 
-from golden import check_golden  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def demo_snapshot(tmp_path_factory):
     """The virt board's demo guest, run once: its dump (text) and a snapshot file."""
     path = tmp_path_factory.mktemp("snap") / "demo.json"
-    out = subprocess.run([sys.executable, "-m", "hwsim", "mmu", "dump", "--board", "virt", "--demo",
-                          "--save-snapshot", str(path)], capture_output=True, text=True, check=True)
-    assert out.stderr == f"saved 5 tables to {path}\n"
-    return path, out.stdout
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert main(["mmu", "dump", "--board", "virt", "--demo", "--save-snapshot", str(path)]) == 0
+    assert err.getvalue() == f"saved 5 tables to {path}\n"
+    return path, out.getvalue()
 
 
 def test_dump_of_the_live_demo_board(demo_snapshot):
@@ -212,6 +216,8 @@ def test_dump_of_an_image_and_json(image, capsys):
     (["mmu", "dump", "--snapshot", "x", "--driver", "d"], "--driver goes with --board"),
     (["mmu", "dump", "--board", "virt", "--driver", "/no/such.wasm"], "cannot read driver '/no/such.wasm': No such "
                                                                       "file or directory"),
+    (["mmu", "dump", "--board", "virt", "--driver", __file__], f"driver {__file__!r}: magic header not detected"),
+    (["mmu", "dump", "--board", __file__, "--demo"], f"{__file__}: not valid TOML"),
     (["mmu", "dump", "--board", "nosuch", "--demo"], "nosuch: no such board file, and hwsim has no board of that name"),
     (["mmu", "dump", "--snapshot", "/no/such.json"], "cannot read snapshot '/no/such.json': No such file or "
                                                      "directory"),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ConfigError
+from ..errors import ConfigError, HwsimError
 from ..mmu import AddressSpace, Pte
 from ..riscv import asm as A
 from ..riscv.priv import Priv
@@ -122,7 +122,10 @@ def run_driver(board, driver: str) -> LiveSpace:
                           f"with no page tables to show")
     uart = uart_name(board)
     system = board.build(options={uart: {"backend": "memory"}} if uart else None)
-    run = DriverRun(system, wasm, log=lambda text: None)
+    try:
+        run = DriverRun(system, wasm, log=lambda text: None)
+    except HwsimError as exc:  # not a module, not a driver: name the file
+        raise ConfigError(f"driver {str(path)!r}: {exc}") from None
     report = run.run("probe")
     m = system.machine
     outcome = "returned" if report.trap is None else f"trapped: {report.trap}"
