@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .bits import (
-    PAGE_MASK, PAGE_SHIFT, PTE_HIGH_RESERVED_SHIFT, PTE_RSW_MASK, PTE_RSW_SHIFT, describe_flags, pte_ppn, satp_fields,
+    PAGE_MASK, PAGE_SHIFT, PTE_HIGH_RESERVED_SHIFT, PTE_RSW_MASK, PTE_RSW_SHIFT, Pte, describe_flags, pte_ppn,
+    satp_fields,
 )
 from .walker import LEVEL_NAMES, WalkResult
 
@@ -72,10 +73,12 @@ def walk_to_json(result: WalkResult) -> dict:
     return out
 
 
+_FLAGS_HIGH_FIRST = (Pte.D, Pte.A, Pte.G, Pte.U, Pte.X, Pte.W, Pte.R, Pte.V)
+
+
 def pte_fields(pte: int) -> str:
     """Every field of a PTE by name: ``PPN=0x80005 RSW=0 D=0 A=0 G=0 U=0 X=0 W=0 R=0 V=1`` (bits 63:54 if set)."""
-    flags = " ".join(f"{name}={pte >> bit & 1}" for name, bit in (("D", 7), ("A", 6), ("G", 5), ("U", 4), ("X", 3),
-                                                                    ("W", 2), ("R", 1), ("V", 0)))
+    flags = " ".join(f"{flag.name}={int(bool(pte & flag))}" for flag in _FLAGS_HIGH_FIRST)
     high = f"bits63:54={pte >> PTE_HIGH_RESERVED_SHIFT:#x} " if pte >> PTE_HIGH_RESERVED_SHIFT else ""
     return f"{high}PPN={pte_ppn(pte):#x} RSW={(pte & PTE_RSW_MASK) >> PTE_RSW_SHIFT} {flags}"
 
@@ -130,7 +133,8 @@ def format_walk_explained(result: WalkResult, *, satp: int | None = None) -> lis
                      f"{low} {result.va & (tr.page_size - 1):#x} = {tr.pa:#x}")
         if result.ad_update is not None:
             addr, old, new = result.ad_update
-            bits = "A and D" if new & ~old & 0xC0 == 0xC0 else "D" if new & ~old & 0x80 else "A"
+            set_bits = new & ~old
+            bits = "A and D" if set_bits & Pte.A and set_bits & Pte.D else "D" if set_bits & Pte.D else "A"
             lines.append(f"the hardware sets {bits}: the PTE at {addr:#x} becomes {new:#018x}")
     else:
         f = result.fault

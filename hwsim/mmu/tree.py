@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from ..errors import BusError, HwsimError
 from .bits import (
-    PAGE_SHIFT, PAGE_SIZE, PTE_FLAGS_MASK, PTE_HIGH_RESERVED_MASK, PTE_NONLEAF_RESERVED, PTE_RSW_MASK, PTE_SIZE,
+    PAGE_SHIFT, PAGE_SIZE, PTE_FLAGS_MASK, PTE_HIGH_RESERVED_MASK, PTE_HIGH_RESERVED_SHIFT, PTE_NONLEAF_RESERVED, PTE_RSW_MASK, PTE_SIZE,
     SV39, PagingMode, Pte, describe_flags, pte_ppn,
 )
 from .walker import LEVEL_NAMES, FaultReason
@@ -171,7 +171,7 @@ def read_tree(mem, root: int, mode: PagingMode = SV39, *, satp: int | None = Non
             node.valid += 1
             kind, problem = _problem(pte, level, mode)
             if (run is not None and kind == "leaf" and problem is None and run.index + run.count == i
-                    and (pte & _LOW) == (run.pte & _LOW) and pte >> 54 == run.pte >> 54
+                    and (pte & _LOW) == (run.pte & _LOW) and pte >> PTE_HIGH_RESERVED_SHIFT == run.pte >> PTE_HIGH_RESERVED_SHIFT
                     and pte_ppn(pte) == pte_ppn(run.pte) + step * run.count):
                 run.count += 1
                 continue
@@ -217,8 +217,8 @@ def entry_summary(e: TreeEntry, region_of=None) -> str:
     if region_of is not None:
         pa += f" [{region_of(e.target) or 'no RAM or device'}]"
     line = f"{head}  {what} -> pa {pa}  {flags}"
-    if e.pte >> 54:
-        line += f" bits63:54={e.pte >> 54:#x}"
+    if e.pte >> PTE_HIGH_RESERVED_SHIFT:
+        line += f" bits63:54={e.pte >> PTE_HIGH_RESERVED_SHIFT:#x}"
     if e.problem is not None:
         line += f"  !! {e.problem.value}"
     return line

@@ -24,13 +24,14 @@ from ..devices.base import Device
 from ..devices.regs import RegisterLayout
 from ..errors import ConfigError
 from ..iommu.bits import (
-    DC_SIZE, DDI_BITS, DDTE_PPN_SHIFT, DDTE_V, FAULT_DID_SHIFT, FAULT_TTYP_SHIFT, TC_DTF, TC_EN_ATS, TC_PDTV,
-    TC_SADE, TC_V, IommuCause, IommuMode, Ttyp, ddi,
+    DC_SIZE, DDI_BITS, DDTE_PPN_MASK, DDTE_PPN_SHIFT, DDTE_RESERVED, DDTE_V, DDTP_MODE_MASK, DDTP_PPN_MASK,
+    DDTP_PPN_SHIFT, FAULT_CAUSE_MASK, FAULT_DID_SHIFT, FAULT_TTYP_SHIFT, IOHGATP_MODE_SHIFT, TC_DTF, TC_EN_ATS,
+    TC_PDTV, TC_SADE, TC_V, IommuCause, IommuMode, Ttyp, ddi,
 )
 from ..iommu.directory import DeviceContext
 from ..iommu.iommu import Iommu
 from ..machine.physmem import PhysicalMemory
-from ..mmu.bits import PAGE_SHIFT, PAGE_SIZE, PTE_SIZE, SV39, Pte, make_pte
+from ..mmu.bits import PAGE_SHIFT, PAGE_SIZE, PTE_SIZE, SV39, Pte, make_pte, pte_ppn
 from ..mmu.report import format_walk_explained
 from ..mmu.walker import AdPolicy, walk
 from ..riscv.priv import Access, Priv
@@ -150,7 +151,7 @@ class _Gen:
         self.iova = (rng.randrange(1, 1 << 19) << PAGE_SHIFT) | rng.randrange(0, PAGE_SIZE - 64, 4)
         self.ddt_root = self.frame()
         self.pt_root = self.frame()
-        self.ddtp = (self.ddt_root >> PAGE_SHIFT) << DDTE_PPN_SHIFT | int(self.mode)
+        self.ddtp = (self.ddt_root >> PAGE_SHIFT) << DDTP_PPN_SHIFT | int(self.mode)
         self.sade = rng.random() < 0.6
         self.dtf = False
         self.pscid = rng.randrange(1, 64)
@@ -217,7 +218,7 @@ class _Gen:
             if existing is not None and existing & _V:
                 if existing & (_R | _X):
                     return  # a superpage already covers it: leave it alone
-                table = (existing >> 10) << PAGE_SHIFT
+                table = pte_ppn(existing) << PAGE_SHIFT
                 continue
             child = self.frame()
             self.put(addr, make_pte(child >> PAGE_SHIFT, _V))
@@ -238,7 +239,7 @@ def _pieces(g: _Gen, leaves: dict[int, int]) -> tuple:
     while va < end:
         page = va & ~(PAGE_SIZE - 1)
         pte, size = leaves[page]
-        base = ((pte >> 10) << PAGE_SHIFT) & ~(size - 1)
+        base = (pte_ppn(pte) << PAGE_SHIFT) & ~(size - 1)
         pa = base | (va & (size - 1))
         n = min(end, (va | (size - 1)) + 1) - va
         if out and out[-1][0] + out[-1][1] == pa:
@@ -379,11 +380,11 @@ def _topic_bare(g: _Gen) -> Intended:
     target = rng.choice([RAM_BASE + rng.randrange(0x100, 0x700) * PAGE_SIZE, WINDOW, 0x4000_0000])
     g.iova = target | rng.randrange(0, PAGE_SIZE - 64, 4)
     if case == "off":
-        g.ddtp = g.ddtp & ~0xF | IommuMode.OFF
+        g.ddtp = g.ddtp & ~DDTP_MODE_MASK | IommuMode.OFF
         g.context(g.directory())
         return Intended(False, IommuCause.ALL_INBOUND_DISALLOWED, g.iova)
     if case == "bare":
-        g.ddtp = g.ddtp & ~0xF | IommuMode.BARE
+        g.ddtp = g.ddtp & ~DDTP_MODE_MASK | IommuMode.BARE
         g.context(g.directory())
     else:
         g.ctx_fsc_mode = 0
@@ -470,16 +471,21 @@ def format_exercise(ex: IommuExercise) -> list[str]:
 def fault_record_fields(record: bytes) -> tuple[int, int, int, int]:
     """``(cause, ttyp, did, iotval)`` of a 32-byte fault record."""
     dw0 = int.from_bytes(record[0:8], "little")
-    return (dw0 & 0xFFF, (dw0 >> FAULT_TTYP_SHIFT) & 0x3F, dw0 >> FAULT_DID_SHIFT,
+    return (dw0 & FAULT_CAUSE_MASK, (dw0 >> FAULT_TTYP_SHIFT) & 0x3F, dw0 >> FAULT_DID_SHIFT,
             int.from_bytes(record[16:24], "little"))
+
+
+def _ddtp_root(ddtp: int) -> int:
+    return (ddtp & DDTP_PPN_MASK) >> DDTP_PPN_SHIFT << PAGE_SHIFT
 
 
 def _directory_lines(ex: IommuExercise) -> list[str]:
     """The device-directory walk, read from the exercise's memory: what each step reads, decoded."""
     mem = QuizMemory(ex.memory, RAM_BASE, RAM_SIZE)
-    mode = IommuMode(ex.ddtp & 0xF) if ex.ddtp & 0xF <= 4 else None
-    root = (ex.ddtp >> DDTE_PPN_SHIFT & ((1 << 44) - 1)) << PAGE_SHIFT
-    lines = [f"ddtp {ex.ddtp:#x}: iommu_mode={ex.ddtp & 0xF} ({mode.label if mode else 'reserved'}), "
+    mode_bits = ex.ddtp & DDTP_MODE_MASK
+    mode = IommuMode(mode_bits) if mode_bits <= IommuMode.LVL3 else None
+    root = _ddtp_root(ex.ddtp)
+    lines = [f"ddtp {ex.ddtp:#x}: iommu_mode={mode_bits} ({mode.label if mode else 'reserved'}), "
              f"root table {root:#x}"]
     if mode is None or mode.levels == 0:
         return lines
@@ -495,17 +501,18 @@ def _directory_lines(ex: IommuExercise) -> list[str]:
         addr = table + 8 * ddi(did, level)
         entry = mem.read_u64(addr)
         lines.append(f"  level {level}: entry @ {table:#x} + DDI[{level}]*8 = {addr:#x}: {entry:#018x} "
-                     f"(V={entry & 1}, PPN={(entry >> DDTE_PPN_SHIFT) & ((1 << 44) - 1):#x})")
-        if not entry & DDTE_V or entry & ~(DDTE_V | ((1 << 44) - 1) << DDTE_PPN_SHIFT):
+                     f"(V={entry & DDTE_V}, PPN={(entry & DDTE_PPN_MASK) >> DDTE_PPN_SHIFT:#x})")
+        if not entry & DDTE_V or entry & DDTE_RESERVED:
             return lines
-        table = ((entry >> DDTE_PPN_SHIFT) & ((1 << 44) - 1)) << PAGE_SHIFT
+        table = (entry & DDTE_PPN_MASK) >> DDTE_PPN_SHIFT << PAGE_SHIFT
     addr = table + DC_SIZE * ddi(did, 0)
     ctx = DeviceContext(*(mem.read_u64(addr + 8 * i) for i in range(4)))
-    tc_bits = ", ".join(f"{name}={ctx.tc >> bit & 1}" for name, bit in (("V", 0), ("EN_ATS", 1), ("PDTV", 5),
-                                                                        ("DTF", 4), ("SADE", 8)))
+    tc_bits = ", ".join(f"{name}={int(bool(ctx.tc & bit))}" for name, bit in (("V", TC_V), ("EN_ATS", TC_EN_ATS),
+                                                                              ("PDTV", TC_PDTV), ("DTF", TC_DTF),
+                                                                              ("SADE", TC_SADE)))
     lines.append(f"  context @ {table:#x} + DDI[0]*32 = {addr:#x}:")
     lines.append(f"    tc      {ctx.tc:#018x}  {tc_bits}")
-    lines.append(f"    iohgatp {ctx.iohgatp:#018x}  MODE={ctx.iohgatp >> 60}")
+    lines.append(f"    iohgatp {ctx.iohgatp:#018x}  MODE={ctx.iohgatp >> IOHGATP_MODE_SHIFT}")
     lines.append(f"    ta      {ctx.ta:#018x}  PSCID={ctx.pscid:#x}")
     lines.append(f"    fsc     {ctx.fsc:#018x}  MODE={ctx.iosatp_mode}"
                  + (f" (Sv39), root {ctx.root:#x}" if ctx.iosatp_mode == 8 else " (Bare)" if ctx.iosatp_mode == 0
@@ -517,7 +524,7 @@ def _walks(ex: IommuExercise) -> tuple[list[str], tuple | None]:
     """The IO page walks of the pages the request touches, up to the first that fails (the walker's, as the
     IOMMU does them), and where the bytes go if every page translates (None if not)."""
     mem = QuizMemory(ex.memory, RAM_BASE, RAM_SIZE)
-    mode = ex.ddtp & 0xF
+    mode = ex.ddtp & DDTP_MODE_MASK
     if mode == IommuMode.BARE:
         return [f"iommu_mode Bare: no translation, pa = iova {ex.iova:#x}"], ((ex.iova, ex.size),)
     if mode not in (IommuMode.LVL1, IommuMode.LVL2, IommuMode.LVL3):
@@ -525,12 +532,12 @@ def _walks(ex: IommuExercise) -> tuple[list[str], tuple | None]:
     levels = IommuMode(mode).levels
     if ex.device_id >= 1 << sum(DDI_BITS[:levels]):
         return [], None
-    table = (ex.ddtp >> DDTE_PPN_SHIFT & ((1 << 44) - 1)) << PAGE_SHIFT
+    table = _ddtp_root(ex.ddtp)
     for level in range(levels - 1, 0, -1):
         entry = mem.read_u64(table + 8 * ddi(ex.device_id, level))
-        if not entry & DDTE_V:
+        if not entry & DDTE_V or entry & DDTE_RESERVED:
             return [], None
-        table = ((entry >> DDTE_PPN_SHIFT) & ((1 << 44) - 1)) << PAGE_SHIFT
+        table = (entry & DDTE_PPN_MASK) >> DDTE_PPN_SHIFT << PAGE_SHIFT
     addr = table + DC_SIZE * ddi(ex.device_id, 0)
     ctx = DeviceContext(*(mem.read_u64(addr + 8 * i) for i in range(4)))
     if not ctx.valid or ctx.tc & ~(TC_V | TC_DTF | TC_SADE) or ctx.iohgatp or ctx.iosatp_mode not in (0, 8):

@@ -20,7 +20,9 @@ import random
 from dataclasses import dataclass
 
 from ..errors import BusError, ConfigError
-from ..mmu.bits import PAGE_SHIFT, PAGE_SIZE, PTE_SIZE, SV39, Pte, make_pte, make_satp
+from ..mmu.bits import (
+    PAGE_SHIFT, PAGE_SIZE, PTE_HIGH_RESERVED_MASK, PTE_SIZE, SV39, Pte, make_pte, make_satp, pte_ppn, satp_fields,
+)
 from ..mmu.report import format_walk_explained, walk_to_json
 from ..mmu.walker import LEVEL_NAMES, AdPolicy, FaultReason, WalkResult, walk
 from ..riscv.priv import Access, Priv
@@ -100,7 +102,7 @@ class MmuExercise:
 
     def solve(self) -> WalkResult:
         """The walker's answer (on a copy of the memory: A/D updates do not change the exercise)."""
-        root = (self.satp & ((1 << 44) - 1)) << PAGE_SHIFT
+        root = satp_fields(self.satp)[2] << PAGE_SHIFT
         return walk(QuizMemory(self.memory), root, self.va, self.access, self.priv, mode=SV39, sum=self.sum,
                     mxr=self.mxr, ad=self.ad)
 
@@ -125,7 +127,7 @@ class _Builder:
             self.words.pop(pa, None)
 
     def pointer(self, frame: int, extra: int = 0) -> int:
-        return make_pte(frame >> PAGE_SHIFT, _V | extra) | (extra & ~0x3FF)
+        return make_pte(frame >> PAGE_SHIFT, _V | extra) | (extra & PTE_HIGH_RESERVED_MASK)
 
 
 def _leaf_ppn(rng: random.Random, level: int) -> int:
@@ -230,7 +232,7 @@ class _Exercise:
 
     def pa_of(self, pte: int, level: int) -> int:
         size = SV39.page_size(level)
-        return ((pte >> 10) << PAGE_SHIFT) & ~(size - 1) | (self.va & (size - 1))
+        return (pte_ppn(pte) << PAGE_SHIFT) & ~(size - 1) | (self.va & (size - 1))
 
 
 def _ok(ex: _Exercise, level: int, *, clean: bool = False) -> Intended:
