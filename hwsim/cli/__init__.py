@@ -20,6 +20,7 @@ COMMANDS = (
     "hwsim.cli.driver",
     "hwsim.cli.disasm",
     "hwsim.cli.mmu",
+    "hwsim.cli.iommu",
     "hwsim.cli.spectest",
 )
 
