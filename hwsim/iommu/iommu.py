@@ -265,6 +265,8 @@ class Iommu(Device):
         """One device request of ``size`` bytes at ``iova``: the only way a device reaches memory."""
         if size <= 0:
             raise IommuError(f"DMA size must be positive, not {size}")
+        if not 0 <= device_id < 1 << 24:
+            raise IommuError(f"device ID {device_id:#x} does not fit the IOMMU's 24-bit device IDs")
         if write and (data is None or len(data) != size):
             raise IommuError(f"a DMA write of {size} bytes needs exactly {size} bytes of data")
         self.stats.requests += 1
