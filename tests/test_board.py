@@ -195,6 +195,11 @@ def test_board_error_fields_and_missing_file(tmp_path):
     e = info.value
     assert (e.path, e.table, e.key) == (str(path), "devices.uart0", "irq")
     assert e.problem == "IRQ 40 is out of range 1..31 (plic has 32 sources)"
+    binary = tmp_path / "image.bin"
+    binary.write_bytes(b"\x7fELF\xb7\x98")
+    with pytest.raises(BoardError) as info:
+        load_board(binary)
+    assert str(info.value) == f"{binary}: not a board file: not UTF-8 text (a board is a TOML file)"
 
 
 def test_irq_on_a_device_without_an_interrupt_output(tmp_path):

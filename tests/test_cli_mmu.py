@@ -1,13 +1,17 @@
-"""``hwsim mmu walk`` and ``hwsim demo``: output, exit codes, and never writing the image unless asked."""
+"""``hwsim mmu walk``, ``hwsim mmu dump`` and ``hwsim demo``: page tables from images, snapshots and live boards,
+output, exit codes, and never writing the image unless asked."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import subprocess
 import sys
 
 import pytest
+from golden import check_golden
 
 from hwsim import __version__
 from hwsim.cli import main
@@ -126,3 +130,138 @@ def test_demo_runs_and_reports_the_fault(capsys):
 def test_console_entry_point_version():
     out = subprocess.run([sys.executable, "-m", "hwsim", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"hwsim {__version__}"
+
+
+# -- live boards, snapshots, dump ------------------------------------------------------------------------------
+
+
+
+@pytest.fixture(scope="module")
+def demo_snapshot(tmp_path_factory):
+    """The virt board's demo guest, run once: its dump (text) and a snapshot file."""
+    path = tmp_path_factory.mktemp("snap") / "demo.json"
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert main(["mmu", "dump", "--board", "virt", "--demo", "--save-snapshot", str(path)]) == 0
+    assert err.getvalue() == f"saved 5 tables to {path}\n"
+    return path, out.getvalue()
+
+
+def test_dump_of_the_live_demo_board(demo_snapshot):
+    check_golden("mmu_dump_demo.txt", demo_snapshot[1])
+
+
+def test_walk_on_a_live_board_sees_the_bits_the_guest_set(capsys):
+    assert main(["mmu", "walk", "--board", "virt", "--demo", "--va", "0x300005", "--access", "load",
+                 "--priv", "U"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("board 'virt': a U-mode guest ran on the CPU in address space ASID 1")
+    assert out[4] == "va 0x0000000000300005 (Sv39): vpn[2]=0x000  vpn[1]=0x001  vpn[0]=0x100  offset=0x005"
+    assert "ppn=0x10000 -A-U-WRV  leaf (4 KiB page) -A-U-WRV: load allowed" in out[-3]  # A: the guest read LSR
+    assert out[-1] == "pa 0x10000005 is in 'uart0'"
+
+
+def test_snapshot_walks_like_the_board(demo_snapshot, capsys):
+    path, board_dump = demo_snapshot
+    assert main(["mmu", "dump", "--snapshot", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"snapshot {path} (board 'virt', the demo guest's address space (ASID 1) after its run)"
+    assert out[1:] == board_dump.splitlines()[3:]
+    # The buffer's third page was never read: A is still clear there, and set on the two read before it.
+    assert main(["mmu", "walk", "--snapshot", str(path), "--va", "0x102000", "--access", "load", "--priv", "U",
+                 "--json"]) == 0
+    j = json.loads(capsys.readouterr().out)
+    assert j["steps"][-1]["flags"] == "---U--RV" and j["ad_update"]["written"] is False and j["region"] == "ram"
+    assert main(["mmu", "walk", "--snapshot", str(path), "--va", "0x101ff8", "--access", "load", "--priv", "U",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"][-1]["flags"] == "-A-U--RV"
+
+
+def test_walk_explain_golden(demo_snapshot, capsys):
+    path = str(demo_snapshot[0])
+    texts = []
+    for va, access, priv, extra in (("0x40101234", "store", "U", []), ("0xffffffc000401000", "fetch", "S", []),
+                                    ("0x100010", "load", "S", []), ("0x100010", "load", "S", ["--sum"]),
+                                    ("0x4000000000", "load", "U", [])):
+        code = main(["mmu", "walk", "--snapshot", path, "--va", va, "--access", access, "--priv", priv,
+                     "--explain", *extra])
+        texts.append(f"$ hwsim mmu walk --snapshot demo.json --va {va} --access {access} --priv {priv} "
+                     f"--explain{''.join(' ' + e for e in extra)}   (exit {code})\n"
+                     + capsys.readouterr().out.replace(path, "demo.json"))
+    check_golden("mmu_walk_explain.txt", "\n".join(texts))
+
+
+def test_dump_of_an_image_and_json(image, capsys):
+    path, satp, data = image
+    assert main(["mmu", "dump", "--image", str(path), "--base", hex(RAM), "--satp", hex(satp)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"satp {satp:#018x}: Sv39 page tables, root table 0x80000000, ASID 5"
+    assert f"[0x001] va 0x1000-0x1fff  4 KiB page -> pa {data:#x}-{data + 0xfff:#x}  ---U-WRV" in out[4]
+    assert main(["mmu", "dump", "--image", str(path), "--base", hex(RAM), "--satp", hex(satp), "--json"]) == 0
+    j = json.loads(capsys.readouterr().out)
+    assert j["root"]["valid"] == 2 and "region" not in j["root"]["entries"][1]  # an image's map is not known
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["mmu", "dump"], "give the page tables with exactly one of --image (with --base and --satp), --snapshot FILE, "
+                      "or --board BOARD with --demo or --driver DRIVER"),
+    (["mmu", "dump", "--snapshot", "a", "--board", "virt"], "or --board BOARD with --demo or --driver DRIVER; got "
+                                                            "--snapshot, --board"),
+    (["mmu", "dump", "--image", "x", "--satp", "0"], "--image needs --base"),
+    (["mmu", "dump", "--snapshot", "x", "--satp", "0"], "--satp goes with --image (a snapshot carries its own memory "
+                                                        "map and satp)"),
+    (["mmu", "dump", "--board", "virt"], "--board needs one guest to run first: --demo or --driver DRIVER"),
+    (["mmu", "dump", "--board", "virt", "--demo", "--driver", "x"], "--board needs one guest to run first"),
+    (["mmu", "dump", "--snapshot", "x", "--demo"], "--demo goes with --board"),
+    (["mmu", "dump", "--snapshot", "x", "--driver", "d"], "--driver goes with --board"),
+    (["mmu", "dump", "--board", "virt", "--driver", "/no/such.wasm"], "cannot read driver '/no/such.wasm': No such "
+                                                                      "file or directory"),
+    (["mmu", "dump", "--board", "virt", "--driver", __file__], f"driver {__file__!r}: magic header not detected"),
+    (["mmu", "dump", "--board", __file__, "--demo"], f"{__file__}: not valid TOML"),
+    (["mmu", "dump", "--board", "nosuch", "--demo"], "nosuch: no such board file, and hwsim has no board of that name"),
+    (["mmu", "dump", "--snapshot", "/no/such.json"], "cannot read snapshot '/no/such.json': No such file or "
+                                                     "directory"),
+    (["mmu", "walk", "--snapshot", "x", "--update-ad", "--va", "0", "--access", "load", "--priv", "U"],
+     "--update-ad writes into a memory image; it needs --image"),
+])
+def test_source_errors_are_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hwsim: error: ") and message in err and err.count("\n") == 1
+
+
+def test_dump_of_a_bare_satp_is_an_error(image, capsys):
+    assert main(["mmu", "dump", "--image", str(image[0]), "--base", hex(RAM), "--satp", "0"]) == 2
+    assert "satp 0x0 is Bare: there are no page tables to dump" in capsys.readouterr().err
+
+
+def test_dump_html_writes_one_self_contained_page(demo_snapshot, tmp_path, capsys):
+    page = tmp_path / "tables.html"
+    assert main(["mmu", "dump", "--snapshot", str(demo_snapshot[0]), "--html", str(page)]) == 0
+    assert capsys.readouterr().err == f"wrote {page}\n"
+    text = page.read_text()
+    assert "<title>board &#x27;virt&#x27;, the demo guest&#x27;s address space (ASID 1) after its run</title>" in text
+    assert '"satp": "0x8000100000080000"' in text and '"region": "uart0"' in text
+    assert main(["mmu", "dump", "--snapshot", str(demo_snapshot[0]), "--html", "/no/such/dir/x.html"]) == 2
+    assert "cannot write '/no/such/dir/x.html': No such file or directory" in capsys.readouterr().err
+
+
+def test_dump_and_walk_a_sandboxed_drivers_address_space(capsys):
+    """The wasm runtime's tables after drivers/dma_copy's probe(): the DMA engine's window is mapped into the
+    driver's linear memory, and a walk of it ends in the device."""
+    from pathlib import Path
+    driver = str(Path(__file__).parent.parent / "drivers" / "dma_copy")
+    assert main(["mmu", "dump", "--board", "virt", "--driver", driver, "--json"]) == 0
+    j = json.loads(capsys.readouterr().out)
+    assert j["source"][0].startswith("board 'virt': driver dma_copy.wasm ran probe() sandboxed (returned)")
+
+    def leaves(table):
+        for e in table["entries"]:
+            yield from leaves(e["table"]) if "table" in e and e["kind"] == "pointer" else [e]
+
+    window = [e for e in leaves(j["root"]) if e.get("region") == "dma0"]
+    assert window and all(e["flags"][3] == "U" for e in window)  # a user mapping: the sandbox reaches the device
+    va = window[0]["va"]
+    assert main(["mmu", "walk", "--board", "virt", "--driver", driver, "--va", va, "--access", "load",
+                 "--priv", "U"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"pa {int(window[0]['target'], 16):#x} is in 'dma0'"

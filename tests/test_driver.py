@@ -205,3 +205,24 @@ def test_the_first_page_stays_ordinary_when_data_lives_there(hwsim_board):
                         '(i32.load8_u (i32.const 8))))')
     run = DriverRun(hwsim_board(), wasm, log=lambda text: None)
     assert not run.null_page_protected and run.run().result == ord("x")
+
+
+def test_native_firmware_faults_name_the_symbol_and_the_c_line(tmp_path):
+    from hwsim.driver.firmware import FirmwareRun
+    """A native build's fault report: ELF symbol, DWARF line (pyelftools), the exact address."""
+    src = tmp_path / "fwfault"
+    src.mkdir()
+    (src / "fwfault.c").write_text('#include <hwsim.h>\nint probe(void) {\n'
+                                   '    volatile uint32_t *p = (volatile uint32_t *)0x40000000u;\n'
+                                   '    return (int)*p;\n}\n')
+    elf = build_driver(src, native=True)
+    try:
+        system = load_board(DEFAULT_BOARD).build()
+        with pytest.raises(DriverError) as info:
+            FirmwareRun(system, elf.read_bytes()).run()
+        text = str(info.value)
+        assert text.startswith("firmware stopped in probe+0x")
+        assert " at fwfault.c:4 (probe): load access fault (cause 5) at va 0x40000000" in text
+    finally:
+        for path in (elf, elf.with_suffix(".elf.sha256")):
+            path.unlink(missing_ok=True)

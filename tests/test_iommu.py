@@ -496,3 +496,10 @@ def test_a_device_never_dmas_outside_its_io_page_table(perms, requests):
             else:
                 assert result.data[k] == before[pa - RAM]
         assert after == bytes(expected)  # nothing else in RAM changed
+
+
+def test_device_ids_wider_than_24_bits_are_refused(env):
+    """A device model bug, not a guest's: a clear error instead of an overflow building the fault record."""
+    with pytest.raises(IommuError, match=r"device ID 0x1000000 does not fit the IOMMU's 24-bit device IDs"):
+        env.iommu.dma(1 << 24, 0x1000, 4, write=False)
+    assert env.iommu.dma((1 << 24) - 1, 0x1000, 4, write=False).fault.to_record()  # the widest one works

@@ -251,6 +251,18 @@ def test_custom_page_sizes_proposal_scripts():
     assert totals == [207, 0, 0]
 
 
+def test_custom_page_sizes_proposal_scripts_run_on_hwsim():
+    """All of them, compiled and executed by hwsim (not only validated)."""
+    from hwsim.spectest.hwsim_engine import HwsimEngine
+    suite = locate_testsuite() / "proposals" / "custom-page-sizes"
+    totals = [0, 0, 0]
+    for path in sorted(suite.glob("*.wast")):
+        r = SpecTestRunner(HwsimEngine()).run_file(path)
+        assert r.failed == 0, [o for o in r.outcomes if o.status == "failed"][:3]
+        totals = [totals[0] + r.passed, totals[1] + r.failed, totals[2] + r.skipped]
+    assert totals == [207, 0, 0]
+
+
 def test_script_that_does_not_convert(tmp_path):
     bad = tmp_path / "bad.wast"
     bad.write_text("(module (func $f (i32.bogus)))")

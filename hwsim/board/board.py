@@ -192,6 +192,8 @@ def load_board(path: str | Path) -> Board:
         raise BoardError(p, None, None, f"cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise BoardError(p, None, None, f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise BoardError(p, None, None, "not a board file: not UTF-8 text (a board is a TOML file)") from None
     return parse_board(data, p)
 
 

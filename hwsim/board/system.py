@@ -74,7 +74,11 @@ def build_system(board, overrides: dict[str, dict]) -> System:
         devices[spec.name] = irqc
 
     def irq_for(spec):
-        return irqc.line(spec.irq) if spec.irq is not None else None
+        if spec.irq is None:
+            return None
+        line = irqc.line(spec.irq)
+        line.name = spec.name
+        return line
 
     iommu = None
     if board.iommu is not None:
@@ -87,6 +91,7 @@ def build_system(board, overrides: dict[str, dict]) -> System:
         kwargs = dict(name=spec.name, clock=clock, irq=irq_for(spec), **spec.options)
         if spec.iommu_device_id is not None:
             kwargs["dma"] = iommu.port(spec.iommu_device_id)
+            iommu.name_device(spec.iommu_device_id, spec.name)
         devices[spec.name] = spec.cls(**kwargs)
 
     for spec in board.all_devices():

@@ -21,6 +21,7 @@ COMMANDS = (
     "hwsim.cli.disasm",
     "hwsim.cli.fuzz",
     "hwsim.cli.mmu",
+    "hwsim.cli.iommu",
     "hwsim.cli.spectest",
 )
 

@@ -35,6 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--option", action="append", default=[], metavar="DEV.KEY=VALUE",
                    help="set a device option of the board, e.g. blk0.image=disk.img (repeatable)")
     r.add_argument("--quiet", action="store_true", help="no driver log lines and no report on stderr")
+    r.add_argument("--trace", metavar="PATTERNS", help="trace events, e.g. 'dma*,mmio,irq' (globs over event "
+                                                       "names and categories; '-name' removes; 'list' lists them)")
+    r.add_argument("--trace-out", metavar="FILE", help="write the trace to FILE: .json Perfetto/Chrome trace, "
+                                                       ".jsonl JSON Lines, .vcd device registers, else text "
+                                                       "(default: text on stderr)")
+    r.add_argument("--trace-format", choices=("text", "jsonl", "perfetto", "vcd"),
+                   help="the trace format, when the file's extension does not say")
     r.set_defaults(func=run_driver)
 
 
@@ -45,6 +52,20 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_driver(args: argparse.Namespace) -> int:
+    from ..trace import EVENTS, tracing
+    if args.trace == "list":
+        for spec in EVENTS.values():
+            print(f"{spec.name:<14} {spec.category:<6} {' '.join(spec.fields)}")
+        return 0
+    if args.trace is None:
+        if args.trace_out or args.trace_format:
+            raise ConfigError("--trace-out and --trace-format need --trace PATTERNS")
+        return _run_driver(args)
+    with tracing(args.trace, args.trace_out, format=args.trace_format):
+        return _run_driver(args)
+
+
+def _run_driver(args: argparse.Namespace) -> int:
     from ..board import load_board
     from ..driver import DriverRun, build_driver
     path = Path(args.driver)

@@ -1,29 +1,55 @@
-"""``hwsim mmu ...``: page-table inspection commands."""
+"""``hwsim mmu ...``: page-table inspection and exercises (walk, dump, quiz, tlb-quiz).
+
+Where the page tables come from (``walk`` and ``dump``)::
+
+    --image FILE --base ADDR --satp VALUE   a raw physical-memory image
+    --snapshot FILE                         tables saved by ``hwsim mmu dump --save-snapshot``
+    --board BOARD --demo                    a live board: a small U-mode guest runs on the CPU first
+    --board BOARD --driver DRIVER           a live board: a sandboxed driver's probe() runs first
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from ..mmu.bits import PAGING_MODES, SATP_MODE_BARE, satp_fields
+from ..mmu.bits import PAGE_SHIFT, PAGING_MODES, SATP_MODE_BARE, PagingMode, satp_fields
 from ..mmu.image import ImageMemory
-from ..mmu.report import format_walk, walk_to_json
+from ..mmu.report import format_walk, format_walk_explained, walk_to_json
 from ..mmu.walker import AdPolicy, walk
 from ..riscv.priv import Access, Priv
+
+
+def _add_source(p: argparse.ArgumentParser, int_arg) -> None:
+    g = p.add_argument_group("page tables (one of --image, --snapshot, --board)")
+    g.add_argument("--image", help="raw memory image; its first byte is at physical address --base")
+    g.add_argument("--base", type=int_arg, help="physical address of the image's first byte (with --image)")
+    g.add_argument("--satp", type=int_arg, help="satp value: MODE, ASID, root PPN (with --image)")
+    g.add_argument("--snapshot", metavar="FILE", help="a page-table snapshot (hwsim mmu dump --save-snapshot)")
+    g.add_argument("--board", metavar="BOARD",
+                   help="a board file or the name of one of hwsim's (virt); with --demo or --driver")
+    g.add_argument("--demo", action="store_true",
+                   help="with --board: run a small U-mode guest on the board's CPU, then use its page tables")
+    g.add_argument("--driver", metavar="DRIVER",
+                   help="with --board: run a sandboxed driver's probe() (a .wasm, or a C driver directory, built "
+                        "on the fly), then use the wasm runtime's page tables")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from . import int_arg
 
-    mmu = sub.add_parser("mmu", help="inspect page tables and translations")
+    mmu = sub.add_parser("mmu", help="inspect page tables and translations; generate MMU exercises")
     mmu_sub = mmu.add_subparsers(dest="mmu_command", metavar="SUBCOMMAND", required=True)
     w = mmu_sub.add_parser(
-        "walk", help="translate one virtual address against a raw memory image, level by level",
-        description="Walk the page tables in a raw physical-memory image and print each level and the result.")
-    w.add_argument("--image", required=True, help="raw memory image; its first byte is at physical address --base")
-    w.add_argument("--base", required=True, type=int_arg, help="physical address of the image's first byte")
-    w.add_argument("--satp", required=True, type=int_arg, help="satp value (MODE, ASID, root PPN)")
+        "walk", help="translate one virtual address, level by level (memory image, snapshot or live board)",
+        description="Walk the page tables (in a raw memory image, a snapshot, or a live board after a guest ran) "
+                    "and print the VA's fields, each level's PTE and the result.  Exit status 0 when the address "
+                    "translates, 1 on a fault.")
+    _add_source(w, int_arg)
     w.add_argument("--va", required=True, type=int_arg, help="virtual address to translate")
     w.add_argument("--access", required=True, choices=[a.value for a in Access])
     w.add_argument("--priv", required=True, choices=["U", "S", "u", "s"], help="privilege of the access")
@@ -32,36 +58,184 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--ad", choices=["update", "fault"], default="update",
                    help="A/D bits clear: 'update' as hardware does (default), or 'fault' (Svade)")
     w.add_argument("--update-ad", action="store_true",
-                   help="write the A/D update into the image (without it the image is never written)")
+                   help="with --image: write the A/D update into the image (without it the image is never written)")
+    w.add_argument("--explain", action="store_true",
+                   help="a worked solution: the VA drawn as bit fields, each PTE address computed, each PTE "
+                        "decoded field by field")
     w.add_argument("--json", action="store_true", help="print one JSON object")
     w.set_defaults(func=run_walk)
 
+    d = mmu_sub.add_parser(
+        "dump", help="print the page-table tree (text, JSON, or a self-contained HTML drawing)",
+        description="Print every table under the root: valid entries only, runs of pages with the same flags "
+                    "collapsed, superpages marked, and PTEs that a walk would fault on flagged with the reason.")
+    _add_source(d, int_arg)
+    d.add_argument("--json", action="store_true", help="print the tree as one JSON object")
+    d.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page that draws the tree "
+                                                  "(open FILE#va=0x... to highlight a walk)")
+    d.add_argument("--save-snapshot", metavar="FILE",
+                   help="also save the tables as a snapshot file, for later --snapshot walks and dumps")
+    d.set_defaults(func=run_dump)
 
-def run_walk(args: argparse.Namespace) -> int:
-    mode_bits, asid, root_ppn = satp_fields(args.satp)
-    access = Access.parse(args.access)
-    priv = Priv.parse(args.priv)
-    if not 0 <= args.va < 1 << 64:
-        raise ConfigError(f"--va {args.va:#x} is not a 64-bit address")
+    from .quiz import add_quiz_parser
+    add_quiz_parser(mmu_sub, "quiz", "hwsim.teach.mmu_quiz",
+                    help="generate Sv39 translation exercises from a seed (--solve: worked answers)",
+                    description="Print Sv39 address-translation exercises: page tables in a small RAM as hex, a "
+                                "satp, an access (VA, fetch/load/store, U or S mode, SUM, MXR) and the A/D rule.  "
+                                "The answer is the physical address or the exception (cause, level, reason); "
+                                "--solve prints it, worked out level by level by hwsim's walker.")
+    add_quiz_parser(mmu_sub, "tlb-quiz", "hwsim.teach.tlb_quiz",
+                    help="generate TLB exercises from a seed: hits, misses, LRU, ASIDs, sfence.vma",
+                    description="Print TLB exercises: a small fully associative LRU TLB, two address spaces and "
+                                "a global page, and a sequence of accesses, ASID switches, sfence.vma and page-table "
+                                "changes without a fence.  The answer (--solve) marks each access hit or miss, "
+                                "names what each miss evicts and each fence removes, and shows the TLB after "
+                                "every step, replayed on hwsim's TLB model.")
+
+
+@dataclass
+class Source:
+    """Page tables to inspect: memory readable by the walker, satp, and what they are, in words."""
+
+    mem: object
+    satp: int
+    description: list[str]
+    summary: str = ""  # one line, for a snapshot's "source"
+    regions: list = field(default_factory=list)  # hwsim.mmu.snapshot.Region: the memory map, as far as known
+    writable: bool = False
+    complete_map: bool = True  # False for an image: memory outside it may still exist
+
+    def region_of(self):
+        """``pa -> region name`` when the whole memory map is known, else None."""
+        from ..mmu.snapshot import region_namer
+        return region_namer(self.regions) if self.complete_map else None
+
+    @property
+    def root(self) -> int:
+        return satp_fields(self.satp)[2] << PAGE_SHIFT
+
+    @property
+    def mode(self) -> PagingMode | None:
+        return PAGING_MODES.get(satp_fields(self.satp)[0])
+
+
+def open_source(args: argparse.Namespace, stack: ExitStack, *, writable: bool = False) -> Source:
+    """The page tables ``args`` name (exactly one of --image, --snapshot, --board), checked."""
+    from ..mmu.snapshot import Region, load_snapshot, regions_of
+    chosen = [name for name in ("image", "snapshot", "board") if getattr(args, name) is not None]
+    if len(chosen) != 1:
+        raise ConfigError("give the page tables with exactly one of --image (with --base and --satp), "
+                          "--snapshot FILE, or --board BOARD with --demo or --driver DRIVER"
+                          + (f"; got {', '.join('--' + c for c in chosen)}" if chosen else ""))
+    kind = chosen[0]
+    if kind != "image":
+        for opt in ("base", "satp"):
+            if getattr(args, opt) is not None:
+                raise ConfigError(f"--{opt} goes with --image (a {kind} carries its own memory map and satp)")
+        if writable:
+            raise ConfigError("--update-ad writes into a memory image; it needs --image")
+    for opt in ("demo", "driver"):
+        if getattr(args, opt) and kind != "board":
+            raise ConfigError(f"--{opt} goes with --board")
+    if kind == "image":
+        missing = [f"--{opt}" for opt in ("base", "satp") if getattr(args, opt) is None]
+        if missing:
+            raise ConfigError(f"--image needs {' and '.join(missing)}")
+        mem = stack.enter_context(ImageMemory(args.image, args.base, writable=writable))
+        return Source(mem, args.satp, [], f"memory image {args.image}", [Region("image", "ram", args.base, mem.size)],
+                      writable, complete_map=False)
+    if kind == "snapshot":
+        snap = load_snapshot(args.snapshot)
+        desc = [f"snapshot {snap.path}" + (f" ({snap.source})" if snap.source else "")]
+        return Source(snap.memory, snap.satp, desc, snap.source, snap.regions)
+    if args.demo == bool(args.driver):
+        raise ConfigError("--board needs one guest to run first: --demo or --driver DRIVER")
+    from ..board import load_board
+    from ..teach.live import run_demo_guest, run_driver
+    board = load_board(args.board)
+    live = run_demo_guest(board) if args.demo else run_driver(board, args.driver)
+    phys = live.system.machine.phys
+    return Source(phys, live.satp, live.lines, live.summary, regions_of(phys))
+
+
+def _check_mode(satp: int) -> PagingMode | None:
+    mode_bits = satp_fields(satp)[0]
     mode = PAGING_MODES.get(mode_bits)
     if mode is None and mode_bits != SATP_MODE_BARE:
         known = ", ".join(f"{m} ({pm.name})" for m, pm in PAGING_MODES.items())
         raise ConfigError(f"satp MODE={mode_bits} is not supported; known modes: 0 (Bare), {known}")
+    return mode
+
+
+def run_walk(args: argparse.Namespace) -> int:
+    access = Access.parse(args.access)
+    priv = Priv.parse(args.priv)
+    if not 0 <= args.va < 1 << 64:
+        raise ConfigError(f"--va {args.va:#x} is not a 64-bit address")
     if args.ad == "fault":
         policy = AdPolicy.FAULT
     else:
         policy = AdPolicy.UPDATE if args.update_ad else AdPolicy.REPORT
-    with ImageMemory(args.image, args.base, writable=args.update_ad) as mem:
+    with ExitStack() as stack:
+        src = open_source(args, stack, writable=args.update_ad)
+        mode = _check_mode(src.satp)
+        _, asid, root_ppn = satp_fields(src.satp)
         if mode is None:
             out = {"result": "ok", "mode": "Bare", "va": hex(args.va), "pa": hex(args.va), "steps": []}
             print(json.dumps(out) if args.json else f"satp MODE=Bare: no translation, pa {args.va:#x}")
             return 0
-        result = walk(mem, root_ppn << 12, args.va, access, priv, mode=mode, sum=args.sum, mxr=args.mxr, ad=policy)
+        result = walk(src.mem, root_ppn << PAGE_SHIFT, args.va, access, priv, mode=mode, sum=args.sum, mxr=args.mxr,
+                      ad=policy)
+    region_of = src.region_of()
+    region = region_of(result.translation.pa) if result.ok and region_of is not None else None
     if args.json:
         out = walk_to_json(result)
-        out["satp"] = {"mode": mode.name, "asid": asid, "root": hex(root_ppn << 12)}
+        out["satp"] = {"mode": mode.name, "asid": asid, "root": hex(root_ppn << PAGE_SHIFT)}
+        if src.description:
+            out["source"] = src.description
+        if result.ok and region_of is not None:
+            out["region"] = region
         print(json.dumps(out))
+        return 0 if result.ok else 1
+    for line in src.description:
+        print(line)
+    if args.explain:
+        lines = format_walk_explained(result, satp=src.satp)
     else:
-        print(f"satp {args.satp:#018x}: MODE={mode.name} ASID={asid} root table at {root_ppn << 12:#x}")
-        print("\n".join(format_walk(result)))
+        print(f"satp {src.satp:#018x}: MODE={mode.name} ASID={asid} root table at {root_ppn << PAGE_SHIFT:#x}")
+        lines = format_walk(result)
+    print("\n".join(lines))
+    if result.ok and region_of is not None:
+        pa = result.translation.pa
+        print(f"pa {pa:#x} is in {region!r}" if region else
+              f"pa {pa:#x} is neither RAM nor a device: the access itself would be an access fault")
     return 0 if result.ok else 1
+
+
+def run_dump(args: argparse.Namespace) -> int:
+    from ..mmu.snapshot import save_snapshot
+    from ..mmu.tree import format_tree, read_tree, tree_to_json
+    with ExitStack() as stack:
+        src = open_source(args, stack)
+        mode = _check_mode(src.satp)
+        if mode is None:
+            raise ConfigError(f"satp {src.satp:#x} is Bare: there are no page tables to dump")
+        tree = read_tree(src.mem, src.root, mode, satp=src.satp)
+        namer = src.region_of()
+        if args.save_snapshot:
+            n = save_snapshot(args.save_snapshot, src.mem, src.satp, src.regions, source=src.summary)
+            print(f"saved {n} tables to {args.save_snapshot}", file=sys.stderr)
+    if args.html:
+        from ..teach.html import write_tree_html
+        write_tree_html(args.html, tree, title=src.summary or f"page tables of satp {src.satp:#x}", region_of=namer)
+        print(f"wrote {args.html}", file=sys.stderr)
+    if args.json:
+        out = tree_to_json(tree, region_of=namer)
+        if src.description:
+            out["source"] = src.description
+        print(json.dumps(out))
+        return 0
+    for line in src.description:
+        print(line)
+    print("\n".join(format_tree(tree, region_of=namer)))
+    return 0

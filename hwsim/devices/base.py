@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 from ..errors import ConfigError
+from ..trace import TRACE
 from .clock import VirtualClock
 from .issues import DeviceIssue, IssueKind, make_issue
 from .regs import RegisterFile, RegisterLayout
@@ -73,18 +74,21 @@ class IrqLine:
     An unconnected line (``sink=None``) still keeps its level, so tests can watch it.
     """
 
-    __slots__ = ("number", "level", "_sink", "_observers")
+    __slots__ = ("number", "level", "_sink", "_observers", "name")
 
     def __init__(self, sink: Callable[[int, bool], None] | None = None, number: int = 0) -> None:
         self.number = number
         self.level = False
         self._sink = sink
         self._observers: list[Callable[[bool], None]] = []
+        self.name = ""  # the device driving the line (for traces), set by the board builder
 
     def set(self, level: bool) -> None:
         level = bool(level)
         if level != self.level:
             self.level = level
+            if TRACE.irq is not None:
+                TRACE.irq(line=self.number, device=self.name, level="raised" if level else "lowered")
             if self._sink is not None:
                 self._sink(self.number, level)
             for observer in self._observers:

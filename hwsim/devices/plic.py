@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..trace import TRACE
 from .base import Device, IrqLine, Option, register_device
 from .issues import IssueKind
 from .layouts import PLIC_CONTEXT_BASE, PLIC_CONTEXT_STRIDE, plic_layout
@@ -129,9 +130,13 @@ class Plic(Device):
             self._pending[source] = False
             self._in_service[source] = True
             self._update()
+        if TRACE.irq_claim is not None:
+            TRACE.irq_claim(context=context, line=source)
         return source
 
     def complete(self, context: int, source: int) -> None:
+        if TRACE.irq_complete is not None:
+            TRACE.irq_complete(context=context, line=source)
         if not 0 < source < self.sources:
             self.report(IssueKind.BAD_VALUE, register=f"CLAIM{context}",
                         detail=f"completion of interrupt {source}, which does not exist (sources 1..{self.sources - 1})")

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from ..mmu.aspace import AddressSpace
 from ..mmu.bits import PAGE_SIZE, Pte
 from ..riscv.priv import Access
+from ..trace import TRACE
 
 DMA_MAPPING_ERROR = (1 << 64) - 1
 IOVA_BASE = 0x1000_0000
@@ -169,6 +170,9 @@ class DmaChecker:
                mapping: Mapping | None = None, where: str = "", detail: str = "") -> None:
         snapshot = dataclasses.replace(mapping) if mapping is not None else None  # the mapping as it is now
         self.reports.append(DmaReport(problem, device, iova, size, access, self.now_ns(), snapshot, where, detail))
+        if TRACE.dma_bug is not None:
+            TRACE.dma_bug(device=device, problem=problem.name.lower(), iova=iova, length=size,
+                          where=where or (mapping.creator if mapping is not None else ""))
 
     # -- the device side ------------------------------------------------------------------------------
 

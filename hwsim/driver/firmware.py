@@ -18,6 +18,7 @@ from ..machine.elf import ElfImage
 from ..mmu.bits import PAGE_SIZE
 from ..riscv.priv import Priv
 from ..machine import StopReason
+from ..trace import TRACE
 from .irq import HANDLER, IrqDispatcher, IrqError
 from .runner import DriverError, RunReport
 
@@ -34,6 +35,8 @@ class FirmwareRun:
         self.m = system.machine
         self.log_sink = log or (lambda text: None)
         self.log: list[str] = []
+        self._elf = bytes(elf)
+        self._source_map = None
         self.image = self._load(elf)
         if "probe" not in self.image.symbols:
             raise DriverError("the firmware has no probe symbol")
@@ -45,6 +48,8 @@ class FirmwareRun:
             system.iommu.set_mode("bare")  # DMA addresses are physical
         self.m.on_ecall(self._service)
         self.time_limit_ticks = TIME_LIMIT_S * system.clock.frequency_hz
+        clock = system.clock
+        TRACE.clock = lambda: clock.ticks_to_ns(clock.now)
         self.irqs = IrqDispatcher(system, self._call_handler, self._request_async)
         self._async: list = []
         self._running = 0  # depth of firmware code running on the CPU
@@ -93,9 +98,17 @@ class FirmwareRun:
             self._running -= 1
             self._in_service = in_service
         if not result.ok:
-            where = self.image.symbol_at(result.pc) or f"{result.pc:#x}"
-            raise DriverError(f"firmware stopped in {where}: {result.describe()}")
+            raise DriverError(f"firmware stopped in {self.where(result.pc)}: {result.describe()}")
         return m.get_reg("a0")
+
+    def where(self, pc: int) -> str:
+        """``symbol+off`` and, when the ELF has DWARF (built with -g), ``file.c:line``."""
+        symbol = self.image.symbol_at(pc) or f"{pc:#x}"
+        if self._source_map is None:
+            from ..wasm.dwarf import SourceMap
+            self._source_map = SourceMap.from_elf(ELFFile(io.BytesIO(self._elf)))
+        location = self._source_map.locate(pc)
+        return f"{symbol} at {location.format()}" if location is not None else symbol
 
     def _load(self, data: bytes) -> ElfImage:
         elf = ELFFile(io.BytesIO(data))
@@ -117,7 +130,9 @@ class FirmwareRun:
         symtab = elf.get_section_by_name(".symtab")
         if symtab is not None:
             for sym in symtab.iter_symbols():
-                if sym.name:
+                # Functions and objects only: not RISC-V mapping symbols ($x, $d), sections or files.
+                if sym.name and sym["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE") \
+                        and not sym.name.startswith(("$", ".L")):
                     image.symbols[sym.name] = sym["st_value"]
         self.m.code_changed()
         return image
@@ -141,6 +156,16 @@ class FirmwareRun:
         n = m.get_reg("a7")
         a = [m.get_reg(f"a{i}") for i in range(5)]
         what = SERVICES.get(n)
+        if TRACE.host_call is not None:
+            clock = self.system.clock
+            start = clock.now
+            self._do_service_call(m, n, a, what)
+            TRACE.host_call(name=what or f"service {n}", args=", ".join(f"{v:#x}" for v in a),
+                            result=m.get_reg("a0"), duration_ns=clock.ticks_to_ns(clock.now - start))
+            return
+        self._do_service_call(m, n, a, what)
+
+    def _do_service_call(self, m, n: int, a: list[int], what: str | None) -> None:
         result = 0
         if what == "mmio_map":
             name = self._string(a[0], a[1])

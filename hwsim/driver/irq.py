@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import HwsimError
+from ..trace import TRACE
 
 HANDLER = "hwsim_irq_handler"
 STORM_LIMIT = 1000
@@ -101,6 +102,8 @@ class IrqDispatcher:
                     if self.registered.get(reg.name) is not reg:
                         continue  # freed by an earlier handler
                     self.calls += 1
+                    if TRACE.irq_handler is not None:
+                        TRACE.irq_handler(device=reg.name, cookie=reg.cookie)
                     self.call_handler(reg.cookie)
                     if not reg.device.irq.level:
                         streak[reg.name] = 0

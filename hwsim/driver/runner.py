@@ -21,13 +21,17 @@ from ..errors import HwsimError
 from ..mmu.bits import PAGE_SIZE, Pte
 from ..runtime import api
 from ..runtime.store import Trap
+from ..trace import TRACE
 from ..wasm.module import ACTIVE
 from ..wasm.types import I32, I64
 from .dma import DmaChecker
 from .irq import HANDLER, IDLE_STEP_TICKS, IrqDispatcher, IrqError
 
 MMIO_WINDOWS = 0xF000_0000  # the linear addresses of device windows in a driver's memory 0
-WINDOW_MODULE = "hwsim:mmio"  # (import "hwsim:mmio" "uart0" (memory ...)): a device window as a memory
+WINDOW_MODULE = "hwsim:mmio"
+_STRING_FIRST = frozenset({"mmio_map", "irq_wait", "log", "dma_map", "dma_unmap", "dma_sync_for_cpu",
+                           "dma_sync_for_device", "dma_alloc_coherent", "dma_free_coherent", "request_irq",
+                           "free_irq"})  # (import "hwsim:mmio" "uart0" (memory ...)): a device window as a memory
 __all__ = ["DriverError", "DriverRun", "IDLE_STEP_TICKS", "MMIO_WINDOWS", "RunReport", "WINDOW_MODULE"]
 
 
@@ -103,6 +107,8 @@ class DriverRun:
         self.memory.max_pages = min(self.memory.max_pages, MMIO_WINDOWS // self.memory.page_size)
         self.dma = DmaChecker(self)
         self.irqs = IrqDispatcher(system, self._call_irq_handler, self.store._store.request_async)
+        clock = system.clock
+        TRACE.clock = lambda: clock.ticks_to_ns(clock.now)  # trace timestamps: this board's virtual time
 
     def _protect_null_page(self) -> bool:
         """Trap-on-null for the driver's memory: its first page becomes a no-access region when no data
@@ -173,7 +179,27 @@ class DriverRun:
                               f"(the host interface is module 'hwsim': {known}; see drivers/include/hwsim.h)")
         params, results, fn = funcs[name]
         ft = api.FuncType([api.ValType(p) for p in params], [api.ValType(r) for r in results])
-        return api.Func(self.store, ft, fn)
+        return api.Func(self.store, ft, self._traced(name, fn))
+
+    def _traced(self, name: str, fn):
+        """``fn`` emitting a host_call trace event (with the virtual time it took) when that is on."""
+        clock = self.system.clock
+
+        def call(*args):
+            if TRACE.host_call is None:
+                return fn(*args)
+            start = clock.now
+            shown = [f"{a:#x}" if isinstance(a, int) else str(a) for a in args]
+            if name in _STRING_FIRST and len(args) >= 2:  # (pointer, length) of a device name or log text
+                try:
+                    shown[:2] = [repr(self._string(args[0], args[1]))]
+                except Trap:
+                    pass
+            result = fn(*args)
+            TRACE.host_call(name=name, args=", ".join(shown), result=result,
+                            duration_ns=clock.ticks_to_ns(clock.now - start))
+            return result
+        return call
 
     def _import_window(self, imp) -> api.Memory:
         """``(import "hwsim:mmio" "uart0" (memory N (pagesize 1)))``: the device's register window as a
@@ -316,6 +342,8 @@ class DriverRun:
             self.irqs.serve(self.time_limit_ticks, self.store._store.run_async)
         except Trap as trap:
             report.trap = trap
+            if TRACE.trap is not None:
+                TRACE.trap(code=trap.code.name.lower(), where=str(trap))
         report.irq_calls = self.irqs.calls - calls_before
         report.irq_problems = self.irqs.problems[problems_before:]
         self.dma.check_leaks()

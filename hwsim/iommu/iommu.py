@@ -41,6 +41,7 @@ from ..mmu.bits import PAGE_SHIFT, PAGING_MODES, Pte
 from ..mmu.tlb import Tlb
 from ..mmu.walker import AdPolicy, check_permission, walk
 from ..riscv.priv import Access, Priv
+from ..trace import TRACE
 from .bits import (
     CQ_ENTRY_SIZE, CQCSR_CIE, CQCSR_CMD_ILL, CQCSR_CQEN, CQCSR_CQMF, CQCSR_CQON, CQCSR_ERRORS, CQCSR_FENCE_W_IP,
     DC_SIZE, DDTE_PPN_MASK, DDTE_PPN_SHIFT, DDTE_RESERVED, DDTE_V, DDTP_MODE_MASK, DDTP_PPN_MASK,
@@ -120,6 +121,7 @@ class Iommu(Device):
         self.fault_queue = FaultQueue(self.options["fault_queue_entries"])
         self.fault_log: list[IommuFault] = []
         self.stats = IommuStats()
+        self._device_names: dict[int, str] = {}
         self.directory: DeviceDirectory | None = None
         self._dc_cache: dict[int, tuple[DeviceContext, tuple[DirectoryStep, ...]]] = {}
         self._fq_base: int | None = None  # RAM address of a guest-programmed fault queue; None: host-side only
@@ -230,7 +232,14 @@ class Iommu(Device):
         result = self._execute(dw0, dw1)
         if isinstance(result, str):
             raise IommuError(f"illegal IOMMU command {command.hex()}: {result}")
+        if TRACE.iommu_inval is not None:
+            TRACE.iommu_inval(command=f"opcode {dw0 & 0x7F} func {(dw0 >> 7) & 7}", address=hex(dw1), pscid=(dw0 >> 12) & 0xFFFFF,
+                              dropped=result)
         return result
+
+    def name_device(self, device_id: int, name: str) -> None:
+        """The board's name of the device behind ``device_id`` (for traces)."""
+        self._device_names[device_id] = name
 
     # -- host API: faults ----------------------------------------------------------------------------------
 
@@ -256,6 +265,8 @@ class Iommu(Device):
         """One device request of ``size`` bytes at ``iova``: the only way a device reaches memory."""
         if size <= 0:
             raise IommuError(f"DMA size must be positive, not {size}")
+        if not 0 <= device_id < 1 << 24:
+            raise IommuError(f"device ID {device_id:#x} does not fit the IOMMU's 24-bit device IDs")
         if write and (data is None or len(data) != size):
             raise IommuError(f"a DMA write of {size} bytes needs exactly {size} bytes of data")
         self.stats.requests += 1
@@ -287,6 +298,9 @@ class Iommu(Device):
         except _Stop as stop:
             return self._fault(device_id, iova, access, stop.cause, stop.reason, directory=stop.steps or steps,
                                dc=dc)
+        if TRACE.dma is not None:
+            TRACE.dma(device=self._device_names.get(device_id, f"#{device_id}"), iova=iova,
+                      pa=pieces[0][0], length=size, direction=access.name.lower(), result="ok")
         if write:
             off = 0
             for view in views:
@@ -397,6 +411,12 @@ class Iommu(Device):
                directory=(), iotlb_pte=None, dc: DeviceContext | None = None) -> DmaResult:
         record = IommuFault(device_id, iova, access, cause, reason, self.clock.now, walk, tuple(directory), iotlb_pte)
         self.stats.faults += 1
+        if TRACE.dma is not None:
+            TRACE.dma(device=self._device_names.get(device_id, f"#{device_id}"), iova=iova, pa=0, length=0,
+                      direction=access.name.lower(), result=f"fault: {cause.name.lower()}")
+        if TRACE.iommu_fault is not None:
+            TRACE.iommu_fault(device_id=device_id, iova=iova, access=access.name.lower(), cause=cause.name.lower(),
+                              reason=reason)
         if dc is not None and dc.dtf and not cause.reported_with_dtf:
             record = replace(record, queued=False)
         elif not self._queue(record):

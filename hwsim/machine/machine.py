@@ -44,6 +44,7 @@ from ..riscv.priv import (
     MSTATUS_FS_DIRTY, MSTATUS_MPP_MASK, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, Access, Cause,
     Priv,
 )
+from ..trace import TRACE
 from .fault import CpuFault, RunResult, StopReason, WatchHit
 from .frames import FrameAllocator
 from .physmem import MmioRegion, PhysicalMemory, RamRegion
@@ -97,6 +98,21 @@ def _unicorn_perms(pte: int, priv: Priv, sum_: bool, mxr: bool) -> int:
     if execute and pte & _X:
         perms |= _UC_X
     return perms
+
+
+def _register_name(device, offset: int, cache: dict[int, str]) -> str:
+    """The name of the register at ``offset`` of ``device`` (for traces), cached per window."""
+    name = cache.get(offset)
+    if name is None:
+        layout = getattr(getattr(device, "regs", None), "layout", None)
+        regs = layout.at(offset) if layout is not None else []
+        if regs:
+            name = regs[0].name
+        else:
+            inside = layout.containing(offset) if layout is not None else []
+            name = f"{inside[0].name}+{offset - inside[0].offset}" if inside else f"+{offset:#x}"
+        cache[offset] = name
+    return name
 
 
 class VirtualAccessError(HwsimError):
@@ -168,10 +184,15 @@ class Machine:
             return
         device = region.device
 
+        names: dict[int, str] = {}
+
         def read(uc, offset, size, _data):
             self.mmio_accesses += 1
             try:
                 value = device.mmio_read(offset, size) & ((1 << (8 * size)) - 1)
+                if TRACE.mmio_read is not None:
+                    TRACE.mmio_read(device=region.name, reg=_register_name(device, offset, names), offset=offset,
+                                    width=size, value=value)
                 if self.mmio_hook is not None:
                     self.mmio_hook()
                 return value
@@ -183,6 +204,9 @@ class Machine:
         def write(uc, offset, size, value, _data):
             self.mmio_accesses += 1
             try:
+                if TRACE.mmio_write is not None:
+                    TRACE.mmio_write(device=region.name, reg=_register_name(device, offset, names), offset=offset,
+                                     width=size, value=value & ((1 << (8 * size)) - 1))
                 device.mmio_write(offset, size, value)
                 if self.mmio_hook is not None:
                     self.mmio_hook()
@@ -292,6 +316,8 @@ class Machine:
     def sfence_vma(self, va: int | None = None, asid: int | None = None) -> int:
         """``sfence.vma`` on the model TLB (None is x0), then a flush of Unicorn's TLB."""
         dropped = self.tlb.flush(va, asid)
+        if TRACE.tlb_flush is not None:
+            TRACE.tlb_flush(va="all" if va is None else hex(va), asid="all" if asid is None else asid, entries=dropped)
         self.flush_cpu_tlb()
         return dropped
 
@@ -306,6 +332,8 @@ class Machine:
         self._uc.ctl(uc_const.UC_CTL_TLB_FLUSH, uc_const.UC_CTL_IO_WRITE)
         self._handed.clear()
         self.cpu_tlb_flushes += 1
+        if TRACE.tlb_flush is not None:
+            TRACE.tlb_flush(va="all", asid="all", entries="cpu")
 
     def _context(self, access: Access = Access.LOAD) -> tuple[Priv, int, bool, bool]:
         """(effective priv, satp, SUM, MXR) for an access of kind ``access`` now.
@@ -377,6 +405,8 @@ class Machine:
                 tr = None  # the store must set D: walk again
         if tr is None:
             self.walks += 1
+            if TRACE.tlb_miss is not None:
+                TRACE.tlb_miss(va=va, asid=asid)
             root = (satp & SATP_PPN_MASK) << 12
             result = walk(self.phys, root, va, access, priv, mode=mode, sum=sum_, mxr=mxr, ad=self.ad_policy)
             if result.translation is None and result.fault.reason is FaultReason.INVALID and self.pager is not None \
@@ -388,6 +418,9 @@ class Machine:
                 self.write_faults += 1  # e.g. copy-on-write: the handler made the page writable
                 result = walk(self.phys, root, va, access, priv, mode=mode, sum=sum_, mxr=mxr, ad=self.ad_policy)
             tr = result.translation
+            if TRACE.page_walk is not None:
+                TRACE.page_walk(va=va, access=access.value, result="ok" if tr is not None else result.fault.reason.name,
+                                pa=tr.pa_of(va) if tr is not None else 0, levels=len(result.steps))
             if tr is None:
                 self._pending_fault = (va, access, priv, sum_, mxr, satp, None, result)
                 return False
@@ -623,7 +656,11 @@ class Machine:
             self._pending_fault = None
             return RunResult(StopReason.EXIT, pc_now)
         if self._pending_fault is not None:
-            return RunResult(StopReason.FAULT, pc_now, fault=self._explain_fault(pc_now))
+            fault = self._explain_fault(pc_now)
+            if TRACE.page_fault is not None:
+                TRACE.page_fault(pc=fault.pc, va=fault.va, access=fault.access.value, cause=int(fault.cause),
+                                 reason=fault.message)
+            return RunResult(StopReason.FAULT, pc_now, fault=fault)
         if error is not None:
             return self._classify_error(error, pc_now)
         if until is not None and pc_now == until:

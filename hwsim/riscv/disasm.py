@@ -7,6 +7,9 @@ from functools import lru_cache
 
 import capstone
 
+from .asm import ABI_NAMES
+from .memop import decode_memop
+
 
 @dataclass(frozen=True, slots=True)
 class Insn:
@@ -36,6 +39,10 @@ def disassemble_one(code: bytes, address: int) -> Insn | None:
         for op in ins.operands:
             if op.type == capstone.riscv.RISCV_OP_MEM:
                 base, disp = ins.reg_name(op.mem.base), op.mem.disp
+        if base is None:  # capstone gives compressed loads/stores as (reg, imm, reg): decode the bits
+            memop = decode_memop(bytes(code[:ins.size]))
+            if memop is not None:
+                base, disp = ABI_NAMES[memop.base], memop.disp
         return Insn(ins.address, ins.size, ins.mnemonic, ins.op_str, base, disp)
     return None
 

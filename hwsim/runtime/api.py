@@ -215,12 +215,23 @@ class Store:
     """One emulated machine and address space; every object lives in exactly one Store."""
 
     def __init__(self, engine: Engine | None = None, *, time_limit: float | None = None,
-                 memory_limit: int | None = None, ram_size: int | None = None, machine=None) -> None:
+                 memory_limit: int | None = None, ram_size: int | None = None, machine=None,
+                 table_limit: int | None = None, instance_limit: int | None = None,
+                 code_limit: int | None = None) -> None:
+        """Limits: ``memory_limit`` bytes per linear memory, ``table_limit`` elements per table,
+        ``instance_limit`` instances, ``code_limit`` bytes of compiled code, ``ram_size`` bytes of
+        physical RAM behind it all, ``time_limit`` seconds per call into wasm."""
         limits = StoreLimits()
         if memory_limit is not None:
             limits.memory_bytes = memory_limit
         if ram_size is not None:
             limits.ram_bytes = ram_size
+        if table_limit is not None:
+            limits.table_elements = table_limit
+        if instance_limit is not None:
+            limits.max_instances = instance_limit
+        if code_limit is not None:
+            limits.code_bytes = code_limit
         self.engine = engine or Engine()
         self._store = _Store(self.engine, limits=limits, machine=machine)
         self.set_time_limit(time_limit)

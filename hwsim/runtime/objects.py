@@ -138,7 +138,8 @@ class TableInstance:
         self.store = store
         self.type = ttype
         limit = ttype.limits.max
-        self.max_size = self.MAX_ELEMENTS if limit is None else min(limit, self.MAX_ELEMENTS)
+        cap = min(self.MAX_ELEMENTS, store.limits.table_elements)
+        self.max_size = cap if limit is None else min(limit, cap)
         if ttype.limits.min > self.max_size:
             raise ResourceLimitError(f"table of {ttype.limits.min} elements exceeds the limit of {self.max_size}")
         self.size = ttype.limits.min

@@ -92,6 +92,8 @@ class Limits:
     ram_bytes: int = 1 << 30  # physical RAM behind everything (frames for pages, tables, code)
     time_us: int = 0  # per call from the host into wasm; 0 = none
     max_instances: int = 10_000
+    table_elements: int = 10_000_000  # per table
+    code_bytes: int = 256 << 20  # compiled code of all the Store's modules
 
 
 class Store:
@@ -173,6 +175,10 @@ class Store:
 
     def load_code(self, code: bytes) -> int:
         pages = (len(code) + L.PAGE - 1) // L.PAGE or 1
+        used = self.code_next - L.CODE_BASE
+        if used + pages * L.PAGE > self.limits.code_bytes:
+            raise ResourceLimitError(f"the module's {len(code)} bytes of compiled code exceed the Store's code limit "
+                                     f"({self.limits.code_bytes} bytes, {used} in use)")
         va = self.code_next
         if va + pages * L.PAGE > L.CODE_END:
             raise ResourceLimitError("the Store's code region is full")

@@ -72,6 +72,22 @@ class SourceMap:
         dwarf = DWARFInfo(config=DwarfConfig(little_endian=True, machine_arch="wasm", default_address_size=4),
                           debug_frame_sec=None, eh_frame_sec=None, debug_pubtypes_sec=None, debug_pubnames_sec=None,
                           debug_sup_sec=None, gnu_debugaltlink_sec=None, debug_types_sec=None, **args)
+        self._load_dwarf(dwarf)
+
+    @classmethod
+    def from_elf(cls, elffile) -> "SourceMap":
+        """Source lines of a native ELF (pyelftools ``ELFFile``): ``locate(pc)`` takes addresses."""
+        self = cls.__new__(cls)
+        self.rows, self.scopes, self.code_base = [], [], 0
+        self.available = bool(elffile.has_dwarf_info())
+        if self.available:
+            try:
+                self._load_dwarf(elffile.get_dwarf_info())
+            except (DWARFError, ELFParseError, KeyError, ValueError, IndexError, AttributeError):
+                self.available = False
+        return self
+
+    def _load_dwarf(self, dwarf) -> None:
         for cu in dwarf.iter_CUs():
             program = dwarf.line_program_for_CU(cu)
             if program is None:

@@ -1,0 +1,360 @@
+"""TLB exercises, generated from a seed, answered by hwsim's TLB model (``hwsim mmu tlb-quiz``).
+
+A small fully associative LRU TLB (:class:`hwsim.mmu.tlb.Tlb`), two address
+spaces (ASIDs 1 and 2) sharing a global kernel page, and a sequence of
+accesses, ASID switches, ``sfence.vma`` in its four forms, and page-table
+changes made without a fence.  The student marks each access hit or miss and
+names the entry a miss evicts, and each fence's victims.  The answer replays
+the sequence on the TLB model, filling misses with the walker; the tests
+replay it on a plain list-based LRU model and the specification's walk.
+"""
+
+from __future__ import annotations
+
+import random
+import textwrap
+from dataclasses import dataclass, replace
+
+from ..errors import ConfigError
+from ..machine.frames import FrameAllocator
+from ..machine.physmem import PhysicalMemory
+from ..mmu.aspace import AddressSpace
+from ..mmu.bits import PAGE_SIZE, Pte
+from ..mmu.report import perms_string
+from ..mmu.tlb import GLOBAL, Tlb
+from ..mmu.walker import AdPolicy, Translation, walk
+from ..riscv.priv import Access, Priv
+from .mmu_quiz import check_seed_and_count
+
+RAM_BASE = 0x8000_0000
+RAM_SIZE = 32 * PAGE_SIZE  # page tables only; mapped frames may lie anywhere
+KERNEL_VA = 0xFFFF_FFC0_0000_0000
+SUPER_VA = 0x4000_0000
+USER_ASIDS = (1, 2)
+
+TOPICS = {
+    "lru": "hits, misses and LRU eviction",
+    "asid": "two address spaces: ASID tags, global entries, switching without a flush",
+    "sfence": "sfence.vma by address, by ASID, both, and all",
+    "stale": "page-table changes without sfence.vma: stale entries",
+}
+
+
+@dataclass(frozen=True)
+class Mapping:
+    asid: int | None  # None: global, in every address space
+    va: int
+    pa: int
+    size: int
+    flags: int
+
+
+@dataclass(frozen=True)
+class Op:
+    """One step: ``access`` (asid, access, va, priv), ``switch`` (asid), ``sfence`` (va/asid or None for x0),
+    ``remap`` (asid, va, new pa) or ``unmap`` (asid, va): the last two change a PTE without a fence."""
+
+    kind: str
+    asid: int | None = None
+    va: int | None = None
+    access: Access | None = None
+    priv: Priv | None = None
+    pa: int | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """What an operation did to the TLB; ``entries`` is the TLB after it, least recently used first."""
+
+    op: Op
+    hit: Translation | None = None
+    filled: Translation | None = None
+    fault: str | None = None
+    evicted: tuple = ()  # (asid or GLOBAL, Translation)
+    removed: tuple = ()
+    walked: Translation | None = None  # for a hit: what a walk would give now (differs when stale)
+    entries: tuple = ()
+
+
+@dataclass(frozen=True)
+class TlbExercise:
+    seed: int
+    number: int
+    topic: str
+    capacity: int
+    mappings: tuple[Mapping, ...]
+    ops: tuple[Op, ...]
+
+    def build(self) -> tuple[PhysicalMemory, dict[int, AddressSpace]]:
+        """The page tables of both address spaces, in a fresh RAM."""
+        phys = PhysicalMemory()
+        frames = FrameAllocator(phys.add_ram(RAM_BASE, RAM_SIZE))
+        spaces = {asid: AddressSpace(phys, frames, asid=asid) for asid in USER_ASIDS}
+        for m in self.mappings:
+            for asid in ([m.asid] if m.asid is not None else USER_ASIDS):
+                spaces[asid].map(m.va, m.pa, m.size, m.flags, page_size=m.size)
+        return phys, spaces
+
+    def solve(self) -> list[Step]:
+        phys, spaces = self.build()
+        tlb = Tlb(capacity=self.capacity)
+        steps = []
+        for op in self.ops:
+            before = tlb.entries()
+            if op.kind == "access":
+                space = spaces[op.asid]
+                now = walk(phys, space.root, op.va, op.access, op.priv, ad=AdPolicy.UPDATE)
+                tr = tlb.lookup(op.asid, op.va)
+                if tr is not None:
+                    step = Step(op, hit=tr, walked=now.translation)
+                elif now.ok:
+                    tlb.insert(op.asid, now.translation)
+                    after = tlb.entries()
+                    evicted = tuple(e for e in before if e not in after)
+                    step = Step(op, filled=now.translation, evicted=evicted)
+                else:
+                    step = Step(op, fault=f"{now.fault.kind} (cause {int(now.fault.cause)}): {now.fault.message}")
+            elif op.kind == "sfence":
+                tlb.flush(op.va, op.asid)
+                after = tlb.entries()
+                step = Step(op, removed=tuple(e for e in before if e not in after))
+            elif op.kind == "remap":
+                m = _mapping_at(self.mappings, op.asid, op.va)
+                spaces[op.asid].unmap(op.va, PAGE_SIZE)
+                spaces[op.asid].map(op.va, op.pa, PAGE_SIZE, m.flags)
+                step = Step(op)
+            elif op.kind == "unmap":
+                spaces[op.asid].unmap(op.va, PAGE_SIZE)
+                step = Step(op)
+            else:
+                step = Step(op)
+            steps.append(replace(step, entries=tuple(tlb.entries())))
+        return steps
+
+
+def _mapping_at(mappings, asid: int, va: int) -> Mapping:
+    for m in mappings:
+        if (m.asid == asid or m.asid is None) and m.va <= va < m.va + m.size:
+            return m
+    raise KeyError(va)
+
+
+# -- generation ----------------------------------------------------------------------------------------------
+
+
+def make_exercise(seed: int, number: int, topics: list[str] | None = None) -> TlbExercise:
+    chosen = list(topics or TOPICS)
+    for t in chosen:
+        if t not in TOPICS:
+            raise ConfigError(f"unknown topic {t!r}; topics: {', '.join(TOPICS)}")
+    rng = random.Random(f"hwsim-tlb-quiz:{seed}:{number}")
+    topic = rng.choice(chosen)
+    capacity = rng.choice([2, 4, 4, 4]) if topic == "lru" else 4
+    frame = iter(rng.sample(range(0x80100, 0x8FFFF), 40))
+    mappings: list[Mapping] = []
+    user = Pte.R | Pte.W | Pte.U
+    base = rng.randrange(0x10, 0x200) << 12
+    pages1 = sorted(rng.sample(range(6), rng.randint(3, 5)))
+    for p in pages1:
+        mappings.append(Mapping(1, base + p * PAGE_SIZE, next(frame) << 12, PAGE_SIZE,
+                                rng.choice([user, Pte.R | Pte.X | Pte.U])))
+    two_spaces = topic != "lru" or rng.random() < 0.3
+    pages2: list[int] = []
+    if two_spaces:
+        pages2 = sorted(rng.sample(range(6), rng.randint(2, 3)))  # some at the same VAs as ASID 1's: homonyms
+        for p in pages2:
+            mappings.append(Mapping(2, base + p * PAGE_SIZE, next(frame) << 12, PAGE_SIZE, user))
+    has_super = rng.random() < 0.6
+    if has_super:
+        mappings.append(Mapping(1, SUPER_VA, rng.randrange(0x80200, 0x8FE00, 0x200) << 12, 2 << 20, user))
+    kernel = [KERNEL_VA + k * PAGE_SIZE for k in sorted(rng.sample(range(4), rng.randint(1, 2)))]
+    for va in kernel:
+        mappings.append(Mapping(None, va, next(frame) << 12, PAGE_SIZE, Pte.R | Pte.W | Pte.X | Pte.G))
+
+    def pick(asid: int) -> tuple[int, Priv]:
+        """A page to touch: mostly the space's own 4 KiB pages, sometimes the superpage or a kernel page."""
+        roll = rng.random()
+        if asid == 1 and has_super and roll < 0.15:
+            return SUPER_VA + rng.randrange(512) * PAGE_SIZE, Priv.U
+        if roll < 0.3:
+            return rng.choice(kernel), Priv.S
+        if roll < 0.35:
+            return unmapped, Priv.U
+        return rng.choice([m.va for m in mappings if m.asid == asid and m.size == PAGE_SIZE]), Priv.U
+
+    def access_op(asid: int, va: int, priv: Priv) -> Op:
+        m = next((m for m in mappings if m.asid in (asid, None) and m.va <= va < m.va + m.size), None)
+        if m is not None and m.flags & Pte.X and not m.flags & Pte.W:
+            access = rng.choice([Access.FETCH, Access.LOAD])
+        elif m is not None and m.flags & Pte.W:
+            access = rng.choice([Access.LOAD, Access.LOAD, Access.STORE])
+        else:
+            access = Access.LOAD
+        return Op("access", asid=asid, va=(va & ~(PAGE_SIZE - 1)) | rng.randrange(0, PAGE_SIZE, 8),
+                  access=access, priv=priv)
+
+    unmapped = base + rng.choice([p for p in range(8) if p not in pages1]) * PAGE_SIZE
+    ops: list[Op] = []
+    asid = 1
+    recent: list[tuple[int, Priv]] = []
+    changed = False
+    n = rng.randint(10, 14)
+    while len(ops) < n:
+        roll = rng.random()
+        if topic in ("asid", "sfence", "stale") and roll < 0.12 and two_spaces and ops and ops[-1].kind != "switch":
+            asid = 3 - asid
+            ops.append(Op("switch", asid=asid))
+            continue
+        if (topic == "sfence" and roll < 0.3 or topic != "sfence" and 0.12 <= roll < 0.17) and len(ops) > 2:
+            kind = rng.choice(["all", "va", "asid", "both"])
+            page = rng.choice(recent)[0] if recent else pick(asid)[0]
+            va = page | rng.randrange(0, PAGE_SIZE, 8) if kind in ("va", "both") else None
+            fence_asid = rng.choice(USER_ASIDS if two_spaces else (1,)) if kind in ("asid", "both") else None
+            ops.append(Op("sfence", asid=fence_asid, va=va))
+            continue
+        if topic == "stale" and not changed and len(ops) >= 2 and roll < 0.4:
+            # Touch a page, change its PTE without a fence, touch it again: the TLB still has the old entry.
+            m = rng.choice([m for m in mappings if m.asid == asid and m.size == PAGE_SIZE])
+            ops.append(access_op(asid, m.va, Priv.U))
+            if rng.random() < 0.5:
+                ops.append(Op("remap", asid=asid, va=m.va, pa=next(frame) << 12))
+            else:
+                ops.append(Op("unmap", asid=asid, va=m.va))
+            changed = True
+            ops.append(access_op(asid, m.va, Priv.U))
+            if rng.random() < 0.7:
+                ops.append(Op("sfence", va=m.va | rng.randrange(0, PAGE_SIZE, 8), asid=rng.choice([None, asid])))
+                ops.append(access_op(asid, m.va, Priv.U))
+            continue
+        if recent and rng.random() < 0.35:
+            va, priv = rng.choice(recent)
+        else:
+            va, priv = pick(asid)
+        if priv is Priv.U and va != unmapped and not any(m.asid == asid and m.va <= va < m.va + m.size
+                                                         for m in mappings):
+            va, priv = pick(asid)  # a page of the other space: pick again
+        recent = (recent + [(va & ~(PAGE_SIZE - 1), priv)])[-3:]
+        ops.append(access_op(asid, va, priv))
+    return TlbExercise(seed, number, topic, capacity, tuple(mappings), tuple(ops))
+
+
+def make_quiz(seed: int, count: int = 3, topics: list[str] | None = None) -> list[TlbExercise]:
+    check_seed_and_count(seed, count)
+    return [make_exercise(seed, n, topics) for n in range(1, count + 1)]
+
+
+# -- presentation -----------------------------------------------------------------------------------------------
+
+
+def entry_name(asid: int, tr: Translation) -> str:
+    tag = "G" if asid == GLOBAL else f"A{asid}"
+    size = "" if tr.page_size == PAGE_SIZE else f" ({tr.page_size >> 20} MiB)"
+    return f"[{tag} {tr.page_va:#x}{size} -> {tr.page_pa:#x}]"
+
+
+def short_name(asid: int, tr: Translation) -> str:
+    tag = "G" if asid == GLOBAL else f"A{asid}"
+    return f"{tag}:{tr.page_va:#x}" + ("" if tr.page_size == PAGE_SIZE else f"/{tr.page_size >> 20}M")
+
+
+def _fence(op: Op) -> str:
+    rs1 = "x0" if op.va is None else f"{op.va:#x}"
+    rs2 = "x0" if op.asid is None else f"ASID {op.asid}"
+    return f"sfence.vma {rs1}, {rs2}"
+
+
+def describe_op(op: Op) -> str:
+    if op.kind == "access":
+        return f"ASID {op.asid}, {op.priv.name}-mode: {op.access.value:<5} {op.va:#x}"
+    if op.kind == "switch":
+        return f"switch to ASID {op.asid} (csrw satp, no fence)"
+    if op.kind == "sfence":
+        return _fence(op)
+    if op.kind == "remap":
+        return f"the kernel moves ASID {op.asid}'s page {op.va:#x} to frame {op.pa:#x} (rewrites the PTE, no fence)"
+    return f"the kernel unmaps ASID {op.asid}'s page {op.va:#x} (clears the PTE, no fence)"
+
+
+def format_exercise(ex: TlbExercise) -> list[str]:
+    lines = [f"TLB exercise {ex.number} (seed {ex.seed})", ""]
+    lines.extend(textwrap.wrap(
+        f"A TLB of {ex.capacity} entries, fully associative, least-recently-used replacement, empty at the start.  "
+        "An entry holds one leaf translation (a 2 MiB superpage takes one entry), tagged with the ASID it was "
+        "filled for, or global (G=1) matching every ASID.  A miss walks the page tables and fills an entry; a walk "
+        "that faults fills nothing.  sfence.vma rs1, rs2 removes: (x0, x0) every entry; (va, x0) the entries "
+        "mapping va, in every ASID; (x0, asid) the non-global entries of asid; (va, asid) the non-global entries "
+        "of asid mapping va.", 78))
+    lines.append("")
+    lines.append("Mappings (4 KiB pages unless marked, A and D set):")
+    for m in ex.mappings:
+        who = "global" if m.asid is None else f"ASID {m.asid}"
+        size = "" if m.size == PAGE_SIZE else f"-{m.va + m.size - 1:#x} ({m.size >> 20} MiB superpage)"
+        lines.append(f"  {who:<7} va {m.va:#x}{size} -> pa {m.pa:#x}  {perms_string(m.flags)}")
+    lines.append("")
+    lines.append("Sequence:")
+    for n, op in enumerate(ex.ops, 1):
+        lines.append(f"  {n:2}. {describe_op(op)}")
+    lines.append("")
+    lines.append("For each access: hit or miss, and the entry a miss evicts.  For each sfence.vma:")
+    lines.append("the entries it removes.  Then: the TLB's contents at the end.")
+    return lines
+
+
+def describe_step(step: Step) -> str:
+    op = step.op
+    if op.kind == "access":
+        if step.hit is not None:
+            text = f"hit {entry_name(op.asid if not step.hit.global_ else GLOBAL, step.hit)} -> pa " \
+                   f"{step.hit.pa_of(op.va):#x}"
+            if step.walked is None or step.walked.pa_of(op.va) != step.hit.pa_of(op.va):
+                now = "faults" if step.walked is None else f"gives pa {step.walked.pa_of(op.va):#x}"
+                text += f"  STALE: a walk now {now}"
+            return text
+        if step.fault is not None:
+            return f"miss; the walk raises a {step.fault}; nothing is filled"
+        tag = GLOBAL if step.filled.global_ else op.asid
+        text = f"miss; walk -> pa {step.filled.pa:#x}; fill {entry_name(tag, step.filled)}"
+        if step.evicted:
+            text += "; evicts " + ", ".join(entry_name(a, t) for a, t in step.evicted) + " (least recently used)"
+        return text
+    if op.kind == "sfence":
+        if not step.removed:
+            return "removes nothing"
+        return "removes " + ", ".join(entry_name(a, t) for a, t in step.removed)
+    if op.kind == "switch":
+        return f"from now on ASID {op.asid}; the TLB keeps every entry"
+    return "the TLB is not told: its entry for this page (if any) stays"
+
+
+def format_answer(ex: TlbExercise) -> list[str]:
+    steps = ex.solve()
+    lines = [f"Answer {ex.number} ({TOPICS[ex.topic]}):"]
+    for n, step in enumerate(steps, 1):
+        lines.append(f"  {n:2}. {describe_step(step)}")
+        contents = "  ".join(short_name(a, t) for a, t in step.entries) or "(empty)"
+        lines.append(f"      TLB, LRU first: {contents}")
+    accesses = [s for s in steps if s.op.kind == "access"]
+    hits = sum(1 for s in accesses if s.hit is not None)
+    lines.append(f"  {hits} hits, {len(accesses) - hits} misses in {len(accesses)} accesses")
+    return lines
+
+
+def exercise_to_json(ex: TlbExercise, *, solve: bool) -> dict:
+    def op_json(op: Op) -> dict:
+        out = {"kind": op.kind}
+        for key in ("asid", "va", "pa"):
+            value = getattr(op, key)
+            if value is not None:
+                out[key] = value if key == "asid" else hex(value)
+        if op.access is not None:
+            out["access"], out["priv"] = op.access.value, op.priv.name
+        return out
+
+    out = {"number": ex.number, "capacity": ex.capacity,
+           "mappings": [{"asid": m.asid, "va": hex(m.va), "pa": hex(m.pa), "size": m.size,
+                         "perms": perms_string(m.flags)} for m in ex.mappings],
+           "ops": [op_json(op) for op in ex.ops]}
+    if solve:
+        out["topic"] = ex.topic
+        out["answers"] = [describe_step(s) for s in ex.solve()]
+    return out

@@ -1,0 +1,111 @@
+"""Named trace events, enabled by pattern, written as text, JSON Lines, Perfetto JSON or VCD.
+
+::
+
+    from hwsim import trace
+    with trace.tracing("dma*,mmio", "run.json"):      # Perfetto/Chrome JSON, by the extension
+        ...
+    hwsim run boards/virt.toml drivers/dma_copy --trace 'dma*,mmio' --trace-out run.json
+
+The events are the catalogue in :mod:`hwsim.trace.events`.  ``TRACE`` has one
+attribute per event: ``None`` while the event is off, an emitter while it is
+on; an event site is ``if TRACE.dma is not None: TRACE.dma(device=..., ...)``,
+so tracing costs one attribute test when off.  Timestamps are virtual time
+(``TRACE.clock``, set by the runners to the board's clock), in nanoseconds.
+
+Patterns: comma-separated globs matched against event names and categories
+(``dma*``, ``mmio``, ``irq_claim``, ``*``); a leading ``-`` removes
+(``*,-mmio_read``).  A pattern that matches nothing is an error that lists
+the events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+from pathlib import Path
+from typing import Callable
+
+from ..errors import HwsimError
+from .events import CATEGORIES, EVENTS, EventSpec
+from .sinks import FORMATS, JsonlSink, PerfettoSink, Sink, TextSink, VcdSink, open_sink
+
+
+class TraceError(HwsimError):
+    """A bad trace pattern or output."""
+
+
+class Trace:
+    """The switchboard: one attribute per event (None = off)."""
+
+    def __init__(self) -> None:
+        self.sinks: list[Sink] = []
+        self.clock: Callable[[], int] = lambda: 0
+        self.enabled: tuple[str, ...] = ()
+        for name in EVENTS:
+            setattr(self, name, None)
+
+    def select(self, patterns: str | list[str]) -> list[str]:
+        """The event names a pattern string selects (in catalogue order)."""
+        items = [p.strip() for p in (patterns.split(",") if isinstance(patterns, str) else patterns)]
+        chosen: set[str] = set()
+        for item in items:
+            if not item:
+                continue
+            negate = item.startswith("-")
+            pat = item[1:] if negate else item
+            hits = {n for n, e in EVENTS.items() if fnmatch.fnmatchcase(n, pat) or fnmatch.fnmatchcase(e.category, pat)}
+            if not hits:
+                raise TraceError(f"trace pattern {pat!r} matches no event; events: {', '.join(EVENTS)} "
+                                 f"(categories: {', '.join(CATEGORIES)})")
+            chosen = chosen - hits if negate else chosen | hits
+        return [n for n in EVENTS if n in chosen]
+
+    def enable(self, patterns: str | list[str], *sinks: Sink) -> list[str]:
+        """Turn on the selected events, writing to ``sinks``; returns the event names."""
+        names = self.select(patterns)
+        self.sinks.extend(sinks)
+        for name in names:
+            setattr(self, name, self._emitter(EVENTS[name]))
+        self.enabled = tuple(n for n in EVENTS if getattr(self, n) is not None)
+        return names
+
+    def disable(self) -> None:
+        """Everything off; the sinks are closed (Perfetto and VCD files are written then)."""
+        for name in EVENTS:
+            setattr(self, name, None)
+        for sink in self.sinks:
+            sink.close()
+        self.sinks = []
+        self.enabled = ()
+
+    def _emitter(self, spec: EventSpec):
+        sinks = self.sinks
+
+        def emit(**fields) -> None:
+            t = self.clock()
+            for sink in sinks:
+                sink.write(spec, t, fields)
+        return emit
+
+
+TRACE = Trace()
+
+
+@contextlib.contextmanager
+def tracing(patterns: str, out: str | Path | None = None, *, format: str | None = None, stream=None):
+    """Trace the selected events into ``out`` (format from ``format`` or the file's extension:
+    .json Perfetto, .jsonl JSON Lines, .vcd VCD, else text; no ``out``: text on ``stream``/stderr)."""
+    try:
+        sink = open_sink(out, format=format, stream=stream)
+    except (OSError, ValueError) as exc:
+        raise TraceError(str(exc)) from None
+    TRACE.enable(patterns, sink)
+    try:
+        yield sink
+    finally:
+        TRACE.disable()
+
+
+__all__ = ["EVENTS", "FORMATS", "JsonlSink", "PerfettoSink", "Sink", "TRACE", "TextSink", "Trace", "TraceError",
+           "VcdSink", "open_sink", "tracing"]

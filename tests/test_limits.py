@@ -1,0 +1,73 @@
+"""Store limits: time, memory, tables, instances, code size and RAM, each a clear error or trap that
+leaves the Store usable."""
+
+from __future__ import annotations
+
+import pytest
+
+import hwsim
+from hwsim.compiler.traps import TrapCode
+from hwsim.runtime import api
+
+
+def instantiate(store, wat: str):
+    engine = store.engine
+    return api.Linker(engine).instantiate(store, api.Module(engine, wat)).exports(store)
+
+
+SPIN = '(module (func (export "spin") (loop (br 0))) (func (export "one") (result i32) (i32.const 1)))'
+
+
+def test_time_limit_stops_runaway_code_even_inside_host_callbacks():
+    store = api.Store(time_limit=0.05)
+    engine = store.engine
+    linker = api.Linker(engine)
+    ex = linker.instantiate(store, api.Module(engine, SPIN)).exports(store)
+    linker.define(store, "h", "spin", ex["spin"])
+    outer = linker.instantiate(store, api.Module(engine, '(module (import "h" "spin" (func $s)) '
+                                                         '(func (export "go") (call $s)))')).exports(store)
+    for func in (ex["spin"], outer["go"]):
+        with pytest.raises(api.Trap) as info:
+            func(store)
+        assert info.value.trap_code is TrapCode.INTERRUPTED
+        assert ex["one"](store) == 1  # usable afterwards
+
+
+def test_table_limit():
+    store = api.Store(table_limit=100)
+    with pytest.raises(hwsim.HwsimError, match="table of 101 elements exceeds the limit of 100"):
+        instantiate(store, "(module (table 101 funcref))")
+    ex = instantiate(store, '(module (table 10 funcref) (func (export "grow") (param i32) (result i32) '
+                            '(table.grow (ref.null func) (local.get 0))))')
+    assert ex["grow"](store, 90) == 10
+    assert ex["grow"](store, 1) == -1  # past the limit: table.grow fails, as the spec allows
+
+
+def test_instance_limit():
+    store = api.Store(instance_limit=3)
+    module = api.Module(store.engine, "(module)")
+    for _ in range(3):
+        api.Instance(store, module, [])
+    with pytest.raises(hwsim.HwsimError, match="already holds 3 instances, its limit"):
+        api.Instance(store, module, [])
+
+
+def test_code_limit():
+    store = api.Store(code_limit=64 * 1024)
+    body = "(local.set 0 (i32.mul (local.get 0) (i32.const 3))) " * 300  # a few instructions each
+    funcs = " ".join(f'(func (export "f{i}") (param i32) (result i32) {body} (local.get 0))' for i in range(40))
+    with pytest.raises(hwsim.HwsimError, match=r"bytes of compiled code exceed the Store's code limit \(65536 bytes"):
+        instantiate(store, f"(module {funcs})")
+    assert instantiate(store, SPIN)["one"](store) == 1  # a small module still fits
+
+
+def test_running_out_of_physical_ram_is_an_error_not_a_crash():
+    store = api.Store(ram_size=8 << 20)
+    ex = instantiate(store, '(module (memory (export "m") 256) (func (export "touch") (param i32) '
+                            '(loop $l (i32.store (local.get 0) (i32.const 1)) '
+                            '(br_if $l (i32.lt_u (local.tee 0 (i32.add (local.get 0) (i32.const 4096))) '
+                            '(i32.const 16777216))))))')
+    with pytest.raises(hwsim.HwsimError, match="out of physical memory"):
+        ex["touch"](store, 0)
+    ex["m"].discard(store, 0, 256 * 65536)  # give the frames back
+    ex["touch"](store, 16777216 - 4096)  # and the Store works again
