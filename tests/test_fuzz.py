@@ -150,3 +150,19 @@ def test_regression_case(path):
     info = json.loads(path.with_suffix(".json").read_text())
     verdict = check_module(path.read_bytes(), info["seed"])
     assert (verdict.kind, verdict.key, verdict.detail) == ("agree", "", ""), info["note"]
+
+
+# -- campaign workers that crash, hang or fail cost one seed each ---------------------------------------------
+
+@pytest.mark.parametrize("check, field", [("dies_on_3", "crashed"), ("hangs_on_3", "hung"),
+                                          ("raises_on_3", "crashed")])
+def test_a_misbehaving_worker_costs_one_seed_and_the_campaign_goes_on(check, field):
+    import fuzz_workers
+    summary = run_campaign(first_seed=0, count=8, jobs=1, chunk=8, stall=3.0, check=getattr(fuzz_workers, check))
+    assert getattr(summary, field) == [3]
+    assert summary.no_module == 7  # every other seed was checked: 4..7 by a fresh worker (or the same one)
+    assert summary.last_seed == 7
+    if check == "raises_on_3":
+        assert summary.harness_errors[0]["harness_error"].rstrip().endswith("RuntimeError: a bug in the harness")
+    text = summary.format()
+    assert ("HUNG on seed 3" if field == "hung" else "CRASHED on seed 3") in text

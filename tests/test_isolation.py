@@ -22,6 +22,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from hwsim.compiler.traps import TrapCode
 from hwsim.runtime import api
+from property_scale import examples
 
 PAGE = 4096
 OFFSETS = (0, 1, 0xFFF, 0x10000, 0x7FFF_FFF8, 0x8000_0000, 0xFFFF_FFF0)
@@ -167,7 +168,7 @@ class Isolation(RuleBasedStateMachine):
 def test_wasm_never_reaches_outside_its_own_memories(world):
     Isolation.world = world
     run = Isolation.TestCase
-    run.settings = settings(max_examples=60, stateful_step_count=80, deadline=None,
+    run.settings = settings(max_examples=examples(60), stateful_step_count=80, deadline=None,
                             suppress_health_check=[HealthCheck.too_slow])
     run().runTest()
 
@@ -205,7 +206,7 @@ def dma_world(tmp_path_factory):
     return system, run, src, dst, pages
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.function_scoped_fixture])
 @given(src_off=st.one_of(st.integers(0, 0x800), st.integers(-0x3000, 0x3000)),
        dst_off=st.one_of(st.integers(0, 0x1000), st.integers(-0x3000, 0x3000)),

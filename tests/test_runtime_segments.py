@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from hwsim.compiler.traps import TrapCode
 from hwsim.runtime import api
+from property_scale import examples
 from hwsim.runtime.segments import SegmentError
 
 FAR = """
@@ -139,7 +140,7 @@ def property_far():
 SIZES = {"load_u8": 1, "load_u16": 2, "load_i32": 4, "load_i64": 8}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(selector=st.one_of(st.integers(0, 5), st.integers(0, (1 << 32) - 1)),
        offset=st.one_of(st.integers(0, 0x110), st.integers(0, (1 << 32) - 1)),
        op=st.sampled_from(sorted(SIZES)))
@@ -159,7 +160,7 @@ def test_no_far_pointer_reaches_outside_its_granted_segments(property_far, selec
         f.fault(op, far(selector, offset))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(selector=st.integers(0, 6), offset=st.one_of(st.integers(0, 0x110), st.integers(0, (1 << 32) - 1)))
 def test_far_stores_change_only_granted_writable_bytes(property_far, selector, offset):
     f, grants = property_far

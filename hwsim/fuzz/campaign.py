@@ -247,13 +247,13 @@ def save_case(out_dir: Path, stem: str, wasm: bytes, seed: int, verdict: Verdict
     return path
 
 
-def _worker(seeds: list[int], out_dir: str | None, conn) -> None:
+def _worker(seeds: list[int], out_dir: str | None, conn, check=None) -> None:
     engine = wasmtime_engine()
     out = Path(out_dir) if out_dir else None
     for seed in seeds:
         conn.send(("start", seed))
         try:
-            record = check_seed(seed, out, engine=engine)
+            record = (check or check_seed)(seed, out, engine=engine)
         except FuzzError as exc:
             record = {"seed": seed, "tool_error": str(exc)}
         except Exception:  # noqa: BLE001 -- a bug in the fuzzer itself (or the oracle): report, go on
@@ -263,13 +263,15 @@ def _worker(seeds: list[int], out_dir: str | None, conn) -> None:
 
 
 def run_campaign(*, first_seed: int = 0, count: int | None = None, seconds: float | None = None, jobs: int = 1,
-                 out_dir: Path | None = None, progress=None, chunk: int = 20, stall: float = 300.0) -> Summary:
+                 out_dir: Path | None = None, progress=None, chunk: int = 20, stall: float = 300.0,
+                 check=None) -> Summary:
     """Check seeds ``first_seed, first_seed+1, ...`` until ``count`` seeds or ``seconds`` have passed.
 
     ``jobs`` worker processes take chunks of ``chunk`` seeds; a worker that dies (a crash in native code)
     has the seed it was on recorded in ``Summary.crashed`` and is replaced.  ``progress(summary)`` is
     called after each seed.  A worker silent for ``stall`` seconds (one seed should take well under a
     second) is killed and its seed counted in ``Summary.hung``: a hang is a finding, not the end of the run.
+    ``check`` replaces :func:`check_seed` in the workers (a module-level function: workers are spawned).
     """
     if count is None and seconds is None:
         raise FuzzError("give a count of modules or a time")
@@ -291,7 +293,8 @@ def run_campaign(*, first_seed: int = 0, count: int | None = None, seconds: floa
 
     def spawn(seeds: list[int]) -> None:
         parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(seeds, str(out_dir) if out_dir else None, child), daemon=True)
+        proc = ctx.Process(target=_worker, args=(seeds, str(out_dir) if out_dir else None, child, check),
+                           daemon=True)
         proc.start()
         child.close()
         workers[parent] = [proc, None, list(seeds), time.monotonic()]

@@ -1,0 +1,32 @@
+"""Stand-ins for hwsim.fuzz.campaign.check_seed that misbehave on seed 3 (for tests/test_fuzz.py).
+
+They live in a module of their own because campaign workers are spawned processes, which import what
+they run by name.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def fine(seed, out_dir, *, engine=None) -> dict:
+    return {"seed": seed, "no_module": True}
+
+
+def dies_on_3(seed, out_dir, *, engine=None) -> dict:
+    if seed == 3:
+        os._exit(7)  # as a segfault in native code would
+    return fine(seed, out_dir)
+
+
+def hangs_on_3(seed, out_dir, *, engine=None) -> dict:
+    if seed == 3:
+        time.sleep(3600)
+    return fine(seed, out_dir)
+
+
+def raises_on_3(seed, out_dir, *, engine=None) -> dict:
+    if seed == 3:
+        raise RuntimeError("a bug in the harness")
+    return fine(seed, out_dir)
