@@ -166,3 +166,31 @@ def test_a_misbehaving_worker_costs_one_seed_and_the_campaign_goes_on(check, fie
         assert summary.harness_errors[0]["harness_error"].rstrip().endswith("RuntimeError: a bug in the harness")
     text = summary.format()
     assert ("HUNG on seed 3" if field == "hung" else "CRASHED on seed 3") in text
+
+
+# -- the command ------------------------------------------------------------------------------------------------
+
+def test_fuzz_command_checks_a_module_and_saves_nothing_when_all_agree(tmp_path, capsys):
+    from hwsim.cli import main
+    path = tmp_path / "m.wasm"
+    path.write_bytes(wat('(module (func (export "f") (param i32) (result i32) (i32.popcnt (local.get 0))))'))
+    assert main(["fuzz", "--check", str(path), "--seed", "3"]) == 0
+    assert capsys.readouterr().out == "agree\n"
+    assert main(["fuzz", "--check", str(path), "--expect", "divergence:call"]) == 1
+    assert main(["fuzz", "--count", "3", "--seed", "2000000", "-q", "--out", str(tmp_path / "out"),
+                 "--json", str(tmp_path / "s.json")]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["verdicts"]["agree"] == 3
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fuzz"], "give --count N or --time SECONDS (or --check FILE.wasm)"),
+    (["fuzz", "--count", "0"], "--count must be positive, not 0"),
+    (["fuzz", "--time", "-1"], "--time must be positive, not -1.0"),
+    (["fuzz", "--count", "5", "--jobs", "0"], "--jobs must be positive, not 0"),
+    (["fuzz", "--check", "/nonexistent/m.wasm"], "cannot read '/nonexistent/m.wasm': No such file or directory"),
+])
+def test_fuzz_command_errors(argv, message, capsys):
+    from hwsim.cli import main
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"hwsim: error: {message}\n"

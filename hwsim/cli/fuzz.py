@@ -38,13 +38,20 @@ def run_fuzz(args: argparse.Namespace) -> int:
     from ..fuzz import check_module, run_campaign, shrink_case, verdict_key
 
     if args.check:
-        verdict = check_module(Path(args.check).read_bytes(), args.seed)
+        try:
+            wasm = Path(args.check).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {args.check!r}: {exc.strerror}") from None
+        verdict = check_module(wasm, args.seed)
         print(f"{verdict.kind} {verdict.key} {verdict.detail}".rstrip())
         if args.expect:
             return 0 if verdict_key(verdict) == args.expect else 1
         return 0 if verdict.kind != "divergence" and verdict.kind != "escaped" else 1
     if args.count is None and args.time is None:
         raise ConfigError("give --count N or --time SECONDS (or --check FILE.wasm)")
+    for name, value in (("--count", args.count), ("--time", args.time), ("--jobs", args.jobs)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"{name} must be positive, not {value}")
 
     tty = sys.stderr.isatty()
 
