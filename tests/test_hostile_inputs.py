@@ -23,6 +23,7 @@ from hwsim.compiler import CompileError
 from hwsim.runtime.objects import ResourceLimitError
 from hwsim.wasm import InvalidError, MalformedError, WasmError
 from hwsim.wasm.types import ExternKind
+from property_scale import examples
 from wasm_conftest_helpers import (EXTERNREF, FUNCREF, HEADER, I32, I64, body, code_section, export_section,
                                    func_section, functype, module, section, type_section, uleb)
 
@@ -335,7 +336,7 @@ def test_every_truncation_is_malformed_or_a_shorter_valid_module(engine, sample)
     assert outcomes == {"malformed", "ran"}
 
 
-CORRUPTION = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+CORRUPTION = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                                HealthCheck.function_scoped_fixture])
 
 
