@@ -10,23 +10,23 @@ import os
 import time
 
 
-def fine(seed, out_dir, *, engine=None) -> dict:
+def fine(seed, out_dir, **_) -> dict:
     return {"seed": seed, "no_module": True}
 
 
-def dies_on_3(seed, out_dir, *, engine=None) -> dict:
+def dies_on_3(seed, out_dir, **_) -> dict:
     if seed == 3:
         os._exit(7)  # as a segfault in native code would
     return fine(seed, out_dir)
 
 
-def hangs_on_3(seed, out_dir, *, engine=None) -> dict:
+def hangs_on_3(seed, out_dir, **_) -> dict:
     if seed == 3:
         time.sleep(3600)
     return fine(seed, out_dir)
 
 
-def raises_on_3(seed, out_dir, *, engine=None) -> dict:
+def raises_on_3(seed, out_dir, **_) -> dict:
     if seed == 3:
         raise RuntimeError("a bug in the harness")
     return fine(seed, out_dir)

@@ -194,3 +194,19 @@ def test_fuzz_command_errors(argv, message, capsys):
     from hwsim.cli import main
     assert main(argv) == 2
     assert capsys.readouterr().err == f"hwsim: error: {message}\n"
+
+
+def test_smith_flags_can_be_overridden_and_bad_ones_are_refused(tmp_path, capsys):
+    from hwsim.cli import main
+    from hwsim.fuzz.smith import smith_flags
+    flags = smith_flags(4, ("--max-instructions=2000", "--max-funcs=5"))
+    assert "--max-instructions=2000" in flags and "--max-instructions=200" not in flags
+    assert flags.count("--max-funcs=5") == 1
+    big = decode_module(generate(7, overrides=("--max-instructions=2000", "--min-funcs=6")))
+    assert len(big.funcs) >= 6
+    assert main(["fuzz", "--count", "2", "--seed", "3000000", "-q", "--smith", "max-instructions=1000",
+                 "--out", str(tmp_path)]) == 0
+    assert "smith --max-instructions=1000" in capsys.readouterr().out
+    assert main(["fuzz", "--count", "2", "--smith", "no-such-flag=1"]) == 2
+    assert capsys.readouterr().err.startswith("hwsim: error: wasm-tools smith refuses the flags --no-such-flag=1: "
+                                              "error: unexpected argument '--no-such-flag'")

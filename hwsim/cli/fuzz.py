@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("fuzz-out"), help="where divergences go (default fuzz-out/)")
     p.add_argument("--shrink", action="store_true", help="minimise each divergence with wasm-tools shrink "
                                                          "(saved beside it as seed-N.shrunk.wasm)")
+    p.add_argument("--smith", action="append", default=[], metavar="NAME=VALUE",
+                   help="override one of the wasm-tools smith flags hwsim uses (repeatable), e.g. "
+                        "--smith max-instructions=2000 --smith max-funcs=20 for bigger functions")
     p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
     p.add_argument("--check", metavar="FILE.wasm", help="compare one module instead of running a campaign; "
@@ -63,7 +66,7 @@ def run_fuzz(args: argparse.Namespace) -> int:
                   flush=True)
 
     summary = run_campaign(first_seed=args.seed, count=args.count, seconds=args.time, jobs=args.jobs,
-                           out_dir=args.out, progress=progress)
+                           out_dir=args.out, progress=progress, smith=tuple(args.smith))
     if not args.quiet and tty:
         print(file=sys.stderr)
     if args.shrink:

@@ -46,7 +46,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 
 from .execute import CallPlan, Run, run_hwsim, run_wasmtime, wasmtime_engine
-from .smith import FuzzError, generate, shrink
+from .smith import FuzzError, generate, normalise_overrides, shrink
 
 
 @dataclass
@@ -173,6 +173,7 @@ class Summary:
     crashed: list = field(default_factory=list)  # seeds whose worker died, or where the fuzzer itself failed
     harness_errors: list = field(default_factory=list)  # [{"seed", "harness_error": traceback}]
     hung: list = field(default_factory=list)  # seeds whose worker went silent for the stall time and was killed
+    smith: list = field(default_factory=list)  # the smith flag overrides of the campaign
     seconds: float = 0.0
     first_seed: int = 0
     last_seed: int = -1
@@ -200,7 +201,8 @@ class Summary:
 
     def format(self) -> str:
         lines = [f"seeds {self.first_seed}..{self.last_seed}: {self.modules} modules "
-                 f"({self.no_module} seeds gave no module), {self.seconds:.0f} s",
+                 f"({self.no_module} seeds gave no module), {self.seconds:.0f} s"
+                 + (f", smith {' '.join(self.smith)}" if self.smith else ""),
                  f"functions called: {self.functions}, agreed: {self.calls_agreed}"]
         for kind in ("agree", "divergence", "exhausted", "limit", "skipped", "escaped"):
             lines.append(f"{kind}: {self.verdicts.get(kind, 0)}")
@@ -226,9 +228,10 @@ class Summary:
         return d
 
 
-def check_seed(seed: int, out_dir: Path | None, *, engine=None) -> dict:
-    """Generate the module of ``seed``, compare, and save it under ``out_dir`` if it diverges or escapes."""
-    wasm = generate(seed)
+def check_seed(seed: int, out_dir: Path | None, *, engine=None, smith: tuple[str, ...] = ()) -> dict:
+    """Generate the module of ``seed`` (with the smith flag overrides ``smith``), compare, and save it under
+    ``out_dir`` if it diverges or escapes."""
+    wasm = generate(seed, overrides=smith)
     if wasm is None:
         return {"seed": seed, "no_module": True}
     verdict = check_module(wasm, seed, engine=engine)
@@ -247,13 +250,13 @@ def save_case(out_dir: Path, stem: str, wasm: bytes, seed: int, verdict: Verdict
     return path
 
 
-def _worker(seeds: list[int], out_dir: str | None, conn, check=None) -> None:
+def _worker(seeds: list[int], out_dir: str | None, conn, check=None, smith: tuple[str, ...] = ()) -> None:
     engine = wasmtime_engine()
     out = Path(out_dir) if out_dir else None
     for seed in seeds:
         conn.send(("start", seed))
         try:
-            record = (check or check_seed)(seed, out, engine=engine)
+            record = (check or check_seed)(seed, out, engine=engine, smith=smith)
         except FuzzError as exc:
             record = {"seed": seed, "tool_error": str(exc)}
         except Exception:  # noqa: BLE001 -- a bug in the fuzzer itself (or the oracle): report, go on
@@ -264,7 +267,7 @@ def _worker(seeds: list[int], out_dir: str | None, conn, check=None) -> None:
 
 def run_campaign(*, first_seed: int = 0, count: int | None = None, seconds: float | None = None, jobs: int = 1,
                  out_dir: Path | None = None, progress=None, chunk: int = 20, stall: float = 300.0,
-                 check=None) -> Summary:
+                 check=None, smith: tuple[str, ...] = ()) -> Summary:
     """Check seeds ``first_seed, first_seed+1, ...`` until ``count`` seeds or ``seconds`` have passed.
 
     ``jobs`` worker processes take chunks of ``chunk`` seeds; a worker that dies (a crash in native code)
@@ -272,10 +275,12 @@ def run_campaign(*, first_seed: int = 0, count: int | None = None, seconds: floa
     called after each seed.  A worker silent for ``stall`` seconds (one seed should take well under a
     second) is killed and its seed counted in ``Summary.hung``: a hang is a finding, not the end of the run.
     ``check`` replaces :func:`check_seed` in the workers (a module-level function: workers are spawned).
+    ``smith`` overrides flags of :data:`~hwsim.fuzz.smith.SMITH_FLAGS` (``max-instructions=2000``).
     """
+    smith = normalise_overrides(smith)
     if count is None and seconds is None:
         raise FuzzError("give a count of modules or a time")
-    summary = Summary(first_seed=first_seed)
+    summary = Summary(first_seed=first_seed, smith=list(smith))
     start = time.monotonic()
     next_seed = first_seed
     end_seed = None if count is None else first_seed + count
@@ -293,7 +298,7 @@ def run_campaign(*, first_seed: int = 0, count: int | None = None, seconds: floa
 
     def spawn(seeds: list[int]) -> None:
         parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(seeds, str(out_dir) if out_dir else None, child, check),
+        proc = ctx.Process(target=_worker, args=(seeds, str(out_dir) if out_dir else None, child, check, smith),
                            daemon=True)
         proc.start()
         child.close()

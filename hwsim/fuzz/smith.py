@@ -87,18 +87,35 @@ def seed_bytes(seed: int) -> bytes:
     return rng.randbytes(rng.randint(MIN_SEED_BYTES, MAX_SEED_BYTES))
 
 
-def smith_flags(seed: int) -> tuple[str, ...]:
+def smith_flags(seed: int, overrides: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The flags for ``seed``: :data:`SMITH_FLAGS`, and for odd seeds ``--disallow-traps`` (most calls in
-    random code trap early; without traps they run on and compute results)."""
-    return SMITH_FLAGS + (("--disallow-traps=true",) if seed % 2 else ())
+    random code trap early; without traps they run on and compute results).  ``overrides`` (``--name=value``)
+    replace the flags of the same name, or are added."""
+    flags = SMITH_FLAGS + (("--disallow-traps=true",) if seed % 2 else ())
+    names = {o.split("=", 1)[0] for o in overrides}
+    return tuple(f for f in flags if f.split("=", 1)[0] not in names) + tuple(overrides)
 
 
-def generate(seed: int, *, extra_flags: tuple[str, ...] = ()) -> bytes | None:
-    """The module ``wasm-tools smith`` makes from ``seed``; None when smith cannot make one from it (exit 2)."""
-    out = subprocess.run([wasm_tools(), "smith", *smith_flags(seed), "--available-imports", _imports_file(),
-                          *extra_flags], input=seed_bytes(seed),
-                         capture_output=True, timeout=120)
-    if out.returncode == 2:
+def normalise_overrides(overrides) -> tuple[str, ...]:
+    """``overrides`` (``name=value`` or ``--name=value``) as ``--name=value``, checked by smith itself:
+    a flag smith does not take, or a bad value, is a FuzzError naming it (not a campaign of empty seeds)."""
+    out = tuple(o if o.startswith("--") else f"--{o}" for o in overrides)
+    if not out:
+        return out
+    proc = subprocess.run([wasm_tools(), "smith", *smith_flags(0, out), "--available-imports", _imports_file()],
+                          input=seed_bytes(0), capture_output=True, timeout=120)
+    if proc.returncode and b"Usage:" in proc.stderr:
+        first = proc.stderr.decode(errors="replace").strip().splitlines()[0]
+        raise FuzzError(f"wasm-tools smith refuses the flags {' '.join(out)}: {first}")
+    return out
+
+
+def generate(seed: int, *, overrides: tuple[str, ...] = ()) -> bytes | None:
+    """The module ``wasm-tools smith`` makes from ``seed``; None when smith cannot make one from it (exit 2).
+    ``overrides`` replace flags of :data:`SMITH_FLAGS` (see :func:`normalise_overrides`)."""
+    out = subprocess.run([wasm_tools(), "smith", *smith_flags(seed, overrides), "--available-imports",
+                          _imports_file()], input=seed_bytes(seed), capture_output=True, timeout=120)
+    if out.returncode == 2 and b"Usage:" not in out.stderr:
         return None
     if out.returncode:
         raise FuzzError(f"wasm-tools smith failed for seed {seed}: {out.stderr.decode(errors='replace').strip()}")
