@@ -71,7 +71,7 @@ def memory_copy(store, instance, m) -> None:
     if n:
         _watch(store, m, smem, src, n, False)
         _watch(store, m, dmem, dst, n, True)
-        dmem.write(dst, smem.read(src, n))
+        store.copy_user(dmem.base + dst, smem.base + src, n)
 
 
 def memory_init(store, instance, m) -> None:
@@ -179,9 +179,9 @@ def table_copy(store, instance, m) -> None:
     n = _index(n, _tis64(dt) and _tis64(st))
     if dst + n > dt.size or src + n > st.size:
         raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
-    values = [st.get(src + k) for k in range(n)]
-    for k, v in enumerate(values):
-        dt.set(dst + k, v)
+    if n:  # the entries as one block of bytes (copied first, so overlap is fine): a memmove, not n calls
+        entries = bytes(store.phys_view(st.entries + 8 * src, 8 * n))
+        store.phys_view(dt.entries + 8 * dst, 8 * n)[:] = entries
 
 
 def table_init(store, instance, m) -> None:

@@ -124,6 +124,7 @@ class Store:
         self.externs: dict[int, object] = {}  # externref handle -> host object
         self._extern_ids: dict[int, int] = {}
         self.depth = 0
+        self.deadline: float | None = None  # time.monotonic() at which the outermost call's budget runs out
         self.caller_vmctx = 0  # the vmctx of the instance calling the running host function
         self.out_of_frames = False
         # ``bulk_access_hook(memory, offset, length, write, pc)``: sees memory.copy/fill/init, which the
@@ -289,6 +290,14 @@ class Store:
             size -= chunk
         return bytes(out)
 
+    def check_deadline(self) -> None:
+        """Trap ``interrupted`` when the running call's time budget is used up: long host-side work
+        (a bulk memory operation of gigabytes) calls this every megabyte, as guest code is stopped by
+        the CPU's timer."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise Trap(TrapCode.INTERRUPTED, detail=f"time budget of {self.limits.time_us} us used up "
+                                                    f"(in a bulk memory operation)")
+
     def _before_host_write(self, va: int, size: int) -> None:
         mem = self.memory_at(va)
         if mem is not None and mem.ctl is not None and mem.ctl.host_pages:
@@ -297,7 +306,11 @@ class Store:
     def write_user(self, va: int, data: bytes) -> None:
         self._before_host_write(va, len(data))
         view = memoryview(data)
+        pages = 0
         while view:
+            pages += 1
+            if not pages & 0xFF:
+                self.check_deadline()
             chunk = min(len(view), L.PAGE - (va & (L.PAGE - 1)))
             mapping = self.space.lookup(va)
             if mapping is None:
@@ -310,7 +323,11 @@ class Store:
 
     def fill_user(self, va: int, byte: int, size: int) -> None:
         self._before_host_write(va, size)
+        pages = 0
         while size > 0:
+            pages += 1
+            if not pages & 0xFF:
+                self.check_deadline()
             chunk = min(size, L.PAGE - (va & (L.PAGE - 1)))
             mapping = self.space.lookup(va)
             if mapping is None and byte == 0:
@@ -323,6 +340,39 @@ class Store:
                 self.machine.phys.fill(mapping.pa + (va - mapping.va), chunk, byte)
             va += chunk
             size -= chunk
+
+    def copy_user(self, dst: int, src: int, size: int) -> None:
+        """``memory.copy`` between guest addresses (overlap allowed, as memmove), a page-sized chunk at a
+        time: host memory stays bounded whatever ``size`` is, and untouched source pages (zeros) copied
+        onto untouched destination pages cost nothing."""
+        self._before_host_write(dst, size)
+        backwards = src < dst < src + size
+        done = pages = 0
+        mask = L.PAGE - 1
+        while done < size:
+            pages += 1
+            if not pages & 0xFF:
+                self.check_deadline()
+            left = size - done
+            if backwards:
+                s_end, d_end = src + left, dst + left
+                chunk = min(left, ((s_end - 1) & mask) + 1, ((d_end - 1) & mask) + 1)
+                s, d = s_end - chunk, d_end - chunk
+            else:
+                s, d = src + done, dst + done
+                chunk = min(left, L.PAGE - (s & mask), L.PAGE - (d & mask))
+            s_map, d_map = self.space.lookup(s), self.space.lookup(d)
+            if s_map is None:
+                if d_map is not None:
+                    self.machine.phys.fill(d_map.pa + (d - d_map.va), chunk, 0)
+            else:
+                data = self.machine.phys.read(s_map.pa + (s - s_map.va), chunk)
+                if d_map is None:
+                    if not self._map_page(d, host=True):
+                        raise ResourceLimitError("out of physical memory for the Store's RAM")
+                    d_map = self.space.lookup(d)
+                self.machine.phys.write(d_map.pa + (d - d_map.va), data)
+            done += chunk
 
     # -- types and references ------------------------------------------------------------------
 
@@ -371,6 +421,8 @@ class Store:
             pc = record.code
             budget = self.limits.time_us if not nested else 0
             deadline = time.monotonic() + budget / 1e6 if budget else None
+            if not nested:
+                self.deadline = deadline
             while True:
                 result = m.run(pc, until=L.EXIT_ADDRESS, timeout_us=budget)
                 if result.reason is not StopReason.STOPPED or not self._async:
@@ -388,6 +440,8 @@ class Store:
         finally:
             self.depth -= 1
             self._in_host = in_host
+            if not nested:
+                self.deadline = None
         try:
             if result.reason is StopReason.EXIT:
                 return self._read_values(ft.results)
