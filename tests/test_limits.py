@@ -71,3 +71,22 @@ def test_running_out_of_physical_ram_is_an_error_not_a_crash():
         ex["touch"](store, 0)
     ex["m"].discard(store, 0, 256 * 65536)  # give the frames back
     ex["touch"](store, 16777216 - 4096)  # and the Store works again
+
+
+def test_after_a_bulk_operation_runs_out_of_ram_a_bounds_trap_is_still_a_bounds_trap():
+    """Found by review: the host path left the 'out of frames' flag set, so the next ordinary fault in
+    any memory was reported as out of physical memory."""
+    store = api.Store(ram_size=16 << 20)
+    ex = instantiate(store, '(module (memory (export "m") 1 65536) '
+                            '(func (export "fill") (param i32 i32 i32) '
+                            '(memory.fill (local.get 0) (local.get 1) (local.get 2))) '
+                            '(func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))) '
+                            '(func (export "oob") (result i32) (i32.load (i32.const 0x7fffffff))))')
+    ex["grow"](store, 1000)
+    with pytest.raises(hwsim.HwsimError, match="out of physical memory"):
+        ex["fill"](store, 0, 1, 1000 * 65536)
+    ex["m"].discard(store, 0, 1001 * 65536)
+    with pytest.raises(api.Trap) as info:
+        ex["oob"](store)
+    assert info.value.code is TrapCode.MEMORY_OUT_OF_BOUNDS
+    ex["fill"](store, 0, 1, 65536)  # and the frames came back

@@ -240,7 +240,8 @@ class Store:
         try:
             self.space.map_anonymous(va & ~(L.PAGE - 1), L.PAGE, flags)
         except OutOfFrames:
-            self.out_of_frames = True
+            if not host:  # a guest fault the pager could not serve: _trap_from reports it (host paths raise)
+                self.out_of_frames = True
             return False
         if mem is not None:
             mem.mark_resident(va - mem.base)
@@ -519,8 +520,8 @@ class Store:
             fault = result.fault
             insn = fault.insn.text if fault.insn is not None else None
             if self.memory_at(fault.va) is not None:
-                if self.out_of_frames:
-                    self.out_of_frames = False
+                out_of_frames, self.out_of_frames = self.out_of_frames, False
+                if out_of_frames and fault.va - self.memory_at(fault.va).base < self.memory_at(fault.va).size_bytes:
                     return ResourceLimitError(f"out of physical memory: the Store's {self.limits.ram_bytes} bytes "
                                               f"of RAM are used up (at va {fault.va:#x})")
                 mem = self.memory_at(fault.va)
