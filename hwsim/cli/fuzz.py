@@ -82,4 +82,5 @@ def run_fuzz(args: argparse.Namespace) -> int:
     print(summary.format())
     if args.json:
         Path(args.json).write_text(json.dumps(summary.to_json(), indent=1) + "\n")
-    return 1 if summary.divergences or summary.escaped or summary.crashed or summary.hung else 0
+    bad = (summary.divergences, summary.escaped, summary.crashed, summary.hung, summary.worker_deaths)
+    return 1 if any(bad) else 0

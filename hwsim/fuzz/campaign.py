@@ -174,6 +174,7 @@ class Summary:
     harness_errors: list = field(default_factory=list)  # [{"seed", "harness_error": traceback}]
     hung: list = field(default_factory=list)  # seeds whose worker went silent for the stall time and was killed
     smith: list = field(default_factory=list)  # the smith flag overrides of the campaign
+    worker_deaths: int = 0  # workers that died or hung between two seeds (their other seeds were re-run)
     seconds: float = 0.0
     first_seed: int = 0
     last_seed: int = -1
@@ -217,6 +218,8 @@ class Summary:
             lines.append(f"CRASHED on seed {seed}: {errors.get(seed, 'the worker process died')}")
         for seed in self.hung:
             lines.append(f"HUNG on seed {seed}: the worker said nothing for the stall time and was killed")
+        if self.worker_deaths:
+            lines.append(f"WORKERS LOST between seeds: {self.worker_deaths} (their remaining seeds were re-run)")
         lines.append(f"{self.verdicts.get('agree', 0)} agreed, {len(self.divergences)} divergences, "
                      f"{len(self.escaped)} escaping exceptions, {len(self.crashed)} crashes, {len(self.hung)} hangs")
         return "\n".join(lines)
@@ -248,6 +251,9 @@ def save_case(out_dir: Path, stem: str, wasm: bytes, seed: int, verdict: Verdict
     (out_dir / f"{stem}.json").write_text(json.dumps(
         {"seed": seed, "kind": verdict.kind, "key": verdict.key, "detail": verdict.detail}, indent=1) + "\n")
     return path
+
+
+STARTUP = 120.0  # seconds a new worker may take to import everything and start its first seed
 
 
 def _worker(seeds: list[int], out_dir: str | None, conn, check=None, smith: tuple[str, ...] = ()) -> None:
@@ -302,7 +308,20 @@ def run_campaign(*, first_seed: int = 0, count: int | None = None, seconds: floa
                            daemon=True)
         proc.start()
         child.close()
-        workers[parent] = [proc, None, list(seeds), time.monotonic()]
+        workers[parent] = [proc, None, list(seeds), time.monotonic(), False]  # ..., heard from it yet
+
+    def lost(proc, current, left: list[int], heard: bool, where: list) -> None:
+        """A worker died or hung: blame the seed it was on, and hand the rest of its seeds to a new one."""
+        if current is not None:
+            where.append(current)
+            summary.last_seed = max(summary.last_seed, current)
+        elif not heard:  # before its first seed: the environment is broken, and a new worker would be too
+            raise FuzzError(f"a fuzz worker died before checking any seed (exit code {proc.exitcode})")
+        else:
+            summary.worker_deaths += 1  # between seeds (say, in a finaliser): no seed to blame, none lost
+        rest = [s for s in left if s != current]
+        if rest:
+            spawn(rest)
 
     for _ in range(max(1, jobs)):
         seeds = more_seeds()
@@ -312,33 +331,26 @@ def run_campaign(*, first_seed: int = 0, count: int | None = None, seconds: floa
         while workers:
             ready = wait(list(workers), timeout=min(stall, 5.0))
             now = time.monotonic()
-            for conn in [c for c in workers if c not in ready and now - workers[c][3] > stall]:
-                proc, current, left, _ = workers.pop(conn)
+            silent = [c for c in workers if c not in ready
+                      and now - workers[c][3] > (stall if workers[c][4] else max(stall, STARTUP))]
+            for conn in silent:
+                proc, current, left, _, heard = workers.pop(conn)
                 proc.kill()
                 proc.join()
-                if current is not None:
-                    summary.hung.append(current)
-                    summary.last_seed = max(summary.last_seed, current)
-                rest = [s for s in left if s != current]
-                if rest:
-                    spawn(rest)
+                lost(proc, current, left, heard, summary.hung)
             for conn in ready:
                 if conn not in workers:
                     continue
                 workers[conn][3] = now
-                proc, current, left, _ = workers[conn]
+                proc, current, left, _, heard = workers[conn]
                 try:
                     what, value = conn.recv()
                 except EOFError:
                     proc.join()
                     del workers[conn]
-                    if current is not None:
-                        summary.crashed.append(current)
-                        summary.last_seed = max(summary.last_seed, current)
-                        rest = [s for s in left if s != current]
-                        if rest:
-                            spawn(rest)
+                    lost(proc, current, left, heard, summary.crashed)
                     continue
+                workers[conn][4] = True
                 if what == "start":
                     workers[conn][1] = value
                 elif what == "done":
