@@ -65,6 +65,13 @@ def test_exhaustion_stops_the_comparison():
     assert (verdict.kind, verdict.key) == ("exhausted", "hwsim: stack")
 
 
+def test_hwsim_running_out_of_time_where_wasmtime_finished_is_a_divergence():
+    verdict = compare(run("hwsim", ("f", ("exhausted", "time"), "")),
+                      run("wasmtime", ("f", ("ok", [("i32", 1)]), "")))
+    assert (verdict.kind, verdict.key) == ("divergence", "call")
+    assert verdict.detail == "call 'f': hwsim: exhausted time (hung); wasmtime: ok i32:0x1"
+
+
 def test_memory_difference_names_the_first_byte():
     hw = run("hwsim", final={"memory m": (4, "a")})
     wt = run("wasmtime", final={"memory m": (4, "b")})
@@ -143,6 +150,7 @@ def test_bounded_campaign_agrees(tmp_path):
     assert summary.functions > 300
     problems = summary.divergences + summary.escaped + [{"seed": s} for s in summary.crashed + summary.hung]
     assert not problems, summary.format()
+    assert summary.verdicts["agree"] == summary.modules, summary.format()  # none exhausted, limited, skipped
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
