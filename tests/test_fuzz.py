@@ -142,6 +142,39 @@ def test_a_miscompiled_module_diverges(monkeypatch):
     assert (verdict.kind, verdict.key) == ("divergence", "call")
 
 
+def hwsim_runs_instead(monkeypatch, text: str) -> None:
+    """Make the harness run ``text`` in hwsim whatever module it is given (a simulated miscompilation)."""
+    import hwsim.fuzz.campaign as campaign
+    import hwsim.fuzz.execute as execute
+    real, other = execute.run_hwsim, wat(text)
+    monkeypatch.setattr(campaign, "run_hwsim", lambda wasm, plan, **kw: real(other, plan, **kw))
+
+
+START = """(module (import "env" "mem" (memory 1 4)) (import "env" "g_f64" (global (mut f64)))
+  (func $s (i32.store (i32.const 8) (i32.const {})) (global.set 0 (f64.const {})) unreachable) (start $s)
+  (func (export "f")))"""
+
+
+@pytest.mark.parametrize("store, value, key", [("0x5555", "7", "imported memory mem"),
+                                               ("0x1122", "9", "imported global g_f64")])
+def test_state_left_by_a_trapping_start_function_is_compared(monkeypatch, store, value, key):
+    good = START.format("0x1122", "7")
+    assert check_module(wat(good), 0) == check_module(wat(good), 0)
+    assert check_module(wat(good), 0).key == "instantiation trap"
+    hwsim_runs_instead(monkeypatch, START.format(store, value))
+    verdict = check_module(wat(good), 0)
+    assert (verdict.kind, verdict.key) == ("divergence", key.rsplit(" ", 1)[0])
+
+
+def test_host_call_float_arguments_are_compared_bit_for_bit(monkeypatch):
+    text = """(module (import "env" "f32" (func $h (param f32) (result f32)))
+      (func (export "f") (drop (call $h (f32.reinterpret_i32 (i32.const {}))))))"""
+    assert check_module(wat(text.format("0x7fc00000")), 0).kind == "agree"
+    hwsim_runs_instead(monkeypatch, text.format("0xffc00001"))  # another NaN: same value, other bits
+    verdict = check_module(wat(text.format("0x7fc00000")), 0)
+    assert (verdict.kind, verdict.key) == ("divergence", "host calls")
+
+
 # -- a bounded campaign and the regression cases ----------------------------------------------------------------
 
 def test_bounded_campaign_agrees(tmp_path):
@@ -205,3 +238,47 @@ def test_workers_that_cannot_start_stop_the_campaign(monkeypatch):
     monkeypatch.setitem(sys.modules, phantom.__name__, phantom)
     with pytest.raises(FuzzError, match=r"^a fuzz worker died before checking any seed \(exit code 1\)$"):
         run_campaign(first_seed=0, count=4, jobs=2, chunk=2, check=phantom.check)
+
+
+# -- the command ------------------------------------------------------------------------------------------------
+
+def test_fuzz_command_checks_a_module_and_saves_nothing_when_all_agree(tmp_path, capsys):
+    from hwsim.cli import main
+    path = tmp_path / "m.wasm"
+    path.write_bytes(wat('(module (func (export "f") (param i32) (result i32) (i32.popcnt (local.get 0))))'))
+    assert main(["fuzz", "--check", str(path), "--seed", "3"]) == 0
+    assert capsys.readouterr().out == "agree\n"
+    assert main(["fuzz", "--check", str(path), "--expect", "divergence:call"]) == 1
+    assert main(["fuzz", "--count", "3", "--seed", "2000000", "-q", "--out", str(tmp_path / "out"),
+                 "--json", str(tmp_path / "s.json")]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["verdicts"]["agree"] == 3
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fuzz"], "give --count N or --time SECONDS (or --check FILE.wasm)"),
+    (["fuzz", "--count", "0"], "--count must be positive, not 0"),
+    (["fuzz", "--time", "-1"], "--time must be positive, not -1.0"),
+    (["fuzz", "--count", "5", "--jobs", "0"], "--jobs must be positive, not 0"),
+    (["fuzz", "--check", "/nonexistent/m.wasm"], "cannot read '/nonexistent/m.wasm': No such file or directory"),
+])
+def test_fuzz_command_errors(argv, message, capsys):
+    from hwsim.cli import main
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"hwsim: error: {message}\n"
+
+
+def test_smith_flags_can_be_overridden_and_bad_ones_are_refused(tmp_path, capsys):
+    from hwsim.cli import main
+    from hwsim.fuzz.smith import smith_flags
+    flags = smith_flags(4, ("--max-instructions=2000", "--max-funcs=5"))
+    assert "--max-instructions=2000" in flags and "--max-instructions=200" not in flags
+    assert flags.count("--max-funcs=5") == 1
+    big = decode_module(generate(7, overrides=("--max-instructions=2000", "--min-funcs=6")))
+    assert len(big.funcs) >= 6
+    assert main(["fuzz", "--count", "2", "--seed", "3000000", "-q", "--smith", "max-instructions=1000",
+                 "--out", str(tmp_path)]) == 0
+    assert "smith --max-instructions=1000" in capsys.readouterr().out
+    assert main(["fuzz", "--count", "2", "--smith", "no-such-flag=1"]) == 2
+    assert capsys.readouterr().err.startswith("hwsim: error: wasm-tools smith refuses the flags --no-such-flag=1: "
+                                              "error: unexpected argument '--no-such-flag'")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import random
+import struct
 import traceback
 import zlib
 from dataclasses import dataclass, field
@@ -73,10 +74,11 @@ G_F64 = 1.5
 
 
 def _norm(ty: str, value) -> object:
-    """An argument as a host function sees it, in a form both engines agree on (NaN payloads aside)."""
+    """An argument as a host function sees it: integers as unsigned bits, floats as the bits of the Python
+    float both engines hand over (NaN payloads and signs included; an f32 arrives widened to a double)."""
     if ty in ("i32", "i64"):
         return value & ((1 << (8 * WIDTHS[ty])) - 1)
-    return "nan" if value != value else float(value).hex()
+    return struct.pack("<d", value).hex()
 
 
 def host_call(log: list, name: str, args) -> object:
@@ -205,6 +207,8 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
             instance = api.Instance(store, module, imports)
         except HwsimError as exc:
             run.instantiate = _hwsim_outcome(exc)
+            if run.instantiate[0] == "trap":  # what the segments and the start function did before it stays
+                _hwsim_imports_final(run, module, provided)
             return run
         finally:
             run.instantiate_log = _log_digest(log, 0)
@@ -226,18 +230,7 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
             run.calls.append((name, outcome, _log_digest(log, start)))
             if outcome[0] != "ok" and outcome[0] != "trap":
                 return run  # the state after exhaustion or an error is not comparable
-        for mod, name, kind in module.imports:
-            item = provided[name]
-            if kind == "memory":
-                data = bytes(item._inner.read(0, item._inner.size_bytes))
-                run.memories[f"imported memory {name}"] = data
-                run.final[f"imported memory {name}"] = (len(data), _digest(data))
-            elif kind == "global":
-                run.final[f"imported global {name}"] = _raw_value(TYPE_NAMES[item._inner.valtype],
-                                                                  item._inner.get_bits())
-            elif kind == "table":
-                t = item._inner
-                run.final[f"imported table {name}"] = _table_digest(t.size, (t.get(i) for i in range(t.size)))
+        _hwsim_imports_final(run, module, provided)
         for name, kind in module.exports:
             item = exports[name]
             if kind == "memory":
@@ -253,6 +246,21 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
     except Exception:  # noqa: BLE001 -- the point: nothing but HwsimError may leave the API
         run.escaped = traceback.format_exc()
     return run
+
+
+def _hwsim_imports_final(run: Run, module, provided: dict) -> None:
+    """Record the imported memories, globals and tables in ``run.final`` (``imported KIND NAME``)."""
+    for _mod, name, kind in module.imports:
+        item = provided[name]
+        if kind == "memory":
+            data = bytes(item._inner.read(0, item._inner.size_bytes))
+            run.memories[f"imported memory {name}"] = data
+            run.final[f"imported memory {name}"] = (len(data), _digest(data))
+        elif kind == "global":
+            run.final[f"imported global {name}"] = _raw_value(TYPE_NAMES[item._inner.valtype], item._inner.get_bits())
+        elif kind == "table":
+            t = item._inner
+            run.final[f"imported table {name}"] = _table_digest(t.size, (t.get(i) for i in range(t.size)))
 
 
 def _hwsim_imports(api, store, log: list) -> dict:
@@ -396,6 +404,9 @@ def run_wasmtime(wasm: bytes, plan: CallPlan | None, *, engine=None, fuel: int =
         instance = wasmtime.Instance(store, module, imports)
     except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
         run.instantiate = _wasmtime_outcome(exc)
+        if run.instantiate[0] == "trap":
+            for imp in module.imports:
+                _wasmtime_final(wasmtime, ffi, store, run, "imported ", imp.name, provided[imp.name])
         return run
     finally:
         run.instantiate_log = _log_digest(log, 0)
