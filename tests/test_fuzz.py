@@ -166,6 +166,21 @@ def test_state_left_by_a_trapping_start_function_is_compared(monkeypatch, store,
     assert (verdict.kind, verdict.key) == ("divergence", key.rsplit(" ", 1)[0])
 
 
+REFS = """(module (type $t (func (result i32)))
+  (func $a (export "a") (type $t) (i32.const 1)) (func $b (export "b") (type $t) (i32.const 2))
+  (table (export "t") 2 2 funcref) (elem (i32.const 0) func {})
+  (global (export "g") (mut funcref) (ref.func {})) (func (export "f") (result funcref) (ref.func {})))"""
+
+
+@pytest.mark.parametrize("swapped, key", [(("$b $a", "$a", "$a"), "table"), (("$a $b", "$b", "$a"), "global"),
+                                          (("$a $b", "$a", "$b"), "call")])
+def test_references_are_compared_by_the_function_they_name(monkeypatch, swapped, key):
+    assert check_module(wat(REFS.format("$a $b", "$a", "$a")), 0).kind == "agree"
+    hwsim_runs_instead(monkeypatch, REFS.format(*swapped))
+    verdict = check_module(wat(REFS.format("$a $b", "$a", "$a")), 0)
+    assert (verdict.kind, verdict.key) == ("divergence", key)
+
+
 def test_host_call_float_arguments_are_compared_bit_for_bit(monkeypatch):
     text = """(module (import "env" "f32" (func $h (param f32) (result f32)))
       (func (export "f") (drop (call $h (f32.reinterpret_i32 (i32.const {}))))))"""

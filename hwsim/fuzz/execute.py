@@ -149,15 +149,23 @@ class Run:
     final: dict = field(default_factory=dict)  # "memory NAME" -> (bytes, sha256), "global NAME" -> value, ...
     memories: dict = field(default_factory=dict)  # "memory NAME" -> bytes (kept to locate a difference)
     escaped: str | None = None  # a traceback: an exception that should never have left the API
+    # engine's reference (hwsim: record address; wasmtime: raw funcref pointer) -> "func EXPORT-NAME": references
+    # are compared by the exported function they name (smith exports every function, imported ones too); a
+    # function not exported (or any, before exports exist) is just "ref"
+    labels: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-def _table_digest(size: int, entries) -> tuple:
-    nonnull = bytes(1 if e else 0 for e in entries)
-    return (size, _digest(nonnull))
+def _table_digest(size: int, labels) -> tuple:
+    """A table as its size and a digest of what each entry names ("null", "func NAME" or "ref")."""
+    return (size, _digest(repr(list(labels)).encode()))
+
+
+def _label(labels: dict, key) -> str:
+    return "null" if not key else labels.get(key, "ref")
 
 
 # -- hwsim ------------------------------------------------------------------------------------------------
@@ -214,6 +222,9 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
             run.instantiate_log = _log_digest(log, 0)
         run.instantiate = ("ok",)
         exports = instance.exports(store)
+        for name, kind in module.exports:
+            if kind == "func":
+                run.labels.setdefault(exports[name]._record.va, f"func {name}")
         fuel = exports.get(FUEL_EXPORT)
         for name, args in plan.calls:
             func = exports[name]
@@ -224,7 +235,7 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
             start = len(log)
             try:
                 vals = func.call_vals(store, *params)
-                outcome = ("ok", [_hwsim_value(v) for v in vals])
+                outcome = ("ok", [_hwsim_value(v, run.labels) for v in vals])
             except HwsimError as exc:
                 outcome = _hwsim_outcome(exc)
             run.calls.append((name, outcome, _log_digest(log, start)))
@@ -239,10 +250,11 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
                 run.final[f"memory {name}"] = (len(data), _digest(data))
             elif kind == "global":
                 g = item._inner
-                run.final[f"global {name}"] = _raw_value(TYPE_NAMES[g.valtype], g.get_bits())
+                run.final[f"global {name}"] = _raw_value(TYPE_NAMES[g.valtype], g.get_bits(), run.labels)
             elif kind == "table":
                 t = item._inner
-                run.final[f"table {name}"] = _table_digest(t.size, (t.get(i) for i in range(t.size)))
+                run.final[f"table {name}"] = _table_digest(t.size, (_label(run.labels, t.get(i))
+                                                                    for i in range(t.size)))
     except Exception:  # noqa: BLE001 -- the point: nothing but HwsimError may leave the API
         run.escaped = traceback.format_exc()
     return run
@@ -257,10 +269,12 @@ def _hwsim_imports_final(run: Run, module, provided: dict) -> None:
             run.memories[f"imported memory {name}"] = data
             run.final[f"imported memory {name}"] = (len(data), _digest(data))
         elif kind == "global":
-            run.final[f"imported global {name}"] = _raw_value(TYPE_NAMES[item._inner.valtype], item._inner.get_bits())
+            run.final[f"imported global {name}"] = _raw_value(TYPE_NAMES[item._inner.valtype],
+                                                              item._inner.get_bits(), run.labels)
         elif kind == "table":
             t = item._inner
-            run.final[f"imported table {name}"] = _table_digest(t.size, (t.get(i) for i in range(t.size)))
+            run.final[f"imported table {name}"] = _table_digest(t.size, (_label(run.labels, t.get(i))
+                                                                         for i in range(t.size)))
 
 
 def _hwsim_imports(api, store, log: list) -> dict:
@@ -282,16 +296,18 @@ def _code(ty: str) -> int:
     return {v: k for k, v in TYPE_NAMES.items()}[ty]
 
 
-def _raw_value(ty: str, bits: int) -> tuple:
+def _raw_value(ty: str, bits: int, labels: dict) -> tuple:
     if ty in WIDTHS:
         return (ty, bits)
-    return (ty, "null" if not bits else "ref")
+    return (ty, _label(labels, bits) if ty == "funcref" else "null" if not bits else "ref")
 
 
-def _hwsim_value(val) -> tuple:
+def _hwsim_value(val, labels: dict) -> tuple:
     ty = TYPE_NAMES[val.type.code]
     if ty in WIDTHS:
         return (ty, val.bits)
+    if ty == "funcref":
+        return (ty, _label(labels, val.ref._record.va if val.ref is not None else 0))
     return (ty, "null" if val.ref is None else "ref")
 
 
@@ -412,6 +428,10 @@ def run_wasmtime(wasm: bytes, plan: CallPlan | None, *, engine=None, fuel: int =
         run.instantiate_log = _log_digest(log, 0)
     run.instantiate = ("ok",)
     exports = instance.exports(store)
+    for export in module.exports:
+        item = exports[export.name]
+        if isinstance(item, wasmtime.Func):
+            run.labels.setdefault(_wasmtime_key(ffi, store, item), f"func {export.name}")
     smith_fuel = exports.get(FUEL_EXPORT)
     for name, args in plan.calls:
         func = exports[name]
@@ -420,7 +440,7 @@ def run_wasmtime(wasm: bytes, plan: CallPlan | None, *, engine=None, fuel: int =
             smith_fuel.set_value(store, wasmtime.Val.i32(FUEL))
         start = len(log)
         try:
-            outcome = ("ok", _wasmtime_call(wasmtime, ffi, store, func, args))
+            outcome = ("ok", _wasmtime_call(wasmtime, ffi, store, func, args, run.labels))
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             outcome = _wasmtime_outcome(exc)
         run.calls.append((name, outcome, _log_digest(log, start)))
@@ -445,10 +465,11 @@ def _wasmtime_final(wasmtime, ffi, store, run: Run, prefix: str, name: str, item
     elif isinstance(item, wasmtime.Global):
         raw = ffi.wasmtime_val_t()
         ffi.wasmtime_global_get(store._context(), ctypes.byref(item._global), ctypes.byref(raw))
-        run.final[key.format("global")] = _from_raw(wasmtime, ffi, store, raw)
+        run.final[key.format("global")] = _from_raw(wasmtime, ffi, store, raw, run.labels)
     elif isinstance(item, wasmtime.Table):
         size = item.size(store)
-        run.final[key.format("table")] = _table_digest(size, (_wasmtime_nonnull(item.get(store, i))
+        run.final[key.format("table")] = _table_digest(size, (_wasmtime_label(wasmtime, ffi, store, run.labels,
+                                                                             item.get(store, i))
                                                              for i in range(size)))
 
 
@@ -467,12 +488,20 @@ def _wasmtime_imports(wasmtime, store, log: list) -> dict:
     return out
 
 
-def _wasmtime_nonnull(entry) -> bool:
-    """A table entry from wasmtime-py: None, or a Val whose value is None for a null reference."""
-    return entry is not None and getattr(entry, "value", entry) is not None
+def _wasmtime_key(ffi, store, func) -> int:
+    """What identifies a function in wasmtime: its raw funcref pointer (the same for every handle to it)."""
+    return ffi.wasmtime_func_to_raw(store._context(), ctypes.byref(func._func)) or 0
 
 
-def _wasmtime_call(wasmtime, ffi, store, func, args) -> list:
+def _wasmtime_label(wasmtime, ffi, store, labels: dict, entry) -> str:
+    """A table entry from wasmtime-py (None, a Func, or a Val holding either) as :func:`_label` names it."""
+    entry = getattr(entry, "value", entry) if not isinstance(entry, wasmtime.Func) else entry
+    if entry is None:
+        return "null"
+    return _label(labels, _wasmtime_key(ffi, store, entry)) if isinstance(entry, wasmtime.Func) else "ref"
+
+
+def _wasmtime_call(wasmtime, ffi, store, func, args, labels: dict) -> list:
     from wasmtime._func import enter_wasm
     nresults = len(func.type(store).results)
     params = (ffi.wasmtime_val_t * len(args))()
@@ -490,18 +519,19 @@ def _wasmtime_call(wasmtime, ffi, store, func, args) -> list:
                                        nresults, trap)
         if error:
             raise wasmtime.WasmtimeError._from_ptr(error)
-    return [_from_raw(wasmtime, ffi, store, results[i]) for i in range(nresults)]
+    return [_from_raw(wasmtime, ffi, store, results[i], labels) for i in range(nresults)]
 
 
-def _from_raw(wasmtime, ffi, store, raw) -> tuple:
+def _from_raw(wasmtime, ffi, store, raw, labels: dict) -> tuple:
     kind = raw.kind
     for ty in WIDTHS:
         if kind == getattr(ffi, f"WASMTIME_{ty.upper()}").value:
             data = ctypes.string_at(ctypes.addressof(raw.of), WIDTHS[ty])
             return (ty, int.from_bytes(data, "little"))
     val = wasmtime.Val._from_raw(store, raw)
-    ty = "funcref" if kind == ffi.WASMTIME_FUNCREF.value else "externref"
-    return (ty, "null" if val.value is None else "ref")
+    if kind == ffi.WASMTIME_FUNCREF.value:
+        return ("funcref", _wasmtime_label(wasmtime, ffi, store, labels, val.value))
+    return ("externref", "null" if val.value is None else "ref")
 
 
 __all__ = ["CallPlan", "Run", "run_hwsim", "run_wasmtime", "wasmtime_engine"]
