@@ -59,6 +59,20 @@ def test_one_wasmtime_trap_code_stands_for_two_of_hwsims():
     assert (verdict.kind, verdict.key) == ("divergence", "call")
 
 
+@pytest.mark.parametrize("code, opcode, kept", [("UNDEFINED_ELEMENT", 0x11, True), ("UNDEFINED_ELEMENT", 0x13, True),
+                                                ("UNDEFINED_ELEMENT", 0x25, False), ("TABLE_OUT_OF_BOUNDS", 0x25, True),
+                                                ("TABLE_OUT_OF_BOUNDS", 0x11, False)])
+def test_hwsims_two_table_trap_codes_must_fit_the_trapping_instruction(code, opcode, kept):
+    from types import SimpleNamespace
+
+    from hwsim.fuzz.execute import _table_trap_site
+    wasm = bytes([0, opcode, 0])
+    outcome = _table_trap_site(("trap", code), SimpleNamespace(wasm_offset=1), wasm)
+    assert (outcome == ("trap", code)) is kept
+    wt = run("wasmtime", ("f", ("trap", "TABLE_OUT_OF_BOUNDS|UNDEFINED_ELEMENT"), ""))
+    assert (compare(run("hwsim", ("f", outcome, "")), wt).kind == "agree") is kept
+
+
 def test_exhaustion_stops_the_comparison():
     verdict = compare(run("hwsim", ("f", ("exhausted", "stack"), "")),
                       run("wasmtime", ("f", ("trap", "UNREACHABLE"), ""), final={"global g": ("i32", 1)}))

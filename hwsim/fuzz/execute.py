@@ -189,6 +189,22 @@ def _hwsim_outcome(exc: BaseException) -> tuple:
     return ("error", f"{type(exc).__name__}: {exc}")
 
 
+_INDIRECT_CALLS = (0x11, 0x13)  # call_indirect, return_call_indirect
+
+
+def _table_trap_site(outcome: tuple, exc, wasm: bytes) -> tuple:
+    """wasmtime has one code (table out of bounds) for hwsim's two; hwsim's must then fit the instruction
+    that trapped: ``undefined element`` only at an indirect call, ``out of bounds table access`` elsewhere.
+    A misfit gets a name of its own, which matches nothing of wasmtime's."""
+    code = outcome[1] if outcome[0] == "trap" else None
+    offset = getattr(exc, "wasm_offset", None)
+    if code not in ("UNDEFINED_ELEMENT", "TABLE_OUT_OF_BOUNDS") or offset is None or not 0 <= offset < len(wasm):
+        return outcome
+    if (code == "UNDEFINED_ELEMENT") != (wasm[offset] in _INDIRECT_CALLS):
+        return ("trap", f"{code} at opcode {wasm[offset]:#04x}")
+    return outcome
+
+
 def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LIMIT) -> Run:
     """Compile, instantiate and call ``wasm`` in a fresh hwsim Store (``plan`` None: load only)."""
     from ..runtime import api
@@ -214,7 +230,7 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
         try:
             instance = api.Instance(store, module, imports)
         except HwsimError as exc:
-            run.instantiate = _hwsim_outcome(exc)
+            run.instantiate = _table_trap_site(_hwsim_outcome(exc), exc, wasm)
             if run.instantiate[0] == "trap":  # what the segments and the start function did before it stays
                 _hwsim_imports_final(run, module, provided)
             return run
@@ -237,7 +253,7 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
                 vals = func.call_vals(store, *params)
                 outcome = ("ok", [_hwsim_value(v, run.labels) for v in vals])
             except HwsimError as exc:
-                outcome = _hwsim_outcome(exc)
+                outcome = _table_trap_site(_hwsim_outcome(exc), exc, wasm)
             run.calls.append((name, outcome, _log_digest(log, start)))
             if outcome[0] != "ok" and outcome[0] != "trap":
                 return run  # the state after exhaustion or an error is not comparable
