@@ -327,6 +327,23 @@ def test_copy_on_write_leaves_the_buffer_untouched():
     assert g("load", 0x8000) == 0 and bytes(buf.view) == source
 
 
+def test_a_bulk_store_that_traps_on_a_read_only_page_leaves_copy_on_write_pages_shared(tmp_path):
+    """Found by review: the copy-on-write pages before the read-only one were made private first."""
+    g = guest()
+    mem = g.exports["memory"]
+    cow = g.store.host_buffer(data=b"\x05" * PAGE)
+    ro_path = tmp_path / "ro.bin"
+    ro_path.write_bytes(b"\x02" * PAGE)
+    mem.map_host(g.store, 0x8000, cow, shared=False)
+    mem.map_host(g.store, 0x9000, g.store.host_buffer(path=ro_path))  # shared read-only
+    t = g.trap("fill", 0x8000, 1, 2 * PAGE)
+    assert t.code is TrapCode.MEMORY_ACCESS_DENIED and "read-only mapping of a host buffer" in str(t)
+    assert g.memory.ctl.ops["copy_on_write"] == 0 and g.memory.ctl.states.get(8) is State.COW
+    g("fill", 0x8000, 1, PAGE)  # the copy happens when a store really lands
+    assert g.memory.ctl.ops["copy_on_write"] == 1 and g("load", 0x8000) == 0x01010101
+    assert bytes(cow.view) == b"\x05" * PAGE and ro_path.read_bytes() == b"\x02" * PAGE
+
+
 def test_file_buffer_shared_writes_reach_the_file_and_read_only_files_never_change(tmp_path):
     path = tmp_path / "data.bin"
     path.write_bytes(b"\x01" * PAGE)

@@ -172,15 +172,14 @@ class MemoryControl:
             at = max(offset, page << PAGE_SHIFT)
             raise _trap(TrapCode.MEMORY_ACCESS_DENIED, self.explain(at, write) + (" (store)" if write else " (load)"))
         if write and self.host_pages:
-            for page in range(first, end):
-                entry = self.host_pages.get(page)
-                if entry is None:
-                    continue
-                if self.states.get(page) is State.COW:
-                    self.copy_on_write(page)  # the host carries out the store: copy first, as the MMU would
-                elif not entry[2]:
+            hosted = sorted(p for p in self.host_pages if first <= p < end)
+            for page in hosted:  # every page checked before any is changed: a trap leaves the mappings alone
+                if self.states.get(page) is not State.COW and not self.host_pages[page][2]:
                     at = max(offset, page << PAGE_SHIFT)
                     raise _trap(TrapCode.MEMORY_ACCESS_DENIED, self.explain(at, True) + " (store)")
+            for page in hosted:
+                if self.states.get(page) is State.COW:
+                    self.copy_on_write(page)  # the host carries out the store: copy first, as the MMU would
 
     # -- helpers --------------------------------------------------------------------------------
 
