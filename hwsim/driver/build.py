@@ -10,11 +10,10 @@ header or the flags change.
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 from pathlib import Path
 
 from .. import _paths
+from .._zig import zig_cc
 from ..errors import HwsimError
 
 FLAGS = ("-target", "wasm32-freestanding", "-O2", "-g", "-nostdlib", "-ffreestanding", "-Wl,--no-entry",
@@ -60,28 +59,14 @@ def build_driver(driver_dir: str | Path, *, force: bool = False, native: bool = 
         flags = (*NATIVE_FLAGS, f"-Wl,-T,{fw / 'link.ld'}")
         extra = [fw / "link.ld"]
         # ELF files go to firmware/build/ in a source tree; an installed hwsim keeps them beside the driver.
-        out_dir = fw / "build" if _paths.in_source_tree(fw) else driver_dir / "build"
-        out = out_dir / f"{name}.elf"
+        out = (fw / "build" if _paths.in_source_tree(fw) else driver_dir / "build") / f"{name}.elf"
     else:
         extra = []
-        out_dir, out = driver_dir / "build", driver_dir / "build" / f"{name}.wasm"
+        out = driver_dir / "build" / f"{name}.wasm"
     digest = hashlib.sha256()
     for path in [*sources, include / "hwsim.h", *extra]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(" ".join(flags).encode())
-    stamp = out.with_suffix(out.suffix + ".sha256")
-    key = digest.hexdigest()
-    if not force and out.is_file() and stamp.is_file() and stamp.read_text() == key:
-        return out
-    out_dir.mkdir(exist_ok=True)
-    cmd = [sys.executable, "-m", "ziglang", "cc", *flags, f"-I{include}", *map(str, sources), "-o", str(out)]
-    try:
-        result = subprocess.run(cmd, capture_output=True, text=True)
-    except OSError as exc:
-        raise BuildError(f"cannot run zig: {exc}") from None
-    if result.returncode != 0:
-        if "No module named ziglang" in result.stderr:
-            raise BuildError("building drivers needs zig: pip install ziglang (or: pip install 'hwsim[drivers]')")
-        raise BuildError(f"building {driver_dir} failed:\n{result.stderr.strip()}")
-    stamp.write_text(key)
-    return out
+    return zig_cc([*flags, f"-I{include}", *map(str, sources)], out, digest.hexdigest(), force=force,
+                  what=str(driver_dir), error=BuildError,
+                  hint="building drivers needs zig: pip install ziglang (or: pip install 'hwsim[drivers]')")

@@ -259,18 +259,7 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
                 return run  # the state after exhaustion or an error is not comparable
         _hwsim_imports_final(run, module, provided)
         for name, kind in module.exports:
-            item = exports[name]
-            if kind == "memory":
-                data = bytes(item._inner.read(0, item._inner.size_bytes))
-                run.memories[f"memory {name}"] = data
-                run.final[f"memory {name}"] = (len(data), _digest(data))
-            elif kind == "global":
-                g = item._inner
-                run.final[f"global {name}"] = _raw_value(TYPE_NAMES[g.valtype], g.get_bits(), run.labels)
-            elif kind == "table":
-                t = item._inner
-                run.final[f"table {name}"] = _table_digest(t.size, (_label(run.labels, t.get(i))
-                                                                    for i in range(t.size)))
+            _hwsim_final(run, "", kind, name, exports[name])
     except Exception:  # noqa: BLE001 -- the point: nothing but HwsimError may leave the API
         run.escaped = traceback.format_exc()
     return run
@@ -279,18 +268,20 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
 def _hwsim_imports_final(run: Run, module, provided: dict) -> None:
     """Record the imported memories, globals and tables in ``run.final`` (``imported KIND NAME``)."""
     for _mod, name, kind in module.imports:
-        item = provided[name]
-        if kind == "memory":
-            data = bytes(item._inner.read(0, item._inner.size_bytes))
-            run.memories[f"imported memory {name}"] = data
-            run.final[f"imported memory {name}"] = (len(data), _digest(data))
-        elif kind == "global":
-            run.final[f"imported global {name}"] = _raw_value(TYPE_NAMES[item._inner.valtype],
-                                                              item._inner.get_bits(), run.labels)
-        elif kind == "table":
-            t = item._inner
-            run.final[f"imported table {name}"] = _table_digest(t.size, (_label(run.labels, t.get(i))
-                                                                         for i in range(t.size)))
+        _hwsim_final(run, "imported ", kind, name, provided[name])
+
+
+def _hwsim_final(run: Run, prefix: str, kind: str, name: str, item) -> None:
+    """Record ``item`` (a memory, global or table; functions are skipped) as ``PREFIXKIND NAME``."""
+    key, inner = f"{prefix}{kind} {name}", getattr(item, "_inner", None)
+    if kind == "memory":
+        data = bytes(inner.read(0, inner.size_bytes))
+        run.memories[key] = data
+        run.final[key] = (len(data), _digest(data))
+    elif kind == "global":
+        run.final[key] = _raw_value(TYPE_NAMES[inner.valtype], inner.get_bits(), run.labels)
+    elif kind == "table":
+        run.final[key] = _table_digest(inner.size, (_label(run.labels, inner.get(i)) for i in range(inner.size)))
 
 
 def _hwsim_imports(api, store, log: list) -> dict:

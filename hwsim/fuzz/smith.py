@@ -137,15 +137,6 @@ def _imports_file() -> str:
     return str(path)
 
 
-def _uleb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def export_fuel(wasm: bytes) -> bytes:
     """``wasm`` with smith's fuel global (``--ensure-termination``) exported as :data:`FUEL_EXPORT`.
 
@@ -155,6 +146,7 @@ def export_fuel(wasm: bytes) -> bytes:
     """
     from ..wasm import decode_module
     from ..wasm.reader import read_u32
+    from ..wasm.reader import write_uleb as uleb
     from ..wasm.types import I32, ExternKind
     module = decode_module(wasm)
     nimported = sum(1 for i in module.imports if i.kind is ExternKind.GLOBAL)
@@ -172,8 +164,8 @@ def export_fuel(wasm: bytes) -> bytes:
         if section == 7:  # the export section: one more entry
             count, entries = read_u32(wasm, body)
             name = FUEL_EXPORT.encode()
-            payload = _uleb(count + 1) + wasm[entries:body + size] + _uleb(len(name)) + name + b"\x03" + _uleb(index)
-            return wasm[:pos] + b"\x07" + _uleb(len(payload)) + payload + wasm[body + size:]
+            payload = uleb(count + 1) + wasm[entries:body + size] + uleb(len(name)) + name + b"\x03" + uleb(index)
+            return wasm[:pos] + b"\x07" + uleb(len(payload)) + payload + wasm[body + size:]
         pos = body + size
     return wasm
 

@@ -18,11 +18,10 @@ the module's symbols and their names go into its ``dylink.0`` NEEDED list.
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 from pathlib import Path
 
 from .. import _paths
+from .._zig import zig_cc
 from ._errors import ProcessError
 
 COMMON = ("-target", "wasm32-freestanding", "-O2", "-g", "-nostdlib", "-ffreestanding", "-fPIC",
@@ -56,23 +55,9 @@ def build_module(sources, output, *, main: bool = False, libraries=(), include_d
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
         except OSError as exc:
             raise BuildError(f"{output.name}: cannot read {path}: {exc.strerror}") from None
-    stamp = output.with_name(output.name + ".sha256")
-    key = digest.hexdigest()
-    if not force and output.is_file() and stamp.is_file() and stamp.read_text() == key:
-        return output
-    output.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "ziglang", "cc", *cmd_flags, *map(str, sources), *map(str, libraries),
-           "-o", str(output)]
-    try:
-        result = subprocess.run(cmd, capture_output=True, text=True)
-    except OSError as exc:
-        raise BuildError(f"cannot run zig: {exc}") from None
-    if result.returncode != 0:
-        if "No module named ziglang" in result.stderr:
-            raise BuildError("building modules needs zig: pip install ziglang")
-        raise BuildError(f"building {output.name} failed:\n{result.stderr.strip()}")
-    stamp.write_text(key)
-    return output
+    return zig_cc([*cmd_flags, *map(str, sources), *map(str, libraries)], output, digest.hexdigest(),
+                  force=force, what=output.name, hint="building modules needs zig: pip install ziglang",
+                  error=BuildError)
 
 
 __all__ = ["BuildError", "build_module"]

@@ -426,13 +426,7 @@ def with_layout(wasm: bytes, *records: bytes) -> bytes:
     A custom section may end any module, so this is always valid; it is the way to give a module
     built by a toolchain that cannot emit custom sections (zig's linker) its layout.
     """
-    def uleb(n: int) -> bytes:
-        out = bytearray()
-        while True:
-            byte, n = n & 0x7F, n >> 7
-            out.append(byte | (0x80 if n else 0))
-            if not n:
-                return bytes(out)
+    from ..wasm.reader import write_uleb as uleb
     name = SECTION.encode()
     payload = uleb(len(name)) + name + b"".join(records)
     return bytes(wasm) + b"\x00" + uleb(len(payload)) + payload

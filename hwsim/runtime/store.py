@@ -304,6 +304,15 @@ class Store:
         if mem is not None and mem.ctl is not None and mem.ctl.host_pages:
             mem.ctl.prepare_host_write(va - mem.base, size)
 
+    def _host_mapping(self, va: int):
+        """The mapping of the page holding ``va`` for a host write, given a frame first if it has none."""
+        mapping = self.space.lookup(va)
+        if mapping is None:
+            if not self._map_page(va, host=True):
+                raise ResourceLimitError("out of physical memory for the Store's RAM")
+            mapping = self.space.lookup(va)
+        return mapping
+
     def write_user(self, va: int, data: bytes) -> None:
         self._before_host_write(va, len(data))
         view = memoryview(data)
@@ -313,11 +322,7 @@ class Store:
             if not pages & 0xFF:
                 self.check_deadline()
             chunk = min(len(view), L.PAGE - (va & (L.PAGE - 1)))
-            mapping = self.space.lookup(va)
-            if mapping is None:
-                if not self._map_page(va, host=True):
-                    raise ResourceLimitError("out of physical memory for the Store's RAM")
-                mapping = self.space.lookup(va)
+            mapping = self._host_mapping(va)
             self.machine.phys.write(mapping.pa + (va - mapping.va), view[:chunk])
             va += chunk
             view = view[chunk:]
@@ -331,13 +336,8 @@ class Store:
                 self.check_deadline()
             chunk = min(size, L.PAGE - (va & (L.PAGE - 1)))
             mapping = self.space.lookup(va)
-            if mapping is None and byte == 0:
-                pass  # untouched pages already read as zero
-            else:
-                if mapping is None:
-                    if not self._map_page(va, host=True):
-                        raise ResourceLimitError("out of physical memory for the Store's RAM")
-                    mapping = self.space.lookup(va)
+            if mapping is not None or byte:  # untouched pages already read as zero
+                mapping = mapping or self._host_mapping(va)
                 self.machine.phys.fill(mapping.pa + (va - mapping.va), chunk, byte)
             va += chunk
             size -= chunk
@@ -368,10 +368,7 @@ class Store:
                     self.machine.phys.fill(d_map.pa + (d - d_map.va), chunk, 0)
             else:
                 data = self.machine.phys.read(s_map.pa + (s - s_map.va), chunk)
-                if d_map is None:
-                    if not self._map_page(d, host=True):
-                        raise ResourceLimitError("out of physical memory for the Store's RAM")
-                    d_map = self.space.lookup(d)
+                d_map = d_map or self._host_mapping(d)
                 self.machine.phys.write(d_map.pa + (d - d_map.va), data)
             done += chunk
 

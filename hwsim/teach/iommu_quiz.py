@@ -35,7 +35,7 @@ from ..mmu.bits import PAGE_SHIFT, PAGE_SIZE, PTE_SIZE, SV39, Pte, make_pte, pte
 from ..mmu.report import format_walk_explained
 from ..mmu.walker import AdPolicy, walk
 from ..riscv.priv import Access, Priv
-from .mmu_quiz import QuizMemory, check_seed_and_count
+from .mmu_quiz import QuizMemory, check_seed_and_count, memory_lines
 
 RAM_BASE = 0x8000_0000
 RAM_SIZE = 8 << 20
@@ -452,12 +452,7 @@ def format_exercise(ex: IommuExercise) -> list[str]:
     lines.append(f"RAM is at {RAM_BASE:#x}-{RAM_BASE + RAM_SIZE - 1:#x}; uart0's register window is at "
                  f"{WINDOW:#x}-{WINDOW + PAGE_SIZE - 1:#x};")
     lines.append("nothing else is there.  The non-zero doublewords of RAM (all other bytes are zero):")
-    frame = None
-    for pa, value in ex.memory.items():
-        if pa & ~(PAGE_SIZE - 1) != frame:
-            frame = pa & ~(PAGE_SIZE - 1)
-            lines.append(f"  frame {frame:#x}:")
-        lines.append(f"    {pa:#x}: {value:#018x}")
+    lines += memory_lines(ex.memory)
     lines.append("")
     lines.append(f"ddtp    = {ex.ddtp:#018x}")
     lines.append(f"request = device {ex.device_id:#x} {'writes' if ex.write else 'reads'} {ex.size} bytes at "

@@ -457,18 +457,24 @@ def preamble() -> list[str]:
     ]
 
 
+def memory_lines(memory: dict) -> list[str]:
+    """The non-zero doublewords ``{pa: value}`` (in address order), under a heading per 4 KiB frame."""
+    lines, frame = [], None
+    for pa, value in memory.items():
+        if pa & ~(PAGE_SIZE - 1) != frame:
+            frame = pa & ~(PAGE_SIZE - 1)
+            lines.append(f"  frame {frame:#x}:")
+        lines.append(f"    {pa:#x}: {value:#018x}")
+    return lines
+
+
 def format_exercise(ex: MmuExercise) -> list[str]:
     lines = [f"Exercise {ex.number} (seed {ex.seed}), Sv39", ""]
     lines.append(f"The page tables live in RAM at {RAM_BASE:#x}-{RAM_BASE + RAM_SIZE - 1:#x} ({RAM_FRAMES} frames "
                  f"of 4 KiB);")
     lines.append("reading a PTE anywhere else is an access fault.  Leaf PTEs may point anywhere.")
     lines.append("The non-zero doublewords of that RAM (all other bytes are zero):")
-    frame = None
-    for pa, value in ex.memory.items():
-        if pa & ~(PAGE_SIZE - 1) != frame:
-            frame = pa & ~(PAGE_SIZE - 1)
-            lines.append(f"  frame {frame:#x}:")
-        lines.append(f"    {pa:#x}: {value:#018x}")
+    lines += memory_lines(ex.memory)
     if not ex.memory:
         lines.append("  (none: the RAM is all zero)")
     lines.append("")

@@ -27,6 +27,16 @@ def eof(length: int, what: str | None = None) -> MalformedError:
     return MalformedError(reason, offset=length)
 
 
+def write_uleb(n: int) -> bytes:
+    """``n`` (>= 0) as unsigned LEB128."""
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
 def read_uleb(data, pos: int, bits: int) -> tuple[int, int]:
     """An unsigned ``bits``-bit LEB128 integer at ``pos``."""
     b = data[pos]
