@@ -71,6 +71,7 @@ def test_the_default_board_loads_and_builds():
     board = load_board(DEFAULT_BOARD)
     assert board.name == "virt" and board.clock_hz == 10_000_000
     assert [(hex(b), hex(s), n, k) for b, s, n, k in board.memory_map()] == [
+        ("0x101000", "0x1000", "rtc0", "goldfish-rtc"),
         ("0x2000000", "0x10000", "clint", "clint"),
         ("0x3010000", "0x1000", "iommu", "riscv-iommu"),
         ("0xc000000", "0x600000", "plic", "plic"),
@@ -81,13 +82,13 @@ def test_the_default_board_loads_and_builds():
         ("0x80000000", "0x8000000", "ram", "ram"),
     ]
     s = board.build(options={"uart0": {"backend": "memory"}})
-    assert sorted(s.devices) == ["blk0", "clint", "dma0", "iommu", "net0", "plic", "uart0"]
+    assert sorted(s.devices) == ["blk0", "clint", "dma0", "iommu", "net0", "plic", "rtc0", "uart0"]
     assert s.irqc is s.device("plic") and s.iommu is s.device("iommu")
     assert s.device("uart0").irq.number == 10 and s.device("dma0").dma_port.device_id == 1
     assert s.device("net0").irq.number == 2 and s.device("net0").dma_port.device_id == 3
-    assert [r.name for r in s.machine.phys.mmio_regions] == ["clint", "iommu", "plic", "uart0", "blk0", "net0", "dma0"]
+    assert [r.name for r in s.machine.phys.mmio_regions] == ["rtc0", "clint", "iommu", "plic", "uart0", "blk0", "net0", "dma0"]
     assert s.machine.ram.base == 0x8000_0000 and s.machine.ram.size == 128 << 20
-    with pytest.raises(ConfigError, match=r"board 'virt' has no device 'uart1' \(devices: blk0, clint, dma0, iommu, net0, plic, uart0\)"):
+    with pytest.raises(ConfigError, match=r"board 'virt' has no device 'uart1' \(devices: blk0, clint, dma0, iommu, net0, plic, rtc0, uart0\)"):
         s.device("uart1")
 
 
@@ -115,7 +116,7 @@ def test_build_with_extra_ram_and_issue_report(tmp_path):
     (edit('name = "mini"', 'name = "mini"\nrevision = 2'),
      "[board] revision: unknown key 'revision' (known: description, name)"),
     (MINI + "[clock]\nfrequency_hz = 0\n", "[clock] frequency_hz: must be positive, not 0"),
-    (MINI + "clock = 3\n", "[devices.dma0] clock: unknown key 'clock' (known: base, iommu_device_id, irq, "
+    (MINI + "clock = 3\n", "[devices.dma0] clock: unknown key 'clock' (known: assignable, base, iommu_device_id, irq, "
                            "max_transfer, size, type)"),
     (edit("[[ram]]\nname = \"ram\"\nbase = 0x8000_0000\nsize = 0x10_0000\n", ""),
      "[ram]: missing: a board needs at least one [[ram]] region"),
@@ -130,16 +131,16 @@ def test_build_with_extra_ram_and_issue_report(tmp_path):
      "[ram.ram] size: the region ends at 0x1000000000ff000, beyond the 56-bit physical address space"),
     (edit('name = "ram"', 'name = "uart0"'), "[devices.uart0]: name 'uart0' is already used by [ram.uart0]"),
     (edit('type = "ns16550a"', 'type = "ns16551"'),
-     "[devices.uart0] type: unknown device type 'ns16551'; did you mean 'ns16550a'? (known: clint, dma, ns16550a, virtio-blk, virtio-net)"),
+     "[devices.uart0] type: unknown device type 'ns16551'; did you mean 'ns16550a'? (known: clint, dma, goldfish-rtc, ns16550a, virtio-blk, virtio-net)"),
     (edit('type = "ns16550a"', 'type = "plic"'),
-     "[devices.uart0] type: unknown device type 'plic' (known: clint, dma, ns16550a, virtio-blk, virtio-net)"),
+     "[devices.uart0] type: unknown device type 'plic' (known: clint, dma, goldfish-rtc, ns16550a, virtio-blk, virtio-net)"),
     (edit('type = "ns16550a"\n', ""), "[devices.uart0] type: missing required key"),
     (edit('type = "riscv-iommu"', 'type = "smmu"'), "[iommu] type: unknown iommu type 'smmu' (known: riscv-iommu)"),
     (edit('type = "plic"', 'type = "gic"'),
      "[interrupt_controller] type: unknown interrupt-controller type 'gic' (known: plic)"),
     (edit("base = 0x1000_0000\n", "bsae = 0x1000_0000\n"),
-     "[devices.uart0] bsae: unknown key 'bsae'; did you mean 'base'? (known: backend, base, clock_hz, input_file, "
-     "iommu_device_id, irq, output_file, size, type)"),
+     "[devices.uart0] bsae: unknown key 'bsae'; did you mean 'base'? (known: assignable, backend, base, clock_hz, "
+     "input_file, iommu_device_id, irq, output_file, size, type)"),
     (edit("base = 0x1002_0000", "base = 0x1000_0000"),
      "[devices.dma0]: region [0x10000000, 0x10002000) overlaps [devices.uart0] [0x10000000, 0x10001000)"),
     (edit("base = 0x0301_0000", "base = 0x8000_0000"),

@@ -17,6 +17,7 @@ file, the table and key, and the problem.  The full format is in
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import tomllib
@@ -71,7 +72,9 @@ BOARD_KEYS: dict[str, dict[str, Key]] = {
               **_REGION, "irq": Key(int, "interrupt-controller source of the fault/command interrupt")},
     "devices": {"type": Key(str, "device type (see the registry)", True), **_REGION,
                 "irq": Key(int, "interrupt-controller source (1 .. sources-1)"),
-                "iommu_device_id": Key(int, "the device's ID at the IOMMU (DMA-capable devices only)")},
+                "iommu_device_id": Key(int, "the device's ID at the IOMMU (DMA-capable devices only)"),
+                "assignable": Key(bool, "whether a sandboxed driver may be given the device (default: true for "
+                                        "peripherals; platform devices such as the timer never are)")},
 }
 TOP_LEVEL = ("board", "clock", "ram", "interrupt_controller", "iommu", "devices")
 _TYPE_NAMES = {int: "an integer", str: "a string", bool: "a boolean", dict: "a table", list: "an array"}
@@ -99,6 +102,7 @@ class DeviceSpec:
     irq: int | None = None
     iommu_device_id: int | None = None
     options: dict = field(default_factory=dict)
+    assignable: bool = False  # may be assigned to a sandboxed driver (see Board.assignable_devices)
 
     @property
     def cls(self) -> type[Device]:
@@ -132,6 +136,24 @@ class Board:
         out = [d for d in (self.interrupt_controller, self.iommu) if d is not None]
         return out + list(self.devices)
 
+    def assignable_devices(self) -> tuple[str, ...]:
+        """The devices a sandboxed driver may be given, in board order (as VFIO groups or a device
+        tree's assignable nodes): peripherals not withheld with ``assignable = false``; never the
+        interrupt controller, the IOMMU or another platform device."""
+        return tuple(d.name for d in self.devices if d.assignable)
+
+    def why_not_assignable(self, name: str) -> str | None:
+        """None when device ``name`` is assignable, else the rule that forbids it, in words."""
+        spec = next((d for d in self.all_devices() if d.name == name), None)
+        if spec is None:
+            return None
+        if spec.assignable:
+            return None
+        if spec.cls.PLATFORM is not None:
+            return f"{name} ({spec.type}) is a platform device: it controls {spec.cls.PLATFORM}, so it is never " \
+                   f"assigned to a driver"
+        return f"{name} is not assignable on board {self.name!r} ([{spec.table}] assignable = false)"
+
     def build(self, *, options: dict[str, dict] | None = None):
         """A :class:`~hwsim.board.system.System` with the machine, RAM and every device attached.
 
@@ -153,8 +175,7 @@ class Board:
             if spec is None or spec.name not in overrides:
                 return spec
             merged = {**spec.options, **overrides[spec.name]}
-            return DeviceSpec(spec.table, spec.name, spec.type, spec.base, spec.size, spec.irq,
-                              spec.iommu_device_id, _resolve_options(self.path, spec.table, spec.cls, merged))
+            return dataclasses.replace(spec, options=_resolve_options(self.path, spec.table, spec.cls, merged))
 
         return Board(self.path, self.name, self.description, self.clock_hz, self.ram,
                      patched(self.interrupt_controller), patched(self.iommu),
@@ -352,7 +373,13 @@ class _Parser:
         if cls.DOES_DMA and dev_id is None:
             raise self.error(table, "iommu_device_id", f"missing required key ({cls.TYPE} devices do DMA, "
                                                        f"which goes through the IOMMU)")
-        return DeviceSpec(table, name, cls.TYPE, base, size, values["irq"], dev_id, options)
+        assignable = values["assignable"]
+        if assignable and cls.PLATFORM is not None:
+            raise self.error(table, "assignable", f"{cls.TYPE} is a platform device (it controls {cls.PLATFORM}): "
+                                                  f"it can never be assigned to a driver")
+        if assignable is None:
+            assignable = cls.PLATFORM is None
+        return DeviceSpec(table, name, cls.TYPE, base, size, values["irq"], dev_id, options, assignable)
 
     # -- cross-table checks --------------------------------------------------------------------------
 

@@ -140,6 +140,9 @@ class Device:
     OPTIONS: ClassVar[dict[str, Option]] = {}
     DOES_DMA: ClassVar[bool] = False
     HAS_IRQ: ClassVar[bool] = True
+    # A platform device serves the whole machine (its translation, interrupt routing or time): what it
+    # controls, in words.  Platform devices are never assigned to a sandboxed driver; None: a peripheral.
+    PLATFORM: ClassVar[str | None] = None
 
     def __init__(self, *, name: str, clock: VirtualClock | None = None, irq: IrqLine | None = None,
                  **options: Any) -> None:

@@ -42,6 +42,16 @@ class VirtualClock:
         self.now = 0
         self._events: list[tuple[int, int, ClockEvent]] = []
         self._seq = itertools.count()
+        self._limit = 1 << 64  # see set_limit
+        self._over_limit: Callable[[], None] | None = None
+
+    def set_limit(self, tick: int, callback: Callable[[], None] | None) -> None:
+        """Call ``callback()`` each time the clock moves to or past ``tick`` (a run's time limit).
+
+        Unlike an event it is not something that can still happen: :attr:`next_deadline` does not
+        see it, so an idle system is still idle.  ``callback`` None removes it."""
+        self._limit = tick if callback is not None else 1 << 64
+        self._over_limit = callback
 
     def schedule(self, when: int, callback: Callable[[], None]) -> ClockEvent:
         """Run ``callback()`` when time reaches tick ``when`` (now, if ``when`` is in the past:
@@ -74,6 +84,8 @@ class VirtualClock:
             self.advance_to(when)
         else:
             self.now = when
+            if when >= self._limit:
+                self._over_limit()
 
     def advance_to(self, when: int) -> int:
         if when < self.now:
@@ -89,6 +101,8 @@ class VirtualClock:
             event.callback()
             fired += 1
         self.now = when
+        if when >= self._limit:
+            self._over_limit()
         return fired
 
     def ticks_to_ns(self, ticks: int) -> int:

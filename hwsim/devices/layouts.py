@@ -148,6 +148,25 @@ TIMER_LAYOUT = RegisterLayout("clint", [
 ])
 
 # ---------------------------------------------------------------------------------------------
+# Goldfish RTC (QEMU virt's real-time clock with an alarm; Linux drivers/rtc/rtc-goldfish.c)
+
+RTC_ALARM_STATUS_RUNNING = 1 << 0
+RTC_IRQ_ENABLED = 1 << 0
+
+RTC_LAYOUT = RegisterLayout("goldfish-rtc", [
+    Register("TIME_LOW", 0x00, 4, RW, doc="Time in ns, bits 31:0; reading it latches bits 63:32 into TIME_HIGH."),
+    Register("TIME_HIGH", 0x04, 4, RW, doc="Time in ns, bits 63:32, as latched by the last TIME_LOW read."),
+    Register("ALARM_LOW", 0x08, 4, RW, doc="Alarm time in ns, bits 31:0; writing it arms the alarm."),
+    Register("ALARM_HIGH", 0x0C, 4, RW, doc="Alarm time in ns, bits 63:32 (write before ALARM_LOW)."),
+    Register("IRQ_ENABLED", 0x10, 4, RW, writable=1, reserved=0xFFFF_FFFE, doc="Bit 0: the alarm raises the IRQ.",
+             fields=(Field("ENABLED", 0, doc="interrupt enabled"),)),
+    Register("CLEAR_ALARM", 0x14, 4, WO, doc="Any write disarms the alarm."),
+    Register("ALARM_STATUS", 0x18, 4, RO, doc="Bit 0: the alarm is armed and has not fired.",
+             fields=(Field("RUNNING", 0, doc="armed"),)),
+    Register("CLEAR_INTERRUPT", 0x1C, 4, WO, doc="Any write clears the pending interrupt (lowers the line)."),
+])
+
+# ---------------------------------------------------------------------------------------------
 # Single-buffer DMA engine (in the spirit of QEMU's edu device)
 
 DMA_ID_VALUE = 0x444D_4101  # "DMA" + version 1

@@ -42,6 +42,7 @@ def _layout(sources: int, contexts: int):
 class Plic(Device):
     TYPE = "plic"
     ROLE = "interrupt-controller"
+    PLATFORM = "the routing, priority and delivery of every interrupt"
     DESCRIPTION = "platform-level interrupt controller (priorities, pending, per-context enable/threshold/claim)"
     LAYOUT = _layout(32, 2)
     HAS_IRQ = False

@@ -27,6 +27,7 @@ class Timer(Device):
     TYPE = "clint"
     DESCRIPTION = "CLINT-like timer: mtime/mtimecmp on virtual time, msip"
     LAYOUT = TIMER_LAYOUT
+    PLATFORM = "the machine timer and software interrupts of the harts"
 
     def __init__(self, *, name: str, **kw) -> None:
         super().__init__(name=name, **kw)

@@ -67,6 +67,7 @@ class Problem(enum.Enum):
     SYNC_DIRECTION = "sync in a direction the mapping does not have"
     LEAK = "mapping still live when the driver returned"
     MAP_MMIO = "mapping of a device's MMIO window for DMA"
+    MAP_PROTECTED = "mapping of memory the driver may not access that way"
     CPU_TOUCH = "CPU access to a buffer the device owns (missing dma_sync_for_cpu or unmap)"
 
 
@@ -215,15 +216,20 @@ class DmaChecker:
 
     # -- the API the driver calls ----------------------------------------------------------------------
 
-    def device_id_of(self, name: str) -> int:
-        self.system.device(name)
+    def device_id_of(self, name: str, call: str) -> int | None:
+        """The IOMMU device ID of ``name``; None when the device is not assigned to the driver (the
+        refusal is recorded by the run)."""
+        if self.run.granted(name, call) is None:
+            return None
         for did, dev in self.device_ids.items():
             if dev == name:
                 return did
         raise self.run.error(f"device {name!r} does not do DMA (it has no iommu_device_id on this board)")
 
     def map(self, name: str, cpu_addr: int, size: int, direction: int, where: str, *, coherent=False) -> int:
-        did = self.device_id_of(name)
+        did = self.device_id_of(name, "hwsim_dma_alloc_coherent" if coherent else "hwsim_dma_map")
+        if did is None:
+            return DMA_MAPPING_ERROR
         try:
             direction = Direction(direction)
         except ValueError:
@@ -238,6 +244,10 @@ class DmaChecker:
         memory = self.run.memory
         if cpu_addr + size > memory.size_bytes:
             raise self.run.error(f"dma_map: [{cpu_addr:#x}, {cpu_addr + size:#x}) is outside the driver's memory")
+        why = self._forbidden(cpu_addr, size, direction)
+        if why is not None:
+            self.report(Problem.MAP_PROTECTED, name, 0, size, "dma_map", where=where, detail=why)
+            return DMA_MAPPING_ERROR
         offset = cpu_addr & (PAGE_SIZE - 1)
         npages = (offset + size + PAGE_SIZE - 1) // PAGE_SIZE
         iova_page = self.next_iova[did]
@@ -246,12 +256,15 @@ class DmaChecker:
         space = self.spaces[did]
         store = self.run.store._store
         frames = []
+        allocator = self.system.machine.frames
         for k in range(npages):
             va = memory.base + (cpu_addr & ~(PAGE_SIZE - 1)) + k * PAGE_SIZE
             if store.space.lookup(va) is None and not store._map_page(va):
                 raise self.run.error("dma_map: out of physical memory")
             pa = store.space.lookup(va).pa
             frames.append(pa)
+            if allocator.contains(pa):
+                allocator.pin(pa)  # the device may reach it until unmap: it must not be reused before
             space.map(iova_page + k * PAGE_SIZE, pa, PAGE_SIZE, rights, page_size=PAGE_SIZE)
         m = Mapping(name, did, iova_page + offset, size, cpu_addr, direction, where, self.system.clock.now,
                     coherent=coherent, frames=tuple(frames))
@@ -264,11 +277,34 @@ class DmaChecker:
         self.live.add(id(m))
         return m.iova
 
+    def _forbidden(self, cpu_addr: int, size: int, direction: Direction) -> str | None:
+        """Why the driver may not hand ``[cpu_addr, +size)`` to a device in ``direction`` (None: it may).
+        As ``get_user_pages``: a device may read only what the driver may read, and write only what
+        it may write (a copy-on-write page is copied first); the null page is never mapped."""
+        from ..runtime.store import Trap
+        memory = self.run.memory
+        if memory.ctl is None:
+            return None
+        try:
+            memory.ctl.check_guest_access(cpu_addr, size, direction.device_writes)
+        except Trap as trap:
+            return f"driver address {cpu_addr:#x}: {trap.detail}"
+        return None
+
     def _find(self, did: int, iova: int) -> Mapping | None:
         return self.by_start.get((did, iova))
 
-    def unmap(self, name: str, iova: int, size: int, direction: int, where: str) -> None:
-        did = self.device_id_of(name)
+    def _unpin(self, m: Mapping) -> None:
+        allocator = self.system.machine.frames
+        for pa in m.frames:
+            if allocator.contains(pa):
+                allocator.unpin(pa)
+
+    def unmap(self, name: str, iova: int, size: int, direction: int, where: str, *,
+              call: str = "hwsim_dma_unmap") -> None:
+        did = self.device_id_of(name, call)
+        if did is None:
+            return
         m = self._find(did, iova)
         if m is None:
             self.report(Problem.UNMAP_UNKNOWN, name, iova, size, "dma_unmap", where=where)
@@ -289,12 +325,15 @@ class DmaChecker:
         self.spaces[did].unmap(first, length)
         for page in range(first, first + length, PAGE_SIZE):  # what the kernel's IOMMU driver does on unmap
             self.iommu.iotinval_vma(page, pscid=did)
+        self._unpin(m)  # the device can no longer reach the frames: they may be reused
         m.unmapped_by = where
         self.live.discard(id(m))
 
     def sync(self, name: str, iova: int, size: int, direction: int, for_cpu: bool, where: str) -> None:
-        did = self.device_id_of(name)
         call = "dma_sync_for_cpu" if for_cpu else "dma_sync_for_device"
+        did = self.device_id_of(name, f"hwsim_{call}")
+        if did is None:
+            return
         m = self.by_page.get((did, iova & ~(PAGE_SIZE - 1)))
         live = [m] if m is not None and m.unmapped_by is None and m.iova <= iova < m.iova + m.size else []
         if not live:
@@ -381,6 +420,8 @@ class DmaChecker:
     def alloc_coherent(self, name: str, size: int, where: str) -> tuple[int, int]:
         """(driver address, iova) of ``size`` new bytes at the end of the driver's memory."""
         memory = self.run.memory
+        if self.device_id_of(name, "hwsim_dma_alloc_coherent") is None:
+            return 0, DMA_MAPPING_ERROR
         pages = (size + memory.page_size - 1) // memory.page_size
         old = memory.grow(pages)
         if old < 0:
@@ -389,7 +430,7 @@ class DmaChecker:
         return cpu, self.map(name, cpu, size, Direction.BIDIRECTIONAL, where, coherent=True)
 
     def free_coherent(self, name: str, size: int, cpu_addr: int, iova: int, where: str) -> None:
-        self.unmap(name, iova, size, Direction.BIDIRECTIONAL, where)
+        self.unmap(name, iova, size, Direction.BIDIRECTIONAL, where, call="hwsim_dma_free_coherent")
 
     def check_leaks(self) -> None:
         for m in self.mappings:

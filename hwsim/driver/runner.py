@@ -9,14 +9,29 @@ width.  The run is deterministic: virtual time moves when the driver waits
 or sleeps, and by a fixed amount per MMIO access (the board's
 ``mmio_access_ticks``).  Interrupts reach a driver by ``hwsim_irq_wait`` or,
 asynchronously, through a handler it registers (see :mod:`.irq`).
+
+Device assignment is a capability, as VFIO's: a driver is given the board's
+assignable devices (or those ``assign`` names), and only those.  Windows,
+DMA and interrupts of any other device are refused: ``hwsim_mmio_map``
+returns NULL, a DMA mapping fails, a wait returns 0, and the report names
+the device and the rule.  Platform devices (interrupt controller, IOMMU,
+timer) are never assignable, so no driver can touch the registers that
+decide translation, interrupt routing or another device's isolation.
+
+Limits: the virtual-time limit ends waits and sleeps; a wait or sleep begun
+after it, or driver code still running when device accesses carry time past
+it, stops the run (trap ``interrupted``).  A wall-clock limit and Ctrl-C stop
+running code at its next safe point too (see :mod:`.control`).
 """
 
 from __future__ import annotations
 
+import errno
 import sys
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
+from ..compiler.traps import TrapCode
 from ..errors import HwsimError
 from ..mmu.bits import PAGE_SIZE, Pte
 from ..runtime import api
@@ -24,6 +39,7 @@ from ..runtime.store import Trap
 from ..trace import TRACE
 from ..wasm.module import ACTIVE
 from ..wasm.types import I32, I64
+from .control import RunControl, StopCause
 from .dma import DmaChecker
 from .irq import HANDLER, IDLE_STEP_TICKS, IrqDispatcher, IrqError
 
@@ -32,7 +48,17 @@ WINDOW_MODULE = "hwsim:mmio"
 _STRING_FIRST = frozenset({"mmio_map", "irq_wait", "log", "dma_map", "dma_unmap", "dma_sync_for_cpu",
                            "dma_sync_for_device", "dma_alloc_coherent", "dma_free_coherent", "request_irq",
                            "free_irq"})  # (import "hwsim:mmio" "uart0" (memory ...)): a device window as a memory
-__all__ = ["DriverError", "DriverRun", "IDLE_STEP_TICKS", "MMIO_WINDOWS", "RunReport", "WINDOW_MODULE"]
+__all__ = ["DriverError", "DriverRun", "EXIT_FAILED", "EXIT_OK", "IDLE_STEP_TICKS", "MMIO_WINDOWS", "RunReport",
+           "WINDOW_MODULE", "describe_errno"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a trap, a DMA fault or bug, a refused device, an interrupt problem, probe() < 0
+
+
+def describe_errno(value: int) -> str:
+    """``-19`` -> ``-19 (ENODEV)``: a negative kernel-style return value with its errno name."""
+    name = errno.errorcode.get(-value) if value < 0 else None
+    return f"{value} ({name})" if name else str(value)
 
 
 class DriverError(HwsimError):
@@ -52,22 +78,52 @@ class RunReport:
     virtual_ns: int = 0
     irq_calls: int = 0  # calls of the driver's interrupt handler
     irq_problems: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)  # accesses to devices not assigned to the driver
+    entry: str = "probe"
+    stopped: StopCause | None = None  # stopped from outside: a time limit or Ctrl-C
+    sandboxed: bool = True  # False for native firmware: no IOMMU translation, no DMA checker
+
+    @property
+    def probe_failed(self) -> bool:
+        """``probe()`` returned a negative value (a kernel-style error), as Linux's probe does."""
+        return self.entry == "probe" and self.trap is None and isinstance(self.result, int) and self.result < 0
 
     @property
     def ok(self) -> bool:
-        return self.trap is None and not self.dma_faults and not self.dma_reports and not self.irq_problems
+        return (self.trap is None and not self.dma_faults and not self.dma_reports and not self.irq_problems
+                and not self.refusals and not self.probe_failed)
+
+    @property
+    def exit_status(self) -> int:
+        """What ``hwsim run`` exits with: 0, 1 (see EXIT_FAILED), 124 (a time limit), 130 (Ctrl-C)."""
+        if self.stopped is not None:
+            return self.stopped.value
+        return EXIT_OK if self.ok else EXIT_FAILED
 
     def format(self) -> str:
         lines = ["-- hwsim run report --"]
-        if self.trap is not None:
+        if self.trap is not None and self.stopped is StopCause.USER:
+            lines.append(f"driver stopped by the user: {self.trap}")
+        elif self.trap is not None and self.trap.code is TrapCode.INTERRUPTED:
+            lines.append(f"driver stopped: {self.trap}")
+        elif self.trap is not None:
             lines.append(f"driver trapped: {self.trap}")
+        elif self.probe_failed:
+            lines.append(f"probe() returned {describe_errno(self.result)}: the driver failed to probe")
         else:
             lines.append(f"driver returned {self.result!r}")
+        if not self.sandboxed:
+            lines.append("native firmware, unsandboxed: the DMA checker is off (physical DMA, IOMMU in bare "
+                         "mode); run the wasm build to check DMA")
         lines.append(f"MMIO accesses: {self.mmio_accesses}; DMA requests: {self.dma_requests}; "
-                     f"DMA faults: {len(self.dma_faults)}; DMA bugs: {len(self.dma_reports)}; "
-                     f"virtual time: {self.virtual_ns / 1e6:.3f} ms"
+                     f"DMA faults: {len(self.dma_faults)}; "
+                     + (f"DMA bugs: {len(self.dma_reports)}; " if self.sandboxed else "")
+                     + f"virtual time: {self.virtual_ns / 1e6:.3f} ms"
                      + (f"; interrupt handler calls: {self.irq_calls}" if self.irq_calls else ""))
         lines += [f"  {problem}" for problem in self.irq_problems]
+        if self.refusals:
+            lines.append(f"refused ({len(self.refusals)}): the driver reached for devices it was not given")
+            lines += [f"  {refusal}" for refusal in self.refusals]
         for r in self.dma_reports:
             lines += ["  " + line for line in r.format().splitlines()]
         if self.dma_faults:
@@ -81,8 +137,17 @@ class RunReport:
 
 class DriverRun:
     def __init__(self, system, wasm: bytes, *, engine: api.Engine | None = None,
-                 log: Callable[[str], None] | None = None, time_limit_ns: int = 10 * 1_000_000_000) -> None:
+                 log: Callable[[str], None] | None = None, time_limit_ns: int = 10 * 1_000_000_000,
+                 wall_limit_s: float | None = None, assign: Iterable[str] | None = None,
+                 catch_sigint: bool = False) -> None:
+        """``time_limit_ns``: the virtual-time limit; ``wall_limit_s``: a wall-clock limit for each
+        :meth:`run` (None: none); ``assign``: the devices the driver is given (default: every
+        assignable device of the board); ``catch_sigint``: Ctrl-C stops a run with its report."""
         self.system = system
+        self.assigned = self._check_assignment(system, assign)
+        self.refusals: list[str] = []
+        self.wall_limit_s = wall_limit_s
+        self.catch_sigint = catch_sigint
         self.engine = engine or api.Engine()
         self.store = api.Store(self.engine, machine=system.machine)
         self.module = api.Module(self.engine, wasm)
@@ -109,6 +174,59 @@ class DriverRun:
         self.irqs = IrqDispatcher(system, self._call_irq_handler, self.store._store.request_async)
         clock = system.clock
         TRACE.clock = lambda: clock.ticks_to_ns(clock.now)  # trace timestamps: this board's virtual time
+        clock.set_limit(self.time_limit_ticks, self._virtual_time_up)
+
+    @staticmethod
+    def _check_assignment(system, assign: Iterable[str] | None) -> frozenset[str]:
+        board = system.board
+        if assign is None:
+            return frozenset(board.assignable_devices())
+        if isinstance(assign, str):
+            raise DriverError(f"assign takes a collection of device names, not the string {assign!r}")
+        names = list(assign)
+        for name in names:
+            system.device(name)  # a clear error naming the board's devices
+            why = board.why_not_assignable(name)
+            if why is not None:
+                raise DriverError(f"cannot assign {name!r} to the driver: {why} (assignable on board "
+                                  f"{board.name!r}: {', '.join(board.assignable_devices()) or 'none'})")
+        return frozenset(names)
+
+    def granted(self, name: str, call: str):
+        """The device ``name`` if it is assigned to the driver; else None, and the refusal is recorded
+        (an unknown name is a :class:`DriverError`, as before)."""
+        device = self.system.device(name)
+        if name in self.assigned:
+            return device
+        why = self.system.board.why_not_assignable(name) or \
+            f"{name} is not assigned to this driver (assigned: {', '.join(sorted(self.assigned)) or 'none'})"
+        self.refusals.append(f'{call}("{name}") refused at {self.where()}: {why}')
+        return None
+
+    def _virtual_time_up(self) -> None:
+        """The clock reached the virtual-time limit: stop driver code that is still running (waits
+        and sleeps end at the limit by themselves; driver code is caught at its next device access)."""
+        store = self.store._store
+        if store.running_guest():
+            store.interrupt(self._time_limit_text())
+
+    def _time_limit_text(self) -> str:
+        seconds = self.time_limit_ticks / self.system.clock.frequency_hz
+        return f"virtual-time limit of {seconds:g} s reached while the driver was still running"
+
+    def _safe_point(self) -> None:
+        """Between two steps of a wait or sleep: run what waits for a safe point (interrupt
+        handlers), and stop here if the run was interrupted (Ctrl-C, the wall-clock limit)."""
+        store = self.store._store
+        store.run_async()
+        store.check_interrupt()
+
+    def _check_time(self) -> None:
+        """Before a wait or sleep: beginning one after the virtual-time limit stops the run."""
+        store = self.store._store
+        if self.system.clock.now >= self.time_limit_ticks:
+            store.interrupt(self._time_limit_text())
+        store.check_interrupt()
 
     def _protect_null_page(self) -> bool:
         """Trap-on-null for the driver's memory: its first page becomes a no-access region when no data
@@ -214,6 +332,10 @@ class DriverRun:
             self.system.device(imp.name)
         except HwsimError as exc:
             raise DriverError(f"{where}: {exc}") from None
+        if imp.name not in self.assigned:
+            why = self.system.board.why_not_assignable(imp.name) or \
+                f"{imp.name} is not assigned to this driver (assigned: {', '.join(sorted(self.assigned)) or 'none'})"
+            raise DriverError(f"{where} is refused: {why}")
         region = next(r for r in self.system.machine.phys.mmio_regions if r.name == imp.name)
         want = imp.desc
         page = 1 << want.page_size_log2
@@ -244,7 +366,8 @@ class DriverRun:
         name = self._string(ptr, length)
         if name in self.windows:
             return self.windows[name]
-        self.system.device(name)  # a clear error naming the board's devices
+        if self.granted(name, "hwsim_mmio_map") is None:
+            return 0  # NULL: no window
         region = next(r for r in self.system.machine.phys.mmio_regions if r.name == name)
         linear = self.next_window
         size = (region.size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
@@ -258,23 +381,32 @@ class DriverRun:
 
     def irq_wait(self, ptr: int, length: int) -> int:
         """1 once the device's interrupt line is high; 0 when nothing more can happen or time is up."""
-        device = self.system.device(self._string(ptr, length))
+        device = self.granted(self._string(ptr, length), "hwsim_irq_wait")
+        if device is None:
+            return 0
+        self._check_time()
         if device.irq is None:
             raise DriverError(f"hwsim_irq_wait: device {device.name!r} has no interrupt line on this board")
-        return int(self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self.store._store.run_async,
+        return int(self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self._safe_point,
                                   device=device))
 
     def request_irq(self, ptr: int, length: int, cookie: int) -> int:
         handler = self.instance.exports(self.store).get(HANDLER)
+        name = self._string(ptr, length)
+        if self.granted(name, "hwsim_request_irq") is None:
+            return -errno.EPERM
         try:
-            self.irqs.request(self._string(ptr, length), cookie, has_handler=isinstance(handler, api.Func))
+            self.irqs.request(name, cookie, has_handler=isinstance(handler, api.Func))
         except IrqError as exc:
             raise DriverError(str(exc)) from None
         return 0
 
     def free_irq(self, ptr: int, length: int) -> None:
+        name = self._string(ptr, length)
+        if self.granted(name, "hwsim_free_irq") is None:
+            return
         try:
-            self.irqs.free(self._string(ptr, length))
+            self.irqs.free(name)
         except IrqError as exc:
             raise DriverError(str(exc)) from None
 
@@ -317,8 +449,9 @@ class DriverRun:
 
     def sleep_ns(self, ns: int) -> None:
         ticks = (ns & (1 << 64) - 1) * self.system.clock.frequency_hz // 1_000_000_000
+        self._check_time()
         self.irqs.sleep(min(ticks, max(0, self.time_limit_ticks - self.system.clock.now)),
-                        self.store._store.run_async)
+                        self._safe_point)
 
     # -- running ------------------------------------------------------------------------------------------
 
@@ -328,24 +461,35 @@ class DriverRun:
         if not isinstance(func, api.Func):
             names = ", ".join(n for n in exports if isinstance(exports[n], api.Func))
             raise DriverError(f"the driver exports no function {entry!r} (functions: {names or 'none'})")
-        report = RunReport(log=self.log)
+        report = RunReport(log=self.log, entry=entry)
         machine = self.system.machine
         mmio_before = machine.mmio_accesses
         iommu = self.system.iommu
         requests_before = iommu.stats.requests if iommu is not None else 0
         faults_before = len(iommu.fault_log) if iommu is not None else 0
         dma_before = len(self.dma.reports)
+        refusals_before = len(self.refusals)
         calls_before, problems_before = self.irqs.calls, len(self.irqs.problems)
+        store = self.store._store
+        control = RunControl(store, wall_limit_s=self.wall_limit_s, catch_sigint=self.catch_sigint)
         try:
-            report.result = func(self.store, *args)
-            # Registered interrupt handlers go on working after the entry point returned.
-            self.irqs.serve(self.time_limit_ticks, self.store._store.run_async)
-        except Trap as trap:
-            report.trap = trap
-            if TRACE.trap is not None:
-                TRACE.trap(code=trap.code.name.lower(), where=str(trap))
+            with control:
+                try:
+                    report.result = func(self.store, *args)
+                    # Registered interrupt handlers go on working after the entry point returned.
+                    self.irqs.serve(self.time_limit_ticks, self._safe_point)
+                except Trap as trap:
+                    report.trap = trap
+                    if TRACE.trap is not None:
+                        TRACE.trap(code=trap.code.name.lower(), where=str(trap))
+        finally:
+            interrupted = store.interrupt_reason
+            store.clear_interrupt()
+        if report.trap is not None and report.trap.code is TrapCode.INTERRUPTED and interrupted is not None:
+            report.stopped = control.cause or StopCause.TIME_LIMIT
         report.irq_calls = self.irqs.calls - calls_before
         report.irq_problems = self.irqs.problems[problems_before:]
+        report.refusals = self.refusals[refusals_before:]
         self.dma.check_leaks()
         report.dma_reports = self.dma.reports[dma_before:]
         report.mmio_accesses = machine.mmio_accesses - mmio_before

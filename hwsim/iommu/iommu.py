@@ -103,6 +103,7 @@ class _Stop(Exception):
 class Iommu(Device):
     TYPE = "riscv-iommu"
     ROLE = "iommu"
+    PLATFORM = "the translation and isolation of every device's DMA"
     DESCRIPTION = "RISC-V IOMMU: device directory, Sv39/Sv48 IO page tables, IOTLB, command and fault queues"
     LAYOUT = IOMMU_LAYOUT
     OPTIONS = {

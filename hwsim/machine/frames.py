@@ -4,6 +4,12 @@ A byte per frame (0 free, 1 used) keeps the state one flat ``bytearray``:
 a run of ``n`` free frames is a ``find`` of ``n`` zero bytes, done in C.
 Frames are zeroed when allocated, so a fresh page table or page never shows
 an earlier owner's data.
+
+A frame a device may reach (mapped for DMA) is *pinned*, as Linux pins the
+pages of a DMA buffer: freeing it while pinned only marks it, and it returns
+to the allocator when the last pin goes.  So a driver that unmaps or
+discards memory a device still owns cannot have that frame handed to a page
+table, the code or another owner while the device can still write it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ class FrameAllocator:
         self._in_use = 0
         self._hint = 0
         self.peak = 0
+        self._pins: dict[int, int] = {}  # frame address -> pin count
+        self._free_when_unpinned: set[int] = set()
 
     @property
     def committed(self) -> int:
@@ -88,8 +96,42 @@ class FrameAllocator:
         if run.count(0):
             bad = i + run.index(0)
             raise FrameError(f"double free: frame {self.region.base + (bad << PAGE_SHIFT):#x} is not allocated")
+        if self._pins:
+            pinned = [pa + k * PAGE_SIZE for k in range(count) if pa + k * PAGE_SIZE in self._pins]
+            for frame in pinned:
+                if frame in self._free_when_unpinned:
+                    raise FrameError(f"double free: pinned frame {frame:#x} was already freed")
+                self._free_when_unpinned.add(frame)
+            if pinned:  # free the rest now, the pinned ones at their last unpin
+                for k in range(count):
+                    frame = pa + k * PAGE_SIZE
+                    if frame not in self._pins:
+                        self.free(frame)
+                return
         self._used[i:i + count] = bytes(count)
         self._in_use -= count
+
+    def pin(self, pa: int) -> None:
+        """Keep allocated frame ``pa`` from being reused until :meth:`unpin` (pins count)."""
+        if not self.is_allocated(pa):
+            raise FrameError(f"cannot pin frame {pa:#x}: it is not allocated")
+        self._pins[pa] = self._pins.get(pa, 0) + 1
+
+    def unpin(self, pa: int) -> None:
+        count = self._pins.get(pa, 0)
+        if count == 0:
+            raise FrameError(f"frame {pa:#x} is not pinned")
+        if count > 1:
+            self._pins[pa] = count - 1
+            return
+        del self._pins[pa]
+        if pa in self._free_when_unpinned:
+            self._free_when_unpinned.discard(pa)
+            self.free(pa)
+
+    def pinned(self, pa: int) -> int:
+        """How many pins frame ``pa`` holds."""
+        return self._pins.get(pa, 0)
 
     def reserve(self, pa: int, size: int) -> None:
         """Mark ``[pa, pa+size)`` (rounded out to frames) as used, e.g. for a loaded image."""
@@ -101,6 +143,10 @@ class FrameAllocator:
         self._used[i:i + count] = b"\x01" * count
         self._in_use += count
         self.peak = max(self.peak, self._in_use)
+
+    def contains(self, pa: int) -> bool:
+        """True when ``pa`` lies in this allocator's RAM region."""
+        return self.region.base <= pa < self.region.base + (self.nframes << PAGE_SHIFT)
 
     def is_allocated(self, pa: int) -> bool:
         return bool(self._used[self._index(pa & ~(PAGE_SIZE - 1), 1)])

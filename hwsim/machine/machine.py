@@ -486,6 +486,11 @@ class Machine:
         self._stop_reason = StopReason.STOPPED
         self._uc.emu_stop()
 
+    def request_stop(self) -> None:
+        """Stop the current run from another thread or a signal handler (the run ends as if its time
+        budget ran out; the caller keeps its own record of why).  No effect when nothing runs."""
+        self._uc.emu_stop()
+
     def _fetch_insn_bytes(self, pc: int) -> bytes | None:
         """The 4 (or, at a page end, 2) bytes at ``pc``, through the model TLB when it has the page."""
         _priv, satp, _sum, _mxr = self._context(Access.FETCH)

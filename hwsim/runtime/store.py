@@ -125,6 +125,9 @@ class Store:
         self._extern_ids: dict[int, int] = {}
         self.depth = 0
         self.deadline: float | None = None  # time.monotonic() at which the outermost call's budget runs out
+        # Set by interrupt() (another thread, a signal handler, a device event): every call into wasm
+        # traps ``interrupted`` with this reason at its next safe point until clear_interrupt().
+        self.interrupt_reason: str | None = None
         self.caller_vmctx = 0  # the vmctx of the instance calling the running host function
         self.out_of_frames = False
         # ``bulk_access_hook(memory, offset, length, write, pc)``: sees memory.copy/fill/init, which the
@@ -291,10 +294,34 @@ class Store:
             size -= chunk
         return bytes(out)
 
+    def interrupt(self, reason: str) -> None:
+        """Stop wasm code at its next safe point with ``Trap(INTERRUPTED)`` saying ``reason``.
+
+        Safe to call from another thread or a signal handler: it sets a flag and asks the CPU to
+        stop (Unicorn's ``emu_stop``, which its own timeout thread uses).  The flag stays set, so a
+        call starting later traps at once, until :meth:`clear_interrupt`.  A caller on another
+        thread repeats it while the flag is set: a stop that lands between two runs is lost."""
+        self.interrupt_reason = reason
+        self.machine.request_stop()
+
+    def clear_interrupt(self) -> None:
+        self.interrupt_reason = None
+
+    def running_guest(self) -> bool:
+        """True while the CPU is in wasm code (not in a host function, not idle)."""
+        return self.depth > 0 and not self._in_host
+
+    def check_interrupt(self, pc: int | None = None) -> None:
+        """Raise the interrupt's trap if :meth:`interrupt` was called (host-side loops call this)."""
+        if self.interrupt_reason is not None:
+            raise self._located(TrapCode.INTERRUPTED, pc, None, self.interrupt_reason) if pc is not None \
+                else Trap(TrapCode.INTERRUPTED, detail=self.interrupt_reason)
+
     def check_deadline(self) -> None:
         """Trap ``interrupted`` when the running call's time budget is used up: long host-side work
         (a bulk memory operation of gigabytes) calls this every megabyte, as guest code is stopped by
         the CPU's timer."""
+        self.check_interrupt()
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise Trap(TrapCode.INTERRUPTED, detail=f"time budget of {self.limits.time_us} us used up "
                                                     f"(in a bulk memory operation)")
@@ -404,6 +431,7 @@ class Store:
         saved = uc.context_save() if nested else None
         if record.host is not None:  # calling a host function from the host: no guest code involved
             return list(self._call_host(record, args))
+        self.check_interrupt()
         sp = ((m.get_reg("sp") - 256) & ~15) if nested else L.STACK_TOP
         self._write_values(ft.params, args)
         m.set_reg("sp", sp)
@@ -423,6 +451,8 @@ class Store:
                 self.deadline = deadline
             while True:
                 result = m.run(pc, until=L.EXIT_ADDRESS, timeout_us=budget)
+                if self.interrupt_reason is not None and result.reason is not StopReason.EXIT:
+                    break
                 if result.reason is not StopReason.STOPPED or not self._async:
                     break
                 # Stopped for an asynchronous event (an interrupt): handle it, then go on where we were.
@@ -443,6 +473,9 @@ class Store:
         try:
             if result.reason is StopReason.EXIT:
                 return self._read_values(ft.results)
+            if self.interrupt_reason is not None and result.reason in (StopReason.STOPPED, StopReason.LIMIT):
+                raise self._located(TrapCode.INTERRUPTED, result.pc, self.disassemble_at(result.pc),
+                                    self.interrupt_reason)
             raise self._trap_from(result)
         finally:
             if saved is not None:
@@ -588,9 +621,9 @@ class Store:
                 raise self._located(trap.code, m.get_reg("pc") - 4, "ecall", trap.detail) from None
             raise
 
-    def _located(self, code: TrapCode, pc: int, insn: str | None, detail: str = "") -> Trap:
+    def _located(self, code: TrapCode, pc: int | None, insn: str | None, detail: str = "") -> Trap:
         where = {}
-        loc = self.locate(pc)
+        loc = self.locate(pc) if pc is not None else None
         if loc is not None:
             cm, module, base = loc
             wl = cm.wasm_location(pc - base)

@@ -1,60 +1,64 @@
-/* Periodic timer interrupts from the board's CLINT-like timer, taken by an interrupt handler.
+/* Periodic alarms from the board's Goldfish RTC, taken by an interrupt handler.
  *
- * probe() programs the first deadline, registers the handler and returns: the handler runs
- * from hwsim's idle loop as virtual time reaches each deadline.  busy() instead spins on mtime
- * (each read takes virtual time): the handler interrupts the loop between two instructions. */
+ * probe() arms the first alarm, registers the handler and returns: the handler runs from hwsim's
+ * idle loop as virtual time reaches each alarm.  busy() instead spins reading the time (each read
+ * takes virtual time): the handler interrupts the loop between two instructions.  (The machine's
+ * own timer, the CLINT, is a platform device that no driver is given; the RTC is a peripheral.) */
 #include <hwsim.h>
 
-enum { MTIMECMP_LO = 0x4000 / 4, MTIMECMP_HI = 0x4004 / 4, MTIME_LO = 0xbff8 / 4, MTIME_HI = 0xbffc / 4 };
-enum { PERIOD = 1000, TICKS = 5 };
+enum {
+    TIME_LOW = 0x00 / 4, TIME_HIGH = 0x04 / 4, ALARM_LOW = 0x08 / 4, ALARM_HIGH = 0x0c / 4,
+    IRQ_ENABLED = 0x10 / 4, CLEAR_INTERRUPT = 0x1c / 4,
+};
+enum { PERIOD_NS = 100000, TICKS = 5 };
 
-static volatile uint32_t *clint;
+static volatile uint32_t *rtc;
 static volatile unsigned ticks;
 static uint64_t seen[TICKS];
-static uint32_t start;
+static uint64_t start;
 
-static uint64_t mtime(void) {
-    uint32_t hi, lo;
-    do {
-        hi = clint[MTIME_HI];
-        lo = clint[MTIME_LO];
-    } while (hi != clint[MTIME_HI]);
-    return (uint64_t)hi << 32 | lo;
+static uint64_t now_ns(void) {
+    uint32_t lo = rtc[TIME_LOW];  /* latches TIME_HIGH */
+    return (uint64_t)rtc[TIME_HIGH] << 32 | lo;
 }
 
 static void arm(uint64_t when) {
-    clint[MTIMECMP_HI] = 0xffffffff;  /* no spurious match while the halves change */
-    clint[MTIMECMP_LO] = (uint32_t)when;
-    clint[MTIMECMP_HI] = (uint32_t)(when >> 32);
+    rtc[ALARM_HIGH] = (uint32_t)(when >> 32);
+    rtc[ALARM_LOW] = (uint32_t)when;  /* arms the alarm */
 }
 
 void hwsim_irq_handler(uint32_t cookie) {
-    seen[ticks] = mtime();
+    (void)cookie;
+    seen[ticks] = now_ns();
+    rtc[CLEAR_INTERRUPT] = 1;         /* lowers the line */
     ticks++;
     if (ticks < TICKS)
-        arm(cookie + (uint64_t)ticks * PERIOD + PERIOD);
+        arm(start + (uint64_t)(ticks + 1) * PERIOD_NS);
     else {
-        clint[MTIMECMP_HI] = 0xffffffff;  /* lowers the line */
-        hwsim_free_irq("clint");
+        rtc[IRQ_ENABLED] = 0;
+        hwsim_free_irq("rtc0");
     }
 }
 
 int probe(void) {
-    clint = hwsim_mmio_map("clint");
-    start = (uint32_t)mtime();
-    arm(start + PERIOD);
-    return hwsim_request_irq("clint", start);
+    rtc = hwsim_mmio_map("rtc0");
+    if (!rtc)
+        return -19;                   /* -ENODEV: the RTC was not assigned to this driver */
+    start = now_ns();
+    rtc[IRQ_ENABLED] = 1;
+    arm(start + PERIOD_NS);
+    return hwsim_request_irq("rtc0", 0);
 }
 
 HWSIM_EXPORT("busy") int busy(void) {
     if (probe())
         return -1;
     while (ticks < TICKS)
-        (void)mtime();      /* busy: each MMIO read takes virtual time, the timer fires in between */
+        (void)now_ns();     /* busy: each MMIO read takes virtual time, the alarm fires in between */
     return (int)ticks;
 }
 
-/* How late the handler ran for deadline i, in ticks (0: at the deadline). */
-HWSIM_EXPORT("lateness") int lateness(int i) { return (int)(seen[i] - (start + (uint64_t)(i + 1) * PERIOD)); }
+/* How late the handler ran for alarm i, in ns (0: at the alarm). */
+HWSIM_EXPORT("lateness") int lateness(int i) { return (int)(seen[i] - (start + (uint64_t)(i + 1) * PERIOD_NS)); }
 
 HWSIM_EXPORT("count") int count(void) { return (int)ticks; }
