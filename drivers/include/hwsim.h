@@ -61,7 +61,8 @@ static inline size_t hwsim__strlen(const char *s) {
     return n;
 }
 
-/* The register window of board device `name` (e.g. "uart0"), mapped for volatile access. */
+/* The register window of board device `name` (e.g. "uart0"), mapped for volatile access;
+ * NULL when the device is not assigned to this driver (platform devices never are). */
 static inline volatile void *hwsim_mmio_map(const char *name) {
     return (volatile void *)hwsim__mmio_map(name, hwsim__strlen(name));
 }
@@ -69,7 +70,8 @@ static inline volatile void *hwsim_mmio_map(const char *name) {
 /* Wait for the device's interrupt line: 1 when raised, 0 when the run should end. */
 static inline int hwsim_irq_wait(const char *name) { return hwsim__irq_wait(name, hwsim__strlen(name)); }
 
-/* Call hwsim_irq_handler(cookie) whenever the device's interrupt line is high; 0 on success. */
+/* Call hwsim_irq_handler(cookie) whenever the device's interrupt line is high; 0 on success,
+ * -EPERM (-1) when the device is not assigned to this driver. */
 static inline int hwsim_request_irq(const char *name, uint32_t cookie) {
     return hwsim__request_irq(name, hwsim__strlen(name), cookie);
 }

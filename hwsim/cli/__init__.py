@@ -2,7 +2,7 @@
 
 Errors that hwsim raises on purpose (:class:`~hwsim.errors.HwsimError`) are
 printed as ``hwsim: error: ...`` with exit status 2; nothing prints a traceback
-for bad input.
+for bad input.  Ctrl-C exits 130 without a traceback.
 """
 
 from __future__ import annotations
@@ -57,3 +57,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:  # Ctrl-C outside a run (a run catches its own and prints its report)
+        print("hwsim: interrupted", file=sys.stderr)
+        return 130

@@ -24,14 +24,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "BOARD.  The UART console is this terminal (stdin/stdout, also when piped). "
                                    "The run ends when the driver returns, when console input has ended and "
                                    "the system is idle, or at the virtual-time limit; a report goes to stderr.  "
-                                   "Exit status: 0, or 1 when the driver trapped or a DMA fault occurred.")
+                                   "The driver is given the board's assignable devices (or those --assign "
+                                   "names), never the platform devices (interrupt controller, IOMMU, timer).  "
+                                   "Exit status: 0; 1 when the driver trapped, probe() returned a negative "
+                                   "value, a DMA fault or bug occurred, or it reached for a device it was not "
+                                   "given; 124 when a time limit stopped it; 130 on Ctrl-C (the report is "
+                                   "printed first); 2 for bad input.")
     r.add_argument("board", metavar="BOARD", help="a board file, e.g. boards/virt.toml")
     r.add_argument("driver", metavar="DRIVER", help="DRIVER.wasm, a driver directory (built on the fly), or "
                                                     "native firmware (.elf from hwsim build --native)")
     r.add_argument("--invoke", nargs="+", metavar=("FUNC", "ARG"), help="call FUNC with integer ARGs "
                                                                       "instead of probe()")
-    r.add_argument("--time-limit", type=float, default=10.0, metavar="SECONDS",
-                   help="virtual-time limit (default 10 s of virtual time)")
+    r.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS",
+                   help="wall-clock limit: stop the driver (even in a loop that never calls the host) after "
+                        "SECONDS of real time, print the report, exit 124 (default: none)")
+    r.add_argument("--virtual-time-limit", type=_seconds, default=10.0, metavar="SECONDS",
+                   help="virtual-time limit (default 10): waits and sleeps end there; driver code still "
+                        "running past it is stopped, exit 124")
+    r.add_argument("--assign", type=_device_list, default=None, metavar="DEV[,DEV...]",
+                   help="give the driver only these devices (default: every assignable device of the board)")
     r.add_argument("--option", action="append", default=[], metavar="DEV.KEY=VALUE",
                    help="set a device option of the board, e.g. blk0.image=disk.img (repeatable)")
     r.add_argument("--quiet", action="store_true", help="no driver log lines and no report on stderr")
@@ -43,6 +54,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--trace-format", choices=("text", "jsonl", "perfetto", "vcd"),
                    help="the trace format, when the file's extension does not say")
     r.set_defaults(func=run_driver)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def _device_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"a comma-separated list of device names, not {text!r}")
+    return names
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -84,11 +112,14 @@ def _run_driver(args: argparse.Namespace) -> int:
         options.setdefault(dev, {})[name] = int(value, 0) if value.lstrip("-").isdigit() else value
     system = load_board(args.board).build(options=options)
     log = (lambda text: None) if args.quiet else (lambda text: print(f"[driver] {text}", file=sys.stderr))
+    limits = dict(time_limit_ns=int(args.virtual_time_limit * 1e9), wall_limit_s=args.time_limit, catch_sigint=True)
     if data[:4] == b"\x7fELF":  # native firmware, unsandboxed
         from ..driver.firmware import FirmwareRun
-        run = FirmwareRun(system, data, log=log)
+        if args.assign is not None:
+            raise ConfigError("--assign applies to sandboxed drivers; native firmware reaches every device")
+        run = FirmwareRun(system, data, log=log, **limits)
     else:
-        run = DriverRun(system, data, log=log, time_limit_ns=int(args.time_limit * 1e9))
+        run = DriverRun(system, data, log=log, assign=args.assign, **limits)
     entry, call_args = "probe", ()
     if args.invoke:
         entry = args.invoke[0]
@@ -100,4 +131,4 @@ def _run_driver(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if not args.quiet:
         print(report.format(), file=sys.stderr)
-    return 0 if report.ok else 1
+    return report.exit_status

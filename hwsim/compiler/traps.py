@@ -25,6 +25,7 @@ class TrapCode(enum.Enum):
     MEMORY_ACCESS_DENIED = "memory access denied by page protection"  # memory control: a protected page
     MEMORY_CONTROL = "invalid memory-control operation"  # memory.map of a mapped page, a bad protection...
     SEGMENT_FAULT = "segment fault"  # a far pointer outside its segment or without the right
+    HOST_INTERFACE = "host interface misuse"  # a sandboxed driver called the hwsim host interface wrongly
 
     @property
     def message(self) -> str:

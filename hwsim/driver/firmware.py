@@ -19,6 +19,7 @@ from ..mmu.bits import PAGE_SIZE
 from ..riscv.priv import Priv
 from ..machine import StopReason
 from ..trace import TRACE
+from .control import RunControl, StopCause
 from .irq import HANDLER, IrqDispatcher, IrqError
 from .runner import DriverError, RunReport
 
@@ -29,10 +30,24 @@ SERVICES = {1: "mmio_map", 2: "irq_wait", 3: "log", 4: "now_ns", 5: "sleep_ns", 
 TIME_LIMIT_S = 10
 
 
+class FirmwareStopped(DriverError):
+    """The run was stopped from outside (a time limit, Ctrl-C): ``cause`` says which."""
+
+    def __init__(self, message: str, cause: StopCause) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
 class FirmwareRun:
-    def __init__(self, system, elf: bytes, *, log=None) -> None:
+    def __init__(self, system, elf: bytes, *, log=None, time_limit_ns: int = TIME_LIMIT_S * 1_000_000_000,
+                 wall_limit_s: float | None = None, catch_sigint: bool = False) -> None:
         self.system = system
         self.m = system.machine
+        self.machine = self.m  # for RunControl
+        self.wall_limit_s = wall_limit_s
+        self.catch_sigint = catch_sigint
+        self.interrupt_reason: str | None = None
+        self._stop_cause: StopCause | None = None
         self.log_sink = log or (lambda text: None)
         self.log: list[str] = []
         self._elf = bytes(elf)
@@ -47,13 +62,42 @@ class FirmwareRun:
         if system.iommu is not None:
             system.iommu.set_mode("bare")  # DMA addresses are physical
         self.m.on_ecall(self._service)
-        self.time_limit_ticks = TIME_LIMIT_S * system.clock.frequency_hz
+        self.time_limit_ticks = time_limit_ns * system.clock.frequency_hz // 1_000_000_000
         clock = system.clock
+        clock.set_limit(self.time_limit_ticks, self._virtual_time_up)
         TRACE.clock = lambda: clock.ticks_to_ns(clock.now)
         self.irqs = IrqDispatcher(system, self._call_handler, self._request_async)
         self._async: list = []
         self._running = 0  # depth of firmware code running on the CPU
         self._in_service = False
+
+    # -- run control: limits and Ctrl-C, as for sandboxed drivers ---------------------------------
+
+    def interrupt(self, reason: str) -> None:
+        """Stop firmware code at its next safe point (thread- and signal-safe; see RunControl)."""
+        self.interrupt_reason = reason
+        self.m.request_stop()
+
+    def _virtual_time_up(self) -> None:
+        if self._running and not self._in_service:
+            self._stop_cause = StopCause.TIME_LIMIT
+            self.interrupt(f"virtual-time limit of {self.time_limit_ticks / self.system.clock.frequency_hz:g} s "
+                           f"reached while the firmware was still running")
+
+    def _check_interrupt(self) -> None:
+        if self.interrupt_reason is not None:
+            raise FirmwareStopped(self.interrupt_reason, self._stop_cause or StopCause.TIME_LIMIT)
+
+    def _safe_point(self) -> None:
+        self._run_async()
+        self._check_interrupt()
+
+    def _check_time(self) -> None:
+        if self.system.clock.now >= self.time_limit_ticks:
+            self._stop_cause = StopCause.TIME_LIMIT
+            self.interrupt_reason = (f"a wait began after the virtual-time limit of "
+                                     f"{self.time_limit_ticks / self.system.clock.frequency_hz:g} s")
+        self._check_interrupt()
 
     # -- interrupts: the same dispatcher as sandboxed drivers, handlers called on the CPU -----------
 
@@ -87,7 +131,11 @@ class FirmwareRun:
         self._running += 1
         try:
             while True:
+                self._check_interrupt()
                 result = m.run(pc, until=self.exit)
+                if self.interrupt_reason is not None and result.reason is not StopReason.EXIT:
+                    raise FirmwareStopped(f"{self.interrupt_reason} (in {self.where(result.pc)})",
+                                          self._stop_cause or StopCause.TIME_LIMIT)
                 if result.reason is not StopReason.STOPPED or not self._async:
                     break
                 context = uc.context_save()  # an interrupt: run the handler, go on where we were
@@ -175,7 +223,8 @@ class FirmwareRun:
             device = self.system.device(self._string(a[0], a[1]))
             if device.irq is None:
                 raise DriverError(f"hwsim_irq_wait: device {device.name!r} has no interrupt line on this board")
-            result = int(self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self._run_async,
+            self._check_time()
+            result = int(self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self._safe_point,
                                         device=device))
         elif what in ("request_irq", "free_irq"):
             try:
@@ -193,7 +242,8 @@ class FirmwareRun:
             result = self.system.clock.ticks_to_ns(self.system.clock.now)
         elif what == "sleep_ns":
             ticks = a[0] * self.system.clock.frequency_hz // 1_000_000_000
-            self.irqs.sleep(min(ticks, max(0, self.time_limit_ticks - self.system.clock.now)), self._run_async)
+            self._check_time()
+            self.irqs.sleep(min(ticks, max(0, self.time_limit_ticks - self.system.clock.now)), self._safe_point)
         elif what == "dma_map":
             result = a[2]  # physical: the IOMMU is in bare mode
         elif what == "dma_alloc":
@@ -216,14 +266,24 @@ class FirmwareRun:
         m.set_reg("ra", self.exit)
         for i, value in enumerate(args):
             m.set_reg(f"a{i}", value)
-        report = RunReport(log=self.log)
+        report = RunReport(log=self.log, entry=entry, sandboxed=False)
         before = m.mmio_accesses
         iommu = self.system.iommu
         requests = iommu.stats.requests if iommu is not None else 0
         calls, problems = self.irqs.calls, len(self.irqs.problems)
-        value = self._call(self.image.symbols[entry]) & 0xFFFF_FFFF
-        report.result = value - (1 << 32) if value >> 31 else value
-        self.irqs.serve(self.time_limit_ticks, self._run_async)
+        control = RunControl(self, wall_limit_s=self.wall_limit_s, catch_sigint=self.catch_sigint)
+        try:
+            with control:
+                value = self._call(self.image.symbols[entry]) & 0xFFFF_FFFF
+                report.result = value - (1 << 32) if value >> 31 else value
+                self.irqs.serve(self.time_limit_ticks, self._safe_point)
+        except FirmwareStopped as stop:
+            report.stopped = control.cause or stop.cause
+            report.result = None
+            report.failure = str(stop)
+        finally:
+            self.interrupt_reason = None
+            self._stop_cause = None
         report.irq_calls = self.irqs.calls - calls
         report.irq_problems = self.irqs.problems[problems:]
         report.mmio_accesses = m.mmio_accesses - before

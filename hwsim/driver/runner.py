@@ -82,6 +82,7 @@ class RunReport:
     entry: str = "probe"
     stopped: StopCause | None = None  # stopped from outside: a time limit or Ctrl-C
     sandboxed: bool = True  # False for native firmware: no IOMMU translation, no DMA checker
+    failure: str | None = None  # native firmware stopped from outside: why, and where
 
     @property
     def probe_failed(self) -> bool:
@@ -90,8 +91,8 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return (self.trap is None and not self.dma_faults and not self.dma_reports and not self.irq_problems
-                and not self.refusals and not self.probe_failed)
+        return (self.trap is None and self.failure is None and not self.dma_faults and not self.dma_reports
+                and not self.irq_problems and not self.refusals and not self.probe_failed)
 
     @property
     def exit_status(self) -> int:
@@ -108,6 +109,9 @@ class RunReport:
             lines.append(f"driver stopped: {self.trap}")
         elif self.trap is not None:
             lines.append(f"driver trapped: {self.trap}")
+        elif self.failure is not None:
+            lines.append(f"{'driver stopped by the user' if self.stopped is StopCause.USER else 'driver stopped'}: "
+                         f"{self.failure}")
         elif self.probe_failed:
             lines.append(f"probe() returned {describe_errno(self.result)}: the driver failed to probe")
         else:
@@ -300,12 +304,24 @@ class DriverRun:
         return api.Func(self.store, ft, self._traced(name, fn))
 
     def _traced(self, name: str, fn):
-        """``fn`` emitting a host_call trace event (with the virtual time it took) when that is on."""
+        """``fn`` as a host function: a misuse of the interface (a bad name, size or direction) becomes
+        a trap at the driver's call, so the run ends with its report; a host_call trace event (with the
+        virtual time it took) when that is on."""
         clock = self.system.clock
+
+        def guarded(*args):
+            try:
+                return fn(*args)
+            except Trap:
+                raise
+            except HwsimError as exc:
+                store = self.store._store
+                raise store._located(TrapCode.HOST_INTERFACE, store.machine.get_reg("ra") - 4, "ecall",
+                                     f"hwsim_{name}: {exc}") from None
 
         def call(*args):
             if TRACE.host_call is None:
-                return fn(*args)
+                return guarded(*args)
             start = clock.now
             shown = [f"{a:#x}" if isinstance(a, int) else str(a) for a in args]
             if name in _STRING_FIRST and len(args) >= 2:  # (pointer, length) of a device name or log text
@@ -313,7 +329,7 @@ class DriverRun:
                     shown[:2] = [repr(self._string(args[0], args[1]))]
                 except Trap:
                     pass
-            result = fn(*args)
+            result = guarded(*args)
             TRACE.host_call(name=name, args=", ".join(shown), result=result,
                             duration_ns=clock.ticks_to_ns(clock.now - start))
             return result
