@@ -401,6 +401,21 @@ def test_an_interrupt_storm_is_contained():
     assert report.irq_calls == 1000 and report.irq_problems[0].startswith("interrupt storm: dma0's line")
 
 
+def test_log_text_cannot_forge_report_lines_or_drive_the_terminal():
+    text = "ok\n-- hwsim run report --\ndriver returned 0\x1b[2J\x07" + "x" * 5000
+    data = text.encode()
+    escaped = "".join("\\%02x" % b for b in data)
+    wasm = _wat_to_wasm('(module (import "hwsim" "log" (func $log (param i32 i32))) (memory 1) '
+                        f'(data (i32.const 16) "{escaped}") (func (export "probe") (result i32) '
+                        f'(call $log (i32.const 16) (i32.const {len(data)})) (i32.const 0)))')
+    shown = []
+    run = DriverRun(board(), wasm, log=shown.append)
+    assert run.run().ok and run.log == [text]  # the API keeps the text as it was
+    assert shown[:2] == ["ok", "-- hwsim run report --"]  # each line is its own "[driver] ..." line
+    assert shown[2].startswith("driver returned 0\\x1b[2J\\x07xxx") and "\x1b" not in "".join(shown)
+    assert shown[2].endswith("... (4022 more characters)")
+
+
 # -- runaway drivers -------------------------------------------------------------------------------------
 
 SPIN = f"""

@@ -21,7 +21,7 @@ from ..machine import StopReason
 from ..trace import TRACE
 from .control import RunControl, StopCause
 from .irq import HANDLER, IrqDispatcher, IrqError
-from .runner import DriverError, RunReport
+from .runner import DriverError, RunReport, log_lines
 
 STACK_SIZE = 256 << 10
 SERVICES = {1: "mmio_map", 2: "irq_wait", 3: "log", 4: "now_ns", 5: "sleep_ns", 6: "dma_map", 7: "dma_unmap",
@@ -237,7 +237,8 @@ class FirmwareRun:
         elif what == "log":
             text = self._string(a[0], a[1])
             self.log.append(text)
-            self.log_sink(text)
+            for line in log_lines(text):
+                self.log_sink(line)
         elif what == "now_ns":
             result = self.system.clock.ticks_to_ns(self.system.clock.now)
         elif what == "sleep_ns":

@@ -49,10 +49,25 @@ _STRING_FIRST = frozenset({"mmio_map", "irq_wait", "log", "dma_map", "dma_unmap"
                            "dma_sync_for_device", "dma_alloc_coherent", "dma_free_coherent", "request_irq",
                            "free_irq"})  # (import "hwsim:mmio" "uart0" (memory ...)): a device window as a memory
 __all__ = ["DriverError", "DriverRun", "EXIT_FAILED", "EXIT_OK", "IDLE_STEP_TICKS", "MMIO_WINDOWS", "RunReport",
-           "WINDOW_MODULE", "describe_errno"]
+           "WINDOW_MODULE", "describe_errno", "log_lines"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a trap, a DMA fault or bug, a refused device, an interrupt problem, probe() < 0
+
+
+LOG_LINE_LIMIT = 1000  # characters of one driver log line shown on the terminal
+
+
+def log_lines(text: str) -> list[str]:
+    """A driver's log text as it may reach a terminal: one entry per line, control characters
+    escaped (no escape sequence can move the cursor or forge a report line), long lines cut."""
+    out = []
+    for line in text.split("\n"):
+        shown = "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in line[:LOG_LINE_LIMIT])
+        if len(line) > LOG_LINE_LIMIT:
+            shown += f"... ({len(line) - LOG_LINE_LIMIT} more characters)"
+        out.append(shown)
+    return out
 
 
 def describe_errno(value: int) -> str:
@@ -432,7 +447,8 @@ class DriverRun:
     def write_log(self, ptr: int, length: int) -> None:
         text = self._string(ptr, length)
         self.log.append(text)
-        self.log_sink(text)
+        for line in log_lines(text):
+            self.log_sink(line)
 
     # DMA (see hwsim.driver.dma): addresses and sizes are u32 in the driver, IOVAs u64.
 
