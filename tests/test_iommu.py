@@ -503,3 +503,13 @@ def test_device_ids_wider_than_24_bits_are_refused(env):
     with pytest.raises(IommuError, match=r"device ID 0x1000000 does not fit the IOMMU's 24-bit device IDs"):
         env.iommu.dma(1 << 24, 0x1000, 4, write=False)
     assert env.iommu.dma((1 << 24) - 1, 0x1000, 4, write=False).fault.to_record()  # the widest one works
+
+
+def test_dma_observers_see_every_request_in_order_and_can_be_removed(env):
+    seen = []
+    remove_first = env.iommu.add_dma_observer(lambda *a: seen.append(("first", a[0], a[1], a[4].ok)))
+    env.iommu.add_dma_observer(lambda *a: seen.append(("second", a[0], a[1], a[4].ok)))
+    env.iommu.dma(1, 0x1000, 4, write=False)
+    remove_first()
+    env.iommu.dma(2, 0x2000, 4, write=False)
+    assert seen == [("first", 1, 0x1000, False), ("second", 1, 0x1000, False), ("second", 2, 0x2000, False)]

@@ -88,3 +88,17 @@ def test_gigabyte_bulk_operations_are_interrupted_by_the_time_limit(call, args):
     assert "in a bulk memory operation" in str(info.value)
     assert time.monotonic() - start < 30  # 0.3 s and one megabyte's work; far below the minutes it would take
     assert ex["one"](store) == 1  # the Store goes on
+
+
+def test_bulk_access_observers_see_guest_bulk_operations_in_order():
+    store = api.Store()
+    module = api.Module(store.engine, '(module (memory (export "m") 1) (func (export "fill") '
+                                      '(memory.fill (i32.const 16) (i32.const 7) (i32.const 100))))')
+    instance = api.Instance(store, module, [])
+    seen = []
+    remove = store._store.add_bulk_access_observer(lambda *a: seen.append(("a", *a[1:4])))
+    store._store.add_bulk_access_observer(lambda *a: seen.append(("b", *a[1:4])))
+    instance.exports(store)["fill"](store)
+    remove()
+    instance.exports(store)["fill"](store)
+    assert seen == [("a", 16, 100, True), ("b", 16, 100, True), ("b", 16, 100, True)]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass
+from typing import Callable, Protocol
 
 from ..mmu.aspace import AddressSpace
 from ..mmu.bits import PAGE_SIZE, Pte
@@ -127,45 +128,76 @@ class DmaReport:
         return "\n".join(lines)
 
 
-class DmaChecker:
-    """Mappings and their rules.  One per driver run; ``run`` gives memory, IOMMU, clock and locations."""
+class DriverMemory(Protocol):
+    """What the checker needs of the driver's memory 0 (the runner adapts the Store's memory)."""
 
-    def __init__(self, run) -> None:
-        self.run = run
-        self.system = run.system
-        self.iommu = self.system.iommu
+    base: int  # guest virtual address of linear address 0
+    size_bytes: int
+    page_size: int
+
+    def grow(self, pages: int) -> int:
+        """memory.grow: the old size in pages, or -1."""
+
+    def frame_of(self, linear: int) -> int | None:
+        """The physical page behind the page of ``linear`` (given a frame first if it has none); None
+        when there is no physical memory left."""
+
+    def forbidden(self, linear: int, size: int, write: bool) -> str | None:
+        """Why the driver itself may not access ``[linear, +size)`` that way (None: it may)."""
+
+
+class DmaChecker:
+    """Mappings and their rules, one per driver run, built from explicit collaborators:
+
+    * ``iommu`` translates device requests; the checker attaches one IO address space per DMA device
+      (``devices``: IOMMU device ID -> name) and observes every request (``Iommu.add_dma_observer``);
+    * ``machine`` gives physical memory, the frame allocator (pins) and watched pages;
+    * ``memory`` is the driver's memory 0 (:class:`DriverMemory`);
+    * ``clock`` stamps reports; ``authorize(name, call)`` says whether the device is the driver's
+      (False: the caller has recorded the refusal); ``locate(pc)`` names driver code; ``error``
+      is the exception class for misuse of the API; ``window_base`` is where device windows start in
+      the driver's memory (they are not memory a device may be given).
+
+    ``bulk_access`` is to be registered with the Store (``add_bulk_access_observer``) by the runner.
+    """
+
+    def __init__(self, *, iommu, machine, memory: DriverMemory, devices: dict[int, str], clock,
+                 authorize: Callable[[str, str], bool], locate: Callable[[int], str],
+                 error: type[Exception], window_base: int) -> None:
+        self.iommu = iommu
+        self.machine = machine
+        self.memory = memory
+        self.clock = clock
+        self.authorize = authorize
+        self.locate = locate
+        self.error = error
+        self.window_base = window_base
         self.reports: list[DmaReport] = []
         self.mappings: list[Mapping] = []  # every mapping ever made, live or not
         self.by_page: dict[tuple[int, int], Mapping] = {}  # (device id, IOVA page) -> its mapping (never reused)
         self.by_start: dict[tuple[int, int], Mapping] = {}  # (device id, IOVA) -> mapping
         self.live: set[int] = set()  # id() of mappings not unmapped yet
-        self.spaces: dict[int, object] = {}  # device id -> IO address space
+        self.spaces: dict[int, AddressSpace] = {}  # device id -> IO address space
         self.next_iova: dict[int, int] = {}
         self.device_ids: dict[int, str] = {}
         self.owned_on_frame: dict[int, list[Mapping]] = {}  # physical page -> device-owned mappings on it
         self._cpu_reported: set = set()  # (mapping, pc, access) already reported
-        if self.iommu is not None:
-            directory = self.iommu.create_directory()
-            machine = self.system.machine
-            for spec in self.system.board.devices:
-                if spec.iommu_device_id is None:
-                    continue
+        if iommu is not None:
+            iommu.create_directory()
+            for device_id, name in devices.items():
                 # An IO address space, not the CPU's: its changes are the IOMMU's business (IOTINVAL),
                 # so it is not registered with the machine (which would flush the CPU's TLB on every unmap).
                 space = AddressSpace(machine.phys, machine.frames)
-                self.spaces[spec.iommu_device_id] = space
-                self.device_ids[spec.iommu_device_id] = spec.name
-                self.next_iova[spec.iommu_device_id] = IOVA_BASE
-                self.iommu.attach(spec.iommu_device_id, space, pscid=spec.iommu_device_id)
-            del directory
-            run.store._store.bulk_access_hook = self.bulk_access
-            self._dma = self.iommu.dma
-            self.iommu.dma = self.device_request  # every device DMA now passes the checker
+                self.spaces[device_id] = space
+                self.device_ids[device_id] = name
+                self.next_iova[device_id] = IOVA_BASE
+                iommu.attach(device_id, space, pscid=device_id)
+            iommu.add_dma_observer(self.device_request)  # every device DMA now passes the checker
 
     # -- reports ------------------------------------------------------------------------------------
 
     def now_ns(self) -> int:
-        return self.system.clock.ticks_to_ns(self.system.clock.now)
+        return self.clock.ticks_to_ns(self.clock.now)
 
     def report(self, problem: Problem, device: str, iova: int, size: int, access: str, *,
                mapping: Mapping | None = None, where: str = "", detail: str = "") -> None:
@@ -177,8 +209,8 @@ class DmaChecker:
 
     # -- the device side ------------------------------------------------------------------------------
 
-    def device_request(self, device_id: int, iova: int, size: int, write: bool, data: bytes | None = None):
-        result = self._dma(device_id, iova, size, write, data)
+    def device_request(self, device_id: int, iova: int, size: int, write: bool, result) -> None:
+        """An IOMMU observer: one device request and what the IOMMU made of it."""
         device = self.device_ids.get(device_id, f"#{device_id}")
         access = "write" if write else "read"
         pages = range(iova & ~(PAGE_SIZE - 1), iova + size, PAGE_SIZE)
@@ -195,10 +227,10 @@ class DmaChecker:
             else:
                 self.report(Problem.STRAY, device, iova, size, access,
                             detail="the IOMMU " + ("refused it" if not result.ok else "allowed it"))
-            return result
+            return
         if not live:
             self.report(Problem.AFTER_UNMAP, device, iova, size, access, mapping=candidates[-1])
-            return result
+            return
         m = live[-1]
         if not m.contains(iova, size):
             self.report(Problem.OVERRUN, device, iova, size, access, mapping=m,
@@ -208,7 +240,7 @@ class DmaChecker:
                         detail=f"a {m.direction.name.lower()} mapping; the device {'wrote' if write else 'read'}")
         if m.cpu_owned and not m.coherent:
             self.report(Problem.CPU_OWNED, device, iova, size, access, mapping=m)
-        return result
+        return
 
     def _page_neighbour(self, device_id: int, iova: int) -> Mapping | None:
         """The mapping whose pages hold ``iova`` (the access missed its bytes but hit its page)."""
@@ -219,12 +251,12 @@ class DmaChecker:
     def device_id_of(self, name: str, call: str) -> int | None:
         """The IOMMU device ID of ``name``; None when the device is not assigned to the driver (the
         refusal is recorded by the run)."""
-        if self.run.granted(name, call) is None:
+        if not self.authorize(name, call):
             return None
         for did, dev in self.device_ids.items():
             if dev == name:
                 return did
-        raise self.run.error(f"device {name!r} does not do DMA (it has no iommu_device_id on this board)")
+        raise self.error(f"device {name!r} does not do DMA (it has no iommu_device_id on this board)")
 
     def map(self, name: str, cpu_addr: int, size: int, direction: int, where: str, *, coherent=False) -> int:
         did = self.device_id_of(name, "hwsim_dma_alloc_coherent" if coherent else "hwsim_dma_map")
@@ -233,17 +265,16 @@ class DmaChecker:
         try:
             direction = Direction(direction)
         except ValueError:
-            raise self.run.error(f"dma_map: direction must be 0, 1 or 2, not {direction}") from None
+            raise self.error(f"dma_map: direction must be 0, 1 or 2, not {direction}") from None
         if size <= 0:
-            raise self.run.error(f"dma_map: size must be positive, not {size}")
-        from .runner import MMIO_WINDOWS
-        if cpu_addr + size > MMIO_WINDOWS:
+            raise self.error(f"dma_map: size must be positive, not {size}")
+        if cpu_addr + size > self.window_base:
             self.report(Problem.MAP_MMIO, name, 0, size, "dma_map", where=where,
                         detail=f"driver address {cpu_addr:#x} is a device window, not memory")
             return DMA_MAPPING_ERROR
-        memory = self.run.memory
+        memory = self.memory
         if cpu_addr + size > memory.size_bytes:
-            raise self.run.error(f"dma_map: [{cpu_addr:#x}, {cpu_addr + size:#x}) is outside the driver's memory")
+            raise self.error(f"dma_map: [{cpu_addr:#x}, {cpu_addr + size:#x}) is outside the driver's memory")
         why = self._forbidden(cpu_addr, size, direction)
         if why is not None:
             self.report(Problem.MAP_PROTECTED, name, 0, size, "dma_map", where=where, detail=why)
@@ -254,19 +285,17 @@ class DmaChecker:
         self.next_iova[did] = iova_page + (npages + 1) * PAGE_SIZE  # a gap page after every mapping
         rights = Pte.R | Pte.U | (Pte.W if direction.device_writes else 0)
         space = self.spaces[did]
-        store = self.run.store._store
         frames = []
-        allocator = self.system.machine.frames
+        allocator = self.machine.frames
         for k in range(npages):
-            va = memory.base + (cpu_addr & ~(PAGE_SIZE - 1)) + k * PAGE_SIZE
-            if store.space.lookup(va) is None and not store._map_page(va):
-                raise self.run.error("dma_map: out of physical memory")
-            pa = store.space.lookup(va).pa
+            pa = memory.frame_of((cpu_addr & ~(PAGE_SIZE - 1)) + k * PAGE_SIZE)
+            if pa is None:
+                raise self.error("dma_map: out of physical memory")
             frames.append(pa)
             if allocator.contains(pa):
                 allocator.pin(pa)  # the device may reach it until unmap: it must not be reused before
             space.map(iova_page + k * PAGE_SIZE, pa, PAGE_SIZE, rights, page_size=PAGE_SIZE)
-        m = Mapping(name, did, iova_page + offset, size, cpu_addr, direction, where, self.system.clock.now,
+        m = Mapping(name, did, iova_page + offset, size, cpu_addr, direction, where, self.clock.now,
                     coherent=coherent, frames=tuple(frames))
         self.mappings.append(m)
         if not coherent:
@@ -281,21 +310,14 @@ class DmaChecker:
         """Why the driver may not hand ``[cpu_addr, +size)`` to a device in ``direction`` (None: it may).
         As ``get_user_pages``: a device may read only what the driver may read, and write only what
         it may write (a copy-on-write page is copied first); the null page is never mapped."""
-        from ..runtime.store import Trap
-        memory = self.run.memory
-        if memory.ctl is None:
-            return None
-        try:
-            memory.ctl.check_guest_access(cpu_addr, size, direction.device_writes)
-        except Trap as trap:
-            return f"driver address {cpu_addr:#x}: {trap.detail}"
-        return None
+        why = self.memory.forbidden(cpu_addr, size, direction.device_writes)
+        return None if why is None else f"driver address {cpu_addr:#x}: {why}"
 
     def _find(self, did: int, iova: int) -> Mapping | None:
         return self.by_start.get((did, iova))
 
     def _unpin(self, m: Mapping) -> None:
-        allocator = self.system.machine.frames
+        allocator = self.machine.frames
         for pa in m.frames:
             if allocator.contains(pa):
                 allocator.unpin(pa)
@@ -369,7 +391,7 @@ class DmaChecker:
             self._rewatch(frame)
 
     def _rewatch(self, frame: int) -> None:
-        machine = self.system.machine
+        machine = self.machine
         owners = self.owned_on_frame.get(frame)
         if not owners:
             self.owned_on_frame.pop(frame, None)
@@ -382,11 +404,12 @@ class DmaChecker:
 
     def cpu_access(self, hit) -> None:
         """A driver load or store on a page holding device-owned bytes (from the machine's watch)."""
-        linear = hit.va - self.run.memory.base
+        linear = hit.va - self.memory.base
         self.check_cpu_access(linear, hit.size, hit.access is Access.STORE, hit.pc, frame=hit.pa & ~(PAGE_SIZE - 1))
 
-    def bulk_access(self, memory, offset: int, length: int, write: bool, pc: int) -> None:
-        if memory is self.run.memory and self.owned_on_frame:
+    def bulk_access(self, memory_base: int, offset: int, length: int, write: bool, pc: int) -> None:
+        """A Store observer: a bulk memory operation (memory.copy/fill/init) the host carries out."""
+        if memory_base == self.memory.base and self.owned_on_frame:
             self.check_cpu_access(offset, length, write, pc)
 
     def check_cpu_access(self, linear: int, size: int, write: bool, pc: int, *, frame: int | None = None) -> None:
@@ -413,19 +436,19 @@ class DmaChecker:
             else:
                 why = "the CPU may see stale data: dma_sync_for_cpu (or unmap) first"
             self.report(Problem.CPU_TOUCH, m.device, m.iova + (first - m.cpu_addr), end - first,
-                        "CPU write" if write else "CPU read", mapping=m, where=self.run.where_pc(pc),
+                        "CPU write" if write else "CPU read", mapping=m, where=self.locate(pc),
                         detail=f"the driver {'wrote' if write else 'read'} {size} byte{'s' * (size != 1)} at "
                                f"driver address {linear:#x} while the device owns the buffer; {why}")
 
     def alloc_coherent(self, name: str, size: int, where: str) -> tuple[int, int]:
         """(driver address, iova) of ``size`` new bytes at the end of the driver's memory."""
-        memory = self.run.memory
+        memory = self.memory
         if self.device_id_of(name, "hwsim_dma_alloc_coherent") is None:
             return 0, DMA_MAPPING_ERROR
         pages = (size + memory.page_size - 1) // memory.page_size
         old = memory.grow(pages)
         if old < 0:
-            raise self.run.error(f"dma_alloc_coherent: cannot grow the driver's memory by {pages} pages")
+            raise self.error(f"dma_alloc_coherent: cannot grow the driver's memory by {pages} pages")
         cpu = old * memory.page_size
         return cpu, self.map(name, cpu, size, Direction.BIDIRECTIONAL, where, coherent=True)
 

@@ -154,6 +154,40 @@ class RunReport:
         return "\n".join(lines)
 
 
+class _DriverMemory:
+    """The driver's memory 0 as the DMA checker sees it (:class:`~hwsim.driver.dma.DriverMemory`)."""
+
+    def __init__(self, store, memory) -> None:
+        self._store = store
+        self._memory = memory
+        self.base = memory.base
+        self.page_size = memory.page_size
+
+    @property
+    def size_bytes(self) -> int:
+        return self._memory.size_bytes
+
+    def grow(self, pages: int) -> int:
+        return self._memory.grow(pages)
+
+    def frame_of(self, linear: int) -> int | None:
+        va = self.base + (linear & ~(PAGE_SIZE - 1))
+        space = self._store.space
+        if space.lookup(va) is None and not self._store._map_page(va):
+            return None
+        return space.lookup(va).pa
+
+    def forbidden(self, linear: int, size: int, write: bool) -> str | None:
+        ctl = self._memory.ctl
+        if ctl is None:
+            return None
+        try:
+            ctl.check_guest_access(linear, size, write)
+        except Trap as trap:
+            return trap.detail
+        return None
+
+
 class DriverRun:
     def __init__(self, system, wasm: bytes, *, engine: api.Engine | None = None,
                  log: Callable[[str], None] | None = None, time_limit_ns: int = 10 * 1_000_000_000,
@@ -189,7 +223,14 @@ class DriverRun:
         self.null_page_protected = self._protect_null_page()
         # Device windows live above MMIO_WINDOWS: the memory may not grow into them.
         self.memory.max_pages = min(self.memory.max_pages, MMIO_WINDOWS // self.memory.page_size)
-        self.dma = DmaChecker(self)
+        devices = {spec.iommu_device_id: spec.name for spec in system.board.devices
+                   if spec.iommu_device_id is not None}
+        self.dma = DmaChecker(iommu=system.iommu, machine=system.machine, memory=_DriverMemory(self.store._store,
+                              self.memory), devices=devices, clock=system.clock,
+                              authorize=lambda name, call: self.granted(name, call) is not None,
+                              locate=self.where_pc, error=DriverError, window_base=MMIO_WINDOWS)
+        if system.iommu is not None:
+            self.store._store.add_bulk_access_observer(self.dma.bulk_access)
         self.irqs = IrqDispatcher(system, self._call_irq_handler, self.store._store.request_async)
         clock = system.clock
         TRACE.clock = lambda: clock.ticks_to_ns(clock.now)  # trace timestamps: this board's virtual time

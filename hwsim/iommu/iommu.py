@@ -123,6 +123,7 @@ class Iommu(Device):
         self.fault_log: list[IommuFault] = []
         self.stats = IommuStats()
         self._device_names: dict[int, str] = {}
+        self._dma_observers: list = []
         self.directory: DeviceDirectory | None = None
         self._dc_cache: dict[int, tuple[DeviceContext, tuple[DirectoryStep, ...]]] = {}
         self._fq_base: int | None = None  # RAM address of a guest-programmed fault queue; None: host-side only
@@ -262,8 +263,20 @@ class Iommu(Device):
 
     # -- the DMA path ---------------------------------------------------------------------------------------
 
+    def add_dma_observer(self, observer) -> "Callable[[], None]":
+        """``observer(device_id, iova, size, write, result)`` after every device request, in the order
+        observers were added (a DMA checker, a trace); returns a function that removes it."""
+        self._dma_observers.append(observer)
+        return lambda: self._dma_observers.remove(observer)
+
     def dma(self, device_id: int, iova: int, size: int, write: bool, data: bytes | None = None) -> DmaResult:
         """One device request of ``size`` bytes at ``iova``: the only way a device reaches memory."""
+        result = self._request(device_id, iova, size, write, data)
+        for observer in self._dma_observers:
+            observer(device_id, iova, size, write, result)
+        return result
+
+    def _request(self, device_id: int, iova: int, size: int, write: bool, data: bytes | None) -> DmaResult:
         if size <= 0:
             raise IommuError(f"DMA size must be positive, not {size}")
         if not 0 <= device_id < 1 << 24:

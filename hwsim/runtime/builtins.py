@@ -46,8 +46,10 @@ def _watch(store, m, mem, offset: int, n: int, write: bool) -> None:
     stores), and shown to the Store's watcher."""
     if mem.ctl is not None:
         mem.ctl.check_guest_access(offset, n, write)
-    if store.bulk_access_hook is not None and n:
-        store.bulk_access_hook(mem, offset, n, write, m.get_reg("pc") - 4)
+    if store.bulk_access_observers and n:
+        pc = m.get_reg("pc") - 4
+        for observer in store.bulk_access_observers:
+            observer(mem.base, offset, n, write, pc)
 
 
 def memory_fill(store, instance, m) -> None:

@@ -130,9 +130,9 @@ class Store:
         self.interrupt_reason: str | None = None
         self.caller_vmctx = 0  # the vmctx of the instance calling the running host function
         self.out_of_frames = False
-        # ``bulk_access_hook(memory, offset, length, write, pc)``: sees memory.copy/fill/init, which the
+        # ``observer(memory base, offset, length, write, pc)``: sees memory.copy/fill/init, which the
         # host carries out (the machine's page watch sees only the CPU's own loads and stores).
-        self.bulk_access_hook = None
+        self.bulk_access_observers: list = []  # see add_bulk_access_observer
         self._async: list = []  # host callbacks waiting for a safe point (see request_async)
         self._in_host = 0  # > 0 while a host function runs (the CPU is not in guest code)
         self.next_host_pa = 0  # where the next HostBuffer goes in physical memory (set below)
@@ -293,6 +293,13 @@ class Store:
             va += chunk
             size -= chunk
         return bytes(out)
+
+    def add_bulk_access_observer(self, observer):
+        """``observer(memory_base, offset, length, write, pc)`` for every guest bulk memory operation
+        (memory.copy/fill/init, carried out by the host, so the machine's page watch cannot see them), in
+        the order added; returns a function that removes it."""
+        self.bulk_access_observers.append(observer)
+        return lambda: self.bulk_access_observers.remove(observer)
 
     def interrupt(self, reason: str) -> None:
         """Stop wasm code at its next safe point with ``Trap(INTERRUPTED)`` saying ``reason``.
