@@ -44,7 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--assign", type=_device_list, default=None, metavar="DEV[,DEV...]",
                    help="give the driver only these devices (default: every assignable device of the board)")
     r.add_argument("--option", action="append", default=[], metavar="DEV.KEY=VALUE",
-                   help="set a device option of the board, e.g. blk0.image=disk.img (repeatable)")
+                   help="set a device option of the board, e.g. blk0.image=disk.img or blk0.readonly=yes "
+                        "(repeatable; VALUE is read as the option's type: true/false, yes/no, on/off or 1/0 "
+                        "for booleans, decimal or 0x hex for integers)")
     r.add_argument("--quiet", action="store_true", help="no driver log lines and no report on stderr")
     r.add_argument("--trace", metavar="PATTERNS", help="trace events, e.g. 'dma*,mmio,irq' (globs over event "
                                                        "names and categories; '-name' removes; 'list' lists them)")
@@ -95,6 +97,7 @@ def run_driver(args: argparse.Namespace) -> int:
 
 def _run_driver(args: argparse.Namespace) -> int:
     from ..board import load_board
+    from ..board.options import parse_options
     from ..driver import DriverRun, build_driver
     path = Path(args.driver)
     if path.is_dir():
@@ -103,14 +106,8 @@ def _run_driver(args: argparse.Namespace) -> int:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read driver {str(path)!r}: {exc.strerror}") from None
-    options: dict[str, dict] = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        dev, dot, name = key.partition(".")
-        if not sep or not dot or not dev or not name:
-            raise ConfigError(f"--option takes DEV.KEY=VALUE, not {item!r}")
-        options.setdefault(dev, {})[name] = int(value, 0) if value.lstrip("-").isdigit() else value
-    system = load_board(args.board).build(options=options)
+    board = load_board(args.board)
+    system = board.build(options=parse_options(board, args.option))
     log = (lambda text: None) if args.quiet else (lambda text: print(f"[driver] {text}", file=sys.stderr))
     limits = dict(time_limit_ns=int(args.virtual_time_limit * 1e9), wall_limit_s=args.time_limit, catch_sigint=True)
     if data[:4] == b"\x7fELF":  # native firmware, unsandboxed

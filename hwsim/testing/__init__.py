@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from ..board import DEFAULT_BOARD, load_board
+from ..board.options import check_overrides
 from ..devices.backends import MemoryBackend
 from ..devices.pcap import read_frames, write_pcap
 from ..driver import DriverRun, RunReport, build_driver
@@ -91,6 +92,7 @@ def make_board(path=DEFAULT_BOARD, *, uart_input: bytes = b"", options: dict | N
     """A built board whose UARTs use in-memory backends; ``uart_input`` is queued on ``uart0``."""
     board = load_board(path)
     overrides = dict(options or {})
+    check_overrides(board, overrides, where="hwsim options")
     system = board.build(options=overrides)
     uart = None
     for name, device in system.devices.items():
