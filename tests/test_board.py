@@ -217,6 +217,23 @@ def test_irq_on_a_device_without_an_interrupt_output(tmp_path):
         del DEVICE_TYPES["quiet-test"]
 
 
+def test_ram_beyond_what_the_host_can_map_names_the_key_and_the_limit(tmp_path):
+    """Found by review: a [[ram]] size valid for the board format (under the 56-bit physical space) but too large
+    for the host's mmap ended in a raw OSError from Board.build()."""
+    huge = MINI.replace("size = 0x10_0000\n", "size = 0x4_0000_0000_0000\n", 1)  # 1 PiB: no host maps that
+    board = load_board(write(tmp_path, huge))
+    with pytest.raises(BoardError) as info:
+        board.build()
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'mini.toml'}: [ram.ram] size: 0x4000000000000 bytes (1 PiB) is "
+                              f"more than this host can map (mmap: ")
+    assert "; the host has " in message and message.endswith(" of memory)")
+    second = MINI.replace('[interrupt_controller]', '[[ram]]\nname = "high"\nbase = 0x10_0000_0000\n'
+                                                   'size = 0x4_0000_0000_0000\n\n[interrupt_controller]')
+    with pytest.raises(BoardError, match=r"\[ram.high\] size: 0x4000000000000 bytes .* is more than this host"):
+        load_board(write(tmp_path, second)).build()
+
+
 def test_option_overrides_are_checked(tmp_path):
     board = load_board(write(tmp_path, MINI))
     with pytest.raises(BoardError) as info:
