@@ -114,7 +114,7 @@ def _run_driver(args: argparse.Namespace) -> int:
         from ..driver.firmware import FirmwareRun
         if args.assign is not None:
             raise ConfigError("--assign applies to sandboxed drivers; native firmware reaches every device")
-        run = FirmwareRun(system, data, log=log, **limits)
+        run = FirmwareRun(system, data, log=log, name=str(path), **limits)
     else:
         run = DriverRun(system, data, log=log, assign=args.assign, **limits)
     entry, call_args = "probe", ()

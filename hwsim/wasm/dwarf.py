@@ -14,8 +14,10 @@ import io
 import os
 from dataclasses import dataclass
 
-from elftools.common.exceptions import DWARFError, ELFParseError
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
+from elftools.elf.elffile import ELFFile
+
+from .._elfparse import PARSE_ERRORS
 
 _SECTIONS = ("info", "abbrev", "str", "line", "line_str", "ranges", "rnglists", "loc", "loclists", "addr",
              "str_offsets", "aranges")
@@ -59,8 +61,8 @@ class SourceMap:
         self.code_base = first - _leb_len(len(module.funcs))
         try:
             self._load(sections)
-        except (DWARFError, ELFParseError, KeyError, ValueError, IndexError, AttributeError):
-            self.available = False  # unreadable debug info costs the source lines, nothing else
+        except PARSE_ERRORS:
+            self._forget()  # unreadable debug info costs the source lines, nothing else
 
     def _load(self, sections: dict[str, bytes]) -> None:
         def desc(name):
@@ -79,13 +81,30 @@ class SourceMap:
         """Source lines of a native ELF (pyelftools ``ELFFile``): ``locate(pc)`` takes addresses."""
         self = cls.__new__(cls)
         self.rows, self.scopes, self.code_base = [], [], 0
-        self.available = bool(elffile.has_dwarf_info())
-        if self.available:
-            try:
+        try:
+            self.available = bool(elffile.has_dwarf_info())
+            if self.available:
                 self._load_dwarf(elffile.get_dwarf_info())
-            except (DWARFError, ELFParseError, KeyError, ValueError, IndexError, AttributeError):
-                self.available = False
+        except PARSE_ERRORS:
+            self._forget()
         return self
+
+    @classmethod
+    def from_elf_bytes(cls, data: bytes) -> "SourceMap":
+        """:meth:`from_elf` of an ELF file's bytes; a file pyelftools cannot open has no source lines."""
+        try:
+            elffile = ELFFile(io.BytesIO(data))
+        except PARSE_ERRORS:
+            self = cls.__new__(cls)
+            self.rows, self.scopes, self.code_base = [], [], 0
+            self._forget()
+            return self
+        return cls.from_elf(elffile)
+
+    def _forget(self) -> None:
+        """No source lines: what was read before the debug info turned out unreadable is dropped."""
+        self.available = False
+        self.rows, self.scopes = [], []
 
     def _load_dwarf(self, dwarf) -> None:
         for cu in dwarf.iter_CUs():
@@ -159,7 +178,7 @@ class SourceMap:
         if origin is not None:
             try:
                 return SourceMap._name(die.get_DIE_from_attribute("DW_AT_abstract_origin"))
-            except (DWARFError, KeyError, AttributeError):
+            except PARSE_ERRORS:
                 return None
         return None
 
