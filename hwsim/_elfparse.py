@@ -17,5 +17,5 @@ from elftools.construct import ConstructError
 
 PARSE_ERRORS: tuple[type[BaseException], ...] = (
     ELFError, DWARFError, ConstructError, struct.error, ArithmeticError, AssertionError, AttributeError,
-    EOFError, LookupError, TypeError, ValueError, RecursionError,
+    EOFError, LookupError, TypeError, ValueError, RuntimeError,  # RuntimeError: RecursionError, NotImplementedError
 )

@@ -14,6 +14,7 @@ import io
 import os
 from dataclasses import dataclass
 
+from elftools.common.exceptions import DWARFError
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
 from elftools.elf.elffile import ELFFile
 
@@ -107,6 +108,9 @@ class SourceMap:
         self.rows, self.scopes = [], []
 
     def _load_dwarf(self, dwarf) -> None:
+        # Every DIE takes at least one byte of .debug_info, so a tree walk visiting more DIEs than that
+        # is going round a loop (a corrupted DW_AT_sibling or abbreviation; pyelftools follows it forever).
+        self._die_budget = dwarf.debug_info_sec.size if dwarf.debug_info_sec is not None else 0
         for cu in dwarf.iter_CUs():
             program = dwarf.line_program_for_CU(cu)
             if program is None:
@@ -133,6 +137,9 @@ class SourceMap:
 
     def _scopes(self, die, depth: int, file_name) -> None:
         for child in die.iter_children():
+            self._die_budget -= 1
+            if self._die_budget < 0:
+                raise DWARFError("the DIE tree has more entries than .debug_info has bytes (a loop)")
             if child.tag in ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine"):
                 name = self._name(child)
                 call_file = call_line = None
