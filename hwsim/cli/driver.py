@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("driver_dir", metavar="DRIVER_DIR")
     b.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
     b.add_argument("--native", action="store_true",
-                   help="build native riscv64 firmware instead (firmware/build/NAME.elf), to run unsandboxed")
+                   help="build native riscv64 firmware instead, to run unsandboxed: NAME.elf in DRIVER_DIR/build/ "
+                        "(in hwsim's own source tree: firmware/build/); the path is printed")
     b.set_defaults(func=run_build)
 
     r = sub.add_parser("run", help="run a sandboxed driver on a board",
@@ -30,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "value, a DMA fault or bug occurred, or it reached for a device it was not "
                                    "given; 124 when a time limit stopped it; 130 on Ctrl-C (the report is "
                                    "printed first); 2 for bad input.")
-    r.add_argument("board", metavar="BOARD", help="a board file, e.g. boards/virt.toml")
+    r.add_argument("board", metavar="BOARD", help="a board file (e.g. boards/virt.toml) or the name of one of "
+                                                  "hwsim's own boards (virt)")
     r.add_argument("driver", metavar="DRIVER", help="DRIVER.wasm, a driver directory (built on the fly), or "
                                                     "native firmware (.elf from hwsim build --native)")
     r.add_argument("--invoke", nargs="+", metavar=("FUNC", "ARG"), help="call FUNC with integer ARGs "
