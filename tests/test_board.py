@@ -268,6 +268,9 @@ def test_option_overrides_are_checked(tmp_path):
         board.build(options={"uart0": {"backend": "pty"}})
     with pytest.raises(BoardError, match=r"\[devices.uart0\] speed: unknown option for ns16550a"):
         board.build(options={"uart0": {"speed": 9600}})
+    with pytest.raises(BoardError, match=r"\[devices.uart0\]: option override must be a dict of option names to "
+                                         r"values, not str"):
+        board.build(options={"uart0": "memory"})
     s = board.with_options({"iommu": {"mode": "bare"}}).build()
     assert s.iommu.mode.label == "Bare"
     assert board.iommu.options["mode"] == "off"  # the original board is unchanged

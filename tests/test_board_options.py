@@ -81,8 +81,9 @@ def test_plugin_options_get_a_did_you_mean():
                                "(its options: image, queue_size, readonly, serial)")
     with pytest.raises(ConfigError, match="hwsim options: board 'virt' has no device 'net1'; did you mean 'net0'?"):
         make_board(options={"net1": {"backend": "loopback"}})
-    with pytest.raises(ConfigError, match="the options of 'blk0' must be a dict of option names to values, not str"):
-        check_overrides(VIRT, {"blk0": "readonly"})
+    check_overrides(VIRT, {"blk0": "readonly"})  # the board says what is wrong with that
+    with pytest.raises(BoardError, match=r"\[devices.blk0\]: option override must be a dict"):
+        make_board(options={"blk0": "readonly"})
     system, _ = make_board(options={"blk0": {"readonly": True}})
     assert system.device("blk0").disk.readonly
 

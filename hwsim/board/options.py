@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping
 
 from ..devices.base import Option
 from ..errors import ConfigError
-from .board import Board
+from .board import Board, DeviceSpec
 
 TRUE_WORDS = ("true", "yes", "on", "1")
 FALSE_WORDS = ("false", "no", "off", "0")
@@ -100,24 +100,28 @@ def check_overrides(board: Board, overrides: Mapping[str, Mapping[str, Any]], *,
     Values are left to :meth:`Board.with_options`, which checks them as in the board file.
     """
     for device, values in overrides.items():
-        if not isinstance(values, Mapping):
-            raise ConfigError(f"{where}: the options of {device!r} must be a dict of option names to values, "
-                              f"not {type(values).__name__}")
-        for name in values:
-            _option(board, device, name, where)
+        _device(board, device, where)
+        if isinstance(values, Mapping):  # anything else: Board.with_options says what is wrong
+            for name in values:
+                _option(board, device, name, where)
 
 
-def _option(board: Board, device: str, name: str, where: str) -> Option:
+def _device(board: Board, device: str, where: str) -> DeviceSpec:
     specs = {d.name: d for d in board.all_devices()}
     spec = specs.get(device)
     if spec is None:
-        raise ConfigError(f"{where}: board {board.name!r} has no device {device!r}{_hint(device, specs)} "
+        raise ConfigError(f"{where}: board {board.name!r} has no device {device!r}{_hint(str(device), specs)} "
                           f"(devices: {', '.join(sorted(specs))})")
+    return spec
+
+
+def _option(board: Board, device: str, name: str, where: str) -> Option:
+    spec = _device(board, device, where)
     options = spec.cls.OPTIONS
     option = options.get(name)
     if option is None:
         known = ", ".join(sorted(options)) or "none"
-        raise ConfigError(f"{where}: {device} ({spec.type}) has no option {name!r}{_hint(name, options)} "
+        raise ConfigError(f"{where}: {device} ({spec.type}) has no option {name!r}{_hint(str(name), options)} "
                           f"(its options: {known})")
     return option
 
