@@ -60,7 +60,7 @@ def test_every_truncation_is_one_clear_error(firmware):
         try:
             load_both_ways(firmware[:length])
         except HwsimError as exc:
-            assert "fw.elf" in str(exc) or "<bytes>" in str(exc)
+            assert "fw.elf" in str(exc) or "<bytes>" in str(exc), exc
 
 
 def test_segment_checks(firmware, tmp_path):
@@ -91,6 +91,15 @@ def test_segment_checks(firmware, tmp_path):
         read_elf(firmware[:0x12] + b"\x3e\x00" + firmware[0x14:], "fw.elf")  # EM_X86_64
     with pytest.raises(ElfError, match="cannot read ELF file '/no/such.elf': No such file or directory"):
         load_elf(m, m.new_address_space(asid=2), "/no/such.elf")
+
+
+def test_missing_symbols_name_the_file(firmware):
+    renamed = firmware.replace(b"\0probe\0", b"\0Probe\0")  # in every string table
+    with pytest.raises(HwsimError, match="fw.elf: the firmware has no probe symbol"):
+        FirmwareRun(BOARD.build(), renamed, name="fw.elf")
+    run = FirmwareRun(BOARD.build(), firmware, name="fw.elf")
+    with pytest.raises(HwsimError, match="fw.elf: the firmware has no symbol 'nope'"):
+        run.run("nope")
 
 
 def test_hwsim_run_names_a_truncated_firmware_file(firmware, tmp_path, capsys):

@@ -53,7 +53,7 @@ class FirmwareRun:
         self._source_map = None
         self.image = self._load(elf)
         if "probe" not in self.image.symbols:
-            raise DriverError("the firmware has no probe symbol")
+            raise DriverError(f"{name}: the firmware has no probe symbol")
         heap = self.image.symbols.get("__heap_start", 0)
         self.heap = (heap + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         self.stack_top = self.m.frames.alloc(STACK_SIZE // PAGE_SIZE) + STACK_SIZE
@@ -247,7 +247,7 @@ class FirmwareRun:
     def run(self, entry: str = "probe", args: tuple = ()) -> RunReport:
         m = self.m
         if entry not in self.image.symbols:
-            raise DriverError(f"the firmware has no symbol {entry!r}")
+            raise DriverError(f"{self.name}: the firmware has no symbol {entry!r}")
         m.activate(None, priv=Priv.M)
         m.set_reg("sp", self.stack_top)
         m.set_reg("ra", self.exit)
