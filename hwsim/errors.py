@@ -15,6 +15,18 @@ class ConfigError(HwsimError, ValueError):
     """An argument or configuration value is out of range or inconsistent."""
 
 
+class HostLimitError(ConfigError):
+    """A size is valid but more than this host can provide (the kernel refused to map it).
+
+    ``problem`` says what was asked and the host's limit, without saying where it was asked
+    (the caller that knows, a board file or a Store, adds that).
+    """
+
+    def __init__(self, what: str, problem: str) -> None:
+        super().__init__(f"{what}: {problem}")
+        self.problem = problem
+
+
 class BusError(HwsimError):
     """A physical access hit no RAM and no device, or a device refused it."""
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 
-from hwsim.board import DEFAULT_BOARD, BoardError, load_board
+from hwsim.board import DEFAULT_BOARD, BoardError, load_board, parse_board
 from hwsim.devices import Device, IssueKind, Uart
 from hwsim.devices.base import DEVICE_TYPES, register_device
 from hwsim.devices.layouts import UART_LAYOUT
@@ -217,6 +219,45 @@ def test_irq_on_a_device_without_an_interrupt_output(tmp_path):
         del DEVICE_TYPES["quiet-test"]
 
 
+def test_ram_beyond_what_the_host_can_map_names_the_key_and_the_limit(tmp_path):
+    """Found by review: a [[ram]] size valid for the board format (under the 56-bit physical space) but too large
+    for the host's mmap ended in a raw OSError from Board.build()."""
+    huge = MINI.replace("size = 0x10_0000\n", "size = 0x4_0000_0000_0000\n", 1)  # 1 PiB: no host maps that
+    board = load_board(write(tmp_path, huge))
+    with pytest.raises(BoardError) as info:
+        board.build()
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'mini.toml'}: [ram.ram] size: 0x4000000000000 bytes (1 PiB) is "
+                              f"more than this host can map (mmap: ")
+    assert "; the host has " in message and message.endswith(" of memory)")
+    second = MINI.replace('[interrupt_controller]', '[[ram]]\nname = "high"\nbase = 0x10_0000_0000\n'
+                                                   'size = 0x4_0000_0000_0000\n\n[interrupt_controller]')
+    with pytest.raises(BoardError, match=r"\[ram.high\] size: 0x4000000000000 bytes .* is more than this host"):
+        load_board(write(tmp_path, second)).build()
+
+
+def test_every_option_that_sizes_a_host_allocation_has_a_maximum_the_host_can_build():
+    """Queue sizes, FIFO and fault-queue entries, IOTLB entries, PLIC sources and contexts, transfer sizes: each
+    is refused past a declared maximum (naming file, table, key and the limit), and a board with every one at
+    its maximum builds."""
+    data = tomllib.loads(DEFAULT_BOARD.read_text())
+    tables = {"interrupt_controller": data["interrupt_controller"], "iommu": data["iommu"],
+              **{f"devices.{name}": table for name, table in data["devices"].items()}}
+    unbounded = []
+    for name, table in tables.items():
+        for key, option in DEVICE_TYPES[table["type"]].OPTIONS.items():
+            if option.type is int and option.maximum is None:
+                unbounded.append(f"{table['type']}.{key}")
+            elif option.type is int:
+                table[key] = option.maximum
+    assert unbounded == ["ns16550a.clock_hz"]  # a rate, not a size
+    system = parse_board(data, "max.toml").build()
+    assert system.iommu.fault_queue.entries == 1 << 20 and system.iommu.iotlb.capacity == 1 << 20
+    data["devices"]["net0"]["rx_backlog"] += 1
+    with pytest.raises(BoardError, match=r"max.toml: \[devices.net0\] rx_backlog: must be at most 65536, not 65537"):
+        parse_board(data, "max.toml")
+
+
 def test_option_overrides_are_checked(tmp_path):
     board = load_board(write(tmp_path, MINI))
     with pytest.raises(BoardError) as info:
@@ -227,6 +268,9 @@ def test_option_overrides_are_checked(tmp_path):
         board.build(options={"uart0": {"backend": "pty"}})
     with pytest.raises(BoardError, match=r"\[devices.uart0\] speed: unknown option for ns16550a"):
         board.build(options={"uart0": {"speed": 9600}})
+    with pytest.raises(BoardError, match=r"\[devices.uart0\]: option override must be a dict of option names to "
+                                         r"values, not str"):
+        board.build(options={"uart0": "memory"})
     s = board.with_options({"iommu": {"mode": "bare"}}).build()
     assert s.iommu.mode.label == "Bare"
     assert board.iommu.options["mode"] == "off"  # the original board is unchanged

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,8 @@ from hwsim.compiler.isa.riscv64.masm import RiscvMasm
 from hwsim.compiler.masm import BranchOutOfRange
 from hwsim.riscv.disasm import disassemble
 from hwsim.wasm import load_module
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def wasm(wat: str) -> bytes:
@@ -119,3 +122,12 @@ def test_disasm_command(tmp_path, capsys):
     assert "ld t0, 8(t5)" in out
     assert main(["disasm", str(path), "--func", "nope"]) == 2
     assert "no function 'nope'" in capsys.readouterr().err
+
+
+def test_disasm_builds_a_driver_directory(capsys):
+    """Found by a newcomer: hwsim run takes a driver directory, hwsim disasm refused one ("Is a directory")."""
+    assert main(["disasm", str(REPO / "drivers" / "uart16550"), "--func", "probe"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("function ") and " probe  (" in out.splitlines()[0] and "call " in out
+    assert main(["disasm", str(REPO / "drivers" / "include")]) == 2
+    assert "no .c files to build" in capsys.readouterr().err

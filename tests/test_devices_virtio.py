@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import tracemalloc
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -232,6 +233,70 @@ def test_request_errors_are_ioerr_and_never_touch_the_image(drv, image):
     faults = drv.s.iommu.fault_log
     assert [(f.device_id, f.iova, f.access.value) for f in faults] == [(2, 0x7700_0000, "read"),
                                                                         (2, 0x7700_0000, "write")]
+
+
+ALIAS = 0x1_0000_0000  # 64 MiB of IOVA, every 2 MiB of it the same 2 MiB of RAM
+ALIAS_SIZE = 64 << 20
+
+
+def aliased_driver(image) -> BlkDriver:
+    """A driver whose IO page table maps ALIAS_SIZE bytes onto one 2 MiB frame run: long buffers, little RAM."""
+    d = BlkDriver(str(image))
+    pa = d.s.machine.frames.alloc(512, align=2 << 20, zero=False)
+    for off in range(0, ALIAS_SIZE, 2 << 20):
+        d.space.map(ALIAS + off, pa, 2 << 20, RW_U)
+    d.init()
+    return d
+
+
+def peak_allocation(fn) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_host_memory_is_bounded_by_checked_lengths_not_by_descriptors(tmp_path):
+    """Found by review: every device-readable byte of a chain was read into host memory before the request was
+    looked at, and IN requests read the whole length from the image first: a chain claiming up to 4 GiB made the
+    host allocate that much.  Now the header is read alone, and data only after its length has been checked."""
+    image = tmp_path / "big.img"
+    with open(image, "wb") as f:
+        f.truncate(128 << 20)  # sparse: 128 MiB of capacity
+    before = digest(image)
+    d = aliased_driver(image)
+    hdr, status = IOVA + HDR_OFF, IOVA + STATUS_OFF
+
+    def request(kind: int, sector: int, segments) -> tuple[int, int]:
+        d.mem_write(hdr, struct.pack("<IIQ", kind, 0, sector))
+        d.mem_write(status, b"\xEE")
+        d.offer(d.chain([(hdr, 16, False), *segments, (status, 1, True)]))
+        (_, used), = d.used()
+        return d.mem_read(status, 1)[0], used
+
+    cases = [
+        (BLK_T_IN, 0, [(ALIAS, ALIAS_SIZE, False)], "IN request with 67108864 device-readable data bytes after the "
+                                                    "header"),
+        (BLK_T_IN, 0, [(ALIAS, ALIAS_SIZE, True)], "read of 67108864 bytes is more than the 4194304 bytes this device "
+                                                   "transfers in one request"),
+        (BLK_T_OUT, 0, [(ALIAS, ALIAS_SIZE, False)], "write of 67108864 bytes is more than the 4194304 bytes this "
+                                                     "device transfers in one request"),
+        (BLK_T_OUT, 250_000, [(ALIAS, ALIAS_SIZE, False)], "write of sectors 250000..381071 is beyond the capacity of "
+                                                           "262144 sectors"),
+        (99, 0, [(ALIAS, ALIAS_SIZE, False)], None),  # unsupported: the payload is never read
+    ]
+    for kind, sector, segments, issue in cases:
+        outcome, seen = [], len(d.issues)
+        assert peak_allocation(lambda: outcome.append(request(kind, sector, segments))) < 1 << 20
+        assert outcome == [(UNSUPP if kind == 99 else IOERR, 1)]
+        assert d.issues[seen:] == ([f"request: {issue}"] if issue else [])
+    assert digest(image) == before
+    # The largest request still works, and costs about its own size.
+    assert peak_allocation(lambda: request(BLK_T_OUT, 8, [(ALIAS, 4 << 20, False)])) < 16 << 20
+    assert d.mem_read(status, 1) == b"\0"
+    assert request(BLK_T_IN, 8, [(ALIAS + (4 << 20), 4 << 20, True)]) == (OK, (4 << 20) + 1)
 
 
 def test_unwritable_status_byte_means_the_image_is_not_written(drv, image):

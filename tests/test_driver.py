@@ -128,6 +128,19 @@ def test_hwsim_run_accepts_firmware():
     assert out.returncode == 0 and out.stdout == b"fw\n" and b"driver returned 3" in out.stderr
 
 
+def test_help_says_where_native_builds_go_and_that_a_board_may_be_named(capsys):
+    """Found by a newcomer: --native claimed firmware/build/ (true only in hwsim's source tree) and BOARD looked
+    like it had to be a file."""
+    from hwsim.cli import main
+    for argv in (["build", "--help"], ["run", "--help"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "NAME.elf in DRIVER_DIR/build/ (in hwsim's own source tree: firmware/build/)" in text
+    assert "a board file (e.g. boards/virt.toml) or the name of one of hwsim's own boards (virt)" in text
+
+
 def test_invoke_exported_entry_points():
     system, _ = system_with_input(b"")
     run = quiet_run(system, build_driver(REPO / "drivers" / "bench").read_bytes())

@@ -3,6 +3,9 @@ the command queue and the MMIO register interface, and a property: no DMA outsid
 
 from __future__ import annotations
 
+import io
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,6 +18,7 @@ from hwsim.iommu import (
 from hwsim.iommu.bits import TC_PDTV, TC_V
 from hwsim.machine import FrameAllocator, PhysicalMemory
 from hwsim.mmu import AddressSpace, Pte, SV39
+from hwsim.trace import EVENTS, tracing
 
 RAM = 0x8000_0000
 R_U = Pte.R | Pte.U
@@ -166,6 +170,36 @@ def test_invalidation_forms(env):
     assert env.iommu.iotinval_vma(addr=0x1000) == 1
     assert env.iommu.iotinval_vma() == 1
     assert len(env.iommu.iotlb) == 0
+
+
+def test_invalidation_traces_name_the_iova_and_what_was_dropped(env):
+    """Found by a newcomer: the trace printed ``addr=0x4002000`` for an invalidation of IOVA 0x10008000 (the raw
+    doubleword, which holds the page number shifted to bit 10), and called dropped device contexts IOTLB entries."""
+    space = env.attached(device_id=1, pscid=5)
+    space.map(0x1000_8000, env.frames.alloc(), 0x1000, RW_U)
+    env.iommu.dma(1, 0x1000_8000, 4, write=False)
+    out = io.StringIO()
+    with tracing("iommu_inval,iommu_ddt_inval", format="jsonl", stream=out):
+        env.iommu.iotinval_vma(addr=0x1000_8000, pscid=5)
+        env.iommu.iotinval_vma()
+        env.iommu.iodir_inval_ddt(1)
+        env.iommu.iodir_inval_ddt()
+        cq = env.frames.alloc()  # the command queue, as a guest driver uses it: traced the same way
+        env.phys.write(cq, cmd_iotinval_vma(addr=0x2000_3000))
+        w64(env.iommu, CQB, (cq >> 12) << 10 | 3)
+        env.iommu.mmio_write(CQCSR, 4, 1)
+        env.iommu.mmio_write(CQT, 4, 1)
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [{k: v for k, v in r.items() if k not in ("t_ns", "category")} for r in records] == [
+        {"event": "iommu_inval", "command": "IOTINVAL.VMA", "address": "0x10008000", "pscid": 5, "dropped": 1},
+        {"event": "iommu_inval", "command": "IOTINVAL.VMA", "address": "all", "pscid": "all", "dropped": 0},
+        {"event": "iommu_ddt_inval", "device_id": 1, "dropped": 1},
+        {"event": "iommu_ddt_inval", "device_id": "all", "dropped": 0},
+        {"event": "iommu_inval", "command": "IOTINVAL.VMA", "address": "0x20003000", "pscid": "all", "dropped": 0},
+    ]
+    assert EVENTS["iommu_inval"].format(records[0]) == "IOTINVAL.VMA addr=0x10008000 pscid=5: 1 IOTLB entries dropped"
+    assert EVENTS["iommu_ddt_inval"].format(records[2]) == ("IODIR.INVAL_DDT device=1: 1 cached device contexts "
+                                                            "dropped")
 
 
 def test_cached_entry_decides_a_permission_fault(env):

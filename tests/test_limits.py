@@ -8,6 +8,7 @@ import pytest
 import hwsim
 from hwsim.compiler.traps import TrapCode
 from hwsim.runtime import api
+from hwsim.runtime.objects import ResourceLimitError
 
 
 def instantiate(store, wat: str):
@@ -59,6 +60,12 @@ def test_code_limit():
     with pytest.raises(hwsim.HwsimError, match=r"bytes of compiled code exceed the Store's code limit \(65536 bytes"):
         instantiate(store, f"(module {funcs})")
     assert instantiate(store, SPIN)["one"](store) == 1  # a small module still fits
+
+
+def test_ram_size_beyond_what_the_host_can_map():
+    with pytest.raises(ResourceLimitError, match=r"ram_size: 0x4000000000000 bytes \(.*\) is more than this "
+                                                     r"host can map \(mmap: .*; the host has .* of memory\)"):
+        api.Store(ram_size=1 << 50)
 
 
 def test_running_out_of_physical_ram_is_an_error_not_a_crash():

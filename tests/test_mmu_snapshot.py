@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from property_scale import examples
 
+from hwsim.cli import main
 from hwsim.errors import BusError, ConfigError
 from hwsim.machine import FrameAllocator, PhysicalMemory
 from hwsim.mmu import AddressSpace, AdPolicy, Pte, walk
@@ -114,3 +120,98 @@ def test_missing_file_and_unsaved_frames(tmp_path):
     with pytest.raises(BusError, match="no RAM at physical address 0x90000000"):
         snap.memory.read_u64(0x9000_0000)
     assert Region("ram", "ram", 0, 0x1000).end == 0x1000
+
+
+# -- hostile files: only documented errors escape ---------------------------------------------------------------
+
+def sample_snapshot() -> str:
+    """A real snapshot: user and supervisor pages, a superpage, a device page and a pointer outside RAM."""
+    phys = PhysicalMemory()
+    frames = FrameAllocator(phys.add_ram(RAM, 4 << 20))
+    phys.add_mmio(0x1000_0000, 0x1000, Window(), name="uart0")
+    s = AddressSpace(phys, frames, asid=7)
+    s.map(0x1000, frames.alloc(2), 0x2000, Pte.R | Pte.W | Pte.U, accessed=False)
+    s.map(0x20_0000, 0x1000_0000, 0x1000, Pte.R | Pte.W)
+    s.map(0x4000_0000, RAM + (2 << 20), 2 << 20, Pte.R | Pte.X)
+    phys.write_u64(s.root + 8 * 3, make_pte(0x12345, Pte.V))
+    return json.dumps(snapshot_dict(phys, s.satp, regions_of(phys), source="fuzz"))
+
+
+SAMPLE = sample_snapshot()
+
+
+def exercise(path) -> set[int]:
+    """Walk and draw ``path`` as the CLI does; main() turns HwsimErrors into status 2, anything else escapes."""
+    p = str(path)
+    runs = (["mmu", "walk", "--snapshot", p, "--va", "0x1000", "--access", "load", "--priv", "U", "--explain"],
+            ["mmu", "walk", "--snapshot", p, "--va", "0x40100000", "--access", "fetch", "--priv", "S", "--json"],
+            ["mmu", "walk", "--snapshot", p, "--va", "0xc0000000", "--access", "store", "--priv", "S"],
+            ["mmu", "dump", "--snapshot", p], ["mmu", "dump", "--snapshot", p, "--json"])
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return {main(argv) for argv in runs}
+
+
+def test_the_sample_walks_and_draws(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(SAMPLE)
+    assert exercise(path) == {0, 1}
+
+
+def test_deeply_nested_json_is_one_clear_error(tmp_path):
+    """Found by review: ``hwsim mmu walk --snapshot`` on 100,000 nested arrays ended in a RecursionError."""
+    for text in ("[" * 100_000 + "]" * 100_000, '{"a":' * 100_000 + "1" + "}" * 100_000):
+        path = write(tmp_path, text)
+        with pytest.raises(ConfigError) as info:
+            load_snapshot(path)
+        assert str(info.value) == f"snapshot {path!r} is not a snapshot: JSON nested too deeply"
+        assert exercise(path) == {2}
+    path = write(tmp_path, "[" + "1" * 5000 + "]")  # more digits than Python converts
+    with pytest.raises(ConfigError, match=r"is not a snapshot: Exceeds the limit \(4300 digits\)"):
+        load_snapshot(path)
+
+
+def test_every_truncation_is_a_clear_error(tmp_path):
+    path = tmp_path / "t.json"
+    for length in range(0, len(SAMPLE), 7):
+        path.write_text(SAMPLE[:length])
+        with pytest.raises(ConfigError, match=f"snapshot {str(path)!r} is not JSON|{str(path)!r} is not an hwsim"):
+            load_snapshot(path)
+
+
+SNAPSHOT_FUZZ = settings(max_examples=examples(100), deadline=None,
+                         suppress_health_check=[HealthCheck.too_slow])
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8) |
+                           st.sampled_from(["0x0", "0x1", "0x80000000", "0x1ff", "0x200", "-0x1", "0x", "1" * 30,
+                                            "0x8000000000080000", "0xffffffffffffffffff", "ram", "mmio"]),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                                      max_size=3), max_leaves=8)
+
+
+@SNAPSHOT_FUZZ
+@given(data=st.data())
+def test_byte_flips_give_only_documented_errors(tmp_path_factory, data):
+    blob = bytearray(SAMPLE.encode())
+    for _ in range(data.draw(st.integers(1, 4), label="flips")):
+        pos = data.draw(st.integers(0, len(blob) - 1), label="position")
+        blob[pos] = data.draw(st.sampled_from(b'0189afx"{}[],: \\') | st.integers(0, 255), label="byte")
+    path = tmp_path_factory.mktemp("flip") / "s.json"
+    path.write_bytes(bytes(blob))
+    assert exercise(path) <= {0, 1, 2}
+
+
+@SNAPSHOT_FUZZ
+@given(data=st.data())
+def test_replaced_fields_give_only_documented_errors(tmp_path_factory, data):
+    doc = json.loads(SAMPLE)
+    for _ in range(data.draw(st.integers(1, 3), label="replacements")):
+        node, key = None, None
+        value = doc
+        while isinstance(value, (dict, list)) and value and data.draw(st.integers(0, 4), label="deeper"):
+            node = value
+            key = data.draw(st.sampled_from(sorted(value) if isinstance(value, dict) else range(len(value))))
+            value = node[key]
+        if node is not None:
+            node[key] = data.draw(JSON_VALUES, label="value")
+    path = tmp_path_factory.mktemp("field") / "s.json"
+    path.write_text(json.dumps(doc))
+    assert exercise(path) <= {0, 1, 2}

@@ -166,10 +166,13 @@ class Board:
     def with_options(self, overrides: dict[str, dict]) -> "Board":
         """This board with device options replaced (checked as in the file)."""
         by_name = {d.name: d for d in self.all_devices()}
-        for name in overrides:
+        for name, values in overrides.items():
             if name not in by_name:
                 raise BoardError(self.path, None, None, f"option override for unknown device {name!r} "
                                  f"(devices: {', '.join(sorted(by_name))})")
+            if not isinstance(values, dict):
+                raise BoardError(self.path, by_name[name].table, None, f"option override must be a dict of option "
+                                                                       f"names to values, not {type(values).__name__}")
 
         def patched(spec: DeviceSpec | None) -> DeviceSpec | None:
             if spec is None or spec.name not in overrides:

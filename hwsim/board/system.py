@@ -13,11 +13,14 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from ..devices.base import Device
 from ..devices.clock import VirtualClock
 from ..devices.issues import DeviceIssue
-from ..errors import ConfigError
+from ..errors import ConfigError, HostLimitError
 from ..machine.machine import Machine
+from .board import BoardError
 
 
 class System:
@@ -57,13 +60,24 @@ class System:
         return f"<System {self.board.name!r}: {', '.join(self.devices)}>"
 
 
+@contextmanager
+def _host_limits(board, region):
+    """A RAM size the board file may hold but this host cannot map: a BoardError naming the region's size."""
+    try:
+        yield
+    except HostLimitError as exc:
+        raise BoardError(board.path, region.table, "size", exc.problem) from None
+
+
 def build_system(board, overrides: dict[str, dict]) -> System:
     if overrides:
         board = board.with_options(overrides)
     first = board.ram[0]
-    machine = Machine(ram_base=first.base, ram_size=first.size)
+    with _host_limits(board, first):
+        machine = Machine(ram_base=first.base, ram_size=first.size)
     for region in board.ram[1:]:
-        machine.phys.add_ram(region.base, region.size, name=region.name)
+        with _host_limits(board, region):
+            machine.phys.add_ram(region.base, region.size, name=region.name)
     clock = VirtualClock(frequency_hz=board.clock_hz)
     devices: dict[str, Device] = {}
 

@@ -1,8 +1,9 @@
-"""``hwsim disasm MODULE.wasm [--func NAME]``: each WebAssembly instruction beside the RISC-V code made for it."""
+"""``hwsim disasm MODULE [--func NAME]``: each WebAssembly instruction beside the RISC-V code made for it."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..errors import ConfigError
 
@@ -11,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("disasm", help="show each wasm instruction beside the RISC-V code generated for it",
                        description="Compile a module and print, for each function, every WebAssembly "
                                    "instruction followed by the RISC-V instructions generated for it (capstone).")
-    p.add_argument("module", metavar="MODULE.wasm")
+    p.add_argument("module", metavar="MODULE", help="a .wasm module, or a C driver directory (built first, as "
+                                                    "hwsim run builds it)")
     p.add_argument("--func", dest="function", metavar="NAME", help="only this function (export name, name-section name, or index)")
     p.set_defaults(func=run)
 
@@ -46,11 +48,14 @@ def run(args: argparse.Namespace) -> int:
     from ..riscv.disasm import disassemble
     from ..wasm import load_module
     from ..wasm.types import ExternKind
+    path = Path(args.module)
+    if path.is_dir():
+        from ..driver import build_driver
+        path = build_driver(path)
     try:
-        with open(args.module, "rb") as f:
-            data = f.read()
+        data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read {args.module!r}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {str(path)!r}: {exc.strerror}") from None
     module = load_module(data)
     compiled = compile_module(module)
     nimp = module.num_imported_funcs

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("driver_dir", metavar="DRIVER_DIR")
     b.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
     b.add_argument("--native", action="store_true",
-                   help="build native riscv64 firmware instead (firmware/build/NAME.elf), to run unsandboxed")
+                   help="build native riscv64 firmware instead, to run unsandboxed: NAME.elf in DRIVER_DIR/build/ "
+                        "(in hwsim's own source tree: firmware/build/); the path is printed")
     b.set_defaults(func=run_build)
 
     r = sub.add_parser("run", help="run a sandboxed driver on a board",
@@ -30,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "value, a DMA fault or bug occurred, or it reached for a device it was not "
                                    "given; 124 when a time limit stopped it; 130 on Ctrl-C (the report is "
                                    "printed first); 2 for bad input.")
-    r.add_argument("board", metavar="BOARD", help="a board file, e.g. boards/virt.toml")
+    r.add_argument("board", metavar="BOARD", help="a board file (e.g. boards/virt.toml) or the name of one of "
+                                                  "hwsim's own boards (virt)")
     r.add_argument("driver", metavar="DRIVER", help="DRIVER.wasm, a driver directory (built on the fly), or "
                                                     "native firmware (.elf from hwsim build --native)")
     r.add_argument("--invoke", nargs="+", metavar=("FUNC", "ARG"), help="call FUNC with integer ARGs "
@@ -44,7 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--assign", type=_device_list, default=None, metavar="DEV[,DEV...]",
                    help="give the driver only these devices (default: every assignable device of the board)")
     r.add_argument("--option", action="append", default=[], metavar="DEV.KEY=VALUE",
-                   help="set a device option of the board, e.g. blk0.image=disk.img (repeatable)")
+                   help="set a device option of the board, e.g. blk0.image=disk.img or blk0.readonly=yes "
+                        "(repeatable; VALUE is read as the option's type: true/false, yes/no, on/off or 1/0 "
+                        "for booleans, decimal or 0x hex for integers)")
     r.add_argument("--quiet", action="store_true", help="no driver log lines and no report on stderr")
     r.add_argument("--trace", metavar="PATTERNS", help="trace events, e.g. 'dma*,mmio,irq' (globs over event "
                                                        "names and categories; '-name' removes; 'list' lists them)")
@@ -95,6 +99,7 @@ def run_driver(args: argparse.Namespace) -> int:
 
 def _run_driver(args: argparse.Namespace) -> int:
     from ..board import load_board
+    from ..board.options import parse_options
     from ..driver import DriverRun, build_driver
     path = Path(args.driver)
     if path.is_dir():
@@ -103,21 +108,15 @@ def _run_driver(args: argparse.Namespace) -> int:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read driver {str(path)!r}: {exc.strerror}") from None
-    options: dict[str, dict] = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        dev, dot, name = key.partition(".")
-        if not sep or not dot or not dev or not name:
-            raise ConfigError(f"--option takes DEV.KEY=VALUE, not {item!r}")
-        options.setdefault(dev, {})[name] = int(value, 0) if value.lstrip("-").isdigit() else value
-    system = load_board(args.board).build(options=options)
+    board = load_board(args.board)
+    system = board.build(options=parse_options(board, args.option))
     log = (lambda text: None) if args.quiet else (lambda text: print(f"[driver] {text}", file=sys.stderr))
     limits = dict(time_limit_ns=int(args.virtual_time_limit * 1e9), wall_limit_s=args.time_limit, catch_sigint=True)
     if data[:4] == b"\x7fELF":  # native firmware, unsandboxed
         from ..driver.firmware import FirmwareRun
         if args.assign is not None:
             raise ConfigError("--assign applies to sandboxed drivers; native firmware reaches every device")
-        run = FirmwareRun(system, data, log=log, **limits)
+        run = FirmwareRun(system, data, log=log, name=str(path), **limits)
     else:
         run = DriverRun(system, data, log=log, assign=args.assign, **limits)
     entry, call_args = "probe", ()

@@ -66,15 +66,20 @@ class CompiledModule:
         return i + self.num_imported_funcs
 
 
+def vmctx_layout(module: Module) -> VmctxLayout:
+    """The vmctx layout of ``module``'s instances (it depends only on the module's counts)."""
+    return VmctxLayout(len(module.get_memory_types()), len(module.get_table_types()), len(module.get_global_types()),
+                       len(module.get_func_type_indices()), len(module.types))
+
+
 def module_env(module: Module) -> ModuleEnv:
     types = module.types
     func_types = [types[t] for t in module.get_func_type_indices()]
     mems = module.get_memory_types()
     tables = module.get_table_types()
     globals_ = module.get_global_types()
-    layout = VmctxLayout(len(mems), len(tables), len(globals_), len(func_types), len(types))
-    return ModuleEnv(module, func_types, types, module.num_imported_funcs, mems, tables, globals_, layout, Builtin,
-                     intrinsics_of(module))
+    return ModuleEnv(module, func_types, types, module.num_imported_funcs, mems, tables, globals_,
+                     vmctx_layout(module), Builtin, intrinsics_of(module))
 
 
 def _compile_function(env: ModuleEnv, index: int, func, far_calls: bool) -> RiscvMasm:

@@ -42,8 +42,9 @@ def firmware_dir() -> Path:
 
 
 def build_driver(driver_dir: str | Path, *, force: bool = False, native: bool = False) -> Path:
-    """Build to ``DRIVER_DIR/build/NAME.wasm``, or with ``native`` to firmware/build/NAME.elf
-    (riscv64, with firmware/hwsim_native.c and firmware/link.ld)."""
+    """Build to ``DRIVER_DIR/build/NAME.wasm``, or with ``native`` to ``DRIVER_DIR/build/NAME.elf``
+    (riscv64, with firmware/hwsim_native.c and firmware/link.ld; in hwsim's source tree the ELF goes to
+    firmware/build/NAME.elf)."""
     driver_dir = Path(driver_dir)
     if not driver_dir.is_dir():
         raise BuildError(f"driver directory {str(driver_dir)!r} does not exist")

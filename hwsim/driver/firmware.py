@@ -9,12 +9,8 @@ service.  This is the baseline that shows what the sandbox costs.
 
 from __future__ import annotations
 
-import io
-
-from elftools.elf.elffile import ELFFile
-
-from ..errors import ConfigError
-from ..machine.elf import ElfImage
+from ..errors import HwsimError
+from ..machine.elf import ElfError, ElfImage, read_elf
 from ..mmu.bits import PAGE_SIZE
 from ..riscv.priv import Priv
 from ..machine import StopReason
@@ -39,10 +35,13 @@ class FirmwareStopped(DriverError):
 
 
 class FirmwareRun:
-    def __init__(self, system, elf: bytes, *, log=None, time_limit_ns: int = TIME_LIMIT_S * 1_000_000_000,
-                 wall_limit_s: float | None = None, catch_sigint: bool = False) -> None:
+    def __init__(self, system, elf: bytes, *, log=None, name: str = "firmware",
+                 time_limit_ns: int = TIME_LIMIT_S * 1_000_000_000, wall_limit_s: float | None = None,
+                 catch_sigint: bool = False) -> None:
+        """Load ``elf`` (the file's bytes; ``name`` is the file in messages) into the board's RAM."""
         self.system = system
         self.m = system.machine
+        self.name = name
         self.machine = self.m  # for RunControl
         self.wall_limit_s = wall_limit_s
         self.catch_sigint = catch_sigint
@@ -54,7 +53,7 @@ class FirmwareRun:
         self._source_map = None
         self.image = self._load(elf)
         if "probe" not in self.image.symbols:
-            raise DriverError("the firmware has no probe symbol")
+            raise DriverError(f"{name}: the firmware has no probe symbol")
         heap = self.image.symbols.get("__heap_start", 0)
         self.heap = (heap + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         self.stack_top = self.m.frames.alloc(STACK_SIZE // PAGE_SIZE) + STACK_SIZE
@@ -154,36 +153,23 @@ class FirmwareRun:
         symbol = self.image.symbol_at(pc) or f"{pc:#x}"
         if self._source_map is None:
             from ..wasm.dwarf import SourceMap
-            self._source_map = SourceMap.from_elf(ELFFile(io.BytesIO(self._elf)))
+            self._source_map = SourceMap.from_elf_bytes(self._elf)
         location = self._source_map.locate(pc)
         return f"{symbol} at {location.format()}" if location is not None else symbol
 
     def _load(self, data: bytes) -> ElfImage:
-        elf = ELFFile(io.BytesIO(data))
-        if elf["e_machine"] != "EM_RISCV" or elf.elfclass != 64:
-            raise ConfigError("firmware must be a 64-bit RISC-V ELF file")
-        image = ElfImage(elf.header["e_entry"])
-        for seg in elf.iter_segments():
-            if seg["p_type"] != "PT_LOAD" or not seg["p_memsz"]:
-                continue
-            start, size = seg["p_vaddr"], seg["p_memsz"]
-            first = start & ~(PAGE_SIZE - 1)
+        contents = read_elf(data, self.name)
+        for seg in contents.segments:
+            first = seg.va & ~(PAGE_SIZE - 1)
             try:
-                self.m.frames.reserve(first, start + size - first)
-            except Exception as exc:
-                raise ConfigError(f"firmware segment at {start:#x} does not fit the board's RAM: {exc}") from None
-            self.m.phys.fill(start, size)
-            self.m.phys.write(start, seg.data()[:seg["p_filesz"]])
-            image.segments.append((start, size, seg["p_flags"]))
-        symtab = elf.get_section_by_name(".symtab")
-        if symtab is not None:
-            for sym in symtab.iter_symbols():
-                # Functions and objects only: not RISC-V mapping symbols ($x, $d), sections or files.
-                if sym.name and sym["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE") \
-                        and not sym.name.startswith(("$", ".L")):
-                    image.symbols[sym.name] = sym["st_value"]
+                self.m.frames.reserve(first, seg.va + seg.memsz - first)
+            except HwsimError as exc:
+                raise ElfError(f"{self.name}: the segment at {seg.va:#x} does not fit the board's RAM: "
+                               f"{exc}") from None
+            self.m.phys.fill(seg.va, seg.memsz)
+            self.m.phys.write(seg.va, seg.data)
         self.m.code_changed()
-        return image
+        return contents.image()
 
     def _string(self, ptr: int, length: int) -> str:
         return self.m.phys.read(ptr, length).decode("utf-8", errors="replace")
@@ -261,7 +247,7 @@ class FirmwareRun:
     def run(self, entry: str = "probe", args: tuple = ()) -> RunReport:
         m = self.m
         if entry not in self.image.symbols:
-            raise DriverError(f"the firmware has no symbol {entry!r}")
+            raise DriverError(f"{self.name}: the firmware has no symbol {entry!r}")
         m.activate(None, priv=Priv.M)
         m.set_reg("sp", self.stack_top)
         m.set_reg("ra", self.exit)

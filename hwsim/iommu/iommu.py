@@ -234,9 +234,6 @@ class Iommu(Device):
         result = self._execute(dw0, dw1)
         if isinstance(result, str):
             raise IommuError(f"illegal IOMMU command {command.hex()}: {result}")
-        if TRACE.iommu_inval is not None:
-            TRACE.iommu_inval(command=f"opcode {dw0 & 0x7F} func {(dw0 >> 7) & 7}", address=hex(dw1), pscid=(dw0 >> 12) & 0xFFFFF,
-                              dropped=result)
         return result
 
     def name_device(self, device_id: int, name: str) -> None:
@@ -551,7 +548,11 @@ class Iommu(Device):
                 return "IOTINVAL.VMA has reserved bits set"
             addr = (dw1 >> IOTINVAL_ADDR_SHIFT & ((1 << 52) - 1)) << PAGE_SHIFT if dw0 & IOTINVAL_AV else None
             pscid = (dw0 & IOTINVAL_PSCID_MASK) >> IOTINVAL_PSCID_SHIFT if dw0 & IOTINVAL_PSCV else None
-            return self.iotlb.flush(addr, pscid)
+            dropped = self.iotlb.flush(addr, pscid)
+            if TRACE.iommu_inval is not None:  # the decoded IOVA: dw1 holds its page number, ADDR[63:12]
+                TRACE.iommu_inval(command="IOTINVAL.VMA", address="all" if addr is None else hex(addr),
+                                  pscid="all" if pscid is None else pscid, dropped=dropped)
+            return dropped
         if opcode == Opcode.IODIR:
             if dw0 & IODIR_RESERVED0 or dw1:
                 return "IODIR has reserved bits set"
@@ -563,10 +564,13 @@ class Iommu(Device):
                 if not dv:
                     dropped = len(self._dc_cache)
                     self._dc_cache.clear()
-                    return dropped
-                if self.mode.levels and did >= device_id_limit(self.mode.levels):
+                elif self.mode.levels and did >= device_id_limit(self.mode.levels):
                     return f"IODIR.INVAL_DDT device ID {did} is wider than the {self.mode.label} directory allows"
-                return 1 if self._dc_cache.pop(did, None) is not None else 0
+                else:
+                    dropped = 1 if self._dc_cache.pop(did, None) is not None else 0
+                if TRACE.iommu_ddt_inval is not None:
+                    TRACE.iommu_ddt_inval(device_id=did if dv else "all", dropped=dropped)
+                return dropped
             if func3 == IODIR_INVAL_PDT:
                 if not dv:
                     return "IODIR.INVAL_PDT needs DV=1"

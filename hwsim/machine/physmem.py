@@ -23,15 +23,44 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import os
 import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import BusError, ConfigError
+from ..errors import BusError, ConfigError, HostLimitError
 
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 REGION_ALIGN = 0x1000
+
+
+def host_memory() -> int | None:
+    """Bytes of physical memory on this host, when the OS says."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def human_size(n: int) -> str:
+    """``256 GiB``, ``1.5 MiB``, ``4096 bytes``."""
+    for unit, shift in (("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.3g} {unit}"
+    return f"{n} bytes"
+
+
+def _map_anonymous(name: str, size: int) -> mmap.mmap:
+    """A new private anonymous mapping of ``size`` bytes, or :class:`HostLimitError` when the host refuses."""
+    try:
+        return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    except (OSError, OverflowError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        memory = host_memory()
+        has = f"; the host has {human_size(memory)} of memory" if memory else ""
+        raise HostLimitError(f"RAM region {name!r}", f"{size:#x} bytes ({human_size(size)}) is more than this "
+                                                     f"host can map (mmap: {why}{has})") from None
 
 
 @dataclass(eq=False)
@@ -78,7 +107,7 @@ class PhysicalMemory:
         """A RAM region backed by ``buffer`` (an mmap of at least ``size`` bytes; default: a new
         anonymous one)."""
         self._check_new(name, base, size)
-        buf = buffer if buffer is not None else mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        buf = buffer if buffer is not None else _map_anonymous(name, size)
         region = RamRegion(name, base, size, buf, memoryview(buf))
         self._ram.append(region)
         self._ram.sort(key=lambda r: r.base)

@@ -167,6 +167,10 @@ def load_snapshot(path: str | os.PathLike) -> Snapshot:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"snapshot {p!r} is not JSON: {exc.msg} (line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:  # the decoder recurses per nesting level; a snapshot nests four deep
+        raise ConfigError(f"snapshot {p!r} is not a snapshot: JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise ConfigError(f"snapshot {p!r} is not a snapshot: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ConfigError(f"{p!r} is not an hwsim page-table snapshot (it needs \"format\": \"{FORMAT}\")")
     if data.get("version") != VERSION:

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import struct
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..compiler import COMPILER_VERSION, CompiledModule, compile_module
+from ..compiler import COMPILER_VERSION, CompiledModule, compile_module, serialize
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
 from ..wasm import Features, load_module
@@ -174,7 +173,10 @@ class Engine:
     """Compilation settings and the code cache.
 
     ``cache=True`` (the default unless ``HWSIM_CACHE=0``) keeps compiled code on
-    disk, keyed by the module's SHA-256 and the compiler version.
+    disk, keyed by the module's SHA-256, the compiler version and the file
+    format (:mod:`hwsim.compiler.serialize`: data only, never pickle).  A cache
+    file that fails any check is counted in ``cache_rejected``, compiled again
+    and replaced.
     """
 
     def __init__(self, config=None, *, cache: bool | None = None, cache_dir: str | os.PathLike | None = None) -> None:
@@ -184,31 +186,42 @@ class Engine:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
         self.cache_hits = 0
         self.cache_misses = 0
+        self.cache_rejected = 0  # files present but refused (corrupt, truncated, forged, another format)
+
+    def cache_path(self, wasm: bytes) -> Path:
+        """Where the compiled code of ``wasm`` is cached."""
+        key = hashlib.sha256(f"{COMPILER_VERSION}\0{serialize.FORMAT_VERSION}\0".encode() + wasm).hexdigest()
+        return self.cache_dir / f"{key}.hwcc"
 
     def compile(self, wasm: bytes, module) -> CompiledModule:
-        key = hashlib.sha256(COMPILER_VERSION.encode() + b"\0" + wasm).hexdigest()
-        path = self.cache_dir / f"{key}.bin"
+        path = self.cache_path(wasm)
         if self.cache:
-            try:
-                with open(path, "rb") as f:
-                    compiled = pickle.load(f)
-                if isinstance(compiled, CompiledModule):
-                    self.cache_hits += 1
-                    return compiled
-            except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-                pass
+            compiled = self._cached(path, module)
+            if compiled is not None:
+                self.cache_hits += 1
+                return compiled
         compiled = compile_module(module)
         self.cache_misses += 1
         if self.cache:
             try:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(f".tmp{os.getpid()}")
-                with open(tmp, "wb") as f:
-                    pickle.dump(compiled, f, protocol=pickle.HIGHEST_PROTOCOL)
+                tmp.write_bytes(serialize.encode(compiled))
                 os.replace(tmp, path)
             except OSError:
                 pass  # a read-only or full disk only costs the next compile
         return compiled
+
+    def _cached(self, path: Path, module) -> CompiledModule | None:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None  # not cached (or unreadable): compile
+        try:
+            return serialize.decode(data, module)
+        except serialize.CacheFormatError:
+            self.cache_rejected += 1
+            return None
 
 
 class Store:

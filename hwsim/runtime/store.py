@@ -26,7 +26,7 @@ from unicorn import riscv_const as rv
 
 from ..compiler.builtins import MAX_BUILTIN, Builtin
 from ..compiler.traps import TrapCode
-from ..errors import HwsimError, OutOfFrames
+from ..errors import HostLimitError, HwsimError, OutOfFrames
 from ..machine import Machine, RunResult, StopReason
 from ..mmu.bits import Pte
 from ..riscv import asm as A
@@ -101,7 +101,10 @@ class Store:
         """``machine``: run on an existing machine (a board's, with its devices); default: a new one."""
         self.engine = engine
         self.limits = limits or Limits()
-        self.machine = machine or Machine(ram_size=self.limits.ram_bytes, tlb_capacity=4096)
+        try:
+            self.machine = machine or Machine(ram_size=self.limits.ram_bytes, tlb_capacity=4096)
+        except HostLimitError as exc:
+            raise ResourceLimitError(f"ram_size: {exc.problem}") from None
         self.space = self.machine.new_address_space(asid=1)
         m = self.machine
         # Runtime page: the host-call stub; the exit address is never executed.

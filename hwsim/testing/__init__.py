@@ -18,7 +18,10 @@
 ``hwsim_board(path=DEFAULT_BOARD, **options)`` builds a board with the UART on
 an in-memory backend (``uart_input`` feeds it); ``hwsim_driver(driver, ...)``
 builds the driver if it is a directory, runs its ``probe`` (or ``entry`` with
-``args``) and returns a :class:`DriverResult`.  With ``net_input`` (a list of
+``args``) and returns a :class:`DriverResult`.  A relative ``driver`` is looked
+for from the working directory, then from the pytest rootdir (the examples above
+are hwsim's own drivers, in its source tree; a missing driver is a
+:class:`~hwsim.errors.ConfigError` naming where it was looked for).  With ``net_input`` (a list of
 frames, or a pcap file) or ``net_capture=True``, ``net0`` uses the pcap
 backend: the frames arrive 1 ms apart from the driver's DRIVER_OK, and what
 the driver transmits is in ``result.net_output``.
@@ -33,6 +36,7 @@ from pathlib import Path
 import pytest
 
 from ..board import DEFAULT_BOARD, load_board
+from ..board.options import check_overrides
 from ..devices.backends import MemoryBackend
 from ..devices.pcap import read_frames, write_pcap
 from ..driver import DriverRun, RunReport, build_driver
@@ -91,6 +95,7 @@ def make_board(path=DEFAULT_BOARD, *, uart_input: bytes = b"", options: dict | N
     """A built board whose UARTs use in-memory backends; ``uart_input`` is queued on ``uart0``."""
     board = load_board(path)
     overrides = dict(options or {})
+    check_overrides(board, overrides, where="hwsim options")
     system = board.build(options=overrides)
     uart = None
     for name, device in system.devices.items():
@@ -110,11 +115,27 @@ def hwsim_board():
     return factory
 
 
+def find_driver(driver: str | Path, root: Path | None = None) -> Path:
+    """The driver a test names: ``driver`` as given (relative paths from the working directory), else
+    relative to ``root`` (the pytest rootdir); a :class:`ConfigError` naming every place looked at."""
+    path = Path(driver)
+    candidates = [path]
+    if not path.is_absolute() and root is not None and root.resolve() != Path.cwd().resolve():
+        candidates.append(root / path)
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    looked = ", ".join(str(c.absolute()) for c in candidates)
+    raise ConfigError(f"hwsim_driver: no such driver {str(driver)!r} (a .wasm module or a C driver directory); "
+                      f"looked for {looked}.  hwsim's own drivers are in its source tree (drivers/), not in an "
+                      f"installed hwsim")
+
+
 @pytest.fixture
-def hwsim_driver(tmp_path_factory):
+def hwsim_driver(tmp_path_factory, pytestconfig):
     def factory(driver, *, board=DEFAULT_BOARD, uart_input: bytes = b"", options: dict | None = None,
                 entry: str = "probe", args: tuple = (), net_input=None, net_capture: bool = False) -> DriverResult:
-        path = Path(driver)
+        path = find_driver(driver, pytestconfig.rootpath)
         wasm = build_driver(path) if path.is_dir() else path
         options = dict(options or {})
         capture = None
@@ -123,6 +144,10 @@ def hwsim_driver(tmp_path_factory):
             options["net0"] = {**options.get("net0", {}), **net}
             capture = Path(net["tx"])
         system, uart = make_board(board, uart_input=uart_input, options=options)
-        run = DriverRun(system, Path(wasm).read_bytes(), log=lambda text: None)
+        try:
+            data = Path(wasm).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"hwsim_driver: cannot read driver {str(wasm)!r}: {exc.strerror}") from None
+        run = DriverRun(system, data, log=lambda text: None)
         return DriverResult(run, run.run(entry, args), uart, capture)
     return factory

@@ -18,6 +18,7 @@ dma               dma       device iova pa length direction result      {device}
 dma_bug           dma       device problem iova length where            {device}: {problem} at iova {iova:#x} (+{length:#x}) {where}
 iommu_fault       iommu     device_id iova access cause reason          device {device_id} {access} at iova {iova:#x}: {cause}: {reason}
 iommu_inval       iommu     command address pscid dropped               {command} addr={address} pscid={pscid}: {dropped} IOTLB entries dropped
+iommu_ddt_inval   iommu     device_id dropped                           IODIR.INVAL_DDT device={device_id}: {dropped} cached device contexts dropped
 page_walk         mmu       va access result pa levels                  walk {va:#x} ({access}): {result} pa={pa:#x} in {levels} levels
 tlb_miss          mmu       va asid                                     TLB miss at {va:#x} (asid {asid})
 tlb_flush         mmu       va asid entries                             TLB flush va={va} asid={asid}: {entries} entries

@@ -14,8 +14,11 @@ import io
 import os
 from dataclasses import dataclass
 
-from elftools.common.exceptions import DWARFError, ELFParseError
+from elftools.common.exceptions import DWARFError
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
+from elftools.elf.elffile import ELFFile
+
+from .._elfparse import PARSE_ERRORS
 
 _SECTIONS = ("info", "abbrev", "str", "line", "line_str", "ranges", "rnglists", "loc", "loclists", "addr",
              "str_offsets", "aranges")
@@ -59,8 +62,8 @@ class SourceMap:
         self.code_base = first - _leb_len(len(module.funcs))
         try:
             self._load(sections)
-        except (DWARFError, ELFParseError, KeyError, ValueError, IndexError, AttributeError):
-            self.available = False  # unreadable debug info costs the source lines, nothing else
+        except PARSE_ERRORS:
+            self._forget()  # unreadable debug info costs the source lines, nothing else
 
     def _load(self, sections: dict[str, bytes]) -> None:
         def desc(name):
@@ -79,15 +82,35 @@ class SourceMap:
         """Source lines of a native ELF (pyelftools ``ELFFile``): ``locate(pc)`` takes addresses."""
         self = cls.__new__(cls)
         self.rows, self.scopes, self.code_base = [], [], 0
-        self.available = bool(elffile.has_dwarf_info())
-        if self.available:
-            try:
+        try:
+            self.available = bool(elffile.has_dwarf_info())
+            if self.available:
                 self._load_dwarf(elffile.get_dwarf_info())
-            except (DWARFError, ELFParseError, KeyError, ValueError, IndexError, AttributeError):
-                self.available = False
+        except PARSE_ERRORS:
+            self._forget()
         return self
 
+    @classmethod
+    def from_elf_bytes(cls, data: bytes) -> "SourceMap":
+        """:meth:`from_elf` of an ELF file's bytes; a file pyelftools cannot open has no source lines."""
+        try:
+            elffile = ELFFile(io.BytesIO(data))
+        except PARSE_ERRORS:
+            self = cls.__new__(cls)
+            self.rows, self.scopes, self.code_base = [], [], 0
+            self._forget()
+            return self
+        return cls.from_elf(elffile)
+
+    def _forget(self) -> None:
+        """No source lines: what was read before the debug info turned out unreadable is dropped."""
+        self.available = False
+        self.rows, self.scopes = [], []
+
     def _load_dwarf(self, dwarf) -> None:
+        # Every DIE takes at least one byte of .debug_info, so a tree walk visiting more DIEs than that
+        # is going round a loop (a corrupted DW_AT_sibling or abbreviation; pyelftools follows it forever).
+        self._die_budget = dwarf.debug_info_sec.size if dwarf.debug_info_sec is not None else 0
         for cu in dwarf.iter_CUs():
             program = dwarf.line_program_for_CU(cu)
             if program is None:
@@ -114,6 +137,9 @@ class SourceMap:
 
     def _scopes(self, die, depth: int, file_name) -> None:
         for child in die.iter_children():
+            self._die_budget -= 1
+            if self._die_budget < 0:
+                raise DWARFError("the DIE tree has more entries than .debug_info has bytes (a loop)")
             if child.tag in ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine"):
                 name = self._name(child)
                 call_file = call_line = None
@@ -159,7 +185,7 @@ class SourceMap:
         if origin is not None:
             try:
                 return SourceMap._name(die.get_DIE_from_attribute("DW_AT_abstract_origin"))
-            except (DWARFError, KeyError, AttributeError):
+            except PARSE_ERRORS:
                 return None
         return None
 

@@ -8,6 +8,10 @@ read through the IOMMU (a single refused page fails the request), and only then 
 written, in one ``pwrite``, followed by the final status.  So a stray pointer, a bad length or a
 ring error never changes the image.  Reads go the other way and touch only guest memory.
 
+Host memory is bounded by checked lengths, never by what descriptors claim (a chain may claim up to
+4 GiB): the header is read alone, and data is read from the image or through the IOMMU only after
+its length has been checked against the request type, the capacity and ``MAX_REQUEST_BYTES``.
+
 Offered features: VIRTIO_F_VERSION_1, VIRTIO_F_ACCESS_PLATFORM (DMA goes through the IOMMU),
 VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_FLUSH, and VIRTIO_BLK_F_RO for a
 read-only image.  Requests: IN, OUT, FLUSH, GET_ID; others complete with UNSUPP.
@@ -29,6 +33,7 @@ from .mmio import VirtioMmio
 from .queue import Chain, SplitQueue
 
 _CONFIG = struct.Struct("<QIIHBBI")  # capacity, size_max, seg_max, geometry (cyl, heads, sectors), blk_size
+MAX_REQUEST_BYTES = 4 << 20  # data bytes of one IN or OUT request (the device's host buffer); larger: IOERR
 
 
 class DiskImage:
@@ -122,6 +127,7 @@ class VirtioBlk(VirtioMmio):
         self.report(IssueKind.PROTOCOL, detail=f"request: {detail}")
 
     def _gather(self, segments) -> bytes:
+        """The bytes of ``segments`` through the IOMMU; callers have bounded their total length."""
         out = bytearray()
         for iova, length in segments:
             if length:
@@ -130,6 +136,19 @@ class VirtioBlk(VirtioMmio):
                     raise _Refused
                 out += result.data
         return bytes(out)
+
+    @staticmethod
+    def _split(segments, n: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """``segments`` cut after their first ``n`` bytes: (those bytes' segments, the rest)."""
+        head, rest = [], []
+        for iova, length in segments:
+            take = min(length, n)
+            if take:
+                head.append((iova, take))
+                n -= take
+            if length > take:
+                rest.append((iova + take, length - take))
+        return head, rest
 
     def _scatter(self, segments, data: bytes) -> None:
         off = 0
@@ -157,16 +176,16 @@ class VirtioBlk(VirtioMmio):
         if chain.readable_len < BLK_REQ_HEADER:
             self._bad(f"header is {chain.readable_len} bytes, not {BLK_REQ_HEADER}")
             return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
+        # Only the header is read now: data is read once its length has been checked (host memory is
+        # bounded by MAX_REQUEST_BYTES, not by the up to 4 GiB a chain's descriptors may claim).
+        header, payload = self._split(chain.readable, BLK_REQ_HEADER)
         try:
-            readable = self._gather(chain.readable)
+            kind, _reserved, sector = struct.unpack("<IIQ", self._gather(header))
         except _Refused:
-            self._bad("the IOMMU refused a device-readable buffer (see its fault log)")
-            return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
-        kind, _reserved, sector = struct.unpack_from("<IIQ", readable)
-        payload = readable[BLK_REQ_HEADER:]
+            return self._refused_readable(status_at)
         in_len = chain.writable_len - 1
         if kind == BLK_T_IN:
-            return self._read_request(sector, payload, data_out, in_len, status_at)
+            return self._read_request(sector, chain.readable_len - BLK_REQ_HEADER, data_out, in_len, status_at)
         if kind == BLK_T_OUT:
             return self._write_request(sector, payload, in_len, status_at)
         if kind == BLK_T_FLUSH and self.negotiated(BLK_F_FLUSH):
@@ -187,6 +206,10 @@ class VirtioBlk(VirtioMmio):
             return len(ident) + 1 if self._status_byte(status_at, BLK_S_OK) else 0
         return 1 if self._status_byte(status_at, BLK_S_UNSUPP) else 0
 
+    def _refused_readable(self, status_at) -> int:
+        self._bad("the IOMMU refused a device-readable buffer (see its fault log)")
+        return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
+
     def _check_range(self, what: str, sector: int, length: int) -> bool:
         if length % SECTOR_SIZE:
             self._bad(f"{what} of {length} bytes is not a multiple of {SECTOR_SIZE}")
@@ -195,11 +218,15 @@ class VirtioBlk(VirtioMmio):
             self._bad(f"{what} of sectors {sector}..{sector + length // SECTOR_SIZE - 1} is beyond the capacity "
                       f"of {self.capacity} sectors")
             return False
+        if length > MAX_REQUEST_BYTES:
+            self._bad(f"{what} of {length} bytes is more than the {MAX_REQUEST_BYTES} bytes this device "
+                      f"transfers in one request")
+            return False
         return True
 
-    def _read_request(self, sector: int, payload: bytes, data_out, in_len: int, status_at) -> int:
-        if payload:
-            self._bad(f"IN request with {len(payload)} device-readable data bytes after the header")
+    def _read_request(self, sector: int, payload_len: int, data_out, in_len: int, status_at) -> int:
+        if payload_len:
+            self._bad(f"IN request with {payload_len} device-readable data bytes after the header")
             return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
         if not self._check_range("read", sector, in_len):
             return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
@@ -215,15 +242,19 @@ class VirtioBlk(VirtioMmio):
             return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
         return in_len + 1 if self._status_byte(status_at, BLK_S_OK) else 0
 
-    def _write_request(self, sector: int, data: bytes, in_len: int, status_at) -> int:
+    def _write_request(self, sector: int, payload, in_len: int, status_at) -> int:
         if in_len:
             self._bad(f"OUT request with {in_len} device-writable bytes besides the status byte")
             return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
         if self.disk.readonly:
             self._bad("OUT request to a read-only device (VIRTIO_BLK_F_RO)")
             return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
-        if not self._check_range("write", sector, len(data)):
+        if not self._check_range("write", sector, sum(n for _, n in payload)):
             return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
+        try:
+            data = self._gather(payload)
+        except _Refused:
+            return self._refused_readable(status_at)
         if not self._status_byte(status_at, BLK_S_IOERR):  # provisional: proves the status byte is writable
             self._bad("the IOMMU refused the status byte; the image was not written")
             return 0

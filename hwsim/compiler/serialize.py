@@ -1,0 +1,157 @@
+"""The code cache's file format: a :class:`CompiledModule` as plain data, checked before it is used.
+
+Never pickle: unpickling runs whatever a file says, so anyone able to write the cache directory
+could run code in the host process.  This format is only read: a file that is truncated,
+corrupt, from another compiler, or forged so that its indices do not fit the module is refused
+(:class:`CacheFormatError`) and the module is compiled again.  A forged file that passes every
+check can only hold RISC-V code, which runs in the guest as compiled code always does: in U-mode,
+behind the Store's page tables (no more than a hostile module could ask for).
+
+::
+
+    offset  size             field (little-endian)
+    0       8                magic b"hwsimcc\0"
+    8       4                FORMAT_VERSION
+    12      32               SHA-256 of the body (every byte after this field)
+    44                       body:
+              2 + n          COMPILER_VERSION (u16 length, UTF-8)
+              1              far_calls (0 or 1)
+              1 + names      trap-code table: u8 count, each a u8 length and a TrapCode member name
+              4 + 8 n        functions: u32 count; (u32 code offset, u32 size) each, contiguous from 0
+              4 + 13 n       trap table: u32 count; (u32 code offset, u8 trap code, u32 func, u32 wasm offset)
+              4 + 12 n       pc map: u32 count; (u32 code offset, u32 func, u32 wasm offset)
+              4 + n          code: u32 length, the bytes
+
+The vmctx layout and the number of imported functions are not stored: they are recomputed from
+the module the file is loaded for, and every offset and function index in the file is checked
+against them and against the code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+from ..wasm.module import Module
+from . import COMPILER_VERSION, CompiledModule, vmctx_layout
+from .traps import TrapCode
+
+MAGIC = b"hwsimcc\0"
+FORMAT_VERSION = 1
+_HEADER = struct.Struct("<8sI32s")
+_TRAP = struct.Struct("<IBII")
+_PC = struct.Struct("<III")
+_FUNC = struct.Struct("<II")
+_U32 = struct.Struct("<I")
+
+
+class CacheFormatError(Exception):
+    """A cache file that is not a usable compilation of the module (internal: the caller compiles again)."""
+
+
+def encode(compiled: CompiledModule) -> bytes:
+    """The file's bytes for ``compiled``."""
+    names = sorted({code.name for _, code, _, _ in compiled.trap_table})
+    index = {name: i for i, name in enumerate(names)}
+    version = COMPILER_VERSION.encode()
+    parts = [struct.pack("<H", len(version)), version, bytes([compiled.far_calls]), bytes([len(names)])]
+    for name in names:
+        parts += [bytes([len(name)]), name.encode()]
+    parts.append(_U32.pack(len(compiled.func_offsets)))
+    parts += [_FUNC.pack(off, size) for off, size in zip(compiled.func_offsets, compiled.func_sizes)]
+    parts.append(_U32.pack(len(compiled.trap_table)))
+    parts += [_TRAP.pack(off, index[code.name], func, wasm) for off, code, func, wasm in compiled.trap_table]
+    parts.append(_U32.pack(len(compiled.pc_map)))
+    parts += [_PC.pack(*entry) for entry in compiled.pc_map]
+    parts += [_U32.pack(len(compiled.code)), compiled.code]
+    body = b"".join(parts)
+    return _HEADER.pack(MAGIC, FORMAT_VERSION, hashlib.sha256(body).digest()) + body
+
+
+def decode(data: bytes, module: Module) -> CompiledModule:
+    """The compiled module a file holds for ``module``; :class:`CacheFormatError` says why it cannot be used."""
+    if len(data) < _HEADER.size:
+        raise CacheFormatError(f"{len(data)} bytes, shorter than the {_HEADER.size}-byte header")
+    magic, version, digest = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise CacheFormatError("not a code-cache file (bad magic)")
+    if version != FORMAT_VERSION:
+        raise CacheFormatError(f"format version {version}, not {FORMAT_VERSION}")
+    body = memoryview(data)[_HEADER.size:]
+    if hashlib.sha256(body).digest() != digest:
+        raise CacheFormatError("content hash mismatch (corrupt or truncated)")
+    r = _Reader(body)
+    compiler = bytes(r.take(r.unpack("<H")[0])).decode("utf-8", "replace")
+    if compiler != COMPILER_VERSION:
+        raise CacheFormatError(f"compiled by {compiler!r}, not {COMPILER_VERSION!r}")
+    far_calls = r.unpack("<B")[0]
+    if far_calls > 1:
+        raise CacheFormatError(f"far_calls is {far_calls}")
+    codes = []
+    for _ in range(r.unpack("<B")[0]):
+        name = bytes(r.take(r.unpack("<B")[0])).decode("ascii", "replace")
+        if name not in TrapCode.__members__:
+            raise CacheFormatError(f"unknown trap code {name!r}")
+        codes.append(TrapCode[name])
+    funcs = r.records(_FUNC)
+    traps = r.records(_TRAP)
+    pcs = r.records(_PC)
+    code = bytes(r.take(r.unpack("<I")[0]))
+    if r.left:
+        raise CacheFormatError(f"{r.left} bytes after the code")
+
+    first, count = module.num_imported_funcs, len(module.funcs)
+    if len(funcs) != count:
+        raise CacheFormatError(f"{len(funcs)} functions, but the module defines {count}")
+    end = 0
+    for off, size in funcs:
+        if off != end:
+            raise CacheFormatError(f"function code at {off:#x}, not contiguous at {end:#x}")
+        end += size
+    if end != len(code):
+        raise CacheFormatError(f"functions end at {end:#x}, the code at {len(code):#x}")
+    trap_table = [(off, _index(codes, code_index, "trap code"), func, wasm) for off, code_index, func, wasm in traps]
+    pc_map = [tuple(entry) for entry in pcs]
+    for what, table in (("trap table", trap_table), ("pc map", pc_map)):
+        last = 0
+        for entry in table:
+            off, func = entry[0], entry[-2]
+            if not last <= off < len(code):
+                raise CacheFormatError(f"{what} offset {off:#x} is out of order or outside the code")
+            if not first <= func < first + count:
+                raise CacheFormatError(f"{what} names function {func}, not one the module defines")
+            last = off
+    return CompiledModule(code, [f[0] for f in funcs], [f[1] for f in funcs], trap_table, pc_map,
+                          vmctx_layout(module), first, bool(far_calls))
+
+
+def _index(items: list, i: int, what: str):
+    if i >= len(items):
+        raise CacheFormatError(f"{what} {i} is not in the file's table of {len(items)}")
+    return items[i]
+
+
+class _Reader:
+    """Bounds-checked reads from the body; running short is a CacheFormatError."""
+
+    def __init__(self, data: memoryview) -> None:
+        self.data = data
+        self.pos = 0
+
+    @property
+    def left(self) -> int:
+        return len(self.data) - self.pos
+
+    def take(self, n: int) -> memoryview:
+        if n > self.left:
+            raise CacheFormatError(f"truncated: {n} bytes needed at {self.pos}, {self.left} left")
+        self.pos += n
+        return self.data[self.pos - n:self.pos]
+
+    def unpack(self, fmt: str) -> tuple:
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))
+
+    def records(self, record: struct.Struct) -> list[tuple]:
+        """A u32 count, then that many records (the count is checked against the bytes left first)."""
+        n = self.unpack("<I")[0]
+        return list(record.iter_unpack(self.take(n * record.size)))
