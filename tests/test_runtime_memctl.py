@@ -396,6 +396,33 @@ def test_map_host_errors_and_protect_refusal():
     assert t.code is TrapCode.MEMORY_CONTROL and "maps a host buffer" in str(t)
 
 
+def test_host_mappings_refuse_negative_offsets_and_ranges_outside_the_memory():
+    """Found by review: a negative buffer offset mapped the physical pages before the buffer (another
+    buffer, or the Store's own RAM) into the memory; unmap_host took any range (growing the page-state
+    array to it) and lifted static regions; a buffer larger than the host can map escaped as OSError."""
+    from hwsim.runtime.hostmem import HostBufferError
+    g = guest(pages=1, layout=custom(no_access=PAGE))
+    mem, s = g.exports["memory"], g.store
+    buf = s.host_buffer(size=2 * PAGE)
+    for fn, text in (
+            (lambda: mem.map_host(s, -PAGE, buf),
+             "map_host: offset -0x1000 and buffer offset 0x0 must not be negative"),
+            (lambda: mem.map_host(s, PAGE, buf, buffer_offset=-PAGE, length=PAGE),
+             "map_host: offset 0x1000 and buffer offset -0x1000 must not be negative"),
+            (lambda: mem.unmap_host(s, -PAGE, PAGE),
+             "unmap_host: [-0x1000, +0x1000) is outside the memory of 0x10000 bytes"),
+            (lambda: mem.unmap_host(s, 1 << 40, PAGE),
+             "unmap_host: [0x10000000000, +0x1000) is outside the memory of 0x10000 bytes"),
+            (lambda: mem.unmap_host(s, 0, PAGE), "unmap_host: page 0x0 is in a static region"),
+            (lambda: s.host_buffer(size=1 << 60),
+             "host buffer 'anonymous': cannot allocate 0x1000000000000000 bytes (Cannot allocate memory)")):
+        with pytest.raises(HostBufferError) as info:
+            fn()
+        assert str(info.value) == text
+    assert g.trap("load", 0).code is TrapCode.MEMORY_ACCESS_DENIED  # the no-access region is still there
+    assert len(g.memory.ctl.states.array) <= 16
+
+
 # -- memory handles ------------------------------------------------------------------------------------
 
 HANDLES = """

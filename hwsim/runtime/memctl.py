@@ -280,6 +280,9 @@ class MemoryControl:
         from .hostmem import HostBufferError
         mem = self.memory
         length = buffer.size - buffer_offset if length is None else length
+        if offset < 0 or buffer_offset < 0:
+            raise HostBufferError(f"map_host: offset {offset:#x} and buffer offset {buffer_offset:#x} must not be "
+                                  f"negative")
         if offset % PAGE or buffer_offset % PAGE or length <= 0 or length % PAGE:
             raise HostBufferError(f"map_host: offset {offset:#x}, buffer offset {buffer_offset:#x} and length "
                                   f"{length:#x} must be positive multiples of {PAGE}")
@@ -308,10 +311,16 @@ class MemoryControl:
         """Undo host mappings in ``[offset, offset+length)``: the pages read as zeros again (or are
         unmapped, in a virtual-mode memory); the buffer is untouched."""
         from .hostmem import HostBufferError
+        mem = self.memory
         if offset % PAGE or length <= 0 or length % PAGE:
             raise HostBufferError(f"unmap_host: offset {offset:#x} and length {length:#x} must be positive "
                                   f"multiples of {PAGE}")
+        if offset < 0 or offset + length > ((mem.size_bytes + PAGE - 1) & ~(PAGE - 1)):
+            raise HostBufferError(f"unmap_host: [{offset:#x}, +{length:#x}) is outside the memory of "
+                                  f"{mem.size_bytes:#x} bytes")
         first, end = offset >> PAGE_SHIFT, (offset + length) >> PAGE_SHIFT
+        if first < self.static_end >> PAGE_SHIFT:
+            raise HostBufferError(f"unmap_host: page {first:#x} is in a static region")
         self._release(first, end)
         self.states.set(first, end, self.states.default)
 
