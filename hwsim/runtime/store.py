@@ -18,6 +18,7 @@ continues on the same stack below the caller's frames.
 
 from __future__ import annotations
 
+import itertools
 import struct
 import time
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from unicorn import riscv_const as rv
 
 from ..compiler.builtins import MAX_BUILTIN, Builtin
 from ..compiler.traps import TrapCode
-from ..errors import HwsimError, OutOfFrames
+from ..errors import HwsimError, OutOfFrames, StoreMismatchError
 from ..machine import Machine, RunResult, StopReason
 from ..mmu.bits import Pte
 from ..riscv import asm as A
@@ -41,6 +42,7 @@ RX_USER = Pte.R | Pte.X | Pte.U
 RW_USER = Pte.R | Pte.W | Pte.U
 R_USER = Pte.R | Pte.U
 MASK64 = (1 << 64) - 1
+_SERIALS = itertools.count(1)  # Stores are named "Store 1", "Store 2", ... in the order they are made
 
 
 class Trap(HwsimError):
@@ -99,6 +101,7 @@ class Limits:
 class Store:
     def __init__(self, engine=None, *, limits: Limits | None = None, machine: Machine | None = None) -> None:
         """``machine``: run on an existing machine (a board's, with its devices); default: a new one."""
+        self.name = f"Store {next(_SERIALS)}"
         self.engine = engine
         self.limits = limits or Limits()
         self.machine = machine or Machine(ram_size=self.limits.ram_bytes, tlb_capacity=4096)
@@ -372,7 +375,16 @@ class Store:
                 self.machine.phys.write(d_map.pa + (d - d_map.va), data)
             done += chunk
 
-    # -- types and references ------------------------------------------------------------------
+    # -- ownership, types and references ---------------------------------------------------------
+
+    def check_owned(self, obj, what: str) -> None:
+        """Raise :class:`StoreMismatchError` unless ``obj`` (a memory, table, global, function record,
+        memory handle or host buffer: anything with a ``store``) lives in this Store.  Objects never
+        cross Stores: addresses and handles mean something else in another one."""
+        if obj.store is not self:
+            raise StoreMismatchError(f"object used with the wrong store: {what} belongs to {obj.store.name}, "
+                                     f"not to {self.name}")
+
 
     def type_id(self, ftype) -> int:
         key = (tuple(ftype.params), tuple(ftype.results))
