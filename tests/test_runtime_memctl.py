@@ -526,3 +526,17 @@ def test_with_layout_gives_a_zig_built_module_trap_on_null(tmp_path):
                 ex["peek"](store, 8)
         else:
             assert ex["peek"](store, 8) == 0
+
+
+def test_static_regions_cannot_cover_host_mappings():
+    """Found by review: set_static over a mapped host buffer kept the page's buffer mapping under a
+    static state, which a later unmap could not undo."""
+    g = guest()
+    mem = g.exports["memory"]
+    mem.map_host(g.store, PAGE, g.store.host_buffer(size=PAGE))
+    with pytest.raises(MemoryControlError) as info:
+        mem.set_static(g.store, no_access=PAGE, read_only=PAGE)
+    assert str(info.value) == "static regions of 0x2000 bytes: page 0x1 maps a host buffer (unmap it first)"
+    mem.unmap_host(g.store, PAGE, PAGE)
+    mem.set_static(g.store, no_access=PAGE, read_only=PAGE)
+    assert g.memory.ctl.static_end == 2 * PAGE

@@ -333,7 +333,11 @@ class MemoryControl:
         self.states.set(first, end, self.states.default)
 
     def copy_on_write(self, page: int) -> None:
-        """Give a COW page a private copy of its buffer page, mapped read-write."""
+        """Give a COW page a private copy of its buffer page, mapped read-write (out of RAM: a
+        ResourceLimitError, and the page stays a COW mapping)."""
+        if not self.store.machine.frames.available:  # one frame does: unmapping frees any page table
+            raise ResourceLimitError(f"copy-on-write of page {page:#x}: out of physical memory (the Store's "
+                                     f"RAM is used up)")
         buffer, bpage, _writable = self.host_pages.pop(page)
         buffer.mappings -= 1
         released = getattr(buffer, "released", None)

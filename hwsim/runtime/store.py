@@ -105,14 +105,17 @@ class Store:
         self.engine = engine
         self.limits = limits or Limits()
         self.machine = machine or Machine(ram_size=self.limits.ram_bytes, tlb_capacity=4096)
-        self.space = self.machine.new_address_space(asid=1)
         m = self.machine
-        # Runtime page: the host-call stub; the exit address is never executed.
-        self.runtime_pa = m.frames.alloc()
-        self.space.map(L.RUNTIME_PAGE, self.runtime_pa, L.PAGE, RX_USER)
+        try:
+            self.space = m.new_address_space(asid=1)
+            # Runtime page: the host-call stub; the exit address is never executed.
+            self.runtime_pa = m.frames.alloc()
+            self.space.map(L.RUNTIME_PAGE, self.runtime_pa, L.PAGE, RX_USER)
+            self.space.map_anonymous(L.ABI_AREA, L.ABI_AREA_SIZE, RW_USER)
+        except OutOfFrames as exc:
+            raise ResourceLimitError(f"the Store's runtime pages: {exc}") from None
         stub = A.Assembler(L.HOSTCALL_STUB).emit(A.ECALL, A.jalr(0, A.REG["ra"], 0)).finish()
         m.phys.write(self.runtime_pa, stub)
-        self.space.map_anonymous(L.ABI_AREA, L.ABI_AREA_SIZE, RW_USER)
         self.host_vmctx = L.ABI_AREA + L.ABI_AREA_SIZE - 64  # an all-zero vmctx for host functions' records
         self.code_next = L.CODE_BASE
         self.data_next = L.DATA_BASE
@@ -170,8 +173,7 @@ class Store:
             start = self.data_mapped
             if start + chunk > L.DATA_END:
                 raise ResourceLimitError("the Store's data region (vmctx, tables, globals) is full")
-            pa = self.machine.frames.alloc(chunk // L.PAGE)
-            self.space.map(start, pa, chunk, RW_USER, page_size=L.PAGE)
+            self._map_new_frames(start, chunk // L.PAGE, RW_USER, "the Store's data region (vmctx, tables, globals)")
             self.data_next, self.data_mapped = start, start + chunk
         va = self.data_next
         self.data_next += size
@@ -186,11 +188,25 @@ class Store:
         va = self.code_next
         if va + pages * L.PAGE > L.CODE_END:
             raise ResourceLimitError("the Store's code region is full")
-        pa = self.machine.frames.alloc(pages)
+        pa = self._map_new_frames(va, pages, RX_USER, f"{len(code)} bytes of compiled code")
         self.machine.phys.write(pa, code)
-        self.space.map(va, pa, pages * L.PAGE, RX_USER, page_size=L.PAGE)
         self.code_next = va + pages * L.PAGE + L.PAGE  # an unmapped page between modules
         return va
+
+    def _map_new_frames(self, va: int, pages: int, flags: int, what: str) -> int:
+        """Map ``pages`` new contiguous frames at ``va``; their physical address.  Out of RAM (for the
+        frames or for page tables) is a ResourceLimitError that leaves nothing behind."""
+        try:
+            pa = self.machine.frames.alloc(pages)
+        except OutOfFrames as exc:
+            raise ResourceLimitError(f"{what}: {exc}") from None
+        try:
+            self.space.map(va, pa, pages * L.PAGE, flags, page_size=L.PAGE)
+        except OutOfFrames as exc:
+            self.space.unmap(va, pages * L.PAGE)
+            self.machine.frames.free(pa, pages)
+            raise ResourceLimitError(f"{what}: {exc}") from None
+        return pa
 
     def reserve_memory(self, memory: MemoryInstance) -> int:
         index = len(self.memory_slots)
