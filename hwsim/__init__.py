@@ -5,7 +5,7 @@ underscore, and anything not listed in ``__all__``, are private.
 """
 
 from ._version import __version__
-from .errors import BusError, ConfigError, HwsimError, MappingError, OutOfFrames
+from .errors import BusError, ConfigError, HwsimError, MappingError, OutOfBoundsError, OutOfFrames, StoreMismatchError
 from .machine import CpuFault, Machine, RunResult, StopReason
 from .mmu import SV39, SV48, AddressSpace, AdPolicy, Pte, Tlb, walk
 from .riscv.priv import Access, Cause, Priv
@@ -14,6 +14,6 @@ from .runtime import (Caller, Engine, Func, FuncType, Global, GlobalType, Instan
 
 __all__ = ["Access", "AddressSpace", "AdPolicy", "BusError", "Caller", "Cause", "ConfigError", "CpuFault", "Engine",
            "Func", "FuncType", "Global", "GlobalType", "HwsimError", "Instance", "Limits", "Linker", "Machine",
-           "MappingError", "Memory", "MemoryType", "Module", "OutOfFrames", "Priv", "Pte", "RunResult", "SV39", "SV48",
-           "StopReason", "Store", "Table", "TableType", "Tlb", "Trap", "TrapCode", "Val", "ValType", "WasmtimeError",
-           "__version__", "walk"]
+           "MappingError", "Memory", "MemoryType", "Module", "OutOfBoundsError", "OutOfFrames", "Priv", "Pte",
+           "RunResult", "SV39", "SV48", "StopReason", "Store", "StoreMismatchError", "Table", "TableType", "Tlb",
+           "Trap", "TrapCode", "Val", "ValType", "WasmtimeError", "__version__", "walk"]

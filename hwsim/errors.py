@@ -42,3 +42,12 @@ class OutOfFrames(HwsimError, MemoryError):
 
 class MappingError(HwsimError, ValueError):
     """An address-space operation was asked to do something it cannot (overlap, misalignment, ...)."""
+
+
+class StoreMismatchError(HwsimError, ValueError):
+    """An object used with a Store it does not belong to (objects never cross Stores), or a Caller
+    used after its host call returned."""
+
+
+class OutOfBoundsError(HwsimError, IndexError):
+    """A host access to a memory or table outside its current size."""

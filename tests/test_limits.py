@@ -97,3 +97,38 @@ def test_after_a_bulk_operation_runs_out_of_ram_a_bounds_trap_is_still_a_bounds_
         ex["oob"](store)
     assert info.value.code is TrapCode.MEMORY_OUT_OF_BOUNDS
     ex["fill"](store, 0, 1, 65536)  # and the frames came back
+
+
+def test_out_of_ram_is_a_resource_limit_error_wherever_frames_are_taken():
+    """Found by review: the frame allocator's OutOfFrames escaped from Store creation, instantiation,
+    new globals and tables, and copy-on-write, where ResourceLimitError is promised."""
+    from hwsim.runtime.objects import ResourceLimitError
+    with pytest.raises(ResourceLimitError, match=r"^the Store's runtime pages: out of physical memory: "):
+        api.Store(ram_size=3 * 4096)
+    store = api.Store(ram_size=8 << 20)
+    ex = instantiate(store, '(module (import "hwsim:memory" "handle_new" (func $new (param i32) (result externref))) '
+                            '(memory (export "m") 1) (func (export "new") (param i32) (result externref) '
+                            '(call $new (local.get 0))) '
+                            '(func (export "store") (param i32 i32) (i32.store (local.get 0) (local.get 1))))')
+    ex["m"].map_host(store, 0x1000, store.host_buffer(data=b"\1" * 4096), shared=False)  # copy-on-write
+    ex["store"](store, 0, 1)
+    hogs = []
+    for size in (256, 64, 16, 4, 1):  # take every free frame
+        while True:
+            try:
+                hogs.append(ex["new"](store, size))
+            except api.Trap:
+                break
+    assert store.machine.frames.available == 0
+    for attempt, message in (
+            (lambda: instantiate(store, SPIN), r"bytes of compiled code: out of physical memory: "),
+            (lambda: [api.Global(store, api.GlobalType(api.ValType.i64(), True), 0) for _ in range(10_000)],
+             r"^the Store's data region \(vmctx, tables, globals\): out of physical memory: "),
+            (lambda: ex["store"](store, 0x1000, 2), r"^copy-on-write of page 0x1: out of physical memory"),
+            (lambda: ex["m"].write(store, b"x", 0x1000), r"^copy-on-write of page 0x1: out of physical memory")):
+        with pytest.raises(ResourceLimitError, match=message):
+            attempt()
+    for hog in hogs[-4:]:
+        hog.free()  # a few frames back, and the Store goes on: the page is still copy-on-write
+    ex["store"](store, 0x1000, 2)
+    assert ex["m"].read(store, 0x1000, 0x1008) == b"\2\0\0\0\1\1\1\1"

@@ -396,6 +396,33 @@ def test_map_host_errors_and_protect_refusal():
     assert t.code is TrapCode.MEMORY_CONTROL and "maps a host buffer" in str(t)
 
 
+def test_host_mappings_refuse_negative_offsets_and_ranges_outside_the_memory():
+    """Found by review: a negative buffer offset mapped the physical pages before the buffer (another
+    buffer, or the Store's own RAM) into the memory; unmap_host took any range (growing the page-state
+    array to it) and lifted static regions; a buffer larger than the host can map escaped as OSError."""
+    from hwsim.runtime.hostmem import HostBufferError
+    g = guest(pages=1, layout=custom(no_access=PAGE))
+    mem, s = g.exports["memory"], g.store
+    buf = s.host_buffer(size=2 * PAGE)
+    for fn, text in (
+            (lambda: mem.map_host(s, -PAGE, buf),
+             "map_host: offset -0x1000 and buffer offset 0x0 must not be negative"),
+            (lambda: mem.map_host(s, PAGE, buf, buffer_offset=-PAGE, length=PAGE),
+             "map_host: offset 0x1000 and buffer offset -0x1000 must not be negative"),
+            (lambda: mem.unmap_host(s, -PAGE, PAGE),
+             "unmap_host: [-0x1000, +0x1000) is outside the memory of 0x10000 bytes"),
+            (lambda: mem.unmap_host(s, 1 << 40, PAGE),
+             "unmap_host: [0x10000000000, +0x1000) is outside the memory of 0x10000 bytes"),
+            (lambda: mem.unmap_host(s, 0, PAGE), "unmap_host: page 0x0 is in a static region"),
+            (lambda: s.host_buffer(size=1 << 60),
+             "host buffer 'anonymous': cannot allocate 0x1000000000000000 bytes (Cannot allocate memory)")):
+        with pytest.raises(HostBufferError) as info:
+            fn()
+        assert str(info.value) == text
+    assert g.trap("load", 0).code is TrapCode.MEMORY_ACCESS_DENIED  # the no-access region is still there
+    assert len(g.memory.ctl.states.array) <= 16
+
+
 # -- memory handles ------------------------------------------------------------------------------------
 
 HANDLES = """
@@ -499,3 +526,17 @@ def test_with_layout_gives_a_zig_built_module_trap_on_null(tmp_path):
                 ex["peek"](store, 8)
         else:
             assert ex["peek"](store, 8) == 0
+
+
+def test_static_regions_cannot_cover_host_mappings():
+    """Found by review: set_static over a mapped host buffer kept the page's buffer mapping under a
+    static state, which a later unmap could not undo."""
+    g = guest()
+    mem = g.exports["memory"]
+    mem.map_host(g.store, PAGE, g.store.host_buffer(size=PAGE))
+    with pytest.raises(MemoryControlError) as info:
+        mem.set_static(g.store, no_access=PAGE, read_only=PAGE)
+    assert str(info.value) == "static regions of 0x2000 bytes: page 0x1 maps a host buffer (unmap it first)"
+    mem.unmap_host(g.store, PAGE, PAGE)
+    mem.set_static(g.store, no_access=PAGE, read_only=PAGE)
+    assert g.memory.ctl.static_end == 2 * PAGE

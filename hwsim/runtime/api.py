@@ -14,19 +14,32 @@ does), f32/f64 are Python floats, references are a Func, an extern object, or
 None.  Floats cross exactly with :class:`Val`: ``Val.f32_bits(0x7fc00001)``
 passes that bit pattern, NaN payload included, and :meth:`Func.call_vals`
 returns ``Val`` results whose ``.bits`` are the exact patterns.
+
+Errors (docs/reliability.md): a value of the wrong Python type (a string or
+a float for an i32, a ``Val`` of another type, ``Store(3)``) raises
+``TypeError``, as wasmtime-py does; an object used with a Store it does not
+belong to raises :class:`~hwsim.errors.StoreMismatchError` naming the object
+and both Stores; everything else raises an :class:`~hwsim.errors.HwsimError`.
+Every method that takes a ``store`` also takes the :class:`Caller` of a
+running host function in its place.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import numbers
+import operator
 import os
+import reprlib
 import struct
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..compiler import COMPILER_VERSION, CompiledModule, compile_module, serialize
 from ..compiler.traps import TrapCode
-from ..errors import HwsimError
+from ..errors import ConfigError, HwsimError, StoreMismatchError
+from ..machine import Machine
 from ..wasm import Features, load_module
 from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, ExternKind
 from ..wasm.types import FuncType as _FuncType
@@ -35,6 +48,8 @@ from ..wasm.types import Limits as _Limits
 from ..wasm.types import MemoryType as _MemoryType
 from ..wasm.types import TableType as _TableType
 from . import layout as L
+from .handles import MemoryHandle
+from .hostmem import HostBuffer
 from .instance import Instance as _Instance
 from .instance import LinkError
 from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance
@@ -49,10 +64,61 @@ class WasmtimeError(HwsimError):
     """Compilation, validation or linking failed (named after wasmtime-py's error for easy porting)."""
 
 
+# -- argument checks: the wrong Python type is a TypeError ------------------------------------------
+
+_WIDTHS = {I32: 32, I64: 64, F32: 32, F64: 64}
+_FLOATS = {F32: (struct.Struct("<f"), struct.Struct("<I")), F64: (struct.Struct("<d"), struct.Struct("<Q"))}
+_show = reprlib.repr  # a wrong value in a message, shortened
+
+
+def _expect(value, cls, what: str):
+    """``value``, if it is an instance of ``cls`` (a class or a tuple of classes); else TypeError."""
+    if not isinstance(value, cls):
+        names = [c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,))]
+        expected = " or ".join(filter(None, (", ".join(names[:-1]), names[-1])))
+        raise TypeError(f"{what}: expected {expected}, not {_show(value)}")
+    return value
+
+
+def _int(value, what: str) -> int:
+    """``value`` as an int (anything with ``__index__``; not a float, a string or None)."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what}: expected an int, not {_show(value)}") from None
+
+
+def _bytes(value, what: str) -> bytes:
+    """A bytes-like ``value`` (bytes, bytearray, memoryview, ...) as bytes."""
+    try:
+        return bytes(memoryview(value))
+    except TypeError:
+        raise TypeError(f"{what}: expected bytes, not {_show(value)}") from None
+
+
+def _float_bits(ty: int, value, what: str) -> int:
+    """The f32/f64 bit pattern of a Python float or int, rounded to nearest (past the range: infinity)."""
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{what}: cannot convert {_show(value)} to {_NAMES[ty]} (expected a float or an int)")
+    pack, unpack = _FLOATS[ty]
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond every float
+        x = math.inf if value > 0 else -math.inf
+    try:
+        return unpack.unpack(pack.pack(x))[0]
+    except OverflowError:  # a double beyond the f32 range rounds to infinity
+        return unpack.unpack(pack.pack(math.copysign(math.inf, x)))[0]
+
+
 # -- types ----------------------------------------------------------------------------------------
 
 class ValType:
     def __init__(self, code: int) -> None:
+        code = _int(code, "ValType(code)")
+        if code not in _NAMES:
+            raise ConfigError(f"ValType(code): {code:#x} is not a value type hwsim knows "
+                              f"({', '.join(f'{c:#x} {n}' for c, n in _NAMES.items())})")
         self.code = code
 
     @staticmethod
@@ -96,24 +162,30 @@ class FuncType:
 
 class Limits:
     def __init__(self, min: int, max: int | None = None) -> None:
+        min = _int(min, "Limits(min)")
+        max = None if max is None else _int(max, "Limits(max)")
+        if min < 0 or (max is not None and max < min):
+            raise ConfigError(f"Limits: the minimum must be >= 0 and the maximum >= the minimum, not {min}..{max}")
         self.min, self.max = min, max
 
 
 class MemoryType:
     def __init__(self, limits: Limits, is_64: bool = False) -> None:
-        self.limits = limits
+        self.limits = _expect(limits, Limits, "MemoryType(limits)")
         self.is_64 = is_64
 
 
 class TableType:
     def __init__(self, element: ValType, limits: Limits) -> None:
-        self.element = element
-        self.limits = limits
+        self.element = _expect(element, ValType, "TableType(element)")
+        if element.code not in (FUNCREF, EXTERNREF):
+            raise ConfigError(f"TableType(element): a table holds funcref or externref, not {element}")
+        self.limits = _expect(limits, Limits, "TableType(limits)")
 
 
 class GlobalType:
     def __init__(self, content: ValType, mutable: bool) -> None:
-        self.content = content
+        self.content = _expect(content, ValType, "GlobalType(content)")
         self.mutable = mutable
 
 
@@ -123,22 +195,27 @@ class Val:
     """A typed value with its exact bit pattern (``bits``) for numbers."""
 
     def __init__(self, type: ValType, bits: int | None = None, ref: Any = None) -> None:
-        self.type = type
+        """``bits``: the bit pattern of a number (masked to its width); ``ref``: a reference's target."""
+        self.type = _expect(type, ValType, "Val(type)")
+        if type.code in _WIDTHS:
+            bits = _int(bits, f"Val({type}, bits)") & ((1 << _WIDTHS[type.code]) - 1)
+        elif type.code == FUNCREF and ref is not None and not isinstance(ref, Func):
+            raise TypeError(f"Val(funcref, ref): expected a Func or None, not {_show(ref)}")
         self.bits = bits
         self.ref = ref
 
     @staticmethod
-    def i32(v: int) -> "Val": return Val(ValType.i32(), v & 0xFFFF_FFFF)
+    def i32(v: int) -> "Val": return Val(ValType.i32(), _int(v, "Val.i32"))
     @staticmethod
-    def i64(v: int) -> "Val": return Val(ValType.i64(), v & (1 << 64) - 1)
+    def i64(v: int) -> "Val": return Val(ValType.i64(), _int(v, "Val.i64"))
     @staticmethod
-    def f32(v: float) -> "Val": return Val(ValType.f32(), struct.unpack("<I", struct.pack("<f", v))[0])
+    def f32(v: float) -> "Val": return Val(ValType.f32(), _float_bits(F32, v, "Val.f32"))
     @staticmethod
-    def f64(v: float) -> "Val": return Val(ValType.f64(), struct.unpack("<Q", struct.pack("<d", v))[0])
+    def f64(v: float) -> "Val": return Val(ValType.f64(), _float_bits(F64, v, "Val.f64"))
     @staticmethod
-    def f32_bits(bits: int) -> "Val": return Val(ValType.f32(), bits & 0xFFFF_FFFF)
+    def f32_bits(bits: int) -> "Val": return Val(ValType.f32(), _int(bits, "Val.f32_bits"))
     @staticmethod
-    def f64_bits(bits: int) -> "Val": return Val(ValType.f64(), bits & (1 << 64) - 1)
+    def f64_bits(bits: int) -> "Val": return Val(ValType.f64(), _int(bits, "Val.f64_bits"))
     @staticmethod
     def funcref(f: "Func | None") -> "Val": return Val(ValType.funcref(), ref=f)
     @staticmethod
@@ -180,6 +257,11 @@ class Engine:
     """
 
     def __init__(self, config=None, *, cache: bool | None = None, cache_dir: str | os.PathLike | None = None) -> None:
+        if config is not None:
+            raise TypeError(f"Engine(config): hwsim has no Config (its settings are keyword arguments), "
+                            f"not {_show(config)}")
+        if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+            raise TypeError(f"Engine(cache_dir): expected a path, not {_show(cache_dir)}")
         if cache is None:
             cache = os.environ.get("HWSIM_CACHE", "1") not in ("0", "off", "false", "no")
         self.cache = cache
@@ -234,23 +316,40 @@ class Store:
         """Limits: ``memory_limit`` bytes per linear memory, ``table_limit`` elements per table,
         ``instance_limit`` instances, ``code_limit`` bytes of compiled code, ``ram_size`` bytes of
         physical RAM behind it all, ``time_limit`` seconds per call into wasm."""
+        if engine is not None:
+            _expect(engine, Engine, "Store(engine)")
+        if machine is not None:
+            _expect(machine, Machine, "Store(machine)")
         limits = StoreLimits()
-        if memory_limit is not None:
-            limits.memory_bytes = memory_limit
-        if ram_size is not None:
-            limits.ram_bytes = ram_size
-        if table_limit is not None:
-            limits.table_elements = table_limit
-        if instance_limit is not None:
-            limits.max_instances = instance_limit
-        if code_limit is not None:
-            limits.code_bytes = code_limit
+        for name, field, value in (("memory_limit", "memory_bytes", memory_limit), ("ram_size", "ram_bytes", ram_size),
+                                   ("table_limit", "table_elements", table_limit),
+                                   ("instance_limit", "max_instances", instance_limit),
+                                   ("code_limit", "code_bytes", code_limit)):
+            if value is not None:
+                value = _int(value, f"Store({name})")
+                if value < 0:
+                    raise ConfigError(f"Store({name}): a limit must be >= 0, not {value}")
+                setattr(limits, field, value)
         self.engine = engine or Engine()
         self._store = _Store(self.engine, limits=limits, machine=machine)
         self.set_time_limit(time_limit)
 
+    @property
+    def name(self) -> str:
+        """``Store N``: how errors name this Store (Stores are numbered in the order they are made)."""
+        return self._store.name
+
+    def __repr__(self) -> str:
+        return f"<hwsim.{self.name}>"
+
     def set_time_limit(self, seconds: float | None) -> None:
         """Each call from the host into wasm stops with an ``interrupted`` trap after ``seconds``."""
+        if seconds is not None:
+            if not isinstance(seconds, numbers.Real):
+                raise TypeError(f"Store(time_limit): expected seconds (a float or an int) or None, "
+                                f"not {_show(seconds)}")
+            if not seconds >= 0:
+                raise ConfigError(f"Store(time_limit): expected seconds >= 0, not {seconds}")
         self._store.limits.time_us = 0 if not seconds else max(1, int(seconds * 1e6))
 
     @property
@@ -261,6 +360,12 @@ class Store:
                     writable: bool = False):
         """Host memory to map into memories: ``size`` zeroed bytes, a copy of ``data`` (read-only
         unless ``writable``), or the pages of a file (shared writes reach it when ``writable``)."""
+        if size is not None:
+            size = _int(size, "host_buffer(size)")
+        if data is not None:
+            data = _bytes(data, "host_buffer(data)")
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"host_buffer(path): expected a path, not {_show(path)}")
         return self._store.host_buffer(size=size, data=data, path=path, writable=writable)
 
 
@@ -284,15 +389,22 @@ def _wat_to_wasm(text: str) -> bytes:
 
 class Module:
     def __init__(self, engine: Engine, wasm: bytes | str, *, features: Features | None = None) -> None:
+        _expect(engine, Engine, "Module(engine)")
+        if features is not None:
+            _expect(features, Features, "Module(features)")
         if isinstance(wasm, str):
             wasm = _wat_to_wasm(wasm)
         self.engine = engine
-        self.wasm = bytes(wasm)
+        self.wasm = _bytes(wasm, "Module(wasm)")
         self._module = load_module(self.wasm, features=features)
         self._compiled = engine.compile(self.wasm, self._module)
 
     @classmethod
     def from_file(cls, engine: Engine, path: str | os.PathLike) -> "Module":
+        """The module in the file at ``path`` (text if it ends in ``.wat``); a file that cannot be
+        read raises OSError, as ``open`` does."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"Module.from_file(path): expected a path, not {_show(path)}")
         with open(path, "rb") as f:
             data = f.read()
         if str(path).endswith(".wat"):
@@ -318,24 +430,39 @@ class Func:
         if _record is not None:
             self._record = _record
             return
-        wasm_type = ty._wasm()
+        runtime = _runtime(store)
+        owner = store if isinstance(store, Store) else store.store  # the Store behind a Caller
+        wasm_type = _expect(ty, FuncType, "Func(ty)")._wasm()
+        if not callable(func):
+            raise TypeError(f"Func(func): expected a callable, not {_show(func)}")
         params, results = wasm_type.params, wasm_type.results
 
         def host(args: list[int]) -> list[int]:
-            values = [_from_bits(store, t, b).value for t, b in zip(params, args)]
+            values = [_from_bits(runtime, t, b).value for t, b in zip(params, args)]
             if access_caller:
-                values.insert(0, Caller(store))
-            out = func(*values)
+                caller = Caller(owner)
+                try:
+                    out = func(caller, *values)
+                finally:
+                    caller._invalidate()
+            else:
+                out = func(*values)
             if len(results) == 0:
                 return []
             if len(results) == 1:
                 out = [out]
-            return [_to_bits(store, t, v) for t, v in zip(results, out)]
+            elif not isinstance(out, (list, tuple)):
+                raise TypeError(f"the host function must return a list or tuple of {len(results)} values, "
+                                f"not {_show(out)}")
+            elif len(out) != len(results):
+                raise HwsimError(f"host function returned {len(out)} values, its type has {len(results)}")
+            return [_to_bits(runtime, t, v, f"result {i} of the host function")
+                    for i, (t, v) in enumerate(zip(results, out))]
 
-        self._record = FuncRecord(store._store, wasm_type, code=L.HOSTCALL_STUB, vmctx=store._store.host_vmctx,
-                                  host=host)
+        self._record = FuncRecord(runtime, wasm_type, code=L.HOSTCALL_STUB, vmctx=runtime.host_vmctx, host=host)
 
     def type(self, store: Store) -> FuncType:
+        _owned(store, self._record, "the Func")
         t = self._record.type
         return FuncType([ValType(p) for p in t.params], [ValType(r) for r in t.results])
 
@@ -349,85 +476,123 @@ class Func:
 
     def call_vals(self, store: Store, *args) -> list[Val]:
         """Call with exact values; results as :class:`Val` with their exact bit patterns."""
+        runtime = _owned(store, self._record, "the Func")
         t = self._record.type
         if len(args) != len(t.params):
             raise TypeError(f"expected {len(t.params)} arguments, got {len(args)}")
-        bits = [_to_bits(store, ty, a) for ty, a in zip(t.params, args)]
-        results = store._store.invoke(self._record, bits)
-        return [_from_bits(store, ty, b) for ty, b in zip(t.results, results)]
+        bits = [_to_bits(runtime, ty, a, f"argument {i}") for i, (ty, a) in enumerate(zip(t.params, args))]
+        results = runtime.invoke(self._record, bits)
+        return [_from_bits(runtime, ty, b) for ty, b in zip(t.results, results)]
 
 
 class Caller:
-    """What a host function created with ``access_caller=True`` gets first: the calling instance's exports."""
+    """What a host function created with ``access_caller=True`` gets first: the calling instance's
+    exports, and a stand-in for the Store wherever a method takes one.
+
+    As in wasmtime-py it is valid only while its host function runs: afterwards ``get`` returns
+    None and using it as a Store raises :class:`~hwsim.errors.StoreMismatchError`.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._instance = store._store.instances.get(store._store.caller_vmctx)
+        self._valid = True
 
     def get(self, name: str):
-        if self._instance is None or name not in self._instance.exports:
+        if not self._valid or self._instance is None or name not in self._instance.exports:
             return None
         return _wrap(self._instance.export(name))
+
+    def _runtime(self) -> _Store:
+        if not self._valid:
+            raise StoreMismatchError("the Caller is no longer valid: its host call returned")
+        return self.store._store
+
+    def _invalidate(self) -> None:
+        self._valid = False
 
 
 class Memory:
     def __init__(self, store: Store, ty: MemoryType | None = None, *, _inner: MemoryInstance | None = None) -> None:
         if _inner is None:
+            runtime = _runtime(store)
+            ty = _expect(ty, MemoryType, "Memory(ty)")
             mt = _MemoryType(limits=_Limits(min=ty.limits.min, max=ty.limits.max), index_type=I64 if ty.is_64 else I32)
-            _inner = MemoryInstance(store._store, mt, max_bytes=store._store.limits.memory_bytes)
+            _inner = MemoryInstance(runtime, mt, max_bytes=runtime.limits.memory_bytes)
         self._inner = _inner
 
+    def _ctl(self, store: Store):
+        _owned(store, self._inner, "the Memory")
+        return self._inner.control()
+
     def data_len(self, store: Store) -> int:
+        _owned(store, self._inner, "the Memory")
         return self._inner.size_bytes
 
     def size(self, store: Store) -> int:
+        _owned(store, self._inner, "the Memory")
         return self._inner.pages
 
     def grow(self, store: Store, delta: int) -> int:
-        old = self._inner.grow(delta)
+        _owned(store, self._inner, "the Memory")
+        old = self._inner.grow(_int(delta, "Memory.grow(delta)"))
         if old < 0:
             raise WasmtimeError(f"failed to grow memory by {delta} pages")
         return old
 
     def read(self, store: Store, start: int = 0, stop: int | None = None) -> bytearray:
-        stop = self._inner.size_bytes if stop is None else stop
+        _owned(store, self._inner, "the Memory")
+        start = _int(start, "Memory.read(start)")
+        stop = self._inner.size_bytes if stop is None else _int(stop, "Memory.read(stop)")
         if stop < start:
-            raise ValueError(f"stop {stop} is before start {start}")
+            raise ConfigError(f"stop {stop} is before start {start}")
         return bytearray(self._inner.read(start, stop - start))
 
     def write(self, store: Store, value: bytes, start: int = 0) -> int:
-        self._inner.write(start, bytes(value))
-        return len(value)
+        _owned(store, self._inner, "the Memory")
+        data = _bytes(value, "Memory.write(value)")
+        self._inner.write(_int(start, "Memory.write(start)"), data)
+        return len(data)
 
     # Memory control (hwsim): see hwsim/runtime/memctl.py and docs/memory-control.md.  Misuse raises
     # Trap (as the guest's operations would trap) or MemoryControlError/HostBufferError.
 
     def discard(self, store: Store, offset: int, length: int) -> None:
-        self._inner.control().discard(offset, length)
+        self._ctl(store).discard(_int(offset, "Memory.discard(offset)"), _int(length, "Memory.discard(length)"))
 
     def map(self, store: Store, offset: int, length: int, prot: int) -> int:
-        return self._inner.control().map(offset, length, prot)
+        return self._ctl(store).map(_int(offset, "Memory.map(offset)"), _int(length, "Memory.map(length)"),
+                                    _int(prot, "Memory.map(prot)"))
 
     def unmap(self, store: Store, offset: int, length: int) -> None:
-        self._inner.control().unmap(offset, length)
+        self._ctl(store).unmap(_int(offset, "Memory.unmap(offset)"), _int(length, "Memory.unmap(length)"))
 
     def protect(self, store: Store, offset: int, length: int, prot: int) -> None:
-        self._inner.control().protect(offset, length, prot)
+        self._ctl(store).protect(_int(offset, "Memory.protect(offset)"), _int(length, "Memory.protect(length)"),
+                                 _int(prot, "Memory.protect(prot)"))
 
     def set_static(self, store: Store, *, no_access: int = 0, read_only: int = 0) -> None:
         """The no-access region ``[0, no_access)`` and the read-only region after it."""
-        self._inner.control().set_static(no_access, read_only)
+        self._ctl(store).set_static(_int(no_access, "Memory.set_static(no_access)"),
+                                    _int(read_only, "Memory.set_static(read_only)"))
 
     def map_host(self, store: Store, offset: int, buffer, *, shared: bool = True, buffer_offset: int = 0,
                  length: int | None = None) -> None:
         """Map a host buffer (``store.host_buffer(...)``) at ``offset``, shared or copy-on-write."""
-        self._inner.control().map_host(offset, buffer, buffer_offset=buffer_offset, length=length, shared=shared)
+        ctl = self._ctl(store)
+        _expect(buffer, HostBuffer, "Memory.map_host(buffer)")
+        self._inner.store.check_owned(buffer, "the host buffer")
+        ctl.map_host(_int(offset, "Memory.map_host(offset)"), buffer,
+                     buffer_offset=_int(buffer_offset, "Memory.map_host(buffer_offset)"),
+                     length=None if length is None else _int(length, "Memory.map_host(length)"), shared=shared)
 
     def unmap_host(self, store: Store, offset: int, length: int) -> None:
-        self._inner.control().unmap_host(offset, length)
+        self._ctl(store).unmap_host(_int(offset, "Memory.unmap_host(offset)"),
+                                    _int(length, "Memory.unmap_host(length)"))
 
     def committed_bytes(self, store: Store) -> int:
         """Bytes of the memory backed by physical frames (or host buffers) now."""
+        _owned(store, self._inner, "the Memory")
         return self._inner.committed_bytes
 
 
@@ -435,38 +600,49 @@ class Global:
     def __init__(self, store: Store, ty: GlobalType | None = None, val: Any = None, *,
                  _inner: GlobalInstance | None = None) -> None:
         if _inner is None:
-            code = ty.content.code
-            _inner = GlobalInstance(store._store, code, ty.mutable, _to_bits(store, code, val))
+            runtime = _runtime(store)
+            code = _expect(ty, GlobalType, "Global(ty)").content.code
+            _inner = GlobalInstance(runtime, code, ty.mutable, _to_bits(runtime, code, val, "the global's value"))
         self._inner = _inner
 
     def value(self, store: Store) -> Any:
-        return _from_bits(store, self._inner.valtype, self._inner.get_bits()).value
+        runtime = _owned(store, self._inner, "the Global")
+        return _from_bits(runtime, self._inner.valtype, self._inner.get_bits()).value
 
     def set_value(self, store: Store, val: Any) -> None:
+        runtime = _owned(store, self._inner, "the Global")
         if not self._inner.mutable:
             raise WasmtimeError("cannot set an immutable global")
-        self._inner.set_bits(_to_bits(store, self._inner.valtype, val))
+        self._inner.set_bits(_to_bits(runtime, self._inner.valtype, val, "the global's value"))
 
 
 class Table:
     def __init__(self, store: Store, ty: TableType | None = None, init: Any = None, *,
                  _inner: TableInstance | None = None) -> None:
         if _inner is None:
+            runtime = _runtime(store)
+            ty = _expect(ty, TableType, "Table(ty)")
             tt = _TableType(elem_type=ty.element.code, limits=_Limits(min=ty.limits.min, max=ty.limits.max))
-            _inner = TableInstance(store._store, tt, _to_bits(store, tt.elem_type, init))
+            _inner = TableInstance(runtime, tt, _to_bits(runtime, tt.elem_type, init, "the table's initial value"))
         self._inner = _inner
 
     def size(self, store: Store) -> int:
+        _owned(store, self._inner, "the Table")
         return self._inner.size
 
     def get(self, store: Store, index: int) -> Any:
-        return _from_bits(store, self._inner.type.elem_type, self._inner.get(index)).value
+        runtime = _owned(store, self._inner, "the Table")
+        return _from_bits(runtime, self._inner.type.elem_type, self._inner.get(_int(index, "Table.get(index)"))).value
 
     def set(self, store: Store, index: int, value: Any) -> None:
-        self._inner.set(index, _to_bits(store, self._inner.type.elem_type, value))
+        runtime = _owned(store, self._inner, "the Table")
+        index = _int(index, "Table.set(index)")
+        self._inner.set(index, _to_bits(runtime, self._inner.type.elem_type, value, "the table element"))
 
     def grow(self, store: Store, delta: int, init: Any) -> int:
-        old = self._inner.grow(delta, _to_bits(store, self._inner.type.elem_type, init))
+        runtime = _owned(store, self._inner, "the Table")
+        delta = _int(delta, "Table.grow(delta)")
+        old = self._inner.grow(delta, _to_bits(runtime, self._inner.type.elem_type, init, "the new elements' value"))
         if old < 0:
             raise WasmtimeError(f"failed to grow table by {delta}")
         return old
@@ -479,7 +655,7 @@ def _unwrap(item):
         return item._record
     if isinstance(item, (Memory, Global, Table)):
         return item._inner
-    raise WasmtimeError(f"{item!r} is not a function, memory, global or table")
+    raise TypeError(f"expected a Func, Memory, Global or Table, not {_show(item)}")
 
 
 def _wrap(export):
@@ -490,35 +666,57 @@ def _wrap(export):
             ExternKind.TABLE: lambda: Table(None, _inner=obj)}[kind]()
 
 
-def _to_bits(store: Store, ty: int, v: Any) -> int:
+# -- Stores and values at the boundary ------------------------------------------------------------------
+
+def _runtime(store) -> _Store:
+    """The runtime Store behind a ``store`` argument: a Store, or a Caller while its host call runs."""
+    if isinstance(store, Store):
+        return store._store
+    if isinstance(store, Caller):
+        return store._runtime()
+    raise TypeError(f"expected a Store or a Caller, not {_show(store)}")
+
+
+def _owned(store, obj, what: str) -> _Store:
+    """The runtime Store behind ``store``, once ``obj`` (a runtime object) is known to live in it."""
+    runtime = _runtime(store)
+    runtime.check_owned(obj, what)
+    return runtime
+
+
+def _to_bits(store: _Store, ty: int, v: Any, what: str) -> int:
+    """The bit pattern of Python value ``v`` as a ``ty`` in ``store`` (``what`` names it in errors)."""
     if isinstance(v, Val):
-        if ty in (FUNCREF, EXTERNREF):
-            v = v.ref
-        else:
+        if v.type.code != ty:
+            raise TypeError(f"{what}: a Val of type {v.type} where {_NAMES[ty]} is expected")
+        if ty in _WIDTHS:
             return v.bits
-    if ty == I32:
-        return int(v) & 0xFFFF_FFFF
-    if ty == I64:
-        return int(v) & (1 << 64) - 1
-    if ty == F32:
-        return struct.unpack("<I", struct.pack("<f", float(v)))[0]
-    if ty == F64:
-        return struct.unpack("<Q", struct.pack("<d", float(v)))[0]
+        v = v.ref
+    if ty in (I32, I64):
+        try:
+            return operator.index(v) & ((1 << _WIDTHS[ty]) - 1)  # wraps, as wasmtime-py does
+        except TypeError:
+            raise TypeError(f"{what}: cannot convert {_show(v)} to {_NAMES[ty]} (expected an int)") from None
+    if ty in (F32, F64):
+        return _float_bits(ty, v, what)
     if v is None:
         return 0
     if ty == FUNCREF:
         if not isinstance(v, Func):
-            raise TypeError(f"a funcref must be a Func or None, not {v!r}")
+            raise TypeError(f"{what}: a funcref must be a Func or None, not {_show(v)}")
+        store.check_owned(v._record, f"{what} (a Func)")
         return v._record.va
-    return store._store.extern_handle(v)
+    if isinstance(v, MemoryHandle):  # the only host object wasm can act on: it must be this Store's
+        store.check_owned(v, f"{what} (a memory handle)")
+    return store.extern_handle(v)
 
 
-def _from_bits(store: Store, ty: int, bits: int) -> Val:
+def _from_bits(store: _Store, ty: int, bits: int) -> Val:
     if ty == FUNCREF:
-        record = store._store.funcrefs.get(bits) if bits else None
+        record = store.funcrefs.get(bits) if bits else None
         return Val(ValType(ty), ref=None if record is None else Func(None, None, None, _record=record))
     if ty == EXTERNREF:
-        return Val(ValType(ty), ref=store._store.externs.get(bits) if bits else None)
+        return Val(ValType(ty), ref=store.externs.get(bits) if bits else None)
     return Val(ValType(ty), bits)
 
 
@@ -548,14 +746,20 @@ class Exports:
 
 class Instance:
     def __init__(self, store: Store, module: Module, imports: list) -> None:
+        """Imports in the module's order: Funcs, Memories, Globals and Tables of ``store`` (an object
+        of another Store raises :class:`~hwsim.errors.StoreMismatchError`), None for hwsim's intrinsics."""
+        runtime = _runtime(store)
+        _expect(module, Module, "Instance(module)")
+        items = [_unwrap(i) for i in imports]
         try:
-            inner = _Instance(store._store, module._module, module._compiled, [_unwrap(i) for i in imports])
+            inner = _Instance(runtime, module._module, module._compiled, items)
         except LinkError as exc:
             raise WasmtimeError(str(exc)) from None
         inner.initialize()
         self._inner = inner
 
     def exports(self, store: Store) -> Exports:
+        _owned(store, self._inner, "the Instance")
         return Exports(self._inner)
 
     # Far pointers (hwsim): see hwsim/runtime/segments.py and docs/memory-control.md.
@@ -563,32 +767,51 @@ class Instance:
     def grant_segment(self, store: Store, memory: "Memory", offset: int, length: int, rights: int = 3) -> int:
         """Let this instance's far pointers reach ``[offset, offset+length)`` of ``memory`` (one of its
         memories) with ``rights`` (1 read, 2 write, 3 both); returns the selector."""
-        return self._inner.segments.grant(memory._inner, offset, length, rights)
+        runtime = _owned(store, self._inner, "the Instance")
+        runtime.check_owned(_expect(memory, Memory, "grant_segment(memory)")._inner, "the Memory")
+        return self._inner.segments.grant(memory._inner, _int(offset, "grant_segment(offset)"),
+                                          _int(length, "grant_segment(length)"), _int(rights, "grant_segment(rights)"))
 
     def revoke_segment(self, store: Store, selector: int) -> None:
-        self._inner.segments.revoke(selector)
+        _owned(store, self._inner, "the Instance")
+        self._inner.segments.revoke(_int(selector, "revoke_segment(selector)"))
 
 
 class Linker:
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        self.engine = _expect(engine, Engine, "Linker(engine)")
         self.allow_shadowing = False
         self._defs: dict[tuple[str, str], Any] = {}
 
     def define(self, store: Store, module: str, name: str, item) -> None:
+        """Define ``module::name`` as ``item``, an object of ``store``."""
+        runtime = _runtime(store)
+        _expect(module, str, "Linker.define(module)")
+        _expect(name, str, "Linker.define(name)")
+        runtime.check_owned(_unwrap(_expect(item, (Func, Memory, Global, Table), "Linker.define(item)")),
+                            f"`{module}::{name}` (a {type(item).__name__})")
         key = (module, name)
         if key in self._defs and not self.allow_shadowing:
             raise WasmtimeError(f"import of `{module}::{name}` defined twice")
         self._defs[key] = item
 
     def define_func(self, module: str, name: str, ty: FuncType, func: Callable, access_caller: bool = False) -> None:
+        """Define ``module::name`` as a host function, made in the Store of each instantiation."""
+        _expect(module, str, "Linker.define_func(module)")
+        _expect(name, str, "Linker.define_func(name)")
+        _expect(ty, FuncType, "Linker.define_func(ty)")
+        if not callable(func):
+            raise TypeError(f"Linker.define_func(func): expected a callable, not {_show(func)}")
         self._defs[(module, name)] = ("lazy-func", ty, func, access_caller)
 
     def define_instance(self, store: Store, name: str, instance: Instance) -> None:
+        _owned(store, _expect(instance, Instance, "Linker.define_instance(instance)")._inner, "the Instance")
         for export in instance._inner.exports:
             self.define(store, name, export, instance.exports(store)[export])
 
     def instantiate(self, store: Store, module: Module) -> Instance:
+        _runtime(store)
+        _expect(module, Module, "Linker.instantiate(module)")
         imports = []
         from ..compiler.intrinsics import MODULES as INTRINSIC_MODULES
         for mod, name, _kind in module.imports:

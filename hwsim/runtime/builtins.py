@@ -203,22 +203,32 @@ def elem_drop(store, instance, m) -> None:
 
 
 # -- memory handles (hwsim:memory handle_* intrinsics) ------------------------------------------------
+# Every misuse traps ``invalid memory-control operation`` with the intrinsic's name and what was wrong
+# (the table in hwsim/runtime/handles.py); nothing changes before the trap.
 
 def _handle(store, bits: int):
+    """The handle an externref from wasm stands for: live, and of this Store."""
     from .handles import MemoryHandle
-    obj = store.externs.get(bits & 0xFFFF_FFFF_FFFF_FFFF) if bits else None
+    if not bits:
+        raise Trap(TrapCode.MEMORY_CONTROL, detail="null memory handle")
+    obj = store.externs.get(bits & 0xFFFF_FFFF_FFFF_FFFF)
     if not isinstance(obj, MemoryHandle):
-        raise Trap(TrapCode.MEMORY_CONTROL, detail="not a memory handle" if bits else "null memory handle")
+        raise Trap(TrapCode.MEMORY_CONTROL, detail=f"not a memory handle (the externref holds a "
+                                                   f"{type(obj).__name__})")
     return obj
 
 
-def _handle_call(fn):
+def _handle_call(name: str, fn):
+    """``fn()``, with the host-side errors of handle operations turned into the guest's trap."""
+    from ..errors import StoreMismatchError
     from .handles import HandleError
+    from .hostmem import HostBufferError
     from .memctl import MemoryControlError
+    from .objects import ResourceLimitError
     try:
         return fn()
-    except (HandleError, MemoryControlError) as exc:
-        raise Trap(TrapCode.MEMORY_CONTROL, detail=str(exc)) from None
+    except (HandleError, HostBufferError, MemoryControlError, StoreMismatchError, ResourceLimitError) as exc:
+        raise Trap(TrapCode.MEMORY_CONTROL, detail=f"{name}: {exc}") from None
 
 
 def handle_new(store, instance, m) -> None:
@@ -227,30 +237,33 @@ def handle_new(store, instance, m) -> None:
     pages &= MASK32
     if not 0 < pages <= 1 << 16:
         raise Trap(TrapCode.MEMORY_CONTROL, detail=f"handle_new: {pages} pages (1 to 65536)")
-    handle = _handle_call(lambda: MemoryHandle(store, pages))
+    handle = _handle_call("handle_new", lambda: MemoryHandle(store, pages))
     _ret(m, store.extern_handle(handle))
 
 
 def handle_map(store, instance, m) -> None:
     h, addr, writable = _args(m, 3)
     mem = _mem(instance, 0)
-    _handle_call(lambda: _handle(store, h).map(mem, _index(addr, _is64(mem)), writable=bool(writable & MASK32)))
+    _handle_call("handle_map", lambda: _handle(store, h).map(mem, _index(addr, _is64(mem)),
+                                                             writable=bool(writable & MASK32)))
 
 
 def handle_move(store, instance, m) -> None:
     h, addr = _args(m, 2)
     mem = _mem(instance, 0)
-    _handle_call(lambda: _handle(store, h).move(mem, _index(addr, _is64(mem))))
+    _handle_call("handle_move", lambda: _handle(store, h).move(mem, _index(addr, _is64(mem))))
 
 
 def handle_unmap(store, instance, m) -> None:
     (h,) = _args(m, 1)
-    _handle_call(lambda: _handle(store, h).unmap(_mem(instance, 0)))
+    _handle_call("handle_unmap", lambda: _handle(store, h).unmap(_mem(instance, 0)))
 
 
 def handle_pages(store, instance, m) -> None:
     (h,) = _args(m, 1)
-    _ret(m, _handle(store, h).pages)
+    handle = _handle(store, h)
+    _handle_call("handle_pages", lambda: handle.check_usable(_mem(instance, 0)))
+    _ret(m, handle.pages)
 
 
 # -- far pointers (hwsim:far grant/revoke; loads and stores are inline) --------------------------------

@@ -17,13 +17,28 @@ host API and traps (``invalid memory-control operation``) from wasm, where
 handles are ``externref`` values used through the ``hwsim:memory`` intrinsics
 ``handle_new``, ``handle_map``, ``handle_move``, ``handle_unmap`` and
 ``handle_pages``.
+
+Every other misuse is refused before anything changes, with the error of its
+layer (each a trap from wasm, see :mod:`hwsim.runtime.builtins`)::
+
+    misuse                                          host API              from wasm
+    a rule broken, a freed handle, a double free    HandleError           trap
+    a range not page-aligned, outside the memory    HostBufferError       trap
+      or in a static region (as map_host)
+    a memory or handle of another Store             StoreMismatchError    trap
+    no frames for the handle (out of RAM)           ResourceLimitError    trap
+    a null or non-handle externref                                        trap
 """
 
 from __future__ import annotations
 
-from ..errors import HwsimError
+import itertools
+
+from ..errors import HwsimError, OutOfFrames
+from .objects import ResourceLimitError
 
 PAGE = 0x1000
+_SERIALS = itertools.count(1)  # handles are named "handle 1", "handle 2", ... in the order they are made
 
 
 class HandleError(HwsimError):
@@ -32,13 +47,18 @@ class HandleError(HwsimError):
 
 class MemoryHandle:
     def __init__(self, store, pages: int, *, name: str = "") -> None:
-        if not isinstance(pages, int) or pages <= 0:
-            raise HandleError(f"a handle needs a positive number of pages, not {pages!r}")
+        if not isinstance(pages, int):
+            raise TypeError(f"a handle's size is a number of pages, not {pages!r}")
+        if pages <= 0:
+            raise HandleError(f"a handle needs a positive number of pages, not {pages}")
         self.store = store
         self.pages = pages
         self.size = pages * PAGE
-        self.name = name or f"handle {id(self) & 0xFFFF:#x}"
-        self.base_pa = store.machine.frames.alloc(pages)
+        self.name = name or f"handle {next(_SERIALS)}"
+        try:
+            self.base_pa = store.machine.frames.alloc(pages)
+        except OutOfFrames as exc:
+            raise ResourceLimitError(f"a memory handle of {pages} pages: {exc}") from None
         self.writable = True  # as a buffer: map_host may map it writable (the rules decide when)
         self.mappings = 0  # pages mapped now (kept by MemoryControl)
         self.places: dict[int, list] = {}  # id(memory) -> [memory, first page, writable, pages mapped]
@@ -62,13 +82,17 @@ class MemoryHandle:
         owner = getattr(memory, "owner_name", None)
         return owner or f"memory at {memory.base:#x}"
 
-    def _check_live(self) -> None:
+    def check_usable(self, memory=None) -> None:
+        """Raise unless the handle is live and (when given) ``memory`` is of the handle's Store."""
         if self.freed:
             raise HandleError(f"{self.name} was freed")
+        if memory is not None:
+            memory.store.check_owned(self, self.name)
 
     def map(self, memory, offset: int, *, writable: bool) -> None:
         """Map the whole handle at ``offset`` of ``memory`` (page-aligned), read-only or writable."""
-        self._check_live()
+        self.check_usable(memory)
+        memory.control().host_range(self.name, offset, self.size)
         others = [p for key, p in self.places.items() if key != id(memory)]
         if writable and others:
             raise HandleError(f"{self.name} cannot be mapped writable: it is mapped in "
@@ -84,36 +108,49 @@ class MemoryHandle:
         self.places[id(memory)] = [memory, offset >> 12, writable, self.pages]
 
     def move(self, memory, offset: int) -> None:
-        """Unmap from its (single, writable or no) current place and map writable here."""
-        self._check_live()
+        """Unmap from its (single, writable or no) current place and map writable here (the destination
+        is checked first: a move that cannot happen leaves the handle where it was)."""
+        self.check_usable(memory)
+        memory.control().host_range(self.name, offset, self.size)
         if any(not p[2] for p in self.places.values()):
-            raise HandleError(f"{self.name} is shared read-only in {len(self.places)} memories: it cannot move "
+            raise HandleError(f"{self.name} is shared read-only in {_memories(len(self.places))}: it cannot move "
                               f"until they unmap it")
         for place in list(self.places.values()):
             self._unmap_place(place)
         self.map(memory, offset, writable=True)
 
     def unmap(self, memory) -> None:
+        self.check_usable(memory)
         place = self.places.get(id(memory))
         if place is None:
             raise HandleError(f"{self.name} is not mapped in {self._where(memory)}")
         self._unmap_place(place)
 
     def _unmap_place(self, place) -> None:
+        """Unmap the pages of ``place`` that still map this handle (a host mapping or an unmap may
+        have replaced some since, and those are left alone)."""
         memory, first = place[0], place[1]
-        memory.ctl.unmap_host(first << 12, self.size)
+        ctl = memory.ctl
+        ours = [page for page in range(first, first + self.pages) if ctl.host_pages.get(page, (None,))[0] is self]
+        for _, run in itertools.groupby(enumerate(ours), lambda e: e[1] - e[0]):  # one unmap per run of pages
+            pages = [page for _, page in run]
+            ctl.unmap_host(pages[0] << 12, len(pages) << 12)
 
     def free(self) -> None:
-        """Give the frames back (only once it is mapped nowhere)."""
+        """Give the frames back (only once it is mapped nowhere; freeing twice is an error)."""
         if self.freed:
-            return
+            raise HandleError(f"{self.name} was already freed")
         if self.places:
-            raise HandleError(f"{self.name} is still mapped in {len(self.places)} memories")
+            raise HandleError(f"{self.name} is still mapped in {_memories(len(self.places))}")
         self.store.machine.frames.free(self.base_pa, self.pages)
         self.freed = True
 
     def __repr__(self) -> str:
         return f"<MemoryHandle {self.name} ({self.pages} pages, mapped in {len(self.places)})>"
+
+
+def _memories(n: int) -> str:
+    return "1 memory" if n == 1 else f"{n} memories"
 
 
 __all__ = ["HandleError", "MemoryHandle"]

@@ -51,14 +51,13 @@ class HostBuffer:
     @classmethod
     def zeroed(cls, store, size: int, *, name: str = "anonymous") -> "HostBuffer":
         size = _page_size(size, name)
-        return cls(store, mmap.mmap(-1, size, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS), size, writable=True,
-                   name=name)
+        return cls(store, _anonymous(size, name), size, writable=True, name=name)
 
     @classmethod
     def from_bytes(cls, store, data: bytes, *, writable: bool = False, name: str = "bytes") -> "HostBuffer":
         """A copy of ``data`` (padded with zeros to whole pages); read-only unless ``writable``."""
         size = _page_size(max(len(data), 1), name, round_up=True)
-        buf = mmap.mmap(-1, size, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+        buf = _anonymous(size, name)
         buf[:len(data)] = data
         return cls(store, buf, size, writable=writable, name=name)
 
@@ -80,7 +79,10 @@ class HostBuffer:
                 raise HostBufferError(f"{name!r} is {size} bytes: a file buffer must be a non-empty multiple of "
                                       f"{PAGE} bytes")
             flags = mmap.MAP_SHARED if writable else mmap.MAP_PRIVATE
-            buf = mmap.mmap(fd, size, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+            try:
+                buf = mmap.mmap(fd, size, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+            except OSError as exc:
+                raise HostBufferError(f"cannot map {name!r}: {exc.strerror}") from None
         finally:
             os.close(fd)
         return cls(store, buf, size, writable=writable, name=name, file=name)
@@ -96,6 +98,15 @@ class HostBuffer:
     def __repr__(self) -> str:
         kind = "file" if self._file else "memory"
         return f"<HostBuffer {self.name!r} ({kind}, {self.size:#x} bytes, {'rw' if self.writable else 'ro'})>"
+
+
+def _anonymous(size: int, name: str) -> mmap.mmap:
+    """``size`` bytes of shared anonymous memory (zeros, committed by the OS when touched)."""
+    try:
+        return mmap.mmap(-1, size, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+    except (OSError, OverflowError) as exc:
+        raise HostBufferError(f"host buffer {name!r}: cannot allocate {size:#x} bytes "
+                              f"({getattr(exc, 'strerror', None) or exc})") from None
 
 
 def _page_size(size: int, name: str, *, round_up: bool = False) -> int:

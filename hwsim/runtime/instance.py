@@ -97,6 +97,7 @@ class Instance:
                 expected = module.types[imp.desc]
                 if not isinstance(value, FuncRecord):
                     raise LinkError(f"incompatible import type: {where} expects a function")
+                self.store.check_owned(value, f"{where} (a function)")
                 if tuple(value.type.params) != tuple(expected.params) or \
                         tuple(value.type.results) != tuple(expected.results):
                     raise LinkError(f"incompatible import type: {where} expects {expected}, got {value.type}")
@@ -105,6 +106,7 @@ class Instance:
                 mt = imp.desc
                 if not isinstance(value, MemoryInstance):
                     raise LinkError(f"incompatible import type: {where} expects a memory")
+                self.store.check_owned(value, f"{where} (a memory)")
                 actual = value.type
                 if actual.index_type != mt.index_type or actual.page_size_log2 != mt.page_size_log2 or \
                         not _limits_match(type(mt.limits)(min=value.pages, max=actual.limits.max), mt.limits):
@@ -114,6 +116,7 @@ class Instance:
                 tt = imp.desc
                 if not isinstance(value, TableInstance):
                     raise LinkError(f"incompatible import type: {where} expects a table")
+                self.store.check_owned(value, f"{where} (a table)")
                 actual = value.type
                 if actual.elem_type != tt.elem_type or actual.index_type != tt.index_type or \
                         not _limits_match(type(tt.limits)(min=value.size, max=actual.limits.max), tt.limits):
@@ -123,6 +126,7 @@ class Instance:
                 gt = imp.desc
                 if not isinstance(value, GlobalInstance):
                     raise LinkError(f"incompatible import type: {where} expects a global")
+                self.store.check_owned(value, f"{where} (a global)")
                 if value.valtype != gt.valtype or value.mutable != gt.mutable:
                     raise LinkError(f"incompatible import type: {where} expects {gt}")
                 self.globals.append(value)

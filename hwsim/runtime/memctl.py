@@ -35,8 +35,9 @@ import struct
 from dataclasses import dataclass
 
 from ..compiler.traps import TrapCode
-from ..errors import HwsimError
+from ..errors import HwsimError, OutOfFrames
 from ..mmu.bits import Pte
+from .objects import ResourceLimitError
 
 PAGE = 0x1000
 PAGE_SHIFT = 12
@@ -280,43 +281,63 @@ class MemoryControl:
         from .hostmem import HostBufferError
         mem = self.memory
         length = buffer.size - buffer_offset if length is None else length
+        if offset < 0 or buffer_offset < 0:
+            raise HostBufferError(f"map_host: offset {offset:#x} and buffer offset {buffer_offset:#x} must not be "
+                                  f"negative")
         if offset % PAGE or buffer_offset % PAGE or length <= 0 or length % PAGE:
             raise HostBufferError(f"map_host: offset {offset:#x}, buffer offset {buffer_offset:#x} and length "
                                   f"{length:#x} must be positive multiples of {PAGE}")
         if buffer_offset + length > buffer.size:
             raise HostBufferError(f"map_host: [{buffer_offset:#x}, +{length:#x}) is outside {buffer!r}")
-        if offset + length > ((mem.size_bytes + PAGE - 1) & ~(PAGE - 1)):
-            raise HostBufferError(f"map_host: [{offset:#x}, +{length:#x}) is outside the memory of "
-                                  f"{mem.size_bytes:#x} bytes")
-        first, end = offset >> PAGE_SHIFT, (offset + length) >> PAGE_SHIFT
-        if first < self.static_end >> PAGE_SHIFT:
-            raise HostBufferError(f"map_host: page {first:#x} is in a static region")
+        first, end = self.host_range("map_host", offset, length)
         writable = shared and buffer.writable and (writable is None or writable)
         self._release(first, end)
         flags = (Pte.R | Pte.W | Pte.U) if writable else (Pte.R | Pte.U)
-        for k, page in enumerate(range(first, end)):
-            bpage = (buffer_offset >> PAGE_SHIFT) + k
-            self.store.space.map(mem.base + (page << PAGE_SHIFT), buffer.page_pa(bpage), PAGE, flags,
-                                 page_size=PAGE)
-            mem.mark_resident(page << PAGE_SHIFT)
-            self.host_pages[page] = (buffer, bpage, writable)
-        buffer.mappings += end - first
+        try:
+            for k, page in enumerate(range(first, end)):
+                bpage = (buffer_offset >> PAGE_SHIFT) + k
+                self.store.space.map(mem.base + (page << PAGE_SHIFT), buffer.page_pa(bpage), PAGE, flags,
+                                     page_size=PAGE)
+                mem.mark_resident(page << PAGE_SHIFT)
+                self.host_pages[page] = (buffer, bpage, writable)
+                buffer.mappings += 1
+        except OutOfFrames as exc:  # no frame for a page table: undo the pages mapped so far
+            self._release(first, end)
+            self.states.set(first, end, self.states.default)
+            raise ResourceLimitError(f"map_host: no frame for the page tables ({exc})") from None
         self.states.set(first, end, State.HOST if shared else State.COW)
         self.ops["map_host"] += 1
+
+    def host_range(self, what: str, offset: int, length: int) -> tuple[int, int]:
+        """Pages ``[first, end)`` of a host mapping of ``[offset, offset+length)``: page-aligned, inside
+        the memory and outside its static regions, else :class:`~hwsim.runtime.hostmem.HostBufferError`
+        (its message starts with ``what``).  Nothing is changed."""
+        from .hostmem import HostBufferError
+        mem = self.memory
+        if offset % PAGE or length <= 0 or length % PAGE:
+            raise HostBufferError(f"{what}: offset {offset:#x} and length {length:#x} must be positive "
+                                  f"multiples of {PAGE}")
+        if offset < 0 or offset + length > ((mem.size_bytes + PAGE - 1) & ~(PAGE - 1)):
+            raise HostBufferError(f"{what}: [{offset:#x}, +{length:#x}) is outside the memory of "
+                                  f"{mem.size_bytes:#x} bytes")
+        first, end = offset >> PAGE_SHIFT, (offset + length) >> PAGE_SHIFT
+        if first < self.static_end >> PAGE_SHIFT:
+            raise HostBufferError(f"{what}: page {first:#x} is in a static region")
+        return first, end
 
     def unmap_host(self, offset: int, length: int) -> None:
         """Undo host mappings in ``[offset, offset+length)``: the pages read as zeros again (or are
         unmapped, in a virtual-mode memory); the buffer is untouched."""
-        from .hostmem import HostBufferError
-        if offset % PAGE or length <= 0 or length % PAGE:
-            raise HostBufferError(f"unmap_host: offset {offset:#x} and length {length:#x} must be positive "
-                                  f"multiples of {PAGE}")
-        first, end = offset >> PAGE_SHIFT, (offset + length) >> PAGE_SHIFT
+        first, end = self.host_range("unmap_host", offset, length)
         self._release(first, end)
         self.states.set(first, end, self.states.default)
 
     def copy_on_write(self, page: int) -> None:
-        """Give a COW page a private copy of its buffer page, mapped read-write."""
+        """Give a COW page a private copy of its buffer page, mapped read-write (out of RAM: a
+        ResourceLimitError, and the page stays a COW mapping)."""
+        if not self.store.machine.frames.available:  # one frame does: unmapping frees any page table
+            raise ResourceLimitError(f"copy-on-write of page {page:#x}: out of physical memory (the Store's "
+                                     f"RAM is used up)")
         buffer, bpage, _writable = self.host_pages.pop(page)
         buffer.mappings -= 1
         released = getattr(buffer, "released", None)
@@ -364,6 +385,10 @@ class MemoryControl:
                                      f"{mem.max_pages * mem.page_size:#x} bytes")
         if self.static_end:
             raise MemoryControlError("the memory's static regions are already set")
+        hosted = [page for page in self.host_pages if page < end >> PAGE_SHIFT]
+        if hosted:
+            raise MemoryControlError(f"static regions of {end:#x} bytes: page {min(hosted):#x} maps a host buffer "
+                                     f"(unmap it first)")
         n, r = no_access >> PAGE_SHIFT, end >> PAGE_SHIFT
         self._release(0, n)
         self.states.set(0, n, State.STATIC_NONE)

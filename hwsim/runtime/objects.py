@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from ..errors import HwsimError
+from ..errors import HwsimError, OutOfBoundsError
 from ..mmu.bits import Pte
 from ..wasm.types import F32, F64, I32, I64, MemoryType, TableType
 from . import layout as L
@@ -114,7 +114,8 @@ class MemoryInstance:
 
     def check(self, offset: int, length: int) -> None:
         if offset < 0 or length < 0 or offset + length > self.size_bytes:
-            raise IndexError(f"[{offset:#x}, {offset + length:#x}) is outside the memory of {self.size_bytes:#x} bytes")
+            raise OutOfBoundsError(f"[{offset:#x}, {offset + length:#x}) is outside the memory of "
+                                   f"{self.size_bytes:#x} bytes")
 
     def read(self, offset: int, length: int) -> bytes:
         self.check(offset, length)
@@ -151,19 +152,20 @@ class TableInstance:
         if init:
             self.fill(0, init, self.size)
 
+    def _check(self, start: int, count: int) -> None:
+        if start < 0 or count < 0 or start + count > self.size:
+            raise OutOfBoundsError(f"elements [{start}, {start + count}) are outside the table of {self.size} elements")
+
     def get(self, index: int) -> int:
-        if not 0 <= index < self.size:
-            raise IndexError(index)
+        self._check(index, 1)
         return self.store.read_u64(self.entries + 8 * index)
 
     def set(self, index: int, value: int) -> None:
-        if not 0 <= index < self.size:
-            raise IndexError(index)
+        self._check(index, 1)
         self.store.write_u64(self.entries + 8 * index, value)
 
     def fill(self, start: int, value: int, count: int) -> None:
-        if start < 0 or count < 0 or start + count > self.size:
-            raise IndexError(start)
+        self._check(start, count)
         self.store.phys_view(self.entries + 8 * start, 8 * count)[:] = _U64.pack(value) * count
 
     def grow(self, delta: int, init: int) -> int:

@@ -18,6 +18,7 @@ continues on the same stack below the caller's frames.
 
 from __future__ import annotations
 
+import itertools
 import struct
 import time
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from unicorn import riscv_const as rv
 
 from ..compiler.builtins import MAX_BUILTIN, Builtin
 from ..compiler.traps import TrapCode
-from ..errors import HostLimitError, HwsimError, OutOfFrames
+from ..errors import HostLimitError, HwsimError, OutOfFrames, StoreMismatchError
 from ..machine import Machine, RunResult, StopReason
 from ..mmu.bits import Pte
 from ..riscv import asm as A
@@ -41,6 +42,7 @@ RX_USER = Pte.R | Pte.X | Pte.U
 RW_USER = Pte.R | Pte.W | Pte.U
 R_USER = Pte.R | Pte.U
 MASK64 = (1 << 64) - 1
+_SERIALS = itertools.count(1)  # Stores are named "Store 1", "Store 2", ... in the order they are made
 
 
 class Trap(HwsimError):
@@ -99,20 +101,24 @@ class Limits:
 class Store:
     def __init__(self, engine=None, *, limits: Limits | None = None, machine: Machine | None = None) -> None:
         """``machine``: run on an existing machine (a board's, with its devices); default: a new one."""
+        self.name = f"Store {next(_SERIALS)}"
         self.engine = engine
         self.limits = limits or Limits()
         try:
             self.machine = machine or Machine(ram_size=self.limits.ram_bytes, tlb_capacity=4096)
         except HostLimitError as exc:
             raise ResourceLimitError(f"ram_size: {exc.problem}") from None
-        self.space = self.machine.new_address_space(asid=1)
         m = self.machine
-        # Runtime page: the host-call stub; the exit address is never executed.
-        self.runtime_pa = m.frames.alloc()
-        self.space.map(L.RUNTIME_PAGE, self.runtime_pa, L.PAGE, RX_USER)
+        try:
+            self.space = m.new_address_space(asid=1)
+            # Runtime page: the host-call stub; the exit address is never executed.
+            self.runtime_pa = m.frames.alloc()
+            self.space.map(L.RUNTIME_PAGE, self.runtime_pa, L.PAGE, RX_USER)
+            self.space.map_anonymous(L.ABI_AREA, L.ABI_AREA_SIZE, RW_USER)
+        except OutOfFrames as exc:
+            raise ResourceLimitError(f"the Store's runtime pages: {exc}") from None
         stub = A.Assembler(L.HOSTCALL_STUB).emit(A.ECALL, A.jalr(0, A.REG["ra"], 0)).finish()
         m.phys.write(self.runtime_pa, stub)
-        self.space.map_anonymous(L.ABI_AREA, L.ABI_AREA_SIZE, RW_USER)
         self.host_vmctx = L.ABI_AREA + L.ABI_AREA_SIZE - 64  # an all-zero vmctx for host functions' records
         self.code_next = L.CODE_BASE
         self.data_next = L.DATA_BASE
@@ -173,8 +179,7 @@ class Store:
             start = self.data_mapped
             if start + chunk > L.DATA_END:
                 raise ResourceLimitError("the Store's data region (vmctx, tables, globals) is full")
-            pa = self.machine.frames.alloc(chunk // L.PAGE)
-            self.space.map(start, pa, chunk, RW_USER, page_size=L.PAGE)
+            self._map_new_frames(start, chunk // L.PAGE, RW_USER, "the Store's data region (vmctx, tables, globals)")
             self.data_next, self.data_mapped = start, start + chunk
         va = self.data_next
         self.data_next += size
@@ -189,11 +194,25 @@ class Store:
         va = self.code_next
         if va + pages * L.PAGE > L.CODE_END:
             raise ResourceLimitError("the Store's code region is full")
-        pa = self.machine.frames.alloc(pages)
+        pa = self._map_new_frames(va, pages, RX_USER, f"{len(code)} bytes of compiled code")
         self.machine.phys.write(pa, code)
-        self.space.map(va, pa, pages * L.PAGE, RX_USER, page_size=L.PAGE)
         self.code_next = va + pages * L.PAGE + L.PAGE  # an unmapped page between modules
         return va
+
+    def _map_new_frames(self, va: int, pages: int, flags: int, what: str) -> int:
+        """Map ``pages`` new contiguous frames at ``va``; their physical address.  Out of RAM (for the
+        frames or for page tables) is a ResourceLimitError that leaves nothing behind."""
+        try:
+            pa = self.machine.frames.alloc(pages)
+        except OutOfFrames as exc:
+            raise ResourceLimitError(f"{what}: {exc}") from None
+        try:
+            self.space.map(va, pa, pages * L.PAGE, flags, page_size=L.PAGE)
+        except OutOfFrames as exc:
+            self.space.unmap(va, pages * L.PAGE)
+            self.machine.frames.free(pa, pages)
+            raise ResourceLimitError(f"{what}: {exc}") from None
+        return pa
 
     def reserve_memory(self, memory: MemoryInstance) -> int:
         index = len(self.memory_slots)
@@ -409,7 +428,16 @@ class Store:
                 self.machine.phys.write(d_map.pa + (d - d_map.va), data)
             done += chunk
 
-    # -- types and references ------------------------------------------------------------------
+    # -- ownership, types and references ---------------------------------------------------------
+
+    def check_owned(self, obj, what: str) -> None:
+        """Raise :class:`StoreMismatchError` unless ``obj`` (a memory, table, global, function record,
+        memory handle or host buffer: anything with a ``store``) lives in this Store.  Objects never
+        cross Stores: addresses and handles mean something else in another one."""
+        if obj.store is not self:
+            raise StoreMismatchError(f"object used with the wrong store: {what} belongs to {obj.store.name}, "
+                                     f"not to {self.name}")
+
 
     def type_id(self, ftype) -> int:
         key = (tuple(ftype.params), tuple(ftype.results))
