@@ -27,24 +27,12 @@ from typing import Any
 
 from ..devices.base import DEVICE_TYPES, Device, OptionError, known_types
 from ..errors import HwsimError
+from .errors import BoardError
 from ..mmu.bits import PAGE_SIZE
 
 PHYS_LIMIT = 1 << 56
 DEVICE_ID_LIMIT = 1 << 24
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-class BoardError(HwsimError, ValueError):
-    """A board file is malformed; the message names the file, the table/key and the problem."""
-
-    def __init__(self, path: str, table: str | None, key: str | None, problem: str) -> None:
-        where = ""
-        if table is not None:
-            where = f" [{table}]" + (f" {key}" if key is not None else "")
-        elif key is not None:
-            where = f" {key}"
-        super().__init__(f"{path}:{where}: {problem}" if where else f"{path}: {problem}")
-        self.path, self.table, self.key, self.problem = path, table, key, problem
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from ..devices.clock import VirtualClock
 from ..devices.issues import DeviceIssue
 from ..errors import ConfigError, HostLimitError
 from ..machine.machine import Machine
-from .board import BoardError
+from .errors import BoardError
 
 
 class System:

@@ -111,8 +111,7 @@ class FirmwareRun:
 
     def _call_handler(self, cookie: int) -> None:
         m = self.m
-        uc = m._uc
-        context = uc.context_save()
+        context = m.save_context()
         try:
             sp = ((m.get_reg("sp") - 256) & ~15) if self._running else self.stack_top
             m.set_reg("sp", sp)
@@ -120,12 +119,11 @@ class FirmwareRun:
             m.set_reg("a0", cookie)
             self._call(self.image.symbols[HANDLER])
         finally:
-            uc.context_restore(context)
+            m.restore_context(context)
 
     def _call(self, pc: int) -> int:
         """Run firmware code from ``pc`` until it returns to the exit address; its a0."""
         m = self.m
-        uc = m._uc
         in_service, self._in_service = self._in_service, False
         self._running += 1
         try:
@@ -137,9 +135,9 @@ class FirmwareRun:
                                           self._stop_cause or StopCause.TIME_LIMIT)
                 if result.reason is not StopReason.STOPPED or not self._async:
                     break
-                context = uc.context_save()  # an interrupt: run the handler, go on where we were
+                context = m.save_context()  # an interrupt: run the handler, go on where we were
                 self._run_async()
-                uc.context_restore(context)
+                m.restore_context(context)
                 pc = result.pc
         finally:
             self._running -= 1

@@ -35,6 +35,7 @@ from ..compiler.traps import TrapCode
 from ..errors import HwsimError
 from ..mmu.bits import PAGE_SIZE, Pte
 from ..runtime import api
+from ..runtime.internal import api_memory, vm_instance, vm_module, vm_store
 from ..runtime.store import Trap
 from ..trace import TRACE
 from ..wasm.module import ACTIVE
@@ -157,8 +158,8 @@ class RunReport:
 class _DriverMemory:
     """The driver's memory 0 as the DMA checker sees it (:class:`~hwsim.driver.dma.DriverMemory`)."""
 
-    def __init__(self, store, memory) -> None:
-        self._store = store
+    def __init__(self, vm, memory) -> None:
+        self._vm = vm
         self._memory = memory
         self.base = memory.base
         self.page_size = memory.page_size
@@ -171,11 +172,7 @@ class _DriverMemory:
         return self._memory.grow(pages)
 
     def frame_of(self, linear: int) -> int | None:
-        va = self.base + (linear & ~(PAGE_SIZE - 1))
-        space = self._store.space
-        if space.lookup(va) is None and not self._store._map_page(va):
-            return None
-        return space.lookup(va).pa
+        return self._vm.frame_of(self.base + (linear & ~(PAGE_SIZE - 1)))
 
     def forbidden(self, linear: int, size: int, write: bool) -> str | None:
         ctl = self._memory.ctl
@@ -203,6 +200,7 @@ class DriverRun:
         self.catch_sigint = catch_sigint
         self.engine = engine or api.Engine()
         self.store = api.Store(self.engine, machine=system.machine)
+        self.vm = vm_store(self.store)  # the engine side of the Store: address space, interrupts, locations
         self.module = api.Module(self.engine, wasm)
         self.log_sink = log or (lambda text: print(f"[driver] {text}", file=sys.stderr))
         self.log: list[str] = []
@@ -212,9 +210,9 @@ class DriverRun:
         self.window_memories: dict[str, object] = {}  # device name -> memory imported as its window
         imports = [self._import_window(imp) if imp.module == WINDOW_MODULE else self._import(imp.module, imp.name,
                                                                                               imp.kind.name.lower())
-                   for imp in self.module._module.imports]
+                   for imp in vm_module(self.module).imports]
         self.instance = api.Instance(self.store, self.module, imports)
-        inner = self.instance._inner
+        inner = vm_instance(self.instance)
         own = [m for m in inner.memories if not any(m is w for w in self.window_memories.values())]
         if not own:
             raise DriverError("the driver has no memory of its own (the host interface's pointers point into "
@@ -225,13 +223,13 @@ class DriverRun:
         self.memory.max_pages = min(self.memory.max_pages, MMIO_WINDOWS // self.memory.page_size)
         devices = {spec.iommu_device_id: spec.name for spec in system.board.devices
                    if spec.iommu_device_id is not None}
-        self.dma = DmaChecker(iommu=system.iommu, machine=system.machine, memory=_DriverMemory(self.store._store,
+        self.dma = DmaChecker(iommu=system.iommu, machine=system.machine, memory=_DriverMemory(self.vm,
                               self.memory), devices=devices, clock=system.clock,
                               authorize=lambda name, call: self.granted(name, call) is not None,
                               locate=self.where_pc, error=DriverError, window_base=MMIO_WINDOWS)
         if system.iommu is not None:
-            self.store._store.add_bulk_access_observer(self.dma.bulk_access)
-        self.irqs = IrqDispatcher(system, self._call_irq_handler, self.store._store.request_async)
+            self.vm.add_bulk_access_observer(self.dma.bulk_access)
+        self.irqs = IrqDispatcher(system, self._call_irq_handler, self.vm.request_async)
         clock = system.clock
         TRACE.clock = lambda: clock.ticks_to_ns(clock.now)  # trace timestamps: this board's virtual time
         clock.set_limit(self.time_limit_ticks, self._virtual_time_up)
@@ -266,7 +264,7 @@ class DriverRun:
     def _virtual_time_up(self) -> None:
         """The clock reached the virtual-time limit: stop driver code that is still running (waits
         and sleeps end at the limit by themselves; driver code is caught at its next device access)."""
-        store = self.store._store
+        store = self.vm
         if store.running_guest():
             store.interrupt(self._time_limit_text())
 
@@ -277,13 +275,13 @@ class DriverRun:
     def _safe_point(self) -> None:
         """Between two steps of a wait or sleep: run what waits for a safe point (interrupt
         handlers), and stop here if the run was interrupted (Ctrl-C, the wall-clock limit)."""
-        store = self.store._store
+        store = self.vm
         store.run_async()
         store.check_interrupt()
 
     def _check_time(self) -> None:
         """Before a wait or sleep: beginning one after the virtual-time limit stops the run."""
-        store = self.store._store
+        store = self.vm
         if self.system.clock.now >= self.time_limit_ticks:
             store.interrupt(self._time_limit_text())
         store.check_interrupt()
@@ -293,15 +291,15 @@ class DriverRun:
         segment lives there and the module declares no layout of its own.  (zig puts the stack first,
         growing down to 0, so this also catches the stack running out.)"""
         from ..runtime.memctl import PAGE, SECTION
-        module = self.module._module
+        module = vm_module(self.module)
         inner = self.memory
         if module.get_custom_sections(SECTION) or inner.ctl is not None or inner.size_bytes < PAGE:
             return False
-        index = self.instance._inner.memories.index(inner)
+        index = vm_instance(self.instance).memories.index(inner)
         for seg in module.datas:
             if seg.mode != ACTIVE or seg.memory_index != index:
                 continue
-            start = self.instance._inner.eval_const(seg.offset_expr.instrs, inner.type.index_type)
+            start = vm_instance(self.instance).eval_const(seg.offset_expr.instrs, inner.type.index_type)
             if start < PAGE and seg.data:
                 return False
         inner.control().set_static(PAGE, 0)
@@ -312,11 +310,11 @@ class DriverRun:
 
     def where(self) -> str:
         """The driver code calling the host now: wasm function and bytecode offset of the call."""
-        return self.where_pc(self.store._store.machine.get_reg("ra") - 4)
+        return self.where_pc(self.vm.machine.get_reg("ra") - 4)
 
     def where_pc(self, pc: int) -> str:
         """Source line (with DWARF), wasm function and bytecode offset of the compiled code at ``pc``."""
-        store = self.store._store
+        store = self.vm
         loc = store.locate(pc)
         if loc is None:
             return f"pc {pc:#x}"
@@ -371,9 +369,8 @@ class DriverRun:
             except Trap:
                 raise
             except HwsimError as exc:
-                store = self.store._store
-                raise store._located(TrapCode.HOST_INTERFACE, store.machine.get_reg("ra") - 4, "ecall",
-                                     f"hwsim_{name}: {exc}") from None
+                store = self.vm
+                raise store.host_call_trap(TrapCode.HOST_INTERFACE, f"hwsim_{name}: {exc}") from None
 
         def call(*args):
             if TRACE.host_call is None:
@@ -421,10 +418,10 @@ class DriverRun:
             raise DriverError(f"{where}: the window of {imp.name!r} is {region.size:#x} bytes, less than the "
                               f"{want.limits.min} pages of {page} bytes the driver asks for{hint}")
         mtype = MemoryType(limits=Limits(min=pages, max=pages), index_type=I32, page_size_log2=want.page_size_log2)
-        inner = MemoryInstance(self.store._store, mtype, max_bytes=pages * page)
+        inner = MemoryInstance(self.vm, mtype, max_bytes=pages * page)
         size = (pages * page + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
-        self.store._store.space.map(inner.base, region.base, size, Pte.R | Pte.W | Pte.U, page_size=PAGE_SIZE)
-        memory = api.Memory(self.store, _inner=inner)
+        self.vm.space.map(inner.base, region.base, size, Pte.R | Pte.W | Pte.U, page_size=PAGE_SIZE)
+        memory = api_memory(self.store, inner)
         self.window_memories[imp.name] = memory
         return memory
 
@@ -445,7 +442,7 @@ class DriverRun:
         size = (region.size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         if linear + size > 1 << 32:
             raise DriverError(f"no room left for the window of {name!r} in the driver's memory")
-        self.store._store.space.map(self.memory.base + linear, region.base, size, Pte.R | Pte.W | Pte.U,
+        self.vm.space.map(self.memory.base + linear, region.base, size, Pte.R | Pte.W | Pte.U,
                                     page_size=PAGE_SIZE)
         self.windows[name] = linear
         self.next_window = linear + size
@@ -543,7 +540,7 @@ class DriverRun:
         dma_before = len(self.dma.reports)
         refusals_before = len(self.refusals)
         calls_before, problems_before = self.irqs.calls, len(self.irqs.problems)
-        store = self.store._store
+        store = self.vm
         control = RunControl(store, wall_limit_s=self.wall_limit_s, catch_sigint=self.catch_sigint)
         try:
             with control:

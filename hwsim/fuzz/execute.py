@@ -208,6 +208,7 @@ def _table_trap_site(outcome: tuple, exc, wasm: bytes) -> tuple:
 def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LIMIT) -> Run:
     """Compile, instantiate and call ``wasm`` in a fresh hwsim Store (``plan`` None: load only)."""
     from ..runtime import api
+    from ..runtime.internal import vm_func, vm_global
     run = Run("hwsim")
     try:
         engine = api.Engine(cache=False)
@@ -240,12 +241,12 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
         exports = instance.exports(store)
         for name, kind in module.exports:
             if kind == "func":
-                run.labels.setdefault(exports[name]._record.va, f"func {name}")
+                run.labels.setdefault(vm_func(exports[name]).va, f"func {name}")
         fuel = exports.get(FUEL_EXPORT)
         for name, args in plan.calls:
             func = exports[name]
             if isinstance(fuel, api.Global):
-                fuel._inner.set_bits(FUEL)
+                vm_global(fuel).set_bits(FUEL)
             params = [api.Val(api.ValType(_code(t)), bits) if t in WIDTHS else api.Val(api.ValType(_code(t)))
                       for t, bits in args]
             start = len(log)
@@ -314,7 +315,8 @@ def _hwsim_value(val, labels: dict) -> tuple:
     if ty in WIDTHS:
         return (ty, val.bits)
     if ty == "funcref":
-        return (ty, _label(labels, val.ref._record.va if val.ref is not None else 0))
+        from ..runtime.internal import vm_func
+        return (ty, _label(labels, vm_func(val.ref).va if val.ref is not None else 0))
     return (ty, "null" if val.ref is None else "ref")
 
 

@@ -486,6 +486,14 @@ class Machine:
         self._stop_reason = StopReason.STOPPED
         self._uc.emu_stop()
 
+    def save_context(self):
+        """The hart's registers (integer, float, CSRs, pc), for :meth:`restore_context`: a host call that
+        runs guest code of its own (an interrupt handler) puts the interrupted code's state back."""
+        return self._uc.context_save()
+
+    def restore_context(self, context) -> None:
+        self._uc.context_restore(context)
+
     def request_stop(self) -> None:
         """Stop the current run from another thread or a signal handler (the run ends as if its time
         budget ran out; the caller keeps its own record of why).  No effect when nothing runs."""

@@ -42,6 +42,7 @@ from ..runtime.store import Trap
 from ..wasm.dylink import WASM_SYM_BINDING_WEAK, WASM_SYM_TLS
 from ..wasm.types import I32, ExternKind
 from ._errors import DuplicateSymbolError, LibraryNotFoundError, LoadError, OutOfMemoryError, UndefinedSymbolError
+from ..runtime.internal import vm_global, vm_instance, vm_memory, vm_module, vm_store, vm_table
 
 ENV = "env"
 GOT_MEM = "GOT.mem"
@@ -89,11 +90,11 @@ class _Candidate:
 
     @property
     def wasm(self):
-        return self.module._module
+        return vm_module(self.module)
 
     @property
     def dylink(self):
-        return self.module._module.dylink
+        return vm_module(self.module).dylink
 
 
 def _signature(ftype) -> str:
@@ -328,7 +329,7 @@ class LoadSet:
                     raise OutOfMemoryError(f"cannot load {cand.name} ({d.memory_size:#x} bytes of data): "
                                            f"{exc.reason}") from None
                 self.regions.append(cand.memory_base)
-            table = p.table._inner
+            table = vm_table(p.table)
             align = 1 << d.table_align_log2
             cand.table_base = (table.size + align - 1) & ~(align - 1)
             if d.table_size:
@@ -338,7 +339,7 @@ class LoadSet:
                     p.grow_table(imp.desc.limits.min)
                 elif imp.kind == ExternKind.MEMORY:
                     try:
-                        p.allocator.grow_to(imp.desc.limits.min * p.memory._inner.page_size)
+                        p.allocator.grow_to(imp.desc.limits.min * vm_memory(p.memory).page_size)
                     except OutOfMemoryError as exc:
                         raise OutOfMemoryError(f"cannot load {cand.name}: its memory import needs at least "
                                                f"{imp.desc.limits.min} pages: {exc.reason}") from None
@@ -360,7 +361,7 @@ class LoadSet:
                 raise LoadError(f"{cand.name}: {exc}") from None
             except Trap as trap:
                 raise LoadError(f"{cand.name}: instantiation trapped: {trap}") from trap
-            inner = cand.instance._inner
+            inner = vm_instance(cand.instance)
             p.module_of_vmctx[inner.vmctx] = cand.name
             for sym in cand.definitions:
                 kind, index = sym.export
@@ -369,11 +370,11 @@ class LoadSet:
                     for record in self.pending.pop(sym.name, []):
                         _bind(record, sym.record)
                     if sym.name in self.slots:
-                        p.table._inner.set(self.slots[sym.name], sym.record.va)
+                        vm_table(p.table).set(self.slots[sym.name], sym.record.va)
                 else:
                     sym.address = (cand.memory_base + inner.globals[index].get_bits()) & 0xFFFF_FFFF
             for g, name in self.gots_waiting.pop(cand.name, []):
-                g._inner.set_bits(self.view[name].address)
+                vm_global(g).set_bits(self.view[name].address)
 
     def _import(self, cand: _Candidate, imp, plan):
         p = self.p
@@ -409,9 +410,9 @@ class LoadSet:
             sym = plan[1]
             g = api.Global(p.store, api.GlobalType(api.ValType.i32(), mutable), 0)
             if sym.kind == FUNCTION:
-                g._inner.set_bits(self._slot(sym))
+                vm_global(g).set_bits(self._slot(sym))
             elif sym.address is not None:
-                g._inner.set_bits(sym.address)
+                vm_global(g).set_bits(sym.address)
             elif not mutable:
                 raise LoadError(f"{cand.name} imports GOT.mem.{sym.name} as an immutable global, and {sym.owner} "
                                 f"is loaded after it: the address is not known yet (GOT.mem imports are mutable)")
@@ -428,9 +429,9 @@ class LoadSet:
         """The table slot of function symbol ``sym`` (one per symbol: function pointers compare equal)."""
         slot = self.p.func_slots.get(sym.name, self.slots.get(sym.name))
         if slot is None:
-            slot = self.slots[sym.name] = self.p.grow_table(self.p.table._inner.size + 1) - 1
+            slot = self.slots[sym.name] = self.p.grow_table(vm_table(self.p.table).size + 1) - 1
             if sym.record is not None:
-                self.p.table._inner.set(slot, sym.record.va)
+                vm_table(self.p.table).set(slot, sym.record.va)
         return slot
 
     def _placeholder(self, ftype, name: str, importer: str, *, weak: bool) -> FuncRecord:
@@ -441,7 +442,7 @@ class LoadSet:
         def unbound(args):
             raise Trap(TrapCode.UNREACHABLE, detail=why)
 
-        s = self.p.store._store
+        s = vm_store(self.p.store)
         return FuncRecord(s, ftype, code=L.HOSTCALL_STUB, vmctx=s.host_vmctx, host=unbound)
 
     # -- 5 commit ------------------------------------------------------------------------------------
@@ -459,8 +460,8 @@ class LoadSet:
             for g, module in p.unbound_gots.pop(name):
                 if (module == GOT_MEM) != (sym.kind == DATA):
                     continue  # the name is now defined as the other kind: the weak import stays NULL
-                if g._inner.mutable:
-                    g._inner.set_bits(sym.address if sym.kind == DATA else self._slot(sym))
+                if vm_global(g).mutable:
+                    vm_global(g).set_bits(sym.address if sym.kind == DATA else self._slot(sym))
         p.func_slots.update(self.slots)
         for name, records in self.weak_funcs.items():
             p.unbound_funcs.setdefault(name, []).extend(records)

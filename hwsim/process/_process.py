@@ -22,6 +22,7 @@ from ..runtime.store import Trap
 from ._allocator import PAGE, PROT_READ, PROT_WRITE, PageAllocator
 from ._errors import DuplicateSymbolError, LoadError, MemoryRequestError, ProcessError
 from ._loader import APPLY_DATA_RELOCS, CALL_CTORS, DATA, ENV, FUNCTION, LoadSet, Symbol
+from ..runtime.internal import vm_func, vm_memory, vm_store, vm_table
 
 WASM_PAGE = 65536
 _I32 = api.ValType.i32()
@@ -78,7 +79,7 @@ class Process:
         self.trap_on_error = trap_on_error
         max_pages = None if max_memory is None else max_memory // WASM_PAGE
         self.memory = api.Memory(self.store, api.MemoryType(api.Limits(1, max_pages)))
-        self.allocator = PageAllocator(self.memory._inner)
+        self.allocator = PageAllocator(vm_memory(self.memory))
         self.table = api.Table(self.store, api.TableType(api.ValType.funcref(), api.Limits(1, None)), None)
         guard = self.allocator.allocate(stack_guard, what="the stack guard", mapped=False)
         stack = self.allocator.allocate(stack_size, what="the stack")
@@ -109,7 +110,7 @@ class Process:
             if name in self.symbols:
                 raise DuplicateSymbolError(f"symbol `{name}` is defined by both {self.symbols[name].owner} and "
                                            f"the host")
-            record = item._record
+            record = vm_func(item)
             self.symbols[name] = Symbol(name, FUNCTION, "the host", ftype=record.type, record=record)
         self.host[key] = item
 
@@ -155,7 +156,7 @@ class Process:
 
     def grow_table(self, size: int) -> int:
         """Grow the shared table to at least ``size`` slots (new ones null); its size."""
-        table = self.table._inner
+        table = vm_table(self.table)
         if size > table.size and table.grow(size - table.size, 0) < 0:
             raise LoadError(f"the process's table cannot grow to {size} slots")
         return table.size
@@ -198,8 +199,8 @@ class Process:
             raise KeyError(f"no loaded module defines function `{name}`")
         slot = self.func_slots.get(name)
         if slot is None:
-            slot = self.func_slots[name] = self.grow_table(self.table._inner.size + 1) - 1
-            self.table._inner.set(slot, sym.record.va)
+            slot = self.func_slots[name] = self.grow_table(vm_table(self.table).size + 1) - 1
+            vm_table(self.table).set(slot, sym.record.va)
         return slot
 
     # -- memory ------------------------------------------------------------------------------------------
@@ -248,14 +249,13 @@ class Process:
                 message = f"{self._caller()}: {name}({shown}) = -{_errno.errorcode[exc.errno]}: {exc.reason}"
                 self.errors.append(message)
                 if self.trap_on_error:
-                    s = self.store._store
-                    raise s._located(TrapCode.MEMORY_CONTROL, s.machine.get_reg("ra") - 4, None, message) from None
+                    raise vm_store(self.store).host_call_trap(TrapCode.MEMORY_CONTROL, message) from None
                 return -exc.errno
             return 0 if result is None else result
         return call
 
     def _caller(self) -> str:
-        return self.module_of_vmctx.get(self.store._store.caller_vmctx, "a module")
+        return self.module_of_vmctx.get(vm_store(self.store).caller_vmctx, "a module")
 
 
 __all__ = ["LoadedModule", "Process"]

@@ -55,7 +55,7 @@ from .instance import LinkError
 from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance
 from .store import Limits as StoreLimits
 from .store import Store as _Store
-from .store import Trap
+from .errors import Trap
 
 _NAMES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", FUNCREF: "funcref", EXTERNREF: "externref"}
 

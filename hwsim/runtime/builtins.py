@@ -9,7 +9,7 @@ the bulk-memory and reference-types proposals require.
 from __future__ import annotations
 
 from ..compiler.traps import TrapCode
-from .store import Trap
+from .errors import HandleError, HostBufferError, MemoryControlError, ResourceLimitError, SegmentError, Trap
 
 MASK32 = 0xFFFF_FFFF
 
@@ -221,10 +221,6 @@ def _handle(store, bits: int):
 def _handle_call(name: str, fn):
     """``fn()``, with the host-side errors of handle operations turned into the guest's trap."""
     from ..errors import StoreMismatchError
-    from .handles import HandleError
-    from .hostmem import HostBufferError
-    from .memctl import MemoryControlError
-    from .objects import ResourceLimitError
     try:
         return fn()
     except (HandleError, HostBufferError, MemoryControlError, StoreMismatchError, ResourceLimitError) as exc:
@@ -269,7 +265,6 @@ def handle_pages(store, instance, m) -> None:
 # -- far pointers (hwsim:far grant/revoke; loads and stores are inline) --------------------------------
 
 def _segment_call(fn):
-    from .segments import SegmentError
     try:
         return fn()
     except SegmentError as exc:

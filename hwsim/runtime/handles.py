@@ -35,14 +35,10 @@ from __future__ import annotations
 import itertools
 
 from ..errors import HwsimError, OutOfFrames
-from .objects import ResourceLimitError
+from .errors import HandleError, ResourceLimitError
 
 PAGE = 0x1000
 _SERIALS = itertools.count(1)  # handles are named "handle 1", "handle 2", ... in the order they are made
-
-
-class HandleError(HwsimError):
-    """A mapping that would break a handle's ownership rules, or a bad range."""
 
 
 class MemoryHandle:

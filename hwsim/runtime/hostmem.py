@@ -23,13 +23,10 @@ import mmap
 import os
 
 from ..errors import HwsimError
+from .errors import HostBufferError
 
 PAGE = 0x1000
 HOST_BUFFERS_BASE = 0x100_0000_0000  # physical addresses of host buffers: 1 TiB and up
-
-
-class HostBufferError(HwsimError):
-    """A host buffer cannot be made (bad size, unreadable file) or mapped as asked."""
 
 
 class HostBuffer:

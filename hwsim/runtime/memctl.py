@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError, OutOfFrames
 from ..mmu.bits import Pte
-from .objects import ResourceLimitError
+from .errors import HostBufferError, MemoryControlError, ResourceLimitError, Trap
 
 PAGE = 0x1000
 PAGE_SHIFT = 12
@@ -76,12 +76,7 @@ _DESCRIBE = {
 }
 
 
-class MemoryControlError(HwsimError):
-    """A host-side misuse of memory control (the guest's misuse traps instead)."""
-
-
 def _trap(code: TrapCode, detail: str):
-    from .store import Trap
     return Trap(code, detail=detail)
 
 
@@ -278,7 +273,6 @@ class MemoryControl:
                  shared: bool = True, writable: bool | None = None) -> None:
         """Map ``buffer`` (a :class:`~hwsim.runtime.hostmem.HostBuffer`) at ``offset``, shared or
         copy-on-write.  Whatever the range held is replaced (as mmap's MAP_FIXED does)."""
-        from .hostmem import HostBufferError
         mem = self.memory
         length = buffer.size - buffer_offset if length is None else length
         if offset < 0 or buffer_offset < 0:
@@ -312,7 +306,6 @@ class MemoryControl:
         """Pages ``[first, end)`` of a host mapping of ``[offset, offset+length)``: page-aligned, inside
         the memory and outside its static regions, else :class:`~hwsim.runtime.hostmem.HostBufferError`
         (its message starts with ``what``).  Nothing is changed."""
-        from .hostmem import HostBufferError
         mem = self.memory
         if offset % PAGE or length <= 0 or length % PAGE:
             raise HostBufferError(f"{what}: offset {offset:#x} and length {length:#x} must be positive "
@@ -355,7 +348,6 @@ class MemoryControl:
     def prepare_host_write(self, offset: int, length: int) -> None:
         """Before the host writes ``[offset, offset+length)`` through physical memory: copy COW pages
         (the buffer must not change) and refuse read-only host buffers."""
-        from .hostmem import HostBufferError
         for page in range(offset >> PAGE_SHIFT, (offset + length + PAGE - 1) >> PAGE_SHIFT):
             entry = self.host_pages.get(page)
             if entry is None:

@@ -14,16 +14,13 @@ from ..errors import HwsimError, OutOfBoundsError
 from ..mmu.bits import Pte
 from ..wasm.types import F32, F64, I32, I64, MemoryType, TableType
 from . import layout as L
+from .errors import ResourceLimitError
 
 if TYPE_CHECKING:
     from .store import Store
 
 _U64 = struct.Struct("<Q")
 RW_USER = Pte.R | Pte.W | Pte.U
-
-
-class ResourceLimitError(HwsimError):
-    """A memory, table or instance exceeds the Store's limits."""
 
 
 class MemoryInstance:

@@ -30,12 +30,9 @@ from ..errors import HwsimError
 from .layout import SEGMENT_CAPACITY as CAPACITY
 from .layout import SEGMENT_DESC as DESC
 from .layout import SEGMENT_HEADER as HEADER
+from .errors import SegmentError, Trap
 READ, WRITE = 1, 2
 _DESC = struct.Struct("<QQQQ")
-
-
-class SegmentError(HwsimError):
-    """A grant that cannot be made (no free selector, range outside the memory, bad rights)."""
 
 
 class SegmentTable:
@@ -103,7 +100,6 @@ def _rights(rights: int) -> str:
 
 
 def segment_fault(detail: str):
-    from .store import Trap
     return Trap(TrapCode.SEGMENT_FAULT, detail=detail)
 
 

@@ -35,7 +35,8 @@ from ..riscv.disasm import disassemble_one
 from ..riscv.priv import Priv
 from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64
 from . import layout as L
-from .objects import FuncRecord, MemoryInstance, ResourceLimitError, TableInstance
+from .errors import HostBufferError, MemoryControlError, ResourceLimitError, Trap
+from .objects import FuncRecord, MemoryInstance, TableInstance
 
 _U64 = struct.Struct("<Q")
 RX_USER = Pte.R | Pte.X | Pte.U
@@ -43,47 +44,6 @@ RW_USER = Pte.R | Pte.W | Pte.U
 R_USER = Pte.R | Pte.U
 MASK64 = (1 << 64) - 1
 _SERIALS = itertools.count(1)  # Stores are named "Store 1", "Store 2", ... in the order they are made
-
-
-class Trap(HwsimError):
-    """A WebAssembly trap: ``code`` says why; where it happened is in the message and attributes."""
-
-    def __init__(self, code: TrapCode, *, func_index: int | None = None, func_name: str | None = None,
-                 wasm_offset: int | None = None, pc: int | None = None, insn: str | None = None,
-                 detail: str = "", source: str | None = None) -> None:
-        self.code = code
-        self.detail = detail
-        self.source = source
-        self.func_index = func_index
-        self.func_name = func_name
-        self.wasm_offset = wasm_offset
-        self.pc = pc
-        self.insn = insn
-        where = []
-        if source:
-            where.append(source)
-        if func_index is not None:
-            name = f" ({func_name})" if func_name else ""
-            where.append(f"wasm function {func_index}{name}")
-        if wasm_offset is not None:
-            where.append(f"bytecode offset {wasm_offset:#x}")
-        if pc is not None:
-            where.append(f"pc {pc:#x}" + (f" `{insn}`" if insn else ""))
-        text = code.message
-        if where:
-            text += " at " + ", ".join(where)
-        if detail:
-            text += f" ({detail})"
-        super().__init__(text)
-
-    @property
-    def message(self) -> str:
-        return self.code.message
-
-    @property
-    def trap_code(self) -> TrapCode:
-        """The code, under wasmtime-py's name."""
-        return self.code
 
 
 @dataclass
@@ -259,7 +219,6 @@ class Store:
             flags = mem.ctl.flags_for(va - mem.base)
             if flags is None:
                 if host:
-                    from .memctl import MemoryControlError
                     raise MemoryControlError(f"host write refused: {mem.ctl.explain(va - mem.base)}")
                 return False
         try:
@@ -271,6 +230,21 @@ class Store:
         if mem is not None:
             mem.mark_resident(va - mem.base)
         return True
+
+    def frame_of(self, va: int) -> int | None:
+        """The physical page behind guest page ``va``, given a frame first if it has none (as the pager
+        would on a touch; the page's memory state decides); None when no frame can be had."""
+        mapping = self.space.lookup(va)
+        if mapping is None:
+            if not self._map_page(va):
+                return None
+            mapping = self.space.lookup(va)
+        return mapping.pa + ((va & ~(L.PAGE - 1)) - mapping.va)
+
+    def host_call_trap(self, code: TrapCode, detail: str) -> Trap:
+        """The trap a host function raises to fail the wasm code that called it, located at the call
+        (the host-call stub returns to ``ra``)."""
+        return self._located(code, self.machine.get_reg("ra") - 4, "ecall", detail)
 
     def _pager(self, va: int, access) -> bool:
         """Demand paging: memory pages below the memory's size (as their page state allows), the stack."""
@@ -461,12 +435,11 @@ class Store:
     def invoke(self, record: FuncRecord, args: list[int]) -> list[int]:
         """Call ``record`` with argument bit patterns; the results' bit patterns, or raise Trap."""
         m = self.machine
-        uc = m._uc
         ft = record.type
         if len(args) != len(ft.params):
             raise HwsimError(f"expected {len(ft.params)} arguments, got {len(args)}")
         nested = self.depth > 0
-        saved = uc.context_save() if nested else None
+        saved = m.save_context() if nested else None
         if record.host is not None:  # calling a host function from the host: no guest code involved
             return list(self._call_host(record, args))
         self.check_interrupt()
@@ -494,9 +467,9 @@ class Store:
                 if result.reason is not StopReason.STOPPED or not self._async:
                     break
                 # Stopped for an asynchronous event (an interrupt): handle it, then go on where we were.
-                context = uc.context_save()
+                context = m.save_context()
                 self.run_async()
-                uc.context_restore(context)
+                m.restore_context(context)
                 pc = result.pc
                 if deadline is not None:
                     budget = int((deadline - time.monotonic()) * 1e6)
@@ -517,7 +490,7 @@ class Store:
             raise self._trap_from(result)
         finally:
             if saved is not None:
-                uc.context_restore(saved)
+                m.restore_context(saved)
 
     # -- asynchronous events (interrupts) -----------------------------------------------------
 
