@@ -13,9 +13,9 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from ..runtime.layout import VmctxLayout
 from ..wasm.module import Module
 from ..wasm.types import ExternKind
+from .abi import VmctxLayout
 from .builtins import Builtin
 from .codegen import CompileError, FuncCodegen, ModuleEnv
 from .intrinsics import intrinsics_of

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from ..errors import HwsimError
 from ..wasm import opcodes as op
 from ..wasm.types import BLOCK_EMPTY, EXTERNREF, F32, F64, FUNCREF, I32, I64, FuncType, block_valtype
+from .abi import RegLoc, VmctxLayout
 from .masm import Label
 from .regs import FLOAT, INT, Reg
 from .traps import TrapCode
@@ -122,7 +123,7 @@ class ModuleEnv:
     memory_types: list
     table_types: list
     global_types: list
-    layout: object  # VmctxLayout
+    layout: VmctxLayout
     builtins: object  # Builtin ids
     intrinsics: dict = field(default_factory=dict)  # imported function index -> Intrinsic (lowered in place)
 
@@ -546,10 +547,10 @@ class FuncCodegen:
         # (a result register may hold another result); then loads from slots and constants.
         reg_moves, loads = [], []
         for v, loc, ty in zip(values, locs, results):
-            if not self.m.abi_is_reg(loc):
+            if not isinstance(loc, RegLoc):
                 self.value_to_abi(v, loc, ty)
             elif v.kind == REG:
-                reg_moves.append((self.m.abi_reg(loc), v.x))
+                reg_moves.append((loc.reg, v.x))
             else:
                 loads.append((v, loc, ty))
         self.parallel_move(reg_moves)
@@ -600,12 +601,12 @@ class FuncCodegen:
 
     def push_results(self, ft: FuncType) -> None:
         for loc, ty in zip(self.m.abi_locations(ft.results), ft.results):
-            if self.m.abi_is_reg(loc):
-                reg = self.m.abi_reg(loc)
+            if isinstance(loc, RegLoc):
+                reg = loc.reg
                 self.take(reg)
             else:
                 reg = self.alloc(reg_class(ty))
-                self.m.abi_to_reg(reg, loc, ty)
+                self.m.move_from_abi(reg, loc, ty)
             self.push_reg(ty, reg)
 
     def op_call(self, code, imm) -> None:

@@ -13,5 +13,10 @@ class Reg:
     cls: int
     num: int
 
-    def __repr__(self) -> str:
+    @property
+    def name(self) -> str:
+        """The architectural name by number: ``x10``, ``f10``."""
         return f"{'x' if self.cls == INT else 'f'}{self.num}"
+
+    def __repr__(self) -> str:
+        return self.name

@@ -28,11 +28,13 @@ from __future__ import annotations
 import struct
 
 from ....riscv import asm as A
-from ....runtime import layout as L
+from ... import abi
+from ...abi import AbiLoc, RegLoc
 from ...masm import BranchOutOfRange, Label, MacroAssembler
 from ...regs import FLOAT, INT, Reg
 from ...traps import TrapCode
 from . import regs as R
+from .abi import abi_locations
 
 I32, I64, F32, F64 = 0x7F, 0x7E, 0x7D, 0x7C
 
@@ -275,36 +277,12 @@ class RiscvMasm(MacroAssembler):
 
     # -- the calling convention ----------------------------------------------------------------------
 
-    def abi_locations(self, types) -> list[tuple]:
-        """Where each value of ``types`` goes: ("r", reg) in order per class, then ("m", ABI-area offset)."""
-        out = []
-        n_int = n_float = 0
-        mem = 0
-        for ty in types:
-            if ty in (F32, F64):
-                if n_float < len(R.FLOAT_ARGS):
-                    out.append(("r", R.FLOAT_ARGS[n_float]))
-                    n_float += 1
-                    continue
-            elif n_int < len(R.INT_ARGS):
-                out.append(("r", R.INT_ARGS[n_int]))
-                n_int += 1
-                continue
-            out.append(("m", mem))
-            mem += 8
-        if mem > L.ABI_AREA_SIZE - 64:
-            raise ValueError(f"{len(types)} values do not fit in the ABI area")
-        return out
-
-    def abi_is_reg(self, loc) -> bool:
-        return loc[0] == "r"
-
-    def abi_reg(self, loc) -> Reg:
-        return loc[1]
+    def abi_locations(self, types: tuple[int, ...]) -> tuple[AbiLoc, ...]:
+        return abi_locations(types)
 
     def _abi_mem(self, insn: str, reg: Reg, off: int) -> None:
         base = off & ~0x7FF  # the ABI area is larger than a 12-bit offset reaches
-        self.li(R.T5.num, L.ABI_AREA + base)
+        self.li(R.T5.num, abi.ABI_AREA + base)
         self.emit(getattr(A, insn)(reg.num, R.T5.num, off - base))
 
     def _ld_insn(self, ty: int) -> str:
@@ -313,41 +291,38 @@ class RiscvMasm(MacroAssembler):
     def _st_insn(self, ty: int) -> str:
         return {F32: "fsw", F64: "fsd"}.get(ty, "sd")
 
-    def move_from_abi(self, reg: Reg, loc, ty: int) -> None:
-        if loc[0] == "r":
-            self.mov(reg, loc[1])
+    def move_from_abi(self, reg: Reg, loc: AbiLoc, ty: int) -> None:
+        if isinstance(loc, RegLoc):
+            self.mov(reg, loc.reg)
         else:
-            self._abi_mem(self._ld_insn(ty), reg, loc[1])
+            self._abi_mem(self._ld_insn(ty), reg, loc.offset)
 
-    def spill_from_abi(self, off: int, loc, ty: int) -> None:
-        if loc[0] == "r":
-            self.store_slot(loc[1], off, ty)
+    def spill_from_abi(self, off: int, loc: AbiLoc, ty: int) -> None:
+        if isinstance(loc, RegLoc):
+            self.store_slot(loc.reg, off, ty)
         else:
-            self._abi_mem("ld", R.T4, loc[1])
+            self._abi_mem("ld", R.T4, loc.offset)
             self._mem("sd", R.T4, R.FP, off)
 
-    def reg_to_abi(self, loc, reg: Reg, ty: int) -> None:
-        if loc[0] == "r":
-            self.mov(loc[1], reg)
+    def reg_to_abi(self, loc: AbiLoc, reg: Reg, ty: int) -> None:
+        if isinstance(loc, RegLoc):
+            self.mov(loc.reg, reg)
         else:
-            self._abi_mem(self._st_insn(ty), reg, loc[1])
+            self._abi_mem(self._st_insn(ty), reg, loc.offset)
 
-    def slot_to_abi(self, loc, off: int, ty: int) -> None:
-        if loc[0] == "r":
-            self.load_slot(loc[1], off, ty)
+    def slot_to_abi(self, loc: AbiLoc, off: int, ty: int) -> None:
+        if isinstance(loc, RegLoc):
+            self.load_slot(loc.reg, off, ty)
         else:
             self._mem("ld", R.T4, R.FP, off)
-            self._abi_mem("sd", R.T4, loc[1])
+            self._abi_mem("sd", R.T4, loc.offset)
 
-    def const_to_abi(self, loc, ty: int, bits: int) -> None:
-        if loc[0] == "r":
-            self.load_const(loc[1], ty, bits)
+    def const_to_abi(self, loc: AbiLoc, ty: int, bits: int) -> None:
+        if isinstance(loc, RegLoc):
+            self.load_const(loc.reg, ty, bits)
         else:
             self.li(R.T4.num, self._const_value(ty, bits))
-            self._abi_mem("sd", R.T4, loc[1])
-
-    def abi_to_reg(self, reg: Reg, loc, ty: int) -> None:
-        self.move_from_abi(reg, loc, ty)
+            self._abi_mem("sd", R.T4, loc.offset)
 
     # -- calls ---------------------------------------------------------------------------------------
 
@@ -373,28 +348,28 @@ class RiscvMasm(MacroAssembler):
         """
         t5, t6, s1, s2, fp, ra = R.T5.num, R.T6.num, R.VMCTX.num, R.MEM0.num, R.FP.num, R.RA.num
         same, done = Label(), Label()
-        self.emit(A.ld(t5, t6, L.FUNCREF_VMCTX))
+        self.emit(A.ld(t5, t6, abi.FUNCREF_VMCTX))
         self._branch("beq", t5, s1, same)
         self._mem("sd", R.VMCTX, R.FP, self.saved_vmctx)
         self._mem("sd", R.MEM0, R.FP, self.saved_mem0)
         # t4 keeps the caller's vmctx for the callee (a host function's Caller reads it).
-        self.emit(A.addi(R.T4.num, s1, 0), A.addi(s1, t5, 0), A.ld(s2, s1, 0), A.ld(t5, t6, L.FUNCREF_CODE),
+        self.emit(A.addi(R.T4.num, s1, 0), A.addi(s1, t5, 0), A.ld(s2, s1, 0), A.ld(t5, t6, abi.FUNCREF_CODE),
                   A.jalr(ra, t5, 0))
         self._mem("ld", R.VMCTX, R.FP, self.saved_vmctx)
         self._mem("ld", R.MEM0, R.FP, self.saved_mem0)
         self.jump(done)
         self.bind(same)
-        self.emit(A.ld(t5, t6, L.FUNCREF_CODE), A.jalr(ra, t5, 0))
+        self.emit(A.ld(t5, t6, abi.FUNCREF_CODE), A.jalr(ra, t5, 0))
         self.bind(done)
 
     def tail_call_ref(self) -> None:
         """A tail call through t6: a true tail call within the instance, else a call and a return."""
         t5, t6, s1 = R.T5.num, R.T6.num, R.VMCTX.num
         other = Label()
-        self.emit(A.ld(t5, t6, L.FUNCREF_VMCTX))
+        self.emit(A.ld(t5, t6, abi.FUNCREF_VMCTX))
         self._branch("bne", t5, s1, other)
         self._restore_and_pop()
-        self.emit(A.ld(t5, t6, L.FUNCREF_CODE), A.jalr(0, t5, 0))
+        self.emit(A.ld(t5, t6, abi.FUNCREF_CODE), A.jalr(0, t5, 0))
         self.bind(other)
         self.call_ref()
         self.epilogue_and_return()
@@ -407,15 +382,15 @@ class RiscvMasm(MacroAssembler):
         """t6 = the funcref at ``index``; traps: past the end, null, wrong signature."""
         t4, t5, t6 = R.T4.num, R.T5.num, R.T6.num
         self._mem("ld", R.T5, R.VMCTX, table_word)
-        self.emit(A.ld(t4, t5, L.TABLEDESC_SIZE))
+        self.emit(A.ld(t4, t5, abi.TABLEDESC_SIZE))
         if index64:
             self.emit(A.addi(t6, index.num, 0))
         else:
             self.emit(A.and_(t6, index.num, R.MASK32.num))
         self._trap_branch("bgeu", t6, t4, TrapCode.UNDEFINED_ELEMENT)
-        self.emit(A.ld(t5, t5, L.TABLEDESC_BASE), A.slli(t6, t6, 3), A.add(t5, t5, t6), A.ld(t6, t5, 0))
+        self.emit(A.ld(t5, t5, abi.TABLEDESC_BASE), A.slli(t6, t6, 3), A.add(t5, t5, t6), A.ld(t6, t5, 0))
         self._trap_branch("beq", t6, 0, TrapCode.INDIRECT_CALL_TO_NULL)
-        self.emit(A.ld(t4, t6, L.FUNCREF_TYPE))
+        self.emit(A.ld(t4, t6, abi.FUNCREF_TYPE))
         self._mem("ld", R.T5, R.VMCTX, type_word)
         self._trap_branch("bne", t4, t5, TrapCode.BAD_SIGNATURE)
 
@@ -432,7 +407,7 @@ class RiscvMasm(MacroAssembler):
     def memory_size(self, dst: Reg, word: int) -> None:
         t4, t5 = R.T4.num, R.T5.num
         self._mem("ld", R.T5, R.VMCTX, word)
-        self.emit(A.ld(dst.num, t5, L.MEMDESC_SIZE), A.ld(t4, t5, L.MEMDESC_PAGE_LOG2), A.srl(dst.num, dst.num, t4))
+        self.emit(A.ld(dst.num, t5, abi.MEMDESC_SIZE), A.ld(t4, t5, abi.MEMDESC_PAGE_LOG2), A.srl(dst.num, dst.num, t4))
 
     def heap_address(self, mem: int, memtype, addr: Reg, offset: int, size: int) -> tuple[Reg, int]:
         """Register and displacement addressing linear address ``addr + offset`` of memory ``mem``.
@@ -443,7 +418,7 @@ class RiscvMasm(MacroAssembler):
         """
         t4, t5, t6, s1 = R.T4.num, R.T5.num, R.T6.num, R.VMCTX.num
         index64 = memtype.index_type == I64
-        explicit = index64 or memtype.page_size_log2 < 12 or offset + size > L.MEMORY_GUARD
+        explicit = index64 or memtype.page_size_log2 < 12 or offset + size > abi.MEMORY_GUARD
         word = 8 + 8 * mem  # VmctxLayout.memory(mem): memory words come first
         if not explicit:
             self.emit(A.and_(t5, addr.num, R.MASK32.num))
@@ -451,7 +426,7 @@ class RiscvMasm(MacroAssembler):
                 self.emit(A.add(t5, t5, R.MEM0.num))
             else:
                 self._mem("ld", R.T4, R.VMCTX, word)
-                self.emit(A.ld(t4, t4, L.MEMDESC_BASE), A.add(t5, t5, t4))
+                self.emit(A.ld(t4, t4, abi.MEMDESC_BASE), A.add(t5, t5, t4))
             if _fits12(offset):
                 return R.T5, offset
             self.li(t4, offset)
@@ -469,10 +444,10 @@ class RiscvMasm(MacroAssembler):
         self.emit(A.addi(t6, t5, size))
         self._trap_branch("bltu", t6, t5, TrapCode.MEMORY_OUT_OF_BOUNDS)
         self._mem("ld", R.T4, R.VMCTX, word)
-        self.emit(A.ld(t4, t4, L.MEMDESC_SIZE))
+        self.emit(A.ld(t4, t4, abi.MEMDESC_SIZE))
         self._trap_branch("bltu", t4, t6, TrapCode.MEMORY_OUT_OF_BOUNDS)
         self._mem("ld", R.T4, R.VMCTX, word)
-        self.emit(A.ld(t4, t4, L.MEMDESC_BASE), A.add(t5, t5, t4))
+        self.emit(A.ld(t4, t4, abi.MEMDESC_BASE), A.add(t5, t5, t4))
         return R.T5, 0
 
     def far_access(self, far: Reg, size: int, write: bool, data: Reg, insn: str, segments_word: int) -> None:
@@ -485,10 +460,10 @@ class RiscvMasm(MacroAssembler):
         t4, t5, t6, f = R.T4.num, R.T5.num, R.T6.num, far.num
         prefix = (A.addi(t4, f, 0), *A.li_words(t5, size | int(write) << 8))
         self._mem("ld", R.T6, R.VMCTX, segments_word)  # the table
-        self.emit(A.srli(t5, f, 32), A.sltiu(t4, t5, L.SEGMENT_CAPACITY))
+        self.emit(A.srli(t5, f, 32), A.sltiu(t4, t5, abi.SEGMENT_CAPACITY))
         self._trap_branch("beq", t4, 0, TrapCode.SEGMENT_FAULT, prefix)  # selector out of range
         self.emit(A.slli(t5, t5, 5), A.add(t6, t6, t5))  # descriptor - SEGMENT_HEADER (32-byte descriptors)
-        h = L.SEGMENT_HEADER
+        h = abi.SEGMENT_HEADER
         self.emit(A.ld(t4, t6, h + 16), A.andi(t4, t4, 2 if write else 1))
         self._trap_branch("beq", t4, 0, TrapCode.SEGMENT_FAULT, prefix)  # no such right (or not granted)
         self.emit(A.and_(t5, f, R.MASK32.num), A.addi(t5, t5, size), A.ld(t4, t6, h + 8))
