@@ -30,7 +30,8 @@ from ..errors import HwsimError
 from ..wasm import opcodes as op
 from ..wasm.types import BLOCK_EMPTY, EXTERNREF, F32, F64, FUNCREF, I32, I64, FuncType, block_valtype
 from .abi import RegLoc, VmctxLayout
-from .masm import Label
+from .masm import (Conversion, FloatBinOp, FloatCmp, FloatUnOp, IntBinOp, IntCmp, IntUnOp, Label, LoadKind,
+                   StoreKind)
 from .regs import FLOAT, INT, Reg
 from .traps import TrapCode
 
@@ -639,7 +640,7 @@ class FuncCodegen:
         from .intrinsics import FAR, FAR_ACCESS
         if intrinsic.module == FAR:
             if intrinsic.name in FAR_ACCESS:
-                self.far_access(*FAR_ACCESS[intrinsic.name], intrinsic.name)
+                self.far_access(*FAR_ACCESS[intrinsic.name])
             else:
                 ft = intrinsic.signature(I32)
                 args = [self.pop() for _ in ft.params][::-1]
@@ -661,22 +662,21 @@ class FuncCodegen:
         args = [self.pop() for _ in ft.params][::-1]
         self.builtin(intrinsic.name, args, tuple(ft.params), ft.results[0] if ft.results else None, ())
 
-    def far_access(self, size: int, write: bool, name: str) -> None:
-        insn = {1: "lbu", 2: "lhu", 4: "lw", 8: "ld"}[size] if not write else {1: "sb", 2: "sh", 4: "sw", 8: "sd"}[size]
+    def far_access(self, size: int, write: bool) -> None:
         word = self.env.layout.segments
         if write:
             value = self.pop()
             far = self.pop()
             vreg, vown = self.to_reg(value)
             freg, fown = self.to_reg(far)
-            self.m.far_access(freg, size, True, vreg, insn, word)
+            self.m.far_access(freg, size, True, vreg, word)
             self.release(vreg, vown)
             self.release(freg, fown)
             return
         far = self.pop()
         freg, fown = self.to_reg(far)
         dst = self.alloc(INT)
-        self.m.far_access(freg, size, False, dst, insn, word)
+        self.m.far_access(freg, size, False, dst, word)
         self.release(freg, fown)
         self.push_reg(I64 if size == 8 else I32, dst)
 
@@ -805,7 +805,7 @@ class FuncCodegen:
     def op_int_binary(self, code, imm) -> None:
         name = op.NAMES[code]
         wide = name[1] == "6"  # i64.*
-        what = name[4:]
+        what = IntBinOp(name[4:])
         b = self.pop()
         a = self.pop()
         ra, aown = self.to_reg(a)
@@ -832,14 +832,14 @@ class FuncCodegen:
             return
         ra, rb = self.pop_operands()
         dst = self.alloc(INT)
-        self.m.int_compare(what, dst, ra, rb)
+        self.m.int_compare(IntCmp(what), dst, ra, rb)
         self.push_reg(I32, dst)
 
     def op_int_unary(self, code, imm) -> None:
         name = op.NAMES[code]
         ra = self.pop_operand()
         dst = self.alloc(INT)
-        self.m.int_unary(name, dst, ra)
+        self.m.int_unary(IntUnOp(name[4:]), name[1] == "6", dst, ra)
         self.push_reg(op.SIGNATURES[code][1][0], dst)
 
     def op_float_binary(self, code, imm) -> None:
@@ -847,7 +847,7 @@ class FuncCodegen:
         double = name[1] == "6"
         ra, rb = self.pop_operands()
         dst = self.alloc(FLOAT)
-        self.m.float_binary(name[4:], double, dst, ra, rb)
+        self.m.float_binary(FloatBinOp(name[4:]), double, dst, ra, rb)
         self.push_reg(F64 if double else F32, dst)
 
     def op_float_unary(self, code, imm) -> None:
@@ -855,7 +855,7 @@ class FuncCodegen:
         double = name[1] == "6"
         ra = self.pop_operand()
         dst = self.alloc(FLOAT)
-        self.m.float_unary(name[4:], double, dst, ra)
+        self.m.float_unary(FloatUnOp(name[4:]), double, dst, ra)
         self.push_reg(F64 if double else F32, dst)
 
     def op_float_compare(self, code, imm) -> None:
@@ -863,7 +863,7 @@ class FuncCodegen:
         double = name[1] == "6"
         ra, rb = self.pop_operands()
         dst = self.alloc(INT)
-        self.m.float_compare(name[4:], double, dst, ra, rb)
+        self.m.float_compare(FloatCmp(name[4:]), double, dst, ra, rb)
         self.push_reg(I32, dst)
 
     def op_convert(self, code, imm) -> None:
@@ -871,7 +871,7 @@ class FuncCodegen:
         params, results = op.SIGNATURES[code]
         ra = self.pop_operand()
         dst = self.alloc(reg_class(results[0]))
-        self.m.convert(name, dst, ra)
+        self.m.convert(Conversion(name), dst, ra)
         self.push_reg(results[0], dst)
 
     # -- memory -----------------------------------------------------------------------------------
@@ -883,8 +883,9 @@ class FuncCodegen:
         reg, owned = self.to_reg(addr)
         self.release(reg, owned)
         dst = self.alloc(reg_class(ty))
-        base, disp = self.m.heap_address(mem, self.env.memory_types[mem], reg, offset, 1 << size_log2)
-        self.m.load(name, dst, base, disp)
+        base, disp = self.m.heap_address(mem, self.env.layout.memory(mem), self.env.memory_types[mem], reg, offset,
+                                         1 << size_log2)
+        self.m.load(LoadKind(name), dst, base, disp)
         self.push_reg(ty, dst)
 
     def op_store(self, code, imm) -> None:
@@ -894,8 +895,9 @@ class FuncCodegen:
         addr = self.pop()
         vreg, vown = self.to_reg(value)
         areg, aown = self.to_reg(addr)
-        base, disp = self.m.heap_address(mem, self.env.memory_types[mem], areg, offset, 1 << size_log2)
-        self.m.store(name, vreg, base, disp)
+        base, disp = self.m.heap_address(mem, self.env.layout.memory(mem), self.env.memory_types[mem], areg, offset,
+                                         1 << size_log2)
+        self.m.store(StoreKind(name), vreg, base, disp)
         self.release(vreg, vown)
         self.release(areg, aown)
 

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
-INT = 0
-FLOAT = 1
+
+class RegClass(enum.IntEnum):
+    """Which register file a register (and a value of a given type) belongs to."""
+
+    INT = 0
+    FLOAT = 1
+
+
+INT = RegClass.INT
+FLOAT = RegClass.FLOAT
 
 
 @dataclass(frozen=True, slots=True)
 class Reg:
-    cls: int
+    cls: RegClass
     num: int
 
     @property
