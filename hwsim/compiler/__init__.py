@@ -10,7 +10,7 @@
 
     abi.py       the ABI shared with the runtime: vmctx layout, records, the ABI area, value locations
     masm.py      the MacroAssembler protocol and its operation kinds (IntBinOp, Conversion, ...)
-    codegen.py   the code generator (ISA-neutral)
+    codegen/     env, prepass, context (value stack, registers), control, call, visitor
     isa/riscv64/ regs (register roles), abi (where a signature's values go), masm (the backend)
 """
 
@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 
 from ..wasm.module import Func, Module
 from ..wasm.types import ExternKind
-from .abi import VmctxLayout
-from .builtins import Builtin
-from .codegen import CompileError, FuncCodegen, ModuleEnv
-from .intrinsics import intrinsics_of
+from .abi import VmctxLayout, vmctx_layout  # noqa: F401  (vmctx_layout: read here by serialize.py)
+from .codegen import FuncCodegen, ModuleEnv, module_env
+from .errors import CompileError
 from .isa.riscv64.masm import RiscvMasm
 from .masm import BranchOutOfRange, CallOutOfRange, MacroAssembler
 from .traps import TrapCode
@@ -70,22 +69,6 @@ class CompiledModule:
         if i < 0 or offset >= self.func_offsets[i] + self.func_sizes[i]:
             return None
         return i + self.num_imported_funcs
-
-
-def vmctx_layout(module: Module) -> VmctxLayout:
-    """The vmctx layout of ``module``'s instances (it depends only on the module's counts)."""
-    return VmctxLayout(len(module.get_memory_types()), len(module.get_table_types()), len(module.get_global_types()),
-                       len(module.get_func_type_indices()), len(module.types))
-
-
-def module_env(module: Module) -> ModuleEnv:
-    types = module.types
-    func_types = [types[t] for t in module.get_func_type_indices()]
-    mems = module.get_memory_types()
-    tables = module.get_table_types()
-    globals_ = module.get_global_types()
-    return ModuleEnv(module, func_types, types, module.num_imported_funcs, mems, tables, globals_,
-                     vmctx_layout(module), Builtin, intrinsics_of(module))
 
 
 def _compile_function(env: ModuleEnv, index: int, func: Func, far_calls: bool) -> tuple[MacroAssembler, bytes]:

@@ -31,6 +31,7 @@ from ....riscv import asm as A
 from ....wasm.types import F32, F64, I32, I64, MemoryType
 from ... import abi
 from ...abi import AbiLoc, RegLoc
+from ...errors import CompileError, CompilerBug
 from ...masm import (BranchOutOfRange, CallOutOfRange, Conversion, FloatBinOp, FloatCmp, FloatUnOp, IntBinOp,
                      IntCmp, IntUnOp, Label, LoadKind, StoreKind)
 from ...regs import FLOAT, INT, Reg, RegClass
@@ -151,7 +152,7 @@ class RiscvMasm:
 
     def bind(self, label: Label) -> None:
         if label.pos is not None:
-            raise ValueError("label bound twice")
+            raise CompilerBug("label bound twice")
         label.pos = len(self.words)
 
     def li(self, rd, value: int) -> None:
@@ -219,7 +220,7 @@ class RiscvMasm:
         first = self.aux_used
         self.aux_used += n
         if self.aux_used > self.aux_count:
-            raise ValueError("internal: more aux slots than the pre-pass counted")
+            raise CompilerBug("more aux slots than the pre-pass counted")
         return first
 
     def aux_offset(self, index: int) -> int:
@@ -752,7 +753,7 @@ class RiscvMasm:
             self.emit(A.EBREAK)
         for index, kind, label, args in self.fixups:
             if label.pos is None:
-                raise ValueError("internal: branch to an unbound label")
+                raise CompilerBug("branch to an unbound label")
             delta = 4 * (label.pos - index)
             if kind == "b":
                 if not -4096 <= delta < 4096:
@@ -761,7 +762,7 @@ class RiscvMasm:
                 self.words[index] = getattr(A, b_kind)(rs1, rs2, delta)
             else:
                 if not -(1 << 20) <= delta < 1 << 20:
-                    raise ValueError("function too large: a jump exceeds 1 MiB")
+                    raise CompileError("function too large: a jump exceeds 1 MiB")
                 self.words[index] = A.jal(0, delta)
         if self._frame_patch is not None:
             rest = self.frame_size() - 16
