@@ -131,3 +131,10 @@ def test_disasm_builds_a_driver_directory(capsys):
     assert out.startswith("function ") and " probe  (" in out.splitlines()[0] and "call " in out
     assert main(["disasm", str(REPO / "drivers" / "include")]) == 2
     assert "no .c files to build" in capsys.readouterr().err
+
+
+def test_every_decoded_opcode_has_a_handler_in_the_dispatch_table():
+    from hwsim.compiler.codegen import DISPATCH
+    from hwsim.wasm import opcodes as op
+    assert set(DISPATCH) == set(op.NAMES)
+    assert all(callable(handler) and isinstance(static, tuple) for handler, static in DISPATCH.values())

@@ -6,6 +6,12 @@
       |                          functions + trap table + pc -> wasm-offset map
       +-- per function: codegen.FuncCodegen (ISA-neutral, single pass)
                           drives isa/riscv64/masm.RiscvMasm (instruction selection)
+                          through the masm.MacroAssembler protocol
+
+    abi.py       the ABI shared with the runtime: vmctx layout, records, the ABI area, value locations
+    masm.py      the MacroAssembler protocol and its operation kinds (IntBinOp, Conversion, ...)
+    codegen/     env, prepass, context (value stack, registers), control, call, visitor
+    isa/riscv64/ regs (register roles), abi (where a signature's values go), masm (the backend)
 """
 
 from __future__ import annotations
@@ -13,14 +19,13 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from ..runtime.layout import VmctxLayout
-from ..wasm.module import Module
+from ..wasm.module import Func, Module
 from ..wasm.types import ExternKind
-from .builtins import Builtin
-from .codegen import CompileError, FuncCodegen, ModuleEnv
-from .intrinsics import intrinsics_of
+from .abi import VmctxLayout, vmctx_layout  # noqa: F401  (vmctx_layout: read here by serialize.py)
+from .codegen import FuncCodegen, ModuleEnv, module_env
+from .errors import CompileError
 from .isa.riscv64.masm import RiscvMasm
-from .masm import BranchOutOfRange
+from .masm import BranchOutOfRange, CallOutOfRange, MacroAssembler
 from .traps import TrapCode
 
 COMPILER_VERSION = "rv64-singlepass-4"
@@ -66,31 +71,15 @@ class CompiledModule:
         return i + self.num_imported_funcs
 
 
-def vmctx_layout(module: Module) -> VmctxLayout:
-    """The vmctx layout of ``module``'s instances (it depends only on the module's counts)."""
-    return VmctxLayout(len(module.get_memory_types()), len(module.get_table_types()), len(module.get_global_types()),
-                       len(module.get_func_type_indices()), len(module.types))
-
-
-def module_env(module: Module) -> ModuleEnv:
-    types = module.types
-    func_types = [types[t] for t in module.get_func_type_indices()]
-    mems = module.get_memory_types()
-    tables = module.get_table_types()
-    globals_ = module.get_global_types()
-    return ModuleEnv(module, func_types, types, module.num_imported_funcs, mems, tables, globals_,
-                     vmctx_layout(module), Builtin, intrinsics_of(module))
-
-
-def _compile_function(env: ModuleEnv, index: int, func, far_calls: bool) -> RiscvMasm:
+def _compile_function(env: ModuleEnv, index: int, func: Func, far_calls: bool) -> tuple[MacroAssembler, bytes]:
+    """The function's assembler (trap sites, pc map, calls to link) and its code."""
     for long_branches in (False, True):
         masm = RiscvMasm(long_branches=long_branches, far_calls=far_calls)
         FuncCodegen(env, index, func, masm).compile()
         try:
-            masm.code = masm.finish()
+            return masm, masm.finish()
         except BranchOutOfRange:
             continue
-        return masm
     raise CompileError(f"function {index}: a branch is out of range even in long form")
 
 
@@ -121,51 +110,33 @@ def compile_module(module: Module, *, far_calls: bool = False) -> CompiledModule
     check_limits(module)
     env = module_env(module)
     for far_calls in ((True,) if far_calls else (False, True)):
-        masms = [_compile_function(env, env.num_imported_funcs + i, f, far_calls) for i, f in enumerate(module.funcs)]
+        functions = [_compile_function(env, env.num_imported_funcs + i, f, far_calls)
+                     for i, f in enumerate(module.funcs)]
         offsets, pos = [], 0
-        for m in masms:
+        for _, function_code in functions:
             offsets.append(pos)
-            pos += len(m.code)
-        code = bytearray(b"".join(m.code for m in masms))
+            pos += len(function_code)
+        code = bytearray(b"".join(function_code for _, function_code in functions))
         try:
-            _link_calls(code, masms, offsets, env.num_imported_funcs)
-        except _CallOutOfRange:
+            _link_calls(code, functions, offsets, env.num_imported_funcs)
+        except CallOutOfRange:
             continue
         trap_table, pc_map = [], []
-        for i, (m, base) in enumerate(zip(masms, offsets)):
+        for i, ((masm, _), base) in enumerate(zip(functions, offsets)):
             fi = env.num_imported_funcs + i
-            trap_table.extend((base + off, tc, fi, wasm) for off, tc, wasm in m.trap_sites)
-            pc_map.extend((base + off, fi, wasm) for off, wasm in m.pc_map)
-        return CompiledModule(bytes(code), offsets, [len(m.code) for m in masms], trap_table, pc_map, env.layout,
+            trap_table.extend((base + off, tc, fi, wasm) for off, tc, wasm in masm.trap_sites)
+            pc_map.extend((base + off, fi, wasm) for off, wasm in masm.pc_map)
+        return CompiledModule(bytes(code), offsets, [len(c) for _, c in functions], trap_table, pc_map, env.layout,
                               env.num_imported_funcs, far_calls)
     raise CompileError("module code too large even with far calls")
 
 
-class _CallOutOfRange(Exception):
-    pass
-
-
-def _link_calls(code: bytearray, masms, offsets, num_imported: int) -> None:
-    from ..riscv import asm as A
-    for m, base in zip(masms, offsets):
-        for index, func_index, far in m.call_fixups:
-            site = base + 4 * index
-            target = offsets[func_index - num_imported]
-            delta = target - site
-            old = int.from_bytes(code[site:site + 4], "little")
-            rd = (old >> 7) & 0x1F
-            if far:
-                hi = ((delta + 0x800) >> 12) & 0xFFFFF
-                lo = delta - (((delta + 0x800) >> 12) << 12)
-                jalr_old = int.from_bytes(code[site + 4:site + 8], "little")
-                jrd = (jalr_old >> 7) & 0x1F
-                rs1 = (jalr_old >> 15) & 0x1F
-                code[site:site + 4] = A.auipc(rd, hi).to_bytes(4, "little")
-                code[site + 4:site + 8] = A.jalr(jrd, rs1, lo).to_bytes(4, "little")
-            else:
-                if not -(1 << 20) <= delta < 1 << 20:
-                    raise _CallOutOfRange()
-                code[site:site + 4] = A.jal(rd, delta).to_bytes(4, "little")
+def _link_calls(code: bytearray, functions: list[tuple[MacroAssembler, bytes]], offsets: list[int],
+                num_imported: int) -> None:
+    """Point every direct call at its callee, now that each function has its place in ``code``."""
+    for (masm, _), base in zip(functions, offsets):
+        for off, func_index, far in masm.call_fixups:
+            masm.patch_call(code, base + off, offsets[func_index - num_imported], far)
 
 
 __all__ = ["COMPILER_VERSION", "CompileError", "CompiledModule", "TrapCode", "compile_module"]

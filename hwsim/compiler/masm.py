@@ -1,27 +1,47 @@
-"""The macro-assembler interface between the ISA-neutral code generator and an ISA backend.
+"""The macro-assembler contract between the ISA-neutral code generator and an ISA backend.
 
 The design follows Wasmtime's Winch: :mod:`hwsim.compiler.codegen` walks a
 validated function once, keeping WebAssembly's operand stack as a list of
 abstract values (in a register, a constant, a local, or a spill slot), and
-asks the macro-assembler for machine code one operation at a time.  The
-macro-assembler knows registers, frame layout, instruction selection,
-branches and trap sites; the code generator knows WebAssembly.  A new ISA
-implements this class (see :mod:`hwsim.compiler.isa.riscv64.masm`) and its
-register roles; nothing in the front end or the code generator changes.
+asks the macro-assembler for machine code one operation at a time::
+
+    codegen (WebAssembly: values, locals, control, calls)
+       |  MacroAssembler: every operation below, nothing else
+       v
+    isa/<name>/masm.py (registers, frame layout, instruction selection, branches, trap sites)
+    isa/<name>/regs.py (register roles)   isa/<name>/abi.py (where a signature's values go)
+
+:class:`MacroAssembler` lists every operation and attribute the code generator
+and the module compiler use, one line of doc each; ``tests/test_compiler_masm_protocol.py``
+checks that the RISC-V backend implements exactly these signatures and that
+the code generator calls nothing else.  A new ISA implements this protocol, its
+register roles and its ABI location function; nothing in the front end or the
+code generator changes.
 
 Conventions every backend follows:
 
 * i32 values are kept sign-extended in 64-bit integer registers; f32 values
   in float registers as the ISA holds singles; references are addresses (0 is null).
-* Spill slots and locals live in the frame, addressed from a frame pointer.
+* Spill slots and locals live in the frame; a frame offset (an ``int`` from
+  :meth:`~MacroAssembler.slot_offset`, :meth:`~MacroAssembler.local_offset` or
+  :meth:`~MacroAssembler.aux_offset`) is opaque to the code generator.
 * Every trap is a distinct trap site recorded with its code and the
   WebAssembly offset, so a trap can be reported precisely.
 * Branch targets are :class:`Label` objects bound once.
+* ``ty`` arguments are WebAssembly value types (``hwsim.wasm.types``); ``bits``
+  are a constant's bit pattern; ``word`` arguments are vmctx offsets
+  (:class:`hwsim.compiler.abi.VmctxLayout`).
 """
 
 from __future__ import annotations
 
-from .regs import Reg
+import enum
+from typing import Protocol
+
+from ..wasm.types import MemoryType
+from .abi import AbiLoc
+from .regs import Reg, RegClass
+from .traps import TrapCode
 
 
 class Label:
@@ -35,23 +55,383 @@ class BranchOutOfRange(Exception):
     """A short branch cannot reach its label: the function is compiled again with long branches."""
 
 
-class MacroAssembler:
-    """Operations the code generator uses.  ``cond`` strings: eq ne lt_s lt_u gt_s gt_u le_s le_u ge_s ge_u."""
+class CallOutOfRange(Exception):
+    """A near call cannot reach its callee: the module is compiled again with far calls."""
 
-    # Register roles the code generator allocates from (set by the backend).
+
+# -- operation kinds: each value is the operator's name in the text format ---------------------------
+
+
+class IntBinOp(enum.Enum):
+    """i32/i64 binary operators (``i32.add`` is ``ADD`` at 32 bits)."""
+
+    ADD = "add"
+    SUB = "sub"
+    MUL = "mul"
+    DIV_S = "div_s"
+    DIV_U = "div_u"
+    REM_S = "rem_s"
+    REM_U = "rem_u"
+    AND = "and"
+    OR = "or"
+    XOR = "xor"
+    SHL = "shl"
+    SHR_S = "shr_s"
+    SHR_U = "shr_u"
+    ROTL = "rotl"
+    ROTR = "rotr"
+
+
+class IntUnOp(enum.Enum):
+    """i32/i64 unary operators."""
+
+    CLZ = "clz"
+    CTZ = "ctz"
+    POPCNT = "popcnt"
+    EXTEND8_S = "extend8_s"
+    EXTEND16_S = "extend16_s"
+    EXTEND32_S = "extend32_s"  # i64 only
+
+
+class IntCmp(enum.Enum):
+    """i32/i64 comparisons (``eqz`` is :meth:`MacroAssembler.int_eqz`)."""
+
+    EQ = "eq"
+    NE = "ne"
+    LT_S = "lt_s"
+    LT_U = "lt_u"
+    GT_S = "gt_s"
+    GT_U = "gt_u"
+    LE_S = "le_s"
+    LE_U = "le_u"
+    GE_S = "ge_s"
+    GE_U = "ge_u"
+
+
+class FloatBinOp(enum.Enum):
+    """f32/f64 binary operators."""
+
+    ADD = "add"
+    SUB = "sub"
+    MUL = "mul"
+    DIV = "div"
+    MIN = "min"
+    MAX = "max"
+    COPYSIGN = "copysign"
+
+
+class FloatUnOp(enum.Enum):
+    """f32/f64 unary operators."""
+
+    ABS = "abs"
+    NEG = "neg"
+    CEIL = "ceil"
+    FLOOR = "floor"
+    TRUNC = "trunc"
+    NEAREST = "nearest"
+    SQRT = "sqrt"
+
+
+class FloatCmp(enum.Enum):
+    """f32/f64 comparisons."""
+
+    EQ = "eq"
+    NE = "ne"
+    LT = "lt"
+    GT = "gt"
+    LE = "le"
+    GE = "ge"
+
+
+class Conversion(enum.Enum):
+    """Conversions between value types (one operand, one result of another type)."""
+
+    I32_WRAP_I64 = "i32.wrap_i64"
+    I32_TRUNC_F32_S = "i32.trunc_f32_s"
+    I32_TRUNC_F32_U = "i32.trunc_f32_u"
+    I32_TRUNC_F64_S = "i32.trunc_f64_s"
+    I32_TRUNC_F64_U = "i32.trunc_f64_u"
+    I64_EXTEND_I32_S = "i64.extend_i32_s"
+    I64_EXTEND_I32_U = "i64.extend_i32_u"
+    I64_TRUNC_F32_S = "i64.trunc_f32_s"
+    I64_TRUNC_F32_U = "i64.trunc_f32_u"
+    I64_TRUNC_F64_S = "i64.trunc_f64_s"
+    I64_TRUNC_F64_U = "i64.trunc_f64_u"
+    F32_CONVERT_I32_S = "f32.convert_i32_s"
+    F32_CONVERT_I32_U = "f32.convert_i32_u"
+    F32_CONVERT_I64_S = "f32.convert_i64_s"
+    F32_CONVERT_I64_U = "f32.convert_i64_u"
+    F32_DEMOTE_F64 = "f32.demote_f64"
+    F64_CONVERT_I32_S = "f64.convert_i32_s"
+    F64_CONVERT_I32_U = "f64.convert_i32_u"
+    F64_CONVERT_I64_S = "f64.convert_i64_s"
+    F64_CONVERT_I64_U = "f64.convert_i64_u"
+    F64_PROMOTE_F32 = "f64.promote_f32"
+    I32_REINTERPRET_F32 = "i32.reinterpret_f32"
+    I64_REINTERPRET_F64 = "i64.reinterpret_f64"
+    F32_REINTERPRET_I32 = "f32.reinterpret_i32"
+    F64_REINTERPRET_I64 = "f64.reinterpret_i64"
+    I32_TRUNC_SAT_F32_S = "i32.trunc_sat_f32_s"
+    I32_TRUNC_SAT_F32_U = "i32.trunc_sat_f32_u"
+    I32_TRUNC_SAT_F64_S = "i32.trunc_sat_f64_s"
+    I32_TRUNC_SAT_F64_U = "i32.trunc_sat_f64_u"
+    I64_TRUNC_SAT_F32_S = "i64.trunc_sat_f32_s"
+    I64_TRUNC_SAT_F32_U = "i64.trunc_sat_f32_u"
+    I64_TRUNC_SAT_F64_S = "i64.trunc_sat_f64_s"
+    I64_TRUNC_SAT_F64_U = "i64.trunc_sat_f64_u"
+
+
+class LoadKind(enum.Enum):
+    """Linear-memory loads."""
+
+    I32_LOAD = "i32.load"
+    I64_LOAD = "i64.load"
+    F32_LOAD = "f32.load"
+    F64_LOAD = "f64.load"
+    I32_LOAD8_S = "i32.load8_s"
+    I32_LOAD8_U = "i32.load8_u"
+    I32_LOAD16_S = "i32.load16_s"
+    I32_LOAD16_U = "i32.load16_u"
+    I64_LOAD8_S = "i64.load8_s"
+    I64_LOAD8_U = "i64.load8_u"
+    I64_LOAD16_S = "i64.load16_s"
+    I64_LOAD16_U = "i64.load16_u"
+    I64_LOAD32_S = "i64.load32_s"
+    I64_LOAD32_U = "i64.load32_u"
+
+
+class StoreKind(enum.Enum):
+    """Linear-memory stores."""
+
+    I32_STORE = "i32.store"
+    I64_STORE = "i64.store"
+    F32_STORE = "f32.store"
+    F64_STORE = "f64.store"
+    I32_STORE8 = "i32.store8"
+    I32_STORE16 = "i32.store16"
+    I64_STORE8 = "i64.store8"
+    I64_STORE16 = "i64.store16"
+    I64_STORE32 = "i64.store32"
+
+
+# -- the contract ------------------------------------------------------------------------------------
+
+
+class MacroAssembler(Protocol):
+    """Every operation and attribute the code generator (and the module compiler) uses.
+
+    One instance assembles one function.  ``wide`` selects i64 over i32,
+    ``double`` f64 over f32.  Operations may use the backend's scratch
+    registers freely; they never touch a register the code generator owns
+    unless it is a destination.
+    """
+
+    # -- register roles -------------------------------------------------------------------------
+
     int_pool: tuple[Reg, ...]
+    """Integer registers the code generator gives to operand values, in allocation order."""
     float_pool: tuple[Reg, ...]
+    """Float registers the code generator gives to operand values, in allocation order."""
     int_local_regs: tuple[Reg, ...]
+    """Callee-saved integer registers that may home locals (saved by the prologue)."""
     float_local_regs: tuple[Reg, ...]
-    int_arg_regs: tuple[Reg, ...]
-    float_arg_regs: tuple[Reg, ...]
+    """Callee-saved float registers that may home locals (saved by the prologue)."""
+    CALL_TARGET: Reg
+    """Where the code generator loads a funcref record for :meth:`call_ref` and :meth:`tail_call_ref`."""
 
-    # Code position and bookkeeping.
-    def offset(self) -> int: raise NotImplementedError
-    def mark_wasm_offset(self, wasm_offset: int) -> None: raise NotImplementedError
-    def bind(self, label: Label) -> None: raise NotImplementedError
+    # -- module assembly (hwsim.compiler.compile_module) ------------------------------------------
 
-    # Frame.
-    def prologue(self, saved: list[Reg]) -> None: raise NotImplementedError
-    def epilogue_and_return(self) -> None: raise NotImplementedError
-    def finish(self) -> tuple[bytes, list, list, list]: raise NotImplementedError
+    trap_sites: list[tuple[int, TrapCode, int]]
+    """After :meth:`finish`: (code offset, trap code, wasm offset) of every trap instruction, sorted."""
+    pc_map: list[tuple[int, int]]
+    """(code offset, wasm offset) where the code of each WebAssembly instruction starts."""
+    call_fixups: list[tuple[int, int, bool]]
+    """(code offset, callee function index, far) of every direct call, for :meth:`patch_call`."""
+
+    def __init__(self, *, long_branches: bool = False, far_calls: bool = False) -> None:
+        """An empty function; ``long_branches`` after a :class:`BranchOutOfRange`, ``far_calls`` for big modules."""
+
+    def finish(self) -> bytes:
+        """Resolve branches, emit the cold trap stubs, size the frame: the function's code (BranchOutOfRange)."""
+
+    def patch_call(self, code: bytearray, site: int, target: int, far: bool) -> None:
+        """Point the call at module offset ``site`` to ``target`` (CallOutOfRange when a near call cannot)."""
+
+    # -- code positions and labels ---------------------------------------------------------------
+
+    def mark(self, wasm_offset: int) -> None:
+        """The code that follows comes from the WebAssembly instruction at ``wasm_offset``."""
+
+    def new_label(self) -> Label:
+        """A label to branch to, bound later."""
+
+    def bind(self, label: Label) -> None:
+        """``label`` is here."""
+
+    # -- the frame ---------------------------------------------------------------------------------
+
+    def begin_frame(self, saved: list[Reg], aux_slots: int, local_slots: int) -> None:
+        """Lay the frame out: ``saved`` local registers, ``aux_slots`` aux slots, ``local_slots`` locals."""
+
+    def local_offset(self, index: int) -> int:
+        """The frame offset of the ``index``-th local that lives in memory."""
+
+    def alloc_aux_slots(self, n: int) -> int:
+        """Reserve ``n`` aux slots (an ``if``'s params, for its ``else``); the index of the first."""
+
+    def aux_offset(self, index: int) -> int:
+        """The frame offset of aux slot ``index``."""
+
+    def slot_offset(self, depth: int) -> int:
+        """The frame offset of the spill slot of operand-stack depth ``depth``."""
+
+    def prologue(self) -> None:
+        """Set up the frame laid out by :meth:`begin_frame` and save the local registers."""
+
+    def epilogue_and_return(self) -> None:
+        """Restore the local registers, pop the frame, return."""
+
+    # -- moves -------------------------------------------------------------------------------------
+
+    def mov(self, dst: Reg, src: Reg) -> None:
+        """``dst = src`` (same register class; nothing when they are one register)."""
+
+    def scratch(self, cls: RegClass) -> Reg:
+        """A scratch register of class ``cls`` that the code generator may use between two operations."""
+
+    def load_const(self, reg: Reg, ty: int, bits: int) -> None:
+        """``reg =`` the constant ``bits`` of type ``ty``."""
+
+    def zero_reg(self, reg: Reg) -> None:
+        """``reg = 0`` (+0.0 for a float register)."""
+
+    def zero_slot(self, off: int) -> None:
+        """Store a zero word at frame offset ``off``."""
+
+    def store_slot(self, reg: Reg, off: int, ty: int) -> None:
+        """Store ``reg`` (a value of type ``ty``) at frame offset ``off``."""
+
+    def load_slot(self, reg: Reg, off: int, ty: int) -> None:
+        """Load the value of type ``ty`` at frame offset ``off`` into ``reg``."""
+
+    def copy_slot(self, dst_off: int, src_off: int, ty: int) -> None:
+        """Copy a frame word to another."""
+
+    def store_const_to_slot(self, off: int, ty: int, bits: int) -> None:
+        """Store the constant ``bits`` of type ``ty`` at frame offset ``off``."""
+
+    def load_vmctx(self, dst: Reg, word: int) -> None:
+        """``dst =`` the vmctx word at ``word``."""
+
+    # -- the calling convention ----------------------------------------------------------------------
+
+    def abi_locations(self, types: tuple[int, ...]) -> tuple[AbiLoc, ...]:
+        """Where each value of ``types`` goes across a call (the ISA's ``abi.abi_locations``)."""
+
+    def move_from_abi(self, reg: Reg, loc: AbiLoc, ty: int) -> None:
+        """``reg =`` the value of type ``ty`` at ABI location ``loc`` (a parameter or a call's result)."""
+
+    def spill_from_abi(self, off: int, loc: AbiLoc, ty: int) -> None:
+        """Store the value at ABI location ``loc`` at frame offset ``off``."""
+
+    def reg_to_abi(self, loc: AbiLoc, reg: Reg, ty: int) -> None:
+        """Put ``reg`` at ABI location ``loc`` (an argument or a result)."""
+
+    def slot_to_abi(self, loc: AbiLoc, off: int, ty: int) -> None:
+        """Put the frame word at ``off`` at ABI location ``loc``."""
+
+    def const_to_abi(self, loc: AbiLoc, ty: int, bits: int) -> None:
+        """Put the constant ``bits`` of type ``ty`` at ABI location ``loc``."""
+
+    # -- control flow --------------------------------------------------------------------------------
+
+    def jump(self, label: Label) -> None:
+        """Branch to ``label``."""
+
+    def branch_zero(self, reg: Reg, label: Label) -> None:
+        """Branch to ``label`` when ``reg`` is zero."""
+
+    def branch_nonzero(self, reg: Reg, label: Label) -> None:
+        """Branch to ``label`` when ``reg`` is not zero."""
+
+    def jump_table(self, index: Reg, labels: list[Label], default: Label) -> None:
+        """Branch to ``labels[index]`` (an i32), or to ``default`` when it is past the end."""
+
+    def trap(self, code: TrapCode) -> None:
+        """Trap with ``code`` here."""
+
+    def select(self, dst: Reg, a: Reg, b: Reg, cond: Reg) -> None:
+        """``dst = a if cond else b``."""
+
+    # -- calls -----------------------------------------------------------------------------------------
+
+    def call_direct(self, func_index: int) -> None:
+        """Call defined function ``func_index`` of this module (linked by :meth:`patch_call`)."""
+
+    def tail_call_direct(self, func_index: int) -> None:
+        """Pop this frame and jump to defined function ``func_index``."""
+
+    def call_ref(self) -> None:
+        """Call the funcref record in :attr:`CALL_TARGET`, switching instance when it is another's."""
+
+    def tail_call_ref(self) -> None:
+        """Tail-call the funcref record in :attr:`CALL_TARGET` (a call and a return across instances)."""
+
+    def call_builtin(self, builtin_id: int) -> None:
+        """Call runtime builtin ``builtin_id`` (``hwsim.compiler.builtins``), arguments already in place."""
+
+    def table_element_for_call(self, index: Reg, table_word: int, index64: bool, type_word: int) -> None:
+        """:attr:`CALL_TARGET` = table element ``index``; traps when out of bounds, null or of another type."""
+
+    # -- globals and memories --------------------------------------------------------------------------
+
+    def global_get(self, dst: Reg, word: int, ty: int) -> None:
+        """``dst =`` the global whose cell the vmctx word at ``word`` points to."""
+
+    def global_set(self, src: Reg, word: int, ty: int) -> None:
+        """Store ``src`` in the global whose cell the vmctx word at ``word`` points to."""
+
+    def memory_size(self, dst: Reg, word: int) -> None:
+        """``dst =`` the size in pages of the memory whose descriptor the vmctx word at ``word`` points to."""
+
+    def heap_address(self, mem: int, word: int, memtype: MemoryType, addr: Reg, offset: int,
+                     size: int) -> tuple[Reg, int]:
+        """(base register, displacement) addressing ``size`` bytes at ``addr + offset`` of memory ``mem``, checked."""
+
+    def load(self, kind: LoadKind, dst: Reg, base: Reg, disp: int) -> None:
+        """``dst =`` the ``kind`` load at ``base + disp`` (from :meth:`heap_address`)."""
+
+    def store(self, kind: StoreKind, src: Reg, base: Reg, disp: int) -> None:
+        """The ``kind`` store of ``src`` at ``base + disp`` (from :meth:`heap_address`)."""
+
+    def far_access(self, far: Reg, size: int, write: bool, data: Reg, segments_word: int) -> None:
+        """Load (zero-extended) or store ``data`` at far pointer ``far``, checked against the segment table."""
+
+    # -- arithmetic --------------------------------------------------------------------------------------
+
+    def int_imm_ok(self, op: IntBinOp, wide: bool, bits: int) -> bool:
+        """Can :meth:`int_binary` take the constant ``bits`` as its second operand directly."""
+
+    def int_binary(self, op: IntBinOp, wide: bool, dst: Reg, a: Reg, b: Reg | int) -> None:
+        """``dst = a op b`` (``b`` a constant's bits when :meth:`int_imm_ok`); traps for division."""
+
+    def int_eqz(self, dst: Reg, a: Reg) -> None:
+        """``dst = (a == 0)``, also ``ref.is_null``."""
+
+    def int_compare(self, cond: IntCmp, dst: Reg, a: Reg, b: Reg) -> None:
+        """``dst = (a cond b)``, 0 or 1 (i32 values are sign-extended, so one code serves both widths)."""
+
+    def int_unary(self, op: IntUnOp, wide: bool, dst: Reg, a: Reg) -> None:
+        """``dst = op(a)``."""
+
+    def float_binary(self, op: FloatBinOp, double: bool, dst: Reg, a: Reg, b: Reg) -> None:
+        """``dst = a op b`` with WebAssembly's NaN rules."""
+
+    def float_unary(self, op: FloatUnOp, double: bool, dst: Reg, a: Reg) -> None:
+        """``dst = op(a)`` with WebAssembly's NaN rules."""
+
+    def float_compare(self, cond: FloatCmp, double: bool, dst: Reg, a: Reg, b: Reg) -> None:
+        """``dst = (a cond b)``, 0 or 1."""
+
+    def convert(self, conv: Conversion, dst: Reg, a: Reg) -> None:
+        """``dst = conv(a)``; traps for an invalid or overflowing truncation."""

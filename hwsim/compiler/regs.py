@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
-INT = 0
-FLOAT = 1
+
+class RegClass(enum.IntEnum):
+    """Which register file a register (and a value of a given type) belongs to."""
+
+    INT = 0
+    FLOAT = 1
+
+
+INT = RegClass.INT
+FLOAT = RegClass.FLOAT
 
 
 @dataclass(frozen=True, slots=True)
 class Reg:
-    cls: int
+    cls: RegClass
     num: int
 
-    def __repr__(self) -> str:
+    @property
+    def name(self) -> str:
+        """The architectural name by number: ``x10``, ``f10``."""
         return f"{'x' if self.cls == INT else 'f'}{self.num}"
+
+    def __repr__(self) -> str:
+        return self.name

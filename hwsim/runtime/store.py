@@ -25,7 +25,9 @@ from dataclasses import dataclass
 
 from unicorn import riscv_const as rv
 
+from ..compiler.abi import RegLoc
 from ..compiler.builtins import MAX_BUILTIN, Builtin
+from ..compiler.isa.riscv64.abi import abi_locations
 from ..compiler.traps import TrapCode
 from ..errors import HostLimitError, HwsimError, OutOfFrames, StoreMismatchError
 from ..machine import Machine, RunResult, StopReason
@@ -508,9 +510,8 @@ class Store:
             self._async.pop(0)()
 
     def _write_values(self, types, values: list[int]) -> None:
-        from ..compiler.isa.riscv64.masm import RiscvMasm
         m = self.machine
-        for loc, ty, bits in zip(RiscvMasm().abi_locations(types), types, values):
+        for loc, ty, bits in zip(abi_locations(types), types, values):
             if ty == I32:
                 bits &= 0xFFFF_FFFF
                 value = bits - (1 << 32) if bits >> 31 else bits
@@ -519,22 +520,19 @@ class Store:
                 value = 0xFFFF_FFFF_0000_0000 | (bits & 0xFFFF_FFFF)  # NaN-boxed single
             else:
                 value = bits & MASK64
-            if loc[0] == "r":
-                reg = loc[1]
-                m.set_reg(f"{'x' if reg.cls == 0 else 'f'}{reg.num}", value)
+            if isinstance(loc, RegLoc):
+                m.set_reg(loc.reg.name, value)
             else:
-                self.write_u64(L.ABI_AREA + loc[1], value)
+                self.write_u64(L.ABI_AREA + loc.offset, value)
 
     def _read_values(self, types) -> list[int]:
-        from ..compiler.isa.riscv64.masm import RiscvMasm
         m = self.machine
         out = []
-        for loc, ty in zip(RiscvMasm().abi_locations(types), types):
-            if loc[0] == "r":
-                reg = loc[1]
-                value = m.get_reg(f"{'x' if reg.cls == 0 else 'f'}{reg.num}")
+        for loc, ty in zip(abi_locations(types), types):
+            if isinstance(loc, RegLoc):
+                value = m.get_reg(loc.reg.name)
             else:
-                value = self.read_u64(L.ABI_AREA + loc[1])
+                value = self.read_u64(L.ABI_AREA + loc.offset)
             out.append(value & 0xFFFF_FFFF if ty in (I32, F32) else value & MASK64)
         return out
 

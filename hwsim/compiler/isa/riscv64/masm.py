@@ -28,26 +28,76 @@ from __future__ import annotations
 import struct
 
 from ....riscv import asm as A
-from ....runtime import layout as L
-from ...masm import BranchOutOfRange, Label, MacroAssembler
-from ...regs import FLOAT, INT, Reg
+from ....wasm.types import F32, F64, I32, I64, MemoryType
+from ... import abi
+from ...abi import AbiLoc, RegLoc
+from ...errors import CompileError, CompilerBug
+from ...masm import (BranchOutOfRange, CallOutOfRange, Conversion, FloatBinOp, FloatCmp, FloatUnOp, IntBinOp,
+                     IntCmp, IntUnOp, Label, LoadKind, StoreKind)
+from ...regs import FLOAT, INT, Reg, RegClass
 from ...traps import TrapCode
 from . import regs as R
-
-I32, I64, F32, F64 = 0x7F, 0x7E, 0x7D, 0x7C
+from .abi import abi_locations
 
 _LOADS = {
-    "i32.load": "lw", "i64.load": "ld", "f32.load": "flw", "f64.load": "fld",
-    "i32.load8_s": "lb", "i32.load8_u": "lbu", "i32.load16_s": "lh", "i32.load16_u": "lhu",
-    "i64.load8_s": "lb", "i64.load8_u": "lbu", "i64.load16_s": "lh", "i64.load16_u": "lhu",
-    "i64.load32_s": "lw", "i64.load32_u": "lwu",
+    LoadKind.I32_LOAD: "lw", LoadKind.I64_LOAD: "ld", LoadKind.F32_LOAD: "flw", LoadKind.F64_LOAD: "fld",
+    LoadKind.I32_LOAD8_S: "lb", LoadKind.I32_LOAD8_U: "lbu", LoadKind.I32_LOAD16_S: "lh",
+    LoadKind.I32_LOAD16_U: "lhu", LoadKind.I64_LOAD8_S: "lb", LoadKind.I64_LOAD8_U: "lbu",
+    LoadKind.I64_LOAD16_S: "lh", LoadKind.I64_LOAD16_U: "lhu", LoadKind.I64_LOAD32_S: "lw",
+    LoadKind.I64_LOAD32_U: "lwu",
 }
 _STORES = {
-    "i32.store": "sw", "i64.store": "sd", "f32.store": "fsw", "f64.store": "fsd",
-    "i32.store8": "sb", "i32.store16": "sh", "i64.store8": "sb", "i64.store16": "sh", "i64.store32": "sw",
+    StoreKind.I32_STORE: "sw", StoreKind.I64_STORE: "sd", StoreKind.F32_STORE: "fsw", StoreKind.F64_STORE: "fsd",
+    StoreKind.I32_STORE8: "sb", StoreKind.I32_STORE16: "sh", StoreKind.I64_STORE8: "sb",
+    StoreKind.I64_STORE16: "sh", StoreKind.I64_STORE32: "sw",
 }
+_FAR_LOADS = {1: "lbu", 2: "lhu", 4: "lw", 8: "ld"}  # far loads zero-extend (an i32 load keeps the sign)
+_FAR_STORES = {1: "sb", 2: "sh", 4: "sw", 8: "sd"}
 _INVERT = {"beq": "bne", "bne": "beq", "blt": "bge", "bge": "blt", "bltu": "bgeu", "bgeu": "bltu"}
-_ROUNDING = {"ceil": A.RM_RUP, "floor": A.RM_RDN, "trunc": A.RM_RTZ, "nearest": A.RM_RNE}
+_ROUNDING = {FloatUnOp.CEIL: A.RM_RUP, FloatUnOp.FLOOR: A.RM_RDN, FloatUnOp.TRUNC: A.RM_RTZ,
+             FloatUnOp.NEAREST: A.RM_RNE}
+
+# Integer operators with one instruction each: (64-bit, 32-bit); and with an immediate form.
+_INT_SIMPLE = {
+    IntBinOp.ADD: (A.add, A.addw), IntBinOp.SUB: (A.sub, A.subw), IntBinOp.MUL: (A.mul, A.mulw),
+    IntBinOp.AND: (A.and_, A.and_), IntBinOp.OR: (A.or_, A.or_), IntBinOp.XOR: (A.xor, A.xor),
+    IntBinOp.SHL: (A.sll, A.sllw), IntBinOp.SHR_S: (A.sra, A.sraw), IntBinOp.SHR_U: (A.srl, A.srlw),
+}
+_INT_DIV = {IntBinOp.DIV_S: (A.div, A.divw), IntBinOp.DIV_U: (A.divu, A.divuw), IntBinOp.REM_S: (A.rem, A.remw),
+            IntBinOp.REM_U: (A.remu, A.remuw)}
+_INT_LOGIC_IMM = {IntBinOp.AND: A.andi, IntBinOp.OR: A.ori, IntBinOp.XOR: A.xori}
+_INT_SHIFT_IMM = {IntBinOp.SHL: (A.slli, A.slliw), IntBinOp.SHR_S: (A.srai, A.sraiw),
+                  IntBinOp.SHR_U: (A.srli, A.srliw)}
+_SIGNED_CMP = {IntCmp.LT_S, IntCmp.GT_S, IntCmp.LE_S, IntCmp.GE_S}
+
+# Conversions by shape.  int -> float: (f64 result, signed, i64 source);
+# float -> int: (i64 result, f64 source, signed, saturating).
+_INT_TO_FLOAT = {
+    Conversion.F32_CONVERT_I32_S: (False, True, False), Conversion.F32_CONVERT_I32_U: (False, False, False),
+    Conversion.F32_CONVERT_I64_S: (False, True, True), Conversion.F32_CONVERT_I64_U: (False, False, True),
+    Conversion.F64_CONVERT_I32_S: (True, True, False), Conversion.F64_CONVERT_I32_U: (True, False, False),
+    Conversion.F64_CONVERT_I64_S: (True, True, True), Conversion.F64_CONVERT_I64_U: (True, False, True),
+}
+_FLOAT_TO_INT = {
+    Conversion.I32_TRUNC_F32_S: (False, False, True, False), Conversion.I32_TRUNC_F32_U: (False, False, False, False),
+    Conversion.I32_TRUNC_F64_S: (False, True, True, False), Conversion.I32_TRUNC_F64_U: (False, True, False, False),
+    Conversion.I64_TRUNC_F32_S: (True, False, True, False), Conversion.I64_TRUNC_F32_U: (True, False, False, False),
+    Conversion.I64_TRUNC_F64_S: (True, True, True, False), Conversion.I64_TRUNC_F64_U: (True, True, False, False),
+    Conversion.I32_TRUNC_SAT_F32_S: (False, False, True, True),
+    Conversion.I32_TRUNC_SAT_F32_U: (False, False, False, True),
+    Conversion.I32_TRUNC_SAT_F64_S: (False, True, True, True),
+    Conversion.I32_TRUNC_SAT_F64_U: (False, True, False, True),
+    Conversion.I64_TRUNC_SAT_F32_S: (True, False, True, True),
+    Conversion.I64_TRUNC_SAT_F32_U: (True, False, False, True),
+    Conversion.I64_TRUNC_SAT_F64_S: (True, True, True, True),
+    Conversion.I64_TRUNC_SAT_F64_U: (True, True, False, True),
+}
+_MOVES = {  # conversions that are one instruction on RV64
+    Conversion.I32_WRAP_I64: lambda d, a: A.addiw(d, a, 0), Conversion.I64_EXTEND_I32_S: lambda d, a: A.addiw(d, a, 0),
+    Conversion.F32_DEMOTE_F64: A.fcvt_s_d, Conversion.F64_PROMOTE_F32: A.fcvt_d_s,
+    Conversion.I32_REINTERPRET_F32: A.fmv_x_w, Conversion.I64_REINTERPRET_F64: A.fmv_x_d,
+    Conversion.F32_REINTERPRET_I32: A.fmv_w_x, Conversion.F64_REINTERPRET_I64: A.fmv_d_x,
+}
 
 
 def _fits12(v: int) -> bool:
@@ -59,13 +109,13 @@ def _signed(bits: int, width: int) -> int:
     return bits - (1 << width) if bits >> (width - 1) else bits
 
 
-class RiscvMasm(MacroAssembler):
+class RiscvMasm:
+    """The RV64 :class:`~hwsim.compiler.masm.MacroAssembler`: one instance assembles one function."""
+
     int_pool = R.INT_POOL
     float_pool = R.FLOAT_POOL
     int_local_regs = R.INT_LOCALS
     float_local_regs = R.FLOAT_LOCALS
-    int_arg_regs = R.INT_ARGS
-    float_arg_regs = R.FLOAT_ARGS
     CALL_TARGET = R.T6  # the funcref record of a call through a reference
 
     def __init__(self, *, long_branches: bool = False, far_calls: bool = False) -> None:
@@ -73,9 +123,9 @@ class RiscvMasm(MacroAssembler):
         self.far_calls = far_calls
         self.words: list[int] = []
         self.fixups: list[tuple[int, str, Label, tuple]] = []
-        self.call_fixups: list[tuple[int, int, bool]] = []  # (word index, func index, far)
+        self.call_fixups: list[tuple[int, int, bool]] = []  # (code offset, func index, far)
         self.trap_sites: list[tuple[int, TrapCode, int]] = []  # (code offset, code, wasm offset)
-        self.cold: list[tuple[Label, TrapCode, int]] = []
+        self.cold: list[tuple[Label, TrapCode, int, tuple]] = []  # (stub, code, wasm offset, words before)
         self.pc_map: list[tuple[int, int]] = []  # (code offset, wasm offset)
         self.wasm_offset = 0
         self.max_depth = 0
@@ -102,13 +152,13 @@ class RiscvMasm(MacroAssembler):
 
     def bind(self, label: Label) -> None:
         if label.pos is not None:
-            raise ValueError("label bound twice")
+            raise CompilerBug("label bound twice")
         label.pos = len(self.words)
 
     def li(self, rd, value: int) -> None:
         self.emit(*A.li_words(rd, value))
 
-    def scratch(self, cls: int) -> Reg:
+    def scratch(self, cls: RegClass) -> Reg:
         return R.T4 if cls == INT else R.FT10
 
     # -- branches ------------------------------------------------------------------------------
@@ -170,14 +220,14 @@ class RiscvMasm(MacroAssembler):
         first = self.aux_used
         self.aux_used += n
         if self.aux_used > self.aux_count:
-            raise ValueError("internal: more aux slots than the pre-pass counted")
+            raise CompilerBug("more aux slots than the pre-pass counted")
         return first
 
-    def aux_offset(self, k: int) -> int:
-        return -(self.aux_base + 8 * (k + 1))
+    def aux_offset(self, index: int) -> int:
+        return -(self.aux_base + 8 * (index + 1))
 
-    def local_offset(self, i: int) -> int:
-        return -(self.local_base + 8 * (i + 1))
+    def local_offset(self, index: int) -> int:
+        return -(self.local_base + 8 * (index + 1))
 
     def slot_offset(self, depth: int) -> int:
         if depth + 1 > self.max_depth:
@@ -270,41 +320,17 @@ class RiscvMasm(MacroAssembler):
     def zero_slot(self, off: int) -> None:
         self._mem("sd", R.ZERO, R.FP, off)
 
-    def load_vmctx(self, dst: Reg, off: int) -> None:
-        self._mem("ld", dst, R.VMCTX, off)
+    def load_vmctx(self, dst: Reg, word: int) -> None:
+        self._mem("ld", dst, R.VMCTX, word)
 
     # -- the calling convention ----------------------------------------------------------------------
 
-    def abi_locations(self, types) -> list[tuple]:
-        """Where each value of ``types`` goes: ("r", reg) in order per class, then ("m", ABI-area offset)."""
-        out = []
-        n_int = n_float = 0
-        mem = 0
-        for ty in types:
-            if ty in (F32, F64):
-                if n_float < len(R.FLOAT_ARGS):
-                    out.append(("r", R.FLOAT_ARGS[n_float]))
-                    n_float += 1
-                    continue
-            elif n_int < len(R.INT_ARGS):
-                out.append(("r", R.INT_ARGS[n_int]))
-                n_int += 1
-                continue
-            out.append(("m", mem))
-            mem += 8
-        if mem > L.ABI_AREA_SIZE - 64:
-            raise ValueError(f"{len(types)} values do not fit in the ABI area")
-        return out
-
-    def abi_is_reg(self, loc) -> bool:
-        return loc[0] == "r"
-
-    def abi_reg(self, loc) -> Reg:
-        return loc[1]
+    def abi_locations(self, types: tuple[int, ...]) -> tuple[AbiLoc, ...]:
+        return abi_locations(types)
 
     def _abi_mem(self, insn: str, reg: Reg, off: int) -> None:
         base = off & ~0x7FF  # the ABI area is larger than a 12-bit offset reaches
-        self.li(R.T5.num, L.ABI_AREA + base)
+        self.li(R.T5.num, abi.ABI_AREA + base)
         self.emit(getattr(A, insn)(reg.num, R.T5.num, off - base))
 
     def _ld_insn(self, ty: int) -> str:
@@ -313,46 +339,43 @@ class RiscvMasm(MacroAssembler):
     def _st_insn(self, ty: int) -> str:
         return {F32: "fsw", F64: "fsd"}.get(ty, "sd")
 
-    def move_from_abi(self, reg: Reg, loc, ty: int) -> None:
-        if loc[0] == "r":
-            self.mov(reg, loc[1])
+    def move_from_abi(self, reg: Reg, loc: AbiLoc, ty: int) -> None:
+        if isinstance(loc, RegLoc):
+            self.mov(reg, loc.reg)
         else:
-            self._abi_mem(self._ld_insn(ty), reg, loc[1])
+            self._abi_mem(self._ld_insn(ty), reg, loc.offset)
 
-    def spill_from_abi(self, off: int, loc, ty: int) -> None:
-        if loc[0] == "r":
-            self.store_slot(loc[1], off, ty)
+    def spill_from_abi(self, off: int, loc: AbiLoc, ty: int) -> None:
+        if isinstance(loc, RegLoc):
+            self.store_slot(loc.reg, off, ty)
         else:
-            self._abi_mem("ld", R.T4, loc[1])
+            self._abi_mem("ld", R.T4, loc.offset)
             self._mem("sd", R.T4, R.FP, off)
 
-    def reg_to_abi(self, loc, reg: Reg, ty: int) -> None:
-        if loc[0] == "r":
-            self.mov(loc[1], reg)
+    def reg_to_abi(self, loc: AbiLoc, reg: Reg, ty: int) -> None:
+        if isinstance(loc, RegLoc):
+            self.mov(loc.reg, reg)
         else:
-            self._abi_mem(self._st_insn(ty), reg, loc[1])
+            self._abi_mem(self._st_insn(ty), reg, loc.offset)
 
-    def slot_to_abi(self, loc, off: int, ty: int) -> None:
-        if loc[0] == "r":
-            self.load_slot(loc[1], off, ty)
+    def slot_to_abi(self, loc: AbiLoc, off: int, ty: int) -> None:
+        if isinstance(loc, RegLoc):
+            self.load_slot(loc.reg, off, ty)
         else:
             self._mem("ld", R.T4, R.FP, off)
-            self._abi_mem("sd", R.T4, loc[1])
+            self._abi_mem("sd", R.T4, loc.offset)
 
-    def const_to_abi(self, loc, ty: int, bits: int) -> None:
-        if loc[0] == "r":
-            self.load_const(loc[1], ty, bits)
+    def const_to_abi(self, loc: AbiLoc, ty: int, bits: int) -> None:
+        if isinstance(loc, RegLoc):
+            self.load_const(loc.reg, ty, bits)
         else:
             self.li(R.T4.num, self._const_value(ty, bits))
-            self._abi_mem("sd", R.T4, loc[1])
-
-    def abi_to_reg(self, reg: Reg, loc, ty: int) -> None:
-        self.move_from_abi(reg, loc, ty)
+            self._abi_mem("sd", R.T4, loc.offset)
 
     # -- calls ---------------------------------------------------------------------------------------
 
     def call_direct(self, func_index: int) -> None:
-        self.call_fixups.append((len(self.words), func_index, self.far_calls))
+        self.call_fixups.append((self.offset(), func_index, self.far_calls))
         if self.far_calls:
             self.emit(A.auipc(R.RA.num, 0), A.jalr(R.RA.num, R.RA.num, 0))
         else:
@@ -360,7 +383,7 @@ class RiscvMasm(MacroAssembler):
 
     def tail_call_direct(self, func_index: int) -> None:
         self._restore_and_pop()
-        self.call_fixups.append((len(self.words), func_index, self.far_calls))
+        self.call_fixups.append((self.offset(), func_index, self.far_calls))
         if self.far_calls:
             self.emit(A.auipc(R.T5.num, 0), A.jalr(0, R.T5.num, 0))
         else:
@@ -373,28 +396,28 @@ class RiscvMasm(MacroAssembler):
         """
         t5, t6, s1, s2, fp, ra = R.T5.num, R.T6.num, R.VMCTX.num, R.MEM0.num, R.FP.num, R.RA.num
         same, done = Label(), Label()
-        self.emit(A.ld(t5, t6, L.FUNCREF_VMCTX))
+        self.emit(A.ld(t5, t6, abi.FUNCREF_VMCTX))
         self._branch("beq", t5, s1, same)
         self._mem("sd", R.VMCTX, R.FP, self.saved_vmctx)
         self._mem("sd", R.MEM0, R.FP, self.saved_mem0)
         # t4 keeps the caller's vmctx for the callee (a host function's Caller reads it).
-        self.emit(A.addi(R.T4.num, s1, 0), A.addi(s1, t5, 0), A.ld(s2, s1, 0), A.ld(t5, t6, L.FUNCREF_CODE),
+        self.emit(A.addi(R.T4.num, s1, 0), A.addi(s1, t5, 0), A.ld(s2, s1, 0), A.ld(t5, t6, abi.FUNCREF_CODE),
                   A.jalr(ra, t5, 0))
         self._mem("ld", R.VMCTX, R.FP, self.saved_vmctx)
         self._mem("ld", R.MEM0, R.FP, self.saved_mem0)
         self.jump(done)
         self.bind(same)
-        self.emit(A.ld(t5, t6, L.FUNCREF_CODE), A.jalr(ra, t5, 0))
+        self.emit(A.ld(t5, t6, abi.FUNCREF_CODE), A.jalr(ra, t5, 0))
         self.bind(done)
 
     def tail_call_ref(self) -> None:
         """A tail call through t6: a true tail call within the instance, else a call and a return."""
         t5, t6, s1 = R.T5.num, R.T6.num, R.VMCTX.num
         other = Label()
-        self.emit(A.ld(t5, t6, L.FUNCREF_VMCTX))
+        self.emit(A.ld(t5, t6, abi.FUNCREF_VMCTX))
         self._branch("bne", t5, s1, other)
         self._restore_and_pop()
-        self.emit(A.ld(t5, t6, L.FUNCREF_CODE), A.jalr(0, t5, 0))
+        self.emit(A.ld(t5, t6, abi.FUNCREF_CODE), A.jalr(0, t5, 0))
         self.bind(other)
         self.call_ref()
         self.epilogue_and_return()
@@ -407,15 +430,15 @@ class RiscvMasm(MacroAssembler):
         """t6 = the funcref at ``index``; traps: past the end, null, wrong signature."""
         t4, t5, t6 = R.T4.num, R.T5.num, R.T6.num
         self._mem("ld", R.T5, R.VMCTX, table_word)
-        self.emit(A.ld(t4, t5, L.TABLEDESC_SIZE))
+        self.emit(A.ld(t4, t5, abi.TABLEDESC_SIZE))
         if index64:
             self.emit(A.addi(t6, index.num, 0))
         else:
             self.emit(A.and_(t6, index.num, R.MASK32.num))
         self._trap_branch("bgeu", t6, t4, TrapCode.UNDEFINED_ELEMENT)
-        self.emit(A.ld(t5, t5, L.TABLEDESC_BASE), A.slli(t6, t6, 3), A.add(t5, t5, t6), A.ld(t6, t5, 0))
+        self.emit(A.ld(t5, t5, abi.TABLEDESC_BASE), A.slli(t6, t6, 3), A.add(t5, t5, t6), A.ld(t6, t5, 0))
         self._trap_branch("beq", t6, 0, TrapCode.INDIRECT_CALL_TO_NULL)
-        self.emit(A.ld(t4, t6, L.FUNCREF_TYPE))
+        self.emit(A.ld(t4, t6, abi.FUNCREF_TYPE))
         self._mem("ld", R.T5, R.VMCTX, type_word)
         self._trap_branch("bne", t4, t5, TrapCode.BAD_SIGNATURE)
 
@@ -432,9 +455,10 @@ class RiscvMasm(MacroAssembler):
     def memory_size(self, dst: Reg, word: int) -> None:
         t4, t5 = R.T4.num, R.T5.num
         self._mem("ld", R.T5, R.VMCTX, word)
-        self.emit(A.ld(dst.num, t5, L.MEMDESC_SIZE), A.ld(t4, t5, L.MEMDESC_PAGE_LOG2), A.srl(dst.num, dst.num, t4))
+        self.emit(A.ld(dst.num, t5, abi.MEMDESC_SIZE), A.ld(t4, t5, abi.MEMDESC_PAGE_LOG2), A.srl(dst.num, dst.num, t4))
 
-    def heap_address(self, mem: int, memtype, addr: Reg, offset: int, size: int) -> tuple[Reg, int]:
+    def heap_address(self, mem: int, word: int, memtype: MemoryType, addr: Reg, offset: int,
+                     size: int) -> tuple[Reg, int]:
         """Register and displacement addressing linear address ``addr + offset`` of memory ``mem``.
 
         32-bit memories with 4 KiB-multiple pages rely on the reservation and the
@@ -443,15 +467,14 @@ class RiscvMasm(MacroAssembler):
         """
         t4, t5, t6, s1 = R.T4.num, R.T5.num, R.T6.num, R.VMCTX.num
         index64 = memtype.index_type == I64
-        explicit = index64 or memtype.page_size_log2 < 12 or offset + size > L.MEMORY_GUARD
-        word = 8 + 8 * mem  # VmctxLayout.memory(mem): memory words come first
+        explicit = index64 or memtype.page_size_log2 < 12 or offset + size > abi.MEMORY_GUARD
         if not explicit:
             self.emit(A.and_(t5, addr.num, R.MASK32.num))
             if mem == 0:
                 self.emit(A.add(t5, t5, R.MEM0.num))
             else:
                 self._mem("ld", R.T4, R.VMCTX, word)
-                self.emit(A.ld(t4, t4, L.MEMDESC_BASE), A.add(t5, t5, t4))
+                self.emit(A.ld(t4, t4, abi.MEMDESC_BASE), A.add(t5, t5, t4))
             if _fits12(offset):
                 return R.T5, offset
             self.li(t4, offset)
@@ -469,13 +492,13 @@ class RiscvMasm(MacroAssembler):
         self.emit(A.addi(t6, t5, size))
         self._trap_branch("bltu", t6, t5, TrapCode.MEMORY_OUT_OF_BOUNDS)
         self._mem("ld", R.T4, R.VMCTX, word)
-        self.emit(A.ld(t4, t4, L.MEMDESC_SIZE))
+        self.emit(A.ld(t4, t4, abi.MEMDESC_SIZE))
         self._trap_branch("bltu", t4, t6, TrapCode.MEMORY_OUT_OF_BOUNDS)
         self._mem("ld", R.T4, R.VMCTX, word)
-        self.emit(A.ld(t4, t4, L.MEMDESC_BASE), A.add(t5, t5, t4))
+        self.emit(A.ld(t4, t4, abi.MEMDESC_BASE), A.add(t5, t5, t4))
         return R.T5, 0
 
-    def far_access(self, far: Reg, size: int, write: bool, data: Reg, insn: str, segments_word: int) -> None:
+    def far_access(self, far: Reg, size: int, write: bool, data: Reg, segments_word: int) -> None:
         """A far load or store: ``data`` <-> the ``size`` bytes at far pointer ``far`` (selector:offset),
         checked against the instance's segment table (see hwsim/runtime/segments.py).
 
@@ -485,62 +508,55 @@ class RiscvMasm(MacroAssembler):
         t4, t5, t6, f = R.T4.num, R.T5.num, R.T6.num, far.num
         prefix = (A.addi(t4, f, 0), *A.li_words(t5, size | int(write) << 8))
         self._mem("ld", R.T6, R.VMCTX, segments_word)  # the table
-        self.emit(A.srli(t5, f, 32), A.sltiu(t4, t5, L.SEGMENT_CAPACITY))
+        self.emit(A.srli(t5, f, 32), A.sltiu(t4, t5, abi.SEGMENT_CAPACITY))
         self._trap_branch("beq", t4, 0, TrapCode.SEGMENT_FAULT, prefix)  # selector out of range
         self.emit(A.slli(t5, t5, 5), A.add(t6, t6, t5))  # descriptor - SEGMENT_HEADER (32-byte descriptors)
-        h = L.SEGMENT_HEADER
+        h = abi.SEGMENT_HEADER
         self.emit(A.ld(t4, t6, h + 16), A.andi(t4, t4, 2 if write else 1))
         self._trap_branch("beq", t4, 0, TrapCode.SEGMENT_FAULT, prefix)  # no such right (or not granted)
         self.emit(A.and_(t5, f, R.MASK32.num), A.addi(t5, t5, size), A.ld(t4, t6, h + 8))
         self._trap_branch("bltu", t4, t5, TrapCode.SEGMENT_FAULT, prefix)  # past the limit
         self.emit(A.ld(t4, t6, h), A.add(t5, t5, t4))
+        insn = (_FAR_STORES if write else _FAR_LOADS)[size]
         self.emit(getattr(A, insn)(data.num, t5, -size))
 
-    def load(self, name: str, dst: Reg, base: Reg, disp: int) -> None:
-        self.emit(getattr(A, _LOADS[name])(dst.num, base.num, disp))
+    def load(self, kind: LoadKind, dst: Reg, base: Reg, disp: int) -> None:
+        self.emit(getattr(A, _LOADS[kind])(dst.num, base.num, disp))
 
-    def store(self, name: str, src: Reg, base: Reg, disp: int) -> None:
-        self.emit(getattr(A, _STORES[name])(src.num, base.num, disp))
+    def store(self, kind: StoreKind, src: Reg, base: Reg, disp: int) -> None:
+        self.emit(getattr(A, _STORES[kind])(src.num, base.num, disp))
 
     # -- integer arithmetic ------------------------------------------------------------------------------
 
-    def int_imm_ok(self, what: str, wide: bool, bits: int) -> bool:
+    def int_imm_ok(self, op: IntBinOp, wide: bool, bits: int) -> bool:
         v = _signed(bits, 64 if wide else 32)
-        if what in ("add", "and", "or", "xor"):
+        if op is IntBinOp.ADD or op in _INT_LOGIC_IMM:
             return _fits12(v)
-        if what == "sub":
+        if op is IntBinOp.SUB:
             return _fits12(-v)
-        return what in ("shl", "shr_s", "shr_u")
+        return op in _INT_SHIFT_IMM
 
-    def int_binary(self, what: str, wide: bool, dst: Reg, a: Reg, b) -> None:
+    def int_binary(self, op: IntBinOp, wide: bool, dst: Reg, a: Reg, b: Reg | int) -> None:
         d, ra = dst.num, a.num
         if isinstance(b, int):
             v = _signed(b, 64 if wide else 32)
-            if what == "add":
+            if op is IntBinOp.ADD:
                 self.emit(A.addi(d, ra, v) if wide else A.addiw(d, ra, v))
-            elif what == "sub":
+            elif op is IntBinOp.SUB:
                 self.emit(A.addi(d, ra, -v) if wide else A.addiw(d, ra, -v))
-            elif what in ("and", "or", "xor"):
-                self.emit({"and": A.andi, "or": A.ori, "xor": A.xori}[what](d, ra, v))
+            elif op in _INT_LOGIC_IMM:
+                self.emit(_INT_LOGIC_IMM[op](d, ra, v))
             else:
                 sh = v & (63 if wide else 31)
-                if wide:
-                    self.emit({"shl": A.slli, "shr_s": A.srai, "shr_u": A.srli}[what](d, ra, sh))
-                else:
-                    self.emit({"shl": A.slliw, "shr_s": A.sraiw, "shr_u": A.srliw}[what](d, ra, sh))
+                self.emit(_INT_SHIFT_IMM[op][0 if wide else 1](d, ra, sh))
             return
         rb = b.num
-        simple = {
-            "add": (A.add, A.addw), "sub": (A.sub, A.subw), "mul": (A.mul, A.mulw),
-            "and": (A.and_, A.and_), "or": (A.or_, A.or_), "xor": (A.xor, A.xor),
-            "shl": (A.sll, A.sllw), "shr_s": (A.sra, A.sraw), "shr_u": (A.srl, A.srlw),
-        }
-        if what in simple:
-            self.emit(simple[what][0 if wide else 1](d, ra, rb))
+        if op in _INT_SIMPLE:
+            self.emit(_INT_SIMPLE[op][0 if wide else 1](d, ra, rb))
             return
         t4 = R.T4.num
-        if what in ("rotl", "rotr"):
-            first, second = ("sll", "srl") if what == "rotl" else ("srl", "sll")
+        if op is IntBinOp.ROTL or op is IntBinOp.ROTR:
+            first, second = ("sll", "srl") if op is IntBinOp.ROTL else ("srl", "sll")
             if wide:
                 self.emit(getattr(A, first)(t4, ra, rb), A.sub(R.T5.num, 0, rb),
                           getattr(A, second)(d, ra, R.T5.num), A.or_(d, d, t4))
@@ -550,7 +566,7 @@ class RiscvMasm(MacroAssembler):
             return
         # Division and remainder: trap on zero, and on the one overflowing signed division.
         self._trap_branch("beq", rb, 0, TrapCode.INTEGER_DIVIDE_BY_ZERO)
-        if what == "div_s":
+        if op is IntBinOp.DIV_S:
             ok = Label()
             self.emit(A.addi(t4, 0, -1))
             self._branch("bne", rb, t4, ok)
@@ -560,26 +576,22 @@ class RiscvMasm(MacroAssembler):
                 self.emit(A.lui(t4, 0x80000))
             self._trap_branch("beq", ra, t4, TrapCode.INTEGER_OVERFLOW)
             self.bind(ok)
-        op = {"div_s": (A.div, A.divw), "div_u": (A.divu, A.divuw), "rem_s": (A.rem, A.remw),
-              "rem_u": (A.remu, A.remuw)}[what]
-        self.emit(op[0 if wide else 1](d, ra, rb))
+        self.emit(_INT_DIV[op][0 if wide else 1](d, ra, rb))
 
     def int_eqz(self, dst: Reg, a: Reg) -> None:
         self.emit(A.sltiu(dst.num, a.num, 1))
 
-    def int_compare(self, what: str, dst: Reg, a: Reg, b: Reg) -> None:
+    def int_compare(self, cond: IntCmp, dst: Reg, a: Reg, b: Reg) -> None:
         d, ra, rb = dst.num, a.num, b.num
-        if what in ("eq", "ne"):
-            self.emit(A.xor(d, ra, rb), A.sltiu(d, d, 1) if what == "eq" else A.sltu(d, 0, d))
+        if cond is IntCmp.EQ or cond is IntCmp.NE:
+            self.emit(A.xor(d, ra, rb), A.sltiu(d, d, 1) if cond is IntCmp.EQ else A.sltu(d, 0, d))
             return
-        signed = what.endswith("_s")
-        cmp = A.slt if signed else A.sltu
-        kind = what[:2]
-        if kind == "lt":
+        cmp = A.slt if cond in _SIGNED_CMP else A.sltu
+        if cond is IntCmp.LT_S or cond is IntCmp.LT_U:
             self.emit(cmp(d, ra, rb))
-        elif kind == "gt":
+        elif cond is IntCmp.GT_S or cond is IntCmp.GT_U:
             self.emit(cmp(d, rb, ra))
-        elif kind == "le":
+        elif cond is IntCmp.LE_S or cond is IntCmp.LE_U:
             self.emit(cmp(d, rb, ra), A.xori(d, d, 1))
         else:
             self.emit(cmp(d, ra, rb), A.xori(d, d, 1))
@@ -595,11 +607,9 @@ class RiscvMasm(MacroAssembler):
             self.emit(A.addi(d, d, shift), A.slli(x, x, shift))
             self.bind(skip)
 
-    def int_unary(self, name: str, dst: Reg, a: Reg) -> None:
+    def int_unary(self, op: IntUnOp, wide: bool, dst: Reg, a: Reg) -> None:
         d, ra, t4, t5 = dst.num, a.num, R.T4.num, R.T5.num
-        wide = name.startswith("i64")
-        what = name[4:]
-        if what == "clz":
+        if op is IntUnOp.CLZ:
             zero, done = Label(), Label()
             if wide:
                 self.emit(A.addi(t5, ra, 0))
@@ -611,7 +621,7 @@ class RiscvMasm(MacroAssembler):
             self.bind(zero)
             self.emit(A.addi(d, 0, 64 if wide else 32))
             self.bind(done)
-        elif what == "ctz":
+        elif op is IntUnOp.CTZ:
             zero, done = Label(), Label()
             if wide:
                 self.emit(A.addi(t5, ra, 0))
@@ -626,7 +636,7 @@ class RiscvMasm(MacroAssembler):
             self.bind(zero)
             self.emit(A.addi(d, 0, 64))
             self.bind(done)
-        elif what == "popcnt":
+        elif op is IntUnOp.POPCNT:
             loop, done = Label(), Label()
             self.emit(A.addi(t5, ra, 0) if wide else A.and_(t5, ra, R.MASK32.num), A.addi(d, 0, 0))
             self.bind(loop)
@@ -634,22 +644,20 @@ class RiscvMasm(MacroAssembler):
             self.emit(A.addi(t4, t5, -1), A.and_(t5, t5, t4), A.addi(d, d, 1))
             self.jump(loop)
             self.bind(done)
-        elif what == "extend8_s":
+        elif op is IntUnOp.EXTEND8_S:
             self.emit(A.slli(d, ra, 56), A.srai(d, d, 56))
-        elif what == "extend16_s":
+        elif op is IntUnOp.EXTEND16_S:
             self.emit(A.slli(d, ra, 48), A.srai(d, d, 48))
-        elif what == "extend32_s":
+        else:  # EXTEND32_S
             self.emit(A.addiw(d, ra, 0))
-        else:
-            raise ValueError(f"unknown integer unary {name}")
 
     # -- floating point ------------------------------------------------------------------------------------
 
-    def float_binary(self, what: str, double: bool, dst: Reg, a: Reg, b: Reg) -> None:
+    def float_binary(self, op: FloatBinOp, double: bool, dst: Reg, a: Reg, b: Reg) -> None:
         d, fa, fb = dst.num, a.num, b.num
-        if what in ("add", "sub", "mul", "div"):
-            self.emit(getattr(A, "f" + what)(d, fa, fb, double))
-        elif what == "copysign":
+        if op is FloatBinOp.ADD or op is FloatBinOp.SUB or op is FloatBinOp.MUL or op is FloatBinOp.DIV:
+            self.emit(getattr(A, "f" + op.value)(d, fa, fb, double))
+        elif op is FloatBinOp.COPYSIGN:
             self.emit(A.fsgnj(d, fa, fb, double))
         else:  # min, max: a NaN operand gives NaN (RISC-V would return the other operand)
             ordered, done = Label(), Label()
@@ -659,19 +667,19 @@ class RiscvMasm(MacroAssembler):
             self.emit(A.fadd(d, fa, fb, double))
             self.jump(done)
             self.bind(ordered)
-            self.emit((A.fmin if what == "min" else A.fmax)(d, fa, fb, double))
+            self.emit((A.fmin if op is FloatBinOp.MIN else A.fmax)(d, fa, fb, double))
             self.bind(done)
 
-    def float_unary(self, what: str, double: bool, dst: Reg, a: Reg) -> None:
+    def float_unary(self, op: FloatUnOp, double: bool, dst: Reg, a: Reg) -> None:
         d, fa = dst.num, a.num
-        if what == "abs":
+        if op is FloatUnOp.ABS:
             self.emit(A.fsgnjx(d, fa, fa, double))
-        elif what == "neg":
+        elif op is FloatUnOp.NEG:
             self.emit(A.fsgnjn(d, fa, fa, double))
-        elif what == "sqrt":
+        elif op is FloatUnOp.SQRT:
             self.emit(A.fsqrt(d, fa, double))
         else:  # ceil floor trunc nearest: through an integer when |a| < 2^52 (2^23), else a itself
-            rm = _ROUNDING[what]
+            rm = _ROUNDING[op]
             t4 = R.T4.num
             ft10, ft11 = R.FT10.num, R.FT11.num
             big, done = Label(), Label()
@@ -689,50 +697,34 @@ class RiscvMasm(MacroAssembler):
             self.emit(A.fmin(d, fa, fa, double))
             self.bind(done)
 
-    def float_compare(self, what: str, double: bool, dst: Reg, a: Reg, b: Reg) -> None:
+    def float_compare(self, cond: FloatCmp, double: bool, dst: Reg, a: Reg, b: Reg) -> None:
         d, fa, fb = dst.num, a.num, b.num
-        if what == "eq":
+        if cond is FloatCmp.EQ:
             self.emit(A.feq(d, fa, fb, double))
-        elif what == "ne":
+        elif cond is FloatCmp.NE:
             self.emit(A.feq(d, fa, fb, double), A.xori(d, d, 1))
-        elif what == "lt":
+        elif cond is FloatCmp.LT:
             self.emit(A.flt(d, fa, fb, double))
-        elif what == "gt":
+        elif cond is FloatCmp.GT:
             self.emit(A.flt(d, fb, fa, double))
-        elif what == "le":
+        elif cond is FloatCmp.LE:
             self.emit(A.fle(d, fa, fb, double))
         else:
             self.emit(A.fle(d, fb, fa, double))
 
-    def convert(self, name: str, dst: Reg, a: Reg) -> None:
+    def convert(self, conv: Conversion, dst: Reg, a: Reg) -> None:
         d, ra, t4 = dst.num, a.num, R.T4.num
-        if name == "i32.wrap_i64" or name == "i64.extend_i32_s":
-            self.emit(A.addiw(d, ra, 0))
-        elif name == "i64.extend_i32_u":
+        if conv in _MOVES:
+            self.emit(_MOVES[conv](d, ra))
+        elif conv is Conversion.I64_EXTEND_I32_U:
             self.emit(A.and_(d, ra, R.MASK32.num))
-        elif name.startswith(("f32.convert", "f64.convert")):
-            src = name.split("_")[1]  # i32 / i64
-            self.emit(A.fcvt_from_int(d, ra, double=name[1] == "6", signed=name.endswith("_s"),
-                                      wide=src == "i64"))
-        elif name == "f32.demote_f64":
-            self.emit(A.fcvt_s_d(d, ra))
-        elif name == "f64.promote_f32":
-            self.emit(A.fcvt_d_s(d, ra))
-        elif name == "i32.reinterpret_f32":
-            self.emit(A.fmv_x_w(d, ra))
-        elif name == "i64.reinterpret_f64":
-            self.emit(A.fmv_x_d(d, ra))
-        elif name == "f32.reinterpret_i32":
-            self.emit(A.fmv_w_x(d, ra))
-        elif name == "f64.reinterpret_i64":
-            self.emit(A.fmv_d_x(d, ra))
-        elif ".trunc_" in name:
-            # e.g. i32.trunc_f64_u / i64.trunc_sat_f32_s
-            wide = name.startswith("i64")
-            double = "_f64" in name
-            signed = name.endswith("_s")
+        elif conv in _INT_TO_FLOAT:
+            double, signed, wide = _INT_TO_FLOAT[conv]
+            self.emit(A.fcvt_from_int(d, ra, double=double, signed=signed, wide=wide))
+        else:
+            wide, double, signed, saturating = _FLOAT_TO_INT[conv]
             cvt = A.fcvt_to_int(d, ra, double=double, signed=signed, wide=wide, rm=A.RM_RTZ)
-            if "_sat_" in name:  # RISC-V saturates, but turns NaN into the maximum: wasm wants 0
+            if saturating:  # RISC-V saturates, but turns NaN into the maximum: wasm wants 0
                 self.emit(A.feq(t4, ra, ra, double), cvt, A.sub(t4, 0, t4), A.and_(d, d, t4))
             else:
                 self.emit(A.feq(t4, ra, ra, double))
@@ -740,8 +732,6 @@ class RiscvMasm(MacroAssembler):
                 self.emit(A.csrrw(0, A.CSR_FFLAGS, 0), cvt, A.csrrs(t4, A.CSR_FFLAGS, 0),
                           A.andi(t4, t4, A.FFLAG_NV))
                 self._trap_branch("bne", t4, 0, TrapCode.INTEGER_OVERFLOW)
-        else:
-            raise ValueError(f"unknown conversion {name}")
 
     def select(self, dst: Reg, a: Reg, b: Reg, cond: Reg) -> None:
         take_a, done = Label(), Label()
@@ -763,7 +753,7 @@ class RiscvMasm(MacroAssembler):
             self.emit(A.EBREAK)
         for index, kind, label, args in self.fixups:
             if label.pos is None:
-                raise ValueError("internal: branch to an unbound label")
+                raise CompilerBug("branch to an unbound label")
             delta = 4 * (label.pos - index)
             if kind == "b":
                 if not -4096 <= delta < 4096:
@@ -772,7 +762,7 @@ class RiscvMasm(MacroAssembler):
                 self.words[index] = getattr(A, b_kind)(rs1, rs2, delta)
             else:
                 if not -(1 << 20) <= delta < 1 << 20:
-                    raise ValueError("function too large: a jump exceeds 1 MiB")
+                    raise CompileError("function too large: a jump exceeds 1 MiB")
                 self.words[index] = A.jal(0, delta)
         if self._frame_patch is not None:
             rest = self.frame_size() - 16
@@ -782,3 +772,21 @@ class RiscvMasm(MacroAssembler):
             self.words[self._frame_patch + 1] = A.addiw(R.T5.num, R.T5.num, lo)
         self.trap_sites.sort(key=lambda site: site[0])
         return struct.pack(f"<{len(self.words)}I", *self.words)
+
+    def patch_call(self, code: bytearray, site: int, target: int, far: bool) -> None:
+        """Point the ``jal`` (or ``auipc``+``jalr``) at ``site`` to ``target``, keeping its registers."""
+        delta = target - site
+        old = int.from_bytes(code[site:site + 4], "little")
+        rd = (old >> 7) & 0x1F
+        if far:
+            hi = ((delta + 0x800) >> 12) & 0xFFFFF
+            lo = delta - (((delta + 0x800) >> 12) << 12)
+            jalr_old = int.from_bytes(code[site + 4:site + 8], "little")
+            jrd = (jalr_old >> 7) & 0x1F
+            rs1 = (jalr_old >> 15) & 0x1F
+            code[site:site + 4] = A.auipc(rd, hi).to_bytes(4, "little")
+            code[site + 4:site + 8] = A.jalr(jrd, rs1, lo).to_bytes(4, "little")
+        else:
+            if not -(1 << 20) <= delta < 1 << 20:
+                raise CallOutOfRange()
+            code[site:site + 4] = A.jal(rd, delta).to_bytes(4, "little")

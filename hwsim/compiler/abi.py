@@ -1,0 +1,164 @@
+"""The ABI between compiled code and the runtime: the vmctx, the records it points to, the ABI area, value locations.
+
+Compiled code and the runtime (:mod:`hwsim.runtime`) read this one module;
+:mod:`hwsim.runtime.layout` re-exports it beside the Store's address-space map.
+
+A **vmctx** (one per instance) is an array of 8-byte words the compiled code
+reads through a pinned register.  Its layout depends on the module
+(:class:`VmctxLayout`); entries point to shared records, so imported and
+exported memories, tables and globals stay one object::
+
+    vmctx              [ mem0 base | memories... | tables... | globals... | funcs... | type ids... | segments ]
+    memory descriptor  { base VA, size in bytes, page size log2, reserved bytes }
+    table descriptor   { entries VA, size (elements) }
+    global cell        { value }
+    funcref record     { code VA, vmctx VA, type id }
+    segment table      header (16 bytes), then 32-byte descriptors { base, limit, rights, - }
+
+Values cross a call in registers, in order per register class, and past the
+registers in 8-byte words of the **ABI area**, a fixed page pair the runtime
+maps in every Store (no stack arguments: the runtime reads and writes them
+without knowing the frame).  :func:`signature_locations` says where each value
+of a signature goes; an ISA's ``abi`` module binds it to its argument registers.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from ..wasm.module import Module
+from ..wasm.types import F32, F64
+from .regs import Reg
+
+PAGE = 0x1000
+
+# The ABI area: arguments and results past the registers, up to 1000 of each (MAX_PARAMS).
+ABI_AREA = 0x2_0000
+ABI_AREA_SIZE = 2 * PAGE
+ABI_AREA_RESERVED = 64  # its last bytes hold the runtime's all-zero vmctx for host functions
+
+# A 32-bit memory's static offsets (plus the access size) up to this need no explicit bounds check:
+# the runtime reserves this much unmapped address space past every 4 GiB memory.
+MEMORY_GUARD = 2 << 30
+
+# Far-pointer segment tables (hwsim/runtime/segments.py): selectors per instance, bytes per descriptor.
+SEGMENT_CAPACITY = 256
+SEGMENT_HEADER = 16
+SEGMENT_DESC = 32
+
+# Memory descriptor fields.
+MEMDESC_BASE = 0
+MEMDESC_SIZE = 8
+MEMDESC_PAGE_LOG2 = 16
+MEMDESC_RESERVED = 24
+MEMDESC_BYTES = 32
+
+# Table descriptor fields.
+TABLEDESC_BASE = 0
+TABLEDESC_SIZE = 8
+TABLEDESC_BYTES = 16
+
+# Funcref record fields.
+FUNCREF_CODE = 0
+FUNCREF_VMCTX = 8
+FUNCREF_TYPE = 16
+FUNCREF_BYTES = 24
+
+
+@dataclass(frozen=True)
+class VmctxLayout:
+    """Offsets in a module's vmctx: one 8-byte word per memory, table, global, function and type.
+
+    Words hold the address of the memory descriptor, table descriptor, global
+    cell or funcref record, and for a type its canonical type id.  Memory 0's
+    base address is also kept at ``MEM0_BASE`` for the entry trampoline.
+    """
+
+    num_memories: int
+    num_tables: int
+    num_globals: int
+    num_funcs: int
+    num_types: int
+
+    MEM0_BASE = 0
+
+    def memory(self, index: int) -> int:
+        return 8 + 8 * index
+
+    def table(self, index: int) -> int:
+        return 8 + 8 * (self.num_memories + index)
+
+    def global_(self, index: int) -> int:
+        return 8 + 8 * (self.num_memories + self.num_tables + index)
+
+    def func(self, index: int) -> int:
+        return 8 + 8 * (self.num_memories + self.num_tables + self.num_globals + index)
+
+    def type_id(self, index: int) -> int:
+        return 8 + 8 * (self.num_memories + self.num_tables + self.num_globals + self.num_funcs + index)
+
+    @property
+    def segments(self) -> int:
+        """The address of the instance's far-pointer segment table (0 until it has one)."""
+        return 8 + 8 * (self.num_memories + self.num_tables + self.num_globals + self.num_funcs + self.num_types)
+
+    @property
+    def size(self) -> int:
+        return self.segments + 8
+
+
+def vmctx_layout(module: Module) -> VmctxLayout:
+    """The vmctx layout of ``module``'s instances (it depends only on the module's counts)."""
+    return VmctxLayout(len(module.get_memory_types()), len(module.get_table_types()), len(module.get_global_types()),
+                       len(module.get_func_type_indices()), len(module.types))
+
+
+# -- where values go -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RegLoc:
+    """A value passed in register ``reg``."""
+
+    reg: Reg
+
+
+@dataclass(frozen=True, slots=True)
+class AreaLoc:
+    """A value passed in the 8-byte word ``offset`` bytes into the ABI area (at ``ABI_AREA + offset``)."""
+
+    offset: int
+
+
+AbiLoc = RegLoc | AreaLoc
+
+
+@functools.lru_cache(maxsize=4096)
+def signature_locations(types: tuple[int, ...], int_args: tuple[Reg, ...],
+                        float_args: tuple[Reg, ...]) -> tuple[AbiLoc, ...]:
+    """Where each value of ``types`` goes: the next argument register of its class, else the next ABI-area word.
+
+    The same rule places parameters and results.  ``types`` are WebAssembly
+    value types; f32 and f64 take float registers, everything else integer ones.
+    Cached per signature (and register set).
+    """
+    out: list[AbiLoc] = []
+    n_int = n_float = 0
+    offset = 0
+    for ty in types:
+        if ty in (F32, F64):
+            if n_float < len(float_args):
+                out.append(RegLoc(float_args[n_float]))
+                n_float += 1
+                continue
+        elif n_int < len(int_args):
+            out.append(RegLoc(int_args[n_int]))
+            n_int += 1
+            continue
+        out.append(AreaLoc(offset))
+        offset += 8
+    if offset > ABI_AREA_SIZE - ABI_AREA_RESERVED:
+        raise ValueError(f"{len(types)} values do not fit in the ABI area")
+    return tuple(out)
+

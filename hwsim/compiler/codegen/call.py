@@ -1,0 +1,154 @@
+"""Calls and the ABI: parameters in, arguments out, results back, returns (direct, through a reference, builtins).
+
+Where each value goes is the backend's :meth:`~hwsim.compiler.masm.MacroAssembler.abi_locations`
+(a :class:`~hwsim.compiler.abi.RegLoc` or an :class:`~hwsim.compiler.abi.AreaLoc`
+each); this module moves operand-stack values there and back.  Before a call
+every register value is spilled: the operand pools are caller-saved.
+"""
+
+from __future__ import annotations
+
+from ...wasm.types import I64, FuncType
+from ..abi import AbiLoc, RegLoc
+from ..regs import Reg
+from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Val, reg_class
+from .env import ModuleEnv
+
+
+def receive_params(ctx: CodeGenContext, params: tuple[int, ...]) -> None:
+    """In the prologue: move the parameters from their ABI locations to their locals' homes."""
+    masm = ctx.masm
+    for home, loc in zip(ctx.homes, masm.abi_locations(params)):
+        if home.reg is not None:
+            masm.move_from_abi(home.reg, loc, home.ty)
+        else:
+            masm.spill_from_abi(home.slot, loc, home.ty)
+
+
+def value_to_abi(ctx: CodeGenContext, v: Val, loc: AbiLoc, ty: int) -> None:
+    """Put ``v`` at ABI location ``loc`` (the value itself stays where it is)."""
+    masm = ctx.masm
+    if v.kind is CONST:
+        masm.const_to_abi(loc, ty, v.x)
+    elif v.kind is SLOT:
+        masm.slot_to_abi(loc, masm.slot_offset(v.x), ty)
+    elif v.kind is LOCAL:
+        home = ctx.homes[v.x]
+        if home.reg is not None:
+            masm.reg_to_abi(loc, home.reg, ty)
+        else:
+            masm.slot_to_abi(loc, home.slot, ty)
+    else:
+        masm.reg_to_abi(loc, v.x, ty)
+
+
+def parallel_move(ctx: CodeGenContext, moves: list[tuple[Reg, Reg]]) -> None:
+    """Move each source register into its destination (pairs ``(dst, src)``) as if all moved at once."""
+    masm = ctx.masm
+    pending = [(d, s) for d, s in moves if d != s]
+    while pending:
+        sources = {s for _, s in pending}
+        ready = [(d, s) for d, s in pending if d not in sources]
+        if ready:
+            for d, s in ready:
+                masm.mov(d, s)
+            pending = [m for m in pending if m not in ready]
+            continue
+        d, s = pending[0]  # a cycle: park one source in a scratch register
+        scratch = masm.scratch(s.cls)
+        masm.mov(scratch, s)
+        pending = [(dd, scratch if ss == s else ss) for dd, ss in pending]
+
+
+def emit_return(ctx: CodeGenContext, results: tuple[int, ...]) -> None:
+    """Results (top of the stack) into the result registers / ABI area, then the epilogue.
+
+    This may run on a conditional path: it copies values, never changes the
+    context's view of them.  Results bound for memory go first; then
+    register-to-register moves as one parallel move (a result register may
+    hold another result); then loads from slots and constants.
+    """
+    values = ctx.top(len(results))
+    reg_moves, loads = [], []
+    for v, loc, ty in zip(values, ctx.masm.abi_locations(results), results):
+        if not isinstance(loc, RegLoc):
+            value_to_abi(ctx, v, loc, ty)
+        elif v.kind is REG:
+            reg_moves.append((loc.reg, v.x))
+        else:
+            loads.append((v, loc, ty))
+    parallel_move(ctx, reg_moves)
+    for v, loc, ty in loads:
+        value_to_abi(ctx, v, loc, ty)
+    ctx.masm.epilogue_and_return()
+
+
+def prepare_args(ctx: CodeGenContext, params: tuple[int, ...]) -> None:
+    """Spill, then pop the arguments (top of the stack) into their ABI locations."""
+    ctx.spill_regs()
+    n = len(params)
+    for v, loc, ty in zip(ctx.top(n), ctx.masm.abi_locations(params), params):
+        value_to_abi(ctx, v, loc, ty)
+    del ctx.stack[len(ctx.stack) - n:]
+
+
+def push_results(ctx: CodeGenContext, results: tuple[int, ...]) -> None:
+    """After a call: push its results, taking the result registers where they are."""
+    for loc, ty in zip(ctx.masm.abi_locations(results), results):
+        if isinstance(loc, RegLoc):
+            reg = loc.reg
+            ctx.take(reg)
+        else:
+            reg = ctx.alloc(reg_class(ty))
+            ctx.masm.move_from_abi(reg, loc, ty)
+        ctx.push_reg(ty, reg)
+
+
+def emit_call(ctx: CodeGenContext, env: ModuleEnv, func_index: int, tail: bool) -> None:
+    """``call`` / ``return_call`` of function ``func_index`` (an import goes through its funcref record)."""
+    masm = ctx.masm
+    ft = env.func_types[func_index]
+    prepare_args(ctx, ft.params)
+    if func_index < env.num_imported_funcs:
+        masm.load_vmctx(masm.CALL_TARGET, env.layout.func(func_index))
+        if tail:
+            masm.tail_call_ref()
+        else:
+            masm.call_ref()
+    elif tail:
+        masm.tail_call_direct(func_index)
+    else:
+        masm.call_direct(func_index)
+    if not tail:
+        push_results(ctx, ft.results)
+
+
+def emit_call_indirect(ctx: CodeGenContext, env: ModuleEnv, type_index: int, table_index: int, tail: bool) -> None:
+    """``call_indirect`` / ``return_call_indirect``: look the callee up (and check it), then call it."""
+    masm = ctx.masm
+    ft = env.types[type_index]
+    reg, owned = ctx.pop_reg()
+    # Look the callee up before the arguments take the argument registers.
+    masm.table_element_for_call(reg, env.layout.table(table_index), env.table_types[table_index].index_type == I64,
+                                env.layout.type_id(type_index))
+    ctx.release(reg, owned)
+    prepare_args(ctx, ft.params)
+    if tail:
+        masm.tail_call_ref()
+    else:
+        masm.call_ref()
+        push_results(ctx, ft.results)
+
+
+def emit_builtin_call(ctx: CodeGenContext, builtin_id: int, args: list[Val], arg_types: tuple[int, ...],
+                      result_type: int | None, extra: tuple[int, ...] = ()) -> None:
+    """Call a runtime builtin through ``ecall``: ``args`` (popped already), then ``extra`` static operands
+    (memory, table, segment indices) as i64 constants; push its result, if any."""
+    for v in args:
+        ctx.stack.append(v)
+    ft = FuncType(tuple(arg_types) + tuple(I64 for _ in extra), (result_type,) if result_type else ())
+    for value in extra:
+        ctx.push_const(I64, value)
+    prepare_args(ctx, ft.params)
+    ctx.masm.call_builtin(builtin_id)
+    push_results(ctx, ft.results)

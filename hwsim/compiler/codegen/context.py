@@ -1,0 +1,254 @@
+"""The value stack and register allocation: where each WebAssembly operand and local is while code is generated.
+
+WebAssembly's operand stack is a list of :class:`Val` entries, each saying
+where its value is (:class:`ValKind`)::
+
+    REG    in a register of the operand pool (owned by that entry)
+    CONST  a constant not yet materialised
+    LOCAL  a read of local i not yet done (locals live in callee-saved registers or frame slots)
+    SLOT   in the spill slot of its stack depth (slot d holds the value at depth d)
+
+Registers are taken from the backend's pools; when they run out the deepest
+register value is spilled.  Locals are homed once per function: the most used
+ones (weighted by loop depth, :mod:`.prepass`) in callee-saved registers, the
+rest in frame slots.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ...wasm.types import F32, F64
+from ..errors import CompilerBug
+from ..masm import MacroAssembler
+from ..regs import FLOAT, INT, Reg, RegClass
+
+
+class ValKind(enum.Enum):
+    """Where an operand-stack value is; ``Val.x`` is the register, the constant's bits, the local or the depth."""
+
+    REG = "in a register"
+    CONST = "a constant"
+    LOCAL = "a pending read of a local"
+    SLOT = "in its spill slot"
+
+
+REG, CONST, LOCAL, SLOT = ValKind.REG, ValKind.CONST, ValKind.LOCAL, ValKind.SLOT
+
+
+def reg_class(ty: int) -> RegClass:
+    """The register class that holds a value of WebAssembly type ``ty``."""
+    return FLOAT if ty == F32 or ty == F64 else INT
+
+
+class Val:
+    """One operand-stack entry: a value of type ``ty`` that is ``kind``, with ``x`` saying which."""
+
+    __slots__ = ("kind", "ty", "x")
+
+    def __init__(self, kind: ValKind, ty: int, x) -> None:
+        self.kind, self.ty, self.x = kind, ty, x
+
+    def __repr__(self) -> str:
+        return f"Val({self.kind.name}, {self.ty:#x}, {self.x!r})"
+
+
+@dataclass
+class LocalHome:
+    """Where a local lives for the whole function: a callee-saved register or a frame slot."""
+
+    ty: int
+    reg: Reg | None = None
+    slot: int | None = None  # frame offset
+
+
+class CodeGenContext:
+    """The operand stack, the free registers and the locals' homes of the function being compiled."""
+
+    def __init__(self, masm: MacroAssembler, local_types: list[int]) -> None:
+        self.masm = masm
+        self.local_types = local_types
+        self.stack: list[Val] = []
+        self.free = {INT: list(reversed(masm.int_pool)), FLOAT: list(reversed(masm.float_pool))}
+        self.homes: list[LocalHome] = [LocalHome(t) for t in local_types]
+
+    # -- locals ------------------------------------------------------------------------------------
+
+    def home_locals(self, weights: list[float], aux_slots: int) -> None:
+        """Give the heaviest locals the callee-saved registers, the rest frame slots; lay the frame out."""
+        masm = self.masm
+        homes = self.homes
+        order = sorted(range(len(homes)), key=lambda i: -weights[i])
+        int_regs, float_regs = list(masm.int_local_regs), list(masm.float_local_regs)
+        for i in order:
+            pool = float_regs if reg_class(homes[i].ty) == FLOAT else int_regs
+            if pool and weights[i] > 0:
+                homes[i].reg = pool.pop(0)
+        saved = [h.reg for h in homes if h.reg is not None]
+        slot_locals = [h for h in homes if h.reg is None]
+        masm.begin_frame(saved, aux_slots, len(slot_locals))
+        for i, h in enumerate(slot_locals):
+            h.slot = masm.local_offset(i)
+
+    def zero_locals(self, first: int) -> None:
+        """Declared locals (from index ``first``) start at zero."""
+        for h in self.homes[first:]:
+            if h.reg is not None:
+                self.masm.zero_reg(h.reg)
+            else:
+                self.masm.zero_slot(h.slot)
+
+    def materialize_local(self, index: int) -> None:
+        """Before local ``index`` changes, pending reads of it take the current value."""
+        for v in self.stack:
+            if v.kind is LOCAL and v.x == index:
+                reg, _ = self.to_reg(v)
+                copy = self.alloc(reg.cls) if self.homes[index].reg is not None else reg
+                if copy is not reg:
+                    self.masm.mov(copy, reg)
+                v.kind, v.x = REG, copy
+
+    # -- registers ---------------------------------------------------------------------------------
+
+    def alloc(self, cls: RegClass) -> Reg:
+        """A free register of class ``cls``, spilling the deepest register value when there is none."""
+        free = self.free[cls]
+        if free:
+            return free.pop()
+        for depth, v in enumerate(self.stack):
+            if v.kind is REG and v.x.cls == cls:
+                reg = v.x
+                self.masm.store_slot(reg, self.masm.slot_offset(depth), v.ty)
+                v.kind, v.x = SLOT, depth
+                return reg
+        raise CompilerBug("out of registers")  # a value stack holds at most what it holds
+
+    def free_reg(self, reg: Reg) -> None:
+        self.free[reg.cls].append(reg)
+
+    def take(self, reg: Reg) -> None:
+        """Mark a specific register allocated (it must be free)."""
+        self.free[reg.cls].remove(reg)
+
+    def release(self, reg: Reg, owned: bool) -> None:
+        if owned:
+            self.free_reg(reg)
+
+    # -- the operand stack ---------------------------------------------------------------------------
+
+    def push_reg(self, ty: int, reg: Reg) -> None:
+        self.stack.append(Val(REG, ty, reg))
+
+    def push_const(self, ty: int, bits: int) -> None:
+        self.stack.append(Val(CONST, ty, bits))
+
+    def push_local(self, index: int) -> None:
+        self.stack.append(Val(LOCAL, self.local_types[index], index))
+
+    def push_slot(self, ty: int, depth: int) -> None:
+        self.stack.append(Val(SLOT, ty, depth))
+
+    def pop(self) -> Val:
+        return self.stack.pop()
+
+    def top(self, n: int) -> list[Val]:
+        """The top ``n`` values, deepest first (the stack is unchanged)."""
+        return self.stack[len(self.stack) - n:] if n else []
+
+    def truncate(self, height: int) -> None:
+        """Drop the values above ``height``, freeing their registers."""
+        for v in self.stack[height:]:
+            if v.kind is REG:
+                self.free_reg(v.x)
+        del self.stack[height:]
+
+    def to_reg(self, v: Val) -> tuple[Reg, bool]:
+        """A register holding ``v``; ``owned`` is False for a local's home (read it, never write it)."""
+        if v.kind is REG:
+            return v.x, True
+        if v.kind is LOCAL:
+            home = self.homes[v.x]
+            if home.reg is not None:
+                return home.reg, False
+            reg = self.alloc(reg_class(v.ty))
+            self.masm.load_slot(reg, home.slot, v.ty)
+            return reg, True
+        reg = self.alloc(reg_class(v.ty))
+        if v.kind is CONST:
+            self.masm.load_const(reg, v.ty, v.x)
+        else:
+            self.masm.load_slot(reg, self.masm.slot_offset(v.x), v.ty)
+        return reg, True
+
+    def pop_reg(self) -> tuple[Reg, bool]:
+        return self.to_reg(self.pop())
+
+    def pop_operands(self) -> tuple[Reg, Reg]:
+        """Pop b then a into registers, released at once: the result may take one of them
+        (the instruction reads its sources before writing its destination)."""
+        b = self.pop()
+        a = self.pop()
+        ra, aown = self.to_reg(a)
+        rb, bown = self.to_reg(b)
+        self.release(ra, aown)
+        self.release(rb, bown)
+        return ra, rb
+
+    def pop_operand(self) -> Reg:
+        """Pop one value into a register, released at once (see :meth:`pop_operands`)."""
+        ra, own = self.pop_reg()
+        self.release(ra, own)
+        return ra
+
+    # -- spilling --------------------------------------------------------------------------------------
+
+    def spill_value(self, depth: int) -> None:
+        """Move the value at ``depth`` into its spill slot."""
+        v = self.stack[depth]
+        if v.kind is SLOT:
+            if v.x != depth:
+                raise CompilerBug("slot value at the wrong depth")
+            return
+        off = self.masm.slot_offset(depth)
+        self._store_to_slot(v, off)
+        if v.kind is REG:
+            self.free_reg(v.x)
+        v.kind, v.x = SLOT, depth
+
+    def spill_all(self, keep_consts: bool = True) -> None:
+        for depth, v in enumerate(self.stack):
+            if v.kind is SLOT or (keep_consts and v.kind is CONST):
+                continue
+            self.spill_value(depth)
+
+    def spill_regs(self) -> None:
+        """Spill register values (before a call clobbers the caller-saved pools)."""
+        for depth, v in enumerate(self.stack):
+            if v.kind is REG:
+                self.spill_value(depth)
+
+    def move_to_slots(self, values: list[Val], base: int) -> None:
+        """Store ``values`` into slots base, base+1, ... (they sit at or above those depths); the
+        values themselves are unchanged (this may run on a conditional path)."""
+        for i, v in enumerate(values):
+            depth = base + i
+            off = self.masm.slot_offset(depth)
+            if v.kind is SLOT:
+                if v.x != depth:
+                    self.masm.copy_slot(off, self.masm.slot_offset(v.x), v.ty)
+            else:
+                self._store_to_slot(v, off)
+
+    def _store_to_slot(self, v: Val, off: int) -> None:
+        """Store a REG, CONST or LOCAL value at frame offset ``off``."""
+        if v.kind is REG:
+            self.masm.store_slot(v.x, off, v.ty)
+        elif v.kind is CONST:
+            self.masm.store_const_to_slot(off, v.ty, v.x)
+        else:
+            home = self.homes[v.x]
+            if home.reg is not None:
+                self.masm.store_slot(home.reg, off, v.ty)
+            else:
+                self.masm.copy_slot(off, home.slot, v.ty)

@@ -1,0 +1,250 @@
+"""Control frames: blocks, loops, ifs and the function body; branches and the joins where paths meet.
+
+Control flow joins meet in a canonical state: at every block, loop and if
+entry the operand stack is spilled (constants may stay), and every branch
+moves the values its label carries into the slots just above the label's
+stack height.  A branch to the function frame is a return.
+
+Code after an unconditional branch is unreachable: it is skipped (only block
+nesting is tracked, in frames marked ``dead``) until the ``else`` or ``end``
+that makes code reachable again::
+
+    frame     label bound at          carries    entered with
+    FUNC      the end (a return)      results    the parameters in their homes
+    BLOCK     its end                 results    its params in their slots
+    LOOP      its header              params     its params in their slots
+    IF        its end; else_label     results    its params in slots, and in aux slots for the else arm
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ..masm import Label
+from .call import emit_return
+from .context import CONST, SLOT, CodeGenContext
+
+
+class CtrlKind(enum.Enum):
+    FUNC = "func"
+    BLOCK = "block"
+    LOOP = "loop"
+    IF = "if"
+
+
+@dataclass
+class ControlFrame:
+    kind: CtrlKind
+    label: Label  # branch target: the loop header, or the end
+    height: int  # operand-stack height below the block's params
+    params: tuple[int, ...]
+    results: tuple[int, ...]
+    else_label: Label | None = None
+    param_save: int | None = None  # first aux slot holding an if's params, for the else branch
+    reachable: bool = True  # is the code being generated now reachable
+    entered_reachable: bool = True
+    label_used: bool = False
+    dead: bool = False  # the whole block sits in unreachable code
+
+    @property
+    def arity(self) -> tuple[int, ...]:
+        """The types a branch to this frame carries."""
+        return self.params if self.kind is CtrlKind.LOOP else self.results
+
+
+class ControlStack:
+    """The frames of the function being compiled, innermost last; ``frames[0]`` is the function body."""
+
+    def __init__(self, ctx: CodeGenContext, results: tuple[int, ...]) -> None:
+        self.ctx = ctx
+        self.masm = ctx.masm
+        self.frames = [ControlFrame(CtrlKind.FUNC, self.masm.new_label(), 0, (), results)]
+
+    @property
+    def reachable(self) -> bool:
+        return self.frames[-1].reachable
+
+    def set_unreachable(self) -> None:
+        """After an unconditional branch: drop the frame's operands; skip code until it is reachable again."""
+        frame = self.frames[-1]
+        self.ctx.truncate(frame.height)
+        frame.reachable = False
+
+    # -- entering blocks ------------------------------------------------------------------------------
+
+    def block(self, params: tuple[int, ...], results: tuple[int, ...]) -> None:
+        self.ctx.spill_all()
+        height = len(self.ctx.stack) - len(params)
+        self.frames.append(ControlFrame(CtrlKind.BLOCK, self.masm.new_label(), height, params, results))
+
+    def loop(self, params: tuple[int, ...], results: tuple[int, ...]) -> None:
+        ctx = self.ctx
+        ctx.spill_all()
+        height = len(ctx.stack) - len(params)
+        for depth in range(height, len(ctx.stack)):  # branches back to the header bring new params in their slots
+            ctx.spill_value(depth)
+        label = self.masm.new_label()
+        self.masm.bind(label)
+        self.frames.append(ControlFrame(CtrlKind.LOOP, label, height, params, results))
+
+    def if_(self, params: tuple[int, ...], results: tuple[int, ...]) -> None:
+        ctx, masm = self.ctx, self.masm
+        cond, owned = ctx.pop_reg()
+        ctx.spill_all()  # stores only: the popped condition's register stays intact
+        height = len(ctx.stack) - len(params)
+        frame = ControlFrame(CtrlKind.IF, masm.new_label(), height, params, results, else_label=masm.new_label())
+        if params:
+            frame.param_save = masm.alloc_aux_slots(len(params))
+            for i, v in enumerate(ctx.stack[height:]):
+                if v.kind is CONST:
+                    masm.store_const_to_slot(masm.aux_offset(frame.param_save + i), v.ty, v.x)
+                else:
+                    masm.copy_slot(masm.aux_offset(frame.param_save + i), masm.slot_offset(v.x), v.ty)
+        masm.branch_zero(cond, frame.else_label)
+        ctx.release(cond, owned)
+        self.frames.append(frame)
+
+    # -- leaving blocks -------------------------------------------------------------------------------
+
+    def else_(self) -> None:
+        frame = self.frames[-1]
+        if frame.reachable:
+            self._branch_to_end(frame)
+        self.masm.bind(frame.else_label)
+        frame.else_label = None
+        self._restore_if_params(frame)
+
+    def end(self) -> None:
+        frame = self.frames[-1]
+        if frame.kind is CtrlKind.FUNC:
+            if frame.reachable:
+                emit_return(self.ctx, frame.results)
+            self.frames.pop()
+            self.masm.bind(frame.label)
+            return
+        self.frames.pop()
+        if frame.kind is CtrlKind.IF and frame.else_label is not None:
+            # No else arm: the params flow through unchanged when the condition is false.
+            if frame.reachable:
+                self._branch_to_end(frame)
+            self.masm.bind(frame.else_label)
+            self._restore_if_params(frame)
+        if frame.kind is CtrlKind.LOOP:
+            # A loop's label is its header: falling out of the end is the only way past it.
+            if frame.reachable:
+                self.ctx.move_to_slots(self.ctx.top(len(frame.results)), frame.height)
+            outer_reachable = frame.reachable
+        else:
+            if frame.reachable:
+                self.ctx.move_to_slots(self.ctx.top(len(frame.results)), frame.height)
+            self.masm.bind(frame.label)
+            outer_reachable = frame.reachable or frame.label_used
+        self._push_block_results(frame)
+        outer = self.frames[-1]
+        outer.reachable = outer_reachable
+        if not outer_reachable:
+            self.set_unreachable()
+
+    def _branch_to_end(self, frame: ControlFrame) -> None:
+        self.ctx.move_to_slots(self.ctx.top(len(frame.results)), frame.height)
+        frame.label_used = True
+        self.masm.jump(frame.label)
+
+    def _restore_if_params(self, frame: ControlFrame) -> None:
+        """The else arm (written or implicit) starts from the if's entry state: its params, saved at the if."""
+        ctx, masm = self.ctx, self.masm
+        ctx.truncate(frame.height)
+        for i, ty in enumerate(frame.params):
+            masm.copy_slot(masm.slot_offset(frame.height + i), masm.aux_offset(frame.param_save + i), ty)
+            ctx.push_slot(ty, frame.height + i)
+        frame.reachable = frame.entered_reachable
+
+    def _push_block_results(self, frame: ControlFrame) -> None:
+        self.ctx.truncate(frame.height)
+        for i, ty in enumerate(frame.results):
+            self.ctx.push_slot(ty, frame.height + i)
+
+    # -- branches ---------------------------------------------------------------------------------------
+
+    def br(self, depth: int) -> None:
+        self._branch_to(self.frames[-1 - depth])
+        self.set_unreachable()
+
+    def br_if(self, depth: int) -> None:
+        ctx, masm = self.ctx, self.masm
+        frame = self.frames[-1 - depth]
+        cond, owned = ctx.pop_reg()
+        frame.label_used = True
+        # Code on the taken path only copies values: the context's view of the stack must stay
+        # true for the fall-through path.
+        if frame.kind is CtrlKind.FUNC or self._needs_moves(frame):
+            skip = masm.new_label()
+            masm.branch_zero(cond, skip)
+            ctx.release(cond, owned)
+            self._branch_to(frame)
+            masm.bind(skip)
+        else:
+            masm.branch_nonzero(cond, frame.label)
+            ctx.release(cond, owned)
+
+    def br_table(self, depths: tuple[int, ...], default: int) -> None:
+        ctx, masm = self.ctx, self.masm
+        index, owned = ctx.pop_reg()
+        targets = []
+        stubs = []
+        for depth in (*depths, default):
+            frame = self.frames[-1 - depth]
+            frame.label_used = True
+            if frame.kind is not CtrlKind.FUNC and not self._needs_moves(frame):
+                targets.append(frame.label)
+            else:
+                stub = masm.new_label()
+                targets.append(stub)
+                stubs.append((stub, frame))
+        masm.jump_table(index, targets[:-1], targets[-1])
+        ctx.release(index, owned)
+        for stub, frame in stubs:
+            masm.bind(stub)
+            self._branch_to(frame)
+        self.set_unreachable()
+
+    def return_(self) -> None:
+        self._branch_to(self.frames[0])
+        self.set_unreachable()
+
+    def _needs_moves(self, frame: ControlFrame) -> bool:
+        """Do the values a branch to ``frame`` carries need moving into the frame's slots."""
+        stack = self.ctx.stack
+        n = len(frame.arity)
+        if len(stack) - n != frame.height:
+            return bool(n)
+        return any(v.kind is not SLOT or v.x != frame.height + i for i, v in enumerate(self.ctx.top(n)))
+
+    def _branch_to(self, frame: ControlFrame) -> None:
+        """Unconditional branch to ``frame``'s label, its values moved into place."""
+        frame.label_used = True
+        if frame.kind is CtrlKind.FUNC:
+            # Straight from the operand stack into the result registers: storing into the frame's slots
+            # first would overwrite values emit_return still reads from those slots.
+            emit_return(self.ctx, frame.results)
+            return
+        self.ctx.move_to_slots(self.ctx.top(len(frame.arity)), frame.height)
+        self.masm.jump(frame.label)
+
+    # -- unreachable code -----------------------------------------------------------------------------
+
+    def skip_block(self, params: tuple[int, ...], results: tuple[int, ...]) -> None:
+        """A block, loop or if in unreachable code: tracked for nesting only."""
+        self.frames.append(ControlFrame(CtrlKind.BLOCK, Label(), len(self.ctx.stack), params, results,
+                                        reachable=False, entered_reachable=False, dead=True))
+
+    def skip_else(self) -> None:
+        if not self.frames[-1].dead:
+            self.else_()
+
+    def skip_end(self) -> None:
+        if self.frames[-1].dead:
+            self.frames.pop()
+        else:
+            self.end()

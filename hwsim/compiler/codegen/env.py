@@ -1,0 +1,44 @@
+"""The module-wide facts a function's code depends on: types, memories, tables, globals, the vmctx layout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...wasm.module import Module
+from ...wasm.types import BLOCK_EMPTY, FuncType, GlobalType, MemoryType, TableType, block_valtype
+from ..abi import VmctxLayout, vmctx_layout
+from ..intrinsics import Intrinsic, intrinsics_of
+
+
+@dataclass
+class ModuleEnv:
+    """What every function of one module is compiled against."""
+
+    module: Module
+    func_types: list[FuncType]  # by function index
+    types: list[FuncType]
+    num_imported_funcs: int
+    memory_types: list[MemoryType]
+    table_types: list[TableType]
+    global_types: list[GlobalType]
+    layout: VmctxLayout
+    intrinsics: dict[int, Intrinsic] = field(default_factory=dict)  # imported function index -> lowered in place
+
+    def block_type(self, bt: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(params, results) of a block type immediate."""
+        if bt == BLOCK_EMPTY:
+            return (), ()
+        if bt < 0:
+            return (), (block_valtype(bt),)
+        ft = self.types[bt]
+        return tuple(ft.params), tuple(ft.results)
+
+
+def module_env(module: Module) -> ModuleEnv:
+    types = module.types
+    func_types = [types[t] for t in module.get_func_type_indices()]
+    mems = module.get_memory_types()
+    tables = module.get_table_types()
+    globals_ = module.get_global_types()
+    return ModuleEnv(module, func_types, types, module.num_imported_funcs, mems, tables, globals_,
+                     vmctx_layout(module), intrinsics_of(module))

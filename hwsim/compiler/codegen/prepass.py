@@ -1,0 +1,42 @@
+"""The pre-pass: what code generation needs to know about a function body before its first instruction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ...wasm import opcodes as op
+
+_CALLS = (op.CALL, op.CALL_INDIRECT_OP, op.RETURN_CALL, op.RETURN_CALL_INDIRECT)
+
+
+@dataclass
+class FuncInfo:
+    """What the pre-pass learns about a function body."""
+
+    weights: list[float]  # per local: its reads and writes, weighted by 8 ** loop depth (capped at 4)
+    aux_slots: int  # slots to keep the params of ``if`` blocks for their ``else``
+    has_calls: bool
+
+
+def prepass(body: list, num_locals: int,
+            block_type: Callable[[int], tuple[tuple[int, ...], tuple[int, ...]]]) -> FuncInfo:
+    """One walk over ``body`` (decoded instructions): local weights, aux slots, calls."""
+    weights = [0.0] * num_locals
+    depth = 0
+    aux = 0
+    has_calls = False
+    loops: list[bool] = []
+    for code, imm, _ in body:
+        if code in (op.LOCAL_GET, op.LOCAL_SET, op.LOCAL_TEE):
+            weights[imm] += 8.0 ** min(depth, 4)
+        elif code in (op.BLOCK_OP, op.LOOP, op.IF):
+            loops.append(code == op.LOOP)
+            depth += code == op.LOOP
+            if code == op.IF:
+                aux += len(block_type(imm)[0])
+        elif code == op.END and loops:
+            depth -= loops.pop()
+        elif code in _CALLS:
+            has_calls = True
+    return FuncInfo(weights, aux, has_calls)

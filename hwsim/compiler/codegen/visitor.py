@@ -1,0 +1,510 @@
+"""The per-opcode visitor: one handler per WebAssembly instruction (or family), and the dispatch table.
+
+:class:`FuncCodegen` compiles one function: the pre-pass, the locals' homes
+and the prologue, then one walk over the body, calling ``DISPATCH[opcode]``
+for each reachable instruction.  ``DISPATCH`` maps every opcode the compiler
+implements to ``(handler, static operands)``; a handler runs as
+``handler(codegen, immediate, *static)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ...wasm import opcodes as op
+from ...wasm.module import Func
+from ...wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64
+from ..builtins import Builtin
+from ..errors import CompileError
+from ..intrinsics import FAR, FAR_ACCESS, PAGE_SIZE, Intrinsic
+from ..masm import (Conversion, FloatBinOp, FloatCmp, FloatUnOp, IntBinOp, IntCmp, IntUnOp, LoadKind,
+                    MacroAssembler, StoreKind)
+from ..regs import FLOAT, INT
+from ..traps import TrapCode
+from . import call
+from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Val, reg_class
+from .control import ControlStack
+from .env import ModuleEnv
+from .prepass import prepass
+
+
+class FuncCodegen:
+    """Compiles function ``func_index`` (its body ``func``) of ``env``'s module into ``masm``."""
+
+    def __init__(self, env: ModuleEnv, func_index: int, func: Func, masm: MacroAssembler) -> None:
+        self.env = env
+        self.func = func
+        self.masm = masm
+        self.type = env.func_types[func_index]
+
+    def compile(self) -> MacroAssembler:
+        env, masm, func = self.env, self.masm, self.func
+        local_types = list(self.type.params)
+        for count, ty in func.locals:
+            local_types.extend([ty] * count)
+        info = prepass(func.body, len(local_types), env.block_type)
+        self.ctx = ctx = CodeGenContext(masm, local_types)
+        ctx.home_locals(info.weights, info.aux_slots)
+        masm.mark(func.body_offset)
+        masm.prologue()
+        # Parameters arrive in argument registers (or the ABI area); declared locals start at zero.
+        call.receive_params(ctx, self.type.params)
+        ctx.zero_locals(len(self.type.params))
+        self.control = control = ControlStack(ctx, tuple(self.type.results))
+        for code, imm, offset in func.body:
+            if not control.reachable:
+                self.skip(code, imm)
+                continue
+            masm.mark(offset)
+            entry = DISPATCH.get(code)
+            if entry is None:
+                raise CompileError(f"instruction {op.opcode_name(code)} is not supported by the compiler yet")
+            handler, static = entry
+            handler(self, imm, *static)
+        return masm
+
+    def skip(self, code: int, imm) -> None:
+        """An instruction in unreachable code: only block nesting matters."""
+        if code in (op.BLOCK_OP, op.LOOP, op.IF):
+            self.control.skip_block(*self.env.block_type(imm))
+        elif code == op.ELSE:
+            self.control.skip_else()
+        elif code == op.END:
+            self.control.skip_end()
+
+    # -- control ------------------------------------------------------------------------------------
+
+    def visit_nop(self, imm) -> None:
+        pass
+
+    def visit_unreachable(self, imm) -> None:
+        self.masm.trap(TrapCode.UNREACHABLE)
+        self.control.set_unreachable()
+
+    def visit_block(self, imm) -> None:
+        self.control.block(*self.env.block_type(imm))
+
+    def visit_loop(self, imm) -> None:
+        self.control.loop(*self.env.block_type(imm))
+
+    def visit_if(self, imm) -> None:
+        self.control.if_(*self.env.block_type(imm))
+
+    def visit_else(self, imm) -> None:
+        self.control.else_()
+
+    def visit_end(self, imm) -> None:
+        self.control.end()
+
+    def visit_br(self, imm) -> None:
+        self.control.br(imm)
+
+    def visit_br_if(self, imm) -> None:
+        self.control.br_if(imm)
+
+    def visit_br_table(self, imm) -> None:
+        depths, default = imm
+        self.control.br_table(depths, default)
+
+    def visit_return(self, imm) -> None:
+        self.control.return_()
+
+    # -- calls -----------------------------------------------------------------------------------------
+
+    def visit_call(self, imm, tail: bool) -> None:
+        intrinsic = self.env.intrinsics.get(imm)
+        if intrinsic is not None:
+            self.call_intrinsic(intrinsic)
+            if tail:
+                self.control.return_()
+            return
+        call.emit_call(self.ctx, self.env, imm, tail)
+        if tail:
+            self.control.set_unreachable()
+
+    def visit_call_indirect(self, imm, tail: bool) -> None:
+        type_index, table_index = imm
+        call.emit_call_indirect(self.ctx, self.env, type_index, table_index, tail)
+        if tail:
+            self.control.set_unreachable()
+
+    def call_intrinsic(self, intrinsic: Intrinsic) -> None:
+        """A call of an intrinsic import, lowered as the instruction it stands for (on memory 0)."""
+        if intrinsic.module == FAR:
+            if intrinsic.name in FAR_ACCESS:
+                self.far_access(*FAR_ACCESS[intrinsic.name])
+            else:
+                ft = intrinsic.signature(I32)
+                args = [self.ctx.pop() for _ in ft.params][::-1]
+                self.builtin(_FAR_BUILTINS[intrinsic.name], args, tuple(ft.params),
+                             ft.results[0] if ft.results else None, ())
+            return
+        if intrinsic.name == "page_size":
+            self.ctx.push_const(I32, PAGE_SIZE)
+            return
+        memory_op = _MEMORY_INTRINSICS.get(intrinsic.name)
+        if memory_op is not None:
+            memory_op(self, 0)
+            return
+        # Memory handles: builtins on memory 0.
+        at = self.env.memory_types[0].index_type if self.env.memory_types else I32
+        ft = intrinsic.signature(at)
+        args = [self.ctx.pop() for _ in ft.params][::-1]
+        self.builtin(_HANDLE_BUILTINS[intrinsic.name], args, tuple(ft.params),
+                     ft.results[0] if ft.results else None, ())
+
+    def far_access(self, size: int, write: bool) -> None:
+        ctx = self.ctx
+        word = self.env.layout.segments
+        if write:
+            value = ctx.pop()
+            far = ctx.pop()
+            vreg, vown = ctx.to_reg(value)
+            freg, fown = ctx.to_reg(far)
+            self.masm.far_access(freg, size, True, vreg, word)
+            ctx.release(vreg, vown)
+            ctx.release(freg, fown)
+            return
+        freg, fown = ctx.pop_reg()
+        dst = ctx.alloc(INT)
+        self.masm.far_access(freg, size, False, dst, word)
+        ctx.release(freg, fown)
+        ctx.push_reg(I64 if size == 8 else I32, dst)
+
+    def builtin(self, builtin: Builtin, args: list[Val], arg_types: tuple[int, ...], result_type: int | None,
+                extra: tuple[int, ...] = ()) -> None:
+        call.emit_builtin_call(self.ctx, builtin, args, arg_types, result_type, extra)
+
+    # -- parametric -----------------------------------------------------------------------------------
+
+    def visit_drop(self, imm) -> None:
+        v = self.ctx.pop()
+        if v.kind is REG:
+            self.ctx.free_reg(v.x)
+
+    def visit_select(self, imm) -> None:
+        ctx = self.ctx
+        cond, cown = ctx.pop_reg()
+        b = ctx.pop()
+        a = ctx.pop()
+        ra, aown = ctx.to_reg(a)
+        rb, bown = ctx.to_reg(b)
+        ctx.release(cond, cown)
+        ctx.release(ra, aown)
+        ctx.release(rb, bown)
+        dst = ctx.alloc(ra.cls)
+        self.masm.select(dst, ra, rb, cond)
+        ctx.push_reg(a.ty, dst)
+
+    # -- locals and globals ---------------------------------------------------------------------------
+
+    def visit_local_get(self, imm) -> None:
+        self.ctx.push_local(imm)
+
+    def visit_local_set(self, imm) -> None:
+        ctx, masm = self.ctx, self.masm
+        ctx.materialize_local(imm)
+        v = ctx.pop()
+        home = ctx.homes[imm]
+        if v.kind is LOCAL and v.x == imm:
+            return
+        if home.reg is not None:
+            if v.kind is CONST:
+                masm.load_const(home.reg, v.ty, v.x)
+            elif v.kind is SLOT:
+                masm.load_slot(home.reg, masm.slot_offset(v.x), v.ty)
+            else:
+                reg, owned = ctx.to_reg(v)
+                masm.mov(home.reg, reg)
+                ctx.release(reg, owned)
+        else:
+            if v.kind is CONST:
+                masm.store_const_to_slot(home.slot, v.ty, v.x)
+            elif v.kind is SLOT:
+                masm.copy_slot(home.slot, masm.slot_offset(v.x), v.ty)
+            else:
+                reg, owned = ctx.to_reg(v)
+                masm.store_slot(reg, home.slot, v.ty)
+                ctx.release(reg, owned)
+
+    def visit_local_tee(self, imm) -> None:
+        self.visit_local_set(imm)
+        self.ctx.push_local(imm)
+
+    def visit_global_get(self, imm) -> None:
+        ty = self.env.global_types[imm].valtype
+        dst = self.ctx.alloc(reg_class(ty))
+        self.masm.global_get(dst, self.env.layout.global_(imm), ty)
+        self.ctx.push_reg(ty, dst)
+
+    def visit_global_set(self, imm) -> None:
+        ty = self.env.global_types[imm].valtype
+        reg, owned = self.ctx.pop_reg()
+        self.masm.global_set(reg, self.env.layout.global_(imm), ty)
+        self.ctx.release(reg, owned)
+
+    # -- constants and numeric ------------------------------------------------------------------------
+
+    def visit_const(self, imm, ty: int) -> None:
+        self.ctx.push_const(ty, imm)
+
+    def visit_int_binary(self, imm, kind: IntBinOp, wide: bool) -> None:
+        ctx = self.ctx
+        b = ctx.pop()
+        a = ctx.pop()
+        ra, aown = ctx.to_reg(a)
+        if b.kind is CONST and self.masm.int_imm_ok(kind, wide, b.x):
+            rb, bown = b.x, False
+        else:
+            rb, bown = ctx.to_reg(b)
+        ctx.release(ra, aown)
+        if not isinstance(rb, int):
+            ctx.release(rb, bown)
+        dst = ctx.alloc(INT)
+        self.masm.int_binary(kind, wide, dst, ra, rb)
+        ctx.push_reg(I64 if wide else I32, dst)
+
+    def visit_int_eqz(self, imm) -> None:  # also ref.is_null
+        ra = self.ctx.pop_operand()
+        dst = self.ctx.alloc(INT)
+        self.masm.int_eqz(dst, ra)
+        self.ctx.push_reg(I32, dst)
+
+    def visit_int_compare(self, imm, cond: IntCmp) -> None:
+        ra, rb = self.ctx.pop_operands()
+        dst = self.ctx.alloc(INT)
+        self.masm.int_compare(cond, dst, ra, rb)
+        self.ctx.push_reg(I32, dst)
+
+    def visit_int_unary(self, imm, kind: IntUnOp, wide: bool) -> None:
+        ra = self.ctx.pop_operand()
+        dst = self.ctx.alloc(INT)
+        self.masm.int_unary(kind, wide, dst, ra)
+        self.ctx.push_reg(I64 if wide else I32, dst)
+
+    def visit_float_binary(self, imm, kind: FloatBinOp, double: bool) -> None:
+        ra, rb = self.ctx.pop_operands()
+        dst = self.ctx.alloc(FLOAT)
+        self.masm.float_binary(kind, double, dst, ra, rb)
+        self.ctx.push_reg(F64 if double else F32, dst)
+
+    def visit_float_unary(self, imm, kind: FloatUnOp, double: bool) -> None:
+        ra = self.ctx.pop_operand()
+        dst = self.ctx.alloc(FLOAT)
+        self.masm.float_unary(kind, double, dst, ra)
+        self.ctx.push_reg(F64 if double else F32, dst)
+
+    def visit_float_compare(self, imm, cond: FloatCmp, double: bool) -> None:
+        ra, rb = self.ctx.pop_operands()
+        dst = self.ctx.alloc(INT)
+        self.masm.float_compare(cond, double, dst, ra, rb)
+        self.ctx.push_reg(I32, dst)
+
+    def visit_convert(self, imm, conv: Conversion, result: int) -> None:
+        ra = self.ctx.pop_operand()
+        dst = self.ctx.alloc(reg_class(result))
+        self.masm.convert(conv, dst, ra)
+        self.ctx.push_reg(result, dst)
+
+    # -- memory ---------------------------------------------------------------------------------------
+
+    def visit_load(self, imm, kind: LoadKind, ty: int, size: int) -> None:
+        ctx = self.ctx
+        mem, _align, offset = imm
+        reg, owned = ctx.pop_reg()
+        ctx.release(reg, owned)
+        dst = ctx.alloc(reg_class(ty))
+        base, disp = self.masm.heap_address(mem, self.env.layout.memory(mem), self.env.memory_types[mem], reg,
+                                            offset, size)
+        self.masm.load(kind, dst, base, disp)
+        ctx.push_reg(ty, dst)
+
+    def visit_store(self, imm, kind: StoreKind, size: int) -> None:
+        ctx = self.ctx
+        mem, _align, offset = imm
+        value = ctx.pop()
+        addr = ctx.pop()
+        vreg, vown = ctx.to_reg(value)
+        areg, aown = ctx.to_reg(addr)
+        base, disp = self.masm.heap_address(mem, self.env.layout.memory(mem), self.env.memory_types[mem], areg,
+                                            offset, size)
+        self.masm.store(kind, vreg, base, disp)
+        ctx.release(vreg, vown)
+        ctx.release(areg, aown)
+
+    def visit_memory_size(self, imm) -> None:
+        dst = self.ctx.alloc(INT)
+        self.masm.memory_size(dst, self.env.layout.memory(imm))
+        self.ctx.push_reg(self.index_type(imm), dst)
+
+    def index_type(self, mem: int) -> int:
+        return self.env.memory_types[mem].index_type
+
+    def visit_memory_grow(self, imm) -> None:
+        t = self.index_type(imm)
+        self.builtin(Builtin.memory_grow, [self.ctx.pop()], (t,), t, (imm,))
+
+    def visit_memory_fill(self, imm) -> None:
+        t = self.index_type(imm)
+        n, val, dst = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
+        self.builtin(Builtin.memory_fill, [dst, val, n], (t, I32, t), None, (imm,))
+
+    def visit_memory_copy(self, imm) -> None:
+        dst_mem, src_mem = imm
+        td, ts = self.index_type(dst_mem), self.index_type(src_mem)
+        n, src, dst = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
+        tn = I64 if (td == I64 and ts == I64) else I32
+        self.builtin(Builtin.memory_copy, [dst, src, n], (td, ts, tn), None, (dst_mem, src_mem))
+
+    def visit_memory_init(self, imm) -> None:
+        data, mem = imm
+        n, src, dst = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
+        self.builtin(Builtin.memory_init, [dst, src, n], (self.index_type(mem), I32, I32), None, (mem, data))
+
+    def visit_data_drop(self, imm) -> None:
+        self.builtin(Builtin.data_drop, [], (), None, (imm,))
+
+    def visit_memory_discard(self, imm) -> None:
+        t = self.index_type(imm)
+        n, addr = self.ctx.pop(), self.ctx.pop()
+        self.builtin(Builtin.memory_discard, [addr, n], (t, t), None, (imm,))
+
+    def visit_memory_map(self, imm) -> None:
+        t = self.index_type(imm)
+        prot, n, addr = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
+        self.builtin(Builtin.memory_map, [addr, n, prot], (t, t, I32), t, (imm,))
+
+    def visit_memory_unmap(self, imm) -> None:
+        t = self.index_type(imm)
+        n, addr = self.ctx.pop(), self.ctx.pop()
+        self.builtin(Builtin.memory_unmap, [addr, n], (t, t), None, (imm,))
+
+    def visit_memory_protect(self, imm) -> None:
+        t = self.index_type(imm)
+        prot, n, addr = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
+        self.builtin(Builtin.memory_protect, [addr, n, prot], (t, t, I32), None, (imm,))
+
+    # -- tables and references ------------------------------------------------------------------------
+
+    def table_index_type(self, table: int) -> int:
+        return self.env.table_types[table].index_type
+
+    def table_elem_type(self, table: int) -> int:
+        return self.env.table_types[table].elem_type
+
+    def visit_table_get(self, imm) -> None:
+        self.builtin(Builtin.table_get, [self.ctx.pop()], (self.table_index_type(imm),), self.table_elem_type(imm),
+                     (imm,))
+
+    def visit_table_set(self, imm) -> None:
+        value, index = self.ctx.pop(), self.ctx.pop()
+        self.builtin(Builtin.table_set, [index, value], (self.table_index_type(imm), self.table_elem_type(imm)),
+                     None, (imm,))
+
+    def visit_table_size(self, imm) -> None:
+        self.builtin(Builtin.table_size, [], (), self.table_index_type(imm), (imm,))
+
+    def visit_table_grow(self, imm) -> None:
+        n, init = self.ctx.pop(), self.ctx.pop()
+        t = self.table_index_type(imm)
+        self.builtin(Builtin.table_grow, [init, n], (self.table_elem_type(imm), t), t, (imm,))
+
+    def visit_table_fill(self, imm) -> None:
+        n, value, index = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
+        t = self.table_index_type(imm)
+        self.builtin(Builtin.table_fill, [index, value, n], (t, self.table_elem_type(imm), t), None, (imm,))
+
+    def visit_table_copy(self, imm) -> None:
+        dst_t, src_t = imm
+        td, ts = self.table_index_type(dst_t), self.table_index_type(src_t)
+        n, src, dst = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
+        tn = I64 if (td == I64 and ts == I64) else I32
+        self.builtin(Builtin.table_copy, [dst, src, n], (td, ts, tn), None, (dst_t, src_t))
+
+    def visit_table_init(self, imm) -> None:
+        elem, table = imm
+        n, src, dst = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
+        self.builtin(Builtin.table_init, [dst, src, n], (self.table_index_type(table), I32, I32), None,
+                     (table, elem))
+
+    def visit_elem_drop(self, imm) -> None:
+        self.builtin(Builtin.elem_drop, [], (), None, (imm,))
+
+    def visit_ref_null(self, imm) -> None:
+        self.ctx.push_const(FUNCREF if imm == FUNCREF else EXTERNREF, 0)
+
+    def visit_ref_func(self, imm) -> None:
+        dst = self.ctx.alloc(INT)
+        self.masm.load_vmctx(dst, self.env.layout.func(imm))
+        self.ctx.push_reg(FUNCREF, dst)
+
+V = FuncCodegen
+
+# Intrinsic imports lowered as builtins or as the memory-control instructions they stand for (on memory 0).
+_FAR_BUILTINS = {"grant": Builtin.far_grant, "revoke": Builtin.far_revoke}
+_HANDLE_BUILTINS = {"handle_new": Builtin.handle_new, "handle_map": Builtin.handle_map,
+                    "handle_move": Builtin.handle_move, "handle_unmap": Builtin.handle_unmap,
+                    "handle_pages": Builtin.handle_pages}
+_MEMORY_INTRINSICS: dict[str, Callable] = {"discard": V.visit_memory_discard, "map": V.visit_memory_map,
+                                           "unmap": V.visit_memory_unmap, "protect": V.visit_memory_protect}
+
+# opcode -> (handler, static operands).
+DISPATCH: dict[int, tuple[Callable, tuple]] = {
+    op.NOP: (V.visit_nop, ()), op.UNREACHABLE: (V.visit_unreachable, ()),
+    op.BLOCK_OP: (V.visit_block, ()), op.LOOP: (V.visit_loop, ()), op.IF: (V.visit_if, ()),
+    op.ELSE: (V.visit_else, ()), op.END: (V.visit_end, ()),
+    op.BR: (V.visit_br, ()), op.BR_IF: (V.visit_br_if, ()), op.BR_TABLE_OP: (V.visit_br_table, ()),
+    op.RETURN: (V.visit_return, ()),
+    op.CALL: (V.visit_call, (False,)), op.RETURN_CALL: (V.visit_call, (True,)),
+    op.CALL_INDIRECT_OP: (V.visit_call_indirect, (False,)), op.RETURN_CALL_INDIRECT: (V.visit_call_indirect, (True,)),
+    op.DROP: (V.visit_drop, ()), op.SELECT: (V.visit_select, ()), op.SELECT_TYPED: (V.visit_select, ()),
+    op.LOCAL_GET: (V.visit_local_get, ()), op.LOCAL_SET: (V.visit_local_set, ()),
+    op.LOCAL_TEE: (V.visit_local_tee, ()),
+    op.GLOBAL_GET: (V.visit_global_get, ()), op.GLOBAL_SET: (V.visit_global_set, ()),
+    op.I32_CONST_OP: (V.visit_const, (I32,)), op.I64_CONST_OP: (V.visit_const, (I64,)),
+    op.F32_CONST_OP: (V.visit_const, (F32,)), op.F64_CONST_OP: (V.visit_const, (F64,)),
+    op.MEMORY_SIZE: (V.visit_memory_size, ()), op.MEMORY_GROW: (V.visit_memory_grow, ()),
+    op.MEMORY_FILL: (V.visit_memory_fill, ()), op.MEMORY_COPY: (V.visit_memory_copy, ()),
+    op.MEMORY_INIT: (V.visit_memory_init, ()), op.DATA_DROP: (V.visit_data_drop, ()),
+    op.MEMORY_DISCARD: (V.visit_memory_discard, ()), op.MEMORY_MAP: (V.visit_memory_map, ()),
+    op.MEMORY_UNMAP: (V.visit_memory_unmap, ()), op.MEMORY_PROTECT: (V.visit_memory_protect, ()),
+    op.TABLE_GET: (V.visit_table_get, ()), op.TABLE_SET: (V.visit_table_set, ()),
+    op.TABLE_SIZE: (V.visit_table_size, ()), op.TABLE_GROW: (V.visit_table_grow, ()),
+    op.TABLE_FILL: (V.visit_table_fill, ()), op.TABLE_COPY: (V.visit_table_copy, ()),
+    op.TABLE_INIT: (V.visit_table_init, ()), op.ELEM_DROP: (V.visit_elem_drop, ()),
+    op.REF_NULL: (V.visit_ref_null, ()), op.REF_IS_NULL: (V.visit_int_eqz, ()), op.REF_FUNC: (V.visit_ref_func, ()),
+}
+
+# Loads, stores and numeric instructions, by their text-format name (each name is one opcode).
+_MEMORY_ACCESS: dict[str, tuple[Callable, tuple]] = {
+    **{k.value: (V.visit_load, (k, ty, size)) for k, ty, size in (
+        (LoadKind.I32_LOAD, I32, 4), (LoadKind.I64_LOAD, I64, 8), (LoadKind.F32_LOAD, F32, 4),
+        (LoadKind.F64_LOAD, F64, 8), (LoadKind.I32_LOAD8_S, I32, 1), (LoadKind.I32_LOAD8_U, I32, 1),
+        (LoadKind.I32_LOAD16_S, I32, 2), (LoadKind.I32_LOAD16_U, I32, 2), (LoadKind.I64_LOAD8_S, I64, 1),
+        (LoadKind.I64_LOAD8_U, I64, 1), (LoadKind.I64_LOAD16_S, I64, 2), (LoadKind.I64_LOAD16_U, I64, 2),
+        (LoadKind.I64_LOAD32_S, I64, 4), (LoadKind.I64_LOAD32_U, I64, 4))},
+    **{k.value: (V.visit_store, (k, size)) for k, size in (
+        (StoreKind.I32_STORE, 4), (StoreKind.I64_STORE, 8), (StoreKind.F32_STORE, 4), (StoreKind.F64_STORE, 8),
+        (StoreKind.I32_STORE8, 1), (StoreKind.I32_STORE16, 2), (StoreKind.I64_STORE8, 1),
+        (StoreKind.I64_STORE16, 2), (StoreKind.I64_STORE32, 4))},
+}
+_NUMERIC: dict[str, tuple[Callable, tuple]] = {
+    "i32.eqz": (V.visit_int_eqz, ()), "i64.eqz": (V.visit_int_eqz, ()),
+    **{f"i32.{c.value}": (V.visit_int_compare, (c,)) for c in IntCmp},
+    **{f"i64.{c.value}": (V.visit_int_compare, (c,)) for c in IntCmp},
+    **{f"i32.{k.value}": (V.visit_int_binary, (k, False)) for k in IntBinOp},
+    **{f"i64.{k.value}": (V.visit_int_binary, (k, True)) for k in IntBinOp},
+    **{f"i32.{k.value}": (V.visit_int_unary, (k, False)) for k in IntUnOp if k is not IntUnOp.EXTEND32_S},
+    **{f"i64.{k.value}": (V.visit_int_unary, (k, True)) for k in IntUnOp},
+    **{f"f32.{k.value}": (V.visit_float_binary, (k, False)) for k in FloatBinOp},
+    **{f"f64.{k.value}": (V.visit_float_binary, (k, True)) for k in FloatBinOp},
+    **{f"f32.{k.value}": (V.visit_float_unary, (k, False)) for k in FloatUnOp},
+    **{f"f64.{k.value}": (V.visit_float_unary, (k, True)) for k in FloatUnOp},
+    **{f"f32.{c.value}": (V.visit_float_compare, (c, False)) for c in FloatCmp},
+    **{f"f64.{c.value}": (V.visit_float_compare, (c, True)) for c in FloatCmp},
+}
+_OPCODE_BY_NAME = {name: code for code, name in op.NAMES.items()}
+_NUMERIC.update({c.value: (V.visit_convert, (c, op.SIGNATURES[_OPCODE_BY_NAME[c.value]][1][0])) for c in Conversion})
+for _name, _entry in (*_MEMORY_ACCESS.items(), *_NUMERIC.items()):
+    DISPATCH[_OPCODE_BY_NAME[_name]] = _entry  # a KeyError here is a misspelt name
+del _name, _entry

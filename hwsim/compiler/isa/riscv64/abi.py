@@ -1,0 +1,18 @@
+"""RV64's calling convention for compiled WebAssembly: where a signature's values go (a0-a7, fa0-fa7, the ABI area).
+
+Compiled code (through :class:`~hwsim.compiler.isa.riscv64.masm.RiscvMasm`)
+and the runtime (moving arguments and results across a host call) both ask
+:func:`abi_locations`, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ...abi import AbiLoc, signature_locations
+from .regs import FLOAT_ARGS, INT_ARGS
+
+
+def abi_locations(types: Iterable[int]) -> tuple[AbiLoc, ...]:
+    """Where each value of ``types`` goes, parameters or results: :class:`RegLoc` or :class:`AreaLoc` each."""
+    return signature_locations(tuple(types), INT_ARGS, FLOAT_ARGS)
