@@ -2,7 +2,7 @@
 
 ::
 
-    Module --compile_module--> CompiledModule: position-independent code for all
+    DecodedModule --compile_module--> CompiledModule: position-independent code for all
       |                          functions + trap table + pc -> wasm-offset map
       +-- per function: codegen.FuncCodegen (ISA-neutral, single pass)
                           drives isa/riscv64/masm.RiscvMasm (instruction selection)
@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from ..wasm.module import Func, Module
+from ..wasm.module import FuncBody, DecodedModule
 from ..wasm.types import ExternKind
 from .abi import VmctxLayout, vmctx_layout  # noqa: F401  (vmctx_layout: read here by serialize.py)
 from .codegen import FuncCodegen, ModuleEnv, module_env
@@ -71,7 +71,7 @@ class CompiledModule:
         return i + self.num_imported_funcs
 
 
-def _compile_function(env: ModuleEnv, index: int, func: Func, far_calls: bool) -> tuple[MacroAssembler, bytes]:
+def _compile_function(env: ModuleEnv, index: int, func: FuncBody, far_calls: bool) -> tuple[MacroAssembler, bytes]:
     """The function's assembler (trap sites, pc map, calls to link) and its code."""
     for long_branches in (False, True):
         masm = RiscvMasm(long_branches=long_branches, far_calls=far_calls)
@@ -90,7 +90,7 @@ MAX_RESULTS = 1000  # per function type
 MAX_LOCALS = 50_000  # per function, parameters included
 
 
-def check_limits(module: Module) -> None:
+def check_limits(module: DecodedModule) -> None:
     """Raise CompileError when ``module`` exceeds an implementation limit (before any allocation)."""
     for i, ft in enumerate(module.types):
         if len(ft.params) > MAX_PARAMS or len(ft.results) > MAX_RESULTS:
@@ -104,7 +104,7 @@ def check_limits(module: Module) -> None:
                                f"included (hwsim compiles at most {MAX_LOCALS})")
 
 
-def compile_module(module: Module, *, far_calls: bool = False) -> CompiledModule:
+def compile_module(module: DecodedModule, *, far_calls: bool = False) -> CompiledModule:
     """Compile every function.  Calls are ``jal`` unless the code exceeds its +-1 MiB reach, when the
     module is compiled again with ``auipc``+``jalr`` calls (``far_calls=True`` forces that mode)."""
     check_limits(module)

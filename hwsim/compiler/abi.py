@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from ..wasm.module import Module
+from ..wasm.module import DecodedModule
 from ..wasm.types import F32, F64
 from .regs import Reg
 
@@ -108,7 +108,7 @@ class VmctxLayout:
         return self.segments + 8
 
 
-def vmctx_layout(module: Module) -> VmctxLayout:
+def vmctx_layout(module: DecodedModule) -> VmctxLayout:
     """The vmctx layout of ``module``'s instances (it depends only on the module's counts)."""
     return VmctxLayout(len(module.get_memory_types()), len(module.get_table_types()), len(module.get_global_types()),
                        len(module.get_func_type_indices()), len(module.types))

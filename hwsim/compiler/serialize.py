@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import struct
 
-from ..wasm.module import Module
+from ..wasm.module import DecodedModule
 from . import COMPILER_VERSION, CompiledModule, vmctx_layout
 from .traps import TrapCode
 
@@ -68,7 +68,7 @@ def encode(compiled: CompiledModule) -> bytes:
     return _HEADER.pack(MAGIC, FORMAT_VERSION, hashlib.sha256(body).digest()) + body
 
 
-def decode(data: bytes, module: Module) -> CompiledModule:
+def decode(data: bytes, module: DecodedModule) -> CompiledModule:
     """The compiled module a file holds for ``module``; :class:`CacheFormatError` says why it cannot be used."""
     if len(data) < _HEADER.size:
         raise CacheFormatError(f"{len(data)} bytes, shorter than the {_HEADER.size}-byte header")

@@ -73,7 +73,7 @@ class Problem(enum.Enum):
 
 
 @dataclass
-class Mapping:
+class DmaMapping:
     device: str
     device_id: int
     iova: int
@@ -108,7 +108,7 @@ class DmaReport:
     size: int
     access: str  # "read", "write", or the API call
     time_ns: int
-    mapping: Mapping | None = None
+    mapping: DmaMapping | None = None
     where: str = ""  # the driver call that did it, for API problems
     detail: str = ""
 
@@ -173,14 +173,14 @@ class DmaChecker:
         self.error = error
         self.window_base = window_base
         self.reports: list[DmaReport] = []
-        self.mappings: list[Mapping] = []  # every mapping ever made, live or not
-        self.by_page: dict[tuple[int, int], Mapping] = {}  # (device id, IOVA page) -> its mapping (never reused)
-        self.by_start: dict[tuple[int, int], Mapping] = {}  # (device id, IOVA) -> mapping
+        self.mappings: list[DmaMapping] = []  # every mapping ever made, live or not
+        self.by_page: dict[tuple[int, int], DmaMapping] = {}  # (device id, IOVA page) -> its mapping (never reused)
+        self.by_start: dict[tuple[int, int], DmaMapping] = {}  # (device id, IOVA) -> mapping
         self.live: set[int] = set()  # id() of mappings not unmapped yet
         self.spaces: dict[int, AddressSpace] = {}  # device id -> IO address space
         self.next_iova: dict[int, int] = {}
         self.device_ids: dict[int, str] = {}
-        self.owned_on_frame: dict[int, list[Mapping]] = {}  # physical page -> device-owned mappings on it
+        self.owned_on_frame: dict[int, list[DmaMapping]] = {}  # physical page -> device-owned mappings on it
         self._cpu_reported: set = set()  # (mapping, pc, access) already reported
         if iommu is not None:
             iommu.create_directory()
@@ -200,7 +200,7 @@ class DmaChecker:
         return self.clock.ticks_to_ns(self.clock.now)
 
     def report(self, problem: Problem, device: str, iova: int, size: int, access: str, *,
-               mapping: Mapping | None = None, where: str = "", detail: str = "") -> None:
+               mapping: DmaMapping | None = None, where: str = "", detail: str = "") -> None:
         snapshot = dataclasses.replace(mapping) if mapping is not None else None  # the mapping as it is now
         self.reports.append(DmaReport(problem, device, iova, size, access, self.now_ns(), snapshot, where, detail))
         if TRACE.dma_bug is not None:
@@ -242,7 +242,7 @@ class DmaChecker:
             self.report(Problem.CPU_OWNED, device, iova, size, access, mapping=m)
         return
 
-    def _page_neighbour(self, device_id: int, iova: int) -> Mapping | None:
+    def _page_neighbour(self, device_id: int, iova: int) -> DmaMapping | None:
         """The mapping whose pages hold ``iova`` (the access missed its bytes but hit its page)."""
         return self.by_page.get((device_id, iova & ~(PAGE_SIZE - 1)))
 
@@ -295,7 +295,7 @@ class DmaChecker:
             if allocator.contains(pa):
                 allocator.pin(pa)  # the device may reach it until unmap: it must not be reused before
             space.map(iova_page + k * PAGE_SIZE, pa, PAGE_SIZE, rights, page_size=PAGE_SIZE)
-        m = Mapping(name, did, iova_page + offset, size, cpu_addr, direction, where, self.clock.now,
+        m = DmaMapping(name, did, iova_page + offset, size, cpu_addr, direction, where, self.clock.now,
                     coherent=coherent, frames=tuple(frames))
         self.mappings.append(m)
         if not coherent:
@@ -313,10 +313,10 @@ class DmaChecker:
         why = self.memory.forbidden(cpu_addr, size, direction.device_writes)
         return None if why is None else f"driver address {cpu_addr:#x}: {why}"
 
-    def _find(self, did: int, iova: int) -> Mapping | None:
+    def _find(self, did: int, iova: int) -> DmaMapping | None:
         return self.by_start.get((did, iova))
 
-    def _unpin(self, m: Mapping) -> None:
+    def _unpin(self, m: DmaMapping) -> None:
         allocator = self.machine.frames
         for pa in m.frames:
             if allocator.contains(pa):
@@ -378,12 +378,12 @@ class DmaChecker:
 
     # -- the CPU side: watched pages ---------------------------------------------------------------------
 
-    def _hand_to_device(self, m: Mapping) -> None:
+    def _hand_to_device(self, m: DmaMapping) -> None:
         for frame in m.frames:
             self.owned_on_frame.setdefault(frame, []).append(m)
             self._rewatch(frame)
 
-    def _hand_to_cpu(self, m: Mapping) -> None:
+    def _hand_to_cpu(self, m: DmaMapping) -> None:
         for frame in m.frames:
             owners = self.owned_on_frame.get(frame, [])
             if m in owners:

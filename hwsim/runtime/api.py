@@ -50,11 +50,11 @@ from ..wasm.types import TableType as _TableType
 from . import layout as L
 from .handles import MemoryHandle
 from .hostmem import HostBuffer
-from .instance import Instance as _Instance
+from .instance import VmInstance as _Instance
 from .instance import LinkError
 from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance
-from .store import Limits as StoreLimits
-from .store import Store as _Store
+from .store import StoreLimits
+from .store import VmStore as _Store
 from .errors import Trap
 
 _NAMES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", FUNCREF: "funcref", EXTERNREF: "externref"}

@@ -14,12 +14,12 @@ from ..compiler import CompiledModule
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
 from ..wasm import opcodes as op
-from ..wasm.module import ACTIVE, DECLARATIVE, Module
+from ..wasm.module import ACTIVE, DECLARATIVE, DecodedModule
 from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, ExternKind, FuncType
 from . import layout as L
 from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance
 from ..compiler.intrinsics import FAR, intrinsics_of
-from .store import Store, Trap
+from .store import Trap, VmStore
 
 
 class LinkError(HwsimError):
@@ -35,8 +35,8 @@ def _limits_match(actual, expected) -> bool:
     return actual.max is not None and actual.max <= expected.max
 
 
-class Instance:
-    def __init__(self, store: Store, module: Module, compiled: CompiledModule, imports: list) -> None:
+class VmInstance:
+    def __init__(self, store: VmStore, module: DecodedModule, compiled: CompiledModule, imports: list) -> None:
         self.store = store
         self.module = module
         self.compiled = compiled

@@ -17,7 +17,7 @@ from . import layout as L
 from .errors import ResourceLimitError
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .store import VmStore
 
 _U64 = struct.Struct("<Q")
 RW_USER = Pte.R | Pte.W | Pte.U
@@ -26,7 +26,7 @@ RW_USER = Pte.R | Pte.W | Pte.U
 class MemoryInstance:
     """A linear memory: a 4 GiB (+ guard) reservation whose pages are mapped when first touched."""
 
-    def __init__(self, store: Store, mtype: MemoryType, *, max_bytes: int) -> None:
+    def __init__(self, store: VmStore, mtype: MemoryType, *, max_bytes: int) -> None:
         self.store = store
         self.type = mtype
         self.page_size = 1 << mtype.page_size_log2
@@ -132,7 +132,7 @@ class TableInstance:
 
     MAX_ELEMENTS = 10_000_000  # an implementation limit, as the specification allows
 
-    def __init__(self, store: Store, ttype: TableType, init: int = 0) -> None:
+    def __init__(self, store: VmStore, ttype: TableType, init: int = 0) -> None:
         self.store = store
         self.type = ttype
         limit = ttype.limits.max
@@ -186,7 +186,7 @@ class TableInstance:
 class GlobalInstance:
     """A global's cell: 8 bytes holding the value's bit pattern (i32 sign-extended, f32 in the low half)."""
 
-    def __init__(self, store: Store, valtype: int, mutable: bool, bits: int) -> None:
+    def __init__(self, store: VmStore, valtype: int, mutable: bool, bits: int) -> None:
         self.store = store
         self.valtype = valtype
         self.mutable = mutable
@@ -213,7 +213,7 @@ class GlobalInstance:
 class FuncRecord:
     """A function reference: the record compiled code calls through, and what the host knows of it."""
 
-    def __init__(self, store: Store, ftype, *, code: int, vmctx: int, instance=None, index: int | None = None,
+    def __init__(self, store: VmStore, ftype, *, code: int, vmctx: int, instance=None, index: int | None = None,
                  host=None) -> None:
         self.store = store
         self.type = ftype

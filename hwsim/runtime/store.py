@@ -1,4 +1,4 @@
-"""The Store: one emulated machine and address space holding instances, and the host<->guest boundary.
+"""The engine Store (VmStore): one emulated machine and address space holding instances, and the host<->guest boundary.
 
 Entering wasm (``invoke``): arguments go into the argument registers (and the
 ABI area), the pinned registers get the callee's vmctx and memory-0 base, the
@@ -49,7 +49,7 @@ _SERIALS = itertools.count(1)  # Stores are named "Store 1", "Store 2", ... in t
 
 
 @dataclass
-class Limits:
+class StoreLimits:
     """Per-Store limits; exceeding one is a clear error, never a crash."""
 
     memory_bytes: int = 1 << 32  # per linear memory
@@ -60,12 +60,12 @@ class Limits:
     code_bytes: int = 256 << 20  # compiled code of all the Store's modules
 
 
-class Store:
-    def __init__(self, engine=None, *, limits: Limits | None = None, machine: Machine | None = None) -> None:
+class VmStore:
+    def __init__(self, engine=None, *, limits: StoreLimits | None = None, machine: Machine | None = None) -> None:
         """``machine``: run on an existing machine (a board's, with its devices); default: a new one."""
         self.name = f"Store {next(_SERIALS)}"
         self.engine = engine
-        self.limits = limits or Limits()
+        self.limits = limits or StoreLimits()
         try:
             self.machine = machine or Machine(ram_size=self.limits.ram_bytes, tlb_capacity=4096)
         except HostLimitError as exc:
@@ -661,4 +661,4 @@ class Store:
         return insn.text if insn else None
 
 
-__all__ = ["Limits", "Store", "Trap"]
+__all__ = ["StoreLimits", "Trap", "VmStore"]

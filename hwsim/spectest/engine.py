@@ -3,7 +3,7 @@
 The runner decodes and validates every module itself (that is the front end
 under test) and hands valid modules to an engine to instantiate and run::
 
-    runner --(Module, bytes, registry)--> engine.instantiate --> instance
+    runner --(DecodedModule, bytes, registry)--> engine.instantiate --> instance
            --(instance, "fac", [Value])--> engine.invoke ----> [Value] | Trap | Exhaustion
            --(instance, "g")-------------> engine.get -------> Value
 
@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from ..errors import HwsimError
-from ..wasm.module import Module
+from ..wasm.module import DecodedModule
 from .values import Value
 
 
@@ -63,7 +63,7 @@ class Engine(Protocol):
 
     name: str
 
-    def instantiate(self, module: Module, binary: bytes, registry: Mapping[str, object]) -> object:
+    def instantiate(self, module: DecodedModule, binary: bytes, registry: Mapping[str, object]) -> object:
         """Instantiate a valid module; raises LinkError, Trap or NotSupportedByEngine."""
 
     def invoke(self, instance: object, field: str, args: Sequence[Value]) -> list[Value]:
@@ -81,7 +81,7 @@ class ValidateOnlyEngine:
 
     name = "validate-only"
 
-    def instantiate(self, module: Module, binary: bytes, registry: Mapping[str, object]) -> object:
+    def instantiate(self, module: DecodedModule, binary: bytes, registry: Mapping[str, object]) -> object:
         raise NotSupportedByEngine(NO_EXECUTOR)
 
     def invoke(self, instance: object, field: str, args: Sequence[Value]) -> list[Value]:

@@ -1,6 +1,6 @@
 """The spec-test engine that runs modules on hwsim: compiled to RISC-V, executed on the emulated CPU.
 
-One Store per script (``begin_file``), as the reference interpreter keeps one
+One engine Store per script (``begin_file``), as the reference interpreter keeps one
 store per script; values cross as exact bit patterns.
 """
 
@@ -10,9 +10,11 @@ from ..compiler import compile_module
 from ..compiler.codegen import CompileError
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
-from ..runtime.instance import Instance, LinkError as RuntimeLinkError
+from ..runtime.instance import LinkError as RuntimeLinkError
+from ..runtime.instance import VmInstance
 from ..runtime.objects import FuncRecord, GlobalInstance, MemoryInstance, ResourceLimitError, TableInstance
-from ..runtime.store import Store, Trap as RuntimeTrap
+from ..runtime.store import Trap as RuntimeTrap
+from ..runtime.store import VmStore
 from ..runtime import layout as L
 from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, ExternKind, FuncType, Limits, MemoryType, TableType
 from .engine import Exhaustion, LinkError, NotSupportedByEngine, Trap
@@ -25,16 +27,16 @@ class HwsimEngine:
     name = "hwsim (RV64 compiler on the emulated CPU)"
 
     def __init__(self) -> None:
-        self.store: Store | None = None
+        self.store: VmStore | None = None
         self._compiled: dict[bytes, object] = {}
 
     def begin_file(self) -> None:
-        self.store = Store()
+        self.store = VmStore()
         self.extern_handles: dict[int, int] = {}
         self.handle_externs: dict[int, int] = {}
         self.spectest = self._spectest()
 
-    def _store(self) -> Store:
+    def _store(self) -> VmStore:
         if self.store is None:
             self.begin_file()
         return self.store
@@ -59,7 +61,7 @@ class HwsimEngine:
 
     # -- the Engine protocol -------------------------------------------------------------------
 
-    def instantiate(self, module, binary: bytes, registry) -> Instance:
+    def instantiate(self, module, binary: bytes, registry) -> VmInstance:
         store = self._store()
         imports = []
         for imp in module.imports:
@@ -82,7 +84,7 @@ class HwsimEngine:
                 raise NotSupportedByEngine(f"the compiler cannot compile it yet: {exc}") from None
             self._compiled[key] = compiled
         try:
-            instance = Instance(store, module, compiled, imports)
+            instance = VmInstance(store, module, compiled, imports)
         except RuntimeLinkError as exc:
             raise LinkError("incompatible import type", str(exc)) from None
         except ResourceLimitError as exc:
@@ -93,7 +95,7 @@ class HwsimEngine:
             raise self._trap(exc) from None
         return instance
 
-    def invoke(self, instance: Instance, field: str, args) -> list[Value]:
+    def invoke(self, instance: VmInstance, field: str, args) -> list[Value]:
         kind, record = instance.export(field)
         ft = record.type
         bits = [self._to_bits(v) for v in args]
@@ -103,7 +105,7 @@ class HwsimEngine:
             raise self._trap(exc) from None
         return [self._from_bits(t, b) for t, b in zip(ft.results, results)]
 
-    def get(self, instance: Instance, field: str) -> Value:
+    def get(self, instance: VmInstance, field: str) -> Value:
         kind, g = instance.export(field)
         return self._from_bits(g.valtype, g.get_bits())
 

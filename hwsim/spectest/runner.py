@@ -37,7 +37,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..wasm import (Features, InvalidError, MalformedError, Module, UnsupportedFeatureError, WasmError,
+from ..wasm import (Features, InvalidError, MalformedError, DecodedModule, UnsupportedFeatureError, WasmError,
                     decode_module, validate)
 from .engine import Engine, EngineError, Exhaustion, LinkError, NotSupportedByEngine, Trap, ValidateOnlyEngine
 from .values import UnsupportedValue, Value, parse_expected, parse_value, results_match
@@ -128,7 +128,7 @@ class _Fail(Exception):
 class _Loaded:
     """A module a later command may use: an instance, or why there is none."""
 
-    module: Module | None = None
+    module: DecodedModule | None = None
     binary: bytes | None = None
     instance: object | None = None
     unavailable: str | None = None
@@ -233,13 +233,13 @@ class _FileRun:
         except WastError as exc:
             raise _Fail(str(exc)) from None
 
-    def load(self, data: bytes) -> Module:
+    def load(self, data: bytes) -> DecodedModule:
         """Decode and validate; WasmError propagates."""
         module = decode_module(data, features=self.features)
         validate(module)
         return module
 
-    def load_valid(self, cmd: dict) -> tuple[Module, bytes]:
+    def load_valid(self, cmd: dict) -> tuple[DecodedModule, bytes]:
         """A module the script says is valid: failure to load it is a failure of the command."""
         data = self.binary_of(cmd)
         try:
@@ -331,7 +331,7 @@ class _FileRun:
         self.unregistered.pop(cmd["as"], None)
         return ""
 
-    def instantiate(self, module: Module, data: bytes) -> object:
+    def instantiate(self, module: DecodedModule, data: bytes) -> object:
         """Instantiate through the engine, unless an import names a module whose registration was skipped."""
         for imp in module.imports:
             if imp.module in self.unregistered:

@@ -41,7 +41,7 @@ TOPICS = {
 
 
 @dataclass(frozen=True)
-class Mapping:
+class QuizMapping:
     asid: int | None  # None: global, in every address space
     va: int
     pa: int
@@ -82,7 +82,7 @@ class TlbExercise:
     number: int
     topic: str
     capacity: int
-    mappings: tuple[Mapping, ...]
+    mappings: tuple[QuizMapping, ...]
     ops: tuple[Op, ...]
 
     def build(self) -> tuple[PhysicalMemory, dict[int, AddressSpace]]:
@@ -132,7 +132,7 @@ class TlbExercise:
         return steps
 
 
-def _mapping_at(mappings, asid: int, va: int) -> Mapping:
+def _mapping_at(mappings, asid: int, va: int) -> QuizMapping:
     for m in mappings:
         if (m.asid == asid or m.asid is None) and m.va <= va < m.va + m.size:
             return m
@@ -151,25 +151,25 @@ def make_exercise(seed: int, number: int, topics: list[str] | None = None) -> Tl
     topic = rng.choice(chosen)
     capacity = rng.choice([2, 4, 4, 4]) if topic == "lru" else 4
     frame = iter(rng.sample(range(0x80100, 0x8FFFF), 40))
-    mappings: list[Mapping] = []
+    mappings: list[QuizMapping] = []
     user = Pte.R | Pte.W | Pte.U
     base = rng.randrange(0x10, 0x200) << 12
     pages1 = sorted(rng.sample(range(6), rng.randint(3, 5)))
     for p in pages1:
-        mappings.append(Mapping(1, base + p * PAGE_SIZE, next(frame) << 12, PAGE_SIZE,
+        mappings.append(QuizMapping(1, base + p * PAGE_SIZE, next(frame) << 12, PAGE_SIZE,
                                 rng.choice([user, Pte.R | Pte.X | Pte.U])))
     two_spaces = topic != "lru" or rng.random() < 0.3
     pages2: list[int] = []
     if two_spaces:
         pages2 = sorted(rng.sample(range(6), rng.randint(2, 3)))  # some at the same VAs as ASID 1's: homonyms
         for p in pages2:
-            mappings.append(Mapping(2, base + p * PAGE_SIZE, next(frame) << 12, PAGE_SIZE, user))
+            mappings.append(QuizMapping(2, base + p * PAGE_SIZE, next(frame) << 12, PAGE_SIZE, user))
     has_super = rng.random() < 0.6
     if has_super:
-        mappings.append(Mapping(1, SUPER_VA, rng.randrange(0x80200, 0x8FE00, 0x200) << 12, 2 << 20, user))
+        mappings.append(QuizMapping(1, SUPER_VA, rng.randrange(0x80200, 0x8FE00, 0x200) << 12, 2 << 20, user))
     kernel = [KERNEL_VA + k * PAGE_SIZE for k in sorted(rng.sample(range(4), rng.randint(1, 2)))]
     for va in kernel:
-        mappings.append(Mapping(None, va, next(frame) << 12, PAGE_SIZE, Pte.R | Pte.W | Pte.X | Pte.G))
+        mappings.append(QuizMapping(None, va, next(frame) << 12, PAGE_SIZE, Pte.R | Pte.W | Pte.X | Pte.G))
 
     def pick(asid: int) -> tuple[int, Priv]:
         """A page to touch: mostly the space's own 4 KiB pages, sometimes the superpage or a kernel page."""

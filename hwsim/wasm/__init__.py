@@ -2,7 +2,7 @@
 
 ::
 
-    bytes --decode_module--> Module --validate--> (valid Module, for the compiler)
+    bytes --decode_module--> DecodedModule --validate--> (valid DecodedModule, for the compiler)
              MalformedError           InvalidError
              UnsupportedFeatureError
 
@@ -13,20 +13,20 @@ exception escaping on any input is a bug.
 
 from .decoder import decode_module
 from .errors import InvalidError, MalformedError, UnsupportedFeatureError, WasmError
-from .module import (ConstExpr, CustomSection, DataSegment, ElemSegment, Export, Features, Func, Global, Import,
-                     Module, Table)
+from .module import (ConstExpr, CustomSection, DataSegment, ElemSegment, Export, Features, FuncBody, Global, Import,
+                     DecodedModule, Table)
 from .types import ExternKind, FuncType, GlobalType, Limits, MemoryType, TableType
 from .validator import validate
 
 
-def load_module(data, *, features: Features | None = None) -> Module:
+def load_module(data, *, features: Features | None = None) -> DecodedModule:
     """Decode and validate ``data``; the returned module is valid."""
     module = decode_module(data, features=features or Features())
     validate(module)
     return module
 
 
-__all__ = ["ConstExpr", "CustomSection", "DataSegment", "ElemSegment", "Export", "ExternKind", "Features", "Func",
+__all__ = ["ConstExpr", "CustomSection", "DataSegment", "ElemSegment", "Export", "ExternKind", "Features", "FuncBody",
            "FuncType", "Global", "GlobalType", "Import", "InvalidError", "Limits", "MalformedError",
-           "MemoryType", "Module", "Table", "TableType", "UnsupportedFeatureError", "WasmError", "decode_module",
+           "MemoryType", "DecodedModule", "Table", "TableType", "UnsupportedFeatureError", "WasmError", "decode_module",
            "load_module", "validate"]

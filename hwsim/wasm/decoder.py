@@ -31,7 +31,7 @@ from __future__ import annotations
 from . import opcodes as op
 from .errors import MalformedError, UnsupportedFeatureError, WasmError
 from .module import (ACTIVE, DECLARATIVE, DEFAULT_FEATURES, PASSIVE, ConstExpr, CustomSection, DataSegment,
-                     ElemSegment, Export, Features, Func, Global, Import, Module, Table)
+                     ElemSegment, Export, Features, FuncBody, Global, Import, DecodedModule, Table)
 from .reader import eof, read_bytes, read_len, read_name, read_sleb, read_u32, read_u64, read_uleb
 from .types import (BLOCK_EMPTY, DEFAULT_PAGE_SIZE_LOG2, EXTERNREF, F32, F64, FUNCREF, I32, I64, LIMITS_HAS_MAX,
                     LIMITS_INDEX64, LIMITS_PAGE_SIZE, LIMITS_SHARED, ExternKind, FuncType, GlobalType, Limits,
@@ -55,7 +55,7 @@ _MASK32 = 0xFFFFFFFF
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
-def decode_module(data, *, features: Features = DEFAULT_FEATURES) -> Module:
+def decode_module(data, *, features: Features = DEFAULT_FEATURES) -> DecodedModule:
     """Decode a binary module.  Raises MalformedError or UnsupportedFeatureError, never another exception.
 
     ``data`` may be ``bytes``, ``bytearray`` or a ``memoryview`` of bytes.
@@ -174,7 +174,7 @@ class _Decoder:
 
     # The module -----------------------------------------------------------
 
-    def module(self) -> Module:
+    def module(self) -> DecodedModule:
         data = self.data
         n = len(data)
         if n < 4:
@@ -186,7 +186,7 @@ class _Decoder:
         if data[4:8] != VERSION:
             version = int.from_bytes(data[4:8], "little")
             raise MalformedError(f"unknown binary version {version:#x} (hwsim reads version 1)", offset=4)
-        m = Module(size=n)
+        m = DecodedModule(size=n)
         self.pos = 8
         last_order = 0
         last_id = 0
@@ -257,12 +257,12 @@ class _Decoder:
                 f"{len(m.datas)} segments", offset=n)
         if m.data_count is None and self.uses_data_index:
             raise MalformedError("data count section required (memory.init or data.drop is used)", offset=n)
-        m.funcs = [Func(type_index=t, locals=locals_, num_locals=nlocals, body=body, offset=off, body_offset=boff)
+        m.funcs = [FuncBody(type_index=t, locals=locals_, num_locals=nlocals, body=body, offset=off, body_offset=boff)
                    for t, (locals_, nlocals, body, off, boff) in zip(func_type_indices, codes)]
         self._decode_known_customs(m)
         return m
 
-    def _custom_section(self, m: Module, size: int, after: int) -> None:
+    def _custom_section(self, m: DecodedModule, size: int, after: int) -> None:
         start = self.pos
         name = self.name()
         rest = size - (self.pos - start)
@@ -270,7 +270,7 @@ class _Decoder:
         content, self.pos = read_bytes(self.data, self.pos, rest)
         m.customs.append(CustomSection(name=name, data=content, offset=content_start, after=after))
 
-    def _decode_known_customs(self, m: Module) -> None:
+    def _decode_known_customs(self, m: DecodedModule) -> None:
         from .dylink import decode_dylink
         from .names import decode_name_section
         for custom in m.customs:

@@ -75,7 +75,7 @@ class Export:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Func:
+class FuncBody:
     """A function defined in the module (not imported).
 
     ``locals`` is the compressed list of ``(count, valtype)`` groups as
@@ -140,12 +140,12 @@ class CustomSection:
 
 
 @dataclass(eq=False, kw_only=True)
-class Module:
+class DecodedModule:
     """A decoded module.  ``validate(module)`` checks it; nothing here has been validated."""
 
     types: list[FuncType] = field(default_factory=list)
     imports: list[Import] = field(default_factory=list)
-    funcs: list[Func] = field(default_factory=list)
+    funcs: list[FuncBody] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     memories: list[MemoryType] = field(default_factory=list)
     memory_offsets: list[int] = field(default_factory=list)  # where each of ``memories`` is declared

@@ -13,7 +13,7 @@ Layout (WebAssembly 2.0 appendix "Name Section", extended-name-section ids
       10 field     indirectnamemap
 
 The specification says a malformed name section must not make the module
-malformed; the decoder records the error in ``Module.name_section_error``
+malformed; the decoder records the error in ``DecodedModule.name_section_error``
 instead of raising it.
 """
 

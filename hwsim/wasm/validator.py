@@ -26,7 +26,7 @@ from bisect import bisect_right
 
 from . import opcodes as op
 from .errors import InvalidError
-from .module import ACTIVE, ConstExpr, Module
+from .module import ACTIVE, ConstExpr, DecodedModule
 from .types import (BLOCK_EMPTY, EXTERNREF, F32, F64, FUNCREF, I32, I64, NUM_TYPES, UNKNOWN, ExternKind, FuncType,
                     GlobalType, MemoryType, TableType, format_types, valtype_name)
 
@@ -52,7 +52,7 @@ del _code, _params, _results
 _CONSTS = {op.I32_CONST_OP: I32, op.I64_CONST_OP: I64, op.F32_CONST_OP: F32, op.F64_CONST_OP: F64}
 
 
-def validate(module: Module) -> None:
+def validate(module: DecodedModule) -> None:
     """Validate ``module``; raises :class:`~hwsim.wasm.errors.InvalidError` at the first problem."""
     _ModuleValidator(module).run()
 
@@ -60,7 +60,7 @@ def validate(module: Module) -> None:
 class _Context:
     """The specification's validation context C, built up as the module is checked."""
 
-    def __init__(self, module: Module):
+    def __init__(self, module: DecodedModule):
         self.module = module
         self.types: list[FuncType] = module.types
         self.funcs: list[int] = []  # type index of each function
@@ -77,7 +77,7 @@ def _err(reason: str, offset: int | None = None, **where) -> InvalidError:
 
 
 class _ModuleValidator:
-    def __init__(self, module: Module):
+    def __init__(self, module: DecodedModule):
         self.m = module
         self.c = _Context(module)
 

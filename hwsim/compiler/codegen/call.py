@@ -11,7 +11,7 @@ from __future__ import annotations
 from ...wasm.types import I64, FuncType
 from ..abi import AbiLoc, RegLoc
 from ..regs import Reg
-from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Val, reg_class
+from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Operand, reg_class
 from .env import ModuleEnv
 
 
@@ -25,7 +25,7 @@ def receive_params(ctx: CodeGenContext, params: tuple[int, ...]) -> None:
             masm.spill_from_abi(home.slot, loc, home.ty)
 
 
-def value_to_abi(ctx: CodeGenContext, v: Val, loc: AbiLoc, ty: int) -> None:
+def value_to_abi(ctx: CodeGenContext, v: Operand, loc: AbiLoc, ty: int) -> None:
     """Put ``v`` at ABI location ``loc`` (the value itself stays where it is)."""
     masm = ctx.masm
     if v.kind is CONST:
@@ -140,7 +140,7 @@ def emit_call_indirect(ctx: CodeGenContext, env: ModuleEnv, type_index: int, tab
         push_results(ctx, ft.results)
 
 
-def emit_builtin_call(ctx: CodeGenContext, builtin_id: int, args: list[Val], arg_types: tuple[int, ...],
+def emit_builtin_call(ctx: CodeGenContext, builtin_id: int, args: list[Operand], arg_types: tuple[int, ...],
                       result_type: int | None, extra: tuple[int, ...] = ()) -> None:
     """Call a runtime builtin through ``ecall``: ``args`` (popped already), then ``extra`` static operands
     (memory, table, segment indices) as i64 constants; push its result, if any."""

@@ -1,6 +1,6 @@
 """The value stack and register allocation: where each WebAssembly operand and local is while code is generated.
 
-WebAssembly's operand stack is a list of :class:`Val` entries, each saying
+WebAssembly's operand stack is a list of :class:`Operand` entries, each saying
 where its value is (:class:`ValKind`)::
 
     REG    in a register of the operand pool (owned by that entry)
@@ -26,7 +26,7 @@ from ..regs import FLOAT, INT, Reg, RegClass
 
 
 class ValKind(enum.Enum):
-    """Where an operand-stack value is; ``Val.x`` is the register, the constant's bits, the local or the depth."""
+    """Where an operand-stack value is; ``Operand.x`` is the register, the constant's bits, the local or the depth."""
 
     REG = "in a register"
     CONST = "a constant"
@@ -42,7 +42,7 @@ def reg_class(ty: int) -> RegClass:
     return FLOAT if ty == F32 or ty == F64 else INT
 
 
-class Val:
+class Operand:
     """One operand-stack entry: a value of type ``ty`` that is ``kind``, with ``x`` saying which."""
 
     __slots__ = ("kind", "ty", "x")
@@ -51,7 +51,7 @@ class Val:
         self.kind, self.ty, self.x = kind, ty, x
 
     def __repr__(self) -> str:
-        return f"Val({self.kind.name}, {self.ty:#x}, {self.x!r})"
+        return f"Operand({self.kind.name}, {self.ty:#x}, {self.x!r})"
 
 
 @dataclass
@@ -69,7 +69,7 @@ class CodeGenContext:
     def __init__(self, masm: MacroAssembler, local_types: list[int]) -> None:
         self.masm = masm
         self.local_types = local_types
-        self.stack: list[Val] = []
+        self.stack: list[Operand] = []
         self.free = {INT: list(reversed(masm.int_pool)), FLOAT: list(reversed(masm.float_pool))}
         self.homes: list[LocalHome] = [LocalHome(t) for t in local_types]
 
@@ -138,21 +138,21 @@ class CodeGenContext:
     # -- the operand stack ---------------------------------------------------------------------------
 
     def push_reg(self, ty: int, reg: Reg) -> None:
-        self.stack.append(Val(REG, ty, reg))
+        self.stack.append(Operand(REG, ty, reg))
 
     def push_const(self, ty: int, bits: int) -> None:
-        self.stack.append(Val(CONST, ty, bits))
+        self.stack.append(Operand(CONST, ty, bits))
 
     def push_local(self, index: int) -> None:
-        self.stack.append(Val(LOCAL, self.local_types[index], index))
+        self.stack.append(Operand(LOCAL, self.local_types[index], index))
 
     def push_slot(self, ty: int, depth: int) -> None:
-        self.stack.append(Val(SLOT, ty, depth))
+        self.stack.append(Operand(SLOT, ty, depth))
 
-    def pop(self) -> Val:
+    def pop(self) -> Operand:
         return self.stack.pop()
 
-    def top(self, n: int) -> list[Val]:
+    def top(self, n: int) -> list[Operand]:
         """The top ``n`` values, deepest first (the stack is unchanged)."""
         return self.stack[len(self.stack) - n:] if n else []
 
@@ -163,7 +163,7 @@ class CodeGenContext:
                 self.free_reg(v.x)
         del self.stack[height:]
 
-    def to_reg(self, v: Val) -> tuple[Reg, bool]:
+    def to_reg(self, v: Operand) -> tuple[Reg, bool]:
         """A register holding ``v``; ``owned`` is False for a local's home (read it, never write it)."""
         if v.kind is REG:
             return v.x, True
@@ -228,7 +228,7 @@ class CodeGenContext:
             if v.kind is REG:
                 self.spill_value(depth)
 
-    def move_to_slots(self, values: list[Val], base: int) -> None:
+    def move_to_slots(self, values: list[Operand], base: int) -> None:
         """Store ``values`` into slots base, base+1, ... (they sit at or above those depths); the
         values themselves are unchanged (this may run on a conditional path)."""
         for i, v in enumerate(values):
@@ -240,7 +240,7 @@ class CodeGenContext:
             else:
                 self._store_to_slot(v, off)
 
-    def _store_to_slot(self, v: Val, off: int) -> None:
+    def _store_to_slot(self, v: Operand, off: int) -> None:
         """Store a REG, CONST or LOCAL value at frame offset ``off``."""
         if v.kind is REG:
             self.masm.store_slot(v.x, off, v.ty)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...wasm.module import Module
+from ...wasm.module import DecodedModule
 from ...wasm.types import BLOCK_EMPTY, FuncType, GlobalType, MemoryType, TableType, block_valtype
 from ..abi import VmctxLayout, vmctx_layout
 from ..intrinsics import Intrinsic, intrinsics_of
@@ -14,7 +14,7 @@ from ..intrinsics import Intrinsic, intrinsics_of
 class ModuleEnv:
     """What every function of one module is compiled against."""
 
-    module: Module
+    module: DecodedModule
     func_types: list[FuncType]  # by function index
     types: list[FuncType]
     num_imported_funcs: int
@@ -34,7 +34,7 @@ class ModuleEnv:
         return tuple(ft.params), tuple(ft.results)
 
 
-def module_env(module: Module) -> ModuleEnv:
+def module_env(module: DecodedModule) -> ModuleEnv:
     types = module.types
     func_types = [types[t] for t in module.get_func_type_indices()]
     mems = module.get_memory_types()

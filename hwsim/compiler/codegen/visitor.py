@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ...wasm import opcodes as op
-from ...wasm.module import Func
+from ...wasm.module import FuncBody
 from ...wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64
 from ..builtins import Builtin
 from ..errors import CompileError
@@ -22,7 +22,7 @@ from ..masm import (Conversion, FloatBinOp, FloatCmp, FloatUnOp, IntBinOp, IntCm
 from ..regs import FLOAT, INT
 from ..traps import TrapCode
 from . import call
-from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Val, reg_class
+from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Operand, reg_class
 from .control import ControlStack
 from .env import ModuleEnv
 from .prepass import prepass
@@ -31,7 +31,7 @@ from .prepass import prepass
 class FuncCodegen:
     """Compiles function ``func_index`` (its body ``func``) of ``env``'s module into ``masm``."""
 
-    def __init__(self, env: ModuleEnv, func_index: int, func: Func, masm: MacroAssembler) -> None:
+    def __init__(self, env: ModuleEnv, func_index: int, func: FuncBody, masm: MacroAssembler) -> None:
         self.env = env
         self.func = func
         self.masm = masm
@@ -171,7 +171,7 @@ class FuncCodegen:
         ctx.release(freg, fown)
         ctx.push_reg(I64 if size == 8 else I32, dst)
 
-    def builtin(self, builtin: Builtin, args: list[Val], arg_types: tuple[int, ...], result_type: int | None,
+    def builtin(self, builtin: Builtin, args: list[Operand], arg_types: tuple[int, ...], result_type: int | None,
                 extra: tuple[int, ...] = ()) -> None:
         call.emit_builtin_call(self.ctx, builtin, args, arg_types, result_type, extra)
 
