@@ -34,7 +34,10 @@ from unicorn import riscv_const as rv
 
 from ..errors import ConfigError, HwsimError
 from ..mmu.aspace import AddressSpace
-from ..mmu.bits import PAGE_MASK, PAGING_MODES, SATP_PPN_MASK, SV39, PagingMode, Pte, make_satp, satp_fields
+from ..mmu.bits import (
+    PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PAGING_MODES, SATP_ASID_MASK, SATP_ASID_SHIFT, SATP_MODE_SHIFT, SATP_PPN_MASK, SV39,
+    PagingMode, Pte, make_satp, satp_fields,
+)
 from ..mmu.tlb import Tlb
 from ..mmu.walker import AdPolicy, FaultReason, WalkResult, check_permission, walk
 from ..riscv.asm import ABI_NAMES
@@ -57,6 +60,7 @@ except ImportError:  # pragma: no cover - older binding layout
 DEFAULT_RAM_BASE = 0x8000_0000
 DEFAULT_RAM_SIZE = 128 << 20
 _NEVER = 0xDEAD_0000_0000_0001  # an odd address: never a PC, so "run until" never matches it
+_XMASK = 0xFFFF_FFFF_FFFF_FFFF  # a 64-bit register
 
 _UC_ACCESS = {uc_const.UC_MEM_READ: Access.LOAD, uc_const.UC_MEM_WRITE: Access.STORE,
               uc_const.UC_MEM_FETCH: Access.FETCH}
@@ -233,7 +237,7 @@ class Machine:
             reg_id = REGISTERS[name]
         except KeyError:
             raise ConfigError(f"unknown register {name!r}") from None
-        value &= 0xFFFF_FFFF_FFFF_FFFF
+        value &= _XMASK
         if name in _CSRS:
             self._csr_access(reg_id, value)
         else:
@@ -278,10 +282,10 @@ class Machine:
 
     def _mapping_changed(self, asid: int, va: int | None, size: int) -> None:
         # A change to a (possibly global) mapping: flush its pages in every ASID; large ranges flush all.
-        if va is None or size > 64 * 4096:
+        if va is None or size > 64 * PAGE_SIZE:
             self.tlb.flush()
         else:
-            for off in range(0, size, 4096):
+            for off in range(0, size, PAGE_SIZE):
                 self.tlb.flush(va + off)
         self.flush_cpu_tlb()
 
@@ -382,7 +386,7 @@ class Machine:
             return False
         self.fills += 1
         priv, satp, sum_, mxr = self._context(access)
-        mode = PAGING_MODES.get(satp >> 60)
+        mode = PAGING_MODES.get(satp >> SATP_MODE_SHIFT)
         if priv is Priv.M or mode is None:  # no translation: the VA is the PA
             entry.paddr = va
             entry.perms = uc_const.UC_PROT_ALL
@@ -390,7 +394,7 @@ class Machine:
                 return self._watch_fill(va, access, va & ~PAGE_MASK, entry)
             self._handed.add(va & ~PAGE_MASK)
             return True
-        asid = (satp >> 44) & 0xFFFF
+        asid = (satp & SATP_ASID_MASK) >> SATP_ASID_SHIFT
         tr = self.tlb.lookup(asid, va)
         if tr is not None:
             reason = check_permission(tr.pte, access, priv, sum_, mxr)
@@ -407,7 +411,7 @@ class Machine:
             self.walks += 1
             if TRACE.tlb_miss is not None:
                 TRACE.tlb_miss(va=va, asid=asid)
-            root = (satp & SATP_PPN_MASK) << 12
+            root = (satp & SATP_PPN_MASK) << PAGE_SHIFT
             result = walk(self.phys, root, va, access, priv, mode=mode, sum=sum_, mxr=mxr, ad=self.ad_policy)
             if result.translation is None and result.fault.reason is FaultReason.INVALID and self.pager is not None \
                     and self.pager(va, access):
@@ -475,7 +479,7 @@ class Machine:
             return
         # Any other exception: stop and say so.  Unicorn reports pc + 4 whatever the instruction's
         # length (measured with 2- and 4-byte illegal instructions); put the pc back on it.
-        pc = (uc.reg_read(rv.UC_RISCV_REG_PC) - 4) & 0xFFFF_FFFF_FFFF_FFFF
+        pc = (uc.reg_read(rv.UC_RISCV_REG_PC) - 4) & _XMASK
         uc.reg_write(rv.UC_RISCV_REG_PC, pc)
         self._pending_exc = (cause if cause is not None else Cause.ILLEGAL_INSN, pc)
         self._stop_reason = StopReason.EXCEPTION
@@ -502,8 +506,9 @@ class Machine:
     def _fetch_insn_bytes(self, pc: int) -> bytes | None:
         """The 4 (or, at a page end, 2) bytes at ``pc``, through the model TLB when it has the page."""
         _priv, satp, _sum, _mxr = self._context(Access.FETCH)
-        tr = self.tlb.lookup((satp >> 44) & 0xFFFF, pc) if PAGING_MODES.get(satp >> 60) else None
-        if tr is not None and (pc & PAGE_MASK) <= 4092:
+        mode_bits, asid, _root = satp_fields(satp)
+        tr = self.tlb.lookup(asid, pc) if mode_bits in PAGING_MODES else None
+        if tr is not None and (pc & PAGE_MASK) <= PAGE_SIZE - 4:
             return self.phys.read(tr.pa_of(pc), 4)
         for size in (4, 2):
             try:
@@ -558,7 +563,7 @@ class Machine:
                 self._memop_cache[pc] = op
         if op is None or op.store != (access is Access.STORE):
             return False
-        va = (self.get_reg(f"x{op.base}") + op.disp) & 0xFFFF_FFFF_FFFF_FFFF
+        va = (self.get_reg(f"x{op.base}") + op.disp) & _XMASK
         mask = (1 << (8 * op.size)) - 1
         reg = f"{'f' if op.float_reg else 'x'}{op.reg}"
         value = (self.get_reg(reg) & mask) if op.store else None
@@ -567,7 +572,7 @@ class Machine:
         offset = 0
         while offset < op.size:
             here = va + offset
-            chunk = min(op.size - offset, 4096 - (here & PAGE_MASK))
+            chunk = min(op.size - offset, PAGE_SIZE - (here & PAGE_MASK))
             if here & ~PAGE_MASK == page_va:  # the page the hook filled
                 parts.append((pa_page | (here & PAGE_MASK), chunk))
             else:
@@ -596,7 +601,7 @@ class Machine:
             if op.float_reg and op.size == 4:
                 loaded |= 0xFFFF_FFFF_0000_0000  # NaN-boxed single
             elif op.signed and loaded >> (8 * op.size - 1):
-                loaded |= ~mask & 0xFFFF_FFFF_FFFF_FFFF
+                loaded |= ~mask & _XMASK
             if op.float_reg or op.reg:
                 self.set_reg(reg, loaded)
         self._uc.reg_write(rv.UC_RISCV_REG_PC, pc + op.length)
@@ -717,7 +722,7 @@ class Machine:
             va = pc
             size = insn.size if insn is not None else 2
         elif insn is not None and insn.mem_base is not None:
-            va = (self.get_reg(insn.mem_base) + insn.mem_disp) & 0xFFFF_FFFF_FFFF_FFFF
+            va = (self.get_reg(insn.mem_base) + insn.mem_disp) & _XMASK
             m = insn.mnemonic.removeprefix("c.").removeprefix("f")
             size = _MEM_SIZES.get(m[1:2] if m[:1] in "ls" else "", 1)
         else:
@@ -742,7 +747,7 @@ class Machine:
         mode = PAGING_MODES.get(mode_bits)
         if mode is None or priv is Priv.M:
             return None
-        return walk(self.phys, root_ppn << 12, va, access, priv, mode=mode,
+        return walk(self.phys, root_ppn << PAGE_SHIFT, va, access, priv, mode=mode,
                     sum=ctx_sum if sum_ is None else sum_, mxr=ctx_mxr if mxr is None else mxr,
                     ad=AdPolicy.REPORT)
 
@@ -784,7 +789,7 @@ class Machine:
         """Read guest virtual memory page by page, checking permissions as ``priv`` (default: current)."""
         out = bytearray()
         while size > 0:
-            chunk = min(size, 4096 - (va & PAGE_MASK))
+            chunk = min(size, PAGE_SIZE - (va & PAGE_MASK))
             out += self.phys.read(self._virt_to_phys(va, access, priv), chunk)
             va += chunk
             size -= chunk
@@ -793,7 +798,7 @@ class Machine:
     def write_virt(self, va: int, data: bytes, *, priv: Priv | None = None) -> None:
         view = memoryview(data)
         while view:
-            chunk = min(len(view), 4096 - (va & PAGE_MASK))
+            chunk = min(len(view), PAGE_SIZE - (va & PAGE_MASK))
             self.phys.write(self._virt_to_phys(va, Access.STORE, priv), view[:chunk])
             va += chunk
             view = view[chunk:]
