@@ -27,6 +27,8 @@ from __future__ import annotations
 import ctypes
 import enum
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 from unicorn import Uc, UcError
 from unicorn import unicorn_const as uc_const
@@ -119,6 +121,45 @@ def _register_name(device, offset: int, cache: dict[int, str]) -> str:
     return name
 
 
+@dataclass(frozen=True, slots=True)
+class _PendingFault:
+    """A translation the fill hook refused, kept until :meth:`Machine.run` explains it."""
+
+    page: int  # the VA Unicorn asked for
+    access: Access
+    priv: Priv  # the effective privilege, SUM, MXR and satp of the access
+    sum: bool
+    mxr: bool
+    satp: int
+    tlb_pte: int | None  # the cached TLB entry's PTE, when that entry refused
+    walk: WalkResult | None  # else the walk the hardware did
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingException:
+    """An exception or ecall that stopped the run, and the PC to report."""
+
+    cause: Cause
+    pc: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Watch:
+    """What :meth:`Machine.watch_page` watches on one physical page."""
+
+    accesses: frozenset[Access]
+    handler: Callable[[WatchHit], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingWatch:
+    """A watched access the fill hook stopped on, to be carried out by the host."""
+
+    page: int  # the VA's page
+    access: Access
+    pa_page: int
+
+
 class VirtualAccessError(HwsimError):
     """A host-side access through the MMU failed; ``walk`` says why."""
 
@@ -161,9 +202,8 @@ class Machine:
         self.mmio_hook = None
         self._asid_owner: dict[int, AddressSpace] = {}
         self._ecall_handler = None
-        # (page va, access, priv, SUM, MXR, satp, cached TLB pte or None, hardware walk or None)
-        self._pending_fault: tuple | None = None
-        self._pending_exc: tuple[Cause, int] | None = None
+        self._pending_fault: _PendingFault | None = None
+        self._pending_exc: _PendingException | None = None
         self._host_error: BaseException | None = None
         self._stop_reason: StopReason | None = None
         self._raw = ctypes.c_uint64()
@@ -171,9 +211,8 @@ class Machine:
         # The FPU starts off (mstatus.FS = 0): turn it on, so F/D instructions work in every mode.
         self._uc.reg_write(rv.UC_RISCV_REG_MSTATUS, self._uc.reg_read(rv.UC_RISCV_REG_MSTATUS) | MSTATUS_FS_DIRTY)
         self._u_context: tuple[int, int] | None = None  # (satp, mstatus) while the hart is in U-mode
-        # Watched physical pages: page -> (accesses watched, handler(WatchHit)).  See watch_page.
-        self._watched: dict[int, tuple[frozenset, object]] = {}
-        self._pending_watch: tuple | None = None
+        self._watched: dict[int, _Watch] = {}  # physical page -> what is watched there (see watch_page)
+        self._pending_watch: _PendingWatch | None = None
         self._handed: set[int] = set()  # physical pages handed to Unicorn's TLB since its last flush
         self._memop_cache: dict[int, object] = {}  # pc -> MemOp of watched accesses (dropped on code_changed)
         self.watch_hits = 0
@@ -403,7 +442,7 @@ class Machine:
                 self.tlb.flush(va, asid=asid)  # the handler made the page writable: walk again
                 tr = None
             elif reason is not None:
-                self._pending_fault = (va, access, priv, sum_, mxr, satp, tr.pte, None)
+                self._pending_fault = _PendingFault(va, access, priv, sum_, mxr, satp, tr.pte, None)
                 return False
             if tr is not None and access is Access.STORE and not tr.pte & _D:
                 tr = None  # the store must set D: walk again
@@ -426,7 +465,7 @@ class Machine:
                 TRACE.page_walk(va=va, access=access.value, result="ok" if tr is not None else result.fault.reason.name,
                                 pa=tr.pa_of(va) if tr is not None else 0, levels=len(result.steps))
             if tr is None:
-                self._pending_fault = (va, access, priv, sum_, mxr, satp, None, result)
+                self._pending_fault = _PendingFault(va, access, priv, sum_, mxr, satp, None, result)
                 return False
             self.tlb.insert(asid, tr)
         entry.paddr = pa_page = tr.pa_of(va) & ~PAGE_MASK
@@ -439,11 +478,11 @@ class Machine:
     def _watch_fill(self, va: int, access: Access, pa_page: int, entry) -> bool:
         watched = self._watched.get(pa_page)
         if watched is not None:
-            if access in watched[0]:
+            if access in watched.accesses:
                 # Stop precisely on this instruction; Machine.run carries the access out on the host.
-                self._pending_watch = (va & ~PAGE_MASK, access, pa_page)
+                self._pending_watch = _PendingWatch(va & ~PAGE_MASK, access, pa_page)
                 return False
-            if Access.STORE in watched[0]:
+            if Access.STORE in watched.accesses:
                 entry.perms &= ~_UC_W  # a later store must come back here
         self._handed.add(pa_page)
         return True
@@ -464,13 +503,13 @@ class Machine:
         if cause in (Cause.ECALL_U, Cause.ECALL_S, Cause.ECALL_M):
             handler = self._ecall_handler
             if handler is None:
-                self._pending_exc = (cause, uc.reg_read(rv.UC_RISCV_REG_PC))
+                self._pending_exc = _PendingException(cause, uc.reg_read(rv.UC_RISCV_REG_PC))
                 self._stop_reason = StopReason.ECALL
                 uc.emu_stop()
                 return
             try:
                 if handler(self):
-                    self._pending_exc = (cause, uc.reg_read(rv.UC_RISCV_REG_PC))
+                    self._pending_exc = _PendingException(cause, uc.reg_read(rv.UC_RISCV_REG_PC))
                     self._stop_reason = StopReason.ECALL
                     uc.emu_stop()
             except BaseException as exc:
@@ -481,7 +520,7 @@ class Machine:
         # length (measured with 2- and 4-byte illegal instructions); put the pc back on it.
         pc = (uc.reg_read(rv.UC_RISCV_REG_PC) - 4) & _XMASK
         uc.reg_write(rv.UC_RISCV_REG_PC, pc)
-        self._pending_exc = (cause if cause is not None else Cause.ILLEGAL_INSN, pc)
+        self._pending_exc = _PendingException(cause if cause is not None else Cause.ILLEGAL_INSN, pc)
         self._stop_reason = StopReason.EXCEPTION
         uc.emu_stop()
 
@@ -535,7 +574,7 @@ class Machine:
         if not accesses:
             self.unwatch_page(page)
             return
-        self._watched[page] = (accesses, handler)
+        self._watched[page] = _Watch(accesses, handler)
         if page in self._handed:
             self.flush_cpu_tlb()  # the hart may hold the page already
 
@@ -551,8 +590,8 @@ class Machine:
 
     def _carry_out_watched(self) -> bool:
         """Do the access the fill hook stopped on; False when it cannot be done (it stays a fault)."""
-        page_va, access, pa_page = self._pending_watch
-        self._pending_watch = None
+        pending, self._pending_watch = self._pending_watch, None
+        access = pending.access
         pc = self._uc.reg_read(rv.UC_RISCV_REG_PC)
         priv = self.priv
         op = self._memop_cache.get(pc)
@@ -573,8 +612,8 @@ class Machine:
         while offset < op.size:
             here = va + offset
             chunk = min(op.size - offset, PAGE_SIZE - (here & PAGE_MASK))
-            if here & ~PAGE_MASK == page_va:  # the page the hook filled
-                parts.append((pa_page | (here & PAGE_MASK), chunk))
+            if here & ~PAGE_MASK == pending.page:  # the page the hook filled
+                parts.append((pending.pa_page | (here & PAGE_MASK), chunk))
             else:
                 result = self.translate(here, access, priv=priv)
                 if result is not None and not result.ok:
@@ -586,8 +625,8 @@ class Machine:
         self.watch_hits += 1
         for pa, _chunk in parts:
             watched = self._watched.get(pa & ~PAGE_MASK)
-            if watched is not None and access in watched[0]:
-                watched[1](hit)
+            if watched is not None and access in watched.accesses:
+                watched.handler(hit)
                 break
         if op.store:
             data = value.to_bytes(op.size, "little")
@@ -664,9 +703,9 @@ class Machine:
         pc_now = self._uc.reg_read(rv.UC_RISCV_REG_PC)
         if self._stop_reason is not None:  # a hook stopped the run; nothing after that counts
             if self._stop_reason is StopReason.EXCEPTION:
-                cause, pc_now = self._pending_exc
-                return RunResult(StopReason.EXCEPTION, pc_now, cause=cause, insn=self._fetch_insn(pc_now))
-            cause = self._pending_exc[0] if self._pending_exc else None
+                exc = self._pending_exc
+                return RunResult(StopReason.EXCEPTION, exc.pc, cause=exc.cause, insn=self._fetch_insn(exc.pc))
+            cause = self._pending_exc.cause if self._pending_exc else None
             return RunResult(self._stop_reason, pc_now, cause=cause)
         if until is not None and pc_now == until:
             # Reached the exit.  A fault recorded now is Unicorn probing the page of until - 1 as the
@@ -752,17 +791,18 @@ class Machine:
                     ad=AdPolicy.REPORT)
 
     def _explain_fault(self, pc: int) -> CpuFault:
-        page, access, priv, sum_, mxr, satp, cached_pte, hw = self._pending_fault
-        self._pending_fault = None
+        pending, self._pending_fault = self._pending_fault, None
+        access, priv = pending.access, pending.priv
         insn = self._fetch_insn(pc)
-        va = self._exact_va(pc, insn, access, page)
+        va = self._exact_va(pc, insn, access, pending.page)
         # Explain with a fresh, side-effect-free walk of the exact VA.
-        result = self._explain_walk(va, access, priv, sum_, mxr, satp)
-        if cached_pte is not None:
-            reason = check_permission(cached_pte, access, priv, sum_, mxr)
+        result = self._explain_walk(va, access, priv, pending.sum, pending.mxr, pending.satp)
+        if pending.tlb_pte is not None:
+            reason = check_permission(pending.tlb_pte, access, priv, pending.sum, pending.mxr)
             return CpuFault(pc, va, access, priv, access.page_fault_cause, "page fault", reason.value,
-                            result, insn, tlb_entry_pte=cached_pte)
-        # ``hw`` is the walk the hardware did (at the page address).
+                            result, insn, tlb_entry_pte=pending.tlb_pte)
+        # ``pending.walk`` is the walk the hardware did (at the page address).
+        hw = pending.walk
         if result is None or result.ok:
             result = hw
         fault = result.fault if result.fault is not None else hw.fault
