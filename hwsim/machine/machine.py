@@ -41,7 +41,8 @@ from ..mmu.bits import (
     PagingMode, Pte, make_satp, satp_fields,
 )
 from ..mmu.tlb import Tlb
-from ..mmu.walker import AdPolicy, FaultReason, WalkResult, check_permission, walk
+from ..mmu.translate import Refusal, Resolver, lookup_or_walk
+from ..mmu.walker import AdPolicy, FaultReason, WalkResult, walk
 from ..riscv.asm import ABI_NAMES
 from ..riscv.disasm import Insn, disassemble_one
 from ..riscv.memop import decode_memop
@@ -131,8 +132,7 @@ class _PendingFault:
     sum: bool
     mxr: bool
     satp: int
-    tlb_pte: int | None  # the cached TLB entry's PTE, when that entry refused
-    walk: WalkResult | None  # else the walk the hardware did
+    refusal: Refusal  # the cached TLB entry that refused, or the walk the hardware did
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +198,9 @@ class Machine:
         # page writable (copy-on-write) and return True to have the walk retried.  None: no handler.
         self.write_fault = None
         self.write_faults = 0
+        # What may fix a fault and have the walk retried, asked in this order (see mmu/translate.py).
+        self._resolvers = (Resolver(FaultReason.INVALID, self._page_in),
+                           Resolver(FaultReason.NOT_WRITABLE, self._fix_write))
         # ``mmio_hook()``: called after each guest access to a device (a board charges virtual time).
         self.mmio_hook = None
         self._asid_owner: dict[int, AddressSpace] = {}
@@ -433,47 +436,44 @@ class Machine:
                 return self._watch_fill(va, access, va & ~PAGE_MASK, entry)
             self._handed.add(va & ~PAGE_MASK)
             return True
-        asid = (satp & SATP_ASID_MASK) >> SATP_ASID_SHIFT
-        tr = self.tlb.lookup(asid, va)
-        if tr is not None:
-            reason = check_permission(tr.pte, access, priv, sum_, mxr)
-            if reason is FaultReason.NOT_WRITABLE and self.write_fault is not None and self.write_fault(va):
-                self.write_faults += 1
-                self.tlb.flush(va, asid=asid)  # the handler made the page writable: walk again
-                tr = None
-            elif reason is not None:
-                self._pending_fault = _PendingFault(va, access, priv, sum_, mxr, satp, tr.pte, None)
-                return False
-            if tr is not None and access is Access.STORE and not tr.pte & _D:
-                tr = None  # the store must set D: walk again
-        if tr is None:
-            self.walks += 1
-            if TRACE.tlb_miss is not None:
-                TRACE.tlb_miss(va=va, asid=asid)
-            root = (satp & SATP_PPN_MASK) << PAGE_SHIFT
-            result = walk(self.phys, root, va, access, priv, mode=mode, sum=sum_, mxr=mxr, ad=self.ad_policy)
-            if result.translation is None and result.fault.reason is FaultReason.INVALID and self.pager is not None \
-                    and self.pager(va, access):
-                self.demand_faults += 1  # the pager mapped the page: walk again
-                result = walk(self.phys, root, va, access, priv, mode=mode, sum=sum_, mxr=mxr, ad=self.ad_policy)
-            if result.translation is None and result.fault.reason is FaultReason.NOT_WRITABLE \
-                    and self.write_fault is not None and self.write_fault(va):
-                self.write_faults += 1  # e.g. copy-on-write: the handler made the page writable
-                result = walk(self.phys, root, va, access, priv, mode=mode, sum=sum_, mxr=mxr, ad=self.ad_policy)
-            tr = result.translation
-            if TRACE.page_walk is not None:
-                TRACE.page_walk(va=va, access=access.value, result="ok" if tr is not None else result.fault.reason.name,
-                                pa=tr.pa_of(va) if tr is not None else 0, levels=len(result.steps))
-            if tr is None:
-                self._pending_fault = _PendingFault(va, access, priv, sum_, mxr, satp, None, result)
-                return False
-            self.tlb.insert(asid, tr)
+        tr = lookup_or_walk(self.tlb, self.phys, (satp & SATP_ASID_MASK) >> SATP_ASID_SHIFT,
+                            (satp & SATP_PPN_MASK) << PAGE_SHIFT, va, access, priv, sum_, mxr, mode=mode,
+                            ad=self.ad_policy, resolvers=self._resolvers, on_miss=self._count_walk,
+                            on_walk=self._trace_walk if TRACE.page_walk is not None else None)
+        if isinstance(tr, Refusal):
+            self._pending_fault = _PendingFault(va, access, priv, sum_, mxr, satp, tr)
+            return False
         entry.paddr = pa_page = tr.pa_of(va) & ~PAGE_MASK
         entry.perms = _unicorn_perms(tr.pte, priv, sum_, mxr)
         if self._watched:
             return self._watch_fill(va, access, pa_page, entry)
         self._handed.add(pa_page)
         return True
+
+    def _count_walk(self, va: int, asid: int) -> None:
+        self.walks += 1
+        if TRACE.tlb_miss is not None:
+            TRACE.tlb_miss(va=va, asid=asid)
+
+    def _trace_walk(self, result: WalkResult) -> None:
+        tr = result.translation
+        TRACE.page_walk(va=result.va, access=result.access.value,
+                        result="ok" if tr is not None else result.fault.reason.name,
+                        pa=tr.pa_of(result.va) if tr is not None else 0, levels=len(result.steps))
+
+    def _page_in(self, va: int, access: Access) -> bool:
+        """The resolver of invalid PTEs: the pager may map the page (demand paging)."""
+        if self.pager is not None and self.pager(va, access):
+            self.demand_faults += 1
+            return True
+        return False
+
+    def _fix_write(self, va: int, access: Access) -> bool:
+        """The resolver of stores to pages without W: the handler may make the page writable (copy-on-write)."""
+        if self.write_fault is not None and self.write_fault(va):
+            self.write_faults += 1
+            return True
+        return False
 
     def _watch_fill(self, va: int, access: Access, pa_page: int, entry) -> bool:
         watched = self._watched.get(pa_page)
@@ -797,12 +797,11 @@ class Machine:
         va = self._exact_va(pc, insn, access, pending.page)
         # Explain with a fresh, side-effect-free walk of the exact VA.
         result = self._explain_walk(va, access, priv, pending.sum, pending.mxr, pending.satp)
-        if pending.tlb_pte is not None:
-            reason = check_permission(pending.tlb_pte, access, priv, pending.sum, pending.mxr)
-            return CpuFault(pc, va, access, priv, access.page_fault_cause, "page fault", reason.value,
-                            result, insn, tlb_entry_pte=pending.tlb_pte)
-        # ``pending.walk`` is the walk the hardware did (at the page address).
-        hw = pending.walk
+        refusal = pending.refusal
+        if refusal.walk is None:  # a cached entry refused (its permissions at the access's privilege)
+            return CpuFault(pc, va, access, priv, access.page_fault_cause, "page fault", refusal.reason.value,
+                            result, insn, tlb_entry_pte=refusal.tlb_pte)
+        hw = refusal.walk  # the walk the hardware did (at the page address)
         if result is None or result.ok:
             result = hw
         fault = result.fault if result.fault is not None else hw.fault
