@@ -59,6 +59,7 @@ from .directory import DeviceContext, DeviceDirectory, IommuError
 from .faults import DirectoryStep, DmaAccess, FaultQueue, IommuFault
 
 MAX_FAULT_LOG = 10_000
+_PRIV_U = Priv.U  # for the DMA path (``Priv.U`` costs ~50 ns in Python 3.11)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,21 +325,19 @@ class Iommu(Device):
         return DmaResult(True, b"".join(views) if len(views) > 1 else bytes(views[0]))
 
     def _translate(self, device_id, dc: DeviceContext, steps, iova: int, size: int, access: DmaAccess):
-        mode = PAGING_MODES[dc.iosatp_mode]
-        pscid = dc.pscid
+        # No PASID: every request is a U-mode access, without SUM or MXR (see the module docstring).
+        phys, tlb, pscid, root, mode = self.phys, self.iotlb, dc.pscid, dc.root, PAGING_MODES[dc.iosatp_mode]
         walk_access = Access.STORE if access is DmaAccess.WRITE else Access.LOAD
         ad = AdPolicy.UPDATE if dc.sade else AdPolicy.FAULT
-        tlb = self.iotlb
+        count_walk = self._count_walk
         pieces = []
         va = iova
         end = iova + size
         while va < end:
-            # No PASID: every request is a U-mode access, without SUM or MXR (see the module docstring).
-            tr = lookup_or_walk(tlb, self.phys, pscid, dc.root, va, walk_access, Priv.U, mode=mode, ad=ad,
-                                on_miss=self._count_walk)
+            tr = lookup_or_walk(tlb, phys, pscid, root, va, walk_access, _PRIV_U, mode=mode, ad=ad, on_miss=count_walk)
             if isinstance(tr, Refusal):
                 if tr.walk is None:  # the IOTLB's entry refused; explain with the tables as they are now
-                    explain = walk(self.phys, dc.root, va, walk_access, Priv.U, mode=mode, ad=AdPolicy.REPORT)
+                    explain = walk(phys, root, va, walk_access, Priv.U, mode=mode, ad=AdPolicy.REPORT)
                     cause = IommuCause(int(walk_access.page_fault_cause))
                     return self._fault(device_id, va, access, cause, tr.reason.value, walk=explain, directory=steps,
                                        iotlb_pte=tr.tlb_pte, dc=dc)

@@ -55,8 +55,9 @@ from .fault import CpuFault, RunResult, StopReason, WatchHit
 from .frames import FrameAllocator
 from .physmem import MmioRegion, PhysicalMemory, RamRegion
 
-try:  # the C entry point, for the TLB-fill hot path (the binding's reg_read costs 2x more)
+try:  # the C entry points, for the TLB-fill hot path (the binding's reg_read costs 2x more)
     from unicorn.unicorn_py3.unicorn import uclib as _uclib
+    _uc_reg_read, _uc_reg_write = _uclib.uc_reg_read, _uclib.uc_reg_write
 except ImportError:  # pragma: no cover - older binding layout
     _uclib = None
 
@@ -80,6 +81,7 @@ _CSRS = frozenset({"satp", "mstatus"})
 
 
 _PRIVS = {0: Priv.U, 1: Priv.S, 3: Priv.M}
+_PRIV_U, _PRIV_S, _PRIV_M = Priv.U, Priv.S, Priv.M  # for the fill hook (``Priv.S`` costs ~50 ns in Python 3.11)
 _R, _W, _X, _U, _D = (int(f) for f in (Pte.R, Pte.W, Pte.X, Pte.U, Pte.D))
 _UC_R, _UC_W, _UC_X = uc_const.UC_PROT_READ, uc_const.UC_PROT_WRITE, uc_const.UC_PROT_EXEC
 
@@ -90,11 +92,11 @@ def _unicorn_perms(pte: int, priv: Priv, sum_: bool, mxr: bool) -> int:
     W only when D is already set, so the first store comes back to set D.
     """
     if pte & _U:
-        if priv is Priv.S and not sum_:
+        if priv is _PRIV_S and not sum_:
             return 0
-        execute = priv is Priv.U  # S-mode never executes user pages
+        execute = priv is _PRIV_U  # S-mode never executes user pages
     else:
-        if priv is Priv.U:
+        if priv is _PRIV_U:
             return 0
         execute = True
     perms = 0
@@ -210,6 +212,7 @@ class Machine:
         self._host_error: BaseException | None = None
         self._stop_reason: StopReason | None = None
         self._raw = ctypes.c_uint64()
+        self._raw_ref = ctypes.byref(self._raw)
         self._handle = self._uc._uch
         # The FPU starts off (mstatus.FS = 0): turn it on, so F/D instructions work in every mode.
         self._uc.reg_write(rv.UC_RISCV_REG_MSTATUS, self._uc.reg_read(rv.UC_RISCV_REG_MSTATUS) | MSTATUS_FS_DIRTY)
@@ -291,7 +294,7 @@ class Machine:
     def _raw_read(self, reg_id: int) -> int:
         if _uclib is None:
             return self._uc.reg_read(reg_id)
-        _uclib.uc_reg_read(self._handle, reg_id, ctypes.byref(self._raw))
+        _uc_reg_read(self._handle, reg_id, self._raw_ref)
         return self._raw.value
 
     def _raw_write(self, reg_id: int, value: int) -> None:
@@ -299,7 +302,7 @@ class Machine:
             self._uc.reg_write(reg_id, value)
             return
         self._raw.value = value
-        _uclib.uc_reg_write(self._handle, reg_id, ctypes.byref(self._raw))
+        _uc_reg_write(self._handle, reg_id, self._raw_ref)
 
     def _csr_access(self, reg_id: int, value: int | None = None) -> int:
         """Read (or write, then read back) a CSR as M-mode, whatever the hart's privilege."""
@@ -429,7 +432,7 @@ class Machine:
         self.fills += 1
         priv, satp, sum_, mxr = self._context(access)
         mode = PAGING_MODES.get(satp >> SATP_MODE_SHIFT)
-        if priv is Priv.M or mode is None:  # no translation: the VA is the PA
+        if priv is _PRIV_M or mode is None:  # no translation: the VA is the PA
             entry.paddr = va
             entry.perms = uc_const.UC_PROT_ALL
             if self._watched:
