@@ -3,23 +3,25 @@
 ::
 
       guest code (U/S-mode)                      host (Python)
-     +--------------------+  Unicorn TLB miss  +----------------------------+
-     |  Unicorn RV64 CPU  | -----------------> | Machine._tlb_fill          |
-     |  (UC_TLB_VIRTUAL)  |   (page va, kind)  |   Tlb model  (hit: reuse)   |
-     |   L0: QEMU softTLB | <----------------- |   walker     (miss: walk    |
-     +--------------------+  pa + R/W/X perms  |              tables in RAM)|
-              |                                +----------------------------+
-              | physical accesses
-     +--------v-------------------------------------------+
+     +--------------------+  Unicorn TLB miss  +------------------------------+
+     |  Unicorn RV64 CPU  | -----------------> | Machine._tlb_fill            |
+     |  (UC_TLB_VIRTUAL)  |   (page va, kind)  |  mmu.translate:              |
+     |   L0: QEMU softTLB | <----------------- |   Tlb model (hit: reuse)     |
+     +--------------------+  pa + R/W/X perms  |   walker (miss: walk tables  |
+              |                                |   in RAM; pagers and write-  |
+              | physical accesses              |   fault handlers may fix it) |
+     +--------v-------------------------------------------+-------------------+
      | PhysicalMemory: RAM (mem_map_ptr) | MMIO -> devices |
-     +----------------------------------------------------+
+     +----------------------------------------------------+  then MMIO observers
 
 Unicorn's own TLB (QEMU's soft TLB) is a cache in front of the model TLB:
 whenever the model is flushed, so is Unicorn's, so the CPU never uses a
 translation the model no longer holds.  Permissions handed to Unicorn are
 those of the current privilege, SUM and MXR; a page whose D bit is clear is
 handed over without write permission, so the first store comes back here
-and sets D through the walker, as hardware would.
+and sets D through the walker, as hardware would.  Pagers, write-fault and
+ecall handlers and MMIO observers are registered, not assigned: ``hooks.py``
+says in which order they are asked.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from ..riscv.priv import (
 from ..trace import TRACE
 from .fault import CpuFault, RunResult, StopReason, WatchHit
 from .frames import FrameAllocator
+from .hooks import EcallAction, Hooks
 from .physmem import MmioRegion, PhysicalMemory, RamRegion
 
 try:  # the C entry points, for the TLB-fill hot path (the binding's reg_read costs 2x more)
@@ -192,21 +195,18 @@ class Machine:
         self.mmio_accesses = 0  # guest loads and stores that reached a device
         self.fills = 0  # TLB-fill requests from Unicorn
         self.walks = 0  # of which needed a page-table walk
-        self.demand_faults = 0  # walks that faulted on an invalid PTE and were resolved by the pager
-        # ``pager(va, access) -> bool``: asked when a walk finds an invalid PTE; it may map the page
-        # (demand paging) and return True to have the walk retried.  None: no pager.
-        self.pager = None
-        # ``write_fault(va) -> bool``: asked when a store finds a valid page without W; it may make the
-        # page writable (copy-on-write) and return True to have the walk retried.  None: no handler.
-        self.write_fault = None
-        self.write_faults = 0
+        self.demand_faults = 0  # walks that faulted on an invalid PTE and were resolved by a pager
+        self.write_faults = 0  # stores to pages without W that a write-fault handler made writable
+        # The hooks (hooks.py has the table of their order and outcomes); see the add_* methods.
+        self._pagers = Hooks("pager")
+        self._write_fault_handlers = Hooks("write-fault handler")
+        self._ecall_handlers = Hooks("ecall handler")
+        self._mmio_observers = Hooks("MMIO observer")
         # What may fix a fault and have the walk retried, asked in this order (see mmu/translate.py).
         self._resolvers = (Resolver(FaultReason.INVALID, self._page_in),
                            Resolver(FaultReason.NOT_WRITABLE, self._fix_write))
-        # ``mmio_hook()``: called after each guest access to a device (a board charges virtual time).
-        self.mmio_hook = None
         self._asid_owner: dict[int, AddressSpace] = {}
-        self._ecall_handler = None
+        self._active_space: AddressSpace | None = None  # see active_space
         self._pending_fault: _PendingFault | None = None
         self._pending_exc: _PendingException | None = None
         self._host_error: BaseException | None = None
@@ -224,6 +224,34 @@ class Machine:
         self.watch_hits = 0
         self.cpu_tlb_flushes = 0  # flushes of Unicorn's TLB (each one costs refills afterwards)
 
+    # -- hooks (hooks.py has their order and outcomes in one table) ----------------------------
+
+    def add_pager(self, pager: Callable[[int, Access], bool]) -> Callable[[], None]:
+        """``pager(va, access) -> bool`` is asked when a walk finds an invalid PTE: it may map the page
+        (demand paging) and return True to have the walk retried.  Pagers are asked in the order they
+        were added until one returns True.  Returns the function that removes this pager."""
+        return self._pagers.add(pager)
+
+    def add_write_fault_handler(self, handler: Callable[[int], bool]) -> Callable[[], None]:
+        """``handler(va) -> bool`` is asked when a store finds a valid page without W: it may make the
+        page writable (copy-on-write) and return True to have the walk retried.  Handlers are asked in
+        the order they were added until one returns True.  Returns the function that removes it."""
+        return self._write_fault_handlers.add(handler)
+
+    def add_ecall_handler(self, handler: Callable[[Machine], EcallAction]) -> Callable[[], None]:
+        """``handler(machine) -> EcallAction`` runs at each ``ecall``, the PC already past it: RESUME
+        (served: the guest goes on), STOP (served: the run stops with ``StopReason.ECALL``) or DECLINE
+        (the next handler is asked).  Handlers are asked in the order they were added; when every one
+        declines, or there is none, the run stops with ``StopReason.ECALL``.  An exception in a handler
+        stops the run and :meth:`run` raises it.  Returns the function that removes the handler."""
+        return self._ecall_handlers.add(handler)
+
+    def add_mmio_observer(self, observer: Callable[[MmioRegion, int, int, bool, int], None]) -> Callable[[], None]:
+        """``observer(region, offset, size, write, value)`` runs after each guest load or store a device
+        served (``value`` is what was read or written), so a board can charge virtual time.  Every
+        observer runs, in the order they were added.  Returns the function that removes the observer."""
+        return self._mmio_observers.add(observer)
+
     # -- physical memory --------------------------------------------------------------
 
     def _attach_region(self, region: RamRegion | MmioRegion) -> None:
@@ -232,7 +260,7 @@ class Machine:
             self._keep.append(region.buffer)
             return
         device = region.device
-
+        observers = self._mmio_observers
         names: dict[int, str] = {}
 
         def read(uc, offset, size, _data):
@@ -242,8 +270,8 @@ class Machine:
                 if TRACE.mmio_read is not None:
                     TRACE.mmio_read(device=region.name, reg=_register_name(device, offset, names), offset=offset,
                                     width=size, value=value)
-                if self.mmio_hook is not None:
-                    self.mmio_hook()
+                for observer in observers.callbacks:
+                    observer(region, offset, size, False, value)
                 return value
             except BaseException as exc:  # a device bug must stop the run, not unwind through C
                 self._host_error = exc
@@ -257,8 +285,8 @@ class Machine:
                     TRACE.mmio_write(device=region.name, reg=_register_name(device, offset, names), offset=offset,
                                      width=size, value=value & ((1 << (8 * size)) - 1))
                 device.mmio_write(offset, size, value)
-                if self.mmio_hook is not None:
-                    self.mmio_hook()
+                for observer in observers.callbacks:
+                    observer(region, offset, size, True, value)
             except BaseException as exc:
                 self._host_error = exc
                 uc.emu_stop()
@@ -287,6 +315,8 @@ class Machine:
             self._csr_access(reg_id, value)
         else:
             self._uc.reg_write(reg_id, value)
+        if name == "satp":
+            self._active_space = None  # whatever it points at now, it is not what activate() chose
         if name in _CSRS or name == "priv":
             self._u_context = None
             self.flush_cpu_tlb()
@@ -345,14 +375,23 @@ class Machine:
             satp = aspace.satp
         else:
             satp = make_satp(None)
+        self._active_space = None
         if self._csr_access(rv.UC_RISCV_REG_SATP, satp) != satp:
             raise ConfigError(f"the CPU refused satp={satp:#x}")
+        self._active_space = aspace
         mstatus = self._csr_access(rv.UC_RISCV_REG_MSTATUS) & ~(MSTATUS_SUM | MSTATUS_MXR)
         mstatus |= (MSTATUS_SUM if sum else 0) | (MSTATUS_MXR if mxr else 0)
         self._csr_access(rv.UC_RISCV_REG_MSTATUS, mstatus)
         self._uc.reg_write(rv.UC_RISCV_REG_PRIV, int(priv))
         self._u_context = None
         self.flush_cpu_tlb()
+
+    @property
+    def active_space(self) -> AddressSpace | None:
+        """The address space the last :meth:`activate` pointed satp at; None when that was Bare, or when
+        satp was written since with ``set_reg``.  A pager or an ecall handler that serves one address
+        space declines what happens while another is active."""
+        return self._active_space
 
     @property
     def priv(self) -> Priv:
@@ -465,17 +504,19 @@ class Machine:
                         pa=tr.pa_of(result.va) if tr is not None else 0, levels=len(result.steps))
 
     def _page_in(self, va: int, access: Access) -> bool:
-        """The resolver of invalid PTEs: the pager may map the page (demand paging)."""
-        if self.pager is not None and self.pager(va, access):
-            self.demand_faults += 1
-            return True
+        """The resolver of invalid PTEs: the first pager that maps the page (demand paging)."""
+        for pager in self._pagers.callbacks:
+            if pager(va, access):
+                self.demand_faults += 1
+                return True
         return False
 
     def _fix_write(self, va: int, access: Access) -> bool:
-        """The resolver of stores to pages without W: the handler may make the page writable (copy-on-write)."""
-        if self.write_fault is not None and self.write_fault(va):
-            self.write_faults += 1
-            return True
+        """The resolver of stores to pages without W: the first handler that makes the page writable."""
+        for handler in self._write_fault_handlers.callbacks:
+            if handler(va):
+                self.write_faults += 1
+                return True
         return False
 
     def _watch_fill(self, va: int, access: Access, pa_page: int, entry) -> bool:
@@ -492,10 +533,6 @@ class Machine:
 
     # -- exceptions and ecalls -------------------------------------------------------------------
 
-    def on_ecall(self, handler) -> None:
-        """``handler(machine)`` runs at each ecall (pc already past it); a true result stops the run."""
-        self._ecall_handler = handler
-
     def _interrupt(self, uc, intno: int, _data) -> None:
         if intno == Cause.ECALL_U:  # Unicorn reports every ecall as 8; the cause depends on the mode
             intno += {Priv.U: 0, Priv.S: 1, Priv.M: 3}.get(self._raw_read(rv.UC_RISCV_REG_PRIV), 0)
@@ -504,20 +541,22 @@ class Machine:
         except ValueError:
             cause = None
         if cause in (Cause.ECALL_U, Cause.ECALL_S, Cause.ECALL_M):
-            handler = self._ecall_handler
-            if handler is None:
-                self._pending_exc = _PendingException(cause, uc.reg_read(rv.UC_RISCV_REG_PC))
-                self._stop_reason = StopReason.ECALL
-                uc.emu_stop()
-                return
             try:
-                if handler(self):
-                    self._pending_exc = _PendingException(cause, uc.reg_read(rv.UC_RISCV_REG_PC))
-                    self._stop_reason = StopReason.ECALL
-                    uc.emu_stop()
+                for handler in self._ecall_handlers.callbacks:
+                    action = handler(self)
+                    if action is EcallAction.RESUME:
+                        return
+                    if action is EcallAction.STOP:
+                        break
+                    if action is not EcallAction.DECLINE:
+                        raise ConfigError(f"ecall handler {handler!r} returned {action!r}, not an EcallAction")
             except BaseException as exc:
                 self._host_error = exc
                 uc.emu_stop()
+                return
+            self._pending_exc = _PendingException(cause, uc.reg_read(rv.UC_RISCV_REG_PC))
+            self._stop_reason = StopReason.ECALL
+            uc.emu_stop()
             return
         # Any other exception: stop and say so.  Unicorn reports pc + 4 whatever the instruction's
         # length (measured with 2- and 4-byte illegal instructions); put the pc back on it.

@@ -30,7 +30,7 @@ from ..compiler.builtins import MAX_BUILTIN, Builtin
 from ..compiler.isa.riscv64.abi import abi_locations
 from ..compiler.traps import TrapCode
 from ..errors import HostLimitError, HwsimError, OutOfFrames, StoreMismatchError
-from ..machine import Machine, RunResult, StopReason
+from ..machine import EcallAction, Machine, RunResult, StopReason
 from ..mmu.bits import PAGE_MASK, PAGE_SIZE, Pte
 from ..riscv import asm as A
 from ..riscv.disasm import disassemble_one
@@ -106,9 +106,9 @@ class Store:
         self._async: list = []  # host callbacks waiting for a safe point (see request_async)
         self._in_host = 0  # > 0 while a host function runs (the CPU is not in guest code)
         self.next_host_pa = 0  # where the next HostBuffer goes in physical memory (set below)
-        m.pager = self._pager
-        m.write_fault = self._write_fault
-        m.on_ecall(self._ecall)
+        m.add_pager(self._pager)
+        m.add_write_fault_handler(self._write_fault)
+        m.add_ecall_handler(self._ecall)
         m.activate(self.space, priv=Priv.U)
         self.stack_low = L.STACK_TOP - L.STACK_SIZE
 
@@ -249,6 +249,8 @@ class Store:
 
     def _pager(self, va: int, access) -> bool:
         """Demand paging: memory pages below the memory's size (as their page state allows), the stack."""
+        if self.machine.active_space is not self.space:  # a fault in another Store's space
+            return False
         mem = self.memory_at(va)
         if mem is not None:
             return va - mem.base < mem.size_bytes and self._map_page(va)
@@ -258,6 +260,8 @@ class Store:
 
     def _write_fault(self, va: int) -> bool:
         """A guest store to a valid page without W: copy-on-write, when the page is a COW mapping."""
+        if self.machine.active_space is not self.space:
+            return False
         mem = self.memory_at(va)
         return mem is not None and mem.ctl is not None and mem.ctl.write_fault(va - mem.base)
 
@@ -585,11 +589,13 @@ class Store:
 
     # -- calls from wasm to the host ---------------------------------------------------------------
 
-    def _ecall(self, machine: Machine) -> bool:
+    def _ecall(self, machine: Machine) -> EcallAction:
+        if machine.active_space is not self.space:  # another Store's code (a newer Store on this machine)
+            return EcallAction.DECLINE
         target = machine.get_reg("t6")
         if 0 < target <= MAX_BUILTIN:
             self._builtin(Builtin(target))
-            return False
+            return EcallAction.RESUME
         record = self.funcrefs.get(target)
         if record is None or record.host is None:
             raise HwsimError(f"internal error: ecall with t6={target:#x}, neither a builtin nor a host function")
@@ -605,7 +611,7 @@ class Store:
         if self._async:  # events that came while the host function ran: a safe point
             self.run_async()
         self._write_values(record.type.results, results)
-        return False
+        return EcallAction.RESUME
 
     def _read_args(self, types) -> list[int]:
         return self._read_values(types)
