@@ -84,7 +84,9 @@ _CSRS = frozenset({"satp", "mstatus"})
 
 
 _PRIVS = {0: Priv.U, 1: Priv.S, 3: Priv.M}
-_PRIV_U, _PRIV_S, _PRIV_M = Priv.U, Priv.S, Priv.M  # for the fill hook (``Priv.S`` costs ~50 ns in Python 3.11)
+# Enum members as globals for the hot paths (``Priv.S`` is a descriptor lookup, ~50 ns in Python 3.11).
+_PRIV_U, _PRIV_S, _PRIV_M = Priv.U, Priv.S, Priv.M
+_DECLINE, _RESUME, _STOP = EcallAction.DECLINE, EcallAction.RESUME, EcallAction.STOP
 _R, _W, _X, _U, _D = (int(f) for f in (Pte.R, Pte.W, Pte.X, Pte.U, Pte.D))
 _UC_R, _UC_W, _UC_X = uc_const.UC_PROT_READ, uc_const.UC_PROT_WRITE, uc_const.UC_PROT_EXEC
 
@@ -544,11 +546,11 @@ class Machine:
             try:
                 for handler in self._ecall_handlers.callbacks:
                     action = handler(self)
-                    if action is EcallAction.RESUME:
+                    if action is _RESUME:
                         return
-                    if action is EcallAction.STOP:
+                    if action is _STOP:
                         break
-                    if action is not EcallAction.DECLINE:
+                    if action is not _DECLINE:
                         raise ConfigError(f"ecall handler {handler!r} returned {action!r}, not an EcallAction")
             except BaseException as exc:
                 self._host_error = exc
