@@ -107,7 +107,7 @@ class RamGuard:
         ranges = self._memory_ranges()
         windows = {r.name: (r.base, r.base + r.size) for r in phys.mmio_regions}
         assigned = [windows[name] for name in self.run.assigned]
-        fixed = [(L.RUNTIME_PAGE, L.RUNTIME_PAGE + L.PAGE, False), (L.ABI_AREA, L.ABI_AREA + L.ABI_AREA_SIZE, True),
+        fixed = [(L.RUNTIME_PAGE, L.RUNTIME_PAGE + PAGE_SIZE, False), (L.ABI_AREA, L.ABI_AREA + L.ABI_AREA_SIZE, True),
                  (L.CODE_BASE, L.CODE_END, False), (L.DATA_BASE, L.DATA_END, True),
                  (L.STACK_TOP - L.STACK_SIZE - L.STACK_GUARD, L.STACK_TOP, True)]
         for m in self._cpu_leaves():

@@ -6,7 +6,7 @@ import pytest
 
 from hwsim import Machine, StopReason
 from hwsim.errors import ConfigError
-from hwsim.machine import VirtualAccessError
+from hwsim.machine import EcallAction, VirtualAccessError
 from hwsim.mmu import AdPolicy, Pte
 from hwsim.riscv import asm as A
 from hwsim.riscv.priv import Access, Cause, Priv
@@ -179,8 +179,9 @@ def test_ecall_handler_is_a_host_call(g):
     def host(m):
         calls.append(m.get_reg("a0"))
         m.set_reg("a0", m.get_reg("a0") * 10)
+        return EcallAction.RESUME
 
-    g.m.on_ecall(host)
+    g.m.add_ecall_handler(host)
     r = g.run(lambda a: a.li("a0", 4).emit(A.ECALL, A.addi("a0", "a0", 1)))
     assert r.ok and calls == [4] and g.m.get_reg("a0") == 41
 
@@ -197,10 +198,10 @@ def test_host_function_error_propagates_and_machine_stays_usable(g):
     def broken(m):
         raise KeyError("host bug")
 
-    g.m.on_ecall(broken)
+    remove = g.m.add_ecall_handler(broken)
     with pytest.raises(KeyError, match="host bug"):
         g.run(lambda a: a.emit(A.ECALL))
-    g.m.on_ecall(None)
+    remove()
     assert g.run(lambda a: a.li("a0", 7)).ok and g.m.get_reg("a0") == 7
 
 
@@ -311,7 +312,7 @@ def test_pager_maps_pages_on_first_touch(g):
             return True
         return False
 
-    g.m.pager = pager
+    g.m.add_pager(pager)
     r = g.run(lambda a: a.li("a1", 0x40_2008).li("a2", 5).emit(A.sd("a2", "a1", 0), A.ld("a0", "a1", 0)))
     assert r.ok and g.m.get_reg("a0") == 5
     assert touched == [(0x40_2000, Access.STORE)] and g.m.demand_faults == 1
@@ -328,7 +329,7 @@ def test_host_function_can_run_the_guest_again(g):
 
     def host(m):
         if len(depth) == 2:
-            return
+            return EcallAction.RESUME
         depth.append(1)
         ctx = m._uc.context_save()
         m.set_reg("ra", exit_va)
@@ -338,8 +339,9 @@ def test_host_function_can_run_the_guest_again(g):
         value = m.get_reg("a0")
         m._uc.context_restore(ctx)
         m.set_reg("a0", value)
+        return EcallAction.RESUME
 
-    g.m.on_ecall(host)
+    g.m.add_ecall_handler(host)
     g.m.set_reg("ra", exit_va)
     g.m.set_reg("a0", 1)
     assert g.m.run(CODE, until=exit_va).ok

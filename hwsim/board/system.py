@@ -112,5 +112,5 @@ def build_system(board, overrides: dict[str, dict]) -> System:
         machine.phys.add_mmio(spec.base, spec.size, devices[spec.name], name=spec.name)
     if board.mmio_access_ticks:
         ticks = board.mmio_access_ticks
-        machine.mmio_hook = lambda: clock.charge(ticks)  # virtual time passes with each device access
+        machine.add_mmio_observer(lambda *access: clock.charge(ticks))  # virtual time passes with each device access
     return System(board, machine, clock, devices, irqc, iommu)

@@ -13,7 +13,7 @@ from ..errors import HwsimError
 from ..machine.elf import ElfError, ElfImage, read_elf
 from ..mmu.bits import PAGE_SIZE
 from ..riscv.priv import Priv
-from ..machine import StopReason
+from ..machine import EcallAction, StopReason
 from ..trace import TRACE
 from .control import RunControl, StopCause
 from .irq import HANDLER, IrqDispatcher, IrqError
@@ -60,7 +60,7 @@ class FirmwareRun:
         self.exit = self.m.frames.alloc()  # the return address of probe: reached, never executed
         if system.iommu is not None:
             system.iommu.set_mode("bare")  # DMA addresses are physical
-        self.m.on_ecall(self._service)
+        self.m.add_ecall_handler(self._service)
         self.time_limit_ticks = time_limit_ns * system.clock.frequency_hz // 1_000_000_000
         clock = system.clock
         clock.set_limit(self.time_limit_ticks, self._virtual_time_up)
@@ -172,7 +172,7 @@ class FirmwareRun:
     def _string(self, ptr: int, length: int) -> str:
         return self.m.phys.read(ptr, length).decode("utf-8", errors="replace")
 
-    def _service(self, m) -> bool:
+    def _service(self, m) -> EcallAction:
         self._in_service = True
         try:
             self._do_service(m)
@@ -182,7 +182,7 @@ class FirmwareRun:
             a0 = m.get_reg("a0")
             self._run_async()
             m.set_reg("a0", a0)
-        return False
+        return EcallAction.RESUME
 
     def _do_service(self, m) -> None:
         n = m.get_reg("a7")

@@ -2,9 +2,10 @@
 
 from .fault import CpuFault, RunResult, StopReason, WatchHit
 from .frames import FrameAllocator, FrameError
+from .hooks import EcallAction
 from .machine import DEFAULT_RAM_BASE, DEFAULT_RAM_SIZE, Machine, VirtualAccessError
 from .physmem import MmioRegion, PhysicalMemory, RamRegion
 
-__all__ = ["CpuFault", "DEFAULT_RAM_BASE", "DEFAULT_RAM_SIZE", "FrameAllocator", "FrameError", "Machine",
-           "MmioRegion", "PhysicalMemory", "RamRegion", "RunResult", "StopReason", "VirtualAccessError",
+__all__ = ["CpuFault", "DEFAULT_RAM_BASE", "DEFAULT_RAM_SIZE", "EcallAction", "FrameAllocator", "FrameError",
+           "Machine", "MmioRegion", "PhysicalMemory", "RamRegion", "RunResult", "StopReason", "VirtualAccessError",
            "WatchHit"]

@@ -57,7 +57,7 @@ class FrameAllocator:
         if count <= 0:
             raise FrameError(f"frame count must be positive, not {count}")
         if align < PAGE_SIZE or align & (align - 1):
-            raise FrameError(f"alignment must be a power of two >= 4096, not {align:#x}")
+            raise FrameError(f"alignment must be a power of two >= {PAGE_SIZE}, not {align:#x}")
         step = align >> PAGE_SHIFT
         i = self._find(count, step, self._hint)
         if i < 0 and self._hint:

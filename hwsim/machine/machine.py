@@ -3,23 +3,25 @@
 ::
 
       guest code (U/S-mode)                      host (Python)
-     +--------------------+  Unicorn TLB miss  +----------------------------+
-     |  Unicorn RV64 CPU  | -----------------> | Machine._tlb_fill          |
-     |  (UC_TLB_VIRTUAL)  |   (page va, kind)  |   Tlb model  (hit: reuse)   |
-     |   L0: QEMU softTLB | <----------------- |   walker     (miss: walk    |
-     +--------------------+  pa + R/W/X perms  |              tables in RAM)|
-              |                                +----------------------------+
-              | physical accesses
-     +--------v-------------------------------------------+
+     +--------------------+  Unicorn TLB miss  +------------------------------+
+     |  Unicorn RV64 CPU  | -----------------> | Machine._tlb_fill            |
+     |  (UC_TLB_VIRTUAL)  |   (page va, kind)  |  mmu.translate:              |
+     |   L0: QEMU softTLB | <----------------- |   Tlb model (hit: reuse)     |
+     +--------------------+  pa + R/W/X perms  |   walker (miss: walk tables  |
+              |                                |   in RAM; pagers and write-  |
+              | physical accesses              |   fault handlers may fix it) |
+     +--------v-------------------------------------------+-------------------+
      | PhysicalMemory: RAM (mem_map_ptr) | MMIO -> devices |
-     +----------------------------------------------------+
+     +----------------------------------------------------+  then MMIO observers
 
 Unicorn's own TLB (QEMU's soft TLB) is a cache in front of the model TLB:
 whenever the model is flushed, so is Unicorn's, so the CPU never uses a
 translation the model no longer holds.  Permissions handed to Unicorn are
 those of the current privilege, SUM and MXR; a page whose D bit is clear is
 handed over without write permission, so the first store comes back here
-and sets D through the walker, as hardware would.
+and sets D through the walker, as hardware would.  Pagers, write-fault and
+ecall handlers and MMIO observers are registered, not assigned: ``hooks.py``
+says in which order they are asked.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from __future__ import annotations
 import ctypes
 import enum
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 from unicorn import Uc, UcError
 from unicorn import unicorn_const as uc_const
@@ -34,9 +38,13 @@ from unicorn import riscv_const as rv
 
 from ..errors import ConfigError, HwsimError
 from ..mmu.aspace import AddressSpace
-from ..mmu.bits import PAGE_MASK, PAGING_MODES, SATP_PPN_MASK, SV39, PagingMode, Pte, make_satp, satp_fields
+from ..mmu.bits import (
+    PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PAGING_MODES, SATP_ASID_MASK, SATP_ASID_SHIFT, SATP_MODE_SHIFT, SATP_PPN_MASK, SV39,
+    PagingMode, Pte, make_satp, satp_fields,
+)
 from ..mmu.tlb import Tlb
-from ..mmu.walker import AdPolicy, FaultReason, WalkResult, check_permission, walk
+from ..mmu.translate import Refusal, Resolver, lookup_or_walk
+from ..mmu.walker import AdPolicy, FaultReason, WalkResult, walk
 from ..riscv.asm import ABI_NAMES
 from ..riscv.disasm import Insn, disassemble_one
 from ..riscv.memop import decode_memop
@@ -47,16 +55,19 @@ from ..riscv.priv import (
 from ..trace import TRACE
 from .fault import CpuFault, RunResult, StopReason, WatchHit
 from .frames import FrameAllocator
+from .hooks import EcallAction, Hooks
 from .physmem import MmioRegion, PhysicalMemory, RamRegion
 
-try:  # the C entry point, for the TLB-fill hot path (the binding's reg_read costs 2x more)
+try:  # the C entry points, for the TLB-fill hot path (the binding's reg_read costs 2x more)
     from unicorn.unicorn_py3.unicorn import uclib as _uclib
+    _uc_reg_read, _uc_reg_write = _uclib.uc_reg_read, _uclib.uc_reg_write
 except ImportError:  # pragma: no cover - older binding layout
     _uclib = None
 
 DEFAULT_RAM_BASE = 0x8000_0000
 DEFAULT_RAM_SIZE = 128 << 20
 _NEVER = 0xDEAD_0000_0000_0001  # an odd address: never a PC, so "run until" never matches it
+_XMASK = 0xFFFF_FFFF_FFFF_FFFF  # a 64-bit register
 
 _UC_ACCESS = {uc_const.UC_MEM_READ: Access.LOAD, uc_const.UC_MEM_WRITE: Access.STORE,
               uc_const.UC_MEM_FETCH: Access.FETCH}
@@ -73,6 +84,9 @@ _CSRS = frozenset({"satp", "mstatus"})
 
 
 _PRIVS = {0: Priv.U, 1: Priv.S, 3: Priv.M}
+# Enum members as globals for the hot paths (``Priv.S`` is a descriptor lookup, ~50 ns in Python 3.11).
+_PRIV_U, _PRIV_S, _PRIV_M = Priv.U, Priv.S, Priv.M
+_DECLINE, _RESUME, _STOP = EcallAction.DECLINE, EcallAction.RESUME, EcallAction.STOP
 _R, _W, _X, _U, _D = (int(f) for f in (Pte.R, Pte.W, Pte.X, Pte.U, Pte.D))
 _UC_R, _UC_W, _UC_X = uc_const.UC_PROT_READ, uc_const.UC_PROT_WRITE, uc_const.UC_PROT_EXEC
 
@@ -83,11 +97,11 @@ def _unicorn_perms(pte: int, priv: Priv, sum_: bool, mxr: bool) -> int:
     W only when D is already set, so the first store comes back to set D.
     """
     if pte & _U:
-        if priv is Priv.S and not sum_:
+        if priv is _PRIV_S and not sum_:
             return 0
-        execute = priv is Priv.U  # S-mode never executes user pages
+        execute = priv is _PRIV_U  # S-mode never executes user pages
     else:
-        if priv is Priv.U:
+        if priv is _PRIV_U:
             return 0
         execute = True
     perms = 0
@@ -113,6 +127,44 @@ def _register_name(device, offset: int, cache: dict[int, str]) -> str:
             name = f"{inside[0].name}+{offset - inside[0].offset}" if inside else f"+{offset:#x}"
         cache[offset] = name
     return name
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingFault:
+    """A translation the fill hook refused, kept until :meth:`Machine.run` explains it."""
+
+    page: int  # the VA Unicorn asked for
+    access: Access
+    priv: Priv  # the effective privilege, SUM, MXR and satp of the access
+    sum: bool
+    mxr: bool
+    satp: int
+    refusal: Refusal  # the cached TLB entry that refused, or the walk the hardware did
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingException:
+    """An exception or ecall that stopped the run, and the PC to report."""
+
+    cause: Cause
+    pc: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Watch:
+    """What :meth:`Machine.watch_page` watches on one physical page."""
+
+    accesses: frozenset[Access]
+    handler: Callable[[WatchHit], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingWatch:
+    """A watched access the fill hook stopped on, to be carried out by the host."""
+
+    page: int  # the VA's page
+    access: Access
+    pa_page: int
 
 
 class VirtualAccessError(HwsimError):
@@ -145,35 +197,62 @@ class Machine:
         self.mmio_accesses = 0  # guest loads and stores that reached a device
         self.fills = 0  # TLB-fill requests from Unicorn
         self.walks = 0  # of which needed a page-table walk
-        self.demand_faults = 0  # walks that faulted on an invalid PTE and were resolved by the pager
-        # ``pager(va, access) -> bool``: asked when a walk finds an invalid PTE; it may map the page
-        # (demand paging) and return True to have the walk retried.  None: no pager.
-        self.pager = None
-        # ``write_fault(va) -> bool``: asked when a store finds a valid page without W; it may make the
-        # page writable (copy-on-write) and return True to have the walk retried.  None: no handler.
-        self.write_fault = None
-        self.write_faults = 0
-        # ``mmio_hook()``: called after each guest access to a device (a board charges virtual time).
-        self.mmio_hook = None
+        self.demand_faults = 0  # walks that faulted on an invalid PTE and were resolved by a pager
+        self.write_faults = 0  # stores to pages without W that a write-fault handler made writable
+        # The hooks (hooks.py has the table of their order and outcomes); see the add_* methods.
+        self._pagers = Hooks("pager")
+        self._write_fault_handlers = Hooks("write-fault handler")
+        self._ecall_handlers = Hooks("ecall handler")
+        self._mmio_observers = Hooks("MMIO observer")
+        # What may fix a fault and have the walk retried, asked in this order (see mmu/translate.py).
+        self._resolvers = (Resolver(FaultReason.INVALID, self._page_in),
+                           Resolver(FaultReason.NOT_WRITABLE, self._fix_write))
         self._asid_owner: dict[int, AddressSpace] = {}
-        self._ecall_handler = None
-        # (page va, access, priv, SUM, MXR, satp, cached TLB pte or None, hardware walk or None)
-        self._pending_fault: tuple | None = None
-        self._pending_exc: tuple[Cause, int] | None = None
+        self._active_space: AddressSpace | None = None  # see active_space
+        self._pending_fault: _PendingFault | None = None
+        self._pending_exc: _PendingException | None = None
         self._host_error: BaseException | None = None
         self._stop_reason: StopReason | None = None
         self._raw = ctypes.c_uint64()
+        self._raw_ref = ctypes.byref(self._raw)
         self._handle = self._uc._uch
         # The FPU starts off (mstatus.FS = 0): turn it on, so F/D instructions work in every mode.
         self._uc.reg_write(rv.UC_RISCV_REG_MSTATUS, self._uc.reg_read(rv.UC_RISCV_REG_MSTATUS) | MSTATUS_FS_DIRTY)
         self._u_context: tuple[int, int] | None = None  # (satp, mstatus) while the hart is in U-mode
-        # Watched physical pages: page -> (accesses watched, handler(WatchHit)).  See watch_page.
-        self._watched: dict[int, tuple[frozenset, object]] = {}
-        self._pending_watch: tuple | None = None
+        self._watched: dict[int, _Watch] = {}  # physical page -> what is watched there (see watch_page)
+        self._pending_watch: _PendingWatch | None = None
         self._handed: set[int] = set()  # physical pages handed to Unicorn's TLB since its last flush
         self._memop_cache: dict[int, object] = {}  # pc -> MemOp of watched accesses (dropped on code_changed)
         self.watch_hits = 0
         self.cpu_tlb_flushes = 0  # flushes of Unicorn's TLB (each one costs refills afterwards)
+
+    # -- hooks (hooks.py has their order and outcomes in one table) ----------------------------
+
+    def add_pager(self, pager: Callable[[int, Access], bool]) -> Callable[[], None]:
+        """``pager(va, access) -> bool`` is asked when a walk finds an invalid PTE: it may map the page
+        (demand paging) and return True to have the walk retried.  Pagers are asked in the order they
+        were added until one returns True.  Returns the function that removes this pager."""
+        return self._pagers.add(pager)
+
+    def add_write_fault_handler(self, handler: Callable[[int], bool]) -> Callable[[], None]:
+        """``handler(va) -> bool`` is asked when a store finds a valid page without W: it may make the
+        page writable (copy-on-write) and return True to have the walk retried.  Handlers are asked in
+        the order they were added until one returns True.  Returns the function that removes it."""
+        return self._write_fault_handlers.add(handler)
+
+    def add_ecall_handler(self, handler: Callable[[Machine], EcallAction]) -> Callable[[], None]:
+        """``handler(machine) -> EcallAction`` runs at each ``ecall``, the PC already past it: RESUME
+        (served: the guest goes on), STOP (served: the run stops with ``StopReason.ECALL``) or DECLINE
+        (the next handler is asked).  Handlers are asked in the order they were added; when every one
+        declines, or there is none, the run stops with ``StopReason.ECALL``.  An exception in a handler
+        stops the run and :meth:`run` raises it.  Returns the function that removes the handler."""
+        return self._ecall_handlers.add(handler)
+
+    def add_mmio_observer(self, observer: Callable[[MmioRegion, int, int, bool, int], None]) -> Callable[[], None]:
+        """``observer(region, offset, size, write, value)`` runs after each guest load or store a device
+        served (``value`` is what was read or written), so a board can charge virtual time.  Every
+        observer runs, in the order they were added.  Returns the function that removes the observer."""
+        return self._mmio_observers.add(observer)
 
     # -- physical memory --------------------------------------------------------------
 
@@ -183,7 +262,7 @@ class Machine:
             self._keep.append(region.buffer)
             return
         device = region.device
-
+        observers = self._mmio_observers
         names: dict[int, str] = {}
 
         def read(uc, offset, size, _data):
@@ -193,8 +272,8 @@ class Machine:
                 if TRACE.mmio_read is not None:
                     TRACE.mmio_read(device=region.name, reg=_register_name(device, offset, names), offset=offset,
                                     width=size, value=value)
-                if self.mmio_hook is not None:
-                    self.mmio_hook()
+                for observer in observers.callbacks:
+                    observer(region, offset, size, False, value)
                 return value
             except BaseException as exc:  # a device bug must stop the run, not unwind through C
                 self._host_error = exc
@@ -208,8 +287,8 @@ class Machine:
                     TRACE.mmio_write(device=region.name, reg=_register_name(device, offset, names), offset=offset,
                                      width=size, value=value & ((1 << (8 * size)) - 1))
                 device.mmio_write(offset, size, value)
-                if self.mmio_hook is not None:
-                    self.mmio_hook()
+                for observer in observers.callbacks:
+                    observer(region, offset, size, True, value)
             except BaseException as exc:
                 self._host_error = exc
                 uc.emu_stop()
@@ -233,11 +312,13 @@ class Machine:
             reg_id = REGISTERS[name]
         except KeyError:
             raise ConfigError(f"unknown register {name!r}") from None
-        value &= 0xFFFF_FFFF_FFFF_FFFF
+        value &= _XMASK
         if name in _CSRS:
             self._csr_access(reg_id, value)
         else:
             self._uc.reg_write(reg_id, value)
+        if name == "satp":
+            self._active_space = None  # whatever it points at now, it is not what activate() chose
         if name in _CSRS or name == "priv":
             self._u_context = None
             self.flush_cpu_tlb()
@@ -245,7 +326,7 @@ class Machine:
     def _raw_read(self, reg_id: int) -> int:
         if _uclib is None:
             return self._uc.reg_read(reg_id)
-        _uclib.uc_reg_read(self._handle, reg_id, ctypes.byref(self._raw))
+        _uc_reg_read(self._handle, reg_id, self._raw_ref)
         return self._raw.value
 
     def _raw_write(self, reg_id: int, value: int) -> None:
@@ -253,7 +334,7 @@ class Machine:
             self._uc.reg_write(reg_id, value)
             return
         self._raw.value = value
-        _uclib.uc_reg_write(self._handle, reg_id, ctypes.byref(self._raw))
+        _uc_reg_write(self._handle, reg_id, self._raw_ref)
 
     def _csr_access(self, reg_id: int, value: int | None = None) -> int:
         """Read (or write, then read back) a CSR as M-mode, whatever the hart's privilege."""
@@ -278,10 +359,10 @@ class Machine:
 
     def _mapping_changed(self, asid: int, va: int | None, size: int) -> None:
         # A change to a (possibly global) mapping: flush its pages in every ASID; large ranges flush all.
-        if va is None or size > 64 * 4096:
+        if va is None or size > 64 * PAGE_SIZE:
             self.tlb.flush()
         else:
-            for off in range(0, size, 4096):
+            for off in range(0, size, PAGE_SIZE):
                 self.tlb.flush(va + off)
         self.flush_cpu_tlb()
 
@@ -296,14 +377,23 @@ class Machine:
             satp = aspace.satp
         else:
             satp = make_satp(None)
+        self._active_space = None
         if self._csr_access(rv.UC_RISCV_REG_SATP, satp) != satp:
             raise ConfigError(f"the CPU refused satp={satp:#x}")
+        self._active_space = aspace
         mstatus = self._csr_access(rv.UC_RISCV_REG_MSTATUS) & ~(MSTATUS_SUM | MSTATUS_MXR)
         mstatus |= (MSTATUS_SUM if sum else 0) | (MSTATUS_MXR if mxr else 0)
         self._csr_access(rv.UC_RISCV_REG_MSTATUS, mstatus)
         self._uc.reg_write(rv.UC_RISCV_REG_PRIV, int(priv))
         self._u_context = None
         self.flush_cpu_tlb()
+
+    @property
+    def active_space(self) -> AddressSpace | None:
+        """The address space the last :meth:`activate` pointed satp at; None when that was Bare, or when
+        satp was written since with ``set_reg``.  A pager or an ecall handler that serves one address
+        space declines what happens while another is active."""
+        return self._active_space
 
     @property
     def priv(self) -> Priv:
@@ -382,49 +472,21 @@ class Machine:
             return False
         self.fills += 1
         priv, satp, sum_, mxr = self._context(access)
-        mode = PAGING_MODES.get(satp >> 60)
-        if priv is Priv.M or mode is None:  # no translation: the VA is the PA
+        mode = PAGING_MODES.get(satp >> SATP_MODE_SHIFT)
+        if priv is _PRIV_M or mode is None:  # no translation: the VA is the PA
             entry.paddr = va
             entry.perms = uc_const.UC_PROT_ALL
             if self._watched:
                 return self._watch_fill(va, access, va & ~PAGE_MASK, entry)
             self._handed.add(va & ~PAGE_MASK)
             return True
-        asid = (satp >> 44) & 0xFFFF
-        tr = self.tlb.lookup(asid, va)
-        if tr is not None:
-            reason = check_permission(tr.pte, access, priv, sum_, mxr)
-            if reason is FaultReason.NOT_WRITABLE and self.write_fault is not None and self.write_fault(va):
-                self.write_faults += 1
-                self.tlb.flush(va, asid=asid)  # the handler made the page writable: walk again
-                tr = None
-            elif reason is not None:
-                self._pending_fault = (va, access, priv, sum_, mxr, satp, tr.pte, None)
-                return False
-            if tr is not None and access is Access.STORE and not tr.pte & _D:
-                tr = None  # the store must set D: walk again
-        if tr is None:
-            self.walks += 1
-            if TRACE.tlb_miss is not None:
-                TRACE.tlb_miss(va=va, asid=asid)
-            root = (satp & SATP_PPN_MASK) << 12
-            result = walk(self.phys, root, va, access, priv, mode=mode, sum=sum_, mxr=mxr, ad=self.ad_policy)
-            if result.translation is None and result.fault.reason is FaultReason.INVALID and self.pager is not None \
-                    and self.pager(va, access):
-                self.demand_faults += 1  # the pager mapped the page: walk again
-                result = walk(self.phys, root, va, access, priv, mode=mode, sum=sum_, mxr=mxr, ad=self.ad_policy)
-            if result.translation is None and result.fault.reason is FaultReason.NOT_WRITABLE \
-                    and self.write_fault is not None and self.write_fault(va):
-                self.write_faults += 1  # e.g. copy-on-write: the handler made the page writable
-                result = walk(self.phys, root, va, access, priv, mode=mode, sum=sum_, mxr=mxr, ad=self.ad_policy)
-            tr = result.translation
-            if TRACE.page_walk is not None:
-                TRACE.page_walk(va=va, access=access.value, result="ok" if tr is not None else result.fault.reason.name,
-                                pa=tr.pa_of(va) if tr is not None else 0, levels=len(result.steps))
-            if tr is None:
-                self._pending_fault = (va, access, priv, sum_, mxr, satp, None, result)
-                return False
-            self.tlb.insert(asid, tr)
+        tr = lookup_or_walk(self.tlb, self.phys, (satp & SATP_ASID_MASK) >> SATP_ASID_SHIFT,
+                            (satp & SATP_PPN_MASK) << PAGE_SHIFT, va, access, priv, sum_, mxr, mode=mode,
+                            ad=self.ad_policy, resolvers=self._resolvers, on_miss=self._count_walk,
+                            on_walk=self._trace_walk if TRACE.page_walk is not None else None)
+        if isinstance(tr, Refusal):
+            self._pending_fault = _PendingFault(va, access, priv, sum_, mxr, satp, tr)
+            return False
         entry.paddr = pa_page = tr.pa_of(va) & ~PAGE_MASK
         entry.perms = _unicorn_perms(tr.pte, priv, sum_, mxr)
         if self._watched:
@@ -432,23 +494,46 @@ class Machine:
         self._handed.add(pa_page)
         return True
 
+    def _count_walk(self, va: int, asid: int) -> None:
+        self.walks += 1
+        if TRACE.tlb_miss is not None:
+            TRACE.tlb_miss(va=va, asid=asid)
+
+    def _trace_walk(self, result: WalkResult) -> None:
+        tr = result.translation
+        TRACE.page_walk(va=result.va, access=result.access.value,
+                        result="ok" if tr is not None else result.fault.reason.name,
+                        pa=tr.pa_of(result.va) if tr is not None else 0, levels=len(result.steps))
+
+    def _page_in(self, va: int, access: Access) -> bool:
+        """The resolver of invalid PTEs: the first pager that maps the page (demand paging)."""
+        for pager in self._pagers.callbacks:
+            if pager(va, access):
+                self.demand_faults += 1
+                return True
+        return False
+
+    def _fix_write(self, va: int, access: Access) -> bool:
+        """The resolver of stores to pages without W: the first handler that makes the page writable."""
+        for handler in self._write_fault_handlers.callbacks:
+            if handler(va):
+                self.write_faults += 1
+                return True
+        return False
+
     def _watch_fill(self, va: int, access: Access, pa_page: int, entry) -> bool:
         watched = self._watched.get(pa_page)
         if watched is not None:
-            if access in watched[0]:
+            if access in watched.accesses:
                 # Stop precisely on this instruction; Machine.run carries the access out on the host.
-                self._pending_watch = (va & ~PAGE_MASK, access, pa_page)
+                self._pending_watch = _PendingWatch(va & ~PAGE_MASK, access, pa_page)
                 return False
-            if Access.STORE in watched[0]:
+            if Access.STORE in watched.accesses:
                 entry.perms &= ~_UC_W  # a later store must come back here
         self._handed.add(pa_page)
         return True
 
     # -- exceptions and ecalls -------------------------------------------------------------------
-
-    def on_ecall(self, handler) -> None:
-        """``handler(machine)`` runs at each ecall (pc already past it); a true result stops the run."""
-        self._ecall_handler = handler
 
     def _interrupt(self, uc, intno: int, _data) -> None:
         if intno == Cause.ECALL_U:  # Unicorn reports every ecall as 8; the cause depends on the mode
@@ -458,26 +543,28 @@ class Machine:
         except ValueError:
             cause = None
         if cause in (Cause.ECALL_U, Cause.ECALL_S, Cause.ECALL_M):
-            handler = self._ecall_handler
-            if handler is None:
-                self._pending_exc = (cause, uc.reg_read(rv.UC_RISCV_REG_PC))
-                self._stop_reason = StopReason.ECALL
-                uc.emu_stop()
-                return
             try:
-                if handler(self):
-                    self._pending_exc = (cause, uc.reg_read(rv.UC_RISCV_REG_PC))
-                    self._stop_reason = StopReason.ECALL
-                    uc.emu_stop()
+                for handler in self._ecall_handlers.callbacks:
+                    action = handler(self)
+                    if action is _RESUME:
+                        return
+                    if action is _STOP:
+                        break
+                    if action is not _DECLINE:
+                        raise ConfigError(f"ecall handler {handler!r} returned {action!r}, not an EcallAction")
             except BaseException as exc:
                 self._host_error = exc
                 uc.emu_stop()
+                return
+            self._pending_exc = _PendingException(cause, uc.reg_read(rv.UC_RISCV_REG_PC))
+            self._stop_reason = StopReason.ECALL
+            uc.emu_stop()
             return
         # Any other exception: stop and say so.  Unicorn reports pc + 4 whatever the instruction's
         # length (measured with 2- and 4-byte illegal instructions); put the pc back on it.
-        pc = (uc.reg_read(rv.UC_RISCV_REG_PC) - 4) & 0xFFFF_FFFF_FFFF_FFFF
+        pc = (uc.reg_read(rv.UC_RISCV_REG_PC) - 4) & _XMASK
         uc.reg_write(rv.UC_RISCV_REG_PC, pc)
-        self._pending_exc = (cause if cause is not None else Cause.ILLEGAL_INSN, pc)
+        self._pending_exc = _PendingException(cause if cause is not None else Cause.ILLEGAL_INSN, pc)
         self._stop_reason = StopReason.EXCEPTION
         uc.emu_stop()
 
@@ -502,8 +589,9 @@ class Machine:
     def _fetch_insn_bytes(self, pc: int) -> bytes | None:
         """The 4 (or, at a page end, 2) bytes at ``pc``, through the model TLB when it has the page."""
         _priv, satp, _sum, _mxr = self._context(Access.FETCH)
-        tr = self.tlb.lookup((satp >> 44) & 0xFFFF, pc) if PAGING_MODES.get(satp >> 60) else None
-        if tr is not None and (pc & PAGE_MASK) <= 4092:
+        mode_bits, asid, _root = satp_fields(satp)
+        tr = self.tlb.lookup(asid, pc) if mode_bits in PAGING_MODES else None
+        if tr is not None and (pc & PAGE_MASK) <= PAGE_SIZE - 4:
             return self.phys.read(tr.pa_of(pc), 4)
         for size in (4, 2):
             try:
@@ -530,7 +618,7 @@ class Machine:
         if not accesses:
             self.unwatch_page(page)
             return
-        self._watched[page] = (accesses, handler)
+        self._watched[page] = _Watch(accesses, handler)
         if page in self._handed:
             self.flush_cpu_tlb()  # the hart may hold the page already
 
@@ -546,8 +634,8 @@ class Machine:
 
     def _carry_out_watched(self) -> bool:
         """Do the access the fill hook stopped on; False when it cannot be done (it stays a fault)."""
-        page_va, access, pa_page = self._pending_watch
-        self._pending_watch = None
+        pending, self._pending_watch = self._pending_watch, None
+        access = pending.access
         pc = self._uc.reg_read(rv.UC_RISCV_REG_PC)
         priv = self.priv
         op = self._memop_cache.get(pc)
@@ -558,7 +646,7 @@ class Machine:
                 self._memop_cache[pc] = op
         if op is None or op.store != (access is Access.STORE):
             return False
-        va = (self.get_reg(f"x{op.base}") + op.disp) & 0xFFFF_FFFF_FFFF_FFFF
+        va = (self.get_reg(f"x{op.base}") + op.disp) & _XMASK
         mask = (1 << (8 * op.size)) - 1
         reg = f"{'f' if op.float_reg else 'x'}{op.reg}"
         value = (self.get_reg(reg) & mask) if op.store else None
@@ -567,9 +655,9 @@ class Machine:
         offset = 0
         while offset < op.size:
             here = va + offset
-            chunk = min(op.size - offset, 4096 - (here & PAGE_MASK))
-            if here & ~PAGE_MASK == page_va:  # the page the hook filled
-                parts.append((pa_page | (here & PAGE_MASK), chunk))
+            chunk = min(op.size - offset, PAGE_SIZE - (here & PAGE_MASK))
+            if here & ~PAGE_MASK == pending.page:  # the page the hook filled
+                parts.append((pending.pa_page | (here & PAGE_MASK), chunk))
             else:
                 result = self.translate(here, access, priv=priv)
                 if result is not None and not result.ok:
@@ -581,8 +669,8 @@ class Machine:
         self.watch_hits += 1
         for pa, _chunk in parts:
             watched = self._watched.get(pa & ~PAGE_MASK)
-            if watched is not None and access in watched[0]:
-                watched[1](hit)
+            if watched is not None and access in watched.accesses:
+                watched.handler(hit)
                 break
         if op.store:
             data = value.to_bytes(op.size, "little")
@@ -596,7 +684,7 @@ class Machine:
             if op.float_reg and op.size == 4:
                 loaded |= 0xFFFF_FFFF_0000_0000  # NaN-boxed single
             elif op.signed and loaded >> (8 * op.size - 1):
-                loaded |= ~mask & 0xFFFF_FFFF_FFFF_FFFF
+                loaded |= ~mask & _XMASK
             if op.float_reg or op.reg:
                 self.set_reg(reg, loaded)
         self._uc.reg_write(rv.UC_RISCV_REG_PC, pc + op.length)
@@ -659,9 +747,9 @@ class Machine:
         pc_now = self._uc.reg_read(rv.UC_RISCV_REG_PC)
         if self._stop_reason is not None:  # a hook stopped the run; nothing after that counts
             if self._stop_reason is StopReason.EXCEPTION:
-                cause, pc_now = self._pending_exc
-                return RunResult(StopReason.EXCEPTION, pc_now, cause=cause, insn=self._fetch_insn(pc_now))
-            cause = self._pending_exc[0] if self._pending_exc else None
+                exc = self._pending_exc
+                return RunResult(StopReason.EXCEPTION, exc.pc, cause=exc.cause, insn=self._fetch_insn(exc.pc))
+            cause = self._pending_exc.cause if self._pending_exc else None
             return RunResult(self._stop_reason, pc_now, cause=cause)
         if until is not None and pc_now == until:
             # Reached the exit.  A fault recorded now is Unicorn probing the page of until - 1 as the
@@ -717,7 +805,7 @@ class Machine:
             va = pc
             size = insn.size if insn is not None else 2
         elif insn is not None and insn.mem_base is not None:
-            va = (self.get_reg(insn.mem_base) + insn.mem_disp) & 0xFFFF_FFFF_FFFF_FFFF
+            va = (self.get_reg(insn.mem_base) + insn.mem_disp) & _XMASK
             m = insn.mnemonic.removeprefix("c.").removeprefix("f")
             size = _MEM_SIZES.get(m[1:2] if m[:1] in "ls" else "", 1)
         else:
@@ -742,22 +830,22 @@ class Machine:
         mode = PAGING_MODES.get(mode_bits)
         if mode is None or priv is Priv.M:
             return None
-        return walk(self.phys, root_ppn << 12, va, access, priv, mode=mode,
+        return walk(self.phys, root_ppn << PAGE_SHIFT, va, access, priv, mode=mode,
                     sum=ctx_sum if sum_ is None else sum_, mxr=ctx_mxr if mxr is None else mxr,
                     ad=AdPolicy.REPORT)
 
     def _explain_fault(self, pc: int) -> CpuFault:
-        page, access, priv, sum_, mxr, satp, cached_pte, hw = self._pending_fault
-        self._pending_fault = None
+        pending, self._pending_fault = self._pending_fault, None
+        access, priv = pending.access, pending.priv
         insn = self._fetch_insn(pc)
-        va = self._exact_va(pc, insn, access, page)
+        va = self._exact_va(pc, insn, access, pending.page)
         # Explain with a fresh, side-effect-free walk of the exact VA.
-        result = self._explain_walk(va, access, priv, sum_, mxr, satp)
-        if cached_pte is not None:
-            reason = check_permission(cached_pte, access, priv, sum_, mxr)
-            return CpuFault(pc, va, access, priv, access.page_fault_cause, "page fault", reason.value,
-                            result, insn, tlb_entry_pte=cached_pte)
-        # ``hw`` is the walk the hardware did (at the page address).
+        result = self._explain_walk(va, access, priv, pending.sum, pending.mxr, pending.satp)
+        refusal = pending.refusal
+        if refusal.walk is None:  # a cached entry refused (its permissions at the access's privilege)
+            return CpuFault(pc, va, access, priv, access.page_fault_cause, "page fault", refusal.reason.value,
+                            result, insn, tlb_entry_pte=refusal.tlb_pte)
+        hw = refusal.walk  # the walk the hardware did (at the page address)
         if result is None or result.ok:
             result = hw
         fault = result.fault if result.fault is not None else hw.fault
@@ -784,7 +872,7 @@ class Machine:
         """Read guest virtual memory page by page, checking permissions as ``priv`` (default: current)."""
         out = bytearray()
         while size > 0:
-            chunk = min(size, 4096 - (va & PAGE_MASK))
+            chunk = min(size, PAGE_SIZE - (va & PAGE_MASK))
             out += self.phys.read(self._virt_to_phys(va, access, priv), chunk)
             va += chunk
             size -= chunk
@@ -793,7 +881,7 @@ class Machine:
     def write_virt(self, va: int, data: bytes, *, priv: Priv | None = None) -> None:
         view = memoryview(data)
         while view:
-            chunk = min(len(view), 4096 - (va & PAGE_MASK))
+            chunk = min(len(view), PAGE_SIZE - (va & PAGE_MASK))
             self.phys.write(self._virt_to_phys(va, Access.STORE, priv), view[:chunk])
             va += chunk
             view = view[chunk:]

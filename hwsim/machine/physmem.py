@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BusError, ConfigError, HostLimitError
+from ..mmu.bits import PAGE_SIZE
 
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
-REGION_ALIGN = 0x1000
+REGION_ALIGN = PAGE_SIZE  # the CPU maps memory in whole pages
 
 
 def host_memory() -> int | None:

@@ -23,11 +23,10 @@ import enum
 import errno
 from dataclasses import dataclass
 
+from ..mmu.bits import PAGE_SHIFT, PAGE_SIZE
 from ..runtime.memctl import Prot, State
 from ._errors import MemoryRequestError, OutOfMemoryError
 
-PAGE = 4096
-PAGE_SHIFT = 12
 WASM_PAGE = 65536
 ADDRESS_LIMIT = 1 << 32  # a 32-bit memory's addresses
 
@@ -69,7 +68,7 @@ def prot_to_state(prot: int, what: str) -> Prot:
 
 
 def _pages(length: int) -> int:
-    return (length + PAGE - 1) >> PAGE_SHIFT
+    return (length + PAGE_SIZE - 1) >> PAGE_SHIFT
 
 
 class PageAllocator:
@@ -79,12 +78,12 @@ class PageAllocator:
         """``memory``: a :class:`~hwsim.runtime.objects.MemoryInstance` nobody has used yet."""
         self.memory = memory
         self.ctl = memory.control()
-        self.ctl.set_static(PAGE, 0)
+        self.ctl.set_static(PAGE_SIZE, 0)
         pages = memory.size_bytes >> PAGE_SHIFT
         self.owner = bytearray(pages)
         self.owner[0] = Owner.NULL
         if pages > 1:
-            self.ctl.unmap(PAGE, (pages - 1) * PAGE)
+            self.ctl.unmap(PAGE_SIZE, (pages - 1) * PAGE_SIZE)
         self.regions: dict[int, Region] = {}
 
     # -- queries ------------------------------------------------------------------------------
@@ -121,7 +120,7 @@ class PageAllocator:
 
     # -- the loader's side -----------------------------------------------------------------------
 
-    def allocate(self, length: int, *, what: str, align: int = PAGE, mapped: bool = True) -> int:
+    def allocate(self, length: int, *, what: str, align: int = PAGE_SIZE, mapped: bool = True) -> int:
         """Take ``length`` bytes (rounded up to pages) at ``align`` (a power of two) for the loader.
 
         ``mapped``: read-write pages (module data, the stack); else reserved and never mapped (a guard).
@@ -130,8 +129,8 @@ class PageAllocator:
         npages = max(1, _pages(length))
         start = self._take(npages, max(1, align >> PAGE_SHIFT), Owner.LOADER, what)
         if mapped:
-            self.ctl.map(start, npages * PAGE, Prot.READWRITE)
-        self.regions[start] = Region(start, npages * PAGE, what)
+            self.ctl.map(start, npages * PAGE_SIZE, Prot.READWRITE)
+        self.regions[start] = Region(start, npages * PAGE_SIZE, what)
         return start
 
     def grow_to(self, size: int) -> None:
@@ -156,7 +155,7 @@ class PageAllocator:
         state = prot_to_state(prot, "mmap")
         npages = _pages(length)
         start = self._take(npages, 1, Owner.MAPPED, f"mmap of {length:#x} bytes")
-        self.ctl.map(start, npages * PAGE, state)
+        self.ctl.map(start, npages * PAGE_SIZE, state)
         return start
 
     def munmap(self, addr: int, length: int) -> None:
@@ -221,9 +220,9 @@ class PageAllocator:
         return "is mapped by mmap"
 
     def _range(self, what: str, addr: int, length: int) -> tuple[int, int]:
-        if addr % PAGE:
+        if addr % PAGE_SIZE:
             raise MemoryRequestError(errno.EINVAL, f"{what}: address {addr:#x} is not a multiple of the "
-                                                   f"{PAGE}-byte page size")
+                                                   f"{PAGE_SIZE}-byte page size")
         if length <= 0:
             raise MemoryRequestError(errno.EINVAL, f"{what}: length must be positive, not {length}")
         if addr + length > ADDRESS_LIMIT:
@@ -263,7 +262,7 @@ class PageAllocator:
         """Grow memory 0 so that an aligned run of ``npages`` free pages fits at its end."""
         tail = len(self.owner.rstrip(bytes([Owner.FREE])))  # where the free run at the end starts
         start = (tail + align - 1) & ~(align - 1)
-        need = (start + npages) * PAGE - self.memory.size_bytes
+        need = (start + npages) * PAGE_SIZE - self.memory.size_bytes
         self._grow((need + WASM_PAGE - 1) // WASM_PAGE, what)
 
     def _grow(self, delta: int, what: str) -> None:
@@ -273,9 +272,9 @@ class PageAllocator:
             raise OutOfMemoryError(f"{what}: memory 0 would have to grow from {mem.size_bytes:#x} to "
                                    f"{mem.size_bytes + delta * WASM_PAGE:#x} bytes, past its maximum of "
                                    f"{mem.max_pages * mem.page_size:#x}")
-        self.ctl.unmap(pages * PAGE, delta * WASM_PAGE)  # new pages are free: no access until handed out
-        self.owner += bytes(delta * (WASM_PAGE // PAGE))
+        self.ctl.unmap(pages * PAGE_SIZE, delta * WASM_PAGE)  # new pages are free: no access until handed out
+        self.owner += bytes(delta * (WASM_PAGE // PAGE_SIZE))
 
 
-__all__ = ["Owner", "PAGE", "PROT_EXEC", "PROT_NONE", "PROT_READ", "PROT_WRITE", "PageAllocator", "Region",
+__all__ = ["Owner", "PROT_EXEC", "PROT_NONE", "PROT_READ", "PROT_WRITE", "PageAllocator", "Region",
            "prot_to_state"]

@@ -17,14 +17,14 @@ import os
 from typing import Any, Callable
 
 from ..compiler.traps import TrapCode
+from ..mmu.bits import PAGE_SIZE
 from ..runtime import api
 from ..runtime.store import Trap
-from ._allocator import PAGE, PROT_READ, PROT_WRITE, PageAllocator
+from ._allocator import PROT_READ, PROT_WRITE, WASM_PAGE, PageAllocator
 from ._errors import DuplicateSymbolError, LoadError, MemoryRequestError, ProcessError
 from ._loader import APPLY_DATA_RELOCS, CALL_CTORS, DATA, ENV, FUNCTION, LoadSet, Symbol
 from ..runtime.internal import vm_func, vm_memory, vm_store, vm_table
 
-WASM_PAGE = 65536
 _I32 = api.ValType.i32()
 
 
@@ -69,8 +69,8 @@ class Process:
                  stack_guard: int = 64 << 10, max_memory: int | None = None, ram_size: int | None = None,
                  time_limit: float | None = None, trap_on_error: bool = False) -> None:
         for name, value in (("stack_size", stack_size), ("stack_guard", stack_guard)):
-            if not isinstance(value, int) or value <= 0 or value % PAGE:
-                raise ProcessError(f"{name} must be a positive multiple of {PAGE} bytes, not {value!r}")
+            if not isinstance(value, int) or value <= 0 or value % PAGE_SIZE:
+                raise ProcessError(f"{name} must be a positive multiple of {PAGE_SIZE} bytes, not {value!r}")
         if max_memory is not None and (max_memory < WASM_PAGE or max_memory % WASM_PAGE):
             raise ProcessError(f"max_memory must be a positive multiple of {WASM_PAGE} bytes, not {max_memory!r}")
         self.engine = engine or api.Engine()

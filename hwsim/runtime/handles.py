@@ -35,9 +35,9 @@ from __future__ import annotations
 import itertools
 
 from ..errors import HwsimError, OutOfFrames
+from ..mmu.bits import PAGE_SIZE
 from .errors import HandleError, ResourceLimitError
 
-PAGE = 0x1000
 _SERIALS = itertools.count(1)  # handles are named "handle 1", "handle 2", ... in the order they are made
 
 
@@ -49,7 +49,7 @@ class MemoryHandle:
             raise HandleError(f"a handle needs a positive number of pages, not {pages}")
         self.store = store
         self.pages = pages
-        self.size = pages * PAGE
+        self.size = pages * PAGE_SIZE
         self.name = name or f"handle {next(_SERIALS)}"
         try:
             self.base_pa = store.machine.frames.alloc(pages)
@@ -62,7 +62,7 @@ class MemoryHandle:
 
     # The buffer interface MemoryControl.map_host uses.
     def page_pa(self, page: int) -> int:
-        return self.base_pa + page * PAGE
+        return self.base_pa + page * PAGE_SIZE
 
     def released(self, memory, page: int) -> None:
         """MemoryControl unmapped one of our pages from ``memory`` (by any operation)."""

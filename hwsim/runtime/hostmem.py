@@ -23,9 +23,9 @@ import mmap
 import os
 
 from ..errors import HwsimError
+from ..mmu.bits import PAGE_MASK, PAGE_SIZE
 from .errors import HostBufferError
 
-PAGE = 0x1000
 HOST_BUFFERS_BASE = 0x100_0000_0000  # physical addresses of host buffers: 1 TiB and up
 
 
@@ -40,7 +40,7 @@ class HostBuffer:
         self._file = file
         self._mmap = buffer
         self.pa = store.next_host_pa
-        store.next_host_pa += (size + PAGE - 1 & ~(PAGE - 1)) + PAGE  # and an unmapped page between buffers
+        store.next_host_pa += (size + PAGE_SIZE - 1 & ~PAGE_MASK) + PAGE_SIZE  # and an unmapped page between buffers
         store.machine.phys.add_ram(self.pa, size, name=f"host buffer {name}", buffer=buffer)
         self.view = memoryview(buffer)[:size] if writable else memoryview(buffer)[:size].toreadonly()
         self.mappings = 0  # pages of it mapped into memories now
@@ -72,9 +72,9 @@ class HostBuffer:
             raise HostBufferError(f"cannot open {name!r}: {exc.strerror}") from None
         try:
             size = os.fstat(fd).st_size
-            if size == 0 or size % PAGE:
+            if size == 0 or size % PAGE_SIZE:
                 raise HostBufferError(f"{name!r} is {size} bytes: a file buffer must be a non-empty multiple of "
-                                      f"{PAGE} bytes")
+                                      f"{PAGE_SIZE} bytes")
             flags = mmap.MAP_SHARED if writable else mmap.MAP_PRIVATE
             try:
                 buf = mmap.mmap(fd, size, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
@@ -85,7 +85,7 @@ class HostBuffer:
         return cls(store, buf, size, writable=writable, name=name, file=name)
 
     def page_pa(self, page: int) -> int:
-        return self.pa + page * PAGE
+        return self.pa + page * PAGE_SIZE
 
     def flush(self) -> None:
         """Write a shared file buffer's changes to the file now (the OS also does so on its own)."""
@@ -110,9 +110,9 @@ def _page_size(size: int, name: str, *, round_up: bool = False) -> int:
     if not isinstance(size, int) or size <= 0:
         raise HostBufferError(f"host buffer {name!r}: size must be a positive number of bytes, not {size!r}")
     if round_up:
-        return (size + PAGE - 1) & ~(PAGE - 1)
-    if size % PAGE:
-        raise HostBufferError(f"host buffer {name!r}: size {size} is not a multiple of {PAGE}")
+        return (size + PAGE_SIZE - 1) & ~PAGE_MASK
+    if size % PAGE_SIZE:
+        raise HostBufferError(f"host buffer {name!r}: size {size} is not a multiple of {PAGE_SIZE}")
     return size
 
 

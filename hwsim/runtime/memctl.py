@@ -36,11 +36,9 @@ from dataclasses import dataclass
 
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError, OutOfFrames
-from ..mmu.bits import Pte
+from ..mmu.bits import PAGE_SHIFT, PAGE_SIZE, Pte
+from ..mmu.bits import PAGE_SIZE as PAGE  # noqa: F401  (the name driver/runner.py imports from here)
 from .errors import HostBufferError, MemoryControlError, ResourceLimitError, Trap
-
-PAGE = 0x1000
-PAGE_SHIFT = 12
 
 
 class Prot(enum.IntEnum):
@@ -159,7 +157,7 @@ class MemoryControl:
         """Trap if a guest bulk operation on ``[offset, offset+length)`` touches a forbidden page."""
         if not length:
             return
-        first, end = offset >> PAGE_SHIFT, (offset + length + PAGE - 1) >> PAGE_SHIFT
+        first, end = offset >> PAGE_SHIFT, (offset + length + PAGE_SIZE - 1) >> PAGE_SHIFT
         bad = {State.NONE, State.UNMAPPED, State.STATIC_NONE}
         if write:
             bad |= {State.READ, State.STATIC_READ}
@@ -185,14 +183,14 @@ class MemoryControl:
         if round_:
             if length <= 0:
                 raise _trap(TrapCode.MEMORY_CONTROL, f"{what}: size must be positive, not {length}")
-            start = offset & ~(PAGE - 1)
-            stop = (offset + length + PAGE - 1) & ~(PAGE - 1)
+            start = offset & ~(PAGE_SIZE - 1)
+            stop = (offset + length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         else:
-            if offset % PAGE or length % PAGE:
+            if offset % PAGE_SIZE or length % PAGE_SIZE:
                 raise _trap(TrapCode.MEMORY_CONTROL,
-                            f"{what}: [{offset:#x}, +{length:#x}) is not aligned to the {PAGE}-byte page size")
+                            f"{what}: [{offset:#x}, +{length:#x}) is not aligned to the {PAGE_SIZE}-byte page size")
             start, stop = offset, offset + length
-        limit = (mem.size_bytes + PAGE - 1) & ~(PAGE - 1)
+        limit = (mem.size_bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         if offset < 0 or stop > limit:
             raise _trap(TrapCode.MEMORY_OUT_OF_BOUNDS,
                         f"{what}: [{start:#x}, {stop:#x}) is outside the memory of {mem.size_bytes:#x} bytes")
@@ -278,9 +276,9 @@ class MemoryControl:
         if offset < 0 or buffer_offset < 0:
             raise HostBufferError(f"map_host: offset {offset:#x} and buffer offset {buffer_offset:#x} must not be "
                                   f"negative")
-        if offset % PAGE or buffer_offset % PAGE or length <= 0 or length % PAGE:
+        if offset % PAGE_SIZE or buffer_offset % PAGE_SIZE or length <= 0 or length % PAGE_SIZE:
             raise HostBufferError(f"map_host: offset {offset:#x}, buffer offset {buffer_offset:#x} and length "
-                                  f"{length:#x} must be positive multiples of {PAGE}")
+                                  f"{length:#x} must be positive multiples of {PAGE_SIZE}")
         if buffer_offset + length > buffer.size:
             raise HostBufferError(f"map_host: [{buffer_offset:#x}, +{length:#x}) is outside {buffer!r}")
         first, end = self.host_range("map_host", offset, length)
@@ -290,8 +288,8 @@ class MemoryControl:
         try:
             for k, page in enumerate(range(first, end)):
                 bpage = (buffer_offset >> PAGE_SHIFT) + k
-                self.store.space.map(mem.base + (page << PAGE_SHIFT), buffer.page_pa(bpage), PAGE, flags,
-                                     page_size=PAGE)
+                self.store.space.map(mem.base + (page << PAGE_SHIFT), buffer.page_pa(bpage), PAGE_SIZE, flags,
+                                     page_size=PAGE_SIZE)
                 mem.mark_resident(page << PAGE_SHIFT)
                 self.host_pages[page] = (buffer, bpage, writable)
                 buffer.mappings += 1
@@ -307,10 +305,10 @@ class MemoryControl:
         the memory and outside its static regions, else :class:`~hwsim.runtime.hostmem.HostBufferError`
         (its message starts with ``what``).  Nothing is changed."""
         mem = self.memory
-        if offset % PAGE or length <= 0 or length % PAGE:
+        if offset % PAGE_SIZE or length <= 0 or length % PAGE_SIZE:
             raise HostBufferError(f"{what}: offset {offset:#x} and length {length:#x} must be positive "
-                                  f"multiples of {PAGE}")
-        if offset < 0 or offset + length > ((mem.size_bytes + PAGE - 1) & ~(PAGE - 1)):
+                                  f"multiples of {PAGE_SIZE}")
+        if offset < 0 or offset + length > ((mem.size_bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)):
             raise HostBufferError(f"{what}: [{offset:#x}, +{length:#x}) is outside the memory of "
                                   f"{mem.size_bytes:#x} bytes")
         first, end = offset >> PAGE_SHIFT, (offset + length) >> PAGE_SHIFT
@@ -338,9 +336,9 @@ class MemoryControl:
             released(self.memory, page)
         mem, space = self.memory, self.store.space
         va = mem.base + (page << PAGE_SHIFT)
-        data = self.store.machine.phys.read(buffer.page_pa(bpage), PAGE)
-        space.unmap(va, PAGE)
-        space.map_anonymous(va, PAGE, Pte.R | Pte.W | Pte.U)
+        data = self.store.machine.phys.read(buffer.page_pa(bpage), PAGE_SIZE)
+        space.unmap(va, PAGE_SIZE)
+        space.map_anonymous(va, PAGE_SIZE, Pte.R | Pte.W | Pte.U)
         self.store.machine.phys.write(space.lookup(va).pa, data)
         self.states.set(page, page + 1, State.READWRITE)
         self.ops["copy_on_write"] += 1
@@ -348,7 +346,7 @@ class MemoryControl:
     def prepare_host_write(self, offset: int, length: int) -> None:
         """Before the host writes ``[offset, offset+length)`` through physical memory: copy COW pages
         (the buffer must not change) and refuse read-only host buffers."""
-        for page in range(offset >> PAGE_SHIFT, (offset + length + PAGE - 1) >> PAGE_SHIFT):
+        for page in range(offset >> PAGE_SHIFT, (offset + length + PAGE_SIZE - 1) >> PAGE_SHIFT):
             entry = self.host_pages.get(page)
             if entry is None:
                 continue
@@ -369,8 +367,8 @@ class MemoryControl:
         """The static regions: ``[0, no_access)`` no access, ``[no_access, no_access+read_only)`` read-only."""
         mem = self.memory
         for name, value in (("no-access", no_access), ("read-only", read_only)):
-            if value < 0 or value % PAGE:
-                raise MemoryControlError(f"the {name} region must be a multiple of {PAGE} bytes, not {value}")
+            if value < 0 or value % PAGE_SIZE:
+                raise MemoryControlError(f"the {name} region must be a multiple of {PAGE_SIZE} bytes, not {value}")
         end = no_access + read_only
         if end > mem.max_pages * mem.page_size:
             raise MemoryControlError(f"static regions of {end:#x} bytes do not fit a memory of at most "

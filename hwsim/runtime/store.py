@@ -30,19 +30,18 @@ from ..compiler.builtins import MAX_BUILTIN, Builtin
 from ..compiler.isa.riscv64.abi import abi_locations
 from ..compiler.traps import TrapCode
 from ..errors import HostLimitError, HwsimError, OutOfFrames, StoreMismatchError
-from ..machine import Machine, RunResult, StopReason
-from ..mmu.bits import Pte
+from ..machine import EcallAction, Machine, RunResult, StopReason
+from ..mmu.bits import PAGE_MASK, PAGE_SIZE, Pte
 from ..riscv import asm as A
 from ..riscv.disasm import disassemble_one
 from ..riscv.priv import Priv
 from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64
 from . import layout as L
 from .errors import HostBufferError, MemoryControlError, ResourceLimitError, Trap
-from .objects import FuncRecord, MemoryInstance, TableInstance
+from .objects import RW_USER, FuncRecord, MemoryInstance, TableInstance
 
 _U64 = struct.Struct("<Q")
 RX_USER = Pte.R | Pte.X | Pte.U
-RW_USER = Pte.R | Pte.W | Pte.U
 R_USER = Pte.R | Pte.U
 MASK64 = (1 << 64) - 1
 _SERIALS = itertools.count(1)  # Stores are named "Store 1", "Store 2", ... in the order they are made
@@ -75,7 +74,7 @@ class VmStore:
             self.space = m.new_address_space(asid=1)
             # Runtime page: the host-call stub; the exit address is never executed.
             self.runtime_pa = m.frames.alloc()
-            self.space.map(L.RUNTIME_PAGE, self.runtime_pa, L.PAGE, RX_USER)
+            self.space.map(L.RUNTIME_PAGE, self.runtime_pa, PAGE_SIZE, RX_USER)
             self.space.map_anonymous(L.ABI_AREA, L.ABI_AREA_SIZE, RW_USER)
         except OutOfFrames as exc:
             raise ResourceLimitError(f"the Store's runtime pages: {exc}") from None
@@ -107,9 +106,9 @@ class VmStore:
         self._async: list = []  # host callbacks waiting for a safe point (see request_async)
         self._in_host = 0  # > 0 while a host function runs (the CPU is not in guest code)
         self.next_host_pa = 0  # where the next HostBuffer goes in physical memory (set below)
-        m.pager = self._pager
-        m.write_fault = self._write_fault
-        m.on_ecall(self._ecall)
+        m.add_pager(self._pager)
+        m.add_write_fault_handler(self._write_fault)
+        m.add_ecall_handler(self._ecall)
         m.activate(self.space, priv=Priv.U)
         self.stack_low = L.STACK_TOP - L.STACK_SIZE
 
@@ -137,28 +136,28 @@ class VmStore:
         """
         size = (size + 15) & ~15
         if self.data_next + size > self.data_mapped:
-            chunk = (max(size, 16 * L.PAGE) + L.PAGE - 1) & ~(L.PAGE - 1)
+            chunk = (max(size, 16 * PAGE_SIZE) + PAGE_SIZE - 1) & ~PAGE_MASK
             start = self.data_mapped
             if start + chunk > L.DATA_END:
                 raise ResourceLimitError("the Store's data region (vmctx, tables, globals) is full")
-            self._map_new_frames(start, chunk // L.PAGE, RW_USER, "the Store's data region (vmctx, tables, globals)")
+            self._map_new_frames(start, chunk // PAGE_SIZE, RW_USER, "the Store's data region (vmctx, tables, globals)")
             self.data_next, self.data_mapped = start, start + chunk
         va = self.data_next
         self.data_next += size
         return va
 
     def load_code(self, code: bytes) -> int:
-        pages = (len(code) + L.PAGE - 1) // L.PAGE or 1
+        pages = (len(code) + PAGE_SIZE - 1) // PAGE_SIZE or 1
         used = self.code_next - L.CODE_BASE
-        if used + pages * L.PAGE > self.limits.code_bytes:
+        if used + pages * PAGE_SIZE > self.limits.code_bytes:
             raise ResourceLimitError(f"the module's {len(code)} bytes of compiled code exceed the Store's code limit "
                                      f"({self.limits.code_bytes} bytes, {used} in use)")
         va = self.code_next
-        if va + pages * L.PAGE > L.CODE_END:
+        if va + pages * PAGE_SIZE > L.CODE_END:
             raise ResourceLimitError("the Store's code region is full")
         pa = self._map_new_frames(va, pages, RX_USER, f"{len(code)} bytes of compiled code")
         self.machine.phys.write(pa, code)
-        self.code_next = va + pages * L.PAGE + L.PAGE  # an unmapped page between modules
+        self.code_next = va + pages * PAGE_SIZE + PAGE_SIZE  # an unmapped page between modules
         return va
 
     def _map_new_frames(self, va: int, pages: int, flags: int, what: str) -> int:
@@ -169,9 +168,9 @@ class VmStore:
         except OutOfFrames as exc:
             raise ResourceLimitError(f"{what}: {exc}") from None
         try:
-            self.space.map(va, pa, pages * L.PAGE, flags, page_size=L.PAGE)
+            self.space.map(va, pa, pages * PAGE_SIZE, flags, page_size=PAGE_SIZE)
         except OutOfFrames as exc:
-            self.space.unmap(va, pages * L.PAGE)
+            self.space.unmap(va, pages * PAGE_SIZE)
             self.machine.frames.free(pa, pages)
             raise ResourceLimitError(f"{what}: {exc}") from None
         return pa
@@ -224,7 +223,7 @@ class VmStore:
                     raise MemoryControlError(f"host write refused: {mem.ctl.explain(va - mem.base)}")
                 return False
         try:
-            self.space.map_anonymous(va & ~(L.PAGE - 1), L.PAGE, flags)
+            self.space.map_anonymous(va & ~PAGE_MASK, PAGE_SIZE, flags)
         except OutOfFrames:
             if not host:  # a guest fault the pager could not serve: _trap_from reports it (host paths raise)
                 self.out_of_frames = True
@@ -241,7 +240,7 @@ class VmStore:
             if not self._map_page(va):
                 return None
             mapping = self.space.lookup(va)
-        return mapping.pa + ((va & ~(L.PAGE - 1)) - mapping.va)
+        return mapping.pa + ((va & ~PAGE_MASK) - mapping.va)
 
     def host_call_trap(self, code: TrapCode, detail: str) -> Trap:
         """The trap a host function raises to fail the wasm code that called it, located at the call
@@ -250,6 +249,8 @@ class VmStore:
 
     def _pager(self, va: int, access) -> bool:
         """Demand paging: memory pages below the memory's size (as their page state allows), the stack."""
+        if self.machine.active_space is not self.space:  # a fault in another Store's space
+            return False
         mem = self.memory_at(va)
         if mem is not None:
             return va - mem.base < mem.size_bytes and self._map_page(va)
@@ -259,6 +260,8 @@ class VmStore:
 
     def _write_fault(self, va: int) -> bool:
         """A guest store to a valid page without W: copy-on-write, when the page is a COW mapping."""
+        if self.machine.active_space is not self.space:
+            return False
         mem = self.memory_at(va)
         return mem is not None and mem.ctl is not None and mem.ctl.write_fault(va - mem.base)
 
@@ -282,7 +285,7 @@ class VmStore:
         """Read guest memory; pages never touched read as zeros."""
         out = bytearray()
         while size > 0:
-            chunk = min(size, L.PAGE - (va & (L.PAGE - 1)))
+            chunk = min(size, PAGE_SIZE - (va & PAGE_MASK))
             mapping = self.space.lookup(va)
             if mapping is None:
                 out += bytes(chunk)
@@ -353,7 +356,7 @@ class VmStore:
             pages += 1
             if not pages & 0xFF:
                 self.check_deadline()
-            chunk = min(len(view), L.PAGE - (va & (L.PAGE - 1)))
+            chunk = min(len(view), PAGE_SIZE - (va & PAGE_MASK))
             mapping = self._host_mapping(va)
             self.machine.phys.write(mapping.pa + (va - mapping.va), view[:chunk])
             va += chunk
@@ -366,7 +369,7 @@ class VmStore:
             pages += 1
             if not pages & 0xFF:
                 self.check_deadline()
-            chunk = min(size, L.PAGE - (va & (L.PAGE - 1)))
+            chunk = min(size, PAGE_SIZE - (va & PAGE_MASK))
             mapping = self.space.lookup(va)
             if mapping is not None or byte:  # untouched pages already read as zero
                 mapping = mapping or self._host_mapping(va)
@@ -381,7 +384,7 @@ class VmStore:
         self._before_host_write(dst, size)
         backwards = src < dst < src + size
         done = pages = 0
-        mask = L.PAGE - 1
+        mask = PAGE_MASK
         while done < size:
             pages += 1
             if not pages & 0xFF:
@@ -393,7 +396,7 @@ class VmStore:
                 s, d = s_end - chunk, d_end - chunk
             else:
                 s, d = src + done, dst + done
-                chunk = min(left, L.PAGE - (s & mask), L.PAGE - (d & mask))
+                chunk = min(left, PAGE_SIZE - (s & mask), PAGE_SIZE - (d & mask))
             s_map, d_map = self.space.lookup(s), self.space.lookup(d)
             if s_map is None:
                 if d_map is not None:
@@ -573,7 +576,7 @@ class VmStore:
                                              f"{'store' if write else 'load'}: {why}")
                 return self._located(TrapCode.MEMORY_OUT_OF_BOUNDS, pc, insn,
                                      f"linear address {offset:#x}, memory size {mem.size_bytes:#x}")
-            if L.STACK_TOP - (1 << 30) <= fault.va < self.stack_low + L.PAGE:
+            if L.STACK_TOP - (1 << 30) <= fault.va < self.stack_low + PAGE_SIZE:
                 return self._located(TrapCode.STACK_OVERFLOW, pc, insn)
             return HwsimError(f"internal error: compiled code faulted outside any memory:\n{fault.format()}")
         return HwsimError(f"internal error: compiled code stopped unexpectedly: {result.describe()}")
@@ -586,11 +589,13 @@ class VmStore:
 
     # -- calls from wasm to the host ---------------------------------------------------------------
 
-    def _ecall(self, machine: Machine) -> bool:
+    def _ecall(self, machine: Machine) -> EcallAction:
+        if machine.active_space is not self.space:  # another Store's code (a newer Store on this machine)
+            return EcallAction.DECLINE
         target = machine.get_reg("t6")
         if 0 < target <= MAX_BUILTIN:
             self._builtin(Builtin(target))
-            return False
+            return EcallAction.RESUME
         record = self.funcrefs.get(target)
         if record is None or record.host is None:
             raise HwsimError(f"internal error: ecall with t6={target:#x}, neither a builtin nor a host function")
@@ -606,7 +611,7 @@ class VmStore:
         if self._async:  # events that came while the host function ran: a safe point
             self.run_async()
         self._write_values(record.type.results, results)
-        return False
+        return EcallAction.RESUME
 
     def _read_args(self, types) -> list[int]:
         return self._read_values(types)
