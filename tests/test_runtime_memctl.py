@@ -540,3 +540,26 @@ def test_static_regions_cannot_cover_host_mappings():
     mem.unmap_host(g.store, PAGE, PAGE)
     mem.set_static(g.store, no_access=PAGE, read_only=PAGE)
     assert g.memory.ctl.static_end == 2 * PAGE
+
+
+@pytest.mark.parametrize("prot", [0, 1], ids=["none", "read"])
+def test_an_access_past_the_end_is_out_of_bounds_even_when_a_protected_page_faults_first(prot):
+    """Found by the isolation property: an 8-byte store at 65529 of a 1-page memory whose last 4 KiB page is
+    protected faulted on the protected page first and was reported as 'access denied'; wasm checks bounds
+    first."""
+    store = api.Store()
+    module = api.Module(store.engine, """(module
+      (import "hwsim:memory" "protect" (func $protect (param i32 i32 i32)))
+      (memory (export "m") 1)
+      (func (export "protect") (call $protect (i32.const 0xF000) (i32.const 0x1000) (i32.const PROT)))
+      (func (export "store") (param i32) (i64.store (local.get 0) (i64.const -1)))
+      (func (export "load") (param i32) (result i64) (i64.load (local.get 0))))""".replace("PROT", str(prot)))
+    ex = api.Linker(store.engine).instantiate(store, module).exports(store)
+    ex["protect"](store)
+    for name in ("store", "load"):
+        with pytest.raises(api.Trap) as info:
+            ex[name](store, 65529)
+        assert info.value.code is TrapCode.MEMORY_OUT_OF_BOUNDS
+    with pytest.raises(api.Trap) as info:  # inside the memory, the protection decides
+        ex["store"](store, 65520)
+    assert info.value.code is TrapCode.MEMORY_ACCESS_DENIED

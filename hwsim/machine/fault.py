@@ -52,6 +52,8 @@ class CpuFault:
     walk: WalkResult | None  # the page-table walk that explains the fault (None: no translation)
     insn: Insn | None  # the faulting instruction, when it could be fetched
     tlb_entry_pte: int | None = None  # set when a cached TLB entry decided the fault
+    access_va: int | None = None  # the whole access, decoded from the instruction: its first byte ...
+    access_size: int | None = None  # ... and its width (None: not decoded)
 
     def format(self) -> str:
         insn = self.insn.text if self.insn is not None else "(instruction could not be fetched)"

@@ -799,6 +799,13 @@ class Machine:
                 return None
         return disassemble_one(code, pc)
 
+    def _decoded_access(self, pc: int, insn: Insn | None, access: Access) -> tuple[int | None, int | None]:
+        """(first byte, width) of the load or store ``insn`` makes now; (None, None) if it is neither."""
+        if access is Access.FETCH or insn is None or insn.mem_base is None:
+            return None, None
+        m = insn.mnemonic.removeprefix("c.").removeprefix("f")
+        return (self.get_reg(insn.mem_base) + insn.mem_disp) & _XMASK, _MEM_SIZES.get(m[1:2] if m[:1] in "ls" else "", 1)
+
     def _exact_va(self, pc: int, insn: Insn | None, access: Access, page: int | None) -> int:
         """The faulting VA: the load/store's effective address, or the pc for a fetch."""
         if access is Access.FETCH:
@@ -839,17 +846,19 @@ class Machine:
         access, priv = pending.access, pending.priv
         insn = self._fetch_insn(pc)
         va = self._exact_va(pc, insn, access, pending.page)
+        start, size = self._decoded_access(pc, insn, access)
         # Explain with a fresh, side-effect-free walk of the exact VA.
         result = self._explain_walk(va, access, priv, pending.sum, pending.mxr, pending.satp)
         refusal = pending.refusal
         if refusal.walk is None:  # a cached entry refused (its permissions at the access's privilege)
             return CpuFault(pc, va, access, priv, access.page_fault_cause, "page fault", refusal.reason.value,
-                            result, insn, tlb_entry_pte=refusal.tlb_pte)
+                            result, insn, tlb_entry_pte=refusal.tlb_pte, access_va=start, access_size=size)
         hw = refusal.walk  # the walk the hardware did (at the page address)
         if result is None or result.ok:
             result = hw
         fault = result.fault if result.fault is not None else hw.fault
-        return CpuFault(pc, va, access, priv, fault.cause, fault.kind, fault.message, result, insn)
+        return CpuFault(pc, va, access, priv, fault.cause, fault.kind, fault.message, result, insn,
+                        access_va=start, access_size=size)
 
     # -- host access through the MMU -----------------------------------------------------------
 

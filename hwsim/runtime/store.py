@@ -568,7 +568,11 @@ class VmStore:
                                               f"of RAM are used up (at va {fault.va:#x})")
                 mem = self.memory_at(fault.va)
                 offset = fault.va - mem.base
-                if mem.ctl is not None and offset < mem.size_bytes:
+                # An access that runs past the memory's end is out of bounds, whichever of its pages
+                # faulted first (a protected page before the end must not hide it: wasm checks bounds first).
+                past_end = fault.access_va is not None and \
+                    fault.access_va - mem.base + fault.access_size > mem.size_bytes
+                if mem.ctl is not None and offset < mem.size_bytes and not past_end:
                     write = fault.access.value == "store"
                     why = mem.ctl.explain(offset, write)
                     if why is not None:
