@@ -314,19 +314,8 @@ class DriverRun:
 
     def where_pc(self, pc: int) -> str:
         """Source line (with DWARF), wasm function and bytecode offset of the compiled code at ``pc``."""
-        store = self.vm
-        loc = store.locate(pc)
-        if loc is None:
-            return f"pc {pc:#x}"
-        cm, module, base = loc
-        wl = cm.wasm_location(pc - base)
-        if wl is None:
-            return f"pc {pc:#x}"
-        func, offset = wl
-        name = module.get_func_name(func)
-        wasm = f"wasm function {func}{f' ({name})' if name else ''} offset {offset:#x}"
-        source = store.source_location(module, offset)
-        return f"{source} [{wasm}]" if source else wasm
+        loc = self.vm.wasm_location(pc)
+        return loc.format() if loc is not None else f"pc {pc:#x}"
 
     # -- the host interface -------------------------------------------------------------------------
 

@@ -8,6 +8,10 @@ the bulk-memory and reference-types proposals require.
 
 from __future__ import annotations
 
+from typing import Callable
+
+from ..compiler.builtins import Builtin
+from ..compiler.errors import CompilerBug
 from ..compiler.traps import TrapCode
 from .errors import HandleError, HostBufferError, MemoryControlError, ResourceLimitError, SegmentError, Trap
 
@@ -283,3 +287,39 @@ def far_grant(store, instance, m) -> None:
 def far_revoke(store, instance, m) -> None:
     (selector,) = _args(m, 1)
     _segment_call(lambda: instance.segments.revoke(selector & MASK32))
+
+
+# -- the dispatch table -------------------------------------------------------------------------------------
+# Every id the compiler can emit (compiler/builtins.Builtin) and the function that serves it, called as
+# ``fn(store, instance, machine)`` with the arguments in the ABI registers.  Checked when this module is
+# imported: an id without a function (or a function for no id) is a bug, found before anything runs.
+
+DISPATCH: dict[Builtin, Callable[..., None]] = {
+    Builtin.memory_grow: memory_grow,
+    Builtin.memory_fill: memory_fill,
+    Builtin.memory_copy: memory_copy,
+    Builtin.memory_init: memory_init,
+    Builtin.data_drop: data_drop,
+    Builtin.table_get: table_get,
+    Builtin.table_set: table_set,
+    Builtin.table_size: table_size,
+    Builtin.table_grow: table_grow,
+    Builtin.table_fill: table_fill,
+    Builtin.table_copy: table_copy,
+    Builtin.table_init: table_init,
+    Builtin.elem_drop: elem_drop,
+    Builtin.memory_discard: memory_discard,
+    Builtin.memory_map: memory_map,
+    Builtin.memory_unmap: memory_unmap,
+    Builtin.memory_protect: memory_protect,
+    Builtin.handle_new: handle_new,
+    Builtin.handle_map: handle_map,
+    Builtin.handle_move: handle_move,
+    Builtin.handle_unmap: handle_unmap,
+    Builtin.handle_pages: handle_pages,
+    Builtin.far_grant: far_grant,
+    Builtin.far_revoke: far_revoke,
+}
+if set(DISPATCH) != set(Builtin):
+    raise CompilerBug(f"builtin dispatch table out of step with compiler/builtins.py: "
+                      f"{sorted(b.name for b in set(Builtin) ^ set(DISPATCH))}")

@@ -19,6 +19,7 @@ from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, ExternKind, Fun
 from . import layout as L
 from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance
 from ..compiler.intrinsics import FAR, intrinsics_of
+from .calls import LoadedCode
 from .store import Trap, VmStore
 
 
@@ -47,7 +48,7 @@ class VmInstance:
         self.vmctx = store.alloc_data(layout.size)
         store.instances[self.vmctx] = self
         self.code_base = store.load_code(compiled.code) if compiled.code else 0
-        store.modules.append((self.code_base, self.code_base + len(compiled.code), compiled, module))
+        store.code.append(LoadedCode(self.code_base, self.code_base + len(compiled.code), compiled, module))
         # Memories, tables, globals.
         for mt in module.memories:
             self.memories.append(MemoryInstance(store, mt, max_bytes=store.limits.memory_bytes))

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 _U64 = struct.Struct("<Q")
 RW_USER = Pte.R | Pte.W | Pte.U
+RX_USER = Pte.R | Pte.X | Pte.U
+R_USER = Pte.R | Pte.U
+MASK64 = (1 << 64) - 1
 
 
 class MemoryInstance:

@@ -1,0 +1,348 @@
+"""The host<->guest boundary of a Store (a part of :class:`~.store.VmStore`).
+
+::
+
+    host --invoke(record, args)--> marshal arguments (ABI locations per signature, compiler/abi)
+                                   pinned registers: s1 vmctx, s2 memory-0 base, s3 0xffffffff
+                                   machine.run(pc, until=EXIT_ADDRESS)
+         <--results or Trap------- EXIT: read results;  else classify: trap table (ebreak), a fault in a
+                                   memory's reservation (bounds, page protection), below the stack
+                                   (exhaustion), a limit or an interrupt (interrupted)
+    guest --ecall t6=id--> builtin  DISPATCH[Builtin(id)](store, instance, machine)  (runtime/builtins)
+    guest --ecall t6=record--> host function (may call back into wasm: a nested run on the same stack)
+
+Asynchronous events (a device interrupt, ``interrupt()`` from another thread
+or a signal handler) stop the CPU at the end of its current block and run at
+that safe point.
+
+It uses these attributes of the VmStore: ``machine``, ``limits``,
+``instances``, ``funcrefs``, ``code``, ``depth``, ``deadline``,
+``interrupt_reason``, ``caller_vmctx``, ``out_of_frames``, ``stack_low``,
+``_async``, ``_in_host``, ``_source_maps`` and its memory helpers
+(``read_u64``, ``write_u64``, ``memory_at``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import time
+
+from ..compiler import CompiledModule
+from ..compiler.abi import RegLoc
+from ..compiler.builtins import MAX_BUILTIN, Builtin
+from ..compiler.isa.riscv64.abi import abi_locations
+from ..compiler.traps import TrapCode
+from ..errors import HwsimError
+from ..machine import EcallAction, Machine, RunResult, StopReason
+from ..mmu.bits import PAGE_SIZE
+from ..riscv.disasm import disassemble_one
+from ..wasm.module import DecodedModule
+from ..wasm.types import F32, I32
+from . import layout as L
+from .builtins import DISPATCH
+from .errors import ResourceLimitError, Trap
+from .objects import MASK64, FuncRecord
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedCode:
+    """One module's compiled code in the Store's code region."""
+
+    base: int  # guest VA of the code
+    end: int
+    compiled: CompiledModule
+    module: DecodedModule
+
+
+@dataclass(frozen=True, slots=True)
+class WasmLocation:
+    """Where compiled code at ``pc`` comes from: wasm function, bytecode offset, C line (with DWARF)."""
+
+    pc: int
+    func_index: int
+    func_name: str | None
+    wasm_offset: int
+    source: str | None  # "file.c:line", when the module carries DWARF
+
+    def format(self) -> str:
+        """``file.c:12 (probe) [wasm function 3 (probe) offset 0xe1]``, or the wasm part alone."""
+        name = f" ({self.func_name})" if self.func_name else ""
+        wasm = f"wasm function {self.func_index}{name} offset {self.wasm_offset:#x}"
+        return f"{self.source} [{wasm}]" if self.source else wasm
+
+
+class CallBoundary:
+    """Calls into wasm, ecalls out of it, traps, asynchronous events (a mixin of VmStore)."""
+
+    def host_call_trap(self, code: TrapCode, detail: str) -> Trap:
+        """The trap a host function raises to fail the wasm code that called it, located at the call
+        (the host-call stub returns to ``ra``)."""
+        return self._located(code, self.machine.get_reg("ra") - 4, "ecall", detail)
+
+    def interrupt(self, reason: str) -> None:
+        """Stop wasm code at its next safe point with ``Trap(INTERRUPTED)`` saying ``reason``.
+
+        Safe to call from another thread or a signal handler: it sets a flag and asks the CPU to
+        stop (Unicorn's ``emu_stop``, which its own timeout thread uses).  The flag stays set, so a
+        call starting later traps at once, until :meth:`clear_interrupt`.  A caller on another
+        thread repeats it while the flag is set: a stop that lands between two runs is lost."""
+        self.interrupt_reason = reason
+        self.machine.request_stop()
+
+    def clear_interrupt(self) -> None:
+        self.interrupt_reason = None
+
+    def running_guest(self) -> bool:
+        """True while the CPU is in wasm code (not in a host function, not idle)."""
+        return self.depth > 0 and not self._in_host
+
+    def check_interrupt(self, pc: int | None = None) -> None:
+        """Raise the interrupt's trap if :meth:`interrupt` was called (host-side loops call this)."""
+        if self.interrupt_reason is not None:
+            raise self._located(TrapCode.INTERRUPTED, pc, None, self.interrupt_reason) if pc is not None \
+                else Trap(TrapCode.INTERRUPTED, detail=self.interrupt_reason)
+
+    def check_deadline(self) -> None:
+        """Trap ``interrupted`` when the running call's time budget is used up: long host-side work
+        (a bulk memory operation of gigabytes) calls this every megabyte, as guest code is stopped by
+        the CPU's timer."""
+        self.check_interrupt()
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise Trap(TrapCode.INTERRUPTED, detail=f"time budget of {self.limits.time_us} us used up "
+                                                    f"(in a bulk memory operation)")
+
+    def invoke(self, record: FuncRecord, args: list[int]) -> list[int]:
+        """Call ``record`` with argument bit patterns; the results' bit patterns, or raise Trap."""
+        m = self.machine
+        ft = record.type
+        if len(args) != len(ft.params):
+            raise HwsimError(f"expected {len(ft.params)} arguments, got {len(args)}")
+        nested = self.depth > 0
+        saved = m.save_context() if nested else None
+        if record.host is not None:  # calling a host function from the host: no guest code involved
+            return list(self._call_host(record, args))
+        self.check_interrupt()
+        sp = ((m.get_reg("sp") - 256) & ~15) if nested else L.STACK_TOP
+        self._write_values(ft.params, args)
+        m.set_reg("sp", sp)
+        m.set_reg("ra", L.EXIT_ADDRESS)
+        m.set_reg("s0", 0)
+        vmctx = self.read_u64(record.va + L.FUNCREF_VMCTX)
+        m.set_reg("s1", vmctx)
+        m.set_reg("s2", self.read_u64(vmctx) if vmctx else 0)
+        m.set_reg("s3", 0xFFFF_FFFF)
+        self.depth += 1
+        in_host, self._in_host = self._in_host, 0
+        try:
+            pc = record.code
+            budget = self.limits.time_us if not nested else 0
+            deadline = time.monotonic() + budget / 1e6 if budget else None
+            if not nested:
+                self.deadline = deadline
+            while True:
+                result = m.run(pc, until=L.EXIT_ADDRESS, timeout_us=budget)
+                if self.interrupt_reason is not None and result.reason is not StopReason.EXIT:
+                    break
+                if result.reason is not StopReason.STOPPED or not self._async:
+                    break
+                # Stopped for an asynchronous event (an interrupt): handle it, then go on where we were.
+                context = m.save_context()
+                self.run_async()
+                m.restore_context(context)
+                pc = result.pc
+                if deadline is not None:
+                    budget = int((deadline - time.monotonic()) * 1e6)
+                    if budget <= 0:
+                        result = RunResult(StopReason.LIMIT, pc)
+                        break
+        finally:
+            self.depth -= 1
+            self._in_host = in_host
+            if not nested:
+                self.deadline = None
+        try:
+            if result.reason is StopReason.EXIT:
+                return self._read_values(ft.results)
+            if self.interrupt_reason is not None and result.reason in (StopReason.STOPPED, StopReason.LIMIT):
+                raise self._located(TrapCode.INTERRUPTED, result.pc, self.disassemble_at(result.pc),
+                                    self.interrupt_reason)
+            raise self._trap_from(result)
+        finally:
+            if saved is not None:
+                m.restore_context(saved)
+
+    def request_async(self, callback) -> None:
+        """Run ``callback()`` at the next safe point: at once if guest code is running (the CPU
+        stops at the end of its current block, as for an interrupt, and resumes afterwards), when
+        the running host function returns, or at the next ``run_async`` when nothing runs."""
+        self._async.append(callback)
+        if self.depth > 0 and not self._in_host:
+            self.machine.stop()
+
+    def run_async(self) -> None:
+        """Run the callbacks waiting for a safe point (they may call into wasm)."""
+        while self._async:
+            self._async.pop(0)()
+
+    def _write_values(self, types, values: list[int]) -> None:
+        m = self.machine
+        for loc, ty, bits in zip(abi_locations(types), types, values):
+            if ty == I32:
+                bits &= 0xFFFF_FFFF
+                value = bits - (1 << 32) if bits >> 31 else bits
+                value &= MASK64
+            elif ty == F32:
+                value = 0xFFFF_FFFF_0000_0000 | (bits & 0xFFFF_FFFF)  # NaN-boxed single
+            else:
+                value = bits & MASK64
+            if isinstance(loc, RegLoc):
+                m.set_reg(loc.reg.name, value)
+            else:
+                self.write_u64(L.ABI_AREA + loc.offset, value)
+
+    def _read_values(self, types) -> list[int]:
+        m = self.machine
+        out = []
+        for loc, ty in zip(abi_locations(types), types):
+            if isinstance(loc, RegLoc):
+                value = m.get_reg(loc.reg.name)
+            else:
+                value = self.read_u64(L.ABI_AREA + loc.offset)
+            out.append(value & 0xFFFF_FFFF if ty in (I32, F32) else value & MASK64)
+        return out
+
+    def _trap_from(self, result) -> Exception:
+        pc = result.pc
+        if result.reason is StopReason.LIMIT:
+            return Trap(TrapCode.INTERRUPTED, pc=pc, detail=f"time budget of {self.limits.time_us} us used up")
+        loaded = self.locate(pc)
+        if result.reason is StopReason.BREAKPOINT and loaded is not None:
+            module = loaded.module
+            site = loaded.compiled.trap_at(pc - loaded.base)
+            if site is not None:
+                code, func, wasm = site
+                detail = ""
+                if code is TrapCode.SEGMENT_FAULT:  # the cold stub left the far pointer and the access
+                    m = self.machine
+                    info = m.get_reg("t5")
+                    instance = self.instances.get(m.get_reg("s1"))
+                    if instance is not None:
+                        detail = instance.segments.explain(m.get_reg("t4"), info & 0xFF, bool(info >> 8))
+                return Trap(code, func_index=func, func_name=module.get_func_name(func), wasm_offset=wasm, pc=pc,
+                            insn="ebreak", source=self.source_location(module, wasm), detail=detail)
+        if result.reason is StopReason.FAULT:
+            fault = result.fault
+            insn = fault.insn.text if fault.insn is not None else None
+            if self.memory_at(fault.va) is not None:
+                out_of_frames, self.out_of_frames = self.out_of_frames, False
+                if out_of_frames and fault.va - self.memory_at(fault.va).base < self.memory_at(fault.va).size_bytes:
+                    return ResourceLimitError(f"out of physical memory: the Store's {self.limits.ram_bytes} bytes "
+                                              f"of RAM are used up (at va {fault.va:#x})")
+                mem = self.memory_at(fault.va)
+                offset = fault.va - mem.base
+                # An access that runs past the memory's end is out of bounds, whichever of its pages
+                # faulted first (a protected page before the end must not hide it: wasm checks bounds first).
+                past_end = fault.access_va is not None and \
+                    fault.access_va - mem.base + fault.access_size > mem.size_bytes
+                if mem.ctl is not None and offset < mem.size_bytes and not past_end:
+                    write = fault.access.value == "store"
+                    why = mem.ctl.explain(offset, write)
+                    if why is not None:
+                        return self._located(TrapCode.MEMORY_ACCESS_DENIED, pc, insn,
+                                             f"{'store' if write else 'load'}: {why}")
+                return self._located(TrapCode.MEMORY_OUT_OF_BOUNDS, pc, insn,
+                                     f"linear address {offset:#x}, memory size {mem.size_bytes:#x}")
+            if L.STACK_TOP - (1 << 30) <= fault.va < self.stack_low + PAGE_SIZE:
+                return self._located(TrapCode.STACK_OVERFLOW, pc, insn)
+            return HwsimError(f"internal error: compiled code faulted outside any memory:\n{fault.format()}")
+        return HwsimError(f"internal error: compiled code stopped unexpectedly: {result.describe()}")
+
+    def locate(self, pc: int) -> LoadedCode | None:
+        """The module whose compiled code holds ``pc``."""
+        for loaded in self.code:
+            if loaded.base <= pc < loaded.end:
+                return loaded
+        return None
+
+    def wasm_location(self, pc: int) -> WasmLocation | None:
+        """The wasm function, bytecode offset and (with DWARF) C line of compiled code at ``pc``."""
+        loaded = self.locate(pc)
+        if loaded is None:
+            return None
+        wl = loaded.compiled.wasm_location(pc - loaded.base)
+        if wl is None:
+            return None
+        func, offset = wl
+        return WasmLocation(pc, func, loaded.module.get_func_name(func), offset,
+                            self.source_location(loaded.module, offset))
+
+    def _ecall(self, machine: Machine) -> EcallAction:
+        if machine.active_space is not self.space:  # another Store's code (a newer Store on this machine)
+            return EcallAction.DECLINE
+        target = machine.get_reg("t6")
+        if 0 < target <= MAX_BUILTIN:
+            self._builtin(Builtin(target))
+            return EcallAction.RESUME
+        record = self.funcrefs.get(target)
+        if record is None or record.host is None:
+            raise HwsimError(f"internal error: ecall with t6={target:#x}, neither a builtin nor a host function")
+        args = self._read_args(record.type.params)
+        outer_caller = self.caller_vmctx
+        self.caller_vmctx = machine.get_reg("t4")  # set by the call sequence (see RiscvMasm.call_ref)
+        self._in_host += 1
+        try:
+            results = self._call_host(record, args)
+        finally:
+            self.caller_vmctx = outer_caller
+            self._in_host -= 1
+        if self._async:  # events that came while the host function ran: a safe point
+            self.run_async()
+        self._write_values(record.type.results, results)
+        return EcallAction.RESUME
+
+    def _read_args(self, types) -> list[int]:
+        return self._read_values(types)
+
+    def _call_host(self, record: FuncRecord, args: list[int]) -> list[int]:
+        results = record.host(args)
+        ft = record.type
+        if len(results) != len(ft.results):
+            raise HwsimError(f"host function returned {len(results)} values, its type has {len(ft.results)}")
+        return results
+
+    def _builtin(self, which: Builtin) -> None:
+        m = self.machine
+        vmctx = m.get_reg("s1")
+        instance = self.instances[vmctx]
+        try:
+            DISPATCH[which](self, instance, m)
+        except Trap as trap:
+            if trap.pc is None:  # say where: the ecall that asked for the builtin
+                raise self._located(trap.code, m.get_reg("pc") - 4, "ecall", trap.detail) from None
+            raise
+
+    def _located(self, code: TrapCode, pc: int | None, insn: str | None, detail: str = "") -> Trap:
+        where = {}
+        loc = self.wasm_location(pc) if pc is not None else None
+        if loc is not None:
+            where = dict(func_index=loc.func_index, func_name=loc.func_name, wasm_offset=loc.wasm_offset,
+                         source=loc.source)
+        return Trap(code, pc=pc, insn=insn, detail=detail, **where)
+
+    def source_location(self, module, wasm_offset: int) -> str | None:
+        """``file.c:line`` of a bytecode offset, when the module carries DWARF (built with -g)."""
+        from ..wasm.dwarf import SourceMap
+        source_map = self._source_maps.get(id(module))
+        if source_map is None:
+            source_map = self._source_maps[id(module)] = SourceMap(module)
+        loc = source_map.locate(wasm_offset)
+        return loc.format() if loc is not None else None
+
+    def disassemble_at(self, pc: int) -> str | None:
+        try:
+            code = self.machine.read_virt(pc, 4)
+        except HwsimError:
+            return None
+        insn = disassemble_one(code, pc)
+        return insn.text if insn else None

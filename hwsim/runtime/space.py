@@ -1,0 +1,294 @@
+"""The Store's guest address space and the host's access to it (a part of :class:`~.store.VmStore`).
+
+::
+
+    VmStore address space (layout.py has the map)       host access (no Python walk per word
+    --------------------------------------------        when the page is the data region's)
+    runtime page, ABI area    mapped at creation         read_u64 / write_u64 / phys_view
+    code region               load_code                  read_user / write_user / fill_user /
+    data region               alloc_data (vmctx, ...)    copy_user (guest memory: pages made on
+    linear memories           reserve_memory, pager      first write, zeros when never touched)
+    host buffers              host_buffer                frame_of (a page's frame, made if needed)
+
+Demand paging: the machine asks :meth:`StoreSpace._pager` when a walk finds
+an invalid PTE in a memory's reservation; copy-on-write asks
+:meth:`StoreSpace._write_fault`.  Both decline for another Store's address
+space (several Stores may share one board's machine).
+
+It uses these attributes of the VmStore: ``machine``, ``space``, ``limits``,
+``memory_slots``, ``memories``, ``code_next``, ``data_next``, ``data_mapped``,
+``next_host_pa``, ``out_of_frames``, ``bulk_access_observers``, and its
+``check_deadline`` (a gigabyte fill honours the time limit).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ..errors import OutOfFrames
+from ..mmu.bits import PAGE_MASK, PAGE_SIZE
+from . import layout as L
+from .errors import MemoryControlError, ResourceLimitError
+from .objects import MASK64, RW_USER, RX_USER, MemoryInstance
+
+_U64 = struct.Struct("<Q")
+
+
+class StoreSpace:
+    """Address space and host memory access of a VmStore (a mixin: VmStore sets the state)."""
+
+    def phys_view(self, va: int, size: int) -> memoryview:
+        """A view of data-region memory (always mapped, physically contiguous per allocation)."""
+        return self.machine.phys.view(self._data_pa(va), size)
+
+    def _data_pa(self, va: int) -> int:
+        mapping = self.space.lookup(va)
+        return mapping.pa + (va - mapping.va)
+
+    def read_u64(self, va: int) -> int:
+        return _U64.unpack(self.phys_view(va, 8))[0]
+
+    def write_u64(self, va: int, value: int) -> None:
+        self.phys_view(va, 8)[:] = _U64.pack(value & MASK64)
+
+    def alloc_data(self, size: int) -> int:
+        """Zeroed bytes in the data region (16-aligned, never freed), physically contiguous.
+
+        The region grows in chunks of contiguous frames; an allocation that does not fit in
+        the current chunk starts a new one, so no allocation straddles two chunks.
+        """
+        size = (size + 15) & ~15
+        if self.data_next + size > self.data_mapped:
+            chunk = (max(size, 16 * PAGE_SIZE) + PAGE_SIZE - 1) & ~PAGE_MASK
+            start = self.data_mapped
+            if start + chunk > L.DATA_END:
+                raise ResourceLimitError("the Store's data region (vmctx, tables, globals) is full")
+            self._map_new_frames(start, chunk // PAGE_SIZE, RW_USER, "the Store's data region (vmctx, tables, globals)")
+            self.data_next, self.data_mapped = start, start + chunk
+        va = self.data_next
+        self.data_next += size
+        return va
+
+    def load_code(self, code: bytes) -> int:
+        pages = (len(code) + PAGE_SIZE - 1) // PAGE_SIZE or 1
+        used = self.code_next - L.CODE_BASE
+        if used + pages * PAGE_SIZE > self.limits.code_bytes:
+            raise ResourceLimitError(f"the module's {len(code)} bytes of compiled code exceed the Store's code limit "
+                                     f"({self.limits.code_bytes} bytes, {used} in use)")
+        va = self.code_next
+        if va + pages * PAGE_SIZE > L.CODE_END:
+            raise ResourceLimitError("the Store's code region is full")
+        pa = self._map_new_frames(va, pages, RX_USER, f"{len(code)} bytes of compiled code")
+        self.machine.phys.write(pa, code)
+        self.code_next = va + pages * PAGE_SIZE + PAGE_SIZE  # an unmapped page between modules
+        return va
+
+    def _map_new_frames(self, va: int, pages: int, flags: int, what: str) -> int:
+        """Map ``pages`` new contiguous frames at ``va``; their physical address.  Out of RAM (for the
+        frames or for page tables) is a ResourceLimitError that leaves nothing behind."""
+        try:
+            pa = self.machine.frames.alloc(pages)
+        except OutOfFrames as exc:
+            raise ResourceLimitError(f"{what}: {exc}") from None
+        try:
+            self.space.map(va, pa, pages * PAGE_SIZE, flags, page_size=PAGE_SIZE)
+        except OutOfFrames as exc:
+            self.space.unmap(va, pages * PAGE_SIZE)
+            self.machine.frames.free(pa, pages)
+            raise ResourceLimitError(f"{what}: {exc}") from None
+        return pa
+
+    def reserve_memory(self, memory: MemoryInstance) -> int:
+        index = len(self.memory_slots)
+        base = self._slot_base(index)
+        if base is None:
+            raise ResourceLimitError(
+                f"out of virtual address space for linear memories: a Store holds at most {index} "
+                f"(each reserves {L.MEMORY_RESERVATION >> 20} MiB)")
+        self.memory_slots.append(memory)
+        self.memories.append(memory)
+        return base
+
+    @staticmethod
+    def _slot_base(index: int) -> int | None:
+        for start, end in L.MEMORY_REGIONS:
+            count = (end - start) // L.MEMORY_RESERVATION
+            if index < count:
+                return start + index * L.MEMORY_RESERVATION
+            index -= count
+        return None
+
+    def memory_at(self, va: int) -> MemoryInstance | None:
+        for start, end in L.MEMORY_REGIONS:
+            if start <= va < end:
+                index = (va - start) // L.MEMORY_RESERVATION
+                if start != L.MEMORY_REGIONS[0][0]:
+                    index += (L.MEMORY_REGIONS[0][1] - L.MEMORY_REGIONS[0][0]) // L.MEMORY_RESERVATION
+                if index < len(self.memory_slots):
+                    mem = self.memory_slots[index]
+                    if mem is not None and mem.base <= va < mem.base + L.MEMORY_RESERVATION:
+                        return mem
+                return None
+        return None
+
+    def _map_page(self, va: int, *, host: bool = False) -> bool:
+        """Give the page holding ``va`` a zeroed frame, with the flags its memory's page state says.
+
+        ``host``: for a host write (which goes through physical memory and may fill read-only
+        pages); a page the state keeps unmapped is an error then, not a fault.
+        """
+        flags = RW_USER
+        mem = self.memory_at(va)
+        if mem is not None and mem.ctl is not None:
+            flags = mem.ctl.flags_for(va - mem.base)
+            if flags is None:
+                if host:
+                    raise MemoryControlError(f"host write refused: {mem.ctl.explain(va - mem.base)}")
+                return False
+        try:
+            self.space.map_anonymous(va & ~PAGE_MASK, PAGE_SIZE, flags)
+        except OutOfFrames:
+            if not host:  # a guest fault the pager could not serve: _trap_from reports it (host paths raise)
+                self.out_of_frames = True
+            return False
+        if mem is not None:
+            mem.mark_resident(va - mem.base)
+        return True
+
+    def frame_of(self, va: int) -> int | None:
+        """The physical page behind guest page ``va``, given a frame first if it has none (as the pager
+        would on a touch; the page's memory state decides); None when no frame can be had."""
+        mapping = self.space.lookup(va)
+        if mapping is None:
+            if not self._map_page(va):
+                return None
+            mapping = self.space.lookup(va)
+        return mapping.pa + ((va & ~PAGE_MASK) - mapping.va)
+
+    def _pager(self, va: int, access) -> bool:
+        """Demand paging: memory pages below the memory's size (as their page state allows), the stack."""
+        if self.machine.active_space is not self.space:  # a fault in another Store's space
+            return False
+        mem = self.memory_at(va)
+        if mem is not None:
+            return va - mem.base < mem.size_bytes and self._map_page(va)
+        if self.stack_low <= va < L.STACK_TOP:
+            return self._map_page(va)
+        return False
+
+    def _write_fault(self, va: int) -> bool:
+        """A guest store to a valid page without W: copy-on-write, when the page is a COW mapping."""
+        if self.machine.active_space is not self.space:
+            return False
+        mem = self.memory_at(va)
+        return mem is not None and mem.ctl is not None and mem.ctl.write_fault(va - mem.base)
+
+    def host_buffer(self, *, size: int | None = None, data: bytes | None = None, path=None,
+                    writable: bool = False):
+        """A :class:`~hwsim.runtime.hostmem.HostBuffer`: ``size`` zeroed bytes, a copy of ``data``,
+        or the pages of the file at ``path``."""
+        from .hostmem import HOST_BUFFERS_BASE, HostBuffer, HostBufferError
+        if not self.next_host_pa:
+            top = max(r.end for r in self.machine.phys.regions)
+            self.next_host_pa = max(HOST_BUFFERS_BASE, (top + (1 << 30)) & ~((1 << 30) - 1))
+        if sum(x is not None for x in (size, data, path)) != 1:
+            raise HostBufferError("host_buffer: give exactly one of size, data or path")
+        if path is not None:
+            return HostBuffer.from_file(self, path, writable=writable)
+        if data is not None:
+            return HostBuffer.from_bytes(self, data, writable=writable)
+        return HostBuffer.zeroed(self, size)
+
+    def read_user(self, va: int, size: int) -> bytes:
+        """Read guest memory; pages never touched read as zeros."""
+        out = bytearray()
+        while size > 0:
+            chunk = min(size, PAGE_SIZE - (va & PAGE_MASK))
+            mapping = self.space.lookup(va)
+            if mapping is None:
+                out += bytes(chunk)
+            else:
+                out += self.machine.phys.read(mapping.pa + (va - mapping.va), chunk)
+            va += chunk
+            size -= chunk
+        return bytes(out)
+
+    def add_bulk_access_observer(self, observer):
+        """``observer(memory_base, offset, length, write, pc)`` for every guest bulk memory operation
+        (memory.copy/fill/init, carried out by the host, so the machine's page watch cannot see them), in
+        the order added; returns a function that removes it."""
+        self.bulk_access_observers.append(observer)
+        return lambda: self.bulk_access_observers.remove(observer)
+
+    def _before_host_write(self, va: int, size: int) -> None:
+        mem = self.memory_at(va)
+        if mem is not None and mem.ctl is not None and mem.ctl.host_pages:
+            mem.ctl.prepare_host_write(va - mem.base, size)
+
+    def _host_mapping(self, va: int):
+        """The mapping of the page holding ``va`` for a host write, given a frame first if it has none."""
+        mapping = self.space.lookup(va)
+        if mapping is None:
+            if not self._map_page(va, host=True):
+                raise ResourceLimitError("out of physical memory for the Store's RAM")
+            mapping = self.space.lookup(va)
+        return mapping
+
+    def write_user(self, va: int, data: bytes) -> None:
+        self._before_host_write(va, len(data))
+        view = memoryview(data)
+        pages = 0
+        while view:
+            pages += 1
+            if not pages & 0xFF:
+                self.check_deadline()
+            chunk = min(len(view), PAGE_SIZE - (va & PAGE_MASK))
+            mapping = self._host_mapping(va)
+            self.machine.phys.write(mapping.pa + (va - mapping.va), view[:chunk])
+            va += chunk
+            view = view[chunk:]
+
+    def fill_user(self, va: int, byte: int, size: int) -> None:
+        self._before_host_write(va, size)
+        pages = 0
+        while size > 0:
+            pages += 1
+            if not pages & 0xFF:
+                self.check_deadline()
+            chunk = min(size, PAGE_SIZE - (va & PAGE_MASK))
+            mapping = self.space.lookup(va)
+            if mapping is not None or byte:  # untouched pages already read as zero
+                mapping = mapping or self._host_mapping(va)
+                self.machine.phys.fill(mapping.pa + (va - mapping.va), chunk, byte)
+            va += chunk
+            size -= chunk
+
+    def copy_user(self, dst: int, src: int, size: int) -> None:
+        """``memory.copy`` between guest addresses (overlap allowed, as memmove), a page-sized chunk at a
+        time: host memory stays bounded whatever ``size`` is, and untouched source pages (zeros) copied
+        onto untouched destination pages cost nothing."""
+        self._before_host_write(dst, size)
+        backwards = src < dst < src + size
+        done = pages = 0
+        mask = PAGE_MASK
+        while done < size:
+            pages += 1
+            if not pages & 0xFF:
+                self.check_deadline()
+            left = size - done
+            if backwards:
+                s_end, d_end = src + left, dst + left
+                chunk = min(left, ((s_end - 1) & mask) + 1, ((d_end - 1) & mask) + 1)
+                s, d = s_end - chunk, d_end - chunk
+            else:
+                s, d = src + done, dst + done
+                chunk = min(left, PAGE_SIZE - (s & mask), PAGE_SIZE - (d & mask))
+            s_map, d_map = self.space.lookup(s), self.space.lookup(d)
+            if s_map is None:
+                if d_map is not None:
+                    self.machine.phys.fill(d_map.pa + (d - d_map.va), chunk, 0)
+            else:
+                data = self.machine.phys.read(s_map.pa + (s - s_map.va), chunk)
+                d_map = d_map or self._host_mapping(d)
+                self.machine.phys.write(d_map.pa + (d - d_map.va), data)
+            done += chunk
