@@ -31,8 +31,12 @@ from hwsim.wasm import decode_module, validate
 
 def generate_c(n: int, seed: int = 1) -> str:
     rng = random.Random(seed)
-    out = ["#include <stdint.h>", "#include <string.h>", "#include <math.h>",
-           "static uint32_t table[256]; static double dtab[64]; static uint8_t buf[4096];"]
+    out = [
+        "#include <stdint.h>",
+        "#include <string.h>",
+        "#include <math.h>",
+        "static uint32_t table[256]; static double dtab[64]; static uint8_t buf[4096];",
+    ]
     for i in range(n):
         r = [rng.randrange(1, 31) for _ in range(4)]
         kind = i % 5
@@ -74,12 +78,20 @@ def generate_c(n: int, seed: int = 1) -> str:
   }}
   return best;
 }}""")
-    calls = {0: "acc += f{i}(acc, {i});", 1: "d += g{i}(d, {m17});", 2: "acc += (uint32_t)h{i}(acc, {i});",
-             3: "m{i}(buf + {m2048}, buf, {m300});", 4: "d += s{i}((const float *)dtab, {m31});"}
-    body = "\n  ".join(calls[i % 5].format(i=i, m17=i % 17, m2048=i % 2048, m300=i % 300, m31=i % 31 + 1)
-                       for i in range(n))
-    out.append('__attribute__((export_name("run"))) uint32_t run(uint32_t seed) {\n'
-               f"  uint32_t acc = seed; double d = 0;\n  {body}\n  return acc + (uint32_t)d;\n}}")
+    calls = {
+        0: "acc += f{i}(acc, {i});",
+        1: "d += g{i}(d, {m17});",
+        2: "acc += (uint32_t)h{i}(acc, {i});",
+        3: "m{i}(buf + {m2048}, buf, {m300});",
+        4: "d += s{i}((const float *)dtab, {m31});",
+    }
+    body = "\n  ".join(
+        calls[i % 5].format(i=i, m17=i % 17, m2048=i % 2048, m300=i % 300, m31=i % 31 + 1) for i in range(n)
+    )
+    out.append(
+        '__attribute__((export_name("run"))) uint32_t run(uint32_t seed) {\n'
+        f"  uint32_t acc = seed; double d = 0;\n  {body}\n  return acc + (uint32_t)d;\n}}"
+    )
     return "\n".join(out) + "\n"
 
 
@@ -94,8 +106,23 @@ def build(n: int) -> Path:
         c_file.write_text(source)
         print(f"building {wasm.name} from {n} generated C functions (cached for later runs) ...", flush=True)
         tmp = wasm.with_suffix(".tmp")
-        subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", "wasm32-wasi", "-mexec-model=reactor",
-                        "-O2", "-g0", str(c_file), "-o", str(tmp)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ziglang",
+                "cc",
+                "-target",
+                "wasm32-wasi",
+                "-mexec-model=reactor",
+                "-O2",
+                "-g0",
+                str(c_file),
+                "-o",
+                str(tmp),
+            ],
+            check=True,
+        )
         os.replace(tmp, wasm)
     return wasm
 
@@ -116,6 +143,7 @@ def best_of(repeat: int, fn) -> tuple[float, object]:
 def code_bytes(data: bytes) -> int:
     """Size of the code section's contents."""
     from hwsim.wasm.reader import read_u32
+
     pos = 8
     while pos < len(data):
         sid = data[pos]
@@ -140,14 +168,22 @@ def main() -> None:
     t_validate, _ = best_of(args.repeat, lambda: validate(module))
     n_instr = sum(len(f.body) for f in module.funcs)
     total = t_decode + t_validate
-    print(f"module: {path.name}: {mb:.2f} MB, code section {code_mb:.2f} MB, {len(module.funcs)} functions, "
-          f"{n_instr} instructions")
-    print(f"hwsim decode:            {t_decode:7.3f} s  {mb / t_decode:6.2f} MB/s  "
-          f"({code_mb / t_decode:.2f} MB/s of code)")
-    print(f"hwsim validate:          {t_validate:7.3f} s  {mb / t_validate:6.2f} MB/s  "
-          f"({code_mb / t_validate:.2f} MB/s of code)")
-    print(f"hwsim decode + validate: {total:7.3f} s  {mb / total:6.2f} MB/s  ({code_mb / total:.2f} MB/s of code, "
-          f"{n_instr / total / 1e6:.2f} M instructions/s)")
+    print(
+        f"module: {path.name}: {mb:.2f} MB, code section {code_mb:.2f} MB, {len(module.funcs)} functions, "
+        f"{n_instr} instructions"
+    )
+    print(
+        f"hwsim decode:            {t_decode:7.3f} s  {mb / t_decode:6.2f} MB/s  "
+        f"({code_mb / t_decode:.2f} MB/s of code)"
+    )
+    print(
+        f"hwsim validate:          {t_validate:7.3f} s  {mb / t_validate:6.2f} MB/s  "
+        f"({code_mb / t_validate:.2f} MB/s of code)"
+    )
+    print(
+        f"hwsim decode + validate: {total:7.3f} s  {mb / total:6.2f} MB/s  ({code_mb / total:.2f} MB/s of code, "
+        f"{n_instr / total / 1e6:.2f} M instructions/s)"
+    )
     try:
         import wasmtime
     except ImportError:
@@ -155,10 +191,12 @@ def main() -> None:
     else:
         engine = wasmtime.Engine()
         t_wt, _ = best_of(args.repeat, lambda: wasmtime.Module.validate(engine, data))
-        print(f"wasmtime.Module.validate: {t_wt:6.3f} s  {mb / t_wt:6.2f} MB/s   "
-              f"hwsim takes {total / t_wt:.0f}x as long")
+        print(
+            f"wasmtime.Module.validate: {t_wt:6.3f} s  {mb / t_wt:6.2f} MB/s   hwsim takes {total / t_wt:.0f}x as long"
+        )
     try:
         from hwsim.spectest import find_wasm_tools
+
         tool = find_wasm_tools()
     except Exception as exc:  # noqa: BLE001 - optional comparison
         print(f"wasm-tools validate: unavailable ({exc})")
@@ -168,24 +206,32 @@ def main() -> None:
         t_start, _ = best_of(args.repeat, lambda: subprocess.run([tool, "validate", str(empty)], check=True))
         t_tool, _ = best_of(args.repeat, lambda: subprocess.run([tool, "validate", str(path)], check=True))
         net = max(t_tool - t_start, 1e-6)
-        print(f"wasm-tools validate:     {net:7.3f} s  {mb / net:6.2f} MB/s   (process start-up {t_start:.3f} s "
-              f"subtracted; hwsim takes {total / net:.0f}x as long)")
+        print(
+            f"wasm-tools validate:     {net:7.3f} s  {mb / net:6.2f} MB/s   (process start-up {t_start:.3f} s "
+            f"subtracted; hwsim takes {total / net:.0f}x as long)"
+        )
     if args.scope:
         scope_time()
 
 
 def scope_time() -> None:
-    suite = Path(os.environ.get("HWSIM_WASM_TESTSUITE", Path(__file__).resolve().parents[2] / "shared" /
-                                "wasm-testsuite"))
+    suite = Path(
+        os.environ.get("HWSIM_WASM_TESTSUITE", Path(__file__).resolve().parents[2] / "shared" / "wasm-testsuite")
+    )
     files = [suite / line.strip() for line in (suite / "scope.txt").read_text().splitlines() if line.strip()]
     with tempfile.TemporaryDirectory() as cache:
         for label in ("cold (converting with wasm-tools)", "warm (conversions cached)"):
             t0 = time.perf_counter()
-            out = subprocess.run([sys.executable, "-m", "hwsim", "spectest", "--cache-dir", cache,
-                                  *map(str, files)], capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, "-m", "hwsim", "spectest", "--cache-dir", cache, *map(str, files)],
+                capture_output=True,
+                text=True,
+            )
             elapsed = time.perf_counter() - t0
-            print(f"hwsim spectest on {len(files)} scope scripts, {label}: {elapsed:.1f} s -> "
-                  f"{out.stdout.strip().splitlines()[-1]}")
+            print(
+                f"hwsim spectest on {len(files)} scope scripts, {label}: {elapsed:.1f} s -> "
+                f"{out.stdout.strip().splitlines()[-1]}"
+            )
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ def load_loop(base: int, offset: int, n: int, load=A.lbu):
         a.li("a1", base).li("t1", n)
         a.label("loop").emit(load("t0", "a1", offset), A.addi("t1", "t1", -1))
         a.branch("bne", "t1", "zero", "loop")
+
     return build
 
 
@@ -81,9 +82,11 @@ def bench_mmio(system, code_pa, n_ram: int, n_mmio: int) -> None:
     print("guest loads (U-mode, through page tables), per second")
     ram = n_ram / run_program(system, code_pa, load_loop(DATA, 0, n_ram))
     rows = [("RAM byte load", ram)]
-    for label, base, off, load in (("raw Python device (no framework)", RAW, 0, A.lbu),
-                                   ("UART SCR (1-byte register)", UART, 7, A.lbu),
-                                   ("DMA ID (32-bit register)", DMA, 0, A.lw)):
+    for label, base, off, load in (
+        ("raw Python device (no framework)", RAW, 0, A.lbu),
+        ("UART SCR (1-byte register)", UART, 7, A.lbu),
+        ("DMA ID (32-bit register)", DMA, 0, A.lw),
+    ):
         rate = n_mmio / run_program(system, code_pa, load_loop(base, off, n_mmio, load))
         rows.append((label, rate))
     for label, rate in rows:
@@ -115,7 +118,7 @@ def bench_dma(system, rounds: int) -> None:
     def raw_copy(chunk):
         view = m.phys.view(src, size)
         for off in range(0, size, chunk):
-            bytes(view[off:off + chunk])
+            bytes(view[off : off + chunk])
 
     def dma_read(chunk):
         for off in range(0, size, chunk):
@@ -123,14 +126,16 @@ def bench_dma(system, rounds: int) -> None:
 
     def dma_write(chunk):
         for off in range(0, size, chunk):
-            assert iommu.dma(1, 0x2000_0000 + off, chunk, write=True, data=data[off:off + chunk]).ok
+            assert iommu.dma(1, 0x2000_0000 + off, chunk, write=True, data=data[off : off + chunk]).ok
 
     for chunk in (4096, 64 << 10):
         base = rate(raw_copy, chunk)
         r = rate(dma_read, chunk)
         w = rate(dma_write, chunk)
-        print(f"  {chunk >> 10:3d} KiB requests: plain RAM copy {base:9,.0f}   dma read {r:8,.0f} "
-              f"(copy/dma = {base / r:5.1f}x)   dma write {w:8,.0f} (copy/dma = {base / w:5.1f}x)")
+        print(
+            f"  {chunk >> 10:3d} KiB requests: plain RAM copy {base:9,.0f}   dma read {r:8,.0f} "
+            f"(copy/dma = {base / r:5.1f}x)   dma write {w:8,.0f} (copy/dma = {base / w:5.1f}x)"
+        )
     hits = iommu.iotlb.stats
     print(f"  IOTLB: {hits.hits:,} hits, {hits.misses:,} misses")
     return space
@@ -153,8 +158,10 @@ def bench_guest_dma(system, code_pa, transfers: int) -> None:
     dt = run_program(system, code_pa, build)
     dev = system.device("dma0")
     assert dev.regs["DONE_COUNT"] == transfers, dev.regs["ERROR_CODE"]
-    print(f"guest-driven DMA engine: {transfers / dt:,.0f} transfers/s of 64 KiB = {transfers * length / dt / 1e6:,.0f} MB/s "
-          f"(memory to memory through the IOMMU)")
+    print(
+        f"guest-driven DMA engine: {transfers / dt:,.0f} transfers/s of 64 KiB = {transfers * length / dt / 1e6:,.0f} MB/s "
+        f"(memory to memory through the IOMMU)"
+    )
 
 
 def main() -> None:

@@ -52,8 +52,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(tmp) / "disk.img"
         image.write_bytes(bytes(1 << 20))
-        for name, factory in (("sandboxed", lambda s, w, e: DriverRun(s, w, log=lambda t: None)),
-                              ("native", lambda s, w, e: FirmwareRun(s, e))):
+        for name, factory in (
+            ("sandboxed", lambda s, w, e: DriverRun(s, w, log=lambda t: None)),
+            ("native", lambda s, w, e: FirmwareRun(s, e)),
+        ):
             system, _ = make_board(DEFAULT_BOARD)
             run = factory(system, wasm, elf)
             mmio = timed(run, "mmio_loop", mmio_n)
@@ -63,15 +65,21 @@ def main() -> None:
             system, _ = make_board(DEFAULT_BOARD)
             pps = net_n / timed(factory(system, net_wasm, net_elf), "pingpong", net_n)
             rows[name] = (2 * mmio_n / mmio, dma_n * 4096 / dma / 1e6, iops, pps)
-    print(f"{time.strftime('%Y-%m-%d')}: drivers/bench, drivers/virtio_blk and drivers/virtio_net on "
-          f"boards/virt.toml, best of 3")
-    print(f"{'':10} {'MMIO accesses/s':>16} {'DMA MB/s (4 KiB copies)':>25} {'virtio-blk 4 KiB read IOPS':>28} "
-          f"{'virtio-net round trips/s':>26}")
+    print(
+        f"{time.strftime('%Y-%m-%d')}: drivers/bench, drivers/virtio_blk and drivers/virtio_net on "
+        f"boards/virt.toml, best of 3"
+    )
+    print(
+        f"{'':10} {'MMIO accesses/s':>16} {'DMA MB/s (4 KiB copies)':>25} {'virtio-blk 4 KiB read IOPS':>28} "
+        f"{'virtio-net round trips/s':>26}"
+    )
     for name, (ops, mbs, iops, pps) in rows.items():
         print(f"{name:10} {ops:16,.0f} {mbs:25.1f} {iops:28,.0f} {pps:26,.0f}")
     s, n = rows["sandboxed"], rows["native"]
-    print(f"{'ratio':10} {s[0] / n[0]:16.2f} {s[1] / n[1]:25.2f} {s[2] / n[2]:28.2f} {s[3] / n[3]:26.2f}"
-          f"   (sandboxed / native)")
+    print(
+        f"{'ratio':10} {s[0] / n[0]:16.2f} {s[1] / n[1]:25.2f} {s[2] / n[2]:28.2f} {s[3] / n[3]:26.2f}"
+        f"   (sandboxed / native)"
+    )
 
 
 if __name__ == "__main__":

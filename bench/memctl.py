@@ -126,11 +126,12 @@ def main() -> None:
         t = time.perf_counter()
         ex["noop"](store)
         call = time.perf_counter() - t
-        rows.append((f"discard {pages} page(s)", (best - call) * 1e6, (m.cpu_tlb_flushes - flushes) / (n // 10),
-                     float("nan")))
+        rows.append(
+            (f"discard {pages} page(s)", (best - call) * 1e6, (m.cpu_tlb_flushes - flushes) / (n // 10), float("nan"))
+        )
         touch, _, _ = measure("touch_only", n // 4, pages, calls=n // 4)
         per, fl, rf = measure("discard", n // 4, pages, calls=n // 4)
-        rows.append((f"  discard + touch again, per page", (per - touch) / pages, fl / pages, rf / pages))
+        rows.append(("  discard + touch again, per page", (per - touch) / pages, fl / pages, rf / pages))
     print(f"{time.strftime('%Y-%m-%d')}: memory control from wasm (hwsim:memory intrinsics), best of 3")
     print(f"{'operation':44} {'us/call':>9} {'CPU TLB flushes':>16} {'TLB refills':>12}")
     for name, per, fl, rf in rows:
@@ -140,8 +141,10 @@ def main() -> None:
     loads = 200_000 if args.quick else 2_000_000
     plain = measure("plain", loads, calls=loads)[0] * 1000
     farl = measure("far", loads, sel << 32, calls=loads)[0] * 1000
-    print(f"\nfar-pointer load (selector check, rights, limit, then the load): {farl:.2f} ns; "
-          f"plain i32.load: {plain:.2f} ns; ratio {farl / plain:.2f}  ({loads:,} loads in a loop)")
+    print(
+        f"\nfar-pointer load (selector check, rights, limit, then the load): {farl:.2f} ns; "
+        f"plain i32.load: {plain:.2f} ns; ratio {farl / plain:.2f}  ({loads:,} loads in a loop)"
+    )
 
 
 if __name__ == "__main__":

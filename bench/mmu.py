@@ -62,8 +62,7 @@ class HwsimRig:
         self.space = self.m.new_address_space(asid=1)
         self.code_pa = self.m.frames.alloc(4)
         self.space.map(CODE, self.code_pa, 0x4000, Pte.R | Pte.X | Pte.U)
-        self.space.map(DATA, self.m.frames.alloc(data_pages), data_pages * 4096, Pte.R | Pte.W | Pte.U,
-                       page_size=4096)
+        self.space.map(DATA, self.m.frames.alloc(data_pages), data_pages * 4096, Pte.R | Pte.W | Pte.U, page_size=4096)
         self.m.activate(self.space, priv=Priv.U)
 
     def run(self, prog: A.Assembler) -> float:
@@ -125,7 +124,7 @@ def main() -> None:
     print(f"tight loop: {iters:,} iterations x 4 instructions, one data page (best of {repeat})")
     ips = {}
     for rig in rigs:
-        dt = best(lambda: rig.run(loop_program(iters)), repeat)
+        dt = best(lambda rig=rig: rig.run(loop_program(iters)), repeat)
         ips[rig.name] = 4 * iters / dt
     for name, v in ips.items():
         print(f"  {name:6s} {v / 1e6:8.1f} M guest instructions/s   ({v / ips['bare']:.2f} x bare)")
@@ -135,15 +134,17 @@ def main() -> None:
     for rig in rigs:
         # Round 1 misses on every page; later rounds hit (Unicorn's TLB holds 256 entries + a victim TLB,
         # so with thousands of pages they miss again in Unicorn but hit hwsim's model TLB).
-        one = best(lambda: rig.run(pages_program(pages, 1)), repeat)
+        one = best(lambda rig=rig: rig.run(pages_program(pages, 1)), repeat)
         per[rig.name] = one / pages
     cold = per["hwsim"]
     print(f"  bare   {per['bare'] * 1e6:7.3f} us per page (no translation: loop cost)")
     print(f"  qemu   {per['qemu'] * 1e6:7.3f} us per page (QEMU walks in C)")
     print(f"  hwsim  {cold * 1e6:7.3f} us per page (hwsim walks 3 levels in Python)")
     miss_walk = cold - per["bare"]
-    print(f"  => hwsim TLB miss with a walk: {miss_walk * 1e6:.2f} us "
-          f"({miss_walk / max(per['qemu'] - per['bare'], 1e-12):.0f} x QEMU's)")
+    print(
+        f"  => hwsim TLB miss with a walk: {miss_walk * 1e6:.2f} us "
+        f"({miss_walk / max(per['qemu'] - per['bare'], 1e-12):.0f} x QEMU's)"
+    )
 
     h = rigs[2]
     prog = pages_program(pages, 1)
@@ -171,8 +172,10 @@ def main() -> None:
     t = time.perf_counter()
     h.m.sfence_vma()
     loaded = time.perf_counter() - t
-    print(f"\nflushes: Unicorn TLB flush {unicorn_flush * 1e6:.2f} us; sfence.vma (model + Unicorn) "
-          f"{full * 1e6:.2f} us empty, {loaded * 1e6:.1f} us with {entries} model entries")
+    print(
+        f"\nflushes: Unicorn TLB flush {unicorn_flush * 1e6:.2f} us; sfence.vma (model + Unicorn) "
+        f"{full * 1e6:.2f} us empty, {loaded * 1e6:.1f} us with {entries} model entries"
+    )
 
 
 if __name__ == "__main__":

@@ -54,16 +54,38 @@ def zig(*args: str) -> None:
 
 def build(name: str) -> tuple[Path, Path]:
     src = PROGRAMS / f"{name}.c"
-    digest = hashlib.sha256(src.read_bytes() + (PROGRAMS / "bench.h").read_bytes()
-                            + (PROGRAMS / "link.ld").read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256(
+        src.read_bytes() + (PROGRAMS / "bench.h").read_bytes() + (PROGRAMS / "link.ld").read_bytes()
+    ).hexdigest()[:12]
     BUILD.mkdir(exist_ok=True)
     wasm, elf = BUILD / f"{name}-{digest}.wasm", BUILD / f"{name}-{digest}.elf"
     if not wasm.exists():
-        zig("-target", "wasm32-freestanding", "-O2", "-nostdlib", "-Wl,--no-entry", "-Wl,--export=bench",
-            str(src), "-o", str(wasm))
+        zig(
+            "-target",
+            "wasm32-freestanding",
+            "-O2",
+            "-nostdlib",
+            "-Wl,--no-entry",
+            "-Wl,--export=bench",
+            str(src),
+            "-o",
+            str(wasm),
+        )
     if not elf.exists():
-        zig("-target", "riscv64-freestanding", "-mcpu=baseline_rv64", "-mcmodel=medany", "-O2", "-nostdlib",
-            "-ffreestanding", f"-Wl,-T,{PROGRAMS / 'link.ld'}", "-Wl,-e,bench", str(src), "-o", str(elf))
+        zig(
+            "-target",
+            "riscv64-freestanding",
+            "-mcpu=baseline_rv64",
+            "-mcmodel=medany",
+            "-O2",
+            "-nostdlib",
+            "-ffreestanding",
+            f"-Wl,-T,{PROGRAMS / 'link.ld'}",
+            "-Wl,-e,bench",
+            str(src),
+            "-o",
+            str(elf),
+        )
     return wasm, elf
 
 
@@ -73,8 +95,9 @@ class Hwsim:
     def __init__(self, wasm: Path):
         self.engine = hwsim.Engine(cache=False)
         self.store = hwsim.Store(self.engine)
-        self.func = hwsim.Instance(self.store, hwsim.Module(self.engine, wasm.read_bytes()), []) \
-            .exports(self.store)["bench"]
+        self.func = hwsim.Instance(self.store, hwsim.Module(self.engine, wasm.read_bytes()), []).exports(self.store)[
+            "bench"
+        ]
 
     def run(self, n: int) -> int:
         return self.func(self.store, n) & 0xFFFF_FFFF
@@ -108,6 +131,7 @@ class Wasmtime:
 
     def __init__(self, wasm: Path):
         import wasmtime
+
         self.store = wasmtime.Store()
         module = wasmtime.Module(self.store.engine, wasm.read_bytes())
         self.func = wasmtime.Instance(self.store, module, []).exports(self.store)["bench"]
@@ -121,6 +145,7 @@ class Pywasm:
 
     def __init__(self, wasm: Path):
         import pywasm
+
         self.rt = pywasm.core.Runtime()
         self.inst = self.rt.instance_from_file(str(wasm))
 
@@ -179,10 +204,14 @@ def main() -> None:
     names = sorted(p.stem for p in PROGRAMS.glob("*.c"))
     if args.only:
         names = [args.only]
-    print(f"hwsim {hwsim.__version__}, {time.strftime('%Y-%m-%d')}: time per unit of work (n), best of 3; "
-          f"ratios from this run")
-    header = (f"{'program':10} {'hwsim us':>10} {'native us':>10} {'wasmtime us':>12} {'pywasm us':>11} "
-              f"{'hwsim/native':>13} {'pywasm/hwsim':>13} {'hwsim/wasmtime':>15}")
+    print(
+        f"hwsim {hwsim.__version__}, {time.strftime('%Y-%m-%d')}: time per unit of work (n), best of 3; "
+        f"ratios from this run"
+    )
+    header = (
+        f"{'program':10} {'hwsim us':>10} {'native us':>10} {'wasmtime us':>12} {'pywasm us':>11} "
+        f"{'hwsim/native':>13} {'pywasm/hwsim':>13} {'hwsim/wasmtime':>15}"
+    )
     print(header)
     print("-" * len(header))
     ratios, vs_pywasm, wasm_files = [], [], []
@@ -212,14 +241,18 @@ def main() -> None:
         r = per["hwsim"] / per["native"]
         ratios.append(r)
         vs_pywasm.append(per["pywasm"] / per["hwsim"])
-        print(f"{name:10} {per['hwsim'] * 1e6:10.2f} {per['native'] * 1e6:10.2f} {per['wasmtime'] * 1e6:12.3f} "
-              f"{per['pywasm'] * 1e6:11.0f} {r:13.2f} {vs_pywasm[-1]:13.0f} {per['hwsim'] / per['wasmtime']:15.1f}")
+        print(
+            f"{name:10} {per['hwsim'] * 1e6:10.2f} {per['native'] * 1e6:10.2f} {per['wasmtime'] * 1e6:12.3f} "
+            f"{per['pywasm'] * 1e6:11.0f} {r:13.2f} {vs_pywasm[-1]:13.0f} {per['hwsim'] / per['wasmtime']:15.1f}"
+        )
     geo = math.exp(statistics.fmean(math.log(r) for r in ratios))
     print("-" * len(header))
     print(f"geometric mean hwsim/native: {geo:.2f}   slowest vs pywasm: {min(vs_pywasm):.0f}x faster")
     cold, warm, inst = compile_stats(wasm_files)
-    print(f"compile: {cold:.1f} KB of wasm/s cold, {warm:.0f} KB/s from the code cache; "
-          f"instantiate: {inst:.1f} ms per module")
+    print(
+        f"compile: {cold:.1f} KB of wasm/s cold, {warm:.0f} KB/s from the code cache; "
+        f"instantiate: {inst:.1f} ms per module"
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,16 @@ from elftools.common.exceptions import DWARFError, ELFError
 from elftools.construct import ConstructError
 
 PARSE_ERRORS: tuple[type[BaseException], ...] = (
-    ELFError, DWARFError, ConstructError, struct.error, ArithmeticError, AssertionError, AttributeError,
-    EOFError, LookupError, TypeError, ValueError, RuntimeError,  # RuntimeError: RecursionError, NotImplementedError
+    ELFError,
+    DWARFError,
+    ConstructError,
+    struct.error,
+    ArithmeticError,
+    AssertionError,
+    AttributeError,
+    EOFError,
+    LookupError,
+    TypeError,
+    ValueError,
+    RuntimeError,  # RuntimeError: RecursionError, NotImplementedError
 )

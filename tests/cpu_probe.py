@@ -82,7 +82,9 @@ class QemuProbe:
         self.causes.append(intno)
         uc.emu_stop()
 
-    def run(self, ram: bytes, satp: int, va: int, access: Access, priv: Priv, sum_: bool, mxr: bool) -> tuple[Outcome, bytes]:
+    def run(
+        self, ram: bytes, satp: int, va: int, access: Access, priv: Priv, sum_: bool, mxr: bool
+    ) -> tuple[Outcome, bytes]:
         uc = self.uc
         uc.reg_write(rv.UC_RISCV_REG_PRIV, Priv.M)
         uc.mem_write(RAM_BASE, bytes(ram))
@@ -114,7 +116,9 @@ class HwsimProbe:
     def __init__(self, **machine_args) -> None:
         self.m = Machine(ram_base=RAM_BASE, ram_size=RAM_SIZE, **machine_args)
 
-    def run(self, ram: bytes, satp: int, va: int, access: Access, priv: Priv, sum_: bool, mxr: bool) -> tuple[Outcome, bytes]:
+    def run(
+        self, ram: bytes, satp: int, va: int, access: Access, priv: Priv, sum_: bool, mxr: bool
+    ) -> tuple[Outcome, bytes]:
         m = self.m
         m.set_reg("priv", Priv.M)
         m.phys.write(RAM_BASE, ram)

@@ -37,6 +37,7 @@ def dies_between_3_and_4(seed, out_dir, **_) -> dict:
     objects would).  (From the review that found seeds were lost this way.)"""
     if seed == 3:
         import sys
+
         conn = sys._getframe(1).f_locals["conn"]
         real = conn.send
 
@@ -44,6 +45,7 @@ def dies_between_3_and_4(seed, out_dir, **_) -> dict:
             if msg[0] == "start":
                 os._exit(139)
             real(msg)
+
         conn.send = send
     return fine(seed, out_dir)
 

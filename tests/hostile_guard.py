@@ -80,8 +80,11 @@ class RamGuard:
         ranges = self._memory_ranges()
         for m in self._cpu_leaves():
             in_memory = any(lo <= m.va < hi for lo, hi in ranges)
-            data = L.DATA_BASE <= m.va < L.DATA_END or L.ABI_AREA <= m.va < L.ABI_AREA + L.ABI_AREA_SIZE \
+            data = (
+                L.DATA_BASE <= m.va < L.DATA_END
+                or L.ABI_AREA <= m.va < L.ABI_AREA + L.ABI_AREA_SIZE
                 or L.STACK_TOP - L.STACK_SIZE - L.STACK_GUARD <= m.va < L.STACK_TOP
+            )
             if in_memory or data:
                 out.update(range(m.pa, m.pa + m.size, PAGE_SIZE))
         return out
@@ -107,9 +110,13 @@ class RamGuard:
         ranges = self._memory_ranges()
         windows = {r.name: (r.base, r.base + r.size) for r in phys.mmio_regions}
         assigned = [windows[name] for name in self.run.assigned]
-        fixed = [(L.RUNTIME_PAGE, L.RUNTIME_PAGE + PAGE_SIZE, False), (L.ABI_AREA, L.ABI_AREA + L.ABI_AREA_SIZE, True),
-                 (L.CODE_BASE, L.CODE_END, False), (L.DATA_BASE, L.DATA_END, True),
-                 (L.STACK_TOP - L.STACK_SIZE - L.STACK_GUARD, L.STACK_TOP, True)]
+        fixed = [
+            (L.RUNTIME_PAGE, L.RUNTIME_PAGE + PAGE_SIZE, False),
+            (L.ABI_AREA, L.ABI_AREA + L.ABI_AREA_SIZE, True),
+            (L.CODE_BASE, L.CODE_END, False),
+            (L.DATA_BASE, L.DATA_END, True),
+            (L.STACK_TOP - L.STACK_SIZE - L.STACK_GUARD, L.STACK_TOP, True),
+        ]
         for m in self._cpu_leaves():
             in_memory = any(lo <= m.va < hi for lo, hi in ranges)
             if not in_memory:

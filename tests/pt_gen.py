@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import random
 import struct
+
+from cpu_probe import DATA_SIZE, RAM_BASE, RAM_SIZE, TABLE_BASE, data_image
 from hypothesis import strategies as st
 
 from hwsim.mmu.bits import PAGE_SHIFT, SV39, PagingMode, Pte, make_satp
 from hwsim.riscv.priv import Access, Priv
 
-from cpu_probe import DATA_SIZE, RAM_BASE, RAM_SIZE, TABLE_BASE, data_image
-
 
 class Case:
     """A plain class (not a dataclass) so hypothesis prints the short repr below, not the RAM."""
 
-    def __init__(self, mode: PagingMode, ram: bytearray, satp: int, va: int, access: Access, priv: Priv,
-                 sum: bool, mxr: bool) -> None:
+    def __init__(
+        self, mode: PagingMode, ram: bytearray, satp: int, va: int, access: Access, priv: Priv, sum: bool, mxr: bool
+    ) -> None:
         self.mode, self.ram, self.satp, self.va = mode, ram, satp, va
         self.access, self.priv, self.sum, self.mxr = access, priv, sum, mxr
 
@@ -35,8 +36,10 @@ class Case:
             (v,) = struct.unpack_from("<Q", self.ram, off)
             if v:
                 ptes.append(f"{RAM_BASE + off:#x}={v:#x}")
-        return (f"Case({self.mode.name} va={self.va:#x} {self.access.value} priv={self.priv.name} sum={self.sum} "
-                f"mxr={self.mxr} satp={self.satp:#x} ptes=[{', '.join(ptes)}])")
+        return (
+            f"Case({self.mode.name} va={self.va:#x} {self.access.value} priv={self.priv.name} sum={self.sum} "
+            f"mxr={self.mxr} satp={self.satp:#x} ptes=[{', '.join(ptes)}])"
+        )
 
 
 _KINDS = ("pointer", "leaf", "invalid", "write-no-read")

@@ -13,8 +13,9 @@ CAUSE_PAGE = {"fetch": 12, "load": 13, "store": 15}
 CAUSE_ACCESS = {"fetch": 1, "load": 5, "store": 7}
 
 
-def spec_translate(ram: bytes, ram_base: int, satp: int, va: int, access: str, priv: str,
-                   sum_: bool, mxr: bool) -> tuple:
+def spec_translate(
+    ram: bytes, ram_base: int, satp: int, va: int, access: str, priv: str, sum_: bool, mxr: bool
+) -> tuple:
     mode = satp >> 60
     levels = {8: 3, 9: 4}[mode]
     va_bits = 12 + 9 * levels

@@ -51,7 +51,7 @@ def _targets(module: str, node: ast.ImportFrom) -> list[str]:
     is_package = MODULES[module].name == "__init__.py"
     package = module.split(".") if is_package else module.split(".")[:-1]
     if node.level:
-        base = package[:len(package) - node.level + 1]
+        base = package[: len(package) - node.level + 1]
         name = ".".join(base + ([node.module] if node.module else []))
     else:
         name = node.module or ""

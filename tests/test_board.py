@@ -61,7 +61,7 @@ def load_error(tmp_path, text) -> str:
         load_board(path)
     message = str(info.value)
     assert message.startswith(f"{path}: ")
-    return message[len(str(path)) + 2:]
+    return message[len(str(path)) + 2 :]
 
 
 def edit(old, new, text=MINI):
@@ -88,9 +88,21 @@ def test_the_default_board_loads_and_builds():
     assert s.irqc is s.device("plic") and s.iommu is s.device("iommu")
     assert s.device("uart0").irq.number == 10 and s.device("dma0").dma_port.device_id == 1
     assert s.device("net0").irq.number == 2 and s.device("net0").dma_port.device_id == 3
-    assert [r.name for r in s.machine.phys.mmio_regions] == ["rtc0", "clint", "iommu", "plic", "uart0", "blk0", "net0", "dma0"]
+    assert [r.name for r in s.machine.phys.mmio_regions] == [
+        "rtc0",
+        "clint",
+        "iommu",
+        "plic",
+        "uart0",
+        "blk0",
+        "net0",
+        "dma0",
+    ]
     assert s.machine.ram.base == 0x8000_0000 and s.machine.ram.size == 128 << 20
-    with pytest.raises(ConfigError, match=r"board 'virt' has no device 'uart1' \(devices: blk0, clint, dma0, iommu, net0, plic, rtc0, uart0\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"board 'virt' has no device 'uart1' \(devices: blk0, clint, dma0, iommu, net0, plic, rtc0, uart0\)",
+    ):
         s.device("uart1")
 
 
@@ -102,86 +114,151 @@ def test_build_with_extra_ram_and_issue_report(tmp_path):
     s.device("dma0").mmio_write(0, 4, 1)
     s.advance(5)
     s.device("uart0").mmio_write(5, 1, 1)
-    assert s.format_issues() == ("[t=0] dma0: write of 0x1 to read-only register ID\n"
-                                 "[t=5] uart0: write of 0x1 to read-only register LSR")
+    assert s.format_issues() == (
+        "[t=0] dma0: write of 0x1 to read-only register ID\n[t=5] uart0: write of 0x1 to read-only register LSR"
+    )
     s.reset()
     assert len(s.issues()) == 2
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[board\n", "not valid TOML: Expected ']' at the end of a table declaration (at line 1, column 7)"),
-    (MINI + "[boards]\nx = 1\n",
-     "unknown table 'boards'; did you mean 'board'? (known: board, clock, devices, interrupt_controller, iommu, ram)"),
-    (MINI.replace('[board]\nname = "mini"\n', ""), "[board]: missing required table"),
-    (edit('name = "mini"', ""), "[board] name: missing required key"),
-    (edit('name = "mini"', "name = 5"), "[board] name: must be a string, not int 5"),
-    (edit('name = "mini"', 'name = "mini"\nrevision = 2'),
-     "[board] revision: unknown key 'revision' (known: description, name)"),
-    (MINI + "[clock]\nfrequency_hz = 0\n", "[clock] frequency_hz: must be positive, not 0"),
-    (MINI + "clock = 3\n", "[devices.dma0] clock: unknown key 'clock' (known: assignable, base, iommu_device_id, irq, "
-                           "max_transfer, size, type)"),
-    (edit("[[ram]]\nname = \"ram\"\nbase = 0x8000_0000\nsize = 0x10_0000\n", ""),
-     "[ram]: missing: a board needs at least one [[ram]] region"),
-    ("ram = 5\n" + edit("[[ram]]\nname = \"ram\"\nbase = 0x8000_0000\nsize = 0x10_0000\n", ""),
-     "[ram]: must be an array of tables ([[ram]]) with at least one region"),
-    (edit("size = 0x10_0000", "size = 0x10_0800"),
-     "[ram.ram] size: 0x100800 is not a positive multiple of the page size 0x1000"),
-    (edit("base = 0x8000_0000", "base = 0x8000_0010"), "[ram.ram] base: 0x80000010 is not a multiple of the page "
-                                                       "size 0x1000"),
-    (edit("base = 0x8000_0000", 'base = "0x8000_0000"'), "[ram.ram] base: must be an integer, not str '0x8000_0000'"),
-    (edit("base = 0x8000_0000", "base = 0xFF_FFFF_FFFF_F000"),
-     "[ram.ram] size: the region ends at 0x1000000000ff000, beyond the 56-bit physical address space"),
-    (edit('name = "ram"', 'name = "uart0"'), "[devices.uart0]: name 'uart0' is already used by [ram.uart0]"),
-    (edit('type = "ns16550a"', 'type = "ns16551"'),
-     "[devices.uart0] type: unknown device type 'ns16551'; did you mean 'ns16550a'? (known: clint, dma, goldfish-rtc, ns16550a, virtio-blk, virtio-net)"),
-    (edit('type = "ns16550a"', 'type = "plic"'),
-     "[devices.uart0] type: unknown device type 'plic' (known: clint, dma, goldfish-rtc, ns16550a, virtio-blk, virtio-net)"),
-    (edit('type = "ns16550a"\n', ""), "[devices.uart0] type: missing required key"),
-    (edit('type = "riscv-iommu"', 'type = "smmu"'), "[iommu] type: unknown iommu type 'smmu' (known: riscv-iommu)"),
-    (edit('type = "plic"', 'type = "gic"'),
-     "[interrupt_controller] type: unknown interrupt-controller type 'gic' (known: plic)"),
-    (edit("base = 0x1000_0000\n", "bsae = 0x1000_0000\n"),
-     "[devices.uart0] bsae: unknown key 'bsae'; did you mean 'base'? (known: assignable, backend, base, clock_hz, "
-     "input_file, iommu_device_id, irq, output_file, size, type)"),
-    (edit("base = 0x1002_0000", "base = 0x1000_0000"),
-     "[devices.dma0]: region [0x10000000, 0x10002000) overlaps [devices.uart0] [0x10000000, 0x10001000)"),
-    (edit("base = 0x0301_0000", "base = 0x8000_0000"),
-     "[iommu]: region [0x80000000, 0x80001000) overlaps [ram.ram] [0x80000000, 0x80100000)"),
-    (edit("size = 0x2000", "size = 0x1800"),
-     "[devices.dma0] size: 0x1800 is not a positive multiple of the page size 0x1000"),
-    (edit("size = 0x2000", "size = 0x1000"),
-     "[devices.dma0] size: 0x1000 is too small for dma registers (needs at least 0x2000 bytes)"),
-    (edit("size = 0x40_0000", "size = 0x20_0000"),
-     "[interrupt_controller] size: 0x200000 is too small for plic registers (needs at least 0x202000 bytes)"),
-    (edit("irq = 10", "irq = 40"), "[devices.uart0] irq: IRQ 40 is out of range 1..31 (plic has 32 sources)"),
-    (edit("irq = 10", "irq = 0"), "[devices.uart0] irq: IRQ 0 is reserved (it means 'no interrupt' at the PLIC)"),
-    (edit("irq = 11", "irq = 10"), "[devices.dma0] irq: IRQ 10 is already used by [devices.uart0]"),
-    (edit("irq = 10", "irq = 5"), "[devices.uart0] irq: IRQ 5 is already used by [iommu]"),
-    (edit("irq = 10", 'irq = "10"'), "[devices.uart0] irq: must be an integer, not str '10'"),
-    (edit("irq = 10", "irq = true"), "[devices.uart0] irq: must be an integer, not bool True"),
-    (edit("[interrupt_controller]\ntype = \"plic\"\nbase = 0x0c00_0000\nsize = 0x40_0000\nsources = 32\n", ""),
-     "[iommu] irq: the board has no [interrupt_controller] to connect it to"),
-    (edit("sources = 32", "sources = 2000"), "[interrupt_controller] sources: must be at most 1024, not 2000"),
-    (edit("iommu_device_id = 1\n", ""),
-     "[devices.dma0] iommu_device_id: missing required key (dma devices do DMA, which goes through the IOMMU)"),
-    (edit("backend = \"memory\"", "backend = \"memory\"\niommu_device_id = 2"),
-     "[devices.uart0] iommu_device_id: ns16550a devices do not do DMA"),
-    (edit("iommu_device_id = 1", "iommu_device_id = 16777216"),
-     "[devices.dma0] iommu_device_id: 16777216 is out of range 0..16777215"),
-    (MINI + '\n[devices.dma1]\ntype = "dma"\nbase = 0x1003_0000\nsize = 0x2000\niommu_device_id = 1\n',
-     "[devices.dma1] iommu_device_id: device ID 1 is already used by [devices.dma0]"),
-    (edit("[iommu]\ntype = \"riscv-iommu\"\nbase = 0x0301_0000\nsize = 0x1000\nirq = 5\n", ""),
-     "[devices.dma0] iommu_device_id: the board has no [iommu]: device DMA needs one"),
-    (edit('backend = "memory"', 'backend = "tty"'),
-     "[devices.uart0] backend: must be one of 'console', 'file', 'memory', not 'tty'"),
-    (edit('backend = "memory"', 'backend = "file"'),
-     "[devices.uart0] output_file: the file backend needs an output file name"),
-    (edit("[devices.uart0]", '[devices."uart 0"]'),
-     "[devices.uart 0]: name 'uart 0' must be letters, digits and '_' (not starting with a digit)"),
-    (edit("[devices.uart0]\n", "[devices]\nuart0 = 3\n[devices.x]\n"), "[devices.uart0]: must be a table, not an integer"),
-    (edit('[iommu]\ntype = "riscv-iommu"\n', '[iommu]\ntype = "riscv-iommu"\nfault_queue_entries = 3\n'),
-     "[iommu] fault_queue_entries: must be a power of two, not 3"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[board\n", "not valid TOML: Expected ']' at the end of a table declaration (at line 1, column 7)"),
+        (
+            MINI + "[boards]\nx = 1\n",
+            "unknown table 'boards'; did you mean 'board'? (known: board, clock, devices, interrupt_controller, iommu, ram)",
+        ),
+        (MINI.replace('[board]\nname = "mini"\n', ""), "[board]: missing required table"),
+        (edit('name = "mini"', ""), "[board] name: missing required key"),
+        (edit('name = "mini"', "name = 5"), "[board] name: must be a string, not int 5"),
+        (
+            edit('name = "mini"', 'name = "mini"\nrevision = 2'),
+            "[board] revision: unknown key 'revision' (known: description, name)",
+        ),
+        (MINI + "[clock]\nfrequency_hz = 0\n", "[clock] frequency_hz: must be positive, not 0"),
+        (
+            MINI + "clock = 3\n",
+            "[devices.dma0] clock: unknown key 'clock' (known: assignable, base, iommu_device_id, irq, "
+            "max_transfer, size, type)",
+        ),
+        (
+            edit('[[ram]]\nname = "ram"\nbase = 0x8000_0000\nsize = 0x10_0000\n', ""),
+            "[ram]: missing: a board needs at least one [[ram]] region",
+        ),
+        (
+            "ram = 5\n" + edit('[[ram]]\nname = "ram"\nbase = 0x8000_0000\nsize = 0x10_0000\n', ""),
+            "[ram]: must be an array of tables ([[ram]]) with at least one region",
+        ),
+        (
+            edit("size = 0x10_0000", "size = 0x10_0800"),
+            "[ram.ram] size: 0x100800 is not a positive multiple of the page size 0x1000",
+        ),
+        (
+            edit("base = 0x8000_0000", "base = 0x8000_0010"),
+            "[ram.ram] base: 0x80000010 is not a multiple of the page size 0x1000",
+        ),
+        (
+            edit("base = 0x8000_0000", 'base = "0x8000_0000"'),
+            "[ram.ram] base: must be an integer, not str '0x8000_0000'",
+        ),
+        (
+            edit("base = 0x8000_0000", "base = 0xFF_FFFF_FFFF_F000"),
+            "[ram.ram] size: the region ends at 0x1000000000ff000, beyond the 56-bit physical address space",
+        ),
+        (edit('name = "ram"', 'name = "uart0"'), "[devices.uart0]: name 'uart0' is already used by [ram.uart0]"),
+        (
+            edit('type = "ns16550a"', 'type = "ns16551"'),
+            "[devices.uart0] type: unknown device type 'ns16551'; did you mean 'ns16550a'? (known: clint, dma, goldfish-rtc, ns16550a, virtio-blk, virtio-net)",
+        ),
+        (
+            edit('type = "ns16550a"', 'type = "plic"'),
+            "[devices.uart0] type: unknown device type 'plic' (known: clint, dma, goldfish-rtc, ns16550a, virtio-blk, virtio-net)",
+        ),
+        (edit('type = "ns16550a"\n', ""), "[devices.uart0] type: missing required key"),
+        (edit('type = "riscv-iommu"', 'type = "smmu"'), "[iommu] type: unknown iommu type 'smmu' (known: riscv-iommu)"),
+        (
+            edit('type = "plic"', 'type = "gic"'),
+            "[interrupt_controller] type: unknown interrupt-controller type 'gic' (known: plic)",
+        ),
+        (
+            edit("base = 0x1000_0000\n", "bsae = 0x1000_0000\n"),
+            "[devices.uart0] bsae: unknown key 'bsae'; did you mean 'base'? (known: assignable, backend, base, clock_hz, "
+            "input_file, iommu_device_id, irq, output_file, size, type)",
+        ),
+        (
+            edit("base = 0x1002_0000", "base = 0x1000_0000"),
+            "[devices.dma0]: region [0x10000000, 0x10002000) overlaps [devices.uart0] [0x10000000, 0x10001000)",
+        ),
+        (
+            edit("base = 0x0301_0000", "base = 0x8000_0000"),
+            "[iommu]: region [0x80000000, 0x80001000) overlaps [ram.ram] [0x80000000, 0x80100000)",
+        ),
+        (
+            edit("size = 0x2000", "size = 0x1800"),
+            "[devices.dma0] size: 0x1800 is not a positive multiple of the page size 0x1000",
+        ),
+        (
+            edit("size = 0x2000", "size = 0x1000"),
+            "[devices.dma0] size: 0x1000 is too small for dma registers (needs at least 0x2000 bytes)",
+        ),
+        (
+            edit("size = 0x40_0000", "size = 0x20_0000"),
+            "[interrupt_controller] size: 0x200000 is too small for plic registers (needs at least 0x202000 bytes)",
+        ),
+        (edit("irq = 10", "irq = 40"), "[devices.uart0] irq: IRQ 40 is out of range 1..31 (plic has 32 sources)"),
+        (edit("irq = 10", "irq = 0"), "[devices.uart0] irq: IRQ 0 is reserved (it means 'no interrupt' at the PLIC)"),
+        (edit("irq = 11", "irq = 10"), "[devices.dma0] irq: IRQ 10 is already used by [devices.uart0]"),
+        (edit("irq = 10", "irq = 5"), "[devices.uart0] irq: IRQ 5 is already used by [iommu]"),
+        (edit("irq = 10", 'irq = "10"'), "[devices.uart0] irq: must be an integer, not str '10'"),
+        (edit("irq = 10", "irq = true"), "[devices.uart0] irq: must be an integer, not bool True"),
+        (
+            edit('[interrupt_controller]\ntype = "plic"\nbase = 0x0c00_0000\nsize = 0x40_0000\nsources = 32\n', ""),
+            "[iommu] irq: the board has no [interrupt_controller] to connect it to",
+        ),
+        (edit("sources = 32", "sources = 2000"), "[interrupt_controller] sources: must be at most 1024, not 2000"),
+        (
+            edit("iommu_device_id = 1\n", ""),
+            "[devices.dma0] iommu_device_id: missing required key (dma devices do DMA, which goes through the IOMMU)",
+        ),
+        (
+            edit('backend = "memory"', 'backend = "memory"\niommu_device_id = 2'),
+            "[devices.uart0] iommu_device_id: ns16550a devices do not do DMA",
+        ),
+        (
+            edit("iommu_device_id = 1", "iommu_device_id = 16777216"),
+            "[devices.dma0] iommu_device_id: 16777216 is out of range 0..16777215",
+        ),
+        (
+            MINI + '\n[devices.dma1]\ntype = "dma"\nbase = 0x1003_0000\nsize = 0x2000\niommu_device_id = 1\n',
+            "[devices.dma1] iommu_device_id: device ID 1 is already used by [devices.dma0]",
+        ),
+        (
+            edit('[iommu]\ntype = "riscv-iommu"\nbase = 0x0301_0000\nsize = 0x1000\nirq = 5\n', ""),
+            "[devices.dma0] iommu_device_id: the board has no [iommu]: device DMA needs one",
+        ),
+        (
+            edit('backend = "memory"', 'backend = "tty"'),
+            "[devices.uart0] backend: must be one of 'console', 'file', 'memory', not 'tty'",
+        ),
+        (
+            edit('backend = "memory"', 'backend = "file"'),
+            "[devices.uart0] output_file: the file backend needs an output file name",
+        ),
+        (
+            edit("[devices.uart0]", '[devices."uart 0"]'),
+            "[devices.uart 0]: name 'uart 0' must be letters, digits and '_' (not starting with a digit)",
+        ),
+        (
+            edit("[devices.uart0]\n", "[devices]\nuart0 = 3\n[devices.x]\n"),
+            "[devices.uart0]: must be a table, not an integer",
+        ),
+        (
+            edit('[iommu]\ntype = "riscv-iommu"\n', '[iommu]\ntype = "riscv-iommu"\nfault_queue_entries = 3\n'),
+            "[iommu] fault_queue_entries: must be a power of two, not 3",
+        ),
+    ],
+)
 def test_board_errors(tmp_path, text, message):
     assert load_error(tmp_path, text) == message
 
@@ -227,11 +304,15 @@ def test_ram_beyond_what_the_host_can_map_names_the_key_and_the_limit(tmp_path):
     with pytest.raises(BoardError) as info:
         board.build()
     message = str(info.value)
-    assert message.startswith(f"{tmp_path / 'mini.toml'}: [ram.ram] size: 0x4000000000000 bytes (1 PiB) is "
-                              f"more than this host can map (mmap: ")
+    assert message.startswith(
+        f"{tmp_path / 'mini.toml'}: [ram.ram] size: 0x4000000000000 bytes (1 PiB) is "
+        f"more than this host can map (mmap: "
+    )
     assert "; the host has " in message and message.endswith(" of memory)")
-    second = MINI.replace('[interrupt_controller]', '[[ram]]\nname = "high"\nbase = 0x10_0000_0000\n'
-                                                   'size = 0x4_0000_0000_0000\n\n[interrupt_controller]')
+    second = MINI.replace(
+        "[interrupt_controller]",
+        '[[ram]]\nname = "high"\nbase = 0x10_0000_0000\nsize = 0x4_0000_0000_0000\n\n[interrupt_controller]',
+    )
     with pytest.raises(BoardError, match=r"\[ram.high\] size: 0x4000000000000 bytes .* is more than this host"):
         load_board(write(tmp_path, second)).build()
 
@@ -241,10 +322,13 @@ def test_every_option_that_sizes_a_host_allocation_has_a_maximum_the_host_can_bu
     is refused past a declared maximum (naming file, table, key and the limit), and a board with every one at
     its maximum builds."""
     data = tomllib.loads(DEFAULT_BOARD.read_text())
-    tables = {"interrupt_controller": data["interrupt_controller"], "iommu": data["iommu"],
-              **{f"devices.{name}": table for name, table in data["devices"].items()}}
+    tables = {
+        "interrupt_controller": data["interrupt_controller"],
+        "iommu": data["iommu"],
+        **{f"devices.{name}": table for name, table in data["devices"].items()},
+    }
     unbounded = []
-    for name, table in tables.items():
+    for table in tables.values():
         for key, option in DEVICE_TYPES[table["type"]].OPTIONS.items():
             if option.type is int and option.maximum is None:
                 unbounded.append(f"{table['type']}.{key}")
@@ -262,14 +346,18 @@ def test_option_overrides_are_checked(tmp_path):
     board = load_board(write(tmp_path, MINI))
     with pytest.raises(BoardError) as info:
         board.build(options={"uart9": {"backend": "memory"}})
-    assert str(info.value) == (f"{tmp_path / 'mini.toml'}: option override for unknown device 'uart9' "
-                               f"(devices: dma0, iommu, plic, uart0)")
+    assert str(info.value) == (
+        f"{tmp_path / 'mini.toml'}: option override for unknown device 'uart9' (devices: dma0, iommu, plic, uart0)"
+    )
     with pytest.raises(BoardError, match=r"\[devices.uart0\] backend: must be one of"):
         board.build(options={"uart0": {"backend": "pty"}})
     with pytest.raises(BoardError, match=r"\[devices.uart0\] speed: unknown option for ns16550a"):
         board.build(options={"uart0": {"speed": 9600}})
-    with pytest.raises(BoardError, match=r"\[devices.uart0\]: option override must be a dict of option names to "
-                                         r"values, not str"):
+    with pytest.raises(
+        BoardError,
+        match=r"\[devices.uart0\]: option override must be a dict of option names to "
+        r"values, not str",
+    ):
         board.build(options={"uart0": "memory"})
     s = board.with_options({"iommu": {"mode": "bare"}}).build()
     assert s.iommu.mode.label == "Bare"

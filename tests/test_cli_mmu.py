@@ -41,8 +41,23 @@ def digest(path) -> str:
 
 def walk_args(image, va, access="load", priv="U", *extra):
     path, satp, _ = image
-    return ["mmu", "walk", "--image", str(path), "--base", hex(RAM), "--satp", hex(satp), "--va", hex(va),
-            "--access", access, "--priv", priv, *extra]
+    return [
+        "mmu",
+        "walk",
+        "--image",
+        str(path),
+        "--base",
+        hex(RAM),
+        "--satp",
+        hex(satp),
+        "--va",
+        hex(va),
+        "--access",
+        access,
+        "--priv",
+        priv,
+        *extra,
+    ]
 
 
 def test_text_walk(image, capsys):
@@ -88,11 +103,49 @@ def test_svade_option_and_sum(image, capsys):
 
 def test_bare_and_unknown_modes(image, capsys):
     path = str(image[0])
-    assert main(["mmu", "walk", "--image", path, "--base", "0", "--satp", "0", "--va", "0x1234", "--access", "load",
-                 "--priv", "S"]) == 0
+    assert (
+        main(
+            [
+                "mmu",
+                "walk",
+                "--image",
+                path,
+                "--base",
+                "0",
+                "--satp",
+                "0",
+                "--va",
+                "0x1234",
+                "--access",
+                "load",
+                "--priv",
+                "S",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.strip() == "satp MODE=Bare: no translation, pa 0x1234"
-    assert main(["mmu", "walk", "--image", path, "--base", "0", "--satp", hex(10 << 60), "--va", "0",
-                 "--access", "load", "--priv", "S"]) == 2
+    assert (
+        main(
+            [
+                "mmu",
+                "walk",
+                "--image",
+                path,
+                "--base",
+                "0",
+                "--satp",
+                hex(10 << 60),
+                "--va",
+                "0",
+                "--access",
+                "load",
+                "--priv",
+                "S",
+            ]
+        )
+        == 2
+    )
     assert "satp MODE=10 is not supported; known modes: 0 (Bare), 8 (Sv39), 9 (Sv48)" in capsys.readouterr().err
 
 
@@ -102,10 +155,30 @@ def test_table_outside_the_image_is_an_access_fault(image, capsys):
     assert "access fault (cause 5): the PTE's physical address is not in RAM" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["mmu", "walk", "--image", "/no/such/file", "--base", "0", "--satp", "0", "--va", "0", "--access", "load",
-      "--priv", "U"], "hwsim: error: cannot open memory image '/no/such/file': No such file or directory"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (
+            [
+                "mmu",
+                "walk",
+                "--image",
+                "/no/such/file",
+                "--base",
+                "0",
+                "--satp",
+                "0",
+                "--va",
+                "0",
+                "--access",
+                "load",
+                "--priv",
+                "U",
+            ],
+            "hwsim: error: cannot open memory image '/no/such/file': No such file or directory",
+        ),
+    ],
+)
 def test_errors_are_one_line_not_tracebacks(argv, message, capsys):
     assert main(argv) == 2
     assert capsys.readouterr().err.strip() == message
@@ -113,8 +186,24 @@ def test_errors_are_one_line_not_tracebacks(argv, message, capsys):
 
 def test_bad_numbers_are_usage_errors(capsys):
     with pytest.raises(SystemExit) as info:
-        main(["mmu", "walk", "--image", "x", "--base", "zz", "--satp", "0", "--va", "0", "--access", "load",
-              "--priv", "U"])
+        main(
+            [
+                "mmu",
+                "walk",
+                "--image",
+                "x",
+                "--base",
+                "zz",
+                "--satp",
+                "0",
+                "--va",
+                "0",
+                "--access",
+                "load",
+                "--priv",
+                "U",
+            ]
+        )
     assert info.value.code == 2
     assert "argument --base: not an integer: 'zz'" in capsys.readouterr().err
 
@@ -135,7 +224,6 @@ def test_console_entry_point_version():
 # -- live boards, snapshots, dump ------------------------------------------------------------------------------
 
 
-
 @pytest.fixture(scope="module")
 def demo_snapshot(tmp_path_factory):
     """The virt board's demo guest, run once: its dump (text) and a snapshot file."""
@@ -152,8 +240,9 @@ def test_dump_of_the_live_demo_board(demo_snapshot):
 
 
 def test_walk_on_a_live_board_sees_the_bits_the_guest_set(capsys):
-    assert main(["mmu", "walk", "--board", "virt", "--demo", "--va", "0x300005", "--access", "load",
-                 "--priv", "U"]) == 0
+    assert (
+        main(["mmu", "walk", "--board", "virt", "--demo", "--va", "0x300005", "--access", "load", "--priv", "U"]) == 0
+    )
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("board 'virt': a U-mode guest ran on the CPU in address space ASID 1")
     assert out[4] == "va 0x0000000000300005 (Sv39): vpn[2]=0x000  vpn[1]=0x001  vpn[0]=0x100  offset=0x005"
@@ -168,26 +257,37 @@ def test_snapshot_walks_like_the_board(demo_snapshot, capsys):
     assert out[0] == f"snapshot {path} (board 'virt', the demo guest's address space (ASID 1) after its run)"
     assert out[1:] == board_dump.splitlines()[3:]
     # The buffer's third page was never read: A is still clear there, and set on the two read before it.
-    assert main(["mmu", "walk", "--snapshot", str(path), "--va", "0x102000", "--access", "load", "--priv", "U",
-                 "--json"]) == 0
+    assert (
+        main(["mmu", "walk", "--snapshot", str(path), "--va", "0x102000", "--access", "load", "--priv", "U", "--json"])
+        == 0
+    )
     j = json.loads(capsys.readouterr().out)
     assert j["steps"][-1]["flags"] == "---U--RV" and j["ad_update"]["written"] is False and j["region"] == "ram"
-    assert main(["mmu", "walk", "--snapshot", str(path), "--va", "0x101ff8", "--access", "load", "--priv", "U",
-                 "--json"]) == 0
+    assert (
+        main(["mmu", "walk", "--snapshot", str(path), "--va", "0x101ff8", "--access", "load", "--priv", "U", "--json"])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["steps"][-1]["flags"] == "-A-U--RV"
 
 
 def test_walk_explain_golden(demo_snapshot, capsys):
     path = str(demo_snapshot[0])
     texts = []
-    for va, access, priv, extra in (("0x40101234", "store", "U", []), ("0xffffffc000401000", "fetch", "S", []),
-                                    ("0x100010", "load", "S", []), ("0x100010", "load", "S", ["--sum"]),
-                                    ("0x4000000000", "load", "U", [])):
-        code = main(["mmu", "walk", "--snapshot", path, "--va", va, "--access", access, "--priv", priv,
-                     "--explain", *extra])
-        texts.append(f"$ hwsim mmu walk --snapshot demo.json --va {va} --access {access} --priv {priv} "
-                     f"--explain{''.join(' ' + e for e in extra)}   (exit {code})\n"
-                     + capsys.readouterr().out.replace(path, "demo.json"))
+    for va, access, priv, extra in (
+        ("0x40101234", "store", "U", []),
+        ("0xffffffc000401000", "fetch", "S", []),
+        ("0x100010", "load", "S", []),
+        ("0x100010", "load", "S", ["--sum"]),
+        ("0x4000000000", "load", "U", []),
+    ):
+        code = main(
+            ["mmu", "walk", "--snapshot", path, "--va", va, "--access", access, "--priv", priv, "--explain", *extra]
+        )
+        texts.append(
+            f"$ hwsim mmu walk --snapshot demo.json --va {va} --access {access} --priv {priv} "
+            f"--explain{''.join(' ' + e for e in extra)}   (exit {code})\n"
+            + capsys.readouterr().out.replace(path, "demo.json")
+        )
     check_golden("mmu_walk_explain.txt", "\n".join(texts))
 
 
@@ -196,34 +296,53 @@ def test_dump_of_an_image_and_json(image, capsys):
     assert main(["mmu", "dump", "--image", str(path), "--base", hex(RAM), "--satp", hex(satp)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"satp {satp:#018x}: Sv39 page tables, root table 0x80000000, ASID 5"
-    assert f"[0x001] va 0x1000-0x1fff  4 KiB page -> pa {data:#x}-{data + 0xfff:#x}  ---U-WRV" in out[4]
+    assert f"[0x001] va 0x1000-0x1fff  4 KiB page -> pa {data:#x}-{data + 0xFFF:#x}  ---U-WRV" in out[4]
     assert main(["mmu", "dump", "--image", str(path), "--base", hex(RAM), "--satp", hex(satp), "--json"]) == 0
     j = json.loads(capsys.readouterr().out)
     assert j["root"]["valid"] == 2 and "region" not in j["root"]["entries"][1]  # an image's map is not known
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["mmu", "dump"], "give the page tables with exactly one of --image (with --base and --satp), --snapshot FILE, "
-                      "or --board BOARD with --demo or --driver DRIVER"),
-    (["mmu", "dump", "--snapshot", "a", "--board", "virt"], "or --board BOARD with --demo or --driver DRIVER; got "
-                                                            "--snapshot, --board"),
-    (["mmu", "dump", "--image", "x", "--satp", "0"], "--image needs --base"),
-    (["mmu", "dump", "--snapshot", "x", "--satp", "0"], "--satp goes with --image (a snapshot carries its own memory "
-                                                        "map and satp)"),
-    (["mmu", "dump", "--board", "virt"], "--board needs one guest to run first: --demo or --driver DRIVER"),
-    (["mmu", "dump", "--board", "virt", "--demo", "--driver", "x"], "--board needs one guest to run first"),
-    (["mmu", "dump", "--snapshot", "x", "--demo"], "--demo goes with --board"),
-    (["mmu", "dump", "--snapshot", "x", "--driver", "d"], "--driver goes with --board"),
-    (["mmu", "dump", "--board", "virt", "--driver", "/no/such.wasm"], "cannot read driver '/no/such.wasm': No such "
-                                                                      "file or directory"),
-    (["mmu", "dump", "--board", "virt", "--driver", __file__], f"driver {__file__!r}: magic header not detected"),
-    (["mmu", "dump", "--board", __file__, "--demo"], f"{__file__}: not valid TOML"),
-    (["mmu", "dump", "--board", "nosuch", "--demo"], "nosuch: no such board file, and hwsim has no board of that name"),
-    (["mmu", "dump", "--snapshot", "/no/such.json"], "cannot read snapshot '/no/such.json': No such file or "
-                                                     "directory"),
-    (["mmu", "walk", "--snapshot", "x", "--update-ad", "--va", "0", "--access", "load", "--priv", "U"],
-     "--update-ad writes into a memory image; it needs --image"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (
+            ["mmu", "dump"],
+            "give the page tables with exactly one of --image (with --base and --satp), --snapshot FILE, "
+            "or --board BOARD with --demo or --driver DRIVER",
+        ),
+        (
+            ["mmu", "dump", "--snapshot", "a", "--board", "virt"],
+            "or --board BOARD with --demo or --driver DRIVER; got --snapshot, --board",
+        ),
+        (["mmu", "dump", "--image", "x", "--satp", "0"], "--image needs --base"),
+        (
+            ["mmu", "dump", "--snapshot", "x", "--satp", "0"],
+            "--satp goes with --image (a snapshot carries its own memory map and satp)",
+        ),
+        (["mmu", "dump", "--board", "virt"], "--board needs one guest to run first: --demo or --driver DRIVER"),
+        (["mmu", "dump", "--board", "virt", "--demo", "--driver", "x"], "--board needs one guest to run first"),
+        (["mmu", "dump", "--snapshot", "x", "--demo"], "--demo goes with --board"),
+        (["mmu", "dump", "--snapshot", "x", "--driver", "d"], "--driver goes with --board"),
+        (
+            ["mmu", "dump", "--board", "virt", "--driver", "/no/such.wasm"],
+            "cannot read driver '/no/such.wasm': No such file or directory",
+        ),
+        (["mmu", "dump", "--board", "virt", "--driver", __file__], f"driver {__file__!r}: magic header not detected"),
+        (["mmu", "dump", "--board", __file__, "--demo"], f"{__file__}: not valid TOML"),
+        (
+            ["mmu", "dump", "--board", "nosuch", "--demo"],
+            "nosuch: no such board file, and hwsim has no board of that name",
+        ),
+        (
+            ["mmu", "dump", "--snapshot", "/no/such.json"],
+            "cannot read snapshot '/no/such.json': No such file or directory",
+        ),
+        (
+            ["mmu", "walk", "--snapshot", "x", "--update-ad", "--va", "0", "--access", "load", "--priv", "U"],
+            "--update-ad writes into a memory image; it needs --image",
+        ),
+    ],
+)
 def test_source_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -250,6 +369,7 @@ def test_dump_and_walk_a_sandboxed_drivers_address_space(capsys):
     """The wasm runtime's tables after drivers/dma_copy's probe(): the DMA engine's window is mapped into the
     driver's linear memory, and a walk of it ends in the device."""
     from pathlib import Path
+
     driver = str(Path(__file__).parent.parent / "drivers" / "dma_copy")
     assert main(["mmu", "dump", "--board", "virt", "--driver", driver, "--json"]) == 0
     j = json.loads(capsys.readouterr().out)
@@ -262,6 +382,7 @@ def test_dump_and_walk_a_sandboxed_drivers_address_space(capsys):
     window = [e for e in leaves(j["root"]) if e.get("region") == "dma0"]
     assert window and all(e["flags"][3] == "U" for e in window)  # a user mapping: the sandbox reaches the device
     va = window[0]["va"]
-    assert main(["mmu", "walk", "--board", "virt", "--driver", driver, "--va", va, "--access", "load",
-                 "--priv", "U"]) == 0
+    assert (
+        main(["mmu", "walk", "--board", "virt", "--driver", driver, "--va", va, "--access", "load", "--priv", "U"]) == 0
+    )
     assert capsys.readouterr().out.splitlines()[-1] == f"pa {int(window[0]['target'], 16):#x} is in 'dma0'"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -50,8 +49,9 @@ def test_short_branch_out_of_range_asks_for_long_branches():
 
 
 def test_function_larger_than_a_short_branch_runs_correctly():
-    body = "\n".join("(local.set 1 (i32.add (local.get 1) (i32.xor (local.get 0) (i32.const %d))))" % i
-                     for i in range(1500))
+    body = "\n".join(
+        f"(local.set 1 (i32.add (local.get 1) (i32.xor (local.get 0) (i32.const {i}))))" for i in range(1500)
+    )
     wat = f"""(module (func (export "f") (param i32) (result i32) (local i32)
       (block (br_if 0 (i32.eqz (local.get 0)))
         {body})
@@ -94,13 +94,14 @@ def test_many_params_and_results_use_the_abi_area():
         {sums} (local.get 19) (local.get 9) (local.get 8) (local.get 7) (local.get 6) (local.get 5)
         (local.get 4) (local.get 3) (local.get 2) (local.get 1))
       (func (export "f") (result i64 f64 i64)
-        (call $g {' '.join(f'(i64.const {i})' for i in range(10))} {' '.join(f'(f64.const {i}.5)' for i in range(10))})
+        (call $g {" ".join(f"(i64.const {i})" for i in range(10))} {" ".join(f"(f64.const {i}.5)" for i in range(10))})
         (drop) (drop) (drop) (drop) (drop) (drop) (drop) (drop)))"""
     assert run(wat, "f") == [45, 9.5, 9]
 
 
-@pytest.mark.parametrize("exit", ["return", "br 0", "i32.const 1 br_if 0 return", "i32.const 0 br_if 0 return",
-                                  "i32.const 0 br_table 0 0"])
+@pytest.mark.parametrize(
+    "exit", ["return", "br 0", "i32.const 1 br_if 0 return", "i32.const 0 br_if 0 return", "i32.const 0 br_table 0 0"]
+)
 def test_return_with_values_below_the_results(exit):
     # Found by hwsim fuzz (seeds 3549, 12783): the results were stored into the function frame's slots,
     # overwriting a spilled result before it was read (both results came back as table.size).
@@ -112,9 +113,13 @@ def test_return_with_values_below_the_results(exit):
 
 def test_disasm_command(tmp_path, capsys):
     path = tmp_path / "m.wasm"
-    path.write_bytes(wasm('(module (memory 1) (func $add (export "add") (param i32 i32) (result i32) '
-                          '(i32.add (local.get 0) (local.get 1))) (func (export "ld") (param i32) (result i64) '
-                          '(i64.load offset=8 (local.get 0))))'))
+    path.write_bytes(
+        wasm(
+            '(module (memory 1) (func $add (export "add") (param i32 i32) (result i32) '
+            '(i32.add (local.get 0) (local.get 1))) (func (export "ld") (param i32) (result i64) '
+            "(i64.load offset=8 (local.get 0))))"
+        )
+    )
     assert main(["disasm", str(path), "--func", "ld"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "function 1 ld  ([i32] -> [i64]; 72 bytes of RISC-V code)"
@@ -136,5 +141,6 @@ def test_disasm_builds_a_driver_directory(capsys):
 def test_every_decoded_opcode_has_a_handler_in_the_dispatch_table():
     from hwsim.compiler.codegen import DISPATCH
     from hwsim.wasm import opcodes as op
+
     assert set(DISPATCH) == set(op.NAMES)
     assert all(callable(handler) and isinstance(static, tuple) for handler, static in DISPATCH.values())

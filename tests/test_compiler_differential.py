@@ -25,9 +25,10 @@ LETTER = {I32: "i32", I64: "i64", F32: "f32", F64: "f64"}
 BITS = {I32: 32, I64: 64, F32: 32, F64: 64}
 
 NUMERIC = sorted(
-    (code, name) for code, name in op.NAMES.items()
-    if code in op.SIGNATURES and code not in (op.I32_CONST_OP, op.I64_CONST_OP, op.F32_CONST_OP, op.F64_CONST_OP,
-                                              op.NOP)
+    (code, name)
+    for code, name in op.NAMES.items()
+    if code in op.SIGNATURES
+    and code not in (op.I32_CONST_OP, op.I64_CONST_OP, op.F32_CONST_OP, op.F64_CONST_OP, op.NOP)
 )
 
 
@@ -82,7 +83,8 @@ def is_nan(ty: int, bits: int) -> bool:
 
 
 WT_TRAPS = {
-    "integer divide by zero": "integer divide by zero", "integer overflow": "integer overflow",
+    "integer divide by zero": "integer divide by zero",
+    "integer overflow": "integer overflow",
     "invalid conversion to integer": "invalid conversion to integer",
 }
 
@@ -94,10 +96,30 @@ def interesting(ty: int):
         edges = [0, 1, 2, (1 << n) - 1, 1 << (n - 1), (1 << (n - 1)) - 1, 31, 32, 63, 64, 0xFF, 0x8000]
         return st.one_of(st.sampled_from(edges), st.integers(0, (1 << n) - 1))
     floats = st.floats(width=32 if ty == F32 else 64, allow_nan=True, allow_infinity=True)
-    pack = (lambda f: struct.unpack("<I", struct.pack("<f", f))[0]) if ty == F32 else \
-        (lambda f: struct.unpack("<Q", struct.pack("<d", f))[0])
-    edges = [0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, 4294967295.5, 2147483647.0, -2147483648.0, 2147483648.0,
-             9223372036854775807.0, -9223372036854775808.0, 18446744073709551616.0, 1e-40, math.inf, -math.inf]
+    pack = (
+        (lambda f: struct.unpack("<I", struct.pack("<f", f))[0])
+        if ty == F32
+        else (lambda f: struct.unpack("<Q", struct.pack("<d", f))[0])
+    )
+    edges = [
+        0.0,
+        -0.0,
+        0.5,
+        -0.5,
+        1.5,
+        -1.5,
+        2.5,
+        4294967295.5,
+        2147483647.0,
+        -2147483648.0,
+        2147483648.0,
+        9223372036854775807.0,
+        -9223372036854775808.0,
+        18446744073709551616.0,
+        1e-40,
+        math.inf,
+        -math.inf,
+    ]
     return st.one_of(st.sampled_from(edges).map(pack), floats.map(pack), st.integers(0, (1 << BITS[ty]) - 1))
 
 

@@ -22,8 +22,11 @@ from hwsim.compiler.regs import Reg
 COMPILER = Path(hwsim.compiler.__file__).parent
 FRONT = sorted((COMPILER / "codegen").glob("*.py")) + [COMPILER / "__init__.py"]  # everything that drives a masm
 
-METHODS = sorted(name for name, value in vars(MacroAssembler).items()
-                 if inspect.isfunction(value) and (not name.startswith("_") or name == "__init__"))
+METHODS = sorted(
+    name
+    for name, value in vars(MacroAssembler).items()
+    if inspect.isfunction(value) and (not name.startswith("_") or name == "__init__")
+)
 ATTRIBUTES = sorted(typing.get_type_hints(MacroAssembler))
 MEMBERS = set(METHODS) | set(ATTRIBUTES)
 
@@ -42,7 +45,7 @@ def test_the_protocol_lists_every_member_once_with_one_line_of_doc():
         doc = inspect.getdoc(getattr(MacroAssembler, name))
         assert doc and "\n" not in doc, name
     for name in ATTRIBUTES:  # an attribute's doc is the string literal right after its annotation
-        assert f'    {name}: ' in source and '"""' in source.split(f"    {name}: ", 1)[1].splitlines()[1], name
+        assert f"    {name}: " in source and '"""' in source.split(f"    {name}: ", 1)[1].splitlines()[1], name
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -72,7 +75,8 @@ def _masm_uses(path: Path) -> set[str]:
             continue
         base = node.value
         if (isinstance(base, ast.Name) and base.id in ("masm", "m")) or (
-                isinstance(base, ast.Attribute) and base.attr in ("masm", "m")):
+            isinstance(base, ast.Attribute) and base.attr in ("masm", "m")
+        ):
             uses.add(node.attr)
     return uses
 
@@ -97,7 +101,7 @@ def _imports(path: Path) -> list[str]:
         elif isinstance(node, ast.ImportFrom):
             base = package.split(".")
             if node.level:
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 name = ".".join(base + ([node.module] if node.module else []))
             else:
                 name = node.module

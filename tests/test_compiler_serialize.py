@@ -59,16 +59,19 @@ def test_round_trip(sample):
     assert fields(decode(encode(far), module)) == fields(far) and far.far_calls
 
 
-@pytest.mark.parametrize("change, reason", [
-    (lambda d: d[:10], "10 bytes, shorter than the 44-byte header"),
-    (lambda d: b"\x80\x04" + d[2:], "not a code-cache file (bad magic)"),
-    (lambda d: d[:8] + struct.pack("<I", 99) + d[12:], "format version 99, not 1"),
-    (lambda d: d[:-1], "content hash mismatch (corrupt or truncated)"),
-    (lambda d: d[:-1] + bytes([d[-1] ^ 1]), "content hash mismatch (corrupt or truncated)"),
-    (lambda d: reseal(d[44:] + b"\0"), "1 bytes after the code"),
-    (lambda d: reseal(d[44:-5]), "truncated: "),
-    (lambda d: reseal(struct.pack("<H", 5) + b"old-1" + d[44 + 2 + d[44]:]), "compiled by 'old-1', not "),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (lambda d: d[:10], "10 bytes, shorter than the 44-byte header"),
+        (lambda d: b"\x80\x04" + d[2:], "not a code-cache file (bad magic)"),
+        (lambda d: d[:8] + struct.pack("<I", 99) + d[12:], "format version 99, not 1"),
+        (lambda d: d[:-1], "content hash mismatch (corrupt or truncated)"),
+        (lambda d: d[:-1] + bytes([d[-1] ^ 1]), "content hash mismatch (corrupt or truncated)"),
+        (lambda d: reseal(d[44:] + b"\0"), "1 bytes after the code"),
+        (lambda d: reseal(d[44:-5]), "truncated: "),
+        (lambda d: reseal(struct.pack("<H", 5) + b"old-1" + d[44 + 2 + d[44] :]), "compiled by 'old-1', not "),
+    ],
+)
 def test_bad_files_are_refused_with_the_reason(sample, change, reason):
     module, _, data = sample
     with pytest.raises(CacheFormatError) as info:
@@ -90,9 +93,26 @@ def test_forged_indices_are_refused(sample):
         (dict(code=compiled.code + b"\0" * 4), "functions end at .*, the code at"),
     ]
     for change, reason in cases:
-        forged = serialize.CompiledModule(**{**dict(zip(
-            ("code", "func_offsets", "func_sizes", "trap_table", "pc_map", "layout", "num_imported_funcs",
-             "far_calls"), fields(compiled))), **change})
+        forged = serialize.CompiledModule(
+            **{
+                **dict(
+                    zip(
+                        (
+                            "code",
+                            "func_offsets",
+                            "func_sizes",
+                            "trap_table",
+                            "pc_map",
+                            "layout",
+                            "num_imported_funcs",
+                            "far_calls",
+                        ),
+                        fields(compiled),
+                    )
+                ),
+                **change,
+            }
+        )
         with pytest.raises(CacheFormatError, match=reason):
             decode(encode(forged), module)
 
@@ -129,6 +149,7 @@ def test_forged_and_truncated_bodies_raise_only_cache_format_errors(sample, data
 
 # -- the Engine's cache ----------------------------------------------------------------------------------------
 
+
 def run_div(engine: Engine) -> int:
     store = Store(engine)
     module = Module(engine, WASM)
@@ -159,7 +180,7 @@ def test_a_corrupt_entry_is_rebuilt_and_a_good_one_used(tmp_path, monkeypatch):
     assert run_div(first) == 42 and (first.cache_hits, first.cache_misses) == (0, 1)
     path = first.cache_path(WASM)
     good = path.read_bytes()
-    path.write_bytes(good[:len(good) // 2])
+    path.write_bytes(good[: len(good) // 2])
     second = Engine(cache=True, cache_dir=tmp_path)
     assert run_div(second) == 42
     assert (second.cache_hits, second.cache_misses, second.cache_rejected) == (0, 1, 1)

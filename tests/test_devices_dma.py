@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from board_helpers import BoardGuest, virt
+
 from hwsim.devices import DmaEngine, IssueKind
 from hwsim.iommu import IommuCause
 from hwsim.mmu import AddressSpace, Pte
@@ -91,8 +91,11 @@ def test_iommu_fault_on_the_destination_leaves_it_untouched(rig):
     assert rig.r(ERR_ADDR) | rig.r(ERR_ADDR + 4) << 32 == rig.SRC_IOVA + 0x100
     assert rig.phys.read(rig.src + 0x100, 6) == bytes(6)
     f = rig.dma.last_fault
-    assert (f.device_id, f.cause, f.reason) == (1, IommuCause.WRITE_PAGE_FAULT,
-                                                "store to a page that is not writable (W=0)")
+    assert (f.device_id, f.cause, f.reason) == (
+        1,
+        IommuCause.WRITE_PAGE_FAULT,
+        "store to a page that is not writable (W=0)",
+    )
     assert rig.iommu.fault_queue.pending() == [f]
     assert rig.dma.irq.level
     rig.w(STATUS, 0b100)  # W1C: the IRQ drops
@@ -184,9 +187,8 @@ def test_guest_stray_dma_produces_a_fault_record():
     r = g.run(lambda a: guest_dma(a, 0x5_0000, rig.SRC_IOVA, 0x3F0_0000, 64, MEM2MEM | IRQ))
     assert r.ok
     assert (g.m.get_reg("a0"), g.m.get_reg("a1"), g.m.get_reg("a2")) == (0b100, 2, 0x3F0_0000)
-    f, = rig.iommu.fault_queue.pending()
-    assert f.message == ("device 1: DMA write at iova 0x3f00000: write page fault (cause 15): "
-                         "PTE is not valid (V=0)")
+    (f,) = rig.iommu.fault_queue.pending()
+    assert f.message == ("device 1: DMA write at iova 0x3f00000: write page fault (cause 15): PTE is not valid (V=0)")
     # Each MMIO access takes a tick (the board's mmio_access_ticks): the engine ran during the 6th
     # (two split 8-byte stores, LEN, then CMD), after 5 had been charged.
     assert (f.device_id, f.iova, f.access.value, f.time) == (1, 0x3F0_0000, "write", 1234 + 5)

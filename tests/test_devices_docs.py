@@ -15,7 +15,11 @@ from hwsim.iommu.bits import IOMMU_LAYOUT
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "devices.md").read_text()
 
 
-@pytest.mark.parametrize("layout", [UART_LAYOUT, TIMER_LAYOUT, RTC_LAYOUT, DMA_LAYOUT, IOMMU_LAYOUT, MMIO_LAYOUT], ids=lambda l: l.device_type)
+@pytest.mark.parametrize(
+    "layout",
+    [UART_LAYOUT, TIMER_LAYOUT, RTC_LAYOUT, DMA_LAYOUT, IOMMU_LAYOUT, MMIO_LAYOUT],
+    ids=lambda l: l.device_type,
+)
 def test_register_tables_match_the_declared_layouts(layout):
     assert layout.markdown_table() in DOC
 

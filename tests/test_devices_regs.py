@@ -12,26 +12,40 @@ from hwsim.errors import ConfigError
 
 RO, WO, RW, W1C, RC = RegAccess.RO, RegAccess.WO, RegAccess.RW, RegAccess.W1C, RegAccess.RC
 
-LAYOUT = RegisterLayout("toy", [
-    Register("ID", 0x0, 4, RO, reset=0x1234),
-    Register("CMD", 0x4, 4, WO),
-    Register("CTRL", 0x8, 4, RW, writable=0xFF, reserved=0xFF00, reset=0x10_0000, doc="Control.",
-             fields=(Field("EN", 0), Field("MODE", 1, 3, doc="mode"))),
-    Register("STATUS", 0xC, 4, W1C, writable=0x3, reset=0x7),
-    Register("EVENTS", 0x10, 4, RC, reset=0x5),
-    Register("MIXED", 0x14, 4, RW, writable=0xF0F, w1c=0xF00),
-    Register("BYTE", 0x18, 1, RW),
-    Register("LOW", 0x19, 1, RW, when="!bank"),
-    Register("HIGH", 0x19, 1, RW, when="bank"),
-])
+LAYOUT = RegisterLayout(
+    "toy",
+    [
+        Register("ID", 0x0, 4, RO, reset=0x1234),
+        Register("CMD", 0x4, 4, WO),
+        Register(
+            "CTRL",
+            0x8,
+            4,
+            RW,
+            writable=0xFF,
+            reserved=0xFF00,
+            reset=0x10_0000,
+            doc="Control.",
+            fields=(Field("EN", 0), Field("MODE", 1, 3, doc="mode")),
+        ),
+        Register("STATUS", 0xC, 4, W1C, writable=0x3, reset=0x7),
+        Register("EVENTS", 0x10, 4, RC, reset=0x5),
+        Register("MIXED", 0x14, 4, RW, writable=0xF0F, w1c=0xF00),
+        Register("BYTE", 0x18, 1, RW),
+        Register("LOW", 0x19, 1, RW, when="!bank"),
+        Register("HIGH", 0x19, 1, RW, when="bank"),
+    ],
+)
 
 
 class Toy(Device):
     TYPE = "toy-test"
     LAYOUT = LAYOUT
-    OPTIONS = {"speed": Option(int, 3, "how fast", minimum=1, maximum=9),
-               "colour": Option(str, "red", "paint", choices=("red", "blue")),
-               "fast": Option(bool, False, "flag")}
+    OPTIONS = {
+        "speed": Option(int, 3, "how fast", minimum=1, maximum=9),
+        "colour": Option(str, "red", "paint", choices=("red", "blue")),
+        "fast": Option(bool, False, "flag"),
+    }
 
     def __init__(self, **kw):
         super().__init__(**kw)
@@ -59,9 +73,15 @@ def test_reset_values_and_plain_rw(toy):
 def test_write_to_read_only_is_an_issue_and_changes_nothing(toy):
     toy.mmio_write(0x0, 4, 0x55)
     assert toy.mmio_read(0x0, 4) == 0x1234
-    issue, = toy.issues
-    assert (issue.kind, issue.device, issue.register, issue.offset, issue.size, issue.value) == \
-        (IssueKind.READ_ONLY, "toy0", "ID", 0, 4, 0x55)
+    (issue,) = toy.issues
+    assert (issue.kind, issue.device, issue.register, issue.offset, issue.size, issue.value) == (
+        IssueKind.READ_ONLY,
+        "toy0",
+        "ID",
+        0,
+        4,
+        0x55,
+    )
     assert issue.message == "write of 0x55 to read-only register ID"
     assert issue.format() == "[t=0] toy0: write of 0x55 to read-only register ID"
 
@@ -103,8 +123,12 @@ def test_width_and_offset_misuse(toy):
         "read of 4 byte(s) at offset 0x40: no register there",
         "write of 1 byte(s) at offset 0x41: no register there",
     ]
-    assert [i.kind for i in toy.issues] == [IssueKind.BAD_WIDTH, IssueKind.BAD_WIDTH, IssueKind.UNKNOWN_OFFSET,
-                                            IssueKind.UNKNOWN_OFFSET]
+    assert [i.kind for i in toy.issues] == [
+        IssueKind.BAD_WIDTH,
+        IssueKind.BAD_WIDTH,
+        IssueKind.UNKNOWN_OFFSET,
+        IssueKind.UNKNOWN_OFFSET,
+    ]
 
 
 def test_banked_registers(toy):
@@ -144,8 +168,10 @@ def test_trace_hooks_see_every_access():
     dev.mmio_write(0x8, 4, 1)
     clock.advance(5)
     dev.mmio_read(0x8, 4)
-    assert [(e.device, e.op, e.offset, e.size, e.value, e.time) for e in seen] == \
-        [("t", "write", 8, 4, 1, 0), ("t", "read", 8, 4, 0x10_0001, 5)]
+    assert [(e.device, e.op, e.offset, e.size, e.value, e.time) for e in seen] == [
+        ("t", "write", 8, 4, 1, 0),
+        ("t", "read", 8, 4, 0x10_0001, 5),
+    ]
 
 
 def test_options_defaults_and_errors():

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from board_helpers import DATA, BoardGuest, virt
 
-from board_helpers import BoardGuest, DATA, virt
 from hwsim.devices import Timer, VirtualClock
 from hwsim.errors import ConfigError
 from hwsim.riscv import asm as A

@@ -6,8 +6,8 @@ import io
 import os
 
 import pytest
-
 from board_helpers import BoardGuest, virt
+
 from hwsim.devices import ConsoleBackend, FileBackend, IssueKind, MemoryBackend, OptionError, Uart
 from hwsim.devices.backends import make_backend
 from hwsim.errors import ConfigError

@@ -8,21 +8,54 @@ import struct
 import tracemalloc
 
 import pytest
+from board_helpers import RW_U, BoardGuest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from virtio_helpers import (
+    AVAIL_OFF,
+    CONFIG,
+    CONFIG_GEN,
+    DATA_OFF,
+    DEV_FEATURES,
+    DEV_FEATURES_SEL,
+    DEVICE_ID,
+    DRV_FEATURES,
+    DRV_FEATURES_SEL,
+    HDR_OFF,
+    INT_ACK,
+    INT_STATUS,
+    IOVA,
+    MAGIC,
+    QUEUE_NOTIFY,
+    QUEUE_NUM,
+    QUEUE_NUM_MAX,
+    QUEUE_READY,
+    QUEUE_SEL,
+    STATUS,
+    STATUS_OFF,
+    USED_OFF,
+    VENDOR,
+    VERSION,
+    BlkDriver,
+)
 
-from board_helpers import RW_U, BoardGuest
 from hwsim.devices import OptionError, VirtioBlk
 from hwsim.devices.virtio.bits import (
-    BLK_T_FLUSH, BLK_T_GET_ID, BLK_T_IN, BLK_T_OUT, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, F_VERSION_1,
-    STATUS_ACKNOWLEDGE, STATUS_DEVICE_NEEDS_RESET, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK,
+    BLK_T_FLUSH,
+    BLK_T_GET_ID,
+    BLK_T_IN,
+    BLK_T_OUT,
+    DESC_F_INDIRECT,
+    DESC_F_NEXT,
+    DESC_F_WRITE,
+    F_VERSION_1,
+    STATUS_ACKNOWLEDGE,
+    STATUS_DEVICE_NEEDS_RESET,
+    STATUS_DRIVER,
+    STATUS_DRIVER_OK,
+    STATUS_FEATURES_OK,
 )
 from hwsim.riscv import asm as A
-from virtio_helpers import (
-    AVAIL_OFF, CONFIG, CONFIG_GEN, DATA_OFF, DEV_FEATURES, DEV_FEATURES_SEL, DEVICE_ID, DRV_FEATURES,
-    DRV_FEATURES_SEL, HDR_OFF, INT_ACK, INT_STATUS, IOVA, MAGIC, QUEUE_NOTIFY, QUEUE_NUM, QUEUE_NUM_MAX,
-    QUEUE_READY, QUEUE_SEL, STATUS, STATUS_OFF, USED_OFF, VENDOR, VERSION, BlkDriver,
-)
 
 OK, IOERR, UNSUPP = 0, 1, 2
 READY = STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK
@@ -70,8 +103,8 @@ def test_read_write_flush_get_id_round_trip(drv, image):
     assert drv.mem_read(IOVA + DATA_OFF, 1024) == image.read_bytes()[512:1536]
     payload = b"hwsim!!!" * 128
     assert drv.request(BLK_T_OUT, 3, data=payload, slot=1) == (OK, 1)
-    assert image.read_bytes()[3 * 512:4 * 512] == payload[:512]
-    assert image.read_bytes()[4 * 512:5 * 512] == payload[512:]
+    assert image.read_bytes()[3 * 512 : 4 * 512] == payload[:512]
+    assert image.read_bytes()[4 * 512 : 5 * 512] == payload[512:]
     assert drv.request(BLK_T_FLUSH, 0, slot=2) == (OK, 1)
     assert drv.request(BLK_T_GET_ID, 0, read_len=20, slot=3) == (OK, 21)
     assert drv.mem_read(IOVA + DATA_OFF, 20) == b"hwsim-blk" + bytes(11)
@@ -95,8 +128,15 @@ def test_several_chains_in_one_notification(drv, image):
     heads = []
     for slot in range(2):  # 3 descriptors each: two chains fit the 8-entry table
         drv.mem_write(IOVA + HDR_OFF + 16 * slot, struct.pack("<IIQ", BLK_T_IN, slot, slot))
-        heads.append(drv.chain([(IOVA + HDR_OFF + 16 * slot, 16, False),
-                                (IOVA + DATA_OFF + 512 * slot, 512, True), (IOVA + STATUS_OFF + slot, 1, True)]))
+        heads.append(
+            drv.chain(
+                [
+                    (IOVA + HDR_OFF + 16 * slot, 16, False),
+                    (IOVA + DATA_OFF + 512 * slot, 512, True),
+                    (IOVA + STATUS_OFF + slot, 1, True),
+                ]
+            )
+        )
     drv.offer(*heads)
     assert drv.used() == [(h, 513) for h in heads]
     assert drv.mem_read(IOVA + DATA_OFF, 1024) == image.read_bytes()[:1024]
@@ -159,26 +199,45 @@ def test_queue_configuration_rules(image):
     assert d.r(QUEUE_READY) == 1 and d.dev.queues[0].size == 8
 
 
-@pytest.mark.parametrize("corrupt, problem", [
-    (lambda d: d.put_desc(0, IOVA + HDR_OFF, 16, DESC_F_NEXT, 0),
-     "queue 0: the chain at descriptor 0 is longer than the queue size 8 (a loop?); drivers MUST NOT create such "
-     "chains"),
-    (lambda d: d.put_desc(0, IOVA + HDR_OFF, 16, DESC_F_NEXT, 9),
-     "queue 0: descriptor 0 chains to 9, outside the 8-entry table"),
-    (lambda d: d.mem_write(IOVA + AVAIL_OFF + 4, struct.pack("<H", 12)),
-     "queue 0: available ring entry names descriptor 12, outside the 8-entry table"),
-    (lambda d: d.put_desc(1, IOVA + STATUS_OFF, 1, DESC_F_WRITE | DESC_F_NEXT, 2) or
-     d.put_desc(2, IOVA + DATA_OFF, 512, DESC_F_NEXT, 3),
-     "queue 0: descriptor 2 is device-readable after a device-writable one; drivers MUST place device-writable "
-     "descriptors last"),
-    (lambda d: d.put_desc(0, IOVA + HDR_OFF, 16, DESC_F_INDIRECT),
-     "queue 0: descriptor 0 has VIRTQ_DESC_F_INDIRECT but VIRTIO_F_INDIRECT_DESC was not negotiated"),
-    (lambda d: d.mem_write(IOVA + AVAIL_OFF + 2, struct.pack("<H", 40)),
-     "queue 0: available idx 40 is 40 entries ahead of the device (0), more than the queue size 8 (a driver MUST "
-     "NOT decrement the available idx)"),
-    (lambda d: d.space.unmap(IOVA + USED_OFF, 0x1000),
-     "queue 0: writing the used ring at iova 0x40002004 failed: write page fault (PTE is not valid (V=0))"),
-])
+@pytest.mark.parametrize(
+    "corrupt, problem",
+    [
+        (
+            lambda d: d.put_desc(0, IOVA + HDR_OFF, 16, DESC_F_NEXT, 0),
+            "queue 0: the chain at descriptor 0 is longer than the queue size 8 (a loop?); drivers MUST NOT create such "
+            "chains",
+        ),
+        (
+            lambda d: d.put_desc(0, IOVA + HDR_OFF, 16, DESC_F_NEXT, 9),
+            "queue 0: descriptor 0 chains to 9, outside the 8-entry table",
+        ),
+        (
+            lambda d: d.mem_write(IOVA + AVAIL_OFF + 4, struct.pack("<H", 12)),
+            "queue 0: available ring entry names descriptor 12, outside the 8-entry table",
+        ),
+        (
+            lambda d: (
+                d.put_desc(1, IOVA + STATUS_OFF, 1, DESC_F_WRITE | DESC_F_NEXT, 2)
+                or d.put_desc(2, IOVA + DATA_OFF, 512, DESC_F_NEXT, 3)
+            ),
+            "queue 0: descriptor 2 is device-readable after a device-writable one; drivers MUST place device-writable "
+            "descriptors last",
+        ),
+        (
+            lambda d: d.put_desc(0, IOVA + HDR_OFF, 16, DESC_F_INDIRECT),
+            "queue 0: descriptor 0 has VIRTQ_DESC_F_INDIRECT but VIRTIO_F_INDIRECT_DESC was not negotiated",
+        ),
+        (
+            lambda d: d.mem_write(IOVA + AVAIL_OFF + 2, struct.pack("<H", 40)),
+            "queue 0: available idx 40 is 40 entries ahead of the device (0), more than the queue size 8 (a driver MUST "
+            "NOT decrement the available idx)",
+        ),
+        (
+            lambda d: d.space.unmap(IOVA + USED_OFF, 0x1000),
+            "queue 0: writing the used ring at iova 0x40002004 failed: write page fault (PTE is not valid (V=0))",
+        ),
+    ],
+)
 def test_ring_errors_set_device_needs_reset_and_leave_the_image_alone(drv, image, corrupt, problem):
     before = digest(image)
     drv.mem_write(IOVA + HDR_OFF, struct.pack("<IIQ", BLK_T_OUT, 0, 0))
@@ -196,8 +255,9 @@ def test_ring_errors_set_device_needs_reset_and_leave_the_image_alone(drv, image
     else:
         assert digest(image) == before
     drv.w(QUEUE_NOTIFY, 0)
-    assert drv.issues[-1] == ("notification of queue 0 while DEVICE_NEEDS_RESET is set (ignored until the driver "
-                              "resets the device)")
+    assert drv.issues[-1] == (
+        "notification of queue 0 while DEVICE_NEEDS_RESET is set (ignored until the driver resets the device)"
+    )
     drv.w(STATUS, 0)  # reset, and the device works again
     assert drv.r(STATUS) == 0 and drv.r(INT_STATUS) == 0
     drv.space.unmap(IOVA + USED_OFF, 0x1000)
@@ -231,8 +291,10 @@ def test_request_errors_are_ioerr_and_never_touch_the_image(drv, image):
         "request: the IOMMU refused a device-writable data buffer (see its fault log)",
     ]
     faults = drv.s.iommu.fault_log
-    assert [(f.device_id, f.iova, f.access.value) for f in faults] == [(2, 0x7700_0000, "read"),
-                                                                        (2, 0x7700_0000, "write")]
+    assert [(f.device_id, f.iova, f.access.value) for f in faults] == [
+        (2, 0x7700_0000, "read"),
+        (2, 0x7700_0000, "write"),
+    ]
 
 
 ALIAS = 0x1_0000_0000  # 64 MiB of IOVA, every 2 MiB of it the same 2 MiB of RAM
@@ -271,25 +333,41 @@ def test_host_memory_is_bounded_by_checked_lengths_not_by_descriptors(tmp_path):
 
     def request(kind: int, sector: int, segments) -> tuple[int, int]:
         d.mem_write(hdr, struct.pack("<IIQ", kind, 0, sector))
-        d.mem_write(status, b"\xEE")
+        d.mem_write(status, b"\xee")
         d.offer(d.chain([(hdr, 16, False), *segments, (status, 1, True)]))
-        (_, used), = d.used()
+        ((_, used),) = d.used()
         return d.mem_read(status, 1)[0], used
 
     cases = [
-        (BLK_T_IN, 0, [(ALIAS, ALIAS_SIZE, False)], "IN request with 67108864 device-readable data bytes after the "
-                                                    "header"),
-        (BLK_T_IN, 0, [(ALIAS, ALIAS_SIZE, True)], "read of 67108864 bytes is more than the 4194304 bytes this device "
-                                                   "transfers in one request"),
-        (BLK_T_OUT, 0, [(ALIAS, ALIAS_SIZE, False)], "write of 67108864 bytes is more than the 4194304 bytes this "
-                                                     "device transfers in one request"),
-        (BLK_T_OUT, 250_000, [(ALIAS, ALIAS_SIZE, False)], "write of sectors 250000..381071 is beyond the capacity of "
-                                                           "262144 sectors"),
+        (
+            BLK_T_IN,
+            0,
+            [(ALIAS, ALIAS_SIZE, False)],
+            "IN request with 67108864 device-readable data bytes after the header",
+        ),
+        (
+            BLK_T_IN,
+            0,
+            [(ALIAS, ALIAS_SIZE, True)],
+            "read of 67108864 bytes is more than the 4194304 bytes this device transfers in one request",
+        ),
+        (
+            BLK_T_OUT,
+            0,
+            [(ALIAS, ALIAS_SIZE, False)],
+            "write of 67108864 bytes is more than the 4194304 bytes this device transfers in one request",
+        ),
+        (
+            BLK_T_OUT,
+            250_000,
+            [(ALIAS, ALIAS_SIZE, False)],
+            "write of sectors 250000..381071 is beyond the capacity of 262144 sectors",
+        ),
         (99, 0, [(ALIAS, ALIAS_SIZE, False)], None),  # unsupported: the payload is never read
     ]
     for kind, sector, segments, issue in cases:
         outcome, seen = [], len(d.issues)
-        assert peak_allocation(lambda: outcome.append(request(kind, sector, segments))) < 1 << 20
+        assert peak_allocation(lambda o=outcome, a=(kind, sector, segments): o.append(request(*a))) < 1 << 20
         assert outcome == [(UNSUPP if kind == 99 else IOERR, 1)]
         assert d.issues[seen:] == ([f"request: {issue}"] if issue else [])
     assert digest(image) == before
@@ -307,8 +385,10 @@ def test_unwritable_status_byte_means_the_image_is_not_written(drv, image):
     head = drv.chain([(IOVA + HDR_OFF, 16, False)])  # no status byte at all
     drv.offer(head)
     assert drv.used() == [(head, 0)]
-    assert drv.issues[-1] == "request: chain at descriptor 3 has no device-writable status byte (not completed " \
-                             "with a status)"
+    assert (
+        drv.issues[-1] == "request: chain at descriptor 3 has no device-writable status byte (not completed "
+        "with a status)"
+    )
 
 
 def test_read_only_image(image):
@@ -372,22 +452,36 @@ def test_guest_notifies_the_device_through_page_tables(drv, image):
 
     assert g.run(program).ok
     assert (g.m.get_reg("a0"), g.m.get_reg("a3")) == (1, 1)
-    assert image.read_bytes()[7 * 512:8 * 512] == payload
+    assert image.read_bytes()[7 * 512 : 8 * 512] == payload
     assert drv.used() == [(head, 1)] and drv.mem_read(IOVA + STATUS_OFF, 1) == b"\0"
 
 
 # -- the property: a faulting driver cannot corrupt the image --------------------------------------------
 
 BAD = 0x7700_0000  # not in the device's IO page table
-segment = st.tuples(st.sampled_from([IOVA + DATA_OFF, IOVA + DATA_OFF + 0x1F0, BAD, IOVA + HDR_OFF]),
-                    st.sampled_from([0, 1, 16, 100, 512, 1024]), st.booleans())
+segment = st.tuples(
+    st.sampled_from([IOVA + DATA_OFF, IOVA + DATA_OFF + 0x1F0, BAD, IOVA + HDR_OFF]),
+    st.sampled_from([0, 1, 16, 100, 512, 1024]),
+    st.booleans(),
+)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(requests=st.lists(st.tuples(st.sampled_from([BLK_T_IN, BLK_T_OUT, BLK_T_FLUSH, 99]),
-                                   st.integers(0, SECTORS + 2), st.lists(segment, max_size=4),
-                                   st.booleans()), min_size=1, max_size=5),
-       fill=st.binary(min_size=1, max_size=8))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(
+    requests=st.lists(
+        st.tuples(
+            st.sampled_from([BLK_T_IN, BLK_T_OUT, BLK_T_FLUSH, 99]),
+            st.integers(0, SECTORS + 2),
+            st.lists(segment, max_size=4),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    fill=st.binary(min_size=1, max_size=8),
+)
 def test_garbage_requests_change_the_image_only_by_valid_whole_sector_writes(tmp_path_factory, requests, fill):
     path = tmp_path_factory.mktemp("img") / "disk.img"
     path.write_bytes(bytes(range(256)) * (SECTORS * 2))
@@ -402,14 +496,20 @@ def test_garbage_requests_change_the_image_only_by_valid_whole_sector_writes(tmp
             segs.append((IOVA + STATUS_OFF + slot, 1, True))
         writable = [(a, n) for a, n, w in segs if w]
         readable = [(a, n) for a, n, w in segs if not w]
-        ordered = all(w for _, _, w in segs[[w for _, _, w in segs].index(True):]) if writable else True
+        ordered = all(w for _, _, w in segs[[w for _, _, w in segs].index(True) :]) if writable else True
         data_len = sum(n for _, n in readable) - 16
-        valid_write = (kind == BLK_T_OUT and ordered and sum(n for _, n in writable) == 1
-                       and all(a != BAD for a, n in readable if n) and all(a != BAD for a, n in writable if n)
-                       and data_len % 512 == 0 and sector + data_len // 512 <= SECTORS)
+        valid_write = (
+            kind == BLK_T_OUT
+            and ordered
+            and sum(n for _, n in writable) == 1
+            and all(a != BAD for a, n in readable if n)
+            and all(a != BAD for a, n in writable if n)
+            and data_len % 512 == 0
+            and sector + data_len // 512 <= SECTORS
+        )
         if valid_write:
             data = b"".join(d.mem_read(a, n) for a, n in readable[1:] if n)  # empty segments: no bytes
-            expected[sector * 512:sector * 512 + len(data)] = data
+            expected[sector * 512 : sector * 512 + len(data)] = data
         d.offer(d.chain(segs))
         if d.r(STATUS) & STATUS_DEVICE_NEEDS_RESET:
             break

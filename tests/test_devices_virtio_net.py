@@ -7,22 +7,54 @@ from __future__ import annotations
 import struct
 
 import pytest
+from board_helpers import RW_U, virt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from virtio_helpers import (
+    CONFIG,
+    CONFIG_GEN,
+    DESC_HI,
+    DESC_LO,
+    DEV_FEATURES,
+    DEV_FEATURES_SEL,
+    DEVICE_HI,
+    DEVICE_ID,
+    DEVICE_LO,
+    DRIVER_HI,
+    DRIVER_LO,
+    DRV_FEATURES,
+    DRV_FEATURES_SEL,
+    INT_ACK,
+    INT_STATUS,
+    MAGIC,
+    QUEUE_NOTIFY,
+    QUEUE_NUM,
+    QUEUE_NUM_MAX,
+    QUEUE_READY,
+    QUEUE_SEL,
+    STATUS,
+    VENDOR,
+    VERSION,
+)
 
-from board_helpers import RW_U, virt
 from hwsim.devices import OptionError, VirtioNet
 from hwsim.devices.pcap import MAGIC_NSEC, read_pcap, write_pcap
 from hwsim.devices.virtio.bits import (
-    DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, F_ACCESS_PLATFORM, F_VERSION_1, NET_F_MAC, NET_F_MTU, NET_F_STATUS,
-    STATUS_ACKNOWLEDGE, STATUS_DEVICE_NEEDS_RESET, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK,
+    DESC_F_INDIRECT,
+    DESC_F_NEXT,
+    DESC_F_WRITE,
+    F_ACCESS_PLATFORM,
+    F_VERSION_1,
+    NET_F_MAC,
+    NET_F_MTU,
+    NET_F_STATUS,
+    STATUS_ACKNOWLEDGE,
+    STATUS_DEVICE_NEEDS_RESET,
+    STATUS_DRIVER,
+    STATUS_DRIVER_OK,
+    STATUS_FEATURES_OK,
 )
 from hwsim.mmu import AddressSpace
-from virtio_helpers import (
-    CONFIG, CONFIG_GEN, DEV_FEATURES, DEV_FEATURES_SEL, DEVICE_HI, DEVICE_ID, DEVICE_LO, DESC_HI, DESC_LO, DRIVER_HI,
-    DRIVER_LO, DRV_FEATURES, DRV_FEATURES_SEL, INT_ACK, INT_STATUS, MAGIC, QUEUE_NOTIFY, QUEUE_NUM, QUEUE_NUM_MAX,
-    QUEUE_READY, QUEUE_SEL, STATUS, VENDOR, VERSION,
-)
 
 IOVA = 0x4000_0000
 PAGES = 32
@@ -98,8 +130,11 @@ class NetDriver:
         ring = self.rings[q]
         self.w(QUEUE_SEL, q)
         self.w(QUEUE_NUM, ring.size)
-        for lo, hi, value in ((DESC_LO, DESC_HI, ring.desc), (DRIVER_LO, DRIVER_HI, ring.avail),
-                              (DEVICE_LO, DEVICE_HI, ring.used)):
+        for lo, hi, value in (
+            (DESC_LO, DESC_HI, ring.desc),
+            (DRIVER_LO, DRIVER_HI, ring.avail),
+            (DEVICE_LO, DEVICE_HI, ring.used),
+        ):
             self.w(lo, value & 0xFFFF_FFFF)
             self.w(hi, value >> 32)
         self.w(QUEUE_READY, 1)
@@ -122,8 +157,14 @@ class NetDriver:
         for k, (addr, length, writable) in enumerate(segments):
             i = (head + k) % ring.size
             last = k == len(segments) - 1
-            self.put_desc(q, i, addr, length, (DESC_F_WRITE if writable else 0) | (0 if last else DESC_F_NEXT),
-                          0 if last else (i + 1) % ring.size)
+            self.put_desc(
+                q,
+                i,
+                addr,
+                length,
+                (DESC_F_WRITE if writable else 0) | (0 if last else DESC_F_NEXT),
+                0 if last else (i + 1) % ring.size,
+            )
         ring.next_desc = (head + len(segments)) % ring.size
         return head
 
@@ -139,7 +180,7 @@ class NetDriver:
     def used(self, q: int) -> list[tuple[int, int]]:
         """New used elements (id, len) of queue ``q`` since the last call."""
         ring = self.rings[q]
-        idx, = struct.unpack("<H", self.mem_read(ring.used + 2, 2))
+        (idx,) = struct.unpack("<H", self.mem_read(ring.used + 2, 2))
         out = []
         while ring.used_seen != idx:
             slot = ring.used_seen % ring.size
@@ -155,15 +196,14 @@ class NetDriver:
         for _ in range(n):
             iova = IOVA + RX_BUF + SLOT * (self.rx_slot % 8) if size <= SLOT else IOVA + RX_BUF
             self.rx_slot += 1
-            self.mem_write(iova, b"\xEE" * min(size, SLOT))
+            self.mem_write(iova, b"\xee" * min(size, SLOT))
             head = self.chain(RX, [(iova, size, True)])
             self.rx_buffers[head] = iova
             heads.append(head)
         self.offer(RX, *heads, flags=flags, notify=notify)
         return heads
 
-    def send(self, data: bytes, *, hdr: bytes = bytes(12), slot: int = 0, flags: int = 0,
-             split: bool = False) -> int:
+    def send(self, data: bytes, *, hdr: bytes = bytes(12), slot: int = 0, flags: int = 0, split: bool = False) -> int:
         """Transmit header + frame from one descriptor (or three: 5 + 7 header bytes, then the frame)."""
         iova = IOVA + TX_BUF + SLOT * slot
         self.mem_write(iova, hdr + data)
@@ -237,7 +277,7 @@ def test_loopback_transmit_then_receive(drv):
     assert drv.used(RX) == [(h, 12 + len(f)) for h, f in zip(rx_heads, frames)]
     for h, f in zip(rx_heads, frames):
         assert drv.mem_read(drv.rx_buffers[h], 12 + len(f)) == RX_HDR + f
-    assert drv.mem_read(drv.rx_buffers[rx_heads[0]] + 72, 4) == b"\xEE" * 4  # nothing past the frame
+    assert drv.mem_read(drv.rx_buffers[rx_heads[0]] + 72, 4) == b"\xee" * 4  # nothing past the frame
     assert drv.r(INT_STATUS) == 1 and drv.dev.irq.level and plic.is_pending(2)
     drv.w(INT_ACK, 1)
     assert drv.r(INT_STATUS) == 0 and not drv.dev.irq.level
@@ -305,24 +345,45 @@ def test_no_backlog_delivers_only_into_posted_buffers():
 BAD = 0x7700_0000  # not in the device's IO page table
 
 
-@pytest.mark.parametrize("segments, hdr, problem", [
-    ([(IOVA + TX_BUF, 80, False), (IOVA + RX_BUF, 100, True)], bytes(12),
-     "has 100 device-writable bytes; transmit buffers MUST be device-readable only"),
-    ([(IOVA + TX_BUF, 8, False)], bytes(12), "is 8 bytes, shorter than the 12-byte virtio_net_hdr"),
-    ([(IOVA + TX_BUF, 12 + 1515, False)], bytes(12),
-     "carries a 1515-byte frame, more than 1514 (MTU 1500 + Ethernet header; no segmentation offload is offered)"),
-    ([(IOVA + TX_BUF, 12 + 10, False)], bytes(12),
-     "carries a 10-byte frame, shorter than an Ethernet header (14 bytes)"),
-    ([(IOVA + TX_BUF, 12, False), (BAD, 60, False)], bytes(12),
-     "the IOMMU refused a transmit buffer (see its fault log)"),
-    ([(IOVA + TX_BUF, 72, False)], HDR.pack(1, 0, 0, 0, 34, 16, 0),
-     "header flags 0x1: the driver MUST set flags to 0 without VIRTIO_NET_F_CSUM (checksum offload is not offered)"),
-    ([(IOVA + TX_BUF, 72, False)], HDR.pack(0, 1, 54, 1448, 0, 0, 0),
-     "header gso_type 0x1: the driver MUST set VIRTIO_NET_HDR_GSO_NONE (no segmentation offload is offered)"),
-])
+@pytest.mark.parametrize(
+    "segments, hdr, problem",
+    [
+        (
+            [(IOVA + TX_BUF, 80, False), (IOVA + RX_BUF, 100, True)],
+            bytes(12),
+            "has 100 device-writable bytes; transmit buffers MUST be device-readable only",
+        ),
+        ([(IOVA + TX_BUF, 8, False)], bytes(12), "is 8 bytes, shorter than the 12-byte virtio_net_hdr"),
+        (
+            [(IOVA + TX_BUF, 12 + 1515, False)],
+            bytes(12),
+            "carries a 1515-byte frame, more than 1514 (MTU 1500 + Ethernet header; no segmentation offload is offered)",
+        ),
+        (
+            [(IOVA + TX_BUF, 12 + 10, False)],
+            bytes(12),
+            "carries a 10-byte frame, shorter than an Ethernet header (14 bytes)",
+        ),
+        (
+            [(IOVA + TX_BUF, 12, False), (BAD, 60, False)],
+            bytes(12),
+            "the IOMMU refused a transmit buffer (see its fault log)",
+        ),
+        (
+            [(IOVA + TX_BUF, 72, False)],
+            HDR.pack(1, 0, 0, 0, 34, 16, 0),
+            "header flags 0x1: the driver MUST set flags to 0 without VIRTIO_NET_F_CSUM (checksum offload is not offered)",
+        ),
+        (
+            [(IOVA + TX_BUF, 72, False)],
+            HDR.pack(0, 1, 54, 1448, 0, 0, 0),
+            "header gso_type 0x1: the driver MUST set VIRTIO_NET_HDR_GSO_NONE (no segmentation offload is offered)",
+        ),
+    ],
+)
 def test_malformed_transmit_chains_are_dropped_with_an_issue(drv, segments, hdr, problem):
     drv.post_rx(2)
-    drv.mem_write(IOVA + TX_BUF, hdr + frame(1600)[:1600 - 12])
+    drv.mem_write(IOVA + TX_BUF, hdr + frame(1600)[: 1600 - 12])
     head = drv.chain(TX, segments)
     drv.offer(TX, head)
     assert drv.used(TX) == [(head, 0)] and drv.received() == []
@@ -337,22 +398,26 @@ def test_nonzero_num_buffers_is_reported_and_the_frame_sent(drv):
     drv.post_rx(1)
     head = drv.send(frame(60), hdr=HDR.pack(0, 0, 0, 0, 0, 0, 3))
     assert drv.received() == [frame(60)]
-    assert drv.issues == [f"transmit chain at descriptor {head}: header num_buffers 3: the driver MUST set it to 0 "
-                          f"(frame sent)"]
+    assert drv.issues == [
+        f"transmit chain at descriptor {head}: header num_buffers 3: the driver MUST set it to 0 (frame sent)"
+    ]
 
 
-@pytest.mark.parametrize("segments, problem", [
-    ([(IOVA + RX_BUF, 1526, False)],
-     "has 1526 device-readable bytes; receive buffers MUST be device-writable"),
-    ([(IOVA + RX_BUF, 100, True)],
-     "100 bytes are too small for a 200-byte frame and the 12-byte header (drivers SHOULD post at least 1526 bytes)"),
-    ([(IOVA + RX_BUF, 12, True), (BAD, 1514, True)],
-     "the IOMMU refused the receive buffer (see its fault log)"),
-])
+@pytest.mark.parametrize(
+    "segments, problem",
+    [
+        ([(IOVA + RX_BUF, 1526, False)], "has 1526 device-readable bytes; receive buffers MUST be device-writable"),
+        (
+            [(IOVA + RX_BUF, 100, True)],
+            "100 bytes are too small for a 200-byte frame and the 12-byte header (drivers SHOULD post at least 1526 bytes)",
+        ),
+        ([(IOVA + RX_BUF, 12, True), (BAD, 1514, True)], "the IOMMU refused the receive buffer (see its fault log)"),
+    ],
+)
 def test_unusable_receive_buffers_are_returned_unused(drv, segments, problem):
     bad = drv.chain(RX, segments)
     drv.offer(RX, bad)
-    good, = drv.post_rx(1)
+    (good,) = drv.post_rx(1)
     drv.send(frame(200, 1), slot=0)  # lost with the unusable buffer
     drv.send(frame(200, 2), slot=1)
     assert drv.used(RX) == [(bad, 0), (good, 212)]
@@ -363,21 +428,36 @@ def test_unusable_receive_buffers_are_returned_unused(drv, segments, problem):
 
 
 @pytest.mark.parametrize("q", [RX, TX])
-@pytest.mark.parametrize("corrupt, problem", [
-    (lambda d, q: d.put_desc(q, 0, IOVA + RX_BUF, 16, DESC_F_NEXT, 0),
-     "the chain at descriptor 0 is longer than the queue size 8 (a loop?); drivers MUST NOT create such chains"),
-    (lambda d, q: d.put_desc(q, 0, IOVA + RX_BUF, 16, DESC_F_NEXT, 9),
-     "descriptor 0 chains to 9, outside the 8-entry table"),
-    (lambda d, q: d.mem_write(d.rings[q].avail + 4, struct.pack("<H", 12)),
-     "available ring entry names descriptor 12, outside the 8-entry table"),
-    (lambda d, q: d.put_desc(q, 0, IOVA + RX_BUF, 16, DESC_F_INDIRECT),
-     "descriptor 0 has VIRTQ_DESC_F_INDIRECT but VIRTIO_F_INDIRECT_DESC was not negotiated"),
-    (lambda d, q: d.mem_write(d.rings[q].avail + 2, struct.pack("<H", 40)),
-     "available idx 40 is 40 entries ahead of the device (0), more than the queue size 8 (a driver MUST NOT "
-     "decrement the available idx)"),
-    (lambda d, q: d.space.unmap(d.rings[q].used, 0x1000),
-     "writing the used ring at iova {used:#x} failed: write page fault (PTE is not valid (V=0))"),
-])
+@pytest.mark.parametrize(
+    "corrupt, problem",
+    [
+        (
+            lambda d, q: d.put_desc(q, 0, IOVA + RX_BUF, 16, DESC_F_NEXT, 0),
+            "the chain at descriptor 0 is longer than the queue size 8 (a loop?); drivers MUST NOT create such chains",
+        ),
+        (
+            lambda d, q: d.put_desc(q, 0, IOVA + RX_BUF, 16, DESC_F_NEXT, 9),
+            "descriptor 0 chains to 9, outside the 8-entry table",
+        ),
+        (
+            lambda d, q: d.mem_write(d.rings[q].avail + 4, struct.pack("<H", 12)),
+            "available ring entry names descriptor 12, outside the 8-entry table",
+        ),
+        (
+            lambda d, q: d.put_desc(q, 0, IOVA + RX_BUF, 16, DESC_F_INDIRECT),
+            "descriptor 0 has VIRTQ_DESC_F_INDIRECT but VIRTIO_F_INDIRECT_DESC was not negotiated",
+        ),
+        (
+            lambda d, q: d.mem_write(d.rings[q].avail + 2, struct.pack("<H", 40)),
+            "available idx 40 is 40 entries ahead of the device (0), more than the queue size 8 (a driver MUST NOT "
+            "decrement the available idx)",
+        ),
+        (
+            lambda d, q: d.space.unmap(d.rings[q].used, 0x1000),
+            "writing the used ring at iova {used:#x} failed: write page fault (PTE is not valid (V=0))",
+        ),
+    ],
+)
 def test_ring_errors_set_device_needs_reset_on_either_queue(drv, q, corrupt, problem):
     if q == RX:
         drv.post_rx(1, notify=False)
@@ -394,8 +474,9 @@ def test_ring_errors_set_device_needs_reset_on_either_queue(drv, q, corrupt, pro
     assert drv.r(INT_STATUS) & 2  # configuration change
     assert drv.issues[-1] == f"queue {q}: " + problem.format(used=drv.rings[q].used + 4) + "; device needs reset"
     drv.w(QUEUE_NOTIFY, TX)
-    assert drv.issues[-1] == ("notification of queue 1 while DEVICE_NEEDS_RESET is set (ignored until the driver "
-                              "resets the device)")
+    assert drv.issues[-1] == (
+        "notification of queue 1 while DEVICE_NEEDS_RESET is set (ignored until the driver resets the device)"
+    )
     dropped = drv.dev.stats.rx_dropped
     assert drv.dev.receive(frame(60)) is False and drv.dev.stats.rx_dropped == dropped + 1
     drv.w(STATUS, 0)  # reset, and the device works again
@@ -433,10 +514,14 @@ def test_queue_registers_and_config_space_misuse(drv):
 def test_options_are_checked(tmp_path):
     cases = [
         (dict(queue_size=12), "option 'queue_size': must be a power of 2, not 12"),
-        (dict(mac="52:54:00:12:34"), "option 'mac': must be six hex bytes separated by ':' (e.g. 52:54:00:12:34:56), "
-                                     "not '52:54:00:12:34'"),
-        (dict(mac="01:00:5e:00:00:01"), "option 'mac': 01:00:5e:00:00:01 is a multicast address (bit 0 of the first "
-                                        "byte is set)"),
+        (
+            dict(mac="52:54:00:12:34"),
+            "option 'mac': must be six hex bytes separated by ':' (e.g. 52:54:00:12:34:56), not '52:54:00:12:34'",
+        ),
+        (
+            dict(mac="01:00:5e:00:00:01"),
+            "option 'mac': 01:00:5e:00:00:01 is a multicast address (bit 0 of the first byte is set)",
+        ),
         (dict(backend="pcap"), "option 'backend': 'pcap' needs a 'tx' file, an 'rx' file or both"),
         (dict(tx="out.pcap"), "option 'tx': is a pcap file, for backend 'pcap' only (backend is 'loopback')"),
         (dict(backend="tap"), "option 'backend': must be one of 'loopback', 'pcap', not 'tap'"),
@@ -449,6 +534,7 @@ def test_options_are_checked(tmp_path):
 
 
 # -- the pcap backend -----------------------------------------------------------------------------------
+
 
 def test_pcap_replay_on_virtual_time_and_capture(tmp_path):
     rx, tx = tmp_path / "in.pcap", tmp_path / "out.pcap"
@@ -491,8 +577,9 @@ def test_a_capture_that_cannot_be_written_is_reported_not_raised(tmp_path):
     tx.parent.rmdir()
     head = d.send(frame(60))
     assert d.used(TX) == [(head, 0)] and d.dev.stats.tx_frames == 1
-    assert d.issues == [f"host I/O error writing the capture: {str(tx)!r}: cannot write: No such file or directory "
-                        f"(frame not captured)"]
+    assert d.issues == [
+        f"host I/O error writing the capture: {str(tx)!r}: cannot write: No such file or directory (frame not captured)"
+    ]
 
 
 def test_pcap_reads_big_endian_microsecond_files(tmp_path):
@@ -519,22 +606,41 @@ def _record(data, incl=None, orig=None, frac=0):
     return struct.pack("<IIII", 0, frac, n if incl is None else incl, n if orig is None else orig) + data
 
 
-@pytest.mark.parametrize("content, problem", [
-    (None, "cannot read: No such file or directory"),
-    (b"\xd4\xc3\xb2", "3 bytes, shorter than the 24-byte pcap header"),
-    (b"\x0a\x0d\x0d\x0a" + bytes(28), "not a pcap file (magic number 0a0d0d0a; expected a1b2c3d4 or a1b23c4d, pcapng "
-                                       "is not supported)"),
-    (_pcap(major=3), "pcap version 3.4, expected 2.x"),
-    (_pcap(linktype=101), "link type 101, expected 1 (Ethernet)"),
-    (_pcap() + b"\0" * 10, "record 0 at byte 24: truncated record header (10 of 16 bytes)"),
-    (_pcap() + _record(frame(60)) + _record(frame(60))[:50], "record 1 at byte 100: truncated frame (34 of 60 bytes)"),
-    (_pcap() + _record(frame(60), orig=100), "record 0 at byte 24: the frame was captured truncated (60 of 100 bytes)"),
-    (_pcap() + _record(frame(60), orig=50), "record 0 at byte 24: captured length 60 exceeds the original length 50"),
-    (_pcap() + _record(frame(60), frac=1_000_000), "record 0 at byte 24: timestamp fraction 1000000 is out of range"),
-    (_pcap() + _record(frame(60)) + _record(bytes(1515)),
-     "record 1: a 1515-byte frame; Ethernet frames are 14..1514 bytes (without FCS)"),
-    (_pcap() + _record(bytes(13)), "record 0: a 13-byte frame; Ethernet frames are 14..1514 bytes (without FCS)"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (None, "cannot read: No such file or directory"),
+        (b"\xd4\xc3\xb2", "3 bytes, shorter than the 24-byte pcap header"),
+        (
+            b"\x0a\x0d\x0d\x0a" + bytes(28),
+            "not a pcap file (magic number 0a0d0d0a; expected a1b2c3d4 or a1b23c4d, pcapng is not supported)",
+        ),
+        (_pcap(major=3), "pcap version 3.4, expected 2.x"),
+        (_pcap(linktype=101), "link type 101, expected 1 (Ethernet)"),
+        (_pcap() + b"\0" * 10, "record 0 at byte 24: truncated record header (10 of 16 bytes)"),
+        (
+            _pcap() + _record(frame(60)) + _record(frame(60))[:50],
+            "record 1 at byte 100: truncated frame (34 of 60 bytes)",
+        ),
+        (
+            _pcap() + _record(frame(60), orig=100),
+            "record 0 at byte 24: the frame was captured truncated (60 of 100 bytes)",
+        ),
+        (
+            _pcap() + _record(frame(60), orig=50),
+            "record 0 at byte 24: captured length 60 exceeds the original length 50",
+        ),
+        (
+            _pcap() + _record(frame(60), frac=1_000_000),
+            "record 0 at byte 24: timestamp fraction 1000000 is out of range",
+        ),
+        (
+            _pcap() + _record(frame(60)) + _record(bytes(1515)),
+            "record 1: a 1515-byte frame; Ethernet frames are 14..1514 bytes (without FCS)",
+        ),
+        (_pcap() + _record(bytes(13)), "record 0: a 13-byte frame; Ethernet frames are 14..1514 bytes (without FCS)"),
+    ],
+)
 def test_bad_pcap_files_are_clear_errors_naming_the_file(tmp_path, content, problem):
     path = tmp_path / "in.pcap"
     if content is not None:
@@ -553,10 +659,16 @@ def test_unwritable_capture_file_is_a_clear_error(tmp_path):
 
 # -- the property: what comes back is what was sent, in order, minus counted drops -----------------------
 
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ops=st.lists(st.one_of(st.tuples(st.just("send"), st.integers(14, 1514)),
-                              st.tuples(st.just("post"), st.integers(1, 3))), min_size=1, max_size=25),
-       backlog=st.integers(0, 3))
+@given(
+    ops=st.lists(
+        st.one_of(st.tuples(st.just("send"), st.integers(14, 1514)), st.tuples(st.just("post"), st.integers(1, 3))),
+        min_size=1,
+        max_size=25,
+    ),
+    backlog=st.integers(0, 3),
+)
 def test_loopback_delivers_in_order_and_counts_every_drop(ops, backlog):
     d = NetDriver(rx_backlog=backlog)
     d.init()
@@ -580,14 +692,21 @@ def test_loopback_delivers_in_order_and_counts_every_drop(ops, backlog):
 
 # -- the property: garbage from the driver is an issue or a reset, never an exception -------------------
 
-segment = st.tuples(st.sampled_from([IOVA + TX_BUF, IOVA + TX_BUF + 0x7F0, IOVA + RX_BUF, BAD, IOVA + 0x1000]),
-                    st.sampled_from([0, 1, 5, 12, 60, 1526, 2000, 0xFFFF_FFFF]), st.booleans())
+segment = st.tuples(
+    st.sampled_from([IOVA + TX_BUF, IOVA + TX_BUF + 0x7F0, IOVA + RX_BUF, BAD, IOVA + 0x1000]),
+    st.sampled_from([0, 1, 5, 12, 60, 1526, 2000, 0xFFFF_FFFF]),
+    st.booleans(),
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(chains=st.lists(st.tuples(st.sampled_from([RX, TX]), st.lists(segment, min_size=1, max_size=4)),
-                       min_size=1, max_size=6),
-       header=st.binary(min_size=12, max_size=12), fill=st.binary(min_size=1, max_size=4))
+@given(
+    chains=st.lists(
+        st.tuples(st.sampled_from([RX, TX]), st.lists(segment, min_size=1, max_size=4)), min_size=1, max_size=6
+    ),
+    header=st.binary(min_size=12, max_size=12),
+    fill=st.binary(min_size=1, max_size=4),
+)
 def test_garbage_chains_are_issues_or_a_reset_never_an_exception(chains, header, fill):
     d = NetDriver(rx_backlog=2)
     d.init()

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from hwsim.board import DEFAULT_BOARD, load_board
+from hwsim.compiler.traps import TrapCode
 from hwsim.devices.backends import MemoryBackend
 from hwsim.driver import MMIO_WINDOWS, DriverError, DriverRun, build_driver
-from hwsim.compiler.traps import TrapCode
 from hwsim.runtime.api import _wat_to_wasm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,8 +91,13 @@ def test_errors_name_the_problem():
 
 
 def test_hwsim_run_echoes_piped_stdin():
-    out = subprocess.run([sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), str(UART_DRIVER)],
-                         input=b"echo me\nand me\n", capture_output=True, cwd=REPO, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), str(UART_DRIVER)],
+        input=b"echo me\nand me\n",
+        capture_output=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout == b"echo me\nand me\n"
     assert b"driver returned 15" in out.stderr and b"DMA faults: 0" in out.stderr
@@ -101,13 +106,19 @@ def test_hwsim_run_echoes_piped_stdin():
 def test_hwsim_run_exit_status_on_trap(tmp_path):
     path = tmp_path / "w.wasm"
     path.write_bytes(_wat_to_wasm(WAT_WRITER))
-    out = subprocess.run([sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), str(path), "--invoke", "oops"],
-                         input=b"", capture_output=True, cwd=REPO, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), str(path), "--invoke", "oops"],
+        input=b"",
+        capture_output=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert out.returncode == 1 and b"driver trapped: unreachable" in out.stderr
 
 
 def test_native_firmware_runs_the_same_sources():
     from hwsim.driver.firmware import FirmwareRun
+
     elf = build_driver(UART_DRIVER, native=True)
     assert elf.suffix == ".elf" and elf.read_bytes()[:4] == b"\x7fELF"
     system, backend = system_with_input(b"native\n")
@@ -123,8 +134,13 @@ def test_native_firmware_runs_the_same_sources():
 
 def test_hwsim_run_accepts_firmware():
     elf = build_driver(UART_DRIVER, native=True)
-    out = subprocess.run([sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), str(elf)],
-                         input=b"fw\n", capture_output=True, cwd=REPO, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), str(elf)],
+        input=b"fw\n",
+        capture_output=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert out.returncode == 0 and out.stdout == b"fw\n" and b"driver returned 3" in out.stderr
 
 
@@ -132,6 +148,7 @@ def test_help_says_where_native_builds_go_and_that_a_board_may_be_named(capsys):
     """Found by a newcomer: --native claimed firmware/build/ (true only in hwsim's source tree) and BOARD looked
     like it had to be a file."""
     from hwsim.cli import main
+
     for argv in (["build", "--help"], ["run", "--help"]):
         with pytest.raises(SystemExit) as info:
             main(argv)
@@ -165,6 +182,7 @@ WINDOW_DRIVER = """
 def test_wat_driver_imports_a_device_window_as_a_one_byte_page_memory(hwsim_board):
     from hwsim.driver.runner import DriverRun
     from hwsim.runtime.api import _wat_to_wasm
+
     system = hwsim_board()
     run = DriverRun(system, _wat_to_wasm(WINDOW_DRIVER), log=lambda text: None)
     report = run.run()
@@ -176,15 +194,22 @@ def test_wat_driver_imports_a_device_window_as_a_one_byte_page_memory(hwsim_boar
     assert report.device_issues == []
 
 
-@pytest.mark.parametrize("decl, message", [
-    ('(import "hwsim:mmio" "uart0" (memory 1))', r"the window of 'uart0' is 0x1000 bytes, less than the 1 pages "
-                                                 r"of 65536 bytes the driver asks for \(declare it with \(pagesize 1\)\)"),
-    ('(import "hwsim:mmio" "nosuch" (memory 1 (pagesize 1)))', r"hwsim:mmio::nosuch: board 'virt' has no device"),
-    ('(import "hwsim:mmio" "uart0" (func))', r"must be a memory"),
-])
+@pytest.mark.parametrize(
+    "decl, message",
+    [
+        (
+            '(import "hwsim:mmio" "uart0" (memory 1))',
+            r"the window of 'uart0' is 0x1000 bytes, less than the 1 pages "
+            r"of 65536 bytes the driver asks for \(declare it with \(pagesize 1\)\)",
+        ),
+        ('(import "hwsim:mmio" "nosuch" (memory 1 (pagesize 1)))', r"hwsim:mmio::nosuch: board 'virt' has no device"),
+        ('(import "hwsim:mmio" "uart0" (func))', r"must be a memory"),
+    ],
+)
 def test_bad_window_imports_are_clear_errors(hwsim_board, decl, message):
     from hwsim.driver.runner import DriverError, DriverRun
     from hwsim.runtime.api import _wat_to_wasm
+
     with pytest.raises(DriverError, match=message):
         DriverRun(hwsim_board(), _wat_to_wasm(f"(module {decl} (memory 1))"), log=lambda text: None)
 
@@ -192,16 +217,17 @@ def test_bad_window_imports_are_clear_errors(hwsim_board, decl, message):
 def test_irq_wait_ends_when_the_waited_device_can_get_no_more_input():
     """Console input that has not ended, on another device, does not keep a wait on net0 going."""
     from hwsim.devices.backends import ConsoleBackend
+
     system, _ = system_with_input(b"")
     r, w = os.pipe()
     try:
         with os.fdopen(r, "rb", buffering=0) as stdin:
             system.device("uart0").backend = ConsoleBackend(stdin=stdin)
             from hwsim.driver.irq import IrqDispatcher
+
             net0 = system.device("net0")
             waiter = IrqDispatcher(system, lambda cookie: None, lambda callback: None)
-            assert not waiter.wait(lambda: net0.irq.level, system.clock.frequency_hz // 100, lambda: None,
-                                   device=net0)
+            assert not waiter.wait(lambda: net0.irq.level, system.clock.frequency_hz // 100, lambda: None, device=net0)
             assert system.clock.now == 0
     finally:
         os.close(w)
@@ -217,20 +243,24 @@ def test_null_pointer_dereference_traps_on_the_protected_first_page(hwsim_driver
 
 
 def test_the_first_page_stays_ordinary_when_data_lives_there(hwsim_board):
-    wasm = _wat_to_wasm('(module (memory 1) (data (i32.const 8) "x") (func (export "probe") (result i32) '
-                        '(i32.load8_u (i32.const 8))))')
+    wasm = _wat_to_wasm(
+        '(module (memory 1) (data (i32.const 8) "x") (func (export "probe") (result i32) (i32.load8_u (i32.const 8))))'
+    )
     run = DriverRun(hwsim_board(), wasm, log=lambda text: None)
     assert not run.null_page_protected and run.run().result == ord("x")
 
 
 def test_native_firmware_faults_name_the_symbol_and_the_c_line(tmp_path):
     from hwsim.driver.firmware import FirmwareRun
+
     """A native build's fault report: ELF symbol, DWARF line (pyelftools), the exact address."""
     src = tmp_path / "fwfault"
     src.mkdir()
-    (src / "fwfault.c").write_text('#include <hwsim.h>\nint probe(void) {\n'
-                                   '    volatile uint32_t *p = (volatile uint32_t *)0x40000000u;\n'
-                                   '    return (int)*p;\n}\n')
+    (src / "fwfault.c").write_text(
+        "#include <hwsim.h>\nint probe(void) {\n"
+        "    volatile uint32_t *p = (volatile uint32_t *)0x40000000u;\n"
+        "    return (int)*p;\n}\n"
+    )
     elf = build_driver(src, native=True)
     try:
         system = load_board(DEFAULT_BOARD).build()

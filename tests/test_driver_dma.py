@@ -17,9 +17,11 @@ DRIVERS = Path(__file__).resolve().parents[1] / "drivers"
 @pytest.fixture
 def run_driver(hwsim_driver):
     """The pytest plugin's hwsim_driver, as (run, report)."""
+
     def run(path: Path):
         result = hwsim_driver(path)
         return result.run, result.report
+
     return run
 
 
@@ -33,7 +35,9 @@ def test_dma_copy_through_the_iommu_is_clean(run_driver):
 
 
 # "created at overrun.c:8 (probe), in hwsim.h:72 [wasm function 3 (probe) offset 0xe1]"
-CREATOR = re.compile(r"created at \w+\.c:\d+ \(probe\), in hwsim\.h:\d+ \[wasm function \d+ \(probe\) offset 0x[0-9a-f]+\]")
+CREATOR = re.compile(
+    r"created at \w+\.c:\d+ \(probe\), in hwsim\.h:\d+ \[wasm function \d+ \(probe\) offset 0x[0-9a-f]+\]"
+)
 
 EXPECTED = {
     "stray": ([Problem.STRAY], 1),
@@ -81,7 +85,7 @@ def test_reports_name_the_c_source_line_of_the_creating_call(run_driver):
     (r,) = report.dma_reports
     assert "created at overrun.c:8 (probe), in hwsim.h:" in r.format()
     source = (DRIVERS / "examples" / "buggy" / "overrun" / "overrun.c").read_text().splitlines()
-    assert "hwsim_dma_map_single(\"dma0\", b, 100, HWSIM_DMA_FROM_DEVICE)" in source[8 - 1]
+    assert 'hwsim_dma_map_single("dma0", b, 100, HWSIM_DMA_FROM_DEVICE)' in source[8 - 1]
     _, report = run_driver(DRIVERS / "examples" / "buggy" / "double_unmap")
     assert "by the driver at double_unmap.c:7 (probe), in hwsim.h:" in report.dma_reports[0].format()
 
@@ -91,11 +95,13 @@ def test_traps_in_c_drivers_name_the_source_line(tmp_path):
     drv.mkdir()
     (tmp_path / "include").mkdir()
     (tmp_path / "include" / "hwsim.h").write_text((DRIVERS / "include" / "hwsim.h").read_text())
-    (drv / "divider.c").write_text("static volatile int zero = 0;\n"
-                                   "int divide(int a) {\n"
-                                   "    return a / zero;\n"
-                                   "}\n"
-                                   "int probe(void) { return divide(7); }\n")
+    (drv / "divider.c").write_text(
+        "static volatile int zero = 0;\n"
+        "int divide(int a) {\n"
+        "    return a / zero;\n"
+        "}\n"
+        "int probe(void) { return divide(7); }\n"
+    )
     system = load_board(DEFAULT_BOARD).build(options={"uart0": {"backend": "memory"}})
     report = DriverRun(system, build_driver(drv).read_bytes(), log=lambda text: None).run()
     assert report.trap.message == "integer divide by zero"
@@ -120,21 +126,47 @@ def test_virtio_blk_driver_writes_and_reads_the_disk_through_the_iommu(hwsim_dri
     assert result.log == ["virtio_blk: sector 1 written and read back"]
     assert image.read_bytes()[512:1024] == bytes(i ^ 0x5A for i in range(256)) * 2
     assert image.read_bytes()[:512] == bytes(512) and image.read_bytes()[1024:] == bytes(62 * 512)
-    reads = hwsim_driver(DRIVERS / "virtio_blk", options={"blk0": {"image": str(image)}}, entry="read_loop",
-                         args=(10,))
+    reads = hwsim_driver(DRIVERS / "virtio_blk", options={"blk0": {"image": str(image)}}, entry="read_loop", args=(10,))
     assert reads.report.ok and reads.report.result == 0
 
 
 def test_hwsim_run_with_a_disk_image(tmp_path):
     import subprocess
     import sys
+
     image = tmp_path / "d.img"
     image.write_bytes(bytes(8 * 512))
-    out = subprocess.run([sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), str(DRIVERS / "virtio_blk"),
-                          "--option", f"blk0.image={image}"], input=b"", capture_output=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hwsim",
+            "run",
+            str(DEFAULT_BOARD),
+            str(DRIVERS / "virtio_blk"),
+            "--option",
+            f"blk0.image={image}",
+        ],
+        input=b"",
+        capture_output=True,
+        timeout=120,
+    )
     assert out.returncode == 0 and b"driver returned 8" in out.stderr, out.stderr
-    out = subprocess.run([sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), str(DRIVERS / "virtio_blk"),
-                          "--option", "blk0image"], input=b"", capture_output=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hwsim",
+            "run",
+            str(DEFAULT_BOARD),
+            str(DRIVERS / "virtio_blk"),
+            "--option",
+            "blk0image",
+        ],
+        input=b"",
+        capture_output=True,
+        timeout=120,
+    )
     assert out.returncode == 2 and b"--option takes DEV.KEY=VALUE, not 'blk0image'" in out.stderr
 
 
@@ -158,10 +190,13 @@ BULK_DRIVER = """
 def test_bulk_memory_on_a_device_owned_buffer_is_caught(hwsim_board):
     from hwsim.driver.runner import DriverRun
     from hwsim.runtime.api import _wat_to_wasm
+
     run = DriverRun(hwsim_board(), _wat_to_wasm(BULK_DRIVER), log=lambda text: None)
     report = run.run()
     assert [(r.problem, r.access, r.iova - r.mapping.iova, r.size) for r in report.dma_reports] == [
-        (Problem.CPU_TOUCH, "CPU write", 0, 16), (Problem.CPU_TOUCH, "CPU read", 0x20, 8)]
+        (Problem.CPU_TOUCH, "CPU write", 0, 16),
+        (Problem.CPU_TOUCH, "CPU read", 0x20, 8),
+    ]
     assert "wasm function 2 offset" in report.dma_reports[0].format()
     assert run.system.machine.watched_pages == frozenset()  # unmapped: nothing watched any more
 
@@ -170,16 +205,21 @@ def test_cpu_side_checks_follow_ownership_through_syncs(hwsim_board):
     """map (device owns) -> sync_for_cpu (CPU owns: no report) -> sync_for_device -> touch (report)."""
     from hwsim.driver.runner import DriverRun
     from hwsim.runtime.api import _wat_to_wasm
+
     wat = BULK_DRIVER.replace(
-        '(memory.fill (i32.const 0x100) (i32.const 7) (i32.const 16))      ;; CPU write: the device owns it',
-        '(call $sync_cpu (i32.const 0) (i32.const 4) (local.get $iova) (i32.const 64) (i32.const 2))'
-        '(i32.store8 (i32.const 0x101) (i32.const 1))'
-        '(call $sync_dev (i32.const 0) (i32.const 4) (local.get $iova) (i32.const 64) (i32.const 2))'
-        '(drop (i32.load8_u (i32.const 0x13f)))').replace(
+        "(memory.fill (i32.const 0x100) (i32.const 7) (i32.const 16))      ;; CPU write: the device owns it",
+        "(call $sync_cpu (i32.const 0) (i32.const 4) (local.get $iova) (i32.const 64) (i32.const 2))"
+        "(i32.store8 (i32.const 0x101) (i32.const 1))"
+        "(call $sync_dev (i32.const 0) (i32.const 4) (local.get $iova) (i32.const 64) (i32.const 2))"
+        "(drop (i32.load8_u (i32.const 0x13f)))",
+    ).replace(
         '(import "hwsim" "dma_unmap"',
         '(import "hwsim" "dma_sync_for_cpu" (func $sync_cpu (param i32 i32 i64 i32 i32)))'
         '(import "hwsim" "dma_sync_for_device" (func $sync_dev (param i32 i32 i64 i32 i32)))'
-        '(import "hwsim" "dma_unmap"')
+        '(import "hwsim" "dma_unmap"',
+    )
     report = DriverRun(hwsim_board(), _wat_to_wasm(wat), log=lambda text: None).run()
     assert [(r.access, r.iova - r.mapping.iova, r.size) for r in report.dma_reports] == [
-        ("CPU read", 0x3f, 1), ("CPU read", 0x20, 8)]
+        ("CPU read", 0x3F, 1),
+        ("CPU read", 0x20, 8),
+    ]

@@ -7,10 +7,8 @@ from pathlib import Path
 import pytest
 
 from hwsim.compiler.traps import TrapCode
-
 from hwsim.driver import DriverRun, build_driver
 from hwsim.driver.firmware import FirmwareRun
-from hwsim.driver.runner import DriverError
 from hwsim.runtime.api import _wat_to_wasm
 from hwsim.testing import make_board
 
@@ -93,11 +91,14 @@ IRQ_WAT = """
 """
 
 
-@pytest.mark.parametrize("entry, message", [
-    ("twice", "hwsim_request_irq('uart0'): the device already has a handler"),
-    ("unknown", "has no device 'nosuch'"),
-    ("free_unrequested", "hwsim_free_irq('uart0'): no handler was requested for it"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ("twice", "hwsim_request_irq('uart0'): the device already has a handler"),
+        ("unknown", "has no device 'nosuch'"),
+        ("free_unrequested", "hwsim_free_irq('uart0'): no handler was requested for it"),
+    ],
+)
 def test_misuse_of_the_irq_interface_is_a_clear_error(entry, message):
     system, _ = make_board()
     wasm = _wat_to_wasm(IRQ_WAT.replace("HANDLER", '(func (export "hwsim_irq_handler") (param i32))'))

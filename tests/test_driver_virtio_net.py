@@ -60,8 +60,9 @@ def test_loopback_frames_come_back_identical(hwsim_driver):
 
 
 def test_mac_from_the_configuration_space(hwsim_driver):
-    result = hwsim_driver(DRIVER, entry="send", args=(2,), options={"net0": {"mac": "02:11:22:33:44:55"}},
-                          net_capture=True)
+    result = hwsim_driver(
+        DRIVER, entry="send", args=(2,), options={"net0": {"mac": "02:11:22:33:44:55"}}, net_capture=True
+    )
     mac = bytes.fromhex("021122334455")
     assert result.report.result == 2 and result.net_output == [driver_frame(0, mac), driver_frame(1, mac)]
     assert_clean(result)
@@ -95,8 +96,9 @@ def test_a_burst_overflows_buffers_and_backlog_and_the_drops_are_counted(hwsim_d
     write_pcap(burst, [(0, f) for f in frames])  # 20 frames at one instant
     result = hwsim_driver(DRIVER, entry="receive", args=(100,), net_input=burst, options={"net0": {"rx_backlog": 4}})
     assert result.report.result == 12  # 8 receive buffers + 4 in the backlog
-    assert result.log[:12] == [f"virtio_net: frame {i}: 64 bytes, fnv1a {fnv1a(f):08x}" for i, f in
-                               enumerate(frames[:12])]
+    assert result.log[:12] == [
+        f"virtio_net: frame {i}: 64 bytes, fnv1a {fnv1a(f):08x}" for i, f in enumerate(frames[:12])
+    ]
     stats = result.run.system.device("net0").stats
     assert (stats.rx_frames, stats.rx_dropped) == (12, 8)
     assert_clean(result)
@@ -107,7 +109,7 @@ def test_pingpong_and_net_output_needs_a_capture(hwsim_driver):
     assert result.report.result == 0 and result.run.system.device("net0").stats.rx_frames == 30
     assert_clean(result)
     with pytest.raises(ConfigError, match=r"no frames were captured: pass net_input=\.\.\. or net_capture=True"):
-        result.net_output
+        _ = result.net_output
 
 
 def test_native_firmware_runs_the_same_sources():
@@ -122,17 +124,52 @@ def test_native_firmware_runs_the_same_sources():
 def test_hwsim_run_with_pcap_files(tmp_path):
     rx, tx = tmp_path / "in.pcap", tmp_path / "out.pcap"
     write_pcap(rx, [MAC + MAC + b"\x08\x00" + bytes(50)] * 3)
-    out = subprocess.run([sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), str(DRIVER), "--invoke", "receive",
-                          "10", "--option", "net0.backend=pcap", "--option", f"net0.rx={rx}", "--option",
-                          f"net0.tx={tx}"], input=b"", capture_output=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hwsim",
+            "run",
+            str(DEFAULT_BOARD),
+            str(DRIVER),
+            "--invoke",
+            "receive",
+            "10",
+            "--option",
+            "net0.backend=pcap",
+            "--option",
+            f"net0.rx={rx}",
+            "--option",
+            f"net0.tx={tx}",
+        ],
+        input=b"",
+        capture_output=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     # The third frame 2 ms after DRIVER_OK, plus 100 ns per MMIO access: not the 10 s limit.
     assert b"driver returned 3" in out.stderr and b"virtual time: 2.00" in out.stderr
     assert read_pcap(tx) == []
     rx.write_bytes(b"not a capture file, far too short")
-    out = subprocess.run([sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), str(DRIVER), "--option",
-                          "net0.backend=pcap", "--option", f"net0.rx={rx}"], input=b"", capture_output=True,
-                         timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hwsim",
+            "run",
+            str(DEFAULT_BOARD),
+            str(DRIVER),
+            "--option",
+            "net0.backend=pcap",
+            "--option",
+            f"net0.rx={rx}",
+        ],
+        input=b"",
+        capture_output=True,
+        timeout=120,
+    )
     assert out.returncode == 2
-    assert out.stderr.decode().strip() == (f"hwsim: error: option 'rx': '{rx}': not a pcap file (magic number "
-                                           f"6e6f7420; expected a1b2c3d4 or a1b23c4d, pcapng is not supported)")
+    assert out.stderr.decode().strip() == (
+        f"hwsim: error: option 'rx': '{rx}': not a pcap file (magic number "
+        f"6e6f7420; expected a1b2c3d4 or a1b23c4d, pcapng is not supported)"
+    )

@@ -27,26 +27,32 @@ CASES = sorted(DATA.glob("*.wasm"))
 
 def wat(text: str) -> bytes:
     from hwsim.runtime.api import _wat_to_wasm
+
     return _wat_to_wasm(text)
 
 
 # -- comparison rules ---------------------------------------------------------------------------------------
 
+
 def run(engine: str, *calls, final=None, instantiate=("ok",)) -> Run:
-    return Run(engine, instantiate=instantiate, calls=[(name, outcome, log) for name, outcome, log in calls],
-               final=final or {})
+    return Run(
+        engine, instantiate=instantiate, calls=[(name, outcome, log) for name, outcome, log in calls], final=final or {}
+    )
 
 
 def test_equal_runs_agree():
     calls = [("f", ("ok", [("i32", 7), ("f64", 0x7FF8_0000_0000_0000)]), ""), ("g", ("trap", "UNREACHABLE"), "")]
-    verdict = compare(run("hwsim", *calls, final={"global g": ("i64", 1)}),
-                      run("wasmtime", *calls, final={"global g": ("i64", 1)}))
+    verdict = compare(
+        run("hwsim", *calls, final={"global g": ("i64", 1)}), run("wasmtime", *calls, final={"global g": ("i64", 1)})
+    )
     assert (verdict.kind, verdict.calls, verdict.calls_agreed) == ("agree", 2, 2)
 
 
 def test_nan_bits_must_match_exactly():
-    verdict = compare(run("hwsim", ("f", ("ok", [("f32", 0x7FC0_0000)]), "")),
-                      run("wasmtime", ("f", ("ok", [("f32", 0xFFC0_0000)]), "")))
+    verdict = compare(
+        run("hwsim", ("f", ("ok", [("f32", 0x7FC0_0000)]), "")),
+        run("wasmtime", ("f", ("ok", [("f32", 0xFFC0_0000)]), "")),
+    )
     assert (verdict.kind, verdict.key) == ("divergence", "call")
     assert verdict.detail == "call 'f': hwsim: ok f32:0x7fc00000; wasmtime: ok f32:0xffc00000"
 
@@ -59,13 +65,21 @@ def test_one_wasmtime_trap_code_stands_for_two_of_hwsims():
     assert (verdict.kind, verdict.key) == ("divergence", "call")
 
 
-@pytest.mark.parametrize("code, opcode, kept", [("UNDEFINED_ELEMENT", 0x11, True), ("UNDEFINED_ELEMENT", 0x13, True),
-                                                ("UNDEFINED_ELEMENT", 0x25, False), ("TABLE_OUT_OF_BOUNDS", 0x25, True),
-                                                ("TABLE_OUT_OF_BOUNDS", 0x11, False)])
+@pytest.mark.parametrize(
+    "code, opcode, kept",
+    [
+        ("UNDEFINED_ELEMENT", 0x11, True),
+        ("UNDEFINED_ELEMENT", 0x13, True),
+        ("UNDEFINED_ELEMENT", 0x25, False),
+        ("TABLE_OUT_OF_BOUNDS", 0x25, True),
+        ("TABLE_OUT_OF_BOUNDS", 0x11, False),
+    ],
+)
 def test_hwsims_two_table_trap_codes_must_fit_the_trapping_instruction(code, opcode, kept):
     from types import SimpleNamespace
 
     from hwsim.fuzz.execute import _table_trap_site
+
     wasm = bytes([0, opcode, 0])
     outcome = _table_trap_site(("trap", code), SimpleNamespace(wasm_offset=1), wasm)
     assert (outcome == ("trap", code)) is kept
@@ -74,14 +88,15 @@ def test_hwsims_two_table_trap_codes_must_fit_the_trapping_instruction(code, opc
 
 
 def test_exhaustion_stops_the_comparison():
-    verdict = compare(run("hwsim", ("f", ("exhausted", "stack"), "")),
-                      run("wasmtime", ("f", ("trap", "UNREACHABLE"), ""), final={"global g": ("i32", 1)}))
+    verdict = compare(
+        run("hwsim", ("f", ("exhausted", "stack"), "")),
+        run("wasmtime", ("f", ("trap", "UNREACHABLE"), ""), final={"global g": ("i32", 1)}),
+    )
     assert (verdict.kind, verdict.key) == ("exhausted", "hwsim: stack")
 
 
 def test_hwsim_running_out_of_time_where_wasmtime_finished_is_a_divergence():
-    verdict = compare(run("hwsim", ("f", ("exhausted", "time"), "")),
-                      run("wasmtime", ("f", ("ok", [("i32", 1)]), "")))
+    verdict = compare(run("hwsim", ("f", ("exhausted", "time"), "")), run("wasmtime", ("f", ("ok", [("i32", 1)]), "")))
     assert (verdict.kind, verdict.key) == ("divergence", "call")
     assert verdict.detail == "call 'f': hwsim: exhausted time (hung); wasmtime: ok i32:0x1"
 
@@ -112,6 +127,7 @@ def test_validation_disagreement_is_a_divergence():
 
 
 # -- generation ---------------------------------------------------------------------------------------------
+
 
 def test_smith_flags_keep_to_hwsims_features():
     flags = set(SMITH_FLAGS)
@@ -148,9 +164,11 @@ def test_a_miscompiled_module_diverges(monkeypatch):
     patched = bytearray(data)
     patched[patched.index(b"\x20\x01\x6a") + 2] = 0x6B  # local.get 1; i32.add -> i32.sub
     import hwsim.fuzz.execute as execute
+
     real = execute.run_hwsim
     monkeypatch.setattr(execute, "run_hwsim", lambda wasm, plan, **kw: real(bytes(patched), plan, **kw))
     import hwsim.fuzz.campaign as campaign
+
     monkeypatch.setattr(campaign, "run_hwsim", execute.run_hwsim)
     verdict = check_module(data, 0)
     assert (verdict.kind, verdict.key) == ("divergence", "call")
@@ -160,6 +178,7 @@ def hwsim_runs_instead(monkeypatch, text: str) -> None:
     """Make the harness run ``text`` in hwsim whatever module it is given (a simulated miscompilation)."""
     import hwsim.fuzz.campaign as campaign
     import hwsim.fuzz.execute as execute
+
     real, other = execute.run_hwsim, wat(text)
     monkeypatch.setattr(campaign, "run_hwsim", lambda wasm, plan, **kw: real(other, plan, **kw))
 
@@ -169,8 +188,9 @@ START = """(module (import "env" "mem" (memory 1 4)) (import "env" "g_f64" (glob
   (func (export "f")))"""
 
 
-@pytest.mark.parametrize("store, value, key", [("0x5555", "7", "imported memory mem"),
-                                               ("0x1122", "9", "imported global g_f64")])
+@pytest.mark.parametrize(
+    "store, value, key", [("0x5555", "7", "imported memory mem"), ("0x1122", "9", "imported global g_f64")]
+)
 def test_state_left_by_a_trapping_start_function_is_compared(monkeypatch, store, value, key):
     good = START.format("0x1122", "7")
     assert check_module(wat(good), 0) == check_module(wat(good), 0)
@@ -186,8 +206,10 @@ REFS = """(module (type $t (func (result i32)))
   (global (export "g") (mut funcref) (ref.func {})) (func (export "f") (result funcref) (ref.func {})))"""
 
 
-@pytest.mark.parametrize("swapped, key", [(("$b $a", "$a", "$a"), "table"), (("$a $b", "$b", "$a"), "global"),
-                                          (("$a $b", "$a", "$b"), "call")])
+@pytest.mark.parametrize(
+    "swapped, key",
+    [(("$b $a", "$a", "$a"), "table"), (("$a $b", "$b", "$a"), "global"), (("$a $b", "$a", "$b"), "call")],
+)
 def test_references_are_compared_by_the_function_they_name(monkeypatch, swapped, key):
     assert check_module(wat(REFS.format("$a $b", "$a", "$a")), 0).kind == "agree"
     hwsim_runs_instead(monkeypatch, REFS.format(*swapped))
@@ -205,6 +227,7 @@ def test_host_call_float_arguments_are_compared_bit_for_bit(monkeypatch):
 
 
 # -- a bounded campaign and the regression cases ----------------------------------------------------------------
+
 
 def test_bounded_campaign_agrees(tmp_path):
     summary = run_campaign(first_seed=1_000_000, count=150, jobs=2, out_dir=tmp_path)
@@ -224,10 +247,11 @@ def test_regression_case(path):
 
 # -- campaign workers that crash, hang or fail cost one seed each ---------------------------------------------
 
-@pytest.mark.parametrize("check, field", [("dies_on_3", "crashed"), ("hangs_on_3", "hung"),
-                                          ("raises_on_3", "crashed")])
+
+@pytest.mark.parametrize("check, field", [("dies_on_3", "crashed"), ("hangs_on_3", "hung"), ("raises_on_3", "crashed")])
 def test_a_misbehaving_worker_costs_one_seed_and_the_campaign_goes_on(check, field):
     import fuzz_workers
+
     summary = run_campaign(first_seed=0, count=8, jobs=1, chunk=8, stall=3.0, check=getattr(fuzz_workers, check))
     assert getattr(summary, field) == [3]
     assert summary.no_module == 7  # every other seed was checked: 4..7 by a fresh worker (or the same one)
@@ -240,6 +264,7 @@ def test_a_misbehaving_worker_costs_one_seed_and_the_campaign_goes_on(check, fie
 
 def test_a_worker_dying_between_seeds_loses_none():
     import fuzz_workers
+
     summary = run_campaign(first_seed=0, count=8, jobs=1, chunk=8, check=fuzz_workers.dies_between_3_and_4)
     assert summary.no_module == 8 and summary.crashed == [] and summary.worker_deaths == 1
     assert "WORKERS LOST between seeds: 1" in summary.format()
@@ -247,6 +272,7 @@ def test_a_worker_dying_between_seeds_loses_none():
 
 def test_a_worker_that_crashes_on_every_seed_blames_each_and_ends():
     import fuzz_workers
+
     summary = run_campaign(first_seed=0, count=4, jobs=2, chunk=2, check=fuzz_workers.dies_at_once)
     assert sorted(summary.crashed) == [0, 1, 2, 3]
 
@@ -258,10 +284,12 @@ def test_workers_that_cannot_start_stop_the_campaign(monkeypatch):
     import types
 
     from hwsim.fuzz.smith import FuzzError
+
     phantom = types.ModuleType("hwsim_fuzz_phantom")  # exists in this process only
 
     def check(seed, out_dir, **_):
         return {"seed": seed, "no_module": True}
+
     check.__module__, check.__qualname__ = phantom.__name__, "check"
     phantom.check = check
     monkeypatch.setitem(sys.modules, phantom.__name__, phantom)
@@ -271,28 +299,49 @@ def test_workers_that_cannot_start_stop_the_campaign(monkeypatch):
 
 # -- the command ------------------------------------------------------------------------------------------------
 
+
 def test_fuzz_command_checks_a_module_and_saves_nothing_when_all_agree(tmp_path, capsys):
     from hwsim.cli import main
+
     path = tmp_path / "m.wasm"
     path.write_bytes(wat('(module (func (export "f") (param i32) (result i32) (i32.popcnt (local.get 0))))'))
     assert main(["fuzz", "--check", str(path), "--seed", "3"]) == 0
     assert capsys.readouterr().out == "agree\n"
     assert main(["fuzz", "--check", str(path), "--expect", "divergence:call"]) == 1
-    assert main(["fuzz", "--count", "3", "--seed", "2000000", "-q", "--out", str(tmp_path / "out"),
-                 "--json", str(tmp_path / "s.json")]) == 0
+    assert (
+        main(
+            [
+                "fuzz",
+                "--count",
+                "3",
+                "--seed",
+                "2000000",
+                "-q",
+                "--out",
+                str(tmp_path / "out"),
+                "--json",
+                str(tmp_path / "s.json"),
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "s.json").read_text())["verdicts"]["agree"] == 3
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["fuzz"], "give --count N or --time SECONDS (or --check FILE.wasm)"),
-    (["fuzz", "--count", "0"], "--count must be positive, not 0"),
-    (["fuzz", "--time", "-1"], "--time must be positive, not -1.0"),
-    (["fuzz", "--count", "5", "--jobs", "0"], "--jobs must be positive, not 0"),
-    (["fuzz", "--check", "/nonexistent/m.wasm"], "cannot read '/nonexistent/m.wasm': No such file or directory"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fuzz"], "give --count N or --time SECONDS (or --check FILE.wasm)"),
+        (["fuzz", "--count", "0"], "--count must be positive, not 0"),
+        (["fuzz", "--time", "-1"], "--time must be positive, not -1.0"),
+        (["fuzz", "--count", "5", "--jobs", "0"], "--jobs must be positive, not 0"),
+        (["fuzz", "--check", "/nonexistent/m.wasm"], "cannot read '/nonexistent/m.wasm': No such file or directory"),
+    ],
+)
 def test_fuzz_command_errors(argv, message, capsys):
     from hwsim.cli import main
+
     assert main(argv) == 2
     assert capsys.readouterr().err == f"hwsim: error: {message}\n"
 
@@ -300,14 +349,31 @@ def test_fuzz_command_errors(argv, message, capsys):
 def test_smith_flags_can_be_overridden_and_bad_ones_are_refused(tmp_path, capsys):
     from hwsim.cli import main
     from hwsim.fuzz.smith import smith_flags
+
     flags = smith_flags(4, ("--max-instructions=2000", "--max-funcs=5"))
     assert "--max-instructions=2000" in flags and "--max-instructions=200" not in flags
     assert flags.count("--max-funcs=5") == 1
     big = decode_module(generate(7, overrides=("--max-instructions=2000", "--min-funcs=6")))
     assert len(big.funcs) >= 6
-    assert main(["fuzz", "--count", "2", "--seed", "3000000", "-q", "--smith", "max-instructions=1000",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "fuzz",
+                "--count",
+                "2",
+                "--seed",
+                "3000000",
+                "-q",
+                "--smith",
+                "max-instructions=1000",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     assert "smith --max-instructions=1000" in capsys.readouterr().out
     assert main(["fuzz", "--count", "2", "--smith", "no-such-flag=1"]) == 2
-    assert capsys.readouterr().err.startswith("hwsim: error: wasm-tools smith refuses the flags --no-such-flag=1: "
-                                              "error: unexpected argument '--no-such-flag'")
+    assert capsys.readouterr().err.startswith(
+        "hwsim: error: wasm-tools smith refuses the flags --no-such-flag=1: error: unexpected argument '--no-such-flag'"
+    )

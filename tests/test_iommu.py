@@ -12,12 +12,20 @@ from hypothesis import strategies as st
 
 from hwsim.devices import IrqLine, VirtualClock
 from hwsim.iommu import (
-    DeviceContext, DeviceDirectory, DmaAccess, Iommu, IommuCause, IommuError, IommuMode, cmd_iodir_inval_ddt,
-    cmd_iofence_c, cmd_iotinval_vma,
+    DeviceContext,
+    DeviceDirectory,
+    DmaAccess,
+    Iommu,
+    IommuCause,
+    IommuError,
+    IommuMode,
+    cmd_iodir_inval_ddt,
+    cmd_iofence_c,
+    cmd_iotinval_vma,
 )
 from hwsim.iommu.bits import TC_PDTV, TC_V
 from hwsim.machine import FrameAllocator, PhysicalMemory
-from hwsim.mmu import AddressSpace, Pte, SV39
+from hwsim.mmu import SV39, AddressSpace, Pte
 from hwsim.trace import EVENTS, tracing
 
 RAM = 0x8000_0000
@@ -31,8 +39,7 @@ class Env:
         self.frames = FrameAllocator(self.phys.add_ram(RAM, ram_size))
         self.clock = VirtualClock()
         self.irq = IrqLine()
-        self.iommu = Iommu(name="iommu", phys=self.phys, frames=self.frames, clock=self.clock, irq=self.irq,
-                           **options)
+        self.iommu = Iommu(name="iommu", phys=self.phys, frames=self.frames, clock=self.clock, irq=self.irq, **options)
 
     def space(self):
         return AddressSpace(self.phys, self.frames, mode=SV39)
@@ -55,10 +62,18 @@ def test_off_mode_disallows_every_transaction(env):
     r = env.iommu.dma(1, 0x1000, 4, write=False)
     assert not r.ok and r.data is None
     f = r.fault
-    assert (f.device_id, f.iova, f.access, f.cause, f.time, f.queued) == \
-        (1, 0x1000, DmaAccess.READ, IommuCause.ALL_INBOUND_DISALLOWED, 0, True)
-    assert f.message == ("device 1: DMA read at iova 0x1000: all inbound transactions disallowed (cause 256): "
-                         "ddtp.iommu_mode is Off: all inbound transactions are disallowed")
+    assert (f.device_id, f.iova, f.access, f.cause, f.time, f.queued) == (
+        1,
+        0x1000,
+        DmaAccess.READ,
+        IommuCause.ALL_INBOUND_DISALLOWED,
+        0,
+        True,
+    )
+    assert f.message == (
+        "device 1: DMA read at iova 0x1000: all inbound transactions disallowed (cause 256): "
+        "ddtp.iommu_mode is Off: all inbound transactions are disallowed"
+    )
     assert env.iommu.fault_queue.pending() == [f]
 
 
@@ -101,8 +116,7 @@ def test_unmapped_iova_fault_names_device_iova_access_reason_and_walk(env):
     space.map(0x4000, env.frames.alloc(), 0x1000, RW_U)
     env.clock.advance(77)
     f = env.iommu.dma(5, 0x9_0010, 16, write=True, data=bytes(16)).fault
-    assert f.message == ("device 5: DMA write at iova 0x90010: write page fault (cause 15): "
-                         "PTE is not valid (V=0)")
+    assert f.message == ("device 5: DMA write at iova 0x90010: write page fault (cause 15): PTE is not valid (V=0)")
     assert f.time == 77 and f.walk.fault.level == 0
     text = f.format().splitlines()
     assert text[0] == "[t=77] " + f.message
@@ -122,7 +136,7 @@ def test_dma_is_all_or_nothing(env):
     space = env.attached()
     first = env.frames.alloc()
     space.map(0x1000, first, 0x1000, RW_U)  # 0x2000 is not mapped
-    f = env.iommu.dma(1, 0x1800, 0x1000, write=True, data=b"\xAA" * 0x1000).fault
+    f = env.iommu.dma(1, 0x1800, 0x1000, write=True, data=b"\xaa" * 0x1000).fault
     assert f.iova == 0x2000  # the first faulting page, not the request's start
     assert env.phys.read(first + 0x800, 0x800) == bytes(0x800)
 
@@ -132,7 +146,7 @@ def test_superpages_and_contiguous_pieces(env):
     big = env.frames.alloc(512, align=2 << 20)
     space.map(0x20_0000, big, 2 << 20, RW_U)
     assert env.iommu.dma(1, 0x20_1000, 0x3000, write=True, data=b"s" * 0x3000).ok
-    (asid, tr), = env.iommu.iotlb.entries()
+    ((asid, tr),) = env.iommu.iotlb.entries()
     assert (asid, tr.level, tr.page_size) == (1, 1, 2 << 20)
     assert env.phys.read(big + 0x1000, 0x3000) == b"s" * 0x3000
 
@@ -198,8 +212,9 @@ def test_invalidation_traces_name_the_iova_and_what_was_dropped(env):
         {"event": "iommu_inval", "command": "IOTINVAL.VMA", "address": "0x20003000", "pscid": "all", "dropped": 0},
     ]
     assert EVENTS["iommu_inval"].format(records[0]) == "IOTINVAL.VMA addr=0x10008000 pscid=5: 1 IOTLB entries dropped"
-    assert EVENTS["iommu_ddt_inval"].format(records[2]) == ("IODIR.INVAL_DDT device=1: 1 cached device contexts "
-                                                            "dropped")
+    assert EVENTS["iommu_ddt_inval"].format(records[2]) == (
+        "IODIR.INVAL_DDT device=1: 1 cached device contexts dropped"
+    )
 
 
 def test_cached_entry_decides_a_permission_fault(env):
@@ -257,8 +272,10 @@ def test_directory_levels_and_device_id_width(env):
     f = env.iommu.dma(0x2234, 0x1000, 1, write=False).fault  # its leaf table does not exist
     assert f.cause is IommuCause.DDT_NOT_VALID and f.reason.startswith("the level-1 DDT entry at 0x")
     f = env.iommu.dma(0x1_0000, 0x1000, 1, write=False).fault
-    assert (f.cause, f.reason) == (IommuCause.TRANSACTION_TYPE_DISALLOWED,
-                                   "device ID 65536 is wider than a 2LVL device directory allows (0..65535)")
+    assert (f.cause, f.reason) == (
+        IommuCause.TRANSACTION_TYPE_DISALLOWED,
+        "device ID 65536 is wider than a 2LVL device directory allows (0..65535)",
+    )
     d3 = DeviceDirectory(env.phys, env.frames, levels=3)
     env.iommu.directory = d3
     env.iommu.set_ddtp(d3.ddtp)
@@ -277,14 +294,20 @@ def test_one_level_directory_limits_device_ids(env):
     assert f.reason == "device ID 128 is wider than a 1LVL device directory allows (0..127)"
 
 
-@pytest.mark.parametrize("ctx, problem", [
-    (DeviceContext(TC_V | TC_PDTV), "tc has reserved or unsupported bits 0x20 set (hwsim supports V, DTF, GADE, "
-                                    "SADE; no ATS, PRI, process directories, big-endian or Sv32)"),
-    (DeviceContext(TC_V, iohgatp=8 << 60), "iohgatp.MODE=8: second-stage translation is not supported (only Bare)"),
-    (DeviceContext(TC_V, ta=0xFFF), "ta has reserved bits 0xfff set"),
-    (DeviceContext(TC_V, fsc=10 << 60), "iosatp.MODE=10 is not a supported mode (0 Bare, 8 Sv39, 9 Sv48)"),
-    (DeviceContext(TC_V, fsc=(8 << 60) | (1 << 50)), "iosatp has reserved bits 0x4000000000000 set"),
-])
+@pytest.mark.parametrize(
+    "ctx, problem",
+    [
+        (
+            DeviceContext(TC_V | TC_PDTV),
+            "tc has reserved or unsupported bits 0x20 set (hwsim supports V, DTF, GADE, "
+            "SADE; no ATS, PRI, process directories, big-endian or Sv32)",
+        ),
+        (DeviceContext(TC_V, iohgatp=8 << 60), "iohgatp.MODE=8: second-stage translation is not supported (only Bare)"),
+        (DeviceContext(TC_V, ta=0xFFF), "ta has reserved bits 0xfff set"),
+        (DeviceContext(TC_V, fsc=10 << 60), "iosatp.MODE=10 is not a supported mode (0 Bare, 8 Sv39, 9 Sv48)"),
+        (DeviceContext(TC_V, fsc=(8 << 60) | (1 << 50)), "iosatp has reserved bits 0x4000000000000 set"),
+    ],
+)
 def test_misconfigured_device_contexts(env, ctx, problem):
     d = env.iommu.create_directory()
     addr = d.set_context(3, ctx)
@@ -296,8 +319,7 @@ def test_misconfigured_device_contexts(env, ctx, problem):
 def test_directory_outside_ram_and_bad_non_leaf_entries(env):
     env.iommu.set_ddtp((0x1000_0000 >> 12) << 10 | IommuMode.LVL1)
     f = env.iommu.dma(0, 0, 1, write=False).fault
-    assert (f.cause, f.reason) == (IommuCause.DDT_LOAD_ACCESS_FAULT,
-                                   "the device context at 0x10000000 is not in RAM")
+    assert (f.cause, f.reason) == (IommuCause.DDT_LOAD_ACCESS_FAULT, "the device context at 0x10000000 is not in RAM")
     d = env.iommu.create_directory(levels=2)
     env.phys.write_u64(d.root, 1 | (1 << 60))  # V=1 with a reserved bit
     f = env.iommu.dma(0, 0, 1, write=False).fault
@@ -317,8 +339,10 @@ def test_a_and_d_bits_with_and_without_sade(env):
     other = env.attached(device_id=2, pscid=2, sade=False)
     other.map(0x1000, env.frames.alloc(), 0x1000, RW_U, accessed=False)
     f = env.iommu.dma(2, 0x1000, 4, write=False).fault
-    assert (f.cause, f.reason) == (IommuCause.READ_PAGE_FAULT,
-                                   "A=0 in the leaf PTE and A/D updates are not done by hardware")
+    assert (f.cause, f.reason) == (
+        IommuCause.READ_PAGE_FAULT,
+        "A=0 in the leaf PTE and A/D updates are not done by hardware",
+    )
 
 
 def test_fault_queue_overflow_drops_until_cleared():
@@ -372,6 +396,7 @@ def test_host_api_errors(env):
     with pytest.raises(IommuError, match=r"illegal IOMMU command 7f00.*: opcode 127 is reserved"):
         env.iommu.execute(bytes([0x7F]) + bytes(15))
     from hwsim.devices import OptionError
+
     with pytest.raises(OptionError, match="option 'fault_queue_entries': must be a power of two, not 6"):
         Env(fault_queue_entries=6)
 
@@ -411,8 +436,13 @@ def test_command_queue_in_ram(env):
     w64(io, CQB, (cq >> 12) << 10 | 3)  # 16 entries
     io.mmio_write(CQCSR, 4, 1)
     assert io.mmio_read(CQCSR, 4) == 1 | 1 << 16  # cqen, cqon
-    cmds = [cmd_iotinval_vma(), cmd_iodir_inval_ddt(1), cmd_iofence_c(addr=flag, data=0xC0FFEE),
-            bytes([0x7F]) + bytes(15), cmd_iofence_c(addr=flag + 4, data=7)]
+    cmds = [
+        cmd_iotinval_vma(),
+        cmd_iodir_inval_ddt(1),
+        cmd_iofence_c(addr=flag, data=0xC0FFEE),
+        bytes([0x7F]) + bytes(15),
+        cmd_iofence_c(addr=flag + 4, data=7),
+    ]
     for i, c in enumerate(cmds):
         env.phys.write(cq + 16 * i, c)
     io.mmio_write(CQT, 4, 5)
@@ -495,9 +525,14 @@ IOVA_BASE = 0x40_0000
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(perms=st.lists(st.sampled_from([None, "r", "rw"]), min_size=PAGES, max_size=PAGES),
-       requests=st.lists(st.tuples(st.integers(-0x800, PAGES * 0x1000 + 0x800), st.integers(1, 0x2800),
-                                   st.booleans()), min_size=1, max_size=6))
+@given(
+    perms=st.lists(st.sampled_from([None, "r", "rw"]), min_size=PAGES, max_size=PAGES),
+    requests=st.lists(
+        st.tuples(st.integers(-0x800, PAGES * 0x1000 + 0x800), st.integers(1, 0x2800), st.booleans()),
+        min_size=1,
+        max_size=6,
+    ),
+)
 def test_a_device_never_dmas_outside_its_io_page_table(perms, requests):
     env = Env(ram_size=1 << 20)
     space = env.attached(device_id=3, pscid=3)
@@ -517,8 +552,9 @@ def test_a_device_never_dmas_outside_its_io_page_table(perms, requests):
         after = env.phys.read(RAM, 1 << 20)
         if not result.ok:
             assert after == before  # a refused request moves nothing
-            first_bad = next(p for p in pages if not (0 <= p < PAGES and perms[p] is not None
-                                                      and (not write or perms[p] == "rw")))
+            first_bad = next(
+                p for p in pages if not (0 <= p < PAGES and perms[p] is not None and (not write or perms[p] == "rw"))
+            )
             assert result.fault.iova == max(iova, IOVA_BASE + first_bad * 0x1000)
             continue
         expected = bytearray(before)

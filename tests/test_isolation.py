@@ -19,19 +19,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from property_scale import examples
 
 from hwsim.compiler.traps import TrapCode
 from hwsim.runtime import api
-from property_scale import examples
 
 PAGE = 4096
 OFFSETS = (0, 1, 0xFFF, 0x10000, 0x7FFF_FFF8, 0x8000_0000, 0xFFFF_FFF0)
-SIZES = {1: ("i32.load8_u", "i32.store8", "i32"), 2: ("i32.load16_u", "i32.store16", "i32"),
-         4: ("i32.load", "i32.store", "i32"), 8: ("i64.load", "i64.store", "i64")}
+SIZES = {
+    1: ("i32.load8_u", "i32.store8", "i32"),
+    2: ("i32.load16_u", "i32.store16", "i32"),
+    4: ("i32.load", "i32.store", "i32"),
+    8: ("i64.load", "i64.store", "i64"),
+}
 MEMORIES = {  # name -> (index type, declaration, page size)
-    "m32": ("i32", "(memory $m32 (export \"m32\") 1 8)", 65536),
-    "m64": ("i64", "(memory $m64 (export \"m64\") i64 1 8)", 65536),
-    "small": ("i32", "(memory $small (export \"small\") 5000 20000 (pagesize 1))", 1),
+    "m32": ("i32", '(memory $m32 (export "m32") 1 8)', 65536),
+    "m64": ("i64", '(memory $m64 (export "m64") i64 1 8)', 65536),
+    "small": ("i32", '(memory $small (export "small") 5000 20000 (pagesize 1))', 1),
 }
 
 
@@ -44,10 +48,14 @@ def _accessors() -> str:
             for size, (load, store, vt) in SIZES.items():
                 if vt == "i64":
                     load, store = "i64.load", "i64.store"
-                out.append(f'(func (export "ld_{mem}_{off}_{size}") (param $a {at}) (result {vt}) '
-                           f'({load} ${mem} offset={off} (local.get $a)))')
-                out.append(f'(func (export "st_{mem}_{off}_{size}") (param $a {at}) (param $v {vt}) '
-                           f'({store} ${mem} offset={off} (local.get $a) (local.get $v)))')
+                out.append(
+                    f'(func (export "ld_{mem}_{off}_{size}") (param $a {at}) (result {vt}) '
+                    f"({load} ${mem} offset={off} (local.get $a)))"
+                )
+                out.append(
+                    f'(func (export "st_{mem}_{off}_{size}") (param $a {at}) (param $v {vt}) '
+                    f"({store} ${mem} offset={off} (local.get $a) (local.get $v)))"
+                )
         out.append(f'(func (export "grow_{mem}") (param $n {at}) (result {at}) (memory.grow ${mem} (local.get $n)))')
     return "\n".join(out)
 
@@ -95,16 +103,30 @@ class Isolation(RuleBasedStateMachine):
         except api.Trap as trap:
             return None, trap.code
 
-    @rule(mem=st.sampled_from(sorted(MEMORIES)), off=st.sampled_from(OFFSETS), size=st.sampled_from(sorted(SIZES)),
-          addr=st.one_of(st.integers(0, 70000), st.integers(0, 0xFFFF_FFFF), st.integers(0xFFFF_FF00, 0xFFFF_FFFF),
-                         st.sampled_from([0, PAGE - 1, 65536 - 1, 65536 * 8 - 8, 0x7FFF_FFFF, 0x8000_0000])),
-          store=st.booleans(), value=st.integers(0, (1 << 64) - 1))
+    @rule(
+        mem=st.sampled_from(sorted(MEMORIES)),
+        off=st.sampled_from(OFFSETS),
+        size=st.sampled_from(sorted(SIZES)),
+        addr=st.one_of(
+            st.integers(0, 70000),
+            st.integers(0, 0xFFFF_FFFF),
+            st.integers(0xFFFF_FF00, 0xFFFF_FFFF),
+            st.sampled_from([0, PAGE - 1, 65536 - 1, 65536 * 8 - 8, 0x7FFF_FFFF, 0x8000_0000]),
+        ),
+        store=st.booleans(),
+        value=st.integers(0, (1 << 64) - 1),
+    )
     def access(self, mem, off, size, addr, store, value):
         at = MEMORIES[mem][0]
         end = addr + off + size
         model = self.model[mem]
         ok = end <= len(model)
-        if ok and store and mem == "m32" and any(p in self.readonly for p in range((addr + off) // PAGE, (end - 1) // PAGE + 1)):
+        if (
+            ok
+            and store
+            and mem == "m32"
+            and any(p in self.readonly for p in range((addr + off) // PAGE, (end - 1) // PAGE + 1))
+        ):
             ok = False
             expected_code = TrapCode.MEMORY_ACCESS_DENIED
         else:
@@ -117,12 +139,12 @@ class Isolation(RuleBasedStateMachine):
             result, code = self._call(f"st_{mem}_{off}_{size}", a, arg)
             if ok:
                 assert code is None
-                model[addr + off:end] = v.to_bytes(size, "little")
+                model[addr + off : end] = v.to_bytes(size, "little")
         else:
             result, code = self._call(f"ld_{mem}_{off}_{size}", a)
             if ok:
                 assert code is None
-                want = int.from_bytes(model[addr + off:end], "little")
+                want = int.from_bytes(model[addr + off : end], "little")
                 assert result & ((1 << (8 * size)) - 1) == want
         if not ok:
             assert code is expected_code, (mem, off, size, addr, store, code)
@@ -143,7 +165,7 @@ class Isolation(RuleBasedStateMachine):
         _, code = self._call("discard", start, length)
         if start + length <= len(self.model["m32"]):
             assert code is None
-            self.model["m32"][start:start + length] = bytes(length)
+            self.model["m32"][start : start + length] = bytes(length)
         else:
             assert code is TrapCode.MEMORY_OUT_OF_BOUNDS
 
@@ -168,8 +190,9 @@ class Isolation(RuleBasedStateMachine):
 def test_wasm_never_reaches_outside_its_own_memories(world):
     Isolation.world = world
     run = Isolation.TestCase
-    run.settings = settings(max_examples=examples(60), stateful_step_count=80, deadline=None,
-                            suppress_health_check=[HealthCheck.too_slow])
+    run.settings = settings(
+        max_examples=examples(60), stateful_step_count=80, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     run().runTest()
 
 
@@ -191,6 +214,7 @@ def dma_world(tmp_path_factory):
     from hwsim.driver.runner import DriverRun
     from hwsim.runtime.api import _wat_to_wasm
     from hwsim.testing import make_board
+
     board = tmp_path_factory.mktemp("board") / "small.toml"  # virt with 16 MiB of RAM: every byte is compared
     board.write_text(DEFAULT_BOARD.read_text().replace("size = 0x0800_0000", "size = 0x0100_0000"))
     system, _ = make_board(board)
@@ -206,19 +230,30 @@ def dma_world(tmp_path_factory):
     return system, run, src, dst, pages
 
 
-@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.function_scoped_fixture])
-@given(src_off=st.one_of(st.integers(0, 0x800), st.integers(-0x3000, 0x3000)),
-       dst_off=st.one_of(st.integers(0, 0x1000), st.integers(-0x3000, 0x3000)),
-       length=st.sampled_from([1, 16, 0x7FF, 0x800, 0x801, 0x1000, 0x1001, 0x2000]))
+@settings(
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    src_off=st.one_of(st.integers(0, 0x800), st.integers(-0x3000, 0x3000)),
+    dst_off=st.one_of(st.integers(0, 0x1000), st.integers(-0x3000, 0x3000)),
+    length=st.sampled_from([1, 16, 0x7FF, 0x800, 0x801, 0x1000, 0x1001, 0x2000]),
+)
 def test_a_device_reaches_only_what_the_driver_mapped(dma_world, src_off, dst_off, length):
     system, run, src, dst, pages = dma_world
     ram = system.machine.ram
     before = bytes(ram.view)
     dev = system.device("dma0")
     s, d = (src + src_off) % (1 << 64), (dst + dst_off) % (1 << 64)
-    for reg, value in (("SRC_LO", s & 0xFFFF_FFFF), ("SRC_HI", s >> 32), ("DST_LO", d & 0xFFFF_FFFF),
-                       ("DST_HI", d >> 32), ("LEN", length), ("CMD", 1)):
+    for reg, value in (
+        ("SRC_LO", s & 0xFFFF_FFFF),
+        ("SRC_HI", s >> 32),
+        ("DST_LO", d & 0xFFFF_FFFF),
+        ("DST_HI", d >> 32),
+        ("LEN", length),
+        ("CMD", 1),
+    ):
         dev.mmio_write(REGS[reg], 4, value)
     after = bytes(ram.view)
     dev.mmio_write(REGS["STATUS"], 4, 6)  # clear DONE/ERROR
@@ -229,8 +264,13 @@ def test_a_device_reaches_only_what_the_driver_mapped(dma_world, src_off, dst_of
     if before == after:
         return
     mib = 1 << 20
-    changed = [i for c in range(0, len(before), mib) if before[c:c + mib] != after[c:c + mib]
-               for i in range(c, c + mib, 4096) if before[i:i + 4096] != after[i:i + 4096]]
+    changed = [
+        i
+        for c in range(0, len(before), mib)
+        if before[c : c + mib] != after[c : c + mib]
+        for i in range(c, c + mib, 4096)
+        if before[i : i + 4096] != after[i : i + 4096]
+    ]
     allowed = {dst_pa}
     if getattr(fq, "_fq_base", None) is not None:
         allowed.add(fq._fq_base - ram.base & ~0xFFF)
@@ -239,4 +279,4 @@ def test_a_device_reaches_only_what_the_driver_mapped(dma_world, src_off, dst_of
         diff = [i for i in range(4096) if before[dst_pa + i] != after[dst_pa + i]]
         assert 0 <= dst_off and dst_off + length <= 0x1000 and 0 <= src_off and src_off + length <= 0x800
         assert all(dst_off <= i < dst_off + length for i in diff)
-        ram.view[dst_pa:dst_pa + 4096] = before[dst_pa:dst_pa + 4096]  # restore for the next example
+        ram.view[dst_pa : dst_pa + 4096] = before[dst_pa : dst_pa + 4096]  # restore for the next example

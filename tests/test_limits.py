@@ -25,8 +25,9 @@ def test_time_limit_stops_runaway_code_even_inside_host_callbacks():
     linker = api.Linker(engine)
     ex = linker.instantiate(store, api.Module(engine, SPIN)).exports(store)
     linker.define(store, "h", "spin", ex["spin"])
-    outer = linker.instantiate(store, api.Module(engine, '(module (import "h" "spin" (func $s)) '
-                                                         '(func (export "go") (call $s)))')).exports(store)
+    outer = linker.instantiate(
+        store, api.Module(engine, '(module (import "h" "spin" (func $s)) (func (export "go") (call $s)))')
+    ).exports(store)
     for func in (ex["spin"], outer["go"]):
         with pytest.raises(api.Trap) as info:
             func(store)
@@ -38,8 +39,11 @@ def test_table_limit():
     store = api.Store(table_limit=100)
     with pytest.raises(hwsim.HwsimError, match="table of 101 elements exceeds the limit of 100"):
         instantiate(store, "(module (table 101 funcref))")
-    ex = instantiate(store, '(module (table 10 funcref) (func (export "grow") (param i32) (result i32) '
-                            '(table.grow (ref.null func) (local.get 0))))')
+    ex = instantiate(
+        store,
+        '(module (table 10 funcref) (func (export "grow") (param i32) (result i32) '
+        "(table.grow (ref.null func) (local.get 0))))",
+    )
     assert ex["grow"](store, 90) == 10
     assert ex["grow"](store, 1) == -1  # past the limit: table.grow fails, as the spec allows
 
@@ -63,17 +67,23 @@ def test_code_limit():
 
 
 def test_ram_size_beyond_what_the_host_can_map():
-    with pytest.raises(ResourceLimitError, match=r"ram_size: 0x4000000000000 bytes \(.*\) is more than this "
-                                                     r"host can map \(mmap: .*; the host has .* of memory\)"):
+    with pytest.raises(
+        ResourceLimitError,
+        match=r"ram_size: 0x4000000000000 bytes \(.*\) is more than this "
+        r"host can map \(mmap: .*; the host has .* of memory\)",
+    ):
         api.Store(ram_size=1 << 50)
 
 
 def test_running_out_of_physical_ram_is_an_error_not_a_crash():
     store = api.Store(ram_size=8 << 20)
-    ex = instantiate(store, '(module (memory (export "m") 256) (func (export "touch") (param i32) '
-                            '(loop $l (i32.store (local.get 0) (i32.const 1)) '
-                            '(br_if $l (i32.lt_u (local.tee 0 (i32.add (local.get 0) (i32.const 4096))) '
-                            '(i32.const 16777216))))))')
+    ex = instantiate(
+        store,
+        '(module (memory (export "m") 256) (func (export "touch") (param i32) '
+        "(loop $l (i32.store (local.get 0) (i32.const 1)) "
+        "(br_if $l (i32.lt_u (local.tee 0 (i32.add (local.get 0) (i32.const 4096))) "
+        "(i32.const 16777216))))))",
+    )
     with pytest.raises(hwsim.HwsimError, match="out of physical memory"):
         ex["touch"](store, 0)
     ex["m"].discard(store, 0, 256 * 65536)  # give the frames back
@@ -84,11 +94,14 @@ def test_after_a_bulk_operation_runs_out_of_ram_a_bounds_trap_is_still_a_bounds_
     """Found by review: the host path left the 'out of frames' flag set, so the next ordinary fault in
     any memory was reported as out of physical memory."""
     store = api.Store(ram_size=16 << 20)
-    ex = instantiate(store, '(module (memory (export "m") 1 65536) '
-                            '(func (export "fill") (param i32 i32 i32) '
-                            '(memory.fill (local.get 0) (local.get 1) (local.get 2))) '
-                            '(func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))) '
-                            '(func (export "oob") (result i32) (i32.load (i32.const 0x7fffffff))))')
+    ex = instantiate(
+        store,
+        '(module (memory (export "m") 1 65536) '
+        '(func (export "fill") (param i32 i32 i32) '
+        "(memory.fill (local.get 0) (local.get 1) (local.get 2))) "
+        '(func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))) '
+        '(func (export "oob") (result i32) (i32.load (i32.const 0x7fffffff))))',
+    )
     ex["grow"](store, 1000)
     with pytest.raises(hwsim.HwsimError, match="out of physical memory"):
         ex["fill"](store, 0, 1, 1000 * 65536)
@@ -103,13 +116,17 @@ def test_out_of_ram_is_a_resource_limit_error_wherever_frames_are_taken():
     """Found by review: the frame allocator's OutOfFrames escaped from Store creation, instantiation,
     new globals and tables, and copy-on-write, where ResourceLimitError is promised."""
     from hwsim.runtime.objects import ResourceLimitError
+
     with pytest.raises(ResourceLimitError, match=r"^the Store's runtime pages: out of physical memory: "):
         api.Store(ram_size=3 * 4096)
     store = api.Store(ram_size=8 << 20)
-    ex = instantiate(store, '(module (import "hwsim:memory" "handle_new" (func $new (param i32) (result externref))) '
-                            '(memory (export "m") 1) (func (export "new") (param i32) (result externref) '
-                            '(call $new (local.get 0))) '
-                            '(func (export "store") (param i32 i32) (i32.store (local.get 0) (local.get 1))))')
+    ex = instantiate(
+        store,
+        '(module (import "hwsim:memory" "handle_new" (func $new (param i32) (result externref))) '
+        '(memory (export "m") 1) (func (export "new") (param i32) (result externref) '
+        "(call $new (local.get 0))) "
+        '(func (export "store") (param i32 i32) (i32.store (local.get 0) (local.get 1))))',
+    )
     ex["m"].map_host(store, 0x1000, store.host_buffer(data=b"\1" * 4096), shared=False)  # copy-on-write
     ex["store"](store, 0, 1)
     hogs = []
@@ -121,11 +138,14 @@ def test_out_of_ram_is_a_resource_limit_error_wherever_frames_are_taken():
                 break
     assert store.machine.frames.available == 0
     for attempt, message in (
-            (lambda: instantiate(store, SPIN), r"bytes of compiled code: out of physical memory: "),
-            (lambda: [api.Global(store, api.GlobalType(api.ValType.i64(), True), 0) for _ in range(10_000)],
-             r"^the Store's data region \(vmctx, tables, globals\): out of physical memory: "),
-            (lambda: ex["store"](store, 0x1000, 2), r"^copy-on-write of page 0x1: out of physical memory"),
-            (lambda: ex["m"].write(store, b"x", 0x1000), r"^copy-on-write of page 0x1: out of physical memory")):
+        (lambda: instantiate(store, SPIN), r"bytes of compiled code: out of physical memory: "),
+        (
+            lambda: [api.Global(store, api.GlobalType(api.ValType.i64(), True), 0) for _ in range(10_000)],
+            r"^the Store's data region \(vmctx, tables, globals\): out of physical memory: ",
+        ),
+        (lambda: ex["store"](store, 0x1000, 2), r"^copy-on-write of page 0x1: out of physical memory"),
+        (lambda: ex["m"].write(store, b"x", 0x1000), r"^copy-on-write of page 0x1: out of physical memory"),
+    ):
         with pytest.raises(ResourceLimitError, match=message):
             attempt()
     for hog in hogs[-4:]:

@@ -57,8 +57,13 @@ def test_load_fault_report_names_the_exact_address_instruction_and_walk(g):
     r = g.run(lambda a: a.li("a1", DATA + 0x2000).emit(A.ld("t0", "a1", 0x10)))
     assert r.reason is StopReason.FAULT
     f = r.fault
-    assert (f.va, f.access, f.cause, f.kind, f.priv) == (DATA + 0x2010, Access.LOAD, Cause.LOAD_PAGE_FAULT,
-                                                         "page fault", Priv.U)
+    assert (f.va, f.access, f.cause, f.kind, f.priv) == (
+        DATA + 0x2010,
+        Access.LOAD,
+        Cause.LOAD_PAGE_FAULT,
+        "page fault",
+        Priv.U,
+    )
     assert f.pc == r.pc == CODE + 4 * len(A.li_words("a1", DATA + 0x2000))
     assert f.insn.text == "ld t0, 0x10(a1)"
     assert f.message == "PTE is not valid (V=0)"
@@ -73,15 +78,22 @@ def test_store_to_read_only_page(g):
     g.space.protect(DATA, 0x1000, Pte.R | Pte.U)
     r = g.run(lambda a: a.li("a1", DATA + 0x800).emit(A.sw("zero", "a1", -4)))
     assert (r.fault.va, r.fault.cause, r.fault.message) == (
-        DATA + 0x7FC, Cause.STORE_PAGE_FAULT, "store to a page that is not writable (W=0)")
+        DATA + 0x7FC,
+        Cause.STORE_PAGE_FAULT,
+        "store to a page that is not writable (W=0)",
+    )
     assert r.fault.insn.text == "sw zero, -4(a1)"
 
 
 def test_fetch_fault_at_the_jump_target(g):
     r = g.run(lambda a: a.li("t0", 0x7000_0000).emit(A.jalr("zero", "t0", 0)))
     assert r.reason is StopReason.FAULT
-    assert (r.fault.va, r.fault.access, r.fault.cause, r.pc) == (0x7000_0000, Access.FETCH, Cause.FETCH_PAGE_FAULT,
-                                                               0x7000_0000)
+    assert (r.fault.va, r.fault.access, r.fault.cause, r.pc) == (
+        0x7000_0000,
+        Access.FETCH,
+        Cause.FETCH_PAGE_FAULT,
+        0x7000_0000,
+    )
     assert r.fault.insn is None and "(instruction could not be fetched)" in r.fault.format()
 
 
@@ -245,8 +257,11 @@ def test_mmio_window_reached_through_page_tables(g):
     dev = Recorder()
     g.m.phys.add_mmio(0x1000_0000, 0x1000, dev, name="rec")
     g.space.map(0x4_0000, 0x1000_0000, 0x1000, RW)
-    r = g.run(lambda a: a.li("a1", 0x4_0000).li("a2", 0xAB).emit(
-        A.sw("a2", "a1", 8), A.lbu("a0", "a1", 3), A.ld("a3", "a1", 16)))
+    r = g.run(
+        lambda a: (
+            a.li("a1", 0x4_0000).li("a2", 0xAB).emit(A.sw("a2", "a1", 8), A.lbu("a0", "a1", 3), A.ld("a3", "a1", 16))
+        )
+    )
     assert r.ok
     # Unicorn's MMIO layer splits an 8-byte access into two 4-byte ones (QEMU's default
     # max_access_size); 1-, 2- and 4-byte accesses arrive once, with their width.
@@ -361,6 +376,7 @@ def test_exit_just_after_an_unmapped_page(g):
 
 # -- watched pages -------------------------------------------------------------------------------
 
+
 def test_watched_page_stops_each_access_precisely_and_carries_it_out(g):
     hits = []
     g.m.phys.write_u64(g.data_pa + 8, 0xFFFF_FFFF_FFFF_FF80)
@@ -368,17 +384,34 @@ def test_watched_page_stops_each_access_precisely_and_carries_it_out(g):
 
     def prog(a):
         a.li("a1", DATA)
-        a.emit(A.ld("a0", "a1", 8), A.lb("a2", "a1", 8), A.lbu("a3", "a1", 8), A.addi("a0", "a0", 2),
-               A.sw("a0", "a1", 16), A.lw("a4", "a1", 16), A.sd("zero", "a1", 24))
+        a.emit(
+            A.ld("a0", "a1", 8),
+            A.lb("a2", "a1", 8),
+            A.lbu("a3", "a1", 8),
+            A.addi("a0", "a0", 2),
+            A.sw("a0", "a1", 16),
+            A.lw("a4", "a1", 16),
+            A.sd("zero", "a1", 24),
+        )
+
     r = g.run(prog)
     assert r.reason is StopReason.EXIT
     assert (g.m.get_reg("a0"), g.m.get_reg("a2"), g.m.get_reg("a3"), g.m.get_reg("a4")) == (
-        0xFFFF_FFFF_FFFF_FF82, 0xFFFF_FFFF_FFFF_FF80, 0x80, 0xFFFF_FFFF_FFFF_FF82)
+        0xFFFF_FFFF_FFFF_FF82,
+        0xFFFF_FFFF_FFFF_FF80,
+        0x80,
+        0xFFFF_FFFF_FFFF_FF82,
+    )
     assert g.m.phys.read_u64(g.data_pa + 16) == 0xFFFF_FF82
     start = CODE + 4 * len(A.li_words("a1", DATA))
     assert [(h.pc - start, h.va - DATA, h.size, h.access, h.value) for h in hits] == [
-        (0, 8, 8, Access.LOAD, None), (4, 8, 1, Access.LOAD, None), (8, 8, 1, Access.LOAD, None),
-        (16, 16, 4, Access.STORE, 0xFFFF_FF82), (20, 16, 4, Access.LOAD, None), (24, 24, 8, Access.STORE, 0)]
+        (0, 8, 8, Access.LOAD, None),
+        (4, 8, 1, Access.LOAD, None),
+        (8, 8, 1, Access.LOAD, None),
+        (16, 16, 4, Access.STORE, 0xFFFF_FF82),
+        (20, 16, 4, Access.LOAD, None),
+        (24, 24, 8, Access.STORE, 0),
+    ]
     assert all(h.pa == g.data_pa + (h.va - DATA) and h.priv is Priv.U for h in hits)
     assert g.m.watch_hits == 6
 
@@ -389,10 +422,15 @@ def test_watch_stores_only_and_an_access_straddling_into_a_watched_page(g):
 
     def prog(a):
         a.li("a1", DATA + 0x1000)
-        a.emit(A.lw("a0", "a1", 0), A.sw("a0", "a1", 4), A.lw("a0", "a1", 8),  # the load caches the page...
-               A.sw("a0", "a1", 12))  # ...without write permission, so this store still stops
+        a.emit(
+            A.lw("a0", "a1", 0),
+            A.sw("a0", "a1", 4),
+            A.lw("a0", "a1", 8),  # the load caches the page...
+            A.sw("a0", "a1", 12),
+        )  # ...without write permission, so this store still stops
         a.li("a2", DATA + 0xFFC)
         a.emit(A.addi("a3", "zero", -1), A.sd("a3", "a2", 0))  # 4 bytes on each page
+
     g.m.phys.write(g.data_pa + 0x1000, b"\x11" * 16)
     r = g.run(prog)
     assert r.reason is StopReason.EXIT
@@ -416,13 +454,16 @@ def test_watch_keeps_real_faults_and_host_errors(g):
 
     def boom(hit):
         raise RuntimeError("handler failed")
+
     g.m.watch_page(g.data_pa, boom)
     with pytest.raises(RuntimeError, match="handler failed"):
         g.run(lambda a: a.li("a1", DATA).emit(A.ld("a0", "a1", 0)))
 
 
 def test_watched_float_loads_are_nan_boxed(g):
-    g.m.phys.write(g.data_pa, (0x3FC0_0000).to_bytes(4, "little") + bytes(4) + (0x4000_0000_0000_0000).to_bytes(8, "little"))
+    g.m.phys.write(
+        g.data_pa, (0x3FC0_0000).to_bytes(4, "little") + bytes(4) + (0x4000_0000_0000_0000).to_bytes(8, "little")
+    )
     g.m.watch_page(g.data_pa, lambda hit: None)
     flw = A.i_type(0x07, 1, 2, "a1", 0)  # flw f1, 0(a1)
     fld = A.i_type(0x07, 2, 3, "a1", 8)  # fld f2, 8(a1)

@@ -66,13 +66,17 @@ def test_every_truncation_is_one_clear_error(firmware):
 def test_segment_checks(firmware, tmp_path):
     phoff = struct.unpack_from("<Q", firmware, 0x20)[0]
     phentsize, phnum = struct.unpack_from("<HH", firmware, 0x36)
-    load = next(phoff + i * phentsize for i in range(phnum)
-                if struct.unpack_from("<I", firmware, phoff + i * phentsize)[0] == 1)  # PT_LOAD
+    load = next(
+        phoff + i * phentsize for i in range(phnum) if struct.unpack_from("<I", firmware, phoff + i * phentsize)[0] == 1
+    )  # PT_LOAD
     _offset, va, _pa, _filesz, memsz = struct.unpack_from("<QQQQQ", firmware, load + 8)
     bad = bytearray(firmware)
     struct.pack_into("<Q", bad, load + 32, memsz + 0x1000)  # p_filesz > p_memsz
-    with pytest.raises(ElfError, match=fr"fw.elf: the segment at {va:#x} has p_filesz {memsz + 0x1000:#x} larger "
-                                       fr"than p_memsz {memsz:#x}"):
+    with pytest.raises(
+        ElfError,
+        match=rf"fw.elf: the segment at {va:#x} has p_filesz {memsz + 0x1000:#x} larger "
+        rf"than p_memsz {memsz:#x}",
+    ):
         read_elf(bytes(bad), "fw.elf")
     struct.pack_into("<QQ", bad, load + 32, 1 << 62, 1 << 62)  # p_filesz past the file (and the index range)
     with pytest.raises(ElfError, match=r"fw.elf: the segment at .* past the end of the \d+-byte file \(truncated\?\)"):
@@ -82,10 +86,13 @@ def test_segment_checks(firmware, tmp_path):
     path = tmp_path / "fw.elf"
     path.write_bytes(bad)
     m = Machine(ram_size=16 << 20)
-    with pytest.raises(ElfError, match=fr"{path}: the segment at {va:#x} needs 268435456 pages, more than the "
-                                       fr"machine's \d+ free frames"):
+    with pytest.raises(
+        ElfError,
+        match=rf"{path}: the segment at {va:#x} needs 268435456 pages, more than the "
+        rf"machine's \d+ free frames",
+    ):
         load_elf(m, m.new_address_space(asid=1), path)
-    with pytest.raises(ElfError, match=fr"fw.elf: the segment at {va:#x} does not fit the board's RAM"):
+    with pytest.raises(ElfError, match=rf"fw.elf: the segment at {va:#x} does not fit the board's RAM"):
         FirmwareRun(BOARD.build(), bytes(bad), name="fw.elf")
     with pytest.raises(ElfError, match="fw.elf: not a 64-bit RISC-V ELF file"):
         read_elf(firmware[:0x12] + b"\x3e\x00" + firmware[0x14:], "fw.elf")  # EM_X86_64
@@ -104,7 +111,7 @@ def test_missing_symbols_name_the_file(firmware):
 
 def test_hwsim_run_names_a_truncated_firmware_file(firmware, tmp_path, capsys):
     path = tmp_path / "fw.elf"
-    path.write_bytes(firmware[:len(firmware) // 3])
+    path.write_bytes(firmware[: len(firmware) // 3])
     assert main(["run", "virt", str(path), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"hwsim: error: {path}: ") and "Traceback" not in err
@@ -121,13 +128,13 @@ def test_corrupt_dwarf_costs_the_source_lines_only(firmware):
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", firmware, 0x3A)
     strtab = struct.unpack_from("<Q", firmware, shoff + shstrndx * shentsize + 24)[0]
     for i in range(shnum):
-        name, = struct.unpack_from("<I", firmware, shoff + i * shentsize)
+        (name,) = struct.unpack_from("<I", firmware, shoff + i * shentsize)
         if strtab + name == lines:
             offset = struct.unpack_from("<Q", firmware, shoff + i * shentsize + 24)[0]
             break
     else:
         pytest.fail("no .debug_line section")
-    version, = struct.unpack_from("<H", firmware, offset + 4)
+    (version,) = struct.unpack_from("<H", firmware, offset + 4)
     line_range_at = offset + 4 + 2 + (2 if version >= 5 else 0) + 4 + 1 + (1 if version >= 4 else 0) + 1 + 1
     bad[line_range_at] = 0
     run = FirmwareRun(BOARD.build(), bytes(bad), name="fw.elf")

@@ -48,6 +48,7 @@ def test_pagers_are_asked_in_order_until_one_maps_the_page(g):
             if maps:
                 g.space.map_anonymous(va & ~0xFFF, 0x1000, RW)
             return maps
+
         return ask
 
     g.m.add_pager(pager("declines", False))
@@ -95,6 +96,7 @@ def test_ecall_handlers_decline_resume_or_stop_in_order(g):
         def handle(m):
             seen.append(name)
             return action
+
         return handle
 
     g.m.add_ecall_handler(handler("first", EcallAction.DECLINE))
@@ -137,8 +139,12 @@ def test_every_mmio_observer_sees_every_device_access_in_order(g):
     g.m.add_mmio_observer(lambda *access: seen.append(("first", *access)))
     remove = g.m.add_mmio_observer(lambda *access: seen.append(("second", *access)))
     assert g.run(lambda a: a.li("a1", 0x4_0000).li("a2", 9).emit(A.sw("a2", "a1", 8), A.lbu("a0", "a1", 3))).ok
-    assert seen == [("first", region, 8, 4, True, 9), ("second", region, 8, 4, True, 9),
-                    ("first", region, 3, 1, False, 0x55), ("second", region, 3, 1, False, 0x55)]
+    assert seen == [
+        ("first", region, 8, 4, True, 9),
+        ("second", region, 8, 4, True, 9),
+        ("first", region, 3, 1, False, 0x55),
+        ("second", region, 3, 1, False, 0x55),
+    ]
     remove()
     seen.clear()
     assert g.run(lambda a: a.li("a1", 0x4_0000).emit(A.lbu("a0", "a1", 0))).ok

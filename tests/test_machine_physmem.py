@@ -39,11 +39,18 @@ def test_ram_views_are_zero_copy(phys):
     assert phys.read_u64(RAM) == 0xFFFF_FFFF_FFFF_FFFF
 
 
-@pytest.mark.parametrize("pa,size,message", [
-    (0x1000, 8, "no RAM or device at physical address 0x1000"),
-    (RAM + (1 << 20) - 4, 8, r"physical access \[0x800ffffc, 0x80100004\) runs past the end of 'ram' at 0x80100000"),
-    (0x1000_0010, 4, r"physical access \[0x10000010, 0x10000014\) is in the MMIO window of 'uart', not RAM"),
-])
+@pytest.mark.parametrize(
+    "pa,size,message",
+    [
+        (0x1000, 8, "no RAM or device at physical address 0x1000"),
+        (
+            RAM + (1 << 20) - 4,
+            8,
+            r"physical access \[0x800ffffc, 0x80100004\) runs past the end of 'ram' at 0x80100000",
+        ),
+        (0x1000_0010, 4, r"physical access \[0x10000010, 0x10000014\) is in the MMIO window of 'uart', not RAM"),
+    ],
+)
 def test_bus_errors_name_the_problem(phys, pa, size, message):
     phys.add_mmio(0x1000_0000, 0x1000, Dev(), name="uart")
     with pytest.raises(BusError, match=message) as info:
@@ -52,7 +59,9 @@ def test_bus_errors_name_the_problem(phys, pa, size, message):
 
 
 def test_regions_must_not_overlap_and_must_be_aligned(phys):
-    with pytest.raises(ConfigError, match=r"region 'dev' \[0x800ff000, 0x80100000\) overlaps 'ram' \[0x80000000, 0x80100000\)"):
+    with pytest.raises(
+        ConfigError, match=r"region 'dev' \[0x800ff000, 0x80100000\) overlaps 'ram' \[0x80000000, 0x80100000\)"
+    ):
         phys.add_mmio(RAM + 0xFF000, 0x1000, Dev(), name="dev")
     with pytest.raises(ConfigError, match="base 0x10 and size 0x1000 must be multiples of 0x1000"):
         phys.add_ram(0x10, 0x1000, name="odd")
@@ -99,7 +108,9 @@ def test_frames_are_zeroed_and_aligned(phys):
 def test_out_of_frames_says_how_much_is_left(phys):
     frames = FrameAllocator(phys.ram_regions[0])
     frames.alloc(250)
-    with pytest.raises(OutOfFrames, match=r"no run of 8 free frame\(s\) aligned to 0x1000 in 'ram' \(6 of 256 frames free\)"):
+    with pytest.raises(
+        OutOfFrames, match=r"no run of 8 free frame\(s\) aligned to 0x1000 in 'ram' \(6 of 256 frames free\)"
+    ):
         frames.alloc(8)
     with pytest.raises(FrameError, match="alignment must be a power of two >= 4096, not 0x3000"):
         frames.alloc(1, align=0x3000)

@@ -74,15 +74,18 @@ def test_overlapping_map_is_refused_and_changes_nothing(space, env):
     assert space.lookup(0x3000) is None and frames.committed == before
 
 
-@pytest.mark.parametrize("args,message", [
-    ((0x1001, RAM, 0x1000, RW), "map: va 0x1001 and size 0x1000 must be positive multiples of 4 KiB"),
-    ((0x1000, RAM, 0, RW), "must be positive multiples of 4 KiB"),
-    ((0x1000, RAM + 1, 0x1000, RW), "physical address 0x80000001 must be 4 KiB aligned"),
-    ((1 << 38, RAM, 0x1000, RW), r"\[0x4000000000, 0x4000001000\) is not a canonical Sv39 range"),
-    ((0x1000, RAM, 0x1000, Pte.W), "W without R is a reserved encoding"),
-    ((0x1000, RAM, 0x1000, Pte.U), "a leaf needs R or X"),
-    ((0x1000, RAM, 0x1000, Pte.R | Pte.A), "only R, W, X, U and G may be given"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ((0x1001, RAM, 0x1000, RW), "map: va 0x1001 and size 0x1000 must be positive multiples of 4 KiB"),
+        ((0x1000, RAM, 0, RW), "must be positive multiples of 4 KiB"),
+        ((0x1000, RAM + 1, 0x1000, RW), "physical address 0x80000001 must be 4 KiB aligned"),
+        ((1 << 38, RAM, 0x1000, RW), r"\[0x4000000000, 0x4000001000\) is not a canonical Sv39 range"),
+        ((0x1000, RAM, 0x1000, Pte.W), "W without R is a reserved encoding"),
+        ((0x1000, RAM, 0x1000, Pte.U), "a leaf needs R or X"),
+        ((0x1000, RAM, 0x1000, Pte.R | Pte.A), "only R, W, X, U and G may be given"),
+    ],
+)
 def test_map_rejects_bad_arguments(space, args, message):
     with pytest.raises(MappingError, match=message):
         space.map(*args)
@@ -173,12 +176,19 @@ def test_bad_asid(env):
 
 # -- property: random mappings translate as mapped; everything else faults --------------------
 
-regions = st.lists(st.tuples(st.integers(0, 255), st.integers(1, 8), st.sampled_from(["r", "rw", "rx", "rwx"])),
-                   min_size=1, max_size=12)
+regions = st.lists(
+    st.tuples(st.integers(0, 255), st.integers(1, 8), st.sampled_from(["r", "rw", "rx", "rwx"])),
+    min_size=1,
+    max_size=12,
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(regions=regions, unmap_some=st.lists(st.integers(0, 255), max_size=10), probe=st.lists(st.integers(0, 270 * 4096 - 1), min_size=20, max_size=20))
+@given(
+    regions=regions,
+    unmap_some=st.lists(st.integers(0, 255), max_size=10),
+    probe=st.lists(st.integers(0, 270 * 4096 - 1), min_size=20, max_size=20),
+)
 def test_random_mappings_translate_as_mapped(regions, unmap_some, probe):
     phys = PhysicalMemory()
     frames = FrameAllocator(phys.add_ram(RAM, 16 << 20))

@@ -15,17 +15,16 @@ from __future__ import annotations
 import struct
 
 import pytest
+from cpu_probe import RAM_BASE, STORE_TAG, HwsimProbe, QemuProbe
 from hypothesis import HealthCheck, given, settings
+from pt_gen import cases
+from spec_walk import spec_translate
 
 from hwsim.errors import BusError
 from hwsim.mmu.bits import SV39, SV48, satp_fields
 from hwsim.mmu.walker import AdPolicy, walk
 from hwsim.riscv import asm as A
 from hwsim.riscv.priv import Access, Priv
-
-from cpu_probe import RAM_BASE, STORE_TAG, HwsimProbe, QemuProbe
-from pt_gen import cases
-from spec_walk import spec_translate
 
 
 class BytesMem:
@@ -55,8 +54,9 @@ def probes():
 def predict(case, ad=AdPolicy.REPORT):
     mem = BytesMem(bytearray(case.ram) if ad is AdPolicy.UPDATE else case.ram)
     _mode, _asid, root_ppn = satp_fields(case.satp)
-    result = walk(mem, root_ppn << 12, case.va, case.access, case.priv, mode=case.mode,
-                  sum=case.sum, mxr=case.mxr, ad=ad)
+    result = walk(
+        mem, root_ppn << 12, case.va, case.access, case.priv, mode=case.mode, sum=case.sum, mxr=case.mxr, ad=ad
+    )
     return result, mem.ram
 
 
@@ -88,11 +88,12 @@ def check_against_cpus(probes, case):
     # 3. the A/D update the walker makes is the one the CPUs made.
     _, updated = predict(case, AdPolicy.UPDATE)
     leaf = result.translation.pte_addr - RAM_BASE
-    assert updated[leaf:leaf + 8] == q_ram[leaf:leaf + 8]
+    assert updated[leaf : leaf + 8] == q_ram[leaf : leaf + 8]
 
 
-SETTINGS = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                           HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 
 @SETTINGS
@@ -108,8 +109,9 @@ def test_sv48_agrees_with_qemu_on_random_tables(probes, case):
 
 
 def spec_outcome(case):
-    return spec_translate(bytes(case.ram), RAM_BASE, case.satp, case.va, case.access.value,
-                          case.priv.name, case.sum, case.mxr)
+    return spec_translate(
+        bytes(case.ram), RAM_BASE, case.satp, case.va, case.access.value, case.priv.name, case.sum, case.mxr
+    )
 
 
 @settings(SETTINGS, max_examples=3000)

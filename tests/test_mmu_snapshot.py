@@ -51,9 +51,10 @@ def test_round_trip_walks_and_tree_agree(space, tmp_path):
     snap = load_snapshot(path)
     assert (snap.satp, snap.asid, snap.root, snap.source) == (s.satp, 7, s.root, "unit test")
     assert [r.name for r in snap.regions] == ["uart0", "ram"]
-    assert format_tree(read_tree(snap.memory, snap.root, satp=snap.satp)) == \
-        format_tree(read_tree(phys, s.root, satp=s.satp))
-    for va in (0x1000, 0x2fff, 0x3000, 0x20_0010, 0x4010_0000, 3 << 30, 0x7f_ffff_f000):
+    assert format_tree(read_tree(snap.memory, snap.root, satp=snap.satp)) == format_tree(
+        read_tree(phys, s.root, satp=s.satp)
+    )
+    for va in (0x1000, 0x2FFF, 0x3000, 0x20_0010, 0x4010_0000, 3 << 30, 0x7F_FFFF_F000):
         for access in Access:
             a = walk(phys, s.root, va, access, Priv.S, sum=True, ad=AdPolicy.REPORT)
             b = walk(snap.memory, snap.root, va, access, Priv.S, sum=True, ad=AdPolicy.REPORT)
@@ -80,29 +81,40 @@ def write(tmp_path, text: str | bytes):
 
 
 def valid(**changes) -> str:
-    d = {"format": "hwsim-page-tables", "version": 1, "satp": hex(8 << 60 | 0x80000),
-         "regions": [{"name": "ram", "kind": "ram", "base": "0x80000000", "size": "0x100000"}],
-         "tables": [{"pa": "0x80000000", "ptes": {"0x1": "0x1"}}]}
+    d = {
+        "format": "hwsim-page-tables",
+        "version": 1,
+        "satp": hex(8 << 60 | 0x80000),
+        "regions": [{"name": "ram", "kind": "ram", "base": "0x80000000", "size": "0x100000"}],
+        "tables": [{"pa": "0x80000000", "ptes": {"0x1": "0x1"}}],
+    }
     d.update(changes)
     return json.dumps(d)
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"\x7fELF\xff\xfe", "is not text (a raw memory image goes with --image)"),
-    ("{", "is not JSON: Expecting property name enclosed in double quotes (line 1 column 2)"),
-    ("[1]", "is not an hwsim page-table snapshot (it needs \"format\": \"hwsim-page-tables\")"),
-    (valid(version=2), "version 2 is not supported (this hwsim reads version 1)"),
-    (valid(satp="zz"), "satp is not a hex number: 'zz'"),
-    (valid(satp=12), "satp must be a hex string, not 12"),
-    (valid(satp="0xa000000000080000"), "satp MODE=10 has no page tables; known modes: 8 (Sv39), 9 (Sv48)"),
-    (valid(regions={}), "'regions' must be a list"),
-    (valid(regions=[{"name": "x", "kind": "rom", "base": "0", "size": "0"}]),
-     "regions[0] needs a name, a kind (ram or mmio), a base and a size"),
-    (valid(tables=[{"pa": "0x80000010", "ptes": {}}]), "tables[0].pa 0x80000010 is not 4 KiB aligned"),
-    (valid(tables=[{"pa": "0x80000000", "ptes": {"0x200": "0x1"}}]), "tables[0].ptes index 0x200 is out of range"),
-    (valid(tables=[{"pa": "0x80001000", "ptes": {}}]),
-     "the root table 0x80000000 named by satp is not in its tables"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"\x7fELF\xff\xfe", "is not text (a raw memory image goes with --image)"),
+        ("{", "is not JSON: Expecting property name enclosed in double quotes (line 1 column 2)"),
+        ("[1]", 'is not an hwsim page-table snapshot (it needs "format": "hwsim-page-tables")'),
+        (valid(version=2), "version 2 is not supported (this hwsim reads version 1)"),
+        (valid(satp="zz"), "satp is not a hex number: 'zz'"),
+        (valid(satp=12), "satp must be a hex string, not 12"),
+        (valid(satp="0xa000000000080000"), "satp MODE=10 has no page tables; known modes: 8 (Sv39), 9 (Sv48)"),
+        (valid(regions={}), "'regions' must be a list"),
+        (
+            valid(regions=[{"name": "x", "kind": "rom", "base": "0", "size": "0"}]),
+            "regions[0] needs a name, a kind (ram or mmio), a base and a size",
+        ),
+        (valid(tables=[{"pa": "0x80000010", "ptes": {}}]), "tables[0].pa 0x80000010 is not 4 KiB aligned"),
+        (valid(tables=[{"pa": "0x80000000", "ptes": {"0x200": "0x1"}}]), "tables[0].ptes index 0x200 is out of range"),
+        (
+            valid(tables=[{"pa": "0x80001000", "ptes": {}}]),
+            "the root table 0x80000000 named by satp is not in its tables",
+        ),
+    ],
+)
 def test_bad_files_are_one_clear_error(tmp_path, content, message):
     path = write(tmp_path, content)
     with pytest.raises(ConfigError) as info:
@@ -124,6 +136,7 @@ def test_missing_file_and_unsaved_frames(tmp_path):
 
 # -- hostile files: only documented errors escape ---------------------------------------------------------------
 
+
 def sample_snapshot() -> str:
     """A real snapshot: user and supervisor pages, a superpage, a device page and a pointer outside RAM."""
     phys = PhysicalMemory()
@@ -143,10 +156,13 @@ SAMPLE = sample_snapshot()
 def exercise(path) -> set[int]:
     """Walk and draw ``path`` as the CLI does; main() turns HwsimErrors into status 2, anything else escapes."""
     p = str(path)
-    runs = (["mmu", "walk", "--snapshot", p, "--va", "0x1000", "--access", "load", "--priv", "U", "--explain"],
-            ["mmu", "walk", "--snapshot", p, "--va", "0x40100000", "--access", "fetch", "--priv", "S", "--json"],
-            ["mmu", "walk", "--snapshot", p, "--va", "0xc0000000", "--access", "store", "--priv", "S"],
-            ["mmu", "dump", "--snapshot", p], ["mmu", "dump", "--snapshot", p, "--json"])
+    runs = (
+        ["mmu", "walk", "--snapshot", p, "--va", "0x1000", "--access", "load", "--priv", "U", "--explain"],
+        ["mmu", "walk", "--snapshot", p, "--va", "0x40100000", "--access", "fetch", "--priv", "S", "--json"],
+        ["mmu", "walk", "--snapshot", p, "--va", "0xc0000000", "--access", "store", "--priv", "S"],
+        ["mmu", "dump", "--snapshot", p],
+        ["mmu", "dump", "--snapshot", p, "--json"],
+    )
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         return {main(argv) for argv in runs}
 
@@ -178,13 +194,31 @@ def test_every_truncation_is_a_clear_error(tmp_path):
             load_snapshot(path)
 
 
-SNAPSHOT_FUZZ = settings(max_examples=examples(100), deadline=None,
-                         suppress_health_check=[HealthCheck.too_slow])
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8) |
-                           st.sampled_from(["0x0", "0x1", "0x80000000", "0x1ff", "0x200", "-0x1", "0x", "1" * 30,
-                                            "0x8000000000080000", "0xffffffffffffffffff", "ram", "mmio"]),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
-                                                                                      max_size=3), max_leaves=8)
+SNAPSHOT_FUZZ = settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=8)
+    | st.sampled_from(
+        [
+            "0x0",
+            "0x1",
+            "0x80000000",
+            "0x1ff",
+            "0x200",
+            "-0x1",
+            "0x",
+            "1" * 30,
+            "0x8000000000080000",
+            "0xffffffffffffffffff",
+            "ram",
+            "mmio",
+        ]
+    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @SNAPSHOT_FUZZ

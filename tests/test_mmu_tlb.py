@@ -21,8 +21,15 @@ def test_miss_then_hit_and_stats():
     hit = tlb.lookup(1, 0x5FF8)
     assert hit is not None and hit.pa_of(0x5FF8) == 0x8000_5FF8
     assert tlb.lookup(2, 0x5000) is None  # another ASID
-    assert tlb.stats.as_dict() == {"lookups": 3, "hits": 1, "misses": 2, "fills": 1, "evictions": 0,
-                                   "flushes": 0, "flushed_entries": 0}
+    assert tlb.stats.as_dict() == {
+        "lookups": 3,
+        "hits": 1,
+        "misses": 2,
+        "fills": 1,
+        "evictions": 0,
+        "flushes": 0,
+        "flushed_entries": 0,
+    }
 
 
 def test_superpage_entry_covers_its_whole_page():

@@ -22,9 +22,20 @@ class Rig:
         self.events: list = []
 
     def __call__(self, access=Access.LOAD, priv=Priv.U, *, ad=AdPolicy.UPDATE, resolvers=(), **kw):
-        return lookup_or_walk(self.tlb, self.phys, 1, self.space.root, VA, access, priv, ad=ad, resolvers=resolvers,
-                              on_miss=lambda va, tag: self.events.append(("miss", va, tag)),
-                              on_walk=lambda result: self.events.append(("walk", result.ok)), **kw)
+        return lookup_or_walk(
+            self.tlb,
+            self.phys,
+            1,
+            self.space.root,
+            VA,
+            access,
+            priv,
+            ad=ad,
+            resolvers=resolvers,
+            on_miss=lambda va, tag: self.events.append(("miss", va, tag)),
+            on_walk=lambda result: self.events.append(("walk", result.ok)),
+            **kw,
+        )
 
     def flags(self) -> Pte:
         return self.space.lookup(VA).flags

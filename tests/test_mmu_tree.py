@@ -38,8 +38,9 @@ def small():
 
 def test_text_tree(small):
     phys, space = small
-    lines = format_tree(read_tree(phys, space.root, satp=space.satp),
-                        region_of=lambda pa: "ram" if phys.is_ram(pa) else None)
+    lines = format_tree(
+        read_tree(phys, space.root, satp=space.satp), region_of=lambda pa: "ram" if phys.is_ram(pa) else None
+    )
     assert lines == [
         "satp 0x8000300000080000: Sv39 page tables, root table 0x80000000, ASID 3",
         "level-2 table 0x80000000 (3 valid)",
@@ -82,9 +83,14 @@ def test_problems_carry_the_walkers_reasons():
     put(space.root + 8 * 3, make_pte(0x80400, Pte.V | Pte.A))  # non-leaf with A
     tree = read_tree(phys, space.root)
     found = {(e.level, e.index): e.problem for t in tree.tables() for e in t.entries if e.problem}
-    assert found == {(0, 2): FaultReason.WRITE_NO_READ, (0, 3): FaultReason.RESERVED_BITS,
-                     (0, 4): FaultReason.NO_LEAF, (2, 1): FaultReason.MISALIGNED_SUPERPAGE,
-                     (2, 2): FaultReason.PTE_ACCESS, (2, 3): FaultReason.NONLEAF_RESERVED}
+    assert found == {
+        (0, 2): FaultReason.WRITE_NO_READ,
+        (0, 3): FaultReason.RESERVED_BITS,
+        (0, 4): FaultReason.NO_LEAF,
+        (2, 1): FaultReason.MISALIGNED_SUPERPAGE,
+        (2, 2): FaultReason.PTE_ACCESS,
+        (2, 3): FaultReason.NONLEAF_RESERVED,
+    }
     l0_node = tree.root.entries[0].table.entries[0].table
     assert l0_node.invalid_nonzero == 1
     # Every flagged entry is what the walker says (a table outside RAM faults one level down, reading it).
@@ -93,8 +99,10 @@ def test_problems_carry_the_walkers_reasons():
         assert r.fault.reason is reason
         assert r.fault.level == (level - 1 if reason is FaultReason.PTE_ACCESS else level)
     text = "\n".join(format_tree(tree))
-    assert "[0x002] va 0x80000000-0xbfffffff  -> level-1 table 0x12345000  !! the PTE's physical address is not " \
-           "in RAM (access fault)" in text
+    assert (
+        "[0x002] va 0x80000000-0xbfffffff  -> level-1 table 0x12345000  !! the PTE's physical address is not "
+        "in RAM (access fault)" in text
+    )
     assert "!! reserved PTE encoding: W=1 with R=0" in text
     assert "bits63:54=0x80  !! reserved PTE bits 63:54 are set" in text
     assert "6 PTEs a walk faults on" in text
@@ -155,5 +163,10 @@ def test_json_tree(small):
     first = j["root"]["entries"][0]
     assert first["kind"] == "pointer" and first["table"]["level"] == 1
     run = first["table"]["entries"][0]["table"]["entries"][0]
-    assert (run["index"], run["count"], run["size"], run["flags"], run["target"]) == (1, 3, 0x3000, "---U-WRV",
-                                                                                       "0x80001000")
+    assert (run["index"], run["count"], run["size"], run["flags"], run["target"]) == (
+        1,
+        3,
+        0x3000,
+        "---U-WRV",
+        "0x80001000",
+    )

@@ -156,11 +156,14 @@ def test_canonical_high_half_is_walked(mem):
     assert tr(mem, va).translation.pa == PAGE
 
 
-@pytest.mark.parametrize("access,flags,reason", [
-    (Access.FETCH, Pte.R | Pte.W | Pte.U, FaultReason.NOT_EXECUTABLE),
-    (Access.STORE, Pte.R | Pte.X | Pte.U, FaultReason.NOT_WRITABLE),
-    (Access.LOAD, Pte.X | Pte.U, FaultReason.NOT_READABLE),
-])
+@pytest.mark.parametrize(
+    "access,flags,reason",
+    [
+        (Access.FETCH, Pte.R | Pte.W | Pte.U, FaultReason.NOT_EXECUTABLE),
+        (Access.STORE, Pte.R | Pte.X | Pte.U, FaultReason.NOT_WRITABLE),
+        (Access.LOAD, Pte.X | Pte.U, FaultReason.NOT_READABLE),
+    ],
+)
 def test_rwx_permissions(mem, access, flags, reason):
     set_path(mem, 0x5000, leaf(PAGE, flags | Pte.A | Pte.D))
     assert tr(mem, 0x5000, access).fault.reason is reason
@@ -201,8 +204,11 @@ def test_hardware_sets_a_on_load_and_a_d_on_store(mem):
     assert r.translation.pte & Pte.A
     assert r.steps[-1].decision.endswith("load allowed; set A")
     r = tr(mem, 0x5000, Access.STORE)
-    assert r.ad_update == (pte_addr, leaf(PAGE, Pte.R | Pte.W | Pte.U | Pte.A),
-                           leaf(PAGE, Pte.R | Pte.W | Pte.U | Pte.A | Pte.D))
+    assert r.ad_update == (
+        pte_addr,
+        leaf(PAGE, Pte.R | Pte.W | Pte.U | Pte.A),
+        leaf(PAGE, Pte.R | Pte.W | Pte.U | Pte.A | Pte.D),
+    )
     assert mem.read_u64(pte_addr) & Pte.D
 
 
@@ -227,8 +233,11 @@ def test_fault_policy_is_svade(mem):
 def test_pte_outside_ram_is_an_access_fault(mem):
     set_path(mem, 0x5000, leaf(PAGE, RWXUAD))
     mem.write_u64(ROOT, ptr(0x1000_0000))
-    for access, cause in ((Access.LOAD, Cause.LOAD_ACCESS), (Access.STORE, Cause.STORE_ACCESS),
-                          (Access.FETCH, Cause.FETCH_ACCESS)):
+    for access, cause in (
+        (Access.LOAD, Cause.LOAD_ACCESS),
+        (Access.STORE, Cause.STORE_ACCESS),
+        (Access.FETCH, Cause.FETCH_ACCESS),
+    ):
         r = tr(mem, 0x5000, access)
         assert (r.fault.reason, r.fault.cause, r.fault.level) == (FaultReason.PTE_ACCESS, cause, 1)
         assert r.fault.kind == "access fault"

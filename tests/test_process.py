@@ -15,8 +15,19 @@ from pathlib import Path
 import pytest
 
 from hwsim import Trap, TrapCode
-from hwsim.process import (PROT_READ, PROT_WRITE, BuildError, DuplicateSymbolError, LibraryNotFoundError, LoadError,
-                           MemoryRequestError, OutOfMemoryError, Process, UndefinedSymbolError, build_module)
+from hwsim.process import (
+    PROT_READ,
+    PROT_WRITE,
+    BuildError,
+    DuplicateSymbolError,
+    LibraryNotFoundError,
+    LoadError,
+    MemoryRequestError,
+    OutOfMemoryError,
+    Process,
+    UndefinedSymbolError,
+    build_module,
+)
 from hwsim.runtime import api
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,13 +67,13 @@ def wasm(text: str) -> bytes:
 
 def pic(body: str = "", *, dylink: str = "(mem-info (memory 16 2))") -> str:
     """A position-independent module in WAT: env.memory, its __memory_base, and ``body``."""
-    return f'''(module (@dylink.0 {dylink})
+    return f"""(module (@dylink.0 {dylink})
       (import "env" "memory" (memory 1))
       (import "env" "__memory_base" (global $mb i32))
-      {body})'''
+      {body})"""
 
 
-SYSCALLS = pic('''
+SYSCALLS = pic("""
   (import "hwsim:process" "mmap" (func $mmap (param i32 i32) (result i32)))
   (import "hwsim:process" "munmap" (func $munmap (param i32 i32) (result i32)))
   (import "hwsim:process" "mprotect" (func $mprotect (param i32 i32 i32) (result i32)))
@@ -74,7 +85,7 @@ SYSCALLS = pic('''
   (func (export "store") (param i32 i32) (i32.store (local.get 0) (local.get 1)))
   (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
   (global (export "sys_data") i32 (i32.const 0))
-  (data (global.get $mb) "\\2a")''')
+  (data (global.get $mb) "\\2a")""")
 
 
 def syscalls(**options) -> Process:
@@ -84,6 +95,7 @@ def syscalls(**options) -> Process:
 
 
 # -- the demo: three modules built with zig --------------------------------------------------------------
+
 
 def test_modules_load_at_allocator_chosen_addresses(demo):
     mods = demo.modules
@@ -107,8 +119,13 @@ def test_the_same_modules_work_at_other_addresses(demo, demo_dir):
     for name, module in moved.modules.items():
         assert module.memory_base != demo.modules[name].memory_base or module.memory_size == 0
     assert moved.modules["libvec.so"].memory_base > taken
-    for call, args in [("main_triple_sum", (7,)), ("main_sum_of_squares", (7,)), ("main_hooked", (2,)),
-                       ("main_same_pointer", ()), ("main_ready", ())]:
+    for call, args in [
+        ("main_triple_sum", (7,)),
+        ("main_sum_of_squares", (7,)),
+        ("main_hooked", (2,)),
+        ("main_same_pointer", ()),
+        ("main_ready", ()),
+    ]:
         assert moved.call(call, *args) == demo.call(call, *args)
 
 
@@ -132,7 +149,7 @@ def test_data_relocations_were_applied(demo):
     assert word("stats_live") == demo.symbol("vec_live")  # GOT.mem into libvec
     assert word("stats_push") == demo.function_pointer("vec_push")  # GOT.func into libvec
     ops = demo.read(demo.symbol("stats_ops"), 8)
-    assert [int.from_bytes(ops[i:i + 4], "little") for i in (0, 4)] == [stats.table_base, stats.table_base + 1]
+    assert [int.from_bytes(ops[i : i + 4], "little") for i in (0, 4)] == [stats.table_base, stats.table_base + 1]
 
 
 def test_constructors_run_after_linking(demo):
@@ -141,8 +158,9 @@ def test_constructors_run_after_linking(demo):
     assert demo.describe(scratch) == f"{scratch:#x} is in pages mapped by mmap (readwrite)"
 
 
-@pytest.mark.parametrize("func, where", [("main_peek", "main.c"), ("stats_peek", "libstats.c"),
-                                         ("vec_peek", "libvec.c")])
+@pytest.mark.parametrize(
+    "func, where", [("main_peek", "main.c"), ("stats_peek", "libstats.c"), ("vec_peek", "libvec.c")]
+)
 def test_null_dereference_traps_in_every_module(demo, func, where):
     with pytest.raises(Trap) as info:
         demo.call(func, 0)
@@ -182,8 +200,9 @@ def test_guest_munmap_returns_frames_and_freed_pages_trap(demo):
     assert frames.committed == before and demo.call("main_live") == 0
     with pytest.raises(Trap) as info:
         demo.call("vec_peek", data)  # use after free
-    assert info.value.code is TrapCode.MEMORY_ACCESS_DENIED and f"(linear address {data:#x}) is not mapped" in \
-        str(info.value)
+    assert info.value.code is TrapCode.MEMORY_ACCESS_DENIED and f"(linear address {data:#x}) is not mapped" in str(
+        info.value
+    )
     assert demo.call("vec_data", demo.call("vec_new", 16)) == data  # the pages are reused
 
 
@@ -210,6 +229,7 @@ def test_loading_again_and_loading_a_library_first(demo_dir):
 
 
 # -- hwsim:process: mmap / munmap / mprotect ----------------------------------------------------------------
+
 
 def test_mmap_gives_zeroed_pages_with_the_protection_asked():
     proc = syscalls()
@@ -245,25 +265,46 @@ def test_munmap_frees_only_what_it_covers_and_allows_unmapped_pages():
     assert proc.allocator.describe(a + 3 * PAGE).endswith("is free (not mapped)")
 
 
-@pytest.mark.parametrize("call, args, err, reason", [
-    ("sys_mmap", (0, RW), errno.EINVAL, "mmap: length must be positive, not 0"),
-    ("sys_mmap", (-PAGE, RW), errno.ENOMEM, "mmap of 0xfffff000 bytes: memory 0 would have to grow from 0x30000 to "
-                                            "0x100030000 bytes, past its maximum of 0x100000000"),
-    ("sys_mmap", (PAGE, 4), errno.EINVAL, "mmap: protection 0x4 asks for PROT_EXEC (4): linear memory never holds "
-                                          "code"),
-    ("sys_mmap", (PAGE, 9), errno.EINVAL, "mmap: unknown protection bits in 0x9"),
-    ("sys_munmap", (0x100, PAGE), errno.EINVAL, "munmap: address 0x100 is not a multiple of the 4096-byte page size"),
-    ("sys_munmap", (0, PAGE), errno.EINVAL, "munmap: page 0x0 (address 0x0) is the protected first page: only pages "
-                                            "from mmap can be unmapped"),
-    ("sys_munmap", (0x11000, PAGE), errno.EINVAL, "page 0x11 (address 0x11000) belongs to the stack"),
-    ("sys_munmap", (0x21000, PAGE), errno.EINVAL, "page 0x21 (address 0x21000) belongs to the data of sys.so"),
-    ("sys_munmap", (PAGE, 0), errno.EINVAL, "munmap: length must be positive, not 0"),
-    ("sys_mprotect", (0x2f000, PAGE, 1), errno.ENOMEM, "mprotect: page 0x2f (address 0x2f000) is not mapped"),
-    ("sys_mprotect", (0x1000, PAGE, 1), errno.ENOMEM, "belongs to the stack guard (never mapped)"),
-    ("sys_mprotect", (0, PAGE, 1), errno.ENOMEM, "is the protected first page"),
-    ("sys_mprotect", (0x10_0000, PAGE, 1), errno.ENOMEM, "is past the end of memory 0 (0x30000 bytes)"),
-    ("sys_mprotect", (0x21000, PAGE, 7), errno.EINVAL, "asks for PROT_EXEC"),
-])
+@pytest.mark.parametrize(
+    "call, args, err, reason",
+    [
+        ("sys_mmap", (0, RW), errno.EINVAL, "mmap: length must be positive, not 0"),
+        (
+            "sys_mmap",
+            (-PAGE, RW),
+            errno.ENOMEM,
+            "mmap of 0xfffff000 bytes: memory 0 would have to grow from 0x30000 to "
+            "0x100030000 bytes, past its maximum of 0x100000000",
+        ),
+        (
+            "sys_mmap",
+            (PAGE, 4),
+            errno.EINVAL,
+            "mmap: protection 0x4 asks for PROT_EXEC (4): linear memory never holds code",
+        ),
+        ("sys_mmap", (PAGE, 9), errno.EINVAL, "mmap: unknown protection bits in 0x9"),
+        (
+            "sys_munmap",
+            (0x100, PAGE),
+            errno.EINVAL,
+            "munmap: address 0x100 is not a multiple of the 4096-byte page size",
+        ),
+        (
+            "sys_munmap",
+            (0, PAGE),
+            errno.EINVAL,
+            "munmap: page 0x0 (address 0x0) is the protected first page: only pages from mmap can be unmapped",
+        ),
+        ("sys_munmap", (0x11000, PAGE), errno.EINVAL, "page 0x11 (address 0x11000) belongs to the stack"),
+        ("sys_munmap", (0x21000, PAGE), errno.EINVAL, "page 0x21 (address 0x21000) belongs to the data of sys.so"),
+        ("sys_munmap", (PAGE, 0), errno.EINVAL, "munmap: length must be positive, not 0"),
+        ("sys_mprotect", (0x2F000, PAGE, 1), errno.ENOMEM, "mprotect: page 0x2f (address 0x2f000) is not mapped"),
+        ("sys_mprotect", (0x1000, PAGE, 1), errno.ENOMEM, "belongs to the stack guard (never mapped)"),
+        ("sys_mprotect", (0, PAGE, 1), errno.ENOMEM, "is the protected first page"),
+        ("sys_mprotect", (0x10_0000, PAGE, 1), errno.ENOMEM, "is past the end of memory 0 (0x30000 bytes)"),
+        ("sys_mprotect", (0x21000, PAGE, 7), errno.EINVAL, "asks for PROT_EXEC"),
+    ],
+)
 def test_misuse_returns_negative_errno_and_says_why(call, args, err, reason):
     proc = syscalls()
     assert proc.memory.data_len(proc.store) == 0x30000 and proc.modules["sys.so"].memory_base == 0x21000
@@ -278,8 +319,9 @@ def test_trap_on_error_traps_at_the_call():
         proc.call("sys_munmap", 0, PAGE)
     assert info.value.code is TrapCode.MEMORY_CONTROL
     assert info.value.func_name == "sys_munmap"
-    assert "sys.so: munmap(0x0, 0x1000) = -EINVAL: munmap: page 0x0 (address 0x0) is the protected first page" in \
-        str(info.value)
+    assert "sys.so: munmap(0x0, 0x1000) = -EINVAL: munmap: page 0x0 (address 0x0) is the protected first page" in str(
+        info.value
+    )
 
 
 def test_memory_grows_for_mmap_up_to_its_maximum():
@@ -321,29 +363,55 @@ def test_host_side_calls_raise():
 
 # -- loader errors -----------------------------------------------------------------------------------------
 
+
 def test_a_module_without_dylink_is_refused():
     proc = Process()
-    with pytest.raises(LoadError, match=r"plain.wasm is not a position-independent module: it has no dylink.0 "
-                                        r"section \(build it with zig cc -fPIC -shared"):
+    with pytest.raises(
+        LoadError,
+        match=r"plain.wasm is not a position-independent module: it has no dylink.0 "
+        r"section \(build it with zig cc -fPIC -shared",
+    ):
         proc.load("plain.wasm", wasm=wasm('(module (import "env" "memory" (memory 1)))'))
 
 
-@pytest.mark.parametrize("body, message", [
-    ("(module (@dylink.0 (mem-info)) (memory 1))", "own.so defines its own memory; a process module imports "
-                                                   "env.memory"),
-    ('(import "env" "__heap_base" (global i32))', "own.so imports global env.__heap_base, which a process does not"),
-    ('(import "hwsim:process" "fork" (func))', "hwsim:process has no such function (it has: mmap, mprotect, munmap)"),
-    ('(import "env" "__stack_pointer" (global i32))', "imports env.__stack_pointer as a global of type 0x7f; the "
-                                                      "process gives a mutable i32"),
-    ('(@custom "hwsim.memory" "")', "own.so declares a memory layout (custom section 'hwsim.memory'); in a "
-                                    "process, memory 0's layout is the process's"),
-    ('(import "env" "table" (table 1 funcref))', "own.so imports env.table as a table; the process's table is "
-                                                "env.__indirect_function_table"),
-    ('(module (@custom "dylink.0" "\\01\\05\\00") (import "env" "memory" (memory 1)))',
-     "own.so is not a position-independent module: malformed dylink.0 section"),
-    ('(import "hwsim:process" "mmap" (func (param i32)))', "own.so: incompatible import type: import "
-                                                           "'hwsim:process' 'mmap' expects"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            "(module (@dylink.0 (mem-info)) (memory 1))",
+            "own.so defines its own memory; a process module imports env.memory",
+        ),
+        (
+            '(import "env" "__heap_base" (global i32))',
+            "own.so imports global env.__heap_base, which a process does not",
+        ),
+        (
+            '(import "hwsim:process" "fork" (func))',
+            "hwsim:process has no such function (it has: mmap, mprotect, munmap)",
+        ),
+        (
+            '(import "env" "__stack_pointer" (global i32))',
+            "imports env.__stack_pointer as a global of type 0x7f; the process gives a mutable i32",
+        ),
+        (
+            '(@custom "hwsim.memory" "")',
+            "own.so declares a memory layout (custom section 'hwsim.memory'); in a "
+            "process, memory 0's layout is the process's",
+        ),
+        (
+            '(import "env" "table" (table 1 funcref))',
+            "own.so imports env.table as a table; the process's table is env.__indirect_function_table",
+        ),
+        (
+            '(module (@custom "dylink.0" "\\01\\05\\00") (import "env" "memory" (memory 1)))',
+            "own.so is not a position-independent module: malformed dylink.0 section",
+        ),
+        (
+            '(import "hwsim:process" "mmap" (func (param i32)))',
+            "own.so: incompatible import type: import 'hwsim:process' 'mmap' expects",
+        ),
+    ],
+)
 def test_unsupported_modules_are_refused(body, message):
     proc = Process()
     text = body if body.startswith("(module") else pic(body)
@@ -357,17 +425,24 @@ def test_missing_needed_library(tmp_path):
     proc = Process(search_path=[tmp_path])
     with pytest.raises(LibraryNotFoundError, match=f"top.so needs libnope.so, which is in none of: {tmp_path}"):
         proc.load(tmp_path / "top.so")
-    with pytest.raises(LibraryNotFoundError, match="cannot find other.so, which is in no directory: the process "
-                                                   "has an empty search path"):
+    with pytest.raises(
+        LibraryNotFoundError,
+        match="cannot find other.so, which is in no directory: the process has an empty search path",
+    ):
         Process().load("other.so")
 
 
 def test_needed_libraries_are_found_through_the_runtime_path(tmp_path):
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "dep.so").write_bytes(wasm(pic('(func (export "dep_fn") (result i32) (i32.const 7))')))
-    (tmp_path / "top.so").write_bytes(wasm(pic(
-        '(import "env" "dep_fn" (func $d (result i32))) (func (export "top_fn") (result i32) (call $d))',
-        dylink='(needed "dep.so") (runtime-path "$ORIGIN/lib")')))
+    (tmp_path / "top.so").write_bytes(
+        wasm(
+            pic(
+                '(import "env" "dep_fn" (func $d (result i32))) (func (export "top_fn") (result i32) (call $d))',
+                dylink='(needed "dep.so") (runtime-path "$ORIGIN/lib")',
+            )
+        )
+    )
     proc = Process()
     proc.load(tmp_path / "top.so")
     assert proc.call("top_fn") == 7
@@ -375,15 +450,20 @@ def test_needed_libraries_are_found_through_the_runtime_path(tmp_path):
 
 def test_undefined_symbols_name_who_needs_what():
     proc = Process()
-    text = pic('''(import "env" "nothere" (func (param i32)))
+    text = pic("""(import "env" "nothere" (func (param i32)))
                   (import "GOT.mem" "nodata" (global (mut i32)))
-                  (import "GOT.func" "nofunc" (global (mut i32)))''')
+                  (import "GOT.func" "nofunc" (global (mut i32)))""")
     with pytest.raises(UndefinedSymbolError) as info:
         proc.load("needy.so", wasm=wasm(text))
-    assert str(info.value) == ("undefined symbols: needy.so needs function `nothere`; needy.so needs data address "
-                               "`nodata`; needy.so needs function address `nofunc`")
-    assert info.value.missing == [("needy.so", "nothere", "function"), ("needy.so", "nodata", "data address"),
-                                  ("needy.so", "nofunc", "function address")]
+    assert str(info.value) == (
+        "undefined symbols: needy.so needs function `nothere`; needy.so needs data address "
+        "`nodata`; needy.so needs function address `nofunc`"
+    )
+    assert info.value.missing == [
+        ("needy.so", "nothere", "function"),
+        ("needy.so", "nodata", "data address"),
+        ("needy.so", "nofunc", "function address"),
+    ]
     assert proc.modules == {}
 
 
@@ -400,12 +480,17 @@ def test_duplicate_strong_definitions_are_refused():
 
 def test_a_weak_definition_gives_way_to_a_strong_one(tmp_path):
     # wasm-ld makes a module import the weak definitions it calls itself: that is how the loader knows.
-    (tmp_path / "weak.so").write_bytes(wasm(pic('''
+    (tmp_path / "weak.so").write_bytes(
+        wasm(
+            pic("""
         (import "env" "pick" (func $pick (result i32)))
         (func (export "pick") (result i32) (i32.const 1))
-        (func (export "weak_calls") (result i32) (call $pick))''')))
-    (tmp_path / "strong.so").write_bytes(wasm(pic('(func (export "pick") (result i32) (i32.const 2))',
-                                                  dylink='(needed "weak.so")')))
+        (func (export "weak_calls") (result i32) (call $pick))""")
+        )
+    )
+    (tmp_path / "strong.so").write_bytes(
+        wasm(pic('(func (export "pick") (result i32) (i32.const 2))', dylink='(needed "weak.so")'))
+    )
     proc = Process(search_path=[tmp_path])
     proc.load("strong.so")
     assert proc.call("pick") == 2 and proc.call("weak_calls") == 2
@@ -413,15 +498,25 @@ def test_a_weak_definition_gives_way_to_a_strong_one(tmp_path):
 
 def test_mistyped_symbols_are_refused():
     proc = Process()
-    proc.load("def.so", wasm=wasm(pic('(func (export "f") (param i32) (result i32) (local.get 0)) '
-                                      '(global (export "d") i32 (i32.const 0))')))
-    with pytest.raises(LoadError, match=r"symbol `f`: use.so imports it as \[i64\] -> \[\], def.so defines it as "
-                                        r"\[i32\] -> \[i32\]"):
+    proc.load(
+        "def.so",
+        wasm=wasm(
+            pic('(func (export "f") (param i32) (result i32) (local.get 0)) (global (export "d") i32 (i32.const 0))')
+        ),
+    )
+    with pytest.raises(
+        LoadError,
+        match=r"symbol `f`: use.so imports it as \[i64\] -> \[\], def.so defines it as "
+        r"\[i32\] -> \[i32\]",
+    ):
         proc.load("use.so", wasm=wasm(pic('(import "env" "f" (func (param i64)))')))
     with pytest.raises(LoadError, match="use.so calls `d`, which def.so defines as data"):
         proc.load("use.so", wasm=wasm(pic('(import "env" "d" (func))')))
-    with pytest.raises(LoadError, match=r"use.so takes the address of `f` \(GOT.mem\), which def.so defines as a "
-                                        r"function"):
+    with pytest.raises(
+        LoadError,
+        match=r"use.so takes the address of `f` \(GOT.mem\), which def.so defines as a "
+        r"function",
+    ):
         proc.load("use.so", wasm=wasm(pic('(import "GOT.mem" "f" (global (mut i32)))')))
 
 
@@ -430,8 +525,11 @@ def test_out_of_memory_while_loading_gives_everything_back(tmp_path):
     (tmp_path / "big.so").write_bytes(wasm(pic(dylink='(mem-info (memory 0x200000 2)) (needed "small.so")')))
     proc = Process(max_memory=1 << 20, search_path=[tmp_path])
     regions = dict(proc.allocator.regions)
-    with pytest.raises(OutOfMemoryError, match=r"cannot load big.so \(0x200000 bytes of data\): .* past its "
-                                               r"maximum of 0x100000"):
+    with pytest.raises(
+        OutOfMemoryError,
+        match=r"cannot load big.so \(0x200000 bytes of data\): .* past its "
+        r"maximum of 0x100000",
+    ):
         proc.load("big.so")
     assert proc.modules == {} and proc.allocator.regions == regions and proc.symbols == {}
     proc.load("small.so")  # the process is still usable
@@ -439,7 +537,7 @@ def test_out_of_memory_while_loading_gives_everything_back(tmp_path):
 
 def test_a_trap_while_instantiating_gives_everything_back(tmp_path):
     (tmp_path / "ok.so").write_bytes(wasm(pic('(func (export "ok_fn"))')))
-    (tmp_path / "bad.so").write_bytes(wasm(pic('(func $s unreachable) (start $s)', dylink='(needed "ok.so")')))
+    (tmp_path / "bad.so").write_bytes(wasm(pic("(func $s unreachable) (start $s)", dylink='(needed "ok.so")')))
     proc = Process(search_path=[tmp_path])
     committed = proc.memory._inner.committed_bytes
     with pytest.raises(LoadError, match="bad.so: instantiation trapped: unreachable"):
@@ -450,23 +548,28 @@ def test_a_trap_while_instantiating_gives_everything_back(tmp_path):
 
 def test_a_trapping_constructor_is_reported():
     proc = Process()
-    with pytest.raises(LoadError, match=r"ctor.so: __wasm_call_ctors trapped \(ctor.so stays loaded, half "
-                                        r"initialised\): unreachable"):
+    with pytest.raises(
+        LoadError,
+        match=r"ctor.so: __wasm_call_ctors trapped \(ctor.so stays loaded, half "
+        r"initialised\): unreachable",
+    ):
         proc.load("ctor.so", wasm=wasm(pic('(func (export "__wasm_call_ctors") unreachable)')))
 
 
 # -- weak imports and late binding -------------------------------------------------------------------------
 
-WEAK_USER = pic('''
+WEAK_USER = pic(
+    """
   (import "env" "opt" (func $opt (result i32)))
   (import "GOT.func" "opt" (global $opt_addr (mut i32)))
   (import "GOT.mem" "opt_data" (global $opt_data (mut i32)))
   (func (export "call_opt") (result i32) (call $opt))
   (func (export "opt_addr") (result i32) (global.get $opt_addr))
-  (func (export "opt_data_addr") (result i32) (global.get $opt_data))''',
-    dylink='''(mem-info (memory 16 2)) (import-info "env" "opt" binding-weak undefined)
+  (func (export "opt_data_addr") (result i32) (global.get $opt_data))""",
+    dylink="""(mem-info (memory 16 2)) (import-info "env" "opt" binding-weak undefined)
               (import-info "GOT.func" "opt" binding-weak undefined)
-              (import-info "GOT.mem" "opt_data" binding-weak undefined)''')
+              (import-info "GOT.mem" "opt_data" binding-weak undefined)""",
+)
 
 
 def test_weak_undefined_symbols_are_null_until_a_later_load_defines_them():
@@ -475,8 +578,13 @@ def test_weak_undefined_symbols_are_null_until_a_later_load_defines_them():
     assert proc.call("opt_addr") == 0 and proc.call("opt_data_addr") == 0  # as in C: &opt == NULL
     with pytest.raises(Trap, match=r"call to undefined weak symbol `opt` \(imported by user.so\)"):
         proc.call("call_opt")
-    proc.load("provider.so", wasm=wasm(pic('''(func (export "opt") (result i32) (i32.const 42))
-                                              (global (export "opt_data") i32 (i32.const 4))''')))
+    proc.load(
+        "provider.so",
+        wasm=wasm(
+            pic("""(func (export "opt") (result i32) (i32.const 42))
+                                              (global (export "opt_data") i32 (i32.const 4))""")
+        ),
+    )
     assert proc.call("call_opt") == 42  # bound now
     assert proc.call("opt_addr") == proc.function_pointer("opt") != 0
     assert proc.call("opt_data_addr") == proc.modules["provider.so"].memory_base + 4
@@ -502,18 +610,24 @@ def test_host_functions_are_symbols():
     proc = Process()
     seen = []
     proc.define_func("env", "host_log", api.FuncType([api.ValType.i32()], []), seen.append)
-    proc.load("h.so", wasm=wasm(pic('''
+    proc.load(
+        "h.so",
+        wasm=wasm(
+            pic("""
         (import "env" "__indirect_function_table" (table 0 funcref))
         (import "env" "host_log" (func $log (param i32)))
         (import "GOT.func" "host_log" (global $log_addr (mut i32)))
         (type $t (func (param i32)))
         (func (export "go") (call $log (i32.const 1)) (call_indirect (type $t) (i32.const 2) (global.get $log_addr)))
-    ''')))
+    """)
+        ),
+    )
     proc.call("go")
     assert seen == [1, 2]
 
 
 # -- the build helper ---------------------------------------------------------------------------------------
+
 
 def test_build_module_caches_and_reports_compiler_errors(demo_dir, tmp_path):
     out = demo_dir / "libvec.so"

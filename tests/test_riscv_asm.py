@@ -20,9 +20,35 @@ def text(word: int) -> str:
 
 
 @settings(max_examples=300)
-@given(rd=regs, rs1=nonzero, rs2=nonzero,
-       op=st.sampled_from(["add", "sub", "xor", "or_", "and_", "sll", "srl", "sra", "slt", "sltu", "mul", "mulh",
-                           "mulhu", "div", "divu", "rem", "remu", "addw", "subw", "mulw"]))
+@given(
+    rd=regs,
+    rs1=nonzero,
+    rs2=nonzero,
+    op=st.sampled_from(
+        [
+            "add",
+            "sub",
+            "xor",
+            "or_",
+            "and_",
+            "sll",
+            "srl",
+            "sra",
+            "slt",
+            "sltu",
+            "mul",
+            "mulh",
+            "mulhu",
+            "div",
+            "divu",
+            "rem",
+            "remu",
+            "addw",
+            "subw",
+            "mulw",
+        ]
+    ),
+)
 def test_r_type_matches_capstone(rd, rs1, rs2, op):
     name = op.rstrip("_")
     assert text(getattr(A, op)(rd, rs1, rs2)) == f"{name} {rd}, {rs1}, {rs2}"
@@ -36,8 +62,12 @@ def fmt_imm(v: int) -> str:
 
 
 @settings(max_examples=300)
-@given(rd=regs, rs1=regs, imm=imm12,
-       op=st.sampled_from(["ld", "lw", "lwu", "lh", "lhu", "lb", "lbu", "sd", "sw", "sh", "sb"]))
+@given(
+    rd=regs,
+    rs1=regs,
+    imm=imm12,
+    op=st.sampled_from(["ld", "lw", "lwu", "lh", "lhu", "lb", "lbu", "sd", "sw", "sh", "sb"]),
+)
 def test_loads_and_stores_match_capstone(rd, rs1, imm, op):
     ins = disassemble_one(getattr(A, op)(rd, rs1, imm).to_bytes(4, "little"), 0)
     assert (ins.mnemonic, ins.mem_base, ins.mem_disp) == (op, rs1, imm)
@@ -45,8 +75,12 @@ def test_loads_and_stores_match_capstone(rd, rs1, imm, op):
 
 
 @settings(max_examples=200)
-@given(rs1=nonzero, rs2=nonzero, off=st.integers(-2048, 2047).map(lambda x: x * 2),
-       op=st.sampled_from(["beq", "bne", "blt", "bge", "bltu", "bgeu"]))
+@given(
+    rs1=nonzero,
+    rs2=nonzero,
+    off=st.integers(-2048, 2047).map(lambda x: x * 2),
+    op=st.sampled_from(["beq", "bne", "blt", "bge", "bltu", "bgeu"]),
+)
 def test_branches_match_capstone(rs1, rs2, off, op):
     ins = disassemble_one(getattr(A, op)(rs1, rs2, off).to_bytes(4, "little"), 0x1000)
     assert ins.text == f"{op} {rs1}, {rs2}, {fmt_imm(off)}"  # capstone prints the relative offset
@@ -63,13 +97,16 @@ def test_other_formats():
     assert text(A.csrrw("zero", 0x180, "a0")) == "csrw satp, a0"
 
 
-@pytest.mark.parametrize("call,message", [
-    (lambda: A.addi("a0", "a0", 2048), "immediate 2048 does not fit in 12 signed bits"),
-    (lambda: A.beq("a0", "a0", 3), "branch offset 3 is odd"),
-    (lambda: A.jal("ra", 1 << 20), "jump offset 1048576 does not fit in 21 signed bits"),
-    (lambda: A.slli("a0", "a0", 64), r"shift amount 64 out of range \[0, 64\)"),
-    (lambda: A.add("a0", "r7", "a0"), "unknown register 'r7'"),
-])
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda: A.addi("a0", "a0", 2048), "immediate 2048 does not fit in 12 signed bits"),
+        (lambda: A.beq("a0", "a0", 3), "branch offset 3 is odd"),
+        (lambda: A.jal("ra", 1 << 20), "jump offset 1048576 does not fit in 21 signed bits"),
+        (lambda: A.slli("a0", "a0", 64), r"shift amount 64 out of range \[0, 64\)"),
+        (lambda: A.add("a0", "r7", "a0"), "unknown register 'r7'"),
+    ],
+)
 def test_encoding_errors(call, message):
     with pytest.raises(A.EncodeError, match=message):
         call()
@@ -94,9 +131,15 @@ def cpu():
 
 
 @settings(max_examples=300, deadline=None)
-@given(value=st.one_of(st.integers(0, (1 << 64) - 1), st.integers(-(1 << 63), (1 << 63) - 1),
-                       st.sampled_from([0, -1, 1 << 31, (1 << 31) - 1, -(1 << 31), 1 << 63, 0x7FF, 0x800,
-                                        0xFFFF_FFFF, 0x8000_0000_0000_0800])))
+@given(
+    value=st.one_of(
+        st.integers(0, (1 << 64) - 1),
+        st.integers(-(1 << 63), (1 << 63) - 1),
+        st.sampled_from(
+            [0, -1, 1 << 31, (1 << 31) - 1, -(1 << 31), 1 << 63, 0x7FF, 0x800, 0xFFFF_FFFF, 0x8000_0000_0000_0800]
+        ),
+    )
+)
 def test_li_loads_any_64_bit_constant(cpu, value):
     words = A.li_words("a0", value)
     assert len(words) <= 8
@@ -111,8 +154,13 @@ fregs = st.sampled_from(A.FP_ABI_NAMES)
 
 
 @settings(max_examples=200)
-@given(rd=fregs, rs1=fregs, rs2=fregs, double=st.booleans(),
-       op=st.sampled_from(["fadd", "fsub", "fmul", "fdiv", "fmin", "fmax", "fsgnj", "fsgnjn", "fsgnjx"]))
+@given(
+    rd=fregs,
+    rs1=fregs,
+    rs2=fregs,
+    double=st.booleans(),
+    op=st.sampled_from(["fadd", "fsub", "fmul", "fdiv", "fmin", "fmax", "fsgnj", "fsgnjn", "fsgnjx"]),
+)
 def test_fp_arithmetic_matches_capstone(rd, rs1, rs2, double, op):
     ins = disassemble_one(getattr(A, op)(rd, rs1, rs2, double).to_bytes(4, "little"), 0)
     suffix = ".d" if double else ".s"
@@ -122,25 +170,28 @@ def test_fp_arithmetic_matches_capstone(rd, rs1, rs2, double, op):
     assert ins.op_str.split(", ")[:3] == [rd, rs1, rs2]
 
 
-@pytest.mark.parametrize("word,expected", [
-    (A.flw("fa0", "sp", 8), "flw fa0, 8(sp)"),
-    (A.fsd("fs1", "a0", -16), "fsd fs1, -0x10(a0)"),
-    (A.fld("ft11", "s0", 2040), "fld ft11, 0x7f8(s0)"),
-    (A.fsqrt("fa0", "fa1", True), "fsqrt.d fa0, fa1, rne"),
-    (A.feq("a0", "fa0", "fa1", False), "feq.s a0, fa0, fa1"),
-    (A.flt("a0", "fa0", "fa1", True), "flt.d a0, fa0, fa1"),
-    (A.fle("t0", "ft0", "ft1", True), "fle.d t0, ft0, ft1"),
-    (A.fclass("a0", "fa0", True), "fclass.d a0, fa0"),
-    (A.fcvt_to_int("a0", "fa0", double=True, signed=True, wide=False), "fcvt.w.d a0, fa0, rtz"),
-    (A.fcvt_to_int("a0", "fa0", double=False, signed=False, wide=True), "fcvt.lu.s a0, fa0, rtz"),
-    (A.fcvt_from_int("fa0", "a0", double=True, signed=False, wide=True), "fcvt.d.lu fa0, a0, rne"),
-    (A.fcvt_s_d("fa0", "fa1"), "fcvt.s.d fa0, fa1, rne"),
-    (A.fcvt_d_s("fa0", "fa1"), "fcvt.d.s fa0, fa1"),
-    (A.fmv_x_w("a0", "fa0"), "fmv.x.w a0, fa0"),
-    (A.fmv_d_x("fa0", "a0"), "fmv.d.x fa0, a0"),
-    (A.csrrs("a0", A.CSR_FFLAGS, "zero"), "frflags a0"),
-    (A.sllw("a0", "a1", "a2"), "sllw a0, a1, a2"),
-    (A.remuw("a0", "a1", "a2"), "remuw a0, a1, a2"),
-])
+@pytest.mark.parametrize(
+    "word,expected",
+    [
+        (A.flw("fa0", "sp", 8), "flw fa0, 8(sp)"),
+        (A.fsd("fs1", "a0", -16), "fsd fs1, -0x10(a0)"),
+        (A.fld("ft11", "s0", 2040), "fld ft11, 0x7f8(s0)"),
+        (A.fsqrt("fa0", "fa1", True), "fsqrt.d fa0, fa1, rne"),
+        (A.feq("a0", "fa0", "fa1", False), "feq.s a0, fa0, fa1"),
+        (A.flt("a0", "fa0", "fa1", True), "flt.d a0, fa0, fa1"),
+        (A.fle("t0", "ft0", "ft1", True), "fle.d t0, ft0, ft1"),
+        (A.fclass("a0", "fa0", True), "fclass.d a0, fa0"),
+        (A.fcvt_to_int("a0", "fa0", double=True, signed=True, wide=False), "fcvt.w.d a0, fa0, rtz"),
+        (A.fcvt_to_int("a0", "fa0", double=False, signed=False, wide=True), "fcvt.lu.s a0, fa0, rtz"),
+        (A.fcvt_from_int("fa0", "a0", double=True, signed=False, wide=True), "fcvt.d.lu fa0, a0, rne"),
+        (A.fcvt_s_d("fa0", "fa1"), "fcvt.s.d fa0, fa1, rne"),
+        (A.fcvt_d_s("fa0", "fa1"), "fcvt.d.s fa0, fa1"),
+        (A.fmv_x_w("a0", "fa0"), "fmv.x.w a0, fa0"),
+        (A.fmv_d_x("fa0", "a0"), "fmv.d.x fa0, a0"),
+        (A.csrrs("a0", A.CSR_FFLAGS, "zero"), "frflags a0"),
+        (A.sllw("a0", "a1", "a2"), "sllw a0, a1, a2"),
+        (A.remuw("a0", "a1", "a2"), "remuw a0, a1, a2"),
+    ],
+)
 def test_fp_and_w_instructions_match_capstone(word, expected):
     assert text(word) == expected

@@ -11,8 +11,13 @@ from hwsim.riscv.asm import ABI_NAMES
 from hwsim.riscv.memop import MemOp, decode_memop
 
 _SIZES = {"b": 1, "h": 2, "w": 4, "d": 8}
-FP_NAMES = ([f"ft{i}" for i in range(8)] + ["fs0", "fs1"] + [f"fa{i}" for i in range(8)]
-            + [f"fs{i}" for i in range(2, 12)] + [f"ft{i}" for i in range(8, 12)])
+FP_NAMES = (
+    [f"ft{i}" for i in range(8)]
+    + ["fs0", "fs1"]
+    + [f"fa{i}" for i in range(8)]
+    + [f"fs{i}" for i in range(2, 12)]
+    + [f"ft{i}" for i in range(8, 12)]
+)
 
 
 def _capstone():
@@ -34,8 +39,11 @@ def _reference(md, code: bytes):
         if mems:
             base_reg, disp = mems[0].mem.base, mems[0].mem.disp
         else:  # compressed forms: capstone gives (data register, offset, base register)
-            assert [op.type for op in ops] == [capstone.riscv.RISCV_OP_REG, capstone.riscv.RISCV_OP_IMM,
-                                               capstone.riscv.RISCV_OP_REG], ins.mnemonic
+            assert [op.type for op in ops] == [
+                capstone.riscv.RISCV_OP_REG,
+                capstone.riscv.RISCV_OP_IMM,
+                capstone.riscv.RISCV_OP_REG,
+            ], ins.mnemonic
             base_reg, disp = ops[2].reg, ops[1].imm
         base = ABI_NAMES.index(ins.reg_name(base_reg))
         data = (FP_NAMES if fp else ABI_NAMES).index(ins.reg_name(ops[0].reg))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-
 import pytest
 
 import hwsim
@@ -28,10 +26,14 @@ def instance(engine, store, wat: str, imports=()):
 
 
 def test_call_with_python_values_and_multi_value(engine, store):
-    ex = instance(engine, store, """(module
+    ex = instance(
+        engine,
+        store,
+        """(module
       (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
       (func (export "pair") (param i64 f64) (result f64 i64) (local.get 1) (local.get 0))
-      (func (export "none")))""")
+      (func (export "none")))""",
+    )
     assert ex["add"](store, 2, -5) == -3
     assert ex["add"](store, 0x7FFF_FFFF, 1) == -0x8000_0000  # i32 results come back signed
     assert ex["pair"](store, -7, 2.5) == [2.5, -7]
@@ -41,9 +43,13 @@ def test_call_with_python_values_and_multi_value(engine, store):
 
 
 def test_exact_float_bits_cross_both_ways(engine, store):
-    ex = instance(engine, store, """(module
+    ex = instance(
+        engine,
+        store,
+        """(module
       (func (export "id32") (param f32) (result f32) (local.get 0))
-      (func (export "id64") (param f64) (result f64) (local.get 0)))""")
+      (func (export "id64") (param f64) (result f64) (local.get 0)))""",
+    )
     assert ex["id32"].call_vals(store, Val.f32_bits(0x7FA0_0001))[0].bits == 0x7FA0_0001  # signalling NaN payload
     assert ex["id64"].call_vals(store, Val.f64_bits(0xFFF0_0000_0000_0ABC))[0].bits == 0xFFF0_0000_0000_0ABC
     assert ex["id32"](store, 1.5) == 1.5
@@ -51,11 +57,14 @@ def test_exact_float_bits_cross_both_ways(engine, store):
 
 def test_host_function_with_caller_and_nested_calls(engine, store):
     seen = []
-    mod = Module(engine, """(module
+    mod = Module(
+        engine,
+        """(module
       (import "env" "host" (func $host (param i32) (result i32)))
       (memory (export "mem") 1)
       (func $twice (export "twice") (param i32) (result i32) (i32.mul (local.get 0) (i32.const 2)))
-      (func (export "outer") (param i32) (result i32) (call $host (local.get 0))))""")
+      (func (export "outer") (param i32) (result i32) (call $host (local.get 0))))""",
+    )
     holder = {}
 
     def host(caller, x):
@@ -74,9 +83,14 @@ def test_host_exception_propagates_and_store_stays_usable(engine, store):
         raise ValueError(f"host failed on {x}")
 
     f = Func(store, FuncType([I32], []), boom)
-    ex = instance(engine, store, """(module (import "e" "f" (func $f (param i32)))
+    ex = instance(
+        engine,
+        store,
+        """(module (import "e" "f" (func $f (param i32)))
       (func (export "go") (call $f (i32.const 9)))
-      (func (export "ok") (result i32) (i32.const 1)))""", [f])
+      (func (export "ok") (result i32) (i32.const 1)))""",
+        [f],
+    )
     with pytest.raises(ValueError, match="host failed on 9"):
         ex["go"](store)
     assert ex["ok"](store) == 1
@@ -99,19 +113,22 @@ TRAPS = """(module
 )"""
 
 
-@pytest.mark.parametrize("name,code,insn", [
-    ("unreachable", TrapCode.UNREACHABLE, "ebreak"),
-    ("oob", TrapCode.MEMORY_OUT_OF_BOUNDS, "lw t0, 0(t5)"),
-    ("div0", TrapCode.INTEGER_DIVIDE_BY_ZERO, "ebreak"),
-    ("ovf", TrapCode.INTEGER_OVERFLOW, "ebreak"),
-    ("conv", TrapCode.BAD_CONVERSION_TO_INTEGER, "ebreak"),
-    ("rec", TrapCode.STACK_OVERFLOW, None),
-    ("null", TrapCode.INDIRECT_CALL_TO_NULL, "ebreak"),
-    ("sig", TrapCode.BAD_SIGNATURE, "ebreak"),
-    ("undef", TrapCode.UNDEFINED_ELEMENT, "ebreak"),
-    ("table", TrapCode.TABLE_OUT_OF_BOUNDS, "ecall"),
-    ("fill", TrapCode.MEMORY_OUT_OF_BOUNDS, "ecall"),
-])
+@pytest.mark.parametrize(
+    "name,code,insn",
+    [
+        ("unreachable", TrapCode.UNREACHABLE, "ebreak"),
+        ("oob", TrapCode.MEMORY_OUT_OF_BOUNDS, "lw t0, 0(t5)"),
+        ("div0", TrapCode.INTEGER_DIVIDE_BY_ZERO, "ebreak"),
+        ("ovf", TrapCode.INTEGER_OVERFLOW, "ebreak"),
+        ("conv", TrapCode.BAD_CONVERSION_TO_INTEGER, "ebreak"),
+        ("rec", TrapCode.STACK_OVERFLOW, None),
+        ("null", TrapCode.INDIRECT_CALL_TO_NULL, "ebreak"),
+        ("sig", TrapCode.BAD_SIGNATURE, "ebreak"),
+        ("undef", TrapCode.UNDEFINED_ELEMENT, "ebreak"),
+        ("table", TrapCode.TABLE_OUT_OF_BOUNDS, "ecall"),
+        ("fill", TrapCode.MEMORY_OUT_OF_BOUNDS, "ecall"),
+    ],
+)
 def test_each_trap_says_what_and_where(engine, store, name, code, insn):
     ex = instance(engine, store, TRAPS)
     with pytest.raises(Trap) as info:
@@ -130,8 +147,11 @@ def test_each_trap_says_what_and_where(engine, store, name, code, insn):
 
 def test_constant_address_uses_the_mmu(engine, store):
     """Accesses past the end fault in the reservation's unmapped pages; the report gives the address."""
-    ex = instance(engine, store, '(module (memory 1) (func (export "f") (param i32) (result i32) '
-                                 '(i32.load offset=4 (local.get 0))))')
+    ex = instance(
+        engine,
+        store,
+        '(module (memory 1) (func (export "f") (param i32) (result i32) (i32.load offset=4 (local.get 0))))',
+    )
     assert ex["f"](store, 65532 - 4) == 0
     with pytest.raises(Trap, match=r"linear address 0x10001, memory size 0x10000"):
         ex["f"](store, 65533)
@@ -139,8 +159,9 @@ def test_constant_address_uses_the_mmu(engine, store):
 
 def test_time_limit_interrupts_and_store_stays_usable(engine):
     store = Store(engine, time_limit=0.05)
-    ex = instance(engine, store, '(module (func (export "spin") (loop (br 0))) '
-                                 '(func (export "one") (result i32) (i32.const 1)))')
+    ex = instance(
+        engine, store, '(module (func (export "spin") (loop (br 0))) (func (export "one") (result i32) (i32.const 1)))'
+    )
     with pytest.raises(Trap) as info:
         ex["spin"](store)
     assert info.value.trap_code is TrapCode.INTERRUPTED
@@ -148,8 +169,12 @@ def test_time_limit_interrupts_and_store_stays_usable(engine):
 
 
 def test_memory_api_and_demand_paging(engine, store):
-    ex = instance(engine, store, '(module (memory (export "m") 1000 1002) '
-                                 '(func (export "poke") (param i32) (i32.store8 (local.get 0) (i32.const 7))))')
+    ex = instance(
+        engine,
+        store,
+        '(module (memory (export "m") 1000 1002) '
+        '(func (export "poke") (param i32) (i32.store8 (local.get 0) (i32.const 7))))',
+    )
     frames = store.machine.frames
     mem = ex["m"]
     assert (mem.size(store), mem.data_len(store)) == (1000, 1000 * 65536)
@@ -175,21 +200,27 @@ def test_memory_limit(engine):
     store = Store(engine, memory_limit=10 * 65536)
     with pytest.raises(hwsim.HwsimError, match="memory of 11 pages exceeds the limit of 10 pages"):
         instance(engine, store, "(module (memory 11))")
-    ex = instance(engine, store, '(module (memory 1) (func (export "g") (param i32) (result i32) '
-                                 '(memory.grow (local.get 0))))')
+    ex = instance(
+        engine, store, '(module (memory 1) (func (export "g") (param i32) (result i32) (memory.grow (local.get 0))))'
+    )
     assert ex["g"](store, 9) == 1
     assert ex["g"](store, 1) == -1
 
 
 def test_globals_and_tables(engine, store):
     g = hwsim.Global(store, hwsim.GlobalType(I64, True), 5)
-    ex = instance(engine, store, """(module (import "e" "g" (global $g (mut i64)))
+    ex = instance(
+        engine,
+        store,
+        """(module (import "e" "g" (global $g (mut i64)))
       (global (export "c") f32 (f32.const 1.5))
       (table (export "t") 2 funcref)
       (type $r (func (result i64)))
       (func $get (export "get") (result i64) (global.get $g))
       (func (export "set") (param i64) (global.set $g (local.get 0)))
-      (func (export "call") (param i32) (result i64) (call_indirect (type $r) (local.get 0))))""", [g])
+      (func (export "call") (param i32) (result i64) (call_indirect (type $r) (local.get 0))))""",
+        [g],
+    )
     ex["set"](store, -2)
     assert g.value(store) == -2 and ex["get"](store) == -2
     assert ex["c"].value(store) == 1.5
@@ -205,8 +236,11 @@ def test_globals_and_tables(engine, store):
 def test_linker(engine, store):
     linker = Linker(engine)
     linker.define_func("env", "double", FuncType([I32], [I32]), lambda x: 2 * x)
-    mod = Module(engine, '(module (import "env" "double" (func $d (param i32) (result i32))) '
-                         '(func (export "f") (result i32) (call $d (i32.const 21))))')
+    mod = Module(
+        engine,
+        '(module (import "env" "double" (func $d (param i32) (result i32))) '
+        '(func (export "f") (result i32) (call $d (i32.const 21))))',
+    )
     assert linker.instantiate(store, mod).exports(store)["f"](store) == 42
     other = Module(engine, '(module (import "env" "missing" (func)))')
     with pytest.raises(hwsim.WasmtimeError, match="unknown import: `env::missing` has not been defined"):

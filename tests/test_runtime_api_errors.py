@@ -17,11 +17,29 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from property_scale import examples
 
 import hwsim
-from hwsim import (Engine, Func, FuncType, Global, GlobalType, HwsimError, Instance, Limits, Linker, Memory,
-                   MemoryType, Module, OutOfBoundsError, Store, Table, TableType, Val, ValType)
-from property_scale import examples
+from hwsim import (
+    Engine,
+    Func,
+    FuncType,
+    Global,
+    GlobalType,
+    HwsimError,
+    Instance,
+    Limits,
+    Linker,
+    Memory,
+    MemoryType,
+    Module,
+    OutOfBoundsError,
+    Store,
+    Table,
+    TableType,
+    Val,
+    ValType,
+)
 
 I32, I64, F32, F64 = ValType.i32(), ValType.i64(), ValType.f32(), ValType.f64()
 FUNCREF, EXTERNREF = ValType.funcref(), ValType.externref()
@@ -71,21 +89,29 @@ def _message(exc_info, text: str) -> None:
 CONSTRUCTORS = {
     "Store(3)": (lambda w: Store(3), "Store(engine): expected Engine, not 3"),
     "Store(memory_limit='1')": (lambda w: Store(memory_limit="1"), "Store(memory_limit): expected an int, not '1'"),
-    "Store(time_limit='x')": (lambda w: Store(time_limit="x"),
-                              "Store(time_limit): expected seconds (a float or an int) or None, not 'x'"),
+    "Store(time_limit='x')": (
+        lambda w: Store(time_limit="x"),
+        "Store(time_limit): expected seconds (a float or an int) or None, not 'x'",
+    ),
     "Store(machine=3)": (lambda w: Store(machine=3), "Store(machine): expected Machine, not 3"),
-    "Engine(3)": (lambda w: Engine(3), "Engine(config): hwsim has no Config (its settings are keyword arguments), "
-                                       "not 3"),
+    "Engine(3)": (
+        lambda w: Engine(3),
+        "Engine(config): hwsim has no Config (its settings are keyword arguments), not 3",
+    ),
     "Engine(cache_dir=3)": (lambda w: Engine(cache_dir=3), "Engine(cache_dir): expected a path, not 3"),
     "Linker(2)": (lambda w: Linker(2), "Linker(engine): expected Engine, not 2"),
     "Module(engine, 5)": (lambda w: Module(w.engine, 5), "Module(wasm): expected bytes, not 5"),
     "Module(3, wasm)": (lambda w: Module(3, b"\0asm\1\0\0\0"), "Module(engine): expected Engine, not 3"),
-    "Module.from_file(engine, 3)": (lambda w: Module.from_file(w.engine, 3),
-                                    "Module.from_file(path): expected a path, not 3"),
+    "Module.from_file(engine, 3)": (
+        lambda w: Module.from_file(w.engine, 3),
+        "Module.from_file(path): expected a path, not 3",
+    ),
     "Instance(3, ...)": (lambda w: Instance(3, w.module, []), "expected a Store or a Caller, not 3"),
     "Instance(store, 5, [])": (lambda w: Instance(w.store, 5, []), "Instance(module): expected Module, not 5"),
-    "Instance(store, module, [5])": (lambda w: Instance(w.store, w.module, [5]),
-                                     "expected a Func, Memory, Global or Table, not 5"),
+    "Instance(store, module, [5])": (
+        lambda w: Instance(w.store, w.module, [5]),
+        "expected a Func, Memory, Global or Table, not 5",
+    ),
     "Memory(store, 3)": (lambda w: Memory(w.store, 3), "Memory(ty): expected MemoryType, not 3"),
     "Memory(None, ty)": (lambda w: Memory(None, MemoryType(Limits(1))), "expected a Store or a Caller, not None"),
     "Table(store, 3)": (lambda w: Table(w.store, 3), "Table(ty): expected TableType, not 3"),
@@ -105,18 +131,30 @@ CONSTRUCTORS = {
     "Val.f32('x')": (lambda w: Val.f32("x"), "Val.f32: cannot convert 'x' to f32 (expected a float or an int)"),
     "Val.f64_bits(1.0)": (lambda w: Val.f64_bits(1.0), "Val.f64_bits: expected an int, not 1.0"),
     "Val.funcref(5)": (lambda w: Val.funcref(5), "Val(funcref, ref): expected a Func or None, not 5"),
-    "Linker.define(store, 5, ...)": (lambda w: Linker(w.engine).define(w.store, 5, "n", w.ex["i32"]),
-                                     "Linker.define(module): expected str, not 5"),
-    "Linker.define(..., 5)": (lambda w: Linker(w.engine).define(w.store, "m", "n", 5),
-                              "Linker.define(item): expected Func, Memory, Global or Table, not 5"),
-    "Linker.define_func(..., ty=3)": (lambda w: Linker(w.engine).define_func("m", "n", 3, print),
-                                      "Linker.define_func(ty): expected FuncType, not 3"),
-    "Linker.define_instance(store, 'x', 5)": (lambda w: Linker(w.engine).define_instance(w.store, "x", 5),
-                                              "Linker.define_instance(instance): expected Instance, not 5"),
-    "Linker.instantiate(store, 5)": (lambda w: Linker(w.engine).instantiate(w.store, 5),
-                                     "Linker.instantiate(module): expected Module, not 5"),
-    "store.host_buffer(size='1')": (lambda w: w.store.host_buffer(size="1"), "host_buffer(size): expected an int, "
-                                                                             "not '1'"),
+    "Linker.define(store, 5, ...)": (
+        lambda w: Linker(w.engine).define(w.store, 5, "n", w.ex["i32"]),
+        "Linker.define(module): expected str, not 5",
+    ),
+    "Linker.define(..., 5)": (
+        lambda w: Linker(w.engine).define(w.store, "m", "n", 5),
+        "Linker.define(item): expected Func, Memory, Global or Table, not 5",
+    ),
+    "Linker.define_func(..., ty=3)": (
+        lambda w: Linker(w.engine).define_func("m", "n", 3, print),
+        "Linker.define_func(ty): expected FuncType, not 3",
+    ),
+    "Linker.define_instance(store, 'x', 5)": (
+        lambda w: Linker(w.engine).define_instance(w.store, "x", 5),
+        "Linker.define_instance(instance): expected Instance, not 5",
+    ),
+    "Linker.instantiate(store, 5)": (
+        lambda w: Linker(w.engine).instantiate(w.store, 5),
+        "Linker.instantiate(module): expected Module, not 5",
+    ),
+    "store.host_buffer(size='1')": (
+        lambda w: w.store.host_buffer(size="1"),
+        "host_buffer(size): expected an int, not '1'",
+    ),
     "store.host_buffer(data=5)": (lambda w: w.store.host_buffer(data=5), "host_buffer(data): expected bytes, not 5"),
 }
 
@@ -130,31 +168,53 @@ def test_constructors_refuse_the_wrong_python_types(w, case):
 
 
 METHODS = {
-    "Memory.read(store, 'a')": (lambda w: w.ex["mem"].read(w.store, "a", 4), "Memory.read(start): expected an int, "
-                                                                             "not 'a'"),
-    "Memory.write(store, 5)": (lambda w: w.ex["mem"].write(w.store, 5, 0), "Memory.write(value): expected bytes, "
-                                                                           "not 5"),
-    "Memory.write(store, 'abc')": (lambda w: w.ex["mem"].write(w.store, "abc", 0),
-                                   "Memory.write(value): expected bytes, not 'abc'"),
-    "Memory.grow(store, '1')": (lambda w: w.ex["mem"].grow(w.store, "1"), "Memory.grow(delta): expected an int, "
-                                                                          "not '1'"),
-    "Memory.discard(store, 0.0, ...)": (lambda w: w.ex["mem"].discard(w.store, 0.0, PAGE),
-                                        "Memory.discard(offset): expected an int, not 0.0"),
-    "Memory.map_host(store, 0, b'..')": (lambda w: w.ex["mem"].map_host(w.store, 0, b"page"),
-                                         "Memory.map_host(buffer): expected HostBuffer, not b'page'"),
+    "Memory.read(store, 'a')": (
+        lambda w: w.ex["mem"].read(w.store, "a", 4),
+        "Memory.read(start): expected an int, not 'a'",
+    ),
+    "Memory.write(store, 5)": (
+        lambda w: w.ex["mem"].write(w.store, 5, 0),
+        "Memory.write(value): expected bytes, not 5",
+    ),
+    "Memory.write(store, 'abc')": (
+        lambda w: w.ex["mem"].write(w.store, "abc", 0),
+        "Memory.write(value): expected bytes, not 'abc'",
+    ),
+    "Memory.grow(store, '1')": (
+        lambda w: w.ex["mem"].grow(w.store, "1"),
+        "Memory.grow(delta): expected an int, not '1'",
+    ),
+    "Memory.discard(store, 0.0, ...)": (
+        lambda w: w.ex["mem"].discard(w.store, 0.0, PAGE),
+        "Memory.discard(offset): expected an int, not 0.0",
+    ),
+    "Memory.map_host(store, 0, b'..')": (
+        lambda w: w.ex["mem"].map_host(w.store, 0, b"page"),
+        "Memory.map_host(buffer): expected HostBuffer, not b'page'",
+    ),
     "Table.get(store, '0')": (lambda w: w.ex["tab"].get(w.store, "0"), "Table.get(index): expected an int, not '0'"),
-    "Table.set(store, 0, 5)": (lambda w: w.ex["tab"].set(w.store, 0, 5),
-                               "the table element: a funcref must be a Func or None, not 5"),
-    "Table.grow(store, 1, 'f')": (lambda w: w.ex["tab"].grow(w.store, 1, "f"),
-                                  "the new elements' value: a funcref must be a Func or None, not 'f'"),
-    "Global.set_value(store, 1.5)": (lambda w: w.ex["g"].set_value(w.store, 1.5),
-                                     "the global's value: cannot convert 1.5 to i64 (expected an int)"),
+    "Table.set(store, 0, 5)": (
+        lambda w: w.ex["tab"].set(w.store, 0, 5),
+        "the table element: a funcref must be a Func or None, not 5",
+    ),
+    "Table.grow(store, 1, 'f')": (
+        lambda w: w.ex["tab"].grow(w.store, 1, "f"),
+        "the new elements' value: a funcref must be a Func or None, not 'f'",
+    ),
+    "Global.set_value(store, 1.5)": (
+        lambda w: w.ex["g"].set_value(w.store, 1.5),
+        "the global's value: cannot convert 1.5 to i64 (expected an int)",
+    ),
     "Func.__call__(3)": (lambda w: w.ex["i32"](3, 1), "expected a Store or a Caller, not 3"),
     "Func.__call__(None)": (lambda w: w.ex["i32"](None, 1), "expected a Store or a Caller, not None"),
-    "Instance.grant_segment(store, 5, ...)": (lambda w: w.instance.grant_segment(w.store, 5, 0, 4),
-                                              "grant_segment(memory): expected Memory, not 5"),
-    "Instance.revoke_segment(store, '1')": (lambda w: w.instance.revoke_segment(w.store, "1"),
-                                            "revoke_segment(selector): expected an int, not '1'"),
+    "Instance.grant_segment(store, 5, ...)": (
+        lambda w: w.instance.grant_segment(w.store, 5, 0, 4),
+        "grant_segment(memory): expected Memory, not 5",
+    ),
+    "Instance.revoke_segment(store, '1')": (
+        lambda w: w.instance.revoke_segment(w.store, "1"),
+        "revoke_segment(selector): expected an int, not '1'",
+    ),
 }
 
 
@@ -198,9 +258,9 @@ def test_arguments_of_the_wrong_type_are_refused(w, param, value, text):
 def test_arguments_that_fit_still_cross_as_before(w):
     ex, s = w.ex, w.store
     assert ex["i32"](s, 2**32 - 1) == -1 and ex["i32"](s, 2**40 + 5) == 5 and ex["i32"](s, True) == 1  # wrap
-    assert ex["i64"](s, -1) == -1 and ex["i64"](s, Val.i64(2**63)) == -2**63
+    assert ex["i64"](s, -1) == -1 and ex["i64"](s, Val.i64(2**63)) == -(2**63)
     assert ex["f64"](s, 3) == 3.0 and ex["f32"](s, 0.1) == struct.unpack("<f", struct.pack("<f", 0.1))[0]
-    assert ex["f32"](s, 1e300) == math.inf and ex["f64"](s, -10**400) == -math.inf  # rounded, as C rounds
+    assert ex["f32"](s, 1e300) == math.inf and ex["f64"](s, -(10**400)) == -math.inf  # rounded, as C rounds
     assert ex["externref"](s, "anything") == "anything" and ex["funcref"](s, None) is None
     assert ex["funcref"](s, ex["i32"])(s, 9) == 9
 
@@ -231,13 +291,16 @@ def test_host_results_of_the_wrong_type_are_refused(w, results, value, error, te
 
 # -- wrong values: HwsimError subclasses ----------------------------------------------------------------
 
+
 def test_out_of_bounds_host_accesses_are_hwsim_errors(w):
     mem, tab, s = w.ex["mem"], w.ex["tab"], w.store
-    for fn, text in ((lambda: mem.read(s, 65530, 65540), "[0xfffa, 0x10004) is outside the memory of 0x10000 bytes"),
-                     (lambda: mem.read(s, -1, 2), "[-0x1, 0x2) is outside the memory of 0x10000 bytes"),
-                     (lambda: mem.write(s, b"abc", 65535), "[0xffff, 0x10002) is outside the memory of 0x10000 bytes"),
-                     (lambda: tab.get(s, 2), "elements [2, 3) are outside the table of 2 elements"),
-                     (lambda: tab.set(s, -1, None), "elements [-1, 0) are outside the table of 2 elements")):
+    for fn, text in (
+        (lambda: mem.read(s, 65530, 65540), "[0xfffa, 0x10004) is outside the memory of 0x10000 bytes"),
+        (lambda: mem.read(s, -1, 2), "[-0x1, 0x2) is outside the memory of 0x10000 bytes"),
+        (lambda: mem.write(s, b"abc", 65535), "[0xffff, 0x10002) is outside the memory of 0x10000 bytes"),
+        (lambda: tab.get(s, 2), "elements [2, 3) are outside the table of 2 elements"),
+        (lambda: tab.set(s, -1, None), "elements [-1, 0) are outside the table of 2 elements"),
+    ):
         with pytest.raises(OutOfBoundsError) as info:
             fn()
         _message(info, text)
@@ -246,8 +309,9 @@ def test_out_of_bounds_host_accesses_are_hwsim_errors(w):
         mem.read(s, 10, 4)
     with pytest.raises(hwsim.ConfigError, match=re.escape("ValType(code): 0x3 is not a value type hwsim knows")):
         ValType(3)
-    with pytest.raises(hwsim.ConfigError, match=re.escape("Limits: the minimum must be >= 0 and the maximum >= the "
-                                                          "minimum, not 2..1")):
+    with pytest.raises(
+        hwsim.ConfigError, match=re.escape("Limits: the minimum must be >= 0 and the maximum >= the minimum, not 2..1")
+    ):
         Limits(2, 1)
     with pytest.raises(hwsim.ConfigError, match=re.escape("a table holds funcref or externref, not i32")):
         TableType(I32, Limits(1))
@@ -257,18 +321,40 @@ def test_out_of_bounds_host_accesses_are_hwsim_errors(w):
 
 # -- the property: whatever the arguments, only TypeError or an HwsimError --------------------------------
 
-VALUES = st.one_of(st.integers(min_value=-2**70, max_value=2**70), st.sampled_from([0, 1, PAGE, 65536, -1, 2**32]),
-                   st.floats(), st.text(max_size=3), st.none(), st.booleans(), st.binary(max_size=6),
-                   st.lists(st.integers(), max_size=2), st.builds(object),
-                   st.builds(Val.i32, st.integers()), st.builds(Val.f64, st.floats()), st.just(Val.funcref(None)))
+VALUES = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([0, 1, PAGE, 65536, -1, 2**32]),
+    st.floats(),
+    st.text(max_size=3),
+    st.none(),
+    st.booleans(),
+    st.binary(max_size=6),
+    st.lists(st.integers(), max_size=2),
+    st.builds(object),
+    st.builds(Val.i32, st.integers()),
+    st.builds(Val.f64, st.floats()),
+    st.just(Val.funcref(None)),
+)
 CALLS = {  # name -> (receiver, method name, how many arguments after the store)
-    "Memory.read": ("mem", "read", 2), "Memory.write": ("mem", "write", 2), "Memory.grow": ("mem", "grow", 1),
-    "Memory.discard": ("mem", "discard", 2), "Memory.map": ("mem", "map", 3), "Memory.unmap": ("mem", "unmap", 2),
-    "Memory.protect": ("mem", "protect", 3), "Memory.unmap_host": ("mem", "unmap_host", 2),
-    "Table.get": ("tab", "get", 1), "Table.set": ("tab", "set", 2), "Table.grow": ("tab", "grow", 2),
-    "Global.set_value": ("g", "set_value", 1), "i32": ("i32", "__call__", 1), "i64": ("i64", "__call__", 1),
-    "f32": ("f32", "__call__", 1), "f64": ("f64", "__call__", 1), "funcref": ("funcref", "__call__", 1),
-    "externref": ("externref", "__call__", 1), "call_vals": ("i32", "call_vals", 1),
+    "Memory.read": ("mem", "read", 2),
+    "Memory.write": ("mem", "write", 2),
+    "Memory.grow": ("mem", "grow", 1),
+    "Memory.discard": ("mem", "discard", 2),
+    "Memory.map": ("mem", "map", 3),
+    "Memory.unmap": ("mem", "unmap", 2),
+    "Memory.protect": ("mem", "protect", 3),
+    "Memory.unmap_host": ("mem", "unmap_host", 2),
+    "Table.get": ("tab", "get", 1),
+    "Table.set": ("tab", "set", 2),
+    "Table.grow": ("tab", "grow", 2),
+    "Global.set_value": ("g", "set_value", 1),
+    "i32": ("i32", "__call__", 1),
+    "i64": ("i64", "__call__", 1),
+    "f32": ("f32", "__call__", 1),
+    "f64": ("f64", "__call__", 1),
+    "funcref": ("funcref", "__call__", 1),
+    "externref": ("externref", "__call__", 1),
+    "call_vals": ("i32", "call_vals", 1),
 }
 
 
@@ -285,18 +371,28 @@ def test_any_argument_gives_a_result_a_type_error_or_an_hwsim_error(w, call, dat
 
 
 @settings(max_examples=examples(200), deadline=None)
-@given(kind=st.sampled_from(["Limits", "ValType", "Val.i32", "Val.f32", "Val.f64", "MemoryType", "GlobalType"]),
-       args=st.lists(VALUES, min_size=1, max_size=2))
+@given(
+    kind=st.sampled_from(["Limits", "ValType", "Val.i32", "Val.f32", "Val.f64", "MemoryType", "GlobalType"]),
+    args=st.lists(VALUES, min_size=1, max_size=2),
+)
 def test_any_constructor_argument_gives_a_type_error_or_an_hwsim_error(kind, args):
-    make = {"Limits": Limits, "ValType": ValType, "Val.i32": Val.i32, "Val.f32": Val.f32, "Val.f64": Val.f64,
-            "MemoryType": MemoryType, "GlobalType": GlobalType}[kind]
+    make = {
+        "Limits": Limits,
+        "ValType": ValType,
+        "Val.i32": Val.i32,
+        "Val.f32": Val.f32,
+        "Val.f64": Val.f64,
+        "MemoryType": MemoryType,
+        "GlobalType": GlobalType,
+    }[kind]
     try:
-        make(*args[:2 if kind in ("Limits", "MemoryType", "GlobalType") else 1])
+        make(*args[: 2 if kind in ("Limits", "MemoryType", "GlobalType") else 1])
     except (TypeError, HwsimError):
         pass
 
 
 # -- the same as wasmtime-py (the reference) for i32/i64 arguments -------------------------------------------
+
 
 def _outcome(fn):
     try:
@@ -306,9 +402,17 @@ def _outcome(fn):
 
 
 @settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(param=st.sampled_from(["i32", "i64"]),
-       value=st.one_of(st.integers(min_value=-2**80, max_value=2**80), st.floats(allow_nan=False), st.text(max_size=2),
-                       st.none(), st.booleans(), st.binary(max_size=2)))
+@given(
+    param=st.sampled_from(["i32", "i64"]),
+    value=st.one_of(
+        st.integers(min_value=-(2**80), max_value=2**80),
+        st.floats(allow_nan=False),
+        st.text(max_size=2),
+        st.none(),
+        st.booleans(),
+        st.binary(max_size=2),
+    ),
+)
 def test_integer_arguments_convert_as_in_wasmtime(w, wasmtime_exports, param, value):
     """Differential: hwsim and wasmtime-py agree on which Python values an integer parameter takes, and
     how they wrap.  (Floats differ on purpose: hwsim also takes an int for an f32/f64 parameter.)"""

@@ -13,10 +13,10 @@ import tracemalloc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from property_scale import examples
 
 from hwsim.compiler.traps import TrapCode
 from hwsim.runtime import api
-from property_scale import examples
 
 PAGE = 4096
 COPY = """(module (memory (export "m") 1 65536)
@@ -43,8 +43,13 @@ SPAN = 6 * PAGE  # the copies stay in the first six host pages, some of them nev
 
 
 @settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(touched=st.lists(st.integers(0, 5), max_size=4, unique=True), seed=st.integers(0, 255),
-       src=st.integers(0, SPAN), dst=st.integers(0, SPAN), n=st.integers(0, SPAN))
+@given(
+    touched=st.lists(st.integers(0, 5), max_size=4, unique=True),
+    seed=st.integers(0, 255),
+    src=st.integers(0, SPAN),
+    dst=st.integers(0, SPAN),
+    n=st.integers(0, SPAN),
+)
 def test_copy_matches_memmove_across_pages_and_untouched_ones(world, touched, seed, src, dst, n):
     store, ex = world
     mem = ex["m"]
@@ -53,10 +58,10 @@ def test_copy_matches_memmove_across_pages_and_untouched_ones(world, touched, se
     for page in touched:
         data = bytes((seed + page * 7 + i) & 0xFF for i in range(PAGE))
         mem.write(store, data, page * PAGE)
-        model[page * PAGE:(page + 1) * PAGE] = data
+        model[page * PAGE : (page + 1) * PAGE] = data
     n = min(n, SPAN - src, SPAN - dst)
     ex["copy"](store, dst, src, n)
-    model[dst:dst + n] = bytes(model[src:src + n])
+    model[dst : dst + n] = bytes(model[src : src + n])
     assert mem.read(store, 0, SPAN) == bytes(model)
 
 
@@ -92,8 +97,11 @@ def test_gigabyte_bulk_operations_are_interrupted_by_the_time_limit(call, args):
 
 def test_bulk_access_observers_see_guest_bulk_operations_in_order():
     store = api.Store()
-    module = api.Module(store.engine, '(module (memory (export "m") 1) (func (export "fill") '
-                                      '(memory.fill (i32.const 16) (i32.const 7) (i32.const 100))))')
+    module = api.Module(
+        store.engine,
+        '(module (memory (export "m") 1) (func (export "fill") '
+        "(memory.fill (i32.const 16) (i32.const 7) (i32.const 100))))",
+    )
     instance = api.Instance(store, module, [])
     seen = []
     remove = store._store.add_bulk_access_observer(lambda *a: seen.append(("a", *a[1:4])))

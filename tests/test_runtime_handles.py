@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from property_scale import examples
 
 from hwsim.compiler.traps import TrapCode
 from hwsim.errors import StoreMismatchError
@@ -26,7 +27,6 @@ from hwsim.runtime import api
 from hwsim.runtime.handles import HandleError, MemoryHandle
 from hwsim.runtime.memctl import record_bytes
 from hwsim.runtime.objects import ResourceLimitError
-from property_scale import examples
 
 PAGE = 4096
 MEMORY_PAGES = 64  # wasm pages: 4 MiB, two 2 MiB page-table blocks
@@ -109,8 +109,11 @@ def test_handle_new_of_a_bad_size_traps(g, pages):
 def test_handle_new_out_of_ram_traps_and_the_store_goes_on(engine, module):
     g = Guests(engine, module, ram_size=16 << 20)
     detail = g.trap(g.a, "new", 65536)
-    assert re.fullmatch(r"handle_new: a memory handle of 65536 pages: out of physical memory: no run of 65536 "
-                        r"free frame\(s\) aligned to 0x1000 in 'ram' \(\d+ of 4096 frames free\)", detail)
+    assert re.fullmatch(
+        r"handle_new: a memory handle of 65536 pages: out of physical memory: no run of 65536 "
+        r"free frame\(s\) aligned to 0x1000 in 'ram' \(\d+ of 4096 frames free\)",
+        detail,
+    )
     h = g.a["new"](g.store, 2)
     assert g.a["pages"](g.store, h) == 2
 
@@ -156,15 +159,19 @@ def test_rule_breaking_traps_name_the_rule(g):
     h = g.a["new"](g.store, 1)
     g.a["map"](g.store, h, 0x10000, 1)
     assert g.trap(g.a, "map", h, 0x20000, 1) == f"handle_map: {h.name} is already mapped in this memory"
-    assert g.trap(g.b, "map", h, 0x10000, 1) == (f"handle_map: {h.name} cannot be mapped writable: it is mapped in "
-                                                 f"{g.where(g.a)} (move it, or unmap it there first)")
-    assert g.trap(g.b, "map", h, 0x10000, 0) == (f"handle_map: {h.name} cannot be shared read-only: {g.where(g.a)} "
-                                                 f"has it writable")
+    assert g.trap(g.b, "map", h, 0x10000, 1) == (
+        f"handle_map: {h.name} cannot be mapped writable: it is mapped in "
+        f"{g.where(g.a)} (move it, or unmap it there first)"
+    )
+    assert g.trap(g.b, "map", h, 0x10000, 0) == (
+        f"handle_map: {h.name} cannot be shared read-only: {g.where(g.a)} has it writable"
+    )
     g.a["unmap"](g.store, h)
     assert g.trap(g.a, "unmap", h) == f"handle_unmap: {h.name} is not mapped in {g.where(g.a)}"
     g.b["map"](g.store, h, 0x10000, 0)
-    assert g.trap(g.a, "move", h, 0x10000) == (f"handle_move: {h.name} is shared read-only in 1 memory: it cannot "
-                                               f"move until they unmap it")
+    assert g.trap(g.a, "move", h, 0x10000) == (
+        f"handle_move: {h.name} is shared read-only in 1 memory: it cannot move until they unmap it"
+    )
 
 
 def test_a_freed_handle_traps_everywhere_and_freeing_twice_is_an_error(g):
@@ -185,8 +192,9 @@ def test_a_handle_of_another_store_traps_even_past_the_api(engine, module):
     refs.set(0, g.store._store.extern_handle(h))  # below the API: no ownership check
     with pytest.raises(api.Trap) as info:
         g.a["map_from_table"](g.store, 0x10000)
-    assert info.value.detail == (f"handle_map: object used with the wrong store: {h.name} belongs to "
-                                 f"{other.store.name}, not to {g.store.name}")
+    assert info.value.detail == (
+        f"handle_map: object used with the wrong store: {h.name} belongs to {other.store.name}, not to {g.store.name}"
+    )
     assert h.places == {} and g.a["load"](g.store, 0x10000) == 0
     with pytest.raises(StoreMismatchError):
         h.map(g.a["memory"]._inner, 0x10000, writable=True)  # the host API refuses it too
@@ -200,8 +208,10 @@ def test_an_intrinsic_called_indirectly_traps_the_same(g):
     h = g.a["new"](g.store, 1)
     with pytest.raises(api.Trap) as info:
         g.a["map_indirect"](g.store, h, 0x10001, 1)
-    assert info.value.detail == f"handle_map: {h.name}: offset 0x10001 and length 0x1000 must be positive multiples " \
-                                f"of 4096"
+    assert (
+        info.value.detail == f"handle_map: {h.name}: offset 0x10001 and length 0x1000 must be positive multiples "
+        f"of 4096"
+    )
 
 
 def test_unmapping_a_handle_leaves_pages_another_mapping_took_over(g):
@@ -244,8 +254,10 @@ def test_out_of_frames_for_page_tables_traps_and_rolls_back(engine, module):
 
 # -- the property: random and hostile sequences keep the rules and the data ------------------------------
 
-ADDRESSES = st.one_of(st.integers(0, MEMORY_PAGES * 16 - 1).map(lambda p: p * PAGE),
-                      st.sampled_from([0x10001, 0x3FF000, 0xFFFFF000, 0x8000_0000]))
+ADDRESSES = st.one_of(
+    st.integers(0, MEMORY_PAGES * 16 - 1).map(lambda p: p * PAGE),
+    st.sampled_from([0x10001, 0x3FF000, 0xFFFFF000, 0x8000_0000]),
+)
 
 
 class HandleMachine(RuleBasedStateMachine):
@@ -279,8 +291,13 @@ class HandleMachine(RuleBasedStateMachine):
             self.g.store.machine.phys.write(h.page_pa(k), self._word(h, k).to_bytes(4, "little"))
         self.handles.append(h)
 
-    @rule(who=st.integers(0, 1), index=st.integers(0, 7), addr=ADDRESSES, writable=st.sampled_from([0, 1, 2]),
-          bad=st.sampled_from([None, None, None, "null", "forged"]))
+    @rule(
+        who=st.integers(0, 1),
+        index=st.integers(0, 7),
+        addr=ADDRESSES,
+        writable=st.sampled_from([0, 1, 2]),
+        bad=st.sampled_from([None, None, None, "null", "forged"]),
+    )
     def map(self, who, index, addr, writable, bad):
         h = {None: self._handle(index), "null": None, "forged": object()}[bad]
         self._call(self.guests[who], "map", h, addr, writable)
@@ -335,6 +352,7 @@ class HandleMachine(RuleBasedStateMachine):
                 assert guest["load"](self.g.store, page * PAGE) == self._word(buffer, bpage)
 
 
-HandleMachine.TestCase.settings = settings(max_examples=examples(40), stateful_step_count=40, deadline=None,
-                                           suppress_health_check=[HealthCheck.too_slow])
+HandleMachine.TestCase.settings = settings(
+    max_examples=examples(40), stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 test_handle_sequences = HandleMachine.TestCase

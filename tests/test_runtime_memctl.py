@@ -4,13 +4,12 @@ the hwsim:memory intrinsics and the provisional opcodes, each with its traps."""
 from __future__ import annotations
 
 import pytest
+import wasm_conftest_helpers as B
 
 from hwsim.compiler.traps import TrapCode
 from hwsim.runtime import api
 from hwsim.runtime.memctl import MemoryControlError, State, record_bytes
 from hwsim.wasm.module import Features
-
-import wasm_conftest_helpers as B
 
 PAGE = 4096
 
@@ -64,6 +63,7 @@ def guest(pages=4, layout="", data="") -> Guest:
 
 # -- memory.discard -------------------------------------------------------------------------------
 
+
 def test_discard_zeroes_and_releases_frames():
     g = guest()
     for offset in range(0, 8 * PAGE, 1024):
@@ -78,11 +78,14 @@ def test_discard_zeroes_and_releases_frames():
     g("discard", 64 * 1024 * 4, 0)  # ... even at the end
 
 
-@pytest.mark.parametrize("args, code, detail", [
-    ((100, PAGE), TrapCode.MEMORY_CONTROL, "not aligned to the 4096-byte page size"),
-    ((0, 100), TrapCode.MEMORY_CONTROL, "not aligned"),
-    ((3 * 65536, 2 * 65536), TrapCode.MEMORY_OUT_OF_BOUNDS, "outside the memory of 0x40000 bytes"),
-])
+@pytest.mark.parametrize(
+    "args, code, detail",
+    [
+        ((100, PAGE), TrapCode.MEMORY_CONTROL, "not aligned to the 4096-byte page size"),
+        ((0, 100), TrapCode.MEMORY_CONTROL, "not aligned"),
+        ((3 * 65536, 2 * 65536), TrapCode.MEMORY_OUT_OF_BOUNDS, "outside the memory of 0x40000 bytes"),
+    ],
+)
 def test_discard_traps(args, code, detail):
     g = guest()
     g("store", 0, 7)
@@ -93,6 +96,7 @@ def test_discard_traps(args, code, detail):
 
 # -- map / unmap / protect ----------------------------------------------------------------------------
 
+
 def test_virtual_memory_pages_are_inaccessible_until_mapped():
     g = guest(layout=custom(virtual=True))
     t = g.trap("load", 0x2000)
@@ -100,19 +104,22 @@ def test_virtual_memory_pages_are_inaccessible_until_mapped():
     assert "page 0x2 (linear address 0x2000) is not mapped" in str(t)
     assert g("map", 0x2010, 10, 2) == 0x2000  # rounds the start down and the size up
     assert g("load", 0x2000) == 0
-    g("store", 0x2ffc, 42)
-    assert g("load", 0x2ffc) == 42
+    g("store", 0x2FFC, 42)
+    assert g("load", 0x2FFC) == 42
     assert g.trap("load", 0x3000).code is TrapCode.MEMORY_ACCESS_DENIED  # the next page is not mapped
     assert g.memory.committed_bytes == PAGE
 
 
-@pytest.mark.parametrize("args, detail", [
-    ((0x2000, 0, 2), "size must be positive, not 0"),
-    ((0x2000, -5, 2), "size must be positive, not -5"),
-    ((0x1000, 0x2000, 2), "page 0x2 is already mapped"),
-    ((0x40000 - 8, 16, 2), "outside the memory"),
-    ((0, 8, 7), "protection must be 0 (none), 1 (read) or 2 (read-write), not 7"),
-])
+@pytest.mark.parametrize(
+    "args, detail",
+    [
+        ((0x2000, 0, 2), "size must be positive, not 0"),
+        ((0x2000, -5, 2), "size must be positive, not -5"),
+        ((0x1000, 0x2000, 2), "page 0x2 is already mapped"),
+        ((0x40000 - 8, 16, 2), "outside the memory"),
+        ((0, 8, 7), "protection must be 0 (none), 1 (read) or 2 (read-write), not 7"),
+    ],
+)
 def test_map_traps(args, detail):
     g = guest(layout=custom(virtual=True))
     g("map", 0x2000, PAGE, 2)
@@ -138,7 +145,7 @@ def test_protect_read_and_none_keep_the_data():
     assert g("load", 0x5000) == 99
     t = g.trap("store", 0x5004, 1)
     assert t.code is TrapCode.MEMORY_ACCESS_DENIED and "store: page 0x5 (linear address 0x5004) is read-only" in str(t)
-    t = g.trap("fill", 0x4ff0, 0, 32)  # guest bulk operations are checked too
+    t = g.trap("fill", 0x4FF0, 0, 32)  # guest bulk operations are checked too
     assert t.code is TrapCode.MEMORY_ACCESS_DENIED and "page 0x5" in str(t)
     g("protect", 0x5000, PAGE, 0)
     assert "has no access" in str(g.trap("load", 0x5000))
@@ -164,8 +171,10 @@ def test_protected_pages_that_were_never_touched_map_with_their_protection():
 
 
 def test_memory_grow_of_a_virtual_memory_adds_unmapped_pages():
-    g = Guest(f'(module {INTRINSICS} (memory (export "memory") 1 4) {ACCESSORS} '
-              f'(func (export "grow") (result i32) (memory.grow (i32.const 1))) {custom(virtual=True)})')
+    g = Guest(
+        f'(module {INTRINSICS} (memory (export "memory") 1 4) {ACCESSORS} '
+        f'(func (export "grow") (result i32) (memory.grow (i32.const 1))) {custom(virtual=True)})'
+    )
     assert g("grow") == 1
     assert g.trap("load", 65536).code is TrapCode.MEMORY_ACCESS_DENIED
     assert g("map", 65536, 8, 2) == 65536 and g("load", 65536) == 0
@@ -173,23 +182,27 @@ def test_memory_grow_of_a_virtual_memory_adds_unmapped_pages():
 
 # -- static regions ----------------------------------------------------------------------------------------
 
+
 def test_static_no_access_and_read_only_regions():
     g = guest(layout=custom(no_access=PAGE, read_only=2 * PAGE), data='(data (i32.const 0x1000) "\\2a")')
     assert "in the no-access region (trap-on-null)" in str(g.trap("load", 0))
     assert g("load", 0x1000) == 0x2A  # written before the module ran
     assert "is in the read-only region" in str(g.trap("store", 0x1000, 1))
-    assert g.trap("fill", 0x2ff0, 0, 0x20).code is TrapCode.MEMORY_ACCESS_DENIED
+    assert g.trap("fill", 0x2FF0, 0, 0x20).code is TrapCode.MEMORY_ACCESS_DENIED
     g("store", 0x3000, 1)  # past the regions: ordinary memory
     for op, args in (("protect", (0, PAGE, 2)), ("unmap", (PAGE, PAGE)), ("map", (0, PAGE, 2))):
         t = g.trap(op, *args)
         assert t.code is TrapCode.MEMORY_CONTROL and "static region" in str(t)
 
 
-@pytest.mark.parametrize("layout, message", [
-    (custom(no_access=100), "must be a multiple of 4096 bytes"),
-    ('(@custom "hwsim.memory" "\\01\\00")', "is not a whole number of 32-byte records"),
-    (custom(memory=3), "names memory 3; the module has 1"),
-])
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        (custom(no_access=100), "must be a multiple of 4096 bytes"),
+        ('(@custom "hwsim.memory" "\\01\\00")', "is not a whole number of 32-byte records"),
+        (custom(memory=3), "names memory 3; the module has 1"),
+    ],
+)
 def test_bad_layout_sections_are_link_errors(layout, message):
     with pytest.raises(Exception, match=message):
         guest(layout=layout)
@@ -212,28 +225,32 @@ def test_host_writes_ignore_read_only_but_not_unmapped():
 
 # -- the intrinsics and the opcodes ------------------------------------------------------------------------
 
+
 def test_intrinsics_are_lowered_in_place_and_also_work_through_a_table():
-    g = Guest(f'''(module {INTRINSICS} (memory (export "memory") 1)
+    g = Guest(f"""(module {INTRINSICS} (memory (export "memory") 1)
         (table 1 funcref) (elem (i32.const 0) $page_size)
         (func (export "direct") (result i32) (call $page_size))
-        (func (export "indirect") (result i32) (call_indirect (result i32) (i32.const 0))))''')
+        (func (export "indirect") (result i32) (call_indirect (result i32) (i32.const 0))))""")
     assert g("direct") == 4096 and g("indirect") == 4096
     assert g.module._module.imports[4].module == "hwsim:memory"
 
 
-@pytest.mark.parametrize("decl, message", [
-    ('(import "hwsim:memory" "map" (func (param i32 i32) (result i32)))', r"has type \[i32 i32 i32\] -> \[i32\]"),
-    ('(import "hwsim:memory" "mmap" (func))', "hwsim:memory has no function 'mmap'"),
-])
+@pytest.mark.parametrize(
+    "decl, message",
+    [
+        ('(import "hwsim:memory" "map" (func (param i32 i32) (result i32)))', r"has type \[i32 i32 i32\] -> \[i32\]"),
+        ('(import "hwsim:memory" "mmap" (func))', "hwsim:memory has no function 'mmap'"),
+    ],
+)
 def test_bad_intrinsic_imports_are_clear_errors(decl, message):
     with pytest.raises(Exception, match=message):
         api.Module(api.Engine(), f"(module {decl} (memory 1))")
 
 
 def test_intrinsics_on_memory64_take_i64():
-    wat = '''(module (import "hwsim:memory" "discard" (func $d (param i64 i64))) (memory i64 1)
+    wat = """(module (import "hwsim:memory" "discard" (func $d (param i64 i64))) (memory i64 1)
       (func (export "go") (i64.store (i64.const 8) (i64.const 5)) (call $d (i64.const 0) (i64.const 4096))
-        ) (func (export "load") (result i64) (i64.load (i64.const 8))))'''
+        ) (func (export "load") (result i64) (i64.load (i64.const 8))))"""
     g = Guest(wat.replace("(memory i64 1)", '(memory (export "memory") i64 1)'))
     g("go")
     assert g("load") == 0
@@ -252,11 +269,16 @@ def _opcode_module() -> bytes:
         get(0) + b"\x28\x02\x00\x0b",  # i32.load
     ]
     types = [B.functype((t, t, t), (t,)), B.functype((t, t)), B.functype((t, t, t)), B.functype((t,), (t,))]
-    return B.module(B.type_section(*types), B.func_section(0, 1, 2, 1, 3), B.memory_section(b"\x00\x04"),
-                    B.export_section(("map", 0, 0), ("unmap", 0, 1), ("protect", 0, 2), ("discard", 0, 3),
-                                     ("load", 0, 4), ("memory", 2, 0)),
-                    B.code_section(*[B.body(b) for b in bodies]),
-                    B.custom_section("hwsim.memory", record_bytes(virtual=True)))
+    return B.module(
+        B.type_section(*types),
+        B.func_section(0, 1, 2, 1, 3),
+        B.memory_section(b"\x00\x04"),
+        B.export_section(
+            ("map", 0, 0), ("unmap", 0, 1), ("protect", 0, 2), ("discard", 0, 3), ("load", 0, 4), ("memory", 2, 0)
+        ),
+        B.code_section(*[B.body(b) for b in bodies]),
+        B.custom_section("hwsim.memory", record_bytes(virtual=True)),
+    )
 
 
 def test_provisional_opcodes_need_the_feature_flag_and_then_work():
@@ -283,6 +305,7 @@ def test_provisional_opcodes_need_the_feature_flag_and_then_work():
 
 def test_the_page_state_array_and_runs():
     from hwsim.runtime.memctl import PageStates
+
     p = PageStates(State.READWRITE)
     p.set(2, 4, State.READ)
     assert [p.get(i) for i in range(6)] == [State.READWRITE] * 2 + [State.READ] * 2 + [State.READWRITE] * 2
@@ -292,6 +315,7 @@ def test_the_page_state_array_and_runs():
 
 # -- host buffers ---------------------------------------------------------------------------------------
 
+
 def test_shared_host_buffer_writes_are_visible_both_ways():
     g = guest()
     buf = g.store.host_buffer(size=2 * PAGE)
@@ -300,7 +324,7 @@ def test_shared_host_buffer_writes_are_visible_both_ways():
     buf.view[4:8] = (77).to_bytes(4, "little")
     assert g("load", 0x3004) == 77  # host write, guest read: no copy
     g("store", 0x4008, 99)
-    assert int.from_bytes(buf.view[PAGE + 8:PAGE + 12], "little") == 99
+    assert int.from_bytes(buf.view[PAGE + 8 : PAGE + 12], "little") == 99
     frames = g.store.machine.frames.committed
     mem.unmap_host(g.store, 0x3000, 2 * PAGE)
     assert g("load", 0x3004) == 0 and g("load", 0x4008) == 0  # zero pages again
@@ -366,15 +390,21 @@ def test_file_buffer_shared_writes_reach_the_file_and_read_only_files_never_chan
     assert g("load", PAGE) == 5 and ro_path.read_bytes() == b"\x02" * PAGE
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda s, p: s.host_buffer(size=100), "size 100 is not a multiple of 4096"),
-    (lambda s, p: s.host_buffer(path=p / "missing"), "cannot open"),
-    (lambda s, p: (p / "odd").write_bytes(b"x" * 10) and s.host_buffer(path=p / "odd"),
-     "a file buffer must be a non-empty multiple of 4096 bytes"),
-    (lambda s, p: s.host_buffer(size=PAGE, data=b"x"), "give exactly one of size, data or path"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda s, p: s.host_buffer(size=100), "size 100 is not a multiple of 4096"),
+        (lambda s, p: s.host_buffer(path=p / "missing"), "cannot open"),
+        (
+            lambda s, p: (p / "odd").write_bytes(b"x" * 10) and s.host_buffer(path=p / "odd"),
+            "a file buffer must be a non-empty multiple of 4096 bytes",
+        ),
+        (lambda s, p: s.host_buffer(size=PAGE, data=b"x"), "give exactly one of size, data or path"),
+    ],
+)
 def test_host_buffer_errors(tmp_path, make, message):
     from hwsim.runtime.hostmem import HostBufferError
+
     g = guest()
     with pytest.raises(HostBufferError, match=message):
         make(g.store, tmp_path)
@@ -382,6 +412,7 @@ def test_host_buffer_errors(tmp_path, make, message):
 
 def test_map_host_errors_and_protect_refusal():
     from hwsim.runtime.hostmem import HostBufferError
+
     g = guest(pages=1, layout=custom(no_access=PAGE))
     mem = g.exports["memory"]
     buf = g.store.host_buffer(size=PAGE)
@@ -401,21 +432,30 @@ def test_host_mappings_refuse_negative_offsets_and_ranges_outside_the_memory():
     buffer, or the Store's own RAM) into the memory; unmap_host took any range (growing the page-state
     array to it) and lifted static regions; a buffer larger than the host can map escaped as OSError."""
     from hwsim.runtime.hostmem import HostBufferError
+
     g = guest(pages=1, layout=custom(no_access=PAGE))
     mem, s = g.exports["memory"], g.store
     buf = s.host_buffer(size=2 * PAGE)
     for fn, text in (
-            (lambda: mem.map_host(s, -PAGE, buf),
-             "map_host: offset -0x1000 and buffer offset 0x0 must not be negative"),
-            (lambda: mem.map_host(s, PAGE, buf, buffer_offset=-PAGE, length=PAGE),
-             "map_host: offset 0x1000 and buffer offset -0x1000 must not be negative"),
-            (lambda: mem.unmap_host(s, -PAGE, PAGE),
-             "unmap_host: [-0x1000, +0x1000) is outside the memory of 0x10000 bytes"),
-            (lambda: mem.unmap_host(s, 1 << 40, PAGE),
-             "unmap_host: [0x10000000000, +0x1000) is outside the memory of 0x10000 bytes"),
-            (lambda: mem.unmap_host(s, 0, PAGE), "unmap_host: page 0x0 is in a static region"),
-            (lambda: s.host_buffer(size=1 << 60),
-             "host buffer 'anonymous': cannot allocate 0x1000000000000000 bytes (Cannot allocate memory)")):
+        (lambda: mem.map_host(s, -PAGE, buf), "map_host: offset -0x1000 and buffer offset 0x0 must not be negative"),
+        (
+            lambda: mem.map_host(s, PAGE, buf, buffer_offset=-PAGE, length=PAGE),
+            "map_host: offset 0x1000 and buffer offset -0x1000 must not be negative",
+        ),
+        (
+            lambda: mem.unmap_host(s, -PAGE, PAGE),
+            "unmap_host: [-0x1000, +0x1000) is outside the memory of 0x10000 bytes",
+        ),
+        (
+            lambda: mem.unmap_host(s, 1 << 40, PAGE),
+            "unmap_host: [0x10000000000, +0x1000) is outside the memory of 0x10000 bytes",
+        ),
+        (lambda: mem.unmap_host(s, 0, PAGE), "unmap_host: page 0x0 is in a static region"),
+        (
+            lambda: s.host_buffer(size=1 << 60),
+            "host buffer 'anonymous': cannot allocate 0x1000000000000000 bytes (Cannot allocate memory)",
+        ),
+    ):
         with pytest.raises(HostBufferError) as info:
             fn()
         assert str(info.value) == text
@@ -490,6 +530,7 @@ def test_handle_rules_one_writer_or_many_readers():
 
 def test_handle_host_api_and_freeing():
     from hwsim.runtime.handles import HandleError, MemoryHandle
+
     store, a, b, _ = _two_instances()
     ma, mb = a["memory"]._inner, b["memory"]._inner
     frames = store.machine.frames.committed
@@ -511,14 +552,34 @@ def test_with_layout_gives_a_zig_built_module_trap_on_null(tmp_path):
     """zig's linker cannot emit custom sections: the layout is appended to the built module."""
     import subprocess
     import sys
+
     from hwsim.runtime.memctl import with_layout
+
     src = tmp_path / "m.c"
     src.write_text('__attribute__((export_name("peek"))) int peek(int *p) { return *p; }\n')
     out = tmp_path / "m.wasm"
-    subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", "wasm32-freestanding", "-O2", "-nostdlib",
-                    "-Wl,--no-entry", str(src), "-o", str(out)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ziglang",
+            "cc",
+            "-target",
+            "wasm32-freestanding",
+            "-O2",
+            "-nostdlib",
+            "-Wl,--no-entry",
+            str(src),
+            "-o",
+            str(out),
+        ],
+        check=True,
+    )
     engine = api.Engine()
-    for wasm, protected in ((out.read_bytes(), False), (with_layout(out.read_bytes(), record_bytes(no_access=PAGE)), True)):
+    for wasm, protected in (
+        (out.read_bytes(), False),
+        (with_layout(out.read_bytes(), record_bytes(no_access=PAGE)), True),
+    ):
         store = api.Store(engine)
         ex = api.Linker(engine).instantiate(store, api.Module(engine, wasm)).exports(store)
         if protected:
@@ -548,12 +609,15 @@ def test_an_access_past_the_end_is_out_of_bounds_even_when_a_protected_page_faul
     protected faulted on the protected page first and was reported as 'access denied'; wasm checks bounds
     first."""
     store = api.Store()
-    module = api.Module(store.engine, """(module
+    module = api.Module(
+        store.engine,
+        """(module
       (import "hwsim:memory" "protect" (func $protect (param i32 i32 i32)))
       (memory (export "m") 1)
       (func (export "protect") (call $protect (i32.const 0xF000) (i32.const 0x1000) (i32.const PROT)))
       (func (export "store") (param i32) (i64.store (local.get 0) (i64.const -1)))
-      (func (export "load") (param i32) (result i64) (i64.load (local.get 0))))""".replace("PROT", str(prot)))
+      (func (export "load") (param i32) (result i64) (i64.load (local.get 0))))""".replace("PROT", str(prot)),
+    )
     ex = api.Linker(store.engine).instantiate(store, module).exports(store)
     ex["protect"](store)
     for name in ("store", "load"):

@@ -17,11 +17,29 @@ import re
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from property_scale import examples
 
 import hwsim
-from hwsim import (Caller, Engine, Func, FuncType, Global, GlobalType, Instance, Limits, Linker, Memory, MemoryType,
-                   Module, Store, StoreMismatchError, Table, TableType, Val, ValType)
-from property_scale import examples
+from hwsim import (
+    Caller,
+    Engine,
+    Func,
+    FuncType,
+    Global,
+    GlobalType,
+    Instance,
+    Limits,
+    Linker,
+    Memory,
+    MemoryType,
+    Module,
+    Store,
+    StoreMismatchError,
+    Table,
+    TableType,
+    Val,
+    ValType,
+)
 
 I32, FUNCREF, EXTERNREF = ValType.i32(), ValType.funcref(), ValType.externref()
 PAGE = 4096
@@ -88,8 +106,10 @@ def ab(engine, module):
 
 def mismatch(what: str, owner: Side, used: Side) -> str:
     """The exact message of a StoreMismatchError, as a regex."""
-    return re.escape(f"object used with the wrong store: {what} belongs to {owner.store.name}, "
-                     f"not to {used.store.name}") + "$"
+    return (
+        re.escape(f"object used with the wrong store: {what} belongs to {owner.store.name}, not to {used.store.name}")
+        + "$"
+    )
 
 
 def test_stores_have_distinct_names(ab):
@@ -155,19 +175,29 @@ VALUE_ATTACKS = {
     "Table.set": (lambda a, b: a.ex["t"].set(a.store, 0, b.func), "the table element (a Func)"),
     "Table.set Val": (lambda a, b: a.ex["t"].set(a.store, 0, Val.funcref(b.func)), "the table element (a Func)"),
     "Table.grow": (lambda a, b: a.ex["t"].grow(a.store, 1, b.func), "the new elements' value (a Func)"),
-    "Table()": (lambda a, b: Table(a.store, TableType(FUNCREF, Limits(1)), b.func),
-                "the table's initial value (a Func)"),
+    "Table()": (
+        lambda a, b: Table(a.store, TableType(FUNCREF, Limits(1)), b.func),
+        "the table's initial value (a Func)",
+    ),
     "Global()": (lambda a, b: Global(a.store, GlobalType(FUNCREF, True), b.func), "the global's value (a Func)"),
     "Global.set_value": (lambda a, b: a.ex["g"].set_value(a.store, b.func), "the global's value (a Func)"),
-    "imported Global.set_value": (lambda a, b: a.glob.set_value(a.store, Val.funcref(b.func)),
-                                  "the global's value (a Func)"),
+    "imported Global.set_value": (
+        lambda a, b: a.glob.set_value(a.store, Val.funcref(b.func)),
+        "the global's value (a Func)",
+    ),
     "funcref argument": (lambda a, b: a.ex["is_null"](a.store, b.func), "argument 0 (a Func)"),
-    "funcref Val argument": (lambda a, b: a.ex["is_null"].call_vals(a.store, Val.funcref(b.func)),
-                             "argument 0 (a Func)"),
-    "host result": (lambda a, b: Func(a.store, FuncType([], [FUNCREF]), lambda: b.func)(a.store),
-                    "result 0 of the host function (a Func)"),
-    "handle argument": (lambda a, b: a.ex["hmap"](a.store, b.ex["new"](b.store, 1), 0x1000),
-                        "argument 0 (a memory handle)"),
+    "funcref Val argument": (
+        lambda a, b: a.ex["is_null"].call_vals(a.store, Val.funcref(b.func)),
+        "argument 0 (a Func)",
+    ),
+    "host result": (
+        lambda a, b: Func(a.store, FuncType([], [FUNCREF]), lambda: b.func)(a.store),
+        "result 0 of the host function (a Func)",
+    ),
+    "handle argument": (
+        lambda a, b: a.ex["hmap"](a.store, b.ex["new"](b.store, 1), 0x1000),
+        "argument 0 (a memory handle)",
+    ),
 }
 
 
@@ -183,8 +213,11 @@ def test_references_of_another_store_are_refused(ab, attack):
 def test_a_host_result_of_another_store_is_refused_inside_a_wasm_call(ab, engine):
     a, b = ab
     leak = Func(a.store, FuncType([], [FUNCREF]), lambda: b.func)
-    mod = Module(engine, '(module (import "" "leak" (func $leak (result funcref))) '
-                         '(func (export "go") (result i32) (ref.is_null (call $leak))))')
+    mod = Module(
+        engine,
+        '(module (import "" "leak" (func $leak (result funcref))) '
+        '(func (export "go") (result i32) (ref.is_null (call $leak))))',
+    )
     go = Instance(a.store, mod, [leak]).exports(a.store)["go"]
     with pytest.raises(StoreMismatchError, match=mismatch("result 0 of the host function (a Func)", b, a)):
         go(a.store)
@@ -262,19 +295,29 @@ ARGUMENTS = st.one_of(st.integers(), st.text(max_size=4), st.none(), st.floats()
 def test_the_store_is_checked_before_any_argument(ab, method, data):
     """Whatever the other arguments are, the wrong Store is what is reported (and nothing changes)."""
     a, b = ab
-    receiver = {"Func": a.func, "host": a.host, "Memory": a.mem, "Global": a.glob, "Table": a.tab,
-                "Instance": a.instance}[method.split(".")[0].split()[0]]
+    receiver = {
+        "Func": a.func,
+        "host": a.host,
+        "Memory": a.mem,
+        "Global": a.glob,
+        "Table": a.tab,
+        "Instance": a.instance,
+    }[method.split(".")[0].split()[0]]
     bound = getattr(receiver, method.split(".")[1])
     positional = [p for p in inspect.signature(bound).parameters.values()][1:]  # after the store
     required = sum(p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD for p in positional)
-    most = 3 if any(p.kind is p.VAR_POSITIONAL for p in positional) else \
-        sum(p.kind is p.POSITIONAL_OR_KEYWORD for p in positional)
+    most = (
+        3
+        if any(p.kind is p.VAR_POSITIONAL for p in positional)
+        else sum(p.kind is p.POSITIONAL_OR_KEYWORD for p in positional)
+    )
     args = data.draw(st.lists(ARGUMENTS, min_size=required, max_size=most))
     with pytest.raises(StoreMismatchError, match=mismatch(METHODS[method][1], a, b)):
         bound(b.store, *args)
 
 
 # -- Caller ---------------------------------------------------------------------------------------------
+
 
 def test_a_caller_is_a_store_during_its_call_and_only_then(ab, engine):
     a, b = ab
@@ -288,8 +331,11 @@ def test_a_caller_is_a_store_during_its_call_and_only_then(ab, engine):
             b.mem.read(caller, 0, 4)  # ...and is checked like one
         return 0
 
-    mod = Module(engine, '(module (import "" "h" (func $h (param i32) (result i32))) (memory (export "mem") 1) '
-                         '(func (export "go") (param i32) (result i32) (call $h (local.get 0))))')
+    mod = Module(
+        engine,
+        '(module (import "" "h" (func $h (param i32) (result i32))) (memory (export "mem") 1) '
+        '(func (export "go") (param i32) (result i32) (call $h (local.get 0))))',
+    )
     inst = Instance(a.store, mod, [Func(a.store, FuncType([I32], [I32]), host, access_caller=True)])
     go = inst.exports(a.store)["go"]
     inst.exports(a.store)["mem"].write(a.store, a.secret.to_bytes(4, "little"), 0)

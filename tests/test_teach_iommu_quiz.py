@@ -9,14 +9,23 @@ import re
 import struct
 
 import pytest
-
 from golden import check_golden
+from spec_walk import spec_translate
+
 from hwsim.cli import main
 from hwsim.iommu.bits import DC_SIZE, DDTE_PPN_SHIFT, ddi
 from hwsim.mmu.bits import SV39, make_satp
-from hwsim.teach.iommu_quiz import RAM_BASE, TABLE_FRAMES, TOPICS, answer_line, fault_record_fields, format_answer, \
-    format_exercise, make_exercise, make_quiz
-from spec_walk import spec_translate
+from hwsim.teach.iommu_quiz import (
+    RAM_BASE,
+    TABLE_FRAMES,
+    TOPICS,
+    answer_line,
+    fault_record_fields,
+    format_answer,
+    format_exercise,
+    make_exercise,
+    make_quiz,
+)
 
 _WORD = re.compile(r"^    (0x[0-9a-f]+): (0x[0-9a-f]{16})$")
 _REQUEST = re.compile(r"^request = device (0x[0-9a-f]+) (reads|writes) (\d+) bytes at IOVA (0x[0-9a-f]+)$")
@@ -30,8 +39,12 @@ def parse(lines: list[str]) -> dict:
         elif line.startswith("ddtp    = "):
             ex["ddtp"] = int(line.split("= ")[1], 16)
         elif m := _REQUEST.match(line):
-            ex["device_id"], ex["write"], ex["size"], ex["iova"] = int(m[1], 16), m[2] == "writes", int(m[3]), \
-                int(m[4], 16)
+            ex["device_id"], ex["write"], ex["size"], ex["iova"] = (
+                int(m[1], 16),
+                m[2] == "writes",
+                int(m[3]),
+                int(m[4], 16),
+            )
     assert set(ex) == {"memory", "ddtp", "device_id", "write", "size", "iova"}, ex
     return ex
 
@@ -71,8 +84,14 @@ def check(ex) -> str:
     text, answer = format_exercise(ex), format_answer(ex)
     p = parse(text)
     # The printed exercise is the exercise.
-    assert (p["memory"], p["ddtp"], p["device_id"], p["write"], p["size"], p["iova"]) == \
-        (ex.memory, ex.ddtp, ex.device_id, ex.write, ex.size, ex.iova)
+    assert (p["memory"], p["ddtp"], p["device_id"], p["write"], p["size"], p["iova"]) == (
+        ex.memory,
+        ex.ddtp,
+        ex.device_id,
+        ex.write,
+        ex.size,
+        ex.iova,
+    )
     sol = ex.solve()
     assert answer[0] == f"Answer {ex.number}: {answer_line(ex, sol)}"
     i = ex.intended
@@ -108,12 +127,17 @@ def test_same_seed_same_exercise():
     assert all(e.topic == "crossing" for e in make_quiz(3, 5, ["crossing"]))
 
 
-@pytest.mark.parametrize("argv,golden", [
-    (["--seed", "1", "--solve"], "iommu_quiz_seed1_solve.txt"),
-    (["--seed", "2", "--count", "2"], "iommu_quiz_seed2.txt"),
-    (["--seed", "3", "--count", "2", "--topic", "directory", "--topic", "crossing", "--solve"],
-     "iommu_quiz_seed3_topics_solve.txt"),
-])
+@pytest.mark.parametrize(
+    "argv,golden",
+    [
+        (["--seed", "1", "--solve"], "iommu_quiz_seed1_solve.txt"),
+        (["--seed", "2", "--count", "2"], "iommu_quiz_seed2.txt"),
+        (
+            ["--seed", "3", "--count", "2", "--topic", "directory", "--topic", "crossing", "--solve"],
+            "iommu_quiz_seed3_topics_solve.txt",
+        ),
+    ],
+)
 def test_golden_transcripts(argv, golden, capsys):
     assert main(["iommu", "quiz", *argv]) == 0
     check_golden(golden, capsys.readouterr().out)

@@ -9,15 +9,24 @@ import re
 import struct
 
 import pytest
-
 from golden import check_golden
+from spec_walk import spec_translate
+
 from hwsim.cli import main
 from hwsim.mmu.walker import AdPolicy, FaultReason, walk
 from hwsim.riscv.priv import Access, Priv
 from hwsim.teach import mmu_quiz
-from hwsim.teach.mmu_quiz import RAM_BASE, RAM_SIZE, TOPICS, QuizMemory, answer_line, format_answer, \
-    format_exercise, make_exercise, make_quiz
-from spec_walk import spec_translate
+from hwsim.teach.mmu_quiz import (
+    RAM_BASE,
+    RAM_SIZE,
+    TOPICS,
+    QuizMemory,
+    answer_line,
+    format_answer,
+    format_exercise,
+    make_exercise,
+    make_quiz,
+)
 
 _WORD = re.compile(r"^    (0x[0-9a-f]+): (0x[0-9a-f]{16})$")
 _ACCESS = re.compile(r"^access  = an? (?:instruction )?(fetch|load|store) at va (0x[0-9a-f]{16}), in ([US])-mode$")
@@ -49,8 +58,16 @@ def check_against_references(ex) -> str:
     answer = format_answer(ex)
     p = parse(text)
     root = (p["satp"] & ((1 << 44) - 1)) << 12
-    result = walk(QuizMemory(p["memory"]), root, p["va"], Access(p["access"]), Priv[p["priv"]], sum=p["sum"],
-                  mxr=p["mxr"], ad=p["ad"])
+    result = walk(
+        QuizMemory(p["memory"]),
+        root,
+        p["va"],
+        Access(p["access"]),
+        Priv[p["priv"]],
+        sum=p["sum"],
+        mxr=p["mxr"],
+        ad=p["ad"],
+    )
     # 1. The printed answer is the walker's, on the printed exercise (nothing hidden, nothing misprinted).
     assert answer[0] == f"Answer {ex.number}: {answer_line(result)}"
     # 2. The generator built what it meant to.
@@ -88,8 +105,13 @@ def test_answers_agree_with_the_walker_and_the_spec_on_thousands_of_cases():
         cases += 1
     assert cases == 5000
     # Every way a walk can end, and every leaf size, is exercised.
-    assert set(seen) >= {r.name for r in FaultReason} | {"ok-level0", "ok-level1", "ok-level2", "ok-level0-ad",
-                                                          "ok-level1-ad"}, seen
+    assert set(seen) >= {r.name for r in FaultReason} | {
+        "ok-level0",
+        "ok-level1",
+        "ok-level2",
+        "ok-level0-ad",
+        "ok-level1-ad",
+    }, seen
 
 
 def test_exercises_depend_only_on_seed_and_number():
@@ -98,12 +120,17 @@ def test_exercises_depend_only_on_seed_and_number():
     assert all(e.topic == "mxr" for e in make_quiz(9, 20, ["mxr"]))
 
 
-@pytest.mark.parametrize("argv,golden", [
-    (["--seed", "1", "--count", "4", "--solve"], "mmu_quiz_seed1_solve.txt"),
-    (["--seed", "2"], "mmu_quiz_seed2.txt"),
-    (["--seed", "3", "--count", "2", "--topic", "misaligned", "--topic", "accessed-dirty", "--solve"],
-     "mmu_quiz_seed3_topics_solve.txt"),
-])
+@pytest.mark.parametrize(
+    "argv,golden",
+    [
+        (["--seed", "1", "--count", "4", "--solve"], "mmu_quiz_seed1_solve.txt"),
+        (["--seed", "2"], "mmu_quiz_seed2.txt"),
+        (
+            ["--seed", "3", "--count", "2", "--topic", "misaligned", "--topic", "accessed-dirty", "--solve"],
+            "mmu_quiz_seed3_topics_solve.txt",
+        ),
+    ],
+)
 def test_golden_transcripts(argv, golden, capsys):
     assert main(["mmu", "quiz", *argv]) == 0
     check_golden(golden, capsys.readouterr().out)
@@ -131,21 +158,30 @@ def test_without_a_seed_one_is_chosen_and_printed(capsys):
     assert capsys.readouterr().out == out
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--seed", "-1"], "hwsim: error: --seed must be an integer from 0 to 2^64-1, not -1"),
-    (["--seed", str(1 << 64)], "hwsim: error: --seed must be an integer from 0 to 2^64-1, not 18446744073709551616"),
-    (["--seed", "1", "--count", "0"], "hwsim: error: --count must be from 1 to 1000, not 0"),
-    (["--seed", "1", "--count", "1001"], "hwsim: error: --count must be from 1 to 1000, not 1001"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--seed", "-1"], "hwsim: error: --seed must be an integer from 0 to 2^64-1, not -1"),
+        (
+            ["--seed", str(1 << 64)],
+            "hwsim: error: --seed must be an integer from 0 to 2^64-1, not 18446744073709551616",
+        ),
+        (["--seed", "1", "--count", "0"], "hwsim: error: --count must be from 1 to 1000, not 0"),
+        (["--seed", "1", "--count", "1001"], "hwsim: error: --count must be from 1 to 1000, not 1001"),
+    ],
+)
 def test_bad_seed_and_count(argv, message, capsys):
     assert main(["mmu", "quiz", *argv]) == 2
     assert capsys.readouterr().err.strip() == message
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--seed", "x"], "argument --seed: not an integer: 'x'"),
-    (["--topic", "paging"], "argument --topic: invalid choice: 'paging'"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--seed", "x"], "argument --seed: not an integer: 'x'"),
+        (["--topic", "paging"], "argument --topic: invalid choice: 'paging'"),
+    ],
+)
 def test_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as info:
         main(["mmu", "quiz", *argv])

@@ -7,13 +7,13 @@ import collections
 import json
 
 import pytest
-
 from golden import check_golden
+from spec_walk import spec_translate
+
 from hwsim.cli import main
 from hwsim.mmu.bits import PAGE_SIZE, SV39, make_satp
 from hwsim.mmu.tlb import GLOBAL
 from hwsim.teach.tlb_quiz import RAM_BASE, RAM_SIZE, TOPICS, make_exercise, make_quiz
-from spec_walk import spec_translate
 
 
 class ListTlb:
@@ -42,6 +42,7 @@ class ListTlb:
         def doomed(e):
             covers = va is None or e[1] <= va < e[1] + e[2]
             return covers and (asid is None or e[0] == asid)
+
         gone = [e for e in self.entries if doomed(e)]
         self.entries = [e for e in self.entries if not doomed(e)]
         return gone
@@ -63,14 +64,21 @@ def replay(ex) -> list[tuple]:
                 out.append(("hit", hit))
             else:
                 space = spaces[op.asid]
-                spec = spec_translate(phys.read(RAM_BASE, RAM_SIZE), RAM_BASE, make_satp(SV39, space.root >> 12,
-                                      op.asid), op.va, op.access.value, op.priv.name, False, False)
+                spec = spec_translate(
+                    phys.read(RAM_BASE, RAM_SIZE),
+                    RAM_BASE,
+                    make_satp(SV39, space.root >> 12, op.asid),
+                    op.va,
+                    op.access.value,
+                    op.priv.name,
+                    False,
+                    False,
+                )
                 if spec[0] == "fault":
                     out.append(("fault", spec[1]))
                 else:
                     m = next(m for m in ex.mappings if m.asid in (op.asid, None) and m.va <= op.va < m.va + m.size)
-                    entry = ("G" if m.asid is None else op.asid, op.va & ~(m.size - 1), m.size,
-                             spec[1] & ~(m.size - 1))
+                    entry = ("G" if m.asid is None else op.asid, op.va & ~(m.size - 1), m.size, spec[1] & ~(m.size - 1))
                     out.append(("fill", entry, tuple(tlb.fill(entry))))
         elif op.kind == "sfence":
             out.append(("fence", tuple(tlb.fence(op.va, op.asid))))
@@ -96,8 +104,11 @@ def model(steps) -> list[tuple]:
             elif s.fault is not None:
                 r = ("fault", int(s.fault.split("(cause ")[1].split(")")[0]))
             else:
-                r = ("fill", tag(GLOBAL if s.filled.global_ else s.op.asid, s.filled),
-                     tuple(tag(a, t) for a, t in s.evicted))
+                r = (
+                    "fill",
+                    tag(GLOBAL if s.filled.global_ else s.op.asid, s.filled),
+                    tuple(tag(a, t) for a, t in s.evicted),
+                )
         elif s.op.kind == "sfence":
             r = ("fence", tuple(tag(a, t) for a, t in s.removed))
         else:
@@ -117,17 +128,35 @@ def test_answers_agree_with_a_plain_lru_model_on_thousands_of_exercises():
             exercises += 1
             for step in steps:
                 if step.hit is not None:
-                    seen["stale hit" if step.walked is None or step.walked.pa != step.hit.pa_of(step.op.va)
-                         else "global hit" if step.hit.global_ else "hit"] += 1
+                    seen[
+                        "stale hit"
+                        if step.walked is None or step.walked.pa != step.hit.pa_of(step.op.va)
+                        else "global hit"
+                        if step.hit.global_
+                        else "hit"
+                    ] += 1
                 seen["eviction"] += bool(step.evicted)
                 seen["fault"] += step.fault is not None
                 seen["fence removed"] += bool(step.removed)
                 seen[f"fence {step.op.va is not None}/{step.op.asid is not None}"] += step.op.kind == "sfence"
                 seen["superpage"] += step.filled is not None and step.filled.page_size > PAGE_SIZE
-    assert exercises == 1000 and sum(seen[k] for k in ('hit', 'global hit', 'stale hit')) > 3000
-    assert all(seen[k] > 20 for k in ("stale hit", "global hit", "hit", "eviction", "fault", "fence removed",
-                                      "fence True/True", "fence True/False", "fence False/True",
-                                      "fence False/False", "superpage")), seen
+    assert exercises == 1000 and sum(seen[k] for k in ("hit", "global hit", "stale hit")) > 3000
+    assert all(
+        seen[k] > 20
+        for k in (
+            "stale hit",
+            "global hit",
+            "hit",
+            "eviction",
+            "fault",
+            "fence removed",
+            "fence True/True",
+            "fence True/False",
+            "fence False/True",
+            "fence False/False",
+            "superpage",
+        )
+    ), seen
 
 
 def test_same_seed_same_exercise():
@@ -135,10 +164,13 @@ def test_same_seed_same_exercise():
     assert all(e.topic == "sfence" for e in make_quiz(8, 6, ["sfence"]))
 
 
-@pytest.mark.parametrize("argv,golden", [
-    (["--seed", "1", "--solve"], "tlb_quiz_seed1_solve.txt"),
-    (["--seed", "2", "--count", "1", "--topic", "stale"], "tlb_quiz_seed2_stale.txt"),
-])
+@pytest.mark.parametrize(
+    "argv,golden",
+    [
+        (["--seed", "1", "--solve"], "tlb_quiz_seed1_solve.txt"),
+        (["--seed", "2", "--count", "1", "--topic", "stale"], "tlb_quiz_seed2_stale.txt"),
+    ],
+)
 def test_golden_transcripts(argv, golden, capsys):
     assert main(["mmu", "tlb-quiz", *argv]) == 0
     check_golden(golden, capsys.readouterr().out)

@@ -17,16 +17,20 @@ REPO = Path(__file__).resolve().parents[1]
 def test_a_missing_driver_names_the_path_and_where_it_was_looked_for(pytester):
     """Found by a newcomer: the documented ``hwsim_driver("drivers/uart16550")`` run outside hwsim's repository
     ended in a raw FileNotFoundError from read_bytes()."""
-    pytester.makepyfile(test_mine="""
+    pytester.makepyfile(
+        test_mine="""
         def test_echo(hwsim_driver):
             hwsim_driver("drivers/uart16550", uart_input=b"hi\\n")
-    """)
+    """
+    )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "FileNotFoundError" not in out
-    assert (f"ConfigError: hwsim_driver: no such driver 'drivers/uart16550' (a .wasm module or a C driver "
-            f"directory); looked for {pytester.path / 'drivers' / 'uart16550'}.") in out.replace("\n", "")
+    assert (
+        f"ConfigError: hwsim_driver: no such driver 'drivers/uart16550' (a .wasm module or a C driver "
+        f"directory); looked for {pytester.path / 'drivers' / 'uart16550'}."
+    ) in out.replace("\n", "")
 
 
 def test_drivers_are_found_from_the_rootdir(tmp_path, monkeypatch):
@@ -37,10 +41,12 @@ def test_drivers_are_found_from_the_rootdir(tmp_path, monkeypatch):
     assert find_driver(REPO / "drivers" / "uart16550", tmp_path) == REPO / "drivers" / "uart16550"
     with pytest.raises(ConfigError) as info:
         find_driver("drivers/theirs", tmp_path)
-    assert str(info.value) == (f"hwsim_driver: no such driver 'drivers/theirs' (a .wasm module or a C driver "
-                               f"directory); looked for {tmp_path / 'sub' / 'drivers' / 'theirs'}, "
-                               f"{tmp_path / 'drivers' / 'theirs'}.  hwsim's own drivers are in its source tree "
-                               f"(drivers/), not in an installed hwsim")
+    assert str(info.value) == (
+        f"hwsim_driver: no such driver 'drivers/theirs' (a .wasm module or a C driver "
+        f"directory); looked for {tmp_path / 'sub' / 'drivers' / 'theirs'}, "
+        f"{tmp_path / 'drivers' / 'theirs'}.  hwsim's own drivers are in its source tree "
+        f"(drivers/), not in an installed hwsim"
+    )
 
 
 def test_the_documented_example_runs_from_a_project_with_its_own_copy(pytester):
@@ -52,7 +58,9 @@ def test_the_documented_example_runs_from_a_project_with_its_own_copy(pytester):
     pytester.path.joinpath("tests", "test_echo.py").write_text(
         "def test_echo(hwsim_driver):\n"
         "    run = hwsim_driver('drivers/uart16550', uart_input=b'hi\\n')\n"
-        "    assert run.report.ok and run.console == b'hi\\n'\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--rootdir", str(pytester.path),
-                                           str(pytester.path / "tests"))
+        "    assert run.report.ok and run.console == b'hi\\n'\n"
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--rootdir", str(pytester.path), str(pytester.path / "tests")
+    )
     result.assert_outcomes(passed=1)

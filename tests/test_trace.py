@@ -133,14 +133,46 @@ def test_native_firmware_host_calls_are_traced():
 
 
 def test_cli_trace_options(tmp_path):
-    listing = subprocess.run([sys.executable, "-m", "hwsim", "run", "virt", str(DRIVERS / "dma_copy"), "--trace", "list"],
-                             capture_output=True, text=True)
+    listing = subprocess.run(
+        [sys.executable, "-m", "hwsim", "run", "virt", str(DRIVERS / "dma_copy"), "--trace", "list"],
+        capture_output=True,
+        text=True,
+    )
     assert listing.returncode == 0 and "mmio_write     mmio" in listing.stdout
     out = tmp_path / "t.json"
-    ok = subprocess.run([sys.executable, "-m", "hwsim", "run", "virt", str(DRIVERS / "dma_copy"), "--trace", "dma",
-                         "--trace-out", str(out), "--quiet"], capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hwsim",
+            "run",
+            "virt",
+            str(DRIVERS / "dma_copy"),
+            "--trace",
+            "dma",
+            "--trace-out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     _check_chrome_trace(json.loads(out.read_text()))
-    bad = subprocess.run([sys.executable, "-m", "hwsim", "run", "virt", str(DRIVERS / "dma_copy"), "--trace", "dma",
-                          "--trace-out", str(tmp_path / "no" / "such" / "dir.json")], capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hwsim",
+            "run",
+            "virt",
+            str(DRIVERS / "dma_copy"),
+            "--trace",
+            "dma",
+            "--trace-out",
+            str(tmp_path / "no" / "such" / "dir.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and "No such file or directory" in bad.stderr

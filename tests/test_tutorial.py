@@ -46,6 +46,7 @@ def _step(command: str, expected: list[str]) -> tuple[str, list[str], int]:
 
 def _matches(expected: list[str], actual: list[str]) -> bool:
     """Expected lines against actual ones; ``...`` alone skips any lines, inside a line any text."""
+
     def line_ok(pattern: str, line: str) -> bool:
         regex = ".*".join(re.escape(part) for part in pattern.split("..."))
         return re.fullmatch(regex, line.rstrip()) is not None
@@ -69,10 +70,16 @@ def test_the_tutorial_has_steps():
 
 @pytest.mark.parametrize("command, expected, status", STEPS, ids=[s[0][:60] for s in STEPS])
 def test_tutorial_step(command, expected, status):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               COLUMNS="100")
-    out = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True,
-                         stdin=subprocess.DEVNULL, timeout=300)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", COLUMNS="100")
+    out = subprocess.run(
+        ["bash", "-c", command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
     actual = (out.stdout + out.stderr).rstrip("\n").splitlines()
     assert out.returncode == status, f"exit {out.returncode}\n{out.stdout}\n{out.stderr}"
     assert _matches(expected, actual), "expected:\n" + "\n".join(expected) + "\n\ngot:\n" + "\n".join(actual)

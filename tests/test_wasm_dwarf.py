@@ -31,8 +31,9 @@ def module():
 
 
 def with_section(module, name: str, data: bytes):
-    return dataclasses.replace(module, customs=[dataclasses.replace(c, data=data) if c.name == name else c
-                                               for c in module.customs])
+    return dataclasses.replace(
+        module, customs=[dataclasses.replace(c, data=data) if c.name == name else c for c in module.customs]
+    )
 
 
 def section(module, name: str) -> bytes:
@@ -43,6 +44,7 @@ def section(module, name: str) -> bytes:
 def deadline(seconds: int):
     def expired(*_):
         raise TimeoutError(f"still running after {seconds} s")
+
     old = signal.signal(signal.SIGALRM, expired)
     signal.alarm(seconds)
     try:
@@ -81,7 +83,7 @@ def sibling_loop(abbrev: bytes) -> bytes:
             if (attr, form) == (0, 0):
                 break
             if children and form == DW_FORM_REF4 and pos - at == 2 and attr != DW_AT_SIBLING:
-                return abbrev[:at] + bytes([DW_AT_SIBLING]) + abbrev[at + 1:]
+                return abbrev[:at] + bytes([DW_AT_SIBLING]) + abbrev[at + 1 :]
 
 
 def test_lines_of_the_real_build(module):

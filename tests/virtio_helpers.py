@@ -7,9 +7,17 @@ from __future__ import annotations
 import struct
 
 from board_helpers import virt
+
 from hwsim.devices.virtio.bits import (
-    BLK_F_FLUSH, DESC_F_NEXT, DESC_F_WRITE, F_ACCESS_PLATFORM, F_VERSION_1, STATUS_ACKNOWLEDGE, STATUS_DRIVER,
-    STATUS_DRIVER_OK, STATUS_FEATURES_OK,
+    BLK_F_FLUSH,
+    DESC_F_NEXT,
+    DESC_F_WRITE,
+    F_ACCESS_PLATFORM,
+    F_VERSION_1,
+    STATUS_ACKNOWLEDGE,
+    STATUS_DRIVER,
+    STATUS_DRIVER_OK,
+    STATUS_FEATURES_OK,
 )
 from hwsim.mmu import AddressSpace, Pte
 
@@ -81,8 +89,15 @@ class BlkDriver:
         self.w(STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK)
         return self.r(STATUS)
 
-    def setup_queue(self, size: int | None = None, *, desc=IOVA + DESC_OFF, avail=IOVA + AVAIL_OFF,
-                    used=IOVA + USED_OFF, ready: bool = True) -> None:
+    def setup_queue(
+        self,
+        size: int | None = None,
+        *,
+        desc=IOVA + DESC_OFF,
+        avail=IOVA + AVAIL_OFF,
+        used=IOVA + USED_OFF,
+        ready: bool = True,
+    ) -> None:
         self.w(QUEUE_SEL, 0)
         self.w(QUEUE_NUM, size or self.qsize)
         for lo, value in ((DESC_LO, desc), (DRIVER_LO, avail), (DEVICE_LO, used)):
@@ -107,8 +122,13 @@ class BlkDriver:
         for k, (addr, length, writable) in enumerate(segments):
             i = (head + k) % self.qsize
             last = k == len(segments) - 1
-            self.put_desc(i, addr, length, (DESC_F_WRITE if writable else 0) | (0 if last else DESC_F_NEXT),
-                          0 if last else (i + 1) % self.qsize)
+            self.put_desc(
+                i,
+                addr,
+                length,
+                (DESC_F_WRITE if writable else 0) | (0 if last else DESC_F_NEXT),
+                0 if last else (i + 1) % self.qsize,
+            )
         self.next_desc = (head + len(segments)) % self.qsize
         return head
 
@@ -122,7 +142,7 @@ class BlkDriver:
 
     def used(self) -> list[tuple[int, int]]:
         """New used elements (id, len) since the last call."""
-        idx, = struct.unpack("<H", self.mem_read(IOVA + USED_OFF + 2, 2))
+        (idx,) = struct.unpack("<H", self.mem_read(IOVA + USED_OFF + 2, 2))
         out = []
         while self.used_seen != idx:
             slot = self.used_seen % self.qsize
@@ -130,15 +150,24 @@ class BlkDriver:
             self.used_seen = (self.used_seen + 1) & 0xFFFF
         return out
 
-    def request(self, kind: int, sector: int, *, data: bytes = b"", read_len: int = 0, slot: int = 0,
-                data_iova: int | None = None, status_iova: int | None = None) -> tuple[int | None, int | None]:
+    def request(
+        self,
+        kind: int,
+        sector: int,
+        *,
+        data: bytes = b"",
+        read_len: int = 0,
+        slot: int = 0,
+        data_iova: int | None = None,
+        status_iova: int | None = None,
+    ) -> tuple[int | None, int | None]:
         """One header | data | status request; returns (status byte, used len), or (None, None) if not used."""
         hdr = IOVA + HDR_OFF + 16 * slot
         status = status_iova if status_iova is not None else IOVA + STATUS_OFF + slot
         buf = data_iova if data_iova is not None else IOVA + DATA_OFF
         self.mem_write(hdr, struct.pack("<IIQ", kind, 0, sector))
         if status_iova is None:
-            self.mem_write(status, b"\xEE")
+            self.mem_write(status, b"\xee")
         segments = [(hdr, 16, False)]
         if data:
             if data_iova is None:
@@ -152,6 +181,6 @@ class BlkDriver:
         used = self.used()
         if not used:
             return None, None
-        (uid, ulen), = used
+        ((uid, ulen),) = used
         assert uid == head
         return (self.mem_read(status, 1)[0] if status_iova is None else None), ulen

@@ -95,14 +95,14 @@ def module(*sections: bytes) -> bytes:
 
 def one_func(code: bytes, params=(), results=(), locals_=(), extra=()) -> bytes:
     """A module with one function of the given type and body; ``extra`` sections go between function and code."""
-    return module(type_section(functype(params, results)), func_section(0), *extra,
-                  code_section(body(code, locals_)))
+    return module(type_section(functype(params, results)), func_section(0), *extra, code_section(body(code, locals_)))
 
 
 def oracle_engine_class():
     """The wasmtime-backed test engine (tests/wasmtime_engine.py); skips the test when wasmtime is not installed."""
     pytest.importorskip("wasmtime", reason="wasmtime is not installed (it comes with the test extra)")
     import wasmtime_engine
+
     return wasmtime_engine.WasmtimeEngine
 
 
@@ -123,9 +123,12 @@ def locate_testsuite() -> Path:
     for c in candidates:
         if (c / "scope.txt").is_file():
             return c
-    pytest.fail("WebAssembly spec test suite not found: set HWSIM_WASM_TESTSUITE to a checkout of "
-                "https://github.com/WebAssembly/testsuite with scope.txt (looked in: "
-                + ", ".join(str(c) for c in candidates) + ")")
+    pytest.fail(
+        "WebAssembly spec test suite not found: set HWSIM_WASM_TESTSUITE to a checkout of "
+        "https://github.com/WebAssembly/testsuite with scope.txt (looked in: "
+        + ", ".join(str(c) for c in candidates)
+        + ")"
+    )
 
 
 def scope_files() -> list[str]:

@@ -22,8 +22,12 @@ from wasmtime._func import enter_wasm
 
 from hwsim.spectest import Exhaustion, LinkError, NotSupportedByEngine, Trap, Value
 
-_KINDS = {"i32": ffi.WASMTIME_I32.value, "i64": ffi.WASMTIME_I64.value, "f32": ffi.WASMTIME_F32.value,
-          "f64": ffi.WASMTIME_F64.value}
+_KINDS = {
+    "i32": ffi.WASMTIME_I32.value,
+    "i64": ffi.WASMTIME_I64.value,
+    "f32": ffi.WASMTIME_F32.value,
+    "f64": ffi.WASMTIME_F64.value,
+}
 _NAMES = {v: k for k, v in _KINDS.items()}
 _SIZES = {"i32": 4, "i64": 8, "f32": 4, "f64": 8}
 
@@ -76,21 +80,31 @@ class WasmtimeEngine:
 
     def _spectest_module(self) -> dict:
         store = self.store
-        i32, i64, f32, f64 = (wasmtime.ValType.i32(), wasmtime.ValType.i64(), wasmtime.ValType.f32(),
-                              wasmtime.ValType.f64())
+        i32, i64, f32, f64 = (
+            wasmtime.ValType.i32(),
+            wasmtime.ValType.i64(),
+            wasmtime.ValType.f32(),
+            wasmtime.ValType.f64(),
+        )
 
         def printer(*params):
             return wasmtime.Func(store, wasmtime.FuncType(list(params), []), lambda *args: None)
 
         return {
-            "print": printer(), "print_i32": printer(i32), "print_i64": printer(i64), "print_f32": printer(f32),
-            "print_f64": printer(f64), "print_i32_f32": printer(i32, f32), "print_f64_f64": printer(f64, f64),
+            "print": printer(),
+            "print_i32": printer(i32),
+            "print_i64": printer(i64),
+            "print_f32": printer(f32),
+            "print_f64": printer(f64),
+            "print_i32_f32": printer(i32, f32),
+            "print_f64_f64": printer(f64, f64),
             "global_i32": wasmtime.Global(store, wasmtime.GlobalType(i32, False), wasmtime.Val.i32(666)),
             "global_i64": wasmtime.Global(store, wasmtime.GlobalType(i64, False), wasmtime.Val.i64(666)),
             "global_f32": wasmtime.Global(store, wasmtime.GlobalType(f32, False), wasmtime.Val.f32(666.6)),
             "global_f64": wasmtime.Global(store, wasmtime.GlobalType(f64, False), wasmtime.Val.f64(666.6)),
-            "table": wasmtime.Table(store, wasmtime.TableType(wasmtime.ValType.funcref(), wasmtime.Limits(10, 20)),
-                                    None),
+            "table": wasmtime.Table(
+                store, wasmtime.TableType(wasmtime.ValType.funcref(), wasmtime.Limits(10, 20)), None
+            ),
             "memory": wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(1, 2))),
         }
 
@@ -139,8 +153,9 @@ class WasmtimeEngine:
         results = (ffi.wasmtime_val_t * len(result_types))()
         try:
             with enter_wasm(store) as trap:
-                error = ffi.wasmtime_func_call(store._context(), ctypes.byref(func._func), params, len(args),
-                                               results, len(result_types), trap)
+                error = ffi.wasmtime_func_call(
+                    store._context(), ctypes.byref(func._func), params, len(args), results, len(result_types), trap
+                )
                 if error:
                     raise wasmtime.WasmtimeError._from_ptr(error)
         except wasmtime.Trap as exc:

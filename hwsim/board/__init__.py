@@ -9,5 +9,15 @@ from .system import System
 BOARDS_DIR = _paths.boards_dir()  # the source tree's boards/, or an installed hwsim's copy
 DEFAULT_BOARD = BOARDS_DIR / "virt.toml"
 
-__all__ = ["BOARDS_DIR", "BOARD_KEYS", "Board", "BoardError", "DEFAULT_BOARD", "DeviceSpec", "RegionSpec", "System",
-           "load_board", "parse_board"]
+__all__ = [
+    "BOARDS_DIR",
+    "BOARD_KEYS",
+    "Board",
+    "BoardError",
+    "DEFAULT_BOARD",
+    "DeviceSpec",
+    "RegionSpec",
+    "System",
+    "load_board",
+    "parse_board",
+]

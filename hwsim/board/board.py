@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ..devices.base import DEVICE_TYPES, Device, OptionError, known_types
-from ..errors import HwsimError
-from .errors import BoardError
 from ..mmu.bits import PAGE_SIZE
+from .errors import BoardError
 
 PHYS_LIMIT = 1 << 56
 DEVICE_ID_LIMIT = 1 << 24
@@ -45,24 +44,42 @@ class Key:
     default: Any = None
 
 
-_REGION = {"base": Key(int, "physical base address (4 KiB aligned)", True),
-           "size": Key(int, "bytes (a multiple of 4 KiB)", True)}
+_REGION = {
+    "base": Key(int, "physical base address (4 KiB aligned)", True),
+    "size": Key(int, "bytes (a multiple of 4 KiB)", True),
+}
 
 BOARD_KEYS: dict[str, dict[str, Key]] = {
     "board": {"name": Key(str, "board name", True), "description": Key(str, "one line about the board", default="")},
-    "clock": {"frequency_hz": Key(int, "virtual ticks per virtual second (timer mtime rate)", default=10_000_000),
-              "mmio_access_ticks": Key(int, "virtual ticks each MMIO access takes (so polling loops see time "
-                                            "pass)", default=1)},
+    "clock": {
+        "frequency_hz": Key(int, "virtual ticks per virtual second (timer mtime rate)", default=10_000_000),
+        "mmio_access_ticks": Key(
+            int, "virtual ticks each MMIO access takes (so polling loops see time pass)", default=1
+        ),
+    },
     "ram": {"name": Key(str, "region name", True), **_REGION},
-    "interrupt_controller": {"type": Key(str, "interrupt-controller type (plic)", True),
-                             "name": Key(str, "name in reports", default="plic"), **_REGION},
-    "iommu": {"type": Key(str, "IOMMU type (riscv-iommu)", True), "name": Key(str, "name in reports", default="iommu"),
-              **_REGION, "irq": Key(int, "interrupt-controller source of the fault/command interrupt")},
-    "devices": {"type": Key(str, "device type (see the registry)", True), **_REGION,
-                "irq": Key(int, "interrupt-controller source (1 .. sources-1)"),
-                "iommu_device_id": Key(int, "the device's ID at the IOMMU (DMA-capable devices only)"),
-                "assignable": Key(bool, "whether a sandboxed driver may be given the device (default: true for "
-                                        "peripherals; platform devices such as the timer never are)")},
+    "interrupt_controller": {
+        "type": Key(str, "interrupt-controller type (plic)", True),
+        "name": Key(str, "name in reports", default="plic"),
+        **_REGION,
+    },
+    "iommu": {
+        "type": Key(str, "IOMMU type (riscv-iommu)", True),
+        "name": Key(str, "name in reports", default="iommu"),
+        **_REGION,
+        "irq": Key(int, "interrupt-controller source of the fault/command interrupt"),
+    },
+    "devices": {
+        "type": Key(str, "device type (see the registry)", True),
+        **_REGION,
+        "irq": Key(int, "interrupt-controller source (1 .. sources-1)"),
+        "iommu_device_id": Key(int, "the device's ID at the IOMMU (DMA-capable devices only)"),
+        "assignable": Key(
+            bool,
+            "whether a sandboxed driver may be given the device (default: true for "
+            "peripherals; platform devices such as the timer never are)",
+        ),
+    },
 }
 TOP_LEVEL = ("board", "clock", "ram", "interrupt_controller", "iommu", "devices")
 _TYPE_NAMES = {int: "an integer", str: "a string", bool: "a boolean", dict: "a table", list: "an array"}
@@ -138,8 +155,10 @@ class Board:
         if spec.assignable:
             return None
         if spec.cls.PLATFORM is not None:
-            return f"{name} ({spec.type}) is a platform device: it controls {spec.cls.PLATFORM}, so it is never " \
-                   f"assigned to a driver"
+            return (
+                f"{name} ({spec.type}) is a platform device: it controls {spec.cls.PLATFORM}, so it is never "
+                f"assigned to a driver"
+            )
         return f"{name} is not assignable on board {self.name!r} ([{spec.table}] assignable = false)"
 
     def build(self, *, options: dict[str, dict] | None = None):
@@ -149,18 +168,27 @@ class Board:
         ``{"uart0": {"backend": "memory"}}``; they are checked like the file's.
         """
         from .system import build_system
+
         return build_system(self, options or {})
 
-    def with_options(self, overrides: dict[str, dict]) -> "Board":
+    def with_options(self, overrides: dict[str, dict]) -> Board:
         """This board with device options replaced (checked as in the file)."""
         by_name = {d.name: d for d in self.all_devices()}
         for name, values in overrides.items():
             if name not in by_name:
-                raise BoardError(self.path, None, None, f"option override for unknown device {name!r} "
-                                 f"(devices: {', '.join(sorted(by_name))})")
+                raise BoardError(
+                    self.path,
+                    None,
+                    None,
+                    f"option override for unknown device {name!r} (devices: {', '.join(sorted(by_name))})",
+                )
             if not isinstance(values, dict):
-                raise BoardError(self.path, by_name[name].table, None, f"option override must be a dict of option "
-                                                                       f"names to values, not {type(values).__name__}")
+                raise BoardError(
+                    self.path,
+                    by_name[name].table,
+                    None,
+                    f"option override must be a dict of option names to values, not {type(values).__name__}",
+                )
 
         def patched(spec: DeviceSpec | None) -> DeviceSpec | None:
             if spec is None or spec.name not in overrides:
@@ -168,9 +196,17 @@ class Board:
             merged = {**spec.options, **overrides[spec.name]}
             return dataclasses.replace(spec, options=_resolve_options(self.path, spec.table, spec.cls, merged))
 
-        return Board(self.path, self.name, self.description, self.clock_hz, self.ram,
-                     patched(self.interrupt_controller), patched(self.iommu),
-                     tuple(patched(d) for d in self.devices), self.mmio_access_ticks)
+        return Board(
+            self.path,
+            self.name,
+            self.description,
+            self.clock_hz,
+            self.ram,
+            patched(self.interrupt_controller),
+            patched(self.iommu),
+            tuple(patched(d) for d in self.devices),
+            self.mmio_access_ticks,
+        )
 
 
 def _resolve_options(path: str, table: str, cls: type[Device], given: dict) -> dict:
@@ -188,13 +224,18 @@ def load_board(path: str | Path) -> Board:
     p = str(path)
     if not Path(p).exists() and "/" not in p and "\\" not in p and not p.endswith(".toml"):
         from .. import _paths
+
         known = _paths.boards_dir() / f"{p}.toml"
         if known.is_file():
             path, p = known, str(known)
         else:
             names = ", ".join(sorted(b.stem for b in _paths.boards_dir().glob("*.toml")))
-            raise BoardError(p, None, None, f"no such board file, and hwsim has no board of that name "
-                                            f"(its boards: {names or 'none'})") from None
+            raise BoardError(
+                p,
+                None,
+                None,
+                f"no such board file, and hwsim has no board of that name (its boards: {names or 'none'})",
+            ) from None
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
@@ -228,14 +269,18 @@ class _Parser:
         close = difflib.get_close_matches(key, known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         what = "table" if table is None else "key"
-        return self.error(table, key if table is not None else None,
-                          f"unknown {what} {key!r}{hint} (known: {', '.join(known)})")
+        return self.error(
+            table, key if table is not None else None, f"unknown {what} {key!r}{hint} (known: {', '.join(known)})"
+        )
 
     def typed(self, table: str | None, key: str, value: Any, kind: type) -> Any:
         ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
         if not ok:
-            shown = f"{type(value).__name__} {value!r}" if not isinstance(value, (dict, list)) else \
-                _TYPE_NAMES.get(type(value), type(value).__name__)
+            shown = (
+                f"{type(value).__name__} {value!r}"
+                if not isinstance(value, (dict, list))
+                else _TYPE_NAMES.get(type(value), type(value).__name__)
+            )
             raise self.error(table, key, f"must be {_TYPE_NAMES[kind]}, not {shown}")
         return value
 
@@ -267,8 +312,9 @@ class _Parser:
         if size < min_size:
             raise self.error(table, "size", f"{size:#x} is too small for {what} (needs at least {min_size:#x} bytes)")
         if base + size > PHYS_LIMIT:
-            raise self.error(table, "size", f"the region ends at {base + size:#x}, beyond the 56-bit physical "
-                                            f"address space")
+            raise self.error(
+                table, "size", f"the region ends at {base + size:#x}, beyond the 56-bit physical address space"
+            )
         return base, size
 
     # -- the document ---------------------------------------------------------------------------------
@@ -295,8 +341,17 @@ class _Parser:
         regions = [*ram, *[d for d in (irqc, iommu) if d is not None], *devices]
         self.check_names(regions)
         self.check_overlaps(regions)
-        return Board(self.path, board["name"], board["description"], clock["frequency_hz"], ram, irqc, iommu, devices,
-                     clock["mmio_access_ticks"])
+        return Board(
+            self.path,
+            board["name"],
+            board["description"],
+            clock["frequency_hz"],
+            ram,
+            irqc,
+            iommu,
+            devices,
+            clock["mmio_access_ticks"],
+        )
 
     def expect_table(self, name: str, raw: Any) -> dict:
         if not isinstance(raw, dict):
@@ -319,8 +374,11 @@ class _Parser:
 
     def check_name(self, table: str, name: str) -> None:
         if not _NAME.match(name):
-            raise self.error(table, "name" if not table.startswith("devices.") else None,
-                             f"name {name!r} must be letters, digits and '_' (not starting with a digit)")
+            raise self.error(
+                table,
+                "name" if not table.startswith("devices.") else None,
+                f"name {name!r} must be letters, digits and '_' (not starting with a digit)",
+            )
 
     def device_class(self, table: str, type_name: str, role: str) -> type[Device]:
         cls = DEVICE_TYPES.get(type_name)
@@ -362,12 +420,18 @@ class _Parser:
         if dev_id is not None and not cls.DOES_DMA:
             raise self.error(table, "iommu_device_id", f"{cls.TYPE} devices do not do DMA")
         if cls.DOES_DMA and dev_id is None:
-            raise self.error(table, "iommu_device_id", f"missing required key ({cls.TYPE} devices do DMA, "
-                                                       f"which goes through the IOMMU)")
+            raise self.error(
+                table,
+                "iommu_device_id",
+                f"missing required key ({cls.TYPE} devices do DMA, which goes through the IOMMU)",
+            )
         assignable = values["assignable"]
         if assignable and cls.PLATFORM is not None:
-            raise self.error(table, "assignable", f"{cls.TYPE} is a platform device (it controls {cls.PLATFORM}): "
-                                                  f"it can never be assigned to a driver")
+            raise self.error(
+                table,
+                "assignable",
+                f"{cls.TYPE} is a platform device (it controls {cls.PLATFORM}): it can never be assigned to a driver",
+            )
         if assignable is None:
             assignable = cls.PLATFORM is None
         return DeviceSpec(table, name, cls.TYPE, base, size, values["irq"], dev_id, options, assignable)
@@ -386,8 +450,9 @@ class _Parser:
             if irq == 0:
                 raise self.error(spec.table, "irq", "IRQ 0 is reserved (it means 'no interrupt' at the PLIC)")
             if not 0 < irq < sources:
-                raise self.error(spec.table, "irq", f"IRQ {irq} is out of range 1..{sources - 1} "
-                                                    f"({irqc.name} has {sources} sources)")
+                raise self.error(
+                    spec.table, "irq", f"IRQ {irq} is out of range 1..{sources - 1} ({irqc.name} has {sources} sources)"
+                )
             if irq in used:
                 raise self.error(spec.table, "irq", f"IRQ {irq} is already used by [{used[irq]}]")
             used[irq] = spec.table
@@ -403,7 +468,9 @@ class _Parser:
             if not 0 <= dev_id < DEVICE_ID_LIMIT:
                 raise self.error(spec.table, "iommu_device_id", f"{dev_id} is out of range 0..{DEVICE_ID_LIMIT - 1}")
             if dev_id in used:
-                raise self.error(spec.table, "iommu_device_id", f"device ID {dev_id} is already used by [{used[dev_id]}]")
+                raise self.error(
+                    spec.table, "iommu_device_id", f"device ID {dev_id} is already used by [{used[dev_id]}]"
+                )
             used[dev_id] = spec.table
 
     def check_names(self, regions) -> None:
@@ -419,6 +486,9 @@ class _Parser:
         for r in regions:
             for other in seen:
                 if r.base < other.end and other.base < r.end:
-                    raise self.error(r.table, None, f"region [{r.base:#x}, {r.end:#x}) overlaps [{other.table}] "
-                                                    f"[{other.base:#x}, {other.end:#x})")
+                    raise self.error(
+                        r.table,
+                        None,
+                        f"region [{r.base:#x}, {r.end:#x}) overlaps [{other.table}] [{other.base:#x}, {other.end:#x})",
+                    )
             seen.append(r)

@@ -26,7 +26,8 @@ afterwards by :meth:`Board.with_options`, as for the board file.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ..devices.base import Option
 from ..errors import ConfigError
@@ -110,8 +111,10 @@ def _device(board: Board, device: str, where: str) -> DeviceSpec:
     specs = {d.name: d for d in board.all_devices()}
     spec = specs.get(device)
     if spec is None:
-        raise ConfigError(f"{where}: board {board.name!r} has no device {device!r}{_hint(str(device), specs)} "
-                          f"(devices: {', '.join(sorted(specs))})")
+        raise ConfigError(
+            f"{where}: board {board.name!r} has no device {device!r}{_hint(str(device), specs)} "
+            f"(devices: {', '.join(sorted(specs))})"
+        )
     return spec
 
 
@@ -121,8 +124,9 @@ def _option(board: Board, device: str, name: str, where: str) -> Option:
     option = options.get(name)
     if option is None:
         known = ", ".join(sorted(options)) or "none"
-        raise ConfigError(f"{where}: {device} ({spec.type}) has no option {name!r}{_hint(str(name), options)} "
-                          f"(its options: {known})")
+        raise ConfigError(
+            f"{where}: {device} ({spec.type}) has no option {name!r}{_hint(str(name), options)} (its options: {known})"
+        )
     return option
 
 

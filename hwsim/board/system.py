@@ -24,8 +24,9 @@ from .errors import BoardError
 
 
 class System:
-    def __init__(self, board, machine: Machine, clock: VirtualClock, devices: dict[str, Device],
-                 irqc=None, iommu=None) -> None:
+    def __init__(
+        self, board, machine: Machine, clock: VirtualClock, devices: dict[str, Device], irqc=None, iommu=None
+    ) -> None:
         self.board = board
         self.machine = machine
         self.clock = clock
@@ -37,8 +38,9 @@ class System:
         try:
             return self.devices[name]
         except KeyError:
-            raise ConfigError(f"board {self.board.name!r} has no device {name!r} "
-                              f"(devices: {', '.join(sorted(self.devices))})") from None
+            raise ConfigError(
+                f"board {self.board.name!r} has no device {name!r} (devices: {', '.join(sorted(self.devices))})"
+            ) from None
 
     def issues(self) -> list[DeviceIssue]:
         """Every device's recorded guest misuse, in virtual-time order (stable per device)."""
@@ -97,8 +99,9 @@ def build_system(board, overrides: dict[str, dict]) -> System:
     iommu = None
     if board.iommu is not None:
         spec = board.iommu
-        iommu = spec.cls(name=spec.name, clock=clock, irq=irq_for(spec), phys=machine.phys, frames=machine.frames,
-                         **spec.options)
+        iommu = spec.cls(
+            name=spec.name, clock=clock, irq=irq_for(spec), phys=machine.phys, frames=machine.frames, **spec.options
+        )
         devices[spec.name] = iommu
 
     for spec in board.devices:

@@ -36,7 +36,8 @@ def int_arg(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hwsim", description="A hardware-simulated runtime: an emulated RISC-V 64 CPU with Sv39 page tables.")
+        prog="hwsim", description="A hardware-simulated runtime: an emulated RISC-V 64 CPU with Sv39 page tables."
+    )
     parser.add_argument("--version", action="version", version=f"hwsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:

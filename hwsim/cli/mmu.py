@@ -30,13 +30,20 @@ def _add_source(p: argparse.ArgumentParser, int_arg) -> None:
     g.add_argument("--base", type=int_arg, help="physical address of the image's first byte (with --image)")
     g.add_argument("--satp", type=int_arg, help="satp value: MODE, ASID, root PPN (with --image)")
     g.add_argument("--snapshot", metavar="FILE", help="a page-table snapshot (hwsim mmu dump --save-snapshot)")
-    g.add_argument("--board", metavar="BOARD",
-                   help="a board file or the name of one of hwsim's (virt); with --demo or --driver")
-    g.add_argument("--demo", action="store_true",
-                   help="with --board: run a small U-mode guest on the board's CPU, then use its page tables")
-    g.add_argument("--driver", metavar="DRIVER",
-                   help="with --board: run a sandboxed driver's probe() (a .wasm, or a C driver directory, built "
-                        "on the fly), then use the wasm runtime's page tables")
+    g.add_argument(
+        "--board", metavar="BOARD", help="a board file or the name of one of hwsim's (virt); with --demo or --driver"
+    )
+    g.add_argument(
+        "--demo",
+        action="store_true",
+        help="with --board: run a small U-mode guest on the board's CPU, then use its page tables",
+    )
+    g.add_argument(
+        "--driver",
+        metavar="DRIVER",
+        help="with --board: run a sandboxed driver's probe() (a .wasm, or a C driver directory, built "
+        "on the fly), then use the wasm runtime's page tables",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,52 +52,81 @@ def register(sub: argparse._SubParsersAction) -> None:
     mmu = sub.add_parser("mmu", help="inspect page tables and translations; generate MMU exercises")
     mmu_sub = mmu.add_subparsers(dest="mmu_command", metavar="SUBCOMMAND", required=True)
     w = mmu_sub.add_parser(
-        "walk", help="translate one virtual address, level by level (memory image, snapshot or live board)",
+        "walk",
+        help="translate one virtual address, level by level (memory image, snapshot or live board)",
         description="Walk the page tables (in a raw memory image, a snapshot, or a live board after a guest ran) "
-                    "and print the VA's fields, each level's PTE and the result.  Exit status 0 when the address "
-                    "translates, 1 on a fault.")
+        "and print the VA's fields, each level's PTE and the result.  Exit status 0 when the address "
+        "translates, 1 on a fault.",
+    )
     _add_source(w, int_arg)
     w.add_argument("--va", required=True, type=int_arg, help="virtual address to translate")
     w.add_argument("--access", required=True, choices=[a.value for a in Access])
     w.add_argument("--priv", required=True, choices=["U", "S", "u", "s"], help="privilege of the access")
     w.add_argument("--sum", action="store_true", help="mstatus.SUM=1 (S-mode may load/store user pages)")
     w.add_argument("--mxr", action="store_true", help="mstatus.MXR=1 (loads from executable pages allowed)")
-    w.add_argument("--ad", choices=["update", "fault"], default="update",
-                   help="A/D bits clear: 'update' as hardware does (default), or 'fault' (Svade)")
-    w.add_argument("--update-ad", action="store_true",
-                   help="with --image: write the A/D update into the image (without it the image is never written)")
-    w.add_argument("--explain", action="store_true",
-                   help="a worked solution: the VA drawn as bit fields, each PTE address computed, each PTE "
-                        "decoded field by field")
+    w.add_argument(
+        "--ad",
+        choices=["update", "fault"],
+        default="update",
+        help="A/D bits clear: 'update' as hardware does (default), or 'fault' (Svade)",
+    )
+    w.add_argument(
+        "--update-ad",
+        action="store_true",
+        help="with --image: write the A/D update into the image (without it the image is never written)",
+    )
+    w.add_argument(
+        "--explain",
+        action="store_true",
+        help="a worked solution: the VA drawn as bit fields, each PTE address computed, each PTE "
+        "decoded field by field",
+    )
     w.add_argument("--json", action="store_true", help="print one JSON object")
     w.set_defaults(func=run_walk)
 
     d = mmu_sub.add_parser(
-        "dump", help="print the page-table tree (text, JSON, or a self-contained HTML drawing)",
+        "dump",
+        help="print the page-table tree (text, JSON, or a self-contained HTML drawing)",
         description="Print every table under the root: valid entries only, runs of pages with the same flags "
-                    "collapsed, superpages marked, and PTEs that a walk would fault on flagged with the reason.")
+        "collapsed, superpages marked, and PTEs that a walk would fault on flagged with the reason.",
+    )
     _add_source(d, int_arg)
     d.add_argument("--json", action="store_true", help="print the tree as one JSON object")
-    d.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page that draws the tree "
-                                                  "(open FILE#va=0x... to highlight a walk)")
-    d.add_argument("--save-snapshot", metavar="FILE",
-                   help="also save the tables as a snapshot file, for later --snapshot walks and dumps")
+    d.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write a self-contained HTML page that draws the tree (open FILE#va=0x... to highlight a walk)",
+    )
+    d.add_argument(
+        "--save-snapshot",
+        metavar="FILE",
+        help="also save the tables as a snapshot file, for later --snapshot walks and dumps",
+    )
     d.set_defaults(func=run_dump)
 
     from .quiz import add_quiz_parser
-    add_quiz_parser(mmu_sub, "quiz", "hwsim.teach.mmu_quiz",
-                    help="generate Sv39 translation exercises from a seed (--solve: worked answers)",
-                    description="Print Sv39 address-translation exercises: page tables in a small RAM as hex, a "
-                                "satp, an access (VA, fetch/load/store, U or S mode, SUM, MXR) and the A/D rule.  "
-                                "The answer is the physical address or the exception (cause, level, reason); "
-                                "--solve prints it, worked out level by level by hwsim's walker.")
-    add_quiz_parser(mmu_sub, "tlb-quiz", "hwsim.teach.tlb_quiz",
-                    help="generate TLB exercises from a seed: hits, misses, LRU, ASIDs, sfence.vma",
-                    description="Print TLB exercises: a small fully associative LRU TLB, two address spaces and "
-                                "a global page, and a sequence of accesses, ASID switches, sfence.vma and page-table "
-                                "changes without a fence.  The answer (--solve) marks each access hit or miss, "
-                                "names what each miss evicts and each fence removes, and shows the TLB after "
-                                "every step, replayed on hwsim's TLB model.")
+
+    add_quiz_parser(
+        mmu_sub,
+        "quiz",
+        "hwsim.teach.mmu_quiz",
+        help="generate Sv39 translation exercises from a seed (--solve: worked answers)",
+        description="Print Sv39 address-translation exercises: page tables in a small RAM as hex, a "
+        "satp, an access (VA, fetch/load/store, U or S mode, SUM, MXR) and the A/D rule.  "
+        "The answer is the physical address or the exception (cause, level, reason); "
+        "--solve prints it, worked out level by level by hwsim's walker.",
+    )
+    add_quiz_parser(
+        mmu_sub,
+        "tlb-quiz",
+        "hwsim.teach.tlb_quiz",
+        help="generate TLB exercises from a seed: hits, misses, LRU, ASIDs, sfence.vma",
+        description="Print TLB exercises: a small fully associative LRU TLB, two address spaces and "
+        "a global page, and a sequence of accesses, ASID switches, sfence.vma and page-table "
+        "changes without a fence.  The answer (--solve) marks each access hit or miss, "
+        "names what each miss evicts and each fence removes, and shows the TLB after "
+        "every step, replayed on hwsim's TLB model.",
+    )
 
 
 @dataclass
@@ -108,6 +144,7 @@ class Source:
     def region_of(self):
         """``pa -> region name`` when the whole memory map is known, else None."""
         from ..mmu.snapshot import region_namer
+
         return region_namer(self.regions) if self.complete_map else None
 
     @property
@@ -122,11 +159,14 @@ class Source:
 def open_source(args: argparse.Namespace, stack: ExitStack, *, writable: bool = False) -> Source:
     """The page tables ``args`` name (exactly one of --image, --snapshot, --board), checked."""
     from ..mmu.snapshot import Region, load_snapshot, regions_of
+
     chosen = [name for name in ("image", "snapshot", "board") if getattr(args, name) is not None]
     if len(chosen) != 1:
-        raise ConfigError("give the page tables with exactly one of --image (with --base and --satp), "
-                          "--snapshot FILE, or --board BOARD with --demo or --driver DRIVER"
-                          + (f"; got {', '.join('--' + c for c in chosen)}" if chosen else ""))
+        raise ConfigError(
+            "give the page tables with exactly one of --image (with --base and --satp), "
+            "--snapshot FILE, or --board BOARD with --demo or --driver DRIVER"
+            + (f"; got {', '.join('--' + c for c in chosen)}" if chosen else "")
+        )
     kind = chosen[0]
     if kind != "image":
         for opt in ("base", "satp"):
@@ -142,8 +182,15 @@ def open_source(args: argparse.Namespace, stack: ExitStack, *, writable: bool = 
         if missing:
             raise ConfigError(f"--image needs {' and '.join(missing)}")
         mem = stack.enter_context(ImageMemory(args.image, args.base, writable=writable))
-        return Source(mem, args.satp, [], f"memory image {args.image}", [Region("image", "ram", args.base, mem.size)],
-                      writable, complete_map=False)
+        return Source(
+            mem,
+            args.satp,
+            [],
+            f"memory image {args.image}",
+            [Region("image", "ram", args.base, mem.size)],
+            writable,
+            complete_map=False,
+        )
     if kind == "snapshot":
         snap = load_snapshot(args.snapshot)
         desc = [f"snapshot {snap.path}" + (f" ({snap.source})" if snap.source else "")]
@@ -152,6 +199,7 @@ def open_source(args: argparse.Namespace, stack: ExitStack, *, writable: bool = 
         raise ConfigError("--board needs one guest to run first: --demo or --driver DRIVER")
     from ..board import load_board
     from ..teach.live import run_demo_guest, run_driver
+
     board = load_board(args.board)
     live = run_demo_guest(board) if args.demo else run_driver(board, args.driver)
     phys = live.system.machine.phys
@@ -184,8 +232,9 @@ def run_walk(args: argparse.Namespace) -> int:
             out = {"result": "ok", "mode": "Bare", "va": hex(args.va), "pa": hex(args.va), "steps": []}
             print(json.dumps(out) if args.json else f"satp MODE=Bare: no translation, pa {args.va:#x}")
             return 0
-        result = walk(src.mem, root_ppn << PAGE_SHIFT, args.va, access, priv, mode=mode, sum=args.sum, mxr=args.mxr,
-                      ad=policy)
+        result = walk(
+            src.mem, root_ppn << PAGE_SHIFT, args.va, access, priv, mode=mode, sum=args.sum, mxr=args.mxr, ad=policy
+        )
     region_of = src.region_of()
     region = region_of(result.translation.pa) if result.ok and region_of is not None else None
     if args.json:
@@ -207,14 +256,18 @@ def run_walk(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     if result.ok and region_of is not None:
         pa = result.translation.pa
-        print(f"pa {pa:#x} is in {region!r}" if region else
-              f"pa {pa:#x} is neither RAM nor a device: the access itself would be an access fault")
+        print(
+            f"pa {pa:#x} is in {region!r}"
+            if region
+            else f"pa {pa:#x} is neither RAM nor a device: the access itself would be an access fault"
+        )
     return 0 if result.ok else 1
 
 
 def run_dump(args: argparse.Namespace) -> int:
     from ..mmu.snapshot import save_snapshot
     from ..mmu.tree import format_tree, read_tree, tree_to_json
+
     with ExitStack() as stack:
         src = open_source(args, stack)
         mode = _check_mode(src.satp)
@@ -227,6 +280,7 @@ def run_dump(args: argparse.Namespace) -> int:
             print(f"saved {n} tables to {args.save_snapshot}", file=sys.stderr)
     if args.html:
         from ..teach.html import write_tree_html
+
         write_tree_html(args.html, tree, title=src.summary or f"page tables of satp {src.satp:#x}", region_of=namer)
         print(f"wrote {args.html}", file=sys.stderr)
     if args.json:

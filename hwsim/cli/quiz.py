@@ -14,17 +14,28 @@ import json
 import random
 
 
-def add_quiz_parser(sub: argparse._SubParsersAction, name: str, module: str, *, help: str,
-                    description: str) -> None:
+def add_quiz_parser(sub: argparse._SubParsersAction, name: str, module: str, *, help: str, description: str) -> None:
     from . import int_arg
+
     topics = importlib.import_module(module).TOPICS
-    p = sub.add_parser(name, help=help, description=description + "  Topics: " +
-                       "; ".join(f"{t} ({what})" for t, what in topics.items()) + ".")
-    p.add_argument("--seed", type=int_arg, help="0 to 2^64-1; the same seed prints the same exercises "
-                                                "(default: a random seed, printed in the header)")
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=description + "  Topics: " + "; ".join(f"{t} ({what})" for t, what in topics.items()) + ".",
+    )
+    p.add_argument(
+        "--seed",
+        type=int_arg,
+        help="0 to 2^64-1; the same seed prints the same exercises (default: a random seed, printed in the header)",
+    )
     p.add_argument("--count", type=int_arg, default=3, help="number of exercises (default 3, at most 1000)")
-    p.add_argument("--topic", action="append", choices=list(topics), metavar="TOPIC",
-                   help="draw exercises from this topic only (repeatable; default: all topics)")
+    p.add_argument(
+        "--topic",
+        action="append",
+        choices=list(topics),
+        metavar="TOPIC",
+        help="draw exercises from this topic only (repeatable; default: all topics)",
+    )
     p.add_argument("--solve", action="store_true", help="print each exercise's answer, worked step by step")
     p.add_argument("--json", action="store_true", help="print one JSON object (answers only with --solve)")
     p.set_defaults(func=run_quiz, quiz_module=module, quiz_command=name)
@@ -39,8 +50,16 @@ def run_quiz(args: argparse.Namespace) -> int:
         command += f" --count {args.count}"
     command += "".join(f" --topic {t}" for t in args.topic or ())
     if args.json:
-        print(json.dumps({"command": command, "seed": seed, "solved": args.solve,
-                          "exercises": [quiz.exercise_to_json(ex, solve=args.solve) for ex in exercises]}))
+        print(
+            json.dumps(
+                {
+                    "command": command,
+                    "seed": seed,
+                    "solved": args.solve,
+                    "exercises": [quiz.exercise_to_json(ex, solve=args.solve) for ex in exercises],
+                }
+            )
+        )
         return 0
     rule = "=" * 78
     print(f"{command}{' --solve' if args.solve else ''}")

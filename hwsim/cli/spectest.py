@@ -12,29 +12,59 @@ FEATURE_NAMES = {"custom-page-sizes": "custom_page_sizes", "memory-discard": "me
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "spectest", help="run WebAssembly spec-test scripts (.wast)",
+        "spectest",
+        help="run WebAssembly spec-test scripts (.wast)",
         description="Convert each .wast script with wasm-tools, run every command, and count each one as "
-                    "passed, failed or skipped.  Modules are decoded and validated by hwsim's front end, "
-                    "compiled to RISC-V and run on the emulated CPU.  The last line is "
-                    "'N passed, N failed, N skipped'.")
+        "passed, failed or skipped.  Modules are decoded and validated by hwsim's front end, "
+        "compiled to RISC-V and run on the emulated CPU.  The last line is "
+        "'N passed, N failed, N skipped'.",
+    )
     p.add_argument("files", nargs="*", metavar="FILE.wast", help="spec-test scripts")
-    p.add_argument("--scope", metavar="LIST", help="a file listing scripts, one per line, relative to its directory "
-                                                   "(e.g. the test suite's scope.txt)")
+    p.add_argument(
+        "--scope",
+        metavar="LIST",
+        help="a file listing scripts, one per line, relative to its directory (e.g. the test suite's scope.txt)",
+    )
     p.add_argument("--markdown", metavar="OUT.md", help="also write the conformance report (docs/conformance.md)")
-    p.add_argument("--json", action="store_true",
-                   help='print one JSON object {"files": {NAME: counts}, "passed", "failed", "skipped"}')
-    p.add_argument("--verbose", "-v", action="store_true",
-                   help="per file: counts by command, every failure, and why commands were skipped")
-    p.add_argument("--enable", action="append", default=[], choices=sorted(FEATURE_NAMES), metavar="FEATURE",
-                   help=f"turn a decoder feature on for every script ({', '.join(sorted(FEATURE_NAMES))}); "
-                        "by default custom-page-sizes is on only under proposals/custom-page-sizes/")
-    p.add_argument("--disable", action="append", default=[], choices=sorted(FEATURE_NAMES), metavar="FEATURE",
-                   help="turn a decoder feature off for every script")
-    p.add_argument("--engine", choices=("hwsim", "validate"), default="hwsim",
-                   help="hwsim: compile to RISC-V and run on the emulated CPU (default); "
-                        "validate: decode and validate only, skip execution")
-    p.add_argument("--cache-dir", help="where converted scripts are cached (default: $HWSIM_SPECTEST_CACHE "
-                                       "or <tmp>/hwsim-spectest-cache)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON object {"files": {NAME: counts}, "passed", "failed", "skipped"}',
+    )
+    p.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="per file: counts by command, every failure, and why commands were skipped",
+    )
+    p.add_argument(
+        "--enable",
+        action="append",
+        default=[],
+        choices=sorted(FEATURE_NAMES),
+        metavar="FEATURE",
+        help=f"turn a decoder feature on for every script ({', '.join(sorted(FEATURE_NAMES))}); "
+        "by default custom-page-sizes is on only under proposals/custom-page-sizes/",
+    )
+    p.add_argument(
+        "--disable",
+        action="append",
+        default=[],
+        choices=sorted(FEATURE_NAMES),
+        metavar="FEATURE",
+        help="turn a decoder feature off for every script",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("hwsim", "validate"),
+        default="hwsim",
+        help="hwsim: compile to RISC-V and run on the emulated CPU (default); "
+        "validate: decode and validate only, skip execution",
+    )
+    p.add_argument(
+        "--cache-dir",
+        help="where converted scripts are cached (default: $HWSIM_SPECTEST_CACHE or <tmp>/hwsim-spectest-cache)",
+    )
     p.set_defaults(func=run_spectest)
 
 
@@ -44,7 +74,9 @@ def run_spectest(args: argparse.Namespace) -> int:
     find_wasm_tools()  # fail early, with the installation hint, when it is missing
     if args.scope:
         from pathlib import Path
+
         from ..errors import ConfigError
+
         try:
             listed = Path(args.scope).read_text().split()
         except OSError as exc:
@@ -52,12 +84,14 @@ def run_spectest(args: argparse.Namespace) -> int:
         args.files = [*args.files, *(str(Path(args.scope).parent / name) for name in listed)]
     if not args.files:
         from ..errors import ConfigError
+
         raise ConfigError("no scripts: give FILE.wast arguments or --scope LIST")
     features = {FEATURE_NAMES[name]: True for name in args.enable}
     features.update({FEATURE_NAMES[name]: False for name in args.disable})
     engine = None
     if args.engine == "hwsim":
         from ..spectest.hwsim_engine import HwsimEngine
+
         engine = HwsimEngine()
     runner = SpecTestRunner(engine, features=features, cache_dir=args.cache_dir)
     detail = sys.stderr if args.json else sys.stdout
@@ -73,9 +107,11 @@ def run_spectest(args: argparse.Namespace) -> int:
         if args.verbose:
             _print_details(result, detail)
     from ..spectest.runner import RunResult
+
     total = RunResult(files)
     if args.markdown:
         from ..spectest.report import markdown
+
         command = "hwsim spectest " + (f"--scope {args.scope} " if args.scope else "") + f"--markdown {args.markdown}"
         with open(args.markdown, "w") as f:
             f.write(markdown(total, command=command, engine=args.engine))
@@ -90,6 +126,7 @@ def _names(files: list[str]) -> list[str]:
     from pathlib import Path
 
     from ..spectest.runner import display_names
+
     return display_names([Path(f) for f in files])
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from ..wasm.module import FuncBody, DecodedModule
+from ..wasm.module import DecodedModule, FuncBody
 from ..wasm.types import ExternKind
 from .abi import VmctxLayout, vmctx_layout  # noqa: F401  (vmctx_layout: read here by serialize.py)
 from .codegen import FuncCodegen, ModuleEnv, module_env
@@ -94,14 +94,18 @@ def check_limits(module: DecodedModule) -> None:
     """Raise CompileError when ``module`` exceeds an implementation limit (before any allocation)."""
     for i, ft in enumerate(module.types):
         if len(ft.params) > MAX_PARAMS or len(ft.results) > MAX_RESULTS:
-            raise CompileError(f"implementation limit: type {i} has {len(ft.params)} parameters and "
-                               f"{len(ft.results)} results (hwsim compiles at most {MAX_PARAMS} and {MAX_RESULTS})")
+            raise CompileError(
+                f"implementation limit: type {i} has {len(ft.params)} parameters and "
+                f"{len(ft.results)} results (hwsim compiles at most {MAX_PARAMS} and {MAX_RESULTS})"
+            )
     imported = sum(1 for imp in module.imports if imp.kind == ExternKind.FUNC)
     for i, f in enumerate(module.funcs):
         count = len(module.types[f.type_index].params) + f.num_locals
         if count > MAX_LOCALS:
-            raise CompileError(f"implementation limit: function {imported + i} has {count} locals, parameters "
-                               f"included (hwsim compiles at most {MAX_LOCALS})")
+            raise CompileError(
+                f"implementation limit: function {imported + i} has {count} locals, parameters "
+                f"included (hwsim compiles at most {MAX_LOCALS})"
+            )
 
 
 def compile_module(module: DecodedModule, *, far_calls: bool = False) -> CompiledModule:
@@ -109,9 +113,8 @@ def compile_module(module: DecodedModule, *, far_calls: bool = False) -> Compile
     module is compiled again with ``auipc``+``jalr`` calls (``far_calls=True`` forces that mode)."""
     check_limits(module)
     env = module_env(module)
-    for far_calls in ((True,) if far_calls else (False, True)):
-        functions = [_compile_function(env, env.num_imported_funcs + i, f, far_calls)
-                     for i, f in enumerate(module.funcs)]
+    for far in (True,) if far_calls else (False, True):
+        functions = [_compile_function(env, env.num_imported_funcs + i, f, far) for i, f in enumerate(module.funcs)]
         offsets, pos = [], 0
         for _, function_code in functions:
             offsets.append(pos)
@@ -126,13 +129,22 @@ def compile_module(module: DecodedModule, *, far_calls: bool = False) -> Compile
             fi = env.num_imported_funcs + i
             trap_table.extend((base + off, tc, fi, wasm) for off, tc, wasm in masm.trap_sites)
             pc_map.extend((base + off, fi, wasm) for off, wasm in masm.pc_map)
-        return CompiledModule(bytes(code), offsets, [len(c) for _, c in functions], trap_table, pc_map, env.layout,
-                              env.num_imported_funcs, far_calls)
+        return CompiledModule(
+            bytes(code),
+            offsets,
+            [len(c) for _, c in functions],
+            trap_table,
+            pc_map,
+            env.layout,
+            env.num_imported_funcs,
+            far,
+        )
     raise CompileError("module code too large even with far calls")
 
 
-def _link_calls(code: bytearray, functions: list[tuple[MacroAssembler, bytes]], offsets: list[int],
-                num_imported: int) -> None:
+def _link_calls(
+    code: bytearray, functions: list[tuple[MacroAssembler, bytes]], offsets: list[int], num_imported: int
+) -> None:
     """Point every direct call at its callee, now that each function has its place in ``code``."""
     for (masm, _), base in zip(functions, offsets):
         for off, func_index, far in masm.call_fixups:

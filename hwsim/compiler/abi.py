@@ -110,8 +110,13 @@ class VmctxLayout:
 
 def vmctx_layout(module: DecodedModule) -> VmctxLayout:
     """The vmctx layout of ``module``'s instances (it depends only on the module's counts)."""
-    return VmctxLayout(len(module.get_memory_types()), len(module.get_table_types()), len(module.get_global_types()),
-                       len(module.get_func_type_indices()), len(module.types))
+    return VmctxLayout(
+        len(module.get_memory_types()),
+        len(module.get_table_types()),
+        len(module.get_global_types()),
+        len(module.get_func_type_indices()),
+        len(module.types),
+    )
 
 
 # -- where values go -------------------------------------------------------------------------------
@@ -135,8 +140,9 @@ AbiLoc = RegLoc | AreaLoc
 
 
 @functools.lru_cache(maxsize=4096)
-def signature_locations(types: tuple[int, ...], int_args: tuple[Reg, ...],
-                        float_args: tuple[Reg, ...]) -> tuple[AbiLoc, ...]:
+def signature_locations(
+    types: tuple[int, ...], int_args: tuple[Reg, ...], float_args: tuple[Reg, ...]
+) -> tuple[AbiLoc, ...]:
     """Where each value of ``types`` goes: the next argument register of its class, else the next ABI-area word.
 
     The same rule places parameters and results.  ``types`` are WebAssembly
@@ -161,4 +167,3 @@ def signature_locations(types: tuple[int, ...], int_args: tuple[Reg, ...],
     if offset > ABI_AREA_SIZE - ABI_AREA_RESERVED:
         raise ValueError(f"{len(types)} values do not fit in the ABI area")
     return tuple(out)
-

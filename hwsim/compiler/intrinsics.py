@@ -35,11 +35,29 @@ FAR = "hwsim:far"
 #   store_u8/store_u16/store_i32 (far, i32), store_i64 (far, i64)             checked inline
 #   grant(memory: i32, offset: i32, length: i32, rights: i32) -> selector: i32  rights 1 read, 2 write, 3 both
 #   revoke(selector: i32)
-FAR_ACCESS = {"load_u8": (1, False), "load_u16": (2, False), "load_i32": (4, False), "load_i64": (8, False),
-              "store_u8": (1, True), "store_u16": (2, True), "store_i32": (4, True), "store_i64": (8, True)}
+FAR_ACCESS = {
+    "load_u8": (1, False),
+    "load_u16": (2, False),
+    "load_i32": (4, False),
+    "load_i64": (8, False),
+    "store_u8": (1, True),
+    "store_u16": (2, True),
+    "store_i32": (4, True),
+    "store_i64": (8, True),
+}
 FAR_FUNCTIONS = (*FAR_ACCESS, "grant", "revoke")
-MEMORY_FUNCTIONS = ("discard", "map", "unmap", "protect", "page_size", "handle_new", "handle_map", "handle_move",
-                    "handle_unmap", "handle_pages")
+MEMORY_FUNCTIONS = (
+    "discard",
+    "map",
+    "unmap",
+    "protect",
+    "page_size",
+    "handle_new",
+    "handle_map",
+    "handle_move",
+    "handle_unmap",
+    "handle_pages",
+)
 MODULES = (MEMORY, FAR)
 PAGE_SIZE = 4096
 
@@ -67,10 +85,15 @@ class Intrinsic:
             if memory_index_type is None:
                 return None
             at = memory_index_type
-            return {"discard": FuncType((at, at), ()), "map": FuncType((at, at, I32), (at,)),
-                    "unmap": FuncType((at, at), ()), "protect": FuncType((at, at, I32), ()),
-                    "handle_map": FuncType((EXTERNREF, at, I32), ()), "handle_move": FuncType((EXTERNREF, at), ()),
-                    "handle_unmap": FuncType((EXTERNREF,), ())}.get(self.name)
+            return {
+                "discard": FuncType((at, at), ()),
+                "map": FuncType((at, at, I32), (at,)),
+                "unmap": FuncType((at, at), ()),
+                "protect": FuncType((at, at, I32), ()),
+                "handle_map": FuncType((EXTERNREF, at, I32), ()),
+                "handle_move": FuncType((EXTERNREF, at), ()),
+                "handle_unmap": FuncType((EXTERNREF,), ()),
+            }.get(self.name)
         return None
 
 
@@ -98,8 +121,9 @@ def intrinsics_of(module) -> dict[int, Intrinsic]:
             if want is None:
                 if at is None and imp.module == MEMORY and imp.name in MEMORY_FUNCTIONS:
                     raise IntrinsicError(f"{imp.module}::{imp.name} acts on memory 0, and the module has none")
-                raise IntrinsicError(f"{imp.module} has no function {imp.name!r} "
-                                     f"(it has: {', '.join(MEMORY_FUNCTIONS)})")
+                raise IntrinsicError(
+                    f"{imp.module} has no function {imp.name!r} (it has: {', '.join(MEMORY_FUNCTIONS)})"
+                )
             got = module.types[imp.desc]
             if tuple(got.params) != tuple(want.params) or tuple(got.results) != tuple(want.results):
                 raise IntrinsicError(f"{imp.module}::{imp.name} has type {want}, the module imports it as {got}")

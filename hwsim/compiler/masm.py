@@ -394,8 +394,9 @@ class MacroAssembler(Protocol):
     def memory_size(self, dst: Reg, word: int) -> None:
         """``dst =`` the size in pages of the memory whose descriptor the vmctx word at ``word`` points to."""
 
-    def heap_address(self, mem: int, word: int, memtype: MemoryType, addr: Reg, offset: int,
-                     size: int) -> tuple[Reg, int]:
+    def heap_address(
+        self, mem: int, word: int, memtype: MemoryType, addr: Reg, offset: int, size: int
+    ) -> tuple[Reg, int]:
         """(base register, displacement) addressing ``size`` bytes at ``addr + offset`` of memory ``mem``, checked."""
 
     def load(self, kind: LoadKind, dst: Reg, base: Reg, disp: int) -> None:

@@ -77,7 +77,7 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
         raise CacheFormatError("not a code-cache file (bad magic)")
     if version != FORMAT_VERSION:
         raise CacheFormatError(f"format version {version}, not {FORMAT_VERSION}")
-    body = memoryview(data)[_HEADER.size:]
+    body = memoryview(data)[_HEADER.size :]
     if hashlib.sha256(body).digest() != digest:
         raise CacheFormatError("content hash mismatch (corrupt or truncated)")
     r = _Reader(body)
@@ -121,8 +121,16 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
             if not first <= func < first + count:
                 raise CacheFormatError(f"{what} names function {func}, not one the module defines")
             last = off
-    return CompiledModule(code, [f[0] for f in funcs], [f[1] for f in funcs], trap_table, pc_map,
-                          vmctx_layout(module), first, bool(far_calls))
+    return CompiledModule(
+        code,
+        [f[0] for f in funcs],
+        [f[1] for f in funcs],
+        trap_table,
+        pc_map,
+        vmctx_layout(module),
+        first,
+        bool(far_calls),
+    )
 
 
 def _index(items: list, i: int, what: str):
@@ -146,7 +154,7 @@ class _Reader:
         if n > self.left:
             raise CacheFormatError(f"truncated: {n} bytes needed at {self.pos}, {self.left} left")
         self.pos += n
-        return self.data[self.pos - n:self.pos]
+        return self.data[self.pos - n : self.pos]
 
     def unpack(self, fmt: str) -> tuple:
         return struct.unpack(fmt, self.take(struct.calcsize(fmt)))

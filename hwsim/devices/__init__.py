@@ -6,13 +6,40 @@ from .clock import ClockEvent, VirtualClock
 from .dma import DmaEngine
 from .issues import DeviceIssue, IssueKind
 from .plic import Plic
-from .rtc import GoldfishRtc
 from .regs import Field, RegAccess, Register, RegisterFile, RegisterLayout
+from .rtc import GoldfishRtc
 from .timer import Timer
 from .uart import Uart
 from .virtio import VirtioBlk, VirtioMmio, VirtioNet
 
-__all__ = ["CharBackend", "ClockEvent", "ConsoleBackend", "DEVICE_TYPES", "Device", "DeviceIssue", "DmaEngine",
-           "Field", "FileBackend", "GoldfishRtc", "IrqLine", "IssueKind", "MemoryBackend", "MmioEvent", "Option", "OptionError",
-           "Plic", "RegAccess", "Register", "RegisterFile", "RegisterLayout", "Timer", "Uart", "VirtioBlk", "VirtioMmio", "VirtioNet", "VirtualClock",
-           "known_types", "register_device"]
+__all__ = [
+    "CharBackend",
+    "ClockEvent",
+    "ConsoleBackend",
+    "DEVICE_TYPES",
+    "Device",
+    "DeviceIssue",
+    "DmaEngine",
+    "Field",
+    "FileBackend",
+    "GoldfishRtc",
+    "IrqLine",
+    "IssueKind",
+    "MemoryBackend",
+    "MmioEvent",
+    "Option",
+    "OptionError",
+    "Plic",
+    "RegAccess",
+    "Register",
+    "RegisterFile",
+    "RegisterLayout",
+    "Timer",
+    "Uart",
+    "VirtioBlk",
+    "VirtioMmio",
+    "VirtioNet",
+    "VirtualClock",
+    "known_types",
+    "register_device",
+]

@@ -19,8 +19,9 @@ misuse becomes a :class:`~hwsim.devices.issues.DeviceIssue` in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from ..errors import ConfigError
 from ..trace import TRACE
@@ -56,8 +57,12 @@ class Option:
 
     def check(self, value: Any) -> str | None:
         """None when ``value`` is acceptable, else the problem in words."""
-        if self.type is int and (isinstance(value, bool) or not isinstance(value, int)) or \
-                self.type is not int and not isinstance(value, self.type):
+        if (
+            self.type is int
+            and (isinstance(value, bool) or not isinstance(value, int))
+            or self.type is not int
+            and not isinstance(value, self.type)
+        ):
             return f"must be {_TYPE_NAMES.get(self.type, self.type.__name__)}, not {type(value).__name__} {value!r}"
         if self.choices is not None and value not in self.choices:
             return f"must be one of {', '.join(repr(c) for c in self.choices)}, not {value!r}"
@@ -115,10 +120,10 @@ class MmioEvent:
     time: int
 
 
-DEVICE_TYPES: dict[str, type["Device"]] = {}
+DEVICE_TYPES: dict[str, type[Device]] = {}
 
 
-def register_device(cls: type["Device"]) -> type["Device"]:
+def register_device(cls: type[Device]) -> type[Device]:
     """Class decorator: make ``cls.TYPE`` usable as a board file's ``type``."""
     if cls.TYPE in DEVICE_TYPES and DEVICE_TYPES[cls.TYPE] is not cls:
         raise ConfigError(f"device type {cls.TYPE!r} registered twice")
@@ -144,8 +149,9 @@ class Device:
     # controls, in words.  Platform devices are never assigned to a sandboxed driver; None: a peripheral.
     PLATFORM: ClassVar[str | None] = None
 
-    def __init__(self, *, name: str, clock: VirtualClock | None = None, irq: IrqLine | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self, *, name: str, clock: VirtualClock | None = None, irq: IrqLine | None = None, **options: Any
+    ) -> None:
         self.name = name
         self.clock = clock if clock is not None else VirtualClock()
         self.irq = irq if irq is not None else IrqLine()

@@ -21,9 +21,20 @@ from __future__ import annotations
 from .base import Device, Option, register_device
 from .issues import IssueKind
 from .layouts import (
-    DMA_BUFFER_OFFSET, DMA_BUFFER_SIZE, DMA_CMD_DIR_MASK, DMA_CMD_DIR_SHIFT, DMA_CMD_IRQ, DMA_CMD_START,
-    DMA_DIR_DEV_TO_MEM, DMA_DIR_MEM_TO_DEV, DMA_DIR_MEM_TO_MEM, DMA_LAYOUT, DMA_STATUS_BUSY, DMA_STATUS_DONE,
-    DMA_STATUS_ERROR, DmaError,
+    DMA_BUFFER_OFFSET,
+    DMA_BUFFER_SIZE,
+    DMA_CMD_DIR_MASK,
+    DMA_CMD_DIR_SHIFT,
+    DMA_CMD_IRQ,
+    DMA_CMD_START,
+    DMA_DIR_DEV_TO_MEM,
+    DMA_DIR_MEM_TO_DEV,
+    DMA_DIR_MEM_TO_MEM,
+    DMA_LAYOUT,
+    DMA_STATUS_BUSY,
+    DMA_STATUS_DONE,
+    DMA_STATUS_ERROR,
+    DmaError,
 )
 
 
@@ -34,8 +45,9 @@ class DmaEngine(Device):
     LAYOUT = DMA_LAYOUT
     DOES_DMA = True
     OPTIONS = {
-        "max_transfer": Option(int, 1 << 20, "largest LEN accepted for memory-to-memory transfers (bytes)",
-                               minimum=1, maximum=1 << 30),
+        "max_transfer": Option(
+            int, 1 << 20, "largest LEN accepted for memory-to-memory transfers (bytes)", minimum=1, maximum=1 << 30
+        ),
     }
 
     def __init__(self, *, name: str, dma=None, **kw) -> None:
@@ -80,13 +92,17 @@ class DmaEngine(Device):
             if i >= DMA_BUFFER_SIZE:
                 self.report(IssueKind.UNKNOWN_OFFSET, offset=offset, size=size, op=op)
             else:
-                self.report(IssueKind.PROTOCOL, offset=offset, size=size,
-                            detail=f"{size}-byte {op} at offset {offset:#x} in the device buffer: accesses must be "
-                                   f"1, 2 or 4 bytes, naturally aligned")
+                self.report(
+                    IssueKind.PROTOCOL,
+                    offset=offset,
+                    size=size,
+                    detail=f"{size}-byte {op} at offset {offset:#x} in the device buffer: accesses must be "
+                    f"1, 2 or 4 bytes, naturally aligned",
+                )
             return 0
         if value is None:
-            return int.from_bytes(self.buffer[i:i + size], "little")
-        self.buffer[i:i + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+            return int.from_bytes(self.buffer[i : i + size], "little")
+        self.buffer[i : i + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
         return None
 
     # -- transfers ---------------------------------------------------------------------------------------
@@ -121,18 +137,23 @@ class DmaEngine(Device):
         buf_off = dst if direction == DMA_DIR_MEM_TO_DEV else src if direction == DMA_DIR_DEV_TO_MEM else 0
         if direction != DMA_DIR_MEM_TO_MEM and buf_off + length > DMA_BUFFER_SIZE:
             reg = "DST" if direction == DMA_DIR_MEM_TO_DEV else "SRC"
-            self.report(IssueKind.BAD_VALUE, register=reg,
-                        detail=f"buffer range [{buf_off:#x}, {buf_off + length:#x}) is outside the "
-                               f"{DMA_BUFFER_SIZE:#x}-byte buffer")
+            self.report(
+                IssueKind.BAD_VALUE,
+                register=reg,
+                detail=f"buffer range [{buf_off:#x}, {buf_off + length:#x}) is outside the "
+                f"{DMA_BUFFER_SIZE:#x}-byte buffer",
+            )
             self._fail(DmaError.BUFFER_RANGE, 0)
             return
         if self.dma_port is None:
             self.report(IssueKind.PROTOCOL, detail="transfer started but the engine has no DMA port (no IOMMU)")
-            self._fail(DmaError.READ_FAULT if direction != DMA_DIR_DEV_TO_MEM else DmaError.WRITE_FAULT,
-                       src if direction != DMA_DIR_DEV_TO_MEM else dst)
+            self._fail(
+                DmaError.READ_FAULT if direction != DMA_DIR_DEV_TO_MEM else DmaError.WRITE_FAULT,
+                src if direction != DMA_DIR_DEV_TO_MEM else dst,
+            )
             return
         if direction == DMA_DIR_DEV_TO_MEM:
-            data = bytes(self.buffer[buf_off:buf_off + length])
+            data = bytes(self.buffer[buf_off : buf_off + length])
         else:
             result = self.dma_port.read(src, length)
             if not result.ok:
@@ -140,7 +161,7 @@ class DmaEngine(Device):
                 return
             data = result.data
         if direction == DMA_DIR_MEM_TO_DEV:
-            self.buffer[buf_off:buf_off + length] = data
+            self.buffer[buf_off : buf_off + length] = data
         else:
             result = self.dma_port.write(dst, data)
             if not result.ok:

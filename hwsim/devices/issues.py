@@ -35,9 +35,22 @@ class DeviceIssue:
         return f"[t={self.time}] {self.device}: {self.message}"
 
 
-def make_issue(device: str, kind: IssueKind, time: int, *, register: str | None = None, offset: int | None = None,
-               size: int | None = None, value: int | None = None, **extra) -> DeviceIssue:
-    message = kind.value.format(register=register, offset=offset if offset is not None else 0,
-                                size=size if size is not None else 0, value=value if value is not None else 0,
-                                **extra)
+def make_issue(
+    device: str,
+    kind: IssueKind,
+    time: int,
+    *,
+    register: str | None = None,
+    offset: int | None = None,
+    size: int | None = None,
+    value: int | None = None,
+    **extra,
+) -> DeviceIssue:
+    message = kind.value.format(
+        register=register,
+        offset=offset if offset is not None else 0,
+        size=size if size is not None else 0,
+        value=value if value is not None else 0,
+        **extra,
+    )
     return DeviceIssue(device, kind, message, time, register, offset, size, value)

@@ -56,8 +56,10 @@ def read_pcap(path: str | Path) -> list[PcapRecord]:
         if magic in (MAGIC_USEC, MAGIC_NSEC):
             break
     else:
-        raise PcapError(f"{name!r}: not a pcap file (magic number {raw[:4].hex()}; expected a1b2c3d4 or a1b23c4d, "
-                        f"pcapng is not supported)")
+        raise PcapError(
+            f"{name!r}: not a pcap file (magic number {raw[:4].hex()}; expected a1b2c3d4 or a1b23c4d, "
+            f"pcapng is not supported)"
+        )
     scale = 1000 if magic == MAGIC_USEC else 1
     frac_limit = 1_000_000 if magic == MAGIC_USEC else 1_000_000_000
     _magic, major, minor, _zone, _sigfigs, _snaplen, linktype = GLOBAL_HEADER[order].unpack_from(raw)
@@ -71,22 +73,27 @@ def read_pcap(path: str | Path) -> list[PcapRecord]:
     while off < len(raw):
         index = len(records)
         if off + record.size > len(raw):
-            raise PcapError(f"{name!r}: record {index} at byte {off}: truncated record header "
-                            f"({len(raw) - off} of {record.size} bytes)")
+            raise PcapError(
+                f"{name!r}: record {index} at byte {off}: truncated record header "
+                f"({len(raw) - off} of {record.size} bytes)"
+            )
         sec, frac, incl, orig = record.unpack_from(raw, off)
         if frac >= frac_limit:
             raise PcapError(f"{name!r}: record {index} at byte {off}: timestamp fraction {frac} is out of range")
         if incl > orig:
-            raise PcapError(f"{name!r}: record {index} at byte {off}: captured length {incl} exceeds the original "
-                            f"length {orig}")
+            raise PcapError(
+                f"{name!r}: record {index} at byte {off}: captured length {incl} exceeds the original length {orig}"
+            )
         start = off + record.size
         if start + incl > len(raw):
-            raise PcapError(f"{name!r}: record {index} at byte {off}: truncated frame ({len(raw) - start} of {incl} "
-                            f"bytes)")
+            raise PcapError(
+                f"{name!r}: record {index} at byte {off}: truncated frame ({len(raw) - start} of {incl} bytes)"
+            )
         if incl < orig:
-            raise PcapError(f"{name!r}: record {index} at byte {off}: the frame was captured truncated ({incl} of "
-                            f"{orig} bytes)")
-        records.append(PcapRecord(sec * 1_000_000_000 + frac * scale, raw[start:start + incl]))
+            raise PcapError(
+                f"{name!r}: record {index} at byte {off}: the frame was captured truncated ({incl} of {orig} bytes)"
+            )
+        records.append(PcapRecord(sec * 1_000_000_000 + frac * scale, raw[start : start + incl]))
         off = start + incl
     return records
 

@@ -21,7 +21,7 @@ to the hart (mip.MEIP/SEIP and a trap) is the machine's job and not done yet.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..trace import TRACE
 from .base import Device, IrqLine, Option, register_device
@@ -47,10 +47,12 @@ class Plic(Device):
     LAYOUT = _layout(32, 2)
     HAS_IRQ = False
     OPTIONS = {
-        "sources": Option(int, 32, "number of interrupt sources including the reserved source 0",
-                          minimum=2, maximum=1024),
-        "contexts": Option(int, 2, "number of contexts (hart/privilege pairs; hwsim allows up to 64)",
-                           minimum=1, maximum=64),
+        "sources": Option(
+            int, 32, "number of interrupt sources including the reserved source 0", minimum=2, maximum=1024
+        ),
+        "contexts": Option(
+            int, 2, "number of contexts (hart/privilege pairs; hwsim allows up to 64)", minimum=1, maximum=64
+        ),
     }
 
     def __init__(self, *, name: str, **kw) -> None:
@@ -139,16 +141,25 @@ class Plic(Device):
         if TRACE.irq_complete is not None:
             TRACE.irq_complete(context=context, line=source)
         if not 0 < source < self.sources:
-            self.report(IssueKind.BAD_VALUE, register=f"CLAIM{context}",
-                        detail=f"completion of interrupt {source}, which does not exist (sources 1..{self.sources - 1})")
+            self.report(
+                IssueKind.BAD_VALUE,
+                register=f"CLAIM{context}",
+                detail=f"completion of interrupt {source}, which does not exist (sources 1..{self.sources - 1})",
+            )
             return
         if not self._enabled(context, source):
-            self.report(IssueKind.BAD_VALUE, register=f"CLAIM{context}",
-                        detail=f"completion of interrupt {source}, which is not enabled for context {context} (ignored)")
+            self.report(
+                IssueKind.BAD_VALUE,
+                register=f"CLAIM{context}",
+                detail=f"completion of interrupt {source}, which is not enabled for context {context} (ignored)",
+            )
             return
         if not self._in_service[source]:
-            self.report(IssueKind.BAD_VALUE, register=f"CLAIM{context}",
-                        detail=f"completion of interrupt {source}, which was not claimed")
+            self.report(
+                IssueKind.BAD_VALUE,
+                register=f"CLAIM{context}",
+                detail=f"completion of interrupt {source}, which was not claimed",
+            )
             return
         self._in_service[source] = False
         if self._level[source]:

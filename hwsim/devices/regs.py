@@ -34,8 +34,8 @@ the register's name; nothing is silently dropped.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..errors import ConfigError
 from .issues import IssueKind
@@ -119,21 +119,26 @@ class RegisterLayout:
         self._by_name: dict[str, Register] = {}
         for reg in self.registers:
             if reg.width not in (1, 2, 4):
-                raise ConfigError(f"{device_type} register {reg.name}: width must be 1, 2 or 4 bytes "
-                                  f"(Unicorn splits wider accesses), not {reg.width}")
+                raise ConfigError(
+                    f"{device_type} register {reg.name}: width must be 1, 2 or 4 bytes "
+                    f"(Unicorn splits wider accesses), not {reg.width}"
+                )
             if reg.offset % reg.width:
-                raise ConfigError(f"{device_type} register {reg.name}: offset {reg.offset:#x} is not aligned "
-                                  f"to its width {reg.width}")
+                raise ConfigError(
+                    f"{device_type} register {reg.name}: offset {reg.offset:#x} is not aligned to its width {reg.width}"
+                )
             if reg.name in self._by_name:
                 raise ConfigError(f"{device_type}: register name {reg.name} declared twice")
             if reg.reset & ~reg.full_mask:
-                raise ConfigError(f"{device_type} register {reg.name}: reset value {reg.reset:#x} "
-                                  f"does not fit in {reg.width} byte(s)")
+                raise ConfigError(
+                    f"{device_type} register {reg.name}: reset value {reg.reset:#x} does not fit in {reg.width} byte(s)"
+                )
             for other in self._overlapping(reg):
                 if _may_coexist(reg, other):
                     continue
-                raise ConfigError(f"{device_type}: registers {other.name} and {reg.name} overlap at "
-                                  f"offset {reg.offset:#x}")
+                raise ConfigError(
+                    f"{device_type}: registers {other.name} and {reg.name} overlap at offset {reg.offset:#x}"
+                )
             self._by_name[reg.name] = reg
             self._by_offset.setdefault(reg.offset, []).append(reg)
 
@@ -163,15 +168,16 @@ class RegisterLayout:
 
     def markdown_table(self) -> str:
         """The register map as a Markdown table (docs/devices.md embeds these verbatim)."""
-        rows = ["| Offset | Name | Width | Access | Reset | Description |",
-                "|---|---|---|---|---|---|"]
+        rows = ["| Offset | Name | Width | Access | Reset | Description |", "|---|---|---|---|---|---|"]
         for r in sorted(self.registers, key=lambda r: (r.offset, r.when or "", r.access is RegAccess.WO)):
             cond = f" ({r.when.replace('!', 'not ')})" if r.when else ""
             doc = r.doc
             if r.fields:
                 doc += " " + "; ".join(f"[{f.bits}] {f.name}" + (f" {f.doc}" if f.doc else "") for f in r.fields)
-            rows.append(f"| {r.offset:#06x} | {r.name}{cond} | {8 * r.width} | {r.access.value} | "
-                        f"{r.reset:#x} | {doc.strip()} |")
+            rows.append(
+                f"| {r.offset:#06x} | {r.name}{cond} | {8 * r.width} | {r.access.value} | "
+                f"{r.reset:#x} | {doc.strip()} |"
+            )
         return "\n".join(rows)
 
 
@@ -251,15 +257,29 @@ class RegisterFile:
             containing = [r for r in self.layout.containing(offset) if r.visible(self._flags)]
             if containing:
                 reg = containing[0]
-                self._report(IssueKind.BAD_WIDTH, register=reg.name, offset=offset, size=size, op=op,
-                             width=reg.width, reg_offset=reg.offset)
+                self._report(
+                    IssueKind.BAD_WIDTH,
+                    register=reg.name,
+                    offset=offset,
+                    size=size,
+                    op=op,
+                    width=reg.width,
+                    reg_offset=reg.offset,
+                )
             else:
                 self._report(IssueKind.UNKNOWN_OFFSET, offset=offset, size=size, op=op)
             return None
         reg = candidates[0]
         if size != reg.width:
-            self._report(IssueKind.BAD_WIDTH, register=reg.name, offset=offset, size=size, op=op,
-                         width=reg.width, reg_offset=reg.offset)
+            self._report(
+                IssueKind.BAD_WIDTH,
+                register=reg.name,
+                offset=offset,
+                size=size,
+                op=op,
+                width=reg.width,
+                reg_offset=reg.offset,
+            )
             return None
         self._found[(offset, size, write)] = reg
         return reg
@@ -286,8 +306,14 @@ class RegisterFile:
             self._report(IssueKind.READ_ONLY, register=reg.name, offset=offset, size=size, value=value)
             return
         if value & reg.reserved:
-            self._report(IssueKind.RESERVED_BITS, register=reg.name, offset=offset, size=size, value=value,
-                         bits=value & reg.reserved)
+            self._report(
+                IssueKind.RESERVED_BITS,
+                register=reg.name,
+                offset=offset,
+                size=size,
+                value=value,
+                bits=value & reg.reserved,
+            )
         mask = reg.write_mask & ~reg.reserved
         clear = reg.clear_mask
         old = self.values[reg.name]

@@ -23,10 +23,43 @@ from collections import deque
 from .backends import CharBackend, make_backend
 from .base import Device, Option, OptionError, register_device
 from .layouts import (
-    FCR_CLEAR_RX, FCR_ENABLE, FCR_TRIGGER_LEVELS, FCR_TRIGGER_SHIFT, IER_EDSSI, IER_ELSI, IER_ERBFI, IER_ETBEI,
-    IIR_CTI, IIR_FIFO_ENABLED, IIR_MSI, IIR_NO_INT, IIR_RDA, IIR_RLS, IIR_THRE, LCR_DLAB, LSR_BI, LSR_DR,
-    LSR_ERRORS, LSR_OE, LSR_TEMT, LSR_THRE, MCR_DTR, MCR_LOOP, MCR_OUT1, MCR_OUT2, MCR_RTS, MSR_CTS, MSR_DCD,
-    MSR_DCTS, MSR_DDCD, MSR_DDSR, MSR_DSR, MSR_RI, MSR_TERI, UART_FIFO_SIZE, UART_LAYOUT,
+    FCR_CLEAR_RX,
+    FCR_ENABLE,
+    FCR_TRIGGER_LEVELS,
+    FCR_TRIGGER_SHIFT,
+    IER_EDSSI,
+    IER_ELSI,
+    IER_ERBFI,
+    IER_ETBEI,
+    IIR_CTI,
+    IIR_FIFO_ENABLED,
+    IIR_MSI,
+    IIR_NO_INT,
+    IIR_RDA,
+    IIR_RLS,
+    IIR_THRE,
+    LCR_DLAB,
+    LSR_BI,
+    LSR_DR,
+    LSR_ERRORS,
+    LSR_OE,
+    LSR_TEMT,
+    LSR_THRE,
+    MCR_DTR,
+    MCR_LOOP,
+    MCR_OUT1,
+    MCR_OUT2,
+    MCR_RTS,
+    MSR_CTS,
+    MSR_DCD,
+    MSR_DCTS,
+    MSR_DDCD,
+    MSR_DDSR,
+    MSR_DSR,
+    MSR_RI,
+    MSR_TERI,
+    UART_FIFO_SIZE,
+    UART_LAYOUT,
 )
 
 
@@ -36,8 +69,12 @@ class Uart(Device):
     DESCRIPTION = "16550A UART with 16-byte FIFOs"
     LAYOUT = UART_LAYOUT
     OPTIONS = {
-        "backend": Option(str, "console", "where bytes go: console (stdin/stdout), file, or memory",
-                          choices=("console", "file", "memory")),
+        "backend": Option(
+            str,
+            "console",
+            "where bytes go: console (stdin/stdout), file, or memory",
+            choices=("console", "file", "memory"),
+        ),
         "output_file": Option(str, "", "file backend: the file transmitted bytes are appended to"),
         "input_file": Option(str, "", "file backend: the file received bytes are read from (optional)"),
         "clock_hz": Option(int, 3_686_400, "input clock of the baud-rate generator", minimum=1),
@@ -198,8 +235,12 @@ class Uart(Device):
         mcr = self.regs["MCR"]
         if not mcr & MCR_LOOP:
             return MSR_DCD | MSR_DSR | MSR_CTS  # a terminal is attached and ready
-        return ((MSR_CTS if mcr & MCR_RTS else 0) | (MSR_DSR if mcr & MCR_DTR else 0) |
-                (MSR_RI if mcr & MCR_OUT1 else 0) | (MSR_DCD if mcr & MCR_OUT2 else 0))
+        return (
+            (MSR_CTS if mcr & MCR_RTS else 0)
+            | (MSR_DSR if mcr & MCR_DTR else 0)
+            | (MSR_RI if mcr & MCR_OUT1 else 0)
+            | (MSR_DCD if mcr & MCR_OUT2 else 0)
+        )
 
     def _write_mcr(self, value: int, old: int) -> None:
         before = self._lines_for(old)

@@ -16,8 +16,16 @@ from .. import _paths
 from .._zig import zig_cc
 from ..errors import HwsimError
 
-FLAGS = ("-target", "wasm32-freestanding", "-O2", "-g", "-nostdlib", "-ffreestanding", "-Wl,--no-entry",
-         "-Wl,--export=probe")  # other entry points: HWSIM_EXPORT("name") in the source
+FLAGS = (
+    "-target",
+    "wasm32-freestanding",
+    "-O2",
+    "-g",
+    "-nostdlib",
+    "-ffreestanding",
+    "-Wl,--no-entry",
+    "-Wl,--export=probe",
+)  # other entry points: HWSIM_EXPORT("name") in the source
 
 
 class BuildError(HwsimError):
@@ -32,8 +40,18 @@ def include_dir(driver_dir: Path) -> Path:
     raise BuildError(f"cannot find hwsim.h: expected {driver_dir.parent / 'include' / 'hwsim.h'}")
 
 
-NATIVE_FLAGS = ("-target", "riscv64-freestanding", "-mcpu=baseline_rv64", "-mcmodel=medany", "-O2", "-g",
-                "-nostdlib", "-ffreestanding", "-DHWSIM_NATIVE", "-Wl,-e,probe")
+NATIVE_FLAGS = (
+    "-target",
+    "riscv64-freestanding",
+    "-mcpu=baseline_rv64",
+    "-mcmodel=medany",
+    "-O2",
+    "-g",
+    "-nostdlib",
+    "-ffreestanding",
+    "-DHWSIM_NATIVE",
+    "-Wl,-e,probe",
+)
 
 
 def firmware_dir() -> Path:
@@ -68,6 +86,12 @@ def build_driver(driver_dir: str | Path, *, force: bool = False, native: bool = 
     for path in [*sources, include / "hwsim.h", *extra]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(" ".join(flags).encode())
-    return zig_cc([*flags, f"-I{include}", *map(str, sources)], out, digest.hexdigest(), force=force,
-                  what=str(driver_dir), error=BuildError,
-                  hint="building drivers needs zig: pip install ziglang (or: pip install 'hwsim[drivers]')")
+    return zig_cc(
+        [*flags, f"-I{include}", *map(str, sources)],
+        out,
+        digest.hexdigest(),
+        force=force,
+        what=str(driver_dir),
+        error=BuildError,
+        hint="building drivers needs zig: pip install ziglang (or: pip install 'hwsim[drivers]')",
+    )

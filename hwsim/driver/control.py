@@ -65,7 +65,7 @@ class RunControl:
 
     # -- the context --------------------------------------------------------------------------------
 
-    def __enter__(self) -> "RunControl":
+    def __enter__(self) -> RunControl:
         if self.wall_limit_s is None and not self.catch_sigint:
             return self
         if self.catch_sigint:

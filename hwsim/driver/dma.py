@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from ..mmu.aspace import AddressSpace
 from ..mmu.bits import PAGE_SIZE, Pte
@@ -113,8 +114,10 @@ class DmaReport:
     detail: str = ""
 
     def format(self) -> str:
-        head = (f"DMA bug: {self.problem.value}: device {self.device}, iova {self.iova:#x}, {self.size} bytes, "
-                f"{self.access}, at {self.time_ns / 1e6:.3f} ms")
+        head = (
+            f"DMA bug: {self.problem.value}: device {self.device}, iova {self.iova:#x}, {self.size} bytes, "
+            f"{self.access}, at {self.time_ns / 1e6:.3f} ms"
+        )
         lines = [head]
         if self.detail:
             lines.append(f"  {self.detail}")
@@ -122,9 +125,10 @@ class DmaReport:
             lines.append(f"  by the driver at {self.where}")
         m = self.mapping
         if m is not None:
-            lines.append(f"  mapping iova {m.iova:#x}+{m.size:#x} ({m.direction.name.lower()}) of driver memory "
-                         f"{m.cpu_addr:#x}, created at {m.creator}"
-                         + (f", unmapped at {m.unmapped_by}" if m.unmapped_by else ""))
+            lines.append(
+                f"  mapping iova {m.iova:#x}+{m.size:#x} ({m.direction.name.lower()}) of driver memory "
+                f"{m.cpu_addr:#x}, created at {m.creator}" + (f", unmapped at {m.unmapped_by}" if m.unmapped_by else "")
+            )
         return "\n".join(lines)
 
 
@@ -161,9 +165,19 @@ class DmaChecker:
     ``bulk_access`` is to be registered with the Store (``add_bulk_access_observer``) by the runner.
     """
 
-    def __init__(self, *, iommu, machine, memory: DriverMemory, devices: dict[int, str], clock,
-                 authorize: Callable[[str, str], bool], locate: Callable[[int], str],
-                 error: type[Exception], window_base: int) -> None:
+    def __init__(
+        self,
+        *,
+        iommu,
+        machine,
+        memory: DriverMemory,
+        devices: dict[int, str],
+        clock,
+        authorize: Callable[[str, str], bool],
+        locate: Callable[[int], str],
+        error: type[Exception],
+        window_base: int,
+    ) -> None:
         self.iommu = iommu
         self.machine = machine
         self.memory = memory
@@ -199,13 +213,28 @@ class DmaChecker:
     def now_ns(self) -> int:
         return self.clock.ticks_to_ns(self.clock.now)
 
-    def report(self, problem: Problem, device: str, iova: int, size: int, access: str, *,
-               mapping: DmaMapping | None = None, where: str = "", detail: str = "") -> None:
+    def report(
+        self,
+        problem: Problem,
+        device: str,
+        iova: int,
+        size: int,
+        access: str,
+        *,
+        mapping: DmaMapping | None = None,
+        where: str = "",
+        detail: str = "",
+    ) -> None:
         snapshot = dataclasses.replace(mapping) if mapping is not None else None  # the mapping as it is now
         self.reports.append(DmaReport(problem, device, iova, size, access, self.now_ns(), snapshot, where, detail))
         if TRACE.dma_bug is not None:
-            TRACE.dma_bug(device=device, problem=problem.name.lower(), iova=iova, length=size,
-                          where=where or (mapping.creator if mapping is not None else ""))
+            TRACE.dma_bug(
+                device=device,
+                problem=problem.name.lower(),
+                iova=iova,
+                length=size,
+                where=where or (mapping.creator if mapping is not None else ""),
+            )
 
     # -- the device side ------------------------------------------------------------------------------
 
@@ -220,24 +249,51 @@ class DmaChecker:
         if not candidates:
             near = self._page_neighbour(device_id, iova)
             if near is not None and near.unmapped_by is None:
-                self.report(Problem.OVERRUN, device, iova, size, access, mapping=near,
-                            detail=f"the mapping ends at iova {near.iova + near.size:#x}")
+                self.report(
+                    Problem.OVERRUN,
+                    device,
+                    iova,
+                    size,
+                    access,
+                    mapping=near,
+                    detail=f"the mapping ends at iova {near.iova + near.size:#x}",
+                )
             elif near is not None:
                 self.report(Problem.AFTER_UNMAP, device, iova, size, access, mapping=near)
             else:
-                self.report(Problem.STRAY, device, iova, size, access,
-                            detail="the IOMMU " + ("refused it" if not result.ok else "allowed it"))
+                self.report(
+                    Problem.STRAY,
+                    device,
+                    iova,
+                    size,
+                    access,
+                    detail="the IOMMU " + ("refused it" if not result.ok else "allowed it"),
+                )
             return
         if not live:
             self.report(Problem.AFTER_UNMAP, device, iova, size, access, mapping=candidates[-1])
             return
         m = live[-1]
         if not m.contains(iova, size):
-            self.report(Problem.OVERRUN, device, iova, size, access, mapping=m,
-                        detail=f"the access ends at iova {iova + size:#x}, the mapping at {m.iova + m.size:#x}")
+            self.report(
+                Problem.OVERRUN,
+                device,
+                iova,
+                size,
+                access,
+                mapping=m,
+                detail=f"the access ends at iova {iova + size:#x}, the mapping at {m.iova + m.size:#x}",
+            )
         if (write and not m.direction.device_writes) or (not write and not m.direction.device_reads):
-            self.report(Problem.DIRECTION, device, iova, size, access, mapping=m,
-                        detail=f"a {m.direction.name.lower()} mapping; the device {'wrote' if write else 'read'}")
+            self.report(
+                Problem.DIRECTION,
+                device,
+                iova,
+                size,
+                access,
+                mapping=m,
+                detail=f"a {m.direction.name.lower()} mapping; the device {'wrote' if write else 'read'}",
+            )
         if m.cpu_owned and not m.coherent:
             self.report(Problem.CPU_OWNED, device, iova, size, access, mapping=m)
         return
@@ -269,8 +325,15 @@ class DmaChecker:
         if size <= 0:
             raise self.error(f"dma_map: size must be positive, not {size}")
         if cpu_addr + size > self.window_base:
-            self.report(Problem.MAP_MMIO, name, 0, size, "dma_map", where=where,
-                        detail=f"driver address {cpu_addr:#x} is a device window, not memory")
+            self.report(
+                Problem.MAP_MMIO,
+                name,
+                0,
+                size,
+                "dma_map",
+                where=where,
+                detail=f"driver address {cpu_addr:#x} is a device window, not memory",
+            )
             return DMA_MAPPING_ERROR
         memory = self.memory
         if cpu_addr + size > memory.size_bytes:
@@ -295,8 +358,18 @@ class DmaChecker:
             if allocator.contains(pa):
                 allocator.pin(pa)  # the device may reach it until unmap: it must not be reused before
             space.map(iova_page + k * PAGE_SIZE, pa, PAGE_SIZE, rights, page_size=PAGE_SIZE)
-        m = DmaMapping(name, did, iova_page + offset, size, cpu_addr, direction, where, self.clock.now,
-                    coherent=coherent, frames=tuple(frames))
+        m = DmaMapping(
+            name,
+            did,
+            iova_page + offset,
+            size,
+            cpu_addr,
+            direction,
+            where,
+            self.clock.now,
+            coherent=coherent,
+            frames=tuple(frames),
+        )
         self.mappings.append(m)
         if not coherent:
             self._hand_to_device(m)
@@ -322,8 +395,9 @@ class DmaChecker:
             if allocator.contains(pa):
                 allocator.unpin(pa)
 
-    def unmap(self, name: str, iova: int, size: int, direction: int, where: str, *,
-              call: str = "hwsim_dma_unmap") -> None:
+    def unmap(
+        self, name: str, iova: int, size: int, direction: int, where: str, *, call: str = "hwsim_dma_unmap"
+    ) -> None:
         did = self.device_id_of(name, call)
         if did is None:
             return
@@ -335,12 +409,28 @@ class DmaChecker:
             self.report(Problem.DOUBLE_UNMAP, name, iova, size, "dma_unmap", mapping=m, where=where)
             return
         if size != m.size:
-            self.report(Problem.UNMAP_SIZE, name, iova, size, "dma_unmap", mapping=m, where=where,
-                        detail=f"mapped {m.size} bytes, unmapped {size}")
+            self.report(
+                Problem.UNMAP_SIZE,
+                name,
+                iova,
+                size,
+                "dma_unmap",
+                mapping=m,
+                where=where,
+                detail=f"mapped {m.size} bytes, unmapped {size}",
+            )
         if direction != m.direction:
-            self.report(Problem.UNMAP_DIRECTION, name, iova, size, "dma_unmap", mapping=m, where=where,
-                        detail=f"mapped {m.direction.name.lower()}, unmapped "
-                               f"{Direction(direction).name.lower() if direction in (0, 1, 2) else direction}")
+            self.report(
+                Problem.UNMAP_DIRECTION,
+                name,
+                iova,
+                size,
+                "dma_unmap",
+                mapping=m,
+                where=where,
+                detail=f"mapped {m.direction.name.lower()}, unmapped "
+                f"{Direction(direction).name.lower() if direction in (0, 1, 2) else direction}",
+            )
         if m.device_owned:
             self._hand_to_cpu(m)
         first, length = m.pages()
@@ -435,10 +525,17 @@ class DmaChecker:
                 why = "the device may already have read the old bytes, or read a mix of old and new"
             else:
                 why = "the CPU may see stale data: dma_sync_for_cpu (or unmap) first"
-            self.report(Problem.CPU_TOUCH, m.device, m.iova + (first - m.cpu_addr), end - first,
-                        "CPU write" if write else "CPU read", mapping=m, where=self.locate(pc),
-                        detail=f"the driver {'wrote' if write else 'read'} {size} byte{'s' * (size != 1)} at "
-                               f"driver address {linear:#x} while the device owns the buffer; {why}")
+            self.report(
+                Problem.CPU_TOUCH,
+                m.device,
+                m.iova + (first - m.cpu_addr),
+                end - first,
+                "CPU write" if write else "CPU read",
+                mapping=m,
+                where=self.locate(pc),
+                detail=f"the driver {'wrote' if write else 'read'} {size} byte{'s' * (size != 1)} at "
+                f"driver address {linear:#x} while the device owns the buffer; {why}",
+            )
 
     def alloc_coherent(self, name: str, size: int, where: str) -> tuple[int, int]:
         """(driver address, iova) of ``size`` new bytes at the end of the driver's memory."""

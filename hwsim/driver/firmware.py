@@ -10,19 +10,31 @@ service.  This is the baseline that shows what the sandbox costs.
 from __future__ import annotations
 
 from ..errors import HwsimError
+from ..machine import EcallAction, StopReason
 from ..machine.elf import ElfError, ElfImage, read_elf
 from ..mmu.bits import PAGE_SIZE
 from ..riscv.priv import Priv
-from ..machine import EcallAction, StopReason
 from ..trace import TRACE
 from .control import RunControl, StopCause
 from .irq import HANDLER, IrqDispatcher, IrqError
 from .runner import DriverError, RunReport, log_lines
 
 STACK_SIZE = 256 << 10
-SERVICES = {1: "mmio_map", 2: "irq_wait", 3: "log", 4: "now_ns", 5: "sleep_ns", 6: "dma_map", 7: "dma_unmap",
-            8: "dma_sync_cpu", 9: "dma_sync_device", 10: "dma_alloc", 11: "dma_free", 12: "request_irq",
-            13: "free_irq"}
+SERVICES = {
+    1: "mmio_map",
+    2: "irq_wait",
+    3: "log",
+    4: "now_ns",
+    5: "sleep_ns",
+    6: "dma_map",
+    7: "dma_unmap",
+    8: "dma_sync_cpu",
+    9: "dma_sync_device",
+    10: "dma_alloc",
+    11: "dma_free",
+    12: "request_irq",
+    13: "free_irq",
+}
 TIME_LIMIT_S = 10
 
 
@@ -35,9 +47,17 @@ class FirmwareStopped(DriverError):
 
 
 class FirmwareRun:
-    def __init__(self, system, elf: bytes, *, log=None, name: str = "firmware",
-                 time_limit_ns: int = TIME_LIMIT_S * 1_000_000_000, wall_limit_s: float | None = None,
-                 catch_sigint: bool = False) -> None:
+    def __init__(
+        self,
+        system,
+        elf: bytes,
+        *,
+        log=None,
+        name: str = "firmware",
+        time_limit_ns: int = TIME_LIMIT_S * 1_000_000_000,
+        wall_limit_s: float | None = None,
+        catch_sigint: bool = False,
+    ) -> None:
         """Load ``elf`` (the file's bytes; ``name`` is the file in messages) into the board's RAM."""
         self.system = system
         self.m = system.machine
@@ -80,8 +100,10 @@ class FirmwareRun:
     def _virtual_time_up(self) -> None:
         if self._running and not self._in_service:
             self._stop_cause = StopCause.TIME_LIMIT
-            self.interrupt(f"virtual-time limit of {self.time_limit_ticks / self.system.clock.frequency_hz:g} s "
-                           f"reached while the firmware was still running")
+            self.interrupt(
+                f"virtual-time limit of {self.time_limit_ticks / self.system.clock.frequency_hz:g} s "
+                f"reached while the firmware was still running"
+            )
 
     def _check_interrupt(self) -> None:
         if self.interrupt_reason is not None:
@@ -94,8 +116,10 @@ class FirmwareRun:
     def _check_time(self) -> None:
         if self.system.clock.now >= self.time_limit_ticks:
             self._stop_cause = StopCause.TIME_LIMIT
-            self.interrupt_reason = (f"a wait began after the virtual-time limit of "
-                                     f"{self.time_limit_ticks / self.system.clock.frequency_hz:g} s")
+            self.interrupt_reason = (
+                f"a wait began after the virtual-time limit of "
+                f"{self.time_limit_ticks / self.system.clock.frequency_hz:g} s"
+            )
         self._check_interrupt()
 
     # -- interrupts: the same dispatcher as sandboxed drivers, handlers called on the CPU -----------
@@ -131,8 +155,10 @@ class FirmwareRun:
                 self._check_interrupt()
                 result = m.run(pc, until=self.exit)
                 if self.interrupt_reason is not None and result.reason is not StopReason.EXIT:
-                    raise FirmwareStopped(f"{self.interrupt_reason} (in {self.where(result.pc)})",
-                                          self._stop_cause or StopCause.TIME_LIMIT)
+                    raise FirmwareStopped(
+                        f"{self.interrupt_reason} (in {self.where(result.pc)})",
+                        self._stop_cause or StopCause.TIME_LIMIT,
+                    )
                 if result.reason is not StopReason.STOPPED or not self._async:
                     break
                 context = m.save_context()  # an interrupt: run the handler, go on where we were
@@ -151,6 +177,7 @@ class FirmwareRun:
         symbol = self.image.symbol_at(pc) or f"{pc:#x}"
         if self._source_map is None:
             from ..wasm.dwarf import SourceMap
+
             self._source_map = SourceMap.from_elf_bytes(self._elf)
         location = self._source_map.locate(pc)
         return f"{symbol} at {location.format()}" if location is not None else symbol
@@ -162,8 +189,7 @@ class FirmwareRun:
             try:
                 self.m.frames.reserve(first, seg.va + seg.memsz - first)
             except HwsimError as exc:
-                raise ElfError(f"{self.name}: the segment at {seg.va:#x} does not fit the board's RAM: "
-                               f"{exc}") from None
+                raise ElfError(f"{self.name}: the segment at {seg.va:#x} does not fit the board's RAM: {exc}") from None
             self.m.phys.fill(seg.va, seg.memsz)
             self.m.phys.write(seg.va, seg.data)
         self.m.code_changed()
@@ -192,8 +218,12 @@ class FirmwareRun:
             clock = self.system.clock
             start = clock.now
             self._do_service_call(m, n, a, what)
-            TRACE.host_call(name=what or f"service {n}", args=", ".join(f"{v:#x}" for v in a),
-                            result=m.get_reg("a0"), duration_ns=clock.ticks_to_ns(clock.now - start))
+            TRACE.host_call(
+                name=what or f"service {n}",
+                args=", ".join(f"{v:#x}" for v in a),
+                result=m.get_reg("a0"),
+                duration_ns=clock.ticks_to_ns(clock.now - start),
+            )
             return
         self._do_service_call(m, n, a, what)
 
@@ -208,8 +238,9 @@ class FirmwareRun:
             if device.irq is None:
                 raise DriverError(f"hwsim_irq_wait: device {device.name!r} has no interrupt line on this board")
             self._check_time()
-            result = int(self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self._safe_point,
-                                        device=device))
+            result = int(
+                self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self._safe_point, device=device)
+            )
         elif what in ("request_irq", "free_irq"):
             try:
                 if what == "request_irq":

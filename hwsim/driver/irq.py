@@ -21,8 +21,8 @@ the IRQ is disabled and the run reports it.  Handlers do not nest.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..errors import HwsimError
 from ..trace import TRACE
@@ -61,8 +61,10 @@ class IrqDispatcher:
     def request(self, name: str, cookie: int, *, has_handler: bool) -> None:
         device = self.system.device(name)
         if not has_handler:
-            raise IrqError(f"hwsim_request_irq({name!r}): the driver defines no {HANDLER}(uint32_t cookie) "
-                           f"to call (see drivers/include/hwsim.h)")
+            raise IrqError(
+                f"hwsim_request_irq({name!r}): the driver defines no {HANDLER}(uint32_t cookie) "
+                f"to call (see drivers/include/hwsim.h)"
+            )
         if device.irq is None:
             raise IrqError(f"hwsim_request_irq({name!r}): the device has no interrupt line on this board")
         if name in self.registered:
@@ -113,7 +115,8 @@ class IrqDispatcher:
                         self.problems.append(
                             f"interrupt storm: {reg.name}'s line stayed high through {STORM_LIMIT} calls of "
                             f"{HANDLER}({reg.cookie}) in a row: the handler does not clear the device's "
-                            f"interrupt; the IRQ was disabled")
+                            f"interrupt; the IRQ was disabled"
+                        )
                         self.registered.pop(reg.name).stop_observing()
         finally:
             self._in_handler = False
@@ -150,8 +153,9 @@ class IrqDispatcher:
         clock.advance_to(min(target, time_limit_ticks))
         return True
 
-    def wait(self, until: Callable[[], bool], time_limit_ticks: int, run_async: Callable[[], None], *,
-             device=None) -> bool:
+    def wait(
+        self, until: Callable[[], bool], time_limit_ticks: int, run_async: Callable[[], None], *, device=None
+    ) -> bool:
         """Let time pass, running handlers, until ``until()``; False if nothing more can happen."""
         while True:
             self._poll()

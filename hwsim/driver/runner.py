@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import errno
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
@@ -46,11 +46,33 @@ from .irq import HANDLER, IDLE_STEP_TICKS, IrqDispatcher, IrqError
 
 MMIO_WINDOWS = 0xF000_0000  # the linear addresses of device windows in a driver's memory 0
 WINDOW_MODULE = "hwsim:mmio"
-_STRING_FIRST = frozenset({"mmio_map", "irq_wait", "log", "dma_map", "dma_unmap", "dma_sync_for_cpu",
-                           "dma_sync_for_device", "dma_alloc_coherent", "dma_free_coherent", "request_irq",
-                           "free_irq"})  # (import "hwsim:mmio" "uart0" (memory ...)): a device window as a memory
-__all__ = ["DriverError", "DriverRun", "EXIT_FAILED", "EXIT_OK", "IDLE_STEP_TICKS", "MMIO_WINDOWS", "RunReport",
-           "WINDOW_MODULE", "describe_errno", "log_lines"]
+_STRING_FIRST = frozenset(
+    {
+        "mmio_map",
+        "irq_wait",
+        "log",
+        "dma_map",
+        "dma_unmap",
+        "dma_sync_for_cpu",
+        "dma_sync_for_device",
+        "dma_alloc_coherent",
+        "dma_free_coherent",
+        "request_irq",
+        "free_irq",
+    }
+)  # (import "hwsim:mmio" "uart0" (memory ...)): a device window as a memory
+__all__ = [
+    "DriverError",
+    "DriverRun",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "IDLE_STEP_TICKS",
+    "MMIO_WINDOWS",
+    "RunReport",
+    "WINDOW_MODULE",
+    "describe_errno",
+    "log_lines",
+]
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a trap, a DMA fault or bug, a refused device, an interrupt problem, probe() < 0
@@ -107,8 +129,15 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return (self.trap is None and self.failure is None and not self.dma_faults and not self.dma_reports
-                and not self.irq_problems and not self.refusals and not self.probe_failed)
+        return (
+            self.trap is None
+            and self.failure is None
+            and not self.dma_faults
+            and not self.dma_reports
+            and not self.irq_problems
+            and not self.refusals
+            and not self.probe_failed
+        )
 
     @property
     def exit_status(self) -> int:
@@ -126,20 +155,26 @@ class RunReport:
         elif self.trap is not None:
             lines.append(f"driver trapped: {self.trap}")
         elif self.failure is not None:
-            lines.append(f"{'driver stopped by the user' if self.stopped is StopCause.USER else 'driver stopped'}: "
-                         f"{self.failure}")
+            lines.append(
+                f"{'driver stopped by the user' if self.stopped is StopCause.USER else 'driver stopped'}: "
+                f"{self.failure}"
+            )
         elif self.probe_failed:
             lines.append(f"probe() returned {describe_errno(self.result)}: the driver failed to probe")
         else:
             lines.append(f"driver returned {self.result!r}")
         if not self.sandboxed:
-            lines.append("native firmware, unsandboxed: the DMA checker is off (physical DMA, IOMMU in bare "
-                         "mode); run the wasm build to check DMA")
-        lines.append(f"MMIO accesses: {self.mmio_accesses}; DMA requests: {self.dma_requests}; "
-                     f"DMA faults: {len(self.dma_faults)}; "
-                     + (f"DMA bugs: {len(self.dma_reports)}; " if self.sandboxed else "")
-                     + f"virtual time: {self.virtual_ns / 1e6:.3f} ms"
-                     + (f"; interrupt handler calls: {self.irq_calls}" if self.irq_calls else ""))
+            lines.append(
+                "native firmware, unsandboxed: the DMA checker is off (physical DMA, IOMMU in bare "
+                "mode); run the wasm build to check DMA"
+            )
+        lines.append(
+            f"MMIO accesses: {self.mmio_accesses}; DMA requests: {self.dma_requests}; "
+            f"DMA faults: {len(self.dma_faults)}; "
+            + (f"DMA bugs: {len(self.dma_reports)}; " if self.sandboxed else "")
+            + f"virtual time: {self.virtual_ns / 1e6:.3f} ms"
+            + (f"; interrupt handler calls: {self.irq_calls}" if self.irq_calls else "")
+        )
         lines += [f"  {problem}" for problem in self.irq_problems]
         if self.refusals:
             lines.append(f"refused ({len(self.refusals)}): the driver reached for devices it was not given")
@@ -186,10 +221,18 @@ class _DriverMemory:
 
 
 class DriverRun:
-    def __init__(self, system, wasm: bytes, *, engine: api.Engine | None = None,
-                 log: Callable[[str], None] | None = None, time_limit_ns: int = 10 * 1_000_000_000,
-                 wall_limit_s: float | None = None, assign: Iterable[str] | None = None,
-                 catch_sigint: bool = False) -> None:
+    def __init__(
+        self,
+        system,
+        wasm: bytes,
+        *,
+        engine: api.Engine | None = None,
+        log: Callable[[str], None] | None = None,
+        time_limit_ns: int = 10 * 1_000_000_000,
+        wall_limit_s: float | None = None,
+        assign: Iterable[str] | None = None,
+        catch_sigint: bool = False,
+    ) -> None:
         """``time_limit_ns``: the virtual-time limit; ``wall_limit_s``: a wall-clock limit for each
         :meth:`run` (None: none); ``assign``: the devices the driver is given (default: every
         assignable device of the board); ``catch_sigint``: Ctrl-C stops a run with its report."""
@@ -208,25 +251,36 @@ class DriverRun:
         self.windows: dict[str, int] = {}
         self.next_window = MMIO_WINDOWS
         self.window_memories: dict[str, object] = {}  # device name -> memory imported as its window
-        imports = [self._import_window(imp) if imp.module == WINDOW_MODULE else self._import(imp.module, imp.name,
-                                                                                              imp.kind.name.lower())
-                   for imp in vm_module(self.module).imports]
+        imports = [
+            self._import_window(imp)
+            if imp.module == WINDOW_MODULE
+            else self._import(imp.module, imp.name, imp.kind.name.lower())
+            for imp in vm_module(self.module).imports
+        ]
         self.instance = api.Instance(self.store, self.module, imports)
         inner = vm_instance(self.instance)
         own = [m for m in inner.memories if not any(m is w for w in self.window_memories.values())]
         if not own:
-            raise DriverError("the driver has no memory of its own (the host interface's pointers point into "
-                              "its first memory that is not a device window)")
+            raise DriverError(
+                "the driver has no memory of its own (the host interface's pointers point into "
+                "its first memory that is not a device window)"
+            )
         self.memory = own[0]
         self.null_page_protected = self._protect_null_page()
         # Device windows live above MMIO_WINDOWS: the memory may not grow into them.
         self.memory.max_pages = min(self.memory.max_pages, MMIO_WINDOWS // self.memory.page_size)
-        devices = {spec.iommu_device_id: spec.name for spec in system.board.devices
-                   if spec.iommu_device_id is not None}
-        self.dma = DmaChecker(iommu=system.iommu, machine=system.machine, memory=_DriverMemory(self.vm,
-                              self.memory), devices=devices, clock=system.clock,
-                              authorize=lambda name, call: self.granted(name, call) is not None,
-                              locate=self.where_pc, error=DriverError, window_base=MMIO_WINDOWS)
+        devices = {spec.iommu_device_id: spec.name for spec in system.board.devices if spec.iommu_device_id is not None}
+        self.dma = DmaChecker(
+            iommu=system.iommu,
+            machine=system.machine,
+            memory=_DriverMemory(self.vm, self.memory),
+            devices=devices,
+            clock=system.clock,
+            authorize=lambda name, call: self.granted(name, call) is not None,
+            locate=self.where_pc,
+            error=DriverError,
+            window_base=MMIO_WINDOWS,
+        )
         if system.iommu is not None:
             self.vm.add_bulk_access_observer(self.dma.bulk_access)
         self.irqs = IrqDispatcher(system, self._call_irq_handler, self.vm.request_async)
@@ -246,8 +300,10 @@ class DriverRun:
             system.device(name)  # a clear error naming the board's devices
             why = board.why_not_assignable(name)
             if why is not None:
-                raise DriverError(f"cannot assign {name!r} to the driver: {why} (assignable on board "
-                                  f"{board.name!r}: {', '.join(board.assignable_devices()) or 'none'})")
+                raise DriverError(
+                    f"cannot assign {name!r} to the driver: {why} (assignable on board "
+                    f"{board.name!r}: {', '.join(board.assignable_devices()) or 'none'})"
+                )
         return frozenset(names)
 
     def granted(self, name: str, call: str):
@@ -256,8 +312,10 @@ class DriverRun:
         device = self.system.device(name)
         if name in self.assigned:
             return device
-        why = self.system.board.why_not_assignable(name) or \
-            f"{name} is not assigned to this driver (assigned: {', '.join(sorted(self.assigned)) or 'none'})"
+        why = (
+            self.system.board.why_not_assignable(name)
+            or f"{name} is not assigned to this driver (assigned: {', '.join(sorted(self.assigned)) or 'none'})"
+        )
         self.refusals.append(f'{call}("{name}") refused at {self.where()}: {why}')
         return None
 
@@ -291,6 +349,7 @@ class DriverRun:
         segment lives there and the module declares no layout of its own.  (zig puts the stack first,
         growing down to 0, so this also catches the stack running out.)"""
         from ..runtime.memctl import PAGE, SECTION
+
         module = vm_module(self.module)
         inner = self.memory
         if module.get_custom_sections(SECTION) or inner.ctl is not None or inner.size_bytes < PAGE:
@@ -321,6 +380,7 @@ class DriverRun:
 
     def _import(self, module: str, name: str, kind: str):
         from ..compiler.intrinsics import MODULES as INTRINSIC_MODULES
+
         if module in INTRINSIC_MODULES:
             return None  # hwsim:memory and the like: the compiler lowers them, hwsim provides them
         funcs = {
@@ -340,8 +400,10 @@ class DriverRun:
         }
         if module != "hwsim" or name not in funcs or kind != "func":
             known = ", ".join(sorted(funcs))
-            raise DriverError(f"the driver imports {module}::{name}, which hwsim does not provide "
-                              f"(the host interface is module 'hwsim': {known}; see drivers/include/hwsim.h)")
+            raise DriverError(
+                f"the driver imports {module}::{name}, which hwsim does not provide "
+                f"(the host interface is module 'hwsim': {known}; see drivers/include/hwsim.h)"
+            )
         params, results, fn = funcs[name]
         ft = api.FuncType([api.ValType(p) for p in params], [api.ValType(r) for r in results])
         return api.Func(self.store, ft, self._traced(name, fn))
@@ -372,17 +434,20 @@ class DriverRun:
                 except Trap:
                     pass
             result = guarded(*args)
-            TRACE.host_call(name=name, args=", ".join(shown), result=result,
-                            duration_ns=clock.ticks_to_ns(clock.now - start))
+            TRACE.host_call(
+                name=name, args=", ".join(shown), result=result, duration_ns=clock.ticks_to_ns(clock.now - start)
+            )
             return result
+
         return call
 
     def _import_window(self, imp) -> api.Memory:
         """``(import "hwsim:mmio" "uart0" (memory N (pagesize 1)))``: the device's register window as a
         memory of its own; every access in bounds is one MMIO access, the rest trap."""
+        from ..runtime.objects import MemoryInstance
         from ..wasm.module import ExternKind
         from ..wasm.types import Limits, MemoryType
-        from ..runtime.objects import MemoryInstance
+
         where = f"the driver's import {WINDOW_MODULE}::{imp.name}"
         if imp.kind is not ExternKind.MEMORY:
             raise DriverError(f"{where} must be a memory (the device's register window)")
@@ -391,8 +456,10 @@ class DriverRun:
         except HwsimError as exc:
             raise DriverError(f"{where}: {exc}") from None
         if imp.name not in self.assigned:
-            why = self.system.board.why_not_assignable(imp.name) or \
-                f"{imp.name} is not assigned to this driver (assigned: {', '.join(sorted(self.assigned)) or 'none'})"
+            why = (
+                self.system.board.why_not_assignable(imp.name)
+                or f"{imp.name} is not assigned to this driver (assigned: {', '.join(sorted(self.assigned)) or 'none'})"
+            )
             raise DriverError(f"{where} is refused: {why}")
         region = next(r for r in self.system.machine.phys.mmio_regions if r.name == imp.name)
         want = imp.desc
@@ -404,8 +471,10 @@ class DriverRun:
             pages = min(pages, want.limits.max)
         if pages < want.limits.min or pages == 0:
             hint = " (declare it with (pagesize 1))" if page > region.size else ""
-            raise DriverError(f"{where}: the window of {imp.name!r} is {region.size:#x} bytes, less than the "
-                              f"{want.limits.min} pages of {page} bytes the driver asks for{hint}")
+            raise DriverError(
+                f"{where}: the window of {imp.name!r} is {region.size:#x} bytes, less than the "
+                f"{want.limits.min} pages of {page} bytes the driver asks for{hint}"
+            )
         mtype = MemoryType(limits=Limits(min=pages, max=pages), index_type=I32, page_size_log2=want.page_size_log2)
         inner = MemoryInstance(self.vm, mtype, max_bytes=pages * page)
         size = (pages * page + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
@@ -431,8 +500,7 @@ class DriverRun:
         size = (region.size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         if linear + size > 1 << 32:
             raise DriverError(f"no room left for the window of {name!r} in the driver's memory")
-        self.vm.space.map(self.memory.base + linear, region.base, size, Pte.R | Pte.W | Pte.U,
-                                    page_size=PAGE_SIZE)
+        self.vm.space.map(self.memory.base + linear, region.base, size, Pte.R | Pte.W | Pte.U, page_size=PAGE_SIZE)
         self.windows[name] = linear
         self.next_window = linear + size
         return linear
@@ -445,8 +513,7 @@ class DriverRun:
         self._check_time()
         if device.irq is None:
             raise DriverError(f"hwsim_irq_wait: device {device.name!r} has no interrupt line on this board")
-        return int(self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self._safe_point,
-                                  device=device))
+        return int(self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self._safe_point, device=device))
 
     def request_irq(self, ptr: int, length: int, cookie: int) -> int:
         handler = self.instance.exports(self.store).get(HANDLER)
@@ -480,19 +547,20 @@ class DriverRun:
     # DMA (see hwsim.driver.dma): addresses and sizes are u32 in the driver, IOVAs u64.
 
     def dma_map(self, dev, dev_len, cpu, size, direction) -> int:
-        return self.dma.map(self._string(dev, dev_len), cpu & 0xFFFF_FFFF, size & 0xFFFF_FFFF, direction,
-                            self.where())
+        return self.dma.map(self._string(dev, dev_len), cpu & 0xFFFF_FFFF, size & 0xFFFF_FFFF, direction, self.where())
 
     def dma_unmap(self, dev, dev_len, iova, size, direction) -> None:
         self.dma.unmap(self._string(dev, dev_len), iova & (1 << 64) - 1, size & 0xFFFF_FFFF, direction, self.where())
 
     def dma_sync_for_cpu(self, dev, dev_len, iova, size, direction) -> None:
-        self.dma.sync(self._string(dev, dev_len), iova & (1 << 64) - 1, size & 0xFFFF_FFFF, direction, True,
-                      self.where())
+        self.dma.sync(
+            self._string(dev, dev_len), iova & (1 << 64) - 1, size & 0xFFFF_FFFF, direction, True, self.where()
+        )
 
     def dma_sync_for_device(self, dev, dev_len, iova, size, direction) -> None:
-        self.dma.sync(self._string(dev, dev_len), iova & (1 << 64) - 1, size & 0xFFFF_FFFF, direction, False,
-                      self.where())
+        self.dma.sync(
+            self._string(dev, dev_len), iova & (1 << 64) - 1, size & 0xFFFF_FFFF, direction, False, self.where()
+        )
 
     def dma_alloc_coherent(self, dev, dev_len, size, iova_out) -> int:
         cpu, iova = self.dma.alloc_coherent(self._string(dev, dev_len), size & 0xFFFF_FFFF, self.where())
@@ -500,8 +568,9 @@ class DriverRun:
         return cpu
 
     def dma_free_coherent(self, dev, dev_len, size, cpu, iova) -> None:
-        self.dma.free_coherent(self._string(dev, dev_len), size & 0xFFFF_FFFF, cpu & 0xFFFF_FFFF,
-                               iova & (1 << 64) - 1, self.where())
+        self.dma.free_coherent(
+            self._string(dev, dev_len), size & 0xFFFF_FFFF, cpu & 0xFFFF_FFFF, iova & (1 << 64) - 1, self.where()
+        )
 
     def now_ns(self) -> int:
         return self.system.clock.ticks_to_ns(self.system.clock.now)
@@ -509,8 +578,7 @@ class DriverRun:
     def sleep_ns(self, ns: int) -> None:
         ticks = (ns & (1 << 64) - 1) * self.system.clock.frequency_hz // 1_000_000_000
         self._check_time()
-        self.irqs.sleep(min(ticks, max(0, self.time_limit_ticks - self.system.clock.now)),
-                        self._safe_point)
+        self.irqs.sleep(min(ticks, max(0, self.time_limit_ticks - self.system.clock.now)), self._safe_point)
 
     # -- running ------------------------------------------------------------------------------------------
 

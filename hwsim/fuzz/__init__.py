@@ -13,5 +13,14 @@ test dependency, never a runtime one).  See docs/reliability.md.
 from .campaign import Summary, Verdict, check_module, run_campaign, shrink_case, verdict_key
 from .smith import SMITH_FLAGS, FuzzError, generate
 
-__all__ = ["SMITH_FLAGS", "FuzzError", "Summary", "Verdict", "check_module", "generate", "run_campaign",
-           "shrink_case", "verdict_key"]
+__all__ = [
+    "SMITH_FLAGS",
+    "FuzzError",
+    "Summary",
+    "Verdict",
+    "check_module",
+    "generate",
+    "run_campaign",
+    "shrink_case",
+    "verdict_key",
+]

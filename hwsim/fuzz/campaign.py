@@ -90,11 +90,13 @@ def compare(hw: Run, wt: Run) -> Verdict:
         return Verdict("agree", "loaded")
     if hw.instantiate[0] in ("limit", "exhausted") or wt.instantiate[0] in ("limit", "exhausted"):
         if hw.instantiate[0] != "error" and wt.instantiate[0] != "error":
-            return Verdict("limit" if "limit" in (hw.instantiate[0], wt.instantiate[0]) else "exhausted",
-                           "instantiate", f"hwsim: {_fmt(hw.instantiate)}; wasmtime: {_fmt(wt.instantiate)}")
+            return Verdict(
+                "limit" if "limit" in (hw.instantiate[0], wt.instantiate[0]) else "exhausted",
+                "instantiate",
+                f"hwsim: {_fmt(hw.instantiate)}; wasmtime: {_fmt(wt.instantiate)}",
+            )
     if not _same_outcome(hw.instantiate, wt.instantiate) or hw.instantiate[0] == "error":
-        return Verdict("divergence", "instantiate",
-                       f"hwsim: {_fmt(hw.instantiate)}; wasmtime: {_fmt(wt.instantiate)}")
+        return Verdict("divergence", "instantiate", f"hwsim: {_fmt(hw.instantiate)}; wasmtime: {_fmt(wt.instantiate)}")
     if hw.instantiate_log != wt.instantiate_log:
         return Verdict("divergence", "host calls", "the start function called the host differently")
     verdict = Verdict("agree", "" if hw.instantiate[0] == "ok" else "instantiation trap")
@@ -132,8 +134,10 @@ def compare(hw: Run, wt: Run) -> Verdict:
             verdict.detail = f"{name}: only {'hwsim' if b is None else 'wasmtime'} has it"
             return verdict
         if tuple(a) != tuple(b):
-            verdict.kind, verdict.key = "divergence", name.rsplit(" ", 1)[0] if name.startswith("imported") \
-                else name.split()[0]
+            verdict.kind, verdict.key = (
+                "divergence",
+                name.rsplit(" ", 1)[0] if name.startswith("imported") else name.split()[0],
+            )
             verdict.detail = f"{name}: hwsim {a}, wasmtime {b}"
             if name in hw.memories and name in wt.memories:
                 verdict.detail += _first_difference(hw.memories[name], wt.memories[name])
@@ -144,7 +148,7 @@ def compare(hw: Run, wt: Run) -> Verdict:
 def _first_difference(a: bytes, b: bytes) -> str:
     for i in range(min(len(a), len(b))):
         if a[i] != b[i]:
-            return f"; first difference at {i:#x}: hwsim {a[i:i + 8].hex()}, wasmtime {b[i:i + 8].hex()}"
+            return f"; first difference at {i:#x}: hwsim {a[i : i + 8].hex()}, wasmtime {b[i : i + 8].hex()}"
     return f"; sizes {len(a):#x} and {len(b):#x}"
 
 
@@ -152,6 +156,7 @@ def check_module(wasm: bytes, seed: int = 0, *, engine=None) -> Verdict:
     """Run ``wasm`` in both engines (call arguments drawn from ``seed``) and compare."""
     from ..errors import HwsimError
     from ..wasm import decode_module
+
     try:
         plan = CallPlan.for_module(decode_module(wasm), seed)
     except HwsimError:
@@ -162,6 +167,7 @@ def check_module(wasm: bytes, seed: int = 0, *, engine=None) -> Verdict:
 
 
 # -- campaigns --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Summary:
@@ -198,16 +204,19 @@ class Summary:
         if v["kind"] != "agree":
             self.reasons.setdefault(v["kind"], Counter())[v["key"]] += 1
         if v["kind"] == "divergence":
-            self.divergences.append({"seed": record["seed"], "key": v["key"], "detail": v["detail"],
-                                     "file": record.get("file")})
+            self.divergences.append(
+                {"seed": record["seed"], "key": v["key"], "detail": v["detail"], "file": record.get("file")}
+            )
         if v["kind"] == "escaped":
             self.escaped.append({"seed": record["seed"], "detail": v["detail"], "file": record.get("file")})
 
     def format(self) -> str:
-        lines = [f"seeds {self.first_seed}..{self.last_seed}: {self.modules} modules "
-                 f"({self.no_module} seeds gave no module), {self.seconds:.0f} s"
-                 + (f", smith {' '.join(self.smith)}" if self.smith else ""),
-                 f"functions called: {self.functions}, agreed: {self.calls_agreed}"]
+        lines = [
+            f"seeds {self.first_seed}..{self.last_seed}: {self.modules} modules "
+            f"({self.no_module} seeds gave no module), {self.seconds:.0f} s"
+            + (f", smith {' '.join(self.smith)}" if self.smith else ""),
+            f"functions called: {self.functions}, agreed: {self.calls_agreed}",
+        ]
         for kind in ("agree", "divergence", "exhausted", "limit", "skipped", "escaped"):
             lines.append(f"{kind}: {self.verdicts.get(kind, 0)}")
             for key, n in sorted(self.reasons.get(kind, {}).items(), key=lambda kv: -kv[1])[:12]:
@@ -223,8 +232,10 @@ class Summary:
             lines.append(f"HUNG on seed {seed}: the worker said nothing for the stall time and was killed")
         if self.worker_deaths:
             lines.append(f"WORKERS LOST between seeds: {self.worker_deaths} (their remaining seeds were re-run)")
-        lines.append(f"{self.verdicts.get('agree', 0)} agreed, {len(self.divergences)} divergences, "
-                     f"{len(self.escaped)} escaping exceptions, {len(self.crashed)} crashes, {len(self.hung)} hangs")
+        lines.append(
+            f"{self.verdicts.get('agree', 0)} agreed, {len(self.divergences)} divergences, "
+            f"{len(self.escaped)} escaping exceptions, {len(self.crashed)} crashes, {len(self.hung)} hangs"
+        )
         return "\n".join(lines)
 
     def to_json(self) -> dict:
@@ -251,8 +262,9 @@ def save_case(out_dir: Path, stem: str, wasm: bytes, seed: int, verdict: Verdict
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{stem}.wasm"
     path.write_bytes(wasm)
-    (out_dir / f"{stem}.json").write_text(json.dumps(
-        {"seed": seed, "kind": verdict.kind, "key": verdict.key, "detail": verdict.detail}, indent=1) + "\n")
+    (out_dir / f"{stem}.json").write_text(
+        json.dumps({"seed": seed, "kind": verdict.kind, "key": verdict.key, "detail": verdict.detail}, indent=1) + "\n"
+    )
     return path
 
 
@@ -274,9 +286,19 @@ def _worker(seeds: list[int], out_dir: str | None, conn, check=None, smith: tupl
     conn.send(("finished", None))
 
 
-def run_campaign(*, first_seed: int = 0, count: int | None = None, seconds: float | None = None, jobs: int = 1,
-                 out_dir: Path | None = None, progress=None, chunk: int = 20, stall: float = 300.0,
-                 check=None, smith: tuple[str, ...] = ()) -> Summary:
+def run_campaign(
+    *,
+    first_seed: int = 0,
+    count: int | None = None,
+    seconds: float | None = None,
+    jobs: int = 1,
+    out_dir: Path | None = None,
+    progress=None,
+    chunk: int = 20,
+    stall: float = 300.0,
+    check=None,
+    smith: tuple[str, ...] = (),
+) -> Summary:
     """Check seeds ``first_seed, first_seed+1, ...`` until ``count`` seeds or ``seconds`` have passed.
 
     ``jobs`` worker processes take chunks of ``chunk`` seeds; a worker that dies (a crash in native code)
@@ -307,8 +329,9 @@ def run_campaign(*, first_seed: int = 0, count: int | None = None, seconds: floa
 
     def spawn(seeds: list[int]) -> None:
         parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(seeds, str(out_dir) if out_dir else None, child, check, smith),
-                           daemon=True)
+        proc = ctx.Process(
+            target=_worker, args=(seeds, str(out_dir) if out_dir else None, child, check, smith), daemon=True
+        )
         proc.start()
         child.close()
         workers[parent] = [proc, None, list(seeds), time.monotonic(), False]  # ..., heard from it yet
@@ -334,8 +357,11 @@ def run_campaign(*, first_seed: int = 0, count: int | None = None, seconds: floa
         while workers:
             ready = wait(list(workers), timeout=min(stall, 5.0))
             now = time.monotonic()
-            silent = [c for c in workers if c not in ready
-                      and now - workers[c][3] > (stall if workers[c][4] else max(stall, STARTUP))]
+            silent = [
+                c
+                for c in workers
+                if c not in ready and now - workers[c][3] > (stall if workers[c][4] else max(stall, STARTUP))
+            ]
             for conn in silent:
                 proc, current, left, _, heard = workers.pop(conn)
                 proc.kill()
@@ -373,7 +399,7 @@ def run_campaign(*, first_seed: int = 0, count: int | None = None, seconds: floa
                     if seeds:
                         spawn(seeds)
     finally:
-        for conn, (proc, *_) in workers.items():
+        for proc, *_ in workers.values():
             proc.kill()
             proc.join()
     summary.seconds = time.monotonic() - start
@@ -382,11 +408,13 @@ def run_campaign(*, first_seed: int = 0, count: int | None = None, seconds: floa
 
 # -- shrinking -------------------------------------------------------------------------------------------
 
+
 def predicate_script(directory: Path, seed: int, key: str) -> Path:
     """A script for ``wasm-tools shrink``: exits 0 when its module still diverges with ``key``."""
     path = directory / "predicate.sh"
-    cmd = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "hwsim", "fuzz", "--seed", str(seed),
-                                            "--expect", key, "--check"))
+    cmd = " ".join(
+        shlex.quote(a) for a in (sys.executable, "-m", "hwsim", "fuzz", "--seed", str(seed), "--expect", key, "--check")
+    )
     path.write_text(f'#!/bin/sh\nexec {cmd} "$1" >/dev/null 2>&1\n')
     path.chmod(0o755)
     return path
@@ -403,5 +431,14 @@ def verdict_key(verdict: Verdict) -> str:
     return verdict.kind if verdict.kind == "escaped" else f"{verdict.kind}:{verdict.key}"
 
 
-__all__ = ["Summary", "Verdict", "check_module", "check_seed", "compare", "run_campaign", "save_case",
-           "shrink_case", "verdict_key"]
+__all__ = [
+    "Summary",
+    "Verdict",
+    "check_module",
+    "check_seed",
+    "compare",
+    "run_campaign",
+    "save_case",
+    "shrink_case",
+    "verdict_key",
+]

@@ -50,11 +50,32 @@ RAM_BYTES = 256 << 20
 
 _INTS32 = (0, 1, 2, 7, 0xFFFF_FFFF, 0x7FFF_FFFF, 0x8000_0000, 0xFF, 0xFFFF, 0x1_0000 - 4, 0x1000, 65536, 16)
 _INTS64 = (0, 1, 2, 3, (1 << 64) - 1, (1 << 63) - 1, 1 << 63, 0xFFFF_FFFF, 1 << 32, 0x1_0000, 0x1000, 8)
-_F32 = (0x0000_0000, 0x8000_0000, 0x3F80_0000, 0xBFC0_0000, 0x7F80_0000, 0xFF80_0000, 0x7FC0_0000,
-        0x4F00_0000, 0xCF00_0000, 0x0000_0001, 0x4B80_0000)
-_F64 = (0, 1 << 63, 0x3FF0_0000_0000_0000, 0xBFF8_0000_0000_0000, 0x7FF0_0000_0000_0000,
-        0xFFF0_0000_0000_0000, 0x7FF8_0000_0000_0000, 0x41E0_0000_0000_0000, 0xC3E0_0000_0000_0000, 1,
-        0x4330_0000_0000_0000)
+_F32 = (
+    0x0000_0000,
+    0x8000_0000,
+    0x3F80_0000,
+    0xBFC0_0000,
+    0x7F80_0000,
+    0xFF80_0000,
+    0x7FC0_0000,
+    0x4F00_0000,
+    0xCF00_0000,
+    0x0000_0001,
+    0x4B80_0000,
+)
+_F64 = (
+    0,
+    1 << 63,
+    0x3FF0_0000_0000_0000,
+    0xBFF8_0000_0000_0000,
+    0x7FF0_0000_0000_0000,
+    0xFFF0_0000_0000_0000,
+    0x7FF8_0000_0000_0000,
+    0x41E0_0000_0000_0000,
+    0xC3E0_0000_0000_0000,
+    1,
+    0x4330_0000_0000_0000,
+)
 _EDGES = {"i32": _INTS32, "i64": _INTS64, "f32": _F32, "f64": _F64}
 
 
@@ -120,9 +141,10 @@ class CallPlan:
     calls: list
 
     @classmethod
-    def for_module(cls, module, seed: int) -> "CallPlan":
+    def for_module(cls, module, seed: int) -> CallPlan:
         """Every exported function of ``module`` (a decoded hwsim Module), arguments drawn from ``seed``."""
         from ..wasm.types import ExternKind
+
         nimported = sum(1 for i in module.imports if i.kind is ExternKind.FUNC)
         calls = []
         for export in module.exports:
@@ -170,10 +192,12 @@ def _label(labels: dict, key) -> str:
 
 # -- hwsim ------------------------------------------------------------------------------------------------
 
+
 def _hwsim_outcome(exc: BaseException) -> tuple:
     from ..runtime.objects import ResourceLimitError
     from ..runtime.store import Trap
     from ..wasm.errors import UnsupportedFeatureError, WasmError
+
     if isinstance(exc, Trap):
         if exc.code is TrapCode.STACK_OVERFLOW:
             return ("exhausted", "stack")
@@ -209,6 +233,7 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
     """Compile, instantiate and call ``wasm`` in a fresh hwsim Store (``plan`` None: load only)."""
     from ..runtime import api
     from ..runtime.internal import vm_func, vm_global
+
     run = Run("hwsim")
     try:
         engine = api.Engine(cache=False)
@@ -247,8 +272,10 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
             func = exports[name]
             if isinstance(fuel, api.Global):
                 vm_global(fuel).set_bits(FUEL)
-            params = [api.Val(api.ValType(_code(t)), bits) if t in WIDTHS else api.Val(api.ValType(_code(t)))
-                      for t, bits in args]
+            params = [
+                api.Val(api.ValType(_code(t)), bits) if t in WIDTHS else api.Val(api.ValType(_code(t)))
+                for t, bits in args
+            ]
             start = len(log)
             try:
                 vals = func.call_vals(store, *params)
@@ -291,8 +318,11 @@ def _hwsim_imports(api, store, log: list) -> dict:
 
     out = {}
     for name, (params, results) in HOST_FUNCS.items():
-        out[name] = api.Func(store, api.FuncType([vt(p) for p in params], [vt(r) for r in results]),
-                             lambda *args, _name=name: host_call(log, _name, args))
+        out[name] = api.Func(
+            store,
+            api.FuncType([vt(p) for p in params], [vt(r) for r in results]),
+            lambda *args, _name=name: host_call(log, _name, args),
+        )
     out["g_i32"] = api.Global(store, api.GlobalType(api.ValType.i32(), False), G_I32)
     out["g_f64"] = api.Global(store, api.GlobalType(api.ValType.f64(), True), G_F64)
     out["mem"] = api.Memory(store, api.MemoryType(api.Limits(1, 4)))
@@ -316,17 +346,20 @@ def _hwsim_value(val, labels: dict) -> tuple:
         return (ty, val.bits)
     if ty == "funcref":
         from ..runtime.internal import vm_func
+
         return (ty, _label(labels, vm_func(val.ref).va if val.ref is not None else 0))
     return (ty, "null" if val.ref is None else "ref")
 
 
 # -- wasmtime ------------------------------------------------------------------------------------------------
 
+
 def _wasmtime():
     try:
         import wasmtime
     except ImportError:
         from .smith import FuzzError
+
         raise FuzzError("the wasmtime package (the oracle) is not installed: pip install wasmtime") from None
     return wasmtime
 
@@ -397,15 +430,26 @@ def _wasmtime_outcome(exc: BaseException) -> tuple:
 
 
 def _is_wasmtime_limit(text: str) -> bool:
-    return any(s in text for s in ("memory minimum size", "table minimum size", "exceeds memory limits",
-                                   "resource limit", "failed to allocate", "Cannot allocate memory",
-                                   "table exceeds", "memory exceeds"))
+    return any(
+        s in text
+        for s in (
+            "memory minimum size",
+            "table minimum size",
+            "exceeds memory limits",
+            "resource limit",
+            "failed to allocate",
+            "Cannot allocate memory",
+            "table exceeds",
+            "memory exceeds",
+        )
+    )
 
 
 def run_wasmtime(wasm: bytes, plan: CallPlan | None, *, engine=None, fuel: int = WASMTIME_FUEL) -> Run:
     """The same as :func:`run_hwsim`, in wasmtime (values cross as raw bits: NaN payloads survive)."""
     wasmtime = _wasmtime()
     from wasmtime import _ffi as ffi
+
     run = Run("wasmtime")
     engine = engine or wasmtime_engine()
     try:
@@ -477,9 +521,9 @@ def _wasmtime_final(wasmtime, ffi, store, run: Run, prefix: str, name: str, item
         run.final[key.format("global")] = _from_raw(wasmtime, ffi, store, raw, run.labels)
     elif isinstance(item, wasmtime.Table):
         size = item.size(store)
-        run.final[key.format("table")] = _table_digest(size, (_wasmtime_label(wasmtime, ffi, store, run.labels,
-                                                                             item.get(store, i))
-                                                             for i in range(size)))
+        run.final[key.format("table")] = _table_digest(
+            size, (_wasmtime_label(wasmtime, ffi, store, run.labels, item.get(store, i)) for i in range(size))
+        )
 
 
 def _wasmtime_imports(wasmtime, store, log: list) -> dict:
@@ -512,6 +556,7 @@ def _wasmtime_label(wasmtime, ffi, store, labels: dict, entry) -> str:
 
 def _wasmtime_call(wasmtime, ffi, store, func, args, labels: dict) -> list:
     from wasmtime._func import enter_wasm
+
     nresults = len(func.type(store).results)
     params = (ffi.wasmtime_val_t * len(args))()
     for i, (ty, bits) in enumerate(args):
@@ -524,8 +569,9 @@ def _wasmtime_call(wasmtime, ffi, store, func, args, labels: dict) -> list:
         params[i] = raw
     results = (ffi.wasmtime_val_t * nresults)()
     with enter_wasm(store) as trap:
-        error = ffi.wasmtime_func_call(store._context(), ctypes.byref(func._func), params, len(args), results,
-                                       nresults, trap)
+        error = ffi.wasmtime_func_call(
+            store._context(), ctypes.byref(func._func), params, len(args), results, nresults, trap
+        )
         if error:
             raise wasmtime.WasmtimeError._from_ptr(error)
     return [_from_raw(wasmtime, ffi, store, results[i], labels) for i in range(nresults)]

@@ -20,23 +20,41 @@ from ..spectest.wast import WastError, find_wasm_tools
 # hwsim's scope (docs/wasm-frontend.md): WebAssembly 2.0 core, multi-memory, memory64 (64-bit tables too),
 # tail calls, custom page sizes, extended constant expressions.  Everything else is off.
 SMITH_FLAGS = (
-    "--simd-enabled=false", "--relaxed-simd-enabled=false", "--exceptions-enabled=false",
-    "--gc-enabled=false", "--threads-enabled=false", "--shared-everything-threads-enabled=false",
-    "--custom-descriptors-enabled=false", "--compact-imports-enabled=false", "--wide-arithmetic-enabled=false",
-    "--memory64-enabled=true", "--tail-call-enabled=true", "--custom-page-sizes-enabled=true",
-    "--multi-value-enabled=true", "--bulk-memory-enabled=true", "--reference-types-enabled=true",
-    "--saturating-float-to-int-enabled=true", "--sign-extension-ops-enabled=true",
+    "--simd-enabled=false",
+    "--relaxed-simd-enabled=false",
+    "--exceptions-enabled=false",
+    "--gc-enabled=false",
+    "--threads-enabled=false",
+    "--shared-everything-threads-enabled=false",
+    "--custom-descriptors-enabled=false",
+    "--compact-imports-enabled=false",
+    "--wide-arithmetic-enabled=false",
+    "--memory64-enabled=true",
+    "--tail-call-enabled=true",
+    "--custom-page-sizes-enabled=true",
+    "--multi-value-enabled=true",
+    "--bulk-memory-enabled=true",
+    "--reference-types-enabled=true",
+    "--saturating-float-to-int-enabled=true",
+    "--sign-extension-ops-enabled=true",
     "--extended-const-enabled=true",
-    "--max-memories=3", "--max-tables=3",
+    "--max-memories=3",
+    "--max-tables=3",
     # Without these, most inputs give modules with no function at all.
-    "--min-types=1", "--min-funcs=3", "--max-instructions=200",
+    "--min-types=1",
+    "--min-funcs=3",
+    "--max-instructions=200",
     # Every memory has a maximum of at most 16 MiB, so final memories can be compared whole; tables stay
     # small for the same reason.  Giant memories and tables are tests/test_hostile_inputs.py's business.
-    "--memory-max-size-required=true", "--max-memory32-bytes=16777216", "--max-memory64-bytes=16777216",
-    "--table-max-size-required=true", "--max-table-elements=10000",
+    "--memory-max-size-required=true",
+    "--max-memory32-bytes=16777216",
+    "--max-memory64-bytes=16777216",
+    "--table-max-size-required=true",
+    "--max-table-elements=10000",
     # Imports only from IMPORTS_WAT, which both runs provide (--available-imports is added by generate).
     "--max-imports=12",
-    "--export-everything=true", "--allow-start-export=false",
+    "--export-everything=true",
+    "--allow-start-export=false",
     # NaN payloads: not canonicalised by smith.  hwsim (RISC-V) gives arithmetic NaN results the canonical
     # pattern, and the oracle is configured to do the same (execute.wasmtime_engine), so NaN bits compare
     # exactly: a wrong payload, or one lost by a move, a load or a store, shows.
@@ -44,7 +62,8 @@ SMITH_FLAGS = (
     # Loops and recursion decrement a fuel global and trap (unreachable) when it reaches 0, so every call
     # ends, deterministically, the same way in both engines.
     # generate() exports that global as FUEL_EXPORT, and the runs reset it to FUEL before each call.
-    "--ensure-termination", "--fuel=1000",
+    "--ensure-termination",
+    "--fuel=1000",
 )
 FUEL = 1000
 FUEL_EXPORT = "hwsim-fuzz-fuel"
@@ -102,8 +121,12 @@ def normalise_overrides(overrides) -> tuple[str, ...]:
     out = tuple(o if o.startswith("--") else f"--{o}" for o in overrides)
     if not out:
         return out
-    proc = subprocess.run([wasm_tools(), "smith", *smith_flags(0, out), "--available-imports", _imports_file()],
-                          input=seed_bytes(0), capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [wasm_tools(), "smith", *smith_flags(0, out), "--available-imports", _imports_file()],
+        input=seed_bytes(0),
+        capture_output=True,
+        timeout=120,
+    )
     if proc.returncode and b"Usage:" in proc.stderr:
         first = proc.stderr.decode(errors="replace").strip().splitlines()[0]
         raise FuzzError(f"wasm-tools smith refuses the flags {' '.join(out)}: {first}")
@@ -113,8 +136,12 @@ def normalise_overrides(overrides) -> tuple[str, ...]:
 def generate(seed: int, *, overrides: tuple[str, ...] = ()) -> bytes | None:
     """The module ``wasm-tools smith`` makes from ``seed``; None when smith cannot make one from it (exit 2).
     ``overrides`` replace flags of :data:`SMITH_FLAGS` (see :func:`normalise_overrides`)."""
-    out = subprocess.run([wasm_tools(), "smith", *smith_flags(seed, overrides), "--available-imports",
-                          _imports_file()], input=seed_bytes(seed), capture_output=True, timeout=120)
+    out = subprocess.run(
+        [wasm_tools(), "smith", *smith_flags(seed, overrides), "--available-imports", _imports_file()],
+        input=seed_bytes(seed),
+        capture_output=True,
+        timeout=120,
+    )
     if out.returncode == 2 and b"Usage:" not in out.stderr:
         return None
     if out.returncode:
@@ -127,8 +154,7 @@ def _imports_file() -> str:
     digest = hashlib.sha256(IMPORTS_WAT.encode()).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"hwsim-fuzz-imports-{digest}.wasm"
     if not path.is_file():
-        out = subprocess.run([wasm_tools(), "parse", "-"], input=IMPORTS_WAT.encode(), capture_output=True,
-                             timeout=60)
+        out = subprocess.run([wasm_tools(), "parse", "-"], input=IMPORTS_WAT.encode(), capture_output=True, timeout=60)
         if out.returncode:
             raise FuzzError(f"wasm-tools parse failed on IMPORTS_WAT: {out.stderr.decode(errors='replace')}")
         tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -148,6 +174,7 @@ def export_fuel(wasm: bytes) -> bytes:
     from ..wasm.reader import read_u32
     from ..wasm.reader import write_uleb as uleb
     from ..wasm.types import I32, ExternKind
+
     module = decode_module(wasm)
     nimported = sum(1 for i in module.imports if i.kind is ExternKind.GLOBAL)
     if not module.globals:
@@ -164,8 +191,8 @@ def export_fuel(wasm: bytes) -> bytes:
         if section == 7:  # the export section: one more entry
             count, entries = read_u32(wasm, body)
             name = FUEL_EXPORT.encode()
-            payload = uleb(count + 1) + wasm[entries:body + size] + uleb(len(name)) + name + b"\x03" + uleb(index)
-            return wasm[:pos] + b"\x07" + uleb(len(payload)) + payload + wasm[body + size:]
+            payload = uleb(count + 1) + wasm[entries : body + size] + uleb(len(name)) + name + b"\x03" + uleb(index)
+            return wasm[:pos] + b"\x07" + uleb(len(payload)) + payload + wasm[body + size :]
         pos = body + size
     return wasm
 
@@ -176,8 +203,12 @@ def shrink(wasm: bytes, predicate: str | os.PathLike, *, attempts: int = 1000, t
         src = Path(tmp) / "input.wasm"
         dst = Path(tmp) / "shrunk.wasm"
         src.write_bytes(wasm)
-        out = subprocess.run([wasm_tools(), "shrink", "--attempts", str(attempts), str(predicate), str(src),
-                              "-o", str(dst)], capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(
+            [wasm_tools(), "shrink", "--attempts", str(attempts), str(predicate), str(src), "-o", str(dst)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if out.returncode or not dst.is_file():
             raise FuzzError(f"wasm-tools shrink failed: {out.stderr.strip()[-2000:]}")
         return dst.read_bytes()

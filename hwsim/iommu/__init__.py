@@ -5,6 +5,21 @@ from .directory import DeviceContext, DeviceDirectory, IommuError
 from .faults import DirectoryStep, DmaAccess, FaultQueue, IommuFault
 from .iommu import DmaPort, DmaResult, Iommu, IommuStats
 
-__all__ = ["DeviceContext", "DeviceDirectory", "DirectoryStep", "DmaAccess", "DmaPort", "DmaResult", "FaultQueue",
-           "Iommu", "IommuCause", "IommuError", "IommuFault", "IommuMode", "IommuStats", "cmd_iodir_inval_ddt",
-           "cmd_iofence_c", "cmd_iotinval_vma"]
+__all__ = [
+    "DeviceContext",
+    "DeviceDirectory",
+    "DirectoryStep",
+    "DmaAccess",
+    "DmaPort",
+    "DmaResult",
+    "FaultQueue",
+    "Iommu",
+    "IommuCause",
+    "IommuError",
+    "IommuFault",
+    "IommuMode",
+    "IommuStats",
+    "cmd_iodir_inval_ddt",
+    "cmd_iofence_c",
+    "cmd_iotinval_vma",
+]

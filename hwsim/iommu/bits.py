@@ -38,8 +38,13 @@ class IommuMode(enum.IntEnum):
 
     @property
     def label(self) -> str:
-        return {IommuMode.OFF: "Off", IommuMode.BARE: "Bare", IommuMode.LVL1: "1LVL", IommuMode.LVL2: "2LVL",
-                IommuMode.LVL3: "3LVL"}[self]
+        return {
+            IommuMode.OFF: "Off",
+            IommuMode.BARE: "Bare",
+            IommuMode.LVL1: "1LVL",
+            IommuMode.LVL2: "2LVL",
+            IommuMode.LVL3: "3LVL",
+        }[self]
 
 
 DDI_BITS = (7, 9, 8)  # base-format DDI[0], DDI[1], DDI[2] widths
@@ -194,8 +199,12 @@ class IommuCause(enum.IntEnum):
     @property
     def reported_with_dtf(self) -> bool:
         """Reported even when the device context's DTF (disable translation faults) is 1."""
-        return self in (IommuCause.ALL_INBOUND_DISALLOWED, IommuCause.DDT_LOAD_ACCESS_FAULT,
-                        IommuCause.DDT_NOT_VALID, IommuCause.DDT_MISCONFIGURED)
+        return self in (
+            IommuCause.ALL_INBOUND_DISALLOWED,
+            IommuCause.DDT_LOAD_ACCESS_FAULT,
+            IommuCause.DDT_NOT_VALID,
+            IommuCause.DDT_MISCONFIGURED,
+        )
 
 
 _CAUSE_NAMES = {
@@ -248,42 +257,127 @@ IPSR_FIP = 1 << 1
 
 RO, RW, W1C = RegAccess.RO, RegAccess.RW, RegAccess.W1C
 
-IOMMU_LAYOUT = RegisterLayout("riscv-iommu", [
-    Register("CAPABILITIES_LO", 0x00, 4, RO, reset=CAPABILITIES & 0xFFFF_FFFF,
-             doc="Capabilities: version 1.0, Sv39, Sv48, AMO_HWAD, wired interrupts.",
-             fields=(Field("version", 0, 8), Field("Sv39", 9), Field("Sv48", 10), Field("AMO_HWAD", 24),
-                     Field("IGS", 28, 2))),
-    Register("CAPABILITIES_HI", 0x04, 4, RO, reset=CAPABILITIES >> 32, doc="Capabilities, bits 63:32 (PAS = 56)."),
-    Register("FCTL", 0x08, 4, RW, reset=FCTL_WSI, writable=0, reserved=0xFFFF_FFF8 & 0xFFFF,
-             doc="Feature control: WSI=1, little-endian, fixed.", fields=(Field("BE", 0), Field("WSI", 1),
-                                                                          Field("GXL", 2))),
-    Register("DDTP_LO", 0x10, 4, RW, writable=0xFFFF_FC0F, reserved=0x3E0,
-             doc="Device-directory-table pointer, bits 31:0.",
-             fields=(Field("iommu_mode", 0, 4, doc="0 Off, 1 Bare, 2 1LVL, 3 2LVL, 4 3LVL"), Field("busy", 4),
-                     Field("PPN", 10, 22))),
-    Register("DDTP_HI", 0x14, 4, RW, writable=0x003F_FFFF, reserved=0xFFC0_0000, doc="ddtp, bits 63:32 (PPN 53:32)."),
-    Register("CQB_LO", 0x18, 4, RW, writable=0xFFFF_FC1F, reserved=0x3E0, doc="Command-queue base, bits 31:0.",
-             fields=(Field("LOG2SZ-1", 0, 5), Field("PPN", 10, 22))),
-    Register("CQB_HI", 0x1C, 4, RW, writable=0x003F_FFFF, reserved=0xFFC0_0000, doc="cqb, bits 63:32."),
-    Register("CQH", 0x20, 4, RO, doc="Command-queue head (next command the IOMMU reads)."),
-    Register("CQT", 0x24, 4, RW, doc="Command-queue tail (software writes it after queueing commands)."),
-    Register("FQB_LO", 0x28, 4, RW, writable=0xFFFF_FC1F, reserved=0x3E0, doc="Fault-queue base, bits 31:0.",
-             fields=(Field("LOG2SZ-1", 0, 5), Field("PPN", 10, 22))),
-    Register("FQB_HI", 0x2C, 4, RW, writable=0x003F_FFFF, reserved=0xFFC0_0000, doc="fqb, bits 63:32."),
-    Register("FQH", 0x30, 4, RW, doc="Fault-queue head (software advances it after reading records)."),
-    Register("FQT", 0x34, 4, RO, doc="Fault-queue tail (next record the IOMMU writes)."),
-    Register("CQCSR", 0x48, 4, RW, writable=CQCSR_CQEN | CQCSR_CIE | CQCSR_ERRORS | CQCSR_FENCE_W_IP,
-             w1c=CQCSR_ERRORS | CQCSR_FENCE_W_IP, reserved=0x0FFC_F0FC, doc="Command-queue control and status.",
-             fields=(Field("cqen", 0), Field("cie", 1), Field("cqmf", 8, doc="W1C"), Field("cmd_to", 9, doc="W1C"),
-                     Field("cmd_ill", 10, doc="W1C"), Field("fence_w_ip", 11, doc="W1C"), Field("cqon", 16),
-                     Field("busy", 17))),
-    Register("FQCSR", 0x4C, 4, RW, reset=FQCSR_FQEN | FQCSR_FIE | FQCSR_FQON,
-             writable=FQCSR_FQEN | FQCSR_FIE | FQCSR_FQMF | FQCSR_FQOF, w1c=FQCSR_FQMF | FQCSR_FQOF,
-             reserved=0x0FFC_FCFC, doc="Fault-queue control and status (hwsim resets it on, host-side; "
-                                       "fie follows the fault_irq option).",
-             fields=(Field("fqen", 0), Field("fie", 1), Field("fqmf", 8, doc="W1C"), Field("fqof", 9, doc="W1C"),
-                     Field("fqon", 16), Field("busy", 17))),
-    Register("IPSR", 0x54, 4, W1C, writable=IPSR_CIP | IPSR_FIP, reserved=0xFFFF_FFFC,
-             doc="Interrupt pending status; the wired IRQ is high while any bit is set.",
-             fields=(Field("cip", 0, doc="command queue"), Field("fip", 1, doc="fault queue"))),
-])
+IOMMU_LAYOUT = RegisterLayout(
+    "riscv-iommu",
+    [
+        Register(
+            "CAPABILITIES_LO",
+            0x00,
+            4,
+            RO,
+            reset=CAPABILITIES & 0xFFFF_FFFF,
+            doc="Capabilities: version 1.0, Sv39, Sv48, AMO_HWAD, wired interrupts.",
+            fields=(
+                Field("version", 0, 8),
+                Field("Sv39", 9),
+                Field("Sv48", 10),
+                Field("AMO_HWAD", 24),
+                Field("IGS", 28, 2),
+            ),
+        ),
+        Register("CAPABILITIES_HI", 0x04, 4, RO, reset=CAPABILITIES >> 32, doc="Capabilities, bits 63:32 (PAS = 56)."),
+        Register(
+            "FCTL",
+            0x08,
+            4,
+            RW,
+            reset=FCTL_WSI,
+            writable=0,
+            reserved=0xFFFF_FFF8 & 0xFFFF,
+            doc="Feature control: WSI=1, little-endian, fixed.",
+            fields=(Field("BE", 0), Field("WSI", 1), Field("GXL", 2)),
+        ),
+        Register(
+            "DDTP_LO",
+            0x10,
+            4,
+            RW,
+            writable=0xFFFF_FC0F,
+            reserved=0x3E0,
+            doc="Device-directory-table pointer, bits 31:0.",
+            fields=(
+                Field("iommu_mode", 0, 4, doc="0 Off, 1 Bare, 2 1LVL, 3 2LVL, 4 3LVL"),
+                Field("busy", 4),
+                Field("PPN", 10, 22),
+            ),
+        ),
+        Register(
+            "DDTP_HI", 0x14, 4, RW, writable=0x003F_FFFF, reserved=0xFFC0_0000, doc="ddtp, bits 63:32 (PPN 53:32)."
+        ),
+        Register(
+            "CQB_LO",
+            0x18,
+            4,
+            RW,
+            writable=0xFFFF_FC1F,
+            reserved=0x3E0,
+            doc="Command-queue base, bits 31:0.",
+            fields=(Field("LOG2SZ-1", 0, 5), Field("PPN", 10, 22)),
+        ),
+        Register("CQB_HI", 0x1C, 4, RW, writable=0x003F_FFFF, reserved=0xFFC0_0000, doc="cqb, bits 63:32."),
+        Register("CQH", 0x20, 4, RO, doc="Command-queue head (next command the IOMMU reads)."),
+        Register("CQT", 0x24, 4, RW, doc="Command-queue tail (software writes it after queueing commands)."),
+        Register(
+            "FQB_LO",
+            0x28,
+            4,
+            RW,
+            writable=0xFFFF_FC1F,
+            reserved=0x3E0,
+            doc="Fault-queue base, bits 31:0.",
+            fields=(Field("LOG2SZ-1", 0, 5), Field("PPN", 10, 22)),
+        ),
+        Register("FQB_HI", 0x2C, 4, RW, writable=0x003F_FFFF, reserved=0xFFC0_0000, doc="fqb, bits 63:32."),
+        Register("FQH", 0x30, 4, RW, doc="Fault-queue head (software advances it after reading records)."),
+        Register("FQT", 0x34, 4, RO, doc="Fault-queue tail (next record the IOMMU writes)."),
+        Register(
+            "CQCSR",
+            0x48,
+            4,
+            RW,
+            writable=CQCSR_CQEN | CQCSR_CIE | CQCSR_ERRORS | CQCSR_FENCE_W_IP,
+            w1c=CQCSR_ERRORS | CQCSR_FENCE_W_IP,
+            reserved=0x0FFC_F0FC,
+            doc="Command-queue control and status.",
+            fields=(
+                Field("cqen", 0),
+                Field("cie", 1),
+                Field("cqmf", 8, doc="W1C"),
+                Field("cmd_to", 9, doc="W1C"),
+                Field("cmd_ill", 10, doc="W1C"),
+                Field("fence_w_ip", 11, doc="W1C"),
+                Field("cqon", 16),
+                Field("busy", 17),
+            ),
+        ),
+        Register(
+            "FQCSR",
+            0x4C,
+            4,
+            RW,
+            reset=FQCSR_FQEN | FQCSR_FIE | FQCSR_FQON,
+            writable=FQCSR_FQEN | FQCSR_FIE | FQCSR_FQMF | FQCSR_FQOF,
+            w1c=FQCSR_FQMF | FQCSR_FQOF,
+            reserved=0x0FFC_FCFC,
+            doc="Fault-queue control and status (hwsim resets it on, host-side; fie follows the fault_irq option).",
+            fields=(
+                Field("fqen", 0),
+                Field("fie", 1),
+                Field("fqmf", 8, doc="W1C"),
+                Field("fqof", 9, doc="W1C"),
+                Field("fqon", 16),
+                Field("busy", 17),
+            ),
+        ),
+        Register(
+            "IPSR",
+            0x54,
+            4,
+            W1C,
+            writable=IPSR_CIP | IPSR_FIP,
+            reserved=0xFFFF_FFFC,
+            doc="Interrupt pending status; the wired IRQ is high while any bit is set.",
+            fields=(Field("cip", 0, doc="command queue"), Field("fip", 1, doc="fault queue")),
+        ),
+    ],
+)

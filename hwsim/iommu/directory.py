@@ -15,8 +15,18 @@ from dataclasses import dataclass
 from ..errors import HwsimError
 from ..mmu.bits import PAGE_SHIFT, PagingMode
 from .bits import (
-    DC_SIZE, DDTE_PPN_SHIFT, DDTE_V, IOSATP_MODE_SHIFT, IOSATP_PPN_MASK, TA_PSCID_SHIFT, TC_DTF, TC_SADE, TC_V,
-    IommuMode, ddi, device_id_limit,
+    DC_SIZE,
+    DDTE_PPN_SHIFT,
+    DDTE_V,
+    IOSATP_MODE_SHIFT,
+    IOSATP_PPN_MASK,
+    TA_PSCID_SHIFT,
+    TC_DTF,
+    TC_SADE,
+    TC_V,
+    IommuMode,
+    ddi,
+    device_id_limit,
 )
 
 
@@ -61,12 +71,20 @@ class DeviceContext:
         return b"".join(v.to_bytes(8, "little") for v in (self.tc, self.iohgatp, self.ta, self.fsc))
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "DeviceContext":
-        return cls(*(int.from_bytes(data[i:i + 8], "little") for i in range(0, DC_SIZE, 8)))
+    def from_bytes(cls, data: bytes) -> DeviceContext:
+        return cls(*(int.from_bytes(data[i : i + 8], "little") for i in range(0, DC_SIZE, 8)))
 
     @classmethod
-    def make(cls, *, root: int | None, mode: PagingMode | None, pscid: int = 0, sade: bool = True,
-             dtf: bool = False, valid: bool = True) -> "DeviceContext":
+    def make(
+        cls,
+        *,
+        root: int | None,
+        mode: PagingMode | None,
+        pscid: int = 0,
+        sade: bool = True,
+        dtf: bool = False,
+        valid: bool = True,
+    ) -> DeviceContext:
         """A context translating through the table at ``root`` (``mode=None``: first stage Bare)."""
         tc = (TC_V if valid else 0) | (TC_SADE if sade else 0) | (TC_DTF if dtf else 0)
         fsc = 0 if mode is None else (mode.satp_mode << IOSATP_MODE_SHIFT) | ((root or 0) >> PAGE_SHIFT)
@@ -99,8 +117,9 @@ class DeviceDirectory:
 
     def _check_id(self, device_id: int) -> None:
         if not 0 <= device_id <= self.max_device_id:
-            raise IommuError(f"device ID {device_id} does not fit a {self.mode.label} device directory "
-                             f"(0..{self.max_device_id})")
+            raise IommuError(
+                f"device ID {device_id} does not fit a {self.mode.label} device directory (0..{self.max_device_id})"
+            )
 
     def context_address(self, device_id: int, *, create: bool = False) -> int | None:
         """Where device ``device_id``'s context lives (None if its leaf table does not exist yet)."""

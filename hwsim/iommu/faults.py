@@ -62,16 +62,19 @@ class IommuFault:
 
     @property
     def message(self) -> str:
-        return (f"device {self.device_id}: DMA {self.access.value} at iova {self.iova:#x}: "
-                f"{self.cause.describe} (cause {int(self.cause)}): {self.reason}")
+        return (
+            f"device {self.device_id}: DMA {self.access.value} at iova {self.iova:#x}: "
+            f"{self.cause.describe} (cause {int(self.cause)}): {self.reason}"
+        )
 
     def format(self) -> str:
         lines = [f"[t={self.time}] {self.message}"]
         for step in self.directory:
             lines.append(f"  directory level {step.level}: @ {step.address:#x} = {step.value:#018x}  {step.decision}")
         if self.iotlb_pte is not None:
-            lines.append(f"  decided by a cached IOTLB entry (leaf PTE {self.iotlb_pte:#018x}); "
-                         f"the IO page tables now read:")
+            lines.append(
+                f"  decided by a cached IOTLB entry (leaf PTE {self.iotlb_pte:#018x}); the IO page tables now read:"
+            )
         if self.walk is not None:
             lines.extend("  " + line for line in format_walk(self.walk))
         if not self.queued:
@@ -80,11 +83,18 @@ class IommuFault:
 
     def to_json(self) -> dict:
         return {
-            "device_id": self.device_id, "iova": hex(self.iova), "access": self.access.value,
-            "cause": int(self.cause), "cause_name": self.cause.describe, "reason": self.reason, "time": self.time,
+            "device_id": self.device_id,
+            "iova": hex(self.iova),
+            "access": self.access.value,
+            "cause": int(self.cause),
+            "cause_name": self.cause.describe,
+            "reason": self.reason,
+            "time": self.time,
             "queued": self.queued,
-            "directory": [{"level": s.level, "address": hex(s.address), "value": hex(s.value),
-                           "decision": s.decision} for s in self.directory],
+            "directory": [
+                {"level": s.level, "address": hex(s.address), "value": hex(s.value), "decision": s.decision}
+                for s in self.directory
+            ],
             "iotlb_pte": hex(self.iotlb_pte) if self.iotlb_pte is not None else None,
             "walk": walk_to_json(self.walk) if self.walk is not None else None,
         }

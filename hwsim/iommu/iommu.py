@@ -33,6 +33,7 @@ Rules, and where hwsim decides:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ..devices.base import Device, Option, OptionError, register_device
@@ -45,15 +46,68 @@ from ..mmu.walker import AdPolicy, walk
 from ..riscv.priv import Access, Priv
 from ..trace import TRACE
 from .bits import (
-    CQ_ENTRY_SIZE, CQCSR_CIE, CQCSR_CMD_ILL, CQCSR_CQEN, CQCSR_CQMF, CQCSR_CQON, CQCSR_ERRORS, CQCSR_FENCE_W_IP,
-    DC_SIZE, DDTE_PPN_MASK, DDTE_PPN_SHIFT, DDTE_RESERVED, DDTE_V, DDTP_MODE_MASK, DDTP_PPN_MASK,
-    DDTP_PPN_SHIFT, FQ_RECORD_SIZE, FQCSR_FIE, FQCSR_FQEN, FQCSR_FQMF, FQCSR_FQOF, FQCSR_FQON, IODIR_DID_SHIFT,
-    IODIR_DV, IODIR_INVAL_DDT, IODIR_INVAL_PDT, IODIR_RESERVED0, IOFENCE_AV, IOFENCE_C, IOFENCE_DATA_SHIFT,
-    IOFENCE_ADDR_MASK, IOFENCE_RESERVED0, IOFENCE_WSI, IOHGATP_MODE_SHIFT, IOMMU_LAYOUT, IOSATP_RESERVED,
-    IOTINVAL_ADDR_SHIFT, IOTINVAL_AV, IOTINVAL_GV, IOTINVAL_PSCID_MASK, IOTINVAL_PSCID_SHIFT, IOTINVAL_PSCV,
-    IOTINVAL_RESERVED0, IOTINVAL_RESERVED1, IOTINVAL_VMA, IPSR_CIP, IPSR_FIP, QB_LOG2SZ_MASK, QB_PPN_MASK,
-    QB_PPN_SHIFT, TA_RESERVED, TC_SUPPORTED, CMD_FUNC3_MASK, CMD_FUNC3_SHIFT, CMD_OPCODE_MASK, IommuCause,
-    IommuMode, Opcode, cmd_iodir_inval_ddt, cmd_iotinval_vma, ddi, device_id_limit,
+    CMD_FUNC3_MASK,
+    CMD_FUNC3_SHIFT,
+    CMD_OPCODE_MASK,
+    CQ_ENTRY_SIZE,
+    CQCSR_CIE,
+    CQCSR_CMD_ILL,
+    CQCSR_CQEN,
+    CQCSR_CQMF,
+    CQCSR_CQON,
+    CQCSR_ERRORS,
+    CQCSR_FENCE_W_IP,
+    DC_SIZE,
+    DDTE_PPN_MASK,
+    DDTE_PPN_SHIFT,
+    DDTE_RESERVED,
+    DDTE_V,
+    DDTP_MODE_MASK,
+    DDTP_PPN_MASK,
+    DDTP_PPN_SHIFT,
+    FQ_RECORD_SIZE,
+    FQCSR_FIE,
+    FQCSR_FQEN,
+    FQCSR_FQMF,
+    FQCSR_FQOF,
+    FQCSR_FQON,
+    IODIR_DID_SHIFT,
+    IODIR_DV,
+    IODIR_INVAL_DDT,
+    IODIR_INVAL_PDT,
+    IODIR_RESERVED0,
+    IOFENCE_ADDR_MASK,
+    IOFENCE_AV,
+    IOFENCE_C,
+    IOFENCE_DATA_SHIFT,
+    IOFENCE_RESERVED0,
+    IOFENCE_WSI,
+    IOHGATP_MODE_SHIFT,
+    IOMMU_LAYOUT,
+    IOSATP_RESERVED,
+    IOTINVAL_ADDR_SHIFT,
+    IOTINVAL_AV,
+    IOTINVAL_GV,
+    IOTINVAL_PSCID_MASK,
+    IOTINVAL_PSCID_SHIFT,
+    IOTINVAL_PSCV,
+    IOTINVAL_RESERVED0,
+    IOTINVAL_RESERVED1,
+    IOTINVAL_VMA,
+    IPSR_CIP,
+    IPSR_FIP,
+    QB_LOG2SZ_MASK,
+    QB_PPN_MASK,
+    QB_PPN_SHIFT,
+    TA_RESERVED,
+    TC_SUPPORTED,
+    IommuCause,
+    IommuMode,
+    Opcode,
+    cmd_iodir_inval_ddt,
+    cmd_iotinval_vma,
+    ddi,
+    device_id_limit,
 )
 from .directory import DeviceContext, DeviceDirectory, IommuError
 from .faults import DirectoryStep, DmaAccess, FaultQueue, IommuFault
@@ -85,7 +139,7 @@ class IommuStats:
 class DmaPort:
     """A device's only way to memory: the IOMMU, with the device's ID filled in."""
 
-    def __init__(self, iommu: "Iommu", device_id: int) -> None:
+    def __init__(self, iommu: Iommu, device_id: int) -> None:
         self.iommu = iommu
         self.device_id = device_id
 
@@ -110,8 +164,13 @@ class Iommu(Device):
     LAYOUT = IOMMU_LAYOUT
     OPTIONS = {
         "mode": Option(str, "off", "ddtp.iommu_mode at reset", choices=("off", "bare")),
-        "fault_queue_entries": Option(int, 64, "slots of the host-side fault queue at reset (a power of two; "
-                                               "it holds one record less)", minimum=2, maximum=1 << 20),
+        "fault_queue_entries": Option(
+            int,
+            64,
+            "slots of the host-side fault queue at reset (a power of two; it holds one record less)",
+            minimum=2,
+            maximum=1 << 20,
+        ),
         "iotlb_entries": Option(int, 256, "IOTLB capacity (LRU)", minimum=1, maximum=1 << 20),
         "fault_irq": Option(bool, True, "fqcsr.fie at reset: raise the IRQ when a fault is queued"),
     }
@@ -182,8 +241,9 @@ class Iommu(Device):
             try:
                 mode = {"off": IommuMode.OFF, "bare": IommuMode.BARE}[mode]
             except KeyError:
-                raise IommuError(f"set_mode takes 'off' or 'bare' (use create_directory for 1-3 levels), "
-                                 f"not {mode!r}") from None
+                raise IommuError(
+                    f"set_mode takes 'off' or 'bare' (use create_directory for 1-3 levels), not {mode!r}"
+                ) from None
         self.set_ddtp(self.ddtp & ~DDTP_MODE_MASK | int(mode))
 
     def create_directory(self, *, levels: int = 1) -> DeviceDirectory:
@@ -201,8 +261,13 @@ class Iommu(Device):
             raise IommuError("attach needs a device directory: call create_directory() first")
         if not 0 <= pscid < 1 << 20:
             raise IommuError(f"PSCID must be in [0, 2^20), not {pscid}")
-        ctx = DeviceContext.make(root=None if space is None else space.root,
-                                 mode=None if space is None else space.mode, pscid=pscid, sade=sade, dtf=dtf)
+        ctx = DeviceContext.make(
+            root=None if space is None else space.root,
+            mode=None if space is None else space.mode,
+            pscid=pscid,
+            sade=sade,
+            dtf=dtf,
+        )
         self.directory.set_context(device_id, ctx)
         self.iodir_inval_ddt(device_id)
 
@@ -262,7 +327,7 @@ class Iommu(Device):
 
     # -- the DMA path ---------------------------------------------------------------------------------------
 
-    def add_dma_observer(self, observer) -> "Callable[[], None]":
+    def add_dma_observer(self, observer) -> Callable[[], None]:
         """``observer(device_id, iova, size, write, result)`` after every device request, in the order
         observers were added (a DMA checker, a trace); returns a function that removes it."""
         self._dma_observers.append(observer)
@@ -289,8 +354,9 @@ class Iommu(Device):
         try:
             mode = self.mode
             if mode is IommuMode.OFF:
-                raise _Stop(IommuCause.ALL_INBOUND_DISALLOWED,
-                            "ddtp.iommu_mode is Off: all inbound transactions are disallowed")
+                raise _Stop(
+                    IommuCause.ALL_INBOUND_DISALLOWED, "ddtp.iommu_mode is Off: all inbound transactions are disallowed"
+                )
             if mode is IommuMode.BARE:
                 pieces = [(iova, size)]
             else:
@@ -309,15 +375,20 @@ class Iommu(Device):
                     cause = IommuCause.WRITE_ACCESS_FAULT if write else IommuCause.READ_ACCESS_FAULT
                     raise _Stop(cause, f"translated address {pa:#x} is not RAM: {exc}", steps) from None
         except _Stop as stop:
-            return self._fault(device_id, iova, access, stop.cause, stop.reason, directory=stop.steps or steps,
-                               dc=dc)
+            return self._fault(device_id, iova, access, stop.cause, stop.reason, directory=stop.steps or steps, dc=dc)
         if TRACE.dma is not None:
-            TRACE.dma(device=self._device_names.get(device_id, f"#{device_id}"), iova=iova,
-                      pa=pieces[0][0], length=size, direction=access.name.lower(), result="ok")
+            TRACE.dma(
+                device=self._device_names.get(device_id, f"#{device_id}"),
+                iova=iova,
+                pa=pieces[0][0],
+                length=size,
+                direction=access.name.lower(),
+                result="ok",
+            )
         if write:
             off = 0
             for view in views:
-                view[:] = data[off:off + len(view)]
+                view[:] = data[off : off + len(view)]
                 off += len(view)
             self.stats.bytes_written += size
             return DmaResult(True)
@@ -339,11 +410,28 @@ class Iommu(Device):
                 if tr.walk is None:  # the IOTLB's entry refused; explain with the tables as they are now
                     explain = walk(phys, root, va, walk_access, Priv.U, mode=mode, ad=AdPolicy.REPORT)
                     cause = IommuCause(int(walk_access.page_fault_cause))
-                    return self._fault(device_id, va, access, cause, tr.reason.value, walk=explain, directory=steps,
-                                       iotlb_pte=tr.tlb_pte, dc=dc)
+                    return self._fault(
+                        device_id,
+                        va,
+                        access,
+                        cause,
+                        tr.reason.value,
+                        walk=explain,
+                        directory=steps,
+                        iotlb_pte=tr.tlb_pte,
+                        dc=dc,
+                    )
                 fault = tr.walk.fault
-                return self._fault(device_id, va, access, IommuCause(int(fault.cause)), fault.message, walk=tr.walk,
-                                   directory=steps, dc=dc)
+                return self._fault(
+                    device_id,
+                    va,
+                    access,
+                    IommuCause(int(fault.cause)),
+                    fault.message,
+                    walk=tr.walk,
+                    directory=steps,
+                    dc=dc,
+                )
             page_end = (va | (tr.page_size - 1)) + 1
             n = min(end, page_end) - va
             pa = tr.pa_of(va)
@@ -367,8 +455,10 @@ class Iommu(Device):
         levels = mode.levels
         limit = device_id_limit(levels)
         if not 0 <= device_id < limit:
-            raise _Stop(IommuCause.TRANSACTION_TYPE_DISALLOWED,
-                        f"device ID {device_id} is wider than a {mode.label} device directory allows (0..{limit - 1})")
+            raise _Stop(
+                IommuCause.TRANSACTION_TYPE_DISALLOWED,
+                f"device ID {device_id} is wider than a {mode.label} device directory allows (0..{limit - 1})",
+            )
         self.stats.directory_walks += 1
         steps: list[DirectoryStep] = []
         table = (self.ddtp & DDTP_PPN_MASK) >> DDTP_PPN_SHIFT << PAGE_SHIFT
@@ -378,16 +468,25 @@ class Iommu(Device):
                 entry = self.phys.read_u64(addr)
             except BusError:
                 steps.append(DirectoryStep(level, addr, 0, "not in RAM -> DDT entry load access fault"))
-                raise _Stop(IommuCause.DDT_LOAD_ACCESS_FAULT,
-                            f"the level-{level} DDT entry at {addr:#x} is not in RAM", tuple(steps)) from None
+                raise _Stop(
+                    IommuCause.DDT_LOAD_ACCESS_FAULT,
+                    f"the level-{level} DDT entry at {addr:#x} is not in RAM",
+                    tuple(steps),
+                ) from None
             if not entry & DDTE_V:
                 steps.append(DirectoryStep(level, addr, entry, "V=0 -> DDT entry not valid"))
-                raise _Stop(IommuCause.DDT_NOT_VALID,
-                            f"the level-{level} DDT entry at {addr:#x} is not valid (V=0)", tuple(steps))
+                raise _Stop(
+                    IommuCause.DDT_NOT_VALID,
+                    f"the level-{level} DDT entry at {addr:#x} is not valid (V=0)",
+                    tuple(steps),
+                )
             if entry & DDTE_RESERVED:
                 steps.append(DirectoryStep(level, addr, entry, "reserved bits set -> DDT entry misconfigured"))
-                raise _Stop(IommuCause.DDT_MISCONFIGURED, f"the level-{level} DDT entry at {addr:#x} has reserved "
-                            f"bits {entry & DDTE_RESERVED:#x} set", tuple(steps))
+                raise _Stop(
+                    IommuCause.DDT_MISCONFIGURED,
+                    f"the level-{level} DDT entry at {addr:#x} has reserved bits {entry & DDTE_RESERVED:#x} set",
+                    tuple(steps),
+                )
             table = (entry & DDTE_PPN_MASK) >> DDTE_PPN_SHIFT << PAGE_SHIFT
             steps.append(DirectoryStep(level, addr, entry, f"pointer to the level-{level - 1} table at {table:#x}"))
         addr = table + DC_SIZE * ddi(device_id, 0)
@@ -395,36 +494,62 @@ class Iommu(Device):
             dc = DeviceContext.from_bytes(self.phys.read(addr, DC_SIZE))
         except BusError:
             steps.append(DirectoryStep(0, addr, 0, "not in RAM -> DDT entry load access fault"))
-            raise _Stop(IommuCause.DDT_LOAD_ACCESS_FAULT,
-                        f"the device context at {addr:#x} is not in RAM", tuple(steps)) from None
+            raise _Stop(
+                IommuCause.DDT_LOAD_ACCESS_FAULT, f"the device context at {addr:#x} is not in RAM", tuple(steps)
+            ) from None
         if not dc.valid:
             steps.append(DirectoryStep(0, addr, dc.tc, "tc.V=0 -> DDT entry not valid"))
-            raise _Stop(IommuCause.DDT_NOT_VALID,
-                        f"the device context of device {device_id} at {addr:#x} is not valid (tc.V=0)", tuple(steps))
+            raise _Stop(
+                IommuCause.DDT_NOT_VALID,
+                f"the device context of device {device_id} at {addr:#x} is not valid (tc.V=0)",
+                tuple(steps),
+            )
         problem = _misconfiguration(dc)
         if problem is not None:
             steps.append(DirectoryStep(0, addr, dc.tc, "misconfigured -> DDT entry misconfigured"))
-            raise _Stop(IommuCause.DDT_MISCONFIGURED,
-                        f"the device context of device {device_id} at {addr:#x}: {problem}", tuple(steps))
+            raise _Stop(
+                IommuCause.DDT_MISCONFIGURED,
+                f"the device context of device {device_id} at {addr:#x}: {problem}",
+                tuple(steps),
+            )
         first = "Bare" if dc.iosatp_mode == 0 else f"{PAGING_MODES[dc.iosatp_mode].name} root {dc.root:#x}"
-        steps.append(DirectoryStep(0, addr, dc.tc, f"device context: first stage {first}, PSCID {dc.pscid}, "
-                                                   f"SADE={int(dc.sade)}"))
+        steps.append(
+            DirectoryStep(0, addr, dc.tc, f"device context: first stage {first}, PSCID {dc.pscid}, SADE={int(dc.sade)}")
+        )
         entry = (dc, tuple(steps))
         self._dc_cache[device_id] = entry
         return entry
 
     # -- faults --------------------------------------------------------------------------------------------------
 
-    def _fault(self, device_id: int, iova: int, access: DmaAccess, cause: IommuCause, reason: str, *, walk=None,
-               directory=(), iotlb_pte=None, dc: DeviceContext | None = None) -> DmaResult:
+    def _fault(
+        self,
+        device_id: int,
+        iova: int,
+        access: DmaAccess,
+        cause: IommuCause,
+        reason: str,
+        *,
+        walk=None,
+        directory=(),
+        iotlb_pte=None,
+        dc: DeviceContext | None = None,
+    ) -> DmaResult:
         record = IommuFault(device_id, iova, access, cause, reason, self.clock.now, walk, tuple(directory), iotlb_pte)
         self.stats.faults += 1
         if TRACE.dma is not None:
-            TRACE.dma(device=self._device_names.get(device_id, f"#{device_id}"), iova=iova, pa=0, length=0,
-                      direction=access.name.lower(), result=f"fault: {cause.name.lower()}")
+            TRACE.dma(
+                device=self._device_names.get(device_id, f"#{device_id}"),
+                iova=iova,
+                pa=0,
+                length=0,
+                direction=access.name.lower(),
+                result=f"fault: {cause.name.lower()}",
+            )
         if TRACE.iommu_fault is not None:
-            TRACE.iommu_fault(device_id=device_id, iova=iova, access=access.name.lower(), cause=cause.name.lower(),
-                              reason=reason)
+            TRACE.iommu_fault(
+                device_id=device_id, iova=iova, access=access.name.lower(), cause=cause.name.lower(), reason=reason
+            )
         if dc is not None and dc.dtf and not cause.reported_with_dtf:
             record = replace(record, queued=False)
         elif not self._queue(record):
@@ -471,9 +596,12 @@ class Iommu(Device):
         mode = new & DDTP_MODE_MASK
         if mode > IommuMode.LVL3:
             self.regs["DDTP_LO"] = new & ~DDTP_MODE_MASK | old & DDTP_MODE_MASK  # WARL: keep the old mode
-            self.report(IssueKind.BAD_VALUE, register="DDTP_LO",
-                        detail=f"iommu_mode {mode} is reserved or custom; the mode stays "
-                               f"{IommuMode(old & DDTP_MODE_MASK).label}")
+            self.report(
+                IssueKind.BAD_VALUE,
+                register="DDTP_LO",
+                detail=f"iommu_mode {mode} is reserved or custom; the mode stays "
+                f"{IommuMode(old & DDTP_MODE_MASK).label}",
+            )
 
     def _write_fqcsr(self, new: int, old: int) -> None:
         fq = self.fault_queue
@@ -514,8 +642,9 @@ class Iommu(Device):
             try:
                 raw = self.phys.read(base + self._cqh * CQ_ENTRY_SIZE, CQ_ENTRY_SIZE)
             except BusError:
-                self._command_error(CQCSR_CQMF, f"command {self._cqh} at {base + self._cqh * CQ_ENTRY_SIZE:#x} "
-                                                f"is not in RAM")
+                self._command_error(
+                    CQCSR_CQMF, f"command {self._cqh} at {base + self._cqh * CQ_ENTRY_SIZE:#x} is not in RAM"
+                )
                 return
             result = self._execute(int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:], "little"))
             if isinstance(result, str):
@@ -547,8 +676,12 @@ class Iommu(Device):
             pscid = (dw0 & IOTINVAL_PSCID_MASK) >> IOTINVAL_PSCID_SHIFT if dw0 & IOTINVAL_PSCV else None
             dropped = self.iotlb.flush(addr, pscid)
             if TRACE.iommu_inval is not None:  # the decoded IOVA: dw1 holds its page number, ADDR[63:12]
-                TRACE.iommu_inval(command="IOTINVAL.VMA", address="all" if addr is None else hex(addr),
-                                  pscid="all" if pscid is None else pscid, dropped=dropped)
+                TRACE.iommu_inval(
+                    command="IOTINVAL.VMA",
+                    address="all" if addr is None else hex(addr),
+                    pscid="all" if pscid is None else pscid,
+                    dropped=dropped,
+                )
             return dropped
         if opcode == Opcode.IODIR:
             if dw0 & IODIR_RESERVED0 or dw1:
@@ -599,8 +732,10 @@ def _misconfiguration(dc: DeviceContext) -> str | None:
     """Why a valid base-format context is misconfigured for this IOMMU, or None."""
     bad = dc.tc & ~TC_SUPPORTED
     if bad:
-        return (f"tc has reserved or unsupported bits {bad:#x} set (hwsim supports V, DTF, GADE, SADE; "
-                f"no ATS, PRI, process directories, big-endian or Sv32)")
+        return (
+            f"tc has reserved or unsupported bits {bad:#x} set (hwsim supports V, DTF, GADE, SADE; "
+            f"no ATS, PRI, process directories, big-endian or Sv32)"
+        )
     if dc.iohgatp >> IOHGATP_MODE_SHIFT:
         return f"iohgatp.MODE={dc.iohgatp >> IOHGATP_MODE_SHIFT}: second-stage translation is not supported (only Bare)"
     if dc.ta & TA_RESERVED:

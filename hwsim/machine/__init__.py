@@ -6,6 +6,19 @@ from .hooks import EcallAction
 from .machine import DEFAULT_RAM_BASE, DEFAULT_RAM_SIZE, Machine, VirtualAccessError
 from .physmem import MmioRegion, PhysicalMemory, RamRegion
 
-__all__ = ["CpuFault", "DEFAULT_RAM_BASE", "DEFAULT_RAM_SIZE", "EcallAction", "FrameAllocator", "FrameError",
-           "Machine", "MmioRegion", "PhysicalMemory", "RamRegion", "RunResult", "StopReason", "VirtualAccessError",
-           "WatchHit"]
+__all__ = [
+    "CpuFault",
+    "DEFAULT_RAM_BASE",
+    "DEFAULT_RAM_SIZE",
+    "EcallAction",
+    "FrameAllocator",
+    "FrameError",
+    "Machine",
+    "MmioRegion",
+    "PhysicalMemory",
+    "RamRegion",
+    "RunResult",
+    "StopReason",
+    "VirtualAccessError",
+    "WatchHit",
+]

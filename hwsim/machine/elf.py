@@ -91,8 +91,7 @@ def read_elf(data: bytes, name: str = "<bytes>") -> ElfContents:
     try:
         elf = ELFFile(io.BytesIO(data))
         if elf.elfclass != 64 or elf["e_machine"] != EM_RISCV:
-            raise ElfError(f"{name}: not a 64-bit RISC-V ELF file (class {elf.elfclass}, machine "
-                           f"{elf['e_machine']})")
+            raise ElfError(f"{name}: not a 64-bit RISC-V ELF file (class {elf.elfclass}, machine {elf['e_machine']})")
         entry = elf.header["e_entry"]
         segments = []
         for seg in elf.iter_segments():
@@ -103,17 +102,22 @@ def read_elf(data: bytes, name: str = "<bytes>") -> ElfContents:
             if filesz > memsz:
                 raise ElfError(f"{where} has p_filesz {filesz:#x} larger than p_memsz {memsz:#x}")
             if offset + filesz > len(data):
-                raise ElfError(f"{where} needs file bytes [{offset:#x}, {offset + filesz:#x}), past the end of "
-                               f"the {len(data)}-byte file (truncated?)")
+                raise ElfError(
+                    f"{where} needs file bytes [{offset:#x}, {offset + filesz:#x}), past the end of "
+                    f"the {len(data)}-byte file (truncated?)"
+                )
             if va + memsz > ADDRESS_LIMIT:
                 raise ElfError(f"{where} of {memsz:#x} bytes ends past the 64-bit address space")
-            segments.append(Segment(va, memsz, seg["p_flags"], data[offset:offset + filesz]))
+            segments.append(Segment(va, memsz, seg["p_flags"], data[offset : offset + filesz]))
         symbols = {}
         symtab = elf.get_section_by_name(".symtab")
         if isinstance(symtab, SymbolTableSection):
             for sym in symtab.iter_symbols():
-                if sym.name and sym["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE") \
-                        and not sym.name.startswith(("$", ".L")):
+                if (
+                    sym.name
+                    and sym["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE")
+                    and not sym.name.startswith(("$", ".L"))
+                ):
                     symbols[sym.name] = sym["st_value"]
     except ElfError:
         raise
@@ -137,14 +141,20 @@ def load_elf(machine, space, source: str | os.PathLike | bytes, *, user: bool = 
         start = seg.va & ~(PAGE_SIZE - 1)
         end = (seg.va + seg.memsz + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         if (end - start) // PAGE_SIZE > machine.frames.available:
-            raise ElfError(f"{contents.name}: the segment at {seg.va:#x} needs {(end - start) // PAGE_SIZE} pages, "
-                           f"more than the machine's {machine.frames.available} free frames")
+            raise ElfError(
+                f"{contents.name}: the segment at {seg.va:#x} needs {(end - start) // PAGE_SIZE} pages, "
+                f"more than the machine's {machine.frames.available} free frames"
+            )
         for va in range(start, end, PAGE_SIZE):
             pages[va] = pages.get(va, 0) | seg.flags
     frames = {}
     for va, flags in sorted(pages.items()):
-        perm = (Pte.R if flags & (PF_R | PF_X) else 0) | (Pte.W | Pte.R if flags & PF_W else 0) | \
-            (Pte.X if flags & PF_X else 0) | (Pte.U if user else 0)
+        perm = (
+            (Pte.R if flags & (PF_R | PF_X) else 0)
+            | (Pte.W | Pte.R if flags & PF_W else 0)
+            | (Pte.X if flags & PF_X else 0)
+            | (Pte.U if user else 0)
+        )
         pa = machine.frames.alloc()
         space.map(va, pa, PAGE_SIZE, Pte(perm))
         frames[va] = pa
@@ -153,7 +163,7 @@ def load_elf(machine, space, source: str | os.PathLike | bytes, *, user: bool = 
         while pos < len(content):
             page = (va + pos) & ~(PAGE_SIZE - 1)
             chunk = min(len(content) - pos, page + PAGE_SIZE - (va + pos))
-            machine.phys.write(frames[page] + (va + pos - page), content[pos:pos + chunk])
+            machine.phys.write(frames[page] + (va + pos - page), content[pos : pos + chunk])
             pos += chunk
     machine.code_changed()
     return contents.image()

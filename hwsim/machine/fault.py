@@ -63,16 +63,22 @@ class CpuFault:
             f"  reason: {self.message}",
         ]
         if self.tlb_entry_pte is not None:
-            lines.append(f"  decided by a cached TLB entry (leaf PTE {self.tlb_entry_pte:#018x}); "
-                         f"the page tables now read:")
+            lines.append(
+                f"  decided by a cached TLB entry (leaf PTE {self.tlb_entry_pte:#018x}); the page tables now read:"
+            )
         if self.walk is not None:
             lines.extend("  " + line for line in format_walk(self.walk))
         return "\n".join(lines)
 
     def to_json(self) -> dict:
         return {
-            "pc": hex(self.pc), "va": hex(self.va), "access": self.access.value, "priv": self.priv.name,
-            "cause": int(self.cause), "kind": self.kind, "message": self.message,
+            "pc": hex(self.pc),
+            "va": hex(self.va),
+            "access": self.access.value,
+            "priv": self.priv.name,
+            "cause": int(self.cause),
+            "kind": self.kind,
+            "message": self.message,
             "insn": self.insn.text if self.insn is not None else None,
             "tlb_entry_pte": hex(self.tlb_entry_pte) if self.tlb_entry_pte is not None else None,
             "walk": walk_to_json(self.walk) if self.walk is not None else None,

@@ -48,8 +48,10 @@ class FrameAllocator:
             raise FrameError(f"frame address {pa:#x} is not 4 KiB aligned")
         i = (pa - self.region.base) >> PAGE_SHIFT
         if pa < self.region.base or i + count > self.nframes:
-            raise FrameError(f"frames [{pa:#x}, {pa + count * PAGE_SIZE:#x}) are outside RAM region "
-                             f"{self.region.name!r} [{self.region.base:#x}, {self.region.end:#x})")
+            raise FrameError(
+                f"frames [{pa:#x}, {pa + count * PAGE_SIZE:#x}) are outside RAM region "
+                f"{self.region.name!r} [{self.region.base:#x}, {self.region.end:#x})"
+            )
         return i
 
     def alloc(self, count: int = 1, *, align: int = PAGE_SIZE, zero: bool = True) -> int:
@@ -65,15 +67,16 @@ class FrameAllocator:
         if i < 0:
             raise OutOfFrames(
                 f"out of physical memory: no run of {count} free frame(s) aligned to {align:#x} in "
-                f"{self.region.name!r} ({self.available} of {self.nframes} frames free)")
-        self._used[i:i + count] = b"\x01" * count
+                f"{self.region.name!r} ({self.available} of {self.nframes} frames free)"
+            )
+        self._used[i : i + count] = b"\x01" * count
         self._in_use += count
         self.peak = max(self.peak, self._in_use)
         self._hint = i + count if i + count < self.nframes else 0
         pa = self.region.base + (i << PAGE_SHIFT)
         if zero:
             off = i << PAGE_SHIFT
-            self.region.view[off:off + count * PAGE_SIZE] = bytes(count * PAGE_SIZE)
+            self.region.view[off : off + count * PAGE_SIZE] = bytes(count * PAGE_SIZE)
         return pa
 
     def _find(self, count: int, step: int, start: int) -> int:
@@ -92,7 +95,7 @@ class FrameAllocator:
 
     def free(self, pa: int, count: int = 1) -> None:
         i = self._index(pa, count)
-        run = self._used[i:i + count]
+        run = self._used[i : i + count]
         if run.count(0):
             bad = i + run.index(0)
             raise FrameError(f"double free: frame {self.region.base + (bad << PAGE_SHIFT):#x} is not allocated")
@@ -108,7 +111,7 @@ class FrameAllocator:
                     if frame not in self._pins:
                         self.free(frame)
                 return
-        self._used[i:i + count] = bytes(count)
+        self._used[i : i + count] = bytes(count)
         self._in_use -= count
 
     def pin(self, pa: int) -> None:
@@ -138,9 +141,9 @@ class FrameAllocator:
         first = pa & ~(PAGE_SIZE - 1)
         count = (pa + size - first + PAGE_SIZE - 1) >> PAGE_SHIFT
         i = self._index(first, count)
-        if any(self._used[i:i + count]):
+        if any(self._used[i : i + count]):
             raise FrameError(f"cannot reserve [{pa:#x}, {pa + size:#x}): some frames are already in use")
-        self._used[i:i + count] = b"\x01" * count
+        self._used[i : i + count] = b"\x01" * count
         self._in_use += count
         self.peak = max(self.peak, self._in_use)
 

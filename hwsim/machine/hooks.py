@@ -21,7 +21,7 @@ MMIO observer        a device has served a guest access    all of them, in order
 from __future__ import annotations
 
 import enum
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import ConfigError
 

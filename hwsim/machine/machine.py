@@ -27,20 +27,30 @@ says in which order they are asked.
 from __future__ import annotations
 
 import ctypes
-import enum
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from unicorn import Uc, UcError
-from unicorn import unicorn_const as uc_const
 from unicorn import riscv_const as rv
+from unicorn import unicorn_const as uc_const
 
 from ..errors import ConfigError, HwsimError
 from ..mmu.aspace import AddressSpace
 from ..mmu.bits import (
-    PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PAGING_MODES, SATP_ASID_MASK, SATP_ASID_SHIFT, SATP_MODE_SHIFT, SATP_PPN_MASK, SV39,
-    PagingMode, Pte, make_satp, satp_fields,
+    PAGE_MASK,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PAGING_MODES,
+    SATP_ASID_MASK,
+    SATP_ASID_SHIFT,
+    SATP_MODE_SHIFT,
+    SATP_PPN_MASK,
+    SV39,
+    PagingMode,
+    Pte,
+    make_satp,
+    satp_fields,
 )
 from ..mmu.tlb import Tlb
 from ..mmu.translate import Refusal, Resolver, lookup_or_walk
@@ -49,7 +59,14 @@ from ..riscv.asm import ABI_NAMES
 from ..riscv.disasm import Insn, disassemble_one
 from ..riscv.memop import decode_memop
 from ..riscv.priv import (
-    MSTATUS_FS_DIRTY, MSTATUS_MPP_MASK, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, Access, Cause,
+    MSTATUS_FS_DIRTY,
+    MSTATUS_MPP_MASK,
+    MSTATUS_MPP_SHIFT,
+    MSTATUS_MPRV,
+    MSTATUS_MXR,
+    MSTATUS_SUM,
+    Access,
+    Cause,
     Priv,
 )
 from ..trace import TRACE
@@ -60,6 +77,7 @@ from .physmem import MmioRegion, PhysicalMemory, RamRegion
 
 try:  # the C entry points, for the TLB-fill hot path (the binding's reg_read costs 2x more)
     from unicorn.unicorn_py3.unicorn import uclib as _uclib
+
     _uc_reg_read, _uc_reg_write = _uclib.uc_reg_read, _uclib.uc_reg_write
 except ImportError:  # pragma: no cover - older binding layout
     _uclib = None
@@ -69,8 +87,11 @@ DEFAULT_RAM_SIZE = 128 << 20
 _NEVER = 0xDEAD_0000_0000_0001  # an odd address: never a PC, so "run until" never matches it
 _XMASK = 0xFFFF_FFFF_FFFF_FFFF  # a 64-bit register
 
-_UC_ACCESS = {uc_const.UC_MEM_READ: Access.LOAD, uc_const.UC_MEM_WRITE: Access.STORE,
-              uc_const.UC_MEM_FETCH: Access.FETCH}
+_UC_ACCESS = {
+    uc_const.UC_MEM_READ: Access.LOAD,
+    uc_const.UC_MEM_WRITE: Access.STORE,
+    uc_const.UC_MEM_FETCH: Access.FETCH,
+}
 _MEM_SIZES = {"b": 1, "h": 2, "w": 4, "d": 8}
 
 REGISTERS: dict[str, int] = {"pc": rv.UC_RISCV_REG_PC}
@@ -78,8 +99,9 @@ for _i, _name in enumerate(ABI_NAMES):
     REGISTERS[_name] = rv.UC_RISCV_REG_X0 + _i
     REGISTERS[f"x{_i}"] = rv.UC_RISCV_REG_X0 + _i
     REGISTERS[f"f{_i}"] = rv.UC_RISCV_REG_F0 + _i
-REGISTERS.update(fp=rv.UC_RISCV_REG_X8, satp=rv.UC_RISCV_REG_SATP, mstatus=rv.UC_RISCV_REG_MSTATUS,
-                 priv=rv.UC_RISCV_REG_PRIV)
+REGISTERS.update(
+    fp=rv.UC_RISCV_REG_X8, satp=rv.UC_RISCV_REG_SATP, mstatus=rv.UC_RISCV_REG_MSTATUS, priv=rv.UC_RISCV_REG_PRIV
+)
 _CSRS = frozenset({"satp", "mstatus"})
 
 
@@ -178,8 +200,15 @@ class VirtualAccessError(HwsimError):
 class Machine:
     """One RV64 hart, its physical memory, a frame allocator, and the MMU/TLB model."""
 
-    def __init__(self, *, ram_base: int = DEFAULT_RAM_BASE, ram_size: int = DEFAULT_RAM_SIZE,
-                 mode: PagingMode = SV39, tlb_capacity: int = 1024, ad_policy: AdPolicy = AdPolicy.UPDATE) -> None:
+    def __init__(
+        self,
+        *,
+        ram_base: int = DEFAULT_RAM_BASE,
+        ram_size: int = DEFAULT_RAM_SIZE,
+        mode: PagingMode = SV39,
+        tlb_capacity: int = 1024,
+        ad_policy: AdPolicy = AdPolicy.UPDATE,
+    ) -> None:
         if ad_policy is AdPolicy.REPORT:
             raise ConfigError("the CPU's A/D policy must be UPDATE or FAULT (REPORT never writes)")
         self.mode = mode
@@ -205,8 +234,10 @@ class Machine:
         self._ecall_handlers = Hooks("ecall handler")
         self._mmio_observers = Hooks("MMIO observer")
         # What may fix a fault and have the walk retried, asked in this order (see mmu/translate.py).
-        self._resolvers = (Resolver(FaultReason.INVALID, self._page_in),
-                           Resolver(FaultReason.NOT_WRITABLE, self._fix_write))
+        self._resolvers = (
+            Resolver(FaultReason.INVALID, self._page_in),
+            Resolver(FaultReason.NOT_WRITABLE, self._fix_write),
+        )
         self._asid_owner: dict[int, AddressSpace] = {}
         self._active_space: AddressSpace | None = None  # see active_space
         self._pending_fault: _PendingFault | None = None
@@ -270,8 +301,13 @@ class Machine:
             try:
                 value = device.mmio_read(offset, size) & ((1 << (8 * size)) - 1)
                 if TRACE.mmio_read is not None:
-                    TRACE.mmio_read(device=region.name, reg=_register_name(device, offset, names), offset=offset,
-                                    width=size, value=value)
+                    TRACE.mmio_read(
+                        device=region.name,
+                        reg=_register_name(device, offset, names),
+                        offset=offset,
+                        width=size,
+                        value=value,
+                    )
                 for observer in observers.callbacks:
                     observer(region, offset, size, False, value)
                 return value
@@ -284,8 +320,13 @@ class Machine:
             self.mmio_accesses += 1
             try:
                 if TRACE.mmio_write is not None:
-                    TRACE.mmio_write(device=region.name, reg=_register_name(device, offset, names), offset=offset,
-                                     width=size, value=value & ((1 << (8 * size)) - 1))
+                    TRACE.mmio_write(
+                        device=region.name,
+                        reg=_register_name(device, offset, names),
+                        offset=offset,
+                        width=size,
+                        value=value & ((1 << (8 * size)) - 1),
+                    )
                 device.mmio_write(offset, size, value)
                 for observer in observers.callbacks:
                     observer(region, offset, size, True, value)
@@ -366,8 +407,9 @@ class Machine:
                 self.tlb.flush(va + off)
         self.flush_cpu_tlb()
 
-    def activate(self, aspace: AddressSpace | None, *, priv: Priv = Priv.U, sum: bool = False,
-                 mxr: bool = False) -> None:
+    def activate(
+        self, aspace: AddressSpace | None, *, priv: Priv = Priv.U, sum: bool = False, mxr: bool = False
+    ) -> None:
         """Point satp at ``aspace`` (None: Bare) and set the privilege, SUM and MXR."""
         if aspace is not None:
             owner = self._asid_owner.get(aspace.asid)
@@ -480,10 +522,22 @@ class Machine:
                 return self._watch_fill(va, access, va & ~PAGE_MASK, entry)
             self._handed.add(va & ~PAGE_MASK)
             return True
-        tr = lookup_or_walk(self.tlb, self.phys, (satp & SATP_ASID_MASK) >> SATP_ASID_SHIFT,
-                            (satp & SATP_PPN_MASK) << PAGE_SHIFT, va, access, priv, sum_, mxr, mode=mode,
-                            ad=self.ad_policy, resolvers=self._resolvers, on_miss=self._count_walk,
-                            on_walk=self._trace_walk if TRACE.page_walk is not None else None)
+        tr = lookup_or_walk(
+            self.tlb,
+            self.phys,
+            (satp & SATP_ASID_MASK) >> SATP_ASID_SHIFT,
+            (satp & SATP_PPN_MASK) << PAGE_SHIFT,
+            va,
+            access,
+            priv,
+            sum_,
+            mxr,
+            mode=mode,
+            ad=self.ad_policy,
+            resolvers=self._resolvers,
+            on_miss=self._count_walk,
+            on_walk=self._trace_walk if TRACE.page_walk is not None else None,
+        )
         if isinstance(tr, Refusal):
             self._pending_fault = _PendingFault(va, access, priv, sum_, mxr, satp, tr)
             return False
@@ -501,9 +555,13 @@ class Machine:
 
     def _trace_walk(self, result: WalkResult) -> None:
         tr = result.translation
-        TRACE.page_walk(va=result.va, access=result.access.value,
-                        result="ok" if tr is not None else result.fault.reason.name,
-                        pa=tr.pa_of(result.va) if tr is not None else 0, levels=len(result.steps))
+        TRACE.page_walk(
+            va=result.va,
+            access=result.access.value,
+            result="ok" if tr is not None else result.fault.reason.name,
+            pa=tr.pa_of(result.va) if tr is not None else 0,
+            levels=len(result.steps),
+        )
 
     def _page_in(self, va: int, access: Access) -> bool:
         """The resolver of invalid PTEs: the first pager that maps the page (demand paging)."""
@@ -676,7 +734,7 @@ class Machine:
             data = value.to_bytes(op.size, "little")
             at = 0
             for pa, chunk in parts:
-                self.phys.write(pa, data[at:at + chunk])
+                self.phys.write(pa, data[at : at + chunk])
                 at += chunk
         else:
             data = b"".join(self.phys.read(pa, chunk) for pa, chunk in parts)
@@ -759,8 +817,9 @@ class Machine:
         if self._pending_fault is not None:
             fault = self._explain_fault(pc_now)
             if TRACE.page_fault is not None:
-                TRACE.page_fault(pc=fault.pc, va=fault.va, access=fault.access.value, cause=int(fault.cause),
-                                 reason=fault.message)
+                TRACE.page_fault(
+                    pc=fault.pc, va=fault.va, access=fault.access.value, cause=int(fault.cause), reason=fault.message
+                )
             return RunResult(StopReason.FAULT, pc_now, fault=fault)
         if error is not None:
             return self._classify_error(error, pc_now)
@@ -774,16 +833,27 @@ class Machine:
             if insn is not None and insn.mnemonic in ("ebreak", "c.ebreak"):
                 return RunResult(StopReason.BREAKPOINT, pc, cause=Cause.BREAKPOINT, insn=insn)
             return RunResult(StopReason.EXCEPTION, pc, cause=Cause.ILLEGAL_INSN, insn=insn)
-        unmapped = {uc_const.UC_ERR_READ_UNMAPPED: Access.LOAD, uc_const.UC_ERR_WRITE_UNMAPPED: Access.STORE,
-                    uc_const.UC_ERR_FETCH_UNMAPPED: Access.FETCH}
+        unmapped = {
+            uc_const.UC_ERR_READ_UNMAPPED: Access.LOAD,
+            uc_const.UC_ERR_WRITE_UNMAPPED: Access.STORE,
+            uc_const.UC_ERR_FETCH_UNMAPPED: Access.FETCH,
+        }
         if error.errno in unmapped:
             access = unmapped[error.errno]
             priv = self.priv
             insn = self._fetch_insn(pc)
             va = self._exact_va(pc, insn, access, None)
-            fault = CpuFault(pc, va, access, priv, access.access_fault_cause, "access fault",
-                             "the translated physical address has no RAM or device behind it",
-                             self._explain_walk(va, access), insn)
+            fault = CpuFault(
+                pc,
+                va,
+                access,
+                priv,
+                access.access_fault_cause,
+                "access fault",
+                "the translated physical address has no RAM or device behind it",
+                self._explain_walk(va, access),
+                insn,
+            )
             return RunResult(StopReason.FAULT, pc, fault=fault)
         raise HwsimError(f"the CPU stopped with an unexpected Unicorn error at pc {pc:#x}: {error}")
 
@@ -804,17 +874,16 @@ class Machine:
         if access is Access.FETCH or insn is None or insn.mem_base is None:
             return None, None
         m = insn.mnemonic.removeprefix("c.").removeprefix("f")
-        return (self.get_reg(insn.mem_base) + insn.mem_disp) & _XMASK, _MEM_SIZES.get(m[1:2] if m[:1] in "ls" else "", 1)
+        return (self.get_reg(insn.mem_base) + insn.mem_disp) & _XMASK, _MEM_SIZES.get(
+            m[1:2] if m[:1] in "ls" else "", 1
+        )
 
     def _exact_va(self, pc: int, insn: Insn | None, access: Access, page: int | None) -> int:
         """The faulting VA: the load/store's effective address, or the pc for a fetch."""
         if access is Access.FETCH:
             va = pc
-            size = insn.size if insn is not None else 2
         elif insn is not None and insn.mem_base is not None:
             va = (self.get_reg(insn.mem_base) + insn.mem_disp) & _XMASK
-            m = insn.mnemonic.removeprefix("c.").removeprefix("f")
-            size = _MEM_SIZES.get(m[1:2] if m[:1] in "ls" else "", 1)
         else:
             return page if page is not None else pc
         if page is None or va & ~PAGE_MASK == page:
@@ -823,8 +892,15 @@ class Machine:
         # or decoding disagrees with the page the hardware reported: trust the hardware.
         return page
 
-    def _explain_walk(self, va: int, access: Access, priv: Priv | None = None, sum_: bool | None = None,
-                      mxr: bool | None = None, satp: int | None = None) -> WalkResult | None:
+    def _explain_walk(
+        self,
+        va: int,
+        access: Access,
+        priv: Priv | None = None,
+        sum_: bool | None = None,
+        mxr: bool | None = None,
+        satp: int | None = None,
+    ) -> WalkResult | None:
         """A side-effect-free walk (no A/D write, no TLB) with the hart's state, or the values given."""
         if priv is None:
             priv, ctx_satp, ctx_sum, ctx_mxr = self._context(access)
@@ -837,9 +913,17 @@ class Machine:
         mode = PAGING_MODES.get(mode_bits)
         if mode is None or priv is Priv.M:
             return None
-        return walk(self.phys, root_ppn << PAGE_SHIFT, va, access, priv, mode=mode,
-                    sum=ctx_sum if sum_ is None else sum_, mxr=ctx_mxr if mxr is None else mxr,
-                    ad=AdPolicy.REPORT)
+        return walk(
+            self.phys,
+            root_ppn << PAGE_SHIFT,
+            va,
+            access,
+            priv,
+            mode=mode,
+            sum=ctx_sum if sum_ is None else sum_,
+            mxr=ctx_mxr if mxr is None else mxr,
+            ad=AdPolicy.REPORT,
+        )
 
     def _explain_fault(self, pc: int) -> CpuFault:
         pending, self._pending_fault = self._pending_fault, None
@@ -851,14 +935,37 @@ class Machine:
         result = self._explain_walk(va, access, priv, pending.sum, pending.mxr, pending.satp)
         refusal = pending.refusal
         if refusal.walk is None:  # a cached entry refused (its permissions at the access's privilege)
-            return CpuFault(pc, va, access, priv, access.page_fault_cause, "page fault", refusal.reason.value,
-                            result, insn, tlb_entry_pte=refusal.tlb_pte, access_va=start, access_size=size)
+            return CpuFault(
+                pc,
+                va,
+                access,
+                priv,
+                access.page_fault_cause,
+                "page fault",
+                refusal.reason.value,
+                result,
+                insn,
+                tlb_entry_pte=refusal.tlb_pte,
+                access_va=start,
+                access_size=size,
+            )
         hw = refusal.walk  # the walk the hardware did (at the page address)
         if result is None or result.ok:
             result = hw
         fault = result.fault if result.fault is not None else hw.fault
-        return CpuFault(pc, va, access, priv, fault.cause, fault.kind, fault.message, result, insn,
-                        access_va=start, access_size=size)
+        return CpuFault(
+            pc,
+            va,
+            access,
+            priv,
+            fault.cause,
+            fault.kind,
+            fault.message,
+            result,
+            insn,
+            access_va=start,
+            access_size=size,
+        )
 
     # -- host access through the MMU -----------------------------------------------------------
 

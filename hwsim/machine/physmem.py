@@ -60,8 +60,10 @@ def _map_anonymous(name: str, size: int) -> mmap.mmap:
         why = getattr(exc, "strerror", None) or str(exc)
         memory = host_memory()
         has = f"; the host has {human_size(memory)} of memory" if memory else ""
-        raise HostLimitError(f"RAM region {name!r}", f"{size:#x} bytes ({human_size(size)}) is more than this "
-                                                     f"host can map (mmap: {why}{has})") from None
+        raise HostLimitError(
+            f"RAM region {name!r}",
+            f"{size:#x} bytes ({human_size(size)}) is more than this host can map (mmap: {why}{has})",
+        ) from None
 
 
 @dataclass(eq=False)
@@ -132,13 +134,16 @@ class PhysicalMemory:
         if base < 0 or size <= 0:
             raise ConfigError(f"region {name!r}: base must be >= 0 and size > 0, not base={base:#x} size={size:#x}")
         if base % REGION_ALIGN or size % REGION_ALIGN:
-            raise ConfigError(f"region {name!r}: base {base:#x} and size {size:#x} must be multiples of {REGION_ALIGN:#x}")
+            raise ConfigError(
+                f"region {name!r}: base {base:#x} and size {size:#x} must be multiples of {REGION_ALIGN:#x}"
+            )
         if base + size > 1 << 56:
             raise ConfigError(f"region {name!r}: end {base + size:#x} is beyond the 56-bit physical address space")
         for other in self.regions:
             if base < other.end and other.base < base + size:
                 raise ConfigError(
-                    f"region {name!r} [{base:#x}, {base + size:#x}) overlaps {other.name!r} [{other.base:#x}, {other.end:#x})")
+                    f"region {name!r} [{base:#x}, {base + size:#x}) overlaps {other.name!r} [{other.base:#x}, {other.end:#x})"
+                )
 
     def on_region_added(self, listener) -> None:
         self._listeners.append(listener)
@@ -196,7 +201,7 @@ class PhysicalMemory:
         """A zero-copy, writable view of guest RAM (must lie in one region)."""
         r = self.ram_at(pa, size)
         off = pa - r.base
-        return r.view[off:off + size]
+        return r.view[off : off + size]
 
     def read(self, pa: int, size: int) -> bytes:
         return bytes(self.view(pa, size))
@@ -207,7 +212,7 @@ class PhysicalMemory:
     def fill(self, pa: int, size: int, byte: int = 0) -> None:
         r = self.ram_at(pa, size)
         off = pa - r.base
-        r.view[off:off + size] = bytes([byte]) * size
+        r.view[off : off + size] = bytes([byte]) * size
 
     def read_u64(self, pa: int) -> int:
         r = self.ram_at(pa, 8)

@@ -15,12 +15,21 @@ caches a failed translation.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from ..errors import MappingError
 from .bits import (
-    PAGE_SHIFT, PAGE_SIZE, PTE_RSW_MASK, PTE_SIZE, SV39, PagingMode, Pte, make_pte, make_satp, pte_ppn,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PTE_RSW_MASK,
+    PTE_SIZE,
+    SV39,
+    PagingMode,
+    Pte,
+    make_pte,
+    make_satp,
+    pte_ppn,
 )
 
 # Plain ints for the table walks below (IntFlag arithmetic is several times slower).
@@ -99,8 +108,9 @@ class AddressSpace:
         if flags & Pte.W and not flags & Pte.R:
             raise MappingError(f"{what}: W without R is a reserved encoding")
         if not flags & (Pte.R | Pte.X):
-            raise MappingError(f"{what}: a leaf needs R or X (a PTE with neither is a pointer); "
-                               f"use unmap for no access")
+            raise MappingError(
+                f"{what}: a leaf needs R or X (a PTE with neither is a pointer); use unmap for no access"
+            )
         return flags
 
     # -- table plumbing -------------------------------------------------------------
@@ -149,8 +159,9 @@ class AddressSpace:
 
     # -- public operations ------------------------------------------------------------
 
-    def map(self, va: int, pa: int, size: int, flags: int, *, page_size: int | None = None,
-            accessed: bool = True) -> None:
+    def map(
+        self, va: int, pa: int, size: int, flags: int, *, page_size: int | None = None, accessed: bool = True
+    ) -> None:
         """Map ``[va, va+size)`` to ``[pa, pa+size)``; the range must not be mapped yet.
 
         ``page_size=None`` uses the largest pages that alignment allows (4 KiB,
@@ -172,12 +183,18 @@ class AddressSpace:
             level = 0
             for lvl in range(self.mode.levels - 1, 0, -1):
                 s = sizes[lvl]
-                if (page_size is None or page_size == s) and (va + off) % s == 0 and (pa + off) % s == 0 \
-                        and size - off >= s:
+                if (
+                    (page_size is None or page_size == s)
+                    and (va + off) % s == 0
+                    and (pa + off) % s == 0
+                    and size - off >= s
+                ):
                     level = lvl
                     break
             if page_size is not None and sizes[level] != page_size:
-                raise MappingError(f"map: va {va + off:#x} / pa {pa + off:#x} are not aligned to page size {page_size:#x}")
+                raise MappingError(
+                    f"map: va {va + off:#x} / pa {pa + off:#x} are not aligned to page size {page_size:#x}"
+                )
             self._map_one(va + off, pa + off, level, flags, accessed)
             off += sizes[level]
 
@@ -262,7 +279,7 @@ class AddressSpace:
     def _prune(self, va: int) -> None:
         """Free tables on the path to ``va`` that no longer hold a valid PTE."""
         path = self._path_tables(va)
-        for (table, parent_addr) in reversed(path):
+        for table, parent_addr in reversed(path):
             if self._valid.get(table) == 0 and table != self.root:
                 parent = self._table_of(parent_addr)
                 self._set(parent, parent_addr, self.phys.read_u64(parent_addr), 0)
@@ -312,8 +329,14 @@ class AddressSpace:
                 continue
             va = va_prefix | (i << self.mode.level_shift(level))
             if pte & (_R | _X):
-                yield Mapping(self.mode.canonical(va), pte_ppn(pte) << PAGE_SHIFT, self.mode.page_size(level),
-                              Pte(pte & 0xFF), level, addr)
+                yield Mapping(
+                    self.mode.canonical(va),
+                    pte_ppn(pte) << PAGE_SHIFT,
+                    self.mode.page_size(level),
+                    Pte(pte & 0xFF),
+                    level,
+                    addr,
+                )
             elif level > 0:
                 yield from self._iter_table(pte_ppn(pte) << PAGE_SHIFT, level - 1, va)
 

@@ -76,8 +76,16 @@ def describe_flags(pte: int) -> str:
     """Flags as the usual ``DAGUXWRV`` string with ``-`` for clear bits."""
     return "".join(
         name if pte & bit else "-"
-        for name, bit in (("D", Pte.D), ("A", Pte.A), ("G", Pte.G), ("U", Pte.U),
-                          ("X", Pte.X), ("W", Pte.W), ("R", Pte.R), ("V", Pte.V))
+        for name, bit in (
+            ("D", Pte.D),
+            ("A", Pte.A),
+            ("G", Pte.G),
+            ("U", Pte.U),
+            ("X", Pte.X),
+            ("W", Pte.W),
+            ("R", Pte.R),
+            ("V", Pte.V),
+        )
     )
 
 
@@ -154,6 +162,8 @@ def make_satp(mode: PagingMode | None, root_ppn: int = 0, asid: int = 0) -> int:
 
 def satp_fields(satp: int) -> tuple[int, int, int]:
     """``(mode, asid, ppn)`` of a satp value."""
-    return ((satp & SATP_MODE_MASK) >> SATP_MODE_SHIFT,
-            (satp & SATP_ASID_MASK) >> SATP_ASID_SHIFT,
-            satp & SATP_PPN_MASK)
+    return (
+        (satp & SATP_MODE_MASK) >> SATP_MODE_SHIFT,
+        (satp & SATP_ASID_MASK) >> SATP_ASID_SHIFT,
+        satp & SATP_PPN_MASK,
+    )

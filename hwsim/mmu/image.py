@@ -32,8 +32,11 @@ class ImageMemory:
     def _offset(self, pa: int, size: int) -> int:
         off = pa - self.base
         if off < 0 or off + size > self.size:
-            raise BusError(f"physical address {pa:#x} is outside the image [{self.base:#x}, {self.base + self.size:#x})",
-                           address=pa, size=size)
+            raise BusError(
+                f"physical address {pa:#x} is outside the image [{self.base:#x}, {self.base + self.size:#x})",
+                address=pa,
+                size=size,
+            )
         return off
 
     def read_u64(self, pa: int) -> int:
@@ -51,7 +54,7 @@ class ImageMemory:
         self._map.close()
         self._file.close()
 
-    def __enter__(self) -> "ImageMemory":
+    def __enter__(self) -> ImageMemory:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from .bits import (
-    PAGE_MASK, PAGE_SHIFT, PTE_HIGH_RESERVED_SHIFT, PTE_RSW_MASK, PTE_RSW_SHIFT, Pte, describe_flags, pte_ppn,
+    PAGE_MASK,
+    PAGE_SHIFT,
+    PTE_HIGH_RESERVED_SHIFT,
+    PTE_RSW_MASK,
+    PTE_RSW_SHIFT,
+    Pte,
+    describe_flags,
+    pte_ppn,
     satp_fields,
 )
 from .walker import LEVEL_NAMES, WalkResult
@@ -11,8 +18,9 @@ from .walker import LEVEL_NAMES, WalkResult
 
 def perms_string(pte: int) -> str:
     """``rwxu`` style, ``-`` for clear bits (G shown as ``g``)."""
-    return "".join(ch if pte & bit else "-" for ch, bit in (("r", 2), ("w", 4), ("x", 8), ("u", 16))) + \
-        ("g" if pte & 32 else "")
+    return "".join(ch if pte & bit else "-" for ch, bit in (("r", 2), ("w", 4), ("x", 8), ("u", 16))) + (
+        "g" if pte & 32 else ""
+    )
 
 
 def va_fields_line(result: WalkResult) -> str:
@@ -29,12 +37,16 @@ def format_walk(result: WalkResult) -> list[str]:
         f"SUM={int(result.sum)} MXR={int(result.mxr)}",
     ]
     for s in result.steps:
-        lines.append(f"  level {s.level}: PTE @ {s.pte_addr:#x} = {s.pte:#018x} "
-                     f"ppn={pte_ppn(s.pte):#x} {describe_flags(s.pte)}  {s.decision}")
+        lines.append(
+            f"  level {s.level}: PTE @ {s.pte_addr:#x} = {s.pte:#018x} "
+            f"ppn={pte_ppn(s.pte):#x} {describe_flags(s.pte)}  {s.decision}"
+        )
     tr = result.translation
     if tr is not None:
-        lines.append(f"result: pa {tr.pa:#x}  ({LEVEL_NAMES[tr.level]} at va {tr.page_va:#x} -> pa {tr.page_pa:#x}, "
-                     f"{perms_string(tr.pte)})")
+        lines.append(
+            f"result: pa {tr.pa:#x}  ({LEVEL_NAMES[tr.level]} at va {tr.page_va:#x} -> pa {tr.page_pa:#x}, "
+            f"{perms_string(tr.pte)})"
+        )
     else:
         f = result.fault
         lines.append(f"result: {result.access.value} {f.kind} (cause {int(f.cause)}): {f.message}")
@@ -54,19 +66,37 @@ def walk_to_json(result: WalkResult) -> dict:
         "sum": result.sum,
         "mxr": result.mxr,
         "steps": [
-            {"level": s.level, "pte_addr": hex(s.pte_addr), "pte": hex(s.pte), "ppn": hex(pte_ppn(s.pte)),
-             "flags": describe_flags(s.pte), "decision": s.decision}
+            {
+                "level": s.level,
+                "pte_addr": hex(s.pte_addr),
+                "pte": hex(s.pte),
+                "ppn": hex(pte_ppn(s.pte)),
+                "flags": describe_flags(s.pte),
+                "decision": s.decision,
+            }
             for s in result.steps
         ],
     }
     tr = result.translation
     if tr is not None:
-        out.update({"pa": hex(tr.pa), "level": tr.level, "page_size": tr.page_size,
-                    "perms": perms_string(tr.pte), "global": tr.global_})
+        out.update(
+            {
+                "pa": hex(tr.pa),
+                "level": tr.level,
+                "page_size": tr.page_size,
+                "perms": perms_string(tr.pte),
+                "global": tr.global_,
+            }
+        )
     else:
         f = result.fault
-        out["fault"] = {"kind": f.kind, "cause": int(f.cause), "reason": f.reason.name.lower(),
-                        "message": f.message, "level": f.level}
+        out["fault"] = {
+            "kind": f.kind,
+            "cause": int(f.cause),
+            "reason": f.reason.name.lower(),
+            "message": f.message,
+            "level": f.level,
+        }
     if result.ad_update is not None:
         addr, old, new = result.ad_update
         out["ad_update"] = {"pte_addr": hex(addr), "old": hex(old), "new": hex(new), "written": result.ad_written}
@@ -105,19 +135,26 @@ def format_walk_explained(result: WalkResult, *, satp: int | None = None) -> lis
     lines = []
     if satp is not None:
         _, asid, ppn = satp_fields(satp)
-        lines.append(f"satp {satp:#018x}: MODE={mode.satp_mode} ({mode.name}), ASID={asid}, PPN={ppn:#x} "
-                     f"-> root table at {ppn << PAGE_SHIFT:#x}")
-    lines.append(f"va {result.va:#018x}: {result.access.value} in {result.priv.name}-mode, "
-                 f"SUM={int(result.sum)} MXR={int(result.mxr)}")
+        lines.append(
+            f"satp {satp:#018x}: MODE={mode.satp_mode} ({mode.name}), ASID={asid}, PPN={ppn:#x} "
+            f"-> root table at {ppn << PAGE_SHIFT:#x}"
+        )
+    lines.append(
+        f"va {result.va:#018x}: {result.access.value} in {result.priv.name}-mode, "
+        f"SUM={int(result.sum)} MXR={int(result.mxr)}"
+    )
     lines.extend("  " + line for line in va_split_lines(mode, result.va))
     if not mode.is_canonical(result.va):
-        lines.append(f"  bits 63..{mode.va_bits} are not all copies of bit {mode.va_bits - 1}: "
-                     f"the address is not canonical, nothing is read")
+        lines.append(
+            f"  bits 63..{mode.va_bits} are not all copies of bit {mode.va_bits - 1}: "
+            f"the address is not canonical, nothing is read"
+        )
     table = result.root
     for s in result.steps:
         vpn = mode.vpn(result.va, s.level)
-        lines.append(f"level {s.level}: PTE address = {table:#x} + vpn[{s.level}]*8 = {table:#x} + {vpn:#x}*8 "
-                     f"= {s.pte_addr:#x}")
+        lines.append(
+            f"level {s.level}: PTE address = {table:#x} + vpn[{s.level}]*8 = {table:#x} + {vpn:#x}*8 = {s.pte_addr:#x}"
+        )
         if s.code == "pte_access":
             lines.append(f"         -> {s.decision}")
             break
@@ -129,8 +166,7 @@ def format_walk_explained(result: WalkResult, *, satp: int | None = None) -> lis
     if tr is not None:
         shift = mode.level_shift(tr.level)
         low = "offset" if tr.level == 0 else f"va[{shift - 1}:0]"
-        lines.append(f"pa = (PPN {pte_ppn(tr.pte):#x} << 12) | "
-                     f"{low} {result.va & (tr.page_size - 1):#x} = {tr.pa:#x}")
+        lines.append(f"pa = (PPN {pte_ppn(tr.pte):#x} << 12) | {low} {result.va & (tr.page_size - 1):#x} = {tr.pa:#x}")
         if result.ad_update is not None:
             addr, old, new = result.ad_update
             set_bits = new & ~old

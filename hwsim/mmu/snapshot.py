@@ -46,11 +46,13 @@ def regions_of(phys) -> list[Region]:
 
 def region_namer(regions: list[Region]):
     """``pa -> region name`` (None where there is nothing), for tree and walk output."""
+
     def name(pa: int) -> str | None:
         for r in regions:
             if r.base <= pa < r.end:
                 return r.name
         return None
+
     return name
 
 
@@ -69,8 +71,9 @@ class SnapshotMemory:
         try:
             return self._tables[frame]
         except KeyError:
-            raise ConfigError(f"snapshot {self._path!r} does not hold the frame at {frame:#x} "
-                              f"(only page tables are saved)") from None
+            raise ConfigError(
+                f"snapshot {self._path!r} does not hold the frame at {frame:#x} (only page tables are saved)"
+            ) from None
 
     def read_u64(self, pa: int) -> int:
         return self._frame(pa, PTE_SIZE).get((pa & PAGE_MASK) // PTE_SIZE, 0)
@@ -115,9 +118,14 @@ def snapshot_dict(mem, satp: int, regions: list[Region], *, source: str = "") ->
             if value:
                 ptes[hex(i)] = hex(value)
         tables.append({"pa": hex(node.pa), "level": node.level, "ptes": ptes})
-    return {"format": FORMAT, "version": VERSION, "source": source, "satp": hex(satp),
-            "regions": [{"name": r.name, "kind": r.kind, "base": hex(r.base), "size": hex(r.size)} for r in regions],
-            "tables": tables}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "source": source,
+        "satp": hex(satp),
+        "regions": [{"name": r.name, "kind": r.kind, "base": hex(r.base), "size": hex(r.size)} for r in regions],
+        "tables": tables,
+    }
 
 
 def save_snapshot(path: str | os.PathLike, mem, satp: int, regions: list[Region], *, source: str = "") -> int:
@@ -172,10 +180,11 @@ def load_snapshot(path: str | os.PathLike) -> Snapshot:
     except ValueError as exc:  # e.g. an integer with more digits than Python converts
         raise ConfigError(f"snapshot {p!r} is not a snapshot: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ConfigError(f"{p!r} is not an hwsim page-table snapshot (it needs \"format\": \"{FORMAT}\")")
+        raise ConfigError(f'{p!r} is not an hwsim page-table snapshot (it needs "format": "{FORMAT}")')
     if data.get("version") != VERSION:
-        raise ConfigError(f"snapshot {p!r}: version {data.get('version')!r} is not supported (this hwsim reads "
-                          f"version {VERSION})")
+        raise ConfigError(
+            f"snapshot {p!r}: version {data.get('version')!r} is not supported (this hwsim reads version {VERSION})"
+        )
 
     def hexint(value, where: str, limit: int = 1 << 64) -> int:
         if not isinstance(value, str):
@@ -201,8 +210,14 @@ def load_snapshot(path: str | os.PathLike) -> Snapshot:
         where = f"regions[{n}]"
         if not isinstance(r, dict) or r.get("kind") not in ("ram", "mmio") or not isinstance(r.get("name"), str):
             raise ConfigError(f"snapshot {p!r}: {where} needs a name, a kind (ram or mmio), a base and a size")
-        regions.append(Region(r["name"], r["kind"], hexint(r.get("base"), f"{where}.base", 1 << 56),
-                              hexint(r.get("size"), f"{where}.size", 1 << 56)))
+        regions.append(
+            Region(
+                r["name"],
+                r["kind"],
+                hexint(r.get("base"), f"{where}.base", 1 << 56),
+                hexint(r.get("size"), f"{where}.size", 1 << 56),
+            )
+        )
     tables: dict[int, dict[int, int]] = {}
     for n, t in enumerate(items("tables")):
         where = f"tables[{n}]"

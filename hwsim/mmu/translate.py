@@ -33,8 +33,9 @@ again, so hardware sets D (``AdPolicy.UPDATE``) or the store faults
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from ..riscv.priv import Access, Priv
 from .bits import SV39, PagingMode, Pte
@@ -66,10 +67,23 @@ class Refusal:
     walk: WalkResult | None = None
 
 
-def lookup_or_walk(tlb: Tlb, mem, tag: int, root: int, va: int, access: Access, priv: Priv, sum: bool = False,
-                   mxr: bool = False, *, mode: PagingMode = SV39, ad: AdPolicy = AdPolicy.UPDATE,
-                   resolvers: tuple[Resolver, ...] = (), on_miss: Callable[[int, int], None] | None = None,
-                   on_walk: Callable[[WalkResult], None] | None = None) -> Translation | Refusal:
+def lookup_or_walk(
+    tlb: Tlb,
+    mem,
+    tag: int,
+    root: int,
+    va: int,
+    access: Access,
+    priv: Priv,
+    sum: bool = False,
+    mxr: bool = False,
+    *,
+    mode: PagingMode = SV39,
+    ad: AdPolicy = AdPolicy.UPDATE,
+    resolvers: tuple[Resolver, ...] = (),
+    on_miss: Callable[[int, int], None] | None = None,
+    on_walk: Callable[[WalkResult], None] | None = None,
+) -> Translation | Refusal:
     """Translate ``va`` for ``access`` through ``tlb`` (entries tagged ``tag``), walking the tables at
     ``root`` in ``mem`` when the TLB cannot answer; a successful walk is inserted into ``tlb``.
 

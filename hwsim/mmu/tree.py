@@ -22,8 +22,19 @@ from dataclasses import dataclass, field
 
 from ..errors import BusError, HwsimError
 from .bits import (
-    PAGE_SHIFT, PAGE_SIZE, PTE_FLAGS_MASK, PTE_HIGH_RESERVED_MASK, PTE_HIGH_RESERVED_SHIFT, PTE_NONLEAF_RESERVED, PTE_RSW_MASK, PTE_SIZE,
-    SV39, PagingMode, Pte, describe_flags, pte_ppn,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PTE_FLAGS_MASK,
+    PTE_HIGH_RESERVED_MASK,
+    PTE_HIGH_RESERVED_SHIFT,
+    PTE_NONLEAF_RESERVED,
+    PTE_RSW_MASK,
+    PTE_SIZE,
+    SV39,
+    PagingMode,
+    Pte,
+    describe_flags,
+    pte_ppn,
 )
 from .walker import LEVEL_NAMES, FaultReason
 
@@ -49,7 +60,7 @@ class TreeEntry:
     va: int  # canonical VA of the first byte covered
     kind: str  # "pointer", "leaf" or "reserved" (W=1 with R=0)
     problem: FaultReason | None = None  # why a walk through this entry faults, if it does
-    table: "TableNode | None" = None  # the next-level table of a pointer (None: not followed)
+    table: TableNode | None = None  # the next-level table of a pointer (None: not followed)
 
     @property
     def last_index(self) -> int:
@@ -135,8 +146,9 @@ def _read_table(mem, pa: int) -> tuple[int, ...]:
     return tuple(mem.read_u64(pa + i * PTE_SIZE) for i in range(PAGE_SIZE // PTE_SIZE))
 
 
-def read_tree(mem, root: int, mode: PagingMode = SV39, *, satp: int | None = None,
-              max_tables: int = 4096) -> PageTableTree:
+def read_tree(
+    mem, root: int, mode: PagingMode = SV39, *, satp: int | None = None, max_tables: int = 4096
+) -> PageTableTree:
     """Read every table under ``root`` through ``mem`` (``read_u64``, and ``read`` when it has one).
 
     Raises :class:`TreeTooLarge` past ``max_tables`` tables, and
@@ -170,9 +182,15 @@ def read_tree(mem, root: int, mode: PagingMode = SV39, *, satp: int | None = Non
                 continue
             node.valid += 1
             kind, problem = _problem(pte, level, mode)
-            if (run is not None and kind == "leaf" and problem is None and run.index + run.count == i
-                    and (pte & _LOW) == (run.pte & _LOW) and pte >> PTE_HIGH_RESERVED_SHIFT == run.pte >> PTE_HIGH_RESERVED_SHIFT
-                    and pte_ppn(pte) == pte_ppn(run.pte) + step * run.count):
+            if (
+                run is not None
+                and kind == "leaf"
+                and problem is None
+                and run.index + run.count == i
+                and (pte & _LOW) == (run.pte & _LOW)
+                and pte >> PTE_HIGH_RESERVED_SHIFT == run.pte >> PTE_HIGH_RESERVED_SHIFT
+                and pte_ppn(pte) == pte_ppn(run.pte) + step * run.count
+            ):
                 run.count += 1
                 continue
             entry = TreeEntry(i, 1, level, pa + i * PTE_SIZE, pte, mode.canonical(va | (i << shift)), kind, problem)
@@ -211,8 +229,7 @@ def entry_summary(e: TreeEntry, region_of=None) -> str:
         extra = f", {t.invalid_nonzero} non-zero with V=0" if t.invalid_nonzero else ""
         return f"{head}  -> {where} ({t.valid} valid{extra})"
     size = SIZE_NAMES[e.level]
-    what = (f"{e.count} x {size}" if e.count > 1 else
-            f"{size} page" if e.level == 0 else f"{size} superpage")
+    what = f"{e.count} x {size}" if e.count > 1 else f"{size} page" if e.level == 0 else f"{size} superpage"
     pa = _range(e.target, e.size)
     if region_of is not None:
         pa += f" [{region_of(e.target) or 'no RAM or device'}]"
@@ -246,10 +263,13 @@ def format_tree(tree: PageTableTree, *, region_of=None) -> list[str]:
     tables = tree.tables()
     good = [e for t in tables for e in t.entries if e.kind == "leaf" and e.problem is None]
     problems = sum(1 for t in tables for e in t.entries if e.problem is not None)
-    per_level = ", ".join(f"{sum(1 for t in tables if t.level == lvl)} at level {lvl}"
-                          for lvl in reversed(range(mode.levels)))
-    lines.append(f"{len(tables)} tables ({per_level}); {_bytes(sum(e.size for e in good))} mapped by "
-                 f"{sum(e.count for e in good)} leaf PTEs; {problems} PTEs a walk faults on")
+    per_level = ", ".join(
+        f"{sum(1 for t in tables if t.level == lvl)} at level {lvl}" for lvl in reversed(range(mode.levels))
+    )
+    lines.append(
+        f"{len(tables)} tables ({per_level}); {_bytes(sum(e.size for e in good))} mapped by "
+        f"{sum(e.count for e in good)} leaf PTEs; {problems} PTEs a walk faults on"
+    )
     return lines
 
 
@@ -270,21 +290,37 @@ def tree_to_json(tree: PageTableTree, *, region_of=None) -> dict:
     """A JSON-ready dict (addresses and PTEs as hex strings), used by ``dump --json`` and the HTML view."""
 
     def table(node: TableNode) -> dict:
-        out = {"pa": hex(node.pa), "level": node.level, "va": hex(node.va), "valid": node.valid,
-               "invalid_nonzero": node.invalid_nonzero, "shared": node.shared, "missing": node.missing,
-               "entries": [entry(e) for e in node.entries]}
+        out = {
+            "pa": hex(node.pa),
+            "level": node.level,
+            "va": hex(node.va),
+            "valid": node.valid,
+            "invalid_nonzero": node.invalid_nonzero,
+            "shared": node.shared,
+            "missing": node.missing,
+            "entries": [entry(e) for e in node.entries],
+        }
         return out
 
     def entry(e: TreeEntry) -> dict:
-        out = {"index": e.index, "count": e.count, "level": e.level, "pte_addr": hex(e.pte_addr), "pte": hex(e.pte),
-               "va": hex(e.va), "size": e.size, "kind": e.kind, "flags": describe_flags(e.pte),
-               "target": hex(e.target), "page": LEVEL_NAMES[e.level],
-               "problem": e.problem.value if e.problem is not None else None}
+        out = {
+            "index": e.index,
+            "count": e.count,
+            "level": e.level,
+            "pte_addr": hex(e.pte_addr),
+            "pte": hex(e.pte),
+            "va": hex(e.va),
+            "size": e.size,
+            "kind": e.kind,
+            "flags": describe_flags(e.pte),
+            "target": hex(e.target),
+            "page": LEVEL_NAMES[e.level],
+            "problem": e.problem.value if e.problem is not None else None,
+        }
         if e.kind != "pointer" and region_of is not None:
             out["region"] = region_of(e.target)
         if e.table is not None:
             out["table"] = table(e.table)
         return out
 
-    return {"mode": tree.mode.name, "satp": hex(tree.satp) if tree.satp is not None else None,
-            "root": table(tree.root)}
+    return {"mode": tree.mode.name, "satp": hex(tree.satp) if tree.satp is not None else None, "root": table(tree.root)}

@@ -21,7 +21,17 @@ from dataclasses import dataclass
 
 from ..errors import BusError
 from ..riscv.priv import Access, Cause, Priv
-from .bits import PAGE_SHIFT, PTE_HIGH_RESERVED_MASK, PTE_PPN_MASK, PTE_PPN_SHIFT, PTE_SIZE, SV39, PagingMode, Pte, describe_flags
+from .bits import (
+    PAGE_SHIFT,
+    PTE_HIGH_RESERVED_MASK,
+    PTE_PPN_MASK,
+    PTE_PPN_SHIFT,
+    PTE_SIZE,
+    SV39,
+    PagingMode,
+    Pte,
+    describe_flags,
+)
 
 # Plain-int flag bits for the hot path (IntFlag arithmetic costs ~25x more).
 _V, _R, _W, _X, _U, _G, _A, _D = (int(f) for f in (Pte.V, Pte.R, Pte.W, Pte.X, Pte.U, Pte.G, Pte.A, Pte.D))
@@ -36,7 +46,7 @@ class AdPolicy(enum.Enum):
     """What the walker does when a leaf's A bit (or D bit, for a store) is clear."""
 
     UPDATE = "update"  # set the bits in memory, atomically with the walk (Svadu; QEMU does this)
-    FAULT = "fault"    # raise a page fault and let software set them (Svade)
+    FAULT = "fault"  # raise a page fault and let software set them (Svade)
     REPORT = "report"  # translate as UPDATE would, but only report the update: memory is not written
 
 
@@ -77,8 +87,13 @@ class WalkStep:
         self.level, self.pte_addr, self.pte, self.code, self.arg = level, pte_addr, pte, code, arg
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, WalkStep) and (self.level, self.pte_addr, self.pte, self.code, self.arg) == \
-            (other.level, other.pte_addr, other.pte, other.code, other.arg)
+        return isinstance(other, WalkStep) and (self.level, self.pte_addr, self.pte, self.code, self.arg) == (
+            other.level,
+            other.pte_addr,
+            other.pte,
+            other.code,
+            other.arg,
+        )
 
     def __repr__(self) -> str:
         return f"WalkStep(level={self.level}, pte_addr={self.pte_addr:#x}, pte={self.pte:#x}, {self.decision!r})"
@@ -97,11 +112,11 @@ class WalkStep:
             "write_no_read": "R=0 W=1: reserved encoding -> page fault",
             "reserved_bits": f"reserved bits 63:54 = {pte >> 54:#x} -> page fault",
             "nonleaf_reserved": f"non-leaf with {describe_flags(pte & _NONLEAF_RESERVED).replace('-', '')} set "
-                                f"(reserved) -> page fault",
+            f"(reserved) -> page fault",
             "no_leaf": "pointer at the last level -> page fault",
             "denied": f"{leaf}: {arg} denied -> page fault",
             "misaligned": f"{leaf} with PPN {(pte & PTE_PPN_MASK) >> PTE_PPN_SHIFT:#x} not aligned to its size "
-                          f"-> page fault",
+            f"-> page fault",
             "ad_fault": f"{leaf}: {arg}=0 -> page fault (Svade)",
         }[code]
 
@@ -119,8 +134,10 @@ class Translation:
         return isinstance(other, Translation) and all(getattr(self, f) == getattr(other, f) for f in self.__slots__)
 
     def __repr__(self) -> str:
-        return (f"Translation(va={self.va:#x}, pa={self.pa:#x}, level={self.level}, pte_addr={self.pte_addr:#x}, "
-                f"pte={self.pte:#x}, global_={self.global_})")
+        return (
+            f"Translation(va={self.va:#x}, pa={self.pa:#x}, level={self.level}, pte_addr={self.pte_addr:#x}, "
+            f"pte={self.pte:#x}, global_={self.global_})"
+        )
 
     @property
     def page_va(self) -> int:
@@ -206,9 +223,18 @@ def _fault(args: tuple, steps: list, reason: FaultReason, level, pte_addr, pte) 
     return WalkResult(*args, tuple(steps), fault=Fault(reason, cause, level, pte_addr, pte))
 
 
-def walk(mem, root: int, va: int, access: Access, priv: Priv = Priv.S, *,
-         mode: PagingMode = SV39, sum: bool = False, mxr: bool = False,
-         ad: AdPolicy = AdPolicy.UPDATE) -> WalkResult:
+def walk(
+    mem,
+    root: int,
+    va: int,
+    access: Access,
+    priv: Priv = Priv.S,
+    *,
+    mode: PagingMode = SV39,
+    sum: bool = False,
+    mxr: bool = False,
+    ad: AdPolicy = AdPolicy.UPDATE,
+) -> WalkResult:
     """Translate ``va`` through the page tables whose root table is at physical ``root``.
 
     ``priv`` is the effective privilege of the access (U or S; M-mode accesses
@@ -280,8 +306,7 @@ def walk(mem, root: int, va: int, access: Access, priv: Priv = Priv.S, *,
             if ad is AdPolicy.FAULT:
                 bit = "A" if not pte & _A else "D"
                 steps.append(WalkStep(level, pte_addr, pte, "ad_fault", bit))
-                return stop(FaultReason.ACCESSED_CLEAR if bit == "A" else FaultReason.DIRTY_CLEAR,
-                            level, pte_addr, pte)
+                return stop(FaultReason.ACCESSED_CLEAR if bit == "A" else FaultReason.DIRTY_CLEAR, level, pte_addr, pte)
             ad_update = (pte_addr, pte, new)
             set_bits = ("A" if new & ~pte & _A else "") + ("D" if new & ~pte & _D else "")
             if ad is AdPolicy.UPDATE:
@@ -296,6 +321,17 @@ def walk(mem, root: int, va: int, access: Access, priv: Priv = Priv.S, *,
         page_size = 1 << shift
         steps.append(WalkStep(level, pte_addr, pte, "leaf", note))
         tr = Translation(va, (ppn << PAGE_SHIFT) | (va & (page_size - 1)), level, page_size, pte_addr, new, global_)
-        return WalkResult(mode, root, va, access, priv, sum, mxr, tuple(steps), translation=tr,
-                          ad_update=ad_update, ad_written=written)
+        return WalkResult(
+            mode,
+            root,
+            va,
+            access,
+            priv,
+            sum,
+            mxr,
+            tuple(steps),
+            translation=tr,
+            ad_update=ad_update,
+            ad_written=written,
+        )
     raise AssertionError("unreachable: the loop returns at level 0")

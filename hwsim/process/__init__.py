@@ -12,10 +12,32 @@ See docs/processes.md.
 
 from ._allocator import PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE, PageAllocator
 from ._build import BuildError, build_module
-from ._errors import (DuplicateSymbolError, LibraryNotFoundError, LoadError, MemoryRequestError, OutOfMemoryError,
-                      ProcessError, UndefinedSymbolError)
+from ._errors import (
+    DuplicateSymbolError,
+    LibraryNotFoundError,
+    LoadError,
+    MemoryRequestError,
+    OutOfMemoryError,
+    ProcessError,
+    UndefinedSymbolError,
+)
 from ._process import LoadedModule, Process
 
-__all__ = ["BuildError", "DuplicateSymbolError", "LibraryNotFoundError", "LoadError", "LoadedModule",
-           "MemoryRequestError", "OutOfMemoryError", "PROT_EXEC", "PROT_NONE", "PROT_READ", "PROT_WRITE",
-           "PageAllocator", "Process", "ProcessError", "UndefinedSymbolError", "build_module"]
+__all__ = [
+    "BuildError",
+    "DuplicateSymbolError",
+    "LibraryNotFoundError",
+    "LoadError",
+    "LoadedModule",
+    "MemoryRequestError",
+    "OutOfMemoryError",
+    "PROT_EXEC",
+    "PROT_NONE",
+    "PROT_READ",
+    "PROT_WRITE",
+    "PageAllocator",
+    "Process",
+    "ProcessError",
+    "UndefinedSymbolError",
+    "build_module",
+]

@@ -57,11 +57,13 @@ class Region:
 def prot_to_state(prot: int, what: str) -> Prot:
     """POSIX protection bits to memory control's protection: NONE, READ, WRITE (or READ|WRITE) is read-write."""
     if prot & PROT_EXEC:
-        raise MemoryRequestError(errno.EINVAL, f"{what}: protection {prot:#x} asks for PROT_EXEC (4): linear "
-                                               f"memory never holds code")
+        raise MemoryRequestError(
+            errno.EINVAL, f"{what}: protection {prot:#x} asks for PROT_EXEC (4): linear memory never holds code"
+        )
     if prot & ~(PROT_READ | PROT_WRITE) or prot < 0:
-        raise MemoryRequestError(errno.EINVAL, f"{what}: unknown protection bits in {prot:#x} (PROT_READ is 1, "
-                                               f"PROT_WRITE 2)")
+        raise MemoryRequestError(
+            errno.EINVAL, f"{what}: unknown protection bits in {prot:#x} (PROT_READ is 1, PROT_WRITE 2)"
+        )
     if prot & PROT_WRITE:
         return Prot.READWRITE
     return Prot.READ if prot else Prot.NONE
@@ -144,7 +146,7 @@ class PageAllocator:
         region = self.regions.pop(start)
         self.ctl.unmap(region.start, region.length)
         first = region.start >> PAGE_SHIFT
-        self.owner[first:first + (region.length >> PAGE_SHIFT)] = bytes(region.length >> PAGE_SHIFT)
+        self.owner[first : first + (region.length >> PAGE_SHIFT)] = bytes(region.length >> PAGE_SHIFT)
 
     # -- mmap / munmap / mprotect ---------------------------------------------------------------------
 
@@ -168,8 +170,11 @@ class PageAllocator:
         end = min(end, len(self.owner))
         page = self._first_of(self.owner, (Owner.NULL, Owner.LOADER, Owner.GUEST), first, end)
         if page >= 0:
-            raise MemoryRequestError(errno.EINVAL, f"munmap: page {page:#x} (address {page << PAGE_SHIFT:#x}) "
-                                                   f"{self._whose(page)}: only pages from mmap can be unmapped")
+            raise MemoryRequestError(
+                errno.EINVAL,
+                f"munmap: page {page:#x} (address {page << PAGE_SHIFT:#x}) "
+                f"{self._whose(page)}: only pages from mmap can be unmapped",
+            )
         page = first
         while page < end:  # unmap each run of mapped pages
             start = self.owner.find(Owner.MAPPED, page, end)
@@ -187,15 +192,19 @@ class PageAllocator:
         state = prot_to_state(prot, "mprotect")
         if end > len(self.owner):
             page = len(self.owner)
-            raise MemoryRequestError(errno.ENOMEM, f"mprotect: page {page:#x} (address {page << PAGE_SHIFT:#x}) "
-                                                   f"is past the end of memory 0 ({self.size:#x} bytes)")
+            raise MemoryRequestError(
+                errno.ENOMEM,
+                f"mprotect: page {page:#x} (address {page << PAGE_SHIFT:#x}) "
+                f"is past the end of memory 0 ({self.size:#x} bytes)",
+            )
         page = self._first_of(self.owner, (Owner.FREE, Owner.NULL), first, end)
         unmapped = self.ctl.states.find({State.UNMAPPED}, first, end)
         if unmapped >= 0 and (page < 0 or unmapped < page):
             page = unmapped
         if page >= 0:
-            raise MemoryRequestError(errno.ENOMEM, f"mprotect: page {page:#x} (address {page << PAGE_SHIFT:#x}) "
-                                                   f"{self._whose(page)}")
+            raise MemoryRequestError(
+                errno.ENOMEM, f"mprotect: page {page:#x} (address {page << PAGE_SHIFT:#x}) {self._whose(page)}"
+            )
         self.ctl.protect(first << PAGE_SHIFT, (end - first) << PAGE_SHIFT, state)
 
     # -- internals ------------------------------------------------------------------------------
@@ -221,8 +230,9 @@ class PageAllocator:
 
     def _range(self, what: str, addr: int, length: int) -> tuple[int, int]:
         if addr % PAGE_SIZE:
-            raise MemoryRequestError(errno.EINVAL, f"{what}: address {addr:#x} is not a multiple of the "
-                                                   f"{PAGE_SIZE}-byte page size")
+            raise MemoryRequestError(
+                errno.EINVAL, f"{what}: address {addr:#x} is not a multiple of the {PAGE_SIZE}-byte page size"
+            )
         if length <= 0:
             raise MemoryRequestError(errno.EINVAL, f"{what}: length must be positive, not {length}")
         if addr + length > ADDRESS_LIMIT:
@@ -255,7 +265,7 @@ class PageAllocator:
         if start < 0:
             self._grow_for(npages, align, what)
             start = self._find(npages, align)
-        self.owner[start:start + npages] = bytes([owner]) * npages
+        self.owner[start : start + npages] = bytes([owner]) * npages
         return start << PAGE_SHIFT
 
     def _grow_for(self, npages: int, align: int, what: str) -> None:
@@ -269,12 +279,13 @@ class PageAllocator:
         pages = len(self.owner)
         mem = self.memory
         if mem.grow(delta) < 0:
-            raise OutOfMemoryError(f"{what}: memory 0 would have to grow from {mem.size_bytes:#x} to "
-                                   f"{mem.size_bytes + delta * WASM_PAGE:#x} bytes, past its maximum of "
-                                   f"{mem.max_pages * mem.page_size:#x}")
+            raise OutOfMemoryError(
+                f"{what}: memory 0 would have to grow from {mem.size_bytes:#x} to "
+                f"{mem.size_bytes + delta * WASM_PAGE:#x} bytes, past its maximum of "
+                f"{mem.max_pages * mem.page_size:#x}"
+            )
         self.ctl.unmap(pages * PAGE_SIZE, delta * WASM_PAGE)  # new pages are free: no access until handed out
         self.owner += bytes(delta * (WASM_PAGE // PAGE_SIZE))
 
 
-__all__ = ["Owner", "PROT_EXEC", "PROT_NONE", "PROT_READ", "PROT_WRITE", "PageAllocator", "Region",
-           "prot_to_state"]
+__all__ = ["Owner", "PROT_EXEC", "PROT_NONE", "PROT_READ", "PROT_WRITE", "PageAllocator", "Region", "prot_to_state"]

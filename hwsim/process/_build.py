@@ -24,8 +24,18 @@ from .. import _paths
 from .._zig import zig_cc
 from ._errors import ProcessError
 
-COMMON = ("-target", "wasm32-freestanding", "-O2", "-g", "-nostdlib", "-ffreestanding", "-fPIC",
-          "-fvisibility=default", "-Wl,--import-symbols", "-Wl,--export=__wasm_call_ctors")
+COMMON = (
+    "-target",
+    "wasm32-freestanding",
+    "-O2",
+    "-g",
+    "-nostdlib",
+    "-ffreestanding",
+    "-fPIC",
+    "-fvisibility=default",
+    "-Wl,--import-symbols",
+    "-Wl,--export=__wasm_call_ctors",
+)
 LIBRARY = ("-shared",)
 MAIN = ("-fPIE", "-pie", "-Wl,--import-memory", "-Wl,--import-table", "-Wl,--export-dynamic", "-Wl,--no-entry")
 
@@ -34,8 +44,9 @@ class BuildError(ProcessError):
     """A module could not be built (no zig, or a compiler or linker error)."""
 
 
-def build_module(sources, output, *, main: bool = False, libraries=(), include_dirs=(), flags=(),
-                 force: bool = False) -> Path:
+def build_module(
+    sources, output, *, main: bool = False, libraries=(), include_dirs=(), flags=(), force: bool = False
+) -> Path:
     """Build C ``sources`` into the position-independent module ``output`` (a library, or with ``main``
     a main module); rebuilt only when a source, a library, the headers given or the flags change.
 
@@ -55,9 +66,15 @@ def build_module(sources, output, *, main: bool = False, libraries=(), include_d
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
         except OSError as exc:
             raise BuildError(f"{output.name}: cannot read {path}: {exc.strerror}") from None
-    return zig_cc([*cmd_flags, *map(str, sources), *map(str, libraries)], output, digest.hexdigest(),
-                  force=force, what=output.name, hint="building modules needs zig: pip install ziglang",
-                  error=BuildError)
+    return zig_cc(
+        [*cmd_flags, *map(str, sources), *map(str, libraries)],
+        output,
+        digest.hexdigest(),
+        force=force,
+        what=output.name,
+        hint="building modules needs zig: pip install ziglang",
+        error=BuildError,
+    )
 
 
 __all__ = ["BuildError", "build_module"]

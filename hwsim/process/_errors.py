@@ -53,5 +53,12 @@ class OutOfMemoryError(MemoryRequestError, MemoryError):
         super().__init__(_errno.ENOMEM, message)
 
 
-__all__ = ["DuplicateSymbolError", "LibraryNotFoundError", "LoadError", "MemoryRequestError", "OutOfMemoryError",
-           "ProcessError", "UndefinedSymbolError"]
+__all__ = [
+    "DuplicateSymbolError",
+    "LibraryNotFoundError",
+    "LoadError",
+    "MemoryRequestError",
+    "OutOfMemoryError",
+    "ProcessError",
+    "UndefinedSymbolError",
+]

@@ -36,13 +36,13 @@ from ..compiler.traps import TrapCode
 from ..errors import HwsimError
 from ..runtime import api
 from ..runtime import layout as L
+from ..runtime.internal import vm_global, vm_instance, vm_memory, vm_module, vm_store, vm_table
 from ..runtime.memctl import SECTION as MEMORY_LAYOUT
 from ..runtime.objects import FuncRecord
 from ..runtime.store import Trap
 from ..wasm.dylink import WASM_SYM_BINDING_WEAK, WASM_SYM_TLS
 from ..wasm.types import I32, ExternKind
 from ._errors import DuplicateSymbolError, LibraryNotFoundError, LoadError, OutOfMemoryError, UndefinedSymbolError
-from ..runtime.internal import vm_global, vm_instance, vm_memory, vm_module, vm_store, vm_table
 
 ENV = "env"
 GOT_MEM = "GOT.mem"
@@ -52,8 +52,20 @@ MEMORY_IMPORT = "memory"
 TABLE_IMPORT = "__indirect_function_table"
 PROVIDED_GLOBALS = ("__memory_base", "__table_base", "__stack_pointer")
 # Exports that are the module's business with its loader, never symbols.
-_LOADER_EXPORTS = frozenset({"__post_instantiate", "__tls_base", "__tls_size", "__tls_align", "__stack_pointer",
-                             "__memory_base", "__table_base", "__heap_base", "__data_end", "__dso_handle"})
+_LOADER_EXPORTS = frozenset(
+    {
+        "__post_instantiate",
+        "__tls_base",
+        "__tls_size",
+        "__tls_align",
+        "__stack_pointer",
+        "__memory_base",
+        "__table_base",
+        "__heap_base",
+        "__data_end",
+        "__dso_handle",
+    }
+)
 APPLY_DATA_RELOCS = "__wasm_apply_data_relocs"
 CALL_CTORS = "__wasm_call_ctors"
 
@@ -81,7 +93,7 @@ class _Candidate:
     name: str
     path: str | None
     module: api.Module
-    needed_by: "_Candidate | None"
+    needed_by: _Candidate | None
     definitions: list[Symbol] = field(default_factory=list)
     plans: list = field(default_factory=list)  # per import: how it is satisfied
     memory_base: int = 0
@@ -99,8 +111,13 @@ class _Candidate:
 
 def _signature(ftype) -> str:
     names = {0x7F: "i32", 0x7E: "i64", 0x7D: "f32", 0x7C: "f64", 0x70: "funcref", 0x6F: "externref"}
-    return "[" + " ".join(names.get(t, hex(t)) for t in ftype.params) + "] -> [" + \
-        " ".join(names.get(t, hex(t)) for t in ftype.results) + "]"
+    return (
+        "["
+        + " ".join(names.get(t, hex(t)) for t in ftype.params)
+        + "] -> ["
+        + " ".join(names.get(t, hex(t)) for t in ftype.results)
+        + "]"
+    )
 
 
 def _same_type(a, b) -> bool:
@@ -168,23 +185,32 @@ class LoadSet:
     def _check(self, cand: _Candidate) -> None:
         m, name = cand.wasm, cand.name
         if m.dylink is None:
-            why = f"malformed dylink.0 section: {m.dylink_error}" if m.dylink_error else \
-                "it has no dylink.0 section (build it with zig cc -fPIC -shared, or -fPIE -pie for a main " \
+            why = (
+                f"malformed dylink.0 section: {m.dylink_error}"
+                if m.dylink_error
+                else "it has no dylink.0 section (build it with zig cc -fPIC -shared, or -fPIE -pie for a main "
                 "module; see docs/processes.md)"
+            )
             raise LoadError(f"{name} is not a position-independent module: {why}")
         if m.get_custom_sections(MEMORY_LAYOUT):
-            raise LoadError(f"{name} declares a memory layout (custom section {MEMORY_LAYOUT!r}); in a process, "
-                            f"memory 0's layout is the process's (its first page is protected already)")
+            raise LoadError(
+                f"{name} declares a memory layout (custom section {MEMORY_LAYOUT!r}); in a process, "
+                f"memory 0's layout is the process's (its first page is protected already)"
+            )
         if m.memories:
-            raise LoadError(f"{name} defines its own memory; a process module imports env.memory "
-                            f"(link it with -Wl,--import-memory)")
+            raise LoadError(
+                f"{name} defines its own memory; a process module imports env.memory (link it with -Wl,--import-memory)"
+            )
         if m.tables:
-            raise LoadError(f"{name} defines its own table; a process module imports "
-                            f"env.__indirect_function_table (link it with -Wl,--import-table)")
+            raise LoadError(
+                f"{name} defines its own table; a process module imports "
+                f"env.__indirect_function_table (link it with -Wl,--import-table)"
+            )
         tls = [n for n, flags in m.dylink.export_info.items() if flags & WASM_SYM_TLS]
         if tls:
-            raise LoadError(f"{name} exports thread-local symbols ({', '.join(sorted(tls))}), which hwsim.process "
-                            f"does not support")
+            raise LoadError(
+                f"{name} exports thread-local symbols ({', '.join(sorted(tls))}), which hwsim.process does not support"
+            )
         for imp in m.imports:
             where = f"{name} imports {imp.module}.{imp.name}"
             if imp.kind == ExternKind.MEMORY:
@@ -209,8 +235,9 @@ class LoadSet:
             cand.plans = [self._plan(cand, imp, missing) for imp in cand.wasm.imports]
         if missing:
             lines = [f"{who} needs {what} `{sym}`" for who, sym, what in missing]
-            raise UndefinedSymbolError("undefined symbol" + ("s" if len(lines) > 1 else "") + ": " +
-                                       "; ".join(lines), missing)
+            raise UndefinedSymbolError(
+                "undefined symbol" + ("s" if len(lines) > 1 else "") + ": " + "; ".join(lines), missing
+            )
         for name, records in self.p.unbound_funcs.items():  # earlier loads' weak imports this set defines
             sym = self.view.get(name)
             if sym is not None and sym.owner in self.names and sym.kind == FUNCTION:
@@ -226,8 +253,10 @@ class LoadSet:
         func_types = m.get_func_type_indices()
         global_types = m.get_global_types()
         self_imports = {imp.name for imp in m.imports if imp.module == ENV and imp.kind == ExternKind.FUNC}
-        num_imported = {ExternKind.FUNC: m.num_imported_funcs,
-                        ExternKind.GLOBAL: sum(1 for _ in m.iter_imports(ExternKind.GLOBAL))}
+        num_imported = {
+            ExternKind.FUNC: m.num_imported_funcs,
+            ExternKind.GLOBAL: sum(1 for _ in m.iter_imports(ExternKind.GLOBAL)),
+        }
         for export in m.exports:
             name = export.name
             if name in _LOADER_EXPORTS or name.startswith("__wasm_"):
@@ -236,8 +265,14 @@ class LoadSet:
                 continue  # a re-exported import defines nothing
             weak = bool(m.dylink.export_info.get(name, 0) & WASM_SYM_BINDING_WEAK) or name in self_imports
             if export.kind == ExternKind.FUNC:
-                yield Symbol(name, FUNCTION, cand.name, weak, ftype=m.types[func_types[export.index]],
-                             export=(export.kind, export.index))
+                yield Symbol(
+                    name,
+                    FUNCTION,
+                    cand.name,
+                    weak,
+                    ftype=m.types[func_types[export.index]],
+                    export=(export.kind, export.index),
+                )
             elif export.kind == ExternKind.GLOBAL:
                 gt = global_types[export.index]
                 if gt.valtype == I32 and not gt.mutable:
@@ -265,8 +300,10 @@ class LoadSet:
                 return ("intrinsic",)
             if imp.module == SYSCALLS:
                 if imp.name not in self.p.syscalls:
-                    raise LoadError(f"{cand.name} imports {SYSCALLS}.{imp.name}: {SYSCALLS} has no such "
-                                    f"function (it has: {', '.join(sorted(self.p.syscalls))})")
+                    raise LoadError(
+                        f"{cand.name} imports {SYSCALLS}.{imp.name}: {SYSCALLS} has no such "
+                        f"function (it has: {', '.join(sorted(self.p.syscalls))})"
+                    )
                 return ("syscall", imp.name)
             if key in self.p.host:
                 return ("host", self.p.host[key])
@@ -285,9 +322,11 @@ class LoadSet:
             gt = imp.desc
             want_mutable = imp.name == "__stack_pointer"
             if gt.valtype != I32 or gt.mutable != want_mutable:
-                raise LoadError(f"{cand.name} imports env.{imp.name} as a {'mutable ' if gt.mutable else ''}"
-                                f"global of type {gt.valtype:#x}; the process gives a "
-                                f"{'mutable ' if want_mutable else ''}i32")
+                raise LoadError(
+                    f"{cand.name} imports env.{imp.name} as a {'mutable ' if gt.mutable else ''}"
+                    f"global of type {gt.valtype:#x}; the process gives a "
+                    f"{'mutable ' if want_mutable else ''}i32"
+                )
             return ("provided", imp.name)
         if imp.module in (GOT_MEM, GOT_FUNC):
             if imp.desc.valtype != I32:
@@ -296,8 +335,10 @@ class LoadSet:
             sym = self.view.get(imp.name)
             if sym is not None:
                 if sym.kind != kind:
-                    raise LoadError(f"{cand.name} takes the {'address' if kind == DATA else 'function pointer'} "
-                                    f"of `{imp.name}` ({imp.module}), which {sym.owner} defines as a {sym.kind}")
+                    raise LoadError(
+                        f"{cand.name} takes the {'address' if kind == DATA else 'function pointer'} "
+                        f"of `{imp.name}` ({imp.module}), which {sym.owner} defines as a {sym.kind}"
+                    )
                 return ("got", sym)
             if weak:
                 return ("weak-got", imp.name)
@@ -305,15 +346,19 @@ class LoadSet:
             return ("missing",)
         if key in self.p.host:
             return ("host", self.p.host[key])
-        raise LoadError(f"{cand.name} imports global {imp.module}.{imp.name}, which a process does not provide "
-                        f"(it gives env.__memory_base, env.__table_base, env.__stack_pointer, GOT.mem.* and "
-                        f"GOT.func.*; Process.define adds others)")
+        raise LoadError(
+            f"{cand.name} imports global {imp.module}.{imp.name}, which a process does not provide "
+            f"(it gives env.__memory_base, env.__table_base, env.__stack_pointer, GOT.mem.* and "
+            f"GOT.func.*; Process.define adds others)"
+        )
 
     @staticmethod
     def _check_func(sym: Symbol, want, importer: str) -> None:
         if not _same_type(sym.ftype, want):
-            raise LoadError(f"symbol `{sym.name}`: {importer} imports it as {_signature(want)}, {sym.owner} "
-                            f"defines it as {_signature(sym.ftype)}")
+            raise LoadError(
+                f"symbol `{sym.name}`: {importer} imports it as {_signature(want)}, {sym.owner} "
+                f"defines it as {_signature(sym.ftype)}"
+            )
 
     # -- 3 allocate ---------------------------------------------------------------------------------
 
@@ -323,11 +368,13 @@ class LoadSet:
             d = cand.dylink
             if d.memory_size:
                 try:
-                    cand.memory_base = p.allocator.allocate(d.memory_size, what=f"the data of {cand.name}",
-                                                            align=max(1 << d.memory_align_log2, 1))
+                    cand.memory_base = p.allocator.allocate(
+                        d.memory_size, what=f"the data of {cand.name}", align=max(1 << d.memory_align_log2, 1)
+                    )
                 except OutOfMemoryError as exc:
-                    raise OutOfMemoryError(f"cannot load {cand.name} ({d.memory_size:#x} bytes of data): "
-                                           f"{exc.reason}") from None
+                    raise OutOfMemoryError(
+                        f"cannot load {cand.name} ({d.memory_size:#x} bytes of data): {exc.reason}"
+                    ) from None
                 self.regions.append(cand.memory_base)
             table = vm_table(p.table)
             align = 1 << d.table_align_log2
@@ -341,8 +388,10 @@ class LoadSet:
                     try:
                         p.allocator.grow_to(imp.desc.limits.min * vm_memory(p.memory).page_size)
                     except OutOfMemoryError as exc:
-                        raise OutOfMemoryError(f"cannot load {cand.name}: its memory import needs at least "
-                                               f"{imp.desc.limits.min} pages: {exc.reason}") from None
+                        raise OutOfMemoryError(
+                            f"cannot load {cand.name}: its memory import needs at least "
+                            f"{imp.desc.limits.min} pages: {exc.reason}"
+                        ) from None
 
     def rollback(self) -> None:
         for start in self.regions:
@@ -414,8 +463,10 @@ class LoadSet:
             elif sym.address is not None:
                 vm_global(g).set_bits(sym.address)
             elif not mutable:
-                raise LoadError(f"{cand.name} imports GOT.mem.{sym.name} as an immutable global, and {sym.owner} "
-                                f"is loaded after it: the address is not known yet (GOT.mem imports are mutable)")
+                raise LoadError(
+                    f"{cand.name} imports GOT.mem.{sym.name} as an immutable global, and {sym.owner} "
+                    f"is loaded after it: the address is not known yet (GOT.mem imports are mutable)"
+                )
             else:
                 self.gots_waiting.setdefault(sym.owner, []).append((g, sym.name))
             return g
@@ -436,8 +487,11 @@ class LoadSet:
 
     def _placeholder(self, ftype, name: str, importer: str, *, weak: bool) -> FuncRecord:
         """A function record standing for ``name`` until it is bound; calling it before then traps."""
-        why = (f"call to undefined weak symbol `{name}` (imported by {importer})" if weak else
-               f"call to `{name}` (imported by {importer}) before its module was instantiated")
+        why = (
+            f"call to undefined weak symbol `{name}` (imported by {importer})"
+            if weak
+            else f"call to `{name}` (imported by {importer}) before its module was instantiated"
+        )
 
         def unbound(args):
             raise Trap(TrapCode.UNREACHABLE, detail=why)

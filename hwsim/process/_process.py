@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..compiler.traps import TrapCode
 from ..mmu.bits import PAGE_SIZE
 from ..runtime import api
+from ..runtime.internal import vm_func, vm_memory, vm_store, vm_table
 from ..runtime.store import Trap
 from ._allocator import PROT_READ, PROT_WRITE, WASM_PAGE, PageAllocator
 from ._errors import DuplicateSymbolError, LoadError, MemoryRequestError, ProcessError
 from ._loader import APPLY_DATA_RELOCS, CALL_CTORS, DATA, ENV, FUNCTION, LoadSet, Symbol
-from ..runtime.internal import vm_func, vm_memory, vm_store, vm_table
 
 _I32 = api.ValType.i32()
 
@@ -31,7 +32,7 @@ _I32 = api.ValType.i32()
 class LoadedModule:
     """A module loaded into a process: where its data and table slots are, and its instance."""
 
-    def __init__(self, process: "Process", cand) -> None:
+    def __init__(self, process: Process, cand) -> None:
         d = cand.dylink
         self.process = process
         self.name: str = cand.name
@@ -50,8 +51,10 @@ class LoadedModule:
         return self.instance.exports(self.process.store)
 
     def __repr__(self) -> str:
-        return (f"<LoadedModule {self.name}: data [{self.memory_base:#x}, +{self.memory_size:#x}), "
-                f"table [{self.table_base}, +{self.table_size})>")
+        return (
+            f"<LoadedModule {self.name}: data [{self.memory_base:#x}, +{self.memory_size:#x}), "
+            f"table [{self.table_base}, +{self.table_size})>"
+        )
 
 
 class Process:
@@ -65,9 +68,18 @@ class Process:
     returning ``-errno``.  Refusals are also recorded in :attr:`errors`.
     """
 
-    def __init__(self, engine: api.Engine | None = None, *, search_path=(), stack_size: int = 64 << 10,
-                 stack_guard: int = 64 << 10, max_memory: int | None = None, ram_size: int | None = None,
-                 time_limit: float | None = None, trap_on_error: bool = False) -> None:
+    def __init__(
+        self,
+        engine: api.Engine | None = None,
+        *,
+        search_path=(),
+        stack_size: int = 64 << 10,
+        stack_guard: int = 64 << 10,
+        max_memory: int | None = None,
+        ram_size: int | None = None,
+        time_limit: float | None = None,
+        trap_on_error: bool = False,
+    ) -> None:
         for name, value in (("stack_size", stack_size), ("stack_guard", stack_guard)):
             if not isinstance(value, int) or value <= 0 or value % PAGE_SIZE:
                 raise ProcessError(f"{name} must be a positive multiple of {PAGE_SIZE} bytes, not {value!r}")
@@ -108,14 +120,16 @@ class Process:
             raise DuplicateSymbolError(f"{module}.{name} is already defined by the host")
         if module == ENV and isinstance(item, api.Func):
             if name in self.symbols:
-                raise DuplicateSymbolError(f"symbol `{name}` is defined by both {self.symbols[name].owner} and "
-                                           f"the host")
+                raise DuplicateSymbolError(
+                    f"symbol `{name}` is defined by both {self.symbols[name].owner} and the host"
+                )
             record = vm_func(item)
             self.symbols[name] = Symbol(name, FUNCTION, "the host", ftype=record.type, record=record)
         self.host[key] = item
 
-    def define_func(self, module: str, name: str, ty: api.FuncType, func: Callable,
-                    access_caller: bool = False) -> None:
+    def define_func(
+        self, module: str, name: str, ty: api.FuncType, func: Callable, access_caller: bool = False
+    ) -> None:
         self.define(module, name, api.Func(self.store, ty, func, access_caller))
 
     def load(self, target: str | os.PathLike, *, wasm: bytes | None = None) -> LoadedModule:
@@ -150,8 +164,9 @@ class Process:
                     try:
                         self._call(func)
                     except Trap as trap:
-                        raise LoadError(f"{cand.name}: {hook} trapped ({cand.name} stays loaded, "
-                                        f"half initialised): {trap}") from trap
+                        raise LoadError(
+                            f"{cand.name}: {hook} trapped ({cand.name} stays loaded, half initialised): {trap}"
+                        ) from trap
         return self.modules[name]
 
     def grow_table(self, size: int) -> int:
@@ -244,14 +259,17 @@ class Process:
             try:
                 result = op(*args)
             except MemoryRequestError as exc:
-                shown = ", ".join(str(a) if i == len(args) - 1 and name != "munmap" else f"{a & 0xFFFF_FFFF:#x}"
-                                  for i, a in enumerate(args))  # addresses and lengths in hex, prot in decimal
+                shown = ", ".join(
+                    str(a) if i == len(args) - 1 and name != "munmap" else f"{a & 0xFFFF_FFFF:#x}"
+                    for i, a in enumerate(args)
+                )  # addresses and lengths in hex, prot in decimal
                 message = f"{self._caller()}: {name}({shown}) = -{_errno.errorcode[exc.errno]}: {exc.reason}"
                 self.errors.append(message)
                 if self.trap_on_error:
                     raise vm_store(self.store).host_call_trap(TrapCode.MEMORY_CONTROL, message) from None
                 return -exc.errno
             return 0 if result is None else result
+
         return call
 
     def _caller(self) -> str:

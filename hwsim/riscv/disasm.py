@@ -40,7 +40,7 @@ def disassemble_one(code: bytes, address: int) -> Insn | None:
             if op.type == capstone.riscv.RISCV_OP_MEM:
                 base, disp = ins.reg_name(op.mem.base), op.mem.disp
         if base is None:  # capstone gives compressed loads/stores as (reg, imm, reg): decode the bits
-            memop = decode_memop(bytes(code[:ins.size]))
+            memop = decode_memop(bytes(code[: ins.size]))
             if memop is not None:
                 base, disp = ABI_NAMES[memop.base], memop.disp
         return Insn(ins.address, ins.size, ins.mnemonic, ins.op_str, base, disp)

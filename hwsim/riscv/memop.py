@@ -68,9 +68,14 @@ def _decode16(h: int) -> MemOp | None:
         base = 8 + ((h >> 7) & 7)
         word_off = _bits(h, (12, 10, 3), (6, 6, 2), (5, 5, 6))  # c.lw / c.sw: uimm[5:3|2|6]
         dword_off = _bits(h, (12, 10, 3), (6, 5, 6))  # c.ld / c.fld: uimm[5:3|7:6]
-        table = {1: (False, 8, True, True, dword_off), 2: (False, 4, True, False, word_off),
-                 3: (False, 8, True, False, dword_off), 5: (True, 8, False, True, dword_off),
-                 6: (True, 4, False, False, word_off), 7: (True, 8, False, False, dword_off)}
+        table = {
+            1: (False, 8, True, True, dword_off),
+            2: (False, 4, True, False, word_off),
+            3: (False, 8, True, False, dword_off),
+            5: (True, 8, False, True, dword_off),
+            6: (True, 4, False, False, word_off),
+            7: (True, 8, False, False, dword_off),
+        }
         if funct3 not in table:
             return None
         store, size, signed, fp, off = table[funct3]

@@ -13,7 +13,7 @@ class Priv(enum.IntEnum):
     M = 3
 
     @classmethod
-    def parse(cls, text: str) -> "Priv":
+    def parse(cls, text: str) -> Priv:
         try:
             return cls[text.strip().upper()]
         except KeyError:
@@ -55,17 +55,19 @@ class Access(enum.Enum):
         return _ACCESS_FAULT[self]
 
     @classmethod
-    def parse(cls, text: str) -> "Access":
+    def parse(cls, text: str) -> Access:
         try:
             return cls(text.strip().lower())
         except ValueError:
             raise ValueError(f"access must be fetch, load or store, not {text!r}") from None
 
 
-_PAGE_FAULT = {Access.FETCH: Cause.FETCH_PAGE_FAULT, Access.LOAD: Cause.LOAD_PAGE_FAULT,
-               Access.STORE: Cause.STORE_PAGE_FAULT}
-_ACCESS_FAULT = {Access.FETCH: Cause.FETCH_ACCESS, Access.LOAD: Cause.LOAD_ACCESS,
-                 Access.STORE: Cause.STORE_ACCESS}
+_PAGE_FAULT = {
+    Access.FETCH: Cause.FETCH_PAGE_FAULT,
+    Access.LOAD: Cause.LOAD_PAGE_FAULT,
+    Access.STORE: Cause.STORE_PAGE_FAULT,
+}
+_ACCESS_FAULT = {Access.FETCH: Cause.FETCH_ACCESS, Access.LOAD: Cause.LOAD_ACCESS, Access.STORE: Cause.STORE_ACCESS}
 
 # mstatus / sstatus bits that affect address translation.
 MSTATUS_FS_DIRTY = 0x3 << 13  # floating-point unit state: Dirty (on)

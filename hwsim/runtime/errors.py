@@ -22,9 +22,18 @@ __all__ = ["HandleError", "HostBufferError", "MemoryControlError", "ResourceLimi
 class Trap(HwsimError):
     """A WebAssembly trap: ``code`` says why; where it happened is in the message and attributes."""
 
-    def __init__(self, code: TrapCode, *, func_index: int | None = None, func_name: str | None = None,
-                 wasm_offset: int | None = None, pc: int | None = None, insn: str | None = None,
-                 detail: str = "", source: str | None = None) -> None:
+    def __init__(
+        self,
+        code: TrapCode,
+        *,
+        func_index: int | None = None,
+        func_name: str | None = None,
+        wasm_offset: int | None = None,
+        pc: int | None = None,
+        insn: str | None = None,
+        detail: str = "",
+        source: str | None = None,
+    ) -> None:
         self.code = code
         self.detail = detail
         self.source = source

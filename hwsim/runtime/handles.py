@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 
-from ..errors import HwsimError, OutOfFrames
+from ..errors import OutOfFrames
 from ..mmu.bits import PAGE_SIZE
 from .errors import HandleError, ResourceLimitError
 
@@ -91,13 +91,16 @@ class MemoryHandle:
         memory.control().host_range(self.name, offset, self.size)
         others = [p for key, p in self.places.items() if key != id(memory)]
         if writable and others:
-            raise HandleError(f"{self.name} cannot be mapped writable: it is mapped in "
-                              f"{', '.join(self._where(p[0]) for p in others)} (move it, or unmap it there first)")
+            raise HandleError(
+                f"{self.name} cannot be mapped writable: it is mapped in "
+                f"{', '.join(self._where(p[0]) for p in others)} (move it, or unmap it there first)"
+            )
         if not writable:
             writers = [p for p in others if p[2]]
             if writers:
-                raise HandleError(f"{self.name} cannot be shared read-only: {self._where(writers[0][0])} has it "
-                                  f"writable")
+                raise HandleError(
+                    f"{self.name} cannot be shared read-only: {self._where(writers[0][0])} has it writable"
+                )
         if id(memory) in self.places:
             raise HandleError(f"{self.name} is already mapped in this memory")
         memory.control().map_host(offset, self, shared=True, writable=writable)
@@ -109,8 +112,9 @@ class MemoryHandle:
         self.check_usable(memory)
         memory.control().host_range(self.name, offset, self.size)
         if any(not p[2] for p in self.places.values()):
-            raise HandleError(f"{self.name} is shared read-only in {_memories(len(self.places))}: it cannot move "
-                              f"until they unmap it")
+            raise HandleError(
+                f"{self.name} is shared read-only in {_memories(len(self.places))}: it cannot move until they unmap it"
+            )
         for place in list(self.places.values()):
             self._unmap_place(place)
         self.map(memory, offset, writable=True)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import mmap
 import os
 
-from ..errors import HwsimError
 from ..mmu.bits import PAGE_MASK, PAGE_SIZE
 from .errors import HostBufferError
 
@@ -46,20 +45,20 @@ class HostBuffer:
         self.mappings = 0  # pages of it mapped into memories now
 
     @classmethod
-    def zeroed(cls, store, size: int, *, name: str = "anonymous") -> "HostBuffer":
+    def zeroed(cls, store, size: int, *, name: str = "anonymous") -> HostBuffer:
         size = _page_size(size, name)
         return cls(store, _anonymous(size, name), size, writable=True, name=name)
 
     @classmethod
-    def from_bytes(cls, store, data: bytes, *, writable: bool = False, name: str = "bytes") -> "HostBuffer":
+    def from_bytes(cls, store, data: bytes, *, writable: bool = False, name: str = "bytes") -> HostBuffer:
         """A copy of ``data`` (padded with zeros to whole pages); read-only unless ``writable``."""
         size = _page_size(max(len(data), 1), name, round_up=True)
         buf = _anonymous(size, name)
-        buf[:len(data)] = data
+        buf[: len(data)] = data
         return cls(store, buf, size, writable=writable, name=name)
 
     @classmethod
-    def from_file(cls, store, path: str | os.PathLike, *, writable: bool = False) -> "HostBuffer":
+    def from_file(cls, store, path: str | os.PathLike, *, writable: bool = False) -> HostBuffer:
         """The file's pages themselves: guest stores through a shared writable mapping reach the file.
 
         The file's size must be a multiple of 4096 (hwsim does not change the size of a file).
@@ -73,8 +72,9 @@ class HostBuffer:
         try:
             size = os.fstat(fd).st_size
             if size == 0 or size % PAGE_SIZE:
-                raise HostBufferError(f"{name!r} is {size} bytes: a file buffer must be a non-empty multiple of "
-                                      f"{PAGE_SIZE} bytes")
+                raise HostBufferError(
+                    f"{name!r} is {size} bytes: a file buffer must be a non-empty multiple of {PAGE_SIZE} bytes"
+                )
             flags = mmap.MAP_SHARED if writable else mmap.MAP_PRIVATE
             try:
                 buf = mmap.mmap(fd, size, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
@@ -102,8 +102,9 @@ def _anonymous(size: int, name: str) -> mmap.mmap:
     try:
         return mmap.mmap(-1, size, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
     except (OSError, OverflowError) as exc:
-        raise HostBufferError(f"host buffer {name!r}: cannot allocate {size:#x} bytes "
-                              f"({getattr(exc, 'strerror', None) or exc})") from None
+        raise HostBufferError(
+            f"host buffer {name!r}: cannot allocate {size:#x} bytes ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
 
 
 def _page_size(size: int, name: str, *, round_up: bool = False) -> int:

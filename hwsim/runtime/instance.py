@@ -8,18 +8,16 @@ segments wrote), and finally the start function runs.
 
 from __future__ import annotations
 
-import struct
-
 from ..compiler import CompiledModule
+from ..compiler.intrinsics import FAR, intrinsics_of
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
 from ..wasm import opcodes as op
 from ..wasm.module import ACTIVE, DECLARATIVE, DecodedModule
-from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, ExternKind, FuncType
+from ..wasm.types import I32, I64, ExternKind
 from . import layout as L
-from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance
-from ..compiler.intrinsics import FAR, intrinsics_of
 from .calls import LoadedCode
+from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance
 from .store import Trap, VmStore
 
 
@@ -56,11 +54,12 @@ class VmInstance:
         self.types = list(module.types)
         self.func_types = [self.types[t] for t in module.get_func_type_indices()]
         # Function records first: table initialisers and globals may refer to them.
-        for i, f in enumerate(module.funcs):
+        for i in range(len(module.funcs)):
             index = module.num_imported_funcs + i
             code = self.code_base + compiled.func_offsets[i]
-            self.funcs.append(FuncRecord(store, self.func_types[index], code=code, vmctx=self.vmctx,
-                                         instance=self, index=index))
+            self.funcs.append(
+                FuncRecord(store, self.func_types[index], code=code, vmctx=self.vmctx, instance=self, index=index)
+            )
         for g in module.globals:
             bits = self.eval_const(g.init.instrs, g.type.valtype)
             self.globals.append(GlobalInstance(store, g.type.valtype, g.type.mutable, bits))
@@ -70,7 +69,7 @@ class VmInstance:
         self._segments = None
         self._write_vmctx()
         if any(i.module == FAR for i in intrinsics_of(module).values()):
-            self.segments  # modules using far pointers get their table now
+            _ = self.segments  # modules using far pointers get their table now
         self.datas = [seg.data for seg in module.datas]
         self.elems = [[self.eval_const(e.instrs, seg.elem_type) for e in seg.items] for seg in module.elems]
         self.exports = {e.name: (e.kind, e.index) for e in module.exports}
@@ -99,8 +98,9 @@ class VmInstance:
                 if not isinstance(value, FuncRecord):
                     raise LinkError(f"incompatible import type: {where} expects a function")
                 self.store.check_owned(value, f"{where} (a function)")
-                if tuple(value.type.params) != tuple(expected.params) or \
-                        tuple(value.type.results) != tuple(expected.results):
+                if tuple(value.type.params) != tuple(expected.params) or tuple(value.type.results) != tuple(
+                    expected.results
+                ):
                     raise LinkError(f"incompatible import type: {where} expects {expected}, got {value.type}")
                 self.funcs.append(value)
             elif imp.kind == ExternKind.MEMORY:
@@ -109,8 +109,11 @@ class VmInstance:
                     raise LinkError(f"incompatible import type: {where} expects a memory")
                 self.store.check_owned(value, f"{where} (a memory)")
                 actual = value.type
-                if actual.index_type != mt.index_type or actual.page_size_log2 != mt.page_size_log2 or \
-                        not _limits_match(type(mt.limits)(min=value.pages, max=actual.limits.max), mt.limits):
+                if (
+                    actual.index_type != mt.index_type
+                    or actual.page_size_log2 != mt.page_size_log2
+                    or not _limits_match(type(mt.limits)(min=value.pages, max=actual.limits.max), mt.limits)
+                ):
                     raise LinkError(f"incompatible import type: {where} expects {mt}, got {actual}")
                 self.memories.append(value)
             elif imp.kind == ExternKind.TABLE:
@@ -119,8 +122,11 @@ class VmInstance:
                     raise LinkError(f"incompatible import type: {where} expects a table")
                 self.store.check_owned(value, f"{where} (a table)")
                 actual = value.type
-                if actual.elem_type != tt.elem_type or actual.index_type != tt.index_type or \
-                        not _limits_match(type(tt.limits)(min=value.size, max=actual.limits.max), tt.limits):
+                if (
+                    actual.elem_type != tt.elem_type
+                    or actual.index_type != tt.index_type
+                    or not _limits_match(type(tt.limits)(min=value.size, max=actual.limits.max), tt.limits)
+                ):
                     raise LinkError(f"incompatible import type: {where} expects {tt}, got {actual}")
                 self.tables.append(value)
             else:
@@ -137,6 +143,7 @@ class VmInstance:
         """This instance's far-pointer segment table (made on first use)."""
         if self._segments is None:
             from .segments import SegmentTable
+
             self._segments = SegmentTable(self)
             self.store.write_u64(self.vmctx + self.compiled.layout.segments, self._segments.va)
         return self._segments
@@ -144,12 +151,15 @@ class VmInstance:
     def _apply_memory_layouts(self) -> None:
         """Virtual mode and static regions the module declares (custom section ``hwsim.memory``)."""
         from .memctl import SECTION, MemoryControlError, parse_section
+
         for section in self.module.get_custom_sections(SECTION):
             try:
                 for layout in parse_section(section.data, section.offset):
                     if layout.memory >= len(self.memories):
-                        raise MemoryControlError(f"custom section {SECTION!r} names memory {layout.memory}; "
-                                                 f"the module has {len(self.memories)}")
+                        raise MemoryControlError(
+                            f"custom section {SECTION!r} names memory {layout.memory}; "
+                            f"the module has {len(self.memories)}"
+                        )
                     mem = self.memories[layout.memory]
                     ctl = mem.control(virtual=layout.virtual)
                     if layout.no_access or layout.read_only:
@@ -262,8 +272,12 @@ class VmInstance:
 
     def export(self, name: str):
         kind, index = self.exports[name]
-        return kind, {ExternKind.FUNC: self.funcs, ExternKind.MEMORY: self.memories, ExternKind.TABLE: self.tables,
-                      ExternKind.GLOBAL: self.globals}[kind][index]
+        return kind, {
+            ExternKind.FUNC: self.funcs,
+            ExternKind.MEMORY: self.memories,
+            ExternKind.TABLE: self.tables,
+            ExternKind.GLOBAL: self.globals,
+        }[kind][index]
 
 
 class _Regs:
@@ -282,6 +296,7 @@ class _Regs:
 
 def _handle_intrinsic(instance, name: str, args: list[int]) -> list[int]:
     from . import builtins
+
     regs = _Regs(args)
     getattr(builtins, name)(instance.store, instance, regs)
     return [regs.result] if regs.result is not None else []
@@ -291,6 +306,7 @@ def _far_intrinsic(instance, name: str, args: list[int]) -> list[int]:
     """A hwsim:far intrinsic used indirectly: the same checks as the inline code, on the host."""
     from ..compiler.intrinsics import FAR_ACCESS
     from . import builtins
+
     if name not in FAR_ACCESS:
         regs = _Regs(args)
         getattr(builtins, f"far_{name}")(instance.store, instance, regs)
@@ -302,6 +318,7 @@ def _far_intrinsic(instance, name: str, args: list[int]) -> list[int]:
     granted = table.granted.get(selector)
     if granted is None or not granted[3] & (2 if write else 1) or offset + size > granted[2]:
         from .segments import segment_fault
+
         raise segment_fault(table.explain(far, size, write))
     memory, seg_offset = granted[0], granted[1]
     if write:

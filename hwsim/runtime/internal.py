@@ -23,8 +23,17 @@ from __future__ import annotations
 
 from . import api
 
-__all__ = ["api_func", "api_memory", "vm_func", "vm_global", "vm_instance", "vm_memory", "vm_module", "vm_store",
-           "vm_table"]
+__all__ = [
+    "api_func",
+    "api_memory",
+    "vm_func",
+    "vm_global",
+    "vm_instance",
+    "vm_memory",
+    "vm_module",
+    "vm_store",
+    "vm_table",
+]
 
 
 def vm_store(store: api.Store):

@@ -27,10 +27,28 @@ re-exported here, so runtime code reads the whole map as ``layout.X``.
 
 from __future__ import annotations
 
-from ..compiler.abi import (ABI_AREA, ABI_AREA_SIZE, FUNCREF_BYTES, FUNCREF_CODE, FUNCREF_TYPE,  # noqa: F401
-                            FUNCREF_VMCTX, MEMDESC_BASE, MEMDESC_BYTES, MEMDESC_PAGE_LOG2, MEMDESC_RESERVED,
-                            MEMDESC_SIZE, MEMORY_GUARD, PAGE, SEGMENT_CAPACITY, SEGMENT_DESC, SEGMENT_HEADER,
-                            TABLEDESC_BASE, TABLEDESC_BYTES, TABLEDESC_SIZE, VmctxLayout)
+from ..compiler.abi import (  # noqa: F401
+    ABI_AREA,
+    ABI_AREA_SIZE,
+    FUNCREF_BYTES,
+    FUNCREF_CODE,
+    FUNCREF_TYPE,
+    FUNCREF_VMCTX,
+    MEMDESC_BASE,
+    MEMDESC_BYTES,
+    MEMDESC_PAGE_LOG2,
+    MEMDESC_RESERVED,
+    MEMDESC_SIZE,
+    MEMORY_GUARD,
+    PAGE,
+    SEGMENT_CAPACITY,
+    SEGMENT_DESC,
+    SEGMENT_HEADER,
+    TABLEDESC_BASE,
+    TABLEDESC_BYTES,
+    TABLEDESC_SIZE,
+    VmctxLayout,
+)
 
 RUNTIME_PAGE = 0x1_0000
 HOSTCALL_STUB = RUNTIME_PAGE + 0x000  # li t0, 0; ecall; ret -- a host function's code address

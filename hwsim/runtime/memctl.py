@@ -35,7 +35,7 @@ import struct
 from dataclasses import dataclass
 
 from ..compiler.traps import TrapCode
-from ..errors import HwsimError, OutOfFrames
+from ..errors import OutOfFrames
 from ..mmu.bits import PAGE_SHIFT, PAGE_SIZE, Pte
 from ..mmu.bits import PAGE_SIZE as PAGE  # noqa: F401  (the name driver/runner.py imports from here)
 from .errors import HostBufferError, MemoryControlError, ResourceLimitError, Trap
@@ -61,8 +61,12 @@ class State(enum.IntEnum):
 
 
 _READABLE = frozenset({State.READ, State.READWRITE, State.STATIC_READ, State.HOST, State.COW})
-_FLAGS = {State.READWRITE: Pte.R | Pte.W | Pte.U, State.READ: Pte.R | Pte.U, State.STATIC_READ: Pte.R | Pte.U,
-          State.NONE: Pte.R}
+_FLAGS = {
+    State.READWRITE: Pte.R | Pte.W | Pte.U,
+    State.READ: Pte.R | Pte.U,
+    State.STATIC_READ: Pte.R | Pte.U,
+    State.NONE: Pte.R,
+}
 _DESCRIBE = {
     State.NONE: "has no access (memory.protect none)",
     State.READ: "is read-only (memory.protect read)",
@@ -187,17 +191,20 @@ class MemoryControl:
             stop = (offset + length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         else:
             if offset % PAGE_SIZE or length % PAGE_SIZE:
-                raise _trap(TrapCode.MEMORY_CONTROL,
-                            f"{what}: [{offset:#x}, +{length:#x}) is not aligned to the {PAGE_SIZE}-byte page size")
+                raise _trap(
+                    TrapCode.MEMORY_CONTROL,
+                    f"{what}: [{offset:#x}, +{length:#x}) is not aligned to the {PAGE_SIZE}-byte page size",
+                )
             start, stop = offset, offset + length
         limit = (mem.size_bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         if offset < 0 or stop > limit:
-            raise _trap(TrapCode.MEMORY_OUT_OF_BOUNDS,
-                        f"{what}: [{start:#x}, {stop:#x}) is outside the memory of {mem.size_bytes:#x} bytes")
+            raise _trap(
+                TrapCode.MEMORY_OUT_OF_BOUNDS,
+                f"{what}: [{start:#x}, {stop:#x}) is outside the memory of {mem.size_bytes:#x} bytes",
+            )
         first, end = start >> PAGE_SHIFT, stop >> PAGE_SHIFT
         if first < self.static_end >> PAGE_SHIFT and what != "discard":
-            raise _trap(TrapCode.MEMORY_CONTROL, f"{what}: page {first:#x} is in a static region, which "
-                                                 f"cannot change")
+            raise _trap(TrapCode.MEMORY_CONTROL, f"{what}: page {first:#x} is in a static region, which cannot change")
         return first, end
 
     def _release(self, first: int, end: int) -> None:
@@ -259,26 +266,36 @@ class MemoryControl:
             raise _trap(TrapCode.MEMORY_CONTROL, f"memory.protect: page {page:#x} is not mapped")
         page = self.states.find({State.HOST, State.COW}, first, end)
         if page >= 0:
-            raise _trap(TrapCode.MEMORY_CONTROL, f"memory.protect: page {page:#x} maps a host buffer "
-                                                 f"(unmap it first)")
+            raise _trap(TrapCode.MEMORY_CONTROL, f"memory.protect: page {page:#x} maps a host buffer (unmap it first)")
         self.states.set(first, end, state)
         self._reprotect(first, end, state)
         self.ops["protect"] += 1
 
     # -- host buffers -------------------------------------------------------------------------------
 
-    def map_host(self, offset: int, buffer, *, buffer_offset: int = 0, length: int | None = None,
-                 shared: bool = True, writable: bool | None = None) -> None:
+    def map_host(
+        self,
+        offset: int,
+        buffer,
+        *,
+        buffer_offset: int = 0,
+        length: int | None = None,
+        shared: bool = True,
+        writable: bool | None = None,
+    ) -> None:
         """Map ``buffer`` (a :class:`~hwsim.runtime.hostmem.HostBuffer`) at ``offset``, shared or
         copy-on-write.  Whatever the range held is replaced (as mmap's MAP_FIXED does)."""
         mem = self.memory
         length = buffer.size - buffer_offset if length is None else length
         if offset < 0 or buffer_offset < 0:
-            raise HostBufferError(f"map_host: offset {offset:#x} and buffer offset {buffer_offset:#x} must not be "
-                                  f"negative")
+            raise HostBufferError(
+                f"map_host: offset {offset:#x} and buffer offset {buffer_offset:#x} must not be negative"
+            )
         if offset % PAGE_SIZE or buffer_offset % PAGE_SIZE or length <= 0 or length % PAGE_SIZE:
-            raise HostBufferError(f"map_host: offset {offset:#x}, buffer offset {buffer_offset:#x} and length "
-                                  f"{length:#x} must be positive multiples of {PAGE_SIZE}")
+            raise HostBufferError(
+                f"map_host: offset {offset:#x}, buffer offset {buffer_offset:#x} and length "
+                f"{length:#x} must be positive multiples of {PAGE_SIZE}"
+            )
         if buffer_offset + length > buffer.size:
             raise HostBufferError(f"map_host: [{buffer_offset:#x}, +{length:#x}) is outside {buffer!r}")
         first, end = self.host_range("map_host", offset, length)
@@ -288,8 +305,9 @@ class MemoryControl:
         try:
             for k, page in enumerate(range(first, end)):
                 bpage = (buffer_offset >> PAGE_SHIFT) + k
-                self.store.space.map(mem.base + (page << PAGE_SHIFT), buffer.page_pa(bpage), PAGE_SIZE, flags,
-                                     page_size=PAGE_SIZE)
+                self.store.space.map(
+                    mem.base + (page << PAGE_SHIFT), buffer.page_pa(bpage), PAGE_SIZE, flags, page_size=PAGE_SIZE
+                )
                 mem.mark_resident(page << PAGE_SHIFT)
                 self.host_pages[page] = (buffer, bpage, writable)
                 buffer.mappings += 1
@@ -306,11 +324,13 @@ class MemoryControl:
         (its message starts with ``what``).  Nothing is changed."""
         mem = self.memory
         if offset % PAGE_SIZE or length <= 0 or length % PAGE_SIZE:
-            raise HostBufferError(f"{what}: offset {offset:#x} and length {length:#x} must be positive "
-                                  f"multiples of {PAGE_SIZE}")
+            raise HostBufferError(
+                f"{what}: offset {offset:#x} and length {length:#x} must be positive multiples of {PAGE_SIZE}"
+            )
         if offset < 0 or offset + length > ((mem.size_bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)):
-            raise HostBufferError(f"{what}: [{offset:#x}, +{length:#x}) is outside the memory of "
-                                  f"{mem.size_bytes:#x} bytes")
+            raise HostBufferError(
+                f"{what}: [{offset:#x}, +{length:#x}) is outside the memory of {mem.size_bytes:#x} bytes"
+            )
         first, end = offset >> PAGE_SHIFT, (offset + length) >> PAGE_SHIFT
         if first < self.static_end >> PAGE_SHIFT:
             raise HostBufferError(f"{what}: page {first:#x} is in a static region")
@@ -327,8 +347,9 @@ class MemoryControl:
         """Give a COW page a private copy of its buffer page, mapped read-write (out of RAM: a
         ResourceLimitError, and the page stays a COW mapping)."""
         if not self.store.machine.frames.available:  # one frame does: unmapping frees any page table
-            raise ResourceLimitError(f"copy-on-write of page {page:#x}: out of physical memory (the Store's "
-                                     f"RAM is used up)")
+            raise ResourceLimitError(
+                f"copy-on-write of page {page:#x}: out of physical memory (the Store's RAM is used up)"
+            )
         buffer, bpage, _writable = self.host_pages.pop(page)
         buffer.mappings -= 1
         released = getattr(buffer, "released", None)
@@ -371,14 +392,17 @@ class MemoryControl:
                 raise MemoryControlError(f"the {name} region must be a multiple of {PAGE_SIZE} bytes, not {value}")
         end = no_access + read_only
         if end > mem.max_pages * mem.page_size:
-            raise MemoryControlError(f"static regions of {end:#x} bytes do not fit a memory of at most "
-                                     f"{mem.max_pages * mem.page_size:#x} bytes")
+            raise MemoryControlError(
+                f"static regions of {end:#x} bytes do not fit a memory of at most "
+                f"{mem.max_pages * mem.page_size:#x} bytes"
+            )
         if self.static_end:
             raise MemoryControlError("the memory's static regions are already set")
         hosted = [page for page in self.host_pages if page < end >> PAGE_SHIFT]
         if hosted:
-            raise MemoryControlError(f"static regions of {end:#x} bytes: page {min(hosted):#x} maps a host buffer "
-                                     f"(unmap it first)")
+            raise MemoryControlError(
+                f"static regions of {end:#x} bytes: page {min(hosted):#x} maps a host buffer (unmap it first)"
+            )
         n, r = no_access >> PAGE_SHIFT, end >> PAGE_SHIFT
         self._release(0, n)
         self.states.set(0, n, State.STATIC_NONE)
@@ -411,8 +435,10 @@ def parse_section(data: bytes, offset: int = 0) -> list[MemoryLayout]:
     A C module can emit one with ``HWSIM_MEMORY_LAYOUT`` (drivers/include/hwsim_memory.h).
     """
     if len(data) % _RECORD.size:
-        raise MemoryControlError(f"custom section {SECTION!r} at byte {offset:#x}: {len(data)} bytes is not a "
-                                 f"whole number of {_RECORD.size}-byte records")
+        raise MemoryControlError(
+            f"custom section {SECTION!r} at byte {offset:#x}: {len(data)} bytes is not a "
+            f"whole number of {_RECORD.size}-byte records"
+        )
     out = []
     for at in range(0, len(data), _RECORD.size):
         version, memory, flags, reserved, no_access, read_only = _RECORD.unpack_from(data, at)
@@ -442,6 +468,7 @@ def with_layout(wasm: bytes, *records: bytes) -> bytes:
     built by a toolchain that cannot emit custom sections (zig's linker) its layout.
     """
     from ..wasm.reader import write_uleb as uleb
+
     name = SECTION.encode()
     payload = uleb(len(name)) + name + b"".join(records)
     return bytes(wasm) + b"\x00" + uleb(len(payload)) + payload
@@ -451,9 +478,20 @@ def _state_of(prot: int, what: str) -> State:
     try:
         return State(Prot(prot).value)
     except ValueError:
-        raise _trap(TrapCode.MEMORY_CONTROL, f"{what}: protection must be 0 (none), 1 (read) or 2 (read-write), "
-                                             f"not {prot}") from None
+        raise _trap(
+            TrapCode.MEMORY_CONTROL, f"{what}: protection must be 0 (none), 1 (read) or 2 (read-write), not {prot}"
+        ) from None
 
 
-__all__ = ["MemoryControl", "MemoryControlError", "MemoryLayout", "PageStates", "Prot", "SECTION", "State",
-           "parse_section", "record_bytes", "with_layout"]
+__all__ = [
+    "MemoryControl",
+    "MemoryControlError",
+    "MemoryLayout",
+    "PageStates",
+    "Prot",
+    "SECTION",
+    "State",
+    "parse_section",
+    "record_bytes",
+    "with_layout",
+]

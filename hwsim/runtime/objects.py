@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from ..errors import HwsimError, OutOfBoundsError
+from ..errors import OutOfBoundsError
 from ..mmu.bits import Pte
 from ..wasm.types import F32, F64, I32, I64, MemoryType, TableType
 from . import layout as L
@@ -41,7 +41,8 @@ class MemoryInstance:
         if mtype.limits.min > self.max_pages:
             raise ResourceLimitError(
                 f"memory of {mtype.limits.min} pages exceeds the limit of {self.max_pages} pages "
-                f"({self.max_pages * self.page_size} bytes)")
+                f"({self.max_pages * self.page_size} bytes)"
+            )
         self.size_bytes = mtype.limits.min * self.page_size
         self.desc = store.alloc_data(L.MEMDESC_BYTES)
         self._write_desc()
@@ -53,6 +54,7 @@ class MemoryInstance:
     def control(self, *, virtual: bool = False):
         """This memory's :class:`~hwsim.runtime.memctl.MemoryControl` (created on first use)."""
         from .memctl import MemoryControl, MemoryControlError
+
         if self.ctl is None:
             if virtual and self.resident.count(1):
                 raise MemoryControlError("the memory is in use as an ordinary memory: it cannot become virtual")
@@ -114,8 +116,9 @@ class MemoryInstance:
 
     def check(self, offset: int, length: int) -> None:
         if offset < 0 or length < 0 or offset + length > self.size_bytes:
-            raise OutOfBoundsError(f"[{offset:#x}, {offset + length:#x}) is outside the memory of "
-                                   f"{self.size_bytes:#x} bytes")
+            raise OutOfBoundsError(
+                f"[{offset:#x}, {offset + length:#x}) is outside the memory of {self.size_bytes:#x} bytes"
+            )
 
     def read(self, offset: int, length: int) -> bytes:
         self.check(offset, length)
@@ -216,8 +219,9 @@ class GlobalInstance:
 class FuncRecord:
     """A function reference: the record compiled code calls through, and what the host knows of it."""
 
-    def __init__(self, store: VmStore, ftype, *, code: int, vmctx: int, instance=None, index: int | None = None,
-                 host=None) -> None:
+    def __init__(
+        self, store: VmStore, ftype, *, code: int, vmctx: int, instance=None, index: int | None = None, host=None
+    ) -> None:
         self.store = store
         self.type = ftype
         self.instance = instance

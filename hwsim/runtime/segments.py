@@ -26,11 +26,11 @@ from __future__ import annotations
 import struct
 
 from ..compiler.traps import TrapCode
-from ..errors import HwsimError
+from .errors import SegmentError, Trap
 from .layout import SEGMENT_CAPACITY as CAPACITY
 from .layout import SEGMENT_DESC as DESC
 from .layout import SEGMENT_HEADER as HEADER
-from .errors import SegmentError, Trap
+
 READ, WRITE = 1, 2
 _DESC = struct.Struct("<QQQQ")
 
@@ -56,8 +56,10 @@ class SegmentTable:
         if rights not in (READ, WRITE, READ | WRITE):
             raise SegmentError(f"rights must be 1 (read), 2 (write) or 3 (read-write), not {rights}")
         if offset < 0 or length <= 0 or offset + length > memory.size_bytes or length > 1 << 32:
-            raise SegmentError(f"segment [{offset:#x}, +{length:#x}) is not inside memory {index} "
-                               f"({memory.size_bytes:#x} bytes) or is empty")
+            raise SegmentError(
+                f"segment [{offset:#x}, +{length:#x}) is not inside memory {index} "
+                f"({memory.size_bytes:#x} bytes) or is empty"
+            )
         if selector is None:
             free = [s for s in range(1, CAPACITY) if s not in self.granted]
             if not free:

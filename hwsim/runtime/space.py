@@ -73,8 +73,10 @@ class StoreSpace:
         pages = (len(code) + PAGE_SIZE - 1) // PAGE_SIZE or 1
         used = self.code_next - L.CODE_BASE
         if used + pages * PAGE_SIZE > self.limits.code_bytes:
-            raise ResourceLimitError(f"the module's {len(code)} bytes of compiled code exceed the Store's code limit "
-                                     f"({self.limits.code_bytes} bytes, {used} in use)")
+            raise ResourceLimitError(
+                f"the module's {len(code)} bytes of compiled code exceed the Store's code limit "
+                f"({self.limits.code_bytes} bytes, {used} in use)"
+            )
         va = self.code_next
         if va + pages * PAGE_SIZE > L.CODE_END:
             raise ResourceLimitError("the Store's code region is full")
@@ -104,7 +106,8 @@ class StoreSpace:
         if base is None:
             raise ResourceLimitError(
                 f"out of virtual address space for linear memories: a Store holds at most {index} "
-                f"(each reserves {L.MEMORY_RESERVATION >> 20} MiB)")
+                f"(each reserves {L.MEMORY_RESERVATION >> 20} MiB)"
+            )
         self.memory_slots.append(memory)
         self.memories.append(memory)
         return base
@@ -183,11 +186,11 @@ class StoreSpace:
         mem = self.memory_at(va)
         return mem is not None and mem.ctl is not None and mem.ctl.write_fault(va - mem.base)
 
-    def host_buffer(self, *, size: int | None = None, data: bytes | None = None, path=None,
-                    writable: bool = False):
+    def host_buffer(self, *, size: int | None = None, data: bytes | None = None, path=None, writable: bool = False):
         """A :class:`~hwsim.runtime.hostmem.HostBuffer`: ``size`` zeroed bytes, a copy of ``data``,
         or the pages of the file at ``path``."""
         from .hostmem import HOST_BUFFERS_BASE, HostBuffer, HostBufferError
+
         if not self.next_host_pa:
             top = max(r.end for r in self.machine.phys.regions)
             self.next_host_pa = max(HOST_BUFFERS_BASE, (top + (1 << 30)) & ~((1 << 30) - 1))

@@ -103,8 +103,9 @@ class VmStore(StoreSpace, CallBoundary):
         memory handle or host buffer: anything with a ``store``) lives in this Store.  Objects never
         cross Stores: addresses and handles mean something else in another one."""
         if obj.store is not self:
-            raise StoreMismatchError(f"object used with the wrong store: {what} belongs to {obj.store.name}, "
-                                     f"not to {self.name}")
+            raise StoreMismatchError(
+                f"object used with the wrong store: {what} belongs to {obj.store.name}, not to {self.name}"
+            )
 
     def type_id(self, ftype) -> int:
         key = (tuple(ftype.params), tuple(ftype.results))

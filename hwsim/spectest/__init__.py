@@ -8,13 +8,37 @@
                               compare results, NaN patterns       (values.py)
 """
 
-from .engine import (Engine, EngineError, Exhaustion, LinkError, NotSupportedByEngine, Trap,
-                     ValidateOnlyEngine)
+from .engine import Engine, EngineError, Exhaustion, LinkError, NotSupportedByEngine, Trap, ValidateOnlyEngine
 from .runner import FAILED, PASSED, SKIPPED, FileResult, Outcome, RunResult, SpecTestRunner, default_features
 from .values import Either, NanPattern, RefPattern, UnsupportedValue, Value, matches, parse_expected, parse_value
 from .wast import Script, WastError, find_wasm_tools, load_script
 
-__all__ = ["Either", "Engine", "EngineError", "Exhaustion", "FAILED", "FileResult", "LinkError", "NanPattern",
-           "NotSupportedByEngine", "Outcome", "PASSED", "RefPattern", "RunResult", "SKIPPED", "Script",
-           "SpecTestRunner", "Trap", "UnsupportedValue", "ValidateOnlyEngine", "Value", "WastError",
-           "default_features", "find_wasm_tools", "load_script", "matches", "parse_expected", "parse_value"]
+__all__ = [
+    "Either",
+    "Engine",
+    "EngineError",
+    "Exhaustion",
+    "FAILED",
+    "FileResult",
+    "LinkError",
+    "NanPattern",
+    "NotSupportedByEngine",
+    "Outcome",
+    "PASSED",
+    "RefPattern",
+    "RunResult",
+    "SKIPPED",
+    "Script",
+    "SpecTestRunner",
+    "Trap",
+    "UnsupportedValue",
+    "ValidateOnlyEngine",
+    "Value",
+    "WastError",
+    "default_features",
+    "find_wasm_tools",
+    "load_script",
+    "matches",
+    "parse_expected",
+    "parse_value",
+]

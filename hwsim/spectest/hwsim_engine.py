@@ -9,14 +9,13 @@ from __future__ import annotations
 from ..compiler import compile_module
 from ..compiler.codegen import CompileError
 from ..compiler.traps import TrapCode
-from ..errors import HwsimError
+from ..runtime import layout as L
 from ..runtime.instance import LinkError as RuntimeLinkError
 from ..runtime.instance import VmInstance
 from ..runtime.objects import FuncRecord, GlobalInstance, MemoryInstance, ResourceLimitError, TableInstance
 from ..runtime.store import Trap as RuntimeTrap
 from ..runtime.store import VmStore
-from ..runtime import layout as L
-from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, ExternKind, FuncType, Limits, MemoryType, TableType
+from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, FuncType, Limits, MemoryType, TableType
 from .engine import Exhaustion, LinkError, NotSupportedByEngine, Trap
 from .values import Value
 
@@ -45,13 +44,20 @@ class HwsimEngine:
         s = self.store
 
         def printer(*params):
-            return FuncRecord(s, FuncType(tuple(params), ()), code=L.HOSTCALL_STUB, vmctx=s.host_vmctx,
-                              host=lambda args: [])
+            return FuncRecord(
+                s, FuncType(tuple(params), ()), code=L.HOSTCALL_STUB, vmctx=s.host_vmctx, host=lambda args: []
+            )
 
         return {
-            "print": printer(), "print_i32": printer(I32), "print_i64": printer(I64), "print_f32": printer(F32),
-            "print_f64": printer(F64), "print_i32_f32": printer(I32, F32), "print_f64_f64": printer(F64, F64),
-            "global_i32": GlobalInstance(s, I32, False, 666), "global_i64": GlobalInstance(s, I64, False, 666),
+            "print": printer(),
+            "print_i32": printer(I32),
+            "print_i64": printer(I64),
+            "print_f32": printer(F32),
+            "print_f64": printer(F64),
+            "print_i32_f32": printer(I32, F32),
+            "print_f64_f64": printer(F64, F64),
+            "global_i32": GlobalInstance(s, I32, False, 666),
+            "global_i64": GlobalInstance(s, I64, False, 666),
             "global_f32": GlobalInstance(s, F32, False, 0x4426_A666),
             "global_f64": GlobalInstance(s, F64, False, 0x4084_D4CC_CCCC_CCCD),
             "table": TableInstance(s, TableType(elem_type=FUNCREF, limits=Limits(min=10, max=20))),

@@ -37,11 +37,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..wasm import (Features, InvalidError, MalformedError, DecodedModule, UnsupportedFeatureError, WasmError,
-                    decode_module, validate)
+from ..wasm import (
+    DecodedModule,
+    Features,
+    InvalidError,
+    MalformedError,
+    UnsupportedFeatureError,
+    WasmError,
+    decode_module,
+    validate,
+)
 from .engine import Engine, EngineError, Exhaustion, LinkError, NotSupportedByEngine, Trap, ValidateOnlyEngine
 from .values import UnsupportedValue, Value, parse_expected, parse_value, results_match
-from .wast import find_wasm_tools, Script, WastError, load_script, read_module
+from .wast import Script, WastError, find_wasm_tools, load_script, read_module
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 TEXT_MODULE = "text-format module (hwsim decodes binary only)"
@@ -103,8 +111,12 @@ class RunResult:
         return sum(f.skipped for f in self.files)
 
     def to_json(self) -> dict:
-        return {"files": {f.name: {"passed": f.passed, "failed": f.failed, "skipped": f.skipped} for f in self.files},
-                "passed": self.passed, "failed": self.failed, "skipped": self.skipped}
+        return {
+            "files": {f.name: {"passed": f.passed, "failed": f.failed, "skipped": f.skipped} for f in self.files},
+            "passed": self.passed,
+            "failed": self.failed,
+            "skipped": self.skipped,
+        }
 
 
 def default_features(path: Path) -> Features:
@@ -137,8 +149,9 @@ class _Loaded:
 class SpecTestRunner:
     """Runs ``.wast`` scripts.  ``engine`` executes (default: validate only)."""
 
-    def __init__(self, engine: Engine | None = None, *, features: dict[str, bool] | None = None,
-                 cache_dir: str | None = None):
+    def __init__(
+        self, engine: Engine | None = None, *, features: dict[str, bool] | None = None, cache_dir: str | None = None
+    ):
         self.engine: Engine = engine if engine is not None else ValidateOnlyEngine()
         self.feature_overrides = dict(features or {})
         self.cache_dir = cache_dir
@@ -212,9 +225,14 @@ class _FileRun:
                 self.result.outcomes.append(Outcome(line, kind, SKIPPED, exc.reason))
             except Exception as exc:  # a crash is a failure, never the end of the run
                 where = traceback.extract_tb(exc.__traceback__)[-1]
-                self.result.outcomes.append(Outcome(
-                    line, kind, FAILED, f"internal error: {type(exc).__name__}: {exc} "
-                                        f"({Path(where.filename).name}:{where.lineno})"))
+                self.result.outcomes.append(
+                    Outcome(
+                        line,
+                        kind,
+                        FAILED,
+                        f"internal error: {type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})",
+                    )
+                )
             else:
                 self.result.outcomes.append(Outcome(line, kind, PASSED, note))
 
@@ -335,8 +353,9 @@ class _FileRun:
         """Instantiate through the engine, unless an import names a module whose registration was skipped."""
         for imp in module.imports:
             if imp.module in self.unregistered:
-                raise NotSupportedByEngine(f'imports from "{imp.module}", which is not available: '
-                                           f"{self.unregistered[imp.module]}")
+                raise NotSupportedByEngine(
+                    f'imports from "{imp.module}", which is not available: {self.unregistered[imp.module]}'
+                )
         return self.engine.instantiate(module, data, self.registry)
 
     # Assertions on modules -------------------------------------------------------
@@ -351,8 +370,9 @@ class _FileRun:
         except MalformedError as exc:
             if exc.reason.startswith(expected):
                 return ""
-            raise _Fail(f"malformed as expected, but the reason {exc.reason!r} does not start with "
-                        f"{expected!r}") from None
+            raise _Fail(
+                f"malformed as expected, but the reason {exc.reason!r} does not start with {expected!r}"
+            ) from None
         except UnsupportedFeatureError as exc:
             raise _Skip(str(exc)) from None
         except WasmError as exc:
@@ -383,8 +403,9 @@ class _FileRun:
         except MalformedError:
             return ""
         except WasmError as exc:
-            raise _Fail(f"expected malformed text, wasm-tools parsed it and hwsim says {type(exc).__name__}: "
-                        f"{exc}") from None
+            raise _Fail(
+                f"expected malformed text, wasm-tools parsed it and hwsim says {type(exc).__name__}: {exc}"
+            ) from None
         raise _Fail("expected malformed text, but wasm-tools parsed it and the module decoded and validated")
 
     def cmd_assert_invalid(self, cmd: dict) -> str:
@@ -395,8 +416,9 @@ class _FileRun:
         except InvalidError as exc:
             if exc.reason.startswith(expected):
                 return ""
-            raise _Fail(f"invalid as expected, but the reason {exc.reason!r} does not start with "
-                        f"{expected!r}") from None
+            raise _Fail(
+                f"invalid as expected, but the reason {exc.reason!r} does not start with {expected!r}"
+            ) from None
         except UnsupportedFeatureError as exc:
             raise _Skip(str(exc)) from None
         except WasmError as exc:

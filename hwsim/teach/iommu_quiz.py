@@ -24,9 +24,28 @@ from ..devices.base import Device
 from ..devices.regs import RegisterLayout
 from ..errors import ConfigError
 from ..iommu.bits import (
-    DC_SIZE, DDI_BITS, DDTE_PPN_MASK, DDTE_PPN_SHIFT, DDTE_RESERVED, DDTE_V, DDTP_MODE_MASK, DDTP_PPN_MASK,
-    DDTP_PPN_SHIFT, FAULT_CAUSE_MASK, FAULT_DID_SHIFT, FAULT_TTYP_SHIFT, IOHGATP_MODE_SHIFT, TC_DTF, TC_EN_ATS,
-    TC_PDTV, TC_SADE, TC_V, IommuCause, IommuMode, Ttyp, ddi,
+    DC_SIZE,
+    DDI_BITS,
+    DDTE_PPN_MASK,
+    DDTE_PPN_SHIFT,
+    DDTE_RESERVED,
+    DDTE_V,
+    DDTP_MODE_MASK,
+    DDTP_PPN_MASK,
+    DDTP_PPN_SHIFT,
+    FAULT_CAUSE_MASK,
+    FAULT_DID_SHIFT,
+    FAULT_TTYP_SHIFT,
+    IOHGATP_MODE_SHIFT,
+    TC_DTF,
+    TC_EN_ATS,
+    TC_PDTV,
+    TC_SADE,
+    TC_V,
+    IommuCause,
+    IommuMode,
+    Ttyp,
+    ddi,
 )
 from ..iommu.directory import DeviceContext
 from ..iommu.iommu import Iommu
@@ -116,7 +135,7 @@ class IommuExercise:
         data = bytes(((self.iova + i) & 0xFF) ^ 0x5A for i in range(self.size)) if self.write else None
         return iommu.dma(self.device_id, self.iova, self.size, write=self.write, data=data), phys, data
 
-    def solve(self) -> "Solution":
+    def solve(self) -> Solution:
         """The IOMMU model's outcome, with the worked solution's physical addresses checked against the bytes
         the model actually moved."""
         lines, pieces = _walks(self)
@@ -144,7 +163,7 @@ class _Gen:
         self.free = list(range(TABLE_FRAMES))
         rng.shuffle(self.free)
         self.mode = rng.choice([IommuMode.LVL1, IommuMode.LVL1, IommuMode.LVL2, IommuMode.LVL3])
-        limit = 1 << sum(DDI_BITS[:self.mode.levels])
+        limit = 1 << sum(DDI_BITS[: self.mode.levels])
         self.device_id = rng.randrange(1, min(limit, 1 << 12))
         self.write = rng.random() < 0.5
         self.size = rng.choice([4, 8, 16, 32, 64])
@@ -188,8 +207,14 @@ class _Gen:
         return table + DC_SIZE * ddi(self.device_id, 0)
 
     def context(self, addr: int, *, valid: bool = True) -> None:
-        ctx = DeviceContext.make(root=self.pt_root, mode=SV39 if self.ctx_fsc_mode else None, pscid=self.pscid,
-                                 sade=self.sade, dtf=self.dtf, valid=valid)
+        ctx = DeviceContext.make(
+            root=self.pt_root,
+            mode=SV39 if self.ctx_fsc_mode else None,
+            pscid=self.pscid,
+            sade=self.sade,
+            dtf=self.dtf,
+            valid=valid,
+        )
         ctx = DeviceContext(ctx.tc | self.ctx_tc_extra, self.ctx_iohgatp, ctx.ta, ctx.fsc)
         for i, value in enumerate((ctx.tc, ctx.iohgatp, ctx.ta, ctx.fsc)):
             self.put(addr + 8 * i, value)
@@ -362,7 +387,7 @@ def _topic_directory(g: _Gen) -> Intended:
         g.context(g.directory())
         return Intended(False, IommuCause.DDT_MISCONFIGURED, g.iova)
     if case == "too-wide":
-        limit = 1 << sum(DDI_BITS[:g.mode.levels])
+        limit = 1 << sum(DDI_BITS[: g.mode.levels])
         g.context(g.directory())
         g.device_id += limit  # the context written is for the low bits; the request's ID does not fit
         return Intended(False, IommuCause.TRANSACTION_TYPE_DISALLOWED, g.iova)
@@ -401,9 +426,15 @@ def _topic_not_ram(g: _Gen) -> Intended:
 
 
 _BUILDERS = {
-    "translate": _topic_translate, "superpage": _topic_superpage, "stray": _topic_stray,
-    "crossing": _topic_crossing, "permission": _topic_permission, "accessed-dirty": _topic_accessed_dirty,
-    "directory": _topic_directory, "bare": _topic_bare, "not-ram": _topic_not_ram,
+    "translate": _topic_translate,
+    "superpage": _topic_superpage,
+    "stray": _topic_stray,
+    "crossing": _topic_crossing,
+    "permission": _topic_permission,
+    "accessed-dirty": _topic_accessed_dirty,
+    "directory": _topic_directory,
+    "bare": _topic_bare,
+    "not-ram": _topic_not_ram,
 }
 assert set(_BUILDERS) == set(TOPICS)
 
@@ -417,8 +448,9 @@ def make_exercise(seed: int, number: int, topics: list[str] | None = None) -> Io
     topic = rng.choice(chosen)
     g = _Gen(rng)
     intended = _BUILDERS[topic](g)
-    return IommuExercise(seed, number, topic, dict(sorted(g.words.items())), g.ddtp, g.device_id, g.write, g.iova,
-                         g.size, intended)
+    return IommuExercise(
+        seed, number, topic, dict(sorted(g.words.items())), g.ddtp, g.device_id, g.write, g.iova, g.size, intended
+    )
 
 
 def make_quiz(seed: int, count: int = 3, topics: list[str] | None = None) -> list[IommuExercise]:
@@ -449,14 +481,17 @@ def preamble() -> list[str]:
 
 def format_exercise(ex: IommuExercise) -> list[str]:
     lines = [f"IOMMU exercise {ex.number} (seed {ex.seed})", ""]
-    lines.append(f"RAM is at {RAM_BASE:#x}-{RAM_BASE + RAM_SIZE - 1:#x}; uart0's register window is at "
-                 f"{WINDOW:#x}-{WINDOW + PAGE_SIZE - 1:#x};")
+    lines.append(
+        f"RAM is at {RAM_BASE:#x}-{RAM_BASE + RAM_SIZE - 1:#x}; uart0's register window is at "
+        f"{WINDOW:#x}-{WINDOW + PAGE_SIZE - 1:#x};"
+    )
     lines.append("nothing else is there.  The non-zero doublewords of RAM (all other bytes are zero):")
     lines += memory_lines(ex.memory)
     lines.append("")
     lines.append(f"ddtp    = {ex.ddtp:#018x}")
-    lines.append(f"request = device {ex.device_id:#x} {'writes' if ex.write else 'reads'} {ex.size} bytes at "
-                 f"IOVA {ex.iova:#x}")
+    lines.append(
+        f"request = device {ex.device_id:#x} {'writes' if ex.write else 'reads'} {ex.size} bytes at IOVA {ex.iova:#x}"
+    )
     lines.append("")
     lines.append("Question: the physical address(es) the DMA reaches, or the fault record the IOMMU")
     lines.append("queues (CAUSE, TTYP, DID, iotval) and why.")
@@ -466,8 +501,12 @@ def format_exercise(ex: IommuExercise) -> list[str]:
 def fault_record_fields(record: bytes) -> tuple[int, int, int, int]:
     """``(cause, ttyp, did, iotval)`` of a 32-byte fault record."""
     dw0 = int.from_bytes(record[0:8], "little")
-    return (dw0 & FAULT_CAUSE_MASK, (dw0 >> FAULT_TTYP_SHIFT) & 0x3F, dw0 >> FAULT_DID_SHIFT,
-            int.from_bytes(record[16:24], "little"))
+    return (
+        dw0 & FAULT_CAUSE_MASK,
+        (dw0 >> FAULT_TTYP_SHIFT) & 0x3F,
+        dw0 >> FAULT_DID_SHIFT,
+        int.from_bytes(record[16:24], "little"),
+    )
 
 
 def _ddtp_root(ddtp: int) -> int:
@@ -480,38 +519,46 @@ def _directory_lines(ex: IommuExercise) -> list[str]:
     mode_bits = ex.ddtp & DDTP_MODE_MASK
     mode = IommuMode(mode_bits) if mode_bits <= IommuMode.LVL3 else None
     root = _ddtp_root(ex.ddtp)
-    lines = [f"ddtp {ex.ddtp:#x}: iommu_mode={mode_bits} ({mode.label if mode else 'reserved'}), "
-             f"root table {root:#x}"]
+    lines = [f"ddtp {ex.ddtp:#x}: iommu_mode={mode_bits} ({mode.label if mode else 'reserved'}), root table {root:#x}"]
     if mode is None or mode.levels == 0:
         return lines
     did = ex.device_id
     fields = ", ".join(f"DDI[{i}]={ddi(did, i):#x}" for i in reversed(range(mode.levels)))
-    lines.append(f"device {did:#x}: {fields}" + ("" if did < 1 << sum(DDI_BITS[:mode.levels]) else
-                                                  f"; it needs more than the {mode.label} directory's "
-                                                  f"{sum(DDI_BITS[:mode.levels])} bits"))
-    if did >= 1 << sum(DDI_BITS[:mode.levels]):
+    lines.append(
+        f"device {did:#x}: {fields}"
+        + (
+            ""
+            if did < 1 << sum(DDI_BITS[: mode.levels])
+            else f"; it needs more than the {mode.label} directory's {sum(DDI_BITS[: mode.levels])} bits"
+        )
+    )
+    if did >= 1 << sum(DDI_BITS[: mode.levels]):
         return lines
     table = root
     for level in range(mode.levels - 1, 0, -1):
         addr = table + 8 * ddi(did, level)
         entry = mem.read_u64(addr)
-        lines.append(f"  level {level}: entry @ {table:#x} + DDI[{level}]*8 = {addr:#x}: {entry:#018x} "
-                     f"(V={entry & DDTE_V}, PPN={(entry & DDTE_PPN_MASK) >> DDTE_PPN_SHIFT:#x})")
+        lines.append(
+            f"  level {level}: entry @ {table:#x} + DDI[{level}]*8 = {addr:#x}: {entry:#018x} "
+            f"(V={entry & DDTE_V}, PPN={(entry & DDTE_PPN_MASK) >> DDTE_PPN_SHIFT:#x})"
+        )
         if not entry & DDTE_V or entry & DDTE_RESERVED:
             return lines
         table = (entry & DDTE_PPN_MASK) >> DDTE_PPN_SHIFT << PAGE_SHIFT
     addr = table + DC_SIZE * ddi(did, 0)
     ctx = DeviceContext(*(mem.read_u64(addr + 8 * i) for i in range(4)))
-    tc_bits = ", ".join(f"{name}={int(bool(ctx.tc & bit))}" for name, bit in (("V", TC_V), ("EN_ATS", TC_EN_ATS),
-                                                                              ("PDTV", TC_PDTV), ("DTF", TC_DTF),
-                                                                              ("SADE", TC_SADE)))
+    tc_bits = ", ".join(
+        f"{name}={int(bool(ctx.tc & bit))}"
+        for name, bit in (("V", TC_V), ("EN_ATS", TC_EN_ATS), ("PDTV", TC_PDTV), ("DTF", TC_DTF), ("SADE", TC_SADE))
+    )
     lines.append(f"  context @ {table:#x} + DDI[0]*32 = {addr:#x}:")
     lines.append(f"    tc      {ctx.tc:#018x}  {tc_bits}")
     lines.append(f"    iohgatp {ctx.iohgatp:#018x}  MODE={ctx.iohgatp >> IOHGATP_MODE_SHIFT}")
     lines.append(f"    ta      {ctx.ta:#018x}  PSCID={ctx.pscid:#x}")
-    lines.append(f"    fsc     {ctx.fsc:#018x}  MODE={ctx.iosatp_mode}"
-                 + (f" (Sv39), root {ctx.root:#x}" if ctx.iosatp_mode == 8 else " (Bare)" if ctx.iosatp_mode == 0
-                    else ""))
+    lines.append(
+        f"    fsc     {ctx.fsc:#018x}  MODE={ctx.iosatp_mode}"
+        + (f" (Sv39), root {ctx.root:#x}" if ctx.iosatp_mode == 8 else " (Bare)" if ctx.iosatp_mode == 0 else "")
+    )
     return lines
 
 
@@ -545,8 +592,9 @@ def _walks(ex: IommuExercise) -> tuple[list[str], tuple | None]:
     policy = AdPolicy.UPDATE if ctx.sade else AdPolicy.FAULT
     while va < end:
         r = walk(mem, ctx.root, va, ex.access, Priv.U, mode=SV39, ad=policy)
-        lines.append(f"IO page walk for iova {va:#x} ({'write' if ex.write else 'read'}, as U-mode), "
-                     f"root {ctx.root:#x}:")
+        lines.append(
+            f"IO page walk for iova {va:#x} ({'write' if ex.write else 'read'}, as U-mode), root {ctx.root:#x}:"
+        )
         lines.extend("  " + line for line in format_walk_explained(r)[1:])
         if not r.ok:
             return lines, None
@@ -566,8 +614,10 @@ def answer_line(ex: IommuExercise, sol: Solution) -> str:
         return f"the {'write' if ex.write else 'read'} of {ex.size} bytes reaches {where}"
     f = sol.fault
     cause, ttyp, did, iotval = fault_record_fields(f.to_record())
-    text = (f"fault: CAUSE={cause} ({f.cause.describe}), TTYP={ttyp} ({Ttyp(ttyp).name.lower().replace('_', ' ')}), "
-            f"DID={did:#x}, iotval={iotval:#x}")
+    text = (
+        f"fault: CAUSE={cause} ({f.cause.describe}), TTYP={ttyp} ({Ttyp(ttyp).name.lower().replace('_', ' ')}), "
+        f"DID={did:#x}, iotval={iotval:#x}"
+    )
     if not f.queued:
         text += "; not queued (the context has DTF=1)"
     return text
@@ -579,7 +629,7 @@ def format_answer(ex: IommuExercise) -> list[str]:
     if not sol.ok:
         lines.append(f"  why: {sol.fault.reason}")
         record = sol.fault.to_record()
-        dws = [int.from_bytes(record[i:i + 8], "little") for i in range(0, 32, 8)]
+        dws = [int.from_bytes(record[i : i + 8], "little") for i in range(0, 32, 8)]
         lines.append("  record (dw0..dw3): " + " ".join(f"{d:#018x}" for d in dws))
         lines.append("  no byte moved: a request is all or nothing")
     lines.append(f"Topic: {TOPICS[ex.topic]}")
@@ -589,10 +639,16 @@ def format_answer(ex: IommuExercise) -> list[str]:
 
 
 def exercise_to_json(ex: IommuExercise, *, solve: bool) -> dict:
-    out = {"number": ex.number, "ram": {"base": hex(RAM_BASE), "size": hex(RAM_SIZE)},
-           "memory": {hex(pa): hex(v) for pa, v in ex.memory.items()}, "ddtp": hex(ex.ddtp),
-           "device_id": ex.device_id, "access": "write" if ex.write else "read", "iova": hex(ex.iova),
-           "size": ex.size}
+    out = {
+        "number": ex.number,
+        "ram": {"base": hex(RAM_BASE), "size": hex(RAM_SIZE)},
+        "memory": {hex(pa): hex(v) for pa, v in ex.memory.items()},
+        "ddtp": hex(ex.ddtp),
+        "device_id": ex.device_id,
+        "access": "write" if ex.write else "read",
+        "iova": hex(ex.iova),
+        "size": ex.size,
+    }
     if solve:
         sol = ex.solve()
         out["topic"] = ex.topic

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ConfigError, HwsimError
-from ..mmu import AddressSpace, Pte
+from ..mmu import Pte
 from ..riscv import asm as A
 from ..riscv.priv import Priv
 
@@ -95,10 +95,13 @@ def run_demo_guest(board) -> LiveSpace:
     if run.fault is not None:
         raise ConfigError(f"the demo guest faulted on board {board.name!r}: {run.fault.format()}")
     result = m.phys.read_u64(space.lookup(RESULT_VA).pa)
-    lines.append(f"board {board.name!r}: a U-mode guest ran on the CPU in address space ASID {DEMO_ASID} "
-                 f"(satp {space.satp:#x}):")
-    lines.append(f"  it summed {BUF_WORDS} words at {BUF_VA:#x} (result {result}), stored the sum at {RESULT_VA:#x}"
-                 + (f" and read {uart}'s line-status register through {DEVICE_VA + UART_LSR:#x}" if uart else ""))
+    lines.append(
+        f"board {board.name!r}: a U-mode guest ran on the CPU in address space ASID {DEMO_ASID} (satp {space.satp:#x}):"
+    )
+    lines.append(
+        f"  it summed {BUF_WORDS} words at {BUF_VA:#x} (result {result}), stored the sum at {RESULT_VA:#x}"
+        + (f" and read {uart}'s line-status register through {DEVICE_VA + UART_LSR:#x}" if uart else "")
+    )
     lines.append(f"  {m.walks} page walks; the hardware set A (and D on the store) in the PTEs it used")
     summary = f"board {board.name!r}, the demo guest's address space (ASID {space.asid}) after its run"
     return LiveSpace(system, space.satp, lines, summary)
@@ -110,6 +113,7 @@ def run_driver(board, driver: str) -> LiveSpace:
     from pathlib import Path
 
     from ..driver import DriverRun, build_driver
+
     path = Path(driver)
     if path.is_dir():
         path = build_driver(path)
@@ -118,8 +122,9 @@ def run_driver(board, driver: str) -> LiveSpace:
     except OSError as exc:
         raise ConfigError(f"cannot read driver {str(path)!r}: {exc.strerror}") from None
     if wasm[:4] == b"\x7fELF":
-        raise ConfigError(f"{str(path)!r} is native firmware: it runs in M-mode on physical addresses, "
-                          f"with no page tables to show")
+        raise ConfigError(
+            f"{str(path)!r} is native firmware: it runs in M-mode on physical addresses, with no page tables to show"
+        )
     uart = uart_name(board)
     system = board.build(options={uart: {"backend": "memory"}} if uart else None)
     try:
@@ -129,9 +134,11 @@ def run_driver(board, driver: str) -> LiveSpace:
     report = run.run("probe")
     m = system.machine
     outcome = "returned" if report.trap is None else f"trapped: {report.trap}"
-    lines = [f"board {board.name!r}: driver {path.name} ran probe() sandboxed ({outcome}); "
-             f"{report.mmio_accesses} MMIO accesses, {report.dma_requests} DMA requests",
-             f"  the wasm runtime's address space (satp {m.satp:#x}): runtime code, stack, the linear memory's "
-             f"pages mapped on first touch, device windows"]
+    lines = [
+        f"board {board.name!r}: driver {path.name} ran probe() sandboxed ({outcome}); "
+        f"{report.mmio_accesses} MMIO accesses, {report.dma_requests} DMA requests",
+        f"  the wasm runtime's address space (satp {m.satp:#x}): runtime code, stack, the linear memory's "
+        f"pages mapped on first touch, device windows",
+    ]
     summary = f"board {board.name!r}, driver {path.name} after probe()"
     return LiveSpace(system, m.satp, lines, summary)

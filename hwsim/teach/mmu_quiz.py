@@ -21,7 +21,16 @@ from dataclasses import dataclass
 
 from ..errors import BusError, ConfigError
 from ..mmu.bits import (
-    PAGE_SHIFT, PAGE_SIZE, PTE_HIGH_RESERVED_MASK, PTE_SIZE, SV39, Pte, make_pte, make_satp, pte_ppn, satp_fields,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PTE_HIGH_RESERVED_MASK,
+    PTE_SIZE,
+    SV39,
+    Pte,
+    make_pte,
+    make_satp,
+    pte_ppn,
+    satp_fields,
 )
 from ..mmu.report import format_walk_explained, walk_to_json
 from ..mmu.walker import LEVEL_NAMES, AdPolicy, FaultReason, WalkResult, walk
@@ -103,8 +112,17 @@ class MmuExercise:
     def solve(self) -> WalkResult:
         """The walker's answer (on a copy of the memory: A/D updates do not change the exercise)."""
         root = satp_fields(self.satp)[2] << PAGE_SHIFT
-        return walk(QuizMemory(self.memory), root, self.va, self.access, self.priv, mode=SV39, sum=self.sum,
-                    mxr=self.mxr, ad=self.ad)
+        return walk(
+            QuizMemory(self.memory),
+            root,
+            self.va,
+            self.access,
+            self.priv,
+            mode=SV39,
+            sum=self.sum,
+            mxr=self.mxr,
+            ad=self.ad,
+        )
 
 
 # -- generation -------------------------------------------------------------------------------------------------
@@ -178,8 +196,9 @@ class _Exercise:
         self.root = self.b.frame()
         self.asid = rng.choice([0, 0, rng.randrange(1, 64)])
 
-    def path(self, stop_level: int, last: int, pointer_extra: dict[int, int] | None = None,
-             outside: int | None = None) -> int:
+    def path(
+        self, stop_level: int, last: int, pointer_extra: dict[int, int] | None = None, outside: int | None = None
+    ) -> int:
         """Pointers from the root down to ``stop_level``, whose PTE is ``last``; returns its address.
 
         ``pointer_extra[level]`` ORs bits into that level's pointer; ``outside`` makes the pointer at that
@@ -208,8 +227,13 @@ class _Exercise:
         """One to three other entries in the table: neighbours, the other VPN fields' indices, junk."""
         rng = self.rng
         here = (used - table) // PTE_SIZE
-        candidates = {(here + 1) % 512, (here - 1) % 512, SV39.vpn(self.va, (level + 1) % 3),
-                      SV39.vpn(self.va, (level + 2) % 3), rng.randrange(512)}
+        candidates = {
+            (here + 1) % 512,
+            (here - 1) % 512,
+            SV39.vpn(self.va, (level + 1) % 3),
+            SV39.vpn(self.va, (level + 2) % 3),
+            rng.randrange(512),
+        }
         candidates.discard(here)
         for index in sorted(candidates)[: rng.randint(1, 3)]:
             addr = table + index * PTE_SIZE
@@ -217,8 +241,9 @@ class _Exercise:
                 continue
             kind = rng.random()
             if kind < 0.45:
-                value = make_pte(_leaf_ppn(rng, level), _V | rng.choice(_PERMS) | rng.choice([0, _U])
-                                 | rng.choice([0, _A, _A | _D]))
+                value = make_pte(
+                    _leaf_ppn(rng, level), _V | rng.choice(_PERMS) | rng.choice([0, _U]) | rng.choice([0, _A, _A | _D])
+                )
             elif kind < 0.75 and level > 0 and self.b.free:
                 value = self.b.pointer(self.b.frame())
             else:
@@ -237,8 +262,9 @@ class _Exercise:
 
 def _ok(ex: _Exercise, level: int, *, clean: bool = False) -> Intended:
     """A path to a leaf at ``level`` that allows the access."""
-    leaf = ex.leaf(level, _allowing(ex.rng, ex.access, ex.priv, ex.sum), _ad_bits(ex.rng, ex.access, ex.ad,
-                                                                                  clean=clean))
+    leaf = ex.leaf(
+        level, _allowing(ex.rng, ex.access, ex.priv, ex.sum), _ad_bits(ex.rng, ex.access, ex.ad, clean=clean)
+    )
     ex.path(level, leaf)
     return Intended(None, level, ex.pa_of(leaf, level))
 
@@ -312,10 +338,11 @@ def _topic_user(ex: _Exercise) -> Intended:
     user = 0 if case == "from-u" else _U
     leaf = ex.leaf(level, perms | user, _ad_bits(rng, ex.access, ex.ad))
     ex.path(level, leaf)
-    return {"from-u": Intended(FaultReason.USER_PAGE_FROM_U, level),
-            "sum": Intended(FaultReason.USER_PAGE_SUM, level),
-            "fetch": Intended(FaultReason.USER_PAGE_FETCH, level)}.get(case) or Intended(None, level,
-                                                                                       ex.pa_of(leaf, level))
+    return {
+        "from-u": Intended(FaultReason.USER_PAGE_FROM_U, level),
+        "sum": Intended(FaultReason.USER_PAGE_SUM, level),
+        "fetch": Intended(FaultReason.USER_PAGE_FETCH, level),
+    }.get(case) or Intended(None, level, ex.pa_of(leaf, level))
 
 
 def _topic_mxr(ex: _Exercise) -> Intended:
@@ -381,8 +408,11 @@ def _topic_reserved(ex: _Exercise) -> Intended:
         return Intended(FaultReason.RESERVED_BITS, level)
     level = rng.choice([2, 1])
     extra = high if case == "pointer-high" else rng.choice([_A, _D, _U, _A | _D])
-    ex.path(0, ex.leaf(0, _allowing(rng, ex.access, ex.priv, ex.sum), _ad_bits(rng, ex.access, ex.ad)),
-            pointer_extra={level: extra})
+    ex.path(
+        0,
+        ex.leaf(0, _allowing(rng, ex.access, ex.priv, ex.sum), _ad_bits(rng, ex.access, ex.ad)),
+        pointer_extra={level: extra},
+    )
     return Intended(FaultReason.RESERVED_BITS if case == "pointer-high" else FaultReason.NONLEAF_RESERVED, level)
 
 
@@ -398,10 +428,18 @@ def _topic_access_fault(ex: _Exercise) -> Intended:
 
 
 _BUILDERS = {
-    "page": _topic_page, "superpage": _topic_superpage, "misaligned": _topic_misaligned,
-    "invalid": _topic_invalid, "no-leaf": _topic_no_leaf, "permission": _topic_permission,
-    "w-without-r": _topic_w_without_r, "user": _topic_user, "mxr": _topic_mxr,
-    "accessed-dirty": _topic_accessed_dirty, "canonical": _topic_canonical, "reserved": _topic_reserved,
+    "page": _topic_page,
+    "superpage": _topic_superpage,
+    "misaligned": _topic_misaligned,
+    "invalid": _topic_invalid,
+    "no-leaf": _topic_no_leaf,
+    "permission": _topic_permission,
+    "w-without-r": _topic_w_without_r,
+    "user": _topic_user,
+    "mxr": _topic_mxr,
+    "accessed-dirty": _topic_accessed_dirty,
+    "canonical": _topic_canonical,
+    "reserved": _topic_reserved,
     "access-fault": _topic_access_fault,
 }
 assert set(_BUILDERS) == set(TOPICS)
@@ -425,8 +463,20 @@ def make_exercise(seed: int, number: int, topics: list[str] | None = None) -> Mm
     ex = _Exercise(rng)
     intended = _BUILDERS[topic](ex)
     satp = make_satp(SV39, ex.root >> PAGE_SHIFT, ex.asid)
-    return MmuExercise(seed, number, topic, dict(sorted(ex.b.words.items())), satp, ex.va, ex.access, ex.priv,
-                       ex.sum, ex.mxr, ex.ad, intended)
+    return MmuExercise(
+        seed,
+        number,
+        topic,
+        dict(sorted(ex.b.words.items())),
+        satp,
+        ex.va,
+        ex.access,
+        ex.priv,
+        ex.sum,
+        ex.mxr,
+        ex.ad,
+        intended,
+    )
 
 
 def make_quiz(seed: int, count: int = 3, topics: list[str] | None = None) -> list[MmuExercise]:
@@ -470,8 +520,9 @@ def memory_lines(memory: dict) -> list[str]:
 
 def format_exercise(ex: MmuExercise) -> list[str]:
     lines = [f"Exercise {ex.number} (seed {ex.seed}), Sv39", ""]
-    lines.append(f"The page tables live in RAM at {RAM_BASE:#x}-{RAM_BASE + RAM_SIZE - 1:#x} ({RAM_FRAMES} frames "
-                 f"of 4 KiB);")
+    lines.append(
+        f"The page tables live in RAM at {RAM_BASE:#x}-{RAM_BASE + RAM_SIZE - 1:#x} ({RAM_FRAMES} frames of 4 KiB);"
+    )
     lines.append("reading a PTE anywhere else is an access fault.  Leaf PTEs may point anywhere.")
     lines.append("The non-zero doublewords of that RAM (all other bytes are zero):")
     lines += memory_lines(ex.memory)
@@ -509,10 +560,18 @@ def format_answer(ex: MmuExercise) -> list[str]:
 
 
 def exercise_to_json(ex: MmuExercise, *, solve: bool) -> dict:
-    out = {"number": ex.number, "ram": {"base": hex(RAM_BASE), "size": hex(RAM_SIZE)},
-           "memory": {hex(pa): hex(v) for pa, v in ex.memory.items()}, "satp": hex(ex.satp), "va": hex(ex.va),
-           "access": ex.access.value, "priv": ex.priv.name, "sum": ex.sum, "mxr": ex.mxr,
-           "ad": "svadu" if ex.ad is AdPolicy.UPDATE else "svade"}
+    out = {
+        "number": ex.number,
+        "ram": {"base": hex(RAM_BASE), "size": hex(RAM_SIZE)},
+        "memory": {hex(pa): hex(v) for pa, v in ex.memory.items()},
+        "satp": hex(ex.satp),
+        "va": hex(ex.va),
+        "access": ex.access.value,
+        "priv": ex.priv.name,
+        "sum": ex.sum,
+        "mxr": ex.mxr,
+        "ad": "svadu" if ex.ad is AdPolicy.UPDATE else "svade",
+    }
     if solve:
         result = ex.solve()
         out["topic"] = ex.topic

@@ -91,7 +91,7 @@ class TlbExercise:
         frames = FrameAllocator(phys.add_ram(RAM_BASE, RAM_SIZE))
         spaces = {asid: AddressSpace(phys, frames, asid=asid) for asid in USER_ASIDS}
         for m in self.mappings:
-            for asid in ([m.asid] if m.asid is not None else USER_ASIDS):
+            for asid in [m.asid] if m.asid is not None else USER_ASIDS:
                 spaces[asid].map(m.va, m.pa, m.size, m.flags, page_size=m.size)
         return phys, spaces
 
@@ -156,8 +156,11 @@ def make_exercise(seed: int, number: int, topics: list[str] | None = None) -> Tl
     base = rng.randrange(0x10, 0x200) << 12
     pages1 = sorted(rng.sample(range(6), rng.randint(3, 5)))
     for p in pages1:
-        mappings.append(QuizMapping(1, base + p * PAGE_SIZE, next(frame) << 12, PAGE_SIZE,
-                                rng.choice([user, Pte.R | Pte.X | Pte.U])))
+        mappings.append(
+            QuizMapping(
+                1, base + p * PAGE_SIZE, next(frame) << 12, PAGE_SIZE, rng.choice([user, Pte.R | Pte.X | Pte.U])
+            )
+        )
     two_spaces = topic != "lru" or rng.random() < 0.3
     pages2: list[int] = []
     if two_spaces:
@@ -190,8 +193,9 @@ def make_exercise(seed: int, number: int, topics: list[str] | None = None) -> Tl
             access = rng.choice([Access.LOAD, Access.LOAD, Access.STORE])
         else:
             access = Access.LOAD
-        return Op("access", asid=asid, va=(va & ~(PAGE_SIZE - 1)) | rng.randrange(0, PAGE_SIZE, 8),
-                  access=access, priv=priv)
+        return Op(
+            "access", asid=asid, va=(va & ~(PAGE_SIZE - 1)) | rng.randrange(0, PAGE_SIZE, 8), access=access, priv=priv
+        )
 
     unmapped = base + rng.choice([p for p in range(8) if p not in pages1]) * PAGE_SIZE
     ops: list[Op] = []
@@ -230,8 +234,11 @@ def make_exercise(seed: int, number: int, topics: list[str] | None = None) -> Tl
             va, priv = rng.choice(recent)
         else:
             va, priv = pick(asid)
-        if priv is Priv.U and va != unmapped and not any(m.asid == asid and m.va <= va < m.va + m.size
-                                                         for m in mappings):
+        if (
+            priv is Priv.U
+            and va != unmapped
+            and not any(m.asid == asid and m.va <= va < m.va + m.size for m in mappings)
+        ):
             va, priv = pick(asid)  # a page of the other space: pick again
         recent = (recent + [(va & ~(PAGE_SIZE - 1), priv)])[-3:]
         ops.append(access_op(asid, va, priv))
@@ -277,13 +284,17 @@ def describe_op(op: Op) -> str:
 
 def format_exercise(ex: TlbExercise) -> list[str]:
     lines = [f"TLB exercise {ex.number} (seed {ex.seed})", ""]
-    lines.extend(textwrap.wrap(
-        f"A TLB of {ex.capacity} entries, fully associative, least-recently-used replacement, empty at the start.  "
-        "An entry holds one leaf translation (a 2 MiB superpage takes one entry), tagged with the ASID it was "
-        "filled for, or global (G=1) matching every ASID.  A miss walks the page tables and fills an entry; a walk "
-        "that faults fills nothing.  sfence.vma rs1, rs2 removes: (x0, x0) every entry; (va, x0) the entries "
-        "mapping va, in every ASID; (x0, asid) the non-global entries of asid; (va, asid) the non-global entries "
-        "of asid mapping va.", 78))
+    lines.extend(
+        textwrap.wrap(
+            f"A TLB of {ex.capacity} entries, fully associative, least-recently-used replacement, empty at the start.  "
+            "An entry holds one leaf translation (a 2 MiB superpage takes one entry), tagged with the ASID it was "
+            "filled for, or global (G=1) matching every ASID.  A miss walks the page tables and fills an entry; a walk "
+            "that faults fills nothing.  sfence.vma rs1, rs2 removes: (x0, x0) every entry; (va, x0) the entries "
+            "mapping va, in every ASID; (x0, asid) the non-global entries of asid; (va, asid) the non-global entries "
+            "of asid mapping va.",
+            78,
+        )
+    )
     lines.append("")
     lines.append("Mappings (4 KiB pages unless marked, A and D set):")
     for m in ex.mappings:
@@ -304,8 +315,10 @@ def describe_step(step: Step) -> str:
     op = step.op
     if op.kind == "access":
         if step.hit is not None:
-            text = f"hit {entry_name(op.asid if not step.hit.global_ else GLOBAL, step.hit)} -> pa " \
-                   f"{step.hit.pa_of(op.va):#x}"
+            text = (
+                f"hit {entry_name(op.asid if not step.hit.global_ else GLOBAL, step.hit)} -> pa "
+                f"{step.hit.pa_of(op.va):#x}"
+            )
             if step.walked is None or step.walked.pa_of(op.va) != step.hit.pa_of(op.va):
                 now = "faults" if step.walked is None else f"gives pa {step.walked.pa_of(op.va):#x}"
                 text += f"  STALE: a walk now {now}"
@@ -350,10 +363,15 @@ def exercise_to_json(ex: TlbExercise, *, solve: bool) -> dict:
             out["access"], out["priv"] = op.access.value, op.priv.name
         return out
 
-    out = {"number": ex.number, "capacity": ex.capacity,
-           "mappings": [{"asid": m.asid, "va": hex(m.va), "pa": hex(m.pa), "size": m.size,
-                         "perms": perms_string(m.flags)} for m in ex.mappings],
-           "ops": [op_json(op) for op in ex.ops]}
+    out = {
+        "number": ex.number,
+        "capacity": ex.capacity,
+        "mappings": [
+            {"asid": m.asid, "va": hex(m.va), "pa": hex(m.pa), "size": m.size, "perms": perms_string(m.flags)}
+            for m in ex.mappings
+        ],
+        "ops": [op_json(op) for op in ex.ops],
+    }
     if solve:
         out["topic"] = ex.topic
         out["answers"] = [describe_step(s) for s in ex.solve()]

@@ -112,6 +112,7 @@ def hwsim_board():
     def factory(path=DEFAULT_BOARD, *, uart_input: bytes = b"", **options):
         system, _ = make_board(path, uart_input=uart_input, options=options)
         return system
+
     return factory
 
 
@@ -126,15 +127,26 @@ def find_driver(driver: str | Path, root: Path | None = None) -> Path:
         if candidate.exists():
             return candidate
     looked = ", ".join(str(c.absolute()) for c in candidates)
-    raise ConfigError(f"hwsim_driver: no such driver {str(driver)!r} (a .wasm module or a C driver directory); "
-                      f"looked for {looked}.  hwsim's own drivers are in its source tree (drivers/), not in an "
-                      f"installed hwsim")
+    raise ConfigError(
+        f"hwsim_driver: no such driver {str(driver)!r} (a .wasm module or a C driver directory); "
+        f"looked for {looked}.  hwsim's own drivers are in its source tree (drivers/), not in an "
+        f"installed hwsim"
+    )
 
 
 @pytest.fixture
 def hwsim_driver(tmp_path_factory, pytestconfig):
-    def factory(driver, *, board=DEFAULT_BOARD, uart_input: bytes = b"", options: dict | None = None,
-                entry: str = "probe", args: tuple = (), net_input=None, net_capture: bool = False) -> DriverResult:
+    def factory(
+        driver,
+        *,
+        board=DEFAULT_BOARD,
+        uart_input: bytes = b"",
+        options: dict | None = None,
+        entry: str = "probe",
+        args: tuple = (),
+        net_input=None,
+        net_capture: bool = False,
+    ) -> DriverResult:
         path = find_driver(driver, pytestconfig.rootpath)
         wasm = build_driver(path) if path.is_dir() else path
         options = dict(options or {})
@@ -150,4 +162,5 @@ def hwsim_driver(tmp_path_factory, pytestconfig):
             raise ConfigError(f"hwsim_driver: cannot read driver {str(wasm)!r}: {exc.strerror}") from None
         run = DriverRun(system, data, log=lambda text: None)
         return DriverResult(run, run.run(entry, args), uart, capture)
+
     return factory

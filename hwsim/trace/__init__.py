@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..errors import HwsimError
 from .events import CATEGORIES, EVENTS, EventSpec
@@ -56,8 +56,10 @@ class Trace:
             pat = item[1:] if negate else item
             hits = {n for n, e in EVENTS.items() if fnmatch.fnmatchcase(n, pat) or fnmatch.fnmatchcase(e.category, pat)}
             if not hits:
-                raise TraceError(f"trace pattern {pat!r} matches no event; events: {', '.join(EVENTS)} "
-                                 f"(categories: {', '.join(CATEGORIES)})")
+                raise TraceError(
+                    f"trace pattern {pat!r} matches no event; events: {', '.join(EVENTS)} "
+                    f"(categories: {', '.join(CATEGORIES)})"
+                )
             chosen = chosen - hits if negate else chosen | hits
         return [n for n in EVENTS if n in chosen]
 
@@ -86,6 +88,7 @@ class Trace:
             t = self.clock()
             for sink in sinks:
                 sink.write(spec, t, fields)
+
         return emit
 
 
@@ -107,5 +110,17 @@ def tracing(patterns: str, out: str | Path | None = None, *, format: str | None 
         TRACE.disable()
 
 
-__all__ = ["EVENTS", "FORMATS", "JsonlSink", "PerfettoSink", "Sink", "TRACE", "TextSink", "Trace", "TraceError",
-           "VcdSink", "open_sink", "tracing"]
+__all__ = [
+    "EVENTS",
+    "FORMATS",
+    "JsonlSink",
+    "PerfettoSink",
+    "Sink",
+    "TRACE",
+    "TextSink",
+    "Trace",
+    "TraceError",
+    "VcdSink",
+    "open_sink",
+    "tracing",
+]

@@ -73,8 +73,7 @@ class PerfettoSink(Sink):
 
     def write(self, spec: EventSpec, t_ns: int, fields: dict) -> None:
         args = {k: _plain(v) for k, v in fields.items()}
-        event = {"name": spec.name, "cat": spec.category, "pid": 1, "tid": self.tids[spec.category],
-                 "args": args}
+        event = {"name": spec.name, "cat": spec.category, "pid": 1, "tid": self.tids[spec.category], "args": args}
         duration = fields.get("duration_ns")
         if isinstance(duration, int) and duration >= 0:
             event.update(ph="X", ts=(t_ns - duration) / 1000, dur=duration / 1000)
@@ -84,10 +83,15 @@ class PerfettoSink(Sink):
 
     def close(self) -> None:
         meta = [{"name": "process_name", "ph": "M", "pid": 1, "tid": 0, "args": {"name": "hwsim (virtual time)"}}]
-        meta += [{"name": "thread_name", "ph": "M", "pid": 1, "tid": tid, "args": {"name": cat}}
-                 for cat, tid in self.tids.items()]
-        data = {"traceEvents": meta + self.events, "displayTimeUnit": "ns",
-                "otherData": {"generator": "hwsim", "clock": "virtual time"}}
+        meta += [
+            {"name": "thread_name", "ph": "M", "pid": 1, "tid": tid, "args": {"name": cat}}
+            for cat, tid in self.tids.items()
+        ]
+        data = {
+            "traceEvents": meta + self.events,
+            "displayTimeUnit": "ns",
+            "otherData": {"generator": "hwsim", "clock": "virtual time"},
+        }
         self.path.write_text(json.dumps(data))
 
 

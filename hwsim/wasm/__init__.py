@@ -13,8 +13,19 @@ exception escaping on any input is a bug.
 
 from .decoder import decode_module
 from .errors import InvalidError, MalformedError, UnsupportedFeatureError, WasmError
-from .module import (ConstExpr, CustomSection, DataSegment, ElemSegment, Export, Features, FuncBody, Global, Import,
-                     DecodedModule, Table)
+from .module import (
+    ConstExpr,
+    CustomSection,
+    DataSegment,
+    DecodedModule,
+    ElemSegment,
+    Export,
+    Features,
+    FuncBody,
+    Global,
+    Import,
+    Table,
+)
 from .types import ExternKind, FuncType, GlobalType, Limits, MemoryType, TableType
 from .validator import validate
 
@@ -26,7 +37,29 @@ def load_module(data, *, features: Features | None = None) -> DecodedModule:
     return module
 
 
-__all__ = ["ConstExpr", "CustomSection", "DataSegment", "ElemSegment", "Export", "ExternKind", "Features", "FuncBody",
-           "FuncType", "Global", "GlobalType", "Import", "InvalidError", "Limits", "MalformedError",
-           "MemoryType", "DecodedModule", "Table", "TableType", "UnsupportedFeatureError", "WasmError", "decode_module",
-           "load_module", "validate"]
+__all__ = [
+    "ConstExpr",
+    "CustomSection",
+    "DataSegment",
+    "ElemSegment",
+    "Export",
+    "ExternKind",
+    "Features",
+    "FuncBody",
+    "FuncType",
+    "Global",
+    "GlobalType",
+    "Import",
+    "InvalidError",
+    "Limits",
+    "MalformedError",
+    "MemoryType",
+    "DecodedModule",
+    "Table",
+    "TableType",
+    "UnsupportedFeatureError",
+    "WasmError",
+    "decode_module",
+    "load_module",
+    "validate",
+]

@@ -30,24 +30,82 @@ from __future__ import annotations
 
 from . import opcodes as op
 from .errors import MalformedError, UnsupportedFeatureError, WasmError
-from .module import (ACTIVE, DECLARATIVE, DEFAULT_FEATURES, PASSIVE, ConstExpr, CustomSection, DataSegment,
-                     ElemSegment, Export, Features, FuncBody, Global, Import, DecodedModule, Table)
+from .module import (
+    ACTIVE,
+    DECLARATIVE,
+    DEFAULT_FEATURES,
+    PASSIVE,
+    ConstExpr,
+    CustomSection,
+    DataSegment,
+    DecodedModule,
+    ElemSegment,
+    Export,
+    Features,
+    FuncBody,
+    Global,
+    Import,
+    Table,
+)
 from .reader import eof, read_bytes, read_len, read_name, read_sleb, read_u32, read_u64, read_uleb
-from .types import (BLOCK_EMPTY, DEFAULT_PAGE_SIZE_LOG2, EXTERNREF, F32, F64, FUNCREF, I32, I64, LIMITS_HAS_MAX,
-                    LIMITS_INDEX64, LIMITS_PAGE_SIZE, LIMITS_SHARED, ExternKind, FuncType, GlobalType, Limits,
-                    MemoryType, TableType)
+from .types import (
+    BLOCK_EMPTY,
+    DEFAULT_PAGE_SIZE_LOG2,
+    EXTERNREF,
+    F32,
+    F64,
+    FUNCREF,
+    I32,
+    I64,
+    LIMITS_HAS_MAX,
+    LIMITS_INDEX64,
+    LIMITS_PAGE_SIZE,
+    LIMITS_SHARED,
+    ExternKind,
+    FuncType,
+    GlobalType,
+    Limits,
+    MemoryType,
+    TableType,
+)
 
 MAGIC = b"\x00asm"
 VERSION = b"\x01\x00\x00\x00"
 
 # Section ids.
 CUSTOM, TYPE, IMPORT, FUNCTION, TABLE, MEMORY, GLOBAL, EXPORT, START, ELEM, CODE, DATA, DATACOUNT, TAG = range(14)
-SECTION_NAMES = {CUSTOM: "custom", TYPE: "type", IMPORT: "import", FUNCTION: "function", TABLE: "table",
-                 MEMORY: "memory", GLOBAL: "global", EXPORT: "export", START: "start", ELEM: "element",
-                 CODE: "code", DATA: "data", DATACOUNT: "data count", TAG: "tag"}
+SECTION_NAMES = {
+    CUSTOM: "custom",
+    TYPE: "type",
+    IMPORT: "import",
+    FUNCTION: "function",
+    TABLE: "table",
+    MEMORY: "memory",
+    GLOBAL: "global",
+    EXPORT: "export",
+    START: "start",
+    ELEM: "element",
+    CODE: "code",
+    DATA: "data",
+    DATACOUNT: "data count",
+    TAG: "tag",
+}
 # Position of each non-custom section in the required order.
-SECTION_ORDER = {TYPE: 1, IMPORT: 2, FUNCTION: 3, TABLE: 4, MEMORY: 5, TAG: 6, GLOBAL: 7, EXPORT: 8, START: 9,
-                 ELEM: 10, DATACOUNT: 11, CODE: 12, DATA: 13}
+SECTION_ORDER = {
+    TYPE: 1,
+    IMPORT: 2,
+    FUNCTION: 3,
+    TABLE: 4,
+    MEMORY: 5,
+    TAG: 6,
+    GLOBAL: 7,
+    EXPORT: 8,
+    START: 9,
+    ELEM: 10,
+    DATACOUNT: 11,
+    CODE: 12,
+    DATA: 13,
+}
 
 _VALTYPES = frozenset((I32, I64, F32, F64, FUNCREF, EXTERNREF))
 _REFTYPES = frozenset((FUNCREF, EXTERNREF))
@@ -136,7 +194,8 @@ class _Decoder:
                 allowed |= LIMITS_PAGE_SIZE
             if flags & LIMITS_SHARED and not flags & ~(allowed | LIMITS_SHARED):
                 self.note_unsupported(
-                    UnsupportedFeatureError(op.THREADS, f"shared memory, limits flags {flags:#04x}", offset=pos))
+                    UnsupportedFeatureError(op.THREADS, f"shared memory, limits flags {flags:#04x}", offset=pos)
+                )
                 flags &= ~LIMITS_SHARED
         if flags & ~allowed:
             raise MalformedError(f"malformed limits flags {flags:#04x}", offset=pos)
@@ -201,8 +260,9 @@ class _Decoder:
                 order = SECTION_ORDER[sid]
                 if order <= last_order:
                     raise MalformedError(
-                        f"unexpected content after last section: {SECTION_NAMES[sid]} section out of order "
-                        f"or repeated", offset=id_pos)
+                        f"unexpected content after last section: {SECTION_NAMES[sid]} section out of order or repeated",
+                        offset=id_pos,
+                    )
                 last_order = order
             self.pos = id_pos + 1
             size = self.length()
@@ -244,21 +304,29 @@ class _Decoder:
             if self.pos != start + size:
                 raise MalformedError(
                     f"section size mismatch: {SECTION_NAMES[sid]} section declares {size} bytes "
-                    f"but its contents use {self.pos - start}", offset=start)
+                    f"but its contents use {self.pos - start}",
+                    offset=start,
+                )
             if sid != CUSTOM:
                 last_id = sid
         if len(func_type_indices) != len(codes):
             raise MalformedError(
                 f"function and code section have inconsistent lengths: {len(func_type_indices)} functions "
-                f"declared, {len(codes)} bodies", offset=n)
+                f"declared, {len(codes)} bodies",
+                offset=n,
+            )
         if m.data_count is not None and m.data_count != len(m.datas):
             raise MalformedError(
                 f"data count and data section have inconsistent lengths: data count {m.data_count}, "
-                f"{len(m.datas)} segments", offset=n)
+                f"{len(m.datas)} segments",
+                offset=n,
+            )
         if m.data_count is None and self.uses_data_index:
             raise MalformedError("data count section required (memory.init or data.drop is used)", offset=n)
-        m.funcs = [FuncBody(type_index=t, locals=locals_, num_locals=nlocals, body=body, offset=off, body_offset=boff)
-                   for t, (locals_, nlocals, body, off, boff) in zip(func_type_indices, codes)]
+        m.funcs = [
+            FuncBody(type_index=t, locals=locals_, num_locals=nlocals, body=body, offset=off, body_offset=boff)
+            for t, (locals_, nlocals, body, off, boff) in zip(func_type_indices, codes)
+        ]
         self._decode_known_customs(m)
         return m
 
@@ -273,6 +341,7 @@ class _Decoder:
     def _decode_known_customs(self, m: DecodedModule) -> None:
         from .dylink import decode_dylink
         from .names import decode_name_section
+
         for custom in m.customs:
             if custom.name == "name" and m.names is None and m.name_section_error is None:
                 try:
@@ -315,8 +384,7 @@ class _Decoder:
             results = tuple(self.valtype() for _ in range(self.length()))
             return FuncType(params, results)
         if form & 0x80:
-            raise MalformedError(f"integer representation too long (type form {form:#04x} is one byte)",
-                                 offset=pos + 1)
+            raise MalformedError(f"integer representation too long (type form {form:#04x} is one byte)", offset=pos + 1)
         if form == op.STRUCT:
             self._note_type_form(form, pos)
             for _ in range(self.length()):
@@ -329,8 +397,7 @@ class _Decoder:
             read_sleb(self.data, self.pos, 33)
             _, self.pos = read_sleb(self.data, self.pos, 33)
         else:
-            raise MalformedError(f"malformed definition type {form:#04x} (expected 0x60, a function type)",
-                                 offset=pos)
+            raise MalformedError(f"malformed definition type {form:#04x} (expected 0x60, a function type)", offset=pos)
         return _PLACEHOLDER_TYPE
 
     def _note_type_form(self, form: int, pos: int) -> None:
@@ -380,8 +447,9 @@ class _Decoder:
         start = self.pos
         if self.data[start] == 0x40:
             # Table with an explicit initialiser: 0x40 0x00 tabletype expr (function references).
-            self.note_unsupported(UnsupportedFeatureError(
-                op.FUNCTION_REFERENCES, "table with an initializer expression", offset=start))
+            self.note_unsupported(
+                UnsupportedFeatureError(op.FUNCTION_REFERENCES, "table with an initializer expression", offset=start)
+            )
             self.pos += 1
             zpos = self.pos
             if self.byte() != 0x00:
@@ -427,8 +495,14 @@ class _Decoder:
         flags = self.u32()
         if flags == 0:
             offset = self.const_expr()
-            return ElemSegment(mode=ACTIVE, elem_type=FUNCREF, items=self._func_index_items(), table_index=0,
-                               offset_expr=offset, offset=start)
+            return ElemSegment(
+                mode=ACTIVE,
+                elem_type=FUNCREF,
+                items=self._func_index_items(),
+                table_index=0,
+                offset_expr=offset,
+                offset=start,
+            )
         if flags == 1:
             et = self._elem_kind()
             return ElemSegment(mode=PASSIVE, elem_type=et, items=self._func_index_items(), offset=start)
@@ -436,16 +510,23 @@ class _Decoder:
             table = self.u32()
             offset = self.const_expr()
             et = self._elem_kind()
-            return ElemSegment(mode=ACTIVE, elem_type=et, items=self._func_index_items(), table_index=table,
-                               offset_expr=offset, offset=start)
+            return ElemSegment(
+                mode=ACTIVE,
+                elem_type=et,
+                items=self._func_index_items(),
+                table_index=table,
+                offset_expr=offset,
+                offset=start,
+            )
         if flags == 3:
             et = self._elem_kind()
             return ElemSegment(mode=DECLARATIVE, elem_type=et, items=self._func_index_items(), offset=start)
         if flags == 4:
             offset = self.const_expr()
             items = [self.const_expr() for _ in range(self.length())]
-            return ElemSegment(mode=ACTIVE, elem_type=FUNCREF, items=items, table_index=0, offset_expr=offset,
-                               offset=start)
+            return ElemSegment(
+                mode=ACTIVE, elem_type=FUNCREF, items=items, table_index=0, offset_expr=offset, offset=start
+            )
         if flags == 5:
             et = self.reftype()
             items = [self.const_expr() for _ in range(self.length())]
@@ -455,8 +536,9 @@ class _Decoder:
             offset = self.const_expr()
             et = self.reftype()
             items = [self.const_expr() for _ in range(self.length())]
-            return ElemSegment(mode=ACTIVE, elem_type=et, items=items, table_index=table, offset_expr=offset,
-                               offset=start)
+            return ElemSegment(
+                mode=ACTIVE, elem_type=et, items=items, table_index=table, offset_expr=offset, offset=start
+            )
         if flags == 7:
             et = self.reftype()
             items = [self.const_expr() for _ in range(self.length())]
@@ -511,7 +593,8 @@ class _Decoder:
         if self.pos != body_start + size:
             raise MalformedError(
                 f"section size mismatch: function body declares {size} bytes but uses {self.pos - body_start}",
-                offset=body_start)
+                offset=body_start,
+            )
         return tuple(groups), total, body, start, body_start
 
 
@@ -537,8 +620,9 @@ def read_valtype(data, pos: int, owner=None) -> tuple[int, int]:
             return b, pos
         return b, pos + 1
     if b & 0x80:
-        raise MalformedError(f"integer representation too long (a value type is one byte, got {b:#04x})",
-                             offset=pos + 1)
+        raise MalformedError(
+            f"integer representation too long (a value type is one byte, got {b:#04x})", offset=pos + 1
+        )
     raise MalformedError(f"malformed value type {b:#04x}", offset=pos)
 
 
@@ -610,8 +694,9 @@ def _dispatch_table() -> list[int | None]:
 _DISPATCH = _dispatch_table()
 
 
-def decode_instructions(data: bytes, pos: int, features: Features, owner=None, *,
-                        in_body: bool = True) -> tuple[list, int]:
+def decode_instructions(
+    data: bytes, pos: int, features: Features, owner=None, *, in_body: bool = True
+) -> tuple[list, int]:
     """Decode instructions from ``pos`` up to and including the ``end`` that closes the sequence.
 
     Returns the instruction tuples and the position after that ``end``.  In a
@@ -802,8 +887,9 @@ def _skip_immediates(data, pos: int, kind: int, owner) -> int:
     raise AssertionError(f"immediate kind {kind}")  # pragma: no cover
 
 
-def _decode_rare(data, pos: int, code: int, start: int, features: Features, owner,
-                 in_body: bool) -> tuple[int, tuple, int]:
+def _decode_rare(
+    data, pos: int, code: int, start: int, features: Features, owner, in_body: bool
+) -> tuple[int, tuple, int]:
     """Prefixed opcodes, out-of-scope opcodes and illegal bytes: (position, instruction, block effect)."""
     if code == 0xFC:
         sub, pos = read_u32(data, pos)
@@ -820,14 +906,24 @@ def _decode_rare(data, pos: int, code: int, start: int, features: Features, owne
         if kind == op.INDEX:
             v, pos = read_u32(data, pos)
             if opcode == op.MEMORY_DISCARD and not (features.memory_discard or features.memory_control):
-                _note(owner, UnsupportedFeatureError(
-                    op.MEMORY_CONTROL, "opcode 0xfc 0x12; enable it with Features(memory_discard=True)",
-                    offset=start))
+                _note(
+                    owner,
+                    UnsupportedFeatureError(
+                        op.MEMORY_CONTROL,
+                        "opcode 0xfc 0x12; enable it with Features(memory_discard=True)",
+                        offset=start,
+                    ),
+                )
             elif opcode in op.MEMORY_CONTROL_OPS and not features.memory_control:
-                _note(owner, UnsupportedFeatureError(
-                    op.MEMORY_CONTROL, f"opcode 0xfc {sub:#04x} ({op.NAMES.get(opcode, '')}, hwsim's "
-                                       f"provisional encoding); enable it with Features(memory_control=True)",
-                    offset=start))
+                _note(
+                    owner,
+                    UnsupportedFeatureError(
+                        op.MEMORY_CONTROL,
+                        f"opcode 0xfc {sub:#04x} ({op.NAMES.get(opcode, '')}, hwsim's "
+                        f"provisional encoding); enable it with Features(memory_control=True)",
+                        offset=start,
+                    ),
+                )
             if opcode == op.DATA_DROP and in_body and owner is not None:
                 owner.uses_data_index = True
             return pos, (opcode, v, start), 0

@@ -15,13 +15,25 @@ import os
 from dataclasses import dataclass
 
 from elftools.common.exceptions import DWARFError
-from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
+from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DwarfConfig, DWARFInfo
 from elftools.elf.elffile import ELFFile
 
 from .._elfparse import PARSE_ERRORS
 
-_SECTIONS = ("info", "abbrev", "str", "line", "line_str", "ranges", "rnglists", "loc", "loclists", "addr",
-             "str_offsets", "aranges")
+_SECTIONS = (
+    "info",
+    "abbrev",
+    "str",
+    "line",
+    "line_str",
+    "ranges",
+    "rnglists",
+    "loc",
+    "loclists",
+    "addr",
+    "str_offsets",
+    "aranges",
+)
 
 
 @dataclass(frozen=True)
@@ -68,17 +80,24 @@ class SourceMap:
     def _load(self, sections: dict[str, bytes]) -> None:
         def desc(name):
             data = sections.get(f".debug_{name}")
-            return None if data is None else DebugSectionDescriptor(io.BytesIO(data), f".debug_{name}", 0,
-                                                                     len(data), 0)
+            return None if data is None else DebugSectionDescriptor(io.BytesIO(data), f".debug_{name}", 0, len(data), 0)
 
         args = {f"debug_{n}_sec": desc(n) for n in _SECTIONS}
-        dwarf = DWARFInfo(config=DwarfConfig(little_endian=True, machine_arch="wasm", default_address_size=4),
-                          debug_frame_sec=None, eh_frame_sec=None, debug_pubtypes_sec=None, debug_pubnames_sec=None,
-                          debug_sup_sec=None, gnu_debugaltlink_sec=None, debug_types_sec=None, **args)
+        dwarf = DWARFInfo(
+            config=DwarfConfig(little_endian=True, machine_arch="wasm", default_address_size=4),
+            debug_frame_sec=None,
+            eh_frame_sec=None,
+            debug_pubtypes_sec=None,
+            debug_pubnames_sec=None,
+            debug_sup_sec=None,
+            gnu_debugaltlink_sec=None,
+            debug_types_sec=None,
+            **args,
+        )
         self._load_dwarf(dwarf)
 
     @classmethod
-    def from_elf(cls, elffile) -> "SourceMap":
+    def from_elf(cls, elffile) -> SourceMap:
         """Source lines of a native ELF (pyelftools ``ELFFile``): ``locate(pc)`` takes addresses."""
         self = cls.__new__(cls)
         self.rows, self.scopes, self.code_base = [], [], 0
@@ -91,7 +110,7 @@ class SourceMap:
         return self
 
     @classmethod
-    def from_elf_bytes(cls, data: bytes) -> "SourceMap":
+    def from_elf_bytes(cls, data: bytes) -> SourceMap:
         """:meth:`from_elf` of an ELF file's bytes; a file pyelftools cannot open has no source lines."""
         try:
             elffile = ELFFile(io.BytesIO(data))
@@ -118,7 +137,7 @@ class SourceMap:
             files = program["file_entry"]
             version = program["version"]
 
-            def file_name(index):
+            def file_name(index, files=files, version=version):
                 entry = files[index if version >= 5 else index - 1]
                 name = entry.name.decode() if isinstance(entry.name, bytes) else str(entry.name)
                 return name

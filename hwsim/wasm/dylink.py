@@ -97,6 +97,7 @@ def _decode(data: bytes) -> Dylink:
             out.unknown_subsections[kind] = bytes(data[start:end])
             pos = end
         if pos != end:
-            raise MalformedError(f"subsection {kind} size mismatch: declares {size} bytes, uses {pos - start}",
-                                 offset=sub_pos)
+            raise MalformedError(
+                f"subsection {kind} size mismatch: declares {size} bytes, uses {pos - start}", offset=sub_pos
+            )
     return out

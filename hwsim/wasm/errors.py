@@ -29,8 +29,15 @@ from ..errors import HwsimError
 class WasmError(HwsimError):
     """Base of every error about a WebAssembly binary."""
 
-    def __init__(self, reason: str, *, offset: int | None = None, func_index: int | None = None,
-                 func_name: str | None = None, instr: str | None = None):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        offset: int | None = None,
+        func_index: int | None = None,
+        func_name: str | None = None,
+        instr: str | None = None,
+    ):
         self.reason = reason
         self.offset = offset
         self.func_index = func_index
@@ -57,8 +64,9 @@ class WasmError(HwsimError):
             text += f" (instruction {self.instr})"
         return text
 
-    def locate(self, *, func_index: int | None = None, func_name: str | None = None,
-               instr: str | None = None) -> "WasmError":
+    def locate(
+        self, *, func_index: int | None = None, func_name: str | None = None, instr: str | None = None
+    ) -> WasmError:
         """Fill in location fields that are still unknown, and refresh the message; returns ``self``."""
         if self.func_index is None and func_index is not None:
             self.func_index = func_index
@@ -88,9 +96,22 @@ class UnsupportedFeatureError(WasmError):
     ``unsupported feature: SIMD (opcode 0xfd) at offset ...``.
     """
 
-    def __init__(self, feature: str, what: str, *, offset: int | None = None, func_index: int | None = None,
-                 func_name: str | None = None, instr: str | None = None):
+    def __init__(
+        self,
+        feature: str,
+        what: str,
+        *,
+        offset: int | None = None,
+        func_index: int | None = None,
+        func_name: str | None = None,
+        instr: str | None = None,
+    ):
         self.feature = feature
         self.what = what
-        super().__init__(f"unsupported feature: {feature} ({what})", offset=offset, func_index=func_index,
-                         func_name=func_name, instr=instr)
+        super().__init__(
+            f"unsupported feature: {feature} ({what})",
+            offset=offset,
+            func_index=func_index,
+            func_name=func_name,
+            instr=instr,
+        )

@@ -25,8 +25,15 @@ from .errors import MalformedError, WasmError
 from .reader import eof, read_len, read_name, read_u32
 
 MODULE, FUNCTION, LOCAL, LABEL, TYPE, TABLE, MEMORY, GLOBAL, ELEM, DATA, FIELD, TAG = range(12)
-_NAMEMAP_KINDS = {TYPE: "types", TABLE: "tables", MEMORY: "memories", GLOBAL: "globals", ELEM: "elems",
-                  DATA: "datas", TAG: "tags"}
+_NAMEMAP_KINDS = {
+    TYPE: "types",
+    TABLE: "tables",
+    MEMORY: "memories",
+    GLOBAL: "globals",
+    ELEM: "elems",
+    DATA: "datas",
+    TAG: "tags",
+}
 _INDIRECT_KINDS = {LABEL: "labels", FIELD: "fields"}
 
 
@@ -102,6 +109,7 @@ def _decode(data: bytes) -> NameSection:
             out.unknown_subsections[sid] = bytes(data[start:end])
             pos = end
         if pos != end:
-            raise MalformedError(f"subsection {sid} size mismatch: declares {size} bytes, uses {pos - start}",
-                                 offset=sub_pos)
+            raise MalformedError(
+                f"subsection {sid} size mismatch: declares {size} bytes, uses {pos - start}", offset=sub_pos
+            )
     return out

@@ -120,5 +120,6 @@ def read_name(data, pos: int) -> tuple[str, int]:
     try:
         return raw.decode("utf-8"), end
     except UnicodeDecodeError as exc:
-        raise MalformedError(f"malformed UTF-8 encoding: {exc.reason} at byte {exc.start} of the name",
-                             offset=pos) from None
+        raise MalformedError(
+            f"malformed UTF-8 encoding: {exc.reason} at byte {exc.start} of the name", offset=pos
+        ) from None

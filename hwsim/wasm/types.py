@@ -26,8 +26,16 @@ NUM_TYPES = frozenset((I32, I64, F32, F64))
 REF_TYPES = frozenset((FUNCREF, EXTERNREF))
 VALUE_TYPES = NUM_TYPES | REF_TYPES
 
-VALTYPE_NAMES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", V128: "v128",
-                 FUNCREF: "funcref", EXTERNREF: "externref", UNKNOWN: "unknown"}
+VALTYPE_NAMES = {
+    I32: "i32",
+    I64: "i64",
+    F32: "f32",
+    F64: "f64",
+    V128: "v128",
+    FUNCREF: "funcref",
+    EXTERNREF: "externref",
+    UNKNOWN: "unknown",
+}
 
 # Block types are stored as the signed 33-bit integer of the binary encoding:
 # a type index when >= 0, otherwise the empty type or one value type.

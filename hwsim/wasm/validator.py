@@ -27,8 +27,24 @@ from bisect import bisect_right
 from . import opcodes as op
 from .errors import InvalidError
 from .module import ACTIVE, ConstExpr, DecodedModule
-from .types import (BLOCK_EMPTY, EXTERNREF, F32, F64, FUNCREF, I32, I64, NUM_TYPES, UNKNOWN, ExternKind, FuncType,
-                    GlobalType, MemoryType, TableType, format_types, valtype_name)
+from .types import (
+    BLOCK_EMPTY,
+    EXTERNREF,
+    F32,
+    F64,
+    FUNCREF,
+    I32,
+    I64,
+    NUM_TYPES,
+    UNKNOWN,
+    ExternKind,
+    FuncType,
+    GlobalType,
+    MemoryType,
+    TableType,
+    format_types,
+    valtype_name,
+)
 
 _U32_MAX = 0xFFFFFFFF
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
@@ -37,9 +53,24 @@ _U64_MAX = 0xFFFFFFFFFFFFFFFF
 _KIND, _LABEL, _END, _HEIGHT, _UNREACH, _START = range(6)
 _FRAME_FUNC = -1  # the function body itself (a block whose label is the function's results)
 
-_CONST_OPS = frozenset((op.I32_CONST_OP, op.I64_CONST_OP, op.F32_CONST_OP, op.F64_CONST_OP, op.REF_NULL,
-                        op.REF_FUNC, op.GLOBAL_GET, op.I32_ADD, op.I32_SUB, op.I32_MUL, op.I64_ADD, op.I64_SUB,
-                        op.I64_MUL, op.END))
+_CONST_OPS = frozenset(
+    (
+        op.I32_CONST_OP,
+        op.I64_CONST_OP,
+        op.F32_CONST_OP,
+        op.F64_CONST_OP,
+        op.REF_NULL,
+        op.REF_FUNC,
+        op.GLOBAL_GET,
+        op.I32_ADD,
+        op.I32_SUB,
+        op.I32_MUL,
+        op.I64_ADD,
+        op.I64_SUB,
+        op.I64_MUL,
+        op.END,
+    )
+)
 
 # Fast-path table: opcode -> (number of params, first param, second param, result) for
 # instructions with one or two operands and one result.
@@ -159,8 +190,11 @@ class _ModuleValidator:
             if e.mode == ACTIVE:
                 tt = self.table(e.table_index, e.offset, where=f"element segment {i}")
                 if tt.elem_type != e.elem_type:
-                    raise _err(f"type mismatch: element segment {i} has type {valtype_name(e.elem_type)} "
-                               f"but table {e.table_index} holds {valtype_name(tt.elem_type)}", e.offset)
+                    raise _err(
+                        f"type mismatch: element segment {i} has type {valtype_name(e.elem_type)} "
+                        f"but table {e.table_index} holds {valtype_name(tt.elem_type)}",
+                        e.offset,
+                    )
                 self.check_const(e.offset_expr, tt.index_type, f"offset of element segment {i}")
             c.elems.append(e.elem_type)
         base = m.num_imported_funcs
@@ -171,15 +205,21 @@ class _ModuleValidator:
                 raise _err(f"unknown function {m.start} (the start function)", m.start_offset)
             ft = c.types[c.funcs[m.start]]
             if ft.params or ft.results:
-                raise _err(f"start function must not have parameters or results; function {m.start} has type {ft}",
-                           m.start_offset)
+                raise _err(
+                    f"start function must not have parameters or results; function {m.start} has type {ft}",
+                    m.start_offset,
+                )
         seen: set[str] = set()
-        spaces = {ExternKind.FUNC: (c.funcs, "function"), ExternKind.TABLE: (c.tables, "table"),
-                  ExternKind.MEMORY: (c.memories, "memory"), ExternKind.GLOBAL: (c.globals, "global")}
+        spaces = {
+            ExternKind.FUNC: (c.funcs, "function"),
+            ExternKind.TABLE: (c.tables, "table"),
+            ExternKind.MEMORY: (c.memories, "memory"),
+            ExternKind.GLOBAL: (c.globals, "global"),
+        }
         for ex in m.exports:
             space, what = spaces[ex.kind]
             if ex.index >= len(space):
-                raise _err(f"unknown {what} {ex.index} (exported as \"{ex.name}\")", ex.offset)
+                raise _err(f'unknown {what} {ex.index} (exported as "{ex.name}")', ex.offset)
         for ex in m.exports:
             if ex.name in seen:
                 raise _err(f'duplicate export name "{ex.name}"', ex.offset)
@@ -216,14 +256,18 @@ class _ModuleValidator:
         globals_ = self.c.globals
         for code, imm, off in expr.instrs:
             if code not in _CONST_OPS:
-                raise _err(f"constant expression required: {op.opcode_name(code)} is not allowed in the {what}",
-                           off, instr=op.opcode_name(code))
+                raise _err(
+                    f"constant expression required: {op.opcode_name(code)} is not allowed in the {what}",
+                    off,
+                    instr=op.opcode_name(code),
+                )
             if code == op.GLOBAL_GET:
                 if imm >= len(globals_):
                     raise _err(f"unknown global {imm}", off, instr="global.get")
                 if globals_[imm].mutable:
-                    raise _err(f"constant expression required: global {imm} is mutable ({what})", off,
-                               instr="global.get")
+                    raise _err(
+                        f"constant expression required: global {imm} is mutable ({what})", off, instr="global.get"
+                    )
         _FuncChecker(self, None).check_expr(expr, t, what)
 
 
@@ -277,8 +321,8 @@ class _FuncChecker:
 
     def mismatch(self, expected, what: str | None = None) -> InvalidError:
         frame = self.ctrls[-1]
-        avail = self.vals[frame[_HEIGHT]:]
-        shown = avail[-len(expected):] if expected else avail
+        avail = self.vals[frame[_HEIGHT] :]
+        shown = avail[-len(expected) :] if expected else avail
         prefix = "..." if len(avail) > len(shown) else ""
         desc = what or op.opcode_name(self.code)
         stack = "[" + prefix + format_types(shown)[1:]
@@ -349,15 +393,16 @@ class _FuncChecker:
         what = "the end of the " + ("function" if frame[_KIND] == _FRAME_FUNC else op.opcode_name(frame[_KIND]))
         self.pop_vals(end, what)
         if len(self.vals) != frame[_HEIGHT]:
-            extra = self.vals[frame[_HEIGHT]:]
-            raise self.error(f"type mismatch: {what} expects {format_types(end)} but the stack has "
-                             f"{format_types(extra + list(end))}")
+            extra = self.vals[frame[_HEIGHT] :]
+            raise self.error(
+                f"type mismatch: {what} expects {format_types(end)} but the stack has {format_types(extra + list(end))}"
+            )
         self.ctrls.pop()
         return frame
 
     def set_unreachable(self) -> None:
         frame = self.ctrls[-1]
-        del self.vals[frame[_HEIGHT]:]
+        del self.vals[frame[_HEIGHT] :]
         frame[_UNREACH] = True
 
     def label(self, depth: int) -> list:
@@ -461,7 +506,7 @@ class _FuncChecker:
         index = -1
         code = off = None
         try:
-            for index, (code, imm, off) in enumerate(instrs):
+            for index, (code, imm, off) in enumerate(instrs):  # noqa: B007 (off is reported after the loop)
                 if code == LOCAL_GET:
                     try:
                         vals.append(locals_[imm])
@@ -505,8 +550,10 @@ class _FuncChecker:
                 if code == END:
                     frame = self.pop_ctrl()
                     if frame[_KIND] == IF and frame[_START] != frame[_END]:
-                        raise self.error(f"type mismatch: if without else must leave its parameters "
-                                         f"{format_types(frame[_START])} as its results {format_types(frame[_END])}")
+                        raise self.error(
+                            f"type mismatch: if without else must leave its parameters "
+                            f"{format_types(frame[_START])} as its results {format_types(frame[_END])}"
+                        )
                     if not ctrls:
                         if index != last:  # pragma: no cover - the decoder stops at the final end
                             raise self.error("instructions after the final end")
@@ -579,11 +626,11 @@ class _FuncChecker:
             t2 = self.pop_any()
             if t1 not in NUM_TYPES and t1 != UNKNOWN or t2 not in NUM_TYPES and t2 != UNKNOWN:
                 bad = t1 if t1 not in NUM_TYPES and t1 != UNKNOWN else t2
-                raise self.error(f"type mismatch: select without a type annotation needs numeric operands, "
-                                 f"not {valtype_name(bad)}")
+                raise self.error(
+                    f"type mismatch: select without a type annotation needs numeric operands, not {valtype_name(bad)}"
+                )
             if t1 != t2 and t1 != UNKNOWN and t2 != UNKNOWN:
-                raise self.error(f"type mismatch: select operands differ: {valtype_name(t2)} and "
-                                 f"{valtype_name(t1)}")
+                raise self.error(f"type mismatch: select operands differ: {valtype_name(t2)} and {valtype_name(t1)}")
             vals.append(t2 if t1 == UNKNOWN else t1)
         elif code == op.UNREACHABLE:
             self.set_unreachable()
@@ -600,8 +647,10 @@ class _FuncChecker:
             arity = len(default_label)
             for depth, label in zip(targets, labels):
                 if len(label) != arity:
-                    raise self.error(f"type mismatch: br_table target {depth} expects {format_types(label)} "
-                                     f"but the default target {default} expects {format_types(default_label)}")
+                    raise self.error(
+                        f"type mismatch: br_table target {depth} expects {format_types(label)} "
+                        f"but the default target {default} expects {format_types(default_label)}"
+                    )
                 vals.extend(self.pop_vals(label))
             self.pop_vals(default_label)
             self.set_unreachable()
@@ -624,8 +673,10 @@ class _FuncChecker:
             tt = self.table(table_index)
             ft = self.func_type_of(type_index)
             if tt.elem_type != FUNCREF:
-                raise self.error(f"type mismatch: {op.opcode_name(code)} needs a funcref table but table "
-                                 f"{table_index} holds {valtype_name(tt.elem_type)}")
+                raise self.error(
+                    f"type mismatch: {op.opcode_name(code)} needs a funcref table but table "
+                    f"{table_index} holds {valtype_name(tt.elem_type)}"
+                )
             if code == op.RETURN_CALL_INDIRECT:
                 self.check_tail_results(ft)
             self.pop(tt.index_type)
@@ -699,8 +750,10 @@ class _FuncChecker:
             t1 = self.table(dst)
             t2 = self.table(src)
             if t1.elem_type != t2.elem_type:
-                raise self.error(f"type mismatch: table.copy from table {src} ({valtype_name(t2.elem_type)}) "
-                                 f"to table {dst} ({valtype_name(t1.elem_type)})")
+                raise self.error(
+                    f"type mismatch: table.copy from table {src} ({valtype_name(t2.elem_type)}) "
+                    f"to table {dst} ({valtype_name(t1.elem_type)})"
+                )
             at1, at2 = t1.index_type, t2.index_type
             self.pop_vals((at1, at2, I32 if I32 in (at1, at2) else I64))
         elif code == op.TABLE_INIT:
@@ -708,8 +761,10 @@ class _FuncChecker:
             tt = self.table(table_index)
             et = self.elem(elem_index)
             if et != tt.elem_type:
-                raise self.error(f"type mismatch: element segment {elem_index} ({valtype_name(et)}) into table "
-                                 f"{table_index} ({valtype_name(tt.elem_type)})")
+                raise self.error(
+                    f"type mismatch: element segment {elem_index} ({valtype_name(et)}) into table "
+                    f"{table_index} ({valtype_name(tt.elem_type)})"
+                )
             self.pop_vals((tt.index_type, I32, I32))
         elif code == op.ELEM_DROP:
             self.elem(imm)
@@ -718,19 +773,22 @@ class _FuncChecker:
         elif code == op.REF_IS_NULL:
             t = self.pop_any()
             if t != FUNCREF and t != EXTERNREF and t != UNKNOWN:
-                raise self.error(f"type mismatch: ref.is_null expects a reference but the stack has "
-                                 f"{valtype_name(t)}")
+                raise self.error(f"type mismatch: ref.is_null expects a reference but the stack has {valtype_name(t)}")
             vals.append(I32)
         elif code == op.REF_FUNC:
             self.func(imm)
             if imm not in self.c.refs:
-                raise self.error(f"undeclared function reference {imm}: ref.func in a function body may only name "
-                                 f"functions referenced outside function bodies (elements, exports, globals)")
+                raise self.error(
+                    f"undeclared function reference {imm}: ref.func in a function body may only name "
+                    f"functions referenced outside function bodies (elements, exports, globals)"
+                )
             vals.append(FUNCREF)
         else:  # pragma: no cover - the decoder produces no other opcodes
             raise self.error(f"unknown instruction {op.opcode_name(code)}")
 
     def check_tail_results(self, ft: FuncType) -> None:
         if ft.results != self.results:
-            raise self.error(f"type mismatch: {op.opcode_name(self.code)} callee returns {format_types(ft.results)} "
-                             f"but the current function returns {format_types(self.results)}")
+            raise self.error(
+                f"type mismatch: {op.opcode_name(self.code)} callee returns {format_types(ft.results)} "
+                f"but the current function returns {format_types(self.results)}"
+            )

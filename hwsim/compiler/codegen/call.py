@@ -89,7 +89,7 @@ def prepare_args(ctx: CodeGenContext, params: tuple[int, ...]) -> None:
     n = len(params)
     for v, loc, ty in zip(ctx.top(n), ctx.masm.abi_locations(params), params):
         value_to_abi(ctx, v, loc, ty)
-    del ctx.stack[len(ctx.stack) - n:]
+    del ctx.stack[len(ctx.stack) - n :]
 
 
 def push_results(ctx: CodeGenContext, results: tuple[int, ...]) -> None:
@@ -129,8 +129,12 @@ def emit_call_indirect(ctx: CodeGenContext, env: ModuleEnv, type_index: int, tab
     ft = env.types[type_index]
     reg, owned = ctx.pop_reg()
     # Look the callee up before the arguments take the argument registers.
-    masm.table_element_for_call(reg, env.layout.table(table_index), env.table_types[table_index].index_type == I64,
-                                env.layout.type_id(type_index))
+    masm.table_element_for_call(
+        reg,
+        env.layout.table(table_index),
+        env.table_types[table_index].index_type == I64,
+        env.layout.type_id(type_index),
+    )
     ctx.release(reg, owned)
     prepare_args(ctx, ft.params)
     if tail:
@@ -140,8 +144,14 @@ def emit_call_indirect(ctx: CodeGenContext, env: ModuleEnv, type_index: int, tab
         push_results(ctx, ft.results)
 
 
-def emit_builtin_call(ctx: CodeGenContext, builtin_id: int, args: list[Operand], arg_types: tuple[int, ...],
-                      result_type: int | None, extra: tuple[int, ...] = ()) -> None:
+def emit_builtin_call(
+    ctx: CodeGenContext,
+    builtin_id: int,
+    args: list[Operand],
+    arg_types: tuple[int, ...],
+    result_type: int | None,
+    extra: tuple[int, ...] = (),
+) -> None:
     """Call a runtime builtin through ``ecall``: ``args`` (popped already), then ``extra`` static operands
     (memory, table, segment indices) as i64 constants; push its result, if any."""
     for v in args:

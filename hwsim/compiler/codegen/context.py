@@ -154,7 +154,7 @@ class CodeGenContext:
 
     def top(self, n: int) -> list[Operand]:
         """The top ``n`` values, deepest first (the stack is unchanged)."""
-        return self.stack[len(self.stack) - n:] if n else []
+        return self.stack[len(self.stack) - n :] if n else []
 
     def truncate(self, height: int) -> None:
         """Drop the values above ``height``, freeing their registers."""

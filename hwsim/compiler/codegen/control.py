@@ -236,8 +236,18 @@ class ControlStack:
 
     def skip_block(self, params: tuple[int, ...], results: tuple[int, ...]) -> None:
         """A block, loop or if in unreachable code: tracked for nesting only."""
-        self.frames.append(ControlFrame(CtrlKind.BLOCK, Label(), len(self.ctx.stack), params, results,
-                                        reachable=False, entered_reachable=False, dead=True))
+        self.frames.append(
+            ControlFrame(
+                CtrlKind.BLOCK,
+                Label(),
+                len(self.ctx.stack),
+                params,
+                results,
+                reachable=False,
+                entered_reachable=False,
+                dead=True,
+            )
+        )
 
     def skip_else(self) -> None:
         if not self.frames[-1].dead:

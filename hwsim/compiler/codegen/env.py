@@ -40,5 +40,14 @@ def module_env(module: DecodedModule) -> ModuleEnv:
     mems = module.get_memory_types()
     tables = module.get_table_types()
     globals_ = module.get_global_types()
-    return ModuleEnv(module, func_types, types, module.num_imported_funcs, mems, tables, globals_,
-                     vmctx_layout(module), intrinsics_of(module))
+    return ModuleEnv(
+        module,
+        func_types,
+        types,
+        module.num_imported_funcs,
+        mems,
+        tables,
+        globals_,
+        vmctx_layout(module),
+        intrinsics_of(module),
+    )

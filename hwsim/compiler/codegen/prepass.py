@@ -19,8 +19,9 @@ class FuncInfo:
     has_calls: bool
 
 
-def prepass(body: list, num_locals: int,
-            block_type: Callable[[int], tuple[tuple[int, ...], tuple[int, ...]]]) -> FuncInfo:
+def prepass(
+    body: list, num_locals: int, block_type: Callable[[int], tuple[tuple[int, ...], tuple[int, ...]]]
+) -> FuncInfo:
     """One walk over ``body`` (decoded instructions): local weights, aux slots, calls."""
     weights = [0.0] * num_locals
     depth = 0

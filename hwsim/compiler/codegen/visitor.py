@@ -17,8 +17,18 @@ from ...wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64
 from ..builtins import Builtin
 from ..errors import CompileError
 from ..intrinsics import FAR, FAR_ACCESS, PAGE_SIZE, Intrinsic
-from ..masm import (Conversion, FloatBinOp, FloatCmp, FloatUnOp, IntBinOp, IntCmp, IntUnOp, LoadKind,
-                    MacroAssembler, StoreKind)
+from ..masm import (
+    Conversion,
+    FloatBinOp,
+    FloatCmp,
+    FloatUnOp,
+    IntBinOp,
+    IntCmp,
+    IntUnOp,
+    LoadKind,
+    MacroAssembler,
+    StoreKind,
+)
 from ..regs import FLOAT, INT
 from ..traps import TrapCode
 from . import call
@@ -136,8 +146,9 @@ class FuncCodegen:
             else:
                 ft = intrinsic.signature(I32)
                 args = [self.ctx.pop() for _ in ft.params][::-1]
-                self.builtin(_FAR_BUILTINS[intrinsic.name], args, tuple(ft.params),
-                             ft.results[0] if ft.results else None, ())
+                self.builtin(
+                    _FAR_BUILTINS[intrinsic.name], args, tuple(ft.params), ft.results[0] if ft.results else None, ()
+                )
             return
         if intrinsic.name == "page_size":
             self.ctx.push_const(I32, PAGE_SIZE)
@@ -150,8 +161,9 @@ class FuncCodegen:
         at = self.env.memory_types[0].index_type if self.env.memory_types else I32
         ft = intrinsic.signature(at)
         args = [self.ctx.pop() for _ in ft.params][::-1]
-        self.builtin(_HANDLE_BUILTINS[intrinsic.name], args, tuple(ft.params),
-                     ft.results[0] if ft.results else None, ())
+        self.builtin(
+            _HANDLE_BUILTINS[intrinsic.name], args, tuple(ft.params), ft.results[0] if ft.results else None, ()
+        )
 
     def far_access(self, size: int, write: bool) -> None:
         ctx = self.ctx
@@ -171,8 +183,14 @@ class FuncCodegen:
         ctx.release(freg, fown)
         ctx.push_reg(I64 if size == 8 else I32, dst)
 
-    def builtin(self, builtin: Builtin, args: list[Operand], arg_types: tuple[int, ...], result_type: int | None,
-                extra: tuple[int, ...] = ()) -> None:
+    def builtin(
+        self,
+        builtin: Builtin,
+        args: list[Operand],
+        arg_types: tuple[int, ...],
+        result_type: int | None,
+        extra: tuple[int, ...] = (),
+    ) -> None:
         call.emit_builtin_call(self.ctx, builtin, args, arg_types, result_type, extra)
 
     # -- parametric -----------------------------------------------------------------------------------
@@ -314,8 +332,9 @@ class FuncCodegen:
         reg, owned = ctx.pop_reg()
         ctx.release(reg, owned)
         dst = ctx.alloc(reg_class(ty))
-        base, disp = self.masm.heap_address(mem, self.env.layout.memory(mem), self.env.memory_types[mem], reg,
-                                            offset, size)
+        base, disp = self.masm.heap_address(
+            mem, self.env.layout.memory(mem), self.env.memory_types[mem], reg, offset, size
+        )
         self.masm.load(kind, dst, base, disp)
         ctx.push_reg(ty, dst)
 
@@ -326,8 +345,9 @@ class FuncCodegen:
         addr = ctx.pop()
         vreg, vown = ctx.to_reg(value)
         areg, aown = ctx.to_reg(addr)
-        base, disp = self.masm.heap_address(mem, self.env.layout.memory(mem), self.env.memory_types[mem], areg,
-                                            offset, size)
+        base, disp = self.masm.heap_address(
+            mem, self.env.layout.memory(mem), self.env.memory_types[mem], areg, offset, size
+        )
         self.masm.store(kind, vreg, base, disp)
         ctx.release(vreg, vown)
         ctx.release(areg, aown)
@@ -393,13 +413,15 @@ class FuncCodegen:
         return self.env.table_types[table].elem_type
 
     def visit_table_get(self, imm) -> None:
-        self.builtin(Builtin.table_get, [self.ctx.pop()], (self.table_index_type(imm),), self.table_elem_type(imm),
-                     (imm,))
+        self.builtin(
+            Builtin.table_get, [self.ctx.pop()], (self.table_index_type(imm),), self.table_elem_type(imm), (imm,)
+        )
 
     def visit_table_set(self, imm) -> None:
         value, index = self.ctx.pop(), self.ctx.pop()
-        self.builtin(Builtin.table_set, [index, value], (self.table_index_type(imm), self.table_elem_type(imm)),
-                     None, (imm,))
+        self.builtin(
+            Builtin.table_set, [index, value], (self.table_index_type(imm), self.table_elem_type(imm)), None, (imm,)
+        )
 
     def visit_table_size(self, imm) -> None:
         self.builtin(Builtin.table_size, [], (), self.table_index_type(imm), (imm,))
@@ -424,8 +446,7 @@ class FuncCodegen:
     def visit_table_init(self, imm) -> None:
         elem, table = imm
         n, src, dst = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
-        self.builtin(Builtin.table_init, [dst, src, n], (self.table_index_type(table), I32, I32), None,
-                     (table, elem))
+        self.builtin(Builtin.table_init, [dst, src, n], (self.table_index_type(table), I32, I32), None, (table, elem))
 
     def visit_elem_drop(self, imm) -> None:
         self.builtin(Builtin.elem_drop, [], (), None, (imm,))
@@ -438,58 +459,116 @@ class FuncCodegen:
         self.masm.load_vmctx(dst, self.env.layout.func(imm))
         self.ctx.push_reg(FUNCREF, dst)
 
+
 V = FuncCodegen
 
 # Intrinsic imports lowered as builtins or as the memory-control instructions they stand for (on memory 0).
 _FAR_BUILTINS = {"grant": Builtin.far_grant, "revoke": Builtin.far_revoke}
-_HANDLE_BUILTINS = {"handle_new": Builtin.handle_new, "handle_map": Builtin.handle_map,
-                    "handle_move": Builtin.handle_move, "handle_unmap": Builtin.handle_unmap,
-                    "handle_pages": Builtin.handle_pages}
-_MEMORY_INTRINSICS: dict[str, Callable] = {"discard": V.visit_memory_discard, "map": V.visit_memory_map,
-                                           "unmap": V.visit_memory_unmap, "protect": V.visit_memory_protect}
+_HANDLE_BUILTINS = {
+    "handle_new": Builtin.handle_new,
+    "handle_map": Builtin.handle_map,
+    "handle_move": Builtin.handle_move,
+    "handle_unmap": Builtin.handle_unmap,
+    "handle_pages": Builtin.handle_pages,
+}
+_MEMORY_INTRINSICS: dict[str, Callable] = {
+    "discard": V.visit_memory_discard,
+    "map": V.visit_memory_map,
+    "unmap": V.visit_memory_unmap,
+    "protect": V.visit_memory_protect,
+}
 
 # opcode -> (handler, static operands).
 DISPATCH: dict[int, tuple[Callable, tuple]] = {
-    op.NOP: (V.visit_nop, ()), op.UNREACHABLE: (V.visit_unreachable, ()),
-    op.BLOCK_OP: (V.visit_block, ()), op.LOOP: (V.visit_loop, ()), op.IF: (V.visit_if, ()),
-    op.ELSE: (V.visit_else, ()), op.END: (V.visit_end, ()),
-    op.BR: (V.visit_br, ()), op.BR_IF: (V.visit_br_if, ()), op.BR_TABLE_OP: (V.visit_br_table, ()),
+    op.NOP: (V.visit_nop, ()),
+    op.UNREACHABLE: (V.visit_unreachable, ()),
+    op.BLOCK_OP: (V.visit_block, ()),
+    op.LOOP: (V.visit_loop, ()),
+    op.IF: (V.visit_if, ()),
+    op.ELSE: (V.visit_else, ()),
+    op.END: (V.visit_end, ()),
+    op.BR: (V.visit_br, ()),
+    op.BR_IF: (V.visit_br_if, ()),
+    op.BR_TABLE_OP: (V.visit_br_table, ()),
     op.RETURN: (V.visit_return, ()),
-    op.CALL: (V.visit_call, (False,)), op.RETURN_CALL: (V.visit_call, (True,)),
-    op.CALL_INDIRECT_OP: (V.visit_call_indirect, (False,)), op.RETURN_CALL_INDIRECT: (V.visit_call_indirect, (True,)),
-    op.DROP: (V.visit_drop, ()), op.SELECT: (V.visit_select, ()), op.SELECT_TYPED: (V.visit_select, ()),
-    op.LOCAL_GET: (V.visit_local_get, ()), op.LOCAL_SET: (V.visit_local_set, ()),
+    op.CALL: (V.visit_call, (False,)),
+    op.RETURN_CALL: (V.visit_call, (True,)),
+    op.CALL_INDIRECT_OP: (V.visit_call_indirect, (False,)),
+    op.RETURN_CALL_INDIRECT: (V.visit_call_indirect, (True,)),
+    op.DROP: (V.visit_drop, ()),
+    op.SELECT: (V.visit_select, ()),
+    op.SELECT_TYPED: (V.visit_select, ()),
+    op.LOCAL_GET: (V.visit_local_get, ()),
+    op.LOCAL_SET: (V.visit_local_set, ()),
     op.LOCAL_TEE: (V.visit_local_tee, ()),
-    op.GLOBAL_GET: (V.visit_global_get, ()), op.GLOBAL_SET: (V.visit_global_set, ()),
-    op.I32_CONST_OP: (V.visit_const, (I32,)), op.I64_CONST_OP: (V.visit_const, (I64,)),
-    op.F32_CONST_OP: (V.visit_const, (F32,)), op.F64_CONST_OP: (V.visit_const, (F64,)),
-    op.MEMORY_SIZE: (V.visit_memory_size, ()), op.MEMORY_GROW: (V.visit_memory_grow, ()),
-    op.MEMORY_FILL: (V.visit_memory_fill, ()), op.MEMORY_COPY: (V.visit_memory_copy, ()),
-    op.MEMORY_INIT: (V.visit_memory_init, ()), op.DATA_DROP: (V.visit_data_drop, ()),
-    op.MEMORY_DISCARD: (V.visit_memory_discard, ()), op.MEMORY_MAP: (V.visit_memory_map, ()),
-    op.MEMORY_UNMAP: (V.visit_memory_unmap, ()), op.MEMORY_PROTECT: (V.visit_memory_protect, ()),
-    op.TABLE_GET: (V.visit_table_get, ()), op.TABLE_SET: (V.visit_table_set, ()),
-    op.TABLE_SIZE: (V.visit_table_size, ()), op.TABLE_GROW: (V.visit_table_grow, ()),
-    op.TABLE_FILL: (V.visit_table_fill, ()), op.TABLE_COPY: (V.visit_table_copy, ()),
-    op.TABLE_INIT: (V.visit_table_init, ()), op.ELEM_DROP: (V.visit_elem_drop, ()),
-    op.REF_NULL: (V.visit_ref_null, ()), op.REF_IS_NULL: (V.visit_int_eqz, ()), op.REF_FUNC: (V.visit_ref_func, ()),
+    op.GLOBAL_GET: (V.visit_global_get, ()),
+    op.GLOBAL_SET: (V.visit_global_set, ()),
+    op.I32_CONST_OP: (V.visit_const, (I32,)),
+    op.I64_CONST_OP: (V.visit_const, (I64,)),
+    op.F32_CONST_OP: (V.visit_const, (F32,)),
+    op.F64_CONST_OP: (V.visit_const, (F64,)),
+    op.MEMORY_SIZE: (V.visit_memory_size, ()),
+    op.MEMORY_GROW: (V.visit_memory_grow, ()),
+    op.MEMORY_FILL: (V.visit_memory_fill, ()),
+    op.MEMORY_COPY: (V.visit_memory_copy, ()),
+    op.MEMORY_INIT: (V.visit_memory_init, ()),
+    op.DATA_DROP: (V.visit_data_drop, ()),
+    op.MEMORY_DISCARD: (V.visit_memory_discard, ()),
+    op.MEMORY_MAP: (V.visit_memory_map, ()),
+    op.MEMORY_UNMAP: (V.visit_memory_unmap, ()),
+    op.MEMORY_PROTECT: (V.visit_memory_protect, ()),
+    op.TABLE_GET: (V.visit_table_get, ()),
+    op.TABLE_SET: (V.visit_table_set, ()),
+    op.TABLE_SIZE: (V.visit_table_size, ()),
+    op.TABLE_GROW: (V.visit_table_grow, ()),
+    op.TABLE_FILL: (V.visit_table_fill, ()),
+    op.TABLE_COPY: (V.visit_table_copy, ()),
+    op.TABLE_INIT: (V.visit_table_init, ()),
+    op.ELEM_DROP: (V.visit_elem_drop, ()),
+    op.REF_NULL: (V.visit_ref_null, ()),
+    op.REF_IS_NULL: (V.visit_int_eqz, ()),
+    op.REF_FUNC: (V.visit_ref_func, ()),
 }
 
 # Loads, stores and numeric instructions, by their text-format name (each name is one opcode).
 _MEMORY_ACCESS: dict[str, tuple[Callable, tuple]] = {
-    **{k.value: (V.visit_load, (k, ty, size)) for k, ty, size in (
-        (LoadKind.I32_LOAD, I32, 4), (LoadKind.I64_LOAD, I64, 8), (LoadKind.F32_LOAD, F32, 4),
-        (LoadKind.F64_LOAD, F64, 8), (LoadKind.I32_LOAD8_S, I32, 1), (LoadKind.I32_LOAD8_U, I32, 1),
-        (LoadKind.I32_LOAD16_S, I32, 2), (LoadKind.I32_LOAD16_U, I32, 2), (LoadKind.I64_LOAD8_S, I64, 1),
-        (LoadKind.I64_LOAD8_U, I64, 1), (LoadKind.I64_LOAD16_S, I64, 2), (LoadKind.I64_LOAD16_U, I64, 2),
-        (LoadKind.I64_LOAD32_S, I64, 4), (LoadKind.I64_LOAD32_U, I64, 4))},
-    **{k.value: (V.visit_store, (k, size)) for k, size in (
-        (StoreKind.I32_STORE, 4), (StoreKind.I64_STORE, 8), (StoreKind.F32_STORE, 4), (StoreKind.F64_STORE, 8),
-        (StoreKind.I32_STORE8, 1), (StoreKind.I32_STORE16, 2), (StoreKind.I64_STORE8, 1),
-        (StoreKind.I64_STORE16, 2), (StoreKind.I64_STORE32, 4))},
+    **{
+        k.value: (V.visit_load, (k, ty, size))
+        for k, ty, size in (
+            (LoadKind.I32_LOAD, I32, 4),
+            (LoadKind.I64_LOAD, I64, 8),
+            (LoadKind.F32_LOAD, F32, 4),
+            (LoadKind.F64_LOAD, F64, 8),
+            (LoadKind.I32_LOAD8_S, I32, 1),
+            (LoadKind.I32_LOAD8_U, I32, 1),
+            (LoadKind.I32_LOAD16_S, I32, 2),
+            (LoadKind.I32_LOAD16_U, I32, 2),
+            (LoadKind.I64_LOAD8_S, I64, 1),
+            (LoadKind.I64_LOAD8_U, I64, 1),
+            (LoadKind.I64_LOAD16_S, I64, 2),
+            (LoadKind.I64_LOAD16_U, I64, 2),
+            (LoadKind.I64_LOAD32_S, I64, 4),
+            (LoadKind.I64_LOAD32_U, I64, 4),
+        )
+    },
+    **{
+        k.value: (V.visit_store, (k, size))
+        for k, size in (
+            (StoreKind.I32_STORE, 4),
+            (StoreKind.I64_STORE, 8),
+            (StoreKind.F32_STORE, 4),
+            (StoreKind.F64_STORE, 8),
+            (StoreKind.I32_STORE8, 1),
+            (StoreKind.I32_STORE16, 2),
+            (StoreKind.I64_STORE8, 1),
+            (StoreKind.I64_STORE16, 2),
+            (StoreKind.I64_STORE32, 4),
+        )
+    },
 }
 _NUMERIC: dict[str, tuple[Callable, tuple]] = {
-    "i32.eqz": (V.visit_int_eqz, ()), "i64.eqz": (V.visit_int_eqz, ()),
+    "i32.eqz": (V.visit_int_eqz, ()),
+    "i64.eqz": (V.visit_int_eqz, ()),
     **{f"i32.{c.value}": (V.visit_int_compare, (c,)) for c in IntCmp},
     **{f"i64.{c.value}": (V.visit_int_compare, (c,)) for c in IntCmp},
     **{f"i32.{k.value}": (V.visit_int_binary, (k, False)) for k in IntBinOp},

@@ -5,5 +5,16 @@ from .mmio import VirtioMmio
 from .net import LoopbackBackend, NetBackend, NetStats, PcapBackend, VirtioNet
 from .queue import Chain, SplitQueue, VirtqueueError
 
-__all__ = ["Chain", "DiskImage", "LoopbackBackend", "NetBackend", "NetStats", "PcapBackend", "SplitQueue", "VirtioBlk",
-           "VirtioMmio", "VirtioNet", "VirtqueueError"]
+__all__ = [
+    "Chain",
+    "DiskImage",
+    "LoopbackBackend",
+    "NetBackend",
+    "NetStats",
+    "PcapBackend",
+    "SplitQueue",
+    "VirtioBlk",
+    "VirtioMmio",
+    "VirtioNet",
+    "VirtqueueError",
+]

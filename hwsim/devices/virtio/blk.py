@@ -25,9 +25,24 @@ import struct
 from ..base import Option, OptionError, register_device
 from ..issues import IssueKind
 from .bits import (
-    BLK_F_BLK_SIZE, BLK_F_FLUSH, BLK_F_RO, BLK_F_SEG_MAX, BLK_ID_BYTES, BLK_REQ_HEADER, BLK_S_IOERR, BLK_S_OK,
-    BLK_S_UNSUPP, BLK_T_FLUSH, BLK_T_GET_ID, BLK_T_IN, BLK_T_OUT, DEVICE_ID_BLOCK, F_ACCESS_PLATFORM, F_VERSION_1,
-    MAX_QUEUE_SIZE, SECTOR_SIZE,
+    BLK_F_BLK_SIZE,
+    BLK_F_FLUSH,
+    BLK_F_RO,
+    BLK_F_SEG_MAX,
+    BLK_ID_BYTES,
+    BLK_REQ_HEADER,
+    BLK_S_IOERR,
+    BLK_S_OK,
+    BLK_S_UNSUPP,
+    BLK_T_FLUSH,
+    BLK_T_GET_ID,
+    BLK_T_IN,
+    BLK_T_OUT,
+    DEVICE_ID_BLOCK,
+    F_ACCESS_PLATFORM,
+    F_VERSION_1,
+    MAX_QUEUE_SIZE,
+    SECTOR_SIZE,
 )
 from .mmio import VirtioMmio
 from .queue import Chain, SplitQueue
@@ -109,8 +124,9 @@ class VirtioBlk(VirtioMmio):
         return bytes(_CONFIG.size)
 
     def device_features(self) -> int:
-        features = 1 << F_VERSION_1 | 1 << F_ACCESS_PLATFORM | 1 << BLK_F_SEG_MAX | 1 << BLK_F_BLK_SIZE | \
-            1 << BLK_F_FLUSH
+        features = (
+            1 << F_VERSION_1 | 1 << F_ACCESS_PLATFORM | 1 << BLK_F_SEG_MAX | 1 << BLK_F_BLK_SIZE | 1 << BLK_F_FLUSH
+        )
         return features | (1 << BLK_F_RO if self.disk.readonly else 0)
 
     def config_bytes(self) -> bytes:
@@ -156,7 +172,7 @@ class VirtioBlk(VirtioMmio):
             n = min(length, len(data) - off)
             if n <= 0:
                 break
-            if not self.dma_port.write(iova, data[off:off + n]).ok:
+            if not self.dma_port.write(iova, data[off : off + n]).ok:
                 raise _Refused
             off += n
 
@@ -166,8 +182,9 @@ class VirtioBlk(VirtioMmio):
     def handle(self, queue: SplitQueue, chain: Chain) -> int:
         """Serve one request; returns the used length (bytes written into device-writable buffers)."""
         if not chain.writable or chain.writable_len == 0:
-            self._bad(f"chain at descriptor {chain.head} has no device-writable status byte (not completed "
-                      f"with a status)")
+            self._bad(
+                f"chain at descriptor {chain.head} has no device-writable status byte (not completed with a status)"
+            )
             return 0
         # The status byte is the last byte of the device-writable part; data is everything before it.
         last = max(i for i, (_, n) in enumerate(chain.writable) if n)
@@ -215,12 +232,16 @@ class VirtioBlk(VirtioMmio):
             self._bad(f"{what} of {length} bytes is not a multiple of {SECTOR_SIZE}")
             return False
         if sector + length // SECTOR_SIZE > self.capacity:
-            self._bad(f"{what} of sectors {sector}..{sector + length // SECTOR_SIZE - 1} is beyond the capacity "
-                      f"of {self.capacity} sectors")
+            self._bad(
+                f"{what} of sectors {sector}..{sector + length // SECTOR_SIZE - 1} is beyond the capacity "
+                f"of {self.capacity} sectors"
+            )
             return False
         if length > MAX_REQUEST_BYTES:
-            self._bad(f"{what} of {length} bytes is more than the {MAX_REQUEST_BYTES} bytes this device "
-                      f"transfers in one request")
+            self._bad(
+                f"{what} of {length} bytes is more than the {MAX_REQUEST_BYTES} bytes this device "
+                f"transfers in one request"
+            )
             return False
         return True
 

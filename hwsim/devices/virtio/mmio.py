@@ -18,13 +18,28 @@ from __future__ import annotations
 from ..base import Device
 from ..issues import IssueKind
 from .bits import (
-    AVAIL_F_NO_INTERRUPT, CONFIG_OFFSET, F_VERSION_1, INT_CONFIG_CHANGE, INT_USED_BUFFER, MMIO_LAYOUT,
-    STATUS_ACKNOWLEDGE, STATUS_DEVICE_NEEDS_RESET, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK,
+    AVAIL_F_NO_INTERRUPT,
+    CONFIG_OFFSET,
+    F_VERSION_1,
+    INT_CONFIG_CHANGE,
+    INT_USED_BUFFER,
+    MMIO_LAYOUT,
+    STATUS_ACKNOWLEDGE,
+    STATUS_DEVICE_NEEDS_RESET,
+    STATUS_DRIVER,
+    STATUS_DRIVER_OK,
+    STATUS_FEATURES_OK,
 )
 from .queue import Chain, SplitQueue, VirtqueueError
 
-_QUEUE_REGS = {"QueueDescLow": ("desc", 0), "QueueDescHigh": ("desc", 32), "QueueDriverLow": ("avail", 0),
-               "QueueDriverHigh": ("avail", 32), "QueueDeviceLow": ("used", 0), "QueueDeviceHigh": ("used", 32)}
+_QUEUE_REGS = {
+    "QueueDescLow": ("desc", 0),
+    "QueueDescHigh": ("desc", 32),
+    "QueueDriverLow": ("avail", 0),
+    "QueueDriverHigh": ("avail", 32),
+    "QueueDeviceLow": ("used", 0),
+    "QueueDeviceHigh": ("used", 32),
+}
 
 
 class VirtioMmio(Device):
@@ -44,8 +59,10 @@ class VirtioMmio(Device):
         self._queue_sel = 0
         self.driver_features = 0
         r = self.regs
-        r.on_read("DeviceFeatures", lambda: self.device_features() >> (32 * self._device_sel) & 0xFFFF_FFFF
-                  if self._device_sel < 2 else 0)
+        r.on_read(
+            "DeviceFeatures",
+            lambda: self.device_features() >> (32 * self._device_sel) & 0xFFFF_FFFF if self._device_sel < 2 else 0,
+        )
         r.on_write("DeviceFeaturesSel", lambda new, old: setattr(self, "_device_sel", new))
         r.on_write("DriverFeatures", self._write_driver_features)
         r.on_write("DriverFeaturesSel", lambda new, old: setattr(self, "_driver_sel", new))
@@ -120,13 +137,19 @@ class VirtioMmio(Device):
 
     def _write_driver_features(self, new: int, _old: int) -> None:
         if self.status & STATUS_FEATURES_OK:
-            self.report(IssueKind.BAD_VALUE, register="DriverFeatures",
-                        detail=f"written ({new:#x}) after FEATURES_OK was set (ignored)")
+            self.report(
+                IssueKind.BAD_VALUE,
+                register="DriverFeatures",
+                detail=f"written ({new:#x}) after FEATURES_OK was set (ignored)",
+            )
             return
         if self._driver_sel > 1:
             if new:
-                self.report(IssueKind.BAD_VALUE, register="DriverFeatures",
-                            detail=f"word {self._driver_sel} accepts {new:#x}, but the device offers no such features")
+                self.report(
+                    IssueKind.BAD_VALUE,
+                    register="DriverFeatures",
+                    detail=f"word {self._driver_sel} accepts {new:#x}, but the device offers no such features",
+                )
             return
         shift = 32 * self._driver_sel
         self.driver_features = self.driver_features & ~(0xFFFF_FFFF << shift) | new << shift
@@ -134,12 +157,14 @@ class VirtioMmio(Device):
     def _set_queue(self, reg: str, attr: str, value: int) -> None:
         q = self._queue()
         if q is None:
-            self.report(IssueKind.BAD_VALUE, register=reg, detail=f"QueueSel {self._queue_sel} selects no queue "
-                                                                  f"(the device has {len(self.queues)})")
+            self.report(
+                IssueKind.BAD_VALUE,
+                register=reg,
+                detail=f"QueueSel {self._queue_sel} selects no queue (the device has {len(self.queues)})",
+            )
             return
         if q.ready:
-            self.report(IssueKind.BAD_VALUE, register=reg,
-                        detail=f"written while queue {q.index} is ready (ignored)")
+            self.report(IssueKind.BAD_VALUE, register=reg, detail=f"written while queue {q.index} is ready (ignored)")
             return
         setattr(q, attr, value)
 
@@ -151,8 +176,11 @@ class VirtioMmio(Device):
     def _write_queue_ready(self, new: int, _old: int) -> None:
         q = self._queue()
         if q is None:
-            self.report(IssueKind.BAD_VALUE, register="QueueReady",
-                        detail=f"QueueSel {self._queue_sel} selects no queue (the device has {len(self.queues)})")
+            self.report(
+                IssueKind.BAD_VALUE,
+                register="QueueReady",
+                detail=f"QueueSel {self._queue_sel} selects no queue (the device has {len(self.queues)})",
+            )
             return
         if not new & 1:
             q.ready = False
@@ -168,16 +196,25 @@ class VirtioMmio(Device):
     def _write_notify(self, new: int, _old: int) -> None:
         status = self.status
         if status & STATUS_DEVICE_NEEDS_RESET:
-            self.report(IssueKind.PROTOCOL, detail=f"notification of queue {new} while DEVICE_NEEDS_RESET is set "
-                                                   f"(ignored until the driver resets the device)")
+            self.report(
+                IssueKind.PROTOCOL,
+                detail=f"notification of queue {new} while DEVICE_NEEDS_RESET is set "
+                f"(ignored until the driver resets the device)",
+            )
             return
         if not status & STATUS_DRIVER_OK:
-            self.report(IssueKind.PROTOCOL, detail=f"notification of queue {new} before DRIVER_OK (ignored: the "
-                                                   f"device MUST NOT consume buffers before DRIVER_OK)")
+            self.report(
+                IssueKind.PROTOCOL,
+                detail=f"notification of queue {new} before DRIVER_OK (ignored: the "
+                f"device MUST NOT consume buffers before DRIVER_OK)",
+            )
             return
         if new >= len(self.queues) or not self.queues[new].ready:
-            self.report(IssueKind.BAD_VALUE, register="QueueNotify", detail=f"queue {new} does not exist or is not "
-                                                                            f"ready (ignored)")
+            self.report(
+                IssueKind.BAD_VALUE,
+                register="QueueNotify",
+                detail=f"queue {new} does not exist or is not ready (ignored)",
+            )
             return
         self.process(self.queues[new])
 
@@ -199,8 +236,11 @@ class VirtioMmio(Device):
             if served:
                 flags, _ = queue.avail_flags_and_idx(port)
                 if flags & ~AVAIL_F_NO_INTERRUPT:
-                    self.report(IssueKind.PROTOCOL, detail=f"queue {queue.index}: available ring flags {flags:#x}: "
-                                                           f"the driver MUST set them to 0 or 1")
+                    self.report(
+                        IssueKind.PROTOCOL,
+                        detail=f"queue {queue.index}: available ring flags {flags:#x}: "
+                        f"the driver MUST set them to 0 or 1",
+                    )
                 if not flags & AVAIL_F_NO_INTERRUPT:
                     self._interrupt(INT_USED_BUFFER)
         except VirtqueueError as exc:
@@ -217,14 +257,20 @@ class VirtioMmio(Device):
             return
         value = new
         if old & ~new & ~STATUS_DEVICE_NEEDS_RESET:
-            self.report(IssueKind.BAD_VALUE, register="Status",
-                        detail=f"write of {new:#x} clears bits {old & ~new:#x}; the driver MUST NOT clear status "
-                               f"bits (write 0 to reset) (ignored)")
+            self.report(
+                IssueKind.BAD_VALUE,
+                register="Status",
+                detail=f"write of {new:#x} clears bits {old & ~new:#x}; the driver MUST NOT clear status "
+                f"bits (write 0 to reset) (ignored)",
+            )
             self.regs["Status"] = old
             return
         if new & STATUS_DEVICE_NEEDS_RESET and not old & STATUS_DEVICE_NEEDS_RESET:
-            self.report(IssueKind.BAD_VALUE, register="Status", detail="DEVICE_NEEDS_RESET is set by the device, "
-                                                                       "not the driver (ignored)")
+            self.report(
+                IssueKind.BAD_VALUE,
+                register="Status",
+                detail="DEVICE_NEEDS_RESET is set by the device, not the driver (ignored)",
+            )
             value &= ~STATUS_DEVICE_NEEDS_RESET
         value |= old & STATUS_DEVICE_NEEDS_RESET
         if value & STATUS_FEATURES_OK and not old & STATUS_FEATURES_OK:
@@ -233,8 +279,11 @@ class VirtioMmio(Device):
                 self.report(IssueKind.BAD_VALUE, register="Status", detail=f"FEATURES_OK refused: {problem}")
                 value &= ~STATUS_FEATURES_OK
         if value & STATUS_DRIVER_OK and not old & STATUS_DRIVER_OK and not value & STATUS_FEATURES_OK:
-            self.report(IssueKind.BAD_VALUE, register="Status",
-                        detail="DRIVER_OK without FEATURES_OK (ignored: negotiate features first)")
+            self.report(
+                IssueKind.BAD_VALUE,
+                register="Status",
+                detail="DRIVER_OK without FEATURES_OK (ignored: negotiate features first)",
+            )
             value &= ~STATUS_DRIVER_OK
         self.regs["Status"] = value
 
@@ -256,11 +305,15 @@ class VirtioMmio(Device):
         config = self.config_bytes()
         i = offset - CONFIG_OFFSET
         if size not in (1, 2, 4) or offset % size or i + size > len(config):
-            self.report(IssueKind.PROTOCOL, offset=offset, size=size,
-                        detail=f"{size}-byte read at offset {offset:#x}: the configuration space is "
-                               f"{len(config)} bytes at {CONFIG_OFFSET:#x} (naturally aligned 1, 2 or 4-byte reads)")
+            self.report(
+                IssueKind.PROTOCOL,
+                offset=offset,
+                size=size,
+                detail=f"{size}-byte read at offset {offset:#x}: the configuration space is "
+                f"{len(config)} bytes at {CONFIG_OFFSET:#x} (naturally aligned 1, 2 or 4-byte reads)",
+            )
             return 0
-        value = int.from_bytes(config[i:i + size], "little")
+        value = int.from_bytes(config[i : i + size], "little")
         if self._tracers:
             self._trace("read", offset, size, value)
         return value
@@ -269,5 +322,10 @@ class VirtioMmio(Device):
         if offset < CONFIG_OFFSET:
             super().mmio_write(offset, size, value)
             return
-        self.report(IssueKind.PROTOCOL, offset=offset, size=size, value=value,
-                    detail=f"write of {value:#x} to the read-only configuration space at offset {offset:#x}")
+        self.report(
+            IssueKind.PROTOCOL,
+            offset=offset,
+            size=size,
+            value=value,
+            detail=f"write of {value:#x} to the read-only configuration space at offset {offset:#x}",
+        )

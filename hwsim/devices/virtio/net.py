@@ -32,9 +32,26 @@ from ..base import Option, OptionError, register_device
 from ..issues import IssueKind
 from ..pcap import PcapError, PcapWriter, read_pcap
 from .bits import (
-    AVAIL_F_NO_INTERRUPT, DEVICE_ID_NET, ETH_HEADER, ETH_MAX_FRAME, ETH_MTU, F_ACCESS_PLATFORM, F_VERSION_1,
-    INT_USED_BUFFER, MAX_QUEUE_SIZE, NET_CONFIG, NET_F_MAC, NET_F_MTU, NET_F_STATUS, NET_HDR, NET_HDR_GSO_NONE,
-    NET_RX_BUFFER_MIN, NET_RXQ, NET_S_LINK_UP, STATUS_DEVICE_NEEDS_RESET, STATUS_DRIVER_OK,
+    AVAIL_F_NO_INTERRUPT,
+    DEVICE_ID_NET,
+    ETH_HEADER,
+    ETH_MAX_FRAME,
+    ETH_MTU,
+    F_ACCESS_PLATFORM,
+    F_VERSION_1,
+    INT_USED_BUFFER,
+    MAX_QUEUE_SIZE,
+    NET_CONFIG,
+    NET_F_MAC,
+    NET_F_MTU,
+    NET_F_STATUS,
+    NET_HDR,
+    NET_HDR_GSO_NONE,
+    NET_RX_BUFFER_MIN,
+    NET_RXQ,
+    NET_S_LINK_UP,
+    STATUS_DEVICE_NEEDS_RESET,
+    STATUS_DRIVER_OK,
 )
 from .mmio import VirtioMmio
 from .queue import Chain, SplitQueue, VirtqueueError
@@ -60,7 +77,7 @@ class NetBackend:
 
     kind = ""
 
-    def attach(self, device: "VirtioNet") -> None:
+    def attach(self, device: VirtioNet) -> None:
         self.device = device
 
     def transmit(self, frame: bytes) -> None:
@@ -101,8 +118,11 @@ class PcapBackend(NetBackend):
             raise OptionError("rx", str(exc)) from None
         for index, record in enumerate(self.records):
             if not ETH_HEADER <= len(record.data) <= ETH_MAX_FRAME:
-                raise OptionError("rx", f"{rx!r}: record {index}: a {len(record.data)}-byte frame; Ethernet frames "
-                                        f"are {ETH_HEADER}..{ETH_MAX_FRAME} bytes (without FCS)")
+                raise OptionError(
+                    "rx",
+                    f"{rx!r}: record {index}: a {len(record.data)}-byte frame; Ethernet frames "
+                    f"are {ETH_HEADER}..{ETH_MAX_FRAME} bytes (without FCS)",
+                )
         try:
             self.writer = PcapWriter(tx) if tx else None
         except PcapError as exc:
@@ -116,8 +136,9 @@ class PcapBackend(NetBackend):
             try:
                 self.writer.write(clock.ticks_to_ns(clock.now), frame)
             except PcapError as exc:
-                self.device.report(IssueKind.PROTOCOL, detail=f"host I/O error writing the capture: {exc} (frame not "
-                                                              f"captured)")
+                self.device.report(
+                    IssueKind.PROTOCOL, detail=f"host I/O error writing the capture: {exc} (frame not captured)"
+                )
 
     def link_up(self) -> None:
         if self._start is None and self.records:
@@ -149,15 +170,23 @@ class VirtioNet(VirtioMmio):
     DEVICE_ID = DEVICE_ID_NET
     NUM_QUEUES = 2
     OPTIONS = {
-        "backend": Option(str, "loopback", "loopback (transmitted frames are received) or pcap (files tx and rx)",
-                          choices=("loopback", "pcap")),
+        "backend": Option(
+            str,
+            "loopback",
+            "loopback (transmitted frames are received) or pcap (files tx and rx)",
+            choices=("loopback", "pcap"),
+        ),
         "tx": Option(str, "", "pcap backend: transmitted frames are written to this pcap file (created or truncated)"),
         "rx": Option(str, "", "pcap backend: the frames of this pcap file arrive on virtual time from DRIVER_OK"),
         "mac": Option(str, "52:54:00:12:34:56", "the MAC address in the configuration space (unicast)"),
-        "queue_size": Option(int, 128, "QueueNumMax of both queues (a power of 2)", minimum=1,
-                             maximum=MAX_QUEUE_SIZE),
-        "rx_backlog": Option(int, 64, "received frames held while no receive buffer is available; further "
-                                      "ones are dropped", minimum=0, maximum=65536),
+        "queue_size": Option(int, 128, "QueueNumMax of both queues (a power of 2)", minimum=1, maximum=MAX_QUEUE_SIZE),
+        "rx_backlog": Option(
+            int,
+            64,
+            "received frames held while no receive buffer is available; further ones are dropped",
+            minimum=0,
+            maximum=65536,
+        ),
     }
 
     def __init__(self, *, name: str, **kw) -> None:
@@ -166,8 +195,7 @@ class VirtioNet(VirtioMmio):
         self.stats = NetStats()
         self._backlog: deque[bytes] = deque()
         opts = self.options
-        self.backend = LoopbackBackend() if opts["backend"] == "loopback" else PcapBackend(tx=opts["tx"],
-                                                                                           rx=opts["rx"])
+        self.backend = LoopbackBackend() if opts["backend"] == "loopback" else PcapBackend(tx=opts["tx"], rx=opts["rx"])
         self.backend.attach(self)
 
     @classmethod
@@ -186,16 +214,16 @@ class VirtioNet(VirtioMmio):
         else:
             for key in ("tx", "rx"):
                 if options[key]:
-                    raise OptionError(key, f"is a pcap file, for backend 'pcap' only (backend is "
-                                           f"{options['backend']!r})")
+                    raise OptionError(
+                        key, f"is a pcap file, for backend 'pcap' only (backend is {options['backend']!r})"
+                    )
 
     @classmethod
     def config_template(cls) -> bytes:
         return bytes(NET_CONFIG.size)
 
     def device_features(self) -> int:
-        return (1 << F_VERSION_1 | 1 << F_ACCESS_PLATFORM | 1 << NET_F_MAC | 1 << NET_F_STATUS |
-                1 << NET_F_MTU)
+        return 1 << F_VERSION_1 | 1 << F_ACCESS_PLATFORM | 1 << NET_F_MAC | 1 << NET_F_STATUS | 1 << NET_F_MTU
 
     def config_bytes(self) -> bytes:
         return NET_CONFIG.pack(self.mac, NET_S_LINK_UP, 1, ETH_MTU)
@@ -246,8 +274,9 @@ class VirtioNet(VirtioMmio):
 
     def _tx_frame(self, chain: Chain) -> bytes | None:
         if chain.writable:
-            self._tx_bad(chain, f"has {chain.writable_len} device-writable bytes; transmit buffers MUST be "
-                                f"device-readable only")
+            self._tx_bad(
+                chain, f"has {chain.writable_len} device-writable bytes; transmit buffers MUST be device-readable only"
+            )
             return None
         total = chain.readable_len
         if total < NET_HDR.size:
@@ -255,8 +284,11 @@ class VirtioNet(VirtioMmio):
             return None
         length = total - NET_HDR.size
         if length > ETH_MAX_FRAME:
-            self._tx_bad(chain, f"carries a {length}-byte frame, more than {ETH_MAX_FRAME} (MTU {ETH_MTU} + "
-                                f"Ethernet header; no segmentation offload is offered)")
+            self._tx_bad(
+                chain,
+                f"carries a {length}-byte frame, more than {ETH_MAX_FRAME} (MTU {ETH_MTU} + "
+                f"Ethernet header; no segmentation offload is offered)",
+            )
             return None
         if length < ETH_HEADER:
             self._tx_bad(chain, f"carries a {length}-byte frame, shorter than an Ethernet header ({ETH_HEADER} bytes)")
@@ -271,17 +303,26 @@ class VirtioNet(VirtioMmio):
                 data += result.data
         flags, gso_type, _hdr_len, _gso_size, _start, _offset, num_buffers = NET_HDR.unpack_from(data)
         if flags:
-            self._tx_bad(chain, f"header flags {flags:#x}: the driver MUST set flags to 0 without VIRTIO_NET_F_CSUM "
-                                f"(checksum offload is not offered)")
+            self._tx_bad(
+                chain,
+                f"header flags {flags:#x}: the driver MUST set flags to 0 without VIRTIO_NET_F_CSUM "
+                f"(checksum offload is not offered)",
+            )
             return None
         if gso_type != NET_HDR_GSO_NONE:
-            self._tx_bad(chain, f"header gso_type {gso_type:#x}: the driver MUST set VIRTIO_NET_HDR_GSO_NONE (no "
-                                f"segmentation offload is offered)")
+            self._tx_bad(
+                chain,
+                f"header gso_type {gso_type:#x}: the driver MUST set VIRTIO_NET_HDR_GSO_NONE (no "
+                f"segmentation offload is offered)",
+            )
             return None
         if num_buffers:
-            self.report(IssueKind.PROTOCOL, detail=f"transmit chain at descriptor {chain.head}: header num_buffers "
-                                                   f"{num_buffers}: the driver MUST set it to 0 (frame sent)")
-        return bytes(data[NET_HDR.size:])
+            self.report(
+                IssueKind.PROTOCOL,
+                detail=f"transmit chain at descriptor {chain.head}: header num_buffers "
+                f"{num_buffers}: the driver MUST set it to 0 (frame sent)",
+            )
+        return bytes(data[NET_HDR.size :])
 
     # -- reception ------------------------------------------------------------------------------------
 
@@ -316,8 +357,11 @@ class VirtioNet(VirtioMmio):
             if used:
                 flags, _ = queue.avail_flags_and_idx(port)
                 if flags & ~AVAIL_F_NO_INTERRUPT:
-                    self.report(IssueKind.PROTOCOL, detail=f"queue {queue.index}: available ring flags {flags:#x}: "
-                                                           f"the driver MUST set them to 0 or 1")
+                    self.report(
+                        IssueKind.PROTOCOL,
+                        detail=f"queue {queue.index}: available ring flags {flags:#x}: "
+                        f"the driver MUST set them to 0 or 1",
+                    )
                 if not flags & AVAIL_F_NO_INTERRUPT:
                     self._interrupt(INT_USED_BUFFER)
         except VirtqueueError as exc:
@@ -326,26 +370,32 @@ class VirtioNet(VirtioMmio):
 
     def _rx_bad(self, chain: Chain, problem: str) -> int:
         self.stats.rx_errors += 1
-        self.report(IssueKind.PROTOCOL, detail=f"receive chain at descriptor {chain.head}: {problem} (returned "
-                                               f"unused, frame dropped)")
+        self.report(
+            IssueKind.PROTOCOL,
+            detail=f"receive chain at descriptor {chain.head}: {problem} (returned unused, frame dropped)",
+        )
         return 0
 
     def _rx_into(self, chain: Chain, frame: bytes) -> int:
         """Write header and frame into one receive buffer; returns the used length (0: unusable)."""
         if chain.readable:
-            return self._rx_bad(chain, f"has {chain.readable_len} device-readable bytes; receive buffers MUST be "
-                                       f"device-writable")
+            return self._rx_bad(
+                chain, f"has {chain.readable_len} device-readable bytes; receive buffers MUST be device-writable"
+            )
         data = NET_HDR.pack(0, NET_HDR_GSO_NONE, 0, 0, 0, 0, 1) + frame  # num_buffers 1: no MRG_RXBUF
         if chain.writable_len < len(data):
-            return self._rx_bad(chain, f"{chain.writable_len} bytes are too small for a {len(frame)}-byte frame and "
-                                       f"the {NET_HDR.size}-byte header (drivers SHOULD post at least "
-                                       f"{NET_RX_BUFFER_MIN} bytes)")
+            return self._rx_bad(
+                chain,
+                f"{chain.writable_len} bytes are too small for a {len(frame)}-byte frame and "
+                f"the {NET_HDR.size}-byte header (drivers SHOULD post at least "
+                f"{NET_RX_BUFFER_MIN} bytes)",
+            )
         off = 0
         for iova, n in chain.writable:
             n = min(n, len(data) - off)
             if n <= 0:
                 break
-            if not self.dma_port.write(iova, data[off:off + n]).ok:
+            if not self.dma_port.write(iova, data[off : off + n]).ok:
                 return self._rx_bad(chain, "the IOMMU refused the receive buffer (see its fault log)")
             off += n
         self.stats.rx_frames += 1

@@ -14,7 +14,13 @@ import struct
 from dataclasses import dataclass, field
 
 from .bits import (
-    AVAIL_ALIGN, DESC_ALIGN, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, DESC_SIZE, USED_ALIGN,
+    AVAIL_ALIGN,
+    DESC_ALIGN,
+    DESC_F_INDIRECT,
+    DESC_F_NEXT,
+    DESC_F_WRITE,
+    DESC_SIZE,
+    USED_ALIGN,
 )
 
 _DESC = struct.Struct("<QIHH")
@@ -62,9 +68,11 @@ class SplitQueue:
         n = self.size
         if n == 0 or n & (n - 1) or n > self.max_size:
             return f"queue {self.index}: QueueNum {n} is not a power of 2 in 1..{self.max_size} (QueueNumMax)"
-        for name, addr, align in (("descriptor table", self.desc, DESC_ALIGN), ("available ring", self.avail,
-                                                                                AVAIL_ALIGN),
-                                  ("used ring", self.used, USED_ALIGN)):
+        for name, addr, align in (
+            ("descriptor table", self.desc, DESC_ALIGN),
+            ("available ring", self.avail, AVAIL_ALIGN),
+            ("used ring", self.used, USED_ALIGN),
+        ):
             if addr % align:
                 return f"queue {self.index}: {name} address {addr:#x} is not {align}-byte aligned"
         return None
@@ -74,15 +82,19 @@ class SplitQueue:
     def _read(self, port, iova: int, size: int, what: str) -> bytes:
         result = port.read(iova, size)
         if not result.ok:
-            raise VirtqueueError(f"queue {self.index}: reading the {what} at iova {iova:#x} failed: "
-                                 f"{result.fault.cause.describe} ({result.fault.reason})")
+            raise VirtqueueError(
+                f"queue {self.index}: reading the {what} at iova {iova:#x} failed: "
+                f"{result.fault.cause.describe} ({result.fault.reason})"
+            )
         return result.data
 
     def _write(self, port, iova: int, data: bytes, what: str) -> None:
         result = port.write(iova, data)
         if not result.ok:
-            raise VirtqueueError(f"queue {self.index}: writing the {what} at iova {iova:#x} failed: "
-                                 f"{result.fault.cause.describe} ({result.fault.reason})")
+            raise VirtqueueError(
+                f"queue {self.index}: writing the {what} at iova {iova:#x} failed: "
+                f"{result.fault.cause.describe} ({result.fault.reason})"
+            )
 
     # -- the available ring -----------------------------------------------------------------------
 
@@ -97,39 +109,49 @@ class SplitQueue:
         if pending == 0:
             return None
         if pending > self.size:
-            raise VirtqueueError(f"queue {self.index}: available idx {idx} is {pending} entries ahead of the "
-                                 f"device ({self.last_avail}), more than the queue size {self.size} (a driver MUST "
-                                 f"NOT decrement the available idx)")
+            raise VirtqueueError(
+                f"queue {self.index}: available idx {idx} is {pending} entries ahead of the "
+                f"device ({self.last_avail}), more than the queue size {self.size} (a driver MUST "
+                f"NOT decrement the available idx)"
+            )
         slot = self.last_avail % self.size
-        head, = struct.unpack("<H", self._read(port, self.avail + 4 + 2 * slot, 2, "available ring"))
+        (head,) = struct.unpack("<H", self._read(port, self.avail + 4 + 2 * slot, 2, "available ring"))
         chain = self._walk(port, head, indirect_ok)
         self.last_avail = (self.last_avail + 1) & 0xFFFF
         return chain
 
     def _walk(self, port, head: int, indirect_ok: bool) -> Chain:
         if head >= self.size:
-            raise VirtqueueError(f"queue {self.index}: available ring entry names descriptor {head}, "
-                                 f"outside the {self.size}-entry table")
+            raise VirtqueueError(
+                f"queue {self.index}: available ring entry names descriptor {head}, outside the {self.size}-entry table"
+            )
         chain = Chain(head)
         i = head
         seen = 0
         total = 0
         while True:
             if seen >= self.size:
-                raise VirtqueueError(f"queue {self.index}: the chain at descriptor {head} is longer than the queue "
-                                     f"size {self.size} (a loop?); drivers MUST NOT create such chains")
-            addr, length, flags, nxt = _DESC.unpack(self._read(port, self.desc + DESC_SIZE * i, DESC_SIZE,
-                                                               f"descriptor {i}"))
+                raise VirtqueueError(
+                    f"queue {self.index}: the chain at descriptor {head} is longer than the queue "
+                    f"size {self.size} (a loop?); drivers MUST NOT create such chains"
+                )
+            addr, length, flags, nxt = _DESC.unpack(
+                self._read(port, self.desc + DESC_SIZE * i, DESC_SIZE, f"descriptor {i}")
+            )
             seen += 1
             if flags & DESC_F_INDIRECT:
                 if not indirect_ok:
-                    raise VirtqueueError(f"queue {self.index}: descriptor {i} has VIRTQ_DESC_F_INDIRECT but "
-                                         f"VIRTIO_F_INDIRECT_DESC was not negotiated")
+                    raise VirtqueueError(
+                        f"queue {self.index}: descriptor {i} has VIRTQ_DESC_F_INDIRECT but "
+                        f"VIRTIO_F_INDIRECT_DESC was not negotiated"
+                    )
             if flags & DESC_F_WRITE:
                 chain.writable.append((addr, length))
             elif chain.writable:
-                raise VirtqueueError(f"queue {self.index}: descriptor {i} is device-readable after a device-writable "
-                                     f"one; drivers MUST place device-writable descriptors last")
+                raise VirtqueueError(
+                    f"queue {self.index}: descriptor {i} is device-readable after a device-writable "
+                    f"one; drivers MUST place device-writable descriptors last"
+                )
             else:
                 chain.readable.append((addr, length))
             total += length
@@ -138,8 +160,9 @@ class SplitQueue:
             if not flags & DESC_F_NEXT:
                 return chain
             if nxt >= self.size:
-                raise VirtqueueError(f"queue {self.index}: descriptor {i} chains to {nxt}, outside the "
-                                     f"{self.size}-entry table")
+                raise VirtqueueError(
+                    f"queue {self.index}: descriptor {i} chains to {nxt}, outside the {self.size}-entry table"
+                )
             i = nxt
 
     # -- the used ring ------------------------------------------------------------------------------

@@ -32,57 +32,105 @@ from ....wasm.types import F32, F64, I32, I64, MemoryType
 from ... import abi
 from ...abi import AbiLoc, RegLoc
 from ...errors import CompileError, CompilerBug
-from ...masm import (BranchOutOfRange, CallOutOfRange, Conversion, FloatBinOp, FloatCmp, FloatUnOp, IntBinOp,
-                     IntCmp, IntUnOp, Label, LoadKind, StoreKind)
+from ...masm import (
+    BranchOutOfRange,
+    CallOutOfRange,
+    Conversion,
+    FloatBinOp,
+    FloatCmp,
+    FloatUnOp,
+    IntBinOp,
+    IntCmp,
+    IntUnOp,
+    Label,
+    LoadKind,
+    StoreKind,
+)
 from ...regs import FLOAT, INT, Reg, RegClass
 from ...traps import TrapCode
 from . import regs as R
 from .abi import abi_locations
 
 _LOADS = {
-    LoadKind.I32_LOAD: "lw", LoadKind.I64_LOAD: "ld", LoadKind.F32_LOAD: "flw", LoadKind.F64_LOAD: "fld",
-    LoadKind.I32_LOAD8_S: "lb", LoadKind.I32_LOAD8_U: "lbu", LoadKind.I32_LOAD16_S: "lh",
-    LoadKind.I32_LOAD16_U: "lhu", LoadKind.I64_LOAD8_S: "lb", LoadKind.I64_LOAD8_U: "lbu",
-    LoadKind.I64_LOAD16_S: "lh", LoadKind.I64_LOAD16_U: "lhu", LoadKind.I64_LOAD32_S: "lw",
+    LoadKind.I32_LOAD: "lw",
+    LoadKind.I64_LOAD: "ld",
+    LoadKind.F32_LOAD: "flw",
+    LoadKind.F64_LOAD: "fld",
+    LoadKind.I32_LOAD8_S: "lb",
+    LoadKind.I32_LOAD8_U: "lbu",
+    LoadKind.I32_LOAD16_S: "lh",
+    LoadKind.I32_LOAD16_U: "lhu",
+    LoadKind.I64_LOAD8_S: "lb",
+    LoadKind.I64_LOAD8_U: "lbu",
+    LoadKind.I64_LOAD16_S: "lh",
+    LoadKind.I64_LOAD16_U: "lhu",
+    LoadKind.I64_LOAD32_S: "lw",
     LoadKind.I64_LOAD32_U: "lwu",
 }
 _STORES = {
-    StoreKind.I32_STORE: "sw", StoreKind.I64_STORE: "sd", StoreKind.F32_STORE: "fsw", StoreKind.F64_STORE: "fsd",
-    StoreKind.I32_STORE8: "sb", StoreKind.I32_STORE16: "sh", StoreKind.I64_STORE8: "sb",
-    StoreKind.I64_STORE16: "sh", StoreKind.I64_STORE32: "sw",
+    StoreKind.I32_STORE: "sw",
+    StoreKind.I64_STORE: "sd",
+    StoreKind.F32_STORE: "fsw",
+    StoreKind.F64_STORE: "fsd",
+    StoreKind.I32_STORE8: "sb",
+    StoreKind.I32_STORE16: "sh",
+    StoreKind.I64_STORE8: "sb",
+    StoreKind.I64_STORE16: "sh",
+    StoreKind.I64_STORE32: "sw",
 }
 _FAR_LOADS = {1: "lbu", 2: "lhu", 4: "lw", 8: "ld"}  # far loads zero-extend (an i32 load keeps the sign)
 _FAR_STORES = {1: "sb", 2: "sh", 4: "sw", 8: "sd"}
 _INVERT = {"beq": "bne", "bne": "beq", "blt": "bge", "bge": "blt", "bltu": "bgeu", "bgeu": "bltu"}
-_ROUNDING = {FloatUnOp.CEIL: A.RM_RUP, FloatUnOp.FLOOR: A.RM_RDN, FloatUnOp.TRUNC: A.RM_RTZ,
-             FloatUnOp.NEAREST: A.RM_RNE}
+_ROUNDING = {
+    FloatUnOp.CEIL: A.RM_RUP,
+    FloatUnOp.FLOOR: A.RM_RDN,
+    FloatUnOp.TRUNC: A.RM_RTZ,
+    FloatUnOp.NEAREST: A.RM_RNE,
+}
 
 # Integer operators with one instruction each: (64-bit, 32-bit); and with an immediate form.
 _INT_SIMPLE = {
-    IntBinOp.ADD: (A.add, A.addw), IntBinOp.SUB: (A.sub, A.subw), IntBinOp.MUL: (A.mul, A.mulw),
-    IntBinOp.AND: (A.and_, A.and_), IntBinOp.OR: (A.or_, A.or_), IntBinOp.XOR: (A.xor, A.xor),
-    IntBinOp.SHL: (A.sll, A.sllw), IntBinOp.SHR_S: (A.sra, A.sraw), IntBinOp.SHR_U: (A.srl, A.srlw),
+    IntBinOp.ADD: (A.add, A.addw),
+    IntBinOp.SUB: (A.sub, A.subw),
+    IntBinOp.MUL: (A.mul, A.mulw),
+    IntBinOp.AND: (A.and_, A.and_),
+    IntBinOp.OR: (A.or_, A.or_),
+    IntBinOp.XOR: (A.xor, A.xor),
+    IntBinOp.SHL: (A.sll, A.sllw),
+    IntBinOp.SHR_S: (A.sra, A.sraw),
+    IntBinOp.SHR_U: (A.srl, A.srlw),
 }
-_INT_DIV = {IntBinOp.DIV_S: (A.div, A.divw), IntBinOp.DIV_U: (A.divu, A.divuw), IntBinOp.REM_S: (A.rem, A.remw),
-            IntBinOp.REM_U: (A.remu, A.remuw)}
+_INT_DIV = {
+    IntBinOp.DIV_S: (A.div, A.divw),
+    IntBinOp.DIV_U: (A.divu, A.divuw),
+    IntBinOp.REM_S: (A.rem, A.remw),
+    IntBinOp.REM_U: (A.remu, A.remuw),
+}
 _INT_LOGIC_IMM = {IntBinOp.AND: A.andi, IntBinOp.OR: A.ori, IntBinOp.XOR: A.xori}
-_INT_SHIFT_IMM = {IntBinOp.SHL: (A.slli, A.slliw), IntBinOp.SHR_S: (A.srai, A.sraiw),
-                  IntBinOp.SHR_U: (A.srli, A.srliw)}
+_INT_SHIFT_IMM = {IntBinOp.SHL: (A.slli, A.slliw), IntBinOp.SHR_S: (A.srai, A.sraiw), IntBinOp.SHR_U: (A.srli, A.srliw)}
 _SIGNED_CMP = {IntCmp.LT_S, IntCmp.GT_S, IntCmp.LE_S, IntCmp.GE_S}
 
 # Conversions by shape.  int -> float: (f64 result, signed, i64 source);
 # float -> int: (i64 result, f64 source, signed, saturating).
 _INT_TO_FLOAT = {
-    Conversion.F32_CONVERT_I32_S: (False, True, False), Conversion.F32_CONVERT_I32_U: (False, False, False),
-    Conversion.F32_CONVERT_I64_S: (False, True, True), Conversion.F32_CONVERT_I64_U: (False, False, True),
-    Conversion.F64_CONVERT_I32_S: (True, True, False), Conversion.F64_CONVERT_I32_U: (True, False, False),
-    Conversion.F64_CONVERT_I64_S: (True, True, True), Conversion.F64_CONVERT_I64_U: (True, False, True),
+    Conversion.F32_CONVERT_I32_S: (False, True, False),
+    Conversion.F32_CONVERT_I32_U: (False, False, False),
+    Conversion.F32_CONVERT_I64_S: (False, True, True),
+    Conversion.F32_CONVERT_I64_U: (False, False, True),
+    Conversion.F64_CONVERT_I32_S: (True, True, False),
+    Conversion.F64_CONVERT_I32_U: (True, False, False),
+    Conversion.F64_CONVERT_I64_S: (True, True, True),
+    Conversion.F64_CONVERT_I64_U: (True, False, True),
 }
 _FLOAT_TO_INT = {
-    Conversion.I32_TRUNC_F32_S: (False, False, True, False), Conversion.I32_TRUNC_F32_U: (False, False, False, False),
-    Conversion.I32_TRUNC_F64_S: (False, True, True, False), Conversion.I32_TRUNC_F64_U: (False, True, False, False),
-    Conversion.I64_TRUNC_F32_S: (True, False, True, False), Conversion.I64_TRUNC_F32_U: (True, False, False, False),
-    Conversion.I64_TRUNC_F64_S: (True, True, True, False), Conversion.I64_TRUNC_F64_U: (True, True, False, False),
+    Conversion.I32_TRUNC_F32_S: (False, False, True, False),
+    Conversion.I32_TRUNC_F32_U: (False, False, False, False),
+    Conversion.I32_TRUNC_F64_S: (False, True, True, False),
+    Conversion.I32_TRUNC_F64_U: (False, True, False, False),
+    Conversion.I64_TRUNC_F32_S: (True, False, True, False),
+    Conversion.I64_TRUNC_F32_U: (True, False, False, False),
+    Conversion.I64_TRUNC_F64_S: (True, True, True, False),
+    Conversion.I64_TRUNC_F64_U: (True, True, False, False),
     Conversion.I32_TRUNC_SAT_F32_S: (False, False, True, True),
     Conversion.I32_TRUNC_SAT_F32_U: (False, False, False, True),
     Conversion.I32_TRUNC_SAT_F64_S: (False, True, True, True),
@@ -93,10 +141,14 @@ _FLOAT_TO_INT = {
     Conversion.I64_TRUNC_SAT_F64_U: (True, True, False, True),
 }
 _MOVES = {  # conversions that are one instruction on RV64
-    Conversion.I32_WRAP_I64: lambda d, a: A.addiw(d, a, 0), Conversion.I64_EXTEND_I32_S: lambda d, a: A.addiw(d, a, 0),
-    Conversion.F32_DEMOTE_F64: A.fcvt_s_d, Conversion.F64_PROMOTE_F32: A.fcvt_d_s,
-    Conversion.I32_REINTERPRET_F32: A.fmv_x_w, Conversion.I64_REINTERPRET_F64: A.fmv_x_d,
-    Conversion.F32_REINTERPRET_I32: A.fmv_w_x, Conversion.F64_REINTERPRET_I64: A.fmv_d_x,
+    Conversion.I32_WRAP_I64: lambda d, a: A.addiw(d, a, 0),
+    Conversion.I64_EXTEND_I32_S: lambda d, a: A.addiw(d, a, 0),
+    Conversion.F32_DEMOTE_F64: A.fcvt_s_d,
+    Conversion.F64_PROMOTE_F32: A.fcvt_d_s,
+    Conversion.I32_REINTERPRET_F32: A.fmv_x_w,
+    Conversion.I64_REINTERPRET_F64: A.fmv_x_d,
+    Conversion.F32_REINTERPRET_I32: A.fmv_w_x,
+    Conversion.F64_REINTERPRET_I64: A.fmv_d_x,
 }
 
 
@@ -394,15 +446,20 @@ class RiscvMasm:
 
         The callee finds its record in t6 and, after a switch, the caller's vmctx in t4.
         """
-        t5, t6, s1, s2, fp, ra = R.T5.num, R.T6.num, R.VMCTX.num, R.MEM0.num, R.FP.num, R.RA.num
+        t5, t6, s1, s2, ra = R.T5.num, R.T6.num, R.VMCTX.num, R.MEM0.num, R.RA.num
         same, done = Label(), Label()
         self.emit(A.ld(t5, t6, abi.FUNCREF_VMCTX))
         self._branch("beq", t5, s1, same)
         self._mem("sd", R.VMCTX, R.FP, self.saved_vmctx)
         self._mem("sd", R.MEM0, R.FP, self.saved_mem0)
         # t4 keeps the caller's vmctx for the callee (a host function's Caller reads it).
-        self.emit(A.addi(R.T4.num, s1, 0), A.addi(s1, t5, 0), A.ld(s2, s1, 0), A.ld(t5, t6, abi.FUNCREF_CODE),
-                  A.jalr(ra, t5, 0))
+        self.emit(
+            A.addi(R.T4.num, s1, 0),
+            A.addi(s1, t5, 0),
+            A.ld(s2, s1, 0),
+            A.ld(t5, t6, abi.FUNCREF_CODE),
+            A.jalr(ra, t5, 0),
+        )
         self._mem("ld", R.VMCTX, R.FP, self.saved_vmctx)
         self._mem("ld", R.MEM0, R.FP, self.saved_mem0)
         self.jump(done)
@@ -457,15 +514,16 @@ class RiscvMasm:
         self._mem("ld", R.T5, R.VMCTX, word)
         self.emit(A.ld(dst.num, t5, abi.MEMDESC_SIZE), A.ld(t4, t5, abi.MEMDESC_PAGE_LOG2), A.srl(dst.num, dst.num, t4))
 
-    def heap_address(self, mem: int, word: int, memtype: MemoryType, addr: Reg, offset: int,
-                     size: int) -> tuple[Reg, int]:
+    def heap_address(
+        self, mem: int, word: int, memtype: MemoryType, addr: Reg, offset: int, size: int
+    ) -> tuple[Reg, int]:
         """Register and displacement addressing linear address ``addr + offset`` of memory ``mem``.
 
         32-bit memories with 4 KiB-multiple pages rely on the reservation and the
         MMU (the address is zero-extended, the static offset stays below the
         guard); memory64, small custom pages and large offsets check explicitly.
         """
-        t4, t5, t6, s1 = R.T4.num, R.T5.num, R.T6.num, R.VMCTX.num
+        t4, t5, t6 = R.T4.num, R.T5.num, R.T6.num
         index64 = memtype.index_type == I64
         explicit = index64 or memtype.page_size_log2 < 12 or offset + size > abi.MEMORY_GUARD
         if not explicit:
@@ -558,11 +616,19 @@ class RiscvMasm:
         if op is IntBinOp.ROTL or op is IntBinOp.ROTR:
             first, second = ("sll", "srl") if op is IntBinOp.ROTL else ("srl", "sll")
             if wide:
-                self.emit(getattr(A, first)(t4, ra, rb), A.sub(R.T5.num, 0, rb),
-                          getattr(A, second)(d, ra, R.T5.num), A.or_(d, d, t4))
+                self.emit(
+                    getattr(A, first)(t4, ra, rb),
+                    A.sub(R.T5.num, 0, rb),
+                    getattr(A, second)(d, ra, R.T5.num),
+                    A.or_(d, d, t4),
+                )
             else:
-                self.emit(getattr(A, first + "w")(t4, ra, rb), A.sub(R.T5.num, 0, rb),
-                          getattr(A, second + "w")(d, ra, R.T5.num), A.or_(d, d, t4))
+                self.emit(
+                    getattr(A, first + "w")(t4, ra, rb),
+                    A.sub(R.T5.num, 0, rb),
+                    getattr(A, second + "w")(d, ra, R.T5.num),
+                    A.or_(d, d, t4),
+                )
             return
         # Division and remainder: trap on zero, and on the one overflowing signed division.
         self._trap_branch("beq", rb, 0, TrapCode.INTEGER_DIVIDE_BY_ZERO)
@@ -689,9 +755,11 @@ class RiscvMasm:
             self.emit(A.fmv_d_x(ft11, t4) if double else A.fmv_w_x(ft11, t4))
             self.emit(A.flt(t4, ft10, ft11, double))
             self._branch("beq", t4, 0, big)
-            self.emit(A.fcvt_to_int(t4, fa, double=double, signed=True, wide=True, rm=rm),
-                      A.fcvt_from_int(ft10, t4, double=double, signed=True, wide=True, rm=rm),
-                      A.fsgnj(d, ft10, fa, double))
+            self.emit(
+                A.fcvt_to_int(t4, fa, double=double, signed=True, wide=True, rm=rm),
+                A.fcvt_from_int(ft10, t4, double=double, signed=True, wide=True, rm=rm),
+                A.fsgnj(d, ft10, fa, double),
+            )
             self.jump(done)
             self.bind(big)  # integral already, infinite, or NaN (made canonical)
             self.emit(A.fmin(d, fa, fa, double))
@@ -729,8 +797,7 @@ class RiscvMasm:
             else:
                 self.emit(A.feq(t4, ra, ra, double))
                 self._trap_branch("beq", t4, 0, TrapCode.BAD_CONVERSION_TO_INTEGER)
-                self.emit(A.csrrw(0, A.CSR_FFLAGS, 0), cvt, A.csrrs(t4, A.CSR_FFLAGS, 0),
-                          A.andi(t4, t4, A.FFLAG_NV))
+                self.emit(A.csrrw(0, A.CSR_FFLAGS, 0), cvt, A.csrrs(t4, A.CSR_FFLAGS, 0), A.andi(t4, t4, A.FFLAG_NV))
                 self._trap_branch("bne", t4, 0, TrapCode.INTEGER_OVERFLOW)
 
     def select(self, dst: Reg, a: Reg, b: Reg, cond: Reg) -> None:
@@ -776,17 +843,17 @@ class RiscvMasm:
     def patch_call(self, code: bytearray, site: int, target: int, far: bool) -> None:
         """Point the ``jal`` (or ``auipc``+``jalr``) at ``site`` to ``target``, keeping its registers."""
         delta = target - site
-        old = int.from_bytes(code[site:site + 4], "little")
+        old = int.from_bytes(code[site : site + 4], "little")
         rd = (old >> 7) & 0x1F
         if far:
             hi = ((delta + 0x800) >> 12) & 0xFFFFF
             lo = delta - (((delta + 0x800) >> 12) << 12)
-            jalr_old = int.from_bytes(code[site + 4:site + 8], "little")
+            jalr_old = int.from_bytes(code[site + 4 : site + 8], "little")
             jrd = (jalr_old >> 7) & 0x1F
             rs1 = (jalr_old >> 15) & 0x1F
-            code[site:site + 4] = A.auipc(rd, hi).to_bytes(4, "little")
-            code[site + 4:site + 8] = A.jalr(jrd, rs1, lo).to_bytes(4, "little")
+            code[site : site + 4] = A.auipc(rd, hi).to_bytes(4, "little")
+            code[site + 4 : site + 8] = A.jalr(jrd, rs1, lo).to_bytes(4, "little")
         else:
             if not -(1 << 20) <= delta < 1 << 20:
                 raise CallOutOfRange()
-            code[site:site + 4] = A.jal(rd, delta).to_bytes(4, "little")
+            code[site : site + 4] = A.jal(rd, delta).to_bytes(4, "little")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from ...regs import FLOAT, INT, Reg
 
+
 def _x(n: int) -> Reg:
     return Reg(INT, n)
 
