@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 from ..devices.base import Device
 from ..devices.clock import VirtualClock
+from ..devices.timing import Timing
 from ..devices.issues import DeviceIssue
 from ..errors import ConfigError, HostLimitError
 from ..machine.machine import Machine
@@ -25,7 +26,14 @@ from .errors import BoardError
 
 class System:
     def __init__(
-        self, board, machine: Machine, clock: VirtualClock, devices: dict[str, Device], irqc=None, iommu=None
+        self,
+        board,
+        machine: Machine,
+        clock: VirtualClock,
+        devices: dict[str, Device],
+        irqc=None,
+        iommu=None,
+        timing: Timing | None = None,
     ) -> None:
         self.board = board
         self.machine = machine
@@ -33,6 +41,7 @@ class System:
         self.devices = devices
         self.irqc = irqc
         self.iommu = iommu
+        self.timing = timing if timing is not None else Timing()
 
     def device(self, name: str) -> Device:
         try:
@@ -71,7 +80,7 @@ def _host_limits(board, region):
         raise BoardError(board.path, region.table, "size", exc.problem) from None
 
 
-def build_system(board, overrides: dict[str, dict]) -> System:
+def build_system(board, overrides: dict[str, dict], seed: int | None = None) -> System:
     if overrides:
         board = board.with_options(overrides)
     first = board.ram[0]
@@ -81,12 +90,13 @@ def build_system(board, overrides: dict[str, dict]) -> System:
         with _host_limits(board, region):
             machine.phys.add_ram(region.base, region.size, name=region.name)
     clock = VirtualClock(frequency_hz=board.clock_hz)
+    timing = Timing(seed)  # nominal device timing, or a seed's variation of it (devices/timing.py)
     devices: dict[str, Device] = {}
 
     irqc = None
     if board.interrupt_controller is not None:
         spec = board.interrupt_controller
-        irqc = spec.cls(name=spec.name, clock=clock, **spec.options)
+        irqc = spec.cls(name=spec.name, clock=clock, timing=timing, **spec.options)
         devices[spec.name] = irqc
 
     def irq_for(spec):
@@ -100,12 +110,18 @@ def build_system(board, overrides: dict[str, dict]) -> System:
     if board.iommu is not None:
         spec = board.iommu
         iommu = spec.cls(
-            name=spec.name, clock=clock, irq=irq_for(spec), phys=machine.phys, frames=machine.frames, **spec.options
+            name=spec.name,
+            clock=clock,
+            timing=timing,
+            irq=irq_for(spec),
+            phys=machine.phys,
+            frames=machine.frames,
+            **spec.options,
         )
         devices[spec.name] = iommu
 
     for spec in board.devices:
-        kwargs = dict(name=spec.name, clock=clock, irq=irq_for(spec), **spec.options)
+        kwargs = dict(name=spec.name, clock=clock, timing=timing, irq=irq_for(spec), **spec.options)
         if spec.iommu_device_id is not None:
             kwargs["dma"] = iommu.port(spec.iommu_device_id)
             iommu.name_device(spec.iommu_device_id, spec.name)
@@ -116,4 +132,4 @@ def build_system(board, overrides: dict[str, dict]) -> System:
     if board.mmio_access_ticks:
         ticks = board.mmio_access_ticks
         machine.add_mmio_observer(lambda *access: clock.charge(ticks))  # virtual time passes with each device access
-    return System(board, machine, clock, devices, irqc, iommu)
+    return System(board, machine, clock, devices, irqc, iommu, timing)

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from ..errors import ConfigError
 from ..trace import TRACE
 from .clock import VirtualClock
+from .timing import Timing
 from .issues import DeviceIssue, IssueKind, make_issue
 from .regs import RegisterFile, RegisterLayout
 
@@ -150,10 +151,17 @@ class Device:
     PLATFORM: ClassVar[str | None] = None
 
     def __init__(
-        self, *, name: str, clock: VirtualClock | None = None, irq: IrqLine | None = None, **options: Any
+        self,
+        *,
+        name: str,
+        clock: VirtualClock | None = None,
+        irq: IrqLine | None = None,
+        timing: Timing | None = None,
+        **options: Any,
     ) -> None:
         self.name = name
         self.clock = clock if clock is not None else VirtualClock()
+        self.timing = timing if timing is not None else Timing()  # how long operations take (timing.py)
         self.irq = irq if irq is not None else IrqLine()
         self.options = self.resolve_options(options)
         self.issues: list[DeviceIssue] = []
