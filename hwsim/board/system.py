@@ -17,8 +17,8 @@ from contextlib import contextmanager
 
 from ..devices.base import Device
 from ..devices.clock import VirtualClock
-from ..devices.timing import Timing
 from ..devices.issues import DeviceIssue
+from ..devices.timing import Timing
 from ..errors import ConfigError, HostLimitError
 from ..machine.machine import Machine
 from .errors import BoardError

@@ -26,9 +26,9 @@ from typing import Any, ClassVar
 from ..errors import ConfigError
 from ..trace import TRACE
 from .clock import VirtualClock
-from .timing import Timing
 from .issues import DeviceIssue, IssueKind, make_issue
 from .regs import RegisterFile, RegisterLayout
+from .timing import Timing
 
 MAX_ISSUES = 1000  # per device; later ones are counted in ``issues_dropped``
 
