@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 from ..devices.base import Device
 from ..devices.clock import VirtualClock
+from ..devices.faults import FaultPlan
 from ..devices.issues import DeviceIssue
 from ..devices.timing import Timing
 from ..errors import ConfigError, HostLimitError
@@ -34,6 +35,7 @@ class System:
         irqc=None,
         iommu=None,
         timing: Timing | None = None,
+        faults: FaultPlan | None = None,
     ) -> None:
         self.board = board
         self.machine = machine
@@ -42,6 +44,7 @@ class System:
         self.irqc = irqc
         self.iommu = iommu
         self.timing = timing if timing is not None else Timing()
+        self.faults = faults if faults is not None else FaultPlan()
 
     def device(self, name: str) -> Device:
         try:
@@ -80,7 +83,7 @@ def _host_limits(board, region):
         raise BoardError(board.path, region.table, "size", exc.problem) from None
 
 
-def build_system(board, overrides: dict[str, dict], seed: int | None = None) -> System:
+def build_system(board, overrides: dict[str, dict], seed: int | None = None, faults: FaultPlan | None = None) -> System:
     if overrides:
         board = board.with_options(overrides)
     first = board.ram[0]
@@ -91,12 +94,14 @@ def build_system(board, overrides: dict[str, dict], seed: int | None = None) -> 
             machine.phys.add_ram(region.base, region.size, name=region.name)
     clock = VirtualClock(frequency_hz=board.clock_hz)
     timing = Timing(seed)  # nominal device timing, or a seed's variation of it (devices/timing.py)
+    faults = faults if faults is not None else FaultPlan()  # no injected faults unless asked (devices/faults.py)
+    faults.clock = clock
     devices: dict[str, Device] = {}
 
     irqc = None
     if board.interrupt_controller is not None:
         spec = board.interrupt_controller
-        irqc = spec.cls(name=spec.name, clock=clock, timing=timing, **spec.options)
+        irqc = spec.cls(name=spec.name, clock=clock, timing=timing, faults=faults, **spec.options)
         devices[spec.name] = irqc
 
     def irq_for(spec):
@@ -121,7 +126,7 @@ def build_system(board, overrides: dict[str, dict], seed: int | None = None) -> 
         devices[spec.name] = iommu
 
     for spec in board.devices:
-        kwargs = dict(name=spec.name, clock=clock, timing=timing, irq=irq_for(spec), **spec.options)
+        kwargs = dict(name=spec.name, clock=clock, timing=timing, faults=faults, irq=irq_for(spec), **spec.options)
         if spec.iommu_device_id is not None:
             kwargs["dma"] = iommu.port(spec.iommu_device_id)
             iommu.name_device(spec.iommu_device_id, spec.name)
@@ -132,4 +137,5 @@ def build_system(board, overrides: dict[str, dict], seed: int | None = None) -> 
     if board.mmio_access_ticks:
         ticks = board.mmio_access_ticks
         machine.add_mmio_observer(lambda *access: clock.charge(ticks))  # virtual time passes with each device access
-    return System(board, machine, clock, devices, irqc, iommu, timing)
+    faults.check({name: set(dev.FAULTS) for name, dev in devices.items()})
+    return System(board, machine, clock, devices, irqc, iommu, timing, faults)

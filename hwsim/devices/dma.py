@@ -51,6 +51,7 @@ class DmaEngine(Device):
     DESCRIPTION = "single-buffer DMA engine (memory<->memory, memory<->4 KiB device buffer)"
     LAYOUT = DMA_LAYOUT
     DOES_DMA = True
+    FAULTS = {"error": "a transfer ends with STATUS.ERROR (ERROR_CODE 7, device error) instead of moving its data"}
     OPTIONS = {
         "bandwidth": Option(
             int,
@@ -198,6 +199,9 @@ class DmaEngine(Device):
     def _move(self, direction: int, src: int, dst: int, length: int, buf_off: int) -> None:
         """The transfer's data moves (at its end in virtual time), then DONE or ERROR."""
         self._pending = None
+        if self.fault("error"):
+            self._fail(DmaError.DEVICE, 0)
+            return
         if direction == DMA_DIR_DEV_TO_MEM:
             data = bytes(self.buffer[buf_off : buf_off + length])
         else:
