@@ -56,6 +56,9 @@ BOARD_KEYS: dict[str, dict[str, Key]] = {
         "mmio_access_ticks": Key(
             int, "virtual ticks each MMIO access takes (so polling loops see time pass)", default=1
         ),
+        "irq_latency_ns": Key(
+            int, "virtual ns from a device raising its interrupt line to the driver seeing it", default=100
+        ),
     },
     "ram": {"name": Key(str, "region name", True), **_REGION},
     "interrupt_controller": {
@@ -129,6 +132,7 @@ class Board:
     iommu: DeviceSpec | None
     devices: tuple[DeviceSpec, ...]
     mmio_access_ticks: int = 1
+    irq_latency_ns: int = 100
 
     def memory_map(self) -> list[tuple[int, int, str, str]]:
         """``(base, size, name, kind)`` for every region, by address."""
@@ -208,6 +212,7 @@ class Board:
             patched(self.iommu),
             tuple(patched(d) for d in self.devices),
             self.mmio_access_ticks,
+            self.irq_latency_ns,
         )
 
 
@@ -331,8 +336,9 @@ class _Parser:
         clock, _ = self.table("clock", self.expect_table("clock", data.get("clock", {})), BOARD_KEYS["clock"])
         if clock["frequency_hz"] <= 0:
             raise self.error("clock", "frequency_hz", f"must be positive, not {clock['frequency_hz']}")
-        if clock["mmio_access_ticks"] < 0:
-            raise self.error("clock", "mmio_access_ticks", f"must be 0 or more, not {clock['mmio_access_ticks']}")
+        for key in ("mmio_access_ticks", "irq_latency_ns"):
+            if clock[key] < 0:
+                raise self.error("clock", key, f"must be 0 or more, not {clock[key]}")
         ram = self.parse_ram(data.get("ram"))
         irqc = self.parse_singleton("interrupt_controller", data.get("interrupt_controller"), "interrupt-controller")
         iommu = self.parse_singleton("iommu", data.get("iommu"), "iommu")
@@ -353,6 +359,7 @@ class _Parser:
             iommu,
             devices,
             clock["mmio_access_ticks"],
+            clock["irq_latency_ns"],
         )
 
     def expect_table(self, name: str, raw: Any) -> dict:

@@ -238,9 +238,11 @@ class FirmwareRun:
             if device.irq is None:
                 raise DriverError(f"hwsim_irq_wait: device {device.name!r} has no interrupt line on this board")
             self._check_time()
-            result = int(
-                self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self._safe_point, device=device)
-            )
+            seen, stop = self.irqs.seen(device)
+            try:
+                result = int(self.irqs.wait(seen, self.time_limit_ticks, self._safe_point, device=device))
+            finally:
+                stop()
         elif what in ("request_irq", "free_irq"):
             try:
                 if what == "request_irq":

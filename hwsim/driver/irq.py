@@ -69,10 +69,42 @@ class IrqDispatcher:
             raise IrqError(f"hwsim_request_irq({name!r}): the device has no interrupt line on this board")
         if name in self.registered:
             raise IrqError(f"hwsim_request_irq({name!r}): the device already has a handler")
-        stop = device.irq.observe(lambda level: level and self._raised())
+        stop = device.irq.observe(lambda level: level and self._rose(name))
         self.registered[name] = _Registration(name, device, cookie & 0xFFFF_FFFF, stop)
         if device.irq.level:
             self._raised()
+
+    # -- delivery latency ------------------------------------------------------------------------------
+
+    def latency(self, name: str) -> int:
+        """Ticks from a line rising to the driver seeing it: the board's irq_latency_ns, as the board's
+        timing varies it (nominal without a seed)."""
+        clock = self.system.clock
+        ns = getattr(self.system.board, "irq_latency_ns", 0)
+        return self.system.timing.delay(-(-ns * clock.frequency_hz // 1_000_000_000), f"{name} interrupt")
+
+    def _rose(self, name: str) -> None:
+        ticks = self.latency(name)
+        if ticks:
+            self.system.clock.schedule_in(ticks, self._raised)
+        else:
+            self._raised()
+
+    def seen(self, device) -> tuple[Callable[[], bool], Callable[[], None]]:
+        """``(predicate, stop)``: the predicate is true once ``device``'s line is high and has been for the
+        delivery latency (a line already high counts at once); ``stop()`` ends the observation."""
+        clock = self.system.clock
+        visible_at: list[int | None] = [clock.now if device.irq.level else None]
+
+        def on_level(level: bool) -> None:
+            if not level:
+                visible_at[0] = None
+            elif visible_at[0] is None:
+                visible_at[0] = clock.now + self.latency(device.name)
+                clock.schedule(visible_at[0], lambda: None)  # time that passes in a wait stops there
+
+        stop = device.irq.observe(on_level)
+        return (lambda: device.irq.level and visible_at[0] is not None and clock.now >= visible_at[0]), stop
 
     def free(self, name: str) -> None:
         reg = self.registered.pop(name, None)

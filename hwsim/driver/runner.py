@@ -536,7 +536,11 @@ class DriverRun:
         self._check_time()
         if device.irq is None:
             raise DriverError(f"hwsim_irq_wait: device {device.name!r} has no interrupt line on this board")
-        return int(self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self._safe_point, device=device))
+        seen, stop = self.irqs.seen(device)  # the line, after the board's interrupt-delivery latency
+        try:
+            return int(self.irqs.wait(seen, self.time_limit_ticks, self._safe_point, device=device))
+        finally:
+            stop()
 
     def request_irq(self, ptr: int, length: int, cookie: int) -> int:
         handler = self.instance.exports(self.store).get(HANDLER)
