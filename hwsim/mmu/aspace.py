@@ -310,7 +310,9 @@ class AddressSpace:
                 raise MappingError(f"protect: {va + off:#x} is not mapped")
         off = 0
         while off < size:
-            level, addr, pte = self._leaf_for_page(va + off, size - off)
+            leaf = self._leaf_for_page(va + off, size - off)
+            assert leaf is not None  # every page in the range was checked mapped above
+            level, addr, pte = leaf
             keep = pte & (_A | _D | PTE_RSW_MASK)
             new = make_pte(pte_ppn(pte), flags | _V | keep)
             self._set(self._table_of(addr), addr, pte, new)

@@ -49,6 +49,7 @@ def format_walk(result: WalkResult) -> list[str]:
         )
     else:
         f = result.fault
+        assert f is not None  # a walk without a translation has a fault
         lines.append(f"result: {result.access.value} {f.kind} (cause {int(f.cause)}): {f.message}")
     return lines
 
@@ -90,6 +91,7 @@ def walk_to_json(result: WalkResult) -> dict:
         )
     else:
         f = result.fault
+        assert f is not None  # a walk without a translation has a fault
         out["fault"] = {
             "kind": f.kind,
             "cause": int(f.cause),
@@ -174,6 +176,7 @@ def format_walk_explained(result: WalkResult, *, satp: int | None = None) -> lis
             lines.append(f"the hardware sets {bits}: the PTE at {addr:#x} becomes {new:#018x}")
     else:
         f = result.fault
+        assert f is not None  # a walk without a translation has a fault
         where = "" if f.level is None else f" at level {f.level}"
         lines.append(f"{result.access.value} {f.kind} (cause {int(f.cause)}){where}: {f.message}")
     return lines

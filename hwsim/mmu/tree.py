@@ -221,6 +221,7 @@ def entry_summary(e: TreeEntry, region_of=None) -> str:
         if e.problem is not None and e.table is None:
             return f"{head}  pointer {flags}  !! {e.problem.value}"
         t = e.table
+        assert t is not None  # a pointer without a problem was followed (read_tree)
         where = f"level-{e.level - 1} table {e.target:#x}"
         if t.missing:
             return f"{head}  -> {where}  !! {FaultReason.PTE_ACCESS.value}"

@@ -177,6 +177,8 @@ class Fault:
 
 @dataclass(slots=True)
 class WalkResult:
+    """A walk and its outcome: exactly one of ``translation`` and ``fault`` is set."""
+
     mode: PagingMode
     root: int  # physical address of the root table
     va: int
@@ -217,7 +219,18 @@ def check_permission(flags: int, access: Access, priv: Priv, sum: bool, mxr: boo
     return None
 
 
-def _fault(args: tuple, steps: list, reason: FaultReason, level, pte_addr, pte) -> WalkResult:
+# The leading fields of a WalkResult, in order: mode, root, va, access, priv, sum, mxr.
+_WalkArgs = tuple[PagingMode, int, int, Access, Priv, bool, bool]
+
+
+def _fault(
+    args: _WalkArgs,
+    steps: list[WalkStep],
+    reason: FaultReason,
+    level: int | None,
+    pte_addr: int | None,
+    pte: int | None,
+) -> WalkResult:
     access = args[3]
     cause = access.access_fault_cause if reason is FaultReason.PTE_ACCESS else access.page_fault_cause
     return WalkResult(*args, tuple(steps), fault=Fault(reason, cause, level, pte_addr, pte))
@@ -244,9 +257,11 @@ def walk(
     if priv is _PRIV_M:
         raise ValueError("M-mode accesses are not translated; walk with priv U or S")
     steps: list[WalkStep] = []
-    args = (mode, root, va, access, priv, sum, mxr)
+    args: _WalkArgs = (mode, root, va, access, priv, sum, mxr)
 
-    def stop(reason: FaultReason, level=None, pte_addr=None, pte=None) -> WalkResult:
+    def stop(
+        reason: FaultReason, level: int | None = None, pte_addr: int | None = None, pte: int | None = None
+    ) -> WalkResult:
         return _fault(args, steps, reason, level, pte_addr, pte)
 
     top = va >> (mode.va_bits - 1)
