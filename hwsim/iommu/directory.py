@@ -142,6 +142,7 @@ class DeviceDirectory:
     def set_context(self, device_id: int, context: DeviceContext) -> int:
         """Write ``context`` into the table (no invalidation); returns its address."""
         addr = self.context_address(device_id, create=True)
+        assert addr is not None  # create=True makes the missing tables
         self.phys.write(addr, context.to_bytes())
         return addr
 
