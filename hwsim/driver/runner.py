@@ -160,6 +160,7 @@ class RunReport:
                 f"{self.failure}"
             )
         elif self.probe_failed:
+            assert isinstance(self.result, int)  # probe_failed checked it
             lines.append(f"probe() returned {describe_errno(self.result)}: the driver failed to probe")
         else:
             lines.append(f"driver returned {self.result!r}")
