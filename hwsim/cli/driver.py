@@ -162,6 +162,7 @@ def _run_driver(args: argparse.Namespace) -> int:
     system = board.build(options=parse_options(board, args.option))
     log = (lambda text: None) if args.quiet else (lambda text: print(f"[driver] {text}", file=sys.stderr))
     limits = dict(time_limit_ns=int(args.virtual_time_limit * 1e9), wall_limit_s=args.time_limit, catch_sigint=True)
+    run: DriverRun | FirmwareRun
     if data[:4] == b"\x7fELF":  # native firmware, unsandboxed
         from ..driver.firmware import FirmwareRun
 
@@ -170,7 +171,8 @@ def _run_driver(args: argparse.Namespace) -> int:
         run = FirmwareRun(system, data, log=log, name=str(path), **limits)
     else:
         run = DriverRun(system, data, log=log, assign=args.assign, **limits)
-    entry, call_args = "probe", ()
+    entry = "probe"
+    call_args: tuple[int, ...] = ()
     if args.invoke:
         entry = args.invoke[0]
         try:
