@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..mmu.bits import PAGE_SHIFT, PAGING_MODES, SATP_MODE_BARE, PagingMode, satp_fields
 from ..mmu.image import ImageMemory
 from ..mmu.report import format_walk, format_walk_explained, walk_to_json
-from ..mmu.walker import AdPolicy, walk
+from ..mmu.walker import AdPolicy, PteMemory, walk
 from ..riscv.priv import Access, Priv
 
 
@@ -133,7 +133,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 class Source:
     """Page tables to inspect: memory readable by the walker, satp, and what they are, in words."""
 
-    mem: object
+    mem: PteMemory
     satp: int
     description: list[str]
     summary: str = ""  # one line, for a snapshot's "source"

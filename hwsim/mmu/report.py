@@ -8,6 +8,7 @@ from .bits import (
     PTE_HIGH_RESERVED_SHIFT,
     PTE_RSW_MASK,
     PTE_RSW_SHIFT,
+    PagingMode,
     Pte,
     describe_flags,
     pte_ppn,
@@ -115,7 +116,7 @@ def pte_fields(pte: int) -> str:
     return f"{high}PPN={pte_ppn(pte):#x} RSW={(pte & PTE_RSW_MASK) >> PTE_RSW_SHIFT} {flags}"
 
 
-def va_split_lines(mode, va: int) -> list[str]:
+def va_split_lines(mode: PagingMode, va: int) -> list[str]:
     """The VA drawn as its fields with bit numbers: sign extension, vpn[levels-1]..vpn[0], offset."""
     top = mode.va_bits
     cols = [("sign ext", 63, top, va >> top)]
@@ -163,6 +164,7 @@ def format_walk_explained(result: WalkResult, *, satp: int | None = None) -> lis
         lines.append(f"         PTE = {s.pte:#018x}: {pte_fields(s.pte)}")
         lines.append(f"         -> {s.decision}")
         if s.code == "pointer":
+            assert isinstance(s.arg, int)  # a pointer step's argument is the next table's address
             table = s.arg
     tr = result.translation
     if tr is not None:

@@ -40,7 +40,7 @@ from typing import NamedTuple
 from ..riscv.priv import Access, Priv
 from .bits import SV39, PagingMode, Pte
 from .tlb import Tlb
-from .walker import AdPolicy, FaultReason, Translation, WalkResult, check_permission, walk
+from .walker import AdPolicy, FaultReason, PteMemory, Translation, WalkResult, check_permission, walk
 
 _D = int(Pte.D)
 _STORE = Access.STORE
@@ -69,7 +69,7 @@ class Refusal:
 
 def lookup_or_walk(
     tlb: Tlb,
-    mem,
+    mem: PteMemory,
     tag: int,
     root: int,
     va: int,

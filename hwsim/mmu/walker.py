@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..errors import BusError
 from ..riscv.priv import Access, Cause, Priv
@@ -40,6 +41,18 @@ _NONLEAF_RESERVED = _D | _A | _U
 # Enum members as globals for the hot path (``Priv.S`` is a descriptor lookup, ~50 ns in Python 3.11).
 _PRIV_U, _PRIV_S, _PRIV_M = Priv.U, Priv.S, Priv.M
 _FETCH, _LOAD, _STORE = Access.FETCH, Access.LOAD, Access.STORE
+
+
+class PteReader(Protocol):
+    """Physical memory as page tables are read: ``read_u64`` raises BusError where there is no memory."""
+
+    def read_u64(self, pa: int) -> int: ...
+
+
+class PteMemory(PteReader, Protocol):
+    """Physical memory as the walker uses it: it also writes A/D bits back (AdPolicy.UPDATE)."""
+
+    def write_u64(self, pa: int, value: int) -> None: ...
 
 
 class AdPolicy(enum.Enum):
@@ -83,10 +96,10 @@ class WalkStep:
 
     __slots__ = ("level", "pte_addr", "pte", "code", "arg")
 
-    def __init__(self, level: int, pte_addr: int, pte: int, code: str, arg=None) -> None:
+    def __init__(self, level: int, pte_addr: int, pte: int, code: str, arg: int | str | None = None) -> None:
         self.level, self.pte_addr, self.pte, self.code, self.arg = level, pte_addr, pte, code, arg
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, WalkStep) and (self.level, self.pte_addr, self.pte, self.code, self.arg) == (
             other.level,
             other.pte_addr,
@@ -130,7 +143,7 @@ class Translation:
         self.va, self.pa, self.level, self.page_size = va, pa, level, page_size
         self.pte_addr, self.pte, self.global_ = pte_addr, pte, global_
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Translation) and all(getattr(self, f) == getattr(other, f) for f in self.__slots__)
 
     def __repr__(self) -> str:
@@ -237,7 +250,7 @@ def _fault(
 
 
 def walk(
-    mem,
+    mem: PteMemory,
     root: int,
     va: int,
     access: Access,
