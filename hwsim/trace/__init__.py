@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TextIO
 
 from ..errors import HwsimError
 from .events import CATEGORIES, EVENTS, EventSpec
@@ -123,7 +123,9 @@ TRACE = Trace()
 
 
 @contextlib.contextmanager
-def tracing(patterns: str, out: str | Path | None = None, *, format: str | None = None, stream=None):
+def tracing(
+    patterns: str, out: str | Path | None = None, *, format: str | None = None, stream: TextIO | None = None
+) -> Iterator[Sink]:
     """Trace the selected events into ``out`` (format from ``format`` or the file's extension:
     .json Perfetto, .jsonl JSON Lines, .vcd VCD, else text; no ``out``: text on ``stream``/stderr)."""
     try:
