@@ -12,9 +12,9 @@ DATA = 0x2_0000
 RW_U = Pte.R | Pte.W | Pte.U
 
 
-def virt(**options) -> System:
+def virt(*, seed: int | None = None, **options) -> System:
     """boards/virt.toml built with the UART on the in-memory backend (plus any other overrides)."""
-    return load_board(DEFAULT_BOARD).build(options={"uart0": {"backend": "memory"}, **options})
+    return load_board(DEFAULT_BOARD).build(options={"uart0": {"backend": "memory"}, **options}, seed=seed)
 
 
 class BoardGuest:

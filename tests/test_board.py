@@ -139,8 +139,8 @@ def test_build_with_extra_ram_and_issue_report(tmp_path):
         (MINI + "[clock]\nfrequency_hz = 0\n", "[clock] frequency_hz: must be positive, not 0"),
         (
             MINI + "clock = 3\n",
-            "[devices.dma0] clock: unknown key 'clock' (known: assignable, base, iommu_device_id, irq, "
-            "max_transfer, size, type)",
+            "[devices.dma0] clock: unknown key 'clock' (known: assignable, bandwidth, base, iommu_device_id, irq, "
+            "max_transfer, setup_ns, size, type)",
         ),
         (
             edit('[[ram]]\nname = "ram"\nbase = 0x8000_0000\nsize = 0x10_0000\n', ""),

@@ -47,11 +47,14 @@ class Rig:
     def r(self, off):
         return self.dma.mmio_read(off, 4)
 
-    def start(self, src, dst, length, cmd):
+    def start(self, src, dst, length, cmd, *, wait=True):
         self.w64(SRC, src)
         self.w64(DST, dst)
         self.w(LEN, length)
         self.w(CMD, cmd | START)
+        if wait:  # let virtual time pass until the transfer is over
+            while self.dma.busy:
+                self.s.clock.advance_to(self.s.clock.next_deadline)
 
 
 @pytest.fixture
@@ -189,8 +192,56 @@ def test_guest_stray_dma_produces_a_fault_record():
     assert (g.m.get_reg("a0"), g.m.get_reg("a1"), g.m.get_reg("a2")) == (0b100, 2, 0x3F0_0000)
     (f,) = rig.iommu.fault_queue.pending()
     assert f.message == ("device 1: DMA write at iova 0x3f00000: write page fault (cause 15): PTE is not valid (V=0)")
-    # Each MMIO access takes a tick (the board's mmio_access_ticks): the engine ran during the 6th
-    # (two split 8-byte stores, LEN, then CMD), after 5 had been charged.
-    assert (f.device_id, f.iova, f.access.value, f.time) == (1, 0x3F0_0000, "write", 1234 + 5)
+    # Each MMIO access takes a tick (the board's mmio_access_ticks): the engine started during the 6th
+    # (two split 8-byte stores, LEN, then CMD), after 5 had been charged, and a 64-byte transfer takes
+    # 3 ticks (200 ns of setup and 64 ns at 1 GB/s, at 100 ns a tick): the write faulted at its end.
+    assert (f.device_id, f.iova, f.access.value, f.time) == (1, 0x3F0_0000, "write", 1234 + 5 + 3)
     assert f.walk.va == 0x3F0_0000 and not f.walk.ok
     assert rig.s.irqc.is_pending(12) and rig.s.irqc.is_pending(14)  # DMA error IRQ and IOMMU fault IRQ
+
+
+# -- timing ---------------------------------------------------------------------------------------------
+
+
+def test_a_transfer_takes_virtual_time_and_moves_its_data_at_the_end(rig):
+    rig.phys.write(rig.src, b"x" * 4096)
+    rig.start(rig.SRC_IOVA, rig.DST_IOVA, 4096, MEM2MEM | IRQ, wait=False)
+    ticks = rig.dma.transfer_ticks(4096)
+    assert ticks == 43  # 200 ns + 4096 ns at 1 GB/s = 4.296 us, 100 ns a tick, rounded up
+    assert rig.r(STATUS) == 0b001 and rig.dma.busy and not rig.dma.irq.level
+    assert rig.phys.read(rig.dst, 4096) == bytes(4096)  # nothing moved yet
+    rig.s.clock.advance(ticks - 1)
+    assert rig.dma.busy and rig.phys.read(rig.dst, 1) == b"\0"
+    rig.s.clock.advance(1)
+    assert rig.r(STATUS) == 0b010 and rig.dma.irq.level and rig.phys.read(rig.dst, 4096) == b"x" * 4096
+
+
+def test_start_while_busy_is_ignored_and_reported(rig):
+    rig.start(rig.SRC_IOVA, rig.DST_IOVA, 64, MEM2MEM, wait=False)
+    rig.w(CMD, MEM2MEM | START)
+    (issue,) = rig.s.issues()
+    assert "START written while a transfer is in flight" in issue.format()
+    rig.s.clock.advance(100)
+    assert rig.r(DONE_COUNT) == 1 and rig.r(STATUS) == 0b010
+
+
+def test_bandwidth_zero_is_instant_and_a_reset_cancels_the_transfer():
+    instant = virt(dma0={"bandwidth": 0}).device("dma0")
+    assert instant.transfer_ticks(1 << 20) == 0
+    rig = Rig()
+    rig.start(rig.SRC_IOVA, rig.DST_IOVA, 64, MEM2MEM, wait=False)
+    rig.dma.reset()
+    rig.s.clock.advance(100)
+    assert not rig.dma.busy and rig.r(DONE_COUNT) == 0 and rig.iommu.stats.requests == 0
+
+
+def test_a_seed_varies_the_transfer_time_reproducibly():
+    def times(seed):
+        s = virt(seed=seed)
+        d = s.device("dma0")
+        return [d.timing.delay(d.transfer_ticks(4096), "t") for _ in range(50)]
+
+    assert times(None) == [43] * 50
+    assert times(7) == times(7) and times(7) != times(8)
+    spread = times(7) + times(8) + times(9)
+    assert min(spread) < 43 // 2 and max(spread) > 43 * 4  # early and very late draws both occur

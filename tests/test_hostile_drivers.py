@@ -70,6 +70,7 @@ DMA_FUNCS = f"""
     (i32.store offset=0x14 (local.get $d) (i32.wrap_i64 (i64.shr_u (local.get $dst) (i64.const 32))))
     (i32.store offset=0x18 (local.get $d) (local.get $len))
     (i32.store offset=0x1c (local.get $d) (i32.const 1))
+    (loop $busy (br_if $busy (i32.and (i32.load offset=0x20 (local.get $d)) (i32.const 1))))  ;; STATUS.BUSY
     (i32.load offset=0x20 (local.get $d)))
   (func $own_iova (result i64)  ;; a legitimate bidirectional mapping of the driver's page 3
     (call $dma_map (i32.const {NAME_AT["dma0"]}) (i32.const 4) (i32.const 0x3000) (i32.const 4096) (i32.const 0)))

@@ -162,15 +162,17 @@ class Board:
             )
         return f"{name} is not assignable on board {self.name!r} ([{spec.table}] assignable = false)"
 
-    def build(self, *, options: dict[str, dict] | None = None):
+    def build(self, *, options: dict[str, dict] | None = None, seed: int | None = None, faults=None):
         """A :class:`~hwsim.board.system.System` with the machine, RAM and every device attached.
 
         ``options`` overrides device options by device name, e.g.
-        ``{"uart0": {"backend": "memory"}}``; they are checked like the file's.
+        ``{"uart0": {"backend": "memory"}}``; they are checked like the file's.  ``seed``: vary device
+        timing with this seed (devices/timing.py); None: every delay is the board's nominal value.
+        ``faults``: a :class:`~hwsim.devices.faults.FaultPlan` (injected device failures); None: none.
         """
         from .system import build_system
 
-        return build_system(self, options or {})
+        return build_system(self, options or {}, seed, faults)
 
     def with_options(self, overrides: dict[str, dict]) -> Board:
         """This board with device options replaced (checked as in the file)."""

@@ -17,7 +17,9 @@ from contextlib import contextmanager
 
 from ..devices.base import Device
 from ..devices.clock import VirtualClock
+from ..devices.faults import FaultPlan
 from ..devices.issues import DeviceIssue
+from ..devices.timing import Timing
 from ..errors import ConfigError, HostLimitError
 from ..machine.machine import Machine
 from .errors import BoardError
@@ -25,7 +27,15 @@ from .errors import BoardError
 
 class System:
     def __init__(
-        self, board, machine: Machine, clock: VirtualClock, devices: dict[str, Device], irqc=None, iommu=None
+        self,
+        board,
+        machine: Machine,
+        clock: VirtualClock,
+        devices: dict[str, Device],
+        irqc=None,
+        iommu=None,
+        timing: Timing | None = None,
+        faults: FaultPlan | None = None,
     ) -> None:
         self.board = board
         self.machine = machine
@@ -33,6 +43,8 @@ class System:
         self.devices = devices
         self.irqc = irqc
         self.iommu = iommu
+        self.timing = timing if timing is not None else Timing()
+        self.faults = faults if faults is not None else FaultPlan()
 
     def device(self, name: str) -> Device:
         try:
@@ -71,7 +83,7 @@ def _host_limits(board, region):
         raise BoardError(board.path, region.table, "size", exc.problem) from None
 
 
-def build_system(board, overrides: dict[str, dict]) -> System:
+def build_system(board, overrides: dict[str, dict], seed: int | None = None, faults: FaultPlan | None = None) -> System:
     if overrides:
         board = board.with_options(overrides)
     first = board.ram[0]
@@ -81,12 +93,15 @@ def build_system(board, overrides: dict[str, dict]) -> System:
         with _host_limits(board, region):
             machine.phys.add_ram(region.base, region.size, name=region.name)
     clock = VirtualClock(frequency_hz=board.clock_hz)
+    timing = Timing(seed)  # nominal device timing, or a seed's variation of it (devices/timing.py)
+    faults = faults if faults is not None else FaultPlan()  # no injected faults unless asked (devices/faults.py)
+    faults.clock = clock
     devices: dict[str, Device] = {}
 
     irqc = None
     if board.interrupt_controller is not None:
         spec = board.interrupt_controller
-        irqc = spec.cls(name=spec.name, clock=clock, **spec.options)
+        irqc = spec.cls(name=spec.name, clock=clock, timing=timing, faults=faults, **spec.options)
         devices[spec.name] = irqc
 
     def irq_for(spec):
@@ -101,12 +116,18 @@ def build_system(board, overrides: dict[str, dict]) -> System:
     if board.iommu is not None:
         spec = board.iommu
         iommu = spec.cls(
-            name=spec.name, clock=clock, irq=irq_for(spec), phys=machine.phys, frames=machine.frames, **spec.options
+            name=spec.name,
+            clock=clock,
+            timing=timing,
+            irq=irq_for(spec),
+            phys=machine.phys,
+            frames=machine.frames,
+            **spec.options,
         )
         devices[spec.name] = iommu
 
     for spec in board.devices:
-        kwargs = dict(name=spec.name, clock=clock, irq=irq_for(spec), **spec.options)
+        kwargs = dict(name=spec.name, clock=clock, timing=timing, faults=faults, irq=irq_for(spec), **spec.options)
         if spec.iommu_device_id is not None:
             assert iommu is not None  # the board loader refuses a device ID without an IOMMU
             kwargs["dma"] = iommu.port(spec.iommu_device_id)
@@ -118,4 +139,5 @@ def build_system(board, overrides: dict[str, dict]) -> System:
     if board.mmio_access_ticks:
         ticks = board.mmio_access_ticks
         machine.add_mmio_observer(lambda *access: clock.charge(ticks))  # virtual time passes with each device access
-    return System(board, machine, clock, devices, irqc, iommu)
+    faults.check({name: set(dev.FAULTS) for name, dev in devices.items()})
+    return System(board, machine, clock, devices, irqc, iommu, timing, faults)

@@ -26,8 +26,10 @@ from typing import Any, ClassVar
 from ..errors import ConfigError
 from ..trace import TRACE
 from .clock import VirtualClock
+from .faults import FaultPlan
 from .issues import DeviceIssue, IssueKind, make_issue
 from .regs import RegisterFile, RegisterLayout
+from .timing import Timing
 
 MAX_ISSUES = 1000  # per device; later ones are counted in ``issues_dropped``
 
@@ -149,12 +151,23 @@ class Device:
     # A platform device serves the whole machine (its translation, interrupt routing or time): what it
     # controls, in words.  Platform devices are never assigned to a sandboxed driver; None: a peripheral.
     PLATFORM: ClassVar[str | None] = None
+    # The faults the device can be made to fail with (devices/faults.py): kind -> what it does, in words.
+    FAULTS: ClassVar[dict[str, str]] = {}
 
     def __init__(
-        self, *, name: str, clock: VirtualClock | None = None, irq: IrqLine | None = None, **options: Any
+        self,
+        *,
+        name: str,
+        clock: VirtualClock | None = None,
+        irq: IrqLine | None = None,
+        timing: Timing | None = None,
+        faults: FaultPlan | None = None,
+        **options: Any,
     ) -> None:
         self.name = name
         self.clock = clock if clock is not None else VirtualClock()
+        self.timing = timing if timing is not None else Timing()  # how long operations take (timing.py)
+        self.faults = faults if faults is not None else FaultPlan()  # which operations fail (faults.py)
         self.irq = irq if irq is not None else IrqLine()
         self.options = self.resolve_options(options)
         self.issues: list[DeviceIssue] = []
@@ -213,6 +226,12 @@ class Device:
 
     def _reset(self) -> None:
         pass
+
+    def fault(self, kind: str) -> bool:
+        """Count a failure point of this device; True when the board's fault plan makes it fail now."""
+        if kind not in self.FAULTS:  # a bug in the device model, not the guest's doing
+            raise ConfigError(f"{self.TYPE} declares no fault {kind!r} (FAULTS: {', '.join(self.FAULTS)})")
+        return self.faults.fires(self.name, kind)
 
     def report(self, kind: IssueKind, **details: Any) -> None:
         """Record guest misuse (called by the register file and by device behaviour)."""

@@ -2,12 +2,19 @@
 
 ::
 
-    SRC, DST, LEN, CMD(START | DIR | IRQ) --> one transfer, run at once (no virtual-time latency)
+    SRC, DST, LEN, CMD(START | DIR | IRQ) --> one transfer, taking virtual time (see Timing below)
         DIR 0  memory -> memory         read LEN bytes at IOVA SRC, write them at IOVA DST
         DIR 1  memory -> device buffer  read at IOVA SRC into buffer[DST]
         DIR 2  device buffer -> memory  write buffer[SRC] at IOVA DST
     --> STATUS.DONE, or STATUS.ERROR with ERROR_CODE and ERROR_ADDR (the faulting IOVA);
         the IRQ is high while DONE or ERROR is set and CMD.IRQ was given
+
+Timing: a transfer takes ``setup_ns + length / bandwidth`` of virtual time
+(board options; the board's Timing may vary it per seed).  START sets BUSY;
+the data moves, and DONE (or ERROR) is set, when the time is up; a START
+while BUSY is ignored and reported.  A bad command (direction, length,
+buffer range) fails at once.  ``bandwidth = 0`` makes transfers instant, as
+hwsim's first DMA engine was.
 
 The 4 KiB device buffer is also visible at offsets 0x1000-0x1FFF (1, 2 or
 4-byte accesses).  The engine reaches memory only through its DMA port,
@@ -44,7 +51,16 @@ class DmaEngine(Device):
     DESCRIPTION = "single-buffer DMA engine (memory<->memory, memory<->4 KiB device buffer)"
     LAYOUT = DMA_LAYOUT
     DOES_DMA = True
+    FAULTS = {"error": "a transfer ends with STATUS.ERROR (ERROR_CODE 7, device error) instead of moving its data"}
     OPTIONS = {
+        "bandwidth": Option(
+            int,
+            1_000_000_000,
+            "bytes per second of a transfer (0: instant, no virtual time)",
+            minimum=0,
+            maximum=1 << 40,
+        ),
+        "setup_ns": Option(int, 200, "virtual ns every transfer takes before its first byte", minimum=0, maximum=10**9),
         "max_transfer": Option(
             int, 1 << 20, "largest LEN accepted for memory-to-memory transfers (bytes)", minimum=1, maximum=1 << 30
         ),
@@ -55,6 +71,7 @@ class DmaEngine(Device):
         self.dma_port = dma  # a hwsim.iommu.DmaPort; None: not connected (every transfer fails)
         self.buffer = bytearray(DMA_BUFFER_SIZE)
         self.last_fault = None  # the IommuFault of the last failed transfer
+        self._pending = None  # the ClockEvent that completes the transfer in flight
         self.regs.on_write("CMD", self._write_cmd)
         self.regs.on_write("STATUS", lambda new, old: self._update_irq())
 
@@ -65,7 +82,23 @@ class DmaEngine(Device):
     def _reset(self) -> None:
         self.buffer[:] = bytes(DMA_BUFFER_SIZE)
         self.last_fault = None
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
         self._update_irq()
+
+    @property
+    def busy(self) -> bool:
+        """A transfer is in flight (its data has not moved yet)."""
+        return self._pending is not None
+
+    def transfer_ticks(self, length: int) -> int:
+        """Nominal virtual ticks of a transfer of ``length`` bytes (setup + length / bandwidth)."""
+        bandwidth = self.options["bandwidth"]
+        if not bandwidth:
+            return 0
+        ns = self.options["setup_ns"] + length * 1_000_000_000 // bandwidth
+        return -(-ns * self.clock.frequency_hz // 1_000_000_000)
 
     # -- the buffer window -------------------------------------------------------------------------
 
@@ -113,8 +146,13 @@ class DmaEngine(Device):
             return
         self.regs["CMD"] = new & ~DMA_CMD_START  # START reads back 0
         r = self.regs
-        if r["STATUS"] & DMA_STATUS_BUSY:  # cannot happen with instant transfers; kept for the protocol
-            self._fail(DmaError.BUSY, 0)
+        if self._pending is not None:
+            self.report(
+                IssueKind.PROTOCOL,
+                register="CMD",
+                detail="START written while a transfer is in flight (STATUS.BUSY): the command is ignored; "
+                "wait for DONE or ERROR first",
+            )
             return
         src = r["SRC_HI"] << 32 | r["SRC_LO"]
         dst = r["DST_HI"] << 32 | r["DST_LO"]
@@ -151,6 +189,18 @@ class DmaEngine(Device):
                 DmaError.READ_FAULT if direction != DMA_DIR_DEV_TO_MEM else DmaError.WRITE_FAULT,
                 src if direction != DMA_DIR_DEV_TO_MEM else dst,
             )
+            return
+        ticks = self.timing.delay(self.transfer_ticks(length), f"{self.name} transfer")
+        if not ticks:
+            self._move(direction, src, dst, length, buf_off)
+            return
+        self._pending = self.clock.schedule_in(ticks, lambda: self._move(direction, src, dst, length, buf_off))
+
+    def _move(self, direction: int, src: int, dst: int, length: int, buf_off: int) -> None:
+        """The transfer's data moves (at its end in virtual time), then DONE or ERROR."""
+        self._pending = None
+        if self.fault("error"):
+            self._fail(DmaError.DEVICE, 0)
             return
         if direction == DMA_DIR_DEV_TO_MEM:
             data = bytes(self.buffer[buf_off : buf_off + length])

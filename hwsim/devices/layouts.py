@@ -358,6 +358,7 @@ class DmaError:
     BAD_LENGTH = 4  # zero, or larger than max_transfer
     BUFFER_RANGE = 5  # the device-buffer range lies outside the buffer
     BUSY = 6  # START while a transfer is in flight
+    DEVICE = 7  # the engine failed (an injected device error, devices/faults.py)
 
     NAMES = {
         0: "none",
@@ -367,6 +368,7 @@ class DmaError:
         4: "bad length",
         5: "device-buffer range out of bounds",
         6: "started while busy",
+        7: "device error",
     }
 
 
@@ -408,7 +410,7 @@ DMA_LAYOUT = RegisterLayout(
             4,
             RO,
             doc="Why the last transfer failed: 0 none, 1 read fault, 2 write fault, "
-            "3 bad direction, 4 bad length, 5 buffer range, 6 busy.",
+            "3 bad direction, 4 bad length, 5 buffer range, 6 busy, 7 device error.",
         ),
         Register("ERROR_ADDR_LO", 0x28, 4, RO, doc="The faulting IOVA, bits 31:0."),
         Register("ERROR_ADDR_HI", 0x2C, 4, RO, doc="The faulting IOVA, bits 63:32."),

@@ -29,6 +29,7 @@ irq_complete      irq       context line                                PLIC con
 irq_handler       irq       device cookie                               interrupt handler for {device} (cookie {cookie})
 host_call         host      name args result duration_ns                {name}({args}) -> {result} [{duration_ns} ns]
 trap              trap      code where                                  trap: {code} at {where}
+fault             dev       device kind occurrence                      injected fault: {device}.{kind} (occurrence {occurrence})
 """
 
 
