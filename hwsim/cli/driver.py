@@ -262,6 +262,7 @@ def _explore(args, board, options, data: bytes, entry: str, call_args: tuple) ->
         )
         return 0
     seed = result.failed_seed
+    assert seed is not None and result.report is not None  # not ok: a seed failed, with its report
     if not args.quiet:
         print(result.report.format(), file=sys.stderr)
     print(f"explore: seed {seed} fails (after {len(result.seeds) - 1} passing); {rate}", file=sys.stderr)

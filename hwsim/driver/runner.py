@@ -236,7 +236,7 @@ class DriverRun:
     def __init__(
         self,
         system,
-        wasm: bytes,
+        wasm: bytes | api.Module,
         *,
         engine: api.Engine | None = None,
         log: Callable[[str], None] | None = None,

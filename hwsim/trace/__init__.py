@@ -64,6 +64,7 @@ class Trace:
     irq_handler: Emitter | None
     host_call: Emitter | None
     trap: Emitter | None
+    fault: Emitter | None
 
     def __init__(self) -> None:
         self.sinks: list[Sink] = []
