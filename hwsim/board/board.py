@@ -17,6 +17,7 @@ file, the table and key, and the problem.  The full format is in
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import difflib
 import re
@@ -113,7 +114,7 @@ class DeviceSpec:
     assignable: bool = False  # may be assigned to a sandboxed driver (see Board.assignable_devices)
 
     @property
-    def cls(self) -> type[Device]:
+    def cls(self) -> builtins.type[Device]:  # builtins.: the field ``type`` shadows the builtin here
         return DEVICE_TYPES[self.type]
 
     @property
@@ -196,8 +197,8 @@ class Board:
                     f"option override must be a dict of option names to values, not {type(values).__name__}",
                 )
 
-        def patched(spec: DeviceSpec | None) -> DeviceSpec | None:
-            if spec is None or spec.name not in overrides:
+        def patched(spec: DeviceSpec) -> DeviceSpec:
+            if spec.name not in overrides:
                 return spec
             merged = {**spec.options, **overrides[spec.name]}
             return dataclasses.replace(spec, options=_resolve_options(self.path, spec.table, spec.cls, merged))
@@ -208,8 +209,8 @@ class Board:
             self.description,
             self.clock_hz,
             self.ram,
-            patched(self.interrupt_controller),
-            patched(self.iommu),
+            patched(self.interrupt_controller) if self.interrupt_controller is not None else None,
+            patched(self.iommu) if self.iommu is not None else None,
             tuple(patched(d) for d in self.devices),
             self.mmio_access_ticks,
             self.irq_latency_ns,

@@ -67,19 +67,25 @@ def run(args: argparse.Namespace) -> int:
 
     m.activate(space, priv=Priv.U)
     print(f"\npage walk of the result page before the program runs ({RESULT_VA:#x}, store, U-mode):")
-    for line in format_walk(m.translate(RESULT_VA, Access.STORE)):
+    before = m.translate(RESULT_VA, Access.STORE)
+    assert before is not None  # the space is active in U-mode: the MMU translates
+    for line in format_walk(before):
         print("  " + line)
 
     good = build_program(BUF_WORDS)
     m.phys.write(code_pa, good.finish())
     r = m.run(CODE_VA, until=good.labels["exit"])
-    total = m.phys.read_u64(space.lookup(RESULT_VA).pa)
+    result_page = space.lookup(RESULT_VA)
+    assert result_page is not None  # mapped above
+    total = m.phys.read_u64(result_page.pa)
     print(
         f"\nrun 1: sum of {BUF_WORDS} words -> {r.reason.value}; result {total} "
         f"(expected {BUF_WORDS * (BUF_WORDS + 1) // 2})"
     )
     for name, va in (("buffer", BUF_VA), ("result", RESULT_VA)):
-        print(f"  {name} page PTE now {describe_flags(space.lookup(va).flags)} (hardware set A, and D on the store)")
+        page = space.lookup(va)
+        assert page is not None  # mapped above
+        print(f"  {name} page PTE now {describe_flags(page.flags)} (hardware set A, and D on the store)")
     print(
         f"  TLB: {m.tlb.stats.lookups} lookups, {m.tlb.stats.hits} hits, {m.tlb.stats.misses} misses; "
         f"{m.walks} page walks"
@@ -91,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     r = m.run(CODE_VA, until=bad.labels["exit"])
     print(f"\nrun 2: the same loop with length {BUF_WORDS + 1} -> {r.reason.value}")
     if r.reason is StopReason.FAULT:
+        assert r.fault is not None  # a FAULT result carries its fault
         print("\n".join("  " + line for line in r.fault.format().splitlines()))
         return 0
     print("  (expected a page fault)")

@@ -262,6 +262,7 @@ def _explore(args, board, options, data: bytes, entry: str, call_args: tuple) ->
         )
         return 0
     seed = result.failed_seed
+    assert seed is not None and result.report is not None  # not ok: a seed failed, with its report
     if not args.quiet:
         print(result.report.format(), file=sys.stderr)
     print(f"explore: seed {seed} fails (after {len(result.seeds) - 1} passing); {rate}", file=sys.stderr)
@@ -288,7 +289,8 @@ def _run_driver(args: argparse.Namespace) -> int:
         return _list_faults(board.build(options=options))
     if args.faults and args.explore is None and args.seed is None:
         raise ConfigError("--faults needs --explore N or --seed S (the seed chooses the faults)")
-    entry, call_args = "probe", ()
+    entry = "probe"
+    call_args: tuple[int, ...] = ()
     if args.invoke:
         entry = args.invoke[0]
         try:
@@ -301,6 +303,7 @@ def _run_driver(args: argparse.Namespace) -> int:
     system = board.build(options=options, seed=args.seed, faults=faults)
     log = (lambda text: None) if args.quiet else (lambda text: print(f"[driver] {text}", file=sys.stderr))
     limits = dict(time_limit_ns=int(args.virtual_time_limit * 1e9), wall_limit_s=args.time_limit, catch_sigint=True)
+    run: DriverRun | FirmwareRun
     if data[:4] == b"\x7fELF":  # native firmware, unsandboxed
         from ..driver.firmware import FirmwareRun
 

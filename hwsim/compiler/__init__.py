@@ -124,7 +124,8 @@ def compile_module(module: DecodedModule, *, far_calls: bool = False) -> Compile
             _link_calls(code, functions, offsets, env.num_imported_funcs)
         except CallOutOfRange:
             continue
-        trap_table, pc_map = [], []
+        trap_table: list[tuple[int, TrapCode, int, int]] = []
+        pc_map: list[tuple[int, int, int]] = []
         for i, ((masm, _), base) in enumerate(zip(functions, offsets)):
             fi = env.num_imported_funcs + i
             trap_table.extend((base + off, tc, fi, wasm) for off, tc, wasm in masm.trap_sites)

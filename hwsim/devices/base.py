@@ -143,7 +143,8 @@ class Device:
     TYPE: ClassVar[str] = ""
     ROLE: ClassVar[str] = "device"  # or "interrupt-controller", "iommu"
     DESCRIPTION: ClassVar[str] = ""
-    LAYOUT: ClassVar[RegisterLayout]
+    # Not a ClassVar: a device whose map depends on its options (the PLIC) sets its own per instance.
+    LAYOUT: RegisterLayout
     OPTIONS: ClassVar[dict[str, Option]] = {}
     DOES_DMA: ClassVar[bool] = False
     HAS_IRQ: ClassVar[bool] = True

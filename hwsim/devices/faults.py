@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 from ..trace import TRACE
+from .clock import VirtualClock
 
 EXPLORE_PROBABILITY = 0.02  # per operation, per offered kind, when exploring with faults
 _SPEC = re.compile(
@@ -92,7 +93,7 @@ class FaultPlan:
     seed: int | None = None
     explore: bool = False  # with a seed: every offered kind fails now and then
     fired: list[FiredFault] = field(default_factory=list)
-    clock: object = None  # the board's VirtualClock (for the time of each fault)
+    clock: VirtualClock | None = None  # the board's (for the time of each fault)
 
     def __post_init__(self) -> None:
         self._counts: dict[tuple[str, str], int] = {}

@@ -44,7 +44,7 @@ def make_issue(
     offset: int | None = None,
     size: int | None = None,
     value: int | None = None,
-    **extra,
+    **extra: object,
 ) -> DeviceIssue:
     message = kind.value.format(
         register=register,

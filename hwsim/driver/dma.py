@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -136,8 +136,11 @@ class DriverMemory(Protocol):
     """What the checker needs of the driver's memory 0 (the runner adapts the Store's memory)."""
 
     base: int  # guest virtual address of linear address 0
-    size_bytes: int
     page_size: int
+
+    @property
+    def size_bytes(self) -> int:
+        """The memory's size now."""
 
     def grow(self, pages: int) -> int:
         """memory.grow: the old size in pages, or -1."""
@@ -504,6 +507,7 @@ class DmaChecker:
 
     def check_cpu_access(self, linear: int, size: int, write: bool, pc: int, *, frame: int | None = None) -> None:
         """Report driver accesses to bytes of driver memory 0 that a device owns now."""
+        owners: Iterable[DmaMapping]
         if frame is not None:
             owners = self.owned_on_frame.get(frame, ())
         else:

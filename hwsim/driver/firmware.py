@@ -9,6 +9,8 @@ service.  This is the baseline that shows what the sandbox costs.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import HwsimError
 from ..machine import EcallAction, StopReason
 from ..machine.elf import ElfError, ElfImage, read_elf
@@ -18,6 +20,9 @@ from ..trace import TRACE
 from .control import RunControl, StopCause
 from .irq import HANDLER, IrqDispatcher, IrqError
 from .runner import DriverError, RunReport, log_lines
+
+if TYPE_CHECKING:
+    from ..wasm.dwarf import SourceMap
 
 STACK_SIZE = 256 << 10
 SERVICES = {
@@ -71,7 +76,7 @@ class FirmwareRun:
         self.log_sink = log or (lambda text: None)
         self.log: list[str] = []
         self._elf = bytes(elf)
-        self._source_map = None
+        self._source_map: SourceMap | None = None
         self.image = self._load(elf)
         if "probe" not in self.image.symbols:
             raise DriverError(f"{name}: the firmware has no probe symbol")

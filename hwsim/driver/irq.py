@@ -21,11 +21,16 @@ the IRQ is disabled and the run reports it.  Handlers do not nest.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import HwsimError
 from ..trace import TRACE
+
+if TYPE_CHECKING:
+    from ..devices.base import Device
 
 HANDLER = "hwsim_irq_handler"
 STORM_LIMIT = 1000
@@ -39,7 +44,7 @@ class IrqError(HwsimError):
 @dataclass
 class _Registration:
     name: str
-    device: object
+    device: Device
     cookie: int
     stop_observing: Callable[[], None]
 
@@ -69,7 +74,7 @@ class IrqDispatcher:
             raise IrqError(f"hwsim_request_irq({name!r}): the device has no interrupt line on this board")
         if name in self.registered:
             raise IrqError(f"hwsim_request_irq({name!r}): the device already has a handler")
-        stop = device.irq.observe(lambda level: level and self._rose(name))
+        stop = device.irq.observe(functools.partial(self._on_level, name))
         self.registered[name] = _Registration(name, device, cookie & 0xFFFF_FFFF, stop)
         if device.irq.level:
             self._raised()
@@ -111,6 +116,10 @@ class IrqDispatcher:
         if reg is None:
             raise IrqError(f"hwsim_free_irq({name!r}): no handler was requested for it")
         reg.stop_observing()
+
+    def _on_level(self, name: str, level: bool) -> None:
+        if level:
+            self._rose(name)
 
     def _raised(self) -> None:
         if not self._pending:

@@ -165,6 +165,7 @@ class RunReport:
                 f"{self.failure}"
             )
         elif self.probe_failed:
+            assert isinstance(self.result, int)  # probe_failed checked it
             lines.append(f"probe() returned {describe_errno(self.result)}: the driver failed to probe")
         else:
             lines.append(f"driver returned {self.result!r}")
@@ -235,7 +236,7 @@ class DriverRun:
     def __init__(
         self,
         system,
-        wasm: bytes,
+        wasm: bytes | api.Module,
         *,
         engine: api.Engine | None = None,
         log: Callable[[str], None] | None = None,

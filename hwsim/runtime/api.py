@@ -35,7 +35,7 @@ import reprlib
 import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from ..compiler import COMPILER_VERSION, CompiledModule, compile_module, serialize
 from ..compiler.traps import TrapCode
@@ -51,7 +51,7 @@ from . import layout as L
 from .errors import Trap
 from .handles import MemoryHandle
 from .hostmem import HostBuffer
-from .instance import LinkError
+from .instance import ExternItem, LinkError
 from .instance import VmInstance as _Instance
 from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance
 from .store import StoreLimits
@@ -104,7 +104,7 @@ def _float_bits(ty: int, value, what: str) -> int:
     try:
         x = float(value)
     except OverflowError:  # an int beyond every float
-        x = math.inf if value > 0 else -math.inf
+        x = -math.inf if value < 0 else math.inf
     try:
         return unpack.unpack(pack.pack(x))[0]
     except OverflowError:  # a double beyond the f32 range rounds to infinity
@@ -253,15 +253,17 @@ class Val:
 
     @property
     def value(self) -> Any:
-        c = self.type.code
+        c, bits = self.type.code, self.bits
+        if bits is None:  # a reference (a number's Val always has its bits)
+            return self.ref
         if c == I32:
-            return self.bits - (1 << 32) if self.bits >> 31 else self.bits
+            return bits - (1 << 32) if bits >> 31 else bits
         if c == I64:
-            return self.bits - (1 << 64) if self.bits >> 63 else self.bits
+            return bits - (1 << 64) if bits >> 63 else bits
         if c == F32:
-            return struct.unpack("<f", struct.pack("<I", self.bits))[0]
+            return struct.unpack("<f", struct.pack("<I", bits))[0]
         if c == F64:
-            return struct.unpack("<d", struct.pack("<Q", self.bits))[0]
+            return struct.unpack("<d", struct.pack("<Q", bits))[0]
         return self.ref
 
     def __repr__(self) -> str:
@@ -471,11 +473,15 @@ class Module:
 class Func:
     """A function: exported by an instance, or a host function made from a Python callable."""
 
+    @overload
+    def __init__(self, store: Store, ty: FuncType, func: Callable, access_caller: bool = False) -> None: ...
+    @overload  # hwsim's own: the public face of a function record
+    def __init__(self, store: None, ty: None, func: None, *, _record: FuncRecord) -> None: ...
     def __init__(
         self,
-        store: Store,
-        ty: FuncType,
-        func: Callable,
+        store: Store | Caller | None,
+        ty: FuncType | None,
+        func: Callable | None,
         access_caller: bool = False,
         *,
         _record: FuncRecord | None = None,
@@ -484,6 +490,7 @@ class Func:
             self._record = _record
             return
         runtime = _runtime(store)
+        assert store is not None  # _runtime took a Store or a Caller
         owner = store if isinstance(store, Store) else store.store  # the Store behind a Caller
         wasm_type = _expect(ty, FuncType, "Func(ty)")._wasm()
         if not callable(func):
@@ -569,7 +576,13 @@ class Caller:
 
 
 class Memory:
-    def __init__(self, store: Store, ty: MemoryType | None = None, *, _inner: MemoryInstance | None = None) -> None:
+    @overload
+    def __init__(self, store: Store, ty: MemoryType) -> None: ...
+    @overload  # hwsim's own: the public face of an engine memory
+    def __init__(self, store: None, *, _inner: MemoryInstance) -> None: ...
+    def __init__(
+        self, store: Store | None, ty: MemoryType | None = None, *, _inner: MemoryInstance | None = None
+    ) -> None:
         if _inner is None:
             runtime = _runtime(store)
             ty = _expect(ty, MemoryType, "Memory(ty)")
@@ -671,12 +684,22 @@ class Memory:
 
 
 class Global:
+    @overload
+    def __init__(self, store: Store, ty: GlobalType, val: Any = None) -> None: ...
+    @overload  # hwsim's own: the public face of an engine global
+    def __init__(self, store: None, *, _inner: GlobalInstance) -> None: ...
     def __init__(
-        self, store: Store, ty: GlobalType | None = None, val: Any = None, *, _inner: GlobalInstance | None = None
+        self,
+        store: Store | None,
+        ty: GlobalType | None = None,
+        val: Any = None,
+        *,
+        _inner: GlobalInstance | None = None,
     ) -> None:
         if _inner is None:
             runtime = _runtime(store)
-            code = _expect(ty, GlobalType, "Global(ty)").content.code
+            ty = _expect(ty, GlobalType, "Global(ty)")
+            code = ty.content.code
             _inner = GlobalInstance(runtime, code, ty.mutable, _to_bits(runtime, code, val, "the global's value"))
         self._inner = _inner
 
@@ -692,8 +715,17 @@ class Global:
 
 
 class Table:
+    @overload
+    def __init__(self, store: Store, ty: TableType, init: Any = None) -> None: ...
+    @overload  # hwsim's own: the public face of an engine table
+    def __init__(self, store: None, *, _inner: TableInstance) -> None: ...
     def __init__(
-        self, store: Store, ty: TableType | None = None, init: Any = None, *, _inner: TableInstance | None = None
+        self,
+        store: Store | None,
+        ty: TableType | None = None,
+        init: Any = None,
+        *,
+        _inner: TableInstance | None = None,
     ) -> None:
         if _inner is None:
             runtime = _runtime(store)
@@ -734,14 +766,15 @@ def _unwrap(item):
     raise TypeError(f"expected a Func, Memory, Global or Table, not {_show(item)}")
 
 
-def _wrap(export):
-    kind, obj = export
-    return {
-        ExternKind.FUNC: lambda: Func(None, None, None, _record=obj),
-        ExternKind.MEMORY: lambda: Memory(None, _inner=obj),
-        ExternKind.GLOBAL: lambda: Global(None, _inner=obj),
-        ExternKind.TABLE: lambda: Table(None, _inner=obj),
-    }[kind]()
+def _wrap(export: tuple[ExternKind, ExternItem]) -> Func | Memory | Global | Table:
+    _kind, obj = export  # the kind follows the object's class
+    if isinstance(obj, FuncRecord):
+        return Func(None, None, None, _record=obj)
+    if isinstance(obj, MemoryInstance):
+        return Memory(None, _inner=obj)
+    if isinstance(obj, GlobalInstance):
+        return Global(None, _inner=obj)
+    return Table(None, _inner=obj)
 
 
 # -- Stores and values at the boundary ------------------------------------------------------------------
@@ -769,6 +802,7 @@ def _to_bits(store: _Store, ty: int, v: Any, what: str) -> int:
         if v.type.code != ty:
             raise TypeError(f"{what}: a Val of type {v.type} where {_NAMES[ty]} is expected")
         if ty in _WIDTHS:
+            assert v.bits is not None  # a number's Val has its bits (Val.__init__)
             return v.bits
         v = v.ref
     if ty in (I32, I64):
@@ -898,7 +932,7 @@ class Linker:
     def instantiate(self, store: Store, module: Module) -> Instance:
         _runtime(store)
         _expect(module, Module, "Linker.instantiate(module)")
-        imports = []
+        imports: list[Func | Memory | Global | Table | None] = []
         from ..compiler.intrinsics import MODULES as INTRINSIC_MODULES
 
         for mod, name, _kind in module.imports:

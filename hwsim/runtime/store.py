@@ -72,10 +72,10 @@ class VmStore(StoreSpace, CallBoundary):
         self.data_mapped = L.DATA_BASE
         self.memory_slots: list[MemoryInstance | None] = []
         self.memories: list[MemoryInstance] = []
-        self.instances: dict[int, object] = {}  # vmctx VA -> Instance
+        self.instances = {}  # vmctx VA -> VmInstance (the parts declare the state's types)
         self.funcrefs: dict[int, FuncRecord] = {}  # record VA -> record
         self.code: list[LoadedCode] = []  # every module's compiled code, in load order
-        self._source_maps: dict[int, object] = {}  # id(Module) -> SourceMap (DWARF line tables)
+        self._source_maps = {}  # id(Module) -> SourceMap (DWARF line tables)
         self._type_ids: dict = {}
         self.externs: dict[int, object] = {}  # externref handle -> host object
         self._extern_ids: dict[int, int] = {}
@@ -88,8 +88,8 @@ class VmStore(StoreSpace, CallBoundary):
         self.out_of_frames = False
         # ``observer(memory base, offset, length, write, pc)``: sees memory.copy/fill/init, which the
         # host carries out (the machine's page watch sees only the CPU's own loads and stores).
-        self.bulk_access_observers: list = []  # see add_bulk_access_observer
-        self._async: list = []  # host callbacks waiting for a safe point (see request_async)
+        self.bulk_access_observers = []  # see add_bulk_access_observer
+        self._async = []  # host callbacks waiting for a safe point (see request_async)
         self._in_host = 0  # > 0 while a host function runs (the CPU is not in guest code)
         self.next_host_pa = 0  # where the next HostBuffer goes in physical memory (set below)
         m.add_pager(self._pager)

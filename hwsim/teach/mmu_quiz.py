@@ -548,6 +548,7 @@ def answer_line(result: WalkResult) -> str:
             text += f"; the hardware rewrites the PTE at {addr:#x}: {old:#018x} -> {new:#018x}"
         return text
     f = result.fault
+    assert f is not None  # a walk without a translation has a fault
     where = "" if f.level is None else f" at level {f.level}"
     return f"{result.access.value} {f.kind} (cause {int(f.cause)}){where}: {f.message}"
 

@@ -145,6 +145,7 @@ class FuncCodegen:
                 self.far_access(*FAR_ACCESS[intrinsic.name])
             else:
                 ft = intrinsic.signature(I32)
+                assert ft is not None  # intrinsics_of accepted only names that have a signature
                 args = [self.ctx.pop() for _ in ft.params][::-1]
                 self.builtin(
                     _FAR_BUILTINS[intrinsic.name], args, tuple(ft.params), ft.results[0] if ft.results else None, ()
@@ -160,6 +161,7 @@ class FuncCodegen:
         # Memory handles: builtins on memory 0.
         at = self.env.memory_types[0].index_type if self.env.memory_types else I32
         ft = intrinsic.signature(at)
+        assert ft is not None  # intrinsics_of accepted only names that have a signature
         args = [self.ctx.pop() for _ in ft.params][::-1]
         self.builtin(
             _HANDLE_BUILTINS[intrinsic.name], args, tuple(ft.params), ft.results[0] if ft.results else None, ()
