@@ -62,6 +62,7 @@ class IrqDispatcher:
         self.problems: list[str] = []
         self._pending = False
         self._in_handler = False
+        self._rises: dict[str, tuple[int, int]] = {}  # device: (tick of its line's last rise, tick seen)
 
     def request(self, name: str, cookie: int, *, has_handler: bool) -> None:
         device = self.system.device(name)
@@ -89,23 +90,41 @@ class IrqDispatcher:
         return self.system.timing.delay(-(-ns * clock.frequency_hz // 1_000_000_000), f"{name} interrupt")
 
     def _rose(self, name: str) -> None:
-        ticks = self.latency(name)
-        if ticks:
-            self.system.clock.schedule_in(ticks, self._raised)
+        """A registered line rose: the handler is called once the delivery latency has passed."""
+        visible = self._visible_after_rise(name)
+        if visible > self.system.clock.now:
+            self.system.clock.schedule(visible, self._raised)
         else:
             self._raised()
 
+    def _visible_after_rise(self, name: str) -> int:
+        """The tick at which the rise of ``name``'s line now happening reaches the driver.  One draw per
+        rise, shared by the handler and every wait on the line: a wait never sees an interrupt its
+        handler has not been called for yet (a draw each would let a driver polling ``hwsim_irq_wait``
+        see the line before its handler runs, and spin without time passing)."""
+        clock = self.system.clock
+        rise = self._rises.get(name)
+        if rise is None or rise[0] != clock.now:
+            rise = (clock.now, clock.now + self.latency(name))
+            self._rises[name] = rise
+        return rise[1]
+
     def seen(self, device) -> tuple[Callable[[], bool], Callable[[], None]]:
         """``(predicate, stop)``: the predicate is true once ``device``'s line is high and has been for the
-        delivery latency (a line already high counts at once); ``stop()`` ends the observation."""
+        delivery latency (a line already high counts once its rise has reached the driver); ``stop()`` ends the observation."""
         clock = self.system.clock
-        visible_at: list[int | None] = [clock.now if device.irq.level else None]
+        visible_at: list[int | None] = [None]
+        if device.irq.level:  # high already: seen at once, or when its rise reaches the driver
+            rise = self._rises.get(device.name)
+            visible_at[0] = clock.now if rise is None else max(clock.now, rise[1])
+            if visible_at[0] > clock.now:
+                clock.schedule(visible_at[0], lambda: None)
 
         def on_level(level: bool) -> None:
             if not level:
                 visible_at[0] = None
             elif visible_at[0] is None:
-                visible_at[0] = clock.now + self.latency(device.name)
+                visible_at[0] = self._visible_after_rise(device.name)
                 clock.schedule(visible_at[0], lambda: None)  # time that passes in a wait stops there
 
         stop = device.irq.observe(on_level)
