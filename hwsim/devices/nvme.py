@@ -147,6 +147,7 @@ class Command:
     prp2: int
     cdw: tuple[int, ...]  # CDW10..CDW15
     conflict: bool = False  # its CID was in use by an outstanding command
+    unwritten: bool = False  # all zeros: reported at the doorbell, so its failure is not reported again
     event: ClockEvent | None = None
 
     @property
@@ -575,7 +576,8 @@ class NvmeController(Device):
                 return
             sq.head = (slot + 1) % sq.size
             raw = result.data
-            if not any(raw):
+            unwritten = not any(raw)
+            if unwritten:
                 self.report(
                     IssueKind.BAD_VALUE,
                     register=reg,
@@ -583,7 +585,7 @@ class NvmeController(Device):
                     f"zeros (never written?)",
                 )
             dw0, nsid, _cdw2, _cdw3, _mptr, prp1, prp2, *cdw = SQE.unpack(raw)
-            cmd = Command(sq, slot, dw0, nsid, prp1, prp2, tuple(cdw))
+            cmd = Command(sq, slot, dw0, nsid, prp1, prp2, tuple(cdw), unwritten=unwritten)
             other = sq.outstanding.get(cmd.cid)
             if other is not None:
                 cmd.conflict = True
@@ -666,8 +668,10 @@ class NvmeController(Device):
         self._complete(cmd, status, dw0)
 
     def _bad(self, cmd: Command, status: Status, detail: str) -> Status:
-        """A command the driver got wrong: an issue, and the status it completes with."""
-        self.report(IssueKind.PROTOCOL, detail=f"{cmd.name}: {detail}: {status.text}")
+        """A command the driver got wrong: an issue (unless it was never written, which the doorbell reported),
+        and the status it completes with."""
+        if not cmd.unwritten:
+            self.report(IssueKind.PROTOCOL, detail=f"{cmd.name}: {detail}: {status.text}")
         return status
 
     def _complete(self, cmd: Command, status: Status, dw0: int = 0) -> None:
