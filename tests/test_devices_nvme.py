@@ -626,7 +626,7 @@ def test_tail_moved_over_more_entries_than_are_free(image):
     d.put(1, IoOpcode.FLUSH, nsid=1, cid=3)  # the driver has not seen a completion: no slot is free
     d.ring(1)
     assert d.issues == [
-        "SQ1TDBL: write of 0: moves the tail of I/O SQ 1 over 1 entries, but only 0 were free (the controller last "
+        "SQ1TDBL: write of 0: moves the tail of I/O SQ 1 over 1 entry, but only 0 were free (the controller last "
         "reported head 0; a 4-entry queue holds at most 3 commands)"
     ]
     d.settle()

@@ -39,6 +39,7 @@ import struct
 from collections import deque
 from dataclasses import dataclass, field
 
+from ..trace import TRACE
 from .base import Device, Option, OptionError, register_device
 from .clock import ClockEvent
 from .issues import IssueKind
@@ -133,6 +134,10 @@ def _layout(options: dict) -> RegisterLayout:
     if key not in _LAYOUTS:
         _LAYOUTS[key] = nvme_layout(**{name: options[name] for name in LAYOUT_DEFAULTS})
     return _LAYOUTS[key]
+
+
+def _entries(n: int) -> str:
+    return f"{n} entry" if n == 1 else f"{n} entries"
 
 
 @dataclass(eq=False, slots=True)
@@ -554,9 +559,9 @@ class NvmeController(Device):
             self.report(
                 IssueKind.BAD_VALUE,
                 register=reg,
-                detail=f"write of {value}: moves the tail of {sq.name} over {added} entries, but only {free} "
-                f"were free (the controller last reported head {sq.reported_head}; a {sq.size}-entry queue holds "
-                f"at most {sq.size - 1} commands)",
+                detail=f"write of {value}: moves the tail of {sq.name} over {_entries(added)}, but only {free} "
+                f"{'was' if free == 1 else 'were'} free (the controller last reported head {sq.reported_head}; a "
+                f"{sq.size}-entry queue holds at most {sq.size - 1} commands)",
             )
         sq.tail = value
         self._fetch(sq, reg)
@@ -625,9 +630,8 @@ class NvmeController(Device):
             self.report(
                 IssueKind.BAD_VALUE,
                 register=reg,
-                detail=f"write of {value}: moves the head of {cq.name} past {released - cq.unconsumed} "
-                f"entr{'y' if released - cq.unconsumed == 1 else 'ies'} the controller has not posted (a "
-                f"completion consumed with the wrong phase tag?) (ignored)",
+                detail=f"write of {value}: moves the head of {cq.name} past {_entries(released - cq.unconsumed)} "
+                f"the controller has not posted (a completion consumed with the wrong phase tag?) (ignored)",
             )
             return
         cq.head = value
@@ -698,6 +702,8 @@ class NvmeController(Device):
                     f"posting entry {cq.tail} of {cq.name}", iova, result.fault if result is not None else None
                 )
                 return
+            if TRACE.nvme_complete is not None:
+                TRACE.nvme_complete(device=self.name, sqid=sq.qid, cid=cmd.cid, status=entry.status.text)
             if sq.outstanding.get(cmd.cid) is cmd:
                 del sq.outstanding[cmd.cid]
             sq.reported_head = sq.head
