@@ -96,7 +96,7 @@ class FaultPlan:
 
     def __post_init__(self) -> None:
         self._counts: dict[tuple[str, str], int] = {}
-        self._rng = random.Random(("faults", self.seed)) if self.seed is not None else random.Random(0)
+        self._rng = random.Random(f"faults {self.seed}")  # a stream of its own, apart from the timing draws
         self._by_point = {(s.device, s.kind): s for s in self.specs}
 
     @property

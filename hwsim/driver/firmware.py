@@ -60,6 +60,7 @@ class FirmwareRun:
     ) -> None:
         """Load ``elf`` (the file's bytes; ``name`` is the file in messages) into the board's RAM."""
         self.system = system
+        TRACE.clock = lambda: system.clock.ticks_to_ns(system.clock.now)  # this board's virtual time, from now
         self.m = system.machine
         self.name = name
         self.machine = self.m  # for RunControl
@@ -84,7 +85,6 @@ class FirmwareRun:
         self.time_limit_ticks = time_limit_ns * system.clock.frequency_hz // 1_000_000_000
         clock = system.clock
         clock.set_limit(self.time_limit_ticks, self._virtual_time_up)
-        TRACE.clock = lambda: clock.ticks_to_ns(clock.now)
         self.irqs = IrqDispatcher(system, self._call_handler, self._request_async)
         self._async: list = []
         self._running = 0  # depth of firmware code running on the CPU
@@ -307,4 +307,6 @@ class FirmwareRun:
             report.dma_requests = iommu.stats.requests - requests
         report.device_issues = self.system.issues()
         report.virtual_ns = self.system.clock.ticks_to_ns(self.system.clock.now)
+        report.seed = self.system.timing.seed
+        report.faults = list(self.system.faults.fired)
         return report
