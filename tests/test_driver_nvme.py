@@ -111,18 +111,33 @@ def test_no_medium(hwsim_driver):
 @pytest.mark.parametrize(
     ("spec", "log"),
     [
-        ("nvme0.status@9", "nvme: I/O failed, status 6"),
-        ("nvme0.media@2", "nvme: I/O failed, status 641"),
-        ("nvme0.cfs@8", "nvme: controller fatal status"),
+        ("nvme0.status@9", "nvme: retrying I/O after status 6"),  # Internal Error, a write: DNR clear
+        ("nvme0.media@2", "nvme: retrying I/O after status 641"),  # Unrecovered Read Error (media, 0x81)
+        ("nvme0.status@3", "nvme: retrying a command after status 6"),  # Set Features, on the admin queue
     ],
 )
-def test_injected_faults_fail_cleanly(image, wasm, spec, log):
+def test_injected_errors_without_dnr_are_retried(image, wasm, spec, log):
+    system = _board(image, faults=FaultPlan((FaultSpec.parse(spec),)))
+    run = DriverRun(system, wasm, log=lambda text: None)
+    report = run.run()
+    assert report.ok and report.result == BLOCKS and log in run.log, report.format()
+    assert len(system.faults.fired) == 1
+
+
+@pytest.mark.parametrize(
+    ("spec", "log"),
+    [
+        ("nvme0.cfs@8", "nvme: controller fatal status"),
+        ("nvme0.status", "nvme: command failed, status 6"),  # every command: the first one gives up
+    ],
+)
+def test_fatal_and_persistent_faults_fail_the_probe_cleanly(image, wasm, spec, log):
     system = _board(image, faults=FaultPlan((FaultSpec.parse(spec),)))
     run = DriverRun(system, wasm, log=lambda text: None)
     report = run.run()
     assert report.result == -5 and log in run.log, report.format()
     assert report.dma_reports == [] and report.dma_faults == [] and report.device_issues == []  # nothing leaked
-    assert system.device("nvme0").csts == 0 and len(system.faults.fired) == 1
+    assert report.in_flight == [] and system.device("nvme0").csts == 0
 
 
 # -- one buggy driver per rule ---------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ enum { EIO = 5, ENODEV = 19, ENOSPC = 28, ETIMEDOUT = 110 };
 #define DEPTH 16      /* entries of every queue */
 #define IO_PAIRS 2    /* I/O queue pairs asked for */
 #define MAXCMD 64     /* command identifiers 0..MAXCMD-1, shared by all queues */
+#define TRIES 4       /* a command that fails without Do Not Retry is tried again, as Linux does */
+#define DNR (1 << 14) /* in the status field */
 
 struct sqe { uint32_t dw0, nsid, cdw2, cdw3; uint64_t mptr, prp1, prp2; uint32_t cdw10, cdw11, cdw12, cdw13, cdw14, cdw15; };
 struct cqe { uint32_t dw0, dw1; uint16_t sqhd, sqid, cid, status; };
@@ -160,11 +162,23 @@ static int wait_for(int cid, uint32_t *dw0) {
     return cmds[cid].status;
 }
 
+/* Submit `cmd` on `q` and wait for it; a failure without Do Not Retry is tried again.  The status field
+ * (0: success), or a negative error. */
+static int command(struct queue *q, struct sqe *cmd, uint32_t *dw0) {
+    for (int tries = 1;; tries++) {
+        int status = wait_for(submit(q, cmd), dw0);  /* (submit gives it a new command identifier) */
+        if (status > 0 && !(status & DNR) && tries < TRIES) {
+            log_num("nvme: retrying a command after status ", status);
+            continue;
+        }
+        if (status) log_num("nvme: command failed, status ", status);
+        return status;
+    }
+}
+
 static int admin(uint8_t opcode, uint32_t nsid, uint64_t prp1, uint32_t cdw10, uint32_t cdw11, uint32_t *dw0) {
     struct sqe cmd = {.dw0 = opcode, .nsid = nsid, .prp1 = prp1, .cdw10 = cdw10, .cdw11 = cdw11};
-    int status = wait_for(submit(&queues[0], &cmd), dw0);
-    if (status) log_num("nvme: admin command failed, status ", status);
-    return status;
+    return command(&queues[0], &cmd, dw0);
 }
 
 /* -- the controller ------------------------------------------------------------------------------------ */
@@ -272,7 +286,9 @@ static int shutdown(void) {
 /* -- data ---------------------------------------------------------------------------------------------- */
 
 struct io {
-    int opcode, cid;
+    struct queue *q;
+    uint32_t list_offset;
+    int opcode, cid, tries;
     uint64_t lba;
     uint32_t nblocks;
     uint8_t *buf;
@@ -283,6 +299,8 @@ struct io {
 /* Map the buffer and submit; PRP2 is the second page, or a PRP list (starting `list_offset` bytes into its
  * page, so that a long list continues on the next page through its last entry). */
 static int start_io(struct queue *q, struct io *io, uint32_t list_offset) {
+    io->q = q;
+    io->list_offset = list_offset;
     uint32_t len = io->nblocks * LBA;
     int dir = io->opcode == OP_WRITE ? HWSIM_DMA_TO_DEVICE : HWSIM_DMA_FROM_DEVICE;
     io->iova = hwsim_dma_map_single(DEV, io->buf, len, dir);
@@ -317,12 +335,20 @@ static int start_io(struct queue *q, struct io *io, uint32_t list_offset) {
     return io->cid < 0 ? io->cid : 0;
 }
 
+/* Wait for the command, unmap its buffer; a failure without Do Not Retry is submitted again. */
 static int finish_io(struct io *io) {
-    int status = wait_for(io->cid, 0);
-    int dir = io->opcode == OP_WRITE ? HWSIM_DMA_TO_DEVICE : HWSIM_DMA_FROM_DEVICE;
-    hwsim_dma_unmap_single(DEV, io->iova, io->nblocks * LBA, dir);
-    if (status) log_num("nvme: I/O failed, status ", status);
-    return status ? -EIO : 0;
+    for (;;) {
+        int status = wait_for(io->cid, 0);
+        int dir = io->opcode == OP_WRITE ? HWSIM_DMA_TO_DEVICE : HWSIM_DMA_FROM_DEVICE;
+        hwsim_dma_unmap_single(DEV, io->iova, io->nblocks * LBA, dir);
+        if (status > 0 && !(status & DNR) && ++io->tries < TRIES) {
+            log_num("nvme: retrying I/O after status ", status);
+            if (start_io(io->q, io, io->list_offset)) return -EIO;
+            continue;
+        }
+        if (status) log_num("nvme: I/O failed, status ", status);
+        return status ? -EIO : 0;
+    }
 }
 
 /* The four transfers of probe(): PRP1 only, PRP1 + PRP2, a PRP list over two pages, a buffer that starts
@@ -360,7 +386,7 @@ int probe(void) {
     }
     if (!err) {
         struct sqe flush = {.dw0 = OP_FLUSH, .nsid = 1};
-        if (wait_for(submit(&queues[1], &flush), 0)) err = -EIO;
+        if (command(&queues[1], &flush, 0)) err = -EIO;
     }
     if (!err) {
         for (unsigned i = 0; i < sizeof rbuf; i++) rbuf[i] = 0;

@@ -344,6 +344,11 @@ class NvmeController(Device):
             self._state_event = None
 
     @property
+    def busy(self) -> bool:
+        """Work in flight: commands fetched and not yet executed, or a pending RDY change or shutdown."""
+        return self._state_event is not None or any(sq.in_flight for sq in self.sqs.values())
+
+    @property
     def blocks(self) -> int:
         """Namespace 1's size in 512-byte blocks."""
         return self.disk.sectors
