@@ -724,6 +724,20 @@ def test_injected_status_media_and_fatal_faults(image):
     assert d.r("CSTS") == CSTS_RDY
 
 
+def test_busy_while_commands_or_a_state_change_are_pending(image):
+    d = NvmeDriver(str(image))
+    assert not d.dev.busy
+    d.enable(wait=False)
+    assert d.dev.busy  # CSTS.RDY is on its way
+    d.settle()
+    assert not d.dev.busy
+    d.put(0, AdminOpcode.IDENTIFY, prp1=DATA, cdw=(1,))
+    d.ring(0)
+    assert d.dev.busy
+    d.settle()
+    assert not d.dev.busy and len(d.completions(0)) == 1
+
+
 def test_system_reset_returns_to_power_on(drv):
     drv.put(1, IoOpcode.FLUSH, nsid=1)
     drv.ring(1)

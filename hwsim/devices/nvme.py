@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from ..trace import TRACE
 from .base import Device, Option, OptionError, register_device
@@ -297,16 +299,16 @@ class NvmeController(Device):
         self._state_event: ClockEvent | None = None  # a pending RDY change or shutdown completion
         self._init_state()
         r = self.regs
-        r.on_read("INTMS", lambda: self._mask)
-        r.on_read("INTMC", lambda: self._mask)
-        r.on_write("INTMS", lambda new, old: self._set_mask(self._mask | new))
-        r.on_write("INTMC", lambda new, old: self._set_mask(self._mask & ~new))
+        r.on_read("INTMS", self._read_mask)
+        r.on_read("INTMC", self._read_mask)
+        r.on_write("INTMS", self._write_intms)
+        r.on_write("INTMC", self._write_intmc)
         r.on_write("CC", self._write_cc)
         for reg in ("AQA", "ASQ_LO", "ASQ_HI", "ACQ_LO", "ACQ_HI"):
-            r.on_write(reg, lambda new, old, reg=reg: self._write_admin_attribute(reg, new, old))
+            r.on_write(reg, partial(self._write_admin_attribute, reg))
         for q in range(1 + self.options["io_queues"]):
-            r.on_write(sq_doorbell(q), lambda new, old, q=q: self._write_sq_tail(q, new))
-            r.on_write(cq_doorbell(q), lambda new, old, q=q: self._write_cq_head(q, new))
+            r.on_write(sq_doorbell(q), partial(self._write_sq_tail, q))
+            r.on_write(cq_doorbell(q), partial(self._write_cq_head, q))
 
     @classmethod
     def check_options(cls, options) -> None:
@@ -370,8 +372,15 @@ class NvmeController(Device):
     def _ticks(self, ns: int) -> int:
         return -(-ns * self.clock.frequency_hz // 1_000_000_000)
 
-    def _set_mask(self, mask: int) -> None:
-        self._mask = mask & 1
+    def _read_mask(self) -> int:
+        return self._mask
+
+    def _write_intms(self, new: int, _old: int) -> None:
+        self._mask = (self._mask | new) & 1  # write 1 to set
+        self._update_irq()
+
+    def _write_intmc(self, new: int, _old: int) -> None:
+        self._mask &= ~new  # write 1 to clear
         self._update_irq()
 
     def _update_irq(self) -> None:
@@ -539,7 +548,7 @@ class NvmeController(Device):
         self.report(IssueKind.BAD_VALUE, register=reg, detail=f"write of {value} {why} (ignored)")
         return True
 
-    def _write_sq_tail(self, qid: int, value: int) -> None:
+    def _write_sq_tail(self, qid: int, value: int, _old: int = 0) -> None:
         reg = sq_doorbell(qid)
         if self._doorbell_refused(reg, value, submission=True):
             return
@@ -609,9 +618,9 @@ class NvmeController(Device):
                 sq.outstanding[cmd.cid] = cmd
             sq.in_flight.append(cmd)
             ticks = self.timing.delay(self._ticks(self.options["latency_ns"]), f"{self.name} command")
-            cmd.event = self.clock.schedule_in(ticks, lambda cmd=cmd: self._execute(cmd))
+            cmd.event = self.clock.schedule_in(ticks, partial(self._execute, cmd))
 
-    def _write_cq_head(self, qid: int, value: int) -> None:
+    def _write_cq_head(self, qid: int, value: int, _old: int = 0) -> None:
         reg = cq_doorbell(qid)
         if self._doorbell_refused(reg, value, submission=False):
             return
@@ -903,11 +912,11 @@ class NvmeController(Device):
                 self.report(IssueKind.PROTOCOL, detail=f"host I/O error reading the image: {exc}")
                 return Status.INTERNAL_ERROR
             return self._to_host(cmd, data)
-        data = self._from_host(cmd, length)
-        if isinstance(data, Status):
-            return data
+        payload = self._from_host(cmd, length)
+        if isinstance(payload, Status):
+            return payload
         try:
-            self.disk.write(slba, data)
+            self.disk.write(slba, payload)
         except OSError as exc:
             self.report(IssueKind.PROTOCOL, detail=f"host I/O error writing the image: {exc}")
             return Status.INTERNAL_ERROR
@@ -988,7 +997,8 @@ class NvmeController(Device):
 
     def _queue_memory(self, iova: int, length: int) -> str | None:
         """The queue whose memory ``[iova, +length)`` overlaps, or None."""
-        for queue in (*self.sqs.values(), *self.cqs.values()):
+        queues: list[SubmissionQueue | CompletionQueue] = [*self.sqs.values(), *self.cqs.values()]
+        for queue in queues:
             start, end = queue.span
             if iova < end and start < iova + length:
                 return queue.name
@@ -1026,7 +1036,7 @@ class NvmeController(Device):
         return bytes(out)
 
 
-_ADMIN_COMMANDS = {
+_ADMIN_COMMANDS: dict[int, Callable[[NvmeController, Command], tuple[Status, int]]] = {
     AdminOpcode.DELETE_IO_SQ: NvmeController._delete_sq,
     AdminOpcode.CREATE_IO_SQ: NvmeController._create_sq,
     AdminOpcode.DELETE_IO_CQ: NvmeController._delete_cq,

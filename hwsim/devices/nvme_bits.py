@@ -92,7 +92,7 @@ class IoOpcode(enum.IntEnum):
     READ = 0x02
 
 
-ADMIN_NAMES = {
+ADMIN_NAMES: dict[int, str] = {
     AdminOpcode.DELETE_IO_SQ: "Delete I/O SQ",
     AdminOpcode.CREATE_IO_SQ: "Create I/O SQ",
     AdminOpcode.DELETE_IO_CQ: "Delete I/O CQ",
@@ -101,7 +101,7 @@ ADMIN_NAMES = {
     AdminOpcode.SET_FEATURES: "Set Features",
     AdminOpcode.GET_FEATURES: "Get Features",
 }
-IO_NAMES = {IoOpcode.FLUSH: "Flush", IoOpcode.WRITE: "Write", IoOpcode.READ: "Read"}
+IO_NAMES: dict[int, str] = {IoOpcode.FLUSH: "Flush", IoOpcode.WRITE: "Write", IoOpcode.READ: "Read"}
 
 
 class Cns(enum.IntEnum):
