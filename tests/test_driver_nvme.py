@@ -84,10 +84,16 @@ def test_varied_timing_reorders_completions_and_the_driver_stays_clean(image, wa
     assert reordered >= 5
 
 
-def test_the_driver_follows_the_doorbell_stride_and_fewer_queues(hwsim_driver, image):
-    result = hwsim_driver(NVME, options={"nvme0": {"image": str(image), "doorbell_stride": 3, "io_queues": 1}})
+def test_the_driver_follows_the_doorbell_stride_fewer_queues_and_mdts(hwsim_driver, tmp_path):
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(BLOCKS * 512))
+    options = {"image": str(image), "doorbell_stride": 3, "io_queues": 1, "mdts": 1}  # 8 KiB per command
+    result = hwsim_driver(NVME, options={"nvme0": options})
     assert result.report.ok and result.report.device_issues == [], result.report.format()
     assert result.log == ["nvme: written, flushed and read back over I/O queue pairs: 1"]
+    data = image.read_bytes()
+    wbuf = bytes((i * 7 + (i >> 9)) & 0xFF for i in range(16 * 4096))
+    assert data[24 * 512 : 88 * 512] == wbuf[3 * 4096 : 11 * 4096]  # the 32 KiB write, as four commands
 
 
 def test_native_firmware_runs_the_same_driver(image):

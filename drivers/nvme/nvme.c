@@ -39,8 +39,10 @@ struct queue {
     uint16_t qid, sq_tail, sq_head, cq_head, phase, live;
 };
 
-/* The coherent region: one page per queue, then two pages of PRP lists. */
-enum { ADMIN_SQ_PAGE, ADMIN_CQ_PAGE, IO_PAGES, PRP_PAGE = IO_PAGES + 2 * IO_PAIRS, REGION_PAGES = PRP_PAGE + 2 };
+#define BATCH 8       /* commands in flight at most in transfer_all */
+
+/* The coherent region: one page per queue, then two pages of PRP lists per command of a batch. */
+enum { ADMIN_SQ_PAGE, ADMIN_CQ_PAGE, IO_PAGES, PRP_PAGE = IO_PAGES + 2 * IO_PAIRS, REGION_PAGES = PRP_PAGE + 2 * BATCH };
 
 static volatile uint32_t *regs;
 static uint32_t stride;  /* doorbell stride in 32-bit words */
@@ -51,6 +53,7 @@ static int io_pairs;
 static struct { uint8_t busy, done; uint16_t status; uint32_t dw0; } cmds[MAXCMD];
 static uint16_t next_cid;
 static uint64_t blocks;
+static uint32_t max_blocks;  /* per command: Identify's MDTS */
 
 static uint8_t idbuf[PAGE] __attribute__((aligned(4096)));
 static uint8_t wbuf[16 * PAGE] __attribute__((aligned(4096)));
@@ -226,6 +229,8 @@ static int identify(void) {
     if (status) return -EIO;
     uint32_t nn = idbuf[516] | idbuf[517] << 8 | idbuf[518] << 16 | (uint32_t)idbuf[519] << 24;
     if (idbuf[512] != 0x66 || idbuf[513] != 0x44 || nn < 1) return -ENODEV;
+    uint32_t mdts = idbuf[77];  /* 2^MDTS pages; 0: no limit but NLB's 65536 blocks */
+    max_blocks = mdts == 0 || mdts > 15 ? 65536 : (PAGE << mdts) / LBA;
     iova = hwsim_dma_map_single(DEV, idbuf, PAGE, HWSIM_DMA_FROM_DEVICE);
     status = admin(OP_IDENTIFY, 1, iova, 0, 0, 0);  /* CNS 0: namespace 1 */
     hwsim_dma_unmap_single(DEV, iova, PAGE, HWSIM_DMA_FROM_DEVICE);
@@ -357,23 +362,44 @@ static const struct { uint64_t lba; uint32_t nblocks, offset; } plan[4] = {
     {0, 8, 0}, {8, 16, 1 * PAGE}, {24, 64, 3 * PAGE}, {100, 4, 11 * PAGE + 3072},
 };
 
-static int transfer_all(int opcode, uint8_t *base) {
-    struct io io[4];
+static int finish_batch(struct io *io, int count) {
     int err = 0;
-    for (int i = 0; i < 4; i++) {
-        io[i] = (struct io){.opcode = opcode, .lba = plan[i].lba, .nblocks = plan[i].nblocks,
-                            .buf = base + plan[i].offset, .list_page = PRP_PAGE};
-        /* the list starts 24 bytes before the end of its page: two data pages there, then the link */
-        err = start_io(&queues[1 + i % io_pairs], &io[i], PAGE - 24);
-        if (err) return err;
-    }
-    for (int i = 0; i < 4; i++) err |= finish_io(&io[i]);  /* completions may arrive in any order */
+    for (int i = 0; i < count; i++) err |= finish_io(&io[i]);  /* completions may arrive in any order */
     return err ? -EIO : 0;
+}
+
+/* The plan's transfers, each split into commands of at most MDTS, up to BATCH of them in flight over the
+ * I/O queue pairs in turn. */
+static int transfer_all(int opcode, uint8_t *base) {
+    struct io io[BATCH];
+    int count = 0, err = 0;
+    for (int i = 0; i < 4 && !err; i++) {
+        for (uint32_t done = 0; done < plan[i].nblocks && !err;) {
+            uint32_t n = plan[i].nblocks - done < max_blocks ? plan[i].nblocks - done : max_blocks;
+            if (count == BATCH) {
+                err = finish_batch(io, count);
+                count = 0;
+                if (err) break;
+            }
+            io[count] = (struct io){.opcode = opcode, .lba = plan[i].lba + done, .nblocks = n,
+                                    .buf = base + plan[i].offset + done * LBA, .list_page = PRP_PAGE + 2 * count};
+            /* a list starts 24 bytes before the end of its page: two data pages there, then the link */
+            err = start_io(&queues[1 + count % io_pairs], &io[count], PAGE - 24);
+            if (err) break;
+            count++;
+            done += n;
+        }
+    }
+    int last = finish_batch(io, count);
+    return err ? err : last;
 }
 
 int probe(void) {
     int err = enable();
-    if (err) return err;
+    if (err) {
+        if (region) shutdown();  /* the controller did not come up: still give the region back */
+        return err;
+    }
     err = identify();
     if (!err && blocks < 128) {
         log_num("nvme: namespace 1 is too small (blocks): ", (long)blocks);
@@ -408,14 +434,26 @@ int probe(void) {
 
 /* n reads of 4 KiB, one at a time, cycling over the first (at most 256) blocks: for IOPS measurements. */
 HWSIM_EXPORT("read_loop") int read_loop(int n) {
-    if (enable() || identify() || create_io_queues(1) < 1) return -1;
+    int err = enable();
+    if (!err) err = identify();
+    if (!err && create_io_queues(1) < 1) err = -EIO;
+    if (err) {
+        if (region) {
+            delete_io_queues();
+            shutdown();
+        }
+        return -1;
+    }
     uint32_t span = blocks < 256 ? (uint32_t)blocks : 256;
     int errors = 0;
     if (span < 8) errors = -2;
     for (int i = 0; errors >= 0 && i < n; i++) {
         struct io io = {.opcode = OP_READ, .lba = (uint64_t)((i * 8) % (span - span % 8)), .nblocks = 8,
                         .buf = rbuf, .list_page = PRP_PAGE};
-        if (start_io(&queues[1], &io, 0)) return -3;
+        if (start_io(&queues[1], &io, 0)) {
+            errors = -3;
+            break;
+        }
         errors += finish_io(&io) != 0;
     }
     delete_io_queues();
