@@ -1,6 +1,7 @@
 /* NVMe (NVM Express 1.4 subset) on nvme0: the admin queue, Identify, Number of Queues, two I/O queue
  * pairs, writes and reads with PRP1 only, PRP1 + PRP2 and a PRP list that continues on a second page,
- * Flush, queue deletion and a normal shutdown.
+ * Flush, queue deletion and a normal shutdown.  Transfers are split at Identify's MDTS; a command that
+ * fails without Do Not Retry is submitted again.
  *
  * Queues and PRP lists live in one DMA-coherent region; data goes through streaming mappings, each
  * unmapped once its command has completed.  Completions are found by their phase tags and matched to
@@ -27,6 +28,7 @@ enum { EIO = 5, ENODEV = 19, ENOSPC = 28, ETIMEDOUT = 110 };
 #define MAXCMD 64     /* command identifiers 0..MAXCMD-1, shared by all queues */
 #define TRIES 4       /* a command that fails without Do Not Retry is tried again, as Linux does */
 #define DNR (1 << 14) /* in the status field */
+#define BATCH 8       /* commands in flight at most in transfer_all */
 
 struct sqe { uint32_t dw0, nsid, cdw2, cdw3; uint64_t mptr, prp1, prp2; uint32_t cdw10, cdw11, cdw12, cdw13, cdw14, cdw15; };
 struct cqe { uint32_t dw0, dw1; uint16_t sqhd, sqid, cid, status; };
@@ -38,8 +40,6 @@ struct queue {
     volatile uint32_t *sq_doorbell, *cq_doorbell;
     uint16_t qid, sq_tail, sq_head, cq_head, phase, live;
 };
-
-#define BATCH 8       /* commands in flight at most in transfer_all */
 
 /* The coherent region: one page per queue, then two pages of PRP lists per command of a batch. */
 enum { ADMIN_SQ_PAGE, ADMIN_CQ_PAGE, IO_PAGES, PRP_PAGE = IO_PAGES + 2 * IO_PAIRS, REGION_PAGES = PRP_PAGE + 2 * BATCH };
