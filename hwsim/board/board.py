@@ -201,7 +201,16 @@ class Board:
             if spec.name not in overrides:
                 return spec
             merged = {**spec.options, **overrides[spec.name]}
-            return dataclasses.replace(spec, options=_resolve_options(self.path, spec.table, spec.cls, merged))
+            options = _resolve_options(self.path, spec.table, spec.cls, merged)
+            needed = spec.cls.required_size(options)  # options may shape the register map (PLIC, NVMe doorbells)
+            if spec.size < needed:
+                raise BoardError(
+                    self.path,
+                    spec.table,
+                    "size",
+                    f"{spec.size:#x} is too small for {spec.type} registers (needs at least {needed:#x} bytes)",
+                )
+            return dataclasses.replace(spec, options=options)
 
         return Board(
             self.path,
