@@ -65,6 +65,7 @@ class Trace:
     host_call: Emitter | None
     trap: Emitter | None
     fault: Emitter | None
+    nvme_complete: Emitter | None
 
     def __init__(self) -> None:
         self.sinks: list[Sink] = []
