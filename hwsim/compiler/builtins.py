@@ -5,6 +5,10 @@ and results follow the ordinary calling convention, the static operands
 (memory, table, segment indices) come last as i64 arguments.  A host
 function's stub uses the same ``ecall`` with t6 holding its funcref record,
 whose address is far above any builtin id.
+
+``checkpoint`` is the slow path of metered code's checkpoints (a function
+entry or a loop header that found the fuel count zero or negative): no
+arguments, no result, every register kept.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class Builtin(enum.IntEnum):
     handle_pages = 22
     far_grant = 23
     far_revoke = 24
+    checkpoint = 25
 
 
 MAX_BUILTIN = max(Builtin)

@@ -296,6 +296,14 @@ def far_revoke(store, instance, m) -> None:
     _segment_call(lambda: instance.segments.revoke(selector & MASK32))
 
 
+# -- metering --------------------------------------------------------------------------------------------
+
+
+def checkpoint(store, instance, m) -> None:
+    """A checkpoint found the fuel count used up (hwsim/runtime/checkpoints.py); every register is kept."""
+    store.checkpoint_reached()
+
+
 # -- the dispatch table -------------------------------------------------------------------------------------
 # Every id the compiler can emit (compiler/builtins.Builtin) and the function that serves it, called as
 # ``fn(store, instance, machine)`` with the arguments in the ABI registers.  Checked when this module is
@@ -326,6 +334,7 @@ DISPATCH: dict[Builtin, Callable[..., None]] = {
     Builtin.handle_pages: handle_pages,
     Builtin.far_grant: far_grant,
     Builtin.far_revoke: far_revoke,
+    Builtin.checkpoint: checkpoint,
 }
 if set(DISPATCH) != set(Builtin):
     raise CompilerBug(

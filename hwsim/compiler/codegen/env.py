@@ -23,6 +23,7 @@ class ModuleEnv:
     global_types: list[GlobalType]
     layout: VmctxLayout
     intrinsics: dict[int, Intrinsic] = field(default_factory=dict)  # imported function index -> lowered in place
+    metering: bool = False  # checkpoints and fuel counting (codegen/fuel.py)
 
     def block_type(self, bt: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(params, results) of a block type immediate."""
@@ -34,7 +35,7 @@ class ModuleEnv:
         return tuple(ft.params), tuple(ft.results)
 
 
-def module_env(module: DecodedModule) -> ModuleEnv:
+def module_env(module: DecodedModule, *, metering: bool = False) -> ModuleEnv:
     types = module.types
     func_types = [types[t] for t in module.get_func_type_indices()]
     mems = module.get_memory_types()
@@ -50,4 +51,5 @@ def module_env(module: DecodedModule) -> ModuleEnv:
         globals_,
         vmctx_layout(module),
         intrinsics_of(module),
+        metering,
     )

@@ -35,6 +35,7 @@ from . import call
 from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Operand, reg_class
 from .control import ControlStack
 from .env import ModuleEnv
+from .fuel import FuelCounter
 from .prepass import prepass
 
 
@@ -61,11 +62,16 @@ class FuncCodegen:
         call.receive_params(ctx, self.type.params)
         ctx.zero_locals(len(self.type.params))
         self.control = control = ControlStack(ctx, tuple(self.type.results))
+        fuel = self.fuel = FuelCounter(ctx) if env.metering else None
+        if fuel is not None:
+            fuel.checkpoint()  # function entry
         for code, imm, offset in func.body:
             if not control.reachable:
                 self.skip(code, imm)
                 continue
             masm.mark(offset)
+            if fuel is not None:
+                fuel.before(code)
             entry = DISPATCH.get(code)
             if entry is None:
                 raise CompileError(f"instruction {op.opcode_name(code)} is not supported by the compiler yet")
@@ -96,6 +102,8 @@ class FuncCodegen:
 
     def visit_loop(self, imm) -> None:
         self.control.loop(*self.env.block_type(imm))
+        if self.fuel is not None:
+            self.fuel.checkpoint()  # the loop header: every iteration passes here
 
     def visit_if(self, imm) -> None:
         self.control.if_(*self.env.block_type(imm))
