@@ -15,6 +15,8 @@ fast path::
                                                         wasm offset), or call wasm (a nested run)
                                                      3. asynchronous events waiting for a safe point
                                                      4. the count still <= 0: Trap OUT_OF_FUEL
+    a bulk operation of n units (memory.fill,      consume_fuel(n): count -= n; <= 0: the same
+    ...) that the runtime charges
 
 Where the count is: while guest code runs, in the fuel register (the ISA's ``abi.FUEL``, gp on
 RV64); whenever it stops (an ecall to a builtin or a host function, a trap, a stop, the return
@@ -136,7 +138,7 @@ class CheckpointCounter:
     # -- the slow path ----------------------------------------------------------------------------------
 
     def checkpoint_reached(self) -> None:
-        """The slow path of a checkpoint: handlers, safe-point work, out of fuel."""
+        """The slow path of a checkpoint (or of a runtime charge): handlers, safe-point work, out of fuel."""
         self._checkpoint_requested = False
         if self._parked_fuel:
             self.fuel_remaining = self.fuel_remaining
@@ -146,3 +148,10 @@ class CheckpointCounter:
             self.run_async()
         if self.fuel_remaining <= 0:
             raise Trap(TrapCode.OUT_OF_FUEL)
+
+    def consume_fuel(self, units: int) -> None:
+        """Charge ``units`` (a bulk operation's size); the slow path when the count is then used up."""
+        count = _clamp64(self._count() - units)
+        self._set_count(count)
+        if count <= 0:
+            self.checkpoint_reached()

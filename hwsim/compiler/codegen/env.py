@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...wasm import opcodes as op
 from ...wasm.module import DecodedModule
 from ...wasm.types import BLOCK_EMPTY, FuncType, GlobalType, MemoryType, TableType, block_valtype
 from ..abi import VmctxLayout, vmctx_layout
@@ -33,6 +34,17 @@ class ModuleEnv:
             return (), (block_valtype(bt),)
         ft = self.types[bt]
         return tuple(ft.params), tuple(ft.results)
+
+    def constant_global(self, index: int) -> int | None:
+        """The value of global ``index`` if it is a defined, immutable i32/i64 global initialised by one constant."""
+        first_defined = len(self.global_types) - len(self.module.globals)
+        if index < first_defined:
+            return None
+        glob = self.module.globals[index - first_defined]
+        instrs = glob.init.instrs
+        if glob.type.mutable or len(instrs) != 2 or instrs[0][0] not in (op.I32_CONST_OP, op.I64_CONST_OP):
+            return None
+        return instrs[0][1]
 
 
 def module_env(module: DecodedModule, *, metering: bool = False) -> ModuleEnv:
