@@ -31,7 +31,8 @@ the safe point (the stopped run, a host function's return, a call starting) the 
 and zeroed; the slow path puts it back before the handlers run, so nothing is lost.
 
 With no handler registered a metered Store behaves as wasmtime with fuel and none set: the first
-checkpoint traps ``all fuel consumed by WebAssembly``.
+checkpoint traps ``all fuel consumed by WebAssembly``.  The public fuel and epoch API
+(hwsim/runtime/metering.py) is one such handler.
 
 It uses these attributes of the VmStore: ``fuel_view`` (the cell's bytes), ``metered``, ``checkpoint_handlers``,
 ``checkpoint_requests``, ``_fuel_live``, ``_parked_fuel``, ``_checkpoint_requested``, ``machine``,
@@ -122,7 +123,8 @@ class CheckpointCounter:
         """Make the next checkpoint take the slow path; safe from any thread or a signal handler.
 
         The CPU is asked to stop only while this Store's guest code runs; a request that lands just
-        as a call starts (after its safe point) waits for that call's next slow path."""
+        as a call starts (after its safe point) waits for that call's next slow path (the public
+        epoch API bounds how long that can be, see metering.py)."""
         self.checkpoint_requests += 1
         self._checkpoint_requested = True
         if self.depth > 0 and not self._in_host and self.machine.active_space is self.space:
