@@ -65,6 +65,16 @@ def _clamp64(value: int) -> int:
 class CheckpointCounter:
     """The fuel count and the checkpoint slow path of a VmStore (a mixin: VmStore sets the state)."""
 
+    # Set by VmStore.__init__ (what it uses of the VmStore's other parts is listed in the module's docstring).
+    fuel_cell: int
+    fuel_view: memoryview
+    metered: bool
+    checkpoint_handlers: list[Callable[..., None]]
+    checkpoint_requests: int
+    _fuel_live: bool
+    _parked_fuel: int
+    _checkpoint_requested: bool
+
     # -- the count --------------------------------------------------------------------------------------
 
     def _count(self) -> int:

@@ -75,7 +75,7 @@ class Meter:
         self._fill(fuel)
 
     def set_epoch_deadline(self, ticks: int) -> None:
-        self.deadline = self.epochs.value + ticks
+        self.deadline = (self.epochs.value if self.epochs is not None else 0) + ticks
         self._fill(self.reserve + self.store.fuel_remaining)
 
     def _expired(self) -> bool:

@@ -90,7 +90,7 @@ class FuncCodegen:
                 self.fuel.consts.else_(self.control.frames[-1], False)
             self.control.skip_else()
         elif code == op.END:
-            if self.fuel is not None and not self.control.frames[-1].dead:
+            if not self.control.frames[-1].dead:
                 self.join(self.control.frames[-1])
             self.control.skip_end()
 
@@ -103,7 +103,7 @@ class FuncCodegen:
 
     def join(self, frame: ControlFrame) -> None:
         """``frame`` ends: the constants that reach its end on every path."""
-        if frame.kind is not CtrlKind.FUNC:
+        if self.fuel is not None and frame.kind is not CtrlKind.FUNC:
             self.fuel.consts.end(frame, frame.reachable, frame.kind is CtrlKind.LOOP, frame.kind is CtrlKind.IF)
 
     def bulk_fuel(self, size: Operand) -> tuple[int, ...]:
@@ -139,8 +139,7 @@ class FuncCodegen:
         self.control.else_()
 
     def visit_end(self, imm) -> None:
-        if self.fuel is not None:
-            self.join(self.control.frames[-1])
+        self.join(self.control.frames[-1])
         self.control.end()
 
     def visit_br(self, imm) -> None:
