@@ -11,6 +11,7 @@ from .mmu import SV39, SV48, AddressSpace, AdPolicy, Pte, Tlb, walk
 from .riscv.priv import Access, Cause, Priv
 from .runtime import (
     Caller,
+    Config,
     Engine,
     Func,
     FuncType,
@@ -39,6 +40,7 @@ __all__ = [
     "BusError",
     "Caller",
     "Cause",
+    "Config",
     "ConfigError",
     "CpuFault",
     "EcallAction",

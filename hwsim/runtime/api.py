@@ -53,6 +53,7 @@ from .handles import MemoryHandle
 from .hostmem import HostBuffer
 from .instance import ExternItem, LinkError
 from .instance import VmInstance as _Instance
+from .metering import EpochCounter, Meter
 from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance
 from .store import StoreLimits
 from .store import VmStore as _Store
@@ -280,34 +281,80 @@ def _default_cache_dir() -> Path:
     return Path(base)
 
 
+class Config:
+    """Engine settings, as wasmtime-py's ``Config`` (the settings hwsim implements; the rest are keywords
+    of :class:`Engine`).
+
+    ``consume_fuel``: code counts fuel as wasmtime does (:meth:`Store.set_fuel`, :meth:`Store.get_fuel`;
+    a call traps ``all fuel consumed by WebAssembly`` when it is used up).  ``epoch_interruption``:
+    code traps ``interrupted`` once the Engine's epoch reaches the Store's deadline
+    (:meth:`Engine.increment_epoch`, :meth:`Store.set_epoch_deadline`).  Either one compiles modules
+    with checkpoints at function entries and loop headers (docs/architecture.md, *Metering*).
+    """
+
+    def __init__(self) -> None:
+        self._consume_fuel = False
+        self._epoch_interruption = False
+
+    @property
+    def consume_fuel(self) -> bool:
+        return self._consume_fuel
+
+    @consume_fuel.setter
+    def consume_fuel(self, enable: bool) -> None:
+        self._consume_fuel = _expect(enable, bool, "Config.consume_fuel")
+
+    @property
+    def epoch_interruption(self) -> bool:
+        return self._epoch_interruption
+
+    @epoch_interruption.setter
+    def epoch_interruption(self, enable: bool) -> None:
+        self._epoch_interruption = _expect(enable, bool, "Config.epoch_interruption")
+
+
 class Engine:
     """Compilation settings and the code cache.
 
+    ``config`` (a :class:`Config`) is read when the Engine is made; later changes to it do not
+    reach the Engine.  With fuel or epochs on, modules are compiled with metering.
+
     ``cache=True`` (the default unless ``HWSIM_CACHE=0``) keeps compiled code on
-    disk, keyed by the module's SHA-256, the compiler version and the file
-    format (:mod:`hwsim.compiler.serialize`: data only, never pickle).  A cache
-    file that fails any check is counted in ``cache_rejected``, compiled again
-    and replaced.
+    disk, keyed by the module's SHA-256, the compiler version, the file
+    format (:mod:`hwsim.compiler.serialize`: data only, never pickle) and
+    whether the code is metered.  A cache file that fails any check is counted
+    in ``cache_rejected``, compiled again and replaced.
     """
 
-    def __init__(self, config=None, *, cache: bool | None = None, cache_dir: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self, config: Config | None = None, *, cache: bool | None = None, cache_dir: str | os.PathLike | None = None
+    ) -> None:
         if config is not None:
-            raise TypeError(
-                f"Engine(config): hwsim has no Config (its settings are keyword arguments), not {_show(config)}"
-            )
+            _expect(config, Config, "Engine(config)")
         if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
             raise TypeError(f"Engine(cache_dir): expected a path, not {_show(cache_dir)}")
         if cache is None:
             cache = os.environ.get("HWSIM_CACHE", "1") not in ("0", "off", "false", "no")
+        config = config or Config()
+        self.consume_fuel = config.consume_fuel
+        self.epoch_interruption = config.epoch_interruption
+        self.metering = self.consume_fuel or self.epoch_interruption
+        self._epochs = EpochCounter()
         self.cache = cache
         self.cache_dir = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
         self.cache_hits = 0
         self.cache_misses = 0
         self.cache_rejected = 0  # files present but refused (corrupt, truncated, forged, another format)
 
+    def increment_epoch(self) -> None:
+        """Advance the epoch by one; safe from any thread.  Code in a Store whose deadline this
+        reaches traps ``interrupted`` at its next checkpoint (a function entry or a loop header)."""
+        self._epochs.increment()
+
     def cache_path(self, wasm: bytes) -> Path:
-        """Where the compiled code of ``wasm`` is cached."""
-        key = hashlib.sha256(f"{COMPILER_VERSION}\0{serialize.FORMAT_VERSION}\0".encode() + wasm).hexdigest()
+        """Where the compiled code of ``wasm`` is cached (metered code has a key of its own)."""
+        prefix = f"{COMPILER_VERSION}\0{serialize.FORMAT_VERSION}\0" + ("metering\0" if self.metering else "")
+        key = hashlib.sha256(prefix.encode() + wasm).hexdigest()
         return self.cache_dir / f"{key}.hwcc"
 
     def compile(self, wasm: bytes, module) -> CompiledModule:
@@ -317,7 +364,7 @@ class Engine:
             if compiled is not None:
                 self.cache_hits += 1
                 return compiled
-        compiled = compile_module(module)
+        compiled = compile_module(module, metering=self.metering)
         self.cache_misses += 1
         if self.cache:
             try:
@@ -335,10 +382,13 @@ class Engine:
         except OSError:
             return None  # not cached (or unreadable): compile
         try:
-            return serialize.decode(data, module)
+            compiled = serialize.decode(data, module)
         except serialize.CacheFormatError:
+            compiled = None
+        if compiled is None or compiled.metering != self.metering:
             self.cache_rejected += 1
             return None
+        return compiled
 
 
 class Store:
@@ -376,8 +426,12 @@ class Store:
                 if value < 0:
                     raise ConfigError(f"Store({name}): a limit must be >= 0, not {value}")
                 setattr(limits, field, value)
-        self.engine = engine or Engine()
-        self._store = _Store(self.engine, limits=limits, machine=machine)
+        self.engine = engine = engine or Engine()
+        self._store = _Store(engine, limits=limits, machine=machine)
+        self._meter = None
+        if engine.metering:
+            epochs = engine._epochs if engine.epoch_interruption else None
+            self._meter = Meter(self._store, fuel=engine.consume_fuel, epochs=epochs)
         self.set_time_limit(time_limit)
 
     @property
@@ -402,6 +456,35 @@ class Store:
     @property
     def machine(self):
         return self._store.machine
+
+    # Fuel and epochs (wasmtime-py's names and errors): see hwsim/runtime/metering.py.
+
+    def _fuel(self) -> Meter:
+        if self._meter is None or not self._meter.fuel:
+            raise WasmtimeError("fuel is not configured in this store")
+        return self._meter
+
+    def set_fuel(self, fuel: int) -> None:
+        """Give the Store ``fuel`` units (wasmtime's costs: about one per operator executed).  Stores
+        start with none; a WasmtimeError unless the Engine's Config has ``consume_fuel``."""
+        fuel = _int(fuel, "Store.set_fuel(fuel)")
+        if not 0 <= fuel < 1 << 64:
+            raise ConfigError(f"Store.set_fuel(fuel): expected 0 to 2**64-1, not {fuel}")
+        self._fuel().set_fuel(fuel)
+
+    def get_fuel(self) -> int:
+        """The fuel left (0 once used up); a WasmtimeError unless the Engine's Config has ``consume_fuel``."""
+        return self._fuel().get_fuel()
+
+    def set_epoch_deadline(self, ticks_after_current: int) -> None:
+        """Code traps ``interrupted`` once the Engine's epoch is ``ticks_after_current`` past its value now
+        (checked at function entries and loop headers).  Without ``epoch_interruption`` it has no
+        effect, as in wasmtime-py.  Until it is called the deadline is 0: code traps at once."""
+        ticks = _int(ticks_after_current, "Store.set_epoch_deadline(ticks_after_current)")
+        if not 0 <= ticks < 1 << 64:
+            raise ConfigError(f"Store.set_epoch_deadline(ticks_after_current): expected 0 to 2**64-1, not {ticks}")
+        if self._meter is not None and self._meter.epochs is not None:
+            self._meter.set_epoch_deadline(ticks)
 
     def host_buffer(self, *, size: int | None = None, data: bytes | None = None, path=None, writable: bool = False):
         """Host memory to map into memories: ``size`` zeroed bytes, a copy of ``data`` (read-only
@@ -950,6 +1033,7 @@ class Linker:
 
 __all__ = [
     "Caller",
+    "Config",
     "Engine",
     "Func",
     "FuncType",

@@ -13,11 +13,13 @@
 
 Asynchronous events (a device interrupt, ``interrupt()`` from another thread
 or a signal handler) stop the CPU at the end of its current block and run at
-that safe point.
+that safe point; so does a ``request_checkpoint`` (checkpoints.py), which
+parks the fuel count there so that the next checkpoint takes its slow path.
 
 It uses the attributes of the VmStore declared at the top of
 :class:`CallBoundary`, and its memory helpers (``read_u64``, ``write_u64``,
-``memory_at``).
+``memory_at``); metering's part (``park_fuel``, ``fuel_to_register``, ``fuel_to_cell``)
+is in checkpoints.py.
 """
 
 from __future__ import annotations
@@ -103,6 +105,13 @@ class CallBoundary:
         def write_u64(self, va: int, value: int) -> None: ...
         def memory_at(self, va: int) -> MemoryInstance | None: ...
 
+        # CheckpointCounter's (checkpoints.py), in VmStore
+        checkpoint_requests: int
+
+        def park_fuel(self) -> None: ...
+        def fuel_to_register(self) -> None: ...
+        def fuel_to_cell(self) -> None: ...
+
     def host_call_trap(self, code: TrapCode, detail: str) -> Trap:
         """The trap a host function raises to fail the wasm code that called it, located at the call
         (the host-call stub returns to ``ra``)."""
@@ -174,15 +183,26 @@ class CallBoundary:
             if not nested:
                 self.deadline = deadline
             while True:
-                result = m.run(pc, until=L.EXIT_ADDRESS, timeout_us=budget)
+                self.park_fuel()  # a safe point: honour a request_checkpoint (checkpoints.py)
+                requests = self.checkpoint_requests
+                self.fuel_to_register()
+                try:
+                    result = m.run(pc, until=L.EXIT_ADDRESS, timeout_us=budget)
+                finally:
+                    self.fuel_to_cell()
                 if self.interrupt_reason is not None and result.reason is not StopReason.EXIT:
                     break
-                if result.reason is not StopReason.STOPPED or not self._async:
+                if result.reason is StopReason.LIMIT and requests != self.checkpoint_requests:
+                    pass  # stopped for a request_checkpoint: park the count (above) and go on
+                elif result.reason is not StopReason.STOPPED:
                     break
-                # Stopped for an asynchronous event (an interrupt): handle it, then go on where we were.
-                context = m.save_context()
-                self.run_async()
-                m.restore_context(context)
+                elif self._async:
+                    # Stopped for an asynchronous event (an interrupt): handle it, then go on where we were.
+                    context = m.save_context()
+                    self.run_async()
+                    m.restore_context(context)
+                # else: the event already ran at a safe point the guest reached before the stop landed (the
+                # return of a host function, a checkpoint's slow path): just go on.
                 pc = result.pc
                 if deadline is not None:
                     budget = int((deadline - time.monotonic()) * 1e6)
@@ -334,6 +354,13 @@ class CallBoundary:
     def _ecall(self, machine: Machine) -> EcallAction:
         if machine.active_space is not self.space:  # another Store's code (a newer Store on this machine)
             return EcallAction.DECLINE
+        self.fuel_to_cell()  # host code sees (and may change) the count in the cell
+        action = self._serve_ecall(machine)
+        self.park_fuel()  # a safe point
+        self.fuel_to_register()
+        return action
+
+    def _serve_ecall(self, machine: Machine) -> EcallAction:
         target = machine.get_reg("t6")
         if 0 < target <= MAX_BUILTIN:
             self._builtin(Builtin(target))

@@ -55,6 +55,7 @@ class VmInstance:
         self.vmctx = store.alloc_data(layout.size)
         store.instances[self.vmctx] = self
         self.code_base = store.load_code(compiled.code) if compiled.code else 0
+        store.metered |= compiled.metering  # the Store moves the fuel count to and from its register
         store.code.append(LoadedCode(self.code_base, self.code_base + len(compiled.code), compiled, module))
         # Memories, tables, globals.
         for mt in module.memories:
