@@ -327,8 +327,15 @@ class Engine:
     """
 
     def __init__(
-        self, config: Config | None = None, *, cache: bool | None = None, cache_dir: str | os.PathLike | None = None
+        self,
+        config: Config | None = None,
+        *,
+        cache: bool | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        metering: bool = False,
     ) -> None:
+        """``metering=True`` compiles checkpoints into the code without turning on fuel or epochs: for
+        hwsim's own uses of the count (a driver run charges the instructions it executes to virtual time)."""
         if config is not None:
             _expect(config, Config, "Engine(config)")
         if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
@@ -338,7 +345,7 @@ class Engine:
         config = config or Config()
         self.consume_fuel = config.consume_fuel
         self.epoch_interruption = config.epoch_interruption
-        self.metering = self.consume_fuel or self.epoch_interruption
+        self.metering = self.consume_fuel or self.epoch_interruption or _expect(metering, bool, "Engine(metering)")
         self._epochs = EpochCounter()
         self.cache = cache
         self.cache_dir = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
@@ -461,9 +468,11 @@ class Store:
         self.engine = engine = engine or Engine()
         self._store = _Store(engine, limits=limits, machine=machine)
         self._meter = None
-        if engine.metering:
+        if engine.consume_fuel or engine.epoch_interruption:
             epochs = engine._epochs if engine.epoch_interruption else None
             self._meter = Meter(self._store, fuel=engine.consume_fuel, epochs=epochs)
+        elif engine.metering:  # checkpoints for hwsim's own use: none slow until a user of them sets the count
+            self._store.fuel_remaining = (1 << 63) - 1
         self.set_time_limit(time_limit)
 
     @property
