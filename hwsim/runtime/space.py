@@ -35,6 +35,7 @@ from .objects import MASK64, RW_USER, RX_USER, MemoryInstance
 if TYPE_CHECKING:
     from ..machine import Machine
     from ..mmu.aspace import AddressSpace, Mapping
+    from ..mmu.walker import Translation
     from ..riscv.priv import Access
     from .hostmem import HostBuffer
     from .store import StoreLimits
@@ -163,11 +164,12 @@ class StoreSpace:
                 return None
         return None
 
-    def _map_page(self, va: int, *, host: bool = False) -> bool:
+    def _map_page(self, va: int, *, host: bool = False) -> Translation | bool:
         """Give the page holding ``va`` a zeroed frame, with the flags its memory's page state says.
 
         ``host``: for a host write (which goes through physical memory and may fill read-only
-        pages); a page the state keeps unmapped is an error then, not a fault.
+        pages); a page the state keeps unmapped is an error then, not a fault.  Returns the new
+        leaf's Translation for ``va`` (True when only a walk can say), or False when not mapped.
         """
         flags = RW_USER
         mem = self.memory_at(va)
@@ -179,14 +181,14 @@ class StoreSpace:
                 return False
             flags = state_flags
         try:
-            self.space.map_anonymous(va & ~PAGE_MASK, PAGE_SIZE, flags)
+            tr = self.space.map_anonymous_page(va, flags)
         except OutOfFrames:
             if not host:  # a guest fault the pager could not serve: _trap_from reports it (host paths raise)
                 self.out_of_frames = True
             return False
         if mem is not None:
             mem.mark_resident(va - mem.base)
-        return True
+        return True if tr is None else tr
 
     def frame_of(self, va: int) -> int | None:
         """The physical page behind guest page ``va``, given a frame first if it has none (as the pager
@@ -199,7 +201,7 @@ class StoreSpace:
             assert mapping is not None  # _map_page mapped it
         return mapping.pa + ((va & ~PAGE_MASK) - mapping.va)
 
-    def _pager(self, va: int, access: Access) -> bool:
+    def _pager(self, va: int, access: Access) -> Translation | bool:
         """Demand paging: memory pages below the memory's size (as their page state allows), the stack."""
         if self.machine.active_space is not self.space:  # a fault in another Store's space
             return False
