@@ -9,7 +9,8 @@
         |                             +--> a store, D=0: walk (sets D) ---+
         |                             +--> else: the cached Translation   |
         v                                                                 v
-    on_miss(va, tag) ---------------> walk(mem, root, va, ...)  <---------+
+    on_miss(va, tag) ---------------> walk(mem, root, va, ...)  <---------+   (untraced, ``ram`` given:
+                                                                              walk_quick first)
                                           | fault: each resolver in order, once, if the fault is its reason,
                                           |        may fix it; then walk again
                                           v
@@ -125,7 +126,11 @@ def lookup_or_walk(
     if on_miss is not None:
         on_miss(va, tag)
     if ram is not None and on_walk is None:
-        outcome = _miss_quick(mem, ram, root, va, access, priv, sum, mxr, mode, ad, resolvers)
+        quick = walk_quick(ram, root, va, access, priv, sum, mxr, mode, ad)
+        if quick.__class__ is Translation:  # the common miss: no fault, nothing to resolve
+            tlb.insert(tag, quick)
+            return quick
+        outcome = _miss_quick(mem, ram, root, va, access, priv, sum, mxr, mode, ad, resolvers, quick)
         if outcome.__class__ is Translation:
             tlb.insert(tag, outcome)
             return outcome
@@ -178,11 +183,18 @@ def _miss_quick(
     mode: PagingMode,
     ad: AdPolicy,
     resolvers: tuple[Resolver, ...],
+    first: Translation | FaultReason | None,
 ) -> Translation | WalkResult:
     """The miss path of :func:`lookup_or_walk` when no walk is traced: the same walks, resolvers and
     outcome, with :func:`walk_quick` standing in for every walk it can answer, and a resolver's
-    Translation (see :class:`Resolver`) for the walk after it.  A fault ends as its recorded walk."""
-    outcome = _walk_quick_or_full(mem, ram, root, va, access, priv, sum, mxr, mode, ad)
+    Translation (see :class:`Resolver`) for the walk after it.  A fault ends as its recorded walk.
+    ``first``: what walk_quick answered for the first walk."""
+    outcome: Translation | FaultReason | WalkResult
+    if first is None:
+        result = walk(mem, root, va, access, priv, mode=mode, sum=sum, mxr=mxr, ad=ad)
+        outcome = result if result.translation is None else result.translation
+    else:
+        outcome = first
     for reason, resolve in resolvers:
         if outcome.__class__ is Translation:
             break
