@@ -223,3 +223,19 @@ def test_cpu_side_checks_follow_ownership_through_syncs(hwsim_board):
         ("CPU read", 0x3F, 1),
         ("CPU read", 0x20, 8),
     ]
+
+
+def test_a_dma_call_in_the_authors_inline_helper_names_the_whole_chain(run_driver):
+    """The mapping was made by hwsim_dma_map_single (inline, hwsim.h) called from the author's inline
+    helper, itself inlined into probe: the report names probe's call, the helper's call, and hwsim.h."""
+    path = Path(__file__).resolve().parent / "data" / "inlined" / "helper_overrun"
+    source = (path / "helper_overrun.c").read_text().splitlines()
+    probe_line = next(i + 1 for i, line in enumerate(source) if "PROBE-CALL" in line)
+    helper_line = next(i + 1 for i, line in enumerate(source) if "HELPER-CALL" in line)
+    _, report = run_driver(path)
+    overrun = [r for r in report.dma_reports if "(to_device)" in r.format()]
+    assert len(overrun) == 1, report.format()
+    assert (
+        f"created at helper_overrun.c:{probe_line} (probe), in helper_overrun.c:{helper_line} (map_for_device), "
+        f"in hwsim.h:"
+    ) in overrun[0].format()
