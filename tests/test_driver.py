@@ -194,6 +194,19 @@ def test_wat_driver_imports_a_device_window_as_a_one_byte_page_memory(hwsim_boar
     assert report.device_issues == []
 
 
+def test_device_issues_name_the_driver_code_of_the_access(hwsim_board):
+    """The PC of the store that misused the device is exact (Machine.track_mmio_pcs) and named."""
+    wat = WAT_WRITER.replace(
+        "(i32.store8 (local.get $uart) (i32.const 0x42))",
+        "(i32.store8 (local.get $uart) (i32.const 0x42))\n    (i32.store (i32.add (local.get $uart) (i32.const 4)) (i32.const 1))",
+    )
+    report = quiet_run(hwsim_board(), _wat_to_wasm(wat)).run()
+    (issue,) = report.device_issues
+    assert issue.message == "4-byte write at offset 0x4: MCR is 1 byte(s) wide at offset 0x4"
+    assert issue.source == "wasm function 1 offset 0x6e" and issue.pc is not None
+    assert "\n    by the driver at wasm function 1 offset 0x6e" in report.format()
+
+
 @pytest.mark.parametrize(
     "decl, message",
     [

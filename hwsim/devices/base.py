@@ -34,6 +34,11 @@ from .timing import Timing
 MAX_ISSUES = 1000  # per device; later ones are counted in ``issues_dropped``
 
 
+def no_access() -> tuple[int | None, str]:
+    """A device on its own serves no guest code: no access to name (see ``Device.locate_access``)."""
+    return None, ""
+
+
 class OptionError(ConfigError):
     """A device option has the wrong type or value; ``key`` names it."""
 
@@ -171,6 +176,8 @@ class Device:
         self.options = self.resolve_options(options)
         self.issues: list[DeviceIssue] = []
         self.issues_dropped = 0
+        # (pc, source) of the guest access being served now; the board wires System.locate_access here.
+        self.locate_access: Callable[[], tuple[int | None, str]] = no_access
         self._tracers: list[Callable[[MmioEvent], None]] = []
         self.regs = RegisterFile(self.LAYOUT, self.report)
 
@@ -237,7 +244,8 @@ class Device:
         if len(self.issues) >= MAX_ISSUES:
             self.issues_dropped += 1
             return
-        self.issues.append(make_issue(self.name, kind, self.clock.now, **details))
+        pc, source = self.locate_access()
+        self.issues.append(make_issue(self.name, kind, self.clock.now, pc=pc, source=source, **details))
 
     def add_tracer(self, tracer: Callable[[MmioEvent], None]) -> None:
         """``tracer(event)`` at every guest access to this device."""

@@ -284,6 +284,9 @@ class DriverRun:
         if system.iommu is not None:
             self.vm.add_bulk_access_observer(self.dma.bulk_access)
         self.irqs = IrqDispatcher(system, self._call_irq_handler, self.vm.request_async)
+        # Device issues name the driver's C line of the register access that caused them.
+        system.machine.track_mmio_pcs()
+        system.add_access_locator(self._name_access)
         clock = system.clock
         TRACE.clock = lambda: clock.ticks_to_ns(clock.now)  # trace timestamps: this board's virtual time
         clock.set_limit(self.time_limit_ticks, self._virtual_time_up)
@@ -370,6 +373,13 @@ class DriverRun:
     def where(self) -> str:
         """The driver code calling the host now: wasm function and bytecode offset of the call."""
         return self.where_pc(self.vm.machine.get_reg("ra") - 4)
+
+    def _name_access(self, pc: int) -> str | None:
+        """The C line of this driver's device access at ``pc`` (None: another address space's)."""
+        if self.vm.machine.active_space is not self.vm.space:
+            return None
+        loc = self.vm.wasm_location(pc)
+        return loc.format() if loc is not None else None
 
     def where_pc(self, pc: int) -> str:
         """Source line (with DWARF), wasm function and bytecode offset of the compiled code at ``pc``."""
