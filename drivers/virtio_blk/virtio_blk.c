@@ -65,6 +65,26 @@ static int init(void) {
     return 0;
 }
 
+/* Wait for the device to return the request.  The device completes it on virtual time, some tens of
+ * microseconds after the notification; spinning on q->used.idx would never see it, because reading
+ * coherent memory is not a device access and lets no virtual time pass (a real CPU would burn those
+ * microseconds; hwsim's don't count).  So the driver sleeps on the device's interrupt, as a kernel
+ * driver does: hwsim_irq_wait lets time pass until the used-buffer interrupt.  It returns 0 when
+ * nothing more can happen; the ring is then looked at once more (the interrupt may have been lost,
+ * which an injected `lost` fault does) before giving up.  Returns 1 when the request came back. */
+static int wait_used(void) {
+    while (q->used.idx == used_seen) {
+        if (!hwsim_irq_wait("blk0")) {
+            if (q->used.idx == used_seen) return 0;
+            break;
+        }
+        regs[INT_ACK] = regs[INT_STATUS];
+    }
+    used_seen = q->used.idx;
+    regs[INT_ACK] = regs[INT_STATUS];
+    return 1;
+}
+
 /* One request of `sectors` sectors at `sector`; returns the status byte (0 = OK) or -1. */
 static int request(int type, uint64_t sector, uint32_t sectors) {
     uint32_t len = sectors * SECTOR;
@@ -80,12 +100,9 @@ static int request(int type, uint64_t sector, uint32_t sectors) {
     q->avail.ring[q->avail.idx % QSIZE] = 0;
     q->avail.idx = (uint16_t)(q->avail.idx + 1);
     regs[QUEUE_NOTIFY] = 0;
-    while (q->used.idx == used_seen)
-        ;
-    used_seen = q->used.idx;
-    regs[INT_ACK] = regs[INT_STATUS];
+    int done = wait_used();
     hwsim_dma_unmap_single("blk0", data, len, dir);
-    return q->status;
+    return done ? q->status : -1;
 }
 
 static void teardown(void) {

@@ -233,11 +233,12 @@ class Device:
     def _reset(self) -> None:
         pass
 
-    def fault(self, kind: str) -> bool:
-        """Count a failure point of this device; True when the board's fault plan makes it fail now."""
+    def fault(self, kind: str, *, forced: bool = False) -> bool:
+        """Count a failure point of this device; True when the board's fault plan makes it fail now
+        (``forced``: it fails anyway, because the device's options say so; it is recorded the same)."""
         if kind not in self.FAULTS:  # a bug in the device model, not the guest's doing
             raise ConfigError(f"{self.TYPE} declares no fault {kind!r} (FAULTS: {', '.join(self.FAULTS)})")
-        return self.faults.fires(self.name, kind)
+        return self.faults.fires(self.name, kind, forced=forced)
 
     def report(self, kind: IssueKind, **details: Any) -> None:
         """Record guest misuse (called by the register file and by device behaviour)."""

@@ -13,6 +13,10 @@ the device's interrupt line is high, the handler is called with the cookie:
   time limit.  A driver built this way is like a kernel driver: probe sets
   the device up and returns, interrupts do the work.
 
+Whatever the driver did, the run does not end while a device still has work
+in flight (a request, a transfer, bytes in a transmit FIFO): time passes,
+event by event, until the devices are idle or the time limit.
+
 Lines are level-triggered: the handler is called again as long as the line
 stays high after it returns.  A handler that never clears its device's
 interrupt is an *interrupt storm*: after :data:`STORM_LIMIT` calls in a row
@@ -168,7 +172,8 @@ class IrqDispatcher:
                 return until()
 
     def serve(self, time_limit_ticks: int, run_async: Callable[[], None]) -> None:
-        """After the entry point returned: deliver interrupts while anything can still happen."""
+        """After the entry point returned: deliver interrupts while anything can still happen, then let
+        the work devices still have in flight finish (see :meth:`finish_work`)."""
         while self.registered:
             self._poll()
             run_async()
@@ -177,6 +182,23 @@ class IrqDispatcher:
                 continue
             if not self.registered or not self.idle_step(time_limit_ticks):
                 break
+        self.finish_work(time_limit_ticks, run_async)
+
+    def busy_devices(self) -> list[str]:
+        """The devices with work in flight (``busy``: a transfer, a request, bytes being sent)."""
+        return [name for name, device in self.system.devices.items() if getattr(device, "busy", False)]
+
+    def finish_work(self, time_limit_ticks: int, run_async: Callable[[], None]) -> None:
+        """Let virtual time pass, event by event, while a device has work in flight (up to the limit):
+        a run does not end with a request half done, as hardware goes on after the driver returned;
+        what the device does then (its DMA, its interrupt) is checked like the rest."""
+        clock = self.system.clock
+        while self.busy_devices():
+            deadline = clock.next_deadline
+            if deadline is None or deadline > time_limit_ticks:
+                return
+            clock.advance_to(max(deadline, clock.now))
+            run_async()
 
     def sleep(self, ticks: int, run_async: Callable[[], None]) -> None:
         """Advance time by ``ticks``, stopping at each event so handlers run at its time."""
