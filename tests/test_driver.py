@@ -186,7 +186,9 @@ def test_wat_driver_imports_a_device_window_as_a_one_byte_page_memory(hwsim_boar
     system = hwsim_board()
     run = DriverRun(system, _wat_to_wasm(WINDOW_DRIVER), log=lambda text: None)
     report = run.run()
-    assert report.result == 0x60 and report.mmio_accesses == 3 and report.ok
+    # LSR read at once: 'h' in the shift register, 'i' in the holding register (neither THRE nor TEMT);
+    # both reach the backend before the run ends, a character time each.
+    assert report.result == 0x00 and report.mmio_accesses == 3 and report.ok
     assert system.device("uart0").backend.output == b"hi"
     assert run.run("size").result == 8 and run.run("grow").result == -1  # the window cannot grow
     trapped = run.run("past_the_window")
