@@ -229,6 +229,34 @@ def test_zero_latency_and_bandwidth_complete_at_the_notification(image):
 # -- injected faults -----------------------------------------------------------------------------------
 
 
+def test_every_peripheral_with_an_interrupt_offers_lost_and_spurious():
+    from hwsim.devices.base import DEVICE_TYPES
+
+    offered = {name: set(cls.FAULTS) for name, cls in DEVICE_TYPES.items() if not name.endswith("-test")}
+    assert offered["virtio-blk"] == {"ioerr", "unsupp", "media", "needs_reset", "lost", "spurious"}
+    assert offered["virtio-net"] == {"drop", "corrupt", "lost", "spurious"}
+    assert offered["ns16550a"] == {"framing", "parity", "lost", "spurious"}
+    assert offered["dma"] == {"error", "lost", "spurious"} and offered["goldfish-rtc"] == {"lost", "spurious"}
+    assert offered["plic"] == set() and offered["riscv-iommu"] == set()
+
+
+def test_a_lost_interrupt_waits_for_the_next_one_and_a_spurious_one_ends_by_itself(image):
+    d = faulty(image, "blk0.lost@1", "blk0.spurious@2")
+    assert d.request(BLK_T_IN, 0, read_len=512) == (OK, 513)
+    assert d.r(INT_STATUS) == 1 and not d.dev.irq.level  # the rise was lost: nothing pending at the PLIC
+    assert not d.s.irqc.is_pending(1)
+    assert d.request(BLK_T_IN, 0, read_len=512, slot=1) == (OK, 513)
+    assert d.dev.irq.level and d.s.irqc.is_pending(1)  # the next interrupt gets through
+    d.w(INT_ACK, 1)  # the 1st fall: an ordinary one
+    assert not d.dev.irq.level
+    assert d.request(BLK_T_IN, 0, read_len=512, slot=2) == (OK, 513)
+    d.w(INT_ACK, 1)  # the 2nd fall: a spurious pulse follows, with nothing pending
+    assert d.dev.irq.level and d.r(INT_STATUS) == 0
+    d.s.advance(1)
+    assert not d.dev.irq.level
+    assert [(f.kind, f.occurrence) for f in d.s.faults.fired] == [("lost", 1), ("spurious", 2)]
+
+
 def faulty(image, *faults, **options) -> BlkDriver:
     d = BlkDriver(str(image), system=virt(faults=list(faults), blk0={"image": str(image), **options}))
     d.init()
