@@ -322,12 +322,42 @@ def test_feature_negotiation_rules(image):
         "DriverFeatures: written (0x0) after FEATURES_OK was set (ignored)",
         "Status: write of 0x1 clears bits 0xa; the driver MUST NOT clear status bits (write 0 to reset) (ignored)",
         "Status: FEATURES_OK refused: ACKNOWLEDGE and DRIVER must be set first",
+        "initialisation: DRIVER set before ACKNOWLEDGE: set ACKNOWLEDGE first, then DRIVER, then negotiate",
         "Status: DRIVER_OK without FEATURES_OK (ignored: negotiate features first)",
         "Status: DEVICE_NEEDS_RESET is set by the device, not the driver (ignored)",
         "Status: FEATURES_OK refused: VIRTIO_F_VERSION_1 was not accepted (hwsim has no legacy interface)",
         "DriverFeatures: word 2 accepts 0x1, but the device offers no such features",
     ]
     assert d.r(STATUS) == STATUS_ACKNOWLEDGE | STATUS_DRIVER
+
+
+def test_initialisation_sequence_rules(image):
+    d = BlkDriver(str(image))
+    d.w(STATUS, STATUS_ACKNOWLEDGE)  # no reset first (the device is fresh, but a driver cannot know)
+    d.w(DRV_FEATURES, 1)  # before DRIVER
+    d.w(STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER)
+    d.w(DRV_FEATURES_SEL, 1)
+    d.w(DRV_FEATURES, 1)  # VERSION_1
+    d.w(DRV_FEATURES_SEL, 0)
+    d.w(DRV_FEATURES, 0)
+    d.w(STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK)
+    d.setup_queue()  # without reading Status back first
+    d.w(STATUS, READY)
+    d.w(QUEUE_SEL, 0)
+    d.w(QUEUE_READY, 0)
+    d.w(QUEUE_READY, 1)  # a queue made ready after DRIVER_OK
+    assert d.issues == [
+        "initialisation: ACKNOWLEDGE set without resetting the device first: the driver MUST write 0 to Status "
+        "before initialising it (it may hold another driver's state)",
+        "initialisation: DriverFeatures written before DRIVER was set (acknowledge the device first)",
+        "initialisation: FEATURES_OK was not read back: the driver MUST re-read Status after setting FEATURES_OK, "
+        "and go on only if the device kept it",
+        "initialisation: queue 0 made ready after DRIVER_OK: the driver MUST set its queues up before it sets "
+        "DRIVER_OK",
+    ]
+    d.w(STATUS, 0)  # the right way: no issue
+    d.init()
+    assert len(d.issues) == 4 and d.request(BLK_T_IN, 0, read_len=512) == (OK, 513)
 
 
 def test_queue_configuration_rules(image):

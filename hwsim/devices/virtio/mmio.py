@@ -21,6 +21,11 @@ Requests take time, as on hardware::
                     (unless VIRTQ_AVAIL_F_NO_INTERRUPT), in completion order: out of order when the
                     latencies say so
 
+The initialisation sequence (virtio 1.x, 3.1.1) is checked too: a reset (Status = 0) before
+ACKNOWLEDGE, ACKNOWLEDGE before DRIVER, DRIVER before DriverFeatures, only offered features,
+FEATURES_OK read back before the next step, queues set up before DRIVER_OK.  Each violation is a
+device issue at the register write that made it (whose C line the driver runner names).
+
 Several requests are in flight at once (``busy``); a reset, or QueueReady = 0, abandons those of the
 device (of the queue): they are never completed and the device touches their buffers no more.
 Observers (``add_queue_observer``) see each queue made ready, each notification, each chain fetched
@@ -95,6 +100,8 @@ class VirtioMmio(Device):
         self._queue_sel = 0
         self.driver_features = 0
         self._in_flight: dict[ClockEvent, tuple[SplitQueue, Chain]] = {}  # requests not completed yet
+        self._reset_by_driver = False  # Status = 0 was written since power-on or the last initialisation
+        self._features_unread = False  # FEATURES_OK was accepted and Status not read since
         self._queue_observers: list[Callable[[QueueEvent], None]] = []
         r = self.regs
         r.on_read(
@@ -114,6 +121,7 @@ class VirtioMmio(Device):
         r.on_write("QueueNotify", self._write_notify)
         r.on_write("InterruptACK", self._write_ack)
         r.on_write("Status", self._write_status)
+        r.on_read("Status", self._read_status)
 
     @classmethod
     def required_size(cls, options) -> int:
@@ -189,6 +197,7 @@ class VirtioMmio(Device):
                 del self._in_flight[event]
 
     def _reset(self) -> None:
+        self._reset_by_driver = self._features_unread = False
         self._abandon()
         for q in self.queues:
             if q.ready:
@@ -223,6 +232,8 @@ class VirtioMmio(Device):
     # -- registers --------------------------------------------------------------------------------------
 
     def _write_driver_features(self, new: int, _old: int) -> None:
+        if not self.status & STATUS_DRIVER:
+            self._sequence("DriverFeatures written before DRIVER was set (acknowledge the device first)")
         if self.status & STATUS_FEATURES_OK:
             self.report(
                 IssueKind.BAD_VALUE,
@@ -280,6 +291,11 @@ class VirtioMmio(Device):
             if problem is not None:
                 self.report(IssueKind.BAD_VALUE, register="QueueReady", detail=f"{problem} (the queue stays not ready)")
                 return
+            if self.status & STATUS_DRIVER_OK:
+                self._sequence(
+                    f"queue {q.index} made ready after DRIVER_OK: the driver MUST set its queues up before it "
+                    f"sets DRIVER_OK"
+                )
             q.ready = True
             q.last_avail = q.used_idx = 0
             self._tell(QueueEventKind.READY, q)
@@ -375,10 +391,28 @@ class VirtioMmio(Device):
         self.regs["InterruptStatus"] = self.regs["InterruptStatus"] & ~new
         self._update_irq()
 
+    def _read_status(self) -> int:
+        self._features_unread = False
+        return self.regs["Status"]
+
+    def _sequence(self, detail: str) -> None:
+        """A step of the initialisation sequence out of order (virtio 1.x, 3.1.1)."""
+        self.report(IssueKind.PROTOCOL, detail=f"initialisation: {detail}")
+
     def _write_status(self, new: int, old: int) -> None:
         if new == 0:
             self.reset()  # the driver's reset: every register and queue back to its initial state
+            self._reset_by_driver = True
             return
+        if not old and new & STATUS_ACKNOWLEDGE:
+            if not self._reset_by_driver:
+                self._sequence(
+                    "ACKNOWLEDGE set without resetting the device first: the driver MUST write 0 to Status "
+                    "before initialising it (it may hold another driver's state)"
+                )
+            self._reset_by_driver = False
+        if new & STATUS_DRIVER and not old & STATUS_DRIVER and not old & STATUS_ACKNOWLEDGE:
+            self._sequence("DRIVER set before ACKNOWLEDGE: set ACKNOWLEDGE first, then DRIVER, then negotiate")
         value = new
         if old & ~new & ~STATUS_DEVICE_NEEDS_RESET:
             self.report(
@@ -402,6 +436,8 @@ class VirtioMmio(Device):
             if problem is not None:
                 self.report(IssueKind.BAD_VALUE, register="Status", detail=f"FEATURES_OK refused: {problem}")
                 value &= ~STATUS_FEATURES_OK
+            else:
+                self._features_unread = True
         if value & STATUS_DRIVER_OK and not old & STATUS_DRIVER_OK and not value & STATUS_FEATURES_OK:
             self.report(
                 IssueKind.BAD_VALUE,
@@ -443,6 +479,12 @@ class VirtioMmio(Device):
         return value
 
     def mmio_write(self, offset: int, size: int, value: int) -> None:
+        if self._features_unread:  # any next step before Status was read back
+            self._features_unread = False
+            self._sequence(
+                "FEATURES_OK was not read back: the driver MUST re-read Status after setting FEATURES_OK, "
+                "and go on only if the device kept it"
+            )
         if offset < CONFIG_OFFSET:
             super().mmio_write(offset, size, value)
             return
