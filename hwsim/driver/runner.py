@@ -219,6 +219,9 @@ class _DriverMemory:
             return trap.detail
         return None
 
+    def revoke(self, linear: int, size: int, why: str) -> None:
+        self._memory.control().revoke(linear, size, why)
+
 
 class DriverRun:
     def __init__(
