@@ -4,6 +4,6 @@ int probe(void) {
     hwsim_iova_t iova;
     volatile uint32_t *ring = hwsim_dma_alloc_coherent("blk0", 4096, &iova);
     ring[0] = 1;
-    hwsim_dma_free_coherent("blk0", 4096, (void *)ring, iova);
-    return (int)ring[0];                     /* too late: the memory was freed */
+    hwsim_dma_free_coherent("blk0", 4096, (void *)ring, iova);  /* the free */
+    return (int)ring[0];                     /* <- too late: the memory was freed */
 }
