@@ -81,10 +81,11 @@ def test_the_default_board_loads_and_builds():
         ("0x10001000", "0x1000", "blk0", "virtio-blk"),
         ("0x10002000", "0x1000", "net0", "virtio-net"),
         ("0x10020000", "0x2000", "dma0", "dma"),
+        ("0x10030000", "0x2000", "nvme0", "nvme"),
         ("0x80000000", "0x8000000", "ram", "ram"),
     ]
     s = board.build(options={"uart0": {"backend": "memory"}})
-    assert sorted(s.devices) == ["blk0", "clint", "dma0", "iommu", "net0", "plic", "rtc0", "uart0"]
+    assert sorted(s.devices) == ["blk0", "clint", "dma0", "iommu", "net0", "nvme0", "plic", "rtc0", "uart0"]
     assert s.irqc is s.device("plic") and s.iommu is s.device("iommu")
     assert s.device("uart0").irq.number == 10 and s.device("dma0").dma_port.device_id == 1
     assert s.device("net0").irq.number == 2 and s.device("net0").dma_port.device_id == 3
@@ -97,11 +98,12 @@ def test_the_default_board_loads_and_builds():
         "blk0",
         "net0",
         "dma0",
+        "nvme0",
     ]
     assert s.machine.ram.base == 0x8000_0000 and s.machine.ram.size == 128 << 20
     with pytest.raises(
         ConfigError,
-        match=r"board 'virt' has no device 'uart1' \(devices: blk0, clint, dma0, iommu, net0, plic, rtc0, uart0\)",
+        match=r"board 'virt' has no device 'uart1' \(devices: blk0, clint, dma0, iommu, net0, nvme0, plic, rtc0, uart0\)",
     ):
         s.device("uart1")
 
@@ -169,11 +171,11 @@ def test_build_with_extra_ram_and_issue_report(tmp_path):
         (edit('name = "ram"', 'name = "uart0"'), "[devices.uart0]: name 'uart0' is already used by [ram.uart0]"),
         (
             edit('type = "ns16550a"', 'type = "ns16551"'),
-            "[devices.uart0] type: unknown device type 'ns16551'; did you mean 'ns16550a'? (known: clint, dma, goldfish-rtc, ns16550a, virtio-blk, virtio-net)",
+            "[devices.uart0] type: unknown device type 'ns16551'; did you mean 'ns16550a'? (known: clint, dma, goldfish-rtc, ns16550a, nvme, virtio-blk, virtio-net)",
         ),
         (
             edit('type = "ns16550a"', 'type = "plic"'),
-            "[devices.uart0] type: unknown device type 'plic' (known: clint, dma, goldfish-rtc, ns16550a, virtio-blk, virtio-net)",
+            "[devices.uart0] type: unknown device type 'plic' (known: clint, dma, goldfish-rtc, ns16550a, nvme, virtio-blk, virtio-net)",
         ),
         (edit('type = "ns16550a"\n', ""), "[devices.uart0] type: missing required key"),
         (edit('type = "riscv-iommu"', 'type = "smmu"'), "[iommu] type: unknown iommu type 'smmu' (known: riscv-iommu)"),
@@ -335,6 +337,7 @@ def test_every_option_that_sizes_a_host_allocation_has_a_maximum_the_host_can_bu
             elif option.type is int:
                 table[key] = option.maximum
     assert unbounded == ["ns16550a.clock_hz"]  # a rate, not a size
+    tables["devices.nvme0"]["size"] = 0x4000  # the doorbells of 64 I/O queue pairs at the widest stride
     system = parse_board(data, "max.toml").build()
     assert system.iommu.fault_queue.entries == 1 << 20 and system.iommu.iotlb.capacity == 1 << 20
     data["devices"]["net0"]["rx_backlog"] += 1

@@ -102,12 +102,12 @@ def test_the_last_value_of_a_key_wins():
         (
             "blkk0.image=disk.img",
             "--option blkk0.image=disk.img: board 'virt' has no device 'blkk0'; did you mean "
-            "'blk0'? (devices: blk0, clint, dma0, iommu, net0, plic, rtc0, uart0)",
+            "'blk0'? (devices: blk0, clint, dma0, iommu, net0, nvme0, plic, rtc0, uart0)",
         ),
         (
             "gpu0.mode=fast",
             "--option gpu0.mode=fast: board 'virt' has no device 'gpu0' (devices: blk0, clint, dma0, "
-            "iommu, net0, plic, rtc0, uart0)",
+            "iommu, net0, nvme0, plic, rtc0, uart0)",
         ),
         ("blk0image", "--option takes DEV.KEY=VALUE, not 'blk0image'"),
         ("blk0.=1", "--option takes DEV.KEY=VALUE, not 'blk0.=1'"),

@@ -9,6 +9,7 @@ import pytest
 from hwsim.board import BOARD_KEYS
 from hwsim.devices.base import DEVICE_TYPES
 from hwsim.devices.layouts import DMA_LAYOUT, RTC_LAYOUT, TIMER_LAYOUT, UART_LAYOUT
+from hwsim.devices.nvme_bits import NVME_LAYOUT
 from hwsim.devices.virtio.bits import MMIO_LAYOUT
 from hwsim.iommu.bits import IOMMU_LAYOUT
 
@@ -17,7 +18,7 @@ DOC = (Path(__file__).resolve().parents[1] / "docs" / "devices.md").read_text()
 
 @pytest.mark.parametrize(
     "layout",
-    [UART_LAYOUT, TIMER_LAYOUT, RTC_LAYOUT, DMA_LAYOUT, IOMMU_LAYOUT, MMIO_LAYOUT],
+    [UART_LAYOUT, TIMER_LAYOUT, RTC_LAYOUT, DMA_LAYOUT, IOMMU_LAYOUT, MMIO_LAYOUT, NVME_LAYOUT],
     ids=lambda l: l.device_type,
 )
 def test_register_tables_match_the_declared_layouts(layout):

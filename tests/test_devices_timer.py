@@ -56,6 +56,18 @@ def test_clock_errors():
         VirtualClock(frequency_hz=0)
 
 
+def test_clock_without_a_limit_runs_past_tick_2_64():
+    # Without a limit the clock kept 2**64 as its limit and called the missing callback there (TypeError).
+    clock = VirtualClock()
+    assert clock.advance(1 << 64) == 0 and clock.now == 1 << 64
+    hits = []
+    clock.set_limit(clock.now + 10, lambda: hits.append(clock.now))
+    clock.charge(10)
+    clock.set_limit(0, None)  # removed: the limit is forgotten, not left without its callback
+    clock.charge(1 << 64)
+    assert hits == [(1 << 64) + 10] and clock.now == (2 << 64) + 10
+
+
 @pytest.fixture
 def timer():
     return Timer(name="clint", clock=VirtualClock())

@@ -136,3 +136,42 @@ def test_the_shipped_virtio_drivers_keep_every_rule(hwsim_driver, tmp_path):
     net = hwsim_driver("drivers/virtio_net").report
     for report in (blk, net):
         assert report.ok and report.protocol_reports == [] and report.device_issues == [], report.format()
+
+
+@pytest.fixture
+def disk(tmp_path):
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(64 * 512))
+    return {"blk0": {"image": str(image)}}
+
+
+@pytest.mark.parametrize("driver", ["virtio_blk", "virtio_net"])
+def test_the_shipped_virtio_drivers_keep_every_rule_under_200_seeds(driver, disk):
+    from hwsim.board import DEFAULT_BOARD, load_board
+    from hwsim.driver import build_driver
+    from hwsim.driver.explore import explore
+
+    wasm = build_driver(BUGGY.parents[1] / driver).read_bytes()
+    result = explore(load_board(DEFAULT_BOARD), wasm, range(200), options=disk)
+    assert result.ok, result.report.format()
+    assert result.seeds == list(range(200))
+
+
+@pytest.mark.parametrize("driver", ["virtio_blk", "virtio_net"])
+def test_the_shipped_virtio_drivers_fail_cleanly_under_injected_faults(driver, disk):
+    """An injected fault may fail the probe, but never makes the driver break a rule, leak or trap."""
+    from hwsim.board import DEFAULT_BOARD, load_board
+    from hwsim.driver import build_driver
+    from hwsim.driver.explore import explore
+
+    board = load_board(DEFAULT_BOARD)
+    wasm = build_driver(BUGGY.parents[1] / driver).read_bytes()
+    fired = 0
+    for seed in range(60):
+        report = explore(board, wasm, [seed], options=disk, faults=True).report
+        assert report is not None
+        fired += bool(report.faults)
+        assert not (report.protocol_reports or report.dma_reports or report.trap or report.device_issues), (
+            report.format()
+        )
+    assert fired  # the seeds did inject faults

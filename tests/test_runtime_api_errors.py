@@ -94,10 +94,7 @@ CONSTRUCTORS = {
         "Store(time_limit): expected seconds (a float or an int) or None, not 'x'",
     ),
     "Store(machine=3)": (lambda w: Store(machine=3), "Store(machine): expected Machine, not 3"),
-    "Engine(3)": (
-        lambda w: Engine(3),
-        "Engine(config): hwsim has no Config (its settings are keyword arguments), not 3",
-    ),
+    "Engine(3)": (lambda w: Engine(3), "Engine(config): expected Config, not 3"),
     "Engine(cache_dir=3)": (lambda w: Engine(cache_dir=3), "Engine(cache_dir): expected a path, not 3"),
     "Linker(2)": (lambda w: Linker(2), "Linker(engine): expected Engine, not 2"),
     "Module(engine, 5)": (lambda w: Module(w.engine, 5), "Module(wasm): expected bytes, not 5"),

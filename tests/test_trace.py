@@ -14,7 +14,7 @@ import pytest
 from hwsim.driver import DriverRun, build_driver
 from hwsim.driver.firmware import FirmwareRun
 from hwsim.testing import make_board
-from hwsim.trace import EVENTS, TRACE, TraceError, tracing
+from hwsim.trace import EVENTS, TRACE, Trace, TraceError, tracing
 
 DRIVERS = Path(__file__).resolve().parents[1] / "drivers"
 
@@ -36,6 +36,11 @@ def test_catalogue_formats_use_only_their_fields():
         assert fields <= set(spec.fields), spec.name
         assert spec.format({f: 1 for f in spec.fields})  # formats with numbers
         assert spec.format({f: "x" for f in spec.fields})  # and, when a field is not a number, still prints
+
+
+def test_trace_declares_one_emitter_per_event():
+    declared = [name for name, ann in Trace.__annotations__.items() if ann == "Emitter | None"]
+    assert declared == list(EVENTS)
 
 
 def test_patterns_globs_categories_and_removal():

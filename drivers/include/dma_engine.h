@@ -6,6 +6,7 @@
 enum {
     DMA_SRC_LO = 0x08 / 4, DMA_SRC_HI = 0x0c / 4, DMA_DST_LO = 0x10 / 4, DMA_DST_HI = 0x14 / 4,
     DMA_LEN = 0x18 / 4, DMA_CMD = 0x1c / 4, DMA_STATUS = 0x20 / 4, DMA_ERROR_CODE = 0x24 / 4,
+    DMA_DONE_COUNT = 0x30 / 4,
 };
 enum { DMA_CMD_START = 1, DMA_STATUS_DONE = 2, DMA_STATUS_ERROR = 4 };
 

@@ -105,16 +105,17 @@ static int request(int type, uint64_t sector, uint32_t sectors) {
     return done ? q->status : -1;
 }
 
+/* On every path out, failed ones included, once the rings exist. */
 static void teardown(void) {
+    if (!q) return;
     regs[STATUS] = 0;  /* reset: the device forgets the queue before its memory goes */
     hwsim_dma_free_coherent("blk0", sizeof(struct shared), (void *)q, q_iova);
     q = 0;
     used_seen = 0;
 }
 
-int probe(void) {
-    int err = init();
-    if (err) return err;
+/* Sector 1 written and read back: the capacity, or a negative error. */
+static int write_read_back(void) {
     for (int i = 0; i < SECTOR; i++) buffer[i] = (uint8_t)(i ^ 0x5a);
     if (request(T_OUT, 1, 1) != 0) return -10;
     for (int i = 0; i < SECTOR; i++) buffer[i] = 0;
@@ -122,16 +123,27 @@ int probe(void) {
     for (int i = 0; i < SECTOR; i++)
         if (buffer[i] != (uint8_t)(i ^ 0x5a)) return -12;
     hwsim_log("virtio_blk: sector 1 written and read back");
-    int capacity = (int)regs[CAPACITY_LO];
+    return (int)regs[CAPACITY_LO];
+}
+
+int probe(void) {
+    int err = init();
+    int result = err ? err : write_read_back();
     teardown();
-    return capacity;
+    return result;
 }
 
 /* n reads of 4 KiB, cycling over the disk (at most its first 256 sectors): for IOPS measurements. */
 HWSIM_EXPORT("read_loop") int read_loop(int n) {
-    if (init()) return -1;
+    if (init()) {
+        teardown();
+        return -1;
+    }
     uint32_t span = regs[CAPACITY_LO] < 256 ? regs[CAPACITY_LO] : 256;
-    if (span < 8) return -2;
+    if (span < 8) {
+        teardown();
+        return -2;
+    }
     int errors = 0;
     for (int i = 0; i < n; i++) errors += request(T_IN, (uint64_t)((i * 8) % (span - span % 8)), 8) != 0;
     teardown();

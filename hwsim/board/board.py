@@ -17,6 +17,7 @@ file, the table and key, and the problem.  The full format is in
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import difflib
 import re
@@ -55,6 +56,9 @@ BOARD_KEYS: dict[str, dict[str, Key]] = {
         "frequency_hz": Key(int, "virtual ticks per virtual second (timer mtime rate)", default=10_000_000),
         "mmio_access_ticks": Key(
             int, "virtual ticks each MMIO access takes (so polling loops see time pass)", default=1
+        ),
+        "irq_latency_ns": Key(
+            int, "virtual ns from a device raising its interrupt line to the driver seeing it", default=100
         ),
     },
     "ram": {"name": Key(str, "region name", True), **_REGION},
@@ -110,7 +114,7 @@ class DeviceSpec:
     assignable: bool = False  # may be assigned to a sandboxed driver (see Board.assignable_devices)
 
     @property
-    def cls(self) -> type[Device]:
+    def cls(self) -> builtins.type[Device]:  # builtins.: the field ``type`` shadows the builtin here
         return DEVICE_TYPES[self.type]
 
     @property
@@ -129,6 +133,7 @@ class Board:
     iommu: DeviceSpec | None
     devices: tuple[DeviceSpec, ...]
     mmio_access_ticks: int = 1
+    irq_latency_ns: int = 100
 
     def memory_map(self) -> list[tuple[int, int, str, str]]:
         """``(base, size, name, kind)`` for every region, by address."""
@@ -192,11 +197,20 @@ class Board:
                     f"option override must be a dict of option names to values, not {type(values).__name__}",
                 )
 
-        def patched(spec: DeviceSpec | None) -> DeviceSpec | None:
-            if spec is None or spec.name not in overrides:
+        def patched(spec: DeviceSpec) -> DeviceSpec:
+            if spec.name not in overrides:
                 return spec
             merged = {**spec.options, **overrides[spec.name]}
-            return dataclasses.replace(spec, options=_resolve_options(self.path, spec.table, spec.cls, merged))
+            options = _resolve_options(self.path, spec.table, spec.cls, merged)
+            needed = spec.cls.required_size(options)  # options may shape the register map (PLIC, NVMe doorbells)
+            if spec.size < needed:
+                raise BoardError(
+                    self.path,
+                    spec.table,
+                    "size",
+                    f"{spec.size:#x} is too small for {spec.type} registers (needs at least {needed:#x} bytes)",
+                )
+            return dataclasses.replace(spec, options=options)
 
         return Board(
             self.path,
@@ -204,10 +218,11 @@ class Board:
             self.description,
             self.clock_hz,
             self.ram,
-            patched(self.interrupt_controller),
-            patched(self.iommu),
+            patched(self.interrupt_controller) if self.interrupt_controller is not None else None,
+            patched(self.iommu) if self.iommu is not None else None,
             tuple(patched(d) for d in self.devices),
             self.mmio_access_ticks,
+            self.irq_latency_ns,
         )
 
 
@@ -331,8 +346,9 @@ class _Parser:
         clock, _ = self.table("clock", self.expect_table("clock", data.get("clock", {})), BOARD_KEYS["clock"])
         if clock["frequency_hz"] <= 0:
             raise self.error("clock", "frequency_hz", f"must be positive, not {clock['frequency_hz']}")
-        if clock["mmio_access_ticks"] < 0:
-            raise self.error("clock", "mmio_access_ticks", f"must be 0 or more, not {clock['mmio_access_ticks']}")
+        for key in ("mmio_access_ticks", "irq_latency_ns"):
+            if clock[key] < 0:
+                raise self.error("clock", key, f"must be 0 or more, not {clock[key]}")
         ram = self.parse_ram(data.get("ram"))
         irqc = self.parse_singleton("interrupt_controller", data.get("interrupt_controller"), "interrupt-controller")
         iommu = self.parse_singleton("iommu", data.get("iommu"), "iommu")
@@ -353,6 +369,7 @@ class _Parser:
             iommu,
             devices,
             clock["mmio_access_ticks"],
+            clock["irq_latency_ns"],
         )
 
     def expect_table(self, name: str, raw: Any) -> dict:

@@ -132,6 +132,7 @@ def build_system(board, overrides: dict[str, dict], seed: int | None = None, fau
     def irq_for(spec):
         if spec.irq is None:
             return None
+        assert irqc is not None  # the board loader refuses an irq without an interrupt controller
         line = irqc.line(spec.irq)
         line.name = spec.name
         return line
@@ -153,6 +154,7 @@ def build_system(board, overrides: dict[str, dict], seed: int | None = None, fau
     for spec in board.devices:
         kwargs = dict(name=spec.name, clock=clock, timing=timing, faults=faults, irq=irq_for(spec), **spec.options)
         if spec.iommu_device_id is not None:
+            assert iommu is not None  # the board loader refuses a device ID without an IOMMU
             kwargs["dma"] = iommu.port(spec.iommu_device_id)
             iommu.name_device(spec.iommu_device_id, spec.name)
         devices[spec.name] = spec.cls(**kwargs)

@@ -10,13 +10,10 @@ instruction and the walk that explains it.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..machine import Machine, StopReason
-from ..mmu import Pte, format_walk
-from ..mmu.bits import describe_flags
-from ..mmu.report import perms_string
-from ..riscv import asm as A
-from ..riscv.priv import Access, Priv
+if TYPE_CHECKING:
+    from ..riscv import asm as A
 
 CODE_VA = 0x0001_0000
 BUF_VA = 0x0010_0000
@@ -31,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def build_program(words: int) -> A.Assembler:
+    from ..riscv import asm as A
+
     a = A.Assembler(CODE_VA)
     a.li("a1", BUF_VA).li("t1", words).li("a0", 0)
     a.label("loop")
@@ -42,6 +41,13 @@ def build_program(words: int) -> A.Assembler:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: a command loads only what it runs (hwsim's start-up time).
+    from ..machine import Machine, StopReason
+    from ..mmu import Pte, format_walk
+    from ..mmu.bits import describe_flags
+    from ..mmu.report import perms_string
+    from ..riscv.priv import Access, Priv
+
     m = Machine()
     print(
         f"machine: RV64 hart (Unicorn, virtual-TLB mode), RAM {m.ram.size >> 20} MiB at {m.ram.base:#x}, "
@@ -67,19 +73,25 @@ def run(args: argparse.Namespace) -> int:
 
     m.activate(space, priv=Priv.U)
     print(f"\npage walk of the result page before the program runs ({RESULT_VA:#x}, store, U-mode):")
-    for line in format_walk(m.translate(RESULT_VA, Access.STORE)):
+    before = m.translate(RESULT_VA, Access.STORE)
+    assert before is not None  # the space is active in U-mode: the MMU translates
+    for line in format_walk(before):
         print("  " + line)
 
     good = build_program(BUF_WORDS)
     m.phys.write(code_pa, good.finish())
     r = m.run(CODE_VA, until=good.labels["exit"])
-    total = m.phys.read_u64(space.lookup(RESULT_VA).pa)
+    result_page = space.lookup(RESULT_VA)
+    assert result_page is not None  # mapped above
+    total = m.phys.read_u64(result_page.pa)
     print(
         f"\nrun 1: sum of {BUF_WORDS} words -> {r.reason.value}; result {total} "
         f"(expected {BUF_WORDS * (BUF_WORDS + 1) // 2})"
     )
     for name, va in (("buffer", BUF_VA), ("result", RESULT_VA)):
-        print(f"  {name} page PTE now {describe_flags(space.lookup(va).flags)} (hardware set A, and D on the store)")
+        page = space.lookup(va)
+        assert page is not None  # mapped above
+        print(f"  {name} page PTE now {describe_flags(page.flags)} (hardware set A, and D on the store)")
     print(
         f"  TLB: {m.tlb.stats.lookups} lookups, {m.tlb.stats.hits} hits, {m.tlb.stats.misses} misses; "
         f"{m.walks} page walks"
@@ -91,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     r = m.run(CODE_VA, until=bad.labels["exit"])
     print(f"\nrun 2: the same loop with length {BUF_WORDS + 1} -> {r.reason.value}")
     if r.reason is StopReason.FAULT:
+        assert r.fault is not None  # a FAULT result carries its fault
         print("\n".join("  " + line for line in r.fault.format().splitlines()))
         return 0
     print("  (expected a page fault)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     compiled = compile_module(module)
     nimp = module.num_imported_funcs
     names = {e.index: e.name for e in module.exports if e.kind == ExternKind.FUNC}
-    selected = range(nimp, nimp + len(module.funcs))
+    selected: Sequence[int] = range(nimp, nimp + len(module.funcs))
     if args.function is not None:
         wanted = [i for i in selected if args.function in (names.get(i), module.get_func_name(i), str(i))]
         if not wanted:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -85,6 +86,37 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(repeatable; VALUE is read as the option's type: true/false, yes/no, on/off or 1/0 "
         "for booleans, decimal or 0x hex for integers)",
     )
+    r.add_argument(
+        "--seed",
+        type=_seed,
+        default=None,
+        metavar="S",
+        help="vary device timing (latencies, completion orders, interrupt delays) with seed S; the same "
+        "seed replays the same run (default: nominal timing)",
+    )
+    r.add_argument(
+        "--explore",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="run N seeded variations of device timing (seeds S..S+N-1, S from --seed or 0); stop at the "
+        "first failing seed, print it with the command that replays it, exit 1; exit 0 when all pass",
+    )
+    r.add_argument(
+        "--faults",
+        action="store_true",
+        help="with --explore (or --seed): also inject device faults (each kind a device offers, rarely, "
+        "chosen by the seed)",
+    )
+    r.add_argument(
+        "--inject",
+        action="append",
+        default=[],
+        type=_fault_spec,
+        metavar="DEV.KIND[@N,...|%P]",
+        help="make a device fail: blk0.ioerr@3 (the 3rd request), net0.drop%%10 (10%% of frames, per seed), "
+        "dma0.error (always); repeatable; 'hwsim run BOARD DRIVER --inject list' lists the kinds",
+    )
     r.add_argument("--quiet", action="store_true", help="no driver log lines and no report on stderr")
     r.add_argument(
         "--trace",
@@ -117,6 +149,37 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a non-negative integer, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is a non-negative integer, not {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a positive number of runs, not {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"a positive number of runs, not {text!r}")
+    return value
+
+
+def _fault_spec(text: str):
+    if text == "list":
+        return text
+    from ..devices.faults import FaultSpec
+
+    try:
+        return FaultSpec.parse(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _device_list(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",")]
     if not all(names):
@@ -146,9 +209,74 @@ def run_driver(args: argparse.Namespace) -> int:
         return _run_driver(args)
 
 
+def _list_faults(system) -> int:
+    points = [
+        (f"{name}.{kind}", what) for name, device in system.devices.items() for kind, what in device.FAULTS.items()
+    ]
+    width = max((len(point) for point, _ in points), default=0)
+    for point, what in points:
+        print(f"{point:<{width}}  {what}")
+    return 0
+
+
+def _replay_command(args: argparse.Namespace, seed: int) -> str:
+    """``hwsim run ...`` as given, with ``--explore N`` replaced by ``--seed S``."""
+    argv, skip = [], False
+    for item in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if item in ("--explore", "--seed"):
+            skip = True
+            continue
+        if item.startswith(("--explore=", "--seed=")):
+            continue
+        argv.append(item)
+    words = ["hwsim", *argv, "--seed", str(seed)]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _explore(args, board, options, data: bytes, entry: str, call_args: tuple) -> int:
+    from ..driver.explore import explore
+
+    if data[:4] == b"\x7fELF":
+        raise ConfigError("--explore runs sandboxed drivers (the wasm build of the driver)")
+    uart_input = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
+    first = args.seed or 0
+    result = explore(
+        board,
+        data,
+        range(first, first + args.explore),
+        options=options,
+        entry=entry,
+        args=call_args,
+        inject=[s for s in args.inject if s != "list"],
+        faults=args.faults,
+        uart_input=uart_input,
+        assign=args.assign,
+        time_limit_ns=int(args.virtual_time_limit * 1e9),
+        wall_limit_s=args.time_limit,
+    )
+    rate = f"{len(result.seeds)} runs in {result.seconds:.1f} s ({result.runs_per_second:.1f} runs/s)"
+    if result.ok:
+        print(
+            f"explore: all {len(result.seeds)} seeds passed ({first}..{first + args.explore - 1}); {rate}",
+            file=sys.stderr,
+        )
+        return 0
+    seed = result.failed_seed
+    assert seed is not None and result.report is not None  # not ok: a seed failed, with its report
+    if not args.quiet:
+        print(result.report.format(), file=sys.stderr)
+    print(f"explore: seed {seed} fails (after {len(result.seeds) - 1} passing); {rate}", file=sys.stderr)
+    print(f"replay: {_replay_command(args, seed)}", file=sys.stderr)
+    return 1
+
+
 def _run_driver(args: argparse.Namespace) -> int:
     from ..board import load_board
     from ..board.options import parse_options
+    from ..devices.faults import FaultPlan
     from ..driver import DriverRun, build_driver
 
     path = Path(args.driver)
@@ -159,9 +287,26 @@ def _run_driver(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot read driver {str(path)!r}: {exc.strerror}") from None
     board = load_board(args.board)
-    system = board.build(options=parse_options(board, args.option))
+    options = parse_options(board, args.option)
+    if "list" in args.inject:
+        return _list_faults(board.build(options=options))
+    if args.faults and args.explore is None and args.seed is None:
+        raise ConfigError("--faults needs --explore N or --seed S (the seed chooses the faults)")
+    entry = "probe"
+    call_args: tuple[int, ...] = ()
+    if args.invoke:
+        entry = args.invoke[0]
+        try:
+            call_args = tuple(int(a, 0) for a in args.invoke[1:])
+        except ValueError:
+            raise ConfigError(f"--invoke arguments must be integers, not {args.invoke[1:]}") from None
+    if args.explore is not None:
+        return _explore(args, board, options, data, entry, call_args)
+    faults = FaultPlan(tuple(args.inject), seed=args.seed, explore=args.faults)
+    system = board.build(options=options, seed=args.seed, faults=faults)
     log = (lambda text: None) if args.quiet else (lambda text: print(f"[driver] {text}", file=sys.stderr))
     limits = dict(time_limit_ns=int(args.virtual_time_limit * 1e9), wall_limit_s=args.time_limit, catch_sigint=True)
+    run: DriverRun | FirmwareRun
     if data[:4] == b"\x7fELF":  # native firmware, unsandboxed
         from ..driver.firmware import FirmwareRun
 
@@ -170,13 +315,6 @@ def _run_driver(args: argparse.Namespace) -> int:
         run = FirmwareRun(system, data, log=log, name=str(path), **limits)
     else:
         run = DriverRun(system, data, log=log, assign=args.assign, **limits)
-    entry, call_args = "probe", ()
-    if args.invoke:
-        entry = args.invoke[0]
-        try:
-            call_args = tuple(int(a, 0) for a in args.invoke[1:])
-        except ValueError:
-            raise ConfigError(f"--invoke arguments must be integers, not {args.invoke[1:]}") from None
     report = run.run(entry, call_args)
     sys.stdout.flush()
     if not args.quiet:

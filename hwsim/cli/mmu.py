@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..mmu.bits import PAGE_SHIFT, PAGING_MODES, SATP_MODE_BARE, PagingMode, satp_fields
 from ..mmu.image import ImageMemory
 from ..mmu.report import format_walk, format_walk_explained, walk_to_json
-from ..mmu.walker import AdPolicy, walk
+from ..mmu.walker import AdPolicy, PteMemory, walk
 from ..riscv.priv import Access, Priv
 
 
@@ -133,7 +133,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 class Source:
     """Page tables to inspect: memory readable by the walker, satp, and what they are, in words."""
 
-    mem: object
+    mem: PteMemory
     satp: int
     description: list[str]
     summary: str = ""  # one line, for a snapshot's "source"
@@ -229,14 +229,15 @@ def run_walk(args: argparse.Namespace) -> int:
         mode = _check_mode(src.satp)
         _, asid, root_ppn = satp_fields(src.satp)
         if mode is None:
-            out = {"result": "ok", "mode": "Bare", "va": hex(args.va), "pa": hex(args.va), "steps": []}
+            out: dict = {"result": "ok", "mode": "Bare", "va": hex(args.va), "pa": hex(args.va), "steps": []}
             print(json.dumps(out) if args.json else f"satp MODE=Bare: no translation, pa {args.va:#x}")
             return 0
         result = walk(
             src.mem, root_ppn << PAGE_SHIFT, args.va, access, priv, mode=mode, sum=args.sum, mxr=args.mxr, ad=policy
         )
     region_of = src.region_of()
-    region = region_of(result.translation.pa) if result.ok and region_of is not None else None
+    tr = result.translation
+    region = region_of(tr.pa) if tr is not None and region_of is not None else None
     if args.json:
         out = walk_to_json(result)
         out["satp"] = {"mode": mode.name, "asid": asid, "root": hex(root_ppn << PAGE_SHIFT)}
@@ -254,8 +255,8 @@ def run_walk(args: argparse.Namespace) -> int:
         print(f"satp {src.satp:#018x}: MODE={mode.name} ASID={asid} root table at {root_ppn << PAGE_SHIFT:#x}")
         lines = format_walk(result)
     print("\n".join(lines))
-    if result.ok and region_of is not None:
-        pa = result.translation.pa
+    if tr is not None and region_of is not None:
+        pa = tr.pa
         print(
             f"pa {pa:#x} is in {region!r}"
             if region

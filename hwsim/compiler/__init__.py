@@ -10,7 +10,7 @@
 
     abi.py       the ABI shared with the runtime: vmctx layout, records, the ABI area, value locations
     masm.py      the MacroAssembler protocol and its operation kinds (IntBinOp, Conversion, ...)
-    codegen/     env, prepass, context (value stack, registers), control, call, visitor
+    codegen/     env, prepass, context (value stack, registers), control, call, fuel (metering), visitor
     isa/riscv64/ regs (register roles), abi (where a signature's values go), masm (the backend)
 """
 
@@ -41,6 +41,7 @@ class CompiledModule:
     layout: VmctxLayout
     num_imported_funcs: int
     far_calls: bool = False
+    metering: bool = False  # checkpoints and fuel counting (codegen/fuel.py)
     _trap_keys: list[int] = field(default_factory=list, repr=False)
     _pc_keys: list[int] = field(default_factory=list, repr=False)
 
@@ -108,11 +109,14 @@ def check_limits(module: DecodedModule) -> None:
             )
 
 
-def compile_module(module: DecodedModule, *, far_calls: bool = False) -> CompiledModule:
+def compile_module(module: DecodedModule, *, far_calls: bool = False, metering: bool = False) -> CompiledModule:
     """Compile every function.  Calls are ``jal`` unless the code exceeds its +-1 MiB reach, when the
-    module is compiled again with ``auipc``+``jalr`` calls (``far_calls=True`` forces that mode)."""
+    module is compiled again with ``auipc``+``jalr`` calls (``far_calls=True`` forces that mode).
+
+    ``metering``: checkpoints at function entries and loop headers and wasmtime's fuel accounting
+    (:mod:`.codegen.fuel`); without it the code has neither, byte for byte."""
     check_limits(module)
-    env = module_env(module)
+    env = module_env(module, metering=metering)
     for far in (True,) if far_calls else (False, True):
         functions = [_compile_function(env, env.num_imported_funcs + i, f, far) for i, f in enumerate(module.funcs)]
         offsets, pos = [], 0
@@ -124,7 +128,8 @@ def compile_module(module: DecodedModule, *, far_calls: bool = False) -> Compile
             _link_calls(code, functions, offsets, env.num_imported_funcs)
         except CallOutOfRange:
             continue
-        trap_table, pc_map = [], []
+        trap_table: list[tuple[int, TrapCode, int, int]] = []
+        pc_map: list[tuple[int, int, int]] = []
         for i, ((masm, _), base) in enumerate(zip(functions, offsets)):
             fi = env.num_imported_funcs + i
             trap_table.extend((base + off, tc, fi, wasm) for off, tc, wasm in masm.trap_sites)
@@ -138,6 +143,7 @@ def compile_module(module: DecodedModule, *, far_calls: bool = False) -> Compile
             env.layout,
             env.num_imported_funcs,
             far,
+            metering,
         )
     raise CompileError("module code too large even with far calls")
 

@@ -20,6 +20,13 @@ registers in 8-byte words of the **ABI area**, a fixed page pair the runtime
 maps in every Store (no stack arguments: the runtime reads and writes them
 without knowing the frame).  :func:`signature_locations` says where each value
 of a signature goes; an ISA's ``abi`` module binds it to its argument registers.
+
+**Fuel.**  Metered code (hwsim/compiler/codegen/fuel.py) keeps the Store's fuel
+count, a signed 64-bit number, in one pinned register (the ISA ``abi`` module's
+``FUEL``) for as long as guest code runs; whenever it stops (a builtin or host
+call, a trap, a stop, the return to the host) the runtime moves the count to
+the Store's fuel cell and back (hwsim/runtime/checkpoints.py).  No vmctx word
+is involved: every instance of a Store shares the one count.
 """
 
 from __future__ import annotations

@@ -5,6 +5,13 @@ and results follow the ordinary calling convention, the static operands
 (memory, table, segment indices) come last as i64 arguments.  A host
 function's stub uses the same ``ecall`` with t6 holding its funcref record,
 whose address is far above any builtin id.
+
+``checkpoint`` is the slow path of metered code's checkpoints (a function
+entry or a loop header that found the fuel count zero or negative): no
+arguments, no result, every register kept.  In metered code the bulk
+operations (``memory.fill/copy/init/grow``, ``table.fill/copy/init/grow``)
+take one more static operand last, :class:`BulkFuel`: whether the runtime
+charges their size as fuel after the operation (see hwsim/compiler/codegen/fuel.py).
 """
 
 from __future__ import annotations
@@ -37,6 +44,14 @@ class Builtin(enum.IntEnum):
     handle_pages = 22
     far_grant = 23
     far_revoke = 24
+    checkpoint = 25
+
+
+class BulkFuel(enum.IntEnum):
+    """The last static operand of a bulk operation in metered code: who charges its size."""
+
+    COMPILED = 0  # a small constant size, already counted by the compiled code (as wasmtime folds it)
+    RUNTIME = 1  # the runtime charges the size once the operation succeeds, then checks the count
 
 
 MAX_BUILTIN = max(Builtin)

@@ -436,3 +436,11 @@ class MacroAssembler(Protocol):
 
     def convert(self, conv: Conversion, dst: Reg, a: Reg) -> None:
         """``dst = conv(a)``; traps for an invalid or overflowing truncation."""
+
+    # -- metering (hwsim.compiler.codegen.fuel) -----------------------------------------------------------
+
+    def fuel_consume(self, cost: int) -> None:
+        """Subtract ``cost`` from the fuel count (a register pinned for it, see hwsim/compiler/abi.py)."""
+
+    def fuel_checkpoint(self, cost: int, builtin_id: int) -> None:
+        """Subtract ``cost`` from the fuel count; if it is then <= 0, call builtin ``builtin_id`` (cold) and resume."""

@@ -15,7 +15,7 @@ behind the Store's page tables (no more than a hostile module could ask for).
     12      32               SHA-256 of the body (every byte after this field)
     44                       body:
               2 + n          COMPILER_VERSION (u16 length, UTF-8)
-              1              far_calls (0 or 1)
+              1              flags: bit 0 far_calls, bit 1 metering
               1 + names      trap-code table: u8 count, each a u8 length and a TrapCode member name
               4 + 8 n        functions: u32 count; (u32 code offset, u32 size) each, contiguous from 0
               4 + 13 n       trap table: u32 count; (u32 code offset, u8 trap code, u32 func, u32 wasm offset)
@@ -54,7 +54,8 @@ def encode(compiled: CompiledModule) -> bytes:
     names = sorted({code.name for _, code, _, _ in compiled.trap_table})
     index = {name: i for i, name in enumerate(names)}
     version = COMPILER_VERSION.encode()
-    parts = [struct.pack("<H", len(version)), version, bytes([compiled.far_calls]), bytes([len(names)])]
+    flags = int(compiled.far_calls) | int(compiled.metering) << 1
+    parts = [struct.pack("<H", len(version)), version, bytes([flags]), bytes([len(names)])]
     for name in names:
         parts += [bytes([len(name)]), name.encode()]
     parts.append(_U32.pack(len(compiled.func_offsets)))
@@ -84,9 +85,9 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
     compiler = bytes(r.take(r.unpack("<H")[0])).decode("utf-8", "replace")
     if compiler != COMPILER_VERSION:
         raise CacheFormatError(f"compiled by {compiler!r}, not {COMPILER_VERSION!r}")
-    far_calls = r.unpack("<B")[0]
-    if far_calls > 1:
-        raise CacheFormatError(f"far_calls is {far_calls}")
+    flags = r.unpack("<B")[0]
+    if flags > 3:
+        raise CacheFormatError(f"flags byte is {flags:#x} (bit 0 far calls, bit 1 metering)")
     codes = []
     for _ in range(r.unpack("<B")[0]):
         name = bytes(r.take(r.unpack("<B")[0])).decode("ascii", "replace")
@@ -129,7 +130,8 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
         pc_map,
         vmctx_layout(module),
         first,
-        bool(far_calls),
+        bool(flags & 1),
+        bool(flags & 2),
     )
 
 

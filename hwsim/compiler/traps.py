@@ -26,6 +26,7 @@ class TrapCode(enum.Enum):
     MEMORY_CONTROL = "invalid memory-control operation"  # memory.map of a mapped page, a bad protection...
     SEGMENT_FAULT = "segment fault"  # a far pointer outside its segment or without the right
     HOST_INTERFACE = "host interface misuse"  # a sandboxed driver called the hwsim host interface wrongly
+    OUT_OF_FUEL = "all fuel consumed by WebAssembly"  # a checkpoint found the fuel count used up (wasmtime's text)
 
     @property
     def message(self) -> str:

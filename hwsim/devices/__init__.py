@@ -5,6 +5,7 @@ from .base import DEVICE_TYPES, Device, IrqLine, MmioEvent, Option, OptionError,
 from .clock import ClockEvent, VirtualClock
 from .dma import DmaEngine
 from .issues import DeviceIssue, IssueKind
+from .nvme import NvmeController
 from .plic import Plic
 from .regs import Field, RegAccess, Register, RegisterFile, RegisterLayout
 from .rtc import GoldfishRtc
@@ -27,6 +28,7 @@ __all__ = [
     "IssueKind",
     "MemoryBackend",
     "MmioEvent",
+    "NvmeController",
     "Option",
     "OptionError",
     "Plic",

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from ..errors import ConfigError
 from ..trace import TRACE
-from .clock import VirtualClock
+from .clock import ClockEvent, VirtualClock
 from .faults import FaultPlan
 from .issues import DeviceIssue, IssueKind, make_issue
 from .regs import RegisterFile, RegisterLayout
@@ -107,7 +107,7 @@ class IrqLine:
         self._fault: Callable[[str], bool] | None = None
         self._clock: VirtualClock | None = None
         self._wanted = False  # the level the device drives
-        self._pulse = None  # the ClockEvent ending a spurious pulse
+        self._pulse: ClockEvent | None = None  # the event ending a spurious pulse
 
     def attach_faults(self, fault: Callable[[str], bool], clock: VirtualClock) -> None:
         """Let ``fault("lost")`` and ``fault("spurious")`` (the device's fault points) act on the line."""
@@ -119,12 +119,12 @@ class IrqLine:
         self._wanted = level
         if level == self.level or self._pulse is not None:
             return  # (a spurious pulse ends at its tick, then the line follows the device again)
-        fault = self._fault
-        if fault is not None:
+        fault, clock = self._fault, self._clock
+        if fault is not None and clock is not None:
             if level and fault("lost"):
                 return
             if not level and fault("spurious"):
-                self._pulse = self._clock.schedule_in(1, self._end_pulse)
+                self._pulse = clock.schedule_in(1, self._end_pulse)
                 return  # the line stays high one tick more, with nothing behind it
         self._drive(level)
 
@@ -184,7 +184,8 @@ class Device:
     TYPE: ClassVar[str] = ""
     ROLE: ClassVar[str] = "device"  # or "interrupt-controller", "iommu"
     DESCRIPTION: ClassVar[str] = ""
-    LAYOUT: ClassVar[RegisterLayout]
+    # Not a ClassVar: a device whose map depends on its options (the PLIC) sets its own per instance.
+    LAYOUT: RegisterLayout
     OPTIONS: ClassVar[dict[str, Option]] = {}
     DOES_DMA: ClassVar[bool] = False
     HAS_IRQ: ClassVar[bool] = True

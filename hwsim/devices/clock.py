@@ -32,6 +32,10 @@ class ClockEvent:
         return f"ClockEvent(when={self.when}, cancelled={self.cancelled})"
 
 
+def _no_limit() -> None:
+    """The limit callback while no limit is set: the clock may run past tick 2**64 unremarked."""
+
+
 class VirtualClock:
     """Ticks at ``frequency_hz`` virtual ticks per virtual second, starting at 0."""
 
@@ -43,7 +47,7 @@ class VirtualClock:
         self._events: list[tuple[int, int, ClockEvent]] = []
         self._seq = itertools.count()
         self._limit = 1 << 64  # see set_limit
-        self._over_limit: Callable[[], None] | None = None
+        self._over_limit: Callable[[], None] = _no_limit
 
     def set_limit(self, tick: int, callback: Callable[[], None] | None) -> None:
         """Call ``callback()`` each time the clock moves to or past ``tick`` (a run's time limit).
@@ -51,7 +55,7 @@ class VirtualClock:
         Unlike an event it is not something that can still happen: :attr:`next_deadline` does not
         see it, so an idle system is still idle.  ``callback`` None removes it."""
         self._limit = tick if callback is not None else 1 << 64
-        self._over_limit = callback
+        self._over_limit = callback if callback is not None else _no_limit
 
     def schedule(self, when: int, callback: Callable[[], None]) -> ClockEvent:
         """Run ``callback()`` when time reaches tick ``when`` (now, if ``when`` is in the past:

@@ -26,6 +26,7 @@ the destination leaves it untouched.
 from __future__ import annotations
 
 from .base import Device, Option, register_device
+from .clock import ClockEvent
 from .issues import IssueKind
 from .layouts import (
     DMA_BUFFER_OFFSET,
@@ -71,7 +72,7 @@ class DmaEngine(Device):
         self.dma_port = dma  # a hwsim.iommu.DmaPort; None: not connected (every transfer fails)
         self.buffer = bytearray(DMA_BUFFER_SIZE)
         self.last_fault = None  # the IommuFault of the last failed transfer
-        self._pending = None  # the ClockEvent that completes the transfer in flight
+        self._pending: ClockEvent | None = None  # completes the transfer in flight
         self.regs.on_write("CMD", self._write_cmd)
         self.regs.on_write("STATUS", lambda new, old: self._update_irq())
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 from ..trace import TRACE
+from .clock import VirtualClock
 
 EXPLORE_PROBABILITY = 0.02  # per operation, per offered kind, when exploring with faults
 _SPEC = re.compile(
@@ -92,11 +93,11 @@ class FaultPlan:
     seed: int | None = None
     explore: bool = False  # with a seed: every offered kind fails now and then
     fired: list[FiredFault] = field(default_factory=list)
-    clock: object = None  # the board's VirtualClock (for the time of each fault)
+    clock: VirtualClock | None = None  # the board's (for the time of each fault)
 
     def __post_init__(self) -> None:
         self._counts: dict[tuple[str, str], int] = {}
-        self._rng = random.Random(("faults", self.seed)) if self.seed is not None else random.Random(0)
+        self._rng = random.Random(f"faults {self.seed}")  # a stream of its own, apart from the timing draws
         self._by_point = {(s.device, s.kind): s for s in self.specs}
 
     @property

@@ -53,7 +53,7 @@ def make_issue(
     value: int | None = None,
     pc: int | None = None,
     source: str = "",
-    **extra,
+    **extra: object,
 ) -> DeviceIssue:
     message = kind.value.format(
         register=register,

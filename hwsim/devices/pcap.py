@@ -67,7 +67,7 @@ def read_pcap(path: str | Path) -> list[PcapRecord]:
         raise PcapError(f"{name!r}: pcap version {major}.{minor}, expected 2.x")
     if linktype != LINKTYPE_ETHERNET:
         raise PcapError(f"{name!r}: link type {linktype}, expected {LINKTYPE_ETHERNET} (Ethernet)")
-    records = []
+    records: list[PcapRecord] = []
     off = GLOBAL_HEADER_SIZE
     record = RECORD_HEADER[order]
     while off < len(raw):

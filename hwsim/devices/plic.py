@@ -22,6 +22,7 @@ to the hart (mip.MEIP/SEIP and a trap) is the machine's job and not done yet.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from ..trace import TRACE
 from .base import Device, IrqLine, Option, register_device
@@ -67,15 +68,15 @@ class Plic(Device):
         self._outputs = [False] * self.contexts
         self._listeners: list[Callable[[int, bool], None]] = []
         for c in range(self.contexts):
-            self.regs.on_read(f"CLAIM{c}", lambda c=c: self.claim(c))
-            self.regs.on_write(f"CLAIM{c}", lambda new, old, c=c: self.complete(c, new))
+            self.regs.on_read(f"CLAIM{c}", partial(self.claim, c))
+            self.regs.on_write(f"CLAIM{c}", partial(self._write_claim, c))
             self.regs.on_write(f"THRESHOLD{c}", lambda new, old: self._update())
             for w in range((self.sources + 31) // 32):
                 self.regs.on_write(f"ENABLE{c}_{w}", lambda new, old: self._update())
         for s in range(1, self.sources):
             self.regs.on_write(f"PRIORITY{s}", lambda new, old: self._update())
         for w in range((self.sources + 31) // 32):
-            self.regs.on_read(f"PENDING{w}", lambda w=w: self._pending_word(w))
+            self.regs.on_read(f"PENDING{w}", partial(self._pending_word, w))
 
     @classmethod
     def required_size(cls, options) -> int:
@@ -165,6 +166,9 @@ class Plic(Device):
         if self._level[source]:
             self._pending[source] = True
         self._update()
+
+    def _write_claim(self, context: int, new: int, _old: int) -> None:
+        self.complete(context, new)
 
     def _pending_word(self, word: int) -> int:
         return sum(1 << b for b in range(32) if 32 * word + b < self.sources and self._pending[32 * word + b])

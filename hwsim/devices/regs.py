@@ -34,7 +34,7 @@ the register's name; nothing is silently dropped.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -157,7 +157,7 @@ class RegisterLayout:
     def __getitem__(self, name: str) -> Register:
         return self._by_name[name]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Register]:
         return iter(self.registers)
 
     def at(self, offset: int) -> list[Register]:

@@ -41,7 +41,7 @@ class Timer(Device):
         r.on_write("MTIME_HI", lambda new, old: self._set_mtime(self.mtime & 0xFFFF_FFFF | new << 32))
         r.on_write("MTIMECMP_LO", lambda new, old: self._rearm())
         r.on_write("MTIMECMP_HI", lambda new, old: self._rearm())
-        r.on_write("MSIP", lambda new, old: self.software_irq.set(new & 1))
+        r.on_write("MSIP", lambda new, old: self.software_irq.set(bool(new & 1)))
 
     def _reset(self) -> None:
         self._offset = 0

@@ -28,6 +28,9 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 POLL_S = 0.05
 
@@ -53,7 +56,7 @@ class RunControl:
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._sockets: tuple[socket.socket, socket.socket] | None = None
-        self._old_handler = None
+        self._old_handler: Callable[[int, FrameType | None], Any] | int | None = None
         self._old_wakeup = -1
         self._sigints = 0
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -146,8 +146,11 @@ class DriverMemory(Protocol):
     """What the checker needs of the driver's memory 0 (the runner adapts the Store's memory)."""
 
     base: int  # guest virtual address of linear address 0
-    size_bytes: int
     page_size: int
+
+    @property
+    def size_bytes(self) -> int:
+        """The memory's size now."""
 
     def grow(self, pages: int) -> int:
         """memory.grow: the old size in pages, or -1."""
@@ -547,6 +550,7 @@ class DmaChecker:
 
     def check_cpu_access(self, linear: int, size: int, write: bool, pc: int, *, frame: int | None = None) -> None:
         """Report driver accesses to bytes of driver memory 0 that a device owns now."""
+        owners: Iterable[DmaMapping]
         if frame is not None:
             owners = self.owned_on_frame.get(frame, ())
         else:
@@ -598,7 +602,7 @@ class DmaChecker:
         m = self._find(did, iova) if did is not None else None
         live = m is not None and m.unmapped_by is None and m.coherent
         self.unmap(name, iova, size, Direction.BIDIRECTIONAL, where, call="hwsim_dma_free_coherent")
-        if live and m.unmapped_by == where and size == m.size:
+        if live and m is not None and m.unmapped_by == where and size == m.size:
             self.memory.revoke(m.cpu_addr, m.size, f"was freed by hwsim_dma_free_coherent({name!r}, {size}) at {where}")
 
     def check_leaks(self) -> None:

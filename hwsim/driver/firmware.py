@@ -9,6 +9,8 @@ service.  This is the baseline that shows what the sandbox costs.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import HwsimError
 from ..machine import EcallAction, StopReason
 from ..machine.elf import ElfError, ElfImage, read_elf
@@ -18,6 +20,9 @@ from ..trace import TRACE
 from .control import RunControl, StopCause
 from .irq import HANDLER, IrqDispatcher, IrqError
 from .runner import DriverError, RunReport, log_lines
+
+if TYPE_CHECKING:
+    from ..wasm.dwarf import SourceMap
 
 STACK_SIZE = 256 << 10
 SERVICES = {
@@ -60,6 +65,7 @@ class FirmwareRun:
     ) -> None:
         """Load ``elf`` (the file's bytes; ``name`` is the file in messages) into the board's RAM."""
         self.system = system
+        TRACE.clock = lambda: system.clock.ticks_to_ns(system.clock.now)  # this board's virtual time, from now
         self.m = system.machine
         self.name = name
         self.machine = self.m  # for RunControl
@@ -70,7 +76,7 @@ class FirmwareRun:
         self.log_sink = log or (lambda text: None)
         self.log: list[str] = []
         self._elf = bytes(elf)
-        self._source_map = None
+        self._source_map: SourceMap | None = None
         self.image = self._load(elf)
         if "probe" not in self.image.symbols:
             raise DriverError(f"{name}: the firmware has no probe symbol")
@@ -84,7 +90,6 @@ class FirmwareRun:
         self.time_limit_ticks = time_limit_ns * system.clock.frequency_hz // 1_000_000_000
         clock = system.clock
         clock.set_limit(self.time_limit_ticks, self._virtual_time_up)
-        TRACE.clock = lambda: clock.ticks_to_ns(clock.now)
         self.irqs = IrqDispatcher(system, self._call_handler, self._request_async)
         self._async: list = []
         self._running = 0  # depth of firmware code running on the CPU
@@ -238,9 +243,11 @@ class FirmwareRun:
             if device.irq is None:
                 raise DriverError(f"hwsim_irq_wait: device {device.name!r} has no interrupt line on this board")
             self._check_time()
-            result = int(
-                self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self._safe_point, device=device)
-            )
+            seen, stop = self.irqs.seen(device)
+            try:
+                result = int(self.irqs.wait(seen, self.time_limit_ticks, self._safe_point, device=device))
+            finally:
+                stop()
         elif what in ("request_irq", "free_irq"):
             try:
                 if what == "request_irq":
@@ -307,4 +314,6 @@ class FirmwareRun:
             report.dma_requests = iommu.stats.requests - requests
         report.device_issues = self.system.issues()
         report.virtual_ns = self.system.clock.ticks_to_ns(self.system.clock.now)
+        report.seed = self.system.timing.seed
+        report.faults = list(self.system.faults.fired)
         return report

@@ -13,9 +13,9 @@ the device's interrupt line is high, the handler is called with the cookie:
   time limit.  A driver built this way is like a kernel driver: probe sets
   the device up and returns, interrupts do the work.
 
-Whatever the driver did, the run does not end while a device still has work
-in flight (a request, a transfer, bytes in a transmit FIFO): time passes,
-event by event, until the devices are idle or the time limit.
+Whatever the driver did, the run then lets the device events still scheduled
+happen (a request, a transfer, bytes in a transmit FIFO), up to the time limit
+(``DriverRun._drain``); a device still busy after that is reported.
 
 Lines are level-triggered: the handler is called again as long as the line
 stays high after it returns.  A handler that never clears its device's
@@ -25,11 +25,16 @@ the IRQ is disabled and the run reports it.  Handlers do not nest.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import HwsimError
 from ..trace import TRACE
+
+if TYPE_CHECKING:
+    from ..devices.base import Device
 
 HANDLER = "hwsim_irq_handler"
 STORM_LIMIT = 1000
@@ -43,7 +48,7 @@ class IrqError(HwsimError):
 @dataclass
 class _Registration:
     name: str
-    device: object
+    device: Device
     cookie: int
     stop_observing: Callable[[], None]
 
@@ -61,6 +66,7 @@ class IrqDispatcher:
         self.problems: list[str] = []
         self._pending = False
         self._in_handler = False
+        self._rises: dict[str, tuple[int, int]] = {}  # device: (tick of its line's last rise, tick seen)
 
     def request(self, name: str, cookie: int, *, has_handler: bool) -> None:
         device = self.system.device(name)
@@ -73,16 +79,70 @@ class IrqDispatcher:
             raise IrqError(f"hwsim_request_irq({name!r}): the device has no interrupt line on this board")
         if name in self.registered:
             raise IrqError(f"hwsim_request_irq({name!r}): the device already has a handler")
-        stop = device.irq.observe(lambda level: level and self._raised())
+        stop = device.irq.observe(functools.partial(self._on_level, name))
         self.registered[name] = _Registration(name, device, cookie & 0xFFFF_FFFF, stop)
         if device.irq.level:
             self._raised()
+
+    # -- delivery latency ------------------------------------------------------------------------------
+
+    def latency(self, name: str) -> int:
+        """Ticks from a line rising to the driver seeing it: the board's irq_latency_ns, as the board's
+        timing varies it (nominal without a seed)."""
+        clock = self.system.clock
+        ns = getattr(self.system.board, "irq_latency_ns", 0)
+        return self.system.timing.delay(-(-ns * clock.frequency_hz // 1_000_000_000), f"{name} interrupt")
+
+    def _rose(self, name: str) -> None:
+        """A registered line rose: the handler is called once the delivery latency has passed."""
+        visible = self._visible_after_rise(name)
+        if visible > self.system.clock.now:
+            self.system.clock.schedule(visible, self._raised)
+        else:
+            self._raised()
+
+    def _visible_after_rise(self, name: str) -> int:
+        """The tick at which the rise of ``name``'s line now happening reaches the driver.  One draw per
+        rise, shared by the handler and every wait on the line: a wait never sees an interrupt its
+        handler has not been called for yet (a draw each would let a driver polling ``hwsim_irq_wait``
+        see the line before its handler runs, and spin without time passing)."""
+        clock = self.system.clock
+        rise = self._rises.get(name)
+        if rise is None or rise[0] != clock.now:
+            rise = (clock.now, clock.now + self.latency(name))
+            self._rises[name] = rise
+        return rise[1]
+
+    def seen(self, device) -> tuple[Callable[[], bool], Callable[[], None]]:
+        """``(predicate, stop)``: the predicate is true once ``device``'s line is high and has been for the
+        delivery latency (a line already high counts once its rise has reached the driver); ``stop()`` ends the observation."""
+        clock = self.system.clock
+        visible_at: list[int | None] = [None]
+        if device.irq.level:  # high already: seen at once, or when its rise reaches the driver
+            rise = self._rises.get(device.name)
+            visible_at[0] = clock.now if rise is None else max(clock.now, rise[1])
+            if visible_at[0] > clock.now:
+                clock.schedule(visible_at[0], lambda: None)
+
+        def on_level(level: bool) -> None:
+            if not level:
+                visible_at[0] = None
+            elif visible_at[0] is None:
+                visible_at[0] = self._visible_after_rise(device.name)
+                clock.schedule(visible_at[0], lambda: None)  # time that passes in a wait stops there
+
+        stop = device.irq.observe(on_level)
+        return (lambda: device.irq.level and visible_at[0] is not None and clock.now >= visible_at[0]), stop
 
     def free(self, name: str) -> None:
         reg = self.registered.pop(name, None)
         if reg is None:
             raise IrqError(f"hwsim_free_irq({name!r}): no handler was requested for it")
         reg.stop_observing()
+
+    def _on_level(self, name: str, level: bool) -> None:
+        if level:
+            self._rose(name)
 
     def _raised(self) -> None:
         if not self._pending:
@@ -172,8 +232,7 @@ class IrqDispatcher:
                 return until()
 
     def serve(self, time_limit_ticks: int, run_async: Callable[[], None]) -> None:
-        """After the entry point returned: deliver interrupts while anything can still happen, then let
-        the work devices still have in flight finish (see :meth:`finish_work`)."""
+        """After the entry point returned: deliver interrupts while anything can still happen."""
         while self.registered:
             self._poll()
             run_async()
@@ -182,23 +241,6 @@ class IrqDispatcher:
                 continue
             if not self.registered or not self.idle_step(time_limit_ticks):
                 break
-        self.finish_work(time_limit_ticks, run_async)
-
-    def busy_devices(self) -> list[str]:
-        """The devices with work in flight (``busy``: a transfer, a request, bytes being sent)."""
-        return [name for name, device in self.system.devices.items() if getattr(device, "busy", False)]
-
-    def finish_work(self, time_limit_ticks: int, run_async: Callable[[], None]) -> None:
-        """Let virtual time pass, event by event, while a device has work in flight (up to the limit):
-        a run does not end with a request half done, as hardware goes on after the driver returned;
-        what the device does then (its DMA, its interrupt) is checked like the rest."""
-        clock = self.system.clock
-        while self.busy_devices():
-            deadline = clock.next_deadline
-            if deadline is None or deadline > time_limit_ticks:
-                return
-            clock.advance_to(max(deadline, clock.now))
-            run_async()
 
     def sleep(self, ticks: int, run_async: Callable[[], None]) -> None:
         """Advance time by ``ticks``, stopping at each event so handlers run at its time."""

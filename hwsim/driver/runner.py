@@ -119,11 +119,14 @@ class RunReport:
     virtual_ns: int = 0
     irq_calls: int = 0  # calls of the driver's interrupt handler
     irq_problems: list[str] = field(default_factory=list)
+    in_flight: list[str] = field(default_factory=list)  # devices still busy when the run ended
     refusals: list[str] = field(default_factory=list)  # accesses to devices not assigned to the driver
     entry: str = "probe"
     stopped: StopCause | None = None  # stopped from outside: a time limit or Ctrl-C
     sandboxed: bool = True  # False for native firmware: no IOMMU translation, no DMA checker
     failure: str | None = None  # native firmware stopped from outside: why, and where
+    seed: int | None = None  # the timing seed of the board (None: nominal timing)
+    faults: list = field(default_factory=list)  # injected faults that fired (devices/faults.FiredFault)
 
     @property
     def probe_failed(self) -> bool:
@@ -141,6 +144,8 @@ class RunReport:
             and not self.irq_problems
             and not self.refusals
             and not self.probe_failed
+            and not self.in_flight
+            and not self.device_issues
         )
 
     @property
@@ -164,9 +169,12 @@ class RunReport:
                 f"{self.failure}"
             )
         elif self.probe_failed:
+            assert isinstance(self.result, int)  # probe_failed checked it
             lines.append(f"probe() returned {describe_errno(self.result)}: the driver failed to probe")
         else:
             lines.append(f"driver returned {self.result!r}")
+        if self.seed is not None:
+            lines.append(f"timing seed {self.seed} (replay: --seed {self.seed})")
         if not self.sandboxed:
             lines.append(
                 "native firmware, unsandboxed: the DMA checker is off (physical DMA, IOMMU in bare "
@@ -181,6 +189,10 @@ class RunReport:
             + (f"; interrupt handler calls: {self.irq_calls}" if self.irq_calls else "")
         )
         lines += [f"  {problem}" for problem in self.irq_problems]
+        if self.in_flight:
+            lines.append(f"device work still in flight at the end of the run: {', '.join(self.in_flight)}")
+        if self.faults:
+            lines.append(f"injected faults ({len(self.faults)}): " + ", ".join(f.format() for f in self.faults))
         if self.refusals:
             lines.append(f"refused ({len(self.refusals)}): the driver reached for devices it was not given")
             lines += [f"  {refusal}" for refusal in self.refusals]
@@ -234,7 +246,7 @@ class DriverRun:
     def __init__(
         self,
         system,
-        wasm: bytes,
+        wasm: bytes | api.Module,
         *,
         engine: api.Engine | None = None,
         log: Callable[[str], None] | None = None,
@@ -247,6 +259,8 @@ class DriverRun:
         :meth:`run` (None: none); ``assign``: the devices the driver is given (default: every
         assignable device of the board); ``catch_sigint``: Ctrl-C stops a run with its report."""
         self.system = system
+        clock = system.clock
+        TRACE.clock = lambda: clock.ticks_to_ns(clock.now)  # trace timestamps: this board's virtual time, from now
         self.assigned = self._check_assignment(system, assign)
         self.refusals: list[str] = []
         self.wall_limit_s = wall_limit_s
@@ -254,7 +268,8 @@ class DriverRun:
         self.engine = engine or api.Engine()
         self.store = api.Store(self.engine, machine=system.machine)
         self.vm = vm_store(self.store)  # the engine side of the Store: address space, interrupts, locations
-        self.module = api.Module(self.engine, wasm)
+        # The module may come compiled already (exploration instantiates one module in many runs).
+        self.module = wasm if isinstance(wasm, api.Module) else api.Module(self.engine, wasm)
         self.log_sink = log or (lambda text: print(f"[driver] {text}", file=sys.stderr))
         self.log: list[str] = []
         self.time_limit_ticks = time_limit_ns * system.clock.frequency_hz // 1_000_000_000
@@ -302,8 +317,6 @@ class DriverRun:
         for name in sorted(self.assigned):
             if isinstance(device := system.device(name), VirtioMmio):
                 self.virtio.attach(name, device)
-        clock = system.clock
-        TRACE.clock = lambda: clock.ticks_to_ns(clock.now)  # trace timestamps: this board's virtual time
         clock.set_limit(self.time_limit_ticks, self._virtual_time_up)
 
     @staticmethod
@@ -347,6 +360,17 @@ class DriverRun:
     def _time_limit_text(self) -> str:
         seconds = self.time_limit_ticks / self.system.clock.frequency_hz
         return f"virtual-time limit of {seconds:g} s reached while the driver was still running"
+
+    def _drain(self) -> None:
+        """Let virtual time pass while the clock holds device events, up to the time limit."""
+        clock = self.system.clock
+        while (deadline := clock.next_deadline) is not None and deadline <= self.time_limit_ticks:
+            clock.advance_to(max(deadline, clock.now))
+            self._safe_point()
+
+    def in_flight(self) -> list[str]:
+        """Devices with work still in flight (``busy``): what a run ending now leaves undone."""
+        return [name for name, dev in self.system.devices.items() if getattr(dev, "busy", False)]
 
     def _safe_point(self) -> None:
         """Between two steps of a wait or sleep: run what waits for a safe point (interrupt
@@ -538,7 +562,11 @@ class DriverRun:
         self._check_time()
         if device.irq is None:
             raise DriverError(f"hwsim_irq_wait: device {device.name!r} has no interrupt line on this board")
-        return int(self.irqs.wait(lambda: device.irq.level, self.time_limit_ticks, self._safe_point, device=device))
+        seen, stop = self.irqs.seen(device)  # the line, after the board's interrupt-delivery latency
+        try:
+            return int(self.irqs.wait(seen, self.time_limit_ticks, self._safe_point, device=device))
+        finally:
+            stop()
 
     def request_irq(self, ptr: int, length: int, cookie: int) -> int:
         handler = self.instance.exports(self.store).get(HANDLER)
@@ -631,6 +659,9 @@ class DriverRun:
                     report.result = func(self.store, *args)
                     # Registered interrupt handlers go on working after the entry point returned.
                     self.irqs.serve(self.time_limit_ticks, self._safe_point)
+                    # Device work still in flight (a transfer, a request) happens now, as it would on
+                    # hardware after the driver returned: its DMA is checked like any other.
+                    self._drain()
                 except Trap as trap:
                     report.trap = trap
                     if TRACE.trap is not None:
@@ -642,6 +673,7 @@ class DriverRun:
             report.stopped = control.cause or StopCause.TIME_LIMIT
         report.irq_calls = self.irqs.calls - calls_before
         report.irq_problems = self.irqs.problems[problems_before:]
+        report.in_flight = self.in_flight()
         report.refusals = self.refusals[refusals_before:]
         self.dma.check_leaks()
         report.dma_reports = self.dma.reports[dma_before:]
@@ -653,4 +685,6 @@ class DriverRun:
             report.dma_faults = list(iommu.fault_log[faults_before:])
         report.device_issues = self.system.issues()
         report.virtual_ns = self.now_ns()
+        report.seed = self.system.timing.seed
+        report.faults = list(self.system.faults.fired)
         return report

@@ -185,13 +185,13 @@ class VirtioChecker:
             return
         if kind is QueueEventKind.NOTIFIED:
             ring.unnotified = None
-        elif kind is QueueEventKind.FETCHED:
+        elif kind is QueueEventKind.FETCHED and event.chain is not None:
             chain = event.chain
             if chain.head not in ring.owned:  # published where the checker could not see it
                 ring.owned[chain.head] = (tuple(chain.descriptors), "")
                 for d in chain.descriptors:
                     ring.owner_of.setdefault(d, chain.head)
-        elif kind is QueueEventKind.RETURNED:
+        elif kind is QueueEventKind.RETURNED and event.chain is not None:
             self._release(ring, event.chain.head)
         elif kind is QueueEventKind.STOPPED:
             self._check_notified(ring)

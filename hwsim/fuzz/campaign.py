@@ -42,8 +42,9 @@ import time
 import traceback
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from typing import cast
 
 from .execute import CallPlan, Run, run_hwsim, run_wasmtime, wasmtime_engine
 from .smith import FuzzError, generate, normalise_overrides, shrink
@@ -316,7 +317,7 @@ def run_campaign(
     next_seed = first_seed
     end_seed = None if count is None else first_seed + count
     ctx = multiprocessing.get_context("spawn")  # fork would copy a parent's locks (wasmtime, pytest threads): deadlock
-    workers: dict = {}  # conn -> [process, current seed, seeds left]
+    workers: dict[Connection, list] = {}  # conn -> [process, current seed, seeds left]
 
     def more_seeds() -> list[int]:
         nonlocal next_seed
@@ -355,7 +356,8 @@ def run_campaign(
             spawn(seeds)
     try:
         while workers:
-            ready = wait(list(workers), timeout=min(stall, 5.0))
+            # wait returns some of the objects it is given: here, the workers' connections
+            ready = cast(list[Connection], wait(list(workers), timeout=min(stall, 5.0)))
             now = time.monotonic()
             silent = [
                 c

@@ -107,7 +107,7 @@ def host_call(log: list, name: str, args) -> object:
     params, results = HOST_FUNCS[name]
     log.append((name, *(_norm(t, a) for t, a in zip(params, args))))
     h = zlib.crc32(repr((log[-1], len(log))).encode())
-    out = []
+    out: list[int | float] = []
     for ty in results:
         if ty == "i32":
             out.append(h - (1 << 32) if h >> 31 else h)
@@ -302,6 +302,8 @@ def _hwsim_imports_final(run: Run, module, provided: dict) -> None:
 def _hwsim_final(run: Run, prefix: str, kind: str, name: str, item) -> None:
     """Record ``item`` (a memory, global or table; functions are skipped) as ``PREFIXKIND NAME``."""
     key, inner = f"{prefix}{kind} {name}", getattr(item, "_inner", None)
+    if inner is None:  # a function (a Func has no _inner)
+        return
     if kind == "memory":
         data = bytes(inner.read(0, inner.size_bytes))
         run.memories[key] = data

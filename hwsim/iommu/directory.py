@@ -11,8 +11,13 @@ both, like a driver).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import HwsimError
+
+if TYPE_CHECKING:
+    from ..machine.frames import FrameAllocator
+    from ..machine.physmem import PhysicalMemory
 from ..mmu.bits import PAGE_SHIFT, PagingMode
 from .bits import (
     DC_SIZE,
@@ -94,7 +99,7 @@ class DeviceContext:
 class DeviceDirectory:
     """A device-directory table in RAM; ``ddtp`` is the value to program (mode and root PPN)."""
 
-    def __init__(self, phys, frames, *, levels: int = 1) -> None:
+    def __init__(self, phys: PhysicalMemory, frames: FrameAllocator, *, levels: int = 1) -> None:
         if levels not in (1, 2, 3):
             raise IommuError(f"a device directory has 1, 2 or 3 levels, not {levels}")
         self.phys = phys
@@ -142,6 +147,7 @@ class DeviceDirectory:
     def set_context(self, device_id: int, context: DeviceContext) -> int:
         """Write ``context`` into the table (no invalidation); returns its address."""
         addr = self.context_address(device_id, create=True)
+        assert addr is not None  # create=True makes the missing tables
         self.phys.write(addr, context.to_bytes())
         return addr
 

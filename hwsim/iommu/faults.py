@@ -114,7 +114,7 @@ class FaultQueue:
     tail: int = 0
     overflow: bool = False
     dropped: int = 0
-    _slots: dict = field(default_factory=dict, repr=False)
+    _slots: dict[int, IommuFault] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.reset(self.entries)

@@ -364,9 +364,10 @@ class Iommu(Device):
                 if dc.iosatp_mode == 0:
                     pieces = [(iova, size)]
                 else:
-                    pieces = self._translate(device_id, dc, steps, iova, size, access)
-                    if isinstance(pieces, DmaResult):
-                        return pieces
+                    translated = self._translate(device_id, dc, steps, iova, size, access)
+                    if isinstance(translated, DmaResult):
+                        return translated
+                    pieces = translated
             views = []
             for pa, n in pieces:
                 try:
@@ -386,6 +387,7 @@ class Iommu(Device):
                 result="ok",
             )
         if write:
+            assert data is not None  # checked on entry: a write has exactly ``size`` bytes
             off = 0
             for view in views:
                 view[:] = data[off : off + len(view)]
@@ -395,13 +397,22 @@ class Iommu(Device):
         self.stats.bytes_read += size
         return DmaResult(True, b"".join(views) if len(views) > 1 else bytes(views[0]))
 
-    def _translate(self, device_id, dc: DeviceContext, steps, iova: int, size: int, access: DmaAccess):
+    def _translate(
+        self,
+        device_id: int,
+        dc: DeviceContext,
+        steps: tuple[DirectoryStep, ...],
+        iova: int,
+        size: int,
+        access: DmaAccess,
+    ) -> list[tuple[int, int]] | DmaResult:
+        """The physically contiguous ``(pa, length)`` pieces of ``[iova, iova+size)``, or the fault's result."""
         # No PASID: every request is a U-mode access, without SUM or MXR (see the module docstring).
         phys, tlb, pscid, root, mode = self.phys, self.iotlb, dc.pscid, dc.root, PAGING_MODES[dc.iosatp_mode]
         walk_access = Access.STORE if access is DmaAccess.WRITE else Access.LOAD
         ad = AdPolicy.UPDATE if dc.sade else AdPolicy.FAULT
         count_walk = self._count_walk
-        pieces = []
+        pieces: list[tuple[int, int]] = []
         va = iova
         end = iova + size
         while va < end:
@@ -422,6 +433,7 @@ class Iommu(Device):
                         dc=dc,
                     )
                 fault = tr.walk.fault
+                assert fault is not None  # a refusal that walked carries the faulting walk
                 return self._fault(
                     device_id,
                     va,

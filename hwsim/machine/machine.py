@@ -57,7 +57,7 @@ from ..mmu.translate import Refusal, Resolver, lookup_or_walk
 from ..mmu.walker import AdPolicy, FaultReason, WalkResult, walk
 from ..riscv.asm import ABI_NAMES
 from ..riscv.disasm import Insn, disassemble_one
-from ..riscv.memop import decode_memop
+from ..riscv.memop import MemOp, decode_memop
 from ..riscv.priv import (
     MSTATUS_FS_DIRTY,
     MSTATUS_MPP_MASK,
@@ -76,14 +76,16 @@ from .hooks import EcallAction, Hooks
 from .physmem import MmioRegion, PhysicalMemory, RamRegion
 
 try:  # the C entry points, for the TLB-fill hot path (the binding's reg_read costs 2x more)
-    from unicorn.unicorn_py3.unicorn import uclib as _uclib
+    from unicorn.unicorn_py3.unicorn import uclib
 
-    _uc_reg_read, _uc_reg_write = _uclib.uc_reg_read, _uclib.uc_reg_write
+    _uc_reg_read, _uc_reg_write = uclib.uc_reg_read, uclib.uc_reg_write
+    _uclib: ctypes.CDLL | None = uclib
 except ImportError:  # pragma: no cover - older binding layout
     _uclib = None
 
 DEFAULT_RAM_BASE = 0x8000_0000
 DEFAULT_RAM_SIZE = 128 << 20
+_ECALL_OFFSET: dict[int, int] = {Priv.U: 0, Priv.S: 1, Priv.M: 3}  # PRIV register -> ecall cause - ECALL_U
 _NEVER = 0xDEAD_0000_0000_0001  # an odd address: never a PC, so "run until" never matches it
 _XMASK = 0xFFFF_FFFF_FFFF_FFFF  # a 64-bit register
 
@@ -215,7 +217,8 @@ class Machine:
         self.mode = mode
         self.ad_policy = ad_policy
         self._uc = Uc(uc_const.UC_ARCH_RISCV, uc_const.UC_MODE_RISCV64)
-        self._uc.ctl_set_tlb_mode(uc_const.UC_TLB_VIRTUAL)
+        # unicorn's __init__ re-exports its Python 2 binding's Uc to mypy, which lacks the ctl_* methods
+        self._uc.ctl_set_tlb_mode(uc_const.UC_TLB_VIRTUAL)  # type: ignore[attr-defined]
         self._uc.hook_add(uc_const.UC_HOOK_TLB_FILL, self._tlb_fill)
         self._uc.hook_add(uc_const.UC_HOOK_INTR, self._interrupt)
         self._keep: list = []  # buffers and callbacks Unicorn holds raw pointers to
@@ -254,7 +257,7 @@ class Machine:
         self._watched: dict[int, _Watch] = {}  # physical page -> what is watched there (see watch_page)
         self._pending_watch: _PendingWatch | None = None
         self._handed: set[int] = set()  # physical pages handed to Unicorn's TLB since its last flush
-        self._memop_cache: dict[int, object] = {}  # pc -> MemOp of watched accesses (dropped on code_changed)
+        self._memop_cache: dict[int, MemOp] = {}  # pc -> MemOp of watched accesses (dropped on code_changed)
         self.watch_hits = 0
         self.cpu_tlb_flushes = 0  # flushes of Unicorn's TLB (each one costs refills afterwards)
         self._serving_mmio = False  # a device is serving a guest load or store now (see mmio_pc)
@@ -348,7 +351,7 @@ class Machine:
         self._keep.append((read, write))
         self._uc.mmio_map(region.base, region.size, read, None, write, None)
         if self._mmio_pc_hooks is not None:
-            self._hook_mmio_pc(region)
+            self._mmio_pc_hooks.append(self._hook_mmio_pc(region))
 
     # -- the PC of device accesses ------------------------------------------------------------
 
@@ -363,17 +366,15 @@ class Machine:
         turned on only by those who name the code of device accesses (the driver runner)."""
         if self._mmio_pc_hooks is not None:
             return
-        self._mmio_pc_hooks = []
-        for region in self.phys.mmio_regions:
-            self._hook_mmio_pc(region)
+        self._mmio_pc_hooks = [self._hook_mmio_pc(region) for region in self.phys.mmio_regions]
 
-    def _hook_mmio_pc(self, region: MmioRegion) -> None:
+    def _hook_mmio_pc(self, region: MmioRegion) -> int:
         def synced(uc, access, address, size, value, _data):  # its being called is what syncs the PC
             pass
 
         kinds = uc_const.UC_HOOK_MEM_READ | uc_const.UC_HOOK_MEM_WRITE
-        self._mmio_pc_hooks.append(self._uc.hook_add(kinds, synced, begin=region.base, end=region.end - 1))
         self._keep.append(synced)
+        return self._uc.hook_add(kinds, synced, begin=region.base, end=region.end - 1)
 
     @property
     def mmio_pc(self) -> int | None:
@@ -502,7 +503,7 @@ class Machine:
     def code_changed(self) -> None:
         """Drop Unicorn's translated code: call after the host writes instructions into guest RAM
         that already ran (host writes bypass the CPU's self-modifying-code detection)."""
-        self._uc.ctl_flush_tb()
+        self._uc.ctl_flush_tb()  # type: ignore[attr-defined]  # unicorn's Python 2 Uc, as mypy sees it
         self._memop_cache.clear()
 
     def flush_cpu_tlb(self) -> None:
@@ -600,11 +601,14 @@ class Machine:
             TRACE.tlb_miss(va=va, asid=asid)
 
     def _trace_walk(self, result: WalkResult) -> None:
-        tr = result.translation
-        TRACE.page_walk(
+        emit = TRACE.page_walk
+        if emit is None:
+            return
+        tr, fault = result.translation, result.fault
+        emit(
             va=result.va,
             access=result.access.value,
-            result="ok" if tr is not None else result.fault.reason.name,
+            result=fault.reason.name if fault is not None else "ok",
             pa=tr.pa_of(result.va) if tr is not None else 0,
             levels=len(result.steps),
         )
@@ -641,7 +645,7 @@ class Machine:
 
     def _interrupt(self, uc, intno: int, _data) -> None:
         if intno == Cause.ECALL_U:  # Unicorn reports every ecall as 8; the cause depends on the mode
-            intno += {Priv.U: 0, Priv.S: 1, Priv.M: 3}.get(self._raw_read(rv.UC_RISCV_REG_PRIV), 0)
+            intno += _ECALL_OFFSET.get(self._raw_read(rv.UC_RISCV_REG_PRIV), 0)
         try:
             cause = Cause(intno)
         except ValueError:
@@ -756,6 +760,7 @@ class Machine:
     def _carry_out_watched(self) -> bool:
         """Do the access the fill hook stopped on; False when it cannot be done (it stays a fault)."""
         pending, self._pending_watch = self._pending_watch, None
+        assert pending is not None  # _result calls this only with a watch pending
         access = pending.access
         pc = self._uc.reg_read(rv.UC_RISCV_REG_PC)
         priv = self.priv
@@ -781,9 +786,12 @@ class Machine:
                 parts.append((pending.pa_page | (here & PAGE_MASK), chunk))
             else:
                 result = self.translate(here, access, priv=priv)
-                if result is not None and not result.ok:
+                if result is None:  # not translated
+                    parts.append((here, chunk))
+                elif result.translation is None:
                     return False
-                parts.append(((result.translation.pa if result is not None else here), chunk))
+                else:
+                    parts.append((result.translation.pa, chunk))
             offset += chunk
         first_pa = parts[0][0]
         hit = WatchHit(pc, va, first_pa, op.size, access, priv, value)
@@ -796,6 +804,7 @@ class Machine:
                         handler(hit)
                 break
         if op.store:
+            assert value is not None  # read from the source register above
             data = value.to_bytes(op.size, "little")
             at = 0
             for pa, chunk in parts:
@@ -870,8 +879,11 @@ class Machine:
         pc_now = self._uc.reg_read(rv.UC_RISCV_REG_PC)
         if self._stop_reason is not None:  # a hook stopped the run; nothing after that counts
             if self._stop_reason is StopReason.EXCEPTION:
-                exc = self._pending_exc
-                return RunResult(StopReason.EXCEPTION, exc.pc, cause=exc.cause, insn=self._fetch_insn(exc.pc))
+                pending = self._pending_exc
+                assert pending is not None  # recorded with the EXCEPTION stop reason
+                return RunResult(
+                    StopReason.EXCEPTION, pending.pc, cause=pending.cause, insn=self._fetch_insn(pending.pc)
+                )
             cause = self._pending_exc.cause if self._pending_exc else None
             return RunResult(self._stop_reason, pc_now, cause=cause)
         if until is not None and pc_now == until:
@@ -992,6 +1004,7 @@ class Machine:
 
     def _explain_fault(self, pc: int) -> CpuFault:
         pending, self._pending_fault = self._pending_fault, None
+        assert pending is not None  # _result calls this only with a fault pending
         access, priv = pending.access, pending.priv
         insn = self._fetch_insn(pc)
         va = self._exact_va(pc, insn, access, pending.page)
@@ -1018,6 +1031,7 @@ class Machine:
         if result is None or result.ok:
             result = hw
         fault = result.fault if result.fault is not None else hw.fault
+        assert fault is not None  # the hardware's walk faulted
         return CpuFault(
             pc,
             va,
@@ -1045,8 +1059,9 @@ class Machine:
         result = self.translate(va, access, priv=priv)
         if result is None:
             return va
-        if not result.ok:
+        if result.fault is not None:
             raise VirtualAccessError(f"{access.value} at va {va:#x}: {result.fault.message}", result)
+        assert result.translation is not None  # a walk without a fault translated
         return result.translation.pa
 
     def read_virt(self, va: int, size: int, *, access: Access = Access.LOAD, priv: Priv | None = None) -> bytes:

@@ -17,8 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import MappingError
+
+if TYPE_CHECKING:
+    from ..machine.frames import FrameAllocator
+    from ..machine.physmem import PhysicalMemory
 from .bits import (
     PAGE_SHIFT,
     PAGE_SIZE,
@@ -64,7 +69,7 @@ def parse_flags(text: str) -> Pte:
 
 
 class AddressSpace:
-    def __init__(self, phys, frames, *, mode: PagingMode = SV39, asid: int = 0) -> None:
+    def __init__(self, phys: PhysicalMemory, frames: FrameAllocator, *, mode: PagingMode = SV39, asid: int = 0) -> None:
         if not 0 <= asid < 1 << 16:
             raise MappingError(f"ASID must be in [0, 65535], not {asid}")
         self.phys = phys
@@ -310,7 +315,9 @@ class AddressSpace:
                 raise MappingError(f"protect: {va + off:#x} is not mapped")
         off = 0
         while off < size:
-            level, addr, pte = self._leaf_for_page(va + off, size - off)
+            leaf = self._leaf_for_page(va + off, size - off)
+            assert leaf is not None  # every page in the range was checked mapped above
+            level, addr, pte = leaf
             keep = pte & (_A | _D | PTE_RSW_MASK)
             new = make_pte(pte_ppn(pte), flags | _V | keep)
             self._set(self._table_of(addr), addr, pte, new)

@@ -40,7 +40,8 @@ class ImageMemory:
         return off
 
     def read_u64(self, pa: int) -> int:
-        return _U64.unpack_from(self._map, self._offset(pa, 8))[0]
+        value: int = _U64.unpack_from(self._map, self._offset(pa, 8))[0]
+        return value
 
     def write_u64(self, pa: int, value: int) -> None:
         off = self._offset(pa, 8)
@@ -57,5 +58,5 @@ class ImageMemory:
     def __enter__(self) -> ImageMemory:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

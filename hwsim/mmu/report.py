@@ -8,6 +8,7 @@ from .bits import (
     PTE_HIGH_RESERVED_SHIFT,
     PTE_RSW_MASK,
     PTE_RSW_SHIFT,
+    PagingMode,
     Pte,
     describe_flags,
     pte_ppn,
@@ -49,6 +50,7 @@ def format_walk(result: WalkResult) -> list[str]:
         )
     else:
         f = result.fault
+        assert f is not None  # a walk without a translation has a fault
         lines.append(f"result: {result.access.value} {f.kind} (cause {int(f.cause)}): {f.message}")
     return lines
 
@@ -90,6 +92,7 @@ def walk_to_json(result: WalkResult) -> dict:
         )
     else:
         f = result.fault
+        assert f is not None  # a walk without a translation has a fault
         out["fault"] = {
             "kind": f.kind,
             "cause": int(f.cause),
@@ -113,7 +116,7 @@ def pte_fields(pte: int) -> str:
     return f"{high}PPN={pte_ppn(pte):#x} RSW={(pte & PTE_RSW_MASK) >> PTE_RSW_SHIFT} {flags}"
 
 
-def va_split_lines(mode, va: int) -> list[str]:
+def va_split_lines(mode: PagingMode, va: int) -> list[str]:
     """The VA drawn as its fields with bit numbers: sign extension, vpn[levels-1]..vpn[0], offset."""
     top = mode.va_bits
     cols = [("sign ext", 63, top, va >> top)]
@@ -161,6 +164,7 @@ def format_walk_explained(result: WalkResult, *, satp: int | None = None) -> lis
         lines.append(f"         PTE = {s.pte:#018x}: {pte_fields(s.pte)}")
         lines.append(f"         -> {s.decision}")
         if s.code == "pointer":
+            assert isinstance(s.arg, int)  # a pointer step's argument is the next table's address
             table = s.arg
     tr = result.translation
     if tr is not None:
@@ -174,6 +178,7 @@ def format_walk_explained(result: WalkResult, *, satp: int | None = None) -> lis
             lines.append(f"the hardware sets {bits}: the PTE at {addr:#x} becomes {new:#018x}")
     else:
         f = result.fault
+        assert f is not None  # a walk without a translation has a fault
         where = "" if f.level is None else f" at level {f.level}"
         lines.append(f"{result.access.value} {f.kind} (cause {int(f.cause)}){where}: {f.message}")
     return lines

@@ -15,11 +15,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import BusError, ConfigError
 from .bits import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PAGING_MODES, PTE_SIZE, PagingMode, satp_fields
 from .tree import PageTableTree, read_tree
+from .walker import PteReader
+
+if TYPE_CHECKING:
+    from ..machine.physmem import PhysicalMemory
 
 FORMAT = "hwsim-page-tables"
 VERSION = 1
@@ -37,14 +43,14 @@ class Region:
         return self.base + self.size
 
 
-def regions_of(phys) -> list[Region]:
+def regions_of(phys: PhysicalMemory) -> list[Region]:
     """The memory map of a :class:`~hwsim.machine.PhysicalMemory`."""
     out = [Region(r.name, "ram", r.base, r.size) for r in phys.ram_regions]
     out += [Region(r.name, "mmio", r.base, r.size) for r in phys.mmio_regions]
     return sorted(out, key=lambda r: r.base)
 
 
-def region_namer(regions: list[Region]):
+def region_namer(regions: list[Region]) -> Callable[[int], str | None]:
     """``pa -> region name`` (None where there is nothing), for tree and walk output."""
 
     def name(pa: int) -> str | None:
@@ -106,7 +112,7 @@ class Snapshot:
         return satp_fields(self.satp)[1]
 
 
-def snapshot_dict(mem, satp: int, regions: list[Region], *, source: str = "") -> dict:
+def snapshot_dict(mem: PteReader, satp: int, regions: list[Region], *, source: str = "") -> dict:
     """The snapshot of the tables under ``satp`` as a JSON-ready dict (``mem`` needs ``read_u64``)."""
     mode = _mode(satp, "satp")
     tree: PageTableTree = read_tree(mem, satp_fields(satp)[2] << PAGE_SHIFT, mode, satp=satp)
@@ -128,7 +134,9 @@ def snapshot_dict(mem, satp: int, regions: list[Region], *, source: str = "") ->
     }
 
 
-def save_snapshot(path: str | os.PathLike, mem, satp: int, regions: list[Region], *, source: str = "") -> int:
+def save_snapshot(
+    path: str | os.PathLike, mem: PteReader, satp: int, regions: list[Region], *, source: str = ""
+) -> int:
     """Write the snapshot to ``path``; returns the number of tables saved."""
     data = snapshot_dict(mem, satp, regions, source=source)
     try:
@@ -186,7 +194,7 @@ def load_snapshot(path: str | os.PathLike) -> Snapshot:
             f"snapshot {p!r}: version {data.get('version')!r} is not supported (this hwsim reads version {VERSION})"
         )
 
-    def hexint(value, where: str, limit: int = 1 << 64) -> int:
+    def hexint(value: object, where: str, limit: int = 1 << 64) -> int:
         if not isinstance(value, str):
             raise ConfigError(f"snapshot {p!r}: {where} must be a hex string, not {value!r}")
         try:

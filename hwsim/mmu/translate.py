@@ -40,7 +40,7 @@ from typing import NamedTuple
 from ..riscv.priv import Access, Priv
 from .bits import SV39, PagingMode, Pte
 from .tlb import Tlb
-from .walker import AdPolicy, FaultReason, Translation, WalkResult, check_permission, walk
+from .walker import AdPolicy, FaultReason, PteMemory, Translation, WalkResult, check_permission, walk
 
 _D = int(Pte.D)
 _STORE = Access.STORE
@@ -69,7 +69,7 @@ class Refusal:
 
 def lookup_or_walk(
     tlb: Tlb,
-    mem,
+    mem: PteMemory,
     tag: int,
     root: int,
     va: int,
@@ -106,14 +106,15 @@ def lookup_or_walk(
     if on_miss is not None:
         on_miss(va, tag)
     result = walk(mem, root, va, access, priv, mode=mode, sum=sum, mxr=mxr, ad=ad)
-    if result.translation is None:
+    if result.fault is not None:
         for reason, resolve in resolvers:
-            if result.translation is None and result.fault.reason is reason and resolve(va, access):
+            if result.fault is not None and result.fault.reason is reason and resolve(va, access):
                 result = walk(mem, root, va, access, priv, mode=mode, sum=sum, mxr=mxr, ad=ad)
     if on_walk is not None:
         on_walk(result)
     tr = result.translation
     if tr is None:
+        assert result.fault is not None  # a walk without a translation has a fault
         return Refusal(result.fault.reason, walk=result)
     tlb.insert(tag, tr)
     return tr

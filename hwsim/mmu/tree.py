@@ -18,6 +18,7 @@ shown once (``shared``).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..errors import BusError, HwsimError
@@ -36,7 +37,9 @@ from .bits import (
     describe_flags,
     pte_ppn,
 )
-from .walker import LEVEL_NAMES, FaultReason
+from .walker import LEVEL_NAMES, FaultReason, PteReader
+
+RegionOf = Callable[[int], str | None]  # pa -> the name of the RAM or device region holding it (None: nothing)
 
 _V, _R, _W, _X = int(Pte.V), int(Pte.R), int(Pte.W), int(Pte.X)
 _LOW = PTE_FLAGS_MASK | PTE_RSW_MASK
@@ -94,7 +97,7 @@ class TableNode:
     shared: bool = False  # already shown under another PTE: entries not repeated
     missing: bool = False  # the table's address is not memory: a walk through it is an access fault
 
-    def walk_tables(self):
+    def walk_tables(self) -> Iterator[TableNode]:
         """This table and every table below it, depth first (shared ones once)."""
         yield self
         for e in self.entries:
@@ -112,7 +115,7 @@ class PageTableTree:
         """Every table read (shared tables once), root first."""
         return [t for t in self.root.walk_tables() if not t.missing]
 
-    def leaves(self):
+    def leaves(self) -> Iterator[TreeEntry]:
         """Every leaf entry (runs included), in VA order."""
         for t in self.root.walk_tables():
             for e in t.entries:
@@ -139,7 +142,7 @@ def _problem(pte: int, level: int, mode: PagingMode) -> tuple[str, FaultReason |
     return kind, None
 
 
-def _read_table(mem, pa: int) -> tuple[int, ...]:
+def _read_table(mem: PteReader, pa: int) -> tuple[int, ...]:
     read = getattr(mem, "read", None)
     if read is not None:
         return _TABLE.unpack(read(pa, PAGE_SIZE))
@@ -147,7 +150,7 @@ def _read_table(mem, pa: int) -> tuple[int, ...]:
 
 
 def read_tree(
-    mem, root: int, mode: PagingMode = SV39, *, satp: int | None = None, max_tables: int = 4096
+    mem: PteReader, root: int, mode: PagingMode = SV39, *, satp: int | None = None, max_tables: int = 4096
 ) -> PageTableTree:
     """Read every table under ``root`` through ``mem`` (``read_u64``, and ``read`` when it has one).
 
@@ -212,7 +215,7 @@ def _range(lo: int, size: int) -> str:
     return f"{lo:#x}-{lo + size - 1:#x}"
 
 
-def entry_summary(e: TreeEntry, region_of=None) -> str:
+def entry_summary(e: TreeEntry, region_of: RegionOf | None = None) -> str:
     """One line about an entry, without the tree drawing (``region_of(pa)`` names memory regions)."""
     idx = f"[{e.index:#05x}]" if e.count == 1 else f"[{e.index:#05x}-{e.last_index:#05x}]"
     head = f"{idx} va {_range(e.va, e.size)}"
@@ -221,6 +224,7 @@ def entry_summary(e: TreeEntry, region_of=None) -> str:
         if e.problem is not None and e.table is None:
             return f"{head}  pointer {flags}  !! {e.problem.value}"
         t = e.table
+        assert t is not None  # a pointer without a problem was followed (read_tree)
         where = f"level-{e.level - 1} table {e.target:#x}"
         if t.missing:
             return f"{head}  -> {where}  !! {FaultReason.PTE_ACCESS.value}"
@@ -241,7 +245,7 @@ def entry_summary(e: TreeEntry, region_of=None) -> str:
     return line
 
 
-def format_tree(tree: PageTableTree, *, region_of=None) -> list[str]:
+def format_tree(tree: PageTableTree, *, region_of: RegionOf | None = None) -> list[str]:
     """The tree as text lines, drawn with box characters; superpages and problems marked."""
     mode = tree.mode
     root = tree.root
@@ -286,7 +290,7 @@ def _bytes(n: int) -> str:
 # -- JSON ----------------------------------------------------------------------------------------------
 
 
-def tree_to_json(tree: PageTableTree, *, region_of=None) -> dict:
+def tree_to_json(tree: PageTableTree, *, region_of: RegionOf | None = None) -> dict:
     """A JSON-ready dict (addresses and PTEs as hex strings), used by ``dump --json`` and the HTML view."""
 
     def table(node: TableNode) -> dict:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..errors import BusError
 from ..riscv.priv import Access, Cause, Priv
@@ -40,6 +41,18 @@ _NONLEAF_RESERVED = _D | _A | _U
 # Enum members as globals for the hot path (``Priv.S`` is a descriptor lookup, ~50 ns in Python 3.11).
 _PRIV_U, _PRIV_S, _PRIV_M = Priv.U, Priv.S, Priv.M
 _FETCH, _LOAD, _STORE = Access.FETCH, Access.LOAD, Access.STORE
+
+
+class PteReader(Protocol):
+    """Physical memory as page tables are read: ``read_u64`` raises BusError where there is no memory."""
+
+    def read_u64(self, pa: int) -> int: ...
+
+
+class PteMemory(PteReader, Protocol):
+    """Physical memory as the walker uses it: it also writes A/D bits back (AdPolicy.UPDATE)."""
+
+    def write_u64(self, pa: int, value: int) -> None: ...
 
 
 class AdPolicy(enum.Enum):
@@ -83,10 +96,10 @@ class WalkStep:
 
     __slots__ = ("level", "pte_addr", "pte", "code", "arg")
 
-    def __init__(self, level: int, pte_addr: int, pte: int, code: str, arg=None) -> None:
+    def __init__(self, level: int, pte_addr: int, pte: int, code: str, arg: int | str | None = None) -> None:
         self.level, self.pte_addr, self.pte, self.code, self.arg = level, pte_addr, pte, code, arg
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, WalkStep) and (self.level, self.pte_addr, self.pte, self.code, self.arg) == (
             other.level,
             other.pte_addr,
@@ -130,7 +143,7 @@ class Translation:
         self.va, self.pa, self.level, self.page_size = va, pa, level, page_size
         self.pte_addr, self.pte, self.global_ = pte_addr, pte, global_
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Translation) and all(getattr(self, f) == getattr(other, f) for f in self.__slots__)
 
     def __repr__(self) -> str:
@@ -177,6 +190,8 @@ class Fault:
 
 @dataclass(slots=True)
 class WalkResult:
+    """A walk and its outcome: exactly one of ``translation`` and ``fault`` is set."""
+
     mode: PagingMode
     root: int  # physical address of the root table
     va: int
@@ -217,14 +232,25 @@ def check_permission(flags: int, access: Access, priv: Priv, sum: bool, mxr: boo
     return None
 
 
-def _fault(args: tuple, steps: list, reason: FaultReason, level, pte_addr, pte) -> WalkResult:
+# The leading fields of a WalkResult, in order: mode, root, va, access, priv, sum, mxr.
+_WalkArgs = tuple[PagingMode, int, int, Access, Priv, bool, bool]
+
+
+def _fault(
+    args: _WalkArgs,
+    steps: list[WalkStep],
+    reason: FaultReason,
+    level: int | None,
+    pte_addr: int | None,
+    pte: int | None,
+) -> WalkResult:
     access = args[3]
     cause = access.access_fault_cause if reason is FaultReason.PTE_ACCESS else access.page_fault_cause
     return WalkResult(*args, tuple(steps), fault=Fault(reason, cause, level, pte_addr, pte))
 
 
 def walk(
-    mem,
+    mem: PteMemory,
     root: int,
     va: int,
     access: Access,
@@ -244,9 +270,11 @@ def walk(
     if priv is _PRIV_M:
         raise ValueError("M-mode accesses are not translated; walk with priv U or S")
     steps: list[WalkStep] = []
-    args = (mode, root, va, access, priv, sum, mxr)
+    args: _WalkArgs = (mode, root, va, access, priv, sum, mxr)
 
-    def stop(reason: FaultReason, level=None, pte_addr=None, pte=None) -> WalkResult:
+    def stop(
+        reason: FaultReason, level: int | None = None, pte_addr: int | None = None, pte: int | None = None
+    ) -> WalkResult:
         return _fault(args, steps, reason, level, pte_addr, pte)
 
     top = va >> (mode.va_bits - 1)

@@ -112,6 +112,7 @@ class PageAllocator:
             return f"{addr:#x} is in the protected first page"
         if owner is Owner.LOADER:
             region = self.region_at(addr)
+            assert region is not None  # loader pages belong to a region until release() frees both
             return f"{addr:#x} is in {region.what} (+{addr - region.start:#x})"
         if owner is Owner.MAPPED:
             state = self.ctl.state_at(addr)
@@ -221,6 +222,7 @@ class PageAllocator:
             return "is the protected first page"
         if owner == Owner.LOADER:
             region = self.region_at(page << PAGE_SHIFT)
+            assert region is not None  # loader pages belong to a region until release() frees both
             return f"belongs to {region.what}" + (" (never mapped)" if "guard" in region.what else "")
         if owner == Owner.GUEST:
             return "was grown by memory.grow"

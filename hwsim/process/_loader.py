@@ -413,6 +413,7 @@ class LoadSet:
             inner = vm_instance(cand.instance)
             p.module_of_vmctx[inner.vmctx] = cand.name
             for sym in cand.definitions:
+                assert sym.export is not None  # a module's definitions are its exports
                 kind, index = sym.export
                 if sym.kind == FUNCTION:
                     sym.record = inner.funcs[index]
@@ -507,8 +508,10 @@ class LoadSet:
         new = {s.name: s for c in self.order for s in c.definitions}
         p.symbols.update(new)
         for name in [n for n in p.unbound_funcs if n in new and new[n].kind == FUNCTION]:
+            defined = new[name].record
+            assert defined is not None  # instantiate() gave every function definition its record
             for record, _importer in p.unbound_funcs.pop(name):
-                _bind(record, new[name].record)
+                _bind(record, defined)
         for name in [n for n in p.unbound_gots if n in new]:
             sym = new[name]
             for g, module in p.unbound_gots.pop(name):

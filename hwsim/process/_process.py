@@ -159,6 +159,7 @@ class Process:
             self.modules[cand.name] = LoadedModule(self, cand)
         for hook in (APPLY_DATA_RELOCS, CALL_CTORS):
             for cand in loading.order:
+                assert cand.instance is not None  # instantiate() made every module's instance
                 func = cand.instance.exports(self.store).get(hook)
                 if func is not None:
                     try:
@@ -185,6 +186,7 @@ class Process:
             raise KeyError(f"no loaded module defines `{name}`")
         if sym.kind == DATA:
             return sym.address
+        assert sym.record is not None  # a loaded function symbol has its record
         return api.Func(None, None, None, _record=sym.record)
 
     def call(self, name: str, *args):
@@ -215,6 +217,7 @@ class Process:
         slot = self.func_slots.get(name)
         if slot is None:
             slot = self.func_slots[name] = self.grow_table(vm_table(self.table).size + 1) - 1
+            assert sym.record is not None  # a loaded function symbol has its record
             vm_table(self.table).set(slot, sym.record.va)
         return slot
 

@@ -2,6 +2,7 @@
 
 from .api import (
     Caller,
+    Config,
     Engine,
     Func,
     FuncType,
@@ -25,6 +26,7 @@ from .api import (
 
 __all__ = [
     "Caller",
+    "Config",
     "Engine",
     "Func",
     "FuncType",

@@ -35,7 +35,7 @@ import reprlib
 import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from ..compiler import COMPILER_VERSION, CompiledModule, compile_module, serialize
 from ..compiler.traps import TrapCode
@@ -51,8 +51,9 @@ from . import layout as L
 from .errors import Trap
 from .handles import MemoryHandle
 from .hostmem import HostBuffer
-from .instance import LinkError
+from .instance import ExternItem, LinkError
 from .instance import VmInstance as _Instance
+from .metering import EpochCounter, Meter
 from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance
 from .store import StoreLimits
 from .store import VmStore as _Store
@@ -104,7 +105,7 @@ def _float_bits(ty: int, value, what: str) -> int:
     try:
         x = float(value)
     except OverflowError:  # an int beyond every float
-        x = math.inf if value > 0 else -math.inf
+        x = -math.inf if value < 0 else math.inf
     try:
         return unpack.unpack(pack.pack(x))[0]
     except OverflowError:  # a double beyond the f32 range rounds to infinity
@@ -253,15 +254,17 @@ class Val:
 
     @property
     def value(self) -> Any:
-        c = self.type.code
+        c, bits = self.type.code, self.bits
+        if bits is None:  # a reference (a number's Val always has its bits)
+            return self.ref
         if c == I32:
-            return self.bits - (1 << 32) if self.bits >> 31 else self.bits
+            return bits - (1 << 32) if bits >> 31 else bits
         if c == I64:
-            return self.bits - (1 << 64) if self.bits >> 63 else self.bits
+            return bits - (1 << 64) if bits >> 63 else bits
         if c == F32:
-            return struct.unpack("<f", struct.pack("<I", self.bits))[0]
+            return struct.unpack("<f", struct.pack("<I", bits))[0]
         if c == F64:
-            return struct.unpack("<d", struct.pack("<Q", self.bits))[0]
+            return struct.unpack("<d", struct.pack("<Q", bits))[0]
         return self.ref
 
     def __repr__(self) -> str:
@@ -278,34 +281,80 @@ def _default_cache_dir() -> Path:
     return Path(base)
 
 
+class Config:
+    """Engine settings, as wasmtime-py's ``Config`` (the settings hwsim implements; the rest are keywords
+    of :class:`Engine`).
+
+    ``consume_fuel``: code counts fuel as wasmtime does (:meth:`Store.set_fuel`, :meth:`Store.get_fuel`;
+    a call traps ``all fuel consumed by WebAssembly`` when it is used up).  ``epoch_interruption``:
+    code traps ``interrupted`` once the Engine's epoch reaches the Store's deadline
+    (:meth:`Engine.increment_epoch`, :meth:`Store.set_epoch_deadline`).  Either one compiles modules
+    with checkpoints at function entries and loop headers (docs/architecture.md, *Metering*).
+    """
+
+    def __init__(self) -> None:
+        self._consume_fuel = False
+        self._epoch_interruption = False
+
+    @property
+    def consume_fuel(self) -> bool:
+        return self._consume_fuel
+
+    @consume_fuel.setter
+    def consume_fuel(self, enable: bool) -> None:
+        self._consume_fuel = _expect(enable, bool, "Config.consume_fuel")
+
+    @property
+    def epoch_interruption(self) -> bool:
+        return self._epoch_interruption
+
+    @epoch_interruption.setter
+    def epoch_interruption(self, enable: bool) -> None:
+        self._epoch_interruption = _expect(enable, bool, "Config.epoch_interruption")
+
+
 class Engine:
     """Compilation settings and the code cache.
 
+    ``config`` (a :class:`Config`) is read when the Engine is made; later changes to it do not
+    reach the Engine.  With fuel or epochs on, modules are compiled with metering.
+
     ``cache=True`` (the default unless ``HWSIM_CACHE=0``) keeps compiled code on
-    disk, keyed by the module's SHA-256, the compiler version and the file
-    format (:mod:`hwsim.compiler.serialize`: data only, never pickle).  A cache
-    file that fails any check is counted in ``cache_rejected``, compiled again
-    and replaced.
+    disk, keyed by the module's SHA-256, the compiler version, the file
+    format (:mod:`hwsim.compiler.serialize`: data only, never pickle) and
+    whether the code is metered.  A cache file that fails any check is counted
+    in ``cache_rejected``, compiled again and replaced.
     """
 
-    def __init__(self, config=None, *, cache: bool | None = None, cache_dir: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self, config: Config | None = None, *, cache: bool | None = None, cache_dir: str | os.PathLike | None = None
+    ) -> None:
         if config is not None:
-            raise TypeError(
-                f"Engine(config): hwsim has no Config (its settings are keyword arguments), not {_show(config)}"
-            )
+            _expect(config, Config, "Engine(config)")
         if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
             raise TypeError(f"Engine(cache_dir): expected a path, not {_show(cache_dir)}")
         if cache is None:
             cache = os.environ.get("HWSIM_CACHE", "1") not in ("0", "off", "false", "no")
+        config = config or Config()
+        self.consume_fuel = config.consume_fuel
+        self.epoch_interruption = config.epoch_interruption
+        self.metering = self.consume_fuel or self.epoch_interruption
+        self._epochs = EpochCounter()
         self.cache = cache
         self.cache_dir = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
         self.cache_hits = 0
         self.cache_misses = 0
         self.cache_rejected = 0  # files present but refused (corrupt, truncated, forged, another format)
 
+    def increment_epoch(self) -> None:
+        """Advance the epoch by one; safe from any thread.  Code in a Store whose deadline this
+        reaches traps ``interrupted`` at its next checkpoint (a function entry or a loop header)."""
+        self._epochs.increment()
+
     def cache_path(self, wasm: bytes) -> Path:
-        """Where the compiled code of ``wasm`` is cached."""
-        key = hashlib.sha256(f"{COMPILER_VERSION}\0{serialize.FORMAT_VERSION}\0".encode() + wasm).hexdigest()
+        """Where the compiled code of ``wasm`` is cached (metered code has a key of its own)."""
+        prefix = f"{COMPILER_VERSION}\0{serialize.FORMAT_VERSION}\0" + ("metering\0" if self.metering else "")
+        key = hashlib.sha256(prefix.encode() + wasm).hexdigest()
         return self.cache_dir / f"{key}.hwcc"
 
     def compile(self, wasm: bytes, module) -> CompiledModule:
@@ -315,7 +364,7 @@ class Engine:
             if compiled is not None:
                 self.cache_hits += 1
                 return compiled
-        compiled = compile_module(module)
+        compiled = compile_module(module, metering=self.metering)
         self.cache_misses += 1
         if self.cache:
             try:
@@ -333,10 +382,13 @@ class Engine:
         except OSError:
             return None  # not cached (or unreadable): compile
         try:
-            return serialize.decode(data, module)
+            compiled = serialize.decode(data, module)
         except serialize.CacheFormatError:
+            compiled = None
+        if compiled is None or compiled.metering != self.metering:
             self.cache_rejected += 1
             return None
+        return compiled
 
 
 class Store:
@@ -374,8 +426,12 @@ class Store:
                 if value < 0:
                     raise ConfigError(f"Store({name}): a limit must be >= 0, not {value}")
                 setattr(limits, field, value)
-        self.engine = engine or Engine()
-        self._store = _Store(self.engine, limits=limits, machine=machine)
+        self.engine = engine = engine or Engine()
+        self._store = _Store(engine, limits=limits, machine=machine)
+        self._meter = None
+        if engine.metering:
+            epochs = engine._epochs if engine.epoch_interruption else None
+            self._meter = Meter(self._store, fuel=engine.consume_fuel, epochs=epochs)
         self.set_time_limit(time_limit)
 
     @property
@@ -400,6 +456,35 @@ class Store:
     @property
     def machine(self):
         return self._store.machine
+
+    # Fuel and epochs (wasmtime-py's names and errors): see hwsim/runtime/metering.py.
+
+    def _fuel(self) -> Meter:
+        if self._meter is None or not self._meter.fuel:
+            raise WasmtimeError("fuel is not configured in this store")
+        return self._meter
+
+    def set_fuel(self, fuel: int) -> None:
+        """Give the Store ``fuel`` units (wasmtime's costs: about one per operator executed).  Stores
+        start with none; a WasmtimeError unless the Engine's Config has ``consume_fuel``."""
+        fuel = _int(fuel, "Store.set_fuel(fuel)")
+        if not 0 <= fuel < 1 << 64:
+            raise ConfigError(f"Store.set_fuel(fuel): expected 0 to 2**64-1, not {fuel}")
+        self._fuel().set_fuel(fuel)
+
+    def get_fuel(self) -> int:
+        """The fuel left (0 once used up); a WasmtimeError unless the Engine's Config has ``consume_fuel``."""
+        return self._fuel().get_fuel()
+
+    def set_epoch_deadline(self, ticks_after_current: int) -> None:
+        """Code traps ``interrupted`` once the Engine's epoch is ``ticks_after_current`` past its value now
+        (checked at function entries and loop headers).  Without ``epoch_interruption`` it has no
+        effect, as in wasmtime-py.  Until it is called the deadline is 0: code traps at once."""
+        ticks = _int(ticks_after_current, "Store.set_epoch_deadline(ticks_after_current)")
+        if not 0 <= ticks < 1 << 64:
+            raise ConfigError(f"Store.set_epoch_deadline(ticks_after_current): expected 0 to 2**64-1, not {ticks}")
+        if self._meter is not None and self._meter.epochs is not None:
+            self._meter.set_epoch_deadline(ticks)
 
     def host_buffer(self, *, size: int | None = None, data: bytes | None = None, path=None, writable: bool = False):
         """Host memory to map into memories: ``size`` zeroed bytes, a copy of ``data`` (read-only
@@ -471,11 +556,15 @@ class Module:
 class Func:
     """A function: exported by an instance, or a host function made from a Python callable."""
 
+    @overload
+    def __init__(self, store: Store, ty: FuncType, func: Callable, access_caller: bool = False) -> None: ...
+    @overload  # hwsim's own: the public face of a function record
+    def __init__(self, store: None, ty: None, func: None, *, _record: FuncRecord) -> None: ...
     def __init__(
         self,
-        store: Store,
-        ty: FuncType,
-        func: Callable,
+        store: Store | Caller | None,
+        ty: FuncType | None,
+        func: Callable | None,
         access_caller: bool = False,
         *,
         _record: FuncRecord | None = None,
@@ -484,6 +573,7 @@ class Func:
             self._record = _record
             return
         runtime = _runtime(store)
+        assert store is not None  # _runtime took a Store or a Caller
         owner = store if isinstance(store, Store) else store.store  # the Store behind a Caller
         wasm_type = _expect(ty, FuncType, "Func(ty)")._wasm()
         if not callable(func):
@@ -569,7 +659,13 @@ class Caller:
 
 
 class Memory:
-    def __init__(self, store: Store, ty: MemoryType | None = None, *, _inner: MemoryInstance | None = None) -> None:
+    @overload
+    def __init__(self, store: Store, ty: MemoryType) -> None: ...
+    @overload  # hwsim's own: the public face of an engine memory
+    def __init__(self, store: None, *, _inner: MemoryInstance) -> None: ...
+    def __init__(
+        self, store: Store | None, ty: MemoryType | None = None, *, _inner: MemoryInstance | None = None
+    ) -> None:
         if _inner is None:
             runtime = _runtime(store)
             ty = _expect(ty, MemoryType, "Memory(ty)")
@@ -671,12 +767,22 @@ class Memory:
 
 
 class Global:
+    @overload
+    def __init__(self, store: Store, ty: GlobalType, val: Any = None) -> None: ...
+    @overload  # hwsim's own: the public face of an engine global
+    def __init__(self, store: None, *, _inner: GlobalInstance) -> None: ...
     def __init__(
-        self, store: Store, ty: GlobalType | None = None, val: Any = None, *, _inner: GlobalInstance | None = None
+        self,
+        store: Store | None,
+        ty: GlobalType | None = None,
+        val: Any = None,
+        *,
+        _inner: GlobalInstance | None = None,
     ) -> None:
         if _inner is None:
             runtime = _runtime(store)
-            code = _expect(ty, GlobalType, "Global(ty)").content.code
+            ty = _expect(ty, GlobalType, "Global(ty)")
+            code = ty.content.code
             _inner = GlobalInstance(runtime, code, ty.mutable, _to_bits(runtime, code, val, "the global's value"))
         self._inner = _inner
 
@@ -692,8 +798,17 @@ class Global:
 
 
 class Table:
+    @overload
+    def __init__(self, store: Store, ty: TableType, init: Any = None) -> None: ...
+    @overload  # hwsim's own: the public face of an engine table
+    def __init__(self, store: None, *, _inner: TableInstance) -> None: ...
     def __init__(
-        self, store: Store, ty: TableType | None = None, init: Any = None, *, _inner: TableInstance | None = None
+        self,
+        store: Store | None,
+        ty: TableType | None = None,
+        init: Any = None,
+        *,
+        _inner: TableInstance | None = None,
     ) -> None:
         if _inner is None:
             runtime = _runtime(store)
@@ -734,14 +849,15 @@ def _unwrap(item):
     raise TypeError(f"expected a Func, Memory, Global or Table, not {_show(item)}")
 
 
-def _wrap(export):
-    kind, obj = export
-    return {
-        ExternKind.FUNC: lambda: Func(None, None, None, _record=obj),
-        ExternKind.MEMORY: lambda: Memory(None, _inner=obj),
-        ExternKind.GLOBAL: lambda: Global(None, _inner=obj),
-        ExternKind.TABLE: lambda: Table(None, _inner=obj),
-    }[kind]()
+def _wrap(export: tuple[ExternKind, ExternItem]) -> Func | Memory | Global | Table:
+    _kind, obj = export  # the kind follows the object's class
+    if isinstance(obj, FuncRecord):
+        return Func(None, None, None, _record=obj)
+    if isinstance(obj, MemoryInstance):
+        return Memory(None, _inner=obj)
+    if isinstance(obj, GlobalInstance):
+        return Global(None, _inner=obj)
+    return Table(None, _inner=obj)
 
 
 # -- Stores and values at the boundary ------------------------------------------------------------------
@@ -769,6 +885,7 @@ def _to_bits(store: _Store, ty: int, v: Any, what: str) -> int:
         if v.type.code != ty:
             raise TypeError(f"{what}: a Val of type {v.type} where {_NAMES[ty]} is expected")
         if ty in _WIDTHS:
+            assert v.bits is not None  # a number's Val has its bits (Val.__init__)
             return v.bits
         v = v.ref
     if ty in (I32, I64):
@@ -898,7 +1015,7 @@ class Linker:
     def instantiate(self, store: Store, module: Module) -> Instance:
         _runtime(store)
         _expect(module, Module, "Linker.instantiate(module)")
-        imports = []
+        imports: list[Func | Memory | Global | Table | None] = []
         from ..compiler.intrinsics import MODULES as INTRINSIC_MODULES
 
         for mod, name, _kind in module.imports:
@@ -916,6 +1033,7 @@ class Linker:
 
 __all__ = [
     "Caller",
+    "Config",
     "Engine",
     "Func",
     "FuncType",

@@ -4,13 +4,18 @@ Each reads its arguments from the argument registers, in the order the code
 generator passed them (operands, then the static indices), and writes its
 result to a0.  Out-of-bounds operations trap before changing anything, as
 the bulk-memory and reference-types proposals require.
+
+Metered code (compiler/codegen/fuel.py) passes bulk operations one more static
+operand, a :class:`~hwsim.compiler.builtins.BulkFuel`: with ``RUNTIME`` the
+operation's size is charged as fuel once it has succeeded (as wasmtime does),
+which may run the checkpoint slow path and trap out of fuel after the work.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..compiler.builtins import Builtin
+from ..compiler.builtins import Builtin, BulkFuel
 from ..compiler.errors import CompilerBug
 from ..compiler.traps import TrapCode
 from .errors import HandleError, HostBufferError, MemoryControlError, ResourceLimitError, SegmentError, Trap
@@ -38,11 +43,20 @@ def _is64(mem) -> bool:
     return mem.type.index_type == 0x7E
 
 
+def _runtime_charge(instance, m, arg: int) -> bool:
+    """Does metered code ask the runtime to charge this bulk operation's size (its static operand ``arg``)?"""
+    return instance.compiled.metering and m.get_reg(f"a{arg}") == BulkFuel.RUNTIME
+
+
 def memory_grow(store, instance, m) -> None:
     delta, index = _args(m, 2)
+    charge = _runtime_charge(instance, m, 2)
     mem = _mem(instance, index)
-    old = mem.grow(_index(delta, _is64(mem)))
+    delta = _index(delta, _is64(mem))
+    old = mem.grow(delta)
     _ret(m, old if old >= 0 else -1)
+    if charge and old >= 0:
+        store.consume_fuel(delta)
 
 
 def _watch(store, m, mem, offset: int, n: int, write: bool) -> None:
@@ -65,6 +79,8 @@ def memory_fill(store, instance, m) -> None:
         raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
     _watch(store, m, mem, dst, n, True)
     mem.fill(dst, value, n)
+    if _runtime_charge(instance, m, 4):
+        store.consume_fuel(n)
 
 
 def memory_copy(store, instance, m) -> None:
@@ -78,6 +94,8 @@ def memory_copy(store, instance, m) -> None:
         _watch(store, m, smem, src, n, False)
         _watch(store, m, dmem, dst, n, True)
         store.copy_user(dmem.base + dst, smem.base + src, n)
+    if _runtime_charge(instance, m, 5):
+        store.consume_fuel(n)
 
 
 def memory_init(store, instance, m) -> None:
@@ -90,6 +108,8 @@ def memory_init(store, instance, m) -> None:
     if n:
         _watch(store, m, mem, dst, n, True)
         mem.write(dst, data[src : src + n])
+    if _runtime_charge(instance, m, 5):
+        store.consume_fuel(n)
 
 
 def data_drop(store, instance, m) -> None:
@@ -164,8 +184,13 @@ def table_size(store, instance, m) -> None:
 
 def table_grow(store, instance, m) -> None:
     init, n, index = _args(m, 3)
+    charge = _runtime_charge(instance, m, 3)
     table = _table(instance, index)
-    _ret(m, table.grow(_index(n, _tis64(table)), init))
+    n = _index(n, _tis64(table))
+    old = table.grow(n, init)
+    _ret(m, old)
+    if charge and old >= 0:
+        store.consume_fuel(n)
 
 
 def table_fill(store, instance, m) -> None:
@@ -176,6 +201,8 @@ def table_fill(store, instance, m) -> None:
     if i + n > table.size:
         raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
     table.fill(i, value, n)
+    if _runtime_charge(instance, m, 4):
+        store.consume_fuel(n)
 
 
 def table_copy(store, instance, m) -> None:
@@ -188,6 +215,8 @@ def table_copy(store, instance, m) -> None:
     if n:  # the entries as one block of bytes (copied first, so overlap is fine): a memmove, not n calls
         entries = bytes(store.phys_view(st.entries + 8 * src, 8 * n))
         store.phys_view(dt.entries + 8 * dst, 8 * n)[:] = entries
+    if _runtime_charge(instance, m, 5):
+        store.consume_fuel(n)
 
 
 def table_init(store, instance, m) -> None:
@@ -199,6 +228,8 @@ def table_init(store, instance, m) -> None:
         raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
     for k in range(n):
         table.set(dst + k, elems[src + k])
+    if _runtime_charge(instance, m, 5):
+        store.consume_fuel(n)
 
 
 def elem_drop(store, instance, m) -> None:
@@ -296,6 +327,14 @@ def far_revoke(store, instance, m) -> None:
     _segment_call(lambda: instance.segments.revoke(selector & MASK32))
 
 
+# -- metering --------------------------------------------------------------------------------------------
+
+
+def checkpoint(store, instance, m) -> None:
+    """A checkpoint found the fuel count used up (hwsim/runtime/checkpoints.py); every register is kept."""
+    store.checkpoint_reached()
+
+
 # -- the dispatch table -------------------------------------------------------------------------------------
 # Every id the compiler can emit (compiler/builtins.Builtin) and the function that serves it, called as
 # ``fn(store, instance, machine)`` with the arguments in the ABI registers.  Checked when this module is
@@ -326,6 +365,7 @@ DISPATCH: dict[Builtin, Callable[..., None]] = {
     Builtin.handle_pages: handle_pages,
     Builtin.far_grant: far_grant,
     Builtin.far_revoke: far_revoke,
+    Builtin.checkpoint: checkpoint,
 }
 if set(DISPATCH) != set(Builtin):
     raise CompilerBug(

@@ -13,19 +13,21 @@
 
 Asynchronous events (a device interrupt, ``interrupt()`` from another thread
 or a signal handler) stop the CPU at the end of its current block and run at
-that safe point.
+that safe point; so does a ``request_checkpoint`` (checkpoints.py), which
+parks the fuel count there so that the next checkpoint takes its slow path.
 
-It uses these attributes of the VmStore: ``machine``, ``limits``,
-``instances``, ``funcrefs``, ``code``, ``depth``, ``deadline``,
-``interrupt_reason``, ``caller_vmctx``, ``out_of_frames``, ``stack_low``,
-``_async``, ``_in_host``, ``_source_maps`` and its memory helpers
-(``read_u64``, ``write_u64``, ``memory_at``).
+It uses the attributes of the VmStore declared at the top of
+:class:`CallBoundary`, and its memory helpers (``read_u64``, ``write_u64``,
+``memory_at``); metering's part (``park_fuel``, ``fuel_to_register``, ``fuel_to_cell``)
+is in checkpoints.py.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..compiler import CompiledModule
 from ..compiler.abi import RegLoc
@@ -41,7 +43,13 @@ from ..wasm.types import F32, I32
 from . import layout as L
 from .builtins import DISPATCH
 from .errors import ResourceLimitError, Trap
-from .objects import MASK64, FuncRecord
+from .objects import MASK64, FuncRecord, MemoryInstance
+
+if TYPE_CHECKING:
+    from ..mmu.aspace import AddressSpace
+    from ..wasm.dwarf import SourceMap
+    from .instance import VmInstance
+    from .store import StoreLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +81,36 @@ class WasmLocation:
 
 class CallBoundary:
     """Calls into wasm, ecalls out of it, traps, asynchronous events (a mixin of VmStore)."""
+
+    # The VmStore's state this part uses (VmStore.__init__ sets it).
+    machine: Machine
+    space: AddressSpace
+    limits: StoreLimits
+    instances: dict[int, VmInstance]  # vmctx VA -> instance
+    funcrefs: dict[int, FuncRecord]  # record VA -> record
+    code: list[LoadedCode]
+    depth: int
+    deadline: float | None
+    interrupt_reason: str | None
+    caller_vmctx: int
+    out_of_frames: bool
+    stack_low: int
+    _async: list[Callable[[], object]]
+    _in_host: int
+    _source_maps: dict[int, SourceMap]  # id(DecodedModule) -> its DWARF line tables
+
+    if TYPE_CHECKING:  # StoreSpace's, in VmStore
+
+        def read_u64(self, va: int) -> int: ...
+        def write_u64(self, va: int, value: int) -> None: ...
+        def memory_at(self, va: int) -> MemoryInstance | None: ...
+
+        # CheckpointCounter's (checkpoints.py), in VmStore
+        checkpoint_requests: int
+
+        def park_fuel(self) -> None: ...
+        def fuel_to_register(self) -> None: ...
+        def fuel_to_cell(self) -> None: ...
 
     def host_call_trap(self, code: TrapCode, detail: str) -> Trap:
         """The trap a host function raises to fail the wasm code that called it, located at the call
@@ -145,15 +183,26 @@ class CallBoundary:
             if not nested:
                 self.deadline = deadline
             while True:
-                result = m.run(pc, until=L.EXIT_ADDRESS, timeout_us=budget)
+                self.park_fuel()  # a safe point: honour a request_checkpoint (checkpoints.py)
+                requests = self.checkpoint_requests
+                self.fuel_to_register()
+                try:
+                    result = m.run(pc, until=L.EXIT_ADDRESS, timeout_us=budget)
+                finally:
+                    self.fuel_to_cell()
                 if self.interrupt_reason is not None and result.reason is not StopReason.EXIT:
                     break
-                if result.reason is not StopReason.STOPPED or not self._async:
+                if result.reason is StopReason.LIMIT and requests != self.checkpoint_requests:
+                    pass  # stopped for a request_checkpoint: park the count (above) and go on
+                elif result.reason is not StopReason.STOPPED:
                     break
-                # Stopped for an asynchronous event (an interrupt): handle it, then go on where we were.
-                context = m.save_context()
-                self.run_async()
-                m.restore_context(context)
+                elif self._async:
+                    # Stopped for an asynchronous event (an interrupt): handle it, then go on where we were.
+                    context = m.save_context()
+                    self.run_async()
+                    m.restore_context(context)
+                # else: the event already ran at a safe point the guest reached before the stop landed (the
+                # return of a host function, a checkpoint's slow path): just go on.
                 pc = result.pc
                 if deadline is not None:
                     budget = int((deadline - time.monotonic()) * 1e6)
@@ -177,7 +226,7 @@ class CallBoundary:
             if saved is not None:
                 m.restore_context(saved)
 
-    def request_async(self, callback) -> None:
+    def request_async(self, callback: Callable[[], object]) -> None:
         """Run ``callback()`` at the next safe point: at once if guest code is running (the CPU
         stops at the end of its current block, as for an interrupt, and resumes afterwards), when
         the running host function returns, or at the next ``run_async`` when nothing runs."""
@@ -217,7 +266,7 @@ class CallBoundary:
             out.append(value & 0xFFFF_FFFF if ty in (I32, F32) else value & MASK64)
         return out
 
-    def _trap_from(self, result) -> Exception:
+    def _trap_from(self, result: RunResult) -> Exception:
         pc = result.pc
         if result.reason is StopReason.LIMIT:
             return Trap(TrapCode.INTERRUPTED, pc=pc, detail=f"time budget of {self.limits.time_us} us used up")
@@ -246,20 +295,23 @@ class CallBoundary:
                 )
         if result.reason is StopReason.FAULT:
             fault = result.fault
+            assert fault is not None  # a FAULT result carries its fault
             insn = fault.insn.text if fault.insn is not None else None
-            if self.memory_at(fault.va) is not None:
+            mem = self.memory_at(fault.va)
+            if mem is not None:
                 out_of_frames, self.out_of_frames = self.out_of_frames, False
-                if out_of_frames and fault.va - self.memory_at(fault.va).base < self.memory_at(fault.va).size_bytes:
+                if out_of_frames and fault.va - mem.base < mem.size_bytes:
                     return ResourceLimitError(
                         f"out of physical memory: the Store's {self.limits.ram_bytes} bytes "
                         f"of RAM are used up (at va {fault.va:#x})"
                     )
-                mem = self.memory_at(fault.va)
                 offset = fault.va - mem.base
                 # An access that runs past the memory's end is out of bounds, whichever of its pages
                 # faulted first (a protected page before the end must not hide it: wasm checks bounds first).
                 past_end = (
-                    fault.access_va is not None and fault.access_va - mem.base + fault.access_size > mem.size_bytes
+                    fault.access_va is not None
+                    and fault.access_size is not None  # decoded together with access_va
+                    and fault.access_va - mem.base + fault.access_size > mem.size_bytes
                 )
                 if mem.ctl is not None and offset < mem.size_bytes and not past_end:
                     write = fault.access.value == "store"
@@ -302,6 +354,13 @@ class CallBoundary:
     def _ecall(self, machine: Machine) -> EcallAction:
         if machine.active_space is not self.space:  # another Store's code (a newer Store on this machine)
             return EcallAction.DECLINE
+        self.fuel_to_cell()  # host code sees (and may change) the count in the cell
+        action = self._serve_ecall(machine)
+        self.park_fuel()  # a safe point
+        self.fuel_to_register()
+        return action
+
+    def _serve_ecall(self, machine: Machine) -> EcallAction:
         target = machine.get_reg("t6")
         if 0 < target <= MAX_BUILTIN:
             self._builtin(Builtin(target))
@@ -345,15 +404,21 @@ class CallBoundary:
             raise
 
     def _located(self, code: TrapCode, pc: int | None, insn: str | None, detail: str = "") -> Trap:
-        where = {}
         loc = self.wasm_location(pc) if pc is not None else None
-        if loc is not None:
-            where = dict(
-                func_index=loc.func_index, func_name=loc.func_name, wasm_offset=loc.wasm_offset, source=loc.source
-            )
-        return Trap(code, pc=pc, insn=insn, detail=detail, **where)
+        if loc is None:
+            return Trap(code, pc=pc, insn=insn, detail=detail)
+        return Trap(
+            code,
+            pc=pc,
+            insn=insn,
+            detail=detail,
+            func_index=loc.func_index,
+            func_name=loc.func_name,
+            wasm_offset=loc.wasm_offset,
+            source=loc.source,
+        )
 
-    def source_location(self, module, wasm_offset: int) -> str | None:
+    def source_location(self, module: DecodedModule, wasm_offset: int) -> str | None:
         """``file.c:line`` of a bytecode offset, when the module carries DWARF (built with -g)."""
         from ..wasm.dwarf import SourceMap
 

@@ -8,17 +8,26 @@ segments wrote), and finally the start function runs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from ..compiler import CompiledModule
 from ..compiler.intrinsics import FAR, intrinsics_of
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
 from ..wasm import opcodes as op
 from ..wasm.module import ACTIVE, DECLARATIVE, DecodedModule
-from ..wasm.types import I32, I64, ExternKind
+from ..wasm.types import I32, I64, ExternKind, GlobalType, MemoryType, TableType
 from . import layout as L
 from .calls import LoadedCode
 from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance
 from .store import Trap, VmStore
+
+if TYPE_CHECKING:
+    from .segments import SegmentTable
+
+# What an export names: a function record, a memory, a table or a global.
+ExternItem = FuncRecord | MemoryInstance | TableInstance | GlobalInstance
 
 
 class LinkError(HwsimError):
@@ -46,6 +55,7 @@ class VmInstance:
         self.vmctx = store.alloc_data(layout.size)
         store.instances[self.vmctx] = self
         self.code_base = store.load_code(compiled.code) if compiled.code else 0
+        store.metered |= compiled.metering  # the Store moves the fuel count to and from its register
         store.code.append(LoadedCode(self.code_base, self.code_base + len(compiled.code), compiled, module))
         # Memories, tables, globals.
         for mt in module.memories:
@@ -66,7 +76,7 @@ class VmInstance:
         for t in module.tables:
             init = self.eval_const(t.init.instrs, t.type.elem_type) if t.init is not None else 0
             self.tables.append(TableInstance(store, t.type, init))
-        self._segments = None
+        self._segments: SegmentTable | None = None
         self._write_vmctx()
         if any(i.module == FAR for i in intrinsics_of(module).values()):
             _ = self.segments  # modules using far pointers get their table now
@@ -86,15 +96,18 @@ class VmInstance:
         func_index = 0
         for imp, value in zip(module.imports, imports):
             where = f"import {imp.module!r} {imp.name!r}"
+            desc = imp.desc  # its type follows the kind (the decoder)
             if imp.kind == ExternKind.FUNC and func_index in intrinsics:
                 if value is not None:
                     raise LinkError(f"{where} is an hwsim intrinsic: hwsim provides it (pass None)")
-                self.funcs.append(self._intrinsic_record(intrinsics[func_index], module.types[imp.desc]))
+                assert isinstance(desc, int)
+                self.funcs.append(self._intrinsic_record(intrinsics[func_index], module.types[desc]))
                 func_index += 1
                 continue
             if imp.kind == ExternKind.FUNC:
                 func_index += 1
-                expected = module.types[imp.desc]
+                assert isinstance(desc, int)
+                expected = module.types[desc]
                 if not isinstance(value, FuncRecord):
                     raise LinkError(f"incompatible import type: {where} expects a function")
                 self.store.check_owned(value, f"{where} (a function)")
@@ -104,7 +117,8 @@ class VmInstance:
                     raise LinkError(f"incompatible import type: {where} expects {expected}, got {value.type}")
                 self.funcs.append(value)
             elif imp.kind == ExternKind.MEMORY:
-                mt = imp.desc
+                mt = desc
+                assert isinstance(mt, MemoryType)
                 if not isinstance(value, MemoryInstance):
                     raise LinkError(f"incompatible import type: {where} expects a memory")
                 self.store.check_owned(value, f"{where} (a memory)")
@@ -117,20 +131,22 @@ class VmInstance:
                     raise LinkError(f"incompatible import type: {where} expects {mt}, got {actual}")
                 self.memories.append(value)
             elif imp.kind == ExternKind.TABLE:
-                tt = imp.desc
+                tt = desc
+                assert isinstance(tt, TableType)
                 if not isinstance(value, TableInstance):
                     raise LinkError(f"incompatible import type: {where} expects a table")
                 self.store.check_owned(value, f"{where} (a table)")
-                actual = value.type
+                actual_tt = value.type
                 if (
-                    actual.elem_type != tt.elem_type
-                    or actual.index_type != tt.index_type
-                    or not _limits_match(type(tt.limits)(min=value.size, max=actual.limits.max), tt.limits)
+                    actual_tt.elem_type != tt.elem_type
+                    or actual_tt.index_type != tt.index_type
+                    or not _limits_match(type(tt.limits)(min=value.size, max=actual_tt.limits.max), tt.limits)
                 ):
-                    raise LinkError(f"incompatible import type: {where} expects {tt}, got {actual}")
+                    raise LinkError(f"incompatible import type: {where} expects {tt}, got {actual_tt}")
                 self.tables.append(value)
             else:
-                gt = imp.desc
+                gt = desc
+                assert isinstance(gt, GlobalType)
                 if not isinstance(value, GlobalInstance):
                     raise LinkError(f"incompatible import type: {where} expects a global")
                 self.store.check_owned(value, f"{where} (a global)")
@@ -139,7 +155,7 @@ class VmInstance:
                 self.globals.append(value)
 
     @property
-    def segments(self):
+    def segments(self) -> SegmentTable:
         """This instance's far-pointer segment table (made on first use)."""
         if self._segments is None:
             from .segments import SegmentTable
@@ -248,6 +264,7 @@ class VmInstance:
         module = self.module
         for i, seg in enumerate(module.elems):
             if seg.mode == ACTIVE:
+                assert seg.offset_expr is not None  # validated: an active segment has an offset
                 table = self.tables[seg.table_index]
                 start = self.eval_const(seg.offset_expr.instrs, table.type.index_type)
                 values = self.elems[i]
@@ -258,26 +275,28 @@ class VmInstance:
                 self.elems[i] = []
             elif seg.mode == DECLARATIVE:
                 self.elems[i] = []
-        for i, seg in enumerate(module.datas):
-            if seg.mode == ACTIVE:
-                mem = self.memories[seg.memory_index]
-                start = self.eval_const(seg.offset_expr.instrs, mem.type.index_type)
-                if start + len(seg.data) > mem.size_bytes:
+        for i, segment in enumerate(module.datas):
+            if segment.mode == ACTIVE:
+                assert segment.offset_expr is not None  # validated: an active segment has an offset
+                mem = self.memories[segment.memory_index]
+                start = self.eval_const(segment.offset_expr.instrs, mem.type.index_type)
+                if start + len(segment.data) > mem.size_bytes:
                     raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, detail=f"data segment {i}")
-                if seg.data:
-                    mem.write(start, seg.data)
+                if segment.data:
+                    mem.write(start, segment.data)
                 self.datas[i] = b""
         if module.start is not None:
             self.store.invoke(self.funcs[module.start], [])
 
-    def export(self, name: str):
+    def export(self, name: str) -> tuple[ExternKind, ExternItem]:
         kind, index = self.exports[name]
-        return kind, {
+        spaces: dict[ExternKind, Sequence[ExternItem]] = {
             ExternKind.FUNC: self.funcs,
             ExternKind.MEMORY: self.memories,
             ExternKind.TABLE: self.tables,
             ExternKind.GLOBAL: self.globals,
-        }[kind][index]
+        }
+        return kind, spaces[kind][index]
 
 
 class _Regs:
@@ -285,7 +304,7 @@ class _Regs:
 
     def __init__(self, args: list[int]) -> None:
         self.values = {f"a{i}": v for i, v in enumerate(args)}
-        self.result = None
+        self.result: int | None = None
 
     def get_reg(self, name: str) -> int:
         return self.values.get(name, 0)

@@ -170,13 +170,17 @@ class MemoryControl:
         page = self.states.find(bad, first, end)
         if page >= 0:
             at = max(offset, page << PAGE_SHIFT)
-            raise _trap(TrapCode.MEMORY_ACCESS_DENIED, self.explain(at, write) + (" (store)" if write else " (load)"))
+            why = self.explain(at, write)
+            assert why is not None  # the page's state refuses this access
+            raise _trap(TrapCode.MEMORY_ACCESS_DENIED, why + (" (store)" if write else " (load)"))
         if write and self.host_pages:
             hosted = sorted(p for p in self.host_pages if first <= p < end)
             for page in hosted:  # every page checked before any is changed: a trap leaves the mappings alone
                 if self.states.get(page) is not State.COW and not self.host_pages[page][2]:
                     at = max(offset, page << PAGE_SHIFT)
-                    raise _trap(TrapCode.MEMORY_ACCESS_DENIED, self.explain(at, True) + " (store)")
+                    why = self.explain(at, True)
+                    assert why is not None  # a hosted page that is not COW is a read-only HOST mapping
+                    raise _trap(TrapCode.MEMORY_ACCESS_DENIED, why + " (store)")
             for page in hosted:
                 if self.states.get(page) is State.COW:
                     self.copy_on_write(page)  # the host carries out the store: copy first, as the MMU would
@@ -459,7 +463,7 @@ def parse_section(data: bytes, offset: int = 0) -> list[MemoryLayout]:
             f"custom section {SECTION!r} at byte {offset:#x}: {len(data)} bytes is not a "
             f"whole number of {_RECORD.size}-byte records"
         )
-    out = []
+    out: list[MemoryLayout] = []
     for at in range(0, len(data), _RECORD.size):
         version, memory, flags, reserved, no_access, read_only = _RECORD.unpack_from(data, at)
         where = f"custom section {SECTION!r}, record at byte {offset + at:#x}"

@@ -17,6 +17,7 @@ from . import layout as L
 from .errors import ResourceLimitError
 
 if TYPE_CHECKING:
+    from .memctl import MemoryControl
     from .store import VmStore
 
 _U64 = struct.Struct("<Q")
@@ -46,12 +47,12 @@ class MemoryInstance:
         self.size_bytes = mtype.limits.min * self.page_size
         self.desc = store.alloc_data(L.MEMDESC_BYTES)
         self._write_desc()
-        self.ctl = None  # MemoryControl, once a page state other than the default is needed
+        self.ctl: MemoryControl | None = None  # once a page state other than the default is needed
         self.resident = bytearray()  # 1 per 4 KiB page that has a frame
 
     # -- residency and memory control ----------------------------------------------------------
 
-    def control(self, *, virtual: bool = False):
+    def control(self, *, virtual: bool = False) -> MemoryControl:
         """This memory's :class:`~hwsim.runtime.memctl.MemoryControl` (created on first use)."""
         from .memctl import MemoryControl, MemoryControlError
 

@@ -15,15 +15,16 @@ an invalid PTE in a memory's reservation; copy-on-write asks
 :meth:`StoreSpace._write_fault`.  Both decline for another Store's address
 space (several Stores may share one board's machine).
 
-It uses these attributes of the VmStore: ``machine``, ``space``, ``limits``,
-``memory_slots``, ``memories``, ``code_next``, ``data_next``, ``data_mapped``,
-``next_host_pa``, ``out_of_frames``, ``bulk_access_observers``, and its
-``check_deadline`` (a gigabyte fill honours the time limit).
+It uses the attributes of the VmStore declared at the top of :class:`StoreSpace`,
+and its ``check_deadline`` (a gigabyte fill honours the time limit).
 """
 
 from __future__ import annotations
 
+import os
 import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import OutOfFrames
 from ..mmu.bits import PAGE_MASK, PAGE_SIZE
@@ -31,11 +32,38 @@ from . import layout as L
 from .errors import MemoryControlError, ResourceLimitError
 from .objects import MASK64, RW_USER, RX_USER, MemoryInstance
 
+if TYPE_CHECKING:
+    from ..machine import Machine
+    from ..mmu.aspace import AddressSpace, Mapping
+    from ..riscv.priv import Access
+    from .hostmem import HostBuffer
+    from .store import StoreLimits
+
 _U64 = struct.Struct("<Q")
+# ``observer(memory base, offset, length, write, pc)``, see StoreSpace.add_bulk_access_observer
+BulkAccessObserver = Callable[[int, int, int, bool, int], None]
 
 
 class StoreSpace:
     """Address space and host memory access of a VmStore (a mixin: VmStore sets the state)."""
+
+    # The VmStore's state this part uses (VmStore.__init__ sets it).
+    machine: Machine
+    space: AddressSpace
+    limits: StoreLimits
+    memory_slots: list[MemoryInstance | None]
+    memories: list[MemoryInstance]
+    code_next: int
+    data_next: int
+    data_mapped: int
+    next_host_pa: int
+    out_of_frames: bool
+    stack_low: int
+    bulk_access_observers: list[BulkAccessObserver]
+
+    if TYPE_CHECKING:  # CallBoundary's, in VmStore
+
+        def check_deadline(self) -> None: ...
 
     def phys_view(self, va: int, size: int) -> memoryview:
         """A view of data-region memory (always mapped, physically contiguous per allocation)."""
@@ -43,6 +71,7 @@ class StoreSpace:
 
     def _data_pa(self, va: int) -> int:
         mapping = self.space.lookup(va)
+        assert mapping is not None  # the data region is mapped as it is allocated
         return mapping.pa + (va - mapping.va)
 
     def read_u64(self, va: int) -> int:
@@ -143,11 +172,12 @@ class StoreSpace:
         flags = RW_USER
         mem = self.memory_at(va)
         if mem is not None and mem.ctl is not None:
-            flags = mem.ctl.flags_for(va - mem.base)
-            if flags is None:
+            state_flags = mem.ctl.flags_for(va - mem.base)
+            if state_flags is None:
                 if host:
                     raise MemoryControlError(f"host write refused: {mem.ctl.explain(va - mem.base)}")
                 return False
+            flags = state_flags
         try:
             self.space.map_anonymous(va & ~PAGE_MASK, PAGE_SIZE, flags)
         except OutOfFrames:
@@ -166,9 +196,10 @@ class StoreSpace:
             if not self._map_page(va):
                 return None
             mapping = self.space.lookup(va)
+            assert mapping is not None  # _map_page mapped it
         return mapping.pa + ((va & ~PAGE_MASK) - mapping.va)
 
-    def _pager(self, va: int, access) -> bool:
+    def _pager(self, va: int, access: Access) -> bool:
         """Demand paging: memory pages below the memory's size (as their page state allows), the stack."""
         if self.machine.active_space is not self.space:  # a fault in another Store's space
             return False
@@ -186,7 +217,14 @@ class StoreSpace:
         mem = self.memory_at(va)
         return mem is not None and mem.ctl is not None and mem.ctl.write_fault(va - mem.base)
 
-    def host_buffer(self, *, size: int | None = None, data: bytes | None = None, path=None, writable: bool = False):
+    def host_buffer(
+        self,
+        *,
+        size: int | None = None,
+        data: bytes | None = None,
+        path: str | os.PathLike | None = None,
+        writable: bool = False,
+    ) -> HostBuffer:
         """A :class:`~hwsim.runtime.hostmem.HostBuffer`: ``size`` zeroed bytes, a copy of ``data``,
         or the pages of the file at ``path``."""
         from .hostmem import HOST_BUFFERS_BASE, HostBuffer, HostBufferError
@@ -200,6 +238,7 @@ class StoreSpace:
             return HostBuffer.from_file(self, path, writable=writable)
         if data is not None:
             return HostBuffer.from_bytes(self, data, writable=writable)
+        assert size is not None  # exactly one of the three was given
         return HostBuffer.zeroed(self, size)
 
     def read_user(self, va: int, size: int) -> bytes:
@@ -216,7 +255,7 @@ class StoreSpace:
             size -= chunk
         return bytes(out)
 
-    def add_bulk_access_observer(self, observer):
+    def add_bulk_access_observer(self, observer: BulkAccessObserver) -> Callable[[], None]:
         """``observer(memory_base, offset, length, write, pc)`` for every guest bulk memory operation
         (memory.copy/fill/init, carried out by the host, so the machine's page watch cannot see them), in
         the order added; returns a function that removes it."""
@@ -228,13 +267,14 @@ class StoreSpace:
         if mem is not None and mem.ctl is not None and mem.ctl.host_pages:
             mem.ctl.prepare_host_write(va - mem.base, size)
 
-    def _host_mapping(self, va: int):
+    def _host_mapping(self, va: int) -> Mapping:
         """The mapping of the page holding ``va`` for a host write, given a frame first if it has none."""
         mapping = self.space.lookup(va)
         if mapping is None:
             if not self._map_page(va, host=True):
                 raise ResourceLimitError("out of physical memory for the Store's RAM")
             mapping = self.space.lookup(va)
+            assert mapping is not None  # _map_page mapped it
         return mapping
 
     def write_user(self, va: int, data: bytes) -> None:

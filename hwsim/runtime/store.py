@@ -6,6 +6,8 @@
                                           regions, demand paging, host reads and writes
             + CallBoundary (calls.py)    calls into wasm, ecalls out (builtins by table, host
                                           functions), trap classification, asynchronous events
+            + CheckpointCounter          the fuel cell metered code counts down, checkpoint
+              (checkpoints.py)            handlers, request_checkpoint (fuel, epochs, time)
             + this module                construction, limits, ownership, type ids, externrefs
 
 The public :class:`hwsim.Store` (api.py) wraps one; hwsim's own layers reach
@@ -26,6 +28,7 @@ from ..riscv import asm as A
 from ..riscv.priv import Priv
 from . import layout as L
 from .calls import CallBoundary, LoadedCode
+from .checkpoints import CheckpointCounter
 from .errors import ResourceLimitError, Trap
 from .objects import RW_USER, RX_USER, FuncRecord, MemoryInstance
 from .space import StoreSpace
@@ -45,7 +48,7 @@ class StoreLimits:
     code_bytes: int = 256 << 20  # compiled code of all the Store's modules
 
 
-class VmStore(StoreSpace, CallBoundary):
+class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
     def __init__(self, engine=None, *, limits: StoreLimits | None = None, machine: Machine | None = None) -> None:
         """``machine``: run on an existing machine (a board's, with its devices); default: a new one."""
         self.name = f"Store {next(_SERIALS)}"
@@ -70,12 +73,22 @@ class VmStore(StoreSpace, CallBoundary):
         self.code_next = L.CODE_BASE
         self.data_next = L.DATA_BASE
         self.data_mapped = L.DATA_BASE
+        # The fuel count (checkpoints.py): in this cell while no guest code runs, in the fuel register while
+        # it does.  Zero: metered code that nobody gives fuel traps at its first checkpoint, as wasmtime's does.
+        self.fuel_cell = self.alloc_data(8)
+        self.fuel_view = self.phys_view(self.fuel_cell, 8)  # the data region is never remapped
+        self.metered = False  # set when a module compiled with metering is instantiated here
+        self._fuel_live = False  # the count is in the register (guest code is running or stopped mid-run)
+        self.checkpoint_handlers: list = []  # see add_checkpoint_handler
+        self._parked_fuel = 0  # the count while a request_checkpoint holds the register or cell at zero
+        self._checkpoint_requested = False
+        self.checkpoint_requests = 0  # how many request_checkpoint calls so far (a stopped run tells by it)
         self.memory_slots: list[MemoryInstance | None] = []
         self.memories: list[MemoryInstance] = []
-        self.instances: dict[int, object] = {}  # vmctx VA -> Instance
+        self.instances = {}  # vmctx VA -> VmInstance (the parts declare the state's types)
         self.funcrefs: dict[int, FuncRecord] = {}  # record VA -> record
         self.code: list[LoadedCode] = []  # every module's compiled code, in load order
-        self._source_maps: dict[int, object] = {}  # id(Module) -> SourceMap (DWARF line tables)
+        self._source_maps = {}  # id(Module) -> SourceMap (DWARF line tables)
         self._type_ids: dict = {}
         self.externs: dict[int, object] = {}  # externref handle -> host object
         self._extern_ids: dict[int, int] = {}
@@ -88,8 +101,8 @@ class VmStore(StoreSpace, CallBoundary):
         self.out_of_frames = False
         # ``observer(memory base, offset, length, write, pc)``: sees memory.copy/fill/init, which the
         # host carries out (the machine's page watch sees only the CPU's own loads and stores).
-        self.bulk_access_observers: list = []  # see add_bulk_access_observer
-        self._async: list = []  # host callbacks waiting for a safe point (see request_async)
+        self.bulk_access_observers = []  # see add_bulk_access_observer
+        self._async = []  # host callbacks waiting for a safe point (see request_async)
         self._in_host = 0  # > 0 while a host function runs (the CPU is not in guest code)
         self.next_host_pa = 0  # where the next HostBuffer goes in physical memory (set below)
         m.add_pager(self._pager)

@@ -19,7 +19,7 @@ execution are counted as skipped, with the engine's reason.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ..errors import HwsimError
 from ..wasm.module import DecodedModule
@@ -58,18 +58,22 @@ class NotSupportedByEngine(EngineError):
     """The engine cannot run this (no executor, or a feature it lacks); the command is skipped with this reason."""
 
 
-class Engine(Protocol):
+InstanceT = TypeVar("InstanceT")  # an engine's instances: opaque to the runner, which hands them back
+
+
+class Engine(Protocol[InstanceT]):
     """What the spec-test runner needs from an execution engine."""
 
     name: str
 
-    def instantiate(self, module: DecodedModule, binary: bytes, registry: Mapping[str, object]) -> object:
-        """Instantiate a valid module; raises LinkError, Trap or NotSupportedByEngine."""
+    def instantiate(self, module: DecodedModule, binary: bytes, registry: Mapping[str, InstanceT]) -> InstanceT:
+        """Instantiate a valid module (``registry``: the instances registered by name); raises LinkError,
+        Trap or NotSupportedByEngine."""
 
-    def invoke(self, instance: object, field: str, args: Sequence[Value]) -> list[Value]:
+    def invoke(self, instance: InstanceT, field: str, args: Sequence[Value]) -> list[Value]:
         """Call an exported function; raises Trap, Exhaustion or NotSupportedByEngine."""
 
-    def get(self, instance: object, field: str) -> Value:
+    def get(self, instance: InstanceT, field: str) -> Value:
         """Read an exported global."""
 
 

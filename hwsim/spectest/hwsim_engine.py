@@ -6,12 +6,14 @@ store per script; values cross as exact bit patterns.
 
 from __future__ import annotations
 
-from ..compiler import compile_module
+from collections.abc import Sequence
+
+from ..compiler import CompiledModule, compile_module
 from ..compiler.codegen import CompileError
 from ..compiler.traps import TrapCode
 from ..runtime import layout as L
+from ..runtime.instance import ExternItem, VmInstance
 from ..runtime.instance import LinkError as RuntimeLinkError
-from ..runtime.instance import VmInstance
 from ..runtime.objects import FuncRecord, GlobalInstance, MemoryInstance, ResourceLimitError, TableInstance
 from ..runtime.store import Trap as RuntimeTrap
 from ..runtime.store import VmStore
@@ -27,22 +29,21 @@ class HwsimEngine:
 
     def __init__(self) -> None:
         self.store: VmStore | None = None
-        self._compiled: dict[bytes, object] = {}
+        self._compiled: dict[bytes, CompiledModule] = {}
 
     def begin_file(self) -> None:
         self.store = VmStore()
         self.extern_handles: dict[int, int] = {}
         self.handle_externs: dict[int, int] = {}
-        self.spectest = self._spectest()
+        self.spectest = self._spectest(self.store)
 
     def _store(self) -> VmStore:
         if self.store is None:
             self.begin_file()
+        assert self.store is not None  # begin_file made it
         return self.store
 
-    def _spectest(self) -> dict:
-        s = self.store
-
+    def _spectest(self, s: VmStore) -> dict[str, ExternItem]:
         def printer(*params):
             return FuncRecord(
                 s, FuncType(tuple(params), ()), code=L.HOSTCALL_STUB, vmctx=s.host_vmctx, host=lambda args: []
@@ -101,18 +102,22 @@ class HwsimEngine:
             raise self._trap(exc) from None
         return instance
 
-    def invoke(self, instance: VmInstance, field: str, args) -> list[Value]:
+    def invoke(self, instance: VmInstance, field: str, args: Sequence[Value]) -> list[Value]:
         kind, record = instance.export(field)
+        assert isinstance(record, FuncRecord)  # scripts invoke function exports
         ft = record.type
         bits = [self._to_bits(v) for v in args]
+        store = self.store
+        assert store is not None  # the instance was made in this script's store
         try:
-            results = self.store.invoke(record, bits)
+            results = store.invoke(record, bits)
         except RuntimeTrap as exc:
             raise self._trap(exc) from None
         return [self._from_bits(t, b) for t, b in zip(ft.results, results)]
 
     def get(self, instance: VmInstance, field: str) -> Value:
         kind, g = instance.export(field)
+        assert isinstance(g, GlobalInstance)  # scripts get global exports
         return self._from_bits(g.valtype, g.get_bits())
 
     # -- values ---------------------------------------------------------------------------------
@@ -123,23 +128,29 @@ class HwsimEngine:
         return Trap(exc.code.message, str(exc))
 
     def _to_bits(self, v: Value) -> int:
+        value = v.value
         if v.type in ("i32", "i64", "f32", "f64"):
-            return v.value
-        if v.value is None:
+            assert isinstance(value, int)  # a number's bit pattern
+            return value
+        if value is None:
             return 0
         if v.type == "externref":
-            handle = self.extern_handles.get(v.value)
+            assert isinstance(value, int)  # (ref.extern N)
+            handle = self.extern_handles.get(value)
             if handle is None:
                 handle = len(self.extern_handles) + 1
-                self.extern_handles[v.value] = handle
-                self.handle_externs[handle] = v.value
+                self.extern_handles[value] = handle
+                self.handle_externs[handle] = value
             return handle
-        return v.value.va  # a funcref handle this engine returned
+        assert isinstance(value, FuncRecord)  # a funcref handle this engine returned
+        return value.va
 
     def _from_bits(self, ty: int, bits: int) -> Value:
         name = _TYPES[ty]
         if ty == EXTERNREF:
             return Value(name, None if bits == 0 else self.handle_externs.get(bits, bits))
         if ty == FUNCREF:
-            return Value(name, None if bits == 0 else self.store.funcrefs.get(bits))
+            store = self.store
+            assert store is not None  # the value came from this script's store
+            return Value(name, None if bits == 0 else store.funcrefs.get(bits))
         return Value(name, bits)

@@ -36,6 +36,7 @@ import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..wasm import (
     DecodedModule,
@@ -150,9 +151,13 @@ class SpecTestRunner:
     """Runs ``.wast`` scripts.  ``engine`` executes (default: validate only)."""
 
     def __init__(
-        self, engine: Engine | None = None, *, features: dict[str, bool] | None = None, cache_dir: str | None = None
+        self,
+        engine: Engine[Any] | None = None,
+        *,
+        features: dict[str, bool] | None = None,
+        cache_dir: str | None = None,
     ):
-        self.engine: Engine = engine if engine is not None else ValidateOnlyEngine()
+        self.engine: Engine[Any] = engine if engine is not None else ValidateOnlyEngine()
         self.feature_overrides = dict(features or {})
         self.cache_dir = cache_dir
 
@@ -323,12 +328,15 @@ class _FileRun:
         self.current = loaded
         if instance_name:
             self.named[instance_name] = loaded
-        definition = self.definitions.get(cmd.get("module"))
+        definition_name = cmd.get("module")
+        definition = self.definitions.get(definition_name) if definition_name is not None else None
         if definition is None:
             raise _Fail(f"no module definition named {cmd.get('module')}")
         if definition.unavailable:
             loaded.unavailable = definition.unavailable
             raise _Skip(f"module definition not available: {definition.unavailable}")
+        # An available definition was decoded and validated (cmd_module_definition).
+        assert definition.module is not None and definition.binary is not None
         try:
             loaded.instance = self.instantiate(definition.module, definition.binary)
         except NotSupportedByEngine as exc:
@@ -431,7 +439,7 @@ class _FileRun:
     def cmd_assert_uninstantiable(self, cmd: dict) -> str:
         return self._assert_not_instantiated(cmd, Trap)
 
-    def _assert_not_instantiated(self, cmd: dict, error: type) -> str:
+    def _assert_not_instantiated(self, cmd: dict, error: type[EngineError]) -> str:
         module, data = self.load_valid(cmd)
         expected = cmd.get("text", "")
         try:

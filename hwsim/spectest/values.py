@@ -50,6 +50,7 @@ class Value:
         if self.type in ("i32", "i64"):
             return f"{self.type}:{self.value:#x}"
         if self.type in FLOAT_LAYOUT:
+            assert isinstance(self.value, int)  # a number's bit pattern
             return f"{self.type}:{self.value:#x} ({describe_float(self.type, self.value)})"
         if self.value is None:
             return f"{self.type}:null"
@@ -120,6 +121,8 @@ def parse_value(obj: dict) -> Value:
         # Decimal bit patterns; wasm-tools writes some integers signed ("-1").
         n = NUM_BITS[t]
         try:
+            if not isinstance(v, str):
+                raise TypeError(v)
             number = int(v, 10)
         except (TypeError, ValueError):
             raise UnsupportedValue(f"cannot read {t} value {v!r}") from None
@@ -159,6 +162,7 @@ def matches(expected, actual: Value) -> bool:
     if isinstance(expected, NanPattern):
         if actual.type != expected.type:
             return False
+        assert isinstance(actual.value, int)  # a float's bit pattern
         if expected.kind == "canonical":
             return is_canonical_nan(actual.type, actual.value)
         return is_arithmetic_nan(actual.type, actual.value)

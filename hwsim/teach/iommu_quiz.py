@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import overload
 
 from ..devices.base import Device
 from ..devices.regs import RegisterLayout
@@ -48,12 +49,14 @@ from ..iommu.bits import (
     ddi,
 )
 from ..iommu.directory import DeviceContext
+from ..iommu.faults import IommuFault
 from ..iommu.iommu import Iommu
 from ..machine.physmem import PhysicalMemory
 from ..mmu.bits import PAGE_SHIFT, PAGE_SIZE, PTE_SIZE, SV39, Pte, make_pte, pte_ppn
 from ..mmu.report import format_walk_explained
 from ..mmu.walker import AdPolicy, walk
 from ..riscv.priv import Access, Priv
+from . import topics
 from .mmu_quiz import QuizMemory, check_seed_and_count, memory_lines
 
 RAM_BASE = 0x8000_0000
@@ -61,17 +64,7 @@ RAM_SIZE = 8 << 20
 TABLE_FRAMES = 24  # page tables and directory tables live in the first frames of RAM
 WINDOW = 0x1000_0000  # a device's register window: DMA there is refused (no peer-to-peer)
 
-TOPICS = {
-    "translate": "translated DMA through 4 KiB IO pages, across page boundaries",
-    "superpage": "a 2 MiB IO superpage",
-    "stray": "stray DMA: IOVAs the device was never given",
-    "crossing": "a request that runs into an unmapped page (all or nothing)",
-    "permission": "device permissions: U-mode walks, read-only and execute-only pages",
-    "accessed-dirty": "A and D bits: SADE=1 updates, SADE=0 faults",
-    "directory": "the device directory: invalid or misconfigured entries, device IDs too wide",
-    "bare": "Bare: the IOMMU off or passing addresses through",
-    "not-ram": "DMA translated to a device window instead of RAM",
-}
+TOPICS = topics.IOMMU
 
 _V, _R, _W, _X, _U, _A, _D = (int(f) for f in (Pte.V, Pte.R, Pte.W, Pte.X, Pte.U, Pte.A, Pte.D))
 
@@ -101,7 +94,7 @@ def pattern(pa: int, n: int) -> bytes:
 class Solution:
     ok: bool
     pieces: tuple  # ((pa, length), ...) where a successful request's bytes went
-    fault: object  # the IommuFault, for a refused request
+    fault: IommuFault | None  # for a refused request
     verified: bool  # the model moved the bytes exactly where ``pieces`` say
     walk_lines: tuple  # the IO page walks, worked out
 
@@ -187,6 +180,10 @@ class _Gen:
             self.words[pa] = value
 
     # The device directory, as a driver lays it out.
+    @overload
+    def directory(self) -> int: ...
+    @overload
+    def directory(self, *, broken_level: int | None = None, reserved_level: int | None = None) -> int | None: ...
     def directory(self, *, broken_level: int | None = None, reserved_level: int | None = None) -> int | None:
         """Write the directory entries down to the device's context; returns the context's address (None when
         the walk is made to stop at ``broken_level`` (V=0) or ``reserved_level`` (reserved bits set))."""
@@ -237,6 +234,7 @@ class _Gen:
                     self.put(addr, make_pte(next(self.data_frames), _R | _W | _U | _A))  # V=0 left-over bits
                 return
             if lvl == level:
+                assert leaf is not None  # a page without a leaf has a stop_level, met first
                 self.put(addr, leaf)
                 return
             existing = self.words.get(addr)
@@ -258,8 +256,9 @@ class _Gen:
         return _R | _W if self.write else self.rng.choice([_R, _R | _W, _R | _X])
 
 
-def _pieces(g: _Gen, leaves: dict[int, int]) -> tuple:
-    out = []
+def _pieces(g: _Gen, leaves: dict[int, tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """The physically contiguous ``(pa, length)`` pieces of the request, given ``page -> (leaf PTE, page size)``."""
+    out: list[tuple[int, int]] = []
     va, end = g.iova, g.iova + g.size
     while va < end:
         page = va & ~(PAGE_SIZE - 1)
@@ -596,10 +595,11 @@ def _walks(ex: IommuExercise) -> tuple[list[str], tuple | None]:
             f"IO page walk for iova {va:#x} ({'write' if ex.write else 'read'}, as U-mode), root {ctx.root:#x}:"
         )
         lines.extend("  " + line for line in format_walk_explained(r)[1:])
-        if not r.ok:
+        tr = r.translation
+        if tr is None:
             return lines, None
-        n = min(end, (va | (r.translation.page_size - 1)) + 1) - va
-        pa = r.translation.pa
+        n = min(end, (va | (tr.page_size - 1)) + 1) - va
+        pa = tr.pa
         if pieces and pieces[-1][0] + pieces[-1][1] == pa:
             pieces[-1] = (pieces[-1][0], pieces[-1][1] + n)
         else:
@@ -613,6 +613,7 @@ def answer_line(ex: IommuExercise, sol: Solution) -> str:
         where = ", ".join(f"pa {pa:#x}-{pa + n - 1:#x}" for pa, n in sol.pieces)
         return f"the {'write' if ex.write else 'read'} of {ex.size} bytes reaches {where}"
     f = sol.fault
+    assert f is not None  # a refused request has its fault
     cause, ttyp, did, iotval = fault_record_fields(f.to_record())
     text = (
         f"fault: CAUSE={cause} ({f.cause.describe}), TTYP={ttyp} ({Ttyp(ttyp).name.lower().replace('_', ' ')}), "
@@ -627,6 +628,7 @@ def format_answer(ex: IommuExercise) -> list[str]:
     sol = ex.solve()
     lines = [f"Answer {ex.number}: {answer_line(ex, sol)}"]
     if not sol.ok:
+        assert sol.fault is not None  # a refused request has its fault
         lines.append(f"  why: {sol.fault.reason}")
         record = sol.fault.to_record()
         dws = [int.from_bytes(record[i : i + 8], "little") for i in range(0, 32, 8)]
@@ -656,6 +658,7 @@ def exercise_to_json(ex: IommuExercise, *, solve: bool) -> dict:
         if sol.ok:
             out["pieces"] = [{"pa": hex(pa), "size": n} for pa, n in sol.pieces]
         else:
+            assert sol.fault is not None  # a refused request has its fault
             out["fault"] = sol.fault.to_json()
             out["record"] = sol.fault.to_record().hex()
     return out

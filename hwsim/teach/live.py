@@ -18,11 +18,15 @@ device windows mapped into it).  The demo guest's address space (ASID 1)::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, HwsimError
 from ..mmu import Pte
 from ..riscv import asm as A
 from ..riscv.priv import Priv
+
+if TYPE_CHECKING:
+    from ..board.system import System
 
 CODE_VA = 0x1_0000
 BUF_VA = 0x10_0000
@@ -40,7 +44,7 @@ UART_LSR = 5
 class LiveSpace:
     """The system after a guest ran, the satp of the address space it ran in, and what happened, in words."""
 
-    system: object
+    system: System
     satp: int
     lines: list[str]  # what ran, for the top of the output
     summary: str  # one line, e.g. a snapshot's "source"

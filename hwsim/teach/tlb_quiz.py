@@ -24,6 +24,7 @@ from ..mmu.report import perms_string
 from ..mmu.tlb import GLOBAL, Tlb
 from ..mmu.walker import AdPolicy, Translation, walk
 from ..riscv.priv import Access, Priv
+from . import topics
 from .mmu_quiz import check_seed_and_count
 
 RAM_BASE = 0x8000_0000
@@ -32,12 +33,7 @@ KERNEL_VA = 0xFFFF_FFC0_0000_0000
 SUPER_VA = 0x4000_0000
 USER_ASIDS = (1, 2)
 
-TOPICS = {
-    "lru": "hits, misses and LRU eviction",
-    "asid": "two address spaces: ASID tags, global entries, switching without a flush",
-    "sfence": "sfence.vma by address, by ASID, both, and all",
-    "stale": "page-table changes without sfence.vma: stale entries",
-}
+TOPICS = topics.TLB
 
 
 @dataclass(frozen=True)
@@ -60,6 +56,18 @@ class Op:
     access: Access | None = None
     priv: Priv | None = None
     pa: int | None = None
+
+    def get_access(self) -> tuple[int, int, Access, Priv]:
+        """``(asid, va, access, priv)`` of an ``access`` op."""
+        asid, va, access, priv = self.asid, self.va, self.access, self.priv
+        assert asid is not None and va is not None and access is not None and priv is not None, self
+        return asid, va, access, priv
+
+    def get_page(self) -> tuple[int, int]:
+        """``(asid, va)`` of a ``remap`` or ``unmap`` op."""
+        asid, va = self.asid, self.va
+        assert asid is not None and va is not None, self
+        return asid, va
 
 
 @dataclass(frozen=True)
@@ -102,29 +110,34 @@ class TlbExercise:
         for op in self.ops:
             before = tlb.entries()
             if op.kind == "access":
-                space = spaces[op.asid]
-                now = walk(phys, space.root, op.va, op.access, op.priv, ad=AdPolicy.UPDATE)
-                tr = tlb.lookup(op.asid, op.va)
+                asid, va, access, priv = op.get_access()
+                now = walk(phys, spaces[asid].root, va, access, priv, ad=AdPolicy.UPDATE)
+                tr = tlb.lookup(asid, va)
                 if tr is not None:
                     step = Step(op, hit=tr, walked=now.translation)
-                elif now.ok:
-                    tlb.insert(op.asid, now.translation)
+                elif now.translation is not None:
+                    tlb.insert(asid, now.translation)
                     after = tlb.entries()
                     evicted = tuple(e for e in before if e not in after)
                     step = Step(op, filled=now.translation, evicted=evicted)
                 else:
-                    step = Step(op, fault=f"{now.fault.kind} (cause {int(now.fault.cause)}): {now.fault.message}")
+                    fault = now.fault
+                    assert fault is not None  # a walk without a translation has a fault
+                    step = Step(op, fault=f"{fault.kind} (cause {int(fault.cause)}): {fault.message}")
             elif op.kind == "sfence":
                 tlb.flush(op.va, op.asid)
                 after = tlb.entries()
                 step = Step(op, removed=tuple(e for e in before if e not in after))
             elif op.kind == "remap":
-                m = _mapping_at(self.mappings, op.asid, op.va)
-                spaces[op.asid].unmap(op.va, PAGE_SIZE)
-                spaces[op.asid].map(op.va, op.pa, PAGE_SIZE, m.flags)
+                asid, va = op.get_page()
+                assert op.pa is not None  # a remap names its new frame
+                m = _mapping_at(self.mappings, asid, va)
+                spaces[asid].unmap(va, PAGE_SIZE)
+                spaces[asid].map(va, op.pa, PAGE_SIZE, m.flags)
                 step = Step(op)
             elif op.kind == "unmap":
-                spaces[op.asid].unmap(op.va, PAGE_SIZE)
+                asid, va = op.get_page()
+                spaces[asid].unmap(va, PAGE_SIZE)
                 step = Step(op)
             else:
                 step = Step(op)
@@ -212,9 +225,9 @@ def make_exercise(seed: int, number: int, topics: list[str] | None = None) -> Tl
         if (topic == "sfence" and roll < 0.3 or topic != "sfence" and 0.12 <= roll < 0.17) and len(ops) > 2:
             kind = rng.choice(["all", "va", "asid", "both"])
             page = rng.choice(recent)[0] if recent else pick(asid)[0]
-            va = page | rng.randrange(0, PAGE_SIZE, 8) if kind in ("va", "both") else None
+            fence_va = page | rng.randrange(0, PAGE_SIZE, 8) if kind in ("va", "both") else None
             fence_asid = rng.choice(USER_ASIDS if two_spaces else (1,)) if kind in ("asid", "both") else None
-            ops.append(Op("sfence", asid=fence_asid, va=va))
+            ops.append(Op("sfence", asid=fence_asid, va=fence_va))
             continue
         if topic == "stale" and not changed and len(ops) >= 2 and roll < 0.4:
             # Touch a page, change its PTE without a fence, touch it again: the TLB still has the old entry.
@@ -272,7 +285,8 @@ def _fence(op: Op) -> str:
 
 def describe_op(op: Op) -> str:
     if op.kind == "access":
-        return f"ASID {op.asid}, {op.priv.name}-mode: {op.access.value:<5} {op.va:#x}"
+        asid, va, access, priv = op.get_access()
+        return f"ASID {asid}, {priv.name}-mode: {access.value:<5} {va:#x}"
     if op.kind == "switch":
         return f"switch to ASID {op.asid} (csrw satp, no fence)"
     if op.kind == "sfence":
@@ -314,19 +328,19 @@ def format_exercise(ex: TlbExercise) -> list[str]:
 def describe_step(step: Step) -> str:
     op = step.op
     if op.kind == "access":
+        asid, va, _access, _priv = op.get_access()
         if step.hit is not None:
-            text = (
-                f"hit {entry_name(op.asid if not step.hit.global_ else GLOBAL, step.hit)} -> pa "
-                f"{step.hit.pa_of(op.va):#x}"
-            )
-            if step.walked is None or step.walked.pa_of(op.va) != step.hit.pa_of(op.va):
-                now = "faults" if step.walked is None else f"gives pa {step.walked.pa_of(op.va):#x}"
+            text = f"hit {entry_name(asid if not step.hit.global_ else GLOBAL, step.hit)} -> pa {step.hit.pa_of(va):#x}"
+            if step.walked is None or step.walked.pa_of(va) != step.hit.pa_of(va):
+                now = "faults" if step.walked is None else f"gives pa {step.walked.pa_of(va):#x}"
                 text += f"  STALE: a walk now {now}"
             return text
         if step.fault is not None:
             return f"miss; the walk raises a {step.fault}; nothing is filled"
-        tag = GLOBAL if step.filled.global_ else op.asid
-        text = f"miss; walk -> pa {step.filled.pa:#x}; fill {entry_name(tag, step.filled)}"
+        filled = step.filled
+        assert filled is not None  # an access that neither hit nor faulted filled an entry
+        tag = GLOBAL if filled.global_ else asid
+        text = f"miss; walk -> pa {filled.pa:#x}; fill {entry_name(tag, filled)}"
         if step.evicted:
             text += "; evicts " + ", ".join(entry_name(a, t) for a, t in step.evicted) + " (least recently used)"
         return text
@@ -359,8 +373,9 @@ def exercise_to_json(ex: TlbExercise, *, solve: bool) -> dict:
             value = getattr(op, key)
             if value is not None:
                 out[key] = value if key == "asid" else hex(value)
-        if op.access is not None:
-            out["access"], out["priv"] = op.access.value, op.priv.name
+        if op.kind == "access":
+            _asid, _va, access, priv = op.get_access()
+            out["access"], out["priv"] = access.value, priv.name
         return out
 
     out = {

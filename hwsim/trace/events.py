@@ -31,6 +31,7 @@ irq_handler       irq       device cookie                               interrup
 host_call         host      name args result duration_ns                {name}({args}) -> {result} [{duration_ns} ns]
 trap              trap      code where                                  trap: {code} at {where}
 fault             dev       device kind occurrence                      injected fault: {device}.{kind} (occurrence {occurrence})
+nvme_complete     dev       device sqid cid status                      {device}: SQ {sqid} CID {cid} completed: {status}
 """
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from .events import CATEGORIES, EventSpec
 
@@ -12,7 +13,7 @@ FORMATS = ("text", "jsonl", "perfetto", "vcd")
 _EXTENSIONS = {".json": "perfetto", ".jsonl": "jsonl", ".vcd": "vcd"}
 
 
-def _plain(value):
+def _plain(value: object) -> object:
     """A JSON-friendly field value."""
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
@@ -34,7 +35,7 @@ class Sink:
 class TextSink(Sink):
     """``[   1.234567 ms] category  the event's text``, one line each."""
 
-    def __init__(self, stream=None) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self._own = False
 
@@ -144,7 +145,7 @@ def _vcd_id(n: int) -> str:
             return out
 
 
-def open_sink(out=None, *, format: str | None = None, stream=None) -> Sink:
+def open_sink(out: str | Path | None = None, *, format: str | None = None, stream: TextIO | None = None) -> Sink:
     if format is not None and format not in FORMATS:
         raise ValueError(f"unknown trace format {format!r} (formats: {', '.join(FORMATS)})")
     if out is None:

@@ -45,6 +45,7 @@ from .module import (
     FuncBody,
     Global,
     Import,
+    ImportDesc,
     Table,
 )
 from .reader import eof, read_bytes, read_len, read_name, read_sleb, read_u32, read_u64, read_uleb
@@ -427,6 +428,7 @@ class _Decoder:
         name = self.name()
         kpos = self.pos
         kind = self.byte()
+        desc: ImportDesc
         if kind == ExternKind.FUNC:
             desc = self.u32()
         elif kind == ExternKind.TABLE:
@@ -794,7 +796,7 @@ def _name_at(data, start: int) -> str | None:
     return name
 
 
-def _decode_other(data, pos: int, code: int, kind: int, start: int, owner) -> tuple[int, tuple]:
+def _decode_other(data, pos: int, code: int, kind: int | None, start: int, owner) -> tuple[int, tuple]:
     if kind == op.I64_CONST:
         v, pos = read_sleb(data, pos, 64)
         return pos, (code, v & _MASK64, start)
@@ -900,7 +902,7 @@ def _decode_rare(
                 _note(owner, UnsupportedFeatureError(feature, f"opcode 0xfc {sub:#04x} {name}", offset=start))
                 return pos, (opcode, None, start), 0
             raise MalformedError(f"illegal opcode fc {sub:02x}", offset=start)
-        kind = op.IMMEDIATE[opcode]
+        kind: int | None = op.IMMEDIATE[opcode]  # the other branches below look kinds up that may be missing
         if kind == op.NONE:
             return pos, (opcode, None, start), 0
         if kind == op.INDEX:

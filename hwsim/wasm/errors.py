@@ -23,6 +23,8 @@ section, when there is one) and the instruction.  ``str(error)`` joins them::
 
 from __future__ import annotations
 
+from typing import Self
+
 from ..errors import HwsimError
 
 
@@ -64,9 +66,7 @@ class WasmError(HwsimError):
             text += f" (instruction {self.instr})"
         return text
 
-    def locate(
-        self, *, func_index: int | None = None, func_name: str | None = None, instr: str | None = None
-    ) -> WasmError:
+    def locate(self, *, func_index: int | None = None, func_name: str | None = None, instr: str | None = None) -> Self:
         """Fill in location fields that are still unknown, and refresh the message; returns ``self``."""
         if self.func_index is None and func_index is not None:
             self.func_index = func_index

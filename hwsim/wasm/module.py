@@ -14,10 +14,16 @@ the function's own ``end``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .types import ExternKind, FuncType, GlobalType, MemoryType, TableType
 
+if TYPE_CHECKING:
+    from .dylink import Dylink
+    from .names import NameSection
+
 Instr = tuple  # (op: int, immediate, offset: int)
+ImportDesc = int | TableType | MemoryType | GlobalType  # what an import's kind says it is
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,7 +68,7 @@ class Import:
     module: str
     name: str
     kind: ExternKind
-    desc: object  # type index (FUNC), TableType, MemoryType or GlobalType
+    desc: ImportDesc  # by kind: type index (FUNC), TableType, MemoryType or GlobalType
     offset: int
 
 
@@ -157,9 +163,9 @@ class DecodedModule:
     datas: list[DataSegment] = field(default_factory=list)
     data_count: int | None = None
     customs: list[CustomSection] = field(default_factory=list)
-    names: object | None = None  # hwsim.wasm.names.NameSection
+    names: NameSection | None = None
     name_section_error: str | None = None  # why a present "name" section was not decoded
-    dylink: object | None = None  # hwsim.wasm.dylink.Dylink
+    dylink: Dylink | None = None
     dylink_error: str | None = None
     size: int = 0  # of the binary, in bytes
 

@@ -9,6 +9,7 @@ appears in a module.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # Value types (binary encodings).  Only these seven are in hwsim's scope; the
@@ -51,7 +52,7 @@ def valtype_name(t: int) -> str:
     return VALTYPE_NAMES.get(t, f"<type {t:#x}>")
 
 
-def format_types(types) -> str:
+def format_types(types: Iterable[int]) -> str:
     """``[i32 i64]``, as the specification writes result types."""
     return "[" + " ".join(valtype_name(t) for t in types) + "]"
 

@@ -23,6 +23,7 @@ which names the offset, the function and the instruction.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sized
 
 from . import opcodes as op
 from .errors import InvalidError
@@ -155,17 +156,22 @@ class _ModuleValidator:
         m, c = self.m, self.c
         c.refs = self.collect_refs()
         for imp in m.imports:
+            desc = imp.desc  # the decoder makes its type follow the kind
             if imp.kind == ExternKind.FUNC:
-                self.func_type(imp.desc, imp.offset)
-                c.funcs.append(imp.desc)
+                assert isinstance(desc, int)
+                self.func_type(desc, imp.offset)
+                c.funcs.append(desc)
             elif imp.kind == ExternKind.TABLE:
-                self.check_table_type(imp.desc, imp.offset)
-                c.tables.append(imp.desc)
+                assert isinstance(desc, TableType)
+                self.check_table_type(desc, imp.offset)
+                c.tables.append(desc)
             elif imp.kind == ExternKind.MEMORY:
-                self.check_memory_type(imp.desc, imp.offset)
-                c.memories.append(imp.desc)
+                assert isinstance(desc, MemoryType)
+                self.check_memory_type(desc, imp.offset)
+                c.memories.append(desc)
             else:
-                c.globals.append(imp.desc)
+                assert isinstance(desc, GlobalType)
+                c.globals.append(desc)
         for f in m.funcs:
             self.func_type(f.type_index, f.offset)
             c.funcs.append(f.type_index)
@@ -182,6 +188,7 @@ class _ModuleValidator:
             c.globals.append(g.type)
         for i, d in enumerate(m.datas):
             if d.mode == ACTIVE:
+                assert d.offset_expr is not None  # the decoder reads one for every active segment
                 mt = self.memory(d.memory_index, d.offset, where=f"data segment {i}")
                 self.check_const(d.offset_expr, mt.index_type, f"offset of data segment {i}")
         for i, e in enumerate(m.elems):
@@ -195,6 +202,7 @@ class _ModuleValidator:
                         f"but table {e.table_index} holds {valtype_name(tt.elem_type)}",
                         e.offset,
                     )
+                assert e.offset_expr is not None  # the decoder reads one for every active segment
                 self.check_const(e.offset_expr, tt.index_type, f"offset of element segment {i}")
             c.elems.append(e.elem_type)
         base = m.num_imported_funcs
@@ -210,7 +218,7 @@ class _ModuleValidator:
                     m.start_offset,
                 )
         seen: set[str] = set()
-        spaces = {
+        spaces: dict[ExternKind, tuple[Sized, str]] = {
             ExternKind.FUNC: (c.funcs, "function"),
             ExternKind.TABLE: (c.tables, "table"),
             ExternKind.MEMORY: (c.memories, "memory"),
@@ -319,12 +327,17 @@ class _FuncChecker:
         """An error at the current instruction; ``run`` adds its offset and name."""
         return InvalidError(reason, func_index=self.func_index, func_name=self.func_name)
 
+    def instr_name(self) -> str:
+        """The instruction being typed, by name (``run`` sets it before any check that can fail)."""
+        assert self.code is not None
+        return op.opcode_name(self.code)
+
     def mismatch(self, expected, what: str | None = None) -> InvalidError:
         frame = self.ctrls[-1]
         avail = self.vals[frame[_HEIGHT] :]
         shown = avail[-len(expected) :] if expected else avail
         prefix = "..." if len(avail) > len(shown) else ""
-        desc = what or op.opcode_name(self.code)
+        desc = what or self.instr_name()
         stack = "[" + prefix + format_types(shown)[1:]
         if frame[_UNREACH] and len(avail) < len(expected):
             stack += " (unreachable code: missing operands are of any type)"
@@ -351,7 +364,7 @@ class _FuncChecker:
         if len(vals) == frame[_HEIGHT]:
             if frame[_UNREACH]:
                 return UNKNOWN
-            raise self.error(f"type mismatch: {op.opcode_name(self.code)} expects an operand but the stack is empty")
+            raise self.error(f"type mismatch: {self.instr_name()} expects an operand but the stack is empty")
         return vals.pop()
 
     def pop_vals(self, expected, what: str | None = None) -> list[int]:
@@ -465,6 +478,7 @@ class _FuncChecker:
     def check_func(self, f) -> None:
         ft = self.c.types[f.type_index]
         self.results = ft.results
+        locals_: list[int] | _LocalTypes
         if f.num_locals <= 65536:
             locals_ = list(ft.params)
             for count, t in f.locals:
@@ -789,6 +803,6 @@ class _FuncChecker:
     def check_tail_results(self, ft: FuncType) -> None:
         if ft.results != self.results:
             raise self.error(
-                f"type mismatch: {op.opcode_name(self.code)} callee returns {format_types(ft.results)} "
+                f"type mismatch: {self.instr_name()} callee returns {format_types(ft.results)} "
                 f"but the current function returns {format_types(self.results)}"
             )

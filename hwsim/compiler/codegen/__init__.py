@@ -10,6 +10,7 @@ for machine code one operation at a time.  One module per concern, as Winch's
     context.py   the value stack (REG/CONST/LOCAL/SLOT values) and register allocation; locals' homes
     control.py   control frames (func/block/loop/if), branches, joins, unreachable code
     call.py      the ABI: parameters, arguments, results, returns; direct, indirect and builtin calls
+    fuel.py      metering: operator costs, where fuel is counted and checked (checkpoints), bulk sizes
     visitor.py   FuncCodegen: one handler per instruction and the dispatch table
 
 Nothing here knows an ISA: registers, frame offsets and ABI locations come

@@ -22,6 +22,7 @@ def receive_params(ctx: CodeGenContext, params: tuple[int, ...]) -> None:
         if home.reg is not None:
             masm.move_from_abi(home.reg, loc, home.ty)
         else:
+            assert home.slot is not None  # a local without a register has a slot (home_locals)
             masm.spill_from_abi(home.slot, loc, home.ty)
 
 

@@ -97,6 +97,7 @@ class CodeGenContext:
             if h.reg is not None:
                 self.masm.zero_reg(h.reg)
             else:
+                assert h.slot is not None  # a local without a register has a slot (home_locals)
                 self.masm.zero_slot(h.slot)
 
     def materialize_local(self, index: int) -> None:

@@ -93,7 +93,8 @@ class ControlStack:
         cond, owned = ctx.pop_reg()
         ctx.spill_all()  # stores only: the popped condition's register stays intact
         height = len(ctx.stack) - len(params)
-        frame = ControlFrame(CtrlKind.IF, masm.new_label(), height, params, results, else_label=masm.new_label())
+        else_label = masm.new_label()
+        frame = ControlFrame(CtrlKind.IF, masm.new_label(), height, params, results, else_label=else_label)
         if params:
             frame.param_save = masm.alloc_aux_slots(len(params))
             for i, v in enumerate(ctx.stack[height:]):
@@ -101,7 +102,7 @@ class ControlStack:
                     masm.store_const_to_slot(masm.aux_offset(frame.param_save + i), v.ty, v.x)
                 else:
                     masm.copy_slot(masm.aux_offset(frame.param_save + i), masm.slot_offset(v.x), v.ty)
-        masm.branch_zero(cond, frame.else_label)
+        masm.branch_zero(cond, else_label)
         ctx.release(cond, owned)
         self.frames.append(frame)
 
@@ -111,6 +112,7 @@ class ControlStack:
         frame = self.frames[-1]
         if frame.reachable:
             self._branch_to_end(frame)
+        assert frame.else_label is not None  # validated: an else closes an if that has had no else yet
         self.masm.bind(frame.else_label)
         frame.else_label = None
         self._restore_if_params(frame)
@@ -156,6 +158,7 @@ class ControlStack:
         ctx, masm = self.ctx, self.masm
         ctx.truncate(frame.height)
         for i, ty in enumerate(frame.params):
+            assert frame.param_save is not None  # if_ saves the params of an if that has any
             masm.copy_slot(masm.slot_offset(frame.height + i), masm.aux_offset(frame.param_save + i), ty)
             ctx.push_slot(ty, frame.height + i)
         frame.reachable = frame.entered_reachable

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...wasm import opcodes as op
 from ...wasm.module import DecodedModule
 from ...wasm.types import BLOCK_EMPTY, FuncType, GlobalType, MemoryType, TableType, block_valtype
 from ..abi import VmctxLayout, vmctx_layout
@@ -23,6 +24,7 @@ class ModuleEnv:
     global_types: list[GlobalType]
     layout: VmctxLayout
     intrinsics: dict[int, Intrinsic] = field(default_factory=dict)  # imported function index -> lowered in place
+    metering: bool = False  # checkpoints and fuel counting (codegen/fuel.py)
 
     def block_type(self, bt: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(params, results) of a block type immediate."""
@@ -33,8 +35,19 @@ class ModuleEnv:
         ft = self.types[bt]
         return tuple(ft.params), tuple(ft.results)
 
+    def constant_global(self, index: int) -> int | None:
+        """The value of global ``index`` if it is a defined, immutable i32/i64 global initialised by one constant."""
+        first_defined = len(self.global_types) - len(self.module.globals)
+        if index < first_defined:
+            return None
+        glob = self.module.globals[index - first_defined]
+        instrs = glob.init.instrs
+        if glob.type.mutable or len(instrs) != 2 or instrs[0][0] not in (op.I32_CONST_OP, op.I64_CONST_OP):
+            return None
+        return instrs[0][1]
 
-def module_env(module: DecodedModule) -> ModuleEnv:
+
+def module_env(module: DecodedModule, *, metering: bool = False) -> ModuleEnv:
     types = module.types
     func_types = [types[t] for t in module.get_func_type_indices()]
     mems = module.get_memory_types()
@@ -50,4 +63,5 @@ def module_env(module: DecodedModule) -> ModuleEnv:
         globals_,
         vmctx_layout(module),
         intrinsics_of(module),
+        metering,
     )

@@ -33,8 +33,9 @@ from ..regs import FLOAT, INT
 from ..traps import TrapCode
 from . import call
 from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Operand, reg_class
-from .control import ControlStack
+from .control import ControlFrame, ControlStack, CtrlKind
 from .env import ModuleEnv
+from .fuel import FuelCounter, loop_writes
 from .prepass import prepass
 
 
@@ -61,11 +62,18 @@ class FuncCodegen:
         call.receive_params(ctx, self.type.params)
         ctx.zero_locals(len(self.type.params))
         self.control = control = ControlStack(ctx, tuple(self.type.results))
+        fuel = self.fuel = FuelCounter(ctx, len(self.type.params)) if env.metering else None
+        if fuel is not None:
+            self.loop_writes = loop_writes(func.body)
+            fuel.checkpoint()  # function entry
         for code, imm, offset in func.body:
             if not control.reachable:
                 self.skip(code, imm)
                 continue
             masm.mark(offset)
+            if fuel is not None:
+                self.offset = offset
+                fuel.before(code)
             entry = DISPATCH.get(code)
             if entry is None:
                 raise CompileError(f"instruction {op.opcode_name(code)} is not supported by the compiler yet")
@@ -78,9 +86,29 @@ class FuncCodegen:
         if code in (op.BLOCK_OP, op.LOOP, op.IF):
             self.control.skip_block(*self.env.block_type(imm))
         elif code == op.ELSE:
+            if self.fuel is not None and not self.control.frames[-1].dead:
+                self.fuel.consts.else_(self.control.frames[-1], False)
             self.control.skip_else()
         elif code == op.END:
+            if not self.control.frames[-1].dead:
+                self.join(self.control.frames[-1])
             self.control.skip_end()
+
+    # -- metering: where constants flow (hwsim.compiler.codegen.fuel.ConstLocals) ---------------------
+
+    def carry(self, frame: ControlFrame) -> None:
+        """A branch to ``frame``: its end sees the locals' constants as they are here."""
+        if self.fuel is not None and frame.kind is not CtrlKind.FUNC:
+            self.fuel.consts.branch(frame, frame.kind is CtrlKind.LOOP)
+
+    def join(self, frame: ControlFrame) -> None:
+        """``frame`` ends: the constants that reach its end on every path."""
+        if self.fuel is not None and frame.kind is not CtrlKind.FUNC:
+            self.fuel.consts.end(frame, frame.reachable, frame.kind is CtrlKind.LOOP, frame.kind is CtrlKind.IF)
+
+    def bulk_fuel(self, size: Operand) -> tuple[int, ...]:
+        """The static operand metered code gives a bulk operation of ``size`` units (none unmetered)."""
+        return () if self.fuel is None else (self.fuel.bulk(size),)
 
     # -- control ------------------------------------------------------------------------------------
 
@@ -96,24 +124,36 @@ class FuncCodegen:
 
     def visit_loop(self, imm) -> None:
         self.control.loop(*self.env.block_type(imm))
+        if self.fuel is not None:
+            self.fuel.checkpoint()  # the loop header: every iteration passes here
+            self.fuel.consts.enter_loop(self.control.frames[-1], self.loop_writes[self.offset])
 
     def visit_if(self, imm) -> None:
         self.control.if_(*self.env.block_type(imm))
+        if self.fuel is not None:
+            self.fuel.consts.enter_if(self.control.frames[-1])
 
     def visit_else(self, imm) -> None:
+        if self.fuel is not None:
+            self.fuel.consts.else_(self.control.frames[-1], self.control.reachable)
         self.control.else_()
 
     def visit_end(self, imm) -> None:
+        self.join(self.control.frames[-1])
         self.control.end()
 
     def visit_br(self, imm) -> None:
+        self.carry(self.control.frames[-1 - imm])
         self.control.br(imm)
 
     def visit_br_if(self, imm) -> None:
+        self.carry(self.control.frames[-1 - imm])
         self.control.br_if(imm)
 
     def visit_br_table(self, imm) -> None:
         depths, default = imm
+        for depth in (*depths, default):
+            self.carry(self.control.frames[-1 - depth])
         self.control.br_table(depths, default)
 
     def visit_return(self, imm) -> None:
@@ -145,6 +185,7 @@ class FuncCodegen:
                 self.far_access(*FAR_ACCESS[intrinsic.name])
             else:
                 ft = intrinsic.signature(I32)
+                assert ft is not None  # intrinsics_of accepted only names that have a signature
                 args = [self.ctx.pop() for _ in ft.params][::-1]
                 self.builtin(
                     _FAR_BUILTINS[intrinsic.name], args, tuple(ft.params), ft.results[0] if ft.results else None, ()
@@ -160,6 +201,7 @@ class FuncCodegen:
         # Memory handles: builtins on memory 0.
         at = self.env.memory_types[0].index_type if self.env.memory_types else I32
         ft = intrinsic.signature(at)
+        assert ft is not None  # intrinsics_of accepted only names that have a signature
         args = [self.ctx.pop() for _ in ft.params][::-1]
         self.builtin(
             _HANDLE_BUILTINS[intrinsic.name], args, tuple(ft.params), ft.results[0] if ft.results else None, ()
@@ -217,10 +259,14 @@ class FuncCodegen:
     # -- locals and globals ---------------------------------------------------------------------------
 
     def visit_local_get(self, imm) -> None:
+        if self.fuel is not None:
+            self.fuel.consts.use(imm)
         self.ctx.push_local(imm)
 
     def visit_local_set(self, imm) -> None:
         ctx, masm = self.ctx, self.masm
+        if self.fuel is not None:
+            self.fuel.consts.assign(imm, ctx.stack[-1])
         ctx.materialize_local(imm)
         v = ctx.pop()
         home = ctx.homes[imm]
@@ -251,6 +297,11 @@ class FuncCodegen:
 
     def visit_global_get(self, imm) -> None:
         ty = self.env.global_types[imm].valtype
+        if self.fuel is not None:
+            value = self.env.constant_global(imm)
+            if value is not None:  # as Cranelift reads it when metering: the bulk-operation rule sees it
+                self.ctx.push_const(ty, value)
+                return
         dst = self.ctx.alloc(reg_class(ty))
         self.masm.global_get(dst, self.env.layout.global_(imm), ty)
         self.ctx.push_reg(ty, dst)
@@ -362,24 +413,26 @@ class FuncCodegen:
 
     def visit_memory_grow(self, imm) -> None:
         t = self.index_type(imm)
-        self.builtin(Builtin.memory_grow, [self.ctx.pop()], (t,), t, (imm,))
+        delta = self.ctx.pop()
+        self.builtin(Builtin.memory_grow, [delta], (t,), t, (imm, *self.bulk_fuel(delta)))
 
     def visit_memory_fill(self, imm) -> None:
         t = self.index_type(imm)
         n, val, dst = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
-        self.builtin(Builtin.memory_fill, [dst, val, n], (t, I32, t), None, (imm,))
+        self.builtin(Builtin.memory_fill, [dst, val, n], (t, I32, t), None, (imm, *self.bulk_fuel(n)))
 
     def visit_memory_copy(self, imm) -> None:
         dst_mem, src_mem = imm
         td, ts = self.index_type(dst_mem), self.index_type(src_mem)
         n, src, dst = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
         tn = I64 if (td == I64 and ts == I64) else I32
-        self.builtin(Builtin.memory_copy, [dst, src, n], (td, ts, tn), None, (dst_mem, src_mem))
+        self.builtin(Builtin.memory_copy, [dst, src, n], (td, ts, tn), None, (dst_mem, src_mem, *self.bulk_fuel(n)))
 
     def visit_memory_init(self, imm) -> None:
         data, mem = imm
         n, src, dst = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
-        self.builtin(Builtin.memory_init, [dst, src, n], (self.index_type(mem), I32, I32), None, (mem, data))
+        extra = (mem, data, *self.bulk_fuel(n))
+        self.builtin(Builtin.memory_init, [dst, src, n], (self.index_type(mem), I32, I32), None, extra)
 
     def visit_data_drop(self, imm) -> None:
         self.builtin(Builtin.data_drop, [], (), None, (imm,))
@@ -429,24 +482,26 @@ class FuncCodegen:
     def visit_table_grow(self, imm) -> None:
         n, init = self.ctx.pop(), self.ctx.pop()
         t = self.table_index_type(imm)
-        self.builtin(Builtin.table_grow, [init, n], (self.table_elem_type(imm), t), t, (imm,))
+        self.builtin(Builtin.table_grow, [init, n], (self.table_elem_type(imm), t), t, (imm, *self.bulk_fuel(n)))
 
     def visit_table_fill(self, imm) -> None:
         n, value, index = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
         t = self.table_index_type(imm)
-        self.builtin(Builtin.table_fill, [index, value, n], (t, self.table_elem_type(imm), t), None, (imm,))
+        extra = (imm, *self.bulk_fuel(n))
+        self.builtin(Builtin.table_fill, [index, value, n], (t, self.table_elem_type(imm), t), None, extra)
 
     def visit_table_copy(self, imm) -> None:
         dst_t, src_t = imm
         td, ts = self.table_index_type(dst_t), self.table_index_type(src_t)
         n, src, dst = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
         tn = I64 if (td == I64 and ts == I64) else I32
-        self.builtin(Builtin.table_copy, [dst, src, n], (td, ts, tn), None, (dst_t, src_t))
+        self.builtin(Builtin.table_copy, [dst, src, n], (td, ts, tn), None, (dst_t, src_t, *self.bulk_fuel(n)))
 
     def visit_table_init(self, imm) -> None:
         elem, table = imm
         n, src, dst = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
-        self.builtin(Builtin.table_init, [dst, src, n], (self.table_index_type(table), I32, I32), None, (table, elem))
+        extra = (table, elem, *self.bulk_fuel(n))
+        self.builtin(Builtin.table_init, [dst, src, n], (self.table_index_type(table), I32, I32), None, extra)
 
     def visit_elem_drop(self, imm) -> None:
         self.builtin(Builtin.elem_drop, [], (), None, (imm,))

@@ -84,7 +84,7 @@ class DiskImage:
     def __init__(self, path: str, *, readonly: bool) -> None:
         self.path = path
         self.readonly = readonly
-        self._fd = None
+        self._fd: int | None = None
         self.sectors = 0
         if path:
             try:
@@ -97,14 +97,20 @@ class DiskImage:
                 raise OptionError("image", f"{path!r} is {size} bytes, not a multiple of {SECTOR_SIZE}")
             self.sectors = size // SECTOR_SIZE
 
+    def _image(self) -> int:
+        # Without an image the capacity is 0 sectors, so the device refuses every transfer before it gets here.
+        if self._fd is None:
+            raise OSError("no disk image")
+        return self._fd
+
     def read(self, sector: int, length: int) -> bytes:
-        data = os.pread(self._fd, length, sector * SECTOR_SIZE)
+        data = os.pread(self._image(), length, sector * SECTOR_SIZE)
         if len(data) != length:
             raise OSError(f"short read: {len(data)} of {length} bytes")
         return data
 
     def write(self, sector: int, data: bytes) -> None:
-        done = os.pwrite(self._fd, data, sector * SECTOR_SIZE)
+        done = os.pwrite(self._image(), data, sector * SECTOR_SIZE)
         if done != len(data):
             raise OSError(f"short write: {done} of {len(data)} bytes")
 

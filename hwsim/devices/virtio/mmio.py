@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from ..base import Device
 from ..clock import ClockEvent
 from ..issues import IssueKind
+from ..regs import WriteHook
 from .bits import (
     AVAIL_F_NO_INTERRUPT,
     CONFIG_OFFSET,
@@ -114,10 +115,10 @@ class VirtioMmio(Device):
         r.on_write("QueueSel", lambda new, old: setattr(self, "_queue_sel", new))
         r.on_read("QueueNumMax", lambda: self.queues[self._queue_sel].max_size if self._queue() else 0)
         r.on_write("QueueNum", lambda new, old: self._set_queue("QueueNum", "size", new))
-        r.on_read("QueueReady", lambda: int(self._queue() is not None and self._queue().ready))
+        r.on_read("QueueReady", self._read_queue_ready)
         r.on_write("QueueReady", self._write_queue_ready)
         for reg, (attr, shift) in _QUEUE_REGS.items():
-            r.on_write(reg, lambda new, old, reg=reg, attr=attr, shift=shift: self._set_address(reg, attr, shift, new))
+            r.on_write(reg, self._address_writer(reg, attr, shift))
         r.on_write("QueueNotify", self._write_notify)
         r.on_write("InterruptACK", self._write_ack)
         r.on_write("Status", self._write_status)
@@ -266,10 +267,17 @@ class VirtioMmio(Device):
             return
         setattr(q, attr, value)
 
+    def _address_writer(self, reg: str, attr: str, shift: int) -> WriteHook:
+        return lambda new, old: self._set_address(reg, attr, shift, new)
+
     def _set_address(self, reg: str, attr: str, shift: int, value: int) -> None:
         q = self._queue()
         old = getattr(q, attr) if q is not None else 0
         self._set_queue(reg, attr, old & ~(0xFFFF_FFFF << shift) | value << shift)
+
+    def _read_queue_ready(self) -> int:
+        q = self._queue()
+        return int(q is not None and q.ready)
 
     def _write_queue_ready(self, new: int, _old: int) -> None:
         q = self._queue()

@@ -162,6 +162,7 @@ class PcapBackend(NetBackend):
 
     def _schedule(self) -> None:
         clock = self.device.clock
+        assert self._start is not None  # set by link_up, which schedules the first arrival
         record = self.records[self.delivered]
         offset_ns = record.time_ns - self.records[0].time_ns
         clock.schedule(self._start + max(0, offset_ns) * clock.frequency_hz // 1_000_000_000, self._arrive)

@@ -2,7 +2,8 @@
 
 Compiled code (through :class:`~hwsim.compiler.isa.riscv64.masm.RiscvMasm`)
 and the runtime (moving arguments and results across a host call) both ask
-:func:`abi_locations`, so the two can never disagree.
+:func:`abi_locations`, so the two can never disagree.  :data:`FUEL` is the
+register metered code keeps the fuel count in (see hwsim/compiler/abi.py).
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ...abi import AbiLoc, signature_locations
+from . import regs
 from .regs import FLOAT_ARGS, INT_ARGS
+
+FUEL = regs.FUEL  # the fuel count of metered code, moved to and from the Store's fuel cell by the runtime
 
 
 def abi_locations(types: Iterable[int]) -> tuple[AbiLoc, ...]:

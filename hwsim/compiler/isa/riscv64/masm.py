@@ -21,6 +21,20 @@ in far-call mode for modules whose code exceeds that range.
 Traps: a conditional trap branches to a cold stub at the end of the function;
 every stub is one ``ebreak`` whose address is recorded with its trap code and
 WebAssembly offset (the trap table).
+
+Metering (metered code only): the fuel count lives in gp (regs.FUEL), so
+counting is one instruction and a checkpoint one more, with its slow path in a
+cold stub after the trap stubs::
+
+    addi gp, gp, -cost      # counting, where straight-line code ends (fuel_consume)
+    ...
+    blez gp, stub           # a checkpoint: function entry, loop header (fuel_checkpoint)
+  back:
+    ...
+  stub:                     # in the pc map at the checkpoint's WebAssembly offset
+    li   t6, <builtin>
+    ecall                   # the runtime: may refill the count, trap, or run wasm (registers kept)
+    j    back
 """
 
 from __future__ import annotations
@@ -178,6 +192,7 @@ class RiscvMasm:
         self.call_fixups: list[tuple[int, int, bool]] = []  # (code offset, func index, far)
         self.trap_sites: list[tuple[int, TrapCode, int]] = []  # (code offset, code, wasm offset)
         self.cold: list[tuple[Label, TrapCode, int, tuple]] = []  # (stub, code, wasm offset, words before)
+        self.checkpoints: list[tuple[Label, Label, int, int]] = []  # (stub, back, builtin id, wasm offset)
         self.pc_map: list[tuple[int, int]] = []  # (code offset, wasm offset)
         self.wasm_offset = 0
         self.max_depth = 0
@@ -800,6 +815,26 @@ class RiscvMasm:
                 self.emit(A.csrrw(0, A.CSR_FFLAGS, 0), cvt, A.csrrs(t4, A.CSR_FFLAGS, 0), A.andi(t4, t4, A.FFLAG_NV))
                 self._trap_branch("bne", t4, 0, TrapCode.INTEGER_OVERFLOW)
 
+    # -- metering ---------------------------------------------------------------------------------------------
+
+    def fuel_consume(self, cost: int) -> None:
+        """``addi gp, gp, -cost`` (through t6 when ``cost`` does not fit 12 bits)."""
+        gp = R.FUEL.num
+        if _fits12(-cost):
+            self.emit(A.addi(gp, gp, -cost))
+        else:
+            self.li(R.T6.num, cost)
+            self.emit(A.sub(gp, gp, R.T6.num))
+
+    def fuel_checkpoint(self, cost: int, builtin_id: int) -> None:
+        """``blez gp`` (after the cost, if any) to a cold stub that calls the builtin and comes back."""
+        if cost:
+            self.fuel_consume(cost)
+        stub, back = Label(), Label()
+        self.checkpoints.append((stub, back, builtin_id, self.wasm_offset))
+        self._branch("bge", 0, R.FUEL.num, stub)  # blez gp
+        self.bind(back)
+
     def select(self, dst: Reg, a: Reg, b: Reg, cond: Reg) -> None:
         take_a, done = Label(), Label()
         self._branch("bne", cond.num, 0, take_a)
@@ -812,12 +847,17 @@ class RiscvMasm:
     # -- finishing ------------------------------------------------------------------------------------
 
     def finish(self) -> bytes:
-        """Emit cold trap stubs, resolve branches, patch the frame size; the function's code."""
+        """Emit cold trap and checkpoint stubs, resolve branches, patch the frame size; the function's code."""
         for label, code, wasm_offset, prefix in self.cold:
             self.bind(label)
             self.emit(*prefix)
             self.trap_sites.append((self.offset(), code, wasm_offset))
             self.emit(A.EBREAK)
+        for stub, back, builtin_id, wasm_offset in self.checkpoints:
+            self.bind(stub)
+            self.pc_map.append((self.offset(), wasm_offset))  # the slow path reports the checkpoint's offset
+            self.call_builtin(builtin_id)
+            self.jump(back)
         for index, kind, label, args in self.fixups:
             if label.pos is None:
                 raise CompilerBug("branch to an unbound label")

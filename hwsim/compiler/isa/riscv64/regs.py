@@ -5,6 +5,7 @@
     x0  zero                      x8  s0/fp  frame pointer (pinned)
     x1  ra    return address      x9  s1     vmctx (pinned)
     x2  sp    stack pointer       x18 s2     memory 0 base (pinned)
+    x3  gp    fuel count (pinned; read and written by metered code only, see compiler/abi.py)
     x5-x7, x28  t0-t3  operands   x19 s3     0xffff_ffff, to zero-extend i32 addresses (pinned)
     x29-x31 t4-t6  scratch        x20-x27 s4-s11  locals (callee-saved)
     x10-x17 a0-a7  arguments, results, operands
@@ -31,6 +32,7 @@ def _f(n: int) -> Reg:
 
 
 ZERO, RA, SP = _x(0), _x(1), _x(2)
+FUEL = _x(3)  # gp: the fuel count of metered code
 FP = _x(8)
 VMCTX = _x(9)
 MEM0 = _x(18)

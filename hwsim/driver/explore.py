@@ -1,0 +1,98 @@
+"""Exploration: run a driver under many seeded device timings (and faults), stop at the first failure.
+
+::
+
+    for seed in S, S+1, ... S+N-1:
+        board.build(seed=seed, faults=plan(seed))   # fresh machine, devices, clock: nothing carries over
+        run the driver (its module compiled once, reused by every run)
+        failed?  a trap, a DMA or protocol report, device misuse, probe() < 0, a refused
+                 device, an interrupt problem, a time limit  -> stop: print the seed, the report,
+                 and the command that replays it (``--seed S``)
+
+A seed fixes every timing draw and every injected fault, and the run is
+otherwise deterministic (virtual time, no host clock), so the replay is the
+same run bit for bit.  Console input is read once and fed to every run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ..devices.backends import MemoryBackend
+from ..devices.faults import FaultPlan, FaultSpec
+from ..runtime import api
+from .runner import DriverRun, RunReport
+
+
+@dataclass
+class ExploreResult:
+    seeds: list[int] = field(default_factory=list)  # the seeds run, in order
+    failed_seed: int | None = None
+    report: RunReport | None = None  # the failing run's report (or the last run's when all passed)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_seed is None
+
+    @property
+    def runs_per_second(self) -> float:
+        return len(self.seeds) / self.seconds if self.seconds else 0.0
+
+
+def failed(report: RunReport) -> bool:
+    """What exploration counts as a failure: anything but a clean run (see RunReport.ok), or a stop."""
+    return not report.ok or report.stopped is not None
+
+
+def explore(
+    board,
+    wasm: bytes,
+    seeds: Iterable[int],
+    *,
+    options: dict | None = None,
+    entry: str = "probe",
+    args: tuple = (),
+    inject: Iterable[FaultSpec] = (),
+    faults: bool = False,
+    uart_input: bytes = b"",
+    assign: Iterable[str] | None = None,
+    time_limit_ns: int = 10 * 1_000_000_000,
+    wall_limit_s: float | None = None,
+    engine: api.Engine | None = None,
+    on_run: Callable[[int, RunReport], None] | None = None,
+) -> ExploreResult:
+    """Run ``entry`` once per seed on a fresh build of ``board``; stop at the first failing seed."""
+    engine = engine or api.Engine()
+    module = api.Module(engine, wasm)  # compiled once; every run instantiates it anew
+    specs = tuple(inject)
+    result = ExploreResult()
+    start = time.perf_counter()
+    for seed in seeds:
+        plan = FaultPlan(specs, seed=seed, explore=faults)
+        system = board.build(options=options, seed=seed, faults=plan)
+        for device in system.devices.values():
+            if getattr(device, "TYPE", "") == "ns16550a":
+                device.backend = MemoryBackend(uart_input if device.name == "uart0" else b"")
+        run = DriverRun(
+            system,
+            module,
+            engine=engine,
+            log=lambda text: None,
+            assign=assign,
+            time_limit_ns=time_limit_ns,
+            wall_limit_s=wall_limit_s,
+        )
+        report = run.run(entry, args)
+        report.seed = seed
+        result.seeds.append(seed)
+        result.report = report
+        if on_run is not None:
+            on_run(seed, report)
+        if failed(report):
+            result.failed_seed = seed
+            break
+    result.seconds = time.perf_counter() - start
+    return result
