@@ -205,14 +205,14 @@ def test_hwsim_run_inject_list_and_errors():
 
 
 def test_explore_reuses_one_compiled_module(monkeypatch):
-    compiled = []
-    original = api.Engine.compile
+    compiled = []  # modules loaded: decoded and compiled, or taken from the code cache
+    original = api.Engine.load
 
     def counting(self, *args, **kw):
         compiled.append(1)
         return original(self, *args, **kw)
 
-    monkeypatch.setattr(api.Engine, "compile", counting)
+    monkeypatch.setattr(api.Engine, "load", counting)
     result = explore(BOARD, wasm_of(DRIVERS / "dma_copy"), range(10))
     assert result.ok and len(result.seeds) == 10 and len(compiled) == 1
 

@@ -42,6 +42,7 @@ from ..trace import TRACE
 from ..wasm.module import ACTIVE
 from ..wasm.types import I32, I64
 from .control import RunControl, StopCause
+from .cputime import CpuTime
 from .dma import DmaChecker
 from .irq import HANDLER, IDLE_STEP_TICKS, IrqDispatcher, IrqError
 from .virtio import VirtioChecker
@@ -265,11 +266,14 @@ class DriverRun:
         self.refusals: list[str] = []
         self.wall_limit_s = wall_limit_s
         self.catch_sigint = catch_sigint
-        self.engine = engine or api.Engine()
+        # Metered code: the instructions the driver executes take virtual time (cputime.py).
+        per_us = system.board.instructions_per_us
+        self.engine = engine or api.Engine(metering=per_us > 0)
         self.store = api.Store(self.engine, machine=system.machine)
         self.vm = vm_store(self.store)  # the engine side of the Store: address space, interrupts, locations
         # The module may come compiled already (exploration instantiates one module in many runs).
         self.module = wasm if isinstance(wasm, api.Module) else api.Module(self.engine, wasm)
+        self.cpu_time = CpuTime(self.vm, clock, per_us) if per_us and self.module.engine.metering else None
         self.log_sink = log or (lambda text: print(f"[driver] {text}", file=sys.stderr))
         self.log: list[str] = []
         self.time_limit_ticks = time_limit_ns * system.clock.frequency_hz // 1_000_000_000

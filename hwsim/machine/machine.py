@@ -54,7 +54,7 @@ from ..mmu.bits import (
 )
 from ..mmu.tlb import Tlb
 from ..mmu.translate import Refusal, Resolver, lookup_or_walk
-from ..mmu.walker import AdPolicy, FaultReason, WalkResult, walk
+from ..mmu.walker import AdPolicy, FaultReason, RamWords, Translation, WalkResult, walk
 from ..riscv.asm import ABI_NAMES
 from ..riscv.disasm import Insn, disassemble_one
 from ..riscv.memop import MemOp, decode_memop
@@ -226,6 +226,7 @@ class Machine:
         self.phys.on_region_added(self._attach_region)
         self.ram = self.phys.add_ram(ram_base, ram_size)
         self.frames = FrameAllocator(self.ram)
+        self._ram_words = RamWords.for_region(self.ram.base, self.ram.view)  # the page tables' RAM, for quick walks
         self.tlb = Tlb(capacity=tlb_capacity)
         self.mmio_accesses = 0  # guest loads and stores that reached a device
         self.fills = 0  # TLB-fill requests from Unicorn
@@ -265,10 +266,14 @@ class Machine:
 
     # -- hooks (hooks.py has their order and outcomes in one table) ----------------------------
 
-    def add_pager(self, pager: Callable[[int, Access], bool]) -> Callable[[], None]:
+    def add_pager(self, pager: Callable[[int, Access], bool | Translation]) -> Callable[[], None]:
         """``pager(va, access) -> bool`` is asked when a walk finds an invalid PTE: it may map the page
         (demand paging) and return True to have the walk retried.  Pagers are asked in the order they
-        were added until one returns True.  Returns the function that removes this pager."""
+        were added until one returns True.  Returns the function that removes this pager.
+
+        A pager may return the :class:`~hwsim.mmu.Translation` of the leaf it wrote for ``va`` instead
+        of True (exactly what a walk would now find): when no walk is traced, and the leaf allows the
+        access without an A/D update, it stands for the walk after it (one walk per new page)."""
         return self._pagers.add(pager)
 
     def add_write_fault_handler(self, handler: Callable[[int], bool]) -> Callable[[], None]:
@@ -584,6 +589,7 @@ class Machine:
             resolvers=self._resolvers,
             on_miss=self._count_walk,
             on_walk=self._trace_walk if TRACE.page_walk is not None else None,
+            ram=self._ram_words,
         )
         if isinstance(tr, Refusal):
             self._pending_fault = _PendingFault(va, access, priv, sum_, mxr, satp, tr)
@@ -613,12 +619,13 @@ class Machine:
             levels=len(result.steps),
         )
 
-    def _page_in(self, va: int, access: Access) -> bool:
+    def _page_in(self, va: int, access: Access) -> bool | Translation:
         """The resolver of invalid PTEs: the first pager that maps the page (demand paging)."""
         for pager in self._pagers.callbacks:
-            if pager(va, access):
+            mapped = pager(va, access)
+            if mapped:
                 self.demand_faults += 1
-                return True
+                return mapped
         return False
 
     def _fix_write(self, va: int, access: Access) -> bool:
