@@ -31,7 +31,7 @@ def wasm_of(path: Path) -> bytes:
     return build_driver(path).read_bytes()
 
 
-@pytest.mark.parametrize("race", ["dma_fixed_wait", "irq_clear_late"])
+@pytest.mark.parametrize("race", ["dma_fixed_wait", "irq_clear_late", "virtio_blk_in_order"])
 def test_each_race_passes_at_nominal_timing_and_explore_finds_it(race):
     wasm = wasm_of(RACES / race)
     system = BOARD.build(options={"uart0": {"backend": "memory"}})

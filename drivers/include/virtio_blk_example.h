@@ -91,10 +91,12 @@ static inline void vblk_chain(uint16_t head, int slot) {
     q->desc[head + 2] = (struct vq_desc){iova_of(&q->status[slot]), 1, D_WRITE, 0};
 }
 
-/* Let virtual time pass on the interrupt until the used idx is `n` (1), or nothing more can happen (0). */
+/* Let virtual time pass on the interrupt until the used idx has reached `n` (1: it counts modulo 2^16),
+ * or nothing more can happen (0). */
+static inline int vblk_used_reached(uint16_t n) { return (uint16_t)(q->used.idx - n) < 0x8000; }
 static inline int vblk_wait_used(uint16_t n) {
-    while (q->used.idx != n) {
-        if (!hwsim_irq_wait("blk0")) return q->used.idx == n;
+    while (!vblk_used_reached(n)) {
+        if (!hwsim_irq_wait("blk0")) return vblk_used_reached(n);
         regs[VIRTIO_INT_ACK] = regs[VIRTIO_INT_STATUS];
     }
     regs[VIRTIO_INT_ACK] = regs[VIRTIO_INT_STATUS];
