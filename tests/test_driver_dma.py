@@ -130,6 +130,24 @@ def test_virtio_blk_driver_writes_and_reads_the_disk_through_the_iommu(hwsim_dri
     assert reads.report.ok and reads.report.result == 0
 
 
+@pytest.mark.parametrize("seed, faults", [(None, ("blk0.lost@1",)), (None, ("blk0.spurious@1",)), (5, ()), (11, ())])
+def test_virtio_blk_driver_copes_with_lost_interrupts_and_varied_timing(tmp_path, seed, faults):
+    """The driver waits on the interrupt and looks at the ring once more when nothing more can happen, so a
+    lost interrupt costs it nothing; seeds vary every request's latency."""
+    from hwsim.devices.faults import FaultPlan, FaultSpec
+
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(64 * 512))
+    plan = FaultPlan(tuple(FaultSpec.parse(f) for f in faults))
+    system = load_board(DEFAULT_BOARD).build(
+        options={"uart0": {"backend": "memory"}, "blk0": {"image": str(image)}}, seed=seed, faults=plan
+    )
+    wasm = build_driver(DRIVERS / "virtio_blk").read_bytes()
+    report = DriverRun(system, wasm, log=lambda text: None).run()
+    assert report.ok and report.result == 64, report.format()
+    assert [f"{f.device}.{f.kind}@{f.occurrence}" for f in system.faults.fired] == list(faults)
+
+
 def test_hwsim_run_with_a_disk_image(tmp_path):
     import subprocess
     import sys
