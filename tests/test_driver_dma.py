@@ -257,3 +257,20 @@ def test_a_dma_call_in_the_authors_inline_helper_names_the_whole_chain(run_drive
         f"created at helper_overrun.c:{probe_line} (probe), in helper_overrun.c:{helper_line} (map_for_device), "
         f"in hwsim.h:"
     ) in overrun[0].format()
+
+
+@pytest.mark.parametrize("name", ["stray", "use_after_unmap", "wrong_direction"])
+def test_a_device_access_names_the_register_write_that_started_it(run_driver, name):
+    """The DMA happens later than START (the transfer takes time): the report names the driver's line
+    that started it, here the example's call of dma_engine_copy, whose START write is in dma_engine.h."""
+    source = (DRIVERS / "examples" / "buggy" / name / f"{name}.c").read_text().splitlines()
+    (line,) = [i + 1 for i, text in enumerate(source) if "dma_engine_copy(" in text]
+    _, report = run_driver(DRIVERS / "examples" / "buggy" / name)
+    text = report.format()
+    assert f"the device's work was started by the driver at {name}.c:{line} (probe), in dma_engine.h:" in text, text
+
+
+def test_an_nvme_command_names_its_doorbell_write(run_driver):
+    _, report = run_driver(DRIVERS / "examples" / "buggy" / "nvme_freed_queue")
+    (bug,) = [r for r in report.dma_reports if r.device == "nvme0"]
+    assert bug.started_by.startswith("nvme_freed_queue.c:") and "nvme_lite.h:" in bug.started_by, bug.format()

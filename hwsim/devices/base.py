@@ -223,6 +223,9 @@ class Device:
         self.issues_dropped = 0
         # (pc, source) of the guest access being served now; the board wires System.locate_access here.
         self.locate_access: Callable[[], tuple[int | None, str]] = no_access
+        # The driver's register write that started the work this device is doing now (its C line, or ""):
+        # set with started_here() where work starts, and restored by a device whose work goes on later.
+        self.work_cause = ""
         self._tracers: list[Callable[[MmioEvent], None]] = []
         self.regs = RegisterFile(self.LAYOUT, self.report)
 
@@ -284,6 +287,13 @@ class Device:
         if kind not in self.FAULTS:  # a bug in the device model, not the guest's doing
             raise ConfigError(f"{self.TYPE} declares no fault {kind!r} (FAULTS: {', '.join(self.FAULTS)})")
         return self.faults.fires(self.name, kind, forced=forced)
+
+    def started_here(self) -> str:
+        """At a register write that starts device work (a DMA engine's START, a queue notify, a doorbell):
+        the driver's source line of that write, remembered as :attr:`work_cause` and returned so that work
+        finishing later can restore it (``self.work_cause = cause``) before it does its DMA."""
+        self.work_cause = self.locate_access()[1]
+        return self.work_cause
 
     def report(self, kind: IssueKind, **details: Any) -> None:
         """Record guest misuse (called by the register file and by device behaviour)."""

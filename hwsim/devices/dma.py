@@ -146,6 +146,7 @@ class DmaEngine(Device):
             self._update_irq()  # CMD.IRQ may have changed
             return
         self.regs["CMD"] = new & ~DMA_CMD_START  # START reads back 0
+        self.started_here()
         r = self.regs
         if self._pending is not None:
             self.report(
@@ -195,11 +196,13 @@ class DmaEngine(Device):
         if not ticks:
             self._move(direction, src, dst, length, buf_off)
             return
-        self._pending = self.clock.schedule_in(ticks, lambda: self._move(direction, src, dst, length, buf_off))
+        cause = self.work_cause
+        self._pending = self.clock.schedule_in(ticks, lambda: self._move(direction, src, dst, length, buf_off, cause))
 
-    def _move(self, direction: int, src: int, dst: int, length: int, buf_off: int) -> None:
+    def _move(self, direction: int, src: int, dst: int, length: int, buf_off: int, cause: str = "") -> None:
         """The transfer's data moves (at its end in virtual time), then DONE or ERROR."""
         self._pending = None
+        self.work_cause = cause or self.work_cause
         if self.fault("error"):
             self._fail(DmaError.DEVICE, 0)
             return

@@ -156,6 +156,7 @@ class Command:
     conflict: bool = False  # its CID was in use by an outstanding command
     unwritten: bool = False  # all zeros: reported at the doorbell, so its failure is not reported again
     event: ClockEvent | None = None
+    cause: str = ""  # the doorbell write that submitted it (the driver's C line)
 
     @property
     def opcode(self) -> int:
@@ -552,6 +553,7 @@ class NvmeController(Device):
         reg = sq_doorbell(qid)
         if self._doorbell_refused(reg, value, submission=True):
             return
+        self.started_here()
         sq = self.sqs.get(qid)
         if sq is None:
             self.report(
@@ -618,6 +620,7 @@ class NvmeController(Device):
                 sq.outstanding[cmd.cid] = cmd
             sq.in_flight.append(cmd)
             ticks = self.timing.delay(self._ticks(self.options["latency_ns"]), f"{self.name} command")
+            cmd.cause = self.work_cause
             cmd.event = self.clock.schedule_in(ticks, partial(self._execute, cmd))
 
     def _write_cq_head(self, qid: int, value: int, _old: int = 0) -> None:
@@ -666,6 +669,7 @@ class NvmeController(Device):
 
     def _execute(self, cmd: Command) -> None:
         cmd.event = None
+        self.work_cause = cmd.cause or self.work_cause
         sq = cmd.sq
         if cmd in sq.in_flight:
             sq.in_flight.remove(cmd)

@@ -117,6 +117,7 @@ class DmaReport:
     mapping: DmaMapping | None = None
     where: str = ""  # the driver call that did it, for API problems
     detail: str = ""
+    started_by: str = ""  # for a device's own access: the driver's register write that started its work
 
     def format(self) -> str:
         head = (
@@ -128,6 +129,8 @@ class DmaReport:
             lines.append(f"  {self.detail}")
         if self.where:
             lines.append(f"  by the driver at {self.where}")
+        if self.started_by:
+            lines.append(f"  the device's work was started by the driver at {self.started_by}")
         m = self.mapping
         if m is not None:
             lines.append(
@@ -193,8 +196,12 @@ class DmaChecker:
         locate: Callable[[int], str],
         error: type[Exception],
         window_base: int,
+        cause: Callable[[str], str] = lambda device: "",
     ) -> None:
+        """``cause(device)``: where the driver started the work that device is doing now (a C line), for
+        reports on the device's own accesses."""
         self.iommu = iommu
+        self.cause = cause
         self.machine = machine
         self.memory = memory
         self.clock = clock
@@ -270,7 +277,10 @@ class DmaChecker:
         detail: str = "",
     ) -> None:
         snapshot = dataclasses.replace(mapping) if mapping is not None else None  # the mapping as it is now
-        self.reports.append(DmaReport(problem, device, iova, size, access, self.now_ns(), snapshot, where, detail))
+        started_by = self.cause(device) if access in ("read", "write") and not where else ""
+        self.reports.append(
+            DmaReport(problem, device, iova, size, access, self.now_ns(), snapshot, where, detail, started_by)
+        )
         if TRACE.dma_bug is not None:
             TRACE.dma_bug(
                 device=device,

@@ -309,6 +309,7 @@ class DriverRun:
             locate=self.where_pc,
             error=DriverError,
             window_base=MMIO_WINDOWS,
+            cause=lambda name: system.device(name).work_cause,
         )
         if system.iommu is not None:
             self.vm.add_bulk_access_observer(self.dma.bulk_access)

@@ -101,6 +101,7 @@ class VirtioMmio(Device):
         self._queue_sel = 0
         self.driver_features = 0
         self._in_flight: dict[ClockEvent, tuple[SplitQueue, Chain]] = {}  # requests not completed yet
+        self._causes: dict[ClockEvent, str] = {}  # the notify that started each (its C line)
         self._reset_by_driver = False  # Status = 0 was written since power-on or the last initialisation
         self._features_unread = False  # FEATURES_OK was accepted and Status not read since
         self._queue_observers: list[Callable[[QueueEvent], None]] = []
@@ -196,6 +197,7 @@ class VirtioMmio(Device):
             if queue is None or q is queue:
                 event.cancel()
                 del self._in_flight[event]
+                self._causes.pop(event, None)
 
     def _reset(self) -> None:
         self._reset_by_driver = self._features_unread = False
@@ -331,6 +333,7 @@ class VirtioMmio(Device):
                 detail=f"queue {new} does not exist or is not ready (ignored)",
             )
             return
+        self.started_here()
         self.process(self.queues[new])
 
     def process(self, queue: SplitQueue) -> int:
@@ -366,9 +369,11 @@ class VirtioMmio(Device):
             return
         event = self.clock.schedule_in(ticks, lambda: self._finish(event))
         self._in_flight[event] = (queue, chain)
+        self._causes[event] = self.work_cause
 
     def _finish(self, event: ClockEvent) -> None:
         queue, chain = self._in_flight.pop(event)
+        self.work_cause = self._causes.pop(event, "") or self.work_cause
         try:
             self._complete(queue, chain)
         except VirtqueueError as exc:
