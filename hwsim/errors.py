@@ -11,6 +11,12 @@ class HwsimError(Exception):
     """Base of every error hwsim raises on purpose."""
 
 
+class WasmtimeError(HwsimError):
+    """Compilation, validation or linking failed, or a host access was refused: where wasmtime-py raises
+    its ``WasmtimeError`` (named after it for easy porting).  Malformed and invalid modules
+    (:mod:`hwsim.wasm.errors`) and out-of-bounds host accesses are kinds of it."""
+
+
 class ConfigError(HwsimError, ValueError):
     """An argument or configuration value is out of range or inconsistent."""
 
@@ -49,5 +55,5 @@ class StoreMismatchError(HwsimError, ValueError):
     used after its host call returned."""
 
 
-class OutOfBoundsError(HwsimError, IndexError):
+class OutOfBoundsError(WasmtimeError, IndexError):
     """A host access to a memory or table outside its current size."""

@@ -388,10 +388,10 @@ def exercise(engine, data: bytes) -> str:
     module = hwsim.Module(engine, data)
     instance = hwsim.Instance(store, module, stub_imports(store, module))
     exports = instance.exports(store)
-    for export, kind in module.exports:
-        if kind != "func":
+    for export in module.exports:
+        if not isinstance(export.type, hwsim.FuncType):
             continue
-        func = exports[export]
+        func = exports[export.name]
         for value in (0, 3):
             args = [
                 None if p in (hwsim.ValType.funcref(), hwsim.ValType.externref()) else value

@@ -38,8 +38,8 @@ def test_call_with_python_values_and_multi_value(engine, store):
     assert ex["add"](store, 0x7FFF_FFFF, 1) == -0x8000_0000  # i32 results come back signed
     assert ex["pair"](store, -7, 2.5) == [2.5, -7]
     assert ex["none"](store) is None
-    with pytest.raises(TypeError, match="expected 2 arguments, got 1"):
-        ex["add"](store, 1)
+    with pytest.raises(hwsim.WasmtimeError, match="^wrong number of arguments: expected 2, got 1$"):
+        ex["add"](store, 1)  # wasmtime-py's error type
 
 
 def test_exact_float_bits_cross_both_ways(engine, store):
@@ -190,10 +190,10 @@ def test_memory_api_and_demand_paging(engine, store):
     assert mem.grow(store, 2) == 1000
     with pytest.raises(hwsim.WasmtimeError, match="failed to grow memory by 1 pages"):
         mem.grow(store, 1)
+    assert mem.read(store, 1002 * 65536 - 1, 1002 * 65536 + 1) == b"\0"  # a Python slice: clipped at the end
+    assert mem.read(store, 10, 4) == b""
     with pytest.raises(IndexError, match=r"\[0x3e9ffff, 0x3ea0001\) is outside the memory of 0x3ea0000 bytes"):
-        mem.read(store, 1002 * 65536 - 1, 1002 * 65536 + 1)
-    with pytest.raises(ValueError, match="stop 4 is before start 10"):
-        mem.read(store, 10, 4)
+        mem.write(store, b"ab", 1002 * 65536 - 1)
 
 
 def test_memory_limit(engine):
@@ -280,5 +280,5 @@ def test_module_from_file(engine, tmp_path, store):
     path = tmp_path / "m.wat"
     path.write_text('(module (func (export "f") (result f64) (f64.const 0.25)))')
     mod = Module.from_file(engine, path)
-    assert mod.exports == [("f", "func")]
+    assert [(e.name, e.type) for e in mod.exports] == [("f", FuncType([], [ValType.f64()]))]
     assert Instance(store, mod, []).exports(store)["f"](store) == 0.25

@@ -554,7 +554,7 @@ def _smith_both(wasm: bytes, seed: int, fuels: list[int]) -> tuple[list, list]:
     module = hwsim.Module(engine, wasm)
     provided = _hwsim_imports(hwsim, store, [])
     store.set_fuel(1 << 30)
-    exports = hwsim.Instance(store, module, [provided[name] for _, name, _ in module.imports]).exports(store)
+    exports = hwsim.Instance(store, module, [provided[imp.name] for imp in module.imports]).exports(store)
     wt_engine = wasmtime_engine()
     wt_module = wasmtime.Module(wt_engine, wasm)
     wt_store = wasmtime.Store(wt_engine)

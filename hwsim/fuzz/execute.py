@@ -248,11 +248,11 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
         log: list = []
         provided = _hwsim_imports(api, store, log)
         imports = []
-        for mod, name, _kind in module.imports:
-            if mod != "env" or name not in provided:
-                run.load = ("unsupported", f"import {mod}.{name} is not among the fuzzer's imports")
+        for imp in module.imports:
+            if imp.module != "env" or imp.name not in provided:
+                run.load = ("unsupported", f"import {imp.module}.{imp.name} is not among the fuzzer's imports")
                 return run
-            imports.append(provided[name])
+            imports.append(provided[imp.name])
         try:
             instance = api.Instance(store, module, imports)
         except HwsimError as exc:
@@ -264,9 +264,9 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
             run.instantiate_log = _log_digest(log, 0)
         run.instantiate = ("ok",)
         exports = instance.exports(store)
-        for name, kind in module.exports:
-            if kind == "func":
-                run.labels.setdefault(vm_func(exports[name]).va, f"func {name}")
+        for export in module.exports:
+            if _kind(export.type) == "func":
+                run.labels.setdefault(vm_func(exports[export.name]).va, f"func {export.name}")
         fuel = exports.get(FUEL_EXPORT)
         for name, args in plan.calls:
             func = exports[name]
@@ -286,8 +286,8 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
             if outcome[0] != "ok" and outcome[0] != "trap":
                 return run  # the state after exhaustion or an error is not comparable
         _hwsim_imports_final(run, module, provided)
-        for name, kind in module.exports:
-            _hwsim_final(run, "", kind, name, exports[name])
+        for export in module.exports:
+            _hwsim_final(run, "", _kind(export.type), export.name, exports[export.name])
     except Exception:  # noqa: BLE001 -- the point: nothing but HwsimError may leave the API
         run.escaped = traceback.format_exc()
     return run
@@ -295,8 +295,15 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
 
 def _hwsim_imports_final(run: Run, module, provided: dict) -> None:
     """Record the imported memories, globals and tables in ``run.final`` (``imported KIND NAME``)."""
-    for _mod, name, kind in module.imports:
-        _hwsim_final(run, "imported ", kind, name, provided[name])
+    for imp in module.imports:
+        _hwsim_final(run, "imported ", _kind(imp.type), imp.name, provided[imp.name])
+
+
+def _kind(extern_type) -> str:
+    """``func``, ``memory``, ``global`` or ``table``: the kind of an import's or export's type."""
+    return {"FuncType": "func", "MemoryType": "memory", "GlobalType": "global", "TableType": "table"}[
+        type(extern_type).__name__
+    ]
 
 
 def _hwsim_final(run: Run, prefix: str, kind: str, name: str, item) -> None:

@@ -33,13 +33,13 @@ import operator
 import os
 import reprlib
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, overload
 
 from ..compiler import COMPILER_VERSION, CompiledModule, compile_module, serialize
 from ..compiler.traps import TrapCode
-from ..errors import ConfigError, HwsimError, StoreMismatchError
+from ..errors import ConfigError, StoreMismatchError, WasmtimeError
 from ..machine import Machine
 from ..wasm import DecodedModule, Features, decode_module, load_module, validate
 from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, ExternKind
@@ -59,10 +59,6 @@ from .store import StoreLimits
 from .store import VmStore as _Store
 
 _NAMES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", FUNCREF: "funcref", EXTERNREF: "externref"}
-
-
-class WasmtimeError(HwsimError):
-    """Compilation, validation or linking failed (named after wasmtime-py's error for easy porting)."""
 
 
 # -- argument checks: the wrong Python type is a TypeError ------------------------------------------
@@ -171,6 +167,12 @@ class FuncType:
     def _wasm(self) -> _FuncType:
         return _FuncType(tuple(_code(p) for p in self.params), tuple(_code(r) for r in self.results))
 
+    def __eq__(self, other) -> bool:
+        return isinstance(other, FuncType) and (other.params, other.results) == (self.params, self.results)
+
+    def __hash__(self) -> int:
+        return hash((tuple(self.params), tuple(self.results)))
+
     def __repr__(self) -> str:
         return f"FuncType({self.params} -> {self.results})"
 
@@ -183,11 +185,52 @@ class Limits:
             raise ConfigError(f"Limits: the minimum must be >= 0 and the maximum >= the minimum, not {min}..{max}")
         self.min, self.max = min, max
 
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Limits) and (other.min, other.max) == (self.min, self.max)
+
+    def __hash__(self) -> int:
+        return hash((self.min, self.max))
+
+    def __repr__(self) -> str:
+        return f"Limits({self.min}, {self.max})"
+
 
 class MemoryType:
-    def __init__(self, limits: Limits, is_64: bool = False) -> None:
+    """A memory's type: its limits in pages, whether it is a memory64, and its page size (custom page
+    sizes: ``page_size_log2`` 0 or 16).  Limits past the index type's range raise WasmtimeError."""
+
+    def __init__(self, limits: Limits, is_64: bool = False, *, page_size_log2: int = 16) -> None:
         self.limits = _expect(limits, Limits, "MemoryType(limits)")
-        self.is_64 = is_64
+        self.is_64 = _expect(is_64, bool, "MemoryType(is_64)")
+        self.page_size_log2 = _int(page_size_log2, "MemoryType(page_size_log2)")
+        if self.page_size_log2 not in (0, 16):
+            raise WasmtimeError(
+                f"MemoryType(page_size_log2): a page is 1 or 65536 bytes (0 or 16), not {page_size_log2}"
+            )
+        index_bits = 64 if is_64 else 32
+        most = (1 << index_bits) >> self.page_size_log2  # pages an index type can address
+        for what, pages in (("minimum", limits.min), ("maximum", limits.max)):
+            if pages is not None and pages > most:
+                raise WasmtimeError(
+                    f"MemoryType(limits): a {index_bits}-bit memory has at most {most} pages, not a {what} of {pages}"
+                )
+
+    @property
+    def page_size(self) -> int:
+        return 1 << self.page_size_log2
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, MemoryType) and (other.limits, other.is_64, other.page_size_log2) == (
+            self.limits,
+            self.is_64,
+            self.page_size_log2,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.limits, self.is_64, self.page_size_log2))
+
+    def __repr__(self) -> str:
+        return f"MemoryType({self.limits}, is_64={self.is_64})"
 
 
 class TableType:
@@ -197,11 +240,89 @@ class TableType:
             raise ConfigError(f"TableType(element): a table holds funcref or externref, not {element}")
         self.limits = _expect(limits, Limits, "TableType(limits)")
 
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TableType) and (other.element, other.limits) == (self.element, self.limits)
+
+    def __hash__(self) -> int:
+        return hash((self.element, self.limits))
+
+    def __repr__(self) -> str:
+        return f"TableType({self.element}, {self.limits})"
+
 
 class GlobalType:
     def __init__(self, content: ValType, mutable: bool) -> None:
         self.content = _expect(content, ValType, "GlobalType(content)")
-        self.mutable = mutable
+        self.mutable = _expect(mutable, bool, "GlobalType(mutable)")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, GlobalType) and (other.content, other.mutable) == (self.content, self.mutable)
+
+    def __hash__(self) -> int:
+        return hash((self.content, self.mutable))
+
+    def __repr__(self) -> str:
+        return f"GlobalType({self.content}, mutable={self.mutable})"
+
+
+ExternType = FuncType | GlobalType | MemoryType | TableType
+
+
+class ImportType:
+    """One import of a :class:`Module`: ``module``, ``name`` and the ``type`` it must have."""
+
+    def __init__(self, module: str, name: str, type: ExternType) -> None:
+        self.module, self.name, self.type = module, name, type
+
+    def __repr__(self) -> str:
+        return f"ImportType({self.module!r}, {self.name!r}, {self.type})"
+
+
+class ExportType:
+    """One export of a :class:`Module`: its ``name`` and ``type``."""
+
+    def __init__(self, name: str, type: ExternType) -> None:
+        self.name, self.type = name, type
+
+    def __repr__(self) -> str:
+        return f"ExportType({self.name!r}, {self.type})"
+
+
+def _api_limits(limits: _Limits) -> Limits:
+    return Limits(limits.min, limits.max)
+
+
+def _api_memory_type(mt: _MemoryType, pages: int | None = None) -> MemoryType:
+    """The public type of a memory; ``pages``: its size now, which is its minimum now (as wasmtime)."""
+    limits = Limits(mt.limits.min if pages is None else pages, mt.limits.max)
+    return MemoryType(limits, mt.index_type == I64, page_size_log2=mt.page_size_log2)
+
+
+def _api_table_type(tt: _TableType, size: int | None = None) -> TableType:
+    return TableType(ValType(tt.elem_type), Limits(tt.limits.min if size is None else size, tt.limits.max))
+
+
+def _api_func_type(ft: _FuncType) -> FuncType:
+    return FuncType([ValType(p) for p in ft.params], [ValType(r) for r in ft.results])
+
+
+def _extern_type(module: DecodedModule, kind: ExternKind, index_or_desc, *, imported: bool) -> ExternType:
+    """The public type of an import (``index_or_desc``: its descriptor) or an export (its index)."""
+    if kind == ExternKind.FUNC:
+        type_index = index_or_desc if imported else module.get_func_type_indices()[index_or_desc]
+        return _api_func_type(module.types[type_index])
+    desc = index_or_desc
+    if not imported:
+        if kind == ExternKind.TABLE:
+            return _api_table_type(module.get_table_types()[index_or_desc])
+        if kind == ExternKind.MEMORY:
+            return _api_memory_type(module.get_memory_types()[index_or_desc])
+        desc = module.get_global_types()[index_or_desc]
+    if kind == ExternKind.TABLE:
+        return _api_table_type(desc)
+    if kind == ExternKind.MEMORY:
+        return _api_memory_type(desc)
+    return GlobalType(ValType(desc.valtype), desc.mutable)
 
 
 # -- values ---------------------------------------------------------------------------------------
@@ -266,6 +387,36 @@ class Val:
         if c == F64:
             return struct.unpack("<d", struct.pack("<Q", bits))[0]
         return self.ref
+
+    def _as(self, code: int) -> Any:
+        return self.value if self.type.code == code else None
+
+    def as_i32(self) -> int | None:
+        """The value if this is an i32, else None (wasmtime-py's accessors)."""
+        return self._as(I32)
+
+    def as_i64(self) -> int | None:
+        return self._as(I64)
+
+    def as_f32(self) -> float | None:
+        return self._as(F32)
+
+    def as_f64(self) -> float | None:
+        return self._as(F64)
+
+    def as_externref(self) -> Any:
+        return self._as(EXTERNREF)
+
+    def as_funcref(self) -> Func | None:
+        return self._as(FUNCREF)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Val):
+            return NotImplemented
+        return (other.type, other.bits, other.ref) == (self.type, self.bits, self.ref)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.bits))
 
     def __repr__(self) -> str:
         return f"Val({self.type}, {self.value!r})"
@@ -498,6 +649,15 @@ class Store:
     def machine(self):
         return self._store.machine
 
+    def close(self) -> None:
+        """As wasmtime-py's: the Store's resources go when it is no longer referenced; closing twice is fine."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     # Fuel and epochs (wasmtime-py's names and errors): see hwsim/runtime/metering.py.
 
     def _fuel(self) -> Meter:
@@ -581,13 +741,24 @@ class Module:
             return cls(engine, data.decode())
         return cls(engine, data)
 
-    @property
-    def imports(self) -> list[tuple[str, str, str]]:
-        return [(i.module, i.name, i.kind.name.lower()) for i in self._module.imports]
+    @staticmethod
+    def validate(engine: Engine, wasm: bytes) -> None:
+        """Raise WasmtimeError unless ``wasm`` (binary) is a valid module hwsim accepts; compile nothing."""
+        _expect(engine, Engine, "Module.validate(engine)")
+        data = _bytes(wasm, "Module.validate(wasm)")
+        load_module(data)  # its errors are WasmtimeErrors
 
     @property
-    def exports(self) -> list[tuple[str, str]]:
-        return [(e.name, e.kind.name.lower()) for e in self._module.exports]
+    def imports(self) -> list[ImportType]:
+        """The imports, in order, each with its module, name and type."""
+        m = self._module
+        return [ImportType(i.module, i.name, _extern_type(m, i.kind, i.desc, imported=True)) for i in m.imports]
+
+    @property
+    def exports(self) -> list[ExportType]:
+        """The exports, in order, each with its name and type."""
+        m = self._module
+        return [ExportType(e.name, _extern_type(m, e.kind, e.index, imported=False)) for e in m.exports]
 
 
 # -- externs ---------------------------------------------------------------------------------------------
@@ -631,6 +802,8 @@ class Func:
             else:
                 out = func(*values)
             if len(results) == 0:
+                if out is not None:
+                    raise WasmtimeError(f"the host function produced results ({_show(out)}); its type has none")
                 return []
             if len(results) == 1:
                 out = [out]
@@ -639,7 +812,9 @@ class Func:
                     f"the host function must return a list or tuple of {len(results)} values, not {_show(out)}"
                 )
             elif len(out) != len(results):
-                raise HwsimError(f"host function returned {len(out)} values, its type has {len(results)}")
+                raise WasmtimeError(
+                    f"the host function returned the wrong number of results: {len(out)}, its type has {len(results)}"
+                )
             return [
                 _to_bits(runtime, t, v, f"result {i} of the host function")
                 for i, (t, v) in enumerate(zip(results, out))
@@ -649,8 +824,13 @@ class Func:
 
     def type(self, store: Store) -> FuncType:
         _owned(store, self._record, "the Func")
-        t = self._record.type
-        return FuncType([ValType(p) for p in t.params], [ValType(r) for r in t.results])
+        return _api_func_type(self._record.type)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Func) and other._record is self._record
+
+    def __hash__(self) -> int:
+        return id(self._record)
 
     def __call__(self, store: Store, *args) -> Any:
         vals = self.call_vals(store, *args)
@@ -665,7 +845,7 @@ class Func:
         runtime = _owned(store, self._record, "the Func")
         t = self._record.type
         if len(args) != len(t.params):
-            raise TypeError(f"expected {len(t.params)} arguments, got {len(args)}")
+            raise WasmtimeError(f"wrong number of arguments: expected {len(t.params)}, got {len(args)}")
         bits = [_to_bits(runtime, ty, a, f"argument {i}") for i, (ty, a) in enumerate(zip(t.params, args))]
         results = runtime.invoke(self._record, bits)
         return [_from_bits(runtime, ty, b) for ty, b in zip(t.results, results)]
@@ -709,13 +889,36 @@ class Memory:
         if _inner is None:
             runtime = _runtime(store)
             ty = _expect(ty, MemoryType, "Memory(ty)")
-            mt = _MemoryType(limits=_Limits(min=ty.limits.min, max=ty.limits.max), index_type=I64 if ty.is_64 else I32)
+            mt = _MemoryType(
+                limits=_Limits(min=ty.limits.min, max=ty.limits.max),
+                index_type=I64 if ty.is_64 else I32,
+                page_size_log2=ty.page_size_log2,
+            )
             _inner = MemoryInstance(runtime, mt, max_bytes=runtime.limits.memory_bytes)
         self._inner = _inner
 
     def _ctl(self, store: Store):
         _owned(store, self._inner, "the Memory")
         return self._inner.control()
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Memory) and other._inner is self._inner
+
+    def __hash__(self) -> int:
+        return id(self._inner)
+
+    def type(self, store: Store) -> MemoryType:
+        """The memory's type; its minimum is its size now (as in wasmtime-py)."""
+        _owned(store, self._inner, "the Memory")
+        return _api_memory_type(self._inner.type, self._inner.pages)
+
+    def page_size(self, store: Store) -> int:
+        _owned(store, self._inner, "the Memory")
+        return self._inner.page_size
+
+    def page_size_log2(self, store: Store) -> int:
+        _owned(store, self._inner, "the Memory")
+        return self._inner.type.page_size_log2
 
     def data_len(self, store: Store) -> int:
         _owned(store, self._inner, "the Memory")
@@ -733,17 +936,27 @@ class Memory:
         return old
 
     def read(self, store: Store, start: int = 0, stop: int | None = None) -> bytearray:
+        """The bytes ``[start:stop]`` of the memory, with a Python slice's meaning: negative indices count
+        from the end, and a range past the end is clipped (an empty range reads nothing)."""
         _owned(store, self._inner, "the Memory")
         start = _int(start, "Memory.read(start)")
-        stop = self._inner.size_bytes if stop is None else _int(stop, "Memory.read(stop)")
-        if stop < start:
-            raise ConfigError(f"stop {stop} is before start {start}")
+        stop = None if stop is None else _int(stop, "Memory.read(stop)")
+        start, stop, _ = slice(start, stop).indices(self._inner.size_bytes)
+        if stop <= start:
+            return bytearray()
         return bytearray(self._inner.read(start, stop - start))
 
     def write(self, store: Store, value: bytes, start: int = 0) -> int:
+        """Write ``value`` at ``start`` (negative: from the end); returns the bytes written.  A write that
+        does not fit raises :class:`~hwsim.errors.OutOfBoundsError` (an IndexError) and writes nothing."""
         _owned(store, self._inner, "the Memory")
         data = _bytes(value, "Memory.write(value)")
-        self._inner.write(_int(start, "Memory.write(start)"), data)
+        start = _int(start, "Memory.write(start)")
+        size = self._inner.size_bytes
+        if start < 0:
+            start += size
+        if data:
+            self._inner.write(start, data)
         return len(data)
 
     # Memory control (hwsim): see hwsim/runtime/memctl.py and docs/memory-control.md.  Misuse raises
@@ -826,6 +1039,16 @@ class Global:
             _inner = GlobalInstance(runtime, code, ty.mutable, _to_bits(runtime, code, val, "the global's value"))
         self._inner = _inner
 
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Global) and other._inner is self._inner
+
+    def __hash__(self) -> int:
+        return id(self._inner)
+
+    def type(self, store: Store) -> GlobalType:
+        _owned(store, self._inner, "the Global")
+        return GlobalType(ValType(self._inner.valtype), self._inner.mutable)
+
     def value(self, store: Store) -> Any:
         runtime = _owned(store, self._inner, "the Global")
         return _from_bits(runtime, self._inner.valtype, self._inner.get_bits()).value
@@ -857,13 +1080,28 @@ class Table:
             _inner = TableInstance(runtime, tt, _to_bits(runtime, tt.elem_type, init, "the table's initial value"))
         self._inner = _inner
 
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Table) and other._inner is self._inner
+
+    def __hash__(self) -> int:
+        return id(self._inner)
+
+    def type(self, store: Store) -> TableType:
+        """The table's type; its minimum is its size now (as in wasmtime-py)."""
+        _owned(store, self._inner, "the Table")
+        return _api_table_type(self._inner.type, self._inner.size)
+
     def size(self, store: Store) -> int:
         _owned(store, self._inner, "the Table")
         return self._inner.size
 
     def get(self, store: Store, index: int) -> Any:
+        """The element at ``index``, or None past the end (as wasmtime-py)."""
         runtime = _owned(store, self._inner, "the Table")
-        return _from_bits(runtime, self._inner.type.elem_type, self._inner.get(_int(index, "Table.get(index)"))).value
+        index = _int(index, "Table.get(index)")
+        if not 0 <= index < self._inner.size:
+            return None
+        return _from_bits(runtime, self._inner.type.elem_type, self._inner.get(index)).value
 
     def set(self, store: Store, index: int, value: Any) -> None:
         runtime = _owned(store, self._inner, "the Table")
@@ -959,26 +1197,22 @@ def _from_bits(store: _Store, ty: int, bits: int) -> Val:
 # -- instances and linking ---------------------------------------------------------------------------------
 
 
-class Exports:
+class Exports(Mapping[str, Any]):
+    """An instance's exports: a mapping from name to extern, in the module's order, and ``by_index``,
+    the same externs as a list."""
+
     def __init__(self, instance: _Instance) -> None:
-        self._instance = instance
+        self._by_name = {name: _wrap(instance.export(name)) for name in instance.exports}
+        self.by_index: list[Any] = list(self._by_name.values())
 
-    def __getitem__(self, name: str):
-        if name not in self._instance.exports:
-            raise KeyError(name)
-        return _wrap(self._instance.export(name))
-
-    def get(self, name: str, default=None):
-        return self[name] if name in self._instance.exports else default
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._instance.exports
+    def __getitem__(self, name: str) -> Any:  # a Func, Memory, Global or Table (typed loosely, as before)
+        return self._by_name[name]
 
     def __iter__(self):
-        return iter(self._instance.exports)
+        return iter(self._by_name)
 
     def __len__(self) -> int:
-        return len(self._instance.exports)
+        return len(self._by_name)
 
 
 class Instance:
@@ -1058,7 +1292,8 @@ class Linker:
         imports: list[Func | Memory | Global | Table | None] = []
         from ..compiler.intrinsics import MODULES as INTRINSIC_MODULES
 
-        for mod, name, _kind in module.imports:
+        for imp in module._module.imports:
+            mod, name = imp.module, imp.name
             if mod in INTRINSIC_MODULES:  # hwsim provides them
                 imports.append(None)
                 continue
@@ -1075,10 +1310,12 @@ __all__ = [
     "Caller",
     "Config",
     "Engine",
+    "ExportType",
     "Func",
     "FuncType",
     "Global",
     "GlobalType",
+    "ImportType",
     "Instance",
     "Limits",
     "Linker",

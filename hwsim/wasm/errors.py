@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from typing import Self
 
-from ..errors import HwsimError
+from ..errors import WasmtimeError
 
 
-class WasmError(HwsimError):
+class WasmError(WasmtimeError):
     """Base of every error about a WebAssembly binary."""
 
     def __init__(
