@@ -59,8 +59,11 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         except HostLimitError as exc:
             raise ResourceLimitError(f"ram_size: {exc.problem}") from None
         m = self.machine
+        self._host_pages = {}  # the host's translation cache (space.py), dropped on every mapping change
+        self._host_views = {}
         try:
             self.space = m.new_address_space(asid=1)
+            self.space.on_change(self.translation_changed)
             # Runtime page: the host-call stub; the exit address is never executed.
             self.runtime_pa = m.frames.alloc()
             self.space.map(L.RUNTIME_PAGE, self.runtime_pa, PAGE_SIZE, RX_USER)
