@@ -17,6 +17,7 @@ from . import layout as L
 from .errors import ResourceLimitError
 
 if TYPE_CHECKING:
+    from .crossing import Crossing
     from .memctl import MemoryControl
     from .store import VmStore
 
@@ -229,6 +230,7 @@ class FuncRecord:
         self.index = index
         self.host = host  # the Python callable of a host function
         self.code = code
+        self.crossing: Crossing | None = None  # its signature's Crossing, once a call needed it (calls.py)
         self.va = store.alloc_data(L.FUNCREF_BYTES)
         store.write_u64(self.va + L.FUNCREF_CODE, code)
         store.write_u64(self.va + L.FUNCREF_VMCTX, vmctx)

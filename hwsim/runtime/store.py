@@ -29,6 +29,7 @@ from ..riscv.priv import Priv
 from . import layout as L
 from .calls import CallBoundary, LoadedCode
 from .checkpoints import CheckpointCounter
+from .crossing import ECALL_REGS
 from .errors import ResourceLimitError, Trap
 from .objects import RW_USER, RX_USER, FuncRecord, MemoryInstance
 from .space import StoreSpace
@@ -92,6 +93,8 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self.funcrefs: dict[int, FuncRecord] = {}  # record VA -> record
         self.code: list[LoadedCode] = []  # every module's compiled code, in load order
         self._source_maps = {}  # id(Module) -> SourceMap (DWARF line tables)
+        self._crossings = {}  # (params, results) -> Crossing (calls.py)
+        self._ecall_regs = m.register_batch(ECALL_REGS)
         self._type_ids: dict = {}
         self.externs: dict[int, object] = {}  # externref handle -> host object
         self._extern_ids: dict[int, int] = {}
