@@ -683,18 +683,39 @@ class Machine:
     # -- exceptions and ecalls -------------------------------------------------------------------
 
     def _interrupt(self, uc, intno: int, _data) -> None:
-        if intno == _ECALL_INTNO:  # Unicorn reports every ecall as 8; the cause depends on the mode
-            self._ecall(uc, None)
-            return
+        cause: Cause | None = None  # an ecall's: read from the hart's privilege only when needed (below)
+        if intno != _ECALL_INTNO:  # Unicorn reports every ecall as 8; the cause depends on the mode
+            try:
+                cause = Cause(intno)
+            except ValueError:
+                cause = None
+            if cause not in _ECALLS:
+                self._exception(uc, cause)
+                return
         try:
-            cause = Cause(intno)
-        except ValueError:
-            cause = None
-        if cause in _ECALLS:
-            self._ecall(uc, cause)
+            for handler in self._ecall_handlers.callbacks:
+                action = handler(self)
+                if action is _RESUME:
+                    return
+                if action is _STOP:
+                    break
+                if action is not _DECLINE:
+                    raise ConfigError(f"ecall handler {handler!r} returned {action!r}, not an EcallAction")
+            # Only now (a handler that resumes never needs it): no handler that declines or stops changes
+            # the privilege (a nested run restores the context it interrupted), so it is the ecall's.
+            if cause is None:
+                cause = _ECALL_CAUSES.get(self._raw_read(rv.UC_RISCV_REG_PRIV), _CAUSE_ECALL_U)
+        except BaseException as exc:
+            self._host_error = exc
+            uc.emu_stop()
             return
-        # Any other exception: stop and say so.  Unicorn reports pc + 4 whatever the instruction's
-        # length (measured with 2- and 4-byte illegal instructions); put the pc back on it.
+        self._pending_exc = _PendingException(cause, uc.reg_read(rv.UC_RISCV_REG_PC))
+        self._stop_reason = StopReason.ECALL
+        uc.emu_stop()
+
+    def _exception(self, uc, cause: Cause | None) -> None:
+        """Any other exception: stop and say so.  Unicorn reports pc + 4 whatever the instruction's
+        length (measured with 2- and 4-byte illegal instructions); put the pc back on it."""
         pc = (uc.reg_read(rv.UC_RISCV_REG_PC) - 4) & _XMASK
         uc.reg_write(rv.UC_RISCV_REG_PC, pc)
         self._pending_exc = _PendingException(cause if cause is not None else Cause.ILLEGAL_INSN, pc)

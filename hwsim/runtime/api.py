@@ -571,6 +571,7 @@ class Func:
     ) -> None:
         if _record is not None:
             self._record = _record
+            self._result_values = _number_values(_record.type.results)
             return
         runtime = _runtime(store)
         assert store is not None  # _runtime took a Store or a Caller
@@ -584,8 +585,15 @@ class Func:
         # One integer result: a plain int is masked in place (what _to_bits does to it, without the checks).
         single_mask = _INT_MASKS.get(results[0]) if len(results) == 1 else None
 
+        single = numbers[0] if numbers is not None and len(numbers) == 1 else None
+
         def host(args: list[int]) -> list[int]:
-            if numbers is not None:
+            if single is _signed32:  # one i32 argument: the commonest host function, _signed32 inlined
+                bits = args[0]
+                values = [bits - (1 << 32) if bits >> 31 else bits]
+            elif single is not None:
+                values = [single(args[0])]
+            elif numbers is not None:
                 values = []  # a loop, not a comprehension: no function frame of its own (Python 3.11)
                 for conv, b in zip(numbers, args):
                     values.append(conv(b))
@@ -614,6 +622,7 @@ class Func:
             return [_to_bits(runtime, t, v, what) for t, v, what in zip(results, out, result_names)]
 
         self._record = FuncRecord(runtime, wasm_type, code=L.HOSTCALL_STUB, vmctx=runtime.host_vmctx, host=host)
+        self._result_values = _number_values(results)  # bits -> value of each result, when all are numbers
 
     def type(self, store: Store) -> FuncType:
         _owned(store, self._record, "the Func")
@@ -628,8 +637,10 @@ class Func:
         results = runtime.invoke(self._record, _args_bits(runtime, t.params, args))
         if not results:
             return None
-        numbers = _number_values(t.results)
+        numbers = self._result_values
         if numbers is not None:  # the fast path: no Val per result
+            if len(numbers) == 1:
+                return numbers[0](results[0])
             values = [conv(b) for conv, b in zip(numbers, results)]
         else:
             values = [_from_bits(runtime, ty, b).value for ty, b in zip(t.results, results)]

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 # Globals: an enum member is a descriptor lookup (~50 ns) on the hot path.
 _RESUME, _DECLINE = EcallAction.RESUME, EcallAction.DECLINE
+_EXIT, _LIMIT, _STOPPED = StopReason.EXIT, StopReason.LIMIT, StopReason.STOPPED
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +173,8 @@ class CallBoundary:
         saved = m.save_context() if nested else None
         if record.host is not None:  # calling a host function from the host: no guest code involved
             return list(self._call_host(record, args))
-        self.check_interrupt()
+        if self.interrupt_reason is not None:
+            self.check_interrupt()
         crossing = record.crossing or self.crossing_of(record)
         sp = ((m.get_reg("sp") - 256) & ~15) if nested else L.STACK_TOP
         vmctx = self.read_u64(record.va + L.FUNCREF_VMCTX)
@@ -187,18 +189,23 @@ class CallBoundary:
             if not nested:
                 self.deadline = deadline
             while True:
-                self.park_fuel()  # a safe point: honour a request_checkpoint (checkpoints.py)
+                # The fuel count's moves (checkpoints.py), each behind the test it starts with.
+                if self._checkpoint_requested:
+                    self.park_fuel()  # a safe point: honour a request_checkpoint
                 requests = self.checkpoint_requests
-                self.fuel_to_register()
+                if self.metered:
+                    self.fuel_to_register()
                 try:
                     result = m.run(pc, until=L.EXIT_ADDRESS, timeout_us=budget)
                 finally:
-                    self.fuel_to_cell()
-                if self.interrupt_reason is not None and result.reason is not StopReason.EXIT:
+                    if self._fuel_live:
+                        self.fuel_to_cell()
+                reason = result.reason
+                if self.interrupt_reason is not None and reason is not _EXIT:
                     break
-                if result.reason is StopReason.LIMIT and requests != self.checkpoint_requests:
+                if reason is _LIMIT and requests != self.checkpoint_requests:
                     pass  # stopped for a request_checkpoint: park the count (above) and go on
-                elif result.reason is not StopReason.STOPPED:
+                elif reason is not _STOPPED:
                     break
                 elif self._async:
                     # Stopped for an asynchronous event (an interrupt): handle it, then go on where we were.
@@ -219,7 +226,7 @@ class CallBoundary:
             if not nested:
                 self.deadline = None
         try:
-            if result.reason is StopReason.EXIT:
+            if result.reason is _EXIT:
                 return crossing.results_from(self)
             if self.interrupt_reason is not None and result.reason in (StopReason.STOPPED, StopReason.LIMIT):
                 raise self._located(

@@ -75,6 +75,7 @@ class Crossing:
         "param_regs",
         "param_area",
         "ecall_params",
+        "ecall_masks",
         "result_batch",
         "result_regs",
         "result_area",
@@ -99,6 +100,8 @@ class Crossing:
             else:
                 self.param_area.append((i, kind, L.ABI_AREA + loc.offset))
                 self.ecall_params.append((-1 - (L.ABI_AREA + loc.offset), kind))
+        # (where, mask): a value of 32 bits or fewer comes back masked (i32 is sign-extended in its register)
+        self.ecall_masks = [(where, MASK64 if kind == _KIND_64 else 0xFFFF_FFFF) for where, kind in self.ecall_params]
         self.entry: RegisterBatch = machine.register_batch(entry_names)
         # Results: (index, kind) of those in registers (the result batch's order); (index, kind, address)
         # of those in the ABI area; the mask each is returned with.
@@ -140,9 +143,12 @@ class Crossing:
     def args_from(self, store: Words, regs: list[int]) -> list[int]:
         """A host function's arguments: from ``regs`` (the ecall batch's values) and the ABI area."""
         out = []
-        for where, kind in self.ecall_params:
-            value = regs[where] if where >= 0 else store.read_u64(-1 - where)
-            out.append(value & 0xFFFF_FFFF if kind != _KIND_64 else value)
+        if not self.param_area:  # all in registers
+            for where, mask in self.ecall_masks:
+                out.append(regs[where] & mask)
+            return out
+        for where, mask in self.ecall_masks:
+            out.append((regs[where] if where >= 0 else store.read_u64(-1 - where)) & mask)
         return out
 
     def results_to(self, store: Words, results: list[int]) -> None:
@@ -151,6 +157,13 @@ class Crossing:
             store.write_u64(va, to_register(kind, results[i]))
         if self.result_batch is not None:
             values = []
-            for i, kind in self.result_regs:
-                values.append(to_register(kind, results[i]))
+            for i, kind in self.result_regs:  # to_register, inlined: once per host call
+                bits = results[i]
+                if kind == _KIND_I32:
+                    bits &= 0xFFFF_FFFF
+                    values.append(bits | _SIGN32 if bits >> 31 else bits)
+                elif kind == _KIND_F32:
+                    values.append(_SIGN32 | (bits & 0xFFFF_FFFF))
+                else:
+                    values.append(bits & MASK64)
             self.result_batch.write(values)
