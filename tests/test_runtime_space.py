@@ -151,3 +151,29 @@ def test_abi_area_values_follow_a_remapped_abi_page():
     vm.machine.phys.write(old, bytes(PAGE_SIZE))
     assert f(store, *range(100, 110)) == 109
     assert vm.machine.phys.read(old, PAGE_SIZE) == bytes(PAGE_SIZE)
+
+
+def test_many_function_records_span_data_chunks_intact():
+    """Function records are written many at a time (one copy per physically contiguous run): 3,000 of
+    them (96 KiB) fill more than one chunk of the data region, whose frames need not follow one another.
+    Every record must read back right, and a write that ran past its chunk would corrupt what lies there."""
+    count = 3_000
+    funcs = "\n".join(f"(func $f{i} (result i32) (i32.const {i}))" for i in range(count))
+    names = " ".join(f"$f{i}" for i in range(count))
+    wat = f"""(module (table {count} funcref) (elem (i32.const 0) func {names})
+      (type $t (func (result i32)))
+      {funcs}
+      (func (export "call") (param i32) (result i32) (call_indirect (type $t) (local.get 0))))"""
+    engine = api.Engine(cache=False)
+    store = api.Store(engine)
+    instance = api.Instance(store, api.Module(engine, wat), [])
+    call = instance.exports(store)["call"]
+    vm = vm_store(store)
+    records = [r for r in vm.funcrefs.values() if r.instance is not None]
+    assert len(records) == count + 1
+    chunks = {vm.page_pa(r.va) - (r.va & ~(PAGE_SIZE - 1)) for r in records}  # pa - va: one per chunk
+    assert len(chunks) > 1  # the records really cross from one chunk into another
+    for r in records:
+        code, vmctx, tid = (vm.read_u64(r.va + off) for off in (L.FUNCREF_CODE, L.FUNCREF_VMCTX, L.FUNCREF_TYPE))
+        assert (code, vmctx, tid) == (r.code, r.instance.vmctx, vm.type_id(r.type))
+    assert [call(store, i) for i in (0, 1, 1_234, count - 1)] == [0, 1, 1_234, count - 1]
