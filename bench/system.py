@@ -255,9 +255,9 @@ PATHS: list[Callable[[int, bool], Row]] = [wasm_to_host, host_to_wasm, instantia
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer iterations (a few seconds)")
-    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds per path (default 7, quick 3)")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds per path (default 15, quick 5)")
     args = ap.parse_args()
-    rounds = args.rounds or (3 if args.quick else 7)
+    rounds = args.rounds or (5 if args.quick else 15)
     print(f"{time.strftime('%Y-%m-%d')}: system paths beside their ceilings, best of {rounds} interleaved rounds")
     print(f"{'path':30} {'ceiling':>10} {'hwsim':>10} {'ratio':>7} {'target':>10} {'met?':>5}")
     for path in PATHS:

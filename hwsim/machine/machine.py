@@ -336,6 +336,7 @@ class Machine:
         self._handed: set[int] = set()  # physical pages handed to Unicorn's TLB since its last flush
         self._memop_cache: dict[int, MemOp] = {}  # pc -> MemOp of watched accesses (dropped on code_changed)
         self.watch_hits = 0
+        self._exit_results: dict[int, RunResult] = {}  # exit address -> its RunResult (see _exit_result)
         self.cpu_tlb_flushes = 0  # flushes of Unicorn's TLB (each one costs refills afterwards)
 
     # -- hooks (hooks.py has their order and outcomes in one table) ----------------------------
@@ -940,7 +941,7 @@ class Machine:
             # Reached the exit.  A fault recorded now is Unicorn probing the page of until - 1 as the
             # run ends (a real fault would have stopped the CPU before the exit).
             self._pending_fault = None
-            return RunResult(StopReason.EXIT, pc_now)
+            return self._exit_result(pc_now)
         if self._pending_fault is not None:
             fault = self._explain_fault(pc_now)
             if TRACE.page_fault is not None:
@@ -953,6 +954,15 @@ class Machine:
         if until is not None and pc_now == until:
             return RunResult(StopReason.EXIT, pc_now)
         return RunResult(StopReason.LIMIT, pc_now)
+
+    def _exit_result(self, pc: int) -> RunResult:
+        """``RunResult(EXIT, pc)``, one per exit address (it is frozen): a call's return builds nothing."""
+        result = self._exit_results.get(pc)
+        if result is None:
+            if len(self._exit_results) >= 64:
+                self._exit_results.clear()
+            result = self._exit_results[pc] = RunResult(StopReason.EXIT, pc)
+        return result
 
     def _classify_error(self, error: UcError, pc: int) -> RunResult:
         if error.errno == uc_const.UC_ERR_INSN_INVALID:

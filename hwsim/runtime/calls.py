@@ -2,7 +2,7 @@
 
 ::
 
-    host --invoke(record, args)--> marshal arguments (ABI locations per signature, compiler/abi)
+    host --invoke(record, args)--> marshal arguments (the signature's Crossing: crossing.py)
                                    pinned registers: s1 vmctx, s2 memory-0 base, s3 0xffffffff
                                    machine.run(pc, until=EXIT_ADDRESS)
          <--results or Trap------- EXIT: read results;  else classify: trap table (ebreak), a fault in a
@@ -364,7 +364,12 @@ class CallBoundary:
             if record is None or record.host is None:
                 raise HwsimError(f"internal error: ecall with t6={target:#x}, neither a builtin nor a host function")
             crossing = record.crossing or self.crossing_of(record)
-            args = crossing.args_from(self, regs)
+            if crossing.param_area:
+                args = crossing.args_from(self, regs)
+            else:  # all in registers: Crossing.args_from's first loop, inlined (once per host call)
+                args = []
+                for where, mask in crossing.ecall_masks:
+                    args.append(regs[where] & mask)
             outer_caller = self.caller_vmctx
             self.caller_vmctx = regs[1]  # t4, set by the call sequence (see RiscvMasm.call_ref)
             self._in_host += 1

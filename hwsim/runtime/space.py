@@ -2,13 +2,18 @@
 
 ::
 
-    VmStore address space (layout.py has the map)       host access (no Python walk per word
-    --------------------------------------------        when the page is the data region's)
+    VmStore address space (layout.py has the map)       host access (a walk per page, cached
+    --------------------------------------------        until a mapping changes: page_pa)
     runtime page, ABI area    mapped at creation         read_u64 / write_u64 / phys_view
     code region               load_code                  read_user / write_user / fill_user /
     data region               alloc_data (vmctx, ...)    copy_user (guest memory: pages made on
     linear memories           reserve_memory, pager      first write, zeros when never touched)
     host buffers              host_buffer                frame_of (a page's frame, made if needed)
+
+The translation cache: every host access finds its page's frame with :meth:`StoreSpace.page_pa`,
+which walks the tables once per page and keeps the answer until the address space changes a
+mapping (``AddressSpace.on_change``: unmap, protect, remap and destroy drop the whole cache); a
+page found unmapped is never cached.  So host code never reaches a frame the guest has lost.
 
 Demand paging: the machine asks :meth:`StoreSpace._pager` when a walk finds
 an invalid PTE in a memory's reservation; copy-on-write asks
