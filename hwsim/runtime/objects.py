@@ -239,11 +239,9 @@ class FuncRecord:
         instance=None,
         index: int | None = None,
         host=None,
-        type_id: int | None = None,
         write: bool = True,
     ) -> None:
-        """``type_id``: the Store's id of ``ftype``, when the caller knows it; ``write=False``: the caller
-        writes the record's words (:func:`func_records`, one write for many)."""
+        """``write=False``: the caller writes the record's words (:func:`func_records`, one copy for many)."""
         self.store = store
         self.type = ftype
         self.instance = instance
@@ -252,9 +250,8 @@ class FuncRecord:
         self.code = code
         self.crossing: Crossing | None = None  # its signature's Crossing, once a call needed it (calls.py)
         self.va = store.alloc_data(L.FUNCREF_BYTES)
-        self.words = (code, vmctx, store.type_id(ftype) if type_id is None else type_id)
         if write:
-            store.phys_view(self.va, L.FUNCREF_BYTES)[:] = _FUNCREF.pack(*self.words)
+            store.phys_view(self.va, L.FUNCREF_BYTES)[:] = _FUNCREF.pack(code, vmctx, store.type_id(ftype))
         store.funcrefs[self.va] = self
 
 
@@ -273,10 +270,8 @@ def func_records(store: VmStore, specs, *, vmctx: int, instance, first_index: in
     """The records of a module's functions (``specs``: ``(type, code address, type id)`` of each), written
     with one copy per run of records allocated back to back (instantiation writes thousands)."""
     records = [
-        FuncRecord(
-            store, ftype, code=code, vmctx=vmctx, instance=instance, index=first_index + i, type_id=tid, write=False
-        )
-        for i, (ftype, code, tid) in enumerate(specs)
+        FuncRecord(store, ftype, code=code, vmctx=vmctx, instance=instance, index=first_index + i, write=False)
+        for i, (ftype, code, _tid) in enumerate(specs)
     ]
     # A run must be physically contiguous: allocations back to back in VA may lie in two chunks of the data
     # region (each chunk is contiguous frames, two chunks need not be), so a run also ends where a record
@@ -292,8 +287,8 @@ def func_records(store: VmStore, specs, *, vmctx: int, instance, first_index: in
                 continue
         run = records[start:end]
         buf = bytearray(_FUNCREF_STRIDE * (len(run) - 1) + L.FUNCREF_BYTES)  # the padding between stays zero
-        for k, record in enumerate(run):
-            _FUNCREF.pack_into(buf, _FUNCREF_STRIDE * k, *record.words)
+        for k, (_ftype, code, tid) in enumerate(specs[start:end]):
+            _FUNCREF.pack_into(buf, _FUNCREF_STRIDE * k, code, vmctx, tid)
         store.phys_view(run[0].va, len(buf))[:] = buf
         start = end
     return records
