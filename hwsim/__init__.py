@@ -4,34 +4,111 @@ The public surface is re-exported here; submodules whose names start with an
 underscore, and anything not listed in ``__all__``, are private.
 """
 
+from typing import TYPE_CHECKING
+
 from ._version import __version__
-from .errors import BusError, ConfigError, HwsimError, MappingError, OutOfBoundsError, OutOfFrames, StoreMismatchError
-from .machine import CpuFault, EcallAction, Machine, RunResult, StopReason
-from .mmu import SV39, SV48, AddressSpace, AdPolicy, Pte, Tlb, walk
-from .riscv.priv import Access, Cause, Priv
-from .runtime import (
-    Caller,
-    Config,
-    Engine,
-    Func,
-    FuncType,
-    Global,
-    GlobalType,
-    Instance,
-    Limits,
-    Linker,
-    Memory,
-    MemoryType,
-    Module,
-    Store,
-    Table,
-    TableType,
-    Trap,
-    TrapCode,
-    Val,
-    ValType,
-    WasmtimeError,
-)
+
+if TYPE_CHECKING:
+    from .errors import (
+        BusError,
+        ConfigError,
+        HwsimError,
+        MappingError,
+        OutOfBoundsError,
+        OutOfFrames,
+        StoreMismatchError,
+    )
+    from .machine import CpuFault, EcallAction, Machine, RunResult, StopReason
+    from .mmu import SV39, SV48, AddressSpace, AdPolicy, Pte, Tlb, walk
+    from .riscv.priv import Access, Cause, Priv
+    from .runtime import (
+        Caller,
+        Config,
+        Engine,
+        Func,
+        FuncType,
+        Global,
+        GlobalType,
+        Instance,
+        Limits,
+        Linker,
+        Memory,
+        MemoryType,
+        Module,
+        Store,
+        Table,
+        TableType,
+        Trap,
+        TrapCode,
+        Val,
+        ValType,
+        WasmtimeError,
+    )
+
+# Where each public name lives.  They are imported on first use (PEP 562), so that ``import hwsim``
+# (and every ``hwsim`` command) loads only what it needs: the CPU, the compiler and the disassembler
+# are a good part of a second to import.
+_WHERE = {
+    "Access": ".riscv.priv",
+    "AdPolicy": ".mmu",
+    "AddressSpace": ".mmu",
+    "BusError": ".errors",
+    "Caller": ".runtime",
+    "Cause": ".riscv.priv",
+    "Config": ".runtime",
+    "ConfigError": ".errors",
+    "CpuFault": ".machine",
+    "EcallAction": ".machine",
+    "Engine": ".runtime",
+    "Func": ".runtime",
+    "FuncType": ".runtime",
+    "Global": ".runtime",
+    "GlobalType": ".runtime",
+    "HwsimError": ".errors",
+    "Instance": ".runtime",
+    "Limits": ".runtime",
+    "Linker": ".runtime",
+    "Machine": ".machine",
+    "MappingError": ".errors",
+    "Memory": ".runtime",
+    "MemoryType": ".runtime",
+    "Module": ".runtime",
+    "OutOfBoundsError": ".errors",
+    "OutOfFrames": ".errors",
+    "Priv": ".riscv.priv",
+    "Pte": ".mmu",
+    "RunResult": ".machine",
+    "SV39": ".mmu",
+    "SV48": ".mmu",
+    "StopReason": ".machine",
+    "Store": ".runtime",
+    "StoreMismatchError": ".errors",
+    "Table": ".runtime",
+    "TableType": ".runtime",
+    "Tlb": ".mmu",
+    "Trap": ".runtime",
+    "TrapCode": ".runtime",
+    "Val": ".runtime",
+    "ValType": ".runtime",
+    "WasmtimeError": ".runtime",
+    "walk": ".mmu",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hwsim' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "Access",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hwsim.board import DEFAULT_BOARD, System, load_board
+from hwsim.devices.faults import FaultPlan, FaultSpec
 from hwsim.mmu import Pte
 from hwsim.riscv import asm as A
 from hwsim.riscv.priv import Priv
@@ -12,9 +13,14 @@ DATA = 0x2_0000
 RW_U = Pte.R | Pte.W | Pte.U
 
 
-def virt(*, seed: int | None = None, **options) -> System:
-    """boards/virt.toml built with the UART on the in-memory backend (plus any other overrides)."""
-    return load_board(DEFAULT_BOARD).build(options={"uart0": {"backend": "memory"}, **options}, seed=seed)
+def virt(*, seed: int | None = None, faults=None, **options) -> System:
+    """boards/virt.toml built with the UART on the in-memory backend (plus any other overrides), a timing
+    seed and a fault plan (``faults``: specs such as ``"blk0.ioerr@2"``, or a FaultPlan)."""
+    if faults is not None and not isinstance(faults, FaultPlan):
+        faults = FaultPlan(tuple(FaultSpec.parse(text) for text in faults))
+    return load_board(DEFAULT_BOARD).build(
+        options={"uart0": {"backend": "memory"}, **options}, seed=seed, faults=faults
+    )
 
 
 class BoardGuest:

@@ -186,7 +186,7 @@ def test_build_with_extra_ram_and_issue_report(tmp_path):
         (
             edit("base = 0x1000_0000\n", "bsae = 0x1000_0000\n"),
             "[devices.uart0] bsae: unknown key 'bsae'; did you mean 'base'? (known: assignable, backend, base, clock_hz, "
-            "input_file, iommu_device_id, irq, output_file, size, type)",
+            "default_baud, input_file, iommu_device_id, irq, output_file, size, type)",
         ),
         (
             edit("base = 0x1002_0000", "base = 0x1000_0000"),

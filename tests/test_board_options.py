@@ -97,7 +97,7 @@ def test_the_last_value_of_a_key_wins():
         (
             "blk0.readonyl=1",
             "--option blk0.readonyl=1: blk0 (virtio-blk) has no option 'readonyl'; did you mean "
-            "'readonly'? (its options: image, queue_size, readonly, serial)",
+            "'readonly'? (its options: bad_sectors, bandwidth, image, latency_ns, queue_size, readonly, serial)",
         ),
         (
             "blkk0.image=disk.img",
@@ -129,7 +129,7 @@ def test_plugin_options_get_a_did_you_mean():
         make_board(options={"blk0": {"read_only": True}})
     assert str(info.value) == (
         "hwsim options: blk0 (virtio-blk) has no option 'read_only'; did you mean 'readonly'? "
-        "(its options: image, queue_size, readonly, serial)"
+        "(its options: bad_sectors, bandwidth, image, latency_ns, queue_size, readonly, serial)"
     )
     with pytest.raises(ConfigError, match="hwsim options: board 'virt' has no device 'net1'; did you mean 'net0'?"):
         make_board(options={"net1": {"backend": "loopback"}})

@@ -87,6 +87,25 @@ def test_far_call_encoding():
     assert "auipc ra" not in " ".join(i.text for i in disassemble(near.code, 0))
 
 
+def test_only_the_calls_that_cannot_reach_are_far():
+    """Code past the 1 MiB reach of ``jal``: the function whose call crosses it is compiled again with far
+    calls, and only that one (the whole module used to be compiled twice); both calls still work."""
+    big = "(call_indirect (type $v) (i32.const 0))\n" * 5000  # about 680 KB of code each
+    wat = f"""(module (type $v (func)) (table 1 funcref) (elem (i32.const 0) $nop)
+      (func $nop)
+      (func $a (export "a") (result i32) (call $c))
+      (func $big1 {big}) (func $big2 {big})
+      (func $c (result i32) (i32.const 42))
+      (func $d (export "d") (result i32) (call $c)))"""
+    module = load_module(wasm(wat))
+    mixed, far_only = compile_module(module), compile_module(module, far_calls=True)
+    assert len(mixed.code) > 1 << 20 and mixed.far_calls
+    a, d = 1, 5  # defined-function positions of $a and $d
+    assert mixed.func_sizes[a] == far_only.func_sizes[a]  # $a reaches $c only with a far call
+    assert mixed.func_sizes[d] < far_only.func_sizes[d]  # $d, next to $c, keeps its jal
+    assert run(wat, "a") == run(wat, "d") == 42
+
+
 def test_many_params_and_results_use_the_abi_area():
     params = " ".join(["i64"] * 10 + ["f64"] * 10)
     sums = "(i64.add " * 9 + "(local.get 0)" + "".join(f" (local.get {i}))" for i in range(1, 10))

@@ -64,7 +64,7 @@ def test_round_trip(sample):
     [
         (lambda d: d[:10], "10 bytes, shorter than the 44-byte header"),
         (lambda d: b"\x80\x04" + d[2:], "not a code-cache file (bad magic)"),
-        (lambda d: d[:8] + struct.pack("<I", 99) + d[12:], "format version 99, not 1"),
+        (lambda d: d[:8] + struct.pack("<I", 99) + d[12:], f"format version 99, not {serialize.FORMAT_VERSION}"),
         (lambda d: d[:-1], "content hash mismatch (corrupt or truncated)"),
         (lambda d: d[:-1] + bytes([d[-1] ^ 1]), "content hash mismatch (corrupt or truncated)"),
         (lambda d: reseal(d[44:] + b"\0"), "1 bytes after the code"),
@@ -201,3 +201,61 @@ def test_a_cache_entry_for_another_module_is_refused(tmp_path):
     Module(engine, other)
     engine.cache_path(other).rename(engine.cache_path(WASM))  # the right name, the wrong contents
     assert run_div(engine) == 42 and engine.cache_rejected == 1
+
+
+# -- a cache hit skips the bodies ---------------------------------------------------------------------------
+
+
+def _log(_x):
+    return None
+
+
+def _run_div(engine: Engine) -> tuple[Module, int]:
+    store = Store(engine)
+    module = Module(engine, WASM)
+    log = api.Func(store, api.FuncType([api.ValType.i32()], []), _log)
+    instance = Instance(store, module, [log])
+    return module, instance.exports(store)["div"](store, 7, 2)
+
+
+def test_a_cache_hit_decodes_no_body_and_runs_the_same(tmp_path):
+    engine = Engine(cache_dir=tmp_path)
+    first, result = _run_div(engine)
+    assert result == 3 and first._module.bodies and engine.cache_misses == 1
+    second, result = _run_div(engine)
+    assert result == 3 and engine.cache_hits == 1
+    assert not second._module.bodies and all(f.body == [] for f in second._module.funcs)
+    assert [f.type_index for f in second._module.funcs] == [f.type_index for f in first._module.funcs]
+    with pytest.raises(Exception, match="decoded without its function bodies"):
+        compile_module(second._module)
+
+
+def test_a_cache_entry_never_vouches_for_the_rest_of_the_module(tmp_path):
+    """The key is the hash of the bytes, but what is not a body is decoded and validated on every load:
+    a valid entry forged under another module's key does not let an invalid export through."""
+    from hwsim.wasm import InvalidError
+
+    bad = _wat_to_wasm('(module (func $f) (export "f" (func $f)))')
+    bad = bad.replace(b"\x07\x05\x01\x01f\x00\x00", b"\x07\x05\x01\x01f\x00\x07")  # export function 7
+    engine = Engine(cache_dir=tmp_path)
+    Module(engine, _wat_to_wasm('(module (func $f) (export "f" (func $f)))'))
+    (entry,) = tmp_path.glob("*.hwcc")
+    engine.cache_path(bad).write_bytes(entry.read_bytes())
+    with pytest.raises(InvalidError, match="unknown function 7"):
+        Module(engine, bad)
+
+
+def test_the_features_a_module_was_accepted_under_are_part_of_the_key(tmp_path):
+    """A module compiled with memory.discard on is cached; the same bytes with the feature off are still
+    refused (the bodies, where memory.discard is, are not looked at on a hit)."""
+    from hwsim.wasm import Features, UnsupportedFeatureError
+
+    wasm = _wat_to_wasm(
+        '(module (memory 1) (func (export "d") (memory.discard (i32.const 0) (i32.const 0))))',
+    )
+    engine = Engine(cache_dir=tmp_path)
+    Module(engine, wasm, features=Features(memory_discard=True))
+    Module(engine, wasm, features=Features(memory_discard=True))
+    assert engine.cache_hits == 1
+    with pytest.raises(UnsupportedFeatureError):
+        Module(engine, wasm)

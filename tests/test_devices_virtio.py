@@ -8,7 +8,7 @@ import struct
 import tracemalloc
 
 import pytest
-from board_helpers import RW_U, BoardGuest
+from board_helpers import RW_U, BoardGuest, virt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from virtio_helpers import (
@@ -142,6 +142,166 @@ def test_several_chains_in_one_notification(drv, image):
     assert drv.mem_read(IOVA + DATA_OFF, 1024) == image.read_bytes()[:1024]
 
 
+def read_chain(d: BlkDriver, slot: int, sector: int, sectors: int) -> int:
+    """An IN request of ``sectors`` sectors into data slot ``slot`` (4 KiB apart); returns its head."""
+    d.mem_write(IOVA + HDR_OFF + 16 * slot, struct.pack("<IIQ", BLK_T_IN, 0, sector))
+    d.mem_write(IOVA + STATUS_OFF + slot, b"\xee")
+    return d.chain(
+        [
+            (IOVA + HDR_OFF + 16 * slot, 16, False),
+            (IOVA + DATA_OFF + 0x1000 * slot, 512 * sectors, True),
+            (IOVA + STATUS_OFF + slot, 1, True),
+        ]
+    )
+
+
+def test_requests_complete_on_virtual_time_with_the_used_ring_and_interrupt(drv, image):
+    head = read_chain(drv, 0, 2, 1)
+    drv.offer(head, settle=False)
+    assert drv.dev.busy and drv.used() == [] and drv.r(INT_STATUS) == 0  # nothing yet, not even the data
+    assert drv.mem_read(IOVA + DATA_OFF, 4) == bytes(4) and drv.mem_read(IOVA + STATUS_OFF, 1) == b"\xee"
+    ticks = drv.dev.ns_to_ticks(50_000 + 512)  # latency_ns + 512 bytes at 1 GB/s
+    assert ticks == 506
+    drv.s.advance(ticks - 1)
+    assert drv.used() == [] and not drv.dev.irq.level
+    drv.s.advance(1)
+    assert drv.used() == [(head, 513)] and drv.r(INT_STATUS) == 1 and drv.dev.irq.level and not drv.dev.busy
+    assert drv.mem_read(IOVA + DATA_OFF, 512) == image.read_bytes()[1024:1536]
+
+
+def test_several_in_flight_complete_in_the_order_their_latencies_give(drv):
+    big, small = read_chain(drv, 0, 0, 8), read_chain(drv, 1, 8, 1)  # 4 KiB, then 512 bytes
+    drv.offer(big, small, settle=False)
+    assert drv.dev.in_flight == 2
+    drv.settle()
+    assert [h for h, _ in drv.used()] == [small, big]  # the short one first, at nominal timing too
+    same = [read_chain(drv, 0, 0, 1), read_chain(drv, 1, 1, 1)]
+    drv.offer(*same)
+    assert [h for h, _ in drv.used()] == same  # equal latencies: in order
+
+
+def test_a_seed_varies_latencies_and_completions_come_back_out_of_order(image):
+    def run(seed):
+        d = BlkDriver(str(image), system=virt(seed=seed, blk0={"image": str(image)}))
+        d.init()
+        d.offer(read_chain(d, 0, 0, 1), read_chain(d, 1, 1, 1))
+        return [h for h, _ in d.used()], d.s.clock.now, [draw.ticks for draw in d.s.timing.draws]
+
+    runs = [run(seed) for seed in range(12)]
+    assert {tuple(order) for order, _, _ in runs} == {(0, 3), (3, 0)}  # two equal requests, either order
+    assert len({tuple(ticks) for _, _, ticks in runs}) > 6 and all(ticks != [506, 506] for _, _, ticks in runs)
+    assert run(3) == runs[3]  # a seed replays exactly
+
+
+def test_no_interrupt_flag_is_read_at_completion(drv):
+    head = read_chain(drv, 0, 0, 1)
+    drv.offer(head, flags=1, settle=False)  # VIRTQ_AVAIL_F_NO_INTERRUPT while in flight...
+    drv.mem_write(IOVA + AVAIL_OFF, struct.pack("<H", 0))  # ...and cleared before completion
+    drv.settle()
+    assert drv.used() == [(head, 513)] and drv.r(INT_STATUS) == 1
+    drv.w(INT_ACK, 1)
+    head = read_chain(drv, 1, 0, 1)
+    drv.offer(head, flags=1)
+    assert drv.used() == [(head, 513)] and drv.r(INT_STATUS) == 0
+
+
+def test_a_reset_abandons_requests_in_flight(drv, image):
+    before = digest(image)
+    drv.mem_write(IOVA + HDR_OFF, struct.pack("<IIQ", BLK_T_OUT, 0, 0))
+    drv.mem_write(IOVA + DATA_OFF, b"Z" * 512)
+    head = drv.chain([(IOVA + HDR_OFF, 16, False), (IOVA + DATA_OFF, 512, False), (IOVA + STATUS_OFF, 1, True)])
+    drv.offer(head, settle=False)
+    requests = drv.s.iommu.stats.requests
+    drv.w(STATUS, 0)
+    assert not drv.dev.busy and drv.s.clock.next_deadline is None
+    drv.s.advance(10_000)
+    assert drv.s.iommu.stats.requests == requests  # no DMA after the reset
+    assert drv.mem_read(IOVA + USED_OFF + 2, 2) == bytes(2) and digest(image) == before
+
+
+def test_zero_latency_and_bandwidth_complete_at_the_notification(image):
+    d = BlkDriver(str(image), system=virt(blk0={"image": str(image), "latency_ns": 0, "bandwidth": 0}))
+    d.init()
+    d.offer(read_chain(d, 0, 0, 1), settle=False)
+    assert d.used() == [(0, 513)] and d.s.clock.now == 0
+
+
+# -- injected faults -----------------------------------------------------------------------------------
+
+
+def test_every_peripheral_with_an_interrupt_offers_lost_and_spurious():
+    from hwsim.devices.base import DEVICE_TYPES
+
+    offered = {name: set(cls.FAULTS) for name, cls in DEVICE_TYPES.items() if not name.endswith("-test")}
+    assert offered["virtio-blk"] == {"ioerr", "unsupp", "media", "needs_reset", "lost", "spurious"}
+    assert offered["virtio-net"] == {"drop", "corrupt", "lost", "spurious"}
+    assert offered["ns16550a"] == {"framing", "parity", "lost", "spurious"}
+    assert offered["dma"] == {"error", "lost", "spurious"} and offered["goldfish-rtc"] == {"lost", "spurious"}
+    assert offered["plic"] == set() and offered["riscv-iommu"] == set()
+
+
+def test_a_lost_interrupt_waits_for_the_next_one_and_a_spurious_one_ends_by_itself(image):
+    d = faulty(image, "blk0.lost@1", "blk0.spurious@2")
+    assert d.request(BLK_T_IN, 0, read_len=512) == (OK, 513)
+    assert d.r(INT_STATUS) == 1 and not d.dev.irq.level  # the rise was lost: nothing pending at the PLIC
+    assert not d.s.irqc.is_pending(1)
+    assert d.request(BLK_T_IN, 0, read_len=512, slot=1) == (OK, 513)
+    assert d.dev.irq.level and d.s.irqc.is_pending(1)  # the next interrupt gets through
+    d.w(INT_ACK, 1)  # the 1st fall: an ordinary one
+    assert not d.dev.irq.level
+    assert d.request(BLK_T_IN, 0, read_len=512, slot=2) == (OK, 513)
+    d.w(INT_ACK, 1)  # the 2nd fall: a spurious pulse follows, with nothing pending
+    assert d.dev.irq.level and d.r(INT_STATUS) == 0
+    d.s.advance(1)
+    assert not d.dev.irq.level
+    assert [(f.kind, f.occurrence) for f in d.s.faults.fired] == [("lost", 1), ("spurious", 2)]
+
+
+def faulty(image, *faults, **options) -> BlkDriver:
+    d = BlkDriver(str(image), system=virt(faults=list(faults), blk0={"image": str(image), **options}))
+    d.init()
+    return d
+
+
+def test_ioerr_and_unsupp_faults_complete_requests_with_that_status(image):
+    d = faulty(image, "blk0.ioerr@2", "blk0.unsupp@3")
+    payload = b"w" * 512
+    before = digest(image)
+    assert d.request(BLK_T_IN, 0, read_len=512) == (OK, 513)
+    assert d.request(BLK_T_OUT, 0, data=payload, slot=1) == (IOERR, 1)  # the 2nd request: the image untouched
+    assert digest(image) == before
+    assert d.request(BLK_T_IN, 0, read_len=512, slot=2) == (UNSUPP, 1)
+    assert d.request(BLK_T_OUT, 0, data=payload, slot=3) == (OK, 1)
+    assert [(f.device, f.kind, f.occurrence) for f in d.s.faults.fired] == [("blk0", "ioerr", 2), ("blk0", "unsupp", 3)]
+    assert d.issues == []  # a device failure is not the driver's misuse
+
+
+def test_media_errors_on_the_bad_sectors_option(image):
+    d = faulty(image, bad_sectors="3, 10-11")
+    assert d.request(BLK_T_IN, 2, read_len=1024) == (IOERR, 1)  # sectors 2..3
+    assert d.request(BLK_T_IN, 4, read_len=3072, slot=1) == (OK, 3073)  # 4..9
+    assert d.request(BLK_T_OUT, 11, data=b"m" * 512, slot=2) == (IOERR, 1)
+    assert d.request(BLK_T_OUT, 12, data=b"m" * 512, slot=3) == (OK, 1)
+    assert image.read_bytes()[11 * 512 : 12 * 512] == (bytes(range(256)) * 2)  # not written
+    assert [(f.kind, f.occurrence) for f in d.s.faults.fired] == [("media", 1), ("media", 3)]
+    with pytest.raises(OptionError, match=r"option 'bad_sectors': '5-2' is not a sector or a range|ends before"):
+        VirtioBlk(name="b", bad_sectors="5-2")
+    with pytest.raises(OptionError, match="option 'bad_sectors': 'x' is not a sector or a range FIRST-LAST"):
+        VirtioBlk(name="b", bad_sectors="1, x")
+
+
+def test_needs_reset_fault_stops_the_device_until_a_reset(image):
+    d = faulty(image, "blk0.needs_reset@2")
+    assert d.request(BLK_T_IN, 0, read_len=512) == (OK, 513)
+    assert d.request(BLK_T_IN, 0, read_len=512, slot=1) == (None, None)  # never completed
+    assert d.r(STATUS) & STATUS_DEVICE_NEEDS_RESET and d.r(INT_STATUS) == 1 | 2  # config change
+    d.w(STATUS, 0)
+    d.next_desc = d.avail_idx = d.used_seen = 0
+    d.init()
+    assert d.request(BLK_T_IN, 0, read_len=512) == (OK, 513)
+    assert d.issues == []
+
+
 def test_feature_negotiation_rules(image):
     d = BlkDriver(str(image))
     assert not d.negotiate(accept=0) & STATUS_FEATURES_OK  # no VERSION_1
@@ -162,12 +322,42 @@ def test_feature_negotiation_rules(image):
         "DriverFeatures: written (0x0) after FEATURES_OK was set (ignored)",
         "Status: write of 0x1 clears bits 0xa; the driver MUST NOT clear status bits (write 0 to reset) (ignored)",
         "Status: FEATURES_OK refused: ACKNOWLEDGE and DRIVER must be set first",
+        "initialisation: DRIVER set before ACKNOWLEDGE: set ACKNOWLEDGE first, then DRIVER, then negotiate",
         "Status: DRIVER_OK without FEATURES_OK (ignored: negotiate features first)",
         "Status: DEVICE_NEEDS_RESET is set by the device, not the driver (ignored)",
         "Status: FEATURES_OK refused: VIRTIO_F_VERSION_1 was not accepted (hwsim has no legacy interface)",
         "DriverFeatures: word 2 accepts 0x1, but the device offers no such features",
     ]
     assert d.r(STATUS) == STATUS_ACKNOWLEDGE | STATUS_DRIVER
+
+
+def test_initialisation_sequence_rules(image):
+    d = BlkDriver(str(image))
+    d.w(STATUS, STATUS_ACKNOWLEDGE)  # no reset first (the device is fresh, but a driver cannot know)
+    d.w(DRV_FEATURES, 1)  # before DRIVER
+    d.w(STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER)
+    d.w(DRV_FEATURES_SEL, 1)
+    d.w(DRV_FEATURES, 1)  # VERSION_1
+    d.w(DRV_FEATURES_SEL, 0)
+    d.w(DRV_FEATURES, 0)
+    d.w(STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK)
+    d.setup_queue()  # without reading Status back first
+    d.w(STATUS, READY)
+    d.w(QUEUE_SEL, 0)
+    d.w(QUEUE_READY, 0)
+    d.w(QUEUE_READY, 1)  # a queue made ready after DRIVER_OK
+    assert d.issues == [
+        "initialisation: ACKNOWLEDGE set without resetting the device first: the driver MUST write 0 to Status "
+        "before initialising it (it may hold another driver's state)",
+        "initialisation: DriverFeatures written before DRIVER was set (acknowledge the device first)",
+        "initialisation: FEATURES_OK was not read back: the driver MUST re-read Status after setting FEATURES_OK, "
+        "and go on only if the device kept it",
+        "initialisation: queue 0 made ready after DRIVER_OK: the driver MUST set its queues up before it sets "
+        "DRIVER_OK",
+    ]
+    d.w(STATUS, 0)  # the right way: no issue
+    d.init()
+    assert len(d.issues) == 4 and d.request(BLK_T_IN, 0, read_len=512) == (OK, 513)
 
 
 def test_queue_configuration_rules(image):
@@ -247,6 +437,7 @@ def test_ring_errors_set_device_needs_reset_and_leave_the_image_alone(drv, image
     drv.mem_write(IOVA + AVAIL_OFF, struct.pack("<HH", 0, 1))
     corrupt(drv)
     drv.w(QUEUE_NOTIFY, 0)
+    drv.settle()  # a ring error is found at the fetch; a used-ring write fails at the completion
     assert drv.r(STATUS) & STATUS_DEVICE_NEEDS_RESET
     assert drv.r(INT_STATUS) == 2  # configuration change
     assert drv.issues[-1] == problem + "; device needs reset"
@@ -434,7 +625,8 @@ def test_config_space_misuse(drv):
 
 def test_guest_notifies_the_device_through_page_tables(drv, image):
     """End to end: the request is queued in RAM, guest U-mode code writes QueueNotify through its page
-    tables and polls the used ring; the device serves it through the IOMMU."""
+    tables and polls InterruptStatus (each poll a device access, so virtual time passes and the request
+    completes), then reads the used ring; the device serves it through the IOMMU."""
     payload = b"guest wrote this" * 32
     drv.mem_write(IOVA + HDR_OFF, struct.pack("<IIQ", BLK_T_OUT, 0, 7))
     drv.mem_write(IOVA + DATA_OFF, payload)
@@ -446,12 +638,13 @@ def test_guest_notifies_the_device_through_page_tables(drv, image):
     def program(a):
         a.li("a1", 0x6_0000).emit(A.sw("zero", "a1", QUEUE_NOTIFY))
         a.li("a2", 0x8_0000)
-        a.label("poll").emit(A.lhu("a0", "a2", 2))
-        a.branch("beq", "a0", "zero", "poll")
-        a.emit(A.lw("a3", "a1", INT_STATUS))
+        a.label("poll").emit(A.lw("a3", "a1", INT_STATUS))
+        a.branch("beq", "a3", "zero", "poll")
+        a.emit(A.lhu("a0", "a2", 2))
 
     assert g.run(program).ok
     assert (g.m.get_reg("a0"), g.m.get_reg("a3")) == (1, 1)
+    assert drv.s.clock.now == 507  # a tick per poll, until the request completed (50 us + 512 bytes at 1 GB/s)
     assert image.read_bytes()[7 * 512 : 8 * 512] == payload
     assert drv.used() == [(head, 1)] and drv.mem_read(IOVA + STATUS_OFF, 1) == b"\0"
 

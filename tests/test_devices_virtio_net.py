@@ -36,6 +36,7 @@ from virtio_helpers import (
     VENDOR,
     VERSION,
 )
+from virtio_helpers import settle as settle_device
 
 from hwsim.devices import OptionError, VirtioNet
 from hwsim.devices.pcap import MAGIC_NSEC, read_pcap, write_pcap
@@ -83,8 +84,8 @@ class Ring:
 class NetDriver:
     """virtio-net on the virt board (net0, device ID 1): both rings and all buffers in one IO-mapped region."""
 
-    def __init__(self, *, queue_size: int = 8, **options) -> None:
-        self.s = virt(net0=options) if options else virt()
+    def __init__(self, *, queue_size: int = 8, seed: int | None = None, faults=None, **options) -> None:
+        self.s = virt(seed=seed, faults=faults, **({"net0": options} if options else {}))
         m = self.s.machine
         self.dev: VirtioNet = self.s.device("net0")
         self.phys = m.phys
@@ -168,7 +169,8 @@ class NetDriver:
         ring.next_desc = (head + len(segments)) % ring.size
         return head
 
-    def offer(self, q: int, *heads: int, flags: int = 0, notify: bool = True) -> None:
+    def offer(self, q: int, *heads: int, flags: int = 0, notify: bool = True, settle: bool = True) -> None:
+        """Make ``heads`` available and notify; with ``settle``, let time pass until the device is idle."""
         ring = self.rings[q]
         for head in heads:
             self.mem_write(ring.avail + 4 + 2 * (ring.avail_idx % ring.size), struct.pack("<H", head))
@@ -176,6 +178,8 @@ class NetDriver:
         self.mem_write(ring.avail, struct.pack("<HH", flags, ring.avail_idx))
         if notify:
             self.w(QUEUE_NOTIFY, q)
+            if settle:
+                settle_device(self.dev)
 
     def used(self, q: int) -> list[tuple[int, int]]:
         """New used elements (id, len) of queue ``q`` since the last call."""
@@ -284,6 +288,55 @@ def test_loopback_transmit_then_receive(drv):
     st_ = drv.dev.stats
     assert (st_.tx_frames, st_.tx_bytes, st_.rx_frames, st_.rx_bytes) == (3, 1588, 3, 1588)
     assert (st_.tx_errors, st_.rx_errors, st_.rx_dropped) == (0, 0, 0) and drv.issues == []
+
+
+def test_transmission_takes_virtual_time_and_the_wire_keeps_the_queue_order(drv):
+    drv.post_rx(4)
+    big, small = frame(1514, 1), frame(60, 2)
+    drv.mem_write(IOVA + TX_BUF, bytes(12) + big)
+    drv.mem_write(IOVA + TX_BUF + SLOT, bytes(12) + small)
+    first = drv.chain(TX, [(IOVA + TX_BUF, 12 + len(big), False)])
+    second = drv.chain(TX, [(IOVA + TX_BUF + SLOT, 12 + len(small), False)])
+    drv.offer(TX, first, second, settle=False)
+    assert drv.dev.in_flight == 2 and drv.used(TX) == []
+    small_ticks = drv.dev.ns_to_ticks(5_000 + 60 * 8)  # latency_ns + the frame at 1 Gbit/s
+    big_ticks = drv.dev.ns_to_ticks(5_000 + 1514 * 8)
+    assert (small_ticks, big_ticks) == (55, 172)
+    drv.s.advance(small_ticks - 1)
+    assert drv.used(TX) == []
+    drv.s.advance(1)  # the small frame is read first and its chain returned...
+    assert drv.used(TX) == [(second, 0)] and drv.received() == []  # ...but it waits for the big one's turn
+    drv.s.advance(big_ticks - small_ticks)
+    assert drv.used(TX) == [(first, 0)] and drv.received() == [big, small]  # the wire keeps the queue order
+    assert not drv.dev.busy and drv.issues == []
+
+
+def test_a_seed_returns_transmit_chains_out_of_order():
+    orders = set()
+    for seed in range(10):
+        d = NetDriver(seed=seed)
+        d.init()
+        d.post_rx(4)
+        for i in range(2):
+            d.mem_write(IOVA + TX_BUF + SLOT * i, bytes(12) + frame(60, i))
+        heads = [d.chain(TX, [(IOVA + TX_BUF + SLOT * i, 72, False)]) for i in range(2)]
+        d.offer(TX, *heads)
+        orders.add(tuple(h for h, _ in d.used(TX)))
+        assert d.received() == [frame(60, 0), frame(60, 1)]  # whatever the returns, the wire's order
+    assert orders == {(0, 1), (1, 0)}
+
+
+def test_drop_and_corrupt_faults_on_frames_from_the_wire():
+    d = NetDriver(faults=["net0.drop@2", "net0.corrupt@3"])
+    d.init()
+    d.post_rx(4)
+    sent = [frame(60, i) for i in range(4)]
+    for i, f in enumerate(sent):
+        d.send(f, slot=i)
+    got = d.received()
+    assert got == [sent[0], sent[2][:-1] + bytes([sent[2][-1] ^ 0xFF]), sent[3]]
+    assert d.dev.stats.rx_dropped == 1 and d.dev.stats.tx_frames == 4 and d.issues == []
+    assert [(f.kind, f.occurrence) for f in d.s.faults.fired] == [("drop", 2), ("corrupt", 3)]
 
 
 def test_header_and_frame_may_be_split_across_descriptors(drv):
@@ -470,6 +523,7 @@ def test_ring_errors_set_device_needs_reset_on_either_queue(drv, q, corrupt, pro
         drv.send(frame(60))  # the loopback frame finds the broken receive ring
     else:
         drv.w(QUEUE_NOTIFY, TX)
+        settle_device(drv.dev)  # a ring error is found at the fetch; a used-ring write fails at the completion
     assert drv.r(STATUS) & STATUS_DEVICE_NEEDS_RESET
     assert drv.r(INT_STATUS) & 2  # configuration change
     assert drv.issues[-1] == f"queue {q}: " + problem.format(used=drv.rings[q].used + 4) + "; device needs reset"
@@ -562,7 +616,8 @@ def test_pcap_replay_on_virtual_time_and_capture(tmp_path):
     d.send(frame(65, 5), slot=1)
     assert d.received() == []  # nothing comes back: the frames went to the capture
     records = read_pcap(tx)
-    assert [(r.time_ns, r.data) for r in records] == [(7_500_000, frame(64, 4)), (7_623_400, frame(65, 5))]
+    # Stamped when on the wire: 5.6 us after the notification (5 us + 64 or 65 bytes at 1 Gbit/s, in ticks of 100 ns)
+    assert [(r.time_ns, r.data) for r in records] == [(7_505_600, frame(64, 4)), (7_634_600, frame(65, 5))]
     raw = tx.read_bytes()
     assert struct.unpack_from("<IHHiIII", raw) == (MAGIC_NSEC, 2, 4, 0, 0, 65535, 1)  # LINKTYPE_ETHERNET
     assert d.issues == [] and d.dev.backend.delivered == 3

@@ -130,6 +130,24 @@ def test_virtio_blk_driver_writes_and_reads_the_disk_through_the_iommu(hwsim_dri
     assert reads.report.ok and reads.report.result == 0
 
 
+@pytest.mark.parametrize("seed, faults", [(None, ("blk0.lost@1",)), (None, ("blk0.spurious@1",)), (5, ()), (11, ())])
+def test_virtio_blk_driver_copes_with_lost_interrupts_and_varied_timing(tmp_path, seed, faults):
+    """The driver waits on the interrupt and looks at the ring once more when nothing more can happen, so a
+    lost interrupt costs it nothing; seeds vary every request's latency."""
+    from hwsim.devices.faults import FaultPlan, FaultSpec
+
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(64 * 512))
+    plan = FaultPlan(tuple(FaultSpec.parse(f) for f in faults))
+    system = load_board(DEFAULT_BOARD).build(
+        options={"uart0": {"backend": "memory"}, "blk0": {"image": str(image)}}, seed=seed, faults=plan
+    )
+    wasm = build_driver(DRIVERS / "virtio_blk").read_bytes()
+    report = DriverRun(system, wasm, log=lambda text: None).run()
+    assert report.ok and report.result == 64, report.format()
+    assert [f"{f.device}.{f.kind}@{f.occurrence}" for f in system.faults.fired] == list(faults)
+
+
 def test_hwsim_run_with_a_disk_image(tmp_path):
     import subprocess
     import sys
@@ -223,3 +241,19 @@ def test_cpu_side_checks_follow_ownership_through_syncs(hwsim_board):
         ("CPU read", 0x3F, 1),
         ("CPU read", 0x20, 8),
     ]
+
+
+def test_a_dma_call_in_the_authors_inline_helper_names_the_whole_chain(run_driver):
+    """The mapping was made by hwsim_dma_map_single (inline, hwsim.h) called from the author's inline
+    helper, itself inlined into probe: the report names probe's call, the helper's call, and hwsim.h."""
+    path = Path(__file__).resolve().parent / "data" / "inlined" / "helper_overrun"
+    source = (path / "helper_overrun.c").read_text().splitlines()
+    probe_line = next(i + 1 for i, line in enumerate(source) if "PROBE-CALL" in line)
+    helper_line = next(i + 1 for i, line in enumerate(source) if "HELPER-CALL" in line)
+    _, report = run_driver(path)
+    overrun = [r for r in report.dma_reports if "(to_device)" in r.format()]
+    assert len(overrun) == 1, report.format()
+    assert (
+        f"created at helper_overrun.c:{probe_line} (probe), in helper_overrun.c:{helper_line} (map_for_device), "
+        f"in hwsim.h:"
+    ) in overrun[0].format()

@@ -31,7 +31,7 @@ def wasm_of(path: Path) -> bytes:
     return build_driver(path).read_bytes()
 
 
-@pytest.mark.parametrize("race", ["dma_fixed_wait", "irq_clear_late"])
+@pytest.mark.parametrize("race", ["dma_fixed_wait", "irq_clear_late", "virtio_blk_in_order"])
 def test_each_race_passes_at_nominal_timing_and_explore_finds_it(race):
     wasm = wasm_of(RACES / race)
     system = BOARD.build(options={"uart0": {"backend": "memory"}})
@@ -155,7 +155,7 @@ def test_a_fault_at_the_nth_occurrence_fires_there_and_is_reported():
 def test_a_fault_spec_for_a_missing_device_or_kind_is_an_error():
     with pytest.raises(ConfigError, match="the board has no device 'nosuch'"):
         BOARD.build(faults=FaultPlan((FaultSpec.parse("nosuch.error"),)))
-    with pytest.raises(ConfigError, match=r"dma0 offers no fault 'fire' \(it offers: error\)"):
+    with pytest.raises(ConfigError, match=r"dma0 offers no fault 'fire' \(it offers: error, lost, spurious\)"):
         BOARD.build(faults=FaultPlan((FaultSpec.parse("dma0.fire"),)))
 
 
@@ -189,7 +189,13 @@ def test_hwsim_run_explore_stops_at_the_first_failing_seed_and_says_how_to_repla
 
 def test_hwsim_run_inject_list_and_errors():
     out = _hwsim("run", "virt", "drivers/dma_copy", "--inject", "list")
-    assert out.returncode == 0 and out.stdout.decode().startswith("dma0.error")
+    listed = [line.split(None, 1) for line in out.stdout.decode().splitlines()]
+    assert out.returncode == 0
+    assert [
+        "dma0.error",
+        "a transfer ends with STATUS.ERROR (ERROR_CODE 7, device error) instead of moving its data",
+    ] in listed
+    assert {point for point, _ in listed} >= {"blk0.ioerr", "uart0.framing", "net0.drop", "dma0.lost", "uart0.spurious"}
     out = _hwsim("run", "virt", "drivers/dma_copy", "--inject", "dma0.error@1")
     assert out.returncode == 1 and b"injected faults (1): dma0.error" in out.stderr
     out = _hwsim("run", "virt", "drivers/dma_copy", "--faults")
@@ -199,14 +205,14 @@ def test_hwsim_run_inject_list_and_errors():
 
 
 def test_explore_reuses_one_compiled_module(monkeypatch):
-    compiled = []
-    original = api.Engine.compile
+    compiled = []  # modules loaded: decoded and compiled, or taken from the code cache
+    original = api.Engine.load
 
     def counting(self, *args, **kw):
         compiled.append(1)
         return original(self, *args, **kw)
 
-    monkeypatch.setattr(api.Engine, "compile", counting)
+    monkeypatch.setattr(api.Engine, "load", counting)
     result = explore(BOARD, wasm_of(DRIVERS / "dma_copy"), range(10))
     assert result.ok and len(result.seeds) == 10 and len(compiled) == 1
 

@@ -269,6 +269,36 @@ def test_mmio_window_reached_through_page_tables(g):
     assert g.m.get_reg("a0") == 0x88 and g.m.get_reg("a3") == 0x5566778855667788
 
 
+def test_mmio_pc_names_the_load_or_store_a_device_serves(g):
+    """QEMU updates the PC per translation block; with track_mmio_pcs the PC is that of the access itself."""
+    seen = []
+
+    class Pcs(Recorder):
+        def mmio_read(self, offset, size):
+            seen.append(("r", offset, g.m.mmio_pc))
+            return 0
+
+        def mmio_write(self, offset, size, value):
+            seen.append(("w", offset, g.m.mmio_pc))
+
+    g.m.phys.add_mmio(0x1000_0000, 0x1000, Pcs(), name="pcs")
+    g.space.map(0x4_0000, 0x1000_0000, 0x1000, RW)
+
+    def prog(a):
+        a.li("a1", 0x4_0000)
+        a.emit(A.sw("zero", "a1", 0), A.addi("a2", "zero", 1), A.sw("a2", "a1", 0), A.lw("a0", "a1", 4))
+
+    assert g.run(prog).ok
+    assert [pc for _, _, pc in seen] == [None, None, None]  # not tracked: the PC would name the block
+    assert g.m.mmio_pc is None
+    g.m.track_mmio_pcs()
+    seen.clear()
+    assert g.run(prog).ok
+    start = CODE + 4 * len(A.li_words("a1", 0x4_0000))
+    assert seen == [("w", 0, start), ("w", 0, start + 8), ("r", 4, start + 12)]
+    assert g.m.mmio_pc is None  # outside a device access
+
+
 def test_device_error_stops_the_run_and_propagates(g):
     class Broken(Recorder):
         def mmio_read(self, offset, size):
@@ -444,6 +474,24 @@ def test_unwatched_pages_run_at_full_speed_again(g):
     g.m.unwatch_page(g.data_pa)  # not watched: no-op
     r = g.run(lambda a: a.li("a1", DATA).emit(A.ld("a0", "a1", 0)))
     assert r.reason is StopReason.EXIT and g.m.watch_hits == 0 and g.m.watched_pages == frozenset()
+
+
+def test_several_handlers_watch_one_page_each_for_its_own_accesses(g):
+    loads, stores, both = [], [], []
+    g.m.watch_page(g.data_pa, stores.append, accesses=[Access.STORE])
+    g.m.watch_page(g.data_pa, loads.append, accesses=[Access.LOAD])
+    g.m.watch_page(g.data_pa, both.append)
+    r = g.run(lambda a: a.li("a1", DATA).emit(A.ld("a0", "a1", 0), A.sd("a0", "a1", 8)))
+    assert r.ok
+    assert [h.access for h in loads] == [Access.LOAD] and [h.access for h in stores] == [Access.STORE]
+    assert [h.access for h in both] == [Access.LOAD, Access.STORE]
+    g.m.unwatch_page(g.data_pa, both.append)  # one handler stops; the others go on
+    g.m.watch_page(g.data_pa, stores.append, accesses=[Access.LOAD])  # the same handler again: replaced
+    r = g.run(lambda a: a.li("a1", DATA).emit(A.ld("a0", "a1", 0), A.sd("a0", "a1", 8)))
+    assert r.ok and len(both) == 2 and len(loads) == 2
+    assert [h.access for h in stores] == [Access.STORE, Access.LOAD]
+    g.m.unwatch_page(g.data_pa)  # every handler
+    assert g.m.watched_pages == frozenset()
 
 
 def test_watch_keeps_real_faults_and_host_errors(g):

@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hwsim.errors import MappingError
+from hwsim.machine import Machine
 from hwsim.machine.frames import FrameAllocator
 from hwsim.machine.physmem import PhysicalMemory
 from hwsim.mmu import AddressSpace, Pte, parse_flags, walk
@@ -218,3 +219,27 @@ def test_random_mappings_translate_as_mapped(regions, unmap_some, probe):
         else:
             assert r.fault is not None and r.fault.reason.name == "INVALID"
     assert sorted((m.va - base_va) // 4096 for m in space.mappings()) == sorted(expected)
+
+
+def test_map_anonymous_page_is_map_anonymous_in_one_descent():
+    """The pager's one-descent map writes what map_anonymous writes, takes frames in the same order,
+    and returns the Translation a walk of the page now returns."""
+    spaces = []
+    for one in (False, True):
+        m = Machine(ram_size=16 << 20)
+        space = m.new_address_space(asid=1)
+        for va in (0x4000_0000, 0x4000_1000, 0x4020_0000, 0x7FFF_F000):
+            if one:
+                tr = space.map_anonymous_page(va + 0x123, Pte.R | Pte.W | Pte.U)
+                result = walk(m.phys, space.root, va + 0x123, Access.STORE, Priv.U)
+                assert tr == result.translation and result.ad_update is None
+            else:
+                space.map_anonymous(va, 4096, Pte.R | Pte.W | Pte.U)
+        spaces.append((m, space))
+    (m0, s0), (m1, s1) = spaces
+    assert bytes(m0.ram.view) == bytes(m1.ram.view)
+    assert list(s0.mappings()) == list(s1.mappings()) and s0.table_frames == s1.table_frames
+    with pytest.raises(MappingError, match="map: 0x40000000 is already mapped"):
+        s1.map_anonymous_page(0x4000_0000, Pte.R | Pte.U)
+    with pytest.raises(MappingError, match="W without R"):
+        s1.map_anonymous_page(0x5000_0000, Pte.W | Pte.U)

@@ -17,12 +17,13 @@ import struct
 import pytest
 from cpu_probe import RAM_BASE, STORE_TAG, HwsimProbe, QemuProbe
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pt_gen import cases
 from spec_walk import spec_translate
 
 from hwsim.errors import BusError
 from hwsim.mmu.bits import SV39, SV48, satp_fields
-from hwsim.mmu.walker import AdPolicy, walk
+from hwsim.mmu.walker import QUICK_INVALID, AdPolicy, FaultReason, RamWords, walk, walk_quick
 from hwsim.riscv import asm as A
 from hwsim.riscv.priv import Access, Priv
 
@@ -158,3 +159,44 @@ def test_cpu_path_faults_on_reserved_bits_as_the_spec_says(probes, case):
         assert struct.unpack_from("<Q", ram, expected[1] - RAM_BASE)[0] == STORE_TAG
     else:
         assert out.cause == (8 if case.priv is Priv.U else 9)
+
+
+def check_quick_walk(case, ad):
+    """walk_quick answers exactly what walk answers (same translation, same RAM after), or says it
+    cannot: INVALID exactly when walk stops on V=0, None for every other fault and nothing written."""
+    _mode, _asid, root_ppn = satp_fields(case.satp)
+    args = (root_ppn << 12, case.va, case.access, case.priv)
+    slow_ram, quick_ram = bytearray(case.ram), bytearray(case.ram)
+    result = walk(BytesMem(slow_ram), *args, mode=case.mode, sum=case.sum, mxr=case.mxr, ad=ad)
+    ram = RamWords.for_region(RAM_BASE, memoryview(quick_ram))
+    assert ram is not None  # a little-endian host
+    quick = walk_quick(ram, *args, case.sum, case.mxr, case.mode, ad)
+    if result.ok:
+        assert quick == result.translation
+        assert quick_ram == slow_ram  # the same A/D update (or none, for REPORT)
+    else:
+        assert quick is (QUICK_INVALID if result.fault.reason is FaultReason.INVALID else None), result.fault
+        assert quick_ram == case.ram  # a fault writes nothing
+
+
+@settings(SETTINGS, max_examples=1500)
+@given(case=cases(SV39, reserved=True), ad=st.sampled_from(list(AdPolicy)))
+def test_quick_walk_agrees_with_the_walker(case, ad):
+    check_quick_walk(case, ad)
+
+
+@settings(SETTINGS, max_examples=500)
+@given(case=cases(SV48, reserved=True), ad=st.sampled_from(list(AdPolicy)))
+def test_sv48_quick_walk_agrees_with_the_walker(case, ad):
+    check_quick_walk(case, ad)
+
+
+@settings(SETTINGS, max_examples=200)
+@given(case=cases(SV39))
+def test_quick_walk_declines_tables_outside_its_ram(case):
+    """A PTE address outside the words' region is not read: None (walk() reads it where it is)."""
+    _mode, _asid, root_ppn = satp_fields(case.satp)
+    window = RamWords.for_region(RAM_BASE + 0x1000_0000, memoryview(bytearray(4096)))
+    assert window is not None
+    args = (root_ppn << 12, case.va, case.access, case.priv, case.sum, case.mxr, case.mode, AdPolicy.UPDATE)
+    assert walk_quick(window, *args) is None

@@ -33,3 +33,22 @@ def test_build_ships_boards_header_and_firmware_shim(tmp_path):
     assert (data / "boards" / "virt.toml").read_bytes() == (ROOT / "boards" / "virt.toml").read_bytes()
     assert not any(p.is_dir() and p.name == "build" for p in data.rglob("*"))
     assert (tmp_path / "hwsim" / "_paths.py").is_file()
+
+
+def test_commands_load_only_what_they_run():
+    """Start-up: ``import hwsim`` and building the command line load neither the CPU emulator, the
+    disassembler nor the compiler (they take most of a second to import); the public names still resolve
+    on first use, and an unknown one is an AttributeError."""
+    code = (
+        "import sys, hwsim, hwsim.cli\n"
+        "hwsim.cli.build_parser()\n"
+        "heavy = sorted(m for m in ('unicorn', 'capstone', 'hwsim.compiler', 'hwsim.machine', 'hwsim.runtime')"
+        " if m in sys.modules)\n"
+        "print(heavy)\n"
+        "from hwsim import Store, Machine, walk\n"
+        "assert Store.__module__.startswith('hwsim.runtime') and callable(walk)\n"
+        "assert 'Store' in dir(hwsim)\n"
+        "try:\n    hwsim.NoSuchThing\nexcept AttributeError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[]", "module 'hwsim' has no attribute 'NoSuchThing'"]

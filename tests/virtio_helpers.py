@@ -34,6 +34,15 @@ DESC_OFF, AVAIL_OFF, USED_OFF, HDR_OFF, STATUS_OFF, DATA_OFF = 0x0, 0x1000, 0x20
 RW_U = Pte.R | Pte.W | Pte.U
 
 
+def settle(device) -> int:
+    """Advance the board's clock event by event until ``device`` has no request in flight."""
+    clock = device.clock
+    start = clock.now
+    while device.busy:
+        clock.advance_to(max(clock.next_deadline, clock.now))
+    return clock.now - start
+
+
 class BlkDriver:
     """virtio-blk on the virt board (device ID 2), rings and buffers in one IO-mapped region."""
 
@@ -132,13 +141,20 @@ class BlkDriver:
         self.next_desc = (head + len(segments)) % self.qsize
         return head
 
-    def offer(self, *heads: int, flags: int = 0, notify: bool = True) -> None:
+    def offer(self, *heads: int, flags: int = 0, notify: bool = True, settle: bool = True) -> None:
+        """Make ``heads`` available and notify; with ``settle``, let time pass until they completed."""
         for head in heads:
             self.mem_write(IOVA + AVAIL_OFF + 4 + 2 * (self.avail_idx % self.qsize), struct.pack("<H", head))
             self.avail_idx = (self.avail_idx + 1) & 0xFFFF
         self.mem_write(IOVA + AVAIL_OFF, struct.pack("<HH", flags, self.avail_idx))
         if notify:
             self.w(QUEUE_NOTIFY, 0)
+            if settle:
+                self.settle()
+
+    def settle(self) -> int:
+        """Let virtual time pass until no request is in flight; returns the ticks that passed."""
+        return settle(self.dev)
 
     def used(self) -> list[tuple[int, int]]:
         """New used elements (id, len) since the last call."""

@@ -5,9 +5,10 @@
  * interrupt handler and returns, and the handler echoes whatever arrives. */
 #include <hwsim.h>
 
-enum { RBR = 0, THR = 0, IER = 1, IIR = 2, FCR = 2, LCR = 3, MCR = 4, LSR = 5 };
+enum { RBR = 0, THR = 0, DLL = 0, IER = 1, DLM = 1, IIR = 2, FCR = 2, LCR = 3, MCR = 4, LSR = 5 };
 enum { IER_RDA = 0x01, LSR_DR = 0x01, LSR_THRE = 0x20, FCR_ENABLE = 0x01, FCR_CLEAR = 0x06, LCR_8N1 = 0x03,
-       MCR_OUT2 = 0x08 };
+       LCR_DLAB = 0x80, MCR_OUT2 = 0x08 };
+enum { UART_CLOCK = 3686400, BAUD = 115200 };  /* the board's clock_hz; a byte then takes 86.9 us */
 
 static volatile uint8_t *uart;
 static unsigned echoed;
@@ -27,6 +28,9 @@ static void echo_pending(void) {
 
 static void setup(void) {
     uart = hwsim_mmio_map("uart0");
+    uart[LCR] = LCR_DLAB;          /* the divisor latch: 3686400 / (16 x 2) = 115200 baud */
+    uart[DLL] = (uint8_t)(UART_CLOCK / (16 * BAUD));
+    uart[DLM] = 0;
     uart[LCR] = LCR_8N1;
     uart[FCR] = FCR_ENABLE | FCR_CLEAR;
     uart[MCR] = MCR_OUT2;          /* the 16550's OUT2 gates its interrupt output */

@@ -65,6 +65,26 @@ static int init(void) {
     return 0;
 }
 
+/* Wait for the device to return the request.  The device completes it on virtual time, some tens of
+ * microseconds after the notification; spinning on q->used.idx would never see it, because reading
+ * coherent memory is not a device access and lets no virtual time pass (a real CPU would burn those
+ * microseconds; hwsim's don't count).  So the driver sleeps on the device's interrupt, as a kernel
+ * driver does: hwsim_irq_wait lets time pass until the used-buffer interrupt.  It returns 0 when
+ * nothing more can happen; the ring is then looked at once more (the interrupt may have been lost,
+ * which an injected `lost` fault does) before giving up.  Returns 1 when the request came back. */
+static int wait_used(void) {
+    while (q->used.idx == used_seen) {
+        if (!hwsim_irq_wait("blk0")) {
+            if (q->used.idx == used_seen) return 0;
+            break;
+        }
+        regs[INT_ACK] = regs[INT_STATUS];
+    }
+    used_seen = q->used.idx;
+    regs[INT_ACK] = regs[INT_STATUS];
+    return 1;
+}
+
 /* One request of `sectors` sectors at `sector`; returns the status byte (0 = OK) or -1. */
 static int request(int type, uint64_t sector, uint32_t sectors) {
     uint32_t len = sectors * SECTOR;
@@ -80,24 +100,22 @@ static int request(int type, uint64_t sector, uint32_t sectors) {
     q->avail.ring[q->avail.idx % QSIZE] = 0;
     q->avail.idx = (uint16_t)(q->avail.idx + 1);
     regs[QUEUE_NOTIFY] = 0;
-    while (q->used.idx == used_seen)
-        ;
-    used_seen = q->used.idx;
-    regs[INT_ACK] = regs[INT_STATUS];
+    int done = wait_used();
     hwsim_dma_unmap_single("blk0", data, len, dir);
-    return q->status;
+    return done ? q->status : -1;
 }
 
+/* On every path out, failed ones included, once the rings exist. */
 static void teardown(void) {
+    if (!q) return;
     regs[STATUS] = 0;  /* reset: the device forgets the queue before its memory goes */
     hwsim_dma_free_coherent("blk0", sizeof(struct shared), (void *)q, q_iova);
     q = 0;
     used_seen = 0;
 }
 
-int probe(void) {
-    int err = init();
-    if (err) return err;
+/* Sector 1 written and read back: the capacity, or a negative error. */
+static int write_read_back(void) {
     for (int i = 0; i < SECTOR; i++) buffer[i] = (uint8_t)(i ^ 0x5a);
     if (request(T_OUT, 1, 1) != 0) return -10;
     for (int i = 0; i < SECTOR; i++) buffer[i] = 0;
@@ -105,16 +123,27 @@ int probe(void) {
     for (int i = 0; i < SECTOR; i++)
         if (buffer[i] != (uint8_t)(i ^ 0x5a)) return -12;
     hwsim_log("virtio_blk: sector 1 written and read back");
-    int capacity = (int)regs[CAPACITY_LO];
+    return (int)regs[CAPACITY_LO];
+}
+
+int probe(void) {
+    int err = init();
+    int result = err ? err : write_read_back();
     teardown();
-    return capacity;
+    return result;
 }
 
 /* n reads of 4 KiB, cycling over the disk (at most its first 256 sectors): for IOPS measurements. */
 HWSIM_EXPORT("read_loop") int read_loop(int n) {
-    if (init()) return -1;
+    if (init()) {
+        teardown();
+        return -1;
+    }
     uint32_t span = regs[CAPACITY_LO] < 256 ? regs[CAPACITY_LO] : 256;
-    if (span < 8) return -2;
+    if (span < 8) {
+        teardown();
+        return -2;
+    }
     int errors = 0;
     for (int i = 0; i < n; i++) errors += request(T_IN, (uint64_t)((i * 8) % (span - span % 8)), 8) != 0;
     teardown();

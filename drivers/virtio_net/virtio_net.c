@@ -59,8 +59,8 @@ static int rx_mapped;
 
 static uint8_t tx_buf[QSIZE][SLOT] __attribute__((aligned(SLOT)));
 static hwsim_iova_t tx_iova[QSIZE];
-static uint32_t tx_len[QSIZE];
-static uint16_t tx_next, tx_busy;
+static uint32_t tx_len[QSIZE];  /* 0: slot (and descriptor) free; else the device owns it */
+static uint16_t tx_busy;
 
 static hwsim_iova_t iova_of(volatile void *p) { return sh_iova + ((volatile uint8_t *)p - (volatile uint8_t *)sh); }
 
@@ -139,7 +139,7 @@ static int init(void) {
     }
     sh = hwsim_dma_alloc_coherent(DEV, sizeof(struct shared), &sh_iova);
     used_seen[RXQ] = used_seen[TXQ] = 0;
-    tx_next = tx_busy = 0;
+    tx_busy = 0;
     set_queue(RXQ);
     set_queue(TXQ);
     for (rx_mapped = 0; rx_mapped < NRX; rx_mapped++) {
@@ -169,6 +169,23 @@ static int reap_tx(void) {
     return 0;
 }
 
+/* Wait until at most `most` frames are still in flight.  The device puts a frame on the wire (and
+ * returns its chain) some microseconds of virtual time after the notification, so the driver lets
+ * time pass on the device's interrupt (hwsim_irq_wait); 0 means nothing more can happen, and the ring
+ * is looked at once more (a lost interrupt) before giving up. */
+static int wait_tx(uint16_t most) {
+    int err = reap_tx();
+    while (!err && tx_busy > most) {
+        if (!hwsim_irq_wait(DEV)) {
+            err = reap_tx();
+            return err ? err : tx_busy > most ? E_TIMEOUT : 0;
+        }
+        regs[INT_ACK] = regs[INT_STATUS];
+        err = reap_tx();
+    }
+    return err;
+}
+
 /* The device is reset first: it no longer owns any buffer when they are unmapped and freed. */
 static void teardown(void) {
     regs[STATUS] = 0;
@@ -196,10 +213,10 @@ static uint32_t make_frame(uint32_t n, uint8_t *out) {
 }
 
 static int send_frame(uint32_t n) {
-    int err = reap_tx();
+    int err = wait_tx(QSIZE - 1);  /* a free slot: the device may still own all of them */
     if (err) return err;
-    if (tx_busy == QSIZE) return E_USED;  /* never with hwsim: the device returns frames at once */
-    uint16_t slot = tx_next++ % QSIZE;
+    uint16_t slot = 0;
+    while (tx_len[slot]) slot++;  /* frames come back in any order: take a slot the device returned */
     uint8_t *buf = tx_buf[slot];
     for (int i = 0; i < HDR; i++) buf[i] = 0;  /* flags 0, GSO_NONE, num_buffers 0 */
     uint32_t len = HDR + make_frame(n, buf + HDR);
@@ -287,6 +304,7 @@ HWSIM_EXPORT("send") int send(int n) {
     int err = init();
     if (err) return err;
     for (int i = 0; !err && i < n; i++) err = send_frame((uint32_t)i);
+    if (!err) err = wait_tx(0);  /* every frame on the wire before the reset in teardown() */
     if (!err) {
         put("virtio_net: sent ");
         put_dec((uint32_t)n);

@@ -60,6 +60,9 @@ BOARD_KEYS: dict[str, dict[str, Key]] = {
         "irq_latency_ns": Key(
             int, "virtual ns from a device raising its interrupt line to the driver seeing it", default=100
         ),
+        "instructions_per_us": Key(
+            int, "wasm instructions a driver executes per virtual microsecond (0: its code takes no time)", default=1000
+        ),
     },
     "ram": {"name": Key(str, "region name", True), **_REGION},
     "interrupt_controller": {
@@ -134,6 +137,7 @@ class Board:
     devices: tuple[DeviceSpec, ...]
     mmio_access_ticks: int = 1
     irq_latency_ns: int = 100
+    instructions_per_us: int = 1000
 
     def memory_map(self) -> list[tuple[int, int, str, str]]:
         """``(base, size, name, kind)`` for every region, by address."""
@@ -223,6 +227,7 @@ class Board:
             tuple(patched(d) for d in self.devices),
             self.mmio_access_ticks,
             self.irq_latency_ns,
+            self.instructions_per_us,
         )
 
 
@@ -346,7 +351,7 @@ class _Parser:
         clock, _ = self.table("clock", self.expect_table("clock", data.get("clock", {})), BOARD_KEYS["clock"])
         if clock["frequency_hz"] <= 0:
             raise self.error("clock", "frequency_hz", f"must be positive, not {clock['frequency_hz']}")
-        for key in ("mmio_access_ticks", "irq_latency_ns"):
+        for key in ("mmio_access_ticks", "irq_latency_ns", "instructions_per_us"):
             if clock[key] < 0:
                 raise self.error("clock", key, f"must be 0 or more, not {clock[key]}")
         ram = self.parse_ram(data.get("ram"))
@@ -370,6 +375,7 @@ class _Parser:
             devices,
             clock["mmio_access_ticks"],
             clock["irq_latency_ns"],
+            clock["instructions_per_us"],
         )
 
     def expect_table(self, name: str, raw: Any) -> dict:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from ..devices.base import Device
@@ -21,6 +22,7 @@ from ..devices.faults import FaultPlan
 from ..devices.issues import DeviceIssue
 from ..devices.timing import Timing
 from ..errors import ConfigError, HostLimitError
+from ..machine.hooks import Hooks
 from ..machine.machine import Machine
 from .errors import BoardError
 
@@ -45,6 +47,29 @@ class System:
         self.iommu = iommu
         self.timing = timing if timing is not None else Timing()
         self.faults = faults if faults is not None else FaultPlan()
+        self._locators = Hooks("access locator")
+        for dev in devices.values():
+            dev.locate_access = self.locate_access
+
+    # -- naming the guest code behind a device issue -----------------------------------------------
+
+    def add_access_locator(self, locator: Callable[[int], str | None]) -> Callable[[], None]:
+        """``locator(pc) -> str | None`` names the guest code at ``pc`` (a driver's C line), or declines
+        with None.  A device issue found while a device serves a guest load or store carries its PC
+        (exact once ``machine.track_mmio_pcs()`` is on) and the first name a locator gives, asked in
+        the order added.  Returns the function that removes the locator."""
+        return self._locators.add(locator)
+
+    def locate_access(self) -> tuple[int | None, str]:
+        """(pc, source) of the guest access a device is serving now; (None, "") outside one."""
+        pc = self.machine.mmio_pc
+        if pc is None:
+            return None, ""
+        for locator in self._locators.callbacks:
+            source = locator(pc)
+            if source:
+                return pc, source
+        return pc, ""
 
     def device(self, name: str) -> Device:
         try:

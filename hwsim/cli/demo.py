@@ -10,13 +10,10 @@ instruction and the walk that explains it.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..machine import Machine, StopReason
-from ..mmu import Pte, format_walk
-from ..mmu.bits import describe_flags
-from ..mmu.report import perms_string
-from ..riscv import asm as A
-from ..riscv.priv import Access, Priv
+if TYPE_CHECKING:
+    from ..riscv import asm as A
 
 CODE_VA = 0x0001_0000
 BUF_VA = 0x0010_0000
@@ -31,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def build_program(words: int) -> A.Assembler:
+    from ..riscv import asm as A
+
     a = A.Assembler(CODE_VA)
     a.li("a1", BUF_VA).li("t1", words).li("a0", 0)
     a.label("loop")
@@ -42,6 +41,13 @@ def build_program(words: int) -> A.Assembler:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: a command loads only what it runs (hwsim's start-up time).
+    from ..machine import Machine, StopReason
+    from ..mmu import Pte, format_walk
+    from ..mmu.bits import describe_flags
+    from ..mmu.report import perms_string
+    from ..riscv.priv import Access, Priv
+
     m = Machine()
     print(
         f"machine: RV64 hart (Unicorn, virtual-TLB mode), RAM {m.ram.size >> 20} MiB at {m.ram.base:#x}, "

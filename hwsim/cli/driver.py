@@ -210,9 +210,12 @@ def run_driver(args: argparse.Namespace) -> int:
 
 
 def _list_faults(system) -> int:
-    for name, device in system.devices.items():
-        for kind, what in device.FAULTS.items():
-            print(f"{name}.{kind:<12} {what}")
+    points = [
+        (f"{name}.{kind}", what) for name, device in system.devices.items() for kind, what in device.FAULTS.items()
+    ]
+    width = max((len(point) for point, _ in points), default=0)
+    for point, what in points:
+        print(f"{point:<{width}}  {what}")
     return 0
 
 

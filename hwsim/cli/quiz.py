@@ -15,9 +15,10 @@ import random
 
 
 def add_quiz_parser(sub: argparse._SubParsersAction, name: str, module: str, *, help: str, description: str) -> None:
+    from ..teach import topics as quiz_topics
     from . import int_arg
 
-    topics = importlib.import_module(module).TOPICS
+    topics = getattr(quiz_topics, module.rsplit(".", 1)[1].removesuffix("_quiz").upper())
     p = sub.add_parser(
         name,
         help=help,

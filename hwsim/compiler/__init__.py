@@ -17,6 +17,9 @@
 from __future__ import annotations
 
 import bisect
+import sys
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ..wasm.module import DecodedModule, FuncBody
@@ -31,23 +34,83 @@ from .traps import TrapCode
 COMPILER_VERSION = "rv64-singlepass-4"
 
 
+class PcMap:
+    """The pc -> wasm map: ``(code offset, func index, wasm offset)`` triples sorted by code offset, kept
+    as one flat array of u32 (a large module has an entry per wasm instruction: a tuple each would be
+    most of the time it takes to load the module from the code cache)."""
+
+    __slots__ = ("flat", "offsets")
+
+    def __init__(self, entries: Iterable[tuple[int, int, int]] | array = ()) -> None:
+        if isinstance(entries, array):
+            flat = entries
+        else:
+            flat = array("I")
+            for entry in entries:
+                flat.extend(entry)
+        self.flat = flat
+        self.offsets = flat[0::3]
+
+    @classmethod
+    def from_bytes(cls, data: bytes | memoryview) -> PcMap:
+        """From little-endian u32 triples (the code cache's layout)."""
+        flat = array("I")
+        flat.frombytes(data)
+        if sys.byteorder == "big":
+            flat.byteswap()
+        return cls(flat)
+
+    def to_bytes(self) -> bytes:
+        if sys.byteorder == "big":
+            swapped = array("I", self.flat)
+            swapped.byteswap()
+            return swapped.tobytes()
+        return self.flat.tobytes()
+
+    def funcs(self) -> array:
+        return self.flat[1::3]
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        it = iter(self.flat)
+        return zip(it, it, it)
+
+    def __getitem__(self, i: int) -> tuple[int, int, int]:
+        flat, j = self.flat, 3 * (i % len(self) if i < 0 else i)
+        return flat[j], flat[j + 1], flat[j + 2]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PcMap):
+            return self.flat == other.flat
+        if isinstance(other, list):
+            return list(self) == other
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"PcMap({len(self)} entries)"
+
+
 @dataclass
 class CompiledModule:
     code: bytes
     func_offsets: list[int]  # code offset of each defined function (index - imported functions)
     func_sizes: list[int]
     trap_table: list[tuple[int, TrapCode, int, int]]  # (code offset, code, func index, wasm offset), sorted
-    pc_map: list[tuple[int, int, int]]  # (code offset, func index, wasm offset), sorted
+    pc_map: PcMap  # (code offset, func index, wasm offset), sorted
     layout: VmctxLayout
     num_imported_funcs: int
     far_calls: bool = False
     metering: bool = False  # checkpoints and fuel counting (codegen/fuel.py)
     _trap_keys: list[int] = field(default_factory=list, repr=False)
-    _pc_keys: list[int] = field(default_factory=list, repr=False)
+    _pc_keys: array = field(default_factory=lambda: array("I"), repr=False)
 
     def __post_init__(self) -> None:
         self._trap_keys = [t[0] for t in self.trap_table]
-        self._pc_keys = [p[0] for p in self.pc_map]
+        if not isinstance(self.pc_map, PcMap):
+            self.pc_map = PcMap(self.pc_map)
+        self._pc_keys = self.pc_map.offsets
 
     def trap_at(self, offset: int) -> tuple[TrapCode, int, int] | None:
         """(code, func index, wasm offset) of the trap instruction at ``offset``, if it is one."""
@@ -110,51 +173,68 @@ def check_limits(module: DecodedModule) -> None:
 
 
 def compile_module(module: DecodedModule, *, far_calls: bool = False, metering: bool = False) -> CompiledModule:
-    """Compile every function.  Calls are ``jal`` unless the code exceeds its +-1 MiB reach, when the
-    module is compiled again with ``auipc``+``jalr`` calls (``far_calls=True`` forces that mode).
+    """Compile every function.  Calls are ``jal`` (+-1 MiB); a function with a call that cannot reach
+    its callee in the final layout is compiled again with ``auipc``+``jalr`` calls, and only that one
+    (``far_calls=True`` compiles every function that way).
 
     ``metering``: checkpoints at function entries and loop headers and wasmtime's fuel accounting
     (:mod:`.codegen.fuel`); without it the code has neither, byte for byte."""
+    if not module.bodies:
+        raise CompileError("internal error: the module was decoded without its function bodies")
     check_limits(module)
     env = module_env(module, metering=metering)
-    for far in (True,) if far_calls else (False, True):
-        functions = [_compile_function(env, env.num_imported_funcs + i, f, far) for i, f in enumerate(module.funcs)]
+    base_index = env.num_imported_funcs
+    far = [far_calls] * len(module.funcs)
+    functions = [_compile_function(env, base_index + i, f, far[i]) for i, f in enumerate(module.funcs)]
+    while True:
         offsets, pos = [], 0
         for _, function_code in functions:
             offsets.append(pos)
             pos += len(function_code)
+        if pos >= 1 << 32:
+            raise CompileError("module code too large (4 GiB or more)")
         code = bytearray(b"".join(function_code for _, function_code in functions))
-        try:
-            _link_calls(code, functions, offsets, env.num_imported_funcs)
-        except CallOutOfRange:
-            continue
-        trap_table: list[tuple[int, TrapCode, int, int]] = []
-        pc_map: list[tuple[int, int, int]] = []
-        for i, ((masm, _), base) in enumerate(zip(functions, offsets)):
-            fi = env.num_imported_funcs + i
-            trap_table.extend((base + off, tc, fi, wasm) for off, tc, wasm in masm.trap_sites)
-            pc_map.extend((base + off, fi, wasm) for off, wasm in masm.pc_map)
-        return CompiledModule(
-            bytes(code),
-            offsets,
-            [len(c) for _, c in functions],
-            trap_table,
-            pc_map,
-            env.layout,
-            env.num_imported_funcs,
-            far,
-            metering,
-        )
-    raise CompileError("module code too large even with far calls")
+        short = _link_calls(code, functions, offsets, base_index)
+        if not short:
+            break
+        # Far calls make those functions longer, which moves the others: repeat until every call
+        # reaches (each round turns at least one more function far, so this ends).
+        for i in short:
+            far[i] = True
+            functions[i] = _compile_function(env, base_index + i, module.funcs[i], True)
+    trap_table: list[tuple[int, TrapCode, int, int]] = []
+    pc_map: list[tuple[int, int, int]] = []
+    for i, ((masm, _), base) in enumerate(zip(functions, offsets)):
+        fi = base_index + i
+        trap_table.extend((base + off, tc, fi, wasm) for off, tc, wasm in masm.trap_sites)
+        pc_map.extend((base + off, fi, wasm) for off, wasm in masm.pc_map)
+    return CompiledModule(
+        bytes(code),
+        offsets,
+        [len(c) for _, c in functions],
+        trap_table,
+        PcMap(pc_map),
+        env.layout,
+        env.num_imported_funcs,
+        any(far),
+        metering,
+    )
 
 
 def _link_calls(
     code: bytearray, functions: list[tuple[MacroAssembler, bytes]], offsets: list[int], num_imported: int
-) -> None:
-    """Point every direct call at its callee, now that each function has its place in ``code``."""
-    for (masm, _), base in zip(functions, offsets):
+) -> list[int]:
+    """Point every direct call at its callee, now that each function has its place in ``code``; the
+    functions (0-based among the defined ones) with a near call that cannot reach."""
+    short = []
+    for i, ((masm, _), base) in enumerate(zip(functions, offsets)):
         for off, func_index, far in masm.call_fixups:
-            masm.patch_call(code, base + off, offsets[func_index - num_imported], far)
+            try:
+                masm.patch_call(code, base + off, offsets[func_index - num_imported], far)
+            except CallOutOfRange:
+                short.append(i)
+                break
+    return short
 
 
-__all__ = ["COMPILER_VERSION", "CompileError", "CompiledModule", "TrapCode", "compile_module"]
+__all__ = ["COMPILER_VERSION", "CompileError", "CompiledModule", "PcMap", "TrapCode", "compile_module"]

@@ -30,14 +30,16 @@ against them and against the code.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import operator
 import struct
 
 from ..wasm.module import DecodedModule
-from . import COMPILER_VERSION, CompiledModule, vmctx_layout
+from . import COMPILER_VERSION, CompiledModule, PcMap, vmctx_layout
 from .traps import TrapCode
 
 MAGIC = b"hwsimcc\0"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the key names the features a module was accepted under (entries of 1 may not)
 _HEADER = struct.Struct("<8sI32s")
 _TRAP = struct.Struct("<IBII")
 _PC = struct.Struct("<III")
@@ -62,8 +64,8 @@ def encode(compiled: CompiledModule) -> bytes:
     parts += [_FUNC.pack(off, size) for off, size in zip(compiled.func_offsets, compiled.func_sizes)]
     parts.append(_U32.pack(len(compiled.trap_table)))
     parts += [_TRAP.pack(off, index[code.name], func, wasm) for off, code, func, wasm in compiled.trap_table]
-    parts.append(_U32.pack(len(compiled.pc_map)))
-    parts += [_PC.pack(*entry) for entry in compiled.pc_map]
+    pc_map = compiled.pc_map if isinstance(compiled.pc_map, PcMap) else PcMap(compiled.pc_map)
+    parts += [_U32.pack(len(pc_map)), pc_map.to_bytes()]
     parts += [_U32.pack(len(compiled.code)), compiled.code]
     body = b"".join(parts)
     return _HEADER.pack(MAGIC, FORMAT_VERSION, hashlib.sha256(body).digest()) + body
@@ -96,7 +98,7 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
         codes.append(TrapCode[name])
     funcs = r.records(_FUNC)
     traps = r.records(_TRAP)
-    pcs = r.records(_PC)
+    pc_map = PcMap.from_bytes(r.take(r.count(_PC.size) * _PC.size))
     code = bytes(r.take(r.unpack("<I")[0]))
     if r.left:
         raise CacheFormatError(f"{r.left} bytes after the code")
@@ -112,8 +114,19 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
     if end != len(code):
         raise CacheFormatError(f"functions end at {end:#x}, the code at {len(code):#x}")
     trap_table = [(off, _index(codes, code_index, "trap code"), func, wasm) for off, code_index, func, wasm in traps]
-    pc_map = [tuple(entry) for entry in pcs]
-    for what, table in (("trap table", trap_table), ("pc map", pc_map)):
+    # Whole-column checks first (C loops: a large module has a pc-map entry per wasm instruction); the
+    # entry-by-entry loop only runs to name the entry that fails.
+    for what, table, offsets, funcs_named in (
+        ("trap table", trap_table, [t[0] for t in traps], [t[2] for t in traps]),
+        ("pc map", pc_map, pc_map.offsets, pc_map.funcs()),
+    ):
+        if not offsets or (
+            all(map(operator.le, offsets, itertools.islice(offsets, 1, None)))
+            and offsets[-1] < len(code)
+            and first <= min(funcs_named)
+            and max(funcs_named) < first + count
+        ):
+            continue
         last = 0
         for entry in table:
             off, func = entry[0], entry[-2]
@@ -161,7 +174,14 @@ class _Reader:
     def unpack(self, fmt: str) -> tuple:
         return struct.unpack(fmt, self.take(struct.calcsize(fmt)))
 
-    def records(self, record: struct.Struct) -> list[tuple]:
-        """A u32 count, then that many records (the count is checked against the bytes left first)."""
+    def count(self, size: int) -> int:
+        """A u32 count of records of ``size`` bytes, checked against the bytes left."""
         n = self.unpack("<I")[0]
+        if n * size > self.left:
+            raise CacheFormatError(f"truncated: {n} records of {size} bytes at {self.pos}, {self.left} left")
+        return n
+
+    def records(self, record: struct.Struct) -> list[tuple]:
+        """A u32 count, then that many records."""
+        n = self.count(record.size)
         return list(record.iter_unpack(self.take(n * record.size)))

@@ -25,13 +25,18 @@ from typing import Any, ClassVar
 
 from ..errors import ConfigError
 from ..trace import TRACE
-from .clock import VirtualClock
+from .clock import ClockEvent, VirtualClock
 from .faults import FaultPlan
 from .issues import DeviceIssue, IssueKind, make_issue
 from .regs import RegisterFile, RegisterLayout
 from .timing import Timing
 
 MAX_ISSUES = 1000  # per device; later ones are counted in ``issues_dropped``
+
+
+def no_access() -> tuple[int | None, str]:
+    """A device on its own serves no guest code: no access to name (see ``Device.locate_access``)."""
+    return None, ""
 
 
 class OptionError(ConfigError):
@@ -75,13 +80,23 @@ class Option:
         return None
 
 
+# Faults every peripheral with an interrupt line offers: they happen on the line itself (IrqLine).
+IRQ_FAULTS = {
+    "lost": "a rise of the interrupt line is lost: it stays low until the device raises it again (its next event)",
+    "spurious": "when the line falls it rises again for one tick: an interrupt with nothing pending",
+}
+
+
 class IrqLine:
     """A level-sensitive interrupt wire from a device to an interrupt-controller input.
 
-    An unconnected line (``sink=None``) still keeps its level, so tests can watch it.
+    An unconnected line (``sink=None``) still keeps its level, so tests can watch it.  A device that
+    offers the ``lost`` and ``spurious`` faults attaches its fault points (:meth:`attach_faults`):
+    then a rise may be lost (the line stays low; the device's next ``set(True)`` tries again) and a
+    fall may be followed by a one-tick spurious pulse.
     """
 
-    __slots__ = ("number", "level", "_sink", "_observers", "name")
+    __slots__ = ("number", "level", "_sink", "_observers", "name", "_fault", "_clock", "_wanted", "_pulse")
 
     def __init__(self, sink: Callable[[int, bool], None] | None = None, number: int = 0) -> None:
         self.number = number
@@ -89,9 +104,35 @@ class IrqLine:
         self._sink = sink
         self._observers: list[Callable[[bool], None]] = []
         self.name = ""  # the device driving the line (for traces), set by the board builder
+        self._fault: Callable[[str], bool] | None = None
+        self._clock: VirtualClock | None = None
+        self._wanted = False  # the level the device drives
+        self._pulse: ClockEvent | None = None  # the event ending a spurious pulse
+
+    def attach_faults(self, fault: Callable[[str], bool], clock: VirtualClock) -> None:
+        """Let ``fault("lost")`` and ``fault("spurious")`` (the device's fault points) act on the line."""
+        self._fault = fault
+        self._clock = clock
 
     def set(self, level: bool) -> None:
         level = bool(level)
+        self._wanted = level
+        if level == self.level or self._pulse is not None:
+            return  # (a spurious pulse ends at its tick, then the line follows the device again)
+        fault, clock = self._fault, self._clock
+        if fault is not None and clock is not None:
+            if level and fault("lost"):
+                return
+            if not level and fault("spurious"):
+                self._pulse = clock.schedule_in(1, self._end_pulse)
+                return  # the line stays high one tick more, with nothing behind it
+        self._drive(level)
+
+    def _end_pulse(self) -> None:
+        self._pulse = None
+        self._drive(self._wanted)
+
+    def _drive(self, level: bool) -> None:
         if level != self.level:
             self.level = level
             if TRACE.irq is not None:
@@ -152,7 +193,13 @@ class Device:
     # controls, in words.  Platform devices are never assigned to a sandboxed driver; None: a peripheral.
     PLATFORM: ClassVar[str | None] = None
     # The faults the device can be made to fail with (devices/faults.py): kind -> what it does, in words.
+    # A peripheral with an interrupt line also offers IRQ_FAULTS (added to its FAULTS by the class).
     FAULTS: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.HAS_IRQ and cls.ROLE == "device" and not set(IRQ_FAULTS) <= set(cls.FAULTS):
+            cls.FAULTS = {**cls.FAULTS, **IRQ_FAULTS}
 
     def __init__(
         self,
@@ -169,9 +216,13 @@ class Device:
         self.timing = timing if timing is not None else Timing()  # how long operations take (timing.py)
         self.faults = faults if faults is not None else FaultPlan()  # which operations fail (faults.py)
         self.irq = irq if irq is not None else IrqLine()
+        if "lost" in self.FAULTS:
+            self.irq.attach_faults(self.fault, self.clock)
         self.options = self.resolve_options(options)
         self.issues: list[DeviceIssue] = []
         self.issues_dropped = 0
+        # (pc, source) of the guest access being served now; the board wires System.locate_access here.
+        self.locate_access: Callable[[], tuple[int | None, str]] = no_access
         self._tracers: list[Callable[[MmioEvent], None]] = []
         self.regs = RegisterFile(self.LAYOUT, self.report)
 
@@ -227,18 +278,20 @@ class Device:
     def _reset(self) -> None:
         pass
 
-    def fault(self, kind: str) -> bool:
-        """Count a failure point of this device; True when the board's fault plan makes it fail now."""
+    def fault(self, kind: str, *, forced: bool = False) -> bool:
+        """Count a failure point of this device; True when the board's fault plan makes it fail now
+        (``forced``: it fails anyway, because the device's options say so; it is recorded the same)."""
         if kind not in self.FAULTS:  # a bug in the device model, not the guest's doing
             raise ConfigError(f"{self.TYPE} declares no fault {kind!r} (FAULTS: {', '.join(self.FAULTS)})")
-        return self.faults.fires(self.name, kind)
+        return self.faults.fires(self.name, kind, forced=forced)
 
     def report(self, kind: IssueKind, **details: Any) -> None:
         """Record guest misuse (called by the register file and by device behaviour)."""
         if len(self.issues) >= MAX_ISSUES:
             self.issues_dropped += 1
             return
-        self.issues.append(make_issue(self.name, kind, self.clock.now, **details))
+        pc, source = self.locate_access()
+        self.issues.append(make_issue(self.name, kind, self.clock.now, pc=pc, source=source, **details))
 
     def add_tracer(self, tracer: Callable[[MmioEvent], None]) -> None:
         """``tracer(event)`` at every guest access to this device."""

@@ -116,23 +116,23 @@ class FaultPlan:
                     f"(it offers: {', '.join(sorted(kinds)) or 'none'})"
                 )
 
-    def fires(self, device: str, kind: str) -> bool:
-        """Count one occurrence of the failure point ``device.kind``; True when it is to fail."""
-        if not self.active:
-            return False
-        key = (device, kind)
-        n = self._counts[key] = self._counts.get(key, 0) + 1
-        spec = self._by_point.get(key)
-        hit = False
+    def _planned(self, spec: FaultSpec | None, n: int) -> bool:
+        """Whether the plan makes the ``n``th occurrence of a point (with ``spec``, or none) fail."""
         if spec is not None:
             if spec.occurrences:
-                hit = n in spec.occurrences
-            elif spec.percent is not None:
-                hit = self._rng.random() * 100 < spec.percent
-            else:
-                hit = True
-        elif self.explore and self.seed is not None:
-            hit = self._rng.random() < EXPLORE_PROBABILITY
+                return n in spec.occurrences
+            if spec.percent is not None:
+                return self._rng.random() * 100 < spec.percent
+            return True
+        return self.explore and self.seed is not None and self._rng.random() < EXPLORE_PROBABILITY
+
+    def fires(self, device: str, kind: str, *, forced: bool = False) -> bool:
+        """Count one occurrence of the failure point ``device.kind``; True when it is to fail.
+        ``forced``: it fails whatever the plan says, as the device's configuration wants (e.g. a sector
+        the board marks bad), and is recorded and traced like any other."""
+        key = (device, kind)
+        n = self._counts[key] = self._counts.get(key, 0) + 1  # counted always: occurrence N is the Nth point
+        hit = forced or (self.active and self._planned(self._by_point.get(key), n))
         if hit:
             now = self.clock.now if self.clock is not None else 0
             self.fired.append(FiredFault(device, kind, n, now))

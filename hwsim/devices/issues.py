@@ -20,7 +20,11 @@ class IssueKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class DeviceIssue:
-    """One misuse: which device, when (virtual tick), where, and the fixed message."""
+    """One misuse: which device, when (virtual tick), where, and the fixed message.
+
+    ``pc`` is the guest load or store the device was serving when it found the misuse (None when
+    none was: a clock event, a host call), and ``source`` names that code (a driver's C line) when
+    whoever runs the guest can (see ``System.add_access_locator``)."""
 
     device: str
     kind: IssueKind
@@ -30,9 +34,12 @@ class DeviceIssue:
     offset: int | None = None
     size: int | None = None
     value: int | None = None
+    pc: int | None = None
+    source: str = ""
 
     def format(self) -> str:
-        return f"[t={self.time}] {self.device}: {self.message}"
+        text = f"[t={self.time}] {self.device}: {self.message}"
+        return f"{text}\n    by the driver at {self.source}" if self.source else text
 
 
 def make_issue(
@@ -44,6 +51,8 @@ def make_issue(
     offset: int | None = None,
     size: int | None = None,
     value: int | None = None,
+    pc: int | None = None,
+    source: str = "",
     **extra: object,
 ) -> DeviceIssue:
     message = kind.value.format(
@@ -53,4 +62,4 @@ def make_issue(
         value=value if value is not None else 0,
         **extra,
     )
-    return DeviceIssue(device, kind, message, time, register, offset, size, value)
+    return DeviceIssue(device, kind, message, time, register, offset, size, value, pc, source)

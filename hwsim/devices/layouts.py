@@ -39,6 +39,9 @@ FCR_DMA_MODE = 1 << 3
 FCR_TRIGGER_SHIFT = 6
 FCR_TRIGGER_LEVELS = (1, 4, 8, 14)
 
+LCR_WLS_MASK = 0x03  # word length: 5 + WLS data bits
+LCR_STB = 1 << 2  # 2 stop bits (1.5 with 5-bit words)
+LCR_PEN = 1 << 3  # parity enable
 LCR_DLAB = 1 << 7
 
 MCR_DTR = 1 << 0

@@ -83,7 +83,8 @@ def build_driver(driver_dir: str | Path, *, force: bool = False, native: bool = 
         extra = []
         out = driver_dir / "build" / f"{name}.wasm"
     digest = hashlib.sha256()
-    for path in [*sources, include / "hwsim.h", *extra]:
+    # Every shared header counts (a driver may include virtio_blk_example.h, nvme_lite.h, ...).
+    for path in [*sources, *sorted(include.glob("*.h")), *extra]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(" ".join(flags).encode())
     return zig_cc(

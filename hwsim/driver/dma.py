@@ -21,6 +21,11 @@ and bytecode offset):
 * unmap with the wrong size or direction, double unmap, unmap of an IOVA never
   mapped; sync of unmapped memory, outside the mapping, or in the wrong
   direction; mappings still live when the driver returns; mapping an MMIO window.
+
+Memory freed with ``dma_free_coherent`` is taken from the driver (its pages are
+revoked): a later CPU access traps, naming the free.  Observers
+(``add_mapping_observer``) see every mapping made and unmapped, with the
+driver call; the virtio protocol checker is one.
 """
 
 from __future__ import annotations
@@ -132,6 +137,11 @@ class DmaReport:
         return "\n".join(lines)
 
 
+class MappingEvent(enum.Enum):
+    MAPPED = "a mapping was made (dma_map_single, dma_alloc_coherent)"
+    UNMAPPED = "a mapping was unmapped (dma_unmap_single, dma_free_coherent)"
+
+
 class DriverMemory(Protocol):
     """What the checker needs of the driver's memory 0 (the runner adapts the Store's memory)."""
 
@@ -151,6 +161,9 @@ class DriverMemory(Protocol):
 
     def forbidden(self, linear: int, size: int, write: bool) -> str | None:
         """Why the driver itself may not access ``[linear, +size)`` that way (None: it may)."""
+
+    def revoke(self, linear: int, size: int, why: str) -> None:
+        """Take the pages of ``[linear, +size)`` from the driver: an access traps, saying ``why``."""
 
 
 class DmaChecker:
@@ -199,6 +212,7 @@ class DmaChecker:
         self.device_ids: dict[int, str] = {}
         self.owned_on_frame: dict[int, list[DmaMapping]] = {}  # physical page -> device-owned mappings on it
         self._cpu_reported: set = set()  # (mapping, pc, access) already reported
+        self._mapping_observers: list[Callable[[MappingEvent, DmaMapping, str], None]] = []
         if iommu is not None:
             iommu.create_directory()
             for device_id, name in devices.items():
@@ -210,6 +224,33 @@ class DmaChecker:
                 self.next_iova[device_id] = IOVA_BASE
                 iommu.attach(device_id, space, pscid=device_id)
             iommu.add_dma_observer(self.device_request)  # every device DMA now passes the checker
+
+    # -- observers and lookups ---------------------------------------------------------------------
+
+    def add_mapping_observer(self, observer: Callable[[MappingEvent, DmaMapping, str], None]) -> Callable[[], None]:
+        """``observer(event, mapping, where)`` after each mapping made or unmapped (``where``: the driver
+        call), in the order added; returns the function that removes it."""
+        self._mapping_observers.append(observer)
+        return lambda: self._mapping_observers.remove(observer) if observer in self._mapping_observers else None
+
+    def _tell(self, event: MappingEvent, mapping: DmaMapping, where: str) -> None:
+        for observer in list(self._mapping_observers):
+            observer(event, mapping, where)
+
+    def device_id(self, name: str) -> int | None:
+        """The IOMMU device ID of device ``name`` (None: it does no DMA here)."""
+        return next((did for did, dev in self.device_ids.items() if dev == name), None)
+
+    def live_mapping(self, device_id: int, iova: int) -> DmaMapping | None:
+        """The live mapping of ``device_id`` that holds ``iova``, or None."""
+        m = self.by_page.get((device_id, iova & ~(PAGE_SIZE - 1)))
+        return m if m is not None and m.unmapped_by is None and m.contains(iova) else None
+
+    @staticmethod
+    def physical(mapping: DmaMapping, iova: int) -> int:
+        """The physical address behind ``iova`` of ``mapping``."""
+        first = mapping.iova & ~(PAGE_SIZE - 1)
+        return mapping.frames[(iova - first) // PAGE_SIZE] | (iova & (PAGE_SIZE - 1))
 
     # -- reports ------------------------------------------------------------------------------------
 
@@ -380,6 +421,7 @@ class DmaChecker:
             self.by_page[(did, iova_page + k * PAGE_SIZE)] = m
         self.by_start[(did, m.iova)] = m
         self.live.add(id(m))
+        self._tell(MappingEvent.MAPPED, m, where)
         return m.iova
 
     def _forbidden(self, cpu_addr: int, size: int, direction: Direction) -> str | None:
@@ -443,6 +485,7 @@ class DmaChecker:
         self._unpin(m)  # the device can no longer reach the frames: they may be reused
         m.unmapped_by = where
         self.live.discard(id(m))
+        self._tell(MappingEvent.UNMAPPED, m, where)
 
     def sync(self, name: str, iova: int, size: int, direction: int, for_cpu: bool, where: str) -> None:
         call = "dma_sync_for_cpu" if for_cpu else "dma_sync_for_device"
@@ -554,7 +597,13 @@ class DmaChecker:
         return cpu, self.map(name, cpu, size, Direction.BIDIRECTIONAL, where, coherent=True)
 
     def free_coherent(self, name: str, size: int, cpu_addr: int, iova: int, where: str) -> None:
+        """Unmap coherent memory and take it from the driver: a CPU access to it afterwards traps."""
+        did = self.device_id(name)
+        m = self._find(did, iova) if did is not None else None
+        live = m is not None and m.unmapped_by is None and m.coherent
         self.unmap(name, iova, size, Direction.BIDIRECTIONAL, where, call="hwsim_dma_free_coherent")
+        if live and m is not None and m.unmapped_by == where and size == m.size:
+            self.memory.revoke(m.cpu_addr, m.size, f"was freed by hwsim_dma_free_coherent({name!r}, {size}) at {where}")
 
     def check_leaks(self) -> None:
         for m in self.mappings:

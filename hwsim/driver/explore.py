@@ -65,7 +65,7 @@ def explore(
     on_run: Callable[[int, RunReport], None] | None = None,
 ) -> ExploreResult:
     """Run ``entry`` once per seed on a fresh build of ``board``; stop at the first failing seed."""
-    engine = engine or api.Engine()
+    engine = engine or api.Engine(metering=board.instructions_per_us > 0)  # as DriverRun's own
     module = api.Module(engine, wasm)  # compiled once; every run instantiates it anew
     specs = tuple(inject)
     result = ExploreResult()

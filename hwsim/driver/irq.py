@@ -13,6 +13,10 @@ the device's interrupt line is high, the handler is called with the cookie:
   time limit.  A driver built this way is like a kernel driver: probe sets
   the device up and returns, interrupts do the work.
 
+Whatever the driver did, the run then lets the device events still scheduled
+happen (a request, a transfer, bytes in a transmit FIFO), up to the time limit
+(``DriverRun._drain``); a device still busy after that is reported.
+
 Lines are level-triggered: the handler is called again as long as the line
 stays high after it returns.  A handler that never clears its device's
 interrupt is an *interrupt storm*: after :data:`STORM_LIMIT` calls in a row

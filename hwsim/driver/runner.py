@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..compiler.traps import TrapCode
+from ..devices.virtio import VirtioMmio
 from ..errors import HwsimError
 from ..mmu.bits import PAGE_SIZE, Pte
 from ..runtime import api
@@ -41,8 +42,10 @@ from ..trace import TRACE
 from ..wasm.module import ACTIVE
 from ..wasm.types import I32, I64
 from .control import RunControl, StopCause
+from .cputime import CpuTime
 from .dma import DmaChecker
 from .irq import HANDLER, IDLE_STEP_TICKS, IrqDispatcher, IrqError
+from .virtio import VirtioChecker
 
 MMIO_WINDOWS = 0xF000_0000  # the linear addresses of device windows in a driver's memory 0
 WINDOW_MODULE = "hwsim:mmio"
@@ -112,6 +115,7 @@ class RunReport:
     dma_faults: list = field(default_factory=list)
     device_issues: list = field(default_factory=list)
     dma_reports: list = field(default_factory=list)
+    protocol_reports: list = field(default_factory=list)  # virtio ring rules the driver broke (driver/virtio.py)
     log: list[str] = field(default_factory=list)
     virtual_ns: int = 0
     irq_calls: int = 0  # calls of the driver's interrupt handler
@@ -137,6 +141,7 @@ class RunReport:
             and self.failure is None
             and not self.dma_faults
             and not self.dma_reports
+            and not self.protocol_reports
             and not self.irq_problems
             and not self.refusals
             and not self.probe_failed
@@ -180,6 +185,7 @@ class RunReport:
             f"MMIO accesses: {self.mmio_accesses}; DMA requests: {self.dma_requests}; "
             f"DMA faults: {len(self.dma_faults)}; "
             + (f"DMA bugs: {len(self.dma_reports)}; " if self.sandboxed else "")
+            + (f"virtio bugs: {len(self.protocol_reports)}; " if self.protocol_reports else "")
             + f"virtual time: {self.virtual_ns / 1e6:.3f} ms"
             + (f"; interrupt handler calls: {self.irq_calls}" if self.irq_calls else "")
         )
@@ -192,6 +198,8 @@ class RunReport:
             lines.append(f"refused ({len(self.refusals)}): the driver reached for devices it was not given")
             lines += [f"  {refusal}" for refusal in self.refusals]
         for r in self.dma_reports:
+            lines += ["  " + line for line in r.format().splitlines()]
+        for r in self.protocol_reports:
             lines += ["  " + line for line in r.format().splitlines()]
         if self.dma_faults:
             lines.append(f"IOMMU fault records ({len(self.dma_faults)}):")
@@ -231,6 +239,9 @@ class _DriverMemory:
             return trap.detail
         return None
 
+    def revoke(self, linear: int, size: int, why: str) -> None:
+        self._memory.control().revoke(linear, size, why)
+
 
 class DriverRun:
     def __init__(
@@ -255,11 +266,14 @@ class DriverRun:
         self.refusals: list[str] = []
         self.wall_limit_s = wall_limit_s
         self.catch_sigint = catch_sigint
-        self.engine = engine or api.Engine()
+        # Metered code: the instructions the driver executes take virtual time (cputime.py).
+        per_us = system.board.instructions_per_us
+        self.engine = engine or api.Engine(metering=per_us > 0)
         self.store = api.Store(self.engine, machine=system.machine)
         self.vm = vm_store(self.store)  # the engine side of the Store: address space, interrupts, locations
         # The module may come compiled already (exploration instantiates one module in many runs).
         self.module = wasm if isinstance(wasm, api.Module) else api.Module(self.engine, wasm)
+        self.cpu_time = CpuTime(self.vm, clock, per_us) if per_us and self.module.engine.metering else None
         self.log_sink = log or (lambda text: print(f"[driver] {text}", file=sys.stderr))
         self.log: list[str] = []
         self.time_limit_ticks = time_limit_ns * system.clock.frequency_hz // 1_000_000_000
@@ -299,6 +313,14 @@ class DriverRun:
         if system.iommu is not None:
             self.vm.add_bulk_access_observer(self.dma.bulk_access)
         self.irqs = IrqDispatcher(system, self._call_irq_handler, self.vm.request_async)
+        # Device issues name the driver's C line of the register access that caused them.
+        system.machine.track_mmio_pcs()
+        system.add_access_locator(self._name_access)
+        # The driver's side of the virtio ring rules, on the virtio devices it was given.
+        self.virtio = VirtioChecker(machine=system.machine, dma=self.dma, clock=system.clock, locate=self.where_pc)
+        for name in sorted(self.assigned):
+            if isinstance(device := system.device(name), VirtioMmio):
+                self.virtio.attach(name, device)
         clock.set_limit(self.time_limit_ticks, self._virtual_time_up)
 
     @staticmethod
@@ -394,6 +416,13 @@ class DriverRun:
     def where(self) -> str:
         """The driver code calling the host now: wasm function and bytecode offset of the call."""
         return self.where_pc(self.vm.machine.get_reg("ra") - 4)
+
+    def _name_access(self, pc: int) -> str | None:
+        """The C line of this driver's device access at ``pc`` (None: another address space's)."""
+        if self.vm.machine.active_space is not self.vm.space:
+            return None
+        loc = self.vm.wasm_location(pc)
+        return loc.format() if loc is not None else None
 
     def where_pc(self, pc: int) -> str:
         """Source line (with DWARF), wasm function and bytecode offset of the compiled code at ``pc``."""
@@ -623,6 +652,7 @@ class DriverRun:
         requests_before = iommu.stats.requests if iommu is not None else 0
         faults_before = len(iommu.fault_log) if iommu is not None else 0
         dma_before = len(self.dma.reports)
+        protocol_before = len(self.virtio.reports)
         refusals_before = len(self.refusals)
         calls_before, problems_before = self.irqs.calls, len(self.irqs.problems)
         store = self.vm
@@ -651,6 +681,8 @@ class DriverRun:
         report.refusals = self.refusals[refusals_before:]
         self.dma.check_leaks()
         report.dma_reports = self.dma.reports[dma_before:]
+        self.virtio.check_end()
+        report.protocol_reports = self.virtio.reports[protocol_before:]
         report.mmio_accesses = machine.mmio_accesses - mmio_before
         if iommu is not None:
             report.dma_requests = iommu.stats.requests - requests_before

@@ -9,7 +9,9 @@ pager, a test's observer) therefore never replace one another.
 hook                 asked when                            order and outcome
 ===================  ====================================  =============================================
 pager                a walk finds an invalid PTE (V=0)     in order of adding, until one returns True:
-                                                           it mapped the page, the walk is retried
+                                                           it mapped the page, the walk is retried (or
+                                                           the Translation of the leaf it wrote, which
+                                                           stands for that walk when nothing is traced)
 write-fault handler  a store finds a valid page without W  the same: the first that returns True made
                                                            the page writable (copy-on-write)
 ecall handler        an ``ecall`` (the PC is past it)      in order, until one does not DECLINE; none

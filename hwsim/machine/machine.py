@@ -54,7 +54,7 @@ from ..mmu.bits import (
 )
 from ..mmu.tlb import Tlb
 from ..mmu.translate import Refusal, Resolver, lookup_or_walk
-from ..mmu.walker import AdPolicy, FaultReason, WalkResult, walk
+from ..mmu.walker import AdPolicy, FaultReason, RamWords, Translation, WalkResult, walk
 from ..riscv.asm import ABI_NAMES
 from ..riscv.disasm import Insn, disassemble_one
 from ..riscv.memop import MemOp, decode_memop
@@ -186,10 +186,11 @@ class _PendingException:
 
 @dataclass(frozen=True, slots=True)
 class _Watch:
-    """What :meth:`Machine.watch_page` watches on one physical page."""
+    """What :meth:`Machine.watch_page` watches on one physical page: the union of the kinds of access its
+    watchers watch, and each watcher's handler with its own kinds (in the order they began watching)."""
 
     accesses: frozenset[Access]
-    handler: Callable[[WatchHit], None]
+    watchers: tuple[tuple[Callable[[WatchHit], None], frozenset[Access]], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +304,7 @@ class Machine:
         self.phys.on_region_added(self._attach_region)
         self.ram = self.phys.add_ram(ram_base, ram_size)
         self.frames = FrameAllocator(self.ram)
+        self._ram_words = RamWords.for_region(self.ram.base, self.ram.view)  # the page tables' RAM, for quick walks
         self.tlb = Tlb(capacity=tlb_capacity)
         self.mmio_accesses = 0  # guest loads and stores that reached a device
         self.fills = 0  # TLB-fill requests from Unicorn
@@ -338,13 +340,19 @@ class Machine:
         self.watch_hits = 0
         self._exit_results: dict[int, RunResult] = {}  # exit address -> its RunResult (see _exit_result)
         self.cpu_tlb_flushes = 0  # flushes of Unicorn's TLB (each one costs refills afterwards)
+        self._serving_mmio = False  # a device is serving a guest load or store now (see mmio_pc)
+        self._mmio_pc_hooks: list | None = None  # Unicorn hooks that make the PC exact at device accesses
 
     # -- hooks (hooks.py has their order and outcomes in one table) ----------------------------
 
-    def add_pager(self, pager: Callable[[int, Access], bool]) -> Callable[[], None]:
+    def add_pager(self, pager: Callable[[int, Access], bool | Translation]) -> Callable[[], None]:
         """``pager(va, access) -> bool`` is asked when a walk finds an invalid PTE: it may map the page
         (demand paging) and return True to have the walk retried.  Pagers are asked in the order they
-        were added until one returns True.  Returns the function that removes this pager."""
+        were added until one returns True.  Returns the function that removes this pager.
+
+        A pager may return the :class:`~hwsim.mmu.Translation` of the leaf it wrote for ``va`` instead
+        of True (exactly what a walk would now find): when no walk is traced, and the leaf allows the
+        access without an A/D update, it stands for the walk after it (one walk per new page)."""
         return self._pagers.add(pager)
 
     def add_write_fault_handler(self, handler: Callable[[int], bool]) -> Callable[[], None]:
@@ -381,7 +389,11 @@ class Machine:
         def read(uc, offset, size, _data):
             self.mmio_accesses += 1
             try:
-                value = device.mmio_read(offset, size) & ((1 << (8 * size)) - 1)
+                self._serving_mmio = True
+                try:
+                    value = device.mmio_read(offset, size) & ((1 << (8 * size)) - 1)
+                finally:
+                    self._serving_mmio = False
                 if TRACE.mmio_read is not None:
                     TRACE.mmio_read(
                         device=region.name,
@@ -409,7 +421,11 @@ class Machine:
                         width=size,
                         value=value & ((1 << (8 * size)) - 1),
                     )
-                device.mmio_write(offset, size, value)
+                self._serving_mmio = True
+                try:
+                    device.mmio_write(offset, size, value)
+                finally:
+                    self._serving_mmio = False
                 for observer in observers.callbacks:
                     observer(region, offset, size, True, value)
             except BaseException as exc:
@@ -418,6 +434,39 @@ class Machine:
 
         self._keep.append((read, write))
         self._uc.mmio_map(region.base, region.size, read, None, write, None)
+        if self._mmio_pc_hooks is not None:
+            self._mmio_pc_hooks.append(self._hook_mmio_pc(region))
+
+    # -- the PC of device accesses ------------------------------------------------------------
+
+    def track_mmio_pcs(self) -> None:
+        """Make :attr:`mmio_pc` exact from now on (idempotent).
+
+        QEMU updates the guest PC only at the end of a translation block, so while a device serves
+        an access the PC register names the block, not the load or store.  A Unicorn memory hook over
+        the MMIO windows makes Unicorn restore the PC before each device access.  The price: with any
+        memory hook, Unicorn sends every guest load and store through its slow path (about 25 ns
+        more each, measured), and each device access calls the (empty) hook (under 1 us); so it is
+        turned on only by those who name the code of device accesses (the driver runner)."""
+        if self._mmio_pc_hooks is not None:
+            return
+        self._mmio_pc_hooks = [self._hook_mmio_pc(region) for region in self.phys.mmio_regions]
+
+    def _hook_mmio_pc(self, region: MmioRegion) -> int:
+        def synced(uc, access, address, size, value, _data):  # its being called is what syncs the PC
+            pass
+
+        kinds = uc_const.UC_HOOK_MEM_READ | uc_const.UC_HOOK_MEM_WRITE
+        self._keep.append(synced)
+        return self._uc.hook_add(kinds, synced, begin=region.base, end=region.end - 1)
+
+    @property
+    def mmio_pc(self) -> int | None:
+        """The PC of the guest load or store a device is serving now; None outside a device access, or
+        when :meth:`track_mmio_pcs` was not called (the PC register would name its block, not it)."""
+        if not self._serving_mmio or self._mmio_pc_hooks is None:
+            return None
+        return self._uc.reg_read(rv.UC_RISCV_REG_PC)
 
     # -- registers --------------------------------------------------------------------
 
@@ -624,6 +673,7 @@ class Machine:
             resolvers=self._resolvers,
             on_miss=self._count_walk,
             on_walk=self._trace_walk if TRACE.page_walk is not None else None,
+            ram=self._ram_words,
         )
         if isinstance(tr, Refusal):
             self._pending_fault = _PendingFault(va, access, priv, sum_, mxr, satp, tr)
@@ -653,12 +703,13 @@ class Machine:
             levels=len(result.steps),
         )
 
-    def _page_in(self, va: int, access: Access) -> bool:
+    def _page_in(self, va: int, access: Access) -> bool | Translation:
         """The resolver of invalid PTEs: the first pager that maps the page (demand paging)."""
         for pager in self._pagers.callbacks:
-            if pager(va, access):
+            mapped = pager(va, access)
+            if mapped:
                 self.demand_faults += 1
-                return True
+                return mapped
         return False
 
     def _fix_write(self, va: int, access: Access) -> bool:
@@ -789,22 +840,39 @@ class Machine:
         shown to ``handler(WatchHit)``, then carried out by the host, and the run goes on, so
         the guest cannot tell.  A watched access costs a stop and a restart of the CPU (tens
         of microseconds): for catching rare events, such as a driver touching a buffer the
-        device owns.  Fetches are never watched.  Watching a page again replaces its handler.
+        device owns.  Fetches are never watched.  Several handlers may watch one page, each
+        for its own kinds of access (an access is shown to every handler watching its kind, in
+        the order they began watching); watching again with the same handler replaces that
+        handler's kinds.
         """
         accesses = frozenset(Access(a) for a in accesses) - {Access.FETCH}
         page = pa & ~PAGE_MASK
         if not accesses:
-            self.unwatch_page(page)
+            self.unwatch_page(page, handler)
             return
-        self._watched[page] = _Watch(accesses, handler)
-        if page in self._handed:
-            self.flush_cpu_tlb()  # the hart may hold the page already
+        old = self._watched.get(page)
+        watchers = tuple(w for w in (old.watchers if old is not None else ()) if w[0] != handler)
+        self._set_watch(page, (*watchers, (handler, accesses)), old)
 
-    def unwatch_page(self, pa: int) -> None:
-        """Stop watching physical page ``pa`` (no-op if it is not watched)."""
+    def unwatch_page(self, pa: int, handler=None) -> None:
+        """Stop ``handler`` watching physical page ``pa`` (None: every handler); a no-op if it does not."""
         page = pa & ~PAGE_MASK
-        if self._watched.pop(page, None) is not None and page in self._handed:
-            self.flush_cpu_tlb()  # loads may have cached it without write permission
+        old = self._watched.get(page)
+        if old is None:
+            return
+        self._set_watch(page, tuple(w for w in old.watchers if handler is not None and w[0] != handler), old)
+
+    def _set_watch(self, page: int, watchers: tuple, old: _Watch | None) -> None:
+        if watchers:
+            watch = _Watch(frozenset().union(*(kinds for _, kinds in watchers)), watchers)
+            self._watched[page] = watch
+        else:
+            watch = None
+            self._watched.pop(page, None)
+        before = old.accesses if old is not None else frozenset()
+        after = watch.accesses if watch is not None else frozenset()
+        if before != after and page in self._handed:
+            self.flush_cpu_tlb()  # the hart may hold the page with rights that no longer fit
 
     @property
     def watched_pages(self) -> frozenset[int]:
@@ -852,7 +920,9 @@ class Machine:
         for pa, _chunk in parts:
             watched = self._watched.get(pa & ~PAGE_MASK)
             if watched is not None and access in watched.accesses:
-                watched.handler(hit)
+                for handler, kinds in watched.watchers:
+                    if access in kinds:
+                        handler(hit)
                 break
         if op.store:
             assert value is not None  # read from the source register above

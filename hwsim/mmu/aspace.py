@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 from .bits import (
     PAGE_SHIFT,
     PAGE_SIZE,
+    PTE_HIGH_RESERVED_MASK,
     PTE_RSW_MASK,
     PTE_SIZE,
     SV39,
@@ -36,9 +37,12 @@ from .bits import (
     make_satp,
     pte_ppn,
 )
+from .walker import Translation
 
 # Plain ints for the table walks below (IntFlag arithmetic is several times slower).
 _V, _R, _W, _X, _U, _G, _A, _D = (int(f) for f in (Pte.V, Pte.R, Pte.W, Pte.X, Pte.U, Pte.G, Pte.A, Pte.D))
+
+_NONLEAF_RESERVED = _D | _A | _U
 
 LEAF_FLAGS = Pte.R | Pte.W | Pte.X | Pte.U | Pte.G
 
@@ -80,6 +84,7 @@ class AddressSpace:
         self._valid: dict[int, int] = {self.root: 0}  # table pa -> number of valid PTEs in it
         self._owned: set[int] = set()  # frames allocated by map_anonymous, freed on unmap
         self._listeners: list[Callable[[int, int | None, int], None]] = []
+        self._checked_flags: set[int] = set()  # leaf flags map_anonymous_page has validated
 
     @property
     def satp(self) -> int:
@@ -234,6 +239,53 @@ class AddressSpace:
             frame = self.frames.alloc()
             self._owned.add(frame)
             self._map_one(va + off, frame, 0, Pte(flags), accessed)
+
+    def map_anonymous_page(self, va: int, flags: int, *, accessed: bool = True) -> Translation | None:
+        """``map_anonymous(va & ~0xfff, 4096, flags)`` in one descent of the tables (a pager's hot path).
+
+        Same checks, errors, frame order (the page's frame, then any new tables, top down) and PTEs.
+        Returns the new leaf's :class:`~hwsim.mmu.walker.Translation` for ``va``, as a walk would build
+        it, or None when a pointer on the path is one the walker would refuse (a walk then says why).
+        """
+        page = va & ~(PAGE_SIZE - 1)
+        if flags not in self._checked_flags:
+            self._check_range("map", page, PAGE_SIZE)
+            self._check_flags("map", flags)
+            self._checked_flags.add(flags)
+        elif not self.mode.is_canonical(va):
+            self._check_range("map", page, PAGE_SIZE)
+        read, mode = self.phys.read_u64, self.mode
+        table = self.root
+        path_bits = 0  # the flag bits of the pointers followed, OR-ed
+        level = mode.levels - 1
+        while level > 0:  # the existing tables down to the first invalid pointer (as lookup, then _map_one)
+            addr = table + mode.vpn(page, level) * PTE_SIZE
+            pte = read(addr)
+            if not pte & _V:
+                break
+            if pte & (_R | _X):
+                raise MappingError(f"map: {page:#x} is already mapped")
+            path_bits |= pte
+            table = pte_ppn(pte) << PAGE_SHIFT
+            level -= 1
+        else:
+            if read(table + mode.vpn(page, 0) * PTE_SIZE) & _V:
+                raise MappingError(f"map: {page:#x} is already mapped")
+        frame = self.frames.alloc()
+        self._owned.add(frame)
+        while level > 0:
+            addr = table + mode.vpn(page, level) * PTE_SIZE
+            child = self.frames.alloc()
+            self._valid[child] = 0
+            self._set(table, addr, 0, make_pte(child >> PAGE_SHIFT, _V))
+            table = child
+            level -= 1
+        addr = table + mode.vpn(page, 0) * PTE_SIZE
+        leaf = self._leaf_pte(frame, Pte(flags), accessed)
+        self._set(table, addr, 0, leaf)
+        if path_bits & (_W | _NONLEAF_RESERVED | PTE_HIGH_RESERVED_MASK):
+            return None
+        return Translation(va, frame | (va & (PAGE_SIZE - 1)), 0, PAGE_SIZE, addr, leaf, bool((path_bits | leaf) & _G))
 
     def lookup(self, va: int) -> Mapping | None:
         """The leaf mapping that holds ``va`` (no permission check, no A/D update), or None."""

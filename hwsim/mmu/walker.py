@@ -12,11 +12,20 @@ Where implementations differ, the specification wins:
 * PTE bits 63:54 set  -> page fault (no Svnapot/Svpbmt); QEMU 5.0 ignores them.
 * D, A or U set in a non-leaf PTE -> page fault (reserved); Spike agrees,
   QEMU 5.0 ignores them.
+
+Two entry points share these rules: :func:`walk` records every step (what
+fault reports, traces and the teaching commands show), and :func:`walk_quick`
+is its hot-path twin for the CPU's TLB refills when nothing is traced: it
+reads PTE words straight from a RAM region's memoryview, builds no step
+records, and answers only what it can answer exactly (a translation, or "V=0
+here"); for anything else it returns None and the caller walks with
+:func:`walk`, which then finds the same thing and says why.
 """
 
 from __future__ import annotations
 
 import enum
+import sys
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -363,3 +372,107 @@ def walk(
             ad_written=written,
         )
     raise AssertionError("unreachable: the loop returns at level 0")
+
+
+class RamWords:
+    """One RAM region's bytes as 64-bit words, for :func:`walk_quick`: ``words[(pa - base) >> 3]``.
+
+    PTEs are little-endian; on a big-endian host there is no such view (``for_region`` returns None).
+    """
+
+    __slots__ = ("base", "limit", "words")
+
+    def __init__(self, base: int, view: memoryview) -> None:
+        self.base = base
+        self.words = view.cast("B").cast("Q")
+        self.limit = len(self.words) * 8  # bytes covered
+
+    @classmethod
+    def for_region(cls, base: int, view: memoryview) -> RamWords | None:
+        if sys.byteorder != "little" or len(view) % 8 or base % 8:
+            return None
+        return cls(base, view)
+
+
+# Per paging mode: (top VA bit, all-ones top value, VPN mask, ((level, shift), ...) root first, superpage PPN masks).
+_Geometry = tuple[int, int, int, tuple[tuple[int, int], ...], tuple[int, ...]]
+_GEOMETRY: dict[PagingMode, _Geometry] = {}
+
+
+def _geometry(mode: PagingMode) -> _Geometry:
+    geometry = _GEOMETRY.get(mode)
+    if geometry is None:
+        levels = tuple((level, PAGE_SHIFT + mode.vpn_bits * level) for level in range(mode.levels - 1, -1, -1))
+        aligns = tuple((1 << (mode.vpn_bits * level)) - 1 for level in range(mode.levels))
+        geometry = (mode.va_bits - 1, (1 << (65 - mode.va_bits)) - 1, (1 << mode.vpn_bits) - 1, levels, aligns)
+        _GEOMETRY[mode] = geometry
+    return geometry
+
+
+# What walk_quick returns when the walk would stop on an invalid PTE (the pagers' fault).
+QUICK_INVALID = FaultReason.INVALID
+
+
+def walk_quick(
+    ram: RamWords,
+    root: int,
+    va: int,
+    access: Access,
+    priv: Priv,
+    sum: bool,
+    mxr: bool,
+    mode: PagingMode,
+    ad: AdPolicy,
+) -> Translation | FaultReason | None:
+    """:func:`walk` without its record, for the TLB-refill hot path.
+
+    Returns the :class:`Translation` that ``walk(...)`` would return (with the same A/D update
+    done in memory, or reported for ``AdPolicy.REPORT``), :data:`QUICK_INVALID` when ``walk``
+    would stop with ``FaultReason.INVALID`` (nothing written), or None when ``walk`` would fault
+    for another reason or a PTE lies outside ``ram`` (nothing written: walk again with
+    :func:`walk` to learn why).  The checks run in ``walk``'s order, so the answers agree.
+    """
+    if priv is _PRIV_M:
+        return None
+    top_bit, top_ones, vpn_mask, levels, aligns = _GEOMETRY.get(mode) or _geometry(mode)
+    top = va >> top_bit
+    if top and top != top_ones:
+        return None
+    words, base, limit = ram.words, ram.base, ram.limit
+    a = root
+    global_ = 0
+    for level, shift in levels:
+        pte_addr = a + (((va >> shift) & vpn_mask) << 3)
+        offset = pte_addr - base
+        if offset < 0 or offset >= limit:
+            return None
+        pte = words[offset >> 3]
+        if not pte & _V:
+            return QUICK_INVALID
+        if (pte & _W and not pte & _R) or pte & PTE_HIGH_RESERVED_MASK:
+            return None
+        global_ |= pte & _G
+        if not pte & _RX:  # pointer to the next level
+            if pte & _NONLEAF_RESERVED or not level:
+                return None
+            a = ((pte & PTE_PPN_MASK) >> PTE_PPN_SHIFT) << PAGE_SHIFT
+            continue
+        if check_permission(pte, access, priv, sum, mxr) is not None:
+            return None
+        ppn = (pte & PTE_PPN_MASK) >> PTE_PPN_SHIFT
+        if ppn & aligns[level]:
+            return None
+        new = pte | _A | (_D if access is _STORE else 0)
+        if new != pte:
+            if ad is _AD_FAULT:
+                return None
+            if ad is _AD_UPDATE:
+                words[offset >> 3] = new
+        page_size = 1 << shift
+        return Translation(
+            va, (ppn << PAGE_SHIFT) | (va & (page_size - 1)), level, page_size, pte_addr, new, global_ != 0
+        )
+    raise AssertionError("unreachable: the loop returns at level 0")
+
+
+_AD_FAULT, _AD_UPDATE = AdPolicy.FAULT, AdPolicy.UPDATE

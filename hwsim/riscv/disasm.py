@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-
-import capstone
+from typing import TYPE_CHECKING
 
 from .asm import ABI_NAMES
 from .memop import decode_memop
+
+if TYPE_CHECKING:
+    import capstone
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +27,16 @@ class Insn:
         return f"{self.mnemonic} {self.op_str}".strip()
 
 
+_RISCV_OP_MEM = 3  # capstone.riscv.RISCV_OP_MEM (checked when capstone is loaded)
+
+
 @lru_cache(maxsize=1)
 def _cs() -> capstone.Cs:
+    import capstone  # on first use: most runs never disassemble, and capstone takes a while to load
+
     md = capstone.Cs(capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC)
     md.detail = True
+    assert capstone.riscv.RISCV_OP_MEM == _RISCV_OP_MEM
     return md
 
 
@@ -37,7 +45,7 @@ def disassemble_one(code: bytes, address: int) -> Insn | None:
     for ins in _cs().disasm(code, address, count=1):
         base, disp = None, 0
         for op in ins.operands:
-            if op.type == capstone.riscv.RISCV_OP_MEM:
+            if op.type == _RISCV_OP_MEM:
                 base, disp = ins.reg_name(op.mem.base), op.mem.disp
         if base is None:  # capstone gives compressed loads/stores as (reg, imm, reg): decode the bits
             memop = decode_memop(bytes(code[: ins.size]))

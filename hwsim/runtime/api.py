@@ -41,7 +41,7 @@ from ..compiler import COMPILER_VERSION, CompiledModule, compile_module, seriali
 from ..compiler.traps import TrapCode
 from ..errors import ConfigError, HwsimError, StoreMismatchError
 from ..machine import Machine
-from ..wasm import Features, load_module
+from ..wasm import DecodedModule, Features, decode_module, load_module, validate
 from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, ExternKind
 from ..wasm.types import FuncType as _FuncType
 from ..wasm.types import Limits as _Limits
@@ -327,8 +327,15 @@ class Engine:
     """
 
     def __init__(
-        self, config: Config | None = None, *, cache: bool | None = None, cache_dir: str | os.PathLike | None = None
+        self,
+        config: Config | None = None,
+        *,
+        cache: bool | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        metering: bool = False,
     ) -> None:
+        """``metering=True`` compiles checkpoints into the code without turning on fuel or epochs: for
+        hwsim's own uses of the count (a driver run charges the instructions it executes to virtual time)."""
         if config is not None:
             _expect(config, Config, "Engine(config)")
         if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
@@ -338,7 +345,7 @@ class Engine:
         config = config or Config()
         self.consume_fuel = config.consume_fuel
         self.epoch_interruption = config.epoch_interruption
-        self.metering = self.consume_fuel or self.epoch_interruption
+        self.metering = self.consume_fuel or self.epoch_interruption or _expect(metering, bool, "Engine(metering)")
         self._epochs = EpochCounter()
         self.cache = cache
         self.cache_dir = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
@@ -351,15 +358,44 @@ class Engine:
         reaches traps ``interrupted`` at its next checkpoint (a function entry or a loop header)."""
         self._epochs.increment()
 
-    def cache_path(self, wasm: bytes) -> Path:
-        """Where the compiled code of ``wasm`` is cached (metered code has a key of its own)."""
+    def cache_path(self, wasm: bytes, features: Features | None = None) -> Path:
+        """Where the compiled code of ``wasm`` is cached.  The key is a hash of the bytes, taken before
+        anything is decoded, with the compiler's version, the metering mode and the features the module
+        was accepted under (a module another feature set would refuse never hits this one's entry)."""
         prefix = f"{COMPILER_VERSION}\0{serialize.FORMAT_VERSION}\0" + ("metering\0" if self.metering else "")
+        if features is not None and features != Features():
+            prefix += repr(features) + "\0"  # (the default set adds nothing: keys of before stay valid)
         key = hashlib.sha256(prefix.encode() + wasm).hexdigest()
         return self.cache_dir / f"{key}.hwcc"
 
-    def compile(self, wasm: bytes, module) -> CompiledModule:
-        path = self.cache_path(wasm)
+    def load(self, wasm: bytes, features: Features | None = None) -> tuple[DecodedModule, CompiledModule]:
+        """Decode, validate and compile ``wasm``, or take its code from the cache.
+
+        A cache hit is found by the hash of the bytes before decoding, and then the function bodies are
+        neither decoded nor validated again: the entry was written for exactly these bytes, after they
+        passed both (what a forged entry can do is said in :mod:`hwsim.compiler.serialize`).  The rest of
+        the module is decoded and validated as always."""
+        path = self.cache_path(wasm, features)
         if self.cache:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                data = None  # not cached (or unreadable): compile
+            if data is not None:
+                module = decode_module(wasm, features=features or Features(), bodies=False)
+                validate(module)
+                compiled = self._decode_cached(data, module)
+                if compiled is not None:
+                    self.cache_hits += 1
+                    return module, compiled
+        module = load_module(wasm, features=features)
+        return module, self.compile(wasm, module, features, cached=False)
+
+    def compile(
+        self, wasm: bytes, module: DecodedModule, features: Features | None = None, *, cached: bool = True
+    ) -> CompiledModule:
+        path = self.cache_path(wasm, features)
+        if self.cache and cached:
             compiled = self._cached(path, module)
             if compiled is not None:
                 self.cache_hits += 1
@@ -381,6 +417,9 @@ class Engine:
             data = path.read_bytes()
         except OSError:
             return None  # not cached (or unreadable): compile
+        return self._decode_cached(data, module)
+
+    def _decode_cached(self, data: bytes, module) -> CompiledModule | None:
         try:
             compiled = serialize.decode(data, module)
         except serialize.CacheFormatError:
@@ -429,9 +468,11 @@ class Store:
         self.engine = engine = engine or Engine()
         self._store = _Store(engine, limits=limits, machine=machine)
         self._meter = None
-        if engine.metering:
+        if engine.consume_fuel or engine.epoch_interruption:
             epochs = engine._epochs if engine.epoch_interruption else None
             self._meter = Meter(self._store, fuel=engine.consume_fuel, epochs=epochs)
+        elif engine.metering:  # checkpoints for hwsim's own use: none slow until a user of them sets the count
+            self._store.fuel_remaining = (1 << 63) - 1
         self.set_time_limit(time_limit)
 
     @property
@@ -526,8 +567,7 @@ class Module:
             wasm = _wat_to_wasm(wasm)
         self.engine = engine
         self.wasm = _bytes(wasm, "Module(wasm)")
-        self._module = load_module(self.wasm, features=features)
-        self._compiled = engine.compile(self.wasm, self._module)
+        self._module, self._compiled = engine.load(self.wasm, features)
 
     @classmethod
     def from_file(cls, engine: Engine, path: str | os.PathLike) -> Module:

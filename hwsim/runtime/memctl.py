@@ -137,6 +137,7 @@ class MemoryControl:
         self.states = PageStates(State.UNMAPPED if virtual else State.READWRITE)
         self.static_end = 0  # bytes of the static regions (no-access, then read-only)
         self.host_pages: dict[int, tuple] = {}  # page -> (HostBuffer, buffer page, writable) for HOST and COW
+        self.why_unmapped: dict[int, str] = {}  # page -> why the host took it away (see revoke)
         self.ops = {"discard": 0, "map": 0, "unmap": 0, "protect": 0, "map_host": 0, "copy_on_write": 0}
 
     # -- queries --------------------------------------------------------------------------------
@@ -155,7 +156,8 @@ class MemoryControl:
             return None
         if state is State.HOST and self.host_pages[offset >> PAGE_SHIFT][2]:
             return None  # a writable shared mapping
-        return f"page {offset >> PAGE_SHIFT:#x} (linear address {offset:#x}) {_DESCRIBE[state]}"
+        why = self.why_unmapped.get(offset >> PAGE_SHIFT) if state is State.UNMAPPED else None
+        return f"page {offset >> PAGE_SHIFT:#x} (linear address {offset:#x}) {why or _DESCRIBE[state]}"
 
     def check_guest_access(self, offset: int, length: int, write: bool) -> None:
         """Trap if a guest bulk operation on ``[offset, offset+length)`` touches a forbidden page."""
@@ -250,6 +252,7 @@ class MemoryControl:
         page = self.states.find({s for s in State if s is not State.UNMAPPED}, first, end)
         if page >= 0:
             raise _trap(TrapCode.MEMORY_CONTROL, f"memory.map: page {page:#x} is already mapped")
+        self._forget_why(first, end)
         self.states.set(first, end, state)
         self.ops["map"] += 1
         return first << PAGE_SHIFT
@@ -258,8 +261,24 @@ class MemoryControl:
         """Make pages inaccessible and release their frames (unmapping unmapped pages is allowed)."""
         first, end = self._range("memory.unmap", offset, length, round_=True)
         self._release(first, end)
+        self._forget_why(first, end)
         self.states.set(first, end, State.UNMAPPED)
         self.ops["unmap"] += 1
+
+    def revoke(self, offset: int, length: int, why: str) -> None:
+        """The host takes pages away (the guest freed them through the host, e.g. DMA-coherent memory):
+        they are unmapped, their frames released, and an access to them traps saying ``why`` ("was freed
+        by ... at ...")."""
+        first, end = self._range("revoke", offset, length, round_=True)
+        self._release(first, end)
+        self.states.set(first, end, State.UNMAPPED)
+        for page in range(first, end):
+            self.why_unmapped[page] = why
+
+    def _forget_why(self, first: int, end: int) -> None:
+        if self.why_unmapped:
+            for page in range(first, end):
+                self.why_unmapped.pop(page, None)
 
     def protect(self, offset: int, length: int, prot: int) -> None:
         """Change the protection of mapped pages (traps if any page in the range is unmapped)."""
@@ -345,6 +364,7 @@ class MemoryControl:
         unmapped, in a virtual-mode memory); the buffer is untouched."""
         first, end = self.host_range("unmap_host", offset, length)
         self._release(first, end)
+        self._forget_why(first, end)
         self.states.set(first, end, self.states.default)
 
     def copy_on_write(self, page: int) -> None:

@@ -50,6 +50,8 @@ class MemoryInstance:
         self._write_desc()
         self.ctl: MemoryControl | None = None  # once a page state other than the default is needed
         self.resident = bytearray()  # 1 per 4 KiB page that has a frame
+        self.released = bytearray()  # 1 per 4 KiB page whose frame was released (discard, unmap)
+        self.last_fault_page = -2  # the page the pager mapped last for a guest touch (fault-around)
 
     # -- residency and memory control ----------------------------------------------------------
 
@@ -87,6 +89,22 @@ class MemoryInstance:
 
     def clear_resident(self, start: int, stop: int) -> None:
         self.resident[start:stop] = bytes(stop - start)
+        if len(self.released) < stop:
+            self.released += bytes(stop - len(self.released) + 64)
+        self.released[start:stop] = b"\x01" * (stop - start)
+
+    def fault_around_candidate(self, page: int) -> bool:
+        """Whether fault-around may give page ``page`` a frame before it is touched: below the current
+        size, not resident, never released (a discarded or unmapped page comes back only when touched),
+        and plainly read-write (no memory-control state other than READWRITE, no host page)."""
+        offset = page << 12
+        if offset >= self.size_bytes:
+            return False
+        if page < len(self.resident) and self.resident[page]:
+            return False
+        if page < len(self.released) and self.released[page]:
+            return False
+        return self.ctl is None or self.ctl.flags_for(offset) == RW_USER
 
     @property
     def committed_bytes(self) -> int:

@@ -40,11 +40,14 @@ from .objects import MASK64, RW_USER, RX_USER, MemoryInstance
 if TYPE_CHECKING:
     from ..machine import Machine
     from ..mmu.aspace import AddressSpace
+    from ..mmu.walker import Translation
     from ..riscv.priv import Access
     from .hostmem import HostBuffer
     from .store import StoreLimits
 
 _U64 = struct.Struct("<Q")
+# Frames fault-around leaves alone, so a guest near the end of RAM never loses a frame to a guess.
+FAULT_AROUND_RESERVE = 1024
 # ``observer(memory base, offset, length, write, pc)``, see StoreSpace.add_bulk_access_observer
 BulkAccessObserver = Callable[[int, int, int, bool, int], None]
 
@@ -65,6 +68,7 @@ class StoreSpace:
     out_of_frames: bool
     stack_low: int
     bulk_access_observers: list[BulkAccessObserver]
+    fault_around: int  # pages mapped ahead of a sequential touch (0: off)
     _host_pages: dict[int, int]  # guest page number -> physical address of the page (see page_pa)
     _host_views: dict[int, tuple[memoryview, int]]  # guest page number -> (RAM view, delta), see _u64_view
 
@@ -208,11 +212,12 @@ class StoreSpace:
                 return None
         return None
 
-    def _map_page(self, va: int, *, host: bool = False) -> bool:
+    def _map_page(self, va: int, *, host: bool = False) -> Translation | bool:
         """Give the page holding ``va`` a zeroed frame, with the flags its memory's page state says.
 
         ``host``: for a host write (which goes through physical memory and may fill read-only
-        pages); a page the state keeps unmapped is an error then, not a fault.
+        pages); a page the state keeps unmapped is an error then, not a fault.  Returns the new
+        leaf's Translation for ``va`` (True when only a walk can say), or False when not mapped.
         """
         flags = RW_USER
         mem = self.memory_at(va)
@@ -224,14 +229,14 @@ class StoreSpace:
                 return False
             flags = state_flags
         try:
-            self.space.map_anonymous(va & ~PAGE_MASK, PAGE_SIZE, flags)
+            tr = self.space.map_anonymous_page(va, flags)
         except OutOfFrames:
             if not host:  # a guest fault the pager could not serve: _trap_from reports it (host paths raise)
                 self.out_of_frames = True
             return False
         if mem is not None:
             mem.mark_resident(va - mem.base)
-        return True
+        return True if tr is None else tr
 
     def frame_of(self, va: int) -> int | None:
         """The physical page behind guest page ``va``, given a frame first if it has none (as the pager
@@ -244,16 +249,43 @@ class StoreSpace:
             assert pa is not None  # _map_page mapped it
         return pa
 
-    def _pager(self, va: int, access: Access) -> bool:
-        """Demand paging: memory pages below the memory's size (as their page state allows), the stack."""
+    def _pager(self, va: int, access: Access) -> Translation | bool:
+        """Demand paging: memory pages below the memory's size (as their page state allows), the stack.
+
+        Fault-around (``fault_around`` pages, 0 = off): when a guest touch of a memory page follows a
+        touch of the page just before it, the next pages of the same memory are mapped too, up to the
+        first that :meth:`MemoryInstance.fault_around_candidate` refuses (the memory's end, a guard,
+        a page with another state, a released page) and never when frames run short.
+        """
         if self.machine.active_space is not self.space:  # a fault in another Store's space
             return False
         mem = self.memory_at(va)
         if mem is not None:
-            return va - mem.base < mem.size_bytes and self._map_page(va)
+            if va - mem.base >= mem.size_bytes:
+                return False
+            mapped = self._map_page(va)
+            if mapped and self.fault_around:
+                page = (va - mem.base) >> PAGE_SHIFT
+                if page == mem.last_fault_page + 1:
+                    self._fault_around(mem, page)
+                mem.last_fault_page = page
+            return mapped
         if self.stack_low <= va < L.STACK_TOP:
             return self._map_page(va)
         return False
+
+    def _fault_around(self, mem: MemoryInstance, page: int) -> None:
+        frames = self.machine.frames
+        for ahead in range(page + 1, page + 1 + self.fault_around):
+            # each page may need up to two new tables besides its frame; keep a reserve for real touches
+            if frames.available < FAULT_AROUND_RESERVE + 3 or not mem.fault_around_candidate(ahead):
+                return
+            va = mem.base + (ahead << PAGE_SHIFT)
+            try:
+                self.space.map_anonymous_page(va, RW_USER)
+            except OutOfFrames:  # cannot happen above the reserve; never a fault of the guest's
+                return
+            mem.mark_resident(ahead << PAGE_SHIFT)
 
     def _write_fault(self, va: int) -> bool:
         """A guest store to a valid page without W: copy-on-write, when the page is a COW mapping."""

@@ -108,6 +108,9 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         # ``observer(memory base, offset, length, write, pc)``: sees memory.copy/fill/init, which the
         # host carries out (the machine's page watch sees only the CPU's own loads and stores).
         self.bulk_access_observers = []  # see add_bulk_access_observer
+        # Fault-around (StoreSpace._pager): off by default, so a memory's committed pages are exactly
+        # those touched (Memory.committed_bytes, frames); a bench or an embedder may set pages ahead.
+        self.fault_around = 0
         self._async = []  # host callbacks waiting for a safe point (see request_async)
         self._in_host = 0  # > 0 while a host function runs (the CPU is not in guest code)
         self.next_host_pa = 0  # where the next HostBuffer goes in physical memory (set below)

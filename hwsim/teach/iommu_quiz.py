@@ -56,6 +56,7 @@ from ..mmu.bits import PAGE_SHIFT, PAGE_SIZE, PTE_SIZE, SV39, Pte, make_pte, pte
 from ..mmu.report import format_walk_explained
 from ..mmu.walker import AdPolicy, walk
 from ..riscv.priv import Access, Priv
+from . import topics
 from .mmu_quiz import QuizMemory, check_seed_and_count, memory_lines
 
 RAM_BASE = 0x8000_0000
@@ -63,17 +64,7 @@ RAM_SIZE = 8 << 20
 TABLE_FRAMES = 24  # page tables and directory tables live in the first frames of RAM
 WINDOW = 0x1000_0000  # a device's register window: DMA there is refused (no peer-to-peer)
 
-TOPICS = {
-    "translate": "translated DMA through 4 KiB IO pages, across page boundaries",
-    "superpage": "a 2 MiB IO superpage",
-    "stray": "stray DMA: IOVAs the device was never given",
-    "crossing": "a request that runs into an unmapped page (all or nothing)",
-    "permission": "device permissions: U-mode walks, read-only and execute-only pages",
-    "accessed-dirty": "A and D bits: SADE=1 updates, SADE=0 faults",
-    "directory": "the device directory: invalid or misconfigured entries, device IDs too wide",
-    "bare": "Bare: the IOMMU off or passing addresses through",
-    "not-ram": "DMA translated to a device window instead of RAM",
-}
+TOPICS = topics.IOMMU
 
 _V, _R, _W, _X, _U, _A, _D = (int(f) for f in (Pte.V, Pte.R, Pte.W, Pte.X, Pte.U, Pte.A, Pte.D))
 

@@ -35,6 +35,7 @@ from ..mmu.bits import (
 from ..mmu.report import format_walk_explained, walk_to_json
 from ..mmu.walker import LEVEL_NAMES, AdPolicy, FaultReason, WalkResult, walk
 from ..riscv.priv import Access, Priv
+from . import topics
 
 RAM_BASE = 0x8000_0000
 RAM_FRAMES = 16
@@ -42,21 +43,7 @@ RAM_SIZE = RAM_FRAMES * PAGE_SIZE
 MAX_SEED = (1 << 64) - 1
 MAX_COUNT = 1000
 
-TOPICS = {
-    "page": "4 KiB pages",
-    "superpage": "2 MiB and 1 GiB superpages",
-    "misaligned": "misaligned superpages",
-    "invalid": "invalid PTEs (V=0), at any level",
-    "no-leaf": "a pointer PTE at the last level",
-    "permission": "R, W and X permissions",
-    "w-without-r": "the reserved encoding W=1 with R=0",
-    "user": "U-mode and S-mode pages, SUM",
-    "mxr": "MXR: loads from execute-only pages",
-    "accessed-dirty": "A and D bits: Svade faults and hardware updates",
-    "canonical": "canonical (sign-extended) virtual addresses",
-    "reserved": "reserved PTE bits: 63:54, and D/A/U in a non-leaf PTE",
-    "access-fault": "page tables outside RAM: access faults",
-}
+TOPICS = topics.MMU
 
 _V, _R, _W, _X, _U, _G, _A, _D = (int(f) for f in (Pte.V, Pte.R, Pte.W, Pte.X, Pte.U, Pte.G, Pte.A, Pte.D))
 _PERMS = (_R, _R | _W, _X, _R | _X, _R | _W | _X)  # the legal leaf encodings

@@ -24,6 +24,7 @@ from ..mmu.report import perms_string
 from ..mmu.tlb import GLOBAL, Tlb
 from ..mmu.walker import AdPolicy, Translation, walk
 from ..riscv.priv import Access, Priv
+from . import topics
 from .mmu_quiz import check_seed_and_count
 
 RAM_BASE = 0x8000_0000
@@ -32,12 +33,7 @@ KERNEL_VA = 0xFFFF_FFC0_0000_0000
 SUPER_VA = 0x4000_0000
 USER_ASIDS = (1, 2)
 
-TOPICS = {
-    "lru": "hits, misses and LRU eviction",
-    "asid": "two address spaces: ASID tags, global entries, switching without a flush",
-    "sfence": "sfence.vma by address, by ASID, both, and all",
-    "stale": "page-table changes without sfence.vma: stale entries",
-}
+TOPICS = topics.TLB
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ class Trace:
     mmio_write: Emitter | None
     dma: Emitter | None
     dma_bug: Emitter | None
+    protocol_bug: Emitter | None
     iommu_fault: Emitter | None
     iommu_inval: Emitter | None
     iommu_ddt_inval: Emitter | None

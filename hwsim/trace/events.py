@@ -16,6 +16,7 @@ mmio_read         mmio      device reg offset width value               {device}
 mmio_write        mmio      device reg offset width value               {device}.{reg} <- {value:#x} ({width} bytes at +{offset:#x})
 dma               dma       device iova pa length direction result      {device} {direction} {length} bytes at iova {iova:#x} -> pa {pa:#x}: {result}
 dma_bug           dma       device problem iova length where            {device}: {problem} at iova {iova:#x} (+{length:#x}) {where}
+protocol_bug      dev       device queue rule where                     {device} queue {queue}: {rule} {where}
 iommu_fault       iommu     device_id iova access cause reason          device {device_id} {access} at iova {iova:#x}: {cause}: {reason}
 iommu_inval       iommu     command address pscid dropped               {command} addr={address} pscid={pscid}: {dropped} IOTLB entries dropped
 iommu_ddt_inval   iommu     device_id dropped                           IODIR.INVAL_DDT device={device_id}: {dropped} cached device contexts dropped

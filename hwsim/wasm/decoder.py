@@ -114,16 +114,19 @@ _MASK32 = 0xFFFFFFFF
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
-def decode_module(data, *, features: Features = DEFAULT_FEATURES) -> DecodedModule:
+def decode_module(data, *, features: Features = DEFAULT_FEATURES, bodies: bool = True) -> DecodedModule:
     """Decode a binary module.  Raises MalformedError or UnsupportedFeatureError, never another exception.
 
-    ``data`` may be ``bytes``, ``bytearray`` or a ``memoryview`` of bytes.
+    ``data`` may be ``bytes``, ``bytearray`` or a ``memoryview`` of bytes.  ``bodies=False`` skips every
+    function body, its locals and instructions (each FuncBody has empty ``locals`` and ``body``): for a module whose compiled code
+    is already at hand, where decoding the bodies would be most of the work of loading it.
     """
     if isinstance(data, memoryview):
         data = data.tobytes()
     elif not isinstance(data, bytes):
         data = bytes(data)
     decoder = _Decoder(data, features)
+    decoder.bodies = bodies
     try:
         module = decoder.module()
     except IndexError:
@@ -141,6 +144,7 @@ class _Decoder:
         self.uses_data_index = False  # memory.init or data.drop seen (needs a data count section)
         self.unsupported: UnsupportedFeatureError | None = None  # the first out-of-scope feature seen
         self.func_index: int | None = None  # function whose body is being decoded
+        self.bodies = True  # False: skip the instructions of function bodies
 
     def note_unsupported(self, exc: UnsupportedFeatureError) -> None:
         """Remember the first out-of-scope feature; it is raised once decoding has finished."""
@@ -329,6 +333,7 @@ class _Decoder:
             for t, (locals_, nlocals, body, off, boff) in zip(func_type_indices, codes)
         ]
         self._decode_known_customs(m)
+        m.bodies = self.bodies
         return m
 
     def _custom_section(self, m: DecodedModule, size: int, after: int) -> None:
@@ -573,6 +578,11 @@ class _Decoder:
         start = self.pos
         size = self.length()
         body_start = self.pos
+        if not self.bodies:  # skipped whole, locals too (see decode_module)
+            self.pos = body_start + size
+            if self.pos > len(data):
+                raise eof(len(data)).locate(func_index=index)
+            return (), 0, [], start, body_start
         self.func_index = index
         try:
             groups_pos = self.pos

@@ -44,11 +44,15 @@ class SourceLocation:
     inlined_at: tuple[tuple[str, int, str | None], ...] = ()  # (file, line, function) of call sites, innermost first
 
     def format(self) -> str:
-        """``driver.c:12 (probe)``, or for inlined code the call site first: where the author's code is."""
+        """``driver.c:12 (probe)``; for inlined code the whole chain, outermost call site first (where the
+        author's code is), then each inlined call site in turn, then the line itself:
+        ``driver.c:20 (probe), in driver.c:8 (map_buffer), in hwsim.h:72``."""
         if self.inlined_at:
-            file, line, func = self.inlined_at[-1]
-            inner = f"{os.path.basename(self.file)}:{self.line}"
-            return f"{os.path.basename(file)}:{line}" + (f" ({func})" if func else "") + f", in {inner}"
+            sites = [
+                f"{os.path.basename(file)}:{line}" + (f" ({func})" if func else "")
+                for file, line, func in reversed(self.inlined_at)
+            ]
+            return ", in ".join([*sites, f"{os.path.basename(self.file)}:{self.line}"])
         return f"{os.path.basename(self.file)}:{self.line}" + (f" ({self.function})" if self.function else "")
 
 

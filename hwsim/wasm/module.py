@@ -168,6 +168,9 @@ class DecodedModule:
     dylink: Dylink | None = None
     dylink_error: str | None = None
     size: int = 0  # of the binary, in bytes
+    # False: decoded with bodies=False (a code-cache hit): each FuncBody's ``locals`` and ``body`` are empty and
+    # the bodies were neither decoded nor validated; compiling needs the module decoded whole.
+    bodies: bool = True
 
     # Index spaces (imports first) -----------------------------------------
 

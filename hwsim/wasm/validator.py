@@ -85,7 +85,10 @@ _CONSTS = {op.I32_CONST_OP: I32, op.I64_CONST_OP: I64, op.F32_CONST_OP: F32, op.
 
 
 def validate(module: DecodedModule) -> None:
-    """Validate ``module``; raises :class:`~hwsim.wasm.errors.InvalidError` at the first problem."""
+    """Validate ``module``; raises :class:`~hwsim.wasm.errors.InvalidError` at the first problem.
+
+    A module decoded without its bodies (``decode_module(bodies=False)``) is validated except for
+    them: whoever skipped them vouches for them (the code cache, for a module it compiled)."""
     _ModuleValidator(module).run()
 
 
@@ -206,7 +209,7 @@ class _ModuleValidator:
                 self.check_const(e.offset_expr, tt.index_type, f"offset of element segment {i}")
             c.elems.append(e.elem_type)
         base = m.num_imported_funcs
-        for i, f in enumerate(m.funcs):
+        for i, f in enumerate(m.funcs if m.bodies else ()):
             _FuncChecker(self, base + i).check_func(f)
         if m.start is not None:
             if m.start >= len(c.funcs):

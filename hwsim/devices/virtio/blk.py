@@ -15,11 +15,22 @@ its length has been checked against the request type, the capacity and ``MAX_REQ
 Offered features: VIRTIO_F_VERSION_1, VIRTIO_F_ACCESS_PLATFORM (DMA goes through the IOMMU),
 VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_FLUSH, and VIRTIO_BLK_F_RO for a
 read-only image.  Requests: IN, OUT, FLUSH, GET_ID; others complete with UNSUPP.
+
+Timing: a request completes ``latency_ns`` plus its data bytes at ``bandwidth`` after the device
+fetched it (nominally 50 us + 1 ns a byte: 54.1 us for 4 KiB), varied per seed by the board's Timing;
+requests are served concurrently, so they complete in the order their latencies give.  Everything a
+request does to memory and to the image happens at its completion.
+
+Faults (``FAULTS``): ``ioerr`` and ``unsupp`` complete a request with that status (nothing moves);
+``media`` fails an IN or OUT request with IOERR as a medium error would, and always fails one that
+touches a sector of the ``bad_sectors`` option; ``needs_reset`` makes the device fail internally at a
+request: DEVICE_NEEDS_RESET, a configuration-change interrupt, nothing completed until a reset.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import struct
 
 from ..base import Option, OptionError, register_device
@@ -49,6 +60,22 @@ from .queue import Chain, SplitQueue
 
 _CONFIG = struct.Struct("<QIIHBBI")  # capacity, size_max, seg_max, geometry (cyl, heads, sectors), blk_size
 MAX_REQUEST_BYTES = 4 << 20  # data bytes of one IN or OUT request (the device's host buffer); larger: IOERR
+_SECTOR_LIST = re.compile(r"\s*(\d+)(?:\s*-\s*(\d+))?\s*\Z")
+
+
+def parse_sectors(text: str) -> list[tuple[int, int]]:
+    """``"7, 100-103"`` -> ``[(7, 7), (100, 103)]``: sectors and inclusive ranges; raises ValueError."""
+    ranges = []
+    for part in text.split(",") if text.strip() else []:
+        m = _SECTOR_LIST.match(part)
+        if m is None:
+            raise ValueError(f"{part.strip()!r} is not a sector or a range FIRST-LAST")
+        first = int(m[1])
+        last = int(m[2]) if m[2] is not None else first
+        if last < first:
+            raise ValueError(f"range {first}-{last} ends before it begins")
+        ranges.append((first, last))
+    return ranges
 
 
 class DiskImage:
@@ -111,11 +138,35 @@ class VirtioBlk(VirtioMmio):
         "readonly": Option(bool, False, "open the image read-only and offer VIRTIO_BLK_F_RO"),
         "queue_size": Option(int, 128, "QueueNumMax (a power of 2)", minimum=1, maximum=MAX_QUEUE_SIZE),
         "serial": Option(str, "hwsim-blk", "the GET_ID string (at most 20 bytes)"),
+        "latency_ns": Option(
+            int,
+            50_000,
+            "virtual ns from a request's fetch to its completion, besides its data",
+            minimum=0,
+            maximum=10**10,
+        ),
+        "bandwidth": Option(
+            int,
+            1_000_000_000,
+            "bytes per second of a request's data (0: data takes no time)",
+            minimum=0,
+            maximum=1 << 40,
+        ),
+        "bad_sectors": Option(
+            str, "", "sectors with a media error, e.g. '7, 100-103': IN and OUT requests touching them fail"
+        ),
+    }
+    FAULTS = {
+        "ioerr": "a request completes with VIRTIO_BLK_S_IOERR; its data does not move (the image is untouched)",
+        "unsupp": "a request completes with VIRTIO_BLK_S_UNSUPP; its data does not move",
+        "media": "an IN or OUT request fails with IOERR, as a medium error would (always on bad_sectors)",
+        "needs_reset": "the device fails at a request: DEVICE_NEEDS_RESET, nothing more completes until a reset",
     }
 
     def __init__(self, *, name: str, **kw) -> None:
         super().__init__(name=name, **kw)
         self.disk = DiskImage(self.options["image"], readonly=self.options["readonly"])
+        self.bad_sectors = parse_sectors(self.options["bad_sectors"])
 
     @classmethod
     def check_options(cls, options) -> None:
@@ -124,6 +175,10 @@ class VirtioBlk(VirtioMmio):
             raise OptionError("queue_size", f"must be a power of 2, not {n}")
         if len(options["serial"].encode()) > BLK_ID_BYTES:
             raise OptionError("serial", f"must be at most {BLK_ID_BYTES} bytes")
+        try:
+            parse_sectors(options["bad_sectors"])
+        except ValueError as exc:
+            raise OptionError("bad_sectors", f"{exc} (expected sectors and ranges, e.g. '7, 100-103')") from None
 
     @classmethod
     def config_template(cls) -> bytes:
@@ -144,6 +199,23 @@ class VirtioBlk(VirtioMmio):
         return self.disk.sectors
 
     # -- requests -------------------------------------------------------------------------------------
+
+    def request_ticks(self, queue: SplitQueue, chain: Chain) -> int:
+        """latency_ns + the data bytes at bandwidth: what the chain holds besides header and status, up to
+        what one request can move (the device's buffer, the disk's capacity)."""
+        data = max(0, chain.readable_len - BLK_REQ_HEADER) + max(0, chain.writable_len - 1)
+        data = min(data, self.capacity * SECTOR_SIZE)
+        bandwidth = self.options["bandwidth"]
+        ns = self.options["latency_ns"] + (
+            min(data, MAX_REQUEST_BYTES) * 1_000_000_000 // bandwidth if bandwidth else 0
+        )
+        return self.ns_to_ticks(ns)
+
+    def _media_error(self, sector: int, length: int) -> bool:
+        """A medium error on an IN or OUT request of ``length`` bytes at ``sector`` (an injected fault)."""
+        last = sector + max(1, length // SECTOR_SIZE) - 1
+        bad = any(first <= last and sector <= end for first, end in self.bad_sectors)
+        return self.fault("media", forced=bad)
 
     def _bad(self, detail: str) -> None:
         self.report(IssueKind.PROTOCOL, detail=f"request: {detail}")
@@ -185,8 +257,12 @@ class VirtioBlk(VirtioMmio):
     def _status_byte(self, status_at: tuple[int, int], status: int) -> bool:
         return self.dma_port.write(status_at[0] + status_at[1] - 1, bytes([status])).ok
 
-    def handle(self, queue: SplitQueue, chain: Chain) -> int:
-        """Serve one request; returns the used length (bytes written into device-writable buffers)."""
+    def handle(self, queue: SplitQueue, chain: Chain) -> int | None:
+        """Serve one request; returns the used length (bytes written into device-writable buffers), or
+        None when the device failed (the needs_reset fault) and does not complete it."""
+        if self.fault("needs_reset"):
+            self._set_needs_reset()
+            return None
         if not chain.writable or chain.writable_len == 0:
             self._bad(
                 f"chain at descriptor {chain.head} has no device-writable status byte (not completed with a status)"
@@ -199,6 +275,9 @@ class VirtioBlk(VirtioMmio):
         if chain.readable_len < BLK_REQ_HEADER:
             self._bad(f"header is {chain.readable_len} bytes, not {BLK_REQ_HEADER}")
             return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
+        failed = [status for kind, status in (("ioerr", BLK_S_IOERR), ("unsupp", BLK_S_UNSUPP)) if self.fault(kind)]
+        if failed:  # every point is counted at every request: occurrence N is the Nth request
+            return 1 if self._status_byte(status_at, failed[0]) else 0
         # Only the header is read now: data is read once its length has been checked (host memory is
         # bounded by MAX_REQUEST_BYTES, not by the up to 4 GiB a chain's descriptors may claim).
         header, payload = self._split(chain.readable, BLK_REQ_HEADER)
@@ -257,6 +336,8 @@ class VirtioBlk(VirtioMmio):
             return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
         if not self._check_range("read", sector, in_len):
             return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
+        if self._media_error(sector, in_len):
+            return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
         try:
             data = self.disk.read(sector, in_len) if in_len else b""
         except OSError as exc:
@@ -276,7 +357,10 @@ class VirtioBlk(VirtioMmio):
         if self.disk.readonly:
             self._bad("OUT request to a read-only device (VIRTIO_BLK_F_RO)")
             return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
-        if not self._check_range("write", sector, sum(n for _, n in payload)):
+        length = sum(n for _, n in payload)
+        if not self._check_range("write", sector, length):
+            return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
+        if self._media_error(sector, length):
             return 1 if self._status_byte(status_at, BLK_S_IOERR) else 0
         try:
             data = self._gather(payload)

@@ -8,12 +8,19 @@
     wire: loopback, or `rx` replayed on virtual time --> receive(frame) --> backlog (FIFO, rx_backlog frames)
     receiveq 0: next device-writable chain <-- virtio_net_hdr (num_buffers 1) | frame --> used ring, IRQ
 
-Everything is synchronous and deterministic: a frame is transmitted while the driver's notification
-is served; a frame that arrives (a loopback of that transmission, or a pcap record whose time has
-come) goes into the next receive buffer at once, or waits in the backlog until the driver posts one
-(the backlog holds ``rx_backlog`` frames; later arrivals are dropped and counted, as a NIC's FIFO
-overflows).  Frames that arrive before DRIVER_OK, or while DEVICE_NEEDS_RESET is set, are dropped;
-a reset empties the backlog.
+Deterministic, on virtual time: a transmit chain is fetched at the driver's notification; its frame
+is read (through the IOMMU) and the chain returned ``latency_ns`` plus its bytes at ``bandwidth``
+later (nominally 5 us + 8 ns a byte), varied per seed by the board's Timing, so several chains in
+flight come back in the order their latencies give, as a NIC returns buffers when their DMA is done.
+The wire keeps the transmit queue's order: a frame goes out (to the backend) once it and every frame
+fetched before it have been read.  A frame that arrives (a loopback of a frame
+that went on the wire, or a pcap record whose time has come) goes into the next receive buffer at
+once, or waits in the backlog until the driver posts one (the backlog holds ``rx_backlog`` frames;
+later arrivals are dropped and counted, as a NIC's FIFO overflows).  Frames that arrive before
+DRIVER_OK, or while DEVICE_NEEDS_RESET is set, are dropped; a reset empties the backlog.
+
+Faults (``FAULTS``): ``drop`` loses a frame arriving from the wire (counted in ``rx_dropped``),
+``corrupt`` inverts the last byte of one (a corrupted transfer; virtio has no FCS to catch it).
 
 Offered features: VIRTIO_F_VERSION_1 (so the header is 12 bytes), VIRTIO_F_ACCESS_PLATFORM,
 VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS (link always up) and VIRTIO_NET_F_MTU (1500).  No control
@@ -32,14 +39,12 @@ from ..base import Option, OptionError, register_device
 from ..issues import IssueKind
 from ..pcap import PcapError, PcapWriter, read_pcap
 from .bits import (
-    AVAIL_F_NO_INTERRUPT,
     DEVICE_ID_NET,
     ETH_HEADER,
     ETH_MAX_FRAME,
     ETH_MTU,
     F_ACCESS_PLATFORM,
     F_VERSION_1,
-    INT_USED_BUFFER,
     MAX_QUEUE_SIZE,
     NET_CONFIG,
     NET_F_MAC,
@@ -53,10 +58,20 @@ from .bits import (
     STATUS_DEVICE_NEEDS_RESET,
     STATUS_DRIVER_OK,
 )
-from .mmio import VirtioMmio
+from .mmio import QueueEventKind, VirtioMmio
 from .queue import Chain, SplitQueue, VirtqueueError
 
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}\Z")
+
+
+class _WireSlot:
+    """A transmitted frame's place in the wire's queue: the frame once read (None: dropped)."""
+
+    __slots__ = ("frame", "read")
+
+    def __init__(self) -> None:
+        self.frame: bytes | None = None
+        self.read = False
 
 
 @dataclass
@@ -188,6 +203,24 @@ class VirtioNet(VirtioMmio):
             minimum=0,
             maximum=65536,
         ),
+        "latency_ns": Option(
+            int,
+            5_000,
+            "virtual ns from a transmit chain's fetch until its frame is on the wire, besides its bytes",
+            minimum=0,
+            maximum=10**10,
+        ),
+        "bandwidth": Option(
+            int,
+            125_000_000,
+            "bytes per second on the wire (1 Gbit/s; 0: frames take no time)",
+            minimum=0,
+            maximum=1 << 40,
+        ),
+    }
+    FAULTS = {
+        "drop": "a frame arriving from the wire is lost before it reaches a receive buffer (counted in rx_dropped)",
+        "corrupt": "a frame arriving from the wire has its last byte inverted (virtio has no FCS to catch it)",
     }
 
     def __init__(self, *, name: str, **kw) -> None:
@@ -195,6 +228,8 @@ class VirtioNet(VirtioMmio):
         self.mac = parse_mac(self.options["mac"])
         self.stats = NetStats()
         self._backlog: deque[bytes] = deque()
+        self._wire: deque[_WireSlot] = deque()  # transmit chains in fetch order, until their frame went out
+        self._wire_slots: dict[int, _WireSlot] = {}  # id(chain) -> its slot, while its request is in flight
         opts = self.options
         self.backend = LoopbackBackend() if opts["backend"] == "loopback" else PcapBackend(tx=opts["tx"], rx=opts["rx"])
         self.backend.attach(self)
@@ -245,6 +280,12 @@ class VirtioNet(VirtioMmio):
         self.stats.rx_dropped += len(self._backlog)
         self._backlog.clear()
 
+    def _abandon(self, queue: SplitQueue | None = None) -> None:
+        super()._abandon(queue)
+        if queue is None or queue.index != NET_RXQ:  # frames not on the wire yet are lost
+            self._wire.clear()
+            self._wire_slots.clear()
+
     def _write_status(self, new: int, old: int) -> None:
         super()._write_status(new, old)
         if self.status & STATUS_DRIVER_OK and not old & STATUS_DRIVER_OK:
@@ -255,18 +296,36 @@ class VirtioNet(VirtioMmio):
     def process(self, queue: SplitQueue) -> int:
         if queue.index != NET_RXQ:
             return super().process(queue)  # transmitq: handle() each chain
+        self._tell(QueueEventKind.NOTIFIED, queue)
         if self.dma_port is None:
             self._needs_reset("the device has no DMA port (no IOMMU)")
             return 0
         return self._fill_rx()  # new receive buffers: the backlog may move on
 
+    def request_ticks(self, queue: SplitQueue, chain: Chain) -> int:
+        """A transmit chain: latency_ns + its frame's bytes at bandwidth."""
+        frame = min(max(0, chain.readable_len - NET_HDR.size), ETH_MAX_FRAME)
+        bandwidth = self.options["bandwidth"]
+        return self.ns_to_ticks(self.options["latency_ns"] + (frame * 1_000_000_000 // bandwidth if bandwidth else 0))
+
+    def begin(self, queue: SplitQueue, chain: Chain) -> None:
+        """A transmit chain takes its place in the wire's queue."""
+        slot = _WireSlot()
+        self._wire.append(slot)
+        self._wire_slots[id(chain)] = slot
+
     def handle(self, queue: SplitQueue, chain: Chain) -> int:
-        """Transmit one chain; the used length is 0 (the device writes nothing)."""
-        frame = self._tx_frame(chain)
-        if frame is not None:
-            self.stats.tx_frames += 1
-            self.stats.tx_bytes += len(frame)
-            self.backend.transmit(frame)
+        """Read one transmit chain's frame (it goes out in its turn); the used length is 0 (the device
+        writes nothing)."""
+        slot = self._wire_slots.pop(id(chain))
+        slot.frame = self._tx_frame(chain)
+        slot.read = True
+        while self._wire and self._wire[0].read:  # the wire's order is the transmit queue's
+            frame = self._wire.popleft().frame
+            if frame is not None:
+                self.stats.tx_frames += 1
+                self.stats.tx_bytes += len(frame)
+                self.backend.transmit(frame)
         return 0
 
     def _tx_bad(self, chain: Chain, problem: str) -> None:
@@ -329,9 +388,12 @@ class VirtioNet(VirtioMmio):
 
     def receive(self, frame: bytes) -> bool:
         """A frame arrives from the wire now; False when it is dropped at once."""
-        if not self._running():
+        drop, corrupt = self.fault("drop"), self.fault("corrupt")  # occurrence N: the Nth frame from the wire
+        if not self._running() or drop:
             self.stats.rx_dropped += 1
             return False
+        if corrupt:
+            frame = bytes(frame[:-1]) + bytes([frame[-1] ^ 0xFF])
         self._backlog.append(bytes(frame))
         self._fill_rx()
         if len(self._backlog) > self.options["rx_backlog"]:
@@ -349,22 +411,11 @@ class VirtioNet(VirtioMmio):
         used = 0
         try:
             while self._backlog:
-                chain = queue.next_chain(port, indirect_ok=False)
+                chain = self.fetch(queue)
                 if chain is None:
                     break
-                length = self._rx_into(chain, self._backlog.popleft())
-                queue.push_used(port, chain.head, length)
+                self.give_back(queue, chain, self._rx_into(chain, self._backlog.popleft()))
                 used += 1
-            if used:
-                flags, _ = queue.avail_flags_and_idx(port)
-                if flags & ~AVAIL_F_NO_INTERRUPT:
-                    self.report(
-                        IssueKind.PROTOCOL,
-                        detail=f"queue {queue.index}: available ring flags {flags:#x}: "
-                        f"the driver MUST set them to 0 or 1",
-                    )
-                if not flags & AVAIL_F_NO_INTERRUPT:
-                    self._interrupt(INT_USED_BUFFER)
         except VirtqueueError as exc:
             self._needs_reset(str(exc))
         return used

@@ -33,11 +33,13 @@ class VirtqueueError(Exception):
 
 @dataclass
 class Chain:
-    """One available descriptor chain: its head, and its (iova, length) segments by direction."""
+    """One available descriptor chain: its head, its (iova, length) segments by direction, and the
+    descriptor indices it was read from (head first)."""
 
     head: int
     readable: list[tuple[int, int]] = field(default_factory=list)
     writable: list[tuple[int, int]] = field(default_factory=list)
+    descriptors: list[int] = field(default_factory=list)
 
     @property
     def readable_len(self) -> int:
@@ -139,6 +141,7 @@ class SplitQueue:
                 self._read(port, self.desc + DESC_SIZE * i, DESC_SIZE, f"descriptor {i}")
             )
             seen += 1
+            chain.descriptors.append(i)
             if flags & DESC_F_INDIRECT:
                 if not indirect_ok:
                     raise VirtqueueError(

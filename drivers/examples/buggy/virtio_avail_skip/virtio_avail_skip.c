@@ -1,0 +1,13 @@
+/* BUG: the driver moves the available idx by two after writing one entry: the device reads a stale one. */
+#include <virtio_blk_example.h>
+int probe(void) {
+    int err = vblk_init();
+    if (err) return err;
+    vblk_chain(3, 0);
+    q->avail.ring[q->avail.idx % VQ_SIZE] = 3;
+    q->avail.idx = (uint16_t)(q->avail.idx + 2);          /* <- one entry written, two made available */
+    regs[VIRTIO_QUEUE_NOTIFY] = 0;
+    vblk_wait_used(2);
+    vblk_teardown();
+    return 0;
+}

@@ -1,0 +1,37 @@
+"""The exercise topics of each quiz, as data: the command line lists them in its help and choices
+without importing the quiz generators (and the models they use)."""
+
+MMU = {
+    "page": "4 KiB pages",
+    "superpage": "2 MiB and 1 GiB superpages",
+    "misaligned": "misaligned superpages",
+    "invalid": "invalid PTEs (V=0), at any level",
+    "no-leaf": "a pointer PTE at the last level",
+    "permission": "R, W and X permissions",
+    "w-without-r": "the reserved encoding W=1 with R=0",
+    "user": "U-mode and S-mode pages, SUM",
+    "mxr": "MXR: loads from execute-only pages",
+    "accessed-dirty": "A and D bits: Svade faults and hardware updates",
+    "canonical": "canonical (sign-extended) virtual addresses",
+    "reserved": "reserved PTE bits: 63:54, and D/A/U in a non-leaf PTE",
+    "access-fault": "page tables outside RAM: access faults",
+}
+
+TLB = {
+    "lru": "hits, misses and LRU eviction",
+    "asid": "two address spaces: ASID tags, global entries, switching without a flush",
+    "sfence": "sfence.vma by address, by ASID, both, and all",
+    "stale": "page-table changes without sfence.vma: stale entries",
+}
+
+IOMMU = {
+    "translate": "translated DMA through 4 KiB IO pages, across page boundaries",
+    "superpage": "a 2 MiB IO superpage",
+    "stray": "stray DMA: IOVAs the device was never given",
+    "crossing": "a request that runs into an unmapped page (all or nothing)",
+    "permission": "device permissions: U-mode walks, read-only and execute-only pages",
+    "accessed-dirty": "A and D bits: SADE=1 updates, SADE=0 faults",
+    "directory": "the device directory: invalid or misconfigured entries, device IDs too wide",
+    "bare": "Bare: the IOMMU off or passing addresses through",
+    "not-ram": "DMA translated to a device window instead of RAM",
+}

@@ -1,0 +1,59 @@
+"""hwsim.driver.cputime: the instructions a driver executes take virtual time, so devices make progress
+and interrupts arrive while it computes or spins on memory."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from hwsim.board import DEFAULT_BOARD, load_board
+from hwsim.driver import DriverRun, build_driver
+from hwsim.driver.explore import explore
+
+SPIN = Path(__file__).resolve().parent / "data" / "cputime" / "spin_on_memory"
+BOARD = load_board(DEFAULT_BOARD)
+
+
+def _system(instructions_per_us: int | None = None):
+    board = BOARD
+    if instructions_per_us is not None:
+        board = dataclasses.replace(BOARD, instructions_per_us=instructions_per_us)
+    return board.build(options={"uart0": {"backend": "memory"}})
+
+
+def _run(instructions_per_us: int | None = None):
+    system = _system(instructions_per_us)
+    run = DriverRun(system, build_driver(SPIN).read_bytes(), log=lambda t: None, wall_limit_s=20)
+    return run, run.run()
+
+
+def test_a_loop_spinning_on_memory_sees_the_dma_complete():
+    run, report = _run()
+    assert report.ok and report.result > 0, report.format()  # the loop spun, then the handler ended it
+    assert report.irq_calls == 1
+    # A 4 KiB copy takes setup 200 ns + 4096 B at 1 GB/s: the clock reached it through executed code.
+    assert report.virtual_ns >= 200 + 4096
+    assert run.cpu_time.units >= 1000 and run.cpu_time.charged_ns >= 1000
+
+
+def test_faster_code_spins_more_times_for_the_same_transfer():
+    """The rate is the board's: at 4x the instructions per microsecond the loop runs about 4x as often."""
+    slow = _run(instructions_per_us=500)[1].result
+    fast = _run(instructions_per_us=2000)[1].result
+    assert slow > 0 and fast > 3 * slow
+
+
+def test_the_same_seed_gives_the_same_spins():
+    wasm = build_driver(SPIN).read_bytes()
+    counts = [explore(BOARD, wasm, [seed, seed]).report.result for seed in (3, 11)]
+    again = [explore(BOARD, wasm, [seed]).report.result for seed in (3, 11)]
+    assert counts == again and all(c > 0 for c in counts)
+
+
+def test_without_instruction_time_the_spin_never_ends():
+    """instructions_per_us = 0: code takes no time, as before; the loop can only be stopped from outside
+    (here the wall-clock limit), which the report says."""
+    run = DriverRun(_system(0), build_driver(SPIN).read_bytes(), log=lambda t: None, wall_limit_s=1.0)
+    report = run.run()
+    assert run.cpu_time is None
+    assert not report.ok and report.stopped is not None, report.format()
