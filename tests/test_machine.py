@@ -531,3 +531,32 @@ def test_watch_in_m_mode_without_translation():
     end = code + len(prog)
     assert m.run(code, until=end).ok and m.get_reg("a0") == data & 0xFFFF_FFFF
     assert [(h.va, h.pa, h.access, h.priv) for h in hits] == [(data + 4, data + 4, Access.STORE, Priv.M)]
+
+
+@pytest.mark.parametrize("priv, cause", [(Priv.U, Cause.ECALL_U), (Priv.S, Cause.ECALL_S)])
+def test_a_declined_ecall_reports_the_cause_of_the_harts_privilege(priv, cause):
+    g = Guest(priv=priv)
+    g.m.add_ecall_handler(lambda m: EcallAction.DECLINE)
+    r = g.run(lambda a: a.emit(A.ECALL, A.NOP))
+    assert (r.reason, r.cause, r.pc) == (StopReason.ECALL, cause, CODE + 4)
+
+
+def test_register_batch_reads_and_writes_in_its_order(g):
+    batch = g.m.register_batch(["a1", "t6", "f10", "x5", "sp"])
+    batch.write([1, 2, 0xFFFF_FFFF_0000_0005, (1 << 64) - 1, 0x8000])
+    assert [g.m.get_reg(r) for r in ("a1", "t6", "f10", "t0", "sp")] == [
+        1,
+        2,
+        0xFFFF_FFFF_0000_0005,
+        (1 << 64) - 1,
+        0x8000,
+    ]
+    g.m.set_reg("t6", 77)
+    assert batch.read() == [1, 77, 0xFFFF_FFFF_0000_0005, (1 << 64) - 1, 0x8000]
+    assert repr(batch) == "<RegisterBatch a1 t6 f10 x5 sp>"
+
+
+@pytest.mark.parametrize("name", ["satp", "mstatus", "priv", "q7"])
+def test_register_batch_refuses_csrs_and_unknown_names(g, name):
+    with pytest.raises(ConfigError, match=f"register batch: '{name}' is not an integer or float register"):
+        g.m.register_batch(["a0", name])

@@ -79,13 +79,22 @@ try:  # the C entry points, for the TLB-fill hot path (the binding's reg_read co
     from unicorn.unicorn_py3.unicorn import uclib
 
     _uc_reg_read, _uc_reg_write = uclib.uc_reg_read, uclib.uc_reg_write
+    # Own function objects for the batches (``uclib[name]`` makes a new one; the binding's keep their argtypes):
+    # plain addresses as arguments, which ctypes passes without converting arrays to pointers on every call.
+    _uc_reg_read_batch, _uc_reg_write_batch = uclib["uc_reg_read_batch"], uclib["uc_reg_write_batch"]
+    for _fn in (_uc_reg_read_batch, _uc_reg_write_batch):
+        _fn.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
+        _fn.restype = ctypes.c_int
     _uclib: ctypes.CDLL | None = uclib
 except ImportError:  # pragma: no cover - older binding layout
     _uclib = None
 
 DEFAULT_RAM_BASE = 0x8000_0000
 DEFAULT_RAM_SIZE = 128 << 20
-_ECALL_OFFSET: dict[int, int] = {Priv.U: 0, Priv.S: 1, Priv.M: 3}  # PRIV register -> ecall cause - ECALL_U
+_ECALL_INTNO = int(Cause.ECALL_U)  # what Unicorn reports for every ecall
+_ECALL_CAUSES: dict[int, Cause] = {Priv.U: Cause.ECALL_U, Priv.S: Cause.ECALL_S, Priv.M: Cause.ECALL_M}  # by PRIV
+_CAUSE_ECALL_U = Cause.ECALL_U
+_ECALLS = (Cause.ECALL_U, Cause.ECALL_S, Cause.ECALL_M)
 _NEVER = 0xDEAD_0000_0000_0001  # an odd address: never a PC, so "run until" never matches it
 _XMASK = 0xFFFF_FFFF_FFFF_FFFF  # a 64-bit register
 
@@ -111,6 +120,7 @@ _PRIVS = {0: Priv.U, 1: Priv.S, 3: Priv.M}
 # Enum members as globals for the hot paths (``Priv.S`` is a descriptor lookup, ~50 ns in Python 3.11).
 _PRIV_U, _PRIV_S, _PRIV_M = Priv.U, Priv.S, Priv.M
 _DECLINE, _RESUME, _STOP = EcallAction.DECLINE, EcallAction.RESUME, EcallAction.STOP
+_WATCH = StopReason.WATCH
 _R, _W, _X, _U, _D = (int(f) for f in (Pte.R, Pte.W, Pte.X, Pte.U, Pte.D))
 _UC_R, _UC_W, _UC_X = uc_const.UC_PROT_READ, uc_const.UC_PROT_WRITE, uc_const.UC_PROT_EXEC
 
@@ -200,6 +210,74 @@ class VirtualAccessError(HwsimError):
         self.walk = walk
 
 
+class RegisterBatch:
+    """A fixed list of integer/float registers read or written in one call into Unicorn.
+
+    Made once (:meth:`Machine.register_batch`) and reused: the register ids, the value buffer and
+    the pointers to it are built here, so :meth:`read` and :meth:`write` cost one C call whatever
+    the count (the binding's ``reg_read_batch`` builds them on every call and costs more than
+    reading one register at a time).  CSRs are not allowed (they need :meth:`Machine.get_reg`'s
+    privilege dance).
+    """
+
+    __slots__ = (
+        "names",
+        "_uc",
+        "_handle",
+        "_ids",
+        "_values",
+        "_ptrs",
+        "_count",
+        "_id_list",
+        "_keep",
+        "_keep_ptrs",
+        "_words",
+    )
+
+    def __init__(self, uc: Uc, handle, names: tuple[str, ...]) -> None:
+        ids = []
+        for name in names:
+            reg_id = REGISTERS.get(name)
+            if reg_id is None or name in _CSRS or name == "priv":
+                raise ConfigError(f"register batch: {name!r} is not an integer or float register (or pc)")
+            ids.append(reg_id)
+        self.names = names
+        self._uc = uc
+        self._handle = handle.value  # the uc_engine pointer, as an int
+        self._count = len(ids)
+        self._id_list = ids
+        self._keep = (ctypes.c_int * len(ids))(*ids)
+        self._values = (ctypes.c_uint64 * len(ids))()
+        base = ctypes.addressof(self._values)
+        self._keep_ptrs = (ctypes.c_void_p * len(ids))(*(base + 8 * i for i in range(len(ids))))
+        self._ids = ctypes.addressof(self._keep)  # addresses: the arrays above stay alive with the batch
+        self._ptrs = ctypes.addressof(self._keep_ptrs)
+        self._words = memoryview(self._values).cast("B").cast("Q")  # tolist() is the cheapest copy out
+
+    def read(self) -> list[int]:
+        """The registers' values, in the batch's order."""
+        if _uclib is None:  # pragma: no cover - older binding layout
+            return [self._uc.reg_read(i) for i in self._id_list]
+        err = _uc_reg_read_batch(self._handle, self._ids, self._ptrs, self._count)
+        if err:
+            raise UcError(err)
+        return self._words.tolist()
+
+    def write(self, values) -> None:
+        """Set the registers to ``values`` (64-bit patterns, in the batch's order)."""
+        if _uclib is None:  # pragma: no cover - older binding layout
+            for reg_id, value in zip(self._id_list, values):
+                self._uc.reg_write(reg_id, value & _XMASK)
+            return
+        self._values[:] = values
+        err = _uc_reg_write_batch(self._handle, self._ids, self._ptrs, self._count)
+        if err:
+            raise UcError(err)
+
+    def __repr__(self) -> str:
+        return f"<RegisterBatch {' '.join(self.names)}>"
+
+
 class Machine:
     """One RV64 hart, its physical memory, a frame allocator, and the MMU/TLB model."""
 
@@ -260,6 +338,7 @@ class Machine:
         self._handed: set[int] = set()  # physical pages handed to Unicorn's TLB since its last flush
         self._memop_cache: dict[int, MemOp] = {}  # pc -> MemOp of watched accesses (dropped on code_changed)
         self.watch_hits = 0
+        self._exit_results: dict[int, RunResult] = {}  # exit address -> its RunResult (see _exit_result)
         self.cpu_tlb_flushes = 0  # flushes of Unicorn's TLB (each one costs refills afterwards)
         self._serving_mmio = False  # a device is serving a guest load or store now (see mmio_pc)
         self._mmio_pc_hooks: list | None = None  # Unicorn hooks that make the PC exact at device accesses
@@ -415,6 +494,11 @@ class Machine:
         if name in _CSRS or name == "priv":
             self._u_context = None
             self.flush_cpu_tlb()
+
+    def register_batch(self, names) -> RegisterBatch:
+        """A :class:`RegisterBatch` of the integer or float registers ``names`` (ABI or ``x``/``f`` names,
+        or ``pc``), for code that reads or writes the same registers many times (a call boundary)."""
+        return RegisterBatch(self._uc, self._handle, tuple(names))
 
     def _raw_read(self, reg_id: int) -> int:
         if _uclib is None:
@@ -651,36 +735,66 @@ class Machine:
     # -- exceptions and ecalls -------------------------------------------------------------------
 
     def _interrupt(self, uc, intno: int, _data) -> None:
-        if intno == Cause.ECALL_U:  # Unicorn reports every ecall as 8; the cause depends on the mode
-            intno += _ECALL_OFFSET.get(self._raw_read(rv.UC_RISCV_REG_PRIV), 0)
-        try:
-            cause = Cause(intno)
-        except ValueError:
-            cause = None
-        if cause in (Cause.ECALL_U, Cause.ECALL_S, Cause.ECALL_M):
+        cause: Cause | None = None  # an ecall's: read from the hart's privilege only when needed (below)
+        if intno != _ECALL_INTNO:  # Unicorn reports every ecall as 8; the cause depends on the mode
             try:
-                for handler in self._ecall_handlers.callbacks:
-                    action = handler(self)
-                    if action is _RESUME:
-                        return
-                    if action is _STOP:
-                        break
-                    if action is not _DECLINE:
-                        raise ConfigError(f"ecall handler {handler!r} returned {action!r}, not an EcallAction")
-            except BaseException as exc:
-                self._host_error = exc
-                uc.emu_stop()
+                cause = Cause(intno)
+            except ValueError:
+                cause = None
+            if cause not in _ECALLS:
+                self._exception(uc, cause)
                 return
-            self._pending_exc = _PendingException(cause, uc.reg_read(rv.UC_RISCV_REG_PC))
-            self._stop_reason = StopReason.ECALL
+        try:
+            for handler in self._ecall_handlers.callbacks:
+                action = handler(self)
+                if action is _RESUME:
+                    return
+                if action is _STOP:
+                    break
+                if action is not _DECLINE:
+                    raise ConfigError(f"ecall handler {handler!r} returned {action!r}, not an EcallAction")
+            # Only now (a handler that resumes never needs it): no handler that declines or stops changes
+            # the privilege (a nested run restores the context it interrupted), so it is the ecall's.
+            if cause is None:
+                cause = _ECALL_CAUSES.get(self._raw_read(rv.UC_RISCV_REG_PRIV), _CAUSE_ECALL_U)
+        except BaseException as exc:
+            self._host_error = exc
             uc.emu_stop()
             return
-        # Any other exception: stop and say so.  Unicorn reports pc + 4 whatever the instruction's
-        # length (measured with 2- and 4-byte illegal instructions); put the pc back on it.
+        self._pending_exc = _PendingException(cause, uc.reg_read(rv.UC_RISCV_REG_PC))
+        self._stop_reason = StopReason.ECALL
+        uc.emu_stop()
+
+    def _exception(self, uc, cause: Cause | None) -> None:
+        """Any other exception: stop and say so.  Unicorn reports pc + 4 whatever the instruction's
+        length (measured with 2- and 4-byte illegal instructions); put the pc back on it."""
         pc = (uc.reg_read(rv.UC_RISCV_REG_PC) - 4) & _XMASK
         uc.reg_write(rv.UC_RISCV_REG_PC, pc)
         self._pending_exc = _PendingException(cause if cause is not None else Cause.ILLEGAL_INSN, pc)
         self._stop_reason = StopReason.EXCEPTION
+        uc.emu_stop()
+
+    def _ecall(self, uc, cause: Cause | None) -> None:
+        """The ecall handlers, in order; ``cause`` None: the hart's privilege says which ecall it is, read
+        only when no handler resumes (none that declines or stops changes the privilege: a nested run
+        restores the context it interrupted), so that the common case costs no register read."""
+        try:
+            for handler in self._ecall_handlers.callbacks:
+                action = handler(self)
+                if action is _RESUME:
+                    return
+                if action is _STOP:
+                    break
+                if action is not _DECLINE:
+                    raise ConfigError(f"ecall handler {handler!r} returned {action!r}, not an EcallAction")
+            if cause is None:
+                cause = _ECALL_CAUSES.get(self._raw_read(rv.UC_RISCV_REG_PRIV), _CAUSE_ECALL_U)
+        except BaseException as exc:
+            self._host_error = exc
+            uc.emu_stop()
+            return
+        self._pending_exc = _PendingException(cause, uc.reg_read(rv.UC_RISCV_REG_PC))
+        self._stop_reason = StopReason.ECALL
         uc.emu_stop()
 
     def stop(self) -> None:
@@ -842,7 +956,7 @@ class Machine:
         deadline = time.monotonic() + timeout_us / 1e6 if timeout_us else None
         while True:
             result = self._run_once(pc, until=until, max_insns=max_insns, timeout_us=timeout_us)
-            if result.reason is not StopReason.WATCH:
+            if result.reason is not _WATCH:
                 return result
             pc = result.pc
             if deadline is not None:
@@ -883,7 +997,7 @@ class Machine:
                 return RunResult(StopReason.WATCH, pc_now)
             if watch_ok:
                 return RunResult(StopReason.EXIT, pc_now)
-        pc_now = self._uc.reg_read(rv.UC_RISCV_REG_PC)
+        pc_now = self._raw_read(rv.UC_RISCV_REG_PC)
         if self._stop_reason is not None:  # a hook stopped the run; nothing after that counts
             if self._stop_reason is StopReason.EXCEPTION:
                 pending = self._pending_exc
@@ -897,7 +1011,7 @@ class Machine:
             # Reached the exit.  A fault recorded now is Unicorn probing the page of until - 1 as the
             # run ends (a real fault would have stopped the CPU before the exit).
             self._pending_fault = None
-            return RunResult(StopReason.EXIT, pc_now)
+            return self._exit_result(pc_now)
         if self._pending_fault is not None:
             fault = self._explain_fault(pc_now)
             if TRACE.page_fault is not None:
@@ -910,6 +1024,15 @@ class Machine:
         if until is not None and pc_now == until:
             return RunResult(StopReason.EXIT, pc_now)
         return RunResult(StopReason.LIMIT, pc_now)
+
+    def _exit_result(self, pc: int) -> RunResult:
+        """``RunResult(EXIT, pc)``, one per exit address (it is frozen): a call's return builds nothing."""
+        result = self._exit_results.get(pc)
+        if result is None:
+            if len(self._exit_results) >= 64:
+                self._exit_results.clear()
+            result = self._exit_results[pc] = RunResult(StopReason.EXIT, pc)
+        return result
 
     def _classify_error(self, error: UcError, pc: int) -> RunResult:
         if error.errno == uc_const.UC_ERR_INSN_INVALID:

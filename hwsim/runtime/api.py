@@ -782,6 +782,7 @@ class Func:
     ) -> None:
         if _record is not None:
             self._record = _record
+            self._result_values = _number_values(_record.type.results)
             return
         runtime = _runtime(store)
         assert store is not None  # _runtime took a Store or a Caller
@@ -790,9 +791,25 @@ class Func:
         if not callable(func):
             raise TypeError(f"Func(func): expected a callable, not {_show(func)}")
         params, results = wasm_type.params, wasm_type.results
+        numbers = _number_values(params)  # the fast path: no Val per argument
+        result_names = [f"result {i} of the host function" for i in range(len(results))]
+        # One integer result: a plain int is masked in place (what _to_bits does to it, without the checks).
+        single_mask = _INT_MASKS.get(results[0]) if len(results) == 1 else None
+
+        single = numbers[0] if numbers is not None and len(numbers) == 1 else None
 
         def host(args: list[int]) -> list[int]:
-            values = [_from_bits(runtime, t, b).value for t, b in zip(params, args)]
+            if single is _signed32:  # one i32 argument: the commonest host function, _signed32 inlined
+                bits = args[0]
+                values = [bits - (1 << 32) if bits >> 31 else bits]
+            elif single is not None:
+                values = [single(args[0])]
+            elif numbers is not None:
+                values = []  # a loop, not a comprehension: no function frame of its own (Python 3.11)
+                for conv, b in zip(numbers, args):
+                    values.append(conv(b))
+            else:
+                values = [_from_bits(runtime, t, b).value for t, b in zip(params, args)]
             if access_caller:
                 caller = Caller(owner)
                 try:
@@ -801,6 +818,8 @@ class Func:
                     caller._invalidate()
             else:
                 out = func(*values)
+            if single_mask is not None and type(out) is int:
+                return [out & single_mask]
             if len(results) == 0:
                 if out is not None:
                     raise WasmtimeError(f"the host function produced results ({_show(out)}); its type has none")
@@ -815,12 +834,10 @@ class Func:
                 raise WasmtimeError(
                     f"the host function returned the wrong number of results: {len(out)}, its type has {len(results)}"
                 )
-            return [
-                _to_bits(runtime, t, v, f"result {i} of the host function")
-                for i, (t, v) in enumerate(zip(results, out))
-            ]
+            return [_to_bits(runtime, t, v, what) for t, v, what in zip(results, out, result_names)]
 
         self._record = FuncRecord(runtime, wasm_type, code=L.HOSTCALL_STUB, vmctx=runtime.host_vmctx, host=host)
+        self._result_values = _number_values(results)  # bits -> value of each result, when all are numbers
 
     def type(self, store: Store) -> FuncType:
         _owned(store, self._record, "the Func")
@@ -833,12 +850,21 @@ class Func:
         return id(self._record)
 
     def __call__(self, store: Store, *args) -> Any:
-        vals = self.call_vals(store, *args)
-        if not vals:
+        runtime = _owned(store, self._record, "the Func")
+        t = self._record.type
+        if len(args) != len(t.params):
+            raise WasmtimeError(f"wrong number of arguments: expected {len(t.params)}, got {len(args)}")
+        results = runtime.invoke(self._record, _args_bits(runtime, t.params, args))
+        if not results:
             return None
-        if len(vals) == 1:
-            return vals[0].value
-        return [v.value for v in vals]
+        numbers = self._result_values
+        if numbers is not None:  # the fast path: no Val per result
+            if len(numbers) == 1:
+                return numbers[0](results[0])
+            values = [conv(b) for conv, b in zip(numbers, results)]
+        else:
+            values = [_from_bits(runtime, ty, b).value for ty, b in zip(t.results, results)]
+        return values[0] if len(values) == 1 else values
 
     def call_vals(self, store: Store, *args) -> list[Val]:
         """Call with exact values; results as :class:`Val` with their exact bit patterns."""
@@ -1183,6 +1209,48 @@ def _to_bits(store: _Store, ty: int, v: Any, what: str) -> int:
     if isinstance(v, MemoryHandle):  # the only host object wasm can act on: it must be this Store's
         store.check_owned(v, f"{what} (a memory handle)")
     return store.extern_handle(v)
+
+
+_INT_MASKS = {I32: 0xFFFF_FFFF, I64: (1 << 64) - 1}
+
+
+def _args_bits(store: _Store, types, args) -> list[int]:
+    """The bit patterns of call arguments (``_to_bits`` of each; a plain int is masked in place)."""
+    out = []
+    for i, (ty, a) in enumerate(zip(types, args)):
+        mask = _INT_MASKS.get(ty)
+        out.append(a & mask if mask is not None and type(a) is int else _to_bits(store, ty, a, f"argument {i}"))
+    return out
+
+
+def _signed32(bits: int) -> int:
+    return bits - (1 << 32) if bits >> 31 else bits
+
+
+def _signed64(bits: int) -> int:
+    return bits - (1 << 64) if bits >> 63 else bits
+
+
+_F32_BITS, _F64_BITS = struct.Struct("<I"), struct.Struct("<Q")
+_F32_VALUE, _F64_VALUE = struct.Struct("<f"), struct.Struct("<d")
+
+
+def _f32_value(bits: int) -> float:
+    return _F32_VALUE.unpack(_F32_BITS.pack(bits & 0xFFFF_FFFF))[0]
+
+
+def _f64_value(bits: int) -> float:
+    return _F64_VALUE.unpack(_F64_BITS.pack(bits))[0]
+
+
+# bits -> the Python value, for number types: ``_from_bits(...).value`` without building the Val (the call paths)
+_NUMBER_VALUE: dict[int, Callable[[int], Any]] = {I32: _signed32, I64: _signed64, F32: _f32_value, F64: _f64_value}
+
+
+def _number_values(types) -> list[Callable[[int], Any]] | None:
+    """The bits -> value function of each of ``types``, when all are numbers; None if any is a reference."""
+    out = [_NUMBER_VALUE.get(t) for t in types]
+    return None if None in out else out  # type: ignore[return-value]  # no None left
 
 
 def _from_bits(store: _Store, ty: int, bits: int) -> Val:

@@ -2,7 +2,7 @@
 
 ::
 
-    host --invoke(record, args)--> marshal arguments (ABI locations per signature, compiler/abi)
+    host --invoke(record, args)--> marshal arguments (the signature's Crossing: crossing.py)
                                    pinned registers: s1 vmctx, s2 memory-0 base, s3 0xffffffff
                                    machine.run(pc, until=EXIT_ADDRESS)
          <--results or Trap------- EXIT: read results;  else classify: trap table (ebreak), a fault in a
@@ -30,26 +30,30 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..compiler import CompiledModule
-from ..compiler.abi import RegLoc
 from ..compiler.builtins import MAX_BUILTIN, Builtin
-from ..compiler.isa.riscv64.abi import abi_locations
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
 from ..machine import EcallAction, Machine, RunResult, StopReason
 from ..mmu.bits import PAGE_SIZE
 from ..riscv.disasm import disassemble_one
 from ..wasm.module import DecodedModule
-from ..wasm.types import F32, I32
 from . import layout as L
 from .builtins import DISPATCH
+from .crossing import Crossing
 from .errors import ResourceLimitError, Trap
-from .objects import MASK64, FuncRecord, MemoryInstance
+from .objects import FuncRecord, MemoryInstance
 
 if TYPE_CHECKING:
+    from ..machine.machine import RegisterBatch
     from ..mmu.aspace import AddressSpace
     from ..wasm.dwarf import SourceMap
     from .instance import VmInstance
     from .store import StoreLimits
+
+
+# Globals: an enum member is a descriptor lookup (~50 ns) on the hot path.
+_RESUME, _DECLINE = EcallAction.RESUME, EcallAction.DECLINE
+_EXIT, _LIMIT, _STOPPED = StopReason.EXIT, StopReason.LIMIT, StopReason.STOPPED
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +102,8 @@ class CallBoundary:
     _async: list[Callable[[], object]]
     _in_host: int
     _source_maps: dict[int, SourceMap]  # id(DecodedModule) -> its DWARF line tables
+    _crossings: dict[tuple[tuple[int, ...], tuple[int, ...]], Crossing]  # (params, results) -> its Crossing
+    _ecall_regs: RegisterBatch  # crossing.ECALL_REGS, read once per ecall
 
     if TYPE_CHECKING:  # StoreSpace's, in VmStore
 
@@ -107,6 +113,9 @@ class CallBoundary:
 
         # CheckpointCounter's (checkpoints.py), in VmStore
         checkpoint_requests: int
+        metered: bool
+        _fuel_live: bool
+        _checkpoint_requested: bool
 
         def park_fuel(self) -> None: ...
         def fuel_to_register(self) -> None: ...
@@ -164,16 +173,13 @@ class CallBoundary:
         saved = m.save_context() if nested else None
         if record.host is not None:  # calling a host function from the host: no guest code involved
             return list(self._call_host(record, args))
-        self.check_interrupt()
+        if self.interrupt_reason is not None:
+            self.check_interrupt()
+        crossing = record.crossing or self.crossing_of(record)
         sp = ((m.get_reg("sp") - 256) & ~15) if nested else L.STACK_TOP
-        self._write_values(ft.params, args)
-        m.set_reg("sp", sp)
-        m.set_reg("ra", L.EXIT_ADDRESS)
-        m.set_reg("s0", 0)
         vmctx = self.read_u64(record.va + L.FUNCREF_VMCTX)
-        m.set_reg("s1", vmctx)
-        m.set_reg("s2", self.read_u64(vmctx) if vmctx else 0)
-        m.set_reg("s3", 0xFFFF_FFFF)
+        # crossing.ENTRY_REGS: sp, ra (the exit), s0 (no frame), s1 vmctx, s2 memory-0 base, s3 the i32 mask
+        crossing.enter(self, args, [sp, L.EXIT_ADDRESS, 0, vmctx, self.read_u64(vmctx) if vmctx else 0, 0xFFFF_FFFF])
         self.depth += 1
         in_host, self._in_host = self._in_host, 0
         try:
@@ -183,18 +189,23 @@ class CallBoundary:
             if not nested:
                 self.deadline = deadline
             while True:
-                self.park_fuel()  # a safe point: honour a request_checkpoint (checkpoints.py)
+                # The fuel count's moves (checkpoints.py), each behind the test it starts with.
+                if self._checkpoint_requested:
+                    self.park_fuel()  # a safe point: honour a request_checkpoint
                 requests = self.checkpoint_requests
-                self.fuel_to_register()
+                if self.metered:
+                    self.fuel_to_register()
                 try:
                     result = m.run(pc, until=L.EXIT_ADDRESS, timeout_us=budget)
                 finally:
-                    self.fuel_to_cell()
-                if self.interrupt_reason is not None and result.reason is not StopReason.EXIT:
+                    if self._fuel_live:
+                        self.fuel_to_cell()
+                reason = result.reason
+                if self.interrupt_reason is not None and reason is not _EXIT:
                     break
-                if result.reason is StopReason.LIMIT and requests != self.checkpoint_requests:
+                if reason is _LIMIT and requests != self.checkpoint_requests:
                     pass  # stopped for a request_checkpoint: park the count (above) and go on
-                elif result.reason is not StopReason.STOPPED:
+                elif reason is not _STOPPED:
                     break
                 elif self._async:
                     # Stopped for an asynchronous event (an interrupt): handle it, then go on where we were.
@@ -215,8 +226,8 @@ class CallBoundary:
             if not nested:
                 self.deadline = None
         try:
-            if result.reason is StopReason.EXIT:
-                return self._read_values(ft.results)
+            if result.reason is _EXIT:
+                return crossing.results_from(self)
             if self.interrupt_reason is not None and result.reason in (StopReason.STOPPED, StopReason.LIMIT):
                 raise self._located(
                     TrapCode.INTERRUPTED, result.pc, self.disassemble_at(result.pc), self.interrupt_reason
@@ -239,32 +250,15 @@ class CallBoundary:
         while self._async:
             self._async.pop(0)()
 
-    def _write_values(self, types, values: list[int]) -> None:
-        m = self.machine
-        for loc, ty, bits in zip(abi_locations(types), types, values):
-            if ty == I32:
-                bits &= 0xFFFF_FFFF
-                value = bits - (1 << 32) if bits >> 31 else bits
-                value &= MASK64
-            elif ty == F32:
-                value = 0xFFFF_FFFF_0000_0000 | (bits & 0xFFFF_FFFF)  # NaN-boxed single
-            else:
-                value = bits & MASK64
-            if isinstance(loc, RegLoc):
-                m.set_reg(loc.reg.name, value)
-            else:
-                self.write_u64(L.ABI_AREA + loc.offset, value)
-
-    def _read_values(self, types) -> list[int]:
-        m = self.machine
-        out = []
-        for loc, ty in zip(abi_locations(types), types):
-            if isinstance(loc, RegLoc):
-                value = m.get_reg(loc.reg.name)
-            else:
-                value = self.read_u64(L.ABI_AREA + loc.offset)
-            out.append(value & 0xFFFF_FFFF if ty in (I32, F32) else value & MASK64)
-        return out
+    def crossing_of(self, record: FuncRecord) -> Crossing:
+        """How ``record``'s values cross the boundary (one :class:`Crossing` per signature, kept on the record)."""
+        ft = record.type
+        key = (tuple(ft.params), tuple(ft.results))
+        crossing = self._crossings.get(key)
+        if crossing is None:
+            crossing = self._crossings[key] = Crossing(self.machine, *key)
+        record.crossing = crossing
+        return crossing
 
     def _trap_from(self, result: RunResult) -> Exception:
         pc = result.pc
@@ -352,38 +346,48 @@ class CallBoundary:
         )
 
     def _ecall(self, machine: Machine) -> EcallAction:
-        if machine.active_space is not self.space:  # another Store's code (a newer Store on this machine)
-            return EcallAction.DECLINE
-        self.fuel_to_cell()  # host code sees (and may change) the count in the cell
-        action = self._serve_ecall(machine)
-        self.park_fuel()  # a safe point
-        self.fuel_to_register()
-        return action
+        """An ecall of this Store's code: a builtin (by number) or a host function (by record), in t6.
 
-    def _serve_ecall(self, machine: Machine) -> EcallAction:
-        target = machine.get_reg("t6")
+        The hot path of every host call: the registers it needs are read in one batch, the values
+        cross as the record's :class:`~.crossing.Crossing` says, and the fuel count moves only when
+        the code is metered (``fuel_to_cell``/``fuel_to_register`` inlined as their first tests)."""
+        if machine.active_space is not self.space:  # another Store's code (a newer Store on this machine)
+            return _DECLINE
+        if self._fuel_live:
+            self.fuel_to_cell()  # host code sees (and may change) the count in the cell
+        regs = self._ecall_regs.read()  # crossing.ECALL_REGS: t6, t4, the argument registers
+        target = regs[0]
         if 0 < target <= MAX_BUILTIN:
             self._builtin(Builtin(target))
-            return EcallAction.RESUME
-        record = self.funcrefs.get(target)
-        if record is None or record.host is None:
-            raise HwsimError(f"internal error: ecall with t6={target:#x}, neither a builtin nor a host function")
-        args = self._read_args(record.type.params)
-        outer_caller = self.caller_vmctx
-        self.caller_vmctx = machine.get_reg("t4")  # set by the call sequence (see RiscvMasm.call_ref)
-        self._in_host += 1
-        try:
-            results = self._call_host(record, args)
-        finally:
-            self.caller_vmctx = outer_caller
-            self._in_host -= 1
-        if self._async:  # events that came while the host function ran: a safe point
-            self.run_async()
-        self._write_values(record.type.results, results)
-        return EcallAction.RESUME
-
-    def _read_args(self, types) -> list[int]:
-        return self._read_values(types)
+        else:
+            record = self.funcrefs.get(target)
+            if record is None or record.host is None:
+                raise HwsimError(f"internal error: ecall with t6={target:#x}, neither a builtin nor a host function")
+            crossing = record.crossing or self.crossing_of(record)
+            if crossing.param_area:
+                args = crossing.args_from(self, regs)
+            else:  # all in registers: Crossing.args_from's first loop, inlined (once per host call)
+                args = []
+                for where, mask in crossing.ecall_masks:
+                    args.append(regs[where] & mask)
+            outer_caller = self.caller_vmctx
+            self.caller_vmctx = regs[1]  # t4, set by the call sequence (see RiscvMasm.call_ref)
+            self._in_host += 1
+            try:
+                results = record.host(args)
+            finally:
+                self.caller_vmctx = outer_caller
+                self._in_host -= 1
+            if len(results) != crossing.n_results:
+                raise HwsimError(f"host function returned {len(results)} values, its type has {crossing.n_results}")
+            if self._async:  # events that came while the host function ran: a safe point
+                self.run_async()
+            crossing.results_to(self, results)
+        if self._checkpoint_requested:
+            self.park_fuel()  # a safe point
+        if self.metered:
+            self.fuel_to_register()
+        return _RESUME
 
     def _call_host(self, record: FuncRecord, args: list[int]) -> list[int]:
         results = record.host(args)

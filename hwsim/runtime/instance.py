@@ -8,6 +8,7 @@ segments wrote), and finally the start function runs.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -20,11 +21,14 @@ from ..wasm.module import ACTIVE, DECLARATIVE, DecodedModule
 from ..wasm.types import I32, I64, ExternKind, GlobalType, MemoryType, TableType
 from . import layout as L
 from .calls import LoadedCode
-from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance
+from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance, func_records
 from .store import Trap, VmStore
 
 if TYPE_CHECKING:
     from .segments import SegmentTable
+
+_CONSTS = frozenset((op.I32_CONST_OP, op.I64_CONST_OP, op.F32_CONST_OP, op.F64_CONST_OP))
+_MASKS = {I32: 0xFFFF_FFFF, I64: (1 << 64) - 1}
 
 # What an export names: a function record, a memory, a table or a global.
 ExternItem = FuncRecord | MemoryInstance | TableInstance | GlobalInstance
@@ -64,12 +68,14 @@ class VmInstance:
         self.types = list(module.types)
         self.func_types = [self.types[t] for t in module.get_func_type_indices()]
         # Function records first: table initialisers and globals may refer to them.
-        for i in range(len(module.funcs)):
-            index = module.num_imported_funcs + i
-            code = self.code_base + compiled.func_offsets[i]
-            self.funcs.append(
-                FuncRecord(store, self.func_types[index], code=code, vmctx=self.vmctx, instance=self, index=index)
-            )
+        self.type_ids = [store.type_id(t) for t in self.types]
+        first = module.num_imported_funcs
+        type_indices = module.get_func_type_indices()
+        specs = [
+            (self.types[type_indices[first + i]], self.code_base + offset, self.type_ids[type_indices[first + i]])
+            for i, offset in enumerate(compiled.func_offsets[: len(module.funcs)])
+        ]
+        self.funcs += func_records(store, specs, vmctx=self.vmctx, instance=self, first_index=first)
         for g in module.globals:
             bits = self.eval_const(g.init.instrs, g.type.valtype)
             self.globals.append(GlobalInstance(store, g.type.valtype, g.type.mutable, bits))
@@ -215,28 +221,34 @@ class VmInstance:
         return FuncRecord(self.store, ftype, code=L.HOSTCALL_STUB, vmctx=self.store.host_vmctx, host=host)
 
     def _write_vmctx(self) -> None:
+        """The vmctx's words, in one copy: memory 0's base, then (layout.memory(0) onwards, back to back)
+        the memory and table descriptors, global cells, function records and type ids."""
         s, layout = self.store, self.compiled.layout
         if self.memories:
             s.write_u64(self.vmctx + layout.MEM0_BASE, self.memories[0].base)
-        for i, mem in enumerate(self.memories):
-            s.write_u64(self.vmctx + layout.memory(i), mem.desc)
-        for i, table in enumerate(self.tables):
-            s.write_u64(self.vmctx + layout.table(i), table.desc)
-        for i, g in enumerate(self.globals):
-            s.write_u64(self.vmctx + layout.global_(i), g.cell)
-        for i, f in enumerate(self.funcs):
-            s.write_u64(self.vmctx + layout.func(i), f.va)
-        for i, t in enumerate(self.types):
-            s.write_u64(self.vmctx + layout.type_id(i), s.type_id(t))
+        words = [mem.desc for mem in self.memories]
+        words += [table.desc for table in self.tables]
+        words += [g.cell for g in self.globals]
+        words += [f.va for f in self.funcs]
+        words += self.type_ids
+        assert layout.type_id(len(self.types)) - layout.memory(0) == 8 * len(words)  # the layout is one array
+        if words:
+            s.phys_view(self.vmctx + layout.memory(0), 8 * len(words))[:] = struct.pack(f"<{len(words)}Q", *words)
 
     # -- constant expressions ----------------------------------------------------------------
 
     def eval_const(self, instrs: list, valtype: int) -> int:
         """Evaluate a constant expression to a bit pattern (references: record VA or handle, 0 null)."""
+        if len(instrs) == 1 or (len(instrs) == 2 and instrs[1][0] == op.END):  # one instruction: most are
+            code, imm, _ = instrs[0]
+            if code == op.REF_FUNC:  # an element segment's item (thousands in a C program's table)
+                return self.funcs[imm].va
+            if code in _CONSTS:
+                return imm
         stack: list[int] = []
-        masks = {I32: 0xFFFF_FFFF, I64: (1 << 64) - 1}
+        masks = _MASKS
         for code, imm, _ in instrs:
-            if code in (op.I32_CONST_OP, op.I64_CONST_OP, op.F32_CONST_OP, op.F64_CONST_OP):
+            if code in _CONSTS:
                 stack.append(imm)
             elif code == op.REF_NULL:
                 stack.append(0)
@@ -270,8 +282,7 @@ class VmInstance:
                 values = self.elems[i]
                 if start + len(values) > table.size:
                     raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS, detail=f"element segment {i}")
-                for k, v in enumerate(values):
-                    table.set(start + k, v)
+                table.set_many(start, values)
                 self.elems[i] = []
             elif seg.mode == DECLARATIVE:
                 self.elems[i] = []

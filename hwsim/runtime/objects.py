@@ -11,12 +11,13 @@ import struct
 from typing import TYPE_CHECKING
 
 from ..errors import OutOfBoundsError
-from ..mmu.bits import Pte
+from ..mmu.bits import PAGE_MASK, PAGE_SHIFT, Pte
 from ..wasm.types import F32, F64, I32, I64, MemoryType, TableType
 from . import layout as L
 from .errors import ResourceLimitError
 
 if TYPE_CHECKING:
+    from .crossing import Crossing
     from .memctl import MemoryControl
     from .store import VmStore
 
@@ -186,6 +187,14 @@ class TableInstance:
         self._check(index, 1)
         self.store.write_u64(self.entries + 8 * index, value)
 
+    def set_many(self, start: int, values: list[int]) -> None:
+        """Elements ``start``, ``start + 1``, ... set to ``values`` (one copy: an element segment)."""
+        self._check(start, len(values))
+        if values:
+            self.store.phys_view(self.entries + 8 * start, 8 * len(values))[:] = struct.pack(
+                f"<{len(values)}Q", *values
+            )
+
     def fill(self, start: int, value: int, count: int) -> None:
         self._check(start, count)
         self.store.phys_view(self.entries + 8 * start, 8 * count)[:] = _U64.pack(value) * count
@@ -239,19 +248,68 @@ class FuncRecord:
     """A function reference: the record compiled code calls through, and what the host knows of it."""
 
     def __init__(
-        self, store: VmStore, ftype, *, code: int, vmctx: int, instance=None, index: int | None = None, host=None
+        self,
+        store: VmStore,
+        ftype,
+        *,
+        code: int,
+        vmctx: int,
+        instance=None,
+        index: int | None = None,
+        host=None,
+        write: bool = True,
     ) -> None:
+        """``write=False``: the caller writes the record's words (:func:`func_records`, one copy for many)."""
         self.store = store
         self.type = ftype
         self.instance = instance
         self.index = index
         self.host = host  # the Python callable of a host function
         self.code = code
+        self.crossing: Crossing | None = None  # its signature's Crossing, once a call needed it (calls.py)
         self.va = store.alloc_data(L.FUNCREF_BYTES)
-        store.write_u64(self.va + L.FUNCREF_CODE, code)
-        store.write_u64(self.va + L.FUNCREF_VMCTX, vmctx)
-        store.write_u64(self.va + L.FUNCREF_TYPE, store.type_id(ftype))
+        if write:
+            store.phys_view(self.va, L.FUNCREF_BYTES)[:] = _FUNCREF.pack(code, vmctx, store.type_id(ftype))
         store.funcrefs[self.va] = self
+
+
+_FUNCREF = struct.Struct("<QQQ")  # FUNCREF_CODE, FUNCREF_VMCTX, FUNCREF_TYPE
+assert (L.FUNCREF_CODE, L.FUNCREF_VMCTX, L.FUNCREF_TYPE, L.FUNCREF_BYTES) == (0, 8, 16, _FUNCREF.size)
+_FUNCREF_STRIDE = (L.FUNCREF_BYTES + 15) & ~15  # what alloc_data gives each record
+
+
+def _data_page(store: VmStore, va: int) -> int:
+    pa = store.page_pa(va)
+    assert pa is not None  # the data region is mapped as it is allocated
+    return pa
+
+
+def func_records(store: VmStore, specs, *, vmctx: int, instance, first_index: int) -> list[FuncRecord]:
+    """The records of a module's functions (``specs``: ``(type, code address, type id)`` of each), written
+    with one copy per run of records allocated back to back (instantiation writes thousands)."""
+    records = [
+        FuncRecord(store, ftype, code=code, vmctx=vmctx, instance=instance, index=first_index + i, write=False)
+        for i, (ftype, code, _tid) in enumerate(specs)
+    ]
+    # A run must be physically contiguous: allocations back to back in VA may lie in two chunks of the data
+    # region (each chunk is contiguous frames, two chunks need not be), so a run also ends where a record
+    # starts a page whose frame does not follow the run's.
+    start = 0
+    for end in range(1, len(records) + 1):
+        if end < len(records):
+            va, prev = records[end].va, records[end - 1].va
+            if va == prev + _FUNCREF_STRIDE and (
+                va >> PAGE_SHIFT == (prev + L.FUNCREF_BYTES - 1) >> PAGE_SHIFT
+                or _data_page(store, va) == _data_page(store, prev) + ((va & ~PAGE_MASK) - (prev & ~PAGE_MASK))
+            ):
+                continue
+        run = records[start:end]
+        buf = bytearray(_FUNCREF_STRIDE * (len(run) - 1) + L.FUNCREF_BYTES)  # the padding between stays zero
+        for k, (_ftype, code, tid) in enumerate(specs[start:end]):
+            _FUNCREF.pack_into(buf, _FUNCREF_STRIDE * k, code, vmctx, tid)
+        store.phys_view(run[0].va, len(buf))[:] = buf
+        start = end
+    return records
 
 
 VALUE_TYPES = (I32, I64, F32, F64)

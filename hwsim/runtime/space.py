@@ -2,13 +2,18 @@
 
 ::
 
-    VmStore address space (layout.py has the map)       host access (no Python walk per word
-    --------------------------------------------        when the page is the data region's)
+    VmStore address space (layout.py has the map)       host access (a walk per page, cached
+    --------------------------------------------        until a mapping changes: page_pa)
     runtime page, ABI area    mapped at creation         read_u64 / write_u64 / phys_view
     code region               load_code                  read_user / write_user / fill_user /
     data region               alloc_data (vmctx, ...)    copy_user (guest memory: pages made on
     linear memories           reserve_memory, pager      first write, zeros when never touched)
     host buffers              host_buffer                frame_of (a page's frame, made if needed)
+
+The translation cache: every host access finds its page's frame with :meth:`StoreSpace.page_pa`,
+which walks the tables once per page and keeps the answer until the address space changes a
+mapping (``AddressSpace.on_change``: unmap, protect, remap and destroy drop the whole cache); a
+page found unmapped is never cached.  So host code never reaches a frame the guest has lost.
 
 Demand paging: the machine asks :meth:`StoreSpace._pager` when a walk finds
 an invalid PTE in a memory's reservation; copy-on-write asks
@@ -34,7 +39,7 @@ from .objects import MASK64, RW_USER, RX_USER, MemoryInstance
 
 if TYPE_CHECKING:
     from ..machine import Machine
-    from ..mmu.aspace import AddressSpace, Mapping
+    from ..mmu.aspace import AddressSpace
     from ..mmu.walker import Translation
     from ..riscv.priv import Access
     from .hostmem import HostBuffer
@@ -64,25 +69,65 @@ class StoreSpace:
     stack_low: int
     bulk_access_observers: list[BulkAccessObserver]
     fault_around: int  # pages mapped ahead of a sequential touch (0: off)
+    _host_pages: dict[int, int]  # guest page number -> physical address of the page (see page_pa)
+    _host_views: dict[int, tuple[memoryview, int]]  # guest page number -> (RAM view, delta), see _u64_view
 
     if TYPE_CHECKING:  # CallBoundary's, in VmStore
 
         def check_deadline(self) -> None: ...
+
+    # -- the host's translation cache -------------------------------------------------------------
+    #
+    # Every host access to guest memory goes through these: a page's translation is looked up once
+    # (a walk of the tables in Python, ~10 us) and kept until the address space changes a mapping
+    # (unmap, protect, a remap, the space destroyed), when the whole cache is dropped
+    # (``AddressSpace.on_change``, registered by VmStore).  Only mapped pages are cached: mapping a
+    # page that was invalid needs no invalidation.  As with a TLB, a PTE rewritten behind the
+    # AddressSpace's back (a raw write into the tables) is not seen until the next change.
+
+    def translation_changed(self, _asid: int = 0, _va: int | None = None, _size: int = 0) -> None:
+        """Drop every cached translation (an ``AddressSpace.on_change`` listener)."""
+        self._host_pages.clear()
+        self._host_views.clear()
+
+    def page_pa(self, va: int) -> int | None:
+        """The physical address of the page holding ``va`` (cached), or None when it is not mapped."""
+        page = va >> PAGE_SHIFT
+        pa = self._host_pages.get(page)
+        if pa is None:
+            mapping = self.space.lookup(va)
+            if mapping is None:
+                return None
+            pa = self._host_pages[page] = mapping.pa + ((va & ~PAGE_MASK) - mapping.va)
+        return pa
+
+    def _u64_view(self, va: int) -> tuple[memoryview, int]:
+        """``(RAM view, delta)`` such that ``view[va + delta]`` is the byte at ``va`` (data-region pages)."""
+        page = va >> PAGE_SHIFT
+        entry = self._host_views.get(page)
+        if entry is None:
+            pa = self.page_pa(va)
+            assert pa is not None  # the data region and the ABI area are mapped as they are allocated
+            region = self.machine.phys.ram_at(pa, PAGE_SIZE)
+            entry = self._host_views[page] = (region.view, pa - region.base - (va & ~PAGE_MASK))
+        return entry
 
     def phys_view(self, va: int, size: int) -> memoryview:
         """A view of data-region memory (always mapped, physically contiguous per allocation)."""
         return self.machine.phys.view(self._data_pa(va), size)
 
     def _data_pa(self, va: int) -> int:
-        mapping = self.space.lookup(va)
-        assert mapping is not None  # the data region is mapped as it is allocated
-        return mapping.pa + (va - mapping.va)
+        pa = self.page_pa(va)
+        assert pa is not None  # the data region is mapped as it is allocated
+        return pa + (va & PAGE_MASK)
 
     def read_u64(self, va: int) -> int:
-        return _U64.unpack(self.phys_view(va, 8))[0]
+        view, delta = self._host_views.get(va >> PAGE_SHIFT) or self._u64_view(va)
+        return _U64.unpack_from(view, va + delta)[0]
 
     def write_u64(self, va: int, value: int) -> None:
-        self.phys_view(va, 8)[:] = _U64.pack(value & MASK64)
+        view, delta = self._host_views.get(va >> PAGE_SHIFT) or self._u64_view(va)
+        _U64.pack_into(view, va + delta, value & MASK64)
 
     def alloc_data(self, size: int) -> int:
         """Zeroed bytes in the data region (16-aligned, never freed), physically contiguous.
@@ -196,13 +241,13 @@ class StoreSpace:
     def frame_of(self, va: int) -> int | None:
         """The physical page behind guest page ``va``, given a frame first if it has none (as the pager
         would on a touch; the page's memory state decides); None when no frame can be had."""
-        mapping = self.space.lookup(va)
-        if mapping is None:
+        pa = self.page_pa(va)
+        if pa is None:
             if not self._map_page(va):
                 return None
-            mapping = self.space.lookup(va)
-            assert mapping is not None  # _map_page mapped it
-        return mapping.pa + ((va & ~PAGE_MASK) - mapping.va)
+            pa = self.page_pa(va)
+            assert pa is not None  # _map_page mapped it
+        return pa
 
     def _pager(self, va: int, access: Access) -> Translation | bool:
         """Demand paging: memory pages below the memory's size (as their page state allows), the stack.
@@ -278,11 +323,11 @@ class StoreSpace:
         out = bytearray()
         while size > 0:
             chunk = min(size, PAGE_SIZE - (va & PAGE_MASK))
-            mapping = self.space.lookup(va)
-            if mapping is None:
+            pa = self.page_pa(va)
+            if pa is None:
                 out += bytes(chunk)
             else:
-                out += self.machine.phys.read(mapping.pa + (va - mapping.va), chunk)
+                out += self.machine.phys.read(pa + (va & PAGE_MASK), chunk)
             va += chunk
             size -= chunk
         return bytes(out)
@@ -299,15 +344,15 @@ class StoreSpace:
         if mem is not None and mem.ctl is not None and mem.ctl.host_pages:
             mem.ctl.prepare_host_write(va - mem.base, size)
 
-    def _host_mapping(self, va: int) -> Mapping:
-        """The mapping of the page holding ``va`` for a host write, given a frame first if it has none."""
-        mapping = self.space.lookup(va)
-        if mapping is None:
+    def _host_pa(self, va: int) -> int:
+        """The physical address of ``va`` for a host write, its page given a frame first if it has none."""
+        pa = self.page_pa(va)
+        if pa is None:
             if not self._map_page(va, host=True):
                 raise ResourceLimitError("out of physical memory for the Store's RAM")
-            mapping = self.space.lookup(va)
-            assert mapping is not None  # _map_page mapped it
-        return mapping
+            pa = self.page_pa(va)
+            assert pa is not None  # _map_page mapped it
+        return pa + (va & PAGE_MASK)
 
     def write_user(self, va: int, data: bytes) -> None:
         self._before_host_write(va, len(data))
@@ -318,8 +363,7 @@ class StoreSpace:
             if not pages & 0xFF:
                 self.check_deadline()
             chunk = min(len(view), PAGE_SIZE - (va & PAGE_MASK))
-            mapping = self._host_mapping(va)
-            self.machine.phys.write(mapping.pa + (va - mapping.va), view[:chunk])
+            self.machine.phys.write(self._host_pa(va), view[:chunk])
             va += chunk
             view = view[chunk:]
 
@@ -331,10 +375,10 @@ class StoreSpace:
             if not pages & 0xFF:
                 self.check_deadline()
             chunk = min(size, PAGE_SIZE - (va & PAGE_MASK))
-            mapping = self.space.lookup(va)
-            if mapping is not None or byte:  # untouched pages already read as zero
-                mapping = mapping or self._host_mapping(va)
-                self.machine.phys.fill(mapping.pa + (va - mapping.va), chunk, byte)
+            pa = self.page_pa(va)
+            if pa is not None or byte:  # untouched pages already read as zero
+                at = pa + (va & PAGE_MASK) if pa is not None else self._host_pa(va)
+                self.machine.phys.fill(at, chunk, byte)
             va += chunk
             size -= chunk
 
@@ -358,12 +402,12 @@ class StoreSpace:
             else:
                 s, d = src + done, dst + done
                 chunk = min(left, PAGE_SIZE - (s & mask), PAGE_SIZE - (d & mask))
-            s_map, d_map = self.space.lookup(s), self.space.lookup(d)
-            if s_map is None:
-                if d_map is not None:
-                    self.machine.phys.fill(d_map.pa + (d - d_map.va), chunk, 0)
+            s_pa, d_pa = self.page_pa(s), self.page_pa(d)
+            if s_pa is None:
+                if d_pa is not None:
+                    self.machine.phys.fill(d_pa + (d & mask), chunk, 0)
             else:
-                data = self.machine.phys.read(s_map.pa + (s - s_map.va), chunk)
-                d_map = d_map or self._host_mapping(d)
-                self.machine.phys.write(d_map.pa + (d - d_map.va), data)
+                data = self.machine.phys.read(s_pa + (s & mask), chunk)
+                at = d_pa + (d & mask) if d_pa is not None else self._host_pa(d)
+                self.machine.phys.write(at, data)
             done += chunk

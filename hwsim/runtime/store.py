@@ -29,6 +29,7 @@ from ..riscv.priv import Priv
 from . import layout as L
 from .calls import CallBoundary, LoadedCode
 from .checkpoints import CheckpointCounter
+from .crossing import ECALL_REGS
 from .errors import ResourceLimitError, Trap
 from .objects import RW_USER, RX_USER, FuncRecord, MemoryInstance
 from .space import StoreSpace
@@ -59,8 +60,11 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         except HostLimitError as exc:
             raise ResourceLimitError(f"ram_size: {exc.problem}") from None
         m = self.machine
+        self._host_pages = {}  # the host's translation cache (space.py), dropped on every mapping change
+        self._host_views = {}
         try:
             self.space = m.new_address_space(asid=1)
+            self.space.on_change(self.translation_changed)
             # Runtime page: the host-call stub; the exit address is never executed.
             self.runtime_pa = m.frames.alloc()
             self.space.map(L.RUNTIME_PAGE, self.runtime_pa, PAGE_SIZE, RX_USER)
@@ -89,6 +93,8 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self.funcrefs: dict[int, FuncRecord] = {}  # record VA -> record
         self.code: list[LoadedCode] = []  # every module's compiled code, in load order
         self._source_maps = {}  # id(Module) -> SourceMap (DWARF line tables)
+        self._crossings = {}  # (params, results) -> Crossing (calls.py)
+        self._ecall_regs = m.register_batch(ECALL_REGS)
         self._type_ids: dict = {}
         self.externs: dict[int, object] = {}  # externref handle -> host object
         self._extern_ids: dict[int, int] = {}

@@ -1,0 +1,272 @@
+"""The system paths around generated code, each measured beside its ceiling in one run.
+
+    python bench/system.py [--quick] [--rounds N]
+
+A *ceiling* is the same work done with nothing of hwsim in the way (raw Unicorn, a plain
+memoryview copy); *hwsim* is the path through hwsim's public API.  Each path runs its ceiling
+and hwsim side by side, round after round (interleaved, so a busy machine slows both), and keeps
+the best time of each.  The table gives both, their ratio, the path's target, and whether it is met:
+
+    path                          ceiling      hwsim   ratio   target   met?
+
+A target is either a ratio to the ceiling (``<= 2.0x``) or an absolute time (``<= 10 us``).
+
+Adding a path: write a function ``(rounds, quick) -> Row`` below and append it to :data:`PATHS`
+(one function per path, so that paging, DMA or MMIO rows are added without touching the others).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from unicorn import Uc  # noqa: E402
+from unicorn import riscv_const as rv  # noqa: E402
+from unicorn import unicorn_const as uc_const  # noqa: E402
+from unicorn.unicorn_py3.unicorn import uclib  # noqa: E402
+
+from hwsim.riscv import asm as A  # noqa: E402
+from hwsim.runtime import api  # noqa: E402
+from hwsim.runtime.internal import vm_instance, vm_store  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: times in seconds; the target is a ratio (``max_ratio``) or a time (``max_s``)."""
+
+    path: str
+    ceiling_s: float
+    hwsim_s: float
+    max_ratio: float | None = None
+    max_s: float | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.hwsim_s / self.ceiling_s
+
+    @property
+    def target(self) -> str:
+        if self.max_ratio is not None:
+            return f"<= {self.max_ratio:g}x"
+        assert self.max_s is not None  # a row has one target or the other
+        return f"<= {_time(self.max_s)}"
+
+    @property
+    def met(self) -> bool:
+        if self.max_ratio is not None:
+            return self.ratio <= self.max_ratio
+        assert self.max_s is not None
+        return self.hwsim_s <= self.max_s
+
+
+def _time(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.2f} us"
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def interleaved(rounds: int, **runs: Callable[[], float]) -> dict[str, float]:
+    """Each ``name: fn`` (``fn()`` returns seconds per operation), run in turn ``rounds`` times; the best of each."""
+    best = {name: float("inf") for name in runs}
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            best[name] = min(best[name], fn())
+    return best
+
+
+# -- wasm -> host: an ecall round trip -------------------------------------------------------------
+
+_RAW_CODE = 0x10_0000
+
+
+def _raw_ecall_loop(n: int) -> Callable[[], float]:
+    """Raw Unicorn: ``ecall`` in a loop, into a Python interrupt hook that reads a0 and writes a0 + 1."""
+    uc = Uc(uc_const.UC_ARCH_RISCV, uc_const.UC_MODE_RISCV64)
+    a = A.Assembler(_RAW_CODE)
+    a.li("t1", n).label("loop").emit(A.ECALL, A.addi("t1", "t1", -1))
+    a.branch("bne", "t1", "zero", "loop").label("exit")
+    code = a.finish()
+    uc.mem_map(_RAW_CODE, 0x1000, uc_const.UC_PROT_ALL)
+    uc.mem_write(_RAW_CODE, code)
+    a0, handle, value = rv.UC_RISCV_REG_A0, uc._uch, ctypes.c_uint64()
+    ref = ctypes.byref(value)
+
+    def hook(uc, intno, _data):  # the binding's C entry points: its reg_read/reg_write cost 2x more
+        uclib.uc_reg_read(handle, a0, ref)
+        value.value += 1
+        uclib.uc_reg_write(handle, a0, ref)
+
+    uc.hook_add(uc_const.UC_HOOK_INTR, hook)
+    exit_ = a.labels["exit"]
+
+    def run() -> float:
+        t = time.perf_counter()
+        uc.emu_start(_RAW_CODE, exit_)
+        return (time.perf_counter() - t) / n
+
+    return run
+
+
+_HOSTCALL_WAT = """
+(module
+  (import "env" "h" (func $h (param i32) (result i32)))
+  (func (export "loop") (param $n i32) (result i32) (local $i i32) (local $s i32)
+    (loop $l
+      (local.set $s (i32.add (local.get $s) (call $h (local.get $i))))
+      (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n))))
+    (local.get $s))
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))
+"""
+
+
+def _hwsim_instance():
+    engine = api.Engine(cache=False)
+    store = api.Store(engine)
+    module = api.Module(engine, _HOSTCALL_WAT)
+    h = api.Func(store, api.FuncType([api.ValType.i32()], [api.ValType.i32()]), lambda x: x + 1)
+    return store, api.Instance(store, module, [h]).exports(store)
+
+
+def wasm_to_host(rounds: int, quick: bool) -> Row:
+    """A wasm loop calling an imported Python function ``(i32) -> i32``, per call."""
+    n = 2_000 if quick else 20_000
+    store, exports = _hwsim_instance()
+    loop = exports["loop"]
+
+    def hwsim() -> float:
+        t = time.perf_counter()
+        loop(store, n)
+        return (time.perf_counter() - t) / n
+
+    best = interleaved(rounds, ceiling=_raw_ecall_loop(n), hwsim=hwsim)
+    return Row("wasm->host call (ecall)", best["ceiling"], best["hwsim"], max_ratio=2.0)
+
+
+# -- host -> wasm: a call of a trivial function ------------------------------------------------------
+
+
+def _raw_call(n: int) -> Callable[[], float]:
+    """Raw Unicorn: set two argument registers and ra (one batch), run ``addw a0, a0, a1; ret`` to the exit,
+    read a0 (the binding's C entry points)."""
+    uc = Uc(uc_const.UC_ARCH_RISCV, uc_const.UC_MODE_RISCV64)
+    a = A.Assembler(_RAW_CODE)
+    a.emit(A.addw("a0", "a0", "a1"), A.jalr(0, A.REG["ra"], 0))
+    uc.mem_map(_RAW_CODE, 0x2000, uc_const.UC_PROT_ALL)
+    uc.mem_write(_RAW_CODE, a.finish())
+    exit_ = _RAW_CODE + 0x1000
+    handle, value = uc._uch, ctypes.c_uint64()
+    ref = ctypes.byref(value)
+    ids = (ctypes.c_int * 3)(rv.UC_RISCV_REG_A0, rv.UC_RISCV_REG_A1, rv.UC_RISCV_REG_RA)
+    values = (ctypes.c_uint64 * 3)()
+    ptrs = (ctypes.c_void_p * 3)(*(ctypes.addressof(values) + 8 * i for i in range(3)))
+    write_batch, read, start = uclib.uc_reg_write_batch, uclib.uc_reg_read, uc.emu_start
+    a0 = rv.UC_RISCV_REG_A0
+
+    def run() -> float:
+        t = time.perf_counter()
+        for i in range(n):
+            values[0], values[1], values[2] = i, 2, exit_
+            write_batch(handle, ids, ptrs, 3)
+            start(_RAW_CODE, exit_)
+            read(handle, a0, ref)
+        return (time.perf_counter() - t) / n
+
+    return run
+
+
+def host_to_wasm(rounds: int, quick: bool) -> Row:
+    """An exported ``(i32, i32) -> i32`` add, called from Python, per call."""
+    n = 500 if quick else 5_000
+    store, exports = _hwsim_instance()
+    add = exports["add"]
+
+    def hwsim() -> float:
+        t = time.perf_counter()
+        for i in range(n):
+            add(store, i, 2)
+        return (time.perf_counter() - t) / n
+
+    best = interleaved(rounds, ceiling=_raw_call(n), hwsim=hwsim)
+    return Row("host->wasm call (trivial)", best["ceiling"], best["hwsim"], max_s=10e-6)
+
+
+# -- instantiation of a module of many functions ------------------------------------------------------
+
+
+def _many_functions_wat(count: int) -> str:
+    """``count`` small functions, all in a table (as a C program's function pointers), a few exported."""
+    funcs = "\n".join(
+        f"  (func $f{i} (param i32) (result i32) (i32.add (local.get 0) (i32.const {i})))" for i in range(count)
+    )
+    names = " ".join(f"$f{i}" for i in range(count))
+    return f"""(module
+  (memory 1)
+  (global $g (mut i32) (i32.const 0))
+  (table {count} funcref)
+  (elem (i32.const 0) func {names})
+{funcs}
+  (export "f0" (func $f0))
+  (export "last" (func $f{count - 1})))"""
+
+
+def instantiation(rounds: int, quick: bool, count: int = 1_000) -> Row:
+    """Instantiating a compiled module of ``count`` functions (a table holding each) in a fresh Store.
+
+    The ceiling moves the same bytes into guest RAM with nothing else: the compiled code and, per
+    function, its record and table entry (three and one 8-byte words), each as one memoryview copy."""
+    engine = api.Engine(cache=False)
+    module = api.Module(engine, _many_functions_wat(count))
+    code = vm_instance(api.Instance(api.Store(engine), module, [])).compiled.code
+    records = bytes(8 * 4 * count)
+
+    def ceiling() -> float:
+        store = api.Store(engine)
+        phys = vm_store(store).machine.phys
+        base = phys.ram_regions[0].base
+        t = time.perf_counter()
+        phys.view(base, len(code))[:] = code
+        phys.view(base + len(code), len(records))[:] = records
+        return time.perf_counter() - t
+
+    def hwsim() -> float:
+        store = api.Store(engine)
+        t = time.perf_counter()
+        api.Instance(store, module, [])
+        return time.perf_counter() - t
+
+    best = interleaved(rounds, ceiling=ceiling, hwsim=hwsim)
+    return Row(f"instantiate {count:,} functions", best["ceiling"], best["hwsim"], max_s=5e-3)
+
+
+# -- the table ---------------------------------------------------------------------------------------------
+
+# One function per path, in the table's order.  Add yours at the end.
+PATHS: list[Callable[[int, bool], Row]] = [wasm_to_host, host_to_wasm, instantiation]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer iterations (a few seconds)")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds per path (default 15, quick 5)")
+    args = ap.parse_args()
+    rounds = args.rounds or (5 if args.quick else 15)
+    print(f"{time.strftime('%Y-%m-%d')}: system paths beside their ceilings, best of {rounds} interleaved rounds")
+    print(f"{'path':30} {'ceiling':>10} {'hwsim':>10} {'ratio':>7} {'target':>10} {'met?':>5}")
+    for path in PATHS:
+        row = path(rounds, args.quick)
+        print(
+            f"{row.path:30} {_time(row.ceiling_s):>10} {_time(row.hwsim_s):>10} {row.ratio:6.1f}x "
+            f"{row.target:>10} {'yes' if row.met else 'NO':>5}" + (f"  {row.note}" if row.note else "")
+        )
+
+
+if __name__ == "__main__":
+    main()
