@@ -532,7 +532,7 @@ def test_ctrl_c_stops_the_run_with_its_report(spin_wasm, invoke):
         stderr=subprocess.PIPE,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    time.sleep(2.0)  # well inside the spin (start-up and compile take under a second)
+    time.sleep(5.0)  # well inside the spin (start-up and compile take under a second, a few on a loaded machine)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
