@@ -446,6 +446,36 @@ def test_watched_page_stops_each_access_precisely_and_carries_it_out(g):
     assert g.m.watch_hits == 6
 
 
+@pytest.mark.parametrize("how", ["request_stop", "stop"])
+def test_a_stop_asked_for_while_a_watched_access_is_carried_out_is_not_lost(g, how):
+    """The watchdog (another thread) or a device callback may ask for a stop while the run is between
+    two stretches of emulation, carrying out a watched store in Python: Unicorn's emu_stop is lost there,
+    so the run checks for it (a driver spinning on a watched page could not be stopped)."""
+    hits = []
+
+    def on_hit(hit):
+        hits.append(hit)
+        if len(hits) == 3:
+            getattr(g.m, how)()
+
+    g.m.watch_page(g.data_pa, on_hit, accesses=[Access.STORE])
+
+    exits = []
+
+    def prog(a):
+        a.li("a1", DATA).li("a2", 100)
+        a.label("loop")
+        a.emit(A.sw("a2", "a1", 0), A.addi("a2", "a2", -1))
+        a.branch("bne", "a2", "zero", "loop")
+        exits.append(a)
+
+    r = g.run(prog)
+    assert r.reason is (StopReason.LIMIT if how == "request_stop" else StopReason.STOPPED)
+    assert len(hits) == 3 and g.m.get_reg("a2") == 98  # stopped after the third store, not at the end
+    r = g.m.run(r.pc, until=exits[0].labels["exit"])  # and goes on from there when asked
+    assert r.reason is StopReason.EXIT and len(hits) == 100
+
+
 def test_watch_stores_only_and_an_access_straddling_into_a_watched_page(g):
     hits = []
     g.m.watch_page(g.data_pa + 0x1000, hits.append, accesses=[Access.STORE])

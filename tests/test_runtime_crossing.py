@@ -121,5 +121,7 @@ def test_a_host_function_returning_the_wrong_count_is_an_error():
     i32 = api.ValType.i32()
     bad = api.Func(store, api.FuncType([], [i32, i32]), lambda: [1])
     f = api.Instance(store, api.Module(engine, wat), [bad]).exports(store)["f"]
-    with pytest.raises(api.WasmtimeError, match="the host function returned the wrong number of results: 1, its type has 2"):
+    with pytest.raises(
+        api.WasmtimeError, match="the host function returned the wrong number of results: 1, its type has 2"
+    ):
         f(store)

@@ -327,6 +327,9 @@ class Machine:
         self._pending_exc: _PendingException | None = None
         self._host_error: BaseException | None = None
         self._stop_reason: StopReason | None = None
+        # A stop asked for while the run is between two stretches of emulation (carrying out a watched
+        # access in Python): Unicorn's emu_stop would be lost there, so run() checks this too.
+        self._stop_pending: StopReason | None = None
         self._raw = ctypes.c_uint64()
         self._raw_ref = ctypes.byref(self._raw)
         self._handle = self._uc._uch
@@ -800,6 +803,7 @@ class Machine:
     def stop(self) -> None:
         """Stop the current run (from a hook or device callback)."""
         self._stop_reason = StopReason.STOPPED
+        self._stop_pending = StopReason.STOPPED
         self._uc.emu_stop()
 
     def save_context(self):
@@ -813,6 +817,8 @@ class Machine:
     def request_stop(self) -> None:
         """Stop the current run from another thread or a signal handler (the run ends as if its time
         budget ran out; the caller keeps its own record of why).  No effect when nothing runs."""
+        if self._stop_pending is None:
+            self._stop_pending = StopReason.LIMIT
         self._uc.emu_stop()
 
     def _fetch_insn_bytes(self, pc: int) -> bytes | None:
@@ -954,11 +960,16 @@ class Machine:
         ``max_insns`` then counts per stretch between two of them.
         """
         deadline = time.monotonic() + timeout_us / 1e6 if timeout_us else None
+        self._stop_pending = None
         while True:
             result = self._run_once(pc, until=until, max_insns=max_insns, timeout_us=timeout_us)
             if result.reason is not _WATCH:
+                self._stop_pending = None
                 return result
             pc = result.pc
+            if self._stop_pending is not None:  # asked for while the watched access was carried out
+                reason, self._stop_pending = self._stop_pending, None
+                return RunResult(reason, pc)
             if deadline is not None:
                 timeout_us = int((deadline - time.monotonic()) * 1e6)
                 if timeout_us <= 0:
