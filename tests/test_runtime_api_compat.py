@@ -148,3 +148,68 @@ def test_calls_with_the_wrong_number_of_arguments_are_wasmtime_errors():
     with pytest.raises(WasmtimeError, match="^wrong number of arguments: expected 0, got 1$"):
         f(store, 2)
     assert hwsim.OutOfBoundsError.__mro__[1] is WasmtimeError
+
+
+# -- Linker: get, get_default, define_module, made-up imports, instantiate_pre ---------------------------
+
+
+def test_linker_get_and_define_module():
+
+    engine = hwsim.Engine()
+    store = hwsim.Store(engine)
+    linker = hwsim.Linker(engine)
+    with pytest.raises(hwsim.WasmtimeError, match="`foo::f` has not been defined"):
+        linker.get(store, "foo", "f")
+    linker.define_module(store, "foo", hwsim.Module(engine, '(module (func (export "f") (result i32) i32.const 7))'))
+    f = linker.get(store, "foo", "f")
+    assert isinstance(f, hwsim.Func) and f(store) == 7
+    user = hwsim.Module(
+        engine, '(module (import "foo" "f" (func $f (result i32))) (func (export "g") (result i32) call $f))'
+    )
+    assert linker.instantiate(store, user).exports(store)["g"](store) == 7
+    with pytest.raises(TypeError):
+        linker.define_module(store, "foo", "not a module")
+
+
+def test_linker_get_default_is_the_empty_export_or_a_no_op():
+
+    engine = hwsim.Engine()
+    store = hwsim.Store(engine)
+    linker = hwsim.Linker(engine)
+    assert linker.get_default(store, "nothing")(store) is None
+    linker.define_module(store, "m", hwsim.Module(engine, '(module (func (export "") (result i32) i32.const 3))'))
+    assert linker.get_default(store, "m")(store) == 3
+
+
+def test_unknown_imports_made_up_as_traps_or_default_values():
+
+    engine = hwsim.Engine()
+    wat = """(module (import "env" "missing" (func $m (result i32)))
+                     (func (export "call") (result i32) call $m))"""
+    module = hwsim.Module(engine, wat)
+    traps = hwsim.Linker(engine)
+    traps.define_unknown_imports_as_traps(module)
+    store = hwsim.Store(engine)
+    with pytest.raises(hwsim.Trap, match="unknown import `env::missing` was called"):
+        traps.instantiate(store, module).exports(store)["call"](store)
+    defaults = hwsim.Linker(engine)
+    defaults.define_unknown_imports_as_default_values(store, module)
+    assert defaults.instantiate(store, module).exports(store)["call"](store) == 0
+    with pytest.raises(TypeError):
+        traps.define_unknown_imports_as_traps("not a module")
+    memory_import = hwsim.Module(engine, '(module (import "env" "mem" (memory 1)))')
+    with pytest.raises(hwsim.WasmtimeError, match="only functions can be made up"):
+        hwsim.Linker(engine).define_unknown_imports_as_traps(memory_import)
+
+
+def test_instantiate_pre_makes_instances_in_many_stores():
+
+    engine = hwsim.Engine()
+    pre = hwsim.Linker(engine).instantiate_pre(
+        hwsim.Module(engine, '(module (func (export "f") (result i32) i32.const 42))')
+    )
+    for _ in range(2):
+        store = hwsim.Store(engine)
+        assert pre.instantiate(store).exports(store)["f"](store) == 42
+    with pytest.raises(TypeError):
+        hwsim.Linker(engine).instantiate_pre(3)

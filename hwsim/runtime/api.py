@@ -1354,6 +1354,77 @@ class Linker:
         for export in instance._inner.exports:
             self.define(store, name, export, instance.exports(store)[export])
 
+    def define_module(self, store: Store, name: str, module: Module) -> None:
+        """Instantiate ``module`` with this linker's definitions and define its exports as ``name::*``
+        (wasmtime-py's shape; hwsim makes the one instance now, in ``store``)."""
+        _expect(name, str, "Linker.define_module(name)")
+        _expect(module, Module, "Linker.define_module(module)")
+        self.define_instance(store, name, self.instantiate(store, module))
+
+    def get(self, store: Store, module: str, name: str) -> Func | Memory | Global | Table:
+        """The item defined as ``module::name`` (a host function defined with define_func is made in
+        ``store``); WasmtimeError when nothing is."""
+        _runtime(store)
+        _expect(module, str, "Linker.get(module)")
+        _expect(name, str, "Linker.get(name)")
+        item = self._defs.get((module, name))
+        if item is None:
+            raise WasmtimeError(f"`{module}::{name}` has not been defined")
+        if isinstance(item, tuple):
+            return Func(store, item[1], item[2], item[3])
+        return item
+
+    def get_default(self, store: Store, name: str) -> Func:
+        """The default function of ``name``: its export named "" if defined, else one that does nothing
+        (as wasmtime's linker gives for a module without a default)."""
+        _expect(name, str, "Linker.get_default(name)")
+        if (name, "") in self._defs:
+            item = self.get(store, name, "")
+            if not isinstance(item, Func):
+                raise WasmtimeError(f"`{name}::` is defined but is not a function")
+            return item
+        return Func(store, FuncType([], []), lambda: None)
+
+    def _unknown_func_imports(self, module: Module, what: str):
+        _expect(module, Module, f"Linker.{what}(module)")
+        from ..compiler.intrinsics import MODULES as INTRINSIC_MODULES
+
+        for imp in module.imports:
+            if imp.module in INTRINSIC_MODULES or (imp.module, imp.name) in self._defs:
+                continue
+            if not isinstance(imp.type, FuncType):
+                raise WasmtimeError(
+                    f"Linker.{what}: `{imp.module}::{imp.name}` is not a function; only functions can be made up"
+                )
+            yield imp
+
+    def define_unknown_imports_as_traps(self, module: Module) -> None:
+        """Define every function ``module`` imports and this linker lacks as one that traps when called."""
+        for imp in list(self._unknown_func_imports(module, "define_unknown_imports_as_traps")):
+            label = f"{imp.module}::{imp.name}"
+
+            def trap(*_args, label=label):
+                raise Trap(TrapCode.UNREACHABLE, detail=f"unknown import `{label}` was called")
+
+            self._defs[(imp.module, imp.name)] = ("lazy-func", imp.type, trap, False)
+
+    def define_unknown_imports_as_default_values(self, store: Store, module: Module) -> None:
+        """Define every function ``module`` imports and this linker lacks as one that returns the default
+        (zero or null) value of each of its results."""
+        _runtime(store)
+        for imp in list(self._unknown_func_imports(module, "define_unknown_imports_as_default_values")):
+            results = [_default_value(t) for t in imp.type.results]
+
+            def defaults(*_args, results=results):
+                return None if not results else results[0] if len(results) == 1 else list(results)
+
+            self.define(store, imp.module, imp.name, Func(store, imp.type, defaults))
+
+    def instantiate_pre(self, module: Module) -> InstancePre:
+        """``module`` checked against this linker's definitions once, to instantiate in many Stores."""
+        _expect(module, Module, "Linker.instantiate_pre(module)")
+        return InstancePre(self, module)
+
     def instantiate(self, store: Store, module: Module) -> Instance:
         _runtime(store)
         _expect(module, Module, "Linker.instantiate(module)")
@@ -1374,6 +1445,23 @@ class Linker:
         return Instance(store, module, imports)
 
 
+def _default_value(t: ValType):
+    """The value a made-up function returns for a result of type ``t``: zero, or a null reference."""
+    return None if t in (ValType.funcref(), ValType.externref()) else 0.0 if t in (ValType.f32(), ValType.f64()) else 0
+
+
+class InstancePre:
+    """A module paired with a linker (wasmtime-py's ``Linker.instantiate_pre``): ``instantiate(store)``
+    makes an instance in any Store of the linker's Engine."""
+
+    def __init__(self, linker: Linker, module: Module) -> None:
+        self.linker = linker
+        self.module = module
+
+    def instantiate(self, store: Store) -> Instance:
+        return self.linker.instantiate(store, self.module)
+
+
 __all__ = [
     "Caller",
     "Config",
@@ -1385,6 +1473,7 @@ __all__ = [
     "GlobalType",
     "ImportType",
     "Instance",
+    "InstancePre",
     "Limits",
     "Linker",
     "Memory",
