@@ -213,3 +213,21 @@ def test_instantiate_pre_makes_instances_in_many_stores():
         assert pre.instantiate(store).exports(store)["f"](store) == 42
     with pytest.raises(TypeError):
         hwsim.Linker(engine).instantiate_pre(3)
+
+
+def test_a_trap_made_from_a_message_passes_through_wasm():
+    """wasmtime-py's Trap("message"): no trap code; raised by a host function, it ends the call into wasm."""
+    trap = hwsim.Trap("out of paper")
+    assert (trap.message, trap.trap_code, str(trap)) == ("out of paper", None, "out of paper")
+    engine = hwsim.Engine()
+    store = hwsim.Store(engine)
+
+    def host():
+        raise hwsim.Trap("out of paper")
+
+    module = hwsim.Module(engine, '(module (import "" "h" (func $h)) (func (export "f") call $h))')
+    f = hwsim.Instance(store, module, [hwsim.Func(store, hwsim.FuncType([], []), host)]).exports(store)["f"]
+    with pytest.raises(hwsim.Trap) as info:
+        f(store)
+    assert info.value.message == "out of paper" and info.value.trap_code is None
+    assert hwsim.Trap(hwsim.TrapCode.UNREACHABLE).trap_code is hwsim.TrapCode.UNREACHABLE

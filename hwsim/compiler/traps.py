@@ -27,6 +27,7 @@ class TrapCode(enum.Enum):
     SEGMENT_FAULT = "segment fault"  # a far pointer outside its segment or without the right
     HOST_INTERFACE = "host interface misuse"  # a sandboxed driver called the hwsim host interface wrongly
     OUT_OF_FUEL = "all fuel consumed by WebAssembly"  # a checkpoint found the fuel count used up (wasmtime's text)
+    HOST = "trap raised by host code"  # Trap("message") from a host function (its own message is shown)
 
     @property
     def message(self) -> str:

@@ -24,7 +24,7 @@ class Trap(HwsimError):
 
     def __init__(
         self,
-        code: TrapCode,
+        code: TrapCode | str,
         *,
         func_index: int | None = None,
         func_name: str | None = None,
@@ -34,6 +34,11 @@ class Trap(HwsimError):
         detail: str = "",
         source: str | None = None,
     ) -> None:
+        if isinstance(code, str):  # Trap("message"): raised by host code, as in wasmtime-py
+            self._message = code
+            code = TrapCode.HOST
+        else:
+            self._message = code.message
         self.code = code
         self.detail = detail
         self.source = source
@@ -52,7 +57,7 @@ class Trap(HwsimError):
             where.append(f"bytecode offset {wasm_offset:#x}")
         if pc is not None:
             where.append(f"pc {pc:#x}" + (f" `{insn}`" if insn else ""))
-        text = code.message
+        text = self._message
         if where:
             text += " at " + ", ".join(where)
         if detail:
@@ -61,12 +66,12 @@ class Trap(HwsimError):
 
     @property
     def message(self) -> str:
-        return self.code.message
+        return self._message
 
     @property
-    def trap_code(self) -> TrapCode:
-        """The code, under wasmtime-py's name."""
-        return self.code
+    def trap_code(self) -> TrapCode | None:
+        """The code, under wasmtime-py's name (None for a trap made from a message, as there)."""
+        return None if self.code is TrapCode.HOST else self.code
 
 
 class ResourceLimitError(HwsimError):
