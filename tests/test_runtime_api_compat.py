@@ -231,3 +231,34 @@ def test_a_trap_made_from_a_message_passes_through_wasm():
         f(store)
     assert info.value.message == "out of paper" and info.value.trap_code is None
     assert hwsim.Trap(hwsim.TrapCode.UNREACHABLE).trap_code is hwsim.TrapCode.UNREACHABLE
+
+
+def test_a_trap_carries_its_wasm_backtrace():
+    """Trap.frames, innermost first, from the frame-pointer chain of compiled code (wasmtime-py's shape;
+    the offsets are wasmtime's for the same module)."""
+    engine = hwsim.Engine()
+    store = hwsim.Store(engine)
+    module = hwsim.Module(
+        engine,
+        """(module $module
+             (func (export "init") call $foo)
+             (func $foo call $bar)
+             (func $bar unreachable))""",
+    )
+    with pytest.raises(hwsim.Trap) as info:
+        hwsim.Instance(store, module, []).exports(store)["init"](store)
+    assert [(f.func_index, f.func_name, f.module_name, f.module_offset) for f in info.value.frames] == [
+        (2, "bar", "module", 0x2D),
+        (1, "foo", "module", 0x28),
+        (0, None, "module", 0x23),
+    ]
+    deep = hwsim.Module(
+        engine,
+        """(module (func $d (export "deep") (param i32)
+             (if (local.get 0) (then (call $d (i32.sub (local.get 0) (i32.const 1)))) (else unreachable))))""",
+    )
+    with pytest.raises(hwsim.Trap) as info:
+        hwsim.Instance(store, deep, []).exports(store)["deep"](store, 50)
+    frames = info.value.frames
+    assert len(frames) == 51 and {f.func_index for f in frames} == {0} and frames[0].module_name is None
+    assert hwsim.Trap("x").frames == []

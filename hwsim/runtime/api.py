@@ -48,7 +48,7 @@ from ..wasm.types import Limits as _Limits
 from ..wasm.types import MemoryType as _MemoryType
 from ..wasm.types import TableType as _TableType
 from . import layout as L
-from .errors import Trap
+from .errors import Frame, Trap
 from .handles import MemoryHandle
 from .hostmem import HostBuffer
 from .instance import ExternItem, LinkError
@@ -1467,6 +1467,7 @@ __all__ = [
     "Config",
     "Engine",
     "ExportType",
+    "Frame",
     "Func",
     "FuncType",
     "Global",

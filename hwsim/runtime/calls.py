@@ -40,7 +40,7 @@ from ..wasm.module import DecodedModule
 from . import layout as L
 from .builtins import DISPATCH
 from .crossing import Crossing
-from .errors import ResourceLimitError, Trap
+from .errors import Frame, ResourceLimitError, Trap
 from .objects import FuncRecord, MemoryInstance
 
 if TYPE_CHECKING:
@@ -232,7 +232,10 @@ class CallBoundary:
                 raise self._located(
                     TrapCode.INTERRUPTED, result.pc, self.disassemble_at(result.pc), self.interrupt_reason
                 )
-            raise self._trap_from(result)
+            trap = self._trap_from(result)
+            if isinstance(trap, Trap) and not trap.frames and result.reason is not StopReason.LIMIT:
+                trap.frames = self.backtrace(result.pc)
+            raise trap
         finally:
             if saved is not None:
                 m.restore_context(saved)
@@ -324,6 +327,34 @@ class CallBoundary:
                 return self._located(TrapCode.STACK_OVERFLOW, pc, insn)
             return HwsimError(f"internal error: compiled code faulted outside any memory:\n{fault.format()}")
         return HwsimError(f"internal error: compiled code stopped unexpectedly: {result.describe()}")
+
+    def backtrace(self, pc: int, limit: int = 1000) -> list[Frame]:
+        """The wasm frames from ``pc`` outwards, walking the frame-pointer chain compiled code keeps
+        (``[fp - 8]`` the return address, ``[fp - 16]`` the caller's fp); it ends at the first return
+        address outside compiled code (the host's call into wasm) or anything unreadable."""
+        frames: list[Frame] = []
+        fp = self.machine.get_reg("s0")
+        while len(frames) < limit:
+            loaded = self.locate(pc)
+            located = loaded.compiled.wasm_location(pc - loaded.base) if loaded is not None else None
+            if loaded is None or located is None:
+                break
+            func, offset = located
+            module = loaded.module
+            defined = func - module.num_imported_funcs
+            start = module.funcs[defined].body_offset if 0 <= defined < len(module.funcs) else offset
+            names = module.names
+            frames.append(
+                Frame(func, module.get_func_name(func), names.module_name if names else None, offset, offset - start)
+            )
+            if fp & 7 or fp < 16:
+                break
+            try:
+                pc, fp = self.read_u64(fp - 8), self.read_u64(fp - 16)
+            except HwsimError:
+                break
+            pc -= 4  # the call, not the instruction after it
+        return frames
 
     def locate(self, pc: int) -> LoadedCode | None:
         """The module whose compiled code holds ``pc``."""

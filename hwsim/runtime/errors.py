@@ -13,10 +13,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
 
 __all__ = ["HandleError", "HostBufferError", "MemoryControlError", "ResourceLimitError", "SegmentError", "Trap"]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame of a trap's wasm backtrace (wasmtime-py's ``Frame``): the function, its name and its
+    module's (from the name section, or None), and where: the offset in the module's binary and from
+    the start of the function's body."""
+
+    func_index: int
+    func_name: str | None
+    module_name: str | None
+    module_offset: int
+    func_offset: int
 
 
 class Trap(HwsimError):
@@ -40,6 +55,7 @@ class Trap(HwsimError):
         else:
             self._message = code.message
         self.code = code
+        self.frames: list[Frame] = []  # innermost first; filled in when the trap leaves compiled code
         self.detail = detail
         self.source = source
         self.func_index = func_index
