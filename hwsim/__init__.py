@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         ValType,
         WasmtimeError,
     )
+    from .runtime.handles import MemoryHandle
 
 # Where each public name lives.  They are imported on first use (PEP 562), so that ``import hwsim``
 # (and every ``hwsim`` command) loads only what it needs: the CPU, the compiler and the disassembler
@@ -75,6 +76,7 @@ _WHERE = {
     "Machine": ".machine",
     "MappingError": ".errors",
     "Memory": ".runtime",
+    "MemoryHandle": ".runtime.handles",
     "MemoryType": ".runtime",
     "Module": ".runtime",
     "OutOfBoundsError": ".errors",
@@ -139,6 +141,7 @@ __all__ = [
     "Machine",
     "MappingError",
     "Memory",
+    "MemoryHandle",
     "MemoryType",
     "Module",
     "OutOfBoundsError",

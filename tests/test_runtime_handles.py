@@ -356,3 +356,21 @@ HandleMachine.TestCase.settings = settings(
     max_examples=examples(40), stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 test_handle_sequences = HandleMachine.TestCase
+
+
+def test_the_host_api_takes_the_memory_an_instance_exports(g):
+    """MemoryHandle.map/move/unmap take the public Memory from instance.exports (hwsim.MemoryHandle), not
+    only the runtime's own; anything else is a TypeError naming the call."""
+    import hwsim
+
+    h = g.a["new"](g.store, 1)
+    assert isinstance(h, hwsim.MemoryHandle)
+    memory = g.a["memory"]  # the public Memory
+    h.map(memory, 0x10000, writable=True)
+    memory.write(g.store, b"\x2a", 0x10000)
+    assert g.a["load"](g.store, 0x10000) == 0x2A
+    h.unmap(memory)
+    h.move(memory, 0x20000)
+    assert g.a["load"](g.store, 0x20000) == 0x2A
+    with pytest.raises(TypeError, match=r"MemoryHandle.map\(memory\): expected a Memory, not str"):
+        h.map("memory", 0x10000, writable=True)

@@ -37,6 +37,17 @@ import itertools
 from ..errors import OutOfFrames
 from ..mmu.bits import PAGE_SIZE
 from .errors import HandleError, ResourceLimitError
+from .objects import MemoryInstance
+
+
+def _memory(memory, what: str) -> MemoryInstance:
+    """The memory behind ``memory``: the public :class:`~hwsim.Memory` an instance exports, or the
+    runtime's own; anything else is a TypeError naming the call."""
+    inner = getattr(memory, "_inner", memory)
+    if not isinstance(inner, MemoryInstance):
+        raise TypeError(f"MemoryHandle.{what}(memory): expected a Memory, not {type(memory).__name__}")
+    return inner
+
 
 _SERIALS = itertools.count(1)  # handles are named "handle 1", "handle 2", ... in the order they are made
 
@@ -87,6 +98,7 @@ class MemoryHandle:
 
     def map(self, memory, offset: int, *, writable: bool) -> None:
         """Map the whole handle at ``offset`` of ``memory`` (page-aligned), read-only or writable."""
+        memory = _memory(memory, "map")
         self.check_usable(memory)
         memory.control().host_range(self.name, offset, self.size)
         others = [p for key, p in self.places.items() if key != id(memory)]
@@ -109,6 +121,7 @@ class MemoryHandle:
     def move(self, memory, offset: int) -> None:
         """Unmap from its (single, writable or no) current place and map writable here (the destination
         is checked first: a move that cannot happen leaves the handle where it was)."""
+        memory = _memory(memory, "move")
         self.check_usable(memory)
         memory.control().host_range(self.name, offset, self.size)
         if any(not p[2] for p in self.places.values()):
@@ -120,6 +133,7 @@ class MemoryHandle:
         self.map(memory, offset, writable=True)
 
     def unmap(self, memory) -> None:
+        memory = _memory(memory, "unmap")
         self.check_usable(memory)
         place = self.places.get(id(memory))
         if place is None:
