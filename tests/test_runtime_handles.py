@@ -374,3 +374,15 @@ def test_the_host_api_takes_the_memory_an_instance_exports(g):
     assert g.a["load"](g.store, 0x20000) == 0x2A
     with pytest.raises(TypeError, match=r"MemoryHandle.map\(memory\): expected a Memory, not str"):
         h.map("memory", 0x10000, writable=True)
+
+
+def test_the_public_memory_of_another_store_is_refused(engine, module):
+    """The attack through the public object: a handle of one Store mapped into the Memory another Store's
+    instance exports is refused before anything is mapped."""
+    g, other = Guests(engine, module), Guests(engine, module)
+    h = other.a["new"](other.store, 1)
+    with pytest.raises(StoreMismatchError):
+        h.map(g.a["memory"], 0x10000, writable=True)
+    with pytest.raises(StoreMismatchError):
+        h.move(g.a["memory"], 0x10000)
+    assert h.places == {} and g.a["load"](g.store, 0x10000) == 0

@@ -549,25 +549,34 @@ class NvmeController(Device):
         self.report(IssueKind.BAD_VALUE, register=reg, detail=f"write of {value} {why} (ignored)")
         return True
 
+    def _doorbell_queue(self, queues: dict, qid: int, value: int, reg: str, kind: str, pointer: str):
+        """The queue a doorbell write names, or None (reported) when it does not exist or ``value`` is
+        past its last entry."""
+        queue = queues.get(qid)
+        if queue is None:
+            self.report(
+                IssueKind.BAD_VALUE,
+                register=reg,
+                detail=f"write of {value}: {kind} queue {qid} does not exist (ignored)",
+            )
+            return None
+        if value >= queue.size:
+            self.report(
+                IssueKind.BAD_VALUE,
+                register=reg,
+                detail=f"write of {value}: beyond the {queue.size}-entry {queue.name} "
+                f"(a {pointer} is 0..{queue.size - 1}) (ignored)",
+            )
+            return None
+        return queue
+
     def _write_sq_tail(self, qid: int, value: int, _old: int = 0) -> None:
         reg = sq_doorbell(qid)
         if self._doorbell_refused(reg, value, submission=True):
             return
         self.started_here()
-        sq = self.sqs.get(qid)
+        sq = self._doorbell_queue(self.sqs, qid, value, reg, "submission", "tail")
         if sq is None:
-            self.report(
-                IssueKind.BAD_VALUE,
-                register=reg,
-                detail=f"write of {value}: submission queue {qid} does not exist (ignored)",
-            )
-            return
-        if value >= sq.size:
-            self.report(
-                IssueKind.BAD_VALUE,
-                register=reg,
-                detail=f"write of {value}: beyond the {sq.size}-entry {sq.name} (a tail is 0..{sq.size - 1}) (ignored)",
-            )
             return
         added = (value - sq.tail) % sq.size
         free = sq.size - 1 - (sq.tail - sq.reported_head) % sq.size
@@ -627,20 +636,8 @@ class NvmeController(Device):
         reg = cq_doorbell(qid)
         if self._doorbell_refused(reg, value, submission=False):
             return
-        cq = self.cqs.get(qid)
+        cq = self._doorbell_queue(self.cqs, qid, value, reg, "completion", "head")
         if cq is None:
-            self.report(
-                IssueKind.BAD_VALUE,
-                register=reg,
-                detail=f"write of {value}: completion queue {qid} does not exist (ignored)",
-            )
-            return
-        if value >= cq.size:
-            self.report(
-                IssueKind.BAD_VALUE,
-                register=reg,
-                detail=f"write of {value}: beyond the {cq.size}-entry {cq.name} (a head is 0..{cq.size - 1}) (ignored)",
-            )
             return
         released = (value - cq.head) % cq.size
         if released > cq.unconsumed:

@@ -27,7 +27,6 @@ class CpuTime:
         self.quantum = quantum
         self.units = 0  # fuel used so far
         self._charged_ticks = 0  # ticks already added for self.units
-        self._granted = quantum
         vm.fuel_remaining = quantum
         self.remove = vm.add_checkpoint_handler(self._checkpoint)
 
@@ -37,11 +36,10 @@ class CpuTime:
         return self.clock.ticks_to_ns(self._charged_ticks)
 
     def _checkpoint(self, vm) -> None:
-        self.units += self._granted - vm.fuel_remaining
+        self.units += self.quantum - vm.fuel_remaining  # the count was set to a quantum each time
         # ticks = units / per_us us * frequency; exact in integers, so no drift over a long run
         due = self.units * self.clock.frequency_hz // (self.per_us * 1_000_000)
         if due > self._charged_ticks:
             self.clock.advance_to(self.clock.now + (due - self._charged_ticks))
             self._charged_ticks = due
-        self._granted = self.quantum
         vm.fuel_remaining = self.quantum

