@@ -109,6 +109,24 @@ def test_a_slow_reader_overruns_the_fifo_and_loses_bytes(uart8n1):
     assert rd(uart, LSR) == 0x63  # DR | OE | THRE | TEMT
     assert rd(uart, LSR) == 0x61 | 0x00  # OE clears on read
     assert [rd(uart, RBR) for _ in range(16)] == list(range(16))  # bytes 16..19 were lost
+    assert uart.rx_lost == 4
+    (issue,) = uart.issues  # one report for the four: the driver had not read RBR in between
+    assert issue.kind is IssueKind.LOST_DATA and issue.register == "RBR"
+    assert "receive overrun: a byte arrived with the 16-byte receive FIFO full and was lost (LSR.OE)" in issue.message
+    assert "the driver has not read RBR yet" in issue.message
+
+
+def test_each_overrun_after_a_read_is_reported_with_the_time_since_the_last_read(uart8n1):
+    uart = uart8n1
+    wr(uart, FCR, 0x01)
+    uart.receive(bytes(16))
+    rd(uart, RBR)
+    uart.clock.advance(3 * CHAR)
+    uart.receive(b"ab")  # one fits, one is lost
+    assert uart.rx_lost == 1 and len(uart.issues) == 1
+    assert "last read RBR 3.0 character times earlier" in uart.issues[0].message
+    uart.receive(b"c")  # no read since: the same episode
+    assert uart.rx_lost == 2 and len(uart.issues) == 1
 
 
 def test_overrun_without_fifo_overwrites_the_holding_register(uart):

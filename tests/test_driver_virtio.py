@@ -175,3 +175,8 @@ def test_the_shipped_virtio_drivers_fail_cleanly_under_injected_faults(driver, d
             report.format()
         )
     assert fired  # the seeds did inject faults
+
+
+def test_ring_entries_written_before_queue_ready_are_not_stale(hwsim_driver):
+    result = hwsim_driver(Path(__file__).resolve().parent / "data" / "virtio" / "avail_before_ready")
+    assert result.report.ok and result.report.protocol_reports == [], result.report.format()

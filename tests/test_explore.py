@@ -14,6 +14,7 @@ from property_scale import examples
 
 from hwsim.board import DEFAULT_BOARD, load_board
 from hwsim.devices.faults import FaultPlan, FaultSpec
+from hwsim.devices.issues import IssueKind
 from hwsim.devices.timing import Timing
 from hwsim.driver import DriverRun, build_driver
 from hwsim.driver.explore import explore
@@ -31,24 +32,49 @@ def wasm_of(path: Path) -> bytes:
     return build_driver(path).read_bytes()
 
 
-@pytest.mark.parametrize("race", ["dma_fixed_wait", "irq_clear_late", "virtio_blk_in_order"])
+LINES = b"".join(b"line %d: the quick brown fox jumps\n" % i for i in range(6))
+RACE_INPUT = {"uart_fifo_overrun": LINES}
+
+
+def _system(seed: int | None = None, uart_input: bytes = b""):
+    system = BOARD.build(options={"uart0": {"backend": "memory"}}, seed=seed)
+    system.device("uart0").backend.feed(uart_input)
+    return system
+
+
+@pytest.mark.parametrize(
+    "race", ["dma_fixed_wait", "irq_clear_late", "virtio_blk_in_order", "virtio_net_tx_reuse", "uart_fifo_overrun"]
+)
 def test_each_race_passes_at_nominal_timing_and_explore_finds_it(race):
     wasm = wasm_of(RACES / race)
-    system = BOARD.build(options={"uart0": {"backend": "memory"}})
-    assert DriverRun(system, wasm, log=lambda t: None).run().ok  # at nominal timing the race hides
-    result = explore(BOARD, wasm, range(200), options={"uart0": {"backend": "memory"}})
+    uart_input = RACE_INPUT.get(race, b"")
+    assert DriverRun(_system(None, uart_input), wasm, log=lambda t: None).run().ok  # at nominal timing it hides
+    result = explore(BOARD, wasm, range(200), uart_input=uart_input)
     assert not result.ok and result.failed_seed is not None
     assert len(result.seeds) <= 200
     # The failing seed replays: the same report, twice.
     replays = [
-        DriverRun(
-            BOARD.build(options={"uart0": {"backend": "memory"}}, seed=result.failed_seed), wasm, log=lambda t: None
-        )
-        .run()
-        .format()
-        for _ in range(2)
+        DriverRun(_system(result.failed_seed, uart_input), wasm, log=lambda t: None).run().format() for _ in range(2)
     ]
     assert replays[0] == replays[1] == result.report.format()
+
+
+def test_the_uart_race_is_reported_as_lost_input():
+    result = explore(BOARD, wasm_of(RACES / "uart_fifo_overrun"), range(200), uart_input=LINES)
+    (issue,) = result.report.device_issues
+    assert issue.kind is IssueKind.LOST_DATA and issue.device == "uart0"
+    assert "receive overrun" in issue.message and "the driver last read RBR" in issue.message
+
+
+def test_the_tx_reuse_race_names_the_unmap_and_the_notify():
+    result = explore(BOARD, wasm_of(RACES / "virtio_net_tx_reuse"), range(200))
+    text = result.report.format()
+    source = (RACES / "virtio_net_tx_reuse" / "virtio_net_tx_reuse.c").read_text().splitlines()
+    unmap = next(i for i, line in enumerate(source, 1) if "hwsim_dma_unmap_single" in line)
+    notify = next(i for i, line in enumerate(source, 1) if "regs[QUEUE_NOTIFY] = TXQ" in line)
+    assert "DMA to a mapping that was already unmapped: device net0" in text
+    assert f"unmapped at virtio_net_tx_reuse.c:{unmap} (probe)" in text
+    assert f"the device's work was started by the driver at virtio_net_tx_reuse.c:{notify} (probe)" in text
 
 
 @pytest.mark.parametrize(

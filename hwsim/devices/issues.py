@@ -16,6 +16,7 @@ class IssueKind(enum.Enum):
     RESERVED_BITS = "write of {value:#x} to {register} sets reserved bits {bits:#x} (ignored)"
     BAD_VALUE = "{register}: {detail}"
     PROTOCOL = "{detail}"  # a sequence error that is no single register's fault (e.g. complete without claim)
+    LOST_DATA = "{detail}"  # the device had to drop data the driver did not take in time (e.g. a FIFO overrun)
 
 
 @dataclass(frozen=True, slots=True)

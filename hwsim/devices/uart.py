@@ -16,7 +16,9 @@ TX FIFO is lost (without FIFOs it overwrites the holding register) and reported 
 
 Reception: while the backend has bytes, they arrive one per character time, the first a character
 time after the UART noticed them (at any register access, or when the runner polls it); a byte that
-finds the RX FIFO full is lost and sets LSR.OE (without FIFOs it overwrites the holding register).
+finds the RX FIFO full is lost and sets LSR.OE (without FIFOs it overwrites the holding register);
+the loss is also reported (``IssueKind.LOST_DATA``, once until RBR is read again, with how long ago
+the driver last read it), because input a driver failed to take in time is a driver bug.
 ``receive(data)`` puts bytes on the wire at once (for tests: a burst faster than the line).  Errors
 travel with their character: LSR.PE/FE/BI show those of the character at the top of the FIFO (until
 LSR is read), LSR.RXFE any error in the FIFO.  The received-data interrupt (IER.ERBFI) is raised
@@ -130,6 +132,9 @@ class Uart(Device):
         self._timeout_event: ClockEvent | None = None
         self._timeout = False  # the character-timeout condition
         self._overrun = False  # LSR.OE, until LSR is read
+        self._loss_reported = False  # a LOST_DATA issue since RBR was last read
+        self._last_rbr_read: int | None = None  # tick of the driver's last RBR read
+        self.rx_lost = 0  # received bytes lost to overruns
         self._top_shown = False  # the top character's errors were shown by an LSR read
         self._thr_ipending = False
         self._msr_deltas = 0
@@ -158,7 +163,7 @@ class Uart(Device):
         self._tx_event = self._rx_event = self._timeout_event = None
         self._rx.clear()
         self._tx.clear()
-        self._timeout = self._overrun = self._top_shown = False
+        self._timeout = self._overrun = self._top_shown = self._loss_reported = False
         self._thr_ipending = False
         self._msr_deltas = 0
         self._fifo_enabled = False
@@ -269,11 +274,30 @@ class Uart(Device):
                 self._top_shown = False
         else:
             self._overrun = True
+            self._lost()
             if not self._fifo_enabled:
                 self._rx[0] = (byte, errors)  # 16450 mode: the holding register is overwritten
                 self._top_shown = False
         if not self._timeout:
             self._restart_timeout()
+
+    def _lost(self) -> None:
+        """A received byte was lost: count it, and report it once until the driver reads RBR again."""
+        self.rx_lost += 1
+        if self._loss_reported:
+            return
+        self._loss_reported = True
+        where = f"the {self.rx_capacity}-byte receive FIFO" if self._fifo_enabled else "the receive holding register"
+        if self._last_rbr_read is None:
+            last = "the driver has not read RBR yet"
+        else:
+            chars = (self.clock.now - self._last_rbr_read) / self.char_ticks()
+            last = f"the driver last read RBR {chars:.1f} character times earlier (t={self._last_rbr_read})"
+        self.report(
+            IssueKind.LOST_DATA,
+            register="RBR",
+            detail=f"receive overrun: a byte arrived with {where} full and was lost (LSR.OE); {last}",
+        )
 
     def _restart_timeout(self) -> None:
         if self._timeout_event is not None:
@@ -340,6 +364,8 @@ class Uart(Device):
 
     def _read_rbr(self) -> int:
         value = 0
+        self._last_rbr_read = self.clock.now
+        self._loss_reported = False
         if self._rx:
             value = self._rx.popleft()[0]
             self._top_shown = False

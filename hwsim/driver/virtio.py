@@ -18,7 +18,8 @@ AVAIL_WRAP     the available idx counts entries modulo 2^16 (the entry is ring[i
                never moves back, nor more than the queue size ahead of the device
 AVAIL_STALE    the idx moves by the number of entries the driver wrote: each newly available
                entry was written since the device last read that slot (else the device reads a
-               stale head; entries written before QueueReady are not seen, so write them after)
+               stale head; of the entries written before QueueReady, only those holding a
+               non-zero head are known to be written: write ring entries after QueueReady)
 DOUBLE_AVAIL   a chain the device still owns (or one sharing its descriptors) is not made
                available again: the device would serve it twice
 CHAIN          a chain stays within the descriptor table and is no longer than the queue
@@ -222,6 +223,14 @@ class VirtioChecker:
                 iova += n
         idx = self._read_iova(ring, ring.avail + 2, 2)
         ring.published = int.from_bytes(idx, "little") if idx is not None else 0
+        # Entries written before QueueReady were not watched: take the unpublished slots that hold a
+        # head (a non-zero one; an unwritten slot reads 0 in fresh memory) as written.
+        entries = self._read_iova(ring, ring.avail + 4, 2 * ring.size)
+        if entries is not None:
+            for k in range(ring.size - min(ring.published, ring.size)):
+                slot = (ring.published + k) % ring.size
+                if entries[2 * slot] or entries[2 * slot + 1]:
+                    ring.fresh.add(slot)
         self.rings[(name, queue.index)] = ring
         for page in {p.pa & ~(PAGE_SIZE - 1) for p in ring.pieces}:
             self.by_page.setdefault(page, []).append(ring)
