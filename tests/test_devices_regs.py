@@ -235,3 +235,32 @@ def test_registry_and_irq_line():
     line.set(True)
     line.set(False)
     assert seen == [(7, True), (7, False)] and repr(line) == "IrqLine(number=7, level=False)"
+
+
+def test_resolved_accesses_follow_bank_switches_hooks_and_resets(toy):
+    toy.mmio_write(0x19, 1, 0x11)  # LOW, resolved and cached
+    toy.regs.set_flag("bank")
+    toy.mmio_write(0x19, 1, 0x22)  # now HIGH: the cached LOW access must not be used
+    assert (toy.regs["LOW"], toy.regs["HIGH"]) == (0x11, 0x22)
+    assert toy.mmio_read(0x19, 1) == 0x22
+    toy.regs.set_flag("bank", False)
+    assert toy.mmio_read(0x19, 1) == 0x11
+    assert toy.mmio_read(0x18, 1) == 0
+    toy.regs.on_read("BYTE", lambda: 0x5A)  # a hook attached after the access was resolved
+    assert toy.mmio_read(0x18, 1) == 0x5A
+    toy.mmio_write(0x8, 4, 0x3)
+    toy.reset()  # a new values table: cached accesses must see it
+    assert toy.mmio_read(0x8, 4) == 0x10_0000
+    toy.mmio_write(0x8, 4, 0x1)
+    assert toy.regs["CTRL"] == 0x10_0001
+
+
+def test_misuse_is_reported_at_every_access_not_only_the_first(toy):
+    for _ in range(3):
+        toy.mmio_read(0x4, 4)  # write-only
+        toy.mmio_write(0x0, 4, 1)  # read-only
+        toy.mmio_write(0x8, 4, 0x100)  # reserved bits
+        toy.mmio_read(0x40, 4)  # no register
+    kinds = [i.kind for i in toy.issues]
+    assert kinds == [IssueKind.WRITE_ONLY, IssueKind.READ_ONLY, IssueKind.RESERVED_BITS, IssueKind.UNKNOWN_OFFSET] * 3
+    assert toy.mmio_read(0x10, 4) == 0x5 and toy.mmio_read(0x10, 4) == 0  # read-to-clear, cached or not

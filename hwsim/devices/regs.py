@@ -204,6 +204,8 @@ class RegisterFile:
         self.values: dict[str, int] = {}
         self._flags: set[str] = set()  # active bank conditions
         self._found: dict[tuple[int, int, bool], Register] = {}  # (offset, size, write) -> register, for hits
+        self._readers: dict[tuple[int, int], Callable[[], int]] = {}  # (offset, size) -> the resolved read
+        self._writers: dict[tuple[int, int], Callable[[int], None]] = {}
         self._read_hooks: dict[str, ReadHook] = {}
         self._write_hooks: dict[str, WriteHook] = {}
         self._report = report
@@ -212,7 +214,13 @@ class RegisterFile:
     def reset(self) -> None:
         self.values = {r.name: r.reset for r in self.layout}
         self._flags.clear()
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop every resolved access (the bank, a hook or the values dict changed)."""
         self._found.clear()
+        self._readers.clear()
+        self._writers.clear()
 
     @property
     def flags(self) -> frozenset[str]:
@@ -222,17 +230,19 @@ class RegisterFile:
         """Switch a bank condition (e.g. the 16550's DLAB), changing which registers the offsets select."""
         if on != (flag in self._flags):
             (self._flags.add if on else self._flags.discard)(flag)
-            self._found.clear()
+            self._forget()
 
     def on_read(self, name: str, hook: ReadHook) -> None:
         """``hook()`` computes the register's value at each guest read."""
         self.layout[name]  # noqa: B018 - raises KeyError for a typo
         self._read_hooks[name] = hook
+        self._forget()
 
     def on_write(self, name: str, hook: WriteHook) -> None:
         """``hook(new, old)`` runs after a guest write has been applied."""
         self.layout[name]  # noqa: B018
         self._write_hooks[name] = hook
+        self._forget()
 
     def __getitem__(self, name: str) -> int:
         return self.values[name]
@@ -285,41 +295,76 @@ class RegisterFile:
         return reg
 
     def read(self, offset: int, size: int) -> int:
+        reader = self._readers.get((offset, size))
+        if reader is not None:
+            return reader()
         reg = self.find(offset, size, write=False)
         if reg is None:
             return 0
         if reg.access is RegAccess.WO:
             self._report(IssueKind.WRITE_ONLY, register=reg.name, offset=offset, size=size)
             return 0
-        hook = self._read_hooks.get(reg.name)
-        value = hook() if hook is not None else self.values[reg.name]
-        if reg.access is RegAccess.RC:
-            self.values[reg.name] = 0
-        return value & reg.full_mask
+        reader = self._readers[(offset, size)] = self._reader(reg)
+        return reader()
 
     def write(self, offset: int, size: int, value: int) -> None:
-        reg = self.find(offset, size, write=True)
-        if reg is None:
-            return
-        value &= reg.full_mask
-        if reg.access is RegAccess.RO:
-            self._report(IssueKind.READ_ONLY, register=reg.name, offset=offset, size=size, value=value)
-            return
-        if value & reg.reserved:
-            self._report(
-                IssueKind.RESERVED_BITS,
-                register=reg.name,
-                offset=offset,
-                size=size,
-                value=value,
-                bits=value & reg.reserved,
-            )
-        mask = reg.write_mask & ~reg.reserved
-        clear = reg.clear_mask
-        old = self.values[reg.name]
-        new = (old & ~(mask & ~clear)) | (value & mask & ~clear)
-        new &= ~(value & clear)
-        self.values[reg.name] = new
-        hook = self._write_hooks.get(reg.name)
+        writer = self._writers.get((offset, size))
+        if writer is None:
+            reg = self.find(offset, size, write=True)
+            if reg is None:
+                return
+            if reg.access is RegAccess.RO:
+                self._report(
+                    IssueKind.READ_ONLY, register=reg.name, offset=offset, size=size, value=value & reg.full_mask
+                )
+                return
+            writer = self._writers[(offset, size)] = self._writer(reg, offset, size)
+        writer(value)
+
+    # Each valid (offset, size) is resolved once into a closure over the register's name, masks and hook;
+    # accesses that report an issue are not cached (they report again each time).  Bank switches, hook
+    # changes and resets drop the closures.
+
+    def _reader(self, reg: Register) -> Callable[[], int]:
+        values, name, mask = self.values, reg.name, reg.full_mask
+        hook = self._read_hooks.get(name)
+        if reg.access is RegAccess.RC:
+
+            def read_to_clear() -> int:
+                value = hook() if hook is not None else values[name]
+                values[name] = 0
+                return value & mask
+
+            return read_to_clear
         if hook is not None:
-            hook(new, old)
+            return lambda: hook() & mask
+        return lambda: values[name] & mask
+
+    def _writer(self, reg: Register, offset: int, size: int) -> Callable[[int], None]:
+        values, name, full, reserved = self.values, reg.name, reg.full_mask, reg.reserved
+        mask = reg.write_mask & ~reserved
+        clear = reg.clear_mask
+        keep, change = ~(mask & ~clear), mask & ~clear
+        hook = self._write_hooks.get(name)
+        report = self._report
+
+        def write(value: int) -> None:
+            value &= full
+            if value & reserved:
+                report(
+                    IssueKind.RESERVED_BITS,
+                    register=name,
+                    offset=offset,
+                    size=size,
+                    value=value,
+                    bits=value & reserved,
+                )
+            old = values[name]
+            new = (old & keep) | (value & change)
+            if clear:
+                new &= ~(value & clear)
+            values[name] = new
+            if hook is not None:
+                hook(new, old)
+
+        return write
