@@ -7,8 +7,9 @@ Guest MMIO: U-mode loops of byte loads from a RAM page, from the UART's SCR
 (32-bit register), and from a bare Python device with no framework, all on
 the virt board through page tables.  DMA: host-side ``Iommu.dma`` reads and
 writes with a warm IOTLB, against a plain copy of the same bytes out of the
-RAM buffer (no IOMMU), and guest-driven DMA-engine transfers.  Ratios are
-against measurements made in this run; nothing is compared with a stored number.
+RAM buffer (no IOMMU), and guest-driven DMA-engine transfers with the
+engine's virtual time off (bandwidth 0: the host's cost of a transfer).  Ratios
+are against measurements made in this run; nothing is compared with a stored number.
 """
 
 from __future__ import annotations
