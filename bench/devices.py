@@ -95,7 +95,8 @@ def bench_mmio(system, code_pa, n_ram: int, n_mmio: int) -> None:
     assert system.issues() == []
 
 
-def bench_dma(system, rounds: int) -> None:
+def dma_space(system):
+    """Device 1 at the IOMMU: 1 MiB readable at IOVA 0x1000_0000, 1 MiB writable at 0x2000_0000 (4 KiB pages)."""
     m = system.machine
     iommu = system.iommu
     iommu.create_directory()
@@ -106,6 +107,13 @@ def bench_dma(system, rounds: int) -> None:
     space.map(0x1000_0000, src, size, Pte.R | Pte.U, page_size=4096)
     space.map(0x2000_0000, dst, size, RW_U, page_size=4096)
     iommu.attach(1, space, pscid=1)
+    return space, src, size
+
+
+def bench_dma(system, rounds: int) -> None:
+    m = system.machine
+    iommu = system.iommu
+    space, src, size = dma_space(system)
     data = bytes(range(256)) * (size // 256)
     print("host-side DMA through the IOMMU (IOTLB warm), MB/s")
 
@@ -142,32 +150,35 @@ def bench_dma(system, rounds: int) -> None:
     return space
 
 
-def bench_guest_dma(system, code_pa, transfers: int) -> None:
-    """START, one STATUS read, the acknowledgement: with the engine's virtual time switched off
-    (bandwidth 0) a transfer is done at START, so this is the host's cost of a transfer (3 MMIO
-    accesses, a read and a write request through the IOMMU), not a virtual-time wait."""
+def guest_transfers(system, code_pa, length: int, transfers: int) -> float:
+    """Seconds per guest-driven transfer of ``length`` bytes (IOVA 0x1000_0000 -> 0x2000_0000, device 1):
+    START, one STATUS read, the acknowledgement.  With the engine's virtual time off (bandwidth 0, as
+    :func:`setup` builds it) a transfer is done at START, so this is the host's cost of a transfer
+    (3 MMIO accesses, a read and a write request through the IOMMU), not a virtual-time wait."""
     dev = system.device("dma0")
+
+    def build(a):
+        a.li("s0", DMA).li("s1", transfers)
+        a.li("t0", 0x1000_0000).emit(A.sd("t0", "s0", 0x08))
+        a.li("t0", 0x2000_0000).emit(A.sd("t0", "s0", 0x10))
+        a.li("t0", length).emit(A.sw("t0", "s0", 0x18))
+        a.label("again").li("t0", 1).emit(A.sw("t0", "s0", 0x1C))
+        a.label("poll").emit(A.lw("a0", "s0", 0x20), A.andi("t1", "a0", 0b110))
+        a.branch("beq", "t1", "zero", "poll")
+        a.emit(A.sw("a0", "s0", 0x20), A.addi("s1", "s1", -1))
+        a.branch("bne", "s1", "zero", "again")
+
+    done = dev.regs["DONE_COUNT"]
+    dt = run_program(system, code_pa, build)
+    assert dev.regs["DONE_COUNT"] - done == transfers, dev.regs["ERROR_CODE"]
+    return dt / transfers
+
+
+def bench_guest_dma(system, code_pa, transfers: int) -> None:
     print("guest-driven DMA engine, instant transfers (memory to memory through the IOMMU)")
     for length in (4 << 10, 64 << 10):
-
-        def build(a, length=length):
-            a.li("s0", DMA).li("s1", transfers)
-            a.li("t0", 0x1000_0000).emit(A.sd("t0", "s0", 0x08))
-            a.li("t0", 0x2000_0000).emit(A.sd("t0", "s0", 0x10))
-            a.li("t0", length).emit(A.sw("t0", "s0", 0x18))
-            a.label("again").li("t0", 1).emit(A.sw("t0", "s0", 0x1C))
-            a.label("poll").emit(A.lw("a0", "s0", 0x20), A.andi("t1", "a0", 0b110))
-            a.branch("beq", "t1", "zero", "poll")
-            a.emit(A.sw("a0", "s0", 0x20), A.addi("s1", "s1", -1))
-            a.branch("bne", "s1", "zero", "again")
-
-        done = dev.regs["DONE_COUNT"]
-        dt = run_program(system, code_pa, build)
-        assert dev.regs["DONE_COUNT"] - done == transfers, dev.regs["ERROR_CODE"]
-        print(
-            f"  {length >> 10:3d} KiB: {dt / transfers * 1e6:7.1f} us per transfer = "
-            f"{transfers * length / dt / 1e6:8,.0f} MB/s"
-        )
+        per = guest_transfers(system, code_pa, length, transfers)
+        print(f"  {length >> 10:3d} KiB: {per * 1e6:7.1f} us per transfer = {length / per / 1e6:8,.0f} MB/s")
 
 
 def main() -> None:

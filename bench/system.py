@@ -246,10 +246,63 @@ def instantiation(rounds: int, quick: bool, count: int = 1_000) -> Row:
     return Row(f"instantiate {count:,} functions", best["ceiling"], best["hwsim"], max_s=5e-3)
 
 
+# -- devices: MMIO and DMA (machinery from bench/devices.py) --------------------------------------------
+
+
+def _device_board():
+    import devices  # bench/devices.py, beside this file
+
+    system, code_pa = devices.setup()
+    return devices, system, code_pa
+
+
+def mmio(rounds: int, quick: bool) -> Row:
+    """A guest load from a device register (the DMA engine's ID, through the register framework)
+    beside a load from a bare Python device on the same bus (the ceiling: Unicorn's MMIO callback and
+    hwsim's bus, with no register logic)."""
+    devices, system, code_pa = _device_board()
+    n = 20_000 if quick else 100_000
+    best = interleaved(
+        rounds,
+        ceiling=lambda: devices.run_program(system, code_pa, devices.load_loop(devices.RAW, 0, n)) / n,
+        hwsim=lambda: devices.run_program(system, code_pa, devices.load_loop(devices.DMA, 0, n, A.lw)) / n,
+    )
+    return Row("MMIO register read", best["ceiling"], best["hwsim"], max_ratio=1.25, note="ceiling: bare device")
+
+
+def _dma_copy(length: int, max_s: float, label: str) -> Callable[[int, bool], Row]:
+    def row(rounds: int, quick: bool) -> Row:
+        """A guest-driven DMA-engine copy through the IOMMU beside a memoryview copy of the bytes."""
+        devices, system, code_pa = _device_board()
+        _space, src, _size = devices.dma_space(system)
+        ram = system.machine.phys.view(src, 2 * length)
+        transfers = 50 if quick else 200
+
+        def ceiling() -> float:
+            t = time.perf_counter()
+            for _ in range(transfers):
+                ram[length:] = ram[:length]
+            return (time.perf_counter() - t) / transfers
+
+        best = interleaved(
+            rounds, ceiling=ceiling, hwsim=lambda: devices.guest_transfers(system, code_pa, length, transfers)
+        )
+        return Row(label, best["ceiling"], best["hwsim"], max_s=max_s, note="no DMA checker")
+
+    return row
+
+
 # -- the table ---------------------------------------------------------------------------------------------
 
 # One function per path, in the table's order.  Add yours at the end.
-PATHS: list[Callable[[int, bool], Row]] = [wasm_to_host, host_to_wasm, instantiation]
+PATHS: list[Callable[[int, bool], Row]] = [
+    wasm_to_host,
+    host_to_wasm,
+    instantiation,
+    mmio,
+    _dma_copy(4 << 10, 10e-6, "DMA engine copy, 4 KiB"),
+    _dma_copy(64 << 10, (64 << 10) / 1e9, "DMA engine copy, 64 KiB"),
+]
 
 
 def main() -> None:
