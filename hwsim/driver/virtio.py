@@ -143,7 +143,8 @@ class VirtioChecker:
         self.machine = machine
         self.dma = dma
         self.clock = clock
-        self.locate = locate
+        self._locate = locate
+        self._located: dict[int, str] = {}  # pc -> its name: a run's code does not move
         self.reports: list[ProtocolReport] = []
         self.rings: dict[tuple[str, int], _Ring] = {}  # (device, queue index) -> live ring
         self.by_page: dict[int, list[_Ring]] = {}  # physical page -> the live rings with bytes on it
@@ -155,6 +156,13 @@ class VirtioChecker:
         if device_id is None:
             return
         device.add_queue_observer(lambda event: self._queue_event(name, device_id, event))
+
+    def locate(self, pc: int) -> str:
+        """The driver code at ``pc`` (asked once per pc: every store to a live ring names its code)."""
+        where = self._located.get(pc)
+        if where is None:
+            where = self._located[pc] = self._locate(pc)
+        return where
 
     # -- reports --------------------------------------------------------------------------------------
 
