@@ -250,8 +250,13 @@ def instantiation(rounds: int, quick: bool, count: int = 1_000) -> Row:
 
 
 def _device_board():
-    import devices  # bench/devices.py, beside this file
+    """bench/devices.py (loaded by path: it is beside this file, not a package) and its board."""
+    import importlib.util
 
+    spec = importlib.util.spec_from_file_location("bench_devices", Path(__file__).resolve().parent / "devices.py")
+    assert spec is not None and spec.loader is not None
+    devices = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(devices)
     system, code_pa = devices.setup()
     return devices, system, code_pa
 
@@ -289,6 +294,7 @@ def _dma_copy(length: int, max_s: float, label: str) -> Callable[[int, bool], Ro
         )
         return Row(label, best["ceiling"], best["hwsim"], max_s=max_s, note="no DMA checker")
 
+    row.__name__ = f"dma_copy_{length >> 10}k"
     return row
 
 

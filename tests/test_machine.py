@@ -590,3 +590,58 @@ def test_register_batch_reads_and_writes_in_its_order(g):
 def test_register_batch_refuses_csrs_and_unknown_names(g, name):
     with pytest.raises(ConfigError, match=f"register batch: '{name}' is not an integer or float register"):
         g.m.register_batch(["a0", name])
+
+
+def test_inline_store_watch_sees_each_store_without_stopping(g):
+    hits = []
+    g.m.watch_page(g.data_pa + 0x1000, hits.append, accesses=[Access.STORE], inline=True)
+
+    def prog(a):
+        a.li("a1", DATA + 0x1000)
+        a.emit(
+            A.lw("a0", "a1", 0),  # loads are not watched: the page is handed with its rights
+            A.addi("a0", "zero", -2),
+            A.sw("a0", "a1", 4),
+            A.sb("a0", "a1", 9),
+            A.sd("a0", "a1", 16),
+        )
+        a.li("a2", DATA + 0xFFC)
+        a.emit(A.addi("a3", "zero", -1), A.sd("a3", "a2", 0))  # 4 bytes on each page
+
+    r = g.run(prog)
+    assert r.reason is StopReason.EXIT
+    start = CODE + 4 * len(A.li_words("a1", DATA + 0x1000))
+    seen = [(h.pc - start, h.pa - g.data_pa, h.va - DATA, h.size, h.access, h.value) for h in hits[:3]]
+    assert seen == [
+        (8, 0x1004, 0x1004, 4, Access.STORE, 0xFFFF_FFFE),
+        (12, 0x1009, 0x1009, 1, Access.STORE, 0xFE),
+        (16, 0x1010, 0x1010, 8, Access.STORE, 0xFFFF_FFFF_FFFF_FFFE),
+    ]
+    assert g.m.phys.read(g.data_pa + 0x1004, 4) == b"\xfe\xff\xff\xff"  # the stores were made
+    assert g.m.phys.read(g.data_pa + 0xFFC, 8) == b"\xff" * 8
+    assert len(hits) == 3  # the store straddling in from the page before is not seen (watch_page says so)
+    g.m.unwatch_page(g.data_pa + 0x1000)
+    hits.clear()
+    assert g.run(prog).reason is StopReason.EXIT and hits == []  # the hook is gone
+
+
+def test_inline_watches_are_store_only_and_a_stopping_watcher_keeps_stops(g):
+    with pytest.raises(ConfigError, match="an inline watch sees stores only"):
+        g.m.watch_page(g.data_pa, lambda hit: None, accesses=[Access.LOAD], inline=True)
+    inline, stopping = [], []
+    g.m.watch_page(g.data_pa, inline.append, accesses=[Access.STORE], inline=True)
+    g.m.watch_page(g.data_pa, stopping.append, accesses=[Access.STORE])  # not inline: every store stops
+    r = g.run(lambda a: a.li("a1", DATA).emit(A.sd("a1", "a1", 0), A.sd("a1", "a1", 8)))
+    assert r.ok and len(inline) == len(stopping) == 2 and g.m.phys.read_u64(g.data_pa + 8) == DATA
+    g.m.unwatch_page(g.data_pa, stopping.append)  # inline again
+    r = g.run(lambda a: a.li("a1", DATA).emit(A.sd("a1", "a1", 0)))
+    assert r.ok and len(inline) == 3 and len(stopping) == 2
+
+
+def test_an_inline_watcher_that_fails_ends_the_run_with_its_error(g):
+    def boom(hit):
+        raise RuntimeError("handler failed")
+
+    g.m.watch_page(g.data_pa, boom, accesses=[Access.STORE], inline=True)
+    with pytest.raises(RuntimeError, match="handler failed"):
+        g.run(lambda a: a.li("a1", DATA).emit(A.sd("a1", "a1", 0)))

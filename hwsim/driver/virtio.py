@@ -242,7 +242,7 @@ class VirtioChecker:
         self.rings[(name, queue.index)] = ring
         for page in {p.pa & ~(PAGE_SIZE - 1) for p in ring.pieces}:
             self.by_page.setdefault(page, []).append(ring)
-            self.machine.watch_page(page, self._stored, [Access.STORE])
+            self.machine.watch_page(page, self._stored, [Access.STORE], inline=True)
 
     def _forget(self, ring: _Ring) -> None:
         self.rings.pop((ring.device, ring.queue.index), None)

@@ -191,6 +191,7 @@ class _Watch:
 
     accesses: frozenset[Access]
     watchers: tuple[tuple[Callable[[WatchHit], None], frozenset[Access]], ...]
+    inline: bool = False  # stores only, every watcher inline: shown from a memory hook, no stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +340,9 @@ class Machine:
         self._watched: dict[int, _Watch] = {}  # physical page -> what is watched there (see watch_page)
         self._pending_watch: _PendingWatch | None = None
         self._handed: set[int] = set()  # physical pages handed to Unicorn's TLB since its last flush
+        self._inline_watchers: set = set()  # handlers that watch their pages inline (see watch_page)
+        self._store_hooks: dict[int, int] = {}  # physical page -> the Unicorn write hook over it (inline watches)
+        self._inline_va: dict[int, int] = {}  # physical page -> the VA page the hart last filled it at
         self._memop_cache: dict[int, MemOp] = {}  # pc -> MemOp of watched accesses (dropped on code_changed)
         self.watch_hits = 0
         self._exit_results: dict[int, RunResult] = {}  # exit address -> its RunResult (see _exit_result)
@@ -725,7 +729,9 @@ class Machine:
 
     def _watch_fill(self, va: int, access: Access, pa_page: int, entry) -> bool:
         watched = self._watched.get(pa_page)
-        if watched is not None:
+        if watched is not None and watched.inline:
+            self._inline_va[pa_page] = va & ~PAGE_MASK  # its write hook is set: hand it with its rights
+        elif watched is not None:
             if access in watched.accesses:
                 # Stop precisely on this instruction; Machine.run carries the access out on the host.
                 self._pending_watch = _PendingWatch(va & ~PAGE_MASK, access, pa_page)
@@ -734,6 +740,29 @@ class Machine:
                 entry.perms &= ~_UC_W  # a later store must come back here
         self._handed.add(pa_page)
         return True
+
+    def _hook_stores(self, pa_page: int) -> int:
+        """A Unicorn write hook over physical page ``pa_page`` (with Unicorn's virtual TLB, memory hooks
+        see physical addresses) that shows each store to the page's inline watchers."""
+
+        def stored(uc, _access, address, size, value, _data) -> None:
+            try:
+                watched = self._watched.get(pa_page)
+                if watched is None or not watched.inline:
+                    return
+                # The memory hook makes Unicorn restore the PC: it names the store (see track_mmio_pcs).
+                pc = uc.reg_read(rv.UC_RISCV_REG_PC)
+                va = self._inline_va.get(pa_page, pa_page) | (address & PAGE_MASK)
+                hit = WatchHit(pc, va, address, size, Access.STORE, self.priv, value & ((1 << (8 * size)) - 1))
+                self.watch_hits += 1
+                for handler, _kinds in watched.watchers:
+                    handler(hit)
+            except BaseException as exc:  # never let an exception unwind through Unicorn
+                self._host_error = exc
+                uc.emu_stop()
+
+        self._keep.append(stored)
+        return self._uc.hook_add(uc_const.UC_HOOK_MEM_WRITE, stored, begin=pa_page, end=pa_page + PAGE_SIZE - 1)
 
     # -- exceptions and ecalls -------------------------------------------------------------------
 
@@ -818,7 +847,7 @@ class Machine:
 
     # -- watched pages -------------------------------------------------------------------------
 
-    def watch_page(self, pa: int, handler, accesses=(Access.LOAD, Access.STORE)) -> None:
+    def watch_page(self, pa: int, handler, accesses=(Access.LOAD, Access.STORE), *, inline: bool = False) -> None:
         """Stop on every guest load/store (as ``accesses`` says) that reaches physical page ``pa``.
 
         Each such access is stopped precisely (the hart's TLB never caches the page for it),
@@ -829,7 +858,21 @@ class Machine:
         for its own kinds of access (an access is shown to every handler watching its kind, in
         the order they began watching); watching again with the same handler replaces that
         handler's kinds.
+
+        ``inline``: the handler watches stores only, and is content to see each store from inside
+        the instruction (a Unicorn memory hook, under a microsecond) rather than at a stop: it must
+        not run the guest or change its registers, and the run goes on after it.  A page whose
+        watchers are all inline store watchers stays in the hart's TLB with its rights.  Unicorn
+        reports a misaligned store at its first byte, so an inline watch does not see a store that
+        begins on the page before and straddles into the watched one (use a stopping watch where
+        that matters; virtio's rings, watched inline, are naturally aligned).
         """
+        if inline and set(map(Access, accesses)) - {Access.STORE}:
+            raise ConfigError("an inline watch sees stores only")
+        if inline:
+            self._inline_watchers.add(handler)
+        else:
+            self._inline_watchers.discard(handler)
         accesses = frozenset(Access(a) for a in accesses) - {Access.FETCH}
         page = pa & ~PAGE_MASK
         if not accesses:
@@ -849,13 +892,21 @@ class Machine:
 
     def _set_watch(self, page: int, watchers: tuple, old: _Watch | None) -> None:
         if watchers:
-            watch = _Watch(frozenset().union(*(kinds for _, kinds in watchers)), watchers)
+            accesses = frozenset().union(*(kinds for _, kinds in watchers))
+            inline = accesses == {Access.STORE} and all(h in self._inline_watchers for h, _ in watchers)
+            watch = _Watch(accesses, watchers, inline)
             self._watched[page] = watch
         else:
             watch = None
             self._watched.pop(page, None)
-        before = old.accesses if old is not None else frozenset()
-        after = watch.accesses if watch is not None else frozenset()
+        was_inline, is_inline = old is not None and old.inline, watch is not None and watch.inline
+        if is_inline and not was_inline:
+            self._store_hooks[page] = self._hook_stores(page)
+        elif was_inline and not is_inline:
+            self._uc.hook_del(self._store_hooks.pop(page))
+            self._inline_va.pop(page, None)
+        before = (old.accesses, old.inline) if old is not None else (frozenset(), False)
+        after = (watch.accesses, watch.inline) if watch is not None else (frozenset(), False)
         if before != after and page in self._handed:
             self.flush_cpu_tlb()  # the hart may hold the page with rights that no longer fit
 
