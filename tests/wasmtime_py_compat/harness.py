@@ -42,7 +42,8 @@ def run(data: Path, target: str = "hwsim", timeout: float = 600) -> dict[str, di
         ini = Path(tmp) / "pytest.ini"
         ini.write_text("[pytest]\n")
         env = dict(os.environ, HWSIM_COMPAT_TARGET=target, HWSIM_COMPAT_RESULTS=str(out))
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+        # shim.py, and this checkout's hwsim before any installed one (an editable install may be another's)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), str(REPO), env.get("PYTHONPATH")]))
         cmd = [sys.executable, "-m", "pytest", "-q", "-c", str(ini), "--rootdir", str(data), "-p", "shim"]
         cmd += ["-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:randomly"]
         cmd += [f"--deselect={t}" for t in OUT_OF_SCOPE]
