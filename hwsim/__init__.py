@@ -11,6 +11,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .errors import (
         BusError,
+        ClosedError,
         ConfigError,
         HwsimError,
         MappingError,
@@ -58,6 +59,7 @@ _WHERE = {
     "BusError": ".errors",
     "Caller": ".runtime",
     "Cause": ".riscv.priv",
+    "ClosedError": ".errors",
     "Config": ".runtime",
     "ConfigError": ".errors",
     "CpuFault": ".machine",
@@ -123,6 +125,7 @@ __all__ = [
     "BusError",
     "Caller",
     "Cause",
+    "ClosedError",
     "Config",
     "ConfigError",
     "CpuFault",
