@@ -27,12 +27,14 @@ if TYPE_CHECKING:
         Config,
         Engine,
         ExportType,
+        Frame,
         Func,
         FuncType,
         Global,
         GlobalType,
         ImportType,
         Instance,
+        InstancePre,
         Limits,
         Linker,
         Memory,
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
         Val,
         ValType,
         WasmtimeError,
+        wat2wasm,
     )
     from .runtime.handles import MemoryHandle
 
@@ -66,6 +69,7 @@ _WHERE = {
     "EcallAction": ".machine",
     "Engine": ".runtime",
     "ExportType": ".runtime",
+    "Frame": ".runtime",
     "Func": ".runtime",
     "FuncType": ".runtime",
     "Global": ".runtime",
@@ -73,6 +77,7 @@ _WHERE = {
     "ImportType": ".runtime",
     "HwsimError": ".errors",
     "Instance": ".runtime",
+    "InstancePre": ".runtime",
     "Limits": ".runtime",
     "Linker": ".runtime",
     "Machine": ".machine",
@@ -100,6 +105,7 @@ _WHERE = {
     "ValType": ".runtime",
     "WasmtimeError": ".runtime",
     "walk": ".mmu",
+    "wat2wasm": ".runtime",
 }
 
 
@@ -132,6 +138,7 @@ __all__ = [
     "EcallAction",
     "Engine",
     "ExportType",
+    "Frame",
     "Func",
     "FuncType",
     "Global",
@@ -139,6 +146,7 @@ __all__ = [
     "HwsimError",
     "ImportType",
     "Instance",
+    "InstancePre",
     "Limits",
     "Linker",
     "Machine",
@@ -167,4 +175,5 @@ __all__ = [
     "WasmtimeError",
     "__version__",
     "walk",
+    "wat2wasm",
 ]

@@ -491,3 +491,41 @@ def test_a_trap_in_a_builtin_has_its_backtrace():
         ex["fill"](store)
     assert [(f.func_name, f.module_name) for f in info.value.frames] == [("fill", "m")]
     assert str(info.value).endswith("Caused by:\n    wasm trap: out of bounds memory access\n")
+
+
+# -- the rest of wasmtime-py's names ------------------------------------------------------------------------
+
+
+def test_wat2wasm_and_text_given_as_bytes():
+    from hwsim import wat2wasm
+
+    assert wat2wasm("(module)") == bytearray(b"\0asm\1\0\0\0") == wat2wasm(b"(module)")
+    with pytest.raises(WasmtimeError, match="cannot parse the text module"):
+        wat2wasm("(modul")
+    with pytest.raises(WasmtimeError, match="wat2wasm: the text is not UTF-8"):
+        wat2wasm(b"\xff(module)")
+    with pytest.raises(TypeError, match=r"wat2wasm\(wat\): expected str, not 3"):
+        wat2wasm(3)
+    engine = Engine()
+    assert [e.name for e in Module(engine, b'(module (func (export "f")))').exports] == ["f"]  # text, as bytes
+    Module.validate(engine, b"(module)")
+    with pytest.raises(WasmtimeError, match="magic header not detected"):  # not text: the decoder says why
+        Module(engine, b"\xff\xfegarbage")
+
+
+def test_val_ref_null_and_store_data():
+    assert Val.ref_null(ValType.funcref()) == Val.funcref(None)
+    assert Val.ref_null(ValType.externref()).value is None
+    with pytest.raises(WasmtimeError, match="Invalid reference type for `ref_null`: i32"):
+        Val.ref_null(I32)
+    data = object()
+    assert Store(Engine(), data).data() is data and Store().data() is None
+
+
+def test_frame_and_instance_pre_are_public():
+    import hwsim
+
+    assert {"Frame", "InstancePre", "wat2wasm", "ClosedError"} <= set(hwsim.__all__)
+    store = Store()
+    pre = Linker(store.engine).instantiate_pre(Module(store.engine, "(module)"))
+    assert isinstance(pre, hwsim.InstancePre) and isinstance(pre.instantiate(store), Instance)

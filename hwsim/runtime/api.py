@@ -388,6 +388,14 @@ class Val:
     def externref(obj: Any) -> Val:
         return Val(ValType.externref(), ref=obj)
 
+    @staticmethod
+    def ref_null(ty: ValType) -> Val:
+        """The null reference of ``ty`` (funcref or externref); WasmtimeError for a number type."""
+        _expect(ty, ValType, "Val.ref_null(ty)")
+        if ty.code not in (FUNCREF, EXTERNREF):
+            raise WasmtimeError(f"Invalid reference type for `ref_null`: {ty}")
+        return Val(ty)
+
     @property
     def value(self) -> Any:
         c, bits = self.type.code, self.bits
@@ -743,6 +751,7 @@ class Store:
     def __init__(
         self,
         engine: Engine | None = None,
+        data: Any = None,
         *,
         time_limit: float | None = None,
         memory_limit: int | None = None,
@@ -754,7 +763,8 @@ class Store:
     ) -> None:
         """Limits: ``memory_limit`` bytes per linear memory, ``table_limit`` elements per table,
         ``instance_limit`` instances, ``code_limit`` bytes of compiled code, ``ram_size`` bytes of
-        physical RAM behind it all, ``time_limit`` seconds per call into wasm."""
+        physical RAM behind it all, ``time_limit`` seconds per call into wasm.  ``data``: any object,
+        returned by :meth:`data` (wasmtime-py's)."""
         if engine is not None:
             _open(engine, Engine, "Store(engine)")
         if machine is not None:
@@ -773,6 +783,7 @@ class Store:
                     raise ConfigError(f"Store({name}): a limit must be >= 0, not {value}")
                 setattr(limits, field, value)
         self.engine = engine = engine or Engine()
+        self._data = data
         self._closed = False
         self._vm: _Store | None = _Store(engine, limits=limits, machine=machine)
         self._meter = None
@@ -826,6 +837,11 @@ class Store:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+    def data(self) -> Any:
+        """The ``data`` the Store was made with (None if none)."""
+        _ = self._store  # ClosedError once closed
+        return self._data
 
     def set_limits(
         self,
@@ -906,6 +922,32 @@ class Store:
         return self._store.host_buffer(size=size, data=data, path=path, writable=writable)
 
 
+def wat2wasm(wat: str | bytes) -> bytearray:
+    """The binary of a module in the text format (wasmtime-py's; hwsim runs the wasm-tools program)."""
+    if isinstance(wat, (bytes, bytearray)):
+        try:
+            wat = bytes(wat).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WasmtimeError(f"wat2wasm: the text is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    return bytearray(_wat_to_wasm(_expect(wat, str, "wat2wasm(wat)")))
+
+
+def _to_wasm(wasm, what: str) -> bytes:
+    """A module's binary from ``wasm``: text (a str, or UTF-8 bytes that do not start with a 0 byte, as
+    the binary's magic does: wasmtime-py's rule) is converted, other bytes are taken as they are (so
+    garbage is reported by the decoder: "bad magic")."""
+    if isinstance(wasm, str) and wasm and wasm[0] != "\0":
+        return _wat_to_wasm(wasm)
+    if isinstance(wasm, (bytes, bytearray)) and wasm and wasm[0] != 0:
+        try:
+            return _wat_to_wasm(bytes(wasm).decode("utf-8"))
+        except UnicodeDecodeError:
+            pass
+    if isinstance(wasm, str):  # "" or a binary in a str (wasmtime-py refuses those too)
+        raise ArgumentTypeError(f"{what}: expected bytes or the text format, not {_show(wasm)}")
+    return _bytes(wasm, what)
+
+
 def _wat_to_wasm(text: str) -> bytes:
     import subprocess
     import tempfile
@@ -938,10 +980,8 @@ class Module:
         _open(engine, Engine, "Module(engine)")
         if features is not None:
             _expect(features, Features, "Module(features)")
-        if isinstance(wasm, str):
-            wasm = _wat_to_wasm(wasm)
         self.engine = engine
-        self.wasm = _bytes(wasm, "Module(wasm)")
+        self.wasm = _to_wasm(wasm, "Module(wasm)")
         self._features = features if features is not None else engine.features
         self._module, self._compiled = engine.load(self.wasm, features if features is not None else engine.features)
         self._closed = False
@@ -1015,7 +1055,7 @@ class Module:
     def validate(engine: Engine, wasm: bytes) -> None:
         """Raise WasmtimeError unless ``wasm`` (binary) is a valid module hwsim accepts; compile nothing."""
         _open(engine, Engine, "Module.validate(engine)")
-        data = _bytes(wasm, "Module.validate(wasm)")
+        data = _to_wasm(wasm, "Module.validate(wasm)")
         load_module(data, features=engine.features)  # its errors are WasmtimeErrors
 
     @property
@@ -1842,4 +1882,5 @@ __all__ = [
     "Val",
     "ValType",
     "WasmtimeError",
+    "wat2wasm",
 ]
