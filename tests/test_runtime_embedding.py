@@ -529,3 +529,17 @@ def test_frame_and_instance_pre_are_public():
     store = Store()
     pre = Linker(store.engine).instantiate_pre(Module(store.engine, "(module)"))
     assert isinstance(pre, hwsim.InstancePre) and isinstance(pre.instantiate(store), Instance)
+
+
+def test_type_and_table_parameters_have_wasmtime_pys_names():
+    """Code that passes them by keyword (TableType(valtype=...), table.grow(store, amt=1, init=None)) runs."""
+    store = Store()
+    table = Table(store, TableType(valtype=ValType.funcref(), limits=Limits(1, None)), init=None)
+    assert table.grow(store, amt=1, init=None) == 1
+    table.set(store, idx=0, val=None)
+    assert table.get(store, idx=0) is None
+    assert GlobalType(valtype=I32, mutable=True).content == I32
+    ty = MemoryType(Limits(1), False, False, 0)  # limits, is_64, shared, page_size_log2
+    assert ty.page_size == 1 and ty.is_shared is False
+    with pytest.raises(ConfigError, match=r"MemoryType\(shared\): hwsim does not implement shared memories"):
+        MemoryType(Limits(1), shared=True)

@@ -212,11 +212,16 @@ class Limits:
 
 class MemoryType:
     """A memory's type: its limits in pages, whether it is a memory64, and its page size (custom page
-    sizes: ``page_size_log2`` 0 or 16).  Limits past the index type's range raise WasmtimeError."""
+    sizes: ``page_size_log2`` 0 or 16).  Limits past the index type's range raise WasmtimeError.
+    ``shared``: wasmtime-py's, for the threads proposal, which hwsim does not implement (True raises
+    ConfigError)."""
 
-    def __init__(self, limits: Limits, is_64: bool = False, *, page_size_log2: int = 16) -> None:
+    def __init__(self, limits: Limits, is_64: bool = False, shared: bool = False, page_size_log2: int = 16) -> None:
         self.limits = _expect(limits, Limits, "MemoryType(limits)")
         self.is_64 = _expect(is_64, bool, "MemoryType(is_64)")
+        if _expect(shared, bool, "MemoryType(shared)"):
+            raise ConfigError("MemoryType(shared): hwsim does not implement shared memories (the threads proposal)")
+        self.is_shared = False
         self.page_size_log2 = _int(page_size_log2, "MemoryType(page_size_log2)")
         if self.page_size_log2 not in (0, 16):
             raise WasmtimeError(
@@ -249,10 +254,11 @@ class MemoryType:
 
 
 class TableType:
-    def __init__(self, element: ValType, limits: Limits) -> None:
-        self.element = _expect(element, ValType, "TableType(element)")
-        if element.code not in (FUNCREF, EXTERNREF):
-            raise ConfigError(f"TableType(element): a table holds funcref or externref, not {element}")
+    def __init__(self, valtype: ValType, limits: Limits) -> None:
+        """``valtype``: the element type (wasmtime-py's parameter name; the attribute is ``element``)."""
+        self.element = _expect(valtype, ValType, "TableType(valtype)")
+        if valtype.code not in (FUNCREF, EXTERNREF):
+            raise ConfigError(f"TableType(valtype): a table holds funcref or externref, not {valtype}")
         self.limits = _expect(limits, Limits, "TableType(limits)")
 
     def __eq__(self, other) -> bool:
@@ -266,8 +272,9 @@ class TableType:
 
 
 class GlobalType:
-    def __init__(self, content: ValType, mutable: bool) -> None:
-        self.content = _expect(content, ValType, "GlobalType(content)")
+    def __init__(self, valtype: ValType, mutable: bool) -> None:
+        """``valtype``: the value type (wasmtime-py's parameter name; the attribute is ``content``)."""
+        self.content = _expect(valtype, ValType, "GlobalType(valtype)")
         self.mutable = _expect(mutable, bool, "GlobalType(mutable)")
 
     def __eq__(self, other) -> bool:
@@ -1515,22 +1522,23 @@ class Table:
         _owned(store, self._inner, "the Table")
         return self._inner.size
 
-    def get(self, store: Store, index: int) -> Any:
-        """The element at ``index``, or None past the end (as wasmtime-py)."""
+    def get(self, store: Store, idx: int) -> Any:
+        """The element at ``idx``, or None past the end (as wasmtime-py)."""
         runtime = _owned(store, self._inner, "the Table")
-        index = _int(index, "Table.get(index)")
+        index = _int(idx, "Table.get(idx)")
         if not 0 <= index < self._inner.size:
             return None
         return _from_bits(runtime, self._inner.type.elem_type, self._inner.get(index)).value
 
-    def set(self, store: Store, index: int, value: Any) -> None:
+    def set(self, store: Store, idx: int, val: Any) -> None:
         runtime = _owned(store, self._inner, "the Table")
-        index = _int(index, "Table.set(index)")
-        self._inner.set(index, _to_bits(runtime, self._inner.type.elem_type, value, "the table element"))
+        index = _int(idx, "Table.set(idx)")
+        self._inner.set(index, _to_bits(runtime, self._inner.type.elem_type, val, "the table element"))
 
-    def grow(self, store: Store, delta: int, init: Any) -> int:
+    def grow(self, store: Store, amt: int, init: Any) -> int:
+        """Grow by ``amt`` elements set to ``init``; the old size (WasmtimeError if it cannot)."""
         runtime = _owned(store, self._inner, "the Table")
-        delta = _int(delta, "Table.grow(delta)")
+        delta = _int(amt, "Table.grow(amt)")
         old = self._inner.grow(delta, _to_bits(runtime, self._inner.type.elem_type, init, "the new elements' value"))
         if old < 0:
             raise WasmtimeError(f"failed to grow table by {delta}")
