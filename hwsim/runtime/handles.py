@@ -54,6 +54,10 @@ _SERIALS = itertools.count(1)  # handles are named "handle 1", "handle 2", ... i
 
 class MemoryHandle:
     def __init__(self, store, pages: int, *, name: str = "") -> None:
+        """``pages`` 4 KiB pages of ``store`` (the public :class:`~hwsim.Store`, or the runtime's own)."""
+        store = getattr(store, "_store", store)  # the engine Store behind a public one
+        if not hasattr(store, "check_owned"):
+            raise ArgumentTypeError(f"MemoryHandle(store): expected a Store, not {type(store).__name__}")
         if not isinstance(pages, int):
             raise ArgumentTypeError(f"a handle's size is a number of pages, not {pages!r}")
         if pages <= 0:
