@@ -50,6 +50,26 @@ def test_compare_reports_a_regression_a_stale_failure_and_unlisted_tests():
     assert harness.compare({"a": {"outcome": "passed", "reason": ""}}, {"a": ("pass", "")}) == []
 
 
+def test_a_failing_expected_pass_is_reported_end_to_end(tmp_path):
+    """Through the real subprocess and shim: a test listed `pass` that fails (here against hwsim: a
+    made-up wasmtime-py test) is reported with its first failure; one that passes is not."""
+    (tmp_path / "test_engine.py").write_text(
+        "import unittest\nfrom wasmtime import *\n\n\n"
+        "class TestEngine(unittest.TestCase):\n"
+        "    def test_smoke(self):\n        Engine().is_pulley()\n\n"
+        "    def test_broken(self):\n        Engine().no_such_method()\n"
+    )
+    results = harness.run(tmp_path)
+    expected = {
+        "test_engine.py::TestEngine::test_smoke": ("pass", ""),
+        "test_engine.py::TestEngine::test_broken": ("pass", ""),
+    }
+    assert harness.compare(results, expected) == [
+        "expected to pass, failed: test_engine.py::TestEngine::test_broken: "
+        "AttributeError: 'Engine' object has no attribute 'no_such_method'"
+    ]
+
+
 def test_wasmtime_py_core_api_tests_against_hwsim():
     data = harness.locate()
     assert data is not None, f"wasmtime-py's tests are missing from {harness.DATA} (they are vendored)"
