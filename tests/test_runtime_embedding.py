@@ -543,3 +543,21 @@ def test_type_and_table_parameters_have_wasmtime_pys_names():
     assert ty.page_size == 1 and ty.is_shared is False
     with pytest.raises(ConfigError, match=r"MemoryType\(shared\): hwsim does not implement shared memories"):
         MemoryType(Limits(1), shared=True)
+
+
+def test_linker_and_instance_pre_close():
+    store = Store()
+    module = Module(store.engine, "(module)")
+    with Linker(store.engine) as linker:
+        pre = linker.instantiate_pre(module)
+        with pre:
+            pre.instantiate(store)
+        with pytest.raises(ClosedError, match="InstancePre.instantiate: the InstancePre is closed"):
+            pre.instantiate(store)
+    for use in (
+        lambda: linker.instantiate(store, module),
+        lambda: linker.define_func("m", "f", FuncType([], []), lambda: None),
+        lambda: linker.get(store, "m", "f"),
+    ):
+        with pytest.raises(ClosedError, match=r"Linker\.\w+: the Linker is closed"):
+            use()

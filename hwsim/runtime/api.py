@@ -1727,9 +1727,21 @@ class Linker:
         self.engine = _open(engine, Engine, "Linker(engine)")
         self.allow_shadowing = False
         self._defs: dict[tuple[str, str], Any] = {}
+        self._closed = False
+
+    def close(self) -> None:
+        """As wasmtime-py's: afterwards every use of the Linker (and its InstancePres) raises ClosedError."""
+        self._closed = True
+
+    def __enter__(self) -> Linker:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def define(self, store: Store, module: str, name: str, item) -> None:
         """Define ``module::name`` as ``item``, an object of ``store``."""
+        _open(self, Linker, "Linker.define")
         runtime = _runtime(store)
         _expect(module, str, "Linker.define(module)")
         _expect(name, str, "Linker.define(name)")
@@ -1744,6 +1756,7 @@ class Linker:
 
     def define_func(self, module: str, name: str, ty: FuncType, func: Callable, access_caller: bool = False) -> None:
         """Define ``module::name`` as a host function, made in the Store of each instantiation."""
+        _open(self, Linker, "Linker.define_func")
         _expect(module, str, "Linker.define_func(module)")
         _expect(name, str, "Linker.define_func(name)")
         _expect(ty, FuncType, "Linker.define_func(ty)")
@@ -1752,6 +1765,7 @@ class Linker:
         self._defs[(module, name)] = ("lazy-func", ty, func, access_caller)
 
     def define_instance(self, store: Store, name: str, instance: Instance) -> None:
+        _open(self, Linker, "Linker.define_instance")
         _owned(store, _expect(instance, Instance, "Linker.define_instance(instance)")._inner, "the Instance")
         for export in instance._inner.exports:
             self.define(store, name, export, instance.exports(store)[export])
@@ -1759,6 +1773,7 @@ class Linker:
     def define_module(self, store: Store, name: str, module: Module) -> None:
         """Instantiate ``module`` with this linker's definitions and define its exports as ``name::*``
         (wasmtime-py's shape; hwsim makes the one instance now, in ``store``)."""
+        _open(self, Linker, "Linker.define_module")
         _expect(name, str, "Linker.define_module(name)")
         _open(module, Module, "Linker.define_module(module)")
         self.define_instance(store, name, self.instantiate(store, module))
@@ -1766,6 +1781,7 @@ class Linker:
     def get(self, store: Store, module: str, name: str) -> Func | Memory | Global | Table:
         """The item defined as ``module::name`` (a host function defined with define_func is made in
         ``store``); WasmtimeError when nothing is."""
+        _open(self, Linker, "Linker.get")
         _runtime(store)
         _expect(module, str, "Linker.get(module)")
         _expect(name, str, "Linker.get(name)")
@@ -1779,6 +1795,7 @@ class Linker:
     def get_default(self, store: Store, name: str) -> Func:
         """The default function of ``name``: its export named "" if defined, else one that does nothing
         (as wasmtime's linker gives for a module without a default)."""
+        _open(self, Linker, "Linker.get_default")
         _expect(name, str, "Linker.get_default(name)")
         if (name, "") in self._defs:
             item = self.get(store, name, "")
@@ -1802,6 +1819,7 @@ class Linker:
 
     def define_unknown_imports_as_traps(self, module: Module) -> None:
         """Define every function ``module`` imports and this linker lacks as one that traps when called."""
+        _open(self, Linker, "Linker.define_unknown_imports_as_traps")
         for imp in list(self._unknown_func_imports(module, "define_unknown_imports_as_traps")):
             label = f"{imp.module}::{imp.name}"
 
@@ -1813,6 +1831,7 @@ class Linker:
     def define_unknown_imports_as_default_values(self, store: Store, module: Module) -> None:
         """Define every function ``module`` imports and this linker lacks as one that returns the default
         (zero or null) value of each of its results."""
+        _open(self, Linker, "Linker.define_unknown_imports_as_default_values")
         _runtime(store)
         for imp in list(self._unknown_func_imports(module, "define_unknown_imports_as_default_values")):
             results = [_default_value(t) for t in imp.type.results]
@@ -1824,10 +1843,12 @@ class Linker:
 
     def instantiate_pre(self, module: Module) -> InstancePre:
         """``module`` checked against this linker's definitions once, to instantiate in many Stores."""
+        _open(self, Linker, "Linker.instantiate_pre")
         _open(module, Module, "Linker.instantiate_pre(module)")
         return InstancePre(self, module)
 
     def instantiate(self, store: Store, module: Module) -> Instance:
+        _open(self, Linker, "Linker.instantiate")
         _runtime(store)
         _open(module, Module, "Linker.instantiate(module)")
         imports: list[Func | Memory | Global | Table | None] = []
@@ -1859,9 +1880,20 @@ class InstancePre:
     def __init__(self, linker: Linker, module: Module) -> None:
         self.linker = linker
         self.module = module
+        self._closed = False
 
     def instantiate(self, store: Store) -> Instance:
+        _open(self, InstancePre, "InstancePre.instantiate")
         return self.linker.instantiate(store, self.module)
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __enter__(self) -> InstancePre:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 __all__ = [
