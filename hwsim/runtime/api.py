@@ -940,16 +940,20 @@ def wat2wasm(wat: str | bytes) -> bytearray:
 
 
 def _to_wasm(wasm, what: str) -> bytes:
-    """A module's binary from ``wasm``: text (a str, or UTF-8 bytes that do not start with a 0 byte, as
-    the binary's magic does: wasmtime-py's rule) is converted, other bytes are taken as they are (so
-    garbage is reported by the decoder: "bad magic")."""
+    """A module's binary from ``wasm``: text is converted (a str, or bytes that read as the text format:
+    UTF-8 whose first non-blank character opens a module field or a comment, ``(`` or ``;``), anything
+    else is taken as the binary, so garbage is reported by the decoder ("magic header not detected").
+    wasmtime-py takes any bytes not starting with a 0 byte as text; hwsim narrows that to bytes that
+    can be text, so a file of garbage is not reported as a text-format syntax error."""
     if isinstance(wasm, str) and wasm and wasm[0] != "\0":
         return _wat_to_wasm(wasm)
-    if isinstance(wasm, (bytes, bytearray)) and wasm and wasm[0] != 0:
+    if isinstance(wasm, (bytes, bytearray)) and wasm[:1] != b"\0":
         try:
-            return _wat_to_wasm(bytes(wasm).decode("utf-8"))
+            text = bytes(wasm).decode("utf-8")
         except UnicodeDecodeError:
-            pass
+            text = ""
+        if text.lstrip()[:1] in ("(", ";"):
+            return _wat_to_wasm(text)
     if isinstance(wasm, str):  # "" or a binary in a str (wasmtime-py refuses those too)
         raise ArgumentTypeError(f"{what}: expected bytes or the text format, not {_show(wasm)}")
     return _bytes(wasm, what)
