@@ -1028,10 +1028,10 @@ class Module:
                 + " metering (fuel or epochs), this Engine "
                 + ("has it" if engine.metering else "does not")
             )
-        self = cls.__new__(cls)
-        self.engine, self.wasm, self._features = engine, wasm, features
-        self._module, self._compiled, self._closed = module, compiled, False
-        return self
+        loaded = cls.__new__(cls)
+        loaded.engine, loaded.wasm, loaded._features = engine, wasm, features
+        loaded._module, loaded._compiled, loaded._closed = module, compiled, False
+        return loaded
 
     @classmethod
     def deserialize_file(cls, engine: Engine, path: str | os.PathLike) -> Module:
