@@ -563,3 +563,13 @@ def test_linker_and_instance_pre_close():
     ):
         with pytest.raises(ClosedError, match=r"Linker\.\w+: the Linker is closed"):
             use()
+
+
+def test_val_equals_its_value_as_in_wasmtime_py_and_hashes_alike():
+    assert Val.i32(1) == 1 and Val.f64(2.5) == 2.5 and Val.externref("x") == "x" and Val.funcref(None) == None  # noqa: E711
+    assert Val.i32(1) != 2 and Val.i32(-1) != 0xFFFF_FFFF  # the value, not the bits
+    assert Val.i32(1) != Val.i64(1)  # between Vals: type and bits
+    assert {Val.i32(1): "a"}[1] == "a" and hash(Val.f64(2.5)) == hash(2.5)
+    nan = Val.f32_bits(0x7FC0_0001)
+    assert nan == Val.f32_bits(0x7FC0_0001) and hash(nan) == hash(Val.f32_bits(0x7FC0_0001))
+    assert len({Val.externref([1]), Val.externref([1]), Val.externref([2])}) == 2  # unhashable references

@@ -441,12 +441,22 @@ class Val:
         return self._as(FUNCREF)
 
     def __eq__(self, other) -> bool:
+        """Another Val: the same type and bit pattern (or reference).  Anything else: compared with
+        :attr:`value`, as wasmtime-py's (``Val.i32(1) == 1``)."""
         if not isinstance(other, Val):
-            return NotImplemented
+            return self.value == other
         return (other.type, other.bits, other.ref) == (self.type, self.bits, self.ref)
 
     def __hash__(self) -> int:
-        return hash((self.type, self.bits))
+        """The hash of :attr:`value` (equal Vals, and a Val and the value it equals, hash alike); a NaN's
+        by its bits (a float NaN hashes by identity), an unhashable reference's by its type only."""
+        value = self.value
+        if value != value:  # NaN
+            return hash(self.bits)
+        try:
+            return hash(value)
+        except TypeError:
+            return hash(self.type)
 
     def __repr__(self) -> str:
         return f"Val({self.type}, {self.value!r})"
