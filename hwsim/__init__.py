@@ -11,6 +11,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .errors import (
         BusError,
+        ClosedError,
         ConfigError,
         HwsimError,
         MappingError,
@@ -26,12 +27,14 @@ if TYPE_CHECKING:
         Config,
         Engine,
         ExportType,
+        Frame,
         Func,
         FuncType,
         Global,
         GlobalType,
         ImportType,
         Instance,
+        InstancePre,
         Limits,
         Linker,
         Memory,
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
         Val,
         ValType,
         WasmtimeError,
+        wat2wasm,
     )
     from .runtime.handles import MemoryHandle
 
@@ -58,12 +62,14 @@ _WHERE = {
     "BusError": ".errors",
     "Caller": ".runtime",
     "Cause": ".riscv.priv",
+    "ClosedError": ".errors",
     "Config": ".runtime",
     "ConfigError": ".errors",
     "CpuFault": ".machine",
     "EcallAction": ".machine",
     "Engine": ".runtime",
     "ExportType": ".runtime",
+    "Frame": ".runtime",
     "Func": ".runtime",
     "FuncType": ".runtime",
     "Global": ".runtime",
@@ -71,6 +77,7 @@ _WHERE = {
     "ImportType": ".runtime",
     "HwsimError": ".errors",
     "Instance": ".runtime",
+    "InstancePre": ".runtime",
     "Limits": ".runtime",
     "Linker": ".runtime",
     "Machine": ".machine",
@@ -98,6 +105,7 @@ _WHERE = {
     "ValType": ".runtime",
     "WasmtimeError": ".runtime",
     "walk": ".mmu",
+    "wat2wasm": ".runtime",
 }
 
 
@@ -123,12 +131,14 @@ __all__ = [
     "BusError",
     "Caller",
     "Cause",
+    "ClosedError",
     "Config",
     "ConfigError",
     "CpuFault",
     "EcallAction",
     "Engine",
     "ExportType",
+    "Frame",
     "Func",
     "FuncType",
     "Global",
@@ -136,6 +146,7 @@ __all__ = [
     "HwsimError",
     "ImportType",
     "Instance",
+    "InstancePre",
     "Limits",
     "Linker",
     "Machine",
@@ -164,4 +175,5 @@ __all__ = [
     "WasmtimeError",
     "__version__",
     "walk",
+    "wat2wasm",
 ]

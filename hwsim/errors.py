@@ -17,6 +17,19 @@ class WasmtimeError(HwsimError):
     (:mod:`hwsim.wasm.errors`) and out-of-bounds host accesses are kinds of it."""
 
 
+class ArgumentTypeError(TypeError, AttributeError):
+    """An argument of the wrong Python type given to the embedding API (``Store(3)``, ``'7'`` for an i32).
+
+    A TypeError, as hwsim's error contract says (docs/reliability.md); also an AttributeError because
+    wasmtime-py raises that for many of the same calls (it calls a method the argument lacks, as in
+    ``Memory(1, ty)``), so code written to catch either keeps working (docs/embedding.md)."""
+
+
+class ClosedError(HwsimError, ValueError):
+    """A Store used after :meth:`~hwsim.Store.close`, or a Config used for a second Engine: where
+    wasmtime-py raises ValueError (its objects own a C pointer that closing or consuming drops)."""
+
+
 class ConfigError(HwsimError, ValueError):
     """An argument or configuration value is out of range or inconsistent."""
 

@@ -70,7 +70,7 @@ def test_wat_driver_writes_the_thr():
 def test_driver_trap_is_reported_not_raised():
     system, _ = system_with_input(b"")
     report = quiet_run(system, _wat_to_wasm(WAT_WRITER)).run("oops")
-    assert not report.ok and report.trap.message == "unreachable"
+    assert not report.ok and report.trap.code.message == "unreachable"
     assert "driver trapped: unreachable at wasm function 2" in report.format()
 
 

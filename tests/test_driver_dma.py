@@ -104,9 +104,9 @@ def test_traps_in_c_drivers_name_the_source_line(tmp_path):
     )
     system = load_board(DEFAULT_BOARD).build(options={"uart0": {"backend": "memory"}})
     report = DriverRun(system, build_driver(drv).read_bytes(), log=lambda text: None).run()
-    assert report.trap.message == "integer divide by zero"
+    assert report.trap.code.message == "integer divide by zero"
     # divide() was inlined into probe(): the call site, then the line that divided
-    assert str(report.trap).startswith("integer divide by zero at divider.c:5 (probe), in divider.c:3")
+    assert report.trap.summary.startswith("integer divide by zero at divider.c:5 (probe), in divider.c:3")
 
 
 def test_plugin_fixtures(hwsim_driver, hwsim_board):

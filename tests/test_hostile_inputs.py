@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 from property_scale import examples
 from wasm_conftest_helpers import (
     EXTERNREF,
+    F32,
+    F64,
     FUNCREF,
     HEADER,
     I32,
@@ -358,12 +360,12 @@ def stub_imports(store: hwsim.Store, module: hwsim.Module) -> list:
         d = imp.desc
         if imp.kind is ExternKind.FUNC:
             ft = inner.types[d]
-            n = len(ft.results)
+            zeros = [_typed(r, 0) for r in ft.results]
             out.append(
                 hwsim.Func(
                     store,
                     hwsim.FuncType([hwsim.ValType(p) for p in ft.params], [hwsim.ValType(r) for r in ft.results]),
-                    lambda *args, n=n: None if n == 0 else 0 if n == 1 else [0] * n,
+                    lambda *args, zeros=zeros: None if not zeros else zeros[0] if len(zeros) == 1 else zeros,
                 )
             )
         elif imp.kind is ExternKind.MEMORY:
@@ -377,9 +379,16 @@ def stub_imports(store: hwsim.Store, module: hwsim.Module) -> list:
                 )
             )
         else:
-            null = d.valtype in (FUNCREF, EXTERNREF)
-            out.append(hwsim.Global(store, hwsim.GlobalType(hwsim.ValType(d.valtype), d.mutable), None if null else 0))
+            out.append(hwsim.Global(store, hwsim.GlobalType(hwsim.ValType(d.valtype), d.mutable), _typed(d.valtype, 0)))
     return out
+
+
+def _typed(code: int, value: int):
+    """``value`` for a wasm value of type ``code``: None for a reference, a float for f32/f64 (hwsim, as
+    wasmtime-py, makes no int a float), else the int."""
+    if code in (FUNCREF, EXTERNREF):
+        return None
+    return float(value) if code in (F32, F64) else value
 
 
 def exercise(engine, data: bytes) -> str:
@@ -393,10 +402,7 @@ def exercise(engine, data: bytes) -> str:
             continue
         func = exports[export.name]
         for value in (0, 3):
-            args = [
-                None if p in (hwsim.ValType.funcref(), hwsim.ValType.externref()) else value
-                for p in func.type(store).params
-            ]
+            args = [_typed(p.code, value) for p in func.type(store).params]
             try:
                 func(store, *args)
             except Trap:

@@ -174,7 +174,7 @@ def test_out_of_fuel_is_a_trap_at_a_checkpoint_with_wasmtimes_message(both):
     with pytest.raises(hwsim.Trap) as info:
         both.hw["loop"](store, 100)
     trap = info.value
-    assert trap.code is TrapCode.OUT_OF_FUEL and trap.message == "all fuel consumed by WebAssembly"
+    assert trap.code is TrapCode.OUT_OF_FUEL and "wasm trap: all fuel consumed by WebAssembly" in trap.message
     assert (trap.func_name, trap.insn) == ("loop", "ecall")
     wasm = _wat_to_wasm(PROGRAMS)
     assert wasm[trap.wasm_offset] == 0x03  # the loop header

@@ -386,3 +386,18 @@ def test_the_public_memory_of_another_store_is_refused(engine, module):
     with pytest.raises(StoreMismatchError):
         h.move(g.a["memory"], 0x10000)
     assert h.places == {} and g.a["load"](g.store, 0x10000) == 0
+
+
+def test_a_handle_is_made_from_the_public_store():
+    """hwsim.MemoryHandle(store, pages) takes the Store the embedder holds (it used to need the runtime's
+    own, and refused a mapping into that Store's memory as 'belongs to Store 1, not to Store 1')."""
+    import hwsim
+
+    store = hwsim.Store()
+    memory = hwsim.Memory(store, hwsim.MemoryType(hwsim.Limits(1)))
+    h = hwsim.MemoryHandle(store, 1)
+    h.map(memory, 0, writable=True)
+    memory.write(store, b"hw", 0)
+    assert memory.read(store, 0, 2) == b"hw"
+    with pytest.raises(TypeError, match=r"MemoryHandle\(store\): expected a Store, not int"):
+        hwsim.MemoryHandle(3, 1)

@@ -25,16 +25,29 @@ behind the Store's page tables (no more than a hostile module could ask for).
 The vmctx layout and the number of imported functions are not stored: they are recomputed from
 the module the file is loaded for, and every offset and function index in the file is checked
 against them and against the code.
+
+A serialized module (``Module.serialize``) wraps such a file with the module it was compiled from,
+so that it stands alone (:func:`encode_module`, :func:`decode_module`)::
+
+    offset  size             field (little-endian)
+    0       8                magic b"hwsimmod"
+    8       4                MODULE_FORMAT_VERSION
+    12      32               SHA-256 of the body
+    44                       body:
+              4 + n          the wasm binary: u32 length, the bytes
+              1 + names      features: u8 count; each a u8 length, a Features field name, a u8 value
+              rest           the code-cache file above, for that binary
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import operator
 import struct
 
-from ..wasm.module import DecodedModule
+from ..wasm.module import DecodedModule, Features
 from . import COMPILER_VERSION, CompiledModule, PcMap, vmctx_layout
 from .traps import TrapCode
 
@@ -48,7 +61,49 @@ _U32 = struct.Struct("<I")
 
 
 class CacheFormatError(Exception):
-    """A cache file that is not a usable compilation of the module (internal: the caller compiles again)."""
+    """A cache file that is not a usable compilation of the module (internal: the caller compiles again,
+    or, for a serialized module, says why it refuses it)."""
+
+
+MODULE_MAGIC = b"hwsimmod"
+MODULE_FORMAT_VERSION = 1
+
+
+def encode_module(wasm: bytes, features: Features, compiled: CompiledModule) -> bytes:
+    """A serialized module: ``wasm``, the ``features`` it was accepted under and its compiled code."""
+    fields = [(f.name.encode(), int(getattr(features, f.name))) for f in dataclasses.fields(Features)]
+    parts = [_U32.pack(len(wasm)), wasm, bytes([len(fields)])]
+    for name, value in fields:
+        parts += [bytes([len(name)]), name, bytes([value])]
+    parts.append(encode(compiled))
+    body = b"".join(parts)
+    return _HEADER.pack(MODULE_MAGIC, MODULE_FORMAT_VERSION, hashlib.sha256(body).digest()) + body
+
+
+def decode_module(data: bytes) -> tuple[bytes, Features, bytes]:
+    """The wasm binary, features and code-cache file a serialized module holds (the code is checked
+    against the module later, by :func:`decode`); :class:`CacheFormatError` says why it is not one."""
+    if len(data) < _HEADER.size:
+        raise CacheFormatError(f"{len(data)} bytes, shorter than the {_HEADER.size}-byte header")
+    magic, version, digest = _HEADER.unpack_from(data)
+    if magic != MODULE_MAGIC:
+        raise CacheFormatError("not a serialized hwsim module (bad magic)")
+    if version != MODULE_FORMAT_VERSION:
+        raise CacheFormatError(f"serialized module format version {version}, not {MODULE_FORMAT_VERSION}")
+    body = memoryview(data)[_HEADER.size :]
+    if hashlib.sha256(body).digest() != digest:
+        raise CacheFormatError("content hash mismatch (corrupt or truncated)")
+    r = _Reader(body)
+    wasm = bytes(r.take(r.unpack("<I")[0]))
+    known = {f.name for f in dataclasses.fields(Features)}
+    values = {}
+    for _ in range(r.unpack("<B")[0]):
+        name = bytes(r.take(r.unpack("<B")[0])).decode("ascii", "replace")
+        value = r.unpack("<B")[0]
+        if name not in known or value > 1:
+            raise CacheFormatError(f"unknown feature {name!r} = {value}")
+        values[name] = bool(value)
+    return wasm, Features(**values), bytes(r.take(r.left))
 
 
 def encode(compiled: CompiledModule) -> bytes:

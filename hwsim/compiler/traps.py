@@ -28,7 +28,25 @@ class TrapCode(enum.Enum):
     HOST_INTERFACE = "host interface misuse"  # a sandboxed driver called the hwsim host interface wrongly
     OUT_OF_FUEL = "all fuel consumed by WebAssembly"  # a checkpoint found the fuel count used up (wasmtime's text)
     HOST = "trap raised by host code"  # Trap("message") from a host function (its own message is shown)
+    # wasmtime-py's names for two of them (aliases: the same members)
+    INTEGER_DIVISION_BY_ZERO = "integer divide by zero"
+    INTERRUPT = "interrupted"
 
     @property
     def message(self) -> str:
         return self.value
+
+    @property
+    def wasmtime_text(self) -> str:
+        """Wasmtime's description of the trap (``str(trap)`` shows it after ``wasm trap:``)."""
+        return _WASMTIME_TEXT.get(self, self.value)
+
+
+# Where Wasmtime words a trap differently (crates/environ/src/trap_encoding.rs); the rest read the same
+# or are hwsim's own.
+_WASMTIME_TEXT = {
+    TrapCode.UNREACHABLE: "wasm `unreachable` instruction executed",
+    TrapCode.TABLE_OUT_OF_BOUNDS: "undefined element: out of bounds table access",
+    TrapCode.UNDEFINED_ELEMENT: "undefined element: out of bounds table access",
+    TrapCode.INTERRUPTED: "interrupt",
+}

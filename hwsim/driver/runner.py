@@ -159,11 +159,11 @@ class RunReport:
     def format(self) -> str:
         lines = ["-- hwsim run report --"]
         if self.trap is not None and self.stopped is StopCause.USER:
-            lines.append(f"driver stopped by the user: {self.trap}")
+            lines.append(f"driver stopped by the user: {self.trap.summary}")
         elif self.trap is not None and self.trap.code is TrapCode.INTERRUPTED:
-            lines.append(f"driver stopped: {self.trap}")
+            lines.append(f"driver stopped: {self.trap.summary}")
         elif self.trap is not None:
-            lines.append(f"driver trapped: {self.trap}")
+            lines.append(f"driver trapped: {self.trap.summary}")
         elif self.failure is not None:
             lines.append(
                 f"{'driver stopped by the user' if self.stopped is StopCause.USER else 'driver stopped'}: "
@@ -670,7 +670,7 @@ class DriverRun:
                 except Trap as trap:
                     report.trap = trap
                     if TRACE.trap is not None:
-                        TRACE.trap(code=trap.code.name.lower(), where=str(trap))
+                        TRACE.trap(code=trap.code.name.lower(), where=trap.summary)
         finally:
             interrupted = store.interrupt_reason
             store.clear_interrupt()

@@ -409,7 +409,7 @@ class LoadSet:
             except api.WasmtimeError as exc:
                 raise LoadError(f"{cand.name}: {exc}") from None
             except Trap as trap:
-                raise LoadError(f"{cand.name}: instantiation trapped: {trap}") from trap
+                raise LoadError(f"{cand.name}: instantiation trapped: {trap.summary}") from trap
             inner = vm_instance(cand.instance)
             p.module_of_vmctx[inner.vmctx] = cand.name
             for sym in cand.definitions:

@@ -166,7 +166,7 @@ class Process:
                         self._call(func)
                     except Trap as trap:
                         raise LoadError(
-                            f"{cand.name}: {hook} trapped ({cand.name} stays loaded, half initialised): {trap}"
+                            f"{cand.name}: {hook} trapped ({cand.name} stays loaded, half initialised): {trap.summary}"
                         ) from trap
         return self.modules[name]
 

@@ -5,12 +5,14 @@ from .api import (
     Config,
     Engine,
     ExportType,
+    Frame,
     Func,
     FuncType,
     Global,
     GlobalType,
     ImportType,
     Instance,
+    InstancePre,
     Limits,
     Linker,
     Memory,
@@ -24,6 +26,7 @@ from .api import (
     Val,
     ValType,
     WasmtimeError,
+    wat2wasm,
 )
 
 __all__ = [
@@ -31,12 +34,14 @@ __all__ = [
     "Config",
     "Engine",
     "ExportType",
+    "Frame",
     "Func",
     "FuncType",
     "Global",
     "GlobalType",
     "ImportType",
     "Instance",
+    "InstancePre",
     "Limits",
     "Linker",
     "Memory",
@@ -50,4 +55,5 @@ __all__ = [
     "Val",
     "ValType",
     "WasmtimeError",
+    "wat2wasm",
 ]

@@ -34,12 +34,20 @@ import os
 import reprlib
 import struct
 from collections.abc import Callable, Iterable, Mapping
+from enum import Enum
 from pathlib import Path
 from typing import Any, overload
 
 from ..compiler import COMPILER_VERSION, CompiledModule, compile_module, serialize
 from ..compiler.traps import TrapCode
-from ..errors import ConfigError, StoreMismatchError, WasmtimeError
+from ..errors import (
+    ArgumentTypeError,
+    ClosedError,
+    ConfigError,
+    OutOfBoundsError,
+    StoreMismatchError,
+    WasmtimeError,
+)
 from ..machine import Machine
 from ..wasm import DecodedModule, Features, decode_module, load_module, validate
 from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, ExternKind
@@ -73,7 +81,14 @@ def _expect(value, cls, what: str):
     if not isinstance(value, cls):
         names = [c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,))]
         expected = " or ".join(filter(None, (", ".join(names[:-1]), names[-1])))
-        raise TypeError(f"{what}: expected {expected}, not {_show(value)}")
+        raise ArgumentTypeError(f"{what}: expected {expected}, not {_show(value)}")
+    return value
+
+
+def _open(value, cls, what: str):
+    """``value``, if it is an instance of ``cls`` that has not been closed; else TypeError or ClosedError."""
+    if _expect(value, cls, what)._closed:
+        raise ClosedError(f"{what}: the {cls.__name__} is closed")
     return value
 
 
@@ -82,7 +97,7 @@ def _int(value, what: str) -> int:
     try:
         return operator.index(value)
     except TypeError:
-        raise TypeError(f"{what}: expected an int, not {_show(value)}") from None
+        raise ArgumentTypeError(f"{what}: expected an int, not {_show(value)}") from None
 
 
 def _bytes(value, what: str) -> bytes:
@@ -90,22 +105,22 @@ def _bytes(value, what: str) -> bytes:
     try:
         return bytes(memoryview(value))
     except TypeError:
-        raise TypeError(f"{what}: expected bytes, not {_show(value)}") from None
+        raise ArgumentTypeError(f"{what}: expected bytes, not {_show(value)}") from None
 
 
 def _float_bits(ty: int, value, what: str) -> int:
-    """The f32/f64 bit pattern of a Python float or int, rounded to nearest (past the range: infinity)."""
-    if not isinstance(value, numbers.Real):
-        raise TypeError(f"{what}: cannot convert {_show(value)} to {_NAMES[ty]} (expected a float or an int)")
+    """The f32/f64 bit pattern of a Python float, rounded to nearest (past the f32 range: infinity).
+
+    Only a float (or a subclass, such as NumPy's float64): an int is refused, as wasmtime-py refuses it,
+    so that a value meant for an integer parameter is never silently made a float."""
+    if not isinstance(value, float):
+        hint = f" (write {float(value)!r})" if type(value) is int and abs(value) < 2**53 else ""
+        raise ArgumentTypeError(f"{what}: cannot convert {_show(value)} to {_NAMES[ty]} (expected a float){hint}")
     pack, unpack = _FLOATS[ty]
     try:
-        x = float(value)
-    except OverflowError:  # an int beyond every float
-        x = -math.inf if value < 0 else math.inf
-    try:
-        return unpack.unpack(pack.pack(x))[0]
+        return unpack.unpack(pack.pack(value))[0]
     except OverflowError:  # a double beyond the f32 range rounds to infinity
-        return unpack.unpack(pack.pack(math.copysign(math.inf, x)))[0]
+        return unpack.unpack(pack.pack(math.copysign(math.inf, value)))[0]
 
 
 # -- types ----------------------------------------------------------------------------------------
@@ -197,11 +212,16 @@ class Limits:
 
 class MemoryType:
     """A memory's type: its limits in pages, whether it is a memory64, and its page size (custom page
-    sizes: ``page_size_log2`` 0 or 16).  Limits past the index type's range raise WasmtimeError."""
+    sizes: ``page_size_log2`` 0 or 16).  Limits past the index type's range raise WasmtimeError.
+    ``shared``: wasmtime-py's, for the threads proposal, which hwsim does not implement (True raises
+    ConfigError)."""
 
-    def __init__(self, limits: Limits, is_64: bool = False, *, page_size_log2: int = 16) -> None:
+    def __init__(self, limits: Limits, is_64: bool = False, shared: bool = False, page_size_log2: int = 16) -> None:
         self.limits = _expect(limits, Limits, "MemoryType(limits)")
         self.is_64 = _expect(is_64, bool, "MemoryType(is_64)")
+        if _expect(shared, bool, "MemoryType(shared)"):
+            raise ConfigError("MemoryType(shared): hwsim does not implement shared memories (the threads proposal)")
+        self.is_shared = False
         self.page_size_log2 = _int(page_size_log2, "MemoryType(page_size_log2)")
         if self.page_size_log2 not in (0, 16):
             raise WasmtimeError(
@@ -234,10 +254,11 @@ class MemoryType:
 
 
 class TableType:
-    def __init__(self, element: ValType, limits: Limits) -> None:
-        self.element = _expect(element, ValType, "TableType(element)")
-        if element.code not in (FUNCREF, EXTERNREF):
-            raise ConfigError(f"TableType(element): a table holds funcref or externref, not {element}")
+    def __init__(self, valtype: ValType, limits: Limits) -> None:
+        """``valtype``: the element type (wasmtime-py's parameter name; the attribute is ``element``)."""
+        self.element = _expect(valtype, ValType, "TableType(valtype)")
+        if valtype.code not in (FUNCREF, EXTERNREF):
+            raise ConfigError(f"TableType(valtype): a table holds funcref or externref, not {valtype}")
         self.limits = _expect(limits, Limits, "TableType(limits)")
 
     def __eq__(self, other) -> bool:
@@ -251,8 +272,9 @@ class TableType:
 
 
 class GlobalType:
-    def __init__(self, content: ValType, mutable: bool) -> None:
-        self.content = _expect(content, ValType, "GlobalType(content)")
+    def __init__(self, valtype: ValType, mutable: bool) -> None:
+        """``valtype``: the value type (wasmtime-py's parameter name; the attribute is ``content``)."""
+        self.content = _expect(valtype, ValType, "GlobalType(valtype)")
         self.mutable = _expect(mutable, bool, "GlobalType(mutable)")
 
     def __eq__(self, other) -> bool:
@@ -337,7 +359,7 @@ class Val:
         if type.code in _WIDTHS:
             bits = _int(bits, f"Val({type}, bits)") & ((1 << _WIDTHS[type.code]) - 1)
         elif type.code == FUNCREF and ref is not None and not isinstance(ref, Func):
-            raise TypeError(f"Val(funcref, ref): expected a Func or None, not {_show(ref)}")
+            raise ArgumentTypeError(f"Val(funcref, ref): expected a Func or None, not {_show(ref)}")
         self.bits = bits
         self.ref = ref
 
@@ -372,6 +394,14 @@ class Val:
     @staticmethod
     def externref(obj: Any) -> Val:
         return Val(ValType.externref(), ref=obj)
+
+    @staticmethod
+    def ref_null(ty: ValType) -> Val:
+        """The null reference of ``ty`` (funcref or externref); WasmtimeError for a number type."""
+        _expect(ty, ValType, "Val.ref_null(ty)")
+        if ty.code not in (FUNCREF, EXTERNREF):
+            raise WasmtimeError(f"Invalid reference type for `ref_null`: {ty}")
+        return Val(ty)
 
     @property
     def value(self) -> Any:
@@ -411,12 +441,22 @@ class Val:
         return self._as(FUNCREF)
 
     def __eq__(self, other) -> bool:
+        """Another Val: the same type and bit pattern (or reference).  Anything else: compared with
+        :attr:`value`, as wasmtime-py's (``Val.i32(1) == 1``)."""
         if not isinstance(other, Val):
-            return NotImplemented
+            return self.value == other
         return (other.type, other.bits, other.ref) == (self.type, self.bits, self.ref)
 
     def __hash__(self) -> int:
-        return hash((self.type, self.bits))
+        """The hash of :attr:`value` (equal Vals, and a Val and the value it equals, hash alike); a NaN's
+        by its bits (a float NaN hashes by identity), an unhashable reference's by its type only."""
+        value = self.value
+        if value != value:  # NaN
+            return hash(self.bits)
+        try:
+            return hash(value)
+        except TypeError:
+            return hash(self.type)
 
     def __repr__(self) -> str:
         return f"Val({self.type}, {self.value!r})"
@@ -432,20 +472,115 @@ def _default_cache_dir() -> Path:
     return Path(base)
 
 
+class _Support(Enum):
+    """What hwsim does with one of wasmtime's feature switches (``Config.wasm_*``)."""
+
+    ALWAYS = "always on: hwsim cannot turn it off"
+    SWITCH = "on or off"
+    NEVER = "not implemented: hwsim refuses modules that use it"
+
+
+# wasmtime-py's feature switches: hwsim's support, and what the feature is (for messages).
+_FEATURES: dict[str, tuple[_Support, str]] = {
+    "wasm_reference_types": (_Support.ALWAYS, "reference types"),
+    "wasm_bulk_memory": (_Support.ALWAYS, "bulk memory"),
+    "wasm_multi_value": (_Support.ALWAYS, "multi-value"),
+    "wasm_multi_memory": (_Support.ALWAYS, "multi-memory"),
+    "wasm_memory64": (_Support.ALWAYS, "memory64"),
+    "wasm_tail_call": (_Support.ALWAYS, "tail calls"),
+    "wasm_custom_page_sizes": (_Support.SWITCH, "custom page sizes"),
+    "wasm_simd": (_Support.NEVER, "SIMD"),
+    "wasm_relaxed_simd": (_Support.NEVER, "relaxed SIMD"),
+    "wasm_relaxed_simd_deterministic": (_Support.NEVER, "relaxed SIMD"),
+    "wasm_threads": (_Support.NEVER, "threads (shared memories, atomics)"),
+    "shared_memory": (_Support.NEVER, "shared memories"),
+    "wasm_exceptions": (_Support.NEVER, "exception handling"),
+    "wasm_function_references": (_Support.NEVER, "typed function references"),
+    "wasm_gc": (_Support.NEVER, "GC"),
+    "gc_support": (_Support.NEVER, "GC"),
+    "wasm_wide_arithmetic": (_Support.NEVER, "wide arithmetic"),
+    "wasm_stack_switching": (_Support.NEVER, "stack switching"),
+    "wasm_component_model": (_Support.NEVER, "the component model"),
+    "wasm_component_model_map": (_Support.NEVER, "the component model"),
+}
+
+# wasmtime-py's other settings, which have no meaning for hwsim's compiler and machine.
+_NOT_SETTINGS = {
+    "strategy": "hwsim has one compiler (single pass, RISC-V)",
+    "cranelift_debug_verifier": "hwsim does not use Cranelift",
+    "cranelift_opt_level": "hwsim does not use Cranelift",
+    "cranelift_nan_canonicalization": "hwsim does not use Cranelift",
+    "profiler": "hwsim's tracing is hwsim.trace (docs/teaching.md)",
+    "parallel_compilation": "hwsim compiles on the calling thread",
+    "max_wasm_stack": "hwsim's wasm stack has a fixed size",
+    "memory_may_move": "hwsim's memories never move (each has its own reservation)",
+    "memory_reservation": "hwsim reserves 6 GiB of address space per 32-bit memory",
+    "memory_guard_size": "hwsim's guard region is fixed (2 GiB)",
+    "memory_reservation_for_growth": "hwsim reserves 6 GiB of address space per 32-bit memory",
+    "memory_init_cow": "hwsim's memories are demand-paged",
+    "native_unwind_info": "hwsim's code runs on an emulated CPU",
+    "signals_based_traps": "hwsim's traps come from the emulated CPU",
+    "macos_use_mach_ports": "hwsim's traps come from the emulated CPU",
+    "target": "hwsim compiles for its emulated RISC-V 64 CPU only",
+    "debug_info": "hwsim keeps no native debug information",
+}
+
+
 class Config:
-    """Engine settings, as wasmtime-py's ``Config`` (the settings hwsim implements; the rest are keywords
-    of :class:`Engine`).
+    """Engine settings, as wasmtime-py's ``Config``.
 
     ``consume_fuel``: code counts fuel as wasmtime does (:meth:`Store.set_fuel`, :meth:`Store.get_fuel`;
     a call traps ``all fuel consumed by WebAssembly`` when it is used up).  ``epoch_interruption``:
     code traps ``interrupted`` once the Engine's epoch reaches the Store's deadline
     (:meth:`Engine.increment_epoch`, :meth:`Store.set_epoch_deadline`).  Either one compiles modules
     with checkpoints at function entries and loop headers (docs/architecture.md, *Metering*).
+
+    ``cache``: True or False (the code cache on or off), or the path of a cache directory.
+
+    Feature switches (``wasm_simd``, ``wasm_memory64``, ...; docs/embedding.md has the table): a
+    feature hwsim implements may be set True (it is on anyway); one it does not may be set False (it is
+    off anyway); the other way round raises :class:`~hwsim.errors.ConfigError` naming the feature.
+    ``wasm_custom_page_sizes`` really switches (on by default).  wasmtime-py's other settings
+    (Cranelift's, the memory reservation, ...) raise ConfigError saying why hwsim has none.
+
+    As in wasmtime-py, an Engine takes its Config: a Config serves one Engine, and changing or
+    reusing it afterwards raises :class:`~hwsim.errors.ClosedError` (a ValueError).
     """
 
     def __init__(self) -> None:
         self._consume_fuel = False
         self._epoch_interruption = False
+        self._cache: bool | str | None = None
+        self._features = {name: support is _Support.ALWAYS for name, (support, _) in _FEATURES.items()}
+        self._features["wasm_custom_page_sizes"] = Features().custom_page_sizes
+        self._closed = False
+
+    def __setattr__(self, name: str, value) -> None:
+        if not name.startswith("_"):
+            if name in _NOT_SETTINGS:
+                raise ConfigError(f"Config.{name}: not a setting hwsim has ({_NOT_SETTINGS[name]})")
+            if not isinstance(getattr(type(self), name, None), property):
+                raise AttributeError(f"Config has no setting {name!r}")
+            if self._closed:
+                raise ClosedError(f"Config.{name}: the Config was used to make an Engine (make a new one)")
+        object.__setattr__(self, name, value)
+
+    def cranelift_flag_enable(self, flag: str) -> None:
+        raise ConfigError(f"Config.cranelift_flag_enable({flag!r}): hwsim does not use Cranelift")
+
+    def cranelift_flag_set(self, key: str, value: str) -> None:
+        raise ConfigError(f"Config.cranelift_flag_set({key!r}, {value!r}): hwsim does not use Cranelift")
+
+    def _set_feature(self, name: str, enable) -> None:
+        _expect(enable, bool, f"Config.{name}")
+        if self._closed:
+            raise ClosedError(f"Config.{name}: the Config was used to make an Engine (make a new one)")
+        support, what = _FEATURES[name]
+        if support is _Support.NEVER and enable:
+            raise ConfigError(f"Config.{name}: hwsim does not implement {what} (it refuses modules that use it)")
+        if support is _Support.ALWAYS and not enable:
+            raise ConfigError(f"Config.{name}: hwsim cannot turn {what} off (it is always on)")
+        self._features[name] = enable
 
     @property
     def consume_fuel(self) -> bool:
@@ -462,6 +597,46 @@ class Config:
     @epoch_interruption.setter
     def epoch_interruption(self, enable: bool) -> None:
         self._epoch_interruption = _expect(enable, bool, "Config.epoch_interruption")
+
+    @property
+    def cache(self) -> bool | str | None:
+        """None until set: the Engine's default (``HWSIM_CACHE``)."""
+        return self._cache
+
+    @cache.setter
+    def cache(self, enabled: bool | str) -> None:
+        if not isinstance(enabled, (bool, str, os.PathLike)):
+            raise ArgumentTypeError(f"Config.cache: expected a bool or a path, not {_show(enabled)}")
+        self._cache = os.fspath(enabled) if isinstance(enabled, os.PathLike) else enabled
+
+    def _features_of(self) -> Features:
+        """The decoder's features these switches ask for."""
+        return Features(custom_page_sizes=self._features["wasm_custom_page_sizes"])
+
+    def close(self) -> None:
+        """As wasmtime-py's: the Config can no longer be changed or used for an Engine."""
+        self._closed = True
+
+    def __enter__(self) -> Config:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _feature_property(name: str) -> property:
+    def get(self: Config) -> bool:
+        return self._features[name]
+
+    def set(self: Config, enable: bool) -> None:
+        self._set_feature(name, enable)
+
+    return property(get, set, doc=f"{_FEATURES[name][1]}: {_FEATURES[name][0].value}")
+
+
+for _name in _FEATURES:
+    setattr(Config, _name, _feature_property(_name))
+del _name
 
 
 class Engine:
@@ -489,11 +664,20 @@ class Engine:
         hwsim's own uses of the count (a driver run charges the instructions it executes to virtual time)."""
         if config is not None:
             _expect(config, Config, "Engine(config)")
+            if config._closed:
+                raise ClosedError("Engine(config): the Config was already used to make an Engine (make a new one)")
         if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
-            raise TypeError(f"Engine(cache_dir): expected a path, not {_show(cache_dir)}")
+            raise ArgumentTypeError(f"Engine(cache_dir): expected a path, not {_show(cache_dir)}")
+        config = config or Config()
+        if isinstance(config.cache, str):  # Config.cache = path: on, in that directory
+            cache = True if cache is None else cache
+            cache_dir = config.cache if cache_dir is None else cache_dir
+        elif cache is None:
+            cache = config.cache
         if cache is None:
             cache = os.environ.get("HWSIM_CACHE", "1") not in ("0", "off", "false", "no")
-        config = config or Config()
+        config.close()  # the Engine takes it, as in wasmtime-py
+        self.features = config._features_of()  # what the decoder accepts (Module(features=...) overrides)
         self.consume_fuel = config.consume_fuel
         self.epoch_interruption = config.epoch_interruption
         self.metering = self.consume_fuel or self.epoch_interruption or _expect(metering, bool, "Engine(metering)")
@@ -503,6 +687,21 @@ class Engine:
         self.cache_hits = 0
         self.cache_misses = 0
         self.cache_rejected = 0  # files present but refused (corrupt, truncated, forged, another format)
+        self._closed = False
+
+    def close(self) -> None:
+        """As wasmtime-py's: afterwards making a Store, Module or Linker with it raises ClosedError."""
+        self._closed = True
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def is_pulley(self) -> bool:
+        """False: hwsim's code is RISC-V machine code for its emulated CPU, not Pulley bytecode."""
+        return False
 
     def increment_epoch(self) -> None:
         """Advance the epoch by one; safe from any thread.  Code in a Store whose deadline this
@@ -569,6 +768,7 @@ class Store:
     def __init__(
         self,
         engine: Engine | None = None,
+        data: Any = None,
         *,
         time_limit: float | None = None,
         memory_limit: int | None = None,
@@ -580,9 +780,10 @@ class Store:
     ) -> None:
         """Limits: ``memory_limit`` bytes per linear memory, ``table_limit`` elements per table,
         ``instance_limit`` instances, ``code_limit`` bytes of compiled code, ``ram_size`` bytes of
-        physical RAM behind it all, ``time_limit`` seconds per call into wasm."""
+        physical RAM behind it all, ``time_limit`` seconds per call into wasm.  ``data``: any object,
+        returned by :meth:`data` (wasmtime-py's)."""
         if engine is not None:
-            _expect(engine, Engine, "Store(engine)")
+            _open(engine, Engine, "Store(engine)")
         if machine is not None:
             _expect(machine, Machine, "Store(machine)")
         limits = StoreLimits()
@@ -599,7 +800,9 @@ class Store:
                     raise ConfigError(f"Store({name}): a limit must be >= 0, not {value}")
                 setattr(limits, field, value)
         self.engine = engine = engine or Engine()
-        self._store = _Store(engine, limits=limits, machine=machine)
+        self._data = data
+        self._closed = False
+        self._vm: _Store | None = _Store(engine, limits=limits, machine=machine)
         self._meter = None
         if engine.consume_fuel or engine.epoch_interruption:
             epochs = engine._epochs if engine.epoch_interruption else None
@@ -609,18 +812,26 @@ class Store:
         self.set_time_limit(time_limit)
 
     @property
+    def _store(self) -> _Store:
+        """The engine Store; ClosedError once :meth:`close` was called."""
+        vm = self._vm
+        if vm is None:
+            raise ClosedError("the Store is closed")
+        return vm
+
+    @property
     def name(self) -> str:
         """``Store N``: how errors name this Store (Stores are numbered in the order they are made)."""
         return self._store.name
 
     def __repr__(self) -> str:
-        return f"<hwsim.{self.name}>"
+        return "<hwsim.Store (closed)>" if self._vm is None else f"<hwsim.{self.name}>"
 
     def set_time_limit(self, seconds: float | None) -> None:
         """Each call from the host into wasm stops with an ``interrupted`` trap after ``seconds``."""
         if seconds is not None:
             if not isinstance(seconds, numbers.Real):
-                raise TypeError(
+                raise ArgumentTypeError(
                     f"Store(time_limit): expected seconds (a float or an int) or None, not {_show(seconds)}"
                 )
             if not seconds >= 0:
@@ -632,7 +843,11 @@ class Store:
         return self._store.machine
 
     def close(self) -> None:
-        """As wasmtime-py's: the Store's resources go when it is no longer referenced; closing twice is fine."""
+        """As wasmtime-py's: afterwards every use of the Store (and of its objects with it) raises
+        :class:`~hwsim.errors.ClosedError`, a ValueError; closing twice is fine.  The Store lets go of its
+        machine, whose memory is freed once no object of the Store is left either."""
+        self._closed = True
+        self._vm = None
 
     def __enter__(self) -> Store:
         return self
@@ -640,9 +855,51 @@ class Store:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
+    def data(self) -> Any:
+        """The ``data`` the Store was made with (None if none)."""
+        _ = self._store  # ClosedError once closed
+        return self._data
+
+    def set_limits(
+        self,
+        memory_size: int = -1,
+        table_elements: int = -1,
+        instances: int = -1,
+        tables: int = -1,
+        memories: int = -1,
+    ) -> None:
+        """wasmtime-py's limits: ``memory_size`` bytes per linear memory, ``table_elements`` per table,
+        and how many ``instances``, ``tables`` and ``memories`` the Store may make.  As in wasmtime, each
+        call sets all five, and a negative one means no limit (hwsim's own: 4 GiB per 32-bit memory,
+        10,000,000 elements per table, 10,000 of each count; 83 memories fit the address space).
+
+        A memory or table made past a limit raises WasmtimeError (:class:`ResourceLimitError`); growing
+        past one fails (``Memory.grow`` raises WasmtimeError, ``memory.grow`` in wasm returns -1).  The
+        limits apply to what exists as well: a memory larger than a new ``memory_size`` stays as it is
+        but cannot grow.  The constructor's ``memory_limit``, ``table_limit`` and ``instance_limit`` are
+        the same limits."""
+        vm = self._store
+        defaults = StoreLimits()
+        for name, field, value in (
+            ("memory_size", "memory_bytes", memory_size),
+            ("table_elements", "table_elements", table_elements),
+            ("instances", "max_instances", instances),
+            ("tables", "max_tables", tables),
+            ("memories", "max_memories", memories),
+        ):
+            value = _int(value, f"Store.set_limits({name})")
+            setattr(vm.limits, field, getattr(defaults, field) if value < 0 else value)
+
+    def gc(self) -> None:
+        """Let go of the host objects passed to wasm as externrefs that wasm no longer holds (in a global,
+        a table or an element segment), so Python can collect them.  Called from a host function (wasm
+        is running and its stack may hold any of them) it lets go of nothing."""
+        self._store.collect_externs()
+
     # Fuel and epochs (wasmtime-py's names and errors): see hwsim/runtime/metering.py.
 
     def _fuel(self) -> Meter:
+        _ = self._store  # ClosedError once closed
         if self._meter is None or not self._meter.fuel:
             raise WasmtimeError("fuel is not configured in this store")
         return self._meter
@@ -663,6 +920,7 @@ class Store:
         """Code traps ``interrupted`` once the Engine's epoch is ``ticks_after_current`` past its value now
         (checked at function entries and loop headers).  Without ``epoch_interruption`` it has no
         effect, as in wasmtime-py.  Until it is called the deadline is 0: code traps at once."""
+        _ = self._store  # ClosedError once closed
         ticks = _int(ticks_after_current, "Store.set_epoch_deadline(ticks_after_current)")
         if not 0 <= ticks < 1 << 64:
             raise ConfigError(f"Store.set_epoch_deadline(ticks_after_current): expected 0 to 2**64-1, not {ticks}")
@@ -677,8 +935,38 @@ class Store:
         if data is not None:
             data = _bytes(data, "host_buffer(data)")
         if path is not None and not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"host_buffer(path): expected a path, not {_show(path)}")
+            raise ArgumentTypeError(f"host_buffer(path): expected a path, not {_show(path)}")
         return self._store.host_buffer(size=size, data=data, path=path, writable=writable)
+
+
+def wat2wasm(wat: str | bytes) -> bytearray:
+    """The binary of a module in the text format (wasmtime-py's; hwsim runs the wasm-tools program)."""
+    if isinstance(wat, (bytes, bytearray)):
+        try:
+            wat = bytes(wat).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WasmtimeError(f"wat2wasm: the text is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    return bytearray(_wat_to_wasm(_expect(wat, str, "wat2wasm(wat)")))
+
+
+def _to_wasm(wasm, what: str) -> bytes:
+    """A module's binary from ``wasm``: text is converted (a str, or bytes that read as the text format:
+    UTF-8 whose first non-blank character opens a module field or a comment, ``(`` or ``;``), anything
+    else is taken as the binary, so garbage is reported by the decoder ("magic header not detected").
+    wasmtime-py takes any bytes not starting with a 0 byte as text; hwsim narrows that to bytes that
+    can be text, so a file of garbage is not reported as a text-format syntax error."""
+    if isinstance(wasm, str) and wasm and wasm[0] != "\0":
+        return _wat_to_wasm(wasm)
+    if isinstance(wasm, (bytes, bytearray)) and wasm[:1] != b"\0":
+        try:
+            text = bytes(wasm).decode("utf-8")
+        except UnicodeDecodeError:
+            text = ""
+        if text.lstrip()[:1] in ("(", ";"):
+            return _wat_to_wasm(text)
+    if isinstance(wasm, str):  # "" or a binary in a str (wasmtime-py refuses those too)
+        raise ArgumentTypeError(f"{what}: expected bytes or the text format, not {_show(wasm)}")
+    return _bytes(wasm, what)
 
 
 def _wat_to_wasm(text: str) -> bytes:
@@ -705,22 +993,79 @@ def _wat_to_wasm(text: str) -> bytes:
 
 
 class Module:
+    """A compiled module.  wasmtime-py's ``Managed`` methods too: ``close()`` (afterwards using it raises
+    :class:`~hwsim.errors.ClosedError`) and ``with``."""
+
     def __init__(self, engine: Engine, wasm: bytes | str, *, features: Features | None = None) -> None:
-        _expect(engine, Engine, "Module(engine)")
+        """``features``: what the decoder accepts, if not the Engine's (its Config's switches)."""
+        _open(engine, Engine, "Module(engine)")
         if features is not None:
             _expect(features, Features, "Module(features)")
-        if isinstance(wasm, str):
-            wasm = _wat_to_wasm(wasm)
         self.engine = engine
-        self.wasm = _bytes(wasm, "Module(wasm)")
-        self._module, self._compiled = engine.load(self.wasm, features)
+        self.wasm = _to_wasm(wasm, "Module(wasm)")
+        self._features = features if features is not None else engine.features
+        self._module, self._compiled = engine.load(self.wasm, features if features is not None else engine.features)
+        self._closed = False
+
+    def serialize(self) -> bytes:
+        """The module and its compiled code as bytes, for :meth:`deserialize` in an Engine of the same
+        settings (metering) and hwsim version: loading them compiles nothing."""
+        _open(self, Module, "Module.serialize")
+        return serialize.encode_module(self.wasm, self._features, self._compiled)
+
+    @classmethod
+    def deserialize(cls, engine: Engine, encoded: bytes | bytearray) -> Module:
+        """The module :meth:`serialize` made.  Unlike wasmtime's, the bytes need not be trusted: they are
+        checked (format, version, SHA-256, the module decoded and validated, every index in the code
+        against it) and anything else raises WasmtimeError saying why; a forged file that passes can
+        only hold RISC-V code, which runs in the guest as any module's does (hwsim/compiler/serialize.py)."""
+        _open(engine, Engine, "Module.deserialize(engine)")
+        data = _bytes(encoded, "Module.deserialize(encoded)")
+        try:
+            wasm, features, code = serialize.decode_module(data)
+        except serialize.CacheFormatError as exc:
+            raise WasmtimeError(f"Module.deserialize: not a serialized hwsim module: {exc}") from None
+        module = decode_module(wasm, features=features, bodies=False)  # its errors are WasmtimeErrors
+        validate(module)
+        try:
+            compiled = serialize.decode(code, module)
+        except serialize.CacheFormatError as exc:
+            raise WasmtimeError(f"Module.deserialize: the compiled code is not usable: {exc}") from None
+        if compiled.metering != engine.metering:
+            raise WasmtimeError(
+                "Module.deserialize: the module was compiled "
+                + ("with" if compiled.metering else "without")
+                + " metering (fuel or epochs), this Engine "
+                + ("has it" if engine.metering else "does not")
+            )
+        loaded = cls.__new__(cls)
+        loaded.engine, loaded.wasm, loaded._features = engine, wasm, features
+        loaded._module, loaded._compiled, loaded._closed = module, compiled, False
+        return loaded
+
+    @classmethod
+    def deserialize_file(cls, engine: Engine, path: str | os.PathLike) -> Module:
+        """:meth:`deserialize` of the file at ``path`` (read whole: nothing stays mapped)."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise ArgumentTypeError(f"Module.deserialize_file(path): expected a path, not {_show(path)}")
+        with open(path, "rb") as f:
+            return cls.deserialize(engine, f.read())
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __enter__(self) -> Module:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     @classmethod
     def from_file(cls, engine: Engine, path: str | os.PathLike) -> Module:
         """The module in the file at ``path`` (text if it ends in ``.wat``); a file that cannot be
         read raises OSError, as ``open`` does."""
         if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"Module.from_file(path): expected a path, not {_show(path)}")
+            raise ArgumentTypeError(f"Module.from_file(path): expected a path, not {_show(path)}")
         with open(path, "rb") as f:
             data = f.read()
         if str(path).endswith(".wat"):
@@ -730,9 +1075,9 @@ class Module:
     @staticmethod
     def validate(engine: Engine, wasm: bytes) -> None:
         """Raise WasmtimeError unless ``wasm`` (binary) is a valid module hwsim accepts; compile nothing."""
-        _expect(engine, Engine, "Module.validate(engine)")
-        data = _bytes(wasm, "Module.validate(wasm)")
-        load_module(data)  # its errors are WasmtimeErrors
+        _open(engine, Engine, "Module.validate(engine)")
+        data = _to_wasm(wasm, "Module.validate(wasm)")
+        load_module(data, features=engine.features)  # its errors are WasmtimeErrors
 
     @property
     def imports(self) -> list[ImportType]:
@@ -775,7 +1120,7 @@ class Func:
         owner = store if isinstance(store, Store) else store.store  # the Store behind a Caller
         wasm_type = _expect(ty, FuncType, "Func(ty)")._wasm()
         if not callable(func):
-            raise TypeError(f"Func(func): expected a callable, not {_show(func)}")
+            raise ArgumentTypeError(f"Func(func): expected a callable, not {_show(func)}")
         params, results = wasm_type.params, wasm_type.results
         numbers = _number_values(params)  # the fast path: no Val per argument
         result_names = [f"result {i} of the host function" for i in range(len(results))]
@@ -813,7 +1158,7 @@ class Func:
             if len(results) == 1:
                 out = [out]
             elif not isinstance(out, (list, tuple)):
-                raise TypeError(
+                raise ArgumentTypeError(
                     f"the host function must return a list or tuple of {len(results)} values, not {_show(out)}"
                 )
             elif len(out) != len(results):
@@ -877,9 +1222,19 @@ class Caller:
         self._valid = True
 
     def get(self, name: str):
+        """The calling instance's export ``name``, or None (no such export, no calling instance: a call
+        from the host, or the Caller is no longer valid)."""
+        _expect(name, str, "Caller.get(name)")
         if not self._valid or self._instance is None or name not in self._instance.exports:
             return None
         return _wrap(self._instance.export(name))
+
+    def __getitem__(self, name: str):
+        """As :meth:`get`, but a missing export raises KeyError (as wasmtime-py)."""
+        item = self.get(name)
+        if item is None:
+            raise KeyError(f"failed to find export {name}")
+        return item
 
     def _runtime(self) -> _Store:
         if not self._valid:
@@ -906,7 +1261,7 @@ class Memory:
                 index_type=I64 if ty.is_64 else I32,
                 page_size_log2=ty.page_size_log2,
             )
-            _inner = MemoryInstance(runtime, mt, max_bytes=runtime.limits.memory_bytes)
+            _inner = MemoryInstance(runtime, mt)
         self._inner = _inner
 
     def _ctl(self, store: Store):
@@ -935,6 +1290,13 @@ class Memory:
     def data_len(self, store: Store) -> int:
         _owned(store, self._inner, "the Memory")
         return self._inner.size_bytes
+
+    def data_ptr(self, store: Store) -> MemoryPointer:
+        """wasmtime-py's raw pointer to the memory's bytes, as far as hwsim can: a :class:`MemoryPointer`
+        that indexes like it (``ptr[i]``, ``ptr[i] = b``, ``ptr[i:j]``) within ``data_len``.  hwsim's
+        memory is not one block of host memory (docs/embedding.md), so no address can be handed out."""
+        _owned(store, self._inner, "the Memory")
+        return MemoryPointer(self._inner)
 
     def size(self, store: Store) -> int:
         _owned(store, self._inner, "the Memory")
@@ -1031,6 +1393,73 @@ class Memory:
         return self._inner.committed_bytes
 
 
+class MemoryPointer:
+    """What :meth:`Memory.data_ptr` returns: a byte pointer's indexing onto a memory.
+
+    wasmtime-py hands out a ctypes pointer to the one block of host memory behind a memory.  An hwsim
+    memory has no such block: its pages are mapped on first touch, each to a frame anywhere in the
+    emulated machine's RAM (or to a host buffer), behind the Store's page tables.  So this object
+    goes through them, as :meth:`Memory.read` and :meth:`Memory.write` do, on every access:
+
+    * ``ptr[i]`` is the byte at offset ``i`` (an int), ``ptr[i] = b`` stores one (0 to 255);
+    * ``ptr[i:j]`` (and a step) is a list of ints, as a ctypes pointer's slice; ``ptr[i:j] = data``
+      writes as many bytes as the slice has;
+    * it follows the memory's size as it grows (a ctypes pointer may be left dangling).
+
+    Where a raw pointer would read or write whatever lies there, an index outside ``[0, data_len)``
+    (negative included) raises IndexError (:class:`~hwsim.errors.OutOfBoundsError`).  It is not an
+    address: ctypes, C and NumPy's buffer protocol cannot take it (``Memory.read``/``write`` copy
+    whole ranges in one call).
+    """
+
+    __slots__ = ("_memory",)
+
+    def __init__(self, memory: MemoryInstance) -> None:
+        self._memory = memory
+
+    def _range(self, key) -> tuple[int, int, int]:
+        if key.start is not None and _int(key.start, "MemoryPointer slice start") < 0:
+            raise OutOfBoundsError(f"MemoryPointer: offset {key.start} is before the memory's start")
+        if key.stop is None:
+            raise ArgumentTypeError("MemoryPointer: a slice needs its end, as a pointer's does")
+        stop = _int(key.stop, "MemoryPointer slice stop")
+        start = key.start or 0
+        step = 1 if key.step is None else _int(key.step, "MemoryPointer slice step")
+        if step <= 0:
+            raise ConfigError(f"MemoryPointer: a slice's step must be positive, not {step}")
+        return start, max(stop, start), step
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            start, stop, step = self._range(key)
+            return list(self._memory.read(start, stop - start)[::step])
+        return self._memory.read(_int(key, "MemoryPointer index"), 1)[0]
+
+    def __setitem__(self, key, value) -> None:
+        if isinstance(key, slice):
+            start, stop, step = self._range(key)
+            try:
+                data = bytes(value)
+            except (TypeError, ValueError):
+                raise ArgumentTypeError(f"MemoryPointer: expected bytes or ints 0-255, not {_show(value)}") from None
+            count = len(range(start, stop, step))
+            if len(data) != count:
+                raise ConfigError(f"MemoryPointer: {len(data)} bytes for a slice of {count}")
+            if step == 1:
+                self._memory.write(start, data)
+            else:
+                for offset, byte in zip(range(start, stop, step), data):
+                    self._memory.write(offset, bytes([byte]))
+            return
+        byte = _int(value, "MemoryPointer value")
+        if not 0 <= byte <= 255:
+            raise ConfigError(f"MemoryPointer: a byte is 0 to 255, not {byte}")
+        self._memory.write(_int(key, "MemoryPointer index"), bytes([byte]))
+
+    def __repr__(self) -> str:
+        return f"<hwsim.MemoryPointer to a memory of {self._memory.size_bytes:#x} bytes>"
+
+
 class Global:
     @overload
     def __init__(self, store: Store, ty: GlobalType, val: Any = None) -> None: ...
@@ -1107,22 +1536,23 @@ class Table:
         _owned(store, self._inner, "the Table")
         return self._inner.size
 
-    def get(self, store: Store, index: int) -> Any:
-        """The element at ``index``, or None past the end (as wasmtime-py)."""
+    def get(self, store: Store, idx: int) -> Any:
+        """The element at ``idx``, or None past the end (as wasmtime-py)."""
         runtime = _owned(store, self._inner, "the Table")
-        index = _int(index, "Table.get(index)")
+        index = _int(idx, "Table.get(idx)")
         if not 0 <= index < self._inner.size:
             return None
         return _from_bits(runtime, self._inner.type.elem_type, self._inner.get(index)).value
 
-    def set(self, store: Store, index: int, value: Any) -> None:
+    def set(self, store: Store, idx: int, val: Any) -> None:
         runtime = _owned(store, self._inner, "the Table")
-        index = _int(index, "Table.set(index)")
-        self._inner.set(index, _to_bits(runtime, self._inner.type.elem_type, value, "the table element"))
+        index = _int(idx, "Table.set(idx)")
+        self._inner.set(index, _to_bits(runtime, self._inner.type.elem_type, val, "the table element"))
 
-    def grow(self, store: Store, delta: int, init: Any) -> int:
+    def grow(self, store: Store, amt: int, init: Any) -> int:
+        """Grow by ``amt`` elements set to ``init``; the old size (WasmtimeError if it cannot)."""
         runtime = _owned(store, self._inner, "the Table")
-        delta = _int(delta, "Table.grow(delta)")
+        delta = _int(amt, "Table.grow(amt)")
         old = self._inner.grow(delta, _to_bits(runtime, self._inner.type.elem_type, init, "the new elements' value"))
         if old < 0:
             raise WasmtimeError(f"failed to grow table by {delta}")
@@ -1136,7 +1566,7 @@ def _unwrap(item):
         return item._record
     if isinstance(item, (Memory, Global, Table)):
         return item._inner
-    raise TypeError(f"expected a Func, Memory, Global or Table, not {_show(item)}")
+    raise ArgumentTypeError(f"expected a Func, Memory, Global or Table, not {_show(item)}")
 
 
 def _wrap(export: tuple[ExternKind, ExternItem]) -> Func | Memory | Global | Table:
@@ -1159,7 +1589,7 @@ def _runtime(store) -> _Store:
         return store._store
     if isinstance(store, Caller):
         return store._runtime()
-    raise TypeError(f"expected a Store or a Caller, not {_show(store)}")
+    raise ArgumentTypeError(f"expected a Store or a Caller, not {_show(store)}")
 
 
 def _owned(store, obj, what: str) -> _Store:
@@ -1173,7 +1603,7 @@ def _to_bits(store: _Store, ty: int, v: Any, what: str) -> int:
     """The bit pattern of Python value ``v`` as a ``ty`` in ``store`` (``what`` names it in errors)."""
     if isinstance(v, Val):
         if v.type.code != ty:
-            raise TypeError(f"{what}: a Val of type {v.type} where {_NAMES[ty]} is expected")
+            raise ArgumentTypeError(f"{what}: a Val of type {v.type} where {_NAMES[ty]} is expected")
         if ty in _WIDTHS:
             assert v.bits is not None  # a number's Val has its bits (Val.__init__)
             return v.bits
@@ -1182,14 +1612,14 @@ def _to_bits(store: _Store, ty: int, v: Any, what: str) -> int:
         try:
             return operator.index(v) & ((1 << _WIDTHS[ty]) - 1)  # wraps, as wasmtime-py does
         except TypeError:
-            raise TypeError(f"{what}: cannot convert {_show(v)} to {_NAMES[ty]} (expected an int)") from None
+            raise ArgumentTypeError(f"{what}: cannot convert {_show(v)} to {_NAMES[ty]} (expected an int)") from None
     if ty in (F32, F64):
         return _float_bits(ty, v, what)
     if v is None:
         return 0
     if ty == FUNCREF:
         if not isinstance(v, Func):
-            raise TypeError(f"{what}: a funcref must be a Func or None, not {_show(v)}")
+            raise ArgumentTypeError(f"{what}: a funcref must be a Func or None, not {_show(v)}")
         store.check_owned(v._record, f"{what} (a Func)")
         return v._record.va
     if isinstance(v, MemoryHandle):  # the only host object wasm can act on: it must be this Store's
@@ -1274,7 +1704,7 @@ class Instance:
         """Imports in the module's order: Funcs, Memories, Globals and Tables of ``store`` (an object
         of another Store raises :class:`~hwsim.errors.StoreMismatchError`), None for hwsim's intrinsics."""
         runtime = _runtime(store)
-        _expect(module, Module, "Instance(module)")
+        _open(module, Module, "Instance(module)")
         items = [_unwrap(i) for i in imports]
         try:
             inner = _Instance(runtime, module._module, module._compiled, items)
@@ -1308,12 +1738,24 @@ class Instance:
 
 class Linker:
     def __init__(self, engine: Engine) -> None:
-        self.engine = _expect(engine, Engine, "Linker(engine)")
+        self.engine = _open(engine, Engine, "Linker(engine)")
         self.allow_shadowing = False
         self._defs: dict[tuple[str, str], Any] = {}
+        self._closed = False
+
+    def close(self) -> None:
+        """As wasmtime-py's: afterwards every use of the Linker (and its InstancePres) raises ClosedError."""
+        self._closed = True
+
+    def __enter__(self) -> Linker:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def define(self, store: Store, module: str, name: str, item) -> None:
         """Define ``module::name`` as ``item``, an object of ``store``."""
+        _open(self, Linker, "Linker.define")
         runtime = _runtime(store)
         _expect(module, str, "Linker.define(module)")
         _expect(name, str, "Linker.define(name)")
@@ -1328,14 +1770,16 @@ class Linker:
 
     def define_func(self, module: str, name: str, ty: FuncType, func: Callable, access_caller: bool = False) -> None:
         """Define ``module::name`` as a host function, made in the Store of each instantiation."""
+        _open(self, Linker, "Linker.define_func")
         _expect(module, str, "Linker.define_func(module)")
         _expect(name, str, "Linker.define_func(name)")
         _expect(ty, FuncType, "Linker.define_func(ty)")
         if not callable(func):
-            raise TypeError(f"Linker.define_func(func): expected a callable, not {_show(func)}")
+            raise ArgumentTypeError(f"Linker.define_func(func): expected a callable, not {_show(func)}")
         self._defs[(module, name)] = ("lazy-func", ty, func, access_caller)
 
     def define_instance(self, store: Store, name: str, instance: Instance) -> None:
+        _open(self, Linker, "Linker.define_instance")
         _owned(store, _expect(instance, Instance, "Linker.define_instance(instance)")._inner, "the Instance")
         for export in instance._inner.exports:
             self.define(store, name, export, instance.exports(store)[export])
@@ -1343,13 +1787,15 @@ class Linker:
     def define_module(self, store: Store, name: str, module: Module) -> None:
         """Instantiate ``module`` with this linker's definitions and define its exports as ``name::*``
         (wasmtime-py's shape; hwsim makes the one instance now, in ``store``)."""
+        _open(self, Linker, "Linker.define_module")
         _expect(name, str, "Linker.define_module(name)")
-        _expect(module, Module, "Linker.define_module(module)")
+        _open(module, Module, "Linker.define_module(module)")
         self.define_instance(store, name, self.instantiate(store, module))
 
     def get(self, store: Store, module: str, name: str) -> Func | Memory | Global | Table:
         """The item defined as ``module::name`` (a host function defined with define_func is made in
         ``store``); WasmtimeError when nothing is."""
+        _open(self, Linker, "Linker.get")
         _runtime(store)
         _expect(module, str, "Linker.get(module)")
         _expect(name, str, "Linker.get(name)")
@@ -1363,6 +1809,7 @@ class Linker:
     def get_default(self, store: Store, name: str) -> Func:
         """The default function of ``name``: its export named "" if defined, else one that does nothing
         (as wasmtime's linker gives for a module without a default)."""
+        _open(self, Linker, "Linker.get_default")
         _expect(name, str, "Linker.get_default(name)")
         if (name, "") in self._defs:
             item = self.get(store, name, "")
@@ -1372,7 +1819,7 @@ class Linker:
         return Func(store, FuncType([], []), lambda: None)
 
     def _unknown_func_imports(self, module: Module, what: str):
-        _expect(module, Module, f"Linker.{what}(module)")
+        _open(module, Module, f"Linker.{what}(module)")
         from ..compiler.intrinsics import MODULES as INTRINSIC_MODULES
 
         for imp in module.imports:
@@ -1386,6 +1833,7 @@ class Linker:
 
     def define_unknown_imports_as_traps(self, module: Module) -> None:
         """Define every function ``module`` imports and this linker lacks as one that traps when called."""
+        _open(self, Linker, "Linker.define_unknown_imports_as_traps")
         for imp in list(self._unknown_func_imports(module, "define_unknown_imports_as_traps")):
             label = f"{imp.module}::{imp.name}"
 
@@ -1397,6 +1845,7 @@ class Linker:
     def define_unknown_imports_as_default_values(self, store: Store, module: Module) -> None:
         """Define every function ``module`` imports and this linker lacks as one that returns the default
         (zero or null) value of each of its results."""
+        _open(self, Linker, "Linker.define_unknown_imports_as_default_values")
         _runtime(store)
         for imp in list(self._unknown_func_imports(module, "define_unknown_imports_as_default_values")):
             results = [_default_value(t) for t in imp.type.results]
@@ -1408,12 +1857,14 @@ class Linker:
 
     def instantiate_pre(self, module: Module) -> InstancePre:
         """``module`` checked against this linker's definitions once, to instantiate in many Stores."""
-        _expect(module, Module, "Linker.instantiate_pre(module)")
+        _open(self, Linker, "Linker.instantiate_pre")
+        _open(module, Module, "Linker.instantiate_pre(module)")
         return InstancePre(self, module)
 
     def instantiate(self, store: Store, module: Module) -> Instance:
+        _open(self, Linker, "Linker.instantiate")
         _runtime(store)
-        _expect(module, Module, "Linker.instantiate(module)")
+        _open(module, Module, "Linker.instantiate(module)")
         imports: list[Func | Memory | Global | Table | None] = []
         from ..compiler.intrinsics import MODULES as INTRINSIC_MODULES
 
@@ -1443,9 +1894,20 @@ class InstancePre:
     def __init__(self, linker: Linker, module: Module) -> None:
         self.linker = linker
         self.module = module
+        self._closed = False
 
     def instantiate(self, store: Store) -> Instance:
+        _open(self, InstancePre, "InstancePre.instantiate")
         return self.linker.instantiate(store, self.module)
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __enter__(self) -> InstancePre:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 __all__ = [
@@ -1474,4 +1936,5 @@ __all__ = [
     "Val",
     "ValType",
     "WasmtimeError",
+    "wat2wasm",
 ]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..compiler import CompiledModule
@@ -163,8 +163,12 @@ class CallBoundary:
                 detail=f"time budget of {self.limits.time_us} us used up (in a bulk memory operation)",
             )
 
-    def invoke(self, record: FuncRecord, args: list[int]) -> list[int]:
-        """Call ``record`` with argument bit patterns; the results' bit patterns, or raise Trap."""
+    def invoke(self, record: FuncRecord, args: list[int], *, caller_vmctx: int = 0) -> list[int]:
+        """Call ``record`` with argument bit patterns; the results' bit patterns, or raise Trap.
+
+        ``caller_vmctx``: when ``record`` is a host function, the instance its Caller sees (an
+        instance running its start function, which is that host function); 0 for none, a call
+        from the host."""
         m = self.machine
         ft = record.type
         if len(args) != len(ft.params):
@@ -172,7 +176,7 @@ class CallBoundary:
         nested = self.depth > 0
         saved = m.save_context() if nested else None
         if record.host is not None:  # calling a host function from the host: no guest code involved
-            return list(self._call_host(record, args))
+            return list(self._call_host(record, args, caller_vmctx))
         if self.interrupt_reason is not None:
             self.check_interrupt()
         crossing = record.crossing or self.crossing_of(record)
@@ -197,6 +201,10 @@ class CallBoundary:
                     self.fuel_to_register()
                 try:
                     result = m.run(pc, until=L.EXIT_ADDRESS, timeout_us=budget)
+                except Trap as at_ecall:  # from a builtin (or a checkpoint handler) at an ecall
+                    if not at_ecall.frames and at_ecall.pc is not None:
+                        self._attach_frames(at_ecall, at_ecall.pc)
+                    raise
                 finally:
                     if self._fuel_live:
                         self.fuel_to_cell()
@@ -234,7 +242,7 @@ class CallBoundary:
                 )
             trap = self._trap_from(result)
             if isinstance(trap, Trap) and not trap.frames and result.reason is not StopReason.LIMIT:
-                trap.frames = self.backtrace(result.pc)
+                self._attach_frames(trap, result.pc)
             raise trap
         finally:
             if saved is not None:
@@ -317,16 +325,26 @@ class CallBoundary:
                         return self._located(
                             TrapCode.MEMORY_ACCESS_DENIED, pc, insn, f"{'store' if write else 'load'}: {why}"
                         )
-                return self._located(
+                return self._located(  # the detail in wasmtime's words
                     TrapCode.MEMORY_OUT_OF_BOUNDS,
                     pc,
                     insn,
-                    f"linear address {offset:#x}, memory size {mem.size_bytes:#x}",
+                    f"memory fault at wasm address {offset:#x} in linear memory of size {mem.size_bytes:#x}",
                 )
             if L.STACK_TOP - (1 << 30) <= fault.va < self.stack_low + PAGE_SIZE:
                 return self._located(TrapCode.STACK_OVERFLOW, pc, insn)
             return HwsimError(f"internal error: compiled code faulted outside any memory:\n{fault.format()}")
         return HwsimError(f"internal error: compiled code stopped unexpectedly: {result.describe()}")
+
+    def _attach_frames(self, trap: Trap, pc: int) -> None:
+        """Give ``trap`` its wasm backtrace from ``pc``; the innermost frame's offset is the trap site's
+        (the trap table's, exact: the stub an ``ebreak`` sits in maps to the code around it)."""
+        frames = self.backtrace(pc)
+        if frames and trap.wasm_offset is not None and frames[0].func_index == trap.func_index:
+            inner = frames[0]
+            moved = trap.wasm_offset - inner.module_offset
+            frames[0] = replace(inner, module_offset=trap.wasm_offset, func_offset=inner.func_offset + moved)
+        trap.frames = frames
 
     def backtrace(self, pc: int, limit: int = 1000) -> list[Frame]:
         """The wasm frames from ``pc`` outwards, walking the frame-pointer chain compiled code keeps
@@ -420,8 +438,12 @@ class CallBoundary:
             self.fuel_to_register()
         return _RESUME
 
-    def _call_host(self, record: FuncRecord, args: list[int]) -> list[int]:
-        results = record.host(args)
+    def _call_host(self, record: FuncRecord, args: list[int], caller_vmctx: int) -> list[int]:
+        outer_caller, self.caller_vmctx = self.caller_vmctx, caller_vmctx
+        try:
+            results = record.host(args)
+        finally:
+            self.caller_vmctx = outer_caller
         ft = record.type
         if len(results) != len(ft.results):
             raise HwsimError(f"host function returned {len(results)} values, its type has {len(ft.results)}")

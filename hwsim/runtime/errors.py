@@ -4,7 +4,7 @@
 
     HwsimError (hwsim.errors)
       Trap                  a WebAssembly trap: a TrapCode and where (function, offset, C line, pc)
-      ResourceLimitError    a memory, table, instance, code size or RAM past a Store limit
+      ResourceLimitError    (a WasmtimeError) a memory, table, instance, code size or RAM past a Store limit
       MemoryControlError    the host misusing memory control (from wasm the same misuse traps)
       HostBufferError       a host buffer that cannot be made or mapped as asked
       HandleError           a memory-handle mapping against the one-writer-or-many-readers rule
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..compiler.traps import TrapCode
-from ..errors import HwsimError
+from ..errors import HwsimError, WasmtimeError
 
 __all__ = ["HandleError", "HostBufferError", "MemoryControlError", "ResourceLimitError", "SegmentError", "Trap"]
 
@@ -35,7 +35,22 @@ class Frame:
 
 
 class Trap(HwsimError):
-    """A WebAssembly trap: ``code`` says why; where it happened is in the message and attributes."""
+    """A WebAssembly trap: ``code`` says why; ``frames`` where (the wasm backtrace, innermost first).
+
+    ``str(trap)`` and ``trap.message`` are Wasmtime's text (wasmtime-py's tests compare it)::
+
+        error while executing at wasm backtrace:
+            0:     0x2d - module!bar
+                            at drv.c:12 (probe)        (with DWARF: the C line of the innermost frame)
+            1:     0x28 - module!foo
+
+        Caused by:
+            0: page 0x0 (linear address 0x4) is in the no-access region   (hwsim's detail, if any)
+            1: wasm trap: wasm `unreachable` instruction executed
+
+    ``trap.summary`` is hwsim's one line, with the RISC-V side: ``unreachable at wasm function 2 (bar),
+    bytecode offset 0x2d, pc 0x100040 `ebreak``` (``pc`` and ``insn`` are attributes too).
+    """
 
     def __init__(
         self,
@@ -78,20 +93,47 @@ class Trap(HwsimError):
             text += " at " + ", ".join(where)
         if detail:
             text += f" ({detail})"
+        self.summary = text
         super().__init__(text)
+
+    def __str__(self) -> str:
+        if self.code is TrapCode.HOST:
+            return self._message
+        causes = [self.detail] if self.detail else []
+        causes.append(f"wasm trap: {self.code.wasmtime_text}")
+        if self.frames:
+            lines = ["error while executing at wasm backtrace:"]
+            for i, frame in enumerate(self.frames):
+                func = frame.func_name or f"<wasm function {frame.func_index}>"
+                lines.append(f"{i:>5}: {frame.module_offset:#8x} - {frame.module_name or '<unknown>'}!{func}")
+                if i == 0 and self.source:
+                    lines.append(f"{'':20}at {self.source}")
+            head = "\n".join(lines)
+        elif len(causes) == 1:
+            return causes[0]
+        else:
+            head = causes.pop(0)
+        if len(causes) == 1:
+            return f"{head}\n\nCaused by:\n    {causes[0]}\n"
+        return f"{head}\n\nCaused by:\n" + "".join(f"    {i}: {c}\n" for i, c in enumerate(causes))
 
     @property
     def message(self) -> str:
-        return self._message
+        """``str(trap)``, as wasmtime-py's (the message of ``Trap("x")`` is "x")."""
+        return str(self)
 
     @property
     def trap_code(self) -> TrapCode | None:
-        """The code, under wasmtime-py's name (None for a trap made from a message, as there)."""
-        return None if self.code is TrapCode.HOST else self.code
+        """The code as wasmtime-py gives it: None for a trap made from a message, and
+        ``TABLE_OUT_OF_BOUNDS`` for a ``call_indirect`` past the table's end (one code in wasmtime, two
+        in hwsim: ``code`` is ``UNDEFINED_ELEMENT``, the specification's word)."""
+        if self.code is TrapCode.HOST:
+            return None
+        return TrapCode.TABLE_OUT_OF_BOUNDS if self.code is TrapCode.UNDEFINED_ELEMENT else self.code
 
 
-class ResourceLimitError(HwsimError):
-    """A memory, table or instance exceeds the Store's limits."""
+class ResourceLimitError(WasmtimeError):
+    """A memory, table or instance exceeds the Store's limits (a WasmtimeError, as in wasmtime-py)."""
 
 
 class MemoryControlError(HwsimError):

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 
-from ..errors import OutOfFrames
+from ..errors import ArgumentTypeError, OutOfFrames
 from ..mmu.bits import PAGE_SIZE
 from .errors import HandleError, ResourceLimitError
 from .objects import MemoryInstance
@@ -45,7 +45,7 @@ def _memory(memory, what: str) -> MemoryInstance:
     runtime's own; anything else is a TypeError naming the call."""
     inner = getattr(memory, "_inner", memory)
     if not isinstance(inner, MemoryInstance):
-        raise TypeError(f"MemoryHandle.{what}(memory): expected a Memory, not {type(memory).__name__}")
+        raise ArgumentTypeError(f"MemoryHandle.{what}(memory): expected a Memory, not {type(memory).__name__}")
     return inner
 
 
@@ -54,8 +54,12 @@ _SERIALS = itertools.count(1)  # handles are named "handle 1", "handle 2", ... i
 
 class MemoryHandle:
     def __init__(self, store, pages: int, *, name: str = "") -> None:
+        """``pages`` 4 KiB pages of ``store`` (the public :class:`~hwsim.Store`, or the runtime's own)."""
+        store = getattr(store, "_store", store)  # the engine Store behind a public one
+        if not hasattr(store, "check_owned"):
+            raise ArgumentTypeError(f"MemoryHandle(store): expected a Store, not {type(store).__name__}")
         if not isinstance(pages, int):
-            raise TypeError(f"a handle's size is a number of pages, not {pages!r}")
+            raise ArgumentTypeError(f"a handle's size is a number of pages, not {pages!r}")
         if pages <= 0:
             raise HandleError(f"a handle needs a positive number of pages, not {pages}")
         self.store = store

@@ -21,6 +21,7 @@ from ..wasm.module import ACTIVE, DECLARATIVE, DecodedModule
 from ..wasm.types import I32, I64, ExternKind, GlobalType, MemoryType, TableType
 from . import layout as L
 from .calls import LoadedCode
+from .errors import ResourceLimitError
 from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance, func_records
 from .store import Trap, VmStore
 
@@ -53,7 +54,7 @@ class VmInstance:
         self.module = module
         self.compiled = compiled
         if len(store.instances) >= store.limits.max_instances:
-            raise HwsimError(f"the Store already holds {len(store.instances)} instances, its limit")
+            raise ResourceLimitError(f"the Store already holds {len(store.instances)} instances, its limit")
         self._bind_imports(imports)
         layout = compiled.layout
         self.vmctx = store.alloc_data(layout.size)
@@ -63,7 +64,7 @@ class VmInstance:
         store.code.append(LoadedCode(self.code_base, self.code_base + len(compiled.code), compiled, module))
         # Memories, tables, globals.
         for mt in module.memories:
-            self.memories.append(MemoryInstance(store, mt, max_bytes=store.limits.memory_bytes))
+            self.memories.append(MemoryInstance(store, mt))
         self._apply_memory_layouts()
         self.types = list(module.types)
         self.func_types = [self.types[t] for t in module.get_func_type_indices()]
@@ -297,7 +298,8 @@ class VmInstance:
                     mem.write(start, segment.data)
                 self.datas[i] = b""
         if module.start is not None:
-            self.store.invoke(self.funcs[module.start], [])
+            # A host function as the start function: its Caller is this instance (as in wasmtime).
+            self.store.invoke(self.funcs[module.start], [], caller_vmctx=self.vmctx)
 
     def export(self, name: str) -> tuple[ExternKind, ExternItem]:
         kind, index = self.exports[name]

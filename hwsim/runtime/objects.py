@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import OutOfBoundsError
 from ..mmu.bits import PAGE_MASK, PAGE_SHIFT, Pte
-from ..wasm.types import F32, F64, I32, I64, MemoryType, TableType
+from ..wasm.types import EXTERNREF, F32, F64, I32, I64, MemoryType, TableType
 from . import layout as L
 from .errors import ResourceLimitError
 
@@ -31,20 +31,25 @@ MASK64 = (1 << 64) - 1
 class MemoryInstance:
     """A linear memory: a 4 GiB (+ guard) reservation whose pages are mapped when first touched."""
 
-    def __init__(self, store: VmStore, mtype: MemoryType, *, max_bytes: int) -> None:
+    def __init__(self, store: VmStore, mtype: MemoryType, *, max_bytes: int | None = None) -> None:
+        """``max_bytes``: a cap of this memory's own (a driver's window), besides its type's maximum and
+        the Store's ``memory_bytes`` limit, which applies as it is whenever the memory is made or grows."""
         self.store = store
         self.type = mtype
         self.page_size = 1 << mtype.page_size_log2
-        self.base = store.reserve_memory(self)
+        if len(store.memories) >= store.limits.max_memories:
+            raise ResourceLimitError(f"the Store already holds {len(store.memories)} memories, its limit")
         self.reserved = L.MEMORY_MAX_BYTES  # bytes a memory may grow to
         limit_pages = mtype.limits.max if mtype.limits.max is not None else None
-        cap = min(self.reserved, max_bytes) // self.page_size
-        self.max_pages = cap if limit_pages is None else min(limit_pages, cap)
+        cap = (self.reserved if max_bytes is None else min(self.reserved, max_bytes)) // self.page_size
+        # The Store's memory_bytes limit applies as it is when the memory grows (Store.set_limits).
+        self.cap_pages = cap if limit_pages is None else min(limit_pages, cap)
         if mtype.limits.min > self.max_pages:
             raise ResourceLimitError(
                 f"memory of {mtype.limits.min} pages exceeds the limit of {self.max_pages} pages "
                 f"({self.max_pages * self.page_size} bytes)"
             )
+        self.base = store.reserve_memory(self)
         self.size_bytes = mtype.limits.min * self.page_size
         self.desc = store.alloc_data(L.MEMDESC_BYTES)
         self._write_desc()
@@ -52,6 +57,15 @@ class MemoryInstance:
         self.resident = bytearray()  # 1 per 4 KiB page that has a frame
         self.released = bytearray()  # 1 per 4 KiB page whose frame was released (discard, unmap)
         self.last_fault_page = -2  # the page the pager mapped last for a guest touch (fault-around)
+
+    @property
+    def max_pages(self) -> int:
+        """Pages the memory may grow to: its maximum, its reservation and the Store's limit now."""
+        return min(self.cap_pages, self.store.limits.memory_bytes // self.page_size)
+
+    @max_pages.setter
+    def max_pages(self, pages: int) -> None:
+        self.cap_pages = pages
 
     # -- residency and memory control ----------------------------------------------------------
 
@@ -161,11 +175,15 @@ class TableInstance:
     def __init__(self, store: VmStore, ttype: TableType, init: int = 0) -> None:
         self.store = store
         self.type = ttype
+        if store.tables_made >= store.limits.max_tables:
+            raise ResourceLimitError(f"the Store already holds {store.tables_made} tables, its limit")
         limit = ttype.limits.max
-        cap = min(self.MAX_ELEMENTS, store.limits.table_elements)
-        self.max_size = cap if limit is None else min(limit, cap)
+        self.cap = self.MAX_ELEMENTS if limit is None else min(limit, self.MAX_ELEMENTS)
         if ttype.limits.min > self.max_size:
             raise ResourceLimitError(f"table of {ttype.limits.min} elements exceeds the limit of {self.max_size}")
+        store.tables_made += 1
+        if ttype.elem_type == EXTERNREF:
+            store.extern_roots.append(self)  # Store.gc keeps the host objects its elements hold
         self.size = ttype.limits.min
         self.capacity = max(self.size, 4)
         self.entries = store.alloc_data(8 * self.capacity)
@@ -174,6 +192,11 @@ class TableInstance:
         store.write_u64(self.desc + L.TABLEDESC_SIZE, self.size)
         if init:
             self.fill(0, init, self.size)
+
+    @property
+    def max_size(self) -> int:
+        """Elements the table may grow to: its maximum, hwsim's and the Store's limit now."""
+        return min(self.cap, self.store.limits.table_elements)
 
     def _check(self, start: int, count: int) -> None:
         if start < 0 or count < 0 or start + count > self.size:
@@ -186,6 +209,10 @@ class TableInstance:
     def set(self, index: int, value: int) -> None:
         self._check(index, 1)
         self.store.write_u64(self.entries + 8 * index, value)
+
+    def get_all(self) -> tuple[int, ...]:
+        """Every element, in one read."""
+        return struct.unpack(f"<{self.size}Q", self.store.phys_view(self.entries, 8 * self.size))
 
     def set_many(self, start: int, values: list[int]) -> None:
         """Elements ``start``, ``start + 1``, ... set to ``values`` (one copy: an element segment)."""
@@ -226,6 +253,8 @@ class GlobalInstance:
         self.mutable = mutable
         self.cell = store.alloc_data(8)
         self.set_bits(bits)
+        if valtype == EXTERNREF:
+            store.extern_roots.append(self)  # Store.gc keeps the host object it holds
 
     def get_bits(self) -> int:
         raw = self.store.read_u64(self.cell)

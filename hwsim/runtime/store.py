@@ -26,12 +26,13 @@ from ..machine import Machine
 from ..mmu.bits import PAGE_SIZE
 from ..riscv import asm as A
 from ..riscv.priv import Priv
+from ..wasm.types import EXTERNREF
 from . import layout as L
 from .calls import CallBoundary, LoadedCode
 from .checkpoints import CheckpointCounter
 from .crossing import ECALL_REGS
 from .errors import ResourceLimitError, Trap
-from .objects import RW_USER, RX_USER, FuncRecord, MemoryInstance
+from .objects import RW_USER, RX_USER, FuncRecord, GlobalInstance, MemoryInstance, TableInstance
 from .space import StoreSpace
 
 _SERIALS = itertools.count(1)  # Stores are named "Store 1", "Store 2", ... in the order they are made
@@ -45,6 +46,8 @@ class StoreLimits:
     ram_bytes: int = 1 << 30  # physical RAM behind everything (frames for pages, tables, code)
     time_us: int = 0  # per call from the host into wasm; 0 = none
     max_instances: int = 10_000
+    max_tables: int = 10_000
+    max_memories: int = 10_000  # (the address space holds 83: see layout.MEMORY_REGIONS)
     table_elements: int = 10_000_000  # per table
     code_bytes: int = 256 << 20  # compiled code of all the Store's modules
 
@@ -89,6 +92,7 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self.checkpoint_requests = 0  # how many request_checkpoint calls so far (a stopped run tells by it)
         self.memory_slots: list[MemoryInstance | None] = []
         self.memories: list[MemoryInstance] = []
+        self.tables_made = 0
         self.instances = {}  # vmctx VA -> VmInstance (the parts declare the state's types)
         self.funcrefs: dict[int, FuncRecord] = {}  # record VA -> record
         self.code: list[LoadedCode] = []  # every module's compiled code, in load order
@@ -97,7 +101,9 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self._ecall_regs = m.register_batch(ECALL_REGS)
         self._type_ids: dict = {}
         self.externs: dict[int, object] = {}  # externref handle -> host object
-        self._extern_ids: dict[int, int] = {}
+        self._extern_ids: dict[int, int] = {}  # id(host object) -> its handle
+        self._extern_serials = itertools.count(1)  # handles are never reused
+        self.extern_roots: list[TableInstance | GlobalInstance] = []  # externref tables and globals
         self.depth = 0
         self.deadline: float | None = None  # time.monotonic() at which the outermost call's budget runs out
         # Set by interrupt() (another thread, a signal handler, a device event): every call into wasm
@@ -141,10 +147,33 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         key = id(obj)
         handle = self._extern_ids.get(key)
         if handle is None:
-            handle = len(self.externs) + 1
+            handle = next(self._extern_serials)
             self.externs[handle] = obj
             self._extern_ids[key] = handle
         return handle
+
+    def collect_externs(self) -> int:
+        """Forget the host objects no externref in the Store refers to any more (``Store.gc``); how many.
+
+        Wasm holds an externref only in an externref global, table or element segment, or, while it
+        runs, on its stack and in registers: while it runs (a host function calling this), nothing is
+        forgotten.  A forgotten handle is never handed out again."""
+        if self.depth > 0 or not self.externs:
+            return 0
+        live: set[int] = set()
+        for root in self.extern_roots:
+            if isinstance(root, GlobalInstance):
+                live.add(root.get_bits())
+            else:
+                live.update(root.get_all())
+        for instance in self.instances.values():
+            for segment, values in zip(instance.module.elems, instance.elems):
+                if segment.elem_type == EXTERNREF:
+                    live.update(values)
+        dead = [handle for handle in self.externs if handle not in live]
+        for handle in dead:
+            del self._extern_ids[id(self.externs.pop(handle))]
+        return len(dead)
 
 
 __all__ = ["StoreLimits", "Trap", "VmStore"]

@@ -124,8 +124,8 @@ class HwsimEngine:
 
     def _trap(self, exc: RuntimeTrap):
         if exc.code is TrapCode.STACK_OVERFLOW:
-            return Exhaustion(exc.code.message, str(exc))
-        return Trap(exc.code.message, str(exc))
+            return Exhaustion(exc.code.message, exc.summary)
+        return Trap(exc.code.message, exc.summary)
 
     def _to_bits(self, v: Value) -> int:
         value = v.value

@@ -137,7 +137,7 @@ def run_driver(board, driver: str) -> LiveSpace:
         raise ConfigError(f"driver {str(path)!r}: {exc}") from None
     report = run.run("probe")
     m = system.machine
-    outcome = "returned" if report.trap is None else f"trapped: {report.trap}"
+    outcome = "returned" if report.trap is None else f"trapped: {report.trap.summary}"
     lines = [
         f"board {board.name!r}: driver {path.name} ran probe() sandboxed ({outcome}); "
         f"{report.mmio_accesses} MMIO accesses, {report.dma_requests} DMA requests",

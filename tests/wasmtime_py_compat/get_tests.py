@@ -3,9 +3,11 @@
     python tests/wasmtime_py_compat/get_tests.py [SOURCE]
 
 SOURCE is a git checkout of https://github.com/bytecodealliance/wasmtime-py (or that URL, the default,
-cloned shallowly).  The files are taken at the pinned release below, checked against their SHA-256 and
-written to tests/data/wasmtime_py/ (kept out of git: they are wasmtime-py's, Apache-2.0 WITH
-LLVM-exception; the LICENSE file is copied beside them).
+cloned shallowly).  The files are taken at the pinned release below and written, unchanged, to
+tests/data/wasmtime_py/, which is committed as test data: they are wasmtime-py's, Apache-2.0 WITH
+LLVM-exception, so its LICENSE file is copied beside them, and README.md names the release, the commit
+and each file's SHA-256 (tests/test_wasmtime_py_compat.py checks the files against it).  Run this to
+move to a new release: change TAG and COMMIT, run it, then ``harness.py --update``.
 """
 
 from __future__ import annotations
@@ -42,10 +44,24 @@ def fetch(source: str = URL, dest: Path = DEST) -> Path:
             data = _show(repo, path)
             (dest / Path(path).name).write_bytes(data)
             sums.append(f"{hashlib.sha256(data).hexdigest()}  {Path(path).name}")
-        (dest / "SOURCE.txt").write_text(
-            f"{URL} {TAG} ({COMMIT})\nApache-2.0 WITH LLVM-exception (LICENSE)\n\n" + "\n".join(sums) + "\n"
-        )
+        (dest / "README.md").write_text(README.format(url=URL, tag=TAG, commit=COMMIT, sums="\n".join(sums)))
     return dest
+
+
+README = """# wasmtime-py's core-API tests (test data)
+
+These files are wasmtime-py's own tests, unchanged, from {url}
+release {tag}, commit {commit}.  They are wasmtime-py's, licensed under Apache-2.0 WITH
+LLVM-exception (LICENSE, beside them); hwsim runs them as test data through an import shim
+(tests/wasmtime_py_compat/harness.py, tests/test_wasmtime_py_compat.py).  Written by
+tests/wasmtime_py_compat/get_tests.py; do not edit them here.
+
+SHA-256 of each file:
+
+```
+{sums}
+```
+"""
 
 
 if __name__ == "__main__":

@@ -26,16 +26,13 @@ EXPECTED = HERE / "expected.txt"
 OUT_OF_SCOPE = ("test_linker.py::TestLinker::test_define_wasi", "test_trap.py::TestTrap::test_wasi_exit")
 
 
+DATA = REPO / "tests" / "data" / "wasmtime_py"
+
+
 def locate() -> Path | None:
-    """$HWSIM_WASMTIME_PY_TESTS, else tests/data/wasmtime_py, else ../shared/wasmtime-py-tests."""
-    env = os.environ.get("HWSIM_WASMTIME_PY_TESTS")
-    candidates = (
-        [Path(env)] if env else [REPO / "tests" / "data" / "wasmtime_py", REPO.parent / "shared" / "wasmtime-py-tests"]
-    )
-    for path in candidates:
-        if (path / "test_engine.py").is_file():
-            return path
-    return None
+    """$HWSIM_WASMTIME_PY_TESTS (another release's tests, say), else the vendored tests/data/wasmtime_py."""
+    path = Path(os.environ.get("HWSIM_WASMTIME_PY_TESTS") or DATA)
+    return path if (path / "test_engine.py").is_file() else None
 
 
 def run(data: Path, target: str = "hwsim", timeout: float = 600) -> dict[str, dict[str, str]]:
@@ -45,7 +42,8 @@ def run(data: Path, target: str = "hwsim", timeout: float = 600) -> dict[str, di
         ini = Path(tmp) / "pytest.ini"
         ini.write_text("[pytest]\n")
         env = dict(os.environ, HWSIM_COMPAT_TARGET=target, HWSIM_COMPAT_RESULTS=str(out))
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+        # shim.py, and this checkout's hwsim before any installed one (an editable install may be another's)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), str(REPO), env.get("PYTHONPATH")]))
         cmd = [sys.executable, "-m", "pytest", "-q", "-c", str(ini), "--rootdir", str(data), "-p", "shim"]
         cmd += ["-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:randomly"]
         cmd += [f"--deselect={t}" for t in OUT_OF_SCOPE]
@@ -65,6 +63,24 @@ def read_expected(path: Path = EXPECTED) -> dict[str, tuple[str, str]]:
         status, test, *reason = line.split(None, 2)
         expected[test] = (status, reason[0] if reason else "")
     return expected
+
+
+def compare(results: dict[str, dict[str, str]], expected: dict[str, tuple[str, str]]) -> list[str]:
+    """What is wrong with ``results`` against ``expected``, one line each (empty: as expected).
+
+    An expected pass that fails, a known failure that passes (expected.txt is out of date), a test run
+    but not listed or listed but not run.
+    """
+    problems = []
+    for test, r in sorted(results.items()):
+        status = expected.get(test, ("",))[0]
+        if r["outcome"] != "passed" and status == "pass":
+            problems.append(f"expected to pass, {r['outcome']}: {test}: {r['reason']}")
+        elif r["outcome"] == "passed" and status == "fail":
+            problems.append(f"known failure now passes (move it to `pass` in expected.txt): {test}")
+    problems += [f"run but not in expected.txt: {t}" for t in sorted(set(results) - set(expected))]
+    problems += [f"in expected.txt but not run: {t}" for t in sorted(set(expected) - set(results))]
+    return problems
 
 
 def write_expected(results: dict[str, dict[str, str]], path: Path = EXPECTED) -> None:
@@ -94,6 +110,9 @@ def main(argv: list[str]) -> int:
     print(f"{target}: {len(passed)} of {len(results)} wasmtime-py core-API tests pass")
     if update:
         write_expected(results)
+    elif target == "hwsim":
+        for problem in compare(results, read_expected()):
+            print(problem)
     return 0
 
 
