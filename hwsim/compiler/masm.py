@@ -408,6 +408,23 @@ class MacroAssembler(Protocol):
     def far_access(self, far: Reg, size: int, write: bool, data: Reg, segments_word: int) -> None:
         """Load (zero-extended) or store ``data`` at far pointer ``far``, checked against the segment table."""
 
+    def memory_fill(
+        self, dst: Reg, value: Reg, n: Reg, word: int, index64: bool, builtin_id: int, static: tuple[int, ...]
+    ) -> None:
+        """``memory.fill`` (operand registers clobbered): in place, bounds checked first, when the descriptor's bulk-host flag is clear and ``n <= BULK_INLINE_MAX``; else builtin ``builtin_id`` (operands, then ``static``) on a cold path that keeps every other register."""
+
+    def memory_copy(
+        self,
+        dst: Reg,
+        src: Reg,
+        n: Reg,
+        words: tuple[int, int],
+        index64: tuple[bool, bool],
+        builtin_id: int,
+        static: tuple[int, ...],
+    ) -> None:
+        """``memory.copy`` as memmove between the memories at vmctx ``words`` (destination, source), in place or through the builtin as :meth:`memory_fill`."""
+
     # -- arithmetic --------------------------------------------------------------------------------------
 
     def int_imm_ok(self, op: IntBinOp, wide: bool, bits: int) -> bool:
@@ -441,6 +458,9 @@ class MacroAssembler(Protocol):
 
     def fuel_consume(self, cost: int) -> None:
         """Subtract ``cost`` from the fuel count (a register pinned for it, see hwsim/compiler/abi.py)."""
+
+    def fuel_consume_reg(self, units: Reg) -> None:
+        """Subtract the value in ``units`` from the fuel count (a bulk operation's size, known at run time)."""
 
     def fuel_checkpoint(self, cost: int, builtin_id: int) -> None:
         """Subtract ``cost`` from the fuel count; if it is then <= 0, call builtin ``builtin_id`` (cold) and resume."""

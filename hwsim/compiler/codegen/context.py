@@ -182,6 +182,15 @@ class CodeGenContext:
             self.masm.load_slot(reg, self.masm.slot_offset(v.x), v.ty)
         return reg, True
 
+    def to_owned_reg(self, v: Operand) -> Reg:
+        """A register holding ``v`` that the caller owns (may change, and frees): a local's home is copied."""
+        reg, owned = self.to_reg(v)
+        if owned:
+            return reg
+        copy = self.alloc(reg.cls)
+        self.masm.mov(copy, reg)
+        return copy
+
     def pop_reg(self) -> tuple[Reg, bool]:
         return self.to_reg(self.pop())
 

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from ...wasm import opcodes as op
 from ...wasm.module import FuncBody
 from ...wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64
-from ..builtins import Builtin
+from ..abi import BULK_INLINE_MAX
+from ..builtins import Builtin, BulkFuel
 from ..errors import CompileError
 from ..intrinsics import FAR, FAR_ACCESS, PAGE_SIZE, Intrinsic
 from ..masm import (
@@ -29,7 +30,7 @@ from ..masm import (
     MacroAssembler,
     StoreKind,
 )
-from ..regs import FLOAT, INT
+from ..regs import FLOAT, INT, Reg
 from ..traps import TrapCode
 from . import call
 from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Operand, reg_class
@@ -37,6 +38,8 @@ from .control import ControlFrame, ControlStack, CtrlKind
 from .env import ModuleEnv
 from .fuel import FuelCounter, loop_writes
 from .prepass import prepass
+
+MASK32, MASK64 = 0xFFFF_FFFF, (1 << 64) - 1
 
 
 class FuncCodegen:
@@ -416,17 +419,55 @@ class FuncCodegen:
         delta = self.ctx.pop()
         self.builtin(Builtin.memory_grow, [delta], (t,), t, (imm, *self.bulk_fuel(delta)))
 
+    def inline_bulk(self, n: Operand) -> bool:
+        """Whether a memory.copy/fill of ``n`` bytes is compiled in place (with the host as its cold path):
+        not when ``n`` is a constant above the inline limit."""
+        return n.kind is not CONST or n.x & (MASK64 if n.ty == I64 else MASK32) <= BULK_INLINE_MAX
+
+    def bulk_operands(self, values: list[Operand]) -> list[Reg]:
+        """``values`` in registers this operation owns (it changes them); freed by :meth:`bulk_done`."""
+        return [self.ctx.to_owned_reg(v) for v in values]
+
+    def bulk_done(self, regs: list[Reg], fuel: tuple[int, ...]) -> None:
+        """After an operation compiled in place: metered code charges a size the compiler could not count
+        (on either path: the host path was told the compiled code charges it), then frees the operands."""
+        if fuel and fuel[0] == BulkFuel.RUNTIME:
+            self.masm.fuel_consume_reg(regs[-1])
+            self.masm.fuel_checkpoint(0, Builtin.checkpoint)
+        for reg in regs:
+            self.ctx.free_reg(reg)
+
+    @staticmethod
+    def host_static(fuel: tuple[int, ...]) -> tuple[int, ...]:
+        """The fuel operand of an in-place operation's host path: the compiled code counts the size."""
+        return (BulkFuel.COMPILED,) if fuel else ()
+
     def visit_memory_fill(self, imm) -> None:
         t = self.index_type(imm)
         n, val, dst = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
-        self.builtin(Builtin.memory_fill, [dst, val, n], (t, I32, t), None, (imm, *self.bulk_fuel(n)))
+        fuel = self.bulk_fuel(n)
+        if not self.inline_bulk(n):
+            self.builtin(Builtin.memory_fill, [dst, val, n], (t, I32, t), None, (imm, *fuel))
+            return
+        rd, rv, rn = regs = self.bulk_operands([dst, val, n])
+        static = (imm, *self.host_static(fuel))
+        self.masm.memory_fill(rd, rv, rn, self.env.layout.memory(imm), t == I64, Builtin.memory_fill, static)
+        self.bulk_done(regs, fuel)
 
     def visit_memory_copy(self, imm) -> None:
         dst_mem, src_mem = imm
         td, ts = self.index_type(dst_mem), self.index_type(src_mem)
         n, src, dst = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
         tn = I64 if (td == I64 and ts == I64) else I32
-        self.builtin(Builtin.memory_copy, [dst, src, n], (td, ts, tn), None, (dst_mem, src_mem, *self.bulk_fuel(n)))
+        fuel = self.bulk_fuel(n)
+        if not self.inline_bulk(n):
+            self.builtin(Builtin.memory_copy, [dst, src, n], (td, ts, tn), None, (dst_mem, src_mem, *fuel))
+            return
+        rd, rs, rn = regs = self.bulk_operands([dst, src, n])
+        words = (self.env.layout.memory(dst_mem), self.env.layout.memory(src_mem))
+        static = (dst_mem, src_mem, *self.host_static(fuel))
+        self.masm.memory_copy(rd, rs, rn, words, (td == I64, ts == I64), Builtin.memory_copy, static)
+        self.bulk_done(regs, fuel)
 
     def visit_memory_init(self, imm) -> None:
         data, mem = imm

@@ -193,6 +193,8 @@ class RiscvMasm:
         self.trap_sites: list[tuple[int, TrapCode, int]] = []  # (code offset, code, wasm offset)
         self.cold: list[tuple[Label, TrapCode, int, tuple]] = []  # (stub, code, wasm offset, words before)
         self.checkpoints: list[tuple[Label, Label, int, int]] = []  # (stub, back, builtin id, wasm offset)
+        # (stub, back, wasm offset, operand registers, static operands, builtin id): bulk memory's host path
+        self.bulk_stubs: list[tuple[Label, Label, int, tuple[int, ...], tuple[int, ...], int]] = []
         self.pc_map: list[tuple[int, int]] = []  # (code offset, wasm offset)
         self.wasm_offset = 0
         self.max_depth = 0
@@ -494,6 +496,23 @@ class RiscvMasm:
         self.call_ref()
         self.epilogue_and_return()
 
+    def _bulk_call(self, regs: tuple[int, ...], static: tuple[int, ...], builtin_id: int) -> None:
+        """Call a builtin from a cold stub: the argument registers it takes are saved below sp and put back
+        after it (the builtins of bulk operations return nothing and change no other register)."""
+        sp, a0 = R.SP.num, R.INT_ARGS[0].num
+        used = len(regs) + len(static)
+        frame = (8 * used + 15) & ~15
+        self.emit(A.addi(sp, sp, -frame), *(A.sd(a0 + i, sp, 8 * i) for i in range(used)))
+        for i, r in enumerate(regs):  # an operand in a saved argument register is read from where it was saved
+            if a0 <= r < a0 + used:
+                self.emit(A.ld(a0 + i, sp, 8 * (r - a0)))
+            elif r != a0 + i:
+                self.emit(A.addi(a0 + i, r, 0))
+        for i, value in enumerate(static):
+            self.li(a0 + len(regs) + i, value)
+        self.call_builtin(builtin_id)
+        self.emit(*(A.ld(a0 + i, sp, 8 * i) for i in range(used)), A.addi(sp, sp, frame))
+
     def call_builtin(self, builtin_id: int) -> None:
         self.li(R.T6.num, builtin_id)
         self.emit(A.ECALL)
@@ -592,6 +611,112 @@ class RiscvMasm:
         self.emit(A.ld(t4, t6, h), A.add(t5, t5, t4))
         insn = (_FAR_STORES if write else _FAR_LOADS)[size]
         self.emit(getattr(A, insn)(data.num, t5, -size))
+
+    # -- bulk memory ----------------------------------------------------------------------------------
+
+    def _bulk_operand(self, reg: Reg, desc: int, index64: bool, n: Reg) -> None:
+        """Turn the linear offset in ``reg`` into an address, after the checks: the descriptor's bulk-host
+        flag (to ``slow``), then ``reg + n`` against the memory's size (trap); ``desc`` holds the descriptor."""
+        r, t4, t6 = reg.num, R.T4.num, R.T6.num
+        if not index64:
+            self.emit(A.and_(r, r, R.MASK32.num))
+        self.emit(A.add(t4, r, n.num))
+        if index64:  # a 64-bit offset plus a small n may carry out
+            self._trap_branch("bltu", t4, r, TrapCode.MEMORY_OUT_OF_BOUNDS)
+        self.emit(A.ld(t6, desc, abi.MEMDESC_SIZE))
+        self._trap_branch("bltu", t6, t4, TrapCode.MEMORY_OUT_OF_BOUNDS)
+        self.emit(A.ld(t6, desc, abi.MEMDESC_BASE), A.add(r, r, t6))
+
+    def _bulk_entry(self, words: tuple[int, ...], n: Reg, n64: bool, slow: Label) -> None:
+        """The tests that send a bulk operation to the host: the bulk-host flag of a memory (``words``: their
+        vmctx words; t5 is left holding the last one's descriptor), or ``n`` above the inline limit.  ``n`` is
+        zero-extended first: both paths leave it so (metered code charges it after either)."""
+        t4, t5 = R.T4.num, R.T5.num
+        if not n64:
+            self.emit(A.and_(n.num, n.num, R.MASK32.num))
+        for word in words:
+            self._mem("ld", R.T5, R.VMCTX, word)
+            self.emit(A.ld(t4, t5, abi.MEMDESC_BULK_HOST))
+            self._branch("bne", t4, 0, slow)
+        self.li(t4, abi.BULK_INLINE_MAX)
+        self._branch("bltu", t4, n.num, slow)
+
+    def _bulk_slow(self, args: tuple[Reg, ...], builtin_id: int, static: tuple[int, ...]) -> tuple[Label, Label]:
+        """A cold stub calling the builtin with ``args`` then ``static`` in the argument registers (those
+        registers saved around it, all others kept); (stub label, label to bind where it resumes)."""
+        stub, back = Label(), Label()
+        self.bulk_stubs.append((stub, back, self.wasm_offset, tuple(r.num for r in args), static, builtin_id))
+        return stub, back
+
+    def memory_fill(
+        self, dst: Reg, value: Reg, n: Reg, word: int, index64: bool, builtin_id: int, static: tuple[int, ...]
+    ) -> None:
+        d, v, c, t4, t5, t6 = dst.num, value.num, n.num, R.T4.num, R.T5.num, R.T6.num
+        slow, back = self._bulk_slow((dst, value, n), builtin_id, static)
+        self._bulk_entry((word,), n, index64, slow)
+        self._bulk_operand(dst, t5, index64, n)
+        # The byte in all eight bytes of v; t6 = the end, t5 = the end of the whole words.
+        self.emit(A.andi(v, v, 0xFF), A.slli(t4, v, 8), A.or_(v, v, t4), A.slli(t4, v, 16), A.or_(v, v, t4))
+        self.emit(A.slli(t4, v, 32), A.or_(v, v, t4), A.add(t6, d, c), A.andi(t5, c, -8), A.add(t5, d, t5))
+        words, tail, loop = Label(), Label(), Label()
+        self._branch("beq", d, t5, tail)
+        self.bind(words)
+        self.emit(A.sd(v, d, 0), A.addi(d, d, 8))
+        self._branch("bne", d, t5, words)
+        self.bind(tail)
+        self._branch("beq", d, t6, back)
+        self.bind(loop)
+        self.emit(A.sb(v, d, 0), A.addi(d, d, 1))
+        self._branch("bne", d, t6, loop)
+        self.bind(back)
+
+    def memory_copy(
+        self,
+        dst: Reg,
+        src: Reg,
+        n: Reg,
+        words: tuple[int, int],
+        index64: tuple[bool, bool],
+        builtin_id: int,
+        static: tuple[int, ...],
+    ) -> None:
+        d, s, c, t4, t5, t6 = dst.num, src.num, n.num, R.T4.num, R.T5.num, R.T6.num
+        slow, back = self._bulk_slow((dst, src, n), builtin_id, static)
+        same = words[0] == words[1]
+        # The source's flag, then the destination's (its descriptor stays in t5); the source's reloaded.
+        self._bulk_entry((words[0],) if same else (words[1], words[0]), n, all(index64), slow)
+        self._bulk_operand(dst, t5, index64[0], n)
+        if not same:
+            self._mem("ld", R.T5, R.VMCTX, words[1])
+        self._bulk_operand(src, t5, index64[1], n)
+        # memmove: forwards unless the destination starts inside the source ((d - s) < n, unsigned).
+        backward, fwords, ftail, floop, bwords, bloop, btail = (Label() for _ in range(7))
+        self.emit(A.sub(t4, d, s))
+        self._branch("bltu", t4, c, backward)
+        self.emit(A.andi(t5, c, -8), A.add(t5, d, t5), A.add(t6, d, c))  # t5: end of the words, t6: the end
+        self._branch("beq", d, t5, ftail)
+        self.bind(fwords)
+        self.emit(A.ld(t4, s, 0), A.sd(t4, d, 0), A.addi(s, s, 8), A.addi(d, d, 8))
+        self._branch("bne", d, t5, fwords)
+        self.bind(ftail)
+        self._branch("beq", d, t6, back)
+        self.bind(floop)
+        self.emit(A.lbu(t4, s, 0), A.sb(t4, d, 0), A.addi(s, s, 1), A.addi(d, d, 1))
+        self._branch("bne", d, t6, floop)
+        self.jump(back)
+        # Backwards, from the ends: the odd bytes first, then whole words down to the start (t6).
+        self.bind(backward)
+        self.emit(A.add(t6, d, 0), A.add(d, d, c), A.add(s, s, c), A.andi(t5, c, 7), A.sub(t5, d, t5))
+        self._branch("beq", d, t5, btail)
+        self.bind(bloop)
+        self.emit(A.addi(s, s, -1), A.addi(d, d, -1), A.lbu(t4, s, 0), A.sb(t4, d, 0))
+        self._branch("bne", d, t5, bloop)
+        self.bind(btail)
+        self._branch("beq", d, t6, back)
+        self.bind(bwords)
+        self.emit(A.addi(s, s, -8), A.addi(d, d, -8), A.ld(t4, s, 0), A.sd(t4, d, 0))
+        self._branch("bne", d, t6, bwords)
+        self.bind(back)
 
     def load(self, kind: LoadKind, dst: Reg, base: Reg, disp: int) -> None:
         self.emit(getattr(A, _LOADS[kind])(dst.num, base.num, disp))
@@ -826,6 +951,9 @@ class RiscvMasm:
             self.li(R.T6.num, cost)
             self.emit(A.sub(gp, gp, R.T6.num))
 
+    def fuel_consume_reg(self, units: Reg) -> None:
+        self.emit(A.sub(R.FUEL.num, R.FUEL.num, units.num))
+
     def fuel_checkpoint(self, cost: int, builtin_id: int) -> None:
         """``blez gp`` (after the cost, if any) to a cold stub that calls the builtin and comes back."""
         if cost:
@@ -857,6 +985,11 @@ class RiscvMasm:
             self.bind(stub)
             self.pc_map.append((self.offset(), wasm_offset))  # the slow path reports the checkpoint's offset
             self.call_builtin(builtin_id)
+            self.jump(back)
+        for stub, back, wasm_offset, regs, static, builtin_id in self.bulk_stubs:
+            self.bind(stub)
+            self.pc_map.append((self.offset(), wasm_offset))  # the builtin's traps and observers name the operation
+            self._bulk_call(regs, static, builtin_id)
             self.jump(back)
         for index, kind, label, args in self.fixups:
             if label.pos is None:
