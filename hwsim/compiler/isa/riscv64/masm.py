@@ -732,7 +732,7 @@ class RiscvMasm:
             return _fits12(v)
         if op is IntBinOp.SUB:
             return _fits12(-v)
-        return op in _INT_SHIFT_IMM
+        return op in _INT_SHIFT_IMM or op is IntBinOp.ROTL or op is IntBinOp.ROTR
 
     def int_binary(self, op: IntBinOp, wide: bool, dst: Reg, a: Reg, b: Reg | int) -> None:
         d, ra = dst.num, a.num
@@ -744,6 +744,8 @@ class RiscvMasm:
                 self.emit(A.addi(d, ra, -v) if wide else A.addiw(d, ra, -v))
             elif op in _INT_LOGIC_IMM:
                 self.emit(_INT_LOGIC_IMM[op](d, ra, v))
+            elif op is IntBinOp.ROTL or op is IntBinOp.ROTR:
+                self._rotate_imm(d, ra, v, wide, op is IntBinOp.ROTL)
             else:
                 sh = v & (63 if wide else 31)
                 self.emit(_INT_SHIFT_IMM[op][0 if wide else 1](d, ra, sh))
@@ -783,6 +785,21 @@ class RiscvMasm:
             self._trap_branch("beq", ra, t4, TrapCode.INTEGER_OVERFLOW)
             self.bind(ok)
         self.emit(_INT_DIV[op][0 if wide else 1](d, ra, rb))
+
+    def _rotate_imm(self, d: int, a: int, amount: int, wide: bool, left: bool) -> None:
+        """``d = a`` rotated by a constant: two shifts and an or (RV64 without Zbb has no rotate; Unicorn 2.1.4
+        executes no Zbb).  At 32 bits ``slliw`` sign-extends and ``srliw`` leaves bit 31 clear, so the or is
+        the sign-extended result."""
+        bits = 64 if wide else 32
+        k = amount % bits if left else -amount % bits  # as a left rotate
+        if k == 0:
+            self.emit(A.addi(d, a, 0))
+            return
+        t4 = R.T4.num
+        if wide:
+            self.emit(A.slli(t4, a, k), A.srli(d, a, bits - k), A.or_(d, d, t4))
+        else:
+            self.emit(A.slliw(t4, a, k), A.srliw(d, a, bits - k), A.or_(d, d, t4))
 
     def int_eqz(self, dst: Reg, a: Reg) -> None:
         self.emit(A.sltiu(dst.num, a.num, 1))
