@@ -10,7 +10,7 @@ import hwsim
 from hwsim.cli import main
 from hwsim.compiler import compile_module
 from hwsim.compiler.isa.riscv64.masm import RiscvMasm
-from hwsim.compiler.masm import BranchOutOfRange
+from hwsim.compiler.masm import BranchOutOfRange, IntCmp
 from hwsim.riscv.disasm import disassemble
 from hwsim.wasm import load_module
 
@@ -33,14 +33,14 @@ def run(wat: str, name: str, *args, far_calls: bool = False):
 def test_short_branch_out_of_range_asks_for_long_branches():
     m = RiscvMasm()
     label = m.new_label()
-    m.branch_zero(hwsim.compiler.regs.Reg(0, 10), label)
+    m.branch_compare(IntCmp.EQ, hwsim.compiler.regs.Reg(0, 10), None, label, True)
     m.emit(*[0x13] * 1100)  # 4.4 KiB of nops
     m.bind(label)
     with pytest.raises(BranchOutOfRange):
         m.finish()
     m = RiscvMasm(long_branches=True)
     label = m.new_label()
-    m.branch_zero(hwsim.compiler.regs.Reg(0, 10), label)
+    m.branch_compare(IntCmp.EQ, hwsim.compiler.regs.Reg(0, 10), None, label, True)
     m.emit(*[0x13] * 1100)
     m.bind(label)
     code = m.finish()

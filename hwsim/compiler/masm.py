@@ -348,11 +348,8 @@ class MacroAssembler(Protocol):
     def jump(self, label: Label) -> None:
         """Branch to ``label``."""
 
-    def branch_zero(self, reg: Reg, label: Label) -> None:
-        """Branch to ``label`` when ``reg`` is zero."""
-
-    def branch_nonzero(self, reg: Reg, label: Label) -> None:
-        """Branch to ``label`` when ``reg`` is not zero."""
+    def branch_compare(self, cond: IntCmp, a: Reg, b: Reg | None, label: Label, when: bool) -> None:
+        """Branch to ``label`` when ``(a cond b)`` is ``when`` (``b`` None: zero; i32 values compare as i64, sign-extended)."""
 
     def jump_table(self, index: Reg, labels: list[Label], default: Label) -> None:
         """Branch to ``labels[index]`` (an i32), or to ``default`` when it is past the end."""

@@ -33,7 +33,7 @@ from ..masm import (
 from ..regs import FLOAT, INT, Reg
 from ..traps import TrapCode
 from . import call
-from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Operand, reg_class
+from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Comparison, Operand, reg_class
 from .control import ControlFrame, ControlStack, CtrlKind
 from .env import ModuleEnv
 from .fuel import FuelCounter, loop_writes
@@ -69,7 +69,9 @@ class FuncCodegen:
         if fuel is not None:
             self.loop_writes = loop_writes(func.body)
             fuel.checkpoint()  # function entry
-        for code, imm, offset in func.body:
+        body = func.body
+        for i, (code, imm, offset) in enumerate(body):
+            self.next_code = body[i + 1][0] if i + 1 < len(body) else None
             if not control.reachable:
                 self.skip(code, imm)
                 continue
@@ -336,17 +338,37 @@ class FuncCodegen:
         self.masm.int_binary(kind, wide, dst, ra, rb)
         ctx.push_reg(I64 if wide else I32, dst)
 
+    def branch_follows(self) -> bool:
+        """Does the next instruction branch on the value this one pushes (``br_if``, ``if``)?  Then a
+        comparison stays pending and becomes one compare-and-branch."""
+        return self.next_code == op.BR_IF or self.next_code == op.IF
+
     def visit_int_eqz(self, imm) -> None:  # also ref.is_null
-        ra = self.ctx.pop_operand()
-        dst = self.ctx.alloc(INT)
+        ctx = self.ctx
+        if self.branch_follows():
+            ra, own = ctx.pop_reg()
+            ctx.push_comparison(Comparison(IntCmp.EQ, ra, own, None, False))
+            return
+        ra = ctx.pop_operand()
+        dst = ctx.alloc(INT)
         self.masm.int_eqz(dst, ra)
-        self.ctx.push_reg(I32, dst)
+        ctx.push_reg(I32, dst)
 
     def visit_int_compare(self, imm, cond: IntCmp) -> None:
-        ra, rb = self.ctx.pop_operands()
-        dst = self.ctx.alloc(INT)
+        ctx = self.ctx
+        if self.branch_follows():
+            b = ctx.pop()
+            ra, aown = ctx.pop_reg()
+            if b.kind is CONST and b.x == 0 and (cond is IntCmp.EQ or cond is IntCmp.NE):
+                ctx.push_comparison(Comparison(cond, ra, aown, None, False))
+            else:
+                rb, bown = ctx.to_reg(b)
+                ctx.push_comparison(Comparison(cond, ra, aown, rb, bown))
+            return
+        ra, rb = ctx.pop_operands()
+        dst = ctx.alloc(INT)
         self.masm.int_compare(cond, dst, ra, rb)
-        self.ctx.push_reg(I32, dst)
+        ctx.push_reg(I32, dst)
 
     def visit_int_unary(self, imm, kind: IntUnOp, wide: bool) -> None:
         ra = self.ctx.pop_operand()

@@ -123,6 +123,19 @@ _INT_DIV = {
 _INT_LOGIC_IMM = {IntBinOp.AND: A.andi, IntBinOp.OR: A.ori, IntBinOp.XOR: A.xori}
 _INT_SHIFT_IMM = {IntBinOp.SHL: (A.slli, A.slliw), IntBinOp.SHR_S: (A.srai, A.sraiw), IntBinOp.SHR_U: (A.srli, A.srliw)}
 _SIGNED_CMP = {IntCmp.LT_S, IntCmp.GT_S, IntCmp.LE_S, IntCmp.GE_S}
+# A comparison as one branch: (branch taken when it holds, operands swapped).
+_COMPARE_BRANCH = {
+    IntCmp.EQ: ("beq", False),
+    IntCmp.NE: ("bne", False),
+    IntCmp.LT_S: ("blt", False),
+    IntCmp.LT_U: ("bltu", False),
+    IntCmp.GT_S: ("blt", True),
+    IntCmp.GT_U: ("bltu", True),
+    IntCmp.LE_S: ("bge", True),
+    IntCmp.LE_U: ("bgeu", True),
+    IntCmp.GE_S: ("bge", False),
+    IntCmp.GE_U: ("bgeu", False),
+}
 
 # Conversions by shape.  int -> float: (f64 result, signed, i64 source);
 # float -> int: (i64 result, f64 source, signed, saturating).
@@ -245,11 +258,12 @@ class RiscvMasm:
         self.fixups.append((len(self.words), "j", label, ()))
         self.emit(A.NOP)
 
-    def branch_zero(self, reg: Reg, label: Label) -> None:
-        self._branch("beq", reg.num, 0, label)
-
-    def branch_nonzero(self, reg: Reg, label: Label) -> None:
-        self._branch("bne", reg.num, 0, label)
+    def branch_compare(self, cond: IntCmp, a: Reg, b: Reg | None, label: Label, when: bool) -> None:
+        kind, swap = _COMPARE_BRANCH[cond]
+        if not when:
+            kind = _INVERT[kind]
+        r1, r2 = a.num, 0 if b is None else b.num
+        self._branch(kind, *((r2, r1) if swap else (r1, r2)), label)
 
     def _trap_branch(self, kind: str, rs1, rs2, code: TrapCode, prefix: tuple = ()) -> None:
         """Branch to a cold ``ebreak`` (trap ``code``); ``prefix`` words run first (to leave the
