@@ -141,7 +141,7 @@ def test_disasm_command(tmp_path, capsys):
     )
     assert main(["disasm", str(path), "--func", "ld"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == "function 1 ld  ([i32] -> [i64]; 72 bytes of RISC-V code)"
+    assert out.splitlines()[0] == "function 1 ld  ([i32] -> [i64]; 60 bytes of RISC-V code)"
     assert "  0x003d  i64.load offset=8\n" in out
     assert "ld t0, 8(t5)" in out
     assert main(["disasm", str(path), "--func", "nope"]) == 2
@@ -163,3 +163,50 @@ def test_every_decoded_opcode_has_a_handler_in_the_dispatch_table():
 
     assert set(DISPATCH) == set(op.NAMES)
     assert all(callable(handler) and isinstance(static, tuple) for handler, static in DISPATCH.values())
+
+
+# -- a function that calls nothing homes locals in argument registers ------------------------------------
+
+LEAF = """(module
+  (func (export "leaf") (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32 i32 i32 i32 i32)
+    (local $i i32) (local $acc i64)
+    (loop $l
+      (local.set $acc (i64.add (local.get $acc) (i64.extend_i32_u (i32.mul (local.get 0) (local.get $i)))))
+      (local.set 0 (i32.add (local.get 0) (local.get 9)))
+      (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get 8))))
+    ;; results in other argument registers than the locals they come from (a parallel move)
+    (local.get 9) (local.get 1) (i32.wrap_i64 (local.get $acc)) (local.get 0) (local.get 3))
+  (func (export "caller") (param i32) (result i32)
+    (local $keep i32) (local.set $keep (i32.mul (local.get 0) (i32.const 3)))
+    (drop (call $id (i32.const 7)))
+    (i32.add (local.get $keep) (call $id (local.get 0))))
+  (func $id (param i32) (result i32) (local.get 0)))"""
+
+
+def leaf_model(args):
+    a = list(args)
+    acc = i = 0
+    while True:
+        acc += (a[0] * i) & 0xFFFF_FFFF
+        a[0] = (a[0] + a[9]) & 0xFFFF_FFFF
+        i += 1
+        if not i < a[8]:
+            break
+    return [a[9], a[1], acc & 0xFFFF_FFFF, a[0], a[3]]
+
+
+@pytest.mark.parametrize("args", [tuple(range(1, 11)), (5, 6, 7, 8, 9, 10, 11, 12, 40, 0x7FFF_FFFF), (0,) * 10])
+def test_a_leaf_function_keeps_params_and_locals_in_argument_registers(args):
+    results = run(LEAF, "leaf", *args)
+    assert [r & 0xFFFF_FFFF for r in results] == leaf_model(args)
+
+
+def test_only_a_function_that_calls_nothing_uses_argument_registers_for_locals():
+    compiled = compile_module(load_module(wasm(LEAF)))
+    code, offsets = compiled.code, compiled.func_offsets
+    leaf = [i.text for i in disassemble(code[offsets[0] : offsets[1]], 0)]
+    caller = [i.text for i in disassemble(code[offsets[1] : offsets[2]], 0)]
+    # leaf: seven locals in use, six in a0-a5 and one in s4, the only register the prologue saves
+    assert [t.split(",")[0] for t in leaf if t.startswith("sd s")] == ["sd s0", "sd s4"]  # s0: the frame pointer
+    assert [t.split(",")[0] for t in caller if t.startswith("sd s")] == ["sd s0", "sd s4", "sd s5"]  # across calls
+    assert run(LEAF, "caller", 5) == 20

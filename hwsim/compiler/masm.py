@@ -236,6 +236,8 @@ class MacroAssembler(Protocol):
     """Callee-saved integer registers that may home locals (saved by the prologue)."""
     float_local_regs: tuple[Reg, ...]
     """Callee-saved float registers that may home locals (saved by the prologue)."""
+    int_leaf_local_regs: tuple[Reg, ...]
+    """Caller-saved integer registers that may home locals of a function that calls nothing (taken from the operand pool; not saved)."""
     CALL_TARGET: Reg
     """Where the code generator loads a funcref record for :meth:`call_ref` and :meth:`tail_call_ref`."""
 

@@ -86,20 +86,28 @@ class CodeGenContext:
         self.stack: list[Operand] = []
         self.free = {INT: list(reversed(masm.int_pool)), FLOAT: list(reversed(masm.float_pool))}
         self.homes: list[LocalHome] = [LocalHome(t) for t in local_types]
+        self.caller_saved_locals = False  # some locals live in caller-saved registers: no call may be made
 
     # -- locals ------------------------------------------------------------------------------------
 
-    def home_locals(self, weights: list[float], aux_slots: int) -> None:
-        """Give the heaviest locals the callee-saved registers, the rest frame slots; lay the frame out."""
+    def home_locals(self, weights: list[float], aux_slots: int, has_calls: bool = True) -> None:
+        """Give the heaviest locals the callee-saved registers, the rest frame slots; lay the frame out.
+
+        A function that calls nothing (``has_calls`` False) homes locals in some caller-saved registers
+        first (``int_leaf_local_regs``, taken out of the operand pool): they cost no save and restore."""
         masm = self.masm
         homes = self.homes
         order = sorted(range(len(homes)), key=lambda i: -weights[i])
-        int_regs, float_regs = list(masm.int_local_regs), list(masm.float_local_regs)
+        leaf = () if has_calls else masm.int_leaf_local_regs
+        self.caller_saved_locals = bool(leaf)
+        int_regs, float_regs = [*leaf, *masm.int_local_regs], list(masm.float_local_regs)
         for i in order:
             pool = float_regs if reg_class(homes[i].ty) == FLOAT else int_regs
             if pool and weights[i] > 0:
-                homes[i].reg = pool.pop(0)
-        saved = [h.reg for h in homes if h.reg is not None]
+                reg = homes[i].reg = pool.pop(0)
+                if reg in leaf:
+                    self.take(reg)  # no longer an operand register
+        saved = [h.reg for h in homes if h.reg is not None and h.reg not in leaf]
         slot_locals = [h for h in homes if h.reg is None]
         masm.begin_frame(saved, aux_slots, len(slot_locals))
         for i, h in enumerate(slot_locals):

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from ...wasm import opcodes as op
 from ...wasm.module import FuncBody
 from ...wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64
-from ..abi import BULK_INLINE_MAX
 from ..builtins import Builtin, BulkFuel
 from ..errors import CompileError
 from ..intrinsics import FAR, FAR_ACCESS, PAGE_SIZE, Intrinsic
@@ -39,8 +38,6 @@ from .env import ModuleEnv
 from .fuel import FuelCounter, loop_writes
 from .prepass import prepass
 
-MASK32, MASK64 = 0xFFFF_FFFF, (1 << 64) - 1
-
 
 class FuncCodegen:
     """Compiles function ``func_index`` (its body ``func``) of ``env``'s module into ``masm``."""
@@ -58,7 +55,7 @@ class FuncCodegen:
             local_types.extend([ty] * count)
         info = prepass(func.body, len(local_types), env.block_type)
         self.ctx = ctx = CodeGenContext(masm, local_types)
-        ctx.home_locals(info.weights, info.aux_slots)
+        ctx.home_locals(info.weights, info.aux_slots, info.has_calls)
         masm.mark(func.body_offset)
         masm.prologue()
         # Parameters arrive in argument registers (or the ABI area); declared locals start at zero.
@@ -441,11 +438,6 @@ class FuncCodegen:
         delta = self.ctx.pop()
         self.builtin(Builtin.memory_grow, [delta], (t,), t, (imm, *self.bulk_fuel(delta)))
 
-    def inline_bulk(self, n: Operand) -> bool:
-        """Whether a memory.copy/fill of ``n`` bytes is compiled in place (with the host as its cold path):
-        not when ``n`` is a constant above the inline limit."""
-        return n.kind is not CONST or n.x & (MASK64 if n.ty == I64 else MASK32) <= BULK_INLINE_MAX
-
     def bulk_operands(self, values: list[Operand]) -> list[Reg]:
         """``values`` in registers this operation owns (it changes them); freed by :meth:`bulk_done`."""
         return [self.ctx.to_owned_reg(v) for v in values]
@@ -468,9 +460,6 @@ class FuncCodegen:
         t = self.index_type(imm)
         n, val, dst = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
         fuel = self.bulk_fuel(n)
-        if not self.inline_bulk(n):
-            self.builtin(Builtin.memory_fill, [dst, val, n], (t, I32, t), None, (imm, *fuel))
-            return
         rd, rv, rn = regs = self.bulk_operands([dst, val, n])
         static = (imm, *self.host_static(fuel))
         self.masm.memory_fill(rd, rv, rn, self.env.layout.memory(imm), t == I64, Builtin.memory_fill, static)
@@ -480,11 +469,7 @@ class FuncCodegen:
         dst_mem, src_mem = imm
         td, ts = self.index_type(dst_mem), self.index_type(src_mem)
         n, src, dst = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
-        tn = I64 if (td == I64 and ts == I64) else I32
         fuel = self.bulk_fuel(n)
-        if not self.inline_bulk(n):
-            self.builtin(Builtin.memory_copy, [dst, src, n], (td, ts, tn), None, (dst_mem, src_mem, *fuel))
-            return
         rd, rs, rn = regs = self.bulk_operands([dst, src, n])
         words = (self.env.layout.memory(dst_mem), self.env.layout.memory(src_mem))
         static = (dst_mem, src_mem, *self.host_static(fuel))

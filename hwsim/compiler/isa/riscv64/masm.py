@@ -195,6 +195,7 @@ class RiscvMasm:
     float_pool = R.FLOAT_POOL
     int_local_regs = R.INT_LOCALS
     float_local_regs = R.FLOAT_LOCALS
+    int_leaf_local_regs = R.INT_LEAF_LOCALS
     CALL_TARGET = R.T6  # the funcref record of a call through a reference
 
     def __init__(self, *, long_branches: bool = False, far_calls: bool = False) -> None:
