@@ -210,3 +210,66 @@ def test_only_a_function_that_calls_nothing_uses_argument_registers_for_locals()
     assert [t.split(",")[0] for t in leaf if t.startswith("sd s")] == ["sd s0", "sd s4"]  # s0: the frame pointer
     assert [t.split(",")[0] for t in caller if t.startswith("sd s")] == ["sd s0", "sd s4", "sd s5"]  # across calls
     assert run(LEAF, "caller", 5) == 20
+
+
+# -- a result goes straight to the local that the next instruction sets ----------------------------------
+
+DIRECT = """(module
+  (func (export "inc") (param i32) (result i32) (local.set 0 (i32.add (local.get 0) (i32.const 1))) (local.get 0))
+  (func (export "pending") (param i32) (result i32)
+    ;; the first local.get is still pending on the stack when local 0 changes: it must see the old value
+    (local.get 0) (local.set 0 (i32.add (local.get 0) (i32.const 1))) (local.get 0) (i32.sub))
+  (func (export "tee") (param f64 f64) (result f64)
+    (f64.mul (local.tee 1 (f64.add (local.get 0) (local.get 1))) (local.get 1)))
+  (func (export "load") (param i32) (result i64) (local i64)
+    (i64.store (i32.const 8) (i64.const 0x1122334455667788))
+    (local.set 1 (i64.load (i32.const 8))) (i64.add (local.get 1) (i64.extend_i32_u (local.get 0))))
+  (memory 1))"""
+
+
+def test_a_result_goes_straight_to_the_local_the_next_instruction_sets():
+    assert run(DIRECT, "inc", 41) == 42
+    assert run(DIRECT, "pending", 5) == -1
+    assert run(DIRECT, "tee", 1.5, 2.0) == 3.5 * 3.5
+    assert run(DIRECT, "load", 2) == 0x1122334455667788 + 2
+    compiled = compile_module(load_module(wasm(DIRECT)))
+    inc = [i.text for i in disassemble(compiled.code[: compiled.func_offsets[1]], 0)]
+    add = next(t for t in inc if t.startswith("addiw") and t.endswith(", 1"))
+    _, rd, rs, _ = add.replace(",", "").split()
+    assert rd == rs  # the local's own register, no move after
+    assert not any(t.startswith("mv ") and t.endswith(", " + rd) for t in inc[inc.index(add) :][:2])
+
+
+def rotation_module(n: int) -> str:
+    """``n`` i64 locals (1..n: more than the registers, so some live in frame slots) and two f32 ones, rotated
+    ``k`` times as SHA-256 rotates its working variables (``local.set i (local.get i-1)``), then summed."""
+    sets = "\n".join(f"(local.set {i} (local.get {i - 1}))" for i in range(n, 1, -1))
+    init = "\n".join(f"(local.set {i} (i64.const {(i - 1) * 1000 + 7}))" for i in range(1, n + 1))
+    weights = "\n".join(f"(drop (local.get {i}))" for i in range(1, n + 1, 3))  # some locals weigh more
+    total = " ".join(f"(local.get {i}) (i64.mul (i64.const {i})) i64.add" for i in range(1, n + 1))
+    f1, f2 = n + 1, n + 2
+    return f"""(module (func (export "f") (param $k i32) (result i64)
+      (local {"i64 " * n}f32 f32)
+      {init}
+      (local.set {f1} (f32.const 1.5)) (local.set {f2} (f32.const -2.25))
+      (loop $l
+        {weights}
+        (local.set {f2} (local.get {f1})) (local.set {f1} (f32.add (local.get {f1}) (f32.const 1)))
+        (local.set 1 (i64.add (local.get {n}) (local.get {n - 1})))
+        {sets}
+        (br_if $l (local.tee $k (i32.sub (local.get $k) (i32.const 1)))))
+      (i64.const 0) {total}
+      (i64.trunc_f32_s (f32.mul (local.get {f1}) (local.get {f2}))) i64.add))"""
+
+
+@pytest.mark.parametrize("n", [6, 20])
+@pytest.mark.parametrize("k", [1, 7])
+def test_locals_copied_between_registers_and_frame_slots(n, k):
+    v = [i * 1000 + 7 for i in range(n)]
+    f1, f2 = 1.5, -2.25
+    for _ in range(k):
+        f2, f1 = f1, f1 + 1
+        s = v[n - 1] + v[n - 2]  # local 0 first, then each local takes the one below it
+        v = [s, s, *v[1 : n - 1]]
+    total = sum(x * (i + 1) for i, x in enumerate(v)) + int(f1 * f2)
+    assert run(rotation_module(n), "f", k) & (1 << 64) - 1 == total & (1 << 64) - 1

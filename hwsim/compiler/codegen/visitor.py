@@ -29,7 +29,7 @@ from ..masm import (
     MacroAssembler,
     StoreKind,
 )
-from ..regs import FLOAT, INT, Reg
+from ..regs import FLOAT, INT, Reg, RegClass
 from ..traps import TrapCode
 from . import call
 from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Comparison, Operand, reg_class
@@ -67,8 +67,10 @@ class FuncCodegen:
             self.loop_writes = loop_writes(func.body)
             fuel.checkpoint()  # function entry
         body = func.body
+        self.direct_local: int | None = None  # dst_reg put the value on top of the stack in this local's home
         for i, (code, imm, offset) in enumerate(body):
-            self.next_code = body[i + 1][0] if i + 1 < len(body) else None
+            self.next = body[i + 1] if i + 1 < len(body) else None
+            self.next_code = self.next[0] if self.next is not None else None
             if not control.reachable:
                 self.skip(code, imm)
                 continue
@@ -269,16 +271,24 @@ class FuncCodegen:
         ctx, masm = self.ctx, self.masm
         if self.fuel is not None:
             self.fuel.consts.assign(imm, ctx.stack[-1])
+        if self.direct_local is not None:  # the value is already in the local's register (dst_reg)
+            assert self.direct_local == imm and ctx.stack[-1].x == ctx.homes[imm].reg
+            self.direct_local = None
+            ctx.pop()
+            return
         ctx.materialize_local(imm)
         v = ctx.pop()
         home = ctx.homes[imm]
         if v.kind is LOCAL and v.x == imm:
             return
+        source_slot = ctx.homes[v.x].slot if v.kind is LOCAL else None  # a local living in a frame slot
         if home.reg is not None:
             if v.kind is CONST:
                 masm.load_const(home.reg, v.ty, v.x)
             elif v.kind is SLOT:
                 masm.load_slot(home.reg, masm.slot_offset(v.x), v.ty)
+            elif source_slot is not None:
+                masm.load_slot(home.reg, source_slot, v.ty)
             else:
                 reg, owned = ctx.to_reg(v)
                 masm.mov(home.reg, reg)
@@ -288,6 +298,8 @@ class FuncCodegen:
                 masm.store_const_to_slot(home.slot, v.ty, v.x)
             elif v.kind is SLOT:
                 masm.copy_slot(home.slot, masm.slot_offset(v.x), v.ty)
+            elif source_slot is not None:
+                masm.copy_slot(home.slot, source_slot, v.ty)
             else:
                 reg, owned = ctx.to_reg(v)
                 masm.store_slot(reg, home.slot, v.ty)
@@ -304,7 +316,7 @@ class FuncCodegen:
             if value is not None:  # as Cranelift reads it when metering: the bulk-operation rule sees it
                 self.ctx.push_const(ty, value)
                 return
-        dst = self.ctx.alloc(reg_class(ty))
+        dst = self.dst_reg(reg_class(ty))
         self.masm.global_get(dst, self.env.layout.global_(imm), ty)
         self.ctx.push_reg(ty, dst)
 
@@ -331,9 +343,21 @@ class FuncCodegen:
         ctx.release(ra, aown)
         if not isinstance(rb, int):
             ctx.release(rb, bown)
-        dst = ctx.alloc(INT)
+        dst = self.dst_reg(INT)
         self.masm.int_binary(kind, wide, dst, ra, rb)
         ctx.push_reg(I64 if wide else I32, dst)
+
+    def dst_reg(self, cls: RegClass) -> Reg:
+        """The register an instruction's result goes to: the home of the local the next instruction sets
+        (``local.set``/``local.tee`` to a register home, no read of that local pending on the stack), which
+        then has nothing to move; else a free register."""
+        ctx, nxt = self.ctx, self.next
+        if nxt is not None and (nxt[0] == op.LOCAL_SET or nxt[0] == op.LOCAL_TEE):
+            home = ctx.homes[nxt[1]].reg
+            if home is not None and home.cls == cls and not any(v.kind is LOCAL and v.x == nxt[1] for v in ctx.stack):
+                self.direct_local = nxt[1]
+                return home
+        return ctx.alloc(cls)
 
     def branch_follows(self) -> bool:
         """Does the next instruction branch on the value this one pushes (``br_if``, ``if``)?  Then a
@@ -347,7 +371,7 @@ class FuncCodegen:
             ctx.push_comparison(Comparison(IntCmp.EQ, ra, own, None, False))
             return
         ra = ctx.pop_operand()
-        dst = ctx.alloc(INT)
+        dst = self.dst_reg(INT)
         self.masm.int_eqz(dst, ra)
         ctx.push_reg(I32, dst)
 
@@ -363,37 +387,37 @@ class FuncCodegen:
                 ctx.push_comparison(Comparison(cond, ra, aown, rb, bown))
             return
         ra, rb = ctx.pop_operands()
-        dst = ctx.alloc(INT)
+        dst = self.dst_reg(INT)
         self.masm.int_compare(cond, dst, ra, rb)
         ctx.push_reg(I32, dst)
 
     def visit_int_unary(self, imm, kind: IntUnOp, wide: bool) -> None:
         ra = self.ctx.pop_operand()
-        dst = self.ctx.alloc(INT)
+        dst = self.dst_reg(INT)
         self.masm.int_unary(kind, wide, dst, ra)
         self.ctx.push_reg(I64 if wide else I32, dst)
 
     def visit_float_binary(self, imm, kind: FloatBinOp, double: bool) -> None:
         ra, rb = self.ctx.pop_operands()
-        dst = self.ctx.alloc(FLOAT)
+        dst = self.dst_reg(FLOAT)
         self.masm.float_binary(kind, double, dst, ra, rb)
         self.ctx.push_reg(F64 if double else F32, dst)
 
     def visit_float_unary(self, imm, kind: FloatUnOp, double: bool) -> None:
         ra = self.ctx.pop_operand()
-        dst = self.ctx.alloc(FLOAT)
+        dst = self.dst_reg(FLOAT)
         self.masm.float_unary(kind, double, dst, ra)
         self.ctx.push_reg(F64 if double else F32, dst)
 
     def visit_float_compare(self, imm, cond: FloatCmp, double: bool) -> None:
         ra, rb = self.ctx.pop_operands()
-        dst = self.ctx.alloc(INT)
+        dst = self.dst_reg(INT)
         self.masm.float_compare(cond, double, dst, ra, rb)
         self.ctx.push_reg(I32, dst)
 
     def visit_convert(self, imm, conv: Conversion, result: int) -> None:
         ra = self.ctx.pop_operand()
-        dst = self.ctx.alloc(reg_class(result))
+        dst = self.dst_reg(reg_class(result))
         self.masm.convert(conv, dst, ra)
         self.ctx.push_reg(result, dst)
 
@@ -404,7 +428,7 @@ class FuncCodegen:
         mem, _align, offset = imm
         reg, owned = ctx.pop_reg()
         ctx.release(reg, owned)
-        dst = ctx.alloc(reg_class(ty))
+        dst = self.dst_reg(reg_class(ty))
         base, disp = self.masm.heap_address(
             mem, self.env.layout.memory(mem), self.env.memory_types[mem], reg, offset, size
         )
