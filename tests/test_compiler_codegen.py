@@ -273,3 +273,25 @@ def test_locals_copied_between_registers_and_frame_slots(n, k):
         v = [s, s, *v[1 : n - 1]]
     total = sum(x * (i + 1) for i, x in enumerate(v)) + int(f1 * f2)
     assert run(rotation_module(n), "f", k) & (1 << 64) - 1 == total & (1 << 64) - 1
+
+
+def test_every_instruction_compiled_as_a_call_keeps_locals_out_of_caller_saved_registers():
+    """The pre-pass's list of calling instructions covers every handler that emits a call or a builtin call
+    (else a function could home a local in an argument register that the call then clobbers)."""
+    import inspect
+
+    from hwsim.compiler.codegen import prepass, visitor
+
+    calling = {
+        code
+        for code, (handler, _) in visitor.DISPATCH.items()
+        if any(s in inspect.getsource(handler) for s in ("self.builtin(", "call.emit_"))
+    }
+    assert calling and calling <= prepass._CALLS
+    assert prepass._CALLS.isdisjoint(
+        {
+            op
+            for op, (h, _) in visitor.DISPATCH.items()
+            if h.__name__.endswith(("_fill", "_copy")) and "memory" in h.__name__
+        }
+    )
