@@ -54,9 +54,8 @@ def zig(*args: str) -> None:
 
 def build(name: str) -> tuple[Path, Path]:
     src = PROGRAMS / f"{name}.c"
-    digest = hashlib.sha256(
-        src.read_bytes() + (PROGRAMS / "bench.h").read_bytes() + (PROGRAMS / "link.ld").read_bytes()
-    ).hexdigest()[:12]
+    shared = b"".join(p.read_bytes() for p in sorted(PROGRAMS.glob("*.h")))  # bench.h, libc.h
+    digest = hashlib.sha256(src.read_bytes() + shared + (PROGRAMS / "link.ld").read_bytes()).hexdigest()[:12]
     BUILD.mkdir(exist_ok=True)
     wasm, elf = BUILD / f"{name}-{digest}.wasm", BUILD / f"{name}-{digest}.elf"
     if not wasm.exists():

@@ -10,7 +10,7 @@ import hwsim
 from hwsim.cli import main
 from hwsim.compiler import compile_module
 from hwsim.compiler.isa.riscv64.masm import RiscvMasm
-from hwsim.compiler.masm import BranchOutOfRange
+from hwsim.compiler.masm import BranchOutOfRange, IntCmp
 from hwsim.riscv.disasm import disassemble
 from hwsim.wasm import load_module
 
@@ -33,14 +33,14 @@ def run(wat: str, name: str, *args, far_calls: bool = False):
 def test_short_branch_out_of_range_asks_for_long_branches():
     m = RiscvMasm()
     label = m.new_label()
-    m.branch_zero(hwsim.compiler.regs.Reg(0, 10), label)
+    m.branch_compare(IntCmp.EQ, hwsim.compiler.regs.Reg(0, 10), None, label, True)
     m.emit(*[0x13] * 1100)  # 4.4 KiB of nops
     m.bind(label)
     with pytest.raises(BranchOutOfRange):
         m.finish()
     m = RiscvMasm(long_branches=True)
     label = m.new_label()
-    m.branch_zero(hwsim.compiler.regs.Reg(0, 10), label)
+    m.branch_compare(IntCmp.EQ, hwsim.compiler.regs.Reg(0, 10), None, label, True)
     m.emit(*[0x13] * 1100)
     m.bind(label)
     code = m.finish()
@@ -141,7 +141,7 @@ def test_disasm_command(tmp_path, capsys):
     )
     assert main(["disasm", str(path), "--func", "ld"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == "function 1 ld  ([i32] -> [i64]; 72 bytes of RISC-V code)"
+    assert out.splitlines()[0] == "function 1 ld  ([i32] -> [i64]; 60 bytes of RISC-V code)"
     assert "  0x003d  i64.load offset=8\n" in out
     assert "ld t0, 8(t5)" in out
     assert main(["disasm", str(path), "--func", "nope"]) == 2
@@ -163,3 +163,135 @@ def test_every_decoded_opcode_has_a_handler_in_the_dispatch_table():
 
     assert set(DISPATCH) == set(op.NAMES)
     assert all(callable(handler) and isinstance(static, tuple) for handler, static in DISPATCH.values())
+
+
+# -- a function that calls nothing homes locals in argument registers ------------------------------------
+
+LEAF = """(module
+  (func (export "leaf") (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32 i32 i32 i32 i32)
+    (local $i i32) (local $acc i64)
+    (loop $l
+      (local.set $acc (i64.add (local.get $acc) (i64.extend_i32_u (i32.mul (local.get 0) (local.get $i)))))
+      (local.set 0 (i32.add (local.get 0) (local.get 9)))
+      (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get 8))))
+    ;; results in other argument registers than the locals they come from (a parallel move)
+    (local.get 9) (local.get 1) (i32.wrap_i64 (local.get $acc)) (local.get 0) (local.get 3))
+  (func (export "caller") (param i32) (result i32)
+    (local $keep i32) (local.set $keep (i32.mul (local.get 0) (i32.const 3)))
+    (drop (call $id (i32.const 7)))
+    (i32.add (local.get $keep) (call $id (local.get 0))))
+  (func $id (param i32) (result i32) (local.get 0)))"""
+
+
+def leaf_model(args):
+    a = list(args)
+    acc = i = 0
+    while True:
+        acc += (a[0] * i) & 0xFFFF_FFFF
+        a[0] = (a[0] + a[9]) & 0xFFFF_FFFF
+        i += 1
+        if not i < a[8]:
+            break
+    return [a[9], a[1], acc & 0xFFFF_FFFF, a[0], a[3]]
+
+
+@pytest.mark.parametrize("args", [tuple(range(1, 11)), (5, 6, 7, 8, 9, 10, 11, 12, 40, 0x7FFF_FFFF), (0,) * 10])
+def test_a_leaf_function_keeps_params_and_locals_in_argument_registers(args):
+    results = run(LEAF, "leaf", *args)
+    assert [r & 0xFFFF_FFFF for r in results] == leaf_model(args)
+
+
+def test_only_a_function_that_calls_nothing_uses_argument_registers_for_locals():
+    compiled = compile_module(load_module(wasm(LEAF)))
+    code, offsets = compiled.code, compiled.func_offsets
+    leaf = [i.text for i in disassemble(code[offsets[0] : offsets[1]], 0)]
+    caller = [i.text for i in disassemble(code[offsets[1] : offsets[2]], 0)]
+    # leaf: seven locals in use, six in a0-a5 and one in s4, the only register the prologue saves
+    assert [t.split(",")[0] for t in leaf if t.startswith("sd s")] == ["sd s0", "sd s4"]  # s0: the frame pointer
+    assert [t.split(",")[0] for t in caller if t.startswith("sd s")] == ["sd s0", "sd s4", "sd s5"]  # across calls
+    assert run(LEAF, "caller", 5) == 20
+
+
+# -- a result goes straight to the local that the next instruction sets ----------------------------------
+
+DIRECT = """(module
+  (func (export "inc") (param i32) (result i32) (local.set 0 (i32.add (local.get 0) (i32.const 1))) (local.get 0))
+  (func (export "pending") (param i32) (result i32)
+    ;; the first local.get is still pending on the stack when local 0 changes: it must see the old value
+    (local.get 0) (local.set 0 (i32.add (local.get 0) (i32.const 1))) (local.get 0) (i32.sub))
+  (func (export "tee") (param f64 f64) (result f64)
+    (f64.mul (local.tee 1 (f64.add (local.get 0) (local.get 1))) (local.get 1)))
+  (func (export "load") (param i32) (result i64) (local i64)
+    (i64.store (i32.const 8) (i64.const 0x1122334455667788))
+    (local.set 1 (i64.load (i32.const 8))) (i64.add (local.get 1) (i64.extend_i32_u (local.get 0))))
+  (memory 1))"""
+
+
+def test_a_result_goes_straight_to_the_local_the_next_instruction_sets():
+    assert run(DIRECT, "inc", 41) == 42
+    assert run(DIRECT, "pending", 5) == -1
+    assert run(DIRECT, "tee", 1.5, 2.0) == 3.5 * 3.5
+    assert run(DIRECT, "load", 2) == 0x1122334455667788 + 2
+    compiled = compile_module(load_module(wasm(DIRECT)))
+    inc = [i.text for i in disassemble(compiled.code[: compiled.func_offsets[1]], 0)]
+    add = next(t for t in inc if t.startswith("addiw") and t.endswith(", 1"))
+    _, rd, rs, _ = add.replace(",", "").split()
+    assert rd == rs  # the local's own register, no move after
+    assert not any(t.startswith("mv ") and t.endswith(", " + rd) for t in inc[inc.index(add) :][:2])
+
+
+def rotation_module(n: int) -> str:
+    """``n`` i64 locals (1..n: more than the registers, so some live in frame slots) and two f32 ones, rotated
+    ``k`` times as SHA-256 rotates its working variables (``local.set i (local.get i-1)``), then summed."""
+    sets = "\n".join(f"(local.set {i} (local.get {i - 1}))" for i in range(n, 1, -1))
+    init = "\n".join(f"(local.set {i} (i64.const {(i - 1) * 1000 + 7}))" for i in range(1, n + 1))
+    weights = "\n".join(f"(drop (local.get {i}))" for i in range(1, n + 1, 3))  # some locals weigh more
+    total = " ".join(f"(local.get {i}) (i64.mul (i64.const {i})) i64.add" for i in range(1, n + 1))
+    f1, f2 = n + 1, n + 2
+    return f"""(module (func (export "f") (param $k i32) (result i64)
+      (local {"i64 " * n}f32 f32)
+      {init}
+      (local.set {f1} (f32.const 1.5)) (local.set {f2} (f32.const -2.25))
+      (loop $l
+        {weights}
+        (local.set {f2} (local.get {f1})) (local.set {f1} (f32.add (local.get {f1}) (f32.const 1)))
+        (local.set 1 (i64.add (local.get {n}) (local.get {n - 1})))
+        {sets}
+        (br_if $l (local.tee $k (i32.sub (local.get $k) (i32.const 1)))))
+      (i64.const 0) {total}
+      (i64.trunc_f32_s (f32.mul (local.get {f1}) (local.get {f2}))) i64.add))"""
+
+
+@pytest.mark.parametrize("n", [6, 20])
+@pytest.mark.parametrize("k", [1, 7])
+def test_locals_copied_between_registers_and_frame_slots(n, k):
+    v = [i * 1000 + 7 for i in range(n)]
+    f1, f2 = 1.5, -2.25
+    for _ in range(k):
+        f2, f1 = f1, f1 + 1
+        s = v[n - 1] + v[n - 2]  # local 0 first, then each local takes the one below it
+        v = [s, s, *v[1 : n - 1]]
+    total = sum(x * (i + 1) for i, x in enumerate(v)) + int(f1 * f2)
+    assert run(rotation_module(n), "f", k) & (1 << 64) - 1 == total & (1 << 64) - 1
+
+
+def test_every_instruction_compiled_as_a_call_keeps_locals_out_of_caller_saved_registers():
+    """The pre-pass's list of calling instructions covers every handler that emits a call or a builtin call
+    (else a function could home a local in an argument register that the call then clobbers)."""
+    import inspect
+
+    from hwsim.compiler.codegen import prepass, visitor
+
+    calling = {
+        code
+        for code, (handler, _) in visitor.DISPATCH.items()
+        if any(s in inspect.getsource(handler) for s in ("self.builtin(", "call.emit_"))
+    }
+    assert calling and calling <= prepass._CALLS
+    assert prepass._CALLS.isdisjoint(
+        {
+            op
+            for op, (h, _) in visitor.DISPATCH.items()
+            if h.__name__.endswith(("_fill", "_copy")) and "memory" in h.__name__
+        }
+    )

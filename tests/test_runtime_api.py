@@ -126,7 +126,7 @@ TRAPS = """(module
         ("sig", TrapCode.BAD_SIGNATURE, "ebreak"),
         ("undef", TrapCode.UNDEFINED_ELEMENT, "ebreak"),
         ("table", TrapCode.TABLE_OUT_OF_BOUNDS, "ecall"),
-        ("fill", TrapCode.MEMORY_OUT_OF_BOUNDS, "ecall"),
+        ("fill", TrapCode.MEMORY_OUT_OF_BOUNDS, "ebreak"),  # bounds checked in compiled code
     ],
 )
 def test_each_trap_says_what_and_where(engine, store, name, code, insn):

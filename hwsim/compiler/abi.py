@@ -9,7 +9,7 @@ reads through a pinned register.  Its layout depends on the module
 exported memories, tables and globals stay one object::
 
     vmctx              [ mem0 base | memories... | tables... | globals... | funcs... | type ids... | segments ]
-    memory descriptor  { base VA, size in bytes, page size log2, reserved bytes }
+    memory descriptor  { base VA, size in bytes, page size log2, reserved bytes, bulk through the host }
     table descriptor   { entries VA, size (elements) }
     global cell        { value }
     funcref record     { code VA, vmctx VA, type id }
@@ -59,7 +59,16 @@ MEMDESC_BASE = 0
 MEMDESC_SIZE = 8
 MEMDESC_PAGE_LOG2 = 16
 MEMDESC_RESERVED = 24
-MEMDESC_BYTES = 32
+# Non-zero while memory.copy/fill on this memory must be carried out by the host (the runtime's builtins):
+# the memory has memory control (page states the host checks before it writes anything), or its Store has
+# bulk-access observers (the DMA checker).  Compiled code reads it at every bulk operation, so a module
+# compiled once stays correct when an observer comes later.
+MEMDESC_BULK_HOST = 32
+MEMDESC_BYTES = 40
+
+# memory.copy/fill of at most this many bytes run in compiled code (when MEMDESC_BULK_HOST allows), larger
+# ones in the host: a page-sized chunk at a time, untouched pages left untouched, the time limit checked.
+BULK_INLINE_MAX = 64 << 10
 
 # Table descriptor fields.
 TABLEDESC_BASE = 0

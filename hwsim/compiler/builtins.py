@@ -50,7 +50,8 @@ class Builtin(enum.IntEnum):
 class BulkFuel(enum.IntEnum):
     """The last static operand of a bulk operation in metered code: who charges its size."""
 
-    COMPILED = 0  # a small constant size, already counted by the compiled code (as wasmtime folds it)
+    COMPILED = 0  # counted by the compiled code: a small constant size (as wasmtime folds it), or the size of
+    # a memory.copy/fill compiled in place, charged after its host path returns
     RUNTIME = 1  # the runtime charges the size once the operation succeeds, then checks the count
 
 

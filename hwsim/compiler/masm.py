@@ -236,6 +236,8 @@ class MacroAssembler(Protocol):
     """Callee-saved integer registers that may home locals (saved by the prologue)."""
     float_local_regs: tuple[Reg, ...]
     """Callee-saved float registers that may home locals (saved by the prologue)."""
+    int_leaf_local_regs: tuple[Reg, ...]
+    """Caller-saved integer registers that may home locals of a function that calls nothing (taken from the operand pool; not saved)."""
     CALL_TARGET: Reg
     """Where the code generator loads a funcref record for :meth:`call_ref` and :meth:`tail_call_ref`."""
 
@@ -348,11 +350,8 @@ class MacroAssembler(Protocol):
     def jump(self, label: Label) -> None:
         """Branch to ``label``."""
 
-    def branch_zero(self, reg: Reg, label: Label) -> None:
-        """Branch to ``label`` when ``reg`` is zero."""
-
-    def branch_nonzero(self, reg: Reg, label: Label) -> None:
-        """Branch to ``label`` when ``reg`` is not zero."""
+    def branch_compare(self, cond: IntCmp, a: Reg, b: Reg | None, label: Label, when: bool) -> None:
+        """Branch to ``label`` when ``(a cond b)`` is ``when`` (``b`` None: zero; i32 values compare as i64, sign-extended)."""
 
     def jump_table(self, index: Reg, labels: list[Label], default: Label) -> None:
         """Branch to ``labels[index]`` (an i32), or to ``default`` when it is past the end."""
@@ -408,6 +407,23 @@ class MacroAssembler(Protocol):
     def far_access(self, far: Reg, size: int, write: bool, data: Reg, segments_word: int) -> None:
         """Load (zero-extended) or store ``data`` at far pointer ``far``, checked against the segment table."""
 
+    def memory_fill(
+        self, dst: Reg, value: Reg, n: Reg, word: int, index64: bool, builtin_id: int, static: tuple[int, ...]
+    ) -> None:
+        """``memory.fill`` (operand registers clobbered): in place, bounds checked first, when the descriptor's bulk-host flag is clear and ``n <= BULK_INLINE_MAX``; else builtin ``builtin_id`` (operands, then ``static``) on a cold path that keeps every other register."""
+
+    def memory_copy(
+        self,
+        dst: Reg,
+        src: Reg,
+        n: Reg,
+        words: tuple[int, int],
+        index64: tuple[bool, bool],
+        builtin_id: int,
+        static: tuple[int, ...],
+    ) -> None:
+        """``memory.copy`` as memmove between the memories at vmctx ``words`` (destination, source), in place or through the builtin as :meth:`memory_fill`."""
+
     # -- arithmetic --------------------------------------------------------------------------------------
 
     def int_imm_ok(self, op: IntBinOp, wide: bool, bits: int) -> bool:
@@ -441,6 +457,9 @@ class MacroAssembler(Protocol):
 
     def fuel_consume(self, cost: int) -> None:
         """Subtract ``cost`` from the fuel count (a register pinned for it, see hwsim/compiler/abi.py)."""
+
+    def fuel_consume_reg(self, units: Reg) -> None:
+        """Subtract the value in ``units`` from the fuel count (a bulk operation's size, known at run time)."""
 
     def fuel_checkpoint(self, cost: int, builtin_id: int) -> None:
         """Subtract ``cost`` from the fuel count; if it is then <= 0, call builtin ``builtin_id`` (cold) and resume."""

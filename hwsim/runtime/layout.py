@@ -30,11 +30,13 @@ from __future__ import annotations
 from ..compiler.abi import (  # noqa: F401
     ABI_AREA,
     ABI_AREA_SIZE,
+    BULK_INLINE_MAX,
     FUNCREF_BYTES,
     FUNCREF_CODE,
     FUNCREF_TYPE,
     FUNCREF_VMCTX,
     MEMDESC_BASE,
+    MEMDESC_BULK_HOST,
     MEMDESC_BYTES,
     MEMDESC_PAGE_LOG2,
     MEMDESC_RESERVED,

@@ -51,9 +51,9 @@ class MemoryInstance:
             )
         self.base = store.reserve_memory(self)
         self.size_bytes = mtype.limits.min * self.page_size
+        self.ctl: MemoryControl | None = None  # once a page state other than the default is needed
         self.desc = store.alloc_data(L.MEMDESC_BYTES)
         self._write_desc()
-        self.ctl: MemoryControl | None = None  # once a page state other than the default is needed
         self.resident = bytearray()  # 1 per 4 KiB page that has a frame
         self.released = bytearray()  # 1 per 4 KiB page whose frame was released (discard, unmap)
         self.last_fault_page = -2  # the page the pager mapped last for a guest touch (fault-around)
@@ -77,6 +77,7 @@ class MemoryInstance:
             if virtual and self.resident.count(1):
                 raise MemoryControlError("the memory is in use as an ordinary memory: it cannot become virtual")
             self.ctl = MemoryControl(self, virtual=virtual)
+            self.update_bulk_host()
         elif virtual and not self.ctl.virtual:
             raise MemoryControlError("the memory is in use as an ordinary memory: it cannot become virtual")
         return self.ctl
@@ -131,6 +132,17 @@ class MemoryInstance:
         s.write_u64(self.desc + L.MEMDESC_SIZE, self.size_bytes)
         s.write_u64(self.desc + L.MEMDESC_PAGE_LOG2, self.type.page_size_log2)
         s.write_u64(self.desc + L.MEMDESC_RESERVED, self.reserved)
+        self.update_bulk_host()
+
+    @property
+    def bulk_host(self) -> bool:
+        """Whether memory.copy/fill here must go through the host: memory control checks page states before
+        anything is written, and bulk-access observers see each operation (compiler/abi.py MEMDESC_BULK_HOST)."""
+        return self.ctl is not None or bool(self.store.bulk_access_observers)
+
+    def update_bulk_host(self) -> None:
+        """Write :attr:`bulk_host` where compiled code reads it (after memory control or an observer came or went)."""
+        self.store.write_u64(self.desc + L.MEMDESC_BULK_HOST, int(self.bulk_host))
 
     @property
     def pages(self) -> int:

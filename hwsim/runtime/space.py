@@ -335,9 +335,22 @@ class StoreSpace:
     def add_bulk_access_observer(self, observer: BulkAccessObserver) -> Callable[[], None]:
         """``observer(memory_base, offset, length, write, pc)`` for every guest bulk memory operation
         (memory.copy/fill/init, carried out by the host, so the machine's page watch cannot see them), in
-        the order added; returns a function that removes it."""
+        the order added; returns a function that removes it.  While any is registered, compiled code hands
+        every memory.copy/fill to the host (it runs small ones itself otherwise), so each is seen."""
         self.bulk_access_observers.append(observer)
-        return lambda: self.bulk_access_observers.remove(observer)
+        self._update_bulk_host()
+
+        def remove() -> None:
+            self.bulk_access_observers.remove(observer)
+            self._update_bulk_host()
+
+        return remove
+
+    def _update_bulk_host(self) -> None:
+        """Compiled code carries out small bulk operations itself unless told otherwise: it is told while an
+        observer is registered (see MemoryInstance.bulk_host)."""
+        for memory in self.memories:
+            memory.update_bulk_host()
 
     def _before_host_write(self, va: int, size: int) -> None:
         mem = self.memory_at(va)

@@ -10,20 +10,30 @@ from __future__ import annotations
 
 from ...wasm.types import I64, FuncType
 from ..abi import AbiLoc, RegLoc
+from ..errors import CompilerBug
 from ..regs import Reg
 from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Operand, reg_class
 from .env import ModuleEnv
 
 
 def receive_params(ctx: CodeGenContext, params: tuple[int, ...]) -> None:
-    """In the prologue: move the parameters from their ABI locations to their locals' homes."""
+    """In the prologue: move the parameters from their ABI locations to their locals' homes.
+
+    Homes may be argument registers (a function that calls nothing), so the stores to slots go first,
+    then the register moves as one parallel move, then the loads from the ABI area."""
     masm = ctx.masm
+    moves, loads = [], []
     for home, loc in zip(ctx.homes, masm.abi_locations(params)):
-        if home.reg is not None:
-            masm.move_from_abi(home.reg, loc, home.ty)
-        else:
+        if home.reg is None:
             assert home.slot is not None  # a local without a register has a slot (home_locals)
             masm.spill_from_abi(home.slot, loc, home.ty)
+        elif isinstance(loc, RegLoc):
+            moves.append((home.reg, loc.reg))
+        else:
+            loads.append((home.reg, loc, home.ty))
+    parallel_move(ctx, moves)
+    for reg, loc, ty in loads:
+        masm.move_from_abi(reg, loc, ty)
 
 
 def value_to_abi(ctx: CodeGenContext, v: Operand, loc: AbiLoc, ty: int) -> None:
@@ -72,10 +82,13 @@ def emit_return(ctx: CodeGenContext, results: tuple[int, ...]) -> None:
     values = ctx.top(len(results))
     reg_moves, loads = [], []
     for v, loc, ty in zip(values, ctx.masm.abi_locations(results), results):
+        home = ctx.homes[v.x].reg if v.kind is LOCAL else None
         if not isinstance(loc, RegLoc):
             value_to_abi(ctx, v, loc, ty)
         elif v.kind is REG:
             reg_moves.append((loc.reg, v.x))
+        elif home is not None:  # a local's register may be a result register too
+            reg_moves.append((loc.reg, home))
         else:
             loads.append((v, loc, ty))
     parallel_move(ctx, reg_moves)
@@ -86,6 +99,8 @@ def emit_return(ctx: CodeGenContext, results: tuple[int, ...]) -> None:
 
 def prepare_args(ctx: CodeGenContext, params: tuple[int, ...]) -> None:
     """Spill, then pop the arguments (top of the stack) into their ABI locations."""
+    if ctx.caller_saved_locals:
+        raise CompilerBug("a call in a function whose locals live in caller-saved registers (see prepass._CALLS)")
     ctx.spill_regs()
     n = len(params)
     for v, loc, ty in zip(ctx.top(n), ctx.masm.abi_locations(params), params):

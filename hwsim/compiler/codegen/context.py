@@ -7,6 +7,7 @@ where its value is (:class:`ValKind`)::
     CONST  a constant not yet materialised
     LOCAL  a read of local i not yet done (locals live in callee-saved registers or frame slots)
     SLOT   in the spill slot of its stack depth (slot d holds the value at depth d)
+    CMP    an i32 comparison not computed yet: the next instruction (br_if, if) branches on it directly
 
 Registers are taken from the backend's pools; when they run out the deepest
 register value is spilled.  Locals are homed once per function: the most used
@@ -19,9 +20,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ...wasm.types import F32, F64
+from ...wasm.types import F32, F64, I32
 from ..errors import CompilerBug
-from ..masm import MacroAssembler
+from ..masm import IntCmp, MacroAssembler
 from ..regs import FLOAT, INT, Reg, RegClass
 
 
@@ -32,9 +33,22 @@ class ValKind(enum.Enum):
     CONST = "a constant"
     LOCAL = "a pending read of a local"
     SLOT = "in its spill slot"
+    CMP = "a pending comparison"
 
 
-REG, CONST, LOCAL, SLOT = ValKind.REG, ValKind.CONST, ValKind.LOCAL, ValKind.SLOT
+REG, CONST, LOCAL, SLOT, CMP = ValKind.REG, ValKind.CONST, ValKind.LOCAL, ValKind.SLOT, ValKind.CMP
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """``a cond b`` on registers held for it (``owned``: free them once it is used); ``b`` None is zero, with
+    ``EQ`` (eqz) or ``NE`` (a value as a branch condition)."""
+
+    cond: IntCmp
+    a: Reg
+    a_owned: bool
+    b: Reg | None
+    b_owned: bool
 
 
 def reg_class(ty: int) -> RegClass:
@@ -72,20 +86,28 @@ class CodeGenContext:
         self.stack: list[Operand] = []
         self.free = {INT: list(reversed(masm.int_pool)), FLOAT: list(reversed(masm.float_pool))}
         self.homes: list[LocalHome] = [LocalHome(t) for t in local_types]
+        self.caller_saved_locals = False  # some locals live in caller-saved registers: no call may be made
 
     # -- locals ------------------------------------------------------------------------------------
 
-    def home_locals(self, weights: list[float], aux_slots: int) -> None:
-        """Give the heaviest locals the callee-saved registers, the rest frame slots; lay the frame out."""
+    def home_locals(self, weights: list[float], aux_slots: int, has_calls: bool = True) -> None:
+        """Give the heaviest locals the callee-saved registers, the rest frame slots; lay the frame out.
+
+        A function that calls nothing (``has_calls`` False) homes locals in some caller-saved registers
+        first (``int_leaf_local_regs``, taken out of the operand pool): they cost no save and restore."""
         masm = self.masm
         homes = self.homes
         order = sorted(range(len(homes)), key=lambda i: -weights[i])
-        int_regs, float_regs = list(masm.int_local_regs), list(masm.float_local_regs)
+        leaf = () if has_calls else masm.int_leaf_local_regs
+        self.caller_saved_locals = bool(leaf)
+        int_regs, float_regs = [*leaf, *masm.int_local_regs], list(masm.float_local_regs)
         for i in order:
             pool = float_regs if reg_class(homes[i].ty) == FLOAT else int_regs
             if pool and weights[i] > 0:
-                homes[i].reg = pool.pop(0)
-        saved = [h.reg for h in homes if h.reg is not None]
+                reg = homes[i].reg = pool.pop(0)
+                if reg in leaf:
+                    self.take(reg)  # no longer an operand register
+        saved = [h.reg for h in homes if h.reg is not None and h.reg not in leaf]
         slot_locals = [h for h in homes if h.reg is None]
         masm.begin_frame(saved, aux_slots, len(slot_locals))
         for i, h in enumerate(slot_locals):
@@ -164,10 +186,37 @@ class CodeGenContext:
                 self.free_reg(v.x)
         del self.stack[height:]
 
+    def push_comparison(self, comparison: Comparison) -> None:
+        self.stack.append(Operand(CMP, I32, comparison))
+
+    def release_comparison(self, c: Comparison) -> None:
+        self.release(c.a, c.a_owned)
+        if c.b is not None:
+            self.release(c.b, c.b_owned)
+
+    def pop_comparison(self) -> Comparison:
+        """The branch condition on top of the stack: a pending comparison, or a value tested against zero."""
+        v = self.pop()
+        if v.kind is CMP:
+            return v.x
+        reg, owned = self.to_reg(v)
+        return Comparison(IntCmp.NE, reg, owned, None, False)
+
     def to_reg(self, v: Operand) -> tuple[Reg, bool]:
         """A register holding ``v``; ``owned`` is False for a local's home (read it, never write it)."""
         if v.kind is REG:
             return v.x, True
+        if v.kind is CMP:  # computed after all (nothing branches on it): 0 or 1
+            c = v.x
+            self.release_comparison(c)
+            dst = self.alloc(INT)
+            if c.b is not None:
+                self.masm.int_compare(c.cond, dst, c.a, c.b)
+            elif c.cond is IntCmp.EQ:
+                self.masm.int_eqz(dst, c.a)
+            else:
+                raise CompilerBug("a pending comparison with zero other than eqz")
+            return dst, True
         if v.kind is LOCAL:
             home = self.homes[v.x]
             if home.reg is not None:
@@ -181,6 +230,15 @@ class CodeGenContext:
         else:
             self.masm.load_slot(reg, self.masm.slot_offset(v.x), v.ty)
         return reg, True
+
+    def to_owned_reg(self, v: Operand) -> Reg:
+        """A register holding ``v`` that the caller owns (may change, and frees): a local's home is copied."""
+        reg, owned = self.to_reg(v)
+        if owned:
+            return reg
+        copy = self.alloc(reg.cls)
+        self.masm.mov(copy, reg)
+        return copy
 
     def pop_reg(self) -> tuple[Reg, bool]:
         return self.to_reg(self.pop())
@@ -207,6 +265,9 @@ class CodeGenContext:
     def spill_value(self, depth: int) -> None:
         """Move the value at ``depth`` into its spill slot."""
         v = self.stack[depth]
+        if v.kind is CMP:
+            reg, _ = self.to_reg(v)
+            v.kind, v.x = REG, reg
         if v.kind is SLOT:
             if v.x != depth:
                 raise CompilerBug("slot value at the wrong depth")

@@ -90,8 +90,8 @@ class ControlStack:
 
     def if_(self, params: tuple[int, ...], results: tuple[int, ...]) -> None:
         ctx, masm = self.ctx, self.masm
-        cond, owned = ctx.pop_reg()
-        ctx.spill_all()  # stores only: the popped condition's register stays intact
+        cond = ctx.pop_comparison()
+        ctx.spill_all()  # stores only: the popped condition's registers stay intact
         height = len(ctx.stack) - len(params)
         else_label = masm.new_label()
         frame = ControlFrame(CtrlKind.IF, masm.new_label(), height, params, results, else_label=else_label)
@@ -102,8 +102,8 @@ class ControlStack:
                     masm.store_const_to_slot(masm.aux_offset(frame.param_save + i), v.ty, v.x)
                 else:
                     masm.copy_slot(masm.aux_offset(frame.param_save + i), masm.slot_offset(v.x), v.ty)
-        masm.branch_zero(cond, else_label)
-        ctx.release(cond, owned)
+        masm.branch_compare(cond.cond, cond.a, cond.b, else_label, False)
+        ctx.release_comparison(cond)
         self.frames.append(frame)
 
     # -- leaving blocks -------------------------------------------------------------------------------
@@ -177,19 +177,19 @@ class ControlStack:
     def br_if(self, depth: int) -> None:
         ctx, masm = self.ctx, self.masm
         frame = self.frames[-1 - depth]
-        cond, owned = ctx.pop_reg()
+        cond = ctx.pop_comparison()
         frame.label_used = True
         # Code on the taken path only copies values: the context's view of the stack must stay
         # true for the fall-through path.
         if frame.kind is CtrlKind.FUNC or self._needs_moves(frame):
             skip = masm.new_label()
-            masm.branch_zero(cond, skip)
-            ctx.release(cond, owned)
+            masm.branch_compare(cond.cond, cond.a, cond.b, skip, False)
+            ctx.release_comparison(cond)
             self._branch_to(frame)
             masm.bind(skip)
         else:
-            masm.branch_nonzero(cond, frame.label)
-            ctx.release(cond, owned)
+            masm.branch_compare(cond.cond, cond.a, cond.b, frame.label, True)
+            ctx.release_comparison(cond)
 
     def br_table(self, depths: tuple[int, ...], default: int) -> None:
         ctx, masm = self.ctx, self.masm

@@ -7,7 +7,29 @@ from dataclasses import dataclass
 
 from ...wasm import opcodes as op
 
-_CALLS = (op.CALL, op.CALL_INDIRECT_OP, op.RETURN_CALL, op.RETURN_CALL_INDIRECT)
+# Instructions compiled as a call of a function or of a runtime builtin, which clobbers the caller-saved
+# registers (memory.copy/fill are not among them: their host path keeps every register).
+_CALLS = frozenset(
+    {
+        op.CALL,
+        op.CALL_INDIRECT_OP,
+        op.RETURN_CALL,
+        op.RETURN_CALL_INDIRECT,
+        op.MEMORY_GROW,
+        op.MEMORY_INIT,
+        op.DATA_DROP,
+        op.MEMORY_DISCARD,
+        *op.MEMORY_CONTROL_OPS,
+        op.TABLE_GET,
+        op.TABLE_SET,
+        op.TABLE_SIZE,
+        op.TABLE_GROW,
+        op.TABLE_FILL,
+        op.TABLE_COPY,
+        op.TABLE_INIT,
+        op.ELEM_DROP,
+    }
+)
 
 
 @dataclass
@@ -16,7 +38,7 @@ class FuncInfo:
 
     weights: list[float]  # per local: its reads and writes, weighted by 8 ** loop depth (capped at 4)
     aux_slots: int  # slots to keep the params of ``if`` blocks for their ``else``
-    has_calls: bool
+    has_calls: bool  # a call of a function or a builtin (else the function may home locals in caller-saved registers)
 
 
 def prepass(

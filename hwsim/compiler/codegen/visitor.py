@@ -14,7 +14,7 @@ from collections.abc import Callable
 from ...wasm import opcodes as op
 from ...wasm.module import FuncBody
 from ...wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64
-from ..builtins import Builtin
+from ..builtins import Builtin, BulkFuel
 from ..errors import CompileError
 from ..intrinsics import FAR, FAR_ACCESS, PAGE_SIZE, Intrinsic
 from ..masm import (
@@ -29,10 +29,10 @@ from ..masm import (
     MacroAssembler,
     StoreKind,
 )
-from ..regs import FLOAT, INT
+from ..regs import FLOAT, INT, Reg, RegClass
 from ..traps import TrapCode
 from . import call
-from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Operand, reg_class
+from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Comparison, Operand, reg_class
 from .control import ControlFrame, ControlStack, CtrlKind
 from .env import ModuleEnv
 from .fuel import FuelCounter, loop_writes
@@ -55,7 +55,7 @@ class FuncCodegen:
             local_types.extend([ty] * count)
         info = prepass(func.body, len(local_types), env.block_type)
         self.ctx = ctx = CodeGenContext(masm, local_types)
-        ctx.home_locals(info.weights, info.aux_slots)
+        ctx.home_locals(info.weights, info.aux_slots, info.has_calls)
         masm.mark(func.body_offset)
         masm.prologue()
         # Parameters arrive in argument registers (or the ABI area); declared locals start at zero.
@@ -66,7 +66,11 @@ class FuncCodegen:
         if fuel is not None:
             self.loop_writes = loop_writes(func.body)
             fuel.checkpoint()  # function entry
-        for code, imm, offset in func.body:
+        body = func.body
+        self.direct_local: int | None = None  # dst_reg put the value on top of the stack in this local's home
+        for i, (code, imm, offset) in enumerate(body):
+            self.next = body[i + 1] if i + 1 < len(body) else None
+            self.next_code = self.next[0] if self.next is not None else None
             if not control.reachable:
                 self.skip(code, imm)
                 continue
@@ -267,16 +271,24 @@ class FuncCodegen:
         ctx, masm = self.ctx, self.masm
         if self.fuel is not None:
             self.fuel.consts.assign(imm, ctx.stack[-1])
+        if self.direct_local is not None:  # the value is already in the local's register (dst_reg)
+            assert self.direct_local == imm and ctx.stack[-1].x == ctx.homes[imm].reg
+            self.direct_local = None
+            ctx.pop()
+            return
         ctx.materialize_local(imm)
         v = ctx.pop()
         home = ctx.homes[imm]
         if v.kind is LOCAL and v.x == imm:
             return
+        source_slot = ctx.homes[v.x].slot if v.kind is LOCAL else None  # a local living in a frame slot
         if home.reg is not None:
             if v.kind is CONST:
                 masm.load_const(home.reg, v.ty, v.x)
             elif v.kind is SLOT:
                 masm.load_slot(home.reg, masm.slot_offset(v.x), v.ty)
+            elif source_slot is not None:
+                masm.load_slot(home.reg, source_slot, v.ty)
             else:
                 reg, owned = ctx.to_reg(v)
                 masm.mov(home.reg, reg)
@@ -286,6 +298,8 @@ class FuncCodegen:
                 masm.store_const_to_slot(home.slot, v.ty, v.x)
             elif v.kind is SLOT:
                 masm.copy_slot(home.slot, masm.slot_offset(v.x), v.ty)
+            elif source_slot is not None:
+                masm.copy_slot(home.slot, source_slot, v.ty)
             else:
                 reg, owned = ctx.to_reg(v)
                 masm.store_slot(reg, home.slot, v.ty)
@@ -302,7 +316,7 @@ class FuncCodegen:
             if value is not None:  # as Cranelift reads it when metering: the bulk-operation rule sees it
                 self.ctx.push_const(ty, value)
                 return
-        dst = self.ctx.alloc(reg_class(ty))
+        dst = self.dst_reg(reg_class(ty))
         self.masm.global_get(dst, self.env.layout.global_(imm), ty)
         self.ctx.push_reg(ty, dst)
 
@@ -329,49 +343,81 @@ class FuncCodegen:
         ctx.release(ra, aown)
         if not isinstance(rb, int):
             ctx.release(rb, bown)
-        dst = ctx.alloc(INT)
+        dst = self.dst_reg(INT)
         self.masm.int_binary(kind, wide, dst, ra, rb)
         ctx.push_reg(I64 if wide else I32, dst)
 
+    def dst_reg(self, cls: RegClass) -> Reg:
+        """The register an instruction's result goes to: the home of the local the next instruction sets
+        (``local.set``/``local.tee`` to a register home, no read of that local pending on the stack), which
+        then has nothing to move; else a free register."""
+        ctx, nxt = self.ctx, self.next
+        if nxt is not None and (nxt[0] == op.LOCAL_SET or nxt[0] == op.LOCAL_TEE):
+            home = ctx.homes[nxt[1]].reg
+            if home is not None and home.cls == cls and not any(v.kind is LOCAL and v.x == nxt[1] for v in ctx.stack):
+                self.direct_local = nxt[1]
+                return home
+        return ctx.alloc(cls)
+
+    def branch_follows(self) -> bool:
+        """Does the next instruction branch on the value this one pushes (``br_if``, ``if``)?  Then a
+        comparison stays pending and becomes one compare-and-branch."""
+        return self.next_code == op.BR_IF or self.next_code == op.IF
+
     def visit_int_eqz(self, imm) -> None:  # also ref.is_null
-        ra = self.ctx.pop_operand()
-        dst = self.ctx.alloc(INT)
+        ctx = self.ctx
+        if self.branch_follows():
+            ra, own = ctx.pop_reg()
+            ctx.push_comparison(Comparison(IntCmp.EQ, ra, own, None, False))
+            return
+        ra = ctx.pop_operand()
+        dst = self.dst_reg(INT)
         self.masm.int_eqz(dst, ra)
-        self.ctx.push_reg(I32, dst)
+        ctx.push_reg(I32, dst)
 
     def visit_int_compare(self, imm, cond: IntCmp) -> None:
-        ra, rb = self.ctx.pop_operands()
-        dst = self.ctx.alloc(INT)
+        ctx = self.ctx
+        if self.branch_follows():
+            b = ctx.pop()
+            ra, aown = ctx.pop_reg()
+            if b.kind is CONST and b.x == 0 and (cond is IntCmp.EQ or cond is IntCmp.NE):
+                ctx.push_comparison(Comparison(cond, ra, aown, None, False))
+            else:
+                rb, bown = ctx.to_reg(b)
+                ctx.push_comparison(Comparison(cond, ra, aown, rb, bown))
+            return
+        ra, rb = ctx.pop_operands()
+        dst = self.dst_reg(INT)
         self.masm.int_compare(cond, dst, ra, rb)
-        self.ctx.push_reg(I32, dst)
+        ctx.push_reg(I32, dst)
 
     def visit_int_unary(self, imm, kind: IntUnOp, wide: bool) -> None:
         ra = self.ctx.pop_operand()
-        dst = self.ctx.alloc(INT)
+        dst = self.dst_reg(INT)
         self.masm.int_unary(kind, wide, dst, ra)
         self.ctx.push_reg(I64 if wide else I32, dst)
 
     def visit_float_binary(self, imm, kind: FloatBinOp, double: bool) -> None:
         ra, rb = self.ctx.pop_operands()
-        dst = self.ctx.alloc(FLOAT)
+        dst = self.dst_reg(FLOAT)
         self.masm.float_binary(kind, double, dst, ra, rb)
         self.ctx.push_reg(F64 if double else F32, dst)
 
     def visit_float_unary(self, imm, kind: FloatUnOp, double: bool) -> None:
         ra = self.ctx.pop_operand()
-        dst = self.ctx.alloc(FLOAT)
+        dst = self.dst_reg(FLOAT)
         self.masm.float_unary(kind, double, dst, ra)
         self.ctx.push_reg(F64 if double else F32, dst)
 
     def visit_float_compare(self, imm, cond: FloatCmp, double: bool) -> None:
         ra, rb = self.ctx.pop_operands()
-        dst = self.ctx.alloc(INT)
+        dst = self.dst_reg(INT)
         self.masm.float_compare(cond, double, dst, ra, rb)
         self.ctx.push_reg(I32, dst)
 
     def visit_convert(self, imm, conv: Conversion, result: int) -> None:
         ra = self.ctx.pop_operand()
-        dst = self.ctx.alloc(reg_class(result))
+        dst = self.dst_reg(reg_class(result))
         self.masm.convert(conv, dst, ra)
         self.ctx.push_reg(result, dst)
 
@@ -382,7 +428,7 @@ class FuncCodegen:
         mem, _align, offset = imm
         reg, owned = ctx.pop_reg()
         ctx.release(reg, owned)
-        dst = ctx.alloc(reg_class(ty))
+        dst = self.dst_reg(reg_class(ty))
         base, disp = self.masm.heap_address(
             mem, self.env.layout.memory(mem), self.env.memory_types[mem], reg, offset, size
         )
@@ -416,17 +462,43 @@ class FuncCodegen:
         delta = self.ctx.pop()
         self.builtin(Builtin.memory_grow, [delta], (t,), t, (imm, *self.bulk_fuel(delta)))
 
+    def bulk_operands(self, values: list[Operand]) -> list[Reg]:
+        """``values`` in registers this operation owns (it changes them); freed by :meth:`bulk_done`."""
+        return [self.ctx.to_owned_reg(v) for v in values]
+
+    def bulk_done(self, regs: list[Reg], fuel: tuple[int, ...]) -> None:
+        """After an operation compiled in place: metered code charges a size the compiler could not count
+        (on either path: the host path was told the compiled code charges it), then frees the operands."""
+        if fuel and fuel[0] == BulkFuel.RUNTIME:
+            self.masm.fuel_consume_reg(regs[-1])
+            self.masm.fuel_checkpoint(0, Builtin.checkpoint)
+        for reg in regs:
+            self.ctx.free_reg(reg)
+
+    @staticmethod
+    def host_static(fuel: tuple[int, ...]) -> tuple[int, ...]:
+        """The fuel operand of an in-place operation's host path: the compiled code counts the size."""
+        return (BulkFuel.COMPILED,) if fuel else ()
+
     def visit_memory_fill(self, imm) -> None:
         t = self.index_type(imm)
         n, val, dst = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
-        self.builtin(Builtin.memory_fill, [dst, val, n], (t, I32, t), None, (imm, *self.bulk_fuel(n)))
+        fuel = self.bulk_fuel(n)
+        rd, rv, rn = regs = self.bulk_operands([dst, val, n])
+        static = (imm, *self.host_static(fuel))
+        self.masm.memory_fill(rd, rv, rn, self.env.layout.memory(imm), t == I64, Builtin.memory_fill, static)
+        self.bulk_done(regs, fuel)
 
     def visit_memory_copy(self, imm) -> None:
         dst_mem, src_mem = imm
         td, ts = self.index_type(dst_mem), self.index_type(src_mem)
         n, src, dst = self.ctx.pop(), self.ctx.pop(), self.ctx.pop()
-        tn = I64 if (td == I64 and ts == I64) else I32
-        self.builtin(Builtin.memory_copy, [dst, src, n], (td, ts, tn), None, (dst_mem, src_mem, *self.bulk_fuel(n)))
+        fuel = self.bulk_fuel(n)
+        rd, rs, rn = regs = self.bulk_operands([dst, src, n])
+        words = (self.env.layout.memory(dst_mem), self.env.layout.memory(src_mem))
+        static = (dst_mem, src_mem, *self.host_static(fuel))
+        self.masm.memory_copy(rd, rs, rn, words, (td == I64, ts == I64), Builtin.memory_copy, static)
+        self.bulk_done(regs, fuel)
 
     def visit_memory_init(self, imm) -> None:
         data, mem = imm

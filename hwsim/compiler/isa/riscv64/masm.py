@@ -123,6 +123,19 @@ _INT_DIV = {
 _INT_LOGIC_IMM = {IntBinOp.AND: A.andi, IntBinOp.OR: A.ori, IntBinOp.XOR: A.xori}
 _INT_SHIFT_IMM = {IntBinOp.SHL: (A.slli, A.slliw), IntBinOp.SHR_S: (A.srai, A.sraiw), IntBinOp.SHR_U: (A.srli, A.srliw)}
 _SIGNED_CMP = {IntCmp.LT_S, IntCmp.GT_S, IntCmp.LE_S, IntCmp.GE_S}
+# A comparison as one branch: (branch taken when it holds, operands swapped).
+_COMPARE_BRANCH = {
+    IntCmp.EQ: ("beq", False),
+    IntCmp.NE: ("bne", False),
+    IntCmp.LT_S: ("blt", False),
+    IntCmp.LT_U: ("bltu", False),
+    IntCmp.GT_S: ("blt", True),
+    IntCmp.GT_U: ("bltu", True),
+    IntCmp.LE_S: ("bge", True),
+    IntCmp.LE_U: ("bgeu", True),
+    IntCmp.GE_S: ("bge", False),
+    IntCmp.GE_U: ("bgeu", False),
+}
 
 # Conversions by shape.  int -> float: (f64 result, signed, i64 source);
 # float -> int: (i64 result, f64 source, signed, saturating).
@@ -182,6 +195,7 @@ class RiscvMasm:
     float_pool = R.FLOAT_POOL
     int_local_regs = R.INT_LOCALS
     float_local_regs = R.FLOAT_LOCALS
+    int_leaf_local_regs = R.INT_LEAF_LOCALS
     CALL_TARGET = R.T6  # the funcref record of a call through a reference
 
     def __init__(self, *, long_branches: bool = False, far_calls: bool = False) -> None:
@@ -193,6 +207,8 @@ class RiscvMasm:
         self.trap_sites: list[tuple[int, TrapCode, int]] = []  # (code offset, code, wasm offset)
         self.cold: list[tuple[Label, TrapCode, int, tuple]] = []  # (stub, code, wasm offset, words before)
         self.checkpoints: list[tuple[Label, Label, int, int]] = []  # (stub, back, builtin id, wasm offset)
+        # (stub, back, wasm offset, operand registers, static operands, builtin id): bulk memory's host path
+        self.bulk_stubs: list[tuple[Label, Label, int, tuple[int, ...], tuple[int, ...], int]] = []
         self.pc_map: list[tuple[int, int]] = []  # (code offset, wasm offset)
         self.wasm_offset = 0
         self.max_depth = 0
@@ -243,11 +259,12 @@ class RiscvMasm:
         self.fixups.append((len(self.words), "j", label, ()))
         self.emit(A.NOP)
 
-    def branch_zero(self, reg: Reg, label: Label) -> None:
-        self._branch("beq", reg.num, 0, label)
-
-    def branch_nonzero(self, reg: Reg, label: Label) -> None:
-        self._branch("bne", reg.num, 0, label)
+    def branch_compare(self, cond: IntCmp, a: Reg, b: Reg | None, label: Label, when: bool) -> None:
+        kind, swap = _COMPARE_BRANCH[cond]
+        if not when:
+            kind = _INVERT[kind]
+        r1, r2 = a.num, 0 if b is None else b.num
+        self._branch(kind, *((r2, r1) if swap else (r1, r2)), label)
 
     def _trap_branch(self, kind: str, rs1, rs2, code: TrapCode, prefix: tuple = ()) -> None:
         """Branch to a cold ``ebreak`` (trap ``code``); ``prefix`` words run first (to leave the
@@ -494,6 +511,23 @@ class RiscvMasm:
         self.call_ref()
         self.epilogue_and_return()
 
+    def _bulk_call(self, regs: tuple[int, ...], static: tuple[int, ...], builtin_id: int) -> None:
+        """Call a builtin from a cold stub: the argument registers it takes are saved below sp and put back
+        after it (the builtins of bulk operations return nothing and change no other register)."""
+        sp, a0 = R.SP.num, R.INT_ARGS[0].num
+        used = len(regs) + len(static)
+        frame = (8 * used + 15) & ~15
+        self.emit(A.addi(sp, sp, -frame), *(A.sd(a0 + i, sp, 8 * i) for i in range(used)))
+        for i, r in enumerate(regs):  # an operand in a saved argument register is read from where it was saved
+            if a0 <= r < a0 + used:
+                self.emit(A.ld(a0 + i, sp, 8 * (r - a0)))
+            elif r != a0 + i:
+                self.emit(A.addi(a0 + i, r, 0))
+        for i, value in enumerate(static):
+            self.li(a0 + len(regs) + i, value)
+        self.call_builtin(builtin_id)
+        self.emit(*(A.ld(a0 + i, sp, 8 * i) for i in range(used)), A.addi(sp, sp, frame))
+
     def call_builtin(self, builtin_id: int) -> None:
         self.li(R.T6.num, builtin_id)
         self.emit(A.ECALL)
@@ -593,6 +627,112 @@ class RiscvMasm:
         insn = (_FAR_STORES if write else _FAR_LOADS)[size]
         self.emit(getattr(A, insn)(data.num, t5, -size))
 
+    # -- bulk memory ----------------------------------------------------------------------------------
+
+    def _bulk_operand(self, reg: Reg, desc: int, index64: bool, n: Reg) -> None:
+        """Turn the linear offset in ``reg`` into an address, after the checks: the descriptor's bulk-host
+        flag (to ``slow``), then ``reg + n`` against the memory's size (trap); ``desc`` holds the descriptor."""
+        r, t4, t6 = reg.num, R.T4.num, R.T6.num
+        if not index64:
+            self.emit(A.and_(r, r, R.MASK32.num))
+        self.emit(A.add(t4, r, n.num))
+        if index64:  # a 64-bit offset plus a small n may carry out
+            self._trap_branch("bltu", t4, r, TrapCode.MEMORY_OUT_OF_BOUNDS)
+        self.emit(A.ld(t6, desc, abi.MEMDESC_SIZE))
+        self._trap_branch("bltu", t6, t4, TrapCode.MEMORY_OUT_OF_BOUNDS)
+        self.emit(A.ld(t6, desc, abi.MEMDESC_BASE), A.add(r, r, t6))
+
+    def _bulk_entry(self, words: tuple[int, ...], n: Reg, n64: bool, slow: Label) -> None:
+        """The tests that send a bulk operation to the host: the bulk-host flag of a memory (``words``: their
+        vmctx words; t5 is left holding the last one's descriptor), or ``n`` above the inline limit.  ``n`` is
+        zero-extended first: both paths leave it so (metered code charges it after either)."""
+        t4, t5 = R.T4.num, R.T5.num
+        if not n64:
+            self.emit(A.and_(n.num, n.num, R.MASK32.num))
+        for word in words:
+            self._mem("ld", R.T5, R.VMCTX, word)
+            self.emit(A.ld(t4, t5, abi.MEMDESC_BULK_HOST))
+            self._branch("bne", t4, 0, slow)
+        self.li(t4, abi.BULK_INLINE_MAX)
+        self._branch("bltu", t4, n.num, slow)
+
+    def _bulk_slow(self, args: tuple[Reg, ...], builtin_id: int, static: tuple[int, ...]) -> tuple[Label, Label]:
+        """A cold stub calling the builtin with ``args`` then ``static`` in the argument registers (those
+        registers saved around it, all others kept); (stub label, label to bind where it resumes)."""
+        stub, back = Label(), Label()
+        self.bulk_stubs.append((stub, back, self.wasm_offset, tuple(r.num for r in args), static, builtin_id))
+        return stub, back
+
+    def memory_fill(
+        self, dst: Reg, value: Reg, n: Reg, word: int, index64: bool, builtin_id: int, static: tuple[int, ...]
+    ) -> None:
+        d, v, c, t4, t5, t6 = dst.num, value.num, n.num, R.T4.num, R.T5.num, R.T6.num
+        slow, back = self._bulk_slow((dst, value, n), builtin_id, static)
+        self._bulk_entry((word,), n, index64, slow)
+        self._bulk_operand(dst, t5, index64, n)
+        # The byte in all eight bytes of v; t6 = the end, t5 = the end of the whole words.
+        self.emit(A.andi(v, v, 0xFF), A.slli(t4, v, 8), A.or_(v, v, t4), A.slli(t4, v, 16), A.or_(v, v, t4))
+        self.emit(A.slli(t4, v, 32), A.or_(v, v, t4), A.add(t6, d, c), A.andi(t5, c, -8), A.add(t5, d, t5))
+        words, tail, loop = Label(), Label(), Label()
+        self._branch("beq", d, t5, tail)
+        self.bind(words)
+        self.emit(A.sd(v, d, 0), A.addi(d, d, 8))
+        self._branch("bne", d, t5, words)
+        self.bind(tail)
+        self._branch("beq", d, t6, back)
+        self.bind(loop)
+        self.emit(A.sb(v, d, 0), A.addi(d, d, 1))
+        self._branch("bne", d, t6, loop)
+        self.bind(back)
+
+    def memory_copy(
+        self,
+        dst: Reg,
+        src: Reg,
+        n: Reg,
+        words: tuple[int, int],
+        index64: tuple[bool, bool],
+        builtin_id: int,
+        static: tuple[int, ...],
+    ) -> None:
+        d, s, c, t4, t5, t6 = dst.num, src.num, n.num, R.T4.num, R.T5.num, R.T6.num
+        slow, back = self._bulk_slow((dst, src, n), builtin_id, static)
+        same = words[0] == words[1]
+        # The source's flag, then the destination's (its descriptor stays in t5); the source's reloaded.
+        self._bulk_entry((words[0],) if same else (words[1], words[0]), n, all(index64), slow)
+        self._bulk_operand(dst, t5, index64[0], n)
+        if not same:
+            self._mem("ld", R.T5, R.VMCTX, words[1])
+        self._bulk_operand(src, t5, index64[1], n)
+        # memmove: forwards unless the destination starts inside the source ((d - s) < n, unsigned).
+        backward, fwords, ftail, floop, bwords, bloop, btail = (Label() for _ in range(7))
+        self.emit(A.sub(t4, d, s))
+        self._branch("bltu", t4, c, backward)
+        self.emit(A.andi(t5, c, -8), A.add(t5, d, t5), A.add(t6, d, c))  # t5: end of the words, t6: the end
+        self._branch("beq", d, t5, ftail)
+        self.bind(fwords)
+        self.emit(A.ld(t4, s, 0), A.sd(t4, d, 0), A.addi(s, s, 8), A.addi(d, d, 8))
+        self._branch("bne", d, t5, fwords)
+        self.bind(ftail)
+        self._branch("beq", d, t6, back)
+        self.bind(floop)
+        self.emit(A.lbu(t4, s, 0), A.sb(t4, d, 0), A.addi(s, s, 1), A.addi(d, d, 1))
+        self._branch("bne", d, t6, floop)
+        self.jump(back)
+        # Backwards, from the ends: the odd bytes first, then whole words down to the start (t6).
+        self.bind(backward)
+        self.emit(A.add(t6, d, 0), A.add(d, d, c), A.add(s, s, c), A.andi(t5, c, 7), A.sub(t5, d, t5))
+        self._branch("beq", d, t5, btail)
+        self.bind(bloop)
+        self.emit(A.addi(s, s, -1), A.addi(d, d, -1), A.lbu(t4, s, 0), A.sb(t4, d, 0))
+        self._branch("bne", d, t5, bloop)
+        self.bind(btail)
+        self._branch("beq", d, t6, back)
+        self.bind(bwords)
+        self.emit(A.addi(s, s, -8), A.addi(d, d, -8), A.ld(t4, s, 0), A.sd(t4, d, 0))
+        self._branch("bne", d, t6, bwords)
+        self.bind(back)
+
     def load(self, kind: LoadKind, dst: Reg, base: Reg, disp: int) -> None:
         self.emit(getattr(A, _LOADS[kind])(dst.num, base.num, disp))
 
@@ -607,7 +747,7 @@ class RiscvMasm:
             return _fits12(v)
         if op is IntBinOp.SUB:
             return _fits12(-v)
-        return op in _INT_SHIFT_IMM
+        return op in _INT_SHIFT_IMM or op is IntBinOp.ROTL or op is IntBinOp.ROTR
 
     def int_binary(self, op: IntBinOp, wide: bool, dst: Reg, a: Reg, b: Reg | int) -> None:
         d, ra = dst.num, a.num
@@ -619,6 +759,8 @@ class RiscvMasm:
                 self.emit(A.addi(d, ra, -v) if wide else A.addiw(d, ra, -v))
             elif op in _INT_LOGIC_IMM:
                 self.emit(_INT_LOGIC_IMM[op](d, ra, v))
+            elif op is IntBinOp.ROTL or op is IntBinOp.ROTR:
+                self._rotate_imm(d, ra, v, wide, op is IntBinOp.ROTL)
             else:
                 sh = v & (63 if wide else 31)
                 self.emit(_INT_SHIFT_IMM[op][0 if wide else 1](d, ra, sh))
@@ -658,6 +800,21 @@ class RiscvMasm:
             self._trap_branch("beq", ra, t4, TrapCode.INTEGER_OVERFLOW)
             self.bind(ok)
         self.emit(_INT_DIV[op][0 if wide else 1](d, ra, rb))
+
+    def _rotate_imm(self, d: int, a: int, amount: int, wide: bool, left: bool) -> None:
+        """``d = a`` rotated by a constant: two shifts and an or (RV64 without Zbb has no rotate; Unicorn 2.1.4
+        executes no Zbb).  At 32 bits ``slliw`` sign-extends and ``srliw`` leaves bit 31 clear, so the or is
+        the sign-extended result."""
+        bits = 64 if wide else 32
+        k = amount % bits if left else -amount % bits  # as a left rotate
+        if k == 0:
+            self.emit(A.addi(d, a, 0))
+            return
+        t4 = R.T4.num
+        if wide:
+            self.emit(A.slli(t4, a, k), A.srli(d, a, bits - k), A.or_(d, d, t4))
+        else:
+            self.emit(A.slliw(t4, a, k), A.srliw(d, a, bits - k), A.or_(d, d, t4))
 
     def int_eqz(self, dst: Reg, a: Reg) -> None:
         self.emit(A.sltiu(dst.num, a.num, 1))
@@ -826,6 +983,9 @@ class RiscvMasm:
             self.li(R.T6.num, cost)
             self.emit(A.sub(gp, gp, R.T6.num))
 
+    def fuel_consume_reg(self, units: Reg) -> None:
+        self.emit(A.sub(R.FUEL.num, R.FUEL.num, units.num))
+
     def fuel_checkpoint(self, cost: int, builtin_id: int) -> None:
         """``blez gp`` (after the cost, if any) to a cold stub that calls the builtin and comes back."""
         if cost:
@@ -857,6 +1017,11 @@ class RiscvMasm:
             self.bind(stub)
             self.pc_map.append((self.offset(), wasm_offset))  # the slow path reports the checkpoint's offset
             self.call_builtin(builtin_id)
+            self.jump(back)
+        for stub, back, wasm_offset, regs, static, builtin_id in self.bulk_stubs:
+            self.bind(stub)
+            self.pc_map.append((self.offset(), wasm_offset))  # the builtin's traps and observers name the operation
+            self._bulk_call(regs, static, builtin_id)
             self.jump(back)
         for index, kind, label, args in self.fixups:
             if label.pos is None:
