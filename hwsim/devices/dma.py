@@ -104,12 +104,14 @@ class DmaEngine(Device):
     # -- the buffer window -------------------------------------------------------------------------
 
     def mmio_read(self, offset: int, size: int) -> int:
+        if offset < DMA_BUFFER_OFFSET and not self._tracers:
+            return self.regs.read(offset, size)  # a register, untraced: every register read comes here
         if offset >= DMA_BUFFER_OFFSET:
             value = self._buffer_access(offset, size)
             if self._tracers:
                 self._trace("read", offset, size, value or 0)
             return value or 0
-        return super().mmio_read(offset, size)
+        return Device.mmio_read(self, offset, size)  # (not super(): this is every register access)
 
     def mmio_write(self, offset: int, size: int, value: int) -> None:
         if offset >= DMA_BUFFER_OFFSET:
@@ -117,7 +119,7 @@ class DmaEngine(Device):
                 self._trace("write", offset, size, value)
             self._buffer_access(offset, size, value)
             return
-        super().mmio_write(offset, size, value)
+        Device.mmio_write(self, offset, size, value)
 
     def _buffer_access(self, offset: int, size: int, value: int | None = None) -> int | None:
         op = "read" if value is None else "write"

@@ -204,15 +204,17 @@ class RegisterFile:
         self.values: dict[str, int] = {}
         self._flags: set[str] = set()  # active bank conditions
         self._found: dict[tuple[int, int, bool], Register] = {}  # (offset, size, write) -> register, for hits
-        self._readers: dict[tuple[int, int], Callable[[], int]] = {}  # (offset, size) -> the resolved read
-        self._writers: dict[tuple[int, int], Callable[[int], None]] = {}
+        # offset << 4 | size -> the resolved read: a plain register's name (its value is kept within its
+        # width), else a closure (a read hook, read-to-clear)
+        self._readers: dict[int, str | Callable[[], int]] = {}
+        self._writers: dict[int, Callable[[int], None]] = {}
         self._read_hooks: dict[str, ReadHook] = {}
         self._write_hooks: dict[str, WriteHook] = {}
         self._report = report
         self.reset()
 
     def reset(self) -> None:
-        self.values = {r.name: r.reset for r in self.layout}
+        self.values = {r.name: r.reset & r.full_mask for r in self.layout}
         self._flags.clear()
         self._forget()
 
@@ -295,20 +297,20 @@ class RegisterFile:
         return reg
 
     def read(self, offset: int, size: int) -> int:
-        reader = self._readers.get((offset, size))
+        reader = self._readers.get(offset << 4 | size)
         if reader is not None:
-            return reader()
+            return self.values[reader] if reader.__class__ is str else reader()  # type: ignore[operator]
         reg = self.find(offset, size, write=False)
         if reg is None:
             return 0
         if reg.access is RegAccess.WO:
             self._report(IssueKind.WRITE_ONLY, register=reg.name, offset=offset, size=size)
             return 0
-        reader = self._readers[(offset, size)] = self._reader(reg)
-        return reader()
+        reader = self._readers[offset << 4 | size] = self._reader(reg)
+        return self.values[reader] if isinstance(reader, str) else reader()
 
     def write(self, offset: int, size: int, value: int) -> None:
-        writer = self._writers.get((offset, size))
+        writer = self._writers.get(offset << 4 | size)
         if writer is None:
             reg = self.find(offset, size, write=True)
             if reg is None:
@@ -318,14 +320,14 @@ class RegisterFile:
                     IssueKind.READ_ONLY, register=reg.name, offset=offset, size=size, value=value & reg.full_mask
                 )
                 return
-            writer = self._writers[(offset, size)] = self._writer(reg, offset, size)
+            writer = self._writers[offset << 4 | size] = self._writer(reg, offset, size)
         writer(value)
 
-    # Each valid (offset, size) is resolved once into a closure over the register's name, masks and hook;
+    # Each valid (offset, size) is resolved once (keyed offset << 4 | size) into a closure over the register's name, masks and hook;
     # accesses that report an issue are not cached (they report again each time).  Bank switches, hook
     # changes and resets drop the closures.
 
-    def _reader(self, reg: Register) -> Callable[[], int]:
+    def _reader(self, reg: Register) -> str | Callable[[], int]:
         values, name, mask = self.values, reg.name, reg.full_mask
         hook = self._read_hooks.get(name)
         if reg.access is RegAccess.RC:
@@ -338,7 +340,7 @@ class RegisterFile:
             return read_to_clear
         if hook is not None:
             return lambda: hook() & mask
-        return lambda: values[name] & mask
+        return name  # stored values never exceed the register's width
 
     def _writer(self, reg: Register, offset: int, size: int) -> Callable[[int], None]:
         values, name, full, reserved = self.values, reg.name, reg.full_mask, reg.reserved
