@@ -117,6 +117,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="make a device fail: blk0.ioerr@3 (the 3rd request), net0.drop%%10 (10%% of frames, per seed), "
         "dma0.error (always); repeatable; 'hwsim run BOARD DRIVER --inject list' lists the kinds",
     )
+    r.add_argument(
+        "--gdb",
+        metavar="[HOST:]PORT",
+        help="wait for GDB on PORT (HOST defaults to 127.0.0.1; port 0 picks a free one, printed) and run "
+        "under its control: the hart stops before the first instruction; 'target remote HOST:PORT' in "
+        "gdb-multiarch gives it the registers and the code's symbols (docs/debugging.md)",
+    )
     r.add_argument("--quiet", action="store_true", help="no driver log lines and no report on stderr")
     r.add_argument(
         "--trace",
@@ -273,6 +280,39 @@ def _explore(args, board, options, data: bytes, entry: str, call_args: tuple) ->
     return 1
 
 
+def _run_under_gdb(address: str, run, path: Path, data: bytes, entry: str, call_args: tuple):
+    """Wait for GDB on ``address``, then run with the hart under its control; the run's report."""
+    from ..debug import ExecFile, GdbServer, listen, parse_address
+    from ..driver import DriverRun
+    from ..driver.debugging import driver_exec_file, wasm_trap_explainer
+
+    host, port = parse_address(address)
+    listener = listen(host, port)
+    try:
+        if isinstance(run, DriverRun):
+            exec_file = driver_exec_file(run.vm, f"/hwsim/{path.stem}.elf")
+            server = GdbServer(
+                run.system.machine, exec_file=exec_file, explain=wasm_trap_explainer(run.vm), kill=run.vm.interrupt
+            )
+        else:
+            server = GdbServer(run.m, exec_file=ExecFile(str(path.resolve()), data), kill=run.interrupt)
+        bound = listener.getsockname()[1]
+        print(
+            f"hwsim: waiting for GDB on {host}:{bound} (gdb-multiarch -ex 'target remote {host}:{bound}')",
+            file=sys.stderr,
+            flush=True,
+        )
+        server.accept(listener)
+    finally:
+        listener.close()
+    report = None
+    try:
+        report = run.run(entry, call_args)
+    finally:
+        server.finish(report.exit_status if report is not None else 1)
+    return report
+
+
 def _run_driver(args: argparse.Namespace) -> int:
     from ..board import load_board
     from ..board.options import parse_options
@@ -301,7 +341,11 @@ def _run_driver(args: argparse.Namespace) -> int:
         except ValueError:
             raise ConfigError(f"--invoke arguments must be integers, not {args.invoke[1:]}") from None
     if args.explore is not None:
+        if args.gdb is not None:
+            raise ConfigError("--gdb debugs one run; --explore makes many")
         return _explore(args, board, options, data, entry, call_args)
+    if args.gdb is not None and args.time_limit is not None:
+        raise ConfigError("--time-limit counts wall-clock time, which a debugger stops; use --virtual-time-limit")
     faults = FaultPlan(tuple(args.inject), seed=args.seed, explore=args.faults)
     system = board.build(options=options, seed=args.seed, faults=faults)
     log = (lambda text: None) if args.quiet else (lambda text: print(f"[driver] {text}", file=sys.stderr))
@@ -315,7 +359,10 @@ def _run_driver(args: argparse.Namespace) -> int:
         run = FirmwareRun(system, data, log=log, name=str(path), **limits)
     else:
         run = DriverRun(system, data, log=log, assign=args.assign, **limits)
-    report = run.run(entry, call_args)
+    if args.gdb is not None:
+        report = _run_under_gdb(args.gdb, run, path, data, entry, call_args)
+    else:
+        report = run.run(entry, call_args)
     sys.stdout.flush()
     if not args.quiet:
         print(report.format(), file=sys.stderr)

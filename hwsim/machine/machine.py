@@ -70,6 +70,7 @@ from ..riscv.priv import (
     Priv,
 )
 from ..trace import TRACE
+from .debug import DebugPort, DebugStop, DebugStopKind
 from .fault import CpuFault, RunResult, StopReason, WatchHit
 from .frames import FrameAllocator
 from .hooks import EcallAction, Hooks
@@ -111,9 +112,15 @@ for _i, _name in enumerate(ABI_NAMES):
     REGISTERS[f"x{_i}"] = rv.UC_RISCV_REG_X0 + _i
     REGISTERS[f"f{_i}"] = rv.UC_RISCV_REG_F0 + _i
 REGISTERS.update(
-    fp=rv.UC_RISCV_REG_X8, satp=rv.UC_RISCV_REG_SATP, mstatus=rv.UC_RISCV_REG_MSTATUS, priv=rv.UC_RISCV_REG_PRIV
+    fp=rv.UC_RISCV_REG_X8,
+    satp=rv.UC_RISCV_REG_SATP,
+    mstatus=rv.UC_RISCV_REG_MSTATUS,
+    priv=rv.UC_RISCV_REG_PRIV,
+    fflags=rv.UC_RISCV_REG_FFLAGS,
+    frm=rv.UC_RISCV_REG_FRM,
+    fcsr=rv.UC_RISCV_REG_FCSR,
 )
-_CSRS = frozenset({"satp", "mstatus"})
+_CSRS = frozenset({"satp", "mstatus", "fflags", "frm", "fcsr"})
 
 
 _PRIVS = {0: Priv.U, 1: Priv.S, 3: Priv.M}
@@ -345,6 +352,7 @@ class Machine:
         self.cpu_tlb_flushes = 0  # flushes of Unicorn's TLB (each one costs refills afterwards)
         self._serving_mmio = False  # a device is serving a guest load or store now (see mmio_pc)
         self._mmio_pc_hooks: list | None = None  # Unicorn hooks that make the PC exact at device accesses
+        self.debug = DebugPort(self._uc, self._stop_for_debugger)  # breakpoints, steps (machine/debug.py)
 
     # -- hooks (hooks.py has their order and outcomes in one table) ----------------------------
 
@@ -785,6 +793,11 @@ class Machine:
         self._stop_pending = StopReason.STOPPED
         self._uc.emu_stop()
 
+    def _stop_for_debugger(self) -> None:
+        """From a debug hook inside emu_start: end this stretch with StopReason.DEBUG (run() serves it)."""
+        self._stop_reason = StopReason.DEBUG
+        self._uc.emu_stop()
+
     def save_context(self):
         """The hart's registers (integer, float, CSRs, pc), for :meth:`restore_context`: a host call that
         runs guest code of its own (an interrupt handler) puts the interrupted code's state back."""
@@ -940,8 +953,16 @@ class Machine:
         """
         deadline = time.monotonic() + timeout_us / 1e6 if timeout_us else None
         self._stop_pending = None
+        debug = self.debug
         while True:
+            if debug.requested and debug.attached:  # asked for before this stretch (or stop at start)
+                pc = self._serve_debug(DebugStop(DebugStopKind.REQUESTED, pc))
             result = self._run_once(pc, until=until, max_insns=max_insns, timeout_us=timeout_us)
+            if debug.attached:
+                resume = self._debug_after(result)
+                if resume is not None:
+                    pc = resume
+                    continue
             if result.reason is not _WATCH:
                 self._stop_pending = None
                 return result
@@ -953,6 +974,30 @@ class Machine:
                 timeout_us = int((deadline - time.monotonic()) * 1e6)
                 if timeout_us <= 0:
                     return RunResult(StopReason.LIMIT, pc)
+
+    def _serve_debug(self, stop: DebugStop) -> int:
+        def write_pc(pc: int) -> None:
+            self._uc.reg_write(rv.UC_RISCV_REG_PC, pc)
+
+        return self.debug.serve(stop, lambda: self._uc.reg_read(rv.UC_RISCV_REG_PC), write_pc)
+
+    def _debug_after(self, result: RunResult) -> int | None:
+        """Show a stop to the attached debugger; the PC to resume from, or None: go on with ``result``."""
+        reason = result.reason
+        debug = self.debug
+        if reason is StopReason.DEBUG:
+            return self._serve_debug(DebugStop(debug.take_hit(), result.pc))
+        if reason is _WATCH:
+            hit = debug.take_watch()
+            if hit is None:
+                return None
+            return self._serve_debug(DebugStop(DebugStopKind.WATCH, result.pc, watch=hit))
+        if reason is StopReason.LIMIT and debug.requested:
+            return self._serve_debug(DebugStop(DebugStopKind.REQUESTED, result.pc))
+        if reason in (StopReason.FAULT, StopReason.EXCEPTION, StopReason.BREAKPOINT):
+            pc = self._serve_debug(DebugStop(DebugStopKind.TRAP, result.pc, result=result))
+            return pc if pc != result.pc else None
+        return None
 
     def _run_once(self, pc: int, *, until: int | None, max_insns: int, timeout_us: int) -> RunResult:
         # A run may start inside a hook of another (a host function calling back into the guest):
