@@ -340,6 +340,7 @@ class GdbServer:
     def _cmd_kill(self, _args: str) -> bytes | None:
         if self.kill is not None:
             self.kill("killed by the debugger")
+        self.machine.debug.end_run()  # the run stops here (the kill callback says why)
         if self.conn is not None:
             self.conn.send(b"OK")
         self._end()

@@ -77,6 +77,7 @@ class DebugPort:
         self._hit: DebugStopKind | None = None  # what a hook stopped for
         self._watch: WatchHit | None = None
         self.requested = False  # set by request_stop (any thread), cleared when served
+        self._end_run = False  # the debugger ends the run (GDB's kill)
 
     # -- the debugger's side --------------------------------------------------------------------
 
@@ -138,6 +139,11 @@ class DebugPort:
         self.requested = True
         self._uc.emu_stop()
 
+    def end_run(self) -> None:
+        """From the handler: the run stops when the handler returns (``Machine.run`` returns
+        ``StopReason.LIMIT``, as when a run is interrupted: the caller's interrupt reason says why)."""
+        self._end_run = True
+
     def stop_after(self, hit: WatchHit) -> None:
         """From a watched-page handler: stop once the access ``hit`` has been carried out."""
         self._watch = hit
@@ -171,14 +177,18 @@ class DebugPort:
         hit, self._watch = self._watch, None
         return hit
 
-    def serve(self, stop: DebugStop, read_pc: Callable[[], int], write_pc: Callable[[int], None]) -> int:
-        """Show ``stop`` to the debugger (the PC register set to it); the PC to resume from."""
+    def serve(self, stop: DebugStop, read_pc: Callable[[], int], write_pc: Callable[[int], None]) -> int | None:
+        """Show ``stop`` to the debugger (the PC register set to it); the PC to resume from, or None when
+        the debugger ended the run (:meth:`end_run`)."""
         write_pc(stop.pc)
         self.requested = False
         self._hit = None
         handler = self._handler
         if handler is not None:
             handler(stop)
+        if self._end_run:
+            self._end_run = False
+            return None
         pc = read_pc()
         self._skip = pc if pc in self._breakpoints else None
         self._step_first = self._step_hook is not None

@@ -956,10 +956,15 @@ class Machine:
         debug = self.debug
         while True:
             if debug.requested and debug.attached:  # asked for before this stretch (or stop at start)
-                pc = self._serve_debug(DebugStop(DebugStopKind.REQUESTED, pc))
+                resumed = self._serve_debug(DebugStop(DebugStopKind.REQUESTED, pc))
+                if resumed is None:
+                    return RunResult(StopReason.LIMIT, pc)
+                pc = resumed
             result = self._run_once(pc, until=until, max_insns=max_insns, timeout_us=timeout_us)
             if debug.attached:
                 resume = self._debug_after(result)
+                if isinstance(resume, RunResult):
+                    return resume
                 if resume is not None:
                     pc = resume
                     continue
@@ -975,29 +980,33 @@ class Machine:
                 if timeout_us <= 0:
                     return RunResult(StopReason.LIMIT, pc)
 
-    def _serve_debug(self, stop: DebugStop) -> int:
+    def _serve_debug(self, stop: DebugStop) -> int | None:
         def write_pc(pc: int) -> None:
             self._uc.reg_write(rv.UC_RISCV_REG_PC, pc)
 
         return self.debug.serve(stop, lambda: self._uc.reg_read(rv.UC_RISCV_REG_PC), write_pc)
 
-    def _debug_after(self, result: RunResult) -> int | None:
-        """Show a stop to the attached debugger; the PC to resume from, or None: go on with ``result``."""
+    def _debug_after(self, result: RunResult) -> int | RunResult | None:
+        """Show a stop to the attached debugger: the PC to resume from, a RunResult to end the run with
+        (the debugger ended it), or None: go on with ``result``."""
         reason = result.reason
         debug = self.debug
         if reason is StopReason.DEBUG:
-            return self._serve_debug(DebugStop(debug.take_hit(), result.pc))
-        if reason is _WATCH:
+            stop = DebugStop(debug.take_hit(), result.pc)
+        elif reason is _WATCH:
             hit = debug.take_watch()
             if hit is None:
                 return None
-            return self._serve_debug(DebugStop(DebugStopKind.WATCH, result.pc, watch=hit))
-        if reason is StopReason.LIMIT and debug.requested:
-            return self._serve_debug(DebugStop(DebugStopKind.REQUESTED, result.pc))
-        if reason in (StopReason.FAULT, StopReason.EXCEPTION, StopReason.BREAKPOINT):
+            stop = DebugStop(DebugStopKind.WATCH, result.pc, watch=hit)
+        elif reason is StopReason.LIMIT and debug.requested:
+            stop = DebugStop(DebugStopKind.REQUESTED, result.pc)
+        elif reason in (StopReason.FAULT, StopReason.EXCEPTION, StopReason.BREAKPOINT):
             pc = self._serve_debug(DebugStop(DebugStopKind.TRAP, result.pc, result=result))
-            return pc if pc != result.pc else None
-        return None
+            return pc if pc is not None and pc != result.pc else None
+        else:
+            return None
+        resumed = self._serve_debug(stop)
+        return RunResult(StopReason.LIMIT, result.pc) if resumed is None else resumed
 
     def _run_once(self, pc: int, *, until: int | None, max_insns: int, timeout_us: int) -> RunResult:
         # A run may start inside a hook of another (a host function calling back into the guest):
