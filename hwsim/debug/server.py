@@ -27,12 +27,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from ..machine import DebugStop, DebugStopKind, Machine
+from ..machine import DebugStop, DebugStopKind, Machine, WatchHit
+from ..mmu.bits import PAGE_MASK, PAGE_SIZE
+from ..riscv.priv import Access
 from . import target as tgt
 from .rsp import BAD_PACKET, MAX_PACKET, Connection, escape_binary
 
 E_FAULT = b"E0e"  # EFAULT: the guest could not make that access
 E_INVAL = b"E16"  # EINVAL: a malformed packet
+MAX_WATCH = 1 << 16  # bytes one watchpoint may cover
+_WATCH_KINDS = {
+    "2": frozenset({Access.STORE}),
+    "3": frozenset({Access.LOAD}),
+    "4": frozenset({Access.LOAD, Access.STORE}),
+}
 _FD = 3  # the one file descriptor vFile:open hands out (for the executable)
 _O_ACCMODE = 3
 _EACCES, _ENOENT, _EBADF, _EINVAL = 13, 2, 9, 22
@@ -100,6 +108,7 @@ class GdbServer:
         self._last_stop = b"S05"
         self._open_fd = False
         self._ack_off = False
+        self._watchpoints: dict[tuple[frozenset[Access], int, int], list[tuple[int, Callable]]] = {}
         self._lock = threading.Lock()
         self.stops = 0
 
@@ -132,6 +141,10 @@ class GdbServer:
         self._end()
 
     def _end(self) -> None:
+        for watches in self._watchpoints.values():
+            for page, handler in watches:
+                self.machine.unwatch_page(page, handler)
+        self._watchpoints.clear()
         if self._detach is not None:
             self._detach()
             self._detach = None
@@ -202,7 +215,7 @@ class GdbServer:
         if stop.kind is DebugStopKind.BREAKPOINT:
             parts.append(b"swbreak:;")
         elif stop.kind is DebugStopKind.WATCH and stop.watch is not None:
-            kind = b"watch" if stop.watch.access.value == "store" else b"rwatch"
+            kind = b"watch" if stop.watch.access is Access.STORE else b"rwatch"
             parts.append(b"%s:%x;" % (kind, stop.watch.va))
         parts.append(b"thread:1;")
         return b"".join(parts)
@@ -315,14 +328,45 @@ class GdbServer:
 
     def _cmd_breakpoint(self, args: str, insert: bool) -> bytes:
         kind, _, rest = args.partition(",")
-        address_text, _, _size = rest.partition(",")
-        if kind not in ("0", "1"):
-            return b""  # watchpoints: not yet (GDB falls back to single-stepping)
+        address_text, _, size_text = rest.partition(",")
         address = _int(address_text)
+        if kind in ("2", "3", "4"):
+            return self._watchpoint(_WATCH_KINDS[kind], address, _int(size_text), insert)
+        if kind not in ("0", "1"):
+            return b""
         if insert:
             self.machine.debug.add_breakpoint(address)
         else:
             self.machine.debug.remove_breakpoint(address)
+        return b"OK"
+
+    def _watchpoint(self, accesses: frozenset[Access], va: int, size: int, insert: bool) -> bytes:
+        """A watchpoint on ``size`` bytes at ``va``: the machine's watched pages (physical, found now
+        through the page tables) stop the hart after each matching access."""
+        key = (accesses, va, size)
+        if not insert:
+            for page, watcher in self._watchpoints.pop(key, ()):
+                self.machine.unwatch_page(page, watcher)
+            return b"OK"
+        if key in self._watchpoints or not 0 < size <= MAX_WATCH:
+            return E_INVAL
+        pages = []
+        at = va & ~PAGE_MASK
+        while at < va + size:
+            pa = tgt.physical_page(self.machine, at)  # MemoryRefused: E0e
+            pages.append(pa)
+            at += PAGE_SIZE
+        end = va + size
+        debug = self.machine.debug
+
+        def handler(hit: WatchHit) -> None:
+            if hit.va < end and va < hit.va + hit.size and hit.access in accesses:
+                debug.stop_after(WatchHit(hit.pc, max(hit.va, va), hit.pa, hit.size, hit.access, hit.priv, hit.value))
+
+        kinds = tuple(accesses)
+        self._watchpoints[key] = [(pa, handler) for pa in pages]
+        for pa in pages:
+            self.machine.watch_page(pa, handler, kinds)
         return b"OK"
 
     def _cmd_insert(self, args: str) -> bytes:

@@ -10,11 +10,13 @@ RISC-V feature names, so it needs no ``set architecture``)::
     65-67  fflags, frm, fcsr (32 bits)
     68     priv (0 U, 1 S, 3 M; read-only)      org.gnu.gdb.riscv.virtual
 
-Memory is the guest's virtual memory as the hart sees it now: each page is
-translated by a side-effect-free walk of the page tables in force (no A/D
-update, no TLB fill, no pager: a page not touched yet is not there), with
-the hart's privilege, SUM and MXR.  A read needs a page the hart may load
-from or execute; a write, a page it may store to.  Only RAM is reached: a
+Memory is the guest's virtual memory as the hart sees it now: each access is
+translated as the hart's own load or store would be (``Machine.resolve``:
+the page tables in force, the hart's privilege, SUM and MXR, with the
+guest's side effects: a page the guest may touch but has not yet is paged
+in, a store to a copy-on-write page copies it, A/D bits are set).  A read
+needs a page the hart may load from or execute; a write, a page it may
+store to.  Only RAM is reached: a
 device window is refused (a read of a device register has side effects).
 So the debugger can do what the code it stops can do, nothing more: a
 sandboxed driver's debugger cannot reach the page tables, hwsim's own
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from ..errors import HwsimError
 from ..machine import DebugStop, DebugStopKind, Machine, StopReason
 from ..mmu.bits import PAGE_MASK, PAGE_SIZE, Pte
+from ..mmu.walker import Translation
 from ..riscv.asm import ABI_NAMES
 from ..riscv.priv import Access, Cause
 
@@ -151,18 +154,31 @@ class MemoryRefused(HwsimError):
 
 
 def _physical(machine: Machine, va: int, write: bool) -> tuple[int, bool]:
-    """(physical address, executable) of ``va`` for a debugger access, or raise MemoryRefused."""
-    kinds = (Access.STORE,) if write else (Access.LOAD, Access.FETCH)
-    why = "not mapped"
-    for access in kinds:
-        result = machine.translate(va, access)
-        if result is None:  # no translation (M-mode, or satp Bare): the address is physical
-            return va, True
-        if result.fault is None and result.translation is not None:
-            return result.translation.pa, bool(result.translation.pte & Pte.X)
-        if result.fault is not None and access is kinds[0]:
-            why = result.fault.message
+    """(physical address, executable) of ``va`` for a debugger access, or raise MemoryRefused.
+
+    The access takes the guest's path (``Machine.resolve``): a page the guest may touch but has not yet
+    is paged in, a store to a copy-on-write page makes the copy, A/D bits are set.  A read may also
+    use a page the hart could only execute (GDB disassembles)."""
+    result = machine.resolve(va, Access.STORE if write else Access.LOAD)
+    if result is None:  # no translation (M-mode, or satp Bare): the address is physical
+        return va, True
+    if isinstance(result, Translation):
+        return result.pa_of(va), bool(result.pte & Pte.X)
+    if not write:
+        walked = machine.translate(va, Access.FETCH)
+        if walked is not None and walked.fault is None and walked.translation is not None:
+            return walked.translation.pa, True
+    explained = machine.translate(va, Access.STORE if write else Access.LOAD)
+    why = explained.fault.message if explained is not None and explained.fault is not None else "not mapped"
     raise MemoryRefused(f"{va:#x}: {why}")
+
+
+def physical_page(machine: Machine, va: int) -> int:
+    """The RAM frame behind ``va`` for a watchpoint: the hart must be able to load from it now."""
+    pa, _ = _physical(machine, va, False)
+    if not machine.phys.is_ram(pa & ~PAGE_MASK, PAGE_SIZE):
+        raise MemoryRefused(f"{va:#x}: no RAM there (a device window, or nothing)")
+    return pa & ~PAGE_MASK
 
 
 def read_memory(machine: Machine, va: int, size: int) -> bytes:

@@ -740,6 +740,8 @@ class Machine:
                 return False
             if Access.STORE in watched.accesses:
                 entry.perms &= ~_UC_W  # a later store must come back here
+            if Access.LOAD in watched.accesses:
+                entry.perms &= ~_UC_R  # and a later load (a store's fill would have handed R too)
         self._handed.add(pa_page)
         return True
 
@@ -1228,6 +1230,33 @@ class Machine:
         Returns None when nothing is translated (M-mode, or satp is Bare).
         """
         return self._explain_walk(va, access, priv)
+
+    def resolve(self, va: int, access: Access = Access.LOAD) -> Translation | Refusal | None:
+        """Translate ``va`` as the hart's access of kind ``access`` would now, with its side effects: the
+        model TLB, A/D updates, pagers (demand paging) and write-fault handlers (copy-on-write) as for a
+        guest access; Unicorn's TLB is not filled.  The page's ``Translation`` (``pa_of(va)``), None when
+        nothing is translated (M-mode, satp Bare), or the ``Refusal`` (the access faults).  For a
+        debugger's accesses: they take the path the guest's take."""
+        priv, satp, sum_, mxr = self._context(access)
+        mode = PAGING_MODES.get(satp >> SATP_MODE_SHIFT)
+        if priv is _PRIV_M or mode is None:
+            return None
+        tr = lookup_or_walk(
+            self.tlb,
+            self.phys,
+            (satp & SATP_ASID_MASK) >> SATP_ASID_SHIFT,
+            (satp & SATP_PPN_MASK) << PAGE_SHIFT,
+            va,
+            access,
+            priv,
+            sum_,
+            mxr,
+            mode=mode,
+            ad=self.ad_policy,
+            resolvers=self._resolvers,
+            ram=self._ram_words,
+        )
+        return tr
 
     def _virt_to_phys(self, va: int, access: Access, priv: Priv | None) -> int:
         result = self.translate(va, access, priv=priv)
