@@ -154,9 +154,11 @@ class GdbServer:
     # -- the reader thread's side ---------------------------------------------------------------------
 
     def _on_interrupt(self) -> None:
+        # GDB sends it after a resume command, which the main thread may not have taken yet: then the
+        # stop is requested when it does.
         with self._lock:
+            self._interrupted = True
             if self._waiting:
-                self._interrupted = True
                 self.machine.debug.request_stop()
 
     def _on_idle(self) -> None:
@@ -192,6 +194,8 @@ class GdbServer:
             except _Resume:
                 with self._lock:
                     self._waiting = True
+                    if self._interrupted:
+                        self.machine.debug.request_stop()
                 return
             except _Malformed:
                 reply = E_INVAL
