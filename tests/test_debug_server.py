@@ -403,3 +403,32 @@ def test_one_debugger_per_machine():
         system.machine.debug.attach(lambda stop: None)
     detach()
     system.machine.debug.attach(lambda stop: None)()
+
+
+WINDOW = """
+(module
+  (import "hwsim" "mmio_map" (func $map (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "uart0")
+  (func $after (export "after") (param i32) (result i32) local.get 0)
+  (func (export "probe") (result i32) (call $after (call $map (i32.const 16) (i32.const 5)))))
+"""
+
+
+def test_device_windows_are_refused_to_the_debugger():
+    with debugged(WINDOW) as (client, run, outcome):
+        client.ask("?")
+        after = function_address(client, "after")
+        client.ask(f"Z0,{after:x},4")
+        assert pc_of(client.ask("c")) == after
+        linear = int.from_bytes(bytes.fromhex(client.ask("p0a").decode()), "little")  # a0: the window
+        base = int.from_bytes(bytes.fromhex(client.ask("p12").decode()), "little")
+        machine = run.system.machine
+        accesses = machine.mmio_accesses
+        assert linear >= 0xF000_0000
+        assert client.ask(f"m{base + linear:x},1") == b"E0e"  # a device register read has side effects
+        assert client.ask(f"M{base + linear:x},1:41") == b"E0e"
+        assert client.ask(f"Z2,{base + linear:x},1") == b"E0e"
+        assert machine.mmio_accesses == accesses
+        assert client.ask("D") == b"OK"
+    assert outcome["report"].trap is None
