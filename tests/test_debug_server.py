@@ -432,3 +432,43 @@ def test_device_windows_are_refused_to_the_debugger():
         assert machine.mmio_accesses == accesses
         assert client.ask("D") == b"OK"
     assert outcome["report"].trap is None
+
+
+def test_breakpoints_removed_and_set_again_never_fire_after_detach(tmp_path):
+    """GDB's own pattern around steps (remove, step with a breakpoint further on, set again, remove,
+    detach) once made a deleted Unicorn code hook fire; the run must finish as without a debugger."""
+    from pathlib import Path
+
+    from hwsim.debug import ExecFile
+    from hwsim.driver import build_driver
+    from hwsim.driver.firmware import FirmwareRun
+
+    elf = build_driver(Path(__file__).resolve().parents[1] / "drivers" / "virtio_blk", native=True)
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(64 << 10))
+    system = load_board(DEFAULT_BOARD).build(options={"blk0": {"image": str(image)}})
+    run = FirmwareRun(system, elf.read_bytes())
+    server = GdbServer(system.machine, exec_file=ExecFile(str(elf), elf.read_bytes()), kill=run.interrupt)
+    ours, theirs = socket.socketpair()
+    server.serve(ours)
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["report"] = run.run()
+        finally:
+            server.finish(0)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    client = Client(theirs)
+    client.ask("?")
+    first = run.image.symbols["request"] + 0x18
+    second = first + 4
+    for packet in [f"Z0,{first:x},2", "c", f"z0,{first:x},2", f"Z0,{second:x},2", "c", f"z0,{second:x},2"]:
+        client.ask(packet)
+    assert client.ask(f"Z0,{first:x},2") == b"OK" and client.ask(f"z0,{first:x},2") == b"OK"
+    assert client.ask("D") == b"OK"
+    thread.join(TIMEOUT)
+    assert not thread.is_alive()
+    assert outcome["report"].result == 128 and outcome["report"].ok

@@ -352,7 +352,9 @@ class Machine:
         self.cpu_tlb_flushes = 0  # flushes of Unicorn's TLB (each one costs refills afterwards)
         self._serving_mmio = False  # a device is serving a guest load or store now (see mmio_pc)
         self._mmio_pc_hooks: list | None = None  # Unicorn hooks that make the PC exact at device accesses
-        self.debug = DebugPort(self._uc, self._stop_for_debugger)  # breakpoints, steps (machine/debug.py)
+        self.debug = DebugPort(
+            self._uc, self._stop_for_debugger, self.code_changed
+        )  # breakpoints, steps (machine/debug.py)
 
     # -- hooks (hooks.py has their order and outcomes in one table) ----------------------------
 
@@ -963,6 +965,9 @@ class Machine:
                     return RunResult(StopReason.LIMIT, pc)
                 pc = resumed
             result = self._run_once(pc, until=until, max_insns=max_insns, timeout_us=timeout_us)
+            if result.reason is StopReason.DEBUG and not debug.attached:
+                pc = result.pc  # a debug hook that fired as the debugger detached: go on
+                continue
             if debug.attached:
                 resume = self._debug_after(result)
                 if isinstance(resume, RunResult):
