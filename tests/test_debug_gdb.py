@@ -203,7 +203,8 @@ def test_ctrl_c_in_gdb_interrupts_a_spinning_driver_and_kill_stops_the_run(count
     assert "Program received signal SIGINT, Interrupt." in out, out
     assert re.search(r"#0 +0x[0-9a-f]+ in count \(\)\n#1 +0x[0-9a-f]+ in spin \(\)", out), out
     assert "[Inferior 1 (Remote target) killed]" in out
-    assert "driver stopped: interrupted" in stderr and "(killed by the debugger)" in stderr
+    assert "driver stopped by the user: interrupted" in stderr and "(killed by the debugger)" in stderr
+    assert status == 130
 
 
 def test_a_wasm_trap_is_a_signal_then_the_run_reports_it(count_wasm):

@@ -284,6 +284,7 @@ def _run_under_gdb(address: str, run, path: Path, data: bytes, entry: str, call_
     """Wait for GDB on ``address``, then run with the hart under its control; the run's report."""
     from ..debug import ExecFile, GdbServer, listen, parse_address
     from ..driver import DriverRun
+    from ..driver.control import StopCause
     from ..driver.debugging import driver_exec_file, wasm_trap_explainer
 
     host, port = parse_address(address)
@@ -308,6 +309,8 @@ def _run_under_gdb(address: str, run, path: Path, data: bytes, entry: str, call_
     report = None
     try:
         report = run.run(entry, call_args)
+        if server.killed:
+            report.stopped = StopCause.USER  # stopped by the user, from the debugger: exit status 130
     finally:
         server.finish(report.exit_status if report is not None else 1)
     return report

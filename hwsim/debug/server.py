@@ -111,6 +111,7 @@ class GdbServer:
         self._watchpoints: dict[tuple[frozenset[Access], int, int], list[tuple[int, Callable]]] = {}
         self._lock = threading.Lock()
         self.stops = 0
+        self.killed = False  # GDB's kill ended the run
 
     # -- the connection's life ----------------------------------------------------------------------
 
@@ -386,6 +387,7 @@ class GdbServer:
         return None
 
     def _cmd_kill(self, _args: str) -> bytes | None:
+        self.killed = True
         if self.kill is not None:
             self.kill("killed by the debugger")
         self.machine.debug.end_run()  # the run stops here (the kill callback says why)
