@@ -78,13 +78,10 @@ class DebugPort:
         self._hit: DebugStopKind | None = None  # what a hook stopped for
         self._watch: WatchHit | None = None
         self.requested = False  # set by request_stop (any thread), cleared when served
+        self.attached = False  # a debugger is attached (a plain attribute: Machine.run reads it per run)
         self._end_run = False  # the debugger ends the run (GDB's kill)
 
     # -- the debugger's side --------------------------------------------------------------------
-
-    @property
-    def attached(self) -> bool:
-        return self._handler is not None
 
     def attach(self, handler: Callable[[DebugStop], None], *, stop_at_start: bool = False) -> Callable[[], None]:
         """Serve stops with ``handler(DebugStop)``; with ``stop_at_start`` the next run stops before its
@@ -92,6 +89,7 @@ class DebugPort:
         if self._handler is not None:
             raise ConfigError("a debugger is already attached to this machine")
         self._handler = handler
+        self.attached = True
         self.requested = stop_at_start
 
         def detach() -> None:
@@ -100,6 +98,7 @@ class DebugPort:
                     self.remove_breakpoint(va)
                 self.set_single_step(False)
                 self._handler = None
+                self.attached = False
                 self.requested = False
                 self._watch = None
 

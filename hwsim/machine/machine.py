@@ -128,6 +128,7 @@ _PRIVS = {0: Priv.U, 1: Priv.S, 3: Priv.M}
 _PRIV_U, _PRIV_S, _PRIV_M = Priv.U, Priv.S, Priv.M
 _DECLINE, _RESUME, _STOP = EcallAction.DECLINE, EcallAction.RESUME, EcallAction.STOP
 _WATCH = StopReason.WATCH
+_DEBUG = StopReason.DEBUG
 _R, _W, _X, _U, _D = (int(f) for f in (Pte.R, Pte.W, Pte.X, Pte.U, Pte.D))
 _UC_R, _UC_W, _UC_X = uc_const.UC_PROT_READ, uc_const.UC_PROT_WRITE, uc_const.UC_PROT_EXEC
 
@@ -965,7 +966,7 @@ class Machine:
                     return RunResult(StopReason.LIMIT, pc)
                 pc = resumed
             result = self._run_once(pc, until=until, max_insns=max_insns, timeout_us=timeout_us)
-            if result.reason is StopReason.DEBUG and not debug.attached:
+            if result.reason is _DEBUG and not debug.attached:
                 pc = result.pc  # a debug hook that fired as the debugger detached: go on
                 continue
             if debug.attached:
