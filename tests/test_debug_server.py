@@ -386,6 +386,27 @@ def test_bad_packets_get_error_replies_and_the_session_goes_on():
     assert outcome["report"].ok
 
 
+def test_breakpoints_and_watchpoints_are_bounded():
+    from hwsim.debug.server import MAX_BREAKPOINTS, MAX_WATCHPOINTS
+
+    with debugged() as (client, run, outcome):
+        client.ask("?")
+        client.ask("QStartNoAckMode")
+        client.ack = False
+        for i in range(MAX_BREAKPOINTS):
+            client.send(f"Z0,{0x10_0000 + 4 * i:x},4")
+        assert all(client.recv() == b"OK" for _ in range(MAX_BREAKPOINTS))
+        assert client.ask("Z0,2000000,4") == b"E1c"
+        assert client.ask("Z0,100000,4") == b"OK"  # set already
+        cell = int.from_bytes(bytes.fromhex(client.ask("p12").decode()), "little") + 0x1000
+        for i in range(MAX_WATCHPOINTS):
+            assert client.ask(f"Z2,{cell + 8 * i:x},4") == b"OK"
+        assert client.ask(f"Z2,{cell + 0x800:x},4") == b"E1c"
+        assert client.ask(f"Z2,{cell:x},65537") == b"E16"
+        assert client.ask("D") == b"OK"
+    assert outcome["report"].result == 5 and not run.system.machine.debug.breakpoints
+
+
 def test_a_client_that_goes_away_lets_the_run_finish():
     with debugged() as (client, run, outcome):
         client.ask("?")

@@ -36,6 +36,9 @@ from .rsp import BAD_PACKET, MAX_PACKET, Connection, escape_binary
 E_FAULT = b"E0e"  # EFAULT: the guest could not make that access
 E_INVAL = b"E16"  # EINVAL: a malformed packet
 MAX_WATCH = 1 << 16  # bytes one watchpoint may cover
+MAX_BREAKPOINTS = 4096  # each is a Unicorn hook: a client may not set them without end
+MAX_WATCHPOINTS = 64
+E_NOSPC = b"E1c"  # ENOSPC: too many breakpoints or watchpoints
 _WATCH_KINDS = {
     "2": frozenset({Access.STORE}),
     "3": frozenset({Access.LOAD}),
@@ -340,7 +343,10 @@ class GdbServer:
         if kind not in ("0", "1"):
             return b""
         if insert:
-            self.machine.debug.add_breakpoint(address)
+            debug = self.machine.debug
+            if address not in debug.breakpoints and len(debug.breakpoints) >= MAX_BREAKPOINTS:
+                return E_NOSPC
+            debug.add_breakpoint(address)
         else:
             self.machine.debug.remove_breakpoint(address)
         return b"OK"
@@ -355,6 +361,8 @@ class GdbServer:
             return b"OK"
         if key in self._watchpoints or not 0 < size <= MAX_WATCH:
             return E_INVAL
+        if len(self._watchpoints) >= MAX_WATCHPOINTS:
+            return E_NOSPC
         pages = []
         at = va & ~PAGE_MASK
         while at < va + size:
