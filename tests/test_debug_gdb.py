@@ -211,8 +211,9 @@ def test_a_wasm_trap_is_a_signal_then_the_run_reports_it(count_wasm):
     with hwsim_gdb(count_wasm, "--invoke", "oops") as run:
         out = gdb(run.port, "continue", "info symbol $pc", "continue")
         status, _, stderr = run.finish()
-    assert "hwsim: wasm trap: unreachable in wasm function 2 offset" in out
+    assert "hwsim: wasm trap: unreachable at wasm function 2, bytecode offset 0x" in out
     assert "Program received signal SIGILL, Illegal instruction." in out
     assert "oops + " in out
+    assert "hwsim: driver trapped: unreachable at wasm function 2" in out  # the report's first line
     assert "[Inferior 1 (Remote target) exited with code 01]" in out
     assert status == 1 and "driver trapped: unreachable" in stderr

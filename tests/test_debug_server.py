@@ -326,7 +326,7 @@ def test_a_trap_is_a_signal_with_its_wasm_message_then_the_report():
         console = client.recv()
         assert console.startswith(b"O")
         text = bytes.fromhex(console[1:].decode()).decode()
-        assert text.startswith("hwsim: wasm trap: unreachable in wasm function 2 offset")
+        assert text.startswith("hwsim: wasm trap: unreachable at wasm function 2, bytecode offset 0x")
         stop = client.recv()
         assert stop.startswith(b"T04")  # SIGILL
         assert client.ask("C04") == b"W01"

@@ -312,7 +312,10 @@ def _run_under_gdb(address: str, run, path: Path, data: bytes, entry: str, call_
         if server.killed:
             report.stopped = StopCause.USER  # stopped by the user, from the debugger: exit status 130
     finally:
-        server.finish(report.exit_status if report is not None else 1)
+        if report is not None:
+            server.finish(report.exit_status, f"hwsim: {report.format().splitlines()[1]}")
+        else:
+            server.finish(1, "hwsim: the run failed (hwsim's error message is on its terminal)")
     return report
 
 

@@ -138,9 +138,12 @@ class GdbServer:
     def connected(self) -> bool:
         return self.conn is not None and not self.conn.closed.is_set()
 
-    def finish(self, exit_status: int) -> None:
-        """The run ended: tell GDB (``W`` with the exit status, if it waits), detach and close."""
+    def finish(self, exit_status: int, note: str | None = None) -> None:
+        """The run ended: tell GDB (``note`` on its console and ``W`` with the exit status, if it waits
+        for the hart), detach and close."""
         if self.conn is not None and self._waiting:
+            if note:
+                self.conn.send(b"O" + (note + "\n").encode().hex().encode())
             self.conn.send(b"W%02x" % (exit_status & 0xFF))
         self._end()
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from ..compiler.traps import TrapCode
 from ..debug import CodeRegion, CodeSymbol, ExecFile, write_elf
-from ..machine import DebugStop, StopReason
+from ..machine import DebugStop
 from ..wasm.types import ExternKind
 
 # Wasm trap codes as the signals GDB shows (all of them "pass" by default, so continuing delivers the
@@ -47,21 +47,15 @@ def driver_exec_file(vm, name: str) -> ExecFile:
 
 
 def wasm_trap_explainer(vm) -> Callable[[DebugStop], tuple[int, str] | None]:
-    """``explain(stop)`` for the GDB server: a trap in compiled wasm code as its signal and its message."""
+    """``explain(stop)`` for the GDB server: a trap of compiled wasm code as its signal and the trap the
+    run is about to report (the runtime's own classification: ``VmStore.trap_of``)."""
 
     def explain(stop: DebugStop) -> tuple[int, str] | None:
-        result = stop.result
-        loaded = vm.locate(stop.pc)
-        if result is None or loaded is None:
+        if stop.result is None:
             return None
-        where = vm.wasm_location(stop.pc)
-        place = where.format() if where is not None else f"pc {stop.pc:#x}"
-        trap = loaded.compiled.trap_at(stop.pc - loaded.base) if result.reason is StopReason.BREAKPOINT else None
-        if trap is not None:
-            code = trap[0]
-            return int(TRAP_SIGNALS.get(code, signal.SIGSEGV)), f"hwsim: wasm trap: {code.message} in {place}"
-        if result.fault is not None:
-            return int(signal.SIGSEGV), f"hwsim: {result.fault.kind} in {place}: {result.fault.message}"
-        return None
+        trap = vm.trap_of(stop.result)
+        if trap is None:
+            return None
+        return int(TRAP_SIGNALS.get(trap.code, signal.SIGSEGV)), f"hwsim: wasm trap: {trap}"
 
     return explain

@@ -263,6 +263,16 @@ class CallBoundary:
         record.crossing = crossing
         return crossing
 
+    def trap_of(self, result: RunResult) -> Trap | None:
+        """The Trap a call whose run stopped as ``result`` raises (a debugger shows it before the call
+        does); None when the stop is no trap of compiled wasm code.  Nothing is changed."""
+        out_of_frames = self.out_of_frames
+        try:
+            trap = self._trap_from(result)
+        finally:
+            self.out_of_frames = out_of_frames
+        return trap if isinstance(trap, Trap) else None
+
     def _trap_from(self, result: RunResult) -> Exception:
         pc = result.pc
         if result.reason is StopReason.LIMIT:
