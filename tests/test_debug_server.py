@@ -493,3 +493,37 @@ def test_breakpoints_removed_and_set_again_never_fire_after_detach(tmp_path):
     thread.join(TIMEOUT)
     assert not thread.is_alive()
     assert outcome["report"].result == 128 and outcome["report"].ok
+
+
+@pytest.mark.parametrize(
+    "register, value",
+    [("20", 0x1234), ("02", 0), ("12", 1 << 40)],  # pc into nothing, sp 0, memory base not canonical
+    ids=["pc", "sp", "s2"],
+)
+def test_a_debugger_that_breaks_the_harts_state_gets_a_trap_not_an_internal_error(register, value):
+    with debugged() as (client, run, outcome):
+        client.ask("?")
+        assert client.ask(f"P{register}=" + value.to_bytes(8, "little").hex()) == b"OK"
+        client.send("c")
+        console = client.recv()
+        assert console.startswith(b"O") and client.recv().startswith(b"T")
+        assert client.ask("c") == b"W01"
+    trap = outcome["report"].trap
+    assert trap is not None and "after a debugger changed the hart's registers or memory" in str(trap)
+
+
+def test_an_ecall_the_debugger_aimed_nowhere_is_a_trap():
+    with debugged(WINDOW) as (client, run, outcome):
+        client.ask("?")
+        for _ in range(200):  # step to the host call's ecall
+            pc = pc_of(client.ask("s"))
+            if client.ask(f"m{pc:x},4") == b"73000000":
+                break
+        else:
+            raise AssertionError("no ecall within 200 steps")
+        assert client.ask("P1f=" + (0xDEAD).to_bytes(8, "little").hex()) == b"OK"  # t6: the host function
+        client.send("c")
+        while client.recv().startswith(b"O"):
+            pass
+    trap = outcome["report"].trap
+    assert trap is not None and "ecall with t6=0xdead" in str(trap)

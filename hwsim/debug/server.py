@@ -269,6 +269,7 @@ class GdbServer:
 
     def _cmd_write_registers(self, args: str) -> bytes:
         tgt.write_all(self.machine, _unhex(args))
+        self.machine.debug.altered = True
         return b"OK"
 
     def _cmd_read_register(self, args: str) -> bytes:
@@ -277,6 +278,7 @@ class GdbServer:
     def _cmd_write_register(self, args: str) -> bytes:
         number, _, value = args.partition("=")
         tgt.write_register(self.machine, _int(number), _unhex(value))
+        self.machine.debug.altered = True
         return b"OK"
 
     def _cmd_read_memory(self, args: str) -> bytes:
@@ -295,6 +297,7 @@ class GdbServer:
             raise _Malformed
         if data:
             tgt.write_memory(self.machine, address, data)
+            self.machine.debug.altered = True
         return b"OK"
 
     def _cmd_continue(self, args: str) -> bytes:
@@ -318,6 +321,7 @@ class GdbServer:
     def _resume(self, *, step: bool, address: str) -> None:
         if address:
             self.machine.set_reg("pc", _int(address))
+            self.machine.debug.altered = True
         self.machine.debug.set_single_step(step)
 
     def _cmd_vcont(self, args: str) -> bytes:

@@ -16,7 +16,7 @@ import signal
 from collections.abc import Callable
 
 from ..compiler.traps import TrapCode
-from ..debug import CodeRegion, CodeSymbol, ExecFile, write_elf
+from ..debug import CodeRegion, CodeSymbol, ExecFile, stop_signal, write_elf
 from ..machine import DebugStop
 from ..wasm.types import ExternKind
 
@@ -56,6 +56,8 @@ def wasm_trap_explainer(vm) -> Callable[[DebugStop], tuple[int, str] | None]:
         trap = vm.trap_of(stop.result)
         if trap is None:
             return None
+        if trap.code is TrapCode.HOST:  # not a wasm trap (a debugger changed the hart): the CPU's signal
+            return stop_signal(stop), f"hwsim: {trap}"
         return int(TRAP_SIGNALS.get(trap.code, signal.SIGSEGV)), f"hwsim: wasm trap: {trap}"
 
     return explain

@@ -79,6 +79,9 @@ class DebugPort:
         self._watch: WatchHit | None = None
         self.requested = False  # set by request_stop (any thread), cleared when served
         self.attached = False  # a debugger is attached (a plain attribute: Machine.run reads it per run)
+        # A debugger changed registers or memory (set by it): the guest may now do what its code never
+        # would, and whoever classifies a stop says so rather than calling it hwsim's bug.
+        self.altered = False
         self._end_run = False  # the debugger ends the run (GDB's kill)
 
     # -- the debugger's side --------------------------------------------------------------------
