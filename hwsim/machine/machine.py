@@ -353,9 +353,8 @@ class Machine:
         self.cpu_tlb_flushes = 0  # flushes of Unicorn's TLB (each one costs refills afterwards)
         self._serving_mmio = False  # a device is serving a guest load or store now (see mmio_pc)
         self._mmio_pc_hooks: list | None = None  # Unicorn hooks that make the PC exact at device accesses
-        self.debug = DebugPort(
-            self._uc, self._stop_for_debugger, self.code_changed
-        )  # breakpoints, steps (machine/debug.py)
+        # The debugger's port (machine/debug.py): breakpoints, steps, stops served by run().
+        self.debug = DebugPort(self._uc, self._stop_for_debugger, self.code_changed)
 
     # -- hooks (hooks.py has their order and outcomes in one table) ----------------------------
 
@@ -1242,7 +1241,10 @@ class Machine:
         model TLB, A/D updates, pagers (demand paging) and write-fault handlers (copy-on-write) as for a
         guest access; Unicorn's TLB is not filled.  The page's ``Translation`` (``pa_of(va)``), None when
         nothing is translated (M-mode, satp Bare), or the ``Refusal`` (the access faults).  For a
-        debugger's accesses: they take the path the guest's take."""
+        debugger's accesses: they take the path the guest's take.
+
+        The lookup is the fill hook's (:meth:`_fill`), less the hand-over to Unicorn and the trace
+        callbacks; it is written out twice to keep the hot path one call shorter."""
         priv, satp, sum_, mxr = self._context(access)
         mode = PAGING_MODES.get(satp >> SATP_MODE_SHIFT)
         if priv is _PRIV_M or mode is None:
