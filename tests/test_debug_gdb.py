@@ -156,6 +156,17 @@ def test_breakpoint_registers_memory_step_watch_and_detach(count_wasm):
     assert status == 0 and "driver returned 5" in stderr
 
 
+def test_monitor_commands(count_wasm):
+    with hwsim_gdb(count_wasm) as run:
+        out = gdb(run.port, "monitor help", "monitor time", "monitor mmu walk 0x1000", "monitor frob", "detach")
+        status, _, stderr = run.finish()
+    assert "mmu    mmu walk VA [load|store|fetch]" in out and "time   the board's virtual time" in out
+    assert "virtual time: 0.000000 ms (0 ticks)" in out
+    assert "result: load page fault (cause 13): PTE is not valid (V=0)" in out
+    assert "unknown monitor command 'frob'" in out
+    assert status == 0
+
+
 def test_a_c_driver_has_its_function_names(tmp_path):
     with hwsim_gdb(str(REPO / "drivers" / "virtio_blk")) as run:
         out = gdb(run.port, "info functions", "break request", "continue", "bt", "detach")

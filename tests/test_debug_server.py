@@ -527,3 +527,28 @@ def test_an_ecall_the_debugger_aimed_nowhere_is_a_trap():
             pass
     trap = outcome["report"].trap
     assert trap is not None and "ecall with t6=0xdead" in str(trap)
+
+
+def monitor(client: Client, line: str) -> str:
+    client.send("qRcmd," + line.encode().hex())
+    text = ""
+    while (reply := client.recv()) != b"OK" and reply.startswith(b"O"):
+        text += bytes.fromhex(reply[1:].decode()).decode()
+    assert reply == b"OK"
+    return text
+
+
+def test_monitor_commands_show_hwsims_state_on_gdbs_console():
+    with debugged() as (client, run, outcome):
+        client.ask("?")
+        assert monitor(client, "help").splitlines() == [
+            "mmu    mmu walk VA [load|store|fetch]: the page-table walk of VA as the hart would do it now",
+        ]
+        code = function_address(client, "probe")
+        walk = monitor(client, f"mmu walk {code:#x} fetch")
+        assert "fetch as U-mode" in walk and "-A-UX-RV: fetch allowed" in walk and "result: pa 0x" in walk
+        assert monitor(client, "mmu walk 0x1000").endswith("PTE is not valid (V=0)\n")
+        assert monitor(client, "mmu walk nothex") == "usage: monitor mmu walk VA [load|store|fetch] (not 'nothex')\n"
+        assert monitor(client, "frob") == "unknown monitor command 'frob'; 'monitor help' lists them\n"
+        assert client.ask("qRcmd,zz") == b"E16"
+        assert client.ask("D") == b"OK"

@@ -289,14 +289,23 @@ def _run_under_gdb(address: str, run, path: Path, data: bytes, entry: str, call_
 
     host, port = parse_address(address)
     listener = listen(host, port)
+    clock = run.system.clock
+
+    def virtual_time(machine, words: list[str]) -> str:
+        """the board's virtual time"""
+        return f"virtual time: {clock.ticks_to_ns(clock.now) / 1e6:.6f} ms ({clock.now} ticks)"
+
+    monitor = {"time": virtual_time}
     try:
         if isinstance(run, DriverRun):
             exec_file = driver_exec_file(run.vm, f"/hwsim/{path.stem}.elf")
+            explain = wasm_trap_explainer(run.vm)
             server = GdbServer(
-                run.system.machine, exec_file=exec_file, explain=wasm_trap_explainer(run.vm), kill=run.vm.interrupt
+                run.system.machine, exec_file=exec_file, explain=explain, kill=run.vm.interrupt, monitor=monitor
             )
         else:
-            server = GdbServer(run.m, exec_file=ExecFile(str(path.resolve()), data), kill=run.interrupt)
+            exec_file = ExecFile(str(path.resolve()), data)
+            server = GdbServer(run.m, exec_file=exec_file, kill=run.interrupt, monitor=monitor)
         bound = listener.getsockname()[1]
         print(
             f"hwsim: waiting for GDB on {host}:{bound} (gdb-multiarch -ex 'target remote {host}:{bound}')",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -31,6 +31,7 @@ from ..machine import DebugStop, DebugStopKind, Machine, WatchHit
 from ..mmu.bits import PAGE_MASK, PAGE_SIZE
 from ..riscv.priv import Access
 from . import target as tgt
+from .monitor import MACHINE_COMMANDS, Command, run_command
 from .rsp import BAD_PACKET, MAX_PACKET, Connection, escape_binary
 
 E_FAULT = b"E0e"  # EFAULT: the guest could not make that access
@@ -97,10 +98,13 @@ class GdbServer:
         exec_file: ExecFile | None = None,
         explain: Callable[[DebugStop], tuple[int, str] | None] | None = None,
         kill: Callable[[str], None] | None = None,
+        monitor: Mapping[str, Command] | None = None,
     ) -> None:
         """``explain(stop)`` may name a trap's signal and a line of text for GDB's console (the driver
-        runner knows wasm trap codes); ``kill(reason)`` stops the run (GDB's ``kill``)."""
+        runner knows wasm trap codes); ``kill(reason)`` stops the run (GDB's ``kill``); ``monitor``
+        adds ``monitor`` commands to the machine's (monitor.py)."""
         self.machine = machine
+        self.monitor = {**MACHINE_COMMANDS, **(monitor or {})}
         self.exec_file = exec_file
         self.explain = explain
         self.kill = kill
@@ -435,6 +439,12 @@ class GdbServer:
             return b"OK"
         if name == "Xfer":
             return self._xfer(rest)
+        if args.startswith("Rcmd,"):
+            text = run_command(self.monitor, self.machine, _unhex(args[5:]).decode("utf-8", errors="replace"))
+            if text:
+                assert self.conn is not None  # a command came from it
+                self.conn.send(b"O" + (text.rstrip("\n") + "\n").encode().hex().encode())
+            return b"OK"
         return b""
 
     def _xfer(self, args: str) -> bytes:
