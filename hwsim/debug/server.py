@@ -517,10 +517,14 @@ def _fileio_stat(size: int) -> bytes:
 
 
 def _int(text: str) -> int:
+    """A hex field: an address, a length, a register number (never past 64 bits)."""
     try:
-        return int(text, 16)
+        value = int(text, 16)
     except ValueError:
         raise _Malformed from None
+    if not 0 <= value < 1 << 64:
+        raise _Malformed
+    return value
 
 
 def _unhex(text: str) -> bytes:
