@@ -196,6 +196,8 @@ def test_ctrl_c_in_gdb_interrupts_a_spinning_driver_and_kill_stops_the_run(count
             stderr=subprocess.STDOUT,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
+        killer = threading.Timer(TIMEOUT, gdb_proc.kill)  # the read below must end, whatever GDB does
+        killer.start()
         try:
             assert gdb_proc.stdout is not None
             lines = []
@@ -207,6 +209,7 @@ def test_ctrl_c_in_gdb_interrupts_a_spinning_driver_and_kill_stops_the_run(count
             gdb_proc.send_signal(signal.SIGINT)  # what Ctrl-C does at GDB's terminal
             out = "".join(lines) + gdb_proc.communicate(timeout=TIMEOUT)[0].decode()
         finally:
+            killer.cancel()
             if gdb_proc.poll() is None:
                 gdb_proc.kill()
                 gdb_proc.wait()
