@@ -280,6 +280,19 @@ def _explore(args, board, options, data: bytes, entry: str, call_args: tuple) ->
     return 1
 
 
+def _source_dirs(path: Path) -> list[Path]:
+    """Where a driver's C files are: its directory (DRIVER/build/NAME.wasm -> DRIVER), then hwsim.h's."""
+    from ..driver.build import BuildError, include_dir
+
+    driver_dir = path.parent.parent if path.parent.name == "build" else path.parent
+    dirs = [driver_dir]
+    try:
+        dirs.append(include_dir(driver_dir))
+    except BuildError:
+        pass
+    return dirs
+
+
 def _run_under_gdb(address: str, run, path: Path, data: bytes, entry: str, call_args: tuple):
     """Wait for GDB on ``address``, then run with the hart under its control; the run's report."""
     from ..debug import ExecFile, GdbServer, listen, parse_address
@@ -298,7 +311,7 @@ def _run_under_gdb(address: str, run, path: Path, data: bytes, entry: str, call_
     monitor = {"time": virtual_time}
     try:
         if isinstance(run, DriverRun):
-            exec_file = driver_exec_file(run.vm, f"/hwsim/{path.stem}.elf")
+            exec_file = driver_exec_file(run.vm, f"/hwsim/{path.stem}.elf", source_dirs=_source_dirs(path))
             explain = wasm_trap_explainer(run.vm)
             server = GdbServer(
                 run.system.machine, exec_file=exec_file, explain=explain, kill=run.vm.interrupt, monitor=monitor

@@ -1,13 +1,13 @@
 """A small RV64 ELF of generated code: one ``PT_LOAD`` segment and section per code region, function symbols.
 
 What a debugger needs to name code it did not build: ``info symbol``,
-``break FUNC`` and function names in backtraces.  No DWARF yet (the
-module's line tables are not translated to the generated code).
+``break FUNC`` and function names in backtraces; ``sections`` adds the
+DWARF of ``dwarf.py`` (source lines).
 
 ::
 
     ELF header | program headers (one PT_LOAD, R+X, per region) | region bytes ...
-    | .symtab (STT_FUNC, STB_GLOBAL) | .strtab | .shstrtab | section headers
+    | .symtab (STT_FUNC, STB_GLOBAL) | .strtab | other sections (.debug_*) | .shstrtab | section headers
 """
 
 from __future__ import annotations
@@ -59,8 +59,10 @@ class _Strings:
         return self._at[text]
 
 
-def write_elf(regions: list[CodeRegion], *, entry: int = 0) -> bytes:
-    """The ELF file's bytes (ET_EXEC, EM_RISCV, RVC and double-float flags, as hwsim's hart)."""
+def write_elf(regions: list[CodeRegion], *, entry: int = 0, sections: dict[str, bytes] | None = None) -> bytes:
+    """The ELF file's bytes (ET_EXEC, EM_RISCV, RVC and double-float flags, as hwsim's hart); ``sections``
+    adds sections that are not loaded (``.debug_*`` from dwarf.py), by name."""
+    extra = list((sections or {}).items())
     regions = sorted(regions, key=lambda r: r.address)
     shstr, strtab = _Strings(), _Strings()
     phoff = _EHDR.size
@@ -81,9 +83,15 @@ def write_elf(regions: list[CodeRegion], *, entry: int = 0) -> bytes:
     strtab_off = symtab_off + len(symtab)
     names = [shstr.add(r.section) for r in regions]
     symtab_name, strtab_name, shstrtab_name = shstr.add(".symtab"), shstr.add(".strtab"), shstr.add(".shstrtab")
-    shstrtab_off = strtab_off + len(strtab.data)
+    extra_names = [shstr.add(name) for name, _ in extra]
+    extra_off = []
+    at = strtab_off + len(strtab.data)
+    for _, data in extra:
+        extra_off.append(at)
+        at += len(data)
+    shstrtab_off = at
     shoff = (shstrtab_off + len(shstr.data) + 7) & ~7
-    n_sections = len(regions) + 4
+    n_sections = len(regions) + 4 + len(extra)
     out = bytearray()
     ident = b"\x7fELF" + bytes((2, 1, 1, 0)) + bytes(8)  # 64-bit, little-endian, version 1, System V
     out += _EHDR.pack(
@@ -107,15 +115,17 @@ def write_elf(regions: list[CodeRegion], *, entry: int = 0) -> bytes:
         out += _PHDR.pack(PT_LOAD, PF_R | PF_X, at, region.address, region.address, size, size, 16)
     for region, at in zip(regions, placed):
         out += bytes(at - len(out)) + region.data
-    out += bytes(symtab_off - len(out)) + symtab + strtab.data + shstr.data
+    out += bytes(symtab_off - len(out)) + symtab + strtab.data + b"".join(data for _, data in extra) + shstr.data
     out += bytes(shoff - len(out))
-    sections = [_SHDR.pack(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)]
+    headers = [_SHDR.pack(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)]
     for region, at, name in zip(regions, placed, names):
         flags = SHF_ALLOC | SHF_EXECINSTR
-        sections.append(_SHDR.pack(name, SHT_PROGBITS, flags, region.address, at, len(region.data), 0, 0, 16, 0))
+        headers.append(_SHDR.pack(name, SHT_PROGBITS, flags, region.address, at, len(region.data), 0, 0, 16, 0))
     strtab_index = len(regions) + 2
-    sections.append(_SHDR.pack(symtab_name, SHT_SYMTAB, 0, 0, symtab_off, len(symtab), strtab_index, 1, 8, _SYM.size))
-    sections.append(_SHDR.pack(strtab_name, SHT_STRTAB, 0, 0, strtab_off, len(strtab.data), 0, 0, 1, 0))
-    sections.append(_SHDR.pack(shstrtab_name, SHT_STRTAB, 0, 0, shstrtab_off, len(shstr.data), 0, 0, 1, 0))
-    out += b"".join(sections)
+    headers.append(_SHDR.pack(symtab_name, SHT_SYMTAB, 0, 0, symtab_off, len(symtab), strtab_index, 1, 8, _SYM.size))
+    headers.append(_SHDR.pack(strtab_name, SHT_STRTAB, 0, 0, strtab_off, len(strtab.data), 0, 0, 1, 0))
+    for name, (_, data), at in zip(extra_names, extra, extra_off):
+        headers.append(_SHDR.pack(name, SHT_PROGBITS, 0, 0, at, len(data), 0, 0, 1, 0))
+    headers.append(_SHDR.pack(shstrtab_name, SHT_STRTAB, 0, 0, shstrtab_off, len(shstr.data), 0, 0, 1, 0))
+    out += b"".join(headers)
     return bytes(out)
