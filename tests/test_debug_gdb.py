@@ -167,13 +167,30 @@ def test_monitor_commands(count_wasm):
     assert status == 0
 
 
-def test_a_c_driver_has_its_function_names(tmp_path):
-    with hwsim_gdb(str(REPO / "drivers" / "virtio_blk")) as run:
-        out = gdb(run.port, "info functions", "break request", "continue", "bt", "detach")
+def test_a_sandboxed_c_driver_is_debugged_at_source_level(tmp_path):
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(64 << 10))
+    driver = str(REPO / "drivers" / "virtio_blk")
+    with hwsim_gdb(driver, "--option", f"blk0.image={image}") as run:
+        out = gdb(
+            run.port,
+            "info functions",
+            "break virtio_blk.c:90",
+            "continue",
+            "bt",
+            "next",
+            "finish",
+            "delete",
+            "detach",
+        )
         status, _, stderr = run.finish()
-    assert re.search(r"0x[0-9a-f]+ +init\n", out) and re.search(r"0x[0-9a-f]+ +read_loop\n", out), out
-    assert re.search(r"#0 +0x[0-9a-f]+ in request \(\)\n#1 +0x[0-9a-f]+ in probe \(\)", out), out
-    assert "-- hwsim run report --" in stderr and "MMIO accesses: 31" in stderr
+    assert "File virtio_blk.c:\n\tstatic void init();\n\tstatic void probe();" in out, out
+    assert "Breakpoint 1 at 0x" in out and "file virtio_blk.c, line 90." in out
+    assert "Breakpoint 1, request () at virtio_blk.c:90\n90\t    uint32_t len = sectors * SECTOR;" in out
+    assert re.search(r"#0 +request \(\) at virtio_blk.c:90\n#1 +0x[0-9a-f]+ in probe \(\) at virtio_blk.c:120", out)
+    assert "\n91\t    int dir = type == T_IN" in out  # next: the following line
+    assert "in probe () at virtio_blk.c:120" in out  # finish: back in the caller
+    assert status == 0 and "driver returned 128" in stderr
 
 
 def test_native_firmware_is_debugged_at_source_level():

@@ -581,3 +581,41 @@ def test_random_packets_get_replies_and_leave_the_run_intact():
         assert client.ask("?").startswith(b"T05")
         assert client.ask("D") == b"OK"
     assert outcome["report"].result == 5 and outcome["report"].ok
+
+
+def test_the_line_table_of_generated_code_agrees_with_the_runtimes_own_lines():
+    """Differential: for every instruction of a C driver's generated code, the ELF's DWARF line (read back
+    by pyelftools) is the C line the runtime reports for that pc."""
+    from pathlib import Path
+
+    from hwsim.driver import build_driver
+    from hwsim.wasm.dwarf import SourceMap
+
+    repo = Path(__file__).resolve().parents[1]
+    system = load_board(DEFAULT_BOARD).build()
+    run = DriverRun(system, build_driver(repo / "drivers" / "virtio_blk").read_bytes(), log=lambda text: None)
+    dirs = [repo / "drivers" / "virtio_blk", repo / "drivers" / "include"]
+    elf = driver_exec_file(run.vm, "/hwsim/virtio_blk.elf", source_dirs=dirs).data
+    lines = SourceMap.from_elf_bytes(elf)
+    assert lines.available
+    loaded = run.vm.code[0]
+    checked = 0
+    for offset in range(0, len(loaded.compiled.code), 4):
+        pc = loaded.base + offset
+        where = run.vm.wasm_location(pc)
+        expected = run.vm.source_location(loaded.module, where.wasm_offset) if where is not None else None
+        got = lines.locate(pc)
+        if expected is None or got is None or got.line == 0:
+            continue
+        innermost = expected.split(", in ")[-1].split(" ")[0]  # inlined code: the line itself comes last
+        assert f"{Path(got.file).name}:{got.line}" == innermost, (hex(pc), expected, got)
+        checked += 1
+    assert checked > 500
+    top = ELFFile(io.BytesIO(elf)).get_dwarf_info()
+    units = list(top.iter_CUs())
+    assert len(units) == 1
+    die = units[0].get_top_DIE()
+    assert die.attributes["DW_AT_name"].value == b"virtio_blk.c"
+    assert die.attributes["DW_AT_comp_dir"].value == str((repo / "drivers" / "virtio_blk").resolve()).encode()
+    names = {child.attributes["DW_AT_name"].value for child in die.iter_children()}
+    assert names == {b"probe", b"init", b"request", b"read_loop"}
