@@ -584,8 +584,8 @@ def test_random_packets_get_replies_and_leave_the_run_intact():
 
 
 def test_the_line_table_of_generated_code_agrees_with_the_runtimes_own_lines():
-    """Differential: for every instruction of a C driver's generated code, the ELF's DWARF line (read back
-    by pyelftools) is the C line the runtime reports for that pc."""
+    """Differential: for every instruction of a C driver's generated code, the ELF's DWARF (read back by
+    pyelftools) gives the location the runtime reports for that pc: line, function, inlined calls."""
     from pathlib import Path
 
     from hwsim.driver import build_driver
@@ -599,7 +599,7 @@ def test_the_line_table_of_generated_code_agrees_with_the_runtimes_own_lines():
     lines = SourceMap.from_elf_bytes(elf)
     assert lines.available
     loaded = run.vm.code[0]
-    checked = 0
+    checked = inlined = 0
     for offset in range(0, len(loaded.compiled.code), 4):
         pc = loaded.base + offset
         where = run.vm.wasm_location(pc)
@@ -607,10 +607,11 @@ def test_the_line_table_of_generated_code_agrees_with_the_runtimes_own_lines():
         got = lines.locate(pc)
         if expected is None or got is None or got.line == 0:
             continue
-        innermost = expected.split(", in ")[-1].split(" ")[0]  # inlined code: the line itself comes last
-        assert f"{Path(got.file).name}:{got.line}" == innermost, (hex(pc), expected, got)
+        # The whole location: the line, its function, and the chain of inlined calls with their lines.
+        assert got.format() == expected, (hex(pc), expected, got)
         checked += 1
-    assert checked > 500
+        inlined += bool(got.inlined_at)
+    assert checked > 500 and inlined > 100
     top = ELFFile(io.BytesIO(elf)).get_dwarf_info()
     units = list(top.iter_CUs())
     assert len(units) == 1

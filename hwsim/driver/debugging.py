@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..compiler.traps import TrapCode
 from ..debug import CodeRegion, CodeSymbol, ExecFile, stop_signal, write_elf
-from ..debug.dwarf import CompileUnit, LineRow, write_dwarf
+from ..debug.dwarf import CompileUnit, InlinedCall, LineRow, write_dwarf
 from ..machine import DebugStop
 from ..wasm.dwarf import SourceMap
 from ..wasm.types import ExternKind
@@ -52,23 +52,24 @@ def driver_exec_file(vm, name: str, *, source_dirs: Sequence[str | Path] = ()) -
             symbols.append(CodeSymbol(func, loaded.base + offset, size))
         section = ".text" if number == 0 else f".text.{number}"
         regions.append(CodeRegion(section, loaded.base, bytes(compiled.code), tuple(symbols)))
-        rows = _line_rows(loaded, SourceMap(module), source_dirs)
+        source_map = SourceMap(module)
+        path_of = _paths(source_dirs)
+        rows = _line_rows(loaded, source_map, path_of)
         if rows:
             comp_dir = str(Path(source_dirs[0]).resolve()) if source_dirs else ""
-            unit = CompileUnit(rows[0].file, comp_dir, loaded.base, loaded.end, tuple(rows), tuple(symbols))
+            inlined = _inlined_calls(loaded, source_map, path_of, symbols)
+            unit = CompileUnit(rows[0].file, comp_dir, loaded.base, loaded.end, tuple(rows), tuple(symbols), inlined)
             units.append(unit)
     sections = write_dwarf(units) if units else None
     return ExecFile(name, write_elf(regions, sections=sections))
 
 
-def _line_rows(loaded, source_map: SourceMap, source_dirs: Sequence[str | Path]) -> list[LineRow]:
-    """The rows of the generated code's line table: where the C line changes along the pc map."""
-    if not source_map.available:
-        return []
+def _paths(source_dirs: Sequence[str | Path]) -> Callable[[str], str]:
+    """A source file's name in the line table: relative to the first source directory (the unit's
+    comp_dir) when it is there, else absolute when another directory holds it, else as it came."""
     paths: dict[str, str] = {}
 
     def path_of(file: str) -> str:
-        """Relative to the first source directory (the unit's comp_dir) when there, else absolute."""
         if file not in paths:
             found = next((Path(d) / file for d in source_dirs if (Path(d) / file).is_file()), None)
             if found is None or found.parent.resolve() == Path(source_dirs[0]).resolve():
@@ -77,17 +78,73 @@ def _line_rows(loaded, source_map: SourceMap, source_dirs: Sequence[str | Path])
                 paths[file] = str(found.resolve())
         return paths[file]
 
-    rows: list[LineRow] = []
+    return path_of
+
+
+def _pc_ranges(loaded):
+    """(start, end, wasm offset) of each stretch of generated code, in address order."""
     flat = loaded.compiled.pc_map.flat
+    count = len(flat) // 3
+    for i in range(count):
+        end = flat[3 * (i + 1)] if i + 1 < count else len(loaded.compiled.code)
+        yield loaded.base + flat[3 * i], loaded.base + end, flat[3 * i + 2]
+
+
+def _line_rows(loaded, source_map: SourceMap, path_of: Callable[[str], str]) -> list[LineRow]:
+    """The rows of the generated code's line table: where the C line changes along the pc map."""
+    if not source_map.available:
+        return []
+    rows: list[LineRow] = []
     last: tuple[str, int] | None = None
-    for i in range(0, len(flat), 3):
-        offset, wasm_offset = flat[i], flat[i + 2]
+    for start, _end, wasm_offset in _pc_ranges(loaded):
         loc = source_map.locate(wasm_offset)
         here = (path_of(loc.file), loc.line) if loc is not None else (last[0] if last else "", 0)
         if here != last and here[0]:
-            rows.append(LineRow(loaded.base + offset, here[0], here[1]))
+            rows.append(LineRow(start, here[0], here[1]))
             last = here
     return rows
+
+
+def _inlined_calls(
+    loaded, source_map: SourceMap, path_of: Callable[[str], str], symbols: list[CodeSymbol]
+) -> dict[int, tuple[InlinedCall, ...]]:
+    """Each function's inlined code as nested InlinedCall trees: consecutive stretches of generated code
+    whose C location has the same chain of inlined calls (name, call file, call line) are one call."""
+    stretches: list[tuple[int, int, tuple[tuple[str, str, int], ...]]] = []  # (start, end, chain outermost first)
+    for start, end, wasm_offset in _pc_ranges(loaded):
+        loc = source_map.locate(wasm_offset)
+        chain: tuple[tuple[str, str, int], ...] = ()
+        if loc is not None and loc.inlined_at and loc.function:
+            outward = list(reversed(loc.inlined_at))  # (call file, call line, caller), outermost first
+            names = [caller for _f, _l, caller in outward[1:] if caller] + [loc.function]
+            if len(names) == len(outward):
+                chain = tuple((name, path_of(f), line) for name, (f, line, _c) in zip(names, outward))
+        if stretches and stretches[-1][2] == chain and stretches[-1][1] == start:
+            stretches[-1] = (stretches[-1][0], end, chain)
+        else:
+            stretches.append((start, end, chain))
+
+    def tree(items: list, depth: int) -> tuple[InlinedCall, ...]:
+        calls: list[InlinedCall] = []
+        group: list = []
+        for item in [*items, None]:
+            key = item[2][depth] if item is not None and len(item[2]) > depth else None
+            if group and (key is None or key != group[0][2][depth] or item[0] != group[-1][1]):
+                name, call_file, call_line = group[0][2][depth]
+                children = tree(group, depth + 1)
+                calls.append(InlinedCall(name, group[0][0], group[-1][1], call_file, call_line, children))
+                group = []
+            if key is not None:
+                group.append(item)
+        return tuple(calls)
+
+    out = {}
+    for symbol in symbols:
+        inside = [s for s in stretches if symbol.address <= s[0] < symbol.address + symbol.size]
+        calls = tree(inside, 0)
+        if calls:
+            out[symbol.address] = calls
+    return out
 
 
 def wasm_trap_explainer(vm) -> Callable[[DebugStop], tuple[int, str] | None]:
