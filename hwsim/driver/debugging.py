@@ -60,6 +60,8 @@ def driver_exec_file(vm, name: str, *, source_dirs: Sequence[str | Path] = ()) -
             inlined = _inlined_calls(loaded, source_map, path_of, symbols)
             unit = CompileUnit(rows[0].file, comp_dir, loaded.base, loaded.end, tuple(rows), tuple(symbols), inlined)
             units.append(unit)
+    for stub, address, code in vm.runtime_code:  # the host-call stub: GDB steps over it by its symbol
+        regions.append(CodeRegion(f".hwsim.{stub}", address, code, (CodeSymbol(stub, address, len(code)),)))
     sections = write_dwarf(units) if units else None
     return ExecFile(name, write_elf(regions, sections=sections))
 
