@@ -204,6 +204,21 @@ def test_a_sandboxed_c_driver_is_debugged_at_source_level(tmp_path):
     assert status == 0 and "driver returned 128" in stderr
 
 
+def test_breakpoints_in_an_interrupt_handler_that_preempts_the_driver():
+    """The handler runs in a nested call, between two instructions of a busy loop: GDB stops in it
+    each time, steps its lines (the prologue has the function's first line), and the run completes."""
+    with hwsim_gdb(str(REPO / "drivers" / "examples" / "timer_irq"), "--invoke", "busy") as run:
+        out = gdb(
+            run.port, "break hwsim_irq_handler", "continue", "bt", "next", "next", "continue", "delete", "continue"
+        )
+        status, _, stderr = run.finish()
+    assert "Breakpoint 1 at 0x" in out and "file timer_irq.c, line 32." in out
+    assert re.search(r"#0 +hwsim_irq_handler \(\) at timer_irq.c:32\n", out), out
+    assert "\n33\t    rtc[CLEAR_INTERRUPT] = 1;" in out  # next, next: line by line in the handler
+    assert out.count("Breakpoint 1, ") == 2  # and again at the next alarm
+    assert status == 0 and "driver returned 5" in stderr and "interrupt handler calls: 5" in stderr
+
+
 def test_native_firmware_is_debugged_at_source_level():
     elf = build_driver(REPO / "drivers" / "uart16550", native=True)
     with hwsim_gdb(str(elf), stdin=b"hi\n") as run:

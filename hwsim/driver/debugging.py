@@ -15,6 +15,7 @@ file is offered as it is.
 
 from __future__ import annotations
 
+import bisect
 import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ from ..compiler.traps import TrapCode
 from ..debug import CodeRegion, CodeSymbol, ExecFile, stop_signal, write_elf
 from ..debug.dwarf import CompileUnit, InlinedCall, LineRow, write_dwarf
 from ..machine import DebugStop
-from ..wasm.dwarf import SourceMap
+from ..wasm.dwarf import SourceLocation, SourceMap
 from ..wasm.types import ExternKind
 
 # Wasm trap codes as the signals GDB shows (all of them "pass" by default, so continuing delivers the
@@ -93,13 +94,37 @@ def _pc_ranges(loaded):
 
 
 def _line_rows(loaded, source_map: SourceMap, path_of: Callable[[str], str]) -> list[LineRow]:
-    """The rows of the generated code's line table: where the C line changes along the pc map."""
+    """The rows of the generated code's line table: where the C line changes along the pc map.
+
+    Code before a function's first located instruction (the prologue: frame set-up, the saves of
+    callee-saved registers) takes that instruction's line in the function itself (the call's line when
+    it is inlined code), as a C compiler gives the prologue a line of its function, so a breakpoint GDB
+    puts after the prologue has a line to step from."""
     if not source_map.available:
         return []
+    entries = list(_pc_ranges(loaded))
+    locations = [source_map.locate(wasm_offset) for _start, _end, wasm_offset in entries]
+    starts = [loaded.base + offset for offset in loaded.compiled.func_offsets]
+    functions = [bisect.bisect_right(starts, start) - 1 for start, _end, _w in entries]
+    leading = []  # no located instruction before this one in its function
+    function, seen = None, False
+    for loc, func in zip(locations, functions):
+        if func != function:
+            function, seen = func, False
+        leading.append(not seen)
+        seen |= loc is not None
+    following, following_function = None, None
+    for i in range(len(entries) - 1, -1, -1):  # fill each function's leading gap from its first line
+        if locations[i] is not None:
+            following, following_function = locations[i], functions[i]
+        elif leading[i] and following is not None and following_function == functions[i]:
+            if following.inlined_at:  # the first line is inlined code: the function's own line is its call
+                call_file, call_line, caller = following.inlined_at[-1]
+                following = SourceLocation(call_file, call_line, caller)
+            locations[i] = following
     rows: list[LineRow] = []
     last: tuple[str, int] | None = None
-    for start, _end, wasm_offset in _pc_ranges(loaded):
-        loc = source_map.locate(wasm_offset)
+    for (start, _end, _w), loc in zip(entries, locations):
         here = (path_of(loc.file), loc.line) if loc is not None else (last[0] if last else "", 0)
         if here != last and here[0]:
             rows.append(LineRow(start, here[0], here[1]))
