@@ -248,7 +248,7 @@ def test_ctrl_c_in_gdb_interrupts_a_spinning_driver_and_kill_stops_the_run(count
                 lines.append(line.decode())
                 if "READY" in line.decode():
                     break
-            time.sleep(0.5)
+            time.sleep(1.0)  # GDB has sent its continue by then
             gdb_proc.send_signal(signal.SIGINT)  # what Ctrl-C does at GDB's terminal
             out = "".join(lines) + gdb_proc.communicate(timeout=TIMEOUT)[0].decode()
         finally:
