@@ -114,7 +114,6 @@ class GdbServer:
         self._interrupted = False  # an interrupt (0x03) came while the hart ran
         self._last_stop = b"S05"
         self._open_fd = False
-        self._ack_off = False
         self._watchpoints: dict[tuple[frozenset[Access], int, int], list[tuple[int, Callable]]] = {}
         self._lock = threading.Lock()
         self.stops = 0
@@ -217,8 +216,6 @@ class GdbServer:
             if reply is None:  # detached or killed
                 return
             conn.send(reply)
-            if self._ack_off:
-                conn.ack = self._ack_off = False
 
     def _stop_reply(self, stop: DebugStop, interrupted: bool) -> bytes:
         sig = tgt.stop_signal(stop, interrupted=interrupted)
@@ -468,7 +465,10 @@ class GdbServer:
 
     def _cmd_set(self, args: str) -> bytes:
         if args == "StartNoAckMode":
-            self._ack_off = True  # after this reply (GDB acknowledges it, then neither side does)
+            # This packet was acknowledged on arrival; the client sends nothing more before our OK, so
+            # acknowledgements stop now (later, the reader thread could ack the client's next packet).
+            assert self.conn is not None  # a command came from it
+            self.conn.ack = False
             return b"OK"
         return b""
 
