@@ -157,12 +157,26 @@ def test_breakpoint_registers_memory_step_watch_and_detach(count_wasm):
 
 
 def test_monitor_commands(count_wasm):
-    with hwsim_gdb(count_wasm) as run:
-        out = gdb(run.port, "monitor help", "monitor time", "monitor mmu walk 0x1000", "monitor frob", "detach")
+    with hwsim_gdb(count_wasm, "--assign", "uart0") as run:
+        out = gdb(
+            run.port,
+            "monitor help",
+            "monitor time",
+            "monitor mmu walk 0x1000",
+            "monitor devices",
+            "monitor regs uart0",
+            "monitor regs nothing",
+            "monitor frob",
+            "detach",
+        )
         status, _, stderr = run.finish()
-    assert "mmu    mmu walk VA [load|store|fetch]" in out and "time   the board's virtual time" in out
+    assert "mmu      mmu walk VA [load|store|fetch]" in out and "time     the board's virtual time" in out
     assert "virtual time: 0.000000 ms (0 ticks)" in out
     assert "result: load page fault (cause 13): PTE is not valid (V=0)" in out
+    assert re.search(r"uart0 +Uart +0x10000000\+0x1000  assigned\n", out), out
+    assert re.search(r"blk0 +VirtioBlk +0x10001000\+0x1000  not assigned\n", out), out
+    assert re.search(r"0x0003 LCR +0x00\n", out), out  # the 16550's line control register, by name
+    assert "no device 'nothing' with declared registers" in out
     assert "unknown monitor command 'frob'" in out
     assert status == 0
 

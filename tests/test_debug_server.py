@@ -543,7 +543,7 @@ def test_monitor_commands_show_hwsims_state_on_gdbs_console():
     with debugged() as (client, run, outcome):
         client.ask("?")
         assert monitor(client, "help").splitlines() == [
-            "mmu    mmu walk VA [load|store|fetch]: the page-table walk of VA as the hart would do it now",
+            "mmu      mmu walk VA [load|store|fetch]: the page-table walk of VA as the hart would do it now",
         ]
         code = function_address(client, "probe")
         walk = monitor(client, f"mmu walk {code:#x} fetch")

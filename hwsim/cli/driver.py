@@ -298,17 +298,11 @@ def _run_under_gdb(address: str, run, path: Path, data: bytes, entry: str, call_
     from ..debug import ExecFile, GdbServer, listen, parse_address
     from ..driver import DriverRun
     from ..driver.control import StopCause
-    from ..driver.debugging import driver_exec_file, wasm_trap_explainer
+    from ..driver.debugging import driver_exec_file, monitor_commands, wasm_trap_explainer
 
     host, port = parse_address(address)
     listener = listen(host, port)
-    clock = run.system.clock
-
-    def virtual_time(machine, words: list[str]) -> str:
-        """the board's virtual time"""
-        return f"virtual time: {clock.ticks_to_ns(clock.now) / 1e6:.6f} ms ({clock.now} ticks)"
-
-    monitor = {"time": virtual_time}
+    monitor = monitor_commands(run.system, assigned=run.assigned if isinstance(run, DriverRun) else None)
     try:
         if isinstance(run, DriverRun):
             exec_file = driver_exec_file(run.vm, f"/hwsim/{path.stem}.elf", source_dirs=_source_dirs(path))

@@ -39,7 +39,7 @@ def _walk(machine: Machine, words: list[str]) -> str:
 
 def _help(commands: dict[str, Command]) -> Command:
     def show(machine: Machine, words: list[str]) -> str:
-        return "\n".join(f"{name:<6} {(fn.__doc__ or '').strip()}" for name, fn in sorted(commands.items()))
+        return "\n".join(f"{name:<8} {(fn.__doc__ or '').strip()}" for name, fn in sorted(commands.items()))
 
     show.__doc__ = "this list"
     return show

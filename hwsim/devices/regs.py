@@ -234,6 +234,10 @@ class RegisterFile:
         self.layout[name]  # noqa: B018
         self._write_hooks[name] = hook
 
+    def computed_on_read(self, name: str) -> bool:
+        """True when a guest read computes the register (its stored value is not what a read returns)."""
+        return name in self._read_hooks
+
     def __getitem__(self, name: str) -> int:
         return self.values[name]
 

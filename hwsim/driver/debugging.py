@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..compiler.traps import TrapCode
-from ..debug import CodeRegion, CodeSymbol, ExecFile, stop_signal, write_elf
+from ..debug import CodeRegion, CodeSymbol, Command, ExecFile, MonitorError, stop_signal, write_elf
 from ..debug.dwarf import CompileUnit, InlinedCall, LineRow, write_dwarf
 from ..machine import DebugStop
 from ..wasm.dwarf import SourceLocation, SourceMap
@@ -189,3 +189,43 @@ def wasm_trap_explainer(vm) -> Callable[[DebugStop], tuple[int, str] | None]:
         return int(TRAP_SIGNALS.get(trap.code, signal.SIGSEGV)), f"hwsim: wasm trap: {trap}"
 
     return explain
+
+
+def monitor_commands(system, *, assigned: frozenset[str] | None = None) -> dict[str, Command]:
+    """``monitor`` commands about the board of a run: its devices, their registers, virtual time."""
+    clock = system.clock
+
+    def virtual_time(machine, words: list[str]) -> str:
+        """the board's virtual time"""
+        return f"virtual time: {clock.ticks_to_ns(clock.now) / 1e6:.6f} ms ({clock.now} ticks)"
+
+    def devices(machine, words: list[str]) -> str:
+        """the board's devices: register window, and whether the driver was given them"""
+        windows = {region.name: region for region in machine.phys.mmio_regions}
+        lines = []
+        for name, device in system.devices.items():
+            region = windows.get(name)
+            where = f"{region.base:#x}+{region.size:#x}" if region is not None else "no window"
+            given = "" if assigned is None else ("  assigned" if name in assigned else "  not assigned")
+            lines.append(f"{name:<8} {type(device).__name__:<14} {where}{given}")
+        return "\n".join(lines)
+
+    def registers(machine, words: list[str]) -> str:
+        """regs DEVICE: its registers' stored values, by name (no read is made: reads have side effects)"""
+        if len(words) != 1:
+            raise MonitorError("usage: monitor regs DEVICE ('monitor devices' lists them)")
+        device = system.devices.get(words[0])
+        regs = getattr(device, "regs", None)
+        if regs is None:
+            known = ", ".join(n for n, d in system.devices.items() if getattr(d, "regs", None) is not None)
+            raise MonitorError(f"no device {words[0]!r} with declared registers (those with: {known})")
+        lines = []
+        for reg in regs.layout:
+            if regs.computed_on_read(reg.name):
+                value = "(computed when read)"
+            else:
+                value = f"{regs[reg.name]:#0{2 + 2 * reg.width}x}"
+            lines.append(f"{reg.offset:#06x} {reg.name:<20} {value}")
+        return "\n".join(lines)
+
+    return {"time": virtual_time, "devices": devices, "regs": registers}
