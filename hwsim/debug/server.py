@@ -8,7 +8,9 @@
                         |  the hart stops (start, breakpoint, step, interrupt, watched access, trap)
                         v
                     _serve(stop): stop reply if GDB waits for one, then packets until one resumes
-                        (registers and memory: target.py; executable: qXfer:exec-file + vFile)
+                        (registers and memory: target.py; executable: qXfer:exec-file + vFile;
+                        Z0/Z1 breakpoints, Z2-Z4 watchpoints on the machine's watched pages;
+                        monitor commands: qRcmd, monitor.py)
 
 One client at a time, all-stop, one thread (the hart).  The server answers
 every packet: a malformed one gets ``E16`` (EINVAL), a memory access the
