@@ -117,6 +117,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="make a device fail: blk0.ioerr@3 (the 3rd request), net0.drop%%10 (10%% of frames, per seed), "
         "dma0.error (always); repeatable; 'hwsim run BOARD DRIVER --inject list' lists the kinds",
     )
+    r.add_argument(
+        "--gdb",
+        metavar="[HOST:]PORT",
+        help="wait for GDB on PORT (HOST defaults to 127.0.0.1; port 0 picks a free one, printed) and run "
+        "under its control: the hart stops before the first instruction; 'target remote HOST:PORT' in "
+        "gdb-multiarch gives it the registers and the code's symbols (docs/debugging.md)",
+    )
     r.add_argument("--quiet", action="store_true", help="no driver log lines and no report on stderr")
     r.add_argument(
         "--trace",
@@ -273,6 +280,61 @@ def _explore(args, board, options, data: bytes, entry: str, call_args: tuple) ->
     return 1
 
 
+def _source_dirs(path: Path) -> list[Path]:
+    """Where a driver's C files are: its directory (DRIVER/build/NAME.wasm -> DRIVER), then hwsim.h's."""
+    from ..driver.build import BuildError, include_dir
+
+    driver_dir = path.parent.parent if path.parent.name == "build" else path.parent
+    dirs = [driver_dir]
+    try:
+        dirs.append(include_dir(driver_dir))
+    except BuildError:
+        pass
+    return dirs
+
+
+def _run_under_gdb(address: str, run, path: Path, data: bytes, entry: str, call_args: tuple):
+    """Wait for GDB on ``address``, then run with the hart under its control; the run's report."""
+    from ..debug import ExecFile, GdbServer, listen, parse_address
+    from ..driver import DriverRun
+    from ..driver.control import StopCause
+    from ..driver.debugging import driver_exec_file, monitor_commands, wasm_trap_explainer
+
+    host, port = parse_address(address)
+    listener = listen(host, port)
+    monitor = monitor_commands(run.system, assigned=run.assigned if isinstance(run, DriverRun) else None)
+    try:
+        if isinstance(run, DriverRun):
+            exec_file = driver_exec_file(run.vm, f"/hwsim/{path.stem}.elf", source_dirs=_source_dirs(path))
+            explain = wasm_trap_explainer(run.vm)
+            server = GdbServer(
+                run.system.machine, exec_file=exec_file, explain=explain, kill=run.vm.interrupt, monitor=monitor
+            )
+        else:
+            exec_file = ExecFile(str(path.resolve()), data)
+            server = GdbServer(run.m, exec_file=exec_file, kill=run.interrupt, monitor=monitor)
+        bound = listener.getsockname()[1]
+        print(
+            f"hwsim: waiting for GDB on {host}:{bound} (gdb-multiarch -ex 'target remote {host}:{bound}')",
+            file=sys.stderr,
+            flush=True,
+        )
+        server.accept(listener)
+    finally:
+        listener.close()
+    report = None
+    try:
+        report = run.run(entry, call_args)
+        if server.killed:
+            report.stopped = StopCause.USER  # stopped by the user, from the debugger: exit status 130
+    finally:
+        if report is not None:
+            server.finish(report.exit_status, f"hwsim: {report.format().splitlines()[1]}")
+        else:
+            server.finish(1, "hwsim: the run failed (hwsim's error message is on its terminal)")
+    return report
+
+
 def _run_driver(args: argparse.Namespace) -> int:
     from ..board import load_board
     from ..board.options import parse_options
@@ -301,7 +363,11 @@ def _run_driver(args: argparse.Namespace) -> int:
         except ValueError:
             raise ConfigError(f"--invoke arguments must be integers, not {args.invoke[1:]}") from None
     if args.explore is not None:
+        if args.gdb is not None:
+            raise ConfigError("--gdb debugs one run; --explore makes many")
         return _explore(args, board, options, data, entry, call_args)
+    if args.gdb is not None and args.time_limit is not None:
+        raise ConfigError("--time-limit counts wall-clock time, which a debugger stops; use --virtual-time-limit")
     faults = FaultPlan(tuple(args.inject), seed=args.seed, explore=args.faults)
     system = board.build(options=options, seed=args.seed, faults=faults)
     log = (lambda text: None) if args.quiet else (lambda text: print(f"[driver] {text}", file=sys.stderr))
@@ -315,7 +381,10 @@ def _run_driver(args: argparse.Namespace) -> int:
         run = FirmwareRun(system, data, log=log, name=str(path), **limits)
     else:
         run = DriverRun(system, data, log=log, assign=args.assign, **limits)
-    report = run.run(entry, call_args)
+    if args.gdb is not None:
+        report = _run_under_gdb(args.gdb, run, path, data, entry, call_args)
+    else:
+        report = run.run(entry, call_args)
     sys.stdout.flush()
     if not args.quiet:
         print(report.format(), file=sys.stderr)

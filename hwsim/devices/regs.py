@@ -246,6 +246,10 @@ class RegisterFile:
         self._write_hooks[name] = hook
         self._forget()
 
+    def computed_on_read(self, name: str) -> bool:
+        """True when a guest read computes the register (its stored value is not what a read returns)."""
+        return name in self._read_hooks
+
     def __getitem__(self, name: str) -> int:
         return self.values[name]
 

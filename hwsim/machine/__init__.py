@@ -1,5 +1,6 @@
 """The emulated machine: CPU, physical memory map, frame allocator."""
 
+from .debug import DebugPort, DebugStop, DebugStopKind
 from .fault import CpuFault, RunResult, StopReason, WatchHit
 from .frames import FrameAllocator, FrameError
 from .hooks import EcallAction
@@ -10,6 +11,9 @@ __all__ = [
     "CpuFault",
     "DEFAULT_RAM_BASE",
     "DEFAULT_RAM_SIZE",
+    "DebugPort",
+    "DebugStop",
+    "DebugStopKind",
     "EcallAction",
     "FrameAllocator",
     "FrameError",

@@ -20,6 +20,7 @@ class StopReason(enum.Enum):
     LIMIT = "instruction or time budget used up"
     STOPPED = "stopped by the host"
     WATCH = "an access to a watched page (carried out; Machine.run goes on)"
+    DEBUG = "stopped for the debugger (Machine.run serves it and goes on)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,7 @@ from ..riscv.priv import (
     Priv,
 )
 from ..trace import TRACE
+from .debug import DebugPort, DebugStop, DebugStopKind
 from .fault import CpuFault, RunResult, StopReason, WatchHit
 from .frames import FrameAllocator
 from .hooks import EcallAction, Hooks
@@ -111,9 +112,15 @@ for _i, _name in enumerate(ABI_NAMES):
     REGISTERS[f"x{_i}"] = rv.UC_RISCV_REG_X0 + _i
     REGISTERS[f"f{_i}"] = rv.UC_RISCV_REG_F0 + _i
 REGISTERS.update(
-    fp=rv.UC_RISCV_REG_X8, satp=rv.UC_RISCV_REG_SATP, mstatus=rv.UC_RISCV_REG_MSTATUS, priv=rv.UC_RISCV_REG_PRIV
+    fp=rv.UC_RISCV_REG_X8,
+    satp=rv.UC_RISCV_REG_SATP,
+    mstatus=rv.UC_RISCV_REG_MSTATUS,
+    priv=rv.UC_RISCV_REG_PRIV,
+    fflags=rv.UC_RISCV_REG_FFLAGS,
+    frm=rv.UC_RISCV_REG_FRM,
+    fcsr=rv.UC_RISCV_REG_FCSR,
 )
-_CSRS = frozenset({"satp", "mstatus"})
+_CSRS = frozenset({"satp", "mstatus", "fflags", "frm", "fcsr"})
 
 
 _PRIVS = {0: Priv.U, 1: Priv.S, 3: Priv.M}
@@ -121,6 +128,7 @@ _PRIVS = {0: Priv.U, 1: Priv.S, 3: Priv.M}
 _PRIV_U, _PRIV_S, _PRIV_M = Priv.U, Priv.S, Priv.M
 _DECLINE, _RESUME, _STOP = EcallAction.DECLINE, EcallAction.RESUME, EcallAction.STOP
 _WATCH = StopReason.WATCH
+_DEBUG = StopReason.DEBUG
 _R, _W, _X, _U, _D = (int(f) for f in (Pte.R, Pte.W, Pte.X, Pte.U, Pte.D))
 _UC_R, _UC_W, _UC_X = uc_const.UC_PROT_READ, uc_const.UC_PROT_WRITE, uc_const.UC_PROT_EXEC
 
@@ -349,6 +357,8 @@ class Machine:
         self.cpu_tlb_flushes = 0  # flushes of Unicorn's TLB (each one costs refills afterwards)
         self._serving_mmio = False  # a device is serving a guest load or store now (see mmio_pc)
         self._mmio_pc_hooks: list | None = None  # Unicorn hooks that make the PC exact at device accesses
+        # The debugger's port (machine/debug.py): breakpoints, steps, stops served by run().
+        self.debug = DebugPort(self._uc, self._stop_for_debugger, self.code_changed)
 
     # -- hooks (hooks.py has their order and outcomes in one table) ----------------------------
 
@@ -738,6 +748,8 @@ class Machine:
                 return False
             if Access.STORE in watched.accesses:
                 entry.perms &= ~_UC_W  # a later store must come back here
+            if Access.LOAD in watched.accesses:
+                entry.perms &= ~_UC_R  # and a later load (a store's fill would have handed R too)
         self._handed.add(pa_page)
         return True
 
@@ -812,6 +824,11 @@ class Machine:
         """Stop the current run (from a hook or device callback)."""
         self._stop_reason = StopReason.STOPPED
         self._stop_pending = StopReason.STOPPED
+        self._uc.emu_stop()
+
+    def _stop_for_debugger(self) -> None:
+        """From a debug hook inside emu_start: end this stretch with StopReason.DEBUG (run() serves it)."""
+        self._stop_reason = StopReason.DEBUG
         self._uc.emu_stop()
 
     def save_context(self):
@@ -991,8 +1008,24 @@ class Machine:
         """
         deadline = time.monotonic() + timeout_us / 1e6 if timeout_us else None
         self._stop_pending = None
+        debug = self.debug
         while True:
+            if debug.requested and debug.attached:  # asked for before this stretch (or stop at start)
+                resumed = self._serve_debug(DebugStop(DebugStopKind.REQUESTED, pc))
+                if resumed is None:
+                    return RunResult(StopReason.LIMIT, pc)
+                pc = resumed
             result = self._run_once(pc, until=until, max_insns=max_insns, timeout_us=timeout_us)
+            if result.reason is _DEBUG and not debug.attached:
+                pc = result.pc  # a debug hook that fired as the debugger detached: go on
+                continue
+            if debug.attached:
+                resume = self._debug_after(result)
+                if isinstance(resume, RunResult):
+                    return resume
+                if resume is not None:
+                    pc = resume
+                    continue
             if result.reason is not _WATCH:
                 self._stop_pending = None
                 return result
@@ -1004,6 +1037,34 @@ class Machine:
                 timeout_us = int((deadline - time.monotonic()) * 1e6)
                 if timeout_us <= 0:
                     return RunResult(StopReason.LIMIT, pc)
+
+    def _serve_debug(self, stop: DebugStop) -> int | None:
+        def write_pc(pc: int) -> None:
+            self._uc.reg_write(rv.UC_RISCV_REG_PC, pc)
+
+        return self.debug.serve(stop, lambda: self._uc.reg_read(rv.UC_RISCV_REG_PC), write_pc)
+
+    def _debug_after(self, result: RunResult) -> int | RunResult | None:
+        """Show a stop to the attached debugger: the PC to resume from, a RunResult to end the run with
+        (the debugger ended it), or None: go on with ``result``."""
+        reason = result.reason
+        debug = self.debug
+        if reason is StopReason.DEBUG:
+            stop = DebugStop(debug.take_hit(), result.pc)
+        elif reason is _WATCH:
+            hit = debug.take_watch()
+            if hit is None:
+                return None
+            stop = DebugStop(DebugStopKind.WATCH, result.pc, watch=hit)
+        elif reason is StopReason.LIMIT and debug.requested:
+            stop = DebugStop(DebugStopKind.REQUESTED, result.pc)
+        elif reason in (StopReason.FAULT, StopReason.EXCEPTION, StopReason.BREAKPOINT):
+            pc = self._serve_debug(DebugStop(DebugStopKind.TRAP, result.pc, result=result))
+            return pc if pc is not None and pc != result.pc else None
+        else:
+            return None
+        resumed = self._serve_debug(stop)
+        return RunResult(StopReason.LIMIT, result.pc) if resumed is None else resumed
 
     def _run_once(self, pc: int, *, until: int | None, max_insns: int, timeout_us: int) -> RunResult:
         # A run may start inside a hook of another (a host function calling back into the guest):
@@ -1225,6 +1286,36 @@ class Machine:
         Returns None when nothing is translated (M-mode, or satp is Bare).
         """
         return self._explain_walk(va, access, priv)
+
+    def resolve(self, va: int, access: Access = Access.LOAD) -> Translation | Refusal | None:
+        """Translate ``va`` as the hart's access of kind ``access`` would now, with its side effects: the
+        model TLB, A/D updates, pagers (demand paging) and write-fault handlers (copy-on-write) as for a
+        guest access; Unicorn's TLB is not filled.  The page's ``Translation`` (``pa_of(va)``), None when
+        nothing is translated (M-mode, satp Bare), or the ``Refusal`` (the access faults).  For a
+        debugger's accesses: they take the path the guest's take.
+
+        The lookup is the fill hook's (:meth:`_fill`), less the hand-over to Unicorn and the trace
+        callbacks; it is written out twice to keep the hot path one call shorter."""
+        priv, satp, sum_, mxr = self._context(access)
+        mode = PAGING_MODES.get(satp >> SATP_MODE_SHIFT)
+        if priv is _PRIV_M or mode is None:
+            return None
+        tr = lookup_or_walk(
+            self.tlb,
+            self.phys,
+            (satp & SATP_ASID_MASK) >> SATP_ASID_SHIFT,
+            (satp & SATP_PPN_MASK) << PAGE_SHIFT,
+            va,
+            access,
+            priv,
+            sum_,
+            mxr,
+            mode=mode,
+            ad=self.ad_policy,
+            resolvers=self._resolvers,
+            ram=self._ram_words,
+        )
+        return tr
 
     def _virt_to_phys(self, va: int, access: Access, priv: Priv | None) -> int:
         result = self.translate(va, access, priv=priv)

@@ -271,6 +271,16 @@ class CallBoundary:
         record.crossing = crossing
         return crossing
 
+    def trap_of(self, result: RunResult) -> Trap | None:
+        """The Trap a call whose run stopped as ``result`` raises (a debugger shows it before the call
+        does); None when the stop is no trap of compiled wasm code.  Nothing is changed."""
+        out_of_frames = self.out_of_frames
+        try:
+            trap = self._trap_from(result)
+        finally:
+            self.out_of_frames = out_of_frames
+        return trap if isinstance(trap, Trap) else None
+
     def _trap_from(self, result: RunResult) -> Exception:
         pc = result.pc
         if result.reason is StopReason.LIMIT:
@@ -333,8 +343,19 @@ class CallBoundary:
                 )
             if L.STACK_TOP - (1 << 30) <= fault.va < self.stack_low + PAGE_SIZE:
                 return self._located(TrapCode.STACK_OVERFLOW, pc, insn)
-            return HwsimError(f"internal error: compiled code faulted outside any memory:\n{fault.format()}")
-        return HwsimError(f"internal error: compiled code stopped unexpectedly: {result.describe()}")
+            return self._unexpected(f"compiled code faulted outside any memory:\n{fault.format()}", pc)
+        return self._unexpected(f"compiled code stopped unexpectedly: {result.describe()}", pc)
+
+    def _unexpected(self, text: str, pc: int) -> Exception:
+        """A stop compiled code never makes: a bug of hwsim's, unless a debugger changed the hart's
+        registers or memory (then it is the run's trap, saying so)."""
+        if self.machine.debug.altered:
+            return Trap(
+                "the code did what compiled wasm never does, after a debugger changed the hart's registers or memory",
+                pc=pc,
+                detail=text.splitlines()[0].rstrip(":"),
+            )
+        return HwsimError(f"internal error: {text}")
 
     def _attach_frames(self, trap: Trap, pc: int) -> None:
         """Give ``trap`` its wasm backtrace from ``pc``; the innermost frame's offset is the trap site's
@@ -411,7 +432,9 @@ class CallBoundary:
         else:
             record = self.funcrefs.get(target)
             if record is None or record.host is None:
-                raise HwsimError(f"internal error: ecall with t6={target:#x}, neither a builtin nor a host function")
+                raise self._unexpected(
+                    f"ecall with t6={target:#x}, neither a builtin nor a host function", machine.get_reg("pc") - 4
+                )
             crossing = record.crossing or self.crossing_of(record)
             if crossing.param_area:
                 args = crossing.args_from(self, regs)

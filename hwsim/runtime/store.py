@@ -76,6 +76,8 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
             raise ResourceLimitError(f"the Store's runtime pages: {exc}") from None
         stub = A.Assembler(L.HOSTCALL_STUB).emit(A.ECALL, A.jalr(0, A.REG["ra"], 0)).finish()
         m.phys.write(self.runtime_pa, stub)
+        # The runtime's own code, by name (a debugger's symbols: hwsim/driver/debugging.py).
+        self.runtime_code: tuple[tuple[str, int, bytes], ...] = (("hwsim_host_call", L.HOSTCALL_STUB, stub),)
         self.host_vmctx = L.ABI_AREA + L.ABI_AREA_SIZE - 64  # an all-zero vmctx for host functions' records
         self.code_next = L.CODE_BASE
         self.data_next = L.DATA_BASE

@@ -1,0 +1,26 @@
+"""Debugging guest code with GDB: a remote-protocol server on the emulated hart (see docs/debugging.md)."""
+
+from .elf import CodeRegion, CodeSymbol, write_elf
+from .monitor import MACHINE_COMMANDS, Command, MonitorError, run_command
+from .server import ExecFile, GdbServer, listen, parse_address
+from .target import MemoryRefused, RegisterError, read_memory, stop_signal, target_xml, write_memory
+
+__all__ = [
+    "CodeRegion",
+    "CodeSymbol",
+    "Command",
+    "ExecFile",
+    "GdbServer",
+    "MACHINE_COMMANDS",
+    "MonitorError",
+    "MemoryRefused",
+    "RegisterError",
+    "listen",
+    "parse_address",
+    "read_memory",
+    "run_command",
+    "stop_signal",
+    "target_xml",
+    "write_elf",
+    "write_memory",
+]

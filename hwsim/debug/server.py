@@ -1,0 +1,571 @@
+"""A GDB server on the emulated hart: the remote protocol's commands, served while the hart is stopped.
+
+::
+
+    GDB --- TCP --- Connection (rsp.py: framing; reader thread: 0x03 -> request_stop)
+                        |
+                    GdbServer: attached to Machine.debug (machine/debug.py)
+                        |  the hart stops (start, breakpoint, step, interrupt, watched access, trap)
+                        v
+                    _serve(stop): stop reply if GDB waits for one, then packets until one resumes
+                        (registers and memory: target.py; executable: qXfer:exec-file + vFile;
+                        Z0/Z1 breakpoints, Z2-Z4 watchpoints on the machine's watched pages;
+                        monitor commands: qRcmd, monitor.py)
+
+One client at a time, all-stop, one thread (the hart).  The server answers
+every packet: a malformed one gets ``E16`` (EINVAL), a memory access the
+guest could not make ``E0e`` (EFAULT), an unknown command the empty reply
+(the protocol's "not supported").  ``D`` (detach) removes breakpoints and
+lets the run go on to its end and report; ``k`` asks the run to stop (the
+``kill`` callback) and detaches.  When the run ends with GDB still attached,
+GDB is told the exit status (``W``).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from ..machine import DebugStop, DebugStopKind, Machine, WatchHit
+from ..mmu.bits import PAGE_MASK, PAGE_SIZE
+from ..riscv.priv import Access
+from . import target as tgt
+from .monitor import MACHINE_COMMANDS, Command, run_command
+from .rsp import BAD_PACKET, MAX_PACKET, Connection, escape_binary
+
+E_FAULT = b"E0e"  # EFAULT: the guest could not make that access
+E_INVAL = b"E16"  # EINVAL: a malformed packet
+MAX_WATCH = 1 << 16  # bytes one watchpoint may cover
+MAX_BREAKPOINTS = 4096  # each is a Unicorn hook: a client may not set them without end
+MAX_WATCHPOINTS = 64
+E_NOSPC = b"E1c"  # ENOSPC: too many breakpoints or watchpoints
+_WATCH_KINDS = {
+    "2": frozenset({Access.STORE}),
+    "3": frozenset({Access.LOAD}),
+    "4": frozenset({Access.LOAD, Access.STORE}),
+}
+_FD = 3  # the one file descriptor vFile:open hands out (for the executable)
+_O_ACCMODE = 3
+_EACCES, _ENOENT, _EBADF, _EINVAL = 13, 2, 9, 22
+ACCEPT_TIMEOUT_S = None  # wait for GDB as long as it takes (tests pass their own)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecFile:
+    """The executable offered to GDB (``qXfer:exec-file`` and ``vFile``): its name and bytes."""
+
+    name: str
+    data: bytes
+
+
+class _Malformed(Exception):
+    """A packet whose arguments do not parse (answered E16)."""
+
+
+class _Resume(Exception):
+    """A command that resumes the hart: end the stop."""
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``[HOST:]PORT`` -> (host, port); host defaults to 127.0.0.1 (only this machine)."""
+    host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ConfigError(f"--gdb takes [HOST:]PORT, not {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise ConfigError(f"--gdb: port {number} is out of range")
+    return host or "127.0.0.1", number
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0: any free port; read it from ``getsockname()``)."""
+    try:
+        sock = socket.create_server((host, port), reuse_port=False)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen for GDB on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+class GdbServer:
+    """Serves one GDB connection on ``machine``'s hart (attach with :meth:`serve`)."""
+
+    def __init__(
+        self,
+        machine: Machine,
+        *,
+        exec_file: ExecFile | None = None,
+        explain: Callable[[DebugStop], tuple[int, str] | None] | None = None,
+        kill: Callable[[str], None] | None = None,
+        monitor: Mapping[str, Command] | None = None,
+    ) -> None:
+        """``explain(stop)`` may name a trap's signal and a line of text for GDB's console (the driver
+        runner knows wasm trap codes); ``kill(reason)`` stops the run (GDB's ``kill``); ``monitor``
+        adds ``monitor`` commands to the machine's (monitor.py)."""
+        self.machine = machine
+        self.monitor = {**MACHINE_COMMANDS, **(monitor or {})}
+        self.exec_file = exec_file
+        self.explain = explain
+        self.kill = kill
+        self.conn: Connection | None = None
+        self._detach: Callable[[], None] | None = None
+        self._waiting = False  # GDB resumed the hart and waits for a stop reply
+        self._interrupted = False  # an interrupt (0x03) came while the hart ran
+        self._last_stop = b"S05"
+        self._open_fd = False
+        self._watchpoints: dict[tuple[frozenset[Access], int, int], list[tuple[int, Callable]]] = {}
+        self._lock = threading.Lock()
+        self.stops = 0
+        self.killed = False  # GDB's kill ended the run
+
+    # -- the connection's life ----------------------------------------------------------------------
+
+    def serve(self, sock: socket.socket) -> None:
+        """Take the connected client ``sock``; the hart stops before its next instruction for it."""
+        if self.conn is not None:
+            raise ConfigError("this GDB server already has a client")
+        self.conn = Connection(sock, on_interrupt=self._on_interrupt, on_idle=self._on_idle)
+        self._detach = self.machine.debug.attach(self._serve, stop_at_start=True)
+
+    def accept(self, listener: socket.socket, timeout: float | None = ACCEPT_TIMEOUT_S) -> None:
+        """Wait for GDB on ``listener`` and :meth:`serve` it."""
+        listener.settimeout(timeout)
+        try:
+            sock, _peer = listener.accept()
+        except TimeoutError:
+            raise ConfigError(f"no debugger connected within {timeout} s") from None
+        self.serve(sock)
+
+    @property
+    def connected(self) -> bool:
+        return self.conn is not None and not self.conn.closed.is_set()
+
+    def finish(self, exit_status: int, note: str | None = None) -> None:
+        """The run ended: tell GDB (``note`` on its console and ``W`` with the exit status, if it waits
+        for the hart), detach and close."""
+        if self.conn is not None and self._waiting:
+            if note:
+                self.conn.send(b"O" + (note + "\n").encode().hex().encode())
+            self.conn.send(b"W%02x" % (exit_status & 0xFF))
+        self._end()
+
+    def _end(self) -> None:
+        for watches in self._watchpoints.values():
+            for page, handler in watches:
+                self.machine.unwatch_page(page, handler)
+        self._watchpoints.clear()
+        if self._detach is not None:
+            self._detach()
+            self._detach = None
+        if self.conn is not None:
+            self.conn.close()
+
+    # -- the reader thread's side ---------------------------------------------------------------------
+
+    def _on_interrupt(self) -> None:
+        # GDB sends it after a resume command, which the main thread may not have taken yet: then the
+        # stop is requested when it does.
+        with self._lock:
+            self._interrupted = True
+            if self._waiting:
+                self.machine.debug.request_stop()
+
+    def _on_idle(self) -> None:
+        with self._lock:
+            if self._interrupted and self._waiting and self.machine.debug.requested:
+                self.machine.debug.request_stop()  # it may have landed between two runs: again
+
+    # -- a stop ----------------------------------------------------------------------------------------------
+
+    def _serve(self, stop: DebugStop) -> None:
+        conn = self.conn
+        if conn is None or conn.closed.is_set():
+            self._end()  # GDB went away: let the run go on
+            return
+        self.stops += 1
+        with self._lock:
+            interrupted, self._interrupted = self._interrupted, False
+            waiting, self._waiting = self._waiting, False
+        self._last_stop = self._stop_reply(stop, interrupted)
+        if waiting:
+            if stop.kind is DebugStopKind.TRAP:
+                text = self._trap_text(stop)
+                if text:
+                    conn.send(b"O" + (text + "\n").encode().hex().encode())
+            conn.send(self._last_stop)
+        while True:
+            payload = conn.recv()
+            if payload is None:  # GDB went away without detaching: the run goes on
+                self._end()
+                return
+            try:
+                reply = self._command(payload)
+            except _Resume:
+                with self._lock:
+                    self._waiting = True
+                    if self._interrupted:
+                        self.machine.debug.request_stop()
+                return
+            except _Malformed:
+                reply = E_INVAL
+            except tgt.MemoryRefused:
+                reply = E_FAULT
+            except tgt.RegisterError:
+                reply = E_INVAL
+            if reply is None:  # detached or killed
+                return
+            conn.send(reply)
+
+    def _stop_reply(self, stop: DebugStop, interrupted: bool) -> bytes:
+        sig = tgt.stop_signal(stop, interrupted=interrupted)
+        if stop.kind is DebugStopKind.TRAP and self.explain is not None:
+            named = self.explain(stop)
+            if named is not None:
+                sig = named[0]
+        parts = [b"T%02x" % sig, b"%02x:%s;" % (tgt.PC_REGNUM, stop.pc.to_bytes(8, "little").hex().encode())]
+        if stop.kind is DebugStopKind.BREAKPOINT:
+            parts.append(b"swbreak:;")
+        elif stop.kind is DebugStopKind.WATCH and stop.watch is not None:
+            kind = b"watch" if stop.watch.access is Access.STORE else b"rwatch"
+            parts.append(b"%s:%x;" % (kind, stop.watch.va))
+        parts.append(b"thread:1;")
+        return b"".join(parts)
+
+    def _trap_text(self, stop: DebugStop) -> str:
+        if self.explain is not None:
+            named = self.explain(stop)
+            if named is not None:
+                return named[1]
+        result = stop.result
+        if result is None:
+            return ""
+        if result.fault is not None:
+            return f"hwsim: {result.fault.kind} at pc {result.pc:#x}: {result.fault.message}"
+        return f"hwsim: {result.reason.value} at pc {result.pc:#x}"
+
+    # -- commands -------------------------------------------------------------------------------------------
+
+    def _command(self, payload: bytes) -> bytes | None:
+        if payload == BAD_PACKET:
+            return E_INVAL
+        try:
+            text = payload.decode("latin-1")
+        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
+            raise _Malformed from None
+        head = text[:1]
+        handler = _SIMPLE.get(head)
+        if handler is not None:
+            return handler(self, text[1:])
+        for prefix, method in _PREFIXED:
+            if text.startswith(prefix):
+                return method(self, text[len(prefix) :])
+        return b""
+
+    def _cmd_status(self, _args: str) -> bytes:
+        return self._last_stop
+
+    def _cmd_read_registers(self, _args: str) -> bytes:
+        return tgt.read_all(self.machine).hex().encode()
+
+    def _cmd_write_registers(self, args: str) -> bytes:
+        tgt.write_all(self.machine, _unhex(args))
+        self.machine.debug.altered = True
+        return b"OK"
+
+    def _cmd_read_register(self, args: str) -> bytes:
+        return tgt.read_register(self.machine, _int(args)).hex().encode()
+
+    def _cmd_write_register(self, args: str) -> bytes:
+        number, _, value = args.partition("=")
+        tgt.write_register(self.machine, _int(number), _unhex(value))
+        self.machine.debug.altered = True
+        return b"OK"
+
+    def _cmd_read_memory(self, args: str) -> bytes:
+        address, length = _address_length(args)
+        if length == 0:
+            return b""
+        return tgt.read_memory(self.machine, address, min(length, MAX_PACKET // 2)).hex().encode()
+
+    def _cmd_write_memory(self, args: str) -> bytes:
+        where, sep, hexdata = args.partition(":")
+        if not sep:
+            raise _Malformed
+        address, length = _address_length(where)
+        data = _unhex(hexdata)
+        if len(data) != length:
+            raise _Malformed
+        if data:
+            tgt.write_memory(self.machine, address, data)
+            self.machine.debug.altered = True
+        return b"OK"
+
+    def _cmd_continue(self, args: str) -> bytes:
+        self._resume(step=False, address=args)
+        raise _Resume
+
+    def _cmd_step(self, args: str) -> bytes:
+        self._resume(step=True, address=args)
+        raise _Resume
+
+    def _cmd_continue_signal(self, args: str) -> bytes:
+        _sig, _, address = args.partition(";")
+        self._resume(step=False, address=address)
+        raise _Resume
+
+    def _cmd_step_signal(self, args: str) -> bytes:
+        _sig, _, address = args.partition(";")
+        self._resume(step=True, address=address)
+        raise _Resume
+
+    def _resume(self, *, step: bool, address: str) -> None:
+        if address:
+            self.machine.set_reg("pc", _int(address))
+            self.machine.debug.altered = True
+        self.machine.debug.set_single_step(step)
+
+    def _cmd_vcont(self, args: str) -> bytes:
+        if args == "?":
+            return b"vCont;c;C;s;S"
+        if not args.startswith(";"):
+            raise _Malformed
+        for action in args[1:].split(";"):
+            what, _, thread = action.partition(":")
+            if thread not in ("", "1", "-1", "p1.1", "p1.-1"):
+                continue  # another thread: there is one
+            if what in ("c", "s") or (what[:1] in ("C", "S") and len(what) == 3):
+                self._resume(step=what[0] in "sS", address="")
+                raise _Resume
+            if what == "t":
+                return b"OK"
+            raise _Malformed
+        raise _Malformed
+
+    def _cmd_breakpoint(self, args: str, insert: bool) -> bytes:
+        kind, _, rest = args.partition(",")
+        address_text, _, size_text = rest.partition(",")
+        address = _int(address_text)
+        if kind in ("2", "3", "4"):
+            return self._watchpoint(_WATCH_KINDS[kind], address, _int(size_text), insert)
+        if kind not in ("0", "1"):
+            return b""
+        if insert:
+            debug = self.machine.debug
+            if address not in debug.breakpoints and len(debug.breakpoints) >= MAX_BREAKPOINTS:
+                return E_NOSPC
+            debug.add_breakpoint(address)
+        else:
+            self.machine.debug.remove_breakpoint(address)
+        return b"OK"
+
+    def _watchpoint(self, accesses: frozenset[Access], va: int, size: int, insert: bool) -> bytes:
+        """A watchpoint on ``size`` bytes at ``va``: the machine's watched pages (physical, found now
+        through the page tables) stop the hart after each matching access."""
+        key = (accesses, va, size)
+        if not insert:
+            for page, watcher in self._watchpoints.pop(key, ()):
+                self.machine.unwatch_page(page, watcher)
+            return b"OK"
+        if key in self._watchpoints or not 0 < size <= MAX_WATCH:
+            return E_INVAL
+        if len(self._watchpoints) >= MAX_WATCHPOINTS:
+            return E_NOSPC
+        pages = []
+        at = va & ~PAGE_MASK
+        while at < va + size:
+            pa = tgt.physical_page(self.machine, at)  # MemoryRefused: E0e
+            pages.append(pa)
+            at += PAGE_SIZE
+        end = va + size
+        debug = self.machine.debug
+
+        def handler(hit: WatchHit) -> None:
+            if hit.va < end and va < hit.va + hit.size and hit.access in accesses:
+                debug.stop_after(WatchHit(hit.pc, max(hit.va, va), hit.pa, hit.size, hit.access, hit.priv, hit.value))
+
+        kinds = tuple(accesses)
+        self._watchpoints[key] = [(pa, handler) for pa in pages]
+        for pa in pages:
+            self.machine.watch_page(pa, handler, kinds)
+        return b"OK"
+
+    def _cmd_insert(self, args: str) -> bytes:
+        return self._cmd_breakpoint(args, True)
+
+    def _cmd_remove(self, args: str) -> bytes:
+        return self._cmd_breakpoint(args, False)
+
+    def _cmd_detach(self, _args: str) -> bytes | None:
+        assert self.conn is not None  # a command came from it
+        self.conn.send(b"OK")
+        self._end()
+        return None
+
+    def _cmd_kill(self, _args: str) -> bytes | None:
+        self.killed = True
+        if self.kill is not None:
+            self.kill("killed by the debugger")
+        self.machine.debug.end_run()  # the run stops here (the kill callback says why)
+        if self.conn is not None:
+            self.conn.send(b"OK")
+        self._end()
+        return None
+
+    def _cmd_thread(self, _args: str) -> bytes:
+        return b"OK"
+
+    def _cmd_query(self, args: str) -> bytes:
+        name, _, rest = args.partition(":")
+        if name == "Supported":
+            return (
+                b"PacketSize=%x;qXfer:features:read+;qXfer:exec-file:read+;vContSupported+;"
+                b"QStartNoAckMode+;swbreak+;hwbreak+" % MAX_PACKET
+            )
+        if name == "Attached":
+            return b"1"  # attached to a running program: GDB's quit detaches, it does not kill
+        if name == "C":
+            return b"QC1"
+        if name == "fThreadInfo":
+            return b"m1"
+        if name == "sThreadInfo":
+            return b"l"
+        if name == "Offsets":
+            return b"Text=0;Data=0;Bss=0"
+        if name == "Symbol":
+            return b"OK"
+        if name == "Xfer":
+            return self._xfer(rest)
+        if args.startswith("Rcmd,"):
+            text = run_command(self.monitor, self.machine, _unhex(args[5:]).decode("utf-8", errors="replace"))
+            if text:
+                assert self.conn is not None  # a command came from it
+                self.conn.send(b"O" + (text.rstrip("\n") + "\n").encode().hex().encode())
+            return b"OK"
+        return b""
+
+    def _xfer(self, args: str) -> bytes:
+        parts = args.split(":")
+        if len(parts) != 4 or parts[1] != "read":
+            return b""
+        obj, _read, annex, window = parts
+        offset, length = _address_length(window)
+        if obj == "features":
+            if annex != "target.xml":
+                return E_INVAL
+            data = tgt.target_xml()
+        elif obj == "exec-file":
+            if self.exec_file is None:
+                return E_INVAL
+            data = self.exec_file.name.encode()
+        else:
+            return b""
+        chunk = data[offset : offset + length]
+        return (b"l" if offset + length >= len(data) else b"m") + escape_binary(chunk)
+
+    def _cmd_set(self, args: str) -> bytes:
+        if args == "StartNoAckMode":
+            # This packet was acknowledged on arrival; the client sends nothing more before our OK, so
+            # acknowledgements stop now (later, the reader thread could ack the client's next packet).
+            assert self.conn is not None  # a command came from it
+            self.conn.ack = False
+            return b"OK"
+        return b""
+
+    def _cmd_vfile(self, args: str) -> bytes:
+        op, _, rest = args.partition(":")
+        fields = rest.split(",")
+        try:
+            if op == "setfs":
+                return b"F0"
+            if op == "open":
+                name = bytes.fromhex(fields[0]).decode("utf-8", errors="replace")
+                flags = int(fields[1], 16)
+                if self.exec_file is None or name != self.exec_file.name:
+                    return b"F-1,%x" % _ENOENT
+                if flags & _O_ACCMODE:
+                    return b"F-1,%x" % _EACCES
+                self._open_fd = True
+                return b"F%x" % _FD
+            if op == "pread":
+                fd, count, offset = (int(f, 16) for f in fields)
+                if fd != _FD or not self._open_fd or self.exec_file is None:
+                    return b"F-1,%x" % _EBADF
+                data = self.exec_file.data[offset : offset + min(count, MAX_PACKET // 2)]
+                return b"F%x;" % len(data) + escape_binary(data)
+            if op == "fstat":
+                if int(fields[0], 16) != _FD or not self._open_fd or self.exec_file is None:
+                    return b"F-1,%x" % _EBADF
+                stat = _fileio_stat(len(self.exec_file.data))
+                return b"F%x;" % len(stat) + escape_binary(stat)
+            if op == "close":
+                if int(fields[0], 16) != _FD or not self._open_fd:
+                    return b"F-1,%x" % _EBADF
+                self._open_fd = False
+                return b"F0"
+        except (ValueError, IndexError):
+            return b"F-1,%x" % _EINVAL
+        return b""
+
+
+def _fileio_stat(size: int) -> bytes:
+    """GDB's File-I/O ``struct stat`` (big-endian): a regular, read-only file of ``size`` bytes."""
+    fields = [0, 0, 0o100444, 1, 0, 0, 0]  # dev, ino, mode, nlink, uid, gid, rdev (4 bytes each)
+    out = b"".join(f.to_bytes(4, "big") for f in fields)
+    out += size.to_bytes(8, "big") + (4096).to_bytes(8, "big") + ((size + 511) // 512).to_bytes(8, "big")
+    return out + bytes(12)  # atime, mtime, ctime
+
+
+def _int(text: str) -> int:
+    """A hex field: an address, a length, a register number (never past 64 bits)."""
+    try:
+        value = int(text, 16)
+    except ValueError:
+        raise _Malformed from None
+    if not 0 <= value < 1 << 64:
+        raise _Malformed
+    return value
+
+
+def _unhex(text: str) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise _Malformed from None
+
+
+def _address_length(text: str) -> tuple[int, int]:
+    address, sep, length = text.partition(",")
+    if not sep:
+        raise _Malformed
+    return _int(address), _int(length)
+
+
+_SIMPLE: dict[str, Callable[[GdbServer, str], bytes | None]] = {
+    "?": GdbServer._cmd_status,
+    "g": GdbServer._cmd_read_registers,
+    "G": GdbServer._cmd_write_registers,
+    "p": GdbServer._cmd_read_register,
+    "P": GdbServer._cmd_write_register,
+    "m": GdbServer._cmd_read_memory,
+    "M": GdbServer._cmd_write_memory,
+    "c": GdbServer._cmd_continue,
+    "s": GdbServer._cmd_step,
+    "C": GdbServer._cmd_continue_signal,
+    "S": GdbServer._cmd_step_signal,
+    "Z": GdbServer._cmd_insert,
+    "z": GdbServer._cmd_remove,
+    "D": GdbServer._cmd_detach,
+    "k": GdbServer._cmd_kill,
+    "H": GdbServer._cmd_thread,
+    "T": GdbServer._cmd_thread,
+    "q": GdbServer._cmd_query,
+    "Q": GdbServer._cmd_set,
+}
+_PREFIXED: tuple[tuple[str, Callable[[GdbServer, str], bytes | None]], ...] = (
+    ("vCont", GdbServer._cmd_vcont),
+    ("vFile:", GdbServer._cmd_vfile),
+    ("vKill", GdbServer._cmd_kill),
+)

@@ -1,0 +1,211 @@
+"""The debugger's port on the hart: breakpoints, single steps and stop requests (the machine's side of a
+GDB server, ``hwsim/debug/``).
+
+::
+
+    debugger (hwsim/debug)              Machine.run loop                      Unicorn
+    ----------------------              ----------------                      -------
+    add_breakpoint(va)  ------------------------------------------------>  code hook on va only
+    set_single_step(True) ---------------------------------------------->  code hook on every pc
+    request_stop() (any thread) ---------------------------------------->  emu_stop
+                                        a hook fired / the request landed:
+                                        emu_start returned (StopReason.DEBUG,
+                                        or LIMIT with a request pending)
+    handler(DebugStop) <--------------  serve(): PC set to the stop; the handler
+      (reads/writes registers, memory,  talks to the debugger until it resumes
+       breakpoints; returns to resume)  --> run goes on from the PC register
+
+Guest code is never patched: a breakpoint is a Unicorn code hook limited to
+its address (only the translation blocks holding it are instrumented), and a
+stop made in a hook lands before the instruction (``emu_stop`` inside
+``UC_HOOK_CODE``, measured with unicorn 2.1.4: the instruction does not run,
+the PC is exact).  Resuming from a breakpoint's address passes that
+breakpoint once.  The handler runs outside ``emu_start`` (between two
+stretches of emulation, like a watched access), so it may read and write
+anything the host may; a stop inside a nested run (a host function calling
+back into the guest) is served there.
+
+A trap (a fault, a CPU exception, an ``ebreak``) is shown to the handler
+before :meth:`Machine.run` returns it: the debugger sees the hart at the
+faulting instruction.  When the handler returns with the PC unchanged the
+run reports the trap as usual; a debugger that moved the PC resumes there.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from unicorn import unicorn_const as uc_const
+
+from ..errors import ConfigError
+from .fault import RunResult, WatchHit
+
+
+class DebugStopKind(enum.Enum):
+    """Why the hart stopped for the debugger."""
+
+    REQUESTED = "stopped on request (before the first instruction, or an interrupt)"
+    BREAKPOINT = "reached a breakpoint"
+    STEP = "a single step ended"
+    WATCH = "a watched access was made"
+    TRAP = "the guest trapped (a fault, an exception, an ebreak)"
+
+
+@dataclass(frozen=True, slots=True)
+class DebugStop:
+    """One stop shown to the debugger: the PC it stopped at, and for a trap or a watched access, what."""
+
+    kind: DebugStopKind
+    pc: int
+    result: RunResult | None = None  # TRAP: how the run stopped
+    watch: WatchHit | None = None  # WATCH: the access, already carried out
+
+
+class DebugPort:
+    """What a debugger may ask of the hart (``Machine.debug``); one debugger at a time."""
+
+    def __init__(self, uc, stop: Callable[[], None], code_changed: Callable[[], None]) -> None:
+        self._uc = uc
+        self._stop = stop  # the machine's: end emu_start with StopReason.DEBUG
+        self._code_changed = code_changed  # the machine's: drop all translated code
+        self._handler: Callable[[DebugStop], None] | None = None
+        self._breakpoints: dict[int, int] = {}  # va -> Unicorn hook handle
+        self._step_hook: int | None = None
+        self._step_first = False  # the step hook's next call is the instruction being stepped
+        self._skip: int | None = None  # a breakpoint to pass once: the run resumes on it
+        self._hit: DebugStopKind | None = None  # what a hook stopped for
+        self._watch: WatchHit | None = None
+        self.requested = False  # set by request_stop (any thread), cleared when served
+        self.attached = False  # a debugger is attached (a plain attribute: Machine.run reads it per run)
+        # A debugger changed registers or memory (set by it): the guest may now do what its code never
+        # would, and whoever classifies a stop says so rather than calling it hwsim's bug.
+        self.altered = False
+        self._end_run = False  # the debugger ends the run (GDB's kill)
+
+    # -- the debugger's side --------------------------------------------------------------------
+
+    def attach(self, handler: Callable[[DebugStop], None], *, stop_at_start: bool = False) -> Callable[[], None]:
+        """Serve stops with ``handler(DebugStop)``; with ``stop_at_start`` the next run stops before its
+        first instruction.  Returns the function that detaches (breakpoints and stepping go with it)."""
+        if self._handler is not None:
+            raise ConfigError("a debugger is already attached to this machine")
+        self._handler = handler
+        self.attached = True
+        self.requested = stop_at_start
+
+        def detach() -> None:
+            if self._handler is handler:
+                for va in list(self._breakpoints):
+                    self.remove_breakpoint(va)
+                self.set_single_step(False)
+                self._handler = None
+                self.attached = False
+                self.requested = False
+                self._watch = None
+
+        return detach
+
+    def add_breakpoint(self, va: int) -> None:
+        if va not in self._breakpoints:
+            self._breakpoints[va] = self._uc.hook_add(uc_const.UC_HOOK_CODE, self._breakpoint_hit, begin=va, end=va)
+
+    def remove_breakpoint(self, va: int) -> bool:
+        """False when there was none at ``va``.
+
+        Unicorn 2.1.4 may go on calling a deleted code hook from code translated while it existed
+        (seen: add at A, run, delete; add at B, run, delete; add at A, delete; run: the hook at A is
+        called; not reproduced on a small program), with the binding's callback object already
+        released.  So the translated code is dropped with the hook (retranslation costs a little at
+        each stop), and the hooks ignore calls for what is no longer set."""
+        handle = self._breakpoints.pop(va, None)
+        if handle is None:
+            return False
+        self._uc.hook_del(handle)
+        self._code_changed()
+        return True
+
+    @property
+    def breakpoints(self) -> frozenset[int]:
+        return frozenset(self._breakpoints)
+
+    def set_single_step(self, on: bool) -> None:
+        """Stop before the second instruction executed from the next resume (wherever it is: an ecall's
+        host function may run other guest code first, and that is where the step ends)."""
+        if on and self._step_hook is None:
+            self._step_hook = self._uc.hook_add(uc_const.UC_HOOK_CODE, self._step, begin=1, end=0)
+        elif not on and self._step_hook is not None:
+            self._uc.hook_del(self._step_hook)
+            self._step_hook = None
+            self._code_changed()  # see remove_breakpoint
+
+    @property
+    def stepping(self) -> bool:
+        return self._step_hook is not None
+
+    def request_stop(self) -> None:
+        """Stop the hart at its next instruction boundary (any thread; the caller repeats it until the
+        stop is served: a request landing between two runs is kept, an ``emu_stop`` there is lost)."""
+        self.requested = True
+        self._uc.emu_stop()
+
+    def end_run(self) -> None:
+        """From the handler: the run stops when the handler returns (``Machine.run`` returns
+        ``StopReason.LIMIT``, as when a run is interrupted: the caller's interrupt reason says why)."""
+        self._end_run = True
+
+    def stop_after(self, hit: WatchHit) -> None:
+        """From a watched-page handler: stop once the access ``hit`` has been carried out."""
+        self._watch = hit
+        self.requested = True
+
+    # -- Unicorn's hooks (inside emu_start) --------------------------------------------------------
+
+    def _breakpoint_hit(self, uc, address: int, size: int, _data) -> None:
+        if address not in self._breakpoints or self._handler is None:
+            return  # a hook Unicorn still calls after hook_del (see remove_breakpoint)
+        if self._skip == address:
+            self._skip = None
+            return
+        if self._hit is None:
+            self._hit = DebugStopKind.BREAKPOINT
+        self._stop()
+
+    def _step(self, uc, address: int, size: int, _data) -> None:
+        if self._step_hook is None or self._handler is None:
+            return
+        if self._step_first:
+            self._step_first = False
+            return
+        if self._hit is None:
+            self._hit = DebugStopKind.STEP
+        self._stop()
+
+    # -- the machine's side (Machine.run) -------------------------------------------------------------
+
+    def take_hit(self) -> DebugStopKind:
+        kind, self._hit = self._hit or DebugStopKind.REQUESTED, None
+        return kind
+
+    def take_watch(self) -> WatchHit | None:
+        hit, self._watch = self._watch, None
+        return hit
+
+    def serve(self, stop: DebugStop, read_pc: Callable[[], int], write_pc: Callable[[int], None]) -> int | None:
+        """Show ``stop`` to the debugger (the PC register set to it); the PC to resume from, or None when
+        the debugger ended the run (:meth:`end_run`)."""
+        write_pc(stop.pc)
+        self.requested = False
+        self._hit = None
+        handler = self._handler
+        if handler is not None:
+            handler(stop)
+        if self._end_run:
+            self._end_run = False
+            return None
+        pc = read_pc()
+        self._skip = pc if pc in self._breakpoints else None
+        self._step_first = self._step_hook is not None
+        self._hit = None
+        return pc

@@ -1,0 +1,290 @@
+"""``hwsim run --gdb`` with a real client: the distribution's gdb-multiarch in batch mode, over TCP."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from hwsim.board import DEFAULT_BOARD
+from hwsim.driver import build_driver
+from hwsim.runtime.api import _wat_to_wasm
+
+REPO = Path(__file__).resolve().parents[1]
+GDB = shutil.which("gdb-multiarch")
+TIMEOUT = 90
+
+pytestmark = pytest.mark.skipif(
+    GDB is None, reason="gdb-multiarch is not installed (the README's test block installs it)"
+)
+
+COUNT = """
+(module
+  (memory (export "memory") 1)
+  (func $count (export "count") (param $n i32) (result i32)
+    (local $i i32)
+    (loop $l
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (i32.store (i32.const 0x1000) (local.get $i))
+      (br_if $l (i32.ne (local.get $i) (local.get $n))))
+    (i32.load (i32.const 0x1000)))
+  (func (export "spin") (result i32)
+    (call $count (i32.const -1)))
+  (func (export "oops") (result i32)
+    unreachable)
+  (func (export "probe") (result i32)
+    (call $count (i32.const 5))))
+"""
+
+
+class Hwsim:
+    """``hwsim run ... --gdb 127.0.0.1:0`` in the background; its port, and its stderr as it comes."""
+
+    def __init__(self, *args: str, stdin: bytes = b"") -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), *args, "--gdb", "127.0.0.1:0"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+        )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(stdin)
+        self.proc.stdin.close()
+        self.stderr: list[str] = []
+        self.stdout: list[bytes] = []
+        self._readers = [
+            threading.Thread(target=self._read_stderr, daemon=True),
+            threading.Thread(target=self._read_stdout, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+        deadline = time.monotonic() + TIMEOUT
+        while not (found := re.search(r"waiting for GDB on 127\.0\.0\.1:(\d+)", "".join(self.stderr))):
+            assert self.proc.poll() is None and time.monotonic() < deadline, "".join(self.stderr)
+            time.sleep(0.05)
+        self.port = int(found.group(1))
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line.decode())
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        self.stdout.append(self.proc.stdout.read())
+
+    def finish(self) -> tuple[int, str, str]:
+        """(exit status, stdout, stderr) once the run ended."""
+        try:
+            self.proc.wait(timeout=TIMEOUT)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        for reader in self._readers:
+            reader.join(TIMEOUT)
+        return self.proc.returncode, b"".join(self.stdout).decode(), "".join(self.stderr)
+
+
+def gdb_command(port: int, *commands: str) -> list[str]:
+    argv = [GDB or "gdb-multiarch", "-nx", "--batch", "-ex", "set pagination off"]
+    argv += ["-ex", f"target remote 127.0.0.1:{port}"]
+    for command in commands:
+        argv += ["-ex", command]
+    return argv
+
+
+def gdb(port: int, *commands: str) -> str:
+    out = subprocess.run(gdb_command(port, *commands), capture_output=True, timeout=TIMEOUT, cwd=REPO)
+    return out.stdout.decode() + out.stderr.decode()
+
+
+@contextmanager
+def hwsim_gdb(*args: str, stdin: bytes = b""):
+    run = Hwsim(*args, stdin=stdin)
+    try:
+        yield run
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def count_wasm(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("gdb") / "count.wasm"
+    path.write_bytes(_wat_to_wasm(COUNT))
+    return str(path)
+
+
+def test_breakpoint_registers_memory_step_watch_and_detach(count_wasm):
+    with hwsim_gdb(count_wasm) as run:
+        out = gdb(
+            run.port,
+            "break count",
+            "continue",
+            "bt",
+            "info registers pc",
+            "stepi",
+            "info symbol $pc",
+            'eval "watch *(int *)%lu", $s2 + 4096',
+            "continue",
+            "continue",
+            "x/wx $s2 + 4096",
+            "delete",
+            "detach",
+        )
+        status, _, stderr = run.finish()
+    assert "Reading symbols from target:/hwsim/count.elf" in out
+    assert re.search(r"Breakpoint 1, 0x[0-9a-f]+ in count \(\)", out), out
+    assert re.search(r"#1 +0x[0-9a-f]+ in probe \(\)", out), out
+    assert re.search(r"pc\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <count\+\d+>", out), out
+    assert re.search(r"count \+ \d+ in section \.text", out), out
+    assert "Hardware watchpoint 2: *(int *)8589938688" in out
+    assert "Old value = 0\nNew value = 1" in out and "Old value = 1\nNew value = 2" in out
+    assert re.search(r"0x200001000:\s+0x00000002", out), out
+    assert "[Inferior 1 (Remote target) detached]" in out
+    assert status == 0 and "driver returned 5" in stderr
+
+
+def test_monitor_commands(count_wasm):
+    with hwsim_gdb(count_wasm, "--assign", "uart0") as run:
+        out = gdb(
+            run.port,
+            "monitor help",
+            "monitor time",
+            "monitor mmu walk 0x1000",
+            "monitor devices",
+            "monitor regs uart0",
+            "monitor regs nothing",
+            "monitor frob",
+            "detach",
+        )
+        status, _, stderr = run.finish()
+    assert "mmu      mmu walk VA [load|store|fetch]" in out and "time     the board's virtual time" in out
+    assert "virtual time: 0.000000 ms (0 ticks)" in out
+    assert "result: load page fault (cause 13): PTE is not valid (V=0)" in out
+    assert re.search(r"uart0 +Uart +0x10000000\+0x1000  assigned\n", out), out
+    assert re.search(r"blk0 +VirtioBlk +0x10001000\+0x1000  not assigned\n", out), out
+    assert re.search(r"0x0003 LCR +0x00\n", out), out  # the 16550's line control register, by name
+    assert "no device 'nothing' with declared registers" in out
+    assert "unknown monitor command 'frob'" in out
+    assert status == 0
+
+
+def test_a_sandboxed_c_driver_is_debugged_at_source_level(tmp_path):
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(64 << 10))
+    driver = str(REPO / "drivers" / "virtio_blk")
+    with hwsim_gdb(driver, "--option", f"blk0.image={image}") as run:
+        out = gdb(
+            run.port,
+            "info functions",
+            "break virtio_blk.c:90",
+            "continue",
+            "bt",
+            "next",
+            "finish",
+            "delete 1",
+            "break wait_used",
+            "continue",
+            "bt 2",
+            "delete",
+            "detach",
+        )
+        status, _, stderr = run.finish()
+    assert "File virtio_blk.c:\n\tstatic void init();\n\tstatic void probe();" in out, out
+    assert "Breakpoint 1 at 0x" in out and "file virtio_blk.c, line 90." in out
+    assert "Breakpoint 1, request () at virtio_blk.c:90\n90\t    uint32_t len = sectors * SECTOR;" in out
+    # write_read_back was inlined into probe by zig: GDB shows it as a frame of its own.
+    assert re.search(
+        r"#0 +request \(\) at virtio_blk.c:90\n#1 +0x[0-9a-f]+ in write_read_back \(\) at virtio_blk.c:120\n"
+        r"#2 +probe \(\) at virtio_blk.c:131\n",
+        out,
+    ), out
+    assert "\n91\t    int dir = type == T_IN" in out  # next: the following line
+    assert "in write_read_back () at virtio_blk.c:120" in out  # finish: back in the caller
+    assert "Breakpoint 2 at 0x" in out and "wait_used. (3 locations)" in out  # inlined three times
+    assert re.search(r"#0 +wait_used \(\) at virtio_blk.c:\d+\n#1 +request \(\) at virtio_blk.c:103", out), out
+    assert status == 0 and "driver returned 128" in stderr
+
+
+def test_breakpoints_in_an_interrupt_handler_that_preempts_the_driver():
+    """The handler runs in a nested call, between two instructions of a busy loop: GDB stops in it
+    each time, steps its lines (the prologue has the function's first line), and the run completes."""
+    with hwsim_gdb(str(REPO / "drivers" / "examples" / "timer_irq"), "--invoke", "busy") as run:
+        out = gdb(
+            run.port, "break hwsim_irq_handler", "continue", "bt", "next", "next", "continue", "delete", "continue"
+        )
+        status, _, stderr = run.finish()
+    assert "Breakpoint 1 at 0x" in out and "file timer_irq.c, line 32." in out
+    assert re.search(r"#0 +hwsim_irq_handler \(\) at timer_irq.c:32\n", out), out
+    assert "\n33\t    rtc[CLEAR_INTERRUPT] = 1;" in out  # next, next: line by line in the handler
+    assert out.count("Breakpoint 1, ") == 2  # and again at the next alarm
+    assert status == 0 and "driver returned 5" in stderr and "interrupt handler calls: 5" in stderr
+
+
+def test_native_firmware_is_debugged_at_source_level():
+    elf = build_driver(REPO / "drivers" / "uart16550", native=True)
+    with hwsim_gdb(str(elf), stdin=b"hi\n") as run:
+        out = gdb(run.port, "info registers priv", "break probe", "continue", "next", "bt", "detach")
+        status, stdout, stderr = run.finish()
+    assert f"Reading symbols from target:{elf.resolve()}" in out
+    assert "prv:3 [Machine]" in out
+    assert "Breakpoint 1, probe () at drivers/uart16550/uart16550.c:41" in out
+    assert re.search(r"\n42\t +hwsim_log\(", out), out
+    assert status == 0 and stdout == "hi\n" and "driver returned 3" in stderr
+
+
+def test_ctrl_c_in_gdb_interrupts_a_spinning_driver_and_kill_stops_the_run(count_wasm):
+    with hwsim_gdb(count_wasm, "--invoke", "spin") as run:
+        gdb_proc = subprocess.Popen(
+            gdb_command(run.port, "echo READY\\n", "continue", "bt", "kill"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        killer = threading.Timer(TIMEOUT, gdb_proc.kill)  # the read below must end, whatever GDB does
+        killer.start()
+        try:
+            assert gdb_proc.stdout is not None
+            lines = []
+            for line in gdb_proc.stdout:  # until GDB has connected and is about to continue
+                lines.append(line.decode())
+                if "READY" in line.decode():
+                    break
+            time.sleep(1.0)  # GDB has sent its continue by then
+            gdb_proc.send_signal(signal.SIGINT)  # what Ctrl-C does at GDB's terminal
+            out = "".join(lines) + gdb_proc.communicate(timeout=TIMEOUT)[0].decode()
+        finally:
+            killer.cancel()
+            if gdb_proc.poll() is None:
+                gdb_proc.kill()
+                gdb_proc.wait()
+        status, _, stderr = run.finish()
+    assert "Program received signal SIGINT, Interrupt." in out, out
+    assert re.search(r"#0 +0x[0-9a-f]+ in count \(\)\n#1 +0x[0-9a-f]+ in spin \(\)", out), out
+    assert "[Inferior 1 (Remote target) killed]" in out
+    assert "driver stopped by the user: interrupted" in stderr and "(killed by the debugger)" in stderr
+    assert status == 130
+
+
+def test_a_wasm_trap_is_a_signal_then_the_run_reports_it(count_wasm):
+    with hwsim_gdb(count_wasm, "--invoke", "oops") as run:
+        out = gdb(run.port, "continue", "info symbol $pc", "continue")
+        status, _, stderr = run.finish()
+    assert "hwsim: wasm trap: unreachable at wasm function 2, bytecode offset 0x" in out
+    assert "Program received signal SIGILL, Illegal instruction." in out
+    assert "oops + " in out
+    assert "hwsim: driver trapped: unreachable at wasm function 2" in out  # the report's first line
+    assert "[Inferior 1 (Remote target) exited with code 01]" in out
+    assert status == 1 and "driver trapped: unreachable" in stderr
