@@ -240,7 +240,8 @@ def test_native_firmware_is_debugged_at_source_level():
         status, stdout, stderr = run.finish()
     assert f"Reading symbols from target:{elf.resolve()}" in out
     assert "prv:3 [Machine]" in out
-    assert "Breakpoint 1, probe () at drivers/uart16550/uart16550.c:41" in out
+    # (the DWARF names the file as zig was given it: relative, or absolute in a cached build)
+    assert re.search(r"Breakpoint 1, probe \(\) at (\S*/)?drivers/uart16550/uart16550\.c:41", out), out
     assert re.search(r"\n42\t +hwsim_log\(", out), out
     assert status == 0 and stdout == "hi\n" and "driver returned 3" in stderr
 

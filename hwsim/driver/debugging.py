@@ -185,8 +185,8 @@ def wasm_trap_explainer(vm) -> Callable[[DebugStop], tuple[int, str] | None]:
         if trap is None:
             return None
         if trap.code is TrapCode.HOST:  # not a wasm trap (a debugger changed the hart): the CPU's signal
-            return stop_signal(stop), f"hwsim: {trap}"
-        return int(TRAP_SIGNALS.get(trap.code, signal.SIGSEGV)), f"hwsim: wasm trap: {trap}"
+            return stop_signal(stop), f"hwsim: {trap.summary}"
+        return int(TRAP_SIGNALS.get(trap.code, signal.SIGSEGV)), f"hwsim: wasm trap: {trap.summary}"
 
     return explain
 
