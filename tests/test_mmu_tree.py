@@ -10,6 +10,7 @@ from hwsim.errors import BusError
 from hwsim.machine import FrameAllocator, PhysicalMemory
 from hwsim.mmu import AddressSpace, AdPolicy, Pte, walk
 from hwsim.mmu.bits import PAGE_SHIFT, SV39, SV48, make_pte
+from hwsim.mmu.snapshot import Region, region_namer
 from hwsim.mmu.tree import TreeTooLarge, format_tree, read_tree, tree_to_json
 from hwsim.mmu.walker import FaultReason
 from hwsim.riscv.priv import Access, Priv
@@ -55,6 +56,41 @@ def test_text_tree(small):
         "4 tables (1 at level 2, 2 at level 1, 1 at level 0); 1 GiB 2 MiB 16 KiB mapped by 6 leaf PTEs; "
         "0 PTEs a walk faults on",
     ]
+
+
+def test_a_large_mapping_is_labelled_part_by_part():
+    """A gigapage over the end of RAM, and one over device windows and holes: each part named by what it is."""
+    phys, frames, space = new_space()  # RAM 0x80000000-0x807fffff
+    phys.write_u64(space.root + 8 * 2, make_pte(RAM >> PAGE_SHIFT, Pte.V | Pte.R | Pte.W | Pte.A | Pte.D))
+    phys.write_u64(space.root + 8 * 3, make_pte(0, Pte.V | Pte.R | Pte.W | Pte.A | Pte.D))
+    regions = [
+        Region("ram", "ram", RAM, 8 << 20),
+        Region("uart0", "mmio", 0x1000_0000, 0x100),
+        Region("plic", "mmio", 0xC00_0000, 0x60_0000),
+    ]
+    tree = read_tree(phys, space.root, satp=space.satp)
+    lines = format_tree(tree, region_of=region_namer(regions))
+    assert lines[2] == (
+        "├─ [0x002] va 0x80000000-0xbfffffff  1 GiB superpage -> pa 0x80000000-0xbfffffff "
+        "[ram 0x80000000-0x807fffff, no RAM or device 0x80800000-0xbfffffff]  DA---WRV"
+    )
+    assert lines[3] == (
+        "└─ [0x003] va 0xc0000000-0xffffffff  1 GiB superpage -> pa 0x0-0x3fffffff "
+        "[no RAM or device 0x0-0xbffffff, plic 0xc000000-0xc5fffff, no RAM or device 0xc600000-0xfffffff, "
+        "uart0 0x10000000-0x100000ff, no RAM or device 0x10000100-0x3fffffff]  DA---WRV"
+    )
+    j = tree_to_json(tree, region_of=region_namer(regions))
+    giga = j["root"]["entries"][0]
+    assert "region" not in giga  # not one region: the parts say what is there
+    assert giga["regions"] == [
+        {"name": "ram", "pa": "0x80000000", "size": 8 << 20},
+        {"name": None, "pa": "0x80800000", "size": (1 << 30) - (8 << 20)},
+    ]
+    # A mapping inside one region keeps its one name.
+    space.map(0x1000, frames.alloc(), 0x1000, Pte.R | Pte.U)
+    j = tree_to_json(read_tree(phys, space.root), region_of=region_namer(regions))
+    page = j["root"]["entries"][0]["table"]["entries"][0]["table"]["entries"][0]
+    assert page["region"] == "ram" and page["regions"] == [{"name": "ram", "pa": page["target"], "size": 0x1000}]
 
 
 def test_runs_break_on_flags_frames_and_gaps():

@@ -95,6 +95,10 @@ _JS = r"""
   }
   function hex(n) { return "0x" + n.toString(16).padStart(3, "0"); }
   function end(start, size) { return "0x" + (BigInt(start) + BigInt(size) - 1n).toString(16); }
+  function regionLabel(parts) {  // what the mapped range holds: one region, or each part with its addresses
+    if (parts.length === 1) return parts[0].name || "no RAM or device";
+    return parts.map(p => (p.name || "no RAM or device") + " " + p.pa + "-" + end(p.pa, p.size)).join(", ");
+  }
 
   function drawTable(t) {
     const box = document.createElement("div");
@@ -130,7 +134,7 @@ _JS = r"""
         const what = e.count > 1 ? e.count + " \u00d7 " + sizeNames[e.level] :
                      superpage ? sizeNames[e.level] + " superpage" : sizeNames[e.level] + " page";
         l2.appendChild(text("span", "kind", what + " \u2192 pa " + e.target));
-        if (e.region !== undefined) l2.appendChild(text("span", "region", " [" + (e.region || "no RAM or device") + "]"));
+        if (e.regions !== undefined) l2.appendChild(text("span", "region", " [" + regionLabel(e.regions) + "]"));
       }
       l2.appendChild(flags(e.flags));
       row.appendChild(l1);
