@@ -198,6 +198,8 @@ def test_json_tree(small):
     assert j["mode"] == "Sv39" and j["satp"] == hex(space.satp)
     first = j["root"]["entries"][0]
     assert first["kind"] == "pointer" and first["table"]["level"] == 1
+    assert first["page"] is None  # a level-2 pointer is the address of a table, not a 1 GiB gigapage
+    assert j["root"]["entries"][2]["page"] == "1 GiB gigapage" and j["root"]["entries"][2]["kind"] == "leaf"
     run = first["table"]["entries"][0]["table"]["entries"][0]
     assert (run["index"], run["count"], run["size"], run["flags"], run["target"]) == (
         1,

@@ -349,7 +349,7 @@ def tree_to_json(tree: PageTableTree, *, region_of: RegionOf | None = None) -> d
             "kind": e.kind,
             "flags": describe_flags(e.pte),
             "target": hex(e.target),
-            "page": LEVEL_NAMES[e.level],
+            "page": LEVEL_NAMES[e.level] if e.kind != "pointer" else None,  # a pointer maps no page: a table
             "problem": e.problem.value if e.problem is not None else None,
         }
         if e.kind != "pointer" and region_of is not None:
