@@ -44,6 +44,7 @@ def test_text_tree(small):
     )
     assert lines == [
         "satp 0x8000300000080000: Sv39 page tables, root table 0x80000000, ASID 3",
+        "flags DAGUXWRV: D dirty, A accessed, G global, U user, X executable, W writable, R readable, V valid; - clear",
         "level-2 table 0x80000000 (3 valid)",
         "├─ [0x000] va 0x0-0x3fffffff  -> level-1 table 0x80004000 (1 valid)",
         "│  └─ [0x000] va 0x0-0x1fffff  -> level-0 table 0x80005000 (4 valid)",
@@ -70,11 +71,11 @@ def test_a_large_mapping_is_labelled_part_by_part():
     ]
     tree = read_tree(phys, space.root, satp=space.satp)
     lines = format_tree(tree, region_of=region_namer(regions))
-    assert lines[2] == (
+    assert lines[3] == (
         "├─ [0x002] va 0x80000000-0xbfffffff  1 GiB superpage -> pa 0x80000000-0xbfffffff "
         "[ram 0x80000000-0x807fffff, no RAM or device 0x80800000-0xbfffffff]  DA---WRV"
     )
-    assert lines[3] == (
+    assert lines[4] == (
         "└─ [0x003] va 0xc0000000-0xffffffff  1 GiB superpage -> pa 0x0-0x3fffffff "
         "[no RAM or device 0x0-0xbffffff, plic 0xc000000-0xc5fffff, no RAM or device 0xc600000-0xfffffff, "
         "uart0 0x10000000-0x100000ff, no RAM or device 0x10000100-0x3fffffff]  DA---WRV"
@@ -91,6 +92,20 @@ def test_a_large_mapping_is_labelled_part_by_part():
     j = tree_to_json(read_tree(phys, space.root), region_of=region_namer(regions))
     page = j["root"]["entries"][0]["table"]["entries"][0]["table"]["entries"][0]
     assert page["region"] == "ram" and page["regions"] == [{"name": "ram", "pa": page["target"], "size": 0x1000}]
+
+
+def test_counts_in_the_summary_are_singular_when_one():
+    phys, frames, space = new_space()
+    phys.write_u64(space.root + 8 * 2, make_pte(RAM >> PAGE_SHIFT, Pte.V | Pte.R | Pte.A))
+    phys.write_u64(space.root + 8 * 3, make_pte(RAM >> PAGE_SHIFT, Pte.V | Pte.W))  # W without R: a walk faults
+    assert format_tree(read_tree(phys, space.root))[-1] == (
+        "1 table (1 at level 2, 0 at level 1, 0 at level 0); 1 GiB mapped by 1 leaf PTE; 1 PTE a walk faults on"
+    )
+    phys.write_u64(space.root + 8 * 4, make_pte((RAM >> PAGE_SHIFT) + (1 << 18), Pte.V | Pte.R | Pte.A))
+    phys.write_u64(space.root + 8 * 5, make_pte(RAM >> PAGE_SHIFT, Pte.V | Pte.W))
+    assert format_tree(read_tree(phys, space.root))[-1] == (
+        "1 table (1 at level 2, 0 at level 1, 0 at level 0); 2 GiB mapped by 2 leaf PTEs; 2 PTEs a walk faults on"
+    )
 
 
 def test_runs_break_on_flags_frames_and_gaps():

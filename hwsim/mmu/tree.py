@@ -24,6 +24,7 @@ from typing import Protocol, runtime_checkable
 
 from ..errors import BusError, HwsimError
 from .bits import (
+    FLAGS_LEGEND,
     PAGE_SHIFT,
     PAGE_SIZE,
     PTE_FLAGS_MASK,
@@ -38,6 +39,7 @@ from .bits import (
     describe_flags,
     pte_ppn,
 )
+from .report import plural
 from .walker import LEVEL_NAMES, FaultReason, PteReader
 
 RegionOf = Callable[[int], str | None]  # pa -> the name of the RAM or device region holding it (None: nothing)
@@ -283,7 +285,7 @@ def format_tree(tree: PageTableTree, *, region_of: RegionOf | None = None) -> li
     head = f"{mode.name} page tables, root table {root.pa:#x}"
     if tree.satp is not None:
         head = f"satp {tree.satp:#018x}: " + head + f", ASID {(tree.satp >> 44) & 0xFFFF}"
-    lines = [head]
+    lines = [head, FLAGS_LEGEND]
     extra = f", {root.invalid_nonzero} non-zero with V=0" if root.invalid_nonzero else ""
     lines.append(f"level-{root.level} table {root.pa:#x} ({root.valid} valid{extra})")
 
@@ -302,8 +304,8 @@ def format_tree(tree: PageTableTree, *, region_of: RegionOf | None = None) -> li
         f"{sum(1 for t in tables if t.level == lvl)} at level {lvl}" for lvl in reversed(range(mode.levels))
     )
     lines.append(
-        f"{len(tables)} tables ({per_level}); {_bytes(sum(e.size for e in good))} mapped by "
-        f"{sum(e.count for e in good)} leaf PTEs; {problems} PTEs a walk faults on"
+        f"{plural(len(tables), 'table')} ({per_level}); {_bytes(sum(e.size for e in good))} mapped by "
+        f"{plural(sum(e.count for e in good), 'leaf PTE')}; {plural(problems, 'PTE')} a walk faults on"
     )
     return lines
 

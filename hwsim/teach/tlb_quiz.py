@@ -20,7 +20,7 @@ from ..machine.frames import FrameAllocator
 from ..machine.physmem import PhysicalMemory
 from ..mmu.aspace import AddressSpace
 from ..mmu.bits import PAGE_SIZE, Pte
-from ..mmu.report import perms_string
+from ..mmu.report import perms_string, plural
 from ..mmu.tlb import GLOBAL, Tlb
 from ..mmu.walker import AdPolicy, Translation, walk
 from ..riscv.priv import Access, Priv
@@ -362,7 +362,9 @@ def format_answer(ex: TlbExercise) -> list[str]:
         lines.append(f"      TLB, LRU first: {contents}")
     accesses = [s for s in steps if s.op.kind == "access"]
     hits = sum(1 for s in accesses if s.hit is not None)
-    lines.append(f"  {hits} hits, {len(accesses) - hits} misses in {len(accesses)} accesses")
+    lines.append(
+        f"  {plural(hits, 'hit')}, {plural(len(accesses) - hits, 'miss', 'misses')} in {plural(len(accesses), 'access', 'accesses')}"
+    )
     return lines
 
 
