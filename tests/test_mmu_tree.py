@@ -10,6 +10,7 @@ from hwsim.errors import BusError
 from hwsim.machine import FrameAllocator, PhysicalMemory
 from hwsim.mmu import AddressSpace, AdPolicy, Pte, walk
 from hwsim.mmu.bits import PAGE_SHIFT, SV39, SV48, make_pte
+from hwsim.mmu.snapshot import Region, region_namer
 from hwsim.mmu.tree import TreeTooLarge, format_tree, read_tree, tree_to_json
 from hwsim.mmu.walker import FaultReason
 from hwsim.riscv.priv import Access, Priv
@@ -43,6 +44,7 @@ def test_text_tree(small):
     )
     assert lines == [
         "satp 0x8000300000080000: Sv39 page tables, root table 0x80000000, ASID 3",
+        "flags DAGUXWRV: D dirty, A accessed, G global, U user, X executable, W writable, R readable, V valid; - clear",
         "level-2 table 0x80000000 (3 valid)",
         "├─ [0x000] va 0x0-0x3fffffff  -> level-1 table 0x80004000 (1 valid)",
         "│  └─ [0x000] va 0x0-0x1fffff  -> level-0 table 0x80005000 (4 valid)",
@@ -55,6 +57,55 @@ def test_text_tree(small):
         "4 tables (1 at level 2, 2 at level 1, 1 at level 0); 1 GiB 2 MiB 16 KiB mapped by 6 leaf PTEs; "
         "0 PTEs a walk faults on",
     ]
+
+
+def test_a_large_mapping_is_labelled_part_by_part():
+    """A gigapage over the end of RAM, and one over device windows and holes: each part named by what it is."""
+    phys, frames, space = new_space()  # RAM 0x80000000-0x807fffff
+    phys.write_u64(space.root + 8 * 2, make_pte(RAM >> PAGE_SHIFT, Pte.V | Pte.R | Pte.W | Pte.A | Pte.D))
+    phys.write_u64(space.root + 8 * 3, make_pte(0, Pte.V | Pte.R | Pte.W | Pte.A | Pte.D))
+    regions = [
+        Region("ram", "ram", RAM, 8 << 20),
+        Region("uart0", "mmio", 0x1000_0000, 0x100),
+        Region("plic", "mmio", 0xC00_0000, 0x60_0000),
+    ]
+    tree = read_tree(phys, space.root, satp=space.satp)
+    lines = format_tree(tree, region_of=region_namer(regions))
+    assert lines[3] == (
+        "├─ [0x002] va 0x80000000-0xbfffffff  1 GiB superpage -> pa 0x80000000-0xbfffffff "
+        "[ram 0x80000000-0x807fffff, no RAM or device 0x80800000-0xbfffffff]  DA---WRV"
+    )
+    assert lines[4] == (
+        "└─ [0x003] va 0xc0000000-0xffffffff  1 GiB superpage -> pa 0x0-0x3fffffff "
+        "[no RAM or device 0x0-0xbffffff, plic 0xc000000-0xc5fffff, no RAM or device 0xc600000-0xfffffff, "
+        "uart0 0x10000000-0x100000ff, no RAM or device 0x10000100-0x3fffffff]  DA---WRV"
+    )
+    j = tree_to_json(tree, region_of=region_namer(regions))
+    giga = j["root"]["entries"][0]
+    assert "region" not in giga  # not one region: the parts say what is there
+    assert giga["regions"] == [
+        {"name": "ram", "pa": "0x80000000", "size": 8 << 20},
+        {"name": None, "pa": "0x80800000", "size": (1 << 30) - (8 << 20)},
+    ]
+    # A mapping inside one region keeps its one name.
+    space.map(0x1000, frames.alloc(), 0x1000, Pte.R | Pte.U)
+    j = tree_to_json(read_tree(phys, space.root), region_of=region_namer(regions))
+    page = j["root"]["entries"][0]["table"]["entries"][0]["table"]["entries"][0]
+    assert page["region"] == "ram" and page["regions"] == [{"name": "ram", "pa": page["target"], "size": 0x1000}]
+
+
+def test_counts_in_the_summary_are_singular_when_one():
+    phys, frames, space = new_space()
+    phys.write_u64(space.root + 8 * 2, make_pte(RAM >> PAGE_SHIFT, Pte.V | Pte.R | Pte.A))
+    phys.write_u64(space.root + 8 * 3, make_pte(RAM >> PAGE_SHIFT, Pte.V | Pte.W))  # W without R: a walk faults
+    assert format_tree(read_tree(phys, space.root))[-1] == (
+        "1 table (1 at level 2, 0 at level 1, 0 at level 0); 1 GiB mapped by 1 leaf PTE; 1 PTE a walk faults on"
+    )
+    phys.write_u64(space.root + 8 * 4, make_pte((RAM >> PAGE_SHIFT) + (1 << 18), Pte.V | Pte.R | Pte.A))
+    phys.write_u64(space.root + 8 * 5, make_pte(RAM >> PAGE_SHIFT, Pte.V | Pte.W))
+    assert format_tree(read_tree(phys, space.root))[-1] == (
+        "1 table (1 at level 2, 0 at level 1, 0 at level 0); 2 GiB mapped by 2 leaf PTEs; 2 PTEs a walk faults on"
+    )
 
 
 def test_runs_break_on_flags_frames_and_gaps():
@@ -162,6 +213,8 @@ def test_json_tree(small):
     assert j["mode"] == "Sv39" and j["satp"] == hex(space.satp)
     first = j["root"]["entries"][0]
     assert first["kind"] == "pointer" and first["table"]["level"] == 1
+    assert first["page"] is None  # a level-2 pointer is the address of a table, not a 1 GiB gigapage
+    assert j["root"]["entries"][2]["page"] == "1 GiB gigapage" and j["root"]["entries"][2]["kind"] == "leaf"
     run = first["table"]["entries"][0]["table"]["entries"][0]
     assert (run["index"], run["count"], run["size"], run["flags"], run["target"]) == (
         1,

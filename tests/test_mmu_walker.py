@@ -266,7 +266,7 @@ def test_walk_in_words_and_json(mem):
         "root table 0x80000000, store as U-mode, SUM=0 MXR=0",
         "  level 2: PTE @ 0x80000000 = 0x0000000020000401 ppn=0x80001 -------V  pointer to the level-1 table at 0x80001000",
         "  level 1: PTE @ 0x80001000 = 0x0000000020000801 ppn=0x80002 -------V  pointer to the level-0 table at 0x80002000",
-        "  level 0: PTE @ 0x80002028 = 0x0000000020040053 ppn=0x80100 -A-U--RV  leaf (4 KiB page) -A-U--RV: store denied -> page fault",
+        "  level 0: PTE @ 0x80002028 = 0x0000000020040053 ppn=0x80100 -A-U--RV  leaf (4 KiB page): store denied -> page fault",
         "result: store page fault (cause 15): store to a page that is not writable (W=0)",
     ]
     j = walk_to_json(r)

@@ -18,6 +18,7 @@ import pytest
 from hwsim.machine import FrameAllocator, PhysicalMemory
 from hwsim.mmu import AddressSpace, Pte
 from hwsim.mmu.bits import make_pte
+from hwsim.mmu.snapshot import Region, region_namer
 from hwsim.mmu.tree import read_tree
 from hwsim.teach.html import tree_html
 
@@ -79,7 +80,7 @@ def chromium(*args: str) -> subprocess.CompletedProcess:
 @needs_chromium
 def test_chromium_draws_every_table_entry_and_link(tree, tmp_path):
     path = tmp_path / "tree.html"
-    path.write_text(tree_html(tree, title="test tree"))
+    path.write_text(tree_html(tree, title="test tree", region_of=region_namer([Region("ram", "ram", RAM, 8 << 20)])))
     out = chromium("--dump-dom", f"file://{path}#va=0x2008")
     dom = out.stdout.decode()
     body = re.search(r"<body ([^>]*)>", dom)
@@ -99,11 +100,21 @@ def test_chromium_draws_every_table_entry_and_link(tree, tmp_path):
     assert len(re.findall(r'<div class="row ', dom)) == 9
     assert len(re.findall(r'<path class="link', dom)) == 5
     assert "2 MiB superpage → pa 0x80200000" in dom and "3 × 4 KiB → pa 0x80001000" in dom
+    # Each part of a mapping named by what is there: the misaligned gigapage runs past the end of RAM.
+    assert dom.count('<span class="region"> [ram]</span>') == 3
+    assert '<span class="region"> [ram 0x80123000-0x807fffff, no RAM or device 0x80800000-0xc0122fff]</span>' in dom
     assert "⚠ misaligned superpage: low PPN fields of the leaf are not zero" in dom
     assert "table 0x1234000: not in RAM, a walk here is an access fault" in dom
-    # #va=0x2008 highlighted the walk: two pointers and the leaf run holding page 0x2000.
+    # #va=0x2008 highlighted the walk: two pointers and the leaf run holding page 0x2000, which is the run's
+    # second page: its frame is the run's first frame + 0x1000, not the first frame the row shows.
     assert len(re.findall(r'class="row [^"]*on-path"', dom)) == 3
-    assert '<span id="walk-note">level 0: entry 0x002 is a 4 KiB leaf</span>' in dom
+    run = next(e for e in tree.leaves() if e.count == 3)
+    frame = run.target + 0x1000
+    assert (
+        f'<span id="walk-note">level 0: entry 0x002 is a 4 KiB leaf, number 2 of a run of 3: frame {frame:#x}, '
+        f"pa {frame + 8:#x}</span>" in dom
+    )
+    assert f'<div class="hit">↳ [0x002] → frame {frame:#x}</div>' in dom
 
 
 @needs_chromium

@@ -19,6 +19,7 @@ from hwsim.teach.iommu_quiz import (
     RAM_BASE,
     TABLE_FRAMES,
     TOPICS,
+    WINDOW,
     answer_line,
     fault_record_fields,
     format_answer,
@@ -120,6 +121,23 @@ def test_answers_agree_with_the_model_the_spec_and_the_bytes_on_thousands_of_cas
         seen[check(make_exercise(seed, 2))] += 1
     assert sum(seen.values()) == 2500
     assert set(seen) == {"ok", "5", "7", "13", "15", "13-dtf", "15-dtf", "256", "258", "259", "260"}, seen
+
+
+def test_not_ram_says_what_the_pte_points_at():
+    """The not-ram topic's answer names a device window only when the leaf points into one: the printed tables,
+    walked by the spec transcription, decide."""
+    seen = collections.Counter()
+    for seed in range(60):
+        ex = make_exercise(seed, 1, ["not-ram"])
+        ((pa, _n),) = spec_pieces(parse(format_exercise(ex)))
+        assert not RAM_BASE <= pa < RAM_BASE + (8 << 20)
+        topic = next(line for line in format_answer(ex) if line.startswith("Topic: "))
+        if WINDOW <= pa < WINDOW + 0x1000:
+            assert topic == "Topic: DMA translated to a device window (uart0's registers), not RAM", seed
+        else:
+            assert topic == "Topic: DMA translated to empty address space (neither RAM nor a device), not RAM", seed
+        seen[topic] += 1
+    assert len(seen) == 2, seen
 
 
 def test_same_seed_same_exercise():

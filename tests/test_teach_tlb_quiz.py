@@ -13,7 +13,7 @@ from spec_walk import spec_translate
 from hwsim.cli import main
 from hwsim.mmu.bits import PAGE_SIZE, SV39, make_satp
 from hwsim.mmu.tlb import GLOBAL
-from hwsim.teach.tlb_quiz import RAM_BASE, RAM_SIZE, TOPICS, make_exercise, make_quiz
+from hwsim.teach.tlb_quiz import RAM_BASE, RAM_SIZE, TOPICS, format_answer, format_exercise, make_exercise, make_quiz
 
 
 class ListTlb:
@@ -157,6 +157,37 @@ def test_answers_agree_with_a_plain_lru_model_on_thousands_of_exercises():
             "superpage",
         )
     ), seen
+
+
+def test_lru_exercises_always_evict_and_none_is_an_answer():
+    """An lru exercise asks which entry each miss evicts: some miss must evict one.  In any exercise a miss that
+    evicts nothing says so ("evicts none"), as the question allows."""
+    for seed in range(150):
+        ex = make_exercise(seed, 1, ["lru"])
+        assert any(step.evicted for step in ex.solve()), seed
+    for topic in TOPICS:
+        for seed in range(30):
+            ex = make_exercise(seed, 2, [topic])
+            assert 'the entry a miss evicts ("none" when it fills a' in "\n".join(format_exercise(ex))
+            for step, line in zip(ex.solve(), format_answer(ex)[1::2]):
+                if step.op.kind == "access" and step.hit is None:
+                    assert ("evicts none" in line) == (not step.evicted), line
+                    assert line.endswith(" (least recently used)") == bool(step.evicted), line
+
+
+def test_the_count_line_says_1_hit_not_1_hits():
+    ones = 0
+    for seed in range(40):
+        ex = make_exercise(seed, 1)
+        accesses = [s for s in ex.solve() if s.op.kind == "access"]
+        hits = sum(1 for s in accesses if s.hit is not None)
+        misses = len(accesses) - hits
+        assert format_answer(ex)[-1] == (
+            f"  {hits} {'hit' if hits == 1 else 'hits'}, {misses} {'miss' if misses == 1 else 'misses'} "
+            f"in {len(accesses)} accesses"
+        )
+        ones += hits == 1 or misses == 1
+    assert ones
 
 
 def test_same_seed_same_exercise():

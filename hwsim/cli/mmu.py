@@ -17,9 +17,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from ..mmu.bits import PAGE_SHIFT, PAGING_MODES, SATP_MODE_BARE, PagingMode, satp_fields
+from ..mmu.bits import FLAGS_LEGEND, PAGE_SHIFT, PAGING_MODES, SATP_MODE_BARE, PagingMode, satp_fields
 from ..mmu.image import ImageMemory
-from ..mmu.report import format_walk, format_walk_explained, walk_to_json
+from ..mmu.report import format_walk, format_walk_explained, plural, walk_to_json
 from ..mmu.walker import AdPolicy, PteMemory, walk
 from ..riscv.priv import Access, Priv
 
@@ -254,6 +254,7 @@ def run_walk(args: argparse.Namespace) -> int:
     else:
         print(f"satp {src.satp:#018x}: MODE={mode.name} ASID={asid} root table at {root_ppn << PAGE_SHIFT:#x}")
         lines = format_walk(result)
+        lines.insert(2, FLAGS_LEGEND)  # after the VA's fields and the access, before the PTEs
     print("\n".join(lines))
     if tr is not None and region_of is not None:
         pa = tr.pa
@@ -278,7 +279,7 @@ def run_dump(args: argparse.Namespace) -> int:
         namer = src.region_of()
         if args.save_snapshot:
             n = save_snapshot(args.save_snapshot, src.mem, src.satp, src.regions, source=src.summary)
-            print(f"saved {n} tables to {args.save_snapshot}", file=sys.stderr)
+            print(f"saved {plural(n, 'table')} to {args.save_snapshot}", file=sys.stderr)
     if args.html:
         from ..teach.html import write_tree_html
 

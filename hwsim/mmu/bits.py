@@ -72,6 +72,11 @@ def make_pte(ppn: int, flags: int) -> int:
     return ((ppn << PTE_PPN_SHIFT) & PTE_PPN_MASK) | (flags & (PTE_FLAGS_MASK | PTE_RSW_MASK))
 
 
+FLAGS_LEGEND = (
+    "flags DAGUXWRV: D dirty, A accessed, G global, U user, X executable, W writable, R readable, V valid; - clear"
+)
+
+
 def describe_flags(pte: int) -> str:
     """Flags as the usual ``DAGUXWRV`` string with ``-`` for clear bits."""
     return "".join(

@@ -17,6 +17,11 @@ from .bits import (
 from .walker import LEVEL_NAMES, WalkResult
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``1 table``, ``2 tables`` (``many`` for irregular plurals: ``plural(n, "entry", "entries")``)."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 def perms_string(pte: int) -> str:
     """``rwxu`` style, ``-`` for clear bits (G shown as ``g``)."""
     return "".join(ch if pte & bit else "-" for ch, bit in (("r", 2), ("w", 4), ("x", 8), ("u", 16))) + (
@@ -40,7 +45,7 @@ def format_walk(result: WalkResult) -> list[str]:
     for s in result.steps:
         lines.append(
             f"  level {s.level}: PTE @ {s.pte_addr:#x} = {s.pte:#018x} "
-            f"ppn={pte_ppn(s.pte):#x} {describe_flags(s.pte)}  {s.decision}"
+            f"ppn={pte_ppn(s.pte):#x} {describe_flags(s.pte)}  {s.describe(flags=False)}"
         )
     tr = result.translation
     if tr is not None:

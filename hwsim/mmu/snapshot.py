@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -50,16 +49,43 @@ def regions_of(phys: PhysicalMemory) -> list[Region]:
     return sorted(out, key=lambda r: r.base)
 
 
-def region_namer(regions: list[Region]) -> Callable[[int], str | None]:
-    """``pa -> region name`` (None where there is nothing), for tree and walk output."""
+class RegionMap:
+    """A memory map's names: ``pa -> region name`` (None where there is nothing), and the parts of a range.
 
-    def name(pa: int) -> str | None:
-        for r in regions:
+    What ``region_namer`` returns, for tree and walk output (:class:`hwsim.mmu.tree.RegionSpans`).
+    """
+
+    def __init__(self, regions: list[Region]) -> None:
+        self.regions = sorted(regions, key=lambda r: r.base)
+
+    def __call__(self, pa: int) -> str | None:
+        for r in self.regions:
             if r.base <= pa < r.end:
                 return r.name
         return None
 
-    return name
+    def spans(self, base: int, size: int) -> list[tuple[int, int, str | None]]:
+        """``[base, base + size)`` cut where regions begin and end: ``(start, length, name or None)`` in order,
+        None for the parts that are neither RAM nor a device."""
+        out: list[tuple[int, int, str | None]] = []
+        pa, end = base, base + size
+        for r in self.regions:
+            if r.end <= pa or r.base >= end:
+                continue
+            if r.base > pa:
+                out.append((pa, r.base - pa, None))
+                pa = r.base
+            stop = min(end, r.end)
+            out.append((pa, stop - pa, r.name))
+            pa = stop
+        if pa < end:
+            out.append((pa, end - pa, None))
+        return out
+
+
+def region_namer(regions: list[Region]) -> RegionMap:
+    """``pa -> region name`` (None where there is nothing), for tree and walk output; ``.spans`` cuts a range."""
+    return RegionMap(regions)
 
 
 class SnapshotMemory:

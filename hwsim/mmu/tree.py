@@ -20,9 +20,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from ..errors import BusError, HwsimError
 from .bits import (
+    FLAGS_LEGEND,
     PAGE_SHIFT,
     PAGE_SIZE,
     PTE_FLAGS_MASK,
@@ -37,9 +39,40 @@ from .bits import (
     describe_flags,
     pte_ppn,
 )
+from .report import plural
 from .walker import LEVEL_NAMES, FaultReason, PteReader
 
 RegionOf = Callable[[int], str | None]  # pa -> the name of the RAM or device region holding it (None: nothing)
+
+
+@runtime_checkable
+class RegionSpans(Protocol):
+    """A ``RegionOf`` that also cuts a range where regions begin and end (``hwsim.mmu.snapshot.RegionMap``):
+    a superpage may cover RAM, device windows and nothing at all."""
+
+    def __call__(self, pa: int) -> str | None: ...
+
+    def spans(self, base: int, size: int) -> list[tuple[int, int, str | None]]: ...
+
+
+def region_spans(region_of: RegionOf, base: int, size: int) -> list[tuple[int, int, str | None]]:
+    """``[base, base + size)`` as ``(start, length, region name or None)`` parts; a plain ``RegionOf`` names the
+    whole range by its first byte."""
+    if isinstance(region_of, RegionSpans):
+        return region_of.spans(base, size)
+    return [(base, size, region_of(base))]
+
+
+NO_REGION = "no RAM or device"
+
+
+def region_label(spans: list[tuple[int, int, str | None]]) -> str:
+    """``ram``, or for a range that crosses regions each part with its addresses:
+    ``ram 0x80000000-0x87ffffff, no RAM or device 0x88000000-0xbfffffff``."""
+    if len(spans) == 1:
+        return spans[0][2] or NO_REGION
+    return ", ".join(f"{name or NO_REGION} {_range(lo, size)}" for lo, size, name in spans)
+
 
 _V, _R, _W, _X = int(Pte.V), int(Pte.R), int(Pte.W), int(Pte.X)
 _LOW = PTE_FLAGS_MASK | PTE_RSW_MASK
@@ -236,7 +269,7 @@ def entry_summary(e: TreeEntry, region_of: RegionOf | None = None) -> str:
     what = f"{e.count} x {size}" if e.count > 1 else f"{size} page" if e.level == 0 else f"{size} superpage"
     pa = _range(e.target, e.size)
     if region_of is not None:
-        pa += f" [{region_of(e.target) or 'no RAM or device'}]"
+        pa += f" [{region_label(region_spans(region_of, e.target, e.size))}]"
     line = f"{head}  {what} -> pa {pa}  {flags}"
     if e.pte >> PTE_HIGH_RESERVED_SHIFT:
         line += f" bits63:54={e.pte >> PTE_HIGH_RESERVED_SHIFT:#x}"
@@ -252,7 +285,7 @@ def format_tree(tree: PageTableTree, *, region_of: RegionOf | None = None) -> li
     head = f"{mode.name} page tables, root table {root.pa:#x}"
     if tree.satp is not None:
         head = f"satp {tree.satp:#018x}: " + head + f", ASID {(tree.satp >> 44) & 0xFFFF}"
-    lines = [head]
+    lines = [head, FLAGS_LEGEND]
     extra = f", {root.invalid_nonzero} non-zero with V=0" if root.invalid_nonzero else ""
     lines.append(f"level-{root.level} table {root.pa:#x} ({root.valid} valid{extra})")
 
@@ -271,8 +304,8 @@ def format_tree(tree: PageTableTree, *, region_of: RegionOf | None = None) -> li
         f"{sum(1 for t in tables if t.level == lvl)} at level {lvl}" for lvl in reversed(range(mode.levels))
     )
     lines.append(
-        f"{len(tables)} tables ({per_level}); {_bytes(sum(e.size for e in good))} mapped by "
-        f"{sum(e.count for e in good)} leaf PTEs; {problems} PTEs a walk faults on"
+        f"{plural(len(tables), 'table')} ({per_level}); {_bytes(sum(e.size for e in good))} mapped by "
+        f"{plural(sum(e.count for e in good), 'leaf PTE')}; {plural(problems, 'PTE')} a walk faults on"
     )
     return lines
 
@@ -318,11 +351,14 @@ def tree_to_json(tree: PageTableTree, *, region_of: RegionOf | None = None) -> d
             "kind": e.kind,
             "flags": describe_flags(e.pte),
             "target": hex(e.target),
-            "page": LEVEL_NAMES[e.level],
+            "page": LEVEL_NAMES[e.level] if e.kind != "pointer" else None,  # a pointer maps no page: a table
             "problem": e.problem.value if e.problem is not None else None,
         }
         if e.kind != "pointer" and region_of is not None:
-            out["region"] = region_of(e.target)
+            spans = region_spans(region_of, e.target, e.size)
+            if len(spans) == 1:
+                out["region"] = spans[0][2]  # the whole range is in one region (None: in none)
+            out["regions"] = [{"name": name, "pa": hex(lo), "size": size} for lo, size, name in spans]
         if e.table is not None:
             out["table"] = table(e.table)
         return out

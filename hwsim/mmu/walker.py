@@ -122,8 +122,12 @@ class WalkStep:
 
     @property
     def decision(self) -> str:
+        return self.describe()
+
+    def describe(self, *, flags: bool = True) -> str:
+        """The decision in words; ``flags=False`` leaves out a leaf's ``DAGUXWRV`` (for lines that show them)."""
         code, arg, pte = self.code, self.arg, self.pte
-        leaf = f"leaf ({LEVEL_NAMES[self.level]}) {describe_flags(pte)}"
+        leaf = f"leaf ({LEVEL_NAMES[self.level]})" + (f" {describe_flags(pte)}" if flags else "")
         if code == "pointer":
             return f"pointer to the level-{self.level - 1} table at {arg:#x}"
         if code == "leaf":

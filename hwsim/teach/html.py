@@ -5,7 +5,8 @@ an inline script draws it after load: one column per level, each table a
 box listing its valid entries (collapsed runs, superpages, flags, faulting
 PTEs in red), and an SVG curve from every pointer to the table it points
 to.  Typing a VA (or opening ``page.html#va=0x1234``) highlights the entries
-its walk indexes.  When drawing is done the script sets
+its walk indexes and names the frame it ends in (within a collapsed run, the
+entry's own frame, not the run's first).  When drawing is done the script sets
 ``<body data-rendered="true" data-tables=N data-entries=N data-links=N>``,
 which the tests read back from headless Chromium.
 """
@@ -45,6 +46,7 @@ h1 { font-size: 16px; margin: 0 0 4px; }
 .row.problem { background: #fdecea; }
 .row.problem .why { color: #c0392b; display: block; white-space: normal; max-width: 60ch; }
 .row.on-path { outline: 2px solid #f0a500; background: #fff6d9; }
+.row .hit { padding-left: 2ch; color: #8a5a00; font-weight: bold; }
 .flags { margin-left: 1ch; }
 .flags span { color: #c4c9d4; }
 .flags span.on { color: #1d2330; font-weight: bold; }
@@ -95,6 +97,10 @@ _JS = r"""
   }
   function hex(n) { return "0x" + n.toString(16).padStart(3, "0"); }
   function end(start, size) { return "0x" + (BigInt(start) + BigInt(size) - 1n).toString(16); }
+  function regionLabel(parts) {  // what the mapped range holds: one region, or each part with its addresses
+    if (parts.length === 1) return parts[0].name || "no RAM or device";
+    return parts.map(p => (p.name || "no RAM or device") + " " + p.pa + "-" + end(p.pa, p.size)).join(", ");
+  }
 
   function drawTable(t) {
     const box = document.createElement("div");
@@ -130,7 +136,7 @@ _JS = r"""
         const what = e.count > 1 ? e.count + " \u00d7 " + sizeNames[e.level] :
                      superpage ? sizeNames[e.level] + " superpage" : sizeNames[e.level] + " page";
         l2.appendChild(text("span", "kind", what + " \u2192 pa " + e.target));
-        if (e.region !== undefined) l2.appendChild(text("span", "region", " [" + (e.region || "no RAM or device") + "]"));
+        if (e.regions !== undefined) l2.appendChild(text("span", "region", " [" + regionLabel(e.regions) + "]"));
       }
       l2.appendChild(flags(e.flags));
       row.appendChild(l1);
@@ -182,13 +188,14 @@ _JS = r"""
   // Highlight the entries a VA's walk indexes (indices only; `hwsim mmu walk` checks permissions).
   const input = document.getElementById("va");
   const note = document.getElementById("walk-note");
-  function highlight(text) {
+  function highlight(value) {
     for (const el of document.querySelectorAll(".on-path")) el.classList.remove("on-path");
     for (const el of linkEls) el.classList.remove("on-path");
+    for (const el of document.querySelectorAll(".row .hit")) el.remove();
     note.textContent = "";
-    if (!text.trim()) return;
+    if (!value.trim()) return;
     let va;
-    try { va = BigInt(text.trim()); } catch (err) { note.textContent = "not a number"; return; }
+    try { va = BigInt(value.trim()); } catch (err) { note.textContent = "not a number"; return; }
     let box = boxes[data.root.pa];
     for (let level = levels - 1; level >= 0; level--) {
       const index = Number((va >> BigInt(12 + 9 * level)) & 0x1ffn);
@@ -200,8 +207,16 @@ _JS = r"""
       row.classList.add("on-path");
       const e = row.entry;
       if (e.kind !== "pointer") {
-        note.textContent = "level " + level + ": entry " + hex(index) + " is a " + sizeNames[level] + " leaf" +
-                           (e.problem ? " (" + e.problem + ")" : "");
+        let what = "level " + level + ": entry " + hex(index) + " is a " + sizeNames[level] + " leaf";
+        if (e.problem) { note.textContent = what + " (" + e.problem + ")"; return; }
+        // A run's row shows its first frame: the page this VA is in is the entry's own, further on.
+        const shift = BigInt(12 + 9 * level);
+        const frame = BigInt(e.target) + (BigInt(index - e.index) << shift);
+        const pa = frame | (va & ((1n << shift) - 1n));
+        const where = (level ? "superpage at 0x" : "frame 0x") + frame.toString(16);
+        if (e.count > 1) what += ", number " + (index - e.index + 1) + " of a run of " + e.count;
+        note.textContent = what + ": " + where + ", pa 0x" + pa.toString(16);
+        row.appendChild(text("div", "hit", "\u21b3 [" + hex(index) + "] \u2192 " + where));
         return;
       }
       if (row.link) row.link.classList.add("on-path");

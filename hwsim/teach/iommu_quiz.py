@@ -8,7 +8,7 @@ DMA reaches, or the fault record the IOMMU queues (CAUSE, TTYP, DID,
 iotval) and why: stray DMA to unmapped IOVAs, requests crossing into an
 unmapped page, permissions (devices walk as U-mode), A/D bits with SADE=0,
 invalid or misconfigured directory entries, device IDs too wide, Bare
-passthrough, DMA aimed at a device window, DTF.
+passthrough, DMA aimed at a device window or at empty address space, DTF.
 
 The answer is what :class:`hwsim.iommu.Iommu` does with the request on a copy
 of that memory: the outcome, the bytes moved (checked at the physical
@@ -624,6 +624,27 @@ def answer_line(ex: IommuExercise, sol: Solution) -> str:
     return text
 
 
+def region_of(pa: int) -> str | None:
+    """What the exercise's memory map has at ``pa``: ``"ram"``, ``"uart0"`` (its register window), or None."""
+    if RAM_BASE <= pa < RAM_BASE + RAM_SIZE:
+        return "ram"
+    if WINDOW <= pa < WINDOW + PAGE_SIZE:
+        return "uart0"
+    return None
+
+
+def topic_line(ex: IommuExercise) -> str:
+    """The topic, in words; for ``not-ram``, what the leaf PTE really points at (a device window, or nothing)."""
+    pieces = _walks(ex)[1] if ex.topic == "not-ram" else None
+    if pieces:
+        where = region_of(pieces[0][0])
+        if where is None:
+            return "DMA translated to empty address space (neither RAM nor a device), not RAM"
+        if where != "ram":
+            return f"DMA translated to a device window ({where}'s registers), not RAM"
+    return TOPICS[ex.topic]
+
+
 def format_answer(ex: IommuExercise) -> list[str]:
     sol = ex.solve()
     lines = [f"Answer {ex.number}: {answer_line(ex, sol)}"]
@@ -634,7 +655,7 @@ def format_answer(ex: IommuExercise) -> list[str]:
         dws = [int.from_bytes(record[i : i + 8], "little") for i in range(0, 32, 8)]
         lines.append("  record (dw0..dw3): " + " ".join(f"{d:#018x}" for d in dws))
         lines.append("  no byte moved: a request is all or nothing")
-    lines.append(f"Topic: {TOPICS[ex.topic]}")
+    lines.append(f"Topic: {topic_line(ex)}")
     lines.append("Worked solution:")
     lines.extend("  " + line for line in _directory_lines(ex) + list(sol.walk_lines))
     return lines

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, HwsimError
 from ..mmu import Pte
+from ..mmu.report import plural
 from ..riscv import asm as A
 from ..riscv.priv import Priv
 
@@ -106,7 +107,7 @@ def run_demo_guest(board) -> LiveSpace:
         f"  it summed {BUF_WORDS} words at {BUF_VA:#x} (result {result}), stored the sum at {RESULT_VA:#x}"
         + (f" and read {uart}'s line-status register through {DEVICE_VA + UART_LSR:#x}" if uart else "")
     )
-    lines.append(f"  {m.walks} page walks; the hardware set A (and D on the store) in the PTEs it used")
+    lines.append(f"  {plural(m.walks, 'page walk')}; the hardware set A (and D on the store) in the PTEs it used")
     summary = f"board {board.name!r}, the demo guest's address space (ASID {space.asid}) after its run"
     return LiveSpace(system, space.satp, lines, summary)
 

@@ -4,7 +4,7 @@ A small fully associative LRU TLB (:class:`hwsim.mmu.tlb.Tlb`), two address
 spaces (ASIDs 1 and 2) sharing a global kernel page, and a sequence of
 accesses, ASID switches, ``sfence.vma`` in its four forms, and page-table
 changes made without a fence.  The student marks each access hit or miss and
-names the entry a miss evicts, and each fence's victims.  The answer replays
+names the entry a miss evicts (or none), and each fence's victims.  The answer replays
 the sequence on the TLB model, filling misses with the walker; the tests
 replay it on a plain list-based LRU model and the specification's walk.
 """
@@ -20,7 +20,7 @@ from ..machine.frames import FrameAllocator
 from ..machine.physmem import PhysicalMemory
 from ..mmu.aspace import AddressSpace
 from ..mmu.bits import PAGE_SIZE, Pte
-from ..mmu.report import perms_string
+from ..mmu.report import perms_string, plural
 from ..mmu.tlb import GLOBAL, Tlb
 from ..mmu.walker import AdPolicy, Translation, walk
 from ..riscv.priv import Access, Priv
@@ -155,13 +155,30 @@ def _mapping_at(mappings, asid: int, va: int) -> QuizMapping:
 # -- generation ----------------------------------------------------------------------------------------------
 
 
+_LRU_ATTEMPTS = 64  # each draw of an lru exercise evicts something about half the time
+
+
 def make_exercise(seed: int, number: int, topics: list[str] | None = None) -> TlbExercise:
+    """Exercise ``number`` of ``seed``.  An ``lru`` exercise always evicts something (its sequence is drawn
+    again, from a stream derived from the seed, until one does); in the others a miss may evict nothing, and
+    the question says so."""
     chosen = list(topics or TOPICS)
     for t in chosen:
         if t not in TOPICS:
             raise ConfigError(f"unknown topic {t!r}; topics: {', '.join(TOPICS)}")
     rng = random.Random(f"hwsim-tlb-quiz:{seed}:{number}")
     topic = rng.choice(chosen)
+    for attempt in range(_LRU_ATTEMPTS):
+        if attempt:
+            rng = random.Random(f"hwsim-tlb-quiz:{seed}:{number}:{attempt}")
+        ex = _draw(rng, seed, number, topic)
+        if topic != "lru" or any(step.evicted for step in ex.solve()):
+            return ex
+    raise AssertionError(f"a bug: no lru exercise with an eviction in {_LRU_ATTEMPTS} draws (seed {seed}, {number})")
+
+
+def _draw(rng: random.Random, seed: int, number: int, topic: str) -> TlbExercise:
+    """Mappings and a sequence of operations for ``topic``, from ``rng``."""
     capacity = rng.choice([2, 4, 4, 4]) if topic == "lru" else 4
     frame = iter(rng.sample(range(0x80100, 0x8FFFF), 40))
     mappings: list[QuizMapping] = []
@@ -320,8 +337,9 @@ def format_exercise(ex: TlbExercise) -> list[str]:
     for n, op in enumerate(ex.ops, 1):
         lines.append(f"  {n:2}. {describe_op(op)}")
     lines.append("")
-    lines.append("For each access: hit or miss, and the entry a miss evicts.  For each sfence.vma:")
-    lines.append("the entries it removes.  Then: the TLB's contents at the end.")
+    lines.append('For each access: hit or miss, and the entry a miss evicts ("none" when it fills a')
+    lines.append("free entry or fills nothing).  For each sfence.vma: the entries it removes.  Then:")
+    lines.append("the TLB's contents at the end.")
     return lines
 
 
@@ -336,13 +354,15 @@ def describe_step(step: Step) -> str:
                 text += f"  STALE: a walk now {now}"
             return text
         if step.fault is not None:
-            return f"miss; the walk raises a {step.fault}; nothing is filled"
+            return f"miss; the walk raises a {step.fault}; fills nothing, evicts none"
         filled = step.filled
         assert filled is not None  # an access that neither hit nor faulted filled an entry
         tag = GLOBAL if filled.global_ else asid
         text = f"miss; walk -> pa {filled.pa:#x}; fill {entry_name(tag, filled)}"
         if step.evicted:
             text += "; evicts " + ", ".join(entry_name(a, t) for a, t in step.evicted) + " (least recently used)"
+        else:
+            text += "; evicts none (a free entry)"
         return text
     if op.kind == "sfence":
         if not step.removed:
@@ -362,7 +382,9 @@ def format_answer(ex: TlbExercise) -> list[str]:
         lines.append(f"      TLB, LRU first: {contents}")
     accesses = [s for s in steps if s.op.kind == "access"]
     hits = sum(1 for s in accesses if s.hit is not None)
-    lines.append(f"  {hits} hits, {len(accesses) - hits} misses in {len(accesses)} accesses")
+    lines.append(
+        f"  {plural(hits, 'hit')}, {plural(len(accesses) - hits, 'miss', 'misses')} in {plural(len(accesses), 'access', 'accesses')}"
+    )
     return lines
 
 

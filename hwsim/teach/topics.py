@@ -33,5 +33,5 @@ IOMMU = {
     "accessed-dirty": "A and D bits: SADE=1 updates, SADE=0 faults",
     "directory": "the device directory: invalid or misconfigured entries, device IDs too wide",
     "bare": "Bare: the IOMMU off or passing addresses through",
-    "not-ram": "DMA translated to a device window instead of RAM",
+    "not-ram": "DMA translated to a device window or to empty address space, not RAM",
 }
