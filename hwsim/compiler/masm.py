@@ -374,7 +374,7 @@ class MacroAssembler(Protocol):
         """Call the funcref record in :attr:`CALL_TARGET`, switching instance when it is another's."""
 
     def tail_call_ref(self) -> None:
-        """Tail-call the funcref record in :attr:`CALL_TARGET` (a call and a return across instances)."""
+        """Tail-call the funcref record in :attr:`CALL_TARGET`, in constant stack also across instances."""
 
     def call_builtin(self, builtin_id: int) -> None:
         """Call runtime builtin ``builtin_id`` (``hwsim.compiler.builtins``), arguments already in place."""

@@ -3,7 +3,7 @@
 One Store is one Sv39 address space; compiled code runs in U-mode::
 
     0x0000_0000_0000  null guard (unmapped, 64 KiB)
-    0x0000_0001_0000  runtime page (r-x): the host-call stub, the exit address
+    0x0000_0001_0000  runtime page (r-x): the host-call stub, the tail-call return stub, the exit address
     0x0000_0002_0000  ABI area (rw-): arguments and results that do not fit in registers
     0x0000_0010_0000  code region (r-x): each module's code, position independent
     0x0000_4000_0000  data region (rw-): vmctx, funcref records, global cells, descriptors, tables
@@ -43,16 +43,18 @@ from ..compiler.abi import (  # noqa: F401
     MEMDESC_SIZE,
     MEMORY_GUARD,
     PAGE,
+    RUNTIME_PAGE,
     SEGMENT_CAPACITY,
     SEGMENT_DESC,
     SEGMENT_HEADER,
     TABLEDESC_BASE,
     TABLEDESC_BYTES,
     TABLEDESC_SIZE,
+    TAIL_FRAME_BYTES,
+    TAIL_RETURN_STUB,
     VmctxLayout,
 )
 
-RUNTIME_PAGE = 0x1_0000
 HOSTCALL_STUB = RUNTIME_PAGE + 0x000  # li t0, 0; ecall; ret -- a host function's code address
 EXIT_ADDRESS = RUNTIME_PAGE + 0x800  # the return address of every host -> wasm entry; never executed
 ABI_STACK_LIMIT = ABI_AREA + ABI_AREA_SIZE - 8  # lowest legal sp, for frames larger than the stack guard
