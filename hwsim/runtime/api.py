@@ -871,7 +871,8 @@ class Store:
         """wasmtime-py's limits: ``memory_size`` bytes per linear memory, ``table_elements`` per table,
         and how many ``instances``, ``tables`` and ``memories`` the Store may make.  As in wasmtime, each
         call sets all five, and a negative one means no limit (hwsim's own: 4 GiB per 32-bit memory,
-        10,000,000 elements per table, 10,000 of each count; 83 memories fit the address space).
+        128 GiB per memory64 one, 10,000,000 elements per table, 10,000 of each count; 83 memories fit
+        the address space).
 
         A memory or table made past a limit raises WasmtimeError (:class:`ResourceLimitError`); growing
         past one fails (``Memory.grow`` raises WasmtimeError, ``memory.grow`` in wasm returns -1).  The

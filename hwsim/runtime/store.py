@@ -62,7 +62,7 @@ def _tail_return_stub() -> bytes:
 class StoreLimits:
     """Per-Store limits; exceeding one is a clear error, never a crash."""
 
-    memory_bytes: int = 1 << 32  # per linear memory
+    memory_bytes: int = L.MEMORY64_MAX_BYTES  # per linear memory (a 32-bit one stops at 4 GiB anyway)
     ram_bytes: int = 1 << 30  # physical RAM behind everything (frames for pages, tables, code)
     time_us: int = 0  # per call from the host into wasm; 0 = none
     max_instances: int = 10_000
