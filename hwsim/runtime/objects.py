@@ -44,6 +44,10 @@ class MemoryInstance:
         largest = L.MEMORY64_MAX_BYTES if self.is_64 else L.MEMORY_MAX_BYTES
         limit_pages = mtype.limits.max if mtype.limits.max is not None else None
         cap = (largest if max_bytes is None else min(largest, max_bytes)) // self.page_size
+        if not self.is_64:
+            # Its size in pages stays below 2^32, 1-byte pages included, as the custom-page-sizes proposal
+            # says ("If len is larger than or equal to 2**32, then fail"): 2^32 - 1 one-byte pages at most.
+            cap = min(cap, (1 << 32) - 1)
         # The Store's memory_bytes limit applies as it is when the memory grows (Store.set_limits).
         self.cap_pages = cap if limit_pages is None else min(limit_pages, cap)
         if mtype.limits.min > self.max_pages:
