@@ -93,6 +93,15 @@ class IntUnOp(enum.Enum):
     EXTEND32_S = "extend32_s"  # i64 only
 
 
+class WideOp(enum.Enum):
+    """The wide-arithmetic proposal's operators: a 128-bit result as two i64 halves."""
+
+    ADD128 = "add128"  # [a_lo a_hi b_lo b_hi] -> [lo hi]
+    SUB128 = "sub128"
+    MUL_WIDE_S = "mul_wide_s"  # [a b] -> [lo hi], the full signed product
+    MUL_WIDE_U = "mul_wide_u"
+
+
 class IntCmp(enum.Enum):
     """i32/i64 comparisons (``eqz`` is :meth:`MacroAssembler.int_eqz`)."""
 
@@ -440,6 +449,10 @@ class MacroAssembler(Protocol):
 
     def int_unary(self, op: IntUnOp, wide: bool, dst: Reg, a: Reg) -> None:
         """``dst = op(a)``."""
+
+    def int_wide(self, op: WideOp, lo: Reg, hi: Reg, srcs: tuple[Reg, ...]) -> None:
+        """``(lo, hi) = op(srcs)``, 128-bit arithmetic on i64 halves (``srcs`` as the stack has them, 4 or 2);
+        every source is read before ``lo`` or ``hi`` is written, so they may share registers."""
 
     def float_binary(self, op: FloatBinOp, double: bool, dst: Reg, a: Reg, b: Reg) -> None:
         """``dst = a op b`` with WebAssembly's NaN rules."""

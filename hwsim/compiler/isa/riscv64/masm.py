@@ -59,6 +59,7 @@ from ...masm import (
     Label,
     LoadKind,
     StoreKind,
+    WideOp,
 )
 from ...regs import FLOAT, INT, Reg, RegClass
 from ...traps import TrapCode
@@ -877,6 +878,23 @@ class RiscvMasm:
             self._branch("bne", t4, 0, skip)
             self.emit(A.addi(d, d, shift), A.slli(x, x, shift))
             self.bind(skip)
+
+    def int_wide(self, op: WideOp, lo: Reg, hi: Reg, srcs: tuple[Reg, ...]) -> None:
+        """In t4 (low half) and t5 (high half) first, so the sources may be the destinations too: the carry
+        of an add is ``lo < a_lo`` (unsigned), the borrow of a subtract ``a_lo < b_lo``; a product's
+        high half is ``mulh``/``mulhu``."""
+        t4, t5 = R.T4.num, R.T5.num
+        if op is WideOp.ADD128 or op is WideOp.SUB128:
+            a_lo, a_hi, b_lo, b_hi = (r.num for r in srcs)
+            if op is WideOp.ADD128:
+                self.emit(A.add(t4, a_lo, b_lo), A.sltu(t5, t4, a_lo), A.add(t5, t5, a_hi), A.add(t5, t5, b_hi))
+            else:
+                self.emit(A.sltu(t5, a_lo, b_lo), A.sub(t5, a_hi, t5), A.sub(t5, t5, b_hi), A.sub(t4, a_lo, b_lo))
+        else:
+            a, b = (r.num for r in srcs)
+            high = A.mulh if op is WideOp.MUL_WIDE_S else A.mulhu
+            self.emit(A.mul(t4, a, b), high(t5, a, b))
+        self.emit(A.addi(lo.num, t4, 0), A.addi(hi.num, t5, 0))
 
     def int_unary(self, op: IntUnOp, wide: bool, dst: Reg, a: Reg) -> None:
         d, ra, t4, t5 = dst.num, a.num, R.T4.num, R.T5.num
