@@ -583,3 +583,18 @@ def test_dma_observers_see_every_request_in_order_and_can_be_removed(env):
     remove_first()
     env.iommu.dma(2, 0x2000, 4, write=False)
     assert seen == [("first", 1, 0x1000, False), ("second", 1, 0x1000, False), ("second", 2, 0x2000, False)]
+
+
+def test_iotlb_counts_are_exact_for_one_page_requests(env):
+    """Requests within one page take a fast path: it counts a hit, a miss or a refusal exactly once."""
+    space = env.attached()
+    frame = env.frames.alloc()
+    space.map(0x5000, frame, 0x1000, R_U)
+    stats = env.iommu.iotlb.stats
+    before = (stats.lookups, stats.hits, stats.misses)
+    assert env.iommu.dma(1, 0x5010, 8, write=False).ok  # a miss, walked and filled
+    assert (stats.lookups, stats.hits, stats.misses) == (before[0] + 1, before[1], before[2] + 1)
+    assert env.iommu.dma(1, 0x5020, 8, write=False).ok  # a hit
+    assert (stats.lookups, stats.hits, stats.misses) == (before[0] + 2, before[1] + 1, before[2] + 1)
+    assert not env.iommu.dma(1, 0x5020, 8, write=True, data=bytes(8)).ok  # the cached entry refuses it
+    assert (stats.lookups, stats.hits, stats.misses) == (before[0] + 3, before[1] + 2, before[2] + 1)

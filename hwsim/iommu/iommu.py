@@ -39,10 +39,10 @@ from dataclasses import dataclass, replace
 from ..devices.base import Device, Option, OptionError, register_device
 from ..devices.issues import IssueKind
 from ..errors import BusError
-from ..mmu.bits import PAGE_SHIFT, PAGING_MODES
+from ..mmu.bits import PAGE_SHIFT, PAGING_MODES, Pte
 from ..mmu.tlb import Tlb
 from ..mmu.translate import Refusal, lookup_or_walk
-from ..mmu.walker import AdPolicy, walk
+from ..mmu.walker import AdPolicy, check_permission, walk
 from ..riscv.priv import Access, Priv
 from ..trace import TRACE
 from .bits import (
@@ -114,6 +114,8 @@ from .faults import DirectoryStep, DmaAccess, FaultQueue, IommuFault
 
 MAX_FAULT_LOG = 10_000
 _PRIV_U = Priv.U  # for the DMA path (``Priv.U`` costs ~50 ns in Python 3.11)
+_MODE_OF = {int(m): m for m in IommuMode}  # ddtp.iommu_mode -> IommuMode, without the enum call
+_PTE_D = int(Pte.D)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +226,9 @@ class Iommu(Device):
 
     @property
     def mode(self) -> IommuMode:
-        return IommuMode(self.regs["DDTP_LO"] & DDTP_MODE_MASK)
+        bits = self.regs["DDTP_LO"] & DDTP_MODE_MASK
+        mode = _MODE_OF.get(bits)
+        return mode if mode is not None else IommuMode(bits)
 
     @property
     def ddtp(self) -> int:
@@ -412,9 +416,18 @@ class Iommu(Device):
         walk_access = Access.STORE if access is DmaAccess.WRITE else Access.LOAD
         ad = AdPolicy.UPDATE if dc.sade else AdPolicy.FAULT
         count_walk = self._count_walk
+        end = iova + size
+        if (iova ^ (end - 1)) >> PAGE_SHIFT == 0:  # within one 4 KiB page: an IOTLB hit needs no loop
+            cached = tlb.probe(pscid, iova)
+            if (
+                cached is not None
+                and check_permission(cached.pte, walk_access, _PRIV_U, False, False) is None
+                and (walk_access is not Access.STORE or cached.pte & _PTE_D)
+            ):
+                tlb.hit(pscid, iova)  # counted and refreshed as the loop's lookup would
+                return [(cached.pa_of(iova), size)]
         pieces: list[tuple[int, int]] = []
         va = iova
-        end = iova + size
         while va < end:
             tr = lookup_or_walk(tlb, phys, pscid, root, va, walk_access, _PRIV_U, mode=mode, ad=ad, on_miss=count_walk)
             if isinstance(tr, Refusal):

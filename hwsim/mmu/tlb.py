@@ -98,6 +98,24 @@ class Tlb:
         self.stats.misses += 1
         return None
 
+    def hit(self, asid: int, va: int) -> Translation | None:
+        """:meth:`lookup` for a fast path that falls back to it: a hit is counted and refreshed as
+        lookup's; a miss counts nothing (the fallback's lookup counts it)."""
+        entries = self._entries
+        for level, shift in self._levels:
+            vpn = va >> shift
+            key = (level, vpn, asid)
+            tr = entries.get(key)
+            if tr is None:
+                key = (level, vpn, GLOBAL)
+                tr = entries.get(key)
+            if tr is not None:
+                entries.move_to_end(key)
+                self.stats.lookups += 1
+                self.stats.hits += 1
+                return tr
+        return None
+
     def insert(self, asid: int, tr: Translation) -> None:
         key = (tr.level, tr.va >> self._shifts[tr.level], GLOBAL if tr.global_ else asid)
         entries = self._entries
