@@ -107,7 +107,7 @@ def run_spectest(args: argparse.Namespace) -> int:
     runner = SpecTestRunner(engine, features=features, cache_dir=args.cache_dir)
     detail = sys.stderr if args.json else sys.stdout
     files = []
-    for path, name in zip(args.files, _names(args.files)):
+    for path, name in zip(args.files, _names(args.files, args.suite)):
         result = runner.run_file(path, name=name)
         files.append(result)
         line = f"{result.name}: {result.passed} passed, {result.failed} failed, {result.skipped} skipped"
@@ -135,11 +135,19 @@ def run_spectest(args: argparse.Namespace) -> int:
     return 1 if total.failed else 0
 
 
-def _names(files: list[str]) -> list[str]:
+def _names(files: list[str], suite: str | None = None) -> list[str]:
+    """Each script's name in the output: its path within ``suite`` when all are in it, else the shortest
+    tail that tells it from the others."""
     from pathlib import Path
 
     from ..spectest.runner import display_names
 
+    if suite:
+        base = Path(suite).resolve()
+        try:
+            return [Path(f).resolve().relative_to(base).as_posix() for f in files]
+        except ValueError:
+            pass
     return display_names([Path(f) for f in files])
 
 
