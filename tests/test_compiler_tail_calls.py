@@ -91,3 +91,53 @@ def test_a_trap_after_cross_instance_tail_calls_has_the_callers_frames():
             ae["run"](store, 10 + (1 << 40))  # pong traps at n = 2^40
         names = [f.func_name for f in info.value.frames]
         assert names == ["pong", "run"], (api.__name__, names)
+
+
+def test_fuel_after_a_cross_instance_tail_call_chain_is_wasmtimes():
+    """Metered: the fuel left after the chain (and after running out inside it) is wasmtime's."""
+    results = {}
+    for api in (hwsim, wasmtime):
+        config = api.Config()
+        config.consume_fuel = True
+        engine = api.Engine(config)
+        store = api.Store(engine)
+        a = api.Instance(store, api.Module(engine, A), [])
+        ae = a.exports(store)
+        store.set_fuel(1 << 20)  # instantiation runs code in wasmtime
+        api.Instance(store, api.Module(engine, B), [ae["ping"], ae["t"]])
+        out = []
+        for fuel, n in ((1 << 30, 1000), (5000, 1000)):
+            store.set_fuel(fuel)
+            try:
+                out.append(ae["run"](store, n))
+            except api.Trap as exc:
+                out.append("out of fuel" if "fuel" in str(exc) else str(exc))
+            out.append(store.get_fuel())
+        results[api.__name__] = out
+    assert results["hwsim"] == results["wasmtime"]
+    assert results["hwsim"][2] == "out of fuel"
+
+
+def test_a_cross_instance_tail_call_into_a_host_function_that_calls_back():
+    """return_call of an imported host function (another instance's record): it runs, may call wasm of the
+    caller's instance, and its result goes to the chain's caller, whose instance registers are back."""
+    wat = """(module
+      (import "host" "f" (func $f (param i64) (result i64)))
+      (memory 1) (data (i32.const 0) "\\2a")
+      (global $g i64 (i64.const 100))
+      (func $tail (param i64) (result i64) (return_call $f (local.get 0)))
+      (func (export "double") (param i64) (result i64) (i64.mul (local.get 0) (i64.const 2)))
+      (func (export "run") (param i64) (result i64)
+        (i64.add (i64.add (call $tail (local.get 0)) (global.get $g)) (i64.load8_u (i32.const 0)))))"""
+    for api in (hwsim, wasmtime):
+        engine = api.Engine()
+        store = api.Store(engine)
+        box = {}
+
+        def host(caller, x, box=box):
+            return box["double"](caller, x) + 1  # calls back into wasm
+
+        func = api.Func(store, api.FuncType([api.ValType.i64()], [api.ValType.i64()]), host, access_caller=True)
+        ex = api.Instance(store, api.Module(engine, wat), [func]).exports(store)
+        box["double"] = ex["double"]
+        assert ex["run"](store, 20) == 41 + 100 + 42, api.__name__
