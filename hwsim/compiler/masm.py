@@ -451,8 +451,7 @@ class MacroAssembler(Protocol):
         """``dst = op(a)``."""
 
     def int_wide(self, op: WideOp, lo: Reg, hi: Reg, srcs: tuple[Reg, ...]) -> None:
-        """``(lo, hi) = op(srcs)``, 128-bit arithmetic on i64 halves (``srcs`` as the stack has them, 4 or 2);
-        every source is read before ``lo`` or ``hi`` is written, so they may share registers."""
+        """``(lo, hi) = op(srcs)`` on i64 halves (``srcs`` as stacked, 4 or 2; all read before lo/hi are written)."""
 
     def float_binary(self, op: FloatBinOp, double: bool, dst: Reg, a: Reg, b: Reg) -> None:
         """``dst = a op b`` with WebAssembly's NaN rules."""
