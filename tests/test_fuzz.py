@@ -131,9 +131,10 @@ def test_validation_disagreement_is_a_divergence():
 
 def test_smith_flags_keep_to_hwsims_features():
     flags = set(SMITH_FLAGS)
-    for off in ("simd", "relaxed-simd", "exceptions", "gc", "threads", "wide-arithmetic", "custom-descriptors"):
+    for off in ("simd", "relaxed-simd", "exceptions", "gc", "threads", "custom-descriptors"):
         assert f"--{off}-enabled=false" in flags
-    for on in ("memory64", "tail-call", "custom-page-sizes", "multi-value", "bulk-memory", "reference-types"):
+    on_flags = ("memory64", "tail-call", "custom-page-sizes", "multi-value", "bulk-memory", "reference-types")
+    for on in (*on_flags, "wide-arithmetic"):
         assert f"--{on}-enabled=true" in flags
 
 

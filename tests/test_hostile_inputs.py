@@ -215,7 +215,7 @@ GIANT = {
     "memory64 of 2^48 pages": (
         "(module (memory i64 281474976710656))",
         ResourceLimitError,
-        "memory of 281474976710656 pages exceeds the limit of 65536 pages (4294967296 bytes)",
+        "memory of 281474976710656 pages exceeds the limit of 2097152 pages (137438953472 bytes)",
     ),
     "table of 2^32-1": (
         "(module (table 4294967295 funcref))",

@@ -488,3 +488,15 @@ def test_text_malformed_that_parses_is_a_failure(tmp_path):
         1: ("failed", "expected malformed text, but wasm-tools parsed it and the module decoded and validated"),
         2: ("passed", TEXT_REJECTED),
     }
+
+
+def test_cli_scopes_resolve_against_the_suite(capsys, tmp_path):
+    """--scope may repeat; with --suite every list's scripts are paths in the suite, named so (the repo's
+    tests/data/spectest_scope_more.txt lists proposal scripts beside the suite's own scope.txt)."""
+    suite = locate_testsuite()
+    (tmp_path / "core.txt").write_text("nop.wast\n")
+    (tmp_path / "more.txt").write_text("# a comment line\nproposals/wide-arithmetic/wide-arithmetic.wast\n")
+    argv = ["spectest", "--engine", "validate", "--cache-dir", str(tmp_path / "c"), "--suite", str(suite)]
+    assert main([*argv, "--scope", str(tmp_path / "core.txt"), "--scope", str(tmp_path / "more.txt")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines[:-1]] == ["nop.wast", "proposals/wide-arithmetic/wide-arithmetic.wast"]

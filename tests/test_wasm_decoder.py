@@ -510,14 +510,19 @@ def test_dylink_section():
             module(type_section(b"\x60\x00\x01\x64\x70")),
             "unsupported feature: typed function references ((ref ht), type 0x64) (at offset 0xe)",
         ),
-        (
-            one_func(b"\xfc\x13\x0b"),
-            "unsupported feature: wide arithmetic (opcode 0xfc 0x13 i64.add128) (at offset 0x17 in function 0)",
-        ),
     ],
 )
 def test_unsupported_features_are_named(data, message):
     assert str(unsupported(data)) == message
+
+
+def test_wide_arithmetic_is_on_unless_its_feature_is_off():
+    data = one_func(b"\xfc\x13\x0b")
+    assert [opc for opc, _, _ in decode_module(data).funcs[0].body][0] == op.I64_ADD128
+    assert str(unsupported(data, features=Features(wide_arithmetic=False))) == (
+        "unsupported feature: wide arithmetic (opcode 0xfc 0x13 i64.add128; enable it with "
+        "Features(wide_arithmetic=True)) (at offset 0x17 in function 0)"
+    )
 
 
 def test_memory_discard_is_behind_a_feature_flag():

@@ -74,6 +74,7 @@ class WasmtimeEngine:
         config.wasm_bulk_memory = True
         config.wasm_multi_value = True
         config.wasm_custom_page_sizes = True
+        config.wasm_wide_arithmetic = True
         self.engine = wasmtime.Engine(config)
         self.store = wasmtime.Store(self.engine)
         self.spectest = self._spectest_module()

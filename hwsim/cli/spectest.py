@@ -23,7 +23,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--scope",
         metavar="LIST",
-        help="a file listing scripts, one per line, relative to its directory (e.g. the test suite's scope.txt)",
+        action="append",
+        default=[],
+        help="a file listing scripts, one per line, relative to its directory or to --suite (e.g. the test "
+        "suite's scope.txt); may be given more than once",
+    )
+    p.add_argument(
+        "--suite",
+        metavar="DIR",
+        help="resolve the scripts of every --scope list against DIR (the test suite) instead of the list's "
+        "directory, e.g. for hwsim's tests/data/spectest_scope_more.txt",
     )
     p.add_argument("--markdown", metavar="OUT.md", help="also write the conformance report (docs/conformance.md)")
     p.add_argument(
@@ -72,16 +81,18 @@ def run_spectest(args: argparse.Namespace) -> int:
     from ..spectest import SpecTestRunner, find_wasm_tools
 
     find_wasm_tools()  # fail early, with the installation hint, when it is missing
-    if args.scope:
+    for scope in args.scope:
         from pathlib import Path
 
         from ..errors import ConfigError
 
         try:
-            listed = Path(args.scope).read_text().split()
+            text = Path(scope).read_text()
         except OSError as exc:
-            raise ConfigError(f"cannot read --scope {args.scope!r}: {exc.strerror}") from None
-        args.files = [*args.files, *(str(Path(args.scope).parent / name) for name in listed)]
+            raise ConfigError(f"cannot read --scope {scope!r}: {exc.strerror}") from None
+        listed = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        base = Path(args.suite) if args.suite else Path(scope).parent
+        args.files = [*args.files, *(str(base / name) for name in listed)]
     if not args.files:
         from ..errors import ConfigError
 
@@ -96,7 +107,7 @@ def run_spectest(args: argparse.Namespace) -> int:
     runner = SpecTestRunner(engine, features=features, cache_dir=args.cache_dir)
     detail = sys.stderr if args.json else sys.stdout
     files = []
-    for path, name in zip(args.files, _names(args.files)):
+    for path, name in zip(args.files, _names(args.files, args.suite)):
         result = runner.run_file(path, name=name)
         files.append(result)
         line = f"{result.name}: {result.passed} passed, {result.failed} failed, {result.skipped} skipped"
@@ -112,7 +123,9 @@ def run_spectest(args: argparse.Namespace) -> int:
     if args.markdown:
         from ..spectest.report import markdown
 
-        command = "hwsim spectest " + (f"--scope {args.scope} " if args.scope else "") + f"--markdown {args.markdown}"
+        suite = f"--suite {args.suite} " if args.suite else ""
+        scopes = "".join(f"--scope {scope} " for scope in args.scope)
+        command = f"hwsim spectest {suite}{scopes}--markdown {args.markdown}"
         with open(args.markdown, "w") as f:
             f.write(markdown(total, command=command, engine=args.engine))
     if args.json:
@@ -122,11 +135,19 @@ def run_spectest(args: argparse.Namespace) -> int:
     return 1 if total.failed else 0
 
 
-def _names(files: list[str]) -> list[str]:
+def _names(files: list[str], suite: str | None = None) -> list[str]:
+    """Each script's name in the output: its path within ``suite`` when all are in it, else the shortest
+    tail that tells it from the others."""
     from pathlib import Path
 
     from ..spectest.runner import display_names
 
+    if suite:
+        base = Path(suite).resolve()
+        try:
+            return [Path(f).resolve().relative_to(base).as_posix() for f in files]
+        except ValueError:
+            pass
     return display_names([Path(f) for f in files])
 
 

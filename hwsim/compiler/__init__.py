@@ -31,7 +31,7 @@ from .isa.riscv64.masm import RiscvMasm
 from .masm import BranchOutOfRange, CallOutOfRange, MacroAssembler
 from .traps import TrapCode
 
-COMPILER_VERSION = "rv64-singlepass-5"
+COMPILER_VERSION = "rv64-singlepass-6"
 
 
 class PcMap:

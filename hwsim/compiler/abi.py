@@ -40,6 +40,15 @@ from .regs import Reg
 
 PAGE = 0x1000
 
+# The runtime page (r-x, mapped by every Store): the host-call stub, the exit address and the tail-call
+# return stub.  A cross-instance tail call leaves one small frame under its callee whose return address
+# is TAIL_RETURN_STUB; the stub puts the instance registers of the frame's owner back and returns to the
+# original caller.  A later cross-instance tail call that finds that return address reuses the frame, so
+# a chain of them runs in constant stack (see RiscvMasm.tail_call_ref).
+RUNTIME_PAGE = 0x1_0000
+TAIL_RETURN_STUB = RUNTIME_PAGE + 0x100
+TAIL_FRAME_BYTES = 32  # { instance mem0 base, vmctx, caller's fp, return address } from sp up
+
 # The ABI area: arguments and results past the registers, up to 1000 of each (MAX_PARAMS).
 ABI_AREA = 0x2_0000
 ABI_AREA_SIZE = 2 * PAGE

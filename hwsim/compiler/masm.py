@@ -93,6 +93,15 @@ class IntUnOp(enum.Enum):
     EXTEND32_S = "extend32_s"  # i64 only
 
 
+class WideOp(enum.Enum):
+    """The wide-arithmetic proposal's operators: a 128-bit result as two i64 halves."""
+
+    ADD128 = "add128"  # [a_lo a_hi b_lo b_hi] -> [lo hi]
+    SUB128 = "sub128"
+    MUL_WIDE_S = "mul_wide_s"  # [a b] -> [lo hi], the full signed product
+    MUL_WIDE_U = "mul_wide_u"
+
+
 class IntCmp(enum.Enum):
     """i32/i64 comparisons (``eqz`` is :meth:`MacroAssembler.int_eqz`)."""
 
@@ -374,7 +383,7 @@ class MacroAssembler(Protocol):
         """Call the funcref record in :attr:`CALL_TARGET`, switching instance when it is another's."""
 
     def tail_call_ref(self) -> None:
-        """Tail-call the funcref record in :attr:`CALL_TARGET` (a call and a return across instances)."""
+        """Tail-call the funcref record in :attr:`CALL_TARGET`, in constant stack also across instances."""
 
     def call_builtin(self, builtin_id: int) -> None:
         """Call runtime builtin ``builtin_id`` (``hwsim.compiler.builtins``), arguments already in place."""
@@ -440,6 +449,9 @@ class MacroAssembler(Protocol):
 
     def int_unary(self, op: IntUnOp, wide: bool, dst: Reg, a: Reg) -> None:
         """``dst = op(a)``."""
+
+    def int_wide(self, op: WideOp, lo: Reg, hi: Reg, srcs: tuple[Reg, ...]) -> None:
+        """``(lo, hi) = op(srcs)`` on i64 halves (``srcs`` as stacked, 4 or 2; all read before lo/hi are written)."""
 
     def float_binary(self, op: FloatBinOp, double: bool, dst: Reg, a: Reg, b: Reg) -> None:
         """``dst = a op b`` with WebAssembly's NaN rules."""

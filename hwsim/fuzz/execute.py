@@ -384,13 +384,13 @@ def wasmtime_engine():
     config.wasm_bulk_memory = True
     config.wasm_multi_value = True
     config.wasm_custom_page_sizes = True
+    config.wasm_wide_arithmetic = True
     config.wasm_simd = False
     config.wasm_relaxed_simd = False
     config.wasm_threads = False
     config.wasm_gc = False
     config.wasm_function_references = False
     config.wasm_exceptions = False
-    config.wasm_wide_arithmetic = False
     config.consume_fuel = True
     # RISC-V's FPU gives every arithmetic NaN result the canonical pattern (positive, quiet, zero payload):
     # one of the choices the specification allows.  wasmtime on x86 keeps payload bits and signs instead;

@@ -18,7 +18,7 @@ from ..errors import HwsimError
 from ..spectest.wast import WastError, find_wasm_tools
 
 # hwsim's scope (docs/wasm-frontend.md): WebAssembly 2.0 core, multi-memory, memory64 (64-bit tables too),
-# tail calls, custom page sizes, extended constant expressions.  Everything else is off.
+# tail calls, custom page sizes, extended constant expressions, wide arithmetic.  Everything else is off.
 SMITH_FLAGS = (
     "--simd-enabled=false",
     "--relaxed-simd-enabled=false",
@@ -28,7 +28,7 @@ SMITH_FLAGS = (
     "--shared-everything-threads-enabled=false",
     "--custom-descriptors-enabled=false",
     "--compact-imports-enabled=false",
-    "--wide-arithmetic-enabled=false",
+    "--wide-arithmetic-enabled=true",
     "--memory64-enabled=true",
     "--tail-call-enabled=true",
     "--custom-page-sizes-enabled=true",

@@ -498,7 +498,7 @@ _FEATURES: dict[str, tuple[_Support, str]] = {
     "wasm_function_references": (_Support.NEVER, "typed function references"),
     "wasm_gc": (_Support.NEVER, "GC"),
     "gc_support": (_Support.NEVER, "GC"),
-    "wasm_wide_arithmetic": (_Support.NEVER, "wide arithmetic"),
+    "wasm_wide_arithmetic": (_Support.SWITCH, "wide arithmetic"),
     "wasm_stack_switching": (_Support.NEVER, "stack switching"),
     "wasm_component_model": (_Support.NEVER, "the component model"),
     "wasm_component_model_map": (_Support.NEVER, "the component model"),
@@ -540,7 +540,7 @@ class Config:
     Feature switches (``wasm_simd``, ``wasm_memory64``, ...; docs/embedding.md has the table): a
     feature hwsim implements may be set True (it is on anyway); one it does not may be set False (it is
     off anyway); the other way round raises :class:`~hwsim.errors.ConfigError` naming the feature.
-    ``wasm_custom_page_sizes`` really switches (on by default).  wasmtime-py's other settings
+    ``wasm_custom_page_sizes`` and ``wasm_wide_arithmetic`` really switch (on by default).  wasmtime-py's other settings
     (Cranelift's, the memory reservation, ...) raise ConfigError saying why hwsim has none.
 
     As in wasmtime-py, an Engine takes its Config: a Config serves one Engine, and changing or
@@ -553,6 +553,7 @@ class Config:
         self._cache: bool | str | None = None
         self._features = {name: support is _Support.ALWAYS for name, (support, _) in _FEATURES.items()}
         self._features["wasm_custom_page_sizes"] = Features().custom_page_sizes
+        self._features["wasm_wide_arithmetic"] = Features().wide_arithmetic
         self._closed = False
 
     def __setattr__(self, name: str, value) -> None:
@@ -611,7 +612,10 @@ class Config:
 
     def _features_of(self) -> Features:
         """The decoder's features these switches ask for."""
-        return Features(custom_page_sizes=self._features["wasm_custom_page_sizes"])
+        return Features(
+            custom_page_sizes=self._features["wasm_custom_page_sizes"],
+            wide_arithmetic=self._features["wasm_wide_arithmetic"],
+        )
 
     def close(self) -> None:
         """As wasmtime-py's: the Config can no longer be changed or used for an Engine."""
@@ -871,7 +875,8 @@ class Store:
         """wasmtime-py's limits: ``memory_size`` bytes per linear memory, ``table_elements`` per table,
         and how many ``instances``, ``tables`` and ``memories`` the Store may make.  As in wasmtime, each
         call sets all five, and a negative one means no limit (hwsim's own: 4 GiB per 32-bit memory,
-        10,000,000 elements per table, 10,000 of each count; 83 memories fit the address space).
+        128 GiB per memory64 one, 10,000,000 elements per table, 10,000 of each count; 83 memories fit
+        the address space).
 
         A memory or table made past a limit raises WasmtimeError (:class:`ResourceLimitError`); growing
         past one fails (``Memory.grow`` raises WasmtimeError, ``memory.grow`` in wasm returns -1).  The

@@ -369,8 +369,8 @@ class CallBoundary:
 
     def backtrace(self, pc: int, limit: int = 1000) -> list[Frame]:
         """The wasm frames from ``pc`` outwards, walking the frame-pointer chain compiled code keeps
-        (``[fp - 8]`` the return address, ``[fp - 16]`` the caller's fp); it ends at the first return
-        address outside compiled code (the host's call into wasm) or anything unreadable."""
+        (``[fp - 8]`` the return address, ``[fp - 16]`` the caller's fp; a cross-instance tail call's frame
+        is passed through); it ends at the first return address outside compiled code (the host's call into wasm) or anything unreadable."""
         frames: list[Frame] = []
         fp = self.machine.get_reg("s0")
         while len(frames) < limit:
@@ -390,6 +390,8 @@ class CallBoundary:
                 break
             try:
                 pc, fp = self.read_u64(fp - 8), self.read_u64(fp - 16)
+                if pc == L.TAIL_RETURN_STUB and not fp & 7 and fp >= 16:  # a cross-instance tail call's frame
+                    pc, fp = self.read_u64(fp - 8), self.read_u64(fp - 16)
             except HwsimError:
                 break
             pc -= 4  # the call, not the instruction after it

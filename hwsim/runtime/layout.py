@@ -3,7 +3,7 @@
 One Store is one Sv39 address space; compiled code runs in U-mode::
 
     0x0000_0000_0000  null guard (unmapped, 64 KiB)
-    0x0000_0001_0000  runtime page (r-x): the host-call stub, the exit address
+    0x0000_0001_0000  runtime page (r-x): the host-call stub, the tail-call return stub, the exit address
     0x0000_0002_0000  ABI area (rw-): arguments and results that do not fit in registers
     0x0000_0010_0000  code region (r-x): each module's code, position independent
     0x0000_4000_0000  data region (rw-): vmctx, funcref records, global cells, descriptors, tables
@@ -17,6 +17,10 @@ Linear memories (32-bit index) get a reservation of 4 GiB plus a 2 GiB guard
 bounds are checked by the MMU.  Compilers put static data at offsets of a
 megabyte or more, so a small guard would force explicit checks on every
 global access.  A Store has room for 83 such memories.
+A memory64 memory is bounds checked in compiled code, so it needs no guard: it
+takes consecutive 6 GiB slots for its maximum (at most ``MEMORY64_MAX_BYTES``,
+128 GiB), or, without a maximum, for its initial size, and grows into the slots
+right after it while they are free (the memory reserved last).
 Pages below the memory's current size are mapped when first touched (demand
 paging by the Store's pager): a declared size costs nothing until used.
 
@@ -43,16 +47,18 @@ from ..compiler.abi import (  # noqa: F401
     MEMDESC_SIZE,
     MEMORY_GUARD,
     PAGE,
+    RUNTIME_PAGE,
     SEGMENT_CAPACITY,
     SEGMENT_DESC,
     SEGMENT_HEADER,
     TABLEDESC_BASE,
     TABLEDESC_BYTES,
     TABLEDESC_SIZE,
+    TAIL_FRAME_BYTES,
+    TAIL_RETURN_STUB,
     VmctxLayout,
 )
 
-RUNTIME_PAGE = 0x1_0000
 HOSTCALL_STUB = RUNTIME_PAGE + 0x000  # li t0, 0; ecall; ret -- a host function's code address
 EXIT_ADDRESS = RUNTIME_PAGE + 0x800  # the return address of every host -> wasm entry; never executed
 ABI_STACK_LIMIT = ABI_AREA + ABI_AREA_SIZE - 8  # lowest legal sp, for frames larger than the stack guard
@@ -66,5 +72,9 @@ STACK_SIZE = 8 << 20
 STACK_GUARD = 64 << 10
 
 MEMORY_MAX_BYTES = 1 << 32  # a 32-bit memory's largest size
+# A memory64 memory's largest size: 128 GiB, half of one Sv39 half (each half holds 256 GiB of user or
+# upper addresses; the lower one also holds code, data and stack below 8 GiB), so one memory that large
+# still leaves either half room for others.  Sv48 would allow 128 TiB; hwsim's MMU is Sv39.
+MEMORY64_MAX_BYTES = 128 << 30
 MEMORY_RESERVATION = MEMORY_MAX_BYTES + MEMORY_GUARD  # 6 GiB of virtual address space per memory
 MEMORY_REGIONS = ((0x2_0000_0000, 1 << 38), ((1 << 64) - (1 << 38), 1 << 64))  # [start, end) of each area

@@ -29,7 +29,8 @@ MASK64 = (1 << 64) - 1
 
 
 class MemoryInstance:
-    """A linear memory: a 4 GiB (+ guard) reservation whose pages are mapped when first touched."""
+    """A linear memory: a reservation (4 GiB + guard; memory64: up to ``layout.MEMORY64_MAX_BYTES``) whose
+    pages are mapped when first touched."""
 
     def __init__(self, store: VmStore, mtype: MemoryType, *, max_bytes: int | None = None) -> None:
         """``max_bytes``: a cap of this memory's own (a driver's window), besides its type's maximum and
@@ -39,9 +40,14 @@ class MemoryInstance:
         self.page_size = 1 << mtype.page_size_log2
         if len(store.memories) >= store.limits.max_memories:
             raise ResourceLimitError(f"the Store already holds {len(store.memories)} memories, its limit")
-        self.reserved = L.MEMORY_MAX_BYTES  # bytes a memory may grow to
+        self.is_64 = mtype.index_type == I64
+        largest = L.MEMORY64_MAX_BYTES if self.is_64 else L.MEMORY_MAX_BYTES
         limit_pages = mtype.limits.max if mtype.limits.max is not None else None
-        cap = (self.reserved if max_bytes is None else min(self.reserved, max_bytes)) // self.page_size
+        cap = (largest if max_bytes is None else min(largest, max_bytes)) // self.page_size
+        if not self.is_64:
+            # Its size in pages stays below 2^32, 1-byte pages included, as the custom-page-sizes proposal
+            # says ("If len is larger than or equal to 2**32, then fail"): 2^32 - 1 one-byte pages at most.
+            cap = min(cap, (1 << 32) - 1)
         # The Store's memory_bytes limit applies as it is when the memory grows (Store.set_limits).
         self.cap_pages = cap if limit_pages is None else min(limit_pages, cap)
         if mtype.limits.min > self.max_pages:
@@ -49,7 +55,16 @@ class MemoryInstance:
                 f"memory of {mtype.limits.min} pages exceeds the limit of {self.max_pages} pages "
                 f"({self.max_pages * self.page_size} bytes)"
             )
-        self.base = store.reserve_memory(self)
+        # A 32-bit memory: one slot, 4 GiB and the guard.  A memory64 memory (bounds checked in compiled
+        # code, no guard): the slots for its maximum when it has one, else for its initial size (at least
+        # one); an unbounded one extends in place when it grows past them (extend_memory).
+        slots = 1
+        if self.is_64:
+            bound = self.cap_pages if (limit_pages is not None or max_bytes is not None) else mtype.limits.min
+            slots = max(1, -(-bound * self.page_size // L.MEMORY_RESERVATION))
+        self.base = store.reserve_memory(self, slots)
+        self.span = slots * L.MEMORY_RESERVATION  # bytes of address space reserved
+        self.reserved = self.span if self.is_64 else L.MEMORY_MAX_BYTES  # bytes it may grow to in place
         self.size_bytes = mtype.limits.min * self.page_size
         self.ctl: MemoryControl | None = None  # once a page state other than the default is needed
         self.desc = store.alloc_data(L.MEMDESC_BYTES)
@@ -153,7 +168,15 @@ class MemoryInstance:
         old = self.pages
         if delta < 0 or old + delta > self.max_pages:
             return -1
-        self.size_bytes = (old + delta) * self.page_size
+        size = (old + delta) * self.page_size
+        if size > self.reserved:  # an unbounded memory64 memory past its slots: more slots after them
+            more = -(-(size - self.reserved) // L.MEMORY_RESERVATION)
+            if not self.store.extend_memory(self, more):
+                return -1
+            self.span += more * L.MEMORY_RESERVATION
+            self.reserved = self.span
+            self.store.write_u64(self.desc + L.MEMDESC_RESERVED, self.reserved)
+        self.size_bytes = size
         self.store.write_u64(self.desc + L.MEMDESC_SIZE, self.size_bytes)
         return old
 

@@ -178,26 +178,44 @@ class StoreSpace:
             raise ResourceLimitError(f"{what}: {exc}") from None
         return pa
 
-    def reserve_memory(self, memory: MemoryInstance) -> int:
+    def reserve_memory(self, memory: MemoryInstance, slots: int = 1) -> int:
+        """Reserve ``slots`` consecutive reservation slots (``layout.MEMORY_RESERVATION`` each) for ``memory``
+        in one region of ``layout.MEMORY_REGIONS``; its base address.  Slots are handed out in order and
+        never reused (a Store keeps its memories)."""
         index = len(self.memory_slots)
-        base = self._slot_base(index)
-        if base is None:
-            raise ResourceLimitError(
-                f"out of virtual address space for linear memories: a Store holds at most {index} "
-                f"(each reserves {L.MEMORY_RESERVATION >> 20} MiB)"
-            )
-        self.memory_slots.append(memory)
-        self.memories.append(memory)
-        return base
-
-    @staticmethod
-    def _slot_base(index: int) -> int | None:
+        first = 0
         for start, end in L.MEMORY_REGIONS:
             count = (end - start) // L.MEMORY_RESERVATION
-            if index < count:
-                return start + index * L.MEMORY_RESERVATION
-            index -= count
-        return None
+            if index < first + count and index + slots <= first + count:
+                self.memory_slots.extend([memory] * slots)
+                self.memories.append(memory)
+                return start + (index - first) * L.MEMORY_RESERVATION
+            if index < first + count:  # the rest of this region is too small: skip it
+                self.memory_slots.extend([None] * (first + count - index))
+                index = first + count
+            first += count
+        need = f"; this one needs {slots} in a row" if slots > 1 else ""
+        raise ResourceLimitError(
+            f"out of virtual address space for linear memories: a Store holds at most {first} "
+            f"(each reserves {L.MEMORY_RESERVATION >> 20} MiB){need}"
+        )
+
+    def extend_memory(self, memory: MemoryInstance, slots: int) -> bool:
+        """Give ``memory`` (the last one reserved) ``slots`` more slots right after its reservation, if its
+        region has them; whether it did."""
+        index = len(self.memory_slots)
+        if not self.memory_slots or self.memory_slots[-1] is not memory:
+            return False
+        first = 0
+        for start, end in L.MEMORY_REGIONS:
+            count = (end - start) // L.MEMORY_RESERVATION
+            if first < index <= first + count:
+                if index + slots > first + count:
+                    return False
+                self.memory_slots.extend([memory] * slots)
+                return True
+            first += count
+        return False
 
     def memory_at(self, va: int) -> MemoryInstance | None:
         for start, end in L.MEMORY_REGIONS:
@@ -207,7 +225,7 @@ class StoreSpace:
                     index += (L.MEMORY_REGIONS[0][1] - L.MEMORY_REGIONS[0][0]) // L.MEMORY_RESERVATION
                 if index < len(self.memory_slots):
                     mem = self.memory_slots[index]
-                    if mem is not None and mem.base <= va < mem.base + L.MEMORY_RESERVATION:
+                    if mem is not None and mem.base <= va < mem.base + mem.span:
                         return mem
                 return None
         return None

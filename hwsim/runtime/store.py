@@ -38,11 +38,31 @@ from .space import StoreSpace
 _SERIALS = itertools.count(1)  # Stores are named "Store 1", "Store 2", ... in the order they are made
 
 
+def _tail_return_stub() -> bytes:
+    """The tail-call return stub: pop a cross-instance tail call's frame (``layout.TAIL_FRAME_BYTES``, built by
+    compiled code: memory-0 base, vmctx, caller's fp, return address from sp up), restoring its instance
+    registers, and return to the caller of the first function of the tail-call chain."""
+    r = A.REG
+    size = L.TAIL_FRAME_BYTES
+    return (
+        A.Assembler(L.TAIL_RETURN_STUB)
+        .emit(
+            A.ld(r["s2"], r["sp"], 0),
+            A.ld(r["s1"], r["sp"], 8),
+            A.ld(r["s0"], r["sp"], size - 16),
+            A.ld(r["ra"], r["sp"], size - 8),
+            A.addi(r["sp"], r["sp"], size),
+            A.jalr(0, r["ra"], 0),
+        )
+        .finish()
+    )
+
+
 @dataclass
 class StoreLimits:
     """Per-Store limits; exceeding one is a clear error, never a crash."""
 
-    memory_bytes: int = 1 << 32  # per linear memory
+    memory_bytes: int = L.MEMORY64_MAX_BYTES  # per linear memory (a 32-bit one stops at 4 GiB anyway)
     ram_bytes: int = 1 << 30  # physical RAM behind everything (frames for pages, tables, code)
     time_us: int = 0  # per call from the host into wasm; 0 = none
     max_instances: int = 10_000
@@ -76,8 +96,13 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
             raise ResourceLimitError(f"the Store's runtime pages: {exc}") from None
         stub = A.Assembler(L.HOSTCALL_STUB).emit(A.ECALL, A.jalr(0, A.REG["ra"], 0)).finish()
         m.phys.write(self.runtime_pa, stub)
+        tail_return = _tail_return_stub()
+        m.phys.write(self.runtime_pa + L.TAIL_RETURN_STUB - L.RUNTIME_PAGE, tail_return)
         # The runtime's own code, by name (a debugger's symbols: hwsim/driver/debugging.py).
-        self.runtime_code: tuple[tuple[str, int, bytes], ...] = (("hwsim_host_call", L.HOSTCALL_STUB, stub),)
+        self.runtime_code: tuple[tuple[str, int, bytes], ...] = (
+            ("hwsim_host_call", L.HOSTCALL_STUB, stub),
+            ("hwsim_tail_return", L.TAIL_RETURN_STUB, tail_return),
+        )
         self.host_vmctx = L.ABI_AREA + L.ABI_AREA_SIZE - 64  # an all-zero vmctx for host functions' records
         self.code_next = L.CODE_BASE
         self.data_next = L.DATA_BASE

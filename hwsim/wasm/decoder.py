@@ -914,6 +914,15 @@ def _decode_rare(
             raise MalformedError(f"illegal opcode fc {sub:02x}", offset=start)
         kind: int | None = op.IMMEDIATE[opcode]  # the other branches below look kinds up that may be missing
         if kind == op.NONE:
+            if opcode in op.WIDE_ARITHMETIC_OPS and not features.wide_arithmetic:
+                _note(
+                    owner,
+                    UnsupportedFeatureError(
+                        op.WIDE_ARITHMETIC,
+                        f"opcode 0xfc {sub:#04x} {op.NAMES[opcode]}; enable it with Features(wide_arithmetic=True)",
+                        offset=start,
+                    ),
+                )
             return pos, (opcode, None, start), 0
         if kind == op.INDEX:
             v, pos = read_u32(data, pos)

@@ -45,11 +45,17 @@ class Features:
     ``memory_control`` (off by default): ``memory.discard`` and hwsim's
     provisional ``memory.map``/``memory.unmap``/``memory.protect`` (``0xfc
     0xe0``-``0xe2``, a memory index immediate), see docs/memory-control.md.
+
+    ``wide_arithmetic`` (on by default): ``i64.add128``, ``i64.sub128``,
+    ``i64.mul_wide_s`` and ``i64.mul_wide_u`` (``0xfc 0x13``-``0x16``), from the
+    wide-arithmetic proposal; when off, a module using them is rejected with
+    :class:`~hwsim.wasm.errors.UnsupportedFeatureError`.
     """
 
     custom_page_sizes: bool = True
     memory_discard: bool = False
     memory_control: bool = False  # memory.discard and hwsim's provisional memory.map/unmap/protect
+    wide_arithmetic: bool = True
 
 
 DEFAULT_FEATURES = Features()

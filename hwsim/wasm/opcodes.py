@@ -104,6 +104,11 @@ MEMORY_MAP = 0xFCE0  # memory.map $mem: [addr len:addr prot:i32] -> [addr]
 MEMORY_UNMAP = 0xFCE1  # memory.unmap $mem: [addr len:addr] -> []
 MEMORY_PROTECT = 0xFCE2  # memory.protect $mem: [addr len:addr prot:i32] -> []
 MEMORY_CONTROL_OPS = (MEMORY_MAP, MEMORY_UNMAP, MEMORY_PROTECT)
+I64_ADD128 = 0xFC13  # wide-arithmetic proposal: [lo hi lo hi] -> [lo hi]
+I64_SUB128 = 0xFC14
+I64_MUL_WIDE_S = 0xFC15  # [i64 i64] -> [lo hi]
+I64_MUL_WIDE_U = 0xFC16
+WIDE_ARITHMETIC_OPS = (I64_ADD128, I64_SUB128, I64_MUL_WIDE_S, I64_MUL_WIDE_U)
 
 # name, immediate kind
 _CONTROL = {
@@ -325,6 +330,11 @@ _SIMPLE_SPEC = {
     0xFC05: ("i64.trunc_sat_f32_u", "f:I"),
     0xFC06: ("i64.trunc_sat_f64_s", "F:I"),
     0xFC07: ("i64.trunc_sat_f64_u", "F:I"),
+    # wide arithmetic (proposal): 128-bit values as two i64 halves, low half first
+    0xFC13: ("i64.add128", "IIII:II"),
+    0xFC14: ("i64.sub128", "IIII:II"),
+    0xFC15: ("i64.mul_wide_s", "II:II"),
+    0xFC16: ("i64.mul_wide_u", "II:II"),
 }
 
 _LETTERS = {"i": I32, "I": I64, "f": F32, "F": F64}
@@ -484,12 +494,7 @@ PREFIX_IMMEDIATES: dict[int, dict[int, int]] = {
 }
 
 # 0xfc sub-opcodes of proposals hwsim does not implement (none has immediates).
-UNSUPPORTED_FC: dict[int, tuple[str, str]] = {
-    0x13: (WIDE_ARITHMETIC, "i64.add128"),
-    0x14: (WIDE_ARITHMETIC, "i64.sub128"),
-    0x15: (WIDE_ARITHMETIC, "i64.mul_wide_s"),
-    0x16: (WIDE_ARITHMETIC, "i64.mul_wide_u"),
-}
+UNSUPPORTED_FC: dict[int, tuple[str, str]] = {}
 
 # Value-type and heap-type bytes of proposals hwsim does not implement.
 # (ref ht) and (ref null ht) are followed by a heap type.

@@ -393,6 +393,7 @@ class _FuncChecker:
                 continue
             actual = vals[-1]
             if actual != t and actual != UNKNOWN:
+                vals.extend(reversed(popped))  # the message shows the operands as they were
                 raise self.mismatch(expected, what)
             popped.append(vals.pop())
         popped.reverse()
@@ -800,6 +801,10 @@ class _FuncChecker:
                     f"functions referenced outside function bodies (elements, exports, globals)"
                 )
             vals.append(FUNCREF)
+        elif code in op.WIDE_ARITHMETIC_OPS:
+            params, results = op.SIGNATURES[code]
+            self.pop_vals(params)
+            vals.extend(results)
         else:  # pragma: no cover - the decoder produces no other opcodes
             raise self.error(f"unknown instruction {op.opcode_name(code)}")
 

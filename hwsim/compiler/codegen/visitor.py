@@ -28,6 +28,7 @@ from ..masm import (
     LoadKind,
     MacroAssembler,
     StoreKind,
+    WideOp,
 )
 from ..regs import FLOAT, INT, Reg, RegClass
 from ..traps import TrapCode
@@ -397,6 +398,20 @@ class FuncCodegen:
         self.masm.int_unary(kind, wide, dst, ra)
         self.ctx.push_reg(I64 if wide else I32, dst)
 
+    def visit_int_wide(self, imm, kind: WideOp, n: int) -> None:
+        """Wide arithmetic: ``n`` i64 operands in, two i64 results (low half, then high) out."""
+        ctx = self.ctx
+        values = ctx.top(n)
+        del ctx.stack[len(ctx.stack) - n :]
+        held = [ctx.to_reg(v) for v in values]
+        for reg, owned in held:
+            ctx.release(reg, owned)
+        lo = ctx.alloc(INT)
+        hi = ctx.alloc(INT)
+        self.masm.int_wide(kind, lo, hi, tuple(reg for reg, _ in held))
+        ctx.push_reg(I64, lo)
+        ctx.push_reg(I64, hi)
+
     def visit_float_binary(self, imm, kind: FloatBinOp, double: bool) -> None:
         ra, rb = self.ctx.pop_operands()
         dst = self.dst_reg(FLOAT)
@@ -702,6 +717,7 @@ _NUMERIC: dict[str, tuple[Callable, tuple]] = {
     **{f"i64.{k.value}": (V.visit_int_binary, (k, True)) for k in IntBinOp},
     **{f"i32.{k.value}": (V.visit_int_unary, (k, False)) for k in IntUnOp if k is not IntUnOp.EXTEND32_S},
     **{f"i64.{k.value}": (V.visit_int_unary, (k, True)) for k in IntUnOp},
+    **{f"i64.{k.value}": (V.visit_int_wide, (k, 4 if k in (WideOp.ADD128, WideOp.SUB128) else 2)) for k in WideOp},
     **{f"f32.{k.value}": (V.visit_float_binary, (k, False)) for k in FloatBinOp},
     **{f"f64.{k.value}": (V.visit_float_binary, (k, True)) for k in FloatBinOp},
     **{f"f32.{k.value}": (V.visit_float_unary, (k, False)) for k in FloatUnOp},

@@ -59,6 +59,7 @@ from ...masm import (
     Label,
     LoadKind,
     StoreKind,
+    WideOp,
 )
 from ...regs import FLOAT, INT, Reg, RegClass
 from ...traps import TrapCode
@@ -500,16 +501,49 @@ class RiscvMasm:
         self.bind(done)
 
     def tail_call_ref(self) -> None:
-        """A tail call through t6: a true tail call within the instance, else a call and a return."""
-        t5, t6, s1 = R.T5.num, R.T6.num, R.VMCTX.num
-        other = Label()
+        """A tail call through t6, in constant stack also into another instance.
+
+        Within the instance: pop the frame and jump.  Into another instance the
+        caller's caller expects this instance's vmctx and memory-0 base back, so
+        the frame is popped and replaced by a tail frame (``abi.TAIL_FRAME_BYTES``:
+        the return address, the caller's fp, vmctx and memory-0 base) whose return
+        address is the runtime's ``abi.TAIL_RETURN_STUB``; the stub restores them
+        and returns to the real caller.  When the return address already is the
+        stub, the tail frame below is still there and holds the right values: it
+        is reused, so a chain of cross-instance tail calls grows no stack.  The
+        tail frame is linked like a compiled frame (fp points above it), so
+        backtraces walk through it.
+        """
+        t4, t5, t6 = R.T4.num, R.T5.num, R.T6.num
+        s1, s2, sp, fp, ra = R.VMCTX.num, R.MEM0.num, R.SP.num, R.FP.num, R.RA.num
+        other, reuse = Label(), Label()
         self.emit(A.ld(t5, t6, abi.FUNCREF_VMCTX))
         self._branch("bne", t5, s1, other)
         self._restore_and_pop()
         self.emit(A.ld(t5, t6, abi.FUNCREF_CODE), A.jalr(0, t5, 0))
         self.bind(other)
-        self.call_ref()
-        self.epilogue_and_return()
+        self._restore_and_pop()
+        self.li(t4, abi.TAIL_RETURN_STUB)
+        self._branch("beq", ra, t4, reuse)
+        size = abi.TAIL_FRAME_BYTES
+        self.emit(
+            A.addi(sp, sp, -size),
+            A.sd(ra, sp, size - 8),
+            A.sd(fp, sp, size - 16),
+            A.sd(s1, sp, 8),
+            A.sd(s2, sp, 0),
+            A.addi(fp, sp, size),
+            A.addi(ra, t4, 0),
+        )
+        self.bind(reuse)
+        # t4 keeps the caller's vmctx for the callee (a host function's Caller reads it), as in call_ref.
+        self.emit(
+            A.addi(t4, s1, 0),
+            A.addi(s1, t5, 0),
+            A.ld(s2, s1, 0),
+            A.ld(t5, t6, abi.FUNCREF_CODE),
+            A.jalr(0, t5, 0),
+        )
 
     def _bulk_call(self, regs: tuple[int, ...], static: tuple[int, ...], builtin_id: int) -> None:
         """Call a builtin from a cold stub: the argument registers it takes are saved below sp and put back
@@ -844,6 +878,23 @@ class RiscvMasm:
             self._branch("bne", t4, 0, skip)
             self.emit(A.addi(d, d, shift), A.slli(x, x, shift))
             self.bind(skip)
+
+    def int_wide(self, op: WideOp, lo: Reg, hi: Reg, srcs: tuple[Reg, ...]) -> None:
+        """In t4 (low half) and t5 (high half) first, so the sources may be the destinations too: the carry
+        of an add is ``lo < a_lo`` (unsigned), the borrow of a subtract ``a_lo < b_lo``; a product's
+        high half is ``mulh``/``mulhu``."""
+        t4, t5 = R.T4.num, R.T5.num
+        if op is WideOp.ADD128 or op is WideOp.SUB128:
+            a_lo, a_hi, b_lo, b_hi = (r.num for r in srcs)
+            if op is WideOp.ADD128:
+                self.emit(A.add(t4, a_lo, b_lo), A.sltu(t5, t4, a_lo), A.add(t5, t5, a_hi), A.add(t5, t5, b_hi))
+            else:
+                self.emit(A.sltu(t5, a_lo, b_lo), A.sub(t5, a_hi, t5), A.sub(t5, t5, b_hi), A.sub(t4, a_lo, b_lo))
+        else:
+            a, b = (r.num for r in srcs)
+            high = A.mulh if op is WideOp.MUL_WIDE_S else A.mulhu
+            self.emit(A.mul(t4, a, b), high(t5, a, b))
+        self.emit(A.addi(lo.num, t4, 0), A.addi(hi.num, t5, 0))
 
     def int_unary(self, op: IntUnOp, wide: bool, dst: Reg, a: Reg) -> None:
         d, ra, t4, t5 = dst.num, a.num, R.T4.num, R.T5.num
