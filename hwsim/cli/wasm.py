@@ -136,7 +136,9 @@ def run_wasm(args: argparse.Namespace) -> int:
 
 
 def _indent(text: str) -> str:
-    return text.replace("\n", "\n       ")
+    """The trap's lines under ``    0: `` (blank lines left blank)."""
+    lines = text.rstrip().splitlines()
+    return "\n".join([lines[0], *(f"       {line}" if line.strip() else "" for line in lines[1:])])
 
 
 def _print_stats(store, exports) -> None:

@@ -437,7 +437,7 @@ class WasiCtx:
     @wasi("ii")
     def fd_fdstat_set_flags(self, _mem, fd, flags):
         e = self.entry(fd)
-        if flags & ~(Fdflags.APPEND | Fdflags.NONBLOCK | Fdflags.DSYNC | Fdflags.RSYNC | Fdflags.SYNC):
+        if flags & ~0x1F:
             raise WasiError(Errno.INVAL)
         if flags & (Fdflags.DSYNC | Fdflags.RSYNC | Fdflags.SYNC):
             raise WasiError(Errno.NOTSUP)  # Linux cannot change them on an open descriptor
@@ -457,11 +457,13 @@ class WasiCtx:
     @wasi("iII")
     def fd_fdstat_set_rights(self, _mem, fd, base, inheriting):
         e = self.entry(fd)
-        if not isinstance(e, Handle):
-            raise WasiError(Errno.NOTCAPABLE if base & ~e.rights else Errno.SUCCESS)
-        if base & ~e.rights or inheriting & ~e.inheriting:
+        if base & ~int(e.rights):
             raise WasiError(Errno.NOTCAPABLE)  # rights only ever shrink
-        e.rights, e.inheriting = base, inheriting
+        if isinstance(e, Handle):
+            if inheriting & ~int(e.inheriting):
+                raise WasiError(Errno.NOTCAPABLE)
+            e.inheriting = inheriting
+        e.rights = base
         return Errno.SUCCESS
 
     @wasi("ii")
