@@ -15,6 +15,7 @@ PRELUDE = """
   (import "wasi_snapshot_preview1" "environ_sizes_get" (func $env_sizes (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_open"
     (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
 """
 
@@ -120,3 +121,22 @@ def test_bad_options(capfd) -> None:
     with pytest.raises(SystemExit):
         main(["wasm", "run", "--time-limit", "-1", "p.wasm"])
     assert "expected seconds > 0" in capfd.readouterr().err
+
+
+def test_time_limit_stops_a_sleeping_program(tmp_path: Path, capfd) -> None:
+    # one subscription at 0: a relative 100 s monotonic clock (userdata 0, tag 0, id 1, timeout)
+    sub = "(i32.store (i32.const 16) (i32.const 1)) (i64.store (i32.const 24) (i64.const 100000000000))"
+    prog = _program(tmp_path, sub + "(drop (call $poll (i32.const 0) (i32.const 256) (i32.const 1) (i32.const 512)))")
+    assert main(["wasm", "run", "--time-limit", "0.3", prog]) == 134
+    assert "while a WASI program waited in poll_oneoff" in capfd.readouterr().err
+
+
+def test_trace_shows_wasi_calls(tmp_path: Path, capfd) -> None:
+    prog = _program(tmp_path, "(call $proc_exit (call $args_sizes (i32.const 0) (i32.const 4)))")
+    assert main(["wasm", "run", "--trace", "host", prog, "a"]) == 0
+    err = capfd.readouterr().err
+    assert "args_sizes_get(0x0, 0x4) -> SUCCESS" in err
+    assert main(["wasm", "run", "--trace-out", "x.json", prog]) == 2
+    assert "--trace-out and --trace-format need --trace PATTERNS" in capfd.readouterr().err
+    assert main(["wasm", "run", "--trace", "list", prog]) == 0
+    assert "host_call" in capfd.readouterr().out

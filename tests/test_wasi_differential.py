@@ -39,6 +39,9 @@ try:
     instance.exports(store)["_start"](store)
 except wasmtime.ExitTrap as exc:
     sys.exit(exc.code)
+except wasmtime.Trap as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(134)
 """
 
 
@@ -46,12 +49,12 @@ except wasmtime.ExitTrap as exc:
 def build(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("wasi-programs")
 
-    def built(name: str) -> Path:
+    def built(name: str, flags: tuple[str, ...] = ("-O2", "-g0", "-s")) -> Path:
         source = SOURCES / f"{name}.c"
-        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+        digest = hashlib.sha256(source.read_bytes() + repr(flags).encode()).hexdigest()[:16]
         out = out_dir / f"{name}-{digest}.wasm"
         if not out.exists():
-            cmd = [sys.executable, "-m", "ziglang", "cc", "-target", "wasm32-wasi", "-O2", "-g0", "-s"]
+            cmd = [sys.executable, "-m", "ziglang", "cc", "-target", "wasm32-wasi", *flags]
             subprocess.run([*cmd, str(source), "-o", str(out)], check=True, capture_output=True)
         return out
 
@@ -121,3 +124,15 @@ def test_memory_hungry_allocator(build, tmp_path: Path) -> None:
     hwsim_result, wasmtime_result = _run_both(build("alloc"), tmp_path)
     assert hwsim_result == wasmtime_result
     assert "1 GiB block: ok\nlast byte 7" in hwsim_result[1]
+
+
+def test_trap_names_the_c_line(build, tmp_path: Path) -> None:
+    program = build("trap", ("-O1", "-g", "-fno-sanitize=undefined"))
+    (code, out, err, _), (w_code, w_out, w_err, _) = _run_both(program, tmp_path)
+    assert (code, out) == (w_code, w_out) == (134, "before the trap\n")
+    assert err.startswith(f"Error: failed to run main module `{program}`")
+    assert "at trap.c:10 (main)" in err and "wasm trap: integer divide by zero" in err
+    # the same backtrace as wasmtime's: bytecode offsets and function names, innermost first
+    frames = [line.split(":", 1)[1].strip() for line in err.splitlines() if " - " in line]
+    w_frames = [line.split(":", 1)[1].strip() for line in w_err.splitlines() if " - " in line]
+    assert frames == w_frames and frames[0].endswith(".wasm!main")

@@ -82,6 +82,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="after the run, print to stderr: pages of linear memory touched, TLB lookups and misses, "
         "page-table walks, physical frames in use",
     )
+    r.add_argument(
+        "--trace",
+        metavar="PATTERNS",
+        help="trace events, e.g. 'host' (every WASI call with its arguments and errno), 'mmu' (page "
+        "walks, TLB misses and flushes), 'trap'; globs over event names and categories, '-name' removes, "
+        "'list' lists them",
+    )
+    r.add_argument(
+        "--trace-out",
+        metavar="FILE",
+        help="write the trace to FILE: .json Perfetto/Chrome trace, .jsonl JSON Lines, else text "
+        "(default: text on stderr)",
+    )
+    r.add_argument(
+        "--trace-format",
+        choices=("text", "jsonl", "perfetto"),
+        help="the trace format, when FILE's extension does not say",
+    )
     r.add_argument("program", metavar="PROGRAM.wasm", help="a WASI command module (.wasm or .wat)")
     r.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the program's arguments")
     r.set_defaults(func=run_wasm)
@@ -89,6 +107,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_wasm(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..trace import EVENTS, tracing
+
+    if args.trace == "list":
+        for spec in EVENTS.values():
+            print(f"{spec.name:<14} {spec.category:<6} {' '.join(spec.fields)}")
+        return 0
+    if args.trace is None:
+        if args.trace_out or args.trace_format:
+            raise ConfigError("--trace-out and --trace-format need --trace PATTERNS")
+        return _run(args)
+    with tracing(args.trace, args.trace_out, format=args.trace_format):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..errors import HwsimError
     from ..runtime import Engine, Linker, Module, Store, Trap
     from ..wasi import ExitTrap, WasiConfig

@@ -861,6 +861,8 @@ class Store:
         from ..wasi.ctx import WasiCtx
 
         ctx = WasiCtx(wasi)
+        vm = self._store
+        ctx.check_time = lambda: vm.check_deadline("while a WASI program waited in poll_oneoff")
         if self._wasi is not None:
             self._wasi.close()
         self._wasi = ctx

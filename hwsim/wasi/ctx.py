@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from ..trace import TRACE
 from .abi import (
     ALL_RIGHTS,
     DIR_RIGHTS,
@@ -59,6 +60,7 @@ from .sandbox import resolve
 
 MASK64 = (1 << 64) - 1
 MAX_IO = 1 << 26  # the most one read or write moves (64 MiB), as a host would cap a syscall
+WAIT_SLICE = 0.05  # seconds poll_oneoff waits between two looks at the time limit
 
 
 class GuestMemory(Protocol):
@@ -212,6 +214,9 @@ class WasiCtx:
         self.args = [a.encode() + b"\0" for a in config.argv]
         self.environ = [f"{k}={v}".encode() + b"\0" for k, v in config.env]
         self.fds: dict[int, Entry] = {}
+        # Called every WAIT_SLICE seconds while poll_oneoff waits: the Store's time limit and
+        # interrupts raise their trap from it (the embedding layer sets it).
+        self.check_time: Callable[[], None] = lambda: None
         try:
             for fd, stdio in enumerate((config.stdin, config.stdout, config.stderr)):
                 self.fds[fd] = Stream(fd, stdio)
@@ -244,8 +249,24 @@ class WasiCtx:
 
     # ------------------------------------------------------------------ helpers
 
-    def call(self, name: str, mem: GuestMemory, args: tuple[int, ...]) -> int | None:
-        """Run WASI function ``name``: the errno it returns (None for proc_exit's no result)."""
+    def call(self, name: str, mem: GuestMemory, args: tuple[int, ...]) -> int:
+        """Run WASI function ``name``: the errno it returns (a ``host_call`` trace event when traced)."""
+        if TRACE.host_call is None:
+            return self._call(name, mem, args)
+        start = time.perf_counter_ns()
+        errno = Errno.SUCCESS
+        try:
+            errno = Errno(self._call(name, mem, args))
+        finally:
+            TRACE.host_call(
+                name=name,
+                args=", ".join(f"{a:#x}" for a in args),
+                result=errno.name,
+                duration_ns=time.perf_counter_ns() - start,
+            )
+        return errno
+
+    def _call(self, name: str, mem: GuestMemory, args: tuple[int, ...]) -> int:
         try:
             return int(getattr(self, name)(mem, *args))
         except WasiError as exc:
@@ -852,20 +873,27 @@ class WasiCtx:
                     (reads if tag == Eventtype.FD_READ else writes).setdefault(host_fd, []).append(userdata)
             else:
                 events.append(EVENT.pack(userdata, Errno.INVAL, tag, 0, 0))
-        if not events and (reads or writes):
+        if not events and (reads or writes or clock_subs):
             start = time.monotonic()
-            ready_r, ready_w, _ = select.select(list(reads), list(writes), [], timeout)
-            for host_fd in ready_r:
-                events += [EVENT.pack(u, 0, Eventtype.FD_READ, 1, 0) for u in reads[host_fd]]
-            for host_fd in ready_w:
-                events += [EVENT.pack(u, 0, Eventtype.FD_WRITE, 1, 0) for u in writes[host_fd]]
-            waited = time.monotonic() - start
-            if not events:
-                events += [EVENT.pack(u, 0, Eventtype.CLOCK, 0, 0) for s, u in clock_subs if s <= waited + 1e-3]
-        elif not events and clock_subs:
-            assert timeout is not None
-            time.sleep(timeout)
-            events += [EVENT.pack(u, 0, Eventtype.CLOCK, 0, 0) for s, u in clock_subs if s <= timeout]
+            while True:
+                waited = time.monotonic() - start
+                left = None if timeout is None else max(0.0, timeout - waited)
+                step = WAIT_SLICE if left is None else min(WAIT_SLICE, left)
+                if reads or writes:
+                    ready_r, ready_w, _ = select.select(list(reads), list(writes), [], step)
+                else:
+                    ready_r, ready_w = [], []
+                    time.sleep(step)
+                for host_fd in ready_r:
+                    events += [EVENT.pack(u, 0, Eventtype.FD_READ, 1, 0) for u in reads[host_fd]]
+                for host_fd in ready_w:
+                    events += [EVENT.pack(u, 0, Eventtype.FD_WRITE, 1, 0) for u in writes[host_fd]]
+                waited = time.monotonic() - start
+                if not events and timeout is not None and waited >= timeout:
+                    events += [EVENT.pack(u, 0, Eventtype.CLOCK, 0, 0) for s, u in clock_subs if s <= waited]
+                if events:
+                    break
+                self.check_time()
         mem.write(out_ptr, b"".join(events))
         return self.put(mem, nevents_ptr, U32.pack(len(events)))
 
