@@ -140,3 +140,16 @@ def test_trace_shows_wasi_calls(tmp_path: Path, capfd) -> None:
     assert "--trace-out and --trace-format need --trace PATTERNS" in capfd.readouterr().err
     assert main(["wasm", "run", "--trace", "list", prog]) == 0
     assert "host_call" in capfd.readouterr().out
+
+
+def test_save_snapshot_then_mmu_dump(tmp_path: Path, capfd) -> None:
+    prog = _program(tmp_path, "(i32.store (i32.const 0x9000) (i32.const 1))")
+    snap = tmp_path / "pt.json"
+    assert main(["wasm", "run", "--save-snapshot", str(snap), prog]) == 0
+    assert f"page tables to {snap}" in capfd.readouterr().err
+    assert main(["mmu", "dump", "--snapshot", str(snap)]) == 0
+    out = capfd.readouterr().out
+    assert f"(hwsim wasm run {prog}: the Store's address space at exit)" in out
+    assert "Sv39 page tables" in out and "DA-U-WRV" in out
+    assert main(["wasm", "run", "--save-snapshot", str(tmp_path / "no" / "x.json"), prog]) == 2
+    assert "cannot write snapshot" in capfd.readouterr().err

@@ -83,6 +83,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "page-table walks, physical frames in use",
     )
     r.add_argument(
+        "--save-snapshot",
+        metavar="FILE",
+        help="at the end, save the program's page tables (the Store's address space) as a snapshot: "
+        "look at them with 'hwsim mmu dump --snapshot FILE' or walk an address with 'hwsim mmu walk'",
+    )
+    r.add_argument(
         "--trace",
         metavar="PATTERNS",
         help="trace events, e.g. 'host' (every WASI call with its arguments and errno), 'mmu' (page "
@@ -165,6 +171,8 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         if args.stats:
             _print_stats(store, exports)
+        if args.save_snapshot:
+            _save_snapshot(store, args)
         store.close()
     return status
 
@@ -189,3 +197,14 @@ def _print_stats(store, exports) -> None:
     lines.append(f"TLB: {tlb.lookups} lookups, {tlb.misses} misses, {tlb.flushes} flushes")
     lines.append(f"physical frames in use: {machine.frames.committed} (peak {machine.frames.peak})")
     print("\n".join(f"hwsim: {line}" for line in lines), file=sys.stderr)
+
+
+def _save_snapshot(store, args: argparse.Namespace) -> None:
+    from ..mmu.snapshot import regions_of, save_snapshot
+    from ..runtime.internal import vm_store
+
+    space = vm_store(store).space
+    phys = store.machine.phys
+    source = f"hwsim wasm run {args.program}: the Store's address space at exit"
+    n = save_snapshot(args.save_snapshot, phys, space.satp, regions_of(phys), source=source)
+    print(f"hwsim: saved {n} page tables to {args.save_snapshot}", file=sys.stderr)
