@@ -153,3 +153,26 @@ def test_save_snapshot_then_mmu_dump(tmp_path: Path, capfd) -> None:
     assert "Sv39 page tables" in out and "DA-U-WRV" in out
     assert main(["wasm", "run", "--save-snapshot", str(tmp_path / "no" / "x.json"), prog]) == 2
     assert "cannot write snapshot" in capfd.readouterr().err
+
+
+def test_ctrl_c_stops_the_program(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    prog = _program(tmp_path, "(loop $l (br $l))")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hwsim", "wasm", "run", prog],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(root)),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    time.sleep(3.0)  # well inside the loop (start-up and compile take under a second)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"hwsim: interrupted: interrupted at wasm function" in err and b"Traceback" not in err

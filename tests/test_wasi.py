@@ -622,3 +622,30 @@ def test_guest_buffer_outside_memory_is_fault() -> None:
     assert f(store, 0, 16) == 0
     assert f(store, 65530, 16) == Errno.FAULT
     assert f(store, -1, 1) == Errno.FAULT
+
+
+def test_store_close_and_drop_close_the_host_files(sandbox: Path) -> None:
+    import gc
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    config = WasiConfig()
+    config.preopen_dir(sandbox, "/box")
+    before = open_fds()
+    store = hwsim.Store(hwsim.Engine())
+    store.set_wasi(config)
+    assert open_fds() == before + 1
+    store.set_wasi(config)  # the second replaces the first
+    assert open_fds() == before + 1
+    store.close()
+    assert open_fds() == before
+    store = hwsim.Store(hwsim.Engine())
+    store.set_wasi(config)
+    del store
+    gc.collect()
+    assert open_fds() == before
+    store = hwsim.Store(hwsim.Engine())
+    store.close()
+    with pytest.raises(hwsim.ClosedError):
+        store.set_wasi(config)

@@ -4,7 +4,7 @@ The shape and exit codes are Wasmtime's (``wasmtime run``): the program's exit s
 (``proc_exit``, 0 when ``_start`` returns); a trap prints ``Error: failed to run main module`` and
 the trap (with the C line when the module has DWARF) and exits 134 (128 + SIGABRT, as Wasmtime on
 Unix).  Errors before the program runs (no such file, an invalid module, an unknown import) are
-hwsim's: ``hwsim: error: ...``, exit 2.
+hwsim's: ``hwsim: error: ...``, exit 2.  Ctrl-C stops the program at its next safe point: exit 130.
 """
 
 from __future__ import annotations
@@ -155,13 +155,21 @@ def _run(args: argparse.Namespace) -> int:
     start = exports.get("_start")
     if start is None:
         raise HwsimError(f"{args.program}: no `_start` export; not a WASI command (a reactor or a library?)")
+    from ..driver.control import RunControl, StopCause
+    from ..runtime.internal import vm_store
+
+    control = RunControl(vm_store(store), catch_sigint=True)  # Ctrl-C stops the guest at a safe point
     status = 0
     try:
-        start(store)
+        with control:
+            start(store)
     except ExitTrap as exc:
         status = exc.code & 0xFF
     except Trap as trap:
         sys.stdout.flush()
+        if control.cause is StopCause.USER:
+            print(f"hwsim: interrupted: {trap.summary}", file=sys.stderr)
+            return StopCause.USER.value
         print(
             f"Error: failed to run main module `{args.program}`\n\nCaused by:\n    0: {_indent(str(trap))}",
             file=sys.stderr,

@@ -33,6 +33,7 @@ import operator
 import os
 import reprlib
 import struct
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from pathlib import Path
@@ -866,6 +867,7 @@ class Store:
         if self._wasi is not None:
             self._wasi.close()
         self._wasi = ctx
+        weakref.finalize(self, ctx.close)  # a Store dropped without close() still closes the host files
 
     def __enter__(self) -> Store:
         return self

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from ..errors import ArgumentTypeError, WasmtimeError
 from ..trace import TRACE
 from .abi import (
     ALL_RIGHTS,
@@ -208,8 +209,6 @@ class WasiCtx:
 
     def __init__(self, config: WasiConfig) -> None:
         if not isinstance(config, WasiConfig):
-            from ..errors import ArgumentTypeError
-
             raise ArgumentTypeError(f"Store.set_wasi: expected a WasiConfig, not {type(config).__name__}")
         self.args = [a.encode() + b"\0" for a in config.argv]
         self.environ = [f"{k}={v}".encode() + b"\0" for k, v in config.env]
@@ -234,8 +233,6 @@ class WasiCtx:
                 self.fds[len(self.fds)] = h
         except OSError as exc:
             self.close()
-            from ..errors import WasmtimeError
-
             raise WasmtimeError(f"WASI configuration: {exc.strerror}: {exc.filename!r}") from None
 
     def close(self) -> None:
