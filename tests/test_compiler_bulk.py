@@ -149,7 +149,7 @@ def test_out_of_bounds_traps_with_nothing_written(call, args, host_calls):
     with pytest.raises(api.Trap) as info:
         ex[call](store, *args)
     assert info.value.code is TrapCode.MEMORY_OUT_OF_BOUNDS
-    assert str(info.value).startswith("out of bounds memory access at wasm function ")
+    assert info.value.summary.startswith("out of bounds memory access at wasm function ")
     assert mem.read(store, 0, WASM_PAGE) == pattern(WASM_PAGE)
     assert sum(host_calls.values()) == (1 if args[2] == -1 else 0)
 

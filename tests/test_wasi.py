@@ -148,6 +148,10 @@ def test_args_and_environ() -> None:
     assert g.call("environ_get", env, buf) == Errno.SUCCESS
     assert bytes(g.mem.data[buf : buf + 10]) == b"A=1\0B=x=y\0"
     assert g.call("args_get", len(g.mem.data) - 4, buf) == Errno.FAULT
+    config.argv = ["prog", os.fsdecode(b"\xff\xfe")]  # not UTF-8 (as sys.argv holds it): the bytes as given
+    g = Guest(config)
+    assert g.call("args_get", argv, buf) == Errno.SUCCESS
+    assert bytes(g.mem.data[buf : buf + 8]) == b"prog\0\xff\xfe\0"
 
 
 def test_clocks_are_the_hosts() -> None:
@@ -649,3 +653,13 @@ def test_store_close_and_drop_close_the_host_files(sandbox: Path) -> None:
     store.close()
     with pytest.raises(hwsim.ClosedError):
         store.set_wasi(config)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any directory: search-only permission cannot be tested")
+def test_a_search_only_directory_on_the_way(guest: Guest, sandbox: Path) -> None:
+    (sandbox / "sub").chmod(0o311)
+    try:
+        err, fd = guest.open("sub/inner.txt")
+        assert err == Errno.SUCCESS and guest.read(fd, 5) == (Errno.SUCCESS, b"inner")
+    finally:
+        (sandbox / "sub").chmod(0o755)

@@ -210,8 +210,9 @@ class WasiCtx:
     def __init__(self, config: WasiConfig) -> None:
         if not isinstance(config, WasiConfig):
             raise ArgumentTypeError(f"Store.set_wasi: expected a WasiConfig, not {type(config).__name__}")
-        self.args = [a.encode() + b"\0" for a in config.argv]
-        self.environ = [f"{k}={v}".encode() + b"\0" for k, v in config.env]
+        # surrogateescape: a host argument that is not UTF-8 reaches the guest as its original bytes
+        self.args = [a.encode("utf-8", "surrogateescape") + b"\0" for a in config.argv]
+        self.environ = [f"{k}={v}".encode("utf-8", "surrogateescape") + b"\0" for k, v in config.env]
         self.fds: dict[int, Entry] = {}
         # Called every WAIT_SLICE seconds while poll_oneoff waits: the Store's time limit and
         # interrupts raise their trap from it (the embedding layer sets it).

@@ -25,7 +25,8 @@ from .abi import Errno
 from .errors import WasiError
 
 MAX_SYMLINK_EXPANSIONS = 40
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_PATH (Linux): a directory on the way needs search permission only, as in a host path walk.
+_DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Resolved:
