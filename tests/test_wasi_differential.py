@@ -136,3 +136,13 @@ def test_trap_names_the_c_line(build, tmp_path: Path) -> None:
     frames = [line.split(":", 1)[1].strip() for line in err.splitlines() if " - " in line]
     w_frames = [line.split(":", 1)[1].strip() for line in w_err.splitlines() if " - " in line]
     assert frames == w_frames and frames[0].endswith(".wasm!main")
+
+
+def test_errnos(build, tmp_path: Path) -> None:
+    """Calls that fail, each with its errno (strerror): directories, links, loops, escapes, rights."""
+    hwsim_result, wasmtime_result = _run_both(build("errors"), tmp_path, dirs=("data",))
+    assert hwsim_result == wasmtime_result
+    out = hwsim_result[1]
+    assert "open escaping symlink        Operation not permitted" in out
+    assert "open symlink loop            Symbolic link loop" in out
+    assert hwsim_result[3] == {"data": {}}

@@ -174,8 +174,8 @@ FILE_RIGHTS = (
 )
 DIR_RIGHTS = ALL_RIGHTS & ~FILE_RIGHTS | Rights.FD_FDSTAT_SET_FLAGS | Rights.FD_SYNC | Rights.FD_DATASYNC
 DIR_RIGHTS |= Rights.FD_FILESTAT_GET | Rights.FD_FILESTAT_SET_TIMES | Rights.FD_READDIR
-# A descriptor opened with any of these may write (wasi-libc asks for them on O_WRONLY).
-WRITE_RIGHTS = Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE | Rights.FD_DATASYNC
+# A file opened with any of these is opened for writing (wasi-libc asks for them on O_WRONLY; Wasmtime's set).
+WRITE_RIGHTS = Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE
 
 
 class Filetype(IntEnum):

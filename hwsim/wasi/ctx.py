@@ -496,7 +496,7 @@ class WasiCtx:
 
     @wasi("iI")
     def fd_filestat_set_size(self, _mem, fd, size):
-        h = self.file(fd, Rights.FD_FILESTAT_SET_SIZE)
+        h = self.file(fd)  # not opened for writing: the host's INVAL, as Wasmtime
         if _signed64(size) < 0:
             raise WasiError(Errno.INVAL)
         os.ftruncate(h.host_fd, size)
@@ -700,13 +700,7 @@ class WasiCtx:
         with resolve(d.host_fd, path, follow=bool(dirflags & LOOKUP_SYMLINK_FOLLOW)) as r:
             if r.must_be_dir:
                 flags |= os.O_DIRECTORY
-            try:
-                host_fd = os.open(r.name, flags, 0o666, dir_fd=r.dir_fd)
-            except IsADirectoryError:
-                if flags & (os.O_CREAT | os.O_TRUNC):
-                    raise
-                # a directory opened with write rights asked for (as rights, not as a need): read-only
-                host_fd = os.open(r.name, (flags & ~(os.O_WRONLY | os.O_RDWR)) | os.O_RDONLY, dir_fd=r.dir_fd)
+            host_fd = os.open(r.name, flags, 0o666, dir_fd=r.dir_fd)  # a directory for writing: ISDIR
         try:
             is_dir = stat.S_ISDIR(os.fstat(host_fd).st_mode)
         except OSError:
