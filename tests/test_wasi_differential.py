@@ -146,3 +146,11 @@ def test_errnos(build, tmp_path: Path) -> None:
     assert "open escaping symlink        Operation not permitted" in out
     assert "open symlink loop            Symbolic link loop" in out
     assert hwsim_result[3] == {"data": {}}
+
+
+def test_sleep_readdir_times_and_flags(build, tmp_path: Path) -> None:
+    """nanosleep (poll_oneoff), a directory of 300 entries read in several fd_readdir calls, stat
+    consistency, sync, file times, isatty, fcntl flags, random."""
+    hwsim_result, wasmtime_result = _run_both(build("misc"), tmp_path, dirs=("data",))
+    assert hwsim_result == wasmtime_result
+    assert "entries 302 (dots 2)" in hwsim_result[1] and "mtime 1500000000.000000500" in hwsim_result[1]

@@ -102,13 +102,11 @@ class Stream:
         self.fdflags = 0
 
     def filetype(self) -> Filetype:
-        if self.host_fd is not None:
-            try:
-                if stat.S_ISREG(os.fstat(self.host_fd).st_mode):
-                    return Filetype.REGULAR_FILE
-            except OSError:
-                pass
-        return Filetype.CHARACTER_DEVICE
+        """A terminal is a character device (so wasi-libc's isatty is true), anything else a stream
+        of unknown type, as Wasmtime reports its stdio."""
+        if self.host_fd is not None and os.isatty(self.host_fd):
+            return Filetype.CHARACTER_DEVICE
+        return Filetype.UNKNOWN
 
     def read(self, n: int) -> bytes:
         if self.number != 0:
@@ -491,7 +489,7 @@ class WasiCtx:
         if isinstance(e, Stream):
             if e.host_fd is not None:
                 return self.put(mem, ptr, _filestat(os.fstat(e.host_fd)))
-            return self.put(mem, ptr, FILESTAT.pack(0, 0, Filetype.CHARACTER_DEVICE, 1, 0, 0, 0, 0))
+            return self.put(mem, ptr, FILESTAT.pack(0, 0, Filetype.UNKNOWN, 1, 0, 0, 0, 0))
         return self.put(mem, ptr, _filestat(os.fstat(e.host_fd)))
 
     @wasi("iI")
