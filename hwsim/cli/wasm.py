@@ -124,6 +124,12 @@ def run_wasm(args: argparse.Namespace) -> int:
         if args.trace_out or args.trace_format:
             raise ConfigError("--trace-out and --trace-format need --trace PATTERNS")
         return _run(args)
+    import time
+
+    from ..trace import TRACE
+
+    start = time.perf_counter_ns()
+    TRACE.clock = lambda: time.perf_counter_ns() - start  # a WASI program lives in host time (docs/wasi.md)
     with tracing(args.trace, args.trace_out, format=args.trace_format):
         return _run(args)
 
