@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         wat2wasm,
     )
     from .runtime.handles import MemoryHandle
+    from .wasi import DirPerms, ExitTrap, FilePerms, WasiConfig
 
 # Where each public name lives.  They are imported on first use (PEP 562), so that ``import hwsim``
 # (and every ``hwsim`` command) loads only what it needs: the CPU, the compiler and the disassembler
@@ -66,9 +67,12 @@ _WHERE = {
     "Config": ".runtime",
     "ConfigError": ".errors",
     "CpuFault": ".machine",
+    "DirPerms": ".wasi",
     "EcallAction": ".machine",
     "Engine": ".runtime",
+    "ExitTrap": ".wasi",
     "ExportType": ".runtime",
+    "FilePerms": ".wasi",
     "Frame": ".runtime",
     "Func": ".runtime",
     "FuncType": ".runtime",
@@ -103,6 +107,7 @@ _WHERE = {
     "TrapCode": ".runtime",
     "Val": ".runtime",
     "ValType": ".runtime",
+    "WasiConfig": ".wasi",
     "WasmtimeError": ".runtime",
     "walk": ".mmu",
     "wat2wasm": ".runtime",
@@ -135,9 +140,12 @@ __all__ = [
     "Config",
     "ConfigError",
     "CpuFault",
+    "DirPerms",
     "EcallAction",
     "Engine",
+    "ExitTrap",
     "ExportType",
+    "FilePerms",
     "Frame",
     "Func",
     "FuncType",
@@ -172,6 +180,7 @@ __all__ = [
     "TrapCode",
     "Val",
     "ValType",
+    "WasiConfig",
     "WasmtimeError",
     "__version__",
     "walk",

@@ -33,6 +33,7 @@ import operator
 import os
 import reprlib
 import struct
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from pathlib import Path
@@ -806,6 +807,7 @@ class Store:
         self.engine = engine = engine or Engine()
         self._data = data
         self._closed = False
+        self._wasi: Any = None  # hwsim.wasi's WasiCtx once set_wasi was called
         self._vm: _Store | None = _Store(engine, limits=limits, machine=machine)
         self._meter = None
         if engine.consume_fuel or engine.epoch_interruption:
@@ -852,6 +854,24 @@ class Store:
         machine, whose memory is freed once no object of the Store is left either."""
         self._closed = True
         self._vm = None
+        if self._wasi is not None:
+            self._wasi.close()
+            self._wasi = None
+
+    def set_wasi(self, wasi) -> None:
+        """Give the Store a WASI world (an :class:`hwsim.WasiConfig`): the functions that
+        :meth:`Linker.define_wasi` defines use it.  Files and directories it names are opened now; a
+        second call replaces the first (closing what the guest had open)."""
+        _ = self._store  # ClosedError once closed
+        from ..wasi.ctx import WasiCtx
+
+        ctx = WasiCtx(wasi)
+        vm = self._store
+        ctx.check_time = lambda: vm.check_deadline("while a WASI program waited in poll_oneoff")
+        if self._wasi is not None:
+            self._wasi.close()
+        self._wasi = ctx
+        weakref.finalize(self, ctx.close)  # a Store dropped without close() still closes the host files
 
     def __enter__(self) -> Store:
         return self
@@ -1783,6 +1803,20 @@ class Linker:
             raise ArgumentTypeError(f"Linker.define_func(func): expected a callable, not {_show(func)}")
         self._defs[(module, name)] = ("lazy-func", ty, func, access_caller)
 
+    def define_wasi(self) -> None:
+        """Define every ``wasi_snapshot_preview1`` function (WASI preview 1, docs/wasi.md), served by
+        the Store's :class:`hwsim.WasiConfig` (:meth:`Store.set_wasi`) and the calling instance's
+        exported ``memory``."""
+        _open(self, Linker, "Linker.define_wasi")
+        from ..wasi.ctx import FUNCTIONS
+
+        for name, (params, results) in FUNCTIONS.items():
+            key = ("wasi_snapshot_preview1", name)
+            if key in self._defs and not self.allow_shadowing:
+                raise WasmtimeError(f"import of `wasi_snapshot_preview1::{name}` defined twice")
+            ty = FuncType([_WASI_TYPES[c] for c in params], [_WASI_TYPES[c] for c in results])
+            self._defs[key] = ("lazy-func", ty, _wasi_function(name, params, bool(results)), True)
+
     def define_instance(self, store: Store, name: str, instance: Instance) -> None:
         _open(self, Linker, "Linker.define_instance")
         _owned(store, _expect(instance, Instance, "Linker.define_instance(instance)")._inner, "the Instance")
@@ -1885,6 +1919,57 @@ class Linker:
                 item = Func(store, item[1], item[2], item[3])
             imports.append(item)
         return Instance(store, module, imports)
+
+
+_WASI_TYPES = {"i": ValType.i32(), "I": ValType.i64()}
+
+
+class _CallerMemory:
+    """The calling instance's memory for a WASI function (hwsim.wasi.ctx.GuestMemory): the Memory's
+    checked accessors, every byte through the Store's page tables."""
+
+    __slots__ = ("caller", "memory", "size")
+
+    def __init__(self, caller: Caller, memory: Memory) -> None:
+        self.caller = caller
+        self.memory = memory
+        self.size = memory.data_len(caller)  # type: ignore[arg-type]
+
+    def read(self, addr: int, length: int) -> bytes:
+        if addr + length > self.size:
+            from ..wasi.abi import Errno
+            from ..wasi.errors import WasiError
+
+            raise WasiError(Errno.FAULT)
+        return bytes(self.memory._inner.read(addr, length)) if length else b""
+
+    def write(self, addr: int, data: bytes) -> None:
+        if addr + len(data) > self.size:
+            from ..wasi.abi import Errno
+            from ..wasi.errors import WasiError
+
+            raise WasiError(Errno.FAULT)
+        if data:
+            self.memory._inner.write(addr, data)
+
+
+def _wasi_function(name: str, params: str, has_result: bool) -> Callable:
+    """The host function behind ``wasi_snapshot_preview1::name``: arguments as unsigned integers to
+    the Store's WasiCtx, the calling instance's ``memory`` as its GuestMemory."""
+    masks = [0xFFFFFFFF if c == "i" else (1 << 64) - 1 for c in params]
+
+    def call(caller: Caller, *args):
+        ctx = caller.store._wasi
+        if ctx is None:
+            raise Trap(f"`wasi_snapshot_preview1::{name}` called, but the Store has no WASI config (Store.set_wasi)")
+        memory = caller.get("memory")
+        if not isinstance(memory, Memory):
+            raise Trap(f"`wasi_snapshot_preview1::{name}`: the calling instance exports no memory named `memory`")
+        unsigned = tuple(a & m for a, m in zip(args, masks))
+        errno = ctx.call(name, _CallerMemory(caller, memory), unsigned)
+        return errno if has_result else None
+
+    return call
 
 
 def _default_value(t: ValType):

@@ -152,16 +152,13 @@ class CallBoundary:
                 else Trap(TrapCode.INTERRUPTED, detail=self.interrupt_reason)
             )
 
-    def check_deadline(self) -> None:
+    def check_deadline(self, where: str = "in a bulk memory operation") -> None:
         """Trap ``interrupted`` when the running call's time budget is used up: long host-side work
-        (a bulk memory operation of gigabytes) calls this every megabyte, as guest code is stopped by
-        the CPU's timer."""
+        (a bulk memory operation of gigabytes, a WASI program's sleep) calls this every so often, as
+        guest code is stopped by the CPU's timer; ``where`` says what was running."""
         self.check_interrupt()
         if self.deadline is not None and time.monotonic() > self.deadline:
-            raise Trap(
-                TrapCode.INTERRUPTED,
-                detail=f"time budget of {self.limits.time_us} us used up (in a bulk memory operation)",
-            )
+            raise Trap(TrapCode.INTERRUPTED, detail=f"time budget of {self.limits.time_us} us used up ({where})")
 
     def invoke(self, record: FuncRecord, args: list[int], *, caller_vmctx: int = 0) -> list[int]:
         """Call ``record`` with argument bit patterns; the results' bit patterns, or raise Trap.

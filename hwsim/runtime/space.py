@@ -74,7 +74,7 @@ class StoreSpace:
 
     if TYPE_CHECKING:  # CallBoundary's, in VmStore
 
-        def check_deadline(self) -> None: ...
+        def check_deadline(self, where: str = "in a bulk memory operation") -> None: ...
 
     # -- the host's translation cache -------------------------------------------------------------
     #

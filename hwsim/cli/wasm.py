@@ -1,0 +1,224 @@
+"""``hwsim wasm run PROGRAM.wasm [ARGS...]``: run a WASI command (preview 1) on the emulated CPU.
+
+The shape and exit codes are Wasmtime's (``wasmtime run``): the program's exit status
+(``proc_exit``, 0 when ``_start`` returns); a trap prints ``Error: failed to run main module`` and
+the trap (with the C line when the module has DWARF) and exits 134 (128 + SIGABRT, as Wasmtime on
+Unix).  Errors before the program runs (no such file, an invalid module, an unknown import) are
+hwsim's: ``hwsim: error: ...``, exit 2.  Ctrl-C stops the program at its next safe point: exit 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+TRAP_EXIT = 128 + 6  # SIGABRT, Wasmtime's exit status for a trap on Unix
+
+
+def _env(text: str) -> tuple[str, str]:
+    name, eq, value = text.partition("=")
+    if not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, not {text!r}")
+    if not eq:  # wasmtime: --env NAME inherits the host's value
+        import os
+
+        if name not in os.environ:
+            raise argparse.ArgumentTypeError(f"--env {name}: no such variable in the environment to inherit")
+        value = os.environ[name]
+    return name, value
+
+
+def _dir(text: str) -> tuple[str, str]:
+    host, sep, guest = text.partition("::")
+    if not host:
+        raise argparse.ArgumentTypeError(f"expected HOST[::GUEST], not {text!r}")
+    return host, guest if sep else host
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, not {text!r}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "wasm",
+        help="run WebAssembly programs (WASI preview 1) on the emulated CPU",
+        description="WebAssembly programs on the emulated CPU.",
+    )
+    wsub = p.add_subparsers(dest="wasm_command", metavar="SUBCOMMAND")
+    r = wsub.add_parser(
+        "run",
+        help="run a WASI command (wasm32-wasi, preview 1)",
+        description="Run PROGRAM.wasm's _start with WASI preview 1, as `wasmtime run`: the exit status is "
+        "the program's; a trap prints the trap and exits 134.  Stdio is the terminal's; the program "
+        "sees no host directory but those given with --dir.",
+    )
+    r.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        type=_env,
+        metavar="NAME=VALUE",
+        help="set an environment variable for the program (repeatable; NAME alone passes the host's value)",
+    )
+    r.add_argument(
+        "--dir",
+        action="append",
+        default=[],
+        type=_dir,
+        metavar="HOST::GUEST",
+        help="preopen the host directory HOST as GUEST inside the program (repeatable; HOST alone: same name)",
+    )
+    r.add_argument("--time-limit", type=_seconds, default=None, metavar="S", help="trap after S seconds of running")
+    r.add_argument(
+        "--stats",
+        action="store_true",
+        help="after the run, print to stderr: pages of linear memory touched, TLB lookups and misses, "
+        "page-table walks, physical frames in use",
+    )
+    r.add_argument(
+        "--save-snapshot",
+        metavar="FILE",
+        help="at the end, save the program's page tables (the Store's address space) as a snapshot: "
+        "look at them with 'hwsim mmu dump --snapshot FILE' or walk an address with 'hwsim mmu walk'",
+    )
+    r.add_argument(
+        "--trace",
+        metavar="PATTERNS",
+        help="trace events, e.g. 'host' (every WASI call with its arguments and errno), 'mmu' (page "
+        "walks, TLB misses and flushes), 'trap'; globs over event names and categories, '-name' removes, "
+        "'list' lists them",
+    )
+    r.add_argument(
+        "--trace-out",
+        metavar="FILE",
+        help="write the trace to FILE: .json Perfetto/Chrome trace, .jsonl JSON Lines, else text "
+        "(default: text on stderr)",
+    )
+    r.add_argument(
+        "--trace-format",
+        choices=("text", "jsonl", "perfetto"),
+        help="the trace format, when FILE's extension does not say",
+    )
+    r.add_argument("program", metavar="PROGRAM.wasm", help="a WASI command module (.wasm or .wat)")
+    r.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the program's arguments")
+    r.set_defaults(func=run_wasm)
+    p.set_defaults(func=lambda _args: p.print_help() or 2)
+
+
+def run_wasm(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..trace import EVENTS, tracing
+
+    if args.trace == "list":
+        for spec in EVENTS.values():
+            print(f"{spec.name:<14} {spec.category:<6} {' '.join(spec.fields)}")
+        return 0
+    if args.trace is None:
+        if args.trace_out or args.trace_format:
+            raise ConfigError("--trace-out and --trace-format need --trace PATTERNS")
+        return _run(args)
+    import time
+
+    from ..trace import TRACE
+
+    start = time.perf_counter_ns()
+    TRACE.clock = lambda: time.perf_counter_ns() - start  # a WASI program lives in host time (docs/wasi.md)
+    with tracing(args.trace, args.trace_out, format=args.trace_format):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..errors import HwsimError
+    from ..runtime import Engine, Linker, Module, Store, Trap
+    from ..wasi import ExitTrap, WasiConfig
+
+    engine = Engine()
+    try:
+        module = Module.from_file(engine, args.program)
+    except OSError as exc:
+        raise HwsimError(f"cannot read {args.program}: {exc.strerror}") from None
+    config = WasiConfig()
+    config.argv = [args.program, *args.args]
+    config.env = args.env
+    for host, guest in args.dir:
+        config.preopen_dir(host, guest)
+    config.inherit_stdin()
+    config.inherit_stdout()
+    config.inherit_stderr()
+    store = Store(engine, time_limit=args.time_limit)
+    store.set_wasi(config)
+    linker = Linker(engine)
+    linker.define_wasi()
+    instance = linker.instantiate(store, module)
+    exports = instance.exports(store)
+    start = exports.get("_start")
+    if start is None:
+        raise HwsimError(f"{args.program}: no `_start` export; not a WASI command (a reactor or a library?)")
+    from ..driver.control import RunControl, StopCause
+    from ..runtime.internal import vm_store
+
+    control = RunControl(vm_store(store), catch_sigint=True)  # Ctrl-C stops the guest at a safe point
+    status = 0
+    try:
+        with control:
+            start(store)
+    except ExitTrap as exc:
+        status = exc.code & 0xFF
+    except Trap as trap:
+        sys.stdout.flush()
+        if control.cause is StopCause.USER:
+            print(f"hwsim: interrupted: {trap.summary}", file=sys.stderr)
+            return StopCause.USER.value
+        print(
+            f"Error: failed to run main module `{args.program}`\n\nCaused by:\n    0: {_indent(str(trap))}",
+            file=sys.stderr,
+        )
+        status = TRAP_EXIT
+    finally:
+        sys.stdout.flush()
+        if args.stats:
+            _print_stats(store, exports)
+        if args.save_snapshot:
+            _save_snapshot(store, args)
+        store.close()
+    return status
+
+
+def _indent(text: str) -> str:
+    """The trap's lines under ``    0: `` (blank lines left blank)."""
+    lines = text.rstrip().splitlines()
+    return "\n".join([lines[0], *(f"       {line}" if line.strip() else "" for line in lines[1:])])
+
+
+def _print_stats(store, exports) -> None:
+    from ..runtime import Memory
+
+    machine = store.machine
+    tlb = machine.tlb.stats
+    lines = []
+    for name, item in exports.items():
+        if isinstance(item, Memory):
+            pages = item.committed_bytes(store) // 4096
+            size = item.data_len(store)
+            lines.append(f"memory `{name}`: {pages} pages touched of {size // 4096} ({size} bytes)")
+    lines.append(f"TLB: {tlb.lookups} lookups, {tlb.misses} misses, {tlb.flushes} flushes")
+    lines.append(f"physical frames in use: {machine.frames.committed} (peak {machine.frames.peak})")
+    print("\n".join(f"hwsim: {line}" for line in lines), file=sys.stderr)
+
+
+def _save_snapshot(store, args: argparse.Namespace) -> None:
+    from ..mmu.snapshot import regions_of, save_snapshot
+    from ..runtime.internal import vm_store
+
+    space = vm_store(store).space
+    phys = store.machine.phys
+    source = f"hwsim wasm run {args.program}: the Store's address space at exit"
+    n = save_snapshot(args.save_snapshot, phys, space.satp, regions_of(phys), source=source)
+    print(f"hwsim: saved {n} page tables to {args.save_snapshot}", file=sys.stderr)

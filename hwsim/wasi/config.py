@@ -1,0 +1,164 @@
+"""``WasiConfig``: what a WASI program sees (arguments, environment, stdio, preopened directories),
+in wasmtime-py's shape (``wasmtime/_wasi.py``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from enum import Enum
+from pathlib import Path
+
+from ..errors import ArgumentTypeError, WasmtimeError
+
+__all__ = ["DirPerms", "FilePerms", "WasiConfig"]
+
+
+class DirPerms(Enum):
+    """What a guest may do to a preopened directory's tree: read (list, stat, open) and write
+    (create, remove, rename, link)."""
+
+    READ_ONLY = 1
+    WRITE_ONLY = 2
+    READ_WRITE = 3
+
+
+class FilePerms(Enum):
+    """The most a guest may open a file under a preopened directory for."""
+
+    READ_ONLY = 1
+    WRITE_ONLY = 2
+    READ_WRITE = 3
+
+
+class Preopen:
+    __slots__ = ("host", "guest", "dir_perms", "file_perms")
+
+    def __init__(self, host: str, guest: str, dir_perms: DirPerms, file_perms: FilePerms) -> None:
+        self.host = host
+        self.guest = guest
+        self.dir_perms = dir_perms
+        self.file_perms = file_perms
+
+
+class Stdio:
+    """Where one standard stream goes: ``("inherit",)``, ``("file", path)``, ``("custom", fn)`` or
+    ``("none",)`` (reads see end of file, writes are discarded: wasmtime's default)."""
+
+    __slots__ = ("kind", "target")
+
+    def __init__(self, kind: str, target: object = None) -> None:
+        self.kind = kind
+        self.target = target
+
+
+def _path(value, what: str) -> str:
+    if isinstance(value, bytes):
+        return os.fsdecode(value)
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    raise ArgumentTypeError(f"{what}: expected a path (str, bytes or os.PathLike), not {type(value).__name__}")
+
+
+def _strings(values, what: str) -> list[str]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ArgumentTypeError(f"{what}: expected a list of strings, not {type(values).__name__}")
+    out = list(values)
+    for v in out:
+        if not isinstance(v, str):
+            raise ArgumentTypeError(f"{what}: expected strings, not {type(v).__name__} ({v!r})")
+    return out
+
+
+class WasiConfig:
+    """A WASI program's world.  Give it to :meth:`hwsim.Store.set_wasi`; :meth:`hwsim.Linker.define_wasi`
+    then satisfies the module's ``wasi_snapshot_preview1`` imports from it.
+
+    Defaults as wasmtime's: no arguments, no environment, stdin empty, stdout and stderr discarded,
+    no directories.  Files named by ``stdin_file``/``stdout_file``/``stderr_file`` are checked
+    (opened) when the Store takes the config."""
+
+    def __init__(self) -> None:
+        self._argv: list[str] = []
+        self._env: list[tuple[str, str]] = []
+        self.stdin = Stdio("none")
+        self.stdout = Stdio("none")
+        self.stderr = Stdio("none")
+        self.preopens: list[Preopen] = []
+
+    # argv and env: setter properties, as wasmtime-py's (``config.argv = [...]``).
+    @property
+    def argv(self) -> list[str]:
+        return list(self._argv)
+
+    @argv.setter
+    def argv(self, argv: Iterable[str]) -> None:
+        self._argv = _strings(argv, "WasiConfig.argv")
+
+    def inherit_argv(self) -> None:
+        import sys
+
+        self._argv = list(sys.argv)
+
+    @property
+    def env(self) -> list[tuple[str, str]]:
+        return list(self._env)
+
+    @env.setter
+    def env(self, pairs: Iterable[Iterable[str]]) -> None:
+        out = []
+        for pair in pairs:
+            kv = _strings(pair, "WasiConfig.env")
+            if len(kv) != 2:
+                raise ArgumentTypeError(f"WasiConfig.env: expected (name, value) pairs, not {pair!r}")
+            if "=" in kv[0] or not kv[0]:
+                raise WasmtimeError(f"WasiConfig.env: invalid variable name {kv[0]!r}")
+            out.append((kv[0], kv[1]))
+        self._env = out
+
+    def inherit_env(self) -> None:
+        self._env = list(os.environ.items())
+
+    def inherit_stdin(self) -> None:
+        self.stdin = Stdio("inherit")
+
+    def inherit_stdout(self) -> None:
+        self.stdout = Stdio("inherit")
+
+    def inherit_stderr(self) -> None:
+        self.stderr = Stdio("inherit")
+
+    def _set_file(self, which: str, path) -> None:
+        path = _path(path, f"WasiConfig.{which}_file")
+        if which == "stdin" and not os.path.isfile(path):
+            raise WasmtimeError(f"failed to set stdin file: {path!r} is not a readable file")
+        setattr(self, which, Stdio("file", path))
+
+    def _set_custom(self, which: str, callback: Callable[[bytes], object]) -> None:
+        if not callable(callback):
+            raise ArgumentTypeError(f"WasiConfig.{which}_custom: expected a callable, not {type(callback).__name__}")
+        setattr(self, which, Stdio("custom", callback))
+
+    stdin_file = property(None, lambda self, path: self._set_file("stdin", path))
+    stdout_file = property(None, lambda self, path: self._set_file("stdout", path))
+    stderr_file = property(None, lambda self, path: self._set_file("stderr", path))
+    stdout_custom = property(None, lambda self, fn: self._set_custom("stdout", fn))
+    stderr_custom = property(None, lambda self, fn: self._set_custom("stderr", fn))
+
+    def preopen_dir(
+        self,
+        path,
+        guest_path: str,
+        dir_perms: DirPerms = DirPerms.READ_WRITE,
+        file_perms: FilePerms = FilePerms.READ_WRITE,
+    ) -> None:
+        """Let the guest reach the host directory ``path`` (and nothing outside it) as ``guest_path``."""
+        host = _path(path, "WasiConfig.preopen_dir(path)")
+        if not isinstance(guest_path, str):
+            raise ArgumentTypeError(
+                f"WasiConfig.preopen_dir(guest_path): expected a str, not {type(guest_path).__name__}"
+            )
+        if not isinstance(dir_perms, DirPerms) or not isinstance(file_perms, FilePerms):
+            raise ArgumentTypeError("WasiConfig.preopen_dir: dir_perms and file_perms must be DirPerms and FilePerms")
+        if not Path(host).is_dir():
+            raise WasmtimeError(f"failed to add preopen dir: {host!r} is not a directory")
+        self.preopens.append(Preopen(host, guest_path, dir_perms, file_perms))
