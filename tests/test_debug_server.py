@@ -346,7 +346,14 @@ def test_exec_file_is_an_elf_of_the_generated_code_with_function_symbols():
         elf = ELFFile(io.BytesIO(data))
         assert elf["e_machine"] == "EM_RISCV" and elf.elfclass == 64
         symbols = {s.name: s for s in elf.get_section_by_name(".symtab").iter_symbols() if s.name}
-        assert set(symbols) == {"count", "spin", "oops", "probe", "hwsim_host_call", "hwsim_tail_return"}  # and the runtime's stubs
+        assert set(symbols) == {
+            "count",
+            "spin",
+            "oops",
+            "probe",
+            "hwsim_host_call",
+            "hwsim_tail_return",
+        }  # and the runtime's stubs
         text = elf.get_section_by_name(".text")
         loaded = run.vm.code[0]
         assert text["sh_addr"] == loaded.base and text.data() == bytes(loaded.compiled.code)
