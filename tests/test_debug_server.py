@@ -560,7 +560,11 @@ def test_monitor_commands_show_hwsims_state_on_gdbs_console():
         ]
         code = function_address(client, "probe")
         walk = monitor(client, f"mmu walk {code:#x} fetch")
-        assert "fetch as U-mode" in walk and "-A-UX-RV  leaf (4 KiB page): fetch allowed" in walk and "result: pa 0x" in walk
+        assert (
+            "fetch as U-mode" in walk
+            and "-A-UX-RV  leaf (4 KiB page): fetch allowed" in walk
+            and "result: pa 0x" in walk
+        )
         assert monitor(client, "mmu walk 0x1000").endswith("PTE is not valid (V=0)\n")
         assert monitor(client, "mmu walk nothex") == "usage: monitor mmu walk VA [load|store|fetch] (not 'nothex')\n"
         assert monitor(client, "frob") == "unknown monitor command 'frob'; 'monitor help' lists them\n"
