@@ -82,21 +82,11 @@ class Tlb:
 
     def lookup(self, asid: int, va: int) -> Translation | None:
         """The cached translation of the page holding ``va`` (its ``pa`` is for the page's VA), or None."""
-        self.stats.lookups += 1
-        entries = self._entries
-        for level, shift in self._levels:
-            vpn = va >> shift
-            key = (level, vpn, asid)
-            tr = entries.get(key)
-            if tr is None:
-                key = (level, vpn, GLOBAL)
-                tr = entries.get(key)
-            if tr is not None:
-                entries.move_to_end(key)
-                self.stats.hits += 1
-                return tr
-        self.stats.misses += 1
-        return None
+        tr = self.hit(asid, va)
+        if tr is None:
+            self.stats.lookups += 1
+            self.stats.misses += 1
+        return tr
 
     def hit(self, asid: int, va: int) -> Translation | None:
         """:meth:`lookup` for a fast path that falls back to it: a hit is counted and refreshed as
