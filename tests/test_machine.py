@@ -592,56 +592,58 @@ def test_register_batch_refuses_csrs_and_unknown_names(g, name):
         g.m.register_batch(["a0", name])
 
 
-def test_inline_store_watch_sees_each_store_without_stopping(g):
+def test_a_store_watch_sees_each_store_in_its_range_without_stopping(g):
     hits = []
-    g.m.watch_page(g.data_pa + 0x1000, hits.append, accesses=[Access.STORE], inline=True)
+    handle = g.m.watch_stores(
+        g.data_pa + 0x1004, 0x10, lambda pa, size, value: hits.append((g.m.store_pc(), pa, size, value))
+    )
 
     def prog(a):
         a.li("a1", DATA + 0x1000)
         a.emit(
-            A.lw("a0", "a1", 0),  # loads are not watched: the page is handed with its rights
+            A.lw("a0", "a1", 4),  # loads are not watched
             A.addi("a0", "zero", -2),
             A.sw("a0", "a1", 4),
             A.sb("a0", "a1", 9),
-            A.sd("a0", "a1", 16),
+            A.sd("a0", "a1", 0x14),  # just past the range's end: not shown
+            A.sd("a0", "a1", 0),  # begins before the range: not shown (Unicorn names a store by its first byte)
+            A.sh("a0", "a1", 0x12),  # the range's last two bytes
         )
-        a.li("a2", DATA + 0xFFC)
-        a.emit(A.addi("a3", "zero", -1), A.sd("a3", "a2", 0))  # 4 bytes on each page
 
     r = g.run(prog)
-    assert r.reason is StopReason.EXIT
+    assert r.reason is StopReason.EXIT and g.m.watch_hits == 0  # no stop
     start = CODE + 4 * len(A.li_words("a1", DATA + 0x1000))
-    seen = [(h.pc - start, h.pa - g.data_pa, h.va - DATA, h.size, h.access, h.value) for h in hits[:3]]
-    assert seen == [
-        (8, 0x1004, 0x1004, 4, Access.STORE, 0xFFFF_FFFE),
-        (12, 0x1009, 0x1009, 1, Access.STORE, 0xFE),
-        (16, 0x1010, 0x1010, 8, Access.STORE, 0xFFFF_FFFF_FFFF_FFFE),
+    assert [(pc - start, pa - g.data_pa, size, value) for pc, pa, size, value in hits] == [
+        (8, 0x1004, 4, 0xFFFF_FFFE),
+        (12, 0x1009, 1, 0xFE),
+        (24, 0x1012, 2, 0xFFFE),
     ]
-    assert g.m.phys.read(g.data_pa + 0x1004, 4) == b"\xfe\xff\xff\xff"  # the stores were made
-    assert g.m.phys.read(g.data_pa + 0xFFC, 8) == b"\xff" * 8
-    assert len(hits) == 3  # the store straddling in from the page before is not seen (watch_page says so)
-    g.m.unwatch_page(g.data_pa + 0x1000)
+    assert g.m.phys.read(g.data_pa + 0x1009, 1) + g.m.phys.read(g.data_pa + 0x1012, 2) == b"\xfe\xfe\xff"  # made
+    g.m.unwatch_stores(handle)
+    g.m.unwatch_stores(handle)  # a no-op once ended
     hits.clear()
     assert g.run(prog).reason is StopReason.EXIT and hits == []  # the hook is gone
 
 
-def test_inline_watches_are_store_only_and_a_stopping_watcher_keeps_stops(g):
-    with pytest.raises(ConfigError, match="an inline watch sees stores only"):
-        g.m.watch_page(g.data_pa, lambda hit: None, accesses=[Access.LOAD], inline=True)
-    inline, stopping = [], []
-    g.m.watch_page(g.data_pa, inline.append, accesses=[Access.STORE], inline=True)
-    g.m.watch_page(g.data_pa, stopping.append, accesses=[Access.STORE])  # not inline: every store stops
-    r = g.run(lambda a: a.li("a1", DATA).emit(A.sd("a1", "a1", 0), A.sd("a1", "a1", 8)))
-    assert r.ok and len(inline) == len(stopping) == 2 and g.m.phys.read_u64(g.data_pa + 8) == DATA
-    g.m.unwatch_page(g.data_pa, stopping.append)  # inline again
+def test_a_store_the_host_carries_out_for_a_stopping_watch_is_shown_to_store_watches_once(g):
+    seen, stopping = [], []
+    g.m.watch_stores(g.data_pa, 16, lambda pa, size, value: seen.append((pa - g.data_pa, size, value)))
+    g.m.watch_page(g.data_pa, stopping.append, accesses=[Access.STORE])  # every store to the page stops
+    r = g.run(lambda a: a.li("a1", DATA).emit(A.sd("a1", "a1", 0), A.sw("a1", "a1", 8), A.sd("a1", "a1", 64)))
+    assert r.ok and len(stopping) == 3 and g.m.phys.read_u64(g.data_pa) == DATA
+    assert seen == [(0, 8, DATA), (8, 4, DATA & 0xFFFF_FFFF)]  # the third store is outside the range
+    g.m.unwatch_page(g.data_pa, stopping.append)
     r = g.run(lambda a: a.li("a1", DATA).emit(A.sd("a1", "a1", 0)))
-    assert r.ok and len(inline) == 3 and len(stopping) == 2
+    assert r.ok and len(seen) == 3 and len(stopping) == 3
 
 
-def test_an_inline_watcher_that_fails_ends_the_run_with_its_error(g):
-    def boom(hit):
+def test_a_store_watch_that_fails_ends_the_run_with_its_error(g):
+    with pytest.raises(ConfigError, match="watch_stores: the range at 0x.* is empty"):
+        g.m.watch_stores(g.data_pa, 0, lambda pa, size, value: None)
+
+    def boom(pa, size, value):
         raise RuntimeError("handler failed")
 
-    g.m.watch_page(g.data_pa, boom, accesses=[Access.STORE], inline=True)
+    g.m.watch_stores(g.data_pa, 8, boom)
     with pytest.raises(RuntimeError, match="handler failed"):
         g.run(lambda a: a.li("a1", DATA).emit(A.sd("a1", "a1", 0)))

@@ -4,7 +4,7 @@
 
     virtio device --queue events--> VirtioChecker <--mapping events-- DmaChecker (dma_map, dma_free_...)
     (devices/virtio: ready,            |   watches the stores to each live queue's descriptor table
-     notified, fetched, returned,      |   and available ring (Machine.watch_page, stores only)
+     notified, fetched, returned,      |   and available ring (Machine.watch_stores)
      stopped)                          v
                               ProtocolReport: rule, device, queue, the driver's C line
 
@@ -48,7 +48,6 @@ from ..devices.virtio.bits import DESC_F_NEXT, DESC_SIZE
 from ..devices.virtio.mmio import QueueEvent, QueueEventKind, VirtioMmio
 from ..devices.virtio.queue import SplitQueue
 from ..mmu.bits import PAGE_SIZE
-from ..riscv.priv import Access
 from ..trace import TRACE
 from .dma import DmaChecker, DmaMapping, MappingEvent
 
@@ -114,6 +113,7 @@ class _Ring:
         self.owner_of: dict[int, int] = {}  # descriptor -> head of the device-owned chain holding it
         self.unnotified: str | None = None  # where the driver first published since the last notification
         self.pieces: list[_Piece] = []
+        self.watches: list[int] = []  # Machine.watch_stores handles over its pieces
 
     @property
     def avail_len(self) -> int:
@@ -133,6 +133,12 @@ class _Ring:
         ahead = (self.published - consumed) & 0xFFFF
         return {(consumed + k) % self.size for k in range(min(ahead, self.size))}
 
+    def device_has_slot(self, slot: int) -> bool:
+        """Whether available-ring ``slot`` is published and not read by the device yet."""
+        consumed = self.queue.last_avail
+        ahead = min((self.published - consumed) & 0xFFFF, self.size)
+        return (slot - consumed) % self.size < ahead
+
 
 class VirtioChecker:
     """One per driver run, built from explicit collaborators: ``machine`` (physical memory, watched
@@ -147,7 +153,6 @@ class VirtioChecker:
         self._located: dict[int, str] = {}  # pc -> its name: a run's code does not move
         self.reports: list[ProtocolReport] = []
         self.rings: dict[tuple[str, int], _Ring] = {}  # (device, queue index) -> live ring
-        self.by_page: dict[int, list[_Ring]] = {}  # physical page -> the live rings with bytes on it
         self._reported: set = set()
         dma.add_mapping_observer(self._mapping)
 
@@ -240,19 +245,50 @@ class VirtioChecker:
                 if entries[2 * slot] or entries[2 * slot + 1]:
                     ring.fresh.add(slot)
         self.rings[(name, queue.index)] = ring
-        for page in {p.pa & ~(PAGE_SIZE - 1) for p in ring.pieces}:
-            self.by_page.setdefault(page, []).append(ring)
-            self.machine.watch_page(page, self._stored, [Access.STORE], inline=True)
+        for piece in ring.pieces:
+            self._watch(ring, piece)
+
+    def _watch(self, ring: _Ring, piece: _Piece) -> None:
+        """Watch the driver's stores to ``piece``: the descriptors, or the available idx and entries
+        (its flags and used_event mean nothing to the checker).  Most stores need no report (a descriptor
+        the driver owns, an entry not published): they are let go before anything else is computed."""
+        start, end = piece.pa, piece.pa + piece.length
+        if piece.kind == "desc":
+            desc = ring.desc - piece.iova + piece.pa  # where descriptor 0 would be in this piece's frame
+            owner_of = ring.owner_of
+
+            def stored(pa: int, size: int, value: int) -> None:
+                if pa + size <= end:
+                    if not owner_of:
+                        return
+                    first, last = (pa - desc) // DESC_SIZE, (pa + size - 1 - desc) // DESC_SIZE
+                    if first not in owner_of and last not in owner_of:
+                        return
+                self._stored_in(ring, pa, size, value)
+        else:
+            avail = ring.avail - piece.iova + piece.pa  # where the available ring would begin in this frame
+            entries_end = avail + 4 + 2 * ring.size
+            start, end = max(start, avail + 2), min(end, entries_end)
+            if start >= end:
+                return
+
+            def stored(pa: int, size: int, value: int) -> None:
+                if avail + 4 <= pa and pa + size <= end:  # ring entries only: note them, report device-owned ones
+                    for slot in range((pa - avail - 4) // 2, (pa + size - avail - 5) // 2 + 1):
+                        if ring.device_has_slot(slot):
+                            self._stored_in(ring, pa, size, value)
+                            return
+                        ring.fresh.add(slot)
+                    return
+                self._stored_in(ring, pa, size, value)
+
+        ring.watches.append(self.machine.watch_stores(start, end - start, stored))
 
     def _forget(self, ring: _Ring) -> None:
         self.rings.pop((ring.device, ring.queue.index), None)
-        for page in {p.pa & ~(PAGE_SIZE - 1) for p in ring.pieces}:
-            rings = self.by_page.get(page, [])
-            if ring in rings:
-                rings.remove(ring)
-            if not rings:
-                self.by_page.pop(page, None)
-                self.machine.unwatch_page(page, self._stored)
+        for handle in ring.watches:
+            self.machine.unwatch_stores(handle)
+        ring.watches.clear()
 
     def _release(self, ring: _Ring, head: int) -> None:
         descs, _ = ring.owned.pop(head, ((), ""))
@@ -306,16 +342,12 @@ class VirtioChecker:
 
     # -- the driver's stores ---------------------------------------------------------------------------
 
-    def _stored(self, hit) -> None:
-        """A driver store on a page holding a live queue's descriptor table or available ring."""
-        for ring in list(self.by_page.get(hit.pa & ~(PAGE_SIZE - 1), ())):
-            self._stored_in(ring, hit)
-
-    def _stored_in(self, ring: _Ring, hit) -> None:
-        data = hit.value.to_bytes(hit.size, "little")
+    def _stored_in(self, ring: _Ring, at: int, size: int, value: int) -> None:
+        """A driver store of ``size`` bytes at physical ``at`` that may matter to ``ring``: byte by byte."""
+        data = value.to_bytes(size, "little")
         descs, slots, idx_bytes = set(), set(), {}
-        for k in range(hit.size):
-            pa = hit.pa + k
+        for k in range(size):
+            pa = at + k
             piece = next((p for p in ring.pieces if p.pa <= pa < p.pa + p.length), None)
             if piece is None:
                 continue
@@ -330,7 +362,8 @@ class VirtioChecker:
                 slots.add((offset - 4) // 2)
         if not (descs or slots or idx_bytes):
             return
-        where = self.locate(hit.pc)
+        pc = self.machine.store_pc()
+        where = self.locate(pc)
         for d in sorted(descs):
             head = ring.owner_of.get(d)
             if head is not None:
@@ -340,7 +373,7 @@ class VirtioChecker:
                     where,
                     f"descriptor {d} of the chain at descriptor {head}, which the device owns (made available "
                     f"and not returned in the used ring yet): the device may read it at any time",
-                    once=(ring.device, ring.queue.index, "desc", d, hit.pc),
+                    once=(ring.device, ring.queue.index, "desc", d, pc),
                 )
         device_slots = ring.device_slots() if slots else set()
         for slot in sorted(slots):
@@ -350,7 +383,7 @@ class VirtioChecker:
                     ring,
                     where,
                     f"available ring entry {slot}, made available and not read by the device yet",
-                    once=(ring.device, ring.queue.index, "avail", slot, hit.pc),
+                    once=(ring.device, ring.queue.index, "avail", slot, pc),
                 )
             ring.fresh.add(slot)
         if idx_bytes:
@@ -360,17 +393,17 @@ class VirtioChecker:
             new = bytearray(old)
             for i, b in idx_bytes.items():
                 new[i] = b
-            self._publish(ring, int.from_bytes(new, "little"), where, pending=(hit, data))
+            self._publish(ring, int.from_bytes(new, "little"), where, pending=(at, data))
 
     def _avail_after(self, ring: _Ring, pending) -> bytes | None:
         """The available ring's bytes as the store being carried out leaves them."""
         avail = self._read_iova(ring, ring.avail, 4 + 2 * ring.size)
         if avail is None:
             return None
-        hit, data = pending
+        at, data = pending
         out = bytearray(avail)
         for k, b in enumerate(data):
-            pa = hit.pa + k
+            pa = at + k
             piece = next((p for p in ring.pieces if p.kind == "avail" and p.pa <= pa < p.pa + p.length), None)
             if piece is not None:
                 offset = piece.iova + (pa - piece.pa) - ring.avail

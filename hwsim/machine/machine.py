@@ -199,7 +199,6 @@ class _Watch:
 
     accesses: frozenset[Access]
     watchers: tuple[tuple[Callable[[WatchHit], None], frozenset[Access]], ...]
-    inline: bool = False  # stores only, every watcher inline: shown from a memory hook, no stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,9 +347,7 @@ class Machine:
         self._watched: dict[int, _Watch] = {}  # physical page -> what is watched there (see watch_page)
         self._pending_watch: _PendingWatch | None = None
         self._handed: set[int] = set()  # physical pages handed to Unicorn's TLB since its last flush
-        self._inline_watchers: set = set()  # handlers that watch their pages inline (see watch_page)
-        self._store_hooks: dict[int, int] = {}  # physical page -> the Unicorn write hook over it (inline watches)
-        self._inline_va: dict[int, int] = {}  # physical page -> the VA page the hart last filled it at
+        self._store_watches: dict[int, tuple[int, int, Callable, object]] = {}  # see watch_stores
         self._memop_cache: dict[int, MemOp] = {}  # pc -> MemOp of watched accesses (dropped on code_changed)
         self.watch_hits = 0
         self._exit_results: dict[int, RunResult] = {}  # exit address -> its RunResult (see _exit_result)
@@ -739,9 +736,7 @@ class Machine:
 
     def _watch_fill(self, va: int, access: Access, pa_page: int, entry) -> bool:
         watched = self._watched.get(pa_page)
-        if watched is not None and watched.inline:
-            self._inline_va[pa_page] = va & ~PAGE_MASK  # its write hook is set: hand it with its rights
-        elif watched is not None:
+        if watched is not None:
             if access in watched.accesses:
                 # Stop precisely on this instruction; Machine.run carries the access out on the host.
                 self._pending_watch = _PendingWatch(va & ~PAGE_MASK, access, pa_page)
@@ -752,29 +747,6 @@ class Machine:
                 entry.perms &= ~_UC_R  # and a later load (a store's fill would have handed R too)
         self._handed.add(pa_page)
         return True
-
-    def _hook_stores(self, pa_page: int) -> int:
-        """A Unicorn write hook over physical page ``pa_page`` (with Unicorn's virtual TLB, memory hooks
-        see physical addresses) that shows each store to the page's inline watchers."""
-
-        def stored(uc, _access, address, size, value, _data) -> None:
-            try:
-                watched = self._watched.get(pa_page)
-                if watched is None or not watched.inline:
-                    return
-                # The memory hook makes Unicorn restore the PC: it names the store (see track_mmio_pcs).
-                pc = uc.reg_read(rv.UC_RISCV_REG_PC)
-                va = self._inline_va.get(pa_page, pa_page) | (address & PAGE_MASK)
-                hit = WatchHit(pc, va, address, size, Access.STORE, self.priv, value & ((1 << (8 * size)) - 1))
-                self.watch_hits += 1
-                for handler, _kinds in watched.watchers:
-                    handler(hit)
-            except BaseException as exc:  # never let an exception unwind through Unicorn
-                self._host_error = exc
-                uc.emu_stop()
-
-        self._keep.append(stored)
-        return self._uc.hook_add(uc_const.UC_HOOK_MEM_WRITE, stored, begin=pa_page, end=pa_page + PAGE_SIZE - 1)
 
     # -- exceptions and ecalls -------------------------------------------------------------------
 
@@ -864,7 +836,7 @@ class Machine:
 
     # -- watched pages -------------------------------------------------------------------------
 
-    def watch_page(self, pa: int, handler, accesses=(Access.LOAD, Access.STORE), *, inline: bool = False) -> None:
+    def watch_page(self, pa: int, handler, accesses=(Access.LOAD, Access.STORE)) -> None:
         """Stop on every guest load/store (as ``accesses`` says) that reaches physical page ``pa``.
 
         Each such access is stopped precisely (the hart's TLB never caches the page for it),
@@ -876,20 +848,8 @@ class Machine:
         the order they began watching); watching again with the same handler replaces that
         handler's kinds.
 
-        ``inline``: the handler watches stores only, and is content to see each store from inside
-        the instruction (a Unicorn memory hook, under a microsecond) rather than at a stop: it must
-        not run the guest or change its registers, and the run goes on after it.  A page whose
-        watchers are all inline store watchers stays in the hart's TLB with its rights.  Unicorn
-        reports a misaligned store at its first byte, so an inline watch does not see a store that
-        begins on the page before and straddles into the watched one (use a stopping watch where
-        that matters; virtio's rings, watched inline, are naturally aligned).
+        For stores alone, seen without a stop, see :meth:`watch_stores`.
         """
-        if inline and set(map(Access, accesses)) - {Access.STORE}:
-            raise ConfigError("an inline watch sees stores only")
-        if inline:
-            self._inline_watchers.add(handler)
-        else:
-            self._inline_watchers.discard(handler)
         accesses = frozenset(Access(a) for a in accesses) - {Access.FETCH}
         page = pa & ~PAGE_MASK
         if not accesses:
@@ -910,22 +870,58 @@ class Machine:
     def _set_watch(self, page: int, watchers: tuple, old: _Watch | None) -> None:
         if watchers:
             accesses = frozenset().union(*(kinds for _, kinds in watchers))
-            inline = accesses == {Access.STORE} and all(h in self._inline_watchers for h, _ in watchers)
-            watch = _Watch(accesses, watchers, inline)
+            watch = _Watch(accesses, watchers)
             self._watched[page] = watch
         else:
             watch = None
             self._watched.pop(page, None)
-        was_inline, is_inline = old is not None and old.inline, watch is not None and watch.inline
-        if is_inline and not was_inline:
-            self._store_hooks[page] = self._hook_stores(page)
-        elif was_inline and not is_inline:
-            self._uc.hook_del(self._store_hooks.pop(page))
-            self._inline_va.pop(page, None)
-        before = (old.accesses, old.inline) if old is not None else (frozenset(), False)
-        after = (watch.accesses, watch.inline) if watch is not None else (frozenset(), False)
+        before = old.accesses if old is not None else frozenset()
+        after = watch.accesses if watch is not None else frozenset()
         if before != after and page in self._handed:
             self.flush_cpu_tlb()  # the hart may hold the page with rights that no longer fit
+
+    def watch_stores(self, pa: int, length: int, handler: Callable[[int, int, int], None]) -> int:
+        """Show every guest store that begins in physical bytes ``[pa, pa + length)`` to
+        ``handler(pa, size, value)`` from inside the store (a Unicorn memory hook, no stop): the
+        cheapest watch there is, for checkers that look at many stores and act on few.  ``value``
+        is what the store writes, ``size`` its width in bytes; :meth:`store_pc` names the store's
+        instruction while the handler runs.  The handler must not run the guest or change its
+        registers.  The pages keep their place in the hart's TLB, with their rights; a store the
+        host carries out for a stopping watch (:meth:`watch_page`) on the same page is shown too.
+        Returns a handle for :meth:`unwatch_stores`.  Unicorn names a store by its first byte: a
+        store that begins before ``pa`` and reaches into the range is not shown.
+        """
+        if length <= 0:
+            raise ConfigError(f"watch_stores: the range at {pa:#x} is empty ({length} bytes)")
+        end = pa + length
+
+        def stored(uc, _access, address, size, value, _data) -> None:
+            try:
+                handler(address, size, value & ((1 << (8 * size)) - 1))
+            except BaseException as exc:  # never let an exception unwind through Unicorn
+                self._host_error = exc
+                uc.emu_stop()
+
+        hook = self._uc.hook_add(uc_const.UC_HOOK_MEM_WRITE, stored, begin=pa, end=end - 1)
+        self._store_watches[hook] = (pa, end, handler, stored)
+        return hook
+
+    def unwatch_stores(self, handle: int) -> None:
+        """End the watch :meth:`watch_stores` returned ``handle`` for (a no-op if it has ended)."""
+        if self._store_watches.pop(handle, None) is not None:
+            self._uc.hook_del(handle)
+
+    def store_pc(self) -> int:
+        """The PC of the store a :meth:`watch_stores` handler is being shown (a memory hook makes
+        Unicorn restore the PC, as for device accesses; see track_mmio_pcs)."""
+        return self._uc.reg_read(rv.UC_RISCV_REG_PC)
+
+    def _show_host_store(self, pa: int, data: bytes) -> None:
+        """A store the host carries out for the guest: show it to the store watches it begins in."""
+        value = int.from_bytes(data, "little")
+        for start, end, handler, _ in list(self._store_watches.values()):
+            if start <= pa < end:
+                handler(pa, len(data), value)
 
     @property
     def watched_pages(self) -> frozenset[int]:
@@ -980,6 +976,8 @@ class Machine:
         if op.store:
             assert value is not None  # read from the source register above
             data = value.to_bytes(op.size, "little")
+            if self._store_watches:
+                self._show_host_store(parts[0][0], data)
             at = 0
             for pa, chunk in parts:
                 self.phys.write(pa, data[at : at + chunk])
