@@ -647,3 +647,22 @@ def test_a_store_watch_that_fails_ends_the_run_with_its_error(g):
     g.m.watch_stores(g.data_pa, 8, boom)
     with pytest.raises(RuntimeError, match="handler failed"):
         g.run(lambda a: a.li("a1", DATA).emit(A.sd("a1", "a1", 0)))
+
+
+def test_ending_a_watch_needs_no_flush_and_the_page_gets_its_rights_back(g):
+    hits = []
+    g.m.watch_page(g.data_pa, hits.append, accesses=[Access.STORE])
+
+    def prog(a):
+        a.li("a1", DATA)
+        a.emit(A.lw("a0", "a1", 0), A.sd("a1", "a1", 8))  # the load hands the page without W
+
+    assert g.run(prog).ok and len(hits) == 1
+    flushes = g.m.cpu_tlb_flushes
+    g.m.unwatch_page(g.data_pa)
+    assert g.m.cpu_tlb_flushes == flushes  # the hart holds the page with fewer rights, never more
+    g.m.phys.write_u64(g.data_pa + 8, 0)
+    assert g.run(prog).ok and len(hits) == 1 and g.m.phys.read_u64(g.data_pa + 8) == DATA
+    g.m.watch_page(g.data_pa, hits.append, accesses=[Access.STORE])  # a new watch must take W away
+    assert g.m.cpu_tlb_flushes == flushes + 1
+    assert g.run(prog).ok and len(hits) == 2

@@ -877,8 +877,10 @@ class Machine:
             self._watched.pop(page, None)
         before = old.accesses if old is not None else frozenset()
         after = watch.accesses if watch is not None else frozenset()
-        if before != after and page in self._handed:
-            self.flush_cpu_tlb()  # the hart may hold the page with rights that no longer fit
+        if after - before and page in self._handed:
+            self.flush_cpu_tlb()  # the hart may hold the page with rights a new watch must take away
+        # A watch that ends or narrows needs no flush: the hart holds the page, if at all, with fewer
+        # rights than it may have now (see _watch_fill), and the access those lack comes back to a fill.
 
     def watch_stores(self, pa: int, length: int, handler: Callable[[int, int, int], None]) -> int:
         """Show every guest store that begins in physical bytes ``[pa, pa + length)`` to
