@@ -253,6 +253,46 @@ class Recorder:
         self.log.append(("w", offset, size, value))
 
 
+@pytest.mark.parametrize("tracked", [True, False])
+def test_a_stop_asked_for_inside_a_device_access_does_not_repeat_the_access(g, tracked):
+    """A device (or its observer) asking for a stop while it serves a load or store: the run stops
+    with the access made exactly once, a load's register written, and going on does not repeat it."""
+    log = []
+
+    class Stopper(Recorder):
+        def mmio_read(self, offset, size):
+            log.append(("r", offset))
+            g.m.request_stop()
+            return 0x80 + offset  # a negative byte: lb sign-extends it
+
+        def mmio_write(self, offset, size, value):
+            log.append(("w", offset, value))
+            g.m.request_stop()
+
+    g.m.phys.add_mmio(0x1000_0000, 0x1000, Stopper(), name="stopper")
+    g.space.map(0x4_0000, 0x1000_0000, 0x1000, RW)
+    g.m.add_device_access_observer(lambda: None) if tracked else None
+
+    def prog(a):
+        a.li("a1", 0x4_0000).li("a2", 7)
+        a.emit(A.sw("a2", "a1", 0), A.lb("a0", "a1", 4), A.addi("a2", "a2", 1), A.sw("a2", "a1", 8))
+        a.emit(A.lw("a3", "a1", 12))
+
+    r = g.run(prog)
+    exit_pc = CODE + 4 * (len(A.li_words("a1", 0x4_0000)) + 1 + 5)
+    stops = 0
+    while r.reason is StopReason.LIMIT and stops < 10:
+        stops += 1
+        if r.pc == exit_pc:  # the last access was finished: nothing left to run
+            break
+        r = g.m.run(r.pc, until=exit_pc)
+    if tracked:  # the PC names the access: each is finished and never repeated
+        assert log == [("w", 0, 7), ("r", 4), ("w", 8, 8), ("r", 12)] and (r.ok or r.pc == exit_pc)
+        assert g.m.get_reg("a0") == (0x84 | ~0xFF) & (1 << 64) - 1 and g.m.get_reg("a3") == 0x8C
+    else:  # untracked, the PC names the block, not the access: the run goes on from the access again
+        assert log[:2] == [("w", 0, 7), ("w", 0, 7)] and stops == 10
+
+
 def test_mmio_window_reached_through_page_tables(g):
     dev = Recorder()
     g.m.phys.add_mmio(0x1000_0000, 0x1000, dev, name="rec")

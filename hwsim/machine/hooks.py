@@ -16,6 +16,8 @@ write-fault handler  a store finds a valid page without W  the same: the first t
                                                            the page writable (copy-on-write)
 ecall handler        an ``ecall`` (the PC is past it)      in order, until one does not DECLINE; none
                                                            left: the run stops (``StopReason.ECALL``)
+device-access        a guest load or store is about to     all of them, in order of adding (registers
+  observer           reach a device (with PC tracking)     may be read, not written, from here)
 MMIO observer        a device has served a guest access    all of them, in order of adding
 ===================  ====================================  =============================================
 """

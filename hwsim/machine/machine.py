@@ -324,6 +324,7 @@ class Machine:
         self._write_fault_handlers = Hooks("write-fault handler")
         self._ecall_handlers = Hooks("ecall handler")
         self._mmio_observers = Hooks("MMIO observer")
+        self._access_observers = Hooks("device-access observer")
         # What may fix a fault and have the walk retried, asked in this order (see mmu/translate.py).
         self._resolvers = (
             Resolver(FaultReason.INVALID, self._page_in),
@@ -353,6 +354,12 @@ class Machine:
         self._exit_results: dict[int, RunResult] = {}  # exit address -> its RunResult (see _exit_result)
         self.cpu_tlb_flushes = 0  # flushes of Unicorn's TLB (each one costs refills afterwards)
         self._serving_mmio = False  # a device is serving a guest load or store now (see mmio_pc)
+        # A stop asked for while a device access is being served (its callbacks included): Unicorn ends
+        # the run with the PC still at the load or store, which a restart would repeat; _result finishes
+        # the instruction instead (see _finish_stopped_access).
+        self._in_access = False
+        self._stop_in_access = False
+        self._stopped_access: tuple[bool, int, int] | None = None  # (a store?, value read or written, pc)
         self._mmio_pc_hooks: list | None = None  # Unicorn hooks that make the PC exact at device accesses
         # The debugger's port (machine/debug.py): breakpoints, steps, stops served by run().
         self.debug = DebugPort(self._uc, self._stop_for_debugger, self.code_changed)
@@ -389,6 +396,14 @@ class Machine:
         observer runs, in the order they were added.  Returns the function that removes the observer."""
         return self._mmio_observers.add(observer)
 
+    def add_device_access_observer(self, observer: Callable[[], None]) -> Callable[[], None]:
+        """``observer()`` runs just before each guest load or store reaches a device, before the device
+        serves it (so a runner can bring virtual time up to date first).  It may read registers but not
+        change them (QEMU has them in host registers across the access).  Turns :meth:`track_mmio_pcs`
+        on, whose hook calls it.  Returns the function that removes the observer."""
+        self.track_mmio_pcs()
+        return self._access_observers.add(observer)
+
     # -- physical memory --------------------------------------------------------------
 
     def _attach_region(self, region: RamRegion | MmioRegion) -> None:
@@ -402,8 +417,9 @@ class Machine:
 
         def read(uc, offset, size, _data):
             self.mmio_accesses += 1
+            self._stop_in_access = False
             try:
-                self._serving_mmio = True
+                self._serving_mmio = self._in_access = True
                 try:
                     value = device.mmio_read(offset, size) & ((1 << (8 * size)) - 1)
                 finally:
@@ -418,14 +434,20 @@ class Machine:
                     )
                 for observer in observers.callbacks:
                     observer(region, offset, size, False, value)
+                if self._stop_in_access:
+                    self._stopped_access = (False, value, uc.reg_read(rv.UC_RISCV_REG_PC))
                 return value
             except BaseException as exc:  # a device bug must stop the run, not unwind through C
                 self._host_error = exc
                 uc.emu_stop()
                 return 0
+            finally:
+                self._in_access = False
 
         def write(uc, offset, size, value, _data):
             self.mmio_accesses += 1
+            self._stop_in_access = False
+            self._in_access = True
             try:
                 if TRACE.mmio_write is not None:
                     TRACE.mmio_write(
@@ -442,9 +464,13 @@ class Machine:
                     self._serving_mmio = False
                 for observer in observers.callbacks:
                     observer(region, offset, size, True, value)
+                if self._stop_in_access:
+                    self._stopped_access = (True, value, uc.reg_read(rv.UC_RISCV_REG_PC))
             except BaseException as exc:
                 self._host_error = exc
                 uc.emu_stop()
+            finally:
+                self._in_access = False
 
         self._keep.append((read, write))
         self._uc.mmio_map(region.base, region.size, read, None, write, None)
@@ -467,8 +493,16 @@ class Machine:
         self._mmio_pc_hooks = [self._hook_mmio_pc(region) for region in self.phys.mmio_regions]
 
     def _hook_mmio_pc(self, region: MmioRegion) -> int:
+        observers = self._access_observers
+
         def synced(uc, access, address, size, value, _data):  # its being called is what syncs the PC
-            pass
+            if observers.callbacks:
+                try:
+                    for observer in observers.callbacks:
+                        observer()
+                except BaseException as exc:  # never let an exception unwind through Unicorn
+                    self._host_error = exc
+                    uc.emu_stop()
 
         kinds = uc_const.UC_HOOK_MEM_READ | uc_const.UC_HOOK_MEM_WRITE
         self._keep.append(synced)
@@ -793,10 +827,16 @@ class Machine:
         uc.emu_stop()
 
     def stop(self) -> None:
-        """Stop the current run (from a hook or device callback)."""
+        """Stop the current run (from a hook or device callback).  Asked for inside a device access, the
+        access is finished first (see :meth:`request_stop`)."""
         self._stop_reason = StopReason.STOPPED
         self._stop_pending = StopReason.STOPPED
+        self._mark_stop_in_access()
         self._uc.emu_stop()
+
+    def _mark_stop_in_access(self) -> None:
+        if self._in_access and self._mmio_pc_hooks is not None:  # (the PC names the access only then)
+            self._stop_in_access = True
 
     def _stop_for_debugger(self) -> None:
         """From a debug hook inside emu_start: end this stretch with StopReason.DEBUG (run() serves it)."""
@@ -813,9 +853,16 @@ class Machine:
 
     def request_stop(self) -> None:
         """Stop the current run from another thread or a signal handler (the run ends as if its time
-        budget ran out; the caller keeps its own record of why).  No effect when nothing runs."""
+        budget ran out; the caller keeps its own record of why).  No effect when nothing runs.
+
+        Asked for while a device serves a guest load or store, Unicorn would end the run with the PC
+        still on that instruction, and going on would repeat the access (a register with side effects
+        read or written twice); with :meth:`track_mmio_pcs` on, the machine finishes the instruction
+        (a load's register) and the run ends after it.  Without it the PC does not name the access,
+        and the access is repeated."""
         if self._stop_pending is None:
             self._stop_pending = StopReason.LIMIT
+        self._mark_stop_in_access()
         self._uc.emu_stop()
 
     def _fetch_insn_bytes(self, pc: int) -> bytes | None:
@@ -1087,6 +1134,29 @@ class Machine:
             self._pending_fault, self._pending_exc, self._host_error, self._stop_reason = outer
             self._u_context = None
 
+    def _finish_stopped_access(self) -> None:
+        """The run stopped inside a device access (see request_stop): the device has served it, so
+        finish the instruction as the CPU would (a load's register) and move the PC past it, so that
+        going on does not repeat a register access with side effects."""
+        stopped, self._stopped_access = self._stopped_access, None
+        assert stopped is not None  # _result calls this only with one recorded
+        store, value, at = stopped
+        pc = self._uc.reg_read(rv.UC_RISCV_REG_PC)
+        code = self._fetch_insn_bytes(pc) if pc == at else None
+        op = decode_memop(code) if code else None
+        if op is None or op.store != store:
+            return  # the CPU got past the access after all (nothing to finish)
+        if not store:
+            mask = (1 << (8 * op.size)) - 1
+            loaded = value & mask
+            if op.float_reg and op.size == 4:
+                loaded |= 0xFFFF_FFFF_0000_0000  # NaN-boxed single
+            elif op.signed and loaded >> (8 * op.size - 1):
+                loaded |= ~mask & _XMASK
+            if op.float_reg or op.reg:
+                self.set_reg(f"{'f' if op.float_reg else 'x'}{op.reg}", loaded)
+        self._uc.reg_write(rv.UC_RISCV_REG_PC, pc + op.length)
+
     def _result(self, error: UcError | None, until: int | None) -> RunResult:
         if self._host_error is not None:
             exc, self._host_error = self._host_error, None
@@ -1099,6 +1169,8 @@ class Machine:
                 return RunResult(StopReason.WATCH, pc_now)
             if watch_ok:
                 return RunResult(StopReason.EXIT, pc_now)
+        if self._stopped_access is not None:
+            self._finish_stopped_access()
         pc_now = self._raw_read(rv.UC_RISCV_REG_PC)
         if self._stop_reason is not None:  # a hook stopped the run; nothing after that counts
             if self._stop_reason is StopReason.EXCEPTION:
