@@ -6,8 +6,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from hwsim.board import DEFAULT_BOARD, load_board
-from hwsim.driver import DriverRun, build_driver
+from hwsim.driver import DriverRun, build_driver, cputime
 from hwsim.driver.explore import explore
 
 SPIN = Path(__file__).resolve().parent / "data" / "cputime" / "spin_on_memory"
@@ -57,3 +59,35 @@ def test_without_instruction_time_the_spin_never_ends():
     report = run.run()
     assert run.cpu_time is None
     assert not report.ok and report.stopped is not None, report.format()
+
+
+COMPUTE = Path(__file__).resolve().parent / "data" / "cputime" / "compute_then_now"
+
+
+@pytest.mark.parametrize("entry", ["compute", "compute_mmio"])
+def test_the_host_and_devices_see_the_time_of_a_long_stretch(monkeypatch, entry):
+    """Code that keeps to itself gets longer and longer stretches of fuel (few slow paths), yet a host
+    call or a device access sees the clock as one-quantum stretches would show it, within a quantum."""
+    wasm = build_driver(COMPUTE).read_bytes()
+
+    def measure(n):
+        run = DriverRun(_system(), wasm, log=lambda t: None)
+        report = run.run(entry, (n,))
+        assert report.ok, report.format()
+        return report.result, run.cpu_time.slow_paths
+
+    long_ns, long_paths = measure(100_000)
+    monkeypatch.setattr(cputime, "MAX_STRETCH", 1)  # every stretch one quantum, as before stretches grew
+    short_ns, short_paths = measure(100_000)
+    assert short_ns > 100_000 and abs(long_ns - short_ns) <= 1_000, (long_ns, short_ns)
+    assert long_paths * 20 < short_paths, (long_paths, short_paths)
+
+
+def test_a_device_event_ends_a_long_stretch_on_time():
+    """An event a device schedules in the middle of a long stretch fires at the first checkpoint at or
+    after its tick, not at the stretch's end (nor up to a quantum late): the spins scale with the rate."""
+    spins = {rate: _run(instructions_per_us=rate)[1].result for rate in (500, 1000, 2000)}
+    assert spins[500] > 0
+    # (device accesses take the same time at every rate: a few spins of difference at most)
+    assert abs(spins[1000] - 2 * spins[500]) <= 0.02 * spins[1000], spins
+    assert abs(spins[2000] - 2 * spins[1000]) <= 0.02 * spins[2000], spins

@@ -1,45 +1,136 @@
 """Virtual time from the instructions a driver executes.
 
 A driver's code runs metered (checkpoints at function entries and loop headers, fuel counted as
-wasmtime counts it: about one unit per wasm instruction).  The run gives the code a quantum of
-fuel; each time it is used up, the checkpoint's slow path lands here: the board's clock moves on by
-the time those instructions take (``[clock] instructions_per_us``), device events that fall due
-fire, and interrupts are delivered at that safe point.  So a loop that spins on coherent memory
-sees a delayed completion arrive, and time passes for code that never touches a register.
+wasmtime counts it: about one unit per wasm instruction).  The run gives the code a stretch of fuel;
+each time it is used up, the checkpoint's slow path lands here: the board's clock moves on by the
+time those instructions take (``[clock] instructions_per_us``), device events that fall due fire,
+and interrupts are delivered at that safe point.  So a loop that spins on coherent memory sees a
+delayed completion arrive, and time passes for code that never touches a register.
+
+A stretch is one quantum (1,000 units: 1 us at the default rate) after code that touched a device
+or called the host; while the code keeps to itself, each stretch doubles (to at most ``MAX_STRETCH``
+quanta), but never goes past the fuel that brings the clock to the next device event: a driver
+spinning on memory for a 40 us completion, or computing for 40 us, takes the slow path about 6 times
+rather than 40, and an event still fires at the first checkpoint at or after its tick.  Inside a long
+stretch, time is brought up to date (:meth:`CpuTime.sync`, from the fuel count, which is only read)
+before every device access and every host call, so a device or the host never sees a clock that
+lags the instructions by more than a quantum; a device access or host call that schedules an earlier
+event ends the stretch at the next checkpoint.
 
 Deterministic: the fuel a stretch of code uses depends only on the code and its inputs.  Time is
-charged at checkpoints, so it moves in steps of at most one quantum (plus one loop iteration or
-function body); MMIO accesses, waits and sleeps charge their own time as before.
+charged at checkpoints and before device accesses and host calls; MMIO accesses, waits and sleeps
+charge their own time as before.
 """
 
 from __future__ import annotations
 
 QUANTUM = 1000  # fuel units between two charges (1 us of virtual time at the default rate)
+MAX_STRETCH = 1000  # a stretch is at most this many quanta (1 ms at the default rate)
 
 
 class CpuTime:
-    """Charges the fuel ``vm`` (a metered VmStore) uses to ``clock``, at ``per_us`` units per microsecond."""
+    """Charges the fuel ``vm`` (a metered VmStore) uses to ``clock``, at ``per_us`` units per microsecond.
+    ``machine``: bring time up to date before each device access (see the module docstring)."""
 
-    def __init__(self, vm, clock, per_us: int, *, quantum: int = QUANTUM) -> None:
+    def __init__(self, vm, clock, per_us: int, *, quantum: int = QUANTUM, machine=None) -> None:
         self.vm = vm
         self.clock = clock
         self.per_us = per_us
         self.quantum = quantum
-        self.units = 0  # fuel used so far
+        self.units = 0  # fuel charged so far
         self._charged_ticks = 0  # ticks already added for self.units
+        self._granted = quantum  # the count when it was last set or read
+        self._long = False  # the code runs a long stretch (see the module docstring)
+        self._event: int | None = None  # the next event's tick when the stretch was planned
+        self._factor = 1  # quanta in the next stretch, at most (doubles while the code keeps to itself)
+        self._touched = False  # a device access or host call since the last checkpoint
+        self.slow_paths = 0  # checkpoints that charged (for benches and tests)
         vm.fuel_remaining = quantum
         self.remove = vm.add_checkpoint_handler(self._checkpoint)
+        self._machine = machine
+        self._unobserve = None  # removes the device-access observer a long stretch sets
+        if machine is not None:
+            remove_checkpoint, remove_after = self.remove, machine.add_mmio_observer(self._after_access)
+
+            def remove() -> None:
+                remove_checkpoint()
+                remove_after()
+                self._observe(False)
+
+            self.remove = remove
 
     @property
     def charged_ns(self) -> int:
         """The virtual time charged for executed instructions so far."""
         return self.clock.ticks_to_ns(self._charged_ticks)
 
-    def _checkpoint(self, vm) -> None:
-        self.units += self.quantum - vm.fuel_remaining  # the count was set to a quantum each time
+    def _charge(self, remaining: int) -> None:
+        """Charge the units used since the count was last ``_granted``; ``remaining`` is the count now."""
+        self.units += self._granted - remaining
+        self._granted = remaining
         # ticks = units / per_us us * frequency; exact in integers, so no drift over a long run
         due = self.units * self.clock.frequency_hz // (self.per_us * 1_000_000)
         if due > self._charged_ticks:
             self.clock.advance_to(self.clock.now + (due - self._charged_ticks))
             self._charged_ticks = due
-        vm.fuel_remaining = self.quantum
+
+    def _checkpoint(self, vm) -> None:
+        self.slow_paths += 1
+        self._charge(vm.fuel_remaining)
+        # Stretches double while the code keeps to itself; a device access or host call starts over.
+        self._factor = 1 if self._touched else min(2 * self._factor, MAX_STRETCH)
+        self._touched = False
+        vm.fuel_remaining = self._granted = self._stretch()
+
+    def _stretch(self) -> int:
+        """The fuel to give the code now: up to the current factor of quanta, no further than the units
+        that bring the clock to the next event (so it fires at the first checkpoint at or after its tick)."""
+        clock = self.clock
+        self._event = event = clock.next_deadline
+        stretch = self.quantum * self._factor
+        if event is not None:
+            # The charged ticks reach event - now more than now: units with units * f // d >= that target.
+            f, d = clock.frequency_hz, self.per_us * 1_000_000
+            target = self._charged_ticks + (event - clock.now)
+            stretch = max(1, min(stretch, -(-target * d // f) - self.units))
+        self._long = stretch > self.quantum
+        self._observe(self._long)
+        return stretch
+
+    def _observe(self, on: bool) -> None:
+        """Watch device accesses before they are served (only long stretches need it: it costs each one)."""
+        if on and self._unobserve is None and self._machine is not None:
+            self._unobserve = self._machine.add_device_access_observer(self._before_access)
+        elif not on and self._unobserve is not None:
+            self._unobserve()
+            self._unobserve = None
+
+    def settle(self) -> None:
+        """The code returned to the host: charge every unit it used."""
+        self._charge(self.vm.fuel_remaining)
+
+    def sync(self) -> None:
+        """Before a host call: inside a long stretch, charge what the code has used so far."""
+        self._touched = True
+        if self._long:
+            self._charge(self.vm.fuel_remaining)
+
+    def after_host_call(self) -> None:
+        """A host call returned (the count is in its cell): if the next event moved, plan again."""
+        if self._long and self.clock.next_deadline != self._event:
+            self._charge(self.vm.fuel_remaining)
+            self.vm.fuel_remaining = self._granted = self._stretch()
+
+    def _before_access(self) -> None:
+        """Just before a device access inside a long stretch: charge what the code used (the count is
+        read, never written, from a memory hook)."""
+        if self._long:
+            self._charge(self.vm.fuel_remaining)
+
+    def _after_access(self, _region, _offset, _size, _write, _value) -> None:
+        """A device access inside a long stretch moved the next event (scheduled an earlier one, or let
+        it fire): the stretch ends at the next checkpoint, which plans again and delivers interrupts."""
+        self._touched = True
+        if self._long and self.clock.next_deadline != self._event:
+            self._long = False
+            self.vm.request_checkpoint()

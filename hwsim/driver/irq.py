@@ -152,6 +152,17 @@ class IrqDispatcher:
     def any_high(self) -> bool:
         return any(r.device.irq.level for r in self.registered.values())
 
+    def _any_visible(self) -> bool:
+        """A registered line is high and its rise has reached the driver (the delivery latency passed;
+        one still on its way is delivered by the event its rise scheduled)."""
+        now = self.system.clock.now
+        for r in self.registered.values():
+            if r.device.irq.level:
+                rise = self._rises.get(r.name)
+                if rise is None or rise[1] <= now:
+                    return True
+        return False
+
     def deliver(self) -> None:
         """Call the handler for every registered line that is high, until none is."""
         self._pending = False
@@ -236,7 +247,7 @@ class IrqDispatcher:
         while self.registered:
             self._poll()
             run_async()
-            if self.any_high():
+            if self._any_visible():
                 self._raised()
                 continue
             if not self.registered or not self.idle_step(time_limit_ticks):

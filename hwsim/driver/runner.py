@@ -273,7 +273,9 @@ class DriverRun:
         self.vm = vm_store(self.store)  # the engine side of the Store: address space, interrupts, locations
         # The module may come compiled already (exploration instantiates one module in many runs).
         self.module = wasm if isinstance(wasm, api.Module) else api.Module(self.engine, wasm)
-        self.cpu_time = CpuTime(self.vm, clock, per_us) if per_us and self.module.engine.metering else None
+        self.cpu_time = (
+            CpuTime(self.vm, clock, per_us, machine=system.machine) if per_us and self.module.engine.metering else None
+        )
         self.log_sink = log or (lambda text: print(f"[driver] {text}", file=sys.stderr))
         self.log: list[str] = []
         self.time_limit_ticks = time_limit_ns * system.clock.frequency_hz // 1_000_000_000
@@ -469,8 +471,14 @@ class DriverRun:
         clock = self.system.clock
 
         def guarded(*args):
+            cpu_time = self.cpu_time
+            if cpu_time is not None:
+                cpu_time.sync()  # the host sees the time the driver's instructions took so far
             try:
-                return fn(*args)
+                result = fn(*args)
+                if cpu_time is not None:
+                    cpu_time.after_host_call()
+                return result
             except Trap:
                 raise
             except HwsimError as exc:
@@ -662,6 +670,8 @@ class DriverRun:
             with control:
                 try:
                     report.result = func(self.store, *args)
+                    if self.cpu_time is not None:
+                        self.cpu_time.settle()  # the instructions since the last charge take their time too
                     # Registered interrupt handlers go on working after the entry point returned.
                     self.irqs.serve(self.time_limit_ticks, self._safe_point)
                     # Device work still in flight (a transfer, a request) happens now, as it would on
