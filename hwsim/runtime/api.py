@@ -493,8 +493,8 @@ _FEATURES: dict[str, tuple[_Support, str]] = {
     "wasm_simd": (_Support.NEVER, "SIMD"),
     "wasm_relaxed_simd": (_Support.NEVER, "relaxed SIMD"),
     "wasm_relaxed_simd_deterministic": (_Support.NEVER, "relaxed SIMD"),
-    "wasm_threads": (_Support.NEVER, "threads (shared memories, atomics)"),
-    "shared_memory": (_Support.NEVER, "shared memories"),
+    "wasm_threads": (_Support.SWITCH, "threads (shared memories, atomics)"),
+    "shared_memory": (_Support.SWITCH, "shared memories"),
     "wasm_exceptions": (_Support.NEVER, "exception handling"),
     "wasm_function_references": (_Support.NEVER, "typed function references"),
     "wasm_gc": (_Support.NEVER, "GC"),
@@ -541,7 +541,8 @@ class Config:
     Feature switches (``wasm_simd``, ``wasm_memory64``, ...; docs/embedding.md has the table): a
     feature hwsim implements may be set True (it is on anyway); one it does not may be set False (it is
     off anyway); the other way round raises :class:`~hwsim.errors.ConfigError` naming the feature.
-    ``wasm_custom_page_sizes`` and ``wasm_wide_arithmetic`` really switch (on by default).  wasmtime-py's other settings
+    ``wasm_custom_page_sizes``, ``wasm_wide_arithmetic`` and ``wasm_threads`` (with ``shared_memory``)
+    really switch (on by default, as in wasmtime).  wasmtime-py's other settings
     (Cranelift's, the memory reservation, ...) raise ConfigError saying why hwsim has none.
 
     As in wasmtime-py, an Engine takes its Config: a Config serves one Engine, and changing or
@@ -555,6 +556,7 @@ class Config:
         self._features = {name: support is _Support.ALWAYS for name, (support, _) in _FEATURES.items()}
         self._features["wasm_custom_page_sizes"] = Features().custom_page_sizes
         self._features["wasm_wide_arithmetic"] = Features().wide_arithmetic
+        self._features["wasm_threads"] = self._features["shared_memory"] = Features().threads
         self._closed = False
 
     def __setattr__(self, name: str, value) -> None:
@@ -616,6 +618,7 @@ class Config:
         return Features(
             custom_page_sizes=self._features["wasm_custom_page_sizes"],
             wide_arithmetic=self._features["wasm_wide_arithmetic"],
+            threads=self._features["wasm_threads"] and self._features["shared_memory"],
         )
 
     def close(self) -> None:

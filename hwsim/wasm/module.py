@@ -50,12 +50,17 @@ class Features:
     ``i64.mul_wide_s`` and ``i64.mul_wide_u`` (``0xfc 0x13``-``0x16``), from the
     wide-arithmetic proposal; when off, a module using them is rejected with
     :class:`~hwsim.wasm.errors.UnsupportedFeatureError`.
+
+    ``threads`` (on by default, as in wasmtime): the threads proposal, shared memories (limits flags
+    0x02/0x03, 0x06/0x07 for memory64) and the ``0xfe`` atomic instructions (hwsim/wasm/atomics.py);
+    when off, a module using them is rejected with :class:`~hwsim.wasm.errors.UnsupportedFeatureError`.
     """
 
     custom_page_sizes: bool = True
     memory_discard: bool = False
     memory_control: bool = False  # memory.discard and hwsim's provisional memory.map/unmap/protect
     wide_arithmetic: bool = True
+    threads: bool = True
 
 
 DEFAULT_FEATURES = Features()

@@ -26,6 +26,7 @@ from bisect import bisect_right
 from collections.abc import Sized
 
 from . import opcodes as op
+from .atomics import ATOMICS, AtomicKind, signature
 from .errors import InvalidError
 from .module import ACTIVE, ConstExpr, DecodedModule
 from .types import (
@@ -145,6 +146,8 @@ class _ModuleValidator:
             else:
                 bound, text = _U64_MAX, "2^64 - 1 bytes for i64"
         self.check_limits(mt.limits, bound, f"memory size must be at most {text}", offset)
+        if mt.shared and mt.limits.max is None:
+            raise _err("shared memory must have maximum (threads proposal)", offset)
 
     def check_table_type(self, tt: TableType, offset: int) -> None:
         if tt.index_type == I32:
@@ -805,8 +808,25 @@ class _FuncChecker:
             params, results = op.SIGNATURES[code]
             self.pop_vals(params)
             vals.extend(results)
+        elif code in ATOMICS:
+            self.atomic(code, imm)
         else:  # pragma: no cover - the decoder produces no other opcodes
             raise self.error(f"unknown instruction {op.opcode_name(code)}")
+
+    def atomic(self, code: int, imm) -> None:
+        """A threads-proposal instruction: its memarg's alignment must be exactly natural."""
+        a = ATOMICS[code]
+        addr = I32
+        if a.kind is not AtomicKind.FENCE:
+            mem, align, _ = imm
+            addr = self.memarg(imm, a.size_log2)
+            if align != a.size_log2:
+                raise self.error(
+                    f"atomic alignment must be natural: 2**{align} is not {a.size} bytes ({a.name}, memory {mem})"
+                )
+        params, results = signature(a, addr)
+        self.pop_vals(params)
+        self.vals.extend(results)
 
     def check_tail_results(self, ft: FuncType) -> None:
         if ft.results != self.results:
