@@ -150,3 +150,36 @@ def test_sharedness_must_match_on_import(exporter, importer, message):
     with pytest.raises(WasmtimeError) as info:
         Instance(store, Module(engine, importer), [mem])
     assert "incompatible import type" in str(info.value) and message in str(info.value)
+
+
+# Older snapshots: the threads proposal's scripts predate multi-memory, multiple tables and memory64 ------
+
+
+def test_features_for_pre_multi_memory_scripts():
+    from wasm_conftest_helpers import section, vec
+
+    old = Features(multi_memory=False, multi_table=False, memory64=False)
+    two_memories = module(memory_section(b"\x00\x00", b"\x00\x00"))
+    load_module(two_memories)
+    with pytest.raises(InvalidError, match=r"^multiple memories: 2 \(the multi-memory proposal is off\)"):
+        load_module(two_memories, features=old)
+    two_tables = module(section(4, vec([b"\x70\x00\x00", b"\x70\x00\x00"])))
+    load_module(two_tables)
+    with pytest.raises(InvalidError, match=r"^multiple tables: 2"):
+        load_module(two_tables, features=old)
+    with pytest.raises(MalformedError, match="malformed limits flags 0x04"):
+        decode_module(module(memory_section(b"\x04\x00")), features=old)
+    with pytest.raises(MalformedError, match="integer too large"):
+        decode_module(module(memory_section(b"\x00\x80\x80\x80\x80\x10")), features=old)  # 2**32 pages
+
+
+def test_the_spectest_runner_turns_them_off_for_the_threads_scripts(tmp_path):
+    from hwsim.spectest.runner import SpecTestRunner, default_features
+
+    threads = tmp_path / "proposals" / "threads" / "memory.wast"
+    assert default_features(threads) == Features(
+        custom_page_sizes=False, multi_memory=False, multi_table=False, memory64=False
+    )
+    assert default_features(tmp_path / "memory.wast") == Features(custom_page_sizes=False)
+    runner = SpecTestRunner(features={"memory_discard": True})
+    assert runner.features_for(threads).memory_discard and not runner.features_for(threads).multi_memory

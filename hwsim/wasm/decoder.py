@@ -196,7 +196,7 @@ class _Decoder:
         """Limits of a table or memory type: (limits, index type, log2 page size)."""
         pos = self.pos
         flags = self.byte()
-        allowed = LIMITS_HAS_MAX | LIMITS_INDEX64
+        allowed = LIMITS_HAS_MAX | (LIMITS_INDEX64 if self.features.memory64 else 0)
         if memory:
             if self.features.custom_page_sizes:
                 allowed |= LIMITS_PAGE_SIZE
@@ -209,8 +209,9 @@ class _Decoder:
                 flags &= ~LIMITS_SHARED
         if flags & ~allowed:
             raise MalformedError(f"malformed limits flags {flags:#04x}", offset=pos)
-        minimum = self.u64()
-        maximum = self.u64() if flags & LIMITS_HAS_MAX else None
+        read = self.u64 if self.features.memory64 else self.u32
+        minimum = read()
+        maximum = read() if flags & LIMITS_HAS_MAX else None
         page_log2 = DEFAULT_PAGE_SIZE_LOG2
         if flags & LIMITS_PAGE_SIZE:
             ppos = self.pos
@@ -340,6 +341,7 @@ class _Decoder:
         ]
         self._decode_known_customs(m)
         m.bodies = self.bodies
+        m.features = self.features
         return m
 
     def _custom_section(self, m: DecodedModule, size: int, after: int) -> None:

@@ -137,7 +137,7 @@ class _ModuleValidator:
             raise _err(f"invalid custom page size: {1 << log2} bytes (only 1 and 65536 are allowed)", offset)
         if log2 == 16:
             if mt.index_type == I32:
-                bound, text = 0x1_0000, "2^16 pages (4 GiB) for i32"
+                bound, text = 0x1_0000, "65536 pages (4GiB) for i32"
             else:
                 bound, text = 0x1_0000_0000_0000, "2^48 pages (256 TiB) for i64"
         else:
@@ -211,6 +211,16 @@ class _ModuleValidator:
                 assert e.offset_expr is not None  # the decoder reads one for every active segment
                 self.check_const(e.offset_expr, tt.index_type, f"offset of element segment {i}")
             c.elems.append(e.elem_type)
+        if not m.features.multi_memory and len(c.memories) > 1:
+            raise _err(
+                f"multiple memories: {len(c.memories)} (the multi-memory proposal is off)",
+                m.memory_offsets[-1] if m.memory_offsets else None,
+            )
+        if not m.features.multi_table and len(c.tables) > 1:
+            raise _err(
+                f"multiple tables: {len(c.tables)} (reference types' multiple tables are off)",
+                m.tables[-1].offset if m.tables else None,
+            )
         base = m.num_imported_funcs
         for i, f in enumerate(m.funcs if m.bodies else ()):
             _FuncChecker(self, base + i).check_func(f)
