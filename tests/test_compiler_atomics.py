@@ -137,7 +137,7 @@ def test_unaligned_atomics_trap(pair, name, args):
     hw, wt = pair
     with pytest.raises(hwsim.Trap) as info:
         hw.call(name, *args)
-    assert info.value.trap_code is hwsim.TrapCode.UNALIGNED_ATOMIC
+    assert info.value.trap_code is hwsim.TrapCode.HEAP_MISALIGNED
     assert "wasm trap: unaligned atomic" in str(info.value)
     with pytest.raises(wasmtime.Trap, match="unaligned atomic"):
         wt.call(name, *args)
@@ -196,10 +196,10 @@ def test_wait_and_notify_on_a_shared_memory():
     assert info.value.trap_code is hwsim.TrapCode.DEADLOCK
     assert "deadlock: memory.atomic.wait with no timeout, and no other thread can notify it" in str(info.value)
     for name, args, code in (
-        ("wait32", (2, 0, 0), hwsim.TrapCode.UNALIGNED_ATOMIC),
-        ("wait64", (12, 0, 0), hwsim.TrapCode.UNALIGNED_ATOMIC),
+        ("wait32", (2, 0, 0), hwsim.TrapCode.HEAP_MISALIGNED),
+        ("wait64", (12, 0, 0), hwsim.TrapCode.HEAP_MISALIGNED),
         ("notify", (65536, 1), hwsim.TrapCode.MEMORY_OUT_OF_BOUNDS),
-        ("notify", (1, 1), hwsim.TrapCode.UNALIGNED_ATOMIC),
+        ("notify", (1, 1), hwsim.TrapCode.HEAP_MISALIGNED),
     ):
         with pytest.raises(hwsim.Trap) as info:
             hw.call(name, *args)
@@ -211,7 +211,7 @@ def test_wait_on_an_unshared_memory_traps_and_notify_returns_zero():
     assert hw.call("notify", 0, 1) == 0
     with pytest.raises(hwsim.Trap) as info:
         hw.call("wait32", 0, 0, 0)
-    assert info.value.trap_code is hwsim.TrapCode.WAIT_NOT_SHARED
+    assert info.value.trap_code is hwsim.TrapCode.ATOMIC_WAIT_NON_SHARED_MEMORY
     assert "wasm trap: atomic wait on non-shared memory" in str(info.value)  # wasmtime's text
 
 

@@ -350,7 +350,7 @@ def _atomic_address(store, m, mem, addr: int, offset: int, size: int) -> int:
     """The checked effective address of a wait or notify: alignment first, then bounds (as compiled atomics)."""
     ea = _index(addr, _is64(mem)) + offset
     if ea % size:
-        raise Trap(TrapCode.UNALIGNED_ATOMIC)
+        raise Trap(TrapCode.HEAP_MISALIGNED)
     if ea + size > mem.size_bytes:
         raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
     _watch(store, m, mem, ea, size, False)
@@ -369,7 +369,7 @@ def _wait(store, instance, m, size: int) -> None:
     mem = _mem(instance, index)
     ea = _atomic_address(store, m, mem, addr, offset, size)
     if not mem.type.shared:
-        raise Trap(TrapCode.WAIT_NOT_SHARED)
+        raise Trap(TrapCode.ATOMIC_WAIT_NON_SHARED_MEMORY)
     value = int.from_bytes(mem.read(ea, size), "little")
     if value != expected & ((1 << 8 * size) - 1):
         _ret(m, NOT_EQUAL)

@@ -790,7 +790,7 @@ class RiscvMasm:
             self.emit(A.addi(t4, addr.num, low), A.andi(t4, t4, size - 1))
         else:
             self.emit(A.andi(t4, addr.num, size - 1))
-        self._trap_branch("bne", t4, 0, TrapCode.UNALIGNED_ATOMIC)
+        self._trap_branch("bne", t4, 0, TrapCode.HEAP_MISALIGNED)
 
     def _atomic_base(self, base: Reg, disp: int) -> int:
         """The address ``base + disp`` in one register (t5)."""
