@@ -231,3 +231,36 @@ def test_wait_on_an_unshared_memory_traps_and_notify_returns_zero():
 )
 def test_rv64a_encodings_match_capstone(word, text):
     assert disassemble_one(word.to_bytes(4, "little"), 0).text == text
+
+
+def test_memory64_atomics_and_fuel_match_wasmtime():
+    wat = """(module (memory i64 1 1 shared)
+      (func (export "f") (param i64 i64) (result i64) (i64.atomic.rmw16.add_u offset=6 (local.get 0) (local.get 1)))
+      (func (export "g") (param i64) (result i32) (i32.atomic.load offset=4 (local.get 0)))
+      (func (export "w") (param i64) (result i32)
+        (memory.atomic.wait32 offset=4 (local.get 0) (i32.const 0) (i64.const 5)))
+      (func (export "loop") (param i32) (result i32)
+        (block (loop (br_if 1 (i32.eqz (local.get 0)))
+          (drop (i32.atomic.rmw.add (i64.const 0) (i32.const 1)))
+          (local.set 0 (i32.sub (local.get 0) (i32.const 1))) (br 0)))
+        (i32.atomic.load (i64.const 0))))"""
+    config = hwsim.Config()
+    config.consume_fuel = True
+    engine = hwsim.Engine(config)
+    store = hwsim.Store(engine)
+    store.set_fuel(10_000)
+    hx = hwsim.Instance(store, hwsim.Module(engine, wat), []).exports(store)
+    wconfig = wasmtime.Config()
+    wconfig.shared_memory = wconfig.wasm_memory64 = wconfig.consume_fuel = True
+    wengine = wasmtime.Engine(wconfig)
+    wstore = wasmtime.Store(wengine)
+    wstore.set_fuel(10_000)
+    wx = wasmtime.Instance(wstore, wasmtime.Module(wengine, wat), []).exports(wstore)
+    for name, args in (("f", (0, 5)), ("f", (2, 0x10001)), ("g", (0,)), ("w", (0,)), ("w", (4,)), ("loop", (10,))):
+        assert hx[name](store, *args) == wx[name](wstore, *args), name
+    assert store.get_fuel() == wstore.get_fuel()
+    for args, text in (((1, 1), "unaligned atomic"), ((65534, 1), "out of bounds"), ((2**64 - 6, 1), "out of bounds")):
+        with pytest.raises(hwsim.Trap, match=text):
+            hx["f"](store, *args)
+        with pytest.raises(wasmtime.Trap, match=text):
+            wx["f"](wstore, *args)
