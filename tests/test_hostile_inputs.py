@@ -210,7 +210,7 @@ GIANT = {
     "memory of 65537 pages": (
         "(module (memory 65537))",
         InvalidError,
-        "memory size must be at most 2^16 pages (4 GiB) for i32 (min 65537, max None)",
+        "memory size must be at most 65536 pages (4GiB) for i32 (min 65537, max None)",
     ),
     "memory64 of 2^48 pages": (
         "(module (memory i64 281474976710656))",

@@ -495,14 +495,6 @@ def test_dylink_section():
             "unsupported feature: legacy exception handling (opcode 0x06 try) (at offset 0x17 in function 0)",
         ),
         (
-            module(memory_section(b"\x03\x01\x02")),
-            "unsupported feature: threads/atomics (shared memory, limits flags 0x03) (at offset 0xb)",
-        ),
-        (
-            one_func(b"\x41\x00\xfe\x10\x02\x00\x1a\x0b", extra=(memory_section(b"\x00\x01"),)),
-            "unsupported feature: threads/atomics (opcode 0xfe 0x10) (at offset 0x1e in function 0)",
-        ),
-        (
             one_func(b"\xd0\x00\x1a\x0b"),
             "unsupported feature: typed function references (heap type index 0) (at offset 0x18 in function 0)",
         ),

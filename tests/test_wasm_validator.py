@@ -270,8 +270,8 @@ def test_memory_discard_types_follow_the_index_type():
 @pytest.mark.parametrize(
     "limits, reason",
     [
-        (b"\x00\x81\x80\x04", "memory size must be at most 2^16 pages (4 GiB) for i32 (min 65537, max None)"),
-        (b"\x01\x00\x81\x80\x04", "memory size must be at most 2^16 pages (4 GiB) for i32 (min 0, max 65537)"),
+        (b"\x00\x81\x80\x04", "memory size must be at most 65536 pages (4GiB) for i32 (min 65537, max None)"),
+        (b"\x01\x00\x81\x80\x04", "memory size must be at most 65536 pages (4GiB) for i32 (min 0, max 65537)"),
         (b"\x01\x02\x01", "size minimum must not be greater than maximum (2 > 1)"),
         (
             b"\x04\x81\x80\x80\x80\x80\x80\x40",

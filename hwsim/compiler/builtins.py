@@ -45,6 +45,10 @@ class Builtin(enum.IntEnum):
     far_grant = 23
     far_revoke = 24
     checkpoint = 25
+    # threads proposal: (addr, operands..., memory index, static offset)
+    memory_atomic_notify = 26
+    memory_atomic_wait32 = 27
+    memory_atomic_wait64 = 28
 
 
 class BulkFuel(enum.IntEnum):

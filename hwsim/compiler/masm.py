@@ -38,6 +38,7 @@ from __future__ import annotations
 import enum
 from typing import Protocol
 
+from ..wasm.atomics import RmwOp
 from ..wasm.types import MemoryType
 from .abi import AbiLoc
 from .regs import Reg, RegClass
@@ -415,6 +416,38 @@ class MacroAssembler(Protocol):
 
     def far_access(self, far: Reg, size: int, write: bool, data: Reg, segments_word: int) -> None:
         """Load (zero-extended) or store ``data`` at far pointer ``far``, checked against the segment table."""
+
+    # -- atomics (threads proposal): sequentially consistent; ``base + disp`` from :meth:`heap_address` --
+
+    def atomic_check_align(self, addr: Reg, offset: int, size: int) -> None:
+        """Trap ``unaligned atomic`` unless ``addr + offset`` is a multiple of ``size`` (checked before bounds)."""
+
+    def fence(self) -> None:
+        """``atomic.fence``: a full memory fence."""
+
+    def atomic_load(self, kind: LoadKind, dst: Reg, base: Reg, disp: int) -> None:
+        """``dst =`` the ``kind`` load at ``base + disp``, ordered as a sequentially consistent atomic load."""
+
+    def atomic_store(self, kind: StoreKind, src: Reg, base: Reg, disp: int) -> None:
+        """The ``kind`` store of ``src`` at ``base + disp``, ordered as a sequentially consistent atomic store."""
+
+    def atomic_rmw(
+        self, op: RmwOp, size: int, wide: bool, dst: Reg, base: Reg, disp: int, value: Reg, temps: tuple[Reg, ...]
+    ) -> None:
+        """``dst =`` old ``size`` bytes at ``base + disp`` (zero-extended; i64 if ``wide``), now ``old op value``; ``temps``: 3 spare registers."""
+
+    def atomic_cmpxchg(
+        self,
+        size: int,
+        wide: bool,
+        dst: Reg,
+        base: Reg,
+        disp: int,
+        expected: Reg,
+        replacement: Reg,
+        temps: tuple[Reg, ...],
+    ) -> None:
+        """``dst =`` old ``size`` bytes at ``base + disp``, replaced by ``replacement`` if equal to ``expected`` wrapped; 4 temps."""
 
     def memory_fill(
         self, dst: Reg, value: Reg, n: Reg, word: int, index64: bool, builtin_id: int, static: tuple[int, ...]

@@ -28,6 +28,10 @@ class TrapCode(enum.Enum):
     HOST_INTERFACE = "host interface misuse"  # a sandboxed driver called the hwsim host interface wrongly
     OUT_OF_FUEL = "all fuel consumed by WebAssembly"  # a checkpoint found the fuel count used up (wasmtime's text)
     HOST = "trap raised by host code"  # Trap("message") from a host function (its own message is shown)
+    # threads proposal
+    HEAP_MISALIGNED = "unaligned atomic"  # an atomic access whose effective address is not naturally aligned
+    ATOMIC_WAIT_NON_SHARED_MEMORY = "expected shared memory"  # memory.atomic.wait on an unshared memory
+    DEADLOCK = "deadlock: memory.atomic.wait with no timeout, and no other thread can notify it"
     # wasmtime-py's names for two of them (aliases: the same members)
     INTEGER_DIVISION_BY_ZERO = "integer divide by zero"
     INTERRUPT = "interrupted"
@@ -49,4 +53,6 @@ _WASMTIME_TEXT = {
     TrapCode.TABLE_OUT_OF_BOUNDS: "undefined element: out of bounds table access",
     TrapCode.UNDEFINED_ELEMENT: "undefined element: out of bounds table access",
     TrapCode.INTERRUPTED: "interrupt",
+    TrapCode.HEAP_MISALIGNED: "unaligned atomic",
+    TrapCode.ATOMIC_WAIT_NON_SHARED_MEMORY: "atomic wait on non-shared memory",
 }

@@ -556,6 +556,35 @@ def fmv_d_x(rd, rs1) -> int:
     return _fp_r(0x79, freg(rd), reg(rs1), 0, 0)
 
 
+# -- A extension (atomics) and fences -----------------------------------------------
+# Every AMO and LR/SC here sets aq and rl: sequentially consistent, as WebAssembly's atomics are.
+
+_AMO_FUNCT5 = {"add": 0x00, "swap": 0x01, "lr": 0x02, "sc": 0x03, "xor": 0x04, "or": 0x08, "and": 0x0C}
+
+
+def amo(op: str, rd, rs1, rs2, *, double: bool) -> int:
+    """``amo<op>.{w,d}.aqrl rd, rs2, (rs1)``: ``op`` is add, swap, xor, or or and."""
+    return r_type(0x2F, rd, 3 if double else 2, rs1, rs2, _AMO_FUNCT5[op] << 2 | 0b11)
+
+
+def lr(rd, rs1, *, double: bool) -> int:
+    """``lr.{w,d}.aqrl rd, (rs1)``: load-reserved."""
+    return r_type(0x2F, rd, 3 if double else 2, rs1, 0, _AMO_FUNCT5["lr"] << 2 | 0b11)
+
+
+def sc(rd, rs1, rs2, *, double: bool) -> int:
+    """``sc.{w,d}.aqrl rd, rs2, (rs1)``: store-conditional (rd = 0 on success)."""
+    return r_type(0x2F, rd, 3 if double else 2, rs1, rs2, _AMO_FUNCT5["sc"] << 2 | 0b11)
+
+
+FENCE_R, FENCE_W = 2, 1  # predecessor/successor set bits (i = 8 and o = 4 are device input and output)
+
+
+def fence(pred: int = FENCE_R | FENCE_W, succ: int = FENCE_R | FENCE_W) -> int:
+    """``fence pred, succ`` (default ``fence rw, rw``)."""
+    return (pred << 24) | (succ << 20) | 0x0F
+
+
 # -- system ----------------------------------------------------------------------
 
 ECALL = 0x00000073

@@ -214,15 +214,14 @@ class Limits:
 class MemoryType:
     """A memory's type: its limits in pages, whether it is a memory64, and its page size (custom page
     sizes: ``page_size_log2`` 0 or 16).  Limits past the index type's range raise WasmtimeError.
-    ``shared``: wasmtime-py's, for the threads proposal, which hwsim does not implement (True raises
-    ConfigError)."""
+    ``shared``: the threads proposal's shared memory (:class:`SharedMemory`), which needs a maximum."""
 
     def __init__(self, limits: Limits, is_64: bool = False, shared: bool = False, page_size_log2: int = 16) -> None:
         self.limits = _expect(limits, Limits, "MemoryType(limits)")
         self.is_64 = _expect(is_64, bool, "MemoryType(is_64)")
-        if _expect(shared, bool, "MemoryType(shared)"):
-            raise ConfigError("MemoryType(shared): hwsim does not implement shared memories (the threads proposal)")
-        self.is_shared = False
+        self.is_shared = _expect(shared, bool, "MemoryType(shared)")
+        if shared and limits.max is None:
+            raise WasmtimeError("MemoryType(shared=True): a shared memory must have a maximum")
         self.page_size_log2 = _int(page_size_log2, "MemoryType(page_size_log2)")
         if self.page_size_log2 not in (0, 16):
             raise WasmtimeError(
@@ -241,17 +240,27 @@ class MemoryType:
         return 1 << self.page_size_log2
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, MemoryType) and (other.limits, other.is_64, other.page_size_log2) == (
-            self.limits,
-            self.is_64,
-            self.page_size_log2,
-        )
+        return isinstance(other, MemoryType) and (
+            other.limits,
+            other.is_64,
+            other.page_size_log2,
+            other.is_shared,
+        ) == (self.limits, self.is_64, self.page_size_log2, self.is_shared)
 
     def __hash__(self) -> int:
-        return hash((self.limits, self.is_64, self.page_size_log2))
+        return hash((self.limits, self.is_64, self.page_size_log2, self.is_shared))
 
     def __repr__(self) -> str:
-        return f"MemoryType({self.limits}, is_64={self.is_64})"
+        return f"MemoryType({self.limits}, is_64={self.is_64}" + (", shared=True)" if self.is_shared else ")")
+
+    def _engine_type(self, pages: int | None = None) -> _MemoryType:
+        """The runtime's memory type; ``pages``: a minimum other than the type's own."""
+        return _MemoryType(
+            limits=_Limits(min=self.limits.min if pages is None else pages, max=self.limits.max),
+            index_type=I64 if self.is_64 else I32,
+            page_size_log2=self.page_size_log2,
+            shared=self.is_shared,
+        )
 
 
 class TableType:
@@ -318,7 +327,7 @@ def _api_limits(limits: _Limits) -> Limits:
 def _api_memory_type(mt: _MemoryType, pages: int | None = None) -> MemoryType:
     """The public type of a memory; ``pages``: its size now, which is its minimum now (as wasmtime)."""
     limits = Limits(mt.limits.min if pages is None else pages, mt.limits.max)
-    return MemoryType(limits, mt.index_type == I64, page_size_log2=mt.page_size_log2)
+    return MemoryType(limits, mt.index_type == I64, shared=mt.shared, page_size_log2=mt.page_size_log2)
 
 
 def _api_table_type(tt: _TableType, size: int | None = None) -> TableType:
@@ -493,8 +502,8 @@ _FEATURES: dict[str, tuple[_Support, str]] = {
     "wasm_simd": (_Support.NEVER, "SIMD"),
     "wasm_relaxed_simd": (_Support.NEVER, "relaxed SIMD"),
     "wasm_relaxed_simd_deterministic": (_Support.NEVER, "relaxed SIMD"),
-    "wasm_threads": (_Support.NEVER, "threads (shared memories, atomics)"),
-    "shared_memory": (_Support.NEVER, "shared memories"),
+    "wasm_threads": (_Support.SWITCH, "threads (shared memories, atomics)"),
+    "shared_memory": (_Support.SWITCH, "shared memories"),
     "wasm_exceptions": (_Support.NEVER, "exception handling"),
     "wasm_function_references": (_Support.NEVER, "typed function references"),
     "wasm_gc": (_Support.NEVER, "GC"),
@@ -541,7 +550,8 @@ class Config:
     Feature switches (``wasm_simd``, ``wasm_memory64``, ...; docs/embedding.md has the table): a
     feature hwsim implements may be set True (it is on anyway); one it does not may be set False (it is
     off anyway); the other way round raises :class:`~hwsim.errors.ConfigError` naming the feature.
-    ``wasm_custom_page_sizes`` and ``wasm_wide_arithmetic`` really switch (on by default).  wasmtime-py's other settings
+    ``wasm_custom_page_sizes``, ``wasm_wide_arithmetic`` and ``wasm_threads`` (with ``shared_memory``)
+    really switch (on by default, as in wasmtime).  wasmtime-py's other settings
     (Cranelift's, the memory reservation, ...) raise ConfigError saying why hwsim has none.
 
     As in wasmtime-py, an Engine takes its Config: a Config serves one Engine, and changing or
@@ -555,6 +565,7 @@ class Config:
         self._features = {name: support is _Support.ALWAYS for name, (support, _) in _FEATURES.items()}
         self._features["wasm_custom_page_sizes"] = Features().custom_page_sizes
         self._features["wasm_wide_arithmetic"] = Features().wide_arithmetic
+        self._features["wasm_threads"] = self._features["shared_memory"] = Features().threads
         self._closed = False
 
     def __setattr__(self, name: str, value) -> None:
@@ -616,6 +627,7 @@ class Config:
         return Features(
             custom_page_sizes=self._features["wasm_custom_page_sizes"],
             wide_arithmetic=self._features["wasm_wide_arithmetic"],
+            threads=self._features["wasm_threads"] and self._features["shared_memory"],
         )
 
     def close(self) -> None:
@@ -1281,12 +1293,9 @@ class Memory:
         if _inner is None:
             runtime = _runtime(store)
             ty = _expect(ty, MemoryType, "Memory(ty)")
-            mt = _MemoryType(
-                limits=_Limits(min=ty.limits.min, max=ty.limits.max),
-                index_type=I64 if ty.is_64 else I32,
-                page_size_log2=ty.page_size_log2,
-            )
-            _inner = MemoryInstance(runtime, mt)
+            if ty.is_shared:
+                raise WasmtimeError("Memory(ty): a shared memory type makes a SharedMemory(engine, ty), not a Memory")
+            _inner = MemoryInstance(runtime, ty._engine_type())
         self._inner = _inner
 
     def _ctl(self, store: Store):
@@ -1485,6 +1494,91 @@ class MemoryPointer:
         return f"<hwsim.MemoryPointer to a memory of {self._memory.size_bytes:#x} bytes>"
 
 
+class SharedMemory:
+    """wasmtime-py's ``SharedMemory``: a linear memory of the threads proposal, made from an Engine.
+
+    As in wasmtime-py its methods take no Store.  An hwsim memory lives in one Store's machine (its page
+    tables and RAM), so a SharedMemory is placed in the first Store that imports it (``Linker.define``,
+    ``Instance``, ``Linker.instantiate``); another Store importing it afterwards raises
+    :class:`~hwsim.errors.StoreMismatchError`.  Until it is placed, ``size``, ``data_len``, ``type`` and
+    ``grow`` work on its pending size and ``data_ptr`` raises WasmtimeError.  An instance's exported shared
+    memory comes back as a SharedMemory (placed in the instance's Store).
+    """
+
+    @overload
+    def __init__(self, engine: Engine, ty: MemoryType) -> None: ...
+    @overload  # hwsim's own: the public face of an engine memory that is shared
+    def __init__(self, engine: None, ty: None = None, *, _inner: MemoryInstance) -> None: ...
+    def __init__(self, engine: Engine | None, ty: MemoryType | None = None, *, _inner: MemoryInstance | None = None):
+        if _inner is None:
+            _open(engine, Engine, "SharedMemory(engine)")
+            ty = _expect(ty, MemoryType, "SharedMemory(ty)")
+            if not ty.is_shared:
+                raise WasmtimeError("SharedMemory(ty): the type is not shared (use MemoryType(..., shared=True))")
+            self._type = ty
+            self._pages = ty.limits.min
+        else:
+            self._type = _api_memory_type(_inner.type)
+            self._pages = _inner.pages
+        self._inner = _inner
+
+    def _placed_in(self, runtime: _Store) -> MemoryInstance:
+        """The runtime memory, placed in ``runtime`` on first use."""
+        if self._inner is None:
+            self._inner = MemoryInstance(runtime, self._type._engine_type(self._pages))
+        runtime.check_owned(self._inner, "the SharedMemory (placed in the Store that first imported it)")
+        return self._inner
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, SharedMemory) and (other is self or (other._inner is self._inner is not None))
+
+    def __hash__(self) -> int:
+        return id(self._inner) if self._inner is not None else id(self)
+
+    def type(self) -> MemoryType:
+        """The memory's type; its minimum is its size now (as in wasmtime-py)."""
+        inner = self._inner
+        return _api_memory_type(inner.type, inner.pages) if inner is not None else self._pending_type()
+
+    def _pending_type(self) -> MemoryType:
+        ty = self._type
+        return MemoryType(Limits(self._pages, ty.limits.max), ty.is_64, True, ty.page_size_log2)
+
+    def size(self) -> int:
+        """The size in pages."""
+        return self._inner.pages if self._inner is not None else self._pages
+
+    def data_len(self) -> int:
+        """The size in bytes."""
+        return self._inner.size_bytes if self._inner is not None else self._pages * self._type.page_size
+
+    def grow(self, delta: int) -> int:
+        """Grow by ``delta`` pages; the old size.  Past the maximum raises WasmtimeError."""
+        delta = _int(delta, "SharedMemory.grow(delta)")
+        if self._inner is not None:
+            old = self._inner.grow(delta)
+            if old < 0:
+                raise WasmtimeError(f"failed to grow memory by {delta} pages")
+            return old
+        maximum = self._type.limits.max
+        if delta < 0 or (maximum is not None and self._pages + delta > maximum):
+            raise WasmtimeError(f"failed to grow memory by {delta} pages")
+        old, self._pages = self._pages, self._pages + delta
+        return old
+
+    def data_ptr(self) -> MemoryPointer:
+        """As :meth:`Memory.data_ptr`: a :class:`MemoryPointer` onto the memory's bytes."""
+        if self._inner is None:
+            raise WasmtimeError(
+                "SharedMemory.data_ptr: the memory has no bytes yet; hwsim places a shared memory in the Store "
+                "that first imports it (Linker.define or Instance), import it first"
+            )
+        return MemoryPointer(self._inner)
+
+    def __repr__(self) -> str:
+        return f"<hwsim.SharedMemory {self.type()!r}>"
+
+
 class Global:
     @overload
     def __init__(self, store: Store, ty: GlobalType, val: Any = None) -> None: ...
@@ -1584,22 +1678,25 @@ class Table:
         return old
 
 
-def _unwrap(item):
+def _unwrap(item, runtime: _Store | None = None):
+    """The runtime object behind an import; a SharedMemory is placed in ``runtime`` on first use."""
     if item is None:  # an intrinsic import, which hwsim provides
         return None
+    if isinstance(item, SharedMemory) and runtime is not None:
+        return item._placed_in(runtime)
     if isinstance(item, Func):
         return item._record
     if isinstance(item, (Memory, Global, Table)):
         return item._inner
-    raise ArgumentTypeError(f"expected a Func, Memory, Global or Table, not {_show(item)}")
+    raise ArgumentTypeError(f"expected a Func, Memory, SharedMemory, Global or Table, not {_show(item)}")
 
 
-def _wrap(export: tuple[ExternKind, ExternItem]) -> Func | Memory | Global | Table:
+def _wrap(export: tuple[ExternKind, ExternItem]) -> Func | Memory | SharedMemory | Global | Table:
     _kind, obj = export  # the kind follows the object's class
     if isinstance(obj, FuncRecord):
         return Func(None, None, None, _record=obj)
     if isinstance(obj, MemoryInstance):
-        return Memory(None, _inner=obj)
+        return SharedMemory(None, _inner=obj) if obj.type.shared else Memory(None, _inner=obj)
     if isinstance(obj, GlobalInstance):
         return Global(None, _inner=obj)
     return Table(None, _inner=obj)
@@ -1730,7 +1827,7 @@ class Instance:
         of another Store raises :class:`~hwsim.errors.StoreMismatchError`), None for hwsim's intrinsics."""
         runtime = _runtime(store)
         _open(module, Module, "Instance(module)")
-        items = [_unwrap(i) for i in imports]
+        items = [_unwrap(i, runtime) for i in imports]
         try:
             inner = _Instance(runtime, module._module, module._compiled, items)
         except LinkError as exc:
@@ -1785,7 +1882,7 @@ class Linker:
         _expect(module, str, "Linker.define(module)")
         _expect(name, str, "Linker.define(name)")
         runtime.check_owned(
-            _unwrap(_expect(item, (Func, Memory, Global, Table), "Linker.define(item)")),
+            _unwrap(_expect(item, (Func, Memory, SharedMemory, Global, Table), "Linker.define(item)"), runtime),
             f"`{module}::{name}` (a {type(item).__name__})",
         )
         key = (module, name)
@@ -1904,7 +2001,7 @@ class Linker:
         _open(self, Linker, "Linker.instantiate")
         _runtime(store)
         _open(module, Module, "Linker.instantiate(module)")
-        imports: list[Func | Memory | Global | Table | None] = []
+        imports: list[Func | Memory | SharedMemory | Global | Table | None] = []
         from ..compiler.intrinsics import MODULES as INTRINSIC_MODULES
 
         for imp in module._module.imports:

@@ -337,6 +337,56 @@ def checkpoint(store, instance, m) -> None:
 
 # -- the dispatch table -------------------------------------------------------------------------------------
 # Every id the compiler can emit (compiler/builtins.Builtin) and the function that serves it, called as
+# Threads proposal: wait and notify ----------------------------------------------------------------
+# hwsim runs one thread per Store (no wasi-threads yet), so nobody else can be waiting or notify:
+# notify wakes no one (0); a wait whose value differs returns 1 ("not-equal"); one whose value matches
+# returns 2 ("timed-out") after a finite timeout, and traps with TrapCode.DEADLOCK when the timeout is
+# infinite (negative), where a real runtime would hang forever.  docs/architecture.md, *Threads*.
+
+NOT_EQUAL, TIMED_OUT = 1, 2
+
+
+def _atomic_address(store, m, mem, addr: int, offset: int, size: int) -> int:
+    """The checked effective address of a wait or notify: alignment first, then bounds (as compiled atomics)."""
+    ea = _index(addr, _is64(mem)) + offset
+    if ea % size:
+        raise Trap(TrapCode.HEAP_MISALIGNED)
+    if ea + size > mem.size_bytes:
+        raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
+    _watch(store, m, mem, ea, size, False)
+    return ea
+
+
+def memory_atomic_notify(store, instance, m) -> None:
+    addr, _count, index, offset = _args(m, 4)
+    mem = _mem(instance, index)
+    _atomic_address(store, m, mem, addr, offset, 4)
+    _ret(m, 0)  # no thread waits: nobody to wake
+
+
+def _wait(store, instance, m, size: int) -> None:
+    addr, expected, timeout, index, offset = _args(m, 5)
+    mem = _mem(instance, index)
+    ea = _atomic_address(store, m, mem, addr, offset, size)
+    if not mem.type.shared:
+        raise Trap(TrapCode.ATOMIC_WAIT_NON_SHARED_MEMORY)
+    value = int.from_bytes(mem.read(ea, size), "little")
+    if value != expected & ((1 << 8 * size) - 1):
+        _ret(m, NOT_EQUAL)
+    elif timeout >> 63:  # negative: wait forever, and no other thread can notify
+        raise Trap(TrapCode.DEADLOCK)
+    else:
+        _ret(m, TIMED_OUT)
+
+
+def memory_atomic_wait32(store, instance, m) -> None:
+    _wait(store, instance, m, 4)
+
+
+def memory_atomic_wait64(store, instance, m) -> None:
+    _wait(store, instance, m, 8)
+
+
 # ``fn(store, instance, machine)`` with the arguments in the ABI registers.  Checked when this module is
 # imported: an id without a function (or a function for no id) is a bug, found before anything runs.
 
@@ -366,6 +416,9 @@ DISPATCH: dict[Builtin, Callable[..., None]] = {
     Builtin.far_grant: far_grant,
     Builtin.far_revoke: far_revoke,
     Builtin.checkpoint: checkpoint,
+    Builtin.memory_atomic_notify: memory_atomic_notify,
+    Builtin.memory_atomic_wait32: memory_atomic_wait32,
+    Builtin.memory_atomic_wait64: memory_atomic_wait64,
 }
 if set(DISPATCH) != set(Builtin):
     raise CompilerBug(

@@ -136,6 +136,11 @@ class VmInstance:
                     or not _limits_match(type(mt.limits)(min=value.pages, max=actual.limits.max), mt.limits)
                 ):
                     raise LinkError(f"incompatible import type: {where} expects {mt}, got {actual}")
+                if actual.shared != mt.shared:
+                    want, got = ("a shared", "an unshared") if mt.shared else ("an unshared", "a shared")
+                    raise LinkError(
+                        f"incompatible import type: {where} expects {want} memory ({mt}), got {got} one ({actual})"
+                    )
                 self.memories.append(value)
             elif imp.kind == ExternKind.TABLE:
                 tt = desc

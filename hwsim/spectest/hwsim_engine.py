@@ -64,6 +64,7 @@ class HwsimEngine:
             "table": TableInstance(s, TableType(elem_type=FUNCREF, limits=Limits(min=10, max=20))),
             "table64": TableInstance(s, TableType(elem_type=FUNCREF, limits=Limits(min=10, max=20), index_type=I64)),
             "memory": MemoryInstance(s, MemoryType(limits=Limits(min=1, max=2)), max_bytes=1 << 32),
+            "shared_memory": MemoryInstance(s, MemoryType(limits=Limits(min=1, max=2), shared=True)),
         }
 
     # -- the Engine protocol -------------------------------------------------------------------

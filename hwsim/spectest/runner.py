@@ -30,6 +30,7 @@ engines do not report).
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import time
 import traceback
@@ -121,8 +122,13 @@ class RunResult:
 
 
 def default_features(path: Path) -> Features:
-    """Core scripts predate custom page sizes (they expect limits flag 0x08 to be malformed)."""
-    return Features(custom_page_sizes="custom-page-sizes" in Path(path).resolve().parts)
+    """Core scripts predate custom page sizes (they expect limits flag 0x08 to be malformed); the threads
+    proposal's scripts predate multi-memory, reference types' multiple tables and memory64 (they expect
+    "multiple memories", "multiple tables" and 32-bit limits)."""
+    parts = Path(path).resolve().parts
+    if "threads" in parts:
+        return Features(custom_page_sizes=False, multi_memory=False, multi_table=False, memory64=False)
+    return Features(custom_page_sizes="custom-page-sizes" in parts)
 
 
 class _Skip(Exception):
@@ -165,9 +171,7 @@ class SpecTestRunner:
         base = default_features(path)
         if not self.feature_overrides:
             return base
-        values = {"custom_page_sizes": base.custom_page_sizes, "memory_discard": base.memory_discard}
-        values.update(self.feature_overrides)
-        return Features(**values)
+        return dataclasses.replace(base, **self.feature_overrides)
 
     def run(self, paths, *, names: list[str] | None = None) -> RunResult:
         start = time.perf_counter()

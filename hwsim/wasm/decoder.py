@@ -3,10 +3,11 @@
 Scope: WebAssembly 2.0 core (MVP, sign extension, non-trapping float-to-int,
 multi-value, bulk memory, reference types funcref/externref), multi-memory,
 memory64 (64-bit memories and tables), tail calls, extended constant
-expressions, custom page sizes (``Features.custom_page_sizes``) and, behind
+expressions, custom page sizes (``Features.custom_page_sizes``), threads
+(``Features.threads``: shared memories and the ``0xfe`` atomics) and, behind
 ``Features.memory_discard``, ``memory.discard``.  Opcodes, types and sections
 of other proposals (SIMD, GC, typed function references, exceptions,
-threads, stack switching, wide arithmetic) raise
+stack switching) raise
 :class:`~hwsim.wasm.errors.UnsupportedFeatureError` naming the proposal.
 That error is raised after the whole module has been decoded (the decoder
 knows the immediates of those instructions and the shapes of those types and
@@ -29,6 +30,7 @@ Sections in order (custom sections may appear anywhere)::
 from __future__ import annotations
 
 from . import opcodes as op
+from .atomics import ATOMICS, PREFIX_FE, AtomicKind
 from .errors import MalformedError, UnsupportedFeatureError, WasmError
 from .module import (
     ACTIVE,
@@ -145,6 +147,7 @@ class _Decoder:
         self.unsupported: UnsupportedFeatureError | None = None  # the first out-of-scope feature seen
         self.func_index: int | None = None  # function whose body is being decoded
         self.bodies = True  # False: skip the instructions of function bodies
+        self.last_shared = False  # the shared flag of the limits read last
 
     def note_unsupported(self, exc: UnsupportedFeatureError) -> None:
         """Remember the first out-of-scope feature; it is raised once decoding has finished."""
@@ -193,25 +196,29 @@ class _Decoder:
         """Limits of a table or memory type: (limits, index type, log2 page size)."""
         pos = self.pos
         flags = self.byte()
-        allowed = LIMITS_HAS_MAX | LIMITS_INDEX64
+        allowed = LIMITS_HAS_MAX | (LIMITS_INDEX64 if self.features.memory64 else 0)
         if memory:
             if self.features.custom_page_sizes:
                 allowed |= LIMITS_PAGE_SIZE
-            if flags & LIMITS_SHARED and not flags & ~(allowed | LIMITS_SHARED):
+            if self.features.threads:
+                allowed |= LIMITS_SHARED
+            elif flags & LIMITS_SHARED and not flags & ~(allowed | LIMITS_SHARED):
                 self.note_unsupported(
                     UnsupportedFeatureError(op.THREADS, f"shared memory, limits flags {flags:#04x}", offset=pos)
                 )
                 flags &= ~LIMITS_SHARED
         if flags & ~allowed:
             raise MalformedError(f"malformed limits flags {flags:#04x}", offset=pos)
-        minimum = self.u64()
-        maximum = self.u64() if flags & LIMITS_HAS_MAX else None
+        read = self.u64 if self.features.memory64 else self.u32
+        minimum = read()
+        maximum = read() if flags & LIMITS_HAS_MAX else None
         page_log2 = DEFAULT_PAGE_SIZE_LOG2
         if flags & LIMITS_PAGE_SIZE:
             ppos = self.pos
             page_log2 = self.u32()
             if page_log2 >= 64:
                 raise MalformedError(f"invalid custom page size: 2**{page_log2} bytes", offset=ppos)
+        self.last_shared = bool(flags & LIMITS_SHARED)
         return Limits(min=minimum, max=maximum), (I64 if flags & LIMITS_INDEX64 else I32), page_log2
 
     def table_type(self) -> TableType:
@@ -221,7 +228,7 @@ class _Decoder:
 
     def memory_type(self) -> MemoryType:
         limits, index_type, page_log2 = self.limits(memory=True)
-        return MemoryType(limits=limits, index_type=index_type, page_size_log2=page_log2)
+        return MemoryType(limits=limits, index_type=index_type, page_size_log2=page_log2, shared=self.last_shared)
 
     def global_type(self) -> GlobalType:
         t = self.valtype()
@@ -334,6 +341,7 @@ class _Decoder:
         ]
         self._decode_known_customs(m)
         m.bodies = self.bodies
+        m.features = self.features
         return m
 
     def _custom_section(self, m: DecodedModule, size: int, after: int) -> None:
@@ -793,6 +801,8 @@ def _name_at(data, start: int) -> str | None:
         code = data[start]
         if code in op.UNSUPPORTED_PREFIXES or code == 0xFC:
             sub, _ = read_u32(data, start + 1)
+            if code == PREFIX_FE and (PREFIX_FE << 8 | sub) in ATOMICS:
+                return ATOMICS[PREFIX_FE << 8 | sub].name
             if code == 0xFC and sub <= 0xFF and (0xFC00 | sub) in op.NAMES:
                 return op.NAMES[0xFC00 | sub]
             if code == 0xFC and sub in op.UNSUPPORTED_FC:
@@ -954,6 +964,8 @@ def _decode_rare(
         if opcode == op.MEMORY_INIT and in_body and owner is not None:
             owner.uses_data_index = True
         return pos, (opcode, (x, y), start), 0
+    if code == PREFIX_FE and features.threads:
+        return _decode_atomic(data, pos, start)
     if code in op.UNSUPPORTED_PREFIXES:
         feature = op.UNSUPPORTED_PREFIXES[code]
         sub, pos = read_u32(data, pos)
@@ -971,3 +983,21 @@ def _decode_rare(
         _note(owner, exc)
         return _skip_immediates(data, pos, kind, owner), (code, None, start), effect
     raise MalformedError(f"illegal opcode {code:02x}", offset=start)
+
+
+# Threads proposal ---------------------------------------------------------------
+
+
+def _decode_atomic(data, pos: int, start: int) -> tuple[int, tuple, int]:
+    """An ``0xfe`` instruction (Features.threads): a memarg, or ``atomic.fence``'s reserved zero byte."""
+    sub, pos = read_u32(data, pos)
+    opcode = PREFIX_FE << 8 | sub
+    atomic = ATOMICS.get(opcode) if sub <= 0xFF else None
+    if atomic is None:
+        raise MalformedError(f"illegal opcode fe {sub:02x}", offset=start)
+    if atomic.kind is AtomicKind.FENCE:
+        if data[pos] != 0:
+            raise MalformedError(f"malformed atomic.fence: zero byte expected, got {data[pos]:#04x}", offset=pos)
+        return pos + 1, (opcode, None, start), 0
+    memarg, pos = _memarg(data, pos)
+    return pos, (opcode, memarg, start), 0

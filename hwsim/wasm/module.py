@@ -50,12 +50,24 @@ class Features:
     ``i64.mul_wide_s`` and ``i64.mul_wide_u`` (``0xfc 0x13``-``0x16``), from the
     wide-arithmetic proposal; when off, a module using them is rejected with
     :class:`~hwsim.wasm.errors.UnsupportedFeatureError`.
+
+    ``multi_memory``, ``multi_table`` and ``memory64`` (on by default): off, the validator allows one
+    memory and one table and the decoder reads limits as u32 without flag 0x04, as before those
+    proposals; the threads proposal's spec tests predate them (hwsim/spectest/runner.py).
+
+    ``threads`` (on by default, as in wasmtime): the threads proposal, shared memories (limits flags
+    0x02/0x03, 0x06/0x07 for memory64) and the ``0xfe`` atomic instructions (hwsim/wasm/atomics.py);
+    when off, a module using them is rejected with :class:`~hwsim.wasm.errors.UnsupportedFeatureError`.
     """
 
     custom_page_sizes: bool = True
     memory_discard: bool = False
     memory_control: bool = False  # memory.discard and hwsim's provisional memory.map/unmap/protect
     wide_arithmetic: bool = True
+    threads: bool = True
+    multi_memory: bool = True
+    multi_table: bool = True
+    memory64: bool = True
 
 
 DEFAULT_FEATURES = Features()
@@ -177,6 +189,7 @@ class DecodedModule:
     # False: decoded with bodies=False (a code-cache hit): each FuncBody's ``locals`` and ``body`` are empty and
     # the bodies were neither decoded nor validated; compiling needs the module decoded whole.
     bodies: bool = True
+    features: Features = DEFAULT_FEATURES  # the decoder's, which validation follows too
 
     # Index spaces (imports first) -----------------------------------------
 

@@ -26,6 +26,7 @@ each kind is::
 
 from __future__ import annotations
 
+from .atomics import ATOMICS
 from .types import F32, F64, I32, I64
 
 # Immediate kinds.
@@ -358,6 +359,8 @@ NAMES: dict[int, str] = {op: name for op, (name, _) in _CONTROL.items()}
 NAMES.update({op: name for op, (name, _) in _SIMPLE_SPEC.items()})
 NAMES.update({op: name for op, (name, _, _) in LOADS.items()})
 NAMES.update({op: name for op, (name, _, _) in STORES.items()})
+# Threads proposal: the 0xfe opcodes (their immediates and types are in atomics.py).
+NAMES.update({op: a.name for op, a in ATOMICS.items()})
 
 # opcode -> immediate kind, for every opcode hwsim decodes.
 IMMEDIATE: dict[int, int] = {op: imm for op, (_, imm) in _CONTROL.items()}

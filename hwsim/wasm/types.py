@@ -68,7 +68,7 @@ class ExternKind(enum.IntEnum):
 
 # Limits flags (first byte of a table or memory type).
 LIMITS_HAS_MAX = 0x01
-LIMITS_SHARED = 0x02  # threads proposal: unsupported
+LIMITS_SHARED = 0x02  # threads proposal: a shared memory (memories only)
 LIMITS_INDEX64 = 0x04  # memory64 / table64
 LIMITS_PAGE_SIZE = 0x08  # custom-page-sizes: a u32 log2(page size) follows the limits
 
@@ -92,11 +92,13 @@ class Limits:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MemoryType:
-    """A memory type; ``index_type`` is ``I32`` or ``I64`` (memory64), pages are ``2**page_size_log2`` bytes."""
+    """A memory type; ``index_type`` is ``I32`` or ``I64`` (memory64), pages are ``2**page_size_log2`` bytes;
+    ``shared``: the threads proposal's shared memory (limits flag 0x02)."""
 
     limits: Limits
     index_type: int = I32
     page_size_log2: int = DEFAULT_PAGE_SIZE_LOG2
+    shared: bool = False
 
     def __str__(self) -> str:
         text = f"memory {valtype_name(self.index_type)} {self.limits.min}"
@@ -104,6 +106,8 @@ class MemoryType:
             text += f" {self.limits.max}"
         if self.page_size_log2 != DEFAULT_PAGE_SIZE_LOG2:
             text += f" (pagesize {1 << self.page_size_log2})"
+        if self.shared:
+            text += " shared"
         return text
 
 

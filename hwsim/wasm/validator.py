@@ -26,6 +26,7 @@ from bisect import bisect_right
 from collections.abc import Sized
 
 from . import opcodes as op
+from .atomics import ATOMICS, AtomicKind, signature
 from .errors import InvalidError
 from .module import ACTIVE, ConstExpr, DecodedModule
 from .types import (
@@ -136,7 +137,7 @@ class _ModuleValidator:
             raise _err(f"invalid custom page size: {1 << log2} bytes (only 1 and 65536 are allowed)", offset)
         if log2 == 16:
             if mt.index_type == I32:
-                bound, text = 0x1_0000, "2^16 pages (4 GiB) for i32"
+                bound, text = 0x1_0000, "65536 pages (4GiB) for i32"
             else:
                 bound, text = 0x1_0000_0000_0000, "2^48 pages (256 TiB) for i64"
         else:
@@ -145,6 +146,8 @@ class _ModuleValidator:
             else:
                 bound, text = _U64_MAX, "2^64 - 1 bytes for i64"
         self.check_limits(mt.limits, bound, f"memory size must be at most {text}", offset)
+        if mt.shared and mt.limits.max is None:
+            raise _err("shared memory must have maximum (threads proposal)", offset)
 
     def check_table_type(self, tt: TableType, offset: int) -> None:
         if tt.index_type == I32:
@@ -208,6 +211,16 @@ class _ModuleValidator:
                 assert e.offset_expr is not None  # the decoder reads one for every active segment
                 self.check_const(e.offset_expr, tt.index_type, f"offset of element segment {i}")
             c.elems.append(e.elem_type)
+        if not m.features.multi_memory and len(c.memories) > 1:
+            raise _err(
+                f"multiple memories: {len(c.memories)} (the multi-memory proposal is off)",
+                m.memory_offsets[-1] if m.memory_offsets else None,
+            )
+        if not m.features.multi_table and len(c.tables) > 1:
+            raise _err(
+                f"multiple tables: {len(c.tables)} (reference types' multiple tables are off)",
+                m.tables[-1].offset if m.tables else None,
+            )
         base = m.num_imported_funcs
         for i, f in enumerate(m.funcs if m.bodies else ()):
             _FuncChecker(self, base + i).check_func(f)
@@ -805,8 +818,25 @@ class _FuncChecker:
             params, results = op.SIGNATURES[code]
             self.pop_vals(params)
             vals.extend(results)
+        elif code in ATOMICS:
+            self.atomic(code, imm)
         else:  # pragma: no cover - the decoder produces no other opcodes
             raise self.error(f"unknown instruction {op.opcode_name(code)}")
+
+    def atomic(self, code: int, imm) -> None:
+        """A threads-proposal instruction: its memarg's alignment must be exactly natural."""
+        a = ATOMICS[code]
+        addr = I32
+        if a.kind is not AtomicKind.FENCE:
+            mem, align, _ = imm
+            addr = self.memarg(imm, a.size_log2)
+            if align != a.size_log2:
+                raise self.error(
+                    f"atomic alignment must be natural: 2**{align} is not {a.size} bytes ({a.name}, memory {mem})"
+                )
+        params, results = signature(a, addr)
+        self.pop_vals(params)
+        self.vals.extend(results)
 
     def check_tail_results(self, ft: FuncType) -> None:
         if ft.results != self.results:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ...wasm import opcodes as op
+from ...wasm.atomics import MEMORY_ATOMIC_NOTIFY, MEMORY_ATOMIC_WAIT32, MEMORY_ATOMIC_WAIT64
 
 # Instructions compiled as a call of a function or of a runtime builtin, which clobbers the caller-saved
 # registers (memory.copy/fill are not among them: their host path keeps every register).
@@ -28,6 +29,9 @@ _CALLS = frozenset(
         op.TABLE_COPY,
         op.TABLE_INIT,
         op.ELEM_DROP,
+        MEMORY_ATOMIC_NOTIFY,  # threads proposal: runtime builtins
+        MEMORY_ATOMIC_WAIT32,
+        MEMORY_ATOMIC_WAIT64,
     }
 )
 

@@ -33,6 +33,7 @@ from ..masm import (
 from ..regs import FLOAT, INT, Reg, RegClass
 from ..traps import TrapCode
 from . import call
+from .atomics import ATOMIC_DISPATCH
 from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Comparison, Operand, reg_class
 from .control import ControlFrame, ControlStack, CtrlKind
 from .env import ModuleEnv
@@ -730,3 +731,5 @@ _NUMERIC.update({c.value: (V.visit_convert, (c, op.SIGNATURES[_OPCODE_BY_NAME[c.
 for _name, _entry in (*_MEMORY_ACCESS.items(), *_NUMERIC.items()):
     DISPATCH[_OPCODE_BY_NAME[_name]] = _entry  # a KeyError here is a misspelt name
 del _name, _entry
+
+DISPATCH.update(ATOMIC_DISPATCH)  # the threads proposal (codegen/atomics.py)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import struct
 
 from ....riscv import asm as A
+from ....wasm.atomics import RmwOp
 from ....wasm.types import F32, F64, I32, I64, MemoryType
 from ... import abi
 from ...abi import AbiLoc, RegLoc
@@ -95,6 +96,8 @@ _STORES = {
 }
 _FAR_LOADS = {1: "lbu", 2: "lhu", 4: "lw", 8: "ld"}  # far loads zero-extend (an i32 load keeps the sign)
 _FAR_STORES = {1: "sb", 2: "sh", 4: "sw", 8: "sd"}
+_AMO_OPS = {RmwOp.ADD: "add", RmwOp.SUB: "add", RmwOp.AND: "and", RmwOp.OR: "or", RmwOp.XOR: "xor", RmwOp.XCHG: "swap"}
+_RMW_WORD_OPS = {RmwOp.ADD: A.add, RmwOp.SUB: A.sub, RmwOp.AND: A.and_, RmwOp.OR: A.or_, RmwOp.XOR: A.xor}
 _INVERT = {"beq": "bne", "bne": "beq", "blt": "bge", "bge": "blt", "bltu": "bgeu", "bgeu": "bltu"}
 _ROUNDING = {
     FloatUnOp.CEIL: A.RM_RUP,
@@ -772,6 +775,128 @@ class RiscvMasm:
 
     def store(self, kind: StoreKind, src: Reg, base: Reg, disp: int) -> None:
         self.emit(getattr(A, _STORES[kind])(src.num, base.num, disp))
+
+    # -- atomics (threads proposal) ---------------------------------------------------------------------
+    # Sequentially consistent throughout: AMOs and LR/SC with aq and rl; plain loads and stores between
+    # fences (the RVWMO mapping for seq_cst: fence rw,rw; load; fence r,rw and fence rw,w; store; fence
+    # rw,rw).  8- and 16-bit read-modify-writes work on the aligned word with an LR.W/SC.W loop.
+
+    def atomic_check_align(self, addr: Reg, offset: int, size: int) -> None:
+        t4 = R.T4.num
+        if size == 1:
+            return
+        low = offset & (size - 1)
+        if low:
+            self.emit(A.addi(t4, addr.num, low), A.andi(t4, t4, size - 1))
+        else:
+            self.emit(A.andi(t4, addr.num, size - 1))
+        self._trap_branch("bne", t4, 0, TrapCode.HEAP_MISALIGNED)
+
+    def _atomic_base(self, base: Reg, disp: int) -> int:
+        """The address ``base + disp`` in one register (t5)."""
+        t5 = R.T5.num
+        if disp or base.num != t5:
+            self.emit(A.addi(t5, base.num, disp))
+        return t5
+
+    def fence(self) -> None:
+        self.emit(A.fence())
+
+    def atomic_load(self, kind: LoadKind, dst: Reg, base: Reg, disp: int) -> None:
+        self.emit(
+            A.fence(), getattr(A, _LOADS[kind])(dst.num, base.num, disp), A.fence(A.FENCE_R, A.FENCE_R | A.FENCE_W)
+        )
+
+    def atomic_store(self, kind: StoreKind, src: Reg, base: Reg, disp: int) -> None:
+        self.emit(A.fence(A.FENCE_R | A.FENCE_W, A.FENCE_W), getattr(A, _STORES[kind])(src.num, base.num, disp))
+        self.emit(A.fence())
+
+    def _subword_setup(self, a: int, size: int, shift: int, mask: int) -> None:
+        """For an 8/16-bit access at ``a``: ``shift`` = its bit position in the aligned word, ``mask`` = its
+        bits there, ``a`` = the aligned word's address."""
+        self.emit(A.andi(shift, a, 3), A.slli(shift, shift, 3), A.andi(a, a, -4))
+        self.li(mask, (1 << 8 * size) - 1)
+        self.emit(A.sll(mask, mask, shift))
+
+    def _field(self, dst: int, size: int) -> None:
+        """``dst`` &= the low ``size`` bytes (1 or 2)."""
+        if size == 1:
+            self.emit(A.andi(dst, dst, 0xFF))
+        else:
+            self.emit(A.slli(dst, dst, 48), A.srli(dst, dst, 48))
+
+    def atomic_rmw(
+        self, op: RmwOp, size: int, wide: bool, dst: Reg, base: Reg, disp: int, value: Reg, temps: tuple[Reg, ...]
+    ) -> None:
+        a, d, v = self._atomic_base(base, disp), dst.num, value.num
+        t4, t6 = R.T4.num, R.T6.num
+        if size >= 4:
+            double = size == 8
+            if op is RmwOp.SUB:
+                self.emit(A.sub(t6, 0, v))
+                v = t6
+            self.emit(A.amo(_AMO_OPS[op], d, a, v, double=double))
+            if wide and size == 4:
+                self.emit(A.and_(d, d, R.MASK32.num))
+            return
+        shift, mask, vs = (t.num for t in temps[:3])
+        self._subword_setup(a, size, shift, mask)
+        self.emit(A.sll(vs, v, shift), A.and_(vs, vs, mask))
+        loop = Label()
+        self.bind(loop)
+        self.emit(A.lr(d, a, double=False))
+        if op is RmwOp.XCHG:
+            self.emit(A.addi(t6, vs, 0))
+        else:
+            self.emit(_RMW_WORD_OPS[op](t6, d, vs))
+        self.emit(A.xor(t6, t6, d), A.and_(t6, t6, mask), A.xor(t6, t6, d))  # old outside the field
+        self.emit(A.sc(t4, a, t6, double=False))
+        self._branch("bne", t4, 0, loop)
+        self.emit(A.srl(d, d, shift))
+        self._field(d, size)
+
+    def atomic_cmpxchg(
+        self,
+        size: int,
+        wide: bool,
+        dst: Reg,
+        base: Reg,
+        disp: int,
+        expected: Reg,
+        replacement: Reg,
+        temps: tuple[Reg, ...],
+    ) -> None:
+        a, d, e, r = self._atomic_base(base, disp), dst.num, expected.num, replacement.num
+        t4, t6 = R.T4.num, R.T6.num
+        loop, done = Label(), Label()
+        if size >= 4:
+            double = size == 8
+            if not double:
+                self.emit(A.addiw(t6, e, 0))  # LR.W sign-extends: compare the wrapped expected value so
+                e = t6
+            self.bind(loop)
+            self.emit(A.lr(d, a, double=double))
+            self._branch("bne", d, e, done)
+            self.emit(A.sc(t4, a, r, double=double))
+            self._branch("bne", t4, 0, loop)
+            self.bind(done)
+            if wide and size == 4:
+                self.emit(A.and_(d, d, R.MASK32.num))
+            return
+        shift, mask, es, rs = (t.num for t in temps[:4])
+        self._subword_setup(a, size, shift, mask)
+        self.emit(A.addi(es, e, 0))
+        self._field(es, size)
+        self.emit(A.sll(es, es, shift), A.sll(rs, r, shift), A.and_(rs, rs, mask))
+        self.bind(loop)
+        self.emit(A.lr(d, a, double=False), A.and_(t6, d, mask))
+        self._branch("bne", t6, es, done)
+        self.emit(A.xor(t6, d, rs), A.and_(t6, t6, mask), A.xor(t6, t6, d))
+        self.emit(A.sc(t4, a, t6, double=False))
+        self._branch("bne", t4, 0, loop)
+        self.bind(done)
+        self.emit(A.srl(d, d, shift))
+        self._field(d, size)
 
     # -- integer arithmetic ------------------------------------------------------------------------------
 
