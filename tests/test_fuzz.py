@@ -230,6 +230,39 @@ def test_host_call_float_arguments_are_compared_bit_for_bit(monkeypatch):
 # -- a bounded campaign and the regression cases ----------------------------------------------------------------
 
 
+def test_bounded_simd_campaign_agrees(tmp_path):
+    """hwsim fuzz --simd: smith generates SIMD and relaxed SIMD; relaxed results compare with wasmtime's
+    deterministic profile (seeds 2,000,000 on, outside the campaigns of docs/reliability.md)."""
+    from hwsim.fuzz.smith import SIMD_FLAGS
+
+    summary = run_campaign(first_seed=2_000_000, count=60, jobs=2, out_dir=tmp_path, smith=SIMD_FLAGS)
+    assert summary.modules + summary.no_module == 60
+    problems = summary.divergences + summary.escaped + [{"seed": s} for s in summary.crashed + summary.hung]
+    assert not problems, summary.format()
+    assert summary.verdicts["agree"] == summary.modules, summary.format()
+
+
+def test_simd_modules_are_generated_with_the_option():
+    from hwsim.fuzz.smith import SIMD_FLAGS
+    from hwsim.wasm.simd import NAMES
+
+    def simd_ops(wasm) -> int:
+        return sum(code in NAMES for f in decode_module(wasm).funcs for code, _, _ in f.body)
+
+    assert sum(simd_ops(generate(seed)) for seed in range(1, 5)) == 0
+    assert sum(simd_ops(generate(seed, overrides=SIMD_FLAGS)) for seed in range(1, 5)) > 20
+
+
+def test_a_wrong_lane_result_diverges(monkeypatch):
+    """A vector miscompilation shows: hwsim made to run i32x4.sub for i32x4.add."""
+    text = '(module (func (export "f") (param v128 v128) (result v128) (i32x4.{} (local.get 0) (local.get 1))))'
+    data = wat(text.format("add"))
+    assert check_module(data, 0).kind == "agree"
+    hwsim_runs_instead(monkeypatch, text.format("sub"))
+    verdict = check_module(data, 0)
+    assert (verdict.kind, verdict.key) == ("divergence", "call")
+
+
 def test_bounded_campaign_agrees(tmp_path):
     summary = run_campaign(first_seed=1_000_000, count=150, jobs=2, out_dir=tmp_path)
     assert summary.modules + summary.no_module == 150

@@ -58,7 +58,6 @@ def test_config_accepts_the_features_hwsim_implements(name):
 @pytest.mark.parametrize(
     "name,what",
     [
-        ("wasm_simd", "SIMD"),
         ("wasm_gc", "GC"),
         ("wasm_exceptions", "exception handling"),
         ("wasm_function_references", "typed function references"),
@@ -72,6 +71,22 @@ def test_config_refuses_the_features_hwsim_lacks(name, what):
     with pytest.raises(ConfigError) as info:
         setattr(config, name, True)
     assert str(info.value) == f"Config.{name}: hwsim does not implement {what} (it refuses modules that use it)"
+
+
+def test_config_simd_really_switches():
+    wat = "(module (func (drop (i8x16.splat (i32.const 0)))))"
+    relaxed = "(module (func (drop (i8x16.relaxed_swizzle (v128.const i64x2 0 0) (v128.const i64x2 0 0)))))"
+    config = Config()
+    assert config.wasm_simd is True and config.wasm_relaxed_simd is True
+    assert config.wasm_relaxed_simd_deterministic is True  # always the deterministic profile
+    with pytest.raises(ConfigError, match="cannot turn the deterministic profile of relaxed SIMD off"):
+        config.wasm_relaxed_simd_deterministic = False
+    Module(Engine(config), relaxed)  # on by default
+    with pytest.raises(WasmtimeError, match=r"SIMD \(opcode 0xfd 0xf; enable it with Features\(simd=True\)\)"):
+        Module(Engine(_config(wasm_simd=False), cache=False), wat)
+    with pytest.raises(WasmtimeError, match="relaxed SIMD"):
+        Module(Engine(_config(wasm_relaxed_simd=False), cache=False), relaxed)
+    Module(Engine(_config(wasm_relaxed_simd=False), cache=False), wat)
 
 
 def test_config_custom_page_sizes_really_switches():

@@ -44,8 +44,13 @@ def test_parse_values_are_bit_patterns():
     assert parse_value({"type": "funcref", "value": "null"}) == Value("funcref", None)
     with pytest.raises(UnsupportedValue, match="does not fit in 32 bits"):
         parse_value({"type": "i32", "value": "4294967296"})
-    with pytest.raises(UnsupportedValue, match="value of type v128"):
-        parse_value({"type": "v128", "lane_type": "i32", "value": ["0", "0", "0", "0"]})
+    assert parse_value({"type": "v128", "lane_type": "i32", "value": ["1", "-1", "0", "2"]}) == Value(
+        "v128", 1 | 0xFFFF_FFFF << 32 | 2 << 96
+    )
+    with pytest.raises(UnsupportedValue, match="cannot read v128 value"):
+        parse_value({"type": "v128", "lane_type": "i32", "value": ["0", "0"]})
+    with pytest.raises(UnsupportedValue, match="value of type anyref"):
+        parse_value({"type": "anyref", "value": "null"})
 
 
 @pytest.mark.parametrize(
@@ -122,7 +127,7 @@ SCRIPT = r"""
 (assert_malformed (module binary "\00asm") "unexpected end")
 (assert_malformed (module quote "(func") "unexpected token")
 (assert_invalid (module (func (result i32) (i32.const 0))) "type mismatch")
-(module (func (drop (i8x16.splat (i32.const 0)))))
+(module (func (drop (ref.i31 (i32.const 0)))))
 (assert_invalid (module (func (result i32) (i32.const 0) (i32.const 0) (i32.add) (i32.add))) "unknown local")
 """
 # Line numbers of the commands above, for the outcome checks.
@@ -180,7 +185,7 @@ def test_validate_only_counts_are_honest(script, tmp_path):
     status, reason = s[LINES["valid-but-invalid"]]
     assert (status, reason) == ("failed", "expected invalid (type mismatch), but the module validated")
     status, reason = s[LINES["simd"]]
-    assert status == "skipped" and reason.startswith("unsupported feature: SIMD (opcode 0xfd 0xf)")
+    assert status == "skipped" and reason.startswith("unsupported feature: GC (opcode 0xfb 0x1c)")
     status, reason = s[LINES["wrong-text"]]
     assert status == "failed"
     assert reason.startswith("invalid as expected, but the reason 'type mismatch: i32.add expects")
@@ -500,3 +505,19 @@ def test_cli_scopes_resolve_against_the_suite(capsys, tmp_path):
     assert main([*argv, "--scope", str(tmp_path / "core.txt"), "--scope", str(tmp_path / "more.txt")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines[:-1]] == ["nop.wast", "proposals/wide-arithmetic/wide-arithmetic.wast"]
+
+
+def test_v128_expectations_match_lane_by_lane():
+    from hwsim.spectest.values import LanePattern, matches, parse_expected
+
+    expected = parse_expected(
+        {"type": "v128", "lane_type": "f32", "value": ["nan:canonical", "0", "nan:arithmetic", "1"]}
+    )
+    assert isinstance(expected, LanePattern)
+    ok = 0x7FC0_0000 | 0 << 32 | 0xFFC0_0001 << 64 | 1 << 96
+    assert matches(expected, Value("v128", ok))
+    assert not matches(expected, Value("v128", ok | 1))  # lane 0 is no longer the canonical NaN
+    assert not matches(expected, Value("v128", ok ^ 1 << 96))  # lane 3 differs
+    assert not matches(expected, Value("f32", 0x7FC0_0000))
+    exact = parse_expected({"type": "v128", "lane_type": "i8", "value": [str(i) for i in range(16)]})
+    assert matches(exact, Value("v128", int.from_bytes(bytes(range(16)), "little")))

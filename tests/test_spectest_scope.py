@@ -86,11 +86,16 @@ def test_missing_testsuite_fails_loudly(monkeypatch, tmp_path):
         helpers.locate_testsuite()
 
 
-def test_scope_has_161_scripts_and_6_of_hwsims_own():
-    """The suite's scope.txt, then tests/data/spectest_scope_more.txt (custom-page-sizes, wide arithmetic)."""
+def test_scope_has_161_scripts_and_76_of_hwsims_own():
+    """The suite's scope.txt, then tests/data/spectest_scope_more.txt (custom-page-sizes, wide arithmetic,
+    threads, SIMD and relaxed SIMD)."""
     files = scope_files()
-    assert len(files) == 167
-    assert [f for f in files if f.startswith("proposals/")] == files[161:]
+    assert len(files) == 161 + 76
+    more = files[161:]
+    assert [f for f in more if f.startswith("proposals/")] == more[:10]
+    assert len([f for f in more if f.startswith("proposals/threads/")]) == 4
+    assert len([f for f in more if f.startswith("simd_")]) == 59
+    assert len([f for f in more if "relaxed" in f]) == 7
 
 
 def test_no_failures_validate_only(validate_only):
@@ -122,9 +127,9 @@ def test_every_binary_malformed_and_invalid_assertion_passes(validate_only):
             tally[(o.command, key)] = tally.get((o.command, key), 0) + 1
     # The counts reported in docs/wasm-frontend.md.
     assert tally == {
-        ("assert_malformed", "passed"): 818,
-        ("assert_malformed", "text"): 721,
-        ("assert_invalid", "passed"): 1909,
+        ("assert_malformed", "passed"): 821,
+        ("assert_malformed", "text"): 1249,
+        ("assert_invalid", "passed"): 2676,
         ("assert_invalid", "unsupported"): 37,
     }
 

@@ -475,11 +475,6 @@ def test_dylink_section():
 @pytest.mark.parametrize(
     "data, message",
     [
-        (
-            one_func(b"\xfd\x0c" + bytes(16) + b"\x1a\x0b"),
-            "unsupported feature: SIMD (opcode 0xfd 0xc) (at offset 0x17 in function 0)",
-        ),
-        (module(type_section(functype((0x7B,)))), "unsupported feature: SIMD (v128, type 0x7b) (at offset 0xd)"),
         (one_func(b"\xfb\x1c\x1a\x0b"), "unsupported feature: GC (opcode 0xfb 0x1c) (at offset 0x17 in function 0)"),
         (module(type_section(b"\x5f\x00")), "unsupported feature: GC (struct type, type form 0x5f) (at offset 0xb)"),
         (

@@ -27,9 +27,10 @@ _KINDS = {
     "i64": ffi.WASMTIME_I64.value,
     "f32": ffi.WASMTIME_F32.value,
     "f64": ffi.WASMTIME_F64.value,
+    "v128": ffi.WASMTIME_V128.value,
 }
 _NAMES = {v: k for k, v in _KINDS.items()}
-_SIZES = {"i32": 4, "i64": 8, "f32": 4, "f64": 8}
+_SIZES = {"i32": 4, "i64": 8, "f32": 4, "f64": 8, "v128": 16}
 
 _TRAPS = {
     wasmtime.TrapCode.MEMORY_OUT_OF_BOUNDS: ("out of bounds memory access",),
@@ -41,6 +42,8 @@ _TRAPS = {
     wasmtime.TrapCode.BAD_CONVERSION_TO_INTEGER: ("invalid conversion to integer",),
     wasmtime.TrapCode.UNREACHABLE: ("unreachable",),
     wasmtime.TrapCode.NULL_REFERENCE: ("null reference",),
+    wasmtime.TrapCode.HEAP_MISALIGNED: ("unaligned atomic",),
+    wasmtime.TrapCode.ATOMIC_WAIT_NON_SHARED_MEMORY: ("expected shared memory",),
 }
 
 
@@ -75,6 +78,11 @@ class WasmtimeEngine:
         config.wasm_multi_value = True
         config.wasm_custom_page_sizes = True
         config.wasm_wide_arithmetic = True
+        config.wasm_simd = True
+        config.wasm_relaxed_simd = True
+        config.wasm_relaxed_simd_deterministic = True  # hwsim's choice (docs/architecture.md, *SIMD*)
+        config.wasm_threads = True
+        config.shared_memory = True
         self.engine = wasmtime.Engine(config)
         self.store = wasmtime.Store(self.engine)
         self.spectest = self._spectest_module()

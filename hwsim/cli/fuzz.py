@@ -42,6 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="override one of the wasm-tools smith flags hwsim uses (repeatable), e.g. "
         "--smith max-instructions=2000 --smith max-funcs=20 for bigger functions",
     )
+    p.add_argument(
+        "--simd",
+        action="store_true",
+        help="let smith generate SIMD and relaxed SIMD (relaxed results are compared with wasmtime's "
+        "deterministic profile, hwsim's choice)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
     p.add_argument(
@@ -61,6 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_fuzz(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..fuzz import check_module, run_campaign, shrink_case, verdict_key
+    from ..fuzz.smith import SIMD_FLAGS
 
     if args.check:
         try:
@@ -99,7 +106,7 @@ def run_fuzz(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         out_dir=args.out,
         progress=progress,
-        smith=tuple(args.smith),
+        smith=(*(SIMD_FLAGS if args.simd else ()), *args.smith),
     )
     if not args.quiet and tty:
         print(file=sys.stderr)

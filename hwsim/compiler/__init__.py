@@ -27,11 +27,12 @@ from ..wasm.types import ExternKind
 from .abi import VmctxLayout, vmctx_layout  # noqa: F401  (vmctx_layout: read here by serialize.py)
 from .codegen import FuncCodegen, ModuleEnv, module_env
 from .errors import CompileError
+from .isa.riscv64 import simdlib
 from .isa.riscv64.masm import RiscvMasm
 from .masm import BranchOutOfRange, CallOutOfRange, MacroAssembler
 from .traps import TrapCode
 
-COMPILER_VERSION = "rv64-singlepass-6"
+COMPILER_VERSION = "rv64-singlepass-7"
 
 
 class PcMap:
@@ -191,10 +192,16 @@ def compile_module(module: DecodedModule, *, far_calls: bool = False, metering: 
         for _, function_code in functions:
             offsets.append(pos)
             pos += len(function_code)
+        # The SIMD helper routines follow the functions, once, when some function calls one.
+        helpers = pos + (-pos % 16) if any(masm.helper_fixups for masm, _ in functions) else None
+        if helpers is not None:
+            pos = helpers + len(simdlib.CODE)
         if pos >= 1 << 32:
             raise CompileError("module code too large (4 GiB or more)")
         code = bytearray(b"".join(function_code for _, function_code in functions))
-        short = _link_calls(code, functions, offsets, base_index)
+        if helpers is not None:
+            code.extend(bytes(helpers - len(code)) + simdlib.CODE)
+        short = _link_calls(code, functions, offsets, base_index, helpers)
         if not short:
             break
         # Far calls make those functions longer, which moves the others: repeat until every call
@@ -222,15 +229,23 @@ def compile_module(module: DecodedModule, *, far_calls: bool = False, metering: 
 
 
 def _link_calls(
-    code: bytearray, functions: list[tuple[MacroAssembler, bytes]], offsets: list[int], num_imported: int
+    code: bytearray,
+    functions: list[tuple[MacroAssembler, bytes]],
+    offsets: list[int],
+    num_imported: int,
+    helpers: int | None = None,
 ) -> list[int]:
-    """Point every direct call at its callee, now that each function has its place in ``code``; the
-    functions (0-based among the defined ones) with a near call that cannot reach."""
+    """Point every direct call at its callee (and every SIMD helper call at the helper code, placed at
+    ``helpers``), now that each function has its place in ``code``; the functions (0-based among the
+    defined ones) with a near call that cannot reach."""
     short = []
     for i, ((masm, _), base) in enumerate(zip(functions, offsets)):
-        for off, func_index, far in masm.call_fixups:
+        targets = [(off, offsets[func_index - num_imported], far) for off, func_index, far in masm.call_fixups]
+        if helpers is not None:
+            targets += [(off, helpers + helper, far) for off, helper, far in masm.helper_fixups]
+        for off, target, far in targets:
             try:
-                masm.patch_call(code, base + off, offsets[func_index - num_imported], far)
+                masm.patch_call(code, base + off, target, far)
             except CallOutOfRange:
                 short.append(i)
                 break

@@ -35,7 +35,7 @@ import functools
 from dataclasses import dataclass
 
 from ..wasm.module import DecodedModule
-from ..wasm.types import F32, F64
+from ..wasm.types import F32, F64, V128
 from .regs import Reg
 
 PAGE = 0x1000
@@ -192,3 +192,35 @@ def signature_locations(
     if offset > ABI_AREA_SIZE - ABI_AREA_RESERVED:
         raise ValueError(f"{len(types)} values do not fit in the ABI area")
     return tuple(out)
+
+
+def lower_types(types: tuple[int, ...]) -> tuple[int, ...]:
+    """``types`` as compiled code holds them: a v128 is two 64-bit halves (low, then high), each typed
+    ``V128`` and placed like an i64 (an integer register or an ABI-area word)."""
+    if V128 not in types:
+        return types
+    out: list[int] = []
+    for ty in types:
+        out.extend((V128, V128) if ty == V128 else (ty,))
+    return tuple(out)
+
+
+def split_v128(types: tuple[int, ...], values: list[int]) -> list[int]:
+    """Values of ``types`` with each v128 (an int of 128 bits) split into its two 64-bit halves."""
+    out: list[int] = []
+    for ty, v in zip(types, values):
+        if ty == V128:
+            out.extend((v & 0xFFFF_FFFF_FFFF_FFFF, (v >> 64) & 0xFFFF_FFFF_FFFF_FFFF))
+        else:
+            out.append(v)
+    return out
+
+
+def join_v128(types: tuple[int, ...], values: list[int]) -> list[int]:
+    """The inverse of :func:`split_v128`: lowered values back to one value per type."""
+    out: list[int] = []
+    it = iter(values)
+    for ty in types:
+        v = next(it)
+        out.append(v | next(it) << 64 if ty == V128 else v)
+    return out

@@ -259,6 +259,8 @@ class MacroAssembler(Protocol):
     """(code offset, wasm offset) where the code of each WebAssembly instruction starts."""
     call_fixups: list[tuple[int, int, bool]]
     """(code offset, callee function index, far) of every direct call, for :meth:`patch_call`."""
+    helper_fixups: list[tuple[int, int, bool]]
+    """(code offset, offset in the SIMD helper code, far) of every :meth:`call_helper`, for :meth:`patch_call`."""
 
     def __init__(self, *, long_branches: bool = False, far_calls: bool = False) -> None:
         """An empty function; ``long_branches`` after a :class:`BranchOutOfRange`, ``far_calls`` for big modules."""
@@ -508,3 +510,20 @@ class MacroAssembler(Protocol):
 
     def fuel_checkpoint(self, cost: int, builtin_id: int) -> None:
         """Subtract ``cost`` from the fuel count; if it is then <= 0, call builtin ``builtin_id`` (cold) and resume."""
+
+    # -- SIMD: a v128 is two 64-bit halves in integer registers (hwsim/compiler/codegen/simd.py) ---------------
+
+    def load_v128(self, lo: Reg, hi: Reg, base: Reg, disp: int) -> None:
+        """``lo, hi =`` the 16 bytes at ``base + disp`` (from :meth:`heap_address`, which may change)."""
+
+    def store_v128(self, lo: Reg, hi: Reg, base: Reg, disp: int) -> None:
+        """Store ``lo, hi`` as the 16 bytes at ``base + disp`` (``base`` may be changed)."""
+
+    def global_get_v128(self, lo: Reg, hi: Reg, word: int) -> None:
+        """``lo, hi =`` the v128 global whose 16-byte cell the vmctx word at ``word`` points to."""
+
+    def global_set_v128(self, lo: Reg, hi: Reg, word: int) -> None:
+        """Store ``lo, hi`` in the v128 global whose cell the vmctx word at ``word`` points to."""
+
+    def call_helper(self, name: str) -> None:
+        """Call the helper routine for SIMD instruction ``name`` (C calling convention, args in place)."""

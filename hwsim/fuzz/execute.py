@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
-from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64
+from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, V128
 from .smith import FUEL, FUEL_EXPORT
 
-TYPE_NAMES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", FUNCREF: "funcref", EXTERNREF: "externref"}
-WIDTHS = {"i32": 4, "i64": 8, "f32": 4, "f64": 8}
+TYPE_NAMES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", V128: "v128", FUNCREF: "funcref", EXTERNREF: "externref"}
+WIDTHS = {"i32": 4, "i64": 8, "f32": 4, "f64": 8, "v128": 16}
 
 # Per call: hwsim's wall-clock budget and wasmtime's fuel.  Smith's own fuel global ends loops long before
 # either (see SMITH_FLAGS); these only catch what it does not, and count as "exhausted" on that side.
@@ -76,7 +76,22 @@ _F64 = (
     1,
     0x4330_0000_0000_0000,
 )
-_EDGES = {"i32": _INTS32, "i64": _INTS64, "f32": _F32, "f64": _F64}
+# v128 edges: lanes of float and integer edge cases side by side (NaNs, infinities, -0, extremes).
+_V128 = tuple(
+    sum(lane << (32 * i) for i, lane in enumerate(lanes))
+    for lanes in (
+        (0, 0, 0, 0),
+        (0xFFFF_FFFF,) * 4,
+        _F32[:4],
+        _F32[4:8],
+        _F32[7:11],
+        (0x7F80_0000, 0xFF80_0000, 0x8000_0000, 0x7FC0_0000),
+        (0, 0x7FF8_0000, 0, 0xFFF0_0000),  # f64: +0 and NaN; -0 and -inf
+        (0x8000_0000, 0x7FFF_FFFF, 0x0001_8000, 0xFF7F_80FF),
+        (0x0102_0304, 0x0506_0708, 0x090A_0B0C, 0x0D0E_0F10),
+    )
+)
+_EDGES = {"i32": _INTS32, "i64": _INTS64, "f32": _F32, "f64": _F64, "v128": _V128}
 
 
 # -- the imports (smith.IMPORTS_WAT), the same in both engines -------------------------------------------
@@ -385,8 +400,9 @@ def wasmtime_engine():
     config.wasm_multi_value = True
     config.wasm_custom_page_sizes = True
     config.wasm_wide_arithmetic = True
-    config.wasm_simd = False
-    config.wasm_relaxed_simd = False
+    config.wasm_simd = True
+    config.wasm_relaxed_simd = True
+    config.wasm_relaxed_simd_deterministic = True  # hwsim's relaxed SIMD (docs/architecture.md, *SIMD*)
     config.wasm_threads = False
     config.wasm_gc = False
     config.wasm_function_references = False

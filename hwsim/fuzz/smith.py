@@ -18,7 +18,8 @@ from ..errors import HwsimError
 from ..spectest.wast import WastError, find_wasm_tools
 
 # hwsim's scope (docs/wasm-frontend.md): WebAssembly 2.0 core, multi-memory, memory64 (64-bit tables too),
-# tail calls, custom page sizes, extended constant expressions, wide arithmetic.  Everything else is off.
+# tail calls, custom page sizes, extended constant expressions, wide arithmetic; SIMD behind an option
+# (SIMD_FLAGS).  Everything else is off.
 SMITH_FLAGS = (
     "--simd-enabled=false",
     "--relaxed-simd-enabled=false",
@@ -65,6 +66,9 @@ SMITH_FLAGS = (
     "--ensure-termination",
     "--fuel=1000",
 )
+# SIMD and relaxed SIMD (hwsim fuzz --simd): smith_flags overrides; relaxed results are compared with
+# wasmtime's deterministic profile, hwsim's choice (execute.wasmtime_engine).
+SIMD_FLAGS = ("--simd-enabled=true", "--relaxed-simd-enabled=true")
 FUEL = 1000
 FUEL_EXPORT = "hwsim-fuzz-fuel"
 

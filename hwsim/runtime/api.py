@@ -51,7 +51,7 @@ from ..errors import (
 )
 from ..machine import Machine
 from ..wasm import DecodedModule, Features, decode_module, load_module, validate
-from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, ExternKind
+from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, ExternKind
 from ..wasm.types import FuncType as _FuncType
 from ..wasm.types import Limits as _Limits
 from ..wasm.types import MemoryType as _MemoryType
@@ -67,12 +67,12 @@ from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance
 from .store import StoreLimits
 from .store import VmStore as _Store
 
-_NAMES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", FUNCREF: "funcref", EXTERNREF: "externref"}
+_NAMES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", V128: "v128", FUNCREF: "funcref", EXTERNREF: "externref"}
 
 
 # -- argument checks: the wrong Python type is a TypeError ------------------------------------------
 
-_WIDTHS = {I32: 32, I64: 64, F32: 32, F64: 64}
+_WIDTHS = {I32: 32, I64: 64, F32: 32, F64: 64, V128: 128}
 _FLOATS = {F32: (struct.Struct("<f"), struct.Struct("<I")), F64: (struct.Struct("<d"), struct.Struct("<Q"))}
 _show = reprlib.repr  # a wrong value in a message, shortened
 
@@ -152,6 +152,10 @@ class ValType:
     @staticmethod
     def f64() -> ValType:
         return ValType(F64)
+
+    @staticmethod
+    def v128() -> ValType:
+        return ValType(V128)
 
     @staticmethod
     def funcref() -> ValType:
@@ -398,6 +402,11 @@ class Val:
         return Val(ValType.f64(), _int(bits, "Val.f64_bits"))
 
     @staticmethod
+    def v128(v: int) -> Val:
+        """A v128 from an int: its 128 bits, lane 0 in the least significant bits (wraps, as i32/i64 do)."""
+        return Val(ValType.v128(), _int(v, "Val.v128"))
+
+    @staticmethod
     def funcref(f: Func | None) -> Val:
         return Val(ValType.funcref(), ref=f)
 
@@ -426,6 +435,8 @@ class Val:
             return struct.unpack("<f", struct.pack("<I", bits))[0]
         if c == F64:
             return struct.unpack("<d", struct.pack("<Q", bits))[0]
+        if c == V128:
+            return bits  # unsigned, 128 bits
         return self.ref
 
     def _as(self, code: int) -> Any:
@@ -443,6 +454,9 @@ class Val:
 
     def as_f64(self) -> float | None:
         return self._as(F64)
+
+    def as_v128(self) -> int | None:
+        return self._as(V128)
 
     def as_externref(self) -> Any:
         return self._as(EXTERNREF)
@@ -499,9 +513,10 @@ _FEATURES: dict[str, tuple[_Support, str]] = {
     "wasm_memory64": (_Support.ALWAYS, "memory64"),
     "wasm_tail_call": (_Support.ALWAYS, "tail calls"),
     "wasm_custom_page_sizes": (_Support.SWITCH, "custom page sizes"),
-    "wasm_simd": (_Support.NEVER, "SIMD"),
-    "wasm_relaxed_simd": (_Support.NEVER, "relaxed SIMD"),
-    "wasm_relaxed_simd_deterministic": (_Support.NEVER, "relaxed SIMD"),
+    "wasm_simd": (_Support.SWITCH, "SIMD"),
+    "wasm_relaxed_simd": (_Support.SWITCH, "relaxed SIMD"),
+    # hwsim's relaxed SIMD is always the specification's deterministic profile (docs/architecture.md, *SIMD*)
+    "wasm_relaxed_simd_deterministic": (_Support.ALWAYS, "the deterministic profile of relaxed SIMD"),
     "wasm_threads": (_Support.SWITCH, "threads (shared memories, atomics)"),
     "shared_memory": (_Support.SWITCH, "shared memories"),
     "wasm_exceptions": (_Support.NEVER, "exception handling"),
@@ -550,8 +565,9 @@ class Config:
     Feature switches (``wasm_simd``, ``wasm_memory64``, ...; docs/embedding.md has the table): a
     feature hwsim implements may be set True (it is on anyway); one it does not may be set False (it is
     off anyway); the other way round raises :class:`~hwsim.errors.ConfigError` naming the feature.
-    ``wasm_custom_page_sizes``, ``wasm_wide_arithmetic`` and ``wasm_threads`` (with ``shared_memory``)
-    really switch (on by default, as in wasmtime).  wasmtime-py's other settings
+    ``wasm_custom_page_sizes``, ``wasm_wide_arithmetic``, ``wasm_simd``, ``wasm_relaxed_simd`` and
+    ``wasm_threads`` (with ``shared_memory``) really switch (on by default, as in wasmtime); relaxed SIMD
+    is always deterministic.  wasmtime-py's other settings
     (Cranelift's, the memory reservation, ...) raise ConfigError saying why hwsim has none.
 
     As in wasmtime-py, an Engine takes its Config: a Config serves one Engine, and changing or
@@ -566,6 +582,8 @@ class Config:
         self._features["wasm_custom_page_sizes"] = Features().custom_page_sizes
         self._features["wasm_wide_arithmetic"] = Features().wide_arithmetic
         self._features["wasm_threads"] = self._features["shared_memory"] = Features().threads
+        self._features["wasm_simd"] = Features().simd
+        self._features["wasm_relaxed_simd"] = Features().relaxed_simd
         self._closed = False
 
     def __setattr__(self, name: str, value) -> None:
@@ -628,6 +646,8 @@ class Config:
             custom_page_sizes=self._features["wasm_custom_page_sizes"],
             wide_arithmetic=self._features["wasm_wide_arithmetic"],
             threads=self._features["wasm_threads"] and self._features["shared_memory"],
+            simd=self._features["wasm_simd"],
+            relaxed_simd=self._features["wasm_relaxed_simd"],
         )
 
     def close(self) -> None:
@@ -1730,7 +1750,7 @@ def _to_bits(store: _Store, ty: int, v: Any, what: str) -> int:
             assert v.bits is not None  # a number's Val has its bits (Val.__init__)
             return v.bits
         v = v.ref
-    if ty in (I32, I64):
+    if ty in (I32, I64, V128):
         try:
             return operator.index(v) & ((1 << _WIDTHS[ty]) - 1)  # wraps, as wasmtime-py does
         except TypeError:
@@ -1749,7 +1769,7 @@ def _to_bits(store: _Store, ty: int, v: Any, what: str) -> int:
     return store.extern_handle(v)
 
 
-_INT_MASKS = {I32: 0xFFFF_FFFF, I64: (1 << 64) - 1}
+_INT_MASKS = {I32: 0xFFFF_FFFF, I64: (1 << 64) - 1, V128: (1 << 128) - 1}
 
 
 def _args_bits(store: _Store, types, args) -> list[int]:
@@ -1782,7 +1802,13 @@ def _f64_value(bits: int) -> float:
 
 
 # bits -> the Python value, for number types: ``_from_bits(...).value`` without building the Val (the call paths)
-_NUMBER_VALUE: dict[int, Callable[[int], Any]] = {I32: _signed32, I64: _signed64, F32: _f32_value, F64: _f64_value}
+_NUMBER_VALUE: dict[int, Callable[[int], Any]] = {
+    I32: _signed32,
+    I64: _signed64,
+    F32: _f32_value,
+    F64: _f64_value,
+    V128: int,  # a v128 is its unsigned 128-bit value
+}
 
 
 def _number_values(types) -> list[Callable[[int], Any]] | None:

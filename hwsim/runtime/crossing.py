@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from ..compiler.abi import RegLoc
+from ..compiler.abi import RegLoc, join_v128, lower_types, split_v128
 from ..compiler.isa.riscv64.abi import FLOAT_ARGS, INT_ARGS, abi_locations
 from ..wasm.types import F32, I32
 from . import layout as L
@@ -80,11 +80,17 @@ class Crossing:
         "result_regs",
         "result_area",
         "result_masks",
+        "vec_params",
+        "vec_results",
     )
 
     def __init__(self, machine: Machine, params: tuple[int, ...], results: tuple[int, ...]) -> None:
+        # A v128 crosses as two 64-bit halves (compiler.abi.lower_types); the wasm types are kept to join them.
+        self.vec_params = params if lower_types(params) != params else None
+        self.vec_results = results if lower_types(results) != results else None
         self.n_params = len(params)
         self.n_results = len(results)
+        params, results = lower_types(params), lower_types(results)
         # Parameters: (index, kind) of those in registers, in the entry batch's order; (index, kind, offset)
         # of those in the ABI area; for an ecall, (index into the ecall batch or -1, kind, offset) of each.
         entry_names = list(ENTRY_REGS)
@@ -121,6 +127,8 @@ class Crossing:
 
     def enter(self, store: Words, args: list[int], entry: list[int]) -> None:
         """Set the entry registers (``entry``: the values of :data:`ENTRY_REGS`) and the parameters."""
+        if self.vec_params is not None:
+            args = split_v128(self.vec_params, args)
         for i, kind, va in self.param_area:
             store.write_u64(va, to_register(kind, args[i]))
         for i, kind in self.param_regs:
@@ -129,13 +137,15 @@ class Crossing:
 
     def results_from(self, store: Words) -> list[int]:
         """The results a wasm function left, masked to their widths."""
-        out = [0] * self.n_results
         masks = self.result_masks
+        out = [0] * len(masks)
         if self.result_batch is not None:
             for (i, _kind), value in zip(self.result_regs, self.result_batch.read()):
                 out[i] = value & masks[i]
         for i, _kind, va in self.result_area:
             out[i] = store.read_u64(va) & masks[i]
+        if self.vec_results is not None:
+            return join_v128(self.vec_results, out)
         return out
 
     # -- wasm -> host ----------------------------------------------------------------------------------
@@ -146,13 +156,17 @@ class Crossing:
         if not self.param_area:  # all in registers
             for where, mask in self.ecall_masks:
                 out.append(regs[where] & mask)
-            return out
-        for where, mask in self.ecall_masks:
-            out.append((regs[where] if where >= 0 else store.read_u64(-1 - where)) & mask)
+        else:
+            for where, mask in self.ecall_masks:
+                out.append((regs[where] if where >= 0 else store.read_u64(-1 - where)) & mask)
+        if self.vec_params is not None:
+            return join_v128(self.vec_params, out)
         return out
 
     def results_to(self, store: Words, results: list[int]) -> None:
         """Hand a host function's results back to the wasm code that called it."""
+        if self.vec_results is not None:
+            results = split_v128(self.vec_results, results)
         for i, kind, va in self.result_area:
             store.write_u64(va, to_register(kind, results[i]))
         if self.result_batch is not None:

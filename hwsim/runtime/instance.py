@@ -17,6 +17,7 @@ from ..compiler.intrinsics import FAR, intrinsics_of
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
 from ..wasm import opcodes as op
+from ..wasm import simd
 from ..wasm.module import ACTIVE, DECLARATIVE, DecodedModule
 from ..wasm.types import I32, I64, ExternKind, GlobalType, MemoryType, TableType
 from . import layout as L
@@ -28,7 +29,7 @@ from .store import Trap, VmStore
 if TYPE_CHECKING:
     from .segments import SegmentTable
 
-_CONSTS = frozenset((op.I32_CONST_OP, op.I64_CONST_OP, op.F32_CONST_OP, op.F64_CONST_OP))
+_CONSTS = frozenset((op.I32_CONST_OP, op.I64_CONST_OP, op.F32_CONST_OP, op.F64_CONST_OP, simd.V128_CONST))
 _MASKS = {I32: 0xFFFF_FFFF, I64: (1 << 64) - 1}
 
 # What an export names: a function record, a memory, a table or a global.

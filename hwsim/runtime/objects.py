@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import OutOfBoundsError
 from ..mmu.bits import PAGE_MASK, PAGE_SHIFT, Pte
-from ..wasm.types import EXTERNREF, F32, F64, I32, I64, MemoryType, TableType
+from ..wasm.types import EXTERNREF, F32, F64, I32, I64, V128, MemoryType, TableType
 from . import layout as L
 from .errors import ResourceLimitError
 
@@ -280,19 +280,22 @@ class TableInstance:
 
 
 class GlobalInstance:
-    """A global's cell: 8 bytes holding the value's bit pattern (i32 sign-extended, f32 in the low half)."""
+    """A global's cell: 8 bytes holding the value's bit pattern (i32 sign-extended, f32 in the low half);
+    16 for a v128 (low half first)."""
 
     def __init__(self, store: VmStore, valtype: int, mutable: bool, bits: int) -> None:
         self.store = store
         self.valtype = valtype
         self.mutable = mutable
-        self.cell = store.alloc_data(8)
+        self.cell = store.alloc_data(16 if valtype == V128 else 8)
         self.set_bits(bits)
         if valtype == EXTERNREF:
             store.extern_roots.append(self)  # Store.gc keeps the host object it holds
 
     def get_bits(self) -> int:
         raw = self.store.read_u64(self.cell)
+        if self.valtype == V128:
+            return raw | self.store.read_u64(self.cell + 8) << 64
         if self.valtype in (I32, F32):
             return raw & 0xFFFF_FFFF
         return raw
@@ -303,6 +306,9 @@ class GlobalInstance:
             value = bits | (0xFFFF_FFFF_0000_0000 if bits >> 31 else 0)
         elif self.valtype == F32:
             value = bits & 0xFFFF_FFFF
+        elif self.valtype == V128:
+            self.store.write_u64(self.cell + 8, (bits >> 64) & 0xFFFF_FFFF_FFFF_FFFF)
+            value = bits & 0xFFFF_FFFF_FFFF_FFFF
         else:
             value = bits & 0xFFFF_FFFF_FFFF_FFFF
         self.store.write_u64(self.cell, value)

@@ -17,11 +17,11 @@ from ..runtime.instance import LinkError as RuntimeLinkError
 from ..runtime.objects import FuncRecord, GlobalInstance, MemoryInstance, ResourceLimitError, TableInstance
 from ..runtime.store import Trap as RuntimeTrap
 from ..runtime.store import VmStore
-from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, FuncType, Limits, MemoryType, TableType
+from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, FuncType, Limits, MemoryType, TableType
 from .engine import Exhaustion, LinkError, NotSupportedByEngine, Trap
 from .values import Value
 
-_TYPES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", FUNCREF: "funcref", EXTERNREF: "externref"}
+_TYPES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", V128: "v128", FUNCREF: "funcref", EXTERNREF: "externref"}
 
 
 class HwsimEngine:
@@ -130,7 +130,7 @@ class HwsimEngine:
 
     def _to_bits(self, v: Value) -> int:
         value = v.value
-        if v.type in ("i32", "i64", "f32", "f64"):
+        if v.type in ("i32", "i64", "f32", "f64", "v128"):
             assert isinstance(value, int)  # a number's bit pattern
             return value
         if value is None:

@@ -18,7 +18,7 @@ its own, the runner checks without an engine::
 
 Skipped: text-format ``assert_malformed`` modules (hwsim decodes binary only),
 modules using features outside hwsim's scope (UnsupportedFeatureError) and
-every command that uses such a module, values outside the scope (v128, GC
+every command that uses such a module, values outside the scope (GC
 references), and everything the engine cannot run (the default
 :class:`~hwsim.spectest.engine.ValidateOnlyEngine` runs nothing).
 

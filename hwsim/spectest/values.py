@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from ..errors import HwsimError
 
-NUM_BITS = {"i32": 32, "i64": 64, "f32": 32, "f64": 64}
+NUM_BITS = {"i32": 32, "i64": 64, "f32": 32, "f64": 64, "v128": 128}
+LANE_BITS = {"i8": 8, "i16": 16, "i32": 32, "i64": 64, "f32": 32, "f64": 64}
 REF_TYPES = ("funcref", "externref")
 
 # Float layouts: (exponent mask, mantissa mask, quiet bit).
@@ -32,7 +33,7 @@ FLOAT_LAYOUT = {
 
 
 class UnsupportedValue(HwsimError):
-    """A value or pattern of a type outside hwsim's scope (v128, GC references, ...)."""
+    """A value or pattern of a type outside hwsim's scope (GC references, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,9 @@ class Value:
     def __str__(self) -> str:
         if self.type in ("i32", "i64"):
             return f"{self.type}:{self.value:#x}"
+        if self.type == "v128":
+            assert isinstance(self.value, int)  # 128 bits
+            return f"v128:{self.value:#034x}"
         if self.type in FLOAT_LAYOUT:
             assert isinstance(self.value, int)  # a number's bit pattern
             return f"{self.type}:{self.value:#x} ({describe_float(self.type, self.value)})"
@@ -76,6 +80,19 @@ class RefPattern:
 
     def __str__(self) -> str:
         return "ref.null (any)" if self.type is None else f"{self.type} (any non-null)"
+
+
+@dataclass(frozen=True, slots=True)
+class LanePattern:
+    """A v128 expectation with a NaN pattern in some lane: ``lanes`` holds each lane's bit pattern (int)
+    or a :class:`NanPattern`."""
+
+    lane_type: str
+    lanes: tuple
+
+    def __str__(self) -> str:
+        shown = (str(x) if isinstance(x, NanPattern) else f"{x:#x}" for x in self.lanes)
+        return f"v128 {self.lane_type} [" + " ".join(shown) + "]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +134,7 @@ def parse_value(obj: dict) -> Value:
     """An argument (or exact expected value) in wasm-tools' JSON form: ``{"type": "i32", "value": "42"}``."""
     t = obj.get("type")
     v = obj.get("value")
-    if t in NUM_BITS:
+    if t in NUM_BITS and t != "v128":
         # Decimal bit patterns; wasm-tools writes some integers signed ("-1").
         n = NUM_BITS[t]
         try:
@@ -137,7 +154,34 @@ def parse_value(obj: dict) -> Value:
         raise UnsupportedValue(f"cannot read externref value {v!r}")
     if t == "funcref" and v == "null":
         return Value(t, None)
+    if t == "v128":
+        lanes = _v128_lanes(obj)
+        if any(isinstance(x, NanPattern) for x in lanes):
+            raise UnsupportedValue(f"a NaN pattern in v128 value {v!r} (only an expectation may hold one)")
+        width = LANE_BITS[obj["lane_type"]]
+        return Value(t, sum(x << (width * i) for i, x in enumerate(lanes)))
     raise UnsupportedValue(f"value of type {t} ({v!r}) is outside hwsim's scope")
+
+
+def _v128_lanes(obj: dict) -> list:
+    """The lanes of a v128 in wasm-tools' JSON form: bit patterns, or NaN patterns for float lanes."""
+    lane_type, v = obj.get("lane_type"), obj.get("value")
+    if lane_type not in LANE_BITS or not isinstance(v, list) or len(v) * LANE_BITS[lane_type] != 128:
+        raise UnsupportedValue(f"cannot read v128 value {v!r} with lanes {lane_type!r}")
+    width = LANE_BITS[lane_type]
+    lanes: list = []
+    for text in v:
+        if lane_type in FLOAT_LAYOUT and text in ("nan:canonical", "nan:arithmetic"):
+            lanes.append(NanPattern(lane_type, text.split(":")[1]))
+            continue
+        try:
+            number = int(text, 10)
+        except (TypeError, ValueError):
+            raise UnsupportedValue(f"cannot read {lane_type} lane {text!r}") from None
+        if not -(1 << (width - 1)) <= number < (1 << width):
+            raise UnsupportedValue(f"{lane_type} lane {text} does not fit in {width} bits")
+        lanes.append(number & ((1 << width) - 1))
+    return lanes
 
 
 def parse_expected(obj: dict):
@@ -152,6 +196,10 @@ def parse_expected(obj: dict):
         return RefPattern("funcref")
     if t == "refnull" and "value" not in obj:
         return RefPattern(None)
+    if t == "v128":
+        lanes = _v128_lanes(obj)
+        if any(isinstance(x, NanPattern) for x in lanes):
+            return LanePattern(obj["lane_type"], tuple(lanes))
     return parse_value(obj)
 
 
@@ -166,6 +214,19 @@ def matches(expected, actual: Value) -> bool:
         if expected.kind == "canonical":
             return is_canonical_nan(actual.type, actual.value)
         return is_arithmetic_nan(actual.type, actual.value)
+    if isinstance(expected, LanePattern):
+        if actual.type != "v128":
+            return False
+        assert isinstance(actual.value, int)  # 128 bits
+        width = LANE_BITS[expected.lane_type]
+        for i, lane in enumerate(expected.lanes):
+            bits = (actual.value >> (width * i)) & ((1 << width) - 1)
+            if isinstance(lane, NanPattern):
+                if not matches(lane, Value(lane.type, bits)):
+                    return False
+            elif lane != bits:
+                return False
+        return True
     if isinstance(expected, RefPattern):
         if expected.type is None:
             return actual.type in REF_TYPES and actual.value is None

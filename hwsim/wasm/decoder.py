@@ -30,6 +30,7 @@ Sections in order (custom sections may appear anywhere)::
 from __future__ import annotations
 
 from . import opcodes as op
+from . import simd
 from .atomics import ATOMICS, PREFIX_FE, AtomicKind
 from .errors import MalformedError, UnsupportedFeatureError, WasmError
 from .module import (
@@ -64,6 +65,7 @@ from .types import (
     LIMITS_INDEX64,
     LIMITS_PAGE_SIZE,
     LIMITS_SHARED,
+    V128,
     ExternKind,
     FuncType,
     GlobalType,
@@ -110,7 +112,7 @@ SECTION_ORDER = {
     DATA: 13,
 }
 
-_VALTYPES = frozenset((I32, I64, F32, F64, FUNCREF, EXTERNREF))
+_VALTYPES = frozenset((I32, I64, F32, F64, V128, FUNCREF, EXTERNREF))
 _REFTYPES = frozenset((FUNCREF, EXTERNREF))
 _MASK32 = 0xFFFFFFFF
 _MASK64 = 0xFFFFFFFFFFFFFFFF
@@ -799,6 +801,9 @@ def decode_instructions(
 def _name_at(data, start: int) -> str | None:
     try:
         code = data[start]
+        if code == op.PREFIX_FD:
+            sub, _ = read_u32(data, start + 1)
+            return op.NAMES.get(simd.SIMD_BASE | sub, f"0xfd {sub:#x}")
         if code in op.UNSUPPORTED_PREFIXES or code == 0xFC:
             sub, _ = read_u32(data, start + 1)
             if code == PREFIX_FE and (PREFIX_FE << 8 | sub) in ATOMICS:
@@ -966,6 +971,8 @@ def _decode_rare(
         return pos, (opcode, (x, y), start), 0
     if code == PREFIX_FE and features.threads:
         return _decode_atomic(data, pos, start)
+    if code == op.PREFIX_FD:
+        return _decode_simd(data, pos, start, features, owner)
     if code in op.UNSUPPORTED_PREFIXES:
         feature = op.UNSUPPORTED_PREFIXES[code]
         sub, pos = read_u32(data, pos)
@@ -1001,3 +1008,47 @@ def _decode_atomic(data, pos: int, start: int) -> tuple[int, tuple, int]:
         return pos + 1, (opcode, None, start), 0
     memarg, pos = _memarg(data, pos)
     return pos, (opcode, memarg, start), 0
+
+
+# SIMD (0xfd prefix) ------------------------------------------------------------------------------------
+
+
+def _decode_simd(data, pos: int, start: int, features: Features, owner) -> tuple[int, tuple, int]:
+    """One 0xfd instruction (hwsim/wasm/simd.py): (position, instruction, block effect 0)."""
+    sub, pos = read_u32(data, pos)
+    opcode = simd.SIMD_BASE | sub
+    kind = simd.IMMEDIATE.get(opcode)
+    if kind is None:
+        raise MalformedError(f"illegal opcode fd {sub:02x}", offset=start)
+    if not features.simd:
+        _note(
+            owner,
+            UnsupportedFeatureError(op.SIMD, f"opcode 0xfd {sub:#x}; enable it with Features(simd=True)", offset=start),
+        )
+    elif sub >= simd.RELAXED_FIRST and not features.relaxed_simd:
+        _note(
+            owner,
+            UnsupportedFeatureError(
+                op.RELAXED_SIMD,
+                f"opcode 0xfd {sub:#x} {simd.NAMES[opcode]}; enable it with Features(relaxed_simd=True)",
+                offset=start,
+            ),
+        )
+    if kind == simd.NONE:
+        return pos, (opcode, None, start), 0
+    if kind == simd.MEMARG:
+        memarg, pos = _memarg(data, pos)
+        return pos, (opcode, memarg, start), 0
+    if kind == simd.MEMARG_LANE:
+        memarg, pos = _memarg(data, pos)
+        lane = data[pos]
+        return pos + 1, (opcode, (memarg, lane), start), 0
+    if kind == simd.LANE:
+        return pos + 1, (opcode, data[pos], start), 0
+    end = pos + 16
+    if end > len(data):
+        raise eof(len(data))
+    raw = bytes(data[pos:end])
+    if opcode == simd.I8X16_SHUFFLE:
+        return end, (opcode, tuple(raw), start), 0
+    return end, (opcode, int.from_bytes(raw, "little"), start), 0

@@ -58,6 +58,11 @@ class Features:
     ``threads`` (on by default, as in wasmtime): the threads proposal, shared memories (limits flags
     0x02/0x03, 0x06/0x07 for memory64) and the ``0xfe`` atomic instructions (hwsim/wasm/atomics.py);
     when off, a module using them is rejected with :class:`~hwsim.wasm.errors.UnsupportedFeatureError`.
+
+    ``simd`` and ``relaxed_simd`` (on by default): the ``v128`` type and the
+    ``0xfd`` instructions (hwsim/wasm/simd.py); relaxed SIMD is ``0xfd 0x100``
+    and above.  When off, a module using them is rejected with
+    :class:`~hwsim.wasm.errors.UnsupportedFeatureError` naming the flag.
     """
 
     custom_page_sizes: bool = True
@@ -68,6 +73,8 @@ class Features:
     multi_memory: bool = True
     multi_table: bool = True
     memory64: bool = True
+    simd: bool = True
+    relaxed_simd: bool = True
 
 
 DEFAULT_FEATURES = Features()

@@ -26,6 +26,7 @@ each kind is::
 
 from __future__ import annotations
 
+from . import simd as _simd
 from .atomics import ATOMICS
 from .types import F32, F64, I32, I64
 
@@ -367,6 +368,10 @@ IMMEDIATE: dict[int, int] = {op: imm for op, (_, imm) in _CONTROL.items()}
 IMMEDIATE.update({op: NONE for op in _SIMPLE_SPEC})
 IMMEDIATE.update({op: MEMARG for op in LOADS})
 IMMEDIATE.update({op: MEMARG for op in STORES})
+# SIMD (0xfd prefix): see hwsim/wasm/simd.py.
+PREFIX_FD = 0xFD
+NAMES.update(_simd.NAMES)
+IMMEDIATE.update(_simd.IMMEDIATE)
 
 # Dense tables for the decoder's inner loop: one-byte opcodes index a list;
 # None means "not a one-byte opcode hwsim decodes".
@@ -387,6 +392,7 @@ def opcode_name(op: int) -> str:
 # Out of scope ---------------------------------------------------------------
 
 SIMD = "SIMD"
+RELAXED_SIMD = "relaxed SIMD"
 GC = "GC"
 FUNCTION_REFERENCES = "typed function references"
 EXCEPTIONS = "exception handling"
@@ -436,42 +442,7 @@ UNSUPPORTED_OPCODES: dict[int, tuple[str, str, int | None, int]] = {
     0xE5: (STACK_SWITCHING, "switch", None, 0),
 }
 # Prefix bytes whose whole opcode space is out of scope.
-UNSUPPORTED_PREFIXES: dict[int, str] = {0xFB: GC, 0xFD: SIMD, 0xFE: THREADS}
-
-
-def _simd_immediates() -> dict[int, int]:
-    imm = {n: NONE for n in range(0x114)}
-    for n in list(range(0x00, 0x0C)) + [0x5C, 0x5D]:
-        imm[n] = MEMARG
-    for n in range(0x54, 0x5C):
-        imm[n] = MEMARG_LANE
-    imm[0x0C] = imm[0x0D] = V128_BYTES
-    for n in range(0x15, 0x23):
-        imm[n] = LANE
-    for n in (
-        0x9A,
-        0xA2,
-        0xA5,
-        0xA6,
-        0xAF,
-        0xB0,
-        0xB2,
-        0xB3,
-        0xB4,
-        0xBB,
-        0xC2,
-        0xC5,
-        0xC6,
-        0xCF,
-        0xD0,
-        0xD2,
-        0xD3,
-        0xD4,
-        0xE2,
-        0xEE,
-    ):
-        del imm[n]
-    return imm
+UNSUPPORTED_PREFIXES: dict[int, str] = {0xFB: GC, 0xFE: THREADS}
 
 
 def _gc_immediates() -> dict[int, int]:
@@ -491,7 +462,6 @@ def _atomic_immediates() -> dict[int, int]:
 
 # Sub-opcode -> immediate kind under each out-of-scope prefix.
 PREFIX_IMMEDIATES: dict[int, dict[int, int]] = {
-    0xFD: _simd_immediates(),
     0xFB: _gc_immediates(),
     0xFE: _atomic_immediates(),
 }
@@ -503,7 +473,6 @@ UNSUPPORTED_FC: dict[int, tuple[str, str]] = {}
 # (ref ht) and (ref null ht) are followed by a heap type.
 REF_TYPE_PREFIXES = frozenset((0x63, 0x64))
 UNSUPPORTED_VALTYPES: dict[int, tuple[str, str]] = {
-    0x7B: (SIMD, "v128"),
     0x64: (FUNCTION_REFERENCES, "(ref ht)"),
     0x63: (FUNCTION_REFERENCES, "(ref null ht)"),
     0x6E: (GC, "anyref"),

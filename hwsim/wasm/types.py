@@ -18,14 +18,15 @@ I32 = 0x7F
 I64 = 0x7E
 F32 = 0x7D
 F64 = 0x7C
-V128 = 0x7B  # SIMD: decoded only to be rejected as unsupported
+V128 = 0x7B  # SIMD: a 128-bit vector
 FUNCREF = 0x70
 EXTERNREF = 0x6F
 UNKNOWN = 0  # bottom, validator only
 
 NUM_TYPES = frozenset((I32, I64, F32, F64))
 REF_TYPES = frozenset((FUNCREF, EXTERNREF))
-VALUE_TYPES = NUM_TYPES | REF_TYPES
+VEC_TYPES = frozenset((V128,))
+VALUE_TYPES = NUM_TYPES | VEC_TYPES | REF_TYPES
 
 VALTYPE_NAMES = {
     I32: "i32",

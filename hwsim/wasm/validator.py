@@ -26,6 +26,7 @@ from bisect import bisect_right
 from collections.abc import Sized
 
 from . import opcodes as op
+from . import simd
 from .atomics import ATOMICS, AtomicKind, signature
 from .errors import InvalidError
 from .module import ACTIVE, ConstExpr, DecodedModule
@@ -39,6 +40,7 @@ from .types import (
     I64,
     NUM_TYPES,
     UNKNOWN,
+    V128,
     ExternKind,
     FuncType,
     GlobalType,
@@ -70,6 +72,7 @@ _CONST_OPS = frozenset(
         op.I64_ADD,
         op.I64_SUB,
         op.I64_MUL,
+        simd.V128_CONST,
         op.END,
     )
 )
@@ -82,7 +85,14 @@ for _code, (_params, _results) in op.SIGNATURES.items():
         _FAST[_code] = (len(_params), _params[0], _params[-1], _results[0])
 del _code, _params, _results
 
-_CONSTS = {op.I32_CONST_OP: I32, op.I64_CONST_OP: I64, op.F32_CONST_OP: F32, op.F64_CONST_OP: F64}
+_CONSTS = {
+    op.I32_CONST_OP: I32,
+    op.I64_CONST_OP: I64,
+    op.F32_CONST_OP: F32,
+    op.F64_CONST_OP: F64,
+    simd.V128_CONST: V128,
+}
+_SELECTABLE = NUM_TYPES | {V128, UNKNOWN}  # untyped select: numeric and vector operands
 
 
 def validate(module: DecodedModule) -> None:
@@ -655,8 +665,8 @@ class _FuncChecker:
             self.pop(I32)
             t1 = self.pop_any()
             t2 = self.pop_any()
-            if t1 not in NUM_TYPES and t1 != UNKNOWN or t2 not in NUM_TYPES and t2 != UNKNOWN:
-                bad = t1 if t1 not in NUM_TYPES and t1 != UNKNOWN else t2
+            if t1 not in _SELECTABLE or t2 not in _SELECTABLE:
+                bad = t1 if t1 not in _SELECTABLE else t2
                 raise self.error(
                     f"type mismatch: select without a type annotation needs numeric operands, not {valtype_name(bad)}"
                 )
@@ -820,6 +830,8 @@ class _FuncChecker:
             vals.extend(results)
         elif code in ATOMICS:
             self.atomic(code, imm)
+        elif code in simd.SIGNATURES:
+            self.simd(code, imm)
         else:  # pragma: no cover - the decoder produces no other opcodes
             raise self.error(f"unknown instruction {op.opcode_name(code)}")
 
@@ -835,6 +847,25 @@ class _FuncChecker:
                     f"atomic alignment must be natural: 2**{align} is not {a.size} bytes ({a.name}, memory {mem})"
                 )
         params, results = signature(a, addr)
+        self.pop_vals(params)
+        self.vals.extend(results)
+
+    def simd(self, code: int, imm) -> None:
+        """A 0xfd instruction: memarg alignment, lane indices and shuffle lanes, then its signature."""
+        params, results = simd.SIGNATURES[code]
+        lanes = simd.LANES.get(code)
+        if code in simd.ACCESS_LOG2:
+            memarg, lane = imm if lanes is not None else (imm, None)
+            addr = self.memarg(memarg, simd.ACCESS_LOG2[code])
+            params = tuple(addr if t == simd.ADDRESS else t for t in params)
+        else:
+            lane = imm if lanes is not None else None
+        if lanes is not None and lane is not None and lane >= lanes:
+            raise self.error(f"invalid lane index: {lane} (the shape has {lanes} lanes)")
+        if code == simd.I8X16_SHUFFLE:
+            for index in imm:
+                if index >= 32:
+                    raise self.error(f"invalid lane index: shuffle lane {index} (two vectors have 32 lanes)")
         self.pop_vals(params)
         self.vals.extend(results)
 

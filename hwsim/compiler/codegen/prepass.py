@@ -6,7 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ...wasm import opcodes as op
+from ...wasm import simd
 from ...wasm.atomics import MEMORY_ATOMIC_NOTIFY, MEMORY_ATOMIC_WAIT32, MEMORY_ATOMIC_WAIT64
+from .simd import in_place
 
 # Instructions compiled as a call of a function or of a runtime builtin, which clobbers the caller-saved
 # registers (memory.copy/fill are not among them: their host path keeps every register).
@@ -32,6 +34,7 @@ _CALLS = frozenset(
         MEMORY_ATOMIC_NOTIFY,  # threads proposal: runtime builtins
         MEMORY_ATOMIC_WAIT32,
         MEMORY_ATOMIC_WAIT64,
+        *(set(simd.NAMES) - in_place()),  # SIMD instructions that call a helper routine (codegen/simd.py)
     }
 )
 

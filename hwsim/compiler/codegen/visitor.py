@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ...wasm import opcodes as op
 from ...wasm.module import FuncBody
-from ...wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64
+from ...wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, V128
 from ..builtins import Builtin, BulkFuel
 from ..errors import CompileError
 from ..intrinsics import FAR, FAR_ACCESS, PAGE_SIZE, Intrinsic
@@ -32,7 +32,7 @@ from ..masm import (
 )
 from ..regs import FLOAT, INT, Reg, RegClass
 from ..traps import TrapCode
-from . import call
+from . import call, simd
 from .atomics import ATOMIC_DISPATCH
 from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Comparison, Operand, reg_class
 from .control import ControlFrame, ControlStack, CtrlKind
@@ -48,14 +48,21 @@ class FuncCodegen:
         self.env = env
         self.func = func
         self.masm = masm
-        self.type = env.func_types[func_index]
+        self.type = env.func_types[func_index]  # v128 as two halves (compiler.abi.lower_types)
+        self.func_index = func_index
 
     def compile(self) -> MacroAssembler:
         env, masm, func = self.env, self.masm, self.func
-        local_types = list(self.type.params)
+        local_types = list(env.wasm_func_types[self.func_index].params)
         for count, ty in func.locals:
             local_types.extend([ty] * count)
-        info = prepass(func.body, len(local_types), env.block_type)
+        body = func.body
+        if V128 in local_types:
+            local_types, body = _lower_locals(local_types, body)
+        info = prepass(body, len(local_types), env.block_type)
+        for i, ty in enumerate(local_types):
+            if ty == V128:
+                info.weights[i] = 0.0  # a v128 local lives in two frame slots
         self.ctx = ctx = CodeGenContext(masm, local_types)
         ctx.home_locals(info.weights, info.aux_slots, info.has_calls)
         masm.mark(func.body_offset)
@@ -66,9 +73,8 @@ class FuncCodegen:
         self.control = control = ControlStack(ctx, tuple(self.type.results))
         fuel = self.fuel = FuelCounter(ctx, len(self.type.params)) if env.metering else None
         if fuel is not None:
-            self.loop_writes = loop_writes(func.body)
+            self.loop_writes = loop_writes(body)
             fuel.checkpoint()  # function entry
-        body = func.body
         self.direct_local: int | None = None  # dst_reg put the value on top of the stack in this local's home
         for i, (code, imm, offset) in enumerate(body):
             self.next = body[i + 1] if i + 1 < len(body) else None
@@ -247,9 +253,14 @@ class FuncCodegen:
         v = self.ctx.pop()
         if v.kind is REG:
             self.ctx.free_reg(v.x)
+        if v.ty == V128:
+            simd.drop(self, v)
 
     def visit_select(self, imm) -> None:
         ctx = self.ctx
+        if ctx.stack[-2].ty == V128:
+            simd.select(self)
+            return
         cond, cown = ctx.pop_reg()
         b = ctx.pop()
         a = ctx.pop()
@@ -268,8 +279,15 @@ class FuncCodegen:
         if self.fuel is not None:
             self.fuel.consts.use(imm)
         self.ctx.push_local(imm)
+        if self.ctx.local_types[imm] == V128:  # the low half's index (_lower_locals); the high half next
+            self.ctx.push_local(imm + 1)
 
     def visit_local_set(self, imm) -> None:
+        if self.ctx.local_types[imm] == V128 and self.direct_local is None:
+            self.set_local(imm + 1)
+        self.set_local(imm)
+
+    def set_local(self, imm) -> None:
         ctx, masm = self.ctx, self.masm
         if self.fuel is not None:
             self.fuel.consts.assign(imm, ctx.stack[-1])
@@ -310,9 +328,14 @@ class FuncCodegen:
     def visit_local_tee(self, imm) -> None:
         self.visit_local_set(imm)
         self.ctx.push_local(imm)
+        if self.ctx.local_types[imm] == V128:
+            self.ctx.push_local(imm + 1)
 
     def visit_global_get(self, imm) -> None:
         ty = self.env.global_types[imm].valtype
+        if ty == V128:
+            simd.global_get(self, imm)
+            return
         if self.fuel is not None:
             value = self.env.constant_global(imm)
             if value is not None:  # as Cranelift reads it when metering: the bulk-operation rule sees it
@@ -324,6 +347,9 @@ class FuncCodegen:
 
     def visit_global_set(self, imm) -> None:
         ty = self.env.global_types[imm].valtype
+        if ty == V128:
+            simd.global_set(self, imm)
+            return
         reg, owned = self.ctx.pop_reg()
         self.masm.global_set(reg, self.env.layout.global_(imm), ty)
         self.ctx.release(reg, owned)
@@ -605,6 +631,19 @@ class FuncCodegen:
 
 V = FuncCodegen
 
+
+def _lower_locals(local_types: list[int], body: list) -> tuple[list[int], list]:
+    """Each v128 local as two (its low half's index is the one instructions name), and the body with
+    local indices renumbered to match."""
+    index: list[int] = []
+    lowered: list[int] = []
+    for ty in local_types:
+        index.append(len(lowered))
+        lowered.extend((V128, V128) if ty == V128 else (ty,))
+    local_ops = (op.LOCAL_GET, op.LOCAL_SET, op.LOCAL_TEE)
+    return lowered, [(c, index[imm], off) if c in local_ops else (c, imm, off) for c, imm, off in body]
+
+
 # Intrinsic imports lowered as builtins or as the memory-control instructions they stand for (on memory 0).
 _FAR_BUILTINS = {"grant": Builtin.far_grant, "revoke": Builtin.far_revoke}
 _HANDLE_BUILTINS = {
@@ -733,3 +772,4 @@ for _name, _entry in (*_MEMORY_ACCESS.items(), *_NUMERIC.items()):
 del _name, _entry
 
 DISPATCH.update(ATOMIC_DISPATCH)  # the threads proposal (codegen/atomics.py)
+DISPATCH.update(simd.dispatch())  # the 0xfd instructions (codegen/simd.py)

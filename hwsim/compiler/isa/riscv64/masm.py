@@ -65,6 +65,7 @@ from ...masm import (
 from ...regs import FLOAT, INT, Reg, RegClass
 from ...traps import TrapCode
 from . import regs as R
+from . import simdlib
 from .abi import abi_locations
 
 _LOADS = {
@@ -208,6 +209,7 @@ class RiscvMasm:
         self.words: list[int] = []
         self.fixups: list[tuple[int, str, Label, tuple]] = []
         self.call_fixups: list[tuple[int, int, bool]] = []  # (code offset, func index, far)
+        self.helper_fixups: list[tuple[int, int, bool]] = []  # (code offset, SIMD helper offset, far)
         self.trap_sites: list[tuple[int, TrapCode, int]] = []  # (code offset, code, wasm offset)
         self.cold: list[tuple[Label, TrapCode, int, tuple]] = []  # (stub, code, wasm offset, words before)
         self.checkpoints: list[tuple[Label, Label, int, int]] = []  # (stub, back, builtin id, wasm offset)
@@ -1220,6 +1222,38 @@ class RiscvMasm:
             self.words[self._frame_patch + 1] = A.addiw(R.T5.num, R.T5.num, lo)
         self.trap_sites.sort(key=lambda site: site[0])
         return struct.pack(f"<{len(self.words)}I", *self.words)
+
+    # -- SIMD ---------------------------------------------------------------------------------------------
+
+    def _pair_base(self, base: Reg, disp: int) -> tuple[Reg, int]:
+        """``base, disp`` such that ``disp + 8`` fits 12 bits too (``base`` is the heap-address scratch)."""
+        if _fits12(disp + 8):
+            return base, disp
+        self.emit(A.addi(R.T5.num, base.num, disp))
+        return R.T5, 0
+
+    def load_v128(self, lo: Reg, hi: Reg, base: Reg, disp: int) -> None:
+        base, disp = self._pair_base(base, disp)
+        self.emit(A.ld(lo.num, base.num, disp), A.ld(hi.num, base.num, disp + 8))
+
+    def store_v128(self, lo: Reg, hi: Reg, base: Reg, disp: int) -> None:
+        base, disp = self._pair_base(base, disp)
+        self.emit(A.sd(lo.num, base.num, disp), A.sd(hi.num, base.num, disp + 8))
+
+    def global_get_v128(self, lo: Reg, hi: Reg, word: int) -> None:
+        self._mem("ld", R.T5, R.VMCTX, word)
+        self.emit(A.ld(lo.num, R.T5.num, 0), A.ld(hi.num, R.T5.num, 8))
+
+    def global_set_v128(self, lo: Reg, hi: Reg, word: int) -> None:
+        self._mem("ld", R.T5, R.VMCTX, word)
+        self.emit(A.sd(lo.num, R.T5.num, 0), A.sd(hi.num, R.T5.num, 8))
+
+    def call_helper(self, name: str) -> None:
+        self.helper_fixups.append((self.offset(), simdlib.helper_offset(name), self.far_calls))
+        if self.far_calls:
+            self.emit(A.auipc(R.RA.num, 0), A.jalr(R.RA.num, R.RA.num, 0))
+        else:
+            self.emit(A.jal(R.RA.num, 0))
 
     def patch_call(self, code: bytearray, site: int, target: int, far: bool) -> None:
         """Point the ``jal`` (or ``auipc``+``jalr``) at ``site`` to ``target``, keeping its registers."""
