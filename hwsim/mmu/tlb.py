@@ -106,6 +106,26 @@ class Tlb:
                 return tr
         return None
 
+    def hit_with(self, asid: int, va: int, flags: int) -> Translation | None:
+        """:meth:`hit` of an entry whose PTE has every bit of ``flags`` (an access it allows); otherwise
+        None, nothing counted or refreshed (a fallback's lookup decides and counts)."""
+        entries = self._entries
+        for level, shift in self._levels:
+            vpn = va >> shift
+            key = (level, vpn, asid)
+            tr = entries.get(key)
+            if tr is None:
+                key = (level, vpn, GLOBAL)
+                tr = entries.get(key)
+            if tr is not None:
+                if tr.pte & flags != flags:
+                    return None
+                entries.move_to_end(key)
+                self.stats.lookups += 1
+                self.stats.hits += 1
+                return tr
+        return None
+
     def insert(self, asid: int, tr: Translation) -> None:
         key = (tr.level, tr.va >> self._shifts[tr.level], GLOBAL if tr.global_ else asid)
         entries = self._entries
