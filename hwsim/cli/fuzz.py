@@ -48,6 +48,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="let smith generate SIMD and relaxed SIMD (relaxed results are compared with wasmtime's "
         "deterministic profile, hwsim's choice)",
     )
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the seeds on a Dask cluster: the scheduler's tcp://HOST:PORT, or the file "
+        "'dask scheduler --scheduler-file' wrote (needs --count; see docs/scaling.md)",
+    )
+    p.add_argument("--chunk", type=int, default=100, help="with --cluster: seeds per task (default 100)")
+    p.add_argument(
+        "--results",
+        metavar="FILE",
+        type=Path,
+        help="with --cluster: append each finished chunk to this JSON Lines file, and skip the chunks it "
+        "already holds (resume an interrupted campaign)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
     p.add_argument(
@@ -99,15 +113,21 @@ def run_fuzz(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    summary = run_campaign(
-        first_seed=args.seed,
-        count=args.count,
-        seconds=args.time,
-        jobs=args.jobs,
-        out_dir=args.out,
-        progress=progress,
-        smith=(*(SIMD_FLAGS if args.simd else ()), *args.smith),
-    )
+    smith = (*(SIMD_FLAGS if args.simd else ()), *args.smith)
+    if args.cluster:
+        summary = _on_cluster(args, smith, tty)
+    else:
+        if args.results:
+            raise ConfigError("--results resumes a --cluster campaign; give --cluster too")
+        summary = run_campaign(
+            first_seed=args.seed,
+            count=args.count,
+            seconds=args.time,
+            jobs=args.jobs,
+            out_dir=args.out,
+            progress=progress,
+            smith=smith,
+        )
     if not args.quiet and tty:
         print(file=sys.stderr)
     if args.shrink:
@@ -124,5 +144,41 @@ def run_fuzz(args: argparse.Namespace) -> int:
     print(summary.format())
     if args.json:
         Path(args.json).write_text(json.dumps(summary.to_json(), indent=1) + "\n")
-    bad = (summary.divergences, summary.escaped, summary.crashed, summary.hung, summary.worker_deaths)
+    bad = (summary.divergences, summary.escaped, summary.crashed, summary.hung, summary.worker_deaths, summary.lost)
     return 1 if any(bad) else 0
+
+
+def _on_cluster(args: argparse.Namespace, smith: tuple[str, ...], tty: bool):
+    from ..errors import ConfigError
+    from ..fuzz.cluster import run_cluster_campaign
+
+    if args.count is None or args.time is not None:
+        raise ConfigError("--cluster runs a --count of seeds (not --time)")
+    if args.chunk <= 0:
+        raise ConfigError(f"--chunk must be positive, not {args.chunk}")
+
+    def progress(summary, done: int, total: int) -> None:
+        if args.quiet:
+            return
+        seeds = summary.modules + summary.no_module
+        rate = seeds / summary.seconds if summary.seconds > 0 else 0.0
+        left = (args.count - seeds) / rate if rate > 0 else float("nan")
+        print(
+            ("\r" if tty else "")
+            + f"chunks {done}/{total}: {summary.modules} modules, {len(summary.divergences)} divergences, "
+            f"{rate:.1f} seeds/s, ETA {left:.0f} s",
+            end="" if tty else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return run_cluster_campaign(
+        args.cluster,
+        first_seed=args.seed,
+        count=args.count,
+        chunk=args.chunk,
+        out_dir=args.out,
+        smith=smith,
+        journal=args.results,
+        progress=progress,
+    )

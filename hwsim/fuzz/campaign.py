@@ -185,6 +185,8 @@ class Summary:
     hung: list = field(default_factory=list)  # seeds whose worker went silent for the stall time and was killed
     smith: list = field(default_factory=list)  # the smith flag overrides of the campaign
     worker_deaths: int = 0  # workers that died or hung between two seeds (their other seeds were re-run)
+    cluster_reruns: int = 0  # chunks a cluster ran again because their worker was lost mid-task
+    lost: list = field(default_factory=list)  # [{"seeds": [first, last], "reason"}]: chunks never finished
     seconds: float = 0.0
     first_seed: int = 0
     last_seed: int = -1
@@ -211,6 +213,25 @@ class Summary:
         if v["kind"] == "escaped":
             self.escaped.append({"seed": record["seed"], "detail": v["detail"], "file": record.get("file")})
 
+    def merge(self, other: dict) -> None:
+        """Add the counts and findings of another campaign's summary (its :meth:`to_json`) over other seeds."""
+        for name in ("modules", "no_module", "functions", "calls_agreed", "worker_deaths", "cluster_reruns"):
+            setattr(self, name, getattr(self, name) + other.get(name, 0))
+        self.verdicts.update(other["verdicts"])
+        for kind, keys in other["reasons"].items():
+            self.reasons.setdefault(kind, Counter()).update(keys)
+        for name in ("divergences", "escaped", "crashed", "harness_errors", "hung", "lost"):
+            getattr(self, name).extend(other.get(name, []))
+        self.last_seed = max(self.last_seed, other["last_seed"])
+
+    def in_seed_order(self) -> None:
+        """Sort the findings by seed: a campaign run in chunks then reads as one run in order."""
+        for name in ("divergences", "escaped", "harness_errors"):
+            getattr(self, name).sort(key=lambda d: d["seed"])
+        self.crashed.sort()
+        self.hung.sort()
+        self.lost.sort(key=lambda d: d["seeds"])
+
     def format(self) -> str:
         lines = [
             f"seeds {self.first_seed}..{self.last_seed}: {self.modules} modules "
@@ -233,6 +254,10 @@ class Summary:
             lines.append(f"HUNG on seed {seed}: the worker said nothing for the stall time and was killed")
         if self.worker_deaths:
             lines.append(f"WORKERS LOST between seeds: {self.worker_deaths} (their remaining seeds were re-run)")
+        if self.cluster_reruns:
+            lines.append(f"cluster: {self.cluster_reruns} chunks ran again after their worker was lost mid-task")
+        for d in self.lost:
+            lines.append(f"NOT CHECKED: seeds {d['seeds'][0]}..{d['seeds'][1]}: {d['reason']}")
         lines.append(
             f"{self.verdicts.get('agree', 0)} agreed, {len(self.divergences)} divergences, "
             f"{len(self.escaped)} escaping exceptions, {len(self.crashed)} crashes, {len(self.hung)} hangs"

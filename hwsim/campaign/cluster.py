@@ -1,0 +1,147 @@
+"""Chunks of a campaign as tasks on a Dask ``distributed`` scheduler, with a journal to resume from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import HwsimError
+
+CONNECT_TIMEOUT = 15.0  # seconds to reach a scheduler before giving up with a clear error
+
+
+class CampaignError(HwsimError):
+    """The cluster cannot be used (not installed, unreachable) or a journal does not fit the campaign."""
+
+
+@dataclass(frozen=True)
+class ChunkDone:
+    """One chunk's outcome: ``result`` is the task's return value (None when ``lost``: the task never
+    finished, ``lost`` says why); ``reruns`` counts the times its worker was lost mid-task and the
+    scheduler ran it again elsewhere; ``resumed``: taken from the journal, not run now."""
+
+    chunk: tuple
+    result: dict | None
+    reruns: int = 0
+    resumed: bool = False
+    lost: str = ""
+
+
+def connect(address: str, timeout: float = CONNECT_TIMEOUT):
+    """A ``distributed.Client`` of the scheduler at ``address`` (``tcp://HOST:PORT``, or the path of a
+    scheduler file as ``dask scheduler --scheduler-file`` writes it)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise CampaignError(
+            "--cluster needs Dask distributed (pip install 'hwsim[cluster]'; 'dask scheduler' and "
+            "'dask worker' come with it)"
+        ) from None
+    as_file = Path(address)
+    kwargs = {"scheduler_file": str(as_file)} if as_file.is_file() else {"address": address}
+    try:
+        return Client(**kwargs, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise CampaignError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+
+
+def _read_journal(path: Path, identity: dict) -> dict[tuple, dict]:
+    """The completed chunks a journal holds for the campaign ``identity`` (chunk -> line)."""
+    done: dict[tuple, dict] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return done
+    except OSError as exc:
+        raise CampaignError(f"cannot read the results file {path}: {exc.strerror}") from None
+    for number, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line)
+            chunk = tuple(entry["chunk"])
+            campaign = entry["campaign"]
+        except (ValueError, KeyError, TypeError):
+            if number == len(lines):
+                continue  # a last line cut short by an interruption: that chunk runs again
+            raise CampaignError(f"{path}:{number}: not a line of a campaign's results file") from None
+        if campaign != identity:
+            raise CampaignError(
+                f"{path}:{number}: the results of another campaign ({json.dumps(campaign)}); this one is "
+                f"{json.dumps(identity)}: give another --results file"
+            )
+        done[chunk] = entry
+    return done
+
+
+def run_chunks(
+    address: str,
+    task: Callable[[tuple], dict],
+    chunks: Iterable[tuple],
+    *,
+    identity: dict,
+    journal: Path | None = None,
+    on_done: Callable[[ChunkDone], None],
+) -> None:
+    """Run ``task(chunk)`` for every chunk on the cluster at ``address``; ``on_done`` gets each outcome
+    as it comes (resumed chunks first).  ``task`` must be a module-level function (it is pickled to the
+    workers) whose result depends on the chunk alone.  ``identity`` names the campaign (its kind and
+    settings): a ``journal`` (JSON Lines, appended as chunks complete) resumes only the same campaign."""
+    chunks = [tuple(c) for c in chunks]
+    resumed = _read_journal(journal, identity) if journal is not None else {}
+    for chunk in chunks:
+        entry = resumed.get(chunk)
+        if entry is not None:
+            on_done(ChunkDone(chunk, entry["result"], entry.get("reruns", 0), resumed=True))
+    todo = [c for c in chunks if c not in resumed]
+    if not todo:
+        return
+    from distributed import as_completed
+
+    client = connect(address)
+    log = None
+    if journal is not None:
+        try:
+            with journal.open("ab+") as raw:
+                size = raw.seek(0, 2)
+                if size:
+                    raw.seek(size - 1)
+                    if raw.read(1) != b"\n":
+                        raw.write(b"\n")  # after a line cut short: the next line starts on its own
+            log = journal.open("a")
+        except OSError as exc:
+            raise CampaignError(f"cannot write the results file {journal}: {exc.strerror}") from None
+    try:
+        tag = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+        run = f"{time.time_ns():x}"
+        futures = {
+            client.submit(task, chunk, key=f"hwsim-{tag}-{run}-{i}", pure=False): chunk for i, chunk in enumerate(todo)
+        }
+
+        def suspicious(keys: list[str], dask_scheduler=None) -> dict[str, int]:
+            """(Runs on the scheduler, which passes itself; nested, so that it is pickled by value and the
+            scheduler needs no hwsim.)  How many times each task's worker was lost while it ran there."""
+            tasks = dask_scheduler.tasks
+            return {key: tasks[key].suspicious for key in keys if key in tasks}
+
+        with client.as_current():  # as_completed waits with the current client
+            for future in as_completed(futures):
+                chunk = futures[future]
+                reruns = client.run_on_scheduler(suspicious, [future.key]).get(future.key, 0)
+                if future.status == "error":
+                    error = future.exception()
+                    on_done(ChunkDone(chunk, None, reruns, lost=f"{type(error).__name__}: {error}"))
+                else:
+                    result = future.result()
+                    if log is not None:
+                        line = {"campaign": identity, "chunk": list(chunk), "reruns": reruns, "result": result}
+                        log.write(json.dumps(line) + "\n")
+                        log.flush()
+                    on_done(ChunkDone(chunk, result, reruns))
+                future.release()
+    finally:
+        if log is not None:
+            log.close()
+        client.close()
