@@ -17,8 +17,7 @@ import threading
 import time
 
 import pytest
-
-distributed = pytest.importorskip("distributed")
+from wasm_conftest_helpers import locate_testsuite
 
 from hwsim.campaign import CampaignError  # noqa: E402
 from hwsim.campaign.cluster import connect  # noqa: E402
@@ -157,6 +156,8 @@ def test_an_interrupted_campaign_resumes_from_its_results_file(cluster, tmp_path
 def test_errors_are_said_plainly(cluster, tmp_path, capsys):
     with pytest.raises(CampaignError, match=r"cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         connect("tcp://127.0.0.1:9", timeout=2)
+    with pytest.raises(CampaignError, match=r"neither a scheduler file nor a scheduler address \(tcp://HOST:PORT\)"):
+        connect(str(tmp_path / "no-such-scheduler.json"))
     assert main(["fuzz", "--cluster", str(cluster), "--time", "5"]) == 2
     assert "--cluster runs a --count of seeds (not --time)" in capsys.readouterr().err
     assert main(["fuzz", "--count", "3", "--results", str(tmp_path / "r.jsonl")]) == 2
@@ -181,3 +182,35 @@ def test_a_chunk_whose_task_fails_is_reported_lost_and_the_others_finish(cluster
     )
     assert {c: d.result for c, d in seen.items()} == {(1,): {"square": 1}, (2,): None, (3,): {"square": 9}}
     assert seen[(2,)].lost == "RuntimeError: no wasm-tools on this worker"
+
+
+def _hwsim(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "hwsim", *argv], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600
+    )
+
+
+def test_exploration_on_the_cluster_finds_the_seed_one_machine_stops_at(cluster):
+    race = ["run", "virt", "drivers/examples/races/dma_fixed_wait", "--seed", "30", "--explore", "60", "--quiet"]
+    here = _hwsim(*race)
+    there = _hwsim(*race, "--cluster", str(cluster), "--chunk", "10")
+    assert here.returncode == there.returncode == 1
+    found = [line for line in here.stderr.splitlines() if line.startswith("explore: seed ")]
+    assert found and found[0].startswith("explore: seed 35 fails")  # (the seed the docs' race first fails at)
+    assert "explore: seed 35 fails (every seed before it passed)" in there.stderr
+    replay = [line for line in there.stderr.splitlines() if line.startswith("replay: ")]
+    assert replay == ["replay: hwsim run virt drivers/examples/races/dma_fixed_wait --quiet --seed 35"]
+    clean = _hwsim("run", "virt", "drivers/dma_copy", "--explore", "20", "--cluster", str(cluster), "--chunk", "5")
+    assert clean.returncode == 0 and "explore: all 20 seeds passed (0..19)" in clean.stderr
+    bad = _hwsim("run", "virt", "drivers/dma_copy", "--cluster", str(cluster))
+    assert bad.returncode == 2 and "--cluster runs an exploration: give --explore N" in bad.stderr
+
+
+def test_spectest_scripts_on_the_cluster_give_the_results_of_one_machine(cluster):
+    suite = locate_testsuite()
+    scripts = [str(suite / name) for name in ("i32.wast", "proposals/threads/atomic.wast", "address.wast")]
+    here = _hwsim("spectest", "--suite", str(suite), *scripts)
+    there = _hwsim("spectest", "--suite", str(suite), *scripts, "--cluster", str(cluster))
+    assert here.returncode == there.returncode == 0
+    assert there.stdout == here.stdout
+    assert "proposals/threads/atomic.wast: 297 passed, 0 failed, 0 skipped" in there.stdout

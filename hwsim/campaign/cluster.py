@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import HwsimError
 
@@ -25,7 +27,7 @@ class ChunkDone:
     scheduler ran it again elsewhere; ``resumed``: taken from the journal, not run now."""
 
     chunk: tuple
-    result: dict | None
+    result: Any
     reruns: int = 0
     resumed: bool = False
     lost: str = ""
@@ -42,7 +44,12 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT):
             "'dask worker' come with it)"
         ) from None
     as_file = Path(address)
-    kwargs = {"scheduler_file": str(as_file)} if as_file.is_file() else {"address": address}
+    if as_file.is_file():
+        kwargs = {"scheduler_file": str(as_file)}
+    elif re.fullmatch(r"([a-z]+://)?[^/\s:]+:\d+", address):
+        kwargs = {"address": address}
+    else:
+        raise CampaignError(f"--cluster {address}: neither a scheduler file nor a scheduler address (tcp://HOST:PORT)")
     try:
         return Client(**kwargs, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -78,17 +85,20 @@ def _read_journal(path: Path, identity: dict) -> dict[tuple, dict]:
 
 def run_chunks(
     address: str,
-    task: Callable[[tuple], dict],
+    task: Callable[..., Any],
     chunks: Iterable[tuple],
     *,
     identity: dict,
     journal: Path | None = None,
     on_done: Callable[[ChunkDone], None],
+    shared=None,
 ) -> None:
     """Run ``task(chunk)`` for every chunk on the cluster at ``address``; ``on_done`` gets each outcome
     as it comes (resumed chunks first).  ``task`` must be a module-level function (it is pickled to the
     workers) whose result depends on the chunk alone.  ``identity`` names the campaign (its kind and
-    settings): a ``journal`` (JSON Lines, appended as chunks complete) resumes only the same campaign."""
+    settings): a ``journal`` (JSON Lines, appended as chunks complete) resumes only the same campaign,
+    and needs results that are JSON.  ``shared``: what every task needs beside its chunk (a driver's
+    code, a board), sent to the workers once; the task is then called ``task(shared, chunk)``."""
     chunks = [tuple(c) for c in chunks]
     resumed = _read_journal(journal, identity) if journal is not None else {}
     for chunk in chunks:
@@ -116,8 +126,10 @@ def run_chunks(
     try:
         tag = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
         run = f"{time.time_ns():x}"
+        extra = () if shared is None else (client.scatter(shared, broadcast=True),)
         futures = {
-            client.submit(task, chunk, key=f"hwsim-{tag}-{run}-{i}", pure=False): chunk for i, chunk in enumerate(todo)
+            client.submit(task, *extra, chunk, key=f"hwsim-{tag}-{run}-{i}", pure=False): chunk
+            for i, chunk in enumerate(todo)
         }
 
         def suspicious(keys: list[str], dask_scheduler=None) -> dict[str, int]:

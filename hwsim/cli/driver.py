@@ -103,6 +103,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "first failing seed, print it with the command that replays it, exit 1; exit 0 when all pass",
     )
     r.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="with --explore: run the seeds on a Dask cluster (the scheduler's tcp://HOST:PORT, or the file "
+        "'dask scheduler --scheduler-file' wrote); the answer is the one a run here gives (docs/scaling.md)",
+    )
+    r.add_argument("--chunk", type=_count, default=50, help="with --cluster: seeds per task (default 50)")
+    r.add_argument(
         "--faults",
         action="store_true",
         help="with --explore (or --seed): also inject device faults (each kind a device offers, rarely, "
@@ -227,16 +234,16 @@ def _list_faults(system) -> int:
 
 
 def _replay_command(args: argparse.Namespace, seed: int) -> str:
-    """``hwsim run ...`` as given, with ``--explore N`` replaced by ``--seed S``."""
+    """``hwsim run ...`` as given, with ``--explore N`` (and ``--cluster``, ``--chunk``) replaced by ``--seed S``."""
     argv, skip = [], False
     for item in sys.argv[1:]:
         if skip:
             skip = False
             continue
-        if item in ("--explore", "--seed"):
+        if item in ("--explore", "--seed", "--cluster", "--chunk"):
             skip = True
             continue
-        if item.startswith(("--explore=", "--seed=")):
+        if item.startswith(("--explore=", "--seed=", "--cluster=", "--chunk=")):
             continue
         argv.append(item)
     words = ["hwsim", *argv, "--seed", str(seed)]
@@ -250,6 +257,8 @@ def _explore(args, board, options, data: bytes, entry: str, call_args: tuple) ->
         raise ConfigError("--explore runs sandboxed drivers (the wasm build of the driver)")
     uart_input = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
     first = args.seed or 0
+    if args.cluster:
+        return _explore_on_cluster(args, board, options, data, entry, call_args, uart_input, first)
     result = explore(
         board,
         data,
@@ -277,6 +286,60 @@ def _explore(args, board, options, data: bytes, entry: str, call_args: tuple) ->
         print(result.report.format(), file=sys.stderr)
     print(f"explore: seed {seed} fails (after {len(result.seeds) - 1} passing); {rate}", file=sys.stderr)
     print(f"replay: {_replay_command(args, seed)}", file=sys.stderr)
+    return 1
+
+
+def _explore_on_cluster(args, board, options, data: bytes, entry: str, call_args: tuple, uart_input: bytes, first: int):
+    from ..driver.explore import explore_on_cluster
+
+    tty = sys.stderr.isatty()
+
+    def progress(result, done: int, total: int) -> None:
+        if not args.quiet:
+            print(
+                ("\r" if tty else "") + f"explore: chunks {done}/{total}, {result.runs} runs, "
+                f"{result.runs / result.seconds if result.seconds else 0:.1f} runs/s",
+                end="" if tty else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    result = explore_on_cluster(
+        args.cluster,
+        board,
+        data,
+        first,
+        args.explore,
+        chunk=args.chunk,
+        on_chunk=progress,
+        options=options,
+        entry=entry,
+        args=call_args,
+        inject=tuple(s for s in args.inject if s != "list"),
+        faults=args.faults,
+        uart_input=uart_input,
+        assign=args.assign,
+        time_limit_ns=int(args.virtual_time_limit * 1e9),
+        wall_limit_s=args.time_limit,
+    )
+    if not args.quiet and tty:
+        print(file=sys.stderr)
+    rate = f"{result.runs} runs on the cluster in {result.seconds:.1f} s"
+    if result.reruns:
+        rate += f"; {result.reruns} chunks ran again after their worker was lost"
+    for s, e, why in result.lost:
+        print(f"explore: seeds {s}..{e} NOT CHECKED: {why}", file=sys.stderr)
+    if result.failed_seed is None:
+        if result.lost:
+            return 1
+        print(
+            f"explore: all {args.explore} seeds passed ({first}..{first + args.explore - 1}); {rate}", file=sys.stderr
+        )
+        return 0
+    if not args.quiet:
+        print(result.report, file=sys.stderr)
+    print(f"explore: seed {result.failed_seed} fails (every seed before it passed); {rate}", file=sys.stderr)
+    print(f"replay: {_replay_command(args, result.failed_seed)}", file=sys.stderr)
     return 1
 
 
@@ -362,6 +425,8 @@ def _run_driver(args: argparse.Namespace) -> int:
             call_args = tuple(int(a, 0) for a in args.invoke[1:])
         except ValueError:
             raise ConfigError(f"--invoke arguments must be integers, not {args.invoke[1:]}") from None
+    if args.cluster and args.explore is None:
+        raise ConfigError("--cluster runs an exploration: give --explore N")
     if args.explore is not None:
         if args.gdb is not None:
             raise ConfigError("--gdb debugs one run; --explore makes many")

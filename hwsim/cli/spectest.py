@@ -6,6 +6,11 @@ import argparse
 import json
 import sys
 from collections import defaultdict
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..spectest.runner import FileResult
 
 FEATURE_NAMES = {"custom-page-sizes": "custom_page_sizes", "memory-discard": "memory_discard"}
 
@@ -71,6 +76,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "validate: decode and validate only, skip execution",
     )
     p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the scripts on a Dask cluster (the scheduler's tcp://HOST:PORT, or the file 'dask scheduler "
+        "--scheduler-file' wrote); each script is sent with its text (docs/scaling.md)",
+    )
+    p.add_argument(
         "--cache-dir",
         help="where converted scripts are cached (default: $HWSIM_SPECTEST_CACHE or <tmp>/hwsim-spectest-cache)",
     )
@@ -107,8 +118,15 @@ def run_spectest(args: argparse.Namespace) -> int:
     runner = SpecTestRunner(engine, features=features, cache_dir=args.cache_dir)
     detail = sys.stderr if args.json else sys.stdout
     files = []
-    for path, name in zip(args.files, _names(args.files, args.suite)):
-        result = runner.run_file(path, name=name)
+    names = _names(args.files, args.suite)
+    done: Iterable[FileResult]
+    if args.cluster:
+        from ..spectest.cluster import run_on_cluster
+
+        done = run_on_cluster(args.cluster, args.files, names, engine=args.engine, features=features)
+    else:
+        done = (runner.run_file(path, name=name) for path, name in zip(args.files, names))
+    for result in done:
         files.append(result)
         line = f"{result.name}: {result.passed} passed, {result.failed} failed, {result.skipped} skipped"
         if not args.json:

@@ -96,3 +96,78 @@ def explore(
             break
     result.seconds = time.perf_counter() - start
     return result
+
+
+# -- on a Dask cluster -------------------------------------------------------------------------------------
+
+
+@dataclass
+class ClusterExploreResult:
+    """Exploration of seeds ``first .. first + count - 1`` on a cluster: the lowest failing seed (the one
+    a run on one machine stops at), its report as text, and how many runs the workers made (chunks run
+    side by side, so seeds past the failing one may have run too)."""
+
+    first: int
+    count: int
+    failed_seed: int | None = None
+    report: str = ""
+    runs: int = 0
+    reruns: int = 0  # chunks run again after their worker was lost mid-task
+    lost: list = field(default_factory=list)  # [(first seed, last seed, why)]: chunks that never finished
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_seed is None and not self.lost
+
+
+def explore_chunk(shared: dict, chunk: tuple) -> dict:
+    """(Runs on a worker.)  :func:`explore` over the chunk's seeds with the campaign's ``shared`` settings."""
+    first, n = chunk
+    result = explore(shared["board"], shared["wasm"], range(first, first + n), **shared["settings"])
+    report = result.report.format() if result.failed_seed is not None and result.report is not None else ""
+    return {"runs": len(result.seeds), "failed_seed": result.failed_seed, "report": report}
+
+
+def explore_on_cluster(
+    address: str,
+    board,
+    wasm: bytes,
+    first: int,
+    count: int,
+    *,
+    chunk: int = 50,
+    on_chunk: Callable[[ClusterExploreResult, int, int], None] | None = None,
+    **settings,
+) -> ClusterExploreResult:
+    """:func:`explore` of seeds ``first .. first + count - 1`` in chunks of ``chunk`` on the Dask scheduler
+    at ``address``; ``settings`` are explore's keyword arguments (no engine: each worker makes its own).
+    The answer is the one a run on one machine gives: the lowest failing seed, or none."""
+    from ..campaign import ChunkDone, run_chunks
+
+    out = ClusterExploreResult(first, count)
+    chunks = [(s, min(chunk, first + count - s)) for s in range(first, first + count, chunk)]
+    start = time.perf_counter()
+    done = 0
+
+    def on_done(outcome: ChunkDone) -> None:
+        nonlocal done
+        done += 1
+        out.reruns += outcome.reruns
+        s, n = outcome.chunk
+        if outcome.result is None:
+            out.lost.append((s, s + n - 1, outcome.lost))
+        else:
+            out.runs += outcome.result["runs"]
+            seed = outcome.result["failed_seed"]
+            if seed is not None and (out.failed_seed is None or seed < out.failed_seed):
+                out.failed_seed, out.report = seed, outcome.result["report"]
+        out.seconds = time.perf_counter() - start
+        if on_chunk is not None:
+            on_chunk(out, done, len(chunks))
+
+    shared = {"board": board, "wasm": wasm, "settings": settings}
+    run_chunks(address, explore_chunk, chunks, identity={"kind": "explore"}, on_done=on_done, shared=shared)
+    out.lost.sort()
+    out.seconds = time.perf_counter() - start
+    return out
