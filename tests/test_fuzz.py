@@ -283,10 +283,12 @@ def test_regression_case(path):
 
 
 @pytest.mark.parametrize("check, field", [("dies_on_3", "crashed"), ("hangs_on_3", "hung"), ("raises_on_3", "crashed")])
-def test_a_misbehaving_worker_costs_one_seed_and_the_campaign_goes_on(check, field):
+def test_a_misbehaving_worker_costs_one_seed_and_the_campaign_goes_on(check, field, tmp_path):
     import fuzz_workers
 
-    summary = run_campaign(first_seed=0, count=8, jobs=1, chunk=8, stall=3.0, check=getattr(fuzz_workers, check))
+    summary = run_campaign(
+        first_seed=0, count=8, jobs=1, chunk=8, stall=3.0, check=getattr(fuzz_workers, check), out_dir=tmp_path
+    )
     assert getattr(summary, field) == [3]
     assert summary.no_module == 7  # every other seed was checked: 4..7 by a fresh worker (or the same one)
     assert summary.last_seed == 7
@@ -294,6 +296,9 @@ def test_a_misbehaving_worker_costs_one_seed_and_the_campaign_goes_on(check, fie
         assert summary.harness_errors[0]["harness_error"].rstrip().endswith("RuntimeError: a bug in the harness")
     text = summary.format()
     assert ("HUNG on seed 3" if field == "hung" else "CRASHED on seed 3") in text
+    if check != "raises_on_3":  # the module the worker died (or hung) on is kept, to replay and shrink
+        assert (tmp_path / "seed-3.wasm").read_bytes() == generate(3)
+        assert json.loads((tmp_path / "seed-3.json").read_text())["kind"] == ("hang" if field == "hung" else "crash")
 
 
 def test_a_worker_dying_between_seeds_loses_none():

@@ -294,6 +294,20 @@ def save_case(out_dir: Path, stem: str, wasm: bytes, seed: int, verdict: Verdict
     return path
 
 
+def _save_lost_seed(out_dir: Path | None, seed: int, smith: tuple[str, ...], kind: str) -> None:
+    """The module of a seed whose worker crashed or hung, saved as a divergence is (smith makes it again from
+    the seed, here in the parent), so that it can be replayed and shrunk on its own."""
+    if out_dir is None:
+        return
+    try:
+        wasm = generate(seed, overrides=smith)
+    except FuzzError:
+        return  # smith itself fails: the seed is reported; there is no module to keep
+    if wasm is not None:
+        what = "the worker process died" if kind == "crash" else "the worker said nothing for the stall time"
+        save_case(out_dir, f"seed-{seed}", wasm, seed, Verdict(kind, kind, f"{what} on this module"))
+
+
 STARTUP = 120.0  # seconds a new worker may take to import everything and start its first seed
 
 
@@ -367,6 +381,7 @@ def run_campaign(
         if current is not None:
             where.append(current)
             summary.last_seed = max(summary.last_seed, current)
+            _save_lost_seed(out_dir, current, smith, "crash" if where is summary.crashed else "hang")
         elif not heard:  # before its first seed: the environment is broken, and a new worker would be too
             raise FuzzError(f"a fuzz worker died before checking any seed (exit code {proc.exitcode})")
         else:
