@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -88,6 +89,11 @@ def test_the_same_seeds_give_the_same_summary_on_two_workers_as_on_one_machine(c
         out_dir=tmp_path / "remote",
         progress=lambda *a: seen.append(a[1:]),
     )
+    assert sum(remote.cluster_workers.values()) == 24 and set(remote.cluster_workers) <= {
+        f"w{i} on {socket.gethostname()}" for i in range(2)
+    }
+    assert "seeds per worker: w" in remote.format()
+    remote.cluster_workers = {}
     _same(remote, local)
     assert remote.modules == 24 and not remote.lost
     assert sorted(seen) == [(i, 4) for i in range(1, 5)]  # one progress call per chunk, of 4
@@ -122,7 +128,7 @@ def test_a_worker_killed_mid_task_has_its_chunk_run_again_and_counted(cluster, t
     assert summary.cluster_reruns >= 1
     assert not summary.lost
     _same_counts = run_campaign(first_seed=500, count=16, jobs=1, out_dir=tmp_path / "local")
-    summary.cluster_reruns = 0
+    summary.cluster_reruns, summary.cluster_workers = 0, {}
     _same(summary, _same_counts)
 
 
@@ -143,8 +149,10 @@ def test_an_interrupted_campaign_resumes_from_its_results_file(cluster, tmp_path
     ]
     resumed = json.loads((tmp_path / "s.json").read_text())
     local = run_campaign(first_seed=700, count=20, jobs=1, out_dir=tmp_path / "local").to_json()
+    assert sum(resumed.pop("cluster_workers").values()) == 20
     for d in (resumed, local):
         d.pop("seconds")
+    local.pop("cluster_workers")
     assert resumed == local
     capsys.readouterr()
     # another campaign (other smith flags) must not take these results as its own

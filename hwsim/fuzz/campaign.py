@@ -186,6 +186,7 @@ class Summary:
     smith: list = field(default_factory=list)  # the smith flag overrides of the campaign
     worker_deaths: int = 0  # workers that died or hung between two seeds (their other seeds were re-run)
     cluster_reruns: int = 0  # chunks a cluster ran again because their worker was lost mid-task
+    cluster_workers: dict = field(default_factory=dict)  # worker -> seeds it checked (a cluster campaign)
     lost: list = field(default_factory=list)  # [{"seeds": [first, last], "reason"}]: chunks never finished
     seconds: float = 0.0
     first_seed: int = 0
@@ -254,6 +255,9 @@ class Summary:
             lines.append(f"HUNG on seed {seed}: the worker said nothing for the stall time and was killed")
         if self.worker_deaths:
             lines.append(f"WORKERS LOST between seeds: {self.worker_deaths} (their remaining seeds were re-run)")
+        if self.cluster_workers:
+            seeds = ", ".join(f"{name} {n}" for name, n in sorted(self.cluster_workers.items()))
+            lines.append(f"seeds per worker: {seeds}")
         if self.cluster_reruns:
             lines.append(f"cluster: {self.cluster_reruns} chunks ran again after their worker was lost mid-task")
         for d in self.lost:

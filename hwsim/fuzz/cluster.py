@@ -45,7 +45,18 @@ def fuzz_chunk(chunk: tuple) -> dict:
         cases = (
             {p.name: base64.b64encode(p.read_bytes()).decode() for p in sorted(out.glob("*"))} if out.is_dir() else {}
         )
-    return {"summary": summary, "cases": cases, "worker": socket.gethostname()}
+    return {"summary": summary, "cases": cases, "worker": _worker_name()}
+
+
+def _worker_name() -> str:
+    """The Dask worker running this task, by its name (``dask worker --name``) or address, with the host."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        return f"{worker.name or worker.address} on {socket.gethostname()}"
+    except (ImportError, ValueError):  # (not in a worker: a direct call)
+        return socket.gethostname()
 
 
 def run_cluster_campaign(
@@ -87,6 +98,8 @@ def run_cluster_campaign(
             for case in part["divergences"] + part["escaped"]:
                 case["file"] = files.get(Path(case["file"]).name) if case.get("file") else None
             summary.merge(part)
+            worker = outcome.result["worker"]
+            summary.cluster_workers[worker] = summary.cluster_workers.get(worker, 0) + n
         summary.seconds = time.monotonic() - start
         if progress is not None:
             progress(summary, done, len(chunks))
