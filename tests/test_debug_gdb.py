@@ -204,17 +204,62 @@ def test_a_sandboxed_c_driver_is_debugged_at_source_level(tmp_path):
         status, _, stderr = run.finish()
     assert "File virtio_blk.c:\n\tstatic void init();\n\tstatic void probe();" in out, out
     assert "Breakpoint 1 at 0x" in out and "file virtio_blk.c, line 90." in out
-    assert "Breakpoint 1, request () at virtio_blk.c:90\n90\t    uint32_t len = sectors * SECTOR;" in out
+    assert "Breakpoint 1, request (type=1, sector=1, sectors=1) at virtio_blk.c:90\n90\t    uint32_t len" in out
     # write_read_back was inlined into probe by zig: GDB shows it as a frame of its own.
     assert re.search(
-        r"#0 +request \(\) at virtio_blk.c:90\n#1 +0x[0-9a-f]+ in write_read_back \(\) at virtio_blk.c:120\n"
+        r"#0 +request \(type=1, sector=1, sectors=1\) at virtio_blk.c:90\n#1 +0x[0-9a-f]+ in write_read_back \(\) at virtio_blk.c:120\n"
         r"#2 +probe \(\) at virtio_blk.c:131\n",
         out,
     ), out
     assert "\n91\t    int dir = type == T_IN" in out  # next: the following line
     assert "in write_read_back () at virtio_blk.c:120" in out  # finish: back in the caller
     assert "Breakpoint 2 at 0x" in out and "wait_used. (3 locations)" in out  # inlined three times
-    assert re.search(r"#0 +wait_used \(\) at virtio_blk.c:\d+\n#1 +request \(\) at virtio_blk.c:103", out), out
+    # (request's arguments there are what clang's location lists say: at -O2 they can name a wasm local
+    # the code has reused by then, so the values are not checked)
+    assert re.search(r"#0 +wait_used \(\) at virtio_blk.c:\d+\n#1 +request \(type=.*\) at virtio_blk.c:103", out), out
+    assert status == 0 and "driver returned 128" in stderr
+
+
+def test_locals_arguments_and_pointers_of_a_sandboxed_c_driver(tmp_path):
+    """Variables from the module's DWARF, at the homes the compiler gave the wasm locals: arguments,
+    locals (one still on the operand stack: optimized out), a pointer global followed into linear
+    memory, and NULL as 0x0 before the driver set it."""
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(64 << 10))
+    driver = str(REPO / "drivers" / "virtio_blk")
+    with hwsim_gdb(driver, "--option", f"blk0.image={image}") as run:
+        out = gdb(
+            run.port,
+            "print q",
+            "break virtio_blk.c:93",
+            "continue",
+            "info args",
+            "info locals",
+            "print len * 2",
+            "print/x data",
+            "print q->avail",
+            "print q->desc[1]",
+            "ptype q",
+            "next",
+            "next",
+            "print q->header",
+            "set var len = 7",
+            "print len",
+            "set var len = 512",
+            "delete",
+            "detach",
+        )
+        status, _, stderr = run.finish()
+    assert "$1 = (volatile struct shared *) 0x0\n" in out, out  # q is NULL until init() set it
+    assert "Breakpoint 1, request (type=1, sector=1, sectors=1) at virtio_blk.c:93" in out, out
+    assert "type = 1\nsector = 1\nsectors = 1\n" in out, out
+    assert "dir = 1\nlen = 512\ndata = 268443648\ndone = <optimized out>\n" in out, out
+    assert "$2 = 1024\n" in out and "$3 = 0x10002000\n" in out, out
+    assert "$4 = {flags = 0, idx = 0, ring = {0, 0, 0, 0, 0, 0, 0, 0}}" in out, out
+    assert "$5 = {addr = 0, len = 0, flags = 0, next = 0}" in out, out
+    assert "type = volatile struct shared {\n    struct desc desc[8];" in out, out
+    assert "$6 = {type = 1, reserved = 0, sector = 0}" in out, out  # written by the two lines stepped
+    assert "$7 = 7\n" in out, out  # a local in a register, written by GDB
     assert status == 0 and "driver returned 128" in stderr
 
 
@@ -227,7 +272,7 @@ def test_breakpoints_in_an_interrupt_handler_that_preempts_the_driver():
         )
         status, _, stderr = run.finish()
     assert "Breakpoint 1 at 0x" in out and "file timer_irq.c, line 32." in out
-    assert re.search(r"#0 +hwsim_irq_handler \(\) at timer_irq.c:32\n", out), out
+    assert re.search(r"#0 +hwsim_irq_handler \(cookie=<optimized out>\) at timer_irq.c:32\n", out), out
     assert "\n33\t    rtc[CLEAR_INTERRUPT] = 1;" in out  # next, next: line by line in the handler
     assert out.count("Breakpoint 1, ") == 2  # and again at the next alarm
     assert status == 0 and "driver returned 5" in stderr and "interrupt handler calls: 5" in stderr

@@ -8,9 +8,11 @@ named from the module's ``name`` section (else its export name, else
 functions; a module built with ``-g`` also gets a line table (DWARF,
 ``debug/dwarf.py``): each generated instruction carries the C line of the
 wasm instruction it comes from (the compiler's pc map, then the module's own
-line table), so ``break file.c:LINE``, ``next`` and ``step`` work.  No
-variables or frame information yet.  Native firmware is its own ELF: the
-file is offered as it is.
+line table), so ``break file.c:LINE``, ``next`` and ``step`` work; and the
+module's C types and variables, each variable located at each pc in the
+home the compiler gave its wasm local (``debug/variables.py``), so ``info
+locals`` and ``print *q`` work.  Native firmware is its own ELF: the file
+is offered as it is.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pathlib import Path
 
 from ..compiler.traps import TrapCode
 from ..debug import CodeRegion, CodeSymbol, Command, ExecFile, MonitorError, stop_signal, write_elf
-from ..debug.dwarf import CompileUnit, InlinedCall, LineRow, write_dwarf
+from ..debug.dwarf import CompileUnit, Die, InlinedCall, LineRow, LocationList, write_dwarf
+from ..debug.variables import Frame, TypeTranslator, frame_base, merge_ranges, translate_expr, variable_die
 from ..machine import DebugStop
 from ..wasm.dwarf import SourceLocation, SourceMap
 from ..wasm.types import ExternKind
@@ -59,7 +62,19 @@ def driver_exec_file(vm, name: str, *, source_dirs: Sequence[str | Path] = ()) -
         if rows:
             comp_dir = str(Path(source_dirs[0]).resolve()) if source_dirs else ""
             inlined = _inlined_calls(loaded, source_map, path_of, symbols)
-            unit = CompileUnit(rows[0].file, comp_dir, loaded.base, loaded.end, tuple(rows), tuple(symbols), inlined)
+            dies, variables, bases = _variables(loaded, source_map)
+            unit = CompileUnit(
+                rows[0].file,
+                comp_dir,
+                loaded.base,
+                loaded.end,
+                tuple(rows),
+                tuple(symbols),
+                inlined,
+                dies=dies,
+                variables=variables,
+                frame_base=bases,
+            )
             units.append(unit)
     for stub, address, code in vm.runtime_code:  # the host-call stub: GDB steps over it by its symbol
         regions.append(CodeRegion(f".hwsim.{stub}", address, code, (CodeSymbol(stub, address, len(code)),)))
@@ -172,6 +187,123 @@ def _inlined_calls(
         if calls:
             out[symbol.address] = calls
     return out
+
+
+def _variables(loaded, source_map: SourceMap) -> tuple[tuple[Die, ...], dict[int, tuple[Die, ...]], dict[int, bytes]]:
+    """The module's C globals and types (the unit's own entries), each function's parameters and variables
+    (by function address) and frame bases, translated to the generated code (debug/variables.py)."""
+    compiled, module = loaded.compiled, loaded.module
+    dwarf = source_map.dwarf
+    if dwarf is None or len(compiled.frames) != len(compiled.func_offsets):
+        return (), {}, {}
+    code_base = source_map.code_base
+    layout = compiled.layout
+    types = TypeTranslator()
+    globals_: list[Die] = []
+    variables: dict[int, tuple[Die, ...]] = {}
+    bases: dict[int, bytes] = {}
+    starts = [f.body_offset - code_base for f in module.funcs]  # each function's DWARF address
+    ranges_by_func: dict[int, list[tuple[int, int, int]]] = {}
+    for start, end, wasm_offset in _pc_ranges(loaded):
+        i = bisect.bisect_right(compiled.func_offsets, start - loaded.base) - 1
+        ranges_by_func.setdefault(i, []).append((start, end, wasm_offset - code_base))
+    for cu in dwarf.iter_CUs():
+        top = cu.get_top_DIE()
+        for die in top.iter_children():
+            attrs = die.attributes
+            if die.tag == "DW_TAG_variable" and "DW_AT_name" in attrs and "DW_AT_location" in attrs:
+                location = attrs["DW_AT_location"]
+                if location.form != "DW_FORM_exprloc":
+                    continue
+                type_die = _type_die(die)
+                expr = translate_expr(location.value, None, pointer=types.is_pointer(type_die))
+                globals_.append(variable_die(die, _die_name(die), type_die, types, expr))
+            elif die.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in attrs:
+                i = bisect.bisect_right(starts, attrs["DW_AT_low_pc"].value) - 1
+                if i < 0 or i >= len(compiled.frames) or not compiled.frames[i].homes and compiled.frames[i].body == 0:
+                    continue
+                info = compiled.frames[i]
+                frame = Frame(info, layout.global_)
+                address = loaded.base + compiled.func_offsets[i]
+                valid = _valid_code(info, address, compiled.func_sizes[i])
+                func_ranges = ranges_by_func.get(i, [])
+
+                def code_of(lo: int, hi: int, func_ranges=func_ranges, valid=valid) -> list[tuple[int, int]]:
+                    inside = [(s, e) for s, e, w in func_ranges if lo <= w < hi]
+                    return [r for a, b in merge_ranges(inside) for r in _clip(a, b, valid)]
+
+                whole = (attrs["DW_AT_low_pc"].value, attrs["DW_AT_low_pc"].value + attrs["DW_AT_high_pc"].value)
+                found: list[Die] = []
+                _collect(die, dwarf, cu, frame, types, code_of, whole, found)
+                variables[address] = tuple(found)
+                if "DW_AT_frame_base" in attrs and attrs["DW_AT_frame_base"].form == "DW_FORM_exprloc":
+                    base = frame_base(attrs["DW_AT_frame_base"].value, frame)
+                    if base is not None:
+                        bases[address] = base
+    return (*types.dies, *globals_), variables, bases
+
+
+def _valid_code(info, address: int, size: int) -> list[tuple[int, int]]:
+    """Where a function's locals are in their homes: its body, less each epilogue (from the restore of
+    the callee-saved registers to the return)."""
+    out, at = [], address + info.body
+    for start, end in sorted(info.epilogues):
+        restore = address + start - 4 * (len(info.saved) + 2)  # the restores, ld ra, addi sp, fp
+        if restore > at:
+            out.append((at, restore))
+        at = max(at, address + end)
+    if address + size > at:
+        out.append((at, address + size))
+    return out
+
+
+def _clip(low: int, high: int, valid: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    return [(max(low, a), min(high, b)) for a, b in valid if max(low, a) < min(high, b)]
+
+
+def _type_die(die):
+    for attr in ("DW_AT_type", "DW_AT_abstract_origin"):
+        if attr in die.attributes:
+            target = die.get_DIE_from_attribute(attr)
+            return target if attr == "DW_AT_type" else _type_die(target)
+    return None
+
+
+def _die_name(die) -> str:
+    name = SourceMap.die_name(die)
+    return name or "?"
+
+
+def _collect(die, dwarf, cu, frame: Frame, types: TypeTranslator, code_of, whole, found: list[Die]) -> None:
+    """The parameters and variables of a subprogram (lexical blocks flattened; inlined calls left out)."""
+    for child in die.iter_children():
+        if child.tag == "DW_TAG_lexical_block":
+            _collect(child, dwarf, cu, frame, types, code_of, whole, found)
+            continue
+        if child.tag not in ("DW_TAG_formal_parameter", "DW_TAG_variable"):
+            continue
+        attrs = child.attributes
+        type_die = _type_die(child)
+        pointer = types.is_pointer(type_die)
+        location: bytes | LocationList | None = None
+        if "DW_AT_location" in attrs:
+            attr = attrs["DW_AT_location"]
+            if attr.form == "DW_FORM_exprloc":
+                entries = [(whole[0], whole[1], attr.value)]
+            else:
+                entries, base = [], 0
+                for entry in dwarf.location_lists().get_location_list_at_offset(attr.value):
+                    if hasattr(entry, "base_address"):
+                        base = entry.base_address
+                    else:
+                        entries.append((base + entry.begin_offset, base + entry.end_offset, entry.loc_expr))
+            pieces = []
+            for lo, hi, expr in entries:
+                translated = translate_expr(expr, frame, pointer=pointer)
+                if translated is not None:
+                    pieces += [(a, b, translated) for a, b in code_of(lo, hi)]
+            location = LocationList(tuple(sorted(pieces))) if pieces else None
+        found.append(variable_die(child, _die_name(child), type_die, types, location))
 
 
 def wasm_trap_explainer(vm) -> Callable[[DebugStop], tuple[int, str] | None]:
