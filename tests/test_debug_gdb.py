@@ -263,6 +263,29 @@ def test_locals_arguments_and_pointers_of_a_sandboxed_c_driver(tmp_path):
     assert status == 0 and "driver returned 128" in stderr
 
 
+def test_backtraces_go_through_wasm_calls_and_the_host_call_stub(tmp_path):
+    """Call-frame information: stopped in the host-call stub two wasm calls deep (probe -> init ->
+    hwsim_mmio_map, inlined), GDB unwinds each frame to the host's entry, and finish returns."""
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(64 << 10))
+    with hwsim_gdb(str(REPO / "drivers" / "virtio_blk"), "--option", f"blk0.image={image}") as run:
+        out = gdb(run.port, "break hwsim_host_call", "continue", "bt", "frame 3", "info frame", "delete", "detach")
+        status, _, stderr = run.finish()
+    assert "Breakpoint 1, 0x0000000000010000 in hwsim_host_call ()" in out, out
+    assert re.search(
+        r"#0 +0x0+10000 in hwsim_host_call \(\)\n"
+        r"#1 +0x[0-9a-f]+ in hwsim_mmio_map \(\) at \S*drivers/include/hwsim.h:\d+\n"
+        r"#2 +init \(\) at virtio_blk.c:42\n"
+        r"#3 +0x[0-9a-f]+ in probe \(\) at virtio_blk.c:130\n"
+        r"#4 +0x0+10800 in hwsim_host_entry \(\)\n",
+        out,
+    ), out
+    # probe's frame from the CFI: its CFA is the stack top the host gave it, ra and fp saved below it
+    assert re.search(r"Stack level 3, frame at 0x104000000:", out), out
+    assert re.search(r"Saved registers:\n +ra at 0x103fffff8, fp at 0x103fffff0", out), out
+    assert status == 0 and "driver returned 128" in stderr
+
+
 def test_breakpoints_in_an_interrupt_handler_that_preempts_the_driver():
     """The handler runs in a nested call, between two instructions of a busy loop: GDB stops in it
     each time, steps its lines (the prologue has the function's first line), and the run completes."""
@@ -272,7 +295,13 @@ def test_breakpoints_in_an_interrupt_handler_that_preempts_the_driver():
         )
         status, _, stderr = run.finish()
     assert "Breakpoint 1 at 0x" in out and "file timer_irq.c, line 32." in out
-    assert re.search(r"#0 +hwsim_irq_handler \(cookie=<optimized out>\) at timer_irq.c:32\n", out), out
+    # The backtrace goes through the host's nested call into the code the interrupt preempted.
+    assert re.search(
+        r"#0 +hwsim_irq_handler \(cookie=<optimized out>\) at timer_irq.c:32\n"
+        r"#1 +0x0+10810 in hwsim_nested_entry \(\)\n#2 +0x[0-9a-f]+ in (now_ns \(\) at timer_irq.c:2\d\n#3 +)?"
+        r"busy \(\) at timer_irq.c:5[67]\n#\d +0x0+10800 in hwsim_host_entry \(\)\n",
+        out,
+    ), out
     assert "\n33\t    rtc[CLEAR_INTERRUPT] = 1;" in out  # next, next: line by line in the handler
     assert out.count("Breakpoint 1, ") == 2  # and again at the next alarm
     assert status == 0 and "driver returned 5" in stderr and "interrupt handler calls: 5" in stderr

@@ -23,10 +23,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..compiler.traps import TrapCode
-from ..debug import CodeRegion, CodeSymbol, Command, ExecFile, MonitorError, stop_signal, write_elf
+from ..debug import CodeRegion, CodeSymbol, Command, ExecFile, MonitorError, cfi, stop_signal, write_elf
+from ..debug.cfi import Fde, write_debug_frame
 from ..debug.dwarf import CompileUnit, Die, InlinedCall, LineRow, LocationList, write_dwarf
 from ..debug.variables import Frame, TypeTranslator, frame_base, merge_ranges, translate_expr, variable_die
 from ..machine import DebugStop
+from ..runtime import layout as L
 from ..wasm.dwarf import SourceLocation, SourceMap
 from ..wasm.types import ExternKind
 
@@ -78,8 +80,30 @@ def driver_exec_file(vm, name: str, *, source_dirs: Sequence[str | Path] = ()) -
             units.append(unit)
     for stub, address, code in vm.runtime_code:  # the host-call stub: GDB steps over it by its symbol
         regions.append(CodeRegion(f".hwsim.{stub}", address, code, (CodeSymbol(stub, address, len(code)),)))
-    sections = write_dwarf(units) if units else None
+    sections = write_dwarf(units) if units else {}
+    sections[".debug_frame"] = write_debug_frame(_frames(vm, regions))
+    # The addresses calls from the host return to: never executed, named (from the word before, where
+    # GDB looks up a return address) so that backtraces show where the host called in.
+    for entry, address in (("hwsim_host_entry", L.EXIT_ADDRESS), ("hwsim_nested_entry", L.NESTED_EXIT_ADDRESS)):
+        regions.append(CodeRegion(f".hwsim.{entry}", address - 4, bytes(8), (CodeSymbol(entry, address - 4, 8),)))
     return ExecFile(name, write_elf(regions, sections=sections))
+
+
+def _frames(vm, regions: list[CodeRegion]) -> list[Fde]:
+    """Call-frame information: each compiled function's frame, the host-call stub (a leaf), and the
+    two host entries (debug/cfi.py)."""
+    fdes = []
+    for loaded in vm.code:
+        compiled = loaded.compiled
+        for offset, size, info in zip(compiled.func_offsets, compiled.func_sizes, compiled.frames):
+            low = loaded.base + offset
+            fdes.append(Fde(low, low + size, cfi.compiled_function(info.prologue_end, info.saved, info.epilogues)))
+    for stub, address, code in vm.runtime_code:
+        if stub == "hwsim_host_call":
+            fdes.append(Fde(address, address + len(code), b""))
+    for address, nested in ((L.EXIT_ADDRESS, False), (L.NESTED_EXIT_ADDRESS, True)):
+        fdes.append(Fde(address - 4, address + 4, cfi.host_entry(nested=nested), cie=1))
+    return fdes
 
 
 def _paths(source_dirs: Sequence[str | Path]) -> Callable[[str], str]:
