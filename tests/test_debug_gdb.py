@@ -181,6 +181,55 @@ def test_monitor_commands(count_wasm):
     assert status == 0
 
 
+def test_monitor_dma_iommu_and_trace_of_a_sandboxed_driver(tmp_path):
+    """hwsim's state at a C line: the DMA mappings live there with the C line that made each, the
+    IOMMU's device contexts and (once the device has done DMA) its IOTLB, the last trace events."""
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(64 << 10))
+    with hwsim_gdb(str(REPO / "drivers" / "virtio_blk"), "--option", f"blk0.image={image}") as run:
+        out = gdb(
+            run.port,
+            "monitor dma",
+            "break virtio_blk.c:94",
+            "continue",
+            "monitor dma",
+            "monitor trace 2",
+            "continue",
+            "monitor iommu",
+            "monitor iommu 2",
+            "monitor dma all",
+            "monitor dma frob",
+            "monitor iommu blk0",
+            "monitor trace x",
+            "delete",
+            "detach",
+        )
+        status, _, stderr = run.finish()
+    assert "\nno live DMA mappings\n" in out, out  # before the driver ran
+    # at line 94: the coherent rings from init() and the buffer request() just mapped, the device's
+    mapped = re.escape("blk0     0x0000000010002000        512 0x00102000   to_device     device  ")
+    assert re.search(mapped + r"virtio_blk.c:92 \(request\), in hwsim.h:\d+ \[wasm function \d+ \(request\)", out), out
+    assert re.search(r"blk0 +0x0000000010000000 +248 0x[0-9a-f]+ +coherent +both +virtio_blk.c:55 \(init\)", out), out
+    assert re.search(
+        r"last 2 of \d+ events:\n.*\n\[ *[\d.]+ ms\] host +dma_map\('blk0', 0x102000, 0x200, 0x1\)", out
+    ), out
+    assert "IOMMU iommu: mode LVL1, ddtp 0x" in out
+    assert re.search(r"device 2 \(blk0\):\n  level 0: 0x[0-9a-f]+ = 0x0+101  device context: first stage Sv39", out), (
+        out
+    )
+    # at the second request: the device's translation of the rings is cached, by its PSCID (the
+    # buffer's went with its unmap)
+    assert re.search(r"IOTLB: 1 of 256 entries .*\n  PSCID 2 +iova 0x0+10000000 -> pa 0x[0-9a-f]+  4 KiB +rw-", out), (
+        out
+    )
+    assert re.search(r"blk0 +0x0+10002000 +512 0x00102000 +to_device +unmapped +virtio_blk.c:92", out), out  # dma all
+    assert re.search(r"blk0 +0x0+10004000 +512 0x00102000 +from_device +device +virtio_blk.c:92", out), out
+    assert "usage: monitor dma [all] (not 'frob')" in out
+    assert "usage: monitor iommu [DEVICE_ID] (a number; 'monitor iommu' lists them)" in out
+    assert "usage: monitor trace [N] (a number of events, not 'x')" in out
+    assert status == 0 and "driver returned 128" in stderr
+
+
 def test_a_sandboxed_c_driver_is_debugged_at_source_level(tmp_path):
     image = tmp_path / "disk.img"
     image.write_bytes(bytes(64 << 10))
@@ -310,10 +359,11 @@ def test_breakpoints_in_an_interrupt_handler_that_preempts_the_driver():
 def test_native_firmware_is_debugged_at_source_level():
     elf = build_driver(REPO / "drivers" / "uart16550", native=True)
     with hwsim_gdb(str(elf), stdin=b"hi\n") as run:
-        out = gdb(run.port, "info registers priv", "break probe", "continue", "next", "bt", "detach")
+        out = gdb(run.port, "info registers priv", "monitor dma", "break probe", "continue", "next", "bt", "detach")
         status, stdout, stderr = run.finish()
     assert f"Reading symbols from target:{elf.resolve()}" in out
     assert "prv:3 [Machine]" in out
+    assert "no DMA checker in this run (native firmware: DMA is physical)" in out
     # (the DWARF names the file as zig was given it: relative, or absolute in a cached build)
     assert re.search(r"Breakpoint 1, probe \(\) at (\S*/)?drivers/uart16550/uart16550\.c:41", out), out
     assert re.search(r"\n42\t +hwsim_log\(", out), out

@@ -293,16 +293,31 @@ def _source_dirs(path: Path) -> list[Path]:
     return dirs
 
 
+# The trace events kept for GDB's 'monitor trace' when --trace chose none: all but the MMU's (one per
+# page walk and TLB miss would drown the rest)
+GDB_TRACE_EVENTS = "*,-page_walk,-tlb_miss,-tlb_flush"
+
+
 def _run_under_gdb(address: str, run, path: Path, data: bytes, entry: str, call_args: tuple):
     """Wait for GDB on ``address``, then run with the hart under its control; the run's report."""
     from ..debug import ExecFile, GdbServer, listen, parse_address
     from ..driver import DriverRun
     from ..driver.control import StopCause
     from ..driver.debugging import driver_exec_file, monitor_commands, wasm_trap_explainer
+    from ..trace import TRACE, RingSink
 
     host, port = parse_address(address)
     listener = listen(host, port)
-    monitor = monitor_commands(run.system, assigned=run.assigned if isinstance(run, DriverRun) else None)
+    ring = RingSink()  # the trace so far, for 'monitor trace': the --trace events, else all but the MMU's
+    own_trace = not TRACE.enabled
+    if own_trace:
+        TRACE.enable(GDB_TRACE_EVENTS, ring)
+    else:
+        TRACE.sinks.append(ring)
+    sandboxed = isinstance(run, DriverRun)
+    monitor = monitor_commands(
+        run.system, assigned=run.assigned if sandboxed else None, dma=run.dma if sandboxed else None, trace=ring
+    )
     try:
         if isinstance(run, DriverRun):
             exec_file = driver_exec_file(run.vm, f"/hwsim/{path.stem}.elf", source_dirs=_source_dirs(path))
@@ -332,6 +347,10 @@ def _run_under_gdb(address: str, run, path: Path, data: bytes, entry: str, call_
             server.finish(report.exit_status, f"hwsim: {report.format().splitlines()[1]}")
         else:
             server.finish(1, "hwsim: the run failed (hwsim's error message is on its terminal)")
+        if own_trace:
+            TRACE.disable()
+        else:
+            TRACE.sinks.remove(ring)
     return report
 
 

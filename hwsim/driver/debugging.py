@@ -28,7 +28,9 @@ from ..debug.cfi import Fde, write_debug_frame
 from ..debug.dwarf import CompileUnit, Die, InlinedCall, LineRow, LocationList, write_dwarf
 from ..debug.variables import Frame, TypeTranslator, frame_base, merge_ranges, translate_expr, variable_die
 from ..machine import DebugStop
+from ..mmu.bits import Pte
 from ..runtime import layout as L
+from ..trace import RingSink
 from ..wasm.dwarf import SourceLocation, SourceMap
 from ..wasm.types import ExternKind
 
@@ -347,9 +349,13 @@ def wasm_trap_explainer(vm) -> Callable[[DebugStop], tuple[int, str] | None]:
     return explain
 
 
-def monitor_commands(system, *, assigned: frozenset[str] | None = None) -> dict[str, Command]:
-    """``monitor`` commands about the board of a run: its devices, their registers, virtual time."""
+def monitor_commands(
+    system, *, assigned: frozenset[str] | None = None, dma=None, trace: RingSink | None = None
+) -> dict[str, Command]:
+    """``monitor`` commands about the board of a run: its devices, their registers, virtual time, the
+    IOMMU; with ``dma`` (a sandboxed run's DmaChecker) its mappings; with ``trace`` the events so far."""
     clock = system.clock
+    iommu = system.iommu
 
     def virtual_time(machine, words: list[str]) -> str:
         """the board's virtual time"""
@@ -384,4 +390,65 @@ def monitor_commands(system, *, assigned: frozenset[str] | None = None) -> dict[
             lines.append(f"{reg.offset:#06x} {reg.name:<20} {value}")
         return "\n".join(lines)
 
-    return {"time": virtual_time, "devices": devices, "regs": registers}
+    def mappings(machine, words: list[str]) -> str:
+        """dma [all]: the driver's live DMA mappings (all: unmapped ones too), with the C line of each"""
+        if words not in ([], ["all"]):
+            raise MonitorError(f"usage: monitor dma [all] (not {' '.join(words)!r})")
+        if dma is None:
+            return "no DMA checker in this run (native firmware: DMA is physical)"
+        shown = [m for m in dma.mappings if words or m.unmapped_by is None]
+        if not shown:
+            return "no live DMA mappings" if not words else "no DMA mappings made"
+        lines = [f"{'device':<8} {'iova':<20} {'size':>8} {'driver addr':<12} {'direction':<13} {'owner':<7} made at"]
+        for m in shown:
+            owner = "unmapped" if m.unmapped_by is not None else "device" if m.device_owned else "cpu"
+            owner = "both" if m.coherent and m.unmapped_by is None else owner
+            kind = "coherent" if m.coherent else m.direction.name.lower()
+            lines.append(
+                f"{m.device:<8} {m.iova:#018x}   {m.size:>8} {m.cpu_addr:#010x}   {kind:<13} {owner:<7} {m.creator}"
+            )
+        return "\n".join(lines)
+
+    def iommu_state(machine, words: list[str]) -> str:
+        """iommu [DEVICE_ID]: mode, each device's context (the directory walk) and the IOTLB"""
+        if iommu is None:
+            return "no IOMMU on this board"
+        names = dict(getattr(dma, "device_ids", {}) or {})
+        if len(words) > 1 or (words and not words[0].isdigit()):
+            raise MonitorError("usage: monitor iommu [DEVICE_ID] (a number; 'monitor iommu' lists them)")
+        ids = [int(words[0])] if words else sorted(names)
+        lines = [f"IOMMU {iommu.name}: mode {iommu.mode.name}, ddtp {iommu.ddtp:#x}"]
+        for device_id in ids:
+            dc, steps, problem = iommu.inspect_device(device_id)
+            lines.append(f"device {device_id}" + (f" ({names[device_id]})" if device_id in names else "") + ":")
+            lines += [f"  level {st.level}: {st.address:#x} = {st.value:#018x}  {st.decision}" for st in steps]
+            if problem is not None:
+                lines.append(f"  no usable context: {problem}")
+        entries = iommu.iotlb.entries()
+        lines.append(f"IOTLB: {len(entries)} of {iommu.iotlb.capacity} entries (least recently used first)")
+        for pscid, tr in entries:
+            perms = "".join(c if tr.pte & bit else "-" for c, bit in (("r", Pte.R), ("w", Pte.W), ("x", Pte.X)))
+            size = f"{tr.page_size >> 10} KiB" if tr.page_size < 1 << 20 else f"{tr.page_size >> 20} MiB"
+            lines.append(f"  PSCID {pscid:<4} iova {tr.page_va:#014x} -> pa {tr.page_pa:#012x}  {size:<8} {perms}")
+        return "\n".join(lines)
+
+    def trace_events(machine, words: list[str]) -> str:
+        """trace [N]: the last N trace events (default 20)"""
+        if len(words) > 1 or (words and not words[0].isdigit()):
+            raise MonitorError(f"usage: monitor trace [N] (a number of events, not {' '.join(words)!r})")
+        if trace is None:
+            return "no trace is kept in this run"
+        n = int(words[0]) if words else 20
+        lines = trace.last(n)
+        if not lines:
+            return "no trace events yet"
+        return "\n".join([f"last {len(lines)} of {trace.count} events:", *lines])
+
+    return {
+        "time": virtual_time,
+        "devices": devices,
+        "regs": registers,
+        "dma": mappings,
+        "iommu": iommu_state,
+        "trace": trace_events,
+    }
