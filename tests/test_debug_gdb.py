@@ -335,6 +335,47 @@ def test_backtraces_go_through_wasm_calls_and_the_host_call_stub(tmp_path):
     assert status == 0 and "driver returned 128" in stderr
 
 
+def hwsim_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hwsim", *args], capture_output=True, timeout=TIMEOUT, cwd=REPO)
+
+
+def test_the_debug_elf_is_kept_by_build_and_run_and_read_by_gdb_offline(tmp_path):
+    """``--debug-elf``: the ELF GDB gets from ``run --gdb``, written by ``build`` and by ``run`` (the same
+    bytes), usable without a target: symbols, lines, types, and where each variable lives."""
+    built, ran = tmp_path / "built.elf", tmp_path / "ran.elf"
+    out = hwsim_cli("build", "drivers/virtio_blk", "--debug-elf", str(built))
+    assert out.returncode == 0 and out.stdout.decode().splitlines()[-1] == str(built), out
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(64 << 10))
+    out = hwsim_cli(
+        "run", str(DEFAULT_BOARD), "drivers/virtio_blk", "--option", f"blk0.image={image}", "--debug-elf", str(ran)
+    )
+    assert out.returncode == 0 and f"hwsim: debug ELF written to {ran}" in out.stderr.decode(), out
+    assert built.read_bytes() == ran.read_bytes()
+    result = subprocess.run(
+        [GDB or "gdb-multiarch", "-nx", "--batch", str(built), "-ex", "info scope request", "-ex", "ptype struct desc"],
+        capture_output=True,
+        timeout=TIMEOUT,
+        cwd=REPO,
+    )
+    text = result.stdout.decode() + result.stderr.decode()
+    # each variable in the callee-saved register homing its wasm local, over the code where it is there
+    assert re.search(r"Symbol len is multi-location:\n.*Range 0x[0-9a-f]+-0x[0-9a-f]+: a variable in \$s\d+", text), (
+        text
+    )
+    assert re.search(r"Symbol done is multi-location:\n.*Range .*\n +0: DW_OP_consts 0\n", text), text
+    assert (
+        "type = struct desc {\n    uint64_t addr;\n    uint32_t len;\n    uint16_t flags;\n    uint16_t next;\n}"
+        in text
+    )
+    out = hwsim_cli("build", "drivers/virtio_blk", "--debug-elf", str(tmp_path / "no" / "such" / "dir.elf"))
+    assert (
+        out.returncode != 0
+        and "cannot write the debug ELF" in out.stderr.decode()
+        and "Traceback" not in out.stderr.decode()
+    )
+
+
 def test_breakpoints_in_an_interrupt_handler_that_preempts_the_driver():
     """The handler runs in a nested call, between two instructions of a busy loop: GDB stops in it
     each time, steps its lines (the prologue has the function's first line), and the run completes."""
