@@ -312,9 +312,28 @@ def test_locals_arguments_and_pointers_of_a_sandboxed_c_driver(tmp_path):
     assert status == 0 and "driver returned 128" in stderr
 
 
+def test_the_arguments_of_an_inlined_call(tmp_path):
+    """A function zig inlined has its own parameters, from the module's concrete inlined instance."""
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(64 << 10))
+    with hwsim_gdb(str(REPO / "drivers" / "virtio_blk"), "--option", f"blk0.image={image}") as run:
+        out = gdb(
+            run.port, "break virtio_blk.c:90", "continue", "next", "next", "step", "info args", "delete", "detach"
+        )
+        status, _, stderr = run.finish()
+    # size is len (a wasm local); dev, cpu and dir are still on the operand stack there
+    assert re.search(
+        r"hwsim_dma_map_single \(dev=<optimized out>, cpu=<optimized out>, size=512, dir=<optimized out>\) at "
+        r"\S*drivers/include/hwsim.h:\d+\n",
+        out,
+    ), out
+    assert "\nsize = 512\n" in out
+    assert status == 0 and "driver returned 128" in stderr
+
+
 def test_backtraces_go_through_wasm_calls_and_the_host_call_stub(tmp_path):
     """Call-frame information: stopped in the host-call stub two wasm calls deep (probe -> init ->
-    hwsim_mmio_map, inlined), GDB unwinds each frame to the host's entry, and finish returns."""
+    hwsim_mmio_map, inlined), GDB unwinds each frame to the host's entry."""
     image = tmp_path / "disk.img"
     image.write_bytes(bytes(64 << 10))
     with hwsim_gdb(str(REPO / "drivers" / "virtio_blk"), "--option", f"blk0.image={image}") as run:
@@ -323,7 +342,7 @@ def test_backtraces_go_through_wasm_calls_and_the_host_call_stub(tmp_path):
     assert "Breakpoint 1, 0x0000000000010000 in hwsim_host_call ()" in out, out
     assert re.search(
         r"#0 +0x0+10000 in hwsim_host_call \(\)\n"
-        r"#1 +0x[0-9a-f]+ in hwsim_mmio_map \(\) at \S*drivers/include/hwsim.h:\d+\n"
+        r"#1 +0x[0-9a-f]+ in hwsim_mmio_map \(name=<optimized out>\) at \S*drivers/include/hwsim.h:\d+\n"
         r"#2 +init \(\) at virtio_blk.c:42\n"
         r"#3 +0x[0-9a-f]+ in probe \(\) at virtio_blk.c:130\n"
         r"#4 +0x0+10800 in hwsim_host_entry \(\)\n",

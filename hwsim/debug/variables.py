@@ -326,7 +326,7 @@ class TypeTranslator:
             out.attrs.append((DW_AT_byte_size, DW_FORM_data1, 8))
         for name, number in _CONSTANTS.items():
             if name in attrs and isinstance(attrs[name].value, int):
-                out.attrs.append(_constant(number, attrs[name].value))
+                out.attrs.append(constant_attr(number, attrs[name].value))
         if "DW_AT_prototyped" in attrs:
             out.attrs.append((DW_AT_prototyped, DW_FORM_flag_present, True))
         if "DW_AT_declaration" in attrs:
@@ -346,7 +346,7 @@ class TypeTranslator:
         return out
 
 
-def _constant(attr: int, value: int) -> tuple[int, int, object]:
+def constant_attr(attr: int, value: int) -> tuple[int, int, object]:
     if value < 0:
         return (attr, DW_FORM_sdata, value)
     form = DW_FORM_data1 if value < 1 << 8 else DW_FORM_data2 if value < 1 << 16 else DW_FORM_data4
@@ -378,4 +378,13 @@ def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-__all__ = ["Frame", "TypeTranslator", "frame_base", "merge_ranges", "translate_expr", "variable_die"]
+__all__ = [
+    "DW_AT_const_value",
+    "Frame",
+    "TypeTranslator",
+    "constant_attr",
+    "frame_base",
+    "merge_ranges",
+    "translate_expr",
+    "variable_die",
+]

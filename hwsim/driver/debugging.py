@@ -18,15 +18,27 @@ is offered as it is.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import signal
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..compiler.frames import NO_FRAME
 from ..compiler.traps import TrapCode
 from ..debug import CodeRegion, CodeSymbol, Command, ExecFile, MonitorError, cfi, stop_signal, write_elf
 from ..debug.cfi import Fde, write_debug_frame
 from ..debug.dwarf import CompileUnit, Die, InlinedCall, LineRow, LocationList, write_dwarf
-from ..debug.variables import Frame, TypeTranslator, frame_base, merge_ranges, translate_expr, variable_die
+from ..debug.variables import (
+    DW_AT_const_value,
+    Frame,
+    TypeTranslator,
+    constant_attr,
+    frame_base,
+    merge_ranges,
+    translate_expr,
+    variable_die,
+)
 from ..machine import DebugStop
 from ..mmu.bits import Pte
 from ..runtime import layout as L
@@ -65,8 +77,11 @@ def driver_exec_file(vm, name: str, *, source_dirs: Sequence[str | Path] = ()) -
         rows = _line_rows(loaded, source_map, path_of)
         if rows:
             comp_dir = str(Path(source_dirs[0]).resolve()) if source_dirs else ""
-            inlined = _inlined_calls(loaded, source_map, path_of, symbols)
-            dies, variables, bases = _variables(loaded, source_map)
+            dies, variables, bases, inlined_variables = _variables(loaded, source_map)
+            inlined = {
+                address: _with_variables(calls, inlined_variables.get(address, []))
+                for address, calls in _inlined_calls(loaded, source_map, path_of, symbols).items()
+            }
             unit = CompileUnit(
                 rows[0].file,
                 comp_dir,
@@ -215,13 +230,21 @@ def _inlined_calls(
     return out
 
 
-def _variables(loaded, source_map: SourceMap) -> tuple[tuple[Die, ...], dict[int, tuple[Die, ...]], dict[int, bytes]]:
+# An inlined call's variables in the module's DWARF: (function name, call line, its generated code, them)
+_InlinedVariables = tuple[str, int, list[tuple[int, int]], list[Die]]
+
+
+def _variables(
+    loaded, source_map: SourceMap
+) -> tuple[tuple[Die, ...], dict[int, tuple[Die, ...]], dict[int, bytes], dict[int, list[_InlinedVariables]]]:
     """The module's C globals and types (the unit's own entries), each function's parameters and variables
-    (by function address) and frame bases, translated to the generated code (debug/variables.py)."""
+    and frame base (by function address), and the variables of the calls inlined into it, translated to
+    the generated code (debug/variables.py)."""
     compiled, module = loaded.compiled, loaded.module
     dwarf = source_map.dwarf
     if dwarf is None or len(compiled.frames) != len(compiled.func_offsets):
-        return (), {}, {}
+        return (), {}, {}, {}
+    inlined: dict[int, list[_InlinedVariables]] = {}
     code_base = source_map.code_base
     layout = compiled.layout
     types = TypeTranslator()
@@ -246,7 +269,7 @@ def _variables(loaded, source_map: SourceMap) -> tuple[tuple[Die, ...], dict[int
                 globals_.append(variable_die(die, _die_name(die), type_die, types, expr))
             elif die.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in attrs:
                 i = bisect.bisect_right(starts, attrs["DW_AT_low_pc"].value) - 1
-                if i < 0 or i >= len(compiled.frames) or not compiled.frames[i].homes and compiled.frames[i].body == 0:
+                if i < 0 or i >= len(compiled.frames) or compiled.frames[i] == NO_FRAME:
                     continue
                 info = compiled.frames[i]
                 frame = Frame(info, layout.global_)
@@ -258,15 +281,16 @@ def _variables(loaded, source_map: SourceMap) -> tuple[tuple[Die, ...], dict[int
                     inside = [(s, e) for s, e, w in func_ranges if lo <= w < hi]
                     return [r for a, b in merge_ranges(inside) for r in _clip(a, b, valid)]
 
-                whole = (attrs["DW_AT_low_pc"].value, attrs["DW_AT_low_pc"].value + attrs["DW_AT_high_pc"].value)
                 found: list[Die] = []
-                _collect(die, dwarf, cu, frame, types, code_of, whole, found)
+                calls: list[_InlinedVariables] = []
+                _collect(die, dwarf, cu, _die_ranges(die, dwarf, cu), _Scope(frame, types, code_of), found, calls)
                 variables[address] = tuple(found)
+                inlined[address] = calls
                 if "DW_AT_frame_base" in attrs and attrs["DW_AT_frame_base"].form == "DW_FORM_exprloc":
                     base = frame_base(attrs["DW_AT_frame_base"].value, frame)
                     if base is not None:
                         bases[address] = base
-    return (*types.dies, *globals_), variables, bases
+    return (*types.dies, *globals_), variables, bases, inlined
 
 
 def _valid_code(info, address: int, size: int) -> list[tuple[int, int]]:
@@ -300,22 +324,58 @@ def _die_name(die) -> str:
     return name or "?"
 
 
-def _collect(die, dwarf, cu, frame: Frame, types: TypeTranslator, code_of, whole, found: list[Die]) -> None:
-    """The parameters and variables of a subprogram (lexical blocks flattened; inlined calls left out)."""
+@dataclass(frozen=True)
+class _Scope:
+    """What translating one function's variables needs: its frame, the types, and ``code_of(lo, hi)``
+    (the generated code of the wasm code in ``[lo, hi)``, where the locals are in their homes)."""
+
+    frame: Frame
+    types: TypeTranslator
+    code_of: Callable[[int, int], list[tuple[int, int]]]
+
+
+def _die_ranges(die, dwarf, cu) -> list[tuple[int, int]]:
+    """A scope's wasm code ranges: low/high pc, or its range list."""
+    attrs = die.attributes
+    if "DW_AT_low_pc" in attrs and "DW_AT_high_pc" in attrs:
+        low, high = attrs["DW_AT_low_pc"].value, attrs["DW_AT_high_pc"]
+        return [(low, high.value if high.form == "DW_FORM_addr" else low + high.value)]
+    if "DW_AT_ranges" in attrs and dwarf.range_lists() is not None:
+        out, base = [], 0
+        for entry in dwarf.range_lists().get_range_list_at_offset(attrs["DW_AT_ranges"].value, cu=cu):
+            if hasattr(entry, "base_address"):
+                base = entry.base_address
+            else:
+                out.append((base + entry.begin_offset, base + entry.end_offset))
+        return out
+    return []
+
+
+def _collect(die, dwarf, cu, scope_ranges, scope: _Scope, found: list[Die], calls: list[_InlinedVariables]) -> None:
+    """The parameters and variables of a subprogram or inlined call (lexical blocks flattened) into
+    ``found``; each inlined call's own, with its name, call line and code, into ``calls``."""
     for child in die.iter_children():
         if child.tag == "DW_TAG_lexical_block":
-            _collect(child, dwarf, cu, frame, types, code_of, whole, found)
+            _collect(child, dwarf, cu, scope_ranges, scope, found, calls)
+            continue
+        if child.tag == "DW_TAG_inlined_subroutine":
+            ranges = _die_ranges(child, dwarf, cu)
+            own: list[Die] = []
+            _collect(child, dwarf, cu, ranges, scope, own, calls)
+            code = [r for lo, hi in ranges for r in scope.code_of(lo, hi)]
+            line = child.attributes["DW_AT_call_line"].value if "DW_AT_call_line" in child.attributes else 0
+            calls.append((_die_name(child), line, code, own))
             continue
         if child.tag not in ("DW_TAG_formal_parameter", "DW_TAG_variable"):
             continue
         attrs = child.attributes
         type_die = _type_die(child)
-        pointer = types.is_pointer(type_die)
+        pointer = scope.types.is_pointer(type_die)
         location: bytes | LocationList | None = None
         if "DW_AT_location" in attrs:
             attr = attrs["DW_AT_location"]
             if attr.form == "DW_FORM_exprloc":
-                entries = [(whole[0], whole[1], attr.value)]
+                entries = [(lo, hi, attr.value) for lo, hi in scope_ranges]
             else:
                 entries, base = [], 0
                 for entry in dwarf.location_lists().get_location_list_at_offset(attr.value):
@@ -325,11 +385,34 @@ def _collect(die, dwarf, cu, frame: Frame, types: TypeTranslator, code_of, whole
                         entries.append((base + entry.begin_offset, base + entry.end_offset, entry.loc_expr))
             pieces = []
             for lo, hi, expr in entries:
-                translated = translate_expr(expr, frame, pointer=pointer)
+                translated = translate_expr(expr, scope.frame, pointer=pointer)
                 if translated is not None:
-                    pieces += [(a, b, translated) for a, b in code_of(lo, hi)]
+                    pieces += [(a, b, translated) for a, b in scope.code_of(lo, hi)]
             location = LocationList(tuple(sorted(pieces))) if pieces else None
-        found.append(variable_die(child, _die_name(child), type_die, types, location))
+        die_out = variable_die(child, _die_name(child), type_die, scope.types, location)
+        if "DW_AT_const_value" in attrs and isinstance(attrs["DW_AT_const_value"].value, int):
+            die_out.attrs.append(constant_attr(DW_AT_const_value, attrs["DW_AT_const_value"].value))
+        found.append(die_out)
+
+
+def _with_variables(calls: tuple[InlinedCall, ...], known: list[_InlinedVariables]) -> tuple[InlinedCall, ...]:
+    """``calls`` with the variables of the module's inlined call each stands for: the same function
+    and call line, overlapping code."""
+    out = []
+    for call in calls:
+        match = next(
+            (
+                variables
+                for name, line, code, variables in known
+                if name == call.name
+                and line == call.call_line
+                and any(lo < call.high and call.low < hi for lo, hi in code)
+            ),
+            [],
+        )
+        children = _with_variables(call.children, known)
+        out.append(dataclasses.replace(call, children=children, variables=tuple(match)))
+    return tuple(out)
 
 
 def wasm_trap_explainer(vm) -> Callable[[DebugStop], tuple[int, str] | None]:
