@@ -295,6 +295,8 @@ def test_locals_arguments_and_pointers_of_a_sandboxed_c_driver(tmp_path):
             "set var len = 7",
             "print len",
             "set var len = 512",
+            "watch used_seen",
+            "continue",
             "delete",
             "detach",
         )
@@ -309,6 +311,9 @@ def test_locals_arguments_and_pointers_of_a_sandboxed_c_driver(tmp_path):
     assert "type = volatile struct shared {\n    struct desc desc[8];" in out, out
     assert "$6 = {type = 1, reserved = 0, sector = 0}" in out, out  # written by the two lines stepped
     assert "$7 = 7\n" in out, out  # a local in a register, written by GDB
+    # a global at a fixed address: a hardware watchpoint, hit where the driver sets it
+    assert "Hardware watchpoint 2: used_seen\n" in out and "Old value = 0\nNew value = 1\n" in out, out
+    assert re.search(r"in wait_used \(\) at virtio_blk.c:8\d\n", out), out
     assert status == 0 and "driver returned 128" in stderr
 
 

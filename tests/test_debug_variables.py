@@ -34,6 +34,11 @@ def test_linear_memory_is_at_s2_and_a_global_is_read_through_vmctx():
     assert out == bytes([0x79, 32, 0x06, 0x94, 4, STACK_VALUE])  # breg9 32; deref; deref_size 4
 
 
+def test_with_memory_0_s_base_known_linear_memory_is_an_address():
+    out = translate_expr(bytes([0x03, 0x10, 0x10, 0x10, 0x00]), None, pointer=False, memory_base=0x2_0000_0000)
+    assert out == bytes([0x03]) + (0x2_0010_1010).to_bytes(8, "little")  # DW_OP_addr: GDB can watch it
+
+
 def _evaluate(expr: bytes, registers: dict[int, int]) -> int:
     """A DWARF stack machine for the operations the pointer conversion uses."""
     stack: list[int] = []
@@ -53,9 +58,10 @@ def _evaluate(expr: bytes, registers: dict[int, int]) -> int:
                         offset -= 1 << shift
                     break
             stack.append((registers[op - 0x70] + offset) & (1 << 64) - 1)
-        elif op == 0x0C:
-            stack.append(int.from_bytes(expr[i : i + 4], "little"))
-            i += 4
+        elif op in (0x0C, 0x0E):  # const4u, const8u
+            size = 4 if op == 0x0C else 8
+            stack.append(int.from_bytes(expr[i : i + size], "little"))
+            i += size
         elif op == 0x1A:
             b, a = stack.pop(), stack.pop()
             stack.append(a & b)
@@ -85,3 +91,6 @@ def test_a_pointer_variable_is_its_guest_address_and_null_stays_zero():
     assert _evaluate(expr, {20: 0x1234, 18: base}) == base + 0x1234
     assert _evaluate(expr, {20: 0xFFFF_FFFF_8000_0000, 18: base}) == base + 0x8000_0000  # upper bits dropped
     assert _evaluate(expr, {20: 0, 18: base}) == 0
+    known = translate_expr(wasm_local(0), FRAME, pointer=True, memory_base=base)
+    assert known is not None and 0x82 not in known  # no s2: the base is a constant
+    assert _evaluate(known, {20: 0x1234}) == base + 0x1234 and _evaluate(known, {20: 0}) == 0

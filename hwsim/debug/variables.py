@@ -11,7 +11,8 @@ code::
     local N                             DW_OP_regR (its register), DW_OP_breg8 OFF (its fp slot)
     global N                            vmctx word (s1 + off) -> the global's cell -> value
     operand stack                       none: GDB says <optimized out>
-    DW_OP_addr A (linear memory)        DW_OP_breg18 A (s2 is memory 0's base)
+    DW_OP_addr A (linear memory)        DW_OP_addr (memory 0's base + A), or DW_OP_breg18 A (s2
+                                        holds the base) when the base is not given
     DW_OP_fbreg X                       DW_OP_fbreg X, the frame base translated as above
 
 A wasm range ``[lo, hi)`` of a location list becomes the generated code of the
@@ -20,8 +21,8 @@ the homes do not hold the locals yet, or any more).
 
 C pointers are offsets in linear memory.  A pointer *variable* (a parameter,
 a local, a global) is given to GDB as a 64-bit pointer whose value is the
-guest virtual address: ``offset + s2``, and 0 stays 0 (a DWARF expression:
-``dup; bra; skip; breg18 0; plus``), so ``print *desc`` and ``p q->used.idx``
+guest virtual address: ``offset + base``, and 0 stays 0 (a DWARF expression:
+``dup; bra; skip; const8u base; plus``), so ``print *desc`` and ``p q->used.idx``
 read the driver's memory and NULL prints as ``0x0``.  A pointer stored in
 memory (a struct member, an array element, what a pointer points to) keeps
 its 4 bytes and is shown as the unsigned offset it is (type ``wasm_ptr32``):
@@ -101,6 +102,7 @@ _CONSTANTS = {
 
 # DWARF expression operations used here
 OP_addr, OP_deref, OP_const4u, OP_const1u, OP_constu, OP_consts = 0x03, 0x06, 0x0C, 0x08, 0x10, 0x11
+OP_const8u = 0x0E
 OP_dup, OP_and, OP_minus, OP_plus, OP_plus_uconst, OP_skip, OP_bra = 0x12, 0x1A, 0x1C, 0x22, 0x23, 0x2F, 0x28
 OP_lit0, OP_lit31, OP_reg0, OP_breg0, OP_regx, OP_fbreg, OP_bregx = 0x30, 0x4F, 0x50, 0x70, 0x90, 0x91, 0x92
 OP_piece, OP_deref_size, OP_stack_value, OP_WASM_location = 0x93, 0x94, 0x9F, 0xED
@@ -139,8 +141,20 @@ def _reg(reg: int) -> bytes:
 
 _MASK32 = bytes([OP_const4u]) + struct.pack("<I", 0xFFFF_FFFF) + bytes([OP_and])
 # value (a linear-memory offset, 32 bits) -> its guest virtual address, 0 staying 0
-_TO_ADDRESS = _MASK32 + bytes([OP_dup, OP_bra]) + struct.pack("<h", 3)  # not 0: to the addition
-_TO_ADDRESS += bytes([OP_skip]) + struct.pack("<h", 3) + _breg(MEM0, 0) + bytes([OP_plus])
+
+
+def _memory_base(base: int | None) -> bytes:
+    """Push memory 0's base: the constant when it is known (no register: GDB can then watch what it
+    locates anywhere), else s2, which holds it in compiled code."""
+    return _breg(MEM0, 0) if base is None else bytes([OP_const8u]) + struct.pack("<Q", base)
+
+
+def _to_address(base: int | None) -> bytes:
+    """value (a linear-memory offset, 32 bits) -> its guest virtual address, 0 staying 0."""
+    add = _memory_base(base) + bytes([OP_plus])
+    return (
+        _MASK32 + bytes([OP_dup, OP_bra]) + struct.pack("<h", 3) + bytes([OP_skip]) + struct.pack("<h", len(add)) + add
+    )
 
 
 def _uleb_at(data: bytes, i: int) -> tuple[int, int]:
@@ -193,23 +207,25 @@ class Frame:
         return _breg(VMCTX, self.global_word(index)) + bytes([OP_deref, OP_deref_size, 4])
 
 
-def translate_expr(expr: bytes, frame: Frame | None, *, pointer: bool) -> bytes | None:
+def translate_expr(expr: bytes, frame: Frame | None, *, pointer: bool, memory_base: int | None = None) -> bytes | None:
     """The RV64 DWARF expression for a wasm one, or None when the value is not anywhere the generated
     code keeps it (the operand stack, an unknown operation).  ``pointer``: the value is a C pointer and
     is given as its guest virtual address."""
     try:
-        ops = _translate(bytes(expr), frame, locations=not pointer)
+        ops = _translate(bytes(expr), frame, locations=not pointer, memory_base=memory_base)
     except (_Unsupported, IndexError):
         return None
     out, is_value = ops
     if not pointer:
         return out
     if is_value:
-        return out[:-1] + _TO_ADDRESS + bytes([OP_stack_value])
-    return out + bytes([OP_deref_size, 4]) + _TO_ADDRESS + bytes([OP_stack_value])
+        return out[:-1] + _to_address(memory_base) + bytes([OP_stack_value])
+    return out + bytes([OP_deref_size, 4]) + _to_address(memory_base) + bytes([OP_stack_value])
 
 
-def _translate(expr: bytes, frame: Frame | None, *, locations: bool = True) -> tuple[bytes, bool]:
+def _translate(
+    expr: bytes, frame: Frame | None, *, locations: bool = True, memory_base: int | None = None
+) -> tuple[bytes, bool]:
     """(expression, whether it computes a value (ends in DW_OP_stack_value) rather than a location);
     ``locations``: a lone local may be given as its register or slot."""
     if locations and len(expr) >= 3 and expr[0] == OP_WASM_location and expr[1] == WASM_LOCAL:
@@ -233,7 +249,12 @@ def _translate(expr: bytes, frame: Frame | None, *, locations: bool = True) -> t
                 raise _Unsupported
             out += frame.local_value(index) if kind == WASM_LOCAL else frame.global_value(index)
         elif op == OP_addr:
-            out += _breg(MEM0, struct.unpack_from("<I", expr, i)[0])
+            address = struct.unpack_from("<I", expr, i)[0]
+            out += (
+                _breg(MEM0, address)
+                if memory_base is None
+                else bytes([OP_addr]) + struct.pack("<Q", memory_base + address)
+            )
             i += 4
         elif op == OP_fbreg:
             offset, i = _sleb_at(expr, i)
@@ -255,16 +276,16 @@ def _translate(expr: bytes, frame: Frame | None, *, locations: bool = True) -> t
     return bytes(out), bool(out) and out[-1] == OP_stack_value
 
 
-def frame_base(expr: bytes, frame: Frame) -> bytes | None:
+def frame_base(expr: bytes, frame: Frame, *, memory_base: int | None = None) -> bytes | None:
     """DW_AT_frame_base: clang's is a wasm local or global holding the C stack pointer (a linear-memory
     offset); GDB's is that address in guest virtual memory."""
     try:
-        value, is_value = _translate(bytes(expr), frame, locations=False)
+        value, is_value = _translate(bytes(expr), frame, locations=False, memory_base=memory_base)
     except (_Unsupported, IndexError):
         return None
     if not is_value:
         return None
-    return value[:-1] + _MASK32 + _breg(MEM0, 0) + bytes([OP_plus])
+    return value[:-1] + _MASK32 + _memory_base(memory_base) + bytes([OP_plus])
 
 
 class TypeTranslator:

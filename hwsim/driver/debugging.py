@@ -77,7 +77,7 @@ def driver_exec_file(vm, name: str, *, source_dirs: Sequence[str | Path] = ()) -
         rows = _line_rows(loaded, source_map, path_of)
         if rows:
             comp_dir = str(Path(source_dirs[0]).resolve()) if source_dirs else ""
-            dies, variables, bases, inlined_variables = _variables(loaded, source_map)
+            dies, variables, bases, inlined_variables = _variables(vm, loaded, source_map)
             inlined = {
                 address: _with_variables(calls, inlined_variables.get(address, []))
                 for address, calls in _inlined_calls(loaded, source_map, path_of, symbols).items()
@@ -235,7 +235,7 @@ _InlinedVariables = tuple[str, int, list[tuple[int, int]], list[Die]]
 
 
 def _variables(
-    loaded, source_map: SourceMap
+    vm, loaded, source_map: SourceMap
 ) -> tuple[tuple[Die, ...], dict[int, tuple[Die, ...]], dict[int, bytes], dict[int, list[_InlinedVariables]]]:
     """The module's C globals and types (the unit's own entries), each function's parameters and variables
     and frame base (by function address), and the variables of the calls inlined into it, translated to
@@ -247,6 +247,8 @@ def _variables(
     inlined: dict[int, list[_InlinedVariables]] = {}
     code_base = source_map.code_base
     layout = compiled.layout
+    instance = next((i for i in vm.instances.values() if i.code_base == loaded.base), None)
+    memory_base = instance.memories[0].base if instance is not None and instance.memories else None
     types = TypeTranslator()
     globals_: list[Die] = []
     variables: dict[int, tuple[Die, ...]] = {}
@@ -265,7 +267,7 @@ def _variables(
                 if location.form != "DW_FORM_exprloc":
                     continue
                 type_die = _type_die(die)
-                expr = translate_expr(location.value, None, pointer=types.is_pointer(type_die))
+                expr = translate_expr(location.value, None, pointer=types.is_pointer(type_die), memory_base=memory_base)
                 globals_.append(variable_die(die, _die_name(die), type_die, types, expr))
             elif die.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in attrs:
                 i = bisect.bisect_right(starts, attrs["DW_AT_low_pc"].value) - 1
@@ -283,11 +285,12 @@ def _variables(
 
                 found: list[Die] = []
                 calls: list[_InlinedVariables] = []
-                _collect(die, dwarf, cu, _die_ranges(die, dwarf, cu), _Scope(frame, types, code_of), found, calls)
+                scope = _Scope(frame, types, code_of, memory_base)
+                _collect(die, dwarf, cu, _die_ranges(die, dwarf, cu), scope, found, calls)
                 variables[address] = tuple(found)
                 inlined[address] = calls
                 if "DW_AT_frame_base" in attrs and attrs["DW_AT_frame_base"].form == "DW_FORM_exprloc":
-                    base = frame_base(attrs["DW_AT_frame_base"].value, frame)
+                    base = frame_base(attrs["DW_AT_frame_base"].value, frame, memory_base=memory_base)
                     if base is not None:
                         bases[address] = base
     return (*types.dies, *globals_), variables, bases, inlined
@@ -332,6 +335,7 @@ class _Scope:
     frame: Frame
     types: TypeTranslator
     code_of: Callable[[int, int], list[tuple[int, int]]]
+    memory_base: int | None  # memory 0's guest address
 
 
 def _die_ranges(die, dwarf, cu) -> list[tuple[int, int]]:
@@ -385,7 +389,7 @@ def _collect(die, dwarf, cu, scope_ranges, scope: _Scope, found: list[Die], call
                         entries.append((base + entry.begin_offset, base + entry.end_offset, entry.loc_expr))
             pieces = []
             for lo, hi, expr in entries:
-                translated = translate_expr(expr, scope.frame, pointer=pointer)
+                translated = translate_expr(expr, scope.frame, pointer=pointer, memory_base=scope.memory_base)
                 if translated is not None:
                     pieces += [(a, b, translated) for a, b in scope.code_of(lo, hi)]
             location = LocationList(tuple(sorted(pieces))) if pieces else None
