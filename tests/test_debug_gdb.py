@@ -400,6 +400,25 @@ def test_the_debug_elf_is_kept_by_build_and_run_and_read_by_gdb_offline(tmp_path
     )
 
 
+@pytest.mark.parametrize("driver", ["nvme", "virtio_net", "examples/timer_irq"])
+def test_gdb_reads_every_drivers_debug_elf_without_complaint(tmp_path, driver):
+    """The translated DWARF of larger drivers (many types, inlined helpers, location lists) as GDB reads
+    it: every function, variable and type, and each function's variables, with no DWARF error."""
+    elf = tmp_path / "driver.elf"
+    out = hwsim_cli("build", f"drivers/{driver}", "--debug-elf", str(elf))
+    assert out.returncode == 0, out
+    result = subprocess.run(
+        [GDB or "gdb-multiarch", "-nx", "--batch", "-ex", "set complaints 100", str(elf)]
+        + ["-ex", "info functions", "-ex", "info variables", "-ex", "info types", "-ex", "info scope probe"],
+        capture_output=True,
+        timeout=TIMEOUT,
+        cwd=REPO,
+    )
+    text = result.stdout.decode() + result.stderr.decode()
+    assert "File " in text and "Symbol " in text, text  # functions listed, probe's scope has symbols
+    assert not re.search(r"(?i)dwarf error|during symbol reading|complaint|warning", text), text
+
+
 def test_breakpoints_in_an_interrupt_handler_that_preempts_the_driver():
     """The handler runs in a nested call, between two instructions of a busy loop: GDB stops in it
     each time, steps its lines (the prologue has the function's first line), and the run completes."""

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._elfparse import PARSE_ERRORS
 from ..compiler.frames import NO_FRAME
 from ..compiler.traps import TrapCode
 from ..debug import CodeRegion, CodeSymbol, Command, ExecFile, MonitorError, cfi, stop_signal, write_elf
@@ -77,7 +78,10 @@ def driver_exec_file(vm, name: str, *, source_dirs: Sequence[str | Path] = ()) -
         rows = _line_rows(loaded, source_map, path_of)
         if rows:
             comp_dir = str(Path(source_dirs[0]).resolve()) if source_dirs else ""
-            dies, variables, bases, inlined_variables = _variables(vm, loaded, source_map)
+            try:
+                dies, variables, bases, inlined_variables = _variables(vm, loaded, source_map)
+            except PARSE_ERRORS:  # unreadable variables or types cost them, not the lines
+                dies, variables, bases, inlined_variables = (), {}, {}, {}
             inlined = {
                 address: _with_variables(calls, inlined_variables.get(address, []))
                 for address, calls in _inlined_calls(loaded, source_map, path_of, symbols).items()
