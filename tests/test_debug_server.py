@@ -353,7 +353,9 @@ def test_exec_file_is_an_elf_of_the_generated_code_with_function_symbols():
             "probe",
             "hwsim_host_call",
             "hwsim_tail_return",
-        }  # and the runtime's stubs
+            "hwsim_host_entry",
+            "hwsim_nested_entry",
+        }  # and the runtime's stubs and the addresses calls from the host return to
         text = elf.get_section_by_name(".text")
         loaded = run.vm.code[0]
         assert text["sh_addr"] == loaded.base and text.data() == bytes(loaded.compiled.code)
@@ -363,9 +365,40 @@ def test_exec_file_is_an_elf_of_the_generated_code_with_function_symbols():
         assert client.ask("vFile:open:" + b"/etc/passwd".hex() + ",0,0") == b"F-1,2"  # only the executable
         assert client.ask("vFile:open:" + b"/hwsim/test.elf".hex() + ",1,0") == b"F-1,d"  # read-only
         assert client.ask("vFile:pread:9,10,0") == b"F-1,9"
+        check_call_frame_information(elf, run.vm)
         assert client.ask("qXfer:features:read:target.xml:0,10").startswith(b"m<?xml")
         assert client.ask("qXfer:features:read:other.xml:0,10") == b"E16"
         assert client.ask("D") == b"OK"
+
+
+def check_call_frame_information(elf: ELFFile, vm) -> None:
+    """Each compiled function's CFI rows, as pyelftools decodes them, follow its frame: CFA = sp at
+    entry, fp once set up, sp again in each epilogue; ra and fp saved below the CFA."""
+    loaded = vm.code[0]
+    compiled = loaded.compiled
+    fdes = {
+        entry.header["initial_location"]: entry
+        for entry in elf.get_dwarf_info().CFI_entries()
+        if hasattr(entry, "header") and "initial_location" in entry.header
+    }
+    for offset, size, info in zip(compiled.func_offsets, compiled.func_sizes, compiled.frames):
+        fde = fdes[loaded.base + offset]
+        assert fde.header["address_range"] == size
+        rows = fde.get_decoded().table
+
+        def row_at(pc: int, rows=rows):
+            return [row for row in rows if row["pc"] <= pc][-1]
+
+        entry, body = row_at(loaded.base + offset), row_at(loaded.base + offset + info.body)
+        assert (entry["cfa"].reg, entry["cfa"].offset) == (2, 0)
+        assert (body["cfa"].reg, body["cfa"].offset) == (8, 0)
+        assert body[1].arg == -8 and body[8].arg == -16  # ra, fp
+        for reg, slot in info.saved:
+            assert body[reg].arg == slot
+        for start, end in info.epilogues:
+            assert row_at(loaded.base + offset + start)["cfa"].reg == 2
+            if end < size:
+                assert row_at(loaded.base + offset + end)["cfa"].reg == 8
 
 
 def test_bad_packets_get_error_replies_and_the_session_goes_on():
@@ -635,5 +668,8 @@ def test_the_line_table_of_generated_code_agrees_with_the_runtimes_own_lines():
     die = units[0].get_top_DIE()
     assert die.attributes["DW_AT_name"].value == b"virtio_blk.c"
     assert die.attributes["DW_AT_comp_dir"].value == str((repo / "drivers" / "virtio_blk").resolve()).encode()
-    names = {child.attributes["DW_AT_name"].value for child in die.iter_children()}
+    children = list(die.iter_children())
+    names = {child.attributes["DW_AT_name"].value for child in children if child.tag == "DW_TAG_subprogram"}
     assert names == {b"probe", b"init", b"request", b"read_loop"}
+    named = {child.attributes["DW_AT_name"].value for child in children if "DW_AT_name" in child.attributes}
+    assert {b"q", b"regs", b"buffer", b"used_seen", b"shared", b"uint32_t"} <= named  # globals and types

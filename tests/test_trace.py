@@ -181,3 +181,17 @@ def test_cli_trace_options(tmp_path):
         text=True,
     )
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and "No such file or directory" in bad.stderr
+
+
+def test_a_ring_sink_keeps_the_last_events_as_text():
+    from hwsim.trace import EVENTS, RingSink
+
+    ring = RingSink(capacity=3)
+    for i in range(5):
+        ring.write(EVENTS["irq"], 1000 * i, {"line": i, "device": "uart0", "level": "high"})
+    assert ring.count == 5
+    assert ring.last(2) == [
+        "[    0.003000 ms] irq   IRQ 3 (uart0) high",
+        "[    0.004000 ms] irq   IRQ 4 (uart0) high",
+    ]
+    assert len(ring.last(10)) == 3  # the capacity

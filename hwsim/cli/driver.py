@@ -25,6 +25,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="build native riscv64 firmware instead, to run unsandboxed: NAME.elf in DRIVER_DIR/build/ "
         "(in hwsim's own source tree: firmware/build/); the path is printed",
     )
+    b.add_argument(
+        "--debug-elf",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="also write the ELF a debugger reads for the driver (its generated code, symbols and DWARF, "
+        "as 'hwsim run --gdb' offers it) to PATH, by default beside the module as NAME.debug.elf; the path "
+        "is printed",
+    )
     b.set_defaults(func=run_build)
 
     r = sub.add_parser(
@@ -131,6 +140,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "under its control: the hart stops before the first instruction; 'target remote HOST:PORT' in "
         "gdb-multiarch gives it the registers and the code's symbols (docs/debugging.md)",
     )
+    r.add_argument(
+        "--debug-elf",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="write the ELF a debugger reads for this run (generated code, symbols, DWARF) to PATH, by "
+        "default beside the driver as NAME.debug.elf, for gdb-multiarch without --gdb or a later session",
+    )
     r.add_argument("--quiet", action="store_true", help="no driver log lines and no report on stderr")
     r.add_argument(
         "--trace",
@@ -202,10 +219,42 @@ def _device_list(text: str) -> list[str]:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from ..driver import build_driver
+    from ..board import DEFAULT_BOARD, load_board
+    from ..driver import DriverRun, build_driver
 
-    print(build_driver(args.driver_dir, force=args.force, native=args.native))
+    path = build_driver(args.driver_dir, force=args.force, native=args.native)
+    print(path)
+    if args.debug_elf is not None:
+        data = path.read_bytes()
+        if args.native:  # native firmware is its own debug ELF
+            exec_file = data
+        else:  # the code a run generates: loaded as a run on the default board loads it
+            run = DriverRun(load_board(DEFAULT_BOARD).build(), data, log=lambda text: None)
+            exec_file = _exec_file(run, path, data).data
+        print(_write_debug_elf(args.debug_elf, path, exec_file))
     return 0
+
+
+def _write_debug_elf(where: str, path: Path, data: bytes) -> Path:
+    """Write the debug ELF to ``where`` ('' : beside the driver module, NAME.debug.elf); its path."""
+    target = Path(where) if where else path.with_name(f"{path.stem}.debug.elf")
+    try:
+        target.write_bytes(data)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the debug ELF {str(target)!r}: {exc.strerror}") from None
+    return target
+
+
+def _exec_file(run, path: Path, data: bytes):
+    """The executable a debugger is given for ``run``: the ELF of the generated code of a sandboxed
+    driver (hwsim/driver/debugging.py), native firmware's own file."""
+    from ..debug import ExecFile
+    from ..driver import DriverRun
+    from ..driver.debugging import driver_exec_file
+
+    if isinstance(run, DriverRun):
+        return driver_exec_file(run.vm, f"/hwsim/{path.stem}.elf", source_dirs=_source_dirs(path))
+    return ExecFile(str(path.resolve()), data)
 
 
 def run_driver(args: argparse.Namespace) -> int:
@@ -356,25 +405,38 @@ def _source_dirs(path: Path) -> list[Path]:
     return dirs
 
 
-def _run_under_gdb(address: str, run, path: Path, data: bytes, entry: str, call_args: tuple):
+# The trace events kept for GDB's 'monitor trace' when --trace chose none: all but the MMU's (one per
+# page walk and TLB miss would drown the rest)
+GDB_TRACE_EVENTS = "*,-page_walk,-tlb_miss,-tlb_flush"
+
+
+def _run_under_gdb(address: str, run, exec_file, entry: str, call_args: tuple):
     """Wait for GDB on ``address``, then run with the hart under its control; the run's report."""
-    from ..debug import ExecFile, GdbServer, listen, parse_address
+    from ..debug import GdbServer, listen, parse_address
     from ..driver import DriverRun
     from ..driver.control import StopCause
-    from ..driver.debugging import driver_exec_file, monitor_commands, wasm_trap_explainer
+    from ..driver.debugging import monitor_commands, wasm_trap_explainer
+    from ..trace import TRACE, RingSink
 
     host, port = parse_address(address)
     listener = listen(host, port)
-    monitor = monitor_commands(run.system, assigned=run.assigned if isinstance(run, DriverRun) else None)
+    ring = RingSink()  # the trace so far, for 'monitor trace': the --trace events, else all but the MMU's
+    own_trace = not TRACE.enabled
+    if own_trace:
+        TRACE.enable(GDB_TRACE_EVENTS, ring)
+    else:
+        TRACE.sinks.append(ring)
+    sandboxed = isinstance(run, DriverRun)
+    monitor = monitor_commands(
+        run.system, assigned=run.assigned if sandboxed else None, dma=run.dma if sandboxed else None, trace=ring
+    )
     try:
         if isinstance(run, DriverRun):
-            exec_file = driver_exec_file(run.vm, f"/hwsim/{path.stem}.elf", source_dirs=_source_dirs(path))
             explain = wasm_trap_explainer(run.vm)
             server = GdbServer(
                 run.system.machine, exec_file=exec_file, explain=explain, kill=run.vm.interrupt, monitor=monitor
             )
         else:
-            exec_file = ExecFile(str(path.resolve()), data)
             server = GdbServer(run.m, exec_file=exec_file, kill=run.interrupt, monitor=monitor)
         bound = listener.getsockname()[1]
         print(
@@ -395,6 +457,10 @@ def _run_under_gdb(address: str, run, path: Path, data: bytes, entry: str, call_
             server.finish(report.exit_status, f"hwsim: {report.format().splitlines()[1]}")
         else:
             server.finish(1, "hwsim: the run failed (hwsim's error message is on its terminal)")
+        if own_trace:
+            TRACE.disable()
+        else:
+            TRACE.sinks.remove(ring)
     return report
 
 
@@ -446,8 +512,13 @@ def _run_driver(args: argparse.Namespace) -> int:
         run = FirmwareRun(system, data, log=log, name=str(path), **limits)
     else:
         run = DriverRun(system, data, log=log, assign=args.assign, **limits)
+    exec_file = _exec_file(run, path, data) if args.gdb is not None or args.debug_elf is not None else None
+    if args.debug_elf is not None:
+        assert exec_file is not None
+        written = _write_debug_elf(args.debug_elf, path, exec_file.data)
+        print(f"hwsim: debug ELF written to {written}", file=sys.stderr)
     if args.gdb is not None:
-        report = _run_under_gdb(args.gdb, run, path, data, entry, call_args)
+        report = _run_under_gdb(args.gdb, run, exec_file, entry, call_args)
     else:
         report = run.run(entry, call_args)
     sys.stdout.flush()

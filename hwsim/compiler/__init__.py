@@ -27,6 +27,7 @@ from ..wasm.types import ExternKind
 from .abi import VmctxLayout, vmctx_layout  # noqa: F401  (vmctx_layout: read here by serialize.py)
 from .codegen import FuncCodegen, ModuleEnv, module_env
 from .errors import CompileError
+from .frames import FrameInfo
 from .isa.riscv64 import simdlib
 from .isa.riscv64.masm import RiscvMasm
 from .masm import BranchOutOfRange, CallOutOfRange, MacroAssembler
@@ -104,6 +105,7 @@ class CompiledModule:
     num_imported_funcs: int
     far_calls: bool = False
     metering: bool = False  # checkpoints and fuel counting (codegen/fuel.py)
+    frames: list[FrameInfo] = field(default_factory=list)  # per defined function: frame and locals (frames.py)
     _trap_keys: list[int] = field(default_factory=list, repr=False)
     _pc_keys: array = field(default_factory=lambda: array("I"), repr=False)
 
@@ -136,13 +138,16 @@ class CompiledModule:
         return i + self.num_imported_funcs
 
 
-def _compile_function(env: ModuleEnv, index: int, func: FuncBody, far_calls: bool) -> tuple[MacroAssembler, bytes]:
-    """The function's assembler (trap sites, pc map, calls to link) and its code."""
+def _compile_function(
+    env: ModuleEnv, index: int, func: FuncBody, far_calls: bool
+) -> tuple[MacroAssembler, bytes, FrameInfo]:
+    """The function's assembler (trap sites, pc map, calls to link), its code and its frame."""
     for long_branches in (False, True):
         masm = RiscvMasm(long_branches=long_branches, far_calls=far_calls)
-        FuncCodegen(env, index, func, masm).compile()
+        codegen = FuncCodegen(env, index, func, masm)
+        codegen.compile()
         try:
-            return masm, masm.finish()
+            return masm, masm.finish(), codegen.frame
         except BranchOutOfRange:
             continue
     raise CompileError(f"function {index}: a branch is out of range even in long form")
@@ -189,16 +194,16 @@ def compile_module(module: DecodedModule, *, far_calls: bool = False, metering: 
     functions = [_compile_function(env, base_index + i, f, far[i]) for i, f in enumerate(module.funcs)]
     while True:
         offsets, pos = [], 0
-        for _, function_code in functions:
+        for _, function_code, _ in functions:
             offsets.append(pos)
             pos += len(function_code)
         # The SIMD helper routines follow the functions, once, when some function calls one.
-        helpers = pos + (-pos % 16) if any(masm.helper_fixups for masm, _ in functions) else None
+        helpers = pos + (-pos % 16) if any(masm.helper_fixups for masm, _, _ in functions) else None
         if helpers is not None:
             pos = helpers + len(simdlib.CODE)
         if pos >= 1 << 32:
             raise CompileError("module code too large (4 GiB or more)")
-        code = bytearray(b"".join(function_code for _, function_code in functions))
+        code = bytearray(b"".join(function_code for _, function_code, _ in functions))
         if helpers is not None:
             code.extend(bytes(helpers - len(code)) + simdlib.CODE)
         short = _link_calls(code, functions, offsets, base_index, helpers)
@@ -211,26 +216,27 @@ def compile_module(module: DecodedModule, *, far_calls: bool = False, metering: 
             functions[i] = _compile_function(env, base_index + i, module.funcs[i], True)
     trap_table: list[tuple[int, TrapCode, int, int]] = []
     pc_map: list[tuple[int, int, int]] = []
-    for i, ((masm, _), base) in enumerate(zip(functions, offsets)):
+    for i, ((masm, _, _), base) in enumerate(zip(functions, offsets)):
         fi = base_index + i
         trap_table.extend((base + off, tc, fi, wasm) for off, tc, wasm in masm.trap_sites)
         pc_map.extend((base + off, fi, wasm) for off, wasm in masm.pc_map)
     return CompiledModule(
         bytes(code),
         offsets,
-        [len(c) for _, c in functions],
+        [len(c) for _, c, _ in functions],
         trap_table,
         PcMap(pc_map),
         env.layout,
         env.num_imported_funcs,
         any(far),
         metering,
+        [frame for _, _, frame in functions],
     )
 
 
 def _link_calls(
     code: bytearray,
-    functions: list[tuple[MacroAssembler, bytes]],
+    functions: list[tuple[MacroAssembler, bytes, FrameInfo]],
     offsets: list[int],
     num_imported: int,
     helpers: int | None = None,
@@ -239,7 +245,7 @@ def _link_calls(
     ``helpers``), now that each function has its place in ``code``; the functions (0-based among the
     defined ones) with a near call that cannot reach."""
     short = []
-    for i, ((masm, _), base) in enumerate(zip(functions, offsets)):
+    for i, ((masm, _, _), base) in enumerate(zip(functions, offsets)):
         targets = [(off, offsets[func_index - num_imported], far) for off, func_index, far in masm.call_fixups]
         if helpers is not None:
             targets += [(off, helpers + helper, far) for off, helper, far in masm.helper_fixups]

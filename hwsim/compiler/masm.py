@@ -41,6 +41,7 @@ from typing import Protocol
 from ..wasm.atomics import RmwOp
 from ..wasm.types import MemoryType
 from .abi import AbiLoc
+from .frames import FrameInfo
 from .regs import Reg, RegClass
 from .traps import TrapCode
 
@@ -273,6 +274,9 @@ class MacroAssembler(Protocol):
 
     # -- code positions and labels ---------------------------------------------------------------
 
+    def offset(self) -> int:
+        """The code offset of the next instruction."""
+
     def mark(self, wasm_offset: int) -> None:
         """The code that follows comes from the WebAssembly instruction at ``wasm_offset``."""
 
@@ -286,6 +290,9 @@ class MacroAssembler(Protocol):
 
     def begin_frame(self, saved: list[Reg], aux_slots: int, local_slots: int) -> None:
         """Lay the frame out: ``saved`` local registers, ``aux_slots`` aux slots, ``local_slots`` locals."""
+
+    def frame_info(self, homes: list[tuple[Reg | None, int | None]], body: int) -> FrameInfo:
+        """The frame for a debugger (frames.py): ``homes`` (register, slot) per local, ``body`` where they hold."""
 
     def local_offset(self, index: int) -> int:
         """The frame offset of the ``index``-th local that lives in memory."""

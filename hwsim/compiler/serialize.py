@@ -20,6 +20,7 @@ behind the Store's page tables (no more than a hostile module could ask for).
               4 + 8 n        functions: u32 count; (u32 code offset, u32 size) each, contiguous from 0
               4 + 13 n       trap table: u32 count; (u32 code offset, u8 trap code, u32 func, u32 wasm offset)
               4 + 12 n       pc map: u32 count; (u32 code offset, u32 func, u32 wasm offset)
+              4 + ...        frames: u32 count (0 or one per function); each a frames.FrameInfo
               4 + n          code: u32 length, the bytes
 
 The vmctx layout and the number of imported functions are not stored: they are recomputed from
@@ -49,15 +50,17 @@ import struct
 
 from ..wasm.module import DecodedModule, Features
 from . import COMPILER_VERSION, CompiledModule, PcMap, vmctx_layout
+from .frames import FrameInfo
 from .traps import TrapCode
 
 MAGIC = b"hwsimcc\0"
-FORMAT_VERSION = 2  # 2: the key names the features a module was accepted under (entries of 1 may not)
+FORMAT_VERSION = 3  # 2: the key names the features a module was accepted under; 3: frames
 _HEADER = struct.Struct("<8sI32s")
 _TRAP = struct.Struct("<IBII")
 _PC = struct.Struct("<III")
 _FUNC = struct.Struct("<II")
 _U32 = struct.Struct("<I")
+_FRAME_MIN = 16  # FrameInfo.to_bytes() of a function with nothing saved and no locals
 
 
 class CacheFormatError(Exception):
@@ -121,6 +124,7 @@ def encode(compiled: CompiledModule) -> bytes:
     parts += [_TRAP.pack(off, index[code.name], func, wasm) for off, code, func, wasm in compiled.trap_table]
     pc_map = compiled.pc_map if isinstance(compiled.pc_map, PcMap) else PcMap(compiled.pc_map)
     parts += [_U32.pack(len(pc_map)), pc_map.to_bytes()]
+    parts += [_U32.pack(len(compiled.frames)), *(frame.to_bytes() for frame in compiled.frames)]
     parts += [_U32.pack(len(compiled.code)), compiled.code]
     body = b"".join(parts)
     return _HEADER.pack(MAGIC, FORMAT_VERSION, hashlib.sha256(body).digest()) + body
@@ -154,6 +158,7 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
     funcs = r.records(_FUNC)
     traps = r.records(_TRAP)
     pc_map = PcMap.from_bytes(r.take(r.count(_PC.size) * _PC.size))
+    frames = [FrameInfo.read(r.take) for _ in range(r.count(_FRAME_MIN))]
     code = bytes(r.take(r.unpack("<I")[0]))
     if r.left:
         raise CacheFormatError(f"{r.left} bytes after the code")
@@ -168,6 +173,12 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
         end += size
     if end != len(code):
         raise CacheFormatError(f"functions end at {end:#x}, the code at {len(code):#x}")
+    if frames and len(frames) != count:
+        raise CacheFormatError(f"{len(frames)} frames, but the module defines {count} functions")
+    for (_, size), frame in zip(funcs, frames):
+        ends = [frame.prologue_end, frame.body, *(e for pair in frame.epilogues for e in pair)]
+        if max(ends, default=0) > size or any(h >= 64 for h in frame.homes):
+            raise CacheFormatError("a frame's offsets or registers do not fit its function")
     trap_table = [(off, _index(codes, code_index, "trap code"), func, wasm) for off, code_index, func, wasm in traps]
     # Whole-column checks first (C loops: a large module has a pc-map entry per wasm instruction); the
     # entry-by-entry loop only runs to name the entry that fails.
@@ -200,6 +211,7 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
         first,
         bool(flags & 1),
         bool(flags & 2),
+        frames,
     )
 
 

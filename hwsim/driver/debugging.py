@@ -8,22 +8,42 @@ named from the module's ``name`` section (else its export name, else
 functions; a module built with ``-g`` also gets a line table (DWARF,
 ``debug/dwarf.py``): each generated instruction carries the C line of the
 wasm instruction it comes from (the compiler's pc map, then the module's own
-line table), so ``break file.c:LINE``, ``next`` and ``step`` work.  No
-variables or frame information yet.  Native firmware is its own ELF: the
-file is offered as it is.
+line table), so ``break file.c:LINE``, ``next`` and ``step`` work; and the
+module's C types and variables, each variable located at each pc in the
+home the compiler gave its wasm local (``debug/variables.py``), so ``info
+locals`` and ``print *q`` work.  Native firmware is its own ELF: the file
+is offered as it is.
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import signal
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from .._elfparse import PARSE_ERRORS
+from ..compiler.frames import NO_FRAME
 from ..compiler.traps import TrapCode
-from ..debug import CodeRegion, CodeSymbol, Command, ExecFile, MonitorError, stop_signal, write_elf
-from ..debug.dwarf import CompileUnit, InlinedCall, LineRow, write_dwarf
+from ..debug import CodeRegion, CodeSymbol, Command, ExecFile, MonitorError, cfi, stop_signal, write_elf
+from ..debug.cfi import Fde, write_debug_frame
+from ..debug.dwarf import CompileUnit, Die, InlinedCall, LineRow, LocationList, write_dwarf
+from ..debug.variables import (
+    DW_AT_const_value,
+    Frame,
+    TypeTranslator,
+    constant_attr,
+    frame_base,
+    merge_ranges,
+    translate_expr,
+    variable_die,
+)
 from ..machine import DebugStop
+from ..mmu.bits import Pte
+from ..runtime import layout as L
+from ..trace import RingSink
 from ..wasm.dwarf import SourceLocation, SourceMap
 from ..wasm.types import ExternKind
 
@@ -58,13 +78,53 @@ def driver_exec_file(vm, name: str, *, source_dirs: Sequence[str | Path] = ()) -
         rows = _line_rows(loaded, source_map, path_of)
         if rows:
             comp_dir = str(Path(source_dirs[0]).resolve()) if source_dirs else ""
-            inlined = _inlined_calls(loaded, source_map, path_of, symbols)
-            unit = CompileUnit(rows[0].file, comp_dir, loaded.base, loaded.end, tuple(rows), tuple(symbols), inlined)
+            try:
+                dies, variables, bases, inlined_variables = _variables(vm, loaded, source_map)
+            except PARSE_ERRORS:  # unreadable variables or types cost them, not the lines
+                dies, variables, bases, inlined_variables = (), {}, {}, {}
+            inlined = {
+                address: _with_variables(calls, inlined_variables.get(address, []))
+                for address, calls in _inlined_calls(loaded, source_map, path_of, symbols).items()
+            }
+            unit = CompileUnit(
+                rows[0].file,
+                comp_dir,
+                loaded.base,
+                loaded.end,
+                tuple(rows),
+                tuple(symbols),
+                inlined,
+                dies=dies,
+                variables=variables,
+                frame_base=bases,
+            )
             units.append(unit)
     for stub, address, code in vm.runtime_code:  # the host-call stub: GDB steps over it by its symbol
         regions.append(CodeRegion(f".hwsim.{stub}", address, code, (CodeSymbol(stub, address, len(code)),)))
-    sections = write_dwarf(units) if units else None
+    sections = write_dwarf(units) if units else {}
+    sections[".debug_frame"] = write_debug_frame(_frames(vm, regions))
+    # The addresses calls from the host return to: never executed, named (from the word before, where
+    # GDB looks up a return address) so that backtraces show where the host called in.
+    for entry, address in (("hwsim_host_entry", L.EXIT_ADDRESS), ("hwsim_nested_entry", L.NESTED_EXIT_ADDRESS)):
+        regions.append(CodeRegion(f".hwsim.{entry}", address - 4, bytes(8), (CodeSymbol(entry, address - 4, 8),)))
     return ExecFile(name, write_elf(regions, sections=sections))
+
+
+def _frames(vm, regions: list[CodeRegion]) -> list[Fde]:
+    """Call-frame information: each compiled function's frame, the host-call stub (a leaf), and the
+    two host entries (debug/cfi.py)."""
+    fdes = []
+    for loaded in vm.code:
+        compiled = loaded.compiled
+        for offset, size, info in zip(compiled.func_offsets, compiled.func_sizes, compiled.frames):
+            low = loaded.base + offset
+            fdes.append(Fde(low, low + size, cfi.compiled_function(info.prologue_end, info.saved, info.epilogues)))
+    for stub, address, code in vm.runtime_code:
+        if stub == "hwsim_host_call":
+            fdes.append(Fde(address, address + len(code), b""))
+    for address, nested in ((L.EXIT_ADDRESS, False), (L.NESTED_EXIT_ADDRESS, True)):
+        fdes.append(Fde(address - 4, address + 4, cfi.host_entry(nested=nested), cie=1))
+    return fdes
 
 
 def _paths(source_dirs: Sequence[str | Path]) -> Callable[[str], str]:
@@ -174,6 +234,195 @@ def _inlined_calls(
     return out
 
 
+# An inlined call's variables in the module's DWARF: (function name, call line, its generated code, them)
+_InlinedVariables = tuple[str, int, list[tuple[int, int]], list[Die]]
+
+
+def _variables(
+    vm, loaded, source_map: SourceMap
+) -> tuple[tuple[Die, ...], dict[int, tuple[Die, ...]], dict[int, bytes], dict[int, list[_InlinedVariables]]]:
+    """The module's C globals and types (the unit's own entries), each function's parameters and variables
+    and frame base (by function address), and the variables of the calls inlined into it, translated to
+    the generated code (debug/variables.py)."""
+    compiled, module = loaded.compiled, loaded.module
+    dwarf = source_map.dwarf
+    if dwarf is None or len(compiled.frames) != len(compiled.func_offsets):
+        return (), {}, {}, {}
+    inlined: dict[int, list[_InlinedVariables]] = {}
+    code_base = source_map.code_base
+    layout = compiled.layout
+    instance = next((i for i in vm.instances.values() if i.code_base == loaded.base), None)
+    memory_base = instance.memories[0].base if instance is not None and instance.memories else None
+    types = TypeTranslator()
+    globals_: list[Die] = []
+    variables: dict[int, tuple[Die, ...]] = {}
+    bases: dict[int, bytes] = {}
+    starts = [f.body_offset - code_base for f in module.funcs]  # each function's DWARF address
+    ranges_by_func: dict[int, list[tuple[int, int, int]]] = {}
+    for start, end, wasm_offset in _pc_ranges(loaded):
+        i = bisect.bisect_right(compiled.func_offsets, start - loaded.base) - 1
+        ranges_by_func.setdefault(i, []).append((start, end, wasm_offset - code_base))
+    for cu in dwarf.iter_CUs():
+        top = cu.get_top_DIE()
+        for die in top.iter_children():
+            attrs = die.attributes
+            if die.tag == "DW_TAG_variable" and "DW_AT_name" in attrs and "DW_AT_location" in attrs:
+                location = attrs["DW_AT_location"]
+                if location.form != "DW_FORM_exprloc":
+                    continue
+                type_die = _type_die(die)
+                expr = translate_expr(location.value, None, pointer=types.is_pointer(type_die), memory_base=memory_base)
+                globals_.append(variable_die(die, _die_name(die), type_die, types, expr))
+            elif die.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in attrs:
+                i = bisect.bisect_right(starts, attrs["DW_AT_low_pc"].value) - 1
+                if i < 0 or i >= len(compiled.frames) or compiled.frames[i] == NO_FRAME:
+                    continue
+                info = compiled.frames[i]
+                frame = Frame(info, layout.global_)
+                address = loaded.base + compiled.func_offsets[i]
+                valid = _valid_code(info, address, compiled.func_sizes[i])
+                func_ranges = ranges_by_func.get(i, [])
+
+                def code_of(lo: int, hi: int, func_ranges=func_ranges, valid=valid) -> list[tuple[int, int]]:
+                    inside = [(s, e) for s, e, w in func_ranges if lo <= w < hi]
+                    return [r for a, b in merge_ranges(inside) for r in _clip(a, b, valid)]
+
+                found: list[Die] = []
+                calls: list[_InlinedVariables] = []
+                scope = _Scope(frame, types, code_of, memory_base)
+                _collect(die, dwarf, cu, _die_ranges(die, dwarf, cu), scope, found, calls)
+                variables[address] = tuple(found)
+                inlined[address] = calls
+                if "DW_AT_frame_base" in attrs and attrs["DW_AT_frame_base"].form == "DW_FORM_exprloc":
+                    base = frame_base(attrs["DW_AT_frame_base"].value, frame, memory_base=memory_base)
+                    if base is not None:
+                        bases[address] = base
+    return (*types.dies, *globals_), variables, bases, inlined
+
+
+def _valid_code(info, address: int, size: int) -> list[tuple[int, int]]:
+    """Where a function's locals are in their homes: its body, less each epilogue (from the restore of
+    the callee-saved registers to the return)."""
+    out, at = [], address + info.body
+    for start, end in sorted(info.epilogues):
+        restore = address + start - 4 * (len(info.saved) + 2)  # the restores, ld ra, addi sp, fp
+        if restore > at:
+            out.append((at, restore))
+        at = max(at, address + end)
+    if address + size > at:
+        out.append((at, address + size))
+    return out
+
+
+def _clip(low: int, high: int, valid: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    return [(max(low, a), min(high, b)) for a, b in valid if max(low, a) < min(high, b)]
+
+
+def _type_die(die):
+    for attr in ("DW_AT_type", "DW_AT_abstract_origin"):
+        if attr in die.attributes:
+            target = die.get_DIE_from_attribute(attr)
+            return target if attr == "DW_AT_type" else _type_die(target)
+    return None
+
+
+def _die_name(die) -> str:
+    name = SourceMap.die_name(die)
+    return name or "?"
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What translating one function's variables needs: its frame, the types, and ``code_of(lo, hi)``
+    (the generated code of the wasm code in ``[lo, hi)``, where the locals are in their homes)."""
+
+    frame: Frame
+    types: TypeTranslator
+    code_of: Callable[[int, int], list[tuple[int, int]]]
+    memory_base: int | None  # memory 0's guest address
+
+
+def _die_ranges(die, dwarf, cu) -> list[tuple[int, int]]:
+    """A scope's wasm code ranges: low/high pc, or its range list."""
+    attrs = die.attributes
+    if "DW_AT_low_pc" in attrs and "DW_AT_high_pc" in attrs:
+        low, high = attrs["DW_AT_low_pc"].value, attrs["DW_AT_high_pc"]
+        return [(low, high.value if high.form == "DW_FORM_addr" else low + high.value)]
+    if "DW_AT_ranges" in attrs and dwarf.range_lists() is not None:
+        out, base = [], 0
+        for entry in dwarf.range_lists().get_range_list_at_offset(attrs["DW_AT_ranges"].value, cu=cu):
+            if hasattr(entry, "base_address"):
+                base = entry.base_address
+            else:
+                out.append((base + entry.begin_offset, base + entry.end_offset))
+        return out
+    return []
+
+
+def _collect(die, dwarf, cu, scope_ranges, scope: _Scope, found: list[Die], calls: list[_InlinedVariables]) -> None:
+    """The parameters and variables of a subprogram or inlined call (lexical blocks flattened) into
+    ``found``; each inlined call's own, with its name, call line and code, into ``calls``."""
+    for child in die.iter_children():
+        if child.tag == "DW_TAG_lexical_block":
+            _collect(child, dwarf, cu, scope_ranges, scope, found, calls)
+            continue
+        if child.tag == "DW_TAG_inlined_subroutine":
+            ranges = _die_ranges(child, dwarf, cu)
+            own: list[Die] = []
+            _collect(child, dwarf, cu, ranges, scope, own, calls)
+            code = [r for lo, hi in ranges for r in scope.code_of(lo, hi)]
+            line = child.attributes["DW_AT_call_line"].value if "DW_AT_call_line" in child.attributes else 0
+            calls.append((_die_name(child), line, code, own))
+            continue
+        if child.tag not in ("DW_TAG_formal_parameter", "DW_TAG_variable"):
+            continue
+        attrs = child.attributes
+        type_die = _type_die(child)
+        pointer = scope.types.is_pointer(type_die)
+        location: bytes | LocationList | None = None
+        if "DW_AT_location" in attrs:
+            attr = attrs["DW_AT_location"]
+            if attr.form == "DW_FORM_exprloc":
+                entries = [(lo, hi, attr.value) for lo, hi in scope_ranges]
+            else:
+                entries, base = [], 0
+                for entry in dwarf.location_lists().get_location_list_at_offset(attr.value):
+                    if hasattr(entry, "base_address"):
+                        base = entry.base_address
+                    else:
+                        entries.append((base + entry.begin_offset, base + entry.end_offset, entry.loc_expr))
+            pieces = []
+            for lo, hi, expr in entries:
+                translated = translate_expr(expr, scope.frame, pointer=pointer, memory_base=scope.memory_base)
+                if translated is not None:
+                    pieces += [(a, b, translated) for a, b in scope.code_of(lo, hi)]
+            location = LocationList(tuple(sorted(pieces))) if pieces else None
+        die_out = variable_die(child, _die_name(child), type_die, scope.types, location)
+        if "DW_AT_const_value" in attrs and isinstance(attrs["DW_AT_const_value"].value, int):
+            die_out.attrs.append(constant_attr(DW_AT_const_value, attrs["DW_AT_const_value"].value))
+        found.append(die_out)
+
+
+def _with_variables(calls: tuple[InlinedCall, ...], known: list[_InlinedVariables]) -> tuple[InlinedCall, ...]:
+    """``calls`` with the variables of the module's inlined call each stands for: the same function
+    and call line, overlapping code."""
+    out = []
+    for call in calls:
+        match = next(
+            (
+                variables
+                for name, line, code, variables in known
+                if name == call.name
+                and line == call.call_line
+                and any(lo < call.high and call.low < hi for lo, hi in code)
+            ),
+            [],
+        )
+        children = _with_variables(call.children, known)
+        out.append(dataclasses.replace(call, children=children, variables=tuple(match)))
+    return tuple(out)
+
+
 def wasm_trap_explainer(vm) -> Callable[[DebugStop], tuple[int, str] | None]:
     """``explain(stop)`` for the GDB server: a trap of compiled wasm code as its signal and the trap the
     run is about to report (the runtime's own classification: ``VmStore.trap_of``)."""
@@ -191,9 +440,13 @@ def wasm_trap_explainer(vm) -> Callable[[DebugStop], tuple[int, str] | None]:
     return explain
 
 
-def monitor_commands(system, *, assigned: frozenset[str] | None = None) -> dict[str, Command]:
-    """``monitor`` commands about the board of a run: its devices, their registers, virtual time."""
+def monitor_commands(
+    system, *, assigned: frozenset[str] | None = None, dma=None, trace: RingSink | None = None
+) -> dict[str, Command]:
+    """``monitor`` commands about the board of a run: its devices, their registers, virtual time, the
+    IOMMU; with ``dma`` (a sandboxed run's DmaChecker) its mappings; with ``trace`` the events so far."""
     clock = system.clock
+    iommu = system.iommu
 
     def virtual_time(machine, words: list[str]) -> str:
         """the board's virtual time"""
@@ -228,4 +481,65 @@ def monitor_commands(system, *, assigned: frozenset[str] | None = None) -> dict[
             lines.append(f"{reg.offset:#06x} {reg.name:<20} {value}")
         return "\n".join(lines)
 
-    return {"time": virtual_time, "devices": devices, "regs": registers}
+    def mappings(machine, words: list[str]) -> str:
+        """dma [all]: the driver's live DMA mappings (all: unmapped ones too), with the C line of each"""
+        if words not in ([], ["all"]):
+            raise MonitorError(f"usage: monitor dma [all] (not {' '.join(words)!r})")
+        if dma is None:
+            return "no DMA checker in this run (native firmware: DMA is physical)"
+        shown = [m for m in dma.mappings if words or m.unmapped_by is None]
+        if not shown:
+            return "no live DMA mappings" if not words else "no DMA mappings made"
+        lines = [f"{'device':<8} {'iova':<20} {'size':>8} {'driver addr':<12} {'direction':<13} {'owner':<7} made at"]
+        for m in shown:
+            owner = "unmapped" if m.unmapped_by is not None else "device" if m.device_owned else "cpu"
+            owner = "both" if m.coherent and m.unmapped_by is None else owner
+            kind = "coherent" if m.coherent else m.direction.name.lower()
+            lines.append(
+                f"{m.device:<8} {m.iova:#018x}   {m.size:>8} {m.cpu_addr:#010x}   {kind:<13} {owner:<7} {m.creator}"
+            )
+        return "\n".join(lines)
+
+    def iommu_state(machine, words: list[str]) -> str:
+        """iommu [DEVICE_ID]: mode, each device's context (the directory walk) and the IOTLB"""
+        if iommu is None:
+            return "no IOMMU on this board"
+        names = dict(getattr(dma, "device_ids", {}) or {})
+        if len(words) > 1 or (words and not words[0].isdigit()):
+            raise MonitorError("usage: monitor iommu [DEVICE_ID] (a number; 'monitor iommu' lists them)")
+        ids = [int(words[0])] if words else sorted(names)
+        lines = [f"IOMMU {iommu.name}: mode {iommu.mode.name}, ddtp {iommu.ddtp:#x}"]
+        for device_id in ids:
+            dc, steps, problem = iommu.inspect_device(device_id)
+            lines.append(f"device {device_id}" + (f" ({names[device_id]})" if device_id in names else "") + ":")
+            lines += [f"  level {st.level}: {st.address:#x} = {st.value:#018x}  {st.decision}" for st in steps]
+            if problem is not None:
+                lines.append(f"  no usable context: {problem}")
+        entries = iommu.iotlb.entries()
+        lines.append(f"IOTLB: {len(entries)} of {iommu.iotlb.capacity} entries (least recently used first)")
+        for pscid, tr in entries:
+            perms = "".join(c if tr.pte & bit else "-" for c, bit in (("r", Pte.R), ("w", Pte.W), ("x", Pte.X)))
+            size = f"{tr.page_size >> 10} KiB" if tr.page_size < 1 << 20 else f"{tr.page_size >> 20} MiB"
+            lines.append(f"  PSCID {pscid:<4} iova {tr.page_va:#014x} -> pa {tr.page_pa:#012x}  {size:<8} {perms}")
+        return "\n".join(lines)
+
+    def trace_events(machine, words: list[str]) -> str:
+        """trace [N]: the last N trace events (default 20)"""
+        if len(words) > 1 or (words and not words[0].isdigit()):
+            raise MonitorError(f"usage: monitor trace [N] (a number of events, not {' '.join(words)!r})")
+        if trace is None:
+            return "no trace is kept in this run"
+        n = int(words[0]) if words else 20
+        lines = trace.last(n)
+        if not lines:
+            return "no trace events yet"
+        return "\n".join([f"last {len(lines)} of {trace.count} events:", *lines])
+
+    return {
+        "time": virtual_time,
+        "devices": devices,
+        "regs": registers,
+        "dma": mappings,
+        "iommu": iommu_state,
+        "trace": trace_events,
+    }

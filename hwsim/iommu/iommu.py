@@ -507,10 +507,30 @@ class Iommu(Device):
 
     # -- the device directory ----------------------------------------------------------------------------------
 
+    def inspect_device(self, device_id: int) -> tuple[DeviceContext | None, tuple[DirectoryStep, ...], str | None]:
+        """The device's context as the IOMMU would find it now, the directory walk, and why it cannot be
+        used (None: it can), without side effects (no cache fill, no statistics, no fault)."""
+        cached = self._dc_cache.get(device_id)
+        if cached is not None:
+            return cached[0], cached[1], None
+        if self.mode.levels == 0:
+            return None, (), f"the IOMMU is in mode {self.mode.name}: no device directory"
+        try:
+            dc, steps = self._walk_directory(device_id)
+        except _Stop as stop:
+            return None, stop.steps, stop.reason
+        return dc, steps, None
+
     def _device_context(self, device_id: int) -> tuple[DeviceContext, tuple[DirectoryStep, ...]]:
         cached = self._dc_cache.get(device_id)
         if cached is not None:
             return cached
+        self.stats.directory_walks += 1
+        entry = self._walk_directory(device_id)
+        self._dc_cache[device_id] = entry
+        return entry
+
+    def _walk_directory(self, device_id: int) -> tuple[DeviceContext, tuple[DirectoryStep, ...]]:
         mode = self.mode
         levels = mode.levels
         limit = device_id_limit(levels)
@@ -519,7 +539,6 @@ class Iommu(Device):
                 IommuCause.TRANSACTION_TYPE_DISALLOWED,
                 f"device ID {device_id} is wider than a {mode.label} device directory allows (0..{limit - 1})",
             )
-        self.stats.directory_walks += 1
         steps: list[DirectoryStep] = []
         table = (self.ddtp & DDTP_PPN_MASK) >> DDTP_PPN_SHIFT << PAGE_SHIFT
         for level in range(levels - 1, 0, -1):
@@ -576,9 +595,7 @@ class Iommu(Device):
         steps.append(
             DirectoryStep(0, addr, dc.tc, f"device context: first stage {first}, PSCID {dc.pscid}, SADE={int(dc.sade)}")
         )
-        entry = (dc, tuple(steps))
-        self._dc_cache[device_id] = entry
-        return entry
+        return dc, tuple(steps)
 
     # -- faults --------------------------------------------------------------------------------------------------
 

@@ -178,9 +178,13 @@ class CallBoundary:
             self.check_interrupt()
         crossing = record.crossing or self.crossing_of(record)
         sp = ((m.get_reg("sp") - 256) & ~15) if nested else L.STACK_TOP
+        exit_address = L.NESTED_EXIT_ADDRESS if nested else L.EXIT_ADDRESS
+        if nested:  # the interrupted code, for a debugger's backtrace (layout.NESTED_RECORD)
+            for i, name in enumerate(L.NESTED_RECORD):
+                self.write_u64(sp + 8 * i, m.get_reg(name))
         vmctx = self.read_u64(record.va + L.FUNCREF_VMCTX)
         # crossing.ENTRY_REGS: sp, ra (the exit), s0 (no frame), s1 vmctx, s2 memory-0 base, s3 the i32 mask
-        crossing.enter(self, args, [sp, L.EXIT_ADDRESS, 0, vmctx, self.read_u64(vmctx) if vmctx else 0, 0xFFFF_FFFF])
+        crossing.enter(self, args, [sp, exit_address, 0, vmctx, self.read_u64(vmctx) if vmctx else 0, 0xFFFF_FFFF])
         self.depth += 1
         in_host, self._in_host = self._in_host, 0
         try:
@@ -197,7 +201,7 @@ class CallBoundary:
                 if self.metered:
                     self.fuel_to_register()
                 try:
-                    result = m.run(pc, until=L.EXIT_ADDRESS, timeout_us=budget)
+                    result = m.run(pc, until=exit_address, timeout_us=budget)
                 except Trap as at_ecall:  # from a builtin (or a checkpoint handler) at an ecall
                     if not at_ecall.frames and at_ecall.pc is not None:
                         self._attach_frames(at_ecall, at_ecall.pc)

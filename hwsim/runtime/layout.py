@@ -61,6 +61,10 @@ from ..compiler.abi import (  # noqa: F401
 
 HOSTCALL_STUB = RUNTIME_PAGE + 0x000  # li t0, 0; ecall; ret -- a host function's code address
 EXIT_ADDRESS = RUNTIME_PAGE + 0x800  # the return address of every host -> wasm entry; never executed
+NESTED_EXIT_ADDRESS = RUNTIME_PAGE + 0x810  # the same, for an entry made while the host serves an ecall
+# Left by such an entry just above its stack, for a debugger to find the code the ecall interrupted
+# (hwsim/debug/cfi.py): its fp, ra, sp and pc (past the ecall, or the next instruction), a u64 each.
+NESTED_RECORD = ("s0", "ra", "sp", "pc")
 ABI_STACK_LIMIT = ABI_AREA + ABI_AREA_SIZE - 8  # lowest legal sp, for frames larger than the stack guard
 
 CODE_BASE = 0x10_0000

@@ -29,7 +29,7 @@ from typing import Protocol, TextIO
 
 from ..errors import HwsimError
 from .events import CATEGORIES, EVENTS, EventSpec
-from .sinks import FORMATS, JsonlSink, PerfettoSink, Sink, TextSink, VcdSink, open_sink
+from .sinks import FORMATS, JsonlSink, PerfettoSink, RingSink, Sink, TextSink, VcdSink, open_sink
 
 
 class TraceError(HwsimError):
@@ -148,6 +148,7 @@ __all__ = [
     "FORMATS",
     "JsonlSink",
     "PerfettoSink",
+    "RingSink",
     "Sink",
     "TRACE",
     "TextSink",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import deque
 from pathlib import Path
 from typing import TextIO
 
@@ -47,6 +48,26 @@ class TextSink(Sink):
             self.stream.close()
         else:
             self.stream.flush()
+
+
+class RingSink(Sink):
+    """The last ``capacity`` events, kept to be shown on demand (GDB's ``monitor trace``)."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.events: deque[tuple[EventSpec, int, dict]] = deque(maxlen=capacity)
+        self.count = 0  # events seen, dropped ones included
+
+    def write(self, spec: EventSpec, t_ns: int, fields: dict) -> None:
+        self.events.append((spec, t_ns, dict(fields)))
+        self.count += 1
+
+    def last(self, n: int) -> list[str]:
+        """The last ``n`` events as TextSink writes them, oldest first."""
+        start = max(0, len(self.events) - n)
+        return [
+            f"[{t_ns / 1e6:12.6f} ms] {spec.category:<5} {spec.format(fields)}"
+            for spec, t_ns, fields in list(self.events)[start:]
+        ]
 
 
 class JsonlSink(TextSink):

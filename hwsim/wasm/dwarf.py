@@ -71,6 +71,7 @@ class SourceMap:
         sections = {c.name: c.data for c in module.customs if c.name.startswith(".debug_")}
         self.available = ".debug_info" in sections and ".debug_line" in sections and bool(module.funcs)
         self.rows: list[tuple[int, str, int]] = []
+        self.dwarf = None
         self.scopes: list[tuple[int, int, int, str | None, str | None, int]] = []  # lo, hi, depth, name, file, line
         if not self.available:
             return
@@ -104,7 +105,7 @@ class SourceMap:
     def from_elf(cls, elffile) -> SourceMap:
         """Source lines of a native ELF (pyelftools ``ELFFile``): ``locate(pc)`` takes addresses."""
         self = cls.__new__(cls)
-        self.rows, self.scopes, self.code_base = [], [], 0
+        self.rows, self.scopes, self.code_base, self.dwarf = [], [], 0, None
         try:
             self.available = bool(elffile.has_dwarf_info())
             if self.available:
@@ -120,7 +121,7 @@ class SourceMap:
             elffile = ELFFile(io.BytesIO(data))
         except PARSE_ERRORS:
             self = cls.__new__(cls)
-            self.rows, self.scopes, self.code_base = [], [], 0
+            self.rows, self.scopes, self.code_base, self.dwarf = [], [], 0, None
             self._forget()
             return self
         return cls.from_elf(elffile)
@@ -129,11 +130,13 @@ class SourceMap:
         """No source lines: what was read before the debug info turned out unreadable is dropped."""
         self.available = False
         self.rows, self.scopes = [], []
+        self.dwarf = None
 
     def _load_dwarf(self, dwarf) -> None:
         # Every DIE takes at least one byte of .debug_info, so a tree walk visiting more DIEs than that
         # is going round a loop (a corrupted DW_AT_sibling or abbreviation; pyelftools follows it forever).
         self._die_budget = dwarf.debug_info_sec.size if dwarf.debug_info_sec is not None else 0
+        self.dwarf = dwarf  # (pyelftools DWARFInfo: the variables and types, for hwsim/debug/variables.py)
         for cu in dwarf.iter_CUs():
             program = dwarf.line_program_for_CU(cu)
             if program is None:
@@ -197,6 +200,11 @@ class SourceMap:
                     out.append((base + entry.begin_offset, base + entry.end_offset))
             return out
         return []
+
+    @staticmethod
+    def die_name(die) -> str | None:
+        """A DIE's name, else its abstract origin's (an inlined instance, a concrete out-of-line copy)."""
+        return SourceMap._name(die)
 
     @staticmethod
     def _name(die) -> str | None:

@@ -16,6 +16,7 @@ from ...wasm.module import FuncBody
 from ...wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, V128
 from ..builtins import Builtin, BulkFuel
 from ..errors import CompileError
+from ..frames import NO_FRAME
 from ..intrinsics import FAR, FAR_ACCESS, PAGE_SIZE, Intrinsic
 from ..masm import (
     Conversion,
@@ -57,7 +58,8 @@ class FuncCodegen:
         for count, ty in func.locals:
             local_types.extend([ty] * count)
         body = func.body
-        if V128 in local_types:
+        lowered = V128 in local_types
+        if lowered:
             local_types, body = _lower_locals(local_types, body)
         info = prepass(body, len(local_types), env.block_type)
         for i, ty in enumerate(local_types):
@@ -70,6 +72,7 @@ class FuncCodegen:
         # Parameters arrive in argument registers (or the ABI area); declared locals start at zero.
         call.receive_params(ctx, self.type.params)
         ctx.zero_locals(len(self.type.params))
+        body_start = masm.offset()
         self.control = control = ControlStack(ctx, tuple(self.type.results))
         fuel = self.fuel = FuelCounter(ctx, len(self.type.params)) if env.metering else None
         if fuel is not None:
@@ -91,6 +94,8 @@ class FuncCodegen:
                 raise CompileError(f"instruction {op.opcode_name(code)} is not supported by the compiler yet")
             handler, static = entry
             handler(self, imm, *static)
+        # (v128 locals are renumbered when lowered: their homes would not be the wasm locals')
+        self.frame = NO_FRAME if lowered else masm.frame_info([(h.reg, h.slot) for h in ctx.homes], body_start)
         return masm
 
     def skip(self, code: int, imm) -> None:

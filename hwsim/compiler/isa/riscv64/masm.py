@@ -47,6 +47,7 @@ from ....wasm.types import F32, F64, I32, I64, MemoryType
 from ... import abi
 from ...abi import AbiLoc, RegLoc
 from ...errors import CompileError, CompilerBug
+from ...frames import FrameInfo
 from ...masm import (
     BranchOutOfRange,
     CallOutOfRange,
@@ -219,6 +220,8 @@ class RiscvMasm:
         self.wasm_offset = 0
         self.max_depth = 0
         self._frame_patch: int | None = None
+        self.prologue_end = 0
+        self.epilogues: list[list[int]] = []  # [start, end] code offsets where the CFA is sp (frames.py)
 
     # -- emission helpers ------------------------------------------------------------------
 
@@ -334,16 +337,33 @@ class RiscvMasm:
         self.emit(A.NOP, A.NOP, A.sub(sp, sp, R.T5.num))  # lui/addiw t5, frame - 16: patched in finish()
         for reg, off in zip(self.saved, self.saved_offsets):
             self._mem("sd" if reg.cls == INT else "fsd", reg, R.FP, off)
+        self.prologue_end = self.offset()
 
     def _restore_and_pop(self) -> None:
         for reg, off in zip(self.saved, self.saved_offsets):
             self._mem("ld" if reg.cls == INT else "fld", reg, R.FP, off)
         sp, fp, ra = R.SP.num, R.FP.num, R.RA.num
-        self.emit(A.ld(ra, fp, -8), A.addi(sp, fp, 0), A.ld(fp, sp, -16))
+        self.emit(A.ld(ra, fp, -8), A.addi(sp, fp, 0))
+        self.epilogues.append([self.offset(), self.offset()])  # sp is the CFA from here ...
+        self.emit(A.ld(fp, sp, -16))
+
+    def _end_epilogue(self) -> None:
+        self.epilogues[-1][1] = self.offset()  # ... to here (after the return or tail jump)
 
     def epilogue_and_return(self) -> None:
         self._restore_and_pop()
         self.emit(A.jalr(0, R.RA.num, 0))
+        self._end_epilogue()
+
+    def frame_info(self, homes: list[tuple[Reg | None, int | None]], body: int) -> FrameInfo:
+        """The function's frame for a debugger (compiler/frames.py): ``homes`` (register, slot) per local."""
+        return FrameInfo(
+            self.prologue_end,
+            body,
+            tuple((R.dwarf_number(reg), off) for reg, off in zip(self.saved, self.saved_offsets)),
+            tuple((start, end) for start, end in self.epilogues),
+            tuple(R.dwarf_number(reg) if reg is not None else slot for reg, slot in homes),  # type: ignore[misc]
+        )
 
     # -- memory operands -------------------------------------------------------------------------
 
@@ -478,6 +498,7 @@ class RiscvMasm:
             self.emit(A.auipc(R.T5.num, 0), A.jalr(0, R.T5.num, 0))
         else:
             self.emit(A.jal(0, 0))
+        self._end_epilogue()
 
     def call_ref(self) -> None:
         """Call the funcref record in t6, switching vmctx and memory base if it is another instance's.
@@ -526,6 +547,7 @@ class RiscvMasm:
         self._branch("bne", t5, s1, other)
         self._restore_and_pop()
         self.emit(A.ld(t5, t6, abi.FUNCREF_CODE), A.jalr(0, t5, 0))
+        self._end_epilogue()
         self.bind(other)
         self._restore_and_pop()
         self.li(t4, abi.TAIL_RETURN_STUB)
@@ -549,6 +571,7 @@ class RiscvMasm:
             A.ld(t5, t6, abi.FUNCREF_CODE),
             A.jalr(0, t5, 0),
         )
+        self._end_epilogue()  # (inexact while the tail frame is built: the CFA is not sp there)
 
     def _bulk_call(self, regs: tuple[int, ...], static: tuple[int, ...], builtin_id: int) -> None:
         """Call a builtin from a cold stub: the argument registers it takes are saved below sp and put back

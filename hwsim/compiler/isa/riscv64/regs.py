@@ -50,3 +50,8 @@ FLOAT_LOCALS = tuple(_f(n) for n in (8, 9, *range(18, 28)))  # fs0-fs11
 # Operand pools, in allocation order: temporaries first, argument registers last (calls clobber them).
 INT_POOL = (_x(5), _x(6), _x(7), _x(28), *reversed(INT_ARGS))
 FLOAT_POOL = (*(_f(n) for n in range(0, 8)), _f(28), _f(29), *reversed(FLOAT_ARGS))
+
+
+def dwarf_number(reg: Reg) -> int:
+    """The register's DWARF number (RISC-V psABI): x0-x31 are 0-31, f0-f31 are 32-63."""
+    return reg.num if reg.cls == INT else 32 + reg.num

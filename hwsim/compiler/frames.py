@@ -1,0 +1,54 @@
+"""Where a compiled function keeps its frame and its locals, for a debugger (the DWARF of hwsim/debug).
+
+One :class:`FrameInfo` per defined function, recorded by the code generator as
+it lays the frame out.  Offsets are from the start of the function's code;
+locations are the backend's DWARF register numbers (RV64: x0-x31 are 0-31,
+f0-f31 are 32-63) or, when negative, a frame slot at that offset from the
+frame pointer (``fp = sp at entry``, the canonical frame address)::
+
+    [0, prologue_end)       frame set-up: ra and the caller's fp pushed, fp set,
+                            callee-saved registers stored (``saved``)
+    [prologue_end, body)    parameters moved to their homes, declared locals zeroed
+    [body, end)             every local is in its home (``homes``) for the rest of
+                            the function, except in the epilogues
+    epilogues               [start, end): sp is back at fp (the CFA), fp is being
+                            (or has been) restored; the return or tail jump ends it
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+_HEAD = struct.Struct("<IIHHI")  # prologue_end, body, saved count, epilogue count, home count
+_SAVED = struct.Struct("<Hh")  # DWARF register, fp offset
+_PAIR = struct.Struct("<II")
+_HOME = struct.Struct("<i")
+
+
+@dataclass(frozen=True, slots=True)
+class FrameInfo:
+    prologue_end: int
+    body: int
+    saved: tuple[tuple[int, int], ...]  # (DWARF register, fp offset of its save slot)
+    epilogues: tuple[tuple[int, int], ...]  # [start, end) code offsets where the CFA is sp
+    homes: tuple[int, ...]  # per wasm local (parameters first): a DWARF register (>= 0) or an fp offset (< 0)
+
+    def to_bytes(self) -> bytes:
+        parts = [_HEAD.pack(self.prologue_end, self.body, len(self.saved), len(self.epilogues), len(self.homes))]
+        parts += [_SAVED.pack(reg, off) for reg, off in self.saved]
+        parts += [_PAIR.pack(start, end) for start, end in self.epilogues]
+        parts += [_HOME.pack(home) for home in self.homes]
+        return b"".join(parts)
+
+    @classmethod
+    def read(cls, take) -> FrameInfo:
+        """From ``take(n)`` (n bytes at a time, as :meth:`to_bytes` wrote them)."""
+        prologue_end, body, n_saved, n_epilogues, n_homes = _HEAD.unpack(take(_HEAD.size))
+        saved = tuple(_SAVED.iter_unpack(take(n_saved * _SAVED.size)))
+        epilogues = tuple(_PAIR.iter_unpack(take(n_epilogues * _PAIR.size)))
+        homes = tuple(h for (h,) in _HOME.iter_unpack(take(n_homes * _HOME.size)))
+        return cls(prologue_end, body, saved, epilogues, homes)
+
+
+NO_FRAME = FrameInfo(0, 0, (), (), ())  # a function whose locals are not described (v128 locals lowered)
