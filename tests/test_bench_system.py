@@ -25,11 +25,14 @@ bench = load_bench()
 
 @pytest.mark.parametrize("path", bench.PATHS, ids=[p.__name__ for p in bench.PATHS])
 def test_each_path_gives_a_row_with_a_target(path):
-    row = path(1, True)
-    assert isinstance(row, bench.Row) and row.path
-    assert row.ceiling_s > 0 and row.hwsim_s > 0
-    assert (row.max_ratio is None) != (row.max_s is None)  # one target, a ratio or a time
-    assert row.target.startswith("<= ") and row.met in (True, False)
+    made = path(1, True)
+    rows = made if isinstance(made, list) else [made]  # (a path sharing its setup gives several rows)
+    assert rows
+    for row in rows:
+        assert isinstance(row, bench.Row) and row.path
+        assert row.ceiling_s > 0 and row.hwsim_s > 0
+        assert (row.max_ratio is None) != (row.max_s is None)  # one target, a ratio or a time
+        assert row.target.startswith("<= ") and row.met in (True, False)
 
 
 def test_the_table_lists_the_calls_first():
