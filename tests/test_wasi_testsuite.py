@@ -1,6 +1,8 @@
 """The official WASI test suite's prebuilt wasip1 programs (C and AssemblyScript), run through hwsim's
 adapter (tests/wasi_adapter.py) as the suite's runner runs them: arguments, environment and
-directories from each program's JSON, then its stdout and exit status compared.
+directories from each program's JSON, then its stdout and exit status compared.  The wasi-threads
+proposal's programs (``tests/proposals/wasi-threads/*.wat``) run the same way, with a standard input
+that stays open and empty (they assume a read of fd 0 blocks).
 
 The suite lives beside the project (``$HWSIM_WASI_TESTSUITE`` or ../shared/wasi-testsuite); the
 directories a test writes to are copies, so the suite itself is never modified.
@@ -21,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SUITE = Path(os.environ.get("HWSIM_WASI_TESTSUITE", ROOT.parent / "shared" / "wasi-testsuite"))
 DIRS = [SUITE / "tests" / lang / "testsuite" / "wasm32-wasip1" for lang in ("c", "assemblyscript")]
 PROGRAMS = sorted(p for d in DIRS if d.is_dir() for p in d.glob("*.wasm"))
+THREADS_DIR = SUITE / "tests" / "proposals" / "wasi-threads"
+THREAD_PROGRAMS = sorted(THREADS_DIR.glob("*.wat")) if THREADS_DIR.is_dir() else []
 
 sys.path.insert(0, str(Path(__file__).parent))
 import wasi_adapter  # noqa: E402
@@ -56,3 +60,34 @@ def test_wasi_testsuite_is_complete() -> None:
     if not PROGRAMS:
         pytest.skip(f"the WASI test suite is not at {SUITE}")
     assert len(PROGRAMS) >= 26
+
+
+@pytest.mark.skipif(not THREAD_PROGRAMS, reason=f"the WASI test suite is not at {SUITE} (set HWSIM_WASI_TESTSUITE)")
+@pytest.mark.parametrize("program", THREAD_PROGRAMS, ids=[p.stem for p in THREAD_PROGRAMS])
+def test_wasi_threads_proposal_program(program: Path, tmp_path: Path) -> None:
+    config_file = program.with_suffix(".json")
+    config = json.loads(config_file.read_text()) if config_file.exists() else {}
+    argv = wasi_adapter.compute_argv(str(program), ([], {}, []), ["wasi-threads"], "wasi:cli/command", "wasm32-wasip1")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with out.open("w") as stdout_file, err.open("w") as stderr_file:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=stdout_file, stderr=stderr_file, env=env, cwd=tmp_path
+        )
+        try:  # stdin stays open (and empty) until the program has ended
+            returncode = proc.wait(timeout=120)
+        finally:
+            proc.kill()
+            proc.wait()
+            assert proc.stdin is not None
+            proc.stdin.close()
+    stdout, stderr = out.read_text(), err.read_text()
+    report = f"argv: {argv}\nstdout: {stdout!r}\nstderr: {stderr}"
+    assert returncode == config.get("exit_code", 0), report
+
+
+def test_wasi_threads_proposal_is_complete() -> None:
+    """Every wasi-threads program the suite ships is run (14 .wat files when this was written)."""
+    if not THREAD_PROGRAMS:
+        pytest.skip(f"the WASI test suite is not at {SUITE}")
+    assert len(THREAD_PROGRAMS) >= 14
