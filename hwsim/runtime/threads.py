@@ -157,7 +157,6 @@ class Scheduler:
         self.current = self.threads[0]
         self.active = True
         self.switch_pending = False
-        self.next_tid = 1
         self.switches = 0
         self._trace = hashlib.sha256()
         self._mark = self.store.fuel_remaining

@@ -35,7 +35,7 @@ def entry_point_problem(instance: VmInstance) -> str | None:
         return f"the module exports no function `{ENTRY_POINT}`"
     ft = instance.funcs[export[1]].type
     if tuple(ft.params) != (I32, I32) or tuple(ft.results):
-        return f"`{ENTRY_POINT}` has type {ft}, not (i32, i32) -> ()"
+        return f"`{ENTRY_POINT}` has type {ft}, not [i32, i32] -> []"
     return None
 
 

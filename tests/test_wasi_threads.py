@@ -1,0 +1,313 @@
+"""wasi-threads on one hart (hwsim/runtime/threads.py, hwsim/wasi/threads.py): spawning, the seeded
+scheduler's determinism, waiting and waking in virtual time, and the error paths of thread-spawn.
+
+The wasi-testsuite's own wasi-threads programs run in tests/test_wasi_testsuite.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from property_scale import examples
+
+import hwsim
+from hwsim import Engine, Linker, Module, SharedMemory, Store, Trap, WasiConfig
+from hwsim.compiler.traps import TrapCode
+from hwsim.runtime.internal import vm_store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A counter that threads increment ITER times each: racily (load; a call, which is a preemption point;
+# store) or atomically.  ``run(threads, atomic)`` spawns them, waits until all are done, returns the count.
+COUNTER = """
+(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (export "memory" (memory 0))
+  (func $pause)
+  (func $work (param $n i32) (param $atomic i32)
+    (local $tmp i32)
+    (loop $l
+      (if (local.get $atomic)
+        (then (drop (i32.atomic.rmw.add (i32.const 0) (i32.const 1))) (call $pause))
+        (else
+          (local.set $tmp (i32.load (i32.const 0)))
+          (call $pause)
+          (i32.store (i32.const 0) (i32.add (local.get $tmp) (i32.const 1)))))
+      (local.tee $n (i32.sub (local.get $n) (i32.const 1)))
+      (br_if $l)))
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (call $work (i32.const 40) (local.get $arg))
+    (drop (i32.atomic.rmw.add (i32.const 4) (i32.const 1)))
+    (drop (memory.atomic.notify (i32.const 4) (i32.const 1))))
+  (func (export "run") (param $threads i32) (param $atomic i32) (result i32)
+    (local $i i32) (local $done i32)
+    (i32.store (i32.const 0) (i32.const 0))
+    (i32.store (i32.const 4) (i32.const 0))
+    (loop $s
+      (if (i32.le_s (call $spawn (local.get $atomic)) (i32.const 0)) (then unreachable))
+      (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $s (i32.lt_u (local.get $threads))))
+    (block $all
+      (loop $w
+        (local.set $done (i32.atomic.load (i32.const 4)))
+        (br_if $all (i32.eq (local.get $done) (local.get $threads)))
+        (drop (memory.atomic.wait32 (i32.const 4) (local.get $done) (i64.const -1)))
+        (br $w)))
+    (i32.load (i32.const 0))))
+"""
+
+
+def _setup(wat: str, *, seed: int = 0, threads: bool = True, time_slice: int = 50, max_threads: int | None = None):
+    engine = Engine(metering=True)
+    module = Module(engine, wat)
+    store = Store(engine)
+    config = WasiConfig()
+    config.threads = threads
+    config.thread_seed = seed
+    config.time_slice = time_slice
+    if max_threads is not None:
+        config.max_threads = max_threads
+    store.set_wasi(config)
+    linker = Linker(engine)
+    linker.define_wasi()
+    for imp in module.imports:
+        if isinstance(imp.type, hwsim.MemoryType) and imp.type.is_shared:
+            linker.define(store, imp.module, imp.name, SharedMemory(engine, imp.type))
+    instance = linker.instantiate(store, module)
+    return store, instance.exports(store)
+
+
+def _counter(seed: int, threads: int = 3, atomic: int = 0) -> tuple[int, str]:
+    store, exports = _setup(COUNTER, seed=seed)
+    count = exports["run"](store, threads, atomic)
+    return count, vm_store(store).threads.trace_hash
+
+
+def test_spawned_threads_run_to_the_end_and_the_atomic_counter_never_loses_an_update() -> None:
+    for seed in range(examples(10)):
+        count, _ = _counter(seed, atomic=1)
+        assert count == 3 * 40
+
+
+def test_same_seed_same_interleaving_and_result() -> None:
+    """Determinism as a property: every seed, run twice in fresh Stores, gives the same schedule (the
+    hash of every decision) and the same count."""
+    for seed in range(examples(40)):
+        assert _counter(seed) == _counter(seed)
+
+
+def test_different_seeds_interleave_a_racy_counter_differently() -> None:
+    runs = {seed: _counter(seed) for seed in range(examples(20))}
+    counts = {count for count, _ in runs.values()}
+    hashes = {h for _, h in runs.values()}
+    assert len(hashes) > 1
+    assert len(counts) > 1  # the racy counter loses a different number of updates
+    assert min(counts) < 3 * 40  # and loses some
+
+
+WAIT_TIMEOUT = """
+(module
+  (import "env" "memory" (memory 1 1 shared))
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (func (export "wasi_thread_start") (param i32 i32))
+  (func (export "wait") (param $timeout i64) (result i32)
+    (memory.atomic.wait32 (i32.const 0) (i32.const 0) (local.get $timeout))))
+"""
+
+
+def test_a_wait_times_out_in_virtual_time_not_host_time() -> None:
+    store, exports = _setup(WAIT_TIMEOUT)
+    start = time.monotonic()
+    assert exports["wait"](store, 3_000_000_000) == 2  # 3 s of virtual time: timed out
+    assert time.monotonic() - start < 2.0
+    assert vm_store(store).threads.ended_in == 0
+
+
+def test_a_wait_forever_with_no_other_thread_is_a_deadlock_trap() -> None:
+    store, exports = _setup(WAIT_TIMEOUT)
+    with pytest.raises(Trap) as info:
+        exports["wait"](store, -1)
+    assert info.value.code is TrapCode.DEADLOCK
+    assert "every thread waits forever (thread 0: memory.atomic.wait32 at 0x0)" in str(info.value)
+
+
+SPAWN = """
+(module
+  (import "env" "memory" (memory 1 1 shared))
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (if (i32.eq (local.get $arg) (i32.const 7)) (then unreachable))
+    (if (i32.eq (local.get $arg) (i32.const 8)) (then (call $deep)))
+    (drop (memory.atomic.wait32 (i32.const 64) (i32.const 0) (i64.const -1))))
+  (func $deep (call $deep))
+  (func (export "spawn") (param i32) (result i32) (call $spawn (local.get 0)))
+  (func (export "spawn_and_wait") (param i32) (result i32)
+    (local $tid i32)
+    (local.set $tid (call $spawn (local.get 0)))
+    (drop (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const 10000000000)))
+    (local.get $tid)))
+"""
+
+
+def test_thread_ids_count_up_from_one_and_stay_unique_in_the_store() -> None:
+    store, exports = _setup(SPAWN)
+    assert [exports["spawn"](store, 0) for _ in range(3)] == [1, 2, 3]  # (each call's threads end with it)
+
+
+LIMIT = """
+(module
+  (import "env" "memory" (memory 1 1 shared))
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (func (export "wasi_thread_start") (param i32 i32)
+    (drop (memory.atomic.wait32 (i32.const 64) (i32.const 0) (i64.const -1))))
+  (func (export "spawn3") (result i32 i32 i32)
+    (call $spawn (i32.const 0)) (call $spawn (i32.const 0)) (call $spawn (i32.const 0))))
+"""
+
+
+def test_spawn_past_max_threads_returns_minus_one_with_the_reason() -> None:
+    store, exports = _setup(LIMIT, max_threads=2)
+    assert exports["spawn3"](store) == [1, 2, -1]
+    assert vm_store(store).threads.spawn_failure == "2 threads are running, the limit (WasiConfig.max_threads)"
+
+
+def test_a_trap_in_a_spawned_thread_ends_the_root_call() -> None:
+    store, exports = _setup(SPAWN)
+    with pytest.raises(Trap) as info:
+        exports["spawn_and_wait"](store, 7)
+    assert info.value.code is TrapCode.UNREACHABLE
+    assert vm_store(store).threads.ended_in == 1
+
+
+def test_a_thread_overflowing_its_stack_traps_call_stack_exhausted() -> None:
+    store, exports = _setup(SPAWN, time_slice=20_000)
+    with pytest.raises(Trap) as info:
+        exports["spawn_and_wait"](store, 8)
+    assert info.value.code is TrapCode.STACK_OVERFLOW
+    assert vm_store(store).threads.ended_in == 1
+
+
+@pytest.mark.parametrize(
+    "wat, why",
+    [
+        (
+            """(module (import "wasi" "thread-spawn" (func $s (param i32) (result i32)))
+                 (memory (export "memory") 1 1 shared)
+                 (func (export "wasi_thread_start") (param i32 i32))
+                 (func (export "spawn") (result i32) (call $s (i32.const 0))))""",
+            "the module imports no shared memory for its threads to share",
+        ),
+        (
+            """(module (import "wasi" "thread-spawn" (func $s (param i32) (result i32)))
+                 (import "env" "memory" (memory 1 1 shared))
+                 (func (export "spawn") (result i32) (call $s (i32.const 0))))""",
+            "the module exports no function `wasi_thread_start`",
+        ),
+        (
+            """(module (import "wasi" "thread-spawn" (func $s (param i32) (result i32)))
+                 (import "env" "memory" (memory 1 1 shared))
+                 (func (export "wasi_thread_start") (param i32))
+                 (func (export "spawn") (result i32) (call $s (i32.const 0))))""",
+            "`wasi_thread_start` has type [i32] -> [], not [i32, i32] -> []",
+        ),
+    ],
+    ids=["no-shared-memory", "no-entry-point", "wrong-entry-type"],
+)
+def test_spawn_errors_return_minus_one(wat: str, why: str) -> None:
+    store, exports = _setup(wat)
+    assert exports["spawn"](store) == -1
+    assert vm_store(store).threads.spawn_failure == why
+
+
+def test_spawn_with_wasi_threads_off_returns_minus_one() -> None:
+    store, exports = _setup(SPAWN, threads=False)
+    assert exports["spawn"](store, 0) == -1
+    assert vm_store(store).threads is None
+
+
+def test_wasi_config_thread_settings_are_checked() -> None:
+    config = WasiConfig()
+    with pytest.raises(hwsim.WasmtimeError, match="WasiConfig.max_threads: expected 1 to 239, not 0"):
+        config.max_threads = 0
+    with pytest.raises(TypeError, match="WasiConfig.threads: expected a bool, not int"):
+        config.threads = 1  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="WasiConfig.thread_seed: expected an int, not str"):
+        config.thread_seed = "1"  # type: ignore[assignment]
+
+
+SLEEPER = """
+(module
+  (import "env" "memory" (memory 1 1 shared))
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $now (param i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (export "memory" (memory 0))
+  (func (export "wasi_thread_start") (param i32 i32)
+    ;; sleep 2 s (a relative clock subscription), then exit 5
+    (i64.store (i32.const 0x118) (i64.const 2000000000))
+    (drop (call $poll (i32.const 0x100) (i32.const 0x200) (i32.const 1) (i32.const 0x300)))
+    (call $exit (i32.const 5)))
+  (func (export "_start")
+    (drop (call $spawn (i32.const 0)))
+    (loop $spin (br $spin))))
+"""
+
+
+def _cli(wat_text: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    program = tmp_path / "p.wat"
+    program.write_text(wat_text)
+    return subprocess.run(
+        [sys.executable, "-m", "hwsim", "wasm", "run", *args, str(program)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_cli_a_sleeping_thread_wakes_in_virtual_time_while_main_spins(tmp_path: Path) -> None:
+    proc = _cli(SLEEPER, tmp_path)
+    assert proc.returncode == 5, proc.stderr
+
+
+def test_cli_a_trap_in_a_spawned_thread_exits_1(tmp_path: Path) -> None:
+    program = """
+(module
+  (import "env" "memory" (memory 1 1 shared))
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (func (export "wasi_thread_start") (param i32 i32) unreachable)
+  (func (export "_start")
+    (drop (call $spawn (i32.const 0)))
+    (drop (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const -1)))))
+"""
+    proc = _cli(program, tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith(
+        "Error: thread 1 trapped\n\nCaused by:\n    0: error while executing at wasm backtrace:"
+    )
+    assert "wasm `unreachable` instruction executed" in proc.stderr
+
+
+def test_cli_wasi_threads_refuses_an_unshared_imported_memory(tmp_path: Path) -> None:
+    program = """(module (import "env" "memory" (memory 1)) (func (export "_start")))"""
+    proc = _cli(program, tmp_path, "--wasi-threads")
+    assert proc.returncode == 2
+    assert "memory `env::memory` is not shared; a wasi-threads program must import a shared memory" in proc.stderr
+
+
+def test_cli_seed_changes_the_interleaving_of_a_racy_program(tmp_path: Path) -> None:
+    program = COUNTER.replace(
+        '(func (export "run")',
+        '(import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))\n'
+        '  (func (export "_start") (call $exit (call $run (i32.const 3) (i32.const 0))))\n'
+        '  (func $run (export "run")',
+    )
+    codes = [_cli(program, tmp_path, "--thread-seed", str(seed)).returncode for seed in range(4)]
+    assert all(0 < c <= 120 for c in codes), codes  # the count, less what the races lost
+    assert _cli(program, tmp_path, "-S", "threads", "--thread-seed", "3").returncode == codes[3]
