@@ -156,10 +156,12 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self.stack_low = L.STACK_TOP - L.STACK_SIZE
 
     def enable_threads(self, **options) -> Scheduler:
-        """Guest threads on this Store's hart (runtime/threads.py): the Scheduler, made on first call
-        with ``options`` (seed, time_slice, max_threads, ns_per_unit)."""
+        """Guest threads on this Store's hart (runtime/threads.py): the Scheduler, made on the first call,
+        set to ``options`` (seed, time_slice, max_threads, ns_per_unit)."""
         if self.threads is None:
             self.threads = Scheduler(self, **options)
+        else:  # a second WASI config: its settings from the next root call on
+            self.threads.configure(**options)
         return self.threads
 
     def check_owned(self, obj, what: str) -> None:

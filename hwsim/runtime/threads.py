@@ -123,17 +123,10 @@ class Scheduler:
         max_threads: int = MAX_THREADS,
         ns_per_unit: int = NS_PER_UNIT,
     ) -> None:
-        if not 1 <= max_threads <= L.THREAD_STACKS - 1:
-            raise ValueError(f"max_threads must be 1 to {L.THREAD_STACKS - 1}, not {max_threads}")
-        if time_slice < 1:
-            raise ValueError(f"time_slice must be >= 1 fuel unit, not {time_slice}")
         self.store = store
-        self.seed = seed
-        self.time_slice = time_slice
-        self.max_threads = max_threads
-        self.ns_per_unit = ns_per_unit
+        self.configure(seed=seed, time_slice=time_slice, max_threads=max_threads, ns_per_unit=ns_per_unit)
         self.rng = random.Random(seed)
-        self.now_ns = 0  # virtual time since the root call started
+        self.now_ns = 0  # virtual time, running on across root calls
         self.threads: dict[int, GuestThread] = {}
         self.current: GuestThread | None = None
         self.active = False  # a root call is running with threads
@@ -147,12 +140,29 @@ class Scheduler:
         self._trace = hashlib.sha256()
         store.add_checkpoint_handler(self._checkpoint)
 
+    def configure(
+        self,
+        *,
+        seed: int = 0,
+        time_slice: int = TIME_SLICE,
+        max_threads: int = MAX_THREADS,
+        ns_per_unit: int = NS_PER_UNIT,
+    ) -> None:
+        """The scheduler's settings (WasiConfig's; taken at the next root call)."""
+        if not 1 <= max_threads <= L.THREAD_STACKS - 1:
+            raise ValueError(f"max_threads must be 1 to {L.THREAD_STACKS - 1}, not {max_threads}")
+        if time_slice < 1 or ns_per_unit < 0:
+            raise ValueError(f"time_slice must be >= 1 and ns_per_unit >= 0, not {time_slice}, {ns_per_unit}")
+        self.seed = seed
+        self.time_slice = time_slice
+        self.max_threads = max_threads
+        self.ns_per_unit = ns_per_unit
+
     # -- the root call --------------------------------------------------------------------------------
 
     def begin(self) -> None:
         """The root call starts: its code is thread 0 (the main thread)."""
         self.rng = random.Random(self.seed)
-        self.now_ns = 0
         self.threads = {0: GuestThread(0, 0, None, [], 0)}
         self.current = self.threads[0]
         self.active = True
@@ -218,8 +228,9 @@ class Scheduler:
         if not self.active or store.depth != 1:
             return
         self.account()
-        self.switch_pending = True
-        store.machine.stop()
+        if len(self.threads) > 1:  # (alone, the root thread just goes on)
+            self.switch_pending = True
+            store.machine.stop()
         self._new_slice()
 
     # -- blocking and waking ------------------------------------------------------------------------
