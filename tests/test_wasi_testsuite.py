@@ -91,3 +91,31 @@ def test_wasi_threads_proposal_is_complete() -> None:
     if not THREAD_PROGRAMS:
         pytest.skip(f"the WASI test suite is not at {SUITE}")
     assert len(THREAD_PROGRAMS) >= 14
+
+
+def test_wasi_threads_proposal_c_program(tmp_path: Path) -> None:
+    """``thread_spawn-simple.c`` built with the project's zig (wasm32-wasi, atomics, a shared imported
+    memory) and run: three threads spawned, each waiting and notified.  Built with -O2: the program
+    points each thread's stack at the start of a 128-byte malloc, so a frame below it (as -O0 makes)
+    writes into the allocator's own data (zig's allocator then faults in free)."""
+    pytest.importorskip("ziglang")
+    sources = [THREADS_DIR / "thread_spawn-simple.c", THREADS_DIR / "wasi_thread_spawn.S"]
+    if not all(p.exists() for p in sources):
+        pytest.skip(f"the WASI test suite is not at {SUITE}")
+    program = tmp_path / "thread_spawn-simple.wasm"
+    shim = Path(__file__).parent / "data" / "wasi_threads" / "thread_spawn_shim.c"
+    build = [sys.executable, "-m", "ziglang", "cc", "-O2", "-target", "wasm32-wasi-musl"]
+    build += ["-mcpu=generic+atomics+bulk_memory", "-pthread"]
+    build += ["-Wl,--import-memory,--export-memory,--shared-memory,--max-memory=67108864"]
+    subprocess.run([*build, *map(str, sources), str(shim), "-o", str(program)], check=True, timeout=600)
+    argv = wasi_adapter.compute_argv(str(program), ([], {}, []), ["wasi-threads"], "wasi:cli/command", "wasm32-wasip1")
+    for seed in ("0", "1", "2"):
+        proc = subprocess.run(
+            [*argv[:-1], "--thread-seed", seed, argv[-1]],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            cwd=tmp_path,
+        )
+        assert proc.returncode == 0, proc.stderr
