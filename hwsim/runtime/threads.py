@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..compiler.traps import TrapCode
+from ..trace import TRACE
 from . import layout as L
 from .errors import Trap
 
@@ -185,8 +186,11 @@ class Scheduler:
         """A hash of every scheduling decision of the last root call (same seed, same hash)."""
         return self._trace.hexdigest()
 
-    def _log(self, *fields: object) -> None:
-        self._trace.update(repr(fields).encode())
+    def _log(self, event: str, tid: int, detail: str = "") -> None:
+        """A scheduling decision: into the trace hash, and the ``thread`` trace event when traced."""
+        self._trace.update(repr((event, tid, detail, self.now_ns)).encode())
+        if TRACE.thread is not None:
+            TRACE.thread(tid=tid, event=event, detail=detail, now_ns=self.now_ns)
 
     # -- spawning ---------------------------------------------------------------------------------------
 
@@ -200,7 +204,7 @@ class Scheduler:
         used = {t.slot for t in self.threads.values()}
         slot = next(k for k in range(1, L.THREAD_STACKS) if k not in used)
         self.threads[tid] = GuestThread(tid, slot, entry, args, 0)
-        self._log("spawn", tid, self.now_ns)
+        self._log("spawn", tid, f"slot {slot}")
 
     def allocate_tid(self) -> int | None:
         """The next thread id (1 to 0x1FFFFFFF, as wasmtime), or None when they are used up."""
@@ -244,7 +248,8 @@ class Scheduler:
         thread.seq = self._seq
         thread.state = ThreadState.BLOCKED
         thread.blocked = blocked
-        self._log("block", thread.tid, blocked.what, blocked.key, blocked.deadline_ns, self.now_ns)
+        deadline = "" if blocked.deadline_ns is None else f" until {blocked.deadline_ns} ns"
+        self._log("block", thread.tid, f"{blocked.what}{deadline}")
         self.switch_pending = True
         self.store.machine.stop()
 
@@ -265,7 +270,7 @@ class Scheduler:
         woken = waiting[:count]
         for t in woken:
             self._mark_woken(t, Wake.NOTIFIED)
-        self._log("notify", key, len(woken))
+        self._log("notify", self.current.tid if self.current else -1, f"{key[1]:#x}: {len(woken)} woken")
         return len(woken)
 
     # -- switching --------------------------------------------------------------------------------------
@@ -279,7 +284,7 @@ class Scheduler:
         thread = self.current
         assert thread is not None
         thread.state = ThreadState.DONE
-        self._log("exit", thread.tid, self.now_ns)
+        self._log("exit", thread.tid)
         self.account()
         self.current = None
         return self._switch_to(self._pick())
@@ -298,7 +303,7 @@ class Scheduler:
         nxt = self._pick()
         if nxt is thread and thread.blocked is None:
             self.current = thread
-            self._log("run", thread.tid)
+            self._log("run", thread.tid, "again")
             m.restore_context(thread.context)
             return pc
         return self._switch_to(nxt)
@@ -349,7 +354,7 @@ class Scheduler:
     def _mark_woken(self, thread: GuestThread, why: Wake) -> None:
         thread.state = ThreadState.RUNNABLE
         thread.wake = why
-        self._log("wake", thread.tid, why.name, self.now_ns)
+        self._log("wake", thread.tid, why.value)
 
     def _switch_to(self, thread: GuestThread) -> int:
         """Put ``thread``'s context on the hart (or set up its entry call); the pc it goes on at."""
@@ -357,7 +362,7 @@ class Scheduler:
         m = store.machine
         self.switches += 1
         self.current = thread
-        self._log("run", thread.tid, self.now_ns)
+        self._log("run", thread.tid)
         if thread.context is None:  # a new thread: enter its function as invoke enters one
             entry = thread.entry
             assert entry is not None
