@@ -311,3 +311,73 @@ def test_cli_seed_changes_the_interleaving_of_a_racy_program(tmp_path: Path) -> 
     codes = [_cli(program, tmp_path, "--thread-seed", str(seed)).returncode for seed in range(4)]
     assert all(0 < c <= 120 for c in codes), codes  # the count, less what the races lost
     assert _cli(program, tmp_path, "-S", "threads", "--thread-seed", "3").returncode == codes[3]
+
+
+MANY_ARGS = """
+(module
+  (import "env" "memory" (memory 1 1 shared))
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  ;; 12 i64 arguments: the last four cross in the ABI area, one for the hart (the scheduler keeps a copy
+  ;; per thread; the callee takes them before its entry checkpoint, so this passes without it too)
+  (func $sum (param i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64) (result i64)
+    (i64.add (i64.add (i64.add (local.get 0) (local.get 8)) (i64.add (local.get 9) (local.get 10)))
+             (local.get 11)))
+  (func $check (param $k i64) (param $n i32)
+    (loop $l
+      (if (i64.ne (call $sum (local.get $k) (i64.const 0) (i64.const 0) (i64.const 0) (i64.const 0)
+                             (i64.const 0) (i64.const 0) (i64.const 0)
+                             (local.get $k) (local.get $k) (local.get $k) (local.get $k))
+                  (i64.mul (local.get $k) (i64.const 5)))
+        (then unreachable))
+      (local.tee $n (i32.sub (local.get $n) (i32.const 1)))
+      (br_if $l)))
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (call $check (i64.extend_i32_u (local.get $tid)) (i32.const 200))
+    (drop (i32.atomic.rmw.add (i32.const 0) (i32.const 1)))
+    (drop (memory.atomic.notify (i32.const 0) (i32.const 1))))
+  (func (export "run") (result i32)
+    (local $done i32)
+    (drop (call $spawn (i32.const 0)))
+    (drop (call $spawn (i32.const 0)))
+    (call $check (i64.const 1000) (i32.const 200))
+    (block $all
+      (loop $w
+        (local.set $done (i32.atomic.load (i32.const 0)))
+        (br_if $all (i32.eq (local.get $done) (i32.const 2)))
+        (drop (memory.atomic.wait32 (i32.const 0) (local.get $done) (i64.const -1)))
+        (br $w)))
+    (local.get $done)))
+"""
+
+
+def test_calls_with_arguments_past_the_registers_stay_right_under_preemption() -> None:
+    for seed in range(examples(5)):
+        store, exports = _setup(MANY_ARGS, seed=seed, time_slice=3)
+        assert exports["run"](store) == 2
+        assert vm_store(store).threads.switches > 100
+
+
+def test_fuel_is_counted_across_threads_and_running_out_traps() -> None:
+    config = hwsim.Config()
+    config.consume_fuel = True
+    engine = Engine(config)
+    module = Module(engine, COUNTER)
+    for fuel, traps in ((10**7, False), (1_000, True)):
+        store = Store(engine)
+        wasi = WasiConfig()
+        wasi.threads = True
+        wasi.time_slice = 50
+        store.set_wasi(wasi)
+        store.set_fuel(fuel)
+        linker = Linker(engine)
+        linker.define_wasi()
+        linker.define(store, "env", "memory", SharedMemory(engine, module.imports[1].type))
+        exports = linker.instantiate(store, module).exports(store)
+        if traps:
+            with pytest.raises(Trap) as info:
+                exports["run"](store, 3, 1)
+            assert info.value.code is TrapCode.OUT_OF_FUEL
+        else:
+            assert exports["run"](store, 3, 1) == 120
+            used = fuel - store.get_fuel()
+            assert 3 * 40 * 10 < used < 10**5  # every thread's work, counted once
