@@ -381,3 +381,27 @@ def test_fuel_is_counted_across_threads_and_running_out_traps() -> None:
             assert exports["run"](store, 3, 1) == 120
             used = fuel - store.get_fuel()
             assert 3 * 40 * 10 < used < 10**5  # every thread's work, counted once
+
+
+def test_cli_trace_thread_shows_the_schedule(tmp_path: Path) -> None:
+    suite = ROOT.parent / "shared" / "wasi-testsuite" / "tests" / "proposals" / "wasi-threads"
+    program = suite / "wasi_threads_spawn.wat"
+    if not program.exists():
+        pytest.skip("the WASI test suite is not beside the repository")
+    proc = _cli(program.read_text(), tmp_path, "--trace", "thread,host")
+    assert proc.returncode == 22, proc.stderr
+    lines = [line.split("] ", 1)[1] for line in proc.stderr.splitlines()]
+    assert lines[0] == "thread thread 1 spawn slot 1 (virtual time 0 ns)"
+    assert "thread thread 0 block memory.atomic.wait32 at 0x0 (virtual time 70 ns)" in lines
+    assert any(line.startswith("thread thread 1 notify 0x0: 1 woken") for line in lines)
+    assert lines[-1].startswith("host  proc_exit(0x16) -> SUCCESS")
+
+
+def test_cli_trace_host_shows_a_call_that_blocks_and_runs_again(tmp_path: Path) -> None:
+    proc = _cli(SLEEPER, tmp_path, "--trace", "host")
+    assert proc.returncode == 5, proc.stderr
+    polls = [line.split("] ", 1)[1] for line in proc.stderr.splitlines() if "poll_oneoff" in line]
+    assert [p.split(" -> ")[1].split(" [")[0] for p in polls] == [
+        "blocked (the thread waits; the call runs again when it goes on)",
+        "SUCCESS",
+    ]

@@ -269,13 +269,18 @@ class WasiCtx:
             return self._call(name, mem, args)
         start = time.perf_counter_ns()
         errno = Errno.SUCCESS
+        result = errno.name
         try:
             errno = Errno(self._call(name, mem, args))
+            result = errno.name
+        except Blocked:
+            result = "blocked (the thread waits; the call runs again when it goes on)"
+            raise
         finally:
             TRACE.host_call(
                 name=name,
                 args=", ".join(f"{a:#x}" for a in args),
-                result=errno.name,
+                result=result,
                 duration_ns=time.perf_counter_ns() - start,
             )
         return errno
