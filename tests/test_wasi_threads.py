@@ -405,3 +405,16 @@ def test_cli_trace_host_shows_a_call_that_blocks_and_runs_again(tmp_path: Path) 
         "blocked (the thread waits; the call runs again when it goes on)",
         "SUCCESS",
     ]
+
+
+def test_cli_a_time_limit_stops_every_thread_as_a_main_module_trap(tmp_path: Path) -> None:
+    program = """
+(module
+  (import "env" "memory" (memory 1 1 shared))
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (func (export "wasi_thread_start") (param i32 i32) (loop $l (br $l)))
+  (func (export "_start") (drop (call $spawn (i32.const 0))) (loop $l (br $l))))
+"""
+    proc = _cli(program, tmp_path, "--time-limit", "0.5")
+    assert proc.returncode == 134, proc.stderr
+    assert "time budget of 500000 us used up" in proc.stderr

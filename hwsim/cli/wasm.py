@@ -202,7 +202,7 @@ def run_wasm(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ..errors import HwsimError
-    from ..runtime import Engine, Linker, Module, Store, Trap
+    from ..runtime import Engine, Linker, Module, Store, Trap, TrapCode
     from ..wasi import ExitTrap, WasiConfig
 
     threads = args.wasi_threads
@@ -256,7 +256,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"hwsim: interrupted: {trap.summary}", file=sys.stderr)
             return StopCause.USER.value
         scheduler = vm_store(store).threads
-        if scheduler is not None and scheduler.ended_in:  # a spawned thread trapped: wasmtime exits 1
+        if scheduler is not None and scheduler.ended_in and trap.code is not TrapCode.INTERRUPTED:
+            # a spawned thread trapped: wasmtime exits 1 (a time limit stops the process, whichever thread ran)
             print(
                 f"Error: thread {scheduler.ended_in} trapped\n\nCaused by:\n    0: {_indent(str(trap))}",
                 file=sys.stderr,
