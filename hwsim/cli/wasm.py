@@ -285,15 +285,17 @@ def _indent(text: str) -> str:
 
 
 def _print_stats(store, exports) -> None:
-    from ..runtime import Memory
+    from ..runtime import Memory, SharedMemory
+    from ..runtime.internal import vm_memory
 
     machine = store.machine
     tlb = machine.tlb.stats
     lines = []
     for name, item in exports.items():
-        if isinstance(item, Memory):
-            pages = item.committed_bytes(store) // 4096
-            size = item.data_len(store)
+        if isinstance(item, (Memory, SharedMemory)):
+            inner = vm_memory(item)  # (a SharedMemory is placed in this Store: its importer's)
+            pages = inner.committed_bytes // 4096
+            size = inner.size_bytes
             lines.append(f"memory `{name}`: {pages} pages touched of {size // 4096} ({size} bytes)")
     lines.append(f"TLB: {tlb.lookups} lookups, {tlb.misses} misses, {tlb.flushes} flushes")
     lines.append(f"physical frames in use: {machine.frames.committed} (peak {machine.frames.peak})")
