@@ -895,7 +895,7 @@ class Store:
         :meth:`Linker.define_wasi` defines use it.  Files and directories it names are opened now; a
         second call replaces the first (closing what the guest had open)."""
         _ = self._store  # ClosedError once closed
-        from ..wasi.ctx import WasiCtx
+        from ..wasi.ctx import WasiCtx, close_descriptors
 
         ctx = WasiCtx(wasi)
         vm = self._store
@@ -907,7 +907,9 @@ class Store:
         if self._wasi is not None:
             self._wasi.close()
         self._wasi = ctx
-        weakref.finalize(self, ctx.close)  # a Store dropped without close() still closes the host files
+        # A Store dropped without close() still closes the host files (the finalizer holds the descriptor
+        # table only: the WasiCtx reaches the engine Store, whose host functions reach this Store).
+        weakref.finalize(self, close_descriptors, ctx.fds)
 
     def __enter__(self) -> Store:
         return self

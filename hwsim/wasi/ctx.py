@@ -187,6 +187,17 @@ def _filestat(st: os.stat_result) -> bytes:
     )
 
 
+def close_descriptors(fds: dict[int, Entry]) -> None:
+    """Close every descriptor of a descriptor table and empty it (a Store's finalizer calls this with
+    the table alone: holding the WasiCtx would keep the Store, and so its machine, alive)."""
+    for entry in fds.values():
+        try:
+            entry.close()
+        except OSError:
+            pass
+    fds.clear()
+
+
 def _readable(host_fd: int) -> bool:
     """Would a read of ``host_fd`` return at once (data, end of file, or an error)?"""
     try:
@@ -254,12 +265,7 @@ class WasiCtx:
 
     def close(self) -> None:
         """Close every host descriptor the guest holds (the Store is done with WASI)."""
-        for entry in self.fds.values():
-            try:
-                entry.close()
-            except OSError:
-                pass
-        self.fds.clear()
+        close_descriptors(self.fds)
 
     # ------------------------------------------------------------------ helpers
 
