@@ -418,3 +418,16 @@ def test_cli_a_time_limit_stops_every_thread_as_a_main_module_trap(tmp_path: Pat
     proc = _cli(program, tmp_path, "--time-limit", "0.5")
     assert proc.returncode == 134, proc.stderr
     assert "time budget of 500000 us used up" in proc.stderr
+
+
+def test_a_dropped_wasi_store_is_freed() -> None:
+    """The Store's finalizer (closing the host files) must not keep the Store and its machine alive."""
+    import gc
+    import weakref
+
+    store, exports = _setup(COUNTER, seed=1)
+    assert exports["run"](store, 2, 1) == 80
+    engine_store = weakref.ref(vm_store(store))
+    del store, exports
+    gc.collect()
+    assert engine_store() is None
