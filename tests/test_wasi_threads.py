@@ -61,7 +61,35 @@ COUNTER = """
 """
 
 
-def _setup(wat: str, *, seed: int = 0, threads: bool = True, time_slice: int = 50, max_threads: int | None = None):
+STRAIGHT_COUNTER = COUNTER.replace(
+    """          (local.set $tmp (i32.load (i32.const 0)))
+          (call $pause)
+          (i32.store (i32.const 0) (i32.add (local.get $tmp) (i32.const 1)))))""",
+    """          (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))))""",
+)
+
+
+def _command(counter: str) -> str:
+    """``counter`` as a WASI command: ``_start`` exits with ``run(3, 0)`` (racy, three threads)."""
+    return counter.replace(
+        '(import "env" "memory" (memory 1 1 shared))',
+        '(import "env" "memory" (memory 1 1 shared))\n'
+        '  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))',
+    ).replace(
+        '(func (export "run")',
+        '(func (export "_start") (call $exit (call $run (i32.const 3) (i32.const 0))))\n  (func $run (export "run")',
+    )
+
+
+def _setup(
+    wat: str,
+    *,
+    seed: int = 0,
+    threads: bool = True,
+    time_slice: int = 50,
+    max_threads: int | None = None,
+    instruction_slice: int = 0,
+):
     engine = Engine(metering=True)
     module = Module(engine, wat)
     store = Store(engine)
@@ -69,6 +97,7 @@ def _setup(wat: str, *, seed: int = 0, threads: bool = True, time_slice: int = 5
     config.threads = threads
     config.thread_seed = seed
     config.time_slice = time_slice
+    config.instruction_slice = instruction_slice
     if max_threads is not None:
         config.max_threads = max_threads
     store.set_wasi(config)
@@ -302,15 +331,12 @@ def test_cli_wasi_threads_refuses_an_unshared_imported_memory(tmp_path: Path) ->
 
 
 def test_cli_seed_changes_the_interleaving_of_a_racy_program(tmp_path: Path) -> None:
-    program = COUNTER.replace(
-        '(func (export "run")',
-        '(import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))\n'
-        '  (func (export "_start") (call $exit (call $run (i32.const 3) (i32.const 0))))\n'
-        '  (func $run (export "run")',
-    )
-    codes = [_cli(program, tmp_path, "--thread-seed", str(seed)).returncode for seed in range(4)]
-    assert all(0 < c <= 120 for c in codes), codes  # the count, less what the races lost
-    assert _cli(program, tmp_path, "-S", "threads", "--thread-seed", "3").returncode == codes[3]
+    program = _command(COUNTER)
+    codes = [_cli(program, tmp_path, "--time-slice", "50", "--thread-seed", str(seed)).returncode for seed in range(6)]
+    assert all(40 <= c <= 120 for c in codes), codes  # the count, less what the races lost
+    assert len(set(codes)) > 1, codes
+    assert _cli(program, tmp_path, "-S", "threads", "--time-slice", "50", "--thread-seed", "3").returncode == codes[3]
+    assert _cli(program, tmp_path).returncode == 120  # the default slice holds each thread's whole loop
 
 
 MANY_ARGS = """
@@ -431,3 +457,28 @@ def test_a_dropped_wasi_store_is_freed() -> None:
     del store, exports
     gc.collect()
     assert engine_store() is None
+
+
+def test_instruction_slices_expose_a_race_in_straight_line_code() -> None:
+    """``counter = counter + 1`` with no call in between: checkpoints alone never split the load from
+    the store, so no update is lost; slices of a few instructions do, and the same seed loses the same."""
+    straight = STRAIGHT_COUNTER
+    assert straight != COUNTER
+
+    def run(seed: int, insns: int) -> tuple[int, str]:
+        store, exports = _setup(straight, seed=seed, instruction_slice=insns)
+        return exports["run"](store, 3, 0), vm_store(store).threads.trace_hash
+
+    assert {run(seed, 0)[0] for seed in range(5)} == {120}
+    sliced = [run(seed, 4) for seed in range(examples(8))]
+    assert min(count for count, _ in sliced) < 120
+    assert run(3, 4) == sliced[3]
+
+
+def test_cli_preempt_insns(tmp_path: Path) -> None:
+    program = _command(STRAIGHT_COUNTER)
+    plain = {_cli(program, tmp_path, "--thread-seed", str(seed)).returncode for seed in range(2)}
+    assert plain == {120}
+    sliced = [_cli(program, tmp_path, "--preempt-insns", "3", "--thread-seed", str(s)).returncode for s in range(4)]
+    assert all(40 <= c <= 120 for c in sliced), sliced
+    assert min(sliced) < 120, sliced

@@ -141,6 +141,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="the thread scheduler's seed: the same seed, the same interleaving (default 0)",
     )
+    r.add_argument(
+        "--time-slice",
+        type=int,
+        default=None,
+        metavar="UNITS",
+        help="threads' mean time slice in fuel units (about one per wasm operator; default 20000): each "
+        "slice is 1 to twice it, drawn from the seed",
+    )
+    r.add_argument(
+        "--preempt-insns",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also preempt threads at any instruction, after 1 to 2N of them (drawn from the seed): races "
+        "in straight-line code show up; slow (the CPU counts every instruction)",
+    )
     r.add_argument("--time-limit", type=_seconds, default=None, metavar="S", help="trap after S seconds of running")
     r.add_argument(
         "--stats",
@@ -222,6 +238,9 @@ def _run(args: argparse.Namespace) -> int:
     if threads:
         config.threads = True
         config.thread_seed = args.thread_seed
+        config.instruction_slice = args.preempt_insns
+        if args.time_slice is not None:
+            config.time_slice = args.time_slice
     config.argv = [args.program, *args.args]
     config.env = args.env
     for host, guest in args.dir:

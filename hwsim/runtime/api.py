@@ -902,7 +902,10 @@ class Store:
         ctx.check_time = lambda: vm.check_deadline("while a WASI program waited in poll_oneoff")
         if wasi.threads:
             ctx.threads = vm.enable_threads(
-                seed=wasi.thread_seed, time_slice=wasi.time_slice, max_threads=wasi.max_threads
+                seed=wasi.thread_seed,
+                time_slice=wasi.time_slice,
+                max_threads=wasi.max_threads,
+                insn_slice=wasi.instruction_slice,
             )
         if self._wasi is not None:
             self._wasi.close()

@@ -202,8 +202,9 @@ class CallBoundary:
                 requests = self.checkpoint_requests
                 if self.metered:
                     self.fuel_to_register()
+                insns = threads.instruction_budget() if threads is not None else 0
                 try:
-                    result = m.run(pc, until=L.EXIT_ADDRESS, timeout_us=budget)
+                    result = m.run(pc, until=L.EXIT_ADDRESS, timeout_us=budget, max_insns=insns)
                 except Trap as at_ecall:  # from a builtin (or a checkpoint handler) at an ecall
                     if not at_ecall.frames and at_ecall.pc is not None:
                         self._attach_frames(at_ecall, at_ecall.pc)
@@ -219,6 +220,9 @@ class CallBoundary:
                     pass  # stopped for a request_checkpoint: park the count (above) and go on
                 elif reason is _EXIT and threads is not None and threads.running_spawned():
                     pc = threads.thread_finished()  # a spawned thread's entry returned: run another
+                elif reason is _LIMIT and insns and (deadline is None or time.monotonic() < deadline):
+                    assert threads is not None  # (insns is 0 without them)
+                    threads.preempt()  # the slice's instructions are used up, at any instruction
                 elif reason is not _STOPPED:
                     break
                 elif self._async:

@@ -123,9 +123,12 @@ class Scheduler:
         time_slice: int = TIME_SLICE,
         max_threads: int = MAX_THREADS,
         ns_per_unit: int = NS_PER_UNIT,
+        insn_slice: int = 0,
     ) -> None:
         self.store = store
-        self.configure(seed=seed, time_slice=time_slice, max_threads=max_threads, ns_per_unit=ns_per_unit)
+        self.configure(
+            seed=seed, time_slice=time_slice, max_threads=max_threads, ns_per_unit=ns_per_unit, insn_slice=insn_slice
+        )
         self.rng = random.Random(seed)
         self.now_ns = 0  # virtual time, running on across root calls
         self.threads: dict[int, GuestThread] = {}
@@ -148,8 +151,10 @@ class Scheduler:
         time_slice: int = TIME_SLICE,
         max_threads: int = MAX_THREADS,
         ns_per_unit: int = NS_PER_UNIT,
+        insn_slice: int = 0,
     ) -> None:
-        """The scheduler's settings (WasiConfig's; taken at the next root call)."""
+        """The scheduler's settings (WasiConfig's; taken at the next root call).  ``insn_slice`` > 0 also
+        preempts at any instruction, after 1 to twice that many (Unicorn counts each one: slow)."""
         if not 1 <= max_threads <= L.THREAD_STACKS - 1:
             raise ValueError(f"max_threads must be 1 to {L.THREAD_STACKS - 1}, not {max_threads}")
         if time_slice < 1 or ns_per_unit < 0:
@@ -158,6 +163,9 @@ class Scheduler:
         self.time_slice = time_slice
         self.max_threads = max_threads
         self.ns_per_unit = ns_per_unit
+        if insn_slice < 0:
+            raise ValueError(f"insn_slice must be >= 0, not {insn_slice}")
+        self.insn_slice = insn_slice
 
     # -- the root call --------------------------------------------------------------------------------
 
@@ -236,6 +244,18 @@ class Scheduler:
             self.switch_pending = True
             store.machine.stop()
         self._new_slice()
+
+    def instruction_budget(self) -> int:
+        """With ``insn_slice``: the instructions the next stretch of the hart may run before a switch
+        (1 to twice ``insn_slice``, from the RNG); 0: no such limit."""
+        if not self.insn_slice or len(self.threads) < 2:
+            return 0
+        return self.rng.randint(1, 2 * self.insn_slice)
+
+    def preempt(self) -> None:
+        """The stretch's instructions are used up: switch at this instruction (the run has stopped)."""
+        self.account()
+        self.switch_pending = True
 
     # -- blocking and waking ------------------------------------------------------------------------
 

@@ -98,6 +98,7 @@ class WasiConfig:
         self._thread_seed = 0
         self._max_threads = MAX_THREADS
         self._time_slice = TIME_SLICE
+        self._instruction_slice = 0
 
     # wasi-threads (docs/wasi.md, *Threads*): ``wasi::thread-spawn`` spawns threads on the Store's hart.
     @property
@@ -139,6 +140,17 @@ class WasiConfig:
     @time_slice.setter
     def time_slice(self, units: int) -> None:
         self._time_slice = _count(units, "WasiConfig.time_slice", 1, 1 << 40)
+
+    @property
+    def instruction_slice(self) -> int:
+        """0 (the default): threads are preempted at checkpoints (function entries, loop headers).
+        N > 0: also after 1 to 2N instructions anywhere, drawn from the seed, so a race between two
+        instructions of straight-line code shows up; the CPU then counts every instruction (slow)."""
+        return self._instruction_slice
+
+    @instruction_slice.setter
+    def instruction_slice(self, n: int) -> None:
+        self._instruction_slice = _count(n, "WasiConfig.instruction_slice", 0, 1 << 40)
 
     # argv and env: setter properties, as wasmtime-py's (``config.argv = [...]``).
     @property
