@@ -3,7 +3,11 @@
 The shape and exit codes are Wasmtime's (``wasmtime run``): the program's exit status
 (``proc_exit``, 0 when ``_start`` returns); a trap prints ``Error: failed to run main module`` and
 the trap (with the C line when the module has DWARF) and exits 134 (128 + SIGABRT, as Wasmtime on
-Unix).  Errors before the program runs (no such file, an invalid module, an unknown import) are
+Unix; 1 for a trap in a thread that ``wasi::thread-spawn`` started, as wasmtime's wasi-threads).
+With wasi-threads (``--wasi-threads`` or ``-S threads``, on by default when the program imports
+``wasi::thread-spawn`` or a shared memory) the threads run on the one hart under a seeded scheduler (``--thread-seed``;
+hwsim/runtime/threads.py); ``proc_exit`` in any thread, or ``_start`` returning, ends them all.
+Errors before the program runs (no such file, an invalid module, an unknown import) are
 hwsim's: ``hwsim: error: ...``, exit 2.  Ctrl-C stops the program at its next safe point: exit 130.
 """
 
@@ -13,6 +17,7 @@ import argparse
 import sys
 
 TRAP_EXIT = 128 + 6  # SIGABRT, Wasmtime's exit status for a trap on Unix
+THREAD_TRAP_EXIT = 1  # wasmtime-wasi-threads: a trap in a spawned thread exits the process with 1
 
 
 def _env(text: str) -> tuple[str, str]:
@@ -45,6 +50,43 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _wasi_option(text: str) -> tuple[str, bool]:
+    name, eq, value = text.partition("=")
+    if name != "threads":
+        raise argparse.ArgumentTypeError(f"unknown WASI option {name!r} (hwsim knows `threads`)")
+    if not eq or value in ("y", "yes", "true"):
+        return name, True
+    if value in ("n", "no", "false"):
+        return name, False
+    raise argparse.ArgumentTypeError(f"-S threads: expected y or n, not {value!r}")
+
+
+def _wants_threads(module) -> bool:
+    """Is ``module`` built for wasi-threads: does it import ``wasi::thread-spawn`` or a shared memory?"""
+    from ..runtime import MemoryType
+
+    return any(
+        (imp.module, imp.name) == ("wasi", "thread-spawn") or (isinstance(imp.type, MemoryType) and imp.type.is_shared)
+        for imp in module.imports
+    )
+
+
+def _define_shared_memories(linker, store, module, engine) -> None:
+    """What wasmtime's wasi-threads does: each memory the program imports becomes a new SharedMemory
+    (a memory that is not shared is refused: the threads would not share it)."""
+    from ..errors import HwsimError
+    from ..runtime import MemoryType, SharedMemory
+
+    for imp in module.imports:
+        if isinstance(imp.type, MemoryType):
+            if not imp.type.is_shared:
+                raise HwsimError(
+                    f"memory `{imp.module}::{imp.name}` is not shared; a wasi-threads program must import "
+                    "a shared memory"
+                )
+            linker.define(store, imp.module, imp.name, SharedMemory(engine, imp.type))
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "wasm",
@@ -74,6 +116,46 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=_dir,
         metavar="HOST::GUEST",
         help="preopen the host directory HOST as GUEST inside the program (repeatable; HOST alone: same name)",
+    )
+    r.add_argument(
+        "--wasi-threads",
+        dest="wasi_threads",
+        action="store_true",
+        default=None,
+        help="wasi-threads: the program's `wasi::thread-spawn` starts threads (on by default when the "
+        "program imports it or a shared memory); they interleave on the one hart under a seeded scheduler, in virtual time",
+    )
+    r.add_argument(
+        "-S",
+        dest="wasi_options",
+        action="append",
+        default=[],
+        type=_wasi_option,
+        metavar="threads[=y|n]",
+        help="wasmtime's spelling: -S threads turns wasi-threads on, -S threads=n off",
+    )
+    r.add_argument(
+        "--thread-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the thread scheduler's seed: the same seed, the same interleaving (default 0)",
+    )
+    r.add_argument(
+        "--time-slice",
+        type=int,
+        default=None,
+        metavar="UNITS",
+        help="threads' mean time slice in fuel units (about one per wasm operator; default 20000): each "
+        "slice is 1 to twice it, drawn from the seed",
+    )
+    r.add_argument(
+        "--preempt-insns",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also preempt threads at any instruction, after 1 to 2N of them (drawn from the seed): races "
+        "in straight-line code show up; slow (the CPU counts every instruction)",
     )
     r.add_argument("--time-limit", type=_seconds, default=None, metavar="S", help="trap after S seconds of running")
     r.add_argument(
@@ -136,15 +218,29 @@ def run_wasm(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ..errors import HwsimError
-    from ..runtime import Engine, Linker, Module, Store, Trap
+    from ..runtime import Engine, Linker, Module, Store, Trap, TrapCode
     from ..wasi import ExitTrap, WasiConfig
 
-    engine = Engine()
+    threads = args.wasi_threads
+    for _name, value in args.wasi_options:
+        threads = value
+    # Threads are preempted at checkpoints: a threaded program is compiled with metering.
+    engine = Engine(metering=bool(threads))
     try:
         module = Module.from_file(engine, args.program)
+        if threads is None and _wants_threads(module):
+            threads = True
+            engine = Engine(metering=True)
+            module = Module.from_file(engine, args.program)
     except OSError as exc:
         raise HwsimError(f"cannot read {args.program}: {exc.strerror}") from None
     config = WasiConfig()
+    if threads:
+        config.threads = True
+        config.thread_seed = args.thread_seed
+        config.instruction_slice = args.preempt_insns
+        if args.time_slice is not None:
+            config.time_slice = args.time_slice
     config.argv = [args.program, *args.args]
     config.env = args.env
     for host, guest in args.dir:
@@ -156,6 +252,8 @@ def _run(args: argparse.Namespace) -> int:
     store.set_wasi(config)
     linker = Linker(engine)
     linker.define_wasi()
+    if threads:
+        _define_shared_memories(linker, store, module, engine)
     instance = linker.instantiate(store, module)
     exports = instance.exports(store)
     start = exports.get("_start")
@@ -176,6 +274,14 @@ def _run(args: argparse.Namespace) -> int:
         if control.cause is StopCause.USER:
             print(f"hwsim: interrupted: {trap.summary}", file=sys.stderr)
             return StopCause.USER.value
+        scheduler = vm_store(store).threads
+        if scheduler is not None and scheduler.ended_in and trap.code is not TrapCode.INTERRUPTED:
+            # a spawned thread trapped: wasmtime exits 1 (a time limit stops the process, whichever thread ran)
+            print(
+                f"Error: thread {scheduler.ended_in} trapped\n\nCaused by:\n    0: {_indent(str(trap))}",
+                file=sys.stderr,
+            )
+            return THREAD_TRAP_EXIT
         print(
             f"Error: failed to run main module `{args.program}`\n\nCaused by:\n    0: {_indent(str(trap))}",
             file=sys.stderr,
@@ -198,15 +304,17 @@ def _indent(text: str) -> str:
 
 
 def _print_stats(store, exports) -> None:
-    from ..runtime import Memory
+    from ..runtime import Memory, SharedMemory
+    from ..runtime.internal import vm_memory
 
     machine = store.machine
     tlb = machine.tlb.stats
     lines = []
     for name, item in exports.items():
-        if isinstance(item, Memory):
-            pages = item.committed_bytes(store) // 4096
-            size = item.data_len(store)
+        if isinstance(item, (Memory, SharedMemory)):
+            inner = vm_memory(item)  # (a SharedMemory is placed in this Store: its importer's)
+            pages = inner.committed_bytes // 4096
+            size = inner.size_bytes
             lines.append(f"memory `{name}`: {pages} pages touched of {size // 4096} ({size} bytes)")
     lines.append(f"TLB: {tlb.lookups} lookups, {tlb.misses} misses, {tlb.flushes} flushes")
     lines.append(f"physical frames in use: {machine.frames.committed} (peak {machine.frames.peak})")

@@ -895,15 +895,24 @@ class Store:
         :meth:`Linker.define_wasi` defines use it.  Files and directories it names are opened now; a
         second call replaces the first (closing what the guest had open)."""
         _ = self._store  # ClosedError once closed
-        from ..wasi.ctx import WasiCtx
+        from ..wasi.ctx import WasiCtx, close_descriptors
 
         ctx = WasiCtx(wasi)
         vm = self._store
         ctx.check_time = lambda: vm.check_deadline("while a WASI program waited in poll_oneoff")
+        if wasi.threads:
+            ctx.threads = vm.enable_threads(
+                seed=wasi.thread_seed,
+                time_slice=wasi.time_slice,
+                max_threads=wasi.max_threads,
+                insn_slice=wasi.instruction_slice,
+            )
         if self._wasi is not None:
             self._wasi.close()
         self._wasi = ctx
-        weakref.finalize(self, ctx.close)  # a Store dropped without close() still closes the host files
+        # A Store dropped without close() still closes the host files (the finalizer holds the descriptor
+        # table only: the WasiCtx reaches the engine Store, whose host functions reach this Store).
+        weakref.finalize(self, close_descriptors, ctx.fds)
 
     def __enter__(self) -> Store:
         return self
@@ -1939,6 +1948,11 @@ class Linker:
                 raise WasmtimeError(f"import of `wasi_snapshot_preview1::{name}` defined twice")
             ty = FuncType([_WASI_TYPES[c] for c in params], [_WASI_TYPES[c] for c in results])
             self._defs[key] = ("lazy-func", ty, _wasi_function(name, params, bool(results)), True)
+        # wasi-threads (hwsim/wasi/threads.py): returns -1 unless the Store's WasiConfig has threads on
+        key = ("wasi", "thread-spawn")
+        if key in self._defs and not self.allow_shadowing:
+            raise WasmtimeError("import of `wasi::thread-spawn` defined twice")
+        self._defs[key] = ("lazy-func", FuncType([ValType.i32()], [ValType.i32()]), _thread_spawn, True)
 
     def define_instance(self, store: Store, name: str, instance: Instance) -> None:
         _open(self, Linker, "Linker.define_instance")
@@ -2051,12 +2065,13 @@ class _CallerMemory:
     """The calling instance's memory for a WASI function (hwsim.wasi.ctx.GuestMemory): the Memory's
     checked accessors, every byte through the Store's page tables."""
 
-    __slots__ = ("caller", "memory", "size")
+    __slots__ = ("inner", "size")
 
-    def __init__(self, caller: Caller, memory: Memory) -> None:
-        self.caller = caller
-        self.memory = memory
-        self.size = memory.data_len(caller)  # type: ignore[arg-type]
+    def __init__(self, memory: Memory | SharedMemory) -> None:
+        inner = memory._inner
+        assert inner is not None  # the calling instance's memory exists
+        self.inner = inner
+        self.size = inner.size_bytes
 
     def read(self, addr: int, length: int) -> bytes:
         if addr + length > self.size:
@@ -2064,7 +2079,7 @@ class _CallerMemory:
             from ..wasi.errors import WasiError
 
             raise WasiError(Errno.FAULT)
-        return bytes(self.memory._inner.read(addr, length)) if length else b""
+        return bytes(self.inner.read(addr, length)) if length else b""
 
     def write(self, addr: int, data: bytes) -> None:
         if addr + len(data) > self.size:
@@ -2073,7 +2088,7 @@ class _CallerMemory:
 
             raise WasiError(Errno.FAULT)
         if data:
-            self.memory._inner.write(addr, data)
+            self.inner.write(addr, data)
 
 
 def _wasi_function(name: str, params: str, has_result: bool) -> Callable:
@@ -2086,13 +2101,26 @@ def _wasi_function(name: str, params: str, has_result: bool) -> Callable:
         if ctx is None:
             raise Trap(f"`wasi_snapshot_preview1::{name}` called, but the Store has no WASI config (Store.set_wasi)")
         memory = caller.get("memory")
-        if not isinstance(memory, Memory):
+        if not isinstance(memory, (Memory, SharedMemory)):
             raise Trap(f"`wasi_snapshot_preview1::{name}`: the calling instance exports no memory named `memory`")
         unsigned = tuple(a & m for a, m in zip(args, masks))
-        errno = ctx.call(name, _CallerMemory(caller, memory), unsigned)
+        errno = ctx.call(name, _CallerMemory(memory), unsigned)
         return errno if has_result else None
 
     return call
+
+
+def _thread_spawn(caller: Caller, start_arg: int) -> int:
+    """``wasi::thread-spawn``: a new thread of the calling module (hwsim/wasi/threads.py), or -1."""
+    from ..wasi.threads import spawn
+
+    runtime = caller._runtime()
+    ctx = caller.store._wasi
+    threads = runtime.threads if ctx is not None and ctx.threads is not None else None
+    tid, why = spawn(runtime, threads, runtime.instances.get(runtime.caller_vmctx), start_arg)
+    if runtime.threads is not None:
+        runtime.threads.spawn_failure = why  # why the last spawn failed ("" when it did not)
+    return tid
 
 
 def _default_value(t: ValType):

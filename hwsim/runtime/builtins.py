@@ -19,6 +19,7 @@ from ..compiler.builtins import Builtin, BulkFuel
 from ..compiler.errors import CompilerBug
 from ..compiler.traps import TrapCode
 from .errors import HandleError, HostBufferError, MemoryControlError, ResourceLimitError, SegmentError, Trap
+from .threads import Blocked, Wake
 
 MASK32 = 0xFFFF_FFFF
 
@@ -338,12 +339,15 @@ def checkpoint(store, instance, m) -> None:
 # -- the dispatch table -------------------------------------------------------------------------------------
 # Every id the compiler can emit (compiler/builtins.Builtin) and the function that serves it, called as
 # Threads proposal: wait and notify ----------------------------------------------------------------
-# hwsim runs one thread per Store (no wasi-threads yet), so nobody else can be waiting or notify:
-# notify wakes no one (0); a wait whose value differs returns 1 ("not-equal"); one whose value matches
-# returns 2 ("timed-out") after a finite timeout, and traps with TrapCode.DEADLOCK when the timeout is
-# infinite (negative), where a real runtime would hang forever.  docs/architecture.md, *Threads*.
+# With wasi-threads on (the Store's Scheduler, runtime/threads.py, running a root call), a wait whose
+# value matches blocks the thread (Blocked) until a notify on the same address or its timeout in virtual
+# time, and notify wakes the oldest waiters.  Otherwise there is one thread per Store, so nobody else can
+# be waiting or notify: notify wakes no one (0); a wait whose value differs returns 1 ("not-equal"); one
+# whose value matches returns 2 ("timed-out") after a finite timeout, and traps with TrapCode.DEADLOCK
+# when the timeout is infinite (negative), where a real runtime would hang forever.  docs/architecture.md,
+# *Threads*.
 
-NOT_EQUAL, TIMED_OUT = 1, 2
+OK, NOT_EQUAL, TIMED_OUT = 0, 1, 2
 
 
 def _atomic_address(store, m, mem, addr: int, offset: int, size: int) -> int:
@@ -358,10 +362,18 @@ def _atomic_address(store, m, mem, addr: int, offset: int, size: int) -> int:
 
 
 def memory_atomic_notify(store, instance, m) -> None:
-    addr, _count, index, offset = _args(m, 4)
+    addr, count, index, offset = _args(m, 4)
     mem = _mem(instance, index)
-    _atomic_address(store, m, mem, addr, offset, 4)
-    _ret(m, 0)  # no thread waits: nobody to wake
+    ea = _atomic_address(store, m, mem, addr, offset, 4)
+    threads = store.threads
+    if threads is not None and threads.active and mem.type.shared:
+        _ret(m, threads.notify((mem.base, ea), count & MASK32))
+    else:
+        _ret(m, 0)  # no thread waits: nobody to wake
+
+
+def _wake_result(why) -> list[int]:
+    return [OK if why is Wake.NOTIFIED else TIMED_OUT]
 
 
 def _wait(store, instance, m, size: int) -> None:
@@ -371,8 +383,17 @@ def _wait(store, instance, m, size: int) -> None:
     if not mem.type.shared:
         raise Trap(TrapCode.ATOMIC_WAIT_NON_SHARED_MEMORY)
     value = int.from_bytes(mem.read(ea, size), "little")
+    threads = store.threads
     if value != expected & ((1 << 8 * size) - 1):
         _ret(m, NOT_EQUAL)
+    elif threads is not None and threads.can_block() and timeout != 0:
+        forever = bool(timeout >> 63)
+        raise Blocked(
+            f"memory.atomic.wait{8 * size} at {ea:#x}",
+            _wake_result,
+            deadline_ns=None if forever else threads.now_ns + timeout,
+            key=(mem.base, ea),
+        )
     elif timeout >> 63:  # negative: wait forever, and no other thread can notify
         raise Trap(TrapCode.DEADLOCK)
     else:

@@ -42,6 +42,7 @@ from .builtins import DISPATCH
 from .crossing import Crossing
 from .errors import Frame, ResourceLimitError, Trap
 from .objects import FuncRecord, MemoryInstance
+from .threads import Blocked
 
 if TYPE_CHECKING:
     from ..machine.machine import RegisterBatch
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from ..wasm.dwarf import SourceMap
     from .instance import VmInstance
     from .store import StoreLimits
+    from .threads import Scheduler
 
 
 # Globals: an enum member is a descriptor lookup (~50 ns) on the hot path.
@@ -104,6 +106,7 @@ class CallBoundary:
     _source_maps: dict[int, SourceMap]  # id(DecodedModule) -> its DWARF line tables
     _crossings: dict[tuple[tuple[int, ...], tuple[int, ...]], Crossing]  # (params, results) -> its Crossing
     _ecall_regs: RegisterBatch  # crossing.ECALL_REGS, read once per ecall
+    threads: Scheduler | None  # wasi-threads' scheduler (threads.py), once enabled
 
     if TYPE_CHECKING:  # StoreSpace's, in VmStore
 
@@ -187,6 +190,9 @@ class CallBoundary:
         crossing.enter(self, args, [sp, exit_address, 0, vmctx, self.read_u64(vmctx) if vmctx else 0, 0xFFFF_FFFF])
         self.depth += 1
         in_host, self._in_host = self._in_host, 0
+        threads = self.threads if not nested and self.threads is not None else None
+        if threads is not None:
+            threads.begin()  # the root call: its code is thread 0; spawned threads run inside it
         try:
             pc = record.code
             budget = self.limits.time_us if not nested else 0
@@ -200,8 +206,9 @@ class CallBoundary:
                 requests = self.checkpoint_requests
                 if self.metered:
                     self.fuel_to_register()
+                insns = threads.instruction_budget() if threads is not None else 0
                 try:
-                    result = m.run(pc, until=exit_address, timeout_us=budget)
+                    result = m.run(pc, until=exit_address, timeout_us=budget, max_insns=insns)
                 except Trap as at_ecall:  # from a builtin (or a checkpoint handler) at an ecall
                     if not at_ecall.frames and at_ecall.pc is not None:
                         self._attach_frames(at_ecall, at_ecall.pc)
@@ -210,10 +217,16 @@ class CallBoundary:
                     if self._fuel_live:
                         self.fuel_to_cell()
                 reason = result.reason
+                pc = result.pc
                 if self.interrupt_reason is not None and reason is not _EXIT:
                     break
                 if reason is _LIMIT and requests != self.checkpoint_requests:
                     pass  # stopped for a request_checkpoint: park the count (above) and go on
+                elif reason is _EXIT and threads is not None and threads.running_spawned():
+                    pc = threads.thread_finished()  # a spawned thread's entry returned: run another
+                elif reason is _LIMIT and insns and (deadline is None or time.monotonic() < deadline):
+                    assert threads is not None  # (insns is 0 without them)
+                    threads.preempt()  # the slice's instructions are used up, at any instruction
                 elif reason is not _STOPPED:
                     break
                 elif self._async:
@@ -223,7 +236,8 @@ class CallBoundary:
                     m.restore_context(context)
                 # else: the event already ran at a safe point the guest reached before the stop landed (the
                 # return of a host function, a checkpoint's slow path): just go on.
-                pc = result.pc
+                if threads is not None and threads.switch_pending:
+                    pc = threads.switch(pc)  # a time slice ended or the thread blocked: the next thread
                 if deadline is not None:
                     budget = int((deadline - time.monotonic()) * 1e6)
                     if budget <= 0:
@@ -234,6 +248,8 @@ class CallBoundary:
             self._in_host = in_host
             if not nested:
                 self.deadline = None
+            if threads is not None:
+                threads.end()  # whatever ended the root call (a return, a trap, an exit) ends every thread
         try:
             if result.reason is _EXIT:
                 return crossing.results_from(self)
@@ -342,7 +358,9 @@ class CallBoundary:
                     insn,
                     f"memory fault at wasm address {offset:#x} in linear memory of size {mem.size_bytes:#x}",
                 )
-            if L.STACK_TOP - (1 << 30) <= fault.va < self.stack_low + PAGE_SIZE:
+            if L.STACK_TOP - (1 << 30) <= fault.va < self.stack_low + PAGE_SIZE or (
+                L.STACK_TOP <= fault.va < L.THREAD_STACKS_END  # a thread's guard (its stack is demand paged)
+            ):
                 return self._located(TrapCode.STACK_OVERFLOW, pc, insn)
             return self._unexpected(f"compiled code faulted outside any memory:\n{fault.format()}", pc)
         return self._unexpected(f"compiled code stopped unexpectedly: {result.describe()}", pc)
@@ -431,7 +449,11 @@ class CallBoundary:
         regs = self._ecall_regs.read()  # crossing.ECALL_REGS: t6, t4, the argument registers
         target = regs[0]
         if 0 < target <= MAX_BUILTIN:
-            self._builtin(Builtin(target))
+            try:
+                self._builtin(Builtin(target))
+            except Blocked as blocked:  # memory.atomic.wait: the thread waits; the hart runs another
+                blocked.finish = self._set_a0
+                self._block(blocked)
         else:
             record = self.funcrefs.get(target)
             if record is None or record.host is None:
@@ -450,19 +472,32 @@ class CallBoundary:
             self._in_host += 1
             try:
                 results = record.host(args)
+            except Blocked as blocked:  # a WASI call that must wait (runtime/threads.py): results later
+                blocked.finish = lambda values, crossing=crossing: crossing.results_to(self, values)
+                self._block(blocked)
+                results = None
             finally:
                 self.caller_vmctx = outer_caller
                 self._in_host -= 1
-            if len(results) != crossing.n_results:
-                raise HwsimError(f"host function returned {len(results)} values, its type has {crossing.n_results}")
-            if self._async:  # events that came while the host function ran: a safe point
-                self.run_async()
-            crossing.results_to(self, results)
+            if results is not None:
+                if len(results) != crossing.n_results:
+                    raise HwsimError(f"host function returned {len(results)} values, its type has {crossing.n_results}")
+                if self._async:  # events that came while the host function ran: a safe point
+                    self.run_async()
+                crossing.results_to(self, results)
         if self._checkpoint_requested:
             self.park_fuel()  # a safe point
         if self.metered:
             self.fuel_to_register()
         return _RESUME
+
+    def _set_a0(self, results: list[int]) -> None:
+        self.machine.set_reg("a0", results[0])
+
+    def _block(self, blocked: Blocked) -> None:
+        if self.threads is None or not self.threads.can_block():
+            raise HwsimError(f"internal error: {blocked.what} blocked with no thread scheduler running")
+        self.threads.block(blocked)
 
     def _call_host(self, record: FuncRecord, args: list[int], caller_vmctx: int) -> list[int]:
         outer_caller, self.caller_vmctx = self.caller_vmctx, caller_vmctx

@@ -52,6 +52,7 @@ from .errors import Trap
 if TYPE_CHECKING:
     from ..machine import Machine
     from ..mmu.aspace import AddressSpace
+    from .threads import Scheduler
 
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 _FUEL_REG = FUEL.name
@@ -85,6 +86,7 @@ class CheckpointCounter:
     depth: int
     _in_host: int
     _async: list[Callable[[], object]]
+    threads: Scheduler | None
 
     if TYPE_CHECKING:
 
@@ -155,6 +157,15 @@ class CheckpointCounter:
         if self.depth > 0 and not self._in_host and self.machine.active_space is self.space:
             self.machine.request_stop()
 
+    def hold_back(self, units: int) -> None:
+        """Make the next slow path come after at most ``units`` of work (a thread's time slice,
+        runtime/threads.py): the rest of the count is parked, still in :attr:`fuel_remaining`, and the
+        slow path puts it back before any handler runs."""
+        count = self._count()
+        if count > units:
+            self._parked_fuel += count - units
+            self._set_count(units)
+
     def park_fuel(self) -> None:
         """At a safe point: honour a pending :meth:`request_checkpoint` (park the count, zero it)."""
         if self._checkpoint_requested:
@@ -167,6 +178,8 @@ class CheckpointCounter:
     def checkpoint_reached(self) -> None:
         """The slow path of a checkpoint (or of a runtime charge): handlers, safe-point work, out of fuel."""
         self._checkpoint_requested = False
+        if self.threads is not None:
+            self.threads.account()  # the work of the slice, before a handler refills the count
         if self._parked_fuel:
             self.fuel_remaining = self.fuel_remaining
         for handler in list(self.checkpoint_handlers):

@@ -51,7 +51,8 @@ def vm_instance(instance: api.Instance):
     return instance._inner
 
 
-def vm_memory(memory: api.Memory):
+def vm_memory(memory: api.Memory | api.SharedMemory):
+    """The engine memory of a Memory, or of a SharedMemory placed in a Store (None before)."""
     return memory._inner
 
 

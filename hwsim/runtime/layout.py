@@ -7,7 +7,7 @@ One Store is one Sv39 address space; compiled code runs in U-mode::
     0x0000_0002_0000  ABI area (rw-): arguments and results that do not fit in registers
     0x0000_0010_0000  code region (r-x): each module's code, position independent
     0x0000_4000_0000  data region (rw-): vmctx, funcref records, global cells, descriptors, tables
-    0x0001_0000_0000  guest stack (rw-), with an unmapped guard below it
+    0x0001_0000_0000  guest stack (rw-), with an unmapped guard below it; wasi-threads' stacks above it
     0x0002_0000_0000  linear-memory reservations, 4 GiB + 2 GiB guard each, to the top of the lower half
     upper half        more reservations
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from ..compiler.abi import (  # noqa: F401
     ABI_AREA,
+    ABI_AREA_RESERVED,
     ABI_AREA_SIZE,
     BULK_INLINE_MAX,
     FUNCREF_BYTES,
@@ -74,6 +75,23 @@ DATA_END = 0x1_0000_0000
 STACK_TOP = 0x1_0000_0000 + (64 << 20)
 STACK_SIZE = 8 << 20
 STACK_GUARD = 64 << 10
+# wasi-threads (runtime/threads.py): thread k >= 1 has the stack [top - STACK_SIZE, top) with
+# top = thread_stack_top(k), above the root's; the rest of its slot, under the stack, stays unmapped
+# (a guard: an overflow faults there and traps "call stack exhausted").
+THREAD_STACK_SLOT = 2 * STACK_SIZE
+THREAD_STACKS = 240  # slots, the root's (0) included: up to 0x1_f400_0000, below the memory reservations
+THREAD_STACKS_END = STACK_TOP + (THREAD_STACKS - 1) * THREAD_STACK_SLOT
+
+
+def thread_stack_top(slot: int) -> int:
+    """The initial sp of the thread in stack slot ``slot`` (0: the root call's, ``STACK_TOP``)."""
+    return STACK_TOP + slot * THREAD_STACK_SLOT
+
+
+def in_thread_stack(va: int) -> bool:
+    """Is ``va`` in the stack (not the guard) of a thread slot k >= 1?"""
+    return STACK_TOP <= va < THREAD_STACKS_END and (va - STACK_TOP) % THREAD_STACK_SLOT >= STACK_SIZE
+
 
 MEMORY_MAX_BYTES = 1 << 32  # a 32-bit memory's largest size
 # A memory64 memory's largest size: 128 GiB, half of one Sv39 half (each half holds 256 GiB of user or

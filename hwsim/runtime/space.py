@@ -288,7 +288,7 @@ class StoreSpace:
                     self._fault_around(mem, page)
                 mem.last_fault_page = page
             return mapped
-        if self.stack_low <= va < L.STACK_TOP:
+        if self.stack_low <= va < L.STACK_TOP or L.in_thread_stack(va):
             return self._map_page(va)
         return False
 

@@ -34,6 +34,7 @@ from .crossing import ECALL_REGS
 from .errors import ResourceLimitError, Trap
 from .objects import RW_USER, RX_USER, FuncRecord, GlobalInstance, MemoryInstance, TableInstance
 from .space import StoreSpace
+from .threads import Scheduler
 
 _SERIALS = itertools.count(1)  # Stores are named "Store 1", "Store 2", ... in the order they are made
 
@@ -145,6 +146,7 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         # those touched (Memory.committed_bytes, frames); a bench or an embedder may set pages ahead.
         self.fault_around = 0
         self._async = []  # host callbacks waiting for a safe point (see request_async)
+        self.threads = None  # the Scheduler of wasi-threads (runtime/threads.py), once enabled
         self._in_host = 0  # > 0 while a host function runs (the CPU is not in guest code)
         self.next_host_pa = 0  # where the next HostBuffer goes in physical memory (set below)
         m.add_pager(self._pager)
@@ -152,6 +154,15 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         m.add_ecall_handler(self._ecall)
         m.activate(self.space, priv=Priv.U)
         self.stack_low = L.STACK_TOP - L.STACK_SIZE
+
+    def enable_threads(self, **options) -> Scheduler:
+        """Guest threads on this Store's hart (runtime/threads.py): the Scheduler, made on the first call,
+        set to ``options`` (seed, time_slice, max_threads, ns_per_unit)."""
+        if self.threads is None:
+            self.threads = Scheduler(self, **options)
+        else:  # a second WASI config: its settings from the next root call on
+            self.threads.configure(**options)
+        return self.threads
 
     def check_owned(self, obj, what: str) -> None:
         """Raise :class:`StoreMismatchError` unless ``obj`` (a memory, table, global, function record,

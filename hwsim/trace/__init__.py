@@ -67,6 +67,7 @@ class Trace:
     trap: Emitter | None
     fault: Emitter | None
     nvme_complete: Emitter | None
+    thread: Emitter | None
 
     def __init__(self) -> None:
         self.sinks: list[Sink] = []

@@ -32,6 +32,7 @@ host_call         host      name args result duration_ns                {name}({
 trap              trap      code where                                  trap: {code} at {where}
 fault             dev       device kind occurrence                      injected fault: {device}.{kind} (occurrence {occurrence})
 nvme_complete     dev       device sqid cid status                      {device}: SQ {sqid} CID {cid} completed: {status}
+thread            thread    tid event detail now_ns                     thread {tid} {event} {detail} (virtual time {now_ns} ns)
 """
 
 

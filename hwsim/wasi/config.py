@@ -9,6 +9,8 @@ from enum import Enum
 from pathlib import Path
 
 from ..errors import ArgumentTypeError, WasmtimeError
+from ..runtime.layout import THREAD_STACKS
+from ..runtime.threads import MAX_THREADS, TIME_SLICE
 
 __all__ = ["DirPerms", "FilePerms", "WasiConfig"]
 
@@ -59,6 +61,14 @@ def _path(value, what: str) -> str:
     raise ArgumentTypeError(f"{what}: expected a path (str, bytes or os.PathLike), not {type(value).__name__}")
 
 
+def _count(value, what: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgumentTypeError(f"{what}: expected an int, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise WasmtimeError(f"{what}: expected {low} to {high}, not {value}")
+    return value
+
+
 def _strings(values, what: str) -> list[str]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise ArgumentTypeError(f"{what}: expected a list of strings, not {type(values).__name__}")
@@ -84,6 +94,63 @@ class WasiConfig:
         self.stdout = Stdio("none")
         self.stderr = Stdio("none")
         self.preopens: list[Preopen] = []
+        self._threads = False
+        self._thread_seed = 0
+        self._max_threads = MAX_THREADS
+        self._time_slice = TIME_SLICE
+        self._instruction_slice = 0
+
+    # wasi-threads (docs/wasi.md, *Threads*): ``wasi::thread-spawn`` spawns threads on the Store's hart.
+    @property
+    def threads(self) -> bool:
+        """wasi-threads on: ``thread-spawn`` starts a new instance of the calling module as a thread
+        (off: it returns -1); threads interleave on the one hart under a scheduler seeded with
+        :attr:`thread_seed`, and the WASI clocks and sleeps are the scheduler's virtual time."""
+        return self._threads
+
+    @threads.setter
+    def threads(self, enable: bool) -> None:
+        if not isinstance(enable, bool):
+            raise ArgumentTypeError(f"WasiConfig.threads: expected a bool, not {type(enable).__name__}")
+        self._threads = enable
+
+    @property
+    def thread_seed(self) -> int:
+        """The scheduler's seed: the same seed, the same interleaving of the threads."""
+        return self._thread_seed
+
+    @thread_seed.setter
+    def thread_seed(self, seed: int) -> None:
+        self._thread_seed = _count(seed, "WasiConfig.thread_seed", 0, (1 << 64) - 1)
+
+    @property
+    def max_threads(self) -> int:
+        """How many spawned threads may live at once; ``thread-spawn`` returns -1 past it."""
+        return self._max_threads
+
+    @max_threads.setter
+    def max_threads(self, n: int) -> None:
+        self._max_threads = _count(n, "WasiConfig.max_threads", 1, THREAD_STACKS - 1)
+
+    @property
+    def time_slice(self) -> int:
+        """The mean time slice, in fuel units (each slice is 1 to twice this, drawn from the seed)."""
+        return self._time_slice
+
+    @time_slice.setter
+    def time_slice(self, units: int) -> None:
+        self._time_slice = _count(units, "WasiConfig.time_slice", 1, 1 << 40)
+
+    @property
+    def instruction_slice(self) -> int:
+        """0 (the default): threads are preempted at checkpoints (function entries, loop headers).
+        N > 0: also after 1 to 2N instructions anywhere, drawn from the seed, so a race between two
+        instructions of straight-line code shows up; the CPU then counts every instruction (slow)."""
+        return self._instruction_slice
+
+    @instruction_slice.setter
+    def instruction_slice(self, n: int) -> None:
+        self._instruction_slice = _count(n, "WasiConfig.instruction_slice", 0, 1 << 40)
 
     # argv and env: setter properties, as wasmtime-py's (``config.argv = [...]``).
     @property

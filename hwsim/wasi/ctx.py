@@ -21,9 +21,10 @@ import select
 import stat
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ArgumentTypeError, WasmtimeError
+from ..runtime.threads import Blocked, Wake
 from ..trace import TRACE
 from .abi import (
     ALL_RIGHTS,
@@ -58,6 +59,9 @@ from .abi import (
 from .config import DirPerms, FilePerms, Stdio, WasiConfig
 from .errors import ExitTrap, WasiError
 from .sandbox import resolve
+
+if TYPE_CHECKING:
+    from ..runtime.threads import Scheduler
 
 MASK64 = (1 << 64) - 1
 MAX_IO = 1 << 26  # the most one read or write moves (64 MiB), as a host would cap a syscall
@@ -183,6 +187,25 @@ def _filestat(st: os.stat_result) -> bytes:
     )
 
 
+def close_descriptors(fds: dict[int, Entry]) -> None:
+    """Close every descriptor of a descriptor table and empty it (a Store's finalizer calls this with
+    the table alone: holding the WasiCtx would keep the Store, and so its machine, alive)."""
+    for entry in fds.values():
+        try:
+            entry.close()
+        except OSError:
+            pass
+    fds.clear()
+
+
+def _readable(host_fd: int) -> bool:
+    """Would a read of ``host_fd`` return at once (data, end of file, or an error)?"""
+    try:
+        return bool(select.select([host_fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True  # the read itself reports it
+
+
 def _signed64(v: int) -> int:
     return v - (1 << 64) if v >> 63 else v
 
@@ -215,6 +238,12 @@ class WasiCtx:
         # Called every WAIT_SLICE seconds while poll_oneoff waits: the Store's time limit and
         # interrupts raise their trap from it (the embedding layer sets it).
         self.check_time: Callable[[], None] = lambda: None
+        # wasi-threads (set by Store.set_wasi when the config has threads): the Store's Scheduler.  While
+        # it runs threads, the clocks are its virtual time and a call that would wait blocks the thread.
+        self.threads: Scheduler | None = None
+        self._clock_base: dict[int, int] = {}
+        self._resumed: Wake | None = None  # why a blocked call runs again (see _blocking)
+        self._calling: tuple[str, GuestMemory, tuple[int, ...]] | None = None
         try:
             for fd, stdio in enumerate((config.stdin, config.stdout, config.stderr)):
                 self.fds[fd] = Stream(fd, stdio)
@@ -236,12 +265,7 @@ class WasiCtx:
 
     def close(self) -> None:
         """Close every host descriptor the guest holds (the Store is done with WASI)."""
-        for entry in self.fds.values():
-            try:
-                entry.close()
-            except OSError:
-                pass
-        self.fds.clear()
+        close_descriptors(self.fds)
 
     # ------------------------------------------------------------------ helpers
 
@@ -251,18 +275,24 @@ class WasiCtx:
             return self._call(name, mem, args)
         start = time.perf_counter_ns()
         errno = Errno.SUCCESS
+        result = errno.name
         try:
             errno = Errno(self._call(name, mem, args))
+            result = errno.name
+        except Blocked:
+            result = "blocked (the thread waits; the call runs again when it goes on)"
+            raise
         finally:
             TRACE.host_call(
                 name=name,
                 args=", ".join(f"{a:#x}" for a in args),
-                result=errno.name,
+                result=result,
                 duration_ns=time.perf_counter_ns() - start,
             )
         return errno
 
     def _call(self, name: str, mem: GuestMemory, args: tuple[int, ...]) -> int:
+        self._calling = (name, mem, args)
         try:
             return int(getattr(self, name)(mem, *args))
         except WasiError as exc:
@@ -373,7 +403,30 @@ class WasiCtx:
         clock = self._CLOCKS.get(clock_id)  # type: ignore[call-overload]
         if clock is None:
             raise WasiError(Errno.INVAL)
+        threads = self.threads
+        if threads is not None and threads.active:  # virtual time: the realtime clock starts at the host's
+            base = self._clock_base.setdefault(clock_id, time.time_ns() if clock_id == Clock.REALTIME else 0)
+            return clock[0], lambda: base + threads.now_ns
         return clock
+
+    def _blocking(self) -> bool:
+        """May this call block its thread (wasi-threads running, and not a call resumed already)?"""
+        return self.threads is not None and self.threads.can_block() and self._resumed is None
+
+    def _block(self, what: str, *, deadline_ns: int | None = None, fd: int | None = None) -> Blocked:
+        """The Blocked to raise: the thread waits; when it goes on, the same call runs again with
+        ``_resumed`` saying why (it must not block again) and its errno is the call's result."""
+        assert self._calling is not None
+        name, mem, args = self._calling
+
+        def complete(why: Wake) -> list[int]:
+            self._resumed = why
+            try:
+                return [self.call(name, mem, args)]
+            finally:
+                self._resumed = None
+
+        return Blocked(what, complete, deadline_ns=deadline_ns, fd=fd)
 
     @wasi("ii")
     def clock_res_get(self, mem, clock_id, res_ptr):
@@ -540,6 +593,8 @@ class WasiCtx:
         e = self.entry(fd)
         iovs = self.iovecs(mem, iovs_ptr, count)
         if isinstance(e, Stream):
+            if e.host_fd is not None and self._blocking() and not _readable(e.host_fd):
+                raise self._block(f"fd_read on fd {fd}", fd=e.host_fd)
             n = self._read_into(mem, iovs, e.read)
         else:
             h = self.file(fd, Rights.FD_READ)
@@ -863,6 +918,8 @@ class WasiCtx:
                     (reads if tag == Eventtype.FD_READ else writes).setdefault(host_fd, []).append(userdata)
             else:
                 events.append(EVENT.pack(userdata, Errno.INVAL, tag, 0, 0))
+        if not events and (reads or writes or clock_subs) and self.threads is not None and self.threads.active:
+            events = self._poll_threads(reads, writes, clock_subs, timeout)
         if not events and (reads or writes or clock_subs):
             start = time.monotonic()
             while True:
@@ -886,6 +943,25 @@ class WasiCtx:
                 self.check_time()
         mem.write(out_ptr, b"".join(events))
         return self.put(mem, nevents_ptr, U32.pack(len(events)))
+
+    def _poll_threads(self, reads: dict, writes: dict, clock_subs: list, timeout: float | None) -> list[bytes]:
+        """poll_oneoff while wasi-threads run: the descriptors ready now, else the thread blocks until
+        one is or its first timeout passes in virtual time; when it goes on, what is due."""
+        events: list[bytes] = []
+        ready_r, ready_w, _ = select.select(list(reads), list(writes), [], 0)
+        for host_fd in ready_r:
+            events += [EVENT.pack(u, 0, Eventtype.FD_READ, 1, 0) for u in reads[host_fd]]
+        for host_fd in ready_w:
+            events += [EVENT.pack(u, 0, Eventtype.FD_WRITE, 1, 0) for u in writes[host_fd]]
+        if events:
+            return events
+        if self._resumed is Wake.TIMED_OUT or timeout == 0:
+            return [EVENT.pack(u, 0, Eventtype.CLOCK, 0, 0) for s, u in clock_subs if s <= (timeout or 0)]
+        if not self._blocking():
+            return events  # a nested call cannot block: wait in host time, as without threads
+        assert self.threads is not None
+        deadline = None if timeout is None else self.threads.now_ns + int(timeout * 1e9)
+        raise self._block("poll_oneoff", deadline_ns=deadline, fd=min(reads) if reads else None)
 
     def _socket(self, fd: int) -> None:
         """Preview 1 opens no socket (there is no socket() call), so every descriptor is not one."""
