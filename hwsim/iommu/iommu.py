@@ -366,7 +366,7 @@ class Iommu(Device):
             ctx = cached[0]
             mode = self.mode
             if ctx.iosatp_mode and mode is not IommuMode.OFF and mode is not IommuMode.BARE:
-                tr = self.iotlb.hit_with(ctx.pscid, iova, _ALLOW_WRITE if write else _ALLOW_READ)
+                tr = self.iotlb.hit(ctx.pscid, iova, _ALLOW_WRITE if write else _ALLOW_READ)
                 if tr is not None:
                     try:
                         view = self.phys.view(tr.pa_of(iova), size)

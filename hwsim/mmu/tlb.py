@@ -88,27 +88,10 @@ class Tlb:
             self.stats.misses += 1
         return tr
 
-    def hit(self, asid: int, va: int) -> Translation | None:
+    def hit(self, asid: int, va: int, flags: int = 0) -> Translation | None:
         """:meth:`lookup` for a fast path that falls back to it: a hit is counted and refreshed as
-        lookup's; a miss counts nothing (the fallback's lookup counts it)."""
-        entries = self._entries
-        for level, shift in self._levels:
-            vpn = va >> shift
-            key = (level, vpn, asid)
-            tr = entries.get(key)
-            if tr is None:
-                key = (level, vpn, GLOBAL)
-                tr = entries.get(key)
-            if tr is not None:
-                entries.move_to_end(key)
-                self.stats.lookups += 1
-                self.stats.hits += 1
-                return tr
-        return None
-
-    def hit_with(self, asid: int, va: int, flags: int) -> Translation | None:
-        """:meth:`hit` of an entry whose PTE has every bit of ``flags`` (an access it allows); otherwise
-        None, nothing counted or refreshed (a fallback's lookup decides and counts)."""
+        lookup's; a miss counts nothing (the fallback's lookup counts it).  ``flags``: only an entry
+        whose PTE has every one of these bits is a hit (an access it allows); another is left alone."""
         entries = self._entries
         for level, shift in self._levels:
             vpn = va >> shift
