@@ -242,3 +242,31 @@ def test_a_roster_line_that_is_not_an_id(tmp_path, capsys):
         f"hwsim: error: roster '{tmp_path / 'r.txt'}' line 2: 'bob smith' is not a student id (letters, digits, "
         "'_', '.', '-'; at most 64; starting with a letter or digit)\n"
     )
+
+
+def test_unreadable_files_and_values_are_reported_in_line_order(course, tmp_path):
+    answers = tmp_path / "answers"
+    answers.mkdir()
+    ka = key(course, "alice")
+    (answers / "alice.txt").write_bytes(b"student: alice\n1.pa: \xff\n")
+    (answers / "bob.json").write_text("[1, 2]\n")
+    (answers / "carol.txt").write_text("3.step1: hit A1:0x5\n1.rewrite: 0x1\n4.queued: maybe\n1.level: two\n")
+    # Saved as UTF-16 (with its byte-order mark): read, and graded like any other file.
+    (answers / "dave.txt").write_text(text_file("dave", key(course, "dave")["sheet"], right_answers(key(course, "dave"))),
+                                      encoding="utf-16")  # fmt: skip
+    book = grade_folder(course, answers)
+    problems = {r.student: r.problems for r in book.results}
+    carol = answers / "carol.txt"
+    assert problems["alice"] == [f"{answers / 'alice.txt'}:2: not UTF-8 text (byte 21)"]
+    assert problems["bob"] == [
+        f'{answers / "bob.json"}:1: expected {{"student": ..., "sheet": ..., "answers": {{"1.pa": ..., ...}}}}'
+    ]
+    assert problems["carol"] == [
+        f"{carol}:1: 3.step1: 'hit A1:0x5': a hit evicts nothing: write 'hit' alone",
+        f"{carol}:2: 1.rewrite: '0x1': give the PTE's address and its new value, or 'none'",
+        f"{carol}:3: 4.queued: 'maybe': 'yes', 'no' or 'none'",
+        f"{carol}:4: 1.level: 'two' is not a number (hex 0x..., or decimal)",
+    ]
+    assert problems["dave"] == [] and book.results[3].score == 4
+    assert book.results[0].score == book.results[2].score == 0
+    assert len(ka["questions"]) == 4

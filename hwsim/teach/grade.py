@@ -66,7 +66,9 @@ def normalise(quiz: str, part: str, text: str) -> object:
         for filler in ("removes", "evicts"):
             if filler in words:
                 words.remove(filler)
-        if part.startswith("step") and words[:1] == ["hit"] and len(words) == 1:
+        if part.startswith("step") and words[:1] == ["hit"]:
+            if len(words) > 1:
+                raise AnswerError(f"{text!r}: a hit evicts nothing: write 'hit' alone")
             return "hit"
         if part.startswith("step") and words[:1] == ["miss"]:
             rest = words[1:]
@@ -154,14 +156,18 @@ def read_json_answers(path: str, text: str) -> Submission:
 def read_submission(path: Path) -> Submission:
     name = os.fspath(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         sub = Submission(name)
         sub.problems.append(f"{name}: cannot read: {exc.strerror}")
         return sub
+    # UTF-8, with or without a byte-order mark; UTF-16 with one (what some editors save).
+    encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         sub = Submission(name)
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1
         sub.problems.append(f"{name}:{line}: not UTF-8 text (byte {exc.start})")
         return sub
     return read_json_answers(name, text) if path.suffix == ".json" else read_text_answers(name, text)
@@ -205,6 +211,7 @@ def grade_submission(key: dict, sub: Submission | None) -> StudentResult:
             problems.append(f"{sub.path}: says 'sheet: {sub.sheet}', but {student}'s sheet is {key['sheet']}")
     questions: dict[int, list[PartResult]] = {}
     known = set()
+    unreadable: list[tuple[int, str]] = []  # (line, problem), reported in line order
     for q in key["questions"]:
         results = []
         for part, expected in q["parts"].items():
@@ -216,15 +223,16 @@ def grade_submission(key: dict, sub: Submission | None) -> StudentResult:
                 try:
                     right = normalise(q["quiz"], part, given) == normalise(q["quiz"], part, expected)
                 except AnswerError as exc:
-                    problems.append(f"{sub.path if sub else student}:{line}: {name}: {exc}")
+                    unreadable.append((line, f"{sub.path if sub else student}:{line}: {name}: {exc}"))
             else:
                 given = None
             results.append(PartResult(name, expected, given, right, q["why"].get(part, [])))
         questions[q["number"]] = results
-    for name, (line, _text) in sorted(answers.items(), key=lambda kv: kv[1][0]):
+    for name, (line, _text) in answers.items():
         if name not in known:
             assert sub is not None  # answers come from a submission
-            problems.append(f"{sub.path}:{line}: {name}: there is no such question part on {student}'s sheet")
+            unreadable.append((line, f"{sub.path}:{line}: {name}: there is no such question part on {student}'s sheet"))
+    problems += [problem for _line, problem in sorted(unreadable)]
     return StudentResult(student, sub.path if sub else None, questions, problems)
 
 
