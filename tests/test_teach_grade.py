@@ -167,7 +167,12 @@ def test_a_folder_of_mixed_answers_is_graded_exactly(course, tmp_path, capsys):
     assert feedback[1] == "Question 1: 0 of 5 parts right (0)"
     q1 = kc["questions"][0]
     assert feedback[2] == f"  1.pa: expected {q1['parts']['pa']!r}, you wrote {c['1.pa']!r}"
-    assert feedback[3:3 + len(q1["why"]["pa"])] == ["      " + line for line in q1["why"]["pa"]]  # fmt: skip
+    assert feedback[3] == f"    {q1['hints']['pa']}"
+    assert feedback[4:4 + len(q1["why"]["pa"])] == ["      " + line for line in q1["why"]["pa"]]  # fmt: skip
+    assert feedback[4 + len(q1["why"]["pa"]):6 + len(q1["why"]["pa"])] == [
+        f"  1.level: expected {q1['parts']['level']!r}, you wrote {c['1.level']!r}",
+        f"    {q1['hints']['level']}",
+    ]  # fmt: skip
     assert (course / "feedback" / "alice.txt").read_text() == (
         "Feedback for alice: 4 of 4\nQuestion 1: 5 of 5 parts right (1)\nQuestion 2: 5 of 5 parts right (1)\n"
         f"Question 3: {len(key(course, 'alice')['questions'][2]['parts'])} of "

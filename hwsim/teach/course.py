@@ -169,6 +169,7 @@ class Question:
     parts: dict[str, str]  # part -> expected value, as the answer form writes it
     why: dict[str, list[str]]  # part -> the model's explanation of the expected value
     key_text: list[str]  # the quiz's worked answer
+    hints: dict[str, str]  # part -> one line saying what the expected value means
 
     def to_json(self) -> dict:
         return {
@@ -176,24 +177,40 @@ class Question:
             "quiz": self.quiz,
             "topic": self.exercise.topic,  # type: ignore[attr-defined]
             "parts": self.parts,
+            "hints": self.hints,
             "why": self.why,
         }
 
 
 def _mmu_question(number: int, ex) -> Question:
+    from ..mmu.bits import Pte
     from ..mmu.report import format_walk_explained
+    from ..mmu.walker import LEVEL_NAMES, AdPolicy
     from . import mmu_quiz
 
     result = ex.solve()
     explained = format_walk_explained(result, satp=ex.satp)  # every step: a wrong part shows where it went wrong
     tr, f = result.translation, result.fault
     if tr is not None:
+        size = LEVEL_NAMES[tr.level]
         rewrite = "none"
+        rewrite_hint = "no PTE changes: " + (
+            "A and D are already as the access needs them" if ex.ad is AdPolicy.UPDATE else "Svade never rewrites"
+        )
         if result.ad_update is not None:
-            addr, _old, new = result.ad_update
+            addr, old, new = result.ad_update
             rewrite = f"{addr:#x} {new:#x}"
+            rewrite_hint = f"the hardware sets A{' and D' if new & ~old & int(Pte.D) else ''} in the leaf at {addr:#x}"
         parts = {"pa": f"{tr.pa:#x}", "level": str(tr.level), "cause": "none", "reason": "none", "rewrite": rewrite}
-        why = {part: explained for part in parts}
+        offset_bits = 12 + 9 * tr.level
+        hints = {
+            "pa": f"the access translates: a {size} whose frame is {tr.pa & ~((1 << offset_bits) - 1):#x}, "
+            f"and va[{offset_bits - 1}:0] is the offset",
+            "level": f"the leaf PTE is at level {tr.level} (a {size})",
+            "cause": "no exception: the access translates",
+            "reason": "no exception: the access translates",
+            "rewrite": rewrite_hint,
+        }
     else:
         assert f is not None  # a walk without a translation has a fault
         level = "none" if f.level is None else str(f.level)
@@ -204,10 +221,25 @@ def _mmu_question(number: int, ex) -> Question:
             "reason": reason_keyword(f.reason.name),
             "rewrite": "none",
         }
-        why = {part: explained for part in parts}
+        where = "before reading any PTE" if f.level is None else f"at level {f.level}"
+        hints = {
+            "pa": f"the access does not translate: a {f.kind} {where}",
+            "level": f"the walk stops {where}",
+            "cause": f"cause {int(f.cause)} is a {ex.access.value} {f.kind}",
+            "reason": f.message,
+            "rewrite": "no PTE changes: the walk faults",
+        }
+    why = {part: explained for part in parts}
     text = mmu_quiz.format_exercise(ex)
     return Question(
-        number, "mmu", ex, [f"Question {number}: Sv39 translation", *text[1:]], parts, why, mmu_quiz.format_answer(ex)
+        number,
+        "mmu",
+        ex,
+        [f"Question {number}: Sv39 translation", *text[1:]],
+        parts,
+        why,
+        mmu_quiz.format_answer(ex),
+        hints,
     )
 
 
@@ -217,14 +249,15 @@ def _tlb_question(number: int, ex) -> Question:
     steps = ex.solve()
     parts: dict[str, str] = {}
     why: dict[str, list[str]] = {}
+    hints: dict[str, str] = {}
     before = "(empty)"
     for n, step in enumerate(steps, 1):
         contents = " ".join(tlb_quiz.short_name(a, t) for a, t in step.entries) or "none"
         explained = [
             f"step {n}: {tlb_quiz.describe_op(step.op)}",
             f"  TLB before, LRU first: {before}",
-            f"  {tlb_quiz.describe_step(step)}",
         ]
+        hints[f"step{n}"] = tlb_quiz.describe_step(step)  # what the step did: the hint line
         if step.op.kind == "access":
             if step.hit is not None:
                 parts[f"step{n}"] = "hit"
@@ -239,7 +272,11 @@ def _tlb_question(number: int, ex) -> Question:
     parts["final"] = " ".join(tlb_quiz.short_name(a, t) for a, t in steps[-1].entries) or "none"
     why["final"] = [f"the TLB after step {len(steps)}, LRU first: {before}"]
     text = tlb_quiz.format_exercise(ex)
-    return Question(number, "tlb", ex, [f"Question {number}: a TLB", *text[1:]], parts, why, tlb_quiz.format_answer(ex))
+    hints = {part: hint for part, hint in hints.items() if part in why}
+    hints["final"] = "what the TLB holds after the last step"
+    return Question(
+        number, "tlb", ex, [f"Question {number}: a TLB", *text[1:]], parts, why, tlb_quiz.format_answer(ex), hints
+    )
 
 
 def _iommu_question(number: int, ex) -> Question:
@@ -255,14 +292,29 @@ def _iommu_question(number: int, ex) -> Question:
             "queued": "none",
         }
         why = {part: [answer[0].split(": ", 1)[1], *sol.walk_lines] for part in parts}
+        pieces = "piece" if len(sol.pieces) == 1 else f"{len(sol.pieces)} pieces, one a page"
+        hints = {
+            "pa": f"the request is translated ({pieces}): {answer[0].split(': ', 1)[1]}",
+            "cause": "no fault: the request is translated",
+            "iotval": "no fault: the request is translated",
+            "queued": "no fault: no record",
+        }
     else:
         f = sol.fault
         assert f is not None  # a refused request has its fault
         cause, _ttyp, _did, iotval = iommu_quiz.fault_record_fields(f.to_record())
         parts = {"pa": "fault", "cause": str(cause), "iotval": f"{iotval:#x}", "queued": "yes" if f.queued else "no"}
         why = {part: [answer[0].split(": ", 1)[1], f"why: {f.reason}"] for part in parts}
+        hints = {
+            "pa": f"the IOMMU refuses the request: {f.reason}",
+            "cause": f"CAUSE {cause}: {f.cause.describe}",
+            "iotval": f"iotval is the IOVA the fault is about ({iotval:#x})",
+            "queued": "the record is queued"
+            if f.queued
+            else "the context has DTF=1: the record is discarded, not queued",
+        }
     text = iommu_quiz.format_exercise(ex)
-    return Question(number, "iommu", ex, [f"Question {number}: IOMMU and DMA", *text[1:]], parts, why, answer)
+    return Question(number, "iommu", ex, [f"Question {number}: IOMMU and DMA", *text[1:]], parts, why, answer, hints)
 
 
 def student_questions(plan: CoursePlan, student: str) -> list[Question]:

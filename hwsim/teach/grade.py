@@ -179,7 +179,8 @@ class PartResult:
     expected: str
     given: str | None  # None: not answered
     right: bool
-    why: list[str]
+    hint: str  # what the expected value means, in one line
+    why: list[str]  # the model's explanation
 
 
 @dataclass
@@ -226,7 +227,7 @@ def grade_submission(key: dict, sub: Submission | None) -> StudentResult:
                     unreadable.append((line, f"{sub.path if sub else student}:{line}: {name}: {exc}"))
             else:
                 given = None
-            results.append(PartResult(name, expected, given, right, q["why"].get(part, [])))
+            results.append(PartResult(name, expected, given, right, q["hints"].get(part, ""), q["why"].get(part, [])))
         questions[q["number"]] = results
     for name, (line, _text) in answers.items():
         if name not in known:
@@ -324,17 +325,19 @@ def feedback_lines(result: StudentResult) -> list[str]:
     for number, parts in result.questions.items():
         right = sum(p.right for p in parts)
         lines.append(f"Question {number}: {right} of {len(parts)} parts right ({_fmt(right / len(parts))})")
-        shown: list[str] = []
+        shown: list[list[str]] = []
         for p in parts:
             if p.right:
                 continue
             given = "no answer" if p.given is None else f"you wrote {p.given!r}"
             lines.append(f"  {p.name}: expected {p.expected!r}, {given}")
-            if p.why and p.why == shown:
-                lines.append("      (see above)")
+            if p.hint:
+                lines.append(f"    {p.hint}")
+            if p.why and p.why in shown:
+                lines.append("      (the worked answer is above)")
             elif p.why:
                 lines.extend("      " + line for line in p.why)
-                shown = p.why
+                shown.append(p.why)
     return lines
 
 
