@@ -284,3 +284,15 @@ def test_unreadable_files_and_values_are_reported_in_line_order(course, tmp_path
     assert problems["dave"] == [] and book.results[3].score == 4
     assert book.results[0].score == book.results[2].score == 0
     assert len(ka["questions"]) == 4
+
+
+def test_the_keys_own_answers_score_full_marks_and_wrong_ones_none(tmp_path):
+    """On many students and every topic: the key's values, written back, are right; a wrong value in each part
+    is wrong; numbers in decimal with leading zeros are numbers."""
+    plan = CoursePlan.build(course_seed=5, counts={"mmu": 4, "tlb": 2, "iommu": 4})
+    for n in range(25):
+        for q in student_questions(plan, f"s{n}"):
+            for part, value in q.parts.items():
+                assert normalise(q.quiz, part, value) == normalise(q.quiz, part, value.upper()), (part, value)
+                assert normalise(q.quiz, part, value) != normalise(q.quiz, part, wrong(q.quiz, part, value))
+    assert normalise("mmu", "level", "002") == 2 and normalise("mmu", "pa", "0X10, 0x20") == (16, 32)

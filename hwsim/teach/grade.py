@@ -38,8 +38,9 @@ class AnswerError(ValueError):
 
 
 def _number(text: str) -> int:
+    text = text.replace("_", "")
     try:
-        return int(text.replace("_", ""), 0)
+        return int(text, 10) if text.isdigit() else int(text, 0)  # decimal may have leading zeros
     except ValueError:
         raise AnswerError(f"{text!r} is not a number (hex 0x..., or decimal)") from None
 
