@@ -296,3 +296,27 @@ def test_the_keys_own_answers_score_full_marks_and_wrong_ones_none(tmp_path):
                 assert normalise(q.quiz, part, value) == normalise(q.quiz, part, value.upper()), (part, value)
                 assert normalise(q.quiz, part, value) != normalise(q.quiz, part, wrong(q.quiz, part, value))
     assert normalise("mmu", "level", "002") == 2 and normalise("mmu", "pa", "0X10, 0x20") == (16, 32)
+
+
+def test_make_keeps_a_course_and_refuses_to_replace_it(tmp_path, capsys):
+    """Run again with a longer roster: the same seed (read from course.json), the first students' sets
+    unchanged.  Another course in the same folder is refused (its keys would not match the sheets)."""
+    roster, out = tmp_path / "r.txt", tmp_path / "out"
+    roster.write_text("ann\n")
+    assert main(["quiz", "make", "--roster", str(roster), "--out", str(out), "--mmu", "1"]) == 0
+    sheet = (out / "sheets" / "ann.txt").read_text()
+    seed = json.loads((out / "course.json").read_text())["course_seed"]
+    roster.write_text("ann\nben\n")
+    assert main(["quiz", "make", "--roster", str(roster), "--out", str(out), "--mmu", "1"]) == 0
+    assert (out / "sheets" / "ann.txt").read_text() == sheet and (out / "sheets" / "ben.txt").exists()
+    assert json.loads((out / "course.json").read_text())["course_seed"] == seed
+    capsys.readouterr()
+    assert main(["quiz", "make", "--roster", str(roster), "--out", str(out), "--mmu", "2"]) == 2
+    assert capsys.readouterr().err == (
+        f"hwsim: error: '{out / 'course.json'}' holds another course (its seed, question counts, topics or "
+        "difficulty differ): its keys would no longer match the sheets handed out; write to another folder, or "
+        "give --force\n"
+    )
+    assert (out / "sheets" / "ann.txt").read_text() == sheet
+    assert main(["quiz", "make", "--roster", str(roster), "--out", str(out), "--mmu", "2", "--force"]) == 0
+    assert json.loads((out / "course.json").read_text())["course_seed"] != seed

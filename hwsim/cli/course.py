@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     make.add_argument(
         "--course-seed",
         type=int_arg,
-        help="0 to 2^64-1, kept secret: with the ids it decides every set (default: a random one, saved in "
-        "course.json)",
+        help="0 to 2^64-1, kept secret: with the ids it decides every set (default: the seed of the course "
+        "already in --out, or a random one; saved in course.json)",
     )
     make.add_argument("--mmu", type=int_arg, default=2, help="Sv39 translation questions per student (default 2)")
     make.add_argument("--tlb", type=int_arg, default=1, help="TLB questions per student (default 1)")
@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="draw that quiz's questions from these topics only (repeatable; e.g. mmu:page, tlb:asid, "
         "iommu:stray); other quizzes keep the difficulty's topics",
     )
+    make.add_argument(
+        "--force", action="store_true", help="overwrite a folder that holds another course (its keys are lost)"
+    )
     make.set_defaults(func=run_make)
     grade = quiz_sub.add_parser(
         "grade",
@@ -63,17 +66,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_make(args: argparse.Namespace) -> int:
-    from ..teach.course import CoursePlan, make_course, read_roster
+    from ..teach.course import CoursePlan, make_course, read_existing_course, read_roster
 
     students = read_roster(args.roster)
-    seed = args.course_seed if args.course_seed is not None else random.SystemRandom().randrange(1 << 64)
+    seed = args.course_seed
+    if seed is None and not args.force:
+        existing = read_existing_course(args.out)  # a course made before: the same seed, so its sets stay
+        seed = existing["course_seed"] if existing else None
+    if seed is None:
+        seed = random.SystemRandom().randrange(1 << 64)
     plan = CoursePlan.build(
         course_seed=seed,
         counts={"mmu": args.mmu, "tlb": args.tlb, "iommu": args.iommu},
         difficulty=args.difficulty,
         topics=args.topic,
     )
-    make_course(plan, students, args.out)
+    make_course(plan, students, args.out, force=args.force)
     n = sum(plan.counts.values())
     print(f"wrote {len(students)} sets of {n} question{'s' if n != 1 else ''} to {args.out}")
     print(f"  hand out: {os.path.join(args.out, 'sheets', 'ID.txt')} and ID-answers.txt")

@@ -411,9 +411,42 @@ def key_lines(questions: list[Question], student: str, code: str, seed: int) -> 
     return lines
 
 
-def make_course(plan: CoursePlan, students: list[str], out: str | os.PathLike) -> list[Path]:
-    """Write the course's files under ``out``; returns the paths written."""
+def read_existing_course(out: str | os.PathLike) -> dict | None:
+    """``OUT/course.json`` if ``out`` already holds a course, else None."""
+    path = Path(out) / "course.json"
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read {os.fspath(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != COURSE_FORMAT
+        or not isinstance(data.get("course_seed"), int)
+    ):
+        raise ConfigError(f"{os.fspath(path)!r} is not a {COURSE_FORMAT} file")
+    return data
+
+
+def make_course(plan: CoursePlan, students: list[str], out: str | os.PathLike, *, force: bool = False) -> list[Path]:
+    """Write the course's files under ``out``; returns the paths written.
+
+    A folder that holds another course (another seed, counts, topics or difficulty) is refused unless
+    ``force``: the sheets already handed out would no longer match their keys.  The same course with a
+    longer roster is fine (a student's set depends only on the course seed and their id).
+    """
     root = Path(out)
+    existing = read_existing_course(out)
+    if existing is not None and not force:
+        mine = {k: v for k, v in plan.to_json(students).items() if k != "students"}
+        theirs = {k: v for k, v in existing.items() if k != "students"}
+        if mine != theirs:
+            raise ConfigError(
+                f"{os.fspath(root / 'course.json')!r} holds another course (its seed, question counts, topics or "
+                "difficulty differ): its keys would no longer match the sheets handed out; write to another "
+                "folder, or give --force"
+            )
     written: list[Path] = []
 
     def write(path: Path, text: str) -> None:
