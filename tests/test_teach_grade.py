@@ -320,3 +320,18 @@ def test_make_keeps_a_course_and_refuses_to_replace_it(tmp_path, capsys):
     assert (out / "sheets" / "ann.txt").read_text() == sheet
     assert main(["quiz", "make", "--roster", str(roster), "--out", str(out), "--mmu", "2", "--force"]) == 0
     assert json.loads((out / "course.json").read_text())["course_seed"] != seed
+
+
+def test_the_answer_form_handed_back_as_it_was_named(course, tmp_path):
+    """sheets/ID-answers.txt handed back under its own name is ID's; its '?' parts are unanswered, not errors."""
+    answers = tmp_path / "answers"
+    answers.mkdir()
+    form = (course / "sheets" / "bob-answers.txt").read_text()
+    k = key(course, "bob")
+    form = form.replace("1.pa: ?", f"1.pa: {k['questions'][0]['parts']['pa']}")
+    (answers / "bob-answers.txt").write_text(form)
+    book = grade_folder(course, answers)
+    bob = next(r for r in book.results if r.student == "bob")
+    assert bob.file == str(answers / "bob-answers.txt") and bob.problems == []
+    assert [p.name for p in bob.questions[1] if p.right] == ["1.pa"]
+    assert sum(p.given is not None for parts in bob.questions.values() for p in parts) == 1

@@ -299,7 +299,7 @@ def grade_folder(course_dir: str | os.PathLike, answers_dir: str | os.PathLike) 
     for path in sorted(folder.iterdir()):
         if path.suffix not in (".txt", ".json") or not path.is_file():
             continue
-        student = path.stem.removesuffix("-answers")
+        student = path.stem if path.stem in keys else path.stem.removesuffix("-answers")
         if student in keys:
             files.setdefault(student, []).append(path)
         else:
