@@ -335,3 +335,62 @@ def test_the_answer_form_handed_back_as_it_was_named(course, tmp_path):
     assert bob.file == str(answers / "bob-answers.txt") and bob.problems == []
     assert [p.name for p in bob.questions[1] if p.right] == ["1.pa"]
     assert sum(p.given is not None for parts in bob.questions.values() for p in parts) == 1
+
+
+def test_tlb_keys_agree_with_the_plain_lru_model():
+    """Each TLB part of the keys against tests/test_teach_tlb_quiz.py's list-based LRU TLB and the spec walker."""
+    from test_teach_tlb_quiz import replay
+
+    def entries(es) -> frozenset:
+        return frozenset(("G" if e[0] == "G" else f"A{e[0]}", e[1]) for e in es)
+
+    plan = CoursePlan.build(course_seed=11, counts={"mmu": 0, "tlb": 3, "iommu": 0})
+    checked = 0
+    for n in range(60):
+        for q in student_questions(plan, f"s{n}"):
+            outcomes = replay(q.exercise)
+            expected = {}
+            for step, r in enumerate(outcomes, 1):
+                if r[0] == "hit":
+                    expected[f"step{step}"] = "hit"
+                elif r[0] == "fault":
+                    expected[f"step{step}"] = ("miss", None)
+                elif r[0] == "fill":
+                    expected[f"step{step}"] = ("miss", entries(r[2]) or None)
+                elif r[0] == "fence":
+                    expected[f"step{step}"] = entries(r[1]) or None
+            expected["final"] = entries(outcomes[-1][-1]) or None
+            assert {p: normalise("tlb", p, v) for p, v in q.parts.items()} == expected
+            checked += len(expected)
+    assert checked > 2000
+
+
+def test_mmu_keys_agree_with_the_spec_transcription_on_the_sheet():
+    """Each Sv39 key, against tests/spec_walk.py on the exercise as the student's sheet prints it."""
+    import struct
+
+    from spec_walk import spec_translate
+    from test_teach_mmu_quiz import parse
+
+    from hwsim.mmu.walker import AdPolicy
+
+    plan = CoursePlan.build(course_seed=12, counts={"mmu": 5, "tlb": 0, "iommu": 0})
+    outcomes = set()
+    for n in range(300):
+        for q in student_questions(plan, f"s{n}"):
+            p = parse(q.text)
+            ram = bytearray(mmu_quiz.RAM_SIZE)
+            for pa, value in p["memory"].items():
+                struct.pack_into("<Q", ram, pa - mmu_quiz.RAM_BASE, value)
+            spec = spec_translate(bytes(ram), mmu_quiz.RAM_BASE, p["satp"], p["va"], p["access"], p["priv"], p["sum"],
+                                  p["mxr"])  # fmt: skip
+            parts = q.parts
+            if spec[0] == "ok" and not (spec[2] is not None and p["ad"] is AdPolicy.FAULT):
+                assert parts["pa"] == f"{spec[1]:#x}" and parts["cause"] == parts["reason"] == "none", (n, q.number)
+                assert parts["rewrite"] == "none" if spec[2] is None else parts["rewrite"].endswith(f" {spec[2]:#x}")
+                outcomes.add("ok" if spec[2] is None else "ok-rewrite")
+            else:  # a fault (Svade: the spec, which updates A/D, translates; the hardware faults instead)
+                cause = spec[1] if spec[0] == "fault" else {"fetch": 12, "load": 13, "store": 15}[p["access"]]
+                assert parts["pa"] == "fault" and parts["cause"] == str(cause) and parts["rewrite"] == "none"
+                outcomes.add(f"fault {parts['reason']}")
+    assert len(outcomes) >= 15, outcomes
