@@ -394,3 +394,26 @@ def test_mmu_keys_agree_with_the_spec_transcription_on_the_sheet():
                 assert parts["pa"] == "fault" and parts["cause"] == str(cause) and parts["rewrite"] == "none"
                 outcomes.add(f"fault {parts['reason']}")
     assert len(outcomes) >= 15, outcomes
+
+
+def test_iommu_keys_agree_with_the_spec_transcription_on_the_sheet():
+    """IOMMU keys of the topics with a valid Sv39 context, against tests/test_teach_iommu_quiz.py's page-by-page
+    translation with tests/spec_walk.py on the exercise as the sheet prints it."""
+    from test_teach_iommu_quiz import parse, spec_pieces
+
+    topics = ["translate", "superpage", "stray", "crossing", "permission", "accessed-dirty"]
+    plan = CoursePlan.build(
+        course_seed=13, counts={"mmu": 0, "tlb": 0, "iommu": 6}, topics=[f"iommu:{t}" for t in topics]
+    )
+    seen = set()
+    for n in range(100):
+        for q in student_questions(plan, f"s{n}"):
+            r = spec_pieces(parse(q.text))
+            if r and r[0] == "fault":
+                assert (q.parts["pa"], q.parts["cause"], q.parts["iotval"]) == ("fault", str(r[1]), f"{r[2]:#x}")
+                seen.add(f"fault {r[1]}")
+            else:
+                assert q.parts == {"pa": " ".join(f"{pa:#x}" for pa, _n in r), "cause": "none", "iotval": "none",
+                                   "queued": "none"}  # fmt: skip
+                seen.add(f"{len(r)} pieces")
+    assert {"1 pieces", "2 pieces", "fault 13", "fault 15"} <= seen, seen
