@@ -292,7 +292,7 @@ def _iommu_question(number: int, ex) -> Question:
             "queued": "none",
         }
         why = {part: [answer[0].split(": ", 1)[1], *sol.walk_lines] for part in parts}
-        pieces = "piece" if len(sol.pieces) == 1 else f"{len(sol.pieces)} pieces, one a page"
+        pieces = "one piece" if len(sol.pieces) == 1 else f"{len(sol.pieces)} pieces, one a frame"
         hints = {
             "pa": f"the request is translated ({pieces}): {answer[0].split(': ', 1)[1]}",
             "cause": "no fault: the request is translated",
@@ -349,16 +349,16 @@ def answer_form(questions: list[Question], student: str, code: str) -> list[str]
     return lines
 
 
-def _how_to_answer(questions: list[Question]) -> list[str]:
+def _how_to_answer(questions: list[Question], student: str) -> list[str]:
     from ..mmu.walker import FaultReason
 
     quizzes = {q.quiz for q in questions}
     lines = [
         "How to answer",
         "",
-        "Fill in the answer form (ID-answers.txt) and hand it in: one 'QUESTION.PART: ANSWER'",
-        "a line, '#' starts a comment.  Numbers in hex (0x...) or decimal.  Keep the 'student:'",
-        "and 'sheet:' lines.  A JSON file works too:",
+        f"Fill in the answer form ({student}-answers.txt) and hand it in: one",
+        "'QUESTION.PART: ANSWER' a line, '#' starts a comment.  Numbers in hex (0x...) or",
+        "decimal.  Keep the 'student:' and 'sheet:' lines.  A JSON file works too:",
         '  {"student": "ID", "sheet": "CODE", "answers": {"1.pa": "0x80001234", ...}}',
         "Each part is graded on its own; a question's score is the share of its parts right.",
     ]
@@ -387,7 +387,7 @@ def sheet_lines(questions: list[Question], student: str, code: str) -> list[str]
 
     rule = "=" * 78
     lines = [f"Exercises for {student} (sheet {code})", rule]
-    lines += _how_to_answer(questions)
+    lines += _how_to_answer(questions, student)
     quizzes = {q.quiz for q in questions}
     if "mmu" in quizzes:
         lines += [rule, *mmu_quiz.preamble()]
