@@ -417,3 +417,36 @@ def test_iommu_keys_agree_with_the_spec_transcription_on_the_sheet():
                                    "queued": "none"}  # fmt: skip
                 seen.add(f"{len(r)} pieces")
     assert {"1 pieces", "2 pieces", "fault 13", "fault 15"} <= seen, seen
+
+
+def test_a_wrong_pa_says_whether_the_frame_or_the_offset_is_wrong():
+    from hwsim.teach.grade import _diagnose_pa
+
+    assert _diagnose_pa("0x80001234", "0x80002234", "0") == (
+        "your offset (va[11:0]) is right, your frame is not: it is the leaf PTE's PPN"
+    )
+    assert _diagnose_pa("0x80002235", "0x80002234", "0") == "your frame is right, your offset is not: it is va[11:0]"
+    assert _diagnose_pa("0x80200234", "0x80345234", "1") == (
+        "your low 12 bits are right, but the leaf is a superpage: its offset is va[20:0], and only the PPN's bits "
+        "above 20 name the frame"
+    )
+    assert (
+        _diagnose_pa("0x90000000", "0x80000234", "0") == "both the frame (the leaf PTE's PPN) and the offset are wrong"
+    )
+    assert _diagnose_pa("fault", "0x80000234", "0") == _diagnose_pa("0x1", "fault", "2") == ""
+
+
+def test_the_feedback_names_the_wrong_half_of_a_pa(course, tmp_path):
+    """A pa with the right offset but another frame: the feedback says the frame is the wrong half."""
+    from hwsim.teach.grade import feedback_lines
+
+    answers = tmp_path / "answers"
+    answers.mkdir()
+    q = next(q for q in key(course, "alice")["questions"] if q["quiz"] == "mmu" and q["parts"]["pa"] != "fault")
+    bits = 12 + 9 * int(q["parts"]["level"])
+    given = f"{int(q['parts']['pa'], 16) ^ 1 << bits:#x}"  # another frame, the same offset
+    (answers / "alice.txt").write_text(f"{q['number']}.pa: {given}\n")
+    lines = feedback_lines(grade_folder(course, answers).results[0])
+    i = lines.index(f"  {q['number']}.pa: expected {q['parts']['pa']!r}, you wrote {given!r}")
+    assert lines[i + 1] == f"    {q['hints']['pa']}"
+    assert lines[i + 2] == f"    your offset (va[{bits - 1}:0]) is right, your frame is not: it is the leaf PTE's PPN"

@@ -182,6 +182,7 @@ class PartResult:
     right: bool
     hint: str  # what the expected value means, in one line
     why: list[str]  # the model's explanation
+    diagnosis: str = ""  # where a wrong answer parted from the expected one, when that can be told
 
 
 @dataclass
@@ -228,7 +229,10 @@ def grade_submission(key: dict, sub: Submission | None) -> StudentResult:
                     unreadable.append((line, f"{sub.path if sub else student}:{line}: {name}: {exc}"))
             else:
                 given = None
-            results.append(PartResult(name, expected, given, right, q["hints"].get(part, ""), q["why"].get(part, [])))
+            result = PartResult(name, expected, given, right, q["hints"].get(part, ""), q["why"].get(part, []))
+            if given is not None and not right and q["quiz"] == "mmu" and part == "pa":
+                result.diagnosis = _diagnose_pa(given, expected, q["parts"]["level"])
+            results.append(result)
         questions[q["number"]] = results
     for name, (line, _text) in answers.items():
         if name not in known:
@@ -236,6 +240,30 @@ def grade_submission(key: dict, sub: Submission | None) -> StudentResult:
             unreadable.append((line, f"{sub.path}:{line}: {name}: there is no such question part on {student}'s sheet"))
     problems += [problem for _line, problem in sorted(unreadable)]
     return StudentResult(student, sub.path if sub else None, questions, problems)
+
+
+def _diagnose_pa(given: str, expected: str, level: str) -> str:
+    """Which half of a wrong physical address is wrong: the frame (from the leaf's PPN) or the offset (from
+    the VA), including the classic slip of taking a superpage's offset as 12 bits."""
+    try:
+        mine, theirs = normalise("mmu", "pa", given), normalise("mmu", "pa", expected)
+    except AnswerError:
+        return ""
+    if not (isinstance(mine, tuple) and isinstance(theirs, tuple) and len(mine) == len(theirs) == 1):
+        return ""  # a fault on either side, or several addresses: nothing to compare bit by bit
+    bits = 12 + 9 * int(level)
+    diff = mine[0] ^ theirs[0]
+    offset = f"va[{bits - 1}:0]"
+    if diff & ((1 << bits) - 1) == 0:
+        return f"your offset ({offset}) is right, your frame is not: it is the leaf PTE's PPN"
+    if bits > 12 and diff & 0xFFF == 0:
+        return (
+            f"your low 12 bits are right, but the leaf is a superpage: its offset is {offset}, "
+            f"and only the PPN's bits above {bits - 1} name the frame"
+        )
+    if diff >> bits == 0:
+        return f"your frame is right, your offset is not: it is {offset}"
+    return "both the frame (the leaf PTE's PPN) and the offset are wrong"
 
 
 def load_course(course_dir: str | os.PathLike) -> tuple[dict, dict[str, dict]]:
@@ -334,6 +362,8 @@ def feedback_lines(result: StudentResult) -> list[str]:
             lines.append(f"  {p.name}: expected {p.expected!r}, {given}")
             if p.hint:
                 lines.append(f"    {p.hint}")
+            if p.diagnosis:
+                lines.append(f"    {p.diagnosis}")
             if p.why and p.why in shown:
                 lines.append("      (the worked answer is above)")
             elif p.why:
