@@ -115,6 +115,8 @@ def test_chromium_draws_every_table_entry_and_link(tree, tmp_path):
         f"pa {frame + 8:#x}</span>" in dom
     )
     assert f'<div class="hit">↳ [0x002] → frame {frame:#x}</div>' in dom
+    # Each flag letter is named when hovered.
+    assert '<span title="V valid: set" class="on">V</span>' in dom and '<span title="D dirty: clear">D</span>' in dom
 
 
 @needs_chromium
@@ -127,3 +129,16 @@ def test_chromium_screenshot_is_a_picture(tree, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (1200, 600) and len(data) > 20_000  # boxes, text and curves, not a blank page
+
+
+def test_the_page_has_a_legend_for_the_flag_letters(tree):
+    """The rows show DAGUXWRV with the set letters dark: the page says what each letter means (it did not)."""
+    page = tree_html(tree, title="t")
+    assert (
+        '<div id="legend">flags DAGUXWRV: D dirty, A accessed, G global, U user, X executable, W writable, '
+        "R readable, V valid; dark: set, grey: clear</div>"
+    ) in page
+    assert (
+        'const flagNames = ["dirty", "accessed", "global", "user", "executable", "writable", "readable", "valid"]'
+        in page
+    )

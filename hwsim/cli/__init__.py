@@ -22,6 +22,7 @@ COMMANDS = (
     "hwsim.cli.fuzz",
     "hwsim.cli.mmu",
     "hwsim.cli.iommu",
+    "hwsim.cli.course",
     "hwsim.cli.spectest",
     "hwsim.cli.wasm",
 )

@@ -18,7 +18,11 @@ import json
 import os
 
 from ..errors import ConfigError
+from ..mmu.bits import FLAGS_LEGEND
 from ..mmu.tree import PageTableTree, tree_to_json
+
+# The text output's legend, for letters drawn dark when set and grey when clear (not "-").
+_LEGEND = FLAGS_LEGEND.removesuffix("; - clear") + "; dark: set, grey: clear"
 
 _CSS = """
 body { font: 13px/1.35 ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", monospace;
@@ -51,6 +55,7 @@ h1 { font-size: 16px; margin: 0 0 4px; }
 .flags span { color: #c4c9d4; }
 .flags span.on { color: #1d2330; font-weight: bold; }
 .region { color: #5b6475; }
+#legend { color: #5b6475; margin: -6px 0 12px; }
 path.link { fill: none; stroke: #1f5fbf; stroke-width: 1.4; opacity: .7; }
 path.link.bad { stroke: #c0392b; stroke-dasharray: 4 3; }
 path.link.back { stroke: #7a8294; stroke-dasharray: 2 3; }
@@ -83,13 +88,14 @@ _JS = r"""
     el.textContent = content;
     return el;
   }
-  function flags(f) {  // "DA-U--RV": every letter shown, the set ones dark
+  const flagNames = ["dirty", "accessed", "global", "user", "executable", "writable", "readable", "valid"];
+  function flags(f) {  // "DA-U--RV": every letter shown, the set ones dark, each named on hover
     const span = document.createElement("span");
     span.className = "flags";
-    span.title = "D A G U X W R V";
     for (let i = 0; i < 8; i++) {
       const s = document.createElement("span");
       s.textContent = "DAGUXWRV"[i];
+      s.title = "DAGUXWRV"[i] + " " + flagNames[i] + (f[i] !== "-" ? ": set" : ": clear");
       if (f[i] !== "-") s.className = "on";
       span.appendChild(s);
     }
@@ -254,6 +260,7 @@ def tree_html(tree: PageTableTree, *, title: str, region_of=None) -> str:
 <div class="sub">{html.escape(sub)} &mdash; written by hwsim mmu dump --html</div>
 <div class="controls"><label>Highlight the walk of va <input id="va" placeholder="0x..." spellcheck="false"></label>
 <span id="walk-note"></span></div>
+<div id="legend">{html.escape(_LEGEND)}</div>
 <div id="canvas"></div>
 <noscript>This page draws the tables with JavaScript; hwsim mmu dump prints them as text.</noscript>
 <script type="application/json" id="tree-data">{data}</script>
