@@ -79,20 +79,24 @@ class FuncCodegen:
             self.loop_writes = loop_writes(body)
             fuel.checkpoint()  # function entry
         self.direct_local: int | None = None  # dst_reg put the value on top of the stack in this local's home
-        for i, (code, imm, offset) in enumerate(body):
-            self.next = body[i + 1] if i + 1 < len(body) else None
-            self.next_code = self.next[0] if self.next is not None else None
-            if not control.reachable:
+        # The hot loop: one iteration per instruction, so the lookups are hoisted out of it.
+        frames, mark, dispatch = control.frames, masm.mark, DISPATCH
+        nexts = body[1:]
+        nexts.append(None)
+        for (code, imm, offset), nxt in zip(body, nexts):
+            self.next = nxt
+            self.next_code = None if nxt is None else nxt[0]
+            if not frames[-1].reachable:
                 self.skip(code, imm)
                 continue
-            masm.mark(offset)
+            mark(offset)
             if fuel is not None:
                 self.offset = offset
                 fuel.before(code)
-            entry = DISPATCH.get(code)
-            if entry is None:
-                raise CompileError(f"instruction {op.opcode_name(code)} is not supported by the compiler yet")
-            handler, static = entry
+            try:
+                handler, static = dispatch[code]
+            except KeyError:
+                raise CompileError(f"instruction {op.opcode_name(code)} is not supported by the compiler yet") from None
             handler(self, imm, *static)
         # (v128 locals are renumbered when lowered: their homes would not be the wasm locals')
         self.frame = NO_FRAME if lowered else masm.frame_info([(h.reg, h.slot) for h in ctx.homes], body_start)

@@ -233,11 +233,16 @@ class RiscvMasm:
 
     def mark(self, wasm_offset: int) -> None:
         self.wasm_offset = wasm_offset
-        if not self.pc_map or self.pc_map[-1][1] != wasm_offset:
-            if self.pc_map and self.pc_map[-1][0] == self.offset():
-                self.pc_map[-1] = (self.offset(), wasm_offset)
-            else:
-                self.pc_map.append((self.offset(), wasm_offset))
+        pc_map = self.pc_map
+        pos = 4 * len(self.words)
+        if pc_map:
+            last_pos, last_wasm = pc_map[-1]
+            if last_wasm == wasm_offset:
+                return
+            if last_pos == pos:  # the previous instruction generated no code
+                pc_map[-1] = (pos, wasm_offset)
+                return
+        pc_map.append((pos, wasm_offset))
 
     def new_label(self) -> Label:
         return Label()
