@@ -79,16 +79,31 @@ class FuncCodegen:
             self.loop_writes = loop_writes(body)
             fuel.checkpoint()  # function entry
         self.direct_local: int | None = None  # dst_reg put the value on top of the stack in this local's home
-        # The hot loop: one iteration per instruction, so the lookups are hoisted out of it.
-        frames, mark, dispatch = control.frames, masm.mark, DISPATCH
+        # The hot loop: one iteration per instruction, so the lookups are hoisted out of it.  Without
+        # metering, local.get and the constants (a third of a typical body) only push an operand: they are
+        # done here, unmarked (they generate no code: the next instruction's mark takes their place).
+        frames, mark, dispatch, stack = control.frames, masm.mark, DISPATCH, ctx.stack
+        pushes_only = {} if fuel is not None else _PUSH_ONLY
         nexts = body[1:]
         nexts.append(None)
         for (code, imm, offset), nxt in zip(body, nexts):
-            self.next = nxt
-            self.next_code = None if nxt is None else nxt[0]
             if not frames[-1].reachable:
+                self.next = nxt
+                self.next_code = None if nxt is None else nxt[0]
                 self.skip(code, imm)
                 continue
+            push = pushes_only.get(code)
+            if push is not None:
+                if push is LOCAL:
+                    ty = local_types[imm]
+                    if ty != V128:
+                        stack.append(Operand(LOCAL, ty, imm))
+                        continue
+                else:
+                    stack.append(Operand(CONST, push, imm))
+                    continue
+            self.next = nxt
+            self.next_code = None if nxt is None else nxt[0]
             mark(offset)
             if fuel is not None:
                 self.offset = offset
@@ -97,7 +112,10 @@ class FuncCodegen:
                 handler, static = dispatch[code]
             except KeyError:
                 raise CompileError(f"instruction {op.opcode_name(code)} is not supported by the compiler yet") from None
-            handler(self, imm, *static)
+            if static:
+                handler(self, imm, *static)
+            else:
+                handler(self, imm)
         # (v128 locals are renumbered when lowered: their homes would not be the wasm locals')
         self.frame = NO_FRAME if lowered else masm.frame_info([(h.reg, h.slot) for h in ctx.homes], body_start)
         return masm
@@ -667,6 +685,15 @@ _MEMORY_INTRINSICS: dict[str, Callable] = {
     "map": V.visit_memory_map,
     "unmap": V.visit_memory_unmap,
     "protect": V.visit_memory_protect,
+}
+
+# What FuncCodegen.compile does itself when not metering: push a local (LOCAL) or a constant of a type.
+_PUSH_ONLY = {
+    op.LOCAL_GET: LOCAL,
+    op.I32_CONST_OP: I32,
+    op.I64_CONST_OP: I64,
+    op.F32_CONST_OP: F32,
+    op.F64_CONST_OP: F64,
 }
 
 # opcode -> (handler, static operands).
