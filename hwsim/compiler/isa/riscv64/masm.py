@@ -39,7 +39,8 @@ cold stub after the trap stubs::
 
 from __future__ import annotations
 
-import struct
+import sys
+from array import array
 
 from ....riscv import asm as A
 from ....wasm.atomics import RmwOp
@@ -1249,7 +1250,10 @@ class RiscvMasm:
             self.words[self._frame_patch] = A.lui(R.T5.num, hi)
             self.words[self._frame_patch + 1] = A.addiw(R.T5.num, R.T5.num, lo)
         self.trap_sites.sort(key=lambda site: site[0])
-        return struct.pack(f"<{len(self.words)}I", *self.words)
+        code = array("I", self.words)
+        if sys.byteorder == "big":
+            code.byteswap()
+        return code.tobytes()
 
     # -- SIMD ---------------------------------------------------------------------------------------------
 
