@@ -388,19 +388,21 @@ class FuncCodegen:
 
     def visit_int_binary(self, imm, kind: IntBinOp, wide: bool) -> None:
         ctx = self.ctx
-        b = ctx.pop()
-        a = ctx.pop()
+        stack = ctx.stack
+        b = stack.pop()
+        a = stack.pop()
         ra, aown = ctx.to_reg(a)
         if b.kind is CONST and self.masm.int_imm_ok(kind, wide, b.x):
             rb, bown = b.x, False
         else:
             rb, bown = ctx.to_reg(b)
-        ctx.release(ra, aown)
-        if not isinstance(rb, int):
-            ctx.release(rb, bown)
+        if aown:
+            ctx.free_reg(ra)
+        if bown:
+            ctx.free_reg(rb)
         dst = self.dst_reg(INT)
         self.masm.int_binary(kind, wide, dst, ra, rb)
-        ctx.push_reg(I64 if wide else I32, dst)
+        stack.append(Operand(REG, I64 if wide else I32, dst))
 
     def dst_reg(self, cls: RegClass) -> Reg:
         """The register an instruction's result goes to: the home of the local the next instruction sets
