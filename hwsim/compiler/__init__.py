@@ -22,6 +22,7 @@ from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from .._gc import gc_paused
 from ..wasm.module import DecodedModule, FuncBody
 from ..wasm.types import ExternKind
 from .abi import VmctxLayout, vmctx_layout  # noqa: F401  (vmctx_layout: read here by serialize.py)
@@ -188,6 +189,11 @@ def compile_module(module: DecodedModule, *, far_calls: bool = False, metering: 
     if not module.bodies:
         raise CompileError("internal error: the module was decoded without its function bodies")
     check_limits(module)
+    with gc_paused():
+        return _compile_module(module, far_calls, metering)
+
+
+def _compile_module(module: DecodedModule, far_calls: bool, metering: bool) -> CompiledModule:
     env = module_env(module, metering=metering)
     base_index = env.num_imported_funcs
     far = [far_calls] * len(module.funcs)
