@@ -73,7 +73,8 @@ def _signed(value: int, bits: int, what: str) -> int:
 
 # The encoders below are the compiler's innermost loop: each tries a fast path (registers looked up in
 # _NUM, immediates range-checked inline) and falls back to reg()/_signed(), which raise the exact error.
-_NUM = {**{i: i for i in range(32)}, **REG}
+_NUM: dict[int | str, int] = {i: i for i in range(32)}
+_NUM.update(REG)
 
 
 def r_type(opcode: int, rd, funct3: int, rs1, rs2, funct7: int) -> int:

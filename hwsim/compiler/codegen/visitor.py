@@ -35,7 +35,7 @@ from ..regs import FLOAT, INT, Reg, RegClass
 from ..traps import TrapCode
 from . import call, simd
 from .atomics import ATOMIC_DISPATCH
-from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Comparison, Operand, reg_class
+from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Comparison, Operand, ValKind, reg_class
 from .control import ControlFrame, ControlStack, CtrlKind
 from .env import ModuleEnv
 from .fuel import FuelCounter, loop_writes
@@ -100,7 +100,7 @@ class FuncCodegen:
                         stack.append(Operand(LOCAL, ty, imm))
                         continue
                 else:
-                    stack.append(Operand(CONST, push, imm))
+                    stack.append(Operand(CONST, push, imm))  # type: ignore[arg-type]  # (a type: not LOCAL)
                     continue
             self.next = nxt
             self.next_code = None if nxt is None else nxt[0]
@@ -690,7 +690,7 @@ _MEMORY_INTRINSICS: dict[str, Callable] = {
 }
 
 # What FuncCodegen.compile does itself when not metering: push a local (LOCAL) or a constant of a type.
-_PUSH_ONLY = {
+_PUSH_ONLY: dict[int, ValKind | int] = {
     op.LOCAL_GET: LOCAL,
     op.I32_CONST_OP: I32,
     op.I64_CONST_OP: I64,

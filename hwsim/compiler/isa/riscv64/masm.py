@@ -1259,10 +1259,10 @@ class RiscvMasm:
             self.words[self._frame_patch] = A.lui(R.T5.num, hi)
             self.words[self._frame_patch + 1] = A.addiw(R.T5.num, R.T5.num, lo)
         self.trap_sites.sort(key=lambda site: site[0])
-        code = array("I", self.words)
+        words = array("I", self.words)
         if sys.byteorder == "big":
-            code.byteswap()
-        return code.tobytes()
+            words.byteswap()
+        return words.tobytes()
 
     # -- SIMD ---------------------------------------------------------------------------------------------
 
