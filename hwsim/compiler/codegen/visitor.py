@@ -410,9 +410,13 @@ class FuncCodegen:
         then has nothing to move; else a free register."""
         ctx, nxt = self.ctx, self.next
         if nxt is not None and (nxt[0] == op.LOCAL_SET or nxt[0] == op.LOCAL_TEE):
-            home = ctx.homes[nxt[1]].reg
-            if home is not None and home.cls == cls and not any(v.kind is LOCAL and v.x == nxt[1] for v in ctx.stack):
-                self.direct_local = nxt[1]
+            index = nxt[1]
+            home = ctx.homes[index].reg
+            if home is not None and home.cls == cls:
+                for v in ctx.stack:
+                    if v.kind is LOCAL and v.x == index:
+                        return ctx.alloc(cls)
+                self.direct_local = index
                 return home
         return ctx.alloc(cls)
 

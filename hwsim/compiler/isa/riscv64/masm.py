@@ -432,7 +432,7 @@ class RiscvMasm:
         self.words.append(A.fmv_d_x(reg.num, R.T4.num) if ty == F64 else A.fmv_w_x(reg.num, R.T4.num))
 
     def mov(self, dst: Reg, src: Reg) -> None:
-        if dst == src:
+        if dst.num == src.num and dst.cls == src.cls:  # (dst == src, without a call)
             return
         if dst.cls == INT:
             self.words.append(A.addi(dst.num, src.num, 0))
