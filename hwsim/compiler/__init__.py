@@ -221,17 +221,18 @@ def _compile_module(module: DecodedModule, far_calls: bool, metering: bool) -> C
             far[i] = True
             functions[i] = _compile_function(env, base_index + i, module.funcs[i], True)
     trap_table: list[tuple[int, TrapCode, int, int]] = []
-    pc_map: list[tuple[int, int, int]] = []
+    pc_flat = array("I")  # PcMap's layout, built directly (an entry per wasm instruction)
     for i, ((masm, _, _), base) in enumerate(zip(functions, offsets)):
         fi = base_index + i
         trap_table.extend((base + off, tc, fi, wasm) for off, tc, wasm in masm.trap_sites)
-        pc_map.extend((base + off, fi, wasm) for off, wasm in masm.pc_map)
+        for off, wasm in masm.pc_map:
+            pc_flat.extend((base + off, fi, wasm))
     return CompiledModule(
         bytes(code),
         offsets,
         [len(c) for _, c, _ in functions],
         trap_table,
-        PcMap(pc_map),
+        PcMap(pc_flat),
         env.layout,
         env.num_imported_funcs,
         any(far),
