@@ -225,8 +225,7 @@ def _compile_module(module: DecodedModule, far_calls: bool, metering: bool) -> C
     for i, ((masm, _, _), base) in enumerate(zip(functions, offsets)):
         fi = base_index + i
         trap_table.extend((base + off, tc, fi, wasm) for off, tc, wasm in masm.trap_sites)
-        for off, wasm in masm.pc_map:
-            pc_flat.extend((base + off, fi, wasm))
+        pc_flat.extend(_pc_triples(base, fi, masm.pc_map))
     return CompiledModule(
         bytes(code),
         offsets,
@@ -239,6 +238,18 @@ def _compile_module(module: DecodedModule, far_calls: bool, metering: bool) -> C
         metering,
         [frame for _, _, frame in functions],
     )
+
+
+def _pc_triples(base: int, func_index: int, pairs: list[tuple[int, int]]) -> array:
+    """A function's ``(code offset, wasm offset)`` pairs as PcMap triples, the code at ``base``: a column
+    at a time (an entry per wasm instruction, so not a Python loop)."""
+    triples = array("I", bytes(12 * len(pairs)))
+    if pairs:
+        offsets, wasm_offsets = zip(*pairs)
+        triples[0::3] = array("I", map(base.__add__, offsets))
+        triples[1::3] = array("I", [func_index]) * len(pairs)
+        triples[2::3] = array("I", wasm_offsets)
+    return triples
 
 
 def _link_calls(
