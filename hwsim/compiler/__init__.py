@@ -22,6 +22,7 @@ from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from .._gc import gc_paused
 from ..wasm.module import DecodedModule, FuncBody
 from ..wasm.types import ExternKind
 from .abi import VmctxLayout, vmctx_layout  # noqa: F401  (vmctx_layout: read here by serialize.py)
@@ -188,6 +189,11 @@ def compile_module(module: DecodedModule, *, far_calls: bool = False, metering: 
     if not module.bodies:
         raise CompileError("internal error: the module was decoded without its function bodies")
     check_limits(module)
+    with gc_paused():
+        return _compile_module(module, far_calls, metering)
+
+
+def _compile_module(module: DecodedModule, far_calls: bool, metering: bool) -> CompiledModule:
     env = module_env(module, metering=metering)
     base_index = env.num_imported_funcs
     far = [far_calls] * len(module.funcs)
@@ -215,23 +221,35 @@ def compile_module(module: DecodedModule, *, far_calls: bool = False, metering: 
             far[i] = True
             functions[i] = _compile_function(env, base_index + i, module.funcs[i], True)
     trap_table: list[tuple[int, TrapCode, int, int]] = []
-    pc_map: list[tuple[int, int, int]] = []
+    pc_flat = array("I")  # PcMap's layout, built directly (an entry per wasm instruction)
     for i, ((masm, _, _), base) in enumerate(zip(functions, offsets)):
         fi = base_index + i
         trap_table.extend((base + off, tc, fi, wasm) for off, tc, wasm in masm.trap_sites)
-        pc_map.extend((base + off, fi, wasm) for off, wasm in masm.pc_map)
+        pc_flat.extend(_pc_triples(base, fi, masm.pc_map))
     return CompiledModule(
         bytes(code),
         offsets,
         [len(c) for _, c, _ in functions],
         trap_table,
-        PcMap(pc_map),
+        PcMap(pc_flat),
         env.layout,
         env.num_imported_funcs,
         any(far),
         metering,
         [frame for _, _, frame in functions],
     )
+
+
+def _pc_triples(base: int, func_index: int, pairs: list[tuple[int, int]]) -> array:
+    """A function's ``(code offset, wasm offset)`` pairs as PcMap triples, the code at ``base``: a column
+    at a time (an entry per wasm instruction, so not a Python loop)."""
+    triples = array("I", bytes(12 * len(pairs)))
+    if pairs:
+        offsets, wasm_offsets = zip(*pairs)
+        triples[0::3] = array("I", map(base.__add__, offsets))
+        triples[1::3] = array("I", [func_index]) * len(pairs)
+        triples[2::3] = array("I", wasm_offsets)
+    return triples
 
 
 def _link_calls(

@@ -64,7 +64,14 @@ class CallOutOfRange(Exception):
 # -- operation kinds: each value is the operator's name in the text format ---------------------------
 
 
-class IntBinOp(enum.Enum):
+class OpKind(enum.Enum):
+    """The base of the operation kinds: members hash by identity (an ``Enum`` hashes its name in Python,
+    and these key the backend's tables, looked up for every instruction)."""
+
+    __hash__ = object.__hash__
+
+
+class IntBinOp(OpKind):
     """i32/i64 binary operators (``i32.add`` is ``ADD`` at 32 bits)."""
 
     ADD = "add"
@@ -84,7 +91,7 @@ class IntBinOp(enum.Enum):
     ROTR = "rotr"
 
 
-class IntUnOp(enum.Enum):
+class IntUnOp(OpKind):
     """i32/i64 unary operators."""
 
     CLZ = "clz"
@@ -95,7 +102,7 @@ class IntUnOp(enum.Enum):
     EXTEND32_S = "extend32_s"  # i64 only
 
 
-class WideOp(enum.Enum):
+class WideOp(OpKind):
     """The wide-arithmetic proposal's operators: a 128-bit result as two i64 halves."""
 
     ADD128 = "add128"  # [a_lo a_hi b_lo b_hi] -> [lo hi]
@@ -104,7 +111,7 @@ class WideOp(enum.Enum):
     MUL_WIDE_U = "mul_wide_u"
 
 
-class IntCmp(enum.Enum):
+class IntCmp(OpKind):
     """i32/i64 comparisons (``eqz`` is :meth:`MacroAssembler.int_eqz`)."""
 
     EQ = "eq"
@@ -119,7 +126,7 @@ class IntCmp(enum.Enum):
     GE_U = "ge_u"
 
 
-class FloatBinOp(enum.Enum):
+class FloatBinOp(OpKind):
     """f32/f64 binary operators."""
 
     ADD = "add"
@@ -131,7 +138,7 @@ class FloatBinOp(enum.Enum):
     COPYSIGN = "copysign"
 
 
-class FloatUnOp(enum.Enum):
+class FloatUnOp(OpKind):
     """f32/f64 unary operators."""
 
     ABS = "abs"
@@ -143,7 +150,7 @@ class FloatUnOp(enum.Enum):
     SQRT = "sqrt"
 
 
-class FloatCmp(enum.Enum):
+class FloatCmp(OpKind):
     """f32/f64 comparisons."""
 
     EQ = "eq"
@@ -154,7 +161,7 @@ class FloatCmp(enum.Enum):
     GE = "ge"
 
 
-class Conversion(enum.Enum):
+class Conversion(OpKind):
     """Conversions between value types (one operand, one result of another type)."""
 
     I32_WRAP_I64 = "i32.wrap_i64"
@@ -192,7 +199,7 @@ class Conversion(enum.Enum):
     I64_TRUNC_SAT_F64_U = "i64.trunc_sat_f64_u"
 
 
-class LoadKind(enum.Enum):
+class LoadKind(OpKind):
     """Linear-memory loads."""
 
     I32_LOAD = "i32.load"
@@ -211,7 +218,7 @@ class LoadKind(enum.Enum):
     I64_LOAD32_U = "i64.load32_u"
 
 
-class StoreKind(enum.Enum):
+class StoreKind(OpKind):
     """Linear-memory stores."""
 
     I32_STORE = "i32.store"

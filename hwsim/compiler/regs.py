@@ -22,6 +22,13 @@ class Reg:
     cls: RegClass
     num: int
 
+    def __eq__(self, other: object) -> bool:
+        # The generated comparison builds two tuples; the register allocator compares registers often.
+        # (The generated hash stays: hash((cls, num)).)
+        if other.__class__ is not Reg:
+            return NotImplemented
+        return self.num == other.num and self.cls == other.cls
+
     @property
     def name(self) -> str:
         """The architectural name by number: ``x10``, ``f10``."""

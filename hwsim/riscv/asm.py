@@ -71,15 +71,42 @@ def _signed(value: int, bits: int, what: str) -> int:
     return value & ((1 << bits) - 1)
 
 
+# The encoders below are the compiler's innermost loop: each tries a fast path (registers looked up in
+# _NUM, immediates range-checked inline) and falls back to reg()/_signed(), which raise the exact error.
+_NUM: dict[int | str, int] = {i: i for i in range(32)}
+_NUM.update(REG)
+
+
 def r_type(opcode: int, rd, funct3: int, rs1, rs2, funct7: int) -> int:
-    return (funct7 << 25) | (reg(rs2) << 20) | (reg(rs1) << 15) | (funct3 << 12) | (reg(rd) << 7) | opcode
+    try:
+        return (funct7 << 25) | (_NUM[rs2] << 20) | (_NUM[rs1] << 15) | (funct3 << 12) | (_NUM[rd] << 7) | opcode
+    except (KeyError, TypeError):
+        return (funct7 << 25) | (reg(rs2) << 20) | (reg(rs1) << 15) | (funct3 << 12) | (reg(rd) << 7) | opcode
 
 
 def i_type(opcode: int, rd, funct3: int, rs1, imm: int) -> int:
+    if -2048 <= imm < 2048:
+        try:
+            return ((imm & 0xFFF) << 20) | (_NUM[rs1] << 15) | (funct3 << 12) | (_NUM[rd] << 7) | opcode
+        except (KeyError, TypeError):
+            pass
     return (_signed(imm, 12, "immediate") << 20) | (reg(rs1) << 15) | (funct3 << 12) | (reg(rd) << 7) | opcode
 
 
 def s_type(opcode: int, funct3: int, rs1, rs2, imm: int) -> int:
+    if -2048 <= imm < 2048:
+        try:
+            bits = imm & 0xFFF
+            return (
+                ((bits >> 5) << 25)
+                | (_NUM[rs2] << 20)
+                | (_NUM[rs1] << 15)
+                | (funct3 << 12)
+                | ((bits & 0x1F) << 7)
+                | opcode
+            )
+        except (KeyError, TypeError):
+            pass
     imm = _signed(imm, 12, "store offset")
     return ((imm >> 5) << 25) | (reg(rs2) << 20) | (reg(rs1) << 15) | (funct3 << 12) | ((imm & 0x1F) << 7) | opcode
 
@@ -101,7 +128,10 @@ def b_type(funct3: int, rs1, rs2, offset: int) -> int:
 
 
 def u_type(opcode: int, rd, imm20: int) -> int:
-    return ((imm20 & 0xFFFFF) << 12) | (reg(rd) << 7) | opcode
+    try:
+        return ((imm20 & 0xFFFFF) << 12) | (_NUM[rd] << 7) | opcode
+    except (KeyError, TypeError):
+        return ((imm20 & 0xFFFFF) << 12) | (reg(rd) << 7) | opcode
 
 
 def j_type(rd, offset: int) -> int:

@@ -39,6 +39,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, overload
 
+from .._gc import gc_paused
 from ..compiler import COMPILER_VERSION, CompiledModule, compile_module, serialize
 from ..compiler.traps import TrapCode
 from ..errors import (
@@ -762,6 +763,10 @@ class Engine:
         neither decoded nor validated again: the entry was written for exactly these bytes, after they
         passed both (what a forged entry can do is said in :mod:`hwsim.compiler.serialize`).  The rest of
         the module is decoded and validated as always."""
+        with gc_paused():  # (see hwsim/_gc.py)
+            return self._load(wasm, features)
+
+    def _load(self, wasm: bytes, features: Features | None) -> tuple[DecodedModule, CompiledModule]:
         path = self.cache_path(wasm, features)
         if self.cache:
             try:

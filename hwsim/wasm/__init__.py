@@ -11,6 +11,7 @@
 exception escaping on any input is a bug.
 """
 
+from .._gc import gc_paused
 from .decoder import decode_module
 from .errors import InvalidError, MalformedError, UnsupportedFeatureError, WasmError
 from .module import (
@@ -32,8 +33,9 @@ from .validator import validate
 
 def load_module(data, *, features: Features | None = None) -> DecodedModule:
     """Decode and validate ``data``; the returned module is valid."""
-    module = decode_module(data, features=features or Features())
-    validate(module)
+    with gc_paused():
+        module = decode_module(data, features=features or Features())
+        validate(module)
     return module
 
 

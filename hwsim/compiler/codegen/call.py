@@ -57,6 +57,9 @@ def parallel_move(ctx: CodeGenContext, moves: list[tuple[Reg, Reg]]) -> None:
     """Move each source register into its destination (pairs ``(dst, src)``) as if all moved at once."""
     masm = ctx.masm
     pending = [(d, s) for d, s in moves if d != s]
+    if len(pending) == 1:  # the common case (one result): nothing to order
+        masm.mov(*pending[0])
+        return
     while pending:
         sources = {s for _, s in pending}
         ready = [(d, s) for d, s in pending if d not in sources]

@@ -222,7 +222,12 @@ class ControlStack:
         n = len(frame.arity)
         if len(stack) - n != frame.height:
             return bool(n)
-        return any(v.kind is not SLOT or v.x != frame.height + i for i, v in enumerate(self.ctx.top(n)))
+        height = frame.height
+        for v in stack[height:]:
+            if v.kind is not SLOT or v.x != height:
+                return True
+            height += 1
+        return False
 
     def _branch_to(self, frame: ControlFrame) -> None:
         """Unconditional branch to ``frame``'s label, its values moved into place."""

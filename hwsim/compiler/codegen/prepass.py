@@ -37,6 +37,8 @@ _CALLS = frozenset(
         *(set(simd.NAMES) - in_place()),  # SIMD instructions that call a helper routine (codegen/simd.py)
     }
 )
+_LOCAL_OPS = frozenset({op.LOCAL_GET, op.LOCAL_SET, op.LOCAL_TEE})
+_BLOCK_OPS = frozenset({op.BLOCK_OP, op.LOOP, op.IF})
 
 
 @dataclass
@@ -54,19 +56,25 @@ def prepass(
     """One walk over ``body`` (decoded instructions): local weights, aux slots, calls."""
     weights = [0.0] * num_locals
     depth = 0
+    weight = 1.0  # 8 ** min(depth, 4)
     aux = 0
     has_calls = False
     loops: list[bool] = []
+    local_ops, block_ops, calls, loop, if_, end = _LOCAL_OPS, _BLOCK_OPS, _CALLS, op.LOOP, op.IF, op.END
     for code, imm, _ in body:
-        if code in (op.LOCAL_GET, op.LOCAL_SET, op.LOCAL_TEE):
-            weights[imm] += 8.0 ** min(depth, 4)
-        elif code in (op.BLOCK_OP, op.LOOP, op.IF):
-            loops.append(code == op.LOOP)
-            depth += code == op.LOOP
-            if code == op.IF:
+        if code in local_ops:
+            weights[imm] += weight
+        elif code in block_ops:
+            loops.append(code == loop)
+            if code == loop:
+                depth += 1
+                weight = 8.0 ** min(depth, 4)
+            elif code == if_:
                 aux += len(block_type(imm)[0])
-        elif code == op.END and loops:
-            depth -= loops.pop()
-        elif code in _CALLS:
+        elif code == end:
+            if loops and loops.pop():
+                depth -= 1
+                weight = 8.0 ** min(depth, 4)
+        elif code in calls:
             has_calls = True
     return FuncInfo(weights, aux, has_calls)

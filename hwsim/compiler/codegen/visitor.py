@@ -35,7 +35,7 @@ from ..regs import FLOAT, INT, Reg, RegClass
 from ..traps import TrapCode
 from . import call, simd
 from .atomics import ATOMIC_DISPATCH
-from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Comparison, Operand, reg_class
+from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Comparison, Operand, ValKind, reg_class
 from .control import ControlFrame, ControlStack, CtrlKind
 from .env import ModuleEnv
 from .fuel import FuelCounter, loop_writes
@@ -79,21 +79,43 @@ class FuncCodegen:
             self.loop_writes = loop_writes(body)
             fuel.checkpoint()  # function entry
         self.direct_local: int | None = None  # dst_reg put the value on top of the stack in this local's home
-        for i, (code, imm, offset) in enumerate(body):
-            self.next = body[i + 1] if i + 1 < len(body) else None
-            self.next_code = self.next[0] if self.next is not None else None
-            if not control.reachable:
+        # The hot loop: one iteration per instruction, so the lookups are hoisted out of it.  Without
+        # metering, local.get and the constants (a third of a typical body) only push an operand: they are
+        # done here, unmarked (they generate no code: the next instruction's mark takes their place).
+        frames, mark, dispatch, stack = control.frames, masm.mark, DISPATCH, ctx.stack
+        pushes_only = {} if fuel is not None else _PUSH_ONLY
+        nexts = body[1:]
+        nexts.append(None)
+        for (code, imm, offset), nxt in zip(body, nexts):
+            if not frames[-1].reachable:
+                self.next = nxt
+                self.next_code = None if nxt is None else nxt[0]
                 self.skip(code, imm)
                 continue
-            masm.mark(offset)
+            push = pushes_only.get(code)
+            if push is not None:
+                if push is LOCAL:
+                    ty = local_types[imm]
+                    if ty != V128:
+                        stack.append(Operand(LOCAL, ty, imm))
+                        continue
+                else:
+                    stack.append(Operand(CONST, push, imm))  # type: ignore[arg-type]  # (a type: not LOCAL)
+                    continue
+            self.next = nxt
+            self.next_code = None if nxt is None else nxt[0]
+            mark(offset)
             if fuel is not None:
                 self.offset = offset
                 fuel.before(code)
-            entry = DISPATCH.get(code)
-            if entry is None:
-                raise CompileError(f"instruction {op.opcode_name(code)} is not supported by the compiler yet")
-            handler, static = entry
-            handler(self, imm, *static)
+            try:
+                handler, static = dispatch[code]
+            except KeyError:
+                raise CompileError(f"instruction {op.opcode_name(code)} is not supported by the compiler yet") from None
+            if static:
+                handler(self, imm, *static)
+            else:
+                handler(self, imm)
         # (v128 locals are renumbered when lowered: their homes would not be the wasm locals')
         self.frame = NO_FRAME if lowered else masm.frame_info([(h.reg, h.slot) for h in ctx.homes], body_start)
         return masm
@@ -366,19 +388,21 @@ class FuncCodegen:
 
     def visit_int_binary(self, imm, kind: IntBinOp, wide: bool) -> None:
         ctx = self.ctx
-        b = ctx.pop()
-        a = ctx.pop()
+        stack = ctx.stack
+        b = stack.pop()
+        a = stack.pop()
         ra, aown = ctx.to_reg(a)
         if b.kind is CONST and self.masm.int_imm_ok(kind, wide, b.x):
             rb, bown = b.x, False
         else:
             rb, bown = ctx.to_reg(b)
-        ctx.release(ra, aown)
-        if not isinstance(rb, int):
-            ctx.release(rb, bown)
+        if aown:
+            ctx.free_reg(ra)
+        if bown:
+            ctx.free_reg(rb)
         dst = self.dst_reg(INT)
         self.masm.int_binary(kind, wide, dst, ra, rb)
-        ctx.push_reg(I64 if wide else I32, dst)
+        stack.append(Operand(REG, I64 if wide else I32, dst))
 
     def dst_reg(self, cls: RegClass) -> Reg:
         """The register an instruction's result goes to: the home of the local the next instruction sets
@@ -386,9 +410,13 @@ class FuncCodegen:
         then has nothing to move; else a free register."""
         ctx, nxt = self.ctx, self.next
         if nxt is not None and (nxt[0] == op.LOCAL_SET or nxt[0] == op.LOCAL_TEE):
-            home = ctx.homes[nxt[1]].reg
-            if home is not None and home.cls == cls and not any(v.kind is LOCAL and v.x == nxt[1] for v in ctx.stack):
-                self.direct_local = nxt[1]
+            index = nxt[1]
+            home = ctx.homes[index].reg
+            if home is not None and home.cls == cls:
+                for v in ctx.stack:
+                    if v.kind is LOCAL and v.x == index:
+                        return ctx.alloc(cls)
+                self.direct_local = index
                 return home
         return ctx.alloc(cls)
 
@@ -663,6 +691,15 @@ _MEMORY_INTRINSICS: dict[str, Callable] = {
     "map": V.visit_memory_map,
     "unmap": V.visit_memory_unmap,
     "protect": V.visit_memory_protect,
+}
+
+# What FuncCodegen.compile does itself when not metering: push a local (LOCAL) or a constant of a type.
+_PUSH_ONLY: dict[int, ValKind | int] = {
+    op.LOCAL_GET: LOCAL,
+    op.I32_CONST_OP: I32,
+    op.I64_CONST_OP: I64,
+    op.F32_CONST_OP: F32,
+    op.F64_CONST_OP: F64,
 }
 
 # opcode -> (handler, static operands).

@@ -17,6 +17,13 @@ from .regs import FLOAT_ARGS, INT_ARGS
 FUEL = regs.FUEL  # the fuel count of metered code, moved to and from the Store's fuel cell by the runtime
 
 
+_LOCATIONS: dict[tuple[int, ...], tuple[AbiLoc, ...]] = {}  # by signature (hashing the register sets is slow)
+
+
 def abi_locations(types: Iterable[int]) -> tuple[AbiLoc, ...]:
     """Where each value of ``types`` goes, parameters or results: :class:`RegLoc` or :class:`AreaLoc` each."""
-    return signature_locations(tuple(types), INT_ARGS, FLOAT_ARGS)
+    key = tuple(types)
+    locations = _LOCATIONS.get(key)
+    if locations is None:
+        locations = _LOCATIONS[key] = signature_locations(key, INT_ARGS, FLOAT_ARGS)
+    return locations

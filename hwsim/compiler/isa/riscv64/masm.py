@@ -39,7 +39,8 @@ cold stub after the trap stubs::
 
 from __future__ import annotations
 
-import struct
+import sys
+from array import array
 
 from ....riscv import asm as A
 from ....wasm.atomics import RmwOp
@@ -185,6 +186,9 @@ _MOVES = {  # conversions that are one instruction on RV64
 }
 
 
+_LI: dict[tuple[int, int], tuple[int, ...]] = {}  # (register, value) -> li's words: constants repeat
+
+
 def _fits12(v: int) -> bool:
     return -2048 <= v < 2048
 
@@ -226,6 +230,7 @@ class RiscvMasm:
     # -- emission helpers ------------------------------------------------------------------
 
     def emit(self, *words: int) -> None:
+        """Append instruction words (one word is appended directly: ``self.words.append``)."""
         self.words.extend(words)
 
     def offset(self) -> int:
@@ -233,11 +238,16 @@ class RiscvMasm:
 
     def mark(self, wasm_offset: int) -> None:
         self.wasm_offset = wasm_offset
-        if not self.pc_map or self.pc_map[-1][1] != wasm_offset:
-            if self.pc_map and self.pc_map[-1][0] == self.offset():
-                self.pc_map[-1] = (self.offset(), wasm_offset)
-            else:
-                self.pc_map.append((self.offset(), wasm_offset))
+        pc_map = self.pc_map
+        pos = 4 * len(self.words)
+        if pc_map:
+            last_pos, last_wasm = pc_map[-1]
+            if last_wasm == wasm_offset:
+                return
+            if last_pos == pos:  # the previous instruction generated no code
+                pc_map[-1] = (pos, wasm_offset)
+                return
+        pc_map.append((pos, wasm_offset))
 
     def new_label(self) -> Label:
         return Label()
@@ -248,7 +258,12 @@ class RiscvMasm:
         label.pos = len(self.words)
 
     def li(self, rd, value: int) -> None:
-        self.emit(*A.li_words(rd, value))
+        words = _LI.get((rd, value))
+        if words is None:
+            if len(_LI) >= 1 << 16:
+                _LI.clear()
+            words = _LI[rd, value] = tuple(A.li_words(rd, value))
+        self.words.extend(words)
 
     def scratch(self, cls: RegClass) -> Reg:
         return R.T4 if cls == INT else R.FT10
@@ -257,16 +272,16 @@ class RiscvMasm:
 
     def _branch(self, kind: str, rs1, rs2, label: Label) -> None:
         if self.long_branches:
-            self.emit(getattr(A, _INVERT[kind])(rs1, rs2, 8))
+            self.words.append(getattr(A, _INVERT[kind])(rs1, rs2, 8))
             self.fixups.append((len(self.words), "j", label, ()))
-            self.emit(A.NOP)
+            self.words.append(A.NOP)
         else:
             self.fixups.append((len(self.words), "b", label, (kind, rs1, rs2)))
-            self.emit(A.NOP)
+            self.words.append(A.NOP)
 
     def jump(self, label: Label) -> None:
         self.fixups.append((len(self.words), "j", label, ()))
-        self.emit(A.NOP)
+        self.words.append(A.NOP)
 
     def branch_compare(self, cond: IntCmp, a: Reg, b: Reg | None, label: Label, when: bool) -> None:
         kind, swap = _COMPARE_BRANCH[cond]
@@ -284,11 +299,11 @@ class RiscvMasm:
 
     def trap(self, code: TrapCode) -> None:
         self.trap_sites.append((self.offset(), code, self.wasm_offset))
-        self.emit(A.EBREAK)
+        self.words.append(A.EBREAK)
 
     def jump_table(self, index: Reg, labels: list[Label], default: Label) -> None:
         t4, t5 = R.T4.num, R.T5.num
-        self.emit(A.and_(t5, index.num, R.MASK32.num))
+        self.words.append(A.and_(t5, index.num, R.MASK32.num))
         self.li(t4, len(labels))
         self._branch("bgeu", t5, t4, default)
         self.emit(A.auipc(t4, 0), A.slli(t5, t5, 2), A.add(t4, t4, t5), A.jalr(0, t4, 16))
@@ -345,14 +360,14 @@ class RiscvMasm:
         sp, fp, ra = R.SP.num, R.FP.num, R.RA.num
         self.emit(A.ld(ra, fp, -8), A.addi(sp, fp, 0))
         self.epilogues.append([self.offset(), self.offset()])  # sp is the CFA from here ...
-        self.emit(A.ld(fp, sp, -16))
+        self.words.append(A.ld(fp, sp, -16))
 
     def _end_epilogue(self) -> None:
         self.epilogues[-1][1] = self.offset()  # ... to here (after the return or tail jump)
 
     def epilogue_and_return(self) -> None:
         self._restore_and_pop()
-        self.emit(A.jalr(0, R.RA.num, 0))
+        self.words.append(A.jalr(0, R.RA.num, 0))
         self._end_epilogue()
 
     def frame_info(self, homes: list[tuple[Reg | None, int | None]], body: int) -> FrameInfo:
@@ -372,9 +387,9 @@ class RiscvMasm:
         r = reg.num
         if not _fits12(off):
             self.li(R.T5.num, off)
-            self.emit(A.add(R.T5.num, R.T5.num, base.num))
+            self.words.append(A.add(R.T5.num, R.T5.num, base.num))
             base, off = R.T5, 0
-        self.emit(getattr(A, insn)(r, base.num, off))
+        self.words.append(getattr(A, insn)(r, base.num, off))
 
     def store_slot(self, reg: Reg, off: int, ty: int) -> None:
         if reg.cls == FLOAT:
@@ -411,21 +426,21 @@ class RiscvMasm:
             self.li(reg.num, self._const_value(ty, bits))
             return
         if bits == 0:
-            self.emit(A.fmv_d_x(reg.num, 0) if ty == F64 else A.fmv_w_x(reg.num, 0))
+            self.words.append(A.fmv_d_x(reg.num, 0) if ty == F64 else A.fmv_w_x(reg.num, 0))
             return
         self.li(R.T4.num, self._const_value(ty, bits))
-        self.emit(A.fmv_d_x(reg.num, R.T4.num) if ty == F64 else A.fmv_w_x(reg.num, R.T4.num))
+        self.words.append(A.fmv_d_x(reg.num, R.T4.num) if ty == F64 else A.fmv_w_x(reg.num, R.T4.num))
 
     def mov(self, dst: Reg, src: Reg) -> None:
-        if dst == src:
+        if dst.num == src.num and dst.cls == src.cls:  # (dst == src, without a call)
             return
         if dst.cls == INT:
-            self.emit(A.addi(dst.num, src.num, 0))
+            self.words.append(A.addi(dst.num, src.num, 0))
         else:
-            self.emit(A.fsgnj(dst.num, src.num, src.num, True))
+            self.words.append(A.fsgnj(dst.num, src.num, src.num, True))
 
     def zero_reg(self, reg: Reg) -> None:
-        self.emit(A.addi(reg.num, 0, 0) if reg.cls == INT else A.fmv_d_x(reg.num, 0))
+        self.words.append(A.addi(reg.num, 0, 0) if reg.cls == INT else A.fmv_d_x(reg.num, 0))
 
     def zero_slot(self, off: int) -> None:
         self._mem("sd", R.ZERO, R.FP, off)
@@ -441,7 +456,7 @@ class RiscvMasm:
     def _abi_mem(self, insn: str, reg: Reg, off: int) -> None:
         base = off & ~0x7FF  # the ABI area is larger than a 12-bit offset reaches
         self.li(R.T5.num, abi.ABI_AREA + base)
-        self.emit(getattr(A, insn)(reg.num, R.T5.num, off - base))
+        self.words.append(getattr(A, insn)(reg.num, R.T5.num, off - base))
 
     def _ld_insn(self, ty: int) -> str:
         return {F32: "flw", F64: "fld"}.get(ty, "ld")
@@ -489,7 +504,7 @@ class RiscvMasm:
         if self.far_calls:
             self.emit(A.auipc(R.RA.num, 0), A.jalr(R.RA.num, R.RA.num, 0))
         else:
-            self.emit(A.jal(R.RA.num, 0))
+            self.words.append(A.jal(R.RA.num, 0))
 
     def tail_call_direct(self, func_index: int) -> None:
         self._restore_and_pop()
@@ -497,7 +512,7 @@ class RiscvMasm:
         if self.far_calls:
             self.emit(A.auipc(R.T5.num, 0), A.jalr(0, R.T5.num, 0))
         else:
-            self.emit(A.jal(0, 0))
+            self.words.append(A.jal(0, 0))
         self._end_epilogue()
 
     def call_ref(self) -> None:
@@ -507,7 +522,7 @@ class RiscvMasm:
         """
         t5, t6, s1, s2, ra = R.T5.num, R.T6.num, R.VMCTX.num, R.MEM0.num, R.RA.num
         same, done = Label(), Label()
-        self.emit(A.ld(t5, t6, abi.FUNCREF_VMCTX))
+        self.words.append(A.ld(t5, t6, abi.FUNCREF_VMCTX))
         self._branch("beq", t5, s1, same)
         self._mem("sd", R.VMCTX, R.FP, self.saved_vmctx)
         self._mem("sd", R.MEM0, R.FP, self.saved_mem0)
@@ -543,7 +558,7 @@ class RiscvMasm:
         t4, t5, t6 = R.T4.num, R.T5.num, R.T6.num
         s1, s2, sp, fp, ra = R.VMCTX.num, R.MEM0.num, R.SP.num, R.FP.num, R.RA.num
         other, reuse = Label(), Label()
-        self.emit(A.ld(t5, t6, abi.FUNCREF_VMCTX))
+        self.words.append(A.ld(t5, t6, abi.FUNCREF_VMCTX))
         self._branch("bne", t5, s1, other)
         self._restore_and_pop()
         self.emit(A.ld(t5, t6, abi.FUNCREF_CODE), A.jalr(0, t5, 0))
@@ -582,9 +597,9 @@ class RiscvMasm:
         self.emit(A.addi(sp, sp, -frame), *(A.sd(a0 + i, sp, 8 * i) for i in range(used)))
         for i, r in enumerate(regs):  # an operand in a saved argument register is read from where it was saved
             if a0 <= r < a0 + used:
-                self.emit(A.ld(a0 + i, sp, 8 * (r - a0)))
+                self.words.append(A.ld(a0 + i, sp, 8 * (r - a0)))
             elif r != a0 + i:
-                self.emit(A.addi(a0 + i, r, 0))
+                self.words.append(A.addi(a0 + i, r, 0))
         for i, value in enumerate(static):
             self.li(a0 + len(regs) + i, value)
         self.call_builtin(builtin_id)
@@ -592,21 +607,21 @@ class RiscvMasm:
 
     def call_builtin(self, builtin_id: int) -> None:
         self.li(R.T6.num, builtin_id)
-        self.emit(A.ECALL)
+        self.words.append(A.ECALL)
 
     def table_element_for_call(self, index: Reg, table_word: int, index64: bool, type_word: int) -> None:
         """t6 = the funcref at ``index``; traps: past the end, null, wrong signature."""
         t4, t5, t6 = R.T4.num, R.T5.num, R.T6.num
         self._mem("ld", R.T5, R.VMCTX, table_word)
-        self.emit(A.ld(t4, t5, abi.TABLEDESC_SIZE))
+        self.words.append(A.ld(t4, t5, abi.TABLEDESC_SIZE))
         if index64:
-            self.emit(A.addi(t6, index.num, 0))
+            self.words.append(A.addi(t6, index.num, 0))
         else:
-            self.emit(A.and_(t6, index.num, R.MASK32.num))
+            self.words.append(A.and_(t6, index.num, R.MASK32.num))
         self._trap_branch("bgeu", t6, t4, TrapCode.UNDEFINED_ELEMENT)
         self.emit(A.ld(t5, t5, abi.TABLEDESC_BASE), A.slli(t6, t6, 3), A.add(t5, t5, t6), A.ld(t6, t5, 0))
         self._trap_branch("beq", t6, 0, TrapCode.INDIRECT_CALL_TO_NULL)
-        self.emit(A.ld(t4, t6, abi.FUNCREF_TYPE))
+        self.words.append(A.ld(t4, t6, abi.FUNCREF_TYPE))
         self._mem("ld", R.T5, R.VMCTX, type_word)
         self._trap_branch("bne", t4, t5, TrapCode.BAD_SIGNATURE)
 
@@ -614,11 +629,11 @@ class RiscvMasm:
 
     def global_get(self, dst: Reg, word: int, ty: int) -> None:
         self._mem("ld", R.T5, R.VMCTX, word)
-        self.emit(getattr(A, self._ld_insn(ty))(dst.num, R.T5.num, 0))
+        self.words.append(getattr(A, self._ld_insn(ty))(dst.num, R.T5.num, 0))
 
     def global_set(self, src: Reg, word: int, ty: int) -> None:
         self._mem("ld", R.T5, R.VMCTX, word)
-        self.emit(getattr(A, self._st_insn(ty))(src.num, R.T5.num, 0))
+        self.words.append(getattr(A, self._st_insn(ty))(src.num, R.T5.num, 0))
 
     def memory_size(self, dst: Reg, word: int) -> None:
         t4, t5 = R.T4.num, R.T5.num
@@ -638,30 +653,30 @@ class RiscvMasm:
         index64 = memtype.index_type == I64
         explicit = index64 or memtype.page_size_log2 < 12 or offset + size > abi.MEMORY_GUARD
         if not explicit:
-            self.emit(A.and_(t5, addr.num, R.MASK32.num))
+            self.words.append(A.and_(t5, addr.num, R.MASK32.num))
             if mem == 0:
-                self.emit(A.add(t5, t5, R.MEM0.num))
+                self.words.append(A.add(t5, t5, R.MEM0.num))
             else:
                 self._mem("ld", R.T4, R.VMCTX, word)
                 self.emit(A.ld(t4, t4, abi.MEMDESC_BASE), A.add(t5, t5, t4))
             if _fits12(offset):
                 return R.T5, offset
             self.li(t4, offset)
-            self.emit(A.add(t5, t5, t4))
+            self.words.append(A.add(t5, t5, t4))
             return R.T5, 0
         if index64:
-            self.emit(A.addi(t5, addr.num, 0))
+            self.words.append(A.addi(t5, addr.num, 0))
         else:
-            self.emit(A.and_(t5, addr.num, R.MASK32.num))
+            self.words.append(A.and_(t5, addr.num, R.MASK32.num))
         if offset:
             self.li(t4, offset)
-            self.emit(A.add(t5, t5, t4))
+            self.words.append(A.add(t5, t5, t4))
             if index64:
                 self._trap_branch("bltu", t5, t4, TrapCode.MEMORY_OUT_OF_BOUNDS)  # carry out of 64 bits
-        self.emit(A.addi(t6, t5, size))
+        self.words.append(A.addi(t6, t5, size))
         self._trap_branch("bltu", t6, t5, TrapCode.MEMORY_OUT_OF_BOUNDS)
         self._mem("ld", R.T4, R.VMCTX, word)
-        self.emit(A.ld(t4, t4, abi.MEMDESC_SIZE))
+        self.words.append(A.ld(t4, t4, abi.MEMDESC_SIZE))
         self._trap_branch("bltu", t4, t6, TrapCode.MEMORY_OUT_OF_BOUNDS)
         self._mem("ld", R.T4, R.VMCTX, word)
         self.emit(A.ld(t4, t4, abi.MEMDESC_BASE), A.add(t5, t5, t4))
@@ -687,7 +702,7 @@ class RiscvMasm:
         self._trap_branch("bltu", t4, t5, TrapCode.SEGMENT_FAULT, prefix)  # past the limit
         self.emit(A.ld(t4, t6, h), A.add(t5, t5, t4))
         insn = (_FAR_STORES if write else _FAR_LOADS)[size]
-        self.emit(getattr(A, insn)(data.num, t5, -size))
+        self.words.append(getattr(A, insn)(data.num, t5, -size))
 
     # -- bulk memory ----------------------------------------------------------------------------------
 
@@ -696,11 +711,11 @@ class RiscvMasm:
         flag (to ``slow``), then ``reg + n`` against the memory's size (trap); ``desc`` holds the descriptor."""
         r, t4, t6 = reg.num, R.T4.num, R.T6.num
         if not index64:
-            self.emit(A.and_(r, r, R.MASK32.num))
-        self.emit(A.add(t4, r, n.num))
+            self.words.append(A.and_(r, r, R.MASK32.num))
+        self.words.append(A.add(t4, r, n.num))
         if index64:  # a 64-bit offset plus a small n may carry out
             self._trap_branch("bltu", t4, r, TrapCode.MEMORY_OUT_OF_BOUNDS)
-        self.emit(A.ld(t6, desc, abi.MEMDESC_SIZE))
+        self.words.append(A.ld(t6, desc, abi.MEMDESC_SIZE))
         self._trap_branch("bltu", t6, t4, TrapCode.MEMORY_OUT_OF_BOUNDS)
         self.emit(A.ld(t6, desc, abi.MEMDESC_BASE), A.add(r, r, t6))
 
@@ -710,10 +725,10 @@ class RiscvMasm:
         zero-extended first: both paths leave it so (metered code charges it after either)."""
         t4, t5 = R.T4.num, R.T5.num
         if not n64:
-            self.emit(A.and_(n.num, n.num, R.MASK32.num))
+            self.words.append(A.and_(n.num, n.num, R.MASK32.num))
         for word in words:
             self._mem("ld", R.T5, R.VMCTX, word)
-            self.emit(A.ld(t4, t5, abi.MEMDESC_BULK_HOST))
+            self.words.append(A.ld(t4, t5, abi.MEMDESC_BULK_HOST))
             self._branch("bne", t4, 0, slow)
         self.li(t4, abi.BULK_INLINE_MAX)
         self._branch("bltu", t4, n.num, slow)
@@ -768,7 +783,7 @@ class RiscvMasm:
         self._bulk_operand(src, t5, index64[1], n)
         # memmove: forwards unless the destination starts inside the source ((d - s) < n, unsigned).
         backward, fwords, ftail, floop, bwords, bloop, btail = (Label() for _ in range(7))
-        self.emit(A.sub(t4, d, s))
+        self.words.append(A.sub(t4, d, s))
         self._branch("bltu", t4, c, backward)
         self.emit(A.andi(t5, c, -8), A.add(t5, d, t5), A.add(t6, d, c))  # t5: end of the words, t6: the end
         self._branch("beq", d, t5, ftail)
@@ -796,10 +811,10 @@ class RiscvMasm:
         self.bind(back)
 
     def load(self, kind: LoadKind, dst: Reg, base: Reg, disp: int) -> None:
-        self.emit(getattr(A, _LOADS[kind])(dst.num, base.num, disp))
+        self.words.append(getattr(A, _LOADS[kind])(dst.num, base.num, disp))
 
     def store(self, kind: StoreKind, src: Reg, base: Reg, disp: int) -> None:
-        self.emit(getattr(A, _STORES[kind])(src.num, base.num, disp))
+        self.words.append(getattr(A, _STORES[kind])(src.num, base.num, disp))
 
     # -- atomics (threads proposal) ---------------------------------------------------------------------
     # Sequentially consistent throughout: AMOs and LR/SC with aq and rl; plain loads and stores between
@@ -814,18 +829,18 @@ class RiscvMasm:
         if low:
             self.emit(A.addi(t4, addr.num, low), A.andi(t4, t4, size - 1))
         else:
-            self.emit(A.andi(t4, addr.num, size - 1))
+            self.words.append(A.andi(t4, addr.num, size - 1))
         self._trap_branch("bne", t4, 0, TrapCode.HEAP_MISALIGNED)
 
     def _atomic_base(self, base: Reg, disp: int) -> int:
         """The address ``base + disp`` in one register (t5)."""
         t5 = R.T5.num
         if disp or base.num != t5:
-            self.emit(A.addi(t5, base.num, disp))
+            self.words.append(A.addi(t5, base.num, disp))
         return t5
 
     def fence(self) -> None:
-        self.emit(A.fence())
+        self.words.append(A.fence())
 
     def atomic_load(self, kind: LoadKind, dst: Reg, base: Reg, disp: int) -> None:
         self.emit(
@@ -834,19 +849,19 @@ class RiscvMasm:
 
     def atomic_store(self, kind: StoreKind, src: Reg, base: Reg, disp: int) -> None:
         self.emit(A.fence(A.FENCE_R | A.FENCE_W, A.FENCE_W), getattr(A, _STORES[kind])(src.num, base.num, disp))
-        self.emit(A.fence())
+        self.words.append(A.fence())
 
     def _subword_setup(self, a: int, size: int, shift: int, mask: int) -> None:
         """For an 8/16-bit access at ``a``: ``shift`` = its bit position in the aligned word, ``mask`` = its
         bits there, ``a`` = the aligned word's address."""
         self.emit(A.andi(shift, a, 3), A.slli(shift, shift, 3), A.andi(a, a, -4))
         self.li(mask, (1 << 8 * size) - 1)
-        self.emit(A.sll(mask, mask, shift))
+        self.words.append(A.sll(mask, mask, shift))
 
     def _field(self, dst: int, size: int) -> None:
         """``dst`` &= the low ``size`` bytes (1 or 2)."""
         if size == 1:
-            self.emit(A.andi(dst, dst, 0xFF))
+            self.words.append(A.andi(dst, dst, 0xFF))
         else:
             self.emit(A.slli(dst, dst, 48), A.srli(dst, dst, 48))
 
@@ -858,26 +873,26 @@ class RiscvMasm:
         if size >= 4:
             double = size == 8
             if op is RmwOp.SUB:
-                self.emit(A.sub(t6, 0, v))
+                self.words.append(A.sub(t6, 0, v))
                 v = t6
-            self.emit(A.amo(_AMO_OPS[op], d, a, v, double=double))
+            self.words.append(A.amo(_AMO_OPS[op], d, a, v, double=double))
             if wide and size == 4:
-                self.emit(A.and_(d, d, R.MASK32.num))
+                self.words.append(A.and_(d, d, R.MASK32.num))
             return
         shift, mask, vs = (t.num for t in temps[:3])
         self._subword_setup(a, size, shift, mask)
         self.emit(A.sll(vs, v, shift), A.and_(vs, vs, mask))
         loop = Label()
         self.bind(loop)
-        self.emit(A.lr(d, a, double=False))
+        self.words.append(A.lr(d, a, double=False))
         if op is RmwOp.XCHG:
-            self.emit(A.addi(t6, vs, 0))
+            self.words.append(A.addi(t6, vs, 0))
         else:
-            self.emit(_RMW_WORD_OPS[op](t6, d, vs))
+            self.words.append(_RMW_WORD_OPS[op](t6, d, vs))
         self.emit(A.xor(t6, t6, d), A.and_(t6, t6, mask), A.xor(t6, t6, d))  # old outside the field
-        self.emit(A.sc(t4, a, t6, double=False))
+        self.words.append(A.sc(t4, a, t6, double=False))
         self._branch("bne", t4, 0, loop)
-        self.emit(A.srl(d, d, shift))
+        self.words.append(A.srl(d, d, shift))
         self._field(d, size)
 
     def atomic_cmpxchg(
@@ -897,30 +912,30 @@ class RiscvMasm:
         if size >= 4:
             double = size == 8
             if not double:
-                self.emit(A.addiw(t6, e, 0))  # LR.W sign-extends: compare the wrapped expected value so
+                self.words.append(A.addiw(t6, e, 0))  # LR.W sign-extends: compare the wrapped expected value so
                 e = t6
             self.bind(loop)
-            self.emit(A.lr(d, a, double=double))
+            self.words.append(A.lr(d, a, double=double))
             self._branch("bne", d, e, done)
-            self.emit(A.sc(t4, a, r, double=double))
+            self.words.append(A.sc(t4, a, r, double=double))
             self._branch("bne", t4, 0, loop)
             self.bind(done)
             if wide and size == 4:
-                self.emit(A.and_(d, d, R.MASK32.num))
+                self.words.append(A.and_(d, d, R.MASK32.num))
             return
         shift, mask, es, rs = (t.num for t in temps[:4])
         self._subword_setup(a, size, shift, mask)
-        self.emit(A.addi(es, e, 0))
+        self.words.append(A.addi(es, e, 0))
         self._field(es, size)
         self.emit(A.sll(es, es, shift), A.sll(rs, r, shift), A.and_(rs, rs, mask))
         self.bind(loop)
         self.emit(A.lr(d, a, double=False), A.and_(t6, d, mask))
         self._branch("bne", t6, es, done)
         self.emit(A.xor(t6, d, rs), A.and_(t6, t6, mask), A.xor(t6, t6, d))
-        self.emit(A.sc(t4, a, t6, double=False))
+        self.words.append(A.sc(t4, a, t6, double=False))
         self._branch("bne", t4, 0, loop)
         self.bind(done)
-        self.emit(A.srl(d, d, shift))
+        self.words.append(A.srl(d, d, shift))
         self._field(d, size)
 
     # -- integer arithmetic ------------------------------------------------------------------------------
@@ -938,20 +953,20 @@ class RiscvMasm:
         if isinstance(b, int):
             v = _signed(b, 64 if wide else 32)
             if op is IntBinOp.ADD:
-                self.emit(A.addi(d, ra, v) if wide else A.addiw(d, ra, v))
+                self.words.append(A.addi(d, ra, v) if wide else A.addiw(d, ra, v))
             elif op is IntBinOp.SUB:
-                self.emit(A.addi(d, ra, -v) if wide else A.addiw(d, ra, -v))
+                self.words.append(A.addi(d, ra, -v) if wide else A.addiw(d, ra, -v))
             elif op in _INT_LOGIC_IMM:
-                self.emit(_INT_LOGIC_IMM[op](d, ra, v))
+                self.words.append(_INT_LOGIC_IMM[op](d, ra, v))
             elif op is IntBinOp.ROTL or op is IntBinOp.ROTR:
                 self._rotate_imm(d, ra, v, wide, op is IntBinOp.ROTL)
             else:
                 sh = v & (63 if wide else 31)
-                self.emit(_INT_SHIFT_IMM[op][0 if wide else 1](d, ra, sh))
+                self.words.append(_INT_SHIFT_IMM[op][0 if wide else 1](d, ra, sh))
             return
         rb = b.num
         if op in _INT_SIMPLE:
-            self.emit(_INT_SIMPLE[op][0 if wide else 1](d, ra, rb))
+            self.words.append(_INT_SIMPLE[op][0 if wide else 1](d, ra, rb))
             return
         t4 = R.T4.num
         if op is IntBinOp.ROTL or op is IntBinOp.ROTR:
@@ -975,15 +990,15 @@ class RiscvMasm:
         self._trap_branch("beq", rb, 0, TrapCode.INTEGER_DIVIDE_BY_ZERO)
         if op is IntBinOp.DIV_S:
             ok = Label()
-            self.emit(A.addi(t4, 0, -1))
+            self.words.append(A.addi(t4, 0, -1))
             self._branch("bne", rb, t4, ok)
             if wide:
                 self.emit(A.addi(t4, 0, 1), A.slli(t4, t4, 63))
             else:
-                self.emit(A.lui(t4, 0x80000))
+                self.words.append(A.lui(t4, 0x80000))
             self._trap_branch("beq", ra, t4, TrapCode.INTEGER_OVERFLOW)
             self.bind(ok)
-        self.emit(_INT_DIV[op][0 if wide else 1](d, ra, rb))
+        self.words.append(_INT_DIV[op][0 if wide else 1](d, ra, rb))
 
     def _rotate_imm(self, d: int, a: int, amount: int, wide: bool, left: bool) -> None:
         """``d = a`` rotated by a constant: two shifts and an or (RV64 without Zbb has no rotate; Unicorn 2.1.4
@@ -992,7 +1007,7 @@ class RiscvMasm:
         bits = 64 if wide else 32
         k = amount % bits if left else -amount % bits  # as a left rotate
         if k == 0:
-            self.emit(A.addi(d, a, 0))
+            self.words.append(A.addi(d, a, 0))
             return
         t4 = R.T4.num
         if wide:
@@ -1001,7 +1016,7 @@ class RiscvMasm:
             self.emit(A.slliw(t4, a, k), A.srliw(d, a, bits - k), A.or_(d, d, t4))
 
     def int_eqz(self, dst: Reg, a: Reg) -> None:
-        self.emit(A.sltiu(dst.num, a.num, 1))
+        self.words.append(A.sltiu(dst.num, a.num, 1))
 
     def int_compare(self, cond: IntCmp, dst: Reg, a: Reg, b: Reg) -> None:
         d, ra, rb = dst.num, a.num, b.num
@@ -1010,9 +1025,9 @@ class RiscvMasm:
             return
         cmp = A.slt if cond in _SIGNED_CMP else A.sltu
         if cond is IntCmp.LT_S or cond is IntCmp.LT_U:
-            self.emit(cmp(d, ra, rb))
+            self.words.append(cmp(d, ra, rb))
         elif cond is IntCmp.GT_S or cond is IntCmp.GT_U:
-            self.emit(cmp(d, rb, ra))
+            self.words.append(cmp(d, rb, ra))
         elif cond is IntCmp.LE_S or cond is IntCmp.LE_U:
             self.emit(cmp(d, rb, ra), A.xori(d, d, 1))
         else:
@@ -1021,10 +1036,10 @@ class RiscvMasm:
     def _clz64(self, d: int, x: int) -> None:
         """d = number of leading zeros of the non-zero value in x (x is clobbered)."""
         t4 = R.T4.num
-        self.emit(A.addi(d, 0, 0))
+        self.words.append(A.addi(d, 0, 0))
         for shift in (32, 16, 8, 4, 2, 1):
             skip = Label()
-            self.emit(A.srli(t4, x, 64 - shift))
+            self.words.append(A.srli(t4, x, 64 - shift))
             self._branch("bne", t4, 0, skip)
             self.emit(A.addi(d, d, shift), A.slli(x, x, shift))
             self.bind(skip)
@@ -1051,19 +1066,19 @@ class RiscvMasm:
         if op is IntUnOp.CLZ:
             zero, done = Label(), Label()
             if wide:
-                self.emit(A.addi(t5, ra, 0))
+                self.words.append(A.addi(t5, ra, 0))
             else:
-                self.emit(A.slli(t5, ra, 32))
+                self.words.append(A.slli(t5, ra, 32))
             self._branch("beq", t5, 0, zero)
             self._clz64(d, t5)
             self.jump(done)
             self.bind(zero)
-            self.emit(A.addi(d, 0, 64 if wide else 32))
+            self.words.append(A.addi(d, 0, 64 if wide else 32))
             self.bind(done)
         elif op is IntUnOp.CTZ:
             zero, done = Label(), Label()
             if wide:
-                self.emit(A.addi(t5, ra, 0))
+                self.words.append(A.addi(t5, ra, 0))
             else:  # a bit at 32 makes ctz(0) = 32
                 self.emit(A.addi(t4, 0, 1), A.slli(t4, t4, 32), A.or_(t5, ra, t4))
             self._branch("beq", t5, 0, zero)
@@ -1073,7 +1088,7 @@ class RiscvMasm:
             self.emit(A.sub(d, 0, d), A.addi(d, d, 63))
             self.jump(done)
             self.bind(zero)
-            self.emit(A.addi(d, 0, 64))
+            self.words.append(A.addi(d, 0, 64))
             self.bind(done)
         elif op is IntUnOp.POPCNT:
             loop, done = Label(), Label()
@@ -1088,45 +1103,45 @@ class RiscvMasm:
         elif op is IntUnOp.EXTEND16_S:
             self.emit(A.slli(d, ra, 48), A.srai(d, d, 48))
         else:  # EXTEND32_S
-            self.emit(A.addiw(d, ra, 0))
+            self.words.append(A.addiw(d, ra, 0))
 
     # -- floating point ------------------------------------------------------------------------------------
 
     def float_binary(self, op: FloatBinOp, double: bool, dst: Reg, a: Reg, b: Reg) -> None:
         d, fa, fb = dst.num, a.num, b.num
         if op is FloatBinOp.ADD or op is FloatBinOp.SUB or op is FloatBinOp.MUL or op is FloatBinOp.DIV:
-            self.emit(getattr(A, "f" + op.value)(d, fa, fb, double))
+            self.words.append(getattr(A, "f" + op.value)(d, fa, fb, double))
         elif op is FloatBinOp.COPYSIGN:
-            self.emit(A.fsgnj(d, fa, fb, double))
+            self.words.append(A.fsgnj(d, fa, fb, double))
         else:  # min, max: a NaN operand gives NaN (RISC-V would return the other operand)
             ordered, done = Label(), Label()
             t4, t5 = R.T4.num, R.T5.num
             self.emit(A.feq(t4, fa, fa, double), A.feq(t5, fb, fb, double), A.and_(t4, t4, t5))
             self._branch("bne", t4, 0, ordered)
-            self.emit(A.fadd(d, fa, fb, double))
+            self.words.append(A.fadd(d, fa, fb, double))
             self.jump(done)
             self.bind(ordered)
-            self.emit((A.fmin if op is FloatBinOp.MIN else A.fmax)(d, fa, fb, double))
+            self.words.append((A.fmin if op is FloatBinOp.MIN else A.fmax)(d, fa, fb, double))
             self.bind(done)
 
     def float_unary(self, op: FloatUnOp, double: bool, dst: Reg, a: Reg) -> None:
         d, fa = dst.num, a.num
         if op is FloatUnOp.ABS:
-            self.emit(A.fsgnjx(d, fa, fa, double))
+            self.words.append(A.fsgnjx(d, fa, fa, double))
         elif op is FloatUnOp.NEG:
-            self.emit(A.fsgnjn(d, fa, fa, double))
+            self.words.append(A.fsgnjn(d, fa, fa, double))
         elif op is FloatUnOp.SQRT:
-            self.emit(A.fsqrt(d, fa, double))
+            self.words.append(A.fsqrt(d, fa, double))
         else:  # ceil floor trunc nearest: through an integer when |a| < 2^52 (2^23), else a itself
             rm = _ROUNDING[op]
             t4 = R.T4.num
             ft10, ft11 = R.FT10.num, R.FT11.num
             big, done = Label(), Label()
             limit = 0x4330_0000_0000_0000 if double else 0x4B00_0000  # 2^52, 2^23
-            self.emit(A.fsgnjx(ft10, fa, fa, double))
+            self.words.append(A.fsgnjx(ft10, fa, fa, double))
             self.li(t4, limit)
-            self.emit(A.fmv_d_x(ft11, t4) if double else A.fmv_w_x(ft11, t4))
-            self.emit(A.flt(t4, ft10, ft11, double))
+            self.words.append(A.fmv_d_x(ft11, t4) if double else A.fmv_w_x(ft11, t4))
+            self.words.append(A.flt(t4, ft10, ft11, double))
             self._branch("beq", t4, 0, big)
             self.emit(
                 A.fcvt_to_int(t4, fa, double=double, signed=True, wide=True, rm=rm),
@@ -1135,40 +1150,40 @@ class RiscvMasm:
             )
             self.jump(done)
             self.bind(big)  # integral already, infinite, or NaN (made canonical)
-            self.emit(A.fmin(d, fa, fa, double))
+            self.words.append(A.fmin(d, fa, fa, double))
             self.bind(done)
 
     def float_compare(self, cond: FloatCmp, double: bool, dst: Reg, a: Reg, b: Reg) -> None:
         d, fa, fb = dst.num, a.num, b.num
         if cond is FloatCmp.EQ:
-            self.emit(A.feq(d, fa, fb, double))
+            self.words.append(A.feq(d, fa, fb, double))
         elif cond is FloatCmp.NE:
             self.emit(A.feq(d, fa, fb, double), A.xori(d, d, 1))
         elif cond is FloatCmp.LT:
-            self.emit(A.flt(d, fa, fb, double))
+            self.words.append(A.flt(d, fa, fb, double))
         elif cond is FloatCmp.GT:
-            self.emit(A.flt(d, fb, fa, double))
+            self.words.append(A.flt(d, fb, fa, double))
         elif cond is FloatCmp.LE:
-            self.emit(A.fle(d, fa, fb, double))
+            self.words.append(A.fle(d, fa, fb, double))
         else:
-            self.emit(A.fle(d, fb, fa, double))
+            self.words.append(A.fle(d, fb, fa, double))
 
     def convert(self, conv: Conversion, dst: Reg, a: Reg) -> None:
         d, ra, t4 = dst.num, a.num, R.T4.num
         if conv in _MOVES:
-            self.emit(_MOVES[conv](d, ra))
+            self.words.append(_MOVES[conv](d, ra))
         elif conv is Conversion.I64_EXTEND_I32_U:
-            self.emit(A.and_(d, ra, R.MASK32.num))
+            self.words.append(A.and_(d, ra, R.MASK32.num))
         elif conv in _INT_TO_FLOAT:
             double, signed, wide = _INT_TO_FLOAT[conv]
-            self.emit(A.fcvt_from_int(d, ra, double=double, signed=signed, wide=wide))
+            self.words.append(A.fcvt_from_int(d, ra, double=double, signed=signed, wide=wide))
         else:
             wide, double, signed, saturating = _FLOAT_TO_INT[conv]
             cvt = A.fcvt_to_int(d, ra, double=double, signed=signed, wide=wide, rm=A.RM_RTZ)
             if saturating:  # RISC-V saturates, but turns NaN into the maximum: wasm wants 0
                 self.emit(A.feq(t4, ra, ra, double), cvt, A.sub(t4, 0, t4), A.and_(d, d, t4))
             else:
-                self.emit(A.feq(t4, ra, ra, double))
+                self.words.append(A.feq(t4, ra, ra, double))
                 self._trap_branch("beq", t4, 0, TrapCode.BAD_CONVERSION_TO_INTEGER)
                 self.emit(A.csrrw(0, A.CSR_FFLAGS, 0), cvt, A.csrrs(t4, A.CSR_FFLAGS, 0), A.andi(t4, t4, A.FFLAG_NV))
                 self._trap_branch("bne", t4, 0, TrapCode.INTEGER_OVERFLOW)
@@ -1179,13 +1194,13 @@ class RiscvMasm:
         """``addi gp, gp, -cost`` (through t6 when ``cost`` does not fit 12 bits)."""
         gp = R.FUEL.num
         if _fits12(-cost):
-            self.emit(A.addi(gp, gp, -cost))
+            self.words.append(A.addi(gp, gp, -cost))
         else:
             self.li(R.T6.num, cost)
-            self.emit(A.sub(gp, gp, R.T6.num))
+            self.words.append(A.sub(gp, gp, R.T6.num))
 
     def fuel_consume_reg(self, units: Reg) -> None:
-        self.emit(A.sub(R.FUEL.num, R.FUEL.num, units.num))
+        self.words.append(A.sub(R.FUEL.num, R.FUEL.num, units.num))
 
     def fuel_checkpoint(self, cost: int, builtin_id: int) -> None:
         """``blez gp`` (after the cost, if any) to a cold stub that calls the builtin and comes back."""
@@ -1213,7 +1228,7 @@ class RiscvMasm:
             self.bind(label)
             self.emit(*prefix)
             self.trap_sites.append((self.offset(), code, wasm_offset))
-            self.emit(A.EBREAK)
+            self.words.append(A.EBREAK)
         for stub, back, builtin_id, wasm_offset in self.checkpoints:
             self.bind(stub)
             self.pc_map.append((self.offset(), wasm_offset))  # the slow path reports the checkpoint's offset
@@ -1244,7 +1259,10 @@ class RiscvMasm:
             self.words[self._frame_patch] = A.lui(R.T5.num, hi)
             self.words[self._frame_patch + 1] = A.addiw(R.T5.num, R.T5.num, lo)
         self.trap_sites.sort(key=lambda site: site[0])
-        return struct.pack(f"<{len(self.words)}I", *self.words)
+        words = array("I", self.words)
+        if sys.byteorder == "big":
+            words.byteswap()
+        return words.tobytes()
 
     # -- SIMD ---------------------------------------------------------------------------------------------
 
@@ -1252,7 +1270,7 @@ class RiscvMasm:
         """``base, disp`` such that ``disp + 8`` fits 12 bits too (``base`` is the heap-address scratch)."""
         if _fits12(disp + 8):
             return base, disp
-        self.emit(A.addi(R.T5.num, base.num, disp))
+        self.words.append(A.addi(R.T5.num, base.num, disp))
         return R.T5, 0
 
     def load_v128(self, lo: Reg, hi: Reg, base: Reg, disp: int) -> None:
@@ -1276,7 +1294,7 @@ class RiscvMasm:
         if self.far_calls:
             self.emit(A.auipc(R.RA.num, 0), A.jalr(R.RA.num, R.RA.num, 0))
         else:
-            self.emit(A.jal(R.RA.num, 0))
+            self.words.append(A.jal(R.RA.num, 0))
 
     def patch_call(self, code: bytearray, site: int, target: int, far: bool) -> None:
         """Point the ``jal`` (or ``auipc``+``jalr``) at ``site`` to ``target``, keeping its registers."""
