@@ -36,7 +36,17 @@ WASM = _wat_to_wasm(WAT)
 
 
 def fields(c) -> tuple:
-    return (c.code, c.func_offsets, c.func_sizes, c.trap_table, c.pc_map, c.layout, c.num_imported_funcs, c.far_calls)
+    return (
+        c.code,
+        c.func_offsets,
+        c.func_sizes,
+        c.trap_table,
+        c.pc_map,
+        c.layout,
+        c.num_imported_funcs,
+        c.far_calls,
+        c.frames,
+    )
 
 
 def reseal(body: bytes) -> bytes:
@@ -55,6 +65,7 @@ def test_round_trip(sample):
     module, compiled, data = sample
     assert fields(decode(data, module)) == fields(compiled)
     assert compiled.trap_table and compiled.pc_map  # the sample exercises every table
+    assert any(f.homes and f.saved for f in compiled.frames) and any(f.epilogues for f in compiled.frames)
     far = compile_module(module, far_calls=True)
     assert fields(decode(encode(far), module)) == fields(far) and far.far_calls
 

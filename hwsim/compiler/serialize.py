@@ -158,7 +158,7 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
     funcs = r.records(_FUNC)
     traps = r.records(_TRAP)
     pc_map = PcMap.from_bytes(r.take(r.count(_PC.size) * _PC.size))
-    frames = [FrameInfo.read(r.take) for _ in range(r.count(_FRAME_MIN))]
+    frames = r.frames(r.count(_FRAME_MIN))
     code = bytes(r.take(r.unpack("<I")[0]))
     if r.left:
         raise CacheFormatError(f"{r.left} bytes after the code")
@@ -176,8 +176,12 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
     if frames and len(frames) != count:
         raise CacheFormatError(f"{len(frames)} frames, but the module defines {count} functions")
     for (_, size), frame in zip(funcs, frames):
-        ends = [frame.prologue_end, frame.body, *(e for pair in frame.epilogues for e in pair)]
-        if max(ends, default=0) > size or any(h >= 64 for h in frame.homes):
+        if (
+            frame.prologue_end > size
+            or frame.body > size
+            or (frame.epilogues and max(max(pair) for pair in frame.epilogues) > size)
+            or (frame.homes and max(frame.homes) >= 64)
+        ):
             raise CacheFormatError("a frame's offsets or registers do not fit its function")
     trap_table = [(off, _index(codes, code_index, "trap code"), func, wasm) for off, code_index, func, wasm in traps]
     # Whole-column checks first (C loops: a large module has a pc-map entry per wasm instruction); the
@@ -247,6 +251,14 @@ class _Reader:
         if n * size > self.left:
             raise CacheFormatError(f"truncated: {n} records of {size} bytes at {self.pos}, {self.left} left")
         return n
+
+    def frames(self, count: int) -> list[FrameInfo]:
+        """``count`` frames (frames.FrameInfo.to_bytes, one after another)."""
+        try:
+            frames, self.pos = FrameInfo.read_many(self.data, self.pos, count)
+        except ValueError as exc:
+            raise CacheFormatError(f"truncated: {exc}") from None
+        return frames
 
     def records(self, record: struct.Struct) -> list[tuple]:
         """A u32 count, then that many records."""
