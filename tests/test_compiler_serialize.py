@@ -270,3 +270,23 @@ def test_the_features_a_module_was_accepted_under_are_part_of_the_key(tmp_path):
     assert engine.cache_hits == 1
     with pytest.raises(UnsupportedFeatureError):
         Module(engine, wasm)
+
+
+def test_frames_are_read_when_a_debugger_asks_and_forged_ones_are_dropped(sample):
+    """A cached load leaves the frames (GDB's view of each function) as bytes; the first look decodes
+    them.  Frames that do not fit their functions, in a file with a valid hash (forged), become
+    NO_FRAME each, with the reason: the debugger shows no variables, nothing else changes."""
+    from hwsim.compiler.frames import NO_FRAME, FrameTable
+
+    module, compiled, data = sample
+    loaded = decode(data, module)
+    assert isinstance(loaded.frames, FrameTable) and loaded.frames._frames is None  # not decoded yet
+    assert len(loaded.frames) == len(compiled.frames) and loaded.frames._frames is None
+    assert list(loaded.frames) == list(compiled.frames) and loaded.frames[0] == compiled.frames[0]
+    assert loaded.frames.problem is None
+    big = max(compiled.func_sizes) + 4
+    forged = FrameTable(b"".join(f.to_bytes() for f in compiled.frames), len(compiled.frames), [1] * 3)
+    assert list(forged) == [NO_FRAME] * len(compiled.frames)
+    assert forged.problem == "a frame's offsets or registers do not fit its function"
+    cut = FrameTable(b"".join(f.to_bytes() for f in compiled.frames)[:-3], len(compiled.frames), [big] * 3)
+    assert list(cut) == [NO_FRAME] * len(compiled.frames) and "runs past the end" in cut.problem

@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import sys
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .._gc import gc_paused
@@ -106,7 +106,7 @@ class CompiledModule:
     num_imported_funcs: int
     far_calls: bool = False
     metering: bool = False  # checkpoints and fuel counting (codegen/fuel.py)
-    frames: list[FrameInfo] = field(default_factory=list)  # per defined function: frame and locals (frames.py)
+    frames: Sequence[FrameInfo] = field(default_factory=list)  # per defined function: frame and locals (frames.py)
     _trap_keys: list[int] = field(default_factory=list, repr=False)
     _pc_keys: array = field(default_factory=lambda: array("I"), repr=False)
 

@@ -20,7 +20,7 @@ behind the Store's page tables (no more than a hostile module could ask for).
               4 + 8 n        functions: u32 count; (u32 code offset, u32 size) each, contiguous from 0
               4 + 13 n       trap table: u32 count; (u32 code offset, u8 trap code, u32 func, u32 wasm offset)
               4 + 12 n       pc map: u32 count; (u32 code offset, u32 func, u32 wasm offset)
-              4 + ...        frames: u32 count (0 or one per function); each a frames.FrameInfo
+              8 + ...        frames: u32 count (0 or one per function), u32 length; each a frames.FrameInfo
               4 + n          code: u32 length, the bytes
 
 The vmctx layout and the number of imported functions are not stored: they are recomputed from
@@ -50,11 +50,11 @@ import struct
 
 from ..wasm.module import DecodedModule, Features
 from . import COMPILER_VERSION, CompiledModule, PcMap, vmctx_layout
-from .frames import FrameInfo
+from .frames import FrameTable
 from .traps import TrapCode
 
 MAGIC = b"hwsimcc\0"
-FORMAT_VERSION = 3  # 2: the key names the features a module was accepted under; 3: frames
+FORMAT_VERSION = 4  # 2: the key names the features a module was accepted under; 3: frames; 4: frames sized
 _HEADER = struct.Struct("<8sI32s")
 _TRAP = struct.Struct("<IBII")
 _PC = struct.Struct("<III")
@@ -124,7 +124,8 @@ def encode(compiled: CompiledModule) -> bytes:
     parts += [_TRAP.pack(off, index[code.name], func, wasm) for off, code, func, wasm in compiled.trap_table]
     pc_map = compiled.pc_map if isinstance(compiled.pc_map, PcMap) else PcMap(compiled.pc_map)
     parts += [_U32.pack(len(pc_map)), pc_map.to_bytes()]
-    parts += [_U32.pack(len(compiled.frames)), *(frame.to_bytes() for frame in compiled.frames)]
+    frames = b"".join(frame.to_bytes() for frame in compiled.frames)
+    parts += [_U32.pack(len(compiled.frames)), _U32.pack(len(frames)), frames]
     parts += [_U32.pack(len(compiled.code)), compiled.code]
     body = b"".join(parts)
     return _HEADER.pack(MAGIC, FORMAT_VERSION, hashlib.sha256(body).digest()) + body
@@ -158,7 +159,8 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
     funcs = r.records(_FUNC)
     traps = r.records(_TRAP)
     pc_map = PcMap.from_bytes(r.take(r.count(_PC.size) * _PC.size))
-    frames = r.frames(r.count(_FRAME_MIN))
+    frame_count = r.count(_FRAME_MIN)
+    frame_bytes = bytes(r.take(r.unpack("<I")[0]))
     code = bytes(r.take(r.unpack("<I")[0]))
     if r.left:
         raise CacheFormatError(f"{r.left} bytes after the code")
@@ -173,16 +175,9 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
         end += size
     if end != len(code):
         raise CacheFormatError(f"functions end at {end:#x}, the code at {len(code):#x}")
-    if frames and len(frames) != count:
-        raise CacheFormatError(f"{len(frames)} frames, but the module defines {count} functions")
-    for (_, size), frame in zip(funcs, frames):
-        if (
-            frame.prologue_end > size
-            or frame.body > size
-            or (frame.epilogues and max(max(pair) for pair in frame.epilogues) > size)
-            or (frame.homes and max(frame.homes) >= 64)
-        ):
-            raise CacheFormatError("a frame's offsets or registers do not fit its function")
+    if frame_count and frame_count != count:
+        raise CacheFormatError(f"{frame_count} frames, but the module defines {count} functions")
+    frames = FrameTable(frame_bytes, frame_count, [size for _, size in funcs]) if frame_count else []
     trap_table = [(off, _index(codes, code_index, "trap code"), func, wasm) for off, code_index, func, wasm in traps]
     # Whole-column checks first (C loops: a large module has a pc-map entry per wasm instruction); the
     # entry-by-entry loop only runs to name the entry that fails.
@@ -251,14 +246,6 @@ class _Reader:
         if n * size > self.left:
             raise CacheFormatError(f"truncated: {n} records of {size} bytes at {self.pos}, {self.left} left")
         return n
-
-    def frames(self, count: int) -> list[FrameInfo]:
-        """``count`` frames (frames.FrameInfo.to_bytes, one after another)."""
-        try:
-            frames, self.pos = FrameInfo.read_many(self.data, self.pos, count)
-        except ValueError as exc:
-            raise CacheFormatError(f"truncated: {exc}") from None
-        return frames
 
     def records(self, record: struct.Struct) -> list[tuple]:
         """A u32 count, then that many records."""
