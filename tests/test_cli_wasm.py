@@ -176,3 +176,48 @@ def test_ctrl_c_stops_the_program(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert b"hwsim: interrupted: interrupted at wasm function" in err and b"Traceback" not in err
+
+
+REACTOR = """(module
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $base (mut i32) (i32.const 0))
+  (func (export "_initialize") (global.set $base (i32.const 40)))
+  (func (export "add") (param i32 i64) (result i64) (i64.add (i64.extend_i32_s (local.get 0)) (local.get 1)))
+  (func (export "two") (param f64) (result f64 i32) (f64.mul (local.get 0) (f64.const 2)) (global.get $base))
+  (func (export "argc") (result i32) (drop (call $args_sizes (i32.const 0) (i32.const 4))) (i32.load (i32.const 0)))
+  (func (export "boom") (unreachable)))"""
+
+
+def test_invoke_calls_a_function_of_a_reactor_and_prints_its_results(tmp_path: Path, capfd) -> None:
+    """`--invoke FUNCTION ARGS`, as wasmtime run's: _initialize first, the arguments parsed for the
+    parameter types, each result on a line; the program's argv is its name alone."""
+    prog = tmp_path / "reactor.wat"
+    prog.write_text(REACTOR)
+    assert main(["wasm", "run", "--invoke", "add", str(prog), "--", "-5", "0x10"]) == 0
+    assert capfd.readouterr().out == "11\n"
+    assert main(["wasm", "run", "--invoke", "two", str(prog), "1.25"]) == 0
+    assert capfd.readouterr().out == "2.5\n40\n"  # 40: _initialize ran first
+    assert main(["wasm", "run", "--invoke", "argc", str(prog)]) == 0
+    assert capfd.readouterr().out == "1\n"
+    assert main(["wasm", "run", "--invoke", "boom", str(prog)]) == 134
+    assert "unreachable" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--invoke", "nope"], "no exported function `nope` (its functions: _initialize, add, two, argc, boom)"),
+        (["--invoke", "add", "{prog}", "1"], "--invoke add: the function takes 2 arguments (i32, i64), not 1"),
+        (["--invoke", "add", "{prog}", "x", "1"], "--invoke add: 'x' is not a valid i32"),
+        ([], "no `_start` export; not a WASI command (a reactor or a library? call one of its functions with --invoke"),
+    ],
+)
+def test_invoke_errors_name_the_problem(tmp_path: Path, capsys, argv, message) -> None:
+    prog = tmp_path / "reactor.wat"
+    prog.write_text(REACTOR)
+    argv = [a.replace("{prog}", str(prog)) for a in argv]
+    if str(prog) not in argv:
+        argv.append(str(prog))
+    assert main(["wasm", "run", *argv]) == 2
+    assert message in capsys.readouterr().err

@@ -157,6 +157,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also preempt threads at any instruction, after 1 to 2N of them (drawn from the seed): races "
         "in straight-line code show up; slow (the CPU counts every instruction)",
     )
+    r.add_argument(
+        "--invoke",
+        metavar="FUNCTION",
+        help="call the exported FUNCTION instead of _start, with ARGS as its arguments (integers, or floats "
+        "for f32/f64 parameters), and print its results, a line each, as `wasmtime run --invoke`; a "
+        "reactor's _initialize runs first",
+    )
     r.add_argument("--time-limit", type=_seconds, default=None, metavar="S", help="trap after S seconds of running")
     r.add_argument(
         "--stats",
@@ -241,7 +248,7 @@ def _run(args: argparse.Namespace) -> int:
         config.instruction_slice = args.preempt_insns
         if args.time_slice is not None:
             config.time_slice = args.time_slice
-    config.argv = [args.program, *args.args]
+    config.argv = [args.program] if args.invoke else [args.program, *args.args]
     config.env = args.env
     for host, guest in args.dir:
         config.preopen_dir(host, guest)
@@ -256,9 +263,15 @@ def _run(args: argparse.Namespace) -> int:
         _define_shared_memories(linker, store, module, engine)
     instance = linker.instantiate(store, module)
     exports = instance.exports(store)
-    start = exports.get("_start")
-    if start is None:
-        raise HwsimError(f"{args.program}: no `_start` export; not a WASI command (a reactor or a library?)")
+    if args.invoke:
+        start = _invocation(store, exports, args)
+    else:
+        start = exports.get("_start")
+        if start is None:
+            raise HwsimError(
+                f"{args.program}: no `_start` export; not a WASI command (a reactor or a library? call one of "
+                f"its functions with --invoke FUNCTION)"
+            )
     from ..driver.control import RunControl, StopCause
     from ..runtime.internal import vm_store
 
@@ -295,6 +308,45 @@ def _run(args: argparse.Namespace) -> int:
             _save_snapshot(store, args)
         store.close()
     return status
+
+
+def _invocation(store, exports, args: argparse.Namespace):
+    """``run(store)`` for --invoke: the reactor's _initialize if it has one, then the function with the
+    arguments parsed for its parameter types, its results printed a line each."""
+    from ..errors import ConfigError
+    from ..runtime import Func, ValType
+
+    func = exports.get(args.invoke)
+    if not isinstance(func, Func):
+        names = ", ".join(name for name, item in exports.items() if isinstance(item, Func)) or "none"
+        raise ConfigError(f"{args.program}: no exported function `{args.invoke}` (its functions: {names})")
+    params = func.type(store).params
+    if len(args.args) != len(params):
+        raise ConfigError(
+            f"--invoke {args.invoke}: the function takes {len(params)} arguments "
+            f"({', '.join(str(t) for t in params) or 'none'}), not {len(args.args)}"
+        )
+    values: list[int | float] = []
+    for text, ty in zip(args.args, params):
+        try:
+            if ty in (ValType.f32(), ValType.f64()):
+                values.append(float(text))
+            elif ty in (ValType.i32(), ValType.i64()):
+                values.append(int(text, 0))
+            else:
+                raise ConfigError(f"--invoke {args.invoke}: a {ty} parameter cannot be given on the command line")
+        except ValueError:
+            raise ConfigError(f"--invoke {args.invoke}: {text!r} is not a valid {ty}") from None
+    init = exports.get("_initialize")
+
+    def run(store) -> None:
+        if isinstance(init, Func):
+            init(store)
+        results = func(store, *values)
+        for value in results if isinstance(results, list) else [] if results is None else [results]:
+            print(value)
+
+    return run
 
 
 def _indent(text: str) -> str:
