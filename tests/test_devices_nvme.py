@@ -10,7 +10,7 @@ import tracemalloc
 
 import pytest
 from board_helpers import virt
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from nvme_helpers import BAD, CC_READY, DATA_OFF, IOVA, PRP_OFF, NvmeDriver, cq_off, sq_off
 
@@ -807,18 +807,29 @@ def _valid_write(opcode, nsid, slba, nlb, prp1, prp2, flags) -> list[int] | None
     ),
     fill=st.binary(min_size=1, max_size=8).filter(lambda b: b[0] & 3),
 )
+@example(  # a Read with LIST as its second data page, then a Write through LIST (see the loop)
+    commands=[
+        (IoOpcode.WRITE, 1, 0, 1, DATA, DATA + 0x1000, 0),
+        (IoOpcode.READ, 1, 0, 9, DATA, LIST, 0),
+        (IoOpcode.WRITE, 1, 0, 17, DATA, LIST, 0),
+    ],
+    fill=b"\x01",
+)
 def test_garbage_commands_change_the_image_only_by_valid_writes(tmp_path_factory, commands, fill):
     path = tmp_path_factory.mktemp("img") / "disk.img"
     path.write_bytes(bytes(range(256)) * (BLOCKS * 2))
     d = NvmeDriver(str(path))
     d.enable()
     d.io_pair(1, 8)
-    # Data pages filled with bytes whose 8-byte groups are never page aligned (PAGE2 read as a PRP list fails);
-    # the list at LIST names pages DATA+0x2000.. (enough for 32 pages).
-    d.mem_write(DATA, (fill * 4096)[: 32 * 4096])
-    d.mem_write(LIST, struct.pack("<32Q", *(DATA + 0x2000 + 0x1000 * k for k in range(32))))
     expected = bytearray(path.read_bytes())
     for opcode, nsid, slba, nlb, prp1, prp2, flags in commands:
+        # Data pages filled with bytes whose 8-byte groups are never page aligned (PAGE2 read as a PRP list
+        # fails); the list at LIST names pages DATA+0x2000.. (enough for 32 pages).  Written again before each
+        # command: a Read lands disk data in memory, and a Read whose PRP2 is LIST as a data page overwrote
+        # the list (found by hypothesis: the next Write through LIST then failed, rightly, with an invalid
+        # PRP offset, where the model expected it to succeed).
+        d.mem_write(DATA, (fill * 4096)[: 32 * 4096])
+        d.mem_write(LIST, struct.pack("<32Q", *(DATA + 0x2000 + 0x1000 * k for k in range(32))))
         segments = _valid_write(opcode, nsid, slba, nlb, prp1, prp2, flags)
         if segments is not None:
             data = b"".join(d.mem_read(a, n) for a, n in segments)
