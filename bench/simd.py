@@ -13,7 +13,6 @@ vector/scalar (below 1: the SIMD build is faster), with the geometric mean.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import statistics
 import sys
@@ -22,33 +21,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from wasm_vs_native import BUILD, PROGRAMS, Hwsim, calibrate, timed, zig  # noqa: E402
+from wasm_vs_native import PROGRAMS, Hwsim, build_wasm, calibrate, timed  # noqa: E402
 
 from hwsim.wasm import decode_module  # noqa: E402
 from hwsim.wasm.simd import NAMES  # noqa: E402
 
 
 def build(name: str, simd: bool) -> Path:
-    src = PROGRAMS / f"{name}.c"
-    shared = b"".join(p.read_bytes() for p in sorted(PROGRAMS.glob("*.h")))
-    digest = hashlib.sha256(src.read_bytes() + shared).hexdigest()[:12]
-    BUILD.mkdir(exist_ok=True)
-    wasm = BUILD / f"{name}-{digest}{'-simd' if simd else ''}.wasm"
-    if not wasm.exists():
-        flags = ["-msimd128"] if simd else ["-mno-simd128"]
-        zig(
-            "-target",
-            "wasm32-freestanding",
-            "-O2",
-            *flags,
-            "-nostdlib",
-            "-Wl,--no-entry",
-            "-Wl,--export=bench",
-            str(src),
-            "-o",
-            str(wasm),
-        )
-    return wasm
+    return build_wasm(name, "-msimd128" if simd else "-mno-simd128", suffix="-simd" if simd else "-scalar")
 
 
 def simd_count(wasm: Path) -> int:

@@ -52,24 +52,36 @@ def zig(*args: str) -> None:
         raise SystemExit(f"zig cc failed: {' '.join(args)}\n{out.stderr}")
 
 
-def build(name: str) -> tuple[Path, Path]:
+def _digest(name: str) -> str:
+    """What a build of program ``name`` depends on: its source, the shared headers, the link script."""
     src = PROGRAMS / f"{name}.c"
     shared = b"".join(p.read_bytes() for p in sorted(PROGRAMS.glob("*.h")))  # bench.h, libc.h
-    digest = hashlib.sha256(src.read_bytes() + shared + (PROGRAMS / "link.ld").read_bytes()).hexdigest()[:12]
+    return hashlib.sha256(src.read_bytes() + shared + (PROGRAMS / "link.ld").read_bytes()).hexdigest()[:12]
+
+
+def build_wasm(name: str, *flags: str, suffix: str = "") -> Path:
+    """bench/programs/NAME.c built for wasm32 with zig (-O2, extra ``flags``), cached in bench/build/."""
     BUILD.mkdir(exist_ok=True)
-    wasm, elf = BUILD / f"{name}-{digest}.wasm", BUILD / f"{name}-{digest}.elf"
+    wasm = BUILD / f"{name}-{_digest(name)}{suffix}.wasm"
     if not wasm.exists():
         zig(
             "-target",
             "wasm32-freestanding",
             "-O2",
+            *flags,
             "-nostdlib",
             "-Wl,--no-entry",
             "-Wl,--export=bench",
-            str(src),
+            str(PROGRAMS / f"{name}.c"),
             "-o",
             str(wasm),
         )
+    return wasm
+
+
+def build(name: str) -> tuple[Path, Path]:
+    src = PROGRAMS / f"{name}.c"
+    wasm, elf = build_wasm(name), BUILD / f"{name}-{_digest(name)}.elf"
     if not elf.exists():
         zig(
             "-target",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from ..wasm.reader import write_uleb as uleb128
 from .elf import CodeSymbol
 
 DW_TAG_compile_unit, DW_TAG_subprogram, DW_TAG_inlined_subroutine = 0x11, 0x2E, 0x1D
@@ -106,18 +107,6 @@ class CompileUnit:
         for calls in self.inlined.values():
             add(calls)
         return sorted(names)
-
-
-def uleb128(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def sleb128(value: int) -> bytes:

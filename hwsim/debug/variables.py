@@ -35,6 +35,8 @@ import struct
 from collections.abc import Callable, Iterable
 
 from ..compiler.frames import FrameInfo
+from ..wasm.errors import MalformedError
+from ..wasm.reader import read_sleb, read_uleb
 from .dwarf import (
     Die,
     DW_AT_name,
@@ -157,30 +159,6 @@ def _to_address(base: int | None) -> bytes:
     )
 
 
-def _uleb_at(data: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[i]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, i
-
-
-def _sleb_at(data: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[i]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            if byte & 0x40:
-                value -= 1 << shift
-            return value, i
-
-
 class Frame:
     """What a translation needs of one generated function: its homes, and how to read a wasm global."""
 
@@ -213,7 +191,7 @@ def translate_expr(expr: bytes, frame: Frame | None, *, pointer: bool, memory_ba
     is given as its guest virtual address."""
     try:
         ops = _translate(bytes(expr), frame, locations=not pointer, memory_base=memory_base)
-    except (_Unsupported, IndexError):
+    except (_Unsupported, IndexError, MalformedError):  # (a cut or overlong LEB128 operand)
         return None
     out, is_value = ops
     if not pointer:
@@ -229,7 +207,7 @@ def _translate(
     """(expression, whether it computes a value (ends in DW_OP_stack_value) rather than a location);
     ``locations``: a lone local may be given as its register or slot."""
     if locations and len(expr) >= 3 and expr[0] == OP_WASM_location and expr[1] == WASM_LOCAL:
-        index, i = _uleb_at(expr, 2)
+        index, i = read_uleb(expr, 2, 64)
         if expr[i:] == bytes([OP_stack_value]) and frame is not None:
             return frame.local_location(index), False  # the local itself: GDB can also write it
     out = bytearray()
@@ -244,7 +222,7 @@ def _translate(
                 index = struct.unpack_from("<I", expr, i)[0]
                 i += 4
             else:
-                index, i = _uleb_at(expr, i)
+                index, i = read_uleb(expr, i, 64)
             if frame is None or kind == WASM_OPERAND:
                 raise _Unsupported
             out += frame.local_value(index) if kind == WASM_LOCAL else frame.global_value(index)
@@ -257,7 +235,7 @@ def _translate(
             )
             i += 4
         elif op == OP_fbreg:
-            offset, i = _sleb_at(expr, i)
+            offset, i = read_sleb(expr, i, 64)
             out += bytes([OP_fbreg]) + sleb128(offset)
         elif OP_lit0 <= op <= OP_lit31:
             out.append(op)
@@ -265,9 +243,9 @@ def _translate(
             start = i
             operand = _COPIED[op]
             if operand == "u":
-                _, i = _uleb_at(expr, i)
+                _, i = read_uleb(expr, i, 64)
             elif operand == "s":
-                _, i = _sleb_at(expr, i)
+                _, i = read_sleb(expr, i, 64)
             elif operand:
                 i += int(operand)
             out += bytes([op]) + expr[start:i]
@@ -281,7 +259,7 @@ def frame_base(expr: bytes, frame: Frame, *, memory_base: int | None = None) -> 
     offset); GDB's is that address in guest virtual memory."""
     try:
         value, is_value = _translate(bytes(expr), frame, locations=False, memory_base=memory_base)
-    except (_Unsupported, IndexError):
+    except (_Unsupported, IndexError, MalformedError):  # (a cut or overlong LEB128 operand)
         return None
     if not is_value:
         return None
