@@ -158,6 +158,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         "in straight-line code show up; slow (the CPU counts every instruction)",
     )
     r.add_argument(
+        "--virtual-time",
+        action="store_true",
+        help="the program's clocks read virtual time (10 ns per unit of fuel executed; realtime from "
+        "--clock-epoch) and its sleeps take none of the host's: it reads the same times in every run",
+    )
+    r.add_argument(
+        "--clock-epoch",
+        type=_seconds,
+        default=0.0,
+        metavar="S",
+        help="with --virtual-time: where the realtime clock starts, in seconds since 1970-01-01 (default 0)",
+    )
+    r.add_argument(
+        "--random-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="random_get gives bytes from a generator seeded with N, the same in every run (not for secrets)",
+    )
+    r.add_argument(
         "--invoke",
         metavar="FUNCTION",
         help="call the exported FUNCTION instead of _start, with ARGS as its arguments (integers, or floats "
@@ -231,8 +251,8 @@ def _run(args: argparse.Namespace) -> int:
     threads = args.wasi_threads
     for _name, value in args.wasi_options:
         threads = value
-    # Threads are preempted at checkpoints: a threaded program is compiled with metering.
-    engine = Engine(metering=bool(threads))
+    # Threads are preempted at checkpoints, and virtual time counts fuel: such programs are metered.
+    engine = Engine(metering=bool(threads) or args.virtual_time)
     try:
         module = Module.from_file(engine, args.program)
         if threads is None and _wants_threads(module):
@@ -248,6 +268,14 @@ def _run(args: argparse.Namespace) -> int:
         config.instruction_slice = args.preempt_insns
         if args.time_slice is not None:
             config.time_slice = args.time_slice
+    if args.clock_epoch and not args.virtual_time:
+        raise HwsimError("--clock-epoch sets where virtual time starts: give --virtual-time too")
+    config.virtual_time = args.virtual_time
+    config.clock_epoch = int(args.clock_epoch * 1e9)
+    if args.random_seed is not None:
+        if not 0 <= args.random_seed < 1 << 64:
+            raise HwsimError(f"--random-seed must be 0 to 2**64-1, not {args.random_seed}")
+        config.random_seed = args.random_seed
     config.argv = [args.program] if args.invoke else [args.program, *args.args]
     config.env = args.env
     for host, guest in args.dir:
