@@ -62,6 +62,33 @@ def test_args_env_and_dirs_reach_the_program(tmp_path: Path) -> None:
     assert main(["wasm", "run", prog]) == 8  # no preopen: fd 3 is not open (BADF)
 
 
+def test_a_read_only_dir_is_read_but_never_written(tmp_path: Path, capfd) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f.txt").write_text("x")
+
+    def opener(rights: int, oflags: int, name: str) -> str:  # exit with path_open's errno
+        body = (
+            f"(call $proc_exit (call $path_open (i32.const 3) (i32.const 0) (i32.const 32) (i32.const {len(name)})"
+            f" (i32.const {oflags}) (i64.const {rights}) (i64.const 0) (i32.const 0) (i32.const 64)))"
+        )
+        where = tmp_path / f"{rights}-{oflags}"
+        where.mkdir()
+        return _program(where, body, f'(data (i32.const 32) "{name}")')
+
+    read, write, create = opener(2, 0, "f.txt"), opener(64, 0, "f.txt"), opener(64, 1, "new.txt")
+    ro, rw = f"{tmp_path / 'd'}::/data::ro", f"{tmp_path / 'd'}::/data::rw"
+    assert main(["wasm", "run", "--dir", ro, read]) == 0
+    assert main(["wasm", "run", "--dir", ro, write]) == 63  # PERM
+    assert main(["wasm", "run", "--dir", ro, create]) == 63
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["f.txt"]
+    assert main(["wasm", "run", "--dir", rw, create]) == 0
+    assert (tmp_path / "d" / "new.txt").is_file()
+    with pytest.raises(SystemExit) as exit_:
+        main(["wasm", "run", "--dir", f"{tmp_path}::/t::rx", read])
+    assert exit_.value.code == 2
+    assert f"expected HOST[::GUEST[::ro|rw]], not '{tmp_path}::/t::rx'" in capfd.readouterr().err
+
+
 def test_trap_prints_the_trap_and_exits_134(tmp_path: Path, capfd) -> None:
     prog = _program(tmp_path, "unreachable")
     assert main(["wasm", "run", prog]) == 134
