@@ -248,3 +248,36 @@ def test_invoke_errors_name_the_problem(tmp_path: Path, capsys, argv, message) -
         argv.append(str(prog))
     assert main(["wasm", "run", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_time_limit_stops_a_program_blocked_reading_stdin(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    # fd_read(0, one iovec {buf 64, len 16}) on a stdin pipe that stays open and empty
+    prog = tmp_path / "read.wat"
+    prog.write_text(
+        '(module (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))'
+        ' (memory (export "memory") 1) (data (i32.const 0) "\\40\\00\\00\\00\\10\\00\\00\\00")'
+        ' (func (export "_start") (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))))'
+    )
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hwsim", "wasm", "run", "--time-limit", "0.5", str(prog)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(root)),
+    )
+    try:
+        proc.wait(timeout=120)  # (our end of the stdin pipe stays open: the read has nothing and no EOF)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the time limit did not stop a read of an empty stdin") from None
+    finally:
+        assert proc.stdin is not None and proc.stderr is not None
+        proc.stdin.close()
+        err = proc.stderr.read()
+    assert proc.returncode == 134, err
+    assert b"while a WASI program waited in fd_read on fd 0" in err and b"wasm trap: interrupt" in err, err

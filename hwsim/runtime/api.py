@@ -904,7 +904,7 @@ class Store:
 
         ctx = WasiCtx(wasi)
         vm = self._store
-        ctx.check_time = lambda: vm.check_deadline("while a WASI program waited in poll_oneoff")
+        ctx.check_time = lambda what="in poll_oneoff": vm.check_deadline(f"while a WASI program waited {what}")
         if wasi.threads or wasi.virtual_time:  # (the scheduler keeps the virtual time)
             ctx.threads = vm.enable_threads(
                 seed=wasi.thread_seed,

@@ -199,10 +199,11 @@ def close_descriptors(fds: dict[int, Entry]) -> None:
     fds.clear()
 
 
-def _readable(host_fd: int) -> bool:
-    """Would a read of ``host_fd`` return at once (data, end of file, or an error)?"""
+def _readable(host_fd: int, wait: float = 0) -> bool:
+    """Would a read of ``host_fd`` return at once (data, end of file, or an error)?  ``wait``: seconds
+    to wait for it to become so."""
     try:
-        return bool(select.select([host_fd], [], [], 0)[0])
+        return bool(select.select([host_fd], [], [], wait)[0])
     except (OSError, ValueError):
         return True  # the read itself reports it
 
@@ -238,7 +239,7 @@ class WasiCtx:
         self.fds: dict[int, Entry] = {}
         # Called every WAIT_SLICE seconds while poll_oneoff waits: the Store's time limit and
         # interrupts raise their trap from it (the embedding layer sets it).
-        self.check_time: Callable[[], None] = lambda: None
+        self.check_time: Callable[..., None] = lambda what="": None
         # wasi-threads (set by Store.set_wasi when the config has threads): the Store's Scheduler.  While
         # it runs threads, the clocks are its virtual time and a call that would wait blocks the thread.
         self.threads: Scheduler | None = None
@@ -608,6 +609,9 @@ class WasiCtx:
         if isinstance(e, Stream):
             if e.host_fd is not None and self._blocking() and not _readable(e.host_fd):
                 raise self._block(f"fd_read on fd {fd}", fd=e.host_fd)
+            if e.host_fd is not None and not e.fdflags & Fdflags.NONBLOCK:
+                while not _readable(e.host_fd, WAIT_SLICE):  # a read that would wait: the time limit still holds
+                    self.check_time(f"in fd_read on fd {fd}")
             n = self._read_into(mem, iovs, e.read)
         else:
             h = self.file(fd, Rights.FD_READ)
