@@ -95,7 +95,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument(
         "--html",
         metavar="FILE",
-        help="also write a self-contained HTML page that draws the tree (open FILE#va=0x... to highlight a walk)",
+        help="also write a self-contained interactive HTML page: the tree drawn, a step-through walk with access, "
+        "privilege, SUM/MXR and A/D selectors (open FILE#va=0x... to start with that walk)",
     )
     d.add_argument(
         "--save-snapshot",
@@ -110,6 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         mmu_sub,
         "quiz",
         "hwsim.teach.mmu_quiz",
+        html=True,
         help="generate Sv39 translation exercises from a seed (--solve: worked answers)",
         description="Print Sv39 address-translation exercises: page tables in a small RAM as hex, a "
         "satp, an access (VA, fetch/load/store, U or S mode, SUM, MXR) and the A/D rule.  "
@@ -283,7 +285,15 @@ def run_dump(args: argparse.Namespace) -> int:
     if args.html:
         from ..teach.html import write_tree_html
 
-        write_tree_html(args.html, tree, title=src.summary or f"page tables of satp {src.satp:#x}", region_of=namer)
+        write_tree_html(
+            args.html,
+            tree,
+            title=src.summary or f"page tables of satp {src.satp:#x}",
+            region_of=namer,
+            memory=src.mem,
+            regions=src.regions if src.complete_map else None,
+            ram=[(r.base, r.size) for r in src.regions if r.kind == "ram"],
+        )
         print(f"wrote {args.html}", file=sys.stderr)
     if args.json:
         out = tree_to_json(tree, region_of=namer)

@@ -12,9 +12,12 @@ import argparse
 import importlib
 import json
 import random
+import sys
 
 
-def add_quiz_parser(sub: argparse._SubParsersAction, name: str, module: str, *, help: str, description: str) -> None:
+def add_quiz_parser(
+    sub: argparse._SubParsersAction, name: str, module: str, *, help: str, description: str, html: bool = False
+) -> None:
     from ..teach import topics as quiz_topics
     from . import int_arg
 
@@ -39,7 +42,14 @@ def add_quiz_parser(sub: argparse._SubParsersAction, name: str, module: str, *, 
     )
     p.add_argument("--solve", action="store_true", help="print each exercise's answer, worked step by step")
     p.add_argument("--json", action="store_true", help="print one JSON object (answers only with --solve)")
-    p.set_defaults(func=run_quiz, quiz_module=module, quiz_command=name)
+    if html:
+        p.add_argument(
+            "--html",
+            metavar="FILE",
+            help="also write the exercises as a self-contained interactive page: type an answer, the page checks "
+            "it against the model answer it holds (practice: the answer is in its source) and explains a wrong one",
+        )
+    p.set_defaults(func=run_quiz, quiz_module=module, quiz_command=name, html=None)
 
 
 def run_quiz(args: argparse.Namespace) -> int:
@@ -50,6 +60,11 @@ def run_quiz(args: argparse.Namespace) -> int:
     if args.count != 3:
         command += f" --count {args.count}"
     command += "".join(f" --topic {t}" for t in args.topic or ())
+    if args.html:
+        from ..teach.html import mmu_quiz_html, write_html
+
+        write_html(args.html, mmu_quiz_html(exercises, title=command))
+        print(f"wrote {args.html}", file=sys.stderr)
     if args.json:
         print(
             json.dumps(
