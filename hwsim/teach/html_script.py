@@ -548,7 +548,7 @@ const HwsimWalk = (function () {
       const shift = 12 + 9 * r.level;
       const low = r.level === 0 ? "offset" : "va[" + (shift - 1) + ":0]";
       result.lines.push("pa = (PPN " + hex((r.pte & W.PPN_MASK) >> 10n) + " << 12) | " + low + " " +
-                        hex(r.va & (r.page_size - 1n)) + " = " + hex(r.pa) + "  (" + levelNames[r.level] + ")");
+                        hex(r.va & (r.page_size - 1n)) + " = " + hex(r.pa) + " (" + levelNames[r.level] + ")");
       const region = regionOf(r.pa);
       if (region !== undefined) result.lines.push(region ? "pa " + hex(r.pa) + " is in '" + region + "'" :
         "pa " + hex(r.pa) + " is neither RAM nor a device: the access itself would be an access fault");
