@@ -119,7 +119,7 @@ def _page(title: str, sub: str, data: dict) -> str:
 <input id="ans-pa" placeholder="0x..." spellcheck="false"></label></div>
 <div><label><input type="radio" name="kind" id="kind-fault" value="fault"> it raises an exception: cause
 <input id="ans-cause" size="4" placeholder="13"></label>
-<label>at level <input id="ans-level" size="5" placeholder="0, 1, 2 or none"></label></div>
+<label>at level <input id="ans-level" size="14" placeholder="0, 1, 2 or none"></label></div>
 <button id="check" type="submit">Check</button>
 </form>
 <div id="verdict"></div>

@@ -4,6 +4,11 @@
 :func:`hwsim.mmu.walker.walk` does it (checks, order, step codes and fault reasons by name), with
 ``HwsimWalk.walkMany(space, cases)`` for the tests; then the page: the drawing, the step-through,
 quiz mode, and ``window.hwsimPage`` (the views and a walk hook) for the tests.
+
+``HwsimWalk`` is a second implementation of the walk, which should be one with ``walker.walk``: a
+browser runs only JavaScript, and the page must work from a file with nothing installed.  What keeps
+the two one in behaviour is ``tests/test_teach_page.py``, which runs both on thousands of cases and
+compares every step; a change to the walker's rules must be made here too.
 """
 
 CSS = """
@@ -16,6 +21,7 @@ details { margin: 8px 0; }
 summary { cursor: pointer; color: #1f5fbf; }
 .controls { margin: 6px 0; }
 .controls input { font: inherit; width: 22ch; padding: 2px 4px; }
+.controls input[type=checkbox] { width: auto; }
 .controls label { margin-right: 1ch; }
 button, select { font: inherit; }
 #walk-note { margin-left: 10px; color: #5b6475; }
@@ -720,6 +726,9 @@ const HwsimWalk = (function () {
     data.views.forEach((v, n) => { const o = text("option", "", v.name); o.value = n; sel.appendChild(o); });
     sel.addEventListener("change", () => selectView(Number(sel.value)));
     $("answer-form").addEventListener("submit", check);
+    // Typing in a field picks its kind of answer.
+    $("ans-pa").addEventListener("input", () => { $("kind-pa").checked = true; });
+    for (const id of ["ans-cause", "ans-level"]) $(id).addEventListener("input", () => { $("kind-fault").checked = true; });
   }
   selectView(0);
   const m = /(?:^#|&)va=([^&]+)/.exec(location.hash);
