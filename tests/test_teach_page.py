@@ -24,7 +24,7 @@ from spec_walk import spec_translate
 from hwsim.cli import main
 from hwsim.machine import FrameAllocator, PhysicalMemory
 from hwsim.mmu import AddressSpace, Pte
-from hwsim.mmu.bits import SV39, make_pte
+from hwsim.mmu.bits import SV39, SV48, make_pte
 from hwsim.mmu.snapshot import load_snapshot, regions_of
 from hwsim.mmu.tree import read_tree
 from hwsim.mmu.walker import AdPolicy, walk
@@ -81,7 +81,7 @@ def built():
 ACCESSES = ("fetch", "load", "store")
 
 
-def python_walk(mem, root: int, case: list) -> dict:
+def python_walk(mem, root: int, case: list, mode=SV39) -> dict:
     """The walker's answer in the shape of the page's ``HwsimWalk.toJSON``."""
     va, access, priv, sum_, mxr, ad = case
     r = walk(
@@ -90,7 +90,7 @@ def python_walk(mem, root: int, case: list) -> dict:
         int(va, 16),
         Access(access),
         Priv[priv],
-        mode=SV39,
+        mode=mode,
         sum=sum_,
         mxr=mxr,
         ad=AdPolicy.REPORT if ad == "update" else AdPolicy.FAULT,
@@ -112,7 +112,7 @@ def python_walk(mem, root: int, case: list) -> dict:
     return out
 
 
-def random_cases(space: dict, rng: random.Random, n: int, start: int | None = None) -> list[list]:
+def random_cases(space: dict, rng: random.Random, n: int, start: int | None = None, mode=SV39) -> list[list]:
     """VAs built from the indices the space's tables use (so walks go deep), some random, some not canonical;
     every access, privilege, SUM, MXR and A/D rule."""
     used = sorted({int(i, 16) for ptes in space["tables"].values() for i in ptes}) or [0]
@@ -122,12 +122,12 @@ def random_cases(space: dict, rng: random.Random, n: int, start: int | None = No
             va = start ^ rng.choice([0, rng.randrange(1 << 12), rng.randrange(1 << 21)])
         else:
             va = rng.randrange(1 << 12)
-            for level in range(3):
+            for level in range(mode.levels):
                 index = rng.choice(used) if rng.random() < 0.9 else rng.randrange(512)
                 va |= index << (12 + 9 * level)
-            va = SV39.canonical(va)
+            va = mode.canonical(va)
         if rng.random() < 0.05:
-            va ^= 1 << rng.randrange(39, 64)  # not canonical
+            va ^= 1 << rng.randrange(mode.va_bits, 64)  # not canonical
         cases.append(
             [
                 hex(va),
@@ -249,6 +249,37 @@ def test_the_js_walk_agrees_on_a_live_board_its_snapshot_and_a_built_tree(browse
         assert js == python_walk(phys, space.root, case), case
     outcomes = {js.get("reason", "ok") for js in got}
     assert {"ok", "PTE_ACCESS", "MISALIGNED_SUPERPAGE", "INVALID", "NO_LEAF"} <= outcomes
+
+
+@needs_chromium
+def test_the_js_walk_agrees_on_sv48_tables(browser, blank_page):
+    """Four levels: a 512 GiB terapage (misaligned, and aligned), 1 GiB, 2 MiB and 4 KiB pages, a decoy."""
+    phys = PhysicalMemory()
+    frames = FrameAllocator(phys.add_ram(RAM, 8 << 20))
+    space = AddressSpace(phys, frames, mode=SV48, asid=3)
+    space.map(0x1000, frames.alloc(2), 0x2000, Pte.R | Pte.W | Pte.U, accessed=False)
+    space.map(0x20_0000, RAM + (2 << 20), 2 << 20, Pte.R | Pte.X)
+    space.map(0x80_0000_0000 + (1 << 30), 0, 1 << 30, Pte.R | Pte.W | Pte.G, page_size=1 << 30)
+    phys.write_u64(space.root + 8 * 2, make_pte(0x12345, Pte.V | Pte.R))  # misaligned
+    phys.write_u64(space.root + 8 * 3, make_pte(3 << 27, Pte.V | Pte.R | Pte.W | Pte.U | Pte.A | Pte.D))
+    phys.write_u64(space.root + 8 * 4, make_pte(0x80777, Pte.X | Pte.A))  # V=0
+    tree = read_tree(phys, space.root, SV48, satp=space.satp)
+    data = page_data(tree_html(tree, title="t", memory=phys, regions=regions_of(phys)))["views"][0]
+    assert data["space"]["mode"] == "Sv48" and data["tree"]["mode"] == "Sv48"
+    rng = random.Random(48)
+    cases = [c for start in (0x1008, 0x20_0123) for c in random_cases(data["space"], rng, 200, start, SV48)]
+    got = js_walks(browser, data["space"], cases)
+    for case, js in zip(cases, got):
+        assert js == python_walk(phys, space.root, case, SV48), case
+    assert {(js.get("reason") or "ok", js.get("level")) for js in got} >= {
+        ("ok", 0),
+        ("ok", 1),
+        ("ok", 2),
+        ("ok", 3),
+        ("MISALIGNED_SUPERPAGE", 3),
+        ("INVALID", 3),
+        ("NON_CANONICAL", None),
+    }
 
 
 # -- a user's session ---------------------------------------------------------------------------------------
