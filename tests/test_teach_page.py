@@ -484,3 +484,28 @@ def test_a_quiz_root_outside_ram_is_drawn_as_a_missing_table():
     assert view["space"]["ram"] == [[hex(RAM_BASE), hex(RAM_SIZE)]]
     words = {int(f, 16) + 8 * int(i, 16): int(v, 16) for f, t in view["space"]["tables"].items() for i, v in t.items()}
     assert words == ex.memory  # the whole RAM, decoy tables too
+
+
+def test_teach_serve_gives_the_pages_on_localhost_only(tmp_path):
+    import threading
+    import urllib.request
+
+    from hwsim.errors import ConfigError
+    from hwsim.teach.serve import make_server
+
+    page = tmp_path / "quiz.html"
+    page.write_text(mmu_quiz_html(quiz_exercises(), title="q"))
+    server = make_server(tmp_path, 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        assert host == "127.0.0.1"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/quiz.html", timeout=10) as reply:
+            assert reply.read() == page.read_bytes()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+    with pytest.raises(ConfigError, match="is not a folder"):
+        make_server(tmp_path / "quiz.html", 0)
