@@ -304,6 +304,14 @@ def test_click_through_a_walk_step_by_step(browser, built, tmp_path):
     path.write_text(tree_html(tree, title="built", memory=phys, regions=regions_of(phys)))
     browser.open(path.as_uri())
     assert browser.requests() == [path.as_uri()]  # the page fetched nothing
+    # and could not: its Content-Security-Policy refuses a request before it leaves the browser.
+    blocked = browser.evaluate(
+        "new Promise(done => { document.addEventListener('securitypolicyviolation', e => done(e.violatedDirective));"
+        " fetch('https://example.com/x').catch(() => {}); })"
+    )
+    assert blocked == "connect-src" and browser.requests() == [path.as_uri()]
+    legend = browser.text("#legend")
+    assert "V=0 but not zero (a decoy: a walk stops here)" in legend and "D dirty, A accessed" in legend
     # V=0 decoys are drawn, and a run opens into its entries.
     assert browser.evaluate("document.querySelectorAll('.row.decoy').length") == 1
     browser.click(".row.run")
@@ -347,6 +355,12 @@ def test_click_through_a_walk_step_by_step(browser, built, tmp_path):
         if want is not None:
             assert texts[-1] == want
     assert browser.evaluate("document.getElementById('next').disabled")
+    # The arrow keys step as the buttons do (when the focus is not in a field).
+    browser.evaluate("document.activeElement.blur()")
+    browser.send("Input.dispatchKeyEvent", {"type": "keyDown", "key": "ArrowLeft", "code": "ArrowLeft"}, session=True)
+    browser.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": "ArrowLeft", "code": "ArrowLeft"}, session=True)
+    assert browser.evaluate("document.body.dataset.step") == "8"
+    browser.click("#next")
     # The entry the shown step reads is marked in the drawing; Back goes one step back.
     browser.click("#back")
     assert browser.evaluate("document.body.dataset.step") == "8"
@@ -404,6 +418,9 @@ def test_answer_a_quiz_question_right_and_wrong(browser, tmp_path):
     from hwsim.mmu.report import format_walk_explained
 
     assert worked == "\n".join(format_walk_explained(ok.solve(), satp=ok.satp))
+    assert browser.evaluate("[...document.querySelectorAll('pre.worked .end')].map(e => e.innerText.trim())") == [
+        line.strip() for line in format_walk_explained(ok.solve(), satp=ok.satp)[-2:]
+    ]
     # Right.
     browser.type("#ans-pa", hex(pa))
     browser.click("#check")

@@ -42,6 +42,7 @@ table.va-split th { background: #e8edf6; font-weight: normal; }
 #verdict.wrong { color: #c0392b; }
 #explanation .why { color: #8a2a1f; }
 #explanation .title { margin-top: 6px; font-weight: bold; }
+pre.worked span.end { font-weight: bold; color: #8a2a1f; }
 #canvas { position: relative; display: flex; gap: 70px; align-items: flex-start; margin-top: 8px; }
 #links { position: absolute; left: 0; top: 0; pointer-events: none; overflow: visible; }
 .column { display: flex; flex-direction: column; gap: 16px; align-items: flex-start; }
@@ -625,6 +626,14 @@ const HwsimWalk = (function () {
   $("back").addEventListener("click", () => { if (shown > 1) { shown--; showSteps(); } });
   $("all").addEventListener("click", () => { shown = steps.length; showSteps(); });
   input.addEventListener("input", recompute);
+  document.addEventListener("keydown", ev => {  // the arrow keys step too, when not typing
+    if (ev.target.closest && ev.target.closest("input, select, textarea") || !$("walk-panel").open) return;
+    if (ev.key === "ArrowRight") $("next").click();
+    else if (ev.key === "ArrowLeft") $("back").click();
+  });
+  $("walk-panel").addEventListener("toggle", () => {  // a quiz's panel opens on the exercise's access
+    if ($("walk-panel").open && data.kind === "quiz" && !input.value) setControls(view.start);
+  });
   for (const id of ["access", "priv", "sum", "mxr", "ad"]) $(id).addEventListener("change", recompute);
 
   function setControls(start) {
@@ -697,7 +706,12 @@ const HwsimWalk = (function () {
     document.body.dataset.verdict = right ? "right" : "wrong";
     if (!right) for (const line of explainWrong(q, kind, pa, cause, level)) explanation.appendChild(text("div", "why", line));
     explanation.appendChild(text("div", "title", "The walk, step by step (hwsim's walker):"));
-    const pre = text("pre", "worked", q.worked.join("\n"));
+    const pre = document.createElement("pre");
+    pre.className = "worked";
+    q.worked.forEach((line, n) => {  // the decisions that end the walk in bold
+      const end = /-> .*(fault|allowed)|^pa = |^(fetch|load|store) (page|access) fault/.test(line.trim());
+      pre.appendChild(text("span", end ? "end" : "", line + (n < q.worked.length - 1 ? "\n" : "")));
+    });
     explanation.appendChild(pre);
     const open = text("button", "", "Step through it in the walk panel");
     open.type = "button";
