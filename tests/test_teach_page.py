@@ -526,3 +526,13 @@ def test_teach_serve_gives_the_pages_on_localhost_only(tmp_path):
         thread.join(10)
     with pytest.raises(ConfigError, match="is not a folder"):
         make_server(tmp_path / "quiz.html", 0)
+
+
+def test_a_tree_without_its_memory_gives_the_walk_its_valid_ptes(built):
+    """``tree_html(tree)`` alone rebuilds each table's PTEs from the tree (runs expanded): the same valid PTEs
+    as read from memory, V=0 words as zero (a walk stops on them all the same)."""
+    phys, space, tree = built
+    alone = page_data(tree_html(tree, title="t"))["views"][0]["space"]["tables"]
+    read = page_data(tree_html(tree, title="t", memory=phys))["views"][0]["space"]["tables"]
+    valid = {pa: {i: v for i, v in ptes.items() if int(v, 16) & 1} for pa, ptes in read.items()}
+    assert alone == valid and alone != read  # the decoy is the difference

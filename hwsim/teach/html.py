@@ -31,11 +31,12 @@ import os
 from collections.abc import Iterable, Sequence
 
 from ..errors import BusError, ConfigError
-from ..mmu.bits import FLAGS_LEGEND, PAGE_SHIFT, PAGE_SIZE, PTE_SIZE, SV39, satp_fields
+from ..mmu.bits import FLAGS_LEGEND, PAGE_SHIFT, PAGE_SIZE, PTE_PPN_SHIFT, PTE_SIZE, SV39, satp_fields
 from ..mmu.report import format_walk_explained
 from ..mmu.tree import PageTableTree, TableNode, read_tree, tree_to_json
-from ..mmu.walker import FaultReason, PteReader
+from ..mmu.walker import AdPolicy, FaultReason, PteReader
 from .html_script import CSS, SCRIPT
+from .mmu_quiz import RAM_BASE, RAM_SIZE, QuizMemory, answer_line, format_exercise
 
 # The text output's legend, for letters drawn dark when set and grey when clear (not "-").
 _LEGEND = FLAGS_LEGEND.removesuffix("; - clear") + "; dark: set, grey: clear"
@@ -43,7 +44,7 @@ _LEGEND = FLAGS_LEGEND.removesuffix("; - clear") + "; dark: set, grey: clear"
 # Nothing may be fetched: no scripts, styles, images or connections from anywhere but this file.
 _CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"
 
-_STEP = 1 << 9  # PPN increment from one page of a level to the next, per level (times 512**level)
+_RUN_STEP = 1 << 9  # in a run of level-L leaves, each PPN is 512**L more than the one before
 
 
 def _table_ptes(tree: PageTableTree, mem: PteReader | None) -> dict[int, dict[int, int]]:
@@ -61,7 +62,7 @@ def _table_ptes(tree: PageTableTree, mem: PteReader | None) -> dict[int, dict[in
         ptes = {}
         for e in node.entries:
             for k in range(e.count):
-                ptes[e.index + k] = e.pte + ((k * _STEP**e.level) << 10)
+                ptes[e.index + k] = e.pte + ((k * _RUN_STEP**e.level) << PTE_PPN_SHIFT)
         out[node.pa] = ptes
     return out
 
@@ -204,8 +205,6 @@ def quiz_tree(words: dict[int, int], satp: int, mem: PteReader) -> PageTableTree
 
 def mmu_quiz_html(exercises: Sequence, *, title: str) -> str:
     """A quiz page: one view per ``hwsim.teach.mmu_quiz.MmuExercise``, each with its model answer embedded."""
-    from .mmu_quiz import RAM_BASE, RAM_SIZE, QuizMemory, answer_line, format_exercise
-
     views = []
     for ex in exercises:
         mem = QuizMemory(ex.memory)
@@ -236,7 +235,7 @@ def mmu_quiz_html(exercises: Sequence, *, title: str) -> str:
                     "priv": ex.priv.name,
                     "sum": ex.sum,
                     "mxr": ex.mxr,
-                    "ad": "update" if ex.ad.value == "update" else "fault",
+                    "ad": "update" if ex.ad is AdPolicy.UPDATE else "fault",
                 },
                 "question": {
                     "text": format_exercise(ex),
