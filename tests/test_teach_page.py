@@ -536,3 +536,117 @@ def test_a_tree_without_its_memory_gives_the_walk_its_valid_ptes(built):
     read = page_data(tree_html(tree, title="t", memory=phys))["views"][0]["space"]["tables"]
     valid = {pa: {i: v for i, v in ptes.items() if int(v, 16) & 1} for pa, ptes in read.items()}
     assert alone == valid and alone != read  # the decoy is the difference
+
+
+# -- TLB and IOMMU questions: a field per part --------------------------------------------------------------
+
+
+def answer_variants(quiz: str, part: str, expected: str, rng: random.Random) -> list[str]:
+    """The expected answer written other ways (right), and wrong or unreadable answers."""
+    out = [expected, expected.upper(), f"  {expected}  "]
+    words = expected.split()
+    if quiz == "tlb":
+        entries = [w for w in words if ":" in w]
+        if entries:
+            shuffled = entries[:]
+            rng.shuffle(shuffled)
+            head = [w for w in words if ":" not in w]
+            out.append(" ".join(head + (["evicts"] if head == ["miss"] else []) + shuffled))
+            out.append(", ".join(head + [e.replace("0x", "0X") for e in shuffled]))
+            out.append(
+                " ".join(head + [f"{e.split(':')[0]}:{int(e.split(':')[1].split('/')[0], 16)}" for e in entries])
+            )
+            out.append(" ".join(head + entries[:-1]))  # one entry missing
+        out += ["hit", "miss", "miss none", "none", "hit A1:0x1000", "A3:0x1000", "miss A1:0xzz", "removes G:0x0"]
+    else:
+        numbers = [w for w in words if w.startswith("0x") or w.isdigit()]
+        if numbers:
+            out.append(" ".join(str(int(w, 0)) for w in numbers))  # decimal
+            out.append(", ".join(numbers))
+            out.append(" ".join(hex(int(w, 0) + 1) for w in numbers))  # off by one
+            out.append(" ".join(f"0x_{int(w, 0):x}" for w in numbers))
+            out.append(" ".join(f"0{int(w, 0)}" for w in numbers))  # leading zero, decimal
+        out += ["fault", "none", "yes", "no", "maybe", "0x", "-1", "+7", "12abc", "0o17", "0b101"]
+    return out
+
+
+@needs_chromium
+def test_the_page_reads_answers_as_quiz_grade_does(browser, blank_page):
+    """The page's normaliser against hwsim.teach.grade.normalise: the same verdict on every answer."""
+    from hwsim.teach import course, iommu_quiz, tlb_quiz
+    from hwsim.teach.grade import AnswerError, normalise
+
+    rng = random.Random(5)
+    cases = []
+    for quiz, module in (("tlb", tlb_quiz), ("iommu", iommu_quiz)):
+        for n in range(1, 41):
+            q = course.make_question(quiz, n, module.make_exercise(31, n))
+            for part, expected in q.parts.items():
+                for given in answer_variants(quiz, part, expected, rng):
+                    cases.append([quiz, part, given, expected])
+    got = browser.evaluate(f"{json.dumps(cases)}.map(c => HwsimAnswers.same(...c))")
+
+    def python(quiz, part, given, expected):
+        try:
+            return normalise(quiz, part, given) == normalise(quiz, part, expected)
+        except AnswerError:
+            return "unreadable"
+
+    verdicts = [python(*case) for case in cases]
+    assert got == verdicts
+    assert len(cases) > 3000 and {True, False, "unreadable"} == set(verdicts)
+
+
+@needs_chromium
+def test_answer_tlb_and_iommu_questions_part_by_part(browser, tmp_path):
+    from hwsim.teach import course, iommu_quiz, tlb_quiz
+
+    tlb = tlb_quiz.make_exercise(8, 1)
+    key = course.make_question("tlb", 1, tlb)
+    path = tmp_path / "tlb.html"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["mmu", "tlb-quiz", "--seed", "8", "--count", "1", "--html", str(path)]) == 0
+    browser.open(path.as_uri())
+    assert browser.requests() == [path.as_uri()]
+    names = browser.evaluate("[...document.querySelectorAll('.part input')].map(i => i.id.slice(5))")
+    assert names == list(key.parts)
+    # Every part right but one, written differently from the key (upper case); the last left blank.
+    first, wrong, blank = names[0], names[1], names[-1]
+    for name in names[:-1]:
+        browser.type(f"#part-{name}", key.parts[name].upper() if name != wrong else "miss A2:0x1000")
+    browser.click("#check")
+    assert browser.evaluate("document.body.dataset.score") == f"{len(names) - 2}/{len(names)}"
+    verdicts = browser.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('.part')].map(p => [p.querySelector('input').id.slice(5),"
+        " p.dataset.verdict]))"
+    )
+    assert verdicts[first] == "right" and verdicts[wrong] == "wrong" and verdicts[blank] == "unanswered"
+    why = browser.evaluate(f"document.getElementById('part-{wrong}').closest('.part').querySelector('.why').innerText")
+    assert why.startswith(f"expected '{key.parts[wrong]}', you wrote 'miss A2:0x1000'\n{key.hints[wrong]}\n")
+    assert (
+        browser.evaluate(f"document.getElementById('part-{blank}').closest('.part').querySelector('.why').innerText")
+        == ""
+    )
+    assert browser.text("#verdict") == f"Not right: 2 of {len(names)} parts."
+    browser.type(f"#part-{wrong}", key.parts[wrong])
+    browser.type(f"#part-{blank}", key.parts[blank])
+    browser.click("#check")
+    assert browser.evaluate("document.body.dataset.verdict") == "right"
+    assert browser.text("#verdict") == "Right: every part."
+    # An IOMMU question: the parts of a fault record.
+    ex = next(e for n in range(1, 40) if not (e := iommu_quiz.make_exercise(2, n)).solve().ok)
+    key = course.make_question("iommu", ex.number, ex)
+    path = tmp_path / "iommu.html"
+    from hwsim.teach.html import quiz_html
+
+    path.write_text(quiz_html("iommu", [ex], title="iommu"))
+    browser.open(path.as_uri())
+    assert browser.text("#question").startswith(iommu_quiz.format_exercise(ex)[0])
+    browser.type("#part-pa", "fault")
+    browser.type("#part-cause", str(int(key.parts["cause"])))  # decimal, as the key
+    browser.type("#part-iotval", str(int(key.parts["iotval"], 16)))  # decimal for a hex key: still right
+    browser.type("#part-queued", "maybe")
+    browser.click("#check")
+    verdicts = browser.evaluate("[...document.querySelectorAll('.part')].map(p => p.dataset.verdict)")
+    assert verdicts == ["right", "right", "right", "unreadable"]
+    assert "cannot be read as an answer" in browser.text(".part:last-child .mark")

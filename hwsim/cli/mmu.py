@@ -111,7 +111,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         mmu_sub,
         "quiz",
         "hwsim.teach.mmu_quiz",
-        html=True,
         help="generate Sv39 translation exercises from a seed (--solve: worked answers)",
         description="Print Sv39 address-translation exercises: page tables in a small RAM as hex, a "
         "satp, an access (VA, fetch/load/store, U or S mode, SUM, MXR) and the A/D rule.  "

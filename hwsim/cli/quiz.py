@@ -2,7 +2,8 @@
 
 A quiz module (``hwsim.teach.mmu_quiz``, ``iommu_quiz``, ``tlb_quiz``) provides ``TOPICS``,
 ``make_quiz(seed, count, topics)``, ``format_exercise``, ``format_answer`` and ``exercise_to_json``, and
-may provide ``preamble()``: reference lines printed once before the exercises.
+may provide ``preamble()``: reference lines printed once before the exercises.  ``--html FILE`` also
+writes the exercises as an interactive page (``hwsim.teach.html.quiz_html``).
 The same seed (and topics) always prints the same text.
 """
 
@@ -15,9 +16,7 @@ import random
 import sys
 
 
-def add_quiz_parser(
-    sub: argparse._SubParsersAction, name: str, module: str, *, help: str, description: str, html: bool = False
-) -> None:
+def add_quiz_parser(sub: argparse._SubParsersAction, name: str, module: str, *, help: str, description: str) -> None:
     from ..teach import topics as quiz_topics
     from . import int_arg
 
@@ -42,14 +41,13 @@ def add_quiz_parser(
     )
     p.add_argument("--solve", action="store_true", help="print each exercise's answer, worked step by step")
     p.add_argument("--json", action="store_true", help="print one JSON object (answers only with --solve)")
-    if html:
-        p.add_argument(
-            "--html",
-            metavar="FILE",
-            help="also write the exercises as a self-contained interactive page: type an answer, the page checks "
-            "it against the model answer it holds (practice: the answer is in its source) and explains a wrong one",
-        )
-    p.set_defaults(func=run_quiz, quiz_module=module, quiz_command=name, html=None)
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write the exercises as a self-contained interactive page: type an answer, the page checks "
+        "it against the model answer it holds (practice: the answer is in its source) and explains a wrong one",
+    )
+    p.set_defaults(func=run_quiz, quiz_module=module, quiz_command=name)
 
 
 def run_quiz(args: argparse.Namespace) -> int:
@@ -61,9 +59,10 @@ def run_quiz(args: argparse.Namespace) -> int:
         command += f" --count {args.count}"
     command += "".join(f" --topic {t}" for t in args.topic or ())
     if args.html:
-        from ..teach.html import mmu_quiz_html, write_html
+        from ..teach.html import quiz_html, write_html
 
-        write_html(args.html, mmu_quiz_html(exercises, title=command))
+        quiz_name = args.quiz_module.rsplit(".", 1)[1].removesuffix("_quiz")
+        write_html(args.html, quiz_html(quiz_name, exercises, title=command))
         print(f"wrote {args.html}", file=sys.stderr)
     if args.json:
         print(

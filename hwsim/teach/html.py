@@ -107,22 +107,32 @@ def space_data(
 
 def _page(title: str, sub: str, data: dict) -> str:
     blob = json.dumps(data).replace("<", "\\u003c")
-    quiz = data["kind"] == "quiz"
+    quiz = data["kind"] != "dump"
+    parts = data["kind"] == "parts"  # TLB and IOMMU questions: no page tables to draw or walk
     walk_open = "" if quiz else " open"
-    quiz_panel = (
-        """<section id="quiz">
-<div class="note">Practice: the model answers are in this page's source, so it is not an exam (graded courses use
-<code>hwsim quiz make</code> and <code>hwsim quiz grade</code>).</div>
-<label>Exercise <select id="exercise"></select></label>
-<pre id="question"></pre>
-<form id="answer-form" autocomplete="off">
+    hide = " hidden" if parts else ""
+    answer_form = (
+        """<form id="parts-form" autocomplete="off"><div id="how"></div><div id="parts"></div>
+<button id="check" type="submit">Check</button> <span id="score"></span></form>"""
+        if parts
+        else """<form id="answer-form" autocomplete="off">
 <div><label><input type="radio" name="kind" id="kind-pa" value="pa" checked> it translates: pa
 <input id="ans-pa" placeholder="0x..." spellcheck="false"></label></div>
 <div><label><input type="radio" name="kind" id="kind-fault" value="fault"> it raises an exception: cause
 <input id="ans-cause" size="4" placeholder="13"></label>
 <label>at level <input id="ans-level" size="14" placeholder="0, 1, 2 or none"></label></div>
 <button id="check" type="submit">Check</button>
-</form>
+</form>"""
+    )
+    quiz_panel = (
+        """<section id="quiz">
+<div class="note">Practice: the model answers are in this page's source, so it is not an exam (graded courses use
+<code>hwsim quiz make</code> and <code>hwsim quiz grade</code>).</div>
+<label>Exercise <select id="exercise"></select></label>
+<pre id="question"></pre>
+"""
+        + answer_form
+        + """
 <div id="verdict"></div>
 <div id="explanation"></div>
 </section>
@@ -141,7 +151,7 @@ def _page(title: str, sub: str, data: dict) -> str:
 <body data-rendered="false" data-kind="{data["kind"]}">
 <h1>{html.escape(title)}</h1>
 <div class="sub" id="sub">{html.escape(sub)}</div>
-{quiz_panel}<details id="walk-panel"{walk_open}><summary>Step through a walk{" (this shows the answer)" if quiz else ""}</summary>
+{quiz_panel}<details id="walk-panel"{walk_open}{hide}><summary>Step through a walk{" (this shows the answer)" if quiz else ""}</summary>
 <div class="controls"><label>va <input id="va" placeholder="0x..." spellcheck="false"></label>
 <label>access <select id="access"><option value="load">load</option><option value="store">store</option>
 <option value="fetch">fetch</option></select></label>
@@ -153,11 +163,11 @@ def _page(title: str, sub: str, data: dict) -> str:
 <button id="all" type="button">All steps</button> <span id="step-count"></span> <span id="walk-note"></span></div>
 <ol id="steps"></ol>
 </details>
-<div id="legend">{html.escape(_LEGEND)}<br><span class="key super">superpage</span> <span class="key problem">a walk
+<div id="legend"{hide}>{html.escape(_LEGEND)}<br><span class="key super">superpage</span> <span class="key problem">a walk
 faults on this entry</span> <span class="key decoy">V=0 but not zero (a decoy: a walk stops here)</span>
 <span class="key on-path">on the walk</span> <span class="key current">the step shown</span>;
 click a run (&#9656;) to list its entries</div>
-<details id="drawing"{"" if quiz else " open"}><summary>The tables, drawn{" (a hint: problems are marked)" if quiz else ""}</summary>
+<details id="drawing"{"" if quiz else " open"}{hide}><summary>The tables, drawn{" (a hint: problems are marked)" if quiz else ""}</summary>
 <div id="canvas"></div></details>
 <noscript>This page draws the tables with JavaScript; hwsim mmu dump prints them as text.</noscript>
 <script type="application/json" id="tree-data">{blob}</script>
@@ -246,6 +256,61 @@ def mmu_quiz_html(exercises: Sequence, *, title: str) -> str:
         )
     sub = f"{len(views)} Sv39 translation exercises \u2014 written by hwsim mmu quiz --html"
     return _page(title, sub, {"kind": "quiz", "reasons": _reasons(), "views": views})
+
+
+_TLB_HOW = [
+    "Each step is a part.  An access: 'hit', or 'miss' and the entry it evicts ('miss none' when it fills a",
+    "free entry or the walk faults).  An sfence.vma: the entries it removes, or 'none'.  final: the TLB's",
+    "entries at the end, in any order, or 'none'.  Entries as on the answer sheets: A1:0x161000 (ASID 1's",
+    "page 0x161000), G:0xffffffc000000000 (a global page), A2:0x40000000/2M (a 2 MiB superpage).",
+]
+
+
+def parts_quiz_html(quiz: str, exercises: Sequence, *, title: str) -> str:
+    """A quiz page for the TLB (``quiz="tlb"``) or IOMMU (``"iommu"``) exercises: a field per part of each
+    question, checked in the page against the model's parts as ``hwsim quiz grade`` normalises them (numbers
+    in any base, entries in any order), a wrong part explained with its hint and the model's explanation."""
+    from . import course, iommu_quiz, tlb_quiz
+
+    module = {"tlb": tlb_quiz, "iommu": iommu_quiz}[quiz]
+    how = (
+        _TLB_HOW
+        if quiz == "tlb"
+        else [f"{part}: {what}." for part, what in course.IOMMU_PARTS.items()]
+        + ["Numbers in hex (0x...) or decimal; several addresses separated by spaces."]
+    )
+    views = []
+    for ex in exercises:
+        q = course.make_question(quiz, ex.number, ex)
+        parts = [
+            {"name": name, "expected": value, "hint": q.hints.get(name, ""), "why": q.why.get(name, [])}
+            for name, value in q.parts.items()
+        ]
+        views.append(
+            {
+                "name": f"Exercise {ex.number}",
+                "tree": None,
+                "space": None,
+                "start": None,
+                "question": {
+                    "quiz": quiz,
+                    "text": module.format_exercise(ex),
+                    "parts": parts,
+                    "how": how,
+                    "worked": module.format_answer(ex),
+                },
+            }
+        )
+    what = {"tlb": "TLB", "iommu": "IOMMU"}[quiz]
+    sub = f"{len(views)} {what} exercises \u2014 written by hwsim --html"
+    return _page(title, sub, {"kind": "parts", "reasons": _reasons(), "views": views})
+
+
+def quiz_html(quiz: str, exercises: Sequence, *, title: str) -> str:
+    """The quiz page of ``quiz`` (``mmu``, ``tlb`` or ``iommu``)."""
+    if quiz == "mmu":
+        return mmu_quiz_html(exercises, title=title)
+    return parts_quiz_html(quiz, exercises, title=title)
 
 
 def write_html(path: str | os.PathLike, text: str) -> None:

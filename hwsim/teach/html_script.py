@@ -43,6 +43,12 @@ table.va-split th { background: #e8edf6; font-weight: normal; }
 #explanation .why { color: #8a2a1f; }
 #explanation .title { margin-top: 6px; font-weight: bold; }
 pre.worked span.end { font-weight: bold; color: #8a2a1f; }
+.part { margin: 4px 0; }
+.part input { font: inherit; padding: 2px 4px; }
+.part .mark.right { color: #1e7b3a; font-weight: bold; }
+.part .mark.wrong { color: #c0392b; font-weight: bold; }
+.part .why { color: #8a2a1f; margin-left: 2ch; }
+.part pre.worked { color: #1d2330; background: #f7f8fa; padding: 4px; }
 #canvas { position: relative; display: flex; gap: 70px; align-items: flex-start; margin-top: 8px; }
 #links { position: absolute; left: 0; top: 0; pointer-events: none; overflow: visible; }
 .column { display: flex; flex-direction: column; gap: 16px; align-items: flex-start; }
@@ -219,6 +225,72 @@ const HwsimWalk = (function () {
   function walkMany(space, cases) { return cases.map(c => toJSON(walk(space, ...c))); }
   return {walk, walkMany, toJSON, permission, flagString, U, R, W, X, A, D, V, G, PPN_MASK, HIGH};
 })();
+// Answers to TLB and IOMMU questions, normalised as hwsim.teach.grade.normalise does (numbers in any base,
+// entries in any order, "evicts"/"removes" optional), so that the page and `hwsim quiz grade` agree on
+// what is right (tests/test_teach_page.py checks them on the same answers).
+const HwsimAnswers = (function () {
+  class Unreadable extends Error {}
+  function number(text) {  // Python's int(text, 0), and plain decimal with leading zeros
+    text = text.replace(/_/g, "");
+    if (/^[0-9]+$/.test(text)) return BigInt(text);
+    const m = /^([+-]?)(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0|[1-9][0-9]*)$/.exec(text);
+    if (!m) throw new Unreadable(JSON.stringify(text) + " is not a number (hex 0x..., or decimal)");
+    return m[1] === "-" ? -BigInt(m[2]) : BigInt(m[2]);
+  }
+  function entries(text) {  // TLB entries "A1:0x161000 G:0x..." as a sorted list of "TAG:number"
+    const out = new Set();
+    for (const word of text.replace(/,/g, " ").split(/\s+/).filter(Boolean)) {
+      const at = word.indexOf(":");
+      const tag = at < 0 ? "" : word.slice(0, at).toUpperCase();
+      if (at < 0 || !["G", "A1", "A2"].includes(tag)) {
+        throw new Unreadable(JSON.stringify(word) + " is not a TLB entry (A1:0x161000, A2:..., G:...)");
+      }
+      out.add(tag + ":" + number(word.slice(at + 1).split("/")[0]));
+    }
+    return [...out].sort();
+  }
+  function normalise(quiz, part, text) {  // a string key: equal keys mean the same answer
+    text = text.trim();
+    const low = text.toLowerCase();
+    if (low === "none" || low === "-") return "none";
+    if (quiz === "tlb") {
+      const words = low.replace(/,/g, " ").split(/\s+/).filter(Boolean);
+      for (const filler of ["removes", "evicts"]) {
+        const at = words.indexOf(filler);
+        if (at >= 0) words.splice(at, 1);
+      }
+      const step = part.startsWith("step");
+      if (step && words[0] === "hit") {
+        if (words.length > 1) throw new Unreadable(JSON.stringify(text) + ": a hit evicts nothing: write 'hit' alone");
+        return "hit";
+      }
+      if (step && words[0] === "miss") {
+        const rest = words.slice(1);
+        const none = rest.length === 0 || (rest.length === 1 && rest[0] === "none");
+        return "miss " + (none ? "none" : "[" + entries(rest.join(" ")).join(" ") + "]");
+      }
+      if (!words.length || (words.length === 1 && words[0] === "none")) return "none";
+      return "[" + entries(words.join(" ")).join(" ") + "]";
+    }
+    if (part === "pa") {
+      if (low === "fault") return "fault";
+      return "(" + low.replace(/,/g, " ").split(/\s+/).filter(Boolean).map(w => String(number(w))).join(" ") + ")";
+    }
+    if (["level", "cause", "iotval"].includes(part)) return "#" + number(low);
+    if (part === "queued") {
+      if (low !== "yes" && low !== "no") throw new Unreadable(JSON.stringify(text) + ": 'yes', 'no' or 'none'");
+      return low;
+    }
+    return low;
+  }
+  // true, false, or "unreadable" (what the student wrote cannot be read as an answer to that part)
+  function same(quiz, part, given, expected) {
+    try { return normalise(quiz, part, given) === normalise(quiz, part, expected); }
+    catch (err) { if (err instanceof Unreadable) return "unreadable"; throw err; }
+  }
+  return {normalise, same, Unreadable};
+})();
+
 (function () {
   const data = JSON.parse(document.getElementById("tree-data").textContent);
   const reasons = data.reasons;
@@ -374,7 +446,8 @@ const HwsimWalk = (function () {
 
   function drawView() {
     canvas.textContent = "";
-    boxes = {}; links = []; linkEls = [];
+    boxes = {}; links = []; linkEls = []; svg = null;
+    if (!view.tree) return;  // a TLB or IOMMU question: no page tables to draw
     const columns = [];
     for (let level = levels() - 1; level >= 0; level--) {
       const col = document.createElement("div");
@@ -413,7 +486,7 @@ const HwsimWalk = (function () {
     for (const el of linkEls) el.classList.remove("on-path");
     for (const el of document.querySelectorAll(".row .hit")) el.remove();
     note.textContent = "";
-    if (!value.trim()) return;
+    if (!value.trim() || !view.tree) return;
     let va;
     try { va = BigInt(value.trim()); } catch (err) { note.textContent = "not a number"; return; }
     let box = boxes[view.tree.root.pa];
@@ -580,7 +653,7 @@ const HwsimWalk = (function () {
     const c = readControls();
     steps = [];
     current = null;
-    if (c) {
+    if (c && view.space) {
       try { current = W.walk(view.space, ...c); steps = stepsOf(current); }
       catch (err) { steps = [{title: "Cannot walk", kind: "error", lines: [String(err.message)]}]; }
     }
@@ -720,6 +793,68 @@ const HwsimWalk = (function () {
     explanation.appendChild(open);
   }
 
+  // TLB and IOMMU questions: a field per part, each checked as `hwsim quiz grade` would.
+  function showParts(q) {
+    const how = $("how"), box = $("parts");
+    how.textContent = "";
+    for (const line of q.how) how.appendChild(text("div", "note", line));
+    box.textContent = "";
+    for (const p of q.parts) {
+      const row = document.createElement("div");
+      row.className = "part";
+      const label = text("label", "", p.name + ": ");
+      const field = document.createElement("input");
+      field.id = "part-" + p.name;
+      field.size = 40;
+      field.spellcheck = false;
+      label.appendChild(field);
+      row.appendChild(label);
+      row.appendChild(text("span", "mark", ""));
+      row.appendChild(text("div", "why", ""));
+      box.appendChild(row);
+    }
+    $("score").textContent = "";
+  }
+  function checkParts(ev) {
+    ev.preventDefault();
+    const q = view.question;
+    let right = 0;
+    const shown = new Set();
+    for (const p of q.parts) {
+      const field = $("part-" + p.name), row = field.closest(".part");
+      const given = field.value.trim();
+      const verdict = given ? HwsimAnswers.same(q.quiz, p.name, given, p.expected) : "unanswered";
+      const mark = row.querySelector(".mark"), why = row.querySelector(".why");
+      why.textContent = "";
+      row.dataset.verdict = verdict === true ? "right" : verdict === false ? "wrong" : verdict;
+      mark.className = "mark " + (verdict === true ? "right" : "wrong");
+      mark.textContent = verdict === true ? " \u2714 right" : verdict === "unanswered" ? " \u2718 not answered" :
+                         verdict === "unreadable" ? " \u2718 cannot be read as an answer" : " \u2718 wrong";
+      if (verdict === true) { right++; continue; }
+      if (verdict === "unanswered") continue;  // left blank: nothing given away, the student may go on
+      why.appendChild(text("div", "", "expected '" + p.expected + "'" + (given ? ", you wrote '" + given + "'" : "")));
+      if (p.hint) why.appendChild(text("div", "", p.hint));
+      const lines = p.why.join("\n");
+      if (lines && !shown.has(lines)) {  // each explanation once
+        shown.add(lines);
+        why.appendChild(text("pre", "worked", lines));
+      }
+    }
+    const all = right === q.parts.length;
+    $("score").textContent = right + " of " + q.parts.length + " parts right";
+    $("verdict").className = all ? "right" : "wrong";
+    $("verdict").textContent = all ? "Right: every part." : "Not right: " + (q.parts.length - right) + " of " +
+                               q.parts.length + " parts.";
+    document.body.dataset.verdict = all ? "right" : "wrong";
+    document.body.dataset.score = right + "/" + q.parts.length;
+    const explanation = $("explanation");
+    explanation.textContent = "";
+    if (!all) {
+      explanation.appendChild(text("div", "title", "The worked answer (hwsim's models):"));
+      explanation.appendChild(text("pre", "worked", q.worked.join("\n")));
+    }
+  }
+
   function selectView(n) {
     view = data.views[n];
     drawView();
@@ -728,17 +863,24 @@ const HwsimWalk = (function () {
       $("verdict").textContent = "";
       $("verdict").className = "";
       $("explanation").textContent = "";
-      for (const id of ["ans-pa", "ans-cause", "ans-level"]) $(id).value = "";
-      document.body.dataset.qaccess = view.start.access;
+      if (data.kind === "parts") showParts(view.question);
+      else {
+        for (const id of ["ans-pa", "ans-cause", "ans-level"]) $(id).value = "";
+        document.body.dataset.qaccess = view.start.access;
+      }
       delete document.body.dataset.verdict;
+      delete document.body.dataset.score;
     }
-    setControls(data.kind === "quiz" ? null : view.start);
+    setControls(data.kind === "dump" ? view.start : null);
   }
 
-  if (data.kind === "quiz") {
+  if (data.kind !== "dump") {
     const sel = $("exercise");
     data.views.forEach((v, n) => { const o = text("option", "", v.name); o.value = n; sel.appendChild(o); });
     sel.addEventListener("change", () => selectView(Number(sel.value)));
+  }
+  if (data.kind === "parts") $("parts-form").addEventListener("submit", checkParts);
+  if (data.kind === "quiz") {
     $("answer-form").addEventListener("submit", check);
     // Typing in a field picks its kind of answer.
     $("ans-pa").addEventListener("input", () => { $("kind-pa").checked = true; });
