@@ -214,6 +214,31 @@ def test_the_js_walk_agrees_with_the_walker_and_the_spec_on_quiz_rams(browser, b
     }
 
 
+@needs_chromium
+def test_the_step_through_says_what_the_worked_solution_says(browser, blank_page):
+    """On 150 quiz exercises, each with its own access: the step-through's lines hold every PTE decoded, every
+    decision and the outcome exactly as ``format_walk_explained`` (``mmu walk --explain``) words them."""
+    from hwsim.mmu.report import format_walk_explained
+
+    checked = 0
+    for n in range(150):
+        ex = mmu_quiz.make_exercise(77, n + 1)
+        space = page_data(mmu_quiz_html([ex], title="q"))["views"][0]["space"]
+        ad = "update" if ex.ad is AdPolicy.UPDATE else "fault"
+        case = [hex(ex.va), ex.access.value, ex.priv.name, ex.sum, ex.mxr, ad]
+        shown = browser.evaluate(f"hwsimPage.explain({json.dumps(space)}, {json.dumps(case)})")
+        root = (ex.satp & ((1 << 44) - 1)) << 12
+        policy = AdPolicy.REPORT if ad == "update" else AdPolicy.FAULT
+        result = walk(QuizMemory(ex.memory), root, ex.va, ex.access, ex.priv, sum=ex.sum, mxr=ex.mxr, ad=policy)
+        worked = [line.strip() for line in format_walk_explained(result, satp=ex.satp)]
+        wanted = [line for line in worked if line.startswith(("PTE = ", "-> "))]
+        assert [line for line in shown if line.startswith(("PTE = ", "-> "))] == wanted, ex.number
+        outcome = worked[-1] if result.ad_update is None else worked[-2]
+        assert shown[-1].startswith(outcome), (shown[-1], outcome)
+        checked += 1
+    assert checked == 150
+
+
 @pytest.fixture(scope="module")
 def demo_pages(tmp_path_factory):
     """The virt board's demo guest: the page written from the live board, its snapshot, and the page of that."""

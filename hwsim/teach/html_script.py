@@ -567,15 +567,15 @@ const HwsimAnswers = (function () {
     }
     return out;
   }
-  function regionOf(pa) {
-    const regions = view.space.regions;
+  function regionOf(space, pa) {
+    const regions = space.regions;
     if (!regions) return undefined;
     for (const r of regions) if (BigInt(r.base) <= pa && pa < BigInt(r.base) + BigInt(r.size)) return r.name;
     return null;
   }
 
   // The walk as a list of steps: [{title, lines, step (the WalkStep it shows, if any)}].
-  function stepsOf(r) {
+  function stepsOf(r, space) {
     const out = [];
     const n = r.levels, vaBits = 12 + 9 * n;
     const cols = [["sign ext", "63.." + vaBits, r.va >> BigInt(vaBits)]];
@@ -584,7 +584,7 @@ const HwsimAnswers = (function () {
     const split = {title: "Split the VA into its fields", kind: "split", table: cols, lines: [
       "va " + hex16(r.va) + ": " + r.access + " in " + r.priv + "-mode, SUM=" + (r.sum ? 1 : 0) + " MXR=" + (r.mxr ? 1 : 0),
     ]};
-    if (view.space.satp) split.lines.unshift("satp " + hex16(view.space.satp) + ": root table at " + hex(r.root));
+    if (space.satp) split.lines.unshift("satp " + hex16(space.satp) + ": root table at " + hex(r.root));
     const top = r.va >> BigInt(vaBits - 1);
     if (top !== 0n && top !== (1n << BigInt(65 - vaBits)) - 1n) {
       split.lines.push("bits 63.." + vaBits + " are not all copies of bit " + (vaBits - 1) +
@@ -594,11 +594,12 @@ const HwsimAnswers = (function () {
     for (const s of r.steps) {
       out.push({title: "Level " + s.level + ": the PTE's address", kind: "address", step: s, lines: [
         "PTE address = table + vpn[" + s.level + "]*8 = " + hex(s.table) + " + " + hex(s.vpn) + "*8 = " + hex(s.pte_addr),
-      ].concat(s.code === "pte_access" ? ["that address is not in RAM: reading the PTE is an access fault"] : [])});
+      ].concat(s.code === "pte_access" ? ["that address is not in RAM: reading the PTE is an access fault",
+                                           "-> " + decision(s)] : [])});
       if (s.code === "pte_access") break;
-      const leaf = ["leaf", "denied", "misaligned", "ad_fault"].includes(s.code);
-      const kind = !(s.pte & W.V) ? "not valid" : leaf ? "a leaf (R or X set)" : s.code === "write_no_read" ?
-                   "a reserved encoding" : "a pointer (R=X=0)";
+      const leaf = ["leaf", "denied", "misaligned", "ad_fault"].includes(s.code);  // reached the leaf checks
+      const kind = !(s.pte & W.V) ? "not valid" : s.pte & W.W && !(s.pte & W.R) ? "a reserved encoding (W=1, R=0)" :
+                   s.pte & (W.R | W.X) ? "a leaf (R or X set)" : "a pointer (R=X=0)";
       const lines = ["PTE = " + hex16(s.pte) + ": " + fields(s.pte), "V=" + bit(s.pte, W.V) + ", R=" + bit(s.pte, W.R) +
                      " W=" + bit(s.pte, W.W) + " X=" + bit(s.pte, W.X) + ": " + kind];
       if (!leaf) lines.push("-> " + decision(s));
@@ -629,7 +630,7 @@ const HwsimAnswers = (function () {
       const low = r.level === 0 ? "offset" : "va[" + (shift - 1) + ":0]";
       result.lines.push("pa = (PPN " + hex((r.pte & W.PPN_MASK) >> 10n) + " << 12) | " + low + " " +
                         hex(r.va & (r.page_size - 1n)) + " = " + hex(r.pa) + " (" + levelNames[r.level] + ")");
-      const region = regionOf(r.pa);
+      const region = regionOf(space, r.pa);
       if (region !== undefined) result.lines.push(region ? "pa " + hex(r.pa) + " is in '" + region + "'" :
         "pa " + hex(r.pa) + " is neither RAM nor a device: the access itself would be an access fault");
     } else {
@@ -654,7 +655,7 @@ const HwsimAnswers = (function () {
     steps = [];
     current = null;
     if (c && view.space) {
-      try { current = W.walk(view.space, ...c); steps = stepsOf(current); }
+      try { current = W.walk(view.space, ...c); steps = stepsOf(current, view.space); }
       catch (err) { steps = [{title: "Cannot walk", kind: "error", lines: [String(err.message)]}]; }
     }
     shown = steps.length ? 1 : 0;
@@ -891,7 +892,13 @@ const HwsimAnswers = (function () {
   if (m) { input.value = decodeURIComponent(m[1]); recompute(); }
 
   // The tests' hooks: HwsimWalk.walkMany on a view's space, and the views themselves.
-  window.hwsimPage = {data, walk: (n, cases) => W.walkMany(data.views[n].space, cases), selectView};
+  window.hwsimPage = {
+    data,
+    selectView,
+    walk: (n, cases) => W.walkMany(data.views[n].space, cases),
+    // every line of every step of a walk, as the step-through shows them
+    explain: (space, c) => stepsOf(W.walk(space, ...c), space).flatMap(st => [st.title, ...st.lines]),
+  };
   document.body.dataset.rendered = "true";
 })();
 """
