@@ -479,6 +479,24 @@ def test_answer_a_quiz_question_right_and_wrong(browser, tmp_path):
     browser.type("#ans-level", "1")
     browser.click("#check")
     assert browser.evaluate("document.body.dataset.verdict") == "right"
+    # An access whose walk sets A: the PTE the hardware rewrites is part of the answer.
+    rw = mmu_quiz.make_exercise(4, 3, ["page"])
+    addr, old, new = rw.solve().ad_update
+    assert rw.access is Access.STORE and new == old | 0xC0
+    pa = rw.solve().translation.pa
+    path.write_text(mmu_quiz_html([rw], title="quiz"))
+    browser.open(path.as_uri())
+    browser.type("#ans-pa", hex(pa))
+    browser.click("#check")
+    assert browser.evaluate("[...document.querySelectorAll('#explanation .why')].map(e => e.innerText)") == [
+        "The physical address is right.",
+        f"The PTE rewrite is {addr:#x} -> {new:#x}: the hardware sets A and D in the leaf at {addr:#x}.",
+    ]
+    browser.type("#ans-pte", str(addr))  # decimal is a number too
+    browser.type("#ans-new", hex(new))
+    browser.click("#check")
+    assert browser.evaluate("document.body.dataset.verdict") == "right"
+    assert browser.text("#verdict") == f"Right: {mmu_quiz.answer_line(rw.solve())}."
 
 
 # -- the file itself (no browser needed) ----------------------------------------------------------------------
@@ -510,6 +528,8 @@ def test_mmu_quiz_html_writes_the_exercises_with_their_answers(tmp_path, capsys)
         "pa": "0xf9b58eb8",
         "level": 2,
         "line": "pa 0xf9b58eb8 (1 GiB gigapage)",
+        "rewrite": None,
+        "rewrite_hint": "no PTE changes: A and D are already as the access needs them",
     }
     assert (tr.pa, tr.level) == (0xF9B58EB8, 2)
 

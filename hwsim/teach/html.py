@@ -117,7 +117,9 @@ def _page(title: str, sub: str, data: dict) -> str:
         if parts
         else """<form id="answer-form" autocomplete="off">
 <div><label><input type="radio" name="kind" id="kind-pa" value="pa" checked> it translates: pa
-<input id="ans-pa" placeholder="0x..." spellcheck="false"></label></div>
+<input id="ans-pa" placeholder="0x..." spellcheck="false"></label>
+<label>and the hardware rewrites the PTE at <input id="ans-pte" size="14" placeholder="0x... or none"></label>
+<label>to <input id="ans-new" size="20" placeholder="its new value"></label></div>
 <div><label><input type="radio" name="kind" id="kind-fault" value="fault"> it raises an exception: cause
 <input id="ans-cause" size="4" placeholder="13"></label>
 <label>at level <input id="ans-level" size="14" placeholder="0, 1, 2 or none"></label></div>
@@ -215,6 +217,8 @@ def quiz_tree(words: dict[int, int], satp: int, mem: PteReader) -> PageTableTree
 
 def mmu_quiz_html(exercises: Sequence, *, title: str) -> str:
     """A quiz page: one view per ``hwsim.teach.mmu_quiz.MmuExercise``, each with its model answer embedded."""
+    from . import course
+
     views = []
     for ex in exercises:
         mem = QuizMemory(ex.memory)
@@ -234,6 +238,9 @@ def mmu_quiz_html(exercises: Sequence, *, title: str) -> str:
                 "message": f.message,
             }
         answer["line"] = answer_line(result)
+        key = course.make_question("mmu", ex.number, ex)  # the graded key's rewrite part, and what it means
+        answer["rewrite"] = None if key.parts["rewrite"] == "none" else key.parts["rewrite"].split()
+        answer["rewrite_hint"] = key.hints["rewrite"]
         views.append(
             {
                 "name": f"Exercise {ex.number}",

@@ -723,11 +723,22 @@ const HwsimAnswers = (function () {
   }
 
   // -- quiz mode ---------------------------------------------------------------------------------------------
-  function explainWrong(q, kind, pa, cause, level) {  // lines saying what is wrong, then the worked walk
+  function rewriteOf(answer) {  // the PTE rewrite given: null (none), [addr, value], or "unreadable"
+    const addr = $("ans-pte").value.trim().toLowerCase(), value = $("ans-new").value.trim().toLowerCase();
+    if ((addr === "" || addr === "none") && (value === "" || value === "none")) return null;
+    try { return [BigInt(addr), BigInt(value)]; } catch (err) { return "unreadable"; }
+  }
+  function rewriteRight(a, given) {
+    if (a.rewrite === null) return given === null;
+    return Array.isArray(given) && given[0] === BigInt(a.rewrite[0]) && given[1] === BigInt(a.rewrite[1]);
+  }
+  function explainWrong(q, kind, pa, cause, level, rewrite) {  // lines saying what is wrong, then the worked walk
     const a = q.answer, out = [];
     const lvl = a.level === null ? "none" : String(a.level);
     if (a.result === "ok") {
       if (kind !== "pa") out.push("The access translates: no exception. The model answer is " + a.line + ".");
+      else if (pa === null) out.push("Give the physical address the access reaches.");
+      else if (pa === BigInt(a.pa)) out.push("The physical address is right.");
       else {
         const bits = 12n + 9n * BigInt(a.level), diff = pa ^ BigInt(a.pa), offset = "va[" + (bits - 1n) + ":0]";
         out.push("The physical address is " + a.pa + " (" + levelNames[a.level] + "), not " + hex(pa) + ".");
@@ -736,6 +747,11 @@ const HwsimAnswers = (function () {
           offset + ", and only the PPN's bits above " + (bits - 1n) + " name the frame.");
         else if (diff >> bits === 0n) out.push("Your frame is right, your offset is not: it is " + offset + ".");
         else out.push("Both the frame (the leaf PTE's PPN) and the offset are wrong.");
+      }
+      if (kind === "pa" && !rewriteRight(a, rewrite)) {
+        out.push(a.rewrite === null ? "No PTE is rewritten: " + a.rewrite_hint + "." :
+                 "The PTE rewrite is " + a.rewrite.join(" -> ") + ": " + a.rewrite_hint + "." +
+                 (rewrite === "unreadable" ? " (Yours cannot be read: give an address and a value, in hex or decimal.)" : ""));
       }
     } else {
       const what = a.kind + " (cause " + a.cause + ")" + (a.level === null ? "" : " at level " + a.level) + ": " + a.message;
@@ -773,12 +789,15 @@ const HwsimAnswers = (function () {
     if (kind === "pa" && !$("ans-pa").value.trim()) pa = null;
     const a = q.answer;
     const lvl = a.level === null ? "none" : String(a.level);
-    const right = a.result === "ok" ? kind === "pa" && pa !== null && pa === BigInt(a.pa)
+    const rewrite = rewriteOf();
+    const right = a.result === "ok" ? kind === "pa" && pa !== null && pa === BigInt(a.pa) && rewriteRight(a, rewrite)
                                     : kind === "fault" && cause === a.cause && level === lvl;
     verdict.className = right ? "right" : "wrong";
     verdict.textContent = right ? "Right: " + a.line + "." : "Not right.";
     document.body.dataset.verdict = right ? "right" : "wrong";
-    if (!right) for (const line of explainWrong(q, kind, pa, cause, level)) explanation.appendChild(text("div", "why", line));
+    if (!right) {
+      for (const line of explainWrong(q, kind, pa, cause, level, rewrite)) explanation.appendChild(text("div", "why", line));
+    }
     explanation.appendChild(text("div", "title", "The walk, step by step (hwsim's walker):"));
     const pre = document.createElement("pre");
     pre.className = "worked";
@@ -866,7 +885,7 @@ const HwsimAnswers = (function () {
       $("explanation").textContent = "";
       if (data.kind === "parts") showParts(view.question);
       else {
-        for (const id of ["ans-pa", "ans-cause", "ans-level"]) $(id).value = "";
+        for (const id of ["ans-pa", "ans-pte", "ans-new", "ans-cause", "ans-level"]) $(id).value = "";
         document.body.dataset.qaccess = view.start.access;
       }
       delete document.body.dataset.verdict;
@@ -884,7 +903,7 @@ const HwsimAnswers = (function () {
   if (data.kind === "quiz") {
     $("answer-form").addEventListener("submit", check);
     // Typing in a field picks its kind of answer.
-    $("ans-pa").addEventListener("input", () => { $("kind-pa").checked = true; });
+    for (const id of ["ans-pa", "ans-pte", "ans-new"]) $(id).addEventListener("input", () => { $("kind-pa").checked = true; });
     for (const id of ["ans-cause", "ans-level"]) $(id).addEventListener("input", () => { $("kind-fault").checked = true; });
   }
   selectView(0);
