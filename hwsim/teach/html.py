@@ -1,4 +1,4 @@
-"""The interactive page-table page: one self-contained HTML file (``mmu dump --html``, ``mmu quiz --html``).
+"""The interactive teaching page: one self-contained HTML file (``mmu dump --html``, every quiz's ``--html``).
 
 One file, no network (inline CSS, script and data; a Content-Security-Policy
 that forbids every fetch).  Each *view* is one address space::
@@ -17,7 +17,10 @@ runs both on thousands of cases): a Next/Back step-through of the VA split,
 each PTE address and decode, the permission check and the PA or the fault,
 for the access type, privilege, SUM, MXR and A/D rule chosen.  A quiz page
 checks a typed answer against the model answer embedded in it (practice: the
-answer is in the page source) and explains a wrong one step by step.  Opening
+answer is in the page source) and explains a wrong one step by step: an Sv39
+question (``kind: "quiz"``) as a PA and PTE rewrite or a cause and level, a
+TLB or IOMMU question (``kind: "parts"``, no tables to draw) part by part, as
+``hwsim quiz grade`` reads answers.  Opening
 ``page.html#va=0x1234`` highlights that walk.  When drawing is done the
 script sets ``<body data-rendered="true" data-tables=N data-entries=N
 data-links=N>``, which the tests read back from headless Chromium.
@@ -35,6 +38,7 @@ from ..mmu.bits import FLAGS_LEGEND, PAGE_SHIFT, PAGE_SIZE, PTE_PPN_SHIFT, PTE_S
 from ..mmu.report import format_walk_explained
 from ..mmu.tree import PageTableTree, TableNode, read_tree, tree_to_json
 from ..mmu.walker import AdPolicy, FaultReason, PteReader
+from . import course, iommu_quiz, tlb_quiz
 from .html_script import CSS, SCRIPT
 from .mmu_quiz import RAM_BASE, RAM_SIZE, QuizMemory, answer_line, format_exercise
 
@@ -206,7 +210,7 @@ def tree_html(
     return _page(title, sub, {"kind": "dump", "reasons": _reasons(), "views": [view]})
 
 
-def quiz_tree(words: dict[int, int], satp: int, mem: PteReader) -> PageTableTree:
+def quiz_tree(satp: int, mem: PteReader) -> PageTableTree:
     """The tree under a quiz's satp; a root outside RAM is drawn as a missing table."""
     root = satp_fields(satp)[2] << PAGE_SHIFT
     try:
@@ -217,12 +221,10 @@ def quiz_tree(words: dict[int, int], satp: int, mem: PteReader) -> PageTableTree
 
 def mmu_quiz_html(exercises: Sequence, *, title: str) -> str:
     """A quiz page: one view per ``hwsim.teach.mmu_quiz.MmuExercise``, each with its model answer embedded."""
-    from . import course
-
     views = []
     for ex in exercises:
         mem = QuizMemory(ex.memory)
-        tree = quiz_tree(ex.memory, ex.satp, mem)
+        tree = quiz_tree(ex.satp, mem)
         result = ex.solve()
         tr, f = result.translation, result.fault
         if tr is not None:
@@ -277,8 +279,6 @@ def parts_quiz_html(quiz: str, exercises: Sequence, *, title: str) -> str:
     """A quiz page for the TLB (``quiz="tlb"``) or IOMMU (``"iommu"``) exercises: a field per part of each
     question, checked in the page against the model's parts as ``hwsim quiz grade`` normalises them (numbers
     in any base, entries in any order), a wrong part explained with its hint and the model's explanation."""
-    from . import course, iommu_quiz, tlb_quiz
-
     module = {"tlb": tlb_quiz, "iommu": iommu_quiz}[quiz]
     how = (
         _TLB_HOW
@@ -308,8 +308,8 @@ def parts_quiz_html(quiz: str, exercises: Sequence, *, title: str) -> str:
                 },
             }
         )
-    what = {"tlb": "TLB", "iommu": "IOMMU"}[quiz]
-    sub = f"{len(views)} {what} exercises \u2014 written by hwsim --html"
+    what, command = {"tlb": ("TLB", "hwsim mmu tlb-quiz"), "iommu": ("IOMMU", "hwsim iommu quiz")}[quiz]
+    sub = f"{len(views)} {what} exercises \u2014 written by {command} --html"
     return _page(title, sub, {"kind": "parts", "reasons": _reasons(), "views": views})
 
 
