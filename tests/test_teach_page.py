@@ -390,8 +390,10 @@ def test_click_through_a_walk_step_by_step(browser, built, tmp_path):
     browser.click("#back")
     assert browser.evaluate("document.body.dataset.step") == "8"
     assert browser.evaluate("document.querySelector('.row.current').dataset.first") == "1"  # the run holding 0x002
-    # A store is allowed (W=1), a fetch is not: the access selector changes the walk.
+    # A store is allowed (W=1), a fetch is not: the access selector changes the walk, at the step shown.
     choose(browser, "#access", "fetch")
+    assert browser.evaluate("document.body.dataset.step") == "8"
+    assert step_texts(browser)[-1].endswith("-> leaf (4 KiB page) ---U-WRV: fetch denied -> page fault")
     browser.click("#all")
     assert browser.evaluate("document.body.dataset.outcome") == "fault 12 NOT_EXECUTABLE"
     assert step_texts(browser)[-1] == (

@@ -649,7 +649,7 @@ const HwsimAnswers = (function () {
     if (!input.value.trim()) return null;
     return [BigInt.asUintN(64, va), $("access").value, $("priv").value, $("sum").checked, $("mxr").checked, $("ad").value];
   }
-  function recompute() {
+  function recompute(keep) {  // walk again; keep: stay at the step shown (a selector changed, not the VA)
     highlight(input.value);
     const c = readControls();
     steps = [];
@@ -658,7 +658,7 @@ const HwsimAnswers = (function () {
       try { current = W.walk(view.space, ...c); steps = stepsOf(current, view.space); }
       catch (err) { steps = [{title: "Cannot walk", kind: "error", lines: [String(err.message)]}]; }
     }
-    shown = steps.length ? 1 : 0;
+    shown = !steps.length ? 0 : keep ? Math.min(Math.max(shown, 1), steps.length) : 1;
     showSteps();
   }
   function showSteps() {
@@ -699,7 +699,7 @@ const HwsimAnswers = (function () {
   $("next").addEventListener("click", () => { if (shown < steps.length) { shown++; showSteps(); } });
   $("back").addEventListener("click", () => { if (shown > 1) { shown--; showSteps(); } });
   $("all").addEventListener("click", () => { shown = steps.length; showSteps(); });
-  input.addEventListener("input", recompute);
+  input.addEventListener("input", () => recompute(false));
   document.addEventListener("keydown", ev => {  // the arrow keys step too, when not typing
     if (ev.target.closest && ev.target.closest("input, select, textarea") || !$("walk-panel").open) return;
     if (ev.key === "ArrowRight") $("next").click();
@@ -708,7 +708,7 @@ const HwsimAnswers = (function () {
   $("walk-panel").addEventListener("toggle", () => {  // a quiz's panel opens on the exercise's access
     if ($("walk-panel").open && data.kind === "quiz" && !input.value) setControls(view.start);
   });
-  for (const id of ["access", "priv", "sum", "mxr", "ad"]) $(id).addEventListener("change", recompute);
+  for (const id of ["access", "priv", "sum", "mxr", "ad"]) $(id).addEventListener("change", () => recompute(true));
 
   function setControls(start) {
     input.value = start ? start.va : "";
