@@ -277,6 +277,36 @@ def test_the_js_walk_agrees_on_a_live_board_its_snapshot_and_a_built_tree(browse
 
 
 @needs_chromium
+def test_the_js_walk_agrees_on_a_raw_memory_image(browser, blank_page, built, tmp_path):
+    """``dump --image``: RAM is the image (no memory map: no region names), the walk the same."""
+    from hwsim.mmu.image import ImageMemory
+
+    phys, space, tree = built
+    image, page = tmp_path / "ram.bin", tmp_path / "image.html"
+    image.write_bytes(phys.read(RAM, 8 << 20))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        argv = [
+            "mmu",
+            "dump",
+            "--image",
+            str(image),
+            "--base",
+            hex(RAM),
+            "--satp",
+            hex(space.satp),
+            "--html",
+            str(page),
+        ]
+        assert main(argv) == 0
+    data = page_data(page.read_text())["views"][0]["space"]
+    assert data["ram"] == [[hex(RAM), hex(8 << 20)]] and "regions" not in data
+    cases = random_cases(data, random.Random(9), 300, start=0x2008)
+    with ImageMemory(str(image), RAM) as mem:
+        for case, js in zip(cases, js_walks(browser, data, cases)):
+            assert js == python_walk(mem, space.root, case), case
+
+
+@needs_chromium
 def test_the_js_walk_agrees_on_sv48_tables(browser, blank_page):
     """Four levels: a 512 GiB terapage (misaligned, and aligned), 1 GiB, 2 MiB and 4 KiB pages, a decoy."""
     phys = PhysicalMemory()

@@ -326,7 +326,3 @@ def write_html(path: str | os.PathLike, text: str) -> None:
             f.write(text)
     except OSError as exc:
         raise ConfigError(f"cannot write {os.fspath(path)!r}: {exc.strerror}") from None
-
-
-def write_tree_html(path: str | os.PathLike, tree: PageTableTree, *, title: str, region_of=None, **kw) -> None:
-    write_html(path, tree_html(tree, title=title, region_of=region_of, **kw))
