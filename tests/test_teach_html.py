@@ -6,14 +6,13 @@ one); without it they are skipped, saying so.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import struct
 import subprocess
 import tempfile
 
 import pytest
+from chromium_cdp import find_chromium
 
 from hwsim.machine import FrameAllocator, PhysicalMemory
 from hwsim.mmu import AddressSpace, Pte
@@ -23,9 +22,7 @@ from hwsim.mmu.tree import read_tree
 from hwsim.teach.html import tree_html
 
 RAM = 0x8000_0000
-CHROMIUM = os.environ.get("HWSIM_CHROMIUM") or next(
-    (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome", "headless_shell")) if p), None
-)
+CHROMIUM = find_chromium()
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None,
     reason="headless Chromium not installed (apt-get install chromium, or set HWSIM_CHROMIUM): "
