@@ -44,7 +44,7 @@ from ..machine.elf import ElfImage, read_elf
 from ..mmu.bits import PAGE_SHIFT, PAGE_SIZE, SV39, Pte, make_pte, make_satp, pte_ppn
 from ..riscv import asm as A
 from ..riscv.priv import Access, Cause, Priv
-from .policies import DEFAULT_TICK, Ref
+from .policies import DEFAULT_TICK, Counts, Policy, Ref, simulate
 from .workloads import MAX_PAGES
 
 SOURCES = Path(__file__).resolve().parent / "paging_c"
@@ -588,3 +588,10 @@ def run_handler(elf: bytes, refs: list[Ref], *, frames: int, workload: str = "cu
     """Run the handler in ``elf`` over ``refs`` with ``frames`` frames, on a fresh machine."""
     npages = max(p for p, _ in refs) + 1 if refs else 1
     return PagingLab(elf, frames=frames, npages=npages, tick=tick, name=name).run(refs, workload)
+
+
+def compare(run: LabRun, refs: list[Ref], *, tick: int = DEFAULT_TICK) -> dict[str, Counts]:
+    """The models' counts over the reference string recorded from ``run`` (the workload's, when the run
+    failed before its end), by policy title: FIFO, clock, aging, LRU, OPT."""
+    recorded = run.refs if run.error is None else refs
+    return {p.title: simulate(p, recorded, run.frames, tick=tick).counts for p in Policy}

@@ -32,6 +32,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 Ref = tuple[int, bool]  # (page, is a write)
 
@@ -75,8 +76,7 @@ class Step:
     written_back: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Counts:
+class Counts(NamedTuple):
     faults: int
     page_ins: int
     write_backs: int
