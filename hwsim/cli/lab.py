@@ -12,6 +12,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     lab = sub.add_parser("lab", help="course labs that run students' code on the emulated CPU (paging)")
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="LAB", required=True)
+    from .quiz import add_quiz_parser
+
+    add_quiz_parser(
+        lab_sub,
+        "replace-quiz",
+        "hwsim.teach.replace_quiz",
+        help="generate page-replacement exercises from a seed: faults, victims, write-backs, Belady's anomaly",
+        description="Page-replacement exercises: a reference string, a number of frames and a policy (FIFO, "
+        "clock, LRU, OPT, aging); the same rules as the page-fault lab's models.",
+    )
     paging = lab_sub.add_parser(
         "paging",
         help="the page-fault lab: write the page-fault handler of a machine with few frames",

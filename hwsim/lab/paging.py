@@ -488,6 +488,7 @@ class PagingLab:
                 )
             owners[frame] = page
         # The model TLB against the tables: what a missing sfence.vma left behind.
+        stale: dict[int, str] = {}
         for asid, tr in self.m.tlb.entries():
             page = (tr.va - BASE) >> PAGE_SHIFT
             if tr.level or not (BASE <= tr.va and page < self.npages) or asid != ASID:
@@ -496,10 +497,9 @@ class PagingLab:
             when = f"{entry} (fault #{fault})" if fault else entry
             cached = self.frame_of(tr.pte)
             if now is None or pte_ppn(now) != pte_ppn(tr.pte):
-                now_text = "is invalid" if now is None else f"points at frame {self.frame_of(now)}"
-                self.stale[page] = (
-                    f"the TLB still maps page {page} to frame {cached}, but its PTE {now_text}: {when} changed "
-                    f"the PTE and executed no sfence.vma for va {tr.va:#x}"
+                stale[page] = self.stale.get(page) or (
+                    f"{when} changed page {page}'s PTE and executed no sfence.vma for va {tr.va:#x}, so the TLB "
+                    f"still maps page {page} to frame {cached}"
                 )
             elif tr.pte & Pte.A and not now & Pte.A:
                 warn = (
@@ -508,6 +508,7 @@ class PagingLab:
                 )
                 if self.run_info is not None and warn not in self.run_info.warnings:
                     self.run_info.warnings.append(warn)
+        self.stale = stale
 
     def _lost_write(self, page: int) -> _Eviction | None:
         for ev in reversed(self.evictions):
@@ -519,7 +520,7 @@ class PagingLab:
         want = tag(page, self.versions[page])
         text = f"{where}: page {page} reads {_describe_tag(got)}, expected {_describe_tag(want)}"
         if page in self.stale:
-            return f"{text}: stale TLB entry: {self.stale[page]}"
+            return f"{text}: a stale TLB entry: {self.stale[page]}"
         if got >> 32 != page:
             loaded = self.loaded_into.get(frame)
             if loaded is None:
@@ -545,13 +546,13 @@ class PagingLab:
         pte = self.pte(page)
         mapped = self.frame_of(pte) if pte & Pte.V else None
         if mapped != frame:
-            holder = next((p for p in range(self.npages) if self.pte(p) & Pte.V and self.frame_of(self.pte(p)) == frame), None)
+            holder = next((p for p, e in self._resident().items() if self.frame_of(e) == frame), None)
             now = "is invalid" if mapped is None else f"points at frame {mapped}"
             why = self.stale.get(page, "the TLB entry is stale (a PTE changed without sfence.vma)")
             raise LabError(
                 f"stale TLB entry used: reference {index} reads page {page} through frame {frame}"
                 + (f" (which holds page {holder} now)" if holder is not None else "")
-                + f", but page {page}'s PTE {now}: {why}"
+                + f", though page {page}'s PTE {now}: {why}"
             )
         if value != tag(page, self.versions[page]):
             raise LabError(self._explain_data(page, frame, value, f"data check at reference {index}"))
