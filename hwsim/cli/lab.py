@@ -47,9 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["fifo", "clock", "aging"],
         help="run hwsim's reference solution in C for this policy instead of DIR's handler",
     )
-    run.add_argument(
-        "--frames", type=int_arg, action="append", help="physical frames (repeatable; default 4; 1 to 64)"
-    )
+    run.add_argument("--frames", type=int_arg, action="append", help="physical frames (repeatable; default 4; 1 to 64)")
     run.add_argument(
         "--workload",
         action="append",
@@ -118,7 +116,7 @@ def run_run(args: argparse.Namespace) -> int:
                         "handler": {"faults": run.faults, "page_ins": run.page_ins, "write_backs": run.write_backs},
                         "error": run.error,
                         "warnings": run.warnings,
-                        "models": {p: c._asdict() for p, c in table.items()},
+                        "models": {p: c.to_json() for p, c in table.items()},
                     }
                     for name, _what, _refs, run, table in results
                 ]

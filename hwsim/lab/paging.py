@@ -409,7 +409,7 @@ class PagingLab:
                         raise LabError(f"{entry} accessed satp in {self._where(result.pc)}: use lab->ptes instead")
                 if result.reason is StopReason.LIMIT:
                     raise LabError(
-                        f"{entry} did not return within {HANDLER_TIMEOUT_US // 1_000_000} s "
+                        f"{entry} did not return within {HANDLER_TIMEOUT_US / 1e6:g} s "
                         f"(an endless loop?); it was in {self._where(result.pc)}"
                     )
                 raise LabError(f"{entry} crashed in {self._where(result.pc)}: {result.describe()}")
@@ -526,7 +526,9 @@ class PagingLab:
             if loaded is None:
                 return f"{text}: frame {frame} was mapped for page {page} without lab_swap_in(page, frame)"
             if loaded != page:
-                return f"{text}: frame {frame} was mapped for page {page} but lab_swap_in last read page {loaded} into it"
+                return (
+                    f"{text}: frame {frame} was mapped for page {page} but lab_swap_in last read page {loaded} into it"
+                )
             return f"{text}: frame {frame} holds another page's data"
         ev = self._lost_write(page)
         if ev is not None:
@@ -584,8 +586,15 @@ class PagingLab:
                 raise LabError(self._explain_data(page, frame, got, where))
 
 
-def run_handler(elf: bytes, refs: list[Ref], *, frames: int, workload: str = "custom", tick: int = DEFAULT_TICK,
-                name: str = "lab.elf") -> LabRun:
+def run_handler(
+    elf: bytes,
+    refs: list[Ref],
+    *,
+    frames: int,
+    workload: str = "custom",
+    tick: int = DEFAULT_TICK,
+    name: str = "lab.elf",
+) -> LabRun:
     """Run the handler in ``elf`` over ``refs`` with ``frames`` frames, on a fresh machine."""
     npages = max(p for p, _ in refs) + 1 if refs else 1
     return PagingLab(elf, frames=frames, npages=npages, tick=tick, name=name).run(refs, workload)

@@ -81,6 +81,9 @@ class Counts(NamedTuple):
     page_ins: int
     write_backs: int
 
+    def to_json(self) -> dict[str, int]:
+        return {"faults": self.faults, "page_ins": self.page_ins, "write_backs": self.write_backs}
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:

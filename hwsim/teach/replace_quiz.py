@@ -15,8 +15,8 @@ import random
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from ..mmu.report import plural
 from ..lab.policies import DEFAULT_TICK, Outcome, Policy, Ref, format_refs, simulate
+from ..mmu.report import plural
 from . import topics
 from .mmu_quiz import check_seed_and_count
 
@@ -152,6 +152,7 @@ def format_answer(ex: ReplaceExercise) -> list[str]:
             lines.append(f"With {frames} frames (frames after each reference):")
             lines += _trace(ex.solve(frames))
         return lines
+    assert isinstance(answer, int)
     if ex.topic == "victim":
         head = f"Answer: page {answer}."
     elif ex.topic == "faults":
