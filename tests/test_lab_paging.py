@@ -193,7 +193,8 @@ def test_handler_that_never_returns_is_stopped(tmp_path, monkeypatch):
     )
 
 
-def test_cli_init_and_run(tmp_path, capsys):
+def test_cli_init_and_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # where --solution builds without DIR
     lab = tmp_path / "lab"
     assert main(["lab", "paging", "init", str(lab)]) == 0
     assert (lab / "handler.c").is_file() and (lab / "lab.h").is_file()
@@ -208,6 +209,7 @@ def test_cli_init_and_run(tmp_path, capsys):
     assert result["handler"] == {"faults": 9, "page_ins": 9, "write_backs": 0}
     assert result["models"]["FIFO"] == {"faults": 9, "page_ins": 9, "write_backs": 0}
     assert result["models"]["OPT (Belady)"]["faults"] == 7
+    assert (tmp_path / "cache" / "hwsim" / "lab" / "solution-fifo.elf").is_file()
 
 
 # -- the replacement quiz against a straight-line model -----------------------------------------------------

@@ -72,6 +72,7 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_run(args: argparse.Namespace) -> int:
+    import os
     from pathlib import Path
 
     from ..errors import ConfigError
@@ -80,9 +81,9 @@ def run_run(args: argparse.Namespace) -> int:
     from ..lab.workloads import WORKLOADS, describe, get_workload
 
     if args.solution:
-        elf_path = build_sources(
-            [solution_source(args.solution)], Path(args.dir or ".") / "build" / f"solution-{args.solution}.elf"
-        )
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hwsim" / "lab"
+        out = Path(args.dir) / "build" if args.dir else cache
+        elf_path = build_sources([solution_source(args.solution)], out / f"solution-{args.solution}.elf")
         who = f"reference solution ({args.solution})"
     elif args.dir:
         elf_path = build_handler(args.dir, force=args.force)

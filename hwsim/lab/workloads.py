@@ -35,11 +35,14 @@ def _random() -> list[Ref]:
 
 
 def _shift() -> list[Ref]:
-    """A working set of 3 pages for 120 references, then another 3 pages, then back: locality that shifts."""
+    """A working set of 3 pages for 100 references, then another 3, then the first again; 15% of the references
+    stray to 4 other pages, a quarter are writes: how fast each policy follows the shift."""
     rng = random.Random(7)
     refs: list[Ref] = []
-    for pages in ((0, 1, 2), (5, 6, 7), (0, 1, 2)):
-        refs += [(rng.choice(pages), rng.random() < 0.25) for _ in range(120)]
+    for pages in ((0, 1, 2), (4, 5, 6), (0, 1, 2)):
+        for _ in range(100):
+            page = rng.choice(pages) if rng.random() < 0.85 else rng.randrange(8, 12)
+            refs.append((page, rng.random() < 0.25))
     return refs
 
 
