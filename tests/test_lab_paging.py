@@ -314,3 +314,27 @@ def test_parse_refs():
     with pytest.raises(ValueError, match="not a page number: 'x'"):
         parse_refs("1 x")
     assert list(itertools.islice(get_workload("belady"), 3)) == [(1, False), (2, False), (3, False)]
+
+
+def test_replace_questions_in_a_graded_course(tmp_path, capsys):
+    (tmp_path / "roster.txt").write_text("ann\nben\n")
+    out, answers = tmp_path / "course", tmp_path / "answers"
+    roster = str(tmp_path / "roster.txt")
+    args = ["quiz", "make", "--roster", roster, "--out", str(out), "--course-seed", "3", "--mmu", "0"]
+    assert main([*args, "--tlb", "0", "--iommu", "0", "--replace", "6"]) == 0
+    sheet = (out / "sheets" / "ann.txt").read_text()
+    assert "Page-replacement questions, parts (numbers):" in sheet and "Question 6: page replacement" in sheet
+    answers.mkdir()
+    for student, shift in (("ann", 0), ("ben", 1)):  # ann answers right, ben one off everywhere
+        key = json.loads((out / "keys" / f"{student}.json").read_text())
+        lines = [f"student: {student}", f"sheet: {key['sheet']}"]
+        for q in key["questions"]:
+            lines += [f"{q['number']}.{part}: {int(value) + shift}" for part, value in q["parts"].items()]
+            assert q["quiz"] == "replace"
+        (answers / f"{student}.txt").write_text("\n".join(lines) + "\n")
+    assert main(["quiz", "grade", str(out), str(answers)]) == 0
+    capsys.readouterr()
+    rows = (out / "gradebook.csv").read_text().splitlines()
+    assert rows[0] == "student,file,score,out_of,q1,q2,q3,q4,q5,q6,problems"
+    assert rows[1].startswith("ann,") and rows[1].split(",")[2:] == ["6", "6", "1", "1", "1", "1", "1", "1", "0"]
+    assert rows[2].startswith("ben,") and rows[2].split(",")[2:] == ["0", "6", "0", "0", "0", "0", "0", "0", "0"]

@@ -74,6 +74,7 @@ class Step:
     frame: int
     victim: int | None = None
     written_back: bool = False
+    state: str = ""  # with explain=True: the frames afterwards, as format_state writes them
 
 
 class Counts(NamedTuple):
@@ -112,8 +113,25 @@ def _next_uses(refs: Sequence[Ref]) -> list[int]:
     return out
 
 
-def simulate(policy: Policy | str, refs: Sequence[Ref], frames: int, *, tick: int = DEFAULT_TICK) -> Outcome:
-    """Run ``refs`` through ``policy`` with ``frames`` frames."""
+def format_state(policy: Policy, holder, referenced, modified, counter, hand: int) -> str:
+    """``[3* 1*+ -]``: each frame's page, ``*`` for R=1, ``+`` for M=1 (``-``: free); the clock hand, or
+    the aging counters."""
+    cells = []
+    for f, page in enumerate(holder):
+        cell = "-" if page is None else f"{page}{'*' if referenced[f] else ''}{'+' if modified[f] else ''}"
+        if policy is Policy.AGING and page is not None:
+            cell += f"({counter[f]:02x})"
+        cells.append(cell)
+    text = f"[{' '.join(cells)}]"
+    if policy in (Policy.CLOCK, Policy.FIFO):
+        text += f" hand {hand}"
+    return text
+
+
+def simulate(
+    policy: Policy | str, refs: Sequence[Ref], frames: int, *, tick: int = DEFAULT_TICK, explain: bool = False
+) -> Outcome:
+    """Run ``refs`` through ``policy`` with ``frames`` frames (``explain``: each step's state too)."""
     policy = Policy(policy)
     if frames <= 0:
         raise ValueError(f"frames must be positive, not {frames}")
@@ -142,7 +160,8 @@ def simulate(policy: Policy | str, refs: Sequence[Ref], frames: int, *, tick: in
             last_use[frame] = i
             if nexts:
                 next_use[frame] = nexts[i]
-            steps.append(Step(i, page, write, False, frame))
+            state = format_state(policy, holder, referenced, modified, counter, hand) if explain else ""
+            steps.append(Step(i, page, write, False, frame, state=state))
             continue
         victim: int | None = None
         dirty = False
@@ -173,7 +192,8 @@ def simulate(policy: Policy | str, refs: Sequence[Ref], frames: int, *, tick: in
         last_use[frame] = i
         if nexts:
             next_use[frame] = nexts[i]
-        steps.append(Step(i, page, write, True, frame, victim, dirty))
+        state = format_state(policy, holder, referenced, modified, counter, hand) if explain else ""
+        steps.append(Step(i, page, write, True, frame, victim, dirty, state))
     return Outcome(policy, frames, tuple(steps))
 
 

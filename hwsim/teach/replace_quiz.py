@@ -122,19 +122,25 @@ def format_exercise(ex: ReplaceExercise) -> list[str]:
     ]
 
 
-def _trace(outcome: Outcome) -> list[str]:
-    holder: list[int | None] = [None] * outcome.frames
-    lines = []
+def _trace(ex: ReplaceExercise, frames: int) -> list[str]:
+    outcome = simulate(ex.policy, ex.refs, frames, tick=DEFAULT_TICK, explain=True)
+    lines: list[tuple[str, str, str]] = []
     for s in outcome.steps:
-        holder[s.frame] = s.page
-        frames = " ".join("-" if p is None else str(p) for p in holder)
         what = "hit"
         if s.fault:
             what = "fault" if s.victim is None else f"fault, evicts {s.victim}"
             if s.written_back:
                 what += " (M=1: written back)"
-        lines.append(f"  {s.index + 1:>3}. {s.page}{'w' if s.write else ' '}  [{frames}]  {what}")
-    return lines
+        tick = " (tick first)" if ex.policy is Policy.AGING and s.index and s.index % DEFAULT_TICK == 0 else ""
+        lines.append((f"  {s.index + 1:>3}. {s.page}{'w' if s.write else ''}", s.state, f"{what}{tick}"))
+    width = max(len(state) for _, state, _ in lines)
+    return [f"{ref:<10}{state:<{width}}  {what}" for ref, state, what in lines]
+
+
+def _legend(ex: ReplaceExercise) -> str:
+    extra = {Policy.CLOCK: ", and where the hand points", Policy.FIFO: ", and the oldest frame (the hand)"}
+    counters = ", (xx) the aging counter in hex" if ex.policy is Policy.AGING else ""
+    return f"Frames after each reference (* R=1, + M=1{counters}{extra.get(ex.policy, '')}):"
 
 
 def format_answer(ex: ReplaceExercise) -> list[str]:
@@ -149,8 +155,8 @@ def format_answer(ex: ReplaceExercise) -> list[str]:
         )
         lines = [f"Answer: {few} faults with {ex.frames} frames, {more} with {ex.frames + 1}: {verdict}."]
         for frames in (ex.frames, ex.frames + 1):
-            lines.append(f"With {frames} frames (frames after each reference):")
-            lines += _trace(ex.solve(frames))
+            lines.append(f"With {frames} frames. {_legend(ex)}")
+            lines += _trace(ex, frames)
         return lines
     assert isinstance(answer, int)
     if ex.topic == "victim":
@@ -159,7 +165,7 @@ def format_answer(ex: ReplaceExercise) -> list[str]:
         head = f"Answer: {plural(answer, 'fault')}."
     else:
         head = f"Answer: {plural(answer, 'write-back')}."
-    return [head, "Frames after each reference:", *_trace(ex.solve())]
+    return [head, _legend(ex), *_trace(ex, ex.frames)]
 
 
 def exercise_to_json(ex: ReplaceExercise, *, solve: bool) -> dict:
