@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from hwsim.cli import main
 from hwsim.lab import paging
+from hwsim.lab.paging import SOLUTIONS
 from hwsim.lab.policies import Policy, parse_refs, simulate
 from hwsim.lab.workloads import WORKLOADS, get_workload
 from hwsim.teach.replace_quiz import TOPICS, make_quiz
@@ -25,18 +26,16 @@ from hwsim.teach.replace_quiz import TOPICS, make_quiz
 @pytest.fixture(scope="module")
 def elves(tmp_path_factory) -> dict[str, bytes]:
     out = tmp_path_factory.mktemp("lab")
-    return {
-        p: paging.build_sources([paging.solution_source(p)], out / f"{p}.elf").read_bytes()
-        for p in ("fifo", "clock", "aging")
-    }
+    return {p: paging.build_sources([paging.solution_source(p)], out / f"{p}.elf").read_bytes() for p in SOLUTIONS}
 
 
-@pytest.mark.parametrize("policy", ["fifo", "clock", "aging"])
+@pytest.mark.parametrize("solution", list(SOLUTIONS))
 @pytest.mark.parametrize("frames", [3, 4])
-def test_reference_solutions_match_the_model_exactly(elves, policy, frames):
+def test_reference_solutions_match_the_model_exactly(elves, solution, frames):
+    policy = SOLUTIONS[solution]
     for name in WORKLOADS:
         refs = get_workload(name)
-        run = paging.run_handler(elves[policy], refs, frames=frames, workload=name)
+        run = paging.run_handler(elves[solution], refs, frames=frames, workload=name)
         assert run.error is None, (name, run.error)
         assert run.warnings == []
         assert run.refs == refs  # the reference string hwsim recorded from the run is the workload's
@@ -50,8 +49,8 @@ def test_reference_solutions_on_random_strings(elves):
         frames = rng.randint(2, 5)
         refs = [(rng.randrange(frames + 4), rng.random() < 0.3) for _ in range(rng.randint(20, 80))]
         tick = rng.randint(1, 6)
-        for policy in ("fifo", "clock", "aging"):
-            run = paging.run_handler(elves[policy], refs, frames=frames, tick=tick)
+        for solution, policy in SOLUTIONS.items():
+            run = paging.run_handler(elves[solution], refs, frames=frames, tick=tick)
             assert run.error is None
             assert (run.faults, run.page_ins, run.write_backs) == simulate(policy, refs, frames, tick=tick).counts
 
@@ -338,3 +337,12 @@ def test_replace_questions_in_a_graded_course(tmp_path, capsys):
     assert rows[0] == "student,file,score,out_of,q1,q2,q3,q4,q5,q6,problems"
     assert rows[1].startswith("ann,") and rows[1].split(",")[2:] == ["6", "6", "1", "1", "1", "1", "1", "1", "0"]
     assert rows[2].startswith("ben,") and rows[2].split(",")[2:] == ["0", "6", "0", "0", "0", "0", "0", "0", "0"]
+
+
+def test_page_mapped_without_swap_in_is_named(tmp_path):
+    elf = _variant(tmp_path, "fifo", "    lab_swap_in(page, frame);\n", "")
+    run = paging.run_handler(elf, get_workload("loop"), frames=4)
+    assert run.error == (
+        "data check at reference 1: page 1 reads 0x0 (page 0, version 0), expected 0x100000000 (page 1, version 0): "
+        "frame 1 was mapped for page 1 without lab_swap_in(page, frame)"
+    )

@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("dir", metavar="DIR", nargs="?", help="the lab directory (omit with --solution)")
     run.add_argument(
         "--solution",
-        choices=["fifo", "clock", "aging"],
+        choices=["fifo", "clock", "second-chance", "aging"],
         help="run hwsim's reference solution in C for this policy instead of DIR's handler",
     )
     run.add_argument("--frames", type=int_arg, action="append", help="physical frames (repeatable; default 4; 1 to 64)")

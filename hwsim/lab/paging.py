@@ -138,12 +138,15 @@ def write_starter(lab_dir: str | Path) -> list[Path]:
     return written
 
 
+SOLUTIONS = {"fifo": Policy.FIFO, "clock": Policy.CLOCK, "second-chance": Policy.CLOCK, "aging": Policy.AGING}
+
+
 def solution_source(policy: str) -> Path:
-    """The reference solution for ``policy`` (fifo, clock, aging) in C."""
-    path = SOURCES / "solutions" / f"{policy}.c"
-    if not path.is_file():
-        raise LabError(f"no reference solution for {policy!r}: one of fifo, clock, aging")
-    return path
+    """The reference solution for ``policy`` in C (SOLUTIONS: each one's model; second chance evicts what clock
+    does)."""
+    if policy not in SOLUTIONS:
+        raise LabError(f"no reference solution for {policy!r}: one of {', '.join(SOLUTIONS)}")
+    return SOURCES / "solutions" / f"{policy.replace('-', '_')}.c"
 
 
 # -- the workload: U-mode code that touches pages ------------------------------------------------
