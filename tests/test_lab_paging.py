@@ -346,3 +346,14 @@ def test_page_mapped_without_swap_in_is_named(tmp_path):
         "data check at reference 1: page 1 reads 0x0 (page 0, version 0), expected 0x100000000 (page 1, version 0): "
         "frame 1 was mapped for page 1 without lab_swap_in(page, frame)"
     )
+
+
+def test_golden_transcripts(tmp_path, capsys, monkeypatch):
+    """The outputs docs/teaching.md shows."""
+    from golden import check_golden
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert main(["lab", "paging", "run", "--solution", "clock", "--workload", "shift"]) == 0
+    check_golden("lab_paging_run_clock_shift.txt", capsys.readouterr().out)
+    assert main(["lab", "replace-quiz", "--seed", "22", "--count", "2", "--topic", "victim", "--solve"]) == 0
+    check_golden("replace_quiz_22_victim.txt", capsys.readouterr().out)
