@@ -357,3 +357,34 @@ def test_golden_transcripts(tmp_path, capsys, monkeypatch):
     check_golden("lab_paging_run_clock_shift.txt", capsys.readouterr().out)
     assert main(["lab", "replace-quiz", "--seed", "22", "--count", "2", "--topic", "victim", "--solve"]) == 0
     check_golden("replace_quiz_22_victim.txt", capsys.readouterr().out)
+
+
+def test_handler_crash_is_reported_with_the_cpu_fault(tmp_path):
+    elf = _variant(tmp_path, "fifo", "lab_swap_in(page, frame);", "lab_swap_in(page, frame); *(volatile int *)8 = 1;")
+    run = paging.run_handler(elf, get_workload("belady"), frames=3)
+    assert run.error is not None
+    first = run.error.splitlines()[0]
+    assert first.startswith("lab_page_fault crashed in lab_page_fault+0x") and first.endswith(
+        "store page fault (cause 15) at va 0x8"
+    )
+    assert "V=0: not valid -> page fault" in run.error  # the walk that explains it
+
+
+def test_setup_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "handler.c").write_text('#include "lab.h"\nvoid lab_page_fault(const struct lab *l, uint64_t v, int s) {}\n')
+    with pytest.raises(
+        paging.LabError, match=r"lab\.elf: the handler does not define lab_init, lab_tick \(see lab\.h\)"
+    ):
+        paging.run_handler(paging.build_handler(lab).read_bytes(), [(0, False)], frames=1, name="lab.elf")
+    (lab / "handler.c").write_text("this is not C\n")
+    with pytest.raises(paging.LabError, match="building .* failed:"):
+        paging.build_handler(lab)
+    assert main(["lab", "paging", "run", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist (make one: hwsim lab paging init DIR)" in capsys.readouterr().err
+    assert main(["lab", "paging", "run", "--solution", "fifo", "--refs", "1 x"]) == 2
+    assert "--refs: not a page number: 'x'" in capsys.readouterr().err
+    with pytest.raises(paging.LabError, match="frames must be from 1 to 64, not 0"):
+        paging.PagingLab(b"", frames=0, npages=1)
