@@ -109,8 +109,10 @@ def build_handler(lab_dir: str | Path, *, force: bool = False) -> Path:
 
 def build_sources(sources: list[Path], out: Path, *, force: bool = False, what: str = "") -> Path:
     header, script = SOURCES / "lab.h", SOURCES / "link.ld"
+    # A lab.h beside the sources (init copies it there for reading) is the one #include "lab.h" finds.
+    headers = sorted({h for src in sources for h in src.parent.glob("*.h")})
     digest = hashlib.sha256()
-    for path in [*sources, header, script]:
+    for path in [*sources, *headers, header, script]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(" ".join(BUILD_FLAGS).encode())
     return zig_cc(
@@ -128,14 +130,13 @@ def write_starter(lab_dir: str | Path) -> list[Path]:
     """``hwsim lab paging init DIR``: handler.c (the skeleton) and lab.h; never overwrites a file."""
     lab_dir = Path(lab_dir)
     lab_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, target in (("starter.c", "handler.c"), ("lab.h", "lab.h")):
-        path = lab_dir / target
+    files = {"starter.c": lab_dir / "handler.c", "lab.h": lab_dir / "lab.h"}
+    for path in files.values():
         if path.exists():
             raise LabError(f"{path} exists already: init writes a new lab directory, it never overwrites")
+    for name, path in files.items():
         shutil.copyfile(SOURCES / name, path)
-        written.append(path)
-    return written
+    return list(files.values())
 
 
 SOLUTIONS = {"fifo": Policy.FIFO, "clock": Policy.CLOCK, "second-chance": Policy.CLOCK, "aging": Policy.AGING}
