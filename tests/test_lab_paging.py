@@ -388,3 +388,30 @@ def test_setup_errors(tmp_path, capsys, monkeypatch):
     assert "--refs: not a page number: 'x'" in capsys.readouterr().err
     with pytest.raises(paging.LabError, match="frames must be from 1 to 64, not 0"):
         paging.PagingLab(b"", frames=0, npages=1)
+
+
+def test_adding_w_without_sfence_loops_and_says_why(tmp_path):
+    """Software dirty bits: map read-only, add W on the store fault; without sfence.vma the TLB keeps the
+    read-only entry."""
+    fixup = (
+        "    pte_t *mine = lab_pte(lab, lab_page_of(lab, va));\n"
+        "    if (is_store && (*mine & PTE_V)) { *mine |= PTE_W; return; }\n"
+    )
+    source = paging.solution_source("fifo").read_text()
+    source = source.replace("    (void)is_store;\n", fixup).replace("PTE_U | PTE_R | PTE_W", "PTE_U | PTE_R")
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "handler.c").write_text(source)
+    run = paging.run_handler(paging.build_handler(lab).read_bytes(), get_workload("loop"), frames=4)
+    assert run.error is not None and run.error.startswith(
+        "fault loop: reference 0 (store of page 0) faulted 4 times in a row: its PTE (0x"
+    )
+    assert run.error.endswith(
+        "allows the access, but the TLB still holds the old one (0x"
+        + run.error.split("(0x")[2].split(")")[0]
+        + "), and the CPU faults on that: a PTE the TLB may hold needs sfence.vma after any change, adding a "
+        "permission too"
+    )
+    (lab / "handler.c").write_text(source.replace("*mine |= PTE_W; return;", "*mine |= PTE_W; sfence_vma(va); return;"))
+    run = paging.run_handler(paging.build_handler(lab).read_bytes(), get_workload("loop"), frames=4)
+    assert run.error is None and run.faults == 60 + 10  # ten writes, each a second fault on its page

@@ -347,10 +347,10 @@ class PagingLab:
                     f"the workload faulted outside its pages (at {fault.va:#x}: {fault.message}): "
                     "did the handler write a PTE it does not own?"
                 )
-            index = len(self._recorded)
+            store = fault.access is Access.STORE
+            index = len(self._recorded) - store  # a reference's store comes after its load was recorded
             repeats = repeats + 1 if (index, fault.va) == last else 1
             last = (index, fault.va)
-            store = fault.access is Access.STORE
             if repeats > LOOP_LIMIT:
                 raise LabError(self._loop_message(index, page, store))
             info.faults += 1
@@ -379,6 +379,14 @@ class PagingLab:
         elif not pte & Pte.R:
             why = "its PTE has no R bit"
         else:
+            cached = self.m.tlb.probe(ASID, BASE + page * PAGE_SIZE)
+            if cached is not None and cached.pte != pte:
+                return (
+                    f"fault loop: reference {index} ({access} of page {page}) faulted {LOOP_LIMIT + 1} times in a "
+                    f"row: its PTE ({pte:#x}) allows the access, but the TLB still holds the old one "
+                    f"({cached.pte:#x}), and the CPU faults on that: a PTE the TLB may hold needs sfence.vma after "
+                    "any change, adding a permission too"
+                )
             why = "the PTE looks right now: is it the last thing the handler writes, after an sfence.vma?"
         return (
             f"fault loop: reference {index} ({access} of page {page}, va {BASE + page * PAGE_SIZE:#x}) faulted "
