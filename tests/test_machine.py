@@ -706,3 +706,33 @@ def test_ending_a_watch_needs_no_flush_and_the_page_gets_its_rights_back(g):
     g.m.watch_page(g.data_pa, hits.append, accesses=[Access.STORE])  # a new watch must take W away
     assert g.m.cpu_tlb_flushes == flushes + 1
     assert g.run(prog).ok and len(hits) == 2
+
+
+def test_watch_loads_shows_each_load_with_its_physical_address(g):
+    seen = []
+    g.m.phys.write_u64(g.data_pa + 8, 7)
+    handle = g.m.watch_loads(g.data_pa, 16, lambda pa, size: seen.append((pa, size, g.m.phys.read_u64(pa))))
+    r = g.run(lambda a: a.li("a1", DATA).emit(A.ld("a0", "a1", 8), A.lw("a2", "a1", 32), A.sd("a0", "a1", 0)))
+    assert r.ok and seen == [(g.data_pa + 8, 8, 7)]  # the load at +32 is outside; a store is not a load
+    g.m.unwatch_stores(handle)
+    seen.clear()
+    assert g.run(lambda a: a.li("a1", DATA).emit(A.ld("a0", "a1", 8))).ok and seen == []
+    with pytest.raises(ConfigError, match="watch_loads: the range at 0x"):
+        g.m.watch_loads(g.data_pa, 0, lambda pa, size: None)
+
+
+def test_set_trap_vm_stops_on_s_mode_sfence_so_the_model_tlb_can_follow():
+    g = Guest(priv=Priv.S)
+    g.m.set_trap_vm(True)
+    g.m.phys.write_u64(g.data_pa, 5)
+    r = g.run(lambda a: a.li("a1", DATA).emit(A.ld("a0", "a1", 0), A.sfence_vma("a1", 0), A.addi("a0", "a0", 1)))
+    assert r.reason is StopReason.EXCEPTION and r.cause is Cause.ILLEGAL_INSN  # on the sfence.vma, not past it
+    assert r.insn is not None and r.insn.mnemonic == "sfence.vma"
+    assert g.m.get_reg("a0") == 5  # translated loads worked in S-mode with TVM set (satp read as M-mode)
+    assert g.m.tlb.probe(1, DATA) is not None
+    g.m.sfence_vma(g.m.get_reg("a1"))
+    assert g.m.tlb.probe(1, DATA) is None
+    assert g.m.run(r.pc + 4, until=r.pc + 8).reason is StopReason.EXIT  # the exit follows the addi
+    assert g.m.get_reg("a0") == 6
+    g.m.set_trap_vm(False)
+    assert g.run(lambda a: a.li("a1", DATA).emit(A.sfence_vma("a1", 0))).ok

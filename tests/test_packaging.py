@@ -33,6 +33,9 @@ def test_build_ships_boards_header_and_firmware_shim(tmp_path):
     assert (data / "boards" / "virt.toml").read_bytes() == (ROOT / "boards" / "virt.toml").read_bytes()
     assert not any(p.is_dir() and p.name == "build" for p in data.rglob("*"))
     assert (tmp_path / "hwsim" / "_paths.py").is_file()
+    lab = tmp_path / "hwsim" / "lab" / "paging_c"
+    for name in ["lab.h", "starter.c", "link.ld", "solutions/fifo.c", "solutions/clock.c", "solutions/aging.c"]:
+        assert (lab / name).is_file(), name
 
 
 def test_commands_load_only_what_they_run():

@@ -24,6 +24,7 @@ COMMANDS = (
     "hwsim.cli.iommu",
     "hwsim.cli.course",
     "hwsim.cli.teach",
+    "hwsim.cli.lab",
     "hwsim.cli.spectest",
     "hwsim.cli.wasm",
 )

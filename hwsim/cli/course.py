@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     make = quiz_sub.add_parser(
         "make",
         help="write a sheet, an answer form and a key per student on a roster",
-        description="Write each student's exercises (MMU, TLB and IOMMU questions from a seed derived from the "
-        "course seed and the student id), an answer form, and a key with the models' worked answers.  "
+        description="Write each student's exercises (MMU, TLB, IOMMU and page-replacement questions from a seed "
+        "derived from the course seed and the student id), an answer form, and a key with the models' worked answers.  "
         "OUT/course.json and OUT/keys/ are the teacher's; hand out OUT/sheets/ID.txt and ID-answers.txt.",
     )
     make.add_argument("--roster", required=True, help="student ids, one a line (id or id,name; # comments)")
@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     make.add_argument("--mmu", type=int_arg, default=2, help="Sv39 translation questions per student (default 2)")
     make.add_argument("--tlb", type=int_arg, default=1, help="TLB questions per student (default 1)")
     make.add_argument("--iommu", type=int_arg, default=1, help="IOMMU questions per student (default 1)")
+    make.add_argument("--replace", type=int_arg, default=0, help="page-replacement questions per student (default 0)")
     make.add_argument(
         "--difficulty",
         choices=["easy", "medium", "hard"],
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="QUIZ:TOPIC",
         help="draw that quiz's questions from these topics only (repeatable; e.g. mmu:page, tlb:asid, "
-        "iommu:stray); other quizzes keep the difficulty's topics",
+        "iommu:stray, replace:victim); other quizzes keep the difficulty's topics",
     )
     make.add_argument(
         "--force", action="store_true", help="overwrite a folder that holds another course (its keys are lost)"
@@ -77,7 +78,7 @@ def run_make(args: argparse.Namespace) -> int:
         seed = random.SystemRandom().randrange(1 << 64)
     plan = CoursePlan.build(
         course_seed=seed,
-        counts={"mmu": args.mmu, "tlb": args.tlb, "iommu": args.iommu},
+        counts={"mmu": args.mmu, "tlb": args.tlb, "iommu": args.iommu, "replace": args.replace},
         difficulty=args.difficulty,
         topics=args.topic,
     )

@@ -65,6 +65,7 @@ from ..riscv.priv import (
     MSTATUS_MPRV,
     MSTATUS_MXR,
     MSTATUS_SUM,
+    MSTATUS_TVM,
     Access,
     Cause,
     Priv,
@@ -345,10 +346,12 @@ class Machine:
         # The FPU starts off (mstatus.FS = 0): turn it on, so F/D instructions work in every mode.
         self._uc.reg_write(rv.UC_RISCV_REG_MSTATUS, self._uc.reg_read(rv.UC_RISCV_REG_MSTATUS) | MSTATUS_FS_DIRTY)
         self._u_context: tuple[int, int] | None = None  # (satp, mstatus) while the hart is in U-mode
+        self._trap_vm = False  # mstatus.TVM: see set_trap_vm
         self._watched: dict[int, _Watch] = {}  # physical page -> what is watched there (see watch_page)
         self._pending_watch: _PendingWatch | None = None
         self._handed: set[int] = set()  # physical pages handed to Unicorn's TLB since its last flush
         self._store_watches: dict[int, tuple[int, int, Callable, object]] = {}  # see watch_stores
+        self._load_watches: dict[int, Callable] = {}  # see watch_loads: handle -> the hook (kept alive)
         self._memop_cache: dict[int, MemOp] = {}  # pc -> MemOp of watched accesses (dropped on code_changed)
         self.watch_hits = 0
         self._exit_results: dict[int, RunResult] = {}  # exit address -> its RunResult (see _exit_result)
@@ -637,6 +640,17 @@ class Machine:
         self.flush_cpu_tlb()
         return dropped
 
+    def set_trap_vm(self, on: bool) -> None:
+        """Set mstatus.TVM: S-mode ``sfence.vma`` (and satp accesses) then trap as illegal instructions, so
+        :meth:`run` stops on them with ``StopReason.EXCEPTION``; a caller that carries one out
+        (:meth:`sfence_vma` with the instruction's rs1/rs2) and resumes after it keeps the model TLB in
+        step with the guest's fences (the page-fault lab does).  Without it a guest ``sfence.vma`` flushes
+        only Unicorn's TLB."""
+        mstatus = self._csr_access(rv.UC_RISCV_REG_MSTATUS)
+        self._csr_access(rv.UC_RISCV_REG_MSTATUS, mstatus | MSTATUS_TVM if on else mstatus & ~MSTATUS_TVM)
+        self._trap_vm = on
+        self.flush_cpu_tlb()
+
     def code_changed(self) -> None:
         """Drop Unicorn's translated code: call after the host writes instructions into guest RAM
         that already ran (host writes bypass the CPU's self-modifying-code detection)."""
@@ -671,7 +685,8 @@ class Machine:
                 self._u_context = cached
             satp, status = cached
         elif priv == 1:
-            satp = self._raw_read(rv.UC_RISCV_REG_SATP)
+            # With mstatus.TVM (set_trap_vm) Unicorn refuses S-mode reads of satp, host reads included.
+            satp = self._csr_access(rv.UC_RISCV_REG_SATP) if self._trap_vm else self._raw_read(rv.UC_RISCV_REG_SATP)
             status = self._raw_read(rv.UC_RISCV_REG_SSTATUS)
         else:
             status = self._raw_read(rv.UC_RISCV_REG_MSTATUS)
@@ -955,9 +970,30 @@ class Machine:
         self._store_watches[hook] = (pa, end, handler, stored)
         return hook
 
+    def watch_loads(self, pa: int, length: int, handler: Callable[[int, int], None]) -> int:
+        """Show every guest load that begins in physical bytes ``[pa, pa + length)`` to
+        ``handler(pa, size)`` from inside the load, once it is translated and before it reads (the bytes
+        it will read are in memory: ``phys.read``): the twin of :meth:`watch_stores`, with its rules (the
+        handler must not run the guest or change its registers).  A load that faults is shown when it is
+        retried.  Returns a handle for :meth:`unwatch_stores`."""
+        if length <= 0:
+            raise ConfigError(f"watch_loads: the range at {pa:#x} is empty ({length} bytes)")
+
+        def loading(uc, _access, address, size, _value, _data) -> None:
+            try:
+                handler(address, size)
+            except BaseException as exc:  # never let an exception unwind through Unicorn
+                self._host_error = exc
+                uc.emu_stop()
+
+        hook = self._uc.hook_add(uc_const.UC_HOOK_MEM_READ, loading, begin=pa, end=pa + length - 1)
+        self._load_watches[hook] = loading
+        return hook
+
     def unwatch_stores(self, handle: int) -> None:
-        """End the watch :meth:`watch_stores` returned ``handle`` for (a no-op if it has ended)."""
-        if self._store_watches.pop(handle, None) is not None:
+        """End the watch :meth:`watch_stores` or :meth:`watch_loads` returned ``handle`` for (a no-op if it
+        has ended)."""
+        if self._store_watches.pop(handle, None) is not None or self._load_watches.pop(handle, None) is not None:
             self._uc.hook_del(handle)
 
     def store_pc(self) -> int:

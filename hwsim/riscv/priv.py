@@ -76,6 +76,7 @@ MSTATUS_MPP_MASK = 0x3 << MSTATUS_MPP_SHIFT  # previous privilege (M-mode traps,
 MSTATUS_MPRV = 1 << 17  # M-mode loads/stores translated as MPP
 MSTATUS_SUM = 1 << 18  # permit Supervisor User Memory access
 MSTATUS_MXR = 1 << 19  # Make eXecutable Readable
+MSTATUS_TVM = 1 << 20  # Trap Virtual Memory: S-mode sfence.vma and satp accesses trap
 
 # CSR numbers used by hwsim's own guest code and tests.
 CSR_SSTATUS = 0x100

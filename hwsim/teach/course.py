@@ -33,7 +33,7 @@ from . import topics as quiz_topics
 COURSE_FORMAT = "hwsim-quiz-course"
 KEY_FORMAT = "hwsim-quiz-key"
 VERSION = 1
-QUIZZES = ("mmu", "tlb", "iommu")
+QUIZZES = ("mmu", "tlb", "iommu", "replace")
 MAX_QUESTIONS = 50
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -43,13 +43,20 @@ DIFFICULTY = {
         "mmu": ["page", "superpage", "invalid", "permission"],
         "tlb": ["lru"],
         "iommu": ["translate", "superpage", "stray", "permission"],
+        "replace": ["faults"],
     },
     "medium": {
         "mmu": ["page", "superpage", "invalid", "permission", "no-leaf", "misaligned", "user", "mxr", "accessed-dirty"],
         "tlb": ["lru", "asid", "sfence"],
         "iommu": ["translate", "superpage", "stray", "permission", "crossing", "accessed-dirty", "bare"],
+        "replace": ["faults", "victim", "write-backs"],
     },
-    "hard": {"mmu": list(quiz_topics.MMU), "tlb": list(quiz_topics.TLB), "iommu": list(quiz_topics.IOMMU)},
+    "hard": {
+        "mmu": list(quiz_topics.MMU),
+        "tlb": list(quiz_topics.TLB),
+        "iommu": list(quiz_topics.IOMMU),
+        "replace": list(quiz_topics.REPLACE),
+    },
 }
 
 # The parts of a question of each quiz, and what the answer form says about them.
@@ -133,7 +140,7 @@ class CoursePlan:
             if not 0 <= count <= MAX_QUESTIONS:
                 raise ConfigError(f"--{quiz} must be from 0 to {MAX_QUESTIONS} questions, not {count}")
         if not sum(counts.values()):
-            raise ConfigError("no questions: give --mmu, --tlb or --iommu a count above 0")
+            raise ConfigError("no questions: give --mmu, --tlb, --iommu or --replace a count above 0")
         chosen: dict[str, list[str]] = {}
         for spec in topics:
             quiz, _, topic = spec.partition(":")
@@ -141,7 +148,8 @@ class CoursePlan:
             if known is None or topic not in known:
                 raise ConfigError(
                     f"--topic {spec!r}: give QUIZ:TOPIC, QUIZ one of {', '.join(QUIZZES)} and TOPIC one of its "
-                    "topics (hwsim mmu quiz --help, hwsim mmu tlb-quiz --help, hwsim iommu quiz --help)"
+                    "topics (hwsim mmu quiz --help, hwsim mmu tlb-quiz --help, hwsim iommu quiz --help, "
+                    "hwsim lab replace-quiz --help)"
                 )
             chosen.setdefault(quiz, []).append(topic)
         picked = {q: chosen.get(q) or list(DIFFICULTY[difficulty][q]) for q in QUIZZES}
@@ -317,21 +325,52 @@ def _iommu_question(number: int, ex) -> Question:
     return Question(number, "iommu", ex, [f"Question {number}: IOMMU and DMA", *text[1:]], parts, why, answer, hints)
 
 
+def _replace_question(number: int, ex) -> Question:
+    from . import replace_quiz
+
+    answer = ex.answer()
+    key = replace_quiz.format_answer(ex)
+    trace = key[1:]
+    if ex.topic == "anomaly":
+        few, more = answer
+        parts = {"faults": str(few), "more": str(more)}
+        hints = {
+            "faults": f"FIFO with {ex.frames} frames faults {few} times",
+            "more": f"FIFO with {ex.frames + 1} frames faults {more} times",
+        }
+    else:
+        part = {"faults": "faults", "write-backs": "write-backs", "victim": "victim"}[ex.topic]
+        parts = {part: str(answer)}
+        hints = {part: key[0].removeprefix("Answer: ").rstrip(".")}
+    text = replace_quiz.format_exercise(ex)
+    return Question(
+        number,
+        "replace",
+        ex,
+        [f"Question {number}: page replacement, {text[0].split(': ', 1)[1]}", *text[1:]],
+        parts,
+        {p: trace for p in parts},
+        key,
+        hints,
+    )
+
+
 def make_question(quiz: str, number: int, ex) -> Question:
-    """Question ``number`` on exercise ``ex`` of ``quiz`` (``mmu``, ``tlb``, ``iommu``): its parts, hints and the
+    """Question ``number`` on exercise ``ex`` of ``quiz`` (``mmu``, ``tlb``, ``iommu``, ``replace``): its parts, hints and the
     model's explanations, as a key holds them (the interactive quiz page checks answers against the same)."""
-    return {"mmu": _mmu_question, "tlb": _tlb_question, "iommu": _iommu_question}[quiz](number, ex)
+    return {"mmu": _mmu_question, "tlb": _tlb_question, "iommu": _iommu_question, "replace": _replace_question}[quiz](number, ex)
 
 
 def student_questions(plan: CoursePlan, student: str) -> list[Question]:
-    """The student's questions: MMU first, then TLB, then IOMMU, numbered from 1."""
-    from . import iommu_quiz, mmu_quiz, tlb_quiz
+    """The student's questions: MMU first, then TLB, IOMMU and page replacement, numbered from 1."""
+    from . import iommu_quiz, mmu_quiz, replace_quiz, tlb_quiz
 
     seed = student_seed(plan.course_seed, student)
     makers = {
         "mmu": (mmu_quiz, _mmu_question),
         "tlb": (tlb_quiz, _tlb_question),
         "iommu": (iommu_quiz, _iommu_question),
+        "replace": (replace_quiz, _replace_question),
     }
     out: list[Question] = []
     for quiz in QUIZZES:
@@ -385,11 +424,20 @@ def _how_to_answer(questions: list[Question], student: str) -> list[str]:
         ]
     if "iommu" in quizzes:
         lines += ["", "IOMMU questions, parts:"] + [f"  {p:<8} {what}" for p, what in IOMMU_PARTS.items()]
+    if "replace" in quizzes:
+        lines += [
+            "",
+            "Page-replacement questions, parts (numbers):",
+            "  faults       the number of page faults (anomaly: with the frames given)",
+            "  more         anomaly: the number of faults with one frame more",
+            "  write-backs  the number of evicted pages with M=1",
+            "  victim       the page the given reference evicts",
+        ]
     return lines
 
 
 def sheet_lines(questions: list[Question], student: str, code: str) -> list[str]:
-    from . import iommu_quiz, mmu_quiz
+    from . import iommu_quiz, mmu_quiz, replace_quiz
 
     rule = "=" * 78
     lines = [f"Exercises for {student} (sheet {code})", rule]
@@ -399,6 +447,8 @@ def sheet_lines(questions: list[Question], student: str, code: str) -> list[str]
         lines += [rule, *mmu_quiz.preamble()]
     if "iommu" in quizzes:
         lines += [rule, *iommu_quiz.preamble()]
+    if "replace" in quizzes:
+        lines += [rule, *replace_quiz.preamble()]
     for q in questions:
         lines += [rule, *q.text]
         lines += textwrap.wrap(", ".join(f"{q.number}.{p}" for p in q.parts), 78, initial_indent="Parts: ")

@@ -29,7 +29,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from .course import COURSE_FORMAT, KEY_FORMAT, QUIZZES, VERSION
 
-_NUMERIC = {"level", "cause", "iotval"}
+_NUMERIC = {"level", "cause", "iotval", "faults", "more", "write-backs", "victim"}
 _LINE = re.compile(r"\s*(\d+)\.([A-Za-z0-9_-]+)\s*:(.*)")
 
 

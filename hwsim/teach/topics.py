@@ -35,3 +35,10 @@ IOMMU = {
     "bare": "Bare: the IOMMU off or passing addresses through",
     "not-ram": "DMA translated to a device window or to empty address space, not RAM",
 }
+
+REPLACE = {
+    "faults": "how many page faults a policy takes on a reference string",
+    "victim": "which page a fault evicts, at a given reference",
+    "write-backs": "how many evicted pages are dirty and written back",
+    "anomaly": "FIFO with one frame more: Belady's anomaly",
+}
