@@ -21,6 +21,7 @@ from ..mmu.bits import FLAGS_LEGEND, PAGE_SHIFT, PAGING_MODES, SATP_MODE_BARE, P
 from ..mmu.image import ImageMemory
 from ..mmu.report import format_walk, format_walk_explained, plural, walk_to_json
 from ..mmu.walker import AdPolicy, PteMemory, walk
+from .mmu_arch import add_format_options, check_sv39_args, run_arch_walk
 from ..riscv.priv import Access, Priv
 
 
@@ -55,8 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "walk",
         help="translate one virtual address, level by level (memory image, snapshot or live board)",
         description="Walk the page tables (in a raw memory image, a snapshot, or a live board after a guest ran) "
-        "and print the VA's fields, each level's PTE and the result.  Exit status 0 when the address "
-        "translates, 1 on a fault.",
+        "and print the VA's fields, each level's PTE and the result.  With --format x86-64, x86-64-5level, "
+        "aarch64-4k, aarch64-16k or aarch64-64k: x86-64 or AArch64 tables in --image or --tables, with "
+        "their registers (--cr3; --ttbr0/--ttbr1).  Exit status 0 when the address translates, 1 on a fault.",
     )
     _add_source(w, int_arg)
     w.add_argument("--va", required=True, type=int_arg, help="virtual address to translate")
@@ -82,6 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "decoded field by field",
     )
     w.add_argument("--json", action="store_true", help="print one JSON object")
+    add_format_options(w, int_arg, walk=True)
     w.set_defaults(func=run_walk)
 
     d = mmu_sub.add_parser(
@@ -216,6 +219,9 @@ def _check_mode(satp: int) -> PagingMode | None:
 
 
 def run_walk(args: argparse.Namespace) -> int:
+    if args.format != "sv39":
+        return run_arch_walk(args)
+    check_sv39_args(args)
     access = Access.parse(args.access)
     priv = Priv.parse(args.priv)
     if not 0 <= args.va < 1 << 64:

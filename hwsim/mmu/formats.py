@@ -17,7 +17,10 @@ in the record, so the CLI, the quizzes and the tests read one thing.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+
+from ..errors import BusError, ConfigError
 
 FORMATS = ("sv39", "x86-64", "x86-64-5level", "aarch64-4k", "aarch64-16k", "aarch64-64k")
 
@@ -179,3 +182,70 @@ def walk_to_json(result: FormatWalk) -> dict:
         if f.syndrome is not None:
             out["fault"]["esr"] = hex(f.syndrome)
     return out
+
+
+class WordMemory:
+    """Teaching RAM: a dict of non-zero 8-byte words over ``[base, base + size)``; outside it is a BusError."""
+
+    def __init__(self, words: dict[int, int], base: int, size: int) -> None:
+        self.words = dict(words)
+        self.base, self.size = base, size
+
+    def _check(self, pa: int) -> None:
+        if not self.base <= pa <= self.base + self.size - 8:
+            raise BusError(f"no RAM at physical address {pa:#x}", address=pa, size=8)
+
+    def read_u64(self, pa: int) -> int:
+        self._check(pa)
+        return self.words.get(pa, 0)
+
+    def write_u64(self, pa: int, value: int) -> None:
+        self._check(pa)
+        if value:
+            self.words[pa] = value
+        else:
+            self.words.pop(pa, None)
+
+
+def _number(value: object, where: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value, 0)
+        except ValueError:
+            pass
+    raise ConfigError(f"{where}: {value!r} is not a number (hex 0x... or decimal)")
+
+
+def load_tables(path: str) -> WordMemory:
+    """A JSON file of page tables: ``{"ram": {"base": ..., "size": ...}, "memory": {"0xADDR": "0xVALUE", ...}}``.
+
+    The same keys as an exercise of ``hwsim mmu quiz --format ... --json``, so an exercise can be walked.
+    """
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            data = json.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read tables {path!r}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"tables {path!r}: not JSON: {exc.msg} (line {exc.lineno})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("memory"), dict):
+        raise ConfigError(f'tables {path!r}: expected an object with "memory": {{"0xADDRESS": "0xVALUE", ...}}')
+    ram = data.get("ram", {"base": 0, "size": 1 << 48})
+    if not isinstance(ram, dict):
+        raise ConfigError(f'tables {path!r}: "ram" must be an object with "base" and "size"')
+    base = _number(ram.get("base"), f"tables {path!r}: ram.base")
+    size = _number(ram.get("size"), f"tables {path!r}: ram.size")
+    words = {}
+    for key, value in data["memory"].items():
+        addr = _number(key, f"tables {path!r}: memory key")
+        if addr % 8:
+            raise ConfigError(f"tables {path!r}: memory address {addr:#x} is not 8-byte aligned")
+        word = _number(value, f"tables {path!r}: memory[{key}]")
+        if not 0 <= word < 1 << 64:
+            raise ConfigError(f"tables {path!r}: memory[{key}] = {word:#x} is not a 64-bit value")
+        if not base <= addr <= base + size - 8:
+            raise ConfigError(f"tables {path!r}: memory address {addr:#x} is outside ram {base:#x}+{size:#x}")
+        words[addr] = word
+    return WordMemory(words, base, size)
