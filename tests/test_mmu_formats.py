@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
-from hwsim.errors import BusError, ConfigError
-from hwsim.mmu.arm_bits import AARCH64_4K, AARCH64_16K, AARCH64_64K, GRANULES
-from hwsim.mmu.arm_walk import ArmControl, ArmReason, walk_arm
-from hwsim.mmu.formats import format_explained
-from hwsim.mmu.x86_bits import X86_64, X86_64_5LEVEL
-from hwsim.mmu.x86_walk import X86Control, X86Reason, walk_x86
-from hwsim.riscv.priv import Access, Priv
-
 from spec_walk_arm import spec_translate_arm
 from spec_walk_x86 import spec_translate_x86
+
+from hwsim.errors import BusError
+from hwsim.mmu.arm_bits import AARCH64_4K, AARCH64_16K, AARCH64_64K
+from hwsim.mmu.arm_walk import ArmControl, walk_arm
+from hwsim.mmu.x86_bits import X86_64, X86_64_5LEVEL
+from hwsim.mmu.x86_walk import X86Control, walk_x86
+from hwsim.riscv.priv import Access, Priv
 
 RAM_BASE, RAM_SIZE = 0x100000, 0x100000  # 1 MiB of RAM holds the tables
 

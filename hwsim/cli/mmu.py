@@ -21,8 +21,8 @@ from ..mmu.bits import FLAGS_LEGEND, PAGE_SHIFT, PAGING_MODES, SATP_MODE_BARE, P
 from ..mmu.image import ImageMemory
 from ..mmu.report import format_walk, format_walk_explained, plural, walk_to_json
 from ..mmu.walker import AdPolicy, PteMemory, walk
-from .mmu_arch import add_format_options, check_sv39_args, run_arch_walk
 from ..riscv.priv import Access, Priv
+from .mmu_arch import add_format_options, check_sv39_args, run_arch_walk
 
 
 def _add_source(p: argparse.ArgumentParser, int_arg) -> None:
@@ -113,11 +113,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         mmu_sub,
         "quiz",
         "hwsim.teach.mmu_quiz",
-        help="generate Sv39 translation exercises from a seed (--solve: worked answers)",
+        formats={
+            "sv39": "hwsim.teach.mmu_quiz",
+            "x86-64": "hwsim.teach.x86_quiz",
+            "x86-64-5level": "hwsim.teach.x86_quiz",
+            "aarch64-4k": "hwsim.teach.arm_quiz",
+            "aarch64-16k": "hwsim.teach.arm_quiz",
+            "aarch64-64k": "hwsim.teach.arm_quiz",
+        },
+        help="generate translation exercises from a seed: Sv39, or --format x86-64/AArch64 (--solve: worked answers)",
         description="Print Sv39 address-translation exercises: page tables in a small RAM as hex, a "
         "satp, an access (VA, fetch/load/store, U or S mode, SUM, MXR) and the A/D rule.  "
         "The answer is the physical address or the exception (cause, level, reason); "
-        "--solve prints it, worked out level by level by hwsim's walker.",
+        "--solve prints it, worked out level by level by hwsim's walker.  --format x86-64, x86-64-5level, "
+        "aarch64-4k, aarch64-16k or aarch64-64k: the same for x86-64 paging (the answer: a PA, #GP, or #PF with "
+        "its error code) or AArch64 stage 1 (a PA, or the abort: fault, level, DFSC/IFSC, ESR_EL1).",
     )
     add_quiz_parser(
         mmu_sub,

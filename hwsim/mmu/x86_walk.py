@@ -179,7 +179,9 @@ def walk_x86(
             summary, kind = "no memory under the page tables", "bus error"
         else:
             assert code is not None
-            summary, kind = f"#PF, error code {code:#x} ({describe_error_code(code)}), CR2={va:#x}", "page fault"
+            where = "" if level is None else f" at the {LEVELS[level].entry}"
+            summary = f"#PF{where}, error code {code:#x} ({describe_error_code(code)}), CR2={va:#x}"
+            kind = "page fault"
         result.fault = FormatFault(kind, level, code, summary, reason.value)
         return result
 
