@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from spec_walk_arm import spec_translate_arm
 from spec_walk_x86 import spec_translate_x86
 
-from hwsim.errors import BusError
+from hwsim.errors import BusError, ConfigError
 from hwsim.mmu.arm_bits import AARCH64_4K, AARCH64_16K, AARCH64_64K
-from hwsim.mmu.arm_walk import ArmControl, walk_arm
+from hwsim.mmu.arm_walk import ArmControl, ArmReason, walk_arm
+from hwsim.mmu.formats import format_explained
 from hwsim.mmu.x86_bits import X86_64, X86_64_5LEVEL
-from hwsim.mmu.x86_walk import X86Control, walk_x86
+from hwsim.mmu.x86_walk import X86Control, X86Reason, walk_x86
 from hwsim.riscv.priv import Access, Priv
 
 RAM_BASE, RAM_SIZE = 0x100000, 0x100000  # 1 MiB of RAM holds the tables
@@ -261,3 +263,191 @@ def test_arm_walk_matches_the_arm_arm_transcription():
         kinds[key] = kinds.get(key, 0) + 1
     # success, address size, translation, access flag, permission, external abort
     assert {"ok", "0x0", "0x4", "0x8", "0xc", "0x14"} <= set(kinds), kinds
+
+
+# -- golden cases: one per kind of fault ---------------------------------------------------------------------------
+
+B = RAM_BASE
+
+
+def _x86_tables(pde: int, pml4e_bits: int = 0x7, pdpte_bits: int = 0x7, pte: int | None = None) -> Mem:
+    """PML4 at B, PDPT at B+0x1000, PD at B+0x2000, PT at B+0x3000; va 0x201000 uses PD[1] (and PT[1])."""
+    words = {B: B + 0x1000 | pml4e_bits, B + 0x1000: B + 0x2000 | pdpte_bits, B + 0x2008: pde}
+    if pte is not None:
+        words[B + 0x3008] = pte
+    return Mem(words)
+
+
+VA = 0x201234
+
+
+@pytest.mark.parametrize(
+    ("mem", "access", "priv", "ctl", "code", "reason"),
+    [
+        (_x86_tables(0), Access.LOAD, Priv.U, X86Control(), 0x4, X86Reason.NOT_PRESENT),
+        (_x86_tables(0x400087 | 1 << 13), Access.STORE, Priv.S, X86Control(), 0xB, X86Reason.RESERVED),
+        (_x86_tables(0x400087 | 1 << 63), Access.FETCH, Priv.S, X86Control(nxe=False), 0x9, X86Reason.RESERVED),
+        (_x86_tables(0x400087 | 1 << 45), Access.LOAD, Priv.S, X86Control(maxphyaddr=40), 0x9, X86Reason.RESERVED),
+        (_x86_tables(0x400083), Access.LOAD, Priv.U, X86Control(), 0x5, X86Reason.USER_SUPERVISOR),
+        (_x86_tables(0x400085), Access.STORE, Priv.U, X86Control(), 0x7, X86Reason.USER_WRITE),
+        (_x86_tables(0x400085), Access.STORE, Priv.S, X86Control(), 0x3, X86Reason.SUPERVISOR_WRITE),
+        (_x86_tables(0x400087, pdpte_bits=0x7 | 0), Access.FETCH, Priv.U, X86Control(), None, None),
+        (_x86_tables(0x400087 | 1 << 63), Access.FETCH, Priv.U, X86Control(), 0x15, X86Reason.EXECUTE_DISABLED),
+        (_x86_tables(0x400087), Access.FETCH, Priv.S, X86Control(smep=True), 0x11, X86Reason.SMEP),
+        (_x86_tables(0x400087), Access.LOAD, Priv.S, X86Control(smap=True), 0x1, X86Reason.SMAP),
+        (
+            _x86_tables(0x400087 | 3 << 59),
+            Access.LOAD,
+            Priv.U,
+            X86Control(pke=True, pkru=1 << 6),
+            0x25,
+            X86Reason.PKEY_ACCESS,
+        ),
+        (
+            _x86_tables(0x400087 | 3 << 59),
+            Access.STORE,
+            Priv.S,
+            X86Control(pke=True, pkru=2 << 6),
+            0x23,
+            X86Reason.PKEY_WRITE,
+        ),
+    ],
+)
+def test_x86_golden_faults(mem, access, priv, ctl, code, reason):
+    result = walk_x86(mem, B, VA, access, priv, ctl=ctl)
+    if reason is None:
+        assert result.ok and result.pa == 0x401234 and result.page_size == 2 << 20
+        return
+    assert not result.ok
+    assert (result.fault.code, result.fault.reason, result.fault.level) == (code, reason.value, 1)
+    assert f"error code {code:#x}" in result.fault.summary and "at the PDE" in result.fault.summary
+
+
+def test_x86_golden_successes_and_the_other_stops():
+    # a supervisor write to a read-only page with CR0.WP=0 goes through; A set everywhere, D in the PDE
+    result = walk_x86(_x86_tables(0x400085), B, VA, Access.STORE, Priv.S, ctl=X86Control(wp=False), write_ad=True)
+    assert result.ok and result.pa == 0x401234
+    assert result.updates == [
+        (B, B + 0x1007, B + 0x1027),
+        (B + 0x1000, B + 0x2007, B + 0x2027),
+        (B + 0x2008, 0x400085, 0x4000E5),
+    ]
+    assert result.updates_written
+    # a 4 KiB page through the PT, with a PML5 above it
+    mem = Mem(
+        {
+            B + 0x4000: B | 7,
+            B: B + 0x1000 | 7,
+            B + 0x1000: B + 0x2000 | 7,
+            B + 0x2008: B + 0x3000 | 7,
+            B + 0x3008: 0x7777000 | 0x67,
+        }
+    )
+    result = walk_x86(mem, B + 0x4000, VA, Access.LOAD, Priv.U, fmt=X86_64_5LEVEL)
+    assert (
+        result.ok
+        and result.pa == 0x7777234
+        and [s.name for s in result.steps] == ["PML5E", "PML4E", "PDPTE", "PDE", "PTE"]
+    )
+    # PS in a PML4E is reserved
+    result = walk_x86(_x86_tables(0, pml4e_bits=0x87), B, VA, Access.LOAD, Priv.S)
+    assert (result.fault.code, result.fault.level) == (0x9, 3)
+    # non-canonical: #GP, no entry read; a table outside memory: no page fault
+    result = walk_x86(_x86_tables(0), B, 0x0000_8000_0000_0000, Access.LOAD, Priv.S)
+    assert result.fault.kind == "general-protection" and result.fault.summary == "#GP(0)" and not result.steps
+    result = walk_x86(Mem({B: 0x7FFF_F000 | 7}), B, VA, Access.LOAD, Priv.S)
+    assert result.fault.reason == X86Reason.NO_MEMORY.value and result.steps[-1].value is None
+    text = "\n".join(format_explained(walk_x86(_x86_tables(0x400087), B, VA, Access.STORE, Priv.U)))
+    assert "PDE: address = 0x102000 + 0x1*8 = 0x102008" in text
+    assert "rights over all 3 entries: U/S=1 (user-mode address), R/W=1, XD=0" in text
+
+
+def _arm_tables(leaf: int, l1_bits: int = 0, level: int = 2) -> tuple[Mem, ArmControl]:
+    """4 KiB granule, 48-bit VAs: L0 at B, L1 at B+0x1000, L2 at B+0x2000, L3 at B+0x3000; va 0x201234."""
+    words = {B: B + 0x1000 | 3, B + 0x1000: B + 0x2000 | 3 | l1_bits}
+    if level == 2:
+        words[B + 0x2008] = leaf
+    else:
+        words[B + 0x2008] = B + 0x3000 | 3
+        words[B + 0x3008] = leaf
+    return Mem(words), ArmControl(ttbr0=B)
+
+
+_BLOCK = 0x4000_0000 | 0x401  # a 2 MiB block, AF=1, AP=00
+_PAGE = 0x4000_0000 | 0x403
+
+
+@pytest.mark.parametrize(
+    ("leaf", "level", "l1_bits", "access", "priv", "extra", "code", "reason"),
+    [
+        (0, 2, 0, Access.LOAD, Priv.S, {}, 0x06, ArmReason.INVALID),
+        (_PAGE & ~2, 3, 0, Access.LOAD, Priv.S, {}, 0x07, ArmReason.RESERVED_L3),
+        (_BLOCK & ~(1 << 10), 2, 0, Access.LOAD, Priv.S, {}, 0x0A, ArmReason.ACCESS_FLAG),
+        (_BLOCK | 1 << 40, 2, 0, Access.LOAD, Priv.S, {"pa_bits": 40}, 0x02, ArmReason.OUTPUT_SIZE),
+        (_BLOCK, 2, 0, Access.LOAD, Priv.U, {}, 0x0E, ArmReason.NO_EL0),
+        (_BLOCK | 0b11 << 6, 2, 0, Access.STORE, Priv.U, {}, 0x0E, ArmReason.READ_ONLY),
+        (_BLOCK | 0b10 << 6, 2, 0, Access.STORE, Priv.S, {}, 0x0E, ArmReason.READ_ONLY),
+        (_BLOCK | 0b01 << 6 | 1 << 54, 2, 0, Access.FETCH, Priv.U, {}, 0x0E, ArmReason.UXN),
+        (_BLOCK | 1 << 53, 2, 0, Access.FETCH, Priv.S, {}, 0x0E, ArmReason.PXN),
+        (_BLOCK | 0b01 << 6, 2, 0, Access.FETCH, Priv.S, {}, 0x0E, ArmReason.EL0_WRITABLE),
+        (_BLOCK, 2, 0, Access.FETCH, Priv.S, {"wxn": True}, 0x0E, ArmReason.WXN),
+        (_BLOCK | 0b11 << 6, 2, 0, Access.LOAD, Priv.S, {"pan": True}, 0x0E, ArmReason.PAN),
+        (_BLOCK | 0b01 << 6, 2, 1 << 61, Access.LOAD, Priv.U, {}, 0x0E, ArmReason.NO_EL0),
+        (_BLOCK | 0b01 << 6, 2, 1 << 62, Access.STORE, Priv.U, {}, 0x0E, ArmReason.READ_ONLY),
+        (_BLOCK | 0b11 << 6, 2, 1 << 60, Access.FETCH, Priv.U, {}, 0x0E, ArmReason.UXN),
+        (_BLOCK, 2, 1 << 59, Access.FETCH, Priv.S, {}, 0x0E, ArmReason.PXN),
+        (_BLOCK, 2, 1 << 40, Access.LOAD, Priv.S, {"pa_bits": 40}, 0x01, ArmReason.TABLE_SIZE),
+        (_PAGE | 0b01 << 6, 3, 0, Access.STORE, Priv.U, {}, None, None),
+    ],
+)
+def test_arm_golden_faults(leaf, level, l1_bits, access, priv, extra, code, reason):
+    mem, ctl = _arm_tables(leaf, l1_bits, level)
+    ctl = ArmControl(**{**{f: getattr(ctl, f) for f in ArmControl.__slots__}, **extra})
+    result = walk_arm(mem, VA, access, priv, ctl=ctl)
+    if reason is None:
+        assert result.ok and result.pa == 0x4000_0234 and result.page_size == 0x1000
+        return
+    assert (result.fault.code, result.fault.reason) == (code, reason.value)
+    abort = "instruction abort" if access is Access.FETCH else "data abort"
+    assert result.fault.summary.startswith(f"{abort} from {'EL0' if priv is Priv.U else 'EL1'}: ")
+
+
+def test_arm_golden_syndromes_and_the_other_stops():
+    mem, ctl = _arm_tables(_BLOCK | 0b11 << 6)
+    # ESR_EL1: EC 0x24 (data abort from EL0), IL, WnR for a write, DFSC permission level 2
+    result = walk_arm(mem, VA, Access.STORE, Priv.U, ctl=ctl)
+    assert result.fault.syndrome == 0x24 << 26 | 1 << 25 | 1 << 6 | 0x0E
+    result = walk_arm(mem, VA, Access.FETCH, Priv.S, ctl=ArmControl(ttbr0=B, wxn=False))
+    assert result.ok  # AP=11 is read-only everywhere, so EL1 may execute it
+    # a VA in neither half: translation fault, level 0, no descriptor read
+    result = walk_arm(mem, 0x0001_0000_0000_0000, Access.LOAD, Priv.S, ctl=ctl)
+    assert (result.fault.code, result.steps) == (0x04, [])
+    # TTBR above the PA size: address size fault, level 0
+    result = walk_arm(mem, VA, Access.LOAD, Priv.S, ctl=ArmControl(ttbr0=B | 1 << 41, pa_bits=40))
+    assert result.fault.code == 0x00
+    # a descriptor outside memory: external abort on the walk, at its level
+    result = walk_arm(Mem({B: 0x7000_0000 | 3}), VA, Access.LOAD, Priv.S, ctl=ctl)
+    assert result.fault.code == 0x15
+    # blocks: none at level 0 (4 KiB) or level 1 (16 KiB, 64 KiB)
+    result = walk_arm(Mem({B: 0x0 | 0x401}), VA, Access.LOAD, Priv.S, ctl=ctl)
+    assert (result.fault.code, result.fault.reason) == (0x04, ArmReason.BLOCK_LEVEL.value)
+    assert AARCH64_16K.start_level(48) == 0 and AARCH64_64K.start_level(48) == 1 and AARCH64_4K.start_level(39) == 1
+    # HA=1: the hardware sets AF instead of faulting
+    mem, _ = _arm_tables(_BLOCK & ~(1 << 10))
+    result = walk_arm(mem, VA, Access.LOAD, Priv.S, ctl=ArmControl(ttbr0=B, ha=True), write_af=True)
+    assert (
+        result.ok and result.updates == [(B + 0x2008, _BLOCK & ~(1 << 10), _BLOCK)] and mem.words[B + 0x2008] == _BLOCK
+    )
+    # the contiguous hint changes nothing but the explanation
+    plain, _ = _arm_tables(_PAGE, level=3)
+    hinted, _ = _arm_tables(_PAGE | 1 << 52, level=3)
+    a = walk_arm(plain, VA, Access.LOAD, Priv.S, ctl=ctl)
+    b = walk_arm(hinted, VA, Access.LOAD, Priv.S, ctl=ctl)
+    assert a.pa == b.pa == 0x4000_0234 and not a.notes
+    assert "the translation is the same without it" in b.notes[0] and "16 adjacent entries" in b.notes[0]
+    # TTBR1 for the upper half, with T1SZ=25 (39-bit VAs: the walk starts at level 1)
+    mem = Mem({B + 0x8000 + 0x1FF * 8: B + 0x9000 | 3, B + 0x9000 + 0x1FF * 8: 0x8000_0000 | 0x401 | 0b01 << 6})
+    result = walk_arm(mem, 0xFFFF_FFFF_FFFF_F010, Access.LOAD, Priv.U, ctl=ArmControl(ttbr1=B + 0x8000, t1sz=25))
+    assert result.ok and result.pa == 0x801F_F010 and [s.level for s in result.steps] == [1, 2]
+    with pytest.raises(ConfigError, match="T0SZ=12 is out of range: 16 to 39"):
+        walk_arm(mem, 0, Access.LOAD, Priv.S, ctl=ArmControl(t0sz=12))

@@ -364,7 +364,7 @@ def preamble(fmt: str = "aarch64-4k") -> list[str]:
     g = GRANULES[fmt]
     blocks = ", ".join(f"level {lv}" for lv in range(g.first_block_level, 3))
     return [
-        f"Reference (Arm ARM D8, VMSAv8-64 stage 1, EL1&0, {g.shift - 10} KiB granule, 48-bit PA at most):",
+        f"Reference (Arm ARM D8, VMSAv8-64 stage 1, EL1&0, {1 << (g.shift - 10)} KiB granule, 48-bit PA at most):",
         "  VA bit 63 = 0: TTBR0_EL1, bits 63:64-T0SZ must be 0; bit 63 = 1: TTBR1_EL1, bits 63:64-T1SZ must be 1;",
         f"  else a translation fault at level 0.  Each level indexes {g.stride} VA bits above the {g.shift}-bit "
         "offset; the walk",
@@ -390,8 +390,8 @@ def format_exercise(ex: ArmExercise) -> list[str]:
     c, g = ex.ctl, ex.granule
     size = ram_size(g)
     lines = [f"Exercise {ex.number} (seed {ex.seed}), {g.title}", ""]
-    lines.append(f"The tables live in RAM at {RAM_BASE:#x}-{RAM_BASE + size - 1:#x} ({RAM_FRAMES} frames of ")
-    lines.append(f"{g.shift - 10} KiB).  The non-zero doublewords of that RAM (all other bytes are zero):")
+    lines.append(f"The tables live in RAM at {RAM_BASE:#x}-{RAM_BASE + size - 1:#x} ({RAM_FRAMES} frames of")
+    lines.append(f"{1 << (g.shift - 10)} KiB).  The non-zero doublewords of that RAM (all other bytes are zero):")
     lines += memory_lines(ex.memory)
     lines.append("")
     lines.append(f"TTBR0_EL1 = {c.ttbr0:#x}   TTBR1_EL1 = {c.ttbr1:#x}")
