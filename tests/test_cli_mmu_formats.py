@@ -321,3 +321,16 @@ def test_quiz_topic_of_another_format_is_refused(capsys):
     assert main(["mmu", "quiz", "--format", "x86-64", "--topic", "pan"]) == 2
     err = capsys.readouterr().err
     assert "topic 'pan' is not one of --format x86-64's: page, large-page," in err and "Traceback" not in err
+
+
+def test_dump_formats(tables, capsys):
+    assert main(["mmu", "dump", "--format", "x86-64", "--tables", tables, "--cr3", hex(B)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "cr3 0x100000: x86-64 4-level paging, PML4 table at 0x100000"
+    assert out[-1] == "      └─ [0x001] va 0x200000-0x3fffff  2 MiB page -> pa 0x400000-0x5fffff  PWUA---"
+    assert main(["mmu", "dump", "--format", "aarch64-4k", "--tables", tables, "--ttbr0", hex(B + 0x4000)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[2] == "TTBR0_EL1 0x104000: 48-bit VAs, level-0 table at 0x104000"
+    assert out[-1] == "      └─ [0x001] va 0x200000-0x3fffff  2 MiB block -> pa 0x40000000-0x401fffff  AP=01 Ag---"
+    assert main(["mmu", "dump", "--format", "aarch64-4k", "--tables", tables, "--ttbr0", "0x0", "--json"]) == 2
+    assert "--json goes with --format sv39; aarch64-4k dumps as text" in capsys.readouterr().err

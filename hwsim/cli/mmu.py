@@ -22,7 +22,7 @@ from ..mmu.image import ImageMemory
 from ..mmu.report import format_walk, format_walk_explained, plural, walk_to_json
 from ..mmu.walker import AdPolicy, PteMemory, walk
 from ..riscv.priv import Access, Priv
-from .mmu_arch import add_format_options, check_sv39_args, run_arch_walk
+from .mmu_arch import add_format_options, check_sv39_args, run_arch_dump, run_arch_walk
 
 
 def _add_source(p: argparse.ArgumentParser, int_arg) -> None:
@@ -105,6 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="also save the tables as a snapshot file, for later --snapshot walks and dumps",
     )
+    add_format_options(d, int_arg, walk=False)
     d.set_defaults(func=run_dump)
 
     from .quiz import add_quiz_parser
@@ -283,6 +284,12 @@ def run_walk(args: argparse.Namespace) -> int:
 
 
 def run_dump(args: argparse.Namespace) -> int:
+    if args.format != "sv39":
+        for opt in ("json", "html", "save_snapshot"):
+            if getattr(args, opt):
+                raise ConfigError(f"--{opt.replace('_', '-')} goes with --format sv39; {args.format} dumps as text")
+        return run_arch_dump(args)
+    check_sv39_args(args)
     from ..mmu.snapshot import save_snapshot
     from ..mmu.tree import format_tree, read_tree, tree_to_json
 

@@ -95,39 +95,37 @@ def _memory(args: argparse.Namespace, stack: ExitStack):
     return stack.enter_context(ImageMemory(args.image, args.base))
 
 
-def arch_walk(args: argparse.Namespace, mem, access: Access, priv: Priv) -> FormatWalk:
-    """Walk with the registers the options give (each format's options checked)."""
-    if args.format in X86_FORMATS:
-        from ..mmu.x86_bits import X86_64, X86_64_5LEVEL
-        from ..mmu.x86_walk import X86Control, walk_x86
+def _x86_control(args: argparse.Namespace):
+    from ..mmu.x86_walk import X86Control
 
-        wrong = _given(args, _ARM_OPTIONS)
-        if wrong:
-            raise ConfigError(f"{_go(wrong)} with an AArch64 --format, not {args.format}")
-        if args.cr3 is None:
-            raise ConfigError(f"--format {args.format} needs --cr3 (the root table's address)")
-        maxphy = 52 if args.maxphyaddr is None else args.maxphyaddr
-        if not 36 <= maxphy <= 52:
-            raise ConfigError(f"--maxphyaddr {maxphy} is out of range: 36 to 52")
-        if not 0 <= args.cr3 < 1 << maxphy:
-            raise ConfigError(f"--cr3 {args.cr3:#x} sets bits at or above MAXPHYADDR ({maxphy})")
-        pkru = getattr(args, "pkru", None)
-        if pkru is not None and not 0 <= pkru < 1 << 32:
-            raise ConfigError(f"--pkru {pkru:#x} is not a 32-bit value")
-        ctl = X86Control(
-            nxe=not getattr(args, "no_nxe", None),
-            wp=not getattr(args, "no_wp", None),
-            smep=bool(getattr(args, "smep", None)),
-            smap=bool(getattr(args, "smap", None)),
-            ac=bool(getattr(args, "ac", None)),
-            pke=pkru is not None,
-            pkru=pkru or 0,
-            maxphyaddr=maxphy,
-        )
-        fmt = X86_64 if args.format == "x86-64" else X86_64_5LEVEL
-        return walk_x86(mem, args.cr3, args.va, access, priv, fmt=fmt, ctl=ctl)
-    from ..mmu.arm_bits import GRANULES
-    from ..mmu.arm_walk import ArmControl, walk_arm
+    wrong = _given(args, _ARM_OPTIONS)
+    if wrong:
+        raise ConfigError(f"{_go(wrong)} with an AArch64 --format, not {args.format}")
+    if args.cr3 is None:
+        raise ConfigError(f"--format {args.format} needs --cr3 (the root table's address)")
+    maxphy = 52 if args.maxphyaddr is None else args.maxphyaddr
+    if not 36 <= maxphy <= 52:
+        raise ConfigError(f"--maxphyaddr {maxphy} is out of range: 36 to 52")
+    if not 0 <= args.cr3 < 1 << maxphy:
+        raise ConfigError(f"--cr3 {args.cr3:#x} sets bits at or above MAXPHYADDR ({maxphy})")
+    pkru = getattr(args, "pkru", None)
+    if pkru is not None and not 0 <= pkru < 1 << 32:
+        raise ConfigError(f"--pkru {pkru:#x} is not a 32-bit value")
+    ctl = X86Control(
+        nxe=not getattr(args, "no_nxe", None),
+        wp=not getattr(args, "no_wp", None),
+        smep=bool(getattr(args, "smep", None)),
+        smap=bool(getattr(args, "smap", None)),
+        ac=bool(getattr(args, "ac", None)),
+        pke=pkru is not None,
+        pkru=pkru or 0,
+        maxphyaddr=maxphy,
+    )
+    return ctl
+
+
+def _arm_control(args: argparse.Namespace):
+    from ..mmu.arm_walk import ArmControl
 
     wrong = _given(args, _X86_OPTIONS)
     if wrong:
@@ -149,10 +147,48 @@ def arch_walk(args: argparse.Namespace, mem, access: Access, priv: Priv) -> Form
         pan=bool(getattr(args, "pan", None)),
     )
     ctl.check()
+    return ctl
+
+
+def arch_walk(args: argparse.Namespace, mem, access: Access, priv: Priv) -> FormatWalk:
+    """Walk with the registers the options give (each format's options checked)."""
+    if args.format in X86_FORMATS:
+        from ..mmu.x86_bits import X86_64, X86_64_5LEVEL
+        from ..mmu.x86_walk import walk_x86
+
+        ctl = _x86_control(args)
+        fmt = X86_64 if args.format == "x86-64" else X86_64_5LEVEL
+        return walk_x86(mem, args.cr3, args.va, access, priv, fmt=fmt, ctl=ctl)
+    from ..mmu.arm_bits import GRANULES
+    from ..mmu.arm_walk import walk_arm
+
+    ctl = _arm_control(args)
     upper = args.va >> 63
     if (args.ttbr1 if upper else args.ttbr0) is None:
         raise ConfigError(f"va {args.va:#x} has bit 63 = {upper}: it is translated with --ttbr{upper}, not given")
     return walk_arm(mem, args.va, access, priv, granule=GRANULES[args.format], ctl=ctl)
+
+
+def run_arch_dump(args: argparse.Namespace) -> int:
+    with ExitStack() as stack:
+        mem = _memory(args, stack)
+        if args.format in X86_FORMATS:
+            from ..mmu.x86_walk import dump_x86
+
+            ctl = _x86_control(args)
+            from ..mmu.x86_bits import X86_64, X86_64_5LEVEL
+
+            fmt = X86_64 if args.format == "x86-64" else X86_64_5LEVEL
+            lines = dump_x86(mem, args.cr3, fmt=fmt, ctl=ctl)
+        else:
+            from ..mmu.arm_bits import GRANULES
+            from ..mmu.arm_walk import dump_arm
+
+            ctl = _arm_control(args)
+            halves = tuple(h for h, v in ((0, args.ttbr0), (1, args.ttbr1)) if v is not None)
+            lines = dump_arm(mem, granule=GRANULES[args.format], ctl=ctl, ttbrs=halves)
+    print("\n".join(lines))
+    return 0
 
 
 def run_arch_walk(args: argparse.Namespace) -> int:

@@ -72,7 +72,7 @@ def run_quiz(args: argparse.Namespace) -> int:
     formats = getattr(args, "quiz_formats", None)
     fmt = getattr(args, "format", None)
     default = formats is None or fmt == next(iter(formats))
-    quiz = importlib.import_module(args.quiz_module if default else formats[fmt])
+    quiz = importlib.import_module(args.quiz_module if formats is None or default else formats[fmt])
     for topic in args.topic or ():
         if topic not in quiz.TOPICS:
             where = f"--format {fmt}" if fmt else args.quiz_command

@@ -51,6 +51,7 @@ from .arm_bits import (
     esr,
 )
 from .formats import FormatFault, FormatStep, FormatWalk, size_name, va_drawing
+from .walker import PteMemory, PteReader
 
 
 class ArmReason(enum.Enum):
@@ -144,7 +145,7 @@ def decode_descriptor(value: int, level: int, granule: Granule) -> tuple[str, st
 
 
 def walk_arm(
-    mem,
+    mem: PteMemory,
     va: int,
     access: Access,
     priv: Priv,
@@ -314,3 +315,69 @@ def walk_arm(
             "the translation is the same without it"
         )
     return result
+
+
+def dump_arm(
+    mem: PteReader, *, granule: Granule = AARCH64_4K, ctl: ArmControl = ArmControl(), ttbrs: tuple[int, ...] = (0, 1)
+) -> list[str]:
+    """The translation tables under TTBR0_EL1 and TTBR1_EL1 as trees: valid descriptors, each table once."""
+    ctl.check()
+    lines = [f"{granule.title}; {ctl.describe()}"]
+    lines.append(
+        "AP[2:1]: 00 EL1 rw, 01 EL0+EL1 rw, 10 EL1 ro, 11 EL0+EL1 ro; flags: A AF, g global (nG=0), "
+        "C contiguous, U UXN, P PXN; - clear"
+    )
+    seen: set[int] = set()
+    for half in ttbrs:
+        txsz = ctl.t1sz if half else ctl.t0sz
+        va_bits = 64 - txsz
+        ttbr = ctl.ttbr1 if half else ctl.ttbr0
+        start = granule.start_level(va_bits)
+        base_low = 3 + va_bits - granule.level_shift(start)
+        root = ttbr & ((1 << OA_TOP) - 1) & ~((1 << base_low) - 1)
+        top = ((1 << 64) - 1) ^ ((1 << va_bits) - 1) if half else 0
+        lines.append(f"TTBR{half}_EL1 {ttbr:#x}: {va_bits}-bit VAs, level-{start} table at {root:#x}")
+
+        def table(addr: int, level: int, va_base: int, indent: str, va_bits: int = va_bits) -> None:
+            low = granule.level_shift(level)
+            count = 1 << (min(va_bits, low + granule.stride) - low)
+            try:
+                entries = [(i, mem.read_u64(addr + i * DESC_SIZE)) for i in range(count)]
+            except BusError:
+                lines.append(f"{indent}!! the level-{level} table at {addr:#x} is not in memory")
+                return
+            valid = [(i, v) for i, v in entries if v & 1 and not (level == 3 and not v & 2)]
+            other = sum(1 for _i, v in entries if v) - len(valid)
+            note = f", {other} non-zero invalid" if other else ""
+            lines.append(f"{indent}level-{level} table {addr:#x} ({len(valid)} valid{note})")
+            for n, (i, value) in enumerate(valid):
+                last = n == len(valid) - 1
+                branch, child_indent = ("└─ ", indent + "   ") if last else ("├─ ", indent + "│  ")
+                va = va_base | i << low
+                head = f"{indent}{branch}[{i:#05x}] va {va:#x}-{va + (1 << low) - 1:#x}"
+                if value & 2 and level < 3:
+                    nxt = value & ((1 << OA_TOP) - 1) & ~((1 << granule.shift) - 1)
+                    attrs = f"APTable={value >> 61 & 3:02b} UXNTable={value >> 60 & 1} PXNTable={value >> 59 & 1}"
+                    if nxt in seen:
+                        lines.append(f"{head}  -> level-{level + 1} table {nxt:#x} (shown above)")
+                        continue
+                    seen.add(nxt)
+                    lines.append(f"{head}  -> level-{level + 1} table {nxt:#x}  {attrs}")
+                    table(nxt, level + 1, va, child_indent, va_bits)
+                    continue
+                kind = "page" if level == 3 else "block"
+                size = 1 << low
+                oa = value & ((1 << OA_TOP) - 1) & ~(size - 1)
+                flags = ("A" if value & AF else "-") + ("-" if value >> 11 & 1 else "g")
+                flags += ("C" if value & CONTIGUOUS else "-") + ("U" if value & UXN else "-")
+                flags += "P" if value & PXN else "-"
+                text = f"{head}  {size_name(size)} {kind} -> pa {oa:#x}-{oa + size - 1:#x}  AP={value >> 6 & 3:02b} {flags}"
+                if kind == "block" and not granule.blocks_at(level):
+                    text += f"  !! no blocks at level {level} with {granule.name}: translation fault"
+                elif oa & ~((1 << ctl.pa_bits) - 1):
+                    text += "  !! output address above the PA size: address size fault"
+                lines.append(text)
+
+        seen.add(root)
+        table(root, start, top, "")
+    return lines

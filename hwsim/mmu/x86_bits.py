@@ -141,8 +141,14 @@ class PfError(enum.IntFlag):
 
 def describe_error_code(code: int) -> str:
     """``P=1 W/R=1 U/S=0 RSVD=0 I/D=0 PK=0``."""
-    names = (("P", PfError.P), ("W/R", PfError.W), ("U/S", PfError.U), ("RSVD", PfError.RSVD))
-    names += (("I/D", PfError.I), ("PK", PfError.PK))
+    names = (
+        ("P", PfError.P),
+        ("W/R", PfError.W),
+        ("U/S", PfError.U),
+        ("RSVD", PfError.RSVD),
+        ("I/D", PfError.I),
+        ("PK", PfError.PK),
+    )
     return " ".join(f"{name}={int(bool(code & bit))}" for name, bit in names)
 
 

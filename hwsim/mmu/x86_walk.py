@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from ..errors import BusError
 from ..riscv.priv import Access, Priv
 from .formats import FormatFault, FormatStep, FormatWalk, size_name, va_drawing
+from .walker import PteMemory, PteReader
 from .x86_bits import (
     CR3_PCD,
     CR3_PWT,
@@ -142,7 +143,7 @@ def reserved_bits(value: int, level: int, ctl: X86Control) -> int:
 
 
 def walk_x86(
-    mem,
+    mem: PteMemory,
     cr3: int,
     va: int,
     access: Access,
@@ -297,3 +298,57 @@ def _check_rights(access: Access, user: bool, user_addr: bool, rw: int, xd: int,
     if access is Access.STORE and ctl.wp and not rw:
         return X86Reason.SUPERVISOR_WRITE
     return None
+
+
+def dump_x86(mem: PteReader, cr3: int, *, fmt: X86Format = X86_64, ctl: X86Control = X86Control()) -> list[str]:
+    """The paging structures under ``cr3`` as a tree: present entries, each table once, reserved bits flagged."""
+    root = cr3 & address_mask(ctl.maxphyaddr)
+    lines = [f"cr3 {cr3:#x}: {fmt.title}, {fmt.root.table} at {root:#x}"]
+    lines.append("flags: P present, W R/W=1, U U/S=1, A accessed, D dirty, G global, X XD=1 (no execute); - clear")
+    seen: set[int] = set()
+
+    def flags(value: int, leaf: bool) -> str:
+        text = "P" + ("W" if value & _RW else "-") + ("U" if value & _US else "-") + ("A" if value & _A else "-")
+        if leaf:
+            text += ("D" if value & _D else "-") + ("G" if value & _G else "-")
+        return text + ("X" if value >> 63 else "-")
+
+    def table(addr: int, level: int, va_base: int, indent: str) -> None:
+        info = LEVELS[level]
+        try:
+            entries = [(i, mem.read_u64(addr + i * ENTRY_SIZE)) for i in range(512)]
+        except BusError:
+            lines.append(f"{indent}!! the {info.table} at {addr:#x} is not in memory")
+            return
+        present = [(i, v) for i, v in entries if v & _P]
+        absent = sum(1 for _i, v in entries if v and not v & _P)
+        note = f", {absent} non-zero with P=0" if absent else ""
+        lines.append(f"{indent}{info.table} {addr:#x} ({len(present)} present{note})")
+        for n, (i, value) in enumerate(present):
+            last = n == len(present) - 1
+            branch, child_indent = ("└─ ", indent + "   ") if last else ("├─ ", indent + "│  ")
+            va = fmt.canonical(va_base | i << info.shift)
+            end = va + info.page_size - 1
+            head = f"{indent}{branch}[{i:#05x}] va {va:#x}-{end:#x}"
+            bad = reserved_bits(value, level, ctl)
+            if level == 0 or (level in (1, 2) and value & _PS):
+                pa = value & address_mask(ctl.maxphyaddr, info.shift)
+                text = f"{head}  {info.page} -> pa {pa:#x}-{pa + info.page_size - 1:#x}  {flags(value, True)}"
+                if value & PK_MASK:
+                    text += f" PK={(value & PK_MASK) >> PK_SHIFT}"
+                lines.append(text + (f"  !! reserved bits {bad:#x}" if bad else ""))
+                continue
+            nxt = value & address_mask(ctl.maxphyaddr)
+            if bad:
+                lines.append(f"{head}  -> {nxt:#x}  {flags(value, False)}  !! reserved bits {bad:#x}")
+                continue
+            if nxt in seen:
+                lines.append(f"{head}  -> {LEVELS[level - 1].table} {nxt:#x} (shown above)")
+                continue
+            seen.add(nxt)
+            lines.append(f"{head}  -> {LEVELS[level - 1].table} {nxt:#x}  {flags(value, False)}")
+            table(nxt, level - 1, va, child_indent)
+
+    seen.add(root)
+    table(root, fmt.levels - 1, 0, "")
+    return lines

@@ -197,13 +197,12 @@ def _user_supervisor(b: _Build) -> X86Reason | None:
     level = rng.choice([0, 0, 1])
     clear_at = rng.randrange(level, b.fmt.levels)  # the level whose U/S is 0
     user_ok = rng.random() < 0.3
-    pointer_bits = {}
     leaf_bits = b.rights() | _US
     b.access = rng.choice([Access.LOAD, Access.FETCH]) if rng.random() < 0.5 else Access.LOAD
     if b.access is Access.FETCH:
         leaf_bits &= ~0  # XD stays clear
     if user_ok:
-        b.path(level, b.leaf(level, leaf_bits), pointer_bits)
+        b.path(level, b.leaf(level, leaf_bits))
         _set_all(b, _US)
         return None
     b.path(level, b.leaf(level, leaf_bits))
