@@ -74,7 +74,7 @@ def test_x86_walk_text_explain_and_json(tables, capsys):
 def test_arm_walk_from_an_image_and_ttbr1(image, capsys):
     args = ["mmu", "walk", "--format", "aarch64-4k", "--image", image, "--base", hex(B), "--ttbr0", hex(B + 0x4000)]
     assert main([*args, "--va", "0x201234", "--access", "store", "--priv", "U"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "result: pa 0x40001234 (2 MiB page)"
+    assert capsys.readouterr().out.splitlines()[-1] == "result: pa 0x40001234 (2 MiB block)"
     assert main([*args, "--va", "0x201234", "--access", "fetch", "--priv", "S", "--explain"]) == 1
     out = capsys.readouterr().out
     assert "effective permissions: AP[2:1]=01 (EL1 read/write, EL0 read/write), UXN=0, PXN=0" in out

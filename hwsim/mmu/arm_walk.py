@@ -50,7 +50,7 @@ from .arm_bits import (
     Granule,
     esr,
 )
-from .formats import FormatFault, FormatStep, FormatWalk, size_name, va_drawing
+from .formats import FormatFault, FormatStep, FormatWalk, group_runs, size_name, va_drawing
 from .walker import PteMemory, PteReader
 
 
@@ -306,6 +306,7 @@ def walk_arm(
             result.updates_written = True
     result.pa = oa | (va & (size - 1))
     result.page_size, result.level = size, level
+    result.mapping = "page" if level == 3 else "block"
     result.checks.append(f"pa = OA {oa:#x} | va[{low - 1}:0] {va & (size - 1):#x} = {result.pa:#x}")
     if value & CONTIGUOUS:
         run = granule.contiguous[level]
@@ -350,11 +351,18 @@ def dump_arm(
             other = sum(1 for _i, v in entries if v) - len(valid)
             note = f", {other} non-zero invalid" if other else ""
             lines.append(f"{indent}level-{level} table {addr:#x} ({len(valid)} valid{note})")
-            for n, (i, value) in enumerate(valid):
-                last = n == len(valid) - 1
+
+            def is_leaf(value: int, level: int = level) -> bool:
+                return level == 3 or not value & 2
+
+            runs = group_runs(valid, is_leaf, 1 << low)
+            for n, (i, j, value) in enumerate(runs):
+                last = n == len(runs) - 1
                 branch, child_indent = ("└─ ", indent + "   ") if last else ("├─ ", indent + "│  ")
                 va = va_base | i << low
-                head = f"{indent}{branch}[{i:#05x}] va {va:#x}-{va + (1 << low) - 1:#x}"
+                count = j - i + 1
+                where = f"[{i:#05x}]" if count == 1 else f"[{i:#05x}-{j:#05x}]"
+                head = f"{indent}{branch}{where} va {va:#x}-{va + count * (1 << low) - 1:#x}"
                 if value & 2 and level < 3:
                     nxt = value & ((1 << OA_TOP) - 1) & ~((1 << granule.shift) - 1)
                     attrs = f"APTable={value >> 61 & 3:02b} UXNTable={value >> 60 & 1} PXNTable={value >> 59 & 1}"
@@ -371,7 +379,8 @@ def dump_arm(
                 flags = ("A" if value & AF else "-") + ("-" if value >> 11 & 1 else "g")
                 flags += ("C" if value & CONTIGUOUS else "-") + ("U" if value & UXN else "-")
                 flags += "P" if value & PXN else "-"
-                text = f"{head}  {size_name(size)} {kind} -> pa {oa:#x}-{oa + size - 1:#x}  AP={value >> 6 & 3:02b} {flags}"
+                what = f"{size_name(size)} {kind}" if count == 1 else f"{count} x {size_name(size)} {kind}"
+                text = f"{head}  {what} -> pa {oa:#x}-{oa + count * size - 1:#x}  AP={value >> 6 & 3:02b} {flags}"
                 if kind == "block" and not granule.blocks_at(level):
                     text += f"  !! no blocks at level {level} with {granule.name}: translation fault"
                 elif oa & ~((1 << ctl.pa_bits) - 1):

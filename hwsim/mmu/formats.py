@@ -18,6 +18,7 @@ in the record, so the CLI, the quizzes and the tests read one thing.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import BusError, ConfigError
@@ -65,6 +66,7 @@ class FormatWalk:
     pa: int | None = None
     page_size: int | None = None
     level: int | None = None
+    mapping: str = "page"  # what the leaf maps: "page", or "block" (AArch64 above level 3)
     fault: FormatFault | None = None
     updates: list[tuple[int, int, int]] = field(default_factory=list)  # (addr, old, new): A/D/AF set
     updates_written: bool = False
@@ -117,7 +119,7 @@ def outcome_line(result: FormatWalk) -> str:
     if result.fault is not None:
         return f"result: {result.fault.summary}: {result.fault.reason}"
     assert result.pa is not None and result.page_size is not None
-    text = f"result: pa {result.pa:#x} ({size_name(result.page_size)} page)"
+    text = f"result: pa {result.pa:#x} ({size_name(result.page_size)} {result.mapping})"
     if result.updates:
         verb = "sets" if result.updates_written else "would set (not written)"
         text += f"; the hardware {verb}: " + ", ".join(f"{a:#x}: {o:#x} -> {n:#x}" for a, o, n in result.updates)
@@ -129,12 +131,26 @@ def answer_line(result: FormatWalk) -> str:
     if result.fault is not None:
         return f"{result.fault.summary}: {result.fault.reason}"
     assert result.pa is not None and result.page_size is not None
-    text = f"pa {result.pa:#x} ({size_name(result.page_size)} page)"
+    text = f"pa {result.pa:#x} ({size_name(result.page_size)} {result.mapping})"
     if result.updates:
         text += "; the hardware rewrites " + ", ".join(
             f"the entry at {a:#x}: {o:#018x} -> {n:#018x}" for a, o, n in result.updates
         )
     return text
+
+
+def group_runs(entries: list[tuple[int, int]], is_leaf: Callable[[int], bool], size: int) -> list[tuple[int, int, int]]:
+    """``(first, last, value)``: consecutive leaf entries whose values step by ``size`` (consecutive frames,
+    the same attributes) as one run, as ``hwsim mmu dump`` shows them; anything else alone."""
+    runs: list[tuple[int, int, int]] = []
+    for index, value in entries:
+        if runs:
+            first, last, start = runs[-1]
+            if index == last + 1 and is_leaf(start) and value == start + (index - first) * size:
+                runs[-1] = (first, index, start)
+                continue
+        runs.append((index, index, value))
+    return runs
 
 
 def size_name(size: int) -> str:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from ..errors import BusError
 from ..riscv.priv import Access, Priv
-from .formats import FormatFault, FormatStep, FormatWalk, size_name, va_drawing
+from .formats import FormatFault, FormatStep, FormatWalk, group_runs, size_name, va_drawing
 from .walker import PteMemory, PteReader
 from .x86_bits import (
     CR3_PCD,
@@ -324,16 +324,24 @@ def dump_x86(mem: PteReader, cr3: int, *, fmt: X86Format = X86_64, ctl: X86Contr
         absent = sum(1 for _i, v in entries if v and not v & _P)
         note = f", {absent} non-zero with P=0" if absent else ""
         lines.append(f"{indent}{info.table} {addr:#x} ({len(present)} present{note})")
-        for n, (i, value) in enumerate(present):
-            last = n == len(present) - 1
+
+        def is_leaf(value: int) -> bool:
+            return level == 0 or (level in (1, 2) and bool(value & _PS))
+
+        runs = group_runs(present, is_leaf, info.page_size)
+        for n, (i, j, value) in enumerate(runs):
+            last = n == len(runs) - 1
             branch, child_indent = ("└─ ", indent + "   ") if last else ("├─ ", indent + "│  ")
             va = fmt.canonical(va_base | i << info.shift)
-            end = va + info.page_size - 1
-            head = f"{indent}{branch}[{i:#05x}] va {va:#x}-{end:#x}"
+            count = j - i + 1
+            end = va + count * info.page_size - 1
+            where = f"[{i:#05x}]" if count == 1 else f"[{i:#05x}-{j:#05x}]"
+            head = f"{indent}{branch}{where} va {va:#x}-{end:#x}"
             bad = reserved_bits(value, level, ctl)
             if level == 0 or (level in (1, 2) and value & _PS):
                 pa = value & address_mask(ctl.maxphyaddr, info.shift)
-                text = f"{head}  {info.page} -> pa {pa:#x}-{pa + info.page_size - 1:#x}  {flags(value, True)}"
+                what = info.page if count == 1 else f"{count} x {info.page}"
+                text = f"{head}  {what} -> pa {pa:#x}-{pa + count * info.page_size - 1:#x}  {flags(value, True)}"
                 if value & PK_MASK:
                     text += f" PK={(value & PK_MASK) >> PK_SHIFT}"
                 lines.append(text + (f"  !! reserved bits {bad:#x}" if bad else ""))
