@@ -22,7 +22,8 @@ The walk, in order::
 The contiguous bit is decoded and explained, never acted on: it tells the TLB that a run of
 entries may share one entry; the translation is the same with or without it (a run that is
 not consistent is the programmer's error, CONSTRAINED UNPREDICTABLE in the Arm ARM; the
-optional translation fault for it is not modelled).  With HA=1 the hardware sets AF; dirty
+optional translation fault for it is not modelled).  With HA=1 the hardware sets AF (reported
+for a translation that succeeds; a walk that faults writes nothing); dirty
 state management (DBM) is not modelled.  No top-byte-ignore, no FEAT_LPA/LPA2, EPD0/EPD1=0.
 """
 
