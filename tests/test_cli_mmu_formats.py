@@ -334,3 +334,79 @@ def test_dump_formats(tables, capsys):
     assert out[-1] == "      └─ [0x001] va 0x200000-0x3fffff  2 MiB block -> pa 0x40000000-0x401fffff  AP=01 Ag---"
     assert main(["mmu", "dump", "--format", "aarch64-4k", "--tables", tables, "--ttbr0", "0x0", "--json"]) == 2
     assert "--json goes with --format sv39; aarch64-4k dumps as text" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("golden", "args"),
+    [
+        ("x86_quiz_seed1_solve.txt", ["mmu", "quiz", "--format", "x86-64", "--seed", "1", "--count", "2", "--solve"]),
+        ("x86_5level_quiz_seed2.txt", ["mmu", "quiz", "--format", "x86-64-5level", "--seed", "2", "--count", "2"]),
+        (
+            "arm_quiz_seed1_solve.txt",
+            ["mmu", "quiz", "--format", "aarch64-4k", "--seed", "1", "--count", "2", "--solve"],
+        ),
+        (
+            "arm_64k_quiz_seed3_topics_solve.txt",
+            [
+                "mmu",
+                "quiz",
+                "--format",
+                "aarch64-64k",
+                "--seed",
+                "3",
+                "--count",
+                "2",
+                "--topic",
+                "table-attrs",
+                "--topic",
+                "contiguous",
+                "--solve",
+            ],
+        ),  # fmt: skip
+        (
+            "x86_walk_explain.txt",
+            [
+                "mmu",
+                "walk",
+                "--format",
+                "x86-64",
+                "--tables",
+                "examples/page-tables/x86-64.json",
+                "--cr3",
+                "0x100000",
+                "--va",
+                "0x11008",
+                "--access",
+                "store",
+                "--priv",
+                "U",
+                "--pkru",
+                "0x8",
+                "--explain",
+            ],
+        ),  # fmt: skip
+        (
+            "arm_dump.txt",
+            [
+                "mmu",
+                "dump",
+                "--format",
+                "aarch64-4k",
+                "--tables",
+                "examples/page-tables/aarch64-4k.json",
+                "--ttbr0",
+                "0x100000",
+                "--ttbr1",
+                "0x104000",
+            ],
+        ),  # fmt: skip
+    ],
+)
+def test_golden_transcripts(golden, args, capsys, monkeypatch):
+    from pathlib import Path
+
+    from golden import check_golden
+
+    monkeypatch.chdir(Path(__file__).parent.parent)
+    main(args)
+    check_golden(golden, capsys.readouterr().out)

@@ -321,9 +321,8 @@ def _contiguous(b: _Build) -> ArmReason | None:
     index = b.index(level) & (run - 1)
     addr = b.path(level, attrs | base | index << shift)
     first = addr - index * 8
-    for i in range(run):  # the run's other entries, each mapping the next page of the range
-        if i != index and rng.random() < 0.9:
-            b.words[first + i * 8] = attrs | base | i << shift
+    for i in range(run):  # the whole run, consistent (anything else is CONSTRAINED UNPREDICTABLE)
+        b.words[first + i * 8] = attrs | base | i << shift
     return None
 
 
@@ -362,24 +361,26 @@ def make_quiz(seed: int, count: int = 3, topics: list[str] | None = None, *, fmt
 
 def preamble(fmt: str = "aarch64-4k") -> list[str]:
     g = GRANULES[fmt]
-    blocks = ", ".join(f"level {lv}" for lv in range(g.first_block_level, 3))
+    blocks = " and ".join(f"level {lv}" for lv in range(g.first_block_level, 3))
     return [
-        f"Reference (Arm ARM D8, VMSAv8-64 stage 1, EL1&0, {1 << (g.shift - 10)} KiB granule, 48-bit PA at most):",
-        "  VA bit 63 = 0: TTBR0_EL1, bits 63:64-T0SZ must be 0; bit 63 = 1: TTBR1_EL1, bits 63:64-T1SZ must be 1;",
-        f"  else a translation fault at level 0.  Each level indexes {g.stride} VA bits above the {g.shift}-bit "
-        "offset; the walk",
-        f"  starts at level 4 - ceil((VA bits - {g.shift}) / {g.stride}).",
-        "  descriptor bits 1:0: x0 invalid; 11 table (levels 0-2) or page (level 3); 01 block "
-        f"({blocks}); 01 at level 3 is invalid.",
-        "  table: next table 47:G (G = granule shift), NSTable 63, APTable 62:61, UXNTable 60, PXNTable 59.",
-        "  block/page: output address 47:size, UXN 54, PXN 53, Contiguous 52, nG 11, AF 10, SH 9:8, AP[2:1] 7:6,",
-        "  NS 5, AttrIndx 4:2.  AP: " + "; ".join(f"{ap:02b} {meaning}" for ap, meaning in AP_MEANING.items()) + ".",
-        "  APTable[0]=1 takes EL0 access away below it, APTable[1]=1 write access; UXNTable/PXNTable add UXN/PXN.",
-        "  EL1 never executes what EL0 may write; SCTLR_EL1.WXN=1: writable means execute-never; PSTATE.PAN=1:",
-        "  EL1 data accesses to pages EL0 may read fault.  Address bits above the PA size: address size fault.",
-        "  Order: translation / address size at each level, then AF=0 (access flag fault unless TCR_EL1.HA=1),",
-        "  then permissions.  FSC: address size 0b0000LL, translation 0b0001LL, access flag 0b0010LL,",
-        "  permission 0b0011LL, external abort on the walk 0b0101LL (LL = level).",
+        f"Reference (Arm ARM D8: VMSAv8-64 stage 1, EL1&0, {1 << (g.shift - 10)} KiB granule, PAs of 48 bits at most):",
+        "  VA bit 63 = 0: TTBR0_EL1, and bits 63:64-T0SZ must be 0; bit 63 = 1: TTBR1_EL1, and bits",
+        "  63:64-T1SZ must be 1; otherwise a translation fault at level 0.  Each level indexes",
+        f"  {g.stride} VA bits above the {g.shift}-bit offset; the walk starts at level",
+        f"  4 - ceil((VA bits - {g.shift}) / {g.stride}).",
+        "  Descriptor bits 1:0: x0 invalid; 11 a table (levels 0-2) or a page (level 3);",
+        f"  01 a block ({blocks}); 01 at level 3 is invalid.",
+        "  Table: next table 47:G (G the granule's shift), NSTable 63, APTable 62:61, UXNTable 60,",
+        "  PXNTable 59.  Block/page: output address 47:size, UXN 54, PXN 53, Contiguous 52, nG 11,",
+        "  AF 10, SH 9:8, AP[2:1] 7:6, NS 5, AttrIndx 4:2.  AP[2:1]:",
+        *(f"    {ap:02b} {meaning}" for ap, meaning in AP_MEANING.items()),
+        "  APTable[0]=1 takes EL0 access away below it, APTable[1]=1 write access; UXNTable and",
+        "  PXNTable add UXN and PXN.  EL1 never executes what EL0 may write; SCTLR_EL1.WXN=1: what",
+        "  is writable is execute-never; PSTATE.PAN=1: EL1 data accesses to pages EL0 may read fault.",
+        "  Order: at each level, translation and address size (table or output address above the",
+        "  PA size); then AF=0 (an access flag fault unless TCR_EL1.HA=1); then the permissions.",
+        "  FSC: address size 0b0000LL, translation 0b0001LL, access flag 0b0010LL, permission",
+        "  0b0011LL, external abort on the walk 0b0101LL (LL = the level).",
     ]
 
 

@@ -367,22 +367,24 @@ def make_quiz(seed: int, count: int = 3, topics: list[str] | None = None, *, fmt
 
 def preamble(fmt: str = "x86-64") -> list[str]:
     five = fmt == "x86-64-5level"
+    top = 56 if five else 47
     return [
         f"Reference (Intel SDM vol. 3A ch. 4, {'5-level paging, CR4.LA57=1' if five else '4-level paging'}):",
-        f"  linear address: bits 63:{56 if five else 47} copy bit {56 if five else 47} (else #GP); "
+        f"  linear address: bits 63:{top} all equal (else #GP); "
         + ("PML5 56:48, " if five else "")
-        + "PML4 47:39, PDPT 38:30, PD 29:21, PT 20:12, offset 11:0.",
-        "  CR3: bits M-1:12 the root table (M = MAXPHYADDR); PCD 4, PWT 3.",
-        "  entry: P 0, R/W 1, U/S 2, PWT 3, PCD 4, A 5, D 6, PS 7 (PAT in a PTE), G 8, address M-1:12,",
-        "         reserved 51:M, PK 62:59 (in an entry that maps a page), XD 63 (reserved when EFER.NXE=0).",
+        + "PML4 47:39, PDPT 38:30, PD 29:21,",
+        "  PT 20:12, offset 11:0.  CR3: bits M-1:12 the root table (M = MAXPHYADDR); PCD 4, PWT 3.",
+        "  Entry: P 0, R/W 1, U/S 2, PWT 3, PCD 4, A 5, D 6, PS 7 (PAT in a PTE), G 8, address M-1:12,",
+        "  reserved 51:M, PK 62:59 (in an entry that maps a page), XD 63 (reserved when EFER.NXE=0).",
         "  PS=1 in a PDPTE/PDE maps a 1 GiB / 2 MiB page (bits 29:13 / 20:13 reserved; PAT at 12); PS is",
         "  reserved in a PML4E/PML5E.  Rights combine every level: user-mode address if U/S=1 in all,",
         "  writable if R/W=1 in all, execute-disabled if XD=1 in any (NXE=1).  CPL=3 needs a user-mode",
         "  address; CPL<3 writes honour R/W only with CR0.WP=1; SMEP forbids CPL<3 fetches from user",
         "  addresses, SMAP CPL<3 data accesses to them unless EFLAGS.AC=1.  With CR4.PKE=1, user-mode",
         "  addresses: PKRU.AD[key]=1 forbids data accesses, WD[key]=1 writes (CPL<3 ones only with WP=1).",
-        "  #PF error code: P 0 (0 = not present), W/R 1, U/S 2 (CPL=3), RSVD 3, I/D 4 (fetch, NXE or SMEP), PK 5.",
-        "  A success sets A in every entry used and D in the one that maps the page on a write.",
+        "  #PF error code: P 0 (0 = not present), W/R 1, U/S 2 (CPL=3), RSVD 3, I/D 4 (a fetch, with",
+        "  NXE=1 or SMEP=1), PK 5.  A success sets A in every entry used and D in the one that maps the",
+        "  page on a write.",
     ]
 
 
