@@ -13,7 +13,7 @@ intent and ``tests/spec_walk_x86.py`` on thousands of seeds.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import ConfigError
 from ..mmu.formats import FormatWalk, WordMemory, answer_line, format_explained, walk_to_json
@@ -163,7 +163,7 @@ def _reserved(b: _Build) -> X86Reason | None:
     if case == "maxphy" and b.maxphy == 52:
         case = "large-low"
     if case == "xd":
-        b.ctl = X86Control(**{**_fields(b.ctl), "nxe": False})
+        b.ctl = replace(b.ctl, nxe=False)
         level = rng.randrange(b.fmt.levels)
         if level:
             b.path(level - 1, b.leaf(level - 1, b.rights()), pointer_bits={level: _XD})
@@ -185,10 +185,6 @@ def _reserved(b: _Build) -> X86Reason | None:
     else:
         b.path(0, b.leaf(0, b.rights()) | high)
     return X86Reason.RESERVED
-
-
-def _fields(ctl: X86Control) -> dict:
-    return {f: getattr(ctl, f) for f in X86Control.__slots__}
 
 
 def _user_supervisor(b: _Build) -> X86Reason | None:
@@ -238,7 +234,7 @@ def _read_write(b: _Build) -> X86Reason | None:
     rng = b.rng
     b.access = Access.STORE
     level = rng.choice([0, 0, 1, 2])
-    b.ctl = X86Control(**{**_fields(b.ctl), "smap": False})
+    b.ctl = replace(b.ctl, smap=False)
     b.path(level, b.leaf(level, b.rights() | (_US if b.priv is Priv.U else 0)))
     if b.priv is Priv.U:
         _set_all(b, _US)
@@ -254,16 +250,16 @@ def _read_write(b: _Build) -> X86Reason | None:
 def _execute_disable(b: _Build) -> X86Reason | None:
     rng = b.rng
     b.access = Access.FETCH
-    b.ctl = X86Control(**{**_fields(b.ctl), "smep": False})
+    b.ctl = replace(b.ctl, smep=False)
     level = rng.choice([0, 0, 1])
     b.path(level, b.leaf(level, b.rights()))
     if b.priv is Priv.U:
         _set_all(b, _US)
     b.words[rng.choice(_walk_addrs(b))] |= _XD
     if not b.ctl.nxe:
-        b.ctl = X86Control(**{**_fields(b.ctl), "nxe": True})
+        b.ctl = replace(b.ctl, nxe=True)
     if rng.random() < 0.25:  # NXE=0 would make XD reserved: show the RSVD fault instead
-        b.ctl = X86Control(**{**_fields(b.ctl), "nxe": False})
+        b.ctl = replace(b.ctl, nxe=False)
         return X86Reason.RESERVED
     return X86Reason.EXECUTE_DISABLED
 
@@ -275,13 +271,12 @@ def _smep_smap(b: _Build) -> X86Reason | None:
     b.path(level, b.leaf(level, _P | _RW | _US | _A))
     _set_all(b, _US)
     case = rng.choice(["smep", "smap", "smap-ac", "off"])
-    fields = _fields(b.ctl)
     if case == "smep":
         b.access = Access.FETCH
-        b.ctl = X86Control(**{**fields, "smep": True, "nxe": True})
+        b.ctl = replace(b.ctl, smep=True, nxe=True)
         return X86Reason.SMEP
     b.access = rng.choice([Access.LOAD, Access.STORE])
-    b.ctl = X86Control(**{**fields, "smap": case != "off", "ac": case == "smap-ac"})
+    b.ctl = replace(b.ctl, smap=case != "off", ac=case == "smap-ac")
     return X86Reason.SMAP if case == "smap" else None
 
 
@@ -295,7 +290,7 @@ def _pku(b: _Build) -> X86Reason | None:
     ad, wd = rng.random() < 0.35, rng.random() < 0.5
     pkru = rng.getrandbits(32) & ~(3 << 2 * key) | int(ad) << 2 * key | int(wd) << (2 * key + 1)
     smap = False if b.priv is Priv.S else b.ctl.smap
-    b.ctl = X86Control(**{**_fields(b.ctl), "pke": True, "pkru": pkru, "smap": smap})
+    b.ctl = replace(b.ctl, pke=True, pkru=pkru, smap=smap)
     if ad:
         return X86Reason.PKEY_ACCESS
     if wd and b.access is Access.STORE and (b.ctl.wp or b.priv is Priv.U):
@@ -313,9 +308,9 @@ def _accessed_dirty(b: _Build) -> X86Reason | None:
     if b.access is Access.FETCH:
         for addr in _walk_addrs(b):
             b.words[addr] &= ~_XD
-        b.ctl = X86Control(**{**_fields(b.ctl), "smep": False})
+        b.ctl = replace(b.ctl, smep=False)
     if b.priv is Priv.S:
-        b.ctl = X86Control(**{**_fields(b.ctl), "smap": False})
+        b.ctl = replace(b.ctl, smap=False)
     return None
 
 
