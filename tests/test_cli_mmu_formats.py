@@ -51,12 +51,13 @@ def test_x86_walk_text_explain_and_json(tables, capsys):
     assert main(x86(tables, "--va", "0x201234", "--access", "store", "--priv", "U")) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "cr3 0x100000: PML4 table at 0x100000 (PWT=0 PCD=0); x86-64 4-level paging"
-    assert out[1:4] == [
+    assert out[1] == "va 0x0000000000201234: write in user mode (CPL=3)"
+    assert out[2:5] == [
         "  PML4E @ 0x100000 = 0x0000000000101007  the page-directory-pointer table at 0x101000",
         "  PDPTE @ 0x101000 = 0x0000000000102007  the page directory at 0x102000",
         "  PDE @ 0x102008 = 0x00000000004000a7  maps a 2 MiB page",
     ]
-    assert out[4].startswith("result: pa 0x401234 (2 MiB page); the hardware would set (not written): ")
+    assert out[5].startswith("result: pa 0x401234 (2 MiB page); the hardware would set (not written): ")
     assert main(x86(tables, "--va", "0x201234", "--access", "fetch", "--priv", "S", "--smep", "--explain")) == 1
     out = capsys.readouterr().out
     assert "rights over all 3 entries: U/S=1 (user-mode address), R/W=1, XD=0" in out

@@ -107,7 +107,7 @@ def format_explained(result: FormatWalk) -> list[str]:
 
 def format_brief(result: FormatWalk) -> list[str]:
     """One line per entry and the result (``hwsim mmu walk`` without ``--explain``)."""
-    lines = [result.header[0]]
+    lines = result.header[:2]  # the registers, the access
     for s in result.steps:
         value = "(no memory)" if s.value is None else f"{s.value:#018x}"
         lines.append(f"  {s.name} @ {s.addr:#x} = {value}  {s.decision.removeprefix('-> ')}")
