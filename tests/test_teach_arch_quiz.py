@@ -87,7 +87,7 @@ def test_arm_quiz_answers_agree_with_the_arm_arm(fmt):
             _words(text),
             arm_quiz.RAM_BASE,
             arm_quiz.ram_size(granule),
-            int(_one(r"^(\d+) KiB\)\.", text)),
+            int(_one(r"frames of (\d+) KiB\)\.$", text)),
             int(_one(r"^access .* at (0x[0-9a-f]+),", text), 16),
             _access(text),
             "at EL0" in text,

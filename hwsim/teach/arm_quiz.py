@@ -391,8 +391,9 @@ def format_exercise(ex: ArmExercise) -> list[str]:
     c, g = ex.ctl, ex.granule
     size = ram_size(g)
     lines = [f"Exercise {ex.number} (seed {ex.seed}), {g.title}", ""]
-    lines.append(f"The tables live in RAM at {RAM_BASE:#x}-{RAM_BASE + size - 1:#x} ({RAM_FRAMES} frames of")
-    lines.append(f"{1 << (g.shift - 10)} KiB).  The non-zero doublewords of that RAM (all other bytes are zero):")
+    frames = f"{RAM_FRAMES} frames of {1 << (g.shift - 10)} KiB"
+    lines.append(f"The tables live in RAM at {RAM_BASE:#x}-{RAM_BASE + size - 1:#x} ({frames}).")
+    lines.append("The non-zero doublewords of that RAM (all other bytes are zero):")
     lines += memory_lines(ex.memory, 1 << g.shift)
     lines.append("")
     lines.append(f"TTBR0_EL1 = {c.ttbr0:#x}   TTBR1_EL1 = {c.ttbr1:#x}")

@@ -390,9 +390,9 @@ def format_exercise(ex: X86Exercise) -> list[str]:
     c = ex.ctl
     lines = [f"Exercise {ex.number} (seed {ex.seed}), {ex.fmt.title}", ""]
     lines.append(
-        f"The paging structures live in RAM at {RAM_BASE:#x}-{RAM_BASE + RAM_SIZE - 1:#x} ({RAM_FRAMES} frames"
+        f"The paging structures live in RAM at {RAM_BASE:#x}-{RAM_BASE + RAM_SIZE - 1:#x} ({RAM_FRAMES} frames of 4 KiB)."
     )
-    lines.append("of 4 KiB).  The non-zero quadwords of that RAM (all other bytes are zero):")
+    lines.append("The non-zero quadwords of that RAM (all other bytes are zero):")
     lines += memory_lines(ex.memory)
     lines.append("")
     lines.append(f"CR3     = {ex.cr3:#x}")
