@@ -22,7 +22,8 @@ Model choices (where the SDM leaves freedom): A and D are set only when the tran
 succeeds (a processor may also set A on entries of a walk that faults); global pages (G),
 the memory type (PWT/PCD/PAT) and the protection key are decoded and shown but need no
 configuration to translate; supervisor protection keys (PKS), shadow stacks, HLAT, SGX and
-implicit supervisor accesses (which SMAP checks regardless of AC) are not modelled.
+implicit supervisor accesses (which SMAP checks regardless of AC) are not modelled; 1 GiB pages
+are supported (CPUID.80000001H:EDX.Page1GB=1), and CR4.PCIDE=0.
 """
 
 from __future__ import annotations
