@@ -318,6 +318,12 @@ def test_bad_input_is_one_clear_error(tables, tmp_path, capsys, args, message):
     assert message in captured.err and "Traceback" not in captured.err and not captured.out
 
 
+def test_quiz_html_is_refused_for_other_formats(tmp_path, capsys):
+    assert main(["mmu", "quiz", "--format", "aarch64-4k", "--html", str(tmp_path / "q.html")]) == 2
+    assert "--html is not available with --format aarch64-4k" in capsys.readouterr().err
+    assert not (tmp_path / "q.html").exists()
+
+
 def test_quiz_topic_of_another_format_is_refused(capsys):
     assert main(["mmu", "quiz", "--format", "x86-64", "--topic", "pan"]) == 2
     err = capsys.readouterr().err

@@ -432,6 +432,19 @@ def _arm_question(number: int, ex) -> Question:
     )
 
 
+def make_question(quiz: str, number: int, ex) -> Question:
+    """Question ``number`` on exercise ``ex`` of ``quiz`` (``mmu``, ``tlb``, ``iommu``, ``x86``, ``arm``): its parts, hints and the
+    model's explanations, as a key holds them (the interactive quiz page checks answers against the same)."""
+    makers = {
+        "mmu": _mmu_question,
+        "tlb": _tlb_question,
+        "iommu": _iommu_question,
+        "x86": _x86_question,
+        "arm": _arm_question,
+    }
+    return makers[quiz](number, ex)
+
+
 def student_questions(plan: CoursePlan, student: str) -> list[Question]:
     """The student's questions: MMU first, then TLB, IOMMU, x86-64, AArch64, numbered from 1."""
     from . import arm_quiz, iommu_quiz, mmu_quiz, tlb_quiz, x86_quiz
