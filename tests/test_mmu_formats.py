@@ -11,7 +11,7 @@ from spec_walk_arm import spec_translate_arm
 from spec_walk_x86 import spec_translate_x86
 
 from hwsim.errors import BusError, ConfigError
-from hwsim.mmu.arm_bits import AARCH64_4K, AARCH64_16K, AARCH64_64K
+from hwsim.mmu.arm_bits import AARCH64_4K, AARCH64_16K, AARCH64_64K, Granule
 from hwsim.mmu.arm_walk import ArmControl, ArmReason, walk_arm
 from hwsim.mmu.formats import format_explained
 from hwsim.mmu.x86_bits import X86_64, X86_64_5LEVEL
@@ -451,3 +451,56 @@ def test_arm_golden_syndromes_and_the_other_stops():
     assert result.ok and result.pa == 0x801F_F010 and [s.level for s in result.steps] == [1, 2]
     with pytest.raises(ConfigError, match="T0SZ=12 is out of range: 16 to 39"):
         walk_arm(mem, 0, Access.LOAD, Priv.S, ctl=ArmControl(t0sz=12))
+
+
+# -- entries of random bits --------------------------------------------------------------------------------------
+
+
+def _random_words(rng: random.Random, root: int, index_of, levels: int, addr_mask: int, frame: int) -> dict:
+    """Each level's entry is 64 random bits, its address field pointing into RAM most of the time."""
+    words, table = {}, root
+    for level in range(levels):
+        value = rng.getrandbits(64)
+        if rng.random() < 0.8:
+            value = value & ~addr_mask | RAM_BASE + rng.randrange(RAM_SIZE // frame) * frame
+        value |= 1 if rng.random() < 0.9 else 0
+        words[table + index_of(level) * 8] = value
+        table = value & addr_mask & ~(frame - 1)
+    return words
+
+
+def test_entries_of_random_bits_agree_with_both_transcriptions():
+    for seed in range(3000):
+        rng = random.Random(f"bits:{seed}")
+        fmt = rng.choice([X86_64, X86_64_5LEVEL])
+        ctl = X86Control(
+            nxe=rng.random() < 0.7, wp=rng.random() < 0.5, smep=rng.random() < 0.5, smap=rng.random() < 0.5,
+            ac=rng.random() < 0.5, pke=rng.random() < 0.5, pkru=rng.getrandbits(32), maxphyaddr=52,
+        )  # fmt: skip
+        va = fmt.canonical(rng.getrandbits(fmt.va_bits))
+        words = _random_words(
+            rng,
+            RAM_BASE,
+            lambda i, fmt=fmt, va=va: fmt.index(va, fmt.levels - 1 - i),
+            fmt.levels,
+            (1 << 52) - 1 & ~0xFFF,
+            0x1000,
+        )
+        case = (fmt, words, RAM_BASE, va, rng.choice(list(Access)), rng.choice([Priv.U, Priv.S]), ctl)
+        got = _x86_outcome(walk_x86(Mem(case[1]), case[2], case[3], case[4], case[5], fmt=case[0], ctl=case[6]))
+        assert got == _x86_spec(*case), f"x86 seed {seed}"
+
+        granule = rng.choice([AARCH64_4K, AARCH64_16K, AARCH64_64K])
+        g = granule.shift
+        ctl_arm = ArmControl(ttbr0=RAM_BASE, ha=rng.random() < 0.5, wxn=rng.random() < 0.5, pan=rng.random() < 0.5)
+        va = rng.getrandbits(48)
+        start = granule.start_level(48)
+
+        def index_of(i: int, va: int = va, start: int = start, granule: Granule = granule) -> int:
+            low = granule.level_shift(start + i)
+            return (va >> low) & ((1 << (min(48, low + granule.stride) - low)) - 1)
+
+        words = _random_words(rng, RAM_BASE, index_of, 4 - start, (1 << 48) - 1 & ~((1 << g) - 1), 1 << g)
+        arm_case = (granule, words, va, rng.choice(list(Access)), rng.choice([Priv.U, Priv.S]), ctl_arm)
+        got = _arm_outcome(walk_arm(Mem(words), va, arm_case[3], arm_case[4], granule=granule, ctl=ctl_arm))
+        assert got == _arm_spec(*arm_case), f"arm seed {seed}"
