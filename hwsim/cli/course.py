@@ -33,6 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     make.add_argument("--tlb", type=int_arg, default=1, help="TLB questions per student (default 1)")
     make.add_argument("--iommu", type=int_arg, default=1, help="IOMMU questions per student (default 1)")
     make.add_argument("--replace", type=int_arg, default=0, help="page-replacement questions per student (default 0)")
+    make.add_argument("--x86", type=int_arg, default=0, help="x86-64 4-level paging questions per student (default 0)")
+    make.add_argument(
+        "--arm", type=int_arg, default=0, help="AArch64 (4 KiB granule) translation questions per student (default 0)"
+    )
     make.add_argument(
         "--difficulty",
         choices=["easy", "medium", "hard"],
@@ -78,7 +82,14 @@ def run_make(args: argparse.Namespace) -> int:
         seed = random.SystemRandom().randrange(1 << 64)
     plan = CoursePlan.build(
         course_seed=seed,
-        counts={"mmu": args.mmu, "tlb": args.tlb, "iommu": args.iommu, "replace": args.replace},
+        counts={
+            "mmu": args.mmu,
+            "tlb": args.tlb,
+            "iommu": args.iommu,
+            "replace": args.replace,
+            "x86": args.x86,
+            "arm": args.arm,
+        },
         difficulty=args.difficulty,
         topics=args.topic,
     )

@@ -22,6 +22,7 @@ from ..mmu.image import ImageMemory
 from ..mmu.report import format_walk, format_walk_explained, plural, walk_to_json
 from ..mmu.walker import AdPolicy, PteMemory, walk
 from ..riscv.priv import Access, Priv
+from .mmu_arch import add_format_options, check_sv39_args, run_arch_dump, run_arch_walk
 
 
 def _add_source(p: argparse.ArgumentParser, int_arg) -> None:
@@ -55,8 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "walk",
         help="translate one virtual address, level by level (memory image, snapshot or live board)",
         description="Walk the page tables (in a raw memory image, a snapshot, or a live board after a guest ran) "
-        "and print the VA's fields, each level's PTE and the result.  Exit status 0 when the address "
-        "translates, 1 on a fault.",
+        "and print the VA's fields, each level's PTE and the result.  With --format x86-64, x86-64-5level, "
+        "aarch64-4k, aarch64-16k or aarch64-64k: x86-64 or AArch64 tables in --image or --tables, with "
+        "their registers (--cr3; --ttbr0/--ttbr1).  Exit status 0 when the address translates, 1 on a fault.",
     )
     _add_source(w, int_arg)
     w.add_argument("--va", required=True, type=int_arg, help="virtual address to translate")
@@ -82,6 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "decoded field by field",
     )
     w.add_argument("--json", action="store_true", help="print one JSON object")
+    add_format_options(w, int_arg, walk=True)
     w.set_defaults(func=run_walk)
 
     d = mmu_sub.add_parser(
@@ -103,6 +106,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="also save the tables as a snapshot file, for later --snapshot walks and dumps",
     )
+    add_format_options(d, int_arg, walk=False)
     d.set_defaults(func=run_dump)
 
     from .quiz import add_quiz_parser
@@ -111,11 +115,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         mmu_sub,
         "quiz",
         "hwsim.teach.mmu_quiz",
-        help="generate Sv39 translation exercises from a seed (--solve: worked answers)",
+        formats={
+            "sv39": "hwsim.teach.mmu_quiz",
+            "x86-64": "hwsim.teach.x86_quiz",
+            "x86-64-5level": "hwsim.teach.x86_quiz",
+            "aarch64-4k": "hwsim.teach.arm_quiz",
+            "aarch64-16k": "hwsim.teach.arm_quiz",
+            "aarch64-64k": "hwsim.teach.arm_quiz",
+        },
+        help="generate translation exercises from a seed: Sv39, or --format x86-64/AArch64 (--solve: worked answers)",
         description="Print Sv39 address-translation exercises: page tables in a small RAM as hex, a "
         "satp, an access (VA, fetch/load/store, U or S mode, SUM, MXR) and the A/D rule.  "
         "The answer is the physical address or the exception (cause, level, reason); "
-        "--solve prints it, worked out level by level by hwsim's walker.",
+        "--solve prints it, worked out level by level by hwsim's walker.  --format x86-64, x86-64-5level, "
+        "aarch64-4k, aarch64-16k or aarch64-64k: the same for x86-64 paging (the answer: a PA, #GP, or #PF with "
+        "its error code) or AArch64 stage 1 (a PA, or the abort: fault, level, DFSC/IFSC, ESR_EL1).",
     )
     add_quiz_parser(
         mmu_sub,
@@ -217,6 +231,9 @@ def _check_mode(satp: int) -> PagingMode | None:
 
 
 def run_walk(args: argparse.Namespace) -> int:
+    if args.format != "sv39":
+        return run_arch_walk(args)
+    check_sv39_args(args)
     access = Access.parse(args.access)
     priv = Priv.parse(args.priv)
     if not 0 <= args.va < 1 << 64:
@@ -268,6 +285,12 @@ def run_walk(args: argparse.Namespace) -> int:
 
 
 def run_dump(args: argparse.Namespace) -> int:
+    if args.format != "sv39":
+        for opt in ("json", "html", "save_snapshot"):
+            if getattr(args, opt):
+                raise ConfigError(f"--{opt.replace('_', '-')} goes with --format sv39; {args.format} dumps as text")
+        return run_arch_dump(args)
+    check_sv39_args(args)
     from ..mmu.snapshot import save_snapshot
     from ..mmu.tree import format_tree, read_tree, tree_to_json
 

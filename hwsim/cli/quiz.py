@@ -15,17 +15,43 @@ import json
 import random
 import sys
 
+from ..errors import ConfigError
 
-def add_quiz_parser(sub: argparse._SubParsersAction, name: str, module: str, *, help: str, description: str) -> None:
+
+def _topics_of(module: str) -> dict[str, str]:
     from ..teach import topics as quiz_topics
+
+    return getattr(quiz_topics, module.rsplit(".", 1)[1].removesuffix("_quiz").upper())
+
+
+def add_quiz_parser(
+    sub: argparse._SubParsersAction,
+    name: str,
+    module: str,
+    *,
+    help: str,
+    description: str,
+    formats: dict[str, str] | None = None,
+) -> None:
+    """``formats`` (format name -> quiz module; the first is the default) adds ``--format``."""
     from . import int_arg
 
-    topics = getattr(quiz_topics, module.rsplit(".", 1)[1].removesuffix("_quiz").upper())
-    p = sub.add_parser(
-        name,
-        help=help,
-        description=description + "  Topics: " + "; ".join(f"{t} ({what})" for t, what in topics.items()) + ".",
-    )
+    topics = _topics_of(module)
+    description += "  Topics: " + "; ".join(f"{t} ({what})" for t, what in topics.items()) + "."
+    all_topics = dict(topics)
+    for fmt, mod in (formats or {}).items():
+        if mod != module:
+            more = _topics_of(mod)
+            all_topics.update(more)
+            description += f"  Topics of --format {fmt}: {', '.join(more)}."
+    p = sub.add_parser(name, help=help, description=description)
+    if formats:
+        p.add_argument(
+            "--format",
+            choices=list(formats),
+            default=next(iter(formats)),
+            help=f"the page-table format (default {next(iter(formats))})",
+        )
     p.add_argument(
         "--seed",
         type=int_arg,
@@ -35,7 +61,7 @@ def add_quiz_parser(sub: argparse._SubParsersAction, name: str, module: str, *, 
     p.add_argument(
         "--topic",
         action="append",
-        choices=list(topics),
+        choices=list(all_topics),
         metavar="TOPIC",
         help="draw exercises from this topic only (repeatable; default: all topics)",
     )
@@ -47,21 +73,31 @@ def add_quiz_parser(sub: argparse._SubParsersAction, name: str, module: str, *, 
         help="also write the exercises as a self-contained interactive page: type an answer, the page checks "
         "it against the model answer it holds (practice: the answer is in its source) and explains a wrong one",
     )
-    p.set_defaults(func=run_quiz, quiz_module=module, quiz_command=name)
+    p.set_defaults(func=run_quiz, quiz_module=module, quiz_command=name, quiz_formats=formats)
 
 
 def run_quiz(args: argparse.Namespace) -> int:
-    quiz = importlib.import_module(args.quiz_module)
+    formats = getattr(args, "quiz_formats", None)
+    fmt = getattr(args, "format", None)
+    default = formats is None or fmt == next(iter(formats))
+    quiz = importlib.import_module(args.quiz_module if formats is None or default else formats[fmt])
+    for topic in args.topic or ():
+        if topic not in quiz.TOPICS:
+            where = f"--format {fmt}" if fmt else args.quiz_command
+            raise ConfigError(f"topic {topic!r} is not one of {where}'s: {', '.join(quiz.TOPICS)}")
+    if getattr(args, "html", None) and not default:
+        raise ConfigError(f"--html is not available with --format {fmt} (the practice page knows sv39 only)")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 32)
-    exercises = quiz.make_quiz(seed, args.count, args.topic)
-    command = f"hwsim {args.command} {args.quiz_command} --seed {seed}"
+    kwargs = {} if default else {"fmt": fmt}
+    exercises = quiz.make_quiz(seed, args.count, args.topic, **kwargs)
+    command = f"hwsim {args.command} {args.quiz_command}" + ("" if default else f" --format {fmt}") + f" --seed {seed}"
     if args.count != 3:
         command += f" --count {args.count}"
     command += "".join(f" --topic {t}" for t in args.topic or ())
     if args.html:
         from ..teach.html import quiz_html, write_html
 
-        quiz_name = args.quiz_module.rsplit(".", 1)[1].removesuffix("_quiz")
+        quiz_name = quiz.__name__.rsplit(".", 1)[1].removesuffix("_quiz")
         write_html(args.html, quiz_html(quiz_name, exercises, title=command))
         print(f"wrote {args.html}", file=sys.stderr)
     if args.json:
@@ -80,7 +116,7 @@ def run_quiz(args: argparse.Namespace) -> int:
     print(f"{command}{' --solve' if args.solve else ''}")
     if hasattr(quiz, "preamble"):
         print(rule)
-        print("\n".join(quiz.preamble()))
+        print("\n".join(quiz.preamble(**kwargs)))
     for ex in exercises:
         print(rule)
         print("\n".join(quiz.format_exercise(ex)))

@@ -33,7 +33,7 @@ from . import topics as quiz_topics
 COURSE_FORMAT = "hwsim-quiz-course"
 KEY_FORMAT = "hwsim-quiz-key"
 VERSION = 1
-QUIZZES = ("mmu", "tlb", "iommu", "replace")
+QUIZZES = ("mmu", "tlb", "iommu", "replace", "x86", "arm")
 MAX_QUESTIONS = 50
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -44,18 +44,33 @@ DIFFICULTY = {
         "tlb": ["lru"],
         "iommu": ["translate", "superpage", "stray", "permission"],
         "replace": ["faults"],
+        "x86": ["page", "large-page", "not-present", "user-supervisor", "read-write"],
+        "arm": ["page", "block", "invalid", "ap"],
     },
     "medium": {
         "mmu": ["page", "superpage", "invalid", "permission", "no-leaf", "misaligned", "user", "mxr", "accessed-dirty"],
         "tlb": ["lru", "asid", "sfence"],
         "iommu": ["translate", "superpage", "stray", "permission", "crossing", "accessed-dirty", "bare"],
         "replace": ["faults", "victim", "write-backs"],
+        "x86": [
+            "page",
+            "large-page",
+            "not-present",
+            "user-supervisor",
+            "read-write",
+            "execute-disable",
+            "reserved",
+            "accessed-dirty",
+        ],
+        "arm": ["page", "block", "invalid", "ap", "ttbr", "access-flag", "execute-never", "table-attrs"],
     },
     "hard": {
         "mmu": list(quiz_topics.MMU),
         "tlb": list(quiz_topics.TLB),
         "iommu": list(quiz_topics.IOMMU),
         "replace": list(quiz_topics.REPLACE),
+        "x86": list(quiz_topics.X86),
+        "arm": list(quiz_topics.ARM),
     },
 }
 
@@ -66,6 +81,17 @@ MMU_PARTS = {
     "cause": "the exception's cause code, or 'none'",
     "reason": "why it faults: one of the reasons below, or 'none'",
     "rewrite": "the PTE the hardware rewrites, as 'ADDRESS NEW-VALUE', or 'none'",
+}
+X86_PARTS = {
+    "pa": "the physical address, or 'fault'",
+    "entry": "the entry that maps the page, or where the walk stops: pml5e, pml4e, pdpte, pde, pte; 'none' for #GP",
+    "error": "the #PF error code (a number), 'gp' for #GP, or 'none'",
+}
+ARM_PARTS = {
+    "pa": "the physical address, or 'fault'",
+    "level": "the level of the block or page descriptor (0 to 3), or of the fault",
+    "fault": "translation, address-size, access-flag, permission, external-abort, or 'none'",
+    "fsc": "the fault status code (DFSC or IFSC, a number, level included), or 'none'",
 }
 IOMMU_PARTS = {
     "pa": "the physical address where each piece of the DMA starts (in IOVA order), or 'fault'",
@@ -140,7 +166,7 @@ class CoursePlan:
             if not 0 <= count <= MAX_QUESTIONS:
                 raise ConfigError(f"--{quiz} must be from 0 to {MAX_QUESTIONS} questions, not {count}")
         if not sum(counts.values()):
-            raise ConfigError("no questions: give --mmu, --tlb, --iommu or --replace a count above 0")
+            raise ConfigError("no questions: give --mmu, --tlb, --iommu, --replace, --x86 or --arm a count above 0")
         chosen: dict[str, list[str]] = {}
         for spec in topics:
             quiz, _, topic = spec.partition(":")
@@ -149,7 +175,7 @@ class CoursePlan:
                 raise ConfigError(
                     f"--topic {spec!r}: give QUIZ:TOPIC, QUIZ one of {', '.join(QUIZZES)} and TOPIC one of its "
                     "topics (hwsim mmu quiz --help, hwsim mmu tlb-quiz --help, hwsim iommu quiz --help, "
-                    "hwsim lab replace-quiz --help)"
+                    "hwsim lab replace-quiz --help; x86 and arm: hwsim mmu quiz --format x86-64 / aarch64-4k)"
                 )
             chosen.setdefault(quiz, []).append(topic)
         picked = {q: chosen.get(q) or list(DIFFICULTY[difficulty][q]) for q in QUIZZES}
@@ -355,15 +381,109 @@ def _replace_question(number: int, ex) -> Question:
     )
 
 
+def _x86_question(number: int, ex) -> Question:
+    from ..mmu.formats import format_explained, size_name
+    from . import x86_quiz
+
+    result = ex.solve()
+    explained = format_explained(result)
+    entry = result.steps[-1].name if result.steps else "none"
+    if result.ok:
+        parts = {"pa": f"{result.pa:#x}", "entry": entry.lower(), "error": "none"}
+        hints = {
+            "pa": f"the access translates: the {entry} maps a {size_name(result.page_size or 0)} page, "
+            f"va[{(result.page_size or 1).bit_length() - 2}:0] is the offset",
+            "entry": f"the {entry} maps the page",
+            "error": "no exception: the access translates",
+        }
+    else:
+        f = result.fault
+        assert f is not None  # a walk without a PA has a fault
+        error = "gp" if f.kind == "general-protection" else f"{f.code:#x}" if f.code is not None else "none"
+        parts = {"pa": "fault", "entry": entry.lower() if f.level is not None else "none", "error": error}
+        hints = {
+            "pa": f"the access does not translate: {f.reason}",
+            "entry": f"the walk stops at the {entry}" if f.level is not None else "no entry is read",
+            "error": f.summary,
+        }
+    text = x86_quiz.format_exercise(ex)
+    return Question(
+        number,
+        "x86",
+        ex,
+        [f"Question {number}: x86-64 paging", *text[1:]],
+        parts,
+        {part: explained for part in parts},
+        x86_quiz.format_answer(ex),
+        hints,
+    )
+
+
+_ARM_FAULT_WORDS = {
+    "translation fault": "translation",
+    "address size fault": "address-size",
+    "access flag fault": "access-flag",
+    "permission fault": "permission",
+    "synchronous external abort on a translation table walk": "external-abort",
+}
+
+
+def _arm_question(number: int, ex) -> Question:
+    from ..mmu.formats import format_explained
+    from . import arm_quiz
+
+    result = ex.solve()
+    explained = format_explained(result)
+    if result.ok:
+        parts = {"pa": f"{result.pa:#x}", "level": str(result.level), "fault": "none", "fsc": "none"}
+        hints = {
+            "pa": f"the access translates through a {result.mapping} at level {result.level}",
+            "level": f"the {result.mapping} descriptor is at level {result.level}",
+            "fault": "no abort: the access translates",
+            "fsc": "no abort: the access translates",
+        }
+    else:
+        f = result.fault
+        assert f is not None and f.code is not None  # every AArch64 abort has its status code
+        parts = {"pa": "fault", "level": str(f.level), "fault": _ARM_FAULT_WORDS[f.kind], "fsc": f"{f.code:#x}"}
+        hints = {
+            "pa": f"the access does not translate: {f.reason}",
+            "level": f"the {f.kind} is at level {f.level}",
+            "fault": f.reason,
+            "fsc": f.summary,
+        }
+    text = arm_quiz.format_exercise(ex)
+    return Question(
+        number,
+        "arm",
+        ex,
+        [f"Question {number}: AArch64 translation", *text[1:]],
+        parts,
+        {part: explained for part in parts},
+        arm_quiz.format_answer(ex),
+        hints,
+    )
+
+
 def make_question(quiz: str, number: int, ex) -> Question:
-    """Question ``number`` on exercise ``ex`` of ``quiz`` (``mmu``, ``tlb``, ``iommu``, ``replace``): its parts, hints and the
-    model's explanations, as a key holds them (the interactive quiz page checks answers against the same)."""
-    return {"mmu": _mmu_question, "tlb": _tlb_question, "iommu": _iommu_question, "replace": _replace_question}[quiz](number, ex)
+    """Question ``number`` on exercise ``ex`` of ``quiz`` (``mmu``, ``tlb``, ``iommu``, ``replace``, ``x86``,
+    ``arm``): its parts, hints and the model's explanations, as a key holds them (the interactive quiz page
+    checks answers against the same)."""
+    makers = {
+        "mmu": _mmu_question,
+        "tlb": _tlb_question,
+        "iommu": _iommu_question,
+        "replace": _replace_question,
+        "x86": _x86_question,
+        "arm": _arm_question,
+    }
+    return makers[quiz](number, ex)
 
 
 def student_questions(plan: CoursePlan, student: str) -> list[Question]:
-    """The student's questions: MMU first, then TLB, IOMMU and page replacement, numbered from 1."""
-    from . import iommu_quiz, mmu_quiz, replace_quiz, tlb_quiz
+    """The student's questions: MMU first, then TLB, IOMMU, page replacement, x86-64, AArch64, numbered
+    from 1."""
+    from . import arm_quiz, iommu_quiz, mmu_quiz, replace_quiz, tlb_quiz, x86_quiz
 
     seed = student_seed(plan.course_seed, student)
     makers = {
@@ -371,6 +491,8 @@ def student_questions(plan: CoursePlan, student: str) -> list[Question]:
         "tlb": (tlb_quiz, _tlb_question),
         "iommu": (iommu_quiz, _iommu_question),
         "replace": (replace_quiz, _replace_question),
+        "x86": (x86_quiz, _x86_question),
+        "arm": (arm_quiz, _arm_question),
     }
     out: list[Question] = []
     for quiz in QUIZZES:
@@ -433,11 +555,15 @@ def _how_to_answer(questions: list[Question], student: str) -> list[str]:
             "  write-backs  the number of evicted pages with M=1",
             "  victim       the page the given reference evicts",
         ]
+    if "x86" in quizzes:
+        lines += ["", "x86-64 questions, parts:"] + [f"  {p:<8} {what}" for p, what in X86_PARTS.items()]
+    if "arm" in quizzes:
+        lines += ["", "AArch64 questions, parts:"] + [f"  {p:<8} {what}" for p, what in ARM_PARTS.items()]
     return lines
 
 
 def sheet_lines(questions: list[Question], student: str, code: str) -> list[str]:
-    from . import iommu_quiz, mmu_quiz, replace_quiz
+    from . import arm_quiz, iommu_quiz, mmu_quiz, replace_quiz, x86_quiz
 
     rule = "=" * 78
     lines = [f"Exercises for {student} (sheet {code})", rule]
@@ -449,6 +575,10 @@ def sheet_lines(questions: list[Question], student: str, code: str) -> list[str]
         lines += [rule, *iommu_quiz.preamble()]
     if "replace" in quizzes:
         lines += [rule, *replace_quiz.preamble()]
+    if "x86" in quizzes:
+        lines += [rule, *x86_quiz.preamble()]
+    if "arm" in quizzes:
+        lines += [rule, *arm_quiz.preamble()]
     for q in questions:
         lines += [rule, *q.text]
         lines += textwrap.wrap(", ".join(f"{q.number}.{p}" for p in q.parts), 78, initial_indent="Parts: ")

@@ -90,6 +90,10 @@ def normalise(quiz: str, part: str, text: str) -> object:
         return _number(low)
     if part == "reason":
         return low.replace("_", "-")
+    if part in ("error", "fsc"):
+        return "gp" if low in ("gp", "#gp", "#gp(0)") else _number(low)
+    if part in ("fault", "entry"):
+        return low.replace("_", "-").replace(" ", "-")
     if part == "queued":
         if low not in ("yes", "no"):
             raise AnswerError(f"{text!r}: 'yes', 'no' or 'none'")

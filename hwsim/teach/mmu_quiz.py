@@ -494,12 +494,12 @@ def preamble() -> list[str]:
     ]
 
 
-def memory_lines(memory: dict) -> list[str]:
-    """The non-zero doublewords ``{pa: value}`` (in address order), under a heading per 4 KiB frame."""
+def memory_lines(memory: dict, frame_size: int = PAGE_SIZE) -> list[str]:
+    """The non-zero doublewords ``{pa: value}`` (in address order), under a heading per frame (4 KiB)."""
     lines, frame = [], None
     for pa, value in memory.items():
-        if pa & ~(PAGE_SIZE - 1) != frame:
-            frame = pa & ~(PAGE_SIZE - 1)
+        if pa & ~(frame_size - 1) != frame:
+            frame = pa & ~(frame_size - 1)
             lines.append(f"  frame {frame:#x}:")
         lines.append(f"    {pa:#x}: {value:#018x}")
     return lines

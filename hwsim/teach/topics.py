@@ -42,3 +42,31 @@ REPLACE = {
     "write-backs": "how many evicted pages are dirty and written back",
     "anomaly": "FIFO with one frame more: Belady's anomaly",
 }
+
+X86 = {
+    "page": "4 KiB pages",
+    "large-page": "2 MiB and 1 GiB pages (PS=1)",
+    "not-present": "entries with P=0, at any level",
+    "reserved": "reserved bits: above MAXPHYADDR, XD with NXE=0, PS in a PML4E, a large page's low bits",
+    "user-supervisor": "U/S over every level: user-mode and supervisor-mode addresses",
+    "read-write": "R/W over every level, CR0.WP",
+    "execute-disable": "XD with EFER.NXE",
+    "smep-smap": "SMEP, SMAP and EFLAGS.AC",
+    "pku": "protection keys: PK in the entry, PKRU's AD and WD",
+    "accessed-dirty": "the A and D bits the processor sets",
+    "canonical": "canonical linear addresses (#GP)",
+}
+
+ARM = {
+    "page": "pages at level 3",
+    "block": "block descriptors at the levels the granule allows",
+    "invalid": "invalid descriptors, 01 at level 3, blocks where the granule allows none",
+    "ttbr": "TTBR0 or TTBR1 by the VA's top bits, T0SZ/T1SZ, VAs in neither range",
+    "address-size": "table and output addresses above the PA size (TCR_EL1.IPS)",
+    "access-flag": "AF=0: access flag faults, or the hardware sets it (TCR_EL1.HA)",
+    "ap": "AP[2:1]: EL0 and EL1 read and write permissions",
+    "execute-never": "UXN, PXN, writable at EL0 implies PXN, SCTLR_EL1.WXN",
+    "table-attrs": "hierarchical attributes: APTable, UXNTable, PXNTable",
+    "pan": "PSTATE.PAN: EL1 data accesses to EL0 pages",
+    "contiguous": "the contiguous hint: a TLB hint that does not change the translation",
+}
