@@ -60,16 +60,16 @@ from ..riscv.disasm import Insn, disassemble_one
 from ..riscv.memop import MemOp, decode_memop
 from ..riscv.priv import (
     CSR_SATP,
+    MCAUSE_INTERRUPT,
     MSTATUS_FS_DIRTY,
+    MSTATUS_MIE,
+    MSTATUS_MPIE,
     MSTATUS_MPP_MASK,
     MSTATUS_MPP_SHIFT,
     MSTATUS_MPRV,
     MSTATUS_MXR,
     MSTATUS_SUM,
-    MSTATUS_MIE,
-    MSTATUS_MPIE,
     MSTATUS_TVM,
-    MCAUSE_INTERRUPT,
     Access,
     Cause,
     Priv,
@@ -816,7 +816,12 @@ class Machine:
                 self._u_context = cached
             satp, status = cached
         elif priv == 1:
-            satp = self._raw_read(rv.UC_RISCV_REG_SATP)
+            if self._trap_fences:  # under mstatus.TVM, Unicorn refuses an S-mode read of satp too
+                self._raw_write(rv.UC_RISCV_REG_PRIV, 3)
+                satp = self._raw_read(rv.UC_RISCV_REG_SATP)
+                self._raw_write(rv.UC_RISCV_REG_PRIV, 1)
+            else:
+                satp = self._raw_read(rv.UC_RISCV_REG_SATP)
             status = self._raw_read(rv.UC_RISCV_REG_SSTATUS)
         else:
             status = self._raw_read(rv.UC_RISCV_REG_MSTATUS)
