@@ -377,3 +377,34 @@ def test_s_mode_satp_accesses_are_carried_out_under_tvm():
     assert result.reason is StopReason.EXCEPTION and result.pc == a.labels["exit"] - 4
     assert m.get_reg("a1") == m.get_reg("a2") == space.satp
     assert m.guest_fences == 1
+
+
+def test_the_clint_has_an_msip_register_per_hart():
+    sys = system(1)
+    clint = sys.devices["clint"]
+    clint.mmio_write(4 * 3, 4, 1)
+    assert [line.level for line in clint.software_irqs] == [False, False, False, True, False, False, False, False]
+    assert clint.mmio_read(4 * 3, 4) == 1 and clint.software_irqs[0] is clint.software_irq
+    clint.mmio_write(4 * 7, 4, 2)
+    assert [i.message for i in clint.issues] == ["write of 0x2 to MSIP7 sets reserved bits 0x2 (ignored)"]
+    clint.reset()
+    assert not any(line.level for line in clint.software_irqs)
+
+
+def test_a_requested_stop_ends_the_run_and_run_goes_on_after_it():
+    sys = system(2)
+    m = sys.machine
+    code, data = m.frames.alloc(), m.frames.alloc()
+    a = A.Assembler(code)
+    a.li("t0", data).emit(A.amo("add", 0, "t0", "a0", double=False))  # hart 1 adds 1, hart 0 adds 0
+    a.li("t1", CLINT).emit(A.sw("a0", "t1", 0)).label("exit")  # hart 1: MSIP (hart 0's) = 1
+    m.phys.write(code, a.finish())
+    sched = scheduler(sys, 4)
+    sys.devices["clint"].software_irqs[0].observe(lambda level: sched.request_stop())
+    for hart in range(2):
+        sched.start(hart, code, until=a.labels["exit"])
+    first = sched.run()
+    assert first.outcome is HartsOutcome.REQUESTED  # hart 1 stopped in its MSIP store (run repeats it)
+    assert first.stats[1].ipis_sent == 1 and first.stats[0].ipis_received == 1
+    second = sched.run()
+    assert second.outcome is HartsOutcome.DONE and m.phys.read_u32(data) == 1

@@ -47,8 +47,14 @@ class Timer(Device):
         r.on_write("MTIMECMP_HI", lambda new, old: self._rearm())
         r.on_write("MSIP", lambda new, old: self.software_irq.set(bool(new & 1)))
         for hart in range(1, CLINT_HARTS):
-            line = self.software_irqs[hart]
-            r.on_write(f"MSIP{hart}", lambda new, old, line=line: line.set(bool(new & 1)))
+            r.on_write(f"MSIP{hart}", self._msip_writer(self.software_irqs[hart]))
+
+    @staticmethod
+    def _msip_writer(line: IrqLine):
+        def write(new: int, old: int) -> None:
+            line.set(bool(new & 1))
+
+        return write
 
     def _reset(self) -> None:
         self._offset = 0

@@ -11,6 +11,7 @@
                   RUNNABLE --its exit address--> DONE
       the run:    every hart DONE | a hart stops (ecall nobody serves, fault, exception, breakpoint)
                   | every hart left PARKED with nothing to wake it (DEADLOCK) | max_turns (LIMIT)
+                  | request_stop (REQUESTED); run() again goes on where it ended
 
 Every hart is a :class:`~hwsim.machine.Machine` over the same RAM buffer and device windows
 (``Machine.add_hart``).  Each decision comes from the seed and from what the harts do, and the
@@ -67,6 +68,7 @@ class HartsOutcome(enum.Enum):
     DONE = "every started hart reached its exit address"
     STOPPED = "a hart stopped (an ecall nobody served, a fault, an exception or a breakpoint)"
     DEADLOCK = "every hart left waits for an interrupt (wfi) and nothing can raise one"
+    REQUESTED = "a stop was requested (request_stop)"
     LIMIT = "the turn limit was reached"
 
 
@@ -141,6 +143,7 @@ class HartScheduler:
         self._current: _Hart | None = None
         self._hash = hashlib.blake2b(digest_size=16)
         self._turns = 0
+        self._stop_requested = False
         self._unobserve = []
         if clint is not None:
             lines = clint.software_irqs
@@ -157,6 +160,14 @@ class HartScheduler:
         for stop in self._unobserve:
             stop()
         self._unobserve = []
+
+    def request_stop(self) -> None:
+        """End :meth:`run` after the turn running now, which ends at once (thread- and signal-safe, as
+        ``Machine.request_stop``); :meth:`run` then returns REQUESTED, and may be called again."""
+        self._stop_requested = True
+        current = self._current
+        if current is not None:
+            current.machine.request_stop()
 
     @property
     def harts(self) -> list[Machine]:
@@ -208,6 +219,10 @@ class HartScheduler:
         stopper: _Hart | None = None
         result: RunResult | None = None
         for _ in range(max_turns):
+            if self._stop_requested:
+                self._stop_requested = False
+                outcome = HartsOutcome.REQUESTED
+                break
             for hart in self._harts:
                 if hart.state is HartState.PARKED and self._wakes(hart):
                     hart.state = HartState.RUNNABLE
