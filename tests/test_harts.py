@@ -408,3 +408,57 @@ def test_a_requested_stop_ends_the_run_and_run_goes_on_after_it():
     assert first.stats[1].ipis_sent == 1 and first.stats[0].ipis_received == 1
     second = sched.run()
     assert second.outcome is HartsOutcome.DONE and m.phys.read_u32(data) == 1
+
+
+# -- native firmware on several harts ------------------------------------------------------------
+
+HARTS_FIRMWARE = DEFAULT_BOARD.parents[1] / "drivers" / "examples" / "harts"
+
+
+@pytest.fixture(scope="module")
+def harts_elf() -> bytes:
+    from hwsim.driver.build import build_driver
+
+    return build_driver(HARTS_FIRMWARE, native=True).read_bytes()
+
+
+def firmware_run(harts_elf, harts: int, seed: int | None):
+    from hwsim.driver.firmware import FirmwareRun
+
+    return FirmwareRun(system(harts), harts_elf, hart_seed=seed).run()
+
+
+def test_native_firmware_runs_hart_main_on_every_other_hart(harts_elf):
+    one = firmware_run(harts_elf, 1, None)
+    assert (one.result, one.log, one.harts) == (0, ["plain 200, atomic 200"], ())
+    lost = {}
+    for seed in range(3):
+        report = firmware_run(harts_elf, 4, seed)
+        plain = 800 - report.result
+        assert report.ok and report.log == [f"plain {plain}, atomic 800"]
+        assert report.hart_seed == seed and [s.hartid for s in report.harts] == [0, 1, 2, 3]
+        assert all(s.turns > 0 for s in report.harts)
+        again = firmware_run(harts_elf, 4, seed)
+        assert (again.result, again.hart_trace) == (report.result, report.hart_trace)
+        lost[seed] = report.result
+    assert any(lost.values()) and len({*lost.values()}) > 1  # racy, and by the seed
+    text = report.format()
+    assert f"4 harts, seed 2 (replay: --hart-seed 2), trace {report.hart_trace}" in text
+    assert "  hart 3: " in text
+
+
+def test_hwsim_run_takes_a_hart_seed(harts_elf, tmp_path, capsys):
+    from hwsim.cli import main
+
+    board = tmp_path / "virt2.toml"
+    board.write_text(DEFAULT_BOARD.read_text().replace('name = "virt"', 'name = "virt2"\nharts = 2', 1))
+    elf = tmp_path / "harts.elf"
+    elf.write_bytes(harts_elf)
+    assert main(["run", str(board), str(elf), "--hart-seed", "5", "--option", "uart0.backend=memory"]) == 0
+    err = capsys.readouterr().err
+    assert "2 harts, seed 5 (replay: --hart-seed 5)" in err and "[driver] plain " in err
+    wasm = tmp_path / "probe.wat"
+    wasm.write_text('(module (func (export "probe") (result i32) (i32.const 0)))')
+    assert main(["run", str(board), str(wasm), "--hart-seed", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "hwsim: error: --hart-seed applies to native firmware: a sandboxed driver runs on hart 0" in err

@@ -104,6 +104,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "seed replays the same run (default: nominal timing)",
     )
     r.add_argument(
+        "--hart-seed",
+        type=_seed,
+        default=None,
+        metavar="S",
+        help="native firmware on a board with several harts ([board] harts = N): interleave the harts "
+        "with seed S; the same seed replays the same interleaving (default: --seed, else 0)",
+    )
+    r.add_argument(
         "--explore",
         type=_count,
         default=None,
@@ -509,8 +517,10 @@ def _run_driver(args: argparse.Namespace) -> int:
 
         if args.assign is not None:
             raise ConfigError("--assign applies to sandboxed drivers; native firmware reaches every device")
-        run = FirmwareRun(system, data, log=log, name=str(path), **limits)
+        run = FirmwareRun(system, data, log=log, name=str(path), hart_seed=args.hart_seed, **limits)
     else:
+        if args.hart_seed is not None:
+            raise ConfigError("--hart-seed applies to native firmware: a sandboxed driver runs on hart 0")
         run = DriverRun(system, data, log=log, assign=args.assign, **limits)
     exec_file = _exec_file(run, path, data) if args.gdb is not None or args.debug_elf is not None else None
     if args.debug_elf is not None:
