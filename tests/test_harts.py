@@ -462,3 +462,31 @@ def test_hwsim_run_takes_a_hart_seed(harts_elf, tmp_path, capsys):
     assert main(["run", str(board), str(wasm), "--hart-seed", "5"]) == 2
     err = capsys.readouterr().err
     assert "hwsim: error: --hart-seed applies to native firmware: a sandboxed driver runs on hart 0" in err
+
+
+def test_the_hart_trace_event_tells_the_ipi_story():
+    import io
+
+    from hwsim.trace import tracing
+
+    sys = system(2)
+    m = sys.machine
+    code, data = m.frames.alloc(), m.frames.alloc()
+    labels = ipi_program(m, code, data, mie_global=True)
+    m.harts[1].set_reg("mtvec", labels["handler"])
+    sched = scheduler(sys, 1)
+    for hart in range(2):
+        sched.start(hart, code, until=labels["exit"])
+    out = io.StringIO()
+    with tracing("hart", stream=out):
+        assert sched.run().outcome is HartsOutcome.DONE
+    story = [line.split("hart  ", 1)[-1] for line in out.getvalue().splitlines() if " runs " not in line]
+    wfi = labels["woken"] - 4
+    assert story == [
+        f"hart 1 waits (wfi at {wfi:#x})",
+        "hart 1 receives an IPI from hart 0",
+        f"hart 0 done at {labels['exit']:#x}",
+        "hart 1 wakes (an interrupt it enables is pending)",
+        f"hart 1 takes the machine software interrupt (handler {labels['handler']:#x})",
+        f"hart 1 done at {labels['exit']:#x}",
+    ]

@@ -38,16 +38,18 @@ IPIs sent and received, the interrupts taken, the fences, the turns and the ``wf
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..errors import ConfigError
+from ..errors import ConfigError, HwsimError
 from ..riscv.asm import WFI
 from ..riscv.priv import IRQ_M_SOFT, Access, Priv
+from ..trace import TRACE
 from .fault import RunResult, StopReason
-from .machine import MAX_HARTS, Machine
+from .machine import Machine
 
 DEFAULT_BUDGET = (1, 64)
 DEFAULT_MAX_TURNS = 1_000_000
@@ -109,12 +111,14 @@ class HartsResult:
 
 @dataclass(slots=True)
 class _Hart:
+    """The scheduler's record of one hart."""
+
     machine: Machine
+    stats: HartStats
     state: HartState = HartState.IDLE
     pc: int = 0
     until: int | None = None
-    msip: bool = False
-    stats: HartStats = field(default_factory=lambda: HartStats(0))
+    msip: bool = False  # its CLINT msip line (Unicorn's mip cannot hold MSIP)
 
 
 class HartScheduler:
@@ -139,12 +143,12 @@ class HartScheduler:
         self.seed = seed
         self.budget = (low, high)
         self._rng = random.Random(seed)
-        self._harts = [_Hart(m, stats=HartStats(m.hartid)) for m in machine.harts]
+        self._harts = [_Hart(m, HartStats(m.hartid)) for m in machine.harts]
         self._current: _Hart | None = None
         self._hash = hashlib.blake2b(digest_size=16)
         self._turns = 0
         self._stop_requested = False
-        self._unobserve = []
+        self._unobserve: list = []
         if clint is not None:
             lines = clint.software_irqs
             if len(lines) < len(self._harts):
@@ -195,8 +199,12 @@ class HartScheduler:
         target.msip = level
         if level:
             target.stats.ipis_received += 1
-            if self._current is not None:
-                self._current.stats.ipis_sent += 1
+            sender = self._current
+            if sender is not None:
+                sender.stats.ipis_sent += 1
+            if TRACE.hart is not None:
+                source = f"hart {sender.machine.hartid}" if sender is not None else "the host"
+                self._trace(target, "receives", f"an IPI from {source}")
 
     def _wakes(self, hart: _Hart) -> bool:
         """An interrupt ``hart`` enables in mie is pending (what ends a wfi)."""
@@ -207,14 +215,13 @@ class HartScheduler:
     def _after_wfi(self, hart: _Hart, pc: int) -> bool:
         try:
             word = hart.machine.read_virt(pc - 4, 4, access=Access.FETCH)
-        except Exception:  # the page before is not executable: no wfi there
+        except HwsimError:  # the bytes before are not executable: no wfi there
             return False
         return int.from_bytes(word, "little") == WFI
 
     def run(self, *, max_turns: int = DEFAULT_MAX_TURNS) -> HartsResult:
-        """Run turns until every started hart is done, one stops, a deadlock or ``max_turns``."""
-        rng = self._rng
-        low, high = self.budget
+        """Run turns until every started hart is done, one stops, a deadlock, a requested stop or
+        ``max_turns``; calling it again goes on from there."""
         outcome = HartsOutcome.LIMIT
         stopper: _Hart | None = None
         result: RunResult | None = None
@@ -226,52 +233,58 @@ class HartScheduler:
             for hart in self._harts:
                 if hart.state is HartState.PARKED and self._wakes(hart):
                     hart.state = HartState.RUNNABLE
+                    self._trace(hart, "wakes", "(an interrupt it enables is pending)")
             runnable = [hart for hart in self._harts if hart.state is HartState.RUNNABLE]
             if not runnable:
                 waiting = any(hart.state is HartState.PARKED for hart in self._harts)
                 outcome = HartsOutcome.DEADLOCK if waiting else HartsOutcome.DONE
                 break
-            hart = rng.choice(runnable)
-            budget = rng.randint(low, high)
-            m = hart.machine
-            took = False
-            if hart.msip and m.interrupt_enabled(IRQ_M_SOFT):
-                m.set_reg("pc", hart.pc)
-                hart.pc = m.take_interrupt(IRQ_M_SOFT)
-                hart.stats.interrupts += 1
-                took = True
-            self._current = hart
-            fences = m.guest_fences
-            try:
-                res = m.run(hart.pc, until=hart.until, max_insns=budget)
-            finally:
-                self._current = None
-            hart.stats.fences += m.guest_fences - fences
-            hart.stats.turns += 1
-            self._turns += 1
-            self._hash.update(b"%d %d %d %s %x;" % (m.hartid, budget, took, res.reason.name.encode(), res.pc))
-            hart.pc = res.pc
+            hart = self._rng.choice(runnable)
+            res = self._turn(hart, self._rng.randint(*self.budget))
             if res.reason is StopReason.EXIT:
                 hart.state = HartState.DONE
+                self._trace(hart, "done", f"at {res.pc:#x}")
             elif res.reason is StopReason.LIMIT:
                 if self._after_wfi(hart, res.pc):
                     hart.state = HartState.PARKED
                     hart.stats.wfi_parks += 1
+                    self._trace(hart, "waits", f"(wfi at {res.pc - 4:#x})")
             else:
                 outcome, stopper, result = HartsOutcome.STOPPED, hart, res
+                self._trace(hart, "stops", res.reason.value)
                 break
         return HartsResult(
             outcome,
             self._turns,
             self._hash.hexdigest(),
-            tuple(HartStats(**{k: getattr(h.stats, k) for k in HartStats.__slots__}) for h in self._harts),
+            tuple(dataclasses.replace(hart.stats) for hart in self._harts),
             stopper.machine.hartid if stopper is not None else None,
             result,
         )
 
+    def _turn(self, hart: _Hart, budget: int) -> RunResult:
+        """One turn of ``hart``: its pending software interrupt first, then up to ``budget`` instructions."""
+        m = hart.machine
+        took = hart.msip and m.interrupt_enabled(IRQ_M_SOFT)
+        if took:
+            m.set_reg("pc", hart.pc)
+            hart.pc = m.take_interrupt(IRQ_M_SOFT)
+            hart.stats.interrupts += 1
+            self._trace(hart, "takes", f"the machine software interrupt (handler {hart.pc:#x})")
+        self._trace(hart, "runs", f"from {hart.pc:#x}, up to {budget} instructions")
+        self._current = hart
+        fences = m.guest_fences
+        try:
+            res = m.run(hart.pc, until=hart.until, max_insns=budget)
+        finally:
+            self._current = None
+        hart.stats.fences += m.guest_fences - fences
+        hart.stats.turns += 1
+        self._turns += 1
+        self._hash.update(b"%d %d %d %s %x;" % (m.hartid, budget, took, res.reason.name.encode(), res.pc))
+        hart.pc = res.pc
+        return res
 
-def check_hart_count(count: int) -> int:
-    """``count`` if it is a valid number of harts (1 .. MAX_HARTS), else ConfigError."""
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_HARTS:
-        raise ConfigError(f"a machine has 1 to {MAX_HARTS} harts, not {count!r}")
-    return count
+    def _trace(self, hart: _Hart, event: str, detail: str) -> None:
+        if TRACE.hart is not None:
+            TRACE.hart(hartid=hart.machine.hartid, event=event, detail=detail)
