@@ -5,6 +5,9 @@ from __future__ import annotations
 import tomllib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from property_scale import examples
 
 from hwsim.board import DEFAULT_BOARD, BoardError, parse_board
 from hwsim.errors import ConfigError
@@ -121,7 +124,7 @@ def test_scheduler_arguments_are_checked():
 
 def counter(seed: int, kind: str, *, harts: int = 2, n: int = 100):
     """``harts`` harts each add 1 to a shared word ``n`` times: plain lw/add/sw, amoadd.w, or lw/add/sw
-    under an LR/SC spinlock.  Returns (the word, the run's result)."""
+    under an LR/SC spinlock.  Returns (the word, the run's result, the machine)."""
     sys = system(harts)
     m = sys.machine
     code, data = m.frames.alloc(), m.frames.alloc()
@@ -146,7 +149,7 @@ def counter(seed: int, kind: str, *, harts: int = 2, n: int = 100):
         sched.start(hart, code, until=a.labels["exit"])
     result = sched.run()
     assert result.outcome is HartsOutcome.DONE
-    return m.phys.read_u32(data), result
+    return m.phys.read_u32(data), result, m
 
 
 def test_a_racy_counter_loses_updates_and_amoadd_never_does():
@@ -157,22 +160,35 @@ def test_a_racy_counter_loses_updates_and_amoadd_never_does():
 
 def test_an_lr_sc_spinlock_loses_nothing():
     for seed in range(6):
-        total, result = counter(seed, "lock", harts=3, n=40)
+        total, _, _ = counter(seed, "lock", harts=3, n=40)
         assert total == 120, (seed, total)
 
 
 def test_a_seed_replays_its_interleaving_and_another_seed_does_not():
     runs = {seed: counter(seed, "plain") for seed in range(6)}
     for seed in (0, 3):
-        total, result = counter(seed, "plain")
+        total, result, _ = counter(seed, "plain")
         assert (total, result.trace_hash, result.turns) == (
             runs[seed][0],
             runs[seed][1].trace_hash,
             runs[seed][1].turns,
         )
         assert result.stats == runs[seed][1].stats
-    assert len({r.trace_hash for _, r in runs.values()}) == len(runs)
-    assert len({total for total, _ in runs.values()}) > 1
+    assert len({r.trace_hash for _, r, _ in runs.values()}) == len(runs)
+    assert len({total for total, _, _ in runs.values()}) > 1
+
+
+@settings(max_examples=examples(30), deadline=None)
+@given(seed=st.integers(0, 2**63), harts=st.integers(2, 4), kind=st.sampled_from(["plain", "amo", "lock"]))
+def test_determinism_same_seed_same_trace_and_state(seed, harts, kind):
+    runs = []
+    for _ in range(2):
+        total, result, m = counter(seed, kind, harts=harts, n=20)
+        registers = [[h.get_reg(r) for r in ("pc", "t1", "t2", "t5")] for h in m.harts]
+        runs.append((total, result.trace_hash, result.turns, result.stats, registers))
+    assert runs[0] == runs[1]
+    if kind != "plain":
+        assert runs[0][0] == 20 * harts
 
 
 # -- interrupts: IPIs and wfi ----------------------------------------------------------------------
