@@ -506,3 +506,40 @@ def test_the_hart_trace_event_tells_the_ipi_story():
         f"hart 1 takes the machine software interrupt (handler {labels['handler']:#x})",
         f"hart 1 done at {labels['exit']:#x}",
     ]
+
+
+@pytest.mark.parametrize(("entry", "value"), [("probe", 0), ("busy", 5)])
+def test_native_interrupt_handlers_run_between_the_harts_turns(entry, value, tmp_path):
+    """drivers/examples/timer_irq (no hart_main) on a two-hart board: hart 1 idles; the RTC's interrupts
+    reach the handler, on hart 0, whichever hart was running (busy() spins without calling the host)."""
+    from hwsim.driver.build import build_driver
+    from hwsim.driver.firmware import FirmwareRun
+    from hwsim.testing import make_board
+
+    board = tmp_path / "virt2.toml"
+    board.write_text(DEFAULT_BOARD.read_text().replace('name = "virt"', 'name = "virt2"\nharts = 2', 1))
+    system_, _ = make_board(board)
+    elf = build_driver(HARTS_FIRMWARE.parent / "timer_irq", native=True).read_bytes()
+    report = FirmwareRun(system_, elf).run(entry)
+    assert report.result == value and report.irq_calls == 5 and report.ok, report.format()
+    assert len(report.harts) == 2 and report.harts[1].turns == 0 and report.harts[0].turns > 0
+
+
+def test_a_wall_clock_limit_stops_every_hart(tmp_path):
+    from hwsim.driver.build import build_driver
+    from hwsim.driver.control import StopCause
+    from hwsim.driver.firmware import FirmwareRun
+
+    src = tmp_path / "harts_spin"
+    src.mkdir()
+    (src / "spin.c").write_text(
+        '#include "hwsim.h"\n'
+        "volatile int spins;\n"
+        "__attribute__((noinline, used)) int hart_main(int hartid) { for (;;) spins++; }\n"
+        "int probe(void) { return 0; }\n"
+    )
+    elf = build_driver(src, native=True).read_bytes()
+    report = FirmwareRun(system(2), elf, wall_limit_s=0.3).run()
+    assert report.stopped is StopCause.TIME_LIMIT and report.result is None
+    assert report.failure is not None
+    assert report.failure.startswith("wall-clock limit of 0.3 s reached (in hart 1: hart_main+0x"), report.failure

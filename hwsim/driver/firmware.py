@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from ..errors import HwsimError
 from ..machine import EcallAction, StopReason
 from ..machine.elf import ElfError, ElfImage, read_elf
-from ..machine.harts import HartScheduler, HartsOutcome, HartsResult
+from ..machine.harts import HartScheduler, HartsOutcome, HartsResult, HartState
 from ..mmu.bits import PAGE_SIZE
 from ..riscv.priv import Priv
 from ..trace import TRACE
@@ -252,7 +252,9 @@ class FirmwareRun:
         return m.get_reg("a0")
 
     def _where_harts(self, sched: HartScheduler) -> str:
-        return ", ".join(f"hart {h.hartid}: {self.where(h.get_reg('pc'))}" for h in sched.harts)
+        """Where each hart still running stands."""
+        running = [h for h in sched.harts if sched.state(h.hartid) in (HartState.RUNNABLE, HartState.PARKED)]
+        return ", ".join(f"hart {h.hartid}: {self.where(h.get_reg('pc'))}" for h in running)
 
     def where(self, pc: int) -> str:
         """``symbol+off`` and, when the ELF has DWARF (built with -g), ``file.c:line``."""
