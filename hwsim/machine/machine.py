@@ -22,6 +22,11 @@ handed over without write permission, so the first store comes back here
 and sets D through the walker, as hardware would.  Pagers, write-fault and
 ecall handlers and MMIO observers are registered, not assigned: ``hooks.py``
 says in which order they are asked.
+
+A machine may have several harts (:meth:`Machine.add_hart`): each its own
+Unicorn CPU and model TLB, all over the one PhysicalMemory (the RAM buffer
+mapped into every CPU, every MMIO window in every CPU) and the one set of
+hooks; ``harts.py`` runs them in turns.
 """
 
 from __future__ import annotations
