@@ -543,3 +543,29 @@ def test_a_wall_clock_limit_stops_every_hart(tmp_path):
     assert report.stopped is StopCause.TIME_LIMIT and report.result is None
     assert report.failure is not None
     assert report.failure.startswith("wall-clock limit of 0.3 s reached (in hart 1: hart_main+0x"), report.failure
+
+
+def test_a_self_ipi_is_taken_at_the_next_turn_through_a_vectored_mtvec():
+    sys = system(2)
+    m = sys.machine
+    code, data = m.frames.alloc(), m.frames.alloc()
+    a = A.Assembler(code)
+    a.li("s1", data).li("t0", 1 << IRQ_M_SOFT).emit(A.csrrs(0, 0x304, "t0"))  # mie.MSIE
+    a.li("t0", MSTATUS_MIE).emit(A.csrrs(0, 0x300, "t0"))
+    a.li("t0", CLINT).emit(A.slli("t1", "a0", 2), A.add("t0", "t0", "t1"), A.addi("t1", 0, 1), A.sw("t1", "t0", 0))
+    a.label("spin").emit(A.lw("t1", "s1", 0)).branch("beq", "t1", 0, "spin")  # until the handler ran
+    a.jump("exit")
+    a.label("vectors").emit(*[A.jal(0, 0)] * 3)  # causes 0-2: never taken (a jump to itself)
+    a.jump("msi")  # cause 3: the machine software interrupt
+    a.label("msi").li("t5", CLINT).emit(A.slli("t6", "a0", 2), A.add("t5", "t5", "t6"), A.sw(0, "t5", 0))
+    a.emit(A.addi("t6", 0, 1), A.sw("t6", "s1", 0), A.MRET)
+    a.label("exit")
+    m.phys.write(code, a.finish())
+    m.set_reg("mtvec", a.labels["vectors"] | 1)  # vectored
+    sched = scheduler(sys, 2)
+    sched.start(0, code, until=a.labels["exit"])
+    result = sched.run()
+    assert result.outcome is HartsOutcome.DONE
+    assert (result.stats[0].ipis_sent, result.stats[0].ipis_received, result.stats[0].interrupts) == (1, 1, 1)
+    assert m.get_reg("mcause") == MCAUSE_INTERRUPT | IRQ_M_SOFT
+    assert m.get_reg("mstatus") & MSTATUS_MIE  # mret restored it from MPIE
