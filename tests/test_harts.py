@@ -569,3 +569,28 @@ def test_a_self_ipi_is_taken_at_the_next_turn_through_a_vectored_mtvec():
     assert (result.stats[0].ipis_sent, result.stats[0].ipis_received, result.stats[0].interrupts) == (1, 1, 1)
     assert m.get_reg("mcause") == MCAUSE_INTERRUPT | IRQ_M_SOFT
     assert m.get_reg("mstatus") & MSTATUS_MIE  # mret restored it from MPIE
+
+
+def test_a_hart_added_later_sees_the_windows_already_there_and_tracks_mmio_pcs():
+    m = Machine(ram_size=1 << 20)
+
+    class Recorder:
+        def __init__(self):
+            self.writes = []
+
+        def mmio_read(self, offset, size):
+            return 0
+
+        def mmio_write(self, offset, size, value):
+            self.writes.append((offset, value, [h.mmio_pc for h in m.harts]))
+
+    device = Recorder()
+    m.phys.add_mmio(0x1000_0000, 0x1000, device, name="rec")
+    m.track_mmio_pcs()
+    hart = m.add_hart()
+    code = m.frames.alloc()
+    a = A.Assembler(code)
+    a.li("t0", 0x1000_0000).emit(A.addi("t1", 0, 9)).label("store").emit(A.sw("t1", "t0", 8)).label("exit")
+    m.phys.write(code, a.finish())
+    assert hart.run(code, until=a.labels["exit"]).reason is StopReason.EXIT
+    assert device.writes == [(8, 9, [None, a.labels["store"]])]  # hart 1 serves it; hart 0 is not in an access
