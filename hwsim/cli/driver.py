@@ -310,8 +310,10 @@ def _replay_command(args: argparse.Namespace, seed: int) -> str:
 def _explore(args, board, options, data: bytes, entry: str, call_args: tuple) -> int:
     from ..driver.explore import explore
 
-    if data[:4] == b"\x7fELF":
-        raise ConfigError("--explore runs sandboxed drivers (the wasm build of the driver)")
+    if data[:4] == b"\x7fELF" and args.assign is not None:
+        raise ConfigError("--assign applies to sandboxed drivers; native firmware reaches every device")
+    if args.hart_seed is not None:
+        raise ConfigError("--explore chooses the hart seed: seed S interleaves the harts with S too")
     uart_input = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
     first = args.seed or 0
     if args.cluster:
