@@ -594,3 +594,66 @@ def test_a_hart_added_later_sees_the_windows_already_there_and_tracks_mmio_pcs()
     m.phys.write(code, a.finish())
     assert hart.run(code, until=a.labels["exit"]).reason is StopReason.EXIT
     assert device.writes == [(8, 9, [None, a.labels["store"]])]  # hart 1 serves it; hart 0 is not in an access
+
+
+def native_firmware(tmp_path, name: str, source: str) -> bytes:
+    from hwsim.driver.build import build_driver
+
+    src = tmp_path / name
+    src.mkdir()
+    (src / f"{name}.c").write_text('#include "hwsim.h"\n' + source)
+    return build_driver(src, native=True).read_bytes()
+
+
+IPI_FIRMWARE = """
+volatile uint32_t woken;
+__attribute__((noinline, used)) int hart_main(int hartid) {
+    volatile uint32_t *msip = (volatile uint32_t *)hwsim_mmio_map("clint") + hartid;
+    __asm__ volatile("csrs mie, %0" :: "r"(1 << 3));  /* MSIE; mstatus.MIE stays clear */
+    while (!*msip) __asm__ volatile("wfi");
+    *msip = 0;
+    woken = 1;
+    return 0;
+}
+int probe(void) {
+    volatile uint32_t *msip = (volatile uint32_t *)hwsim_mmio_map("clint");
+    for (volatile int i = 0; i < 100; i++) {}
+    msip[1] = 1;  /* the IPI */
+    while (!woken) {}
+    return 7;
+}
+"""
+
+
+def test_native_firmware_wakes_a_hart_with_an_ipi(tmp_path):
+    from hwsim.driver.firmware import FirmwareRun
+
+    elf = native_firmware(tmp_path, "harts_ipi", IPI_FIRMWARE)
+    for seed in range(3):
+        report = FirmwareRun(system(2), elf, hart_seed=seed).run()
+        assert report.result == 7 and report.ok, report.format()
+        h0, h1 = report.harts
+        assert (h0.ipis_sent, h1.ipis_received, h1.wfi_parks, h1.interrupts) == (1, 1, 1, 0)
+        assert report.mmio_accesses >= 3  # msip written by hart 0, read and cleared by hart 1
+
+
+def test_native_firmware_whose_harts_all_wait_is_a_deadlock(tmp_path):
+    from hwsim.driver.firmware import FirmwareRun
+    from hwsim.driver.runner import DriverError
+
+    elf = native_firmware(
+        tmp_path,
+        "harts_wait",
+        """
+__attribute__((noinline, used)) int hart_main(int hartid) {
+    __asm__ volatile("csrs mie, %0" :: "r"(1 << 3));
+    for (;;) __asm__ volatile("wfi");
+}
+int probe(void) { return 0; }
+""",
+    )
+    with pytest.raises(DriverError) as info:
+        FirmwareRun(system(2), elf).run()
+    assert (
+        str(info.value) == "firmware on 2 harts: every hart left waits for an interrupt (wfi) and nothing can raise one"
+    )

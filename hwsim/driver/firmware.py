@@ -243,8 +243,9 @@ class FirmwareRun:
                         f"firmware stopped in {self.where(result.result.pc)} on hart {result.hartid}: "
                         f"{result.result.describe()}"
                     )
-                if result.outcome is not HartsOutcome.REQUESTED:
+                if result.outcome is HartsOutcome.DEADLOCK:
                     raise DriverError(f"firmware on {len(m.harts)} harts: {result.outcome.value}")
+                # REQUESTED (an interrupt to serve, a stop asked for) or LIMIT (a long run): go on
         finally:
             self._running -= 1
             self._scheduler = None
@@ -371,7 +372,7 @@ class FirmwareRun:
             m.set_reg(f"a{i}", value)
         several = len(m.harts) > 1
         report = RunReport(log=self.log, entry=entry, sandboxed=False)
-        before = m.mmio_accesses
+        before = sum(hart.mmio_accesses for hart in m.harts)
         iommu = self.system.iommu
         requests = iommu.stats.requests if iommu is not None else 0
         calls, problems = self.irqs.calls, len(self.irqs.problems)
@@ -391,7 +392,7 @@ class FirmwareRun:
             self._stop_cause = None
         report.irq_calls = self.irqs.calls - calls
         report.irq_problems = self.irqs.problems[problems:]
-        report.mmio_accesses = m.mmio_accesses - before
+        report.mmio_accesses = sum(hart.mmio_accesses for hart in m.harts) - before
         if iommu is not None:
             report.dma_requests = iommu.stats.requests - requests
         report.device_issues = self.system.issues()
