@@ -80,11 +80,13 @@ def test_a_bad_hart_count_names_the_file_and_key(value, message):
 
 
 def test_a_machine_refuses_a_ninth_hart():
-    m = Machine(ram_size=1 << 20)
-    for _ in range(7):
-        m.add_hart()
+    m = Machine(ram_size=1 << 20, harts=7)
+    assert [h.hartid for h in m.add_hart().harts] == list(range(8))
     with pytest.raises(ConfigError, match="a machine has at most 8 harts"):
         m.add_hart()
+    for bad in (0, 9, True, "2"):
+        with pytest.raises(ConfigError, match=f"a machine has 1 to 8 harts, not {bad!r}"):
+            Machine(ram_size=1 << 20, harts=bad)
 
 
 def test_harts_share_ram_and_device_windows_and_keep_their_own_registers():

@@ -113,9 +113,7 @@ def build_system(board, overrides: dict[str, dict], seed: int | None = None, fau
         board = board.with_options(overrides)
     first = board.ram[0]
     with _host_limits(board, first):
-        machine = Machine(ram_base=first.base, ram_size=first.size)
-    for _ in range(1, board.harts):
-        machine.add_hart()  # over the same RAM; the MMIO windows below reach every hart
+        machine = Machine(ram_base=first.base, ram_size=first.size, harts=board.harts)  # the windows reach every hart
     for region in board.ram[1:]:
         with _host_limits(board, region):
             machine.phys.add_ram(region.base, region.size, name=region.name)

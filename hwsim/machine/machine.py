@@ -334,7 +334,11 @@ class Machine:
         mode: PagingMode = SV39,
         tlb_capacity: int = 1024,
         ad_policy: AdPolicy = AdPolicy.UPDATE,
+        harts: int = 1,
     ) -> None:
+        """``harts``: how many harts (1 .. MAX_HARTS); more may be added with :meth:`add_hart`."""
+        if isinstance(harts, bool) or not isinstance(harts, int) or not 1 <= harts <= MAX_HARTS:
+            raise ConfigError(f"a machine has 1 to {MAX_HARTS} harts, not {harts!r}")
         if ad_policy is AdPolicy.REPORT:
             raise ConfigError("the CPU's A/D policy must be UPDATE or FAULT (REPORT never writes)")
         self.mode = mode
@@ -354,6 +358,8 @@ class Machine:
         self.ram = self.phys.add_ram(ram_base, ram_size)
         self.frames = FrameAllocator(self.ram)
         self._ram_words = RamWords.for_region(self.ram.base, self.ram.view)  # the page tables' RAM, for quick walks
+        for _ in range(1, harts):
+            self.add_hart()
 
     def add_hart(self) -> Machine:
         """A new hart over this machine's physical memory: its own Unicorn CPU with the same RAM buffer
