@@ -136,7 +136,7 @@ def test_build_with_extra_ram_and_issue_report(tmp_path):
         (edit('name = "mini"', "name = 5"), "[board] name: must be a string, not int 5"),
         (
             edit('name = "mini"', 'name = "mini"\nrevision = 2'),
-            "[board] revision: unknown key 'revision' (known: description, name)",
+            "[board] revision: unknown key 'revision' (known: description, harts, name)",
         ),
         (MINI + "[clock]\nfrequency_hz = 0\n", "[clock] frequency_hz: must be positive, not 0"),
         (

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..devices.base import DEVICE_TYPES, Device, OptionError, known_types
+from ..machine.machine import MAX_HARTS
 from ..mmu.bits import PAGE_SIZE
 from .errors import BoardError
 
@@ -51,7 +52,13 @@ _REGION = {
 }
 
 BOARD_KEYS: dict[str, dict[str, Key]] = {
-    "board": {"name": Key(str, "board name", True), "description": Key(str, "one line about the board", default="")},
+    "board": {
+        "name": Key(str, "board name", True),
+        "description": Key(str, "one line about the board", default=""),
+        "harts": Key(
+            int, f"harts (CPUs) of the machine, 1 .. {MAX_HARTS}, each its own Unicorn CPU over the RAM", default=1
+        ),
+    },
     "clock": {
         "frequency_hz": Key(int, "virtual ticks per virtual second (timer mtime rate)", default=10_000_000),
         "mmio_access_ticks": Key(
@@ -138,6 +145,7 @@ class Board:
     mmio_access_ticks: int = 1
     irq_latency_ns: int = 100
     instructions_per_us: int = 1000
+    harts: int = 1
 
     def memory_map(self) -> list[tuple[int, int, str, str]]:
         """``(base, size, name, kind)`` for every region, by address."""
@@ -228,6 +236,7 @@ class Board:
             self.mmio_access_ticks,
             self.irq_latency_ns,
             self.instructions_per_us,
+            self.harts,
         )
 
 
@@ -348,6 +357,8 @@ class _Parser:
         if "board" not in data:
             raise self.error("board", None, "missing required table")
         board, _ = self.table("board", self.expect_table("board", data["board"]), BOARD_KEYS["board"])
+        if not 1 <= board["harts"] <= MAX_HARTS:
+            raise self.error("board", "harts", f"must be 1 .. {MAX_HARTS}, not {board['harts']}")
         clock, _ = self.table("clock", self.expect_table("clock", data.get("clock", {})), BOARD_KEYS["clock"])
         if clock["frequency_hz"] <= 0:
             raise self.error("clock", "frequency_hz", f"must be positive, not {clock['frequency_hz']}")
@@ -376,6 +387,7 @@ class _Parser:
             clock["mmio_access_ticks"],
             clock["irq_latency_ns"],
             clock["instructions_per_us"],
+            board["harts"],
         )
 
     def expect_table(self, name: str, raw: Any) -> dict:

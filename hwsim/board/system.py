@@ -3,7 +3,7 @@
 ::
 
     System
-      machine   Machine (CPU + MMU); RAM regions; one MMIO window per device
+      machine   Machine (CPU + MMU; the board's harts: machine.harts); RAM regions; one MMIO window per device
       clock     VirtualClock shared by every device: advanced by each MMIO access
                 (the board's mmio_access_ticks) and by the runner (waits, sleeps)
       irqc      the PLIC; each device's ``irq`` is a line into it
@@ -113,7 +113,7 @@ def build_system(board, overrides: dict[str, dict], seed: int | None = None, fau
         board = board.with_options(overrides)
     first = board.ram[0]
     with _host_limits(board, first):
-        machine = Machine(ram_base=first.base, ram_size=first.size)
+        machine = Machine(ram_base=first.base, ram_size=first.size, harts=board.harts)  # the windows reach every hart
     for region in board.ram[1:]:
         with _host_limits(board, region):
             machine.phys.add_ram(region.base, region.size, name=region.name)

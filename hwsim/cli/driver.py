@@ -104,6 +104,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "seed replays the same run (default: nominal timing)",
     )
     r.add_argument(
+        "--hart-seed",
+        type=_seed,
+        default=None,
+        metavar="S",
+        help="native firmware on a board with several harts ([board] harts = N): interleave the harts "
+        "with seed S; the same seed replays the same interleaving (default: --seed, else 0)",
+    )
+    r.add_argument(
         "--explore",
         type=_count,
         default=None,
@@ -309,8 +317,10 @@ def _replay_command(args: argparse.Namespace, seed: int) -> str:
 def _explore(args, board, options, data: bytes, entry: str, call_args: tuple) -> int:
     from ..driver.explore import explore
 
-    if data[:4] == b"\x7fELF":
-        raise ConfigError("--explore runs sandboxed drivers (the wasm build of the driver)")
+    if data[:4] == b"\x7fELF" and args.assign is not None:
+        raise ConfigError("--assign applies to sandboxed drivers; native firmware reaches every device")
+    if args.hart_seed is not None:
+        raise ConfigError("--explore chooses the hart seed: seed S interleaves the harts with S too")
     uart_input = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
     first = args.seed or 0
     if args.cluster:
@@ -514,8 +524,10 @@ def _run_driver(args: argparse.Namespace) -> int:
 
         if args.assign is not None:
             raise ConfigError("--assign applies to sandboxed drivers; native firmware reaches every device")
-        run = FirmwareRun(system, data, log=log, name=str(path), **limits)
+        run = FirmwareRun(system, data, log=log, name=str(path), hart_seed=args.hart_seed, **limits)
     else:
+        if args.hart_seed is not None:
+            raise ConfigError("--hart-seed applies to native firmware: a sandboxed driver runs on hart 0")
         run = DriverRun(system, data, log=log, assign=args.assign, **limits)
     exec_file = _exec_file(run, path, data) if args.gdb is not None or args.debug_elf is not None else None
     if args.debug_elf is not None:

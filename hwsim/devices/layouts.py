@@ -266,7 +266,8 @@ def plic_layout(sources: int, contexts: int) -> RegisterLayout:
 # ---------------------------------------------------------------------------------------------
 # CLINT-like timer: msip, mtimecmp and mtime as 32-bit halves at the CLINT offsets
 
-CLINT_MSIP = 0x0000
+CLINT_MSIP = 0x0000  # one 32-bit msip register per hart from here
+CLINT_HARTS = 8  # msip registers (Machine's MAX_HARTS)
 CLINT_MTIMECMP = 0x4000
 CLINT_MTIME = 0xBFF8
 
@@ -280,7 +281,19 @@ TIMER_LAYOUT = RegisterLayout(
             RW,
             writable=1,
             reserved=0xFFFF_FFFE,
-            doc="Software interrupt pending (bit 0), raises the software-interrupt output.",
+            doc="Hart 0's software interrupt pending (bit 0): its machine software interrupt (an IPI).",
+        ),
+        *(
+            Register(
+                f"MSIP{hart}",
+                CLINT_MSIP + 4 * hart,
+                4,
+                RW,
+                writable=1,
+                reserved=0xFFFF_FFFE,
+                doc=f"Hart {hart}'s software interrupt pending (bit 0), as MSIP for hart 0.",
+            )
+            for hart in range(1, CLINT_HARTS)
         ),
         Register("MTIMECMP_LO", CLINT_MTIMECMP, 4, RW, reset=0xFFFF_FFFF, doc="Compare value, bits 31:0."),
         Register("MTIMECMP_HI", CLINT_MTIMECMP + 4, 4, RW, reset=0xFFFF_FFFF, doc="Compare value, bits 63:32."),

@@ -9,15 +9,17 @@ clock event at that tick, so the output rises exactly when the runner's
 
 Unlike a real CLINT, whose MTIP goes straight to the hart, the output is
 an ordinary IRQ line (the board wires it to a PLIC source), because the
-CPU does not take interrupts yet; MSIP drives ``software_irq``, which the
-board leaves unconnected.
+CPU does not take interrupts from the PLIC yet.  ``MSIP`` (hart 0) and
+``MSIP1`` .. ``MSIP7`` drive ``software_irqs[i]``, hart ``i``'s machine software
+interrupt: ``machine/harts.py`` delivers it to the hart (an IPI); the board
+leaves the lines unconnected otherwise.
 """
 
 from __future__ import annotations
 
 from .base import Device, IrqLine, register_device
 from .clock import ClockEvent
-from .layouts import TIMER_LAYOUT
+from .layouts import CLINT_HARTS, TIMER_LAYOUT
 
 _MASK64 = (1 << 64) - 1
 
@@ -31,7 +33,9 @@ class Timer(Device):
 
     def __init__(self, *, name: str, **kw) -> None:
         super().__init__(name=name, **kw)
-        self.software_irq = IrqLine()
+        # One machine software interrupt per hart: MSIP<i> drives software_irqs[i] (machine/harts.py).
+        self.software_irqs = tuple(IrqLine(number=hart) for hart in range(CLINT_HARTS))
+        self.software_irq = self.software_irqs[0]
         self._offset = 0
         self._event: ClockEvent | None = None
         r = self.regs
@@ -42,10 +46,20 @@ class Timer(Device):
         r.on_write("MTIMECMP_LO", lambda new, old: self._rearm())
         r.on_write("MTIMECMP_HI", lambda new, old: self._rearm())
         r.on_write("MSIP", lambda new, old: self.software_irq.set(bool(new & 1)))
+        for hart in range(1, CLINT_HARTS):
+            r.on_write(f"MSIP{hart}", self._msip_writer(self.software_irqs[hart]))
+
+    @staticmethod
+    def _msip_writer(line: IrqLine):
+        def write(new: int, old: int) -> None:
+            line.set(bool(new & 1))
+
+        return write
 
     def _reset(self) -> None:
         self._offset = 0
-        self.software_irq.set(False)
+        for line in self.software_irqs:
+            line.set(False)
         self._rearm()
 
     @property

@@ -9,7 +9,8 @@
                  device, an interrupt problem, a time limit  -> stop: print the seed, the report,
                  and the command that replays it (``--seed S``)
 
-A seed fixes every timing draw and every injected fault, and the run is
+A seed fixes every timing draw and every injected fault (and, for native
+firmware on several harts, the harts' interleaving), and the run is
 otherwise deterministic (virtual time, no host clock), so the replay is the
 same run bit for bit.  Console input is read once and fed to every run.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 from ..devices.backends import MemoryBackend
 from ..devices.faults import FaultPlan, FaultSpec
 from ..runtime import api
+from .firmware import FirmwareRun
 from .runner import DriverRun, RunReport
 
 
@@ -66,9 +68,15 @@ def explore(
     engine: api.Engine | None = None,
     on_run: Callable[[int, RunReport], None] | None = None,
 ) -> ExploreResult:
-    """Run ``entry`` once per seed on a fresh build of ``board``; stop at the first failing seed."""
-    engine = engine or api.Engine(metering=board.instructions_per_us > 0)  # as DriverRun's own
-    module = api.Module(engine, wasm)  # compiled once; every run instantiates it anew
+    """Run ``entry`` once per seed on a fresh build of ``board``; stop at the first failing seed.
+
+    ``wasm`` may be native firmware (an ELF): each seed then also interleaves the board's harts
+    (FirmwareRun's hart seed is the timing seed), so a race between harts shows up under some seed."""
+    native = wasm[:4] == b"\x7fELF"
+    module = None
+    if not native:
+        engine = engine or api.Engine(metering=board.instructions_per_us > 0)  # as DriverRun's own
+        module = api.Module(engine, wasm)  # compiled once; every run instantiates it anew
     specs = tuple(inject)
     result = ExploreResult()
     start = time.perf_counter()
@@ -78,15 +86,21 @@ def explore(
         for device in system.devices.values():
             if getattr(device, "TYPE", "") == "ns16550a":
                 device.backend = MemoryBackend(uart_input if device.name == "uart0" else b"")
-        run = DriverRun(
-            system,
-            module,
-            engine=engine,
-            log=lambda text: None,
-            assign=assign,
-            time_limit_ns=time_limit_ns,
-            wall_limit_s=wall_limit_s,
-        )
+        run: DriverRun | FirmwareRun
+        if module is None:
+            run = FirmwareRun(
+                system, wasm, log=lambda text: None, time_limit_ns=time_limit_ns, wall_limit_s=wall_limit_s
+            )
+        else:
+            run = DriverRun(
+                system,
+                module,
+                engine=engine,
+                log=lambda text: None,
+                assign=assign,
+                time_limit_ns=time_limit_ns,
+                wall_limit_s=wall_limit_s,
+            )
         report = run.run(entry, args)
         report.seed = seed
         result.seeds.append(seed)

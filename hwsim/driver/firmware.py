@@ -5,6 +5,14 @@ and runs in M-mode without translation; MMIO uses the devices' physical
 addresses, DMA uses physical addresses with the IOMMU in bare mode.  The
 ``hwsim.h`` functions are ecalls (firmware/hwsim_native.c): a7 names the
 service.  This is the baseline that shows what the sandbox costs.
+
+On a board with several harts, ``probe`` runs on hart 0 and, when the ELF
+defines ``hart_main(hartid)``, that function on each other hart (its own
+stack; a ``uint32_t hwsim_harts`` the ELF defines is set to the number of
+harts at load), all under :class:`~hwsim.machine.harts.HartScheduler` with the
+``hart_seed``; the run ends when every hart has returned, and the report
+carries each hart's counters and the trace hash.  Services work on any hart;
+interrupt handlers run on hart 0 between two turns.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from typing import TYPE_CHECKING
 from ..errors import HwsimError
 from ..machine import EcallAction, StopReason
 from ..machine.elf import ElfError, ElfImage, read_elf
+from ..machine.harts import HartScheduler, HartsOutcome, HartsResult, HartState
 from ..mmu.bits import PAGE_SIZE
 from ..riscv.priv import Priv
 from ..trace import TRACE
@@ -62,8 +71,11 @@ class FirmwareRun:
         time_limit_ns: int = TIME_LIMIT_S * 1_000_000_000,
         wall_limit_s: float | None = None,
         catch_sigint: bool = False,
+        hart_seed: int | None = None,
     ) -> None:
-        """Load ``elf`` (the file's bytes; ``name`` is the file in messages) into the board's RAM."""
+        """Load ``elf`` (the file's bytes; ``name`` is the file in messages) into the board's RAM.
+        ``hart_seed``: the seed of the harts' interleaving on a board with several (None: the board's
+        timing seed, else 0)."""
         self.system = system
         TRACE.clock = lambda: system.clock.ticks_to_ns(system.clock.now)  # this board's virtual time, from now
         self.m = system.machine
@@ -80,10 +92,18 @@ class FirmwareRun:
         self.image = self._load(elf)
         if "probe" not in self.image.symbols:
             raise DriverError(f"{name}: the firmware has no probe symbol")
+        if "hwsim_harts" in self.image.symbols:  # boot information: the board's number of harts
+            self.m.phys.write_u32(self.image.symbols["hwsim_harts"], len(self.m.harts))
         heap = self.image.symbols.get("__heap_start", 0)
         self.heap = (heap + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         self.stack_top = self.m.frames.alloc(STACK_SIZE // PAGE_SIZE) + STACK_SIZE
         self.exit = self.m.frames.alloc()  # the return address of probe: reached, never executed
+        # Every other hart's stack, for hart_main (a board with several harts).
+        self.hart_stacks = [self.m.frames.alloc(STACK_SIZE // PAGE_SIZE) + STACK_SIZE for _ in self.m.harts[1:]]
+        seed = hart_seed if hart_seed is not None else system.timing.seed
+        self.hart_seed = seed if seed is not None else 0
+        self._scheduler: HartScheduler | None = None
+        self.harts: HartsResult | None = None  # the last scheduler run (several harts)
         if system.iommu is not None:
             system.iommu.set_mode("bare")  # DMA addresses are physical
         self.m.add_ecall_handler(self._service)
@@ -100,6 +120,8 @@ class FirmwareRun:
     def interrupt(self, reason: str) -> None:
         """Stop firmware code at its next safe point (thread- and signal-safe; see RunControl)."""
         self.interrupt_reason = reason
+        if self._scheduler is not None:
+            self._scheduler.request_stop()
         self.m.request_stop()
 
     def _virtual_time_up(self) -> None:
@@ -132,7 +154,10 @@ class FirmwareRun:
     def _request_async(self, callback) -> None:
         self._async.append(callback)
         if self._running and not self._in_service:
-            self.m.stop()
+            if self._scheduler is not None:
+                self._scheduler.request_stop()  # whichever hart runs; the handler then runs on hart 0
+            else:
+                self.m.stop()
 
     def _run_async(self) -> None:
         while self._async:
@@ -176,6 +201,61 @@ class FirmwareRun:
         if not result.ok:
             raise DriverError(f"firmware stopped in {self.where(result.pc)}: {result.describe()}")
         return m.get_reg("a0")
+
+    def _call_harts(self, pc: int, args: tuple) -> int:
+        """Run ``pc`` on hart 0 and ``hart_main`` on the others until every one returns; hart 0's a0."""
+        m = self.m
+        clint = next((d for d in self.system.devices.values() if d.TYPE == "clint"), None)
+        sched = HartScheduler(m, seed=self.hart_seed, clint=clint)
+        sched.start(0, pc, until=self.exit)
+        for i, value in enumerate(args):
+            m.set_reg(f"a{i}", value)
+        main = self.image.symbols.get("hart_main")
+        for hart, stack in zip(m.harts[1:], self.hart_stacks):
+            if main is None:
+                continue
+            sched.start(hart.hartid, main, until=self.exit)  # a0 = the hart's ID
+            hart.set_reg("sp", stack)
+            hart.set_reg("ra", self.exit)
+        self._scheduler = sched
+        self._running += 1
+        try:
+            while True:
+                self._check_interrupt()
+                result = sched.run()
+                self.harts = result
+                if self.interrupt_reason is not None and result.outcome is not HartsOutcome.DONE:
+                    raise FirmwareStopped(
+                        f"{self.interrupt_reason} (in {self._where_harts(sched)})",
+                        self._stop_cause or StopCause.TIME_LIMIT,
+                    )
+                if result.outcome is HartsOutcome.DONE:
+                    break
+                stopped_for_async = result.outcome is HartsOutcome.REQUESTED or (
+                    result.result is not None and result.result.reason is StopReason.STOPPED
+                )
+                if stopped_for_async and self._async:
+                    self._run_async()  # the interrupt handlers, on hart 0 (its context saved around them)
+                    continue
+                if result.outcome is HartsOutcome.STOPPED:
+                    assert result.result is not None and result.hartid is not None  # STOPPED names both
+                    raise DriverError(
+                        f"firmware stopped in {self.where(result.result.pc)} on hart {result.hartid}: "
+                        f"{result.result.describe()}"
+                    )
+                if result.outcome is HartsOutcome.DEADLOCK:
+                    raise DriverError(f"firmware on {len(m.harts)} harts: {result.outcome.value}")
+                # REQUESTED (an interrupt to serve, a stop asked for) or LIMIT (a long run): go on
+        finally:
+            self._running -= 1
+            self._scheduler = None
+            sched.close()
+        return m.get_reg("a0")
+
+    def _where_harts(self, sched: HartScheduler) -> str:
+        """Where each hart still running stands."""
+        running = [h for h in sched.harts if sched.state(h.hartid) in (HartState.RUNNABLE, HartState.PARKED)]
+        return ", ".join(f"hart {h.hartid}: {self.where(h.get_reg('pc'))}" for h in running)
 
     def where(self, pc: int) -> str:
         """``symbol+off`` and, when the ELF has DWARF (built with -g), ``file.c:line``."""
@@ -284,20 +364,23 @@ class FirmwareRun:
         m = self.m
         if entry not in self.image.symbols:
             raise DriverError(f"{self.name}: the firmware has no symbol {entry!r}")
-        m.activate(None, priv=Priv.M)
+        for hart in m.harts:
+            hart.activate(None, priv=Priv.M)
         m.set_reg("sp", self.stack_top)
         m.set_reg("ra", self.exit)
         for i, value in enumerate(args):
             m.set_reg(f"a{i}", value)
+        several = len(m.harts) > 1
         report = RunReport(log=self.log, entry=entry, sandboxed=False)
-        before = m.mmio_accesses
+        before = sum(hart.mmio_accesses for hart in m.harts)
         iommu = self.system.iommu
         requests = iommu.stats.requests if iommu is not None else 0
         calls, problems = self.irqs.calls, len(self.irqs.problems)
         control = RunControl(self, wall_limit_s=self.wall_limit_s, catch_sigint=self.catch_sigint)
         try:
             with control:
-                value = self._call(self.image.symbols[entry]) & 0xFFFF_FFFF
+                pc = self.image.symbols[entry]
+                value = (self._call_harts(pc, args) if several else self._call(pc)) & 0xFFFF_FFFF
                 report.result = value - (1 << 32) if value >> 31 else value
                 self.irqs.serve(self.time_limit_ticks, self._safe_point)
         except FirmwareStopped as stop:
@@ -309,11 +392,15 @@ class FirmwareRun:
             self._stop_cause = None
         report.irq_calls = self.irqs.calls - calls
         report.irq_problems = self.irqs.problems[problems:]
-        report.mmio_accesses = m.mmio_accesses - before
+        report.mmio_accesses = sum(hart.mmio_accesses for hart in m.harts) - before
         if iommu is not None:
             report.dma_requests = iommu.stats.requests - requests
         report.device_issues = self.system.issues()
         report.virtual_ns = self.system.clock.ticks_to_ns(self.system.clock.now)
         report.seed = self.system.timing.seed
         report.faults = list(self.system.faults.fired)
+        if several and self.harts is not None:
+            report.harts = self.harts.stats
+            report.hart_seed = self.hart_seed
+            report.hart_trace = self.harts.trace_hash
         return report

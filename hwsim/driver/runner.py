@@ -128,6 +128,9 @@ class RunReport:
     failure: str | None = None  # native firmware stopped from outside: why, and where
     seed: int | None = None  # the timing seed of the board (None: nominal timing)
     faults: list = field(default_factory=list)  # injected faults that fired (devices/faults.FiredFault)
+    harts: tuple = ()  # native firmware on several harts: each hart's machine/harts.HartStats
+    hart_seed: int | None = None  # the seed of the harts' interleaving
+    hart_trace: str = ""  # its trace hash
 
     @property
     def probe_failed(self) -> bool:
@@ -190,6 +193,16 @@ class RunReport:
             + (f"; interrupt handler calls: {self.irq_calls}" if self.irq_calls else "")
         )
         lines += [f"  {problem}" for problem in self.irq_problems]
+        if self.harts:
+            lines.append(
+                f"{len(self.harts)} harts, seed {self.hart_seed} (replay: --hart-seed {self.hart_seed}), "
+                f"trace {self.hart_trace}"
+            )
+            lines += [
+                f"  hart {s.hartid}: {s.turns} turns, IPIs sent {s.ipis_sent} received {s.ipis_received}, "
+                f"interrupts {s.interrupts}, fences {s.fences}, wfi {s.wfi_parks}"
+                for s in self.harts
+            ]
         if self.in_flight:
             lines.append(f"device work still in flight at the end of the run: {', '.join(self.in_flight)}")
         if self.faults:

@@ -22,6 +22,11 @@ handed over without write permission, so the first store comes back here
 and sets D through the walker, as hardware would.  Pagers, write-fault and
 ecall handlers and MMIO observers are registered, not assigned: ``hooks.py``
 says in which order they are asked.
+
+A machine may have several harts (:meth:`Machine.add_hart`): each its own
+Unicorn CPU and model TLB, all over the one PhysicalMemory (the RAM buffer
+mapped into every CPU, every MMIO window in every CPU) and the one set of
+hooks; ``harts.py`` runs them in turns.
 """
 
 from __future__ import annotations
@@ -59,7 +64,11 @@ from ..riscv.asm import ABI_NAMES
 from ..riscv.disasm import Insn, disassemble_one
 from ..riscv.memop import MemOp, decode_memop
 from ..riscv.priv import (
+    CSR_SATP,
+    MCAUSE_INTERRUPT,
     MSTATUS_FS_DIRTY,
+    MSTATUS_MIE,
+    MSTATUS_MPIE,
     MSTATUS_MPP_MASK,
     MSTATUS_MPP_SHIFT,
     MSTATUS_MPRV,
@@ -121,7 +130,11 @@ REGISTERS.update(
     frm=rv.UC_RISCV_REG_FRM,
     fcsr=rv.UC_RISCV_REG_FCSR,
 )
-_CSRS = frozenset({"satp", "mstatus", "fflags", "frm", "fcsr"})
+_TRAP_CSRS = ("mie", "mip", "mideleg", "medeleg", "mtvec", "mepc", "mcause", "mtval", "mscratch", "mhartid")
+_TRAP_CSRS_S = ("sstatus", "sie", "sip", "stvec", "sepc", "scause", "stval", "sscratch")
+for _name in (*_TRAP_CSRS, *_TRAP_CSRS_S):
+    REGISTERS[_name] = getattr(rv, f"UC_RISCV_REG_{_name.upper()}")
+_CSRS = frozenset({"satp", "mstatus", "fflags", "frm", "fcsr", *_TRAP_CSRS, *_TRAP_CSRS_S})
 
 
 _PRIVS = {0: Priv.U, 1: Priv.S, 3: Priv.M}
@@ -287,8 +300,31 @@ class RegisterBatch:
         return f"<RegisterBatch {' '.join(self.names)}>"
 
 
+MAX_HARTS = 8
+# What every hart of a machine shares with hart 0 (add_hart): memory, frames, the hooks and the settings.
+_SHARED_BY_HARTS = (
+    "mode",
+    "ad_policy",
+    "harts",
+    "_tlb_capacity",
+    "phys",
+    "ram",
+    "frames",
+    "_ram_words",
+    "_pagers",
+    "_write_fault_handlers",
+    "_ecall_handlers",
+    "_mmio_observers",
+    "_access_observers",
+)
+
+
 class Machine:
-    """One RV64 hart, its physical memory, a frame allocator, and the MMU/TLB model."""
+    """RV64 harts over one physical memory, a frame allocator, and the MMU/TLB model.
+
+    The object is hart 0 and the machine at once (every method acts on hart 0); :meth:`add_hart`
+    makes more harts, each a ``Machine`` object of its own that shares the memory and the hooks.
+    """
 
     def __init__(
         self,
@@ -298,34 +334,72 @@ class Machine:
         mode: PagingMode = SV39,
         tlb_capacity: int = 1024,
         ad_policy: AdPolicy = AdPolicy.UPDATE,
+        harts: int = 1,
     ) -> None:
+        """``harts``: how many harts (1 .. MAX_HARTS); more may be added with :meth:`add_hart`."""
+        if isinstance(harts, bool) or not isinstance(harts, int) or not 1 <= harts <= MAX_HARTS:
+            raise ConfigError(f"a machine has 1 to {MAX_HARTS} harts, not {harts!r}")
         if ad_policy is AdPolicy.REPORT:
             raise ConfigError("the CPU's A/D policy must be UPDATE or FAULT (REPORT never writes)")
         self.mode = mode
         self.ad_policy = ad_policy
+        self.hartid = 0
+        self.harts: list[Machine] = [self]  # hart 0 is this object; add_hart appends (one list, every hart's)
+        self._tlb_capacity = tlb_capacity
+        self.phys = PhysicalMemory()
+        # The hooks (hooks.py has the table of their order and outcomes); see the add_* methods.  One set
+        # for the machine: every hart asks them (an ecall handler is handed the hart that made the ecall).
+        self._pagers = Hooks("pager")
+        self._write_fault_handlers = Hooks("write-fault handler")
+        self._ecall_handlers = Hooks("ecall handler")
+        self._mmio_observers = Hooks("MMIO observer")
+        self._access_observers = Hooks("device-access observer")
+        self._init_hart()
+        self.ram = self.phys.add_ram(ram_base, ram_size)
+        self.frames = FrameAllocator(self.ram)
+        self._ram_words = RamWords.for_region(self.ram.base, self.ram.view)  # the page tables' RAM, for quick walks
+        for _ in range(1, harts):
+            self.add_hart()
+
+    def add_hart(self) -> Machine:
+        """A new hart over this machine's physical memory: its own Unicorn CPU with the same RAM buffer
+        (``mem_map_ptr``) and the same devices behind its MMIO windows, its own registers, privilege,
+        CSRs, ``satp``, model TLB and counters; the machine's hooks, frames and address spaces.  Hart
+        ``i`` is ``harts[i]``; hart 0 is the machine object itself.  See ``harts.py`` for running
+        several in turns."""
+        primary = self.harts[0]
+        if len(self.harts) >= MAX_HARTS:
+            raise ConfigError(f"a machine has at most {MAX_HARTS} harts")
+        hart = object.__new__(Machine)
+        for name in _SHARED_BY_HARTS:
+            setattr(hart, name, getattr(primary, name))
+        hart.hartid = len(self.harts)
+        hart._init_hart()
+        if primary._mmio_pc_hooks is not None:
+            hart._track_mmio_pcs_here()
+        self.harts.append(hart)
+        return hart
+
+    def _init_hart(self) -> None:
+        """One hart's state: its Unicorn CPU over the machine's physical memory, TLB, counters, run state."""
         self._uc = Uc(uc_const.UC_ARCH_RISCV, uc_const.UC_MODE_RISCV64)
         # unicorn's __init__ re-exports its Python 2 binding's Uc to mypy, which lacks the ctl_* methods
         self._uc.ctl_set_tlb_mode(uc_const.UC_TLB_VIRTUAL)  # type: ignore[attr-defined]
         self._uc.hook_add(uc_const.UC_HOOK_TLB_FILL, self._tlb_fill)
         self._uc.hook_add(uc_const.UC_HOOK_INTR, self._interrupt)
         self._keep: list = []  # buffers and callbacks Unicorn holds raw pointers to
-        self.phys = PhysicalMemory()
+        self._mmio_pc_hooks: list | None = None  # Unicorn hooks that make the PC exact at device accesses
         self.phys.on_region_added(self._attach_region)
-        self.ram = self.phys.add_ram(ram_base, ram_size)
-        self.frames = FrameAllocator(self.ram)
-        self._ram_words = RamWords.for_region(self.ram.base, self.ram.view)  # the page tables' RAM, for quick walks
-        self.tlb = Tlb(capacity=tlb_capacity)
+        for region in self.phys.regions:  # a hart added later: the regions already there
+            self._attach_region(region)
+        self.tlb = Tlb(capacity=self._tlb_capacity)
         self.mmio_accesses = 0  # guest loads and stores that reached a device
         self.fills = 0  # TLB-fill requests from Unicorn
         self.walks = 0  # of which needed a page-table walk
         self.demand_faults = 0  # walks that faulted on an invalid PTE and were resolved by a pager
         self.write_faults = 0  # stores to pages without W that a write-fault handler made writable
-        # The hooks (hooks.py has the table of their order and outcomes); see the add_* methods.
-        self._pagers = Hooks("pager")
-        self._write_fault_handlers = Hooks("write-fault handler")
-        self._ecall_handlers = Hooks("ecall handler")
-        self._mmio_observers = Hooks("MMIO observer")
-        self._access_observers = Hooks("device-access observer")
+        self.guest_fences = 0  # sfence.vma the guest executed and the machine carried out (see trap_guest_fences)
+        self._trap_fences = False
         # What may fix a fault and have the walk retried, asked in this order (see mmu/translate.py).
         self._resolvers = (
             Resolver(FaultReason.INVALID, self._page_in),
@@ -363,7 +437,6 @@ class Machine:
         self._in_access = False
         self._stop_in_access = False
         self._stopped_access: tuple[bool, int, int] | None = None  # (a store?, value read or written, pc)
-        self._mmio_pc_hooks: list | None = None  # Unicorn hooks that make the PC exact at device accesses
         # The debugger's port (machine/debug.py): breakpoints, steps, stops served by run().
         self.debug = DebugPort(self._uc, self._stop_for_debugger, self.code_changed)
 
@@ -491,9 +564,12 @@ class Machine:
         memory hook, Unicorn sends every guest load and store through its slow path (about 25 ns
         more each, measured), and each device access calls the (empty) hook (under 1 us); so it is
         turned on only by those who name the code of device accesses (the driver runner)."""
-        if self._mmio_pc_hooks is not None:
-            return
-        self._mmio_pc_hooks = [self._hook_mmio_pc(region) for region in self.phys.mmio_regions]
+        for hart in self.harts:
+            hart._track_mmio_pcs_here()
+
+    def _track_mmio_pcs_here(self) -> None:
+        if self._mmio_pc_hooks is None:
+            self._mmio_pc_hooks = [self._hook_mmio_pc(region) for region in self.phys.mmio_regions]
 
     def _hook_mmio_pc(self, region: MmioRegion) -> int:
         observers = self._access_observers
@@ -587,12 +663,14 @@ class Machine:
 
     def _mapping_changed(self, asid: int, va: int | None, size: int) -> None:
         # A change to a (possibly global) mapping: flush its pages in every ASID; large ranges flush all.
-        if va is None or size > 64 * PAGE_SIZE:
-            self.tlb.flush()
-        else:
-            for off in range(0, size, PAGE_SIZE):
-                self.tlb.flush(va + off)
-        self.flush_cpu_tlb()
+        # The host changed it with every hart stopped, so every hart's TLBs are flushed before any runs.
+        for hart in self.harts:
+            if va is None or size > 64 * PAGE_SIZE:
+                hart.tlb.flush()
+            else:
+                for off in range(0, size, PAGE_SIZE):
+                    hart.tlb.flush(va + off)
+            hart.flush_cpu_tlb()
 
     def activate(
         self, aspace: AddressSpace | None, *, priv: Priv = Priv.U, sum: bool = False, mxr: bool = False
@@ -651,6 +729,83 @@ class Machine:
         self._trap_vm = on
         self.flush_cpu_tlb()
 
+    def trap_guest_fences(self) -> None:
+        """Make the guest's S-mode ``sfence.vma`` reach this hart's model TLB (idempotent).
+
+        Unicorn carries out ``sfence.vma`` on its own TLB only, so the model TLB behind it would keep
+        the entries the fence drops, and the next fill would hand them back.  This sets mstatus.TVM:
+        S-mode ``sfence.vma`` and ``satp`` accesses then raise an illegal-instruction exception, which
+        the machine carries out as the instruction (:meth:`sfence_vma` on the hart; ``satp`` read or
+        written as M-mode) and the guest goes on after it, as a hypervisor traps and emulates them.
+        ``guest_fences`` counts the fences.  M-mode ``sfence.vma`` cannot be trapped (TVM is for
+        S-mode): it still flushes Unicorn's TLB alone.  M-mode code that clears mstatus.TVM ends it."""
+        self._trap_fences = True
+        self._csr_access(rv.UC_RISCV_REG_MSTATUS, self._csr_access(rv.UC_RISCV_REG_MSTATUS) | MSTATUS_TVM)
+
+    def interrupt_enabled(self, irq: int) -> bool:
+        """Whether machine-level interrupt ``irq`` would be taken now: its mie bit set, and the hart below
+        M-mode or mstatus.MIE set (the privileged spec's rule for interrupts not delegated)."""
+        if not self._csr_access(rv.UC_RISCV_REG_MIE) >> irq & 1:
+            return False
+        return self.priv is not _PRIV_M or bool(self._csr_access(rv.UC_RISCV_REG_MSTATUS) & MSTATUS_MIE)
+
+    def take_interrupt(self, irq: int) -> int:
+        """Enter the M-mode trap handler for interrupt ``irq`` between two instructions, as the hart
+        does: mepc = pc, mcause = interrupt | irq, mtval = 0, MPIE = MIE, MIE = 0, MPP = the privilege,
+        M-mode, pc = mtvec's base (+ 4 * irq when vectored).  For the interrupts Unicorn cannot raise
+        itself (mip.MSIP is not writable through its CSR interface); returns the handler's address."""
+        pc = self._uc.reg_read(rv.UC_RISCV_REG_PC)
+        priv = int(self.priv)
+        status = self._csr_access(rv.UC_RISCV_REG_MSTATUS)
+        status = status & ~(MSTATUS_MPIE | MSTATUS_MIE | MSTATUS_MPP_MASK)
+        if self._csr_access(rv.UC_RISCV_REG_MSTATUS) & MSTATUS_MIE:
+            status |= MSTATUS_MPIE
+        status |= priv << MSTATUS_MPP_SHIFT
+        self._csr_access(rv.UC_RISCV_REG_MEPC, pc)
+        self._csr_access(rv.UC_RISCV_REG_MCAUSE, MCAUSE_INTERRUPT | irq)
+        self._csr_access(rv.UC_RISCV_REG_MTVAL, 0)
+        self._csr_access(rv.UC_RISCV_REG_MSTATUS, status)
+        self._uc.reg_write(rv.UC_RISCV_REG_PRIV, int(Priv.M))
+        self._u_context = None
+        tvec = self._csr_access(rv.UC_RISCV_REG_MTVEC)
+        handler = (tvec & ~3) + (4 * irq if tvec & 3 == 1 else 0)
+        self._uc.reg_write(rv.UC_RISCV_REG_PC, handler)
+        return handler
+
+    def _emulate_tvm(self, pc: int) -> bool:
+        """Carry out the S-mode ``sfence.vma`` or ``csr* satp`` at ``pc`` that TVM trapped; False if the
+        instruction is something else (a real illegal instruction)."""
+        if self._raw_read(rv.UC_RISCV_REG_PRIV) != 1:
+            return False
+        code = self._fetch_insn_bytes(pc)
+        if code is None or len(code) < 4:
+            return False
+        word = int.from_bytes(code[:4], "little")
+        if word & 0x7F != 0x73:
+            return False
+        funct3, rd, rs1 = (word >> 12) & 7, (word >> 7) & 0x1F, (word >> 15) & 0x1F
+        uc = self._uc
+        if funct3 == 0 and word >> 25 == 0x09 and rd == 0:  # sfence.vma rs1, rs2
+            rs2 = (word >> 20) & 0x1F
+            va = uc.reg_read(rv.UC_RISCV_REG_X0 + rs1) if rs1 else None
+            asid = uc.reg_read(rv.UC_RISCV_REG_X0 + rs2) & 0xFFFF if rs2 else None
+            self.guest_fences += 1
+            self.sfence_vma(va, asid)
+            return True
+        if funct3 in (0, 4) or word >> 20 != CSR_SATP:
+            return False
+        operand = rs1 if funct3 & 4 else uc.reg_read(rv.UC_RISCV_REG_X0 + rs1)  # csrr*i: rs1 is the immediate
+        old = self._csr_access(rv.UC_RISCV_REG_SATP)
+        op = funct3 & 3
+        new = operand if op == 1 else old | operand if op == 2 else old & ~operand
+        if op == 1 or rs1:  # csrrs/csrrc with x0 (or 0) do not write
+            self._active_space = None
+            self._csr_access(rv.UC_RISCV_REG_SATP, new & _XMASK)
+            self.flush_cpu_tlb()
+        if rd:
+            uc.reg_write(rv.UC_RISCV_REG_X0 + rd, old)
+        return True
+
     def code_changed(self) -> None:
         """Drop Unicorn's translated code: call after the host writes instructions into guest RAM
         that already ran (host writes bypass the CPU's self-modifying-code detection)."""
@@ -685,8 +840,10 @@ class Machine:
                 self._u_context = cached
             satp, status = cached
         elif priv == 1:
-            # With mstatus.TVM (set_trap_vm) Unicorn refuses S-mode reads of satp, host reads included.
-            satp = self._csr_access(rv.UC_RISCV_REG_SATP) if self._trap_vm else self._raw_read(rv.UC_RISCV_REG_SATP)
+            # Under mstatus.TVM (set_trap_vm, trap_guest_fences) Unicorn refuses S-mode reads of satp,
+            # host reads included: read it as M-mode.
+            trapped = self._trap_vm or self._trap_fences
+            satp = self._csr_access(rv.UC_RISCV_REG_SATP) if trapped else self._raw_read(rv.UC_RISCV_REG_SATP)
             status = self._raw_read(rv.UC_RISCV_REG_SSTATUS)
         else:
             status = self._raw_read(rv.UC_RISCV_REG_MSTATUS)
@@ -836,6 +993,14 @@ class Machine:
         """Any other exception: stop and say so.  Unicorn reports pc + 4 whatever the instruction's
         length (measured with 2- and 4-byte illegal instructions); put the pc back on it."""
         pc = (uc.reg_read(rv.UC_RISCV_REG_PC) - 4) & _XMASK
+        if self._trap_fences and cause is Cause.ILLEGAL_INSN:
+            try:
+                if self._emulate_tvm(pc):
+                    return  # carried out: the guest goes on at pc + 4, where Unicorn stands
+            except BaseException as exc:  # never let an exception unwind through Unicorn
+                self._host_error = exc
+                uc.emu_stop()
+                return
         uc.reg_write(rv.UC_RISCV_REG_PC, pc)
         self._pending_exc = _PendingException(cause if cause is not None else Cause.ILLEGAL_INSN, pc)
         self._stop_reason = StopReason.EXCEPTION

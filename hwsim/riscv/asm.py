@@ -620,6 +620,9 @@ def fence(pred: int = FENCE_R | FENCE_W, succ: int = FENCE_R | FENCE_W) -> int:
 ECALL = 0x00000073
 EBREAK = 0x00100073
 NOP = 0x00000013
+WFI = 0x10500073
+MRET = 0x30200073
+SRET = 0x10200073
 
 
 def sfence_vma(rs1=0, rs2=0) -> int:

@@ -76,10 +76,27 @@ MSTATUS_MPP_MASK = 0x3 << MSTATUS_MPP_SHIFT  # previous privilege (M-mode traps,
 MSTATUS_MPRV = 1 << 17  # M-mode loads/stores translated as MPP
 MSTATUS_SUM = 1 << 18  # permit Supervisor User Memory access
 MSTATUS_MXR = 1 << 19  # Make eXecutable Readable
-MSTATUS_TVM = 1 << 20  # Trap Virtual Memory: S-mode sfence.vma and satp accesses trap
+MSTATUS_TVM = 1 << 20  # Trap Virtual Memory: S-mode sfence.vma and satp accesses raise illegal-instruction
+
+# Interrupts (machine level): mstatus enable bits, mie/mip bit numbers, the mcause of an interrupt.
+MSTATUS_SIE = 1 << 1
+MSTATUS_MIE = 1 << 3
+MSTATUS_SPIE = 1 << 5
+MSTATUS_MPIE = 1 << 7
+IRQ_S_SOFT = 1  # supervisor software interrupt (mip.SSIP, writable by M-mode and, delegated, by S-mode)
+IRQ_M_SOFT = 3  # machine software interrupt (mip.MSIP: the CLINT's msip register of the hart)
+MCAUSE_INTERRUPT = 1 << 63
 
 # CSR numbers used by hwsim's own guest code and tests.
 CSR_SSTATUS = 0x100
 CSR_SATP = 0x180
 CSR_MSTATUS = 0x300
 CSR_MEPC = 0x341
+CSR_MIP = 0x344
+CSR_MIE = 0x304
+CSR_MIDELEG = 0x303
+CSR_MTVEC = 0x305
+CSR_MSCRATCH = 0x340
+CSR_STVEC = 0x105
+CSR_MHARTID = 0xF14
+CSR_SIP = 0x144

@@ -68,6 +68,7 @@ class Trace:
     fault: Emitter | None
     nvme_complete: Emitter | None
     thread: Emitter | None
+    hart: Emitter | None
 
     def __init__(self) -> None:
         self.sinks: list[Sink] = []

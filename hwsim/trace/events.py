@@ -33,6 +33,7 @@ trap              trap      code where                                  trap: {c
 fault             dev       device kind occurrence                      injected fault: {device}.{kind} (occurrence {occurrence})
 nvme_complete     dev       device sqid cid status                      {device}: SQ {sqid} CID {cid} completed: {status}
 thread            thread    tid event detail now_ns                     thread {tid} {event} {detail} (virtual time {now_ns} ns)
+hart              hart      hartid event detail                         hart {hartid} {event} {detail}
 """
 
 
