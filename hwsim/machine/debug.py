@@ -51,6 +51,7 @@ class DebugStopKind(enum.Enum):
     STEP = "a single step ended"
     WATCH = "a watched access was made"
     TRAP = "the guest trapped (a fault, an exception, an ebreak)"
+    POSITION = "reached the position a replay runs to (an instruction count, or a virtual time)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,14 @@ class DebugPort:
         # would, and whoever classifies a stop says so rather than calling it hwsim's bug.
         self.altered = False
         self._end_run = False  # the debugger ends the run (GDB's kill)
+        # The position counter (count_instructions): instructions retired since it started, and where a
+        # replay stops (see the module docstring's last paragraph).
+        self.icount = 0
+        self._count_hook: int | None = None
+        self._counted = False  # the count includes the instruction under way (its hook ran, it may not retire)
+        self._counted_pc = 0
+        self._stop_at: int | None = None  # stop before the instruction at this position
+        self._stop_when: Callable[[], bool] | None = None  # stop before the first instruction where it is true
 
     # -- the debugger's side --------------------------------------------------------------------
 
@@ -144,6 +153,33 @@ class DebugPort:
     def stepping(self) -> bool:
         return self._step_hook is not None
 
+    def count_instructions(self) -> None:
+        """Count the instructions the hart retires from now on (:attr:`icount`): a Unicorn code hook on
+        every instruction, added before any breakpoint's so that it runs first (Unicorn calls hooks in
+        the order added).  A debugger that replays runs needs it from the first instruction."""
+        if self._count_hook is None:
+            self._count_hook = self._uc.hook_add(uc_const.UC_HOOK_CODE, self._count, begin=1, end=0)
+            self._code_changed()  # code translated before has no call to the hook
+
+    @property
+    def counting(self) -> bool:
+        return self._count_hook is not None
+
+    def stop_at(self, icount: int | None = None, *, when: Callable[[], bool] | None = None) -> None:
+        """Stop (``DebugStopKind.POSITION``) before the instruction at position ``icount``, or before the
+        first instruction at which ``when()`` is true; None: no such stop.  Needs :meth:`count_instructions`."""
+        if self._count_hook is None and (icount is not None or when is not None):
+            raise ConfigError("a stop at a position needs the instruction count (count_instructions)")
+        self._stop_at = icount
+        self._stop_when = when
+
+    def not_retired(self, pc: int) -> None:
+        """From the machine: the run stopped on the instruction at ``pc`` without retiring it (a fault, an
+        exception): it leaves the count if its hook counted it."""
+        if self._counted and self._counted_pc == pc:
+            self.icount -= 1
+        self._counted = False
+
     def request_stop(self) -> None:
         """Stop the hart at its next instruction boundary (any thread; the caller repeats it until the
         stop is served: a request landing between two runs is kept, an ``emu_stop`` there is lost)."""
@@ -162,15 +198,37 @@ class DebugPort:
 
     # -- Unicorn's hooks (inside emu_start) --------------------------------------------------------
 
+    def _count(self, uc, address: int, size: int, _data) -> None:
+        if self._count_hook is None:
+            return
+        if self._stop_at == self.icount or (self._stop_when is not None and self._stop_when()):
+            if self._hit is None and self._handler is not None:
+                self._stop_at = self._stop_when = None
+                self._hit = DebugStopKind.POSITION
+                self._counted = False
+                self._stop()
+                return
+        self.icount += 1
+        self._counted = True
+        self._counted_pc = address
+
+    def _stop_before(self, kind: DebugStopKind, address: int) -> None:
+        """A hook stops the hart before the instruction at ``address``: it does not retire."""
+        if self._hit is not None:
+            return  # an earlier hook of this instruction stopped it already
+        self._hit = kind
+        if self._counted and self._counted_pc == address:
+            self.icount -= 1
+            self._counted = False
+        self._stop()
+
     def _breakpoint_hit(self, uc, address: int, size: int, _data) -> None:
         if address not in self._breakpoints or self._handler is None:
             return  # a hook Unicorn still calls after hook_del (see remove_breakpoint)
         if self._skip == address:
             self._skip = None
             return
-        if self._hit is None:
-            self._hit = DebugStopKind.BREAKPOINT
-        self._stop()
+        self._stop_before(DebugStopKind.BREAKPOINT, address)
 
     def _step(self, uc, address: int, size: int, _data) -> None:
         if self._step_hook is None or self._handler is None:
@@ -178,9 +236,7 @@ class DebugPort:
         if self._step_first:
             self._step_first = False
             return
-        if self._hit is None:
-            self._hit = DebugStopKind.STEP
-        self._stop()
+        self._stop_before(DebugStopKind.STEP, address)
 
     # -- the machine's side (Machine.run) -------------------------------------------------------------
 

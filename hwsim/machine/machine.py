@@ -129,6 +129,7 @@ _PRIV_U, _PRIV_S, _PRIV_M = Priv.U, Priv.S, Priv.M
 _DECLINE, _RESUME, _STOP = EcallAction.DECLINE, EcallAction.RESUME, EcallAction.STOP
 _WATCH = StopReason.WATCH
 _DEBUG = StopReason.DEBUG
+_NOT_RETIRED = frozenset({StopReason.FAULT, StopReason.EXCEPTION, StopReason.BREAKPOINT})
 _R, _W, _X, _U, _D = (int(f) for f in (Pte.R, Pte.W, Pte.X, Pte.U, Pte.D))
 _UC_R, _UC_W, _UC_X = uc_const.UC_PROT_READ, uc_const.UC_PROT_WRITE, uc_const.UC_PROT_EXEC
 
@@ -1129,7 +1130,10 @@ class Machine:
         except UcError as exc:
             error = exc
         try:
-            return self._result(error, until)
+            result = self._result(error, until)
+            if result.reason in _NOT_RETIRED and self.debug.counting:
+                self.debug.not_retired(result.pc)  # the instruction stopped on did not retire
+            return result
         finally:
             self._pending_fault, self._pending_exc, self._host_error, self._stop_reason = outer
             self._u_context = None
