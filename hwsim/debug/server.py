@@ -57,6 +57,8 @@ _WATCH_KINDS = {
 _FD = 3  # the one file descriptor vFile:open hands out (for the executable)
 _O_ACCMODE = 3
 _EACCES, _ENOENT, _EBADF, _EINVAL = 13, 2, 9, 22
+# GDB does not know a monitor command moved the hart: it keeps the registers and frames it read before
+REFRESH_HINT = "(GDB keeps the registers it read before: 'maintenance flush register-cache' reads them again)"
 ACCEPT_TIMEOUT_S = None  # wait for GDB as long as it takes (tests pass their own)
 
 
@@ -140,6 +142,7 @@ class GdbServer:
         self._history_end_ns = 0  # and its virtual time
         self._altered_at: int | None = None  # the debugger changed registers or memory at this position
         self.restarts = 0  # runs started again for a replay
+        self._rewatch = False  # the watchpoints are to be set again at the first stop
 
     # -- the connection's life ----------------------------------------------------------------------
 
@@ -172,8 +175,7 @@ class GdbServer:
         debug.count_instructions()
         for va in sorted(self._breakpoints):
             debug.add_breakpoint(va)
-        for key, watches in self._watchpoints.items():
-            self._watch_pages(key, [pa for pa, _handler in watches])
+        self._rewatch = bool(self._watchpoints)  # at the first stop (_watch_again)
         plan = self._plan
         if plan is not None and plan.time_ns is not None:
             now, when = self._now, plan.time_ns
@@ -251,6 +253,8 @@ class GdbServer:
         if conn is None or conn.closed.is_set():
             self._end()  # GDB went away: let the run go on
             return
+        if self._rewatch:
+            self._watch_again()
         extra = b""
         plan = self._plan
         if plan is not None:
@@ -260,7 +264,8 @@ class GdbServer:
             if plan.arrival is Arrival.MONITOR:
                 self._note_history()
                 self._last_stop = self._stop_reply(stop, False)
-                conn.send(b"O" + (self._position() + "\n").encode().hex().encode())
+                text = f"{self._position()}\n{REFRESH_HINT}\n"
+                conn.send(b"O" + text.encode().hex().encode())
                 conn.send(b"OK")
                 self._packets(conn)
                 return
@@ -594,18 +599,33 @@ class GdbServer:
             return E_INVAL
         if len(self._watchpoints) >= MAX_WATCHPOINTS:
             return E_NOSPC
+        self._watch_pages(key, self._pages_of(va, size))  # MemoryRefused: E0e
+        return b"OK"
+
+    def _pages_of(self, va: int, size: int) -> list[int]:
+        """The physical pages behind ``size`` bytes at ``va`` now (paged in if the guest may touch them)."""
         pages = []
         at = va & ~PAGE_MASK
         while at < va + size:
-            pa = tgt.physical_page(self.machine, at)  # MemoryRefused: E0e
-            pages.append(pa)
+            pages.append(tgt.physical_page(self.machine, at))
             at += PAGE_SIZE
-        self._watch_pages(key, pages)
-        return b"OK"
+        return pages
+
+    def _watch_again(self) -> None:
+        """At the first stop of a replayed run (the hart in the driver's address space): watch what the
+        watchpoints cover again, found through the page tables as when they were set (a page the
+        debugger paged in may be in another frame than in the first run)."""
+        self._rewatch = False
+        for key in list(self._watchpoints):
+            _accesses, va, size = key
+            try:
+                self._watch_pages(key, self._pages_of(va, size))
+            except tgt.MemoryRefused:
+                del self._watchpoints[key]
+                self._say(f"hwsim: the watchpoint at {va:#x} is gone: the replayed run cannot reach that memory")
 
     def _watch_pages(self, key: tuple[frozenset[Access], int, int], pages: list[int]) -> None:
-        """Watch the physical ``pages`` behind watchpoint ``key`` on the machine (a replayed run has the
-        same physical pages: its frames are allocated in the same order)."""
+        """Watch the physical ``pages`` behind watchpoint ``key`` on the machine."""
         accesses, va, size = key
         end = va + size
         debug = self.machine.debug
