@@ -333,7 +333,9 @@ class GdbServer:
             self._replay(ReplayPlan(Arrival.BEGIN, icount=0))
         if plan.hit is not None:
             if stop.pc != plan.hit.pc:
-                self._say(f"hwsim: the replay diverged: the hit was at pc {plan.hit.pc:#x}, the replay is at {stop.pc:#x}")
+                self._say(
+                    f"hwsim: the replay diverged: the hit was at pc {plan.hit.pc:#x}, the replay is at {stop.pc:#x}"
+                )
             return plan.hit, b""
         if plan.arrival is Arrival.BEGIN:
             return DebugStop(DebugStopKind.POSITION, stop.pc), b"replaylog:begin;"

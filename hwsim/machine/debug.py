@@ -254,6 +254,8 @@ class DebugPort:
         write_pc(stop.pc)
         self.requested = False
         self._hit = None
+        if self._stop_at == self.icount:
+            self._stop_at = None  # the debugger sees the hart at that position (whatever stopped it)
         handler = self._handler
         if handler is not None:
             handler(stop)

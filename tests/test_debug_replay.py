@@ -1,0 +1,486 @@
+"""Reverse execution under ``hwsim run --gdb`` (debug/replay.py, driver/replay.py): real gdb-multiarch sessions
+on shipped drivers and native firmware, and the pieces alone."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from hwsim.board import DEFAULT_BOARD, load_board
+from hwsim.debug import GdbServer
+from hwsim.debug.replay import format_ns, parse_virtual_time
+from hwsim.debug.rsp import checksum, frame
+from hwsim.devices.backends import MemoryBackend
+from hwsim.devices.virtio import DiskImage
+from hwsim.driver import DriverRun, build_driver
+from hwsim.driver.replay import HostEffects, ReplayDiverged, ReplayedBackend
+from hwsim.runtime.api import _wat_to_wasm
+
+REPO = Path(__file__).resolve().parents[1]
+GDB = shutil.which("gdb-multiarch")
+TIMEOUT = 120
+VIRTIO_BLK = str(REPO / "drivers" / "virtio_blk")
+
+needs_gdb = pytest.mark.skipif(
+    GDB is None, reason="gdb-multiarch is not installed (the README's test block installs it)"
+)
+
+
+@contextmanager
+def hwsim_gdb(*args: str, stdin: bytes = b""):
+    """``hwsim run ... --gdb 127.0.0.1:0`` in the background; yields (port, finish) where finish() gives
+    (exit status, stdout bytes, stderr text) once the run ended."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), *args, "--gdb", "127.0.0.1:0"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write(stdin)
+    proc.stdin.close()
+    err: list[str] = []
+    out: list[bytes] = []
+    readers = [
+        threading.Thread(target=lambda: err.extend(line.decode() for line in proc.stderr), daemon=True),
+        threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + TIMEOUT
+    while not (found := re.search(r"waiting for GDB on 127\.0\.0\.1:(\d+)", "".join(err))):
+        assert proc.poll() is None and time.monotonic() < deadline, "".join(err)
+        time.sleep(0.05)
+
+    def finish() -> tuple[int, bytes, str]:
+        proc.wait(timeout=TIMEOUT)
+        for reader in readers:
+            reader.join(TIMEOUT)
+        return proc.returncode, b"".join(out), "".join(err)
+
+    try:
+        yield int(found.group(1)), finish
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def gdb(port: int, *commands: str) -> str:
+    argv = [GDB or "gdb-multiarch", "-nx", "--batch", "-ex", "set pagination off", "-ex", "set trace-commands on"]
+    argv += ["-ex", f"target remote 127.0.0.1:{port}"]
+    for command in commands:
+        argv += ["-ex", command]
+    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=TIMEOUT, cwd=REPO)
+    # (GDB runs reverse-stepi and reverse-continue as stepi and continue in reverse, and echoes those too)
+    return re.sub(r"^\+(stepi|continue) \n", "", done.stdout.decode(), flags=re.M)
+
+
+def after(out: str, command: str, nth: int = 1) -> str:
+    """GDB's output for the ``nth`` run of ``command`` (``set trace-commands on`` echoes it after '+')."""
+    parts = out.split(f"+{command}\n")
+    assert len(parts) > nth, f"{command!r} not run {nth} times:\n{out}"
+    return parts[nth].split("\n+", 1)[0]
+
+
+def registers(text: str) -> dict[str, str]:
+    return {m[1]: m[2] for m in re.finditer(r"^(\w+) +(0x[0-9a-f]+)", text, re.M)}
+
+
+def position(text: str) -> tuple[int, float]:
+    m = re.search(r"icount (\d+), virtual time ([\d.]+) ms", text)
+    assert m, text
+    return int(m[1]), float(m[2])
+
+
+@pytest.fixture
+def disk(tmp_path) -> Path:
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(range(256)) * 256)  # 64 KiB, sector 1 not what the driver writes
+    return image
+
+
+@needs_gdb
+def test_reverse_stepi_returns_to_the_previous_instruction_with_its_registers(disk):
+    with hwsim_gdb(VIRTIO_BLK, "--option", f"blk0.image={disk}") as (port, finish):
+        out = gdb(
+            port,
+            "break init",
+            "continue",
+            "stepi 2",
+            "info registers",
+            "monitor when",
+            "stepi",
+            "info registers pc",
+            "monitor when",
+            "reverse-stepi",
+            "info registers",
+            "monitor when",
+            "stepi 50",
+            "monitor when",
+            "detach",
+        )
+        status, _, stderr = finish()
+    before = registers(after(out, "info registers"))
+    assert len(before) == 32 and "pc" in before  # x1-x31 and pc
+    stepped = registers(after(out, "info registers pc"))["pc"]
+    back = registers(after(out, "info registers", 2))
+    assert back == before and stepped != before["pc"], out
+    start, _ = position(after(out, "monitor when"))
+    assert position(after(out, "monitor when", 2))[0] == start + 1
+    assert position(after(out, "monitor when", 3))[0] == start  # exactly one instruction back
+    assert position(after(out, "monitor when", 4))[0] == start + 50  # the count is exact going forward too
+    assert status == 0 and "driver returned 128" in stderr
+    assert stderr.count("[driver] virtio_blk: sector 1 written and read back") == 1
+
+
+@needs_gdb
+def test_reverse_continue_goes_back_to_an_earlier_breakpoint_hit_with_the_same_variables(disk):
+    with hwsim_gdb(VIRTIO_BLK, "--option", f"blk0.image={disk}") as (port, finish):
+        out = gdb(
+            port,
+            "break request",
+            "continue",
+            "info args",
+            "info locals",
+            "monitor when",
+            "continue",
+            "info args",
+            "monitor when",
+            "reverse-continue",
+            "info args",
+            "info locals",
+            "monitor when",
+            "reverse-continue",
+            "monitor when",
+            "reverse-stepi",
+            "delete",
+            "continue",
+        )
+        status, _, stderr = finish()
+    first, second = after(out, "info args"), after(out, "info args", 2)
+    assert "type = 1\nsector = 1\nsectors = 1" in first and "type = 0" in second  # T_OUT, then T_IN
+    assert after(out, "info args", 3) == first and after(out, "info locals", 2) == after(out, "info locals")
+    assert "Breakpoint 1, request (type=1, sector=1, sectors=1) at virtio_blk.c:90" in after(out, "reverse-continue")
+    assert position(after(out, "monitor when", 3)) == position(after(out, "monitor when"))
+    # No hit before the first: the beginning of history, where GDB says so.
+    assert "No more reverse-execution history." in after(out, "reverse-continue", 2)
+    assert position(after(out, "monitor when", 4)) == (0, 0.0)
+    assert "No more reverse-execution history." in after(out, "reverse-stepi")
+    assert status == 0 and "driver returned 128" in stderr
+
+
+@needs_gdb
+def test_monitor_replay_to_a_virtual_time_or_a_position_and_its_errors(disk):
+    with hwsim_gdb(VIRTIO_BLK, "--option", f"blk0.image={disk}") as (port, finish):
+        out = gdb(
+            port,
+            "break request",
+            "continue",
+            "monitor when",
+            "monitor replay-to 3us",
+            "monitor when",
+            "monitor replay-to icount 100",
+            "maintenance flush register-cache",
+            "info registers pc",
+            "monitor replay-to 2ms",
+            "monitor replay-to icount 999999",
+            "monitor replay-to 3",
+            "monitor replay-to icount x",
+            "monitor help",
+            "detach",
+        )
+        status, _, stderr = finish()
+    end, end_ms = position(after(out, "monitor when"))
+    arrived = after(out, "monitor replay-to 3us")
+    icount, ms = position(arrived)
+    assert 0 < icount < end and 0.003 <= ms < end_ms, out
+    assert "maintenance flush register-cache" in arrived  # GDB must be told to read the registers again
+    assert position(after(out, "monitor when", 2)) == (icount, ms)
+    pc = re.search(r"pc (0x[0-9a-f]+)", after(out, "monitor replay-to icount 100"))
+    assert pc and position(after(out, "monitor replay-to icount 100"))[0] == 100
+    assert registers(after(out, "info registers pc"))["pc"] == pc[1]
+    assert f"virtual time 2.000000 ms is outside the recorded history (up to {end_ms:.6f} ms)" in out
+    assert f"icount 999999 is outside the recorded history (icount 0 to {end})" in out
+    assert "'3' is not a time with a unit (ns, us, ms or s)" in out
+    assert "usage: monitor replay-to TIME" in after(out, "monitor replay-to icount x")
+    assert re.search(r"replay-to +replay-to TIME \| icount N", out) and re.search(r"when +where the run is", out)
+    assert status == 0 and "driver returned 128" in stderr
+
+
+@needs_gdb
+def test_a_disk_image_is_byte_identical_after_a_session_with_reverse_steps(tmp_path, disk):
+    """The attack: each reverse step runs the driver again from its start.  Its writes must not reach the
+    image then (a replay would read what the run wrote later, and a read-modify-write would compound);
+    they are kept in memory and reach the file once, when the session ends."""
+    original = disk.read_bytes()
+    shutil.copy(disk, tmp_path / "copy.img")
+    plain = tmp_path / "plain.img"
+    plain.write_bytes(original)
+    with hwsim_gdb(VIRTIO_BLK, "--option", f"blk0.image={plain}") as (port, finish):
+        gdb(port, "continue")
+        assert finish()[0] == 0
+    with hwsim_gdb(VIRTIO_BLK, "--option", f"blk0.image={disk}") as (port, finish):
+        out = gdb(
+            port,
+            "break request",
+            "continue",
+            "continue",  # the read: the write before it is done
+            f"shell cmp -s {disk} {tmp_path / 'copy.img'}; echo image-cmp=$?",
+            "reverse-continue",
+            "reverse-stepi",
+            "continue",
+            "continue",
+            "reverse-continue",
+            "reverse-continue",
+            f"shell cmp -s {disk} {tmp_path / 'copy.img'}; echo image-cmp=$?",
+            "delete",
+            "continue",
+        )
+        status, _, stderr = finish()
+    assert re.findall(r"^image-cmp=(\d)$", out, re.M) == ["0", "0"], out  # the file untouched during the session
+    assert status == 0 and "driver returned 128" in stderr
+    assert disk.read_bytes() == plain.read_bytes() != original
+
+
+@needs_gdb
+def test_native_firmware_reverse_with_console_input_said_once():
+    """Console input is recorded and read again by the replays; console output and log lines reach the
+    terminal once, however often the run is replayed."""
+    elf = build_driver(REPO / "drivers" / "uart16550", native=True)
+    with hwsim_gdb(str(elf), stdin=b"hi\n") as (port, finish):
+        out = gdb(
+            port,
+            "break put",
+            "continue",
+            "continue",
+            "print echoed",
+            "continue",
+            "print echoed",
+            "reverse-continue",
+            "print echoed",
+            "reverse-stepi",
+            "reverse-stepi",
+            "monitor when",
+            "reverse-continue",
+            "reverse-continue",
+            "print echoed",
+            "delete",
+            "continue",
+        )
+        status, stdout, stderr = finish()
+    assert "$1 = 1" in after(out, "print echoed") and "$2 = 2" in after(out, "print echoed", 2)
+    assert "$3 = 1" in after(out, "print echoed", 3)  # back at the second byte's put
+    assert "$4 = 0" in after(out, "print echoed", 4)  # back at the first
+    assert status == 0 and "driver returned 3" in stderr
+    assert stdout == b"hi\n"  # echoed once, not once per replay
+    assert stderr.count("[driver] uart16550: echoing console input") == 1
+
+
+@needs_gdb
+def test_reverse_execution_is_refused_after_the_debugger_changed_the_run(disk):
+    with hwsim_gdb(VIRTIO_BLK, "--option", f"blk0.image={disk}") as (port, finish):
+        out = gdb(
+            port,
+            "stepi 5",
+            "set var $a0 = 7",
+            "reverse-stepi",
+            "reverse-continue",
+            "monitor replay-to icount 1",
+            "monitor when",
+            "detach",
+        )
+        status, _, stderr = finish()
+    why = (
+        "this run is not replayable: the debugger changed registers or memory at icount 5, which a replay "
+        "from the start would not repeat"
+    )
+    assert f"hwsim: {why}" in after(out, "reverse-stepi") and "Remote failure reply: E01" in out
+    assert f"hwsim: {why}" in after(out, "reverse-continue")
+    assert why in after(out, "monitor replay-to icount 1")
+    assert position(after(out, "monitor when"))[0] == 5  # nothing moved
+    assert status == 0 and "driver returned 128" in stderr
+
+
+# -- without gdb: the server of an embedding, and the pieces ------------------------------------------------
+
+COUNT = """
+(module
+  (memory 1)
+  (func (export "probe") (result i32) (local $i i32)
+    (loop $l
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.ne (local.get $i) (i32.const 5))))
+    (local.get $i)))
+"""
+
+
+def _packet(sock: socket.socket, payload: bytes) -> bytes:
+    """Send one packet (no-ack mode); the next reply that is not console output (``O``), and the
+    console text before it."""
+    sock.sendall(frame(payload))
+    buf = b""
+    while True:
+        while not re.search(rb"\$[^#]*#..", buf):
+            data = sock.recv(65536)
+            assert data, buf
+            buf += data
+        m = re.search(rb"\$([^#]*)#(..)", buf)
+        assert m is not None
+        reply, buf = m[1], buf[m.end() :]
+        assert int(m[2], 16) == checksum(reply)
+        if reply.startswith(b"O") and reply != b"OK":
+            _packet.console += bytes.fromhex(reply[1:].decode()).decode()  # type: ignore[attr-defined]
+            continue
+        return reply
+
+
+def test_a_server_without_a_way_to_restart_the_run_refuses_reverse_execution():
+    system = load_board(DEFAULT_BOARD).build()
+    run = DriverRun(system, _wat_to_wasm(COUNT), log=lambda text: None)
+    server = GdbServer(system.machine)
+    ours, theirs = socket.socketpair()
+    theirs.settimeout(30)
+    server.serve(ours)
+    thread = threading.Thread(target=lambda: server.finish(run.run("probe").exit_status), daemon=True)
+    thread.start()
+    try:
+        _packet.console = ""  # type: ignore[attr-defined]
+        theirs.sendall(b"+")
+        assert _packet(theirs, b"QStartNoAckMode") == b"OK"
+        assert b"ReverseStep+" not in _packet(theirs, b"qSupported:swbreak+")
+        assert _packet(theirs, b"bs") == b"E01"
+        assert _packet(theirs, b"bx") == b"E16"
+        assert _packet(theirs, b"qRcmd," + b"replay-to 1us".hex().encode()) == b"OK"
+        assert _packet(theirs, b"qRcmd," + b"when".hex().encode()) == b"OK"
+        text = "this run is not replayable: the GDB server was started without a way to run it again"
+        assert _packet.console.count(text) == 3, _packet.console  # type: ignore[attr-defined]
+        theirs.sendall(frame(b"D"))
+    finally:
+        thread.join(30)
+        theirs.close()
+    assert not thread.is_alive()
+
+
+def test_the_instruction_count_is_exact_and_a_stop_at_a_position_is_exact():
+    """The count against single steps, and a run stopped at each position in turn: the same PCs."""
+    pcs = []
+
+    def make() -> DriverRun:
+        return DriverRun(load_board(DEFAULT_BOARD).build(), _wat_to_wasm(COUNT), log=lambda text: None)
+
+    run = make()
+    debug = run.system.machine.debug
+
+    def stepping(stop) -> None:
+        pcs.append((debug.icount, stop.pc))
+
+    detach = debug.attach(stepping, stop_at_start=True)
+    debug.count_instructions()
+    debug.set_single_step(True)
+    assert run.run("probe").result == 5
+    detach()
+    assert [i for i, _ in pcs] == list(range(len(pcs))) and len(pcs) > 20
+    assert debug.icount == len(pcs)  # the last step's instruction retired too
+    for target in (0, 1, 7, len(pcs) - 1):
+        run = make()
+        debug = run.system.machine.debug
+        seen: list[tuple[str, int, int]] = []
+
+        def record(stop, seen=seen, debug=debug) -> None:
+            seen.append((stop.kind.name, debug.icount, stop.pc))
+
+        detach = debug.attach(record, stop_at_start=True)
+        debug.count_instructions()
+        debug.stop_at(target)
+        run.run("probe")
+        detach()
+        assert seen == [("REQUESTED", *pcs[0])] + ([("POSITION", *pcs[target])] if target else []), (target, seen)
+
+
+def test_virtual_times_with_units():
+    assert parse_virtual_time("12us") == 12_000
+    assert parse_virtual_time("3ms") == 3_000_000
+    assert parse_virtual_time("0.5ms") == 500_000
+    assert parse_virtual_time(".25us") == 250
+    assert parse_virtual_time("7ns") == 7 and parse_virtual_time("2s") == 2_000_000_000
+    for bad in ("3", "ms", "1.2.3us", "-1us", "1 h"):
+        with pytest.raises(ValueError, match="is not a time with a unit"):
+            parse_virtual_time(bad)
+    assert format_ns(119_000) == "0.119000 ms"
+
+
+def test_deferred_disk_writes_reach_the_image_once_at_commit(tmp_path):
+    path = tmp_path / "d.img"
+    path.write_bytes(bytes(2048))
+    disk = DiskImage(str(path), readonly=False)
+    disk.defer_writes()
+    disk.write(1, b"\x11" * 512)
+    assert disk.read(0, 1024) == bytes(512) + b"\x11" * 512  # reads see the writes
+    assert path.read_bytes() == bytes(2048)  # the file does not, yet
+    with pytest.raises(OSError, match="past the image's end"):
+        disk.write(4, b"\x22" * 512)
+    disk.commit()
+    assert path.read_bytes() == bytes(512) + b"\x11" * 512 + bytes(1024)
+    disk.write(3, b"\x33" * 512)  # committed: writes go to the file again
+    assert path.read_bytes()[1536:] == b"\x33" * 512
+    disk.close()
+
+
+def test_a_replayed_serial_port_reads_its_record_and_writes_each_byte_once():
+    effects = HostEffects(log=lambda line: None)
+    live = MemoryBackend(b"abc")
+    runs = []
+    for _ in range(2):
+        system = load_board(DEFAULT_BOARD).build()
+        system.devices["uart0"].backend = live if not runs else MemoryBackend(b"other input")
+        effects.adopt(system)
+        runs.append(system.devices["uart0"].backend)
+    first, second = runs
+    assert isinstance(first, ReplayedBackend) and isinstance(second, ReplayedBackend)
+    assert first.read(2) == b"ab" and first.input_ended() is False
+    first.write(b"xy")
+    assert second.read(2) == b"ab" and second.input_ended() is False  # the record, not the new backend
+    assert second.read(2) == b"c"  # past the record: the first run's live backend
+    second.write(b"xyz")
+    assert bytes(live.output) == b"xyz"  # x and y once
+    with pytest.raises(
+        ReplayDiverged, match=r"input call 1 of the replay is input_ended\(\), the recorded run's was read\(2\)"
+    ):
+        effects.adopt(system := load_board(DEFAULT_BOARD).build())
+        system.devices["uart0"].backend.input_ended()
+
+
+def test_log_lines_of_a_replayed_run_are_said_once():
+    lines: list[str] = []
+    effects = HostEffects(log=lines.append)
+    log = effects.adopt(load_board(DEFAULT_BOARD).build())
+    log("one")
+    log = effects.adopt(load_board(DEFAULT_BOARD).build())
+    log("one")
+    log("two")
+    assert lines == ["one", "two"]
+
+
+def test_the_disk_of_an_abandoned_run_is_closed_without_its_writes(tmp_path):
+    path = tmp_path / "d.img"
+    path.write_bytes(bytes(1024))
+    board = load_board(DEFAULT_BOARD)
+    effects = HostEffects(log=lambda line: None)
+    first = board.build(options={"blk0": {"image": str(path)}})
+    effects.adopt(first)
+    first.devices["blk0"].disk.write(0, b"\x01" * 512)
+    effects.adopt(board.build(options={"blk0": {"image": str(path)}}))
+    effects.commit()
+    assert path.read_bytes() == bytes(1024) and os.path.getsize(path) == 1024
