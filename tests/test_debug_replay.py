@@ -255,6 +255,39 @@ def test_a_disk_image_is_byte_identical_after_a_session_with_reverse_steps(tmp_p
 
 
 @needs_gdb
+def test_a_seeded_run_with_an_injected_fault_replays_to_the_same_end(disk):
+    """Device timing drawn from the seed and a fault plan (its own state: draws and counts) for each run:
+    after reverse steps the run ends as one without a debugger does."""
+    options = ("--option", f"blk0.image={disk}", "--seed", "3", "--inject", "blk0.ioerr@2")
+    plain = subprocess.run(
+        [sys.executable, "-m", "hwsim", "run", str(DEFAULT_BOARD), VIRTIO_BLK, *options],
+        capture_output=True,
+        timeout=TIMEOUT,
+        cwd=REPO,
+    )
+    with hwsim_gdb(VIRTIO_BLK, *options) as (port, finish):
+        out = gdb(
+            port,
+            "break request",
+            "continue",
+            "continue",
+            "monitor when",
+            "reverse-continue",
+            "continue",
+            "monitor when",
+            "delete",
+            "continue",
+        )
+        status, _, stderr = finish()
+    assert position(after(out, "monitor when")) == position(after(out, "monitor when", 2))
+    report = stderr[stderr.index("-- hwsim run report --") :]
+    assert "injected faults (1): blk0.ioerr (occurrence 2" in report and "timing seed 3" in report
+    assert (
+        status == plain.returncode == 1 and report == plain.stderr.decode()[plain.stderr.decode().index("-- hwsim") :]
+    )
+
+
+@needs_gdb
 def test_native_firmware_reverse_with_console_input_said_once():
     """Console input is recorded and read again by the replays; console output and log lines reach the
     terminal once, however often the run is replayed."""

@@ -549,8 +549,9 @@ def _run_driver(args: argparse.Namespace) -> int:
     if args.gdb is not None:
         systems = iter([system])  # the first run's, then a new one for each replay
 
-        def build_system():
-            return next(systems, None) or board.build(options=options, seed=args.seed, faults=faults)
+        def build_system():  # (a fault plan has state: its draws and counts, so each run has its own)
+            plan = FaultPlan(tuple(args.inject), seed=args.seed, explore=args.faults)
+            return next(systems, None) or board.build(options=options, seed=args.seed, faults=plan)
 
         report = _run_under_gdb(args.gdb, build_system, make_run, log, exec_file_of, entry, call_args)
     else:
