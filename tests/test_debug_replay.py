@@ -83,8 +83,8 @@ def gdb(port: int, *commands: str) -> str:
     for command in commands:
         argv += ["-ex", command]
     done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=TIMEOUT, cwd=REPO)
-    # (GDB runs reverse-stepi and reverse-continue as stepi and continue in reverse, and echoes those too)
-    return re.sub(r"^\+(stepi|continue) \n", "", done.stdout.decode(), flags=re.M)
+    # (GDB runs reverse-stepi, reverse-next... as stepi, next... in reverse, and echoes those too)
+    return re.sub(r"^\+(stepi|continue|next|step|finish) \n", "", done.stdout.decode(), flags=re.M)
 
 
 def after(out: str, command: str, nth: int = 1) -> str:
@@ -178,6 +178,24 @@ def test_reverse_continue_goes_back_to_an_earlier_breakpoint_hit_with_the_same_v
     assert "No more reverse-execution history." in after(out, "reverse-continue", 2)
     assert position(after(out, "monitor when", 4)) == (0, 0.0)
     assert "No more reverse-execution history." in after(out, "reverse-stepi")
+    assert status == 0 and "driver returned 128" in stderr
+
+
+@needs_gdb
+def test_reverse_next_and_reverse_step_at_source_level(disk):
+    """GDB builds reverse-next and reverse-step on bs and bc: back over C lines, out of a call."""
+    with hwsim_gdb(VIRTIO_BLK, "--option", f"blk0.image={disk}") as (port, finish):
+        out = gdb(
+            port,
+            *("break request", "continue", "next", "next", "next", "reverse-next", "reverse-next", "delete"),
+            *("reverse-step", "reverse-step", "detach"),
+        )
+        status, _, stderr = finish()
+    assert after(out, "next", 3).startswith("93\t    q->header.type")
+    assert after(out, "reverse-next").startswith("92\t    hwsim_iova_t data = hwsim_dma_map_single")
+    assert after(out, "reverse-next", 2).startswith("91\t    int dir = type == T_IN")
+    assert after(out, "reverse-step").startswith("90\t    uint32_t len = sectors * SECTOR;")
+    assert after(out, "reverse-step", 2).startswith("write_read_back () at virtio_blk.c:120")  # out of request()
     assert status == 0 and "driver returned 128" in stderr
 
 
