@@ -3,6 +3,7 @@ on shipped drivers and native firmware, and the pieces alone."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -15,14 +16,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 
 from hwsim.board import DEFAULT_BOARD, load_board
 from hwsim.debug import GdbServer
-from hwsim.debug.replay import format_ns, parse_virtual_time
+from hwsim.debug.replay import ReplayRestart, format_ns, parse_virtual_time
 from hwsim.debug.rsp import checksum, frame
 from hwsim.devices.backends import MemoryBackend
 from hwsim.devices.virtio import DiskImage
 from hwsim.driver import DriverRun, build_driver
+from hwsim.driver.debugging import driver_exec_file
 from hwsim.driver.replay import HostEffects, ReplayDiverged, ReplayedBackend
 from hwsim.runtime.api import _wat_to_wasm
 
@@ -377,24 +380,41 @@ COUNT = """
 """
 
 
-def _packet(sock: socket.socket, payload: bytes) -> bytes:
-    """Send one packet (no-ack mode); the next reply that is not console output (``O``), and the
-    console text before it."""
-    sock.sendall(frame(payload))
-    buf = b""
-    while True:
-        while not re.search(rb"\$[^#]*#..", buf):
-            data = sock.recv(65536)
-            assert data, buf
-            buf += data
-        m = re.search(rb"\$([^#]*)#(..)", buf)
-        assert m is not None
-        reply, buf = m[1], buf[m.end() :]
-        assert int(m[2], 16) == checksum(reply)
-        if reply.startswith(b"O") and reply != b"OK":
-            _packet.console += bytes.fromhex(reply[1:].decode()).decode()  # type: ignore[attr-defined]
-            continue
-        return reply
+class Raw:
+    """A GDB stand-in in no-ack mode: packets out, replies in; console output (``O``) kept apart."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+        self.console = ""
+        sock.sendall(b"+")
+        assert self.ask(b"QStartNoAckMode") == b"OK"
+
+    def send(self, payload: bytes) -> None:
+        self.sock.sendall(frame(payload))
+
+    def reply(self) -> bytes:
+        """The next reply that is not console output."""
+        while True:
+            while not (m := re.search(rb"\$([^#]*)#(..)", self.buf)):
+                data = self.sock.recv(65536)
+                assert data, self.buf
+                self.buf += data
+            payload, self.buf = m[1], self.buf[m.end() :]
+            assert int(m[2], 16) == checksum(payload)
+            if payload.startswith(b"O") and payload != b"OK":
+                self.console += bytes.fromhex(payload[1:].decode()).decode()
+                continue
+            return payload
+
+    def ask(self, payload: bytes) -> bytes:
+        self.send(payload)
+        return self.reply()
+
+    def monitor(self, command: str) -> str:
+        before = len(self.console)
+        assert self.ask(b"qRcmd," + command.encode().hex().encode()) == b"OK"
+        return self.console[before:]
 
 
 def test_a_server_without_a_way_to_restart_the_run_refuses_reverse_execution():
@@ -407,21 +427,91 @@ def test_a_server_without_a_way_to_restart_the_run_refuses_reverse_execution():
     thread = threading.Thread(target=lambda: server.finish(run.run("probe").exit_status), daemon=True)
     thread.start()
     try:
-        _packet.console = ""  # type: ignore[attr-defined]
-        theirs.sendall(b"+")
-        assert _packet(theirs, b"QStartNoAckMode") == b"OK"
-        assert b"ReverseStep+" not in _packet(theirs, b"qSupported:swbreak+")
-        assert _packet(theirs, b"bs") == b"E01"
-        assert _packet(theirs, b"bx") == b"E16"
-        assert _packet(theirs, b"qRcmd," + b"replay-to 1us".hex().encode()) == b"OK"
-        assert _packet(theirs, b"qRcmd," + b"when".hex().encode()) == b"OK"
+        gdb = Raw(theirs)
+        assert b"ReverseStep+" not in gdb.ask(b"qSupported:swbreak+")
+        assert gdb.ask(b"bs") == b"E01"
+        assert gdb.ask(b"bx") == b"E16"
         text = "this run is not replayable: the GDB server was started without a way to run it again"
-        assert _packet.console.count(text) == 3, _packet.console  # type: ignore[attr-defined]
-        theirs.sendall(frame(b"D"))
+        assert text in gdb.monitor("replay-to 1us") and text in gdb.monitor("when")
+        assert gdb.console.count(text) == 3, gdb.console
+        gdb.send(b"D")
     finally:
         thread.join(30)
         theirs.close()
     assert not thread.is_alive()
+
+
+LONG = """
+(module
+  (memory 1)
+  (func $late (export "late") (result i32) (i32.const 7))
+  (func (export "probe") (result i32) (local $i i32)
+    (loop $l
+      (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 300000))))
+    (call $late)))
+"""
+
+
+def test_the_replay_protocol_without_gdb_and_an_interrupt_that_ends_a_replay():
+    """bs and bc as packets, with the runner's restart loop in a thread: the beginning of history at once
+    from position 0; an interrupt (0x03) during a long replay stops it where it is (SIGINT); reverse-
+    continue with no earlier hit goes to the beginning."""
+
+    wasm = _wat_to_wasm(LONG)
+
+    def make() -> DriverRun:
+        return DriverRun(load_board(DEFAULT_BOARD).build(), wasm, log=lambda text: None)
+
+    run = make()
+    clock = run.system.clock
+    server = GdbServer(
+        run.system.machine,
+        exec_file=driver_exec_file(run.vm, "/hwsim/long.elf"),
+        replay=True,
+        now_ns=lambda: clock.ticks_to_ns(clock.now),
+    )
+    ours, theirs = socket.socketpair()
+    theirs.settimeout(60)
+    server.serve(ours)
+    outcome: dict = {}
+
+    def target() -> None:
+        current = run
+        while True:
+            try:
+                outcome["report"] = current.run("probe")
+                break
+            except ReplayRestart:
+                current = make()
+                server.restart(current.system.machine, now_ns=lambda c=current.system.clock: c.ticks_to_ns(c.now))
+        server.finish(outcome["report"].exit_status)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    try:
+        gdb = Raw(theirs)
+        assert b";ReverseStep+;ReverseContinue+" in gdb.ask(b"qSupported:swbreak+")
+        assert gdb.ask(b"?").startswith(b"T05")
+        assert gdb.ask(b"bs").endswith(b"replaylog:begin;thread:1;")  # at position 0 already
+        symbols = ELFFile(io.BytesIO(server.exec_file.data)).get_section_by_name(".symtab").iter_symbols()
+        late = next(sym["st_value"] for sym in symbols if sym.name == "late")
+        assert gdb.ask(b"Z0,%x,4" % late) == b"OK"
+        assert b"swbreak" in gdb.ask(b"c")
+        end, _ = position(gdb.monitor("when"))
+        assert end > 900_000
+        gdb.send(b"bs")
+        time.sleep(0.3)
+        theirs.sendall(b"\x03")
+        assert gdb.reply().startswith(b"T02")  # SIGINT: the replay stopped where it was
+        interrupted, _ = position(gdb.monitor("when"))
+        assert 0 < interrupted < end - 1
+        assert gdb.ask(b"bc").endswith(b"replaylog:begin;thread:1;")  # no hit before it: the beginning
+        assert position(gdb.monitor("when"))[0] == 0 and server.restarts == 3
+        gdb.send(b"D")
+    finally:
+        thread.join(60)
+        theirs.close()
+    assert not thread.is_alive() and outcome["report"].result == 7
 
 
 def test_the_instruction_count_is_exact_and_a_stop_at_a_position_is_exact():

@@ -258,10 +258,15 @@ class GdbServer:
         extra = b""
         plan = self._plan
         if plan is not None:
-            if not self._arrived(stop, plan):
+            if self._arrived(stop, plan):
+                stop, extra = self._arrive(stop, plan)
+            elif self._interrupted:  # GDB's interrupt ends the replay where it is (SIGINT, or the monitor's text)
+                self._plan = None
+                self.machine.debug.stop_at(None)
+            else:
                 return  # on the way to the replay's position: GDB sees nothing
-            stop, extra = self._arrive(stop, plan)
             if plan.arrival is Arrival.MONITOR:
+                self._interrupted = False
                 self._note_history()
                 self._last_stop = self._stop_reply(stop, False)
                 text = f"{self._position()}\n{REFRESH_HINT}\n"
