@@ -203,6 +203,27 @@ def test_reverse_next_and_reverse_step_at_source_level(disk):
 
 
 @needs_gdb
+def test_reverse_continue_stops_where_a_watched_write_is_undone(disk):
+    """Backwards, a watchpoint stops before the instruction that wrote: GDB shows the value after it as
+    the old one and the value before it as the new one, down to the beginning of history."""
+    with hwsim_gdb(VIRTIO_BLK, "--option", f"blk0.image={disk}") as (port, finish):
+        out = gdb(
+            port,
+            *("watch used_seen", "continue", "continue", "reverse-continue", "print used_seen"),
+            *("reverse-continue", "print used_seen", "reverse-continue", "continue", "detach"),
+        )
+        status, _, stderr = finish()
+    back = after(out, "reverse-continue")
+    assert "Old value = 2\nNew value = 1\n" in back and "in wait_used () at virtio_blk.c:83" in back, out
+    assert "$1 = 1" in after(out, "print used_seen")
+    assert "Old value = 1\nNew value = 0\n" in after(out, "reverse-continue", 2)
+    assert "$2 = 0" in after(out, "print used_seen", 2)
+    assert "No more reverse-execution history." in after(out, "reverse-continue", 3)
+    assert "Old value = 0\nNew value = 1\n" in after(out, "continue", 3)  # forward again from the start
+    assert status == 0 and "driver returned 128" in stderr
+
+
+@needs_gdb
 def test_monitor_replay_to_a_virtual_time_or_a_position_and_its_errors(disk):
     with hwsim_gdb(VIRTIO_BLK, "--option", f"blk0.image={disk}") as (port, finish):
         out = gdb(

@@ -334,6 +334,10 @@ class GdbServer:
         if plan.record_until is not None:
             if plan.hits:
                 icount, hit = plan.hits[-1]
+                if hit.kind is DebugStopKind.WATCH and hit.watch is not None:
+                    # Going backwards a watchpoint stops where the access is undone: before its instruction
+                    # (GDB then shows the value after it as old, the value before it as new).
+                    icount, hit = icount - 1, DebugStop(DebugStopKind.WATCH, hit.watch.pc, watch=hit.watch)
                 self._replay(ReplayPlan(Arrival.HIT, icount=icount, hit=hit))
             self._replay(ReplayPlan(Arrival.BEGIN, icount=0))
         if plan.hit is not None:
