@@ -33,6 +33,7 @@ run reports the trap as usual; a debugger that moved the PC resumes there.
 
 from __future__ import annotations
 
+import ctypes
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,13 @@ from unicorn import unicorn_const as uc_const
 
 from ..errors import ConfigError
 from .fault import RunResult, WatchHit
+
+try:  # the C entry point: a code hook on every instruction costs about 2.3x less without the binding's wrappers
+    from unicorn.unicorn_py3.unicorn import HOOK_CODE_CFUNC, uclib
+
+    _raw_hooks = True
+except ImportError:  # pragma: no cover - older binding layout
+    _raw_hooks = False
 
 
 class DebugStopKind(enum.Enum):
@@ -88,8 +96,10 @@ class DebugPort:
         # replay stops (see the module docstring's last paragraph).
         self.icount = 0
         self._count_hook: int | None = None
-        self._counted = False  # the count includes the instruction under way (its hook ran, it may not retire)
-        self._counted_pc = 0
+        self._count_cfunc = None  # the C callback object Unicorn calls (kept alive here)
+        # the instruction under way, when the count includes it (its hook ran; it may yet not retire)
+        self._counted_pc: int | None = None
+        self._armed = False  # a stop at a position is set (the hook then checks it)
         self._stop_at: int | None = None  # stop before the instruction at this position
         self._stop_when: Callable[[], bool] | None = None  # stop before the first instruction where it is true
 
@@ -157,9 +167,26 @@ class DebugPort:
         """Count the instructions the hart retires from now on (:attr:`icount`): a Unicorn code hook on
         every instruction, added before any breakpoint's so that it runs first (Unicorn calls hooks in
         the order added).  A debugger that replays runs needs it from the first instruction."""
-        if self._count_hook is None:
+        if self._count_hook is not None:
+            return
+        if _raw_hooks:  # registered with Unicorn directly; the hook lives as long as the machine
+            self._count_cfunc = HOOK_CODE_CFUNC(self._count)  # (its first argument is the engine's handle)
+            handle = ctypes.c_size_t()
+            err = uclib.uc_hook_add(
+                self._uc._uch,
+                ctypes.byref(handle),
+                uc_const.UC_HOOK_CODE,
+                ctypes.cast(self._count_cfunc, ctypes.c_void_p),
+                None,
+                ctypes.c_uint64(1),
+                ctypes.c_uint64(0),
+            )
+            if err != uc_const.UC_ERR_OK:  # pragma: no cover - Unicorn refuses only bad arguments
+                raise ConfigError(f"Unicorn refused the instruction-count hook (error {err})")
+            self._count_hook = handle.value
+        else:  # pragma: no cover - older binding layout
             self._count_hook = self._uc.hook_add(uc_const.UC_HOOK_CODE, self._count, begin=1, end=0)
-            self._code_changed()  # code translated before has no call to the hook
+        self._code_changed()  # code translated before has no call to the hook
 
     @property
     def counting(self) -> bool:
@@ -172,13 +199,14 @@ class DebugPort:
             raise ConfigError("a stop at a position needs the instruction count (count_instructions)")
         self._stop_at = icount
         self._stop_when = when
+        self._armed = icount is not None or when is not None
 
     def not_retired(self, pc: int) -> None:
         """From the machine: the run stopped on the instruction at ``pc`` without retiring it (a fault, an
         exception): it leaves the count if its hook counted it."""
-        if self._counted and self._counted_pc == pc:
+        if self._counted_pc == pc:
             self.icount -= 1
-        self._counted = False
+        self._counted_pc = None
 
     def request_stop(self) -> None:
         """Stop the hart at its next instruction boundary (any thread; the caller repeats it until the
@@ -198,18 +226,15 @@ class DebugPort:
 
     # -- Unicorn's hooks (inside emu_start) --------------------------------------------------------
 
-    def _count(self, uc, address: int, size: int, _data) -> None:
-        if self._count_hook is None:
-            return
-        if self._stop_at == self.icount or (self._stop_when is not None and self._stop_when()):
+    def _count(self, _uc, address: int, size: int, _data) -> None:
+        if self._armed and (self._stop_at == self.icount or (self._stop_when is not None and self._stop_when())):
             if self._hit is None and self._handler is not None:
-                self._stop_at = self._stop_when = None
+                self.stop_at(None)
                 self._hit = DebugStopKind.POSITION
-                self._counted = False
+                self._counted_pc = None
                 self._stop()
                 return
         self.icount += 1
-        self._counted = True
         self._counted_pc = address
 
     def _stop_before(self, kind: DebugStopKind, address: int) -> None:
@@ -217,9 +242,9 @@ class DebugPort:
         if self._hit is not None:
             return  # an earlier hook of this instruction stopped it already
         self._hit = kind
-        if self._counted and self._counted_pc == address:
+        if self._counted_pc == address:
             self.icount -= 1
-            self._counted = False
+            self._counted_pc = None
         self._stop()
 
     def _breakpoint_hit(self, uc, address: int, size: int, _data) -> None:
@@ -254,8 +279,8 @@ class DebugPort:
         write_pc(stop.pc)
         self.requested = False
         self._hit = None
-        if self._stop_at == self.icount:
-            self._stop_at = None  # the debugger sees the hart at that position (whatever stopped it)
+        if self._stop_at is not None and self._stop_at == self.icount:
+            self.stop_at(None)  # the debugger sees the hart at that position (whatever stopped it)
         handler = self._handler
         if handler is not None:
             handler(stop)
