@@ -19,8 +19,8 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from hwsim.board import DEFAULT_BOARD, load_board
-from hwsim.debug import GdbServer
-from hwsim.debug.replay import ReplayRestart, format_ns, parse_virtual_time
+from hwsim.debug import GdbServer, run_replayable
+from hwsim.debug.replay import format_ns, parse_virtual_time
 from hwsim.debug.rsp import checksum, frame
 from hwsim.devices.backends import MemoryBackend
 from hwsim.devices.virtio import DiskImage
@@ -496,15 +496,12 @@ def test_the_replay_protocol_without_gdb_and_an_interrupt_that_ends_a_replay():
     server.serve(ours)
     outcome: dict = {}
 
+    def rebuild():
+        again = make()
+        return again, again.system.machine, {"now_ns": lambda c=again.system.clock: c.ticks_to_ns(c.now)}
+
     def target() -> None:
-        current = run
-        while True:
-            try:
-                outcome["report"] = current.run("probe")
-                break
-            except ReplayRestart:
-                current = make()
-                server.restart(current.system.machine, now_ns=lambda c=current.system.clock: c.ticks_to_ns(c.now))
+        outcome["report"] = run_replayable(server, run, lambda run: run.run("probe"), rebuild)
         server.finish(outcome["report"].exit_status)
 
     thread = threading.Thread(target=target, daemon=True)
@@ -533,6 +530,46 @@ def test_the_replay_protocol_without_gdb_and_an_interrupt_that_ends_a_replay():
         thread.join(60)
         theirs.close()
     assert not thread.is_alive() and outcome["report"].result == 7
+
+
+def test_a_replay_that_does_not_arrive_is_reported_as_diverged():
+    """A run built again that is not the same run (here: another module, which ends sooner) never reaches
+    the position: GDB is told the replay diverged, then the run's end."""
+    modules = iter([_wat_to_wasm(LONG), _wat_to_wasm(COUNT)])
+
+    def make() -> DriverRun:
+        return DriverRun(load_board(DEFAULT_BOARD).build(), next(modules), log=lambda text: None)
+
+    run = make()
+    server = GdbServer(run.system.machine, replay=True)
+    ours, theirs = socket.socketpair()
+    theirs.settimeout(60)
+    server.serve(ours)
+    outcome: dict = {}
+
+    def again():
+        fresh = make()
+        return fresh, fresh.system.machine, {}
+
+    def target() -> None:
+        outcome["report"] = run_replayable(server, run, lambda run: run.run("probe"), again)
+        server.finish(outcome["report"].exit_status)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    try:
+        gdb = Raw(theirs)
+        gdb.ask(b"?")
+        assert gdb.ask(b"s").startswith(b"T05") and gdb.ask(b"s").startswith(b"T05")
+        for _ in range(3000):  # far enough into LONG's loop that COUNT has ended before
+            gdb.ask(b"s")
+        assert gdb.ask(b"bs") == b"W00"  # the run's end
+        assert "hwsim: the replay diverged: the run ended at icount " in gdb.console
+        assert "before the replay arrived" in gdb.console
+    finally:
+        thread.join(60)
+        theirs.close()
+    assert not thread.is_alive() and outcome["report"].result == 5
 
 
 def test_the_instruction_count_is_exact_and_a_stop_at_a_position_is_exact():

@@ -416,8 +416,7 @@ def _run_under_gdb(address: str, build_system, make_run, log, exec_file_of, entr
     ``make_run(build_system(), log)`` builds the run on a new board (reverse execution builds it again:
     debug/replay.py), its host effects said once (driver/replay.py); ``exec_file_of(run)``: the
     executable GDB is offered (the first run's)."""
-    from ..debug import GdbServer, listen, parse_address
-    from ..debug.replay import ReplayRestart
+    from ..debug import GdbServer, listen, parse_address, run_replayable
     from ..driver import DriverRun
     from ..driver.control import StopCause
     from ..driver.debugging import monitor_commands, wasm_trap_explainer
@@ -464,17 +463,13 @@ def _run_under_gdb(address: str, build_system, make_run, log, exec_file_of, entr
         listener.close()
     report = None
     try:
-        while True:
-            try:
-                report = run.run(entry, call_args)
-            except ReplayRestart:
-                ring.clear()  # the trace of the run being replayed starts again
-                run, parts = build()
-                server.restart(run.system.machine, **parts)
-                continue
-            if server.replaying:
-                server.abandoned(f"the run ended at icount {run.system.machine.debug.icount} before the replay arrived")
-            break
+
+        def rebuild():
+            ring.clear()  # the trace of the run being replayed starts again
+            run, parts = build()
+            return run, run.system.machine, parts
+
+        report = run_replayable(server, run, lambda run: run.run(entry, call_args), rebuild)
         if server.killed:
             report.stopped = StopCause.USER  # stopped by the user, from the debugger: exit status 130
     finally:

@@ -33,6 +33,7 @@ import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ..errors import ConfigError
 from ..machine import DebugStop, DebugStopKind, Machine, WatchHit
@@ -43,6 +44,8 @@ from .monitor import MACHINE_COMMANDS, Command, MonitorError, run_command
 from .replay import Arrival, ReplayPlan, ReplayRestart, format_ns, parse_virtual_time
 from .rsp import BAD_PACKET, MAX_PACKET, Connection, escape_binary
 
+R = TypeVar("R")
+T = TypeVar("T")
 E_FAULT = b"E0e"  # EFAULT: the guest could not make that access
 E_INVAL = b"E16"  # EINVAL: a malformed packet
 MAX_WATCH = 1 << 16  # bytes one watchpoint may cover
@@ -767,6 +770,24 @@ class GdbServer:
         except (ValueError, IndexError):
             return b"F-1,%x" % _EINVAL
         return b""
+
+
+def run_replayable(
+    server: GdbServer, run: R, go: Callable[[R], T], rebuild: Callable[[], tuple[R, Machine, dict]]
+) -> T:
+    """``go(run)`` with ``server`` (made with ``replay=True``) attached to the run's machine; each time the
+    debugger asks for a replay (:class:`ReplayRestart`), ``rebuild()`` gives a new run, its machine and the
+    keyword arguments of :meth:`GdbServer.restart`, and the new run goes.  What the last ``go`` returns."""
+    while True:
+        try:
+            result = go(run)
+        except ReplayRestart:
+            run, machine, parts = rebuild()
+            server.restart(machine, **parts)
+            continue
+        if server.replaying:
+            server.abandoned(f"the run ended at icount {server.machine.debug.icount} before the replay arrived")
+        return result
 
 
 def _fileio_stat(size: int) -> bytes:
