@@ -18,6 +18,7 @@ exact: a code hook on every instruction, only under ``--gdb``)::
                              virtual time >= T                                  (silently) at the plan's
                                                                                 position, then GDB is
                                                                                 answered there
+                                                         (server.run_replayable: the runner's loop)
 
 Nothing is checkpointed: each reverse step runs the driver again from its
 first instruction, which for the shipped drivers costs a few tens of
