@@ -224,6 +224,27 @@ def test_reverse_continue_stops_where_a_watched_write_is_undone(disk):
 
 
 @needs_gdb
+def test_reverse_into_an_interrupt_handler_that_preempted_the_driver():
+    """The handler runs in a nested call of the host between two instructions of a busy loop: the count
+    goes on through it, and reverse-continue finds the previous call with its backtrace."""
+    with hwsim_gdb(str(REPO / "drivers" / "examples" / "timer_irq"), "--invoke", "busy") as (port, finish):
+        out = gdb(
+            port,
+            *("break hwsim_irq_handler", "continue", "continue", "monitor when", "continue", "monitor when"),
+            *("reverse-continue", "monitor when", "bt", "reverse-stepi", "monitor when", "stepi", "monitor when"),
+            *("delete", "continue"),
+        )
+        status, _, stderr = finish()
+    second, third = position(after(out, "monitor when")), position(after(out, "monitor when", 2))
+    assert third[0] > second[0] and third[1] > second[1]
+    assert position(after(out, "monitor when", 3)) == second  # back at the second call, exactly
+    assert re.search(r"#1 +0x0+10810 in hwsim_nested_entry \(\)\n", after(out, "bt")), out
+    assert position(after(out, "monitor when", 4))[0] == second[0] - 1
+    assert position(after(out, "monitor when", 5)) == second
+    assert status == 0 and "driver returned 5" in stderr and "interrupt handler calls: 5" in stderr
+
+
+@needs_gdb
 def test_monitor_replay_to_a_virtual_time_or_a_position_and_its_errors(disk):
     with hwsim_gdb(VIRTIO_BLK, "--option", f"blk0.image={disk}") as (port, finish):
         out = gdb(
