@@ -318,6 +318,28 @@ def test_a_disk_image_is_byte_identical_after_a_session_with_reverse_steps(tmp_p
 
 
 @needs_gdb
+def test_an_nvme_namespace_image_is_byte_identical_after_reverse_steps(tmp_path, disk):
+    """NVMe keeps its image the same way (the same DiskImage): writes, a flush, reads, reverse steps."""
+    plain = tmp_path / "plain.img"
+    plain.write_bytes(disk.read_bytes())
+    nvme = str(REPO / "drivers" / "nvme")
+    with hwsim_gdb(nvme, "--option", f"nvme0.image={plain}") as (port, finish):
+        gdb(port, "continue")
+        plain_status, _, plain_stderr = finish()
+    with hwsim_gdb(nvme, "--option", f"nvme0.image={disk}") as (port, finish):
+        out = gdb(
+            port,
+            *("break submit", "continue", "continue", "continue", "continue", "continue", "reverse-continue"),
+            *("reverse-continue", "reverse-stepi", "delete", "continue"),
+        )
+        status, _, stderr = finish()
+    assert out.count("Breakpoint 1.1, submit () at nvme.c:140") == 7, out
+    report = stderr[stderr.index("-- hwsim run report --") :]
+    assert status == plain_status == 0 and report == plain_stderr[plain_stderr.index("-- hwsim run report --") :]
+    assert disk.read_bytes() == plain.read_bytes() != bytes(range(256)) * 256
+
+
+@needs_gdb
 def test_a_seeded_run_with_an_injected_fault_replays_to_the_same_end(disk):
     """Device timing drawn from the seed and a fault plan (its own state: draws and counts) for each run:
     after reverse steps the run ends as one without a debugger does."""
