@@ -222,3 +222,50 @@ def test_spectest_scripts_on_the_cluster_give_the_results_of_one_machine(cluster
     assert here.returncode == there.returncode == 0
     assert there.stdout == here.stdout
     assert "proposals/threads/atomic.wast: 297 passed, 0 failed, 0 skipped" in there.stdout
+
+
+def test_an_interrupted_exploration_resumes_from_its_results_file(cluster, tmp_path):
+    results = tmp_path / "explore.jsonl"
+    race = ["run", "virt", "drivers/examples/races/dma_fixed_wait", "--seed", "30", "--explore", "20", "--quiet"]
+    common = [*race, "--cluster", str(cluster), "--chunk", "5", "--results", str(results)]
+    first = _hwsim(*common)
+    assert first.returncode == 1 and "explore: seed 35 fails (every seed before it passed)" in first.stderr
+    assert "explore: per worker: " in first.stderr
+    lines = results.read_text().splitlines()
+    assert len(lines) == 4 and all(json.loads(x)["worker"] for x in lines)
+    results.write_text("\n".join(lines[:2]) + "\n")  # the campaign was interrupted after two chunks
+    again = _hwsim(*common)
+    assert again.returncode == 1 and "explore: seed 35 fails (every seed before it passed)" in again.stderr
+    assert f"explore: 2 chunks taken from {results}" in again.stderr
+    assert len(results.read_text().splitlines()) == 4
+    replay = [line for line in again.stderr.splitlines() if line.startswith("replay: ")]
+    assert replay == ["replay: hwsim run virt drivers/examples/races/dma_fixed_wait --quiet --seed 35"]
+    # another driver's exploration must not take these results as its own
+    other = _hwsim("run", "virt", "drivers/dma_copy", "--explore", "20", *common[7:])
+    assert other.returncode == 2 and "the results of another campaign" in other.stderr
+    local = _hwsim("run", "virt", "drivers/dma_copy", "--explore", "5", "--results", str(results))
+    assert local.returncode == 2 and "--results resumes an exploration on a cluster" in local.stderr
+
+
+def test_spectest_on_the_cluster_resumes_and_runs_an_edited_script_again(cluster, tmp_path):
+    suite = locate_testsuite()
+    for name in ("i32.wast", "address.wast"):
+        (tmp_path / name).write_text((suite / name).read_text())
+    scripts = [str(tmp_path / "i32.wast"), str(tmp_path / "address.wast")]
+    results = tmp_path / "spec.jsonl"
+    first = _hwsim("spectest", *scripts, "--cluster", str(cluster), "--results", str(results))
+    assert first.returncode == 0 and "spectest: per worker: " in first.stderr
+    assert len(results.read_text().splitlines()) == 2
+    again = _hwsim("spectest", *scripts, "--cluster", str(cluster), "--results", str(results))
+    assert again.returncode == 0 and again.stdout == first.stdout
+    assert "results file: 2 scripts" in again.stderr  # nothing ran again
+    assert len(results.read_text().splitlines()) == 2
+    edited = (
+        tmp_path / "i32.wast"
+    ).read_text() + '\n(assert_return (invoke "add" (i32.const 1) (i32.const 1)) (i32.const 3))\n'
+    (tmp_path / "i32.wast").write_text(edited)
+    third = _hwsim("spectest", *scripts, "--cluster", str(cluster), "--results", str(results))
+    assert third.returncode == 1 and "i32.wast: " in third.stdout and " 1 failed" in third.stdout
+    assert "results file: 1 scripts" in third.stderr and len(results.read_text().splitlines()) == 3
+    local = _hwsim("spectest", *scripts, "--results", str(results))
+    assert local.returncode == 2 and "--results resumes a run on a cluster" in local.stderr

@@ -62,6 +62,33 @@ def test_args_env_and_dirs_reach_the_program(tmp_path: Path) -> None:
     assert main(["wasm", "run", prog]) == 8  # no preopen: fd 3 is not open (BADF)
 
 
+def test_a_read_only_dir_is_read_but_never_written(tmp_path: Path, capfd) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f.txt").write_text("x")
+
+    def opener(rights: int, oflags: int, name: str) -> str:  # exit with path_open's errno
+        body = (
+            f"(call $proc_exit (call $path_open (i32.const 3) (i32.const 0) (i32.const 32) (i32.const {len(name)})"
+            f" (i32.const {oflags}) (i64.const {rights}) (i64.const 0) (i32.const 0) (i32.const 64)))"
+        )
+        where = tmp_path / f"{rights}-{oflags}"
+        where.mkdir()
+        return _program(where, body, f'(data (i32.const 32) "{name}")')
+
+    read, write, create = opener(2, 0, "f.txt"), opener(64, 0, "f.txt"), opener(64, 1, "new.txt")
+    ro, rw = f"{tmp_path / 'd'}::/data::ro", f"{tmp_path / 'd'}::/data::rw"
+    assert main(["wasm", "run", "--dir", ro, read]) == 0
+    assert main(["wasm", "run", "--dir", ro, write]) == 63  # PERM
+    assert main(["wasm", "run", "--dir", ro, create]) == 63
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["f.txt"]
+    assert main(["wasm", "run", "--dir", rw, create]) == 0
+    assert (tmp_path / "d" / "new.txt").is_file()
+    with pytest.raises(SystemExit) as exit_:
+        main(["wasm", "run", "--dir", f"{tmp_path}::/t::rx", read])
+    assert exit_.value.code == 2
+    assert f"expected HOST[::GUEST[::ro|rw]], not '{tmp_path}::/t::rx'" in capfd.readouterr().err
+
+
 def test_trap_prints_the_trap_and_exits_134(tmp_path: Path, capfd) -> None:
     prog = _program(tmp_path, "unreachable")
     assert main(["wasm", "run", prog]) == 134
@@ -221,3 +248,36 @@ def test_invoke_errors_name_the_problem(tmp_path: Path, capsys, argv, message) -
         argv.append(str(prog))
     assert main(["wasm", "run", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_time_limit_stops_a_program_blocked_reading_stdin(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    # fd_read(0, one iovec {buf 64, len 16}) on a stdin pipe that stays open and empty
+    prog = tmp_path / "read.wat"
+    prog.write_text(
+        '(module (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))'
+        ' (memory (export "memory") 1) (data (i32.const 0) "\\40\\00\\00\\00\\10\\00\\00\\00")'
+        ' (func (export "_start") (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))))'
+    )
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hwsim", "wasm", "run", "--time-limit", "0.5", str(prog)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(root)),
+    )
+    try:
+        proc.wait(timeout=120)  # (our end of the stdin pipe stays open: the read has nothing and no EOF)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the time limit did not stop a read of an empty stdin") from None
+    finally:
+        assert proc.stdin is not None and proc.stderr is not None
+        proc.stdin.close()
+        err = proc.stderr.read()
+    assert proc.returncode == 134, err
+    assert b"while a WASI program waited in fd_read on fd 0" in err and b"wasm trap: interrupt" in err, err

@@ -298,7 +298,9 @@ def test_a_misbehaving_worker_costs_one_seed_and_the_campaign_goes_on(check, fie
     assert ("HUNG on seed 3" if field == "hung" else "CRASHED on seed 3") in text
     if check != "raises_on_3":  # the module the worker died (or hung) on is kept, to replay and shrink
         assert (tmp_path / "seed-3.wasm").read_bytes() == generate(3)
-        assert json.loads((tmp_path / "seed-3.json").read_text())["kind"] == ("hang" if field == "hung" else "crash")
+        saved = json.loads((tmp_path / "seed-3.json").read_text())
+        assert saved["kind"] == ("hang" if field == "hung" else "crash")
+        assert saved["replay"] == f"hwsim fuzz --check {tmp_path / 'seed-3.wasm'} --seed 3"
 
 
 def test_a_worker_dying_between_seeds_loses_none():
@@ -416,3 +418,16 @@ def test_smith_flags_can_be_overridden_and_bad_ones_are_refused(tmp_path, capsys
     assert capsys.readouterr().err.startswith(
         "hwsim: error: wasm-tools smith refuses the flags --no-such-flag=1: error: unexpected argument '--no-such-flag'"
     )
+
+
+def test_each_divergence_is_listed_with_the_command_that_replays_it():
+    from hwsim.fuzz.campaign import Summary
+
+    summary = Summary()
+    verdict = {"kind": "divergence", "key": "call", "detail": "f0: 1 vs 2", "calls": 1, "calls_agreed": 0}
+    summary.add({"seed": 41, "verdict": verdict, "file": "out dir/seed-41.wasm"})
+    summary.add({"seed": 42, "verdict": dict(verdict, kind="escaped"), "file": "out/seed-42.wasm"})
+    lines = summary.format().splitlines()
+    at = lines.index(next(x for x in lines if x.startswith("DIVERGENCE seed 41")))
+    assert lines[at + 1] == "    replay: hwsim fuzz --check 'out dir/seed-41.wasm' --seed 41"
+    assert "    replay: hwsim fuzz --check out/seed-42.wasm --seed 42" in lines

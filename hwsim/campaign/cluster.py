@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,6 +32,23 @@ class ChunkDone:
     reruns: int = 0
     resumed: bool = False
     lost: str = ""
+    worker: str = ""  # the worker that ran it (its name or address, with the host); resumed: as journaled
+
+
+def worker_name() -> str:
+    """The Dask worker running this task, by its name (``dask worker --name``) or address, with the host."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        return f"{worker.name or worker.address} on {socket.gethostname()}"
+    except (ImportError, ValueError):  # (not in a worker: a direct call)
+        return socket.gethostname()
+
+
+def _on_worker(task: Callable[..., Any], *args: Any) -> tuple[str, Any]:
+    """(Runs on a worker.)  ``task(*args)`` and the name of the worker that ran it."""
+    return worker_name(), task(*args)
 
 
 def connect(address: str, timeout: float = CONNECT_TIMEOUT):
@@ -92,20 +110,25 @@ def run_chunks(
     journal: Path | None = None,
     on_done: Callable[[ChunkDone], None],
     shared=None,
+    key: Callable[[tuple], tuple] = tuple,
 ) -> None:
     """Run ``task(chunk)`` for every chunk on the cluster at ``address``; ``on_done`` gets each outcome
     as it comes (resumed chunks first).  ``task`` must be a module-level function (it is pickled to the
     workers) whose result depends on the chunk alone.  ``identity`` names the campaign (its kind and
     settings): a ``journal`` (JSON Lines, appended as chunks complete) resumes only the same campaign,
     and needs results that are JSON.  ``shared``: what every task needs beside its chunk (a driver's
-    code, a board), sent to the workers once; the task is then called ``task(shared, chunk)``."""
+    code, a board), sent to the workers once; the task is then called ``task(shared, chunk)``.  ``key``:
+    how the journal names a chunk (JSON values; by default the chunk itself), for chunks that carry data
+    (a script's text) the journal should name by a digest."""
     chunks = [tuple(c) for c in chunks]
     resumed = _read_journal(journal, identity) if journal is not None else {}
     for chunk in chunks:
-        entry = resumed.get(chunk)
+        entry = resumed.get(tuple(key(chunk)))
         if entry is not None:
-            on_done(ChunkDone(chunk, entry["result"], entry.get("reruns", 0), resumed=True))
-    todo = [c for c in chunks if c not in resumed]
+            on_done(
+                ChunkDone(chunk, entry["result"], entry.get("reruns", 0), resumed=True, worker=entry.get("worker", ""))
+            )
+    todo = [c for c in chunks if tuple(key(c)) not in resumed]
     if not todo:
         return
     from distributed import as_completed
@@ -128,7 +151,7 @@ def run_chunks(
         run = f"{time.time_ns():x}"
         extra = () if shared is None else (client.scatter(shared, broadcast=True),)
         futures = {
-            client.submit(task, *extra, chunk, key=f"hwsim-{tag}-{run}-{i}", pure=False): chunk
+            client.submit(_on_worker, task, *extra, chunk, key=f"hwsim-{tag}-{run}-{i}", pure=False): chunk
             for i, chunk in enumerate(todo)
         }
 
@@ -146,12 +169,18 @@ def run_chunks(
                     error = future.exception()
                     on_done(ChunkDone(chunk, None, reruns, lost=f"{type(error).__name__}: {error}"))
                 else:
-                    result = future.result()
+                    worker, result = future.result()
                     if log is not None:
-                        line = {"campaign": identity, "chunk": list(chunk), "reruns": reruns, "result": result}
+                        line = {
+                            "campaign": identity,
+                            "chunk": list(key(chunk)),
+                            "worker": worker,
+                            "reruns": reruns,
+                            "result": result,
+                        }
                         log.write(json.dumps(line) + "\n")
                         log.flush()
-                    on_done(ChunkDone(chunk, result, reruns))
+                    on_done(ChunkDone(chunk, result, reruns, worker=worker))
                 future.release()
     finally:
         if log is not None:

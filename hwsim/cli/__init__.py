@@ -23,6 +23,7 @@ COMMANDS = (
     "hwsim.cli.mmu",
     "hwsim.cli.iommu",
     "hwsim.cli.course",
+    "hwsim.cli.teach",
     "hwsim.cli.spectest",
     "hwsim.cli.wasm",
 )

@@ -119,6 +119,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     r.add_argument("--chunk", type=_count, default=50, help="with --cluster: seeds per task (default 50)")
     r.add_argument(
+        "--results",
+        metavar="FILE",
+        type=Path,
+        help="with --cluster: append each finished chunk to this JSON Lines file, and skip the chunks it "
+        "already holds (resume an interrupted exploration)",
+    )
+    r.add_argument(
         "--faults",
         action="store_true",
         help="with --explore (or --seed): also inject device faults (each kind a device offers, rarely, "
@@ -289,10 +296,10 @@ def _replay_command(args: argparse.Namespace, seed: int) -> str:
         if skip:
             skip = False
             continue
-        if item in ("--explore", "--seed", "--cluster", "--chunk"):
+        if item in ("--explore", "--seed", "--cluster", "--chunk", "--results"):
             skip = True
             continue
-        if item.startswith(("--explore=", "--seed=", "--cluster=", "--chunk=")):
+        if item.startswith(("--explore=", "--seed=", "--cluster=", "--chunk=", "--results=")):
             continue
         argv.append(item)
     words = ["hwsim", *argv, "--seed", str(seed)]
@@ -340,39 +347,35 @@ def _explore(args, board, options, data: bytes, entry: str, call_args: tuple) ->
 
 def _explore_on_cluster(args, board, options, data: bytes, entry: str, call_args: tuple, uart_input: bytes, first: int):
     from ..driver.explore import explore_on_cluster
+    from ._progress import Progress, per_worker
 
-    tty = sys.stderr.isatty()
-
-    def progress(result, done: int, total: int) -> None:
-        if not args.quiet:
-            print(
-                ("\r" if tty else "") + f"explore: chunks {done}/{total}, {result.runs} runs, "
-                f"{result.runs / result.seconds if result.seconds else 0:.1f} runs/s",
-                end="" if tty else "\n",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    result = explore_on_cluster(
-        args.cluster,
-        board,
-        data,
-        first,
-        args.explore,
-        chunk=args.chunk,
-        on_chunk=progress,
-        options=options,
-        entry=entry,
-        args=call_args,
-        inject=tuple(s for s in args.inject if s != "list"),
-        faults=args.faults,
-        uart_input=uart_input,
-        assign=args.assign,
-        time_limit_ns=int(args.virtual_time_limit * 1e9),
-        wall_limit_s=args.time_limit,
-    )
-    if not args.quiet and tty:
-        print(file=sys.stderr)
+    bar = Progress(args.explore, "runs", quiet=args.quiet, label="explore")
+    try:
+        result = explore_on_cluster(
+            args.cluster,
+            board,
+            data,
+            first,
+            args.explore,
+            chunk=args.chunk,
+            on_chunk=lambda result, done, total: bar.update(result.runs, f"chunks {done}/{total}"),
+            journal=args.results,
+            options=options,
+            entry=entry,
+            args=call_args,
+            inject=tuple(s for s in args.inject if s != "list"),
+            faults=args.faults,
+            uart_input=uart_input,
+            assign=args.assign,
+            time_limit_ns=int(args.virtual_time_limit * 1e9),
+            wall_limit_s=args.time_limit,
+        )
+    finally:
+        bar.close()
+    if result.workers:
+        print(f"explore: per worker: {per_worker(result.workers, 'runs')}", file=sys.stderr)
+    if result.resumed:
+        print(f"explore: {result.resumed} chunks taken from {args.results}", file=sys.stderr)
     rate = f"{result.runs} runs on the cluster in {result.seconds:.1f} s"
     if result.reruns:
         rate += f"; {result.reruns} chunks ran again after their worker was lost"
@@ -514,6 +517,8 @@ def _run_driver(args: argparse.Namespace) -> int:
             raise ConfigError(f"--invoke arguments must be integers, not {args.invoke[1:]}") from None
     if args.cluster and args.explore is None:
         raise ConfigError("--cluster runs an exploration: give --explore N")
+    if args.results and not args.cluster:
+        raise ConfigError("--results resumes an exploration on a cluster; give --explore N --cluster ADDRESS")
     if args.explore is not None:
         if args.gdb is not None:
             raise ConfigError("--gdb debugs one run; --explore makes many")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -99,37 +98,30 @@ def run_fuzz(args: argparse.Namespace) -> int:
         if value is not None and value <= 0:
             raise ConfigError(f"{name} must be positive, not {value}")
 
-    tty = sys.stderr.isatty()
+    from ._progress import Progress
 
-    def progress(summary) -> None:
-        done = summary.modules + summary.no_module
-        if not args.quiet and (tty or done % 500 == 0):
-            print(
-                ("\r" if tty else "")
-                + f"{summary.modules} modules, {summary.functions} calls, {len(summary.divergences)} divergences, "
-                f"{len(summary.escaped)} escaped, {summary.seconds:.0f} s",
-                end="" if tty else "\n",
-                file=sys.stderr,
-                flush=True,
-            )
+    def status(summary) -> str:
+        return f"{summary.functions} calls, {len(summary.divergences)} divergences, {len(summary.escaped)} escaped"
 
     smith = (*(SIMD_FLAGS if args.simd else ()), *args.smith)
     if args.cluster:
-        summary = _on_cluster(args, smith, tty)
+        summary = _on_cluster(args, smith, status)
     else:
         if args.results:
             raise ConfigError("--results resumes a --cluster campaign; give --cluster too")
-        summary = run_campaign(
-            first_seed=args.seed,
-            count=args.count,
-            seconds=args.time,
-            jobs=args.jobs,
-            out_dir=args.out,
-            progress=progress,
-            smith=smith,
-        )
-    if not args.quiet and tty:
-        print(file=sys.stderr)
+        bar = Progress(args.count, "seeds", quiet=args.quiet, label="fuzz")
+        try:
+            summary = run_campaign(
+                first_seed=args.seed,
+                count=args.count,
+                seconds=args.time,
+                jobs=args.jobs,
+                out_dir=args.out,
+                progress=lambda summary: bar.update(summary.modules + summary.no_module, status(summary)),
+                smith=smith,
+            )
+        finally:
+            bar.close()
     if args.shrink:
         from ..fuzz.campaign import Verdict
 
@@ -148,37 +140,26 @@ def run_fuzz(args: argparse.Namespace) -> int:
     return 1 if any(bad) else 0
 
 
-def _on_cluster(args: argparse.Namespace, smith: tuple[str, ...], tty: bool):
+def _on_cluster(args: argparse.Namespace, smith: tuple[str, ...], status):
     from ..errors import ConfigError
     from ..fuzz.cluster import run_cluster_campaign
+    from ._progress import Progress
 
     if args.count is None or args.time is not None:
         raise ConfigError("--cluster runs a --count of seeds (not --time)")
     if args.chunk <= 0:
         raise ConfigError(f"--chunk must be positive, not {args.chunk}")
-
-    def progress(summary, done: int, total: int) -> None:
-        if args.quiet:
-            return
-        seeds = summary.modules + summary.no_module
-        rate = seeds / summary.seconds if summary.seconds > 0 else 0.0
-        left = (args.count - seeds) / rate if rate > 0 else float("nan")
-        print(
-            ("\r" if tty else "")
-            + f"chunks {done}/{total}: {summary.modules} modules, {len(summary.divergences)} divergences, "
-            f"{rate:.1f} seeds/s, ETA {left:.0f} s",
-            end="" if tty else "\n",
-            file=sys.stderr,
-            flush=True,
+    bar = Progress(args.count, "seeds", quiet=args.quiet, label="fuzz on the cluster")
+    try:
+        return run_cluster_campaign(
+            args.cluster,
+            first_seed=args.seed,
+            count=args.count,
+            chunk=args.chunk,
+            out_dir=args.out,
+            smith=smith,
+            journal=args.results,
+            progress=lambda summary, done, total: bar.update(summary.modules + summary.no_module, status(summary)),
         )
-
-    return run_cluster_campaign(
-        args.cluster,
-        first_seed=args.seed,
-        count=args.count,
-        chunk=args.chunk,
-        out_dir=args.out,
-        smith=smith,
-        journal=args.results,
-        progress=progress,
-    )
+    finally:
+        bar.close()

@@ -95,7 +95,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument(
         "--html",
         metavar="FILE",
-        help="also write a self-contained HTML page that draws the tree (open FILE#va=0x... to highlight a walk)",
+        help="also write a self-contained interactive HTML page: the tree drawn, a step-through walk with access, "
+        "privilege, SUM/MXR and A/D selectors (open FILE#va=0x... to start with that walk)",
     )
     d.add_argument(
         "--save-snapshot",
@@ -280,10 +281,19 @@ def run_dump(args: argparse.Namespace) -> int:
         if args.save_snapshot:
             n = save_snapshot(args.save_snapshot, src.mem, src.satp, src.regions, source=src.summary)
             print(f"saved {plural(n, 'table')} to {args.save_snapshot}", file=sys.stderr)
-    if args.html:
-        from ..teach.html import write_tree_html
+        if args.html:  # while the memory is open: the page holds every table's PTEs, V=0 ones too
+            from ..teach.html import tree_html, write_html
 
-        write_tree_html(args.html, tree, title=src.summary or f"page tables of satp {src.satp:#x}", region_of=namer)
+            page = tree_html(
+                tree,
+                title=src.summary or f"page tables of satp {src.satp:#x}",
+                region_of=namer,
+                memory=src.mem,
+                regions=src.regions if src.complete_map else None,
+                ram=[(r.base, r.size) for r in src.regions if r.kind == "ram"],
+            )
+    if args.html:
+        write_html(args.html, page)
         print(f"wrote {args.html}", file=sys.stderr)
     if args.json:
         out = tree_to_json(tree, region_of=namer)

@@ -2,7 +2,8 @@
 
 A quiz module (``hwsim.teach.mmu_quiz``, ``iommu_quiz``, ``tlb_quiz``) provides ``TOPICS``,
 ``make_quiz(seed, count, topics)``, ``format_exercise``, ``format_answer`` and ``exercise_to_json``, and
-may provide ``preamble()``: reference lines printed once before the exercises.
+may provide ``preamble()``: reference lines printed once before the exercises.  ``--html FILE`` also
+writes the exercises as an interactive page (``hwsim.teach.html.quiz_html``).
 The same seed (and topics) always prints the same text.
 """
 
@@ -12,6 +13,7 @@ import argparse
 import importlib
 import json
 import random
+import sys
 
 
 def add_quiz_parser(sub: argparse._SubParsersAction, name: str, module: str, *, help: str, description: str) -> None:
@@ -39,6 +41,12 @@ def add_quiz_parser(sub: argparse._SubParsersAction, name: str, module: str, *, 
     )
     p.add_argument("--solve", action="store_true", help="print each exercise's answer, worked step by step")
     p.add_argument("--json", action="store_true", help="print one JSON object (answers only with --solve)")
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write the exercises as a self-contained interactive page: type an answer, the page checks "
+        "it against the model answer it holds (practice: the answer is in its source) and explains a wrong one",
+    )
     p.set_defaults(func=run_quiz, quiz_module=module, quiz_command=name)
 
 
@@ -50,6 +58,12 @@ def run_quiz(args: argparse.Namespace) -> int:
     if args.count != 3:
         command += f" --count {args.count}"
     command += "".join(f" --topic {t}" for t in args.topic or ())
+    if args.html:
+        from ..teach.html import quiz_html, write_html
+
+        quiz_name = args.quiz_module.rsplit(".", 1)[1].removesuffix("_quiz")
+        write_html(args.html, quiz_html(quiz_name, exercises, title=command))
+        print(f"wrote {args.html}", file=sys.stderr)
     if args.json:
         print(
             json.dumps(

@@ -7,6 +7,7 @@ import json
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -82,6 +83,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--scheduler-file' wrote); each script is sent with its text (docs/scaling.md)",
     )
     p.add_argument(
+        "--results",
+        metavar="FILE",
+        type=Path,
+        help="with --cluster: append each finished script to this JSON Lines file, and skip the scripts it "
+        "already holds unchanged (resume an interrupted run)",
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="with --cluster: no progress bar or per-worker line")
+    p.add_argument(
         "--cache-dir",
         help="where converted scripts are cached (default: $HWSIM_SPECTEST_CACHE or <tmp>/hwsim-spectest-cache)",
     )
@@ -120,10 +129,35 @@ def run_spectest(args: argparse.Namespace) -> int:
     files = []
     names = _names(args.files, args.suite)
     done: Iterable[FileResult]
+    if args.results and not args.cluster:
+        from ..errors import ConfigError
+
+        raise ConfigError("--results resumes a run on a cluster; give --cluster ADDRESS too")
     if args.cluster:
         from ..spectest.cluster import run_on_cluster
+        from ._progress import Progress, per_worker
 
-        done = run_on_cluster(args.cluster, args.files, names, engine=args.engine, features=features)
+        bar = Progress(len(args.files), "scripts", quiet=args.quiet, label="spectest")
+        workers: dict[str, int] = {}
+
+        def on_file(result: FileResult, worker: str) -> None:
+            workers[worker] = workers.get(worker, 0) + 1
+            bar.update(bar.done + 1, result.name)
+
+        try:
+            done = run_on_cluster(
+                args.cluster,
+                args.files,
+                names,
+                engine=args.engine,
+                features=features,
+                on_file=on_file,
+                journal=args.results,
+            )
+        finally:
+            bar.close()
+        if not args.quiet:
+            print(f"spectest: per worker: {per_worker(workers, 'scripts')}", file=sys.stderr)
     else:
         done = (runner.run_file(path, name=name) for path, name in zip(args.files, names))
     for result in done:

@@ -16,9 +16,11 @@ same run bit for bit.  Console input is read once and fed to every run.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..devices.backends import MemoryBackend
 from ..devices.faults import FaultPlan, FaultSpec
@@ -115,6 +117,8 @@ class ClusterExploreResult:
     reruns: int = 0  # chunks run again after their worker was lost mid-task
     lost: list = field(default_factory=list)  # [(first seed, last seed, why)]: chunks that never finished
     seconds: float = 0.0
+    workers: dict = field(default_factory=dict)  # worker -> runs it made (resumed chunks: their journaled worker)
+    resumed: int = 0  # chunks taken from the results file
 
     @property
     def ok(self) -> bool:
@@ -138,11 +142,13 @@ def explore_on_cluster(
     *,
     chunk: int = 50,
     on_chunk: Callable[[ClusterExploreResult, int, int], None] | None = None,
+    journal: Path | None = None,
     **settings,
 ) -> ClusterExploreResult:
     """:func:`explore` of seeds ``first .. first + count - 1`` in chunks of ``chunk`` on the Dask scheduler
     at ``address``; ``settings`` are explore's keyword arguments (no engine: each worker makes its own).
-    The answer is the one a run on one machine gives: the lowest failing seed, or none."""
+    The answer is the one a run on one machine gives: the lowest failing seed, or none.  ``journal``: a
+    results file to resume from and append to; it holds one campaign (this board, driver and settings)."""
     from ..campaign import ChunkDone, run_chunks
 
     out = ClusterExploreResult(first, count)
@@ -159,6 +165,8 @@ def explore_on_cluster(
             out.lost.append((s, s + n - 1, outcome.lost))
         else:
             out.runs += outcome.result["runs"]
+            out.workers[outcome.worker] = out.workers.get(outcome.worker, 0) + outcome.result["runs"]
+            out.resumed += outcome.resumed
             seed = outcome.result["failed_seed"]
             if seed is not None and (out.failed_seed is None or seed < out.failed_seed):
                 out.failed_seed, out.report = seed, outcome.result["report"]
@@ -167,7 +175,9 @@ def explore_on_cluster(
             on_chunk(out, done, len(chunks))
 
     shared = {"board": board, "wasm": wasm, "settings": settings}
-    run_chunks(address, explore_chunk, chunks, identity={"kind": "explore"}, on_done=on_done, shared=shared)
+    made_of = repr((board, hashlib.sha256(wasm).hexdigest(), sorted(settings.items())))
+    identity = {"kind": "explore", "campaign": hashlib.sha256(made_of.encode()).hexdigest()[:24]}
+    run_chunks(address, explore_chunk, chunks, identity=identity, journal=journal, on_done=on_done, shared=shared)
     out.lost.sort()
     out.seconds = time.perf_counter() - start
     return out

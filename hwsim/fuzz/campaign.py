@@ -246,8 +246,12 @@ class Summary:
                 lines.append(f"    {n:6d}  {key}")
         for d in self.divergences[:50]:
             lines.append(f"DIVERGENCE seed {d['seed']} [{d['key']}] {d['detail'][:300]}  ({d['file']})")
+            if d.get("file"):
+                lines.append(f"    replay: {replay_command(d['file'], d['seed'])}")
         for d in self.escaped[:20]:
             lines.append(f"ESCAPED seed {d['seed']}: {d['detail'].strip().splitlines()[-1]}  ({d['file']})")
+            if d.get("file"):
+                lines.append(f"    replay: {replay_command(d['file'], d['seed'])}")
         errors = {e["seed"]: e["harness_error"].strip().splitlines()[-1] for e in self.harness_errors}
         for seed in self.crashed:
             lines.append(f"CRASHED on seed {seed}: {errors.get(seed, 'the worker process died')}")
@@ -288,13 +292,18 @@ def check_seed(seed: int, out_dir: Path | None, *, engine=None, smith: tuple[str
     return record
 
 
+def replay_command(file: str | Path, seed: int) -> str:
+    """The command that checks a saved module again on one machine (the seed draws the call arguments)."""
+    return f"hwsim fuzz --check {shlex.quote(str(file))} --seed {seed}"
+
+
 def save_case(out_dir: Path, stem: str, wasm: bytes, seed: int, verdict: Verdict) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{stem}.wasm"
     path.write_bytes(wasm)
-    (out_dir / f"{stem}.json").write_text(
-        json.dumps({"seed": seed, "kind": verdict.kind, "key": verdict.key, "detail": verdict.detail}, indent=1) + "\n"
-    )
+    info = {"seed": seed, "kind": verdict.kind, "key": verdict.key, "detail": verdict.detail}
+    info["replay"] = replay_command(path, seed)
+    (out_dir / f"{stem}.json").write_text(json.dumps(info, indent=1) + "\n")
     return path
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from .smith import normalise_overrides
 
 def fuzz_chunk(chunk: tuple) -> dict:
     """(Runs on a worker.)  Seeds ``chunk[0] .. chunk[0] + chunk[1] - 1`` with the smith overrides
-    ``chunk[2:]``: the summary, the saved modules (base64, by file name) and the worker's host name."""
+    ``chunk[2:]``: the summary, and the saved modules (base64, by file name)."""
     first, count, smith = chunk[0], chunk[1], chunk[2:]
     with tempfile.TemporaryDirectory(prefix="hwsim-fuzz-chunk-") as tmp:
         out, summary_file = Path(tmp) / "out", Path(tmp) / "summary.json"
@@ -45,18 +44,7 @@ def fuzz_chunk(chunk: tuple) -> dict:
         cases = (
             {p.name: base64.b64encode(p.read_bytes()).decode() for p in sorted(out.glob("*"))} if out.is_dir() else {}
         )
-    return {"summary": summary, "cases": cases, "worker": _worker_name()}
-
-
-def _worker_name() -> str:
-    """The Dask worker running this task, by its name (``dask worker --name``) or address, with the host."""
-    try:
-        from distributed import get_worker
-
-        worker = get_worker()
-        return f"{worker.name or worker.address} on {socket.gethostname()}"
-    except (ImportError, ValueError):  # (not in a worker: a direct call)
-        return socket.gethostname()
+    return {"summary": summary, "cases": cases}
 
 
 def run_cluster_campaign(
@@ -98,7 +86,7 @@ def run_cluster_campaign(
             for case in part["divergences"] + part["escaped"]:
                 case["file"] = files.get(Path(case["file"]).name) if case.get("file") else None
             summary.merge(part)
-            worker = outcome.result["worker"]
+            worker = outcome.worker or outcome.result.get("worker", "")  # (older results files: in the result)
             summary.cluster_workers[worker] = summary.cluster_workers.get(worker, 0) + n
         summary.seconds = time.monotonic() - start
         if progress is not None:

@@ -904,8 +904,8 @@ class Store:
 
         ctx = WasiCtx(wasi)
         vm = self._store
-        ctx.check_time = lambda: vm.check_deadline("while a WASI program waited in poll_oneoff")
-        if wasi.threads:
+        ctx.check_time = lambda what="in poll_oneoff": vm.check_deadline(f"while a WASI program waited {what}")
+        if wasi.threads or wasi.virtual_time:  # (the scheduler keeps the virtual time)
             ctx.threads = vm.enable_threads(
                 seed=wasi.thread_seed,
                 time_slice=wasi.time_slice,
@@ -2121,7 +2121,7 @@ def _thread_spawn(caller: Caller, start_arg: int) -> int:
 
     runtime = caller._runtime()
     ctx = caller.store._wasi
-    threads = runtime.threads if ctx is not None and ctx.threads is not None else None
+    threads = runtime.threads if ctx is not None and ctx.threads is not None and ctx.spawn_threads else None
     tid, why = spawn(runtime, threads, runtime.instances.get(runtime.caller_vmctx), start_arg)
     if runtime.threads is not None:
         runtime.threads.spawn_failure = why  # why the last spawn failed ("" when it did not)

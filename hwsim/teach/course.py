@@ -317,6 +317,12 @@ def _iommu_question(number: int, ex) -> Question:
     return Question(number, "iommu", ex, [f"Question {number}: IOMMU and DMA", *text[1:]], parts, why, answer, hints)
 
 
+def make_question(quiz: str, number: int, ex) -> Question:
+    """Question ``number`` on exercise ``ex`` of ``quiz`` (``mmu``, ``tlb``, ``iommu``): its parts, hints and the
+    model's explanations, as a key holds them (the interactive quiz page checks answers against the same)."""
+    return {"mmu": _mmu_question, "tlb": _tlb_question, "iommu": _iommu_question}[quiz](number, ex)
+
+
 def student_questions(plan: CoursePlan, student: str) -> list[Question]:
     """The student's questions: MMU first, then TLB, then IOMMU, numbered from 1."""
     from . import iommu_quiz, mmu_quiz, tlb_quiz

@@ -99,6 +99,9 @@ class WasiConfig:
         self._max_threads = MAX_THREADS
         self._time_slice = TIME_SLICE
         self._instruction_slice = 0
+        self._virtual_time = False
+        self._clock_epoch = 0
+        self._random_seed: int | None = None
 
     # wasi-threads (docs/wasi.md, *Threads*): ``wasi::thread-spawn`` spawns threads on the Store's hart.
     @property
@@ -151,6 +154,40 @@ class WasiConfig:
     @instruction_slice.setter
     def instruction_slice(self, n: int) -> None:
         self._instruction_slice = _count(n, "WasiConfig.instruction_slice", 0, 1 << 40)
+
+    # Reproducible runs (hwsim's own; docs/wasi.md, *Reproducible runs*).
+    @property
+    def virtual_time(self) -> bool:
+        """Every WASI clock reads the Store's virtual time (10 ns per unit of fuel executed, on a
+        metered Engine), and sleeps and timeouts advance it instead of waiting, so a program reads the
+        same times in every run.  The realtime clock starts at :attr:`clock_epoch`.  (Threaded programs
+        always run in virtual time; their realtime clock starts at the host's time unless this is set.)"""
+        return self._virtual_time
+
+    @virtual_time.setter
+    def virtual_time(self, enable: bool) -> None:
+        if not isinstance(enable, bool):
+            raise ArgumentTypeError(f"WasiConfig.virtual_time: expected a bool, not {type(enable).__name__}")
+        self._virtual_time = enable
+
+    @property
+    def clock_epoch(self) -> int:
+        """With :attr:`virtual_time`: the realtime clock's start, in ns since 1970-01-01 (default 0)."""
+        return self._clock_epoch
+
+    @clock_epoch.setter
+    def clock_epoch(self, ns: int) -> None:
+        self._clock_epoch = _count(ns, "WasiConfig.clock_epoch", 0, (1 << 64) - 1)
+
+    @property
+    def random_seed(self) -> int | None:
+        """None (the default): ``random_get`` gives the host's random bytes.  An int: bytes from a
+        generator seeded with it, the same in every run (not for secrets)."""
+        return self._random_seed
+
+    @random_seed.setter
+    def random_seed(self, seed: int | None) -> None:
+        self._random_seed = None if seed is None else _count(seed, "WasiConfig.random_seed", 0, (1 << 64) - 1)
 
     # argv and env: setter properties, as wasmtime-py's (``config.argv = [...]``).
     @property

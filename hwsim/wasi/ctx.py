@@ -17,6 +17,7 @@ time), as in Wasmtime: a WASI program's time is the time of the world around it.
 from __future__ import annotations
 
 import os
+import random
 import select
 import stat
 import time
@@ -198,10 +199,11 @@ def close_descriptors(fds: dict[int, Entry]) -> None:
     fds.clear()
 
 
-def _readable(host_fd: int) -> bool:
-    """Would a read of ``host_fd`` return at once (data, end of file, or an error)?"""
+def _readable(host_fd: int, wait: float = 0) -> bool:
+    """Would a read of ``host_fd`` return at once (data, end of file, or an error)?  ``wait``: seconds
+    to wait for it to become so."""
     try:
-        return bool(select.select([host_fd], [], [], 0)[0])
+        return bool(select.select([host_fd], [], [], wait)[0])
     except (OSError, ValueError):
         return True  # the read itself reports it
 
@@ -237,11 +239,17 @@ class WasiCtx:
         self.fds: dict[int, Entry] = {}
         # Called every WAIT_SLICE seconds while poll_oneoff waits: the Store's time limit and
         # interrupts raise their trap from it (the embedding layer sets it).
-        self.check_time: Callable[[], None] = lambda: None
+        self.check_time: Callable[..., None] = lambda what="": None
         # wasi-threads (set by Store.set_wasi when the config has threads): the Store's Scheduler.  While
         # it runs threads, the clocks are its virtual time and a call that would wait blocks the thread.
         self.threads: Scheduler | None = None
+        self.virtual_time = config.virtual_time
+        self.spawn_threads = config.threads  # thread-spawn may start threads (else the scheduler keeps time only)
         self._clock_base: dict[int, int] = {}
+        if config.virtual_time:  # every clock virtual from the first call on; realtime from the epoch
+            self._clock_base = {int(c): 0 for c in Clock}
+            self._clock_base[Clock.REALTIME] = config.clock_epoch
+        self._random = None if config.random_seed is None else random.Random(config.random_seed)
         self._resumed: Wake | None = None  # why a blocked call runs again (see _blocking)
         self._calling: tuple[str, GuestMemory, tuple[int, ...]] | None = None
         try:
@@ -406,7 +414,12 @@ class WasiCtx:
         threads = self.threads
         if threads is not None and threads.active:  # virtual time: the realtime clock starts at the host's
             base = self._clock_base.setdefault(clock_id, time.time_ns() if clock_id == Clock.REALTIME else 0)
-            return clock[0], lambda: base + threads.now_ns
+
+            def now() -> int:
+                threads.account()  # the code run since the last switch or reading
+                return base + threads.now_ns
+
+            return clock[0], now
         return clock
 
     def _blocking(self) -> bool:
@@ -443,8 +456,9 @@ class WasiCtx:
     def random_get(self, mem, buf, length):
         if length:
             mem.read(buf, length)  # FAULT before any work when it does not fit
+            fill = os.urandom if self._random is None else self._random.randbytes
             for off in range(0, length, 1 << 20):
-                mem.write(buf + off, os.urandom(min(1 << 20, length - off)))
+                mem.write(buf + off, fill(min(1 << 20, length - off)))
         return Errno.SUCCESS
 
     @wasi("i", "")
@@ -595,6 +609,9 @@ class WasiCtx:
         if isinstance(e, Stream):
             if e.host_fd is not None and self._blocking() and not _readable(e.host_fd):
                 raise self._block(f"fd_read on fd {fd}", fd=e.host_fd)
+            if e.host_fd is not None and not e.fdflags & Fdflags.NONBLOCK:
+                while not _readable(e.host_fd, WAIT_SLICE):  # a read that would wait: the time limit still holds
+                    self.check_time(f"in fd_read on fd {fd}")
             n = self._read_into(mem, iovs, e.read)
         else:
             h = self.file(fd, Rights.FD_READ)
@@ -958,6 +975,10 @@ class WasiCtx:
         if self._resumed is Wake.TIMED_OUT or timeout == 0:
             return [EVENT.pack(u, 0, Eventtype.CLOCK, 0, 0) for s, u in clock_subs if s <= (timeout or 0)]
         if not self._blocking():
+            if self.virtual_time and clock_subs and not reads and not writes and timeout is not None:
+                assert self.threads is not None  # (virtual time: a nested call sleeps in virtual time too)
+                self.threads.now_ns += int(timeout * 1e9)
+                return [EVENT.pack(u, 0, Eventtype.CLOCK, 0, 0) for s, u in clock_subs if s <= timeout]
             return events  # a nested call cannot block: wait in host time, as without threads
         assert self.threads is not None
         deadline = None if timeout is None else self.threads.now_ns + int(timeout * 1e9)
