@@ -185,20 +185,23 @@ def test_reverse_continue_goes_back_to_an_earlier_breakpoint_hit_with_the_same_v
 
 
 @needs_gdb
-def test_reverse_next_and_reverse_step_at_source_level(disk):
-    """GDB builds reverse-next and reverse-step on bs and bc: back over C lines, out of a call."""
+def test_reverse_next_reverse_step_and_reverse_finish_at_source_level(disk):
+    """GDB builds reverse-next, reverse-step and reverse-finish on bs and bc: back over C lines, and out of
+    a call to the instruction that made it."""
     with hwsim_gdb(VIRTIO_BLK, "--option", f"blk0.image={disk}") as (port, finish):
         out = gdb(
             port,
             *("break request", "continue", "next", "next", "next", "reverse-next", "reverse-next", "delete"),
-            *("reverse-step", "reverse-step", "detach"),
+            *("reverse-step", "reverse-finish", "monitor when", "detach"),
         )
         status, _, stderr = finish()
     assert after(out, "next", 3).startswith("93\t    q->header.type")
     assert after(out, "reverse-next").startswith("92\t    hwsim_iova_t data = hwsim_dma_map_single")
     assert after(out, "reverse-next", 2).startswith("91\t    int dir = type == T_IN")
     assert after(out, "reverse-step").startswith("90\t    uint32_t len = sectors * SECTOR;")
-    assert after(out, "reverse-step", 2).startswith("write_read_back () at virtio_blk.c:120")  # out of request()
+    back = after(out, "reverse-finish")  # at the call of request(), in the (inlined) caller
+    assert re.match(r"0x[0-9a-f]+ in write_read_back \(\) at virtio_blk.c:120\n120\t    if \(request\(T_OUT", back), out
+    assert position(after(out, "monitor when"))[0] < 4750  # before request's first instruction
     assert status == 0 and "driver returned 128" in stderr
 
 

@@ -75,8 +75,10 @@ class DebugStop:
 class DebugPort:
     """What a debugger may ask of the hart (``Machine.debug``); one debugger at a time."""
 
-    def __init__(self, uc, stop: Callable[[], None], code_changed: Callable[[], None]) -> None:
+    def __init__(self, uc, stop: Callable[[], None], code_changed: Callable[[], None], *, handle=None) -> None:
+        """``handle``: Unicorn's engine handle, to add the instruction-count hook without the binding."""
         self._uc = uc
+        self._handle = handle
         self._stop = stop  # the machine's: end emu_start with StopReason.DEBUG
         self._code_changed = code_changed  # the machine's: drop all translated code
         self._handler: Callable[[DebugStop], None] | None = None
@@ -96,7 +98,7 @@ class DebugPort:
         # replay stops (see the module docstring's last paragraph).
         self.icount = 0
         self._count_hook: int | None = None
-        self._count_cfunc = None  # the C callback object Unicorn calls (kept alive here)
+        self._count_cfunc: object | None = None  # the C callback object Unicorn calls (kept alive here)
         # the instruction under way, when the count includes it (its hook ran; it may yet not retire)
         self._counted_pc: int | None = None
         self._armed = False  # a stop at a position is set (the hook then checks it)
@@ -169,14 +171,15 @@ class DebugPort:
         the order added).  A debugger that replays runs needs it from the first instruction."""
         if self._count_hook is not None:
             return
-        if _raw_hooks:  # registered with Unicorn directly; the hook lives as long as the machine
-            self._count_cfunc = HOOK_CODE_CFUNC(self._count)  # (its first argument is the engine's handle)
+        if _raw_hooks and self._handle is not None:  # registered with Unicorn directly, for the machine's life
+            cfunc = HOOK_CODE_CFUNC(self._count)  # (its first argument is the engine's handle)
+            self._count_cfunc = cfunc
             handle = ctypes.c_size_t()
             err = uclib.uc_hook_add(
-                self._uc._uch,
+                self._handle,
                 ctypes.byref(handle),
                 uc_const.UC_HOOK_CODE,
-                ctypes.cast(self._count_cfunc, ctypes.c_void_p),
+                ctypes.cast(cfunc, ctypes.c_void_p),
                 None,
                 ctypes.c_uint64(1),
                 ctypes.c_uint64(0),

@@ -363,7 +363,7 @@ class Machine:
         self._stopped_access: tuple[bool, int, int] | None = None  # (a store?, value read or written, pc)
         self._mmio_pc_hooks: list | None = None  # Unicorn hooks that make the PC exact at device accesses
         # The debugger's port (machine/debug.py): breakpoints, steps, stops served by run().
-        self.debug = DebugPort(self._uc, self._stop_for_debugger, self.code_changed)
+        self.debug = DebugPort(self._uc, self._stop_for_debugger, self.code_changed, handle=self._handle)
 
     # -- hooks (hooks.py has their order and outcomes in one table) ----------------------------
 
