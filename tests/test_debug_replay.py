@@ -343,6 +343,36 @@ def test_an_nvme_namespace_image_is_byte_identical_after_reverse_steps(tmp_path,
 
 
 @needs_gdb
+def test_a_trace_file_holds_each_event_once_after_reverse_steps(tmp_path, disk):
+    """--trace's sinks see a replayed run's events once: the file of a session with reverse steps is the
+    file of one without."""
+    files = []
+    for commands in (
+        ("break request", "continue", "continue", "delete", "continue"),
+        (
+            "break request",
+            "continue",
+            "continue",
+            "reverse-continue",
+            "reverse-stepi",
+            "continue",
+            "delete",
+            "continue",
+        ),
+    ):
+        out_file = tmp_path / f"trace{len(files)}.jsonl"
+        image = tmp_path / f"disk{len(files)}.img"
+        image.write_bytes(disk.read_bytes())
+        args = ("--option", f"blk0.image={image}", "--trace", "dma*,mmio,irq*", "--trace-out", str(out_file))
+        with hwsim_gdb(VIRTIO_BLK, *args) as (port, finish):
+            gdb(port, *commands)
+            assert finish()[0] == 0
+        files.append(out_file.read_text())
+    assert files[0].count("\n") > 50 and '"event": "mmio_write"' in files[0] and '"category": "dma"' in files[0]
+    assert files[1] == files[0]
+
+
+@needs_gdb
 def test_a_seeded_run_with_an_injected_fault_replays_to_the_same_end(disk):
     """Device timing drawn from the seed and a fault plan (its own state: draws and counts) for each run:
     after reverse steps the run ends as one without a debugger does."""

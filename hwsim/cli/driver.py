@@ -430,11 +430,12 @@ def _run_under_gdb(address: str, build_system, make_run, log, exec_file_of, entr
     listener = listen(host, port)
     ring = RingSink()  # the trace so far, for 'monitor trace': the --trace events, else all but the MMU's
     own_trace = not TRACE.enabled
+    effects = HostEffects(log)
     if own_trace:
         TRACE.enable(GDB_TRACE_EVENTS, ring)
     else:
+        effects.gate_trace(TRACE.sinks)  # --trace's sinks: each event once, however often the run is replayed
         TRACE.sinks.append(ring)
-    effects = HostEffects(log)
 
     def build():
         system = build_system()

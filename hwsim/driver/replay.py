@@ -12,9 +12,11 @@ run of a debugging session goes through one :class:`HostEffects`::
     serial input          read from the live backend, logged  the log, in order; then the live backend
     disk images           writes kept in memory (the file     the same, from the unchanged file; the
     (virtio-blk, NVMe)    is read as it was at the start)     last run's writes reach the file at its end
+    trace sinks (--trace) written                             events already written are dropped
 
-Effects are matched by their order (the k-th byte, line or read), which a
-deterministic run repeats; input that does not match its log (another
+Effects are matched by their order (the k-th byte, line or read; a trace
+event by its virtual time and its order among the events of that time),
+which a deterministic run repeats; input that does not match its log (another
 method was called) means the run did not repeat itself: :class:`ReplayDiverged`.
 A disk image is written once, at the end of the session (:meth:`HostEffects.commit`),
 so a session with reverse steps leaves it byte for byte as one without.
@@ -27,8 +29,9 @@ from dataclasses import dataclass, field
 
 from ..devices.backends import CharBackend
 from ..errors import HwsimError
+from ..trace.sinks import Sink
 
-__all__ = ["HostEffects", "ReplayDiverged", "ReplayedBackend"]
+__all__ = ["HostEffects", "ReplayDiverged", "ReplayedBackend", "ReplayedSink"]
 
 
 class ReplayDiverged(HwsimError):
@@ -91,6 +94,34 @@ class ReplayedBackend(CharBackend):
         return value
 
 
+class ReplayedSink(Sink):
+    """A trace sink in a replayable session: an event reaches it once.  Events are matched by (virtual
+    time, order among the events of that time): a run's time never goes back, and a replay emits the
+    same events in the same order."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self._written = (-1, 0)  # the last event let out
+        self._time = -1
+        self._order = 0
+
+    def restart(self) -> None:
+        """A new run of the session begins."""
+        self._time, self._order = -1, 0
+
+    def write(self, spec, t_ns: int, fields: dict) -> None:
+        if t_ns == self._time:
+            self._order += 1
+        else:
+            self._time, self._order = t_ns, 0
+        if (t_ns, self._order) > self._written:
+            self._written = (t_ns, self._order)
+            self.sink.write(spec, t_ns, fields)
+
+    def close(self) -> None:
+        self.sink.close()
+
+
 class HostEffects:
     """The host effects of every run of one debugging session (see the module docstring)."""
 
@@ -100,7 +131,15 @@ class HostEffects:
         self._channels: dict[str, _Channel] = {}
         self._live: dict[str, CharBackend] = {}
         self._system = None  # the current run's
+        self._sinks: list[ReplayedSink] = []
         self.runs = 0
+
+    def gate_trace(self, sinks: list[Sink]) -> None:
+        """Put the trace's ``sinks`` (the list the trace writes to, changed in place) through the session."""
+        for i, sink in enumerate(sinks):
+            gated = ReplayedSink(sink)
+            self._sinks.append(gated)
+            sinks[i] = gated
 
     def adopt(self, system) -> Callable[[str], None]:
         """Take a newly built ``system`` into the session (before its run starts): its serial ports go
@@ -109,6 +148,8 @@ class HostEffects:
         from ..devices.virtio import DiskImage
 
         self.runs += 1
+        for sink in self._sinks:
+            sink.restart()
         if self._system is not None:  # the run it replaces was abandoned: its writes are dropped
             for device in self._system.devices.values():
                 disk = getattr(device, "disk", None)
