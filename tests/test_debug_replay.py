@@ -373,6 +373,33 @@ def test_a_trace_file_holds_each_event_once_after_reverse_steps(tmp_path, disk):
 
 
 @needs_gdb
+def test_a_virtio_net_capture_holds_each_frame_once_after_reverse_steps(tmp_path):
+    """Building the board creates the tx capture anew: a replay gets the session's records back and adds
+    only frames not written yet; in the middle of the session the file holds what the run has sent."""
+    net = str(REPO / "drivers" / "virtio_net")
+    captures = []
+    for commands in (
+        ("continue",),
+        (
+            *("break next_rx", "continue", "shell wc -c < {tx}", "reverse-continue", "shell wc -c < {tx}"),
+            *("delete", "continue"),
+        ),
+    ):
+        tx = tmp_path / f"tx{len(captures)}.pcap"
+        with hwsim_gdb(net, "--option", "net0.backend=pcap", "--option", f"net0.tx={tx}") as (port, finish):
+            out = gdb(port, *(command.format(tx=tx) for command in commands))
+            finish()
+        captures.append((tx.read_bytes(), out))
+    (plain, _), (replayed, out) = captures
+    assert len(plain) > 24 + 3 * 16 and replayed == plain  # the global header and the records, once each
+    sent, back = (int(after(out, f"shell wc -c < {tmp_path}/tx1.pcap", n)) for n in (1, 2))
+    assert "No more reverse-execution history." in after(out, "reverse-continue")
+    # At the beginning again, the file still holds the frames sent by the furthest point so far, though
+    # building the board for the replay created it anew.
+    assert 24 < sent == back < len(plain)
+
+
+@needs_gdb
 def test_a_seeded_run_with_an_injected_fault_replays_to_the_same_end(disk):
     """Device timing drawn from the seed and a fault plan (its own state: draws and counts) for each run:
     after reverse steps the run ends as one without a debugger does."""

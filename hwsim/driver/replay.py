@@ -13,6 +13,9 @@ run of a debugging session goes through one :class:`HostEffects`::
     disk images           writes kept in memory (the file     the same, from the unchanged file; the
     (virtio-blk, NVMe)    is read as it was at the start)     last run's writes reach the file at its end
     trace sinks (--trace) written                             events already written are dropped
+    virtio-net tx capture records appended                    the file (which building the board created
+                                                              anew) gets the records back; records
+                                                              already written are dropped
 
 Effects are matched by their order (the k-th byte, line or read; a trace
 event by its virtual time and its order among the events of that time),
@@ -28,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..devices.backends import CharBackend
+from ..devices.pcap import PcapWriter
 from ..errors import HwsimError
 from ..trace.sinks import Sink
 
@@ -122,6 +126,35 @@ class ReplayedSink(Sink):
         self.sink.close()
 
 
+@dataclass
+class _Capture:
+    """A virtio-net ``tx`` capture's records over a session."""
+
+    path: str
+    records: list[tuple[int, bytes]] = field(default_factory=list)
+
+    def restore(self) -> None:
+        """Building the board created the file anew: write back what the session had written."""
+        writer = PcapWriter(self.path)
+        for time_ns, frame in self.records:
+            writer.write(time_ns, frame)
+
+
+class ReplayedCapture(PcapWriter):
+    """A virtio-net backend's capture writer in a replayable session: each record is written once."""
+
+    def __init__(self, capture: _Capture) -> None:  # (no header: it appends to the file as the session left it)
+        self.path = capture.path
+        self._capture = capture
+        self._count = 0  # records this run wrote
+
+    def write(self, time_ns: int, frame: bytes) -> None:
+        self._count += 1
+        if self._count > len(self._capture.records):
+            super().write(time_ns, frame)
+            self._capture.records.append((time_ns, bytes(frame)))
+
+
 class HostEffects:
     """The host effects of every run of one debugging session (see the module docstring)."""
 
@@ -132,6 +165,7 @@ class HostEffects:
         self._live: dict[str, CharBackend] = {}
         self._system = None  # the current run's
         self._sinks: list[ReplayedSink] = []
+        self._captures: dict[str, _Capture] = {}
         self.runs = 0
 
     def gate_trace(self, sinks: list[Sink]) -> None:
@@ -146,6 +180,7 @@ class HostEffects:
         through the record, its disk images keep writes in memory.  Returns the run's log function."""
         from ..devices.uart import Uart
         from ..devices.virtio import DiskImage
+        from ..devices.virtio.net import PcapBackend
 
         self.runs += 1
         for sink in self._sinks:
@@ -167,6 +202,14 @@ class HostEffects:
             disk = getattr(device, "disk", None)
             if isinstance(disk, DiskImage):
                 disk.defer_writes()
+            backend = getattr(device, "backend", None)
+            if isinstance(backend, PcapBackend) and backend.writer is not None:
+                capture = self._captures.get(name)
+                if capture is None:
+                    capture = self._captures[name] = _Capture(backend.writer.path)
+                else:
+                    capture.restore()
+                backend.writer = ReplayedCapture(capture)
         lines = 0
 
         def log(line: str) -> None:
