@@ -247,6 +247,36 @@ def test_reverse_into_an_interrupt_handler_that_preempted_the_driver():
     assert status == 0 and "driver returned 5" in stderr and "interrupt handler calls: 5" in stderr
 
 
+OOPS = """
+(module
+  (memory 1)
+  (func $f (param i32) (result i32) (i32.add (local.get 0) (i32.const 3)))
+  (func (export "oops") (result i32) (drop (call $f (i32.const 1))) unreachable))
+"""
+
+
+@needs_gdb
+def test_reverse_from_a_trap_which_did_not_retire(tmp_path):
+    """A trap stops before its instruction retires (the count leaves it out): reverse-stepi goes to the
+    instruction before it (f's return), and going on traps again at the same position."""
+    wasm = tmp_path / "oops.wasm"
+    wasm.write_bytes(_wat_to_wasm(OOPS))
+    with hwsim_gdb(str(wasm), "--invoke", "oops") as (port, finish):
+        out = gdb(
+            port, "continue", "monitor when", "reverse-stepi", "monitor when", "continue", "monitor when", "continue"
+        )
+        status, _, stderr = finish()
+    trap, _ = position(after(out, "monitor when"))
+    assert "Program received signal SIGILL" in after(out, "continue")
+    assert re.search(r"0x[0-9a-f]+ in f \(\)", after(out, "reverse-stepi")), (
+        out
+    )  # f's ret: the call returned onto the ebreak
+    assert position(after(out, "monitor when", 2))[0] == trap - 1
+    assert "Program received signal SIGILL" in after(out, "continue", 2)
+    assert position(after(out, "monitor when", 3))[0] == trap
+    assert status == 1 and "driver trapped: unreachable" in stderr
+
+
 @needs_gdb
 def test_monitor_replay_to_a_virtual_time_or_a_position_and_its_errors(disk):
     with hwsim_gdb(VIRTIO_BLK, "--option", f"blk0.image={disk}") as (port, finish):
