@@ -33,7 +33,7 @@ import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from ..errors import ConfigError
 from ..machine import DebugStop, DebugStopKind, Machine, WatchHit
@@ -353,7 +353,7 @@ class GdbServer:
             return DebugStop(DebugStopKind.POSITION, stop.pc), b"replaylog:begin;"
         return DebugStop(DebugStopKind.STEP, stop.pc), b""
 
-    def _replay(self, plan: ReplayPlan) -> None:
+    def _replay(self, plan: ReplayPlan) -> NoReturn:
         """Start the run again and stop at ``plan``'s position (raises ReplayRestart for the runner)."""
         self._plan = plan
         raise ReplayRestart(plan)
@@ -412,7 +412,6 @@ class GdbServer:
         if args == "s":
             self._replay(ReplayPlan(Arrival.STEP, icount=icount - 1))
         self._replay(ReplayPlan(Arrival.HIT, icount=icount, record_until=icount))
-        raise AssertionError("unreachable")  # pragma: no cover - _replay raises
 
     def _monitor_when(self, machine: Machine, words: list[str]) -> str:
         """where the run is: instructions retired (icount) and virtual time"""
@@ -454,7 +453,6 @@ class GdbServer:
                 f"{format_ns(self._history_end_ns)}): continue or stepi to run further"
             )
         self._replay(plan)
-        raise AssertionError("unreachable")  # pragma: no cover - _replay raises
 
     def _stop_reply(self, stop: DebugStop, interrupted: bool, extra: bytes = b"") -> bytes:
         sig = tgt.stop_signal(stop, interrupted=interrupted)
