@@ -590,6 +590,8 @@ def test_monitor_commands_show_hwsims_state_on_gdbs_console():
         client.ask("?")
         assert monitor(client, "help").splitlines() == [
             "mmu      mmu walk VA [load|store|fetch]: the page-table walk of VA as the hart would do it now",
+            "replay-to replay-to TIME | icount N: run again from the start to a virtual time (12us, 3ms) or a position",
+            "when     where the run is: instructions retired (icount) and virtual time",
         ]
         code = function_address(client, "probe")
         walk = monitor(client, f"mmu walk {code:#x} fetch")

@@ -423,34 +423,49 @@ def _source_dirs(path: Path) -> list[Path]:
 GDB_TRACE_EVENTS = "*,-page_walk,-tlb_miss,-tlb_flush"
 
 
-def _run_under_gdb(address: str, run, exec_file, entry: str, call_args: tuple):
-    """Wait for GDB on ``address``, then run with the hart under its control; the run's report."""
-    from ..debug import GdbServer, listen, parse_address
+def _run_under_gdb(address: str, build_system, make_run, log, exec_file_of, entry: str, call_args: tuple):
+    """Wait for GDB on ``address``, then run with the hart under its control; the run's report.
+
+    ``make_run(build_system(), log)`` builds the run on a new board (reverse execution builds it again:
+    debug/replay.py), its host effects said once (driver/replay.py); ``exec_file_of(run)``: the
+    executable GDB is offered (the first run's)."""
+    from ..debug import GdbServer, listen, parse_address, run_replayable
     from ..driver import DriverRun
     from ..driver.control import StopCause
     from ..driver.debugging import monitor_commands, wasm_trap_explainer
+    from ..driver.replay import HostEffects
     from ..trace import TRACE, RingSink
 
     host, port = parse_address(address)
     listener = listen(host, port)
     ring = RingSink()  # the trace so far, for 'monitor trace': the --trace events, else all but the MMU's
     own_trace = not TRACE.enabled
+    effects = HostEffects(log)
     if own_trace:
         TRACE.enable(GDB_TRACE_EVENTS, ring)
     else:
+        effects.gate_trace(TRACE.sinks)  # --trace's sinks: each event once, however often the run is replayed
         TRACE.sinks.append(ring)
-    sandboxed = isinstance(run, DriverRun)
-    monitor = monitor_commands(
-        run.system, assigned=run.assigned if sandboxed else None, dma=run.dma if sandboxed else None, trace=ring
-    )
+
+    def build():
+        system = build_system()
+        run = make_run(system, effects.adopt(system))
+        sandboxed = isinstance(run, DriverRun)
+        clock = run.system.clock
+        parts = dict(
+            explain=wasm_trap_explainer(run.vm) if sandboxed else None,
+            kill=run.vm.interrupt if sandboxed else run.interrupt,
+            monitor=monitor_commands(
+                run.system, assigned=run.assigned if sandboxed else None, dma=run.dma if sandboxed else None, trace=ring
+            ),
+            now_ns=lambda: clock.ticks_to_ns(clock.now),
+        )
+        return run, parts
+
     try:
-        if isinstance(run, DriverRun):
-            explain = wasm_trap_explainer(run.vm)
-            server = GdbServer(
-                run.system.machine, exec_file=exec_file, explain=explain, kill=run.vm.interrupt, monitor=monitor
-            )
-        else:
-            server = GdbServer(run.m, exec_file=exec_file, kill=run.interrupt, monitor=monitor)
+        run, parts = build()
+        exec_file = exec_file_of(run)
+        server = GdbServer(run.system.machine, exec_file=exec_file, replay=True, **parts)
         bound = listener.getsockname()[1]
         print(
             f"hwsim: waiting for GDB on {host}:{bound} (gdb-multiarch -ex 'target remote {host}:{bound}')",
@@ -462,10 +477,17 @@ def _run_under_gdb(address: str, run, exec_file, entry: str, call_args: tuple):
         listener.close()
     report = None
     try:
-        report = run.run(entry, call_args)
+
+        def rebuild():
+            ring.clear()  # the trace of the run being replayed starts again
+            run, parts = build()
+            return run, run.system.machine, parts
+
+        report = run_replayable(server, run, lambda run: run.run(entry, call_args), rebuild)
         if server.killed:
             report.stopped = StopCause.USER  # stopped by the user, from the debugger: exit status 130
     finally:
+        effects.commit()
         if report is not None:
             server.finish(report.exit_status, f"hwsim: {report.format().splitlines()[1]}")
         else:
@@ -518,25 +540,37 @@ def _run_driver(args: argparse.Namespace) -> int:
     system = board.build(options=options, seed=args.seed, faults=faults)
     log = (lambda text: None) if args.quiet else (lambda text: print(f"[driver] {text}", file=sys.stderr))
     limits = dict(time_limit_ns=int(args.virtual_time_limit * 1e9), wall_limit_s=args.time_limit, catch_sigint=True)
-    run: DriverRun | FirmwareRun
-    if data[:4] == b"\x7fELF":  # native firmware, unsandboxed
-        from ..driver.firmware import FirmwareRun
+    if data[:4] == b"\x7fELF" and args.assign is not None:  # native firmware, unsandboxed
+        raise ConfigError("--assign applies to sandboxed drivers; native firmware reaches every device")
+    if data[:4] != b"\x7fELF" and args.hart_seed is not None:
+        raise ConfigError("--hart-seed applies to native firmware: a sandboxed driver runs on hart 0")
 
-        if args.assign is not None:
-            raise ConfigError("--assign applies to sandboxed drivers; native firmware reaches every device")
-        run = FirmwareRun(system, data, log=log, name=str(path), hart_seed=args.hart_seed, **limits)
-    else:
-        if args.hart_seed is not None:
-            raise ConfigError("--hart-seed applies to native firmware: a sandboxed driver runs on hart 0")
-        run = DriverRun(system, data, log=log, assign=args.assign, **limits)
-    exec_file = _exec_file(run, path, data) if args.gdb is not None or args.debug_elf is not None else None
-    if args.debug_elf is not None:
-        assert exec_file is not None
-        written = _write_debug_elf(args.debug_elf, path, exec_file.data)
-        print(f"hwsim: debug ELF written to {written}", file=sys.stderr)
+    from ..driver.firmware import FirmwareRun
+
+    def make_run(system, log) -> DriverRun | FirmwareRun:
+        if data[:4] == b"\x7fELF":
+            return FirmwareRun(system, data, log=log, name=str(path), hart_seed=args.hart_seed, **limits)
+        return DriverRun(system, data, log=log, assign=args.assign, **limits)
+
+    def exec_file_of(run):
+        exec_file = _exec_file(run, path, data)
+        if args.debug_elf is not None:
+            written = _write_debug_elf(args.debug_elf, path, exec_file.data)
+            print(f"hwsim: debug ELF written to {written}", file=sys.stderr)
+        return exec_file
+
     if args.gdb is not None:
-        report = _run_under_gdb(args.gdb, run, exec_file, entry, call_args)
+        systems = iter([system])  # the first run's, then a new one for each replay
+
+        def build_system():  # (a fault plan has state: its draws and counts, so each run has its own)
+            plan = FaultPlan(tuple(args.inject), seed=args.seed, explore=args.faults)
+            return next(systems, None) or board.build(options=options, seed=args.seed, faults=plan)
+
+        report = _run_under_gdb(args.gdb, build_system, make_run, log, exec_file_of, entry, call_args)
     else:
+        run = make_run(system, log)
+        if args.debug_elf is not None:
+            exec_file_of(run)
         report = run.run(entry, call_args)
     sys.stdout.flush()
     if not args.quiet:

@@ -2,7 +2,8 @@
 
 from .elf import CodeRegion, CodeSymbol, write_elf
 from .monitor import MACHINE_COMMANDS, Command, MonitorError, run_command
-from .server import ExecFile, GdbServer, listen, parse_address
+from .replay import ReplayRestart
+from .server import ExecFile, GdbServer, listen, parse_address, run_replayable
 from .target import MemoryRefused, RegisterError, read_memory, stop_signal, target_xml, write_memory
 
 __all__ = [
@@ -15,10 +16,12 @@ __all__ = [
     "MonitorError",
     "MemoryRefused",
     "RegisterError",
+    "ReplayRestart",
     "listen",
     "parse_address",
     "read_memory",
     "run_command",
+    "run_replayable",
     "stop_signal",
     "target_xml",
     "write_elf",

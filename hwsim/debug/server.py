@@ -10,7 +10,7 @@
                     _serve(stop): stop reply if GDB waits for one, then packets until one resumes
                         (registers and memory: target.py; executable: qXfer:exec-file + vFile;
                         Z0/Z1 breakpoints, Z2-Z4 watchpoints on the machine's watched pages;
-                        monitor commands: qRcmd, monitor.py)
+                        monitor commands: qRcmd, monitor.py; bs/bc and monitor replay-to: replay.py)
 
 One client at a time, all-stop, one thread (the hart).  The server answers
 every packet: a malformed one gets ``E16`` (EINVAL), a memory access the
@@ -19,6 +19,12 @@ guest could not make ``E0e`` (EFAULT), an unknown command the empty reply
 lets the run go on to its end and report; ``k`` asks the run to stop (the
 ``kill`` callback) and detaches.  When the run ends with GDB still attached,
 GDB is told the exit status (``W``).
+
+With ``replay=True`` (``hwsim run``) the server counts the instructions the
+hart retires and offers reverse execution (``bs``, ``bc``, ``monitor
+replay-to``): it raises :class:`~.replay.ReplayRestart`, the runner builds
+the run again and hands it to :meth:`GdbServer.restart`, and the server
+runs it silently to the planned position (``replay.py``).
 """
 
 from __future__ import annotations
@@ -27,15 +33,19 @@ import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NoReturn, TypeVar
 
 from ..errors import ConfigError
 from ..machine import DebugStop, DebugStopKind, Machine, WatchHit
 from ..mmu.bits import PAGE_MASK, PAGE_SIZE
 from ..riscv.priv import Access
 from . import target as tgt
-from .monitor import MACHINE_COMMANDS, Command, run_command
+from .monitor import MACHINE_COMMANDS, Command, MonitorError, run_command
+from .replay import Arrival, ReplayPlan, ReplayRestart, format_ns, parse_virtual_time
 from .rsp import BAD_PACKET, MAX_PACKET, Connection, escape_binary
 
+R = TypeVar("R")
+T = TypeVar("T")
 E_FAULT = b"E0e"  # EFAULT: the guest could not make that access
 E_INVAL = b"E16"  # EINVAL: a malformed packet
 MAX_WATCH = 1 << 16  # bytes one watchpoint may cover
@@ -50,6 +60,8 @@ _WATCH_KINDS = {
 _FD = 3  # the one file descriptor vFile:open hands out (for the executable)
 _O_ACCMODE = 3
 _EACCES, _ENOENT, _EBADF, _EINVAL = 13, 2, 9, 22
+# GDB does not know a monitor command moved the hart: it keeps the registers and frames it read before
+REFRESH_HINT = "(GDB keeps the registers it read before: 'maintenance flush register-cache' reads them again)"
 ACCEPT_TIMEOUT_S = None  # wait for GDB as long as it takes (tests pass their own)
 
 
@@ -101,12 +113,19 @@ class GdbServer:
         explain: Callable[[DebugStop], tuple[int, str] | None] | None = None,
         kill: Callable[[str], None] | None = None,
         monitor: Mapping[str, Command] | None = None,
+        replay: bool = False,
+        now_ns: Callable[[], int] | None = None,
     ) -> None:
         """``explain(stop)`` may name a trap's signal and a line of text for GDB's console (the driver
         runner knows wasm trap codes); ``kill(reason)`` stops the run (GDB's ``kill``); ``monitor``
-        adds ``monitor`` commands to the machine's (monitor.py)."""
+        adds ``monitor`` commands to the machine's (monitor.py).  ``replay``: the runner can build the
+        run again (it catches :class:`ReplayRestart` and calls :meth:`restart`), so reverse execution
+        is offered; ``now_ns()``: the run's virtual time (for ``monitor when`` and ``replay-to``)."""
         self.machine = machine
-        self.monitor = {**MACHINE_COMMANDS, **(monitor or {})}
+        self.replay = replay
+        self.now_ns = now_ns
+        self._own_monitor = {"when": self._monitor_when, "replay-to": self._monitor_replay_to}
+        self.monitor = {**MACHINE_COMMANDS, **(monitor or {}), **self._own_monitor}
         self.exec_file = exec_file
         self.explain = explain
         self.kill = kill
@@ -120,6 +139,13 @@ class GdbServer:
         self._lock = threading.Lock()
         self.stops = 0
         self.killed = False  # GDB's kill ended the run
+        self._breakpoints: set[int] = set()  # every run of a replayed session gets them again
+        self._plan: ReplayPlan | None = None  # where the run being replayed stops for GDB
+        self._history_end = 0  # the furthest position (instructions retired) the session has been at
+        self._history_end_ns = 0  # and its virtual time
+        self._altered_at: int | None = None  # the debugger changed registers or memory at this position
+        self.restarts = 0  # runs started again for a replay
+        self._rewatch = False  # the watchpoints are to be set again at the first stop
 
     # -- the connection's life ----------------------------------------------------------------------
 
@@ -129,6 +155,51 @@ class GdbServer:
             raise ConfigError("this GDB server already has a client")
         self.conn = Connection(sock, on_interrupt=self._on_interrupt, on_idle=self._on_idle)
         self._detach = self.machine.debug.attach(self._serve, stop_at_start=True)
+        if self.replay:
+            self.machine.debug.count_instructions()
+
+    def restart(
+        self,
+        machine: Machine,
+        *,
+        explain: Callable[[DebugStop], tuple[int, str] | None] | None = None,
+        kill: Callable[[str], None] | None = None,
+        monitor: Mapping[str, Command] | None = None,
+        now_ns: Callable[[], int] | None = None,
+    ) -> None:
+        """The run was built again after a :class:`ReplayRestart`: attach to its ``machine`` (breakpoints
+        and watchpoints set again, the instruction count from 0) and stop where the plan says."""
+        self.machine = machine
+        self.explain, self.kill, self.now_ns = explain, kill, now_ns
+        self.monitor = {**MACHINE_COMMANDS, **(monitor or {}), **self._own_monitor}
+        self.restarts += 1
+        debug = machine.debug
+        self._detach = debug.attach(self._serve, stop_at_start=True)
+        debug.count_instructions()
+        for va in sorted(self._breakpoints):
+            debug.add_breakpoint(va)
+        self._rewatch = bool(self._watchpoints)  # at the first stop (_watch_again)
+        plan = self._plan
+        if plan is not None and plan.time_ns is not None:
+            now, when = self._now, plan.time_ns
+            debug.stop_at(when=lambda: now() >= when)
+        elif plan is not None:
+            debug.stop_at(plan.icount)
+
+    @property
+    def replaying(self) -> bool:
+        """A replay is under way: the run has not reached the planned position yet."""
+        return self._plan is not None
+
+    def _now(self) -> int:
+        return self.now_ns() if self.now_ns is not None else 0
+
+    def abandoned(self, why: str) -> None:
+        """The run ended before the replay arrived (it did not repeat the recorded run): tell GDB."""
+        if self._plan is not None and self.conn is not None:
+            self._plan = None
+            self.conn.send(b"O" + (f"hwsim: the replay diverged: {why}\n").encode().hex().encode())
+            self._waiting = True  # the run's end (W) is GDB's answer
 
     def accept(self, listener: socket.socket, timeout: float | None = ACCEPT_TIMEOUT_S) -> None:
         """Wait for GDB on ``listener`` and :meth:`serve` it."""
@@ -185,17 +256,43 @@ class GdbServer:
         if conn is None or conn.closed.is_set():
             self._end()  # GDB went away: let the run go on
             return
+        if self._rewatch:
+            self._watch_again()
+        extra = b""
+        plan = self._plan
+        if plan is not None:
+            if self._arrived(stop, plan):
+                stop, extra = self._arrive(stop, plan)
+            elif self._interrupted:  # GDB's interrupt ends the replay where it is (SIGINT, or the monitor's text)
+                self._plan = None
+                self.machine.debug.stop_at(None)
+            else:
+                return  # on the way to the replay's position: GDB sees nothing
+            if plan.arrival is Arrival.MONITOR:
+                self._interrupted = False
+                self._note_history()
+                self._last_stop = self._stop_reply(stop, False)
+                text = f"{self._position()}\n{REFRESH_HINT}\n"
+                conn.send(b"O" + text.encode().hex().encode())
+                conn.send(b"OK")
+                self._packets(conn)
+                return
         self.stops += 1
+        self._note_history()
         with self._lock:
             interrupted, self._interrupted = self._interrupted, False
             waiting, self._waiting = self._waiting, False
-        self._last_stop = self._stop_reply(stop, interrupted)
+        self._last_stop = self._stop_reply(stop, interrupted, extra)
         if waiting:
             if stop.kind is DebugStopKind.TRAP:
                 text = self._trap_text(stop)
                 if text:
                     conn.send(b"O" + (text + "\n").encode().hex().encode())
             conn.send(self._last_stop)
+        self._packets(conn)
+
+    def _packets(self, conn: Connection) -> None:
+        """Answer GDB's packets until one resumes the hart (or ends the session)."""
         while True:
             payload = conn.recv()
             if payload is None:  # GDB went away without detaching: the run goes on
@@ -219,7 +316,145 @@ class GdbServer:
                 return
             conn.send(reply)
 
-    def _stop_reply(self, stop: DebugStop, interrupted: bool) -> bytes:
+    # -- replay (replay.py) ------------------------------------------------------------------------------
+
+    def _arrived(self, stop: DebugStop, plan: ReplayPlan) -> bool:
+        """A stop of a run being replayed: has it reached the plan's position?  (Records the stops GDB
+        would have seen, for reverse-continue.)"""
+        icount = self.machine.debug.icount
+        if plan.record_until is not None and icount < plan.record_until:
+            if stop.kind in (DebugStopKind.BREAKPOINT, DebugStopKind.WATCH):
+                plan.hits.append((icount, stop))
+        if plan.time_ns is not None:
+            return self._now() >= plan.time_ns
+        return icount == plan.icount
+
+    def _arrive(self, stop: DebugStop, plan: ReplayPlan) -> tuple[DebugStop, bytes]:
+        """The replay reached its position: the stop to report, and what its reply adds.  The first pass of
+        a reverse-continue plans the second (raises ReplayRestart)."""
+        self._plan = None
+        self.machine.debug.stop_at(None)
+        if plan.record_until is not None:
+            if plan.hits:
+                icount, hit = plan.hits[-1]
+                if hit.kind is DebugStopKind.WATCH and hit.watch is not None:
+                    # Going backwards a watchpoint stops where the access is undone: before its instruction
+                    # (GDB then shows the value after it as old, the value before it as new).
+                    icount, hit = icount - 1, DebugStop(DebugStopKind.WATCH, hit.watch.pc, watch=hit.watch)
+                self._replay(ReplayPlan(Arrival.HIT, icount=icount, hit=hit))
+            self._replay(ReplayPlan(Arrival.BEGIN, icount=0))
+        if plan.hit is not None:
+            if stop.pc != plan.hit.pc:
+                self._say(
+                    f"hwsim: the replay diverged: the hit was at pc {plan.hit.pc:#x}, the replay is at {stop.pc:#x}"
+                )
+            return plan.hit, b""
+        if plan.arrival is Arrival.BEGIN:
+            return DebugStop(DebugStopKind.POSITION, stop.pc), b"replaylog:begin;"
+        return DebugStop(DebugStopKind.STEP, stop.pc), b""
+
+    def _replay(self, plan: ReplayPlan) -> NoReturn:
+        """Start the run again and stop at ``plan``'s position (raises ReplayRestart for the runner)."""
+        self._plan = plan
+        raise ReplayRestart(plan)
+
+    def _note_history(self) -> None:
+        icount = self.machine.debug.icount
+        if icount >= self._history_end:
+            self._history_end, self._history_end_ns = icount, self._now()
+
+    def _position(self) -> str:
+        debug = self.machine.debug
+        return (
+            f"icount {debug.icount}, virtual time {format_ns(self._now())}, pc {self.machine.get_reg('pc'):#x}"
+            f" (history: icount 0 to {self._history_end}, virtual time up to {format_ns(self._history_end_ns)})"
+        )
+
+    def _say(self, text: str) -> None:
+        assert self.conn is not None  # a command came from it
+        self.conn.send(b"O" + (text + "\n").encode().hex().encode())
+
+    def _not_replayable(self) -> str | None:
+        """Why reverse execution is refused now, or None."""
+        if not self.replay or not self.machine.debug.counting:
+            return (
+                "this run is not replayable: the GDB server was started without a way to run it again "
+                "(hwsim run BOARD DRIVER --gdb PORT makes one)"
+            )
+        if self._altered_at is not None:
+            return (
+                "this run is not replayable: the debugger changed registers or memory at icount "
+                f"{self._altered_at}, which a replay from the start would not repeat"
+            )
+        return None
+
+    def _altered(self) -> None:
+        self.machine.debug.altered = True
+        if self._altered_at is None:
+            self._altered_at = self.machine.debug.icount
+
+    def _cmd_backward(self, args: str) -> bytes:
+        """``bs`` (reverse-stepi) and ``bc`` (reverse-continue)."""
+        if args not in ("s", "c"):
+            raise _Malformed
+        why = self._not_replayable()
+        if why is not None:
+            self._say(f"hwsim: {why}")
+            return b"E01"
+        self._note_history()
+        icount = self.machine.debug.icount
+        if icount == 0:
+            self._last_stop = self._stop_reply(
+                DebugStop(DebugStopKind.POSITION, self.machine.get_reg("pc")), False, b"replaylog:begin;"
+            )
+            return self._last_stop
+        self._waiting = True
+        if args == "s":
+            self._replay(ReplayPlan(Arrival.STEP, icount=icount - 1))
+        self._replay(ReplayPlan(Arrival.HIT, icount=icount, record_until=icount))
+
+    def _monitor_when(self, machine: Machine, words: list[str]) -> str:
+        """where the run is: instructions retired (icount) and virtual time"""
+        if words:
+            raise MonitorError("usage: monitor when")
+        if not self.machine.debug.counting:
+            return self._not_replayable() or ""
+        self._note_history()
+        return self._position()
+
+    def _monitor_replay_to(self, machine: Machine, words: list[str]) -> str:
+        """replay-to TIME | icount N: run again from the start to a virtual time (12us, 3ms) or a position"""
+        usage = "usage: monitor replay-to TIME (a virtual time with its unit: 12us, 0.5ms) | icount N"
+        if len(words) == 2 and words[0] == "icount":
+            try:
+                icount = int(words[1], 0)
+            except ValueError:
+                raise MonitorError(f"{usage} (not {words[1]!r})") from None
+            plan = ReplayPlan(Arrival.MONITOR, icount=icount)
+        elif len(words) == 1:
+            try:
+                plan = ReplayPlan(Arrival.MONITOR, time_ns=parse_virtual_time(words[0]))
+            except ValueError as exc:
+                raise MonitorError(f"{usage}: {exc}") from None
+        else:
+            raise MonitorError(usage)
+        why = self._not_replayable()
+        if why is not None:
+            return why
+        self._note_history()
+        if plan.icount is not None and not 0 <= plan.icount <= self._history_end:
+            return (
+                f"icount {plan.icount} is outside the recorded history (icount 0 to {self._history_end}): "
+                "continue or stepi to run further"
+            )
+        if plan.time_ns is not None and plan.time_ns > self._history_end_ns:
+            return (
+                f"virtual time {format_ns(plan.time_ns)} is outside the recorded history (up to "
+                f"{format_ns(self._history_end_ns)}): continue or stepi to run further"
+            )
+        self._replay(plan)
+
+    def _stop_reply(self, stop: DebugStop, interrupted: bool, extra: bytes = b"") -> bytes:
         sig = tgt.stop_signal(stop, interrupted=interrupted)
         if stop.kind is DebugStopKind.TRAP and self.explain is not None:
             named = self.explain(stop)
@@ -231,6 +466,7 @@ class GdbServer:
         elif stop.kind is DebugStopKind.WATCH and stop.watch is not None:
             kind = b"watch" if stop.watch.access is Access.STORE else b"rwatch"
             parts.append(b"%s:%x;" % (kind, stop.watch.va))
+        parts.append(extra)
         parts.append(b"thread:1;")
         return b"".join(parts)
 
@@ -272,7 +508,7 @@ class GdbServer:
 
     def _cmd_write_registers(self, args: str) -> bytes:
         tgt.write_all(self.machine, _unhex(args))
-        self.machine.debug.altered = True
+        self._altered()
         return b"OK"
 
     def _cmd_read_register(self, args: str) -> bytes:
@@ -281,7 +517,7 @@ class GdbServer:
     def _cmd_write_register(self, args: str) -> bytes:
         number, _, value = args.partition("=")
         tgt.write_register(self.machine, _int(number), _unhex(value))
-        self.machine.debug.altered = True
+        self._altered()
         return b"OK"
 
     def _cmd_read_memory(self, args: str) -> bytes:
@@ -300,7 +536,7 @@ class GdbServer:
             raise _Malformed
         if data:
             tgt.write_memory(self.machine, address, data)
-            self.machine.debug.altered = True
+            self._altered()
         return b"OK"
 
     def _cmd_continue(self, args: str) -> bytes:
@@ -324,7 +560,7 @@ class GdbServer:
     def _resume(self, *, step: bool, address: str) -> None:
         if address:
             self.machine.set_reg("pc", _int(address))
-            self.machine.debug.altered = True
+            self._altered()
         self.machine.debug.set_single_step(step)
 
     def _cmd_vcont(self, args: str) -> bytes:
@@ -357,8 +593,10 @@ class GdbServer:
             if address not in debug.breakpoints and len(debug.breakpoints) >= MAX_BREAKPOINTS:
                 return E_NOSPC
             debug.add_breakpoint(address)
+            self._breakpoints.add(address)
         else:
             self.machine.debug.remove_breakpoint(address)
+            self._breakpoints.discard(address)
         return b"OK"
 
     def _watchpoint(self, accesses: frozenset[Access], va: int, size: int, insert: bool) -> bytes:
@@ -373,12 +611,34 @@ class GdbServer:
             return E_INVAL
         if len(self._watchpoints) >= MAX_WATCHPOINTS:
             return E_NOSPC
+        self._watch_pages(key, self._pages_of(va, size))  # MemoryRefused: E0e
+        return b"OK"
+
+    def _pages_of(self, va: int, size: int) -> list[int]:
+        """The physical pages behind ``size`` bytes at ``va`` now (paged in if the guest may touch them)."""
         pages = []
         at = va & ~PAGE_MASK
         while at < va + size:
-            pa = tgt.physical_page(self.machine, at)  # MemoryRefused: E0e
-            pages.append(pa)
+            pages.append(tgt.physical_page(self.machine, at))
             at += PAGE_SIZE
+        return pages
+
+    def _watch_again(self) -> None:
+        """At the first stop of a replayed run (the hart in the driver's address space): watch what the
+        watchpoints cover again, found through the page tables as when they were set (a page the
+        debugger paged in may be in another frame than in the first run)."""
+        self._rewatch = False
+        for key in list(self._watchpoints):
+            _accesses, va, size = key
+            try:
+                self._watch_pages(key, self._pages_of(va, size))
+            except tgt.MemoryRefused:
+                del self._watchpoints[key]
+                self._say(f"hwsim: the watchpoint at {va:#x} is gone: the replayed run cannot reach that memory")
+
+    def _watch_pages(self, key: tuple[frozenset[Access], int, int], pages: list[int]) -> None:
+        """Watch the physical ``pages`` behind watchpoint ``key`` on the machine."""
+        accesses, va, size = key
         end = va + size
         debug = self.machine.debug
 
@@ -390,7 +650,6 @@ class GdbServer:
         self._watchpoints[key] = [(pa, handler) for pa in pages]
         for pa in pages:
             self.machine.watch_page(pa, handler, kinds)
-        return b"OK"
 
     def _cmd_insert(self, args: str) -> bytes:
         return self._cmd_breakpoint(args, True)
@@ -422,7 +681,8 @@ class GdbServer:
         if name == "Supported":
             return (
                 b"PacketSize=%x;qXfer:features:read+;qXfer:exec-file:read+;vContSupported+;"
-                b"QStartNoAckMode+;swbreak+;hwbreak+" % MAX_PACKET
+                b"QStartNoAckMode+;swbreak+;hwbreak+%s"
+                % (MAX_PACKET, b";ReverseStep+;ReverseContinue+" if self.replay else b"")
             )
         if name == "Attached":
             return b"1"  # attached to a running program: GDB's quit detaches, it does not kill
@@ -510,6 +770,24 @@ class GdbServer:
         return b""
 
 
+def run_replayable(
+    server: GdbServer, run: R, go: Callable[[R], T], rebuild: Callable[[], tuple[R, Machine, dict]]
+) -> T:
+    """``go(run)`` with ``server`` (made with ``replay=True``) attached to the run's machine; each time the
+    debugger asks for a replay (:class:`ReplayRestart`), ``rebuild()`` gives a new run, its machine and the
+    keyword arguments of :meth:`GdbServer.restart`, and the new run goes.  What the last ``go`` returns."""
+    while True:
+        try:
+            result = go(run)
+        except ReplayRestart:
+            run, machine, parts = rebuild()
+            server.restart(machine, **parts)
+            continue
+        if server.replaying:
+            server.abandoned(f"the run ended at icount {server.machine.debug.icount} before the replay arrived")
+        return result
+
+
 def _fileio_stat(size: int) -> bytes:
     """GDB's File-I/O ``struct stat`` (big-endian): a regular, read-only file of ``size`` bytes."""
     fields = [0, 0, 0o100444, 1, 0, 0, 0]  # dev, ino, mode, nlink, uid, gid, rdev (4 bytes each)
@@ -558,6 +836,7 @@ _SIMPLE: dict[str, Callable[[GdbServer, str], bytes | None]] = {
     "Z": GdbServer._cmd_insert,
     "z": GdbServer._cmd_remove,
     "D": GdbServer._cmd_detach,
+    "b": GdbServer._cmd_backward,
     "k": GdbServer._cmd_kill,
     "H": GdbServer._cmd_thread,
     "T": GdbServer._cmd_thread,

@@ -33,6 +33,7 @@ run reports the trap as usual; a debugger that moved the PC resumes there.
 
 from __future__ import annotations
 
+import ctypes
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,13 @@ from unicorn import unicorn_const as uc_const
 
 from ..errors import ConfigError
 from .fault import RunResult, WatchHit
+
+try:  # the C entry point: a code hook on every instruction costs about 2.3x less without the binding's wrappers
+    from unicorn.unicorn_py3.unicorn import HOOK_CODE_CFUNC, uclib
+
+    _raw_hooks = True
+except ImportError:  # pragma: no cover - older binding layout
+    _raw_hooks = False
 
 
 class DebugStopKind(enum.Enum):
@@ -51,6 +59,7 @@ class DebugStopKind(enum.Enum):
     STEP = "a single step ended"
     WATCH = "a watched access was made"
     TRAP = "the guest trapped (a fault, an exception, an ebreak)"
+    POSITION = "reached the position a replay runs to (an instruction count, or a virtual time)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +75,10 @@ class DebugStop:
 class DebugPort:
     """What a debugger may ask of the hart (``Machine.debug``); one debugger at a time."""
 
-    def __init__(self, uc, stop: Callable[[], None], code_changed: Callable[[], None]) -> None:
+    def __init__(self, uc, stop: Callable[[], None], code_changed: Callable[[], None], *, handle=None) -> None:
+        """``handle``: Unicorn's engine handle, to add the instruction-count hook without the binding."""
         self._uc = uc
+        self._handle = handle
         self._stop = stop  # the machine's: end emu_start with StopReason.DEBUG
         self._code_changed = code_changed  # the machine's: drop all translated code
         self._handler: Callable[[DebugStop], None] | None = None
@@ -83,6 +94,16 @@ class DebugPort:
         # would, and whoever classifies a stop says so rather than calling it hwsim's bug.
         self.altered = False
         self._end_run = False  # the debugger ends the run (GDB's kill)
+        # The position counter (count_instructions): instructions retired since it started, and where a
+        # replay stops (see the module docstring's last paragraph).
+        self.icount = 0
+        self._count_hook: int | None = None
+        self._count_cfunc: object | None = None  # the C callback object Unicorn calls (kept alive here)
+        # the instruction under way, when the count includes it (its hook ran; it may yet not retire)
+        self._counted_pc: int | None = None
+        self._armed = False  # a stop at a position is set (the hook then checks it)
+        self._stop_at: int | None = None  # stop before the instruction at this position
+        self._stop_when: Callable[[], bool] | None = None  # stop before the first instruction where it is true
 
     # -- the debugger's side --------------------------------------------------------------------
 
@@ -144,6 +165,52 @@ class DebugPort:
     def stepping(self) -> bool:
         return self._step_hook is not None
 
+    def count_instructions(self) -> None:
+        """Count the instructions the hart retires from now on (:attr:`icount`): a Unicorn code hook on
+        every instruction, added before any breakpoint's so that it runs first (Unicorn calls hooks in
+        the order added).  A debugger that replays runs needs it from the first instruction."""
+        if self._count_hook is not None:
+            return
+        if _raw_hooks and self._handle is not None:  # registered with Unicorn directly, for the machine's life
+            cfunc = HOOK_CODE_CFUNC(self._count)  # (its first argument is the engine's handle)
+            self._count_cfunc = cfunc
+            handle = ctypes.c_size_t()
+            err = uclib.uc_hook_add(
+                self._handle,
+                ctypes.byref(handle),
+                uc_const.UC_HOOK_CODE,
+                ctypes.cast(cfunc, ctypes.c_void_p),
+                None,
+                ctypes.c_uint64(1),
+                ctypes.c_uint64(0),
+            )
+            if err != uc_const.UC_ERR_OK:  # pragma: no cover - Unicorn refuses only bad arguments
+                raise ConfigError(f"Unicorn refused the instruction-count hook (error {err})")
+            self._count_hook = handle.value
+        else:  # pragma: no cover - older binding layout
+            self._count_hook = self._uc.hook_add(uc_const.UC_HOOK_CODE, self._count, begin=1, end=0)
+        self._code_changed()  # code translated before has no call to the hook
+
+    @property
+    def counting(self) -> bool:
+        return self._count_hook is not None
+
+    def stop_at(self, icount: int | None = None, *, when: Callable[[], bool] | None = None) -> None:
+        """Stop (``DebugStopKind.POSITION``) before the instruction at position ``icount``, or before the
+        first instruction at which ``when()`` is true; None: no such stop.  Needs :meth:`count_instructions`."""
+        if self._count_hook is None and (icount is not None or when is not None):
+            raise ConfigError("a stop at a position needs the instruction count (count_instructions)")
+        self._stop_at = icount
+        self._stop_when = when
+        self._armed = icount is not None or when is not None
+
+    def not_retired(self, pc: int) -> None:
+        """From the machine: the run stopped on the instruction at ``pc`` without retiring it (a fault, an
+        exception): it leaves the count if its hook counted it."""
+        if self._counted_pc == pc:
+            self.icount -= 1
+        self._counted_pc = None
+
     def request_stop(self) -> None:
         """Stop the hart at its next instruction boundary (any thread; the caller repeats it until the
         stop is served: a request landing between two runs is kept, an ``emu_stop`` there is lost)."""
@@ -162,15 +229,34 @@ class DebugPort:
 
     # -- Unicorn's hooks (inside emu_start) --------------------------------------------------------
 
+    def _count(self, _uc, address: int, size: int, _data) -> None:
+        if self._armed and (self._stop_at == self.icount or (self._stop_when is not None and self._stop_when())):
+            if self._hit is None and self._handler is not None:
+                self.stop_at(None)
+                self._hit = DebugStopKind.POSITION
+                self._counted_pc = None
+                self._stop()
+                return
+        self.icount += 1
+        self._counted_pc = address
+
+    def _stop_before(self, kind: DebugStopKind, address: int) -> None:
+        """A hook stops the hart before the instruction at ``address``: it does not retire."""
+        if self._hit is not None:
+            return  # an earlier hook of this instruction stopped it already
+        self._hit = kind
+        if self._counted_pc == address:
+            self.icount -= 1
+            self._counted_pc = None
+        self._stop()
+
     def _breakpoint_hit(self, uc, address: int, size: int, _data) -> None:
         if address not in self._breakpoints or self._handler is None:
             return  # a hook Unicorn still calls after hook_del (see remove_breakpoint)
         if self._skip == address:
             self._skip = None
             return
-        if self._hit is None:
-            self._hit = DebugStopKind.BREAKPOINT
-        self._stop()
+        self._stop_before(DebugStopKind.BREAKPOINT, address)
 
     def _step(self, uc, address: int, size: int, _data) -> None:
         if self._step_hook is None or self._handler is None:
@@ -178,9 +264,7 @@ class DebugPort:
         if self._step_first:
             self._step_first = False
             return
-        if self._hit is None:
-            self._hit = DebugStopKind.STEP
-        self._stop()
+        self._stop_before(DebugStopKind.STEP, address)
 
     # -- the machine's side (Machine.run) -------------------------------------------------------------
 
@@ -198,6 +282,8 @@ class DebugPort:
         write_pc(stop.pc)
         self.requested = False
         self._hit = None
+        if self._stop_at is not None and self._stop_at == self.icount:
+            self.stop_at(None)  # the debugger sees the hart at that position (whatever stopped it)
         handler = self._handler
         if handler is not None:
             handler(stop)

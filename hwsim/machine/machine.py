@@ -143,6 +143,7 @@ _PRIV_U, _PRIV_S, _PRIV_M = Priv.U, Priv.S, Priv.M
 _DECLINE, _RESUME, _STOP = EcallAction.DECLINE, EcallAction.RESUME, EcallAction.STOP
 _WATCH = StopReason.WATCH
 _DEBUG = StopReason.DEBUG
+_NOT_RETIRED = frozenset({StopReason.FAULT, StopReason.EXCEPTION, StopReason.BREAKPOINT})
 _R, _W, _X, _U, _D = (int(f) for f in (Pte.R, Pte.W, Pte.X, Pte.U, Pte.D))
 _UC_R, _UC_W, _UC_X = uc_const.UC_PROT_READ, uc_const.UC_PROT_WRITE, uc_const.UC_PROT_EXEC
 
@@ -438,7 +439,7 @@ class Machine:
         self._stop_in_access = False
         self._stopped_access: tuple[bool, int, int] | None = None  # (a store?, value read or written, pc)
         # The debugger's port (machine/debug.py): breakpoints, steps, stops served by run().
-        self.debug = DebugPort(self._uc, self._stop_for_debugger, self.code_changed)
+        self.debug = DebugPort(self._uc, self._stop_for_debugger, self.code_changed, handle=self._handle)
 
     # -- hooks (hooks.py has their order and outcomes in one table) ----------------------------
 
@@ -1330,7 +1331,10 @@ class Machine:
         except UcError as exc:
             error = exc
         try:
-            return self._result(error, until)
+            result = self._result(error, until)
+            if result.reason in _NOT_RETIRED and self.debug.counting:
+                self.debug.not_retired(result.pc)  # the instruction stopped on did not retire
+            return result
         finally:
             self._pending_fault, self._pending_exc, self._host_error, self._stop_reason = outer
             self._u_context = None

@@ -61,6 +61,11 @@ class RingSink(Sink):
         self.events.append((spec, t_ns, dict(fields)))
         self.count += 1
 
+    def clear(self) -> None:
+        """Forget every event (a run started again from its beginning: GDB's reverse execution)."""
+        self.events.clear()
+        self.count = 0
+
     def last(self, n: int) -> list[str]:
         """The last ``n`` events as TextSink writes them, oldest first."""
         start = max(0, len(self.events) - n)

@@ -85,6 +85,7 @@ class DiskImage:
         self.path = path
         self.readonly = readonly
         self._fd: int | None = None
+        self._deferred: dict[int, bytes] | None = None  # sector -> data written, kept (see defer_writes)
         self.sectors = 0
         if path:
             try:
@@ -107,18 +108,47 @@ class DiskImage:
         data = os.pread(self._image(), length, sector * SECTOR_SIZE)
         if len(data) != length:
             raise OSError(f"short read: {len(data)} of {length} bytes")
+        if self._deferred:
+            out = bytearray(data)
+            for i in range(length // SECTOR_SIZE):
+                kept = self._deferred.get(sector + i)
+                if kept is not None:
+                    out[i * SECTOR_SIZE : (i + 1) * SECTOR_SIZE] = kept
+            return bytes(out)
         return data
 
     def write(self, sector: int, data: bytes) -> None:
+        if self._deferred is not None:
+            self._image()
+            if (sector + len(data) // SECTOR_SIZE) > self.sectors or len(data) % SECTOR_SIZE:
+                raise OSError(f"write of {len(data)} bytes at sector {sector} past the image's end")
+            for i in range(len(data) // SECTOR_SIZE):
+                self._deferred[sector + i] = bytes(data[i * SECTOR_SIZE : (i + 1) * SECTOR_SIZE])
+            return
         done = os.pwrite(self._image(), data, sector * SECTOR_SIZE)
         if done != len(data):
             raise OSError(f"short write: {done} of {len(data)} bytes")
 
+    def defer_writes(self) -> None:
+        """Keep writes in memory (reads see them) until :meth:`commit`: a run that a debugger may start
+        again from its beginning must find the image as it was (driver/replay.py)."""
+        if self._deferred is None:
+            self._deferred = {}
+
+    def commit(self) -> None:
+        """Write what :meth:`defer_writes` kept, sector by sector in order, and sync the file."""
+        kept, self._deferred = self._deferred, None
+        if kept:
+            for sector in sorted(kept):
+                self.write(sector, kept[sector])
+            self.flush()
+
     def flush(self) -> None:
-        if self._fd is not None:
+        if self._fd is not None and self._deferred is None:
             os.fsync(self._fd)
 
     def close(self) -> None:
+        self._deferred = None  # (writes kept and not committed are dropped)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
