@@ -13,6 +13,11 @@ Where implementations differ, the specification wins:
 * D, A or U set in a non-leaf PTE -> page fault (reserved); Spike agrees,
   QEMU 5.0 ignores them.
 
+The same walk serves the G-stage of two-stage translation (``mode`` one of
+the x4 modes in ``bits.HGATP_MODES``: a zero-extended guest-physical address,
+a top VPN field 2 bits wider, called with ``priv=U``); ``twostage.py`` nests
+it under the VS-stage and turns its page faults into guest-page faults.
+
 Two entry points share these rules: :func:`walk` records every step (what
 fault reports, traces and the teaching commands show), and :func:`walk_quick`
 is its hot-path twin for the CPU's TLB refills when nothing is traced: it
@@ -76,6 +81,7 @@ class FaultReason(enum.Enum):
     """Why a walk stopped with a fault; each reason has one fixed message."""
 
     NON_CANONICAL = "virtual address is not canonical (upper bits differ from the top VA bit)"
+    GPA_TOO_WIDE = "guest-physical address has bits set above the G-stage's width (they must be zero)"
     PTE_ACCESS = "the PTE's physical address is not in RAM (access fault)"
     INVALID = "PTE is not valid (V=0)"
     WRITE_NO_READ = "reserved PTE encoding: W=1 with R=0"
@@ -290,17 +296,24 @@ def walk(
     ) -> WalkResult:
         return _fault(args, steps, reason, level, pte_addr, pte)
 
-    top = va >> (mode.va_bits - 1)
-    if top and top != (1 << (65 - mode.va_bits)) - 1:
-        return stop(FaultReason.NON_CANONICAL)
+    if mode.top_extra_bits:  # a G-stage (x4) mode: the guest-physical address is zero-extended
+        if va >> mode.va_bits:
+            return stop(FaultReason.GPA_TOO_WIDE)
+    else:
+        top = va >> (mode.va_bits - 1)
+        if top and top != (1 << (65 - mode.va_bits)) - 1:
+            return stop(FaultReason.NON_CANONICAL)
 
     read = mem.read_u64
     vpn_mask = (1 << mode.vpn_bits) - 1
+    top_level = mode.levels - 1
+    top_mask = (1 << (mode.vpn_bits + mode.top_extra_bits)) - 1
     a = root
     global_ = False
-    for level in range(mode.levels - 1, -1, -1):
+    for level in range(top_level, -1, -1):
         shift = PAGE_SHIFT + mode.vpn_bits * level
-        pte_addr = a + ((va >> shift) & vpn_mask) * PTE_SIZE
+        mask = vpn_mask if level < top_level else top_mask  # the top VPN field is wider in the x4 modes
+        pte_addr = a + ((va >> shift) & mask) * PTE_SIZE
         try:
             pte = read(pte_addr)
         except BusError:
@@ -436,7 +449,7 @@ def walk_quick(
     for another reason or a PTE lies outside ``ram`` (nothing written: walk again with
     :func:`walk` to learn why).  The checks run in ``walk``'s order, so the answers agree.
     """
-    if priv is _PRIV_M:
+    if priv is _PRIV_M or mode.top_extra_bits:  # G-stage modes: walk with walk()
         return None
     top_bit, top_ones, vpn_mask, levels, aligns = _GEOMETRY.get(mode) or _geometry(mode)
     top = va >> top_bit
