@@ -17,7 +17,7 @@ from spec_walk_2stage import spec_two_stage
 
 from hwsim.errors import BusError
 from hwsim.mmu.bits import SV39, SV39X4, SV48, SV48X4, PagingMode, hgatp_fields, make_hgatp, make_satp
-from hwsim.mmu.twostage import Purpose, Stage, walk_two_stage
+from hwsim.mmu.twostage import GuestReason, Purpose, Stage, walk_two_stage
 from hwsim.mmu.walker import AdPolicy, FaultReason, walk
 from hwsim.riscv.priv import Access, Cause, Priv
 
@@ -322,7 +322,7 @@ def test_gpa_above_41_bits_is_a_guest_page_fault():
     r = walk_two_stage(mem, 1 << 41, Access.LOAD, Priv.U, vs_mode=None, vs_root=0, g_mode=SV39X4, g_root=g_root)
     f = r.fault
     assert f is not None and (f.reason, f.cause, f.htval, r.pte_reads) == (
-        FaultReason.GPA_TOO_WIDE,
+        GuestReason.GPA_TOO_WIDE,
         Cause.LOAD_GUEST_PAGE_FAULT,
         (1 << 41) >> 2,
         0,

@@ -82,6 +82,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "decoded field by field",
     )
     w.add_argument("--json", action="store_true", help="print one JSON object")
+    h = w.add_argument_group("two-stage translation (hypervisor extension; with --image)")
+    h.add_argument(
+        "--hgatp",
+        type=int_arg,
+        help="translate for a guest: --satp is then vsatp (VS-stage, guest-physical tables) and this hgatp "
+        "(MODE 8 Sv39x4 or 9 Sv48x4, or 0 Bare) the G-stage; --priv U/S mean VU/VS-mode",
+    )
+    h.add_argument("--vs-mxr", action="store_true", help="vsstatus.MXR=1 (VS-stage only; --mxr is mstatus.MXR)")
     w.set_defaults(func=run_walk)
 
     d = mmu_sub.add_parser(
@@ -115,6 +123,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "satp, an access (VA, fetch/load/store, U or S mode, SUM, MXR) and the A/D rule.  "
         "The answer is the physical address or the exception (cause, level, reason); "
         "--solve prints it, worked out level by level by hwsim's walker.",
+    )
+    add_quiz_parser(
+        mmu_sub,
+        "two-stage-quiz",
+        "hwsim.teach.twostage_quiz",
+        help="generate two-stage (hypervisor) translation exercises: Sv39 over Sv39x4, reads counted",
+        description="Print two-stage translation exercises: a host RAM holding a G-stage (hgatp, Sv39x4) "
+        "and a guest's VS-stage tables (vsatp, Sv39) as hex, and one access from VS- or VU-mode.  The "
+        "answer is the physical address (and the guest-physical one) or the exception (cause, stage, "
+        "level, htval), and the number of page-table reads; --solve works it out, every G-stage walk "
+        "nested under the VS-stage PTE it serves.",
     )
     add_quiz_parser(
         mmu_sub,
@@ -216,6 +235,10 @@ def _check_mode(satp: int) -> PagingMode | None:
 
 
 def run_walk(args: argparse.Namespace) -> int:
+    if args.hgatp is not None:
+        return run_walk_two_stage(args)
+    if args.vs_mxr:
+        raise ConfigError("--vs-mxr goes with --hgatp (two-stage translation)")
     access = Access.parse(args.access)
     priv = Priv.parse(args.priv)
     if not 0 <= args.va < 1 << 64:
@@ -295,3 +318,57 @@ def run_dump(args: argparse.Namespace) -> int:
         print(line)
     print("\n".join(format_tree(tree, region_of=namer)))
     return 0
+
+
+def run_walk_two_stage(args: argparse.Namespace) -> int:
+    """``walk --hgatp``: the VS-stage (--satp as vsatp) nested over the G-stage, every PTE read counted."""
+    from ..mmu.bits import HGATP_MODES, hgatp_fields
+    from ..mmu.report_twostage import format_two_stage, format_two_stage_explained, two_stage_to_json
+    from ..mmu.twostage import walk_two_stage
+
+    if args.image is None or args.snapshot is not None or args.board is not None:
+        raise ConfigError("--hgatp goes with --image (a memory image holding both stages' tables)")
+    access = Access.parse(args.access)
+    priv = Priv.parse(args.priv)
+    if not 0 <= args.va < 1 << 64:
+        raise ConfigError(f"--va {args.va:#x} is not a 64-bit address")
+    g_bits, _, g_ppn = hgatp_fields(args.hgatp)
+    g_mode = HGATP_MODES.get(g_bits)
+    if g_mode is None and g_bits != SATP_MODE_BARE:
+        known = ", ".join(f"{m} ({pm.name})" for m, pm in HGATP_MODES.items())
+        raise ConfigError(f"hgatp MODE={g_bits} is not supported; known modes: 0 (Bare), {known}")
+    if args.ad == "fault":
+        policy = AdPolicy.FAULT
+    else:
+        policy = AdPolicy.UPDATE if args.update_ad else AdPolicy.REPORT
+    with ExitStack() as stack:
+        src = open_source(args, stack, writable=args.update_ad)
+        vs_mode = _check_mode(src.satp)
+        result = walk_two_stage(
+            src.mem,
+            args.va,
+            access,
+            priv,
+            vs_mode=vs_mode,
+            vs_root=src.root,
+            g_mode=g_mode,
+            g_root=g_ppn << PAGE_SHIFT,
+            sum=args.sum,
+            mxr=args.mxr,
+            vs_mxr=args.vs_mxr,
+            ad=policy,
+        )
+    if args.json:
+        out = two_stage_to_json(result)
+        out["vsatp"], out["hgatp"] = hex(src.satp), hex(args.hgatp)
+        print(json.dumps(out))
+        return 0 if result.ok else 1
+    for line in src.description:
+        print(line)
+    if args.explain:
+        lines = format_two_stage_explained(result, vsatp=src.satp, hgatp=args.hgatp)
+    else:
+        lines = format_two_stage(result)
+        lines.insert(2, FLAGS_LEGEND)
+    print("\n".join(lines))
+    return 0 if result.ok else 1

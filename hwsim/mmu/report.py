@@ -124,10 +124,10 @@ def pte_fields(pte: int) -> str:
 def va_split_lines(mode: PagingMode, va: int) -> list[str]:
     """The VA drawn as its fields with bit numbers: sign extension, vpn[levels-1]..vpn[0], offset."""
     top = mode.va_bits
-    cols = [("sign ext", 63, top, va >> top)]
+    cols = [("zero" if mode.zero_extended else "sign ext", 63, top, va >> top)]
     for i in reversed(range(mode.levels)):
         lo = mode.level_shift(i)
-        cols.append((f"vpn[{i}]", lo + mode.vpn_bits - 1, lo, mode.vpn(va, i)))
+        cols.append((f"vpn[{i}]", lo + mode.vpn_width(i) - 1, lo, mode.vpn(va, i)))
     cols.append(("offset", PAGE_SHIFT - 1, 0, va & PAGE_MASK))
     widths = [max(len(name), len(f"{value:#x}"), len(f"{hi}..{lo}")) + 2 for name, hi, lo, value in cols]
     bits = "".join(f"{hi}..{lo}".center(w) + " " for (name, hi, lo, value), w in zip(cols, widths))

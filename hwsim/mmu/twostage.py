@@ -50,6 +50,12 @@ class Stage(enum.Enum):
     G = "G-stage"
 
 
+class GuestReason(enum.Enum):
+    """Why a G-stage walk stopped where :class:`FaultReason` has no word for it; the value is the message."""
+
+    GPA_TOO_WIDE = "guest-physical address has bits set above the G-stage's width (they must be zero)"
+
+
 class Purpose(enum.Enum):
     """Why the G-stage translated a guest-physical address."""
 
@@ -81,7 +87,7 @@ class TwoStageFault:
 
     stage: Stage
     cause: Cause
-    reason: FaultReason
+    reason: FaultReason | GuestReason
     level: int | None  # the level in the faulting stage's walk (None: the address itself)
     vs_level: int | None = None  # for a G-stage fault on a VS PTE: the VS level being read
     purpose: Purpose | None = None  # for a G-stage fault: what the G-stage was translating
@@ -100,7 +106,7 @@ class TwoStageFault:
 
     @property
     def message(self) -> str:
-        return self.reason.value
+        return str(self.reason.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +210,8 @@ def _g_fault(g: GStageWalk, access: Access) -> TwoStageFault:
     assert g.result is not None and g.result.fault is not None  # only a page-table G-stage can fail
     f = g.result.fault
     cause = access.access_fault_cause if f.reason is FaultReason.PTE_ACCESS else access.guest_page_fault_cause
-    return TwoStageFault(Stage.G, cause, f.reason, f.level, g.vs_level, g.purpose, g.gpa)
+    reason = GuestReason.GPA_TOO_WIDE if f.reason is FaultReason.NON_CANONICAL else f.reason
+    return TwoStageFault(Stage.G, cause, reason, f.level, g.vs_level, g.purpose, g.gpa)
 
 
 def walk_two_stage(
@@ -282,4 +289,4 @@ def _interrupted(gmem: _GuestPhysical, vs_mode: PagingMode) -> tuple[WalkStep, .
     return tuple(steps)
 
 
-__all__ = ["GStageWalk", "Purpose", "Stage", "TwoStageFault", "TwoStageResult", "walk_two_stage"]
+__all__ = ["GuestReason", "GStageWalk", "Purpose", "Stage", "TwoStageFault", "TwoStageResult", "walk_two_stage"]

@@ -81,7 +81,6 @@ class FaultReason(enum.Enum):
     """Why a walk stopped with a fault; each reason has one fixed message."""
 
     NON_CANONICAL = "virtual address is not canonical (upper bits differ from the top VA bit)"
-    GPA_TOO_WIDE = "guest-physical address has bits set above the G-stage's width (they must be zero)"
     PTE_ACCESS = "the PTE's physical address is not in RAM (access fault)"
     INVALID = "PTE is not valid (V=0)"
     WRITE_NO_READ = "reserved PTE encoding: W=1 with R=0"
@@ -297,8 +296,8 @@ def walk(
         return _fault(args, steps, reason, level, pte_addr, pte)
 
     if mode.top_extra_bits:  # a G-stage (x4) mode: the guest-physical address is zero-extended
-        if va >> mode.va_bits:
-            return stop(FaultReason.GPA_TOO_WIDE)
+        if va >> mode.va_bits:  # twostage.py reports this as GuestReason.GPA_TOO_WIDE
+            return stop(FaultReason.NON_CANONICAL)
     else:
         top = va >> (mode.va_bits - 1)
         if top and top != (1 << (65 - mode.va_bits)) - 1:
