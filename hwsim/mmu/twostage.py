@@ -228,18 +228,20 @@ def walk_two_stage(
     mxr: bool = False,
     vs_mxr: bool = False,
     ad: AdPolicy = AdPolicy.UPDATE,
+    g_ad: AdPolicy | None = None,
 ) -> TwoStageResult:
     """Translate guest virtual ``va`` for a VS-mode (``priv=S``) or VU-mode (``priv=U``) access.
 
     ``vs_root`` is the GPA of the VS-stage root table (vsatp.PPN << 12), ``g_root`` the physical
     address of the G-stage's 16 KiB root table (hgatp.PPN << 12); a mode of None is Bare.  ``ad``
-    applies to both stages.  ``mem`` is supervisor-physical memory.
+    applies to both stages unless ``g_ad`` gives the G-stage its own (the IOMMU's GADE beside SADE).
+    ``mem`` is supervisor-physical memory.
     """
     if priv is Priv.M:
         raise ValueError("two-stage translation is for VS- and VU-mode accesses; walk with priv U or S")
     if g_mode is not None and (not g_mode.zero_extended or g_root % g_mode.root_table_size):
         raise ValueError(f"the G-stage needs an x4 mode and a 16 KiB-aligned root, not {g_mode.name} at {g_root:#x}")
-    gmem = _GuestPhysical(mem, g_mode, g_root, mxr, ad, vs_mode.levels - 1 if vs_mode else 0)
+    gmem = _GuestPhysical(mem, g_mode, g_root, mxr, ad if g_ad is None else g_ad, vs_mode.levels - 1 if vs_mode else 0)
     common = (vs_mode, vs_root, g_mode, g_root, va, access, priv, sum, mxr, vs_mxr)
 
     def events(vs_steps: tuple[WalkStep, ...]) -> tuple[GStageWalk | WalkStep, ...]:
