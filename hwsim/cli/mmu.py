@@ -17,7 +17,15 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from ..mmu.bits import FLAGS_LEGEND, PAGE_SHIFT, PAGING_MODES, SATP_MODE_BARE, PagingMode, satp_fields
+from ..mmu.bits import (
+    FLAGS_LEGEND,
+    PAGE_SHIFT,
+    PAGING_MODES,
+    SATP_MODE_BARE,
+    TEACHING_MODES,
+    PagingMode,
+    satp_fields,
+)
 from ..mmu.image import ImageMemory
 from ..mmu.report import format_walk, format_walk_explained, plural, walk_to_json
 from ..mmu.walker import AdPolicy, PteMemory, walk
@@ -82,6 +90,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "decoded field by field",
     )
     w.add_argument("--json", action="store_true", help="print one JSON object")
+    x = w.add_argument_group("teaching extensions (the emulated CPU and the IOMMU implement none of them)")
+    x.add_argument("--svnapot", action="store_true", help="Svnapot: N=1 leaves at level 0 map 64 KiB NAPOT pages")
+    x.add_argument("--svpbmt", action="store_true", help="Svpbmt: PBMT (bits 62:61) in leaves, 3 reserved")
     h = w.add_argument_group("two-stage translation (hypervisor extension; with --image)")
     h.add_argument(
         "--hgatp",
@@ -134,6 +145,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "answer is the physical address (and the guest-physical one) or the exception (cause, stage, "
         "level, htval), and the number of page-table reads; --solve works it out, every G-stage walk "
         "nested under the VS-stage PTE it serves.",
+    )
+    add_quiz_parser(
+        mmu_sub,
+        "ext-quiz",
+        "hwsim.teach.ext_quiz",
+        help="generate Sv57, Svnapot and Svpbmt exercises (teaching only: the emulated CPU has none of them)",
+        description="Print translation exercises on Sv57 (satp MODE 10), Svnapot (64 KiB NAPOT pages) and "
+        "Svpbmt (memory types): page tables in a small RAM as hex, satp, one access and which extensions "
+        "are on.  The answer (--solve) is the physical address, the page size and memory type, or the "
+        "page fault with its level, worked out by hwsim's walker.",
     )
     add_quiz_parser(
         mmu_sub,
@@ -225,11 +246,11 @@ def open_source(args: argparse.Namespace, stack: ExitStack, *, writable: bool = 
     return Source(phys, live.satp, live.lines, live.summary, regions_of(phys))
 
 
-def _check_mode(satp: int) -> PagingMode | None:
+def _check_mode(satp: int, modes: dict[int, PagingMode] = PAGING_MODES) -> PagingMode | None:
     mode_bits = satp_fields(satp)[0]
-    mode = PAGING_MODES.get(mode_bits)
+    mode = modes.get(mode_bits)
     if mode is None and mode_bits != SATP_MODE_BARE:
-        known = ", ".join(f"{m} ({pm.name})" for m, pm in PAGING_MODES.items())
+        known = ", ".join(f"{m} ({pm.name})" for m, pm in modes.items())
         raise ConfigError(f"satp MODE={mode_bits} is not supported; known modes: 0 (Bare), {known}")
     return mode
 
@@ -249,14 +270,24 @@ def run_walk(args: argparse.Namespace) -> int:
         policy = AdPolicy.UPDATE if args.update_ad else AdPolicy.REPORT
     with ExitStack() as stack:
         src = open_source(args, stack, writable=args.update_ad)
-        mode = _check_mode(src.satp)
+        mode = _check_mode(src.satp, TEACHING_MODES)  # Sv57 too: walks need no machine
         _, asid, root_ppn = satp_fields(src.satp)
         if mode is None:
             out: dict = {"result": "ok", "mode": "Bare", "va": hex(args.va), "pa": hex(args.va), "steps": []}
             print(json.dumps(out) if args.json else f"satp MODE=Bare: no translation, pa {args.va:#x}")
             return 0
         result = walk(
-            src.mem, root_ppn << PAGE_SHIFT, args.va, access, priv, mode=mode, sum=args.sum, mxr=args.mxr, ad=policy
+            src.mem,
+            root_ppn << PAGE_SHIFT,
+            args.va,
+            access,
+            priv,
+            mode=mode,
+            sum=args.sum,
+            mxr=args.mxr,
+            ad=policy,
+            svnapot=args.svnapot,
+            svpbmt=args.svpbmt,
         )
     region_of = src.region_of()
     tr = result.translation

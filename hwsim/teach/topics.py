@@ -28,6 +28,12 @@ TWOSTAGE = {
     "bare": "vsatp or hgatp Bare: one stage only",
 }
 
+EXT = {
+    "sv57": "Sv57: five levels, 256 TiB and 512 GiB superpages (teaching only)",
+    "napot": "Svnapot: 64 KiB NAPOT pages, the N bit and its reserved encodings",
+    "pbmt": "Svpbmt: memory types PMA/NC/IO in PBMT, and the reserved value 3",
+}
+
 TLB = {
     "lru": "hits, misses and LRU eviction",
     "asid": "two address spaces: ASID tags, global entries, switching without a flush",
