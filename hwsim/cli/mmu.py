@@ -156,7 +156,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "are on.  The answer (--solve) is the physical address, the page size and memory type, or the "
         "page fault with its level, worked out by hwsim's walker.",
     )
-    add_quiz_parser(
+    tlb_quiz = add_quiz_parser(
         mmu_sub,
         "tlb-quiz",
         "hwsim.teach.tlb_quiz",
@@ -166,6 +166,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "changes without a fence.  The answer (--solve) marks each access hit or miss, "
         "names what each miss evicts and each fence removes, and shows the TLB after "
         "every step, replayed on hwsim's TLB model.",
+    )
+    g = tlb_quiz.add_argument_group(
+        "TLB geometry and difficulty (without them: the default fully associative LRU TLB of 4 entries)"
+    )
+    g.add_argument("--sets", type=int_arg, help="number of sets, a power of two (default 1: fully associative)")
+    g.add_argument("--ways", type=int_arg, help="entries per set (default: 4 / sets, at least 1)")
+    g.add_argument("--policy", choices=["lru", "fifo", "random"], help="replacement within a set (default lru)")
+    g.add_argument("--split", action="store_true", help="split TLBs: fetches use an ITLB, loads and stores a DTLB")
+    g.add_argument(
+        "--difficulty",
+        choices=["easy", "medium", "hard"],
+        help="easy (short, one address space), medium (the default's sequences) or hard (long, superpages)",
     )
 
 

@@ -14,7 +14,9 @@ import json
 import random
 
 
-def add_quiz_parser(sub: argparse._SubParsersAction, name: str, module: str, *, help: str, description: str) -> None:
+def add_quiz_parser(
+    sub: argparse._SubParsersAction, name: str, module: str, *, help: str, description: str
+) -> argparse.ArgumentParser:
     from ..teach import topics as quiz_topics
     from . import int_arg
 
@@ -40,16 +42,20 @@ def add_quiz_parser(sub: argparse._SubParsersAction, name: str, module: str, *, 
     p.add_argument("--solve", action="store_true", help="print each exercise's answer, worked step by step")
     p.add_argument("--json", action="store_true", help="print one JSON object (answers only with --solve)")
     p.set_defaults(func=run_quiz, quiz_module=module, quiz_command=name)
+    return p
 
 
 def run_quiz(args: argparse.Namespace) -> int:
     quiz = importlib.import_module(args.quiz_module)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 32)
-    exercises = quiz.make_quiz(seed, args.count, args.topic)
+    options = quiz.quiz_options(args) if hasattr(quiz, "quiz_options") else {}  # a quiz's own options
+    exercises = quiz.make_quiz(seed, args.count, args.topic, **options)
     command = f"hwsim {args.command} {args.quiz_command} --seed {seed}"
     if args.count != 3:
         command += f" --count {args.count}"
     command += "".join(f" --topic {t}" for t in args.topic or ())
+    if hasattr(quiz, "options_suffix"):
+        command += quiz.options_suffix(args)
     if args.json:
         print(
             json.dumps(
