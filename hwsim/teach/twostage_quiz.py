@@ -388,7 +388,9 @@ def preamble() -> list[str]:
 
 
 def format_exercise(ex: TwoStageExercise) -> list[str]:
-    lines = [f"Exercise {ex.number} (seed {ex.seed}), two-stage: Sv39 over Sv39x4", ""]
+    vs = "Sv39" if ex.vsatp >> 60 else "Bare"
+    g = "Sv39x4" if ex.hgatp >> 60 else "Bare"
+    lines = [f"Exercise {ex.number} (seed {ex.seed}), two-stage: {vs} over {g}", ""]
     lines.append(f"Host RAM is {RAM_BASE:#x}-{RAM_BASE + RAM_SIZE - 1:#x} ({RAM_FRAMES} frames of 4 KiB).")
     lines.append("Its non-zero doublewords (all other bytes are zero):")
     lines += memory_lines(ex.memory)
