@@ -97,7 +97,7 @@ class TwoStageFault:
     def kind(self) -> str:
         if self.reason is FaultReason.PTE_ACCESS:
             return "access fault"
-        return "guest-page fault" if self.stage is Stage.G and self.cause >= 20 else "page fault"
+        return "guest-page fault" if self.stage is Stage.G else "page fault"
 
     @property
     def htval(self) -> int:
