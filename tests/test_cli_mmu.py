@@ -135,7 +135,7 @@ def test_bare_and_unknown_modes(image, capsys):
                 "--base",
                 "0",
                 "--satp",
-                hex(10 << 60),
+                hex(11 << 60),
                 "--va",
                 "0",
                 "--access",
@@ -146,7 +146,9 @@ def test_bare_and_unknown_modes(image, capsys):
         )
         == 2
     )
-    assert "satp MODE=10 is not supported; known modes: 0 (Bare), 8 (Sv39), 9 (Sv48)" in capsys.readouterr().err
+    assert (
+        "satp MODE=11 is not supported; known modes: 0 (Bare), 8 (Sv39), 9 (Sv48), 10 (Sv57)" in capsys.readouterr().err
+    )
 
 
 def test_table_outside_the_image_is_an_access_fault(image, capsys):

@@ -17,7 +17,15 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from ..mmu.bits import FLAGS_LEGEND, PAGE_SHIFT, PAGING_MODES, SATP_MODE_BARE, PagingMode, satp_fields
+from ..mmu.bits import (
+    FLAGS_LEGEND,
+    PAGE_SHIFT,
+    PAGING_MODES,
+    SATP_MODE_BARE,
+    TEACHING_MODES,
+    PagingMode,
+    satp_fields,
+)
 from ..mmu.image import ImageMemory
 from ..mmu.report import format_walk, format_walk_explained, plural, walk_to_json
 from ..mmu.walker import AdPolicy, PteMemory, walk
@@ -85,6 +93,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     w.add_argument("--json", action="store_true", help="print one JSON object")
     add_format_options(w, int_arg, walk=True)
+    x = w.add_argument_group("teaching extensions (the emulated CPU and the IOMMU implement none of them)")
+    x.add_argument("--svnapot", action="store_true", help="Svnapot: N=1 leaves at level 0 map 64 KiB NAPOT pages")
+    x.add_argument("--svpbmt", action="store_true", help="Svpbmt: PBMT (bits 62:61) in leaves, 3 reserved")
+    h = w.add_argument_group("two-stage translation (hypervisor extension; with --image)")
+    h.add_argument(
+        "--hgatp",
+        type=int_arg,
+        help="translate for a guest: --satp is then vsatp (VS-stage, guest-physical tables) and this hgatp "
+        "(MODE 8 Sv39x4 or 9 Sv48x4, or 0 Bare) the G-stage; --priv U/S mean VU/VS-mode",
+    )
+    h.add_argument("--vs-mxr", action="store_true", help="vsstatus.MXR=1 (VS-stage only; --mxr is mstatus.MXR)")
     w.set_defaults(func=run_walk)
 
     d = mmu_sub.add_parser(
@@ -133,6 +152,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_quiz_parser(
         mmu_sub,
+        "two-stage-quiz",
+        "hwsim.teach.twostage_quiz",
+        help="generate two-stage (hypervisor) translation exercises: Sv39 over Sv39x4, reads counted",
+        description="Print two-stage translation exercises: a host RAM holding a G-stage (hgatp, Sv39x4) "
+        "and a guest's VS-stage tables (vsatp, Sv39) as hex, and one access from VS- or VU-mode.  The "
+        "answer is the physical address (and the guest-physical one) or the exception (cause, stage, "
+        "level, htval), and the number of page-table reads; --solve works it out, every G-stage walk "
+        "nested under the VS-stage PTE it serves.",
+    )
+    add_quiz_parser(
+        mmu_sub,
+        "ext-quiz",
+        "hwsim.teach.ext_quiz",
+        help="generate Sv57, Svnapot and Svpbmt exercises (teaching only: the emulated CPU has none of them)",
+        description="Print translation exercises on Sv57 (satp MODE 10), Svnapot (64 KiB NAPOT pages) and "
+        "Svpbmt (memory types): page tables in a small RAM as hex, satp, one access and which extensions "
+        "are on.  The answer (--solve) is the physical address, the page size and memory type, or the "
+        "page fault with its level, worked out by hwsim's walker.",
+    )
+    tlb_quiz = add_quiz_parser(
+        mmu_sub,
         "tlb-quiz",
         "hwsim.teach.tlb_quiz",
         help="generate TLB exercises from a seed: hits, misses, LRU, ASIDs, sfence.vma",
@@ -141,6 +181,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "changes without a fence.  The answer (--solve) marks each access hit or miss, "
         "names what each miss evicts and each fence removes, and shows the TLB after "
         "every step, replayed on hwsim's TLB model.",
+    )
+    g = tlb_quiz.add_argument_group(
+        "TLB geometry and difficulty (without them: the default fully associative LRU TLB of 4 entries)"
+    )
+    g.add_argument("--sets", type=int_arg, help="number of sets, a power of two (default 1: fully associative)")
+    g.add_argument("--ways", type=int_arg, help="entries per set (default: 4 / sets, at least 1)")
+    g.add_argument("--policy", choices=["lru", "fifo", "random"], help="replacement within a set (default lru)")
+    g.add_argument("--split", action="store_true", help="split TLBs: fetches use an ITLB, loads and stores a DTLB")
+    g.add_argument(
+        "--difficulty",
+        choices=["easy", "medium", "hard"],
+        help="easy (short, one address space), medium (the default's sequences) or hard (long, superpages)",
     )
 
 
@@ -221,16 +273,33 @@ def open_source(args: argparse.Namespace, stack: ExitStack, *, writable: bool = 
     return Source(phys, live.satp, live.lines, live.summary, regions_of(phys))
 
 
-def _check_mode(satp: int) -> PagingMode | None:
+def _check_mode(satp: int, modes: dict[int, PagingMode] = PAGING_MODES) -> PagingMode | None:
     mode_bits = satp_fields(satp)[0]
-    mode = PAGING_MODES.get(mode_bits)
+    mode = modes.get(mode_bits)
     if mode is None and mode_bits != SATP_MODE_BARE:
-        known = ", ".join(f"{m} ({pm.name})" for m, pm in PAGING_MODES.items())
+        known = ", ".join(f"{m} ({pm.name})" for m, pm in modes.items())
         raise ConfigError(f"satp MODE={mode_bits} is not supported; known modes: 0 (Bare), {known}")
     return mode
 
 
 def run_walk(args: argparse.Namespace) -> int:
+    if args.format != "sv39":
+        given = [
+            flag
+            for flag, on in (
+                ("--hgatp", args.hgatp is not None),
+                ("--vs-mxr", args.vs_mxr),
+                ("--svnapot", args.svnapot),
+                ("--svpbmt", args.svpbmt),
+            )
+            if on
+        ]
+        if given:
+            raise ConfigError(f"{', '.join(given)} go with RISC-V page tables, not --format {args.format}")
+    if args.hgatp is not None:
+        return run_walk_two_stage(args)
+    if args.vs_mxr:
+        raise ConfigError("--vs-mxr goes with --hgatp (two-stage translation)")
     if args.format != "sv39":
         return run_arch_walk(args)
     check_sv39_args(args)
@@ -244,14 +313,24 @@ def run_walk(args: argparse.Namespace) -> int:
         policy = AdPolicy.UPDATE if args.update_ad else AdPolicy.REPORT
     with ExitStack() as stack:
         src = open_source(args, stack, writable=args.update_ad)
-        mode = _check_mode(src.satp)
+        mode = _check_mode(src.satp, TEACHING_MODES)  # Sv57 too: walks need no machine
         _, asid, root_ppn = satp_fields(src.satp)
         if mode is None:
             out: dict = {"result": "ok", "mode": "Bare", "va": hex(args.va), "pa": hex(args.va), "steps": []}
             print(json.dumps(out) if args.json else f"satp MODE=Bare: no translation, pa {args.va:#x}")
             return 0
         result = walk(
-            src.mem, root_ppn << PAGE_SHIFT, args.va, access, priv, mode=mode, sum=args.sum, mxr=args.mxr, ad=policy
+            src.mem,
+            root_ppn << PAGE_SHIFT,
+            args.va,
+            access,
+            priv,
+            mode=mode,
+            sum=args.sum,
+            mxr=args.mxr,
+            ad=policy,
+            svnapot=args.svnapot,
+            svpbmt=args.svpbmt,
         )
     region_of = src.region_of()
     tr = result.translation
@@ -328,3 +407,57 @@ def run_dump(args: argparse.Namespace) -> int:
         print(line)
     print("\n".join(format_tree(tree, region_of=namer)))
     return 0
+
+
+def run_walk_two_stage(args: argparse.Namespace) -> int:
+    """``walk --hgatp``: the VS-stage (--satp as vsatp) nested over the G-stage, every PTE read counted."""
+    from ..mmu.bits import HGATP_MODES, hgatp_fields
+    from ..mmu.report_twostage import format_two_stage, format_two_stage_explained, two_stage_to_json
+    from ..mmu.twostage import walk_two_stage
+
+    if args.image is None or args.snapshot is not None or args.board is not None:
+        raise ConfigError("--hgatp goes with --image (a memory image holding both stages' tables)")
+    access = Access.parse(args.access)
+    priv = Priv.parse(args.priv)
+    if not 0 <= args.va < 1 << 64:
+        raise ConfigError(f"--va {args.va:#x} is not a 64-bit address")
+    g_bits, _, g_ppn = hgatp_fields(args.hgatp)
+    g_mode = HGATP_MODES.get(g_bits)
+    if g_mode is None and g_bits != SATP_MODE_BARE:
+        known = ", ".join(f"{m} ({pm.name})" for m, pm in HGATP_MODES.items())
+        raise ConfigError(f"hgatp MODE={g_bits} is not supported; known modes: 0 (Bare), {known}")
+    if args.ad == "fault":
+        policy = AdPolicy.FAULT
+    else:
+        policy = AdPolicy.UPDATE if args.update_ad else AdPolicy.REPORT
+    with ExitStack() as stack:
+        src = open_source(args, stack, writable=args.update_ad)
+        vs_mode = _check_mode(src.satp)
+        result = walk_two_stage(
+            src.mem,
+            args.va,
+            access,
+            priv,
+            vs_mode=vs_mode,
+            vs_root=src.root,
+            g_mode=g_mode,
+            g_root=g_ppn << PAGE_SHIFT,
+            sum=args.sum,
+            mxr=args.mxr,
+            vs_mxr=args.vs_mxr,
+            ad=policy,
+        )
+    if args.json:
+        out = two_stage_to_json(result)
+        out["vsatp"], out["hgatp"] = hex(src.satp), hex(args.hgatp)
+        print(json.dumps(out))
+        return 0 if result.ok else 1
+    for line in src.description:
+        print(line)
+    if args.explain:
+        lines = format_two_stage_explained(result, vsatp=src.satp, hgatp=args.hgatp)
+    else:
+        lines = format_two_stage(result)
+        lines.insert(2, FLAGS_LEGEND)
+    print("\n".join(lines))
+    return 0 if result.ok else 1

@@ -32,7 +32,7 @@ def add_quiz_parser(
     help: str,
     description: str,
     formats: dict[str, str] | None = None,
-) -> None:
+) -> argparse.ArgumentParser:
     """``formats`` (format name -> quiz module; the first is the default) adds ``--format``."""
     from . import int_arg
 
@@ -74,6 +74,7 @@ def add_quiz_parser(
         "it against the model answer it holds (practice: the answer is in its source) and explains a wrong one",
     )
     p.set_defaults(func=run_quiz, quiz_module=module, quiz_command=name, quiz_formats=formats)
+    return p
 
 
 def run_quiz(args: argparse.Namespace) -> int:
@@ -89,11 +90,14 @@ def run_quiz(args: argparse.Namespace) -> int:
         raise ConfigError(f"--html is not available with --format {fmt} (the practice page knows sv39 only)")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 32)
     kwargs = {} if default else {"fmt": fmt}
-    exercises = quiz.make_quiz(seed, args.count, args.topic, **kwargs)
+    options = quiz.quiz_options(args) if hasattr(quiz, "quiz_options") else {}  # a quiz's own options
+    exercises = quiz.make_quiz(seed, args.count, args.topic, **kwargs, **options)
     command = f"hwsim {args.command} {args.quiz_command}" + ("" if default else f" --format {fmt}") + f" --seed {seed}"
     if args.count != 3:
         command += f" --count {args.count}"
     command += "".join(f" --topic {t}" for t in args.topic or ())
+    if hasattr(quiz, "options_suffix"):
+        command += quiz.options_suffix(args)
     if args.html:
         from ..teach.html import quiz_html, write_html
 

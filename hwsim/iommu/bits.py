@@ -4,7 +4,7 @@ registers.  Only layouts live here; ``iommu.py`` interprets them.
 Device context, base format (32 bytes, four little-endian doublewords)::
 
     +0  tc       V[0] EN_ATS[1] EN_PRI[2] T2GPA[3] DTF[4] PDTV[5] PRPR[6] GADE[7] SADE[8] DPE[9] SBE[10] SXL[11]
-    +8  iohgatp  PPN[43:0] GSCID[59:44] MODE[63:60]        (hwsim: second stage must be Bare)
+    +8  iohgatp  PPN[43:0] GSCID[59:44] MODE[63:60]        (0 Bare; 8 Sv39x4, 9 Sv48x4 with second_stage=true)
     +16 ta       PSCID[31:12]
     +24 fsc      iosatp: PPN[43:0] MODE[63:60] (0 Bare, 8 Sv39, 9 Sv48)
 
@@ -86,6 +86,8 @@ IOSATP_PPN_MASK = (1 << 44) - 1
 IOSATP_MODE_SHIFT = 60
 IOSATP_RESERVED = ((1 << 60) - 1) & ~IOSATP_PPN_MASK
 IOHGATP_MODE_SHIFT = 60
+IOHGATP_GSCID_SHIFT = 44
+IOHGATP_PPN_MASK = (1 << 44) - 1
 TA_PSCID_SHIFT = 12
 TA_PSCID_MASK = ((1 << 20) - 1) << TA_PSCID_SHIFT
 TA_RESERVED = ((1 << 64) - 1) & ~TA_PSCID_MASK  # RCID/MCID need QOSID, which hwsim lacks
@@ -163,13 +165,15 @@ def cmd_iofence_c(*, addr: int | None = None, data: int = 0, wsi: bool = False) 
     return make_command(Opcode.IOFENCE, IOFENCE_C, ops, dw1)
 
 
-# -- fault records (32 bytes) -------------------------------------------------------------------------
+# -- fault records (32 bytes: dw0 CAUSE[11:0] TTYP[39:34] DID[63:40], dw1 PID etc., dw2 iotval, dw3 iotval2) --
 
 FQ_RECORD_SIZE = 32
 CQ_ENTRY_SIZE = 16
 FAULT_CAUSE_MASK = 0xFFF
 FAULT_TTYP_SHIFT = 34
 FAULT_DID_SHIFT = 40
+IOTVAL2_IMPLICIT = 1 << 0  # a guest-page fault on an implicit access for first-stage translation
+IOTVAL2_IMPLICIT_WRITE = 1 << 1  # ... that was a write (a first-stage A/D update)
 
 
 class Ttyp(enum.IntEnum):
@@ -186,6 +190,8 @@ class IommuCause(enum.IntEnum):
     WRITE_ACCESS_FAULT = 7
     READ_PAGE_FAULT = 13
     WRITE_PAGE_FAULT = 15
+    READ_GUEST_PAGE_FAULT = 21
+    WRITE_GUEST_PAGE_FAULT = 23
     ALL_INBOUND_DISALLOWED = 256
     DDT_LOAD_ACCESS_FAULT = 257
     DDT_NOT_VALID = 258
@@ -212,6 +218,8 @@ _CAUSE_NAMES = {
     IommuCause.WRITE_ACCESS_FAULT: "write access fault",
     IommuCause.READ_PAGE_FAULT: "read page fault",
     IommuCause.WRITE_PAGE_FAULT: "write page fault",
+    IommuCause.READ_GUEST_PAGE_FAULT: "read guest-page fault",
+    IommuCause.WRITE_GUEST_PAGE_FAULT: "write/AMO guest-page fault",
     IommuCause.ALL_INBOUND_DISALLOWED: "all inbound transactions disallowed",
     IommuCause.DDT_LOAD_ACCESS_FAULT: "DDT entry load access fault",
     IommuCause.DDT_NOT_VALID: "DDT entry not valid",
@@ -224,6 +232,8 @@ _CAUSE_NAMES = {
 CAP_VERSION_1_0 = 0x10
 CAP_SV39 = 1 << 9
 CAP_SV48 = 1 << 10
+CAP_SV39X4 = 1 << 17  # advertised only with the option second_stage=true
+CAP_SV48X4 = 1 << 18
 CAP_AMO_HWAD = 1 << 24
 CAP_IGS_WSI = 1 << 28
 CAP_PAS_SHIFT = 32

@@ -23,10 +23,14 @@ from .bits import (
     DC_SIZE,
     DDTE_PPN_SHIFT,
     DDTE_V,
+    IOHGATP_GSCID_SHIFT,
+    IOHGATP_MODE_SHIFT,
+    IOHGATP_PPN_MASK,
     IOSATP_MODE_SHIFT,
     IOSATP_PPN_MASK,
     TA_PSCID_SHIFT,
     TC_DTF,
+    TC_GADE,
     TC_SADE,
     TC_V,
     IommuMode,
@@ -69,6 +73,19 @@ class DeviceContext:
         return (self.fsc & IOSATP_PPN_MASK) << PAGE_SHIFT
 
     @property
+    def iohgatp_mode(self) -> int:
+        return self.iohgatp >> IOHGATP_MODE_SHIFT
+
+    @property
+    def g_root(self) -> int:
+        """The second stage's root table (16 KiB) as iohgatp.PPN names it."""
+        return (self.iohgatp & IOHGATP_PPN_MASK) << PAGE_SHIFT
+
+    @property
+    def gade(self) -> bool:
+        return bool(self.tc & TC_GADE)
+
+    @property
     def pscid(self) -> int:
         return (self.ta >> TA_PSCID_SHIFT) & ((1 << 20) - 1)
 
@@ -89,11 +106,22 @@ class DeviceContext:
         sade: bool = True,
         dtf: bool = False,
         valid: bool = True,
+        g_root: int | None = None,
+        g_mode: PagingMode | None = None,
+        gscid: int = 0,
+        gade: bool = True,
     ) -> DeviceContext:
-        """A context translating through the table at ``root`` (``mode=None``: first stage Bare)."""
+        """A context translating through the table at ``root`` (``mode=None``: first stage Bare); with
+        ``g_mode`` (Sv39x4/Sv48x4) ``root`` is guest-physical and the second stage's root is ``g_root``."""
         tc = (TC_V if valid else 0) | (TC_SADE if sade else 0) | (TC_DTF if dtf else 0)
         fsc = 0 if mode is None else (mode.satp_mode << IOSATP_MODE_SHIFT) | ((root or 0) >> PAGE_SHIFT)
-        return cls(tc, 0, pscid << TA_PSCID_SHIFT, fsc)
+        iohgatp = 0
+        if g_mode is not None:
+            tc |= TC_GADE if gade else 0
+            iohgatp = (
+                g_mode.satp_mode << IOHGATP_MODE_SHIFT | gscid << IOHGATP_GSCID_SHIFT | (g_root or 0) >> PAGE_SHIFT
+            )
+        return cls(tc, iohgatp, pscid << TA_PSCID_SHIFT, fsc)
 
 
 class DeviceDirectory:

@@ -22,6 +22,8 @@ import enum
 from dataclasses import dataclass, field
 
 from ..mmu.report import format_walk, walk_to_json
+from ..mmu.report_twostage import format_two_stage, two_stage_to_json
+from ..mmu.twostage import TwoStageResult
 from ..mmu.walker import WalkResult
 from .bits import FAULT_DID_SHIFT, FAULT_TTYP_SHIFT, IommuCause, Ttyp
 
@@ -59,6 +61,8 @@ class IommuFault:
     directory: tuple[DirectoryStep, ...] = ()
     iotlb_pte: int | None = None  # set when a cached IOTLB entry decided the fault
     queued: bool = True  # False: discarded (queue overflow, queue off, or DTF)
+    iotval2: int = 0  # guest-page faults: the GPA's bits 63:2, bit 0 implicit, bit 1 implicit write
+    two_stage: TwoStageResult | None = None  # the nested walk, for a context with a second stage
 
     @property
     def message(self) -> str:
@@ -77,6 +81,10 @@ class IommuFault:
             )
         if self.walk is not None:
             lines.extend("  " + line for line in format_walk(self.walk))
+        if self.two_stage is not None:
+            lines.extend("  " + line for line in format_two_stage(self.two_stage))
+        if self.iotval2:
+            lines.append(f"  iotval2 = {self.iotval2:#x}")
         if not self.queued:
             lines.append("  (not queued: the fault queue was full, off, or the context has DTF=1)")
         return "\n".join(lines)
@@ -97,12 +105,17 @@ class IommuFault:
             ],
             "iotlb_pte": hex(self.iotlb_pte) if self.iotlb_pte is not None else None,
             "walk": walk_to_json(self.walk) if self.walk is not None else None,
+            **(
+                {"iotval2": hex(self.iotval2), "two_stage": two_stage_to_json(self.two_stage)}
+                if self.two_stage is not None
+                else {}
+            ),
         }
 
     def to_record(self) -> bytes:
         """The 32-byte fault-queue record of the specification (PV=0, so PID and PRIV are 0)."""
         dw0 = int(self.cause) | int(self.access.ttyp) << FAULT_TTYP_SHIFT | self.device_id << FAULT_DID_SHIFT
-        return b"".join(v.to_bytes(8, "little") for v in (dw0, 0, self.iova, 0))
+        return b"".join(v.to_bytes(8, "little") for v in (dw0, 0, self.iova, self.iotval2))
 
 
 @dataclass

@@ -8,6 +8,7 @@
                     DC.fsc.MODE Bare -> pa = iova
                     Sv39/Sv48 -> IOTLB (tag PSCID) --miss--> walk: hwsim.mmu.translate.lookup_or_walk,
                                  the CPU's own TLB-and-walk routine and walker
+                    DC.iohgatp Sv39x4/Sv48x4 (option second_stage) -> hwsim.mmu.twostage, not cached
         -> every page translated and checked before any byte moves
         -> pa must be RAM (no peer-to-peer DMA into MMIO) -> copy
 
@@ -39,13 +40,17 @@ from dataclasses import dataclass, replace
 from ..devices.base import Device, Option, OptionError, register_device
 from ..devices.issues import IssueKind
 from ..errors import BusError
-from ..mmu.bits import PAGE_SHIFT, PAGING_MODES, Pte
+from ..mmu.bits import HGATP_MODES, PAGE_SHIFT, PAGE_SIZE, PAGING_MODES, Pte
 from ..mmu.tlb import Tlb
 from ..mmu.translate import Refusal, lookup_or_walk
+from ..mmu.twostage import Purpose, Stage, TwoStageResult, walk_two_stage
 from ..mmu.walker import AdPolicy, check_permission, walk
 from ..riscv.priv import Access, Priv
 from ..trace import TRACE
 from .bits import (
+    CAP_SV39X4,
+    CAP_SV48X4,
+    CAPABILITIES,
     CMD_FUNC3_MASK,
     CMD_FUNC3_SHIFT,
     CMD_OPCODE_MASK,
@@ -83,6 +88,7 @@ from .bits import (
     IOFENCE_RESERVED0,
     IOFENCE_WSI,
     IOHGATP_MODE_SHIFT,
+    IOHGATP_PPN_MASK,
     IOMMU_LAYOUT,
     IOSATP_RESERVED,
     IOTINVAL_ADDR_SHIFT,
@@ -94,6 +100,8 @@ from .bits import (
     IOTINVAL_RESERVED0,
     IOTINVAL_RESERVED1,
     IOTINVAL_VMA,
+    IOTVAL2_IMPLICIT,
+    IOTVAL2_IMPLICIT_WRITE,
     IPSR_CIP,
     IPSR_FIP,
     QB_LOG2SZ_MASK,
@@ -181,6 +189,11 @@ class Iommu(Device):
         ),
         "iotlb_entries": Option(int, 256, "IOTLB capacity (LRU)", minimum=1, maximum=1 << 20),
         "fault_irq": Option(bool, True, "fqcsr.fie at reset: raise the IRQ when a fault is queued"),
+        "second_stage": Option(
+            bool,
+            False,
+            "advertise Sv39x4/Sv48x4 and translate a device context's iohgatp (second stage, not cached)",
+        ),
     }
 
     def __init__(self, *, name: str, phys, frames=None, **kw) -> None:
@@ -206,6 +219,8 @@ class Iommu(Device):
         r.on_read("FQT", lambda: self.fault_queue.tail)
         r.on_write("FQCSR", self._write_fqcsr)
         r.on_write("IPSR", lambda new, old: self._update_irq())
+        if self.options["second_stage"]:
+            r.on_read("CAPABILITIES_LO", lambda: (CAPABILITIES | CAP_SV39X4 | CAP_SV48X4) & 0xFFFF_FFFF)
         self._cqh = 0
         self._reset()
 
@@ -365,7 +380,7 @@ class Iommu(Device):
         ):
             ctx = cached[0]
             mode = self.mode
-            if ctx.iosatp_mode and mode is not IommuMode.OFF and mode is not IommuMode.BARE:
+            if ctx.iosatp_mode and not ctx.iohgatp and mode is not IommuMode.OFF and mode is not IommuMode.BARE:
                 tr = self.iotlb.hit(ctx.pscid, iova, _ALLOW_WRITE if write else _ALLOW_READ)
                 if tr is not None:
                     try:
@@ -400,7 +415,12 @@ class Iommu(Device):
                 pieces = [(iova, size)]
             else:
                 dc, steps = self._device_context(device_id)
-                if dc.iosatp_mode == 0:
+                if dc.iohgatp_mode:
+                    translated = self._translate_two_stage(device_id, dc, steps, iova, size, access)
+                    if isinstance(translated, DmaResult):
+                        return translated
+                    pieces = translated
+                elif dc.iosatp_mode == 0:
                     pieces = [(iova, size)]
                 else:
                     translated = self._translate(device_id, dc, steps, iova, size, access)
@@ -502,6 +522,72 @@ class Iommu(Device):
             va += n
         return pieces
 
+    def _translate_two_stage(
+        self,
+        device_id: int,
+        dc: DeviceContext,
+        steps: tuple[DirectoryStep, ...],
+        iova: int,
+        size: int,
+        access: DmaAccess,
+    ) -> list[tuple[int, int]] | DmaResult:
+        """``_translate`` for a context with a second stage: each 4 KiB piece through
+        :func:`hwsim.mmu.twostage.walk_two_stage` (first stage over iohgatp), never cached in the IOTLB.
+
+        A first-stage PTE's address is guest-physical; reading it is an implicit read through the second
+        stage, setting its A/D bits an implicit write.  A second-stage failure is a guest-page fault
+        (21 read, 23 write) with iotval2 = the GPA's bits 63:2, bit 0 set for an implicit access and
+        bit 1 for an implicit write (RISC-V IOMMU 1.0, the fault record).
+        """
+        first = PAGING_MODES.get(dc.iosatp_mode)
+        g_mode = HGATP_MODES[dc.iohgatp_mode]
+        walk_access = Access.STORE if access is DmaAccess.WRITE else Access.LOAD
+        pieces: list[tuple[int, int]] = []
+        va, end = iova, iova + size
+        while va < end:
+            self.stats.page_walks += 1
+            result = walk_two_stage(
+                self.phys,
+                va,
+                walk_access,
+                Priv.U,
+                vs_mode=first,
+                vs_root=dc.root,
+                g_mode=g_mode,
+                g_root=dc.g_root,
+                ad=AdPolicy.UPDATE if dc.sade else AdPolicy.FAULT,
+                g_ad=AdPolicy.UPDATE if dc.gade else AdPolicy.FAULT,
+            )
+            f = result.fault
+            if f is not None:
+                iotval2 = 0
+                if f.kind == "guest-page fault" and f.gpa is not None:
+                    iotval2 = f.gpa & ~3
+                    if f.purpose is Purpose.VS_PTE:
+                        iotval2 |= IOTVAL2_IMPLICIT
+                    elif f.purpose is Purpose.AD_WRITE:
+                        iotval2 |= IOTVAL2_IMPLICIT | IOTVAL2_IMPLICIT_WRITE
+                stage = "second stage" if f.stage is Stage.G else "first stage"
+                return self._fault(
+                    device_id,
+                    va,
+                    access,
+                    IommuCause(int(f.cause)),
+                    f"{stage}: {f.message}",
+                    directory=steps,
+                    dc=dc,
+                    iotval2=iotval2,
+                    two_stage=result,
+                )
+            assert result.pa is not None  # a two-stage walk without a fault has a pa
+            n = min(end, (va | (PAGE_SIZE - 1)) + 1) - va
+            if pieces and pieces[-1][0] + pieces[-1][1] == result.pa:
+                pieces[-1] = (pieces[-1][0], pieces[-1][1] + n)
+            else:
+                pieces.append((result.pa, n))
+            va += n
+        return pieces
+
     def _count_walk(self, iova: int, pscid: int) -> None:
         self.stats.page_walks += 1
 
@@ -583,7 +669,7 @@ class Iommu(Device):
                 f"the device context of device {device_id} at {addr:#x} is not valid (tc.V=0)",
                 tuple(steps),
             )
-        problem = _misconfiguration(dc)
+        problem = _misconfiguration(dc, second_stage=self.options["second_stage"])
         if problem is not None:
             steps.append(DirectoryStep(0, addr, dc.tc, "misconfigured -> DDT entry misconfigured"))
             raise _Stop(
@@ -592,8 +678,15 @@ class Iommu(Device):
                 tuple(steps),
             )
         first = "Bare" if dc.iosatp_mode == 0 else f"{PAGING_MODES[dc.iosatp_mode].name} root {dc.root:#x}"
+        second = (
+            f", second stage {HGATP_MODES[dc.iohgatp_mode].name} root {dc.g_root:#x}, GADE={int(dc.gade)}"
+            if dc.iohgatp_mode
+            else ""
+        )
         steps.append(
-            DirectoryStep(0, addr, dc.tc, f"device context: first stage {first}, PSCID {dc.pscid}, SADE={int(dc.sade)}")
+            DirectoryStep(
+                0, addr, dc.tc, f"device context: first stage {first}, PSCID {dc.pscid}, SADE={int(dc.sade)}{second}"
+            )
         )
         return dc, tuple(steps)
 
@@ -611,8 +704,22 @@ class Iommu(Device):
         directory=(),
         iotlb_pte=None,
         dc: DeviceContext | None = None,
+        iotval2: int = 0,
+        two_stage: TwoStageResult | None = None,
     ) -> DmaResult:
-        record = IommuFault(device_id, iova, access, cause, reason, self.clock.now, walk, tuple(directory), iotlb_pte)
+        record = IommuFault(
+            device_id,
+            iova,
+            access,
+            cause,
+            reason,
+            self.clock.now,
+            walk,
+            tuple(directory),
+            iotlb_pte,
+            iotval2=iotval2,
+            two_stage=two_stage,
+        )
         self.stats.faults += 1
         if TRACE.dma is not None:
             TRACE.dma(
@@ -743,10 +850,11 @@ class Iommu(Device):
         opcode = dw0 & CMD_OPCODE_MASK
         func3 = (dw0 & CMD_FUNC3_MASK) >> CMD_FUNC3_SHIFT
         if opcode == Opcode.IOTINVAL:
-            if func3 != IOTINVAL_VMA:
-                return "IOTINVAL.GVMA needs second-stage translation, which is not supported"
-            if dw0 & IOTINVAL_GV:
-                return "IOTINVAL.VMA with GV=1 needs second-stage translation, which is not supported"
+            if func3 != IOTINVAL_VMA or dw0 & IOTINVAL_GV:
+                if not self.options["second_stage"]:
+                    what = "IOTINVAL.VMA with GV=1" if func3 == IOTINVAL_VMA else "IOTINVAL.GVMA"
+                    return f"{what} needs second-stage translation, which is not supported"
+                return 0  # two-stage translations are never cached: nothing to drop
             if dw0 & IOTINVAL_RESERVED0 or dw1 & IOTINVAL_RESERVED1:
                 return "IOTINVAL.VMA has reserved bits set"
             addr = (dw1 >> IOTINVAL_ADDR_SHIFT & ((1 << 52) - 1)) << PAGE_SHIFT if dw0 & IOTINVAL_AV else None
@@ -805,7 +913,7 @@ class Iommu(Device):
         return f"opcode {opcode} is reserved"
 
 
-def _misconfiguration(dc: DeviceContext) -> str | None:
+def _misconfiguration(dc: DeviceContext, *, second_stage: bool = False) -> str | None:
     """Why a valid base-format context is misconfigured for this IOMMU, or None."""
     bad = dc.tc & ~TC_SUPPORTED
     if bad:
@@ -813,8 +921,12 @@ def _misconfiguration(dc: DeviceContext) -> str | None:
             f"tc has reserved or unsupported bits {bad:#x} set (hwsim supports V, DTF, GADE, SADE; "
             f"no ATS, PRI, process directories, big-endian or Sv32)"
         )
-    if dc.iohgatp >> IOHGATP_MODE_SHIFT:
+    if dc.iohgatp_mode and not second_stage:
         return f"iohgatp.MODE={dc.iohgatp >> IOHGATP_MODE_SHIFT}: second-stage translation is not supported (only Bare)"
+    if dc.iohgatp_mode and dc.iohgatp_mode not in HGATP_MODES:
+        return f"iohgatp.MODE={dc.iohgatp_mode} is not a supported mode (0 Bare, 8 Sv39x4, 9 Sv48x4)"
+    if dc.iohgatp_mode and dc.iohgatp & 3:
+        return f"iohgatp.PPN {dc.iohgatp & IOHGATP_PPN_MASK:#x} is not aligned to the 16 KiB root table"
     if dc.ta & TA_RESERVED:
         return f"ta has reserved bits {dc.ta & TA_RESERVED:#x} set"
     if dc.iosatp_mode not in (0, *PAGING_MODES):

@@ -111,8 +111,16 @@ class PagingMode:
     """One page-based virtual-memory scheme (Sv39, Sv48, ...), as data.
 
     ``ppn_bits[i]`` is the width of PPN field ``i`` in a PTE; VPN fields are
-    all ``vpn_bits`` wide.  Level ``i`` of a walk indexes with ``vpn[i]``; a
-    leaf at level ``i`` maps a page of ``page_size(i)`` bytes.
+    all ``vpn_bits`` wide, but for the top one, which is ``top_extra_bits``
+    wider.  Level ``i`` of a walk indexes with ``vpn[i]``; a leaf at level
+    ``i`` maps a page of ``page_size(i)`` bytes.
+
+    The G-stage modes of the hypervisor extension (Sv39x4, Sv48x4) are the
+    same schemes with ``top_extra_bits=2``: their input is a guest-physical
+    address 2 bits wider, their root table is 4 pages (16 KiB, 16 KiB
+    aligned), and the address is zero-extended, not sign-extended (bits above
+    ``va_bits`` must be zero, or a guest-page fault).  ``satp_mode`` is then
+    the hgatp MODE value.
     """
 
     name: str
@@ -120,13 +128,27 @@ class PagingMode:
     levels: int
     ppn_bits: tuple[int, ...]
     vpn_bits: int = 9
+    top_extra_bits: int = 0  # 2 for the x4 (G-stage) modes
 
     @property
     def va_bits(self) -> int:
-        return PAGE_SHIFT + self.vpn_bits * self.levels
+        return PAGE_SHIFT + self.vpn_bits * self.levels + self.top_extra_bits
+
+    @property
+    def zero_extended(self) -> bool:
+        """True for the G-stage modes: the input is a guest-physical address whose upper bits must be zero."""
+        return self.top_extra_bits != 0
+
+    @property
+    def root_table_size(self) -> int:
+        """Bytes in the root table: 4 KiB, or 16 KiB for the x4 modes."""
+        return PAGE_SIZE << self.top_extra_bits
+
+    def vpn_width(self, level: int) -> int:
+        return self.vpn_bits + (self.top_extra_bits if level == self.levels - 1 else 0)
 
     def vpn(self, va: int, level: int) -> int:
-        return (va >> (PAGE_SHIFT + self.vpn_bits * level)) & ((1 << self.vpn_bits) - 1)
+        return (va >> (PAGE_SHIFT + self.vpn_bits * level)) & ((1 << self.vpn_width(level)) - 1)
 
     def level_shift(self, level: int) -> int:
         return PAGE_SHIFT + self.vpn_bits * level
@@ -135,7 +157,9 @@ class PagingMode:
         return 1 << self.level_shift(level)
 
     def is_canonical(self, va: int) -> bool:
-        """Bits 63..va_bits-1 must all equal bit va_bits-1."""
+        """Bits 63..va_bits-1 must all equal bit va_bits-1 (x4 modes: bits 63..va_bits must be zero)."""
+        if self.zero_extended:
+            return va >> self.va_bits == 0
         top = va >> (self.va_bits - 1)
         return top == 0 or top == (1 << (65 - self.va_bits)) - 1
 
@@ -156,7 +180,17 @@ class PagingMode:
 SV39 = PagingMode("Sv39", satp_mode=8, levels=3, ppn_bits=(9, 9, 26))
 SV48 = PagingMode("Sv48", satp_mode=9, levels=4, ppn_bits=(9, 9, 9, 17))
 
+# Sv57 is a teaching mode only: walks, explanations and quizzes.  The emulated
+# CPU (Unicorn) and the IOMMU accept only the modes in PAGING_MODES.
+SV57 = PagingMode("Sv57", satp_mode=10, levels=5, ppn_bits=(9, 9, 9, 9, 8))
+
 PAGING_MODES = {m.satp_mode: m for m in (SV39, SV48)}
+TEACHING_MODES = {m.satp_mode: m for m in (SV39, SV48, SV57)}
+
+# G-stage (hgatp) modes of the hypervisor extension, keyed by hgatp.MODE.
+SV39X4 = PagingMode("Sv39x4", satp_mode=8, levels=3, ppn_bits=(9, 9, 26), top_extra_bits=2)
+SV48X4 = PagingMode("Sv48x4", satp_mode=9, levels=4, ppn_bits=(9, 9, 9, 17), top_extra_bits=2)
+HGATP_MODES = {m.satp_mode: m for m in (SV39X4, SV48X4)}
 
 
 def make_satp(mode: PagingMode | None, root_ppn: int = 0, asid: int = 0) -> int:
@@ -171,4 +205,26 @@ def satp_fields(satp: int) -> tuple[int, int, int]:
         (satp & SATP_MODE_MASK) >> SATP_MODE_SHIFT,
         (satp & SATP_ASID_MASK) >> SATP_ASID_SHIFT,
         satp & SATP_PPN_MASK,
+    )
+
+
+# hgatp (RV64): MODE 63:60, VMID 57:44, PPN 43:0 (bits 1:0 of the PPN are zero: a 16 KiB root) ------
+
+HGATP_VMID_SHIFT = 44
+HGATP_VMID_BITS = 14
+HGATP_VMID_MASK = ((1 << HGATP_VMID_BITS) - 1) << HGATP_VMID_SHIFT
+
+
+def make_hgatp(mode: PagingMode | None, root_ppn: int = 0, vmid: int = 0) -> int:
+    """An hgatp value; ``mode=None`` is Bare (guest-physical = supervisor-physical)."""
+    m = SATP_MODE_BARE if mode is None else mode.satp_mode
+    return (m << SATP_MODE_SHIFT) | ((vmid << HGATP_VMID_SHIFT) & HGATP_VMID_MASK) | (root_ppn & SATP_PPN_MASK)
+
+
+def hgatp_fields(hgatp: int) -> tuple[int, int, int]:
+    """``(mode, vmid, ppn)`` of an hgatp value; the PPN's two low bits read as zero (16 KiB root)."""
+    return (
+        (hgatp & SATP_MODE_MASK) >> SATP_MODE_SHIFT,
+        (hgatp & HGATP_VMID_MASK) >> HGATP_VMID_SHIFT,
+        hgatp & SATP_PPN_MASK & ~0x3,
     )

@@ -14,7 +14,7 @@ from .bits import (
     pte_ppn,
     satp_fields,
 )
-from .walker import LEVEL_NAMES, WalkResult
+from .walker import LEVEL_NAMES, NAPOT_NAME, NAPOT_SIZE, WalkResult
 
 
 def plural(n: int, one: str, many: str | None = None) -> str:
@@ -49,9 +49,9 @@ def format_walk(result: WalkResult) -> list[str]:
         )
     tr = result.translation
     if tr is not None:
+        size = NAPOT_NAME if tr.page_size == NAPOT_SIZE else LEVEL_NAMES[tr.level]
         lines.append(
-            f"result: pa {tr.pa:#x}  ({LEVEL_NAMES[tr.level]} at va {tr.page_va:#x} -> pa {tr.page_pa:#x}, "
-            f"{perms_string(tr.pte)})"
+            f"result: pa {tr.pa:#x}  ({size} at va {tr.page_va:#x} -> pa {tr.page_pa:#x}, {perms_string(tr.pte)})"
         )
     else:
         f = result.fault
@@ -124,10 +124,10 @@ def pte_fields(pte: int) -> str:
 def va_split_lines(mode: PagingMode, va: int) -> list[str]:
     """The VA drawn as its fields with bit numbers: sign extension, vpn[levels-1]..vpn[0], offset."""
     top = mode.va_bits
-    cols = [("sign ext", 63, top, va >> top)]
+    cols = [("zero" if mode.zero_extended else "sign ext", 63, top, va >> top)]
     for i in reversed(range(mode.levels)):
         lo = mode.level_shift(i)
-        cols.append((f"vpn[{i}]", lo + mode.vpn_bits - 1, lo, mode.vpn(va, i)))
+        cols.append((f"vpn[{i}]", lo + mode.vpn_width(i) - 1, lo, mode.vpn(va, i)))
     cols.append(("offset", PAGE_SHIFT - 1, 0, va & PAGE_MASK))
     widths = [max(len(name), len(f"{value:#x}"), len(f"{hi}..{lo}")) + 2 for name, hi, lo, value in cols]
     bits = "".join(f"{hi}..{lo}".center(w) + " " for (name, hi, lo, value), w in zip(cols, widths))
@@ -175,7 +175,15 @@ def format_walk_explained(result: WalkResult, *, satp: int | None = None) -> lis
     if tr is not None:
         shift = mode.level_shift(tr.level)
         low = "offset" if tr.level == 0 else f"va[{shift - 1}:0]"
-        lines.append(f"pa = (PPN {pte_ppn(tr.pte):#x} << 12) | {low} {result.va & (tr.page_size - 1):#x} = {tr.pa:#x}")
+        if tr.page_size == NAPOT_SIZE:  # Svnapot: PPN bits 3:0 come from vpn[0]
+            lines.append(
+                f"pa = ((PPN {pte_ppn(tr.pte):#x} & ~0xf) | (vpn[0] {mode.vpn(result.va, 0):#x} & 0xf)) << 12 "
+                f"| offset {result.va & PAGE_MASK:#x} = {tr.pa:#x}  (a 64 KiB NAPOT page)"
+            )
+        else:
+            lines.append(
+                f"pa = (PPN {pte_ppn(tr.pte):#x} << 12) | {low} {result.va & (tr.page_size - 1):#x} = {tr.pa:#x}"
+            )
         if result.ad_update is not None:
             addr, old, new = result.ad_update
             set_bits = new & ~old

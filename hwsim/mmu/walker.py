@@ -10,8 +10,20 @@ raises :class:`~hwsim.errors.BusError` where there is no memory.
 Where implementations differ, the specification wins:
 
 * PTE bits 63:54 set  -> page fault (no Svnapot/Svpbmt); QEMU 5.0 ignores them.
+  With ``svnapot=True`` bit 63 (N) may be set in a level-0 leaf whose PPN
+  bits 3:0 are 1000 (a 64 KiB NAPOT page); with ``svpbmt=True`` bits 62:61
+  (PBMT) may hold 0 (PMA), 1 (NC) or 2 (IO) in a leaf.  Any other use (N or
+  PBMT in a pointer, PBMT=3, another NAPOT size, N above level 0) is a
+  reserved encoding: a page fault at step 3, reported as RESERVED_BITS with
+  its own decision text.  Only the teaching commands turn these on; the CPU
+  and the IOMMU walk without them (Unicorn does not implement them).
 * D, A or U set in a non-leaf PTE -> page fault (reserved); Spike agrees,
   QEMU 5.0 ignores them.
+
+The same walk serves the G-stage of two-stage translation (``mode`` one of
+the x4 modes in ``bits.HGATP_MODES``: a zero-extended guest-physical address,
+a top VPN field 2 bits wider, called with ``priv=U``); ``twostage.py`` nests
+it under the VS-stage and turns its page faults into guest-page faults.
 
 Two entry points share these rules: :func:`walk` records every step (what
 fault reports, traces and the teaching commands show), and :func:`walk_quick`
@@ -34,6 +46,8 @@ from ..riscv.priv import Access, Cause, Priv
 from .bits import (
     PAGE_SHIFT,
     PTE_HIGH_RESERVED_MASK,
+    PTE_N,
+    PTE_PBMT_MASK,
     PTE_PPN_MASK,
     PTE_PPN_SHIFT,
     PTE_SIZE,
@@ -42,6 +56,8 @@ from .bits import (
     Pte,
     describe_flags,
 )
+
+NAPOT_SIZE = 1 << 16
 
 # Plain-int flag bits for the hot path (IntFlag arithmetic costs ~25x more).
 _V, _R, _W, _X, _U, _G, _A, _D = (int(f) for f in (Pte.V, Pte.R, Pte.W, Pte.X, Pte.U, Pte.G, Pte.A, Pte.D))
@@ -94,6 +110,8 @@ class FaultReason(enum.Enum):
 
 
 LEVEL_NAMES = ("4 KiB page", "2 MiB megapage", "1 GiB gigapage", "512 GiB terapage", "256 TiB petapage")
+NAPOT_NAME = "64 KiB NAPOT page"
+_PBMT_NAMES = ("PMA", "NC", "IO", "reserved")
 
 
 class WalkStep:
@@ -127,7 +145,8 @@ class WalkStep:
     def describe(self, *, flags: bool = True) -> str:
         """The decision in words; ``flags=False`` leaves out a leaf's ``DAGUXWRV`` (for lines that show them)."""
         code, arg, pte = self.code, self.arg, self.pte
-        leaf = f"leaf ({LEVEL_NAMES[self.level]})" + (f" {describe_flags(pte)}" if flags else "")
+        size = NAPOT_NAME if pte >> 63 and self.level == 0 and code != "reserved_bits" else LEVEL_NAMES[self.level]
+        leaf = f"leaf ({size})" + (f" {describe_flags(pte)}" if flags else "")
         if code == "pointer":
             return f"pointer to the level-{self.level - 1} table at {arg:#x}"
         if code == "leaf":
@@ -144,7 +163,19 @@ class WalkStep:
             "misaligned": f"{leaf} with PPN {(pte & PTE_PPN_MASK) >> PTE_PPN_SHIFT:#x} not aligned to its size "
             f"-> page fault",
             "ad_fault": f"{leaf}: {arg}=0 -> page fault (Svade)",
+            "pbmt_reserved": "leaf with PBMT=3: a reserved encoding (Svpbmt) -> page fault",
+            "napot_reserved": f"leaf with N=1 at level {self.level}, PPN bits 3:0 = {pte_ppn_low(pte):#06b}: "
+            f"a reserved NAPOT encoding (only 64 KiB at level 0, bits 3:0 = 0b1000) -> page fault",
         }[code]
+
+
+def pte_ppn_low(pte: int) -> int:
+    return (pte >> PTE_PPN_SHIFT) & 0xF
+
+
+def pbmt_name(pte: int) -> str:
+    """The Svpbmt memory type of a PTE: PMA, NC, IO (or reserved)."""
+    return _PBMT_NAMES[(pte >> 61) & 3]
 
 
 class Translation:
@@ -273,6 +304,8 @@ def walk(
     sum: bool = False,
     mxr: bool = False,
     ad: AdPolicy = AdPolicy.UPDATE,
+    svnapot: bool = False,
+    svpbmt: bool = False,
 ) -> WalkResult:
     """Translate ``va`` through the page tables whose root table is at physical ``root``.
 
@@ -290,17 +323,26 @@ def walk(
     ) -> WalkResult:
         return _fault(args, steps, reason, level, pte_addr, pte)
 
-    top = va >> (mode.va_bits - 1)
-    if top and top != (1 << (65 - mode.va_bits)) - 1:
-        return stop(FaultReason.NON_CANONICAL)
+    if mode.top_extra_bits:  # a G-stage (x4) mode: the guest-physical address is zero-extended
+        if va >> mode.va_bits:  # twostage.py reports this as GuestReason.GPA_TOO_WIDE
+            return stop(FaultReason.NON_CANONICAL)
+    else:
+        top = va >> (mode.va_bits - 1)
+        if top and top != (1 << (65 - mode.va_bits)) - 1:
+            return stop(FaultReason.NON_CANONICAL)
 
     read = mem.read_u64
     vpn_mask = (1 << mode.vpn_bits) - 1
+    top_level = mode.levels - 1
+    top_mask = (1 << (mode.vpn_bits + mode.top_extra_bits)) - 1
+    extensions = (PTE_N if svnapot else 0) | (PTE_PBMT_MASK if svpbmt else 0)
+    napot = False
     a = root
     global_ = False
-    for level in range(mode.levels - 1, -1, -1):
+    for level in range(top_level, -1, -1):
         shift = PAGE_SHIFT + mode.vpn_bits * level
-        pte_addr = a + ((va >> shift) & vpn_mask) * PTE_SIZE
+        mask = vpn_mask if level < top_level else top_mask  # the top VPN field is wider in the x4 modes
+        pte_addr = a + ((va >> shift) & mask) * PTE_SIZE
         try:
             pte = read(pte_addr)
         except BusError:
@@ -313,8 +355,17 @@ def walk(
             steps.append(WalkStep(level, pte_addr, pte, "write_no_read"))
             return stop(FaultReason.WRITE_NO_READ, level, pte_addr, pte)
         if pte & PTE_HIGH_RESERVED_MASK:
-            steps.append(WalkStep(level, pte_addr, pte, "reserved_bits"))
-            return stop(FaultReason.RESERVED_BITS, level, pte_addr, pte)
+            if pte & PTE_HIGH_RESERVED_MASK & ~extensions or not pte & _RX:  # N and PBMT only in a leaf
+                steps.append(WalkStep(level, pte_addr, pte, "reserved_bits"))
+                return stop(FaultReason.RESERVED_BITS, level, pte_addr, pte)
+            if pte & PTE_PBMT_MASK == PTE_PBMT_MASK:
+                steps.append(WalkStep(level, pte_addr, pte, "pbmt_reserved"))
+                return stop(FaultReason.RESERVED_BITS, level, pte_addr, pte)
+            if pte & PTE_N:
+                if level or (pte >> PTE_PPN_SHIFT) & 0xF != 0x8:
+                    steps.append(WalkStep(level, pte_addr, pte, "napot_reserved"))
+                    return stop(FaultReason.RESERVED_BITS, level, pte_addr, pte)
+                napot = True
         if pte & _G:
             global_ = True
 
@@ -360,6 +411,9 @@ def walk(
             else:
                 note += f"; hardware would set {set_bits} (not written)"
         page_size = 1 << shift
+        if napot:  # a 64 KiB page: PPN bits 3:0 come from the VA (Svnapot)
+            page_size = NAPOT_SIZE
+            ppn &= ~0xF
         steps.append(WalkStep(level, pte_addr, pte, "leaf", note))
         tr = Translation(va, (ppn << PAGE_SHIFT) | (va & (page_size - 1)), level, page_size, pte_addr, new, global_)
         return WalkResult(
@@ -436,7 +490,7 @@ def walk_quick(
     for another reason or a PTE lies outside ``ram`` (nothing written: walk again with
     :func:`walk` to learn why).  The checks run in ``walk``'s order, so the answers agree.
     """
-    if priv is _PRIV_M:
+    if priv is _PRIV_M or mode.top_extra_bits:  # G-stage modes: walk with walk()
         return None
     top_bit, top_ones, vpn_mask, levels, aligns = _GEOMETRY.get(mode) or _geometry(mode)
     top = va >> top_bit

@@ -37,6 +37,10 @@ class Cause(enum.IntEnum):
     FETCH_PAGE_FAULT = 12
     LOAD_PAGE_FAULT = 13
     STORE_PAGE_FAULT = 15
+    # Hypervisor extension: a G-stage (guest-physical -> supervisor-physical) translation failed.
+    FETCH_GUEST_PAGE_FAULT = 20
+    LOAD_GUEST_PAGE_FAULT = 21
+    STORE_GUEST_PAGE_FAULT = 23
 
 
 class Access(enum.Enum):
@@ -54,6 +58,10 @@ class Access(enum.Enum):
     def access_fault_cause(self) -> Cause:
         return _ACCESS_FAULT[self]
 
+    @property
+    def guest_page_fault_cause(self) -> Cause:
+        return _GUEST_PAGE_FAULT[self]
+
     @classmethod
     def parse(cls, text: str) -> Access:
         try:
@@ -66,6 +74,11 @@ _PAGE_FAULT = {
     Access.FETCH: Cause.FETCH_PAGE_FAULT,
     Access.LOAD: Cause.LOAD_PAGE_FAULT,
     Access.STORE: Cause.STORE_PAGE_FAULT,
+}
+_GUEST_PAGE_FAULT = {
+    Access.FETCH: Cause.FETCH_GUEST_PAGE_FAULT,
+    Access.LOAD: Cause.LOAD_GUEST_PAGE_FAULT,
+    Access.STORE: Cause.STORE_GUEST_PAGE_FAULT,
 }
 _ACCESS_FAULT = {Access.FETCH: Cause.FETCH_ACCESS, Access.LOAD: Cause.LOAD_ACCESS, Access.STORE: Cause.STORE_ACCESS}
 

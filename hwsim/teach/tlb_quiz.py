@@ -7,6 +7,12 @@ changes made without a fence.  The student marks each access hit or miss and
 names the entry a miss evicts (or none), and each fence's victims.  The answer replays
 the sequence on the TLB model, filling misses with the walker; the tests
 replay it on a plain list-based LRU model and the specification's walk.
+
+Options (the default exercise, without them, is unchanged): a set-associative
+geometry with a replacement policy and split instruction/data TLBs
+(:mod:`hwsim.mmu.tlb_sa`, ``--sets --ways --policy --split``), and a
+difficulty (``--difficulty easy|medium|hard``: sequence length, one or two
+address spaces, superpages; medium is the default's).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from ..mmu.aspace import AddressSpace
 from ..mmu.bits import PAGE_SIZE, Pte
 from ..mmu.report import perms_string, plural
 from ..mmu.tlb import GLOBAL, Tlb
+from ..mmu.tlb_sa import SetAssocTlb, SplitTlb
 from ..mmu.walker import AdPolicy, Translation, walk
 from ..riscv.priv import Access, Priv
 from . import topics
@@ -71,6 +78,28 @@ class Op:
 
 
 @dataclass(frozen=True)
+class Geometry:
+    """A set-associative TLB for the exercise: sets x ways, the replacement policy, split I/D TLBs."""
+
+    sets: int
+    ways: int
+    policy: str = "lru"  # lru, fifo, random
+    split: bool = False
+
+    @property
+    def capacity(self) -> int:
+        return self.sets * self.ways
+
+    def describe(self) -> str:
+        what = "an instruction TLB and a data TLB, each" if self.split else "a TLB of"
+        return f"{what} {self.sets} set{'s' if self.sets > 1 else ''} x {self.ways} way{'s' if self.ways > 1 else ''}"
+
+
+DIFFICULTIES = ("easy", "medium", "hard")
+_OPS = {None: (10, 14), "easy": (6, 8), "medium": (10, 14), "hard": (16, 20)}
+
+
+@dataclass(frozen=True)
 class Step:
     """What an operation did to the TLB; ``entries`` is the TLB after it, least recently used first."""
 
@@ -82,6 +111,8 @@ class Step:
     removed: tuple = ()
     walked: Translation | None = None  # for a hit: what a walk would give now (differs when stale)
     entries: tuple = ()
+    side: str | None = None  # with split TLBs: "I" or "D", the TLB the access used
+    sets: tuple = ()  # with a geometry: per TLB ("", "I" or "D"), its sets' entries after the step
 
 
 @dataclass(frozen=True)
@@ -92,6 +123,7 @@ class TlbExercise:
     capacity: int
     mappings: tuple[QuizMapping, ...]
     ops: tuple[Op, ...]
+    geometry: Geometry | None = None
 
     def build(self) -> tuple[PhysicalMemory, dict[int, AddressSpace]]:
         """The page tables of both address spaces, in a fresh RAM."""
@@ -104,6 +136,8 @@ class TlbExercise:
         return phys, spaces
 
     def solve(self) -> list[Step]:
+        if self.geometry is not None:
+            return self._solve_geometry(self.geometry)
         phys, spaces = self.build()
         tlb = Tlb(capacity=self.capacity)
         steps = []
@@ -144,6 +178,59 @@ class TlbExercise:
             steps.append(replace(step, entries=tuple(tlb.entries())))
         return steps
 
+    def _solve_geometry(self, g: Geometry) -> list[Step]:
+        """:meth:`solve` on set-associative TLBs (:mod:`hwsim.mmu.tlb_sa`); random replacement draws from
+        ``random.Random("hwsim-tlb-quiz-random:SEED:NUMBER")`` (the data TLB from ``...:D``)."""
+        phys, spaces = self.build()
+        seed = f"hwsim-tlb-quiz-random:{self.seed}:{self.number}"
+        if g.split:
+            split = SplitTlb(sets=g.sets, ways=g.ways, policy=g.policy)
+            split.itlb.rng.seed(seed)
+            split.dtlb.rng.seed(seed + ":D")
+            tlbs = {"I": split.itlb, "D": split.dtlb}
+        else:
+            one = SetAssocTlb(sets=g.sets, ways=g.ways, policy=g.policy)
+            one.rng.seed(seed)
+            tlbs = {"": one}
+        steps = []
+        for op in self.ops:
+            side = None
+            if op.kind == "access":
+                asid, va, access, priv = op.get_access()
+                side = ("I" if access is Access.FETCH else "D") if g.split else ""
+                tlb = tlbs[side]
+                now = walk(phys, spaces[asid].root, va, access, priv, ad=AdPolicy.UPDATE)
+                tr = tlb.lookup(asid, va)
+                if tr is not None:
+                    step = Step(op, hit=tr, walked=now.translation)
+                elif now.translation is not None:
+                    evicted = tlb.insert(asid, now.translation)
+                    step = Step(op, filled=now.translation, evicted=tuple(evicted))
+                else:
+                    fault = now.fault
+                    assert fault is not None  # a walk without a translation has a fault
+                    step = Step(op, fault=f"{fault.kind} (cause {int(fault.cause)}): {fault.message}")
+            elif op.kind == "sfence":
+                before = {name: t.entries() for name, t in tlbs.items()}
+                for t in tlbs.values():
+                    t.flush(op.va, op.asid)
+                removed = tuple(e for name, t in tlbs.items() for e in before[name] if e not in t.entries())
+                step = Step(op, removed=removed)
+            elif op.kind in ("remap", "unmap"):
+                asid, va = op.get_page()
+                m = _mapping_at(self.mappings, asid, va)
+                spaces[asid].unmap(va, PAGE_SIZE)
+                if op.kind == "remap":
+                    assert op.pa is not None  # a remap names its new frame
+                    spaces[asid].map(va, op.pa, PAGE_SIZE, m.flags)
+                step = Step(op)
+            else:
+                step = Step(op)
+            layout = tuple((name, tuple(tuple(s) for s in t.entries_by_set())) for name, t in tlbs.items())
+            entries = tuple(e for t in tlbs.values() for e in t.entries())
+            steps.append(replace(step, entries=entries, side=side or None, sets=layout))
+        return steps
+
 
 def _mapping_at(mappings, asid: int, va: int) -> QuizMapping:
     for m in mappings:
@@ -158,7 +245,14 @@ def _mapping_at(mappings, asid: int, va: int) -> QuizMapping:
 _LRU_ATTEMPTS = 64  # each draw of an lru exercise evicts something about half the time
 
 
-def make_exercise(seed: int, number: int, topics: list[str] | None = None) -> TlbExercise:
+def make_exercise(
+    seed: int,
+    number: int,
+    topics: list[str] | None = None,
+    *,
+    geometry: Geometry | None = None,
+    difficulty: str | None = None,
+) -> TlbExercise:
     """Exercise ``number`` of ``seed``.  An ``lru`` exercise always evicts something (its sequence is drawn
     again, from a stream derived from the seed, until one does); in the others a miss may evict nothing, and
     the question says so."""
@@ -166,19 +260,26 @@ def make_exercise(seed: int, number: int, topics: list[str] | None = None) -> Tl
     for t in chosen:
         if t not in TOPICS:
             raise ConfigError(f"unknown topic {t!r}; topics: {', '.join(TOPICS)}")
+    if difficulty is not None and difficulty not in DIFFICULTIES:
+        raise ConfigError(f"unknown difficulty {difficulty!r}; difficulties: {', '.join(DIFFICULTIES)}")
     rng = random.Random(f"hwsim-tlb-quiz:{seed}:{number}")
     topic = rng.choice(chosen)
     for attempt in range(_LRU_ATTEMPTS):
         if attempt:
             rng = random.Random(f"hwsim-tlb-quiz:{seed}:{number}:{attempt}")
-        ex = _draw(rng, seed, number, topic)
+        ex = _draw(rng, seed, number, topic, difficulty)
+        if geometry is not None:
+            ex = replace(ex, capacity=geometry.capacity, geometry=geometry)
         if topic != "lru" or any(step.evicted for step in ex.solve()):
             return ex
+    if geometry is not None:  # a big TLB may have no room to evict in a short sequence: keep the last draw
+        return ex
     raise AssertionError(f"a bug: no lru exercise with an eviction in {_LRU_ATTEMPTS} draws (seed {seed}, {number})")
 
 
-def _draw(rng: random.Random, seed: int, number: int, topic: str) -> TlbExercise:
-    """Mappings and a sequence of operations for ``topic``, from ``rng``."""
+def _draw(rng: random.Random, seed: int, number: int, topic: str, difficulty: str | None = None) -> TlbExercise:
+    """Mappings and a sequence of operations for ``topic``, from ``rng`` (``difficulty`` None or medium: the
+    default exercise; easy: shorter, one address space, no superpage; hard: longer, both, always)."""
     capacity = rng.choice([2, 4, 4, 4]) if topic == "lru" else 4
     frame = iter(rng.sample(range(0x80100, 0x8FFFF), 40))
     mappings: list[QuizMapping] = []
@@ -192,12 +293,18 @@ def _draw(rng: random.Random, seed: int, number: int, topic: str) -> TlbExercise
             )
         )
     two_spaces = topic != "lru" or rng.random() < 0.3
+    if difficulty == "easy" and topic == "lru":
+        two_spaces = False
+    elif difficulty == "hard":
+        two_spaces = True
     pages2: list[int] = []
     if two_spaces:
         pages2 = sorted(rng.sample(range(6), rng.randint(2, 3)))  # some at the same VAs as ASID 1's: homonyms
         for p in pages2:
             mappings.append(QuizMapping(2, base + p * PAGE_SIZE, next(frame) << 12, PAGE_SIZE, user))
     has_super = rng.random() < 0.6
+    if difficulty in ("easy", "hard"):
+        has_super = difficulty == "hard"
     if has_super:
         mappings.append(QuizMapping(1, SUPER_VA, rng.randrange(0x80200, 0x8FE00, 0x200) << 12, 2 << 20, user))
     kernel = [KERNEL_VA + k * PAGE_SIZE for k in sorted(rng.sample(range(4), rng.randint(1, 2)))]
@@ -232,7 +339,7 @@ def _draw(rng: random.Random, seed: int, number: int, topic: str) -> TlbExercise
     asid = 1
     recent: list[tuple[int, Priv]] = []
     changed = False
-    n = rng.randint(10, 14)
+    n = rng.randint(*_OPS[difficulty])
     while len(ops) < n:
         roll = rng.random()
         if topic in ("asid", "sfence", "stale") and roll < 0.12 and two_spaces and ops and ops[-1].kind != "switch":
@@ -275,9 +382,40 @@ def _draw(rng: random.Random, seed: int, number: int, topic: str) -> TlbExercise
     return TlbExercise(seed, number, topic, capacity, tuple(mappings), tuple(ops))
 
 
-def make_quiz(seed: int, count: int = 3, topics: list[str] | None = None) -> list[TlbExercise]:
+def make_quiz(
+    seed: int,
+    count: int = 3,
+    topics: list[str] | None = None,
+    *,
+    geometry: Geometry | None = None,
+    difficulty: str | None = None,
+) -> list[TlbExercise]:
     check_seed_and_count(seed, count)
-    return [make_exercise(seed, n, topics) for n in range(1, count + 1)]
+    return [make_exercise(seed, n, topics, geometry=geometry, difficulty=difficulty) for n in range(1, count + 1)]
+
+
+def quiz_options(args) -> dict:
+    """``make_quiz`` keyword arguments from the command line's options."""
+    geometry = None
+    if args.sets is not None or args.ways is not None or args.policy is not None or args.split:
+        sets = 1 if args.sets is None else args.sets
+        if sets <= 0 or sets & (sets - 1):
+            raise ConfigError(f"--sets must be a power of two, not {sets}")
+        ways = max(1, 4 // sets) if args.ways is None else args.ways
+        if not 1 <= ways <= 64 or sets > 64:
+            raise ConfigError(f"--ways must be from 1 to 64 and --sets at most 64, not {ways} and {sets}")
+        geometry = Geometry(sets, ways, args.policy or "lru", args.split)
+    return {"geometry": geometry, "difficulty": args.difficulty}
+
+
+def options_suffix(args) -> str:
+    """The options as they were given, for the command line printed above the exercises."""
+    out = ""
+    for name in ("sets", "ways", "policy", "difficulty"):
+        value = getattr(args, name)
+        if value is not None:
+            out += f" --{name} {value}"
+    return out + (" --split" if args.split else "")
 
 
 # -- presentation -----------------------------------------------------------------------------------------------
@@ -315,17 +453,20 @@ def describe_op(op: Op) -> str:
 
 def format_exercise(ex: TlbExercise) -> list[str]:
     lines = [f"TLB exercise {ex.number} (seed {ex.seed})", ""]
-    lines.extend(
-        textwrap.wrap(
-            f"A TLB of {ex.capacity} entries, fully associative, least-recently-used replacement, empty at the start.  "
-            "An entry holds one leaf translation (a 2 MiB superpage takes one entry), tagged with the ASID it was "
-            "filled for, or global (G=1) matching every ASID.  A miss walks the page tables and fills an entry; a walk "
-            "that faults fills nothing.  sfence.vma rs1, rs2 removes: (x0, x0) every entry; (va, x0) the entries "
-            "mapping va, in every ASID; (x0, asid) the non-global entries of asid; (va, asid) the non-global entries "
-            "of asid mapping va.",
-            78,
+    if ex.geometry is not None:
+        lines.extend(textwrap.wrap(_geometry_text(ex.geometry), 78))
+    else:
+        lines.extend(
+            textwrap.wrap(
+                f"A TLB of {ex.capacity} entries, fully associative, least-recently-used replacement, empty at the start.  "
+                "An entry holds one leaf translation (a 2 MiB superpage takes one entry), tagged with the ASID it was "
+                "filled for, or global (G=1) matching every ASID.  A miss walks the page tables and fills an entry; a walk "
+                "that faults fills nothing.  sfence.vma rs1, rs2 removes: (x0, x0) every entry; (va, x0) the entries "
+                "mapping va, in every ASID; (x0, asid) the non-global entries of asid; (va, asid) the non-global entries "
+                "of asid mapping va.",
+                78,
+            )
         )
-    )
     lines.append("")
     lines.append("Mappings (4 KiB pages unless marked, A and D set):")
     for m in ex.mappings:
@@ -343,22 +484,59 @@ def format_exercise(ex: TlbExercise) -> list[str]:
     return lines
 
 
-def describe_step(step: Step) -> str:
+_VICTIM = {
+    "lru": "the least recently used way of set {set}",
+    "fifo": "the way of set {set} filled longest ago",
+    "random": "a way of set {set} drawn at random",
+}
+
+
+def _geometry_text(g: Geometry) -> str:
+    text = (
+        f"{g.describe()[0].upper()}{g.describe()[1:]} ({g.capacity} entries{' each' if g.split else ''}), {g.policy.upper()} replacement "
+        f"within a set, empty at the start.  An entry goes to set (VPN at its own page size) mod {g.sets}: a "
+        f"4 KiB page by va >> 12, a 2 MiB superpage by va >> 21; a lookup checks the set each page size "
+        f"selects.  A miss evicts only from its own set, and only when the set is full.  "
+    )
+    if g.split:
+        text += "Instruction fetches use the ITLB, loads and stores the DTLB; sfence.vma flushes both.  "
+    if g.policy == "random":
+        text += "(Random replacement: the answer names the way drawn; grade hits and misses.)  "
+    return text + (
+        "An entry holds one leaf translation, tagged with the ASID it was filled for, or global (G=1) matching "
+        "every ASID.  A walk that faults fills nothing.  sfence.vma rs1, rs2 removes: (x0, x0) every entry; "
+        "(va, x0) the entries mapping va, in every ASID; (x0, asid) the non-global entries of asid; (va, asid) "
+        "the non-global entries of asid mapping va."
+    )
+
+
+def describe_step(step: Step, geometry: Geometry | None = None) -> str:
     op = step.op
     if op.kind == "access":
         asid, va, _access, _priv = op.get_access()
+        prefix = f"{step.side}TLB " if step.side else ""
         if step.hit is not None:
-            text = f"hit {entry_name(asid if not step.hit.global_ else GLOBAL, step.hit)} -> pa {step.hit.pa_of(va):#x}"
+            text = f"{prefix}hit {entry_name(asid if not step.hit.global_ else GLOBAL, step.hit)} -> pa {step.hit.pa_of(va):#x}"
             if step.walked is None or step.walked.pa_of(va) != step.hit.pa_of(va):
                 now = "faults" if step.walked is None else f"gives pa {step.walked.pa_of(va):#x}"
                 text += f"  STALE: a walk now {now}"
             return text
         if step.fault is not None:
-            return f"miss; the walk raises a {step.fault}; fills nothing, evicts none"
+            return f"{prefix}miss; the walk raises a {step.fault}; fills nothing, evicts none"
         filled = step.filled
         assert filled is not None  # an access that neither hit nor faulted filled an entry
         tag = GLOBAL if filled.global_ else asid
         text = f"miss; walk -> pa {filled.pa:#x}; fill {entry_name(tag, filled)}"
+        if geometry is not None:
+            where = (filled.va >> (12 + 9 * filled.level)) % geometry.sets  # the VPN at the entry's own level
+            text = prefix + text
+            text += f" in set {where}"
+            if step.evicted:
+                victim = _VICTIM[geometry.policy].format(set=where)
+                text += "; evicts " + ", ".join(entry_name(a, t) for a, t in step.evicted) + f" ({victim})"
+            else:
+                text += "; evicts none (a free way)"
+            return text
         if step.evicted:
             text += "; evicts " + ", ".join(entry_name(a, t) for a, t in step.evicted) + " (least recently used)"
         else:
@@ -377,6 +555,15 @@ def format_answer(ex: TlbExercise) -> list[str]:
     steps = ex.solve()
     lines = [f"Answer {ex.number} ({TOPICS[ex.topic]}):"]
     for n, step in enumerate(steps, 1):
+        if ex.geometry is not None:
+            lines.append(f"  {n:2}. {describe_step(step, ex.geometry)}")
+            order = {"lru": "LRU first", "fifo": "oldest first", "random": "oldest first"}[ex.geometry.policy]
+            for name, sets in step.sets:
+                contents = " | ".join(
+                    f"{i}: " + (" ".join(short_name(a, t) for a, t in entries) or "-") for i, entries in enumerate(sets)
+                )
+                lines.append(f"      {name}TLB sets ({order}): {contents}")
+            continue
         lines.append(f"  {n:2}. {describe_step(step)}")
         contents = "  ".join(short_name(a, t) for a, t in step.entries) or "(empty)"
         lines.append(f"      TLB, LRU first: {contents}")
@@ -409,7 +596,10 @@ def exercise_to_json(ex: TlbExercise, *, solve: bool) -> dict:
         ],
         "ops": [op_json(op) for op in ex.ops],
     }
+    if ex.geometry is not None:
+        g = ex.geometry
+        out["geometry"] = {"sets": g.sets, "ways": g.ways, "policy": g.policy, "split": g.split}
     if solve:
         out["topic"] = ex.topic
-        out["answers"] = [describe_step(s) for s in ex.solve()]
+        out["answers"] = [describe_step(s, ex.geometry) for s in ex.solve()]
     return out

@@ -17,6 +17,23 @@ MMU = {
     "access-fault": "page tables outside RAM: access faults",
 }
 
+TWOSTAGE = {
+    "translate": "Sv39 over Sv39x4 through 4 KiB pages: every VS PTE address translated by the G-stage",
+    "superpages": "VS-stage and G-stage superpages: fewer reads",
+    "vs-fault": "page faults in the VS-stage (invalid PTEs, permissions, U and SUM)",
+    "g-fault-pte": "guest-page faults translating a VS-stage PTE's guest-physical address",
+    "g-fault-final": "guest-page faults on the final guest-physical address",
+    "ad-write": "VS-stage A/D updates as G-stage stores (write-protected guest page tables)",
+    "gpa-width": "guest-physical addresses wider than Sv39x4's 41 bits",
+    "bare": "vsatp or hgatp Bare: one stage only",
+}
+
+EXT = {
+    "sv57": "Sv57: five levels, 256 TiB and 512 GiB superpages (teaching only)",
+    "napot": "Svnapot: 64 KiB NAPOT pages, the N bit and its reserved encodings",
+    "pbmt": "Svpbmt: memory types PMA/NC/IO in PBMT, and the reserved value 3",
+}
+
 TLB = {
     "lru": "hits, misses and LRU eviction",
     "asid": "two address spaces: ASID tags, global entries, switching without a flush",
