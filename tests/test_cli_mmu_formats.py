@@ -176,6 +176,14 @@ def test_quiz_formats_print_and_solve(capsys):
             "--cr3, --smep go with an x86-64 --format, not aarch64-16k",
         ),
         (
+            "--format x86-64 --tables TABLES --cr3 0x1000 --hgatp 0 --svpbmt --va 0 --access load --priv U".split(),
+            "--hgatp, --svpbmt go with RISC-V page tables, not --format x86-64",
+        ),
+        (
+            "--format aarch64-4k --tables TABLES --ttbr0 0x1000 --svnapot --va 0 --access load --priv U".split(),
+            "--svnapot goes with RISC-V page tables, not --format aarch64-4k",
+        ),
+        (
             [
                 "--format",
                 "aarch64-4k",

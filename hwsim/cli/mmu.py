@@ -295,7 +295,8 @@ def run_walk(args: argparse.Namespace) -> int:
             if on
         ]
         if given:
-            raise ConfigError(f"{', '.join(given)} go with RISC-V page tables, not --format {args.format}")
+            verb = "go" if len(given) > 1 else "goes"
+            raise ConfigError(f"{', '.join(given)} {verb} with RISC-V page tables, not --format {args.format}")
     if args.hgatp is not None:
         return run_walk_two_stage(args)
     if args.vs_mxr:
