@@ -208,9 +208,11 @@ class RiscvMasm:
     int_leaf_local_regs = R.INT_LEAF_LOCALS
     CALL_TARGET = R.T6  # the funcref record of a call through a reference
 
-    def __init__(self, *, long_branches: bool = False, far_calls: bool = False) -> None:
+    def __init__(self, *, long_branches: bool = False, far_calls: bool = False, metering: bool = False) -> None:
+        """``metering``: the code counts fuel in gp (codegen/fuel.py), which then homes no local."""
         self.long_branches = long_branches
         self.far_calls = far_calls
+        self.int_local_regs = R.INT_LOCALS if metering else R.INT_LOCALS_UNMETERED
         self.words: list[int] = []
         self.fixups: list[tuple[int, str, Label, tuple]] = []
         self.call_fixups: list[tuple[int, int, bool]] = []  # (code offset, func index, far)
