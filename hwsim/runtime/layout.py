@@ -24,15 +24,15 @@ right after it while they are free (the memory reserved last).
 Pages below the memory's current size are mapped when first touched (demand
 paging by the Store's pager): a declared size costs nothing until used.
 
-The data region and the stack top are a few pages off round addresses, on purpose.  The
-emulated CPU's data TLB (QEMU's softmmu TLB) is direct mapped, indexed by bits 12 and up of the
-virtual address (64 to 256 entries as QEMU resizes it).  Linear memories are 4 GiB aligned, so a
-program's hot linear pages have the page numbers of their wasm addresses, and compilers put those
-around 0 and 1 MiB (data at 1 KiB or 1 MiB, a shadow stack just below 1 MiB): TLB sets 0x00-0x10
-and 0x30-0x3f (modulo 64).  With the vmctx at 0x4000_0000 (set 0) and the stack top at
-0x1_0400_0000 (set 0x3f below it), every spill and vmctx load evicted a linear-memory page and the
-next wasm load took QEMU's slow path (SHA-256 ran 2.5x slower; ``bench/vs_wasm3.py``).  The vmctx
-now sits in set 0x18 and the first stack page in set 0x2f.
+The data region and the stack top are a few pages off round addresses, on purpose.  The emulated
+CPU's data TLB (QEMU's softmmu TLB) is direct mapped, indexed by bits 12 and up of the virtual
+address (256 entries at first; QEMU resizes it, never below 64, so sets apart modulo 64 stay
+apart).  Linear memories start at multiples of 2 GiB, so a program's hot linear pages take the sets
+of their wasm addresses, and compilers put those around 0 and 1 MiB (data at 1 KiB or 1 MiB, a
+shadow stack just below 1 MiB): sets 0x00-0x10 and 0x30-0x3f modulo 64.  With the vmctx at
+0x4000_0000 (set 0) and the stack top at 0x1_0400_0000 (set 0x3f below it), every spill and vmctx
+load evicted a linear-memory page and the next wasm load took QEMU's slow path (SHA-256 ran 2.5x
+slower; ``bench/vs_wasm3.py``).  The vmctx now sits in set 0x18 and the first stack page in set 0x2f.
 
 The ABI shared with compiled code (the ABI area, the vmctx and the records it
 points to, value locations) is :mod:`hwsim.compiler.abi`; its names are
