@@ -313,8 +313,8 @@ class MacroAssembler(Protocol):
     def slot_offset(self, depth: int) -> int:
         """The frame offset of the spill slot of operand-stack depth ``depth``."""
 
-    def prologue(self) -> None:
-        """Set up the frame laid out by :meth:`begin_frame` and save the local registers."""
+    def prologue(self, early_return: tuple[IntCmp, Reg, Reg | None] | None = None) -> None:
+        """Set up the frame laid out by :meth:`begin_frame` and save the local registers; return at once, before the saves, when ``early_return`` (cond, a, b or zero) holds."""
 
     def epilogue_and_return(self) -> None:
         """Restore the local registers, pop the frame, return."""
