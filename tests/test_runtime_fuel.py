@@ -608,3 +608,15 @@ def test_fuel_matches_wasmtime_on_random_modules(seed, small):
     for (hw_code, hw_fuel), (wt_code, wt_fuel) in zip(hw, wt):
         if "ok" in (hw_code, wt_code) or "OUT_OF_FUEL" in (hw_code, wt_code):
             assert (hw_code, hw_fuel) == (wt_code, wt_fuel)
+
+
+def test_a_store_runs_metered_or_unmetered_code_never_both():
+    """Code compiled without metering homes locals in gp, the register where a metered Store keeps the
+    fuel count while guest code runs: one Store never holds both kinds."""
+    from hwsim.runtime.instance import VmInstance
+
+    module = load_module(_wat_to_wasm('(module (func (export "f")))'))
+    store = vm_store(hwsim.Store(hwsim.Engine(cache=False)))
+    VmInstance(store, module, compile_module(module), [])
+    with pytest.raises(hwsim.HwsimError, match="^a Store runs code compiled with metering or code compiled without"):
+        VmInstance(store, module, compile_module(module, metering=True), [])

@@ -34,7 +34,7 @@ from .isa.riscv64.masm import RiscvMasm
 from .masm import BranchOutOfRange, CallOutOfRange, MacroAssembler
 from .traps import TrapCode
 
-COMPILER_VERSION = "rv64-singlepass-7"
+COMPILER_VERSION = "rv64-singlepass-9"
 
 
 class PcMap:
@@ -144,7 +144,7 @@ def _compile_function(
 ) -> tuple[MacroAssembler, bytes, FrameInfo]:
     """The function's assembler (trap sites, pc map, calls to link), its code and its frame."""
     for long_branches in (False, True):
-        masm = RiscvMasm(long_branches=long_branches, far_calls=far_calls)
+        masm = RiscvMasm(long_branches=long_branches, far_calls=far_calls, metering=env.metering)
         codegen = FuncCodegen(env, index, func, masm)
         codegen.compile()
         try:

@@ -7,7 +7,8 @@ f0-f31 are 32-63) or, when negative, a frame slot at that offset from the
 frame pointer (``fp = sp at entry``, the canonical frame address)::
 
     [0, prologue_end)       frame set-up: ra and the caller's fp pushed, fp set,
-                            callee-saved registers stored (``saved``)
+                            callee-saved registers stored (``saved``); the first epilogue
+                            may lie in it (a guard on the parameters that returns at once)
     [prologue_end, body)    parameters moved to their homes, declared locals zeroed
     [body, end)             every local is in its home (``homes``) for the rest of
                             the function, except in the epilogues

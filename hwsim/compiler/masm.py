@@ -251,7 +251,7 @@ class MacroAssembler(Protocol):
     float_pool: tuple[Reg, ...]
     """Float registers the code generator gives to operand values, in allocation order."""
     int_local_regs: tuple[Reg, ...]
-    """Callee-saved integer registers that may home locals (saved by the prologue)."""
+    """Callee-saved integer registers that may home locals (saved by the prologue); fewer with metering."""
     float_local_regs: tuple[Reg, ...]
     """Callee-saved float registers that may home locals (saved by the prologue)."""
     int_leaf_local_regs: tuple[Reg, ...]
@@ -270,8 +270,8 @@ class MacroAssembler(Protocol):
     helper_fixups: list[tuple[int, int, bool]]
     """(code offset, offset in the SIMD helper code, far) of every :meth:`call_helper`, for :meth:`patch_call`."""
 
-    def __init__(self, *, long_branches: bool = False, far_calls: bool = False) -> None:
-        """An empty function; ``long_branches`` after a :class:`BranchOutOfRange`, ``far_calls`` for big modules."""
+    def __init__(self, *, long_branches: bool = False, far_calls: bool = False, metering: bool = False) -> None:
+        """An empty function; ``long_branches`` after a BranchOutOfRange, ``far_calls`` for big modules, ``metering`` with fuel."""
 
     def finish(self) -> bytes:
         """Resolve branches, emit the cold trap stubs, size the frame: the function's code (BranchOutOfRange)."""
@@ -313,8 +313,8 @@ class MacroAssembler(Protocol):
     def slot_offset(self, depth: int) -> int:
         """The frame offset of the spill slot of operand-stack depth ``depth``."""
 
-    def prologue(self) -> None:
-        """Set up the frame laid out by :meth:`begin_frame` and save the local registers."""
+    def prologue(self, early_return: tuple[IntCmp, Reg, Reg | None] | None = None) -> None:
+        """Set up the frame laid out by :meth:`begin_frame` and save the local registers; return at once, before the saves, when ``early_return`` (cond, a, b or zero) holds."""
 
     def epilogue_and_return(self) -> None:
         """Restore the local registers, pop the frame, return."""

@@ -8,6 +8,7 @@ Two CIEs, each FDE naming one::
                  +8   sd ra, 8(sp)           ra at CFA - 8
                  +12  sd fp, 0(sp)           fp at CFA - 16
                  +16  addi fp, sp, 16        CFA = fp + 0
+                 [early return]              a guard's epilogue (mv sp, fp; ld fp; ret): CFA = sp + 0
                  prologue_end                each saved register at its slot (CFA + offset)
                  epilogue [start, end)       CFA = sp + 0 (fp is being restored), then as before
            the host-call stub (ecall; ret): a leaf, CFA = sp, ra in ra
@@ -84,7 +85,11 @@ def compiled_function(prologue_end: int, saved: tuple[tuple[int, int], ...], epi
     rows.advance(8, _saved_at(RA, -8))
     rows.advance(12, _saved_at(FP, -16))
     rows.advance(16, bytes([CFA_def_cfa]) + uleb128(FP) + uleb128(0))
-    rows.advance(max(prologue_end, 16), *(_saved_at(reg, off) for reg, off in saved if reg < 64))
+    for start, end in sorted(epilogues):  # a prologue's early return (before any register is saved)
+        if 16 <= start < prologue_end:
+            rows.advance(start, bytes([CFA_remember_state, CFA_def_cfa_register]) + uleb128(SP))
+            rows.advance(end, bytes([CFA_restore_state]))
+    rows.advance(max(prologue_end, rows.at, 16), *(_saved_at(reg, off) for reg, off in saved if reg < 64))
     for start, end in sorted(epilogues):
         if start < rows.at:
             continue

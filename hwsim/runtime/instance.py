@@ -56,6 +56,12 @@ class VmInstance:
         self.compiled = compiled
         if len(store.instances) >= store.limits.max_instances:
             raise ResourceLimitError(f"the Store already holds {len(store.instances)} instances, its limit")
+        if store.instances and store.metered != compiled.metering:
+            # Unmetered code homes a local in gp, where a metered Store keeps the fuel count.
+            raise HwsimError(
+                "a Store runs code compiled with metering or code compiled without it, not both "
+                f"(this module was compiled {'with' if compiled.metering else 'without'})"
+            )
         self._bind_imports(imports)
         layout = compiled.layout
         self.vmctx = store.alloc_data(layout.size)

@@ -6,8 +6,8 @@ One Store is one Sv39 address space; compiled code runs in U-mode::
     0x0000_0001_0000  runtime page (r-x): the host-call stub, the tail-call return stub, the exit address
     0x0000_0002_0000  ABI area (rw-): arguments and results that do not fit in registers
     0x0000_0010_0000  code region (r-x): each module's code, position independent
-    0x0000_4000_0000  data region (rw-): vmctx, funcref records, global cells, descriptors, tables
-    0x0001_0000_0000  guest stack (rw-), with an unmapped guard below it; wasi-threads' stacks above it
+    0x0000_4001_8000  data region (rw-): vmctx, funcref records, global cells, descriptors, tables
+    0x0001_03f3_0000  top of the guest stack (rw-, an unmapped guard below it); wasi-threads' stacks above it
     0x0002_0000_0000  linear-memory reservations, 4 GiB + 2 GiB guard each, to the top of the lower half
     upper half        more reservations
 
@@ -23,6 +23,16 @@ takes consecutive 6 GiB slots for its maximum (at most ``MEMORY64_MAX_BYTES``,
 right after it while they are free (the memory reserved last).
 Pages below the memory's current size are mapped when first touched (demand
 paging by the Store's pager): a declared size costs nothing until used.
+
+The data region and the stack top are a few pages off round addresses, on purpose.  The emulated
+CPU's data TLB (QEMU's softmmu TLB) is direct mapped, indexed by bits 12 and up of the virtual
+address (256 entries at first; QEMU resizes it, never below 64, so sets apart modulo 64 stay
+apart).  Linear memories start at multiples of 2 GiB, so a program's hot linear pages take the sets
+of their wasm addresses, and compilers put those around 0 and 1 MiB (data at 1 KiB or 1 MiB, a
+shadow stack just below 1 MiB): sets 0x00-0x10 and 0x30-0x3f modulo 64.  With the vmctx at
+0x4000_0000 (set 0) and the stack top at 0x1_0400_0000 (set 0x3f below it), every spill and vmctx
+load evicted a linear-memory page and the next wasm load took QEMU's slow path (SHA-256 ran 2.5x
+slower; ``bench/vs_wasm3.py``).  The vmctx now sits in set 0x18 and the first stack page in set 0x2f.
 
 The ABI shared with compiled code (the ABI area, the vmctx and the records it
 points to, value locations) is :mod:`hwsim.compiler.abi`; its names are
@@ -70,9 +80,9 @@ ABI_STACK_LIMIT = ABI_AREA + ABI_AREA_SIZE - 8  # lowest legal sp, for frames la
 
 CODE_BASE = 0x10_0000
 CODE_END = 0x4000_0000
-DATA_BASE = 0x4000_0000
+DATA_BASE = 0x4000_0000 + (0x18 << 12)  # TLB set 0x18: see the module docstring
 DATA_END = 0x1_0000_0000
-STACK_TOP = 0x1_0000_0000 + (64 << 20)
+STACK_TOP = 0x1_0000_0000 + (64 << 20) - (0xD0 << 12)  # 0x1_03f3_0000: the first stack page in TLB set 0x2f
 STACK_SIZE = 8 << 20
 STACK_GUARD = 64 << 10
 # wasi-threads (runtime/threads.py): thread k >= 1 has the stack [top - STACK_SIZE, top) with

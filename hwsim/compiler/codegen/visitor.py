@@ -14,6 +14,7 @@ from collections.abc import Callable
 from ...wasm import opcodes as op
 from ...wasm.module import FuncBody
 from ...wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, V128
+from ..abi import RegLoc
 from ..builtins import Builtin, BulkFuel
 from ..errors import CompileError
 from ..frames import NO_FRAME
@@ -68,7 +69,7 @@ class FuncCodegen:
         self.ctx = ctx = CodeGenContext(masm, local_types)
         ctx.home_locals(info.weights, info.aux_slots, info.has_calls)
         masm.mark(func.body_offset)
-        masm.prologue()
+        masm.prologue(self.early_return(body, local_types))
         # Parameters arrive in argument registers (or the ABI area); declared locals start at zero.
         call.receive_params(ctx, self.type.params)
         ctx.zero_locals(len(self.type.params))
@@ -119,6 +120,57 @@ class FuncCodegen:
         # (v128 locals are renumbered when lowered: their homes would not be the wasm locals')
         self.frame = NO_FRAME if lowered else masm.frame_info([(h.reg, h.slot) for h in ctx.homes], body_start)
         return masm
+
+    def early_return(self, body: list, local_types: list[int]) -> tuple[IntCmp, Reg, Reg | None] | None:
+        """The condition of a guard that opens a function without results on its parameters alone
+        (``local.get p [local.get q] cmp br_if 0``, ``local.get p eqz br_if 0``, ``local.get p br_if 0``,
+        maybe inside a ``block`` that ends where the function does), on the parameters' argument
+        registers: the prologue returns at once when it holds, before it saves any register (a
+        recursion's base case, as a C compiler's shrink-wrapping does).  The guard is compiled in the
+        body as well, where it no longer branches.  Not with metering (the function-entry checkpoint
+        comes first)."""
+        if self.env.metering or self.type.results or len(body) < 4:
+            return None
+        exits = {0}  # the labels a br_if at the start may take to return
+        if body[0][0] == op.BLOCK_OP and self.env.block_type(body[0][1]) == ((), ()):
+            depth, end = 0, -1
+            for index, (code, _, _) in enumerate(body):
+                if code in (op.BLOCK_OP, op.LOOP, op.IF):
+                    depth += 1
+                elif code == op.END:
+                    depth -= 1
+                    if depth == 0:
+                        end = index
+                        break
+            if end != len(body) - 2:  # the block's end is not the function's last instruction but one
+                return None
+            body, exits = body[1:], {0, 1}
+        params = self.type.params
+        locs = self.masm.abi_locations(params)
+
+        def param_reg(instr) -> Reg | None:
+            code, imm, _ = instr
+            if code != op.LOCAL_GET or imm >= len(params) or local_types[imm] not in (I32, I64):
+                return None
+            loc = locs[imm]
+            return loc.reg if isinstance(loc, RegLoc) else None
+
+        def br_if_0(instr) -> bool:
+            return instr[0] == op.BR_IF and instr[1] in exits
+
+        a = param_reg(body[0])
+        if a is None:
+            return None
+        if br_if_0(body[1]):
+            return IntCmp.NE, a, None
+        if body[1][0] in _EQZ and br_if_0(body[2]):
+            return IntCmp.EQ, a, None
+        b = param_reg(body[1])
+        if b is not None and br_if_0(body[3]):
+            handler, static = DISPATCH.get(body[2][0], (None, ()))
+            if handler is FuncCodegen.visit_int_compare:
+                return static[0], a, b
+        return None
 
     def skip(self, code: int, imm) -> None:
         """An instruction in unreachable code: only block nesting matters."""
@@ -808,6 +860,7 @@ _NUMERIC: dict[str, tuple[Callable, tuple]] = {
     **{f"f64.{c.value}": (V.visit_float_compare, (c, True)) for c in FloatCmp},
 }
 _OPCODE_BY_NAME = {name: code for code, name in op.NAMES.items()}
+_EQZ = frozenset({_OPCODE_BY_NAME["i32.eqz"], _OPCODE_BY_NAME["i64.eqz"]})
 _NUMERIC.update({c.value: (V.visit_convert, (c, op.SIGNATURES[_OPCODE_BY_NAME[c.value]][1][0])) for c in Conversion})
 for _name, _entry in (*_MEMORY_ACCESS.items(), *_NUMERIC.items()):
     DISPATCH[_OPCODE_BY_NAME[_name]] = _entry  # a KeyError here is a misspelt name

@@ -208,9 +208,11 @@ class RiscvMasm:
     int_leaf_local_regs = R.INT_LEAF_LOCALS
     CALL_TARGET = R.T6  # the funcref record of a call through a reference
 
-    def __init__(self, *, long_branches: bool = False, far_calls: bool = False) -> None:
+    def __init__(self, *, long_branches: bool = False, far_calls: bool = False, metering: bool = False) -> None:
+        """``metering``: the code counts fuel in gp (codegen/fuel.py), which then homes no local."""
         self.long_branches = long_branches
         self.far_calls = far_calls
+        self.int_local_regs = R.INT_LOCALS if metering else R.INT_LOCALS_UNMETERED
         self.words: list[int] = []
         self.fixups: list[tuple[int, str, Label, tuple]] = []
         self.call_fixups: list[tuple[int, int, bool]] = []  # (code offset, func index, far)
@@ -345,9 +347,18 @@ class RiscvMasm:
     def frame_size(self) -> int:
         return (self.operand_base + 8 * self.max_depth + 15) & ~15
 
-    def prologue(self) -> None:
+    def prologue(self, early_return: tuple[IntCmp, Reg, Reg | None] | None = None) -> None:
         sp, fp, ra = R.SP.num, R.FP.num, R.RA.num
         self.emit(A.addi(sp, sp, -16), A.sd(ra, sp, 8), A.sd(fp, sp, 0), A.addi(fp, sp, 16))
+        if early_return is not None:  # ra and fp saved, fp set, nothing else done: pop that and return
+            cond, a, b = early_return
+            go_on = Label()
+            self.branch_compare(cond, a, b, go_on, False)
+            self.words.append(A.addi(sp, fp, 0))
+            self.epilogues.append([self.offset(), self.offset()])  # sp is the CFA from here ...
+            self.emit(A.ld(fp, sp, -16), A.jalr(0, ra, 0))
+            self._end_epilogue()
+            self.bind(go_on)
         self._frame_patch = len(self.words)
         self.emit(A.NOP, A.NOP, A.sub(sp, sp, R.T5.num))  # lui/addiw t5, frame - 16: patched in finish()
         for reg, off in zip(self.saved, self.saved_offsets):
