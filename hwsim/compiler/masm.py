@@ -319,6 +319,10 @@ class MacroAssembler(Protocol):
     def epilogue_and_return(self) -> None:
         """Restore the local registers, pop the frame, return."""
 
+    def landing_pad(self) -> None:
+        """The start of a ``try_table`` catch clause's landing pad: the runtime has unwound to this frame
+        (fp, the pinned and callee-saved registers are the frame's); put sp back at the frame's bottom."""
+
     # -- moves -------------------------------------------------------------------------------------
 
     def mov(self, dst: Reg, src: Reg) -> None:

@@ -41,6 +41,7 @@ from . import layout as L
 from .builtins import DISPATCH
 from .crossing import Crossing
 from .errors import Frame, ResourceLimitError, Trap
+from .exceptions import Exn, UncaughtException, throw_from_host
 from .objects import FuncRecord, MemoryInstance
 from .threads import Blocked
 
@@ -66,6 +67,7 @@ class LoadedCode:
     end: int
     compiled: CompiledModule
     module: DecodedModule
+    vmctx: int = 0  # the instance the code is loaded for (each instance has its own copy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,16 +472,21 @@ class CallBoundary:
             outer_caller = self.caller_vmctx
             self.caller_vmctx = regs[1]  # t4, set by the call sequence (see RiscvMasm.call_ref)
             self._in_host += 1
+            thrown = None
             try:
                 results = record.host(args)
             except Blocked as blocked:  # a WASI call that must wait (runtime/threads.py): results later
                 blocked.finish = lambda values, crossing=crossing: crossing.results_to(self, values)
                 self._block(blocked)
                 results = None
+            except UncaughtException as exc:  # a wasm exception raised by (or through) the host function
+                thrown, results = exc.exn, None
             finally:
                 self.caller_vmctx = outer_caller
                 self._in_host -= 1
-            if results is not None:
+            if thrown is not None:
+                throw_from_host(self, thrown)  # lands on a handler in this run, or raises on
+            elif results is not None:
                 if len(results) != crossing.n_results:
                     raise HwsimError(f"host function returned {len(results)} values, its type has {crossing.n_results}")
                 if self._async:  # events that came while the host function ran: a safe point
@@ -490,6 +497,16 @@ class CallBoundary:
         if self.metered:
             self.fuel_to_register()
         return _RESUME
+
+    def located_exception(self, exn: Exn, pc: int) -> UncaughtException:
+        """The Trap an exception nobody caught raises at the host, located at ``pc`` (its throw, or the call
+        it left this run's wasm frames by), with the wasm backtrace from there."""
+        loc = self.wasm_location(pc)
+        where = {} if loc is None else dict(func_index=loc.func_index, func_name=loc.func_name,
+                                              wasm_offset=loc.wasm_offset, source=loc.source)
+        exc = UncaughtException(exn, pc=pc, insn="ecall", **where)
+        self._attach_frames(exc, pc)
+        return exc
 
     def _set_a0(self, results: list[int]) -> None:
         self.machine.set_reg("a0", results[0])

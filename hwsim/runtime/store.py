@@ -32,6 +32,7 @@ from .calls import CallBoundary, LoadedCode
 from .checkpoints import CheckpointCounter
 from .crossing import ECALL_REGS
 from .errors import ResourceLimitError, Trap
+from .exceptions import Exn
 from .objects import RW_USER, RX_USER, FuncRecord, GlobalInstance, MemoryInstance, TableInstance
 from .space import StoreSpace
 from .threads import Scheduler
@@ -132,6 +133,8 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self._extern_ids: dict[int, int] = {}  # id(host object) -> its handle
         self._extern_serials = itertools.count(1)  # handles are never reused
         self.extern_roots: list[TableInstance | GlobalInstance] = []  # externref tables and globals
+        self.exns: dict[int, Exn] = {}  # exnref handle -> exception object (exceptions.py)
+        self.exn_next = 0  # the last exnref handle given out (never reused)
         self.depth = 0
         self.deadline: float | None = None  # time.monotonic() at which the outermost call's budget runs out
         # Set by interrupt() (another thread, a signal handler, a device event): every call into wasm

@@ -34,11 +34,13 @@ _CALLS = frozenset(
         MEMORY_ATOMIC_NOTIFY,  # threads proposal: runtime builtins
         MEMORY_ATOMIC_WAIT32,
         MEMORY_ATOMIC_WAIT64,
+        op.THROW,  # exception handling: runtime builtins that never return
+        op.THROW_REF,
         *(set(simd.NAMES) - in_place()),  # SIMD instructions that call a helper routine (codegen/simd.py)
     }
 )
 _LOCAL_OPS = frozenset({op.LOCAL_GET, op.LOCAL_SET, op.LOCAL_TEE})
-_BLOCK_OPS = frozenset({op.BLOCK_OP, op.LOOP, op.IF})
+_BLOCK_OPS = frozenset({op.BLOCK_OP, op.LOOP, op.IF, op.TRY_TABLE_OP})
 
 
 @dataclass

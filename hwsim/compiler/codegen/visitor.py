@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ...wasm import opcodes as op
 from ...wasm.module import FuncBody
-from ...wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, V128
+from ...wasm.types import EXNREF, F32, F64, FUNCREF, I32, I64, V128
 from ..builtins import Builtin, BulkFuel
 from ..errors import CompileError
 from ..frames import NO_FRAME
@@ -36,7 +36,7 @@ from ..traps import TrapCode
 from . import call, simd
 from .atomics import ATOMIC_DISPATCH
 from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Comparison, Operand, ValKind, reg_class
-from .control import ControlFrame, ControlStack, CtrlKind
+from .control import ControlFrame, ControlStack, CtrlKind, HandlerRegion
 from .env import ModuleEnv
 from .fuel import FuelCounter, loop_writes
 from .prepass import prepass
@@ -78,6 +78,7 @@ class FuncCodegen:
         if fuel is not None:
             self.loop_writes = loop_writes(body)
             fuel.checkpoint()  # function entry
+        self.handlers: list[HandlerRegion] = []  # try_tables with catch clauses, in order of their start
         self.direct_local: int | None = None  # dst_reg put the value on top of the stack in this local's home
         # The hot loop: one iteration per instruction, so the lookups are hoisted out of it.  Without
         # metering, local.get and the constants (a third of a typical body) only push an operand: they are
@@ -124,6 +125,8 @@ class FuncCodegen:
         """An instruction in unreachable code: only block nesting matters."""
         if code in (op.BLOCK_OP, op.LOOP, op.IF):
             self.control.skip_block(*self.env.block_type(imm))
+        elif code == op.TRY_TABLE_OP:
+            self.control.skip_block(*self.env.block_type(imm[0]))
         elif code == op.ELSE:
             if self.fuel is not None and not self.control.frames[-1].dead:
                 self.fuel.consts.else_(self.control.frames[-1], False)
@@ -166,6 +169,37 @@ class FuncCodegen:
         if self.fuel is not None:
             self.fuel.checkpoint()  # the loop header: every iteration passes here
             self.fuel.consts.enter_loop(self.control.frames[-1], self.loop_writes[self.offset])
+
+    def visit_try_table(self, imm) -> None:
+        """``try_table``: a block with landing pads (control.ControlStack.try_table); its region is recorded
+        for the runtime's unwinder (``self.handlers``)."""
+        bt, clauses = imm
+        env = self.env
+        tag_types = env.module.get_tag_type_indices()
+        lowered = []
+        for kind, tag, depth in clauses:
+            carried = tuple(env.types[tag_types[tag]].params) if tag is not None else ()
+            if kind == op.CATCH_REF or kind == op.CATCH_ALL_REF:
+                carried += (EXNREF,)
+            self.carry(self.control.frames[-1 - depth])
+            lowered.append((kind, -1 if tag is None else tag, depth, carried))
+        region = self.control.try_table(*env.block_type(bt), lowered)
+        if region is not None:
+            self.handlers.append(region)
+
+    def visit_throw(self, imm) -> None:
+        """``throw``: the builtin gets the tag index, then the payload (as a call's arguments); it unwinds."""
+        ctx = self.ctx
+        params = tuple(self.env.types[self.env.module.get_tag_type_indices()[imm]].params)
+        ctx.stack.insert(len(ctx.stack) - len(params), Operand(CONST, I64, imm))
+        call.prepare_args(ctx, (I64, *params))
+        self.masm.call_builtin(Builtin.throw)
+        self.control.set_unreachable()
+
+    def visit_throw_ref(self, imm) -> None:
+        call.prepare_args(self.ctx, (EXNREF,))
+        self.masm.call_builtin(Builtin.throw_ref)
+        self.control.set_unreachable()
 
     def visit_if(self, imm) -> None:
         self.control.if_(*self.env.block_type(imm))
@@ -654,7 +688,7 @@ class FuncCodegen:
         self.builtin(Builtin.elem_drop, [], (), None, (imm,))
 
     def visit_ref_null(self, imm) -> None:
-        self.ctx.push_const(FUNCREF if imm == FUNCREF else EXTERNREF, 0)
+        self.ctx.push_const(imm, 0)  # funcref, externref or exnref: null is 0
 
     def visit_ref_func(self, imm) -> None:
         dst = self.ctx.alloc(INT)
@@ -709,6 +743,9 @@ DISPATCH: dict[int, tuple[Callable, tuple]] = {
     op.BLOCK_OP: (V.visit_block, ()),
     op.LOOP: (V.visit_loop, ()),
     op.IF: (V.visit_if, ()),
+    op.TRY_TABLE_OP: (V.visit_try_table, ()),
+    op.THROW: (V.visit_throw, ()),
+    op.THROW_REF: (V.visit_throw_ref, ()),
     op.ELSE: (V.visit_else, ()),
     op.END: (V.visit_end, ()),
     op.BR: (V.visit_br, ()),
