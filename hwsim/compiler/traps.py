@@ -58,6 +58,6 @@ _WASMTIME_TEXT = {
     TrapCode.INTERRUPTED: "interrupt",
     TrapCode.HEAP_MISALIGNED: "unaligned atomic",
     TrapCode.ATOMIC_WAIT_NON_SHARED_MEMORY: "atomic wait on non-shared memory",
-    TrapCode.UNCAUGHT_EXCEPTION: "uncaught wasm exception",
+    TrapCode.UNCAUGHT_EXCEPTION: "thrown Wasm exception",
     TrapCode.NULL_EXCEPTION_REFERENCE: "null reference",
 }
