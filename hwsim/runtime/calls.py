@@ -214,6 +214,8 @@ class CallBoundary:
                 except Trap as at_ecall:  # from a builtin (or a checkpoint handler) at an ecall
                     if not at_ecall.frames and at_ecall.pc is not None:
                         self._attach_frames(at_ecall, at_ecall.pc)
+                    if saved is not None:  # the host may catch it (an exception it lets through is thrown
+                        m.restore_context(saved)  # on from its call site: calls._ecall) and go on
                     raise
                 finally:
                     if self._fuel_live:

@@ -140,7 +140,11 @@ def _land(store: VmStore, instance, exn: Exn, kind: int, pad: int, fp: int, rest
         values.append(exnref_of(store, exn))
     if types:
         crossing(store, (), types).results_to(store, values)
+    # The run stops after the ecall and goes on at the pad (calls.CallBoundary.invoke: a STOPPED run goes
+    # on from its pc).  A pc written by the hook alone is not enough after a nested run (a host function
+    # that called wasm): Unicorn then ends the outer run there.
     m.set_reg("pc", pad)
+    m.stop()
 
 
 def throw(store: VmStore, exn: Exn, pc: int) -> None:
