@@ -176,7 +176,10 @@ def test_across_instances_and_imported_tags(store):
     engine = store.engine
     a = Instance(
         store,
-        Module(engine, '(module (tag $e (export "e") (param i32)) (func (export "t") (param i32) (throw $e (local.get 0))))'),
+        Module(
+            engine,
+            '(module (tag $e (export "e") (param i32)) (func (export "t") (param i32) (throw $e (local.get 0))))',
+        ),
         [],
     )
     e, t = a.exports(store)["e"], a.exports(store)["t"]
@@ -418,3 +421,9 @@ def test_f32_payload_bits_are_exact(store):
         ex["t"](store, Val.f32_bits(0x7FC0_0001))
     (value,) = info.value.values(store)
     assert struct.pack("<f", value) == struct.pack("<f", nan)
+
+
+def test_config_has_exceptions_always_on():
+    from hwsim import Config
+
+    assert Config().wasm_exceptions is True

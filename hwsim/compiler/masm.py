@@ -320,8 +320,7 @@ class MacroAssembler(Protocol):
         """Restore the local registers, pop the frame, return."""
 
     def landing_pad(self) -> None:
-        """The start of a ``try_table`` catch clause's landing pad: the runtime has unwound to this frame
-        (fp, the pinned and callee-saved registers are the frame's); put sp back at the frame's bottom."""
+        """Start a try_table catch clause's landing pad: put sp back at the bottom of the frame unwound to."""
 
     # -- moves -------------------------------------------------------------------------------------
 

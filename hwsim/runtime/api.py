@@ -316,7 +316,29 @@ class GlobalType:
         return f"GlobalType({self.content}, mutable={self.mutable})"
 
 
-ExternType = FuncType | GlobalType | MemoryType | TableType
+class TagType:
+    """A tag's type (wasmtime-py's ``TagType``): the function type of its payload (no results)."""
+
+    def __init__(self, functype: FuncType) -> None:
+        self.functype = _expect(functype, FuncType, "TagType(functype)")
+        if self.functype.results:
+            raise ConfigError(f"TagType(functype): a tag's type has no results, not {self.functype}")
+
+    @property
+    def params(self) -> list[ValType]:
+        return list(self.functype.params)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TagType) and other.functype == self.functype
+
+    def __hash__(self) -> int:
+        return hash(self.functype)
+
+    def __repr__(self) -> str:
+        return f"TagType({self.functype!r})"
+
+
+ExternType = FuncType | GlobalType | MemoryType | TableType | TagType
 
 
 class ImportType:
@@ -1748,7 +1770,7 @@ def _unwrap(item, runtime: _Store | None = None):
     raise ArgumentTypeError(f"expected a Func, Memory, SharedMemory, Global, Table or Tag, not {_show(item)}")
 
 
-def _wrap(export: tuple[ExternKind, ExternItem]) -> Func | Memory | SharedMemory | Global | Table:
+def _wrap(export: tuple[ExternKind, ExternItem]) -> Func | Memory | SharedMemory | Global | Table | Tag:
     _kind, obj = export  # the kind follows the object's class
     if isinstance(obj, FuncRecord):
         return Func(None, None, None, _record=obj)
@@ -1873,28 +1895,6 @@ def _from_bits(store: _Store, ty: int, bits: int) -> Val:
 
 
 # -- exception handling: tags and exceptions ----------------------------------------------------------------
-
-
-class TagType:
-    """A tag's type (wasmtime-py's ``TagType``): the function type of its payload (no results)."""
-
-    def __init__(self, functype: FuncType) -> None:
-        self.functype = _expect(functype, FuncType, "TagType(functype)")
-        if self.functype.results:
-            raise ConfigError(f"TagType(functype): a tag's type has no results, not {self.functype}")
-
-    @property
-    def params(self) -> list[ValType]:
-        return list(self.functype.params)
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, TagType) and other.functype == self.functype
-
-    def __hash__(self) -> int:
-        return hash(self.functype)
-
-    def __repr__(self) -> str:
-        return f"TagType({self.functype!r})"
 
 
 class Tag:

@@ -412,6 +412,7 @@ def memory_atomic_wait64(store, instance, m) -> None:
 # ``fn(store, instance, machine)`` with the arguments in the ABI registers.  Checked when this module is
 # imported: an id without a function (or a function for no id) is a bug, found before anything runs.
 
+
 def throw(store, instance, m) -> None:
     """``throw``: a0 the tag index, then the payload as a call's arguments (exceptions.py unwinds)."""
     from ..wasm.types import I64

@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..compiler import CompiledModule
 from ..compiler.builtins import MAX_BUILTIN, Builtin
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from ..mmu.aspace import AddressSpace
     from ..wasm.dwarf import SourceMap
     from .instance import VmInstance
-    from .store import StoreLimits
+    from .store import StoreLimits, VmStore
     from .threads import Scheduler
 
 
@@ -487,7 +487,7 @@ class CallBoundary:
                 self.caller_vmctx = outer_caller
                 self._in_host -= 1
             if thrown is not None:
-                throw_from_host(self, thrown)  # lands on a handler in this run, or raises on
+                throw_from_host(cast("VmStore", self), thrown)  # lands on a handler in this run, or raises on
             elif results is not None:
                 if len(results) != crossing.n_results:
                     raise HwsimError(f"host function returned {len(results)} values, its type has {crossing.n_results}")
@@ -504,8 +504,13 @@ class CallBoundary:
         """The Trap an exception nobody caught raises at the host, located at ``pc`` (its throw, or the call
         it left this run's wasm frames by), with the wasm backtrace from there."""
         loc = self.wasm_location(pc)
-        where = {} if loc is None else dict(func_index=loc.func_index, func_name=loc.func_name,
-                                              wasm_offset=loc.wasm_offset, source=loc.source)
+        where = (
+            {}
+            if loc is None
+            else dict(
+                func_index=loc.func_index, func_name=loc.func_name, wasm_offset=loc.wasm_offset, source=loc.source
+            )
+        )
         exc = UncaughtException(exn, pc=pc, insn="ecall", **where)
         self._attach_frames(exc, pc)
         return exc

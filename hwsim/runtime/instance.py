@@ -63,9 +63,7 @@ class VmInstance:
         store.instances[self.vmctx] = self
         self.code_base = store.load_code(compiled.code) if compiled.code else 0
         store.metered |= compiled.metering  # the Store moves the fuel count to and from its register
-        store.code.append(
-            LoadedCode(self.code_base, self.code_base + len(compiled.code), compiled, module, self.vmctx)
-        )
+        store.code.append(LoadedCode(self.code_base, self.code_base + len(compiled.code), compiled, module, self.vmctx))
         # Memories, tables, globals.
         for mt in module.memories:
             self.memories.append(MemoryInstance(store, mt))

@@ -32,8 +32,8 @@ from .errors import InvalidError
 from .module import ACTIVE, ConstExpr, DecodedModule
 from .types import (
     BLOCK_EMPTY,
-    EXTERNREF,
     EXNREF,
+    EXTERNREF,
     F32,
     F64,
     FUNCREF,

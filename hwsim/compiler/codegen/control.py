@@ -48,7 +48,6 @@ class ControlFrame:
     dead: bool = False  # the whole block sits in unreachable code
     handlers: HandlerRegion | None = None  # a try_table's: its code range and landing pads
 
-
     @property
     def arity(self) -> tuple[int, ...]:
         """The types a branch to this frame carries."""
