@@ -513,8 +513,10 @@ class _FileRun:
             actual = self.perform(cmd["action"])
         except Trap as exc:
             return self._check_reason(exc, expected)
-        except (Exhaustion, Thrown) as exc:
-            raise _Fail(f"expected trap ({expected}), got {type(exc).__name__}: {exc}") from None
+        except Exhaustion as exc:
+            raise _Fail(f"expected trap ({expected}), got exhaustion: {exc}") from None
+        except Thrown as exc:
+            raise _Fail(f"expected trap ({expected}), got an uncaught exception: {exc}") from None
         raise _Fail(f"expected trap ({expected}), got {_show(actual)}")
 
     def cmd_assert_exhaustion(self, cmd: dict) -> str:
@@ -523,8 +525,10 @@ class _FileRun:
             actual = self.perform(cmd["action"])
         except Exhaustion as exc:
             return self._check_reason(exc, expected)
-        except (Trap, Thrown) as exc:
-            raise _Fail(f"expected exhaustion ({expected}), got {type(exc).__name__}: {exc}") from None
+        except Trap as exc:
+            raise _Fail(f"expected exhaustion ({expected}), got trap: {exc}") from None
+        except Thrown as exc:
+            raise _Fail(f"expected exhaustion ({expected}), got an uncaught exception: {exc}") from None
         raise _Fail(f"expected exhaustion ({expected}), got {_show(actual)}")
 
     def cmd_assert_exception(self, cmd: dict) -> str:
