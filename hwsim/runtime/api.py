@@ -286,8 +286,8 @@ class TableType:
     def __init__(self, valtype: ValType, limits: Limits) -> None:
         """``valtype``: the element type (wasmtime-py's parameter name; the attribute is ``element``)."""
         self.element = _expect(valtype, ValType, "TableType(valtype)")
-        if valtype.code not in (FUNCREF, EXTERNREF):
-            raise ConfigError(f"TableType(valtype): a table holds funcref or externref, not {valtype}")
+        if valtype.code not in (FUNCREF, EXTERNREF, EXNREF):
+            raise ConfigError(f"TableType(valtype): a table holds funcref, externref or exnref, not {valtype}")
         self.limits = _expect(limits, Limits, "TableType(limits)")
 
     def __eq__(self, other) -> bool:
@@ -458,7 +458,7 @@ class Val:
     def ref_null(ty: ValType) -> Val:
         """The null reference of ``ty`` (funcref or externref); WasmtimeError for a number type."""
         _expect(ty, ValType, "Val.ref_null(ty)")
-        if ty.code not in (FUNCREF, EXTERNREF):
+        if ty.code not in (FUNCREF, EXTERNREF, EXNREF):
             raise WasmtimeError(f"Invalid reference type for `ref_null`: {ty}")
         return Val(ty)
 
