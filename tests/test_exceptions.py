@@ -328,6 +328,26 @@ def test_callee_saved_registers_of_unwound_frames(store):
     assert ex["f"](store, 7) == thrown + catcher + outer
 
 
+def test_float_callee_saved_registers_and_a_start_function(store):
+    flocals = " ".join(f"(local $f{i} f64)" for i in range(6))
+    fsets = " ".join(f"(local.set $f{i} (f64.add (local.get 0) (f64.const {i}.5)))" for i in range(6))
+    ftotal = "(local.get $f0) " + " ".join(f"(local.get $f{i}) (f64.add)" for i in range(1, 6))
+    ex = instance(
+        store,
+        f"""(module (tag $e)
+          (func $clobber (param f64) {flocals} {fsets} (if (f64.lt (local.get 0) (f64.const 1)) (then (throw $e)))
+            (call $clobber (f64.sub (local.get 0) (f64.const 1))))
+          (func (export "f") (param f64) (result f64) {flocals} {fsets}
+            (block $c (try_table (catch $e $c) (call $clobber (f64.const 3)))) {ftotal}))""",
+    )
+    assert ex["f"](store, 10.0) == 6 * 10.0 + 0.5 + 1.5 + 2.5 + 3.5 + 4.5 + 5.5
+    with pytest.raises(WasmException) as info:
+        Instance(
+            store, Module(store.engine, "(module (tag $e (param i32)) (func (throw $e (i32.const 3))) (start 0))"), []
+        )
+    assert info.value.values(store) == [3]
+
+
 def test_deep_recursion_unwinds_every_frame(store):
     ex = instance(
         store,

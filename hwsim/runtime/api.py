@@ -1992,7 +1992,7 @@ class Exports(Mapping[str, Any]):
 
 class Instance:
     def __init__(self, store: Store, module: Module, imports: list) -> None:
-        """Imports in the module's order: Funcs, Memories, Globals and Tables of ``store`` (an object
+        """Imports in the module's order: Funcs, Memories, Globals, Tables and Tags of ``store`` (an object
         of another Store raises :class:`~hwsim.errors.StoreMismatchError`), None for hwsim's intrinsics."""
         runtime = _runtime(store)
         _open(module, Module, "Instance(module)")
@@ -2001,7 +2001,10 @@ class Instance:
             inner = _Instance(runtime, module._module, module._compiled, items)
         except LinkError as exc:
             raise WasmtimeError(str(exc)) from None
-        inner.initialize()
+        try:
+            inner.initialize()
+        except UncaughtException as exc:  # thrown by the start function
+            raise WasmException._of(exc) from None
         self._inner = inner
 
     def exports(self, store: Store) -> Exports:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from ..compiler.builtins import Builtin, BulkFuel
 from ..compiler.errors import CompilerBug
 from ..compiler.traps import TrapCode
+from ..wasm.types import I64
 from . import exceptions
 from .errors import HandleError, HostBufferError, MemoryControlError, ResourceLimitError, SegmentError, Trap
 from .threads import Blocked, Wake
@@ -415,8 +416,6 @@ def memory_atomic_wait64(store, instance, m) -> None:
 
 def throw(store, instance, m) -> None:
     """``throw``: a0 the tag index, then the payload as a call's arguments (exceptions.py unwinds)."""
-    from ..wasm.types import I64
-
     tag = instance.tags[m.get_reg("a0")]
     params = (I64, *tag.type.params)
     payload = exceptions.crossing(store, params, ()).args_from(store, store._ecall_regs.read())[1:]
