@@ -447,3 +447,34 @@ def test_config_has_exceptions_always_on():
     from hwsim import Config
 
     assert Config().wasm_exceptions is True
+
+
+def test_fuel_matches_wasmtime_through_throws_and_catches():
+    """throw and throw_ref end straight-line code (the cost before them is counted on their path only)."""
+    wasmtime = pytest.importorskip("wasmtime")
+    from hwsim import Config
+
+    wat = """(module (tag $e (param i32))
+      (func $t (param i32) (if (local.get 0) (then (throw $e (local.get 0)))))
+      (func (export "f") (param i32) (result i32)
+        (block $c (result i32) (try_table (catch $e $c) (call $t (local.get 0))) (i32.const 5))
+        (i32.const 1) (i32.add))
+      (func (export "g") (param i32) (result i32) (local $x exnref)
+        (block $c (result i32 exnref) (try_table (catch_ref $e $c) (call $t (local.get 0))) (unreachable))
+        (local.set $x) (drop)
+        (block $d (result i32) (try_table (catch $e $d) (throw_ref (local.get $x))) (unreachable))))"""
+    config = wasmtime.Config()
+    config.consume_fuel = True
+    config.wasm_exceptions = True
+    wt_engine = wasmtime.Engine(config)
+    wt_store = wasmtime.Store(wt_engine)
+    wt = wasmtime.Instance(wt_store, wasmtime.Module(wt_engine, wat), []).exports(wt_store)
+    ours = Config()
+    ours.consume_fuel = True
+    store = Store(Engine(ours))
+    ex = Instance(store, Module(store.engine, wat), []).exports(store)
+    for name, arg in (("f", 0), ("f", 3), ("g", 4)):
+        wt_store.set_fuel(10_000)
+        store.set_fuel(10_000)
+        assert ex[name](store, arg) == wt[name](wt_store, arg)
+        assert store.get_fuel() == wt_store.get_fuel(), (name, arg)
