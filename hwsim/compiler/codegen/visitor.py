@@ -79,6 +79,7 @@ class FuncCodegen:
             self.loop_writes = loop_writes(body)
             fuel.checkpoint()  # function entry
         self.handlers: list[HandlerRegion] = []  # try_tables with catch clauses, in order of their start
+        self.catch_targets: list[tuple[ControlFrame, list[ControlFrame]]] = []  # metered: open try_tables
         self.direct_local: int | None = None  # dst_reg put the value on top of the stack in this local's home
         # The hot loop: one iteration per instruction, so the lookups are hoisted out of it.  Without
         # metering, local.get and the constants (a third of a typical body) only push an operand: they are
@@ -134,6 +135,8 @@ class FuncCodegen:
         elif code == op.END:
             if not self.control.frames[-1].dead:
                 self.join(self.control.frames[-1])
+            if self.catch_targets and self.catch_targets[-1][0] is self.control.frames[-1]:
+                self.catch_targets.pop()
             self.control.skip_end()
 
     # -- metering: where constants flow (hwsim.compiler.codegen.fuel.ConstLocals) ---------------------
@@ -181,14 +184,24 @@ class FuncCodegen:
             carried = tuple(env.types[tag_types[tag]].params) if tag is not None else ()
             if kind == op.CATCH_REF or kind == op.CATCH_ALL_REF:
                 carried += (EXNREF,)
-            self.carry(self.control.frames[-1 - depth])
             lowered.append((kind, -1 if tag is None else tag, depth, carried))
+        targets = [self.control.frames[-1 - depth] for _, _, depth in clauses]
         region = self.control.try_table(*env.block_type(bt), lowered)
         if region is not None:
             self.handlers.append(region)
+        if self.fuel is not None:  # each call or throw inside may branch to the clauses' labels
+            self.catch_targets.append((self.control.frames[-1], targets))
+
+    def may_throw(self) -> None:
+        """Before a call or throw: in metered code, the catch labels of the enclosing try_tables see the
+        locals' constants as they are here (an exception edge, as Cranelift's)."""
+        for _, targets in self.catch_targets:
+            for frame in targets:
+                self.carry(frame)
 
     def visit_throw(self, imm) -> None:
         """``throw``: the builtin gets the tag index, then the payload (as a call's arguments); it unwinds."""
+        self.may_throw()
         ctx = self.ctx
         params = tuple(self.env.types[self.env.module.get_tag_type_indices()[imm]].params)
         ctx.stack.insert(len(ctx.stack) - len(params), Operand(CONST, I64, imm))
@@ -197,6 +210,7 @@ class FuncCodegen:
         self.control.set_unreachable()
 
     def visit_throw_ref(self, imm) -> None:
+        self.may_throw()
         call.prepare_args(self.ctx, (EXNREF,))
         self.masm.call_builtin(Builtin.throw_ref)
         self.control.set_unreachable()
@@ -212,6 +226,8 @@ class FuncCodegen:
         self.control.else_()
 
     def visit_end(self, imm) -> None:
+        if self.catch_targets and self.catch_targets[-1][0] is self.control.frames[-1]:
+            self.catch_targets.pop()
         self.join(self.control.frames[-1])
         self.control.end()
 
@@ -241,12 +257,16 @@ class FuncCodegen:
             if tail:
                 self.control.return_()
             return
+        if self.catch_targets and not tail:
+            self.may_throw()
         call.emit_call(self.ctx, self.env, imm, tail)
         if tail:
             self.control.set_unreachable()
 
     def visit_call_indirect(self, imm, tail: bool) -> None:
         type_index, table_index = imm
+        if self.catch_targets and not tail:
+            self.may_throw()
         call.emit_call_indirect(self.ctx, self.env, type_index, table_index, tail)
         if tail:
             self.control.set_unreachable()
