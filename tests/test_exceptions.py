@@ -478,3 +478,26 @@ def test_fuel_matches_wasmtime_through_throws_and_catches():
         store.set_fuel(10_000)
         assert ex[name](store, arg) == wt[name](wt_store, arg)
         assert store.get_fuel() == wt_store.get_fuel(), (name, arg)
+
+
+def test_store_gc_forgets_exceptions_no_global_or_table_holds(store):
+    ex = instance(
+        store,
+        """(module (tag $e (param i32))
+          (global $kept (mut exnref) (ref.null exn))
+          (func $t (param i32) (throw $e (local.get 0)))
+          (func (export "f") (param i32) (result i32) (local $sum i32)
+            (loop $next
+              (block $c (result i32 exnref) (try_table (catch_ref $e $c) (call $t (local.get 0))) (unreachable))
+              (global.set $kept) (local.get $sum) (i32.add) (local.set $sum)
+              (br_if $next (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))
+            (local.get $sum))
+          (func (export "rethrow") (result i32)
+            (block $c (result i32) (try_table (catch $e $c) (throw_ref (global.get $kept))) (i32.const -1))))""",
+    )
+    runtime = store._store
+    assert ex["f"](store, 10_000) == 10_000 * 10_001 // 2
+    assert len(runtime.exns) == 10_000  # one exnref per catch_ref
+    store.gc()
+    assert len(runtime.exns) == 1  # the one in $kept
+    assert ex["rethrow"](store) == 1

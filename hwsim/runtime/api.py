@@ -1002,9 +1002,11 @@ class Store:
 
     def gc(self) -> None:
         """Let go of the host objects passed to wasm as externrefs that wasm no longer holds (in a global,
-        a table or an element segment), so Python can collect them.  Called from a host function (wasm
-        is running and its stack may hold any of them) it lets go of nothing."""
+        a table or an element segment), and of the exceptions no exnref global or table holds, so Python
+        can collect them.  Called from a host function (wasm is running and its stack may hold any of
+        them) it lets go of nothing."""
         self._store.collect_externs()
+        self._store.collect_exns()
 
     # Fuel and epochs (wasmtime-py's names and errors): see hwsim/runtime/metering.py.
 

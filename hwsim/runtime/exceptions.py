@@ -21,8 +21,8 @@
 
 Traps are never caught: they are not exceptions, and nothing here sees them.  An ``exnref`` is a
 64-bit handle (0 is null) into the Store's table of exception objects, made when a catch_ref or
-catch_all_ref hands the exception to wasm; the table keeps every such object for the Store's life
-(there is no collector for exnrefs yet).  docs/exceptions.md has the design and its costs.
+catch_all_ref hands the exception to wasm; the table keeps such objects until ``Store.gc`` finds no
+exnref global or table holding them (``VmStore.collect_exns``).  docs/exceptions.md has the design and its costs.
 """
 
 from __future__ import annotations
