@@ -4,10 +4,11 @@ Scope: WebAssembly 2.0 core (MVP, sign extension, non-trapping float-to-int,
 multi-value, bulk memory, reference types funcref/externref), multi-memory,
 memory64 (64-bit memories and tables), tail calls, extended constant
 expressions, custom page sizes (``Features.custom_page_sizes``), threads
-(``Features.threads``: shared memories and the ``0xfe`` atomics) and, behind
-``Features.memory_discard``, ``memory.discard``.  Opcodes, types and sections
-of other proposals (SIMD, GC, typed function references, exceptions,
-stack switching) raise
+(``Features.threads``: shared memories and the ``0xfe`` atomics), SIMD, exception
+handling (the tag section, tag imports and exports, ``throw``, ``throw_ref``,
+``try_table``, ``exnref``) and, behind ``Features.memory_discard``, ``memory.discard``.
+Opcodes, types and sections of other proposals (GC, typed function references, legacy
+exceptions, stack switching) raise
 :class:`~hwsim.wasm.errors.UnsupportedFeatureError` naming the proposal.
 That error is raised after the whole module has been decoded (the decoder
 knows the immediates of those instructions and the shapes of those types and
