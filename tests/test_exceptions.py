@@ -501,3 +501,15 @@ def test_store_gc_forgets_exceptions_no_global_or_table_holds(store):
     store.gc()
     assert len(runtime.exns) == 1  # the one in $kept
     assert ex["rethrow"](store) == 1
+
+
+def test_a_function_whose_only_call_site_is_a_try_table(store):
+    """No call inside, so without its landing pads the function would keep its locals in argument
+    registers, where a pad takes the caught values (found by hwsim fuzz --exceptions, seed 2430)."""
+    ex = instance(
+        store,
+        """(module (tag $e (param i32))
+          (func (export "leaf") (param i32 i32) (result i32)
+            (block $c (result i32) (try_table (result i32) (catch $e $c) (i32.add (local.get 0) (local.get 1))))))""",
+    )
+    assert ex["leaf"](store, 2, 3) == 5
