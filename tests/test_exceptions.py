@@ -36,7 +36,7 @@ I32, I64 = ValType.i32(), ValType.i64()
 
 @pytest.fixture
 def store():
-    return Store(Engine())
+    return Store(Engine(cache=False))  # (compiled afresh: a test of the compiler, not of the cache)
 
 
 def instance(store, wat: str, imports=()) -> dict:
@@ -471,7 +471,7 @@ def test_fuel_matches_wasmtime_through_throws_and_catches():
     wt = wasmtime.Instance(wt_store, wasmtime.Module(wt_engine, wat), []).exports(wt_store)
     ours = Config()
     ours.consume_fuel = True
-    store = Store(Engine(ours))
+    store = Store(Engine(ours, cache=False))
     ex = Instance(store, Module(store.engine, wat), []).exports(store)
     for name, arg in (("f", 0), ("f", 3), ("g", 4)):
         wt_store.set_fuel(10_000)
