@@ -513,3 +513,43 @@ def test_a_function_whose_only_call_site_is_a_try_table(store):
             (block $c (result i32) (try_table (result i32) (catch $e $c) (i32.add (local.get 0) (local.get 1))))))""",
     )
     assert ex["leaf"](store, 2, 3) == 5
+
+
+def test_through_two_host_frames_and_a_trap_through_one(store):
+    """wasm -> host -> wasm -> host -> wasm throws: the outermost wasm catches it; a trap on the same
+    path reaches the host uncaught."""
+    engine = store.engine
+    calls = {}
+
+    def outer_host(x):
+        return calls["middle"](store, x)
+
+    def inner_host(x):
+        return calls["deepest"](store, x)
+
+    linker = Linker(engine)
+    linker.define_func("h", "outer", FuncType([I32], [I32]), outer_host)
+    linker.define_func("h", "inner", FuncType([I32], [I32]), inner_host)
+    module = Module(
+        engine,
+        """(module
+          (import "h" "outer" (func $outer (param i32) (result i32)))
+          (import "h" "inner" (func $inner (param i32) (result i32)))
+          (tag $e (param i32))
+          (func (export "middle") (param i32) (result i32) (i32.add (call $inner (local.get 0)) (i32.const 1)))
+          (func (export "deepest") (param i32) (result i32)
+            (if (i32.eqz (local.get 0)) (then (unreachable)))
+            (throw $e (i32.mul (local.get 0) (i32.const 10))))
+          (func (export "top") (param i32) (result i32) (local $keep i32) (local.set $keep (i32.const 7))
+            (block $c (result i32)
+              (block $all (try_table (catch $e $c) (catch_all $all) (return (call $outer (local.get 0)))))
+              (i32.const -1))
+            (local.get $keep) (i32.add)))""",
+    )
+    ex = linker.instantiate(store, module).exports(store)
+    calls["middle"], calls["deepest"] = ex["middle"], ex["deepest"]
+    assert ex["top"](store, 4) == 47
+    with pytest.raises(Trap) as info:
+        ex["top"](store, 0)
+    assert info.value.trap_code is TrapCode.UNREACHABLE
+    assert ex["top"](store, 5) == 57  # and everything still works afterwards
