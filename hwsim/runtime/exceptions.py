@@ -125,12 +125,12 @@ def unwind(store: VmStore, exn: Exn, pc: int, fp: int) -> bool:
 
 def _land(store: VmStore, instance, exn: Exn, kind: int, pad: int, fp: int, restored: dict[int, int]) -> None:
     m = store.machine
-    for reg, value in restored.items():
-        m.set_reg(f"x{reg}" if reg < 32 else f"f{reg - 32}", value)
-    m.set_reg("s0", fp)
-    m.set_reg("s1", instance.vmctx)
-    m.set_reg("s2", store.read_u64(instance.vmctx))
-    m.set_reg("s3", 0xFFFF_FFFF)
+    regs = tuple(restored)
+    batch = store._landing_regs.get(regs)
+    if batch is None:  # one Unicorn call for them all, as for a call's arguments (crossing.py)
+        names = tuple(f"x{reg}" if reg < 32 else f"f{reg - 32}" for reg in regs)
+        batch = store._landing_regs[regs] = m.register_batch((*names, "s0", "s1", "s2", "s3"))
+    batch.write([*restored.values(), fp, instance.vmctx, store.read_u64(instance.vmctx), 0xFFFF_FFFF])
     types: tuple[int, ...] = ()
     values: list[int] = []
     if kind < CATCH_ALL:

@@ -136,6 +136,7 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self.exns: dict[int, Exn] = {}  # exnref handle -> exception object (exceptions.py)
         self.exn_next = 0  # the last exnref handle given out (never reused)
         self.exn_roots: list[TableInstance | GlobalInstance] = []  # exnref tables and globals
+        self._landing_regs: dict = {}  # saved registers restored -> RegisterBatch (exceptions._land)
         self.depth = 0
         self.deadline: float | None = None  # time.monotonic() at which the outermost call's budget runs out
         # Set by interrupt() (another thread, a signal handler, a device event): every call into wasm
