@@ -114,8 +114,12 @@ def unwind(store: VmStore, exn: Exn, pc: int, fp: int) -> bool:
         func = compiled.func_at(offset)
         if func is None:
             return False
-        start = compiled.func_offsets[func - compiled.num_imported_funcs]
-        for reg, slot in saved_registers(compiled.code, start):
+        key = (loaded.base, func)
+        saves = store._saved_regs.get(key)
+        if saves is None:
+            start = compiled.func_offsets[func - compiled.num_imported_funcs]
+            saves = store._saved_regs[key] = saved_registers(compiled.code, start)
+        for reg, slot in saves:
             restored[reg] = read(fp + slot)
         pc, fp = read(fp - 8), read(fp - 16)
         if pc == TAIL_RETURN_STUB:  # a cross-instance tail call's frame (its s1/s2 are found again by pc)
