@@ -251,6 +251,11 @@ def test_host_function_in_between(store):
                 return 333
         if x == 4:
             raise Trap("host says no")
+        if x == 5:
+            try:
+                calls["trap"](store)
+            except Trap:
+                return 555  # a trap in a nested call, caught by the host: the outer wasm goes on
         return 0
 
     linker = Linker(engine)
@@ -263,6 +268,7 @@ def test_host_function_in_between(store):
           (import "host" "tag" (tag $h (param i64)))
           (tag $e (param i32))
           (func (export "throw") (param i32) (throw $e (local.get 0)))
+          (func (export "trap") (unreachable))
           (func (export "f") (param i32) (result i64)
             (local $keep i64) (local.set $keep (i64.const 1000))
             (block $all
@@ -276,7 +282,8 @@ def test_host_function_in_between(store):
             (i64.const -1)))""",
     )
     ex = linker.instantiate(store, module).exports(store)
-    calls["throw"] = ex["throw"]
+    calls["throw"], calls["trap"] = ex["throw"], ex["trap"]
+    assert ex["f"](store, 5) == 555
     assert ex["f"](store, 1) == 1041 and seen == [[41]]  # the host saw it pass
     assert ex["f"](store, 2) == 923  # thrown by the host, caught by its tag
     assert ex["f"](store, 3) == 333  # caught by the host: wasm never knows
