@@ -418,7 +418,7 @@ def throw(store, instance, m) -> None:
     """``throw``: a0 the tag index, then the payload as a call's arguments (exceptions.py unwinds)."""
     tag = instance.tags[m.get_reg("a0")]
     params = (I64, *tag.type.params)
-    payload = exceptions.crossing(store, params, ()).args_from(store, store._ecall_regs.read())[1:]
+    payload = store.ecall_args(params)[1:]
     exceptions.throw(store, exceptions.Exn(tag, payload), m.get_reg("pc") - 4)
 
 

@@ -285,12 +285,21 @@ class CallBoundary:
     def crossing_of(self, record: FuncRecord) -> Crossing:
         """How ``record``'s values cross the boundary (one :class:`Crossing` per signature, kept on the record)."""
         ft = record.type
-        key = (tuple(ft.params), tuple(ft.results))
+        crossing = record.crossing = self.crossing_for(tuple(ft.params), tuple(ft.results))
+        return crossing
+
+    def crossing_for(self, params: tuple[int, ...], results: tuple[int, ...]) -> Crossing:
+        """The :class:`Crossing` of a signature (made once per Store)."""
+        key = (params, results)
         crossing = self._crossings.get(key)
         if crossing is None:
             crossing = self._crossings[key] = Crossing(self.machine, *key)
-        record.crossing = crossing
         return crossing
+
+    def ecall_args(self, params: tuple[int, ...]) -> list[int]:
+        """The arguments of the ecall being served, passed as a call of a function taking ``params`` passes
+        them (a builtin whose operands depend on its first one: ``throw``'s payload, by its tag)."""
+        return self.crossing_for(params, ()).args_from(self, self._ecall_regs.read())
 
     def trap_of(self, result: RunResult) -> Trap | None:
         """The Trap a call whose run stopped as ``result`` raises (a debugger shows it before the call

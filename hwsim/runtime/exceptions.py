@@ -34,7 +34,6 @@ from ..compiler.isa.riscv64.abi import saved_registers
 from ..compiler.traps import TrapCode
 from ..wasm.opcodes import CATCH_ALL, CATCH_ALL_REF, CATCH_REF
 from ..wasm.types import EXNREF, FuncType
-from .crossing import Crossing
 from .errors import Trap
 
 if TYPE_CHECKING:
@@ -85,14 +84,6 @@ def exn_of(store: VmStore, handle: int) -> Exn | None:
     return store.exns.get(handle)
 
 
-def crossing(store: VmStore, params: tuple[int, ...], results: tuple[int, ...]) -> Crossing:
-    key = (params, results)
-    found = store._crossings.get(key)
-    if found is None:
-        found = store._crossings[key] = Crossing(store.machine, params, results)
-    return found
-
-
 def unwind(store: VmStore, exn: Exn, pc: int, fp: int) -> bool:
     """Find the handler of ``exn`` thrown by the call (or ecall) at ``pc`` in the frame ``fp``, in this
     run's wasm frames, and land there (the hart's registers set); False when none catches it."""
@@ -115,10 +106,10 @@ def unwind(store: VmStore, exn: Exn, pc: int, fp: int) -> bool:
         if func is None:
             return False
         key = (loaded.base, func)
-        saves = store._saved_regs.get(key)
+        saves = store.exn_prologue_saves.get(key)
         if saves is None:
             start = compiled.func_offsets[func - compiled.num_imported_funcs]
-            saves = store._saved_regs[key] = saved_registers(compiled.code, start)
+            saves = store.exn_prologue_saves[key] = saved_registers(compiled.code, start)
         for reg, slot in saves:
             restored[reg] = read(fp + slot)
         pc, fp = read(fp - 8), read(fp - 16)
@@ -130,10 +121,10 @@ def unwind(store: VmStore, exn: Exn, pc: int, fp: int) -> bool:
 def _land(store: VmStore, instance, exn: Exn, kind: int, pad: int, fp: int, restored: dict[int, int]) -> None:
     m = store.machine
     regs = tuple(restored)
-    batch = store._landing_regs.get(regs)
+    batch = store.exn_landing_regs.get(regs)
     if batch is None:  # one Unicorn call for them all, as for a call's arguments (crossing.py)
         names = tuple(f"x{reg}" if reg < 32 else f"f{reg - 32}" for reg in regs)
-        batch = store._landing_regs[regs] = m.register_batch((*names, "s0", "s1", "s2", "s3"))
+        batch = store.exn_landing_regs[regs] = m.register_batch((*names, "s0", "s1", "s2", "s3"))
     batch.write([*restored.values(), fp, instance.vmctx, store.read_u64(instance.vmctx), 0xFFFF_FFFF])
     types: tuple[int, ...] = ()
     values: list[int] = []
@@ -143,7 +134,7 @@ def _land(store: VmStore, instance, exn: Exn, kind: int, pad: int, fp: int, rest
         types += (EXNREF,)
         values.append(exnref_of(store, exn))
     if types:
-        crossing(store, (), types).results_to(store, values)
+        store.crossing_for((), types).results_to(store, values)
     # The run stops after the ecall and goes on at the pad (calls.CallBoundary.invoke: a STOPPED run goes
     # on from its pc).  A pc written by the hook alone is not enough after a nested run (a host function
     # that called wasm): Unicorn then ends the outer run there.

@@ -136,8 +136,8 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self.exns: dict[int, Exn] = {}  # exnref handle -> exception object (exceptions.py)
         self.exn_next = 0  # the last exnref handle given out (never reused)
         self.exn_roots: list[TableInstance | GlobalInstance] = []  # exnref tables and globals
-        self._landing_regs: dict = {}  # saved registers restored -> RegisterBatch (exceptions._land)
-        self._saved_regs: dict = {}  # (code base, func index) -> the prologue's saves (exceptions.unwind)
+        self.exn_landing_regs: dict = {}  # saved registers restored -> RegisterBatch (exceptions._land)
+        self.exn_prologue_saves: dict = {}  # (code base, func index) -> the prologue's saves (exceptions.unwind)
         self.depth = 0
         self.deadline: float | None = None  # time.monotonic() at which the outermost call's budget runs out
         # Set by interrupt() (another thread, a signal handler, a device event): every call into wasm
