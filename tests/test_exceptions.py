@@ -560,3 +560,15 @@ def test_through_two_host_frames_and_a_trap_through_one(store):
         ex["top"](store, 0)
     assert info.value.trap_code is TrapCode.UNREACHABLE
     assert ex["top"](store, 5) == 57  # and everything still works afterwards
+
+
+def test_a_cache_file_whose_regions_do_not_fit_is_refused():
+    from hwsim.compiler import serialize
+    from hwsim.runtime.api import wat2wasm
+
+    module = load_module(bytes(wat2wasm("(module (tag $e) (func (block $c (try_table (catch $e $c) (throw $e)))))")))
+    compiled = compile_module(module)
+    start, end, ((kind, _, pad),) = compiled.handlers[0]
+    compiled.handlers = [(start, end, ((kind, 5, pad),))]  # tag 5: the module has one
+    with pytest.raises(serialize.CacheFormatError, match="does not fit the code or the tags"):
+        serialize.decode(serialize.encode(compiled), module)

@@ -193,9 +193,13 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
         raise CacheFormatError(f"{frame_count} frames, but the module defines {count} functions")
     frames = FrameTable(frame_bytes, frame_count, [size for _, size in funcs]) if frame_count else []
     trap_table = [(off, _index(codes, code_index, "trap code"), func, wasm) for off, code_index, func, wasm in traps]
+    tags = len(module.get_tag_type_indices())
     for start, end, clauses in handlers:
-        if not start <= end <= len(code) or any(pad >= len(code) or kind > 3 for kind, _, pad in clauses):
-            raise CacheFormatError(f"a try_table region [{start:#x}, {end:#x}) does not fit the code")
+        if not start <= end <= len(code) or any(
+            pad >= len(code) or kind > 3 or not (tag == -1 if kind >= 2 else 0 <= tag < tags)
+            for kind, tag, pad in clauses
+        ):
+            raise CacheFormatError(f"a try_table region [{start:#x}, {end:#x}) does not fit the code or the tags")
     # Whole-column checks first (C loops: a large module has a pc-map entry per wasm instruction); the
     # entry-by-entry loop only runs to name the entry that fails.
     for what, table, offsets, funcs_named in (
