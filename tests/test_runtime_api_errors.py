@@ -323,7 +323,7 @@ def test_out_of_bounds_host_accesses_are_hwsim_errors(w):
         hwsim.ConfigError, match=re.escape("Limits: the minimum must be >= 0 and the maximum >= the minimum, not 2..1")
     ):
         Limits(2, 1)
-    with pytest.raises(hwsim.ConfigError, match=re.escape("a table holds funcref or externref, not i32")):
+    with pytest.raises(hwsim.ConfigError, match=re.escape("a table holds funcref, externref or exnref, not i32")):
         TableType(I32, Limits(1))
     with pytest.raises(hwsim.ConfigError, match=re.escape("Store(memory_limit): a limit must be >= 0, not -5")):
         Store(memory_limit=-5)

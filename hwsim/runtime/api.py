@@ -456,7 +456,7 @@ class Val:
 
     @staticmethod
     def ref_null(ty: ValType) -> Val:
-        """The null reference of ``ty`` (funcref or externref); WasmtimeError for a number type."""
+        """The null reference of ``ty`` (funcref, externref or exnref); WasmtimeError for a number type."""
         _expect(ty, ValType, "Val.ref_null(ty)")
         if ty.code not in (FUNCREF, EXTERNREF, EXNREF):
             raise WasmtimeError(f"Invalid reference type for `ref_null`: {ty}")
