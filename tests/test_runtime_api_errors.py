@@ -108,7 +108,7 @@ CONSTRUCTORS = {
     "Instance(store, 5, [])": (lambda w: Instance(w.store, 5, []), "Instance(module): expected Module, not 5"),
     "Instance(store, module, [5])": (
         lambda w: Instance(w.store, w.module, [5]),
-        "expected a Func, Memory, SharedMemory, Global or Table, not 5",
+        "expected a Func, Memory, SharedMemory, Global, Table or Tag, not 5",
     ),
     "Memory(store, 3)": (lambda w: Memory(w.store, 3), "Memory(ty): expected MemoryType, not 3"),
     "Memory(None, ty)": (lambda w: Memory(None, MemoryType(Limits(1))), "expected a Store or a Caller, not None"),
@@ -138,7 +138,7 @@ CONSTRUCTORS = {
     ),
     "Linker.define(..., 5)": (
         lambda w: Linker(w.engine).define(w.store, "m", "n", 5),
-        "Linker.define(item): expected Func, Memory, SharedMemory, Global or Table, not 5",
+        "Linker.define(item): expected Func, Memory, SharedMemory, Global, Table or Tag, not 5",
     ),
     "Linker.define_func(..., ty=3)": (
         lambda w: Linker(w.engine).define_func("m", "n", 3, print),
@@ -323,7 +323,7 @@ def test_out_of_bounds_host_accesses_are_hwsim_errors(w):
         hwsim.ConfigError, match=re.escape("Limits: the minimum must be >= 0 and the maximum >= the minimum, not 2..1")
     ):
         Limits(2, 1)
-    with pytest.raises(hwsim.ConfigError, match=re.escape("a table holds funcref or externref, not i32")):
+    with pytest.raises(hwsim.ConfigError, match=re.escape("a table holds funcref, externref or exnref, not i32")):
         TableType(I32, Limits(1))
     with pytest.raises(hwsim.ConfigError, match=re.escape("Store(memory_limit): a limit must be >= 0, not -5")):
         Store(memory_limit=-5)

@@ -59,7 +59,6 @@ def test_config_accepts_the_features_hwsim_implements(name):
     "name,what",
     [
         ("wasm_gc", "GC"),
-        ("wasm_exceptions", "exception handling"),
         ("wasm_function_references", "typed function references"),
         ("wasm_component_model", "the component model"),
     ],

@@ -583,7 +583,8 @@ def _smith_both(wasm: bytes, seed: int, fuels: list[int]) -> tuple[list, list]:
             _wasmtime_call(wasmtime, ffi, wt_store, wt_exports[name], args, {})
             wt_out.append(("ok", wt_store.get_fuel()))
         except wasmtime.Trap as trap:
-            wt_out.append((trap.trap_code.name, wt_store.get_fuel()))
+            code = trap.trap_code.name if trap.trap_code is not None else "UNCAUGHT_EXCEPTION"  # (wasmtime-py 50)
+            wt_out.append((code, wt_store.get_fuel()))
     return hw_out, wt_out
 
 

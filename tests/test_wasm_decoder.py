@@ -478,14 +478,6 @@ def test_dylink_section():
         (one_func(b"\xfb\x1c\x1a\x0b"), "unsupported feature: GC (opcode 0xfb 0x1c) (at offset 0x17 in function 0)"),
         (module(type_section(b"\x5f\x00")), "unsupported feature: GC (struct type, type form 0x5f) (at offset 0xb)"),
         (
-            one_func(b"\x08\x00\x0b"),
-            "unsupported feature: exception handling (opcode 0x08 throw) (at offset 0x17 in function 0)",
-        ),
-        (
-            module(section(13, vec([b"\x00\x00"]))),
-            "unsupported feature: exception handling (tag section) (at offset 0x8)",
-        ),
-        (
             one_func(b"\x06\x40\x0b\x0b"),
             "unsupported feature: legacy exception handling (opcode 0x06 try) (at offset 0x17 in function 0)",
         ),

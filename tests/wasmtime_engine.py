@@ -20,7 +20,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime._func import enter_wasm
 
-from hwsim.spectest import Exhaustion, LinkError, NotSupportedByEngine, Trap, Value
+from hwsim.spectest import Exhaustion, LinkError, NotSupportedByEngine, Thrown, Trap, Value
 
 _KINDS = {
     "i32": ffi.WASMTIME_I32.value,
@@ -41,7 +41,7 @@ _TRAPS = {
     wasmtime.TrapCode.INTEGER_DIVISION_BY_ZERO: ("integer divide by zero",),
     wasmtime.TrapCode.BAD_CONVERSION_TO_INTEGER: ("invalid conversion to integer",),
     wasmtime.TrapCode.UNREACHABLE: ("unreachable",),
-    wasmtime.TrapCode.NULL_REFERENCE: ("null reference",),
+    wasmtime.TrapCode.NULL_REFERENCE: ("null reference", "null exception reference"),
     wasmtime.TrapCode.HEAP_MISALIGNED: ("unaligned atomic",),
     wasmtime.TrapCode.ATOMIC_WAIT_NON_SHARED_MEMORY: ("expected shared memory",),
 }
@@ -51,6 +51,8 @@ def _to_trap(exc: wasmtime.Trap):
     code = exc.trap_code
     if code == wasmtime.TrapCode.STACK_OVERFLOW:
         return Exhaustion("call stack exhausted", exc.message)
+    if code == wasmtime.TrapCode.UNCAUGHT_EXCEPTION or "thrown Wasm exception" in exc.message:
+        return Thrown("uncaught exception", exc.message)
     reasons = _TRAPS.get(code, (exc.message,))
     return Trap(reasons[0], exc.message, also=reasons[1:])
 
@@ -83,6 +85,7 @@ class WasmtimeEngine:
         config.wasm_relaxed_simd_deterministic = True  # hwsim's choice (docs/architecture.md, *SIMD*)
         config.wasm_threads = True
         config.shared_memory = True
+        config.wasm_exceptions = True
         self.engine = wasmtime.Engine(config)
         self.store = wasmtime.Store(self.engine)
         self.spectest = self._spectest_module()
@@ -202,4 +205,6 @@ class WasmtimeEngine:
             return Value("externref", val.value)
         if kind == ffi.WASMTIME_FUNCREF.value:
             return Value("funcref", val.value)
+        if kind == 8:  # WASMTIME_EXNREF (wasmtime.h; wasmtime-py 50 names no constant for it)
+            return Value("exnref", None if raw.of.exnref.store_id == 0 else raw.of.exnref)
         raise NotSupportedByEngine(f"result of wasmtime value kind {kind}")

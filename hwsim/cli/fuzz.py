@@ -48,6 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "deterministic profile, hwsim's choice)",
     )
     p.add_argument(
+        "--exceptions",
+        action="store_true",
+        help="let smith generate exception handling (tags, throw, throw_ref, try_table, exnref)",
+    )
+    p.add_argument(
         "--cluster",
         metavar="ADDRESS",
         help="run the seeds on a Dask cluster: the scheduler's tcp://HOST:PORT, or the file "
@@ -80,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_fuzz(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..fuzz import check_module, run_campaign, shrink_case, verdict_key
-    from ..fuzz.smith import SIMD_FLAGS
+    from ..fuzz.smith import EXCEPTIONS_FLAGS, SIMD_FLAGS
 
     if args.check:
         try:
@@ -103,7 +108,7 @@ def run_fuzz(args: argparse.Namespace) -> int:
     def status(summary) -> str:
         return f"{summary.functions} calls, {len(summary.divergences)} divergences, {len(summary.escaped)} escaped"
 
-    smith = (*(SIMD_FLAGS if args.simd else ()), *args.smith)
+    smith = (*(SIMD_FLAGS if args.simd else ()), *(EXCEPTIONS_FLAGS if args.exceptions else ()), *args.smith)
     if args.cluster:
         summary = _on_cluster(args, smith, status)
     else:

@@ -107,6 +107,9 @@ class CompiledModule:
     far_calls: bool = False
     metering: bool = False  # checkpoints and fuel counting (codegen/fuel.py)
     frames: Sequence[FrameInfo] = field(default_factory=list)  # per defined function: frame and locals (frames.py)
+    # try_table regions (exception handling, docs/exceptions.md): (start, end, ((clause kind, tag index or -1,
+    # landing pad offset), ...)) in code offsets, sorted by start; nested regions lie inside their outer one
+    handlers: list[tuple[int, int, tuple[tuple[int, int, int], ...]]] = field(default_factory=list)
     _trap_keys: list[int] = field(default_factory=list, repr=False)
     _pc_keys: array = field(default_factory=lambda: array("I"), repr=False)
 
@@ -132,6 +135,17 @@ class CompiledModule:
         _, func, wasm = self.pc_map[i]
         return func, wasm
 
+    def handlers_at(self, offset: int) -> list[tuple[tuple[int, int, int], ...]]:
+        """The catch clauses of the try_table regions holding the call at ``offset``, innermost first."""
+        found = []
+        for start, end, clauses in self.handlers:
+            if start > offset:
+                break
+            if offset < end:
+                found.append(clauses)
+        found.reverse()
+        return found
+
     def func_at(self, offset: int) -> int | None:
         i = bisect.bisect_right(self.func_offsets, offset) - 1
         if i < 0 or offset >= self.func_offsets[i] + self.func_sizes[i]:
@@ -141,14 +155,15 @@ class CompiledModule:
 
 def _compile_function(
     env: ModuleEnv, index: int, func: FuncBody, far_calls: bool
-) -> tuple[MacroAssembler, bytes, FrameInfo]:
-    """The function's assembler (trap sites, pc map, calls to link), its code and its frame."""
+) -> tuple[MacroAssembler, bytes, FrameInfo, list]:
+    """The function's assembler (trap sites, pc map, calls to link), its code, its frame and its try_table
+    regions."""
     for long_branches in (False, True):
         masm = RiscvMasm(long_branches=long_branches, far_calls=far_calls, metering=env.metering)
         codegen = FuncCodegen(env, index, func, masm)
         codegen.compile()
         try:
-            return masm, masm.finish(), codegen.frame
+            return masm, masm.finish(), codegen.frame, codegen.handlers
         except BranchOutOfRange:
             continue
     raise CompileError(f"function {index}: a branch is out of range even in long form")
@@ -200,16 +215,16 @@ def _compile_module(module: DecodedModule, far_calls: bool, metering: bool) -> C
     functions = [_compile_function(env, base_index + i, f, far[i]) for i, f in enumerate(module.funcs)]
     while True:
         offsets, pos = [], 0
-        for _, function_code, _ in functions:
+        for _, function_code, _, _ in functions:
             offsets.append(pos)
             pos += len(function_code)
         # The SIMD helper routines follow the functions, once, when some function calls one.
-        helpers = pos + (-pos % 16) if any(masm.helper_fixups for masm, _, _ in functions) else None
+        helpers = pos + (-pos % 16) if any(masm.helper_fixups for masm, _, _, _ in functions) else None
         if helpers is not None:
             pos = helpers + len(simdlib.CODE)
         if pos >= 1 << 32:
             raise CompileError("module code too large (4 GiB or more)")
-        code = bytearray(b"".join(function_code for _, function_code, _ in functions))
+        code = bytearray(b"".join(function_code for _, function_code, _, _ in functions))
         if helpers is not None:
             code.extend(bytes(helpers - len(code)) + simdlib.CODE)
         short = _link_calls(code, functions, offsets, base_index, helpers)
@@ -222,21 +237,27 @@ def _compile_module(module: DecodedModule, far_calls: bool, metering: bool) -> C
             functions[i] = _compile_function(env, base_index + i, module.funcs[i], True)
     trap_table: list[tuple[int, TrapCode, int, int]] = []
     pc_flat = array("I")  # PcMap's layout, built directly (an entry per wasm instruction)
-    for i, ((masm, _, _), base) in enumerate(zip(functions, offsets)):
+    handlers = []
+    for i, ((masm, _, _, regions), base) in enumerate(zip(functions, offsets)):
         fi = base_index + i
         trap_table.extend((base + off, tc, fi, wasm) for off, tc, wasm in masm.trap_sites)
         pc_flat.extend(_pc_triples(base, fi, masm.pc_map))
+        handlers += [
+            (base + r.start, base + r.end, tuple((kind, tag, base + pad) for kind, tag, pad in r.clauses))
+            for r in regions
+        ]
     return CompiledModule(
         bytes(code),
         offsets,
-        [len(c) for _, c, _ in functions],
+        [len(c) for _, c, _, _ in functions],
         trap_table,
         PcMap(pc_flat),
         env.layout,
         env.num_imported_funcs,
         any(far),
         metering,
-        [frame for _, _, frame in functions],
+        [frame for _, _, frame, _ in functions],
+        sorted(handlers, key=lambda h: h[0]),
     )
 
 
@@ -254,7 +275,7 @@ def _pc_triples(base: int, func_index: int, pairs: list[tuple[int, int]]) -> arr
 
 def _link_calls(
     code: bytearray,
-    functions: list[tuple[MacroAssembler, bytes, FrameInfo]],
+    functions: list[tuple[MacroAssembler, bytes, FrameInfo, list]],
     offsets: list[int],
     num_imported: int,
     helpers: int | None = None,
@@ -263,7 +284,7 @@ def _link_calls(
     ``helpers``), now that each function has its place in ``code``; the functions (0-based among the
     defined ones) with a near call that cannot reach."""
     short = []
-    for i, ((masm, _, _), base) in enumerate(zip(functions, offsets)):
+    for i, ((masm, _, _, _), base) in enumerate(zip(functions, offsets)):
         targets = [(off, offsets[func_index - num_imported], far) for off, func_index, far in masm.call_fixups]
         if helpers is not None:
             targets += [(off, helpers + helper, far) for off, helper, far in masm.helper_fixups]

@@ -49,6 +49,9 @@ class Builtin(enum.IntEnum):
     memory_atomic_notify = 26
     memory_atomic_wait32 = 27
     memory_atomic_wait64 = 28
+    # exception handling: (tag index, payload...) and (exnref); neither returns (docs/exceptions.md)
+    throw = 29
+    throw_ref = 30
 
 
 class BulkFuel(enum.IntEnum):

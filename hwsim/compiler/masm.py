@@ -319,6 +319,9 @@ class MacroAssembler(Protocol):
     def epilogue_and_return(self) -> None:
         """Restore the local registers, pop the frame, return."""
 
+    def landing_pad(self) -> None:
+        """Start a try_table catch clause's landing pad: put sp back at the bottom of the frame unwound to."""
+
     # -- moves -------------------------------------------------------------------------------------
 
     def mov(self, dst: Reg, src: Reg) -> None:

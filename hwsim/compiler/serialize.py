@@ -21,6 +21,8 @@ behind the Store's page tables (no more than a hostile module could ask for).
               4 + 13 n       trap table: u32 count; (u32 code offset, u8 trap code, u32 func, u32 wasm offset)
               4 + 12 n       pc map: u32 count; (u32 code offset, u32 func, u32 wasm offset)
               8 + ...        frames: u32 count (0 or one per function), u32 length; each a frames.FrameInfo
+              4 + ...        try_table regions: u32 count; each (u32 start, u32 end, u32 clauses), then per
+                             clause (u8 kind, i32 tag index or -1, u32 landing pad offset)
               4 + n          code: u32 length, the bytes
 
 The vmctx layout and the number of imported functions are not stored: they are recomputed from
@@ -54,12 +56,15 @@ from .frames import FrameTable
 from .traps import TrapCode
 
 MAGIC = b"hwsimcc\0"
-FORMAT_VERSION = 4  # 2: the key names the features a module was accepted under; 3: frames; 4: frames sized
+FORMAT_VERSION = 5  # 2: the key names the features a module was accepted under; 3: frames; 4: frames sized;
+# 5: try_table regions
 _HEADER = struct.Struct("<8sI32s")
 _TRAP = struct.Struct("<IBII")
 _PC = struct.Struct("<III")
 _FUNC = struct.Struct("<II")
 _U32 = struct.Struct("<I")
+_REGION = struct.Struct("<III")
+_CLAUSE = struct.Struct("<BiI")
 _FRAME_MIN = 16  # FrameInfo.to_bytes() of a function with nothing saved and no locals
 
 
@@ -126,6 +131,10 @@ def encode(compiled: CompiledModule) -> bytes:
     parts += [_U32.pack(len(pc_map)), pc_map.to_bytes()]
     frames = b"".join(frame.to_bytes() for frame in compiled.frames)
     parts += [_U32.pack(len(compiled.frames)), _U32.pack(len(frames)), frames]
+    parts.append(_U32.pack(len(compiled.handlers)))
+    for start, end, clauses in compiled.handlers:
+        parts.append(_REGION.pack(start, end, len(clauses)))
+        parts += [_CLAUSE.pack(*clause) for clause in clauses]
     parts += [_U32.pack(len(compiled.code)), compiled.code]
     body = b"".join(parts)
     return _HEADER.pack(MAGIC, FORMAT_VERSION, hashlib.sha256(body).digest()) + body
@@ -161,6 +170,11 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
     pc_map = PcMap.from_bytes(r.take(r.count(_PC.size) * _PC.size))
     frame_count = r.count(_FRAME_MIN)
     frame_bytes = bytes(r.take(r.unpack("<I")[0]))
+    handlers = []
+    for _ in range(r.count(_REGION.size)):
+        start, end, n = r.unpack(_REGION.format)
+        clauses = tuple(_CLAUSE.unpack(r.take(_CLAUSE.size)) for _ in range(n))  # (a short file ends it)
+        handlers.append((start, end, clauses))
     code = bytes(r.take(r.unpack("<I")[0]))
     if r.left:
         raise CacheFormatError(f"{r.left} bytes after the code")
@@ -179,6 +193,13 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
         raise CacheFormatError(f"{frame_count} frames, but the module defines {count} functions")
     frames = FrameTable(frame_bytes, frame_count, [size for _, size in funcs]) if frame_count else []
     trap_table = [(off, _index(codes, code_index, "trap code"), func, wasm) for off, code_index, func, wasm in traps]
+    tags = len(module.get_tag_type_indices())
+    for start, end, clauses in handlers:
+        if not start <= end <= len(code) or any(
+            pad >= len(code) or kind > 3 or not (tag == -1 if kind >= 2 else 0 <= tag < tags)
+            for kind, tag, pad in clauses
+        ):
+            raise CacheFormatError(f"a try_table region [{start:#x}, {end:#x}) does not fit the code or the tags")
     # Whole-column checks first (C loops: a large module has a pc-map entry per wasm instruction); the
     # entry-by-entry loop only runs to name the entry that fails.
     for what, table, offsets, funcs_named in (
@@ -211,6 +232,7 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
         bool(flags & 1),
         bool(flags & 2),
         frames,
+        handlers,
     )
 
 

@@ -31,6 +31,9 @@ class TrapCode(enum.Enum):
     # threads proposal
     HEAP_MISALIGNED = "unaligned atomic"  # an atomic access whose effective address is not naturally aligned
     ATOMIC_WAIT_NON_SHARED_MEMORY = "expected shared memory"  # memory.atomic.wait on an unshared memory
+    # exception handling
+    UNCAUGHT_EXCEPTION = "uncaught exception"  # an exception no try_table caught reached the host
+    NULL_EXCEPTION_REFERENCE = "null exception reference"  # throw_ref of a null exnref
     DEADLOCK = "deadlock: memory.atomic.wait with no timeout, and no other thread can notify it"
     # wasmtime-py's names for two of them (aliases: the same members)
     INTEGER_DIVISION_BY_ZERO = "integer divide by zero"
@@ -55,4 +58,6 @@ _WASMTIME_TEXT = {
     TrapCode.INTERRUPTED: "interrupt",
     TrapCode.HEAP_MISALIGNED: "unaligned atomic",
     TrapCode.ATOMIC_WAIT_NON_SHARED_MEMORY: "atomic wait on non-shared memory",
+    TrapCode.UNCAUGHT_EXCEPTION: "thrown Wasm exception",
+    TrapCode.NULL_EXCEPTION_REFERENCE: "null reference",
 }

@@ -33,10 +33,20 @@ from dataclasses import dataclass, field
 
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
-from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, V128
+from ..wasm.types import EXNREF, EXTERNREF, F32, F64, FUNCREF, I32, I64, V128
 from .smith import FUEL, FUEL_EXPORT
 
-TYPE_NAMES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", V128: "v128", FUNCREF: "funcref", EXTERNREF: "externref"}
+TYPE_NAMES = {
+    I32: "i32",
+    I64: "i64",
+    F32: "f32",
+    F64: "f64",
+    V128: "v128",
+    FUNCREF: "funcref",
+    EXTERNREF: "externref",
+    EXNREF: "exnref",
+}
+_WASMTIME_EXNREF = 8  # WASMTIME_EXNREF (wasmtime.h; wasmtime-py 50 names no constant for it)
 WIDTHS = {"i32": 4, "i64": 8, "f32": 4, "f64": 8, "v128": 16}
 
 # Per call: hwsim's wall-clock budget and wasmtime's fuel.  Smith's own fuel global ends loops long before
@@ -139,7 +149,7 @@ def _log_digest(log: list, start: int) -> str:
 
 
 def _arg(rng: random.Random, ty: str):
-    if ty in ("funcref", "externref"):
+    if ty in ("funcref", "externref", "exnref"):
         return (ty, "null")
     if rng.random() < 0.7:
         return (ty, rng.choice(_EDGES[ty]))
@@ -316,7 +326,7 @@ def _hwsim_imports_final(run: Run, module, provided: dict) -> None:
 
 def _kind(extern_type) -> str:
     """``func``, ``memory``, ``global`` or ``table``: the kind of an import's or export's type."""
-    return {"FuncType": "func", "MemoryType": "memory", "GlobalType": "global", "TableType": "table"}[
+    return {"FuncType": "func", "MemoryType": "memory", "GlobalType": "global", "TableType": "table", "TagType": "tag"}[
         type(extern_type).__name__
     ]
 
@@ -324,7 +334,7 @@ def _kind(extern_type) -> str:
 def _hwsim_final(run: Run, prefix: str, kind: str, name: str, item) -> None:
     """Record ``item`` (a memory, global or table; functions are skipped) as ``PREFIXKIND NAME``."""
     key, inner = f"{prefix}{kind} {name}", getattr(item, "_inner", None)
-    if inner is None:  # a function (a Func has no _inner)
+    if inner is None or kind == "tag":  # a function (a Func has no _inner), a tag (nothing to read)
         return
     if kind == "memory":
         data = bytes(inner.read(0, inner.size_bytes))
@@ -406,7 +416,7 @@ def wasmtime_engine():
     config.wasm_threads = False
     config.wasm_gc = False
     config.wasm_function_references = False
-    config.wasm_exceptions = False
+    config.wasm_exceptions = True  # hwsim fuzz --exceptions (smith.EXCEPTIONS_FLAGS)
     config.consume_fuel = True
     # RISC-V's FPU gives every arithmetic NaN result the canonical pattern (positive, quiet, zero payload):
     # one of the choices the specification allows.  wasmtime on x86 keeps payload bits and signs instead;
@@ -433,7 +443,8 @@ def wasmtime_traps() -> dict:
             wt.INTEGER_OVERFLOW: ("INTEGER_OVERFLOW",),
             wt.INTEGER_DIVISION_BY_ZERO: ("INTEGER_DIVIDE_BY_ZERO",),
             wt.BAD_CONVERSION_TO_INTEGER: ("BAD_CONVERSION_TO_INTEGER",),
-            wt.NULL_REFERENCE: ("NULL_REFERENCE",),
+            wt.NULL_REFERENCE: ("NULL_REFERENCE", "NULL_EXCEPTION_REFERENCE"),  # (throw_ref of null)
+            wt.UNCAUGHT_EXCEPTION: ("UNCAUGHT_EXCEPTION",),
         }
     return _WT_TRAPS
 
@@ -447,6 +458,8 @@ def _wasmtime_outcome(exc: BaseException) -> tuple:
         if code in (wasmtime.TrapCode.OUT_OF_FUEL, wasmtime.TrapCode.INTERRUPT):
             return ("exhausted", "time")
         names = wasmtime_traps().get(code)
+        if names is None and "thrown Wasm exception" in exc.message:  # (wasmtime-py 50 gives no trap code)
+            names = ("UNCAUGHT_EXCEPTION",)
         if names is None:
             return ("error", f"wasmtime trap {code}: {exc.message}")
         return ("trap", "|".join(names))
@@ -547,7 +560,7 @@ def _wasmtime_final(wasmtime, ffi, store, run: Run, prefix: str, name: str, item
     elif isinstance(item, wasmtime.Table):
         size = item.size(store)
         run.final[key.format("table")] = _table_digest(
-            size, (_wasmtime_label(wasmtime, ffi, store, run.labels, item.get(store, i)) for i in range(size))
+            size, (_wasmtime_entry(wasmtime, ffi, store, run.labels, item, i) for i in range(size))
         )
 
 
@@ -579,6 +592,16 @@ def _wasmtime_label(wasmtime, ffi, store, labels: dict, entry) -> str:
     return _label(labels, _wasmtime_key(ffi, store, entry)) if isinstance(entry, wasmtime.Func) else "ref"
 
 
+def _wasmtime_entry(wasmtime, ffi, store, labels: dict, table, index: int) -> str:
+    """Entry ``index`` of a wasmtime table as :func:`_label` names it (read raw: wasmtime-py 50's
+    ``Table.get`` cannot read an exnref table)."""
+    raw = ffi.wasmtime_val_t()
+    ffi.wasmtime_table_get(store._context(), ctypes.byref(table._table), index, ctypes.byref(raw))
+    if raw.kind == _WASMTIME_EXNREF:
+        return "null" if raw.of.exnref.store_id == 0 else "ref"
+    return _wasmtime_label(wasmtime, ffi, store, labels, wasmtime.Val._from_raw(store, raw))
+
+
 def _wasmtime_call(wasmtime, ffi, store, func, args, labels: dict) -> list:
     from wasmtime._func import enter_wasm
 
@@ -588,6 +611,8 @@ def _wasmtime_call(wasmtime, ffi, store, func, args, labels: dict) -> list:
         if ty in WIDTHS:
             raw = ffi.wasmtime_val_t(kind=getattr(ffi, f"WASMTIME_{ty.upper()}").value)
             ctypes.memmove(ctypes.addressof(raw.of), bits.to_bytes(WIDTHS[ty], "little"), WIDTHS[ty])
+        elif ty == "exnref":
+            raw = ffi.wasmtime_val_t(kind=_WASMTIME_EXNREF)  # all zero: the null exnref
         else:
             val = wasmtime.Val.funcref(None) if ty == "funcref" else wasmtime.Val.externref(None)
             raw = val._new_raw(store)
@@ -608,6 +633,8 @@ def _from_raw(wasmtime, ffi, store, raw, labels: dict) -> tuple:
         if kind == getattr(ffi, f"WASMTIME_{ty.upper()}").value:
             data = ctypes.string_at(ctypes.addressof(raw.of), WIDTHS[ty])
             return (ty, int.from_bytes(data, "little"))
+    if kind == _WASMTIME_EXNREF:
+        return ("exnref", "null" if raw.of.exnref.store_id == 0 else "ref")
     val = wasmtime.Val._from_raw(store, raw)
     if kind == ffi.WASMTIME_FUNCREF.value:
         return ("funcref", _wasmtime_label(wasmtime, ffi, store, labels, val.value))

@@ -69,6 +69,8 @@ SMITH_FLAGS = (
 # SIMD and relaxed SIMD (hwsim fuzz --simd): smith_flags overrides; relaxed results are compared with
 # wasmtime's deterministic profile, hwsim's choice (execute.wasmtime_engine).
 SIMD_FLAGS = ("--simd-enabled=true", "--relaxed-simd-enabled=true")
+# Exception handling (hwsim fuzz --exceptions): tags, throw, throw_ref, try_table, exnref.
+EXCEPTIONS_FLAGS = ("--exceptions-enabled=true",)
 FUEL = 1000
 FUEL_EXPORT = "hwsim-fuzz-fuel"
 

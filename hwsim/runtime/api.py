@@ -52,13 +52,14 @@ from ..errors import (
 )
 from ..machine import Machine
 from ..wasm import DecodedModule, Features, decode_module, load_module, validate
-from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, ExternKind
+from ..wasm.types import EXNREF, EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, ExternKind
 from ..wasm.types import FuncType as _FuncType
 from ..wasm.types import Limits as _Limits
 from ..wasm.types import MemoryType as _MemoryType
 from ..wasm.types import TableType as _TableType
 from . import layout as L
 from .errors import Frame, Trap
+from .exceptions import Exn, TagInstance, UncaughtException, exnref_of
 from .handles import MemoryHandle
 from .hostmem import HostBuffer
 from .instance import ExternItem, LinkError
@@ -68,7 +69,16 @@ from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance
 from .store import StoreLimits
 from .store import VmStore as _Store
 
-_NAMES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", V128: "v128", FUNCREF: "funcref", EXTERNREF: "externref"}
+_NAMES = {
+    I32: "i32",
+    I64: "i64",
+    F32: "f32",
+    F64: "f64",
+    V128: "v128",
+    FUNCREF: "funcref",
+    EXTERNREF: "externref",
+    EXNREF: "exnref",
+}
 
 
 # -- argument checks: the wrong Python type is a TypeError ------------------------------------------
@@ -165,6 +175,10 @@ class ValType:
     @staticmethod
     def externref() -> ValType:
         return ValType(EXTERNREF)
+
+    @staticmethod
+    def exnref() -> ValType:
+        return ValType(EXNREF)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, ValType) and other.code == self.code
@@ -272,8 +286,8 @@ class TableType:
     def __init__(self, valtype: ValType, limits: Limits) -> None:
         """``valtype``: the element type (wasmtime-py's parameter name; the attribute is ``element``)."""
         self.element = _expect(valtype, ValType, "TableType(valtype)")
-        if valtype.code not in (FUNCREF, EXTERNREF):
-            raise ConfigError(f"TableType(valtype): a table holds funcref or externref, not {valtype}")
+        if valtype.code not in (FUNCREF, EXTERNREF, EXNREF):
+            raise ConfigError(f"TableType(valtype): a table holds funcref, externref or exnref, not {valtype}")
         self.limits = _expect(limits, Limits, "TableType(limits)")
 
     def __eq__(self, other) -> bool:
@@ -302,7 +316,29 @@ class GlobalType:
         return f"GlobalType({self.content}, mutable={self.mutable})"
 
 
-ExternType = FuncType | GlobalType | MemoryType | TableType
+class TagType:
+    """A tag's type (wasmtime-py's ``TagType``): the function type of its payload (no results)."""
+
+    def __init__(self, functype: FuncType) -> None:
+        self.functype = _expect(functype, FuncType, "TagType(functype)")
+        if self.functype.results:
+            raise ConfigError(f"TagType(functype): a tag's type has no results, not {self.functype}")
+
+    @property
+    def params(self) -> list[ValType]:
+        return list(self.functype.params)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TagType) and other.functype == self.functype
+
+    def __hash__(self) -> int:
+        return hash(self.functype)
+
+    def __repr__(self) -> str:
+        return f"TagType({self.functype!r})"
+
+
+ExternType = FuncType | GlobalType | MemoryType | TableType | TagType
 
 
 class ImportType:
@@ -348,6 +384,9 @@ def _extern_type(module: DecodedModule, kind: ExternKind, index_or_desc, *, impo
     if kind == ExternKind.FUNC:
         type_index = index_or_desc if imported else module.get_func_type_indices()[index_or_desc]
         return _api_func_type(module.types[type_index])
+    if kind == ExternKind.TAG:
+        type_index = index_or_desc if imported else module.get_tag_type_indices()[index_or_desc]
+        return TagType(_api_func_type(module.types[type_index]))
     desc = index_or_desc
     if not imported:
         if kind == ExternKind.TABLE:
@@ -417,9 +456,9 @@ class Val:
 
     @staticmethod
     def ref_null(ty: ValType) -> Val:
-        """The null reference of ``ty`` (funcref or externref); WasmtimeError for a number type."""
+        """The null reference of ``ty`` (funcref, externref or exnref); WasmtimeError for a number type."""
         _expect(ty, ValType, "Val.ref_null(ty)")
-        if ty.code not in (FUNCREF, EXTERNREF):
+        if ty.code not in (FUNCREF, EXTERNREF, EXNREF):
             raise WasmtimeError(f"Invalid reference type for `ref_null`: {ty}")
         return Val(ty)
 
@@ -520,7 +559,7 @@ _FEATURES: dict[str, tuple[_Support, str]] = {
     "wasm_relaxed_simd_deterministic": (_Support.ALWAYS, "the deterministic profile of relaxed SIMD"),
     "wasm_threads": (_Support.SWITCH, "threads (shared memories, atomics)"),
     "shared_memory": (_Support.SWITCH, "shared memories"),
-    "wasm_exceptions": (_Support.NEVER, "exception handling"),
+    "wasm_exceptions": (_Support.ALWAYS, "exception handling"),
     "wasm_function_references": (_Support.NEVER, "typed function references"),
     "wasm_gc": (_Support.NEVER, "GC"),
     "gc_support": (_Support.NEVER, "GC"),
@@ -963,9 +1002,11 @@ class Store:
 
     def gc(self) -> None:
         """Let go of the host objects passed to wasm as externrefs that wasm no longer holds (in a global,
-        a table or an element segment), so Python can collect them.  Called from a host function (wasm
-        is running and its stack may hold any of them) it lets go of nothing."""
+        a table or an element segment), and of the exceptions no exnref global or table holds, so Python
+        can collect them.  Called from a host function (wasm is running and its stack may hold any of
+        them) it lets go of nothing."""
         self._store.collect_externs()
+        self._store.collect_exns()
 
     # Fuel and epochs (wasmtime-py's names and errors): see hwsim/runtime/metering.py.
 
@@ -1256,7 +1297,10 @@ class Func:
         t = self._record.type
         if len(args) != len(t.params):
             raise WasmtimeError(f"wrong number of arguments: expected {len(t.params)}, got {len(args)}")
-        results = runtime.invoke(self._record, _args_bits(runtime, t.params, args))
+        try:
+            results = runtime.invoke(self._record, _args_bits(runtime, t.params, args))
+        except UncaughtException as exc:
+            raise WasmException._of(exc) from None
         if not results:
             return None
         numbers = self._result_values
@@ -1275,7 +1319,10 @@ class Func:
         if len(args) != len(t.params):
             raise WasmtimeError(f"wrong number of arguments: expected {len(t.params)}, got {len(args)}")
         bits = [_to_bits(runtime, ty, a, f"argument {i}") for i, (ty, a) in enumerate(zip(t.params, args))]
-        results = runtime.invoke(self._record, bits)
+        try:
+            results = runtime.invoke(self._record, bits)
+        except UncaughtException as exc:
+            raise WasmException._of(exc) from None
         return [_from_bits(runtime, ty, b) for ty, b in zip(t.results, results)]
 
 
@@ -1720,12 +1767,12 @@ def _unwrap(item, runtime: _Store | None = None):
         return item._placed_in(runtime)
     if isinstance(item, Func):
         return item._record
-    if isinstance(item, (Memory, Global, Table)):
+    if isinstance(item, (Memory, Global, Table, Tag)):
         return item._inner
-    raise ArgumentTypeError(f"expected a Func, Memory, SharedMemory, Global or Table, not {_show(item)}")
+    raise ArgumentTypeError(f"expected a Func, Memory, SharedMemory, Global, Table or Tag, not {_show(item)}")
 
 
-def _wrap(export: tuple[ExternKind, ExternItem]) -> Func | Memory | SharedMemory | Global | Table:
+def _wrap(export: tuple[ExternKind, ExternItem]) -> Func | Memory | SharedMemory | Global | Table | Tag:
     _kind, obj = export  # the kind follows the object's class
     if isinstance(obj, FuncRecord):
         return Func(None, None, None, _record=obj)
@@ -1733,6 +1780,8 @@ def _wrap(export: tuple[ExternKind, ExternItem]) -> Func | Memory | SharedMemory
         return SharedMemory(None, _inner=obj) if obj.type.shared else Memory(None, _inner=obj)
     if isinstance(obj, GlobalInstance):
         return Global(None, _inner=obj)
+    if isinstance(obj, TagInstance):
+        return Tag(None, None, _inner=obj)
     return Table(None, _inner=obj)
 
 
@@ -1778,6 +1827,11 @@ def _to_bits(store: _Store, ty: int, v: Any, what: str) -> int:
             raise ArgumentTypeError(f"{what}: a funcref must be a Func or None, not {_show(v)}")
         store.check_owned(v._record, f"{what} (a Func)")
         return v._record.va
+    if ty == EXNREF:
+        if not isinstance(v, Exn):
+            raise ArgumentTypeError(f"{what}: an exnref must be an exception object or None, not {_show(v)}")
+        store.check_owned(v.tag, f"{what} (an exception)")
+        return exnref_of(store, v)
     if isinstance(v, MemoryHandle):  # the only host object wasm can act on: it must be this Store's
         store.check_owned(v, f"{what} (a memory handle)")
     return store.extern_handle(v)
@@ -1837,7 +1891,84 @@ def _from_bits(store: _Store, ty: int, bits: int) -> Val:
         return Val(ValType(ty), ref=None if record is None else Func(None, None, None, _record=record))
     if ty == EXTERNREF:
         return Val(ValType(ty), ref=store.externs.get(bits) if bits else None)
+    if ty == EXNREF:
+        return Val(ValType(ty), ref=store.exns.get(bits) if bits else None)
     return Val(ValType(ty), bits)
+
+
+# -- exception handling: tags and exceptions ----------------------------------------------------------------
+
+
+class Tag:
+    """A tag (wasmtime-py's ``Tag``): an identity exceptions are thrown and caught by, and a payload type.
+    ``Tag(store, TagType(...))`` makes a host-defined one, to import into modules; an exported tag of an
+    instance is a Tag too.  Two Tags are equal when they are the same definition."""
+
+    @overload
+    def __init__(self, store: Store, ty: TagType) -> None: ...
+    @overload
+    def __init__(self, store: None, ty: None, *, _inner: TagInstance) -> None: ...
+    def __init__(self, store: Store | None, ty: TagType | None, *, _inner: TagInstance | None = None) -> None:
+        if _inner is not None:
+            self._inner = _inner
+            return
+        runtime = _runtime(store)
+        self._inner = TagInstance(runtime, _expect(ty, TagType, "Tag(ty)").functype._wasm())
+
+    def type(self, store: Store) -> TagType:
+        _owned(store, self._inner, "the Tag")
+        return TagType(_api_func_type(self._inner.type))
+
+    def eq(self, store: Store, other: Tag) -> bool:
+        """Whether ``other`` is the same tag (wasmtime-py's ``Tag.eq``)."""
+        _owned(store, self._inner, "the Tag")
+        return isinstance(other, Tag) and other._inner is self._inner
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Tag) and other._inner is self._inner
+
+    def __hash__(self) -> int:
+        return id(self._inner)
+
+
+class WasmException(UncaughtException):
+    """A WebAssembly exception at the host: a :class:`Trap` whose ``trap_code`` is
+    ``TrapCode.UNCAUGHT_EXCEPTION`` (wasmtime-py reports an uncaught exception as such a trap), with the
+    exception's tag and payload.
+
+    Calling wasm raises it when no ``try_table`` caught the exception; a host function raises one to throw
+    into the wasm code that called it (``raise WasmException(store, tag, [1, 2.5])``), or lets one it
+    got from a call into wasm pass through, where the wasm frames above may catch it.  Traps are never
+    caught by wasm."""
+
+    def __init__(self, store: Store, tag: Tag, values: Iterable[Any] = ()) -> None:
+        tag = _expect(tag, Tag, "WasmException(tag)")
+        runtime = _owned(store, tag._inner, "WasmException(tag)")
+        params = tag._inner.type.params
+        values = list(values)
+        if len(values) != len(params):
+            raise WasmtimeError(f"WasmException: the tag's payload has {len(params)} values, got {len(values)}")
+        payload = [_to_bits(runtime, t, v, f"payload value {i}") for i, (t, v) in enumerate(zip(params, values))]
+        super().__init__(Exn(tag._inner, payload))
+
+    @classmethod
+    def _of(cls, exc: UncaughtException) -> WasmException:
+        """The engine's exception as the public class, with its location and backtrace."""
+        if isinstance(exc, WasmException):
+            return exc
+        public = cls.__new__(cls)
+        public.__dict__.update(exc.__dict__)
+        public.args = exc.args
+        return public
+
+    @property
+    def tag(self) -> Tag:
+        return Tag(None, None, _inner=self.exn.tag)
+
+    def values(self, store: Store) -> list[Any]:
+        """The payload, as a call's results come back (ints, floats, Func, extern objects, exceptions)."""
+        runtime = _owned(store, self.exn.tag, "the exception")
+        return [_from_bits(runtime, t, b).value for t, b in zip(self.exn.tag.type.params, self.exn.payload)]
 
 
 # -- instances and linking ---------------------------------------------------------------------------------
@@ -1863,7 +1994,7 @@ class Exports(Mapping[str, Any]):
 
 class Instance:
     def __init__(self, store: Store, module: Module, imports: list) -> None:
-        """Imports in the module's order: Funcs, Memories, Globals and Tables of ``store`` (an object
+        """Imports in the module's order: Funcs, Memories, Globals, Tables and Tags of ``store`` (an object
         of another Store raises :class:`~hwsim.errors.StoreMismatchError`), None for hwsim's intrinsics."""
         runtime = _runtime(store)
         _open(module, Module, "Instance(module)")
@@ -1872,7 +2003,10 @@ class Instance:
             inner = _Instance(runtime, module._module, module._compiled, items)
         except LinkError as exc:
             raise WasmtimeError(str(exc)) from None
-        inner.initialize()
+        try:
+            inner.initialize()
+        except UncaughtException as exc:  # thrown by the start function
+            raise WasmException._of(exc) from None
         self._inner = inner
 
     def exports(self, store: Store) -> Exports:
@@ -1922,7 +2056,7 @@ class Linker:
         _expect(module, str, "Linker.define(module)")
         _expect(name, str, "Linker.define(name)")
         runtime.check_owned(
-            _unwrap(_expect(item, (Func, Memory, SharedMemory, Global, Table), "Linker.define(item)"), runtime),
+            _unwrap(_expect(item, (Func, Memory, SharedMemory, Global, Table, Tag), "Linker.define(item)"), runtime),
             f"`{module}::{name}` (a {type(item).__name__})",
         )
         key = (module, name)
@@ -2177,10 +2311,13 @@ __all__ = [
     "Store",
     "Table",
     "TableType",
+    "Tag",
+    "TagType",
     "Trap",
     "TrapCode",
     "Val",
     "ValType",
+    "WasmException",
     "WasmtimeError",
     "wat2wasm",
 ]

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from ..compiler.builtins import Builtin, BulkFuel
 from ..compiler.errors import CompilerBug
 from ..compiler.traps import TrapCode
+from ..wasm.types import I64
+from . import exceptions
 from .errors import HandleError, HostBufferError, MemoryControlError, ResourceLimitError, SegmentError, Trap
 from .threads import Blocked, Wake
 
@@ -411,6 +413,23 @@ def memory_atomic_wait64(store, instance, m) -> None:
 # ``fn(store, instance, machine)`` with the arguments in the ABI registers.  Checked when this module is
 # imported: an id without a function (or a function for no id) is a bug, found before anything runs.
 
+
+def throw(store, instance, m) -> None:
+    """``throw``: a0 the tag index, then the payload as a call's arguments (exceptions.py unwinds)."""
+    tag = instance.tags[m.get_reg("a0")]
+    params = (I64, *tag.type.params)
+    payload = store.ecall_args(params)[1:]
+    exceptions.throw(store, exceptions.Exn(tag, payload), m.get_reg("pc") - 4)
+
+
+def throw_ref(store, instance, m) -> None:
+    """``throw_ref``: a0 the exnref (null traps); the same exception object is thrown again."""
+    exn = exceptions.exn_of(store, m.get_reg("a0"))
+    if exn is None:
+        raise Trap(TrapCode.NULL_EXCEPTION_REFERENCE)
+    exceptions.throw(store, exn, m.get_reg("pc") - 4)
+
+
 DISPATCH: dict[Builtin, Callable[..., None]] = {
     Builtin.memory_grow: memory_grow,
     Builtin.memory_fill: memory_fill,
@@ -440,6 +459,8 @@ DISPATCH: dict[Builtin, Callable[..., None]] = {
     Builtin.memory_atomic_notify: memory_atomic_notify,
     Builtin.memory_atomic_wait32: memory_atomic_wait32,
     Builtin.memory_atomic_wait64: memory_atomic_wait64,
+    Builtin.throw: throw,
+    Builtin.throw_ref: throw_ref,
 }
 if set(DISPATCH) != set(Builtin):
     raise CompilerBug(

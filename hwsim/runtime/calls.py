@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..compiler import CompiledModule
 from ..compiler.builtins import MAX_BUILTIN, Builtin
@@ -41,6 +41,7 @@ from . import layout as L
 from .builtins import DISPATCH
 from .crossing import Crossing
 from .errors import Frame, ResourceLimitError, Trap
+from .exceptions import Exn, UncaughtException, throw_from_host
 from .objects import FuncRecord, MemoryInstance
 from .threads import Blocked
 
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from ..mmu.aspace import AddressSpace
     from ..wasm.dwarf import SourceMap
     from .instance import VmInstance
-    from .store import StoreLimits
+    from .store import StoreLimits, VmStore
     from .threads import Scheduler
 
 
@@ -66,6 +67,7 @@ class LoadedCode:
     end: int
     compiled: CompiledModule
     module: DecodedModule
+    vmctx: int = 0  # the instance the code is loaded for (each instance has its own copy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +214,8 @@ class CallBoundary:
                 except Trap as at_ecall:  # from a builtin (or a checkpoint handler) at an ecall
                     if not at_ecall.frames and at_ecall.pc is not None:
                         self._attach_frames(at_ecall, at_ecall.pc)
+                    if saved is not None:  # the host may catch it (an exception it lets through is thrown
+                        m.restore_context(saved)  # on from its call site: calls._ecall) and go on
                     raise
                 finally:
                     if self._fuel_live:
@@ -281,12 +285,21 @@ class CallBoundary:
     def crossing_of(self, record: FuncRecord) -> Crossing:
         """How ``record``'s values cross the boundary (one :class:`Crossing` per signature, kept on the record)."""
         ft = record.type
-        key = (tuple(ft.params), tuple(ft.results))
+        crossing = record.crossing = self.crossing_for(tuple(ft.params), tuple(ft.results))
+        return crossing
+
+    def crossing_for(self, params: tuple[int, ...], results: tuple[int, ...]) -> Crossing:
+        """The :class:`Crossing` of a signature (made once per Store)."""
+        key = (params, results)
         crossing = self._crossings.get(key)
         if crossing is None:
             crossing = self._crossings[key] = Crossing(self.machine, *key)
-        record.crossing = crossing
         return crossing
+
+    def ecall_args(self, params: tuple[int, ...]) -> list[int]:
+        """The arguments of the ecall being served, passed as a call of a function taking ``params`` passes
+        them (a builtin whose operands depend on its first one: ``throw``'s payload, by its tag)."""
+        return self.crossing_for(params, ()).args_from(self, self._ecall_regs.read())
 
     def trap_of(self, result: RunResult) -> Trap | None:
         """The Trap a call whose run stopped as ``result`` raises (a debugger shows it before the call
@@ -470,16 +483,21 @@ class CallBoundary:
             outer_caller = self.caller_vmctx
             self.caller_vmctx = regs[1]  # t4, set by the call sequence (see RiscvMasm.call_ref)
             self._in_host += 1
+            thrown = None
             try:
                 results = record.host(args)
             except Blocked as blocked:  # a WASI call that must wait (runtime/threads.py): results later
                 blocked.finish = lambda values, crossing=crossing: crossing.results_to(self, values)
                 self._block(blocked)
                 results = None
+            except UncaughtException as exc:  # a wasm exception raised by (or through) the host function
+                thrown, results = exc.exn, None
             finally:
                 self.caller_vmctx = outer_caller
                 self._in_host -= 1
-            if results is not None:
+            if thrown is not None:
+                throw_from_host(cast("VmStore", self), thrown)  # lands on a handler in this run, or raises on
+            elif results is not None:
                 if len(results) != crossing.n_results:
                     raise HwsimError(f"host function returned {len(results)} values, its type has {crossing.n_results}")
                 if self._async:  # events that came while the host function ran: a safe point
@@ -490,6 +508,21 @@ class CallBoundary:
         if self.metered:
             self.fuel_to_register()
         return _RESUME
+
+    def located_exception(self, exn: Exn, pc: int) -> UncaughtException:
+        """The Trap an exception nobody caught raises at the host, located at ``pc`` (its throw, or the call
+        it left this run's wasm frames by), with the wasm backtrace from there."""
+        loc = self.wasm_location(pc)
+        where = (
+            {}
+            if loc is None
+            else dict(
+                func_index=loc.func_index, func_name=loc.func_name, wasm_offset=loc.wasm_offset, source=loc.source
+            )
+        )
+        exc = UncaughtException(exn, pc=pc, insn="ecall", **where)
+        self._attach_frames(exc, pc)
+        return exc
 
     def _set_a0(self, results: list[int]) -> None:
         self.machine.set_reg("a0", results[0])

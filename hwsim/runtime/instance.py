@@ -23,6 +23,7 @@ from ..wasm.types import I32, I64, ExternKind, GlobalType, MemoryType, TableType
 from . import layout as L
 from .calls import LoadedCode
 from .errors import ResourceLimitError
+from .exceptions import TagInstance
 from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance, func_records
 from .store import Trap, VmStore
 
@@ -33,7 +34,7 @@ _CONSTS = frozenset((op.I32_CONST_OP, op.I64_CONST_OP, op.F32_CONST_OP, op.F64_C
 _MASKS = {I32: 0xFFFF_FFFF, I64: (1 << 64) - 1}
 
 # What an export names: a function record, a memory, a table or a global.
-ExternItem = FuncRecord | MemoryInstance | TableInstance | GlobalInstance
+ExternItem = FuncRecord | MemoryInstance | TableInstance | GlobalInstance | TagInstance
 
 
 class LinkError(HwsimError):
@@ -68,7 +69,7 @@ class VmInstance:
         store.instances[self.vmctx] = self
         self.code_base = store.load_code(compiled.code) if compiled.code else 0
         store.metered |= compiled.metering  # the Store moves the fuel count to and from its register
-        store.code.append(LoadedCode(self.code_base, self.code_base + len(compiled.code), compiled, module))
+        store.code.append(LoadedCode(self.code_base, self.code_base + len(compiled.code), compiled, module, self.vmctx))
         # Memories, tables, globals.
         for mt in module.memories:
             self.memories.append(MemoryInstance(store, mt))
@@ -84,6 +85,7 @@ class VmInstance:
             for i, offset in enumerate(compiled.func_offsets[: len(module.funcs)])
         ]
         self.funcs += func_records(store, specs, vmctx=self.vmctx, instance=self, first_index=first)
+        self.tags += [TagInstance(store, self.types[t]) for t in module.tags]  # each instance's own identities
         for g in module.globals:
             bits = self.eval_const(g.init.instrs, g.type.valtype)
             self.globals.append(GlobalInstance(store, g.type.valtype, g.type.mutable, bits))
@@ -106,6 +108,7 @@ class VmInstance:
         self.memories: list[MemoryInstance] = []
         self.tables: list[TableInstance] = []
         self.globals: list[GlobalInstance] = []
+        self.tags: list[TagInstance] = []
         intrinsics = intrinsics_of(module)
         func_index = 0
         for imp, value in zip(module.imports, imports):
@@ -163,6 +166,15 @@ class VmInstance:
                 ):
                     raise LinkError(f"incompatible import type: {where} expects {tt}, got {actual_tt}")
                 self.tables.append(value)
+            elif imp.kind == ExternKind.TAG:
+                assert isinstance(desc, int)
+                expected = module.types[desc]
+                if not isinstance(value, TagInstance):
+                    raise LinkError(f"incompatible import type: {where} expects a tag")
+                self.store.check_owned(value, f"{where} (a tag)")
+                if tuple(value.type.params) != tuple(expected.params):
+                    raise LinkError(f"incompatible import type: {where} expects tag {expected}, got {value.type}")
+                self.tags.append(value)
             else:
                 gt = desc
                 assert isinstance(gt, GlobalType)
@@ -320,6 +332,7 @@ class VmInstance:
             ExternKind.MEMORY: self.memories,
             ExternKind.TABLE: self.tables,
             ExternKind.GLOBAL: self.globals,
+            ExternKind.TAG: self.tags,
         }
         return kind, spaces[kind][index]
 

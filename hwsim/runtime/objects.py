@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import OutOfBoundsError
 from ..mmu.bits import PAGE_MASK, PAGE_SHIFT, Pte
-from ..wasm.types import EXTERNREF, F32, F64, I32, I64, V128, MemoryType, TableType
+from ..wasm.types import EXNREF, EXTERNREF, F32, F64, I32, I64, V128, MemoryType, TableType
 from . import layout as L
 from .errors import ResourceLimitError
 
@@ -219,6 +219,8 @@ class TableInstance:
         store.tables_made += 1
         if ttype.elem_type == EXTERNREF:
             store.extern_roots.append(self)  # Store.gc keeps the host objects its elements hold
+        elif ttype.elem_type == EXNREF:
+            store.exn_roots.append(self)  # Store.gc keeps the exceptions its elements hold
         self.size = ttype.limits.min
         self.capacity = max(self.size, 4)
         self.entries = store.alloc_data(8 * self.capacity)
@@ -291,6 +293,8 @@ class GlobalInstance:
         self.set_bits(bits)
         if valtype == EXTERNREF:
             store.extern_roots.append(self)  # Store.gc keeps the host object it holds
+        elif valtype == EXNREF:
+            store.exn_roots.append(self)  # Store.gc keeps the exception it holds
 
     def get_bits(self) -> int:
         raw = self.store.read_u64(self.cell)

@@ -32,6 +32,7 @@ from .calls import CallBoundary, LoadedCode
 from .checkpoints import CheckpointCounter
 from .crossing import ECALL_REGS
 from .errors import ResourceLimitError, Trap
+from .exceptions import Exn
 from .objects import RW_USER, RX_USER, FuncRecord, GlobalInstance, MemoryInstance, TableInstance
 from .space import StoreSpace
 from .threads import Scheduler
@@ -132,6 +133,11 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self._extern_ids: dict[int, int] = {}  # id(host object) -> its handle
         self._extern_serials = itertools.count(1)  # handles are never reused
         self.extern_roots: list[TableInstance | GlobalInstance] = []  # externref tables and globals
+        self.exns: dict[int, Exn] = {}  # exnref handle -> exception object (exceptions.py)
+        self.exn_next = 0  # the last exnref handle given out (never reused)
+        self.exn_roots: list[TableInstance | GlobalInstance] = []  # exnref tables and globals
+        self.exn_landing_regs: dict = {}  # saved registers restored -> RegisterBatch (exceptions._land)
+        self.exn_prologue_saves: dict = {}  # (code base, func index) -> the prologue's saves (exceptions.unwind)
         self.depth = 0
         self.deadline: float | None = None  # time.monotonic() at which the outermost call's budget runs out
         # Set by interrupt() (another thread, a signal handler, a device event): every call into wasm
@@ -211,6 +217,23 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         dead = [handle for handle in self.externs if handle not in live]
         for handle in dead:
             del self._extern_ids[id(self.externs.pop(handle))]
+        return len(dead)
+
+    def collect_exns(self) -> int:
+        """Forget the exception objects no exnref global or table holds (``Store.gc``); how many.  As for
+        externrefs, nothing while wasm runs.  An object the host still holds gets a new handle when it is
+        passed in again (a forgotten handle is never handed out again)."""
+        if self.depth > 0 or not self.exns:
+            return 0
+        live: set[int] = set()
+        for root in self.exn_roots:
+            if isinstance(root, GlobalInstance):
+                live.add(root.get_bits())
+            else:
+                live.update(root.get_all())
+        dead = [handle for handle in self.exns if handle not in live]
+        for handle in dead:
+            self.exns.pop(handle).handle = 0
         return len(dead)
 
 

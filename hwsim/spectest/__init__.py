@@ -8,7 +8,16 @@
                               compare results, NaN patterns       (values.py)
 """
 
-from .engine import Engine, EngineError, Exhaustion, LinkError, NotSupportedByEngine, Trap, ValidateOnlyEngine
+from .engine import (
+    Engine,
+    EngineError,
+    Exhaustion,
+    LinkError,
+    NotSupportedByEngine,
+    Thrown,
+    Trap,
+    ValidateOnlyEngine,
+)
 from .runner import FAILED, PASSED, SKIPPED, FileResult, Outcome, RunResult, SpecTestRunner, default_features
 from .values import Either, NanPattern, RefPattern, UnsupportedValue, Value, matches, parse_expected, parse_value
 from .wast import Script, WastError, find_wasm_tools, load_script
@@ -30,6 +39,7 @@ __all__ = [
     "SKIPPED",
     "Script",
     "SpecTestRunner",
+    "Thrown",
     "Trap",
     "UnsupportedValue",
     "ValidateOnlyEngine",

@@ -4,7 +4,7 @@ The runner decodes and validates every module itself (that is the front end
 under test) and hands valid modules to an engine to instantiate and run::
 
     runner --(DecodedModule, bytes, registry)--> engine.instantiate --> instance
-           --(instance, "fac", [Value])--> engine.invoke ----> [Value] | Trap | Exhaustion
+           --(instance, "fac", [Value])--> engine.invoke ----> [Value] | Trap | Exhaustion | Thrown
            --(instance, "g")-------------> engine.get -------> Value
 
 ``registry`` maps names registered with ``(register "name" $M)`` to instances
@@ -50,6 +50,10 @@ class Exhaustion(EngineError):
     """Execution ran out of a resource, typically "call stack exhausted"."""
 
 
+class Thrown(EngineError):
+    """An exception (exception handling's ``throw``) reached the host uncaught: ``assert_exception``."""
+
+
 class LinkError(EngineError):
     """Instantiation failed because an import is missing or has an incompatible type."""
 
@@ -71,7 +75,8 @@ class Engine(Protocol[InstanceT]):
         Trap or NotSupportedByEngine."""
 
     def invoke(self, instance: InstanceT, field: str, args: Sequence[Value]) -> list[Value]:
-        """Call an exported function; raises Trap, Exhaustion or NotSupportedByEngine."""
+        """Call an exported function; raises Trap, Exhaustion, Thrown (an uncaught exception) or
+        NotSupportedByEngine."""
 
     def get(self, instance: InstanceT, field: str) -> Value:
         """Read an exported global."""

@@ -17,11 +17,20 @@ from ..runtime.instance import LinkError as RuntimeLinkError
 from ..runtime.objects import FuncRecord, GlobalInstance, MemoryInstance, ResourceLimitError, TableInstance
 from ..runtime.store import Trap as RuntimeTrap
 from ..runtime.store import VmStore
-from ..wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, FuncType, Limits, MemoryType, TableType
-from .engine import Exhaustion, LinkError, NotSupportedByEngine, Trap
+from ..wasm.types import EXNREF, EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, FuncType, Limits, MemoryType, TableType
+from .engine import Exhaustion, LinkError, NotSupportedByEngine, Thrown, Trap
 from .values import Value
 
-_TYPES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", V128: "v128", FUNCREF: "funcref", EXTERNREF: "externref"}
+_TYPES = {
+    I32: "i32",
+    I64: "i64",
+    F32: "f32",
+    F64: "f64",
+    V128: "v128",
+    FUNCREF: "funcref",
+    EXTERNREF: "externref",
+    EXNREF: "exnref",
+}
 
 
 class HwsimEngine:
@@ -126,6 +135,8 @@ class HwsimEngine:
     def _trap(self, exc: RuntimeTrap):
         if exc.code is TrapCode.STACK_OVERFLOW:
             return Exhaustion(exc.code.message, exc.summary)
+        if exc.code is TrapCode.UNCAUGHT_EXCEPTION:
+            return Thrown(exc.code.message, exc.summary)
         return Trap(exc.code.message, exc.summary)
 
     def _to_bits(self, v: Value) -> int:
@@ -150,6 +161,8 @@ class HwsimEngine:
         name = _TYPES[ty]
         if ty == EXTERNREF:
             return Value(name, None if bits == 0 else self.handle_externs.get(bits, bits))
+        if ty == EXNREF:
+            return Value(name, None if bits == 0 else bits)
         if ty == FUNCREF:
             store = self.store
             assert store is not None  # the value came from this script's store

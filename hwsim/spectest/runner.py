@@ -15,6 +15,7 @@ its own, the runner checks without an engine::
     assert_uninstantiable   validate + engine    valid, then Trap while instantiating
     module_instance, register, action,
     assert_return, assert_trap, assert_exhaustion          engine
+    assert_exception        engine               an exception reaches the host uncaught (Thrown)
 
 Skipped: text-format ``assert_malformed`` modules (hwsim decodes binary only),
 modules using features outside hwsim's scope (UnsupportedFeatureError) and
@@ -49,7 +50,7 @@ from ..wasm import (
     decode_module,
     validate,
 )
-from .engine import Engine, EngineError, Exhaustion, LinkError, NotSupportedByEngine, Trap, ValidateOnlyEngine
+from .engine import Engine, EngineError, Exhaustion, LinkError, NotSupportedByEngine, Thrown, Trap, ValidateOnlyEngine
 from .values import UnsupportedValue, Value, parse_expected, parse_value, results_match
 from .wast import Script, WastError, find_wasm_tools, load_script, read_module
 
@@ -492,7 +493,7 @@ class _FileRun:
     def cmd_action(self, cmd: dict) -> str:
         try:
             self.perform(cmd["action"])
-        except (Trap, Exhaustion) as exc:
+        except (Trap, Exhaustion, Thrown) as exc:
             raise _Fail(f"action failed: {type(exc).__name__}: {exc}") from None
         return ""
 
@@ -500,7 +501,7 @@ class _FileRun:
         expected: list = []
         try:
             actual = self.perform(cmd["action"], check=lambda: expected.extend(self.expectations(cmd)))
-        except (Trap, Exhaustion) as exc:
+        except (Trap, Exhaustion, Thrown) as exc:
             raise _Fail(f"expected {_show(expected)}, got {type(exc).__name__}: {exc}") from None
         if not results_match(expected, actual):
             raise _Fail(f"expected {_show(expected)}, got {_show(actual)}")
@@ -514,6 +515,8 @@ class _FileRun:
             return self._check_reason(exc, expected)
         except Exhaustion as exc:
             raise _Fail(f"expected trap ({expected}), got exhaustion: {exc}") from None
+        except Thrown as exc:
+            raise _Fail(f"expected trap ({expected}), got an uncaught exception: {exc}") from None
         raise _Fail(f"expected trap ({expected}), got {_show(actual)}")
 
     def cmd_assert_exhaustion(self, cmd: dict) -> str:
@@ -524,7 +527,18 @@ class _FileRun:
             return self._check_reason(exc, expected)
         except Trap as exc:
             raise _Fail(f"expected exhaustion ({expected}), got trap: {exc}") from None
+        except Thrown as exc:
+            raise _Fail(f"expected exhaustion ({expected}), got an uncaught exception: {exc}") from None
         raise _Fail(f"expected exhaustion ({expected}), got {_show(actual)}")
+
+    def cmd_assert_exception(self, cmd: dict) -> str:
+        try:
+            actual = self.perform(cmd["action"])
+        except Thrown:
+            return ""
+        except (Trap, Exhaustion) as exc:
+            raise _Fail(f"expected an uncaught exception, got {type(exc).__name__}: {exc}") from None
+        raise _Fail(f"expected an uncaught exception, got {_show(actual)}")
 
 
 def _show(values: list) -> str:

@@ -23,7 +23,7 @@ from ..errors import HwsimError
 
 NUM_BITS = {"i32": 32, "i64": 64, "f32": 32, "f64": 64, "v128": 128}
 LANE_BITS = {"i8": 8, "i16": 16, "i32": 32, "i64": 64, "f32": 32, "f64": 64}
-REF_TYPES = ("funcref", "externref")
+REF_TYPES = ("funcref", "externref", "exnref")
 
 # Float layouts: (exponent mask, mantissa mask, quiet bit).
 FLOAT_LAYOUT = {
@@ -38,7 +38,7 @@ class UnsupportedValue(HwsimError):
 
 @dataclass(frozen=True, slots=True)
 class Value:
-    """One WebAssembly value: ``type`` is i32, i64, f32, f64, funcref or externref."""
+    """One WebAssembly value: ``type`` is i32, i64, f32, f64, v128, funcref, externref or exnref."""
 
     type: str
     value: object  # int bit pattern; for references None (null), an int (externref) or an engine handle
@@ -152,7 +152,7 @@ def parse_value(obj: dict) -> Value:
         if isinstance(v, str) and v.isdigit():
             return Value(t, int(v))
         raise UnsupportedValue(f"cannot read externref value {v!r}")
-    if t == "funcref" and v == "null":
+    if t in ("funcref", "exnref") and v == "null":
         return Value(t, None)
     if t == "v128":
         lanes = _v128_lanes(obj)
@@ -192,8 +192,8 @@ def parse_expected(obj: dict):
         return Either(tuple(parse_expected(alt) for alt in obj.get("values", [])))
     if t in FLOAT_LAYOUT and v in ("nan:canonical", "nan:arithmetic"):
         return NanPattern(t, v.split(":")[1])
-    if t == "funcref" and "value" not in obj:
-        return RefPattern("funcref")
+    if t in ("funcref", "exnref") and "value" not in obj:
+        return RefPattern(t)
     if t == "refnull" and "value" not in obj:
         return RefPattern(None)
     if t == "v128":
@@ -239,7 +239,7 @@ def matches(expected, actual: Value) -> bool:
         return expected.value is None and actual.value is None
     if expected.type == "externref":
         return expected.value == actual.value
-    return True  # two non-null funcrefs: the scripts never name a particular function
+    return True  # two non-null funcrefs (or exnrefs): the scripts never name a particular one
 
 
 def results_match(expected: list, actual: list[Value]) -> bool:

@@ -4,10 +4,11 @@ Scope: WebAssembly 2.0 core (MVP, sign extension, non-trapping float-to-int,
 multi-value, bulk memory, reference types funcref/externref), multi-memory,
 memory64 (64-bit memories and tables), tail calls, extended constant
 expressions, custom page sizes (``Features.custom_page_sizes``), threads
-(``Features.threads``: shared memories and the ``0xfe`` atomics) and, behind
-``Features.memory_discard``, ``memory.discard``.  Opcodes, types and sections
-of other proposals (SIMD, GC, typed function references, exceptions,
-stack switching) raise
+(``Features.threads``: shared memories and the ``0xfe`` atomics), SIMD, exception
+handling (the tag section, tag imports and exports, ``throw``, ``throw_ref``,
+``try_table``, ``exnref``) and, behind ``Features.memory_discard``, ``memory.discard``.
+Opcodes, types and sections of other proposals (GC, typed function references, legacy
+exceptions, stack switching) raise
 :class:`~hwsim.wasm.errors.UnsupportedFeatureError` naming the proposal.
 That error is raised after the whole module has been decoded (the decoder
 knows the immediates of those instructions and the shapes of those types and
@@ -55,6 +56,7 @@ from .reader import eof, read_bytes, read_len, read_name, read_sleb, read_u32, r
 from .types import (
     BLOCK_EMPTY,
     DEFAULT_PAGE_SIZE_LOG2,
+    EXNREF,
     EXTERNREF,
     F32,
     F64,
@@ -112,8 +114,8 @@ SECTION_ORDER = {
     DATA: 13,
 }
 
-_VALTYPES = frozenset((I32, I64, F32, F64, V128, FUNCREF, EXTERNREF))
-_REFTYPES = frozenset((FUNCREF, EXTERNREF))
+_VALTYPES = frozenset((I32, I64, F32, F64, V128, FUNCREF, EXTERNREF, EXNREF))
+_REFTYPES = frozenset((FUNCREF, EXTERNREF, EXNREF))
 _MASK32 = 0xFFFFFFFF
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 
@@ -296,9 +298,7 @@ class _Decoder:
                     m.memory_offsets.append(self.pos)
                     m.memories.append(self.memory_type())
             elif sid == TAG:
-                self.note_unsupported(UnsupportedFeatureError(op.EXCEPTIONS, "tag section", offset=id_pos))
-                for _ in range(self.length()):
-                    self._tag_type()
+                m.tags = [self._tag_type() for _ in range(self.length())]
             elif sid == GLOBAL:
                 m.globals = [self._global() for _ in range(self.length())]
             elif sid == EXPORT:
@@ -431,11 +431,12 @@ class _Decoder:
         if m > 1:
             raise MalformedError(f"malformed mutability {m:#04x}", offset=pos)
 
-    def _tag_type(self) -> None:
+    def _tag_type(self) -> int:
+        """A tag type: the attribute byte (0, an exception) and the type index."""
         zpos = self.pos
         if self.byte() != 0x00:
             raise MalformedError("zero byte expected (tag attribute)", offset=zpos)
-        self.u32()
+        return self.u32()
 
     def _import(self) -> Import:
         start = self.pos
@@ -452,10 +453,8 @@ class _Decoder:
             desc = self.memory_type()
         elif kind == ExternKind.GLOBAL:
             desc = self.global_type()
-        elif kind == 4:
-            self.note_unsupported(UnsupportedFeatureError(op.EXCEPTIONS, "tag import", offset=kpos))
-            self._tag_type()
-            return Import(module=module, name=name, kind=ExternKind.FUNC, desc=0, offset=start)
+        elif kind == ExternKind.TAG:
+            desc = self._tag_type()
         else:
             raise MalformedError(f"malformed import kind {kind:#04x}", offset=kpos)
         return Import(module=module, name=name, kind=ExternKind(kind), desc=desc, offset=start)
@@ -485,10 +484,7 @@ class _Decoder:
         name = self.name()
         kpos = self.pos
         kind = self.byte()
-        if kind == 4:
-            self.note_unsupported(UnsupportedFeatureError(op.EXCEPTIONS, "tag export", offset=kpos))
-            return Export(name=name, kind=ExternKind.FUNC, index=self.u32(), offset=start)
-        if kind > 3:
+        if kind > ExternKind.TAG:
             raise MalformedError(f"malformed export kind {kind:#04x}", offset=kpos)
         return Export(name=name, kind=ExternKind(kind), index=self.u32(), offset=start)
 
@@ -651,7 +647,7 @@ def read_valtype(data, pos: int, owner=None) -> tuple[int, int]:
 def _heaptype(data, pos: int, owner) -> tuple[int, int]:
     """The heap type of ``ref.null``: func or extern; others are noted as out of scope."""
     b = data[pos]
-    if b == FUNCREF or b == EXTERNREF:
+    if b == FUNCREF or b == EXTERNREF or b == EXNREF:
         return b, pos + 1
     v, new = read_sleb(data, pos, 33)
     if v >= 0:
@@ -706,8 +702,8 @@ def _dispatch_table() -> list[int | None]:
             table.append(_D_END)
         elif b == op.ELSE:
             table.append(_D_ELSE)
-        elif kind is None:
-            table.append(None)  # prefixes, out-of-scope and illegal opcodes
+        elif kind is None or kind == op.TRY_TABLE:
+            table.append(None)  # prefixes, try_table, out-of-scope and illegal opcodes
         else:
             table.append(by_kind.get(kind, _D_OTHER))
     return table
@@ -918,6 +914,22 @@ def _decode_rare(
     data, pos: int, code: int, start: int, features: Features, owner, in_body: bool
 ) -> tuple[int, tuple, int]:
     """Prefixed opcodes, out-of-scope opcodes and illegal bytes: (position, instruction, block effect)."""
+    if code == op.TRY_TABLE_OP:
+        bt, pos = _blocktype(data, pos, owner)
+        n, pos = read_len(data, pos)
+        clauses = []
+        for _ in range(n):
+            cpos = pos
+            clause = data[pos]
+            pos += 1
+            if clause > op.CATCH_ALL_REF:
+                raise MalformedError(f"malformed catch clause {clause:#04x}", offset=cpos)
+            tag = None
+            if clause < op.CATCH_ALL:
+                tag, pos = read_u32(data, pos)
+            label, pos = read_u32(data, pos)
+            clauses.append((clause, tag, label))
+        return pos, (code, (bt, tuple(clauses)), start), 1
     if code == 0xFC:
         sub, pos = read_u32(data, pos)
         opcode = 0xFC00 | sub

@@ -90,7 +90,7 @@ class InvalidError(WasmError):
 
 
 class UnsupportedFeatureError(WasmError):
-    """The module uses a WebAssembly feature outside hwsim's scope (SIMD, GC, exceptions, threads, ...).
+    """The module uses a WebAssembly feature outside hwsim's scope (GC, typed function references, ...).
 
     ``feature`` names the proposal; the message reads
     ``unsupported feature: SIMD (opcode 0xfd) at offset ...``.

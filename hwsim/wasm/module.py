@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .names import NameSection
 
 Instr = tuple  # (op: int, immediate, offset: int)
-ImportDesc = int | TableType | MemoryType | GlobalType  # what an import's kind says it is
+ImportDesc = int | TableType | MemoryType | GlobalType  # what an import's kind says it is (a type index: FUNC, TAG)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,6 +181,7 @@ class DecodedModule:
     memories: list[MemoryType] = field(default_factory=list)
     memory_offsets: list[int] = field(default_factory=list)  # where each of ``memories`` is declared
     globals: list[Global] = field(default_factory=list)
+    tags: list[int] = field(default_factory=list)  # the type index of each defined tag (exception handling)
     exports: list[Export] = field(default_factory=list)
     start: int | None = None
     start_offset: int | None = None  # of the start section's function index
@@ -219,6 +220,10 @@ class DecodedModule:
 
     def get_global_types(self) -> list[GlobalType]:
         return [imp.desc for imp in self.iter_imports(ExternKind.GLOBAL)] + [g.type for g in self.globals]
+
+    def get_tag_type_indices(self) -> list[int]:
+        """The type index of every tag in the tag index space."""
+        return [imp.desc for imp in self.iter_imports(ExternKind.TAG)] + list(self.tags)
 
     def get_func_name(self, func_index: int) -> str | None:
         """The function's name from the ``name`` section, if it has one."""

@@ -22,6 +22,8 @@ each kind is::
     HEAPTYPE       FUNCREF or EXTERNREF
     INDEX2         (x, y) in binary order: memory.init (data, mem), memory.copy (dst, src),
                    table.init (elem, table), table.copy (dst, src)
+    TRY_TABLE      (block type, ((clause, tag or None, label), ...)): clause CATCH, CATCH_REF,
+                   CATCH_ALL or CATCH_ALL_REF (the tag is None for the last two)
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ HEAPTYPE = 11
 INDEX2 = 12
 
 PREFIX_FC = 0xFC
+
+# try_table's catch clauses (binary encodings).
+CATCH, CATCH_REF, CATCH_ALL, CATCH_ALL_REF = range(4)
+CATCH_NAMES = ("catch", "catch_ref", "catch_all", "catch_all_ref")
 
 # Control and parametric.
 UNREACHABLE = 0x00
@@ -88,6 +94,9 @@ I64_MUL = 0x7E
 REF_NULL = 0xD0
 REF_IS_NULL = 0xD1
 REF_FUNC = 0xD2
+THROW = 0x08  # exception handling (WebAssembly 3.0)
+THROW_REF = 0x0A
+TRY_TABLE_OP = 0x1F
 MEMORY_INIT = 0xFC08
 DATA_DROP = 0xFC09
 MEMORY_COPY = 0xFC0A
@@ -125,6 +134,9 @@ _CONTROL = {
     BR_IF: ("br_if", INDEX),
     BR_TABLE_OP: ("br_table", BR_TABLE),
     RETURN: ("return", NONE),
+    THROW: ("throw", INDEX),
+    THROW_REF: ("throw_ref", NONE),
+    TRY_TABLE_OP: ("try_table", 20),  # (TRY_TABLE, defined below)
     CALL: ("call", INDEX),
     CALL_INDIRECT_OP: ("call_indirect", CALL_INDIRECT),
     RETURN_CALL: ("return_call", INDEX),
@@ -402,7 +414,7 @@ STACK_SWITCHING = "stack switching"
 WIDE_ARITHMETIC = "wide arithmetic"
 MEMORY_CONTROL = "memory.discard (memory-control proposal)"
 
-# Immediate kinds that occur only in out-of-scope instructions.
+# Immediate kinds that occur only in out-of-scope instructions (and try_table's).
 TRY_TABLE = 20  # block type, vec(catch clause)
 LANE = 21  # one lane-index byte
 V128_BYTES = 22  # 16 bytes (v128.const, i8x16.shuffle)
@@ -421,14 +433,11 @@ ZERO_BYTE = 27  # one reserved byte (atomic.fence)
 UNSUPPORTED_OPCODES: dict[int, tuple[str, str, int | None, int]] = {
     0x06: (LEGACY_EXCEPTIONS, "try", BLOCK, 1),
     0x07: (LEGACY_EXCEPTIONS, "catch", INDEX, 0),
-    0x08: (EXCEPTIONS, "throw", INDEX, 0),
     0x09: (LEGACY_EXCEPTIONS, "rethrow", INDEX, 0),
-    0x0A: (EXCEPTIONS, "throw_ref", NONE, 0),
     0x14: (FUNCTION_REFERENCES, "call_ref", INDEX, 0),
     0x15: (FUNCTION_REFERENCES, "return_call_ref", INDEX, 0),
     0x18: (LEGACY_EXCEPTIONS, "delegate", INDEX, -1),
     0x19: (LEGACY_EXCEPTIONS, "catch_all", NONE, 0),
-    0x1F: (EXCEPTIONS, "try_table", TRY_TABLE, 1),
     0xD3: (GC, "ref.eq", NONE, 0),
     0xD4: (FUNCTION_REFERENCES, "ref.as_non_null", NONE, 0),
     0xD5: (FUNCTION_REFERENCES, "br_on_null", INDEX, 0),
@@ -483,7 +492,6 @@ UNSUPPORTED_VALTYPES: dict[int, tuple[str, str]] = {
     0x71: (GC, "nullref"),
     0x73: (GC, "nullfuncref"),
     0x72: (GC, "nullexternref"),
-    0x69: (EXCEPTIONS, "exnref"),
     0x74: (EXCEPTIONS, "nullexnref"),
     0x68: (STACK_SWITCHING, "contref"),
     0x75: (STACK_SWITCHING, "nullcontref"),

@@ -12,8 +12,8 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# Value types (binary encodings).  Only these seven are in hwsim's scope; the
-# reference types are the two nullable abstract ones of WebAssembly 2.0.
+# Value types (binary encodings).  Only these eight are in hwsim's scope; the
+# reference types are the two nullable abstract ones of WebAssembly 2.0 and exception handling's exnref.
 I32 = 0x7F
 I64 = 0x7E
 F32 = 0x7D
@@ -21,10 +21,11 @@ F64 = 0x7C
 V128 = 0x7B  # SIMD: a 128-bit vector
 FUNCREF = 0x70
 EXTERNREF = 0x6F
+EXNREF = 0x69  # exception handling: a nullable reference to a caught exception
 UNKNOWN = 0  # bottom, validator only
 
 NUM_TYPES = frozenset((I32, I64, F32, F64))
-REF_TYPES = frozenset((FUNCREF, EXTERNREF))
+REF_TYPES = frozenset((FUNCREF, EXTERNREF, EXNREF))
 VEC_TYPES = frozenset((V128,))
 VALUE_TYPES = NUM_TYPES | VEC_TYPES | REF_TYPES
 
@@ -36,6 +37,7 @@ VALTYPE_NAMES = {
     V128: "v128",
     FUNCREF: "funcref",
     EXTERNREF: "externref",
+    EXNREF: "exnref",
     UNKNOWN: "unknown",
 }
 
@@ -65,6 +67,7 @@ class ExternKind(enum.IntEnum):
     TABLE = 1
     MEMORY = 2
     GLOBAL = 3
+    TAG = 4  # exception handling: a tag, typed by a function type without results
 
 
 # Limits flags (first byte of a table or memory type).

@@ -32,6 +32,7 @@ from .errors import InvalidError
 from .module import ACTIVE, ConstExpr, DecodedModule
 from .types import (
     BLOCK_EMPTY,
+    EXNREF,
     EXTERNREF,
     F32,
     F64,
@@ -114,6 +115,7 @@ class _Context:
         self.memories: list[MemoryType] = []
         self.globals: list[GlobalType] = []
         self.elems: list[int] = []
+        self.tags: list[int] = []  # type index of each tag
         self.num_datas = len(module.datas)
         self.refs: set[int] = set()
 
@@ -134,6 +136,13 @@ class _ModuleValidator:
         if type_index >= len(types):
             raise _err(f"unknown type {type_index}", offset)
         return types[type_index]
+
+    def tag_type(self, type_index: int, offset: int | None) -> int:
+        """A tag's type index, checked: a function type without results (exception handling)."""
+        ft = self.func_type(type_index, offset or 0)
+        if ft.results:
+            raise _err(f"non-empty tag result type: type {type_index} is {ft}", offset)
+        return type_index
 
     def check_limits(self, limits, bound: int, what: str, offset: int) -> None:
         if limits.min > bound or (limits.max is not None and limits.max > bound):
@@ -185,9 +194,14 @@ class _ModuleValidator:
                 assert isinstance(desc, MemoryType)
                 self.check_memory_type(desc, imp.offset)
                 c.memories.append(desc)
+            elif imp.kind == ExternKind.TAG:
+                assert isinstance(desc, int)
+                c.tags.append(self.tag_type(desc, imp.offset))
             else:
                 assert isinstance(desc, GlobalType)
                 c.globals.append(desc)
+        for tag in m.tags:
+            c.tags.append(self.tag_type(tag, None))
         for f in m.funcs:
             self.func_type(f.type_index, f.offset)
             c.funcs.append(f.type_index)
@@ -249,6 +263,7 @@ class _ModuleValidator:
             ExternKind.TABLE: (c.tables, "table"),
             ExternKind.MEMORY: (c.memories, "memory"),
             ExternKind.GLOBAL: (c.globals, "global"),
+            ExternKind.TAG: (c.tags, "tag"),
         }
         for ex in m.exports:
             space, what = spaces[ex.kind]
@@ -491,6 +506,11 @@ class _FuncChecker:
     def data(self, index: int) -> None:
         if index >= self.c.num_datas:
             raise self.error(f"unknown data segment {index}")
+
+    def tag(self, index: int) -> FuncType:
+        if index >= len(self.c.tags):
+            raise self.error(f"unknown tag {index}")
+        return self.c.types[self.c.tags[index]]
 
     def block_type(self, bt: int) -> tuple[tuple, tuple]:
         if bt >= 0:
@@ -811,9 +831,38 @@ class _FuncChecker:
             self.elem(imm)
         elif code == op.REF_NULL:
             vals.append(imm)
+        elif code == op.THROW:
+            params = self.tag(imm).params
+            try:
+                self.pop_vals(params)
+            except InvalidError:  # in the reference interpreter's words (throw.wast checks them)
+                frame = self.ctrls[-1]
+                shown = self.vals[max(frame[_HEIGHT], len(self.vals) - len(params)) :]
+                raise self.error(
+                    f"type mismatch: instruction requires {format_types(params)} but stack has {format_types(shown)}"
+                ) from None
+            self.set_unreachable()
+        elif code == op.THROW_REF:
+            self.pop(EXNREF)
+            self.set_unreachable()
+        elif code == op.TRY_TABLE_OP:
+            bt, clauses = imm
+            start, end = self.block_type(bt)
+            for clause, tag, label in clauses:
+                carried = list(self.tag(tag).params) if tag is not None else []
+                if clause == op.CATCH_REF or clause == op.CATCH_ALL_REF:
+                    carried.append(EXNREF)
+                expected = list(self.label(label)[_LABEL])
+                if carried != expected:
+                    raise self.error(
+                        f"type mismatch: {op.CATCH_NAMES[clause]} to label {label} carries {format_types(carried)} "
+                        f"but the label expects {format_types(expected)}"
+                    )
+            self.pop_vals(start)
+            self.push_ctrl(code, start, end)
         elif code == op.REF_IS_NULL:
             t = self.pop_any()
-            if t != FUNCREF and t != EXTERNREF and t != UNKNOWN:
+            if t != FUNCREF and t != EXTERNREF and t != EXNREF and t != UNKNOWN:
                 raise self.error(f"type mismatch: ref.is_null expects a reference but the stack has {valtype_name(t)}")
             vals.append(I32)
         elif code == op.REF_FUNC:

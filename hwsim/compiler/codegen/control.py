@@ -11,7 +11,7 @@ that makes code reachable again::
 
     frame     label bound at          carries    entered with
     FUNC      the end (a return)      results    the parameters in their homes
-    BLOCK     its end                 results    its params in their slots
+    BLOCK     its end                 results    its params in their slots (try_table too)
     LOOP      its header              params     its params in their slots
     IF        its end; else_label     results    its params in slots, and in aux slots for the else arm
 """
@@ -22,7 +22,7 @@ import enum
 from dataclasses import dataclass
 
 from ..masm import Label
-from .call import emit_return
+from .call import emit_return, push_results
 from .context import CONST, SLOT, CodeGenContext
 
 
@@ -46,11 +46,22 @@ class ControlFrame:
     entered_reachable: bool = True
     label_used: bool = False
     dead: bool = False  # the whole block sits in unreachable code
+    handlers: HandlerRegion | None = None  # a try_table's: its code range and landing pads
 
     @property
     def arity(self) -> tuple[int, ...]:
         """The types a branch to this frame carries."""
         return self.params if self.kind is CtrlKind.LOOP else self.results
+
+
+@dataclass
+class HandlerRegion:
+    """A ``try_table`` with catch clauses: the code offsets ``[start, end)`` of its body and, per clause in
+    order, ``(clause kind, tag index or -1, landing pad offset)`` (the runtime's unwinder reads these)."""
+
+    start: int
+    end: int
+    clauses: list[tuple[int, int, int]]
 
 
 class ControlStack:
@@ -88,6 +99,41 @@ class ControlStack:
         self.masm.bind(label)
         self.frames.append(ControlFrame(CtrlKind.LOOP, label, height, params, results))
 
+    def try_table(
+        self, params: tuple[int, ...], results: tuple[int, ...], clauses: list[tuple[int, int, int, tuple[int, ...]]]
+    ) -> HandlerRegion | None:
+        """A ``try_table``: a block whose catch clauses ``(kind, tag or -1, label depth, carried types)`` get a
+        landing pad each, emitted here (jumped over) while the stack is the block's entry state.
+
+        The runtime unwinds to a pad with fp, the pinned and the callee-saved registers restored, and the
+        carried values (payload, then the exnref) where a call's results would be; the pad puts sp back,
+        takes them as results and branches to the clause's label.  Operand values are all in slots or
+        constants here (``spill_all``), so the pad's view of the stack holds wherever the body throws."""
+        ctx, masm = self.ctx, self.masm
+        ctx.spill_all()
+        height = len(ctx.stack) - len(params)
+        region = None
+        if clauses:
+            entry = list(ctx.stack)
+            body = masm.new_label()
+            masm.jump(body)
+            pads = []
+            for kind, tag, depth, carried in clauses:
+                pad = masm.new_label()
+                masm.bind(pad)
+                pads.append((kind, tag, masm.offset()))
+                masm.landing_pad()
+                ctx.truncate(height)
+                push_results(ctx, carried)
+                self._branch_to(self.frames[-1 - depth])
+                ctx.truncate(height)
+                ctx.stack.extend(entry[height:])
+            masm.bind(body)
+            region = HandlerRegion(masm.offset(), 0, pads)
+        frame = ControlFrame(CtrlKind.BLOCK, masm.new_label(), height, params, results, handlers=region)
+        self.frames.append(frame)
+        return region
+
     def if_(self, params: tuple[int, ...], results: tuple[int, ...]) -> None:
         ctx, masm = self.ctx, self.masm
         cond = ctx.pop_comparison()
@@ -119,6 +165,8 @@ class ControlStack:
 
     def end(self) -> None:
         frame = self.frames[-1]
+        if frame.handlers is not None:
+            frame.handlers.end = self.masm.offset()
         if frame.kind is CtrlKind.FUNC:
             if frame.reachable:
                 emit_return(self.ctx, frame.results)

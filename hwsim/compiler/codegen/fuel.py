@@ -10,7 +10,8 @@ the fuel it consumes in wasmtime::
               1 more per function (wasmtime starts each function's count at 1)
     counted   costs add up at compile time ("pending") and are subtracted from the count
               (MacroAssembler.fuel_consume) before an operator that leaves straight-line code:
-              loop, if, else, end, br, br_if, br_table, return, unreachable, every call.  So
+              loop, if, else, end, br, br_if, br_table, return, unreachable, throw, throw_ref, every
+              call.  So
               nothing is pending at any label, and the count is exact at every call and return
     checked   at function entry and at each loop header (MacroAssembler.fuel_checkpoint): when
               the count is then zero or negative the cold path calls Builtin.checkpoint, where
@@ -55,6 +56,8 @@ COUNT_BEFORE = frozenset(
         op.BR_TABLE_OP,
         op.END,
         op.ELSE,
+        op.THROW,  # exception handling: control leaves the function (as wasmtime counts it)
+        op.THROW_REF,
     }
 )
 FUNCTION_COST = 1  # every function's count starts at 1 ("even empty functions should consume some fuel")

@@ -34,11 +34,13 @@ _CALLS = frozenset(
         MEMORY_ATOMIC_NOTIFY,  # threads proposal: runtime builtins
         MEMORY_ATOMIC_WAIT32,
         MEMORY_ATOMIC_WAIT64,
+        op.THROW,  # exception handling: runtime builtins that never return
+        op.THROW_REF,
         *(set(simd.NAMES) - in_place()),  # SIMD instructions that call a helper routine (codegen/simd.py)
     }
 )
 _LOCAL_OPS = frozenset({op.LOCAL_GET, op.LOCAL_SET, op.LOCAL_TEE})
-_BLOCK_OPS = frozenset({op.BLOCK_OP, op.LOOP, op.IF})
+_BLOCK_OPS = frozenset({op.BLOCK_OP, op.LOOP, op.IF, op.TRY_TABLE_OP})
 
 
 @dataclass
@@ -61,6 +63,7 @@ def prepass(
     has_calls = False
     loops: list[bool] = []
     local_ops, block_ops, calls, loop, if_, end = _LOCAL_OPS, _BLOCK_OPS, _CALLS, op.LOOP, op.IF, op.END
+    try_table = op.TRY_TABLE_OP
     for code, imm, _ in body:
         if code in local_ops:
             weights[imm] += weight
@@ -71,6 +74,8 @@ def prepass(
                 weight = 8.0 ** min(depth, 4)
             elif code == if_:
                 aux += len(block_type(imm)[0])
+            elif code == try_table and imm[1]:
+                has_calls = True  # its landing pads take values where a call's results arrive
         elif code == end:
             if loops and loops.pop():
                 depth -= 1

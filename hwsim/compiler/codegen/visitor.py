@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ...wasm import opcodes as op
 from ...wasm.module import FuncBody
-from ...wasm.types import EXTERNREF, F32, F64, FUNCREF, I32, I64, V128
+from ...wasm.types import EXNREF, F32, F64, FUNCREF, I32, I64, V128
 from ..abi import RegLoc
 from ..builtins import Builtin, BulkFuel
 from ..errors import CompileError
@@ -37,7 +37,7 @@ from ..traps import TrapCode
 from . import call, simd
 from .atomics import ATOMIC_DISPATCH
 from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Comparison, Operand, ValKind, reg_class
-from .control import ControlFrame, ControlStack, CtrlKind
+from .control import ControlFrame, ControlStack, CtrlKind, HandlerRegion
 from .env import ModuleEnv
 from .fuel import FuelCounter, loop_writes
 from .prepass import prepass
@@ -79,6 +79,8 @@ class FuncCodegen:
         if fuel is not None:
             self.loop_writes = loop_writes(body)
             fuel.checkpoint()  # function entry
+        self.handlers: list[HandlerRegion] = []  # try_tables with catch clauses, in order of their start
+        self.catch_targets: list[tuple[ControlFrame, list[ControlFrame]]] = []  # metered: open try_tables
         self.direct_local: int | None = None  # dst_reg put the value on top of the stack in this local's home
         # The hot loop: one iteration per instruction, so the lookups are hoisted out of it.  Without
         # metering, local.get and the constants (a third of a typical body) only push an operand: they are
@@ -176,6 +178,8 @@ class FuncCodegen:
         """An instruction in unreachable code: only block nesting matters."""
         if code in (op.BLOCK_OP, op.LOOP, op.IF):
             self.control.skip_block(*self.env.block_type(imm))
+        elif code == op.TRY_TABLE_OP:
+            self.control.skip_block(*self.env.block_type(imm[0]))
         elif code == op.ELSE:
             if self.fuel is not None and not self.control.frames[-1].dead:
                 self.fuel.consts.else_(self.control.frames[-1], False)
@@ -183,6 +187,8 @@ class FuncCodegen:
         elif code == op.END:
             if not self.control.frames[-1].dead:
                 self.join(self.control.frames[-1])
+            if self.catch_targets and self.catch_targets[-1][0] is self.control.frames[-1]:
+                self.catch_targets.pop()
             self.control.skip_end()
 
     # -- metering: where constants flow (hwsim.compiler.codegen.fuel.ConstLocals) ---------------------
@@ -219,6 +225,48 @@ class FuncCodegen:
             self.fuel.checkpoint()  # the loop header: every iteration passes here
             self.fuel.consts.enter_loop(self.control.frames[-1], self.loop_writes[self.offset])
 
+    def visit_try_table(self, imm) -> None:
+        """``try_table``: a block with landing pads (control.ControlStack.try_table); its region is recorded
+        for the runtime's unwinder (``self.handlers``)."""
+        bt, clauses = imm
+        env = self.env
+        tag_types = env.module.get_tag_type_indices()
+        lowered = []
+        for kind, tag, depth in clauses:
+            carried = tuple(env.types[tag_types[tag]].params) if tag is not None else ()
+            if kind == op.CATCH_REF or kind == op.CATCH_ALL_REF:
+                carried += (EXNREF,)
+            lowered.append((kind, -1 if tag is None else tag, depth, carried))
+        targets = [self.control.frames[-1 - depth] for _, _, depth in clauses]
+        region = self.control.try_table(*env.block_type(bt), lowered)
+        if region is not None:
+            self.handlers.append(region)
+        if self.fuel is not None:  # each call or throw inside may branch to the clauses' labels
+            self.catch_targets.append((self.control.frames[-1], targets))
+
+    def may_throw(self) -> None:
+        """Before a call or throw: in metered code, the catch labels of the enclosing try_tables see the
+        locals' constants as they are here (an exception edge, as Cranelift's)."""
+        for _, targets in self.catch_targets:
+            for frame in targets:
+                self.carry(frame)
+
+    def visit_throw(self, imm) -> None:
+        """``throw``: the builtin gets the tag index, then the payload (as a call's arguments); it unwinds."""
+        self.may_throw()
+        ctx = self.ctx
+        params = tuple(self.env.types[self.env.module.get_tag_type_indices()[imm]].params)
+        ctx.stack.insert(len(ctx.stack) - len(params), Operand(CONST, I64, imm))
+        call.prepare_args(ctx, (I64, *params))
+        self.masm.call_builtin(Builtin.throw)
+        self.control.set_unreachable()
+
+    def visit_throw_ref(self, imm) -> None:
+        self.may_throw()
+        call.prepare_args(self.ctx, (EXNREF,))
+        self.masm.call_builtin(Builtin.throw_ref)
+        self.control.set_unreachable()
+
     def visit_if(self, imm) -> None:
         self.control.if_(*self.env.block_type(imm))
         if self.fuel is not None:
@@ -230,6 +278,8 @@ class FuncCodegen:
         self.control.else_()
 
     def visit_end(self, imm) -> None:
+        if self.catch_targets and self.catch_targets[-1][0] is self.control.frames[-1]:
+            self.catch_targets.pop()
         self.join(self.control.frames[-1])
         self.control.end()
 
@@ -259,12 +309,16 @@ class FuncCodegen:
             if tail:
                 self.control.return_()
             return
+        if self.catch_targets and not tail:
+            self.may_throw()
         call.emit_call(self.ctx, self.env, imm, tail)
         if tail:
             self.control.set_unreachable()
 
     def visit_call_indirect(self, imm, tail: bool) -> None:
         type_index, table_index = imm
+        if self.catch_targets and not tail:
+            self.may_throw()
         call.emit_call_indirect(self.ctx, self.env, type_index, table_index, tail)
         if tail:
             self.control.set_unreachable()
@@ -706,7 +760,7 @@ class FuncCodegen:
         self.builtin(Builtin.elem_drop, [], (), None, (imm,))
 
     def visit_ref_null(self, imm) -> None:
-        self.ctx.push_const(FUNCREF if imm == FUNCREF else EXTERNREF, 0)
+        self.ctx.push_const(imm, 0)  # funcref, externref or exnref: null is 0
 
     def visit_ref_func(self, imm) -> None:
         dst = self.ctx.alloc(INT)
@@ -761,6 +815,9 @@ DISPATCH: dict[int, tuple[Callable, tuple]] = {
     op.BLOCK_OP: (V.visit_block, ()),
     op.LOOP: (V.visit_loop, ()),
     op.IF: (V.visit_if, ()),
+    op.TRY_TABLE_OP: (V.visit_try_table, ()),
+    op.THROW: (V.visit_throw, ()),
+    op.THROW_REF: (V.visit_throw_ref, ()),
     op.ELSE: (V.visit_else, ()),
     op.END: (V.visit_end, ()),
     op.BR: (V.visit_br, ()),

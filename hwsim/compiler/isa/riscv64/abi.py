@@ -27,3 +27,28 @@ def abi_locations(types: Iterable[int]) -> tuple[AbiLoc, ...]:
     if locations is None:
         locations = _LOCATIONS[key] = signature_locations(key, INT_ARGS, FLOAT_ARGS)
     return locations
+
+
+# The prologue RiscvMasm.prologue writes: 4 words that push ra and fp and set fp, 3 that lower sp by the
+# frame size, then one ``sd``/``fsd reg, off(fp)`` per callee-saved register that homes a local.
+_PROLOGUE_FIXED_WORDS = 7
+
+
+def saved_registers(code: bytes, start: int) -> tuple[tuple[int, int], ...]:
+    """``(DWARF register, fp offset)`` of each callee-saved register the function at ``start`` of ``code``
+    saves in its prologue: what an unwinder (runtime/exceptions.py) puts back when it leaves the frame.
+    Read from the code itself, so every compiled function has it (frames.FrameInfo.saved says the same for
+    the functions a debugger can describe)."""
+    saves = []
+    pos = start + 4 * _PROLOGUE_FIXED_WORDS
+    while pos + 4 <= len(code):
+        word = int.from_bytes(code[pos : pos + 4], "little")
+        opcode, funct3, rs1 = word & 0x7F, (word >> 12) & 7, (word >> 15) & 31
+        if opcode not in (0x23, 0x27) or funct3 != 3 or rs1 != regs.FP.num:
+            break
+        imm = ((word >> 25) << 5) | ((word >> 7) & 31)
+        imm -= (imm & 0x800) << 1
+        rs2 = (word >> 20) & 31
+        saves.append((rs2 if opcode == 0x23 else 32 + rs2, imm))
+        pos += 4
+    return tuple(saves)

@@ -226,6 +226,7 @@ class RiscvMasm:
         self.wasm_offset = 0
         self.max_depth = 0
         self._frame_patch: int | None = None
+        self._pad_patches: list[int] = []  # landing pads: sp = fp - frame size, patched in finish()
         self.prologue_end = 0
         self.epilogues: list[list[int]] = []  # [start, end] code offsets where the CFA is sp (frames.py)
 
@@ -380,6 +381,10 @@ class RiscvMasm:
         self._restore_and_pop()
         self.words.append(A.jalr(0, R.RA.num, 0))
         self._end_epilogue()
+
+    def landing_pad(self) -> None:
+        self._pad_patches.append(len(self.words))
+        self.emit(A.NOP, A.NOP, A.sub(R.SP.num, R.FP.num, R.T5.num))  # lui/addiw t5, frame size: patched in finish()
 
     def frame_info(self, homes: list[tuple[Reg | None, int | None]], body: int) -> FrameInfo:
         """The function's frame for a debugger (compiler/frames.py): ``homes`` (register, slot) per local."""
@@ -1269,6 +1274,12 @@ class RiscvMasm:
             lo = rest - (((rest + 0x800) >> 12) << 12)
             self.words[self._frame_patch] = A.lui(R.T5.num, hi)
             self.words[self._frame_patch + 1] = A.addiw(R.T5.num, R.T5.num, lo)
+        for patch in self._pad_patches:
+            size = self.frame_size()
+            hi = ((size + 0x800) >> 12) & 0xFFFFF
+            lo = size - (((size + 0x800) >> 12) << 12)
+            self.words[patch] = A.lui(R.T5.num, hi)
+            self.words[patch + 1] = A.addiw(R.T5.num, R.T5.num, lo)
         self.trap_sites.sort(key=lambda site: site[0])
         words = array("I", self.words)
         if sys.byteorder == "big":
