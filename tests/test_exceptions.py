@@ -572,3 +572,34 @@ def test_a_cache_file_whose_regions_do_not_fit_is_refused():
     compiled.handlers = [(start, end, ((kind, 5, pad),))]  # tag 5: the module has one
     with pytest.raises(serialize.CacheFormatError, match="does not fit the code or the tags"):
         serialize.decode(serialize.encode(compiled), module)
+
+
+@pytest.mark.parametrize("metered", [False, True], ids=["tp-gp-homes", "metered"])
+def test_locals_in_tp_and_gp_survive_unwinding(metered):
+    """With ten locals and a parameter, unmetered code keeps two of them in tp and gp beside s4-s11
+    (metered code keeps the fuel count in gp): the frames a throw unwinds clobber all of them, and the
+    catching frame and its caller see their own again."""
+    store = Store(Engine(cache=False, metering=metered))  # (metering alone: checkpoints, the count in gp)
+    n = 10
+    locals_ = " ".join(f"(local $l{i} i64)" for i in range(n))
+    sets = " ".join(f"(local.set $l{i} (i64.add (local.get 0) (i64.const {i})))" for i in range(n))
+    total = "(local.get $l0) " + " ".join(f"(local.get $l{i}) (i64.add)" for i in range(1, n))
+    ex = instance(
+        store,
+        f"""(module
+          (tag $e (param i64))
+          (func $clobber (param i64) {locals_} {sets}
+            (if (i64.eqz (local.get 0)) (then (throw $e {total})))
+            (call $clobber (i64.sub (local.get 0) (i64.const 1))))
+          (func $catcher (param i64) (result i64) {locals_} {sets}
+            (block $c (result i64)
+              (try_table (catch $e $c) (call $clobber (i64.const 6))) (i64.const 0))
+            {total} (i64.add))
+          (func (export "f") (param i64) (result i64) {locals_} {sets}
+            (call $catcher (i64.mul (local.get 0) (i64.const 1000))) {total} (i64.add)))""",
+    )
+    spread = sum(range(n))
+    thrown = spread
+    catcher = n * 7000 + spread
+    outer = n * 7 + spread
+    assert ex["f"](store, 7) == thrown + catcher + outer
