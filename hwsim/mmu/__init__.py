@@ -1,7 +1,6 @@
 """RISC-V page-based virtual memory: bit layouts, the walker, the TLB model and the walk behind it, address spaces,
 two-stage translation (for teaching); and, for teaching, x86-64 and AArch64 page tables (``walk_x86``, ``walk_arm``)."""
 
-from .arm_walk import ArmControl, walk_arm
 from .aspace import AddressSpace, Mapping, parse_flags
 from .bits import (
     PAGE_SIZE,
@@ -17,13 +16,35 @@ from .bits import (
     make_satp,
     satp_fields,
 )
-from .formats import FormatWalk
 from .report import format_walk, walk_to_json
 from .tlb import Tlb, TlbStats
 from .translate import Refusal, Resolver, lookup_or_walk
-from .twostage import TwoStageFault, TwoStageResult, walk_two_stage
 from .walker import AdPolicy, Fault, FaultReason, Translation, WalkResult, WalkStep, walk
-from .x86_walk import X86Control, walk_x86
+
+# The teaching-only walkers (x86-64, AArch64, two-stage) load on first use: the machine never needs them,
+# and a command's start-up should not pay for them (tests/test_packaging.py checks what commands load).
+_LAZY = {
+    "ArmControl": ".arm_walk",
+    "walk_arm": ".arm_walk",
+    "X86Control": ".x86_walk",
+    "walk_x86": ".x86_walk",
+    "FormatWalk": ".formats",
+    "TwoStageFault": ".twostage",
+    "TwoStageResult": ".twostage",
+    "walk_two_stage": ".twostage",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AddressSpace",
