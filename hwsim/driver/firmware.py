@@ -23,6 +23,7 @@ from ..errors import HwsimError
 from ..machine import EcallAction, StopReason
 from ..machine.elf import ElfError, ElfImage, read_elf
 from ..machine.harts import HartScheduler, HartsOutcome, HartsResult, HartState
+from ..machine.schedules import RandomSchedule, Schedule
 from ..mmu.bits import PAGE_SIZE
 from ..riscv.priv import Priv
 from ..trace import TRACE
@@ -72,10 +73,14 @@ class FirmwareRun:
         wall_limit_s: float | None = None,
         catch_sigint: bool = False,
         hart_seed: int | None = None,
+        schedule: Schedule | None = None,
+        irq_hart: int | None = None,
     ) -> None:
         """Load ``elf`` (the file's bytes; ``name`` is the file in messages) into the board's RAM.
         ``hart_seed``: the seed of the harts' interleaving on a board with several (None: the board's
-        timing seed, else 0)."""
+        timing seed, else 0).  ``schedule``: how the harts' turns are picked (``machine/schedules.py``;
+        None: random).  ``irq_hart``: the hart whose turns run the interrupt handler (None: hart 0,
+        between two turns, as a whole)."""
         self.system = system
         TRACE.clock = lambda: system.clock.ticks_to_ns(system.clock.now)  # this board's virtual time, from now
         self.m = system.machine
@@ -102,6 +107,7 @@ class FirmwareRun:
         self.hart_stacks = [self.m.frames.alloc(STACK_SIZE // PAGE_SIZE) + STACK_SIZE for _ in self.m.harts[1:]]
         seed = hart_seed if hart_seed is not None else system.timing.seed
         self.hart_seed = seed if seed is not None else 0
+        self.schedule: Schedule = schedule if schedule is not None else RandomSchedule()
         self._scheduler: HartScheduler | None = None
         self.harts: HartsResult | None = None  # the last scheduler run (several harts)
         if system.iommu is not None:
@@ -206,7 +212,7 @@ class FirmwareRun:
         """Run ``pc`` on hart 0 and ``hart_main`` on the others until every one returns; hart 0's a0."""
         m = self.m
         clint = next((d for d in self.system.devices.values() if d.TYPE == "clint"), None)
-        sched = HartScheduler(m, seed=self.hart_seed, clint=clint)
+        sched = HartScheduler(m, seed=self.hart_seed, clint=clint, schedule=self.schedule)
         sched.start(0, pc, until=self.exit)
         for i, value in enumerate(args):
             m.set_reg(f"a{i}", value)
@@ -402,5 +408,6 @@ class FirmwareRun:
         if several and self.harts is not None:
             report.harts = self.harts.stats
             report.hart_seed = self.hart_seed
+            report.hart_schedule = self.schedule.format()
             report.hart_trace = self.harts.trace_hash
         return report

@@ -3,7 +3,8 @@
 ::
 
     HartScheduler(machine, seed=7, clint=timer)
-      each turn:  pick a runnable hart (random.Random(seed), among them by ID)
+      each turn:  pick a runnable hart (random.Random(seed), among them by ID; or by PCT
+                  priorities, machine/schedules.py)
                   give it a budget of budget[0]..budget[1] instructions (the same RNG)
                   its msip set and MSIE on (and MIE, or below M-mode)? -> take the interrupt
                   Machine.run(pc, until=its exit, max_insns=budget)  (Unicorn's count: exact)
@@ -50,6 +51,7 @@ from ..riscv.priv import IRQ_M_SOFT, Access, Priv
 from ..trace import TRACE
 from .fault import RunResult, StopReason
 from .machine import Machine
+from .schedules import RandomSchedule, Schedule
 
 DEFAULT_BUDGET = (1, 64)
 DEFAULT_MAX_TURNS = 1_000_000
@@ -131,10 +133,12 @@ class HartScheduler:
         seed: int,
         budget: tuple[int, int] = DEFAULT_BUDGET,
         clint=None,
+        schedule: Schedule | None = None,
     ) -> None:
         """``machine``: any hart of the machine (its ``harts`` are scheduled).  ``budget``: the least
         and most instructions of one turn.  ``clint``: the CLINT device (``devices/timer.py``) whose
-        ``software_irqs[i]`` is hart ``i``'s machine software interrupt (None: no IPIs)."""
+        ``software_irqs[i]`` is hart ``i``'s machine software interrupt (None: no IPIs).  ``schedule``:
+        how a turn's hart is picked (``machine/schedules.py``; None: ``RandomSchedule``)."""
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError(f"the hart seed must be an integer, not {seed!r}")
         low, high = budget
@@ -144,6 +148,8 @@ class HartScheduler:
         self.budget = (low, high)
         self._rng = random.Random(seed)
         self._harts = [_Hart(m, HartStats(m.hartid)) for m in machine.harts]
+        self.schedule: Schedule = schedule if schedule is not None else RandomSchedule()
+        self._picker = self.schedule.start(self._rng, [hart.machine.hartid for hart in self._harts])
         self._current: _Hart | None = None
         self._hash = hashlib.blake2b(digest_size=16)
         self._turns = 0
@@ -239,7 +245,7 @@ class HartScheduler:
                 waiting = any(hart.state is HartState.PARKED for hart in self._harts)
                 outcome = HartsOutcome.DEADLOCK if waiting else HartsOutcome.DONE
                 break
-            hart = self._rng.choice(runnable)
+            hart = self._harts[self._picker.pick([h.machine.hartid for h in runnable], self._turns + 1)]
             res = self._turn(hart, self._rng.randint(*self.budget))
             if res.reason is StopReason.EXIT:
                 hart.state = HartState.DONE
