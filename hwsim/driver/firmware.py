@@ -12,14 +12,17 @@ stack; a ``uint32_t hwsim_harts`` the ELF defines is set to the number of
 harts at load), all under :class:`~hwsim.machine.harts.HartScheduler` with the
 ``hart_seed``; the run ends when every hart has returned, and the report
 carries each hart's counters and the trace hash.  Services work on any hart;
-interrupt handlers run on hart 0 between two turns.
+interrupt handlers run on hart 0 between two turns, as a whole, or with
+``irq_hart`` H in hart H's turns among the others' (``HartScheduler.call``), so
+that code on another hart races them.  (A handler due while a hart is in a
+service, or after the entry point returned, still runs on hart 0 as a whole.)
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import HwsimError
+from ..errors import ConfigError, HwsimError
 from ..machine import EcallAction, StopReason
 from ..machine.elf import ElfError, ElfImage, read_elf
 from ..machine.harts import HartScheduler, HartsOutcome, HartsResult, HartState
@@ -108,6 +111,12 @@ class FirmwareRun:
         seed = hart_seed if hart_seed is not None else system.timing.seed
         self.hart_seed = seed if seed is not None else 0
         self.schedule: Schedule = schedule if schedule is not None else RandomSchedule()
+        if irq_hart is not None and not 0 <= irq_hart < len(self.m.harts):
+            raise ConfigError(
+                f"no hart {irq_hart} to run the interrupt handler: the board has {len(self.m.harts)} "
+                f"(0 .. {len(self.m.harts) - 1})"
+            )
+        self.irq_hart = irq_hart
         self._scheduler: HartScheduler | None = None
         self.harts: HartsResult | None = None  # the last scheduler run (several harts)
         if system.iommu is not None:
@@ -170,6 +179,10 @@ class FirmwareRun:
             self._async.pop(0)()
 
     def _call_handler(self, cookie: int) -> None:
+        sched = self._scheduler
+        if sched is not None and self.irq_hart is not None and sched.current is None:
+            self._call_handler_on_hart(sched, self.irq_hart, cookie)
+            return
         m = self.m
         context = m.save_context()
         try:
@@ -180,6 +193,46 @@ class FirmwareRun:
             self._call(self.image.symbols[HANDLER])
         finally:
             m.restore_context(context)
+
+    def _call_handler_on_hart(self, sched: HartScheduler, hartid: int, cookie: int) -> None:
+        """The handler on hart ``hartid``, in its turns among the other harts' (``irq_hart``): the harts
+        go on running until it returns, so code on another hart can race it."""
+        hart = self.m.harts[hartid]
+        if sched.state(hartid) in (HartState.RUNNABLE, HartState.PARKED):
+            sp = (hart.get_reg("sp") - 256) & ~15  # below the interrupted code's stack
+        else:
+            sp = self.stack_top if hartid == 0 else self.hart_stacks[hartid - 1]
+        sched.call(hartid, self.image.symbols[HANDLER], until=self.exit, sp=sp, args=(cookie,))
+        while True:
+            self._check_interrupt()
+            result = sched.run()
+            self.harts = result
+            if result.outcome is HartsOutcome.RETURNED:
+                return
+            self._go_on(sched, result)
+
+    def _go_on(self, sched: HartScheduler, result: HartsResult) -> None:
+        """After a scheduler run that did not finish: serve what stopped it, or raise why the firmware cannot go on."""
+        if self.interrupt_reason is not None:
+            raise FirmwareStopped(
+                f"{self.interrupt_reason} (in {self._where_harts(sched)})",
+                self._stop_cause or StopCause.TIME_LIMIT,
+            )
+        stopped_for_async = result.outcome is HartsOutcome.REQUESTED or (
+            result.result is not None and result.result.reason is StopReason.STOPPED
+        )
+        if stopped_for_async and self._async:
+            self._run_async()  # the interrupt handlers (on hart 0 between two turns, or on the irq hart)
+            return
+        if result.outcome is HartsOutcome.STOPPED:
+            assert result.result is not None and result.hartid is not None  # STOPPED names both
+            raise DriverError(
+                f"firmware stopped in {self.where(result.result.pc)} on hart {result.hartid}: "
+                f"{result.result.describe()}"
+            )
+        if result.outcome is HartsOutcome.DEADLOCK:
+            raise DriverError(f"firmware on {len(self.m.harts)} harts: {result.outcome.value}")
+        # REQUESTED (an interrupt to serve, a stop asked for) or LIMIT (a long run): go on
 
     def _call(self, pc: int) -> int:
         """Run firmware code from ``pc`` until it returns to the exit address; its a0."""
@@ -237,21 +290,7 @@ class FirmwareRun:
                     )
                 if result.outcome is HartsOutcome.DONE:
                     break
-                stopped_for_async = result.outcome is HartsOutcome.REQUESTED or (
-                    result.result is not None and result.result.reason is StopReason.STOPPED
-                )
-                if stopped_for_async and self._async:
-                    self._run_async()  # the interrupt handlers, on hart 0 (its context saved around them)
-                    continue
-                if result.outcome is HartsOutcome.STOPPED:
-                    assert result.result is not None and result.hartid is not None  # STOPPED names both
-                    raise DriverError(
-                        f"firmware stopped in {self.where(result.result.pc)} on hart {result.hartid}: "
-                        f"{result.result.describe()}"
-                    )
-                if result.outcome is HartsOutcome.DEADLOCK:
-                    raise DriverError(f"firmware on {len(m.harts)} harts: {result.outcome.value}")
-                # REQUESTED (an interrupt to serve, a stop asked for) or LIMIT (a long run): go on
+                self._go_on(sched, result)
         finally:
             self._running -= 1
             self._scheduler = None

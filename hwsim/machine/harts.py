@@ -12,7 +12,10 @@
                   RUNNABLE --its exit address--> DONE
       the run:    every hart DONE | a hart stops (ecall nobody serves, fault, exception, breakpoint)
                   | every hart left PARKED with nothing to wake it (DEADLOCK) | max_turns (LIMIT)
-                  | request_stop (REQUESTED); run() again goes on where it ended
+                  | request_stop (REQUESTED) | a call() returned (RETURNED);
+                  run() again goes on where it ended
+      call(h, pc): hart h's registers, state and PC saved; it runs pc in its turns; at the
+                  return address they are put back (an interrupt handler on hart h)
 
 Every hart is a :class:`~hwsim.machine.Machine` over the same RAM buffer and device windows
 (``Machine.add_hart``).  Each decision comes from the seed and from what the harts do, and the
@@ -73,6 +76,7 @@ class HartsOutcome(enum.Enum):
     STOPPED = "a hart stopped (an ecall nobody served, a fault, an exception or a breakpoint)"
     DEADLOCK = "every hart left waits for an interrupt (wfi) and nothing can raise one"
     REQUESTED = "a stop was requested (request_stop)"
+    RETURNED = "a call made with call() returned"
     LIMIT = "the turn limit was reached"
 
 
@@ -121,6 +125,7 @@ class _Hart:
     pc: int = 0
     until: int | None = None
     msip: bool = False  # its CLINT msip line (Unicorn's mip cannot hold MSIP)
+    calls: list = dataclasses.field(default_factory=list)  # [(state, pc, until, context)] under call()
 
 
 class HartScheduler:
@@ -193,6 +198,25 @@ class HartScheduler:
         m.set_reg("a0", hartid)
         m.set_reg("priv", int(priv))
 
+    def call(self, hartid: int, pc: int, *, until: int, sp: int, args: tuple = ()) -> None:
+        """Have hart ``hartid`` call ``pc`` (``args`` in a0.., ``sp``, return address ``until``) from
+        where it is, in its turns among the others' (an interrupt handler on that hart).  When it
+        reaches ``until``, its registers, state and PC are put back and :meth:`run` returns RETURNED."""
+        hart = self._hart(hartid)
+        m = hart.machine
+        hart.calls.append((hart.state, hart.pc, hart.until, m.save_context()))
+        hart.pc, hart.until, hart.state = pc, until, HartState.RUNNABLE
+        for i, value in enumerate(args):
+            m.set_reg(f"a{i}", value)
+        m.set_reg("sp", sp)
+        m.set_reg("ra", until)
+        self._trace(hart, "calls", f"{pc:#x} (an interrupt handler)")
+
+    @property
+    def current(self) -> Machine | None:
+        """The hart whose turn runs now (None between turns)."""
+        return self._current.machine if self._current is not None else None
+
     def state(self, hartid: int) -> HartState:
         return self._hart(hartid).state
 
@@ -247,6 +271,12 @@ class HartScheduler:
                 break
             hart = self._harts[self._picker.pick([h.machine.hartid for h in runnable], self._turns + 1)]
             res = self._turn(hart, self._rng.randint(*self.budget))
+            if res.reason is StopReason.EXIT and hart.calls:
+                hart.state, hart.pc, hart.until, context = hart.calls.pop()
+                hart.machine.restore_context(context)
+                self._trace(hart, "returns", f"to {hart.pc:#x}")
+                outcome = HartsOutcome.RETURNED
+                break
             if res.reason is StopReason.EXIT:
                 hart.state = HartState.DONE
                 self._trace(hart, "done", f"at {res.pc:#x}")
