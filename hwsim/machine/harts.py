@@ -309,11 +309,13 @@ class HartScheduler:
             self._trace(hart, "takes", f"the machine software interrupt (handler {hart.pc:#x})")
         self._trace(hart, "runs", f"from {hart.pc:#x}, up to {budget} instructions")
         self._current = hart
+        TRACE.current_hart = m.hartid  # the events of this turn are this hart's (a Perfetto track each)
         fences = m.guest_fences
         try:
             res = m.run(hart.pc, until=hart.until, max_insns=budget)
         finally:
             self._current = None
+            TRACE.current_hart = None
         hart.stats.fences += m.guest_fences - fences
         hart.stats.turns += 1
         self._turns += 1
