@@ -86,7 +86,8 @@ def parse_schedule(text: str) -> Schedule:
         except ValueError:
             numbers = None
         if numbers is not None and len(numbers) <= 2:
-            return PctSchedule(*numbers)
+            depth = numbers[0] if numbers else DEFAULT_PCT_DEPTH
+            return PctSchedule(depth, numbers[1] if len(numbers) == 2 else None)
     raise ConfigError(f"a schedule is random, pct, pct:DEPTH or pct:DEPTH:STEPS, not {text!r}")
 
 
