@@ -133,3 +133,45 @@ def test_hwsim_run_explores_with_pct_and_replays_the_failing_seed(elfs, tmp_path
         "argument --schedule: a schedule is random, pct, pct:DEPTH or pct:DEPTH:STEPS, not 'lifo'"
         in capsys.readouterr().err
     )
+
+
+# -- HartScheduler.call: a call on one hart, in its turns among the others' ---------------------------
+
+
+def test_a_call_on_a_hart_runs_among_the_others_turns_and_puts_the_hart_back():
+    """Hart 0 spins adding 1 to a word; hart 1, in the middle of its own loop, is made to call a routine
+    that adds 100 to another word and returns.  Both harts run while the call runs; afterwards hart 1
+    goes on from where it was, with its registers back, and the run ends DONE."""
+    from hwsim.machine.harts import HartScheduler, HartsOutcome, HartState
+    from hwsim.riscv import asm as A
+
+    sys_ = system(2)
+    m = sys_.machine
+    code, data, stack = m.frames.alloc(), m.frames.alloc(), m.frames.alloc()
+    a = A.Assembler(code)
+    a.li("t0", data).li("t1", 200)
+    a.label("loop").emit(A.lw("t2", "t0", 0), A.addi("t2", "t2", 1), A.sw("t2", "t0", 0))
+    a.emit(A.addi("t1", "t1", -1)).branch("bne", "t1", 0, "loop")
+    a.label("exit").emit(A.jal(0, 0))  # (never run: the harts stop here)
+    a.label("routine").emit(A.lw("t2", "a0", 0), A.addi("t2", "t2", 100), A.sw("t2", "a0", 0))
+    a.emit(A.jalr(0, "ra", 0))
+    m.phys.write(code, a.finish())
+    exit_, routine = a.labels["exit"], a.labels["routine"]
+    sched = HartScheduler(m, seed=3, budget=(1, 8))
+    sched.start(0, code, until=exit_)
+    sched.start(1, code, until=exit_)
+    first = sched.run(max_turns=6)
+    assert first.outcome is HartsOutcome.LIMIT
+    hart1 = m.harts[1]
+    t1_before, pc_before = hart1.get_reg("t1"), hart1.get_reg("pc")
+    sched.call(1, routine, until=exit_, sp=stack + 4096, args=(data + 64,))
+    assert sched.state(1) is HartState.RUNNABLE
+    returned = sched.run()
+    assert returned.outcome is HartsOutcome.RETURNED and m.phys.read_u32(data + 64) == 100
+    assert returned.stats[0].turns > first.stats[0].turns  # hart 0 ran while the call did
+    assert hart1.get_reg("t1") == t1_before and hart1.get_reg("pc") == pc_before
+    done = sched.run()
+    assert done.outcome is HartsOutcome.DONE and sched.state(1) is HartState.DONE
+    sched.call(1, routine, until=exit_, sp=stack + 4096, args=(data + 64,))  # a hart that is done
+    assert sched.run().outcome is HartsOutcome.RETURNED and sched.state(1) is HartState.DONE
+    assert m.phys.read_u32(data + 64) == 200 and sched.run().outcome is HartsOutcome.DONE

@@ -185,6 +185,7 @@ class FirmwareRun:
             return
         m = self.m
         context = m.save_context()
+        hart, TRACE.current_hart = TRACE.current_hart, (0 if sched is not None else None)  # its events: hart 0's
         try:
             sp = ((m.get_reg("sp") - 256) & ~15) if self._running else self.stack_top
             m.set_reg("sp", sp)
@@ -193,6 +194,7 @@ class FirmwareRun:
             self._call(self.image.symbols[HANDLER])
         finally:
             m.restore_context(context)
+            TRACE.current_hart = hart
 
     def _call_handler_on_hart(self, sched: HartScheduler, hartid: int, cookie: int) -> None:
         """The handler on hart ``hartid``, in its turns among the other harts' (``irq_hart``): the harts
