@@ -202,6 +202,8 @@ class HartScheduler:
         """Have hart ``hartid`` call ``pc`` (``args`` in a0.., ``sp``, return address ``until``) from
         where it is, in its turns among the others' (an interrupt handler on that hart).  When it
         reaches ``until``, its registers, state and PC are put back and :meth:`run` returns RETURNED."""
+        if self._current is not None:
+            raise HwsimError("a bug: HartScheduler.call during a turn (call it between two runs)")
         hart = self._hart(hartid)
         m = hart.machine
         hart.calls.append((hart.state, hart.pc, hart.until, m.save_context()))
