@@ -9,7 +9,8 @@ being the scheduler's price.  *Shootdowns*: hart 0 (S-mode) repeats a round of "
 IPI every other hart (CLINT msip), wait for every ack"; each other hart spins in S-mode, takes
 the IPI in M-mode, passes it on as SSIP, and its S-mode handler fences (sfence.vma, trapped onto
 its model TLB) and acks with amoadd.  The time of a round, per round and per target hart, is
-shown beside a round without IPIs (hart 0 fencing itself alone, the others spinning).
+shown beside a round without IPIs (hart 0 fencing itself alone, the others spinning).  *The
+schedule's price*: the atomics under PCT (machine/schedules.py) beside the random schedule.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from hwsim.board import DEFAULT_BOARD, parse_board  # noqa: E402
 from hwsim.machine.harts import HartScheduler, HartsOutcome  # noqa: E402
+from hwsim.machine.schedules import PctSchedule  # noqa: E402
 from hwsim.mmu import Pte  # noqa: E402
 from hwsim.riscv import asm as A  # noqa: E402
 from hwsim.riscv.priv import CSR_MIP, CSR_SIP, IRQ_M_SOFT, IRQ_S_SOFT, MSTATUS_SIE, Priv  # noqa: E402
@@ -40,8 +42,8 @@ def system(harts: int):
     return parse_board(data, "virt.toml").build()
 
 
-def atomics(harts: int, n: int, seed: int, *, scheduled: bool = True, budget=(1, 64)) -> float:
-    """Increments per second of ``harts`` harts, ``n`` amoadd.w each."""
+def atomics(harts: int, n: int, seed: int, *, scheduled: bool = True, budget=(1, 64), schedule=None) -> float:
+    """Increments per second of ``harts`` harts, ``n`` amoadd.w each (``schedule``: machine/schedules.py)."""
     sys_ = system(harts)
     m = sys_.machine
     code, data = m.frames.alloc(), m.frames.alloc()
@@ -52,7 +54,7 @@ def atomics(harts: int, n: int, seed: int, *, scheduled: bool = True, budget=(1,
     m.phys.write(code, a.finish())
     start = time.perf_counter()
     if scheduled:
-        sched = HartScheduler(m, seed=seed, clint=sys_.devices["clint"], budget=budget)
+        sched = HartScheduler(m, seed=seed, clint=sys_.devices["clint"], budget=budget, schedule=schedule)
         for hart in range(harts):
             sched.start(hart, code, until=a.labels["exit"])
         assert sched.run().outcome is HartsOutcome.DONE
@@ -131,6 +133,14 @@ def main() -> None:
         coarse = atomics(harts, n, args.seed, budget=(1, 4096))
         print(f"  {harts:>5}  {fine:>12,.0f}  {coarse:>12,.0f}  {fine / alone:>20.3f}x / {coarse / alone:.3f}x")
     print("  (* one hart run by one Machine.run, without the scheduler)")
+    print()
+    print("the schedule's price: the same increments (1-64 insns a turn) under PCT (depth 3) beside random")
+    print(f"  {'harts':>5}  {'random':>12}  {'pct:3':>12}  {'ratio':>6}")
+    for harts in (2, 4):
+        steps = harts * n * 3 // 32  # the run's turns: 3 instructions an increment, 32 a turn on average
+        rand = atomics(harts, n, args.seed)
+        pct = atomics(harts, n, args.seed, schedule=PctSchedule(3, steps))
+        print(f"  {harts:>5}  {rand:>12,.0f}  {pct:>12,.0f}  {pct / rand:>5.2f}x")
     print()
     print("TLB shootdown: hart 0 fences, IPIs every other hart, waits for each one's fence and ack")
     print(f"  {'harts':>5}  {'us/round':>9}  {'us/target hart':>14}  {'own fence only, us/round':>24}  {'ratio':>6}")

@@ -107,6 +107,37 @@ def test_perfetto_trace_of_a_buggy_driver(tmp_path):
     assert bug["args"]["problem"] == "stray" and bug["args"]["device"] == "dma0"
 
 
+def test_perfetto_trace_has_a_track_per_hart(tmp_path):
+    """drivers/examples/harts_irq on two harts with the handler on hart 1: each hart's track holds its
+    hart events and the MMIO of its turns (hart 0: the main loop, hart 1: the handler); the interrupt
+    line stays on the irq track."""
+    board = tmp_path / "virt2.toml"
+    default = DRIVERS.parent / "boards" / "virt.toml"
+    board.write_text(default.read_text().replace('name = "virt"', 'name = "virt2"\nharts = 2', 1))
+    system, _ = make_board(board)
+    out = tmp_path / "harts.json"
+    elf = build_driver(DRIVERS / "examples" / "harts_irq", native=True).read_bytes()
+    with tracing("hart,mmio,irq", out):
+        report = FirmwareRun(system, elf, hart_seed=1, irq_hart=1).run("fixed")
+    assert report.ok
+    data = json.loads(out.read_text())
+    _check_chrome_trace(data)
+    tracks = {e["tid"]: e["args"]["name"] for e in data["traceEvents"] if e["name"] == "thread_name"}
+    hart_tid = {name: tid for tid, name in tracks.items() if name.startswith("hart ")}
+    assert set(hart_tid) == {"hart 0", "hart 1"}
+    on = {
+        name: [e for e in data["traceEvents"] if e["tid"] == tid and e["ph"] != "M"] for name, tid in hart_tid.items()
+    }
+    for hartid, name in enumerate(("hart 0", "hart 1")):
+        assert {e["name"] for e in on[name]} == {"hart", "mmio_read", "mmio_write"}
+        assert all(e["args"]["hartid"] == hartid for e in on[name] if e["name"] == "hart")
+    assert any(e["args"]["event"] == "calls" for e in on["hart 1"])  # the handler, called on hart 1
+    assert any(e["args"]["reg"] == "CLEAR_INTERRUPT" for e in on["hart 1"] if e["name"] == "mmio_write")
+    assert not any(e["args"]["reg"] == "CLEAR_INTERRUPT" for e in on["hart 0"] if e["name"] == "mmio_write")
+    irq = [e for e in data["traceEvents"] if e["name"] == "irq"]
+    assert irq and all(tracks[e["tid"]] == "irq" for e in irq)
+
+
 def test_irq_events_and_handler_slices(tmp_path):
     out = tmp_path / "t.jsonl"
     system, _ = make_board()

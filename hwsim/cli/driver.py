@@ -112,6 +112,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with seed S; the same seed replays the same interleaving (default: --seed, else 0)",
     )
     r.add_argument(
+        "--schedule",
+        type=_schedule,
+        default=None,
+        metavar="random|pct[:D[:K]]",
+        help="native firmware on several harts: how the hart seed picks each turn's hart: random (the "
+        "default: a runnable hart drawn each turn) or pct (PCT: random hart priorities, D-1 priority "
+        "change points (D: 3 unless given) over the run's length, K steps, else measured by one run)",
+    )
+    r.add_argument(
+        "--irq-hart",
+        type=int,
+        default=None,
+        metavar="H",
+        help="native firmware on several harts: run the interrupt handler on hart H, in its turns "
+        "interleaved with the other harts (default: on hart 0, between two turns)",
+    )
+    r.add_argument(
         "--explore",
         type=_count,
         default=None,
@@ -297,6 +314,41 @@ def _list_faults(system) -> int:
     return 0
 
 
+def _schedule(text: str):
+    from ..machine.schedules import parse_schedule
+
+    try:
+        return parse_schedule(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _resolve_schedule(args, board, options, data: bytes, entry: str, call_args: tuple):
+    """``--schedule`` with PCT's run length measured when not given (None: the default, random)."""
+    from ..driver.explore import estimate_steps
+    from ..machine.schedules import PctSchedule
+
+    schedule = args.schedule
+    if schedule is None:
+        return None
+    if data[:4] != b"\x7fELF":
+        raise ConfigError("--schedule applies to native firmware: a sandboxed driver runs on hart 0")
+    if isinstance(schedule, PctSchedule) and schedule.steps is None:
+        steps = estimate_steps(
+            board,
+            data,
+            options=options,
+            entry=entry,
+            args=call_args,
+            time_limit_ns=int(args.virtual_time_limit * 1e9),
+            irq_hart=args.irq_hart,
+        )
+        schedule = PctSchedule(schedule.depth, steps, measured=True)
+        if not args.quiet:
+            print(f"schedule: pct, depth {schedule.depth}, over {steps} steps (one run with seed 0)", file=sys.stderr)
+    return schedule
+
+
 def _replay_command(args: argparse.Namespace, seed: int) -> str:
     """``hwsim run ...`` as given, with ``--explore N`` (and ``--cluster``, ``--chunk``) replaced by ``--seed S``."""
     argv, skip = [], False
@@ -338,6 +390,8 @@ def _explore(args, board, options, data: bytes, entry: str, call_args: tuple) ->
         assign=args.assign,
         time_limit_ns=int(args.virtual_time_limit * 1e9),
         wall_limit_s=args.time_limit,
+        schedule=_resolve_schedule(args, board, options, data, entry, call_args),
+        irq_hart=args.irq_hart,
     )
     rate = f"{len(result.seeds)} runs in {result.seconds:.1f} s ({result.runs_per_second:.1f} runs/s)"
     if result.ok:
@@ -379,6 +433,8 @@ def _explore_on_cluster(args, board, options, data: bytes, entry: str, call_args
             assign=args.assign,
             time_limit_ns=int(args.virtual_time_limit * 1e9),
             wall_limit_s=args.time_limit,
+            schedule=_resolve_schedule(args, board, options, data, entry, call_args),
+            irq_hart=args.irq_hart,
         )
     finally:
         bar.close()
@@ -544,12 +600,24 @@ def _run_driver(args: argparse.Namespace) -> int:
         raise ConfigError("--assign applies to sandboxed drivers; native firmware reaches every device")
     if data[:4] != b"\x7fELF" and args.hart_seed is not None:
         raise ConfigError("--hart-seed applies to native firmware: a sandboxed driver runs on hart 0")
+    if data[:4] != b"\x7fELF" and args.irq_hart is not None:
+        raise ConfigError("--irq-hart applies to native firmware: a sandboxed driver runs on hart 0")
+    schedule = _resolve_schedule(args, board, options, data, entry, call_args)
 
     from ..driver.firmware import FirmwareRun
 
     def make_run(system, log) -> DriverRun | FirmwareRun:
         if data[:4] == b"\x7fELF":
-            return FirmwareRun(system, data, log=log, name=str(path), hart_seed=args.hart_seed, **limits)
+            return FirmwareRun(
+                system,
+                data,
+                log=log,
+                name=str(path),
+                hart_seed=args.hart_seed,
+                schedule=schedule,
+                irq_hart=args.irq_hart,
+                **limits,
+            )
         return DriverRun(system, data, log=log, assign=args.assign, **limits)
 
     def exec_file_of(run):

@@ -194,6 +194,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["easy", "medium", "hard"],
         help="easy (short, one address space), medium (the default's sequences) or hard (long, superpages)",
     )
+    g.add_argument(
+        "--harts",
+        type=int_arg,
+        help="shootdown exercises instead: N harts (2 to 4), each with its own TLB, a PTE changed on one of "
+        "them; which hart holds a stale entry, which fences and IPIs are needed, what each access returns",
+    )
 
 
 @dataclass

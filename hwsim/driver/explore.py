@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..devices.backends import MemoryBackend
 from ..devices.faults import FaultPlan, FaultSpec
+from ..machine.schedules import Schedule
 from ..runtime import api
 from .firmware import FirmwareRun
 from .runner import DriverRun, RunReport
@@ -67,11 +68,15 @@ def explore(
     wall_limit_s: float | None = None,
     engine: api.Engine | None = None,
     on_run: Callable[[int, RunReport], None] | None = None,
+    schedule: Schedule | None = None,
+    irq_hart: int | None = None,
 ) -> ExploreResult:
     """Run ``entry`` once per seed on a fresh build of ``board``; stop at the first failing seed.
 
     ``wasm`` may be native firmware (an ELF): each seed then also interleaves the board's harts
-    (FirmwareRun's hart seed is the timing seed), so a race between harts shows up under some seed."""
+    (FirmwareRun's hart seed is the timing seed), so a race between harts shows up under some seed;
+    ``schedule`` picks the harts' turns (random, or PCT: see :func:`estimate_steps`), ``irq_hart``
+    the hart that runs the interrupt handler."""
     native = wasm[:4] == b"\x7fELF"
     module = None
     if not native:
@@ -89,7 +94,13 @@ def explore(
         run: DriverRun | FirmwareRun
         if module is None:
             run = FirmwareRun(
-                system, wasm, log=lambda text: None, time_limit_ns=time_limit_ns, wall_limit_s=wall_limit_s
+                system,
+                wasm,
+                log=lambda text: None,
+                time_limit_ns=time_limit_ns,
+                wall_limit_s=wall_limit_s,
+                schedule=schedule,
+                irq_hart=irq_hart,
             )
         else:
             run = DriverRun(
@@ -112,6 +123,29 @@ def explore(
             break
     result.seconds = time.perf_counter() - start
     return result
+
+
+def estimate_steps(
+    board,
+    elf: bytes,
+    *,
+    options: dict | None = None,
+    entry: str = "probe",
+    args: tuple = (),
+    time_limit_ns: int = 10 * 1_000_000_000,
+    irq_hart: int | None = None,
+) -> int:
+    """The run length, in scheduler steps (turns), that a PCT schedule spreads its change points over:
+    the turns of one run of ``elf`` on a fresh build with timing and hart seed 0 under the random
+    schedule.  The same for every seed, so ``--seed S --schedule pct:D`` replays what ``--explore``
+    ran."""
+    system = board.build(options=options, seed=0)
+    for device in system.devices.values():
+        if getattr(device, "TYPE", "") == "ns16550a":
+            device.backend = MemoryBackend(b"")
+    run = FirmwareRun(system, elf, log=lambda text: None, time_limit_ns=time_limit_ns, hart_seed=0, irq_hart=irq_hart)
+    report = run.run(entry, args)
+    return max(1, sum(s.turns for s in report.harts))
 
 
 # -- on a Dask cluster -------------------------------------------------------------------------------------

@@ -12,17 +12,21 @@ stack; a ``uint32_t hwsim_harts`` the ELF defines is set to the number of
 harts at load), all under :class:`~hwsim.machine.harts.HartScheduler` with the
 ``hart_seed``; the run ends when every hart has returned, and the report
 carries each hart's counters and the trace hash.  Services work on any hart;
-interrupt handlers run on hart 0 between two turns.
+interrupt handlers run on hart 0 between two turns, as a whole, or with
+``irq_hart`` H in hart H's turns among the others' (``HartScheduler.call``), so
+that code on another hart races them.  (A handler due while a hart is in a
+service, or after the entry point returned, still runs on hart 0 as a whole.)
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import HwsimError
+from ..errors import ConfigError, HwsimError
 from ..machine import EcallAction, StopReason
 from ..machine.elf import ElfError, ElfImage, read_elf
 from ..machine.harts import HartScheduler, HartsOutcome, HartsResult, HartState
+from ..machine.schedules import RandomSchedule, Schedule
 from ..mmu.bits import PAGE_SIZE
 from ..riscv.priv import Priv
 from ..trace import TRACE
@@ -72,10 +76,14 @@ class FirmwareRun:
         wall_limit_s: float | None = None,
         catch_sigint: bool = False,
         hart_seed: int | None = None,
+        schedule: Schedule | None = None,
+        irq_hart: int | None = None,
     ) -> None:
         """Load ``elf`` (the file's bytes; ``name`` is the file in messages) into the board's RAM.
         ``hart_seed``: the seed of the harts' interleaving on a board with several (None: the board's
-        timing seed, else 0)."""
+        timing seed, else 0).  ``schedule``: how the harts' turns are picked (``machine/schedules.py``;
+        None: random).  ``irq_hart``: the hart whose turns run the interrupt handler (None: hart 0,
+        between two turns, as a whole)."""
         self.system = system
         TRACE.clock = lambda: system.clock.ticks_to_ns(system.clock.now)  # this board's virtual time, from now
         self.m = system.machine
@@ -102,6 +110,13 @@ class FirmwareRun:
         self.hart_stacks = [self.m.frames.alloc(STACK_SIZE // PAGE_SIZE) + STACK_SIZE for _ in self.m.harts[1:]]
         seed = hart_seed if hart_seed is not None else system.timing.seed
         self.hart_seed = seed if seed is not None else 0
+        self.schedule: Schedule = schedule if schedule is not None else RandomSchedule()
+        if irq_hart is not None and not 0 <= irq_hart < len(self.m.harts):
+            raise ConfigError(
+                f"no hart {irq_hart} to run the interrupt handler: the board has {len(self.m.harts)} "
+                f"(0 .. {len(self.m.harts) - 1})"
+            )
+        self.irq_hart = irq_hart
         self._scheduler: HartScheduler | None = None
         self.harts: HartsResult | None = None  # the last scheduler run (several harts)
         if system.iommu is not None:
@@ -164,8 +179,13 @@ class FirmwareRun:
             self._async.pop(0)()
 
     def _call_handler(self, cookie: int) -> None:
+        sched = self._scheduler
+        if sched is not None and self.irq_hart is not None and sched.current is None:
+            self._call_handler_on_hart(sched, self.irq_hart, cookie)
+            return
         m = self.m
         context = m.save_context()
+        hart, TRACE.current_hart = TRACE.current_hart, (0 if sched is not None else None)  # its events: hart 0's
         try:
             sp = ((m.get_reg("sp") - 256) & ~15) if self._running else self.stack_top
             m.set_reg("sp", sp)
@@ -174,6 +194,47 @@ class FirmwareRun:
             self._call(self.image.symbols[HANDLER])
         finally:
             m.restore_context(context)
+            TRACE.current_hart = hart
+
+    def _call_handler_on_hart(self, sched: HartScheduler, hartid: int, cookie: int) -> None:
+        """The handler on hart ``hartid``, in its turns among the other harts' (``irq_hart``): the harts
+        go on running until it returns, so code on another hart can race it."""
+        hart = self.m.harts[hartid]
+        if sched.state(hartid) in (HartState.RUNNABLE, HartState.PARKED):
+            sp = (hart.get_reg("sp") - 256) & ~15  # below the interrupted code's stack
+        else:
+            sp = self.stack_top if hartid == 0 else self.hart_stacks[hartid - 1]
+        sched.call(hartid, self.image.symbols[HANDLER], until=self.exit, sp=sp, args=(cookie,))
+        while True:
+            self._check_interrupt()
+            result = sched.run()
+            self.harts = result
+            if result.outcome is HartsOutcome.RETURNED:
+                return
+            self._go_on(sched, result)
+
+    def _go_on(self, sched: HartScheduler, result: HartsResult) -> None:
+        """After a scheduler run that did not finish: serve what stopped it, or raise why the firmware cannot go on."""
+        if self.interrupt_reason is not None:
+            raise FirmwareStopped(
+                f"{self.interrupt_reason} (in {self._where_harts(sched)})",
+                self._stop_cause or StopCause.TIME_LIMIT,
+            )
+        stopped_for_async = result.outcome is HartsOutcome.REQUESTED or (
+            result.result is not None and result.result.reason is StopReason.STOPPED
+        )
+        if stopped_for_async and self._async:
+            self._run_async()  # the interrupt handlers (on hart 0 between two turns, or on the irq hart)
+            return
+        if result.outcome is HartsOutcome.STOPPED:
+            assert result.result is not None and result.hartid is not None  # STOPPED names both
+            raise DriverError(
+                f"firmware stopped in {self.where(result.result.pc)} on hart {result.hartid}: "
+                f"{result.result.describe()}"
+            )
+        if result.outcome is HartsOutcome.DEADLOCK:
+            raise DriverError(f"firmware on {len(self.m.harts)} harts: {result.outcome.value}")
+        # REQUESTED (an interrupt to serve, a stop asked for) or LIMIT (a long run): go on
 
     def _call(self, pc: int) -> int:
         """Run firmware code from ``pc`` until it returns to the exit address; its a0."""
@@ -206,7 +267,7 @@ class FirmwareRun:
         """Run ``pc`` on hart 0 and ``hart_main`` on the others until every one returns; hart 0's a0."""
         m = self.m
         clint = next((d for d in self.system.devices.values() if d.TYPE == "clint"), None)
-        sched = HartScheduler(m, seed=self.hart_seed, clint=clint)
+        sched = HartScheduler(m, seed=self.hart_seed, clint=clint, schedule=self.schedule)
         sched.start(0, pc, until=self.exit)
         for i, value in enumerate(args):
             m.set_reg(f"a{i}", value)
@@ -231,21 +292,7 @@ class FirmwareRun:
                     )
                 if result.outcome is HartsOutcome.DONE:
                     break
-                stopped_for_async = result.outcome is HartsOutcome.REQUESTED or (
-                    result.result is not None and result.result.reason is StopReason.STOPPED
-                )
-                if stopped_for_async and self._async:
-                    self._run_async()  # the interrupt handlers, on hart 0 (its context saved around them)
-                    continue
-                if result.outcome is HartsOutcome.STOPPED:
-                    assert result.result is not None and result.hartid is not None  # STOPPED names both
-                    raise DriverError(
-                        f"firmware stopped in {self.where(result.result.pc)} on hart {result.hartid}: "
-                        f"{result.result.describe()}"
-                    )
-                if result.outcome is HartsOutcome.DEADLOCK:
-                    raise DriverError(f"firmware on {len(m.harts)} harts: {result.outcome.value}")
-                # REQUESTED (an interrupt to serve, a stop asked for) or LIMIT (a long run): go on
+                self._go_on(sched, result)
         finally:
             self._running -= 1
             self._scheduler = None
@@ -402,5 +449,6 @@ class FirmwareRun:
         if several and self.harts is not None:
             report.harts = self.harts.stats
             report.hart_seed = self.hart_seed
+            report.hart_schedule = self.schedule.format()
             report.hart_trace = self.harts.trace_hash
         return report

@@ -113,14 +113,14 @@ class ReplayedSink(Sink):
         """A new run of the session begins."""
         self._time, self._order = -1, 0
 
-    def write(self, spec, t_ns: int, fields: dict) -> None:
+    def write(self, spec, t_ns: int, fields: dict, hart: int | None = None) -> None:
         if t_ns == self._time:
             self._order += 1
         else:
             self._time, self._order = t_ns, 0
         if (t_ns, self._order) > self._written:
             self._written = (t_ns, self._order)
-            self.sink.write(spec, t_ns, fields)
+            self.sink.write(spec, t_ns, fields, hart)
 
     def close(self) -> None:
         self.sink.close()

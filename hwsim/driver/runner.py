@@ -131,6 +131,7 @@ class RunReport:
     harts: tuple = ()  # native firmware on several harts: each hart's machine/harts.HartStats
     hart_seed: int | None = None  # the seed of the harts' interleaving
     hart_trace: str = ""  # its trace hash
+    hart_schedule: str = "random"  # how the turns were picked (machine/schedules.py)
 
     @property
     def probe_failed(self) -> bool:
@@ -194,8 +195,9 @@ class RunReport:
         )
         lines += [f"  {problem}" for problem in self.irq_problems]
         if self.harts:
+            schedule = f" --schedule {self.hart_schedule}" if self.hart_schedule != "random" else ""
             lines.append(
-                f"{len(self.harts)} harts, seed {self.hart_seed} (replay: --hart-seed {self.hart_seed}), "
+                f"{len(self.harts)} harts, seed {self.hart_seed} (replay: --hart-seed {self.hart_seed}{schedule}), "
                 f"trace {self.hart_trace}"
             )
             lines += [

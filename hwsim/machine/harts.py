@@ -3,7 +3,8 @@
 ::
 
     HartScheduler(machine, seed=7, clint=timer)
-      each turn:  pick a runnable hart (random.Random(seed), among them by ID)
+      each turn:  pick a runnable hart (random.Random(seed), among them by ID; or by PCT
+                  priorities, machine/schedules.py)
                   give it a budget of budget[0]..budget[1] instructions (the same RNG)
                   its msip set and MSIE on (and MIE, or below M-mode)? -> take the interrupt
                   Machine.run(pc, until=its exit, max_insns=budget)  (Unicorn's count: exact)
@@ -11,7 +12,10 @@
                   RUNNABLE --its exit address--> DONE
       the run:    every hart DONE | a hart stops (ecall nobody serves, fault, exception, breakpoint)
                   | every hart left PARKED with nothing to wake it (DEADLOCK) | max_turns (LIMIT)
-                  | request_stop (REQUESTED); run() again goes on where it ended
+                  | request_stop (REQUESTED) | a call() returned (RETURNED);
+                  run() again goes on where it ended
+      call(h, pc): hart h's registers, state and PC saved; it runs pc in its turns; at the
+                  return address they are put back (an interrupt handler on hart h)
 
 Every hart is a :class:`~hwsim.machine.Machine` over the same RAM buffer and device windows
 (``Machine.add_hart``).  Each decision comes from the seed and from what the harts do, and the
@@ -50,6 +54,7 @@ from ..riscv.priv import IRQ_M_SOFT, Access, Priv
 from ..trace import TRACE
 from .fault import RunResult, StopReason
 from .machine import Machine
+from .schedules import RandomSchedule, Schedule
 
 DEFAULT_BUDGET = (1, 64)
 DEFAULT_MAX_TURNS = 1_000_000
@@ -71,6 +76,7 @@ class HartsOutcome(enum.Enum):
     STOPPED = "a hart stopped (an ecall nobody served, a fault, an exception or a breakpoint)"
     DEADLOCK = "every hart left waits for an interrupt (wfi) and nothing can raise one"
     REQUESTED = "a stop was requested (request_stop)"
+    RETURNED = "a call made with call() returned"
     LIMIT = "the turn limit was reached"
 
 
@@ -119,6 +125,7 @@ class _Hart:
     pc: int = 0
     until: int | None = None
     msip: bool = False  # its CLINT msip line (Unicorn's mip cannot hold MSIP)
+    calls: list = dataclasses.field(default_factory=list)  # [(state, pc, until, context)] under call()
 
 
 class HartScheduler:
@@ -131,10 +138,12 @@ class HartScheduler:
         seed: int,
         budget: tuple[int, int] = DEFAULT_BUDGET,
         clint=None,
+        schedule: Schedule | None = None,
     ) -> None:
         """``machine``: any hart of the machine (its ``harts`` are scheduled).  ``budget``: the least
         and most instructions of one turn.  ``clint``: the CLINT device (``devices/timer.py``) whose
-        ``software_irqs[i]`` is hart ``i``'s machine software interrupt (None: no IPIs)."""
+        ``software_irqs[i]`` is hart ``i``'s machine software interrupt (None: no IPIs).  ``schedule``:
+        how a turn's hart is picked (``machine/schedules.py``; None: ``RandomSchedule``)."""
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError(f"the hart seed must be an integer, not {seed!r}")
         low, high = budget
@@ -144,6 +153,8 @@ class HartScheduler:
         self.budget = (low, high)
         self._rng = random.Random(seed)
         self._harts = [_Hart(m, HartStats(m.hartid)) for m in machine.harts]
+        self.schedule: Schedule = schedule if schedule is not None else RandomSchedule()
+        self._picker = self.schedule.start(self._rng, [hart.machine.hartid for hart in self._harts])
         self._current: _Hart | None = None
         self._hash = hashlib.blake2b(digest_size=16)
         self._turns = 0
@@ -186,6 +197,27 @@ class HartScheduler:
         m = hart.machine
         m.set_reg("a0", hartid)
         m.set_reg("priv", int(priv))
+
+    def call(self, hartid: int, pc: int, *, until: int, sp: int, args: tuple = ()) -> None:
+        """Have hart ``hartid`` call ``pc`` (``args`` in a0.., ``sp``, return address ``until``) from
+        where it is, in its turns among the others' (an interrupt handler on that hart).  When it
+        reaches ``until``, its registers, state and PC are put back and :meth:`run` returns RETURNED."""
+        if self._current is not None:
+            raise HwsimError("a bug: HartScheduler.call during a turn (call it between two runs)")
+        hart = self._hart(hartid)
+        m = hart.machine
+        hart.calls.append((hart.state, hart.pc, hart.until, m.save_context()))
+        hart.pc, hart.until, hart.state = pc, until, HartState.RUNNABLE
+        for i, value in enumerate(args):
+            m.set_reg(f"a{i}", value)
+        m.set_reg("sp", sp)
+        m.set_reg("ra", until)
+        self._trace(hart, "calls", f"{pc:#x} (an interrupt handler)")
+
+    @property
+    def current(self) -> Machine | None:
+        """The hart whose turn runs now (None between turns)."""
+        return self._current.machine if self._current is not None else None
 
     def state(self, hartid: int) -> HartState:
         return self._hart(hartid).state
@@ -239,8 +271,14 @@ class HartScheduler:
                 waiting = any(hart.state is HartState.PARKED for hart in self._harts)
                 outcome = HartsOutcome.DEADLOCK if waiting else HartsOutcome.DONE
                 break
-            hart = self._rng.choice(runnable)
+            hart = self._harts[self._picker.pick([h.machine.hartid for h in runnable], self._turns + 1)]
             res = self._turn(hart, self._rng.randint(*self.budget))
+            if res.reason is StopReason.EXIT and hart.calls:
+                hart.state, hart.pc, hart.until, context = hart.calls.pop()
+                hart.machine.restore_context(context)
+                self._trace(hart, "returns", f"to {hart.pc:#x}")
+                outcome = HartsOutcome.RETURNED
+                break
             if res.reason is StopReason.EXIT:
                 hart.state = HartState.DONE
                 self._trace(hart, "done", f"at {res.pc:#x}")
@@ -273,11 +311,13 @@ class HartScheduler:
             self._trace(hart, "takes", f"the machine software interrupt (handler {hart.pc:#x})")
         self._trace(hart, "runs", f"from {hart.pc:#x}, up to {budget} instructions")
         self._current = hart
+        TRACE.current_hart = m.hartid  # the events of this turn are this hart's (a Perfetto track each)
         fences = m.guest_fences
         try:
             res = m.run(hart.pc, until=hart.until, max_insns=budget)
         finally:
             self._current = None
+            TRACE.current_hart = None
         hart.stats.fences += m.guest_fences - fences
         hart.stats.turns += 1
         self._turns += 1

@@ -12,7 +12,9 @@ Options (the default exercise, without them, is unchanged): a set-associative
 geometry with a replacement policy and split instruction/data TLBs
 (:mod:`hwsim.mmu.tlb_sa`, ``--sets --ways --policy --split``), and a
 difficulty (``--difficulty easy|medium|hard``: sequence length, one or two
-address spaces, superpages; medium is the default's).
+address spaces, superpages; medium is the default's), and shootdowns on
+several harts, each with its own TLB (``--harts N``:
+:mod:`hwsim.teach.shootdown_quiz`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ..mmu.tlb import GLOBAL, Tlb
 from ..mmu.tlb_sa import SetAssocTlb, SplitTlb
 from ..mmu.walker import AdPolicy, Translation, walk
 from ..riscv.priv import Access, Priv
-from . import topics
+from . import shootdown_quiz, topics
 from .mmu_quiz import check_seed_and_count
 
 RAM_BASE = 0x8000_0000
@@ -389,8 +391,16 @@ def make_quiz(
     *,
     geometry: Geometry | None = None,
     difficulty: str | None = None,
-) -> list[TlbExercise]:
+    harts: int | None = None,
+) -> list:
+    """``harts``: shootdown exercises on that many harts instead (:mod:`hwsim.teach.shootdown_quiz`)."""
     check_seed_and_count(seed, count)
+    if harts is not None:
+        if geometry is not None or difficulty is not None or topics:
+            raise ConfigError(
+                "--harts has exercises of its own: no --topic, --sets, --ways, --policy, --split or --difficulty"
+            )
+        return shootdown_quiz.make_quiz(seed, count, harts)
     return [make_exercise(seed, n, topics, geometry=geometry, difficulty=difficulty) for n in range(1, count + 1)]
 
 
@@ -405,7 +415,12 @@ def quiz_options(args) -> dict:
         if not 1 <= ways <= 64 or sets > 64:
             raise ConfigError(f"--ways must be from 1 to 64 and --sets at most 64, not {ways} and {sets}")
         geometry = Geometry(sets, ways, args.policy or "lru", args.split)
-    return {"geometry": geometry, "difficulty": args.difficulty}
+    harts = getattr(args, "harts", None)
+    if harts is None:
+        return {"geometry": geometry, "difficulty": args.difficulty}
+    if getattr(args, "html", None):
+        raise ConfigError("--html is not available with --harts (the practice page knows one TLB)")
+    return {"geometry": geometry, "difficulty": args.difficulty, "harts": harts}
 
 
 def options_suffix(args) -> str:
@@ -415,7 +430,8 @@ def options_suffix(args) -> str:
         value = getattr(args, name)
         if value is not None:
             out += f" --{name} {value}"
-    return out + (" --split" if args.split else "")
+    out += " --split" if args.split else ""
+    return out + (f" --harts {args.harts}" if getattr(args, "harts", None) is not None else "")
 
 
 # -- presentation -----------------------------------------------------------------------------------------------
@@ -452,6 +468,8 @@ def describe_op(op: Op) -> str:
 
 
 def format_exercise(ex: TlbExercise) -> list[str]:
+    if isinstance(ex, shootdown_quiz.ShootdownExercise):
+        return shootdown_quiz.format_exercise(ex)
     lines = [f"TLB exercise {ex.number} (seed {ex.seed})", ""]
     if ex.geometry is not None:
         lines.extend(textwrap.wrap(_geometry_text(ex.geometry), 78))
@@ -552,6 +570,8 @@ def describe_step(step: Step, geometry: Geometry | None = None) -> str:
 
 
 def format_answer(ex: TlbExercise) -> list[str]:
+    if isinstance(ex, shootdown_quiz.ShootdownExercise):
+        return shootdown_quiz.format_answer(ex)
     steps = ex.solve()
     lines = [f"Answer {ex.number} ({TOPICS[ex.topic]}):"]
     for n, step in enumerate(steps, 1):
@@ -576,6 +596,9 @@ def format_answer(ex: TlbExercise) -> list[str]:
 
 
 def exercise_to_json(ex: TlbExercise, *, solve: bool) -> dict:
+    if isinstance(ex, shootdown_quiz.ShootdownExercise):
+        return shootdown_quiz.exercise_to_json(ex, solve=solve)
+
     def op_json(op: Op) -> dict:
         out = {"kind": op.kind}
         for key in ("asid", "va", "pa"):

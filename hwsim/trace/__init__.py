@@ -73,6 +73,7 @@ class Trace:
     def __init__(self) -> None:
         self.sinks: list[Sink] = []
         self.clock: Callable[[], int] = lambda: 0
+        self.current_hart: int | None = None  # the hart whose turn runs (machine/harts.py), else None
         self.enabled: tuple[str, ...] = ()
         for name in EVENTS:
             setattr(self, name, None)
@@ -118,8 +119,12 @@ class Trace:
 
         def emit(**fields: object) -> None:
             t = self.clock()
+            hart = self.current_hart
             for sink in sinks:
-                sink.write(spec, t, fields)
+                if hart is None:
+                    sink.write(spec, t, fields)
+                else:
+                    sink.write(spec, t, fields, hart)
 
         return emit
 

@@ -26,7 +26,9 @@ def _plain(value: object) -> object:
 
 
 class Sink:
-    def write(self, spec: EventSpec, t_ns: int, fields: dict) -> None:
+    def write(self, spec: EventSpec, t_ns: int, fields: dict, hart: int | None = None) -> None:
+        """One event at virtual time ``t_ns``; ``hart``: the hart whose turn emitted it (several harts
+        under a scheduler; None otherwise, and then not passed, so a sink may leave it out)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -40,7 +42,7 @@ class TextSink(Sink):
         self.stream = stream if stream is not None else sys.stderr
         self._own = False
 
-    def write(self, spec: EventSpec, t_ns: int, fields: dict) -> None:
+    def write(self, spec: EventSpec, t_ns: int, fields: dict, hart: int | None = None) -> None:
         self.stream.write(f"[{t_ns / 1e6:12.6f} ms] {spec.category:<5} {spec.format(fields)}\n")
 
     def close(self) -> None:
@@ -57,7 +59,7 @@ class RingSink(Sink):
         self.events: deque[tuple[EventSpec, int, dict]] = deque(maxlen=capacity)
         self.count = 0  # events seen, dropped ones included
 
-    def write(self, spec: EventSpec, t_ns: int, fields: dict) -> None:
+    def write(self, spec: EventSpec, t_ns: int, fields: dict, hart: int | None = None) -> None:
         self.events.append((spec, t_ns, dict(fields)))
         self.count += 1
 
@@ -78,29 +80,43 @@ class RingSink(Sink):
 class JsonlSink(TextSink):
     """One JSON object per event: ``{"t_ns", "event", "category", <fields>}``."""
 
-    def write(self, spec: EventSpec, t_ns: int, fields: dict) -> None:
+    def write(self, spec: EventSpec, t_ns: int, fields: dict, hart: int | None = None) -> None:
         record = {"t_ns": t_ns, "event": spec.name, "category": spec.category}
         record.update((k, _plain(v)) for k, v in fields.items())
         self.stream.write(json.dumps(record) + "\n")
+
+
+HART_CATEGORIES = frozenset({"hart", "mmio", "mmu", "trap", "host"})  # what a hart's own track shows
+HART_TID_BASE = 1000  # hart N's track is thread HART_TID_BASE + N
 
 
 class PerfettoSink(Sink):
     """The Chrome trace event format (JSON object form), which ui.perfetto.dev and chrome://tracing open.
 
     One track (thread) per category; events are instants, host calls are complete ("X") slices
-    covering the virtual time they took.  Timestamps are microseconds of virtual time.
+    covering the virtual time they took.  Timestamps are microseconds of virtual time.  On a machine
+    with several harts, each hart has a track of its own ("hart N") for its ``hart`` events and for
+    the CPU-side events (:data:`HART_CATEGORIES`) emitted during its turns; the rest (devices, DMA,
+    interrupt lines) stay on their category's track.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.events: list[dict] = []
         self.tids = {c: i + 1 for i, c in enumerate(CATEGORIES)}
+        self.hart_tids: dict[int, int] = {}  # hart -> its track, for the harts seen
         with open(self.path, "w"):  # fail now, not at the end, when the file cannot be written
             pass
 
-    def write(self, spec: EventSpec, t_ns: int, fields: dict) -> None:
+    def write(self, spec: EventSpec, t_ns: int, fields: dict, hart: int | None = None) -> None:
         args = {k: _plain(v) for k, v in fields.items()}
-        event = {"name": spec.name, "cat": spec.category, "pid": 1, "tid": self.tids[spec.category], "args": args}
+        if spec.name == "hart" and isinstance(fields.get("hartid"), int):
+            hart = fields["hartid"]  # (a hart event names its hart, in a turn or not: an IPI from the host)
+        if hart is not None and spec.category in HART_CATEGORIES:
+            tid = self.hart_tids.setdefault(hart, HART_TID_BASE + hart)
+        else:
+            tid = self.tids[spec.category]
+        event = {"name": spec.name, "cat": spec.category, "pid": 1, "tid": tid, "args": args}
         duration = fields.get("duration_ns")
         if isinstance(duration, int) and duration >= 0:
             event.update(ph="X", ts=(t_ns - duration) / 1000, dur=duration / 1000)
@@ -113,6 +129,10 @@ class PerfettoSink(Sink):
         meta += [
             {"name": "thread_name", "ph": "M", "pid": 1, "tid": tid, "args": {"name": cat}}
             for cat, tid in self.tids.items()
+        ]
+        meta += [
+            {"name": "thread_name", "ph": "M", "pid": 1, "tid": tid, "args": {"name": f"hart {hart}"}}
+            for hart, tid in sorted(self.hart_tids.items())
         ]
         data = {
             "traceEvents": meta + self.events,
@@ -135,7 +155,7 @@ class VcdSink(Sink):
         with open(self.path, "w"):
             pass
 
-    def write(self, spec: EventSpec, t_ns: int, fields: dict) -> None:
+    def write(self, spec: EventSpec, t_ns: int, fields: dict, hart: int | None = None) -> None:
         if spec.name in ("mmio_read", "mmio_write"):
             self.changes.append((t_ns, (str(fields["device"]), str(fields["reg"])), int(fields["value"])))
 
