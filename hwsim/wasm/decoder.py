@@ -67,6 +67,7 @@ from .types import (
     LIMITS_INDEX64,
     LIMITS_PAGE_SIZE,
     LIMITS_SHARED,
+    REF_CONCRETE,
     V128,
     ExternKind,
     FuncType,
@@ -74,6 +75,9 @@ from .types import (
     Limits,
     MemoryType,
     TableType,
+    ref_abstract,
+    ref_concrete,
+    ref_type_index,
 )
 
 MAGIC = b"\x00asm"
@@ -148,6 +152,7 @@ class _Decoder:
         self.features = features
         self.pos = 0
         self.uses_data_index = False  # memory.init or data.drop seen (needs a data count section)
+        self.typed_refs = False  # a typed reference type or a table initialiser seen (validate lowers them)
         self.unsupported: UnsupportedFeatureError | None = None  # the first out-of-scope feature seen
         self.func_index: int | None = None  # function whose body is being decoded
         self.bodies = True  # False: skip the instructions of function bodies
@@ -191,7 +196,7 @@ class _Decoder:
         if b in _REFTYPES:
             self.pos = pos + 1
             return b
-        if b in op.UNSUPPORTED_VALTYPES and b != 0x7B:
+        if (b in op.UNSUPPORTED_VALTYPES and b != 0x7B) or b in op.REF_TYPE_PREFIXES:
             t, self.pos = read_valtype(self.data, pos, self)
             return t
         raise MalformedError(f"malformed reference type {b:#04x}", offset=pos)
@@ -344,6 +349,7 @@ class _Decoder:
         self._decode_known_customs(m)
         m.bodies = self.bodies
         m.features = self.features
+        m.typed_refs = self.typed_refs
         return m
 
     def _custom_section(self, m: DecodedModule, size: int, after: int) -> None:
@@ -463,9 +469,7 @@ class _Decoder:
         start = self.pos
         if self.data[start] == 0x40:
             # Table with an explicit initialiser: 0x40 0x00 tabletype expr (function references).
-            self.note_unsupported(
-                UnsupportedFeatureError(op.FUNCTION_REFERENCES, "table with an initializer expression", offset=start)
-            )
+            self.typed_refs = True
             self.pos += 1
             zpos = self.pos
             if self.byte() != 0x00:
@@ -630,12 +634,17 @@ def read_valtype(data, pos: int, owner=None) -> tuple[int, int]:
     b = data[pos]
     if b in _VALTYPES:
         return b, pos + 1
+    if b in op.REF_TYPE_PREFIXES:  # typed function references: (ref null? ht)
+        heap, new = _heaptype(data, pos + 1, owner)
+        if owner is not None:
+            owner.typed_refs = True
+        nullable = b == op.REF_NULL_PREFIX
+        if heap >= REF_CONCRETE:
+            return ref_concrete(ref_type_index(heap) or 0, nullable=nullable), new
+        return ref_abstract(heap, nullable=nullable), new
     if b in op.UNSUPPORTED_VALTYPES:
         feature, name = op.UNSUPPORTED_VALTYPES[b]
         _note(owner, UnsupportedFeatureError(feature, f"{name}, type {b:#04x}", offset=pos))
-        if b in op.REF_TYPE_PREFIXES:
-            _, pos = read_sleb(data, pos + 1, 33)  # the heap type
-            return b, pos
         return b, pos + 1
     if b & 0x80:
         raise MalformedError(
@@ -645,14 +654,16 @@ def read_valtype(data, pos: int, owner=None) -> tuple[int, int]:
 
 
 def _heaptype(data, pos: int, owner) -> tuple[int, int]:
-    """The heap type of ``ref.null``: func or extern; others are noted as out of scope."""
+    """A heap type (of ``ref.null`` or a reference type), as the nullable reference type to it: func,
+    extern or exn, or a type index (``(ref null $t)``); GC's are noted as out of scope."""
     b = data[pos]
     if b == FUNCREF or b == EXTERNREF or b == EXNREF:
         return b, pos + 1
     v, new = read_sleb(data, pos, 33)
     if v >= 0:
-        _note(owner, UnsupportedFeatureError(op.FUNCTION_REFERENCES, f"heap type index {v}", offset=pos))
-        return FUNCREF, new
+        if owner is not None:
+            owner.typed_refs = True
+        return ref_concrete(v, nullable=True), new
     code = v + 0x80
     if code in op.UNSUPPORTED_VALTYPES and code not in (0x7B, 0x63, 0x64):
         feature, name = op.UNSUPPORTED_VALTYPES[code]
@@ -668,6 +679,9 @@ def _blocktype(data, pos: int, owner) -> tuple[int, int]:
         return BLOCK_EMPTY, pos + 1
     if b in _VALTYPES:
         return b - 0x80, pos + 1
+    if b in op.REF_TYPE_PREFIXES:
+        t, pos = read_valtype(data, pos, owner)
+        return (t - 0x80 if t < 0x80 else -t), pos  # (see types.block_valtype)
     if b in op.UNSUPPORTED_VALTYPES:
         _, pos = read_valtype(data, pos, owner)
         return BLOCK_EMPTY, pos

@@ -198,6 +198,11 @@ class DecodedModule:
     # the bodies were neither decoded nor validated; compiling needs the module decoded whole.
     bodies: bool = True
     features: Features = DEFAULT_FEATURES  # the decoder's, which validation follows too
+    # Typed function references: the module has a typed reference type ((ref null? $t), (ref func), ...) or a
+    # table initialiser.  validate() checks it with the precise types, then lowers every reference type to
+    # its run-time representation (types.ref_top) for the compiler and runtime (wasm/typedrefs.py).
+    typed_refs: bool = False
+    lowered: bool = False  # the lowering has been done (validate() then trusts the module's types)
 
     # Index spaces (imports first) -----------------------------------------
 
