@@ -516,13 +516,16 @@ class _Decoder:
                 mode=ACTIVE,
                 elem_type=FUNCREF,
                 items=self._func_index_items(),
+                func_indices=True,
                 table_index=0,
                 offset_expr=offset,
                 offset=start,
             )
         if flags == 1:
             et = self._elem_kind()
-            return ElemSegment(mode=PASSIVE, elem_type=et, items=self._func_index_items(), offset=start)
+            return ElemSegment(
+                mode=PASSIVE, elem_type=et, items=self._func_index_items(), func_indices=True, offset=start
+            )
         if flags == 2:
             table = self.u32()
             offset = self.const_expr()
@@ -531,13 +534,16 @@ class _Decoder:
                 mode=ACTIVE,
                 elem_type=et,
                 items=self._func_index_items(),
+                func_indices=True,
                 table_index=table,
                 offset_expr=offset,
                 offset=start,
             )
         if flags == 3:
             et = self._elem_kind()
-            return ElemSegment(mode=DECLARATIVE, elem_type=et, items=self._func_index_items(), offset=start)
+            return ElemSegment(
+                mode=DECLARATIVE, elem_type=et, items=self._func_index_items(), func_indices=True, offset=start
+            )
         if flags == 4:
             offset = self.const_expr()
             items = [self.const_expr() for _ in range(self.length())]

@@ -34,11 +34,12 @@ from .types import (
     TableType,
     is_nullable,
     is_ref,
+    ref_as_non_null,
     ref_top,
     ref_type_index,
 )
 
-__all__ = ["lower_typed_refs", "matches"]
+__all__ = ["canonical_matches", "lower_typed_refs", "matches"]
 
 
 def matches(types: list, a: int, b: int, _assumed: frozenset = frozenset()) -> bool:
@@ -102,8 +103,52 @@ def _lower_func_type(ft: FuncType) -> FuncType:
     return FuncType(tuple(ref_top(t) for t in ft.params), tuple(ref_top(t) for t in ft.results))
 
 
+# Canonical types: what the runtime compares across modules (import matching, call_indirect's
+# signature ids).  A type without a concrete reference is itself (an int, a FuncType of ints), so a
+# module without typed references compares exactly as before; a concrete ``(ref null? $t)`` becomes
+# ``("ref", nullable, <its function type, canonical>)``, and a reference back to a type being
+# expanded ``("rec", depth)``: structural, so equal across modules when the types are equivalent.
+
+
+def _canonical_valtype(types: list, t: int, stack: tuple[int, ...]) -> object:
+    index = ref_type_index(t)
+    if index is None:
+        return t
+    if index in stack:
+        return ("ref", is_nullable(t), ("rec", len(stack) - 1 - stack.index(index)))
+    return ("ref", is_nullable(t), _canonical_functype(types, index, stack))
+
+
+def _canonical_functype(types: list, index: int, stack: tuple[int, ...] = ()) -> FuncType:
+    ft = types[index]
+    inner = (*stack, index)
+    return FuncType(
+        tuple(_canonical_valtype(types, t, inner) for t in ft.params),  # type: ignore[misc]
+        tuple(_canonical_valtype(types, t, inner) for t in ft.results),  # type: ignore[misc]
+    )
+
+
+def canonical_matches(a: object, b: object) -> bool:
+    """Does canonical value type ``a`` match ``b`` (an immutable global import: subtyping)?"""
+    if a == b:
+        return True
+    if isinstance(a, int) and isinstance(b, int):
+        return matches([], a, b)
+    if isinstance(a, tuple) and isinstance(b, int):
+        nullable = a[1]
+        return b == FUNCREF or (not nullable and b == ref_as_non_null(FUNCREF))
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return (b[1] or not a[1]) and a[2] == b[2]
+    return False
+
+
 def lower_typed_refs(m: DecodedModule) -> None:
-    """Rewrite a validated module's reference types as their run-time representations (see above)."""
+    """Rewrite a validated module's reference types as their run-time representations (see above),
+    keeping the canonical types of its type section, globals and tables for the runtime."""
+    types = m.types
+    m.precise_types = [_canonical_functype(types, i) for i in range(len(types))]
+    m.precise_globals = [_canonical_valtype(types, g.valtype, ()) for g in m.get_global_types()]
+    m.precise_tables = [_canonical_valtype(types, t.elem_type, ()) for t in m.get_table_types()]
     m.types = [_lower_func_type(ft) for ft in m.types]
     for k, imp in enumerate(m.imports):
         desc = imp.desc

@@ -268,19 +268,20 @@ class _ModuleValidator:
                 mt = self.memory(d.memory_index, d.offset, where=f"data segment {i}")
                 self.check_const(d.offset_expr, mt.index_type, f"offset of data segment {i}")
         for i, e in enumerate(m.elems):
+            et = ref_as_non_null(FUNCREF) if e.func_indices else e.elem_type
             for item in e.items:
-                self.check_const(item, e.elem_type, f"element segment {i}")
+                self.check_const(item, et, f"element segment {i}")
             if e.mode == ACTIVE:
                 tt = self.table(e.table_index, e.offset, where=f"element segment {i}")
-                if not matches(c.types, e.elem_type, tt.elem_type):
+                if not matches(c.types, et, tt.elem_type):
                     raise _err(
-                        f"type mismatch: element segment {i} has type {valtype_name(e.elem_type)} "
+                        f"type mismatch: element segment {i} has type {valtype_name(et)} "
                         f"but table {e.table_index} holds {valtype_name(tt.elem_type)}",
                         e.offset,
                     )
                 assert e.offset_expr is not None  # the decoder reads one for every active segment
                 self.check_const(e.offset_expr, tt.index_type, f"offset of element segment {i}")
-            c.elems.append(e.elem_type)
+            c.elems.append(et)
         if not m.features.multi_memory and len(c.memories) > 1:
             raise _err(
                 f"multiple memories: {len(c.memories)} (the multi-memory proposal is off)",
@@ -871,6 +872,7 @@ class _FuncChecker:
             if len(imm) != 1:
                 raise self.error(f"invalid result arity: select takes exactly one type, not {len(imm)}")
             t = imm[0]
+            self.check_type_index(t)
             self.pop(I32)
             self.pop(t)
             self.pop(t)
@@ -968,7 +970,7 @@ class _FuncChecker:
             for clause, tag, label in clauses:
                 carried = list(self.tag(tag).params) if tag is not None else []
                 if clause == op.CATCH_REF or clause == op.CATCH_ALL_REF:
-                    carried.append(EXNREF)
+                    carried.append(ref_as_non_null(EXNREF))  # (ref exn): never null
                 expected = list(self.label(label)[_LABEL])
                 if len(carried) != len(expected) or not all(
                     matches(self.c.types, a, b) for a, b in zip(carried, expected)
