@@ -88,8 +88,8 @@ class VmInstance:
         ]
         records = func_records(store, specs, vmctx=self.vmctx, instance=self, first_index=first)
         if module.precise_types is not None:
-            for record, t in zip(records, type_indices[first:]):
-                record.precise_type = module.precise_types[t]
+            for record, type_index in zip(records, type_indices[first:]):
+                record.precise_type = module.precise_types[type_index]
         self.funcs += records
         self.tags += [TagInstance(store, self.types[t]) for t in module.tags]  # each instance's own identities
         for g in module.globals:
