@@ -184,3 +184,23 @@ def test_typed_global_imports_match_precisely(store):
     with pytest.raises(WasmtimeError, match="incompatible import type"):
         instance(store, """(module (global (import "m" "g") (mut funcref)))""", [ex["mut"]])
     instance(store, """(module (type $f (func)) (global (import "m" "g") (mut (ref null $f))))""", [ex["mut"]])
+
+
+def test_typed_modules_from_the_code_cache_and_metered(tmp_path):
+    """A code-cache hit validates (and lowers) the module again without its bodies; metered code counts
+    call_ref and the branches on null as wasmtime does, and runs them."""
+    for _ in range(2):
+        engine = Engine(cache=True, cache_dir=tmp_path)
+        store = Store(engine)
+        ex = instance(store, CALLS)
+        assert ex["apply"](store, 1, 5) == 25
+    assert engine.cache_hits == 1
+    from hwsim import Config
+
+    config = Config()
+    config.consume_fuel = True
+    store = Store(Engine(config, cache=False))
+    store.set_fuel(10_000)
+    ex = instance(store, CALLS)
+    assert ex["apply"](store, 0, 4) == 8
+    assert store.get_fuel() < 10_000
