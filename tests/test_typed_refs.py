@@ -204,3 +204,34 @@ def test_typed_modules_from_the_code_cache_and_metered(tmp_path):
     ex = instance(store, CALLS)
     assert ex["apply"](store, 0, 4) == 8
     assert store.get_fuel() < 10_000
+
+
+def test_deeply_nested_types_canonicalise_in_linear_time(store):
+    """Each type refers twice to the one before: structural expansion would be 2**300 nodes."""
+    types = ["(type $t0 (func))"] + [
+        f"(type $t{i} (func (param (ref $t{i - 1}) (ref null $t{i - 1}))))" for i in range(1, 300)
+    ]
+    wat = "(module " + " ".join(types) + ' (global (export "g") (ref null $t299) (ref.null $t299)))'
+    ex = instance(store, wat)
+    # The same types in another module: the import matches, its types being equivalent.
+    instance(store, "(module " + " ".join(types) + ' (global (import "m" "g") (ref null $t299)))', [ex["g"]])
+    with pytest.raises(WasmtimeError, match="incompatible import type"):
+        instance(store, "(module " + " ".join(types) + ' (global (import "m" "g") (ref null $t298)))', [ex["g"]])
+
+
+def test_call_indirect_tells_typed_signatures_from_funcref_ones(store):
+    ex = instance(
+        store,
+        """(module
+          (type $f (func))
+          (type $typed (func (param (ref null $f)) (result i32)))
+          (type $plain (func (param funcref) (result i32)))
+          (func $t (type $typed) (i32.const 1))
+          (func $p (type $plain) (i32.const 2))
+          (table 2 funcref) (elem (i32.const 0) $t $p)
+          (func (export "plain") (param i32) (result i32)
+            (call_indirect (type $plain) (ref.null func) (local.get 0))))""",
+    )
+    assert ex["plain"](store, 1) == 2
+    with pytest.raises(Trap, match="indirect call type mismatch"):
+        ex["plain"](store, 0)

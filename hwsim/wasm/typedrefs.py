@@ -7,9 +7,9 @@ function references::
     (ref $t) <: (ref null $t) <: (ref null func)        (ref $t) <: (ref func) <: (ref null func)
     (ref extern) <: (ref null extern)                    (ref exn) <: (ref null exn)
 
-Two concrete types match when their indices are equal or their function types are structurally
-equal (WebAssembly 3.0 compares canonicalised recursion groups; without GC's rec groups every type
-is its own group, and structural equality taken coinductively gives the same answer).
+Two concrete types match when their indices are equal or their canonical ids are (``canonical_ids``:
+WebAssembly 3.0 compares canonicalised recursion groups; without GC's rec groups every type is its
+own group).
 
 After validation, ``lower_typed_refs`` rewrites the module in place so that every reference type is
 its run-time representation (``types.ref_top``: a concrete function type becomes funcref, a
@@ -39,11 +39,13 @@ from .types import (
     ref_type_index,
 )
 
-__all__ = ["canonical_matches", "lower_typed_refs", "matches"]
+__all__ = ["canonical_ids", "canonical_matches", "lower_typed_refs", "matches"]
 
 
-def matches(types: list, a: int, b: int, _assumed: frozenset = frozenset()) -> bool:
-    """Is value type ``a`` a subtype of ``b``?  (``UNKNOWN``, the bottom type, matches anything.)"""
+def matches(canon: list[int], a: int, b: int) -> bool:
+    """Is value type ``a`` a subtype of ``b``?  (``UNKNOWN``, the bottom type, matches anything.)
+
+    ``canon``: the canonical id of each type index (``canonical_ids``)."""
     if a == b or a == UNKNOWN or b == UNKNOWN:
         return True
     if not is_ref(a) or not is_ref(b):
@@ -55,27 +57,63 @@ def matches(types: list, a: int, b: int, _assumed: frozenset = frozenset()) -> b
         return ib is None and ref_top(a) == ref_top(b)
     if ib is None:
         return ref_top(b) == FUNCREF
-    return _equivalent(types, ia, ib, _assumed)
+    return ia == ib or (ia < len(canon) and ib < len(canon) and canon[ia] == canon[ib])
 
 
-def _equivalent(types: list, ia: int, ib: int, assumed: frozenset) -> bool:
-    if ia == ib or (ia, ib) in assumed:
+# Canonical types: what the validator and the runtime compare, within a module and across modules
+# (import matching, call_indirect's signature ids).  Each function type is interned as a flat key,
+# in which a reference to an earlier type is that type's id and a reference to itself is "self"
+# (every type being its own recursion group, as without GC's rec groups, this is WebAssembly 3.0's
+# iso-recursive equivalence: equal ids, equivalent types).  Keys stay flat, so hashing and comparing
+# them costs the size of one type, whatever the nesting.  The table lives as long as the process,
+# as a type registry does (a few dozen bytes per distinct type).
+_INTERNED: dict[tuple, int] = {}
+
+
+def _key(t: int, index: int, ids: list[int]) -> object:
+    j = ref_type_index(t)
+    if j is None:
+        return t
+    if j == index:
+        return ("ref", is_nullable(t), "self")
+    if j > index or j >= len(ids):  # invalid (a forward reference); the validator reports it
+        return ("ref", is_nullable(t), ("forward", j))
+    return ("ref", is_nullable(t), ids[j])
+
+
+def _canonical_key(types: list, index: int, ids: list[int]) -> tuple:
+    ft = types[index]
+    return (tuple(_key(t, index, ids) for t in ft.params), tuple(_key(t, index, ids) for t in ft.results))
+
+
+def canonical_ids(types: list) -> list[int]:
+    """The canonical id of each type (equal ids: equivalent types)."""
+    ids: list[int] = []
+    for i in range(len(types)):
+        ids.append(_INTERNED.setdefault(_canonical_key(types, i, ids), len(_INTERNED)))
+    return ids
+
+
+def _canonical_valtype(ids: list[int], t: int) -> object:
+    """A value type as the runtime compares it: itself, or ``("ref", nullable, canonical id)``."""
+    j = ref_type_index(t)
+    if j is None:
+        return t
+    return ("ref", is_nullable(t), ids[j])
+
+
+def canonical_matches(a: object, b: object) -> bool:
+    """Does canonical value type ``a`` match ``b`` (an immutable global import: subtyping)?"""
+    if a == b:
         return True
-    if ia >= len(types) or ib >= len(types):
-        return False
-    fa, fb = types[ia], types[ib]
-    if len(fa.params) != len(fb.params) or len(fa.results) != len(fb.results):
-        return False
-    assumed = assumed | {(ia, ib)}
-    for x, y in zip(fa.params + fa.results, fb.params + fb.results):
-        if x == y:
-            continue
-        if not (is_ref(x) and is_ref(y)) or is_nullable(x) != is_nullable(y):
-            return False
-        jx, jy = ref_type_index(x), ref_type_index(y)
-        if jx is None or jy is None or not _equivalent(types, jx, jy, assumed):
-            return False
-    return True
+    if isinstance(a, int) and isinstance(b, int):
+        return matches([], a, b)
+    if isinstance(a, tuple) and isinstance(b, int):
+        nullable = a[1]
+        return b == FUNCREF or (not nullable and b == ref_as_non_null(FUNCREF))
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return (b[1] or not a[1]) and a[2] == b[2]
+    return False
 
 
 def _lower_instrs(instrs: list) -> None:
@@ -103,52 +141,19 @@ def _lower_func_type(ft: FuncType) -> FuncType:
     return FuncType(tuple(ref_top(t) for t in ft.params), tuple(ref_top(t) for t in ft.results))
 
 
-# Canonical types: what the runtime compares across modules (import matching, call_indirect's
-# signature ids).  A type without a concrete reference is itself (an int, a FuncType of ints), so a
-# module without typed references compares exactly as before; a concrete ``(ref null? $t)`` becomes
-# ``("ref", nullable, <its function type, canonical>)``, and a reference back to a type being
-# expanded ``("rec", depth)``: structural, so equal across modules when the types are equivalent.
-
-
-def _canonical_valtype(types: list, t: int, stack: tuple[int, ...]) -> object:
-    index = ref_type_index(t)
-    if index is None:
-        return t
-    if index in stack:
-        return ("ref", is_nullable(t), ("rec", len(stack) - 1 - stack.index(index)))
-    return ("ref", is_nullable(t), _canonical_functype(types, index, stack))
-
-
-def _canonical_functype(types: list, index: int, stack: tuple[int, ...] = ()) -> FuncType:
-    ft = types[index]
-    inner = (*stack, index)
-    return FuncType(
-        tuple(_canonical_valtype(types, t, inner) for t in ft.params),  # type: ignore[misc]
-        tuple(_canonical_valtype(types, t, inner) for t in ft.results),  # type: ignore[misc]
-    )
-
-
-def canonical_matches(a: object, b: object) -> bool:
-    """Does canonical value type ``a`` match ``b`` (an immutable global import: subtyping)?"""
-    if a == b:
-        return True
-    if isinstance(a, int) and isinstance(b, int):
-        return matches([], a, b)
-    if isinstance(a, tuple) and isinstance(b, int):
-        nullable = a[1]
-        return b == FUNCREF or (not nullable and b == ref_as_non_null(FUNCREF))
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        return (b[1] or not a[1]) and a[2] == b[2]
-    return False
-
-
 def lower_typed_refs(m: DecodedModule) -> None:
     """Rewrite a validated module's reference types as their run-time representations (see above),
     keeping the canonical types of its type section, globals and tables for the runtime."""
-    types = m.types
-    m.precise_types = [_canonical_functype(types, i) for i in range(len(types))]
-    m.precise_globals = [_canonical_valtype(types, g.valtype, ()) for g in m.get_global_types()]
-    m.precise_tables = [_canonical_valtype(types, t.elem_type, ()) for t in m.get_table_types()]
+    ids = canonical_ids(m.types)
+    m.precise_types = [
+        FuncType(
+            tuple(_canonical_valtype(ids, t) for t in ft.params),  # type: ignore[misc]
+            tuple(_canonical_valtype(ids, t) for t in ft.results),  # type: ignore[misc]
+        )
+        for ft in m.types
+    ]
+    m.precise_globals = [_canonical_valtype(ids, g.valtype) for g in m.get_global_types()]
+    m.precise_tables = [_canonical_valtype(ids, t.elem_type) for t in m.get_table_types()]
     m.types = [_lower_func_type(ft) for ft in m.types]
     for k, imp in enumerate(m.imports):
         desc = imp.desc

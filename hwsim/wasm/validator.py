@@ -30,7 +30,7 @@ from . import simd
 from .atomics import ATOMICS, AtomicKind, signature
 from .errors import InvalidError
 from .module import ACTIVE, ConstExpr, DecodedModule
-from .typedrefs import lower_typed_refs, matches
+from .typedrefs import canonical_ids, lower_typed_refs, matches
 from .types import (
     BLOCK_EMPTY,
     EXNREF,
@@ -131,6 +131,14 @@ class _Context:
         self.tags: list[int] = []  # type index of each tag
         self.num_datas = len(module.datas)
         self.refs: set[int] = set()
+        self._canon: list[int] | None = None
+
+    @property
+    def canon(self) -> list[int]:
+        """The canonical id of each type (typedrefs.canonical_ids), made when first compared."""
+        if self._canon is None:
+            self._canon = canonical_ids(self.types)
+        return self._canon
 
 
 def _err(reason: str, offset: int | None = None, **where) -> InvalidError:
@@ -273,7 +281,7 @@ class _ModuleValidator:
                 self.check_const(item, et, f"element segment {i}")
             if e.mode == ACTIVE:
                 tt = self.table(e.table_index, e.offset, where=f"element segment {i}")
-                if not matches(c.types, et, tt.elem_type):
+                if not matches(c.canon, et, tt.elem_type):
                     raise _err(
                         f"type mismatch: element segment {i} has type {valtype_name(et)} "
                         f"but table {e.table_index} holds {valtype_name(tt.elem_type)}",
@@ -446,7 +454,7 @@ class _FuncChecker:
             raise self.mismatch((expected,))
         actual = vals[-1]
         if actual != expected and actual != UNKNOWN and expected != UNKNOWN:
-            if not matches(self.c.types, actual, expected):
+            if not matches(self.c.canon, actual, expected):
                 raise self.mismatch((expected,))
         vals.pop()
         return actual
@@ -482,7 +490,7 @@ class _FuncChecker:
                 popped.append(UNKNOWN)
                 continue
             actual = vals[-1]
-            if actual != t and actual != UNKNOWN and not matches(self.c.types, actual, t):
+            if actual != t and actual != UNKNOWN and not matches(self.c.canon, actual, t):
                 vals.extend(reversed(popped))  # the message shows the operands as they were
                 raise self.mismatch(expected, what)
             popped.append(vals.pop())
@@ -816,7 +824,7 @@ class _FuncChecker:
             type_index, table_index = imm
             tt = self.table(table_index)
             ft = self.func_type_of(type_index)
-            if not matches(self.c.types, tt.elem_type, FUNCREF):
+            if not matches(self.c.canon, tt.elem_type, FUNCREF):
                 raise self.error(
                     f"type mismatch: {op.opcode_name(code)} needs a funcref table but table "
                     f"{table_index} holds {valtype_name(tt.elem_type)}"
@@ -861,7 +869,7 @@ class _FuncChecker:
                     "which does not end with a reference"
                 )
             t = self.pop_ref()
-            if t != UNKNOWN and not matches(self.c.types, ref_as_non_null(t), label[-1]):
+            if t != UNKNOWN and not matches(self.c.canon, ref_as_non_null(t), label[-1]):
                 raise self.error(
                     f"type mismatch: br_on_non_null's label {imm} expects {valtype_name(label[-1])} "
                     f"but the operand is {valtype_name(t)}"
@@ -928,7 +936,7 @@ class _FuncChecker:
             dst, src = imm
             t1 = self.table(dst)
             t2 = self.table(src)
-            if not matches(self.c.types, t2.elem_type, t1.elem_type):
+            if not matches(self.c.canon, t2.elem_type, t1.elem_type):
                 raise self.error(
                     f"type mismatch: table.copy from table {src} ({valtype_name(t2.elem_type)}) "
                     f"to table {dst} ({valtype_name(t1.elem_type)})"
@@ -939,7 +947,7 @@ class _FuncChecker:
             elem_index, table_index = imm
             tt = self.table(table_index)
             et = self.elem(elem_index)
-            if not matches(self.c.types, et, tt.elem_type):
+            if not matches(self.c.canon, et, tt.elem_type):
                 raise self.error(
                     f"type mismatch: element segment {elem_index} ({valtype_name(et)}) into table "
                     f"{table_index} ({valtype_name(tt.elem_type)})"
@@ -973,7 +981,7 @@ class _FuncChecker:
                     carried.append(ref_as_non_null(EXNREF))  # (ref exn): never null
                 expected = list(self.label(label)[_LABEL])
                 if len(carried) != len(expected) or not all(
-                    matches(self.c.types, a, b) for a, b in zip(carried, expected)
+                    matches(self.c.canon, a, b) for a, b in zip(carried, expected)
                 ):
                     raise self.error(
                         f"type mismatch: {op.CATCH_NAMES[clause]} to label {label} carries {format_types(carried)} "
@@ -1048,7 +1056,7 @@ class _FuncChecker:
 
     def check_tail_results(self, ft: FuncType) -> None:
         if len(ft.results) != len(self.results) or not all(
-            matches(self.c.types, a, b) for a, b in zip(ft.results, self.results)
+            matches(self.c.canon, a, b) for a, b in zip(ft.results, self.results)
         ):
             raise self.error(
                 f"type mismatch: {self.instr_name()} callee returns {format_types(ft.results)} "
