@@ -6,8 +6,10 @@ memory64 (64-bit memories and tables), tail calls, extended constant
 expressions, custom page sizes (``Features.custom_page_sizes``), threads
 (``Features.threads``: shared memories and the ``0xfe`` atomics), SIMD, exception
 handling (the tag section, tag imports and exports, ``throw``, ``throw_ref``,
-``try_table``, ``exnref``) and, behind ``Features.memory_discard``, ``memory.discard``.
-Opcodes, types and sections of other proposals (GC, typed function references, legacy
+``try_table``, ``exnref``), typed function references (``(ref null? ht)`` types, ``call_ref``,
+``return_call_ref``, ``ref.as_non_null``, ``br_on_null``, ``br_on_non_null``, table initialisers;
+``DecodedModule.typed_refs`` says a module has them) and, behind ``Features.memory_discard``,
+``memory.discard``.  Opcodes, types and sections of other proposals (GC, legacy
 exceptions, stack switching) raise
 :class:`~hwsim.wasm.errors.UnsupportedFeatureError` naming the proposal.
 That error is raised after the whole module has been decoded (the decoder
