@@ -235,3 +235,22 @@ def test_call_indirect_tells_typed_signatures_from_funcref_ones(store):
     assert ex["plain"](store, 1) == 2
     with pytest.raises(Trap, match="indirect call type mismatch"):
         ex["plain"](store, 0)
+
+
+def test_the_host_cannot_pass_null_for_a_non_nullable_parameter(store):
+    ex = instance(
+        store,
+        """(module
+          (type $f (func (result i32)))
+          (func $one (type $f) (i32.const 1))
+          (elem declare func $one)
+          (func (export "get") (result (ref $f)) (ref.func $one))
+          (func (export "call") (param (ref $f)) (result i32) (call_ref $f (local.get 0)))
+          (func (export "maybe") (param (ref null $f)) (result i32)
+            (if (result i32) (ref.is_null (local.get 0)) (then (i32.const -1)) (else (call_ref $f (local.get 0))))))""",
+    )
+    f = ex["get"](store)  # a (ref $f) result is a Func, as a funcref's
+    assert ex["call"](store, f) == 1
+    assert ex["maybe"](store, None) == -1
+    with pytest.raises(TypeError, match="argument 0: None for a non-nullable reference parameter"):
+        ex["call"](store, None)
