@@ -41,7 +41,7 @@ _TRAPS = {
     wasmtime.TrapCode.INTEGER_DIVISION_BY_ZERO: ("integer divide by zero",),
     wasmtime.TrapCode.BAD_CONVERSION_TO_INTEGER: ("invalid conversion to integer",),
     wasmtime.TrapCode.UNREACHABLE: ("unreachable",),
-    wasmtime.TrapCode.NULL_REFERENCE: ("null reference", "null exception reference"),
+    wasmtime.TrapCode.NULL_REFERENCE: ("null reference", "null exception reference", "null function reference"),
     wasmtime.TrapCode.HEAP_MISALIGNED: ("unaligned atomic",),
     wasmtime.TrapCode.ATOMIC_WAIT_NON_SHARED_MEMORY: ("expected shared memory",),
 }
@@ -86,6 +86,8 @@ class WasmtimeEngine:
         config.wasm_threads = True
         config.shared_memory = True
         config.wasm_exceptions = True
+        config.wasm_function_references = True  # typed function references (call_ref, (ref $t), ...)
+        config.wasm_gc = True  # wasmtime validates typed references with its GC type system
         self.engine = wasmtime.Engine(config)
         self.store = wasmtime.Store(self.engine)
         self.spectest = self._spectest_module()

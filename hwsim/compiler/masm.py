@@ -411,6 +411,12 @@ class MacroAssembler(Protocol):
     def table_element_for_call(self, index: Reg, table_word: int, index64: bool, type_word: int) -> None:
         """:attr:`CALL_TARGET` = table element ``index``; traps when out of bounds, null or of another type."""
 
+    def funcref_for_call(self, ref: Reg) -> None:
+        """:attr:`CALL_TARGET` = the funcref in ``ref`` (``call_ref``); traps when it is null."""
+
+    def trap_if_null(self, ref: Reg, code: TrapCode) -> None:
+        """Trap ``code`` when the reference in ``ref`` is null (``ref.as_non_null``)."""
+
     # -- globals and memories --------------------------------------------------------------------------
 
     def global_get(self, dst: Reg, word: int, ty: int) -> None:

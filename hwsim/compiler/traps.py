@@ -35,6 +35,8 @@ class TrapCode(enum.Enum):
     UNCAUGHT_EXCEPTION = "uncaught exception"  # an exception no try_table caught reached the host
     NULL_EXCEPTION_REFERENCE = "null exception reference"  # throw_ref of a null exnref
     DEADLOCK = "deadlock: memory.atomic.wait with no timeout, and no other thread can notify it"
+    # typed function references
+    NULL_FUNCTION_REFERENCE = "null function reference"  # call_ref / return_call_ref of null
     # wasmtime-py's names for two of them (aliases: the same members)
     INTEGER_DIVISION_BY_ZERO = "integer divide by zero"
     INTERRUPT = "interrupted"
@@ -60,4 +62,5 @@ _WASMTIME_TEXT = {
     TrapCode.ATOMIC_WAIT_NON_SHARED_MEMORY: "atomic wait on non-shared memory",
     TrapCode.UNCAUGHT_EXCEPTION: "thrown Wasm exception",
     TrapCode.NULL_EXCEPTION_REFERENCE: "null reference",
+    TrapCode.NULL_FUNCTION_REFERENCE: "null reference",
 }

@@ -443,7 +443,8 @@ def wasmtime_traps() -> dict:
             wt.INTEGER_OVERFLOW: ("INTEGER_OVERFLOW",),
             wt.INTEGER_DIVISION_BY_ZERO: ("INTEGER_DIVIDE_BY_ZERO",),
             wt.BAD_CONVERSION_TO_INTEGER: ("BAD_CONVERSION_TO_INTEGER",),
-            wt.NULL_REFERENCE: ("NULL_REFERENCE", "NULL_EXCEPTION_REFERENCE"),  # (throw_ref of null)
+            # (throw_ref of null, call_ref of null)
+            wt.NULL_REFERENCE: ("NULL_REFERENCE", "NULL_EXCEPTION_REFERENCE", "NULL_FUNCTION_REFERENCE"),
             wt.UNCAUGHT_EXCEPTION: ("UNCAUGHT_EXCEPTION",),
         }
     return _WT_TRAPS

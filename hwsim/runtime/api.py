@@ -52,7 +52,7 @@ from ..errors import (
 )
 from ..machine import Machine
 from ..wasm import DecodedModule, Features, decode_module, load_module, validate
-from ..wasm.types import EXNREF, EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, ExternKind
+from ..wasm.types import EXNREF, EXTERNREF, F32, F64, FUNCREF, I32, I64, REF_CONCRETE, REF_NON_NULL, V128, ExternKind
 from ..wasm.types import FuncType as _FuncType
 from ..wasm.types import Limits as _Limits
 from ..wasm.types import MemoryType as _MemoryType
@@ -1297,8 +1297,11 @@ class Func:
         t = self._record.type
         if len(args) != len(t.params):
             raise WasmtimeError(f"wrong number of arguments: expected {len(t.params)}, got {len(args)}")
+        bits = _args_bits(runtime, t.params, args)
+        if self._record.precise_type is not t:  # typed function references: nulls where none may be
+            _check_non_null(self._record.precise_type, bits)
         try:
-            results = runtime.invoke(self._record, _args_bits(runtime, t.params, args))
+            results = runtime.invoke(self._record, bits)
         except UncaughtException as exc:
             raise WasmException._of(exc) from None
         if not results:
@@ -1319,6 +1322,8 @@ class Func:
         if len(args) != len(t.params):
             raise WasmtimeError(f"wrong number of arguments: expected {len(t.params)}, got {len(args)}")
         bits = [_to_bits(runtime, ty, a, f"argument {i}") for i, (ty, a) in enumerate(zip(t.params, args))]
+        if self._record.precise_type is not t:
+            _check_non_null(self._record.precise_type, bits)
         try:
             results = runtime.invoke(self._record, bits)
         except UncaughtException as exc:
@@ -1847,6 +1852,16 @@ def _args_bits(store: _Store, types, args) -> list[int]:
         mask = _INT_MASKS.get(ty)
         out.append(a & mask if mask is not None and type(a) is int else _to_bits(store, ty, a, f"argument {i}"))
     return out
+
+
+def _check_non_null(precise, bits: list[int]) -> None:
+    """A function with typed reference parameters (its canonical type, wasm/typedrefs.py): no null
+    where a parameter is non-nullable, which the API's funcref/externref ValTypes cannot say."""
+    for i, (p, b) in enumerate(zip(precise.params, bits)):
+        if b == 0 and (
+            (isinstance(p, tuple) and not p[1]) or (isinstance(p, int) and REF_NON_NULL <= p < REF_CONCRETE)
+        ):
+            raise TypeError(f"argument {i}: None for a non-nullable reference parameter")
 
 
 def _signed32(bits: int) -> int:

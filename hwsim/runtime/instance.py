@@ -19,6 +19,7 @@ from ..errors import HwsimError
 from ..wasm import opcodes as op
 from ..wasm import simd
 from ..wasm.module import ACTIVE, DECLARATIVE, DecodedModule
+from ..wasm.typedrefs import canonical_matches
 from ..wasm.types import I32, I64, ExternKind, GlobalType, MemoryType, TableType
 from . import layout as L
 from .calls import LoadedCode
@@ -77,21 +78,30 @@ class VmInstance:
         self.types = list(module.types)
         self.func_types = [self.types[t] for t in module.get_func_type_indices()]
         # Function records first: table initialisers and globals may refer to them.
-        self.type_ids = [store.type_id(t) for t in self.types]
+        precise = module.precise_types or self.types  # canonical with typed references (wasm/typedrefs.py)
+        self.type_ids = [store.type_id(t) for t in precise]
         first = module.num_imported_funcs
         type_indices = module.get_func_type_indices()
         specs = [
             (self.types[type_indices[first + i]], self.code_base + offset, self.type_ids[type_indices[first + i]])
             for i, offset in enumerate(compiled.func_offsets[: len(module.funcs)])
         ]
-        self.funcs += func_records(store, specs, vmctx=self.vmctx, instance=self, first_index=first)
+        records = func_records(store, specs, vmctx=self.vmctx, instance=self, first_index=first)
+        if module.precise_types is not None:
+            for record, type_index in zip(records, type_indices[first:]):
+                record.precise_type = module.precise_types[type_index]
+        self.funcs += records
         self.tags += [TagInstance(store, self.types[t]) for t in module.tags]  # each instance's own identities
         for g in module.globals:
             bits = self.eval_const(g.init.instrs, g.type.valtype)
             self.globals.append(GlobalInstance(store, g.type.valtype, g.type.mutable, bits))
+            if module.precise_globals is not None:
+                self.globals[-1].precise = module.precise_globals[len(self.globals) - 1]
         for t in module.tables:
             init = self.eval_const(t.init.instrs, t.type.elem_type) if t.init is not None else 0
             self.tables.append(TableInstance(store, t.type, init))
+            if module.precise_tables is not None:
+                self.tables[-1].precise = module.precise_tables[len(self.tables) - 1]
         self._segments: SegmentTable | None = None
         self._write_vmctx()
         if any(i.module == FAR for i in intrinsics_of(module).values()):
@@ -128,9 +138,9 @@ class VmInstance:
                 if not isinstance(value, FuncRecord):
                     raise LinkError(f"incompatible import type: {where} expects a function")
                 self.store.check_owned(value, f"{where} (a function)")
-                if tuple(value.type.params) != tuple(expected.params) or tuple(value.type.results) != tuple(
-                    expected.results
-                ):
+                precise = module.precise_types[desc] if module.precise_types is not None else expected
+                actual = value.precise_type
+                if tuple(actual.params) != tuple(precise.params) or tuple(actual.results) != tuple(precise.results):
                     raise LinkError(f"incompatible import type: {where} expects {expected}, got {value.type}")
                 self.funcs.append(value)
             elif imp.kind == ExternKind.MEMORY:
@@ -160,7 +170,8 @@ class VmInstance:
                 self.store.check_owned(value, f"{where} (a table)")
                 actual_tt = value.type
                 if (
-                    actual_tt.elem_type != tt.elem_type
+                    value.precise
+                    != (tt.elem_type if module.precise_tables is None else module.precise_tables[len(self.tables)])
                     or actual_tt.index_type != tt.index_type
                     or not _limits_match(type(tt.limits)(min=value.size, max=actual_tt.limits.max), tt.limits)
                 ):
@@ -181,7 +192,10 @@ class VmInstance:
                 if not isinstance(value, GlobalInstance):
                     raise LinkError(f"incompatible import type: {where} expects a global")
                 self.store.check_owned(value, f"{where} (a global)")
-                if value.valtype != gt.valtype or value.mutable != gt.mutable:
+                precise = gt.valtype if module.precise_globals is None else module.precise_globals[len(self.globals)]
+                if value.mutable != gt.mutable or not (
+                    value.precise == precise if gt.mutable else canonical_matches(value.precise, precise)
+                ):
                     raise LinkError(f"incompatible import type: {where} expects {gt}")
                 self.globals.append(value)
 

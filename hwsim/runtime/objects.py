@@ -210,6 +210,7 @@ class TableInstance:
     def __init__(self, store: VmStore, ttype: TableType, init: int = 0) -> None:
         self.store = store
         self.type = ttype
+        self.precise: object = ttype.elem_type  # its canonical element type (wasm/typedrefs.py)
         if store.tables_made >= store.limits.max_tables:
             raise ResourceLimitError(f"the Store already holds {store.tables_made} tables, its limit")
         limit = ttype.limits.max
@@ -288,6 +289,7 @@ class GlobalInstance:
     def __init__(self, store: VmStore, valtype: int, mutable: bool, bits: int) -> None:
         self.store = store
         self.valtype = valtype
+        self.precise: object = valtype  # its canonical type (a typed reference's: wasm/typedrefs.py)
         self.mutable = mutable
         self.cell = store.alloc_data(16 if valtype == V128 else 8)
         self.set_bits(bits)
@@ -336,6 +338,7 @@ class FuncRecord:
         """``write=False``: the caller writes the record's words (:func:`func_records`, one copy for many)."""
         self.store = store
         self.type = ftype
+        self.precise_type = ftype  # canonical (a typed-reference module's: wasm/typedrefs.py)
         self.instance = instance
         self.index = index
         self.host = host  # the Python callable of a host function

@@ -6,8 +6,10 @@ memory64 (64-bit memories and tables), tail calls, extended constant
 expressions, custom page sizes (``Features.custom_page_sizes``), threads
 (``Features.threads``: shared memories and the ``0xfe`` atomics), SIMD, exception
 handling (the tag section, tag imports and exports, ``throw``, ``throw_ref``,
-``try_table``, ``exnref``) and, behind ``Features.memory_discard``, ``memory.discard``.
-Opcodes, types and sections of other proposals (GC, typed function references, legacy
+``try_table``, ``exnref``), typed function references (``(ref null? ht)`` types, ``call_ref``,
+``return_call_ref``, ``ref.as_non_null``, ``br_on_null``, ``br_on_non_null``, table initialisers;
+``DecodedModule.typed_refs`` says a module has them) and, behind ``Features.memory_discard``,
+``memory.discard``.  Opcodes, types and sections of other proposals (GC, legacy
 exceptions, stack switching) raise
 :class:`~hwsim.wasm.errors.UnsupportedFeatureError` naming the proposal.
 That error is raised after the whole module has been decoded (the decoder
@@ -67,6 +69,7 @@ from .types import (
     LIMITS_INDEX64,
     LIMITS_PAGE_SIZE,
     LIMITS_SHARED,
+    REF_CONCRETE,
     V128,
     ExternKind,
     FuncType,
@@ -74,6 +77,9 @@ from .types import (
     Limits,
     MemoryType,
     TableType,
+    ref_abstract,
+    ref_concrete,
+    ref_type_index,
 )
 
 MAGIC = b"\x00asm"
@@ -148,6 +154,7 @@ class _Decoder:
         self.features = features
         self.pos = 0
         self.uses_data_index = False  # memory.init or data.drop seen (needs a data count section)
+        self.typed_refs = False  # a typed reference type or a table initialiser seen (validate lowers them)
         self.unsupported: UnsupportedFeatureError | None = None  # the first out-of-scope feature seen
         self.func_index: int | None = None  # function whose body is being decoded
         self.bodies = True  # False: skip the instructions of function bodies
@@ -191,7 +198,7 @@ class _Decoder:
         if b in _REFTYPES:
             self.pos = pos + 1
             return b
-        if b in op.UNSUPPORTED_VALTYPES and b != 0x7B:
+        if (b in op.UNSUPPORTED_VALTYPES and b != 0x7B) or b in op.REF_TYPE_PREFIXES:
             t, self.pos = read_valtype(self.data, pos, self)
             return t
         raise MalformedError(f"malformed reference type {b:#04x}", offset=pos)
@@ -344,6 +351,7 @@ class _Decoder:
         self._decode_known_customs(m)
         m.bodies = self.bodies
         m.features = self.features
+        m.typed_refs = self.typed_refs
         return m
 
     def _custom_section(self, m: DecodedModule, size: int, after: int) -> None:
@@ -463,9 +471,7 @@ class _Decoder:
         start = self.pos
         if self.data[start] == 0x40:
             # Table with an explicit initialiser: 0x40 0x00 tabletype expr (function references).
-            self.note_unsupported(
-                UnsupportedFeatureError(op.FUNCTION_REFERENCES, "table with an initializer expression", offset=start)
-            )
+            self.typed_refs = True
             self.pos += 1
             zpos = self.pos
             if self.byte() != 0x00:
@@ -512,13 +518,16 @@ class _Decoder:
                 mode=ACTIVE,
                 elem_type=FUNCREF,
                 items=self._func_index_items(),
+                func_indices=True,
                 table_index=0,
                 offset_expr=offset,
                 offset=start,
             )
         if flags == 1:
             et = self._elem_kind()
-            return ElemSegment(mode=PASSIVE, elem_type=et, items=self._func_index_items(), offset=start)
+            return ElemSegment(
+                mode=PASSIVE, elem_type=et, items=self._func_index_items(), func_indices=True, offset=start
+            )
         if flags == 2:
             table = self.u32()
             offset = self.const_expr()
@@ -527,13 +536,16 @@ class _Decoder:
                 mode=ACTIVE,
                 elem_type=et,
                 items=self._func_index_items(),
+                func_indices=True,
                 table_index=table,
                 offset_expr=offset,
                 offset=start,
             )
         if flags == 3:
             et = self._elem_kind()
-            return ElemSegment(mode=DECLARATIVE, elem_type=et, items=self._func_index_items(), offset=start)
+            return ElemSegment(
+                mode=DECLARATIVE, elem_type=et, items=self._func_index_items(), func_indices=True, offset=start
+            )
         if flags == 4:
             offset = self.const_expr()
             items = [self.const_expr() for _ in range(self.length())]
@@ -630,12 +642,17 @@ def read_valtype(data, pos: int, owner=None) -> tuple[int, int]:
     b = data[pos]
     if b in _VALTYPES:
         return b, pos + 1
+    if b in op.REF_TYPE_PREFIXES:  # typed function references: (ref null? ht)
+        heap, new = _heaptype(data, pos + 1, owner)
+        if owner is not None:
+            owner.typed_refs = True
+        nullable = b == op.REF_NULL_PREFIX
+        if heap >= REF_CONCRETE:
+            return ref_concrete(ref_type_index(heap) or 0, nullable=nullable), new
+        return ref_abstract(heap, nullable=nullable), new
     if b in op.UNSUPPORTED_VALTYPES:
         feature, name = op.UNSUPPORTED_VALTYPES[b]
         _note(owner, UnsupportedFeatureError(feature, f"{name}, type {b:#04x}", offset=pos))
-        if b in op.REF_TYPE_PREFIXES:
-            _, pos = read_sleb(data, pos + 1, 33)  # the heap type
-            return b, pos
         return b, pos + 1
     if b & 0x80:
         raise MalformedError(
@@ -645,14 +662,16 @@ def read_valtype(data, pos: int, owner=None) -> tuple[int, int]:
 
 
 def _heaptype(data, pos: int, owner) -> tuple[int, int]:
-    """The heap type of ``ref.null``: func or extern; others are noted as out of scope."""
+    """A heap type (of ``ref.null`` or a reference type), as the nullable reference type to it: func,
+    extern or exn, or a type index (``(ref null $t)``); GC's are noted as out of scope."""
     b = data[pos]
     if b == FUNCREF or b == EXTERNREF or b == EXNREF:
         return b, pos + 1
     v, new = read_sleb(data, pos, 33)
     if v >= 0:
-        _note(owner, UnsupportedFeatureError(op.FUNCTION_REFERENCES, f"heap type index {v}", offset=pos))
-        return FUNCREF, new
+        if owner is not None:
+            owner.typed_refs = True
+        return ref_concrete(v, nullable=True), new
     code = v + 0x80
     if code in op.UNSUPPORTED_VALTYPES and code not in (0x7B, 0x63, 0x64):
         feature, name = op.UNSUPPORTED_VALTYPES[code]
@@ -668,6 +687,9 @@ def _blocktype(data, pos: int, owner) -> tuple[int, int]:
         return BLOCK_EMPTY, pos + 1
     if b in _VALTYPES:
         return b - 0x80, pos + 1
+    if b in op.REF_TYPE_PREFIXES:
+        t, pos = read_valtype(data, pos, owner)
+        return (t - 0x80 if t < 0x80 else -t), pos  # (see types.block_valtype)
     if b in op.UNSUPPORTED_VALTYPES:
         _, pos = read_valtype(data, pos, owner)
         return BLOCK_EMPTY, pos

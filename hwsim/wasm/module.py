@@ -147,6 +147,9 @@ class ElemSegment:
 
     mode: str  # ACTIVE, PASSIVE or DECLARATIVE
     elem_type: int
+    # Given as function indices (flags 0-3): WebAssembly 3.0 types such a segment (ref func), which
+    # the validator uses; ``elem_type`` stays funcref (the representation).
+    func_indices: bool = False
     items: list[ConstExpr]
     table_index: int = 0
     offset_expr: ConstExpr | None = None
@@ -198,6 +201,16 @@ class DecodedModule:
     # the bodies were neither decoded nor validated; compiling needs the module decoded whole.
     bodies: bool = True
     features: Features = DEFAULT_FEATURES  # the decoder's, which validation follows too
+    # Typed function references: the module has a typed reference type ((ref null? $t), (ref func), ...) or a
+    # table initialiser.  validate() checks it with the precise types, then lowers every reference type to
+    # its run-time representation (types.ref_top) for the compiler and runtime (wasm/typedrefs.py).
+    typed_refs: bool = False
+    lowered: bool = False  # the lowering has been done (validate() then trusts the module's types)
+    # After the lowering: the canonical types (typedrefs.py) of the type section, the global and the
+    # table index spaces, which import matching and call_indirect's signature ids compare.
+    precise_types: list | None = None
+    precise_globals: list | None = None
+    precise_tables: list | None = None
 
     # Index spaces (imports first) -----------------------------------------
 

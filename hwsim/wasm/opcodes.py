@@ -69,6 +69,8 @@ CALL = 0x10
 CALL_INDIRECT_OP = 0x11
 RETURN_CALL = 0x12
 RETURN_CALL_INDIRECT = 0x13
+CALL_REF = 0x14  # typed function references: call_ref $t
+RETURN_CALL_REF = 0x15
 DROP = 0x1A
 SELECT = 0x1B
 SELECT_TYPED = 0x1C
@@ -94,6 +96,9 @@ I64_MUL = 0x7E
 REF_NULL = 0xD0
 REF_IS_NULL = 0xD1
 REF_FUNC = 0xD2
+REF_AS_NON_NULL = 0xD4
+BR_ON_NULL = 0xD5
+BR_ON_NON_NULL = 0xD6
 THROW = 0x08  # exception handling (WebAssembly 3.0)
 THROW_REF = 0x0A
 TRY_TABLE_OP = 0x1F
@@ -141,6 +146,8 @@ _CONTROL = {
     CALL_INDIRECT_OP: ("call_indirect", CALL_INDIRECT),
     RETURN_CALL: ("return_call", INDEX),
     RETURN_CALL_INDIRECT: ("return_call_indirect", CALL_INDIRECT),
+    CALL_REF: ("call_ref", INDEX),
+    RETURN_CALL_REF: ("return_call_ref", INDEX),
     DROP: ("drop", NONE),
     SELECT: ("select", NONE),
     SELECT_TYPED: ("select", SELECT_T),
@@ -160,6 +167,9 @@ _CONTROL = {
     REF_NULL: ("ref.null", HEAPTYPE),
     REF_IS_NULL: ("ref.is_null", NONE),
     REF_FUNC: ("ref.func", INDEX),
+    REF_AS_NON_NULL: ("ref.as_non_null", NONE),
+    BR_ON_NULL: ("br_on_null", INDEX),
+    BR_ON_NON_NULL: ("br_on_non_null", INDEX),
     MEMORY_INIT: ("memory.init", INDEX2),
     DATA_DROP: ("data.drop", INDEX),
     MEMORY_COPY: ("memory.copy", INDEX2),
@@ -434,14 +444,9 @@ UNSUPPORTED_OPCODES: dict[int, tuple[str, str, int | None, int]] = {
     0x06: (LEGACY_EXCEPTIONS, "try", BLOCK, 1),
     0x07: (LEGACY_EXCEPTIONS, "catch", INDEX, 0),
     0x09: (LEGACY_EXCEPTIONS, "rethrow", INDEX, 0),
-    0x14: (FUNCTION_REFERENCES, "call_ref", INDEX, 0),
-    0x15: (FUNCTION_REFERENCES, "return_call_ref", INDEX, 0),
     0x18: (LEGACY_EXCEPTIONS, "delegate", INDEX, -1),
     0x19: (LEGACY_EXCEPTIONS, "catch_all", NONE, 0),
     0xD3: (GC, "ref.eq", NONE, 0),
-    0xD4: (FUNCTION_REFERENCES, "ref.as_non_null", NONE, 0),
-    0xD5: (FUNCTION_REFERENCES, "br_on_null", INDEX, 0),
-    0xD6: (FUNCTION_REFERENCES, "br_on_non_null", INDEX, 0),
     0xE0: (STACK_SWITCHING, "cont.new", INDEX, 0),
     0xE1: (STACK_SWITCHING, "cont.bind", INDEX_INDEX, 0),
     0xE2: (STACK_SWITCHING, "suspend", INDEX, 0),
@@ -478,12 +483,11 @@ PREFIX_IMMEDIATES: dict[int, dict[int, int]] = {
 # 0xfc sub-opcodes of proposals hwsim does not implement (none has immediates).
 UNSUPPORTED_FC: dict[int, tuple[str, str]] = {}
 
+# (ref ht) and (ref null ht) (typed function references) are followed by a heap type.
+REF_NON_NULL_PREFIX, REF_NULL_PREFIX = 0x64, 0x63
+REF_TYPE_PREFIXES = frozenset((REF_NULL_PREFIX, REF_NON_NULL_PREFIX))
 # Value-type and heap-type bytes of proposals hwsim does not implement.
-# (ref ht) and (ref null ht) are followed by a heap type.
-REF_TYPE_PREFIXES = frozenset((0x63, 0x64))
 UNSUPPORTED_VALTYPES: dict[int, tuple[str, str]] = {
-    0x64: (FUNCTION_REFERENCES, "(ref ht)"),
-    0x63: (FUNCTION_REFERENCES, "(ref null ht)"),
     0x6E: (GC, "anyref"),
     0x6D: (GC, "eqref"),
     0x6C: (GC, "i31ref"),

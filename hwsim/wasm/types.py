@@ -12,8 +12,8 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# Value types (binary encodings).  Only these eight are in hwsim's scope; the
-# reference types are the two nullable abstract ones of WebAssembly 2.0 and exception handling's exnref.
+# Value types (binary encodings).  The reference types here are the two nullable abstract ones of
+# WebAssembly 2.0 and exception handling's exnref; typed function references add more below.
 I32 = 0x7F
 I64 = 0x7E
 F32 = 0x7D
@@ -41,18 +41,90 @@ VALTYPE_NAMES = {
     UNKNOWN: "unknown",
 }
 
+# Typed function references: the reference types beyond the three nullable abstract ones above are
+# ints past the one-byte encodings, so a value type stays a small int and the old types keep their codes:
+#
+#   (ref null func|extern|exn)   0x70 / 0x6f / 0x69          (FUNCREF, EXTERNREF, EXNREF)
+#   (ref func|extern|exn)        REF_NON_NULL | 0x70 ...      non-nullable abstract
+#   (ref null $t)                REF_CONCRETE + 2*t + 1
+#   (ref $t)                     REF_CONCRETE + 2*t
+#
+# A concrete heap type is a function type (GC's struct and array types are out of scope), so every
+# reference type is represented at run time as its abstract top: ``ref_top``.
+REF_NON_NULL = 0x100
+REF_CONCRETE = 0x10000
+ABSTRACT_HEAP_NAMES = {FUNCREF: "func", EXTERNREF: "extern", EXNREF: "exn"}
+
+
+def ref_concrete(type_index: int, *, nullable: bool) -> int:
+    """``(ref null? $type_index)``."""
+    return REF_CONCRETE + 2 * type_index + (1 if nullable else 0)
+
+
+def ref_abstract(code: int, *, nullable: bool) -> int:
+    """``(ref null? func|extern|exn)``; ``code`` is the heap type's byte (``FUNCREF`` for func)."""
+    return code if nullable else REF_NON_NULL | code
+
+
+def is_ref(t: int) -> bool:
+    return t in REF_TYPES or t >= REF_NON_NULL
+
+
+def is_nullable(t: int) -> bool:
+    """For a reference type: may it be null?"""
+    if t >= REF_CONCRETE:
+        return bool(t & 1)
+    return t < REF_NON_NULL
+
+
+def ref_type_index(t: int) -> int | None:
+    """The type index of a concrete reference type, None for an abstract one."""
+    return (t - REF_CONCRETE) >> 1 if t >= REF_CONCRETE else None
+
+
+def ref_top(t: int) -> int:
+    """The nullable abstract type that represents reference type ``t`` at run time (any other type: itself)."""
+    if t >= REF_CONCRETE:
+        return FUNCREF
+    if t >= REF_NON_NULL:
+        return t & 0xFF
+    return t
+
+
+def ref_as_nullable(t: int) -> int:
+    if t >= REF_CONCRETE:
+        return t | 1
+    return t & 0xFF
+
+
+def ref_as_non_null(t: int) -> int:
+    if t >= REF_CONCRETE:
+        return t & ~1
+    if t in REF_TYPES:
+        return REF_NON_NULL | t
+    return t
+
+
 # Block types are stored as the signed 33-bit integer of the binary encoding:
-# a type index when >= 0, otherwise the empty type or one value type.
+# a type index when >= 0, otherwise the empty type or one value type (a typed reference type ``t``,
+# past the one-byte codes, as ``-t``).
 BLOCK_EMPTY = -0x40
 
 
 def block_valtype(blocktype: int) -> int:
     """The value type of a one-result block type (``blocktype < 0`` and not empty)."""
-    return blocktype + 0x80
+    return blocktype + 0x80 if blocktype >= -0x80 else -blocktype
 
 
 def valtype_name(t: int) -> str:
-    return VALTYPE_NAMES.get(t, f"<type {t:#x}>")
+    name = VALTYPE_NAMES.get(t)
+    if name is not None:
+        return name
+    if t >= REF_CONCRETE:
+        return f"(ref {'null ' if t & 1 else ''}{(t - REF_CONCRETE) >> 1})"
+    if t >= REF_NON_NULL and (t & 0xFF) in ABSTRACT_HEAP_NAMES:
+        return f"(ref {ABSTRACT_HEAP_NAMES[t & 0xFF]})"
+    return f"<type {t:#x}>"
 
 
 def format_types(types: Iterable[int]) -> str:

@@ -30,10 +30,10 @@ from . import simd
 from .atomics import ATOMICS, AtomicKind, signature
 from .errors import InvalidError
 from .module import ACTIVE, ConstExpr, DecodedModule
+from .typedrefs import canonical_ids, lower_typed_refs, matches
 from .types import (
     BLOCK_EMPTY,
     EXNREF,
-    EXTERNREF,
     F32,
     F64,
     FUNCREF,
@@ -48,14 +48,20 @@ from .types import (
     MemoryType,
     TableType,
     format_types,
+    is_nullable,
+    is_ref,
+    ref_as_non_null,
+    ref_concrete,
+    ref_type_index,
     valtype_name,
 )
 
 _U32_MAX = 0xFFFFFFFF
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
 
-# Frame fields (a frame is a small list, for speed).
-_KIND, _LABEL, _END, _HEIGHT, _UNREACH, _START = range(6)
+# Frame fields (a frame is a small list, for speed).  _INITS: the length of the function's log of
+# initialised non-defaultable locals when the frame was entered (typed function references).
+_KIND, _LABEL, _END, _HEIGHT, _UNREACH, _START, _INITS = range(7)
 _FRAME_FUNC = -1  # the function body itself (a block whose label is the function's results)
 
 _CONST_OPS = frozenset(
@@ -100,8 +106,15 @@ def validate(module: DecodedModule) -> None:
     """Validate ``module``; raises :class:`~hwsim.wasm.errors.InvalidError` at the first problem.
 
     A module decoded without its bodies (``decode_module(bodies=False)``) is validated except for
-    them: whoever skipped them vouches for them (the code cache, for a module it compiled)."""
+    them: whoever skipped them vouches for them (the code cache, for a module it compiled).
+
+    A module with typed function references (``module.typed_refs``) is checked with its precise
+    reference types, then lowered for the compiler: see :mod:`hwsim.wasm.typedrefs`."""
+    if module.lowered:
+        return
     _ModuleValidator(module).run()
+    if module.typed_refs:
+        lower_typed_refs(module)
 
 
 class _Context:
@@ -118,6 +131,14 @@ class _Context:
         self.tags: list[int] = []  # type index of each tag
         self.num_datas = len(module.datas)
         self.refs: set[int] = set()
+        self._canon: list[int] | None = None
+
+    @property
+    def canon(self) -> list[int]:
+        """The canonical id of each type (typedrefs.canonical_ids), made when first compared."""
+        if self._canon is None:
+            self._canon = canonical_ids(self.types)
+        return self._canon
 
 
 def _err(reason: str, offset: int | None = None, **where) -> InvalidError:
@@ -177,9 +198,42 @@ class _ModuleValidator:
 
     # Module ----------------------------------------------------------------
 
+    def check_valtype(self, t: int, offset: int | None, *, bound: int | None = None) -> None:
+        """A concrete reference type must name a type (before ``bound``, in the type section)."""
+        index = ref_type_index(t)
+        if index is not None and index >= (len(self.c.types) if bound is None else bound):
+            raise _err(f"unknown type {index}", offset)
+
+    def check_types(self) -> None:
+        m = self.m
+        if not m.typed_refs:
+            return
+        for i, ft in enumerate(self.c.types):
+            for t in ft.params + ft.results:
+                self.check_valtype(t, None, bound=i + 1)
+        for imp in m.imports:
+            desc = imp.desc
+            if isinstance(desc, TableType):
+                self.check_valtype(desc.elem_type, imp.offset)
+            elif isinstance(desc, GlobalType):
+                self.check_valtype(desc.valtype, imp.offset)
+        for table in m.tables:
+            self.check_valtype(table.type.elem_type, table.offset)
+            if table.init is None and not is_nullable(table.type.elem_type):
+                raise _err(
+                    f"type mismatch: table of non-nullable {valtype_name(table.type.elem_type)} "
+                    "needs an initializer expression",
+                    table.offset,
+                )
+        for g in m.globals:
+            self.check_valtype(g.type.valtype, g.offset)
+        for e in m.elems:
+            self.check_valtype(e.elem_type, e.offset)
+
     def run(self) -> None:
         m, c = self.m, self.c
         c.refs = self.collect_refs()
+        self.check_types()
         for imp in m.imports:
             desc = imp.desc  # the decoder makes its type follow the kind
             if imp.kind == ExternKind.FUNC:
@@ -222,19 +276,20 @@ class _ModuleValidator:
                 mt = self.memory(d.memory_index, d.offset, where=f"data segment {i}")
                 self.check_const(d.offset_expr, mt.index_type, f"offset of data segment {i}")
         for i, e in enumerate(m.elems):
+            et = ref_as_non_null(FUNCREF) if e.func_indices else e.elem_type
             for item in e.items:
-                self.check_const(item, e.elem_type, f"element segment {i}")
+                self.check_const(item, et, f"element segment {i}")
             if e.mode == ACTIVE:
                 tt = self.table(e.table_index, e.offset, where=f"element segment {i}")
-                if tt.elem_type != e.elem_type:
+                if not matches(c.canon, et, tt.elem_type):
                     raise _err(
-                        f"type mismatch: element segment {i} has type {valtype_name(e.elem_type)} "
+                        f"type mismatch: element segment {i} has type {valtype_name(et)} "
                         f"but table {e.table_index} holds {valtype_name(tt.elem_type)}",
                         e.offset,
                     )
                 assert e.offset_expr is not None  # the decoder reads one for every active segment
                 self.check_const(e.offset_expr, tt.index_type, f"offset of element segment {i}")
-            c.elems.append(e.elem_type)
+            c.elems.append(et)
         if not m.features.multi_memory and len(c.memories) > 1:
             raise _err(
                 f"multiple memories: {len(c.memories)} (the multi-memory proposal is off)",
@@ -361,6 +416,10 @@ class _FuncChecker:
         self.ctrls: list[list] = []
         self.results: tuple[int, ...] = ()
         self.code: int | None = None  # the instruction being typed, for messages
+        # Local initialisation (typed function references): the non-defaultable locals not set yet, and
+        # the log of those set, in order, which each block's end rolls back to its entry.
+        self.uninit: set[int] = set()
+        self.init_log: list[int] = []
 
     # Errors ----------------------------------------------------------------
 
@@ -395,7 +454,8 @@ class _FuncChecker:
             raise self.mismatch((expected,))
         actual = vals[-1]
         if actual != expected and actual != UNKNOWN and expected != UNKNOWN:
-            raise self.mismatch((expected,))
+            if not matches(self.c.canon, actual, expected):
+                raise self.mismatch((expected,))
         vals.pop()
         return actual
 
@@ -430,7 +490,7 @@ class _FuncChecker:
                 popped.append(UNKNOWN)
                 continue
             actual = vals[-1]
-            if actual != t and actual != UNKNOWN:
+            if actual != t and actual != UNKNOWN and not matches(self.c.canon, actual, t):
                 vals.extend(reversed(popped))  # the message shows the operands as they were
                 raise self.mismatch(expected, what)
             popped.append(vals.pop())
@@ -439,7 +499,7 @@ class _FuncChecker:
 
     def push_ctrl(self, kind: int, start: tuple, end: tuple) -> None:
         label = start if kind == op.LOOP else end
-        self.ctrls.append([kind, label, end, len(self.vals), False, start])
+        self.ctrls.append([kind, label, end, len(self.vals), False, start, len(self.init_log)])
         self.vals.extend(start)
 
     def pop_ctrl(self) -> list:
@@ -453,6 +513,10 @@ class _FuncChecker:
                 f"type mismatch: {what} expects {format_types(end)} but the stack has {format_types(extra + list(end))}"
             )
         self.ctrls.pop()
+        log = self.init_log
+        if len(log) > frame[_INITS]:  # locals set inside the block are unset again after it
+            self.uninit.update(log[frame[_INITS] :])
+            del log[frame[_INITS] :]
         return frame
 
     def set_unreachable(self) -> None:
@@ -518,7 +582,15 @@ class _FuncChecker:
             return ft.params, ft.results
         if bt == BLOCK_EMPTY:
             return (), ()
+        if bt < -0x80:  # a typed reference type (types.block_valtype)
+            self.check_type_index(-bt)
+            return (), (-bt,)
         return (), (bt + 0x80,)
+
+    def check_type_index(self, t: int) -> None:
+        index = ref_type_index(t)
+        if index is not None and index >= len(self.c.types):
+            raise self.error(f"unknown type {index}")
 
     # Entry points --------------------------------------------------------------
 
@@ -532,12 +604,24 @@ class _FuncChecker:
                 locals_.extend([t] * count)
         else:
             locals_ = _LocalTypes(ft.params, f.locals)
-        self.ctrls = [[_FRAME_FUNC, ft.results, ft.results, 0, False, ()]]
+        if self.mv.m.typed_refs:
+            index = len(ft.params)
+            for count, t in f.locals:
+                try:
+                    self.check_type_index(t)
+                except InvalidError as exc:
+                    exc.offset = f.body_offset
+                    exc.args = (exc._compose(),)
+                    raise
+                if is_ref(t) and not is_nullable(t):
+                    self.uninit.update(range(index, index + count))
+                index += count
+        self.ctrls = [[_FRAME_FUNC, ft.results, ft.results, 0, False, (), 0]]
         self.run(f.body, locals_)
 
     def check_expr(self, expr: ConstExpr, t: int, what: str) -> None:
         self.results = (t,)
-        self.ctrls = [[_FRAME_FUNC, (t,), (t,), 0, False, ()]]
+        self.ctrls = [[_FRAME_FUNC, (t,), (t,), 0, False, (), 0]]
         try:
             self.run(expr.instrs, [])
         except InvalidError as exc:
@@ -563,6 +647,7 @@ class _FuncChecker:
         LOCAL_GET, LOCAL_SET, LOCAL_TEE, END, BR_IF = op.LOCAL_GET, op.LOCAL_SET, op.LOCAL_TEE, op.END, op.BR_IF
         BLOCK, LOOP, IF = op.BLOCK_OP, op.LOOP, op.IF
         height = ctrls[-1][_HEIGHT]
+        uninit = self.uninit
         last = len(instrs) - 1
         index = -1
         code = off = None
@@ -574,6 +659,9 @@ class _FuncChecker:
                     except IndexError:
                         self.code = code
                         raise self.error(f"unknown local {imm}") from None
+                    if uninit and imm in uninit:
+                        self.code = code
+                        raise self.error(f"uninitialized local {imm}: local.get before any local.set of it")
                     continue
                 sig = fast_get(code)
                 if sig is not None:
@@ -600,6 +688,9 @@ class _FuncChecker:
                         t = locals_[imm]
                     except IndexError:
                         raise self.error(f"unknown local {imm}") from None
+                    if uninit and imm in uninit:
+                        uninit.discard(imm)
+                        self.init_log.append(imm)
                     if len(vals) > height and vals[-1] == t:
                         if code == LOCAL_SET:
                             vals.pop()
@@ -733,7 +824,7 @@ class _FuncChecker:
             type_index, table_index = imm
             tt = self.table(table_index)
             ft = self.func_type_of(type_index)
-            if tt.elem_type != FUNCREF:
+            if not matches(self.c.canon, tt.elem_type, FUNCREF):
                 raise self.error(
                     f"type mismatch: {op.opcode_name(code)} needs a funcref table but table "
                     f"{table_index} holds {valtype_name(tt.elem_type)}"
@@ -751,10 +842,45 @@ class _FuncChecker:
             self.check_tail_results(ft)
             self.pop_vals(ft.params)
             self.set_unreachable()
+        elif code == op.CALL_REF or code == op.RETURN_CALL_REF:
+            ft = self.func_type_of(imm)
+            if code == op.RETURN_CALL_REF:
+                self.check_tail_results(ft)
+            self.pop(ref_concrete(imm, nullable=True))
+            self.pop_vals(ft.params)
+            if code == op.RETURN_CALL_REF:
+                self.set_unreachable()
+            else:
+                vals.extend(ft.results)
+        elif code == op.REF_AS_NON_NULL:
+            t = self.pop_ref()
+            vals.append(ref_as_non_null(t))
+        elif code == op.BR_ON_NULL:
+            label = self.label(imm)[_LABEL]
+            t = self.pop_ref()
+            self.pop_vals(label)
+            vals.extend(label)
+            vals.append(ref_as_non_null(t))
+        elif code == op.BR_ON_NON_NULL:
+            label = self.label(imm)[_LABEL]
+            if not label or not is_ref(label[-1]):
+                raise self.error(
+                    f"type mismatch: br_on_non_null's label {imm} expects {format_types(label)}, "
+                    "which does not end with a reference"
+                )
+            t = self.pop_ref()
+            if t != UNKNOWN and not matches(self.c.canon, ref_as_non_null(t), label[-1]):
+                raise self.error(
+                    f"type mismatch: br_on_non_null's label {imm} expects {valtype_name(label[-1])} "
+                    f"but the operand is {valtype_name(t)}"
+                )
+            self.pop_vals(label[:-1])
+            vals.extend(label[:-1])
         elif code == op.SELECT_TYPED:
             if len(imm) != 1:
                 raise self.error(f"invalid result arity: select takes exactly one type, not {len(imm)}")
             t = imm[0]
+            self.check_type_index(t)
             self.pop(I32)
             self.pop(t)
             self.pop(t)
@@ -810,7 +936,7 @@ class _FuncChecker:
             dst, src = imm
             t1 = self.table(dst)
             t2 = self.table(src)
-            if t1.elem_type != t2.elem_type:
+            if not matches(self.c.canon, t2.elem_type, t1.elem_type):
                 raise self.error(
                     f"type mismatch: table.copy from table {src} ({valtype_name(t2.elem_type)}) "
                     f"to table {dst} ({valtype_name(t1.elem_type)})"
@@ -821,7 +947,7 @@ class _FuncChecker:
             elem_index, table_index = imm
             tt = self.table(table_index)
             et = self.elem(elem_index)
-            if et != tt.elem_type:
+            if not matches(self.c.canon, et, tt.elem_type):
                 raise self.error(
                     f"type mismatch: element segment {elem_index} ({valtype_name(et)}) into table "
                     f"{table_index} ({valtype_name(tt.elem_type)})"
@@ -830,6 +956,7 @@ class _FuncChecker:
         elif code == op.ELEM_DROP:
             self.elem(imm)
         elif code == op.REF_NULL:
+            self.check_type_index(imm)
             vals.append(imm)
         elif code == op.THROW:
             params = self.tag(imm).params
@@ -851,9 +978,11 @@ class _FuncChecker:
             for clause, tag, label in clauses:
                 carried = list(self.tag(tag).params) if tag is not None else []
                 if clause == op.CATCH_REF or clause == op.CATCH_ALL_REF:
-                    carried.append(EXNREF)
+                    carried.append(ref_as_non_null(EXNREF))  # (ref exn): never null
                 expected = list(self.label(label)[_LABEL])
-                if carried != expected:
+                if len(carried) != len(expected) or not all(
+                    matches(self.c.canon, a, b) for a, b in zip(carried, expected)
+                ):
                     raise self.error(
                         f"type mismatch: {op.CATCH_NAMES[clause]} to label {label} carries {format_types(carried)} "
                         f"but the label expects {format_types(expected)}"
@@ -861,9 +990,7 @@ class _FuncChecker:
             self.pop_vals(start)
             self.push_ctrl(code, start, end)
         elif code == op.REF_IS_NULL:
-            t = self.pop_any()
-            if t != FUNCREF and t != EXTERNREF and t != EXNREF and t != UNKNOWN:
-                raise self.error(f"type mismatch: ref.is_null expects a reference but the stack has {valtype_name(t)}")
+            self.pop_ref()
             vals.append(I32)
         elif code == op.REF_FUNC:
             self.func(imm)
@@ -872,7 +999,7 @@ class _FuncChecker:
                     f"undeclared function reference {imm}: ref.func in a function body may only name "
                     f"functions referenced outside function bodies (elements, exports, globals)"
                 )
-            vals.append(FUNCREF)
+            vals.append(ref_concrete(self.c.funcs[imm], nullable=False))
         elif code in op.WIDE_ARITHMETIC_OPS:
             params, results = op.SIGNATURES[code]
             self.pop_vals(params)
@@ -918,8 +1045,19 @@ class _FuncChecker:
         self.pop_vals(params)
         self.vals.extend(results)
 
+    def pop_ref(self) -> int:
+        """Pop a reference of any type (``UNKNOWN`` in unreachable code)."""
+        t = self.pop_any()
+        if t != UNKNOWN and not is_ref(t):
+            raise self.error(
+                f"type mismatch: {self.instr_name()} expects a reference but the stack has {valtype_name(t)}"
+            )
+        return t
+
     def check_tail_results(self, ft: FuncType) -> None:
-        if ft.results != self.results:
+        if len(ft.results) != len(self.results) or not all(
+            matches(self.c.canon, a, b) for a, b in zip(ft.results, self.results)
+        ):
             raise self.error(
                 f"type mismatch: {self.instr_name()} callee returns {format_types(ft.results)} "
                 f"but the current function returns {format_types(self.results)}"

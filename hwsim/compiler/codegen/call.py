@@ -163,6 +163,24 @@ def emit_call_indirect(ctx: CodeGenContext, env: ModuleEnv, type_index: int, tab
         push_results(ctx, ft.results)
 
 
+def emit_call_ref(ctx: CodeGenContext, env: ModuleEnv, type_index: int, tail: bool) -> None:
+    """``call_ref`` / ``return_call_ref``: the funcref (top of the stack) checked for null, then called.
+
+    Validation has checked its type, so no signature check: a funcref's record is called as
+    ``call_indirect`` calls the one it found in a table."""
+    masm = ctx.masm
+    ft = env.types[type_index]
+    reg, owned = ctx.pop_reg()
+    masm.funcref_for_call(reg)  # before the arguments take the argument registers
+    ctx.release(reg, owned)
+    prepare_args(ctx, ft.params)
+    if tail:
+        masm.tail_call_ref()
+    else:
+        masm.call_ref()
+        push_results(ctx, ft.results)
+
+
 def emit_builtin_call(
     ctx: CodeGenContext,
     builtin_id: int,

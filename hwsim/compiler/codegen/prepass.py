@@ -18,6 +18,8 @@ _CALLS = frozenset(
         op.CALL_INDIRECT_OP,
         op.RETURN_CALL,
         op.RETURN_CALL_INDIRECT,
+        op.CALL_REF,
+        op.RETURN_CALL_REF,
         op.MEMORY_GROW,
         op.MEMORY_INIT,
         op.DATA_DROP,

@@ -323,6 +323,51 @@ class FuncCodegen:
         if tail:
             self.control.set_unreachable()
 
+    def visit_call_ref(self, imm, tail: bool) -> None:
+        if self.catch_targets and not tail:
+            self.may_throw()
+        call.emit_call_ref(self.ctx, self.env, imm, tail)
+        if tail:
+            self.control.set_unreachable()
+
+    # -- typed function references: null checks and branches ---------------------------------------------
+
+    def own_top_reg(self) -> tuple[Operand, Reg]:
+        """Pop the top value into a register of its own (a local's home is copied): (operand, register)."""
+        ctx = self.ctx
+        v = ctx.pop()
+        reg, owned = ctx.to_reg(v)
+        if not owned:
+            copy = ctx.alloc(INT)
+            self.masm.mov(copy, reg)
+            reg = copy
+        return v, reg
+
+    def visit_ref_as_non_null(self, imm) -> None:
+        v, reg = self.own_top_reg()
+        self.masm.trap_if_null(reg, TrapCode.NULL_REFERENCE)
+        self.ctx.push_reg(v.ty, reg)
+
+    def visit_br_on_null(self, imm) -> None:
+        """``br_on_null l``: branch (the reference dropped) when null, else go on with it."""
+        v, reg = self.own_top_reg()
+        self.carry(self.control.frames[-1 - imm])
+        self.ctx.push_comparison(Comparison(IntCmp.EQ, reg, False, None, False))
+        self.control.br_if(imm)
+        self.ctx.push_reg(v.ty, reg)
+
+    def visit_br_on_non_null(self, imm) -> None:
+        """``br_on_non_null l``: branch with the reference when it is not null, else drop it."""
+        ctx = self.ctx
+        v, reg = self.own_top_reg()
+        ctx.push_reg(v.ty, reg)
+        self.carry(self.control.frames[-1 - imm])
+        ctx.push_comparison(Comparison(IntCmp.NE, reg, False, None, False))
+        self.control.br_if(imm)
+        dropped = ctx.pop()
+        if dropped.kind is REG:
+            ctx.free_reg(dropped.x)
+
     def call_intrinsic(self, intrinsic: Intrinsic) -> None:
         """A call of an intrinsic import, lowered as the instruction it stands for (on memory 0)."""
         if intrinsic.module == FAR:
@@ -828,6 +873,11 @@ DISPATCH: dict[int, tuple[Callable, tuple]] = {
     op.RETURN_CALL: (V.visit_call, (True,)),
     op.CALL_INDIRECT_OP: (V.visit_call_indirect, (False,)),
     op.RETURN_CALL_INDIRECT: (V.visit_call_indirect, (True,)),
+    op.CALL_REF: (V.visit_call_ref, (False,)),
+    op.RETURN_CALL_REF: (V.visit_call_ref, (True,)),
+    op.REF_AS_NON_NULL: (V.visit_ref_as_non_null, ()),
+    op.BR_ON_NULL: (V.visit_br_on_null, ()),
+    op.BR_ON_NON_NULL: (V.visit_br_on_non_null, ()),
     op.DROP: (V.visit_drop, ()),
     op.SELECT: (V.visit_select, ()),
     op.SELECT_TYPED: (V.visit_select, ()),

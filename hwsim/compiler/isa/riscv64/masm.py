@@ -641,6 +641,15 @@ class RiscvMasm:
         self._mem("ld", R.T5, R.VMCTX, type_word)
         self._trap_branch("bne", t4, t5, TrapCode.BAD_SIGNATURE)
 
+    def funcref_for_call(self, ref: Reg) -> None:
+        """t6 = the funcref in ``ref``; traps (null function reference) when it is null."""
+        t6 = R.T6.num
+        self.words.append(A.addi(t6, ref.num, 0))
+        self._trap_branch("beq", t6, 0, TrapCode.NULL_FUNCTION_REFERENCE)
+
+    def trap_if_null(self, ref: Reg, code: TrapCode) -> None:
+        self._trap_branch("beq", ref.num, 0, code)
+
     # -- globals and memories --------------------------------------------------------------------------
 
     def global_get(self, dst: Reg, word: int, ty: int) -> None:
