@@ -62,6 +62,8 @@ class FuncCodegen:
         lowered = V128 in local_types
         if lowered:
             local_types, body = _lower_locals(local_types, body)
+        if not env.metering:
+            body = simd.fuse(body)  # shuffles with the extensions and byte shifts after them as one
         info = prepass(body, len(local_types), env.block_type)
         for i, ty in enumerate(local_types):
             if ty == V128:
