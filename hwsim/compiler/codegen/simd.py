@@ -121,22 +121,43 @@ def _shuffle(cg: FuncCodegen, imm) -> None:
             if ks[-1] - ks[0] + 1 != len(ks):
                 value = mask_of(delta, ks)[0]
                 mask_uses[value] = mask_uses.get(value, 0) + 1
-    masks: dict[int, Reg] = {}
+    masks: dict[int, Reg] = {}  # kept for the other half too
     for plan in plans:
         dst = None
+        mask: tuple[int, Reg] | None = None  # the last mask loaded, not kept: used again by the next group
+        loaded: tuple[int, Reg] | None = None  # the source last read from memory, while groups take it
+        # groups that share a source, then a mask, one after the other
+        plan.sort(key=lambda g: (alias[g[0]], -1 if g[2][-1] - g[2][0] + 1 == len(g[2]) else mask_of(g[1], g[2])[0]))
         for src, delta, ks in plan:
             t = ctx.alloc(INT)
             m = None
             if ks[-1] - ks[0] + 1 != len(ks):
                 value, first = mask_of(delta, ks)
                 m = masks.get(value)
+                if m is None and mask is not None and mask[0] == value:
+                    m = mask[1]
                 if m is None:
+                    if mask is not None:
+                        ctx.free_reg(mask[1])
+                        mask = None
                     m = ctx.alloc(INT)
                     masm.load_const(m, I64, value)
-                    if mask_uses[value] > 1 and len(masks) < 2 and len(ctx.free[INT]) >= 3:
+                    if mask_uses[value] > 1 and len(masks) < 2 and len(ctx.free[INT]) >= 2:
                         masks[value] = m
+                    else:
+                        mask = (value, m)
+            if loaded is not None and loaded[0] != alias[src]:
+                ctx.free_reg(loaded[1])
+                loaded = None
             v = stack[base + alias[src]]  # after the allocations above: they may have spilled it
-            reg, temp = (v.x, False) if v.kind is REG else ctx.to_reg(v)
+            if v.kind is REG:
+                reg = v.x
+            elif loaded is not None:
+                reg = loaded[1]
+            else:
+                reg, owned = ctx.to_reg(v)
+                if owned:
+                    loaded = (alias[src], reg)
             if m is None:
                 _run(cg, t, reg, ks[0], ks[0] - delta, len(ks))
             else:
@@ -148,14 +169,14 @@ def _shuffle(cg: FuncCodegen, imm) -> None:
                 else:
                     masm.int_binary(shift, True, t, reg, count)
                     masm.int_binary(IntBinOp.AND, True, t, t, m)
-                if masks.get(value) is not m:
-                    ctx.free_reg(m)
-            ctx.release(reg, temp)
             if dst is None:
                 dst = t
             else:
                 masm.int_binary(IntBinOp.OR, True, dst, dst, t)
                 ctx.free_reg(t)
+        for held in (mask, loaded):
+            if held is not None:
+                ctx.free_reg(held[1])
         if dst is None:
             ctx.push_const(V128, 0)
         else:
@@ -175,6 +196,7 @@ def _shuffle(cg: FuncCodegen, imm) -> None:
 
 FUSED = 0xFDFFF  # an instruction :func:`fuse` folded into the i8x16.shuffle before it: no code of its own
 _SHUFFLE = simd.BY_NAME["i8x16.shuffle"]
+_OR = simd.BY_NAME["v128.or"]
 _WIDEN = {  # unsigned extensions: (source lane bytes, high half)
     simd.BY_NAME[f"{shape}.extend_{part}_{narrow}_u"]: (size, part == "high")
     for shape, narrow, size in (("i16x8", "i8x16", 1), ("i32x4", "i16x8", 2), ("i64x2", "i32x4", 4))
@@ -191,11 +213,17 @@ def fuse(body: list) -> list:
     """The body with each i8x16.shuffle followed by unsigned extensions and lane shifts by whole bytes
     (``i32.const 8k`` then ``shl``/``shr_u``) folded into that shuffle: each of them only moves bytes or
     puts zeros in, so the sequence is one shuffle whose lane -1 is a zero byte (compiled by
-    :func:`_shuffle` at the cost of one).  The folded instructions stay in the body as :data:`FUSED`, at
-    their offsets.  Not for metered code (fuel counts instructions)."""
+    :func:`_shuffle` at the cost of one).  Two such shuffles of a local with itself, OR'ed together right
+    away (``local.get x local.get x shuffle ... local.get x local.get x shuffle ... v128.or``, the first pair
+    maybe ``local.tee x local.get x``, as a byte swap
+    within lanes compiles), that take no output byte both are one shuffle too.  The folded instructions stay
+    in the body as :data:`FUSED`, at their offsets.  Not for metered code (fuel counts instructions)."""
     if not any(code == _SHUFFLE for code, _, _ in body):
         return body
     out: list = []
+    merge: tuple[int, int, tuple[int, ...]] | None = (
+        None  # (index in out, local, lanes): a shuffle of a local with itself
+    )
     i, n = 0, len(body)
     while i < n:
         code, imm, offset = body[i]
@@ -230,7 +258,34 @@ def fuse(body: list) -> list:
                 i += 2
             else:
                 break
+        same = (
+            len(out) >= 2
+            and out[-1][0] == op.LOCAL_GET
+            and out[-2][0] in (op.LOCAL_GET, op.LOCAL_TEE)
+            and out[-1][1] == out[-2][1]
+        )
+        if same:  # a shuffle of a local with itself: lanes 16-31 are lanes 0-15
+            lanes = [lane - 16 if lane >= 16 else lane for lane in lanes]
+        if (
+            same
+            and out[-2][0] == op.LOCAL_GET
+            and merge is not None
+            and merge[1] == out[-1][1]
+            and i < n
+            and body[i][0] == _OR
+            and all(out[j][0] == FUSED for j in range(merge[0] + 1, len(out) - 2))
+            and all(x < 0 or y < 0 for x, y in zip(merge[2], lanes))
+        ):  # OR'ed with the shuffle of the same local just before, no byte taken twice: one shuffle
+            j, local, before = merge
+            union = tuple(x if x >= 0 else y for x, y in zip(before, lanes))
+            out[j] = (_SHUFFLE, union, out[j][2])
+            out[-2:] = [(FUSED, None, out[-2][2]), (FUSED, None, out[-1][2])]
+            out.extend((FUSED, None, off) for off in (offset, *folded, body[i][2]))
+            merge = (j, local, union)
+            i += 1
+            continue
         out.append((code, tuple(lanes), offset))
+        merge = (len(out) - 1, out[-2][1], tuple(lanes)) if same else None
         out.extend((FUSED, None, off) for off in folded)
     return out
 
