@@ -65,9 +65,6 @@ class FuncCodegen:
         if not env.metering:
             body = simd.fuse(body)  # shuffles with the extensions and byte shifts after them as one
         info = prepass(body, len(local_types), env.block_type)
-        for i, ty in enumerate(local_types):
-            if ty == V128:
-                info.weights[i] = 0.0  # a v128 local lives in two frame slots
         self.ctx = ctx = CodeGenContext(masm, local_types)
         ctx.home_locals(info.weights, info.aux_slots, info.has_calls)
         masm.mark(func.body_offset)
