@@ -183,15 +183,7 @@ def _shuffle(cg: FuncCodegen, imm) -> None:
             ctx.push_reg(V128, dst)
     for reg in masks.values():
         ctx.free_reg(reg)
-    results = [stack.pop(), stack.pop()][::-1]
-    for i, r in enumerate(results):
-        if r.kind is SLOT:  # spilled above the sources: back into a register before they go
-            results[i] = Operand(REG, V128, ctx.to_reg(r)[0])
-    for _ in range(4):
-        v = stack.pop()
-        if v.kind is REG:
-            ctx.free_reg(v.x)
-    stack.extend(results)
+    _replace_sources(cg, 4)
 
 
 FUSED = 0xFDFFF  # an instruction :func:`fuse` folded into the i8x16.shuffle before it: no code of its own
@@ -348,15 +340,18 @@ def _add_sub(cg: FuncCodegen, imm, width: int, sub: bool) -> None:
             masm.int_binary(op, True, dst, ra, rb)
             ctx.push_reg(V128, dst)
         return
+    # The operands stay on the stack (the allocator may spill them) and the low half's result joins them:
+    # only the masks and the half being built hold registers it cannot take (a leaf function has six).
+    ctx.stack.extend((a_lo, a_hi, b_lo, b_hi))
+    base = len(ctx.stack) - 4
     high = ctx.alloc(INT)
     masm.load_const(high, I64, _lane_mask(width))
     low = ctx.alloc(INT)
     masm.load_const(low, I64, ~_lane_mask(width) & _ALL_ONES)
-    for a, b in ((a_lo, b_lo), (a_hi, b_hi)):
-        ra, aown = ctx.to_reg(a)
-        rb, bown = ctx.to_reg(b)
+    for half in range(2):
         t1 = ctx.alloc(INT)
         t2 = ctx.alloc(INT)
+        (ra, aown), (rb, bown) = _stack_regs(ctx, (base + half, base + 2 + half))
         masm.int_binary(IntBinOp.OR if sub else IntBinOp.AND, True, t1, ra, high if sub else low)
         masm.int_binary(IntBinOp.AND, True, t2, rb, low)
         masm.int_binary(op, True, t1, t1, t2)
@@ -371,6 +366,35 @@ def _add_sub(cg: FuncCodegen, imm, width: int, sub: bool) -> None:
         ctx.push_reg(V128, t1)
     ctx.free_reg(high)
     ctx.free_reg(low)
+    _replace_sources(cg, 4)
+
+
+def _stack_regs(ctx, indices: tuple[int, ...]) -> list[tuple[Reg, bool]]:
+    """Registers holding the operand-stack entries at ``indices``, left on the stack: (register, owned
+    temporary).  Entries not in a register are loaded first; those in one are read after every allocation,
+    which could have spilled them."""
+    got: dict[int, tuple[Reg, bool]] = {}
+    while True:
+        pending = [i for i in indices if i not in got and ctx.stack[i].kind is not REG]
+        if not pending:
+            break
+        got[pending[0]] = ctx.to_reg(ctx.stack[pending[0]])
+    return [got[i] if i in got else (ctx.stack[i].x, False) for i in indices]
+
+
+def _replace_sources(cg: FuncCodegen, count: int) -> None:
+    """The two halves on top of the stack take the place of the ``count`` source entries below them."""
+    ctx = cg.ctx
+    stack = ctx.stack
+    results = [stack.pop(), stack.pop()][::-1]
+    for i, r in enumerate(results):
+        if r.kind is SLOT:  # spilled above the sources: back into a register before they go
+            results[i] = Operand(REG, V128, ctx.to_reg(r)[0])
+    for _ in range(count):
+        v = stack.pop()
+        if v.kind is REG:
+            ctx.free_reg(v.x)
+    stack.extend(results)
 
 
 def _splat_i32(cg: FuncCodegen, imm) -> None:
