@@ -369,6 +369,49 @@ def _add_sub(cg: FuncCodegen, imm, width: int, sub: bool) -> None:
     _replace_sources(cg, 4)
 
 
+def _bitselect(cg: FuncCodegen, imm) -> None:
+    """v128.bitselect (and the relaxed laneselects, which hwsim makes bitselect) in place on each half:
+    ``((v1 ^ v2) & c) ^ v2``, the operands left on the stack meanwhile."""
+    ctx, masm = cg.ctx, cg.masm
+    base = len(ctx.stack) - 6  # v1_lo, v1_hi, v2_lo, v2_hi, c_lo, c_hi
+    for half in range(2):
+        t = ctx.alloc(INT)
+        (r1, own1), (r2, own2), (rc, ownc) = _stack_regs(ctx, (base + half, base + 2 + half, base + 4 + half))
+        masm.int_binary(IntBinOp.XOR, True, t, r1, r2)
+        masm.int_binary(IntBinOp.AND, True, t, t, rc)
+        masm.int_binary(IntBinOp.XOR, True, t, t, r2)
+        for reg, own in ((r1, own1), (r2, own2), (rc, ownc)):
+            ctx.release(reg, own)
+        ctx.push_reg(V128, t)
+    _replace_sources(cg, 6)
+
+
+def _mul_i32(cg: FuncCodegen, imm) -> None:
+    """i32x4.mul in place on each half: the lower lane is the product's low 32 bits, the upper one the
+    product of the upper halves moved up; the operands left on the stack meanwhile."""
+    ctx, masm = cg.ctx, cg.masm
+    base = len(ctx.stack) - 4  # a_lo, a_hi, b_lo, b_hi
+    for half in range(2):
+        dst = ctx.alloc(INT)
+        t = ctx.alloc(INT)
+        u = ctx.alloc(INT)
+        (ra, aown), (rb, bown) = _stack_regs(ctx, (base + half, base + 2 + half))
+        masm.int_binary(IntBinOp.MUL, True, dst, ra, rb)
+        masm.int_binary(IntBinOp.SHL, True, dst, dst, 32)
+        masm.int_binary(IntBinOp.SHR_U, True, dst, dst, 32)
+        masm.int_binary(IntBinOp.SHR_U, True, t, ra, 32)
+        masm.int_binary(IntBinOp.SHR_U, True, u, rb, 32)
+        masm.int_binary(IntBinOp.MUL, True, t, t, u)
+        ctx.free_reg(u)
+        ctx.release(ra, aown)
+        ctx.release(rb, bown)
+        masm.int_binary(IntBinOp.SHL, True, t, t, 32)
+        masm.int_binary(IntBinOp.OR, True, dst, dst, t)
+        ctx.free_reg(t)
+        ctx.push_reg(V128, dst)
+    _replace_sources(cg, 4)
+
+
 def _stack_regs(ctx, indices: tuple[int, ...]) -> list[tuple[Reg, bool]]:
     """Registers holding the operand-stack entries at ``indices``, left on the stack: (register, owned
     temporary).  Entries not in a register are loaded first; those in one are read after every allocation,
@@ -842,6 +885,8 @@ _IN_PLACE = frozenset(
         _shuffle,
         _fused,
         _extmul,
+        _bitselect,
+        _mul_i32,
     )
 )
 
@@ -887,6 +932,10 @@ def dispatch() -> dict[int, tuple[Callable, tuple]]:
     table[by["v128.xor"]] = (_bitwise, (IntBinOp.XOR, False))
     table[by["v128.andnot"]] = (_bitwise, (IntBinOp.AND, True))
     table[by["v128.not"]] = (_not, ())
+    table[by["v128.bitselect"]] = (_bitselect, ())
+    for shape in ("i8x16", "i16x8", "i32x4", "i64x2"):
+        table[by[f"{shape}.relaxed_laneselect"]] = (_bitselect, ())
+    table[by["i32x4.mul"]] = (_mul_i32, ())
     table[by["i64x2.splat"]] = (_splat_i64, ())
     table[by["i32x4.splat"]] = (_splat_i32, ())
     table[by["i32x4.extract_lane"]] = (_extract_i32, ())
