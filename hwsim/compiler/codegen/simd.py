@@ -412,6 +412,39 @@ def _mul_i32(cg: FuncCodegen, imm) -> None:
     _replace_sources(cg, 4)
 
 
+def _eq_ne(cg: FuncCodegen, imm, width: int, ne: bool) -> None:
+    """iNxM.eq/ne in place on each half, SWAR: ``x = a ^ b``; a lane's top bit of
+    ``(((x & M) + M) | x) & H`` is set when the lane is not zero (H the lanes' top bits, M the rest);
+    that bit ``m`` (moved to the lane's bottom) becomes the whole lane as ``(m << width) - m``."""
+    ctx, masm = cg.ctx, cg.masm
+    base = len(ctx.stack) - 4  # a_lo, a_hi, b_lo, b_hi
+    high = ctx.alloc(INT)
+    masm.load_const(high, I64, _lane_mask(width))
+    low = ctx.alloc(INT)
+    masm.load_const(low, I64, ~_lane_mask(width) & _ALL_ONES)
+    for half in range(2):
+        x = ctx.alloc(INT)
+        t = ctx.alloc(INT)
+        (ra, aown), (rb, bown) = _stack_regs(ctx, (base + half, base + 2 + half))
+        masm.int_binary(IntBinOp.XOR, True, x, ra, rb)
+        ctx.release(ra, aown)
+        ctx.release(rb, bown)
+        masm.int_binary(IntBinOp.AND, True, t, x, low)
+        masm.int_binary(IntBinOp.ADD, True, t, t, low)
+        masm.int_binary(IntBinOp.OR, True, t, t, x)
+        masm.int_binary(IntBinOp.AND, True, t, t, high)
+        if not ne:
+            masm.int_binary(IntBinOp.XOR, True, t, t, high)
+        masm.int_binary(IntBinOp.SHR_U, True, t, t, width - 1)
+        masm.int_binary(IntBinOp.SHL, True, x, t, width)
+        masm.int_binary(IntBinOp.SUB, True, x, x, t)
+        ctx.free_reg(t)
+        ctx.push_reg(V128, x)
+    ctx.free_reg(high)
+    ctx.free_reg(low)
+    _replace_sources(cg, 4)
+
+
 def _stack_regs(ctx, indices: tuple[int, ...]) -> list[tuple[Reg, bool]]:
     """Registers holding the operand-stack entries at ``indices``, left on the stack: (register, owned
     temporary).  Entries not in a register are loaded first; those in one are read after every allocation,
@@ -887,6 +920,7 @@ _IN_PLACE = frozenset(
         _extmul,
         _bitselect,
         _mul_i32,
+        _eq_ne,
     )
 )
 
@@ -936,6 +970,9 @@ def dispatch() -> dict[int, tuple[Callable, tuple]]:
     for shape in ("i8x16", "i16x8", "i32x4", "i64x2"):
         table[by[f"{shape}.relaxed_laneselect"]] = (_bitselect, ())
     table[by["i32x4.mul"]] = (_mul_i32, ())
+    for shape, width in (("i8x16", 8), ("i16x8", 16), ("i32x4", 32)):
+        table[by[f"{shape}.eq"]] = (_eq_ne, (width, False))
+        table[by[f"{shape}.ne"]] = (_eq_ne, (width, True))
     table[by["i64x2.splat"]] = (_splat_i64, ())
     table[by["i32x4.splat"]] = (_splat_i32, ())
     table[by["i32x4.extract_lane"]] = (_extract_i32, ())
