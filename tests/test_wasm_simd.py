@@ -178,15 +178,44 @@ def test_the_helper_code_is_built_from_its_c_source() -> None:
     }
 
 
+def wasmtime_v128(wat: str):
+    """wasmtime's exports of ``wat`` and ``call(func, args) -> v128 result`` (v128 arguments as ints), with
+    NaN canonicalisation and the deterministic relaxed profile (hwsim's choices)."""
+    import ctypes
+
+    import wasmtime
+    from wasmtime import _ffi as ffi
+    from wasmtime._func import enter_wasm
+
+    config = wasmtime.Config()
+    config.wasm_relaxed_simd = True
+    config.wasm_relaxed_simd_deterministic = True
+    config.cranelift_nan_canonicalization = True
+    engine = wasmtime.Engine(config)
+    wstore = wasmtime.Store(engine)
+    exports = wasmtime.Instance(wstore, wasmtime.Module(engine, wat), []).exports(wstore)
+
+    def call(func, args: list[int]) -> int:
+        params = (ffi.wasmtime_val_t * len(args))()
+        for i, a in enumerate(args):
+            raw = ffi.wasmtime_val_t(kind=ffi.WASMTIME_V128.value)
+            ctypes.memmove(ctypes.addressof(raw.of), a.to_bytes(16, "little"), 16)
+            params[i] = raw
+        res = (ffi.wasmtime_val_t * 1)()
+        with enter_wasm(wstore) as trap:
+            assert not ffi.wasmtime_func_call(
+                wstore._context(), ctypes.byref(func._func), params, len(args), res, 1, trap
+            )
+        return int.from_bytes(ctypes.string_at(ctypes.addressof(res[0].of), 16), "little")
+
+    return exports, call
+
+
 def test_every_vector_to_vector_instruction_matches_wasmtime() -> None:
     """Differential: each v128 -> v128 instruction (191 of them, relaxed SIMD included) on edge-biased
     inputs, against wasmtime with NaN canonicalisation and the deterministic relaxed profile (hwsim's choices)."""
-    wasmtime = pytest.importorskip("wasmtime")
-    import ctypes
+    pytest.importorskip("wasmtime")
     import random
-
-    from wasmtime import _ffi as ffi
-    from wasmtime._func import enter_wasm
 
     funcs = []
     for name, imm, sig in TABLE.values():
@@ -204,27 +233,7 @@ def test_every_vector_to_vector_instruction_matches_wasmtime() -> None:
     wat = "(module " + "\n".join(f for _, _, f in funcs) + ")"
     store = Store(Engine())
     ours = Instance(store, Module(store.engine, wat), []).exports(store)
-    config = wasmtime.Config()
-    config.wasm_relaxed_simd = True
-    config.wasm_relaxed_simd_deterministic = True
-    config.cranelift_nan_canonicalization = True
-    engine = wasmtime.Engine(config)
-    wstore = wasmtime.Store(engine)
-    theirs = wasmtime.Instance(wstore, wasmtime.Module(engine, wat), []).exports(wstore)
-
-    def oracle(func, args: list[int]) -> int:
-        params = (ffi.wasmtime_val_t * len(args))()
-        for i, a in enumerate(args):
-            raw = ffi.wasmtime_val_t(kind=ffi.WASMTIME_V128.value)
-            ctypes.memmove(ctypes.addressof(raw.of), a.to_bytes(16, "little"), 16)
-            params[i] = raw
-        res = (ffi.wasmtime_val_t * 1)()
-        with enter_wasm(wstore) as trap:
-            assert not ffi.wasmtime_func_call(
-                wstore._context(), ctypes.byref(func._func), params, len(args), res, 1, trap
-            )
-        return int.from_bytes(ctypes.string_at(ctypes.addressof(res[0].of), 16), "little")
-
+    theirs, oracle = wasmtime_v128(wat)
     f32 = [0, 1 << 31, 0x3F80_0000, 0xBF80_0000, 0x7F80_0000, 0xFF80_0000, 0x7FC0_0000, 0xFFC0_0001, 0x7F80_0001]
     f32 += [0x4F00_0000, 0xCF00_0000, 1, 0x3F00_0000, 0x4B00_0001, 0x4049_0FDB, 0x3FC0_0000]
     f64 = [0, 1 << 63, 0x3FF0 << 48, 0x7FF0 << 48, 0x7FF8 << 48, (0xFFF8 << 48) | 1, 0x41E0 << 48, 0xC1E0 << 48]
@@ -245,5 +254,80 @@ def test_every_vector_to_vector_instruction_matches_wasmtime() -> None:
             args = [value() for _ in range(arity)]
             if ours[name](store, *args) != oracle(theirs[name], args):
                 wrong.append((name, [hex(a) for a in args]))
+                break
+    assert wrong == []
+
+
+def test_shuffles_folded_with_extensions_and_byte_shifts_match_wasmtime() -> None:
+    """Differential: i8x16.shuffle followed by unsigned extensions and lane shifts by whole bytes (which the
+    code generator folds into one shuffle with zero bytes, codegen/simd.py ``fuse``), also of a vector with
+    itself and with a shift that ends the fold, against wasmtime."""
+    pytest.importorskip("wasmtime")
+    import random
+
+    rng = random.Random(7)
+    shapes = (("i16x8", "i8x16"), ("i32x4", "i16x8"), ("i64x2", "i32x4"))
+    widen = [f"{shape}.extend_{part}_{narrow}_u" for shape, narrow in shapes for part in ("low", "high")]
+    funcs = []
+    for i in range(60):
+        lanes_ = " ".join(str(rng.randrange(32)) for _ in range(16))
+        second = "(local.get 0)" if i % 3 == 0 else "(local.get 1)"
+        body = f"(i8x16.shuffle {lanes_} (local.get 0) {second})"
+        for _ in range(rng.randrange(5)):
+            if rng.random() < 0.5:
+                body = f"({rng.choice(widen)} {body})"
+            else:
+                shape = rng.choice(("i16x8", "i32x4", "i64x2"))
+                count = rng.choice((0, 8, 16, 24, 32, 40, 56, 5, 72))
+                body = f"({shape}.{rng.choice(('shl', 'shr_u'))} {body} (i32.const {count}))"
+        funcs.append(f'(func (export "f{i}") (param v128 v128) (result v128) {body})')
+    wat = "(module " + "\n".join(funcs) + ")"
+    store = Store(Engine())
+    ours = Instance(store, Module(store.engine, wat), []).exports(store)
+    theirs, oracle = wasmtime_v128(wat)
+    wrong = []
+    for i in range(len(funcs)):
+        for _ in range(4):
+            args = [rng.getrandbits(128), rng.getrandbits(128)]
+            if ours[f"f{i}"](store, *args) != oracle(theirs[f"f{i}"], args):
+                wrong.append((funcs[i], [hex(a) for a in args]))
+                break
+    assert wrong == []
+
+
+def test_shuffles_of_a_local_ored_together_match_wasmtime() -> None:
+    """Differential: shuffles of one local with itself, each widened and shifted, OR'ed together (a byte
+    swap within lanes as LLVM vectorises it, which ``fuse`` compiles as one shuffle when no output byte is
+    taken twice), against wasmtime."""
+    pytest.importorskip("wasmtime")
+    import random
+
+    rng = random.Random(11)
+    funcs = []
+    for i in range(30):
+        order = list(range(4))
+        rng.shuffle(order)
+        parts = []
+        for m, j in enumerate(order):
+            lanes_ = [j + 4 * lane for lane in range(4)] + [rng.randrange(32) for _ in range(12)]
+            first = "(local.tee 2 (local.get 0)) (local.get 2)" if m == 0 else "(local.get 2) (local.get 2)"
+            part = f"(i8x16.shuffle {' '.join(map(str, lanes_))} {first})"
+            part = f"(i32x4.extend_low_i16x8_u (i16x8.extend_low_i8x16_u {part}))"
+            shift = 8 * (3 - m) if i % 5 else rng.choice((0, 8, 16, 24))  # every fifth: bytes may collide
+            parts.append(f"(i32x4.shl {part} (i32.const {shift}))")
+        body = parts[0]
+        for part in parts[1:]:
+            body = f"(v128.or {body} {part})"
+        funcs.append(f'(func (export "f{i}") (param v128 v128) (result v128) (local v128) {body})')
+    wat = "(module " + "\n".join(funcs) + ")"
+    store = Store(Engine())
+    ours = Instance(store, Module(store.engine, wat), []).exports(store)
+    theirs, oracle = wasmtime_v128(wat)
+    wrong = []
+    for i in range(len(funcs)):
+        for _ in range(4):
+            args = [rng.getrandbits(128), rng.getrandbits(128)]
+            if ours[f"f{i}"](store, *args) != oracle(theirs[f"f{i}"], args):
+                wrong.append((funcs[i], [hex(a) for a in args]))
                 break
     assert wrong == []

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ...wasm import opcodes as op
 from ...wasm import simd
 from ...wasm.atomics import MEMORY_ATOMIC_NOTIFY, MEMORY_ATOMIC_WAIT32, MEMORY_ATOMIC_WAIT64
-from .simd import in_place
+from .simd import in_place, in_place_with_constant
 
 # Instructions compiled as a call of a function or of a runtime builtin, which clobbers the caller-saved
 # registers (memory.copy/fill are not among them: their host path keeps every register).
@@ -41,6 +41,7 @@ _CALLS = frozenset(
         *(set(simd.NAMES) - in_place()),  # SIMD instructions that call a helper routine (codegen/simd.py)
     }
 )
+_CONST_SHIFTS = in_place_with_constant()  # SIMD shifts that call no helper when their count is a constant
 _LOCAL_OPS = frozenset({op.LOCAL_GET, op.LOCAL_SET, op.LOCAL_TEE})
 _BLOCK_OPS = frozenset({op.BLOCK_OP, op.LOOP, op.IF, op.TRY_TABLE_OP})
 
@@ -66,6 +67,8 @@ def prepass(
     loops: list[bool] = []
     local_ops, block_ops, calls, loop, if_, end = _LOCAL_OPS, _BLOCK_OPS, _CALLS, op.LOOP, op.IF, op.END
     try_table = op.TRY_TABLE_OP
+    i32_const, const_shifts = op.I32_CONST_OP, _CONST_SHIFTS
+    previous = None
     for code, imm, _ in body:
         if code in local_ops:
             weights[imm] += weight
@@ -82,6 +85,7 @@ def prepass(
             if loops and loops.pop():
                 depth -= 1
                 weight = 8.0 ** min(depth, 4)
-        elif code in calls:
+        elif code in calls and (previous != i32_const or code not in const_shifts):
             has_calls = True
+        previous = code
     return FuncInfo(weights, aux, has_calls)

@@ -19,13 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ...wasm import opcodes as op
 from ...wasm import simd
 from ...wasm.types import F64, I32, I64, V128
 from ..abi import lower_types
 from ..masm import Conversion, IntBinOp, IntCmp, LoadKind, StoreKind
 from ..regs import FLOAT, INT, Reg
 from . import call
-from .context import CONST, REG, Operand
+from .context import CONST, REG, SLOT, Operand
 
 if TYPE_CHECKING:
     from .visitor import FuncCodegen
@@ -54,65 +55,235 @@ def _lane_helper(cg: FuncCodegen, imm, name: str) -> None:
     helper_call(cg, name, (imm,))
 
 
+def _run(cg: FuncCodegen, t: Reg, src: Reg, k0: int, s0: int, n: int) -> None:
+    """``t`` = source bytes ``[s0, s0+n)`` of ``src`` at bytes ``[k0, k0+n)``, zeros elsewhere: two shifts
+    when the run touches either end of the source or of the output, else three."""
+    masm = cg.masm
+    if s0 + n == 8 or k0 + n == 8:  # right: the run at byte 0, clean above (or cut off by the left shift)
+        masm.int_binary(IntBinOp.SHR_U, True, t, src, 8 * s0) if s0 else masm.mov(t, src)
+        if k0:
+            masm.int_binary(IntBinOp.SHL, True, t, t, 8 * k0)
+    elif s0 == 0:  # left: the run at the top, clean below
+        masm.int_binary(IntBinOp.SHL, True, t, src, 8 * (8 - n))
+        masm.int_binary(IntBinOp.SHR_U, True, t, t, 8 * (8 - n - k0))
+    else:
+        masm.int_binary(IntBinOp.SHL, True, t, src, 8 * (8 - s0 - n))
+        masm.int_binary(IntBinOp.SHR_U, True, t, t, 8 * (8 - n))
+        if k0:
+            masm.int_binary(IntBinOp.SHL, True, t, t, 8 * k0)
+
+
 def _shuffle(cg: FuncCodegen, imm) -> None:
-    """i8x16.shuffle in place: each output half ORs together runs of consecutive source bytes, each run
-    moved by shifts (``(src << 64-8(s+n)) >> 64-8n << 8k``); a run used again is extracted once."""
+    """i8x16.shuffle in place, also with zero bytes (lane -1, left by :func:`fuse`).  Each output half ORs
+    together groups of source bytes that move by the same distance from the same source half: a
+    contiguous run by shifts alone (:func:`_run`), any other group by one shift and an AND with a mask
+    (taken before or after the shift, whichever is the smaller constant; a mask used by both halves is
+    kept when registers allow).  An output half with no source byte is the constant 0.
+
+    The sources stay on the operand stack until the end, and the first output half joins them there when
+    done, so that only the group being built holds registers the allocator cannot spill (a leaf function
+    has six operand registers)."""
     ctx, masm = cg.ctx, cg.masm
-    b_lo, b_hi = _pop_pair(cg)
-    a_lo, a_hi = _pop_pair(cg)
-    held = [ctx.to_reg(v) for v in (a_lo, a_hi, b_lo, b_hi)]
-    sources = [reg for reg, _ in held]
-    runs: list[list[tuple[int, int, int, int]]] = []  # per output half: (k, source half, s, n)
+    stack = ctx.stack
+    base = len(stack) - 4  # a_lo, a_hi, b_lo, b_hi
+    plans: list[list[tuple[int, int, list[int]]]] = []  # per output half: (source half, distance, output bytes)
     for half in range(2):
-        out: list[tuple[int, int, int, int]] = []
+        groups: dict[tuple[int, int], list[int]] = {}
         for k in range(8):
             index = imm[8 * half + k]
-            src, byte = index // 8, index % 8
-            if out and out[-1][1] == src and out[-1][2] + out[-1][3] == byte and out[-1][0] + out[-1][3] == k:
-                k0, _, s0, n = out[-1]
-                out[-1] = (k0, src, s0, n + 1)
+            if index >= 0:
+                groups.setdefault((index // 8, k - index % 8), []).append(k)
+        plans.append([(src, delta, ks) for (src, delta), ks in groups.items()])
+    alias = list(range(4))  # a source that is the same local or constant as an earlier one is read as that one
+    for i in range(4):
+        v = stack[base + i]
+        for j in range(i):
+            w = stack[base + j]
+            if v.kind is not REG and (v.kind, v.x) == (w.kind, w.x):
+                alias[i] = alias[j]
+                break
+    used = sorted({alias[src] for plan in plans for src, _, _ in plan})
+    for src in used:  # read into registers once, while there are registers to spare
+        v = stack[base + src]
+        if v.kind is not REG and len(ctx.free[INT]) > 4:
+            reg, owned = ctx.to_reg(v)
+            if owned:
+                stack[base + src] = Operand(REG, V128, reg)
+
+    def mask_of(delta: int, ks: list[int]) -> tuple[int, bool]:
+        after = sum(0xFF << (8 * k) for k in ks)
+        before = after >> (8 * delta) if delta >= 0 else (after << (-8 * delta)) & _ALL_ONES
+        return (before, True) if before <= after else (after, False)
+
+    mask_uses: dict[int, int] = {}
+    for plan in plans:
+        for _, delta, ks in plan:
+            if ks[-1] - ks[0] + 1 != len(ks):
+                value = mask_of(delta, ks)[0]
+                mask_uses[value] = mask_uses.get(value, 0) + 1
+    masks: dict[int, Reg] = {}  # kept for the other half too
+    for plan in plans:
+        dst = None
+        mask: tuple[int, Reg] | None = None  # the last mask loaded, not kept: used again by the next group
+        loaded: tuple[int, Reg] | None = None  # the source last read from memory, while groups take it
+        # groups that share a source, then a mask, one after the other
+        plan.sort(key=lambda g: (alias[g[0]], -1 if g[2][-1] - g[2][0] + 1 == len(g[2]) else mask_of(g[1], g[2])[0]))
+        for src, delta, ks in plan:
+            t = ctx.alloc(INT)
+            m = None
+            if ks[-1] - ks[0] + 1 != len(ks):
+                value, first = mask_of(delta, ks)
+                m = masks.get(value)
+                if m is None and mask is not None and mask[0] == value:
+                    m = mask[1]
+                if m is None:
+                    if mask is not None:
+                        ctx.free_reg(mask[1])
+                        mask = None
+                    m = ctx.alloc(INT)
+                    masm.load_const(m, I64, value)
+                    if mask_uses[value] > 1 and len(masks) < 2 and len(ctx.free[INT]) >= 2:
+                        masks[value] = m
+                    else:
+                        mask = (value, m)
+            if loaded is not None and loaded[0] != alias[src]:
+                ctx.free_reg(loaded[1])
+                loaded = None
+            v = stack[base + alias[src]]  # after the allocations above: they may have spilled it
+            if v.kind is REG:
+                reg = v.x
+            elif loaded is not None:
+                reg = loaded[1]
             else:
-                out.append((k, src, byte, 1))
-        runs.append(out)
-    uses: dict[tuple[int, int, int], int] = {}
-    for out in runs:
-        for _, src, s0, n in out:
-            uses[(src, s0, n)] = uses.get((src, s0, n), 0) + 1
-    cache: dict[tuple[int, int, int], Reg] = {}
-    results = []
-    for out in runs:
-        dst = ctx.alloc(INT)
-        ctx.push_reg(V128, dst)  # held on the stack while the other half is built
-        for i, (k, src, s0, n) in enumerate(out):
-            key = (src, s0, n)
-            t = cache.get(key)
-            fresh = t is None
-            if t is None:
-                t = ctx.alloc(INT)
-                if s0 + n == 8:
-                    masm.int_binary(IntBinOp.SHR_U, True, t, sources[src], 8 * s0)
+                reg, owned = ctx.to_reg(v)
+                if owned:
+                    loaded = (alias[src], reg)
+            if m is None:
+                _run(cg, t, reg, ks[0], ks[0] - delta, len(ks))
+            else:
+                shift, count = (IntBinOp.SHL, 8 * delta) if delta >= 0 else (IntBinOp.SHR_U, -8 * delta)
+                if first:
+                    masm.int_binary(IntBinOp.AND, True, t, reg, m)
+                    if count:
+                        masm.int_binary(shift, True, t, t, count)
                 else:
-                    masm.int_binary(IntBinOp.SHL, True, t, sources[src], 64 - 8 * (s0 + n))
-                    masm.int_binary(IntBinOp.SHR_U, True, t, t, 64 - 8 * n)
-                if uses[key] > 1 and len(cache) < 3:
-                    cache[key] = t
-                    fresh = False
-            target = dst if i == 0 else t if fresh else ctx.alloc(INT)
-            if k:
-                masm.int_binary(IntBinOp.SHL, True, target, t, 8 * k)
+                    masm.int_binary(shift, True, t, reg, count)
+                    masm.int_binary(IntBinOp.AND, True, t, t, m)
+            if dst is None:
+                dst = t
             else:
-                masm.mov(target, t)
-            if i:
-                masm.int_binary(IntBinOp.OR, True, dst, dst, target)
-                if target is not t:
-                    ctx.free_reg(target)
-            if fresh:
+                masm.int_binary(IntBinOp.OR, True, dst, dst, t)
                 ctx.free_reg(t)
-        results.append(dst)
-    for reg in cache.values():
+        for held in (mask, loaded):
+            if held is not None:
+                ctx.free_reg(held[1])
+        if dst is None:
+            ctx.push_const(V128, 0)
+        else:
+            ctx.push_reg(V128, dst)
+    for reg in masks.values():
         ctx.free_reg(reg)
-    for reg, owned in held:
-        ctx.release(reg, owned)
+    _replace_sources(cg, 4)
+
+
+FUSED = 0xFDFFF  # an instruction :func:`fuse` folded into the i8x16.shuffle before it: no code of its own
+_SHUFFLE = simd.BY_NAME["i8x16.shuffle"]
+_OR = simd.BY_NAME["v128.or"]
+_WIDEN = {  # unsigned extensions: (source lane bytes, high half)
+    simd.BY_NAME[f"{shape}.extend_{part}_{narrow}_u"]: (size, part == "high")
+    for shape, narrow, size in (("i16x8", "i8x16", 1), ("i32x4", "i16x8", 2), ("i64x2", "i32x4", 4))
+    for part in ("low", "high")
+}
+_BYTE_SHIFTS = {  # lane shifts that move whole bytes when the count is a multiple of 8: (lane bytes, left)
+    simd.BY_NAME[f"{shape}.{shift}"]: (size, shift == "shl")
+    for shape, size in (("i16x8", 2), ("i32x4", 4), ("i64x2", 8))
+    for shift in ("shl", "shr_u")
+}
+
+
+def fuse(body: list) -> list:
+    """The body with each i8x16.shuffle followed by unsigned extensions and lane shifts by whole bytes
+    (``i32.const 8k`` then ``shl``/``shr_u``) folded into that shuffle: each of them only moves bytes or
+    puts zeros in, so the sequence is one shuffle whose lane -1 is a zero byte (compiled by
+    :func:`_shuffle` at the cost of one).  Two such shuffles of a local with itself, OR'ed together right
+    away (``local.get x local.get x shuffle ... local.get x local.get x shuffle ... v128.or``, the first pair
+    maybe ``local.tee x local.get x``, as a byte swap
+    within lanes compiles), that take no output byte both are one shuffle too.  The folded instructions stay
+    in the body as :data:`FUSED`, at their offsets.  Not for metered code (fuel counts instructions)."""
+    if not any(code == _SHUFFLE for code, _, _ in body):
+        return body
+    out: list = []
+    merge: tuple[int, int, tuple[int, ...]] | None = (
+        None  # (index in out, local, lanes): a shuffle of a local with itself
+    )
+    i, n = 0, len(body)
+    while i < n:
+        code, imm, offset = body[i]
+        i += 1
+        if code != _SHUFFLE:
+            out.append((code, imm, offset))
+            continue
+        lanes = list(imm)
+        folded = []
+        while i < n:
+            nxt, arg, off = body[i]
+            if nxt in _WIDEN:
+                size, high = _WIDEN[nxt]
+                src = lanes[8:] if high else lanes[:8]
+                lanes = []
+                for lane in range(8 // size):
+                    lanes += src[lane * size : lane * size + size] + [-1] * size
+                folded.append(off)
+                i += 1
+            elif nxt == op.I32_CONST_OP and i + 1 < n and body[i + 1][0] in _BYTE_SHIFTS:
+                size, left = _BYTE_SHIFTS[body[i + 1][0]]
+                count = arg & (8 * size - 1)
+                if count % 8:
+                    break
+                k = count // 8
+                moved = []
+                for lane in range(16 // size):
+                    part = lanes[lane * size : lane * size + size]
+                    moved += [-1] * k + part[: size - k] if left else part[k:] + [-1] * k
+                lanes = moved
+                folded += [off, body[i + 1][2]]
+                i += 2
+            else:
+                break
+        same = (
+            len(out) >= 2
+            and out[-1][0] == op.LOCAL_GET
+            and out[-2][0] in (op.LOCAL_GET, op.LOCAL_TEE)
+            and out[-1][1] == out[-2][1]
+        )
+        if same:  # a shuffle of a local with itself: lanes 16-31 are lanes 0-15
+            lanes = [lane - 16 if lane >= 16 else lane for lane in lanes]
+        if (
+            same
+            and out[-2][0] == op.LOCAL_GET
+            and merge is not None
+            and merge[1] == out[-1][1]
+            and i < n
+            and body[i][0] == _OR
+            and all(out[j][0] == FUSED for j in range(merge[0] + 1, len(out) - 2))
+            and all(x < 0 or y < 0 for x, y in zip(merge[2], lanes))
+        ):  # OR'ed with the shuffle of the same local just before, no byte taken twice: one shuffle
+            j, local, before = merge
+            union = tuple(x if x >= 0 else y for x, y in zip(before, lanes))
+            out[j] = (_SHUFFLE, union, out[j][2])
+            out[-2:] = [(FUSED, None, out[-2][2]), (FUSED, None, out[-1][2])]
+            out.extend((FUSED, None, off) for off in (offset, *folded, body[i][2]))
+            merge = (j, local, union)
+            i += 1
+            continue
+        out.append((code, tuple(lanes), offset))
+        merge = (len(out) - 1, out[-2][1], tuple(lanes)) if same else None
+        out.extend((FUSED, None, off) for off in folded)
+    return out
+
+
+def _fused(cg: FuncCodegen, imm) -> None:
+    """An instruction folded into the shuffle before it (:func:`fuse`)."""
 
 
 def _const(cg: FuncCodegen, imm) -> None:
@@ -169,15 +340,18 @@ def _add_sub(cg: FuncCodegen, imm, width: int, sub: bool) -> None:
             masm.int_binary(op, True, dst, ra, rb)
             ctx.push_reg(V128, dst)
         return
+    # The operands stay on the stack (the allocator may spill them) and the low half's result joins them:
+    # only the masks and the half being built hold registers it cannot take (a leaf function has six).
+    ctx.stack.extend((a_lo, a_hi, b_lo, b_hi))
+    base = len(ctx.stack) - 4
     high = ctx.alloc(INT)
     masm.load_const(high, I64, _lane_mask(width))
     low = ctx.alloc(INT)
     masm.load_const(low, I64, ~_lane_mask(width) & _ALL_ONES)
-    for a, b in ((a_lo, b_lo), (a_hi, b_hi)):
-        ra, aown = ctx.to_reg(a)
-        rb, bown = ctx.to_reg(b)
+    for half in range(2):
         t1 = ctx.alloc(INT)
         t2 = ctx.alloc(INT)
+        (ra, aown), (rb, bown) = _stack_regs(ctx, (base + half, base + 2 + half))
         masm.int_binary(IntBinOp.OR if sub else IntBinOp.AND, True, t1, ra, high if sub else low)
         masm.int_binary(IntBinOp.AND, True, t2, rb, low)
         masm.int_binary(op, True, t1, t1, t2)
@@ -192,6 +366,111 @@ def _add_sub(cg: FuncCodegen, imm, width: int, sub: bool) -> None:
         ctx.push_reg(V128, t1)
     ctx.free_reg(high)
     ctx.free_reg(low)
+    _replace_sources(cg, 4)
+
+
+def _bitselect(cg: FuncCodegen, imm) -> None:
+    """v128.bitselect (and the relaxed laneselects, which hwsim makes bitselect) in place on each half:
+    ``((v1 ^ v2) & c) ^ v2``, the operands left on the stack meanwhile."""
+    ctx, masm = cg.ctx, cg.masm
+    base = len(ctx.stack) - 6  # v1_lo, v1_hi, v2_lo, v2_hi, c_lo, c_hi
+    for half in range(2):
+        t = ctx.alloc(INT)
+        (r1, own1), (r2, own2), (rc, ownc) = _stack_regs(ctx, (base + half, base + 2 + half, base + 4 + half))
+        masm.int_binary(IntBinOp.XOR, True, t, r1, r2)
+        masm.int_binary(IntBinOp.AND, True, t, t, rc)
+        masm.int_binary(IntBinOp.XOR, True, t, t, r2)
+        for reg, own in ((r1, own1), (r2, own2), (rc, ownc)):
+            ctx.release(reg, own)
+        ctx.push_reg(V128, t)
+    _replace_sources(cg, 6)
+
+
+def _mul_i32(cg: FuncCodegen, imm) -> None:
+    """i32x4.mul in place on each half: the lower lane is the product's low 32 bits, the upper one the
+    product of the upper halves moved up; the operands left on the stack meanwhile."""
+    ctx, masm = cg.ctx, cg.masm
+    base = len(ctx.stack) - 4  # a_lo, a_hi, b_lo, b_hi
+    for half in range(2):
+        dst = ctx.alloc(INT)
+        t = ctx.alloc(INT)
+        u = ctx.alloc(INT)
+        (ra, aown), (rb, bown) = _stack_regs(ctx, (base + half, base + 2 + half))
+        masm.int_binary(IntBinOp.MUL, True, dst, ra, rb)
+        masm.int_binary(IntBinOp.SHL, True, dst, dst, 32)
+        masm.int_binary(IntBinOp.SHR_U, True, dst, dst, 32)
+        masm.int_binary(IntBinOp.SHR_U, True, t, ra, 32)
+        masm.int_binary(IntBinOp.SHR_U, True, u, rb, 32)
+        masm.int_binary(IntBinOp.MUL, True, t, t, u)
+        ctx.free_reg(u)
+        ctx.release(ra, aown)
+        ctx.release(rb, bown)
+        masm.int_binary(IntBinOp.SHL, True, t, t, 32)
+        masm.int_binary(IntBinOp.OR, True, dst, dst, t)
+        ctx.free_reg(t)
+        ctx.push_reg(V128, dst)
+    _replace_sources(cg, 4)
+
+
+def _eq_ne(cg: FuncCodegen, imm, width: int, ne: bool) -> None:
+    """iNxM.eq/ne in place on each half, SWAR: ``x = a ^ b``; a lane's top bit of
+    ``(((x & M) + M) | x) & H`` is set when the lane is not zero (H the lanes' top bits, M the rest);
+    that bit ``m`` (moved to the lane's bottom) becomes the whole lane as ``(m << width) - m``."""
+    ctx, masm = cg.ctx, cg.masm
+    base = len(ctx.stack) - 4  # a_lo, a_hi, b_lo, b_hi
+    high = ctx.alloc(INT)
+    masm.load_const(high, I64, _lane_mask(width))
+    low = ctx.alloc(INT)
+    masm.load_const(low, I64, ~_lane_mask(width) & _ALL_ONES)
+    for half in range(2):
+        x = ctx.alloc(INT)
+        t = ctx.alloc(INT)
+        (ra, aown), (rb, bown) = _stack_regs(ctx, (base + half, base + 2 + half))
+        masm.int_binary(IntBinOp.XOR, True, x, ra, rb)
+        ctx.release(ra, aown)
+        ctx.release(rb, bown)
+        masm.int_binary(IntBinOp.AND, True, t, x, low)
+        masm.int_binary(IntBinOp.ADD, True, t, t, low)
+        masm.int_binary(IntBinOp.OR, True, t, t, x)
+        masm.int_binary(IntBinOp.AND, True, t, t, high)
+        if not ne:
+            masm.int_binary(IntBinOp.XOR, True, t, t, high)
+        masm.int_binary(IntBinOp.SHR_U, True, t, t, width - 1)
+        masm.int_binary(IntBinOp.SHL, True, x, t, width)
+        masm.int_binary(IntBinOp.SUB, True, x, x, t)
+        ctx.free_reg(t)
+        ctx.push_reg(V128, x)
+    ctx.free_reg(high)
+    ctx.free_reg(low)
+    _replace_sources(cg, 4)
+
+
+def _stack_regs(ctx, indices: tuple[int, ...]) -> list[tuple[Reg, bool]]:
+    """Registers holding the operand-stack entries at ``indices``, left on the stack: (register, owned
+    temporary).  Entries not in a register are loaded first; those in one are read after every allocation,
+    which could have spilled them."""
+    got: dict[int, tuple[Reg, bool]] = {}
+    while True:
+        pending = [i for i in indices if i not in got and ctx.stack[i].kind is not REG]
+        if not pending:
+            break
+        got[pending[0]] = ctx.to_reg(ctx.stack[pending[0]])
+    return [got[i] if i in got else (ctx.stack[i].x, False) for i in indices]
+
+
+def _replace_sources(cg: FuncCodegen, count: int) -> None:
+    """The two halves on top of the stack take the place of the ``count`` source entries below them."""
+    ctx = cg.ctx
+    stack = ctx.stack
+    results = [stack.pop(), stack.pop()][::-1]
+    for i, r in enumerate(results):
+        if r.kind is SLOT:  # spilled above the sources: back into a register before they go
+            results[i] = Operand(REG, V128, ctx.to_reg(r)[0])
+    for _ in range(count):
+        v = stack.pop()
+        if v.kind is REG:
+            ctx.free_reg(v.x)
+    stack.extend(results)
 
 
 def _splat_i32(cg: FuncCodegen, imm) -> None:
@@ -395,6 +674,59 @@ def _extend(cg: FuncCodegen, imm, width: int, high: bool, signed: bool) -> None:
     ctx.release(r, own)
 
 
+def _extmul(cg: FuncCodegen, imm, width: int, high: bool, signed: bool) -> None:
+    """iNxM.extmul_{low,high} in place: each lane pair of the chosen halves extended by two shifts,
+    multiplied, and put in its place in the wider lane (a signed product cut to the lane's width first)."""
+    ctx, masm = cg.ctx, cg.masm
+    b_lo, b_hi = _pop_pair(cg)
+    a_lo, a_hi = _pop_pair(cg)
+    (a, a_other), (b, b_other) = ((a_hi, a_lo), (b_hi, b_lo)) if high else ((a_lo, a_hi), (b_lo, b_hi))
+    for v in (a_other, b_other):
+        if v.kind is REG:
+            ctx.free_reg(v.x)
+    held = [ctx.to_reg(a)]
+    if b.kind is not REG and (a.kind, a.x) == (b.kind, b.x):  # the same local or constant twice
+        rb = held[0][0]
+    else:
+        held.append(ctx.to_reg(b))
+        rb = held[1][0]
+    ra = held[0][0]
+    ext = IntBinOp.SHR_S if signed else IntBinOp.SHR_U
+    per, wide = 32 // width, 2 * width  # source lanes per output half, output lane width
+    for half in range(2):
+        dst = None
+        for i in range(per):
+            lane = half * per + i
+            x = ctx.alloc(INT)
+            y = ctx.alloc(INT)
+            for t, r in ((x, ra), (y, rb)):
+                top = 64 - width * (lane + 1)
+                if not signed and lane == 0 and width == 8:
+                    masm.int_binary(IntBinOp.AND, True, t, r, 0xFF)
+                elif top:
+                    masm.int_binary(IntBinOp.SHL, True, t, r, top)
+                    masm.int_binary(ext, True, t, t, 64 - width)
+                else:
+                    masm.int_binary(ext, True, t, r, 64 - width)
+            masm.int_binary(IntBinOp.MUL, True, x, x, y)
+            ctx.free_reg(y)
+            pos = wide * i
+            if signed and pos + wide < 64:
+                masm.int_binary(IntBinOp.SHL, True, x, x, 64 - wide)
+                masm.int_binary(IntBinOp.SHR_U, True, x, x, 64 - wide - pos)
+            elif pos:
+                masm.int_binary(IntBinOp.SHL, True, x, x, pos)
+            if dst is None:
+                dst = x
+            else:
+                masm.int_binary(IntBinOp.OR, True, dst, dst, x)
+                ctx.free_reg(x)
+        assert dst is not None  # (one lane at least)
+        ctx.push_reg(V128, dst)  # spillable while the other half is built
+    for reg, owned in held:
+        ctx.release(reg, owned)
+
+
 def _not(cg: FuncCodegen, imm) -> None:
     ctx = cg.ctx
     lo, hi = _pop_pair(cg)
@@ -584,6 +916,11 @@ _IN_PLACE = frozenset(
         _any_true,
         _extend,
         _shuffle,
+        _fused,
+        _extmul,
+        _bitselect,
+        _mul_i32,
+        _eq_ne,
     )
 )
 
@@ -591,6 +928,16 @@ _IN_PLACE = frozenset(
 def in_place() -> frozenset[int]:
     """The 0xfd opcodes compiled without a helper call (the rest make a function non-leaf, see prepass)."""
     return frozenset(code for code, (handler, _) in dispatch().items() if handler in _IN_PLACE)
+
+
+def in_place_with_constant() -> frozenset[int]:
+    """The 0xfd lane shifts compiled in place when their count is a constant (right after an ``i32.const``)."""
+    return frozenset(
+        simd.BY_NAME[f"{shape}.{shift}"]
+        for shape in ("i8x16", "i16x8", "i32x4", "i64x2")
+        for shift in ("shl", "shr_u", "shr_s")
+        if shift != "shr_s" or shape in ("i32x4", "i64x2")
+    )
 
 
 def dispatch() -> dict[int, tuple[Callable, tuple]]:
@@ -602,6 +949,7 @@ def dispatch() -> dict[int, tuple[Callable, tuple]]:
     by = simd.BY_NAME
     table[by["v128.const"]] = (_const, ())
     table[by["i8x16.shuffle"]] = (_shuffle, ())
+    table[FUSED] = (_fused, ())
     table[by["v128.load"]] = (_load, ())
     table[by["v128.store"]] = (_store, ())
     for name in ("8x8_s", "8x8_u", "16x4_s", "16x4_u", "32x2_s", "32x2_u"):
@@ -618,6 +966,13 @@ def dispatch() -> dict[int, tuple[Callable, tuple]]:
     table[by["v128.xor"]] = (_bitwise, (IntBinOp.XOR, False))
     table[by["v128.andnot"]] = (_bitwise, (IntBinOp.AND, True))
     table[by["v128.not"]] = (_not, ())
+    table[by["v128.bitselect"]] = (_bitselect, ())
+    for shape in ("i8x16", "i16x8", "i32x4", "i64x2"):
+        table[by[f"{shape}.relaxed_laneselect"]] = (_bitselect, ())
+    table[by["i32x4.mul"]] = (_mul_i32, ())
+    for shape, width in (("i8x16", 8), ("i16x8", 16), ("i32x4", 32)):
+        table[by[f"{shape}.eq"]] = (_eq_ne, (width, False))
+        table[by[f"{shape}.ne"]] = (_eq_ne, (width, True))
     table[by["i64x2.splat"]] = (_splat_i64, ())
     table[by["i32x4.splat"]] = (_splat_i32, ())
     table[by["i32x4.extract_lane"]] = (_extract_i32, ())
@@ -628,6 +983,11 @@ def dispatch() -> dict[int, tuple[Callable, tuple]]:
     table[by["v128.any_true"]] = (_any_true, ())
     for shape, width, narrow in (("i16x8", 16, "i8x16"), ("i32x4", 32, "i16x8"), ("i64x2", 64, "i32x4")):
         for part in ("low", "high"):
+            for sign in ("s", "u"):
+                table[by[f"{shape}.extmul_{part}_{narrow}_{sign}"]] = (
+                    _extmul,
+                    (width // 2, part == "high", sign == "s"),
+                )
             table[by[f"{shape}.extend_{part}_{narrow}_u"]] = (_extend, (width, part == "high", False))
             if width == 64:
                 table[by[f"{shape}.extend_{part}_{narrow}_s"]] = (_extend, (width, part == "high", True))

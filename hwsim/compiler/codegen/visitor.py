@@ -62,10 +62,16 @@ class FuncCodegen:
         lowered = V128 in local_types
         if lowered:
             local_types, body = _lower_locals(local_types, body)
+        if not env.metering:
+            body = simd.fuse(body)  # shuffles with the extensions and byte shifts after them as one
         info = prepass(body, len(local_types), env.block_type)
-        for i, ty in enumerate(local_types):
-            if ty == V128:
-                info.weights[i] = 0.0  # a v128 local lives in two frame slots
+        if lowered:  # instructions name a v128 local's low half: its high half is used as much
+            i = 0
+            while i < len(local_types):
+                if local_types[i] == V128:
+                    info.weights[i + 1] = info.weights[i]
+                    i += 1
+                i += 1
         self.ctx = ctx = CodeGenContext(masm, local_types)
         ctx.home_locals(info.weights, info.aux_slots, info.has_calls)
         masm.mark(func.body_offset)
