@@ -226,3 +226,24 @@ def test_a_ring_sink_keeps_the_last_events_as_text():
         "[    0.004000 ms] irq   IRQ 4 (uart0) high",
     ]
     assert len(ring.last(10)) == 3  # the capacity
+
+
+def test_jsonl_and_text_traces_name_the_hart_of_each_event(tmp_path):
+    """The same two-hart run as above: JSON Lines records carry ``hart``, text lines say ``hart N:``;
+    the handler's MMIO is hart 1's, the main loop's hart 0's (a one-hart run's lines are unchanged)."""
+    board = tmp_path / "virt2.toml"
+    default = DRIVERS.parent / "boards" / "virt.toml"
+    board.write_text(default.read_text().replace('name = "virt"', 'name = "virt2"\nharts = 2', 1))
+    elf = build_driver(DRIVERS / "examples" / "harts_irq", native=True).read_bytes()
+    jsonl, text = tmp_path / "harts.jsonl", tmp_path / "harts.txt"
+    for out in (jsonl, text):
+        system, _ = make_board(board)
+        with tracing("mmio", out):
+            assert FirmwareRun(system, elf, hart_seed=1, irq_hart=1).run("fixed").ok
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    clears = [r for r in records if r["event"] == "mmio_write" and r["reg"] == "CLEAR_INTERRUPT"]
+    assert clears and {r["hart"] for r in clears} == {1}
+    assert {r["hart"] for r in records} == {0, 1}
+    lines = text.read_text().splitlines()
+    assert lines and all(" hart 0: " in line or " hart 1: " in line for line in lines)
+    assert any(" hart 1: " in line and "CLEAR_INTERRUPT" in line for line in lines)

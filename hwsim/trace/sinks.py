@@ -43,7 +43,8 @@ class TextSink(Sink):
         self._own = False
 
     def write(self, spec: EventSpec, t_ns: int, fields: dict, hart: int | None = None) -> None:
-        self.stream.write(f"[{t_ns / 1e6:12.6f} ms] {spec.category:<5} {spec.format(fields)}\n")
+        where = "" if hart is None else f"hart {hart}: "  # (several harts: the one whose turn it was)
+        self.stream.write(f"[{t_ns / 1e6:12.6f} ms] {spec.category:<5} {where}{spec.format(fields)}\n")
 
     def close(self) -> None:
         if self._own:
@@ -82,6 +83,8 @@ class JsonlSink(TextSink):
 
     def write(self, spec: EventSpec, t_ns: int, fields: dict, hart: int | None = None) -> None:
         record = {"t_ns": t_ns, "event": spec.name, "category": spec.category}
+        if hart is not None:  # (several harts: the one whose turn emitted it)
+            record["hart"] = hart
         record.update((k, _plain(v)) for k, v in fields.items())
         self.stream.write(json.dumps(record) + "\n")
 
