@@ -244,7 +244,7 @@ class PagingLab:
             struct.pack("<6Q", BASE, npages, frames, self.pool, self.l0, tick),
         )
         m.set_reg("satp", make_satp(SV39, self.root >> PAGE_SHIFT, ASID))
-        m.set_trap_vm(True)  # the handler's sfence.vma traps; _call carries it out on the model TLB
+        m.set_trap_vm(True)  # the handler's sfence.vma stops the run; _call carries it out on the TLBs
         m.add_ecall_handler(self._ecall)
         m.watch_loads(self.pool, frames * PAGE_SIZE, self._on_load)
         m.watch_stores(self.pool, frames * PAGE_SIZE, self._on_store)
@@ -409,14 +409,10 @@ class PagingLab:
                 if result.reason is StopReason.EXIT:
                     break
                 if result.reason is StopReason.EXCEPTION and result.cause is Cause.ILLEGAL_INSN:
-                    word = int.from_bytes(m.phys.read(result.pc, 4), "little")  # identity-mapped code
-                    if word & 0xFE00_7FFF == 0x1200_0073:  # sfence.vma rs1, rs2 (trapped by mstatus.TVM)
-                        rs1, rs2 = (word >> 15) & 31, (word >> 20) & 31
-                        va = m.get_reg(f"x{rs1}") if rs1 else None
-                        asid = m.get_reg(f"x{rs2}") if rs2 else None
-                        m.sfence_vma(va, asid)
+                    if m.carry_out_fence(result.pc):  # an sfence.vma, trapped by mstatus.TVM
                         pc = result.pc + 4
                         continue
+                    word = int.from_bytes(m.phys.read(result.pc, 4), "little")  # identity-mapped code
                     if word & 0x7F == 0x73 and (word >> 12) & 7 and (word >> 20) == 0x180:
                         raise LabError(f"{entry} accessed satp in {self._where(result.pc)}: use lab->ptes instead")
                 if result.reason is StopReason.LIMIT:

@@ -400,7 +400,7 @@ class Machine:
         self.demand_faults = 0  # walks that faulted on an invalid PTE and were resolved by a pager
         self.write_faults = 0  # stores to pages without W that a write-fault handler made writable
         self.guest_fences = 0  # sfence.vma the guest executed and the machine carried out (see trap_guest_fences)
-        self._trap_fences = False
+        self._tvm = ""  # mstatus.TVM set by hwsim: "" no, "stop" (set_trap_vm), "carry out" (trap_guest_fences)
         # What may fix a fault and have the walk retried, asked in this order (see mmu/translate.py).
         self._resolvers = (
             Resolver(FaultReason.INVALID, self._page_in),
@@ -421,7 +421,6 @@ class Machine:
         # The FPU starts off (mstatus.FS = 0): turn it on, so F/D instructions work in every mode.
         self._uc.reg_write(rv.UC_RISCV_REG_MSTATUS, self._uc.reg_read(rv.UC_RISCV_REG_MSTATUS) | MSTATUS_FS_DIRTY)
         self._u_context: tuple[int, int] | None = None  # (satp, mstatus) while the hart is in U-mode
-        self._trap_vm = False  # mstatus.TVM: see set_trap_vm
         self._watched: dict[int, _Watch] = {}  # physical page -> what is watched there (see watch_page)
         self._pending_watch: _PendingWatch | None = None
         self._handed: set[int] = set()  # physical pages handed to Unicorn's TLB since its last flush
@@ -720,14 +719,13 @@ class Machine:
         return dropped
 
     def set_trap_vm(self, on: bool) -> None:
-        """Set mstatus.TVM: S-mode ``sfence.vma`` (and satp accesses) then trap as illegal instructions, so
-        :meth:`run` stops on them with ``StopReason.EXCEPTION``; a caller that carries one out
-        (:meth:`sfence_vma` with the instruction's rs1/rs2) and resumes after it keeps the model TLB in
-        step with the guest's fences (the page-fault lab does).  Without it a guest ``sfence.vma`` flushes
-        only Unicorn's TLB."""
-        mstatus = self._csr_access(rv.UC_RISCV_REG_MSTATUS)
-        self._csr_access(rv.UC_RISCV_REG_MSTATUS, mstatus | MSTATUS_TVM if on else mstatus & ~MSTATUS_TVM)
-        self._trap_vm = on
+        """Set (or clear) mstatus.TVM: S-mode ``sfence.vma`` (and satp accesses) then trap as illegal
+        instructions, and :meth:`run` stops on them with ``StopReason.EXCEPTION``; a caller that carries
+        the fence out (:meth:`carry_out_fence`) and resumes after it keeps the model TLB in step with the
+        guest's fences, and may refuse what else trapped (the page-fault lab refuses satp accesses).
+        :meth:`trap_guest_fences` is the same trap with the machine carrying both out itself.  Without
+        either, a guest ``sfence.vma`` flushes only Unicorn's TLB."""
+        self._set_tvm("stop" if on else "")
         self.flush_cpu_tlb()
 
     def trap_guest_fences(self) -> None:
@@ -740,8 +738,17 @@ class Machine:
         written as M-mode) and the guest goes on after it, as a hypervisor traps and emulates them.
         ``guest_fences`` counts the fences.  M-mode ``sfence.vma`` cannot be trapped (TVM is for
         S-mode): it still flushes Unicorn's TLB alone.  M-mode code that clears mstatus.TVM ends it."""
-        self._trap_fences = True
-        self._csr_access(rv.UC_RISCV_REG_MSTATUS, self._csr_access(rv.UC_RISCV_REG_MSTATUS) | MSTATUS_TVM)
+        self._set_tvm("carry out")
+
+    def _set_tvm(self, mode: str) -> None:
+        mstatus = self._csr_access(rv.UC_RISCV_REG_MSTATUS)
+        self._csr_access(rv.UC_RISCV_REG_MSTATUS, mstatus | MSTATUS_TVM if mode else mstatus & ~MSTATUS_TVM)
+        self._tvm = mode
+
+    def carry_out_fence(self, pc: int) -> bool:
+        """Carry out the S-mode ``sfence.vma`` at ``pc`` that :meth:`set_trap_vm` stopped on, on this hart's
+        TLBs, as the instruction does (``guest_fences`` counts it); False when ``pc`` holds something else."""
+        return self._emulate_tvm(pc, satp=False)
 
     def interrupt_enabled(self, irq: int) -> bool:
         """Whether machine-level interrupt ``irq`` would be taken now: its mie bit set, and the hart below
@@ -773,9 +780,9 @@ class Machine:
         self._uc.reg_write(rv.UC_RISCV_REG_PC, handler)
         return handler
 
-    def _emulate_tvm(self, pc: int) -> bool:
-        """Carry out the S-mode ``sfence.vma`` or ``csr* satp`` at ``pc`` that TVM trapped; False if the
-        instruction is something else (a real illegal instruction)."""
+    def _emulate_tvm(self, pc: int, *, satp: bool = True) -> bool:
+        """Carry out the S-mode ``sfence.vma`` or (``satp``) ``csr* satp`` at ``pc`` that TVM trapped; False
+        if the instruction is something else (a real illegal instruction)."""
         if self._raw_read(rv.UC_RISCV_REG_PRIV) != 1:
             return False
         code = self._fetch_insn_bytes(pc)
@@ -793,7 +800,7 @@ class Machine:
             self.guest_fences += 1
             self.sfence_vma(va, asid)
             return True
-        if funct3 in (0, 4) or word >> 20 != CSR_SATP:
+        if not satp or funct3 in (0, 4) or word >> 20 != CSR_SATP:
             return False
         operand = rs1 if funct3 & 4 else uc.reg_read(rv.UC_RISCV_REG_X0 + rs1)  # csrr*i: rs1 is the immediate
         old = self._csr_access(rv.UC_RISCV_REG_SATP)
@@ -841,10 +848,8 @@ class Machine:
                 self._u_context = cached
             satp, status = cached
         elif priv == 1:
-            # Under mstatus.TVM (set_trap_vm, trap_guest_fences) Unicorn refuses S-mode reads of satp,
-            # host reads included: read it as M-mode.
-            trapped = self._trap_vm or self._trap_fences
-            satp = self._csr_access(rv.UC_RISCV_REG_SATP) if trapped else self._raw_read(rv.UC_RISCV_REG_SATP)
+            # Under mstatus.TVM Unicorn refuses S-mode reads of satp, host reads included: read it as M-mode.
+            satp = self._csr_access(rv.UC_RISCV_REG_SATP) if self._tvm else self._raw_read(rv.UC_RISCV_REG_SATP)
             status = self._raw_read(rv.UC_RISCV_REG_SSTATUS)
         else:
             status = self._raw_read(rv.UC_RISCV_REG_MSTATUS)
@@ -994,7 +999,7 @@ class Machine:
         """Any other exception: stop and say so.  Unicorn reports pc + 4 whatever the instruction's
         length (measured with 2- and 4-byte illegal instructions); put the pc back on it."""
         pc = (uc.reg_read(rv.UC_RISCV_REG_PC) - 4) & _XMASK
-        if self._trap_fences and cause is Cause.ILLEGAL_INSN:
+        if self._tvm == "carry out" and cause is Cause.ILLEGAL_INSN:
             try:
                 if self._emulate_tvm(pc):
                     return  # carried out: the guest goes on at pc + 4, where Unicorn stands
