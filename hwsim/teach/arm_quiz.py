@@ -22,7 +22,7 @@ from ..mmu.arm_walk import ArmControl, ArmReason, walk_arm
 from ..mmu.formats import FormatWalk, WordMemory, answer_line, format_explained, walk_to_json
 from ..riscv.priv import Access, Priv
 from . import topics
-from .mmu_quiz import check_seed_and_count, memory_lines
+from .mmu_quiz import READ_WRITE_WORDS, check_seed_and_count, memory_lines
 
 RAM_BASE = 0x4000_0000
 RAM_FRAMES = 16
@@ -384,9 +384,6 @@ def preamble(fmt: str = "aarch64-4k") -> list[str]:
     ]
 
 
-_ARTICLE = {Access.FETCH: "an instruction fetch", Access.LOAD: "a read", Access.STORE: "a write"}
-
-
 def format_exercise(ex: ArmExercise) -> list[str]:
     c, g = ex.ctl, ex.granule
     size = ram_size(g)
@@ -399,7 +396,9 @@ def format_exercise(ex: ArmExercise) -> list[str]:
     lines.append(f"TTBR0_EL1 = {c.ttbr0:#x}   TTBR1_EL1 = {c.ttbr1:#x}")
     lines.append(f"TCR_EL1   : T0SZ={c.t0sz} T1SZ={c.t1sz} IPS={c.pa_bits}-bit PA HA={int(c.ha)}")
     lines.append(f"SCTLR_EL1.WXN={int(c.wxn)}  PSTATE.PAN={int(c.pan)}")
-    lines.append(f"access    = {_ARTICLE[ex.access]} at {ex.va:#018x}, at {'EL0' if ex.priv is Priv.U else 'EL1'}")
+    lines.append(
+        f"access    = {READ_WRITE_WORDS[ex.access]} at {ex.va:#018x}, at {'EL0' if ex.priv is Priv.U else 'EL1'}"
+    )
     lines.append("")
     lines.append("Question: the physical address (and any AF the hardware sets), or the abort:")
     lines.append("the fault, its level and the fault status code (DFSC or IFSC).")

@@ -30,7 +30,7 @@ from ..mmu.report import format_walk_explained, walk_to_json
 from ..mmu.walker import LEVEL_NAMES, NAPOT_NAME, NAPOT_SIZE, AdPolicy, WalkResult, pbmt_name, walk
 from ..riscv.priv import Access, Priv
 from . import topics
-from .mmu_quiz import QuizMemory, check_seed_and_count, memory_lines
+from .mmu_quiz import ACCESS_WORDS, QuizMemory, check_seed_and_count, memory_lines
 
 RAM_BASE = 0x8000_0000
 RAM_FRAMES = 16
@@ -183,16 +183,13 @@ def preamble() -> list[str]:
     ]
 
 
-_ARTICLE = {Access.FETCH: "an instruction fetch", Access.LOAD: "a load", Access.STORE: "a store"}
-
-
 def format_exercise(ex: ExtExercise) -> list[str]:
     lines = [f"Exercise {ex.number} (seed {ex.seed}), {ex.mode.name}", ""]
     lines.append(f"RAM is {RAM_BASE:#x}-{RAM_BASE + RAM_SIZE - 1:#x}; its non-zero doublewords:")
     lines += memory_lines(ex.memory)
     lines.append("")
     lines.append(f"satp    = {ex.satp:#018x}")
-    lines.append(f"access  = {_ARTICLE[ex.access]} at va {ex.va:#018x}, in {ex.priv.name}-mode")
+    lines.append(f"access  = {ACCESS_WORDS[ex.access]} at va {ex.va:#018x}, in {ex.priv.name}-mode")
     lines.append(
         f"ext     : Svnapot {'on' if ex.svnapot else 'off'}, Svpbmt {'on' if ex.svpbmt else 'off'}; SUM=0 MXR=0"
     )

@@ -477,7 +477,8 @@ AD_RULES = {
     AdPolicy.UPDATE: "the hardware sets A (and D on a store) when they are clear (Svadu)",
     AdPolicy.FAULT: "a clear A (or a clear D on a store) raises a page fault (Svade)",
 }
-_ARTICLE = {Access.FETCH: "an instruction fetch", Access.LOAD: "a load", Access.STORE: "a store"}
+ACCESS_WORDS = {Access.FETCH: "an instruction fetch", Access.LOAD: "a load", Access.STORE: "a store"}
+READ_WRITE_WORDS = {Access.FETCH: "an instruction fetch", Access.LOAD: "a read", Access.STORE: "a write"}  # x86, Arm
 
 
 def preamble() -> list[str]:
@@ -517,7 +518,7 @@ def format_exercise(ex: MmuExercise) -> list[str]:
         lines.append("  (none: the RAM is all zero)")
     lines.append("")
     lines.append(f"satp    = {ex.satp:#018x}")
-    lines.append(f"access  = {_ARTICLE[ex.access]} at va {ex.va:#018x}, in {ex.priv.name}-mode")
+    lines.append(f"access  = {ACCESS_WORDS[ex.access]} at va {ex.va:#018x}, in {ex.priv.name}-mode")
     lines.append(f"sstatus : SUM={int(ex.sum)} MXR={int(ex.mxr)}")
     lines.append(f"A/D     : {AD_RULES[ex.ad]}")
     lines.append("")

@@ -39,7 +39,7 @@ from ..mmu.twostage import GuestReason, Stage, TwoStageResult, walk_two_stage
 from ..mmu.walker import AdPolicy, FaultReason
 from ..riscv.priv import Access, Priv
 from . import topics
-from .mmu_quiz import QuizMemory, check_seed_and_count, memory_lines
+from .mmu_quiz import ACCESS_WORDS, QuizMemory, check_seed_and_count, memory_lines
 
 RAM_BASE = 0x8000_0000
 RAM_FRAMES = 32
@@ -367,7 +367,6 @@ _AD_RULES = {
     AdPolicy.UPDATE: "the hardware sets A (and D on a store) when they are clear, in both stages (Svadu)",
     AdPolicy.FAULT: "a clear A (or a clear D on a store) faults, in both stages (Svade)",
 }
-_ARTICLE = {Access.FETCH: "an instruction fetch", Access.LOAD: "a load", Access.STORE: "a store"}
 
 
 def preamble() -> list[str]:
@@ -398,7 +397,7 @@ def format_exercise(ex: TwoStageExercise) -> list[str]:
     lines.append(f"vsatp   = {ex.vsatp:#018x}")
     lines.append(f"hgatp   = {ex.hgatp:#018x}")
     mode = "VU-mode" if ex.priv is Priv.U else "VS-mode"
-    lines.append(f"access  = {_ARTICLE[ex.access]} at va {ex.va:#018x}, in {mode}")
+    lines.append(f"access  = {ACCESS_WORDS[ex.access]} at va {ex.va:#018x}, in {mode}")
     lines.append(f"status  : vsstatus.SUM={int(ex.sum)} vsstatus.MXR={int(ex.vs_mxr)} mstatus.MXR={int(ex.mxr)}")
     lines.append(f"A/D     : {_AD_RULES[ex.ad]}")
     lines.append("")

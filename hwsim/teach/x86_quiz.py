@@ -21,7 +21,7 @@ from ..mmu.x86_bits import LEVELS, X86_64, X86_64_5LEVEL, X86Format
 from ..mmu.x86_walk import X86Control, X86Reason, walk_x86
 from ..riscv.priv import Access, Priv
 from . import topics
-from .mmu_quiz import check_seed_and_count, memory_lines
+from .mmu_quiz import READ_WRITE_WORDS, check_seed_and_count, memory_lines
 
 RAM_BASE = 0x0010_0000
 RAM_FRAMES = 16
@@ -383,9 +383,6 @@ def preamble(fmt: str = "x86-64") -> list[str]:
     ]
 
 
-_ARTICLE = {Access.FETCH: "an instruction fetch", Access.LOAD: "a read", Access.STORE: "a write"}
-
-
 def format_exercise(ex: X86Exercise) -> list[str]:
     c = ex.ctl
     lines = [f"Exercise {ex.number} (seed {ex.seed}), {ex.fmt.title}", ""]
@@ -402,7 +399,7 @@ def format_exercise(ex: X86Exercise) -> list[str]:
     )
     lines.append(f"MAXPHYADDR = {c.maxphyaddr}")
     mode = "CPL=3 (user mode)" if ex.priv is Priv.U else "CPL=0 (supervisor mode)"
-    lines.append(f"access  = {_ARTICLE[ex.access]} at {ex.va:#018x}, {mode}")
+    lines.append(f"access  = {READ_WRITE_WORDS[ex.access]} at {ex.va:#018x}, {mode}")
     lines.append("")
     lines.append("Question: the physical address (and the A/D bits the processor sets), or the")
     lines.append("exception: #GP, or #PF with its error code, and the entry where the walk stops.")
