@@ -605,6 +605,45 @@ def test_teach_serve_gives_the_pages_on_localhost_only(tmp_path):
         make_server(tmp_path / "quiz.html", 0)
 
 
+def test_teach_serve_gives_nothing_outside_its_folder(tmp_path):
+    """Attacks on the folder's boundary: ``..`` (raw and percent-encoded) and a symbolic link pointing out."""
+    import http.client
+    import threading
+
+    from hwsim.teach.serve import make_server
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for students")
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "quiz.html").write_text("<p>quiz</p>")
+    (pages / "link.txt").symlink_to(secret)
+    (pages / "out").symlink_to(tmp_path)
+    server = make_server(pages, 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        for path, status in [
+            ("/quiz.html", 200),
+            ("/../secret.txt", 404),
+            ("/%2e%2e/secret.txt", 404),
+            ("/link.txt", 404),
+            ("/out/secret.txt", 404),
+        ]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", path)
+            reply = conn.getresponse()
+            body = reply.read()
+            conn.close()
+            assert reply.status == status, path
+            assert b"not for students" not in body, path
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
 def test_a_tree_without_its_memory_gives_the_walk_its_valid_ptes(built):
     """``tree_html(tree)`` alone rebuilds each table's PTEs from the tree (runs expanded): the same valid PTEs
     as read from memory, V=0 words as zero (a walk stops on them all the same)."""

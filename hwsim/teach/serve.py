@@ -1,7 +1,8 @@
 """``hwsim teach serve``: a folder of interactive pages on http://127.0.0.1 (the stdlib's http.server).
 
 The pages need no server (each is one file that fetches nothing); this is for a lab where opening
-files is awkward.  It listens on the loopback interface only, and serves the folder read-only.
+files is awkward.  It listens on the loopback interface only, and serves the folder read-only and
+nothing outside it: a path that resolves elsewhere (``..``, a symbolic link out of the folder) is 404.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ HOST = "127.0.0.1"
 class _Quiet(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # a lab server: no line per request
         pass
+
+    def send_head(self):  # (the base class leaves it untyped)
+        root = os.path.realpath(self.directory)
+        real = os.path.realpath(self.translate_path(self.path))
+        if real != root and not real.startswith(root + os.sep):
+            self.send_error(404, "File not found")
+            return None
+        return super().send_head()
 
 
 def make_server(directory: str | os.PathLike, port: int = 8000) -> ThreadingHTTPServer:
