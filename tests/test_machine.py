@@ -736,3 +736,25 @@ def test_set_trap_vm_stops_on_s_mode_sfence_so_the_model_tlb_can_follow():
     assert g.m.get_reg("a0") == 6
     g.m.set_trap_vm(False)
     assert g.run(lambda a: a.li("a1", DATA).emit(A.sfence_vma("a1", 0))).ok
+
+
+@pytest.mark.parametrize("insn", ["csrw satp", "sfence.vma"])
+@pytest.mark.parametrize("how", ["carry out", "stop"])
+def test_u_mode_code_cannot_reach_satp_or_fences_through_the_tvm_trap(insn, how):
+    """An attack on the TVM emulation: U-mode code (a sandbox's) writing satp or fencing is an illegal
+    instruction as ever, never carried out as S-mode's would be; satp and the TLB stay as they were."""
+    from hwsim.riscv.priv import CSR_SATP
+
+    g = Guest(priv=Priv.U)
+    if how == "carry out":
+        g.m.trap_guest_fences()
+    else:
+        g.m.set_trap_vm(True)
+    g.m.phys.write_u64(g.data_pa, 5)
+    satp = g.space.satp
+    op = A.csrrw("zero", CSR_SATP, "a2") if insn == "csrw satp" else A.sfence_vma("a1", 0)
+    r = g.run(lambda a: a.li("a1", DATA).li("a2", 0).emit(A.ld("a0", "a1", 0), op))
+    assert r.reason is StopReason.EXCEPTION and r.cause is Cause.ILLEGAL_INSN
+    assert g.m.guest_fences == 0 and not g.m.carry_out_fence(r.pc)
+    assert g.m.tlb.probe(1, DATA) is not None  # no fence took it away
+    assert g.m.get_reg("satp") == satp
