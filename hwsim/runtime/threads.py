@@ -227,6 +227,8 @@ class Scheduler:
         hart = tid % len(self.harts)
         self.threads[tid] = GuestThread(tid, slot, entry, args, 0, hart)
         self._log("spawn", tid, f"slot {slot}" + (f", hart {hart}" if len(self.harts) > 1 else ""))
+        if self.insn_slice:  # the running stretch has no instruction budget yet (alone, it had none): end it
+            self.store.machine.stop()  # after this ecall, so the next stretch gets one
 
     def allocate_tid(self) -> int | None:
         """The next thread id (1 to 0x1FFFFFFF, as wasmtime), or None when they are used up."""

@@ -1,0 +1,209 @@
+"""WebAssembly threads on several harts (runtime/threads.py, VmStore.bind_hart) and the TLB shootdowns
+that keep them from using a stale translation (machine/shootdown.py).
+
+The question of issue 18: a thread racing a ``memory.protect`` made on another hart sees the old
+permission or the new one, never a translation the protect removed, and which one depends only on
+the seed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from property_scale import examples
+from test_wasi_threads import COUNTER
+
+import hwsim
+from hwsim import Engine, Linker, Module, SharedMemory, Store, Trap, WasiConfig
+from hwsim.compiler.traps import TrapCode
+from hwsim.errors import ArgumentTypeError, ConfigError, WasmtimeError
+from hwsim.runtime.internal import vm_store
+
+# Thread 0 (hart 0) writes page 1, so its TLBs hold the page's translation, spawns thread 1 (hart 1),
+# spins ``spin`` times, then reads the flag and page 1.  Thread 1 takes page 1's access away (protect
+# to none, or discard: the page's frame released) and then sets the flag.  ``race`` returns
+# flag * 1000 + the word read: 42 (read before the change), 0 (discard's zero page, after it); a
+# protected page traps.  1042 would be a stale translation: the flag says the change was complete,
+# and hart 0 still read the page through its old entry.
+RACE = """
+(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "hwsim:memory" "protect" (func $protect (param i32 i32 i32)))
+  (import "hwsim:memory" "discard" (func $discard (param i32 i32)))
+  (import "env" "memory" (memory 2 2 shared))
+  (func (export "wasi_thread_start") (param $tid i32) (param $discard i32)
+    (if (local.get $discard)
+      (then (call $discard (i32.const 4096) (i32.const 4096)))
+      (else (call $protect (i32.const 4096) (i32.const 4096) (i32.const 0))))
+    (i32.atomic.store (i32.const 0) (i32.const 1)))
+  (func (export "race") (param $spin i32) (param $discard i32) (result i32)
+    (local $flag i32)
+    (i32.store (i32.const 0) (i32.const 0))
+    (i32.store (i32.const 4096) (i32.const 42))
+    (drop (call $spawn (local.get $discard)))
+    (loop $l (br_if $l (local.tee $spin (i32.sub (local.get $spin) (i32.const 1)))))
+    (local.set $flag (i32.atomic.load (i32.const 0)))
+    (i32.add (i32.mul (local.get $flag) (i32.const 1000)) (i32.load (i32.const 4096)))))
+"""
+
+
+def _setup(wat: str, *, harts: int, seed: int = 0, hart_turn: int = 8, time_slice: int = 50):
+    engine = Engine(metering=True)
+    module = Module(engine, wat)
+    store = Store(engine, harts=harts)
+    config = WasiConfig()
+    config.threads = True
+    config.thread_seed = seed
+    config.time_slice = time_slice
+    config.hart_turn = hart_turn
+    store.set_wasi(config)
+    linker = Linker(engine)
+    linker.define_wasi()
+    for imp in module.imports:
+        if isinstance(imp.type, hwsim.MemoryType) and imp.type.is_shared:
+            linker.define(store, imp.module, imp.name, SharedMemory(engine, imp.type))
+    return store, linker.instantiate(store, module).exports(store)
+
+
+def _race(seed: int, *, discard: int = 0, harts: int = 2) -> tuple[int | TrapCode, str, object]:
+    """One race in a fresh Store: (the word read, or the trap's code), the trace hash, the machine."""
+    store, exports = _setup(RACE, harts=harts, seed=seed)
+    try:
+        outcome: int | TrapCode = exports["race"](store, 1, discard)
+    except Trap as trap:
+        outcome = trap.code
+    vm = vm_store(store)
+    return outcome, vm.threads.trace_hash, vm.machine
+
+
+def test_a_thread_racing_a_protect_on_another_hart_sees_the_old_or_the_new_permission_by_the_seed() -> None:
+    outcomes = {}
+    for seed in range(16):
+        outcome, trace, _ = _race(seed)
+        assert outcome in (42, TrapCode.MEMORY_ACCESS_DENIED), f"seed {seed}: {outcome}"  # never 1042: stale
+        again, trace_again, _ = _race(seed)
+        assert (again, trace_again) == (outcome, trace)  # the seed alone decides which
+        outcomes[seed] = outcome
+    assert set(outcomes.values()) == {42, TrapCode.MEMORY_ACCESS_DENIED}  # both happen
+
+
+def test_a_thread_racing_a_discard_on_another_hart_never_reads_the_released_frame() -> None:
+    seen = set()
+    for seed in range(16):
+        outcome, _, _ = _race(seed, discard=1)
+        assert outcome in (42, 0, 1000), f"seed {seed}: {outcome}"  # 1042: the old frame, through a stale entry
+        seen.add(outcome)
+    assert 42 in seen and seen & {0, 1000}
+
+
+def test_the_protect_is_a_shootdown_from_hart_1_that_fences_hart_0() -> None:
+    _, _, machine = _race(0)
+    hart0, hart1 = machine.harts
+    assert (hart1.shootdowns, hart1.shootdown_ipis) == (1, 0)
+    assert (hart0.shootdowns, hart0.shootdown_ipis) == (0, 1)
+    assert hart0.shootdown_ns > 0 and hart1.shootdown_ns == 0
+
+
+def test_a_change_the_host_makes_between_calls_flushes_every_hart_without_a_shootdown() -> None:
+    store, exports = _setup(RACE, harts=2)
+    try:  # page 1 resident afterwards, read-write or (if the protect ran) none
+        exports["race"](store, 1, 0)
+    except Trap:
+        pass
+    machine = vm_store(store).machine
+    before = [(h.shootdowns, h.shootdown_ipis) for h in machine.harts]
+    flushes = [h.cpu_tlb_flushes for h in machine.harts]
+    vm_store(store).memories[0].control().protect(4096, 4096, 1)  # a PTE change from the host: no hart runs
+    assert [(h.shootdowns, h.shootdown_ipis) for h in machine.harts] == before
+    assert all(h.cpu_tlb_flushes > f for h, f in zip(machine.harts, flushes))
+
+
+@pytest.mark.parametrize("harts", [1, 2, 4])
+def test_the_atomic_counter_never_loses_an_update_on_any_number_of_harts(harts: int) -> None:
+    for seed in range(examples(4)):
+        store, exports = _setup(COUNTER, harts=harts, seed=seed)
+        assert exports["run"](store, 3, 1) == 3 * 40
+        turns = vm_store(store).threads.hart_turns
+        assert all(turns[t % harts] for t in range(4))  # thread t ran on hart t mod N
+
+
+def test_the_racy_counter_loses_updates_between_harts_and_a_seed_replays_it() -> None:
+    runs = {}
+    for seed in range(examples(8)):
+        results = []
+        for _ in range(2):
+            store, exports = _setup(COUNTER, harts=2, seed=seed)
+            results.append((exports["run"](store, 3, 0), vm_store(store).threads.trace_hash))
+        assert results[0] == results[1]  # the same seed, the same interleaving and count
+        runs[seed] = results[0]
+    assert min(count for count, _ in runs.values()) < 3 * 40
+    assert len({h for _, h in runs.values()}) > 1
+
+
+def test_after_a_call_the_store_is_back_on_hart_0() -> None:
+    store, exports = _setup(COUNTER, harts=4)
+    exports["run"](store, 3, 1)
+    vm = vm_store(store)
+    assert vm.machine is vm.home and vm.home.hartid == 0
+    assert exports["run"](store, 3, 1) == 3 * 40  # and a second root call spreads again
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"harts": 0}, ConfigError, "Store(harts): a Store's machine has 1 to 8 harts, not 0"),
+        ({"harts": 9}, ConfigError, "Store(harts): a Store's machine has 1 to 8 harts, not 9"),
+        ({"harts": "2"}, ArgumentTypeError, "Store(harts): expected an int"),
+        (
+            {"harts": 2, "machine": hwsim.Machine()},
+            ConfigError,
+            "Store(harts): a given machine brings its own harts (its board's harts = N)",
+        ),
+    ],
+)
+def test_store_harts_refused(kwargs, error, message) -> None:
+    with pytest.raises(error) as info:
+        Store(Engine(), **kwargs)
+    assert message in str(info.value)
+
+
+def test_hart_turn_refused_below_zero() -> None:
+    config = WasiConfig()
+    with pytest.raises(WasmtimeError) as info:
+        config.hart_turn = -1
+    assert str(info.value) == "WasiConfig.hart_turn: expected 0 to 1099511627776, not -1"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hwsim", "wasm", "run", *args], capture_output=True, text=True)
+
+
+def test_cli_runs_threads_on_harts_and_reports_the_shootdowns(tmp_path) -> None:
+    program = tmp_path / "race.wat"
+    program.write_text(RACE)
+    done = _cli(
+        "--harts", "2", "--hart-turn", "8", "--thread-seed", "3", "--stats", "--invoke", "race", str(program), "1", "0"
+    )
+    assert done.returncode in (0, 134), done.stderr
+    assert "hwsim: harts: 2; TLB shootdowns: 1" in done.stderr
+    assert "hwsim: hart 0: " in done.stderr and "0 shootdowns started, 1 shootdown IPIs received" in done.stderr
+    assert "hwsim: hart 1: " in done.stderr and "1 shootdowns started, 0 shootdown IPIs received" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--harts", "9"), "--harts must be 1 to 8, not 9"),
+        (("--harts", "0"), "--harts must be 1 to 8, not 0"),
+        (("--hart-turn", "4"), "--hart-turn N sets the turns of several harts: N >= 1 and --harts > 1, not 4"),
+        (("--harts", "2", "--hart-turn", "0"), "--hart-turn N sets the turns of several harts"),
+    ],
+)
+def test_cli_refuses_bad_harts(tmp_path, args, message) -> None:
+    program = tmp_path / "race.wat"
+    program.write_text(RACE)
+    done = _cli(*args, str(program))
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
