@@ -1,8 +1,10 @@
-"""Guest threads on the one hart: their contexts and stacks, the seeded scheduler, waiting in virtual time.
+"""Guest threads on the Store's harts: their contexts and stacks, the seeded scheduler, waiting in virtual time.
 
 wasi-threads (hwsim/wasi/threads.py) spawns each thread as a new instance of the module, sharing
-its imported shared memory; every thread of a Store runs on the Store's one hart, inside the call
-from the host that started the first one (the *root* call, usually ``_start``)::
+its imported shared memory; the threads of a Store run inside the call from the host that started
+the first one (the *root* call, usually ``_start``), one at a time on one host thread, thread t on
+hart t mod N of the Store's N harts (the Store is bound to its hart first: ``VmStore.bind_hart``;
+with several harts, ``hart_turn`` gives each hart's turn an instruction budget)::
 
     root call (calls.py invoke, depth 1)
       run thread A ... stop ---------------------------------------------+

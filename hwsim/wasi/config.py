@@ -104,11 +104,11 @@ class WasiConfig:
         self._clock_epoch = 0
         self._random_seed: int | None = None
 
-    # wasi-threads (docs/wasi.md, *Threads*): ``wasi::thread-spawn`` spawns threads on the Store's hart.
+    # wasi-threads (docs/wasi.md, *Threads*): ``wasi::thread-spawn`` spawns threads on the Store's harts.
     @property
     def threads(self) -> bool:
         """wasi-threads on: ``thread-spawn`` starts a new instance of the calling module as a thread
-        (off: it returns -1); threads interleave on the one hart under a scheduler seeded with
+        (off: it returns -1); threads interleave (on the Store's harts) under a scheduler seeded with
         :attr:`thread_seed`, and the WASI clocks and sleeps are the scheduler's virtual time."""
         return self._threads
 
