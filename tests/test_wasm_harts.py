@@ -66,11 +66,11 @@ def _setup(wat: str, *, harts: int, seed: int = 0, hart_turn: int = 8, time_slic
     return store, linker.instantiate(store, module).exports(store)
 
 
-def _race(seed: int, *, discard: int = 0, harts: int = 2) -> tuple[int | TrapCode, str, object]:
+def _race(seed: int, *, discard: int = 0, harts: int = 2, spin: int = 1) -> tuple[int | TrapCode, str, object]:
     """One race in a fresh Store: (the word read, or the trap's code), the trace hash, the machine."""
     store, exports = _setup(RACE, harts=harts, seed=seed)
     try:
-        outcome: int | TrapCode = exports["race"](store, 1, discard)
+        outcome: int | TrapCode = exports["race"](store, spin, discard)
     except Trap as trap:
         outcome = trap.code
     vm = vm_store(store)
@@ -103,6 +103,22 @@ def test_the_protect_is_a_shootdown_from_hart_1_that_fences_hart_0() -> None:
     assert (hart1.shootdowns, hart1.shootdown_ipis) == (1, 0)
     assert (hart0.shootdowns, hart0.shootdown_ipis) == (0, 1)
     assert hart0.shootdown_ns > 0 and hart1.shootdown_ns == 0
+
+
+def test_trace_hart_shows_the_shootdown_and_each_remote_fence() -> None:
+    from hwsim.trace import TRACE, RingSink
+
+    ring = RingSink()
+    TRACE.enable("hart", ring)
+    try:
+        outcome, _, _ = _race(0, harts=4, spin=50)
+    finally:
+        TRACE.disable()
+    assert outcome is TrapCode.MEMORY_ACCESS_DENIED  # (a long spin: the protect comes first)
+    events = [(fields["hartid"], fields["event"], fields["detail"]) for _, _, fields in ring.events]
+    assert [h for h, e, d in events if e == "shootdown" and d.endswith("+0x1000: 3 harts fenced")] == [1]
+    fenced = sorted(h for h, e, d in events if e == "fences" and d.endswith("(a shootdown IPI from hart 1)"))
+    assert fenced == [0, 2, 3]
 
 
 def test_a_change_the_host_makes_between_calls_flushes_every_hart_without_a_shootdown() -> None:

@@ -52,7 +52,7 @@ class Shootdowns:
             return
         fence(initiator, va, size)
         initiator.shootdowns += 1
-        tracing = TRACE.hart is not None
+        trace = TRACE.hart  # (None: not traced)
         what = "all" if va is None else f"{va:#x}+{size:#x}"
         for hart in self.harts:
             if hart is initiator:
@@ -61,14 +61,14 @@ class Shootdowns:
             start = time.perf_counter_ns()
             fence(hart, va, size)
             hart.shootdown_ns += time.perf_counter_ns() - start
-            if tracing:
-                TRACE.hart(
+            if trace is not None:
+                trace(
                     hartid=hart.hartid,
                     event="fences",
                     detail=f"{what} (a shootdown IPI from hart {initiator.hartid})",
                 )
-        if tracing:
-            TRACE.hart(hartid=initiator.hartid, event="shootdown", detail=f"{what}: {len(self.harts) - 1} harts fenced")
+        if trace is not None:
+            trace(hartid=initiator.hartid, event="shootdown", detail=f"{what}: {len(self.harts) - 1} harts fenced")
 
 
 def fence(hart: Machine, va: int | None, size: int) -> None:

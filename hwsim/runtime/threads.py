@@ -199,6 +199,8 @@ class Scheduler:
     def end(self) -> None:
         """The root call has ended (returned, trapped or exited): every other thread ends with it."""
         self.active = False
+        if len(self.harts) > 1:
+            TRACE.current_hart = None
         self.ended_in = self.current.tid if self.current is not None else None
         self.threads = {}
         self.current = None
@@ -399,6 +401,8 @@ class Scheduler:
         """Put ``thread``'s context on the hart (or set up its entry call); the pc it goes on at."""
         store = self.store
         store.bind_hart(self.harts[thread.hart])
+        if len(self.harts) > 1:
+            TRACE.current_hart = thread.hart  # the events from now on are this hart's (a Perfetto track each)
         m = store.machine
         self.switches += 1
         self.hart_turns[thread.hart] += 1
