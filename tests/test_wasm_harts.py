@@ -165,6 +165,91 @@ def test_after_a_call_the_store_is_back_on_hart_0() -> None:
     assert exports["run"](store, 3, 1) == 3 * 40  # and a second root call spreads again
 
 
+# Each thread calls a host function that returns a value from its arguments, and a function that throws
+# and catches a wasm exception, and adds what came back into a shared sum: results written to another
+# hart's registers (a Crossing or a landing batch of hart 0's) would change the sum or crash.
+HOST_AND_EXCEPTIONS = """
+(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "host" "twice" (func $twice (param i32 i64) (result i64)))
+  (import "env" "memory" (memory 1 1 shared))
+  (tag $boom (param i32))
+  (func $catch (param $v i32) (result i32)
+    (block $h (result i32)
+      (try_table (catch $boom $h) (throw $boom (local.get $v)))
+      (i32.const -1)))
+  (func $work (param $v i32)
+    (local $i i32)
+    (loop $l
+      (drop (i64.atomic.rmw.add (i32.const 8) (call $twice (local.get $v) (i64.extend_i32_u (local.get $i)))))
+      (drop (i32.atomic.rmw.add (i32.const 16) (call $catch (local.get $v))))
+      (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 10)))))
+  (func (export "wasi_thread_start") (param $tid i32) (param $v i32)
+    (call $work (local.get $v))
+    (drop (i32.atomic.rmw.add (i32.const 4) (i32.const 1)))
+    (drop (memory.atomic.notify (i32.const 4) (i32.const 1))))
+  (func (export "run") (result i64 i32)
+    (local $done i32)
+    (drop (call $spawn (i32.const 1))) (drop (call $spawn (i32.const 2))) (drop (call $spawn (i32.const 3)))
+    (call $work (i32.const 100))
+    (block $all
+      (loop $w
+        (local.set $done (i32.atomic.load (i32.const 4)))
+        (br_if $all (i32.eq (local.get $done) (i32.const 3)))
+        (drop (memory.atomic.wait32 (i32.const 4) (local.get $done) (i64.const -1)))
+        (br $w)))
+    (i64.load (i32.const 8)) (i32.load (i32.const 16))))
+"""
+
+
+def test_host_function_results_and_caught_exceptions_land_on_the_calling_threads_hart() -> None:
+    engine = Engine(metering=True)
+    module = Module(engine, HOST_AND_EXCEPTIONS)
+    for seed in range(examples(4)):
+        store = Store(engine, harts=4)
+        config = WasiConfig()
+        config.threads = True
+        config.thread_seed = seed
+        config.hart_turn = 8
+        store.set_wasi(config)
+        linker = Linker(engine)
+        linker.define_wasi()
+        linker.define(store, "env", "memory", SharedMemory(engine, module.imports[2].type))
+        linker.define_func(
+            "host",
+            "twice",
+            hwsim.FuncType([hwsim.ValType.i32(), hwsim.ValType.i64()], [hwsim.ValType.i64()]),
+            lambda v, i: 2 * v + i,
+        )
+        exports = linker.instantiate(store, module).exports(store)
+        values = (1, 2, 3, 100)
+        assert exports["run"](store) == [sum(2 * v * 10 + 45 for v in values), 10 * sum(values)]
+        assert all(vm_store(store).threads.hart_turns)  # every hart ran a thread
+
+
+THREAD_TRAP = """
+(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (func $fail (unreachable))
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32) (call $fail))
+  (func (export "run") (result i32)
+    (drop (call $spawn (i32.const 0)))
+    (drop (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const -1)))
+    (i32.const 7)))
+"""
+
+
+def test_a_trap_in_a_thread_on_hart_1_is_read_on_hart_1_and_the_store_goes_back_to_hart_0() -> None:
+    store, exports = _setup(THREAD_TRAP, harts=2)
+    with pytest.raises(Trap) as info:
+        exports["run"](store)
+    assert info.value.code is TrapCode.UNREACHABLE
+    assert [frame.func_index for frame in info.value.frames][:2] == [1, 2]  # $fail, wasi_thread_start
+    vm = vm_store(store)
+    assert vm.threads.ended_in == 1 and vm.machine is vm.home
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
