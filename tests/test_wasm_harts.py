@@ -135,6 +135,29 @@ def test_a_change_the_host_makes_between_calls_flushes_every_hart_without_a_shoo
     assert all(h.cpu_tlb_flushes > f for h, f in zip(machine.harts, flushes))
 
 
+PROTECT = """
+(module
+  (import "hwsim:memory" "protect" (func $protect (param i32 i32 i32)))
+  (memory (export "memory") 2)
+  (func (export "protect") (param i32 i32 i32) (call $protect (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "load") (param i32) (result i32) (i32.load (local.get 0))))
+"""
+
+
+def test_a_protect_from_wasm_is_a_shootdown_and_a_trapped_one_leaves_no_hart_marked_running() -> None:
+    engine = Engine()
+    store = Store(engine, harts=3)
+    exports = Linker(engine).instantiate(store, Module(engine, PROTECT)).exports(store)
+    harts = vm_store(store).machine.harts
+    exports["load"](store, 4096)  # page 1 resident
+    with pytest.raises(Trap, match="protection must be 0"):
+        exports["protect"](store, 4096, 4096, 7)  # (a trap of the builtin ends the run on hart 0)
+    vm_store(store).memories[0].control().protect(4096, 4096, 1)  # the host's: no shootdown
+    assert [(h.shootdowns, h.shootdown_ipis) for h in harts] == [(0, 0)] * 3
+    exports["protect"](store, 4096, 4096, 2)  # hart 0's (no threads: the others never ran, still fenced)
+    assert [(h.shootdowns, h.shootdown_ipis) for h in harts] == [(1, 0), (0, 1), (0, 1)]
+
+
 @pytest.mark.parametrize("harts", [1, 2, 4])
 def test_the_atomic_counter_never_loses_an_update_on_any_number_of_harts(harts: int) -> None:
     for seed in range(examples(4)):

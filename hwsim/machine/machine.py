@@ -1261,14 +1261,6 @@ class Machine:
         Accesses to watched pages are carried out on the way (see :meth:`watch_page`);
         ``max_insns`` then counts per stretch between two of them.
         """
-        shootdowns = self._shootdowns
-        outer, shootdowns.running = shootdowns.running, self  # mapping changes from now on are this hart's
-        try:
-            return self._run(pc, until=until, max_insns=max_insns, timeout_us=timeout_us)
-        finally:
-            shootdowns.running = outer
-
-    def _run(self, pc: int, *, until: int | None, max_insns: int, timeout_us: int) -> RunResult:
         deadline = time.monotonic() + timeout_us / 1e6 if timeout_us else None
         self._stop_pending = None
         debug = self.debug
@@ -1333,6 +1325,8 @@ class Machine:
         # A run may start inside a hook of another (a host function calling back into the guest):
         # the outer run's state is kept aside and restored when this one ends.
         outer = (self._pending_fault, self._pending_exc, self._host_error, self._stop_reason)
+        shootdowns = self._shootdowns
+        outer_hart, shootdowns.running = shootdowns.running, self  # mapping changes from now on are this hart's
         self._pending_fault = None
         self._pending_exc = None
         self._host_error = None
@@ -1344,6 +1338,9 @@ class Machine:
             self._uc.emu_start(pc, target, timeout=timeout_us, count=max_insns)
         except UcError as exc:
             error = exc
+        except BaseException:  # raised by a hook (a builtin's trap at an ecall): the run is over all the same
+            shootdowns.running = outer_hart
+            raise
         try:
             result = self._result(error, until)
             if result.reason in _NOT_RETIRED and self.debug.counting:
@@ -1351,6 +1348,7 @@ class Machine:
             return result
         finally:
             self._pending_fault, self._pending_exc, self._host_error, self._stop_reason = outer
+            shootdowns.running = outer_hart
             self._u_context = None
 
     def _finish_stopped_access(self) -> None:
