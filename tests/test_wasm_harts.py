@@ -13,6 +13,7 @@ import sys
 import pytest
 from property_scale import examples
 from test_wasi_threads import COUNTER
+from test_wasi_threads import _setup as wasi_threads_setup
 
 import hwsim
 from hwsim import Engine, Linker, Module, SharedMemory, Store, Trap, WasiConfig
@@ -48,22 +49,9 @@ RACE = """
 """
 
 
-def _setup(wat: str, *, harts: int, seed: int = 0, hart_turn: int = 8, time_slice: int = 50):
-    engine = Engine(metering=True)
-    module = Module(engine, wat)
-    store = Store(engine, harts=harts)
-    config = WasiConfig()
-    config.threads = True
-    config.thread_seed = seed
-    config.time_slice = time_slice
-    config.hart_turn = hart_turn
-    store.set_wasi(config)
-    linker = Linker(engine)
-    linker.define_wasi()
-    for imp in module.imports:
-        if isinstance(imp.type, hwsim.MemoryType) and imp.type.is_shared:
-            linker.define(store, imp.module, imp.name, SharedMemory(engine, imp.type))
-    return store, linker.instantiate(store, module).exports(store)
+def _setup(wat: str, *, harts: int, seed: int = 0, hart_turn: int = 8):
+    """``wat`` with wasi-threads on a Store of ``harts`` harts, turns of 1 to 2 * ``hart_turn`` instructions."""
+    return wasi_threads_setup(wat, harts=harts, seed=seed, hart_turn=hart_turn)
 
 
 def _race(seed: int, *, discard: int = 0, harts: int = 2, spin: int = 1) -> tuple[int | TrapCode, str, object]:
