@@ -85,6 +85,39 @@ def test_a_thread_racing_a_discard_on_another_hart_never_reads_the_released_fram
     assert 42 in seen and seen & {0, 1000}
 
 
+# Thread 1 grows the memory, then sets the flag; thread 0 reads the flag, then the new page.
+GROW = """
+(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "env" "memory" (memory 1 2 shared))
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (drop (memory.grow (i32.const 1)))
+    (i32.atomic.store (i32.const 0) (i32.const 1)))
+  (func (export "race") (param $spin i32) (result i32)
+    (local $flag i32)
+    (i32.store (i32.const 0) (i32.const 0))
+    (drop (call $spawn (i32.const 0)))
+    (loop $l (br_if $l (local.tee $spin (i32.sub (local.get $spin) (i32.const 1)))))
+    (local.set $flag (i32.atomic.load (i32.const 0)))
+    (i32.add (i32.mul (local.get $flag) (i32.const 1000)) (i32.load (i32.const 65536)))))
+"""
+
+
+def test_a_memory_grow_on_another_hart_is_seen_once_it_is_complete() -> None:
+    seen = set()
+    for seed in range(16):
+        store, exports = _setup(GROW, harts=2, seed=seed)
+        try:
+            outcome: int | TrapCode = exports["race"](store, 1)
+        except Trap as trap:
+            outcome = trap.code
+            flag = vm_store(store).memories[0].read(0, 4)
+            assert flag == bytes(4), f"seed {seed}: out of bounds after the grow was complete"
+        assert outcome in (0, 1000, TrapCode.MEMORY_OUT_OF_BOUNDS), f"seed {seed}: {outcome}"
+        seen.add(outcome)
+    assert seen == {0, 1000, TrapCode.MEMORY_OUT_OF_BOUNDS}
+
+
 def test_the_protect_is_a_shootdown_from_hart_1_that_fences_hart_0() -> None:
     _, _, machine = _race(0)
     hart0, hart1 = machine.harts
