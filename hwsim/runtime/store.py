@@ -184,8 +184,8 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self._crossings, self._ecall_regs, self.exn_landing_regs = batches
 
     def enable_threads(self, **options) -> Scheduler:
-        """Guest threads on this Store's hart (runtime/threads.py): the Scheduler, made on the first call,
-        set to ``options`` (seed, time_slice, max_threads, ns_per_unit)."""
+        """Guest threads on this Store's harts (runtime/threads.py): the Scheduler, made on the first call,
+        set to ``options`` (seed, time_slice, max_threads, ns_per_unit, insn_slice, hart_turn)."""
         if self.threads is None:
             self.threads = Scheduler(self, **options)
         else:  # a second WASI config: its settings from the next root call on
