@@ -18,7 +18,6 @@ import argparse
 import sys
 
 TRAP_EXIT = 128 + 6  # SIGABRT, Wasmtime's exit status for a trap on Unix
-DEFAULT_HART_TURN = 64  # --hart-turn's default: turns of 1 to 128 instructions
 THREAD_TRAP_EXIT = 1  # wasmtime-wasi-threads: a trap in a spawned thread exits the process with 1
 
 
@@ -177,8 +176,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="with --harts: each hart's turn is 1 to 2N instructions, drawn from the seed (default 64), so "
-        "threads on different harts interleave between any two instructions",
+        help="with --harts: each hart's turn is 1 to 2N instructions, drawn from the seed, so threads on "
+        "different harts interleave between any two instructions (slow: a short N makes many turns); "
+        "without it the harts take turns where one hart's threads switch (time slices, waits)",
     )
     r.add_argument(
         "--virtual-time",
@@ -290,8 +290,8 @@ def _run(args: argparse.Namespace) -> int:
         config.threads = True
         config.thread_seed = args.thread_seed
         config.instruction_slice = args.preempt_insns
-        if args.harts > 1:
-            config.hart_turn = DEFAULT_HART_TURN if args.hart_turn is None else args.hart_turn
+        if args.hart_turn is not None:
+            config.hart_turn = args.hart_turn
         if args.time_slice is not None:
             config.time_slice = args.time_slice
     if not 1 <= args.harts <= MAX_HARTS:
