@@ -63,11 +63,16 @@ def test_wasi_testsuite_is_complete() -> None:
 
 
 @pytest.mark.skipif(not THREAD_PROGRAMS, reason=f"the WASI test suite is not at {SUITE} (set HWSIM_WASI_TESTSUITE)")
+@pytest.mark.parametrize("harts", [1, 4])
 @pytest.mark.parametrize("program", THREAD_PROGRAMS, ids=[p.stem for p in THREAD_PROGRAMS])
-def test_wasi_threads_proposal_program(program: Path, tmp_path: Path) -> None:
+def test_wasi_threads_proposal_program(program: Path, harts: int, tmp_path: Path) -> None:
+    """Each program as the suite says, on one hart and on four (``--harts 4``: thread t on hart t mod 4)."""
     config_file = program.with_suffix(".json")
     config = json.loads(config_file.read_text()) if config_file.exists() else {}
     argv = wasi_adapter.compute_argv(str(program), ([], {}, []), ["wasi-threads"], "wasi:cli/command", "wasm32-wasip1")
+    if harts > 1:
+        run = argv.index("run") + 1
+        argv[run:run] = ["--harts", str(harts)]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with out.open("w") as stdout_file, err.open("w") as stderr_file:

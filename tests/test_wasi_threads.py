@@ -89,15 +89,19 @@ def _setup(
     time_slice: int = 50,
     max_threads: int | None = None,
     instruction_slice: int = 0,
+    harts: int = 1,
+    hart_turn: int = 0,
 ):
+    """``wat`` instantiated with wasi-threads in a new Store (of ``harts`` harts: test_wasm_harts.py)."""
     engine = Engine(metering=True)
     module = Module(engine, wat)
-    store = Store(engine)
+    store = Store(engine, harts=harts)
     config = WasiConfig()
     config.threads = threads
     config.thread_seed = seed
     config.time_slice = time_slice
     config.instruction_slice = instruction_slice
+    config.hart_turn = hart_turn
     if max_threads is not None:
         config.max_threads = max_threads
     store.set_wasi(config)

@@ -6,7 +6,8 @@ the trap (with the C line when the module has DWARF) and exits 134 (128 + SIGABR
 Unix; 1 for a trap in a thread that ``wasi::thread-spawn`` started, as wasmtime's wasi-threads).
 With wasi-threads (``--wasi-threads`` or ``-S threads``, on by default when the program imports
 ``wasi::thread-spawn`` or a shared memory) the threads run on the one hart under a seeded scheduler (``--thread-seed``;
-hwsim/runtime/threads.py); ``proc_exit`` in any thread, or ``_start`` returning, ends them all.
+hwsim/runtime/threads.py), or on ``--harts N`` (thread t on hart t mod N, turns of ``--hart-turn``
+instructions); ``proc_exit`` in any thread, or ``_start`` returning, ends them all.
 Errors before the program runs (no such file, an invalid module, an unknown import) are
 hwsim's: ``hwsim: error: ...``, exit 2.  Ctrl-C stops the program at its next safe point: exit 130.
 """
@@ -163,6 +164,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "in straight-line code show up; slow (the CPU counts every instruction)",
     )
     r.add_argument(
+        "--harts",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run on a machine of N harts (1 to 8): thread t runs on hart t mod N; a change of mapping or "
+        "protection on one hart reaches the others by a TLB shootdown (IPIs and their fences)",
+    )
+    r.add_argument(
+        "--hart-turn",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --harts: each hart's turn is 1 to 2N instructions, drawn from the seed, so threads on "
+        "different harts interleave between any two instructions (slow: a short N makes many turns); "
+        "without it the harts take turns where one hart's threads switch (time slices, waits)",
+    )
+    r.add_argument(
         "--virtual-time",
         action="store_true",
         help="the program's clocks read virtual time (10 ns per unit of fuel executed; realtime from "
@@ -250,6 +268,7 @@ def run_wasm(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ..errors import HwsimError
+    from ..machine import MAX_HARTS
     from ..runtime import Engine, Linker, Module, Store, Trap, TrapCode
     from ..wasi import ExitTrap, WasiConfig
 
@@ -271,8 +290,14 @@ def _run(args: argparse.Namespace) -> int:
         config.threads = True
         config.thread_seed = args.thread_seed
         config.instruction_slice = args.preempt_insns
+        if args.hart_turn is not None:
+            config.hart_turn = args.hart_turn
         if args.time_slice is not None:
             config.time_slice = args.time_slice
+    if not 1 <= args.harts <= MAX_HARTS:
+        raise HwsimError(f"--harts must be 1 to {MAX_HARTS}, not {args.harts}")
+    if args.hart_turn is not None and (args.harts == 1 or args.hart_turn < 1):
+        raise HwsimError(f"--hart-turn N sets the turns of several harts: N >= 1 and --harts > 1, not {args.hart_turn}")
     if args.clock_epoch and not args.virtual_time:
         raise HwsimError("--clock-epoch sets where virtual time starts: give --virtual-time too")
     config.virtual_time = args.virtual_time
@@ -293,7 +318,7 @@ def _run(args: argparse.Namespace) -> int:
     config.inherit_stdin()
     config.inherit_stdout()
     config.inherit_stderr()
-    store = Store(engine, time_limit=args.time_limit)
+    store = Store(engine, time_limit=args.time_limit, harts=args.harts)
     store.set_wasi(config)
     linker = Linker(engine)
     linker.define_wasi()
@@ -395,7 +420,7 @@ def _indent(text: str) -> str:
 
 def _print_stats(store, exports) -> None:
     from ..runtime import Memory, SharedMemory
-    from ..runtime.internal import vm_memory
+    from ..runtime.internal import vm_memory, vm_store
 
     machine = store.machine
     tlb = machine.tlb.stats
@@ -408,6 +433,15 @@ def _print_stats(store, exports) -> None:
             lines.append(f"memory `{name}`: {pages} pages touched of {size // 4096} ({size} bytes)")
     lines.append(f"TLB: {tlb.lookups} lookups, {tlb.misses} misses, {tlb.flushes} flushes")
     lines.append(f"physical frames in use: {machine.frames.committed} (peak {machine.frames.peak})")
+    if len(machine.harts) > 1:
+        lines.append(f"harts: {len(machine.harts)}; TLB shootdowns: {sum(h.shootdowns for h in machine.harts)}")
+        scheduler = vm_store(store).threads
+        for hart in machine.harts:
+            turns = f"{scheduler.hart_turns[hart.hartid]} turns, " if scheduler is not None else ""
+            lines.append(
+                f"hart {hart.hartid}: {turns}{hart.shootdowns} shootdowns started, {hart.shootdown_ipis} "
+                f"shootdown IPIs received, {hart.shootdown_ns / 1000:.1f} us in their fences"
+            )
     print("\n".join(f"hwsim: {line}" for line in lines), file=sys.stderr)
 
 

@@ -85,6 +85,7 @@ from .fault import CpuFault, RunResult, StopReason, WatchHit
 from .frames import FrameAllocator
 from .hooks import EcallAction, Hooks
 from .physmem import MmioRegion, PhysicalMemory, RamRegion
+from .shootdown import Shootdowns
 
 try:  # the C entry points, for the TLB-fill hot path (the binding's reg_read costs 2x more)
     from unicorn.unicorn_py3.unicorn import uclib
@@ -317,6 +318,7 @@ _SHARED_BY_HARTS = (
     "_ecall_handlers",
     "_mmio_observers",
     "_access_observers",
+    "_shootdowns",
 )
 
 
@@ -346,6 +348,7 @@ class Machine:
         self.ad_policy = ad_policy
         self.hartid = 0
         self.harts: list[Machine] = [self]  # hart 0 is this object; add_hart appends (one list, every hart's)
+        self._shootdowns = Shootdowns(self.harts)  # which hart runs; mapping changes reach the others (shootdown.py)
         self._tlb_capacity = tlb_capacity
         self.phys = PhysicalMemory()
         # The hooks (hooks.py has the table of their order and outcomes); see the add_* methods.  One set
@@ -400,6 +403,9 @@ class Machine:
         self.demand_faults = 0  # walks that faulted on an invalid PTE and were resolved by a pager
         self.write_faults = 0  # stores to pages without W that a write-fault handler made writable
         self.guest_fences = 0  # sfence.vma the guest executed and the machine carried out (see trap_guest_fences)
+        self.shootdowns = 0  # TLB shootdowns this hart started: mapping changes made while it ran (shootdown.py)
+        self.shootdown_ipis = 0  # shootdown IPIs it received, each answered by a fence
+        self.shootdown_ns = 0  # host time its shootdown fences took
         self._tvm = ""  # mstatus.TVM set by hwsim: "" no, "stop" (set_trap_vm), "carry out" (trap_guest_fences)
         # What may fix a fault and have the walk retried, asked in this order (see mmu/translate.py).
         self._resolvers = (
@@ -663,14 +669,9 @@ class Machine:
 
     def _mapping_changed(self, asid: int, va: int | None, size: int) -> None:
         # A change to a (possibly global) mapping: flush its pages in every ASID; large ranges flush all.
-        # The host changed it with every hart stopped, so every hart's TLBs are flushed before any runs.
-        for hart in self.harts:
-            if va is None or size > 64 * PAGE_SIZE:
-                hart.tlb.flush()
-            else:
-                for off in range(0, size, PAGE_SIZE):
-                    hart.tlb.flush(va + off)
-            hart.flush_cpu_tlb()
+        # Made by the host between runs: every hart's TLBs are flushed before any runs.  Made while a hart
+        # runs (its ecall, its pager): a TLB shootdown from that hart (shootdown.py).
+        self._shootdowns.change(va, size)
 
     def activate(
         self, aspace: AddressSpace | None, *, priv: Priv = Priv.U, sum: bool = False, mxr: bool = False
@@ -1324,6 +1325,8 @@ class Machine:
         # A run may start inside a hook of another (a host function calling back into the guest):
         # the outer run's state is kept aside and restored when this one ends.
         outer = (self._pending_fault, self._pending_exc, self._host_error, self._stop_reason)
+        shootdowns = self._shootdowns
+        outer_hart, shootdowns.running = shootdowns.running, self  # mapping changes from now on are this hart's
         self._pending_fault = None
         self._pending_exc = None
         self._host_error = None
@@ -1335,6 +1338,9 @@ class Machine:
             self._uc.emu_start(pc, target, timeout=timeout_us, count=max_insns)
         except UcError as exc:
             error = exc
+        except BaseException:  # raised by a hook (a builtin's trap at an ecall): the run is over all the same
+            shootdowns.running = outer_hart
+            raise
         try:
             result = self._result(error, until)
             if result.reason in _NOT_RETIRED and self.debug.counting:
@@ -1342,6 +1348,7 @@ class Machine:
             return result
         finally:
             self._pending_fault, self._pending_exc, self._host_error, self._stop_reason = outer
+            shootdowns.running = outer_hart
             self._u_context = None
 
     def _finish_stopped_access(self) -> None:

@@ -50,7 +50,7 @@ from ..errors import (
     StoreMismatchError,
     WasmtimeError,
 )
-from ..machine import Machine
+from ..machine import MAX_HARTS, Machine
 from ..wasm import DecodedModule, Features, decode_module, load_module, validate
 from ..wasm.types import EXNREF, EXTERNREF, F32, F64, FUNCREF, I32, I64, REF_CONCRETE, REF_NON_NULL, V128, ExternKind
 from ..wasm.types import FuncType as _FuncType
@@ -858,15 +858,22 @@ class Store:
         table_limit: int | None = None,
         instance_limit: int | None = None,
         code_limit: int | None = None,
+        harts: int = 1,
     ) -> None:
         """Limits: ``memory_limit`` bytes per linear memory, ``table_limit`` elements per table,
         ``instance_limit`` instances, ``code_limit`` bytes of compiled code, ``ram_size`` bytes of
         physical RAM behind it all, ``time_limit`` seconds per call into wasm.  ``data``: any object,
-        returned by :meth:`data` (wasmtime-py's)."""
+        returned by :meth:`data` (wasmtime-py's).  ``harts``: the harts of the Store's own machine (1 to
+        8; a given ``machine`` brings its own): wasi-threads' thread t runs on hart t mod ``harts``."""
         if engine is not None:
             _open(engine, Engine, "Store(engine)")
         if machine is not None:
             _expect(machine, Machine, "Store(machine)")
+        harts = _int(harts, "Store(harts)")
+        if not 1 <= harts <= MAX_HARTS:
+            raise ConfigError(f"Store(harts): a Store's machine has 1 to {MAX_HARTS} harts, not {harts}")
+        if machine is not None and harts != 1:
+            raise ConfigError("Store(harts): a given machine brings its own harts (its board's harts = N)")
         limits = StoreLimits()
         for name, field, value in (
             ("memory_limit", "memory_bytes", memory_limit),
@@ -884,7 +891,7 @@ class Store:
         self._data = data
         self._closed = False
         self._wasi: Any = None  # hwsim.wasi's WasiCtx once set_wasi was called
-        self._vm: _Store | None = _Store(engine, limits=limits, machine=machine)
+        self._vm: _Store | None = _Store(engine, limits=limits, machine=machine, harts=harts)
         self._meter = None
         if engine.consume_fuel or engine.epoch_interruption:
             epochs = engine._epochs if engine.epoch_interruption else None
@@ -950,6 +957,7 @@ class Store:
                 time_slice=wasi.time_slice,
                 max_threads=wasi.max_threads,
                 insn_slice=wasi.instruction_slice,
+                hart_turn=wasi.hart_turn,
             )
         if self._wasi is not None:
             self._wasi.close()

@@ -91,7 +91,8 @@ class CallBoundary:
     """Calls into wasm, ecalls out of it, traps, asynchronous events (a mixin of VmStore)."""
 
     # The VmStore's state this part uses (VmStore.__init__ sets it).
-    machine: Machine
+    machine: Machine  # the hart the Store's code runs on now (bind_hart)
+    home: Machine  # hart 0
     space: AddressSpace
     limits: StoreLimits
     instances: dict[int, VmInstance]  # vmctx VA -> instance
@@ -115,6 +116,7 @@ class CallBoundary:
         def read_u64(self, va: int) -> int: ...
         def write_u64(self, va: int, value: int) -> None: ...
         def memory_at(self, va: int) -> MemoryInstance | None: ...
+        def bind_hart(self, hart: Machine) -> None: ...
 
         # CheckpointCounter's (checkpoints.py), in VmStore
         checkpoint_requests: int
@@ -181,7 +183,9 @@ class CallBoundary:
             return list(self._call_host(record, args, caller_vmctx))
         if self.interrupt_reason is not None:
             self.check_interrupt()
-        crossing = record.crossing or self.crossing_of(record)
+        crossing = record.crossing
+        if crossing is None or crossing.machine is not m:  # (a nested call on another hart than hart 0)
+            crossing = self.crossing_of(record)
         sp = ((m.get_reg("sp") - 256) & ~15) if nested else L.STACK_TOP
         exit_address = L.NESTED_EXIT_ADDRESS if nested else L.EXIT_ADDRESS
         if nested:  # the interrupted code, for a debugger's backtrace (layout.NESTED_RECORD)
@@ -228,6 +232,7 @@ class CallBoundary:
                     pass  # stopped for a request_checkpoint: park the count (above) and go on
                 elif reason is _EXIT and threads is not None and threads.running_spawned():
                     pc = threads.thread_finished()  # a spawned thread's entry returned: run another
+                    m = self.machine  # (its hart)
                 elif reason is _LIMIT and insns and (deadline is None or time.monotonic() < deadline):
                     assert threads is not None  # (insns is 0 without them)
                     threads.preempt()  # the slice's instructions are used up, at any instruction
@@ -242,6 +247,7 @@ class CallBoundary:
                 # return of a host function, a checkpoint's slow path): just go on.
                 if threads is not None and threads.switch_pending:
                     pc = threads.switch(pc)  # a time slice ended or the thread blocked: the next thread
+                    m = self.machine  # (its hart)
                 if deadline is not None:
                     budget = int((deadline - time.monotonic()) * 1e6)
                     if budget <= 0:
@@ -268,6 +274,8 @@ class CallBoundary:
         finally:
             if saved is not None:
                 m.restore_context(saved)
+            if threads is not None:
+                self.bind_hart(self.home)  # the trap above was read on the hart that stopped; back to hart 0
 
     def request_async(self, callback: Callable[[], object]) -> None:
         """Run ``callback()`` at the next safe point: at once if guest code is running (the CPU
@@ -285,7 +293,9 @@ class CallBoundary:
     def crossing_of(self, record: FuncRecord) -> Crossing:
         """How ``record``'s values cross the boundary (one :class:`Crossing` per signature, kept on the record)."""
         ft = record.type
-        crossing = record.crossing = self.crossing_for(tuple(ft.params), tuple(ft.results))
+        crossing = self.crossing_for(tuple(ft.params), tuple(ft.results))
+        if self.machine is self.home:  # (kept for hart 0's calls; another hart's come from its own table)
+            record.crossing = crossing
         return crossing
 
     def crossing_for(self, params: tuple[int, ...], results: tuple[int, ...]) -> Crossing:
@@ -473,7 +483,9 @@ class CallBoundary:
                 raise self._unexpected(
                     f"ecall with t6={target:#x}, neither a builtin nor a host function", machine.get_reg("pc") - 4
                 )
-            crossing = record.crossing or self.crossing_of(record)
+            crossing = record.crossing
+            if crossing is None or crossing.machine is not machine:
+                crossing = self.crossing_of(record)
             if crossing.param_area:
                 args = crossing.args_from(self, regs)
             else:  # all in registers: Crossing.args_from's first loop, inlined (once per host call)

@@ -69,6 +69,7 @@ class Crossing:
     """One signature's value locations as register batches and ABI-area offsets (see the module)."""
 
     __slots__ = (
+        "machine",
         "n_params",
         "n_results",
         "entry",
@@ -85,6 +86,7 @@ class Crossing:
     )
 
     def __init__(self, machine: Machine, params: tuple[int, ...], results: tuple[int, ...]) -> None:
+        self.machine = machine  # the hart whose registers the batches read and write
         # A v128 crosses as two 64-bit halves (compiler.abi.lower_types); the wasm types are kept to join them.
         self.vec_params = params if lower_types(params) != params else None
         self.vec_results = results if lower_types(results) != results else None

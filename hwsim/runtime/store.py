@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from ..errors import HostLimitError, OutOfFrames, StoreMismatchError
+from ..errors import HostLimitError, HwsimError, OutOfFrames, StoreMismatchError
 from ..machine import Machine
 from ..mmu.bits import PAGE_SIZE
 from ..riscv import asm as A
@@ -75,16 +75,20 @@ class StoreLimits:
 
 
 class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
-    def __init__(self, engine=None, *, limits: StoreLimits | None = None, machine: Machine | None = None) -> None:
-        """``machine``: run on an existing machine (a board's, with its devices); default: a new one."""
+    def __init__(
+        self, engine=None, *, limits: StoreLimits | None = None, machine: Machine | None = None, harts: int = 1
+    ) -> None:
+        """``machine``: run on an existing machine (a board's, with its devices, and its harts); default: a
+        new one of ``harts`` harts (its guest threads spread over them: runtime/threads.py)."""
         self.name = f"Store {next(_SERIALS)}"
         self.engine = engine
         self.limits = limits or StoreLimits()
         try:
-            self.machine = machine or Machine(ram_size=self.limits.ram_bytes, tlb_capacity=4096)
+            self.machine = machine or Machine(ram_size=self.limits.ram_bytes, tlb_capacity=4096, harts=harts)
         except HostLimitError as exc:
             raise ResourceLimitError(f"ram_size: {exc.problem}") from None
         m = self.machine
+        self.home = m  # hart 0: where every call from the host runs (bind_hart moves the Store between its harts)
         self._host_pages = {}  # the host's translation cache (space.py), dropped on every mapping change
         self._host_views = {}
         try:
@@ -160,10 +164,28 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         m.add_ecall_handler(self._ecall)
         m.activate(self.space, priv=Priv.U)
         self.stack_low = L.STACK_TOP - L.STACK_SIZE
+        # Each hart's register batches (see bind_hart): its Crossings, its ecall batch, its landing batches.
+        self._hart_batches = {m.hartid: (self._crossings, self._ecall_regs, self.exn_landing_regs)}
+
+    def bind_hart(self, hart: Machine) -> None:
+        """Run this Store's code on ``hart`` (one of its machine's) from now on: ``self.machine`` is that
+        hart, the one builtins, host functions and the register batches act on.  A guest thread's hart
+        (runtime/threads.py) is bound before the thread runs; the first time, the hart is pointed at the
+        Store's address space in U-mode."""
+        if hart is self.machine:
+            return
+        if hart not in self.home.harts:
+            raise HwsimError(f"a bug: {self.name} bound to a hart of another machine")
+        batches = self._hart_batches.get(hart.hartid)
+        if batches is None:
+            hart.activate(self.space, priv=Priv.U)
+            batches = self._hart_batches[hart.hartid] = ({}, hart.register_batch(ECALL_REGS), {})
+        self.machine = hart
+        self._crossings, self._ecall_regs, self.exn_landing_regs = batches
 
     def enable_threads(self, **options) -> Scheduler:
-        """Guest threads on this Store's hart (runtime/threads.py): the Scheduler, made on the first call,
-        set to ``options`` (seed, time_slice, max_threads, ns_per_unit)."""
+        """Guest threads on this Store's harts (runtime/threads.py): the Scheduler, made on the first call,
+        set to ``options`` (seed, time_slice, max_threads, ns_per_unit, insn_slice, hart_turn)."""
         if self.threads is None:
             self.threads = Scheduler(self, **options)
         else:  # a second WASI config: its settings from the next root call on

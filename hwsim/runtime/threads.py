@@ -1,8 +1,10 @@
-"""Guest threads on the one hart: their contexts and stacks, the seeded scheduler, waiting in virtual time.
+"""Guest threads on the Store's harts: their contexts and stacks, the seeded scheduler, waiting in virtual time.
 
 wasi-threads (hwsim/wasi/threads.py) spawns each thread as a new instance of the module, sharing
-its imported shared memory; every thread of a Store runs on the Store's one hart, inside the call
-from the host that started the first one (the *root* call, usually ``_start``)::
+its imported shared memory; the threads of a Store run inside the call from the host that started
+the first one (the *root* call, usually ``_start``), one at a time on one host thread, thread t on
+hart t mod N of the Store's N harts (the Store is bound to its hart first: ``VmStore.bind_hart``;
+with several harts, ``hart_turn`` gives each hart's turn an instruction budget)::
 
     root call (calls.py invoke, depth 1)
       run thread A ... stop ---------------------------------------------+
@@ -93,10 +95,11 @@ class ThreadState(enum.Enum):
 class GuestThread:
     """One wasm thread: its entry, stack slot, saved context and what it waits for."""
 
-    __slots__ = ("tid", "slot", "entry", "args", "context", "abi", "pc", "state", "blocked", "wake", "seq")
+    __slots__ = ("tid", "hart", "slot", "entry", "args", "context", "abi", "pc", "state", "blocked", "wake", "seq")
 
-    def __init__(self, tid: int, slot: int, entry: FuncRecord | None, args: list[int], seq: int) -> None:
+    def __init__(self, tid: int, slot: int, entry: FuncRecord | None, args: list[int], seq: int, hart: int = 0) -> None:
         self.tid = tid
+        self.hart = hart  # the hart it runs on, always (tid mod the Store's harts: no migration)
         self.slot = slot  # 0: the root call's stack; k >= 1: layout.thread_stack_top(k)
         self.entry = entry  # None for the root thread (it is already running)
         self.args = args
@@ -124,10 +127,17 @@ class Scheduler:
         max_threads: int = MAX_THREADS,
         ns_per_unit: int = NS_PER_UNIT,
         insn_slice: int = 0,
+        hart_turn: int = 0,
     ) -> None:
         self.store = store
+        self.harts = store.home.harts  # the Store's machine's harts: thread t runs on hart t mod len(harts)
         self.configure(
-            seed=seed, time_slice=time_slice, max_threads=max_threads, ns_per_unit=ns_per_unit, insn_slice=insn_slice
+            seed=seed,
+            time_slice=time_slice,
+            max_threads=max_threads,
+            ns_per_unit=ns_per_unit,
+            insn_slice=insn_slice,
+            hart_turn=hart_turn,
         )
         self.rng = random.Random(seed)
         self.now_ns = 0  # virtual time, running on across root calls
@@ -138,6 +148,7 @@ class Scheduler:
         self.ended_in: int | None = None  # the thread running when the last root call ended (0: the root's)
         self.next_tid = 1
         self.switches = 0
+        self.hart_turns = [0] * len(self.harts)  # stretches each hart ran a thread, in the last root call
         self.spawn_failure = ""  # why the last thread-spawn returned -1 (set by hwsim/wasi/threads.py)
         self._seq = 0
         self._mark = 0  # the fuel count at the last accounting
@@ -152,9 +163,12 @@ class Scheduler:
         max_threads: int = MAX_THREADS,
         ns_per_unit: int = NS_PER_UNIT,
         insn_slice: int = 0,
+        hart_turn: int = 0,
     ) -> None:
         """The scheduler's settings (WasiConfig's; taken at the next root call).  ``insn_slice`` > 0 also
-        preempts at any instruction, after 1 to twice that many (Unicorn counts each one: slow)."""
+        preempts at any instruction, after 1 to twice that many (Unicorn counts each one: slow).
+        ``hart_turn`` > 0: the same on a Store of several harts (each hart's turn is 1 to twice that many
+        instructions), in place of ``insn_slice``; on one hart it does nothing."""
         if not 1 <= max_threads <= L.THREAD_STACKS - 1:
             raise ValueError(f"max_threads must be 1 to {L.THREAD_STACKS - 1}, not {max_threads}")
         if time_slice < 1 or ns_per_unit < 0:
@@ -163,9 +177,9 @@ class Scheduler:
         self.time_slice = time_slice
         self.max_threads = max_threads
         self.ns_per_unit = ns_per_unit
-        if insn_slice < 0:
-            raise ValueError(f"insn_slice must be >= 0, not {insn_slice}")
-        self.insn_slice = insn_slice
+        if insn_slice < 0 or hart_turn < 0:
+            raise ValueError(f"insn_slice and hart_turn must be >= 0, not {insn_slice}, {hart_turn}")
+        self.insn_slice = hart_turn if hart_turn and len(self.harts) > 1 else insn_slice
 
     # -- the root call --------------------------------------------------------------------------------
 
@@ -177,6 +191,7 @@ class Scheduler:
         self.active = True
         self.switch_pending = False
         self.switches = 0
+        self.hart_turns = [0] * len(self.harts)
         self._trace = hashlib.sha256()
         self._mark = self.store.fuel_remaining
         self._new_slice()
@@ -184,6 +199,8 @@ class Scheduler:
     def end(self) -> None:
         """The root call has ended (returned, trapped or exited): every other thread ends with it."""
         self.active = False
+        if len(self.harts) > 1:
+            TRACE.current_hart = None
         self.ended_in = self.current.tid if self.current is not None else None
         self.threads = {}
         self.current = None
@@ -211,8 +228,11 @@ class Scheduler:
         self.threads = {k: t for k, t in self.threads.items() if t.state is not ThreadState.DONE}
         used = {t.slot for t in self.threads.values()}
         slot = next(k for k in range(1, L.THREAD_STACKS) if k not in used)
-        self.threads[tid] = GuestThread(tid, slot, entry, args, 0)
-        self._log("spawn", tid, f"slot {slot}")
+        hart = tid % len(self.harts)
+        self.threads[tid] = GuestThread(tid, slot, entry, args, 0, hart)
+        self._log("spawn", tid, f"slot {slot}" + (f", hart {hart}" if len(self.harts) > 1 else ""))
+        if self.insn_slice:  # the running stretch has no instruction budget yet (alone, it had none): end it
+            self.store.machine.stop()  # after this ecall, so the next stretch gets one
 
     def allocate_tid(self) -> int | None:
         """The next thread id (1 to 0x1FFFFFFF, as wasmtime), or None when they are used up."""
@@ -323,6 +343,7 @@ class Scheduler:
         nxt = self._pick()
         if nxt is thread and thread.blocked is None:
             self.current = thread
+            self.hart_turns[thread.hart] += 1
             self._log("run", thread.tid, "again")
             m.restore_context(thread.context)
             return pc
@@ -379,14 +400,18 @@ class Scheduler:
     def _switch_to(self, thread: GuestThread) -> int:
         """Put ``thread``'s context on the hart (or set up its entry call); the pc it goes on at."""
         store = self.store
+        store.bind_hart(self.harts[thread.hart])
+        if len(self.harts) > 1:
+            TRACE.current_hart = thread.hart  # the events from now on are this hart's (a Perfetto track each)
         m = store.machine
         self.switches += 1
+        self.hart_turns[thread.hart] += 1
         self.current = thread
         self._log("run", thread.tid)
         if thread.context is None:  # a new thread: enter its function as invoke enters one
             entry = thread.entry
             assert entry is not None
-            crossing = entry.crossing or store.crossing_of(entry)
+            crossing = store.crossing_of(entry)  # (this hart's)
             vmctx = store.read_u64(entry.va + L.FUNCREF_VMCTX)
             sp = L.thread_stack_top(thread.slot)
             crossing.enter(store, thread.args, [sp, L.EXIT_ADDRESS, 0, vmctx, store.read_u64(vmctx), 0xFFFF_FFFF])

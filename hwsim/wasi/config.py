@@ -99,15 +99,16 @@ class WasiConfig:
         self._max_threads = MAX_THREADS
         self._time_slice = TIME_SLICE
         self._instruction_slice = 0
+        self._hart_turn = 0
         self._virtual_time = False
         self._clock_epoch = 0
         self._random_seed: int | None = None
 
-    # wasi-threads (docs/wasi.md, *Threads*): ``wasi::thread-spawn`` spawns threads on the Store's hart.
+    # wasi-threads (docs/wasi.md, *Threads*): ``wasi::thread-spawn`` spawns threads on the Store's harts.
     @property
     def threads(self) -> bool:
         """wasi-threads on: ``thread-spawn`` starts a new instance of the calling module as a thread
-        (off: it returns -1); threads interleave on the one hart under a scheduler seeded with
+        (off: it returns -1); threads interleave (on the Store's harts) under a scheduler seeded with
         :attr:`thread_seed`, and the WASI clocks and sleeps are the scheduler's virtual time."""
         return self._threads
 
@@ -154,6 +155,18 @@ class WasiConfig:
     @instruction_slice.setter
     def instruction_slice(self, n: int) -> None:
         self._instruction_slice = _count(n, "WasiConfig.instruction_slice", 0, 1 << 40)
+
+    @property
+    def hart_turn(self) -> int:
+        """On a Store of several harts (``Store(harts=N)``, a board's ``harts = N``): each hart's turn
+        is 1 to 2N instructions, drawn from the seed, in place of :attr:`instruction_slice` (so the
+        threads on different harts interleave between any two instructions).  0 (the default): the
+        harts take turns at the thread switches of one hart.  On one hart it does nothing."""
+        return self._hart_turn
+
+    @hart_turn.setter
+    def hart_turn(self, n: int) -> None:
+        self._hart_turn = _count(n, "WasiConfig.hart_turn", 0, 1 << 40)
 
     # Reproducible runs (hwsim's own; docs/wasi.md, *Reproducible runs*).
     @property
