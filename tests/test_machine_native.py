@@ -136,7 +136,9 @@ def test_c_walker_bounds_at_the_end_of_ram_and_at_the_top_of_the_address_space()
     assert c_walk(ram[:-1], RAM_BASE, RAM_BASE, 3, va, Access.LOAD, Priv.S, False, False, AdPolicy.UPDATE) is None
     # a RAM buffer at the very top of the physical address space, and a root below it
     top = (1 << 64) - 0x1000
-    assert c_walk(bytearray(0x1000), top, top - 0x1000, 3, va, Access.LOAD, Priv.S, False, False, AdPolicy.UPDATE) is None
+    assert (
+        c_walk(bytearray(0x1000), top, top - 0x1000, 3, va, Access.LOAD, Priv.S, False, False, AdPolicy.UPDATE) is None
+    )
     # the largest root a satp can name (PPN all ones): far beyond RAM
     assert c_walk(ram, RAM_BASE, ((1 << 44) - 1) << 12, 3, va, Access.LOAD, Priv.S, False, False,
                   AdPolicy.UPDATE) is None  # fmt: skip
@@ -146,8 +148,14 @@ def test_c_walker_bounds_at_the_end_of_ram_and_at_the_top_of_the_address_space()
 
 _ops = st.lists(
     st.one_of(
-        st.tuples(st.just("insert"), st.integers(0, 3), st.integers(0, 7), st.integers(0, 2), st.booleans(),
-                  st.integers(0, 0xFF)),  # fmt: skip
+        st.tuples(
+            st.just("insert"),
+            st.integers(0, 3),
+            st.integers(0, 7),
+            st.integers(0, 2),
+            st.booleans(),
+            st.integers(0, 0xFF),
+        ),  # fmt: skip
         st.tuples(st.just("lookup"), st.integers(0, 3), st.integers(0, 7)),
         st.tuples(st.just("hit"), st.integers(0, 3), st.integers(0, 7), st.sampled_from([0, int(Pte.D), int(Pte.W)])),
         st.tuples(st.just("probe"), st.integers(0, 3), st.integers(0, 7)),
@@ -272,8 +280,17 @@ def observe(m: Machine, result, addrs) -> dict:
         "reason": result.reason,
         "pc": result.pc,
         "cause": result.cause,
-        "fault": None if fault is None else (fault.va, fault.access, fault.priv, fault.cause, fault.kind, fault.message,
-                                             fault.tlb_entry_pte),  # fmt: skip
+        "fault": None
+        if fault is None
+        else (
+            fault.va,
+            fault.access,
+            fault.priv,
+            fault.cause,
+            fault.kind,
+            fault.message,
+            fault.tlb_entry_pte,
+        ),  # fmt: skip
         "walk": None if fault is None or fault.walk is None else fault.walk.steps,
         "fills": m.fills,
         "walks": m.walks,
@@ -299,9 +316,18 @@ def run_both(leaves, accesses, priv=Priv.U, sum_=False, mxr=False, runs=2, **kw)
 
 
 _V, _R, _W, _X, _U, _G, _A, _D = (int(f) for f in (Pte.V, Pte.R, Pte.W, Pte.X, Pte.U, Pte.G, Pte.A, Pte.D))
-_interesting = st.sampled_from(  # the interesting leaves: D or A clear, read-only, execute-only (MXR), supervisor, global
-        [_V | _R | _W | _U | _A, _V | _R | _W | _U, _V | _R | _U | _A, _V | _X | _U | _A, _V | _R | _W | _A | _D,
-         _V | _R | _W | _U | _G | _A, _R | _W | _U | _A | _D]  # fmt: skip
+_interesting = (
+    st.sampled_from(  # the interesting leaves: D or A clear, read-only, execute-only (MXR), supervisor, global
+        [
+            _V | _R | _W | _U | _A,
+            _V | _R | _W | _U,
+            _V | _R | _U | _A,
+            _V | _X | _U | _A,
+            _V | _R | _W | _A | _D,
+            _V | _R | _W | _U | _G | _A,
+            _R | _W | _U | _A | _D,
+        ]  # fmt: skip
+    )
 )
 _flags = st.one_of(  # (one_of picks a branch uniformly: repeated branches weigh more)
     st.none(),
@@ -315,7 +341,9 @@ _flags = st.one_of(  # (one_of picks a branch uniformly: repeated branches weigh
 )
 _leaves = st.lists(st.tuples(_flags, st.sampled_from(["same", "same", "beyond RAM", "other"])), min_size=PAGES,
                    max_size=PAGES)  # fmt: skip
-_accesses = st.lists(st.tuples(st.booleans(), st.integers(0, 2), st.integers(0, 3)), min_size=4, max_size=16)  # (pages 0-2: repeated)
+_accesses = st.lists(
+    st.tuples(st.booleans(), st.integers(0, 2), st.integers(0, 3)), min_size=4, max_size=16
+)  # (pages 0-2: repeated)
 
 
 @needs_native
@@ -334,3 +362,226 @@ def test_machines_with_and_without_the_helper_observe_the_same(leaves, accesses,
     walk record, counters, TLB entries and statistics, and page tables (A/D bits)."""
     python, compiled = run_both(leaves, accesses, priv, sum_, mxr, ad_policy=ad, tlb_capacity=capacity)
     assert compiled == python
+
+
+# -- malicious page tables on both paths -------------------------------------------------------------------
+
+_RAM_2M = RAM_BASE >> 12  # a 2 MiB-aligned PPN: RAM's first frame
+_BEYOND = 0x1_0000_0000 >> 12  # a PPN past the end of RAM
+_LEAF = _V | _R | _W | _U | _A | _D
+
+# name: (level-1 PTE for DATA's 2 MiB region, level-0 PTE for DATA (None: no level-0 table), priv, SUM,
+#        MXR, store?, the outcome: a Cause, or "ok")
+ATTACKS = {
+    "aligned superpage (control)": (_RAM_2M << 10 | _LEAF, None, Priv.U, False, False, False, "ok"),
+    "misaligned superpage": ((_RAM_2M | 1) << 10 | _LEAF, None, Priv.U, False, False, False, Cause.LOAD_PAGE_FAULT),
+    "reserved bits 63:54 in a leaf": (
+        1 << 60 | _RAM_2M << 10 | _LEAF,
+        None,
+        Priv.U,
+        False,
+        False,
+        False,
+        Cause.LOAD_PAGE_FAULT,
+    ),  # fmt: skip
+    "reserved bits 63:54 in a pointer": (1 << 63, 0, Priv.U, False, False, False, Cause.LOAD_PAGE_FAULT),
+    "W without R (store)": (
+        None,
+        _RAM_2M << 10 | _V | _W | _U | _A | _D,
+        Priv.U,
+        False,
+        False,
+        True,
+        Cause.STORE_PAGE_FAULT,
+    ),  # fmt: skip
+    "W without R (load)": (
+        None,
+        _RAM_2M << 10 | _V | _W | _X | _U | _A,
+        Priv.U,
+        False,
+        False,
+        False,
+        Cause.LOAD_PAGE_FAULT,
+    ),  # fmt: skip
+    "U page from S-mode, SUM=0": (None, _RAM_2M << 10 | _LEAF, Priv.S, False, False, False, Cause.LOAD_PAGE_FAULT),
+    "U page from S-mode, SUM=1": (None, _RAM_2M << 10 | _LEAF, Priv.S, True, False, False, "ok"),
+    "S page from U-mode": (None, _RAM_2M << 10 | (_LEAF & ~_U), Priv.U, False, False, False, Cause.LOAD_PAGE_FAULT),
+    "execute-only page, MXR=0": (
+        None,
+        _RAM_2M << 10 | _V | _X | _U | _A,
+        Priv.U,
+        False,
+        False,
+        False,
+        Cause.LOAD_PAGE_FAULT,
+    ),  # fmt: skip
+    "execute-only page, MXR=1": (None, _RAM_2M << 10 | _V | _X | _U | _A, Priv.U, False, True, False, "ok"),
+    "store to a read-only page": (
+        None,
+        _RAM_2M << 10 | _V | _R | _U | _A,
+        Priv.U,
+        False,
+        False,
+        True,
+        Cause.STORE_PAGE_FAULT,
+    ),  # fmt: skip
+    "non-leaf with A set": (_A, 0, Priv.U, False, False, False, Cause.LOAD_PAGE_FAULT),
+    "pointer at level 0 (no leaf)": (None, _RAM_2M << 10 | _V, Priv.U, False, False, False, Cause.LOAD_PAGE_FAULT),
+    "pointer PPN beyond RAM": (_BEYOND << 10 | _V, None, Priv.U, False, False, False, Cause.LOAD_ACCESS),
+    "pointer PPN all ones": (((1 << 44) - 1) << 10 | _V, None, Priv.U, False, False, False, Cause.LOAD_ACCESS),
+    "leaf PPN beyond RAM": (None, _BEYOND << 10 | _LEAF, Priv.U, False, False, False, Cause.LOAD_ACCESS),
+}
+
+
+def attack(m: Machine, l1, l0, priv, sum_, mxr, store) -> dict:
+    """CODE mapped as usual; DATA's level-1 PTE (and level-0 PTE) written raw; one load or store of DATA."""
+    a = A.Assembler(CODE)
+    a.li("a1", DATA).emit(A.sd("a1", "a1", 0) if store else A.ld("a0", "a1", 0)).label("exit")
+    space = m.new_address_space(asid=1)
+    code_pa = m.frames.alloc()
+    space.map(CODE, code_pa, 0x1000, Pte.R | Pte.X | (Pte.U if priv is Priv.U else 0))
+    m.phys.write(code_pa, a.finish())
+    l1_table = walk(m.phys, space.root, CODE, Access.FETCH, Priv.S, sum=True).steps[1].pte_addr & ~0xFFF
+    l1_addr = l1_table + 8 * ((DATA >> 21) & 511)
+    if l0 is not None:
+        l0_table = m.frames.alloc()
+        pointer = (l0_table >> 12) << 10 | _V
+        m.phys.write_u64(l1_addr, pointer if l1 is None else pointer | l1)
+        m.phys.write_u64(l0_table + 8 * ((DATA >> 12) & 511), l0)
+    else:
+        m.phys.write_u64(l1_addr, l1)
+    m.activate(space, priv=priv, sum=sum_, mxr=mxr)
+    return observe(m, m.run(CODE, until=a.labels["exit"]), [l1_addr])
+
+
+@needs_native
+@pytest.mark.parametrize("name", ATTACKS)
+def test_malicious_page_tables_fault_the_same_on_both_paths(name):
+    """Each attack ends as the specification says (a page fault, or an access fault for tables or pages
+    outside RAM), with the same report, counters, TLB and A/D bits with and without the helper."""
+    *setup_, expected = ATTACKS[name]
+    python, compiled = (attack(m, *setup_) for m in both(ram_size=4 << 20))
+    assert compiled == python
+    if expected == "ok":
+        assert python["reason"] is StopReason.EXIT
+    else:
+        assert python["reason"] is StopReason.FAULT and python["fault"][3] is expected
+        assert python["fault"][0] == DATA  # tval: the faulting address
+
+
+@needs_native
+def test_a_root_table_beyond_ram_is_an_access_fault_on_both_paths():
+    seen = []
+    for m in both(ram_size=4 << 20):
+        m.set_reg("satp", make_satp(SV39, ((1 << 44) - 1), asid=1))
+        m.set_reg("priv", int(Priv.S))
+        seen.append(observe(m, m.run(CODE, until=CODE + 4), []))
+    assert seen[0] == seen[1]
+    assert seen[0]["reason"] is StopReason.FAULT and seen[0]["fault"][3] is Cause.FETCH_ACCESS
+
+
+# -- what defers to Python: traces ------------------------------------------------------------------------
+
+
+@needs_native
+def test_traced_walks_are_the_same_with_the_helper():
+    """While page_walk or tlb_miss is traced the compiled hook hands every fill to Python, so the trace
+    has every walk and miss, as without it; after the trace, the helper serves fills again."""
+    import io
+
+    from hwsim.trace import tracing
+
+    leaves = [(None, "same")] * PAGES
+    accesses = [(False, 0, 0), (True, 1, 0), (False, 2, 1), (True, 0, 1)]
+    texts = []
+    for m in both(ram_size=4 << 20):
+        code, exit_ = program(accesses)
+        setup(m, leaves, Priv.U, False, False, code)
+        out = io.StringIO()
+        with tracing("page_walk,tlb_miss", stream=out):
+            assert m.run(CODE, until=exit_).ok
+        texts.append(out.getvalue())
+        served = m._native.fills if m._native is not None else None
+        m.sfence_vma()
+        assert m.run(CODE, until=exit_).ok
+        if m._native is not None:
+            assert served == 0 and m._native.fills > 0  # none served while traced, all of them after
+    assert texts[0] == texts[1] and texts[0].count("walk ") == 4 and texts[0].count("TLB miss") == 4
+
+
+# -- the fallback: HWSIM_NO_NATIVE, a helper that does not build or load --------------------------------------
+
+
+def _no_native_env() -> dict[str, str]:
+    return {**os.environ, "HWSIM_NO_NATIVE": "1", "PYTHONPATH": str(ROOT)}
+
+
+def test_hwsim_no_native_forces_the_python_hook_and_says_why():
+    code = (
+        "from hwsim import Machine; from hwsim.machine import native; from hwsim.mmu.tlb import Tlb; "
+        "m = Machine(); print(m.native, type(m.tlb) is Tlb, native.unavailable_reason())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=_no_native_env(), capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False True HWSIM_NO_NATIVE is set"
+
+
+def test_machine_and_paging_tests_pass_on_the_python_hook():
+    """A representative subset of the machine and paging tests, run again with the helper turned off
+    (the rest of the suite runs with it, when it builds)."""
+    subset = ["tests/test_machine.py", "tests/test_machine_hooks.py", "tests/test_harts.py", "tests/test_lab_paging.py"]
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", *subset],
+        cwd=ROOT,
+        env=_no_native_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert " passed" in out.stdout and "failed" not in out.stdout
+
+
+@pytest.fixture
+def fresh_native(monkeypatch, tmp_path):
+    """native.py as before its first use, building into an empty cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("HWSIM_NO_NATIVE", raising=False)
+    monkeypatch.setattr(native, "_LIB", None)
+    monkeypatch.setattr(native, "_REASON", None)
+    monkeypatch.setattr(native, "_LOOKED", False)
+    return tmp_path
+
+
+def test_a_helper_that_does_not_compile_leaves_the_python_hook_with_the_compiler_message(fresh_native, monkeypatch):
+    broken = fresh_native / "native_fill.c"
+    broken.write_text("int hwsim_native_abi(void) { return 1 }\n")  # a missing semicolon
+    monkeypatch.setattr(native, "SOURCE", broken)
+    with pytest.raises(native.NativeBuildError, match="building the TLB-fill helper failed:\n.*error"):
+        native.build()
+    assert native.library() is None
+    assert native.unavailable_reason().startswith("building the TLB-fill helper failed")
+    with pytest.MonkeyPatch.context() as patch:  # a machine made now uses the Python hook
+        patch.setattr(machine_module, "library", native.library)
+        m = Machine(ram_size=1 << 20)
+    assert not m.native and type(m.tlb) is Tlb
+
+
+def test_a_library_that_is_not_the_helper_is_refused(fresh_native, monkeypatch):
+    not_a_library = fresh_native / "junk.so"
+    not_a_library.write_bytes(b"\x7fELF this is not a shared object")
+    with pytest.raises(native.NativeBuildError, match="cannot load the TLB-fill helper .*junk.so"):
+        native.load_library(not_a_library)
+    partial = fresh_native / "native_fill.c"
+    partial.write_text("int hwsim_native_abi(void) { return 1; }\n")  # builds, but has none of the rest
+    monkeypatch.setattr(native, "SOURCE", partial)
+    with pytest.raises(native.NativeBuildError, match="cannot load the TLB-fill helper .*hwsim_tlb_new"):
+        native.load_library(native.build())
+
+
+@needs_native
+def test_the_helper_is_cached_by_the_digest_of_its_source(fresh_native):
+    first = native.build()
+    assert first.parent == fresh_native / "cache" / "hwsim" / "native" and first.is_file()
+    stamp = first.with_name(first.name + ".sha256").read_text()
+    assert first.name == f"native_fill-{stamp[:16]}.so"
+    mtime = first.stat().st_mtime_ns
+    assert native.build() == first and first.stat().st_mtime_ns == mtime  # found, not rebuilt
