@@ -105,9 +105,9 @@ except ImportError:  # pragma: no cover - older binding layout
 
 # The binding's TLB-fill callback type (the compiled hook calls the Python one through it when it defers).
 _FILL_CFUNC = ctypes.CFUNCTYPE(
-    ctypes.c_bool, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p
+    ctypes.c_bool, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.POINTER(uc_tlb_entry), ctypes.c_void_p
 )
-_TLB_ENTRY_PTR = ctypes.POINTER(uc_tlb_entry)
+_INTR_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)  # the binding's, raw
 
 DEFAULT_RAM_BASE = 0x8000_0000
 DEFAULT_RAM_SIZE = 128 << 20
@@ -404,7 +404,12 @@ class Machine:
             self._hook_native(lib)
         else:
             self._uc.hook_add(uc_const.UC_HOOK_TLB_FILL, self._tlb_fill)
-        self._uc.hook_add(uc_const.UC_HOOK_INTR, self._interrupt)
+        if _uclib is not None:  # straight to _interrupt: the binding's two wrapper calls cost every host call
+            callback = _INTR_CFUNC(self._interrupt)
+            self._keep.append(callback)
+            self._hook_raw(uc_const.UC_HOOK_INTR, ctypes.cast(callback, ctypes.c_void_p), None)
+        else:  # pragma: no cover - older binding layout
+            self._uc.hook_add(uc_const.UC_HOOK_INTR, self._interrupt)
         self._mmio_pc_hooks: list | None = None  # Unicorn hooks that make the PC exact at device accesses
         self.phys.on_region_added(self._attach_region)
         for region in self.phys.regions:  # a hart added later: the regions already there
@@ -460,8 +465,8 @@ class Machine:
         what it does not serve it hands to :meth:`_tlb_fill`."""
         self.tlb = NativeTlb(lib, capacity=self._tlb_capacity)
 
-        def fallback(_uc, va: int, uc_access: int, entry: int, _data) -> bool:
-            return self._tlb_fill(None, va, uc_access, ctypes.cast(entry, _TLB_ENTRY_PTR).contents, None)
+        def fallback(_uc, va: int, uc_access: int, entry, _data) -> bool:
+            return self._tlb_fill(None, va, uc_access, entry.contents, None)
 
         callback = _FILL_CFUNC(fallback)
         state = HartState(
@@ -476,20 +481,24 @@ class Machine:
             reg_satp=rv.UC_RISCV_REG_SATP,
             reg_mstatus=rv.UC_RISCV_REG_MSTATUS,
         )
+        self._hook_raw(uc_const.UC_HOOK_TLB_FILL, ctypes.cast(lib.hwsim_fill, ctypes.c_void_p), ctypes.addressof(state))
+        self._keep.append((callback, state, self.tlb))  # Unicorn and the C hook hold raw pointers to these
+        self._native = state
+
+    def _hook_raw(self, kind: int, callback: ctypes.c_void_p, data: int | None) -> None:
+        """Add a Unicorn hook of ``kind`` (every address) calling the C function ``callback`` with ``data``."""
         hook = uc_hook_h()
         err = _uclib.uc_hook_add(  # type: ignore[union-attr]
             self._handle,
             ctypes.byref(hook),
-            uc_const.UC_HOOK_TLB_FILL,
-            ctypes.cast(lib.hwsim_fill, ctypes.c_void_p),
-            ctypes.c_void_p(ctypes.addressof(state)),
+            kind,
+            callback,
+            ctypes.c_void_p(data),
             ctypes.c_uint64(1),
             ctypes.c_uint64(0),
         )
         if err:
             raise UcError(err)
-        self._keep.append((callback, state, self.tlb))  # Unicorn and the C hook hold raw pointers to these
-        self._native = state
 
     @property
     def native(self) -> bool:
@@ -1046,19 +1055,22 @@ class Machine:
 
     # -- exceptions and ecalls -------------------------------------------------------------------
 
-    def _interrupt(self, uc, intno: int, _data) -> None:
-        """An exception the hart raised: an ecall runs the ecall handlers in order (inline here: every
-        host call passes this way), anything else stops the run (:meth:`_exception`)."""
+    def _interrupt(self, _handle, intno: int, _data) -> None:
+        """An exception the hart raised (Unicorn's UC_HOOK_INTR callback, called straight from C): an
+        ecall runs the ecall handlers in order (inline here: every host call passes this way), anything
+        else stops the run (:meth:`_exception`).  Nothing may unwind through Unicorn: an exception is
+        kept for :meth:`run` to raise."""
+        uc = self._uc
         cause: Cause | None = None  # an ecall's: read from the hart's privilege only when needed (below)
-        if intno != _ECALL_INTNO:  # Unicorn reports every ecall as 8; the cause depends on the mode
-            try:
-                cause = Cause(intno)
-            except ValueError:
-                cause = None
-            if cause not in _ECALLS:
-                self._exception(uc, cause)
-                return
         try:
+            if intno != _ECALL_INTNO:  # Unicorn reports every ecall as 8; the cause depends on the mode
+                try:
+                    cause = Cause(intno)
+                except ValueError:
+                    cause = None
+                if cause not in _ECALLS:
+                    self._exception(uc, cause)
+                    return
             for handler in self._ecall_handlers.callbacks:
                 action = handler(self)
                 if action is _RESUME:
@@ -1075,8 +1087,11 @@ class Machine:
             self._host_error = exc
             uc.emu_stop()
             return
-        self._pending_exc = _PendingException(cause, uc.reg_read(rv.UC_RISCV_REG_PC))
-        self._stop_reason = StopReason.ECALL
+        try:
+            self._pending_exc = _PendingException(cause, uc.reg_read(rv.UC_RISCV_REG_PC))
+            self._stop_reason = StopReason.ECALL
+        except BaseException as exc:
+            self._host_error = exc
         uc.emu_stop()
 
     def _exception(self, uc, cause: Cause | None) -> None:

@@ -218,11 +218,9 @@ class NativeTlb(Tlb):
         return None
 
     def lookup(self, asid: int, va: int) -> Translation | None:
-        tr = self.hit(asid, va)
-        if tr is None:
-            self.stats.lookups += 1
-            self.stats.misses += 1
-        return tr
+        if self._find(self.handle, asid, va, 0, 2, self._out_ref):
+            return self._out.translation()
+        return None
 
     def insert(self, asid: int, tr: Translation) -> None:
         self._insert(self.handle, asid, tr.va, tr.pa, tr.level, tr.page_size, tr.pte_addr, tr.pte, tr.global_)

@@ -191,12 +191,17 @@ static void record(const tlb_entry *e, tlb_record *out) {
     out->global = e->global;
 }
 
-/* Tlb.hit (count = 1: a hit counted and made the newest; ``flags``: only an entry with them all) or
- * Tlb.probe (count = 0).  Returns 1 and the entry in ``out``, or 0. */
+/* Tlb.probe (count = 0), Tlb.hit (count = 1: a hit counted and made the newest; ``flags``: only an entry
+ * with them all) or Tlb.lookup (count = 2: a miss counted too).  Returns 1 and the entry in ``out``, or 0. */
 int hwsim_tlb_find(tlb_t *t, int64_t asid, uint64_t va, uint64_t flags, int count, tlb_record *out) {
     int32_t i = probe(t, asid, va);
-    if (i < 0) return 0;
-    if ((t->entries[i].pte & flags) != flags) return 0;
+    if (i < 0 || (t->entries[i].pte & flags) != flags) {
+        if (count == 2) {
+            t->stats.lookups++;
+            t->stats.misses++;
+        }
+        return 0;
+    }
     if (count) {
         touch(t, i);
         t->stats.lookups++;
