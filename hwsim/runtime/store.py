@@ -30,7 +30,7 @@ from ..wasm.types import EXTERNREF
 from . import layout as L
 from .calls import CallBoundary, LoadedCode
 from .checkpoints import CheckpointCounter
-from .crossing import ECALL_REGS
+from .crossing import ECALL_INT_REGS, ECALL_REGS
 from .errors import ResourceLimitError, Trap
 from .exceptions import Exn
 from .objects import RW_USER, RX_USER, FuncRecord, GlobalInstance, MemoryInstance, TableInstance
@@ -127,7 +127,8 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self.code: list[LoadedCode] = []  # every module's compiled code, in load order
         self._source_maps = {}  # id(Module) -> SourceMap (DWARF line tables)
         self._crossings = {}  # (params, results) -> Crossing (calls.py)
-        self._ecall_regs = m.register_batch(ECALL_REGS)
+        self._ecall_regs = m.register_batch(ECALL_INT_REGS)
+        self._ecall_regs_all = m.register_batch(ECALL_REGS)
         self._type_ids: dict = {}
         self.externs: dict[int, object] = {}  # externref handle -> host object
         self._extern_ids: dict[int, int] = {}  # id(host object) -> its handle
