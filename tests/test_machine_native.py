@@ -21,6 +21,7 @@ from cpu_probe import RAM_BASE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pt_gen import cases
+from test_mmu_reference import BytesMem
 
 from hwsim import Machine, StopReason
 from hwsim.machine import machine as machine_module
@@ -38,24 +39,6 @@ SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow],
 ROOT = Path(__file__).resolve().parents[1]
 
 _ACCESS = {Access.LOAD: 0, Access.STORE: 1, Access.FETCH: 2}
-
-
-class BytesMem:
-    """Page-table memory over a bytearray at RAM_BASE (what the Python walker reads)."""
-
-    def __init__(self, ram: bytearray) -> None:
-        self.ram = ram
-
-    def read_u64(self, pa: int) -> int:
-        from hwsim.errors import BusError
-
-        off = pa - RAM_BASE
-        if off < 0 or off + 8 > len(self.ram):
-            raise BusError(f"no memory at {pa:#x}")
-        return struct.unpack_from("<Q", self.ram, off)[0]
-
-    def write_u64(self, pa: int, value: int) -> None:
-        struct.pack_into("<Q", self.ram, pa - RAM_BASE, value)
 
 
 def c_walk(ram: bytearray, ram_base: int, root: int, levels: int, va: int, access: Access, priv: Priv, sum_, mxr, ad):
@@ -370,66 +353,33 @@ _RAM_2M = RAM_BASE >> 12  # a 2 MiB-aligned PPN: RAM's first frame
 _BEYOND = 0x1_0000_0000 >> 12  # a PPN past the end of RAM
 _LEAF = _V | _R | _W | _U | _A | _D
 
-# name: (level-1 PTE for DATA's 2 MiB region, level-0 PTE for DATA (None: no level-0 table), priv, SUM,
-#        MXR, store?, the outcome: a Cause, or "ok")
+_LOAD_PF, _STORE_PF, _LOAD_AF = Cause.LOAD_PAGE_FAULT, Cause.STORE_PAGE_FAULT, Cause.LOAD_ACCESS
+
+
+def case(l1, l0, outcome, *, priv=Priv.U, sum_=False, mxr=False, store=False):
+    """The level-1 PTE of DATA's 2 MiB region, DATA's level-0 PTE (None: no level-0 table), the access
+    (a load unless ``store``; U-mode unless ``priv``), and its outcome: a Cause, or "ok"."""
+    return l1, l0, priv, sum_, mxr, store, outcome
+
+
 ATTACKS = {
-    "aligned superpage (control)": (_RAM_2M << 10 | _LEAF, None, Priv.U, False, False, False, "ok"),
-    "misaligned superpage": ((_RAM_2M | 1) << 10 | _LEAF, None, Priv.U, False, False, False, Cause.LOAD_PAGE_FAULT),
-    "reserved bits 63:54 in a leaf": (
-        1 << 60 | _RAM_2M << 10 | _LEAF,
-        None,
-        Priv.U,
-        False,
-        False,
-        False,
-        Cause.LOAD_PAGE_FAULT,
-    ),  # fmt: skip
-    "reserved bits 63:54 in a pointer": (1 << 63, 0, Priv.U, False, False, False, Cause.LOAD_PAGE_FAULT),
-    "W without R (store)": (
-        None,
-        _RAM_2M << 10 | _V | _W | _U | _A | _D,
-        Priv.U,
-        False,
-        False,
-        True,
-        Cause.STORE_PAGE_FAULT,
-    ),  # fmt: skip
-    "W without R (load)": (
-        None,
-        _RAM_2M << 10 | _V | _W | _X | _U | _A,
-        Priv.U,
-        False,
-        False,
-        False,
-        Cause.LOAD_PAGE_FAULT,
-    ),  # fmt: skip
-    "U page from S-mode, SUM=0": (None, _RAM_2M << 10 | _LEAF, Priv.S, False, False, False, Cause.LOAD_PAGE_FAULT),
-    "U page from S-mode, SUM=1": (None, _RAM_2M << 10 | _LEAF, Priv.S, True, False, False, "ok"),
-    "S page from U-mode": (None, _RAM_2M << 10 | (_LEAF & ~_U), Priv.U, False, False, False, Cause.LOAD_PAGE_FAULT),
-    "execute-only page, MXR=0": (
-        None,
-        _RAM_2M << 10 | _V | _X | _U | _A,
-        Priv.U,
-        False,
-        False,
-        False,
-        Cause.LOAD_PAGE_FAULT,
-    ),  # fmt: skip
-    "execute-only page, MXR=1": (None, _RAM_2M << 10 | _V | _X | _U | _A, Priv.U, False, True, False, "ok"),
-    "store to a read-only page": (
-        None,
-        _RAM_2M << 10 | _V | _R | _U | _A,
-        Priv.U,
-        False,
-        False,
-        True,
-        Cause.STORE_PAGE_FAULT,
-    ),  # fmt: skip
-    "non-leaf with A set": (_A, 0, Priv.U, False, False, False, Cause.LOAD_PAGE_FAULT),
-    "pointer at level 0 (no leaf)": (None, _RAM_2M << 10 | _V, Priv.U, False, False, False, Cause.LOAD_PAGE_FAULT),
-    "pointer PPN beyond RAM": (_BEYOND << 10 | _V, None, Priv.U, False, False, False, Cause.LOAD_ACCESS),
-    "pointer PPN all ones": (((1 << 44) - 1) << 10 | _V, None, Priv.U, False, False, False, Cause.LOAD_ACCESS),
-    "leaf PPN beyond RAM": (None, _BEYOND << 10 | _LEAF, Priv.U, False, False, False, Cause.LOAD_ACCESS),
+    "aligned superpage (control)": case(_RAM_2M << 10 | _LEAF, None, "ok"),
+    "misaligned superpage": case((_RAM_2M | 1) << 10 | _LEAF, None, _LOAD_PF),
+    "reserved bits 63:54 in a leaf": case(1 << 60 | _RAM_2M << 10 | _LEAF, None, _LOAD_PF),
+    "reserved bits 63:54 in a pointer": case(1 << 63, 0, _LOAD_PF),
+    "W without R (store)": case(None, _RAM_2M << 10 | _V | _W | _U | _A | _D, _STORE_PF, store=True),
+    "W without R (load)": case(None, _RAM_2M << 10 | _V | _W | _X | _U | _A, _LOAD_PF),
+    "U page from S-mode, SUM=0": case(None, _RAM_2M << 10 | _LEAF, _LOAD_PF, priv=Priv.S),
+    "U page from S-mode, SUM=1": case(None, _RAM_2M << 10 | _LEAF, "ok", priv=Priv.S, sum_=True),
+    "S page from U-mode": case(None, _RAM_2M << 10 | (_LEAF & ~_U), _LOAD_PF),
+    "execute-only page, MXR=0": case(None, _RAM_2M << 10 | _V | _X | _U | _A, _LOAD_PF),
+    "execute-only page, MXR=1": case(None, _RAM_2M << 10 | _V | _X | _U | _A, "ok", mxr=True),
+    "store to a read-only page": case(None, _RAM_2M << 10 | _V | _R | _U | _A, _STORE_PF, store=True),
+    "non-leaf with A set": case(_A, 0, _LOAD_PF),
+    "pointer at level 0 (no leaf)": case(None, _RAM_2M << 10 | _V, _LOAD_PF),
+    "pointer PPN beyond RAM": case(_BEYOND << 10 | _V, None, _LOAD_AF),
+    "pointer PPN all ones": case(((1 << 44) - 1) << 10 | _V, None, _LOAD_AF),
+    "leaf PPN beyond RAM": case(None, _BEYOND << 10 | _LEAF, _LOAD_AF),
 }
 
 
