@@ -535,3 +535,33 @@ def test_the_helper_is_cached_by_the_digest_of_its_source(fresh_native):
     assert first.name == f"native_fill-{stamp[:16]}.so"
     mtime = first.stat().st_mtime_ns
     assert native.build() == first and first.stat().st_mtime_ns == mtime  # found, not rebuilt
+
+
+# -- what defers to Python: watches ----------------------------------------------------------------------
+
+
+@needs_native
+def test_a_watch_on_a_page_the_helper_handed_over_catches_the_next_access():
+    """The helper keeps no record of the pages it handed to Unicorn, so a new watch flushes Unicorn's
+    TLB: the page's next access comes back to a fill, which Python serves while a page is watched."""
+    leaves = [(None, "same")] * PAGES
+    accesses = [(False, 0, 0), (True, 0, 1), (False, 1, 0)]
+    seen = []
+    for m in both(ram_size=4 << 20):
+        code, exit_ = program(accesses)
+        addrs = setup(m, leaves, Priv.U, False, False, code)
+        assert m.run(CODE, until=exit_).ok  # every page handed over (by the helper, on its machine)
+        hits: list = []
+        page_pa = m.tlb.probe(1, DATA).pa_of(DATA)
+        m.watch_page(page_pa, hits.append)
+        result = m.run(CODE, until=exit_)
+        after_watch = observe(m, result, addrs)
+        m.unwatch_page(page_pa)
+        served_before = m._native.fills if m._native is not None else 0
+        m.flush_cpu_tlb()
+        assert m.run(CODE, until=exit_).ok
+        if m._native is not None:  # unwatched: the helper serves fills again
+            assert m._native.fills > served_before
+        seen.append((after_watch, [(h.va, h.access, h.size) for h in hits]))
+    assert seen[0] == seen[1]
+    assert [access for _va, access, _size in seen[0][1]] == [Access.LOAD, Access.STORE]
