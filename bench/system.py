@@ -313,14 +313,19 @@ def _dma_copy(length: int, max_s: float, label: str) -> Callable[[int, bool], Ro
 
 
 def tlb_miss(rounds: int, quick: bool) -> Row:
-    """A guest load that misses every TLB and walks hwsim's page tables in Python, per page, beside
-    Unicorn's TLB-fill hook returning a fixed mapping from Python (bench/paging.py)."""
+    """A guest load that misses every TLB and walks hwsim's page tables (in the compiled helper, or in
+    Python without it: the note says which), per page, beside Unicorn's TLB-fill hook returning a fixed
+    mapping from Python (bench/paging.py)."""
+    from hwsim.machine import native
+
     paging = _sibling("paging")
     pages = 1024 if quick else 4096
     best = interleaved(
         rounds, ceiling=lambda: paging.bare_hook_us(pages) * 1e-6, hwsim=lambda: paging.tlb_miss_us(pages) * 1e-6
     )
-    return Row("TLB miss with a walk", best["ceiling"], best["hwsim"], max_ratio=3.0, note="ceiling: bare fill hook")
+    why = native.unavailable_reason()
+    note = "ceiling: bare fill hook; " + ("compiled helper" if why is None else f"Python hook ({why})")
+    return Row("TLB miss with a walk", best["ceiling"], best["hwsim"], max_ratio=3.0, note=note)
 
 
 def first_touch(rounds: int, quick: bool) -> Row:
