@@ -21,6 +21,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import struct
 import sys
 from pathlib import Path
 
@@ -93,8 +94,8 @@ _SIGNATURES = {
     "hwsim_native_abi": ((), _int),
     "hwsim_tlb_new": ((_i64,), _ptr),
     "hwsim_tlb_free": ((_ptr,), None),
-    "hwsim_tlb_find": ((_ptr, _i64, _u64, _u64, _int, _ptr), _int),
-    "hwsim_tlb_insert": ((_ptr, _i64, _u64, _u64, _i64, _u64, _u64, _u64, _i64), None),
+    "hwsim_tlb_find_record": ((_ptr, _ptr), _int),
+    "hwsim_tlb_insert_record": ((_ptr, _ptr), None),
     "hwsim_tlb_flush": ((_ptr, _int, _u64, _int, _i64), _i64),
     "hwsim_tlb_entries": ((_ptr, _ptr, _i64), _i64),
     "hwsim_walk": ((_ptr, _u64, _int, _u64, _int, _int, _int, _int, _ptr), _int),
@@ -173,6 +174,9 @@ def unavailable_reason() -> str | None:
     return _REASON
 
 
+_RECORD = struct.Struct("=8Q")  # a TlbRecord's words (an ASID is never negative; a bool packs as 0 or 1)
+
+
 class NativeTlb(Tlb):
     """:class:`~hwsim.mmu.tlb.Tlb` with its entries in C, where the compiled hook looks them up and fills
     them: the same interface and semantics (LRU, ASID tags, global entries, the sfence.vma forms, stats)."""
@@ -186,9 +190,16 @@ class NativeTlb(Tlb):
         self.capacity = capacity
         self._lib = lib
         self.handle: int = handle
-        self._find, self._insert, self._flush = lib.hwsim_tlb_find, lib.hwsim_tlb_insert, lib.hwsim_tlb_flush
+        self._handle_arg = ctypes.c_void_p(handle)  # (a ctypes object: no conversion per call)
+        self._find, self._insert, self._flush = (
+            lib.hwsim_tlb_find_record,
+            lib.hwsim_tlb_insert_record,
+            lib.hwsim_tlb_flush,
+        )
+        # One record carries a call's operands in and its entry out; its words, to set them in one go.
         self._out = TlbRecord()
         self._out_ref = ctypes.byref(self._out)
+        self._words = memoryview(self._out).cast("B").cast("Q")
         # tlb_t starts with its tlb_stats, then its entry count: read in place.
         self.stats = NativeTlbStats.from_address(handle)  # type: ignore[assignment]
         self._size = ctypes.c_int64.from_address(handle + ctypes.sizeof(NativeTlbStats))
@@ -207,23 +218,26 @@ class NativeTlb(Tlb):
         got = self._lib.hwsim_tlb_entries(self.handle, out, n)
         return [(GLOBAL if r.tag == GLOBAL else r.tag, r.translation()) for r in out[:got]]
 
-    def probe(self, asid: int, va: int) -> Translation | None:
-        if self._find(self.handle, asid, va, 0, 0, self._out_ref):
+    def _found(self, asid: int, va: int, flags: int, count: int) -> Translation | None:
+        """hwsim_tlb_find: count 0 probes, 1 counts a hit, 2 counts a hit or a miss (see native_fill.c)."""
+        words = self._words  # the record's fields: va, pa, page_size, pte_addr, pte, tag, level, global
+        words[0], words[4], words[5], words[6] = va, flags, asid, count
+        if self._find(self._handle_arg, self._out_ref):
             return self._out.translation()
         return None
+
+    def probe(self, asid: int, va: int) -> Translation | None:
+        return self._found(asid, va, 0, 0)
 
     def hit(self, asid: int, va: int, flags: int = 0) -> Translation | None:
-        if self._find(self.handle, asid, va, flags, 1, self._out_ref):
-            return self._out.translation()
-        return None
+        return self._found(asid, va, flags, 1)
 
     def lookup(self, asid: int, va: int) -> Translation | None:
-        if self._find(self.handle, asid, va, 0, 2, self._out_ref):
-            return self._out.translation()
-        return None
+        return self._found(asid, va, 0, 2)
 
     def insert(self, asid: int, tr: Translation) -> None:
-        self._insert(self.handle, asid, tr.va, tr.pa, tr.level, tr.page_size, tr.pte_addr, tr.pte, tr.global_)
+        _RECORD.pack_into(self._out, 0, tr.va, tr.pa, tr.page_size, tr.pte_addr, tr.pte, asid, tr.level, tr.global_)
+        self._insert(self._handle_arg, self._out_ref)
 
     def flush(self, va: int | None = None, asid: int | None = None) -> int:
         return self._flush(self.handle, va is not None, va or 0, asid is not None, asid or 0)

@@ -247,6 +247,18 @@ void hwsim_tlb_insert(tlb_t *t, int64_t asid, uint64_t va, uint64_t pa, int64_t 
     }
 }
 
+/* The two calls Python makes on every fill it serves, with their operands in one record (ctypes converts
+ * two pointers faster than eight integers): hwsim_tlb_find with ``io``'s tag (the ASID), va, pte (the
+ * flags) and level (count), the entry found written back into ``io``; hwsim_tlb_insert of ``in`` under
+ * its tag (the ASID; ``global`` says whether the entry is global). */
+int hwsim_tlb_find_record(tlb_t *t, tlb_record *io) {
+    return hwsim_tlb_find(t, io->tag, io->va, io->pte, (int)io->level, io);
+}
+
+void hwsim_tlb_insert_record(tlb_t *t, const tlb_record *in) {
+    hwsim_tlb_insert(t, in->tag, in->va, in->pa, in->level, in->page_size, in->pte_addr, in->pte, in->global);
+}
+
 /* ``sfence.vma`` (has_va / has_asid 0: x0), Tlb.flush's rules; returns the entries removed. */
 int64_t hwsim_tlb_flush(tlb_t *t, int has_va, uint64_t va, int has_asid, int64_t asid) {
     int64_t dropped = 0;
