@@ -565,3 +565,13 @@ def test_a_watch_on_a_page_the_helper_handed_over_catches_the_next_access():
         seen.append((after_watch, [(h.va, h.access, h.size) for h in hits]))
     assert seen[0] == seen[1]
     assert [access for _va, access, _size in seen[0][1]] == [Access.LOAD, Access.STORE]
+
+
+@needs_native
+def test_native_tlb_probes_the_global_tag_as_the_python_tlb():
+    assert LIB is not None
+    py, c = Tlb(capacity=4), native.NativeTlb(LIB, capacity=4)
+    for tlb in (py, c):
+        tlb.insert(3, _translation(0x1000, 0, True, _R))
+    assert c.probe(GLOBAL, 0x1000) == py.probe(GLOBAL, 0x1000) is not None
+    assert c.entries() == py.entries() and c.entries()[0][0] == GLOBAL

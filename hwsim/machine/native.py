@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .._zig import zig_cc
 from ..errors import HwsimError
-from ..mmu.tlb import GLOBAL, Tlb, TlbStats
+from ..mmu.tlb import Tlb, TlbStats
 from ..mmu.walker import Translation
 from ..trace import TRACE
 
@@ -174,7 +174,8 @@ def unavailable_reason() -> str | None:
     return _REASON
 
 
-_RECORD = struct.Struct("=8Q")  # a TlbRecord's words (an ASID is never negative; a bool packs as 0 or 1)
+_RECORD = struct.Struct("=8Q")  # a TlbRecord's words (the tag as its 64 bits; a bool packs as 0 or 1)
+_U64 = (1 << 64) - 1
 
 
 class NativeTlb(Tlb):
@@ -216,12 +217,12 @@ class NativeTlb(Tlb):
         n = len(self)
         out = (TlbRecord * max(n, 1))()
         got = self._lib.hwsim_tlb_entries(self.handle, out, n)
-        return [(GLOBAL if r.tag == GLOBAL else r.tag, r.translation()) for r in out[:got]]
+        return [(r.tag, r.translation()) for r in out[:got]]
 
     def _found(self, asid: int, va: int, flags: int, count: int) -> Translation | None:
         """hwsim_tlb_find: count 0 probes, 1 counts a hit, 2 counts a hit or a miss (see native_fill.c)."""
         words = self._words  # the record's fields: va, pa, page_size, pte_addr, pte, tag, level, global
-        words[0], words[4], words[5], words[6] = va, flags, asid, count
+        words[0], words[4], words[5], words[6] = va, flags, asid & _U64, count  # (GLOBAL, -1, as its bits)
         if self._find(self._handle_arg, self._out_ref):
             return self._out.translation()
         return None
@@ -236,7 +237,9 @@ class NativeTlb(Tlb):
         return self._found(asid, va, 0, 2)
 
     def insert(self, asid: int, tr: Translation) -> None:
-        _RECORD.pack_into(self._out, 0, tr.va, tr.pa, tr.page_size, tr.pte_addr, tr.pte, asid, tr.level, tr.global_)
+        _RECORD.pack_into(
+            self._out, 0, tr.va, tr.pa, tr.page_size, tr.pte_addr, tr.pte, asid & _U64, tr.level, tr.global_
+        )
         self._insert(self._handle_arg, self._out_ref)
 
     def flush(self, va: int | None = None, asid: int | None = None) -> int:
