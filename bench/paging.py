@@ -7,7 +7,8 @@ Three measurements, interleaved round by round in one run (best of N each):
   bare hook    Unicorn in virtual-TLB mode with a Python ``UC_HOOK_TLB_FILL`` callback that
                returns the identity mapping: the ceiling of any fill done in Python
   TLB miss     hwsim's Machine with every page mapped, both TLBs flushed: each page is a
-               miss that walks the page tables in Python (hwsim's walker) and fills the TLB model
+               miss that walks the page tables (in the compiled helper, hwsim/machine/native.py,
+               or in Python with HWSIM_NO_NATIVE=1) and fills the TLB model
   first touch  a wasm memory (a fresh Store each round) storing one word per 4 KiB page: each
                page is a fill, a walk that finds V=0, the Store's pager and a frame
   fault-around the same with the pager mapping 8 pages ahead of sequential touches (off by default)

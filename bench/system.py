@@ -1,6 +1,6 @@
 """The system paths around generated code, each measured beside its ceiling in one run.
 
-    python bench/system.py [--quick] [--rounds N]
+    python bench/system.py [--quick] [--rounds N] [--only NAME,NAME]
 
 A *ceiling* is the same work done with nothing of hwsim in the way (raw Unicorn, a plain
 memoryview copy); *hwsim* is the path through hwsim's public API.  Each path runs its ceiling
@@ -313,14 +313,19 @@ def _dma_copy(length: int, max_s: float, label: str) -> Callable[[int, bool], Ro
 
 
 def tlb_miss(rounds: int, quick: bool) -> Row:
-    """A guest load that misses every TLB and walks hwsim's page tables in Python, per page, beside
-    Unicorn's TLB-fill hook returning a fixed mapping from Python (bench/paging.py)."""
+    """A guest load that misses every TLB and walks hwsim's page tables (in the compiled helper, or in
+    Python without it: the note says which), per page, beside Unicorn's TLB-fill hook returning a fixed
+    mapping from Python (bench/paging.py)."""
+    from hwsim.machine import native
+
     paging = _sibling("paging")
     pages = 1024 if quick else 4096
     best = interleaved(
         rounds, ceiling=lambda: paging.bare_hook_us(pages) * 1e-6, hwsim=lambda: paging.tlb_miss_us(pages) * 1e-6
     )
-    return Row("TLB miss with a walk", best["ceiling"], best["hwsim"], max_ratio=3.0, note="ceiling: bare fill hook")
+    why = native.unavailable_reason()
+    note = "ceiling: bare fill hook; " + ("compiled helper" if why is None else f"Python hook ({why})")
+    return Row("TLB miss with a walk", best["ceiling"], best["hwsim"], max_ratio=3.0, note=note)
 
 
 def first_touch(rounds: int, quick: bool) -> Row:
@@ -444,15 +449,31 @@ PATHS: list[Callable[[int, bool], Row | list[Row]]] = [
 ]
 
 
+def select(only: str | None) -> list[Callable[[int, bool], Row | list[Row]]]:
+    """The paths named in ``only`` (comma-separated function names, in the table's order); all for None."""
+    if only is None:
+        return list(PATHS)
+    by_name = {path.__name__: path for path in PATHS}
+    names = [name.strip() for name in only.split(",") if name.strip()]
+    unknown = [name for name in names if name not in by_name]
+    if unknown or not names:
+        raise SystemExit(
+            f"--only: unknown path {', '.join(unknown) or '(none given)'}; the paths: {', '.join(by_name)}"
+        )
+    return [path for path in PATHS if path.__name__ in names]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer iterations (a few seconds)")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds per path (default 15, quick 5)")
+    ap.add_argument("--only", default=None, help="comma-separated path functions to run (e.g. wasm_to_host,tlb_miss)")
     args = ap.parse_args()
     rounds = args.rounds or (5 if args.quick else 15)
+    paths = select(args.only)
     print(f"{time.strftime('%Y-%m-%d')}: system paths beside their ceilings, best of {rounds} interleaved rounds")
     print(f"{'path':30} {'ceiling':>10} {'hwsim':>10} {'ratio':>7} {'target':>10} {'met?':>5}")
-    for path in PATHS:
+    for path in paths:
         made = path(rounds, args.quick)
         for row in made if isinstance(made, list) else [made]:
             print(

@@ -37,3 +37,14 @@ def test_each_path_gives_a_row_with_a_target(path):
 
 def test_the_table_lists_the_calls_first():
     assert [p.__name__ for p in bench.PATHS[:3]] == ["wasm_to_host", "host_to_wasm", "instantiation"]
+
+
+def test_only_picks_paths_by_name_in_the_tables_order():
+    assert [p.__name__ for p in bench.select("tlb_miss, wasm_to_host")] == ["wasm_to_host", "tlb_miss"]
+    assert bench.select(None) == bench.PATHS
+
+
+@pytest.mark.parametrize("only", ["tlb_mis", "", ","])
+def test_only_refuses_an_unknown_path_and_lists_the_paths(only):
+    with pytest.raises(SystemExit, match=r"--only: unknown path .*; the paths: wasm_to_host, host_to_wasm"):
+        bench.select(only)

@@ -36,6 +36,9 @@ def test_build_ships_boards_header_and_firmware_shim(tmp_path):
     lab = tmp_path / "hwsim" / "lab" / "paging_c"
     for name in ["lab.h", "starter.c", "link.ld", "solutions/fifo.c", "solutions/clock.c", "solutions/aging.c"]:
         assert (lab / name).is_file(), name
+    # the TLB-fill helper's source, built with zig at first use (hwsim/machine/native.py)
+    shipped = tmp_path / "hwsim" / "machine" / "native_fill.c"
+    assert shipped.read_bytes() == (ROOT / "hwsim" / "machine" / "native_fill.c").read_bytes()
 
 
 def test_commands_load_only_what_they_run():

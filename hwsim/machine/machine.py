@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from unicorn import Uc, UcError
 from unicorn import riscv_const as rv
 from unicorn import unicorn_const as uc_const
+from unicorn.unicorn_py3.arch.types import uc_hook_h
+from unicorn.unicorn_py3.unicorn import uc_tlb_entry
 
 from ..errors import ConfigError, HwsimError
 from ..mmu.aspace import AddressSpace
@@ -84,6 +86,7 @@ from .debug import DebugPort, DebugStop, DebugStopKind
 from .fault import CpuFault, RunResult, StopReason, WatchHit
 from .frames import FrameAllocator
 from .hooks import EcallAction, Hooks
+from .native import TRACED, HartState, NativeTlb, library
 from .physmem import MmioRegion, PhysicalMemory, RamRegion
 from .shootdown import Shootdowns
 
@@ -100,6 +103,12 @@ try:  # the C entry points, for the TLB-fill hot path (the binding's reg_read co
     _uclib: ctypes.CDLL | None = uclib
 except ImportError:  # pragma: no cover - older binding layout
     _uclib = None
+
+# The binding's TLB-fill callback type (the compiled hook calls the Python one through it when it defers).
+_FILL_CFUNC = ctypes.CFUNCTYPE(
+    ctypes.c_bool, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.POINTER(uc_tlb_entry), ctypes.c_void_p
+)
+_INTR_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)  # the binding's, raw
 
 DEFAULT_RAM_BASE = 0x8000_0000
 DEFAULT_RAM_SIZE = 128 << 20
@@ -389,17 +398,30 @@ class Machine:
         self._uc = Uc(uc_const.UC_ARCH_RISCV, uc_const.UC_MODE_RISCV64)
         # unicorn's __init__ re-exports its Python 2 binding's Uc to mypy, which lacks the ctl_* methods
         self._uc.ctl_set_tlb_mode(uc_const.UC_TLB_VIRTUAL)  # type: ignore[attr-defined]
-        self._uc.hook_add(uc_const.UC_HOOK_TLB_FILL, self._tlb_fill)
-        self._uc.hook_add(uc_const.UC_HOOK_INTR, self._interrupt)
         self._keep: list = []  # buffers and callbacks Unicorn holds raw pointers to
+        self._handle = self._uc._uch
+        self._native: HartState | None = None  # the compiled hook's state for this hart (native.py), if used
+        self._stop_reason_v: StopReason | None = None
+        lib = library() if _uclib is not None else None
+        if lib is not None:
+            self._hook_native(lib)
+        else:
+            self._uc.hook_add(uc_const.UC_HOOK_TLB_FILL, self._tlb_fill)
+        if _uclib is not None:  # straight to _interrupt: the binding's two wrapper calls cost every host call
+            callback = _INTR_CFUNC(self._interrupt)
+            self._keep.append(callback)
+            self._hook_raw(uc_const.UC_HOOK_INTR, ctypes.cast(callback, ctypes.c_void_p), None)
+        else:  # pragma: no cover - older binding layout
+            self._uc.hook_add(uc_const.UC_HOOK_INTR, self._interrupt)
         self._mmio_pc_hooks: list | None = None  # Unicorn hooks that make the PC exact at device accesses
         self.phys.on_region_added(self._attach_region)
         for region in self.phys.regions:  # a hart added later: the regions already there
             self._attach_region(region)
-        self.tlb = Tlb(capacity=self._tlb_capacity)
+        if self._native is None:
+            self.tlb = Tlb(capacity=self._tlb_capacity)
         self.mmio_accesses = 0  # guest loads and stores that reached a device
-        self.fills = 0  # TLB-fill requests from Unicorn
-        self.walks = 0  # of which needed a page-table walk
+        self._fills = 0  # TLB-fill requests from Unicorn the Python hook served (see fills)
+        self._walks = 0  # of which needed a page-table walk (see walks)
         self.demand_faults = 0  # walks that faulted on an invalid PTE and were resolved by a pager
         self.write_faults = 0  # stores to pages without W that a write-fault handler made writable
         self.guest_fences = 0  # sfence.vma the guest executed and the machine carried out (see trap_guest_fences)
@@ -417,13 +439,11 @@ class Machine:
         self._pending_fault: _PendingFault | None = None
         self._pending_exc: _PendingException | None = None
         self._host_error: BaseException | None = None
-        self._stop_reason: StopReason | None = None
         # A stop asked for while the run is between two stretches of emulation (carrying out a watched
         # access in Python): Unicorn's emu_stop would be lost there, so run() checks this too.
         self._stop_pending: StopReason | None = None
         self._raw = ctypes.c_uint64()
         self._raw_ref = ctypes.byref(self._raw)
-        self._handle = self._uc._uch
         # The FPU starts off (mstatus.FS = 0): turn it on, so F/D instructions work in every mode.
         self._uc.reg_write(rv.UC_RISCV_REG_MSTATUS, self._uc.reg_read(rv.UC_RISCV_REG_MSTATUS) | MSTATUS_FS_DIRTY)
         self._u_context: tuple[int, int] | None = None  # (satp, mstatus) while the hart is in U-mode
@@ -445,6 +465,73 @@ class Machine:
         self._stopped_access: tuple[bool, int, int] | None = None  # (a store?, value read or written, pc)
         # The debugger's port (machine/debug.py): breakpoints, steps, stops served by run().
         self.debug = DebugPort(self._uc, self._stop_for_debugger, self.code_changed, handle=self._handle)
+
+    def _hook_native(self, lib) -> None:
+        """Serve this hart's TLB fills with the compiled hook (native.py), over a :class:`NativeTlb`;
+        what it does not serve it hands to :meth:`_tlb_fill`."""
+        self.tlb = NativeTlb(lib, capacity=self._tlb_capacity)
+
+        def fallback(_uc, va: int, uc_access: int, entry, _data) -> bool:
+            return self._tlb_fill(None, va, uc_access, entry.contents, None)
+
+        callback = _FILL_CFUNC(fallback)
+        state = HartState(
+            uc=self._uc._uch.value,  # type: ignore[union-attr]
+            reg_read=ctypes.cast(_uc_reg_read, ctypes.c_void_p).value,
+            reg_write=ctypes.cast(_uc_reg_write, ctypes.c_void_p).value,
+            fallback=ctypes.cast(callback, ctypes.c_void_p).value,
+            tlb=self.tlb.handle,
+            traced=ctypes.addressof(TRACED),
+            ad_fault=int(self.ad_policy is AdPolicy.FAULT),
+            reg_priv=rv.UC_RISCV_REG_PRIV,
+            reg_satp=rv.UC_RISCV_REG_SATP,
+            reg_mstatus=rv.UC_RISCV_REG_MSTATUS,
+        )
+        self._hook_raw(uc_const.UC_HOOK_TLB_FILL, ctypes.cast(lib.hwsim_fill, ctypes.c_void_p), ctypes.addressof(state))
+        self._keep.append((callback, state, self.tlb))  # Unicorn and the C hook hold raw pointers to these
+        self._native = state
+
+    def _hook_raw(self, kind: int, callback: ctypes.c_void_p, data: int | None) -> None:
+        """Add a Unicorn hook of ``kind`` (every address) calling the C function ``callback`` with ``data``."""
+        hook = uc_hook_h()
+        err = _uclib.uc_hook_add(  # type: ignore[union-attr]
+            self._handle,
+            ctypes.byref(hook),
+            kind,
+            callback,
+            ctypes.c_void_p(data),
+            ctypes.c_uint64(1),
+            ctypes.c_uint64(0),
+        )
+        if err:
+            raise UcError(err)
+
+    @property
+    def native(self) -> bool:
+        """Whether this hart's TLB fills are served by the compiled helper (``hwsim.machine.native``)."""
+        return self._native is not None
+
+    @property
+    def fills(self) -> int:
+        """TLB-fill requests from Unicorn (served by the compiled hook or the Python one)."""
+        return self._fills + (self._native.fills if self._native is not None else 0)
+
+    @property
+    def walks(self) -> int:
+        """Fills that needed a page-table walk."""
+        return self._walks + (self._native.walks if self._native is not None else 0)
+
+    @property
+    def _stop_reason(self) -> StopReason | None:
+        return self._stop_reason_v
+
+    @_stop_reason.setter
+    def _stop_reason(self, reason: StopReason | None) -> None:
+        # While stopping, Unicorn probes the page before the exit address: no guest access, so the
+        # compiled hook must leave that to _fill (which refuses it), as it leaves watched pages.
+        self._stop_reason_v = reason
+        if self._native is not None:
+            self._native.defer = int(reason is not None or bool(self._watched))
 
     # -- hooks (hooks.py has their order and outcomes in one table) ----------------------------
 
@@ -492,6 +579,12 @@ class Machine:
         if isinstance(region, RamRegion):
             self._uc.mem_map_ptr(region.base, region.size, uc_const.UC_PROT_ALL, region.host_address)
             self._keep.append(region.buffer)
+            if self._native is not None and not self._native.ram:  # the first RAM region holds the tables
+                self._native.ram, self._native.ram_base, self._native.ram_size = (
+                    region.host_address,
+                    region.base,
+                    region.size,
+                )
             return
         device = region.device
         observers = self._mmio_observers
@@ -875,7 +968,7 @@ class Machine:
         if self._stop_reason is not None:
             # Stopping: Unicorn probes the page before the exit address; that is no guest access.
             return False
-        self.fills += 1
+        self._fills += 1
         priv, satp, sum_, mxr = self._context(access)
         mode = PAGING_MODES.get(satp >> SATP_MODE_SHIFT)
         if priv is _PRIV_M or mode is None:  # no translation: the VA is the PA
@@ -913,7 +1006,7 @@ class Machine:
         return True
 
     def _count_walk(self, va: int, asid: int) -> None:
-        self.walks += 1
+        self._walks += 1
         if TRACE.tlb_miss is not None:
             TRACE.tlb_miss(va=va, asid=asid)
 
@@ -963,19 +1056,22 @@ class Machine:
 
     # -- exceptions and ecalls -------------------------------------------------------------------
 
-    def _interrupt(self, uc, intno: int, _data) -> None:
-        """An exception the hart raised: an ecall runs the ecall handlers in order (inline here: every
-        host call passes this way), anything else stops the run (:meth:`_exception`)."""
+    def _interrupt(self, _handle, intno: int, _data) -> None:
+        """An exception the hart raised (Unicorn's UC_HOOK_INTR callback, called straight from C): an
+        ecall runs the ecall handlers in order (inline here: every host call passes this way), anything
+        else stops the run (:meth:`_exception`).  Nothing may unwind through Unicorn: an exception is
+        kept for :meth:`run` to raise."""
+        uc = self._uc
         cause: Cause | None = None  # an ecall's: read from the hart's privilege only when needed (below)
-        if intno != _ECALL_INTNO:  # Unicorn reports every ecall as 8; the cause depends on the mode
-            try:
-                cause = Cause(intno)
-            except ValueError:
-                cause = None
-            if cause not in _ECALLS:
-                self._exception(uc, cause)
-                return
         try:
+            if intno != _ECALL_INTNO:  # Unicorn reports every ecall as 8; the cause depends on the mode
+                try:
+                    cause = Cause(intno)
+                except ValueError:
+                    cause = None
+                if cause not in _ECALLS:
+                    self._exception(uc, cause)
+                    return
             for handler in self._ecall_handlers.callbacks:
                 action = handler(self)
                 if action is _RESUME:
@@ -992,8 +1088,11 @@ class Machine:
             self._host_error = exc
             uc.emu_stop()
             return
-        self._pending_exc = _PendingException(cause, uc.reg_read(rv.UC_RISCV_REG_PC))
-        self._stop_reason = StopReason.ECALL
+        try:
+            self._pending_exc = _PendingException(cause, uc.reg_read(rv.UC_RISCV_REG_PC))
+            self._stop_reason = StopReason.ECALL
+        except BaseException as exc:
+            self._host_error = exc
         uc.emu_stop()
 
     def _exception(self, uc, cause: Cause | None) -> None:
@@ -1111,7 +1210,10 @@ class Machine:
             self._watched.pop(page, None)
         before = old.accesses if old is not None else frozenset()
         after = watch.accesses if watch is not None else frozenset()
-        if after - before and page in self._handed:
+        if self._native is not None:  # the compiled hook serves no fill while a page is watched
+            self._native.defer = int(self._stop_reason is not None or bool(self._watched))
+        # (the compiled hook keeps no record of the pages it handed over: it may have handed this one)
+        if after - before and (page in self._handed or self._native is not None):
             self.flush_cpu_tlb()  # the hart may hold the page with rights a new watch must take away
         # A watch that ends or narrows needs no flush: the hart holds the page, if at all, with fewer
         # rights than it may have now (see _watch_fill), and the access those lack comes back to a fill.

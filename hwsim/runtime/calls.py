@@ -108,7 +108,8 @@ class CallBoundary:
     _in_host: int
     _source_maps: dict[int, SourceMap]  # id(DecodedModule) -> its DWARF line tables
     _crossings: dict[tuple[tuple[int, ...], tuple[int, ...]], Crossing]  # (params, results) -> its Crossing
-    _ecall_regs: RegisterBatch  # crossing.ECALL_REGS, read once per ecall
+    _ecall_regs: RegisterBatch  # crossing.ECALL_INT_REGS, read once per ecall
+    _ecall_regs_all: RegisterBatch  # crossing.ECALL_REGS, read for a host function with float arguments
     threads: Scheduler | None  # wasi-threads' scheduler (threads.py), once enabled
 
     if TYPE_CHECKING:  # StoreSpace's, in VmStore
@@ -309,7 +310,7 @@ class CallBoundary:
     def ecall_args(self, params: tuple[int, ...]) -> list[int]:
         """The arguments of the ecall being served, passed as a call of a function taking ``params`` passes
         them (a builtin whose operands depend on its first one: ``throw``'s payload, by its tag)."""
-        return self.crossing_for(params, ()).args_from(self, self._ecall_regs.read())
+        return self.crossing_for(params, ()).args_from(self, self._ecall_regs_all.read())
 
     def trap_of(self, result: RunResult) -> Trap | None:
         """The Trap a call whose run stopped as ``result`` raises (a debugger shows it before the call
@@ -469,7 +470,7 @@ class CallBoundary:
             return _DECLINE
         if self._fuel_live:
             self.fuel_to_cell()  # host code sees (and may change) the count in the cell
-        regs = self._ecall_regs.read()  # crossing.ECALL_REGS: t6, t4, the argument registers
+        regs = self._ecall_regs.read()  # crossing.ECALL_INT_REGS: t6, t4, the integer argument registers
         target = regs[0]
         if 0 < target <= MAX_BUILTIN:
             try:
@@ -486,6 +487,8 @@ class CallBoundary:
             crossing = record.crossing
             if crossing is None or crossing.machine is not machine:
                 crossing = self.crossing_of(record)
+            if crossing.float_params:
+                regs = self._ecall_regs_all.read()
             if crossing.param_area:
                 args = crossing.args_from(self, regs)
             else:  # all in registers: Crossing.args_from's first loop, inlined (once per host call)

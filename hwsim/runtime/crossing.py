@@ -32,8 +32,10 @@ if TYPE_CHECKING:
     from ..machine.machine import RegisterBatch
 
 # The registers an ecall is served from, read in one batch: the callee (t6), the caller's vmctx (t4,
-# see RiscvMasm.call_ref), then the argument registers.
+# see RiscvMasm.call_ref), then the argument registers.  Most host functions take no float argument:
+# ECALL_INT_REGS (a prefix) is read first, the whole batch only for a crossing with ``float_params``.
 ECALL_REGS = ("t6", "t4", *(r.name for r in INT_ARGS), *(r.name for r in FLOAT_ARGS))
+ECALL_INT_REGS = ECALL_REGS[: 2 + len(INT_ARGS)]
 _ECALL_INDEX = {name: i for i, name in enumerate(ECALL_REGS)}
 # Registers set on entry from the host, before the parameters: stack, return to the exit address, frame
 # pointer, vmctx, memory-0 base, the zero-extension mask (see runtime/calls.py).
@@ -77,6 +79,7 @@ class Crossing:
         "param_area",
         "ecall_params",
         "ecall_masks",
+        "float_params",
         "result_batch",
         "result_regs",
         "result_area",
@@ -110,6 +113,7 @@ class Crossing:
                 self.ecall_params.append((-1 - (L.ABI_AREA + loc.offset), kind))
         # (where, mask): a value of 32 bits or fewer comes back masked (i32 is sign-extended in its register)
         self.ecall_masks = [(where, MASK64 if kind == _KIND_64 else 0xFFFF_FFFF) for where, kind in self.ecall_params]
+        self.float_params = any(where >= len(ECALL_INT_REGS) for where, _ in self.ecall_params)  # see ECALL_INT_REGS
         self.entry: RegisterBatch = machine.register_batch(entry_names)
         # Results: (index, kind) of those in registers (the result batch's order); (index, kind, address)
         # of those in the ABI area; the mask each is returned with.

@@ -30,7 +30,7 @@ from ..wasm.types import EXTERNREF
 from . import layout as L
 from .calls import CallBoundary, LoadedCode
 from .checkpoints import CheckpointCounter
-from .crossing import ECALL_REGS
+from .crossing import ECALL_INT_REGS, ECALL_REGS
 from .errors import ResourceLimitError, Trap
 from .exceptions import Exn
 from .objects import RW_USER, RX_USER, FuncRecord, GlobalInstance, MemoryInstance, TableInstance
@@ -131,7 +131,8 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self.code: list[LoadedCode] = []  # every module's compiled code, in load order
         self._source_maps = {}  # id(Module) -> SourceMap (DWARF line tables)
         self._crossings = {}  # (params, results) -> Crossing (calls.py)
-        self._ecall_regs = m.register_batch(ECALL_REGS)
+        self._ecall_regs = m.register_batch(ECALL_INT_REGS)
+        self._ecall_regs_all = m.register_batch(ECALL_REGS)
         self._type_ids: dict = {}
         self.externs: dict[int, object] = {}  # externref handle -> host object
         self._extern_ids: dict[int, int] = {}  # id(host object) -> its handle
@@ -165,7 +166,9 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         m.activate(self.space, priv=Priv.U)
         self.stack_low = L.STACK_TOP - L.STACK_SIZE
         # Each hart's register batches (see bind_hart): its Crossings, its ecall batch, its landing batches.
-        self._hart_batches = {m.hartid: (self._crossings, self._ecall_regs, self.exn_landing_regs)}
+        self._hart_batches = {
+            m.hartid: (self._crossings, self._ecall_regs, self._ecall_regs_all, self.exn_landing_regs)
+        }
 
     def bind_hart(self, hart: Machine) -> None:
         """Run this Store's code on ``hart`` (one of its machine's) from now on: ``self.machine`` is that
@@ -179,9 +182,14 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         batches = self._hart_batches.get(hart.hartid)
         if batches is None:
             hart.activate(self.space, priv=Priv.U)
-            batches = self._hart_batches[hart.hartid] = ({}, hart.register_batch(ECALL_REGS), {})
+            batches = self._hart_batches[hart.hartid] = (
+                {},
+                hart.register_batch(ECALL_INT_REGS),
+                hart.register_batch(ECALL_REGS),
+                {},
+            )
         self.machine = hart
-        self._crossings, self._ecall_regs, self.exn_landing_regs = batches
+        self._crossings, self._ecall_regs, self._ecall_regs_all, self.exn_landing_regs = batches
 
     def enable_threads(self, **options) -> Scheduler:
         """Guest threads on this Store's harts (runtime/threads.py): the Scheduler, made on the first call,

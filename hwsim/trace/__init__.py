@@ -75,8 +75,18 @@ class Trace:
         self.clock: Callable[[], int] = lambda: 0
         self.current_hart: int | None = None  # the hart whose turn runs (machine/harts.py), else None
         self.enabled: tuple[str, ...] = ()
+        self._listeners: list[Callable[[], None]] = []
         for name in EVENTS:
             setattr(self, name, None)
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """``listener()`` runs after every :meth:`enable` and :meth:`disable` (a compiled hook that must
+        know whether an event is on, such as the TLB-fill helper's, registers here)."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     def select(self, patterns: str | list[str]) -> list[str]:
         """The event names a pattern string selects (in catalogue order)."""
@@ -103,6 +113,7 @@ class Trace:
         for name in names:
             setattr(self, name, self._emitter(EVENTS[name]))
         self.enabled = tuple(n for n in EVENTS if getattr(self, n) is not None)
+        self._changed()
         return names
 
     def disable(self) -> None:
@@ -113,6 +124,7 @@ class Trace:
             sink.close()
         self.sinks = []
         self.enabled = ()
+        self._changed()
 
     def _emitter(self, spec: EventSpec) -> Emitter:
         sinks = self.sinks

@@ -1,0 +1,488 @@
+/* hwsim's compiled TLB-fill helper: the Sv39/Sv48 walk and the model TLB in C (see native.py).
+ *
+ *      Unicorn TLB miss                      hwsim_fill (this file)
+ *   ----------------------> context (priv, satp, SUM, MXR) from the hart's registers
+ *                           model TLB lookup  --hit, allowed--------------------------> fill
+ *                           | miss (or a store through an entry with D=0)
+ *                           walk the tables in the RAM buffer (bounds-checked) --ok--> insert, fill
+ *                           | anything else: a fault, a PTE outside RAM, A/D under Svade,
+ *                           | a TLB entry that denies, tracing, a watch, a stop
+ *                           v
+ *                           the Python hook (Machine._tlb_fill), which finds the same thing and says why
+ *
+ * The C side changes nothing (no counter, no A/D bit, no TLB entry) before it decides to defer, so the
+ * Python hook sees exactly what it would have seen alone.  The rules are walker.py's walk_quick and
+ * check_permission, machine.py's _unicorn_perms and tlb.py's Tlb (LRU order, per-level probing,
+ * global entries, the four sfence.vma forms), transcribed; tests/test_machine_native.py compares them.
+ *
+ * Every physical read or write is checked against the RAM buffer's bounds first: a PTE address
+ * outside RAM is never dereferenced (the Python walker then reports the access fault).
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HWSIM_NATIVE_ABI 1
+
+/* Unicorn's types, as unicorn.h declares them (only what is used here). */
+typedef struct {
+    uint64_t paddr;
+    uint32_t perms;
+} uc_tlb_entry;
+typedef int (*uc_reg_fn)(void *uc, int regid, void *value);
+typedef bool (*fill_fn)(void *uc, uint64_t va, int type, uc_tlb_entry *entry, void *data);
+
+enum { UC_MEM_READ = 16, UC_MEM_WRITE = 17, UC_MEM_FETCH = 18 };
+enum { UC_PROT_READ = 1, UC_PROT_WRITE = 2, UC_PROT_EXEC = 4, UC_PROT_ALL = 7 };
+enum { ACCESS_LOAD, ACCESS_STORE, ACCESS_FETCH };
+enum { PRIV_U = 0, PRIV_S = 1, PRIV_M = 3 };
+
+#define PTE_V (1ull << 0)
+#define PTE_R (1ull << 1)
+#define PTE_W (1ull << 2)
+#define PTE_X (1ull << 3)
+#define PTE_U (1ull << 4)
+#define PTE_G (1ull << 5)
+#define PTE_A (1ull << 6)
+#define PTE_D (1ull << 7)
+#define PTE_PPN(pte) (((pte) >> 10) & ((1ull << 44) - 1))
+#define PTE_HIGH_RESERVED (0x3FFull << 54)
+#define MSTATUS_MPRV (1ull << 17)
+#define MSTATUS_SUM (1ull << 18)
+#define MSTATUS_MXR (1ull << 19)
+#define MSTATUS_MPP_SHIFT 11
+#define GLOBAL_TAG (-1)
+#define LEVELS 5
+
+/* -- the model TLB ------------------------------------------------------------------------------ */
+
+typedef struct {
+    uint64_t va, pa, page_size, pte_addr, pte, vpn;
+    int64_t tag; /* the ASID, or GLOBAL_TAG */
+    int32_t level, global;
+    int32_t older, newer; /* the LRU list */
+    int32_t chain;        /* the next entry in this hash bucket (or the next free entry) */
+    int32_t pad;
+} tlb_entry;
+
+typedef struct {
+    uint64_t lookups, hits, misses, fills, evictions, flushes, flushed_entries;
+} tlb_stats;
+
+typedef struct {
+    tlb_stats stats; /* first: native.py reads it in place */
+    int64_t count, capacity;
+    int64_t per_level[LEVELS];
+    int32_t oldest, newest, free_list;
+    uint32_t bucket_mask;
+    int32_t *buckets;
+    tlb_entry *entries;
+} tlb_t;
+
+static const int SHIFTS[LEVELS] = {12, 21, 30, 39, 48};
+
+static uint32_t bucket_of(const tlb_t *t, int level, uint64_t vpn, int64_t tag) {
+    uint64_t h = (vpn * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)tag * 0xC2B2AE3D27D4EB4Full) ^ (uint64_t)level;
+    h ^= h >> 29;
+    return (uint32_t)h & t->bucket_mask;
+}
+
+tlb_t *hwsim_tlb_new(int64_t capacity) {
+    if (capacity <= 0 || capacity > (1 << 24)) return NULL;
+    tlb_t *t = calloc(1, sizeof(tlb_t));
+    if (!t) return NULL;
+    uint32_t buckets = 16;
+    while (buckets < 2 * (uint64_t)capacity) buckets <<= 1;
+    t->buckets = malloc(sizeof(int32_t) * buckets);
+    t->entries = calloc((size_t)capacity + 1, sizeof(tlb_entry)); /* one spare: insert before evicting */
+    if (!t->buckets || !t->entries) {
+        free(t->buckets);
+        free(t->entries);
+        free(t);
+        return NULL;
+    }
+    t->bucket_mask = buckets - 1;
+    t->capacity = capacity;
+    memset(t->buckets, 0xFF, sizeof(int32_t) * buckets);
+    t->oldest = t->newest = -1;
+    for (int64_t i = 0; i <= capacity; i++) t->entries[i].chain = i < capacity ? (int32_t)(i + 1) : -1;
+    t->free_list = 0;
+    return t;
+}
+
+void hwsim_tlb_free(tlb_t *t) {
+    if (!t) return;
+    free(t->buckets);
+    free(t->entries);
+    free(t);
+}
+
+static int32_t find(const tlb_t *t, int level, uint64_t vpn, int64_t tag) {
+    int32_t i = t->buckets[bucket_of(t, level, vpn, tag)];
+    while (i >= 0) {
+        const tlb_entry *e = &t->entries[i];
+        if (e->vpn == vpn && e->tag == tag && e->level == level) return i;
+        i = e->chain;
+    }
+    return -1;
+}
+
+static void lru_unlink(tlb_t *t, int32_t i) {
+    tlb_entry *e = &t->entries[i];
+    if (e->older >= 0) t->entries[e->older].newer = e->newer; else t->oldest = e->newer;
+    if (e->newer >= 0) t->entries[e->newer].older = e->older; else t->newest = e->older;
+}
+
+static void lru_append(tlb_t *t, int32_t i) {
+    tlb_entry *e = &t->entries[i];
+    e->older = t->newest;
+    e->newer = -1;
+    if (t->newest >= 0) t->entries[t->newest].newer = i; else t->oldest = i;
+    t->newest = i;
+}
+
+static void touch(tlb_t *t, int32_t i) {
+    if (t->newest != i) {
+        lru_unlink(t, i);
+        lru_append(t, i);
+    }
+}
+
+static void drop(tlb_t *t, int32_t i) {
+    tlb_entry *e = &t->entries[i];
+    int32_t *link = &t->buckets[bucket_of(t, e->level, e->vpn, e->tag)];
+    while (*link != i) link = &t->entries[*link].chain;
+    *link = e->chain;
+    lru_unlink(t, i);
+    t->per_level[e->level]--;
+    t->count--;
+    e->chain = t->free_list;
+    t->free_list = i;
+}
+
+/* Tlb.hit's search without its side effects: the entry for (asid, va), levels probed from 4 KiB up. */
+static int32_t probe(const tlb_t *t, int64_t asid, uint64_t va) {
+    for (int level = 0; level < LEVELS; level++) {
+        if (!t->per_level[level]) continue;
+        uint64_t vpn = va >> SHIFTS[level];
+        int32_t i = find(t, level, vpn, asid);
+        if (i < 0) i = find(t, level, vpn, GLOBAL_TAG);
+        if (i >= 0) return i;
+    }
+    return -1;
+}
+
+typedef struct {
+    uint64_t va, pa, page_size, pte_addr, pte;
+    int64_t tag;
+    int64_t level, global;
+} tlb_record;
+
+static void record(const tlb_entry *e, tlb_record *out) {
+    out->va = e->va;
+    out->pa = e->pa;
+    out->page_size = e->page_size;
+    out->pte_addr = e->pte_addr;
+    out->pte = e->pte;
+    out->tag = e->tag;
+    out->level = e->level;
+    out->global = e->global;
+}
+
+/* Tlb.probe (count = 0), Tlb.hit (count = 1: a hit counted and made the newest; ``flags``: only an entry
+ * with them all) or Tlb.lookup (count = 2: a miss counted too).  Returns 1 and the entry in ``out``, or 0. */
+int hwsim_tlb_find(tlb_t *t, int64_t asid, uint64_t va, uint64_t flags, int count, tlb_record *out) {
+    int32_t i = probe(t, asid, va);
+    if (i < 0 || (t->entries[i].pte & flags) != flags) {
+        if (count == 2) {
+            t->stats.lookups++;
+            t->stats.misses++;
+        }
+        return 0;
+    }
+    if (count) {
+        touch(t, i);
+        t->stats.lookups++;
+        t->stats.hits++;
+    }
+    record(&t->entries[i], out);
+    return 1;
+}
+
+void hwsim_tlb_insert(tlb_t *t, int64_t asid, uint64_t va, uint64_t pa, int64_t level, uint64_t page_size,
+                      uint64_t pte_addr, uint64_t pte, int64_t global) {
+    if (level < 0 || level >= LEVELS) return;
+    int64_t tag = global ? GLOBAL_TAG : asid;
+    uint64_t vpn = va >> SHIFTS[level];
+    int32_t i = find(t, (int)level, vpn, tag);
+    if (i < 0) {
+        i = t->free_list;
+        t->free_list = t->entries[i].chain;
+        tlb_entry *e = &t->entries[i];
+        e->vpn = vpn;
+        e->tag = tag;
+        e->level = (int32_t)level;
+        uint32_t b = bucket_of(t, (int)level, vpn, tag);
+        e->chain = t->buckets[b];
+        t->buckets[b] = i;
+        lru_append(t, i);
+        t->per_level[level]++;
+        t->count++;
+    } else {
+        touch(t, i);
+    }
+    tlb_entry *e = &t->entries[i];
+    e->va = va;
+    e->pa = pa;
+    e->page_size = page_size;
+    e->pte_addr = pte_addr;
+    e->pte = pte;
+    e->global = global != 0;
+    t->stats.fills++;
+    while (t->count > t->capacity) {
+        drop(t, t->oldest);
+        t->stats.evictions++;
+    }
+}
+
+/* The two calls Python makes on every fill it serves, with their operands in one record (ctypes converts
+ * two pointers faster than eight integers): hwsim_tlb_find with ``io``'s tag (the ASID), va, pte (the
+ * flags) and level (count), the entry found written back into ``io``; hwsim_tlb_insert of ``in`` under
+ * its tag (the ASID; ``global`` says whether the entry is global). */
+int hwsim_tlb_find_record(tlb_t *t, tlb_record *io) {
+    return hwsim_tlb_find(t, io->tag, io->va, io->pte, (int)io->level, io);
+}
+
+void hwsim_tlb_insert_record(tlb_t *t, const tlb_record *in) {
+    hwsim_tlb_insert(t, in->tag, in->va, in->pa, in->level, in->page_size, in->pte_addr, in->pte, in->global);
+}
+
+/* ``sfence.vma`` (has_va / has_asid 0: x0), Tlb.flush's rules; returns the entries removed. */
+int64_t hwsim_tlb_flush(tlb_t *t, int has_va, uint64_t va, int has_asid, int64_t asid) {
+    int64_t dropped = 0;
+    t->stats.flushes++;
+    int32_t i = t->oldest;
+    while (i >= 0) {
+        tlb_entry *e = &t->entries[i];
+        int32_t next = e->newer;
+        bool doomed;
+        if (!has_va && !has_asid) doomed = true;
+        else if (!has_va) doomed = e->tag == asid;
+        else if (!has_asid) doomed = e->vpn == va >> SHIFTS[e->level];
+        else doomed = e->tag == asid && e->vpn == va >> SHIFTS[e->level];
+        if (doomed) {
+            drop(t, i);
+            dropped++;
+        }
+        i = next;
+    }
+    t->stats.flushed_entries += dropped;
+    return dropped;
+}
+
+/* Up to ``max`` entries, oldest first, into ``out``; returns how many. */
+int64_t hwsim_tlb_entries(const tlb_t *t, tlb_record *out, int64_t max) {
+    int64_t n = 0;
+    for (int32_t i = t->oldest; i >= 0 && n < max; i = t->entries[i].newer) record(&t->entries[i], &out[n++]);
+    return n;
+}
+
+/* -- the fill hook --------------------------------------------------------------------------------- */
+
+/* One hart's state.  native.py mirrors this layout (HartState): every field 8 bytes, in this order. */
+typedef struct {
+    void *uc;
+    uc_reg_fn reg_read, reg_write;
+    fill_fn fallback; /* the Python hook */
+    uint8_t *ram;
+    uint64_t ram_base, ram_size;
+    tlb_t *tlb;
+    const int32_t *traced; /* nonzero while a page_walk or tlb_miss trace is on (shared by every hart) */
+    int64_t defer;         /* nonzero: every fill goes to Python (a watch, a stop under way) */
+    int64_t ad_fault;      /* 1: AdPolicy.FAULT (Svade): a clear A or D bit is Python's fault to report */
+    int64_t reg_priv, reg_satp, reg_mstatus;
+    uint64_t fills, walks; /* fills served here (Python counts its own), of which walked */
+} hart_state;
+
+typedef struct {
+    uint64_t va, pa, page_size, pte_addr, pte;
+    int level, global;
+} translation;
+
+/* check_permission: 1 when allowed. */
+static int allowed(uint64_t pte, int access, int priv, int sum, int mxr) {
+    if (pte & PTE_U) {
+        if (priv == PRIV_S && (access == ACCESS_FETCH || !sum)) return 0;
+    } else if (priv == PRIV_U) {
+        return 0;
+    }
+    if (access == ACCESS_LOAD) return (pte & PTE_R) || (mxr && (pte & PTE_X));
+    if (access == ACCESS_STORE) return (pte & PTE_W) != 0;
+    return (pte & PTE_X) != 0;
+}
+
+/* _unicorn_perms: the rights Unicorn may cache for this leaf (W only with D set). */
+static uint32_t unicorn_perms(uint64_t pte, int priv, int sum, int mxr) {
+    int execute;
+    if (pte & PTE_U) {
+        if (priv == PRIV_S && !sum) return 0;
+        execute = priv == PRIV_U;
+    } else {
+        if (priv == PRIV_U) return 0;
+        execute = 1;
+    }
+    uint32_t perms = 0;
+    if ((pte & PTE_R) || (mxr && (pte & PTE_X))) perms = UC_PROT_READ;
+    if ((pte & PTE_W) && (pte & PTE_D)) perms |= UC_PROT_WRITE;
+    if (execute && (pte & PTE_X)) perms |= UC_PROT_EXEC;
+    return perms;
+}
+
+/* The PTE word at ``pa`` in the RAM buffer, or NULL when it is not wholly inside (or not aligned). */
+static uint64_t *pte_at(const hart_state *st, uint64_t pa) {
+    if (pa < st->ram_base || (pa & 7)) return NULL;
+    uint64_t off = pa - st->ram_base;
+    if (st->ram_size < 8 || off > st->ram_size - 8) return NULL;
+    return (uint64_t *)(st->ram + off);
+}
+
+/* walk_quick: 1 and ``tr`` when the walk translates (the A/D update done), 0 when it would fault or
+ * read outside RAM (nothing written). */
+static int walk(const hart_state *st, uint64_t root, int levels, uint64_t va, int access, int priv, int sum,
+                int mxr, translation *tr) {
+    int va_bits = 12 + 9 * levels;
+    uint64_t top = va >> (va_bits - 1);
+    if (top && top != (1ull << (65 - va_bits)) - 1) return 0;
+    uint64_t a = root;
+    int global = 0;
+    for (int level = levels - 1; level >= 0; level--) {
+        int shift = SHIFTS[level];
+        uint64_t pte_addr = a + (((va >> shift) & 511) << 3);
+        uint64_t *word = pte_at(st, pte_addr);
+        if (!word) return 0;
+        uint64_t pte;
+        memcpy(&pte, word, 8);
+        if (!(pte & PTE_V)) return 0;
+        if (((pte & PTE_W) && !(pte & PTE_R)) || (pte & PTE_HIGH_RESERVED)) return 0;
+        if (pte & PTE_G) global = 1;
+        if (!(pte & (PTE_R | PTE_X))) { /* a pointer to the next level */
+            if ((pte & (PTE_D | PTE_A | PTE_U)) || level == 0) return 0;
+            a = PTE_PPN(pte) << 12;
+            continue;
+        }
+        if (!allowed(pte, access, priv, sum, mxr)) return 0;
+        uint64_t ppn = PTE_PPN(pte);
+        if (ppn & ((1ull << (9 * level)) - 1)) return 0; /* a misaligned superpage */
+        uint64_t updated = pte | PTE_A | (access == ACCESS_STORE ? PTE_D : 0);
+        if (updated != pte) {
+            if (st->ad_fault) return 0;
+            memcpy(word, &updated, 8);
+        }
+        uint64_t page_size = 1ull << shift;
+        tr->va = va;
+        tr->pa = (ppn << 12) | (va & (page_size - 1));
+        tr->page_size = page_size;
+        tr->pte_addr = pte_addr;
+        tr->pte = updated;
+        tr->level = level;
+        tr->global = global;
+        return 1;
+    }
+    return 0;
+}
+
+static uint64_t reg(const hart_state *st, int64_t id) {
+    uint64_t value = 0;
+    st->reg_read(st->uc, (int)id, &value);
+    return value;
+}
+
+static void set_priv(const hart_state *st, uint64_t priv) { st->reg_write(st->uc, (int)st->reg_priv, &priv); }
+
+static void fill_entry(uc_tlb_entry *entry, uint64_t va, uint64_t pa, uint64_t page_size, uint32_t perms) {
+    entry->paddr = ((pa & ~(page_size - 1)) | (va & (page_size - 1))) & ~0xFFFull;
+    entry->perms = perms;
+}
+
+/* The UC_HOOK_TLB_FILL callback; ``data`` is the hart's hart_state. */
+bool hwsim_fill(void *uc, uint64_t va, int type, uc_tlb_entry *entry, void *data) {
+    hart_state *st = data;
+    if (st->defer || *st->traced) return st->fallback(uc, va, type, entry, data);
+    int access = type == UC_MEM_WRITE ? ACCESS_STORE : type == UC_MEM_FETCH ? ACCESS_FETCH : ACCESS_LOAD;
+    uint64_t priv = reg(st, st->reg_priv), satp, status;
+    if (priv == PRIV_M) {
+        status = reg(st, st->reg_mstatus);
+        priv = (status >> MSTATUS_MPP_SHIFT) & 3;
+        if (access == ACCESS_FETCH || !(status & MSTATUS_MPRV) || priv == PRIV_M) {
+            priv = PRIV_M;
+            satp = 0;
+        } else {
+            satp = reg(st, st->reg_satp);
+        }
+    } else { /* satp (and, in U-mode, mstatus) are read as M-mode, as Machine._context does */
+        set_priv(st, PRIV_M);
+        satp = reg(st, st->reg_satp);
+        status = reg(st, st->reg_mstatus);
+        set_priv(st, priv);
+    }
+    if (priv != PRIV_U && priv != PRIV_S && priv != PRIV_M) return st->fallback(uc, va, type, entry, data);
+    uint64_t mode = satp >> 60;
+    if (priv == PRIV_M || (mode != 8 && mode != 9)) { /* no translation: the VA is the PA */
+        st->fills++;
+        entry->paddr = va;
+        entry->perms = UC_PROT_ALL;
+        return true;
+    }
+    int levels = mode == 8 ? 3 : 4;
+    int sum = (status & MSTATUS_SUM) != 0, mxr = (status & MSTATUS_MXR) != 0;
+    int64_t asid = (int64_t)((satp >> 44) & 0xFFFF);
+    uint64_t root = (satp & ((1ull << 44) - 1)) << 12;
+    tlb_t *t = st->tlb;
+    int32_t hit = probe(t, asid, va);
+    if (hit >= 0) {
+        const tlb_entry *e = &t->entries[hit];
+        if (!allowed(e->pte, access, (int)priv, sum, mxr)) return st->fallback(uc, va, type, entry, data);
+        if (access != ACCESS_STORE || (e->pte & PTE_D)) {
+            touch(t, hit);
+            t->stats.lookups++;
+            t->stats.hits++;
+            st->fills++;
+            fill_entry(entry, va, e->pa, e->page_size, unicorn_perms(e->pte, (int)priv, sum, mxr));
+            return true;
+        }
+    }
+    translation tr;
+    if (!walk(st, root, levels, va, access, (int)priv, sum, mxr, &tr)) return st->fallback(uc, va, type, entry, data);
+    t->stats.lookups++;
+    if (hit >= 0) { /* a store through an entry with D clear: a hit that walked again to set D */
+        touch(t, hit);
+        t->stats.hits++;
+    } else {
+        t->stats.misses++;
+    }
+    st->fills++;
+    st->walks++;
+    hwsim_tlb_insert(t, asid, tr.va, tr.pa, tr.level, tr.page_size, tr.pte_addr, tr.pte, tr.global);
+    fill_entry(entry, va, tr.pa, tr.page_size, unicorn_perms(tr.pte, (int)priv, sum, mxr));
+    return true;
+}
+
+/* The walk alone, for the differential test: 1 and ``out`` (tag = 0) as walk_quick, or 0. */
+int hwsim_walk(hart_state *st, uint64_t root, int levels, uint64_t va, int access, int priv, int sum, int mxr,
+               tlb_record *out) {
+    translation tr;
+    if (!walk(st, root, levels, va, access, priv, sum, mxr, &tr)) return 0;
+    out->va = tr.va;
+    out->pa = tr.pa;
+    out->page_size = tr.page_size;
+    out->pte_addr = tr.pte_addr;
+    out->pte = tr.pte;
+    out->tag = 0;
+    out->level = tr.level;
+    out->global = tr.global;
+    return 1;
+}
+
+int hwsim_native_abi(void) { return HWSIM_NATIVE_ABI; }
