@@ -1,6 +1,6 @@
 """The system paths around generated code, each measured beside its ceiling in one run.
 
-    python bench/system.py [--quick] [--rounds N]
+    python bench/system.py [--quick] [--rounds N] [--only NAME ...]
 
 A *ceiling* is the same work done with nothing of hwsim in the way (raw Unicorn, a plain
 memoryview copy); *hwsim* is the path through hwsim's public API.  Each path runs its ceiling
@@ -448,11 +448,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer iterations (a few seconds)")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds per path (default 15, quick 5)")
+    names = ", ".join(path.__name__ for path in PATHS)
+    ap.add_argument(
+        "--only", action="append", metavar="NAME", help=f"only the paths whose name contains NAME (of: {names})"
+    )
     args = ap.parse_args()
+    paths = [p for p in PATHS if not args.only or any(name in p.__name__ for name in args.only)]
+    if not paths:
+        ap.error(f"--only {' '.join(args.only)} names no path (the paths: {names})")
     rounds = args.rounds or (5 if args.quick else 15)
     print(f"{time.strftime('%Y-%m-%d')}: system paths beside their ceilings, best of {rounds} interleaved rounds")
     print(f"{'path':30} {'ceiling':>10} {'hwsim':>10} {'ratio':>7} {'target':>10} {'met?':>5}")
-    for path in PATHS:
+    for path in paths:
         made = path(rounds, args.quick)
         for row in made if isinstance(made, list) else [made]:
             print(

@@ -293,6 +293,7 @@ class VirtioMmio(Device):
         if not new & 1:
             if q.ready:
                 q.ready = False
+                q.close_views()
                 self._abandon(q)
                 self._tell(QueueEventKind.STOPPED, q)
             return
@@ -307,6 +308,7 @@ class VirtioMmio(Device):
                     f"sets DRIVER_OK"
                 )
             q.ready = True
+            q.close_views()
             q.last_avail = q.used_idx = 0
             self._tell(QueueEventKind.READY, q)
 
@@ -340,6 +342,7 @@ class VirtioMmio(Device):
         """Fetch every chain the driver has made available on ``queue`` and start serving each one;
         returns how many.  Each completes after its latency (see the module docstring)."""
         self._tell(QueueEventKind.NOTIFIED, queue)
+        queue.retry_views()
         if self.dma_port is None:
             self._needs_reset("the device has no DMA port (no IOMMU)")
             return 0
