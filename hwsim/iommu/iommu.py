@@ -155,6 +155,7 @@ class IommuStats:
     directory_walks: int = 0
     page_walks: int = 0
     commands: int = 0
+    views: int = 0  # validated views opened (their accesses count as requests)
 
 
 class DmaPort:
@@ -435,6 +436,7 @@ class Iommu(Device):
             close=self._views.discard,
         )
         self._views.add(view)
+        self.stats.views += 1
         return view
 
     def invalidate_views(self, device_id: int | None = None, iova: int = 0, size: int | None = None) -> int:
