@@ -95,6 +95,7 @@ class VirtioMmio(Device):
         self.dma_port = dma  # a hwsim.iommu.DmaPort: every ring and buffer access goes through the IOMMU
         queue_size = self.options.get("queue_size", 128)
         self.queues = [SplitQueue(i, queue_size) for i in range(self.NUM_QUEUES)]
+        self._timing_what = [f"{name} queue {i} request" for i in range(self.NUM_QUEUES)]  # (made once)
         self.regs["DeviceID"] = self.DEVICE_ID
         self._device_sel = 0
         self._driver_sel = 0
@@ -366,7 +367,7 @@ class VirtioMmio(Device):
 
     def _start(self, queue: SplitQueue, chain: Chain) -> None:
         self.begin(queue, chain)
-        ticks = self.timing.delay(self.request_ticks(queue, chain), f"{self.name} queue {queue.index} request")
+        ticks = self.timing.delay(self.request_ticks(queue, chain), self._timing_what[queue.index])
         if not ticks:
             self._complete(queue, chain)
             return
