@@ -274,3 +274,47 @@ def test_an_nvme_command_names_its_doorbell_write(run_driver):
     _, report = run_driver(DRIVERS / "examples" / "buggy" / "nvme_freed_queue")
     (bug,) = [r for r in report.dma_reports if r.device == "nvme0"]
     assert bug.started_by.startswith("nvme_freed_queue.c:") and "nvme_lite.h:" in bug.started_by, bug.format()
+
+
+def _checker(hwsim_board):
+    """A DriverRun's DMA checker on the default board (blk0 is device 2), called directly."""
+    run = DriverRun(hwsim_board(), build_driver(DRIVERS / "virtio_blk").read_bytes(), log=lambda text: None)
+    return run, run.dma, run.system.iommu
+
+
+def test_streaming_maps_and_unmaps_keep_one_leaf_table_and_free_the_others(hwsim_board):
+    """IOVAs only grow; the leaf table of the span new mappings land in is kept when it empties (no table
+    made and freed per map), and freed once the IOVAs move past it: 600 map/unmap pairs, 2.3 spans of
+    2 MiB, leave at most that one table behind, and a DMA to an old IOVA still faults."""
+    run, dma, iommu = _checker(hwsim_board)
+    frames = run.system.machine.frames
+    first = dma.map("blk0", 0x20000, 4096, 2, "test")
+    dma.unmap("blk0", first, 4096, 2, "test")
+    before = frames.committed
+    for _ in range(600):
+        iova = dma.map("blk0", 0x20000, 4096, 2, "test")
+        assert iova >> 21 in (first >> 21, (first >> 21) + 1, (first >> 21) + 2)
+        dma.unmap("blk0", iova, 4096, 2, "test")
+    assert iova >> 21 == (first >> 21) + 2
+    assert frames.committed - before <= 1
+    assert not iommu.dma(2, first, 4, write=True, data=bytes(4)).ok
+    assert not iommu.dma(2, iova, 4, write=True, data=bytes(4)).ok
+    assert [r.problem for r in dma.reports] == [Problem.AFTER_UNMAP, Problem.AFTER_UNMAP]
+
+
+def test_a_view_is_vouched_for_only_while_the_device_owns_the_buffer_and_a_sync_invalidates_it(hwsim_board):
+    run, dma, iommu = _checker(hwsim_board)
+    iova = dma.map("blk0", 0x20000, 256, 0, "test")  # bidirectional: the device owns it
+    view = iommu.open_view(2, iova, 256, write=False)
+    assert view is not None and view.valid
+    assert iommu.open_view(2, iova, 257, write=False) is None  # one byte past the mapping: an overrun
+    assert iommu.open_view(2, iova + 0x1000, 16, write=False) is None  # the gap page: stray
+    dma.sync("blk0", iova, 256, 0, True, "test")  # the CPU owns it now
+    assert not view.valid
+    assert iommu.open_view(2, iova, 256, write=False) is None
+    assert iommu.dma(2, iova, 4, write=False).ok  # the IOMMU allows it; the checker reports it
+    assert [r.problem for r in dma.reports] == [Problem.CPU_OWNED]
+    dma.sync("blk0", iova, 256, 0, False, "test")
+    assert iommu.open_view(2, iova, 256, write=True) is not None
+    dma.unmap("blk0", iova, 256, 0, "test")
+    assert iommu.invalidate_views() == 0  # the unmap's IOTINVAL.VMA took it

@@ -42,6 +42,7 @@ from ..riscv.priv import Access
 from ..trace import TRACE
 
 DMA_MAPPING_ERROR = (1 << 64) - 1
+_TABLE_SPAN_SHIFT = 21  # a leaf page table of an Sv39 IO space maps 2 MiB of IOVAs
 IOVA_BASE = 0x1000_0000
 
 
@@ -216,6 +217,7 @@ class DmaChecker:
         self.live: set[int] = set()  # id() of mappings not unmapped yet
         self.spaces: dict[int, AddressSpace] = {}  # device id -> IO address space
         self.next_iova: dict[int, int] = {}
+        self._kept_span: dict[int, int] = {}  # device id -> the 2 MiB IOVA span whose emptied tables are kept
         self.device_ids: dict[int, str] = {}
         self.owned_on_frame: dict[int, list[DmaMapping]] = {}  # physical page -> device-owned mappings on it
         self._cpu_reported: set = set()  # (mapping, pc, access) already reported
@@ -417,6 +419,13 @@ class DmaChecker:
         npages = (offset + size + PAGE_SIZE - 1) // PAGE_SIZE
         iova_page = self.next_iova[did]
         self.next_iova[did] = iova_page + (npages + 1) * PAGE_SIZE  # a gap page after every mapping
+        span = iova_page >> _TABLE_SPAN_SHIFT
+        kept = self._kept_span.get(did)
+        if kept != span:
+            # New IOVAs are past the leaf table of the span kept so far: free it (and its parents) if empty.
+            if kept is not None:
+                self.spaces[did].prune(kept << _TABLE_SPAN_SHIFT)
+            self._kept_span[did] = span
         rights = Pte.R | Pte.U | (Pte.W if direction.device_writes else 0)
         space = self.spaces[did]
         frames = []
@@ -506,7 +515,10 @@ class DmaChecker:
         if m.device_owned:
             self._hand_to_cpu(m)
         first, length = m.pages()
-        self.spaces[did].unmap(first, length)
+        # The leaf table of the span new mappings land in is kept when it empties (IOVAs only grow); see map.
+        kept = self._kept_span.get(did)
+        inside = first >> _TABLE_SPAN_SHIFT == kept == (first + length - 1) >> _TABLE_SPAN_SHIFT
+        self.spaces[did].unmap(first, length, prune=not inside)
         for page in range(first, first + length, PAGE_SIZE):  # what the kernel's IOMMU driver does on unmap
             self.iommu.iotinval_vma(page, pscid=did)
         self._unpin(m)  # the device can no longer reach the frames: they may be reused

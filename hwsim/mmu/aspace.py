@@ -309,8 +309,11 @@ class AddressSpace:
                 return level, addr, pte
             self._split(level, addr, pte)  # same translations; the caller's flush covers the range
 
-    def unmap(self, va: int, size: int) -> int:
-        """Unmap ``[va, va+size)``; unmapped pages in the range are skipped.  Returns bytes unmapped."""
+    def unmap(self, va: int, size: int, *, prune: bool = True) -> int:
+        """Unmap ``[va, va+size)``; unmapped pages in the range are skipped.  Returns bytes unmapped.
+
+        ``prune``: free the tables left without a valid PTE (False: keep them for the next mapping
+        nearby, until :meth:`prune`)."""
         self._check_range("unmap", va, size)
         done = 0
         off = 0
@@ -326,12 +329,17 @@ class AddressSpace:
             if frame in self._owned:
                 self._owned.discard(frame)
                 self.frames.free(frame)
-            self._prune(va + off)
+            if prune:
+                self._prune(va + off)
             done += page
             off += page
         if done:
             self._changed(va, size)
         return done
+
+    def prune(self, va: int) -> None:
+        """Free the tables on the path to ``va`` that hold no valid PTE (after ``unmap(prune=False)``)."""
+        self._prune(va)
 
     def _prune(self, va: int) -> None:
         """Free tables on the path to ``va`` that no longer hold a valid PTE."""
