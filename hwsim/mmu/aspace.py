@@ -181,6 +181,11 @@ class AddressSpace:
         flags = self._check_flags("map", flags)
         if pa % PAGE_SIZE or pa < 0 or pa + size > 1 << 56:
             raise MappingError(f"map: physical address {pa:#x} must be 4 KiB aligned and below 2^56")
+        if size == PAGE_SIZE and page_size in (None, PAGE_SIZE):
+            # One base page (a DMA mapping's usual size): one descent, which fails before it changes
+            # anything (a leaf on the way, or the page's own PTE valid), so no lookup first.
+            self._map_one(va, pa, 0, flags, accessed)
+            return
         sizes = [self.mode.page_size(level) for level in range(self.mode.levels)]
         if page_size is not None and page_size not in sizes:
             raise MappingError(f"map: page size {page_size:#x} is not one of {', '.join(hex(s) for s in sizes)}")
