@@ -10,6 +10,7 @@ import pytest
 from hwsim.board import DEFAULT_BOARD, load_board
 from hwsim.driver import DriverRun, build_driver
 from hwsim.driver.dma import Problem
+from hwsim.driver.runner import DriverError
 
 DRIVERS = Path(__file__).resolve().parents[1] / "drivers"
 
@@ -318,3 +319,24 @@ def test_a_view_is_vouched_for_only_while_the_device_owns_the_buffer_and_a_sync_
     assert iommu.open_view(2, iova, 256, write=True) is not None
     dma.unmap("blk0", iova, 256, 0, "test")
     assert iommu.invalidate_views() == 0  # the unmap's IOTINVAL.VMA took it
+
+
+def test_closing_a_run_frees_its_io_spaces_and_lets_the_next_run_use_the_board(hwsim_board, tmp_path):
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(1 << 16))
+    system = hwsim_board(blk0={"image": str(image)})
+    wasm = build_driver(DRIVERS / "virtio_blk").read_bytes()
+    frames = system.machine.frames
+    with DriverRun(system, wasm, log=lambda text: None) as first:
+        assert first.run("read_loop", (3,)).result == 0
+        tables = [space.root for space in first.dma.spaces.values()]
+        assert tables and all(frames.is_allocated(t) for t in tables)
+    assert not any(frames.is_allocated(t) for t in tables)
+    with pytest.raises(DriverError, match="this DriverRun was closed: make a new one to run the driver again"):
+        first.run("read_loop", (1,))
+    first.close()  # idempotent
+    views = system.iommu.stats.views
+    second = DriverRun(system, wasm, log=lambda text: None)
+    report = second.run("read_loop", (3,))
+    assert report.ok and report.dma_reports == [] and first.dma.reports == []
+    assert system.iommu.stats.views == views + 3  # the closed run's checker no longer refuses to vouch

@@ -222,6 +222,7 @@ class DmaChecker:
         self.owned_on_frame: dict[int, list[DmaMapping]] = {}  # physical page -> device-owned mappings on it
         self._cpu_reported: set = set()  # (mapping, pc, access) already reported
         self._mapping_observers: list[Callable[[MappingEvent, DmaMapping, str], None]] = []
+        self._stop_observing: Callable[[], None] | None = None
         if iommu is not None:
             iommu.create_directory()
             for device_id, name in devices.items():
@@ -234,7 +235,31 @@ class DmaChecker:
                 iommu.attach(device_id, space, pscid=device_id)
             # Every device DMA now passes the checker; a validated view (a device's ring) only when the
             # checker vouches for the whole range, so each access through it would pass unremarked.
-            iommu.add_dma_observer(self.device_request, vouch=self.clean)
+            self._stop_observing = iommu.add_dma_observer(self.device_request, vouch=self.clean)
+
+    def close(self) -> None:
+        """The driver is done with its devices: stop observing DMA, detach each device from the IOMMU
+        (its context invalidated, and its IOTLB entries and views with it), free its IO address space
+        (the tables), unpin the frames of mappings still live, and unwatch their pages.  Idempotent."""
+        if self._stop_observing is None:
+            return
+        self._stop_observing()
+        self._stop_observing = None
+        for did, space in self.spaces.items():
+            self.iommu.detach(did)
+            space.destroy()
+        self.spaces.clear()
+        for m in self.mappings:
+            if id(m) in self.live:
+                self._unpin(m)
+        self.live.clear()
+        for frame in list(self.owned_on_frame):
+            self.machine.unwatch_page(frame, self.cpu_access)
+        self.owned_on_frame.clear()
+
+    @property
+    def closed(self) -> bool:
+        return self._stop_observing is None and self.iommu is not None
 
     # -- observers and lookups ---------------------------------------------------------------------
 

@@ -390,6 +390,18 @@ class DriverRun:
             clock.advance_to(max(deadline, clock.now))
             self._safe_point()
 
+    def close(self) -> None:
+        """Give the board back: the DMA checker stops observing and frees the devices' IO address spaces
+        (see :meth:`DmaChecker.close`).  Another DriverRun may then use the same board; this one may not
+        run again.  Idempotent; ``with DriverRun(...) as run:`` closes it at the end."""
+        self.dma.close()
+
+    def __enter__(self) -> DriverRun:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def in_flight(self) -> list[str]:
         """Devices with work still in flight (``busy``): what a run ending now leaves undone."""
         return [name for name, dev in self.system.devices.items() if getattr(dev, "busy", False)]
@@ -669,6 +681,8 @@ class DriverRun:
         if not isinstance(func, api.Func):
             names = ", ".join(n for n in exports if isinstance(exports[n], api.Func))
             raise DriverError(f"the driver exports no function {entry!r} (functions: {names or 'none'})")
+        if self.dma.closed:
+            raise DriverError("this DriverRun was closed: make a new one to run the driver again")
         report = RunReport(log=self.log, entry=entry)
         machine = self.system.machine
         mmio_before = machine.mmio_accesses
