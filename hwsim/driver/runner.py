@@ -275,6 +275,7 @@ class DriverRun:
         :meth:`run` (None: none); ``assign``: the devices the driver is given (default: every
         assignable device of the board); ``catch_sigint``: Ctrl-C stops a run with its report."""
         self.system = system
+        self._where: dict[int, str] = {}  # pc -> where_pc's text
         clock = system.clock
         TRACE.clock = lambda: clock.ticks_to_ns(clock.now)  # trace timestamps: this board's virtual time, from now
         self.assigned = self._check_assignment(system, assign)
@@ -455,9 +456,13 @@ class DriverRun:
         return loc.format() if loc is not None else None
 
     def where_pc(self, pc: int) -> str:
-        """Source line (with DWARF), wasm function and bytecode offset of the compiled code at ``pc``."""
-        loc = self.vm.wasm_location(pc)
-        return loc.format() if loc is not None else f"pc {pc:#x}"
+        """Source line (with DWARF), wasm function and bytecode offset of the compiled code at ``pc``
+        (made once per pc: the driver's code does not move while this run has it)."""
+        text = self._where.get(pc)
+        if text is None:
+            loc = self.vm.wasm_location(pc)
+            text = self._where[pc] = loc.format() if loc is not None else f"pc {pc:#x}"
+        return text
 
     # -- the host interface -------------------------------------------------------------------------
 
