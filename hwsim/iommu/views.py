@@ -63,12 +63,18 @@ class DmaView:
     def overlaps(self, iova: int, size: int) -> bool:
         return iova < self.iova + self.size and self.iova < iova + size
 
+    def _refusal(self, offset: int, n: int, write: bool) -> StaleViewError:
+        """The error for an access of ``n`` bytes at ``offset`` that may not use this view."""
+        if not self.valid:
+            verb = "wrote" if write else "read"
+            return StaleViewError(f"device {self.device_id} {verb} through a view of iova {self.iova:#x} invalidated")
+        op, other = ("write", "read") if write else ("read", "write")
+        return StaleViewError(f"{op} [{offset:#x}, +{n}) outside the {self.size}-byte {op} view or of a {other} view")
+
     def read(self, offset: int, n: int) -> bytes:
         """The ``n`` bytes at ``offset`` of the view: one device read request."""
-        if not self.valid:
-            raise StaleViewError(f"device {self.device_id} read through a view of iova {self.iova:#x} invalidated")
-        if self.write or not 0 <= offset <= self.size - n or n <= 0:
-            raise StaleViewError(f"read [{offset:#x}, +{n}) outside the {self.size}-byte read view or of a write view")
+        if not self.valid or self.write or not 0 <= offset <= self.size - n or n <= 0:
+            raise self._refusal(offset, n, False)
         stats = self._stats
         stats.requests += 1
         stats.bytes_read += n
@@ -80,10 +86,8 @@ class DmaView:
     def write_at(self, offset: int, data: bytes) -> None:
         """``data`` at ``offset`` of the view: one device write request."""
         n = len(data)
-        if not self.valid:
-            raise StaleViewError(f"device {self.device_id} wrote through a view of iova {self.iova:#x} invalidated")
-        if not self.write or not 0 <= offset <= self.size - n or n <= 0:
-            raise StaleViewError(f"write [{offset:#x}, +{n}) outside the {self.size}-byte write view or of a read view")
+        if not self.valid or not self.write or not 0 <= offset <= self.size - n or n <= 0:
+            raise self._refusal(offset, n, True)
         stats = self._stats
         stats.requests += 1
         stats.bytes_written += n

@@ -6,14 +6,10 @@ int probe(void) {
     int err = vblk_init();
     if (err) return err;
     vblk_chain(0, 0);
-    q->avail.ring[q->avail.idx % VQ_SIZE] = 0;
-    q->avail.idx = (uint16_t)(q->avail.idx + 1);
-    regs[VIRTIO_QUEUE_NOTIFY] = 0;
+    vblk_offer(0);
     vblk_wait_used(1);
     vblk_chain(3, 1);
-    q->avail.ring[q->avail.idx % VQ_SIZE] = 3;
-    q->avail.idx = (uint16_t)(q->avail.idx + 1);
-    regs[VIRTIO_QUEUE_NOTIFY] = 0;
+    vblk_offer(3);
     hwsim_dma_free_coherent("blk0", sizeof(struct vblk), (void *)q, q_iova);  /* <- request 2 in flight */
     hwsim_irq_wait("blk0");
     hwsim_dma_unmap_single("blk0", data_iova, sizeof data, HWSIM_DMA_FROM_DEVICE);
