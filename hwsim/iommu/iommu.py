@@ -45,7 +45,7 @@ from ..mmu.bits import HGATP_MODES, PAGE_SHIFT, PAGE_SIZE, PAGING_MODES, Pte
 from ..mmu.tlb import Tlb
 from ..mmu.translate import Refusal, lookup_or_walk
 from ..mmu.twostage import Purpose, Stage, TwoStageResult, walk_two_stage
-from ..mmu.walker import AdPolicy, check_permission, walk
+from ..mmu.walker import AdPolicy, RamWords, check_permission, walk
 from ..riscv.priv import Access, Priv
 from ..trace import TRACE
 from .bits import (
@@ -218,6 +218,7 @@ class Iommu(Device):
         self._dma_observers: list = []
         self._vouchers: list = []  # per observer, in the same order: its vouch function, or None
         self._views: set[DmaView] = set()  # the views not invalidated or closed
+        self._ram_words: dict[int, RamWords | None] = {}  # RAM region base -> its words, for quick walks
         self.directory: DeviceDirectory | None = None
         self._dc_cache: dict[int, tuple[DeviceContext, tuple[DirectoryStep, ...]]] = {}
         self._fast_pscid: dict[int, int] = {}  # device ID -> PSCID, for cached contexts with a first stage only
@@ -408,7 +409,17 @@ class Iommu(Device):
         va, end = iova, iova + size
         while va < end:
             tr = lookup_or_walk(
-                tlb, phys, pscid, root, va, walk_access, _PRIV_U, mode=mode, ad=ad, on_miss=self._count_walk
+                tlb,
+                phys,
+                pscid,
+                root,
+                va,
+                walk_access,
+                _PRIV_U,
+                mode=mode,
+                ad=ad,
+                on_miss=self._count_walk,
+                ram=self._table_words(root),
             )
             if isinstance(tr, Refusal) or (write and not tr.pte & _PTE_D):
                 return None
@@ -568,6 +579,7 @@ class Iommu(Device):
         walk_access = Access.STORE if access is DmaAccess.WRITE else Access.LOAD
         ad = AdPolicy.UPDATE if dc.sade else AdPolicy.FAULT
         count_walk = self._count_walk
+        ram = self._table_words(root)
         end = iova + size
         if (iova ^ (end - 1)) >> PAGE_SHIFT == 0:  # within one 4 KiB page: an IOTLB hit needs no loop
             cached = tlb.probe(pscid, iova)
@@ -581,7 +593,9 @@ class Iommu(Device):
         pieces: list[tuple[int, int]] = []
         va = iova
         while va < end:
-            tr = lookup_or_walk(tlb, phys, pscid, root, va, walk_access, _PRIV_U, mode=mode, ad=ad, on_miss=count_walk)
+            tr = lookup_or_walk(
+                tlb, phys, pscid, root, va, walk_access, _PRIV_U, mode=mode, ad=ad, on_miss=count_walk, ram=ram
+            )
             if isinstance(tr, Refusal):
                 if tr.walk is None:  # the IOTLB's entry refused; explain with the tables as they are now
                     explain = walk(phys, root, va, walk_access, Priv.U, mode=mode, ad=AdPolicy.REPORT)
@@ -687,6 +701,19 @@ class Iommu(Device):
 
     def _count_walk(self, iova: int, pscid: int) -> None:
         self.stats.page_walks += 1
+
+    def _table_words(self, root: int) -> RamWords | None:
+        """The RAM region holding the root table, as words, for quick walks (the walker's
+        ``walk_quick``: same outcome, no record; a fault is walked again to be recorded); None when the
+        root is not in RAM (the full walk reports it)."""
+        try:
+            region = self.phys.ram_at(root)
+        except BusError:
+            return None
+        words = self._ram_words.get(region.base)
+        if words is None:
+            words = self._ram_words[region.base] = RamWords.for_region(region.base, region.view)
+        return words
 
     # -- the device directory ----------------------------------------------------------------------------------
 
