@@ -37,3 +37,15 @@ def test_each_path_gives_a_row_with_a_target(path):
 
 def test_the_table_lists_the_calls_first():
     assert [p.__name__ for p in bench.PATHS[:3]] == ["wasm_to_host", "host_to_wasm", "instantiation"]
+
+
+def test_only_selects_paths_by_name_and_refuses_a_name_that_selects_none(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["system.py", "--quick", "--rounds", "1", "--only", "dma_copy_4k"])
+    bench.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[2].startswith("DMA engine copy, 4 KiB")
+    monkeypatch.setattr(sys, "argv", ["system.py", "--only", "nothing"])
+    with pytest.raises(SystemExit):
+        bench.main()
+    err = capsys.readouterr().err
+    assert "--only nothing names no path (the paths: wasm_to_host, host_to_wasm," in err
