@@ -340,3 +340,19 @@ def test_closing_a_run_frees_its_io_spaces_and_lets_the_next_run_use_the_board(h
     report = second.run("read_loop", (3,))
     assert report.ok and report.dma_reports == [] and first.dma.reports == []
     assert system.iommu.stats.views == views + 3  # the closed run's checker no longer refuses to vouch
+
+
+def test_a_run_made_after_another_on_the_same_board_starts_with_nothing_cached(hwsim_board, tmp_path):
+    """The second checker gives its devices the same PSCIDs and IOVAs with new tables: an IOTLB entry the
+    first run left must not translate them (it is flushed), and closing the first run afterwards leaves
+    the second one's device contexts alone."""
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(1 << 16))
+    system = hwsim_board(blk0={"image": str(image)})
+    wasm = build_driver(DRIVERS / "virtio_blk").read_bytes()
+    first = DriverRun(system, wasm, log=lambda text: None)
+    assert first.run("read_loop", (2,)).result == 0
+    second = DriverRun(system, wasm, log=lambda text: None)
+    first.close()
+    report = second.run("read_loop", (2,))
+    assert report.ok and report.result == 0 and report.dma_faults == [] and report.dma_reports == []

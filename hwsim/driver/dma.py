@@ -223,8 +223,9 @@ class DmaChecker:
         self._cpu_reported: set = set()  # (mapping, pc, access) already reported
         self._mapping_observers: list[Callable[[MappingEvent, DmaMapping, str], None]] = []
         self._stop_observing: Callable[[], None] | None = None
+        self._directory = None
         if iommu is not None:
-            iommu.create_directory()
+            self._directory = iommu.create_directory()
             for device_id, name in devices.items():
                 # An IO address space, not the CPU's: its changes are the IOMMU's business (IOTINVAL),
                 # so it is not registered with the machine (which would flush the CPU's TLB on every unmap).
@@ -233,6 +234,7 @@ class DmaChecker:
                 self.device_ids[device_id] = name
                 self.next_iova[device_id] = IOVA_BASE
                 iommu.attach(device_id, space, pscid=device_id)
+                iommu.iotinval_vma(pscid=device_id)  # a new table behind the PSCID: nothing cached may remain
             # Every device DMA now passes the checker; a validated view (a device's ring) only when the
             # checker vouches for the whole range, so each access through it would pass unremarked.
             self._stop_observing = iommu.add_dma_observer(self.device_request, vouch=self.clean)
@@ -246,7 +248,10 @@ class DmaChecker:
         self._stop_observing()
         self._stop_observing = None
         for did, space in self.spaces.items():
-            self.iommu.detach(did)
+            if self.iommu.directory is self._directory:  # (not a later run's directory on this board)
+                self.iommu.detach(did)
+            else:
+                self.iommu.iotinval_vma(pscid=did)
             space.destroy()
         self.spaces.clear()
         for m in self.mappings:

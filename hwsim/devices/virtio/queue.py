@@ -41,7 +41,7 @@ _USED_ELEM = struct.Struct("<II")
 
 
 class Ring(Enum):
-    """The three parts of a split virtqueue, each a view of its own (value: what errors call it)."""
+    """The three parts of a split virtqueue, each read or written through a view of its own."""
 
     DESC = "descriptor table"
     AVAIL = "available ring"
