@@ -158,3 +158,15 @@ def test_accesses_outside_the_view_or_against_its_direction_are_refused(env):
         writes.read(0, 1)
     with pytest.raises(StaleViewError, match=r"write \[0x10, \+1\) outside"):
         writes.write_at(16, b"x")
+
+
+def test_an_iotinval_anywhere_in_a_superpage_invalidates_a_view_of_another_part_of_it(env):
+    """IOTINVAL.VMA of one address drops the whole superpage's IOTLB entry; a view translated with that
+    superpage goes with it, though its own bytes are 1 MiB away."""
+    space = env.attached()
+    big = env.frames.alloc(512, align=0x20_0000)
+    space.map(0x20_0000, big, 0x20_0000, RW_U, page_size=0x20_0000)
+    view = env.iommu.open_view(1, 0x20_1000, 64, write=False)
+    assert view.pages == ((0x20_0000, 0x20_0000),)
+    env.iommu.iotinval_vma(0x30_0000, pscid=1)
+    assert not view.valid

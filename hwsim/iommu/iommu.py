@@ -406,6 +406,7 @@ class Iommu(Device):
         phys, tlb, pscid, root, mode = self.phys, self.iotlb, dc.pscid, dc.root, PAGING_MODES[dc.iosatp_mode]
         ad = AdPolicy.UPDATE if dc.sade else AdPolicy.FAULT
         spans: list[list[int]] = []  # [offset in the view, pa, length], physically contiguous pages joined
+        pages: list[tuple[int, int]] = []  # (IOVA, size) of each page translated (a superpage whole)
         va, end = iova, iova + size
         while va < end:
             tr = lookup_or_walk(
@@ -425,6 +426,7 @@ class Iommu(Device):
                 return None
             n = min(end, (va | (tr.page_size - 1)) + 1) - va
             pa = tr.pa_of(va)
+            pages.append((va & ~(tr.page_size - 1), tr.page_size))
             if spans and spans[-1][1] + spans[-1][2] == pa:
                 spans[-1][2] += n
             else:
@@ -442,6 +444,7 @@ class Iommu(Device):
             size=size,
             write=write,
             pscid=pscid,
+            pages=tuple(pages),
             pieces=pieces,
             stats=self.stats,
             close=self._views.discard,
@@ -1000,9 +1003,7 @@ class Iommu(Device):
             addr = (dw1 >> IOTINVAL_ADDR_SHIFT & ((1 << 52) - 1)) << PAGE_SHIFT if dw0 & IOTINVAL_AV else None
             pscid = (dw0 & IOTINVAL_PSCID_MASK) >> IOTINVAL_PSCID_SHIFT if dw0 & IOTINVAL_PSCV else None
             dropped = self.iotlb.flush(addr, pscid)
-            self._drop_views(
-                lambda v: (pscid is None or v.pscid == pscid) and (addr is None or v.overlaps(addr, PAGE_SIZE))
-            )
+            self._drop_views(lambda v: (pscid is None or v.pscid == pscid) and (addr is None or v.translated(addr)))
             if TRACE.iommu_inval is not None:  # the decoded IOVA: dw1 holds its page number, ADDR[63:12]
                 TRACE.iommu_inval(
                     command="IOTINVAL.VMA",

@@ -37,9 +37,22 @@ class StaleViewError(HwsimError):
 
 class DmaView:
     """``size`` bytes at ``iova`` of one device, translated with its PSCID; ``write``: for device writes
-    (else reads).  ``pieces``: the physically contiguous parts, as ``(offset in the view, memoryview)``."""
+    (else reads).  ``pages``: the (IOVA, size) of each page or superpage translated; ``pieces``: the
+    physically contiguous parts, as ``(offset in the view, memoryview)``."""
 
-    __slots__ = ("device_id", "iova", "size", "write", "pscid", "valid", "_pieces", "_single", "_stats", "_close")
+    __slots__ = (
+        "device_id",
+        "iova",
+        "size",
+        "write",
+        "pscid",
+        "pages",
+        "valid",
+        "_pieces",
+        "_single",
+        "_stats",
+        "_close",
+    )
 
     def __init__(
         self,
@@ -49,11 +62,13 @@ class DmaView:
         size: int,
         write: bool,
         pscid: int,
+        pages: tuple[tuple[int, int], ...],
         pieces: list[tuple[int, memoryview]],
         stats: IommuStats,
         close,
     ) -> None:
         self.device_id, self.iova, self.size, self.write, self.pscid = device_id, iova, size, write, pscid
+        self.pages = pages  # (IOVA, size) of each page it was translated with: a superpage is one, whole
         self.valid = True
         self._pieces = pieces
         self._single = pieces[0][1] if len(pieces) == 1 else None
@@ -62,6 +77,11 @@ class DmaView:
 
     def overlaps(self, iova: int, size: int) -> bool:
         return iova < self.iova + self.size and self.iova < iova + size
+
+    def translated(self, iova: int) -> bool:
+        """Whether ``iova`` lies in a page (or superpage) this view was translated with: an IOTINVAL.VMA
+        of that address drops the page's IOTLB entry, so it invalidates the view."""
+        return any(base <= iova < base + size for base, size in self.pages)
 
     def _refusal(self, offset: int, n: int, write: bool) -> StaleViewError:
         """The error for an access of ``n`` bytes at ``offset`` that may not use this view."""
