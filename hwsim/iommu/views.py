@@ -91,14 +91,21 @@ class DmaView:
         op, other = ("write", "read") if write else ("read", "write")
         return StaleViewError(f"{op} [{offset:#x}, +{n}) outside the {self.size}-byte {op} view or of a {other} view")
 
-    def read(self, offset: int, n: int) -> bytes:
-        """The ``n`` bytes at ``offset`` of the view: one device read request."""
-        if not self.valid or self.write or not 0 <= offset <= self.size - n or n <= 0:
-            raise self._refusal(offset, n, False)
+    def _count(self, offset: int, n: int, write: bool) -> memoryview | None:
+        """Check one access and count it as a request; the view's single piece (None: several)."""
+        if not self.valid or write != self.write or not 0 <= offset <= self.size - n or n <= 0:
+            raise self._refusal(offset, n, write)
         stats = self._stats
         stats.requests += 1
-        stats.bytes_read += n
-        single = self._single
+        if write:
+            stats.bytes_written += n
+        else:
+            stats.bytes_read += n
+        return self._single
+
+    def read(self, offset: int, n: int) -> bytes:
+        """The ``n`` bytes at ``offset`` of the view: one device read request."""
+        single = self._count(offset, n, False)
         if single is not None:
             return bytes(single[offset : offset + n])
         return bytes(self._gather(offset, n))
@@ -106,12 +113,7 @@ class DmaView:
     def write_at(self, offset: int, data: bytes) -> None:
         """``data`` at ``offset`` of the view: one device write request."""
         n = len(data)
-        if not self.valid or not self.write or not 0 <= offset <= self.size - n or n <= 0:
-            raise self._refusal(offset, n, True)
-        stats = self._stats
-        stats.requests += 1
-        stats.bytes_written += n
-        single = self._single
+        single = self._count(offset, n, True)
         if single is not None:
             single[offset : offset + n] = data
             return
