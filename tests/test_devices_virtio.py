@@ -707,3 +707,65 @@ def test_garbage_requests_change_the_image_only_by_valid_whole_sector_writes(tmp
         if d.r(STATUS) & STATUS_DEVICE_NEEDS_RESET:
             break
     assert path.read_bytes() == bytes(expected)
+
+
+# -- the rings' validated views (hwsim.iommu.views): never used stale -------------------------------------
+
+
+def _move_used_ring(drv) -> int:
+    """Point the used ring's IOVA page at a new frame holding a copy of the old one; returns the frame."""
+    frame = drv.s.machine.frames.alloc()
+    drv.phys.write(frame, drv.mem_read(IOVA + USED_OFF, 0x1000))
+    drv.space.unmap(IOVA + USED_OFF, 0x1000)
+    drv.space.map(IOVA + USED_OFF, frame, 0x1000, RW_U)
+    return frame
+
+
+def test_a_used_ring_moved_and_invalidated_is_written_at_its_new_frame(drv):
+    """The attack on the ring views: after one request the device holds a view of the used ring; the driver
+    moves the ring's page and invalidates the IOTLB.  A stale view would write the next used element into
+    the old frame; the device must write it into the new one."""
+    assert drv.request(BLK_T_IN, 0, read_len=512) == (OK, 513)
+    assert drv.s.iommu.stats.views == 3  # descriptor table, available ring, used ring
+    frame = _move_used_ring(drv)
+    drv.s.iommu.iotinval_vma(IOVA + USED_OFF, pscid=2)
+    head = read_chain(drv, 1, 1, 1)
+    drv.offer(head)
+    assert struct.unpack("<HH", drv.phys.read(frame, 4))[1] == 2  # the new frame's used idx
+    assert struct.unpack("<II", drv.phys.read(frame + 4 + 8, 8)) == (head, 513)
+    assert struct.unpack("<HH", drv.mem_read(IOVA + USED_OFF, 4))[1] == 1  # the old frame: untouched
+    assert drv.s.iommu.stats.views == 4 and drv.dev.issues == []
+
+
+def test_without_an_invalidation_the_device_keeps_the_old_translation_as_the_iotlb_does(drv):
+    assert drv.request(BLK_T_IN, 0, read_len=512) == (OK, 513)
+    frame = _move_used_ring(drv)
+    drv.offer(read_chain(drv, 1, 1, 1))
+    assert struct.unpack("<HH", drv.mem_read(IOVA + USED_OFF, 4))[1] == 2  # the old frame, as cached
+    assert struct.unpack("<HH", drv.phys.read(frame, 4))[1] == 1
+
+
+def test_a_used_ring_unmapped_mid_request_faults_and_the_device_needs_reset(drv):
+    assert drv.request(BLK_T_IN, 0, read_len=512) == (OK, 513)
+    drv.offer(read_chain(drv, 1, 1, 1), settle=False)  # in flight: its used element is written at completion
+    drv.space.unmap(IOVA + USED_OFF, 0x1000)
+    drv.s.iommu.iotinval_vma(IOVA + USED_OFF, pscid=2)
+    drv.settle()
+    (fault,) = drv.s.iommu.fault_log
+    assert (fault.iova, fault.access.name, fault.cause.name) == (IOVA + USED_OFF + 4 + 8, "WRITE", "WRITE_PAGE_FAULT")
+    assert drv.r(STATUS) & STATUS_DEVICE_NEEDS_RESET
+    assert drv.issues[-1] == (
+        f"queue 0: writing the used ring at iova {IOVA + USED_OFF + 12:#x} failed: write page fault "
+        f"(PTE is not valid (V=0)); device needs reset"
+    )
+
+
+def test_a_device_reset_or_a_stopped_queue_forgets_the_ring_views(drv):
+    assert drv.request(BLK_T_IN, 0, read_len=512) == (OK, 513)
+    drv.w(STATUS, 0)
+    assert drv.s.iommu.invalidate_views() == 0  # none left to invalidate: the reset closed them
+    drv.init()
+    assert drv.request(BLK_T_IN, 0, read_len=512, slot=1) == (OK, 513)
+    drv.w(QUEUE_SEL, 0)
+    drv.w(QUEUE_READY, 0)
+    assert drv.s.iommu.invalidate_views() == 0

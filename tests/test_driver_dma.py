@@ -10,6 +10,7 @@ import pytest
 from hwsim.board import DEFAULT_BOARD, load_board
 from hwsim.driver import DriverRun, build_driver
 from hwsim.driver.dma import Problem
+from hwsim.driver.runner import DriverError
 
 DRIVERS = Path(__file__).resolve().parents[1] / "drivers"
 
@@ -274,3 +275,84 @@ def test_an_nvme_command_names_its_doorbell_write(run_driver):
     _, report = run_driver(DRIVERS / "examples" / "buggy" / "nvme_freed_queue")
     (bug,) = [r for r in report.dma_reports if r.device == "nvme0"]
     assert bug.started_by.startswith("nvme_freed_queue.c:") and "nvme_lite.h:" in bug.started_by, bug.format()
+
+
+def _checker(hwsim_board):
+    """A DriverRun's DMA checker on the default board (blk0 is device 2), called directly."""
+    run = DriverRun(hwsim_board(), build_driver(DRIVERS / "virtio_blk").read_bytes(), log=lambda text: None)
+    return run, run.dma, run.system.iommu
+
+
+def test_streaming_maps_and_unmaps_keep_one_leaf_table_and_free_the_others(hwsim_board):
+    """IOVAs only grow; the leaf table of the span new mappings land in is kept when it empties (no table
+    made and freed per map), and freed once the IOVAs move past it: 600 map/unmap pairs, 2.3 spans of
+    2 MiB, leave at most that one table behind, and a DMA to an old IOVA still faults."""
+    run, dma, iommu = _checker(hwsim_board)
+    frames = run.system.machine.frames
+    first = dma.map("blk0", 0x20000, 4096, 2, "test")
+    dma.unmap("blk0", first, 4096, 2, "test")
+    before = frames.committed
+    for _ in range(600):
+        iova = dma.map("blk0", 0x20000, 4096, 2, "test")
+        assert iova >> 21 in (first >> 21, (first >> 21) + 1, (first >> 21) + 2)
+        dma.unmap("blk0", iova, 4096, 2, "test")
+    assert iova >> 21 == (first >> 21) + 2
+    assert frames.committed - before <= 1
+    assert not iommu.dma(2, first, 4, write=True, data=bytes(4)).ok
+    assert not iommu.dma(2, iova, 4, write=True, data=bytes(4)).ok
+    assert [r.problem for r in dma.reports] == [Problem.AFTER_UNMAP, Problem.AFTER_UNMAP]
+
+
+def test_a_view_is_vouched_for_only_while_the_device_owns_the_buffer_and_a_sync_invalidates_it(hwsim_board):
+    run, dma, iommu = _checker(hwsim_board)
+    iova = dma.map("blk0", 0x20000, 256, 0, "test")  # bidirectional: the device owns it
+    view = iommu.open_view(2, iova, 256, write=False)
+    assert view is not None and view.valid
+    assert iommu.open_view(2, iova, 257, write=False) is None  # one byte past the mapping: an overrun
+    assert iommu.open_view(2, iova + 0x1000, 16, write=False) is None  # the gap page: stray
+    dma.sync("blk0", iova, 256, 0, True, "test")  # the CPU owns it now
+    assert not view.valid
+    assert iommu.open_view(2, iova, 256, write=False) is None
+    assert iommu.dma(2, iova, 4, write=False).ok  # the IOMMU allows it; the checker reports it
+    assert [r.problem for r in dma.reports] == [Problem.CPU_OWNED]
+    dma.sync("blk0", iova, 256, 0, False, "test")
+    assert iommu.open_view(2, iova, 256, write=True) is not None
+    dma.unmap("blk0", iova, 256, 0, "test")
+    assert iommu.invalidate_views() == 0  # the unmap's IOTINVAL.VMA took it
+
+
+def test_closing_a_run_frees_its_io_spaces_and_lets_the_next_run_use_the_board(hwsim_board, tmp_path):
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(1 << 16))
+    system = hwsim_board(blk0={"image": str(image)})
+    wasm = build_driver(DRIVERS / "virtio_blk").read_bytes()
+    frames = system.machine.frames
+    with DriverRun(system, wasm, log=lambda text: None) as first:
+        assert first.run("read_loop", (3,)).result == 0
+        tables = [space.root for space in first.dma.spaces.values()]
+        assert tables and all(frames.is_allocated(t) for t in tables)
+    assert not any(frames.is_allocated(t) for t in tables)
+    with pytest.raises(DriverError, match="this DriverRun was closed: make a new one to run the driver again"):
+        first.run("read_loop", (1,))
+    first.close()  # idempotent
+    views = system.iommu.stats.views
+    second = DriverRun(system, wasm, log=lambda text: None)
+    report = second.run("read_loop", (3,))
+    assert report.ok and report.dma_reports == [] and first.dma.reports == []
+    assert system.iommu.stats.views == views + 3  # the closed run's checker no longer refuses to vouch
+
+
+def test_a_run_made_after_another_on_the_same_board_starts_with_nothing_cached(hwsim_board, tmp_path):
+    """The second checker gives its devices the same PSCIDs and IOVAs with new tables: an IOTLB entry the
+    first run left must not translate them (it is flushed), and closing the first run afterwards leaves
+    the second one's device contexts alone."""
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(1 << 16))
+    system = hwsim_board(blk0={"image": str(image)})
+    wasm = build_driver(DRIVERS / "virtio_blk").read_bytes()
+    first = DriverRun(system, wasm, log=lambda text: None)
+    assert first.run("read_loop", (2,)).result == 0
+    second = DriverRun(system, wasm, log=lambda text: None)
+    first.close()
+    report = second.run("read_loop", (2,))
+    assert report.ok and report.result == 0 and report.dma_faults == [] and report.dma_reports == []

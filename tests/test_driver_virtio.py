@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hwsim.driver.dma import Problem
 from hwsim.driver.virtio import Rule
 
 BUGGY = Path(__file__).resolve().parents[1] / "drivers" / "examples" / "buggy"
@@ -180,3 +181,23 @@ def test_the_shipped_virtio_drivers_fail_cleanly_under_injected_faults(driver, d
 def test_ring_entries_written_before_queue_ready_are_not_stale(hwsim_driver):
     result = hwsim_driver(Path(__file__).resolve().parent / "data" / "virtio" / "avail_before_ready")
     assert result.report.ok and result.report.protocol_reports == [], result.report.format()
+
+
+def test_rings_freed_mid_request_are_refused_and_reported_though_the_device_cached_views(hwsim_board):
+    """The attack on the ring views from a driver: one request served (the device reads and writes the rings
+    through validated views), a second in flight, then the rings freed.  The device's next ring access (the
+    used element) must still be refused by the IOMMU and reported by the DMA checker, not served from a view."""
+    from hwsim.driver import DriverRun, build_driver
+
+    system = hwsim_board()
+    name = "virtio_unmap_ring_mid_request"
+    report = DriverRun(system, build_driver(BUGGY / name).read_bytes(), log=lambda text: None).run()
+    queue = system.device("blk0").queues[0]
+    assert system.iommu.stats.views == 3  # descriptor table, available ring, used ring
+    used_element = queue.used + 4 + 8 * 1
+    (r,) = [r for r in report.dma_reports if r.iova == used_element]
+    assert (r.problem, r.access, r.size, r.device) == (Problem.AFTER_UNMAP, "write", 8, "blk0")
+    assert r.mapping is not None and r.mapping.unmapped_by.startswith(marked_line(name))
+    assert [f.iova for f in report.dma_faults if f.iova == used_element] == [used_element]
+    (p,) = report.protocol_reports
+    assert p.rule is Rule.RING_FREED

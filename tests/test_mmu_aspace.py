@@ -75,6 +75,20 @@ def test_overlapping_map_is_refused_and_changes_nothing(space, env):
     assert space.lookup(0x3000) is None and frames.committed == before
 
 
+def test_a_single_page_map_over_a_page_or_inside_a_superpage_is_refused_and_changes_nothing(space, env):
+    """One base page is mapped in one descent (no lookup first): it must fail as cleanly."""
+    _phys, frames = env
+    space.map(0x5000, RAM + 0x40_0000, 0x1000, RW)
+    space.map(0x40_0000, RAM + 0x20_0000, 0x20_0000, RW)  # a 2 MiB superpage
+    tables, before = space.table_frames, frames.committed
+    with pytest.raises(MappingError, match="map: 0x5000 is already mapped"):
+        space.map(0x5000, RAM + 0x50_0000, 0x1000, RW)
+    with pytest.raises(MappingError, match="map: 0x401000 lies in an existing superpage"):
+        space.map(0x40_1000, RAM + 0x50_0000, 0x1000, RW)
+    assert space.table_frames == tables and frames.committed == before
+    assert space.lookup(0x5000).pa == RAM + 0x40_0000 and space.lookup(0x40_1000).size == 0x20_0000
+
+
 @pytest.mark.parametrize(
     "args,message",
     [

@@ -91,6 +91,13 @@ static inline void vblk_chain(uint16_t head, int slot) {
     q->desc[head + 2] = (struct vq_desc){iova_of(&q->status[slot]), 1, D_WRITE, 0};
 }
 
+/* Make the chain at `head` available and notify the device. */
+static inline void vblk_offer(uint16_t head) {
+    q->avail.ring[q->avail.idx % VQ_SIZE] = head;
+    q->avail.idx = (uint16_t)(q->avail.idx + 1);
+    regs[VIRTIO_QUEUE_NOTIFY] = 0;
+}
+
 /* Let virtual time pass on the interrupt until the used idx has reached `n` (1: it counts modulo 2^16),
  * or nothing more can happen (0). */
 static inline int vblk_used_reached(uint16_t n) { return (uint16_t)(q->used.idx - n) < 0x8000; }

@@ -73,6 +73,7 @@ class DmaEngine(Device):
         self.buffer = bytearray(DMA_BUFFER_SIZE)
         self.last_fault = None  # the IommuFault of the last failed transfer
         self._pending: ClockEvent | None = None  # completes the transfer in flight
+        self._timing_what = f"{name} transfer"  # what a transfer's timing draw is for (made once)
         self.regs.on_write("CMD", self._write_cmd)
         self.regs.on_write("STATUS", lambda new, old: self._update_irq())
 
@@ -147,9 +148,10 @@ class DmaEngine(Device):
         if not new & DMA_CMD_START:
             self._update_irq()  # CMD.IRQ may have changed
             return
-        self.regs["CMD"] = new & ~DMA_CMD_START  # START reads back 0
+        # The registers' values, read and updated directly (every value written here fits its register).
+        r = self.regs.values
+        r["CMD"] = new & ~DMA_CMD_START  # START reads back 0
         self.started_here()
-        r = self.regs
         if self._pending is not None:
             self.report(
                 IssueKind.PROTOCOL,
@@ -163,7 +165,7 @@ class DmaEngine(Device):
         length = r["LEN"]
         direction = (new & DMA_CMD_DIR_MASK) >> DMA_CMD_DIR_SHIFT
         r["STATUS"] = r["STATUS"] & ~(DMA_STATUS_DONE | DMA_STATUS_ERROR) | DMA_STATUS_BUSY
-        r["ERROR_CODE"] = DmaError.NONE
+        r["ERROR_CODE"] = int(DmaError.NONE)
         self._run(direction, src, dst, length)
 
     def _run(self, direction: int, src: int, dst: int, length: int) -> None:
@@ -194,7 +196,7 @@ class DmaEngine(Device):
                 src if direction != DMA_DIR_DEV_TO_MEM else dst,
             )
             return
-        ticks = self.timing.delay(self.transfer_ticks(length), f"{self.name} transfer")
+        ticks = self.timing.delay(self.transfer_ticks(length), self._timing_what)
         if not ticks:
             self._move(direction, src, dst, length, buf_off)
             return
@@ -223,9 +225,9 @@ class DmaEngine(Device):
             if not result.ok:
                 self._fail(DmaError.WRITE_FAULT, result.fault.iova, result.fault)
                 return
-        r = self.regs
+        r = self.regs.values  # (direct: STATUS keeps its width, DONE_COUNT wraps at 32 bits)
         r["STATUS"] = r["STATUS"] & ~DMA_STATUS_BUSY | DMA_STATUS_DONE
-        r["DONE_COUNT"] = r["DONE_COUNT"] + 1
+        r["DONE_COUNT"] = (r["DONE_COUNT"] + 1) & 0xFFFF_FFFF
         self._update_irq()
 
     def _fail(self, code: int, address: int, fault=None) -> None:
@@ -238,5 +240,5 @@ class DmaEngine(Device):
         self._update_irq()
 
     def _update_irq(self) -> None:
-        r = self.regs
+        r = self.regs.values
         self.irq.set(bool(r["CMD"] & DMA_CMD_IRQ and r["STATUS"] & (DMA_STATUS_DONE | DMA_STATUS_ERROR)))

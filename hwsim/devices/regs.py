@@ -202,6 +202,7 @@ class RegisterFile:
     def __init__(self, layout: RegisterLayout, report: Report) -> None:
         self.layout = layout
         self.values: dict[str, int] = {}
+        self._masks = {r.name: r.full_mask for r in layout}  # for device-side updates (__setitem__)
         self._flags: set[str] = set()  # active bank conditions
         self._found: dict[tuple[int, int, bool], Register] = {}  # (offset, size, write) -> register, for hits
         # offset << 4 | size -> the resolved read: a plain register's name (its value is kept within its
@@ -255,7 +256,7 @@ class RegisterFile:
 
     def __setitem__(self, name: str, value: int) -> None:
         """Device-side update (not a guest access: no rules, no hooks)."""
-        self.values[name] = value & self.layout[name].full_mask
+        self.values[name] = value & self._masks[name]
 
     # -- guest accesses --------------------------------------------------------------
 

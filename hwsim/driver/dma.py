@@ -42,6 +42,7 @@ from ..riscv.priv import Access
 from ..trace import TRACE
 
 DMA_MAPPING_ERROR = (1 << 64) - 1
+_TABLE_SPAN_SHIFT = 21  # a leaf page table of an Sv39 IO space maps 2 MiB of IOVAs
 IOVA_BASE = 0x1000_0000
 
 
@@ -216,12 +217,15 @@ class DmaChecker:
         self.live: set[int] = set()  # id() of mappings not unmapped yet
         self.spaces: dict[int, AddressSpace] = {}  # device id -> IO address space
         self.next_iova: dict[int, int] = {}
+        self._kept_span: dict[int, int] = {}  # device id -> the 2 MiB IOVA span whose emptied tables are kept
         self.device_ids: dict[int, str] = {}
         self.owned_on_frame: dict[int, list[DmaMapping]] = {}  # physical page -> device-owned mappings on it
         self._cpu_reported: set = set()  # (mapping, pc, access) already reported
         self._mapping_observers: list[Callable[[MappingEvent, DmaMapping, str], None]] = []
+        self._stop_observing: Callable[[], None] | None = None
+        self._directory = None
         if iommu is not None:
-            iommu.create_directory()
+            self._directory = iommu.create_directory()
             for device_id, name in devices.items():
                 # An IO address space, not the CPU's: its changes are the IOMMU's business (IOTINVAL),
                 # so it is not registered with the machine (which would flush the CPU's TLB on every unmap).
@@ -230,7 +234,37 @@ class DmaChecker:
                 self.device_ids[device_id] = name
                 self.next_iova[device_id] = IOVA_BASE
                 iommu.attach(device_id, space, pscid=device_id)
-            iommu.add_dma_observer(self.device_request)  # every device DMA now passes the checker
+                iommu.iotinval_vma(pscid=device_id)  # a new table behind the PSCID: nothing cached may remain
+            # Every device DMA now passes the checker; a validated view (a device's ring) only when the
+            # checker vouches for the whole range, so each access through it would pass unremarked.
+            self._stop_observing = iommu.add_dma_observer(self.device_request, vouch=self.clean)
+
+    def close(self) -> None:
+        """The driver is done with its devices: stop observing DMA, detach each device from the IOMMU
+        (its context invalidated, and its IOTLB entries and views with it), free its IO address space
+        (the tables), unpin the frames of mappings still live, and unwatch their pages.  Idempotent."""
+        if self._stop_observing is None:
+            return
+        self._stop_observing()
+        self._stop_observing = None
+        for did, space in self.spaces.items():
+            if self.iommu.directory is self._directory:  # (not a later run's directory on this board)
+                self.iommu.detach(did)
+            else:
+                self.iommu.iotinval_vma(pscid=did)
+            space.destroy()
+        self.spaces.clear()
+        for m in self.mappings:
+            if id(m) in self.live:
+                self._unpin(m)
+        self.live.clear()
+        for frame in list(self.owned_on_frame):
+            self.machine.unwatch_page(frame, self.cpu_access)
+        self.owned_on_frame.clear()
+
+    @property
+    def closed(self) -> bool:
+        return self._stop_observing is None and self.iommu is not None
 
     # -- observers and lookups ---------------------------------------------------------------------
 
@@ -292,8 +326,23 @@ class DmaChecker:
 
     # -- the device side ------------------------------------------------------------------------------
 
+    def clean(self, device_id: int, iova: int, size: int, write: bool) -> bool:
+        """True when a device request of ``[iova, +size)`` is nothing to report: wholly inside one live
+        mapping, in a direction it allows, and not while the CPU owns the buffer (one dict lookup)."""
+        m = self.by_page.get((device_id, iova & ~(PAGE_SIZE - 1)))
+        return (
+            m is not None
+            and m.unmapped_by is None
+            and m.iova <= iova
+            and iova + size <= m.iova + m.size
+            and (m.direction.device_writes if write else m.direction.device_reads)
+            and (m.coherent or not m.cpu_owned)
+        )
+
     def device_request(self, device_id: int, iova: int, size: int, write: bool, result) -> None:
         """An IOMMU observer: one device request and what the IOMMU made of it."""
+        if self.clean(device_id, iova, size, write):
+            return  # the common request: the full check below would find nothing either
         device = self.device_ids.get(device_id, f"#{device_id}")
         access = "write" if write else "read"
         pages = range(iova & ~(PAGE_SIZE - 1), iova + size, PAGE_SIZE)
@@ -400,6 +449,13 @@ class DmaChecker:
         npages = (offset + size + PAGE_SIZE - 1) // PAGE_SIZE
         iova_page = self.next_iova[did]
         self.next_iova[did] = iova_page + (npages + 1) * PAGE_SIZE  # a gap page after every mapping
+        span = iova_page >> _TABLE_SPAN_SHIFT
+        kept = self._kept_span.get(did)
+        if kept != span:
+            # New IOVAs are past the leaf table of the span kept so far: free it (and its parents) if empty.
+            if kept is not None:
+                self.spaces[did].prune(kept << _TABLE_SPAN_SHIFT)
+            self._kept_span[did] = span
         rights = Pte.R | Pte.U | (Pte.W if direction.device_writes else 0)
         space = self.spaces[did]
         frames = []
@@ -489,7 +545,10 @@ class DmaChecker:
         if m.device_owned:
             self._hand_to_cpu(m)
         first, length = m.pages()
-        self.spaces[did].unmap(first, length)
+        # The leaf table of the span new mappings land in is kept when it empties (IOVAs only grow); see map.
+        kept = self._kept_span.get(did)
+        inside = first >> _TABLE_SPAN_SHIFT == kept == (first + length - 1) >> _TABLE_SPAN_SHIFT
+        self.spaces[did].unmap(first, length, prune=not inside)
         for page in range(first, first + length, PAGE_SIZE):  # what the kernel's IOMMU driver does on unmap
             self.iommu.iotinval_vma(page, pscid=did)
         self._unpin(m)  # the device can no longer reach the frames: they may be reused
@@ -515,6 +574,7 @@ class DmaChecker:
         if m.coherent or m.cpu_owned == for_cpu:
             m.cpu_owned = for_cpu
             return
+        self.iommu.invalidate_views(did, m.iova, m.size)  # a view vouched for while the device owned it
         if for_cpu:
             self._hand_to_cpu(m)
             m.cpu_owned = True

@@ -275,6 +275,7 @@ class DriverRun:
         :meth:`run` (None: none); ``assign``: the devices the driver is given (default: every
         assignable device of the board); ``catch_sigint``: Ctrl-C stops a run with its report."""
         self.system = system
+        self._where: dict[int, str] = {}  # pc -> where_pc's text
         clock = system.clock
         TRACE.clock = lambda: clock.ticks_to_ns(clock.now)  # trace timestamps: this board's virtual time, from now
         self.assigned = self._check_assignment(system, assign)
@@ -390,6 +391,18 @@ class DriverRun:
             clock.advance_to(max(deadline, clock.now))
             self._safe_point()
 
+    def close(self) -> None:
+        """Give the board back: the DMA checker stops observing and frees the devices' IO address spaces
+        (see :meth:`DmaChecker.close`).  Another DriverRun may then use the same board; this one may not
+        run again.  Idempotent; ``with DriverRun(...) as run:`` closes it at the end."""
+        self.dma.close()
+
+    def __enter__(self) -> DriverRun:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def in_flight(self) -> list[str]:
         """Devices with work still in flight (``busy``): what a run ending now leaves undone."""
         return [name for name, dev in self.system.devices.items() if getattr(dev, "busy", False)]
@@ -443,9 +456,13 @@ class DriverRun:
         return loc.format() if loc is not None else None
 
     def where_pc(self, pc: int) -> str:
-        """Source line (with DWARF), wasm function and bytecode offset of the compiled code at ``pc``."""
-        loc = self.vm.wasm_location(pc)
-        return loc.format() if loc is not None else f"pc {pc:#x}"
+        """Source line (with DWARF), wasm function and bytecode offset of the compiled code at ``pc``
+        (made once per pc: the driver's code does not move while this run has it)."""
+        text = self._where.get(pc)
+        if text is None:
+            loc = self.vm.wasm_location(pc)
+            text = self._where[pc] = loc.format() if loc is not None else f"pc {pc:#x}"
+        return text
 
     # -- the host interface -------------------------------------------------------------------------
 
@@ -669,6 +686,8 @@ class DriverRun:
         if not isinstance(func, api.Func):
             names = ", ".join(n for n in exports if isinstance(exports[n], api.Func))
             raise DriverError(f"the driver exports no function {entry!r} (functions: {names or 'none'})")
+        if self.dma.closed:
+            raise DriverError("this DriverRun was closed: make a new one to run the driver again")
         report = RunReport(log=self.log, entry=entry)
         machine = self.system.machine
         mmio_before = machine.mmio_accesses

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from ..devices.base import Device, Option, OptionError, register_device
 from ..devices.issues import IssueKind
@@ -44,7 +45,7 @@ from ..mmu.bits import HGATP_MODES, PAGE_SHIFT, PAGE_SIZE, PAGING_MODES, Pte
 from ..mmu.tlb import Tlb
 from ..mmu.translate import Refusal, lookup_or_walk
 from ..mmu.twostage import Purpose, Stage, TwoStageResult, walk_two_stage
-from ..mmu.walker import AdPolicy, check_permission, walk
+from ..mmu.walker import AdPolicy, RamWords, check_permission, walk
 from ..riscv.priv import Access, Priv
 from ..trace import TRACE
 from .bits import (
@@ -119,19 +120,22 @@ from .bits import (
 )
 from .directory import DeviceContext, DeviceDirectory, IommuError
 from .faults import DirectoryStep, DmaAccess, FaultQueue, IommuFault
+from .views import DmaView
 
 MAX_FAULT_LOG = 10_000
 _PRIV_U = Priv.U  # for the DMA path (``Priv.U`` costs ~50 ns in Python 3.11)
 _MODE_OF = {int(m): m for m in IommuMode}  # ddtp.iommu_mode -> IommuMode, without the enum call
 _PTE_D = int(Pte.D)
+_LVL1 = int(IommuMode.LVL1)  # ddtp.iommu_mode 1LVL and above: a device directory (Off and Bare are below)
 # The leaf flags an IOTLB entry needs for a device's read or write (see Iommu._request).
 _ALLOW_READ = int(Pte.U | Pte.R)
 _ALLOW_WRITE = int(Pte.U | Pte.W | Pte.D)
 
 
-@dataclass(frozen=True, slots=True)
-class DmaResult:
-    """The outcome of one DMA request: ``ok`` and, for a read, ``data``; else the ``fault``."""
+class DmaResult(NamedTuple):
+    """The outcome of one DMA request: ``ok`` and, for a read, ``data``; else the ``fault``.
+
+    (A named tuple: immutable and the cheapest record to make, one per request.)"""
 
     ok: bool
     data: bytes | None = None
@@ -139,6 +143,7 @@ class DmaResult:
 
 
 _WRITTEN = DmaResult(True)  # (immutable: every successful write may share it)
+_new_result = tuple.__new__  # _new_result(DmaResult, (ok, data, fault)): DmaResult(...) without its keyword handling
 
 
 @dataclass
@@ -150,6 +155,7 @@ class IommuStats:
     directory_walks: int = 0
     page_walks: int = 0
     commands: int = 0
+    views: int = 0  # validated views opened (their accesses count as requests)
 
 
 class DmaPort:
@@ -164,6 +170,10 @@ class DmaPort:
 
     def write(self, iova: int, data: bytes) -> DmaResult:
         return self.iommu.dma(self.device_id, iova, len(data), write=True, data=data)
+
+    def open_view(self, iova: int, size: int, *, write: bool = False) -> DmaView | None:
+        """A validated view of ``[iova, +size)`` (see :mod:`hwsim.iommu.views`), or None."""
+        return self.iommu.open_view(self.device_id, iova, size, write=write)
 
 
 class _Stop(Exception):
@@ -206,8 +216,12 @@ class Iommu(Device):
         self.stats = IommuStats()
         self._device_names: dict[int, str] = {}
         self._dma_observers: list = []
+        self._vouchers: list = []  # per observer, in the same order: its vouch function, or None
+        self._views: set[DmaView] = set()  # the views not invalidated or closed
+        self._ram_words: dict[int, RamWords | None] = {}  # RAM region base -> its words, for quick walks
         self.directory: DeviceDirectory | None = None
         self._dc_cache: dict[int, tuple[DeviceContext, tuple[DirectoryStep, ...]]] = {}
+        self._fast_pscid: dict[int, int] = {}  # device ID -> PSCID, for cached contexts with a first stage only
         self._fq_base: int | None = None  # RAM address of a guest-programmed fault queue; None: host-side only
         r = self.regs
         r.on_write("DDTP_LO", self._write_ddtp)
@@ -232,7 +246,8 @@ class Iommu(Device):
 
     def _reset(self) -> None:
         self.iotlb.flush()
-        self._dc_cache.clear()
+        self._forget_contexts()
+        self.invalidate_views()
         self._cqh = 0
         self._fq_base = None
         self.fault_queue.reset(self.options["fault_queue_entries"])
@@ -352,11 +367,107 @@ class Iommu(Device):
 
     # -- the DMA path ---------------------------------------------------------------------------------------
 
-    def add_dma_observer(self, observer) -> Callable[[], None]:
+    def add_dma_observer(self, observer, *, vouch=None) -> Callable[[], None]:
         """``observer(device_id, iova, size, write, result)`` after every device request, in the order
-        observers were added (a DMA checker, a trace); returns a function that removes it."""
+        observers were added (a DMA checker, a trace); returns a function that removes it.
+
+        ``vouch(device_id, iova, size, write)``: True when the observer would let every request inside
+        that range pass without remark, so that a device may use a :class:`DmaView` of it (whose
+        accesses the observer does not see).  Without it, no view is made while the observer is here."""
         self._dma_observers.append(observer)
-        return lambda: self._dma_observers.remove(observer)
+        self._vouchers.append(vouch)
+        self.invalidate_views()  # a view made before did not ask this observer
+
+        def remove() -> None:
+            i = self._dma_observers.index(observer)
+            del self._dma_observers[i], self._vouchers[i]
+
+        return remove
+
+    # -- validated views (views.py) -----------------------------------------------------------------
+
+    def open_view(self, device_id: int, iova: int, size: int, *, write: bool) -> DmaView | None:
+        """A view of ``[iova, +size)`` for device reads (or writes), translated and checked now; None when
+        it cannot be made (Off or Bare mode, a second stage, a page that would fault, not RAM, tracing on,
+        an observer that does not vouch).  Nothing is recorded for a refusal: the device's requests are
+        then judged one by one.  A walk on an IOTLB miss fills the IOTLB (and sets A/D bits) as a request
+        would."""
+        if TRACE.dma is not None or size <= 0 or None in self._vouchers:
+            return None
+        if self.mode.levels == 0:
+            return None
+        try:
+            dc, _steps = self._device_context(device_id)
+        except _Stop:
+            return None
+        if not dc.iosatp_mode or dc.iohgatp:
+            return None
+        walk_access = Access.STORE if write else Access.LOAD
+        phys, tlb, pscid, root, mode = self.phys, self.iotlb, dc.pscid, dc.root, PAGING_MODES[dc.iosatp_mode]
+        ad = AdPolicy.UPDATE if dc.sade else AdPolicy.FAULT
+        spans: list[list[int]] = []  # [offset in the view, pa, length], physically contiguous pages joined
+        pages: list[tuple[int, int]] = []  # (IOVA, size) of each page translated (a superpage whole)
+        va, end = iova, iova + size
+        while va < end:
+            tr = lookup_or_walk(
+                tlb,
+                phys,
+                pscid,
+                root,
+                va,
+                walk_access,
+                _PRIV_U,
+                mode=mode,
+                ad=ad,
+                on_miss=self._count_walk,
+                ram=self._table_words(root),
+            )
+            if isinstance(tr, Refusal) or (write and not tr.pte & _PTE_D):
+                return None
+            n = min(end, (va | (tr.page_size - 1)) + 1) - va
+            pa = tr.pa_of(va)
+            pages.append((va & ~(tr.page_size - 1), tr.page_size))
+            if spans and spans[-1][1] + spans[-1][2] == pa:
+                spans[-1][2] += n
+            else:
+                spans.append([va - iova, pa, n])
+            va += n
+        try:
+            pieces = [(offset, phys.view(pa, n)) for offset, pa, n in spans]
+        except BusError:
+            return None
+        if not all(vouch(device_id, iova, size, write) for vouch in self._vouchers):
+            return None
+        view = DmaView(
+            device_id=device_id,
+            iova=iova,
+            size=size,
+            write=write,
+            pscid=pscid,
+            pages=tuple(pages),
+            pieces=pieces,
+            stats=self.stats,
+            close=self._views.discard,
+        )
+        self._views.add(view)
+        self.stats.views += 1
+        return view
+
+    def invalidate_views(self, device_id: int | None = None, iova: int = 0, size: int | None = None) -> int:
+        """Mark the views of ``device_id`` (None: every device) that overlap ``[iova, +size)`` (None: all
+        of them) invalid; returns how many."""
+        return self._drop_views(
+            lambda v: (device_id is None or v.device_id == device_id) and (size is None or v.overlaps(iova, size))
+        )
+
+    def _drop_views(self, hit: Callable[[DmaView], bool]) -> int:
+        if not self._views:
+            return 0
+        dropped = [v for v in self._views if hit(v)]
+        for view in dropped:
+            view.valid = False
+            self._views.discard(view)
+        return len(dropped)
 
     def dma(self, device_id: int, iova: int, size: int, write: bool, data: bytes | None = None) -> DmaResult:
         """One device request of ``size`` bytes at ``iova``: the only way a device reaches memory."""
@@ -370,31 +481,31 @@ class Iommu(Device):
         # IOTLB entry that allows the access (a U-mode access without SUM or MXR: U and R, or U, W and D),
         # RAM behind it, nothing traced.  Anything else, or anything odd, takes the general path below,
         # which comes to the same answer and explains faults.
-        cached = self._dc_cache.get(device_id)
+        # ``_fast_pscid`` holds the PSCID of each cached context that translates with a first stage only.
+        pscid = self._fast_pscid.get(device_id)
         if (
-            cached is not None
+            pscid is not None
             and size > 0
             and not (iova ^ (iova + size - 1)) >> PAGE_SHIFT
             and TRACE.dma is None
+            and self.regs.values["DDTP_LO"] & DDTP_MODE_MASK >= _LVL1
             and (not write or (data is not None and len(data) == size))
         ):
-            ctx = cached[0]
-            mode = self.mode
-            if ctx.iosatp_mode and not ctx.iohgatp and mode is not IommuMode.OFF and mode is not IommuMode.BARE:
-                tr = self.iotlb.hit(ctx.pscid, iova, _ALLOW_WRITE if write else _ALLOW_READ)
-                if tr is not None:
-                    try:
-                        view = self.phys.view(tr.pa_of(iova), size)
-                    except BusError:
-                        view = None  # (the general path reports it)
-                    if view is not None:
-                        self.stats.requests += 1
-                        if write:
-                            view[:] = data  # (checked above: ``size`` bytes)
-                            self.stats.bytes_written += size
-                            return _WRITTEN
-                        self.stats.bytes_read += size
-                        return DmaResult(True, bytes(view))
+            tr = self.iotlb.hit(pscid, iova, _ALLOW_WRITE if write else _ALLOW_READ)
+            if tr is not None:
+                try:
+                    view = self.phys.view(tr.pa_of(iova), size)
+                except BusError:
+                    view = None  # (the general path reports it)
+                if view is not None:
+                    stats = self.stats
+                    stats.requests += 1
+                    if write:
+                        view[:] = data  # (checked above: ``size`` bytes)
+                        stats.bytes_written += size
+                        return _WRITTEN
+                    stats.bytes_read += size
+                    return _new_result(DmaResult, (True, bytes(view), None))
         if size <= 0:
             raise IommuError(f"DMA size must be positive, not {size}")
         if not 0 <= device_id < 1 << 24:
@@ -471,6 +582,7 @@ class Iommu(Device):
         walk_access = Access.STORE if access is DmaAccess.WRITE else Access.LOAD
         ad = AdPolicy.UPDATE if dc.sade else AdPolicy.FAULT
         count_walk = self._count_walk
+        ram = self._table_words(root)
         end = iova + size
         if (iova ^ (end - 1)) >> PAGE_SHIFT == 0:  # within one 4 KiB page: an IOTLB hit needs no loop
             cached = tlb.probe(pscid, iova)
@@ -484,7 +596,9 @@ class Iommu(Device):
         pieces: list[tuple[int, int]] = []
         va = iova
         while va < end:
-            tr = lookup_or_walk(tlb, phys, pscid, root, va, walk_access, _PRIV_U, mode=mode, ad=ad, on_miss=count_walk)
+            tr = lookup_or_walk(
+                tlb, phys, pscid, root, va, walk_access, _PRIV_U, mode=mode, ad=ad, on_miss=count_walk, ram=ram
+            )
             if isinstance(tr, Refusal):
                 if tr.walk is None:  # the IOTLB's entry refused; explain with the tables as they are now
                     explain = walk(phys, root, va, walk_access, Priv.U, mode=mode, ad=AdPolicy.REPORT)
@@ -591,6 +705,19 @@ class Iommu(Device):
     def _count_walk(self, iova: int, pscid: int) -> None:
         self.stats.page_walks += 1
 
+    def _table_words(self, root: int) -> RamWords | None:
+        """The RAM region holding the root table, as words, for quick walks (the walker's
+        ``walk_quick``: same outcome, no record; a fault is walked again to be recorded); None when the
+        root is not in RAM (the full walk reports it)."""
+        try:
+            region = self.phys.ram_at(root)
+        except BusError:
+            return None
+        words = self._ram_words.get(region.base)
+        if words is None:
+            words = self._ram_words[region.base] = RamWords.for_region(region.base, region.view)
+        return words
+
     # -- the device directory ----------------------------------------------------------------------------------
 
     def inspect_device(self, device_id: int) -> tuple[DeviceContext | None, tuple[DirectoryStep, ...], str | None]:
@@ -614,7 +741,22 @@ class Iommu(Device):
         self.stats.directory_walks += 1
         entry = self._walk_directory(device_id)
         self._dc_cache[device_id] = entry
+        dc = entry[0]
+        if dc.iosatp_mode and not dc.iohgatp:
+            self._fast_pscid[device_id] = dc.pscid
         return entry
+
+    def _forget_contexts(self, device_id: int | None = None) -> int:
+        """Drop the cached context of ``device_id`` (None: all), and the views made with it; returns how
+        many contexts were dropped."""
+        self.invalidate_views(device_id)
+        if device_id is None:
+            dropped = len(self._dc_cache)
+            self._dc_cache.clear()
+            self._fast_pscid.clear()
+            return dropped
+        self._fast_pscid.pop(device_id, None)
+        return 1 if self._dc_cache.pop(device_id, None) is not None else 0
 
     def _walk_directory(self, device_id: int) -> tuple[DeviceContext, tuple[DirectoryStep, ...]]:
         mode = self.mode
@@ -777,6 +919,7 @@ class Iommu(Device):
     # -- registers ---------------------------------------------------------------------------------------------
 
     def _write_ddtp(self, new: int, old: int) -> None:
+        self.invalidate_views()  # the mode or the directory may change what every device reaches
         mode = new & DDTP_MODE_MASK
         if mode > IommuMode.LVL3:
             self.regs["DDTP_LO"] = new & ~DDTP_MODE_MASK | old & DDTP_MODE_MASK  # WARL: keep the old mode
@@ -860,6 +1003,7 @@ class Iommu(Device):
             addr = (dw1 >> IOTINVAL_ADDR_SHIFT & ((1 << 52) - 1)) << PAGE_SHIFT if dw0 & IOTINVAL_AV else None
             pscid = (dw0 & IOTINVAL_PSCID_MASK) >> IOTINVAL_PSCID_SHIFT if dw0 & IOTINVAL_PSCV else None
             dropped = self.iotlb.flush(addr, pscid)
+            self._drop_views(lambda v: (pscid is None or v.pscid == pscid) and (addr is None or v.translated(addr)))
             if TRACE.iommu_inval is not None:  # the decoded IOVA: dw1 holds its page number, ADDR[63:12]
                 TRACE.iommu_inval(
                     command="IOTINVAL.VMA",
@@ -877,12 +1021,11 @@ class Iommu(Device):
                 if dw0 & (((1 << 20) - 1) << 12):
                     return "IODIR.INVAL_DDT has the reserved PID operand set"
                 if not dv:
-                    dropped = len(self._dc_cache)
-                    self._dc_cache.clear()
+                    dropped = self._forget_contexts()
                 elif self.mode.levels and did >= device_id_limit(self.mode.levels):
                     return f"IODIR.INVAL_DDT device ID {did} is wider than the {self.mode.label} directory allows"
                 else:
-                    dropped = 1 if self._dc_cache.pop(did, None) is not None else 0
+                    dropped = self._forget_contexts(did)
                 if TRACE.iommu_ddt_inval is not None:
                     TRACE.iommu_ddt_inval(device_id=did if dv else "all", dropped=dropped)
                 return dropped

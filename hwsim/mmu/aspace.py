@@ -181,6 +181,11 @@ class AddressSpace:
         flags = self._check_flags("map", flags)
         if pa % PAGE_SIZE or pa < 0 or pa + size > 1 << 56:
             raise MappingError(f"map: physical address {pa:#x} must be 4 KiB aligned and below 2^56")
+        if size == PAGE_SIZE and page_size in (None, PAGE_SIZE):
+            # One base page (a DMA mapping's usual size): one descent, which fails before it changes
+            # anything (a leaf on the way, or the page's own PTE valid), so no lookup first.
+            self._map_one(va, pa, 0, flags, accessed)
+            return
         sizes = [self.mode.page_size(level) for level in range(self.mode.levels)]
         if page_size is not None and page_size not in sizes:
             raise MappingError(f"map: page size {page_size:#x} is not one of {', '.join(hex(s) for s in sizes)}")
@@ -309,8 +314,11 @@ class AddressSpace:
                 return level, addr, pte
             self._split(level, addr, pte)  # same translations; the caller's flush covers the range
 
-    def unmap(self, va: int, size: int) -> int:
-        """Unmap ``[va, va+size)``; unmapped pages in the range are skipped.  Returns bytes unmapped."""
+    def unmap(self, va: int, size: int, *, prune: bool = True) -> int:
+        """Unmap ``[va, va+size)``; unmapped pages in the range are skipped.  Returns bytes unmapped.
+
+        ``prune``: free the tables left without a valid PTE (False: keep them for the next mapping
+        nearby, until :meth:`prune`)."""
         self._check_range("unmap", va, size)
         done = 0
         off = 0
@@ -326,12 +334,17 @@ class AddressSpace:
             if frame in self._owned:
                 self._owned.discard(frame)
                 self.frames.free(frame)
-            self._prune(va + off)
+            if prune:
+                self._prune(va + off)
             done += page
             off += page
         if done:
             self._changed(va, size)
         return done
+
+    def prune(self, va: int) -> None:
+        """Free the tables on the path to ``va`` that hold no valid PTE (after ``unmap(prune=False)``)."""
+        self._prune(va)
 
     def _prune(self, va: int) -> None:
         """Free tables on the path to ``va`` that no longer hold a valid PTE."""

@@ -95,6 +95,7 @@ class VirtioMmio(Device):
         self.dma_port = dma  # a hwsim.iommu.DmaPort: every ring and buffer access goes through the IOMMU
         queue_size = self.options.get("queue_size", 128)
         self.queues = [SplitQueue(i, queue_size) for i in range(self.NUM_QUEUES)]
+        self._timing_what = [f"{name} queue {i} request" for i in range(self.NUM_QUEUES)]  # (made once)
         self.regs["DeviceID"] = self.DEVICE_ID
         self._device_sel = 0
         self._driver_sel = 0
@@ -293,6 +294,7 @@ class VirtioMmio(Device):
         if not new & 1:
             if q.ready:
                 q.ready = False
+                q.close_views()
                 self._abandon(q)
                 self._tell(QueueEventKind.STOPPED, q)
             return
@@ -307,6 +309,7 @@ class VirtioMmio(Device):
                     f"sets DRIVER_OK"
                 )
             q.ready = True
+            q.close_views()
             q.last_avail = q.used_idx = 0
             self._tell(QueueEventKind.READY, q)
 
@@ -340,6 +343,7 @@ class VirtioMmio(Device):
         """Fetch every chain the driver has made available on ``queue`` and start serving each one;
         returns how many.  Each completes after its latency (see the module docstring)."""
         self._tell(QueueEventKind.NOTIFIED, queue)
+        queue.retry_views()
         if self.dma_port is None:
             self._needs_reset("the device has no DMA port (no IOMMU)")
             return 0
@@ -363,7 +367,7 @@ class VirtioMmio(Device):
 
     def _start(self, queue: SplitQueue, chain: Chain) -> None:
         self.begin(queue, chain)
-        ticks = self.timing.delay(self.request_ticks(queue, chain), f"{self.name} queue {queue.index} request")
+        ticks = self.timing.delay(self.request_ticks(queue, chain), self._timing_what[queue.index])
         if not ticks:
             self._complete(queue, chain)
             return

@@ -1,0 +1,172 @@
+"""hwsim.iommu.views: a range translated and vouched for once, then read and written field by field; every
+invalidation the IOMMU is told of (IOTINVAL.VMA, IODIR.INVAL_DDT, ddtp, reset, invalidate_views) makes it
+invalid, and nothing is ever read or written through an invalid view."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from test_iommu import R_U, RW_U, Env
+
+from hwsim.iommu.views import StaleViewError
+from hwsim.trace import tracing
+
+IOVA = 0x4000
+
+
+@pytest.fixture
+def env():
+    return Env()
+
+
+def two_pages(env, flags=RW_U, pscid=1):
+    """Device 1 with IOVA 0x4000-0x5fff on two frames that are not adjacent; returns (space, frames)."""
+    space = env.attached(pscid=pscid)
+    a, _gap, b = env.frames.alloc(), env.frames.alloc(), env.frames.alloc()
+    space.map(IOVA, a, 0x1000, flags)
+    space.map(IOVA + 0x1000, b, 0x1000, flags)
+    return space, (a, b)
+
+
+def test_a_view_reads_and_writes_the_translated_bytes_across_pages_counting_each_access(env):
+    _space, (a, b) = two_pages(env)
+    env.phys.write(a + 0xFFC, b"\x01\x02\x03\x04")
+    env.phys.write(b, b"\x05\x06\x07\x08")
+    reads = env.iommu.open_view(1, IOVA + 0xFF0, 0x20, write=False)
+    writes = env.iommu.open_view(1, IOVA + 0xFF0, 0x20, write=True)
+    assert reads is not None and writes is not None and env.iommu.stats.views == 2
+    requests = env.iommu.stats.requests
+    assert reads.read(0xC, 8) == bytes(range(1, 9))  # four bytes from each frame
+    writes.write_at(0xE, b"ABCD")
+    assert env.phys.read(a + 0xFFE, 2) == b"AB" and env.phys.read(b, 2) == b"CD"
+    assert env.iommu.stats.requests == requests + 2 and env.iommu.fault_log == []
+
+
+def test_a_view_is_refused_without_a_fault_when_a_request_would_fault(env):
+    space, _ = two_pages(env, flags=R_U)
+    assert env.iommu.open_view(1, IOVA, 0x2000, write=True) is None  # read-only pages
+    assert env.iommu.open_view(1, IOVA + 0x1800, 0x1000, write=False) is None  # runs into an unmapped page
+    assert env.iommu.open_view(2, IOVA, 0x10, write=False) is None  # a device without a context
+    assert env.iommu.fault_log == [] and env.iommu.stats.faults == 0 and env.iommu.stats.views == 0
+    assert env.iommu.open_view(1, IOVA, 0x2000, write=False) is not None
+
+
+def test_bare_and_off_modes_make_no_views(env):
+    assert env.iommu.open_view(1, 0x8000_0000, 16, write=False) is None  # Off
+    env.iommu.set_mode("bare")
+    assert env.iommu.open_view(1, 0x8000_0000, 16, write=False) is None
+
+
+def test_an_observer_that_cannot_vouch_keeps_devices_on_single_requests(env):
+    two_pages(env)
+    remove = env.iommu.add_dma_observer(lambda *a: None)
+    assert env.iommu.open_view(1, IOVA, 16, write=False) is None
+    remove()
+    asked = []
+
+    def vouch(*args):
+        asked.append(args)
+        return args[1] != IOVA + 0x100
+
+    env.iommu.add_dma_observer(lambda *a: None, vouch=vouch)
+    assert env.iommu.open_view(1, IOVA + 0x100, 16, write=False) is None
+    assert env.iommu.open_view(1, IOVA + 0x200, 16, write=True) is not None
+    assert asked == [(1, IOVA + 0x100, 16, False), (1, IOVA + 0x200, 16, True)]
+
+
+def test_adding_an_observer_invalidates_views_it_did_not_vouch_for(env):
+    two_pages(env)
+    view = env.iommu.open_view(1, IOVA, 16, write=False)
+    env.iommu.add_dma_observer(lambda *a: None, vouch=lambda *a: True)
+    assert not view.valid
+
+
+def test_no_view_while_dma_tracing_is_on(env):
+    two_pages(env)
+    with tracing("dma", stream=io.StringIO()):
+        assert env.iommu.open_view(1, IOVA, 16, write=False) is None
+    assert env.iommu.open_view(1, IOVA, 16, write=False) is not None
+
+
+INVALIDATIONS = {
+    "IOTINVAL.VMA of a page of the view": lambda io: io.iotinval_vma(IOVA + 0x1000, pscid=1),
+    "IOTINVAL.VMA of its PSCID": lambda io: io.iotinval_vma(pscid=1),
+    "IOTINVAL.VMA of everything": lambda io: io.iotinval_vma(),
+    "IODIR.INVAL_DDT of its device": lambda io: io.iodir_inval_ddt(1),
+    "IODIR.INVAL_DDT of every device": lambda io: io.iodir_inval_ddt(),
+    "a ddtp write": lambda io: io.set_ddtp(io.ddtp),
+    "a reset": lambda io: io.reset(),
+    "invalidate_views of the range": lambda io: io.invalidate_views(1, IOVA + 0x1FFF, 1),
+    "detach": lambda io: io.detach(1),
+}
+
+
+@pytest.mark.parametrize("what", sorted(INVALIDATIONS))
+def test_every_invalidation_makes_the_view_unusable(env, what):
+    """The attack: the mapping behind the view moves, software invalidates; a stale view would still
+    reach the old frame.  Using it raises instead, and a new view (or request) sees the new mapping."""
+    space, (a, b) = two_pages(env)
+    view = env.iommu.open_view(1, IOVA, 0x2000, write=False)
+    assert view.read(0x1000, 4) == bytes(4)
+    moved = env.frames.alloc()
+    env.phys.write(moved, b"new!")
+    space.unmap(IOVA + 0x1000, 0x1000)
+    space.map(IOVA + 0x1000, moved, 0x1000, RW_U)
+    INVALIDATIONS[what](env.iommu)
+    assert not view.valid
+    with pytest.raises(StaleViewError, match=r"device 1 read through a view of iova 0x4000 invalidated"):
+        view.read(0x1000, 4)
+    if what in ("a reset", "detach"):
+        return  # (the device has no context any more: no new view)
+    env.iommu.iotinval_vma(pscid=1)  # the IOTLB may still hold the old page: software flushes it as well
+    fresh = env.iommu.open_view(1, IOVA, 0x2000, write=False)
+    assert fresh is not None and fresh.read(0x1000, 4) == b"new!"
+
+
+def test_invalidations_elsewhere_leave_the_view_alone(env):
+    two_pages(env)
+    other = env.attached(device_id=2, pscid=2)
+    other.map(IOVA, env.frames.alloc(), 0x1000, RW_U)
+    view = env.iommu.open_view(1, IOVA, 0x2000, write=False)
+    env.iommu.iotinval_vma(IOVA + 0x2000, pscid=1)  # a page after the view
+    env.iommu.iotinval_vma(IOVA, pscid=2)  # another PSCID
+    env.iommu.iodir_inval_ddt(2)  # another device
+    env.iommu.invalidate_views(1, IOVA + 0x2000, 0x1000)  # past its end
+    env.iommu.invalidate_views(2)
+    assert view.valid and view.read(0, 4) == bytes(4)
+
+
+def test_a_closed_view_is_forgotten_and_unusable(env):
+    two_pages(env)
+    view = env.iommu.open_view(1, IOVA, 16, write=True)
+    view.close()
+    assert env.iommu.invalidate_views() == 0
+    with pytest.raises(StaleViewError, match="wrote through a view of iova 0x4000 invalidated"):
+        view.write_at(0, b"x")
+
+
+def test_accesses_outside_the_view_or_against_its_direction_are_refused(env):
+    two_pages(env)
+    reads = env.iommu.open_view(1, IOVA, 16, write=False)
+    writes = env.iommu.open_view(1, IOVA, 16, write=True)
+    with pytest.raises(StaleViewError, match=r"read \[0xc, \+8\) outside the 16-byte read view"):
+        reads.read(12, 8)
+    with pytest.raises(StaleViewError, match="of a read view"):
+        reads.write_at(0, b"x")
+    with pytest.raises(StaleViewError, match="of a write view"):
+        writes.read(0, 1)
+    with pytest.raises(StaleViewError, match=r"write \[0x10, \+1\) outside"):
+        writes.write_at(16, b"x")
+
+
+def test_an_iotinval_anywhere_in_a_superpage_invalidates_a_view_of_another_part_of_it(env):
+    """IOTINVAL.VMA of one address drops the whole superpage's IOTLB entry; a view translated with that
+    superpage goes with it, though its own bytes are 1 MiB away."""
+    space = env.attached()
+    big = env.frames.alloc(512, align=0x20_0000)
+    space.map(0x20_0000, big, 0x20_0000, RW_U, page_size=0x20_0000)
+    view = env.iommu.open_view(1, 0x20_1000, 64, write=False)
+    assert view.pages == ((0x20_0000, 0x20_0000),)
+    env.iommu.iotinval_vma(0x30_0000, pscid=1)
+    assert not view.valid
