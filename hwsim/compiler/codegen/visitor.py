@@ -94,11 +94,10 @@ class FuncCodegen:
         frames, mark, dispatch, stack = control.frames, masm.mark, DISPATCH, ctx.stack
         pushes_only = {} if fuel is not None else _PUSH_ONLY
         nexts = body[1:]
-        nexts.append(None)
+        nexts.append(_END_OF_BODY)
         for (code, imm, offset), nxt in zip(body, nexts):
             if not frames[-1].reachable:
                 self.next = nxt
-                self.next_code = None if nxt is None else nxt[0]
                 self.skip(code, imm)
                 continue
             push = pushes_only.get(code)
@@ -112,7 +111,6 @@ class FuncCodegen:
                     stack.append(Operand(CONST, push, imm))  # type: ignore[arg-type]  # (a type: not LOCAL)
                     continue
             self.next = nxt
-            self.next_code = None if nxt is None else nxt[0]
             mark(offset)
             if fuel is not None:
                 self.offset = offset
@@ -566,7 +564,7 @@ class FuncCodegen:
         (``local.set``/``local.tee`` to a register home, no read of that local pending on the stack), which
         then has nothing to move; else a free register."""
         ctx, nxt = self.ctx, self.next
-        if nxt is not None and (nxt[0] == op.LOCAL_SET or nxt[0] == op.LOCAL_TEE):
+        if nxt[0] == op.LOCAL_SET or nxt[0] == op.LOCAL_TEE:
             index = nxt[1]
             home = ctx.homes[index].reg
             if home is not None and home.cls == cls:
@@ -580,7 +578,8 @@ class FuncCodegen:
     def branch_follows(self) -> bool:
         """Does the next instruction branch on the value this one pushes (``br_if``, ``if``)?  Then a
         comparison stays pending and becomes one compare-and-branch."""
-        return self.next_code == op.BR_IF or self.next_code == op.IF
+        code = self.next[0]
+        return code == op.BR_IF or code == op.IF
 
     def visit_int_eqz(self, imm) -> None:  # also ref.is_null
         ctx = self.ctx
@@ -849,6 +848,8 @@ _MEMORY_INTRINSICS: dict[str, Callable] = {
     "unmap": V.visit_memory_unmap,
     "protect": V.visit_memory_protect,
 }
+
+_END_OF_BODY = (-1, None, -1)  # FuncCodegen.next after the last instruction: no opcode is -1
 
 # What FuncCodegen.compile does itself when not metering: push a local (LOCAL) or a constant of a type.
 _PUSH_ONLY: dict[int, ValKind | int] = {

@@ -186,6 +186,10 @@ _MOVES = {  # conversions that are one instruction on RV64
 }
 
 
+# Branch fixups (RiscvMasm.fixups: word index, base word, label): a conditional branch's word with offset 0
+# (registers and condition, cached), or _JAL_BASE for a jump; finish() adds the offset.
+_BRANCH_BASE: dict[tuple[str, int, int], int] = {}
+_JAL_BASE = A.jal(0, 0)
 _LI: dict[tuple[int, int], tuple[int, ...]] = {}  # (register, value) -> li's words: constants repeat
 
 
@@ -214,7 +218,7 @@ class RiscvMasm:
         self.far_calls = far_calls
         self.int_local_regs = R.INT_LOCALS if metering else R.INT_LOCALS_UNMETERED
         self.words: list[int] = []
-        self.fixups: list[tuple[int, str, Label, tuple]] = []
+        self.fixups: list[tuple[int, int, Label]] = []  # (word index, base word, label): see _BRANCH_BASE
         self.call_fixups: list[tuple[int, int, bool]] = []  # (code offset, func index, far)
         self.helper_fixups: list[tuple[int, int, bool]] = []  # (code offset, SIMD helper offset, far)
         self.trap_sites: list[tuple[int, TrapCode, int]] = []  # (code offset, code, wasm offset)
@@ -276,14 +280,17 @@ class RiscvMasm:
     def _branch(self, kind: str, rs1, rs2, label: Label) -> None:
         if self.long_branches:
             self.words.append(getattr(A, _INVERT[kind])(rs1, rs2, 8))
-            self.fixups.append((len(self.words), "j", label, ()))
+            self.fixups.append((len(self.words), _JAL_BASE, label))
             self.words.append(A.NOP)
         else:
-            self.fixups.append((len(self.words), "b", label, (kind, rs1, rs2)))
+            base = _BRANCH_BASE.get((kind, rs1, rs2))
+            if base is None:
+                base = _BRANCH_BASE[kind, rs1, rs2] = getattr(A, kind)(rs1, rs2, 0)
+            self.fixups.append((len(self.words), base, label))
             self.words.append(A.NOP)
 
     def jump(self, label: Label) -> None:
-        self.fixups.append((len(self.words), "j", label, ()))
+        self.fixups.append((len(self.words), _JAL_BASE, label))
         self.words.append(A.NOP)
 
     def branch_compare(self, cond: IntCmp, a: Reg, b: Reg | None, label: Label, when: bool) -> None:
@@ -1264,19 +1271,26 @@ class RiscvMasm:
             self.pc_map.append((self.offset(), wasm_offset))  # the builtin's traps and observers name the operation
             self._bulk_call(regs, static, builtin_id)
             self.jump(back)
-        for index, kind, label, args in self.fixups:
+        words = self.words
+        for index, base, label in self.fixups:
             if label.pos is None:
                 raise CompilerBug("branch to an unbound label")
             delta = 4 * (label.pos - index)
-            if kind == "b":
+            if base == _JAL_BASE:
+                if not -(1 << 20) <= delta < 1 << 20:
+                    raise CompileError("function too large: a jump exceeds 1 MiB (hwsim compiles no longer jumps)")
+                words[index] = A.jal(0, delta)
+            else:
                 if not -4096 <= delta < 4096:
                     raise BranchOutOfRange()
-                b_kind, rs1, rs2 = args
-                self.words[index] = getattr(A, b_kind)(rs1, rs2, delta)
-            else:
-                if not -(1 << 20) <= delta < 1 << 20:
-                    raise CompileError("function too large: a jump exceeds 1 MiB")
-                self.words[index] = A.jal(0, delta)
+                # (the offset's fields of a branch with offset 0 are zero: or them in)
+                words[index] = (
+                    base
+                    | (((delta >> 12) & 1) << 31)
+                    | (((delta >> 5) & 0x3F) << 25)
+                    | (((delta >> 1) & 0xF) << 8)
+                    | (((delta >> 11) & 1) << 7)
+                )
         if self._frame_patch is not None:
             rest = self.frame_size() - 16
             hi = ((rest + 0x800) >> 12) & 0xFFFFF
