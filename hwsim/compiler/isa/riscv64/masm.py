@@ -1271,7 +1271,7 @@ class RiscvMasm:
             self.pc_map.append((self.offset(), wasm_offset))  # the builtin's traps and observers name the operation
             self._bulk_call(regs, static, builtin_id)
             self.jump(back)
-        words = self.words
+        out = self.words
         for index, base, label in self.fixups:
             if label.pos is None:
                 raise CompilerBug("branch to an unbound label")
@@ -1279,12 +1279,12 @@ class RiscvMasm:
             if base == _JAL_BASE:
                 if not -(1 << 20) <= delta < 1 << 20:
                     raise CompileError("function too large: a jump exceeds 1 MiB (hwsim compiles no longer jumps)")
-                words[index] = A.jal(0, delta)
+                out[index] = A.jal(0, delta)
             else:
                 if not -4096 <= delta < 4096:
                     raise BranchOutOfRange()
                 # (the offset's fields of a branch with offset 0 are zero: or them in)
-                words[index] = (
+                out[index] = (
                     base
                     | (((delta >> 12) & 1) << 31)
                     | (((delta >> 5) & 0x3F) << 25)
