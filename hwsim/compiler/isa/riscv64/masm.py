@@ -42,7 +42,7 @@ from __future__ import annotations
 import sys
 from array import array
 
-from ....riscv import asm as A
+from ....riscv import asm
 from ....wasm.atomics import RmwOp
 from ....wasm.types import F32, F64, I32, I64, MemoryType
 from ... import abi
@@ -69,6 +69,8 @@ from ...traps import TrapCode
 from . import regs as R
 from . import simdlib
 from .abi import abi_locations
+
+A = asm.memoized()  # the encoders, each remembering its recent words (the compiler's innermost calls)
 
 _LOADS = {
     LoadKind.I32_LOAD: "lw",
