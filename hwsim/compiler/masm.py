@@ -264,7 +264,7 @@ class MacroAssembler(Protocol):
     trap_sites: list[tuple[int, TrapCode, int]]
     """After :meth:`finish`: (code offset, trap code, wasm offset) of every trap instruction, sorted."""
     pc_map: list[tuple[int, int]]
-    """(code offset, wasm offset) where the code of each WebAssembly instruction starts."""
+    """After :meth:`finish`: (code offset, wasm offset) where the code of each WebAssembly instruction starts."""
     call_fixups: list[tuple[int, int, bool]]
     """(code offset, callee function index, far) of every direct call, for :meth:`patch_call`."""
     helper_fixups: list[tuple[int, int, bool]]

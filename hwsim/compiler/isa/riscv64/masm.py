@@ -194,6 +194,24 @@ _BRANCH_BASE: dict[tuple[str, int, int], int] = {}
 _JAL_BASE = A.jal(0, 0)
 _LI: dict[tuple[int, int], tuple[int, ...]] = {}  # (register, value) -> li's words: constants repeat
 
+# Operations whose words depend on their operands alone, remembered across functions (registers are interned,
+# so a key hashes in C): (register, type, bits) -> load_const's words; (op, wide, dst, a, b) -> int_binary's
+# words (not division's: its trap branches take labels); (op, wide, bits) -> int_imm_ok.
+_CONST_WORDS: dict[tuple, tuple[int, ...]] = {}
+_INT_BINARY_WORDS: dict[tuple, tuple[int, ...]] = {}
+_IMM_OK: dict[tuple, bool] = {}
+_REMEMBERED = 1 << 16  # entries per table, at most (a table that fills up starts again)
+
+
+def _remember(table: dict, key: tuple, value):
+    """``table[key] = value`` (a list as a tuple), the table emptied first when full; ``value``."""
+    if len(table) >= _REMEMBERED:
+        table.clear()
+    if isinstance(value, list):
+        value = tuple(value)
+    table[key] = value
+    return value
+
 
 def _fits12(v: int) -> bool:
     return -2048 <= v < 2048
@@ -228,7 +246,8 @@ class RiscvMasm:
         self.checkpoints: list[tuple[Label, Label, int, int]] = []  # (stub, back, builtin id, wasm offset)
         # (stub, back, wasm offset, operand registers, static operands, builtin id): bulk memory's host path
         self.bulk_stubs: list[tuple[Label, Label, int, tuple[int, ...], tuple[int, ...], int]] = []
-        self.pc_map: list[tuple[int, int]] = []  # (code offset, wasm offset)
+        self.pc_map: list[tuple[int, int]] = []  # (code offset, wasm offset): made by finish() from the marks
+        self._marks: list[tuple[int, int]] = []  # (code offset, wasm offset) of each mark()
         self.wasm_offset = 0
         self.max_depth = 0
         self._frame_patch: int | None = None
@@ -246,17 +265,9 @@ class RiscvMasm:
         return 4 * len(self.words)
 
     def mark(self, wasm_offset: int) -> None:
+        # Every mark, in order (wasm offsets increase); finish() keeps the last of those at one code offset.
         self.wasm_offset = wasm_offset
-        pc_map = self.pc_map
-        pos = 4 * len(self.words)
-        if pc_map:
-            last_pos, last_wasm = pc_map[-1]
-            if last_wasm == wasm_offset:
-                return
-            if last_pos == pos:  # the previous instruction generated no code
-                pc_map[-1] = (pos, wasm_offset)
-                return
-        pc_map.append((pos, wasm_offset))
+        self._marks.append((4 * len(self.words), wasm_offset))
 
     def new_label(self) -> Label:
         return Label()
@@ -447,6 +458,16 @@ class RiscvMasm:
         return _signed(bits, 64)
 
     def load_const(self, reg: Reg, ty: int, bits: int) -> None:
+        key = (reg, ty, bits)
+        words = _CONST_WORDS.get(key)
+        if words is None:
+            start = len(self.words)
+            self._load_const(reg, ty, bits)
+            words = _remember(_CONST_WORDS, key, self.words[start:])
+        else:
+            self.words.extend(words)
+
+    def _load_const(self, reg: Reg, ty: int, bits: int) -> None:
         if reg.cls == INT:
             self.li(reg.num, self._const_value(ty, bits))
             return
@@ -975,6 +996,13 @@ class RiscvMasm:
     # -- integer arithmetic ------------------------------------------------------------------------------
 
     def int_imm_ok(self, op: IntBinOp, wide: bool, bits: int) -> bool:
+        key = (op, wide, bits)
+        ok = _IMM_OK.get(key)
+        if ok is None:
+            ok = _remember(_IMM_OK, key, self._int_imm_ok(op, wide, bits))
+        return ok
+
+    def _int_imm_ok(self, op: IntBinOp, wide: bool, bits: int) -> bool:
         v = _signed(bits, 64 if wide else 32)
         if op is IntBinOp.ADD or op in _INT_LOGIC_IMM:
             return _fits12(v)
@@ -983,6 +1011,19 @@ class RiscvMasm:
         return op in _INT_SHIFT_IMM or op is IntBinOp.ROTL or op is IntBinOp.ROTR
 
     def int_binary(self, op: IntBinOp, wide: bool, dst: Reg, a: Reg, b: Reg | int) -> None:
+        if op in _INT_DIV:  # (trap branches: not a fixed sequence of words)
+            self._int_binary(op, wide, dst, a, b)
+            return
+        key = (op, wide, dst, a, b)
+        words = _INT_BINARY_WORDS.get(key)
+        if words is None:
+            start = len(self.words)
+            self._int_binary(op, wide, dst, a, b)
+            _remember(_INT_BINARY_WORDS, key, self.words[start:])
+        else:
+            self.words.extend(words)
+
+    def _int_binary(self, op: IntBinOp, wide: bool, dst: Reg, a: Reg, b: Reg | int) -> None:
         d, ra = dst.num, a.num
         if isinstance(b, int):
             v = _signed(b, 64 if wide else 32)
@@ -1258,6 +1299,9 @@ class RiscvMasm:
 
     def finish(self) -> bytes:
         """Emit cold trap and checkpoint stubs, resolve branches, patch the frame size; the function's code."""
+        # The pc map: where several marks share a code offset (instructions that generated no code), the
+        # last one (a dict keeps each key's first place and last value; the code offsets never decrease).
+        self.pc_map = list(dict(self._marks).items())
         for label, code, wasm_offset, prefix in self.cold:
             self.bind(label)
             self.emit(*prefix)
