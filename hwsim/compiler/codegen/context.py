@@ -86,6 +86,7 @@ class CodeGenContext:
         self.stack: list[Operand] = []
         self.free = {INT: list(reversed(masm.int_pool)), FLOAT: list(reversed(masm.float_pool))}
         self.homes: list[LocalHome] = [LocalHome(t) for t in local_types]
+        self.home_regs: list[Reg | None] = []  # per local: its home register, or None (after home_locals)
         self.caller_saved_locals = False  # some locals live in caller-saved registers: no call may be made
 
     # -- locals ------------------------------------------------------------------------------------
@@ -112,6 +113,7 @@ class CodeGenContext:
         masm.begin_frame(saved, aux_slots, len(slot_locals))
         for i, h in enumerate(slot_locals):
             h.slot = masm.local_offset(i)
+        self.home_regs = [h.reg for h in homes]
 
     def zero_locals(self, first: int) -> None:
         """Declared locals (from index ``first``) start at zero."""

@@ -546,15 +546,26 @@ class FuncCodegen:
         stack = ctx.stack
         b = stack.pop()
         a = stack.pop()
-        ra, aown = ctx.to_reg(a)
-        if b.kind is CONST and self.masm.int_imm_ok(kind, wide, b.x):
+        # (the common operands, a register value or a local homed in a register, without a call)
+        ra = a.x if a.kind is REG else ctx.home_regs[a.x] if a.kind is LOCAL else None
+        if ra is None:
+            ra, aown = ctx.to_reg(a)
+        else:
+            aown = a.kind is REG
+        bkind = b.kind
+        if bkind is CONST and self.masm.int_imm_ok(kind, wide, b.x):
             rb, bown = b.x, False
+        elif bkind is REG:
+            rb, bown = b.x, True
+        elif bkind is LOCAL and ctx.home_regs[b.x] is not None:
+            rb, bown = ctx.home_regs[b.x], False
         else:
             rb, bown = ctx.to_reg(b)
+        free = ctx.free[INT]
         if aown:
-            ctx.free_reg(ra)
+            free.append(ra)
         if bown:
-            ctx.free_reg(rb)
+            free.append(rb)
         dst = self.dst_reg(INT)
         self.masm.int_binary(kind, wide, dst, ra, rb)
         stack.append(Operand(REG, I64 if wide else I32, dst))
