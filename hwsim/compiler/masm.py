@@ -279,6 +279,12 @@ class MacroAssembler(Protocol):
     def patch_call(self, code: bytearray, site: int, target: int, far: bool) -> None:
         """Point the call at module offset ``site`` to ``target`` (CallOutOfRange when a near call cannot)."""
 
+    VENEER_SIZE: int
+    """Bytes of a veneer: a jump from anywhere in the module's code to anywhere, for a near call that cannot reach."""
+
+    def patch_veneer(self, code: bytearray, site: int, target: int) -> None:
+        """Write at module offset ``site`` a veneer to ``target`` (it keeps the return address and the arguments)."""
+
     # -- code positions and labels ---------------------------------------------------------------
 
     def offset(self) -> int:

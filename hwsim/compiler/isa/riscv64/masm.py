@@ -1387,6 +1387,16 @@ class RiscvMasm:
         else:
             self.words.append(A.jal(R.RA.num, 0))
 
+    VENEER_SIZE = 8
+
+    def patch_veneer(self, code: bytearray, site: int, target: int) -> None:
+        """``auipc t5, hi; jalr zero, lo(t5)``: t5 is scratch, dead at every call (the far tail call's register)."""
+        delta = target - site
+        hi = ((delta + 0x800) >> 12) & 0xFFFFF
+        lo = delta - (((delta + 0x800) >> 12) << 12)
+        code[site : site + 4] = A.auipc(R.T5.num, hi).to_bytes(4, "little")
+        code[site + 4 : site + 8] = A.jalr(0, R.T5.num, lo).to_bytes(4, "little")
+
     def patch_call(self, code: bytearray, site: int, target: int, far: bool) -> None:
         """Point the ``jal`` (or ``auipc``+``jalr``) at ``site`` to ``target``, keeping its registers."""
         delta = target - site
