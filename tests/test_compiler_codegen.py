@@ -11,6 +11,7 @@ from hwsim.cli import main
 from hwsim.compiler import compile_module
 from hwsim.compiler.isa.riscv64.masm import RiscvMasm
 from hwsim.compiler.masm import BranchOutOfRange, IntCmp
+from hwsim.compiler.serialize import decode, encode
 from hwsim.riscv import asm as A
 from hwsim.riscv.disasm import disassemble
 from hwsim.wasm import load_module
@@ -115,6 +116,7 @@ def test_calls_that_cannot_reach_go_through_veneers():
     assert [i.mnemonic for i in veneer] == ["auipc", "jalr"] and veneer[0].op_str.startswith("t5,")
     assert _jump_target(veneer) == compiled.func_offsets[c]
     assert run(wat, "a") == run(wat, "d") == 42
+    assert decode(encode(compiled), module).code == compiled.code  # the code cache takes islands too
 
 
 def _jump_target(veneer) -> int:
