@@ -62,9 +62,10 @@ class FuncCodegen:
         lowered = V128 in local_types
         if lowered:
             local_types, body = _lower_locals(local_types, body)
-        if not env.metering:
-            body = simd.fuse(body)  # shuffles with the extensions and byte shifts after them as one
         info = prepass(body, len(local_types), env.block_type)
+        if info.has_shuffle and not env.metering:
+            body = simd.fuse(body)  # shuffles with the extensions and byte shifts after them as one
+            info = prepass(body, len(local_types), env.block_type)  # (what was folded no longer counts)
         if lowered:  # instructions name a v128 local's low half: its high half is used as much
             i = 0
             while i < len(local_types):
