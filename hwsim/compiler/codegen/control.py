@@ -33,7 +33,7 @@ class CtrlKind(enum.Enum):
     IF = "if"
 
 
-@dataclass
+@dataclass(slots=True)
 class ControlFrame:
     kind: CtrlKind
     label: Label  # branch target: the loop header, or the end

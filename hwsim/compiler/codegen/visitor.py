@@ -93,6 +93,7 @@ class FuncCodegen:
         # metering, local.get and the constants (a third of a typical body) only push an operand: they are
         # done here, unmarked (they generate no code: the next instruction's mark takes their place).
         frames, mark, dispatch, stack = control.frames, masm.mark, DISPATCH, ctx.stack
+        LOCAL_SET = op.LOCAL_SET  # noqa: N806  (a constant, looked up once)
         pushes_only = {} if fuel is not None else _PUSH_ONLY
         nexts = body[1:]
         nexts.append(_END_OF_BODY)
@@ -111,6 +112,11 @@ class FuncCodegen:
                 else:
                     stack.append(Operand(CONST, push, imm))  # type: ignore[arg-type]  # (a type: not LOCAL)
                     continue
+            if code == LOCAL_SET and self.direct_local is not None and fuel is None:
+                # The value is in the local's register already (dst_reg): no code (no mark either: the next
+                # instruction starts at the same code offset, and its mark would replace this one's).
+                self.set_local(imm)
+                continue
             self.next = nxt
             mark(offset)
             if fuel is not None:
