@@ -98,7 +98,7 @@ class CodeGenContext:
         first (``int_leaf_local_regs``, taken out of the operand pool): they cost no save and restore."""
         masm = self.masm
         homes = self.homes
-        order = sorted(range(len(homes)), key=lambda i: -weights[i])
+        order = sorted(range(len(homes)), key=weights.__getitem__, reverse=True)  # (stable: ties keep their order)
         leaf = () if has_calls else masm.int_leaf_local_regs
         self.caller_saved_locals = bool(leaf)
         int_regs, float_regs = [*leaf, *masm.int_local_regs], list(masm.float_local_regs)

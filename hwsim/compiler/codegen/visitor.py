@@ -291,7 +291,8 @@ class FuncCodegen:
     def visit_end(self, imm) -> None:
         if self.catch_targets and self.catch_targets[-1][0] is self.control.frames[-1]:
             self.catch_targets.pop()
-        self.join(self.control.frames[-1])
+        if self.fuel is not None:
+            self.join(self.control.frames[-1])
         self.control.end()
 
     def visit_br(self, imm) -> None:

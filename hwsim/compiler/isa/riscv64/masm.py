@@ -254,6 +254,7 @@ class RiscvMasm:
         self._pad_patches: list[int] = []  # landing pads: sp = fp - frame size, patched in finish()
         self.prologue_end = 0
         self.epilogues: list[list[int]] = []  # [start, end] code offsets where the CFA is sp (frames.py)
+        self._restore_words: tuple[int, ...] | None = None  # an epilogue's restores (after begin_frame)
 
     # -- emission helpers ------------------------------------------------------------------
 
@@ -387,10 +388,16 @@ class RiscvMasm:
         self.prologue_end = self.offset()
 
     def _restore_and_pop(self) -> None:
-        for reg, off in zip(self.saved, self.saved_offsets):
-            self._mem("ld" if reg.cls == INT else "fld", reg, R.FP, off)
         sp, fp, ra = R.SP.num, R.FP.num, R.RA.num
-        self.emit(A.ld(ra, fp, -8), A.addi(sp, fp, 0))
+        words = self._restore_words  # the same at every return of the function: made once
+        if words is None:
+            start = len(self.words)
+            for reg, off in zip(self.saved, self.saved_offsets):
+                self._mem("ld" if reg.cls == INT else "fld", reg, R.FP, off)
+            self.emit(A.ld(ra, fp, -8), A.addi(sp, fp, 0))
+            self._restore_words = tuple(self.words[start:])
+        else:
+            self.words.extend(words)
         self.epilogues.append([self.offset(), self.offset()])  # sp is the CFA from here ...
         self.words.append(A.ld(fp, sp, -16))
 
