@@ -39,10 +39,11 @@ class ValKind(enum.Enum):
 REG, CONST, LOCAL, SLOT, CMP = ValKind.REG, ValKind.CONST, ValKind.LOCAL, ValKind.SLOT, ValKind.CMP
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Comparison:
     """``a cond b`` on registers held for it (``owned``: free them once it is used); ``b`` None is zero, with
-    ``EQ`` (eqz) or ``NE`` (a value as a branch condition)."""
+    ``EQ`` (eqz) or ``NE`` (a value as a branch condition).  Never changed once made (not frozen: a frozen
+    dataclass takes four times as long to make, and a comparison is made before most branches)."""
 
     cond: IntCmp
     a: Reg

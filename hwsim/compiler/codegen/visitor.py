@@ -296,11 +296,13 @@ class FuncCodegen:
         self.control.end()
 
     def visit_br(self, imm) -> None:
-        self.carry(self.control.frames[-1 - imm])
+        if self.fuel is not None:
+            self.carry(self.control.frames[-1 - imm])
         self.control.br(imm)
 
     def visit_br_if(self, imm) -> None:
-        self.carry(self.control.frames[-1 - imm])
+        if self.fuel is not None:
+            self.carry(self.control.frames[-1 - imm])
         self.control.br_if(imm)
 
     def visit_br_table(self, imm) -> None:
