@@ -93,7 +93,7 @@ class FuncCodegen:
         # metering, local.get and the constants (a third of a typical body) only push an operand: they are
         # done here, unmarked (they generate no code: the next instruction's mark takes their place).
         frames, mark, dispatch, stack = control.frames, masm.mark, DISPATCH, ctx.stack
-        LOCAL_SET = op.LOCAL_SET  # noqa: N806  (a constant, looked up once)
+        LOCAL_SET, LOCAL_TEE = op.LOCAL_SET, op.LOCAL_TEE  # noqa: N806  (constants, looked up once)
         pushes_only = {} if fuel is not None else _PUSH_ONLY
         nexts = body[1:]
         nexts.append(_END_OF_BODY)
@@ -112,11 +112,15 @@ class FuncCodegen:
                 else:
                     stack.append(Operand(CONST, push, imm))  # type: ignore[arg-type]  # (a type: not LOCAL)
                     continue
-            if code == LOCAL_SET and self.direct_local is not None and fuel is None:
+            if (code == LOCAL_SET or code == LOCAL_TEE) and self.direct_local is not None and fuel is None:
                 # The value is in the local's register already (dst_reg): no code (no mark either: the next
                 # instruction starts at the same code offset, and its mark would replace this one's).
-                self.set_local(imm)
-                continue
+                ty = local_types[imm]
+                if ty != V128:
+                    self.set_local(imm)
+                    if code == LOCAL_TEE:
+                        stack.append(Operand(LOCAL, ty, imm))
+                    continue
             self.next = nxt
             mark(offset)
             if fuel is not None:
