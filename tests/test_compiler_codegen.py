@@ -127,6 +127,18 @@ def _jump_target(veneer) -> int:
     return auipc.address + (hi << 12) + int(jalr.op_str.split(",")[-1], 0)
 
 
+def test_a_function_over_the_1_mib_jump_reach_is_refused_with_the_limit_named():
+    """Jumps inside one function reach 1 MiB: a longer one is a compile error that says so, never a traceback
+    from inside the backend (calls between functions have no such limit: veneers)."""
+    from hwsim.compiler import CompileError
+
+    big = "(call_indirect (type $v) (i32.const 0))\n" * 10000  # about 1.4 MB of code
+    wat = f"""(module (type $v (func)) (table 1 funcref)
+      (func (param i32) (block (br_if 0 (local.get 0)) {big})))"""
+    with pytest.raises(CompileError, match=r"function too large: a jump exceeds 1 MiB"):
+        compile_module(load_module(wasm(wat)))
+
+
 def _linkable(size: int, calls=(), helpers=()):
     """A function for ``hwsim.compiler._link``: ``size`` bytes with a ``jal ra`` at each call's offset."""
     masm, code = RiscvMasm(), bytearray(size)
