@@ -1,6 +1,6 @@
 """The system paths around generated code, each measured beside its ceiling in one run.
 
-    python bench/system.py [--quick] [--rounds N] [--only compile,tlb_miss]
+    python bench/system.py [--quick] [--rounds N]
 
 A *ceiling* is the same work done with nothing of hwsim in the way (raw Unicorn, a plain
 memoryview copy); *hwsim* is the path through hwsim's public API.  Each path runs its ceiling
@@ -12,8 +12,7 @@ the best time of each.  The table gives both, their ratio, the path's target, an
 A target is either a ratio to the ceiling (``<= 2.0x``) or an absolute time (``<= 10 us``).
 
 Adding a path: write a function ``(rounds, quick) -> Row`` (or a list of rows sharing a setup) and append it to :data:`PATHS`
-(one function per path, so that paging, DMA or MMIO rows are added without touching the others).  ``--only`` takes
-a comma list of path names (:func:`path_name`: the function's name, ``compile`` for ``_compile_rows``).
+(one function per path, so that paging, DMA or MMIO rows are added without touching the others).
 """
 
 from __future__ import annotations
@@ -307,8 +306,6 @@ def _dma_copy(length: int, max_s: float, label: str) -> Callable[[int, bool], Ro
         return Row(label, best["ceiling"], best["hwsim"], max_s=max_s, note="no DMA checker")
 
     row.__name__ = f"dma_copy_{length >> 10}k"
-
-    row.__name__ = f"dma_copy_{length >> 10}k"
     return row
 
 
@@ -447,38 +444,15 @@ PATHS: list[Callable[[int, bool], Row | list[Row]]] = [
 ]
 
 
-def path_name(path: Callable) -> str:
-    """A path's name for ``--only``: its function's, without the leading underscore or the ``_rows`` suffix."""
-    return path.__name__.lstrip("_").removesuffix("_rows")
-
-
-def select(only: str | None) -> list[Callable[[int, bool], Row | list[Row]]]:
-    """The paths named in the comma list ``only`` (all of them for None), in the table's order; a ValueError
-    names an unknown one and lists the names."""
-    if only is None:
-        return list(PATHS)
-    names = {path_name(path): path for path in PATHS}
-    wanted = [name.strip() for name in only.split(",") if name.strip()]
-    unknown = [name for name in wanted if name not in names]
-    if unknown or not wanted:
-        raise ValueError(f"unknown path {', '.join(unknown) or '(none given)'}; the paths are: {', '.join(names)}")
-    return [path for name, path in names.items() if name in wanted]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer iterations (a few seconds)")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds per path (default 15, quick 5)")
-    ap.add_argument("--only", default=None, help="a comma list of path names (compile, tlb_miss, ...): only those")
     args = ap.parse_args()
-    try:
-        paths = select(args.only)
-    except ValueError as exc:
-        ap.error(str(exc))
     rounds = args.rounds or (5 if args.quick else 15)
     print(f"{time.strftime('%Y-%m-%d')}: system paths beside their ceilings, best of {rounds} interleaved rounds")
     print(f"{'path':30} {'ceiling':>10} {'hwsim':>10} {'ratio':>7} {'target':>10} {'met?':>5}")
-    for path in paths:
+    for path in PATHS:
         made = path(rounds, args.quick)
         for row in made if isinstance(made, list) else [made]:
             print(

@@ -37,17 +37,3 @@ def test_each_path_gives_a_row_with_a_target(path):
 
 def test_the_table_lists_the_calls_first():
     assert [p.__name__ for p in bench.PATHS[:3]] == ["wasm_to_host", "host_to_wasm", "instantiation"]
-
-
-def test_only_selects_paths_by_name_in_the_table_order():
-    assert [bench.path_name(p) for p in bench.select("tlb_miss, compile")] == ["compile", "tlb_miss"]
-    assert [bench.path_name(p) for p in bench.select("dma_copy_64k")] == ["dma_copy_64k"]
-    assert bench.select(None) == bench.PATHS
-    names = [bench.path_name(p) for p in bench.PATHS]
-    assert len(set(names)) == len(names)  # every path has a name of its own
-
-
-@pytest.mark.parametrize("only", ["compile,nope", "", " , "])
-def test_only_names_an_unknown_path_and_lists_the_names(only):
-    with pytest.raises(ValueError, match=r"unknown path .*; the paths are: wasm_to_host, host_to_wasm, .*compile"):
-        bench.select(only)
