@@ -11,6 +11,8 @@ from hwsim.cli import main
 from hwsim.compiler import compile_module
 from hwsim.compiler.isa.riscv64.masm import RiscvMasm
 from hwsim.compiler.masm import BranchOutOfRange, IntCmp
+from hwsim.compiler.serialize import decode, encode
+from hwsim.riscv import asm as A
 from hwsim.riscv.disasm import disassemble
 from hwsim.wasm import load_module
 
@@ -87,9 +89,10 @@ def test_far_call_encoding():
     assert "auipc ra" not in " ".join(i.text for i in disassemble(near.code, 0))
 
 
-def test_only_the_calls_that_cannot_reach_are_far():
-    """Code past the 1 MiB reach of ``jal``: the function whose call crosses it is compiled again with far
-    calls, and only that one (the whole module used to be compiled twice); both calls still work."""
+def test_calls_that_cannot_reach_go_through_veneers():
+    """Code past the 1 MiB reach of ``jal``: the call that crosses it goes through a veneer after its
+    function, and no function is compiled twice (each has its size compiled with near calls); both calls
+    still work."""
     big = "(call_indirect (type $v) (i32.const 0))\n" * 5000  # about 680 KB of code each
     wat = f"""(module (type $v (func)) (table 1 funcref) (elem (i32.const 0) $nop)
       (func $nop)
@@ -98,12 +101,83 @@ def test_only_the_calls_that_cannot_reach_are_far():
       (func $c (result i32) (i32.const 42))
       (func $d (export "d") (result i32) (call $c)))"""
     module = load_module(wasm(wat))
-    mixed, far_only = compile_module(module), compile_module(module, far_calls=True)
-    assert len(mixed.code) > 1 << 20 and mixed.far_calls
-    a, d = 1, 5  # defined-function positions of $a and $d
-    assert mixed.func_sizes[a] == far_only.func_sizes[a]  # $a reaches $c only with a far call
-    assert mixed.func_sizes[d] < far_only.func_sizes[d]  # $d, next to $c, keeps its jal
+    compiled, far_only = compile_module(module), compile_module(module, far_calls=True)
+    assert len(compiled.code) > 1 << 20 and compiled.far_calls
+    a, c, d = 1, 4, 5  # defined-function positions of $a, $c and $d
+    assert compiled.func_sizes[a] < far_only.func_sizes[a]  # near calls only: $a was not compiled again
+    assert compiled.func_sizes[d] < far_only.func_sizes[d]
+    # $a's jal goes to the veneer right after $a, which jumps to $c; $b1 starts after that veneer (8 bytes)
+    island = compiled.func_offsets[a] + compiled.func_sizes[a]
+    assert compiled.func_offsets[a + 1] == island + RiscvMasm.VENEER_SIZE
+    start = compiled.func_offsets[a]
+    calls = [i for i in disassemble(compiled.code[start:island], start) if i.mnemonic == "jal"]  # (jal ra, offset)
+    assert [int(i.op_str, 0) for i in calls] == [island - calls[0].address]
+    veneer = disassemble(compiled.code[island : island + 8], island)
+    assert [i.mnemonic for i in veneer] == ["auipc", "jalr"] and veneer[0].op_str.startswith("t5,")
+    assert _jump_target(veneer) == compiled.func_offsets[c]
     assert run(wat, "a") == run(wat, "d") == 42
+    assert decode(encode(compiled), module).code == compiled.code  # the code cache takes islands too
+
+
+def _jump_target(veneer) -> int:
+    """Where ``auipc t5, hi; jalr zero, t5, lo`` (disassembled) jumps."""
+    auipc, jalr = veneer
+    hi = int(auipc.op_str.split(",")[1], 0)
+    hi -= (hi & 0x80000) << 1  # (20 bits, signed)
+    return auipc.address + (hi << 12) + int(jalr.op_str.split(",")[-1], 0)
+
+
+def test_a_function_over_the_1_mib_jump_reach_is_refused_with_the_limit_named():
+    """Jumps inside one function reach 1 MiB: a longer one is a compile error that says so, never a traceback
+    from inside the backend (calls between functions have no such limit: veneers)."""
+    from hwsim.compiler import CompileError
+
+    big = "(call_indirect (type $v) (i32.const 0))\n" * 10000  # about 1.4 MB of code
+    wat = f"""(module (type $v (func)) (table 1 funcref)
+      (func (param i32) (block (br_if 0 (local.get 0)) {big})))"""
+    with pytest.raises(CompileError, match=r"function too large: a jump exceeds 1 MiB"):
+        compile_module(load_module(wasm(wat)))
+
+
+def _linkable(size: int, calls=(), helpers=()):
+    """A function for ``hwsim.compiler._link``: ``size`` bytes with a ``jal ra`` at each call's offset."""
+    masm, code = RiscvMasm(), bytearray(size)
+    masm.call_fixups = [(off, callee, False) for off, callee in calls]
+    masm.helper_fixups = [(off, helper, False) for off, helper in helpers]
+    for off, _ in (*calls, *helpers):
+        code[off : off + 4] = A.jal("ra", 0).to_bytes(4, "little")
+    return masm, bytes(code), None, []
+
+
+def test_link_veneers_for_helpers_and_a_function_past_its_own_reach():
+    """A SIMD helper call out of reach goes through a veneer too; a call that reaches not even its function's
+    island (the function is over 1 MiB) is reported for that function to be compiled with far calls."""
+    from hwsim.compiler import _link
+    from hwsim.compiler.isa.riscv64 import simdlib
+
+    helper = simdlib.helper_offset("i8x16.swizzle")
+    functions = [
+        _linkable(8, helpers=[(0, helper)]),
+        _linkable(1_200_000),
+        _linkable(1_200_000, calls=[(0, 0)]),  # to function 0, 1.2 MB back; its island is 1.2 MB ahead
+    ]
+    linked = _link(functions, 0)
+    assert linked.unreachable == [2] and linked.veneers == 2
+    island = 8
+    assert linked.offsets == [0, island + 8, island + 8 + 1_200_000]
+    jal = disassemble(bytes(linked.code[0:4]), 0)[0]
+    assert (jal.mnemonic, int(jal.op_str, 0)) == ("jal", island)
+    helpers = len(linked.code) - len(simdlib.CODE)
+    assert helpers % 16 == 0 and bytes(linked.code[helpers:]) == simdlib.CODE
+    assert _jump_target(disassemble(bytes(linked.code[island : island + 8]), island)) == helpers + helper
+
+    functions[2] = _linkable(8, calls=[(0, 0)])  # within reach of its island: linked through it
+    linked = _link(functions, 0)
+    assert linked.unreachable == [] and linked.veneers == 2
+    site = linked.offsets[2]
+    jal = disassemble(bytes(linked.code[site : site + 4]), site)[0]
+    assert int(jal.op_str, 0) == 8  # the veneer right after the function
+    assert _jump_target(disassemble(bytes(linked.code[site + 8 : site + 16]), site + 8)) == 0
 
 
 def test_many_params_and_results_use_the_abi_area():

@@ -112,6 +112,38 @@ def test_encoding_errors(call, message):
         call()
 
 
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda M: M.addi("a0", "a0", 2048), "immediate 2048 does not fit in 12 signed bits"),
+        (lambda M: M.beq("a0", "a0", 3), "branch offset 3 is odd"),
+        (lambda M: M.add("a0", "r7", "a0"), "unknown register 'r7'"),
+    ],
+)
+def test_memoized_encoders_raise_every_time(call, message):
+    """The compiler's memoized encoders raise the plain encoders' errors, on every call (never remembered)."""
+    memo = A.memoized(maxsize=8)
+    for _ in range(2):
+        with pytest.raises(A.EncodeError, match=message):
+            call(memo)
+
+
+def test_memoized_encoders_give_the_plain_words():
+    memo = A.memoized(maxsize=4)  # smaller than the calls below: entries are evicted and encoded again
+    calls = [("addi", (5, 6, imm)) for imm in range(-2048, 2048, 97)]
+    calls += [("add", (1, 2, 3)), ("beq", (10, 11, -4096)), ("fadd", (1, 2, 3, True)), ("fadd", (1, 2, 3, False))]
+    for name, args in calls * 2:
+        assert getattr(memo, name)(*args) == getattr(A, name)(*args), (name, args)
+    assert memo.fcvt_to_int(5, 1, double=True, signed=False, wide=True) == A.fcvt_to_int(
+        5, 1, double=True, signed=False, wide=True
+    )
+    # what is no encoder stays as it is: constants, classes, and li_words (a fresh list each call)
+    assert memo.NOP == A.NOP and memo.EncodeError is A.EncodeError and memo.Assembler is A.Assembler
+    first = memo.li_words(5, 0x1234_5678_9ABC)
+    first.append(0)
+    assert memo.li_words(5, 0x1234_5678_9ABC) == A.li_words(5, 0x1234_5678_9ABC) != first
+
+
 def test_assembler_labels_backward_and_forward():
     a = A.Assembler(0x1000)
     a.label("top").branch("bne", "a0", "zero", "out").jump("top").label("out")

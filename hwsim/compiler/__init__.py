@@ -34,7 +34,7 @@ from .isa.riscv64.masm import RiscvMasm
 from .masm import BranchOutOfRange, CallOutOfRange, MacroAssembler
 from .traps import TrapCode
 
-COMPILER_VERSION = "rv64-singlepass-15"
+COMPILER_VERSION = "rv64-singlepass-16"
 
 
 class PcMap:
@@ -195,9 +195,10 @@ def check_limits(module: DecodedModule) -> None:
 
 
 def compile_module(module: DecodedModule, *, far_calls: bool = False, metering: bool = False) -> CompiledModule:
-    """Compile every function.  Calls are ``jal`` (+-1 MiB); a function with a call that cannot reach
-    its callee in the final layout is compiled again with ``auipc``+``jalr`` calls, and only that one
-    (``far_calls=True`` compiles every function that way).
+    """Compile every function.  Calls are ``jal`` (+-1 MiB); a call that cannot reach its callee in the
+    final layout goes through a veneer placed after its function (:func:`_link`): no function is compiled
+    twice, but for one over 1 MiB whose calls reach not even its veneers, compiled again with ``auipc``+``jalr``
+    calls (``far_calls=True`` compiles every function that way).
 
     ``metering``: checkpoints at function entries and loop headers and wasmtime's fuel accounting
     (:mod:`.codegen.fuel`); without it the code has neither, byte for byte."""
@@ -214,27 +215,15 @@ def _compile_module(module: DecodedModule, far_calls: bool, metering: bool) -> C
     far = [far_calls] * len(module.funcs)
     functions = [_compile_function(env, base_index + i, f, far[i]) for i, f in enumerate(module.funcs)]
     while True:
-        offsets, pos = [], 0
-        for _, function_code, _, _ in functions:
-            offsets.append(pos)
-            pos += len(function_code)
-        # The SIMD helper routines follow the functions, once, when some function calls one.
-        helpers = pos + (-pos % 16) if any(masm.helper_fixups for masm, _, _, _ in functions) else None
-        if helpers is not None:
-            pos = helpers + len(simdlib.CODE)
-        if pos >= 1 << 32:
-            raise CompileError("module code too large (4 GiB or more)")
-        code = bytearray(b"".join(function_code for _, function_code, _, _ in functions))
-        if helpers is not None:
-            code.extend(bytes(helpers - len(code)) + simdlib.CODE)
-        short = _link_calls(code, functions, offsets, base_index, helpers)
-        if not short:
+        linked = _link(functions, base_index)
+        if not linked.unreachable:
             break
-        # Far calls make those functions longer, which moves the others: repeat until every call
-        # reaches (each round turns at least one more function far, so this ends).
-        for i in short:
-            far[i] = True
-            functions[i] = _compile_function(env, base_index + i, module.funcs[i], True)
+        # A function over 1 MiB whose own veneers are out of its calls' reach: compiled again with far
+        # calls (each round turns one more function far, so this ends).
+        i = linked.unreachable[0]
+        far[i] = True
+        functions[i] = _compile_function(env, base_index + i, module.funcs[i], True)
+    code, offsets = linked.code, linked.offsets
     trap_table: list[tuple[int, TrapCode, int, int]] = []
     pc_flat = array("I")  # PcMap's layout, built directly (an entry per wasm instruction)
     handlers = []
@@ -254,7 +243,7 @@ def _compile_module(module: DecodedModule, far_calls: bool, metering: bool) -> C
         PcMap(pc_flat),
         env.layout,
         env.num_imported_funcs,
-        any(far),
+        any(far) or linked.veneers > 0,
         metering,
         [frame for _, _, frame, _ in functions],
         sorted(handlers, key=lambda h: h[0]),
@@ -273,28 +262,75 @@ def _pc_triples(base: int, func_index: int, pairs: list[tuple[int, int]]) -> arr
     return triples
 
 
-def _link_calls(
-    code: bytearray,
-    functions: list[tuple[MacroAssembler, bytes, FrameInfo, list]],
-    offsets: list[int],
-    num_imported: int,
-    helpers: int | None = None,
-) -> list[int]:
-    """Point every direct call at its callee (and every SIMD helper call at the helper code, placed at
-    ``helpers``), now that each function has its place in ``code``; the functions (0-based among the
-    defined ones) with a near call that cannot reach."""
-    short = []
-    for i, ((masm, _, _, _), base) in enumerate(zip(functions, offsets)):
-        targets = [(off, offsets[func_index - num_imported], far) for off, func_index, far in masm.call_fixups]
+@dataclass
+class _Linked:
+    """The module's code laid out and its calls linked (:func:`_link`)."""
+
+    code: bytearray
+    offsets: list[int]  # code offset of each function
+    veneers: int  # how many
+    unreachable: list[int]  # functions (0-based among the defined ones) with a call that reaches not even a veneer
+
+
+def _link(functions: list[tuple[MacroAssembler, bytes, FrameInfo, list]], num_imported: int) -> _Linked:
+    """Lay the functions out, each followed by its island of veneers, then the SIMD helper routines (once, when
+    some function calls one), and point every call at its callee.
+
+    A near call (``jal``, +-1 MiB) that cannot reach goes through a veneer in its function's island, which
+    jumps anywhere (the function is never compiled again).  Islands move the functions after them, which may
+    put more calls out of reach: the layout is made again until every call reaches (islands only grow, so
+    this ends).  A call that reaches not even its island (a function over 1 MiB) is reported in
+    ``unreachable``, for that function to be compiled with far calls."""
+    islands: list[dict[tuple[bool, int], int]] = [{} for _ in functions]  # (helper?, target) -> veneer number
+    needs_helpers = any(masm.helper_fixups for masm, _, _, _ in functions)
+    veneer = max((masm.VENEER_SIZE for masm, _, _, _ in functions), default=0)
+    while True:
+        offsets, island_at, pos = [], [], 0
+        for (_, function_code, _, _), island in zip(functions, islands):
+            offsets.append(pos)
+            pos += len(function_code)
+            island_at.append(pos)
+            pos += veneer * len(island)
+        helpers = pos + (-pos % 16) if needs_helpers else None
         if helpers is not None:
-            targets += [(off, helpers + helper, far) for off, helper, far in masm.helper_fixups]
-        for off, target, far in targets:
-            try:
-                masm.patch_call(code, base + off, target, far)
-            except CallOutOfRange:
-                short.append(i)
-                break
-    return short
+            pos = helpers + len(simdlib.CODE)
+        if pos >= 1 << 32:
+            raise CompileError("module code too large (4 GiB or more)")
+        parts: list[bytes] = []
+        for (_, function_code, _, _), island in zip(functions, islands):
+            parts += (function_code, bytes(veneer * len(island)))
+        code = bytearray(b"".join(parts))
+        if helpers is not None:
+            code.extend(bytes(helpers - len(code)) + simdlib.CODE)
+        grown, unreachable = False, []
+        for i, ((masm, _, _, _), base) in enumerate(zip(functions, offsets)):
+            island = islands[i]
+            calls = [(off, False, func_index, far) for off, func_index, far in masm.call_fixups]
+            calls += [(off, True, helper, far) for off, helper, far in masm.helper_fixups]
+            for off, to_helper, callee, far in calls:
+                target = helpers + callee if to_helper else offsets[callee - num_imported]  # type: ignore[operator]
+                try:
+                    masm.patch_call(code, base + off, target, far)
+                    continue
+                except CallOutOfRange:
+                    pass
+                n = island.get((to_helper, callee))
+                if n is None:  # a new veneer: the layout changes
+                    island[to_helper, callee] = len(island)
+                    grown = True
+                    continue
+                try:
+                    masm.patch_call(code, base + off, island_at[i] + veneer * n, far)
+                except CallOutOfRange:
+                    unreachable.append(i)
+                    break
+        if grown:
+            continue
+        for (masm, _, _, _), island, at in zip(functions, islands, island_at):
+            for (to_helper, callee), n in island.items():
+                target = helpers + callee if to_helper else offsets[callee - num_imported]  # type: ignore[operator]
+                masm.patch_veneer(code, at + veneer * n, target)
+        return _Linked(code, offsets, sum(map(len, islands)), unreachable)
 
 
 __all__ = ["COMPILER_VERSION", "CompileError", "CompiledModule", "PcMap", "TrapCode", "compile_module"]

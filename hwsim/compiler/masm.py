@@ -264,7 +264,7 @@ class MacroAssembler(Protocol):
     trap_sites: list[tuple[int, TrapCode, int]]
     """After :meth:`finish`: (code offset, trap code, wasm offset) of every trap instruction, sorted."""
     pc_map: list[tuple[int, int]]
-    """(code offset, wasm offset) where the code of each WebAssembly instruction starts."""
+    """After :meth:`finish`: (code offset, wasm offset) where the code of each WebAssembly instruction starts."""
     call_fixups: list[tuple[int, int, bool]]
     """(code offset, callee function index, far) of every direct call, for :meth:`patch_call`."""
     helper_fixups: list[tuple[int, int, bool]]
@@ -278,6 +278,12 @@ class MacroAssembler(Protocol):
 
     def patch_call(self, code: bytearray, site: int, target: int, far: bool) -> None:
         """Point the call at module offset ``site`` to ``target`` (CallOutOfRange when a near call cannot)."""
+
+    VENEER_SIZE: int
+    """Bytes of a veneer: a jump from anywhere in the module's code to anywhere, for a near call that cannot reach."""
+
+    def patch_veneer(self, code: bytearray, site: int, target: int) -> None:
+        """Write at module offset ``site`` a veneer to ``target`` (it keeps the return address and the arguments)."""
 
     # -- code positions and labels ---------------------------------------------------------------
 

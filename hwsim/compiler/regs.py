@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
 
 class RegClass(enum.IntEnum):
@@ -17,17 +16,28 @@ INT = RegClass.INT
 FLOAT = RegClass.FLOAT
 
 
-@dataclass(frozen=True, slots=True)
 class Reg:
+    """A register: its class and hardware number.  Interned (one object per class and number), so registers
+    compare and hash by identity, in C: the register allocator compares them often."""
+
+    __slots__ = ("cls", "num")
     cls: RegClass
     num: int
 
-    def __eq__(self, other: object) -> bool:
-        # The generated comparison builds two tuples; the register allocator compares registers often.
-        # (The generated hash stays: hash((cls, num)).)
-        if other.__class__ is not Reg:
-            return NotImplemented
-        return self.num == other.num and self.cls == other.cls
+    def __new__(cls, reg_class: RegClass | int, num: int) -> Reg:
+        key = (int(reg_class), num)
+        reg = _INTERNED.get(key)
+        if reg is None:
+            reg = _INTERNED[key] = object.__new__(cls)
+            object.__setattr__(reg, "cls", RegClass(reg_class))
+            object.__setattr__(reg, "num", num)
+        return reg
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a register is immutable (cannot set {name})")
+
+    def __reduce__(self) -> tuple:
+        return Reg, (int(self.cls), self.num)
 
     @property
     def name(self) -> str:
@@ -36,3 +46,6 @@ class Reg:
 
     def __repr__(self) -> str:
         return self.name
+
+
+_INTERNED: dict[tuple[int, int], Reg] = {}

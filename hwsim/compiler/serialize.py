@@ -17,7 +17,8 @@ behind the Store's page tables (no more than a hostile module could ask for).
               2 + n          COMPILER_VERSION (u16 length, UTF-8)
               1              flags: bit 0 far_calls, bit 1 metering
               1 + names      trap-code table: u8 count, each a u8 length and a TrapCode member name
-              4 + 8 n        functions: u32 count; (u32 code offset, u32 size) each, contiguous from 0
+              4 + 8 n        functions: u32 count; (u32 code offset, u32 size) each, in order (veneer
+                             islands may follow a function; the SIMD helper routines follow the last)
               4 + 13 n       trap table: u32 count; (u32 code offset, u8 trap code, u32 func, u32 wasm offset)
               4 + 12 n       pc map: u32 count; (u32 code offset, u32 func, u32 wasm offset)
               8 + ...        frames: u32 count (0 or one per function), u32 length; each a frames.FrameInfo
@@ -183,12 +184,12 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
     if len(funcs) != count:
         raise CacheFormatError(f"{len(funcs)} functions, but the module defines {count}")
     end = 0
-    for off, size in funcs:
-        if off != end:
-            raise CacheFormatError(f"function code at {off:#x}, not contiguous at {end:#x}")
-        end += size
-    if end != len(code):
-        raise CacheFormatError(f"functions end at {end:#x}, the code at {len(code):#x}")
+    for off, size in funcs:  # in order, apart or one after the other (veneer islands between, helpers after)
+        if off < end:
+            raise CacheFormatError(f"function code at {off:#x} overlaps the function before (it ends at {end:#x})")
+        end = off + size
+    if end > len(code):
+        raise CacheFormatError(f"functions end at {end:#x}, past the code at {len(code):#x}")
     if frame_count and frame_count != count:
         raise CacheFormatError(f"{frame_count} frames, but the module defines {count} functions")
     frames = FrameTable(frame_bytes, frame_count, [size for _, size in funcs]) if frame_count else []

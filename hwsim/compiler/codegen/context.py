@@ -39,10 +39,11 @@ class ValKind(enum.Enum):
 REG, CONST, LOCAL, SLOT, CMP = ValKind.REG, ValKind.CONST, ValKind.LOCAL, ValKind.SLOT, ValKind.CMP
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Comparison:
     """``a cond b`` on registers held for it (``owned``: free them once it is used); ``b`` None is zero, with
-    ``EQ`` (eqz) or ``NE`` (a value as a branch condition)."""
+    ``EQ`` (eqz) or ``NE`` (a value as a branch condition).  Never changed once made (not frozen: a frozen
+    dataclass takes four times as long to make, and a comparison is made before most branches)."""
 
     cond: IntCmp
     a: Reg
@@ -86,6 +87,7 @@ class CodeGenContext:
         self.stack: list[Operand] = []
         self.free = {INT: list(reversed(masm.int_pool)), FLOAT: list(reversed(masm.float_pool))}
         self.homes: list[LocalHome] = [LocalHome(t) for t in local_types]
+        self.home_regs: list[Reg | None] = []  # per local: its home register, or None (after home_locals)
         self.caller_saved_locals = False  # some locals live in caller-saved registers: no call may be made
 
     # -- locals ------------------------------------------------------------------------------------
@@ -97,7 +99,7 @@ class CodeGenContext:
         first (``int_leaf_local_regs``, taken out of the operand pool): they cost no save and restore."""
         masm = self.masm
         homes = self.homes
-        order = sorted(range(len(homes)), key=lambda i: -weights[i])
+        order = sorted(range(len(homes)), key=weights.__getitem__, reverse=True)  # (stable: ties keep their order)
         leaf = () if has_calls else masm.int_leaf_local_regs
         self.caller_saved_locals = bool(leaf)
         int_regs, float_regs = [*leaf, *masm.int_local_regs], list(masm.float_local_regs)
@@ -112,6 +114,7 @@ class CodeGenContext:
         masm.begin_frame(saved, aux_slots, len(slot_locals))
         for i, h in enumerate(slot_locals):
             h.slot = masm.local_offset(i)
+        self.home_regs = [h.reg for h in homes]
 
     def zero_locals(self, first: int) -> None:
         """Declared locals (from index ``first``) start at zero."""

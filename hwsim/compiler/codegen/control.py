@@ -33,7 +33,7 @@ class CtrlKind(enum.Enum):
     IF = "if"
 
 
-@dataclass
+@dataclass(slots=True)
 class ControlFrame:
     kind: CtrlKind
     label: Label  # branch target: the loop header, or the end
@@ -180,14 +180,12 @@ class ControlStack:
                 self._branch_to_end(frame)
             self.masm.bind(frame.else_label)
             self._restore_if_params(frame)
+        if frame.reachable and frame.results:
+            self.ctx.move_to_slots(self.ctx.top(len(frame.results)), frame.height)
         if frame.kind is CtrlKind.LOOP:
             # A loop's label is its header: falling out of the end is the only way past it.
-            if frame.reachable:
-                self.ctx.move_to_slots(self.ctx.top(len(frame.results)), frame.height)
             outer_reachable = frame.reachable
         else:
-            if frame.reachable:
-                self.ctx.move_to_slots(self.ctx.top(len(frame.results)), frame.height)
             self.masm.bind(frame.label)
             outer_reachable = frame.reachable or frame.label_used
         self._push_block_results(frame)
@@ -212,7 +210,8 @@ class ControlStack:
         frame.reachable = frame.entered_reachable
 
     def _push_block_results(self, frame: ControlFrame) -> None:
-        self.ctx.truncate(frame.height)
+        if len(self.ctx.stack) > frame.height:
+            self.ctx.truncate(frame.height)
         for i, ty in enumerate(frame.results):
             self.ctx.push_slot(ty, frame.height + i)
 

@@ -53,39 +53,59 @@ class FuncInfo:
     weights: list[float]  # per local: its reads and writes, weighted by 8 ** loop depth (capped at 4)
     aux_slots: int  # slots to keep the params of ``if`` blocks for their ``else``
     has_calls: bool  # a call of a function or a builtin (else the function may home locals in caller-saved registers)
+    has_shuffle: bool = False  # an i8x16.shuffle (simd.fuse may fold the instructions after it)
+
+
+# What the pre-pass does per opcode (one dict lookup per instruction; most opcodes are none of these).
+_LOCAL, _BLOCK, _LOOP, _IF, _TRY, _END, _CALL, _SHUFFLE = range(8)
+_KINDS: dict[int, int] = {
+    **{code: _CALL for code in _CALLS},
+    **{code: _LOCAL for code in _LOCAL_OPS},
+    op.BLOCK_OP: _BLOCK,
+    op.LOOP: _LOOP,
+    op.IF: _IF,
+    op.TRY_TABLE_OP: _TRY,
+    op.END: _END,
+    simd.BY_NAME["i8x16.shuffle"]: _SHUFFLE,
+}
 
 
 def prepass(
     body: list, num_locals: int, block_type: Callable[[int], tuple[tuple[int, ...], tuple[int, ...]]]
 ) -> FuncInfo:
-    """One walk over ``body`` (decoded instructions): local weights, aux slots, calls."""
+    """One walk over ``body`` (decoded instructions): local weights, aux slots, calls, shuffles."""
     weights = [0.0] * num_locals
     depth = 0
     weight = 1.0  # 8 ** min(depth, 4)
     aux = 0
-    has_calls = False
+    has_calls = has_shuffle = False
     loops: list[bool] = []
-    local_ops, block_ops, calls, loop, if_, end = _LOCAL_OPS, _BLOCK_OPS, _CALLS, op.LOOP, op.IF, op.END
-    try_table = op.TRY_TABLE_OP
+    kinds = _KINDS
     i32_const, const_shifts = op.I32_CONST_OP, _CONST_SHIFTS
     previous = None
     for code, imm, _ in body:
-        if code in local_ops:
-            weights[imm] += weight
-        elif code in block_ops:
-            loops.append(code == loop)
-            if code == loop:
+        kind = kinds.get(code)
+        if kind is not None:
+            if kind == _LOCAL:
+                weights[imm] += weight
+            elif kind == _END:
+                if loops and loops.pop():
+                    depth -= 1
+                    weight = 8.0 ** min(depth, 4)
+            elif kind == _CALL:
+                if previous != i32_const or code not in const_shifts:
+                    has_calls = True
+            elif kind == _LOOP:
+                loops.append(True)
                 depth += 1
                 weight = 8.0 ** min(depth, 4)
-            elif code == if_:
-                aux += len(block_type(imm)[0])
-            elif code == try_table and imm[1]:
-                has_calls = True  # its landing pads take values where a call's results arrive
-        elif code == end:
-            if loops and loops.pop():
-                depth -= 1
-                weight = 8.0 ** min(depth, 4)
-        elif code in calls and (previous != i32_const or code not in const_shifts):
-            has_calls = True
+            elif kind == _SHUFFLE:
+                has_shuffle = True
+            else:  # block, if, try_table
+                loops.append(False)
+                if kind == _IF:
+                    aux += len(block_type(imm)[0])
+                elif kind == _TRY and imm[1]:
+                    has_calls = True  # its landing pads take values where a call's results arrive
         previous = code
-    return FuncInfo(weights, aux, has_calls)
+    return FuncInfo(weights, aux, has_calls, has_shuffle)

@@ -17,6 +17,7 @@ first and the function is not a leaf (``prepass``).  Handlers here run as
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from ...wasm import opcodes as op
@@ -188,6 +189,7 @@ def _shuffle(cg: FuncCodegen, imm) -> None:
 
 FUSED = 0xFDFFF  # an instruction :func:`fuse` folded into the i8x16.shuffle before it: no code of its own
 _SHUFFLE = simd.BY_NAME["i8x16.shuffle"]
+_opcode = itemgetter(0)  # a decoded instruction's opcode
 _OR = simd.BY_NAME["v128.or"]
 _WIDEN = {  # unsigned extensions: (source lane bytes, high half)
     simd.BY_NAME[f"{shape}.extend_{part}_{narrow}_u"]: (size, part == "high")
@@ -210,7 +212,7 @@ def fuse(body: list) -> list:
     maybe ``local.tee x local.get x``, as a byte swap
     within lanes compiles), that take no output byte both are one shuffle too.  The folded instructions stay
     in the body as :data:`FUSED`, at their offsets.  Not for metered code (fuel counts instructions)."""
-    if not any(code == _SHUFFLE for code, _, _ in body):
+    if _SHUFFLE not in map(_opcode, body):  # (a scan in C: every function body passes here)
         return body
     out: list = []
     merge: tuple[int, int, tuple[int, ...]] | None = (

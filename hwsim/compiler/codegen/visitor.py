@@ -62,9 +62,10 @@ class FuncCodegen:
         lowered = V128 in local_types
         if lowered:
             local_types, body = _lower_locals(local_types, body)
-        if not env.metering:
-            body = simd.fuse(body)  # shuffles with the extensions and byte shifts after them as one
         info = prepass(body, len(local_types), env.block_type)
+        if info.has_shuffle and not env.metering:
+            body = simd.fuse(body)  # shuffles with the extensions and byte shifts after them as one
+            info = prepass(body, len(local_types), env.block_type)  # (what was folded no longer counts)
         if lowered:  # instructions name a v128 local's low half: its high half is used as much
             i = 0
             while i < len(local_types):
@@ -92,13 +93,13 @@ class FuncCodegen:
         # metering, local.get and the constants (a third of a typical body) only push an operand: they are
         # done here, unmarked (they generate no code: the next instruction's mark takes their place).
         frames, mark, dispatch, stack = control.frames, masm.mark, DISPATCH, ctx.stack
+        LOCAL_SET, LOCAL_TEE = op.LOCAL_SET, op.LOCAL_TEE  # noqa: N806  (constants, looked up once)
         pushes_only = {} if fuel is not None else _PUSH_ONLY
         nexts = body[1:]
-        nexts.append(None)
+        nexts.append(_END_OF_BODY)
         for (code, imm, offset), nxt in zip(body, nexts):
             if not frames[-1].reachable:
                 self.next = nxt
-                self.next_code = None if nxt is None else nxt[0]
                 self.skip(code, imm)
                 continue
             push = pushes_only.get(code)
@@ -111,8 +112,16 @@ class FuncCodegen:
                 else:
                     stack.append(Operand(CONST, push, imm))  # type: ignore[arg-type]  # (a type: not LOCAL)
                     continue
+            if (code == LOCAL_SET or code == LOCAL_TEE) and self.direct_local is not None and fuel is None:
+                # The value is in the local's register already (dst_reg): no code (no mark either: the next
+                # instruction starts at the same code offset, and its mark would replace this one's).
+                ty = local_types[imm]
+                if ty != V128:
+                    self.set_local(imm)
+                    if code == LOCAL_TEE:
+                        stack.append(Operand(LOCAL, ty, imm))
+                    continue
             self.next = nxt
-            self.next_code = None if nxt is None else nxt[0]
             mark(offset)
             if fuel is not None:
                 self.offset = offset
@@ -286,15 +295,18 @@ class FuncCodegen:
     def visit_end(self, imm) -> None:
         if self.catch_targets and self.catch_targets[-1][0] is self.control.frames[-1]:
             self.catch_targets.pop()
-        self.join(self.control.frames[-1])
+        if self.fuel is not None:
+            self.join(self.control.frames[-1])
         self.control.end()
 
     def visit_br(self, imm) -> None:
-        self.carry(self.control.frames[-1 - imm])
+        if self.fuel is not None:
+            self.carry(self.control.frames[-1 - imm])
         self.control.br(imm)
 
     def visit_br_if(self, imm) -> None:
-        self.carry(self.control.frames[-1 - imm])
+        if self.fuel is not None:
+            self.carry(self.control.frames[-1 - imm])
         self.control.br_if(imm)
 
     def visit_br_table(self, imm) -> None:
@@ -548,15 +560,26 @@ class FuncCodegen:
         stack = ctx.stack
         b = stack.pop()
         a = stack.pop()
-        ra, aown = ctx.to_reg(a)
-        if b.kind is CONST and self.masm.int_imm_ok(kind, wide, b.x):
+        # (the common operands, a register value or a local homed in a register, without a call)
+        ra = a.x if a.kind is REG else ctx.home_regs[a.x] if a.kind is LOCAL else None
+        if ra is None:
+            ra, aown = ctx.to_reg(a)
+        else:
+            aown = a.kind is REG
+        bkind = b.kind
+        if bkind is CONST and self.masm.int_imm_ok(kind, wide, b.x):
             rb, bown = b.x, False
+        elif bkind is REG:
+            rb, bown = b.x, True
+        elif bkind is LOCAL and ctx.home_regs[b.x] is not None:
+            rb, bown = ctx.home_regs[b.x], False
         else:
             rb, bown = ctx.to_reg(b)
+        free = ctx.free[INT]
         if aown:
-            ctx.free_reg(ra)
+            free.append(ra)
         if bown:
-            ctx.free_reg(rb)
+            free.append(rb)
         dst = self.dst_reg(INT)
         self.masm.int_binary(kind, wide, dst, ra, rb)
         stack.append(Operand(REG, I64 if wide else I32, dst))
@@ -566,7 +589,7 @@ class FuncCodegen:
         (``local.set``/``local.tee`` to a register home, no read of that local pending on the stack), which
         then has nothing to move; else a free register."""
         ctx, nxt = self.ctx, self.next
-        if nxt is not None and (nxt[0] == op.LOCAL_SET or nxt[0] == op.LOCAL_TEE):
+        if nxt[0] == op.LOCAL_SET or nxt[0] == op.LOCAL_TEE:
             index = nxt[1]
             home = ctx.homes[index].reg
             if home is not None and home.cls == cls:
@@ -580,7 +603,8 @@ class FuncCodegen:
     def branch_follows(self) -> bool:
         """Does the next instruction branch on the value this one pushes (``br_if``, ``if``)?  Then a
         comparison stays pending and becomes one compare-and-branch."""
-        return self.next_code == op.BR_IF or self.next_code == op.IF
+        code = self.next[0]
+        return code == op.BR_IF or code == op.IF
 
     def visit_int_eqz(self, imm) -> None:  # also ref.is_null
         ctx = self.ctx
@@ -849,6 +873,8 @@ _MEMORY_INTRINSICS: dict[str, Callable] = {
     "unmap": V.visit_memory_unmap,
     "protect": V.visit_memory_protect,
 }
+
+_END_OF_BODY = (-1, None, -1)  # FuncCodegen.next after the last instruction: no opcode is -1
 
 # What FuncCodegen.compile does itself when not metering: push a local (LOCAL) or a constant of a type.
 _PUSH_ONLY: dict[int, ValKind | int] = {

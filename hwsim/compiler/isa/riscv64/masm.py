@@ -42,7 +42,7 @@ from __future__ import annotations
 import sys
 from array import array
 
-from ....riscv import asm as A
+from ....riscv import asm
 from ....wasm.atomics import RmwOp
 from ....wasm.types import F32, F64, I32, I64, MemoryType
 from ... import abi
@@ -69,6 +69,8 @@ from ...traps import TrapCode
 from . import regs as R
 from . import simdlib
 from .abi import abi_locations
+
+A = asm.memoized()  # the encoders, each remembering its recent words (the compiler's innermost calls)
 
 _LOADS = {
     LoadKind.I32_LOAD: "lw",
@@ -186,7 +188,29 @@ _MOVES = {  # conversions that are one instruction on RV64
 }
 
 
+# Branch fixups (RiscvMasm.fixups: word index, base word, label): a conditional branch's word with offset 0
+# (registers and condition, cached), or _JAL_BASE for a jump; finish() adds the offset.
+_BRANCH_BASE: dict[tuple[str, int, int], int] = {}
+_JAL_BASE = A.jal(0, 0)
 _LI: dict[tuple[int, int], tuple[int, ...]] = {}  # (register, value) -> li's words: constants repeat
+
+# Operations whose words depend on their operands alone, remembered across functions (registers are interned,
+# so a key hashes in C): (register, type, bits) -> load_const's words; (op, wide, dst, a, b) -> int_binary's
+# words (not division's: its trap branches take labels); (op, wide, bits) -> int_imm_ok.
+_CONST_WORDS: dict[tuple, tuple[int, ...]] = {}
+_INT_BINARY_WORDS: dict[tuple, tuple[int, ...]] = {}
+_IMM_OK: dict[tuple, bool] = {}
+_REMEMBERED = 1 << 16  # entries per table, at most (a table that fills up starts again)
+
+
+def _remember(table: dict, key: tuple, value):
+    """``table[key] = value`` (a list as a tuple), the table emptied first when full; ``value``."""
+    if len(table) >= _REMEMBERED:
+        table.clear()
+    if isinstance(value, list):
+        value = tuple(value)
+    table[key] = value
+    return value
 
 
 def _fits12(v: int) -> bool:
@@ -214,7 +238,7 @@ class RiscvMasm:
         self.far_calls = far_calls
         self.int_local_regs = R.INT_LOCALS if metering else R.INT_LOCALS_UNMETERED
         self.words: list[int] = []
-        self.fixups: list[tuple[int, str, Label, tuple]] = []
+        self.fixups: list[tuple[int, int, Label]] = []  # (word index, base word, label): see _BRANCH_BASE
         self.call_fixups: list[tuple[int, int, bool]] = []  # (code offset, func index, far)
         self.helper_fixups: list[tuple[int, int, bool]] = []  # (code offset, SIMD helper offset, far)
         self.trap_sites: list[tuple[int, TrapCode, int]] = []  # (code offset, code, wasm offset)
@@ -222,13 +246,15 @@ class RiscvMasm:
         self.checkpoints: list[tuple[Label, Label, int, int]] = []  # (stub, back, builtin id, wasm offset)
         # (stub, back, wasm offset, operand registers, static operands, builtin id): bulk memory's host path
         self.bulk_stubs: list[tuple[Label, Label, int, tuple[int, ...], tuple[int, ...], int]] = []
-        self.pc_map: list[tuple[int, int]] = []  # (code offset, wasm offset)
+        self.pc_map: list[tuple[int, int]] = []  # (code offset, wasm offset): made by finish() from the marks
+        self._marks: list[tuple[int, int]] = []  # (code offset, wasm offset) of each mark()
         self.wasm_offset = 0
         self.max_depth = 0
         self._frame_patch: int | None = None
         self._pad_patches: list[int] = []  # landing pads: sp = fp - frame size, patched in finish()
         self.prologue_end = 0
         self.epilogues: list[list[int]] = []  # [start, end] code offsets where the CFA is sp (frames.py)
+        self._restore_words: tuple[int, ...] | None = None  # an epilogue's restores (after begin_frame)
 
     # -- emission helpers ------------------------------------------------------------------
 
@@ -240,17 +266,9 @@ class RiscvMasm:
         return 4 * len(self.words)
 
     def mark(self, wasm_offset: int) -> None:
+        # Every mark, in order (wasm offsets increase); finish() keeps the last of those at one code offset.
         self.wasm_offset = wasm_offset
-        pc_map = self.pc_map
-        pos = 4 * len(self.words)
-        if pc_map:
-            last_pos, last_wasm = pc_map[-1]
-            if last_wasm == wasm_offset:
-                return
-            if last_pos == pos:  # the previous instruction generated no code
-                pc_map[-1] = (pos, wasm_offset)
-                return
-        pc_map.append((pos, wasm_offset))
+        self._marks.append((4 * len(self.words), wasm_offset))
 
     def new_label(self) -> Label:
         return Label()
@@ -276,14 +294,17 @@ class RiscvMasm:
     def _branch(self, kind: str, rs1, rs2, label: Label) -> None:
         if self.long_branches:
             self.words.append(getattr(A, _INVERT[kind])(rs1, rs2, 8))
-            self.fixups.append((len(self.words), "j", label, ()))
+            self.fixups.append((len(self.words), _JAL_BASE, label))
             self.words.append(A.NOP)
         else:
-            self.fixups.append((len(self.words), "b", label, (kind, rs1, rs2)))
+            base = _BRANCH_BASE.get((kind, rs1, rs2))
+            if base is None:
+                base = _BRANCH_BASE[kind, rs1, rs2] = getattr(A, kind)(rs1, rs2, 0)
+            self.fixups.append((len(self.words), base, label))
             self.words.append(A.NOP)
 
     def jump(self, label: Label) -> None:
-        self.fixups.append((len(self.words), "j", label, ()))
+        self.fixups.append((len(self.words), _JAL_BASE, label))
         self.words.append(A.NOP)
 
     def branch_compare(self, cond: IntCmp, a: Reg, b: Reg | None, label: Label, when: bool) -> None:
@@ -367,10 +388,16 @@ class RiscvMasm:
         self.prologue_end = self.offset()
 
     def _restore_and_pop(self) -> None:
-        for reg, off in zip(self.saved, self.saved_offsets):
-            self._mem("ld" if reg.cls == INT else "fld", reg, R.FP, off)
         sp, fp, ra = R.SP.num, R.FP.num, R.RA.num
-        self.emit(A.ld(ra, fp, -8), A.addi(sp, fp, 0))
+        words = self._restore_words  # the same at every return of the function: made once
+        if words is None:
+            start = len(self.words)
+            for reg, off in zip(self.saved, self.saved_offsets):
+                self._mem("ld" if reg.cls == INT else "fld", reg, R.FP, off)
+            self.emit(A.ld(ra, fp, -8), A.addi(sp, fp, 0))
+            self._restore_words = tuple(self.words[start:])
+        else:
+            self.words.extend(words)
         self.epilogues.append([self.offset(), self.offset()])  # sp is the CFA from here ...
         self.words.append(A.ld(fp, sp, -16))
 
@@ -438,6 +465,16 @@ class RiscvMasm:
         return _signed(bits, 64)
 
     def load_const(self, reg: Reg, ty: int, bits: int) -> None:
+        key = (reg, ty, bits)
+        words = _CONST_WORDS.get(key)
+        if words is None:
+            start = len(self.words)
+            self._load_const(reg, ty, bits)
+            words = _remember(_CONST_WORDS, key, self.words[start:])
+        else:
+            self.words.extend(words)
+
+    def _load_const(self, reg: Reg, ty: int, bits: int) -> None:
         if reg.cls == INT:
             self.li(reg.num, self._const_value(ty, bits))
             return
@@ -966,6 +1003,13 @@ class RiscvMasm:
     # -- integer arithmetic ------------------------------------------------------------------------------
 
     def int_imm_ok(self, op: IntBinOp, wide: bool, bits: int) -> bool:
+        key = (op, wide, bits)
+        ok = _IMM_OK.get(key)
+        if ok is None:
+            ok = _remember(_IMM_OK, key, self._int_imm_ok(op, wide, bits))
+        return ok
+
+    def _int_imm_ok(self, op: IntBinOp, wide: bool, bits: int) -> bool:
         v = _signed(bits, 64 if wide else 32)
         if op is IntBinOp.ADD or op in _INT_LOGIC_IMM:
             return _fits12(v)
@@ -974,6 +1018,19 @@ class RiscvMasm:
         return op in _INT_SHIFT_IMM or op is IntBinOp.ROTL or op is IntBinOp.ROTR
 
     def int_binary(self, op: IntBinOp, wide: bool, dst: Reg, a: Reg, b: Reg | int) -> None:
+        if op in _INT_DIV:  # (trap branches: not a fixed sequence of words)
+            self._int_binary(op, wide, dst, a, b)
+            return
+        key = (op, wide, dst, a, b)
+        words = _INT_BINARY_WORDS.get(key)
+        if words is None:
+            start = len(self.words)
+            self._int_binary(op, wide, dst, a, b)
+            _remember(_INT_BINARY_WORDS, key, self.words[start:])
+        else:
+            self.words.extend(words)
+
+    def _int_binary(self, op: IntBinOp, wide: bool, dst: Reg, a: Reg, b: Reg | int) -> None:
         d, ra = dst.num, a.num
         if isinstance(b, int):
             v = _signed(b, 64 if wide else 32)
@@ -1249,6 +1306,9 @@ class RiscvMasm:
 
     def finish(self) -> bytes:
         """Emit cold trap and checkpoint stubs, resolve branches, patch the frame size; the function's code."""
+        # The pc map: where several marks share a code offset (instructions that generated no code), the
+        # last one (a dict keeps each key's first place and last value; the code offsets never decrease).
+        self.pc_map = list(dict(self._marks).items())
         for label, code, wasm_offset, prefix in self.cold:
             self.bind(label)
             self.emit(*prefix)
@@ -1264,19 +1324,26 @@ class RiscvMasm:
             self.pc_map.append((self.offset(), wasm_offset))  # the builtin's traps and observers name the operation
             self._bulk_call(regs, static, builtin_id)
             self.jump(back)
-        for index, kind, label, args in self.fixups:
+        out = self.words
+        for index, base, label in self.fixups:
             if label.pos is None:
                 raise CompilerBug("branch to an unbound label")
             delta = 4 * (label.pos - index)
-            if kind == "b":
+            if base == _JAL_BASE:
+                if not -(1 << 20) <= delta < 1 << 20:
+                    raise CompileError("function too large: a jump exceeds 1 MiB (hwsim compiles no longer jumps)")
+                out[index] = A.jal(0, delta)
+            else:
                 if not -4096 <= delta < 4096:
                     raise BranchOutOfRange()
-                b_kind, rs1, rs2 = args
-                self.words[index] = getattr(A, b_kind)(rs1, rs2, delta)
-            else:
-                if not -(1 << 20) <= delta < 1 << 20:
-                    raise CompileError("function too large: a jump exceeds 1 MiB")
-                self.words[index] = A.jal(0, delta)
+                # (the offset's fields of a branch with offset 0 are zero: or them in)
+                out[index] = (
+                    base
+                    | (((delta >> 12) & 1) << 31)
+                    | (((delta >> 5) & 0x3F) << 25)
+                    | (((delta >> 1) & 0xF) << 8)
+                    | (((delta >> 11) & 1) << 7)
+                )
         if self._frame_patch is not None:
             rest = self.frame_size() - 16
             hi = ((rest + 0x800) >> 12) & 0xFFFFF
@@ -1326,6 +1393,16 @@ class RiscvMasm:
             self.emit(A.auipc(R.RA.num, 0), A.jalr(R.RA.num, R.RA.num, 0))
         else:
             self.words.append(A.jal(R.RA.num, 0))
+
+    VENEER_SIZE = 8
+
+    def patch_veneer(self, code: bytearray, site: int, target: int) -> None:
+        """``auipc t5, hi; jalr zero, lo(t5)``: t5 is scratch, dead at every call (the far tail call's register)."""
+        delta = target - site
+        hi = ((delta + 0x800) >> 12) & 0xFFFFF
+        lo = delta - (((delta + 0x800) >> 12) << 12)
+        code[site : site + 4] = A.auipc(R.T5.num, hi).to_bytes(4, "little")
+        code[site + 4 : site + 8] = A.jalr(0, R.T5.num, lo).to_bytes(4, "little")
 
     def patch_call(self, code: bytearray, site: int, target: int, far: bool) -> None:
         """Point the ``jal`` (or ``auipc``+``jalr``) at ``site`` to ``target``, keeping its registers."""
