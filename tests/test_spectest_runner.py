@@ -185,7 +185,9 @@ def test_validate_only_counts_are_honest(script, tmp_path):
     status, reason = s[LINES["valid-but-invalid"]]
     assert (status, reason) == ("failed", "expected invalid (type mismatch), but the module validated")
     status, reason = s[LINES["simd"]]
-    assert status == "skipped" and reason.startswith("unsupported feature: GC (opcode 0xfb 0x1c)")
+    assert status == "skipped" and reason.startswith(
+        "unsupported feature: GC (GC heap types and instructions: validated, but the compiler does not run"
+    )
     status, reason = s[LINES["wrong-text"]]
     assert status == "failed"
     assert reason.startswith("invalid as expected, but the reason 'type mismatch: i32.add expects")

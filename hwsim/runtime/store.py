@@ -180,7 +180,9 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
             )
 
     def type_id(self, ftype) -> int:
-        key = (tuple(ftype.params), tuple(ftype.results))
+        """call_indirect's signature id of a (canonical) function type: equal ids, the same type; a type of
+        a recursion group (wasm/typedrefs.py CanonicalFuncType) is told apart by its canonical id."""
+        key = (tuple(ftype.params), tuple(ftype.results), getattr(ftype, "canon", None))
         tid = self._type_ids.get(key)
         if tid is None:
             tid = self._type_ids[key] = len(self._type_ids) + 1

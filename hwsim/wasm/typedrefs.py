@@ -1,15 +1,15 @@
-"""Typed function references: reference-type matching for the validator, and the lowering for the compiler.
+"""Typed references: the lowering of a validated module's reference types for the compiler.
 
-The validator types a module with its precise reference types (``(ref null? $t)``, ``(ref func)``:
-see :mod:`hwsim.wasm.types`); ``matches`` is the subtyping relation of WebAssembly 3.0 restricted to
-function references::
+The validator types a module with its precise reference types (``(ref null? $t)``, ``(ref func)``,
+GC's ``anyref``...: see :mod:`hwsim.wasm.types`), matched by the subtyping of WebAssembly 3.0
+(:mod:`hwsim.wasm.subtyping`: the heap-type hierarchy, canonical recursion groups).
 
-    (ref $t) <: (ref null $t) <: (ref null func)        (ref $t) <: (ref func) <: (ref null func)
-    (ref extern) <: (ref null extern)                    (ref exn) <: (ref null exn)
-
-Two concrete types match when their indices are equal or their canonical ids are (``canonical_ids``:
-WebAssembly 3.0 compares canonicalised recursion groups; without GC's rec groups every type is its
-own group).
+A module using GC objects (struct or array types, declared supertypes, GC heap types or instructions)
+is valid but not lowered: ``lower_typed_refs`` raises UnsupportedFeatureError for it, as the compiler
+does not run GC code yet.  Recursion groups of function types are run: a function type whose group has
+several types, or which is not final, keeps its canonical id in its precise type
+(``CanonicalFuncType``), so call_indirect and import matching tell it from a type of the same
+structure in another group.
 
 After validation, ``lower_typed_refs`` rewrites the module in place so that every reference type is
 its run-time representation (``types.ref_top``: a concrete function type becomes funcref, a
@@ -22,79 +22,27 @@ funcref global of the same mutability).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from . import opcodes as op
+from .errors import UnsupportedFeatureError
 from .module import ConstExpr, DecodedModule
+from .subtyping import Canon, canonical_ids, matches
 from .types import (
     FUNCREF,
-    UNKNOWN,
     FuncType,
     GlobalType,
     TableType,
     is_nullable,
-    is_ref,
     ref_as_non_null,
     ref_top,
     ref_type_index,
 )
 
-__all__ = ["canonical_ids", "canonical_matches", "lower_typed_refs", "matches"]
+__all__ = ["CanonicalFuncType", "canonical_matches", "lower_typed_refs", "same_func_type"]
 
 
-def matches(canon: list[int], a: int, b: int) -> bool:
-    """Is value type ``a`` a subtype of ``b``?  (``UNKNOWN``, the bottom type, matches anything.)
-
-    ``canon``: the canonical id of each type index (``canonical_ids``)."""
-    if a == b or a == UNKNOWN or b == UNKNOWN:
-        return True
-    if not is_ref(a) or not is_ref(b):
-        return False
-    if is_nullable(a) and not is_nullable(b):
-        return False
-    ia, ib = ref_type_index(a), ref_type_index(b)
-    if ia is None:
-        return ib is None and ref_top(a) == ref_top(b)
-    if ib is None:
-        return ref_top(b) == FUNCREF
-    return ia == ib or (ia < len(canon) and ib < len(canon) and canon[ia] == canon[ib])
-
-
-# Canonical types: what the validator and the runtime compare, within a module and across modules
-# (import matching, call_indirect's signature ids).  Each function type is interned as a flat key,
-# in which a reference to an earlier type is that type's id and a reference to itself is "self"
-# (every type being its own recursion group, as without GC's rec groups, this is WebAssembly 3.0's
-# iso-recursive equivalence: equal ids, equivalent types).  Keys stay flat, so hashing and comparing
-# them costs the size of one type, whatever the nesting.  The table lives as long as the process,
-# as a type registry does (a few dozen bytes per distinct type).
-_INTERNED: dict[tuple, int] = {}
-
-
-def _key(t: int, index: int, ids: list[int]) -> object:
-    j = ref_type_index(t)
-    if j is None:
-        return t
-    if j == index:
-        return ("ref", is_nullable(t), "self")
-    if j > index or j >= len(ids):  # invalid (a forward reference); the validator reports it
-        return ("ref", is_nullable(t), ("forward", j))
-    return ("ref", is_nullable(t), ids[j])
-
-
-def _canonical_key(types: list, index: int, ids: list[int]) -> tuple:
-    ft = types[index]
-    return (tuple(_key(t, index, ids) for t in ft.params), tuple(_key(t, index, ids) for t in ft.results))
-
-
-def canonical_ids(types: list) -> list[int]:
-    """The canonical id of each type (equal ids: equivalent types)."""
-    ids: list[int] = []
-    for i in range(len(types)):
-        ids.append(_INTERNED.setdefault(_canonical_key(types, i, ids), len(_INTERNED)))
-    return ids
-
-
-def _canonical_valtype(ids: list[int], t: int) -> object:
+def _canonical_valtype(ids: Canon, t: int) -> object:
     """A value type as the runtime compares it: itself, or ``("ref", nullable, canonical id)``."""
     j = ref_type_index(t)
     if j is None:
@@ -141,17 +89,60 @@ def _lower_func_type(ft: FuncType) -> FuncType:
     return FuncType(tuple(ref_top(t) for t in ft.params), tuple(ref_top(t) for t in ft.results))
 
 
+@dataclass(frozen=True, slots=True)
+class CanonicalFuncType(FuncType):
+    """The canonical type of a function type that is not the plain one of its structure: one of a recursion
+    group of several types, or a non-final one (GC's ``sub``).  ``canon`` is its canonical id
+    (subtyping.py), which call_indirect's signature ids and import matching compare."""
+
+    canon: int
+
+
+def same_func_type(a: FuncType, b: FuncType) -> bool:
+    """Are two canonical function types (import matching's) the same type?"""
+    return (
+        tuple(a.params) == tuple(b.params)
+        and tuple(a.results) == tuple(b.results)
+        and getattr(a, "canon", None) == getattr(b, "canon", None)
+    )
+
+
+def _gc_runtime_need(m: DecodedModule) -> str | None:
+    """What in a GC module the compiler cannot run yet (None: nothing, as for rec groups of function types)."""
+    if any(not isinstance(t, FuncType) for t in m.types):
+        return "struct and array types"
+    if m.supertypes is not None and any(m.supertypes):
+        return "declared supertypes"
+    if m.gc:
+        return "GC heap types and instructions"
+    return None
+
+
 def lower_typed_refs(m: DecodedModule) -> None:
     """Rewrite a validated module's reference types as their run-time representations (see above),
-    keeping the canonical types of its type section, globals and tables for the runtime."""
-    ids = canonical_ids(m.types)
-    m.precise_types = [
-        FuncType(
-            tuple(_canonical_valtype(ids, t) for t in ft.params),  # type: ignore[misc]
-            tuple(_canonical_valtype(ids, t) for t in ft.results),  # type: ignore[misc]
-        )
-        for ft in m.types
-    ]
+    keeping the canonical types of its type section, globals and tables for the runtime.
+
+    A module using GC objects is valid but not run yet: UnsupportedFeatureError names what it uses."""
+    need = _gc_runtime_need(m)
+    if need is not None:
+        raise UnsupportedFeatureError(op.GC, f"{need}: validated, but the compiler does not run GC code yet")
+    supers = None if m.supertypes is None else [s[0] if s else None for s in m.supertypes]
+    ids = canonical_ids(m.types, m.rec_groups, supers, m.finals)
+    distinct = set()
+    for start, count in m.rec_groups or ():
+        for k in range(start, start + count):
+            if count > 1 or (m.finals is not None and not m.finals[k]):
+                distinct.add(k)
+    precise: list = []
+    for k, ft in enumerate(m.types):
+        assert isinstance(ft, FuncType)  # _gc_runtime_need
+        params = tuple(_canonical_valtype(ids, t) for t in ft.params)
+        results = tuple(_canonical_valtype(ids, t) for t in ft.results)
+        if k in distinct:
+            precise.append(CanonicalFuncType(params, results, ids[k]))  # type: ignore[arg-type]
+        else:
+            precise.append(FuncType(params, results))  # type: ignore[arg-type]
+    m.precise_types = precise
     m.precise_globals = [_canonical_valtype(ids, g.valtype) for g in m.get_global_types()]
     m.precise_tables = [_canonical_valtype(ids, t.elem_type) for t in m.get_table_types()]
     m.types = [_lower_func_type(ft) for ft in m.types]
