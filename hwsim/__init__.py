@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .mmu import SV39, SV48, AddressSpace, AdPolicy, Pte, Tlb, walk
     from .riscv.priv import Access, Cause, Priv
     from .runtime import (
+        I31,
         Caller,
         Config,
         Engine,
@@ -110,6 +111,7 @@ _WHERE = {
     "TagType": ".runtime",
     "Tlb": ".mmu",
     "Trap": ".runtime",
+    "I31": ".runtime",
     "TrapCode": ".runtime",
     "Val": ".runtime",
     "ValType": ".runtime",
@@ -158,6 +160,7 @@ __all__ = [
     "FuncType",
     "Global",
     "GlobalType",
+    "I31",
     "HwsimError",
     "ImportType",
     "Instance",

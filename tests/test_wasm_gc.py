@@ -335,7 +335,10 @@ def test_modules_with_gc_objects_are_refused_by_name():
     for text, what in (
         ("(module (type (struct)))", "struct and array types"),
         ("(module (type $t (sub (func))) (type (sub $t (func))))", "declared supertypes"),
-        ("(module (func (result i32) (i31.get_u (ref.i31 (i32.const 1)))))", "GC heap types and instructions"),
+        (
+            "(module (type $f (func)) (func (param funcref) (result i32) (ref.test (ref $f) (local.get 0))))",
+            "ref.test to a concrete type",
+        ),
     ):
         with pytest.raises(UnsupportedFeatureError) as info:
             load_module(wasm(text))

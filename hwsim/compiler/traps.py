@@ -37,6 +37,9 @@ class TrapCode(enum.Enum):
     DEADLOCK = "deadlock: memory.atomic.wait with no timeout, and no other thread can notify it"
     # typed function references
     NULL_FUNCTION_REFERENCE = "null function reference"  # call_ref / return_call_ref of null
+    # GC
+    CAST_FAILURE = "cast failure"  # ref.cast of a reference not of the type
+    NULL_I31_REFERENCE = "null i31 reference"  # i31.get_s / i31.get_u of null
     # wasmtime-py's names for two of them (aliases: the same members)
     INTEGER_DIVISION_BY_ZERO = "integer divide by zero"
     INTERRUPT = "interrupted"
@@ -63,4 +66,5 @@ _WASMTIME_TEXT = {
     TrapCode.UNCAUGHT_EXCEPTION: "thrown Wasm exception",
     TrapCode.NULL_EXCEPTION_REFERENCE: "null reference",
     TrapCode.NULL_FUNCTION_REFERENCE: "null reference",
+    TrapCode.NULL_I31_REFERENCE: "null reference",
 }

@@ -1,6 +1,7 @@
 """The WebAssembly runtime: Stores, instances and the wasmtime-py-shaped embedding API."""
 
 from .api import (
+    I31,
     Caller,
     Config,
     Engine,
@@ -60,6 +61,7 @@ __all__ = [
     "Trap",
     "TrapCode",
     "Val",
+    "I31",
     "ValType",
     "WasmException",
     "WasmtimeError",

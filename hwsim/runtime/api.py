@@ -35,6 +35,7 @@ import reprlib
 import struct
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, overload
@@ -402,6 +403,31 @@ def _extern_type(module: DecodedModule, kind: ExternKind, index_or_desc, *, impo
 
 
 # -- values ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class I31:
+    """An i31 reference (GC's ``(ref i31)``), as the host sees one: its 31-bit value, sign-extended.
+
+    A function returning an anyref, eqref or i31ref (or an externref made by ``extern.convert_any``) gives
+    the host an ``I31`` for an i31; the host passes one where such a reference is expected.  The value must
+    fit 31 bits (-2**30 <= value < 2**30)."""
+
+    value: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, int) or not -(1 << 30) <= self.value < (1 << 30):
+            raise ValueError(f"I31(value): a 31-bit signed integer (-2**30 <= value < 2**30), not {self.value!r}")
+
+    @property
+    def word(self) -> int:
+        """The reference's word (compiler/codegen/gc.py): the 31 bits shifted left, bit 0 set."""
+        return ((self.value & 0x7FFF_FFFF) << 1) | 1
+
+    @staticmethod
+    def from_word(word: int) -> I31:
+        v = (word >> 1) & 0x7FFF_FFFF
+        return I31(v - (1 << 31) if v >> 30 else v)
 
 
 class Val:
@@ -1839,6 +1865,8 @@ def _to_bits(store: _Store, ty: int, v: Any, what: str) -> int:
         return exnref_of(store, v)
     if isinstance(v, MemoryHandle):  # the only host object wasm can act on: it must be this Store's
         store.check_owned(v, f"{what} (a memory handle)")
+    if isinstance(v, I31):  # GC: an i31 passed where an anyref (or externref) is expected
+        return v.word
     return store.extern_handle(v)
 
 
@@ -1904,7 +1932,9 @@ def _from_bits(store: _Store, ty: int, bits: int) -> Val:
     if ty == FUNCREF:
         record = store.funcrefs.get(bits) if bits else None
         return Val(ValType(ty), ref=None if record is None else Func(None, None, None, _record=record))
-    if ty == EXTERNREF:
+    if ty == EXTERNREF:  # also GC's any hierarchy (the same word: compiler/codegen/gc.py)
+        if bits & 1:
+            return Val(ValType(ty), ref=I31.from_word(bits))
         return Val(ValType(ty), ref=store.externs.get(bits) if bits else None)
     if ty == EXNREF:
         return Val(ValType(ty), ref=store.exns.get(bits) if bits else None)
@@ -2315,6 +2345,7 @@ __all__ = [
     "FuncType",
     "Global",
     "GlobalType",
+    "I31",
     "ImportType",
     "Instance",
     "InstancePre",

@@ -16,8 +16,8 @@ from ..compiler import CompiledModule
 from ..compiler.intrinsics import FAR, intrinsics_of
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
+from ..wasm import gcops, simd
 from ..wasm import opcodes as op
-from ..wasm import simd
 from ..wasm.module import ACTIVE, DECLARATIVE, DecodedModule
 from ..wasm.typedrefs import canonical_matches, same_func_type
 from ..wasm.types import I32, I64, ExternKind, GlobalType, MemoryType, TableType
@@ -297,6 +297,10 @@ class VmInstance:
                 stack.append(self.globals[imm].get_bits())
             elif code == op.END:
                 break
+            elif code == gcops.REF_I31:  # GC's heap-free constants (compiler/codegen/gc.py: the word's shape)
+                stack.append(((stack.pop() & 0x7FFF_FFFF) << 1) | 1)
+            elif code == gcops.ANY_CONVERT_EXTERN or code == gcops.EXTERN_CONVERT_ANY:
+                pass
             else:
                 name = op.NAMES.get(code, "")
                 kind, _, what = name.partition(".")

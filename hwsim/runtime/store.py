@@ -131,7 +131,9 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self._type_ids: dict = {}
         self.externs: dict[int, object] = {}  # externref handle -> host object
         self._extern_ids: dict[int, int] = {}  # id(host object) -> its handle
-        self._extern_serials = itertools.count(1)  # handles are never reused
+        # Handles are 4n + 2 (n = 1, 2, ...; never reused): an externref's word has the shape GC's anyref
+        # shares (compiler/codegen/gc.py), in which an odd word is an i31 and an 8-aligned one a GC object.
+        self._extern_serials = itertools.count(6, 4)
         self.extern_roots: list[TableInstance | GlobalInstance] = []  # externref tables and globals
         self.exns: dict[int, Exn] = {}  # exnref handle -> exception object (exceptions.py)
         self.exn_next = 0  # the last exnref handle given out (never reused)

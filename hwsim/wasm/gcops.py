@@ -101,6 +101,26 @@ NAMES[REF_EQ] = "ref.eq"
     I31_GET_U,
 ) = (GC_BASE | sub for sub in range(0x1F))
 
+# The instructions compiled without a GC heap (hwsim/compiler/codegen/gc.py): a module using only these
+# runs; their casts must be to abstract heap types (wasm/typedrefs.py checks).
+HEAP_FREE = frozenset(
+    (
+        REF_EQ,
+        REF_I31,
+        I31_GET_S,
+        I31_GET_U,
+        ANY_CONVERT_EXTERN,
+        EXTERN_CONVERT_ANY,
+        REF_TEST,
+        REF_TEST_NULL,
+        REF_CAST,
+        REF_CAST_NULL,
+        BR_ON_CAST,
+        BR_ON_CAST_FAIL,
+    )
+)
+CASTS = frozenset((REF_TEST, REF_TEST_NULL, REF_CAST, REF_CAST_NULL))
+
 # Instructions allowed in constant expressions (beside those of WebAssembly 2.0 and extended-const).
 CONST_OPS = frozenset(
     (

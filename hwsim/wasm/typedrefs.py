@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from . import gcops
 from . import opcodes as op
 from .errors import UnsupportedFeatureError
 from .module import ConstExpr, DecodedModule
@@ -108,14 +109,33 @@ def same_func_type(a: FuncType, b: FuncType) -> bool:
 
 
 def _gc_runtime_need(m: DecodedModule) -> str | None:
-    """What in a GC module the compiler cannot run yet (None: nothing, as for rec groups of function types)."""
+    """What in a GC module the compiler cannot run yet (None: nothing).  It runs the GC instructions that
+    need no heap (gcops.HEAP_FREE: i31, ref.eq, conversions, casts to abstract types)."""
     if any(not isinstance(t, FuncType) for t in m.types):
         return "struct and array types"
     if m.supertypes is not None and any(m.supertypes):
         return "declared supertypes"
-    if m.gc:
-        return "GC heap types and instructions"
+    if not m.gc:
+        return None
+    exprs = [f.body for f in m.funcs] + [e.instrs for e in _const_exprs(m)]
+    for instrs in exprs:
+        for code, imm, _ in instrs:
+            if code < gcops.GC_BASE and code != gcops.REF_EQ:
+                continue
+            if code not in gcops.HEAP_FREE:
+                return f"{op.opcode_name(code)} needs a GC heap"
+            if code in gcops.CASTS and ref_type_index(imm) is not None:
+                return f"{op.opcode_name(code)} to a concrete type"
+            if code in (gcops.BR_ON_CAST, gcops.BR_ON_CAST_FAIL) and ref_type_index(imm[2]) is not None:
+                return f"{op.opcode_name(code)} to a concrete type"
     return None
+
+
+def _const_exprs(m: DecodedModule) -> list[ConstExpr]:
+    exprs = [g.init for g in m.globals] + [t.init for t in m.tables if t.init is not None]
+    for e in m.elems:
+        exprs += e.items
+    return exprs
 
 
 def lower_typed_refs(m: DecodedModule) -> None:

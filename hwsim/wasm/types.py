@@ -124,13 +124,29 @@ def ref_type_index(t: int) -> int | None:
     return (t - REF_CONCRETE) >> 1 if t >= REF_CONCRETE else None
 
 
+# The run-time representation of GC's abstract reference types: a word of the extern hierarchy's shape
+# (docs/gc.md), funcref's and exnref's for their bottoms.
+_RUNTIME_REF = {
+    ANYREF: EXTERNREF,
+    EQREF: EXTERNREF,
+    I31REF: EXTERNREF,
+    STRUCTREF: EXTERNREF,
+    ARRAYREF: EXTERNREF,
+    NULLREF: EXTERNREF,
+    NULLEXTERNREF: EXTERNREF,
+    NULLFUNCREF: FUNCREF,
+    NULLEXNREF: EXNREF,
+}
+
+
 def ref_top(t: int) -> int:
-    """The nullable abstract type that represents reference type ``t`` at run time (any other type: itself)."""
+    """The nullable abstract type that represents reference type ``t`` at run time (any other type: itself):
+    funcref, externref (also every type of GC's any hierarchy) or exnref."""
     if t >= REF_CONCRETE:
         return FUNCREF
     if t >= REF_NON_NULL:
-        return t & 0xFF
-    return t
+        t &= 0xFF
+    return _RUNTIME_REF.get(t, t)
 
 
 def ref_as_nullable(t: int) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ...wasm import gcops
 from ...wasm import opcodes as op
 from ...wasm.module import FuncBody
 from ...wasm.types import EXNREF, F32, F64, FUNCREF, I32, I64, V128
@@ -34,7 +35,7 @@ from ..masm import (
 )
 from ..regs import FLOAT, INT, Reg, RegClass
 from ..traps import TrapCode
-from . import call, simd
+from . import call, gc, simd
 from .atomics import ATOMIC_DISPATCH
 from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Comparison, Operand, ValKind, reg_class
 from .control import ControlFrame, ControlStack, CtrlKind, HandlerRegion
@@ -981,3 +982,5 @@ del _name, _entry
 
 DISPATCH.update(ATOMIC_DISPATCH)  # the threads proposal (codegen/atomics.py)
 DISPATCH.update(simd.dispatch())  # the 0xfd instructions (codegen/simd.py)
+DISPATCH.update(gc.dispatch())  # GC's instructions that need no heap (codegen/gc.py)
+DISPATCH[gcops.REF_EQ] = (V.visit_int_compare, (IntCmp.EQ,))  # the two words are equal
