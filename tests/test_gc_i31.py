@@ -188,3 +188,34 @@ def test_host_handles_have_the_anyref_word_shape():
     assert len(set(words)) == 3
     for w in words:
         assert w % 4 == 2  # neither an i31 (odd) nor a GC object (8-aligned)
+
+
+def test_tables_and_globals_of_gc_references():
+    store = Store(Engine(cache=False))
+    text = """(module
+      (table $t 2 10 i31ref)
+      (global $a (mut anyref) (ref.null none))
+      (func (export "run") (param i32) (result i32 i32 i32)
+        (table.set $t (i32.const 1) (ref.i31 (local.get 0)))
+        (global.set $a (table.get $t (i32.const 1)))
+        (drop (table.grow $t (ref.i31 (i32.const 77)) (i32.const 3)))
+        (i31.get_s (ref.cast (ref i31) (global.get $a)))
+        (i31.get_u (table.get $t (i32.const 4)))
+        (table.size $t)))"""
+    exports = dict(Instance(store, Module(store.engine, text), []).exports(store).items())
+    assert exports["run"](store, -9) == [-9, 77, 5]
+
+
+def test_spectest_values_of_the_any_hierarchy():
+    from hwsim.spectest.values import GcPattern, I31Value, Value, matches, parse_expected, parse_value
+
+    i31 = Value("anyref", I31Value(3))
+    host = Value("anyref", 1)
+    assert parse_expected({"type": "i31ref"}) == GcPattern("i31ref")
+    assert matches(GcPattern("i31ref"), i31) and not matches(GcPattern("i31ref"), host)
+    assert matches(GcPattern("anyref"), host) and matches(GcPattern("eqref"), i31)
+    assert not matches(GcPattern("structref"), i31) and not matches(GcPattern("anyref"), Value("anyref", None))
+    assert parse_value({"type": "anyref", "value": "1"}) == host
+    assert parse_value({"type": "eqref", "value": "null"}) == Value("anyref", None)
+    assert parse_value({"type": "nullexternref"}) == Value("externref", None)
+    assert matches(parse_expected({"type": "refnull"}), Value("anyref", None))

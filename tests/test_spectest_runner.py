@@ -49,8 +49,10 @@ def test_parse_values_are_bit_patterns():
     )
     with pytest.raises(UnsupportedValue, match="cannot read v128 value"):
         parse_value({"type": "v128", "lane_type": "i32", "value": ["0", "0"]})
-    with pytest.raises(UnsupportedValue, match="value of type anyref"):
-        parse_value({"type": "anyref", "value": "null"})
+    with pytest.raises(UnsupportedValue, match="value of type contref"):
+        parse_value({"type": "contref", "value": "null"})  # stack switching
+    with pytest.raises(UnsupportedValue, match="cannot read anyref value 'x'"):
+        parse_value({"type": "anyref", "value": "x"})
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,7 @@ from .types import (
 
 __all__ = [
     "Canon",
+    "abstract_top",
     "canonical_ids",
     "heap_top",
     "kind_heap",
@@ -199,6 +200,11 @@ def canonical_subtype(a: int, b: int) -> bool:
         if seen > len(_SUPER):  # pragma: no cover - a cycle cannot be registered (supertypes come first)
             return False
     return False
+
+
+def abstract_top(t: int) -> int:
+    """The top of the hierarchy of an abstract reference type (ANYREF, FUNCREF, EXTERNREF, EXNREF)."""
+    return _TOP[t & 0xFF]
 
 
 def heap_top(canon: Canon, t: int) -> int:

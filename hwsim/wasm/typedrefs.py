@@ -120,7 +120,7 @@ def _gc_runtime_need(m: DecodedModule) -> str | None:
     exprs = [f.body for f in m.funcs] + [e.instrs for e in _const_exprs(m)]
     for instrs in exprs:
         for code, imm, _ in instrs:
-            if code < gcops.GC_BASE and code != gcops.REF_EQ:
+            if not (gcops.GC_BASE <= code < gcops.GC_BASE + 0x100 or code == gcops.REF_EQ):
                 continue
             if code not in gcops.HEAP_FREE:
                 return f"{op.opcode_name(code)} needs a GC heap"
