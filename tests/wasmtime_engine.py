@@ -41,7 +41,12 @@ _TRAPS = {
     wasmtime.TrapCode.INTEGER_DIVISION_BY_ZERO: ("integer divide by zero",),
     wasmtime.TrapCode.BAD_CONVERSION_TO_INTEGER: ("invalid conversion to integer",),
     wasmtime.TrapCode.UNREACHABLE: ("unreachable",),
-    wasmtime.TrapCode.NULL_REFERENCE: ("null reference", "null exception reference", "null function reference"),
+    wasmtime.TrapCode.NULL_REFERENCE: (
+        "null reference",
+        "null exception reference",
+        "null function reference",
+        "null i31 reference",
+    ),
     wasmtime.TrapCode.HEAP_MISALIGNED: ("unaligned atomic",),
     wasmtime.TrapCode.ATOMIC_WAIT_NON_SHARED_MEMORY: ("expected shared memory",),
 }
@@ -202,11 +207,13 @@ class WasmtimeEngine:
             t = _NAMES[kind]
             data = ctypes.string_at(ctypes.addressof(raw.of), _SIZES[t])
             return Value(t, int.from_bytes(data, "little"))
+        if kind == 8:  # WASMTIME_EXNREF (wasmtime.h; wasmtime-py 50 names no constant for it)
+            return Value("exnref", None if raw.of.exnref.store_id == 0 else raw.of.exnref)
+        if kind == 7:  # WASMTIME_ANYREF: wasmtime-py 50 cannot read one (GC's any hierarchy)
+            raise NotSupportedByEngine("a GC reference result (wasmtime-py cannot read anyref values)")
         val = wasmtime.Val._from_raw(self.store, raw)
         if kind == ffi.WASMTIME_EXTERNREF.value:
             return Value("externref", val.value)
         if kind == ffi.WASMTIME_FUNCREF.value:
             return Value("funcref", val.value)
-        if kind == 8:  # WASMTIME_EXNREF (wasmtime.h; wasmtime-py 50 names no constant for it)
-            return Value("exnref", None if raw.of.exnref.store_id == 0 else raw.of.exnref)
         raise NotSupportedByEngine(f"result of wasmtime value kind {kind}")
