@@ -343,3 +343,42 @@ def test_modules_with_gc_objects_are_refused_by_name():
         with pytest.raises(UnsupportedFeatureError) as info:
             load_module(wasm(text))
         assert str(info.value).startswith(f"unsupported feature: GC ({what}: validated, but the compiler")
+
+
+# Attacks ----------------------------------------------------------------------------------------
+
+
+def test_a_supertype_chain_deeper_than_the_limit_is_rejected():
+    def chain(n: int) -> str:
+        types = "(type $t0 (sub (struct)))" + "".join(f"(type $t{i} (sub $t{i - 1} (struct)))" for i in range(1, n))
+        return f"(module {types})"
+
+    valid(chain(64))  # depth 63: the deepest allowed
+    assert invalid(chain(65)).startswith(
+        "sub type hierarchy too deep: type 64 is 64 supertypes down (implementation limit 63, wasmparser's)"
+    )
+
+
+def test_a_type_cannot_be_its_own_supertype():
+    assert invalid("(module (rec (type $t (sub $t (struct)))))").startswith("unknown type 0 (supertype of type 0")
+
+
+def test_a_large_mutually_recursive_group_canonicalises_in_one_pass():
+    n = 2000
+    group = "".join(f"(type $t{i} (struct (field (ref null $t{(i + 1) % n}))))" for i in range(n))
+    m = valid(f"(module (rec {group}))")
+    ids = canonical_ids(m.types, m.rec_groups, None, m.finals).ids
+    assert len(set(ids)) == n  # every position its own type
+    again = canonical_ids(m.types, m.rec_groups, None, m.finals).ids
+    assert again == ids  # the same group interned once
+
+
+def test_the_host_cannot_forge_an_i31_or_an_object_through_an_externref():
+    store = Store(Engine(cache=False))
+    text = """(module (func (export "kind") (param externref) (result i32 i32 i32)
+        (ref.test (ref i31) (any.convert_extern (local.get 0)))
+        (ref.test (ref eq) (any.convert_extern (local.get 0)))
+        (ref.test (ref any) (any.convert_extern (local.get 0)))))"""
+    kind = Instance(store, Module(store.engine, text), []).exports(store)["kind"]
+    for forged in (1, 3, 8, 16, 2**31 + 1, object()):
+        assert kind(store, forged) == [0, 0, 1]  # a host value: any, never an i31 or an object

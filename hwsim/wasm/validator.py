@@ -69,6 +69,9 @@ from .types import (
 )
 
 _U32_MAX = 0xFFFFFFFF
+# Implementation limit: the longest chain of declared supertypes (wasmparser's MAX_WASM_SUBTYPING_DEPTH, so
+# wasmtime rejects the same modules); a cast to a concrete type walks at most this far.
+MAX_SUBTYPING_DEPTH = 63
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
 
 # Frame fields (a frame is a small list, for speed).  _INITS: the length of the function's log of
@@ -281,6 +284,7 @@ class _ModuleValidator:
         if m.supertypes is None:
             return
         assert m.finals is not None  # the decoder sets both
+        depth = [0] * len(types)
         for k, sups in enumerate(m.supertypes):
             if len(sups) > 1:
                 raise _err(f"sub type {k} has {len(sups)} supertypes (at most one is allowed)")
@@ -289,6 +293,12 @@ class _ModuleValidator:
                     raise _err(f"unknown type {j} (supertype of type {k} must be defined before it)")
                 if m.finals[j]:
                     raise _err(f"sub type {k} has a final supertype {j}")
+                depth[k] = depth[j] + 1
+                if depth[k] > MAX_SUBTYPING_DEPTH:
+                    raise _err(
+                        f"sub type hierarchy too deep: type {k} is {depth[k]} supertypes down "
+                        f"(implementation limit {MAX_SUBTYPING_DEPTH}, wasmparser's)"
+                    )
                 if not composite_matches(self.c.canon, types[k], types[j]):
                     raise _err(f"sub type {k} ({types[k]}) does not match its supertype {j} ({types[j]})")
 
