@@ -52,6 +52,10 @@ class Builtin(enum.IntEnum):
     # exception handling: (tag index, payload...) and (exnref); neither returns (docs/exceptions.md)
     throw = 29
     throw_ref = 30
+    # GC (runtime/gcheap.py)
+    gc_alloc = 31  # (length, type index) -> a zeroed object's address
+    gc_array_new = 32  # (value bits, length, type index) -> an array filled with the value
+    gc_test = 33  # (word, reference type) -> 1 when the word is of the type (casts the code cannot do inline)
 
 
 class BulkFuel(enum.IntEnum):

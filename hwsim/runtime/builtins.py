@@ -17,10 +17,12 @@ from collections.abc import Callable
 
 from ..compiler.builtins import Builtin, BulkFuel
 from ..compiler.errors import CompilerBug
+from ..compiler.objlayout import HEADER_BYTES, array_bytes, struct_layout
 from ..compiler.traps import TrapCode
-from ..wasm.types import I64
+from ..wasm.types import I64, StructType
 from . import exceptions
 from .errors import HandleError, HostBufferError, MemoryControlError, ResourceLimitError, SegmentError, Trap
+from .gcheap import write_elements
 from .threads import Blocked, Wake
 
 MASK32 = 0xFFFF_FFFF
@@ -430,6 +432,46 @@ def throw_ref(store, instance, m) -> None:
     exceptions.throw(store, exn, m.get_reg("pc") - 4)
 
 
+# GC (runtime/gcheap.py) -----------------------------------------------------------------------------
+
+
+def _gc_type(instance, type_index: int):
+    module = instance.module
+    return module.gc_types[type_index], module.gc_canon[type_index]
+
+
+def _gc_new(store, instance, type_index: int, length: int) -> int:
+    ct, canon = _gc_type(instance, type_index)
+    if isinstance(ct, StructType):
+        return store.gc_heap.allocate(canon, struct_layout(ct)[1])
+    return store.gc_heap.allocate(canon, array_bytes(ct, length), length)
+
+
+def gc_alloc(store, instance, m) -> None:
+    """``struct.new(_default)``, ``array.new_default``, ``array.new_fixed``: a zeroed object (the code
+    stores the fields it has); a0 the length (arrays, u32), a1 the type index."""
+    length, type_index = _args(m, 2)
+    _ret(m, _gc_new(store, instance, type_index, length & MASK32))
+
+
+def gc_array_new(store, instance, m) -> None:
+    """``array.new``: a0 the value's bits (a float reinterpreted), a1 the length (u32), a2 the type index."""
+    value, length, type_index = _args(m, 3)
+    length &= MASK32
+    va = _gc_new(store, instance, type_index, length)
+    ct, _ = _gc_type(instance, type_index)
+    if value and length:
+        write_elements(store, va + HEADER_BYTES, ct.element.storage, [value] * length)
+    _ret(m, va)
+
+
+def gc_test(store, instance, m) -> None:
+    """A cast the code cannot test inline (to struct, array or a concrete type): a0 the word, a1 the
+    reference type (module-relative); 1 or 0 in a0."""
+    word, rt = _args(m, 2)
+    _ret(m, 1 if store.gc_heap.test(word, rt, instance.module.gc_canon) else 0)
+
+
 DISPATCH: dict[Builtin, Callable[..., None]] = {
     Builtin.memory_grow: memory_grow,
     Builtin.memory_fill: memory_fill,
@@ -461,6 +503,9 @@ DISPATCH: dict[Builtin, Callable[..., None]] = {
     Builtin.memory_atomic_wait64: memory_atomic_wait64,
     Builtin.throw: throw,
     Builtin.throw_ref: throw_ref,
+    Builtin.gc_alloc: gc_alloc,
+    Builtin.gc_array_new: gc_array_new,
+    Builtin.gc_test: gc_test,
 }
 if set(DISPATCH) != set(Builtin):
     raise CompilerBug(

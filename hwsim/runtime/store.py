@@ -33,6 +33,7 @@ from .checkpoints import CheckpointCounter
 from .crossing import ECALL_REGS
 from .errors import ResourceLimitError, Trap
 from .exceptions import Exn
+from .gcheap import GcHeap
 from .objects import RW_USER, RX_USER, FuncRecord, GlobalInstance, MemoryInstance, TableInstance
 from .space import StoreSpace
 from .threads import Scheduler
@@ -72,6 +73,7 @@ class StoreLimits:
     max_memories: int = 10_000  # (the address space holds 83: see layout.MEMORY_REGIONS)
     table_elements: int = 10_000_000  # per table
     code_bytes: int = 256 << 20  # compiled code of all the Store's modules
+    gc_heap_bytes: int = 64 << 20  # GC struct and array objects (runtime/gcheap.py; nothing is reclaimed yet)
 
 
 class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
@@ -80,6 +82,7 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self.name = f"Store {next(_SERIALS)}"
         self.engine = engine
         self.limits = limits or StoreLimits()
+        self.gc_heap = GcHeap(self, self.limits.gc_heap_bytes)
         try:
             self.machine = machine or Machine(ram_size=self.limits.ram_bytes, tlb_capacity=4096)
         except HostLimitError as exc:

@@ -27,6 +27,7 @@ from ..wasm.types import (
     FUNCREF,
     I32,
     I64,
+    STRUCTREF,
     V128,
     FuncType,
     Limits,
@@ -34,7 +35,7 @@ from ..wasm.types import (
     TableType,
 )
 from .engine import Exhaustion, LinkError, NotSupportedByEngine, Thrown, Trap
-from .values import I31Value, Value
+from .values import GcObject, I31Value, Value
 
 _TYPES = {
     I32: "i32",
@@ -178,10 +179,14 @@ class HwsimEngine:
     def _from_bits(self, ty: int, bits: int, precise: object = None) -> Value:
         name = _TYPES[ty]
         if ty == EXTERNREF:  # also GC's any hierarchy (the same word)
-            if isinstance(precise, int) and abstract_top(precise) == ANYREF:
+            if (isinstance(precise, int) and abstract_top(precise) == ANYREF) or isinstance(precise, tuple):
+                # (a concrete reference lowered to externref's word is a struct's or an array's)
                 name = "anyref"
             if bits & 1:
                 return Value(name, I31Value((bits >> 1) & 0x7FFF_FFFF))
+            heap = self._store().gc_heap
+            if heap.is_object(bits):
+                return Value(name, GcObject("struct" if heap.kind(bits) == STRUCTREF else "array", bits))
             return Value(name, None if bits == 0 else self.handle_externs.get(bits, bits))
         if ty == EXNREF:
             return Value(name, None if bits == 0 else bits)

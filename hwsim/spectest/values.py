@@ -47,6 +47,17 @@ class I31Value:
 
 
 @dataclass(frozen=True, slots=True)
+class GcObject:
+    """A struct or array object an engine returned: its kind (``struct`` or ``array``) and address."""
+
+    kind: str
+    address: int
+
+    def __str__(self) -> str:
+        return f"ref.{self.kind} @{self.address:#x}"
+
+
+@dataclass(frozen=True, slots=True)
 class GcPattern:
     """``(ref.any)``, ``(ref.eq)``, ``(ref.i31)``, ``(ref.struct)``, ``(ref.array)``: any non-null reference of
     that abstract heap type (``type`` is anyref, eqref, ...)."""
@@ -61,9 +72,12 @@ class GcPattern:
             return False
         if self.type == "anyref":
             return True
-        if self.type in ("eqref", "i31ref"):
-            return isinstance(actual.value, I31Value)  # (no struct or array object exists yet)
-        return False
+        value = actual.value
+        if self.type == "i31ref":
+            return isinstance(value, I31Value)
+        if self.type == "eqref":
+            return isinstance(value, (I31Value, GcObject))
+        return isinstance(value, GcObject) and self.type == f"{value.kind}ref"
 
 
 class UnsupportedValue(HwsimError):
@@ -95,7 +109,7 @@ class Value:
         if self.type == "externref":
             return f"ref.extern {self.value}"
         if self.type == "anyref":
-            return str(self.value) if isinstance(self.value, I31Value) else f"ref.host {self.value}"
+            return str(self.value) if isinstance(self.value, (I31Value, GcObject)) else f"ref.host {self.value}"
         return f"{self.type}:non-null"
 
 

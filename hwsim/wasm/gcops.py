@@ -120,6 +120,42 @@ HEAP_FREE = frozenset(
     )
 )
 CASTS = frozenset((REF_TEST, REF_TEST_NULL, REF_CAST, REF_CAST_NULL))
+# The object instructions compiled with the GC heap (compiler/codegen/gc.py, runtime/gcheap.py).
+OBJECT_OPS = frozenset(
+    (
+        STRUCT_NEW,
+        STRUCT_NEW_DEFAULT,
+        STRUCT_GET,
+        STRUCT_GET_S,
+        STRUCT_GET_U,
+        STRUCT_SET,
+        ARRAY_NEW,
+        ARRAY_NEW_DEFAULT,
+        ARRAY_NEW_FIXED,
+        ARRAY_GET,
+        ARRAY_GET_S,
+        ARRAY_GET_U,
+        ARRAY_SET,
+        ARRAY_LEN,
+    )
+)
+
+# The GC instructions whose code may call a runtime builtin (allocation; casts that read an object's header).
+BUILTIN_CALLS = frozenset(
+    (
+        STRUCT_NEW,
+        STRUCT_NEW_DEFAULT,
+        ARRAY_NEW,
+        ARRAY_NEW_DEFAULT,
+        ARRAY_NEW_FIXED,
+        REF_TEST,
+        REF_TEST_NULL,
+        REF_CAST,
+        REF_CAST_NULL,
+        BR_ON_CAST,
+        BR_ON_CAST_FAIL,
+    )
+)
 
 # Instructions allowed in constant expressions (beside those of WebAssembly 2.0 and extended-const).
 CONST_OPS = frozenset(

@@ -218,6 +218,11 @@ class DecodedModule:
     # (first type index, count), and each type's declared supertypes and finality (None otherwise: each
     # type its own group, final, without supertypes).
     gc: bool = False
+    # After the lowering of a module with struct or array types: each type's composite type as the runtime
+    # lays it out (field types lowered; None for a function type, whose ``types`` entry is the real one,
+    # while a struct or array type's is a placeholder FuncType), and each type's canonical id.
+    gc_types: list | None = None
+    gc_canon: list[int] | None = None
     rec_groups: list[tuple[int, int]] | None = None
     supertypes: list[tuple[int, ...]] | None = None
     finals: list[bool] | None = None

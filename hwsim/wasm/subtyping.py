@@ -56,6 +56,8 @@ from .types import (
 __all__ = [
     "Canon",
     "abstract_top",
+    "canonical_kind",
+    "canonical_subtype",
     "canonical_ids",
     "heap_top",
     "kind_heap",
@@ -187,6 +189,11 @@ def canonical_ids(
                     )
         ids.extend(range(base, base + count))
     return Canon(ids)
+
+
+def canonical_kind(a: int) -> int:
+    """FUNCREF, STRUCTREF or ARRAYREF: the kind of canonical type ``a``."""
+    return _KIND[a]
 
 
 def canonical_subtype(a: int, b: int) -> bool:

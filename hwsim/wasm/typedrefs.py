@@ -22,17 +22,23 @@ funcref global of the same mutability).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from . import gcops
 from . import opcodes as op
 from .errors import UnsupportedFeatureError
 from .module import ConstExpr, DecodedModule
-from .subtyping import Canon, canonical_ids, matches
+from .subtyping import Canon, canonical_ids, kind_heap, matches
 from .types import (
+    EXTERNREF,
     FUNCREF,
+    V128,
+    ArrayType,
+    FieldType,
     FuncType,
     GlobalType,
+    StructType,
     TableType,
     is_nullable,
     ref_as_non_null,
@@ -65,29 +71,29 @@ def canonical_matches(a: object, b: object) -> bool:
     return False
 
 
-def _lower_instrs(instrs: list) -> None:
+def _lower_instrs(instrs: list, top: Callable[[int], int]) -> None:
     blocks = (op.BLOCK_OP, op.LOOP, op.IF)
     for i, (code, imm, off) in enumerate(instrs):
         if code in blocks:
             if isinstance(imm, int) and imm < -0x80:
-                instrs[i] = (code, ref_top(-imm) - 0x80, off)
+                instrs[i] = (code, top(-imm) - 0x80, off)
         elif code == op.TRY_TABLE_OP:
             bt, clauses = imm
             if bt < -0x80:
-                instrs[i] = (code, (ref_top(-bt) - 0x80, clauses), off)
+                instrs[i] = (code, (top(-bt) - 0x80, clauses), off)
         elif code == op.REF_NULL:
-            instrs[i] = (code, ref_top(imm), off)
+            instrs[i] = (code, top(imm), off)
         elif code == op.SELECT_TYPED:
-            instrs[i] = (code, tuple(ref_top(t) for t in imm), off)
+            instrs[i] = (code, tuple(top(t) for t in imm), off)
 
 
-def _lower_expr(expr: ConstExpr | None) -> None:
+def _lower_expr(expr: ConstExpr | None, top: Callable[[int], int]) -> None:
     if expr is not None:
-        _lower_instrs(expr.instrs)
+        _lower_instrs(expr.instrs, top)
 
 
-def _lower_func_type(ft: FuncType) -> FuncType:
-    return FuncType(tuple(ref_top(t) for t in ft.params), tuple(ref_top(t) for t in ft.results))
+def _lower_func_type(ft: FuncType, top: Callable[[int], int]) -> FuncType:
+    return FuncType(tuple(top(t) for t in ft.params), tuple(top(t) for t in ft.results))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,24 +116,34 @@ def same_func_type(a: FuncType, b: FuncType) -> bool:
 
 def _gc_runtime_need(m: DecodedModule) -> str | None:
     """What in a GC module the compiler cannot run yet (None: nothing).  It runs the GC instructions that
-    need no heap (gcops.HEAP_FREE: i31, ref.eq, conversions, casts to abstract types)."""
-    if any(not isinstance(t, FuncType) for t in m.types):
-        return "struct and array types"
-    if m.supertypes is not None and any(m.supertypes):
-        return "declared supertypes"
+    need no heap (gcops.HEAP_FREE: i31, ref.eq, conversions, casts) and the struct and array instructions
+    of gcops.OBJECT_OPS; not yet: v128 fields, supertypes of function types (call_indirect would need
+    subtyping), bulk array instructions, allocation in constant expressions, casts to function types."""
+    for k, t in enumerate(m.types):
+        if isinstance(t, StructType) and any(f.storage == V128 for f in t.fields):
+            return "a v128 struct field"
+        if isinstance(t, ArrayType) and t.element.storage == V128:
+            return "a v128 array element"
+        if isinstance(t, FuncType) and m.supertypes is not None and m.supertypes[k]:
+            return "declared supertypes of function types"
     if not m.gc:
         return None
-    exprs = [f.body for f in m.funcs] + [e.instrs for e in _const_exprs(m)]
-    for instrs in exprs:
-        for code, imm, _ in instrs:
+    for expr in _const_exprs(m):
+        for code, _, _ in expr.instrs:
+            if code in gcops.OBJECT_OPS:
+                return f"{op.opcode_name(code)} in a constant expression"
+    for f in m.funcs:
+        for code, imm, _ in f.body:
             if not (gcops.GC_BASE <= code < gcops.GC_BASE + 0x100 or code == gcops.REF_EQ):
                 continue
-            if code not in gcops.HEAP_FREE:
-                return f"{op.opcode_name(code)} needs a GC heap"
-            if code in gcops.CASTS and ref_type_index(imm) is not None:
-                return f"{op.opcode_name(code)} to a concrete type"
-            if code in (gcops.BR_ON_CAST, gcops.BR_ON_CAST_FAIL) and ref_type_index(imm[2]) is not None:
-                return f"{op.opcode_name(code)} to a concrete type"
+            if code not in gcops.HEAP_FREE and code not in gcops.OBJECT_OPS:
+                return f"{op.opcode_name(code)} (a bulk array instruction)"
+            target = imm if code in gcops.CASTS else None
+            if code == gcops.BR_ON_CAST or code == gcops.BR_ON_CAST_FAIL:
+                target = imm[2]
+            index = ref_type_index(target) if target is not None else None
+            if index is not None and isinstance(m.types[index], FuncType):
+                return f"{op.opcode_name(code)} to a function type"
     return None
 
 
@@ -136,6 +152,17 @@ def _const_exprs(m: DecodedModule) -> list[ConstExpr]:
     for e in m.elems:
         exprs += e.items
     return exprs
+
+
+_NOT_A_FUNC = FuncType((), ())  # the lowered ``types`` entry of a struct or array type (gc_types has it)
+
+
+def _lower_composite(ct, top: Callable[[int], int]):
+    if isinstance(ct, StructType):
+        return StructType(tuple(FieldType(top(f.storage), f.mutable) for f in ct.fields))
+    if isinstance(ct, ArrayType):
+        return ArrayType(FieldType(top(ct.element.storage), ct.element.mutable))
+    return None
 
 
 def lower_typed_refs(m: DecodedModule) -> None:
@@ -155,7 +182,9 @@ def lower_typed_refs(m: DecodedModule) -> None:
                 distinct.add(k)
     precise: list = []
     for k, ft in enumerate(m.types):
-        assert isinstance(ft, FuncType)  # _gc_runtime_need
+        if not isinstance(ft, FuncType):  # a struct or array type: a signature id of its own, never called
+            precise.append(CanonicalFuncType((), (), ids[k]))
+            continue
         params = tuple(_canonical_valtype(ids, t) for t in ft.params)
         results = tuple(_canonical_valtype(ids, t) for t in ft.results)
         if k in distinct:
@@ -165,24 +194,36 @@ def lower_typed_refs(m: DecodedModule) -> None:
     m.precise_types = precise
     m.precise_globals = [_canonical_valtype(ids, g.valtype) for g in m.get_global_types()]
     m.precise_tables = [_canonical_valtype(ids, t.elem_type) for t in m.get_table_types()]
-    m.types = [_lower_func_type(ft) for ft in m.types]
+    kinds = [kind_heap(t) for t in m.types]
+
+    def top(t: int) -> int:
+        """The run-time representation of ``t``: a concrete struct or array type's is externref's word."""
+        index = ref_type_index(t)
+        if index is not None and kinds[index] != FUNCREF:
+            return EXTERNREF
+        return ref_top(t)
+
+    if any(k != FUNCREF for k in kinds):
+        m.gc_canon = list(ids.ids)
+        m.gc_types = [_lower_composite(t, top) for t in m.types]
+    m.types = [_lower_func_type(ft, top) if isinstance(ft, FuncType) else _NOT_A_FUNC for ft in m.types]
     for k, imp in enumerate(m.imports):
         desc = imp.desc
         if isinstance(desc, TableType):
-            m.imports[k] = replace(imp, desc=replace(desc, elem_type=ref_top(desc.elem_type)))
+            m.imports[k] = replace(imp, desc=replace(desc, elem_type=top(desc.elem_type)))
         elif isinstance(desc, GlobalType):
-            m.imports[k] = replace(imp, desc=replace(desc, valtype=ref_top(desc.valtype)))
+            m.imports[k] = replace(imp, desc=replace(desc, valtype=top(desc.valtype)))
     for k, table in enumerate(m.tables):
-        _lower_expr(table.init)
-        m.tables[k] = replace(table, type=replace(table.type, elem_type=ref_top(table.type.elem_type)))
+        _lower_expr(table.init, top)
+        m.tables[k] = replace(table, type=replace(table.type, elem_type=top(table.type.elem_type)))
     for k, g in enumerate(m.globals):
-        _lower_expr(g.init)
-        m.globals[k] = replace(g, type=replace(g.type, valtype=ref_top(g.type.valtype)))
+        _lower_expr(g.init, top)
+        m.globals[k] = replace(g, type=replace(g.type, valtype=top(g.type.valtype)))
     for k, e in enumerate(m.elems):
         for item in e.items:
-            _lower_expr(item)
-        m.elems[k] = replace(e, elem_type=ref_top(e.elem_type))
+            _lower_expr(item, top)
+        m.elems[k] = replace(e, elem_type=top(e.elem_type))
     for k, f in enumerate(m.funcs):
-        _lower_instrs(f.body)
-        m.funcs[k] = replace(f, locals=tuple((count, ref_top(t)) for count, t in f.locals))
+        _lower_instrs(f.body, top)
+        m.funcs[k] = replace(f, locals=tuple((count, top(t)) for count, t in f.locals))
     m.lowered = True

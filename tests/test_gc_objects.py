@@ -1,0 +1,174 @@
+"""GC struct and array objects on the emulated CPU (compiler/codegen/gc.py, runtime/gcheap.py): allocation
+in the Store's guest memory, field and element access with their null and bounds traps, packed fields,
+casts to concrete types through the supertype chain, and the Store's heap limit."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from hwsim import Engine, Instance, Module, Store, Trap
+from hwsim.compiler.objlayout import HEADER_BYTES, struct_layout
+from hwsim.compiler.traps import TrapCode
+from hwsim.runtime.store import StoreLimits
+from hwsim.wasm.types import F64, I8, I32, FieldType, StructType
+
+WAT = """(module
+  (type $p (struct (field $x (mut i32)) (field $y f64) (field $n (mut i8)) (field $r (mut anyref))))
+  (type $a (array (mut i16)))
+  (type $fa (array (mut f32)))
+  (type $base (sub (struct (field i32))))
+  (type $mid (sub $base (struct (field i32) (field i64))))
+  (type $leaf (sub final $mid (struct (field i32) (field i64) (field f32))))
+  (func (export "point") (param i32 f64) (result i32 f64 i32 i32)
+    (local $o (ref $p))
+    (local.set $o (struct.new $p (local.get 0) (local.get 1) (i32.const -1) (ref.i31 (i32.const 5))))
+    (struct.set $p $x (local.get $o) (i32.add (struct.get $p $x (local.get $o)) (i32.const 1)))
+    (struct.get $p $x (local.get $o))
+    (struct.get $p $y (local.get $o))
+    (struct.get_s $p $n (local.get $o))
+    (i31.get_s (ref.cast (ref i31) (struct.get $p $r (local.get $o)))))
+  (func (export "packed") (param i32) (result i32 i32)
+    (local $o (ref $p))
+    (local.set $o (struct.new_default $p))
+    (struct.set $p $n (local.get $o) (local.get 0))
+    (struct.get_s $p $n (local.get $o))
+    (struct.get_u $p $n (local.get $o)))
+  (func (export "array") (param i32 i32) (result i32 i32 i32)
+    (local $v (ref $a))
+    (local.set $v (array.new $a (i32.const -3) (local.get 0)))
+    (array.set $a (local.get $v) (i32.const 1) (i32.const 70000))
+    (array.len (local.get $v))
+    (array.get_s $a (local.get $v) (local.get 1))
+    (array.get_u $a (local.get $v) (i32.const 0)))
+  (func (export "fixed") (result f32 f32 i32)
+    (local $v (ref $fa))
+    (local.set $v (array.new_fixed $fa 3 (f32.const 1.5) (f32.const 2.5) (f32.const -4)))
+    (array.get $fa (local.get $v) (i32.const 0))
+    (array.get $fa (local.get $v) (i32.const 2))
+    (array.len (local.get $v)))
+  (func (export "filled") (param i32) (result f32) (array.get $fa (array.new $fa (f32.const 7.25) (local.get 0)) (i32.const 0)))
+  (func (export "default_len") (param i32) (result i32) (array.len (array.new_default $a (local.get 0))))
+  (func (export "casts") (result i32 i32 i32 i32 i32 i32)
+    (ref.test (ref $p) (struct.new_default $p))
+    (ref.test (ref $a) (struct.new_default $p))
+    (ref.test (ref struct) (struct.new_default $p))
+    (ref.test (ref array) (struct.new_default $p))
+    (ref.test (ref eq) (array.new_default $a (i32.const 2)))
+    (ref.test (ref i31) (array.new_default $a (i32.const 2))))
+  (func (export "chain") (result i32 i32 i32 i32)
+    (ref.test (ref $base) (struct.new_default $leaf))
+    (ref.test (ref $mid) (struct.new_default $leaf))
+    (ref.test (ref $leaf) (struct.new_default $mid))
+    (ref.test (ref null $mid) (ref.null none)))
+  (func (export "cast_fail") (drop (ref.cast (ref $leaf) (struct.new_default $base))))
+  (func (export "null_struct") (result i32) (struct.get $p $x (ref.null $p)))
+  (func (export "null_array") (result i32) (array.len (ref.null $a)))
+  (func (export "eq") (result i32 i32)
+    (local $o (ref $p))
+    (local.set $o (struct.new_default $p))
+    (ref.eq (local.get $o) (local.get $o))
+    (ref.eq (local.get $o) (struct.new_default $p)))
+  (func (export "alloc") (param i32) (drop (array.new_default $a (local.get 0))))
+)"""
+
+
+@pytest.fixture(scope="module")
+def inst():
+    store = Store(Engine(cache=False))
+    return store, dict(Instance(store, Module(store.engine, WAT), []).exports(store).items())
+
+
+def test_struct_fields_round_trip(inst):
+    store, e = inst
+    assert e["point"](store, 41, 2.5) == [42, 2.5, -1, 5]
+
+
+@pytest.mark.parametrize("x", [0, 1, 127, 128, 255, 256, -1, -128, 0x12345])
+def test_packed_i8_fields_wrap_and_extend(inst, x):
+    store, e = inst
+    b = x & 0xFF
+    assert e["packed"](store, x) == [b - 256 if b >= 128 else b, b]
+
+
+def test_arrays_new_get_set_len(inst):
+    store, e = inst
+    assert e["array"](store, 4, 1) == [4, 70000 - 65536, 65533]  # i16 wraps; -3 read unsigned
+    assert e["array"](store, 4, 3) == [4, -3, 65533]
+    assert e["fixed"](store) == [1.5, -4.0, 3]
+    assert e["filled"](store, 3) == 7.25
+    assert e["default_len"](store, 0) == 0 and e["default_len"](store, 1000) == 1000
+
+
+@pytest.mark.parametrize("length, index", [(4, 4), (4, -1), (0, 0), (1, 0x8000_0000)])
+def test_array_bounds_trap(inst, length, index):
+    store, e = inst
+    with pytest.raises(Trap) as info:
+        e["array"](store, length, index)
+    assert info.value.code is TrapCode.ARRAY_OUT_OF_BOUNDS
+
+
+def test_null_objects_trap(inst):
+    store, e = inst
+    for name, code in (
+        ("null_struct", TrapCode.NULL_STRUCTURE_REFERENCE),
+        ("null_array", TrapCode.NULL_ARRAY_REFERENCE),
+    ):
+        with pytest.raises(Trap) as info:
+            e[name](store)
+        assert info.value.code is code
+
+
+def test_casts_read_the_header_and_the_supertype_chain(inst):
+    store, e = inst
+    assert e["casts"](store) == [1, 0, 1, 0, 1, 0]
+    assert e["chain"](store) == [1, 1, 0, 1]
+    with pytest.raises(Trap) as info:
+        e["cast_fail"](store)
+    assert info.value.code is TrapCode.CAST_FAILURE
+
+
+def test_ref_eq_is_identity(inst):
+    store, e = inst
+    assert e["eq"](store) == [1, 0]
+
+
+def test_objects_live_in_guest_memory_with_their_header():
+    store = Store(Engine(cache=False))
+    text = """(module (type $s (struct (field i32) (field f64)))
+      (func (export "make") (result (ref $s)) (struct.new $s (i32.const 7) (f64.const 0.5))))"""
+    make = Instance(store, Module(store.engine, text), []).exports(store)["make"]
+    runtime = store._store
+    before = set(runtime.gc_heap.objects)
+    make(store)
+    (va,) = runtime.gc_heap.objects - before
+    assert va % 8 == 0
+    offsets, size = struct_layout(StructType((FieldType(I32, False), FieldType(F64, False))))
+    assert offsets == (HEADER_BYTES, 16) and size == 24
+    raw = bytes(runtime.phys_view(va, size))
+    assert struct.unpack_from("<i", raw, offsets[0])[0] == 7
+    assert struct.unpack_from("<d", raw, offsets[1])[0] == 0.5
+
+
+def test_the_heap_limit_traps_never_a_host_error():
+    store = Store(Engine(cache=False))
+    store._store.gc_heap.limit = 4096
+    alloc = Instance(store, Module(store.engine, WAT), []).exports(store)["alloc"]
+    alloc(store, 1500)  # 3008 bytes
+    with pytest.raises(Trap) as info:
+        alloc(store, 1500)  # the second would pass 4096 with the first's 3008 in use
+    assert info.value.code is TrapCode.GC_HEAP_EXHAUSTED
+    assert "no collector yet" in str(info.value.summary)
+    with pytest.raises(Trap) as info:
+        alloc(store, -1)  # 4 GiB of i16: past any limit, refused before anything is mapped
+    assert info.value.code is TrapCode.GC_HEAP_EXHAUSTED
+
+
+def test_layout_of_packed_and_mixed_fields():
+    st = StructType((FieldType(I8, True), FieldType(I32, False), FieldType(I8, False), FieldType(F64, False)))
+    assert struct_layout(st) == ((8, 12, 16, 24), 32)
+
+
+def test_store_limits_default_gc_heap():
+    assert StoreLimits().gc_heap_bytes == 64 << 20
