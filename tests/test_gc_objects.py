@@ -172,3 +172,53 @@ def test_layout_of_packed_and_mixed_fields():
 
 def test_store_limits_default_gc_heap():
     assert StoreLimits().gc_heap_bytes == 64 << 20
+
+
+BULK = """(module
+  (type $b (array (mut i8)))
+  (type $r (array (mut anyref)))
+  (type $s (struct (field i32) (field (ref null $b))))
+  (data $d "\\01\\02\\03\\04\\05")
+  (elem $e anyref (ref.i31 (i32.const 10)) (ref.i31 (i32.const 20)))
+  (global $g (ref $s) (struct.new $s (i32.const 9) (array.new_fixed $b 2 (i32.const 7) (i32.const 8))))
+  (func (export "fill_copy") (result i32 i32 i32 i32 i32)
+    (local $a (ref $b))
+    (local.set $a (array.new_data $b $d (i32.const 0) (i32.const 5)))
+    (array.copy $b $b (local.get $a) (i32.const 1) (local.get $a) (i32.const 0) (i32.const 3))
+    (array.get_u $b (local.get $a) (i32.const 0))
+    (array.get_u $b (local.get $a) (i32.const 1))
+    (array.get_u $b (local.get $a) (i32.const 3))
+    (array.fill $b (local.get $a) (i32.const 4) (i32.const 300) (i32.const 1))
+    (array.get_u $b (local.get $a) (i32.const 4))
+    (array.len (local.get $a)))
+  (func (export "init") (param i32) (result i32)
+    (local $a (ref $b))
+    (local.set $a (array.new_default $b (i32.const 4)))
+    (array.init_data $b $d (local.get $a) (i32.const 0) (local.get 0) (i32.const 4))
+    (array.get_u $b (local.get $a) (i32.const 3)))
+  (func (export "elems") (result i32)
+    (i31.get_u (ref.cast (ref i31) (array.get $r (array.new_elem $r $e (i32.const 1) (i32.const 1)) (i32.const 0)))))
+  (func (export "global") (result i32 i32)
+    (struct.get $s 0 (global.get $g))
+    (array.get_u $b (struct.get $s 1 (global.get $g)) (i32.const 1)))
+  (func (export "fill_oob") (array.fill $b (array.new_default $b (i32.const 2)) (i32.const 1) (i32.const 0) (i32.const 2)))
+  (func (export "fill_null") (array.fill $b (ref.null $b) (i32.const 0) (i32.const 0) (i32.const 0)))
+)"""
+
+
+def test_array_bulk_operations_and_constant_objects():
+    store = Store(Engine(cache=False))
+    e = dict(Instance(store, Module(store.engine, BULK), []).exports(store).items())
+    assert e["fill_copy"](store) == [1, 1, 3, 300 & 0xFF, 5]  # an overlapping copy moves [1 2 3] right
+    assert e["init"](store, 1) == 5
+    assert e["elems"](store) == 20
+    assert e["global"](store) == [9, 8]
+    with pytest.raises(Trap) as info:
+        e["init"](store, 2)  # 4 bytes from offset 2 of a 5-byte segment
+    assert info.value.code is TrapCode.MEMORY_OUT_OF_BOUNDS
+    with pytest.raises(Trap) as info:
+        e["fill_oob"](store)
+    assert info.value.code is TrapCode.ARRAY_OUT_OF_BOUNDS
+    with pytest.raises(Trap) as info:
+        e["fill_null"](store)
+    assert info.value.code is TrapCode.NULL_ARRAY_REFERENCE

@@ -335,12 +335,6 @@ def test_modules_with_gc_objects_are_refused_by_name():
             "(module (type $f (func)) (func (param funcref) (result i32) (ref.test (ref $f) (local.get 0))))",
             "ref.test to a function type",
         ),
-        ("(module (type $s (struct)) (global (ref $s) (struct.new $s)))", "struct.new in a constant expression"),
-        (
-            "(module (type $a (array (mut i8))) (func (param (ref $a)) (array.fill $a (local.get 0)"
-            " (i32.const 0) (i32.const 0) (i32.const 0))))",
-            "array.fill (a bulk array instruction)",
-        ),
     ):
         with pytest.raises(UnsupportedFeatureError) as info:
             load_module(wasm(text))

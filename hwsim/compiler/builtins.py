@@ -56,6 +56,12 @@ class Builtin(enum.IntEnum):
     gc_alloc = 31  # (length, type index) -> a zeroed object's address
     gc_array_new = 32  # (value bits, length, type index) -> an array filled with the value
     gc_test = 33  # (word, reference type) -> 1 when the word is of the type (casts the code cannot do inline)
+    gc_array_fill = 34  # (array, index, value bits, count, type index)
+    gc_array_copy = 35  # (dst array, dst index, src array, src index, count, dst type, src type)
+    gc_array_init_data = 36  # (array, index, segment offset, count, type index, data index)
+    gc_array_init_elem = 37  # (array, index, segment offset, count, type index, element index)
+    gc_array_new_data = 38  # (segment offset, length, type index, data index) -> array
+    gc_array_new_elem = 39  # (segment offset, length, type index, element index) -> array
 
 
 class BulkFuel(enum.IntEnum):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from ..compiler.builtins import Builtin, BulkFuel
 from ..compiler.errors import CompilerBug
-from ..compiler.objlayout import HEADER_BYTES, array_bytes, struct_layout
+from ..compiler.objlayout import HEADER_BYTES, array_bytes, storage_size, struct_layout
 from ..compiler.traps import TrapCode
 from ..wasm.types import I64, StructType
 from . import exceptions
@@ -465,6 +465,86 @@ def gc_array_new(store, instance, m) -> None:
     _ret(m, va)
 
 
+def _gc_array(store, instance, word: int, type_index: int, index: int, n: int):
+    """The array at ``word`` (null traps), checked for elements [index, index + n): (address, storage)."""
+    if word == 0:
+        raise Trap(TrapCode.NULL_ARRAY_REFERENCE)
+    _, length = store.gc_heap.header(word)
+    if index + n > length:
+        raise Trap(TrapCode.ARRAY_OUT_OF_BOUNDS)
+    ct, _ = _gc_type(instance, type_index)
+    return word + HEADER_BYTES, ct.element.storage
+
+
+def gc_array_fill(store, instance, m) -> None:
+    word, index, value, n, type_index = _args(m, 5)
+    index, n = index & MASK32, n & MASK32
+    base, storage = _gc_array(store, instance, word, type_index, index, n)
+    if n:
+        write_elements(store, base + index * storage_size(storage), storage, [value] * n)
+
+
+def gc_array_copy(store, instance, m) -> None:
+    dst, di, src, si, n, dst_type, src_type = _args(m, 7)
+    di, si, n = di & MASK32, si & MASK32, n & MASK32
+    dbase, storage = _gc_array(store, instance, dst, dst_type, di, n)
+    sbase, _ = _gc_array(store, instance, src, src_type, si, n)
+    size = storage_size(storage)
+    if n:
+        data = bytes(store.phys_view(sbase + si * size, n * size))  # a copy first: the two may overlap
+        store.phys_view(dbase + di * size, n * size)[:] = data
+
+
+def gc_array_init_data(store, instance, m) -> None:
+    word, index, offset, n, type_index, data_index = _args(m, 6)
+    index, offset, n = index & MASK32, offset & MASK32, n & MASK32
+    base, storage = _gc_array(store, instance, word, type_index, index, n)
+    size = storage_size(storage)
+    data = instance.datas[data_index]
+    if offset + n * size > len(data):
+        raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
+    if n:
+        store.phys_view(base + index * size, n * size)[:] = data[offset : offset + n * size]
+
+
+def gc_array_init_elem(store, instance, m) -> None:
+    word, index, offset, n, type_index, elem_index = _args(m, 6)
+    index, offset, n = index & MASK32, offset & MASK32, n & MASK32
+    base, storage = _gc_array(store, instance, word, type_index, index, n)
+    elems = instance.elems[elem_index]
+    if offset + n > len(elems):
+        raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
+    if n:
+        write_elements(store, base + index * 8, storage, list(elems[offset : offset + n]))
+
+
+def gc_array_new_data(store, instance, m) -> None:
+    offset, n, type_index, data_index = _args(m, 4)
+    offset, n = offset & MASK32, n & MASK32
+    ct, canon = _gc_type(instance, type_index)
+    size = storage_size(ct.element.storage)
+    data = instance.datas[data_index]
+    if offset + n * size > len(data):
+        raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
+    va = store.gc_heap.allocate(canon, array_bytes(ct, n), n)
+    if n:
+        store.phys_view(va + HEADER_BYTES, n * size)[:] = data[offset : offset + n * size]
+    _ret(m, va)
+
+
+def gc_array_new_elem(store, instance, m) -> None:
+    offset, n, type_index, elem_index = _args(m, 4)
+    offset, n = offset & MASK32, n & MASK32
+    ct, canon = _gc_type(instance, type_index)
+    elems = instance.elems[elem_index]
+    if offset + n > len(elems):
+        raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
+    va = store.gc_heap.allocate(canon, array_bytes(ct, n), n)
+    if n:
+        write_elements(store, va + HEADER_BYTES, ct.element.storage, list(elems[offset : offset + n]))
+    _ret(m, va)
+
+
 def gc_test(store, instance, m) -> None:
     """A cast the code cannot test inline (to struct, array or a concrete type): a0 the word, a1 the
     reference type (module-relative); 1 or 0 in a0."""
@@ -506,6 +586,12 @@ DISPATCH: dict[Builtin, Callable[..., None]] = {
     Builtin.gc_alloc: gc_alloc,
     Builtin.gc_array_new: gc_array_new,
     Builtin.gc_test: gc_test,
+    Builtin.gc_array_fill: gc_array_fill,
+    Builtin.gc_array_copy: gc_array_copy,
+    Builtin.gc_array_init_data: gc_array_init_data,
+    Builtin.gc_array_init_elem: gc_array_init_elem,
+    Builtin.gc_array_new_data: gc_array_new_data,
+    Builtin.gc_array_new_elem: gc_array_new_elem,
 }
 if set(DISPATCH) != set(Builtin):
     raise CompilerBug(

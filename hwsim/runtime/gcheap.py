@@ -18,10 +18,11 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from ..compiler.objlayout import HEADER_BYTES, storage_size
+from ..compiler.objlayout import HEADER_BYTES, array_bytes, storage_size, struct_layout
 from ..compiler.traps import TrapCode
+from ..wasm import gcops
 from ..wasm.subtyping import abstract_top, canonical_kind, canonical_subtype
-from ..wasm.types import ANYREF, EQREF, I31REF, is_nullable, ref_type_index
+from ..wasm.types import ANYREF, EQREF, I31REF, StructType, is_nullable, ref_type_index
 from .errors import Trap
 
 if TYPE_CHECKING:
@@ -84,6 +85,36 @@ class GcHeap:
         if not self.is_object(word):
             return False  # a host value: any, nothing below it
         return heap == EQREF or heap == self.kind(word)
+
+
+def new_object(store: VmStore, module, code: int, imm, stack: list[int]) -> int:
+    """A constant expression's struct.new(_default) or array.new(_default, _fixed): the operands (bit
+    patterns) popped from ``stack``; the new object's address."""
+    type_index = imm[0] if isinstance(imm, tuple) else imm
+    ct, canon = module.gc_types[type_index], module.gc_canon[type_index]
+    heap = store.gc_heap
+    if isinstance(ct, StructType):
+        offsets, size = struct_layout(ct)
+        values = [0] * len(ct.fields)
+        if code == gcops.STRUCT_NEW and ct.fields:
+            values = stack[-len(ct.fields) :]
+            del stack[-len(ct.fields) :]
+        va = heap.allocate(canon, size)
+        for f, off, v in zip(ct.fields, offsets, values):
+            write_elements(store, va + off, f.storage, [v])
+        return va
+    if code == gcops.ARRAY_NEW_FIXED:
+        n = imm[1]
+        values = stack[len(stack) - n :] if n else []
+        del stack[len(stack) - n :]
+    else:
+        length = stack.pop() & 0xFFFF_FFFF
+        value = stack.pop() if code == gcops.ARRAY_NEW else 0
+        values = [value] * length
+    va = heap.allocate(canon, array_bytes(ct, len(values)), len(values))
+    if any(values):
+        write_elements(store, va + HEADER_BYTES, ct.element.storage, values)
+    return va
 
 
 def i64_bits(storage: int, value: int) -> int:

@@ -25,6 +25,7 @@ from . import layout as L
 from .calls import LoadedCode
 from .errors import ResourceLimitError
 from .exceptions import TagInstance
+from .gcheap import new_object
 from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance, func_records
 from .store import Trap, VmStore
 
@@ -301,6 +302,8 @@ class VmInstance:
                 stack.append(((stack.pop() & 0x7FFF_FFFF) << 1) | 1)
             elif code == gcops.ANY_CONVERT_EXTERN or code == gcops.EXTERN_CONVERT_ANY:
                 pass
+            elif code in gcops.OBJECT_OPS:  # an allocation (gcheap.py)
+                stack.append(new_object(self.store, self.module, code, imm, stack))
             else:
                 name = op.NAMES.get(code, "")
                 kind, _, what = name.partition(".")

@@ -1044,7 +1044,7 @@ def _decode_rare(
             owner.gc = True
         if code == gcops.REF_EQ:
             return pos, (code, None, start), 0
-        return _decode_gc(data, pos, start, owner)
+        return _decode_gc(data, pos, start, owner, in_body)
     if code == op.PREFIX_FD:
         return _decode_simd(data, pos, start, features, owner)
     if code in op.UNSUPPORTED_PREFIXES:
@@ -1069,7 +1069,7 @@ def _decode_rare(
 # GC ------------------------------------------------------------------------------
 
 
-def _decode_gc(data, pos: int, start: int, owner) -> tuple[int, tuple, int]:
+def _decode_gc(data, pos: int, start: int, owner, in_body: bool) -> tuple[int, tuple, int]:
     """A ``0xfb`` instruction (hwsim/wasm/gcops.py gives each immediate's shape)."""
     sub, pos = read_u32(data, pos)
     entry = gcops.TABLE.get(sub)
@@ -1084,6 +1084,8 @@ def _decode_gc(data, pos: int, start: int, owner) -> tuple[int, tuple, int]:
         x, pos = read_u32(data, pos)
         y, pos = read_u32(data, pos)
         imm = (x, y)
+        if (opcode == gcops.ARRAY_NEW_DATA or opcode == gcops.ARRAY_INIT_DATA) and in_body and owner is not None:
+            owner.uses_data_index = True  # a data index in code needs the data count section
     elif kind == gcops.Imm.REFTYPE:
         heap, pos = _heaptype(data, pos, owner)
         nullable = opcode in (gcops.REF_TEST_NULL, gcops.REF_CAST_NULL)

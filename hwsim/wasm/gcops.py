@@ -137,6 +137,12 @@ OBJECT_OPS = frozenset(
         ARRAY_GET_U,
         ARRAY_SET,
         ARRAY_LEN,
+        ARRAY_FILL,
+        ARRAY_COPY,
+        ARRAY_INIT_DATA,
+        ARRAY_INIT_ELEM,
+        ARRAY_NEW_DATA,
+        ARRAY_NEW_ELEM,
     )
 )
 
@@ -148,6 +154,12 @@ BUILTIN_CALLS = frozenset(
         ARRAY_NEW,
         ARRAY_NEW_DEFAULT,
         ARRAY_NEW_FIXED,
+        ARRAY_FILL,
+        ARRAY_COPY,
+        ARRAY_INIT_DATA,
+        ARRAY_INIT_ELEM,
+        ARRAY_NEW_DATA,
+        ARRAY_NEW_ELEM,
         REF_TEST,
         REF_TEST_NULL,
         REF_CAST,

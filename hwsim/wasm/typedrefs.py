@@ -128,10 +128,6 @@ def _gc_runtime_need(m: DecodedModule) -> str | None:
             return "declared supertypes of function types"
     if not m.gc:
         return None
-    for expr in _const_exprs(m):
-        for code, _, _ in expr.instrs:
-            if code in gcops.OBJECT_OPS:
-                return f"{op.opcode_name(code)} in a constant expression"
     for f in m.funcs:
         for code, imm, _ in f.body:
             if not (gcops.GC_BASE <= code < gcops.GC_BASE + 0x100 or code == gcops.REF_EQ):
@@ -145,13 +141,6 @@ def _gc_runtime_need(m: DecodedModule) -> str | None:
             if index is not None and isinstance(m.types[index], FuncType):
                 return f"{op.opcode_name(code)} to a function type"
     return None
-
-
-def _const_exprs(m: DecodedModule) -> list[ConstExpr]:
-    exprs = [g.init for g in m.globals] + [t.init for t in m.tables if t.init is not None]
-    for e in m.elems:
-        exprs += e.items
-    return exprs
 
 
 _NOT_A_FUNC = FuncType((), ())  # the lowered ``types`` entry of a struct or array type (gc_types has it)

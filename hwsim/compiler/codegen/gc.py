@@ -401,6 +401,33 @@ def visit_array_len(cg: FuncCodegen, imm) -> None:
     ctx.push_reg(I32, dst)
 
 
+def _bits_operand(cg: FuncCodegen, v: Operand) -> Operand:
+    """A value as the integer bits a builtin takes (a float reinterpreted)."""
+    if v.ty not in (F32, F64):
+        return v
+    ctx = cg.ctx
+    reg, owned = ctx.to_reg(v)
+    bits = ctx.alloc(INT)
+    cg.masm.convert(Conversion.I32_REINTERPRET_F32 if v.ty == F32 else Conversion.I64_REINTERPRET_F64, bits, reg)
+    ctx.release(reg, owned)
+    return Operand(REG, I64, bits)
+
+
+def visit_array_bulk(cg: FuncCodegen, imm, builtin: Builtin, arity: int, value_at: int | None, result: bool) -> None:
+    """An array bulk instruction through its builtin: ``arity`` operands (the one at ``value_at`` a value,
+    passed as bits), then the immediates as static operands."""
+    ctx = cg.ctx
+    args = ctx.stack[len(ctx.stack) - arity :]
+    del ctx.stack[len(ctx.stack) - arity :]
+    if value_at is not None:
+        args[value_at] = _bits_operand(cg, args[value_at])
+    extra = imm if isinstance(imm, tuple) else (imm,)
+    cg.builtin(builtin, args, tuple(I64 for _ in args), I64 if result else None, extra)
+    if result:
+        obj, _ = ctx.pop_reg()
+        ctx.push_reg(EXTERNREF, obj)
+
+
 def dispatch() -> dict[int, tuple[Callable, tuple]]:
     """opcode -> (handler, static operands) for the GC instructions compiled without a heap (ref.eq, an
     integer comparison, is the visitor's)."""
@@ -430,4 +457,10 @@ def dispatch() -> dict[int, tuple[Callable, tuple]]:
         gcops.ARRAY_GET_U: (visit_array_get, (False,)),
         gcops.ARRAY_SET: (visit_array_set, ()),
         gcops.ARRAY_LEN: (visit_array_len, ()),
+        gcops.ARRAY_FILL: (visit_array_bulk, (Builtin.gc_array_fill, 4, 2, False)),
+        gcops.ARRAY_COPY: (visit_array_bulk, (Builtin.gc_array_copy, 5, None, False)),
+        gcops.ARRAY_INIT_DATA: (visit_array_bulk, (Builtin.gc_array_init_data, 4, None, False)),
+        gcops.ARRAY_INIT_ELEM: (visit_array_bulk, (Builtin.gc_array_init_elem, 4, None, False)),
+        gcops.ARRAY_NEW_DATA: (visit_array_bulk, (Builtin.gc_array_new_data, 2, None, True)),
+        gcops.ARRAY_NEW_ELEM: (visit_array_bulk, (Builtin.gc_array_new_elem, 2, None, True)),
     }
