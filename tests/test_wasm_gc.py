@@ -331,10 +331,6 @@ def test_modules_with_gc_objects_are_refused_by_name():
     for text, what in (
         ("(module (type (struct (field v128))))", "a v128 struct field"),
         ("(module (type $t (sub (func))) (type (sub $t (func))))", "declared supertypes of function types"),
-        (
-            "(module (type $f (func)) (func (param funcref) (result i32) (ref.test (ref $f) (local.get 0))))",
-            "ref.test to a function type",
-        ),
     ):
         with pytest.raises(UnsupportedFeatureError) as info:
             load_module(wasm(text))

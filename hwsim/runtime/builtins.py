@@ -19,7 +19,8 @@ from ..compiler.builtins import Builtin, BulkFuel
 from ..compiler.errors import CompilerBug
 from ..compiler.objlayout import HEADER_BYTES, array_bytes, storage_size, struct_layout
 from ..compiler.traps import TrapCode
-from ..wasm.types import I64, StructType
+from ..wasm.typedrefs import same_func_type
+from ..wasm.types import I64, StructType, ref_type_index
 from . import exceptions
 from .errors import HandleError, HostBufferError, MemoryControlError, ResourceLimitError, SegmentError, Trap
 from .gcheap import write_elements
@@ -549,7 +550,14 @@ def gc_test(store, instance, m) -> None:
     """A cast the code cannot test inline (to struct, array or a concrete type): a0 the word, a1 the
     reference type (module-relative); 1 or 0 in a0."""
     word, rt = _args(m, 2)
-    _ret(m, 1 if store.gc_heap.test(word, rt, instance.module.gc_canon) else 0)
+    module = instance.module
+    index = ref_type_index(rt)
+    if index is not None and word and (module.gc_types is None or module.gc_types[index] is None):
+        record = store.funcrefs.get(word)  # a cast to a function type: the function's canonical type
+        assert module.precise_types is not None  # a module with a concrete cast was lowered
+        _ret(m, 1 if record is not None and same_func_type(record.precise_type, module.precise_types[index]) else 0)
+        return
+    _ret(m, 1 if store.gc_heap.test(word, rt, module.gc_canon) else 0)
 
 
 DISPATCH: dict[Builtin, Callable[..., None]] = {

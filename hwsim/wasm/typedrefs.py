@@ -129,17 +129,11 @@ def _gc_runtime_need(m: DecodedModule) -> str | None:
     if not m.gc:
         return None
     for f in m.funcs:
-        for code, imm, _ in f.body:
+        for code, _, _ in f.body:
             if not (gcops.GC_BASE <= code < gcops.GC_BASE + 0x100 or code == gcops.REF_EQ):
                 continue
             if code not in gcops.HEAP_FREE and code not in gcops.OBJECT_OPS:
                 return f"{op.opcode_name(code)} (a bulk array instruction)"
-            target = imm if code in gcops.CASTS else None
-            if code == gcops.BR_ON_CAST or code == gcops.BR_ON_CAST_FAIL:
-                target = imm[2]
-            index = ref_type_index(target) if target is not None else None
-            if index is not None and isinstance(m.types[index], FuncType):
-                return f"{op.opcode_name(code)} to a function type"
     return None
 
 
