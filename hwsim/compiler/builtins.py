@@ -62,6 +62,7 @@ class Builtin(enum.IntEnum):
     gc_array_init_elem = 37  # (array, index, segment offset, count, type index, element index)
     gc_array_new_data = 38  # (segment offset, length, type index, data index) -> array
     gc_array_new_elem = 39  # (segment offset, length, type index, element index) -> array
+    call_indirect_sub = 40  # (table index, table, type index) -> the funcref, checked by subtyping
 
 
 class BulkFuel(enum.IntEnum):

@@ -19,7 +19,7 @@ from ..compiler.builtins import Builtin, BulkFuel
 from ..compiler.errors import CompilerBug
 from ..compiler.objlayout import HEADER_BYTES, array_bytes, storage_size, struct_layout
 from ..compiler.traps import TrapCode
-from ..wasm.typedrefs import same_func_type
+from ..wasm.subtyping import canonical_subtype, func_canonical_id
 from ..wasm.types import I64, StructType, ref_type_index
 from . import exceptions
 from .errors import HandleError, HostBufferError, MemoryControlError, ResourceLimitError, SegmentError, Trap
@@ -546,6 +546,25 @@ def gc_array_new_elem(store, instance, m) -> None:
     _ret(m, va)
 
 
+def call_indirect_sub(store, instance, m) -> None:
+    """``call_indirect`` in a module whose function types declare supertypes: the table element (out of
+    bounds, null and a type that is not a subtype trap as call_indirect's do); the code calls it."""
+    index, table_index, type_index = _args(m, 3)
+    table = _table(instance, table_index)
+    index = _index(index, _tis64(table))
+    if index >= table.size:
+        raise Trap(TrapCode.UNDEFINED_ELEMENT)
+    word = table.get(index)
+    if word == 0:
+        raise Trap(TrapCode.INDIRECT_CALL_TO_NULL)
+    record = store.funcrefs[word]
+    module = instance.module
+    assert module.gc_canon is not None  # lowered
+    if not canonical_subtype(func_canonical_id(record.precise_type), module.gc_canon[type_index]):
+        raise Trap(TrapCode.BAD_SIGNATURE)
+    _ret(m, word)
+
+
 def gc_test(store, instance, m) -> None:
     """A cast the code cannot test inline (to struct, array or a concrete type): a0 the word, a1 the
     reference type (module-relative); 1 or 0 in a0."""
@@ -554,8 +573,9 @@ def gc_test(store, instance, m) -> None:
     index = ref_type_index(rt)
     if index is not None and word and (module.gc_types is None or module.gc_types[index] is None):
         record = store.funcrefs.get(word)  # a cast to a function type: the function's canonical type
-        assert module.precise_types is not None  # a module with a concrete cast was lowered
-        _ret(m, 1 if record is not None and same_func_type(record.precise_type, module.precise_types[index]) else 0)
+        assert module.gc_canon is not None  # a module with a concrete cast was lowered
+        ok = record is not None and canonical_subtype(func_canonical_id(record.precise_type), module.gc_canon[index])
+        _ret(m, 1 if ok else 0)
         return
     _ret(m, 1 if store.gc_heap.test(word, rt, module.gc_canon) else 0)
 
@@ -600,6 +620,7 @@ DISPATCH: dict[Builtin, Callable[..., None]] = {
     Builtin.gc_array_init_elem: gc_array_init_elem,
     Builtin.gc_array_new_data: gc_array_new_data,
     Builtin.gc_array_new_elem: gc_array_new_elem,
+    Builtin.call_indirect_sub: call_indirect_sub,
 }
 if set(DISPATCH) != set(Builtin):
     raise CompilerBug(

@@ -19,6 +19,7 @@ from ..errors import HwsimError
 from ..wasm import gcops, simd
 from ..wasm import opcodes as op
 from ..wasm.module import ACTIVE, DECLARATIVE, DecodedModule
+from ..wasm.subtyping import canonical_subtype, func_canonical_id
 from ..wasm.typedrefs import canonical_matches, same_func_type
 from ..wasm.types import I32, I64, ExternKind, GlobalType, MemoryType, TableType
 from . import layout as L
@@ -141,7 +142,10 @@ class VmInstance:
                     raise LinkError(f"incompatible import type: {where} expects a function")
                 self.store.check_owned(value, f"{where} (a function)")
                 precise = module.precise_types[desc] if module.precise_types is not None else expected
-                if not same_func_type(value.precise_type, precise):
+                if not same_func_type(value.precise_type, precise) and not (
+                    module.func_subtyping
+                    and canonical_subtype(func_canonical_id(value.precise_type), func_canonical_id(precise))
+                ):
                     raise LinkError(f"incompatible import type: {where} expects {expected}, got {value.type}")
                 self.funcs.append(value)
             elif imp.kind == ExternKind.MEMORY:

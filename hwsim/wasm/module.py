@@ -223,6 +223,7 @@ class DecodedModule:
     # while a struct or array type's is a placeholder FuncType), and each type's canonical id.
     gc_types: list | None = None
     gc_canon: list[int] | None = None
+    func_subtyping: bool = False  # a function type declares a supertype: call_indirect checks subtyping
     rec_groups: list[tuple[int, int]] | None = None
     supertypes: list[tuple[int, ...]] | None = None
     finals: list[bool] | None = None

@@ -57,6 +57,7 @@ __all__ = [
     "Canon",
     "abstract_top",
     "canonical_kind",
+    "func_canonical_id",
     "canonical_subtype",
     "canonical_ids",
     "heap_top",
@@ -189,6 +190,22 @@ def canonical_ids(
                     )
         ids.extend(range(base, base + count))
     return Canon(ids)
+
+
+def func_canonical_id(precise: FuncType) -> int:
+    """The canonical id of a function's canonical type (typedrefs.py): its own when it carries one
+    (``canon``), else the id of the plain type of that structure (a group of one, final, no supertype)."""
+    canon = getattr(precise, "canon", None)
+    if canon is not None:
+        return canon
+    key = ((True, None, ("func", tuple(precise.params), tuple(precise.results))),)
+    base = _GROUPS.get(key)
+    if base is None:
+        base = len(_KIND)
+        _GROUPS[key] = base
+        _KIND.append(FUNCREF)
+        _SUPER.append(None)
+    return base
 
 
 def canonical_kind(a: int) -> int:

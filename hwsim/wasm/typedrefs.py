@@ -117,15 +117,12 @@ def same_func_type(a: FuncType, b: FuncType) -> bool:
 def _gc_runtime_need(m: DecodedModule) -> str | None:
     """What in a GC module the compiler cannot run yet (None: nothing).  It runs the GC instructions that
     need no heap (gcops.HEAP_FREE: i31, ref.eq, conversions, casts) and the struct and array instructions
-    of gcops.OBJECT_OPS; not yet: v128 fields, supertypes of function types (call_indirect would need
-    subtyping), bulk array instructions, allocation in constant expressions, casts to function types."""
-    for k, t in enumerate(m.types):
+    of gcops.OBJECT_OPS; not yet: v128 fields and elements."""
+    for t in m.types:
         if isinstance(t, StructType) and any(f.storage == V128 for f in t.fields):
             return "a v128 struct field"
         if isinstance(t, ArrayType) and t.element.storage == V128:
             return "a v128 array element"
-        if isinstance(t, FuncType) and m.supertypes is not None and m.supertypes[k]:
-            return "declared supertypes of function types"
     if not m.gc:
         return None
     for f in m.funcs:
@@ -159,10 +156,15 @@ def lower_typed_refs(m: DecodedModule) -> None:
     supers = None if m.supertypes is None else [s[0] if s else None for s in m.supertypes]
     ids = canonical_ids(m.types, m.rec_groups, supers, m.finals)
     distinct = set()
-    for start, count in m.rec_groups or ():
+    for start, count in m.rec_groups or [(i, 1) for i in range(len(m.types))]:
         for k in range(start, start + count):
-            if count > 1 or (m.finals is not None and not m.finals[k]):
+            ct = m.types[k]
+            self_ref = isinstance(ct, FuncType) and any(ref_type_index(t) == k for t in ct.params + ct.results)
+            if count > 1 or (m.finals is not None and not m.finals[k]) or self_ref:
                 distinct.add(k)
+    m.func_subtyping = m.supertypes is not None and any(
+        sups and isinstance(t, FuncType) for sups, t in zip(m.supertypes, m.types)
+    )
     precise: list = []
     for k, ft in enumerate(m.types):
         if not isinstance(ft, FuncType):  # a struct or array type: a signature id of its own, never called
@@ -186,8 +188,8 @@ def lower_typed_refs(m: DecodedModule) -> None:
             return EXTERNREF
         return ref_top(t)
 
+    m.gc_canon = list(ids.ids)
     if any(k != FUNCREF for k in kinds):
-        m.gc_canon = list(ids.ids)
         m.gc_types = [_lower_composite(t, top) for t in m.types]
     m.types = [_lower_func_type(ft, top) if isinstance(ft, FuncType) else _NOT_A_FUNC for ft in m.types]
     for k, imp in enumerate(m.imports):

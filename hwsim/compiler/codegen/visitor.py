@@ -326,7 +326,11 @@ class FuncCodegen:
         type_index, table_index = imm
         if self.catch_targets and not tail:
             self.may_throw()
-        call.emit_call_indirect(self.ctx, self.env, type_index, table_index, tail)
+        if self.env.module.func_subtyping:  # a callee of a subtype is accepted: the runtime checks
+            self.builtin(Builtin.call_indirect_sub, [self.ctx.pop()], (I64,), FUNCREF, (table_index, type_index))
+            call.emit_call_ref(self.ctx, self.env, type_index, tail)
+        else:
+            call.emit_call_indirect(self.ctx, self.env, type_index, table_index, tail)
         if tail:
             self.control.set_unreachable()
 
