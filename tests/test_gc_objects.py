@@ -222,3 +222,22 @@ def test_array_bulk_operations_and_constant_objects():
     with pytest.raises(Trap) as info:
         e["fill_null"](store)
     assert info.value.code is TrapCode.NULL_ARRAY_REFERENCE
+
+
+def test_the_host_holds_objects_and_passes_them_back():
+    from hwsim import GcObject
+    from hwsim.errors import StoreMismatchError
+
+    text = """(module (type $s (struct (field i32)))
+      (func (export "make") (param i32) (result (ref $s)) (struct.new $s (local.get 0)))
+      (func (export "read") (param anyref) (result i32) (struct.get $s 0 (ref.cast (ref $s) (local.get 0)))))"""
+    store = Store(Engine(cache=False))
+    e = dict(Instance(store, Module(store.engine, text), []).exports(store).items())
+    obj = e["make"](store, 33)
+    assert isinstance(obj, GcObject) and obj.kind == "struct"
+    assert e["read"](store, obj) == 33
+    assert obj == obj and obj != e["make"](store, 33)
+    other = Store(Engine(cache=False))
+    read_other = Instance(other, Module(other.engine, text), []).exports(other)["read"]
+    with pytest.raises(StoreMismatchError):
+        read_other(other, obj)

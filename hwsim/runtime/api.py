@@ -53,7 +53,20 @@ from ..errors import (
 )
 from ..machine import Machine
 from ..wasm import DecodedModule, Features, decode_module, load_module, validate
-from ..wasm.types import EXNREF, EXTERNREF, F32, F64, FUNCREF, I32, I64, REF_CONCRETE, REF_NON_NULL, V128, ExternKind
+from ..wasm.types import (
+    EXNREF,
+    EXTERNREF,
+    F32,
+    F64,
+    FUNCREF,
+    I32,
+    I64,
+    REF_CONCRETE,
+    REF_NON_NULL,
+    STRUCTREF,
+    V128,
+    ExternKind,
+)
 from ..wasm.types import FuncType as _FuncType
 from ..wasm.types import Limits as _Limits
 from ..wasm.types import MemoryType as _MemoryType
@@ -428,6 +441,23 @@ class I31:
     def from_word(word: int) -> I31:
         v = (word >> 1) & 0x7FFF_FFFF
         return I31(v - (1 << 31) if v >> 30 else v)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class GcObject:
+    """A GC struct or array object, as the host sees one: opaque, compared by identity (``address``, in
+    the Store's guest memory), passed back to wasm where an anyref, eqref, structref, arrayref or a
+    concrete reference is expected (of the Store it came from)."""
+
+    kind: str  # "struct" or "array"
+    address: int
+    _store: Any
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GcObject) and other.address == self.address and other._store is self._store
+
+    def __hash__(self) -> int:
+        return hash(self.address)
 
 
 class Val:
@@ -1867,6 +1897,10 @@ def _to_bits(store: _Store, ty: int, v: Any, what: str) -> int:
         store.check_owned(v, f"{what} (a memory handle)")
     if isinstance(v, I31):  # GC: an i31 passed where an anyref (or externref) is expected
         return v.word
+    if isinstance(v, GcObject):
+        if v._store is not store or not store.gc_heap.is_object(v.address):
+            raise StoreMismatchError(f"{what}: a GC object of another Store")
+        return v.address
     return store.extern_handle(v)
 
 
@@ -1935,6 +1969,9 @@ def _from_bits(store: _Store, ty: int, bits: int) -> Val:
     if ty == EXTERNREF:  # also GC's any hierarchy (the same word: compiler/codegen/gc.py)
         if bits & 1:
             return Val(ValType(ty), ref=I31.from_word(bits))
+        if store.gc_heap.is_object(bits):
+            kind = "struct" if store.gc_heap.kind(bits) == STRUCTREF else "array"
+            return Val(ValType(ty), ref=GcObject(kind, bits, store))
         return Val(ValType(ty), ref=store.externs.get(bits) if bits else None)
     if ty == EXNREF:
         return Val(ValType(ty), ref=store.exns.get(bits) if bits else None)
@@ -2345,6 +2382,7 @@ __all__ = [
     "FuncType",
     "Global",
     "GlobalType",
+    "GcObject",
     "I31",
     "ImportType",
     "Instance",
