@@ -142,7 +142,7 @@ def test_objects_live_in_guest_memory_with_their_header():
     runtime = store._store
     before = set(runtime.gc_heap.objects)
     make(store)
-    (va,) = runtime.gc_heap.objects - before
+    (va,) = set(runtime.gc_heap.objects) - before
     assert va % 8 == 0
     offsets, size = struct_layout(StructType((FieldType(I32, False), FieldType(F64, False))))
     assert offsets == (HEADER_BYTES, 16) and size == 24
@@ -151,18 +151,91 @@ def test_objects_live_in_guest_memory_with_their_header():
     assert struct.unpack_from("<d", raw, offsets[1])[0] == 0.5
 
 
-def test_the_heap_limit_traps_never_a_host_error():
+GC = """(module
+  (type $node (struct (field $v i32) (field $next (ref null $node))))
+  (type $bytes (array (mut i8)))
+  (global $keep (mut (ref null $node)) (ref.null none))
+  (table $t 4 anyref)
+  (func (export "garbage") (param i32)
+    (loop $l
+      (drop (array.new_default $bytes (i32.const 1000)))
+      (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1))))))
+  (func (export "list") (param i32) (result i32)
+    (local $head (ref null $node)) (local $sum i32) (local $i i32)
+    (loop $build
+      (local.set $head (struct.new $node (local.get $i) (local.get $head)))
+      (drop (array.new_default $bytes (i32.const 100)))
+      (br_if $build (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get 0))))
+    (loop $walk
+      (local.set $sum (i32.add (local.get $sum) (struct.get $node $v (local.get $head))))
+      (br_if $walk (i32.eqz (ref.is_null (local.tee $head (struct.get $node $next (local.get $head)))))))
+    (local.get $sum))
+  (func (export "keep") (param i32)
+    (global.set $keep (struct.new $node (local.get 0) (global.get $keep)))
+    (table.set $t (i32.const 0) (array.new_default $bytes (i32.const 8))))
+  (func (export "kept") (result i32 i32)
+    (struct.get $node $v (ref.as_non_null (global.get $keep)))
+    (array.len (ref.cast (ref $bytes) (table.get $t (i32.const 0)))))
+  (func (export "alloc") (param i32) (drop (array.new_default $bytes (local.get 0))))
+)"""
+
+
+def gc_instance(limit: int, *, stress: bool = False):
     store = Store(Engine(cache=False))
-    store._store.gc_heap.limit = 4096
-    alloc = Instance(store, Module(store.engine, WAT), []).exports(store)["alloc"]
-    alloc(store, 1500)  # 3008 bytes
+    heap = store._store.gc_heap
+    heap.limit = limit
+    heap.stress = stress
+    exports = dict(Instance(store, Module(store.engine, GC), []).exports(store).items())
+    return store, heap, exports
+
+
+def test_garbage_is_reclaimed_and_its_memory_reused():
+    store, heap, e = gc_instance(16 << 10)
+    e["garbage"](store, 500)  # 500 KiB of garbage through a 16 KiB heap
+    assert heap.collections >= 1 and heap.freed >= 450
+    assert heap.used <= 16 << 10
+
+
+@pytest.mark.parametrize("stress", [False, True])
+def test_live_objects_survive_collections(stress):
+    """GC stress: a list built across allocations of garbage, collected at every allocation or when the
+    small heap fills, is intact afterwards."""
+    store, heap, e = gc_instance(64 << 10, stress=stress)
+    n = 300 if stress else 1000  # 1000 nodes and arrays take 128 KiB: the 64 KiB heap collects
+    assert e["list"](store, n) == sum(range(n))
+    assert heap.collections >= (2 * n if stress else 1)
+    e["keep"](store, 7)
+    e["garbage"](store, 100)
+    e["keep"](store, 8)
+    e["garbage"](store, 100)
+    assert e["kept"](store) == [8, 8]  # roots in a global and a table
+
+
+def test_the_heap_limit_traps_when_live_objects_fill_it():
+    store, heap, e = gc_instance(64 << 10)
     with pytest.raises(Trap) as info:
-        alloc(store, 1500)  # the second would pass 4096 with the first's 3008 in use
+        e["list"](store, 100_000)  # every node stays live
     assert info.value.code is TrapCode.GC_HEAP_EXHAUSTED
-    assert "no collector yet" in str(info.value.summary)
+    assert "in use by live objects" in str(info.value.summary)
     with pytest.raises(Trap) as info:
-        alloc(store, -1)  # 4 GiB of i16: past any limit, refused before anything is mapped
+        e["alloc"](store, -1)  # 4 GiB of i8: past any limit, refused before anything is mapped
     assert info.value.code is TrapCode.GC_HEAP_EXHAUSTED
+
+
+def test_objects_the_host_holds_are_never_reclaimed():
+    text = """(module (type $s (struct (field i32))) (type $b (array (mut i8)))
+      (func (export "make") (param i32) (result (ref $s)) (struct.new $s (local.get 0)))
+      (func (export "read") (param anyref) (result i32) (struct.get $s 0 (ref.cast (ref $s) (local.get 0))))
+      (func (export "garbage") (param i32)
+        (loop $l (drop (array.new_default $b (i32.const 1000)))
+          (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))))"""
+    store = Store(Engine(cache=False))
+    store._store.gc_heap.limit = 16 << 10
+    e = dict(Instance(store, Module(store.engine, text), []).exports(store).items())
+    obj = e["make"](store, 5)
+    e["garbage"](store, 200)
+    assert store._store.gc_heap.collections >= 1
+    assert e["read"](store, obj) == 5
 
 
 def test_layout_of_packed_and_mixed_fields():
@@ -241,3 +314,26 @@ def test_the_host_holds_objects_and_passes_them_back():
     read_other = Instance(other, Module(other.engine, text), []).exports(other)["read"]
     with pytest.raises(StoreMismatchError):
         read_other(other, obj)
+
+
+@pytest.mark.parametrize(
+    "script", ["struct.wast", "array.wast", "array_copy.wast", "array_new_elem.wast", "ref_cast.wast"]
+)
+def test_gc_spec_scripts_pass_with_a_collection_at_every_allocation(monkeypatch, script):
+    """GC stress: the spec scripts' objects survive a collection at every allocation, memory intact."""
+    from wasm_conftest_helpers import locate_testsuite
+
+    from hwsim.runtime import gcheap
+    from hwsim.spectest import SpecTestRunner
+    from hwsim.spectest.hwsim_engine import HwsimEngine
+
+    init = gcheap.GcHeap.__init__
+
+    def stressed(self, store, limit):
+        init(self, store, limit)
+        self.stress = True
+
+    monkeypatch.setattr(gcheap.GcHeap, "__init__", stressed)
+    result = SpecTestRunner(HwsimEngine()).run_file(locate_testsuite() / script, name=script)
+    failures = [f"{o.line} {o.command}: {o.reason}" for o in result.outcomes if o.status == "failed"]
+    assert failures == [] and result.skipped == 0

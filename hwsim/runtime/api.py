@@ -1970,6 +1970,7 @@ def _from_bits(store: _Store, ty: int, bits: int) -> Val:
         if bits & 1:
             return Val(ValType(ty), ref=I31.from_word(bits))
         if store.gc_heap.is_object(bits):
+            store.gc_heap.pin(bits)  # the host may keep it anywhere: never freed
             kind = "struct" if store.gc_heap.kind(bits) == STRUCTREF else "array"
             return Val(ValType(ty), ref=GcObject(kind, bits, store))
         return Val(ValType(ty), ref=store.externs.get(bits) if bits else None)

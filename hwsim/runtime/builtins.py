@@ -441,25 +441,26 @@ def _gc_type(instance, type_index: int):
     return module.gc_types[type_index], module.gc_canon[type_index]
 
 
-def _gc_new(store, instance, type_index: int, length: int) -> int:
+def _gc_new(store, instance, m, type_index: int, length: int) -> int:
     ct, canon = _gc_type(instance, type_index)
+    heap = store.gc_heap
     if isinstance(ct, StructType):
-        return store.gc_heap.allocate(canon, struct_layout(ct)[1])
-    return store.gc_heap.allocate(canon, array_bytes(ct, length), length)
+        return heap.allocate(canon, struct_layout(ct)[1], m=m, layout=ct)
+    return heap.allocate(canon, array_bytes(ct, length), length, m=m, layout=ct)
 
 
 def gc_alloc(store, instance, m) -> None:
     """``struct.new(_default)``, ``array.new_default``, ``array.new_fixed``: a zeroed object (the code
     stores the fields it has); a0 the length (arrays, u32), a1 the type index."""
     length, type_index = _args(m, 2)
-    _ret(m, _gc_new(store, instance, type_index, length & MASK32))
+    _ret(m, _gc_new(store, instance, m, type_index, length & MASK32))
 
 
 def gc_array_new(store, instance, m) -> None:
     """``array.new``: a0 the value's bits (a float reinterpreted), a1 the length (u32), a2 the type index."""
     value, length, type_index = _args(m, 3)
     length &= MASK32
-    va = _gc_new(store, instance, type_index, length)
+    va = _gc_new(store, instance, m, type_index, length)
     ct, _ = _gc_type(instance, type_index)
     if value and length:
         write_elements(store, va + HEADER_BYTES, ct.element.storage, [value] * length)
@@ -527,7 +528,7 @@ def gc_array_new_data(store, instance, m) -> None:
     data = instance.datas[data_index]
     if offset + n * size > len(data):
         raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
-    va = store.gc_heap.allocate(canon, array_bytes(ct, n), n)
+    va = store.gc_heap.allocate(canon, array_bytes(ct, n), n, m=m, layout=ct)
     if n:
         store.phys_view(va + HEADER_BYTES, n * size)[:] = data[offset : offset + n * size]
     _ret(m, va)
@@ -540,7 +541,7 @@ def gc_array_new_elem(store, instance, m) -> None:
     elems = instance.elems[elem_index]
     if offset + n > len(elems):
         raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
-    va = store.gc_heap.allocate(canon, array_bytes(ct, n), n)
+    va = store.gc_heap.allocate(canon, array_bytes(ct, n), n, m=m, layout=ct)
     if n:
         write_elements(store, va + HEADER_BYTES, ct.element.storage, list(elems[offset : offset + n]))
     _ret(m, va)
