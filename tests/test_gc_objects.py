@@ -337,3 +337,13 @@ def test_gc_spec_scripts_pass_with_a_collection_at_every_allocation(monkeypatch,
     result = SpecTestRunner(HwsimEngine()).run_file(locate_testsuite() / script, name=script)
     failures = [f"{o.line} {o.command}: {o.reason}" for o in result.outcomes if o.status == "failed"]
     assert failures == [] and result.skipped == 0
+
+
+def test_a_huge_constant_array_traps_at_instantiation_without_building_it():
+    """Attack: a global initialised with a 2**31 - 1 element array (no Python list of that size is made)."""
+    text = """(module (type $a (array i8))
+      (global (ref $a) (array.new $a (i32.const 1) (i32.const 0x7fffffff))))"""
+    store = Store(Engine(cache=False))
+    with pytest.raises(Trap) as info:
+        Instance(store, Module(store.engine, text), [])
+    assert info.value.code is TrapCode.GC_HEAP_EXHAUSTED

@@ -444,6 +444,8 @@ def _gc_type(instance, type_index: int):
 def _gc_new(store, instance, m, type_index: int, length: int) -> int:
     ct, canon = _gc_type(instance, type_index)
     heap = store.gc_heap
+    if length >= 1 << 31:  # compiled code reads a length as a signed 32-bit word (codegen/gc.py)
+        raise Trap(TrapCode.GC_HEAP_EXHAUSTED, detail=f"an array of {length} elements")
     if isinstance(ct, StructType):
         return heap.allocate(canon, struct_layout(ct)[1], m=m, layout=ct)
     return heap.allocate(canon, array_bytes(ct, length), length, m=m, layout=ct)

@@ -90,9 +90,8 @@ class GcHeap:
         words = list(roots)
         words += [m.get_reg(f"x{i}") for i in range(1, 32)]
         sp = m.get_reg("sp")
-        if L.STACK_TOP - L.STACK_SIZE <= sp <= L.STACK_TOP:
-            raw = store.read_user(sp & ~7, L.STACK_TOP - (sp & ~7))
-            words += struct.unpack(f"<{len(raw) // 8}Q", raw)
+        raw = store.read_user(sp & ~7, L.STACK_TOP - (sp & ~7))
+        words += struct.unpack(f"<{len(raw) // 8}Q", raw)
         for instance in store.instances.values():
             for g in instance.globals:
                 words.append(g.get_bits())
@@ -109,6 +108,8 @@ class GcHeap:
         store = self.store
         if getattr(store, "threads", None) is not None:
             return 0  # other threads' stacks are not scanned: no collection (docs/gc.md)
+        if not L.STACK_TOP - L.STACK_SIZE <= m.get_reg("sp") <= L.STACK_TOP:
+            return 0  # not on the Store's stack (a caller's own): what it holds cannot be scanned
         objects = self.objects
         marked: set[int] = set()
         work = [w for w in self._root_words(m, roots) if w in objects] + list(self.pinned)
@@ -203,6 +204,8 @@ def new_object(store: VmStore, module, code: int, imm, stack: list[int]) -> int:
     else:
         length = stack.pop() & 0xFFFF_FFFF
         value = stack.pop() if code == gcops.ARRAY_NEW else 0
+        if array_bytes(ct, length) > heap.limit or length >= 1 << 31:
+            raise Trap(TrapCode.GC_HEAP_EXHAUSTED, detail=f"an array of {length} elements")
         values = [value] * length
     va = heap.allocate(canon, array_bytes(ct, len(values)), len(values), layout=ct)
     if any(values):
