@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .mmu import SV39, SV48, AddressSpace, AdPolicy, Pte, Tlb, walk
     from .riscv.priv import Access, Cause, Priv
     from .runtime import (
+        I31,
         Caller,
         Config,
         Engine,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
         Frame,
         Func,
         FuncType,
+        GcObject,
         Global,
         GlobalType,
         ImportType,
@@ -110,6 +112,8 @@ _WHERE = {
     "TagType": ".runtime",
     "Tlb": ".mmu",
     "Trap": ".runtime",
+    "I31": ".runtime",
+    "GcObject": ".runtime",
     "TrapCode": ".runtime",
     "Val": ".runtime",
     "ValType": ".runtime",
@@ -158,6 +162,8 @@ __all__ = [
     "FuncType",
     "Global",
     "GlobalType",
+    "GcObject",
+    "I31",
     "HwsimError",
     "ImportType",
     "Instance",

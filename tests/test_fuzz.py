@@ -242,6 +242,37 @@ def test_bounded_simd_campaign_agrees(tmp_path):
     assert summary.verdicts["agree"] == summary.modules, summary.format()
 
 
+def test_bounded_gc_campaign_agrees(tmp_path):
+    """hwsim fuzz --gc: smith generates structs, arrays, i31s, casts and recursion groups (seeds 3,000,000
+    on); an allocation past the Store's GC heap limit is a limit, not a divergence."""
+    from hwsim.fuzz.smith import GC_FLAGS
+    from hwsim.wasm import gcops
+
+    summary = run_campaign(first_seed=3_000_000, count=60, jobs=2, out_dir=tmp_path, smith=GC_FLAGS)
+    assert summary.modules + summary.no_module == 60
+    problems = summary.divergences + summary.escaped + [{"seed": s} for s in summary.crashed + summary.hung]
+    assert not problems, summary.format()
+    gc_ops = sum(
+        gcops.GC_BASE <= code < gcops.GC_BASE + 0x100
+        for seed in range(3_000_000, 3_000_005)
+        for f in decode_module(generate(seed, overrides=GC_FLAGS)).funcs
+        for code, _, _ in f.body
+    )
+    assert gc_ops > 10
+
+
+def test_call_plans_pass_null_gc_references_and_skip_non_nullable_parameters():
+    wasm = wat(
+        """(module (type $s (struct))
+          (func (export "a") (param anyref (ref null $s) eqref))
+          (func (export "b") (param (ref $s)))
+          (func (export "c") (param (ref any))))"""
+    )
+    plan = CallPlan.for_module(decode_module(wasm), 1)
+    assert plan.calls == [("a", [("anyref", "null"), ("anyref", "null"), ("anyref", "null")])]
+    assert check_module(wasm, 1).kind == "agree"
+
+
 def test_simd_modules_are_generated_with_the_option():
     from hwsim.fuzz.smith import SIMD_FLAGS
     from hwsim.wasm.simd import NAMES

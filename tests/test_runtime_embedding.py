@@ -42,7 +42,16 @@ I32 = ValType.i32()
 
 
 @pytest.mark.parametrize(
-    "name", ["wasm_reference_types", "wasm_bulk_memory", "wasm_multi_value", "wasm_multi_memory", "wasm_memory64"]
+    "name",
+    [
+        "wasm_reference_types",
+        "wasm_bulk_memory",
+        "wasm_multi_value",
+        "wasm_multi_memory",
+        "wasm_memory64",
+        "wasm_gc",
+        "gc_support",
+    ],
 )
 def test_config_accepts_the_features_hwsim_implements(name):
     config = Config()
@@ -58,7 +67,6 @@ def test_config_accepts_the_features_hwsim_implements(name):
 @pytest.mark.parametrize(
     "name,what",
     [
-        ("wasm_gc", "GC"),
         ("wasm_function_references", "typed function references"),
         ("wasm_component_model", "the component model"),
     ],

@@ -90,18 +90,22 @@ def test_missing_testsuite_fails_loudly(monkeypatch, tmp_path):
         helpers.locate_testsuite()
 
 
-def test_scope_has_161_scripts_and_85_of_hwsims_own():
+def test_scope_has_161_scripts_and_106_of_hwsims_own():
     """The suite's scope.txt, then tests/data/spectest_scope_more.txt (custom-page-sizes, wide arithmetic,
-    threads, SIMD, relaxed SIMD, exception handling and typed function references)."""
+    threads, SIMD, relaxed SIMD, exception handling, typed function references, GC and switch.wast):
+    with scope.txt, every top-level script of the suite (257) and ten proposals' scripts."""
     files = scope_files()
-    assert len(files) == 161 + 85
+    assert len(files) == 161 + 106
     more = files[161:]
     assert [f for f in more if f.startswith("proposals/")] == more[:10]
     assert len([f for f in more if f.startswith("proposals/threads/")]) == 4
     assert len([f for f in more if f.startswith("simd_")]) == 59
     assert len([f for f in more if "relaxed" in f]) == 7
-    assert more[-9:-5] == ["tag.wast", "throw.wast", "throw_ref.wast", "try_table.wast"]
-    assert more[-5:] == [
+    assert more[-30:-26] == ["tag.wast", "throw.wast", "throw_ref.wast", "try_table.wast"]
+    assert more[-21:-19] == ["type-canon.wast", "type-equivalence.wast"]
+    assert more[-1] == "switch.wast"
+    assert len({f for f in files if "/" not in f}) == 257
+    assert more[-26:-21] == [
         "call_ref.wast",
         "return_call_ref.wast",
         "ref_as_non_null.wast",
@@ -139,9 +143,9 @@ def test_every_binary_malformed_and_invalid_assertion_passes(validate_only):
             tally[(o.command, key)] = tally.get((o.command, key), 0) + 1
     # The counts reported in docs/wasm-frontend.md.
     assert tally == {
-        ("assert_malformed", "passed"): 821,
-        ("assert_malformed", "text"): 1251,
-        ("assert_invalid", "passed"): 2747,
+        ("assert_malformed", "passed"): 822,
+        ("assert_malformed", "text"): 1252,
+        ("assert_invalid", "passed"): 2835,
     }
 
 

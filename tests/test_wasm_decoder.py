@@ -475,20 +475,14 @@ def test_dylink_section():
 @pytest.mark.parametrize(
     "data, message",
     [
-        (one_func(b"\xfb\x1c\x1a\x0b"), "unsupported feature: GC (opcode 0xfb 0x1c) (at offset 0x17 in function 0)"),
-        (module(type_section(b"\x5f\x00")), "unsupported feature: GC (struct type, type form 0x5f) (at offset 0xb)"),
         (
             one_func(b"\x06\x40\x0b\x0b"),
             "unsupported feature: legacy exception handling (opcode 0x06 try) (at offset 0x17 in function 0)",
         ),
-        # Typed function references are in scope; GC's abstract heap types are not.
+        # GC is decoded (tests/test_wasm_gc.py); stack switching is not.
         (
-            one_func(b"\xd0\x6e\x1a\x0b"),
-            "unsupported feature: GC (heap type any, 0x6e) (at offset 0x18 in function 0)",
-        ),
-        (
-            module(type_section(b"\x60\x00\x01\x64\x6e")),
-            "unsupported feature: GC (heap type any, 0x6e) (at offset 0xf)",
+            module(type_section(b"\x5d\x00")),
+            "unsupported feature: stack switching (continuation type, type form 0x5d) (at offset 0xb)",
         ),
     ],
 )

@@ -41,7 +41,16 @@ _TRAPS = {
     wasmtime.TrapCode.INTEGER_DIVISION_BY_ZERO: ("integer divide by zero",),
     wasmtime.TrapCode.BAD_CONVERSION_TO_INTEGER: ("invalid conversion to integer",),
     wasmtime.TrapCode.UNREACHABLE: ("unreachable",),
-    wasmtime.TrapCode.NULL_REFERENCE: ("null reference", "null exception reference", "null function reference"),
+    wasmtime.TrapCode.NULL_REFERENCE: (
+        "null reference",
+        "null exception reference",
+        "null function reference",
+        "null i31 reference",
+        "null structure reference",
+        "null array reference",
+    ),
+    wasmtime.TrapCode.CAST_FAILURE: ("cast failure",),
+    wasmtime.TrapCode.ARRAY_OUT_OF_BOUNDS: ("out of bounds array access",),
     wasmtime.TrapCode.HEAP_MISALIGNED: ("unaligned atomic",),
     wasmtime.TrapCode.ATOMIC_WAIT_NON_SHARED_MEMORY: ("expected shared memory",),
 }
@@ -202,11 +211,16 @@ class WasmtimeEngine:
             t = _NAMES[kind]
             data = ctypes.string_at(ctypes.addressof(raw.of), _SIZES[t])
             return Value(t, int.from_bytes(data, "little"))
+        if kind == 8:  # WASMTIME_EXNREF (wasmtime.h; wasmtime-py 50 names no constant for it)
+            return Value("exnref", None if raw.of.exnref.store_id == 0 else raw.of.exnref)
+        if kind == 7:  # WASMTIME_ANYREF: wasmtime-py 50 cannot read one (GC's any hierarchy)
+            raise NotSupportedByEngine("a GC reference result (wasmtime-py cannot read anyref values)")
+        non_null = kind == ffi.WASMTIME_EXTERNREF.value and raw.of.externref.store_id != 0
         val = wasmtime.Val._from_raw(self.store, raw)
         if kind == ffi.WASMTIME_EXTERNREF.value:
+            if val.value is None and non_null:  # an externalized GC value: wasmtime-py shows it as None
+                raise NotSupportedByEngine("an externref of a GC value (wasmtime-py cannot read it)")
             return Value("externref", val.value)
         if kind == ffi.WASMTIME_FUNCREF.value:
             return Value("funcref", val.value)
-        if kind == 8:  # WASMTIME_EXNREF (wasmtime.h; wasmtime-py 50 names no constant for it)
-            return Value("exnref", None if raw.of.exnref.store_id == 0 else raw.of.exnref)
         raise NotSupportedByEngine(f"result of wasmtime value kind {kind}")

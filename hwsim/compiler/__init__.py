@@ -34,7 +34,7 @@ from .isa.riscv64.masm import RiscvMasm
 from .masm import BranchOutOfRange, CallOutOfRange, MacroAssembler
 from .traps import TrapCode
 
-COMPILER_VERSION = "rv64-singlepass-16"
+COMPILER_VERSION = "rv64-singlepass-18"
 
 
 class PcMap:

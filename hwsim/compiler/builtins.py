@@ -52,6 +52,17 @@ class Builtin(enum.IntEnum):
     # exception handling: (tag index, payload...) and (exnref); neither returns (docs/exceptions.md)
     throw = 29
     throw_ref = 30
+    # GC (runtime/gcheap.py)
+    gc_alloc = 31  # (length, type index) -> a zeroed object's address
+    gc_array_new = 32  # (value bits, length, type index) -> an array filled with the value
+    gc_test = 33  # (word, reference type) -> 1 when the word is of the type (casts the code cannot do inline)
+    gc_array_fill = 34  # (array, index, value bits, count, type index)
+    gc_array_copy = 35  # (dst array, dst index, src array, src index, count, dst type, src type)
+    gc_array_init_data = 36  # (array, index, segment offset, count, type index, data index)
+    gc_array_init_elem = 37  # (array, index, segment offset, count, type index, element index)
+    gc_array_new_data = 38  # (segment offset, length, type index, data index) -> array
+    gc_array_new_elem = 39  # (segment offset, length, type index, element index) -> array
+    call_indirect_sub = 40  # (table index, table, type index) -> the funcref, checked by subtyping
 
 
 class BulkFuel(enum.IntEnum):

@@ -37,6 +37,13 @@ class TrapCode(enum.Enum):
     DEADLOCK = "deadlock: memory.atomic.wait with no timeout, and no other thread can notify it"
     # typed function references
     NULL_FUNCTION_REFERENCE = "null function reference"  # call_ref / return_call_ref of null
+    # GC
+    CAST_FAILURE = "cast failure"  # ref.cast of a reference not of the type
+    NULL_I31_REFERENCE = "null i31 reference"  # i31.get_s / i31.get_u of null
+    NULL_STRUCTURE_REFERENCE = "null structure reference"  # struct.get / struct.set of null
+    NULL_ARRAY_REFERENCE = "null array reference"  # array.get / array.set / array.len of null
+    ARRAY_OUT_OF_BOUNDS = "out of bounds array access"
+    GC_HEAP_EXHAUSTED = "out of GC heap memory"  # an allocation past the Store's gc_heap_bytes limit
     # wasmtime-py's names for two of them (aliases: the same members)
     INTEGER_DIVISION_BY_ZERO = "integer divide by zero"
     INTERRUPT = "interrupted"
@@ -63,4 +70,8 @@ _WASMTIME_TEXT = {
     TrapCode.UNCAUGHT_EXCEPTION: "thrown Wasm exception",
     TrapCode.NULL_EXCEPTION_REFERENCE: "null reference",
     TrapCode.NULL_FUNCTION_REFERENCE: "null reference",
+    TrapCode.NULL_I31_REFERENCE: "null reference",
+    TrapCode.NULL_STRUCTURE_REFERENCE: "null reference",
+    TrapCode.NULL_ARRAY_REFERENCE: "null reference",
+    TrapCode.ARRAY_OUT_OF_BOUNDS: "out of bounds array access",
 }

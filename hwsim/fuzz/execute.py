@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
-from ..wasm.types import EXNREF, EXTERNREF, F32, F64, FUNCREF, I32, I64, V128
+from ..wasm.subtyping import abstract_top
+from ..wasm.types import ANYREF, EXNREF, EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, is_nullable, is_ref
 from .smith import FUEL, FUEL_EXPORT
 
 TYPE_NAMES = {
@@ -47,6 +48,7 @@ TYPE_NAMES = {
     EXNREF: "exnref",
 }
 _WASMTIME_EXNREF = 8  # WASMTIME_EXNREF (wasmtime.h; wasmtime-py 50 names no constant for it)
+_WASMTIME_ANYREF = 7  # WASMTIME_ANYREF (likewise)
 WIDTHS = {"i32": 4, "i64": 8, "f32": 4, "f64": 8, "v128": 16}
 
 # Per call: hwsim's wall-clock budget and wasmtime's fuel.  Smith's own fuel global ends loops long before
@@ -148,8 +150,22 @@ def _log_digest(log: list, start: int) -> str:
     return _digest(repr(log[start:]).encode()) if len(log) > start else ""
 
 
+def _param_name(lowered: int, precise) -> str | None:
+    """A parameter's type as the runs pass it: its lowered name, ``anyref`` for GC's any hierarchy (both
+    runs pass a null of it), None for a non-nullable reference (no null may be passed)."""
+    if isinstance(precise, tuple):  # a concrete reference: ("ref", nullable, canonical id)
+        if not precise[1]:
+            return None
+        return "anyref" if lowered == EXTERNREF else TYPE_NAMES[lowered]
+    if is_ref(precise) and not is_nullable(precise):
+        return None
+    if is_ref(precise) and abstract_top(precise) == ANYREF:
+        return "anyref"
+    return TYPE_NAMES[lowered]
+
+
 def _arg(rng: random.Random, ty: str):
-    if ty in ("funcref", "externref", "exnref"):
+    if ty in ("funcref", "externref", "exnref", "anyref"):
         return (ty, "null")
     if rng.random() < 0.7:
         return (ty, rng.choice(_EDGES[ty]))
@@ -168,8 +184,11 @@ class CallPlan:
     @classmethod
     def for_module(cls, module, seed: int) -> CallPlan:
         """Every exported function of ``module`` (a decoded hwsim Module), arguments drawn from ``seed``."""
+        from ..wasm import validate
         from ..wasm.types import ExternKind
 
+        if not module.lowered:
+            validate(module)  # lowered, with its canonical (precise) types
         nimported = sum(1 for i in module.imports if i.kind is ExternKind.FUNC)
         calls = []
         for export in module.exports:
@@ -178,9 +197,14 @@ class CallPlan:
             index = export.index
             if index < nimported:
                 continue
-            ftype = module.types[module.funcs[index - nimported].type_index]
+            type_index = module.funcs[index - nimported].type_index
+            ftype = module.types[type_index]
+            precise = module.precise_types[type_index].params if module.precise_types else ftype.params
+            names = [_param_name(p, q) for p, q in zip(ftype.params, precise)]
+            if None in names:
+                continue  # a non-nullable reference parameter: the runs pass only null references
             rng = random.Random(f"{seed}/{export.name}")  # per export: stable while a module is shrunk
-            calls.append((export.name, [_arg(rng, TYPE_NAMES[p]) for p in ftype.params]))
+            calls.append((export.name, [_arg(rng, name) for name in names if name is not None]))
         return cls(calls)
 
 
@@ -228,6 +252,8 @@ def _hwsim_outcome(exc: BaseException) -> tuple:
             return ("exhausted", "stack")
         if exc.code is TrapCode.INTERRUPTED:
             return ("exhausted", "time")
+        if exc.code is TrapCode.GC_HEAP_EXHAUSTED:  # the Store's limit, not wasm semantics (wasmtime's differs)
+            return ("limit", str(exc))
         return ("trap", exc.code.name)
     if isinstance(exc, UnsupportedFeatureError):
         return ("unsupported", str(exc))
@@ -365,6 +391,8 @@ def _hwsim_imports(api, store, log: list) -> dict:
 
 
 def _code(ty: str) -> int:
+    if ty == "anyref":
+        return EXTERNREF  # (hwsim's run: GC's any hierarchy has externref's representation)
     return {v: k for k, v in TYPE_NAMES.items()}[ty]
 
 
@@ -414,8 +442,8 @@ def wasmtime_engine():
     config.wasm_relaxed_simd = True
     config.wasm_relaxed_simd_deterministic = True  # hwsim's relaxed SIMD (docs/architecture.md, *SIMD*)
     config.wasm_threads = False
-    config.wasm_gc = False
-    config.wasm_function_references = False
+    config.wasm_gc = True  # hwsim fuzz --gc (smith.GC_FLAGS)
+    config.wasm_function_references = True
     config.wasm_exceptions = True  # hwsim fuzz --exceptions (smith.EXCEPTIONS_FLAGS)
     config.consume_fuel = True
     # RISC-V's FPU gives every arithmetic NaN result the canonical pattern (positive, quiet, zero payload):
@@ -444,8 +472,18 @@ def wasmtime_traps() -> dict:
             wt.INTEGER_DIVISION_BY_ZERO: ("INTEGER_DIVIDE_BY_ZERO",),
             wt.BAD_CONVERSION_TO_INTEGER: ("BAD_CONVERSION_TO_INTEGER",),
             # (throw_ref of null, call_ref of null)
-            wt.NULL_REFERENCE: ("NULL_REFERENCE", "NULL_EXCEPTION_REFERENCE", "NULL_FUNCTION_REFERENCE"),
+            wt.NULL_REFERENCE: (
+                "NULL_REFERENCE",
+                "NULL_EXCEPTION_REFERENCE",
+                "NULL_FUNCTION_REFERENCE",
+                "NULL_I31_REFERENCE",  # GC (hwsim fuzz --gc)
+                "NULL_STRUCTURE_REFERENCE",
+                "NULL_ARRAY_REFERENCE",
+            ),
             wt.UNCAUGHT_EXCEPTION: ("UNCAUGHT_EXCEPTION",),
+            wt.CAST_FAILURE: ("CAST_FAILURE",),
+            wt.ARRAY_OUT_OF_BOUNDS: ("ARRAY_OUT_OF_BOUNDS",),
+            wt.ALLOCATION_TOO_LARGE: ("GC_HEAP_EXHAUSTED",),
         }
     return _WT_TRAPS
 
@@ -600,6 +638,10 @@ def _wasmtime_entry(wasmtime, ffi, store, labels: dict, table, index: int) -> st
     ffi.wasmtime_table_get(store._context(), ctypes.byref(table._table), index, ctypes.byref(raw))
     if raw.kind == _WASMTIME_EXNREF:
         return "null" if raw.of.exnref.store_id == 0 else "ref"
+    if raw.kind == _WASMTIME_ANYREF:
+        return "null" if raw.of.anyref.store_id == 0 else "ref"
+    if raw.kind == ffi.WASMTIME_EXTERNREF.value:  # (wasmtime-py reads an externalized GC value as None)
+        return "null" if raw.of.externref.store_id == 0 else "ref"
     return _wasmtime_label(wasmtime, ffi, store, labels, wasmtime.Val._from_raw(store, raw))
 
 
@@ -614,6 +656,8 @@ def _wasmtime_call(wasmtime, ffi, store, func, args, labels: dict) -> list:
             ctypes.memmove(ctypes.addressof(raw.of), bits.to_bytes(WIDTHS[ty], "little"), WIDTHS[ty])
         elif ty == "exnref":
             raw = ffi.wasmtime_val_t(kind=_WASMTIME_EXNREF)  # all zero: the null exnref
+        elif ty == "anyref":
+            raw = ffi.wasmtime_val_t(kind=_WASMTIME_ANYREF)  # all zero: the null anyref
         else:
             val = wasmtime.Val.funcref(None) if ty == "funcref" else wasmtime.Val.externref(None)
             raw = val._new_raw(store)
@@ -636,6 +680,10 @@ def _from_raw(wasmtime, ffi, store, raw, labels: dict) -> tuple:
             return (ty, int.from_bytes(data, "little"))
     if kind == _WASMTIME_EXNREF:
         return ("exnref", "null" if raw.of.exnref.store_id == 0 else "ref")
+    if kind == _WASMTIME_ANYREF:  # GC's any hierarchy, which hwsim represents as externref
+        return ("externref", "null" if raw.of.anyref.store_id == 0 else "ref")
+    if kind == ffi.WASMTIME_EXTERNREF.value:  # (wasmtime-py reads an externalized GC value as None)
+        return ("externref", "null" if raw.of.externref.store_id == 0 else "ref")
     val = wasmtime.Val._from_raw(store, raw)
     if kind == ffi.WASMTIME_FUNCREF.value:
         return ("funcref", _wasmtime_label(wasmtime, ffi, store, labels, val.value))

@@ -71,6 +71,8 @@ SMITH_FLAGS = (
 SIMD_FLAGS = ("--simd-enabled=true", "--relaxed-simd-enabled=true")
 # Exception handling (hwsim fuzz --exceptions): tags, throw, throw_ref, try_table, exnref.
 EXCEPTIONS_FLAGS = ("--exceptions-enabled=true",)
+# GC (hwsim fuzz --gc): struct, array and i31 types and instructions, recursion groups, sub types.
+GC_FLAGS = ("--gc-enabled=true",)
 FUEL = 1000
 FUEL_EXPORT = "hwsim-fuzz-fuel"
 

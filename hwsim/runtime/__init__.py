@@ -1,6 +1,7 @@
 """The WebAssembly runtime: Stores, instances and the wasmtime-py-shaped embedding API."""
 
 from .api import (
+    I31,
     Caller,
     Config,
     Engine,
@@ -8,6 +9,7 @@ from .api import (
     Frame,
     Func,
     FuncType,
+    GcObject,
     Global,
     GlobalType,
     ImportType,
@@ -60,6 +62,8 @@ __all__ = [
     "Trap",
     "TrapCode",
     "Val",
+    "I31",
+    "GcObject",
     "ValType",
     "WasmException",
     "WasmtimeError",

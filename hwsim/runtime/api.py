@@ -35,6 +35,7 @@ import reprlib
 import struct
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, overload
@@ -52,7 +53,20 @@ from ..errors import (
 )
 from ..machine import MAX_HARTS, Machine
 from ..wasm import DecodedModule, Features, decode_module, load_module, validate
-from ..wasm.types import EXNREF, EXTERNREF, F32, F64, FUNCREF, I32, I64, REF_CONCRETE, REF_NON_NULL, V128, ExternKind
+from ..wasm.types import (
+    EXNREF,
+    EXTERNREF,
+    F32,
+    F64,
+    FUNCREF,
+    I32,
+    I64,
+    REF_CONCRETE,
+    REF_NON_NULL,
+    STRUCTREF,
+    V128,
+    ExternKind,
+)
 from ..wasm.types import FuncType as _FuncType
 from ..wasm.types import Limits as _Limits
 from ..wasm.types import MemoryType as _MemoryType
@@ -404,6 +418,48 @@ def _extern_type(module: DecodedModule, kind: ExternKind, index_or_desc, *, impo
 # -- values ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class I31:
+    """An i31 reference (GC's ``(ref i31)``), as the host sees one: its 31-bit value, sign-extended.
+
+    A function returning an anyref, eqref or i31ref (or an externref made by ``extern.convert_any``) gives
+    the host an ``I31`` for an i31; the host passes one where such a reference is expected.  The value must
+    fit 31 bits (-2**30 <= value < 2**30)."""
+
+    value: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, int) or not -(1 << 30) <= self.value < (1 << 30):
+            raise ValueError(f"I31(value): a 31-bit signed integer (-2**30 <= value < 2**30), not {self.value!r}")
+
+    @property
+    def word(self) -> int:
+        """The reference's word (compiler/codegen/gc.py): the 31 bits shifted left, bit 0 set."""
+        return ((self.value & 0x7FFF_FFFF) << 1) | 1
+
+    @staticmethod
+    def from_word(word: int) -> I31:
+        v = (word >> 1) & 0x7FFF_FFFF
+        return I31(v - (1 << 31) if v >> 30 else v)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class GcObject:
+    """A GC struct or array object, as the host sees one: opaque, compared by identity (``address``, in
+    the Store's guest memory), passed back to wasm where an anyref, eqref, structref, arrayref or a
+    concrete reference is expected (of the Store it came from)."""
+
+    kind: str  # "struct" or "array"
+    address: int
+    _store: Any
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GcObject) and other.address == self.address and other._store is self._store
+
+    def __hash__(self) -> int:
+        return hash(self.address)
+
+
 class Val:
     """A typed value with its exact bit pattern (``bits``) for numbers."""
 
@@ -561,8 +617,8 @@ _FEATURES: dict[str, tuple[_Support, str]] = {
     "shared_memory": (_Support.SWITCH, "shared memories"),
     "wasm_exceptions": (_Support.ALWAYS, "exception handling"),
     "wasm_function_references": (_Support.NEVER, "typed function references"),
-    "wasm_gc": (_Support.NEVER, "GC"),
-    "gc_support": (_Support.NEVER, "GC"),
+    "wasm_gc": (_Support.ALWAYS, "GC"),  # (a conservative-stack mark-sweep collector: docs/gc.md)
+    "gc_support": (_Support.ALWAYS, "GC"),
     "wasm_wide_arithmetic": (_Support.SWITCH, "wide arithmetic"),
     "wasm_stack_switching": (_Support.NEVER, "stack switching"),
     "wasm_component_model": (_Support.NEVER, "the component model"),
@@ -1847,6 +1903,12 @@ def _to_bits(store: _Store, ty: int, v: Any, what: str) -> int:
         return exnref_of(store, v)
     if isinstance(v, MemoryHandle):  # the only host object wasm can act on: it must be this Store's
         store.check_owned(v, f"{what} (a memory handle)")
+    if isinstance(v, I31):  # GC: an i31 passed where an anyref (or externref) is expected
+        return v.word
+    if isinstance(v, GcObject):
+        if v._store is not store or not store.gc_heap.is_object(v.address):
+            raise StoreMismatchError(f"{what}: a GC object of another Store")
+        return v.address
     return store.extern_handle(v)
 
 
@@ -1912,7 +1974,13 @@ def _from_bits(store: _Store, ty: int, bits: int) -> Val:
     if ty == FUNCREF:
         record = store.funcrefs.get(bits) if bits else None
         return Val(ValType(ty), ref=None if record is None else Func(None, None, None, _record=record))
-    if ty == EXTERNREF:
+    if ty == EXTERNREF:  # also GC's any hierarchy (the same word: compiler/codegen/gc.py)
+        if bits & 1:
+            return Val(ValType(ty), ref=I31.from_word(bits))
+        if store.gc_heap.is_object(bits):
+            store.gc_heap.pin(bits)  # the host may keep it anywhere: never freed
+            kind = "struct" if store.gc_heap.kind(bits) == STRUCTREF else "array"
+            return Val(ValType(ty), ref=GcObject(kind, bits, store))
         return Val(ValType(ty), ref=store.externs.get(bits) if bits else None)
     if ty == EXNREF:
         return Val(ValType(ty), ref=store.exns.get(bits) if bits else None)
@@ -2323,6 +2391,8 @@ __all__ = [
     "FuncType",
     "Global",
     "GlobalType",
+    "GcObject",
+    "I31",
     "ImportType",
     "Instance",
     "InstancePre",

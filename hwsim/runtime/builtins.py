@@ -17,10 +17,13 @@ from collections.abc import Callable
 
 from ..compiler.builtins import Builtin, BulkFuel
 from ..compiler.errors import CompilerBug
+from ..compiler.objlayout import HEADER_BYTES, array_bytes, storage_size, struct_layout
 from ..compiler.traps import TrapCode
-from ..wasm.types import I64
+from ..wasm.subtyping import canonical_subtype, func_canonical_id
+from ..wasm.types import I64, StructType, ref_type_index
 from . import exceptions
 from .errors import HandleError, HostBufferError, MemoryControlError, ResourceLimitError, SegmentError, Trap
+from .gcheap import write_elements
 from .threads import Blocked, Wake
 
 MASK32 = 0xFFFF_FFFF
@@ -430,6 +433,156 @@ def throw_ref(store, instance, m) -> None:
     exceptions.throw(store, exn, m.get_reg("pc") - 4)
 
 
+# GC (runtime/gcheap.py) -----------------------------------------------------------------------------
+
+
+def _gc_type(instance, type_index: int):
+    module = instance.module
+    return module.gc_types[type_index], module.gc_canon[type_index]
+
+
+def _gc_new(store, instance, m, type_index: int, length: int) -> int:
+    ct, canon = _gc_type(instance, type_index)
+    heap = store.gc_heap
+    if length >= 1 << 31:  # compiled code reads a length as a signed 32-bit word (codegen/gc.py)
+        raise Trap(TrapCode.GC_HEAP_EXHAUSTED, detail=f"an array of {length} elements")
+    if isinstance(ct, StructType):
+        return heap.allocate(canon, struct_layout(ct)[1], m=m, layout=ct)
+    return heap.allocate(canon, array_bytes(ct, length), length, m=m, layout=ct)
+
+
+def gc_alloc(store, instance, m) -> None:
+    """``struct.new(_default)``, ``array.new_default``, ``array.new_fixed``: a zeroed object (the code
+    stores the fields it has); a0 the length (arrays, u32), a1 the type index."""
+    length, type_index = _args(m, 2)
+    _ret(m, _gc_new(store, instance, m, type_index, length & MASK32))
+
+
+def gc_array_new(store, instance, m) -> None:
+    """``array.new``: a0 the value's bits (a float reinterpreted), a1 the length (u32), a2 the type index."""
+    value, length, type_index = _args(m, 3)
+    length &= MASK32
+    va = _gc_new(store, instance, m, type_index, length)
+    ct, _ = _gc_type(instance, type_index)
+    if value and length:
+        write_elements(store, va + HEADER_BYTES, ct.element.storage, [value] * length)
+    _ret(m, va)
+
+
+def _gc_array(store, instance, word: int, type_index: int, index: int, n: int):
+    """The array at ``word`` (null traps), checked for elements [index, index + n): (address, storage)."""
+    if word == 0:
+        raise Trap(TrapCode.NULL_ARRAY_REFERENCE)
+    _, length = store.gc_heap.header(word)
+    if index + n > length:
+        raise Trap(TrapCode.ARRAY_OUT_OF_BOUNDS)
+    ct, _ = _gc_type(instance, type_index)
+    return word + HEADER_BYTES, ct.element.storage
+
+
+def gc_array_fill(store, instance, m) -> None:
+    word, index, value, n, type_index = _args(m, 5)
+    index, n = index & MASK32, n & MASK32
+    base, storage = _gc_array(store, instance, word, type_index, index, n)
+    if n:
+        write_elements(store, base + index * storage_size(storage), storage, [value] * n)
+
+
+def gc_array_copy(store, instance, m) -> None:
+    dst, di, src, si, n, dst_type, src_type = _args(m, 7)
+    di, si, n = di & MASK32, si & MASK32, n & MASK32
+    dbase, storage = _gc_array(store, instance, dst, dst_type, di, n)
+    sbase, _ = _gc_array(store, instance, src, src_type, si, n)
+    size = storage_size(storage)
+    if n:
+        data = bytes(store.phys_view(sbase + si * size, n * size))  # a copy first: the two may overlap
+        store.phys_view(dbase + di * size, n * size)[:] = data
+
+
+def gc_array_init_data(store, instance, m) -> None:
+    word, index, offset, n, type_index, data_index = _args(m, 6)
+    index, offset, n = index & MASK32, offset & MASK32, n & MASK32
+    base, storage = _gc_array(store, instance, word, type_index, index, n)
+    size = storage_size(storage)
+    data = instance.datas[data_index]
+    if offset + n * size > len(data):
+        raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
+    if n:
+        store.phys_view(base + index * size, n * size)[:] = data[offset : offset + n * size]
+
+
+def gc_array_init_elem(store, instance, m) -> None:
+    word, index, offset, n, type_index, elem_index = _args(m, 6)
+    index, offset, n = index & MASK32, offset & MASK32, n & MASK32
+    base, storage = _gc_array(store, instance, word, type_index, index, n)
+    elems = instance.elems[elem_index]
+    if offset + n > len(elems):
+        raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
+    if n:
+        write_elements(store, base + index * 8, storage, list(elems[offset : offset + n]))
+
+
+def gc_array_new_data(store, instance, m) -> None:
+    offset, n, type_index, data_index = _args(m, 4)
+    offset, n = offset & MASK32, n & MASK32
+    ct, canon = _gc_type(instance, type_index)
+    size = storage_size(ct.element.storage)
+    data = instance.datas[data_index]
+    if offset + n * size > len(data):
+        raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
+    va = store.gc_heap.allocate(canon, array_bytes(ct, n), n, m=m, layout=ct)
+    if n:
+        store.phys_view(va + HEADER_BYTES, n * size)[:] = data[offset : offset + n * size]
+    _ret(m, va)
+
+
+def gc_array_new_elem(store, instance, m) -> None:
+    offset, n, type_index, elem_index = _args(m, 4)
+    offset, n = offset & MASK32, n & MASK32
+    ct, canon = _gc_type(instance, type_index)
+    elems = instance.elems[elem_index]
+    if offset + n > len(elems):
+        raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
+    va = store.gc_heap.allocate(canon, array_bytes(ct, n), n, m=m, layout=ct)
+    if n:
+        write_elements(store, va + HEADER_BYTES, ct.element.storage, list(elems[offset : offset + n]))
+    _ret(m, va)
+
+
+def call_indirect_sub(store, instance, m) -> None:
+    """``call_indirect`` in a module whose function types declare supertypes: the table element (out of
+    bounds, null and a type that is not a subtype trap as call_indirect's do); the code calls it."""
+    index, table_index, type_index = _args(m, 3)
+    table = _table(instance, table_index)
+    index = _index(index, _tis64(table))
+    if index >= table.size:
+        raise Trap(TrapCode.UNDEFINED_ELEMENT)
+    word = table.get(index)
+    if word == 0:
+        raise Trap(TrapCode.INDIRECT_CALL_TO_NULL)
+    record = store.funcrefs[word]
+    module = instance.module
+    assert module.gc_canon is not None  # lowered
+    if not canonical_subtype(func_canonical_id(record.precise_type), module.gc_canon[type_index]):
+        raise Trap(TrapCode.BAD_SIGNATURE)
+    _ret(m, word)
+
+
+def gc_test(store, instance, m) -> None:
+    """A cast the code cannot test inline (to struct, array or a concrete type): a0 the word, a1 the
+    reference type (module-relative); 1 or 0 in a0."""
+    word, rt = _args(m, 2)
+    module = instance.module
+    index = ref_type_index(rt)
+    if index is not None and word and (module.gc_types is None or module.gc_types[index] is None):
+        record = store.funcrefs.get(word)  # a cast to a function type: the function's canonical type
+        assert module.gc_canon is not None  # a module with a concrete cast was lowered
+        ok = record is not None and canonical_subtype(func_canonical_id(record.precise_type), module.gc_canon[index])
+        _ret(m, 1 if ok else 0)
+        return
+    _ret(m, 1 if store.gc_heap.test(word, rt, module.gc_canon) else 0)
+
+
 DISPATCH: dict[Builtin, Callable[..., None]] = {
     Builtin.memory_grow: memory_grow,
     Builtin.memory_fill: memory_fill,
@@ -461,6 +614,16 @@ DISPATCH: dict[Builtin, Callable[..., None]] = {
     Builtin.memory_atomic_wait64: memory_atomic_wait64,
     Builtin.throw: throw,
     Builtin.throw_ref: throw_ref,
+    Builtin.gc_alloc: gc_alloc,
+    Builtin.gc_array_new: gc_array_new,
+    Builtin.gc_test: gc_test,
+    Builtin.gc_array_fill: gc_array_fill,
+    Builtin.gc_array_copy: gc_array_copy,
+    Builtin.gc_array_init_data: gc_array_init_data,
+    Builtin.gc_array_init_elem: gc_array_init_elem,
+    Builtin.gc_array_new_data: gc_array_new_data,
+    Builtin.gc_array_new_elem: gc_array_new_elem,
+    Builtin.call_indirect_sub: call_indirect_sub,
 }
 if set(DISPATCH) != set(Builtin):
     raise CompilerBug(

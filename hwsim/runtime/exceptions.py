@@ -43,11 +43,12 @@ if TYPE_CHECKING:
 class TagInstance:
     """A tag: an identity (two tags match only if they are the same object) and a payload type."""
 
-    __slots__ = ("store", "type")
+    __slots__ = ("precise", "store", "type")
 
-    def __init__(self, store: VmStore, ftype: FuncType) -> None:
+    def __init__(self, store: VmStore, ftype: FuncType, precise: FuncType | None = None) -> None:
         self.store = store
         self.type = ftype
+        self.precise = precise or ftype  # its canonical type, which import matching compares (wasm/typedrefs.py)
 
 
 class Exn:

@@ -16,15 +16,17 @@ from ..compiler import CompiledModule
 from ..compiler.intrinsics import FAR, intrinsics_of
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
+from ..wasm import gcops, simd
 from ..wasm import opcodes as op
-from ..wasm import simd
 from ..wasm.module import ACTIVE, DECLARATIVE, DecodedModule
-from ..wasm.typedrefs import canonical_matches
+from ..wasm.subtyping import canonical_subtype, func_canonical_id
+from ..wasm.typedrefs import canonical_matches, same_func_type
 from ..wasm.types import I32, I64, ExternKind, GlobalType, MemoryType, TableType
 from . import layout as L
 from .calls import LoadedCode
 from .errors import ResourceLimitError
 from .exceptions import TagInstance
+from .gcheap import new_object
 from .objects import FuncRecord, GlobalInstance, MemoryInstance, TableInstance, func_records
 from .store import Trap, VmStore
 
@@ -91,7 +93,8 @@ class VmInstance:
             for record, type_index in zip(records, type_indices[first:]):
                 record.precise_type = module.precise_types[type_index]
         self.funcs += records
-        self.tags += [TagInstance(store, self.types[t]) for t in module.tags]  # each instance's own identities
+        precise_types = module.precise_types or self.types
+        self.tags += [TagInstance(store, self.types[t], precise_types[t]) for t in module.tags]  # own identities
         for g in module.globals:
             bits = self.eval_const(g.init.instrs, g.type.valtype)
             self.globals.append(GlobalInstance(store, g.type.valtype, g.type.mutable, bits))
@@ -139,8 +142,10 @@ class VmInstance:
                     raise LinkError(f"incompatible import type: {where} expects a function")
                 self.store.check_owned(value, f"{where} (a function)")
                 precise = module.precise_types[desc] if module.precise_types is not None else expected
-                actual = value.precise_type
-                if tuple(actual.params) != tuple(precise.params) or tuple(actual.results) != tuple(precise.results):
+                if not same_func_type(value.precise_type, precise) and not (
+                    module.func_subtyping
+                    and canonical_subtype(func_canonical_id(value.precise_type), func_canonical_id(precise))
+                ):
                     raise LinkError(f"incompatible import type: {where} expects {expected}, got {value.type}")
                 self.funcs.append(value)
             elif imp.kind == ExternKind.MEMORY:
@@ -183,7 +188,7 @@ class VmInstance:
                 if not isinstance(value, TagInstance):
                     raise LinkError(f"incompatible import type: {where} expects a tag")
                 self.store.check_owned(value, f"{where} (a tag)")
-                if tuple(value.type.params) != tuple(expected.params):
+                if not same_func_type(value.precise, module.precise_types[desc] if module.precise_types else expected):
                     raise LinkError(f"incompatible import type: {where} expects tag {expected}, got {value.type}")
                 self.tags.append(value)
             else:
@@ -297,6 +302,12 @@ class VmInstance:
                 stack.append(self.globals[imm].get_bits())
             elif code == op.END:
                 break
+            elif code == gcops.REF_I31:  # GC's heap-free constants (compiler/codegen/gc.py: the word's shape)
+                stack.append(((stack.pop() & 0x7FFF_FFFF) << 1) | 1)
+            elif code == gcops.ANY_CONVERT_EXTERN or code == gcops.EXTERN_CONVERT_ANY:
+                pass
+            elif code in gcops.OBJECT_OPS:  # an allocation (gcheap.py)
+                stack.append(new_object(self.store, self.module, code, imm, stack))
             else:
                 name = op.NAMES.get(code, "")
                 kind, _, what = name.partition(".")

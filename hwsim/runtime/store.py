@@ -33,6 +33,7 @@ from .checkpoints import CheckpointCounter
 from .crossing import ECALL_INT_REGS, ECALL_REGS
 from .errors import ResourceLimitError, Trap
 from .exceptions import Exn
+from .gcheap import GcHeap
 from .objects import RW_USER, RX_USER, FuncRecord, GlobalInstance, MemoryInstance, TableInstance
 from .space import StoreSpace
 from .threads import Scheduler
@@ -72,6 +73,7 @@ class StoreLimits:
     max_memories: int = 10_000  # (the address space holds 83: see layout.MEMORY_REGIONS)
     table_elements: int = 10_000_000  # per table
     code_bytes: int = 256 << 20  # compiled code of all the Store's modules
+    gc_heap_bytes: int = 64 << 20  # GC struct and array objects (runtime/gcheap.py; nothing is reclaimed yet)
 
 
 class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
@@ -83,6 +85,7 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self.name = f"Store {next(_SERIALS)}"
         self.engine = engine
         self.limits = limits or StoreLimits()
+        self.gc_heap = GcHeap(self, self.limits.gc_heap_bytes)
         try:
             self.machine = machine or Machine(ram_size=self.limits.ram_bytes, tlb_capacity=4096, harts=harts)
         except HostLimitError as exc:
@@ -136,7 +139,9 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self._type_ids: dict = {}
         self.externs: dict[int, object] = {}  # externref handle -> host object
         self._extern_ids: dict[int, int] = {}  # id(host object) -> its handle
-        self._extern_serials = itertools.count(1)  # handles are never reused
+        # Handles are 4n + 2 (n = 1, 2, ...; never reused): an externref's word has the shape GC's anyref
+        # shares (compiler/codegen/gc.py), in which an odd word is an i31 and an 8-aligned one a GC object.
+        self._extern_serials = itertools.count(6, 4)
         self.extern_roots: list[TableInstance | GlobalInstance] = []  # externref tables and globals
         self.exns: dict[int, Exn] = {}  # exnref handle -> exception object (exceptions.py)
         self.exn_next = 0  # the last exnref handle given out (never reused)
@@ -210,7 +215,9 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
             )
 
     def type_id(self, ftype) -> int:
-        key = (tuple(ftype.params), tuple(ftype.results))
+        """call_indirect's signature id of a (canonical) function type: equal ids, the same type; a type of
+        a recursion group (wasm/typedrefs.py CanonicalFuncType) is told apart by its canonical id."""
+        key = (tuple(ftype.params), tuple(ftype.results), getattr(ftype, "canon", None))
         tid = self._type_ids.get(key)
         if tid is None:
             tid = self._type_ids[key] = len(self._type_ids) + 1

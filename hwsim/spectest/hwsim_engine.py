@@ -17,9 +17,25 @@ from ..runtime.instance import LinkError as RuntimeLinkError
 from ..runtime.objects import FuncRecord, GlobalInstance, MemoryInstance, ResourceLimitError, TableInstance
 from ..runtime.store import Trap as RuntimeTrap
 from ..runtime.store import VmStore
-from ..wasm.types import EXNREF, EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, FuncType, Limits, MemoryType, TableType
+from ..wasm.subtyping import abstract_top
+from ..wasm.types import (
+    ANYREF,
+    EXNREF,
+    EXTERNREF,
+    F32,
+    F64,
+    FUNCREF,
+    I32,
+    I64,
+    STRUCTREF,
+    V128,
+    FuncType,
+    Limits,
+    MemoryType,
+    TableType,
+)
 from .engine import Exhaustion, LinkError, NotSupportedByEngine, Thrown, Trap
-from .values import Value
+from .values import GcObject, I31Value, Value
 
 _TYPES = {
     I32: "i32",
@@ -123,12 +139,13 @@ class HwsimEngine:
             results = store.invoke(record, bits)
         except RuntimeTrap as exc:
             raise self._trap(exc) from None
-        return [self._from_bits(t, b) for t, b in zip(ft.results, results)]
+        precise = record.precise_type.results
+        return [self._from_bits(t, b, p) for t, b, p in zip(ft.results, results, precise)]
 
     def get(self, instance: VmInstance, field: str) -> Value:
         kind, g = instance.export(field)
         assert isinstance(g, GlobalInstance)  # scripts get global exports
-        return self._from_bits(g.valtype, g.get_bits())
+        return self._from_bits(g.valtype, g.get_bits(), g.precise)
 
     # -- values ---------------------------------------------------------------------------------
 
@@ -146,20 +163,30 @@ class HwsimEngine:
             return value
         if value is None:
             return 0
-        if v.type == "externref":
-            assert isinstance(value, int)  # (ref.extern N)
+        if v.type == "externref" or v.type == "anyref":
+            # (ref.extern N) and (ref.host N): host value N, in the shape of a Store's handles (4n + 2), the same
+            # word in both hierarchies (compiler/codegen/gc.py), as extern.convert_any makes them the same value
+            assert isinstance(value, int)
             handle = self.extern_handles.get(value)
             if handle is None:
-                handle = len(self.extern_handles) + 1
+                handle = 4 * (len(self.extern_handles) + 1) + 2
                 self.extern_handles[value] = handle
                 self.handle_externs[handle] = value
             return handle
         assert isinstance(value, FuncRecord)  # a funcref handle this engine returned
         return value.va
 
-    def _from_bits(self, ty: int, bits: int) -> Value:
+    def _from_bits(self, ty: int, bits: int, precise: object = None) -> Value:
         name = _TYPES[ty]
-        if ty == EXTERNREF:
+        if ty == EXTERNREF:  # also GC's any hierarchy (the same word)
+            if (isinstance(precise, int) and abstract_top(precise) == ANYREF) or isinstance(precise, tuple):
+                # (a concrete reference lowered to externref's word is a struct's or an array's)
+                name = "anyref"
+            if bits & 1:
+                return Value(name, I31Value((bits >> 1) & 0x7FFF_FFFF))
+            heap = self._store().gc_heap
+            if heap.is_object(bits):
+                return Value(name, GcObject("struct" if heap.kind(bits) == STRUCTREF else "array", bits))
             return Value(name, None if bits == 0 else self.handle_externs.get(bits, bits))
         if ty == EXNREF:
             return Value(name, None if bits == 0 else bits)

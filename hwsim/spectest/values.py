@@ -23,13 +23,61 @@ from ..errors import HwsimError
 
 NUM_BITS = {"i32": 32, "i64": 64, "f32": 32, "f64": 64, "v128": 128}
 LANE_BITS = {"i8": 8, "i16": 16, "i32": 32, "i64": 64, "f32": 32, "f64": 64}
-REF_TYPES = ("funcref", "externref", "exnref")
+REF_TYPES = ("funcref", "externref", "exnref", "anyref")
+# GC's types of the any hierarchy, as the scripts name them: a null of any of them is an anyref null.
+ANY_HIERARCHY = ("anyref", "eqref", "i31ref", "structref", "arrayref", "nullref")
+# The bottoms' null references, as the null of their hierarchy.
+_NULL_OF = {"nullref": "anyref", "nullfuncref": "funcref", "nullexternref": "externref", "nullexnref": "exnref"}
 
 # Float layouts: (exponent mask, mantissa mask, quiet bit).
 FLOAT_LAYOUT = {
     "f32": (0x7F80_0000, 0x007F_FFFF, 0x0040_0000),
     "f64": (0x7FF0_0000_0000_0000, 0x000F_FFFF_FFFF_FFFF, 0x0008_0000_0000_0000),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class I31Value:
+    """An i31 reference an engine returned: its 31 bits, unsigned."""
+
+    bits: int
+
+    def __str__(self) -> str:
+        return f"ref.i31 {self.bits:#x}"
+
+
+@dataclass(frozen=True, slots=True)
+class GcObject:
+    """A struct or array object an engine returned: its kind (``struct`` or ``array``) and address."""
+
+    kind: str
+    address: int
+
+    def __str__(self) -> str:
+        return f"ref.{self.kind} @{self.address:#x}"
+
+
+@dataclass(frozen=True, slots=True)
+class GcPattern:
+    """``(ref.any)``, ``(ref.eq)``, ``(ref.i31)``, ``(ref.struct)``, ``(ref.array)``: any non-null reference of
+    that abstract heap type (``type`` is anyref, eqref, ...)."""
+
+    type: str
+
+    def __str__(self) -> str:
+        return f"{self.type} (any non-null)"
+
+    def accepts(self, actual: Value) -> bool:
+        if actual.type != "anyref" or actual.value is None:
+            return False
+        if self.type == "anyref":
+            return True
+        value = actual.value
+        if self.type == "i31ref":
+            return isinstance(value, I31Value)
+        if self.type == "eqref":
+            return isinstance(value, (I31Value, GcObject))
+        return isinstance(value, GcObject) and self.type == f"{value.kind}ref"
 
 
 class UnsupportedValue(HwsimError):
@@ -60,6 +108,8 @@ class Value:
             return f"{self.type}:null"
         if self.type == "externref":
             return f"ref.extern {self.value}"
+        if self.type == "anyref":
+            return str(self.value) if isinstance(self.value, (I31Value, GcObject)) else f"ref.host {self.value}"
         return f"{self.type}:non-null"
 
 
@@ -146,12 +196,16 @@ def parse_value(obj: dict) -> Value:
         if not -(1 << (n - 1)) <= number < (1 << n):
             raise UnsupportedValue(f"{t} value {v} does not fit in {n} bits")
         return Value(t, number & ((1 << n) - 1))
-    if t == "externref":
+    if t == "externref" or t == "anyref":  # (ref.extern N), (ref.host N)
         if v == "null":
             return Value(t, None)
         if isinstance(v, str) and v.isdigit():
             return Value(t, int(v))
-        raise UnsupportedValue(f"cannot read externref value {v!r}")
+        raise UnsupportedValue(f"cannot read {t} value {v!r}")
+    if t in ANY_HIERARCHY and v == "null":
+        return Value("anyref", None)
+    if t in _NULL_OF and v in ("null", None):
+        return Value(_NULL_OF[t], None)
     if t in ("funcref", "exnref") and v == "null":
         return Value(t, None)
     if t == "v128":
@@ -192,8 +246,10 @@ def parse_expected(obj: dict):
         return Either(tuple(parse_expected(alt) for alt in obj.get("values", [])))
     if t in FLOAT_LAYOUT and v in ("nan:canonical", "nan:arithmetic"):
         return NanPattern(t, v.split(":")[1])
-    if t in ("funcref", "exnref") and "value" not in obj:
+    if t in ("funcref", "exnref", "externref") and "value" not in obj:
         return RefPattern(t)
+    if t in ANY_HIERARCHY and t != "nullref" and "value" not in obj:
+        return GcPattern(t)
     if t == "refnull" and "value" not in obj:
         return RefPattern(None)
     if t == "v128":
@@ -227,6 +283,8 @@ def matches(expected, actual: Value) -> bool:
             elif lane != bits:
                 return False
         return True
+    if isinstance(expected, GcPattern):
+        return expected.accepts(actual)
     if isinstance(expected, RefPattern):
         if expected.type is None:
             return actual.type in REF_TYPES and actual.value is None
@@ -237,7 +295,7 @@ def matches(expected, actual: Value) -> bool:
         return expected.value == actual.value
     if expected.value is None or actual.value is None:
         return expected.value is None and actual.value is None
-    if expected.type == "externref":
+    if expected.type == "externref" or expected.type == "anyref":
         return expected.value == actual.value
     return True  # two non-null funcrefs (or exnrefs): the scripts never name a particular one
 

@@ -32,8 +32,8 @@ Sections in order (custom sections may appear anywhere)::
 
 from __future__ import annotations
 
+from . import gcops, simd
 from . import opcodes as op
-from . import simd
 from .atomics import ATOMICS, PREFIX_FE, AtomicKind
 from .errors import MalformedError, UnsupportedFeatureError, WasmError
 from .module import (
@@ -63,21 +63,28 @@ from .types import (
     F32,
     F64,
     FUNCREF,
+    GC_ABSTRACT_TYPES,
     I32,
     I64,
     LIMITS_HAS_MAX,
     LIMITS_INDEX64,
     LIMITS_PAGE_SIZE,
     LIMITS_SHARED,
+    NULLEXNREF,
     REF_CONCRETE,
     V128,
+    ArrayType,
+    CompositeType,
     ExternKind,
+    FieldType,
     FuncType,
     GlobalType,
     Limits,
     MemoryType,
+    StructType,
     TableType,
     ref_abstract,
+    ref_as_non_null,
     ref_concrete,
     ref_type_index,
 )
@@ -122,6 +129,10 @@ SECTION_ORDER = {
 
 _VALTYPES = frozenset((I32, I64, F32, F64, V128, FUNCREF, EXTERNREF, EXNREF))
 _REFTYPES = frozenset((FUNCREF, EXTERNREF, EXNREF))
+# GC's abstract reference types (and exception handling's nullexnref), as one-byte shorthands and heap
+# types: the validator checks them with the precise types (typed references), and they are GC.
+_GC_SHORT = GC_ABSTRACT_TYPES | {NULLEXNREF}
+_HEAP_BYTES = _REFTYPES | _GC_SHORT
 _MASK32 = 0xFFFFFFFF
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 
@@ -155,6 +166,7 @@ class _Decoder:
         self.pos = 0
         self.uses_data_index = False  # memory.init or data.drop seen (needs a data count section)
         self.typed_refs = False  # a typed reference type or a table initialiser seen (validate lowers them)
+        self.gc = False  # a GC type form, heap type or instruction seen
         self.unsupported: UnsupportedFeatureError | None = None  # the first out-of-scope feature seen
         self.func_index: int | None = None  # function whose body is being decoded
         self.bodies = True  # False: skip the instructions of function bodies
@@ -198,7 +210,7 @@ class _Decoder:
         if b in _REFTYPES:
             self.pos = pos + 1
             return b
-        if (b in op.UNSUPPORTED_VALTYPES and b != 0x7B) or b in op.REF_TYPE_PREFIXES:
+        if (b in op.UNSUPPORTED_VALTYPES and b != 0x7B) or b in op.REF_TYPE_PREFIXES or b in _GC_SHORT:
             t, self.pos = read_valtype(self.data, pos, self)
             return t
         raise MalformedError(f"malformed reference type {b:#04x}", offset=pos)
@@ -293,7 +305,7 @@ class _Decoder:
             if sid == CUSTOM:
                 self._custom_section(m, size, last_id)
             elif sid == TYPE:
-                m.types = [self._rectype() for _ in range(self.length())]
+                self._type_section(m)
             elif sid == IMPORT:
                 m.imports = [self._import() for _ in range(self.length())]
             elif sid == FUNCTION:
@@ -351,7 +363,8 @@ class _Decoder:
         self._decode_known_customs(m)
         m.bodies = self.bodies
         m.features = self.features
-        m.typed_refs = self.typed_refs
+        m.typed_refs = self.typed_refs or self.gc
+        m.gc = self.gc
         return m
 
     def _custom_section(self, m: DecodedModule, size: int, after: int) -> None:
@@ -378,29 +391,43 @@ class _Decoder:
                 except WasmError as exc:
                     m.dylink_error = str(exc)
 
-    def _rectype(self) -> FuncType:
-        """One type-section entry; GC forms are decoded (to find malformed bytes) and noted as unsupported."""
-        pos = self.pos
-        form = self.data[pos]
-        if form == op.REC:
-            self._note_type_form(form, pos)
-            self.pos += 1
-            for _ in range(self.length()):
-                self._subtype()
-            return _PLACEHOLDER_TYPE
-        return self._subtype()
+    def _type_section(self, m: DecodedModule) -> None:
+        """The type section: recursion groups of sub types (GC), or plain function types."""
+        groups: list[tuple[int, int]] = []
+        supertypes: list[tuple[int, ...]] = []
+        finals: list[bool] = []
+        explicit = False  # a rec or sub form seen
+        for _ in range(self.length()):
+            pos = self.pos
+            count = 1
+            if self.data[pos] == op.REC:
+                explicit = True
+                self.pos += 1
+                count = self.length()
+            groups.append((len(m.types), count))
+            for _ in range(count):
+                explicit |= self.data[self.pos] in (op.SUB, op.SUB_FINAL)
+                sups, final = self._subtype()
+                supertypes.append(sups)
+                finals.append(final)
+                m.types.append(self._comptype())  # type: ignore[arg-type]  # GC's struct and array types too
+        if explicit:
+            self.typed_refs = True  # validated with the precise types, canonicalised by groups
+            m.rec_groups = groups
+            m.supertypes = supertypes
+            m.finals = finals
 
-    def _subtype(self) -> FuncType:
-        pos = self.pos
-        form = self.data[pos]
+    def _subtype(self) -> tuple[tuple[int, ...], bool]:
+        """A sub type's prefix: (declared supertypes, final); a bare composite type is final without any."""
+        form = self.data[self.pos]
         if form == op.SUB or form == op.SUB_FINAL:
-            self._note_type_form(form, pos)
             self.pos += 1
-            for _ in range(self.length()):
-                self.u32()
-        return self._comptype()
+            sups = tuple(self.u32() for _ in range(self.length()))
+            self.gc |= bool(sups)
+            return sups, form == op.SUB_FINAL
+        return (), True
 
-    def _comptype(self) -> FuncType:
+    def _comptype(self) -> CompositeType:
         pos = self.pos
         form = self.byte()
         if form == 0x60:
@@ -410,34 +437,36 @@ class _Decoder:
         if form & 0x80:
             raise MalformedError(f"integer representation too long (type form {form:#04x} is one byte)", offset=pos + 1)
         if form == op.STRUCT:
-            self._note_type_form(form, pos)
-            for _ in range(self.length()):
-                self._field_type()
-        elif form == op.ARRAY:
-            self._note_type_form(form, pos)
-            self._field_type()
-        elif form == op.CONT:
+            self.gc = True
+            return StructType(tuple(self._field_type() for _ in range(self.length())))
+        if form == op.ARRAY:
+            self.gc = True
+            return ArrayType(self._field_type())
+        if form == op.CONT:
             self._note_type_form(form, pos)
             read_sleb(self.data, self.pos, 33)
             _, self.pos = read_sleb(self.data, self.pos, 33)
-        else:
-            raise MalformedError(f"malformed definition type {form:#04x} (expected 0x60, a function type)", offset=pos)
-        return _PLACEHOLDER_TYPE
+            return _PLACEHOLDER_TYPE
+        raise MalformedError(
+            f"malformed definition type {form:#04x} (expected 0x60 func, 0x5f struct or 0x5e array)", offset=pos
+        )
 
     def _note_type_form(self, form: int, pos: int) -> None:
         feature, what = op.UNSUPPORTED_TYPE_FORMS[form]
         self.note_unsupported(UnsupportedFeatureError(feature, f"{what}, type form {form:#04x}", offset=pos))
 
-    def _field_type(self) -> None:
+    def _field_type(self) -> FieldType:
         b = self.data[self.pos]
         if b in op.GC_PACKED_TYPES:
             self.pos += 1
+            storage = b
         else:
-            self.valtype()
+            storage = self.valtype()
         pos = self.pos
         m = self.byte()
         if m > 1:
             raise MalformedError(f"malformed mutability {m:#04x}", offset=pos)
+        return FieldType(storage, bool(m))
 
     def _tag_type(self) -> int:
         """A tag type: the attribute byte (0, an exception) and the type index."""
@@ -642,6 +671,10 @@ def read_valtype(data, pos: int, owner=None) -> tuple[int, int]:
     b = data[pos]
     if b in _VALTYPES:
         return b, pos + 1
+    if b in _GC_SHORT:
+        if owner is not None:
+            owner.gc = True
+        return b, pos + 1
     if b in op.REF_TYPE_PREFIXES:  # typed function references: (ref null? ht)
         heap, new = _heaptype(data, pos + 1, owner)
         if owner is not None:
@@ -662,10 +695,14 @@ def read_valtype(data, pos: int, owner=None) -> tuple[int, int]:
 
 
 def _heaptype(data, pos: int, owner) -> tuple[int, int]:
-    """A heap type (of ``ref.null`` or a reference type), as the nullable reference type to it: func,
-    extern or exn, or a type index (``(ref null $t)``); GC's are noted as out of scope."""
+    """A heap type (of ``ref.null`` or a reference type), as the nullable reference type to it: an
+    abstract heap type's (func, any, none, ...) or a type index's (``(ref null $t)``)."""
     b = data[pos]
     if b == FUNCREF or b == EXTERNREF or b == EXNREF:
+        return b, pos + 1
+    if b in _GC_SHORT:
+        if owner is not None:
+            owner.gc = True
         return b, pos + 1
     v, new = read_sleb(data, pos, 33)
     if v >= 0:
@@ -686,6 +723,10 @@ def _blocktype(data, pos: int, owner) -> tuple[int, int]:
     if b == 0x40:
         return BLOCK_EMPTY, pos + 1
     if b in _VALTYPES:
+        return b - 0x80, pos + 1
+    if b in _GC_SHORT:
+        if owner is not None:
+            owner.gc = True
         return b - 0x80, pos + 1
     if b in op.REF_TYPE_PREFIXES:
         t, pos = read_valtype(data, pos, owner)
@@ -822,6 +863,9 @@ def _name_at(data, start: int) -> str | None:
         if code == op.PREFIX_FD:
             sub, _ = read_u32(data, start + 1)
             return op.NAMES.get(simd.SIMD_BASE | sub, f"0xfd {sub:#x}")
+        if code == op.PREFIX_FB:
+            sub, _ = read_u32(data, start + 1)
+            return op.NAMES.get(gcops.GC_BASE | sub, f"0xfb {sub:#x}")
         if code in op.UNSUPPORTED_PREFIXES or code == 0xFC:
             sub, _ = read_u32(data, start + 1)
             if code == PREFIX_FE and (PREFIX_FE << 8 | sub) in ATOMICS:
@@ -915,16 +959,6 @@ def _skip_immediates(data, pos: int, kind: int, owner) -> int:
         pos = _memarg(data, pos)[1]
         data[pos]
         return pos + 1
-    if kind == op.HEAPTYPE_ANY:
-        return read_sleb(data, pos, 33)[1]
-    if kind == op.BR_ON_CAST:
-        fpos = pos
-        flags = data[pos]
-        if flags & 0xFC:
-            raise MalformedError(f"malformed br_on_cast flags {flags:#04x}", offset=fpos)
-        pos = read_u32(data, pos + 1)[1]
-        pos = read_sleb(data, pos, 33)[1]
-        return read_sleb(data, pos, 33)[1]
     if kind == op.ZERO_BYTE:
         if data[pos] != 0:
             raise MalformedError("zero byte expected", offset=pos)
@@ -1005,6 +1039,12 @@ def _decode_rare(
         return pos, (opcode, (x, y), start), 0
     if code == PREFIX_FE and features.threads:
         return _decode_atomic(data, pos, start)
+    if code == op.PREFIX_FB or code == gcops.REF_EQ:
+        if owner is not None:
+            owner.gc = True
+        if code == gcops.REF_EQ:
+            return pos, (code, None, start), 0
+        return _decode_gc(data, pos, start, owner, in_body)
     if code == op.PREFIX_FD:
         return _decode_simd(data, pos, start, features, owner)
     if code in op.UNSUPPORTED_PREFIXES:
@@ -1024,6 +1064,42 @@ def _decode_rare(
         _note(owner, exc)
         return _skip_immediates(data, pos, kind, owner), (code, None, start), effect
     raise MalformedError(f"illegal opcode {code:02x}", offset=start)
+
+
+# GC ------------------------------------------------------------------------------
+
+
+def _decode_gc(data, pos: int, start: int, owner, in_body: bool) -> tuple[int, tuple, int]:
+    """A ``0xfb`` instruction (hwsim/wasm/gcops.py gives each immediate's shape)."""
+    sub, pos = read_u32(data, pos)
+    entry = gcops.TABLE.get(sub)
+    if entry is None:
+        raise MalformedError(f"illegal opcode fb {sub:02x}", offset=start)
+    kind = entry[1]
+    opcode = gcops.GC_BASE | sub
+    imm: object = None
+    if kind == gcops.Imm.TYPE:
+        imm, pos = read_u32(data, pos)
+    elif kind == gcops.Imm.TYPE_FIELD:
+        x, pos = read_u32(data, pos)
+        y, pos = read_u32(data, pos)
+        imm = (x, y)
+        if (opcode == gcops.ARRAY_NEW_DATA or opcode == gcops.ARRAY_INIT_DATA) and in_body and owner is not None:
+            owner.uses_data_index = True  # a data index in code needs the data count section
+    elif kind == gcops.Imm.REFTYPE:
+        heap, pos = _heaptype(data, pos, owner)
+        nullable = opcode in (gcops.REF_TEST_NULL, gcops.REF_CAST_NULL)
+        imm = heap if nullable else ref_as_non_null(heap)
+    elif kind == gcops.Imm.BR_ON_CAST:
+        fpos = pos
+        flags = data[pos]
+        if flags & 0xFC:
+            raise MalformedError(f"malformed br_on_cast flags {flags:#04x}", offset=fpos)
+        label, pos = read_u32(data, pos + 1)
+        h1, pos = _heaptype(data, pos, owner)
+        h2, pos = _heaptype(data, pos, owner)
+        imm = (label, h1 if flags & 1 else ref_as_non_null(h1), h2 if flags & 2 else ref_as_non_null(h2))
+    return pos, (opcode, imm, start), 0
 
 
 # Threads proposal ---------------------------------------------------------------

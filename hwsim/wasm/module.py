@@ -177,6 +177,8 @@ class CustomSection:
 class DecodedModule:
     """A decoded module.  ``validate(module)`` checks it; nothing here has been validated."""
 
+    # Function types, and in a GC module struct and array types too (types.CompositeType): the validator
+    # and subtyping.py read those; the compiler and runtime see only lowered modules, whose are all FuncType.
     types: list[FuncType] = field(default_factory=list)
     imports: list[Import] = field(default_factory=list)
     funcs: list[FuncBody] = field(default_factory=list)
@@ -211,6 +213,20 @@ class DecodedModule:
     precise_types: list | None = None
     precise_globals: list | None = None
     precise_tables: list | None = None
+    # GC: the module uses a struct or array type, a declared supertype, a GC heap type or instruction (what
+    # needs GC objects at run time).  When its type section has rec or sub forms: its recursion groups as
+    # (first type index, count), and each type's declared supertypes and finality (None otherwise: each
+    # type its own group, final, without supertypes).
+    gc: bool = False
+    # After the lowering of a module with struct or array types: each type's composite type as the runtime
+    # lays it out (field types lowered; None for a function type, whose ``types`` entry is the real one,
+    # while a struct or array type's is a placeholder FuncType), and each type's canonical id.
+    gc_types: list | None = None
+    gc_canon: list[int] | None = None
+    func_subtyping: bool = False  # a function type declares a supertype: call_indirect checks subtyping
+    rec_groups: list[tuple[int, int]] | None = None
+    supertypes: list[tuple[int, ...]] | None = None
+    finals: list[bool] | None = None
 
     # Index spaces (imports first) -----------------------------------------
 

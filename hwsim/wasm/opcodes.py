@@ -28,6 +28,7 @@ each kind is::
 
 from __future__ import annotations
 
+from . import gcops as _gcops
 from . import simd as _simd
 from .atomics import ATOMICS
 from .types import F32, F64, I32, I64
@@ -394,6 +395,9 @@ IMMEDIATE.update({op: MEMARG for op in STORES})
 PREFIX_FD = 0xFD
 NAMES.update(_simd.NAMES)
 IMMEDIATE.update(_simd.IMMEDIATE)
+# GC (0xfb prefix, and ref.eq): see hwsim/wasm/gcops.py; decoded apart (not in IMMEDIATE_BYTE).
+PREFIX_FB = 0xFB
+NAMES.update(_gcops.NAMES)
 
 # Dense tables for the decoder's inner loop: one-byte opcodes index a list;
 # None means "not a one-byte opcode hwsim decodes".
@@ -429,9 +433,7 @@ TRY_TABLE = 20  # block type, vec(catch clause)
 LANE = 21  # one lane-index byte
 V128_BYTES = 22  # 16 bytes (v128.const, i8x16.shuffle)
 MEMARG_LANE = 23  # memarg, then a lane-index byte
-HEAPTYPE_ANY = 24  # any heap type, abstract or a type index (s33)
 INDEX_INDEX = 25  # two u32 indices
-BR_ON_CAST = 26  # flags byte, label, two heap types
 ZERO_BYTE = 27  # one reserved byte (atomic.fence)
 
 # One-byte opcodes hwsim recognises as belonging to a proposal it does not
@@ -446,7 +448,6 @@ UNSUPPORTED_OPCODES: dict[int, tuple[str, str, int | None, int]] = {
     0x09: (LEGACY_EXCEPTIONS, "rethrow", INDEX, 0),
     0x18: (LEGACY_EXCEPTIONS, "delegate", INDEX, -1),
     0x19: (LEGACY_EXCEPTIONS, "catch_all", NONE, 0),
-    0xD3: (GC, "ref.eq", NONE, 0),
     0xE0: (STACK_SWITCHING, "cont.new", INDEX, 0),
     0xE1: (STACK_SWITCHING, "cont.bind", INDEX_INDEX, 0),
     0xE2: (STACK_SWITCHING, "suspend", INDEX, 0),
@@ -456,16 +457,7 @@ UNSUPPORTED_OPCODES: dict[int, tuple[str, str, int | None, int]] = {
     0xE5: (STACK_SWITCHING, "switch", None, 0),
 }
 # Prefix bytes whose whole opcode space is out of scope.
-UNSUPPORTED_PREFIXES: dict[int, str] = {0xFB: GC, 0xFE: THREADS}
-
-
-def _gc_immediates() -> dict[int, int]:
-    imm = {n: INDEX for n in (0, 1, 6, 7, 11, 12, 13, 14, 16)}
-    imm.update({n: INDEX_INDEX for n in (2, 3, 4, 5, 8, 9, 10, 17, 18, 19)})
-    imm.update({n: NONE for n in (15, 26, 27, 28, 29, 30)})
-    imm.update({n: HEAPTYPE_ANY for n in (20, 21, 22, 23)})
-    imm.update({24: BR_ON_CAST, 25: BR_ON_CAST})
-    return imm
+UNSUPPORTED_PREFIXES: dict[int, str] = {0xFE: THREADS}
 
 
 def _atomic_immediates() -> dict[int, int]:
@@ -476,7 +468,6 @@ def _atomic_immediates() -> dict[int, int]:
 
 # Sub-opcode -> immediate kind under each out-of-scope prefix.
 PREFIX_IMMEDIATES: dict[int, dict[int, int]] = {
-    0xFB: _gc_immediates(),
     0xFE: _atomic_immediates(),
 }
 
@@ -488,15 +479,6 @@ REF_NON_NULL_PREFIX, REF_NULL_PREFIX = 0x64, 0x63
 REF_TYPE_PREFIXES = frozenset((REF_NULL_PREFIX, REF_NON_NULL_PREFIX))
 # Value-type and heap-type bytes of proposals hwsim does not implement.
 UNSUPPORTED_VALTYPES: dict[int, tuple[str, str]] = {
-    0x6E: (GC, "anyref"),
-    0x6D: (GC, "eqref"),
-    0x6C: (GC, "i31ref"),
-    0x6B: (GC, "structref"),
-    0x6A: (GC, "arrayref"),
-    0x71: (GC, "nullref"),
-    0x73: (GC, "nullfuncref"),
-    0x72: (GC, "nullexternref"),
-    0x74: (EXCEPTIONS, "nullexnref"),
     0x68: (STACK_SWITCHING, "contref"),
     0x75: (STACK_SWITCHING, "nullcontref"),
 }
@@ -505,10 +487,5 @@ GC_PACKED_TYPES = frozenset((0x78, 0x77))
 # Type-section forms other than func (0x60).
 REC, SUB, SUB_FINAL, STRUCT, ARRAY, CONT = 0x4E, 0x50, 0x4F, 0x5F, 0x5E, 0x5D
 UNSUPPORTED_TYPE_FORMS: dict[int, tuple[str, str]] = {
-    STRUCT: (GC, "struct type"),
-    ARRAY: (GC, "array type"),
-    REC: (GC, "rec group"),
-    SUB: (GC, "sub type"),
-    SUB_FINAL: (GC, "final sub type"),
     CONT: (STACK_SWITCHING, "continuation type"),
 }

@@ -1,15 +1,15 @@
-"""Typed function references: reference-type matching for the validator, and the lowering for the compiler.
+"""Typed references: the lowering of a validated module's reference types for the compiler.
 
-The validator types a module with its precise reference types (``(ref null? $t)``, ``(ref func)``:
-see :mod:`hwsim.wasm.types`); ``matches`` is the subtyping relation of WebAssembly 3.0 restricted to
-function references::
+The validator types a module with its precise reference types (``(ref null? $t)``, ``(ref func)``,
+GC's ``anyref``...: see :mod:`hwsim.wasm.types`), matched by the subtyping of WebAssembly 3.0
+(:mod:`hwsim.wasm.subtyping`: the heap-type hierarchy, canonical recursion groups).
 
-    (ref $t) <: (ref null $t) <: (ref null func)        (ref $t) <: (ref func) <: (ref null func)
-    (ref extern) <: (ref null extern)                    (ref exn) <: (ref null exn)
-
-Two concrete types match when their indices are equal or their canonical ids are (``canonical_ids``:
-WebAssembly 3.0 compares canonicalised recursion groups; without GC's rec groups every type is its
-own group).
+A module using GC objects (struct or array types, declared supertypes, GC heap types or instructions)
+is valid but not lowered: ``lower_typed_refs`` raises UnsupportedFeatureError for it, as the compiler
+does not run GC code yet.  Recursion groups of function types are run: a function type whose group has
+several types, or which is not final, keeps its canonical id in its precise type
+(``CanonicalFuncType``), so call_indirect and import matching tell it from a type of the same
+structure in another group.
 
 After validation, ``lower_typed_refs`` rewrites the module in place so that every reference type is
 its run-time representation (``types.ref_top``: a concrete function type becomes funcref, a
@@ -22,79 +22,33 @@ funcref global of the same mutability).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from . import opcodes as op
+from .errors import UnsupportedFeatureError
 from .module import ConstExpr, DecodedModule
+from .subtyping import Canon, canonical_ids, kind_heap, matches
 from .types import (
+    EXTERNREF,
     FUNCREF,
-    UNKNOWN,
+    V128,
+    ArrayType,
+    FieldType,
     FuncType,
     GlobalType,
+    StructType,
     TableType,
     is_nullable,
-    is_ref,
     ref_as_non_null,
     ref_top,
     ref_type_index,
 )
 
-__all__ = ["canonical_ids", "canonical_matches", "lower_typed_refs", "matches"]
+__all__ = ["CanonicalFuncType", "canonical_matches", "lower_typed_refs", "same_func_type"]
 
 
-def matches(canon: list[int], a: int, b: int) -> bool:
-    """Is value type ``a`` a subtype of ``b``?  (``UNKNOWN``, the bottom type, matches anything.)
-
-    ``canon``: the canonical id of each type index (``canonical_ids``)."""
-    if a == b or a == UNKNOWN or b == UNKNOWN:
-        return True
-    if not is_ref(a) or not is_ref(b):
-        return False
-    if is_nullable(a) and not is_nullable(b):
-        return False
-    ia, ib = ref_type_index(a), ref_type_index(b)
-    if ia is None:
-        return ib is None and ref_top(a) == ref_top(b)
-    if ib is None:
-        return ref_top(b) == FUNCREF
-    return ia == ib or (ia < len(canon) and ib < len(canon) and canon[ia] == canon[ib])
-
-
-# Canonical types: what the validator and the runtime compare, within a module and across modules
-# (import matching, call_indirect's signature ids).  Each function type is interned as a flat key,
-# in which a reference to an earlier type is that type's id and a reference to itself is "self"
-# (every type being its own recursion group, as without GC's rec groups, this is WebAssembly 3.0's
-# iso-recursive equivalence: equal ids, equivalent types).  Keys stay flat, so hashing and comparing
-# them costs the size of one type, whatever the nesting.  The table lives as long as the process,
-# as a type registry does (a few dozen bytes per distinct type).
-_INTERNED: dict[tuple, int] = {}
-
-
-def _key(t: int, index: int, ids: list[int]) -> object:
-    j = ref_type_index(t)
-    if j is None:
-        return t
-    if j == index:
-        return ("ref", is_nullable(t), "self")
-    if j > index or j >= len(ids):  # invalid (a forward reference); the validator reports it
-        return ("ref", is_nullable(t), ("forward", j))
-    return ("ref", is_nullable(t), ids[j])
-
-
-def _canonical_key(types: list, index: int, ids: list[int]) -> tuple:
-    ft = types[index]
-    return (tuple(_key(t, index, ids) for t in ft.params), tuple(_key(t, index, ids) for t in ft.results))
-
-
-def canonical_ids(types: list) -> list[int]:
-    """The canonical id of each type (equal ids: equivalent types)."""
-    ids: list[int] = []
-    for i in range(len(types)):
-        ids.append(_INTERNED.setdefault(_canonical_key(types, i, ids), len(_INTERNED)))
-    return ids
-
-
-def _canonical_valtype(ids: list[int], t: int) -> object:
+def _canonical_valtype(ids: Canon, t: int) -> object:
     """A value type as the runtime compares it: itself, or ``("ref", nullable, canonical id)``."""
     j = ref_type_index(t)
     if j is None:
@@ -116,62 +70,135 @@ def canonical_matches(a: object, b: object) -> bool:
     return False
 
 
-def _lower_instrs(instrs: list) -> None:
+def _lower_instrs(instrs: list, top: Callable[[int], int]) -> None:
     blocks = (op.BLOCK_OP, op.LOOP, op.IF)
     for i, (code, imm, off) in enumerate(instrs):
         if code in blocks:
             if isinstance(imm, int) and imm < -0x80:
-                instrs[i] = (code, ref_top(-imm) - 0x80, off)
+                instrs[i] = (code, top(-imm) - 0x80, off)
         elif code == op.TRY_TABLE_OP:
             bt, clauses = imm
             if bt < -0x80:
-                instrs[i] = (code, (ref_top(-bt) - 0x80, clauses), off)
+                instrs[i] = (code, (top(-bt) - 0x80, clauses), off)
         elif code == op.REF_NULL:
-            instrs[i] = (code, ref_top(imm), off)
+            instrs[i] = (code, top(imm), off)
         elif code == op.SELECT_TYPED:
-            instrs[i] = (code, tuple(ref_top(t) for t in imm), off)
+            instrs[i] = (code, tuple(top(t) for t in imm), off)
 
 
-def _lower_expr(expr: ConstExpr | None) -> None:
+def _lower_expr(expr: ConstExpr | None, top: Callable[[int], int]) -> None:
     if expr is not None:
-        _lower_instrs(expr.instrs)
+        _lower_instrs(expr.instrs, top)
 
 
-def _lower_func_type(ft: FuncType) -> FuncType:
-    return FuncType(tuple(ref_top(t) for t in ft.params), tuple(ref_top(t) for t in ft.results))
+def _lower_func_type(ft: FuncType, top: Callable[[int], int]) -> FuncType:
+    return FuncType(tuple(top(t) for t in ft.params), tuple(top(t) for t in ft.results))
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalFuncType(FuncType):
+    """The canonical type of a function type that is not the plain one of its structure: one of a recursion
+    group of several types, or a non-final one (GC's ``sub``).  ``canon`` is its canonical id
+    (subtyping.py), which call_indirect's signature ids and import matching compare."""
+
+    canon: int
+
+
+def same_func_type(a: FuncType, b: FuncType) -> bool:
+    """Are two canonical function types (import matching's) the same type?"""
+    return (
+        tuple(a.params) == tuple(b.params)
+        and tuple(a.results) == tuple(b.results)
+        and getattr(a, "canon", None) == getattr(b, "canon", None)
+    )
+
+
+def _gc_runtime_need(m: DecodedModule) -> str | None:
+    """What in a GC module the compiler cannot run yet (None: nothing): v128 struct fields and array
+    elements.  Every GC instruction compiles (compiler/codegen/gc.py)."""
+    for t in m.types:
+        if isinstance(t, StructType) and any(f.storage == V128 for f in t.fields):
+            return "a v128 struct field"
+        if isinstance(t, ArrayType) and t.element.storage == V128:
+            return "a v128 array element"
+    return None
+
+
+_NOT_A_FUNC = FuncType((), ())  # the lowered ``types`` entry of a struct or array type (gc_types has it)
+
+
+def _lower_composite(ct, top: Callable[[int], int]):
+    if isinstance(ct, StructType):
+        return StructType(tuple(FieldType(top(f.storage), f.mutable) for f in ct.fields))
+    if isinstance(ct, ArrayType):
+        return ArrayType(FieldType(top(ct.element.storage), ct.element.mutable))
+    return None
 
 
 def lower_typed_refs(m: DecodedModule) -> None:
     """Rewrite a validated module's reference types as their run-time representations (see above),
-    keeping the canonical types of its type section, globals and tables for the runtime."""
-    ids = canonical_ids(m.types)
-    m.precise_types = [
-        FuncType(
-            tuple(_canonical_valtype(ids, t) for t in ft.params),  # type: ignore[misc]
-            tuple(_canonical_valtype(ids, t) for t in ft.results),  # type: ignore[misc]
-        )
-        for ft in m.types
-    ]
+    keeping the canonical types of its type section, globals and tables for the runtime.
+
+    A module using GC objects is valid but not run yet: UnsupportedFeatureError names what it uses."""
+    need = _gc_runtime_need(m)
+    if need is not None:
+        raise UnsupportedFeatureError(op.GC, f"{need}: validated, but the compiler does not run GC code yet")
+    supers = None if m.supertypes is None else [s[0] if s else None for s in m.supertypes]
+    ids = canonical_ids(m.types, m.rec_groups, supers, m.finals)
+    distinct = set()
+    for start, count in m.rec_groups or [(i, 1) for i in range(len(m.types))]:
+        for k in range(start, start + count):
+            ct = m.types[k]
+            self_ref = isinstance(ct, FuncType) and any(ref_type_index(t) == k for t in ct.params + ct.results)
+            if count > 1 or (m.finals is not None and not m.finals[k]) or self_ref:
+                distinct.add(k)
+    m.func_subtyping = m.supertypes is not None and any(
+        sups and isinstance(t, FuncType) for sups, t in zip(m.supertypes, m.types)
+    )
+    precise: list = []
+    for k, ft in enumerate(m.types):
+        if not isinstance(ft, FuncType):  # a struct or array type: a signature id of its own, never called
+            precise.append(CanonicalFuncType((), (), ids[k]))
+            continue
+        params = tuple(_canonical_valtype(ids, t) for t in ft.params)
+        results = tuple(_canonical_valtype(ids, t) for t in ft.results)
+        if k in distinct:
+            precise.append(CanonicalFuncType(params, results, ids[k]))  # type: ignore[arg-type]
+        else:
+            precise.append(FuncType(params, results))  # type: ignore[arg-type]
+    m.precise_types = precise
     m.precise_globals = [_canonical_valtype(ids, g.valtype) for g in m.get_global_types()]
     m.precise_tables = [_canonical_valtype(ids, t.elem_type) for t in m.get_table_types()]
-    m.types = [_lower_func_type(ft) for ft in m.types]
+    kinds = [kind_heap(t) for t in m.types]
+
+    def top(t: int) -> int:
+        """The run-time representation of ``t``: a concrete struct or array type's is externref's word."""
+        index = ref_type_index(t)
+        if index is not None and kinds[index] != FUNCREF:
+            return EXTERNREF
+        return ref_top(t)
+
+    m.gc_canon = list(ids.ids)
+    if any(k != FUNCREF for k in kinds):
+        m.gc_types = [_lower_composite(t, top) for t in m.types]
+    m.types = [_lower_func_type(ft, top) if isinstance(ft, FuncType) else _NOT_A_FUNC for ft in m.types]
     for k, imp in enumerate(m.imports):
         desc = imp.desc
         if isinstance(desc, TableType):
-            m.imports[k] = replace(imp, desc=replace(desc, elem_type=ref_top(desc.elem_type)))
+            m.imports[k] = replace(imp, desc=replace(desc, elem_type=top(desc.elem_type)))
         elif isinstance(desc, GlobalType):
-            m.imports[k] = replace(imp, desc=replace(desc, valtype=ref_top(desc.valtype)))
+            m.imports[k] = replace(imp, desc=replace(desc, valtype=top(desc.valtype)))
     for k, table in enumerate(m.tables):
-        _lower_expr(table.init)
-        m.tables[k] = replace(table, type=replace(table.type, elem_type=ref_top(table.type.elem_type)))
+        _lower_expr(table.init, top)
+        m.tables[k] = replace(table, type=replace(table.type, elem_type=top(table.type.elem_type)))
     for k, g in enumerate(m.globals):
-        _lower_expr(g.init)
-        m.globals[k] = replace(g, type=replace(g.type, valtype=ref_top(g.type.valtype)))
+        _lower_expr(g.init, top)
+        m.globals[k] = replace(g, type=replace(g.type, valtype=top(g.type.valtype)))
     for k, e in enumerate(m.elems):
         for item in e.items:
-            _lower_expr(item)
-        m.elems[k] = replace(e, elem_type=ref_top(e.elem_type))
+            _lower_expr(item, top)
+        m.elems[k] = replace(e, elem_type=top(e.elem_type))
     for k, f in enumerate(m.funcs):
-        _lower_instrs(f.body)
-        m.funcs[k] = replace(f, locals=tuple((count, ref_top(t)) for count, t in f.locals))
+        _lower_instrs(f.body, top)
+        m.funcs[k] = replace(f, locals=tuple((count, top(t)) for count, t in f.locals))
     m.lowered = True

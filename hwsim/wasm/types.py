@@ -22,10 +22,25 @@ V128 = 0x7B  # SIMD: a 128-bit vector
 FUNCREF = 0x70
 EXTERNREF = 0x6F
 EXNREF = 0x69  # exception handling: a nullable reference to a caught exception
+# GC's abstract heap types, as their nullable reference types (the one-byte shorthands).
+ANYREF = 0x6E
+EQREF = 0x6D
+I31REF = 0x6C
+STRUCTREF = 0x6B
+ARRAYREF = 0x6A
+NULLREF = 0x71  # (ref null none), bottom of the any hierarchy
+NULLFUNCREF = 0x73  # (ref null nofunc)
+NULLEXTERNREF = 0x72  # (ref null noextern)
+NULLEXNREF = 0x74  # (ref null noexn)
 UNKNOWN = 0  # bottom, validator only
 
+# GC's packed storage types (struct and array fields only).
+I8 = 0x78
+I16 = 0x77
+
 NUM_TYPES = frozenset((I32, I64, F32, F64))
-REF_TYPES = frozenset((FUNCREF, EXTERNREF, EXNREF))
+GC_ABSTRACT_TYPES = frozenset((ANYREF, EQREF, I31REF, STRUCTREF, ARRAYREF, NULLREF, NULLFUNCREF, NULLEXTERNREF))
+REF_TYPES = frozenset((FUNCREF, EXTERNREF, EXNREF, NULLEXNREF)) | GC_ABSTRACT_TYPES
 VEC_TYPES = frozenset((V128,))
 VALUE_TYPES = NUM_TYPES | VEC_TYPES | REF_TYPES
 
@@ -38,6 +53,17 @@ VALTYPE_NAMES = {
     FUNCREF: "funcref",
     EXTERNREF: "externref",
     EXNREF: "exnref",
+    ANYREF: "anyref",
+    EQREF: "eqref",
+    I31REF: "i31ref",
+    STRUCTREF: "structref",
+    ARRAYREF: "arrayref",
+    NULLREF: "nullref",
+    NULLFUNCREF: "nullfuncref",
+    NULLEXTERNREF: "nullexternref",
+    NULLEXNREF: "nullexnref",
+    I8: "i8",
+    I16: "i16",
     UNKNOWN: "unknown",
 }
 
@@ -49,11 +75,27 @@ VALTYPE_NAMES = {
 #   (ref null $t)                REF_CONCRETE + 2*t + 1
 #   (ref $t)                     REF_CONCRETE + 2*t
 #
-# A concrete heap type is a function type (GC's struct and array types are out of scope), so every
-# reference type is represented at run time as its abstract top: ``ref_top``.
+# GC adds the abstract heap types any, eq, i31, struct, array and the bottoms none, nofunc, noextern
+# (and exception handling's noexn), encoded the same way by their one-byte codes (ANYREF ...), and
+# concrete struct and array types (``StructType``, ``ArrayType``) beside function types; the subtyping
+# between them is :mod:`hwsim.wasm.subtyping`.  A module without GC represents every reference type at
+# run time as its abstract top: ``ref_top``.
 REF_NON_NULL = 0x100
 REF_CONCRETE = 0x10000
-ABSTRACT_HEAP_NAMES = {FUNCREF: "func", EXTERNREF: "extern", EXNREF: "exn"}
+ABSTRACT_HEAP_NAMES = {
+    FUNCREF: "func",
+    EXTERNREF: "extern",
+    EXNREF: "exn",
+    ANYREF: "any",
+    EQREF: "eq",
+    I31REF: "i31",
+    STRUCTREF: "struct",
+    ARRAYREF: "array",
+    NULLREF: "none",
+    NULLFUNCREF: "nofunc",
+    NULLEXTERNREF: "noextern",
+    NULLEXNREF: "noexn",
+}
 
 
 def ref_concrete(type_index: int, *, nullable: bool) -> int:
@@ -82,13 +124,29 @@ def ref_type_index(t: int) -> int | None:
     return (t - REF_CONCRETE) >> 1 if t >= REF_CONCRETE else None
 
 
+# The run-time representation of GC's abstract reference types: a word of the extern hierarchy's shape
+# (docs/gc.md), funcref's and exnref's for their bottoms.
+_RUNTIME_REF = {
+    ANYREF: EXTERNREF,
+    EQREF: EXTERNREF,
+    I31REF: EXTERNREF,
+    STRUCTREF: EXTERNREF,
+    ARRAYREF: EXTERNREF,
+    NULLREF: EXTERNREF,
+    NULLEXTERNREF: EXTERNREF,
+    NULLFUNCREF: FUNCREF,
+    NULLEXNREF: EXNREF,
+}
+
+
 def ref_top(t: int) -> int:
-    """The nullable abstract type that represents reference type ``t`` at run time (any other type: itself)."""
+    """The nullable abstract type that represents reference type ``t`` at run time (any other type: itself):
+    funcref, externref (also every type of GC's any hierarchy) or exnref."""
     if t >= REF_CONCRETE:
         return FUNCREF
     if t >= REF_NON_NULL:
-        return t & 0xFF
-    return t
+        t &= 0xFF
+    return _RUNTIME_REF.get(t, t)
 
 
 def ref_as_nullable(t: int) -> int:
@@ -158,6 +216,41 @@ class FuncType:
 
     def __str__(self) -> str:
         return f"{format_types(self.params)} -> {format_types(self.results)}"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldType:
+    """A GC struct field or array element: a value type or a packed type (``I8``, ``I16``), and mutability."""
+
+    storage: int
+    mutable: bool
+
+    def __str__(self) -> str:
+        name = valtype_name(self.storage)
+        return f"(mut {name})" if self.mutable else name
+
+    def unpacked(self) -> int:
+        """The value type that holds the field on the operand stack (i32 for a packed field)."""
+        return I32 if self.storage in (I8, I16) else self.storage
+
+
+@dataclass(frozen=True, slots=True)
+class StructType:
+    fields: tuple[FieldType, ...]
+
+    def __str__(self) -> str:
+        return "(struct" + "".join(f" (field {f})" for f in self.fields) + ")"
+
+
+@dataclass(frozen=True, slots=True)
+class ArrayType:
+    element: FieldType
+
+    def __str__(self) -> str:
+        return f"(array {self.element})"
+
+
+CompositeType = FuncType | StructType | ArrayType
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

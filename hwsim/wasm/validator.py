@@ -25,27 +25,39 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Sized
 
+from . import gcops, simd
 from . import opcodes as op
-from . import simd
 from .atomics import ATOMICS, AtomicKind, signature
 from .errors import InvalidError
 from .module import ACTIVE, ConstExpr, DecodedModule
-from .typedrefs import canonical_ids, lower_typed_refs, matches
+from .subtyping import Canon, canonical_ids, composite_matches, heap_top, matches
+from .typedrefs import lower_typed_refs
 from .types import (
+    ANYREF,
+    ARRAYREF,
     BLOCK_EMPTY,
+    EQREF,
     EXNREF,
+    EXTERNREF,
     F32,
     F64,
     FUNCREF,
+    I8,
+    I16,
+    I31REF,
     I32,
     I64,
     NUM_TYPES,
     UNKNOWN,
     V128,
+    ArrayType,
+    CompositeType,
     ExternKind,
+    FieldType,
     FuncType,
     GlobalType,
     MemoryType,
+    StructType,
     TableType,
     format_types,
     is_nullable,
@@ -57,6 +69,9 @@ from .types import (
 )
 
 _U32_MAX = 0xFFFFFFFF
+# Implementation limit: the longest chain of declared supertypes (wasmparser's MAX_WASM_SUBTYPING_DEPTH, so
+# wasmtime rejects the same modules); a cast to a concrete type walks at most this far.
+MAX_SUBTYPING_DEPTH = 63
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
 
 # Frame fields (a frame is a small list, for speed).  _INITS: the length of the function's log of
@@ -64,24 +79,27 @@ _U64_MAX = 0xFFFFFFFFFFFFFFFF
 _KIND, _LABEL, _END, _HEIGHT, _UNREACH, _START, _INITS = range(7)
 _FRAME_FUNC = -1  # the function body itself (a block whose label is the function's results)
 
-_CONST_OPS = frozenset(
-    (
-        op.I32_CONST_OP,
-        op.I64_CONST_OP,
-        op.F32_CONST_OP,
-        op.F64_CONST_OP,
-        op.REF_NULL,
-        op.REF_FUNC,
-        op.GLOBAL_GET,
-        op.I32_ADD,
-        op.I32_SUB,
-        op.I32_MUL,
-        op.I64_ADD,
-        op.I64_SUB,
-        op.I64_MUL,
-        simd.V128_CONST,
-        op.END,
+_CONST_OPS = (
+    frozenset(
+        (
+            op.I32_CONST_OP,
+            op.I64_CONST_OP,
+            op.F32_CONST_OP,
+            op.F64_CONST_OP,
+            op.REF_NULL,
+            op.REF_FUNC,
+            op.GLOBAL_GET,
+            op.I32_ADD,
+            op.I32_SUB,
+            op.I32_MUL,
+            op.I64_ADD,
+            op.I64_SUB,
+            op.I64_MUL,
+            simd.V128_CONST,
+            op.END,
+        )
     )
+    | gcops.CONST_OPS
 )
 
 # Fast-path table: opcode -> (number of params, first param, second param, result) for
@@ -122,7 +140,7 @@ class _Context:
 
     def __init__(self, module: DecodedModule):
         self.module = module
-        self.types: list[FuncType] = module.types
+        self.types: list[CompositeType] = module.types  # type: ignore[assignment]  # (module.py: GC's too)
         self.funcs: list[int] = []  # type index of each function
         self.tables: list[TableType] = []
         self.memories: list[MemoryType] = []
@@ -131,18 +149,41 @@ class _Context:
         self.tags: list[int] = []  # type index of each tag
         self.num_datas = len(module.datas)
         self.refs: set[int] = set()
-        self._canon: list[int] | None = None
+        self._canon: Canon | None = None
 
     @property
-    def canon(self) -> list[int]:
-        """The canonical id of each type (typedrefs.canonical_ids), made when first compared."""
+    def canon(self) -> Canon:
+        """The canonical id of each type (subtyping.canonical_ids), made when first compared (after the
+        type section has been checked, so that every reference in it names a type)."""
         if self._canon is None:
-            self._canon = canonical_ids(self.types)
+            m = self.module
+            supers = None if m.supertypes is None else [s[0] if s else None for s in m.supertypes]
+            self._canon = canonical_ids(self.types, m.rec_groups, supers, m.finals)
         return self._canon
 
 
 def _err(reason: str, offset: int | None = None, **where) -> InvalidError:
     return InvalidError(reason, offset=offset, **where)
+
+
+def _fields(ct: CompositeType) -> tuple[FieldType, ...]:
+    if isinstance(ct, StructType):
+        return ct.fields
+    return (ct.element,) if isinstance(ct, ArrayType) else ()
+
+
+def _type_refs(ct: CompositeType) -> tuple[int, ...]:
+    """The value types a composite type mentions."""
+    if isinstance(ct, FuncType):
+        return ct.params + ct.results
+    return tuple(f.storage for f in _fields(ct))
+
+
+def _defaultable(t: int) -> bool:
+    return not is_ref(t) or is_nullable(t)
+
+
+_NUMERIC_STORAGE = NUM_TYPES | {V128, I8, I16}
 
 
 class _ModuleValidator:
@@ -156,7 +197,10 @@ class _ModuleValidator:
         types = self.c.types
         if type_index >= len(types):
             raise _err(f"unknown type {type_index}", offset)
-        return types[type_index]
+        ft = types[type_index]
+        if not isinstance(ft, FuncType):
+            raise _err(f"type mismatch: type {type_index} is {ft}, not a function type", offset)
+        return ft
 
     def tag_type(self, type_index: int, offset: int | None) -> int:
         """A tag's type index, checked: a function type without results (exception handling)."""
@@ -208,9 +252,7 @@ class _ModuleValidator:
         m = self.m
         if not m.typed_refs:
             return
-        for i, ft in enumerate(self.c.types):
-            for t in ft.params + ft.results:
-                self.check_valtype(t, None, bound=i + 1)
+        self.check_type_section()
         for imp in m.imports:
             desc = imp.desc
             if isinstance(desc, TableType):
@@ -229,6 +271,36 @@ class _ModuleValidator:
             self.check_valtype(g.type.valtype, g.offset)
         for e in m.elems:
             self.check_valtype(e.elem_type, e.offset)
+
+    def check_type_section(self) -> None:
+        """Every reference in a type names a type of its recursion group or an earlier one; a declared
+        supertype is earlier, not final and of a matching composite type (subtyping.py)."""
+        m, types = self.m, self.c.types
+        groups = m.rec_groups or [(i, 1) for i in range(len(types))]
+        for start, count in groups:
+            for k in range(start, start + count):
+                for t in _type_refs(types[k]):
+                    self.check_valtype(t, None, bound=start + count)
+        if m.supertypes is None:
+            return
+        assert m.finals is not None  # the decoder sets both
+        depth = [0] * len(types)
+        for k, sups in enumerate(m.supertypes):
+            if len(sups) > 1:
+                raise _err(f"sub type {k} has {len(sups)} supertypes (at most one is allowed)")
+            for j in sups:
+                if j >= k:
+                    raise _err(f"unknown type {j} (supertype of type {k} must be defined before it)")
+                if m.finals[j]:
+                    raise _err(f"sub type {k} has a final supertype {j}")
+                depth[k] = depth[j] + 1
+                if depth[k] > MAX_SUBTYPING_DEPTH:
+                    raise _err(
+                        f"sub type hierarchy too deep: type {k} is {depth[k]} supertypes down "
+                        f"(implementation limit {MAX_SUBTYPING_DEPTH}, wasmparser's)"
+                    )
+                if not composite_matches(self.c.canon, types[k], types[j]):
+                    raise _err(f"sub type {k} ({types[k]}) does not match its supertype {j} ({types[j]})")
 
     def run(self) -> None:
         m, c = self.m, self.c
@@ -306,7 +378,7 @@ class _ModuleValidator:
         if m.start is not None:
             if m.start >= len(c.funcs):
                 raise _err(f"unknown function {m.start} (the start function)", m.start_offset)
-            ft = c.types[c.funcs[m.start]]
+            ft = self.func_type(c.funcs[m.start], m.start_offset or 0)
             if ft.params or ft.results:
                 raise _err(
                     f"start function must not have parameters or results; function {m.start} has type {ft}",
@@ -532,6 +604,12 @@ class _FuncChecker:
     # Lookups -----------------------------------------------------------------
 
     def func_type_of(self, type_index: int) -> FuncType:
+        ft = self.type_of(type_index)
+        if not isinstance(ft, FuncType):
+            raise self.error(f"type mismatch: type {type_index} is {ft}, not a function type")
+        return ft
+
+    def type_of(self, type_index: int) -> CompositeType:
         types = self.c.types
         if type_index >= len(types):
             raise self.error(f"unknown type {type_index}")
@@ -541,7 +619,7 @@ class _FuncChecker:
         funcs = self.c.funcs
         if index >= len(funcs):
             raise self.error(f"unknown function {index}")
-        return self.c.types[funcs[index]]
+        return self.c.types[funcs[index]]  # type: ignore[return-value]  # checked a FuncType (func_type)
 
     def memory(self, index: int) -> MemoryType:
         mems = self.c.memories
@@ -574,7 +652,7 @@ class _FuncChecker:
     def tag(self, index: int) -> FuncType:
         if index >= len(self.c.tags):
             raise self.error(f"unknown tag {index}")
-        return self.c.types[self.c.tags[index]]
+        return self.c.types[self.c.tags[index]]  # type: ignore[return-value]  # checked a FuncType (tag_type)
 
     def block_type(self, bt: int) -> tuple[tuple, tuple]:
         if bt >= 0:
@@ -1004,6 +1082,8 @@ class _FuncChecker:
             params, results = op.SIGNATURES[code]
             self.pop_vals(params)
             vals.extend(results)
+        elif gcops.GC_BASE <= code < gcops.GC_BASE + 0x100 or code == gcops.REF_EQ:
+            self.gc(code, imm)
         elif code in ATOMICS:
             self.atomic(code, imm)
         elif code in simd.SIGNATURES:
@@ -1044,6 +1124,193 @@ class _FuncChecker:
                     raise self.error(f"invalid lane index: shuffle lane {index} (two vectors have 32 lanes)")
         self.pop_vals(params)
         self.vals.extend(results)
+
+    # GC --------------------------------------------------------------------------
+
+    def struct_type(self, x: int) -> StructType:
+        st = self.type_of(x)
+        if not isinstance(st, StructType):
+            raise self.error(f"type mismatch: type {x} is {st}, not a struct type")
+        return st
+
+    def array_type(self, x: int) -> ArrayType:
+        at = self.type_of(x)
+        if not isinstance(at, ArrayType):
+            raise self.error(f"type mismatch: type {x} is {at}, not an array type")
+        return at
+
+    def field(self, x: int, y: int) -> FieldType:
+        fields = self.struct_type(x).fields
+        if y >= len(fields):
+            raise self.error(f"unknown field {y} (type {x} has {len(fields)} fields)")
+        return fields[y]
+
+    def check_packing(self, code: int, ft: FieldType, what: str) -> None:
+        """get on a packed field must say _s or _u; get_s and get_u need a packed field."""
+        packed = ft.storage in (I8, I16)
+        signed = code in (gcops.STRUCT_GET_S, gcops.STRUCT_GET_U, gcops.ARRAY_GET_S, gcops.ARRAY_GET_U)
+        if packed and not signed:
+            raise self.error(f"type mismatch: {what} is packed ({valtype_name(ft.storage)}): use get_s or get_u")
+        if signed and not packed:
+            raise self.error(f"type mismatch: {what} is not packed ({valtype_name(ft.storage)}): use get")
+
+    def mutable_array(self, x: int) -> ArrayType:
+        at = self.array_type(x)
+        if not at.element.mutable:
+            raise self.error(f"immutable array: type {x} is {at}")
+        return at
+
+    def check_cast_operand(self, rt: int) -> int:
+        """ref.test, ref.cast: the operand is any reference of ``rt``'s hierarchy."""
+        self.check_type_index(rt)
+        t = self.pop_ref()
+        if t != UNKNOWN and heap_top(self.c.canon, t) != heap_top(self.c.canon, rt):
+            raise self.error(
+                f"type mismatch: {self.instr_name()} to {valtype_name(rt)} of an operand of type {valtype_name(t)}"
+            )
+        return t
+
+    def gc(self, code: int, imm) -> None:
+        """A GC instruction (hwsim/wasm/gcops.py)."""
+        vals = self.vals
+        G = gcops
+        if code == G.REF_EQ:
+            self.pop_vals((EQREF, EQREF))
+            vals.append(I32)
+        elif code == G.STRUCT_NEW or code == G.STRUCT_NEW_DEFAULT:
+            st = self.struct_type(imm)
+            if code == G.STRUCT_NEW:
+                self.pop_vals(tuple(f.unpacked() for f in st.fields))
+            else:
+                for i, f in enumerate(st.fields):
+                    if not _defaultable(f.storage):
+                        raise self.error(
+                            f"type mismatch: field {i} of type {imm} is {valtype_name(f.storage)}, which has no default"
+                        )
+            vals.append(ref_concrete(imm, nullable=False))
+        elif code in (G.STRUCT_GET, G.STRUCT_GET_S, G.STRUCT_GET_U):
+            x, y = imm
+            ft = self.field(x, y)
+            self.check_packing(code, ft, f"field {y} of type {x}")
+            self.pop(ref_concrete(x, nullable=True))
+            vals.append(ft.unpacked())
+        elif code == G.STRUCT_SET:
+            x, y = imm
+            ft = self.field(x, y)
+            if not ft.mutable:
+                raise self.error(f"immutable field: field {y} of type {x}")
+            self.pop_vals((ref_concrete(x, nullable=True), ft.unpacked()))
+        elif code == G.ARRAY_NEW or code == G.ARRAY_NEW_DEFAULT:
+            at = self.array_type(imm)
+            if code == G.ARRAY_NEW:
+                self.pop_vals((at.element.unpacked(), I32))
+            else:
+                if not _defaultable(at.element.storage):
+                    raise self.error(
+                        f"type mismatch: the elements of type {imm} are {valtype_name(at.element.storage)}, "
+                        "which has no default"
+                    )
+                self.pop(I32)
+            vals.append(ref_concrete(imm, nullable=False))
+        elif code == G.ARRAY_NEW_FIXED:
+            x, n = imm
+            at = self.array_type(x)
+            self.pop_vals((at.element.unpacked(),) * n)
+            vals.append(ref_concrete(x, nullable=False))
+        elif code == G.ARRAY_NEW_DATA or code == G.ARRAY_INIT_DATA:
+            x, d = imm
+            at = self.mutable_array(x) if code == G.ARRAY_INIT_DATA else self.array_type(x)
+            if at.element.storage not in _NUMERIC_STORAGE:
+                raise self.error(f"array type is not numeric or vector: type {x} is {at}")
+            self.data(d)
+            if code == G.ARRAY_NEW_DATA:
+                self.pop_vals((I32, I32))
+                vals.append(ref_concrete(x, nullable=False))
+            else:
+                self.pop_vals((ref_concrete(x, nullable=True), I32, I32, I32))
+        elif code == G.ARRAY_NEW_ELEM or code == G.ARRAY_INIT_ELEM:
+            x, e = imm
+            at = self.mutable_array(x) if code == G.ARRAY_INIT_ELEM else self.array_type(x)
+            et = self.elem(e)
+            if not matches(self.c.canon, et, at.element.storage):
+                raise self.error(
+                    f"type mismatch: element segment {e} ({valtype_name(et)}) into an array of "
+                    f"{valtype_name(at.element.storage)} (type {x})"
+                )
+            if code == G.ARRAY_NEW_ELEM:
+                self.pop_vals((I32, I32))
+                vals.append(ref_concrete(x, nullable=False))
+            else:
+                self.pop_vals((ref_concrete(x, nullable=True), I32, I32, I32))
+        elif code in (G.ARRAY_GET, G.ARRAY_GET_S, G.ARRAY_GET_U):
+            at = self.array_type(imm)
+            self.check_packing(code, at.element, f"the element of array type {imm}")
+            self.pop_vals((ref_concrete(imm, nullable=True), I32))
+            vals.append(at.element.unpacked())
+        elif code == G.ARRAY_SET:
+            at = self.mutable_array(imm)
+            self.pop_vals((ref_concrete(imm, nullable=True), I32, at.element.unpacked()))
+        elif code == G.ARRAY_LEN:
+            self.pop(ARRAYREF)
+            vals.append(I32)
+        elif code == G.ARRAY_FILL:
+            at = self.mutable_array(imm)
+            self.pop_vals((ref_concrete(imm, nullable=True), I32, at.element.unpacked(), I32))
+        elif code == G.ARRAY_COPY:
+            x, y = imm
+            dst = self.mutable_array(x)
+            src = self.array_type(y)
+            if not matches(self.c.canon, src.element.storage, dst.element.storage) or (
+                (src.element.storage in (I8, I16) or dst.element.storage in (I8, I16))
+                and src.element.storage != dst.element.storage
+            ):
+                raise self.error(f"array types do not match: array.copy from type {y} ({src}) to type {x} ({dst})")
+            self.pop_vals((ref_concrete(x, nullable=True), I32, ref_concrete(y, nullable=True), I32, I32))
+        elif code in (G.REF_TEST, G.REF_TEST_NULL):
+            self.check_cast_operand(imm)
+            vals.append(I32)
+        elif code in (G.REF_CAST, G.REF_CAST_NULL):
+            self.check_cast_operand(imm)
+            vals.append(imm)
+        elif code == G.BR_ON_CAST or code == G.BR_ON_CAST_FAIL:
+            self.br_on_cast(code, imm)
+        elif code == G.ANY_CONVERT_EXTERN or code == G.EXTERN_CONVERT_ANY:
+            src_ref, dst_ref = (EXTERNREF, ANYREF) if code == G.ANY_CONVERT_EXTERN else (ANYREF, EXTERNREF)
+            t = self.pop(src_ref)
+            vals.append(dst_ref if t == UNKNOWN or is_nullable(t) else ref_as_non_null(dst_ref))
+        elif code == G.REF_I31:
+            self.pop(I32)
+            vals.append(ref_as_non_null(I31REF))
+        elif code == G.I31_GET_S or code == G.I31_GET_U:
+            self.pop(I31REF)
+            vals.append(I32)
+        else:  # pragma: no cover - the decoder produces no other GC opcodes
+            raise self.error(f"unknown instruction {op.opcode_name(code)}")
+
+    def br_on_cast(self, code: int, imm) -> None:
+        """br_on_cast l rt1 rt2 (branch when the cast to rt2 succeeds) and br_on_cast_fail (when it fails)."""
+        label, rt1, rt2 = imm
+        self.check_type_index(rt1)
+        self.check_type_index(rt2)
+        canon = self.c.canon
+        if not matches(canon, rt2, rt1):
+            raise self.error(
+                f"type mismatch: {self.instr_name()} casts to {valtype_name(rt2)}, "
+                f"which does not match the operand type {valtype_name(rt1)}"
+            )
+        # The type of the operand when the cast fails: rt1, and non-null when rt2 accepts null.
+        diff = ref_as_non_null(rt1) if is_nullable(rt2) else rt1
+        taken, fallthrough = (rt2, diff) if code == gcops.BR_ON_CAST else (diff, rt2)
+        types = self.label(label)[_LABEL]
+        if not types or not matches(canon, taken, types[-1]):
+            raise self.error(
+                f"type mismatch: {self.instr_name()}'s label {label} expects {format_types(types)}, "
+                f"which does not end with a supertype of {valtype_name(taken)}"
+            )
+        self.pop(rt1)
+        self.pop_vals(types[:-1])
+        self.vals.extend(types[:-1])
+        self.vals.append(fallthrough)
 
     def pop_ref(self) -> int:
         """Pop a reference of any type (``UNKNOWN`` in unreachable code)."""

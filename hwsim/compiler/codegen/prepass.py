@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ...wasm import gcops, simd
 from ...wasm import opcodes as op
-from ...wasm import simd
 from ...wasm.atomics import MEMORY_ATOMIC_NOTIFY, MEMORY_ATOMIC_WAIT32, MEMORY_ATOMIC_WAIT64
 from .simd import in_place, in_place_with_constant
 
@@ -39,6 +39,7 @@ _CALLS = frozenset(
         op.THROW,  # exception handling: runtime builtins that never return
         op.THROW_REF,
         *(set(simd.NAMES) - in_place()),  # SIMD instructions that call a helper routine (codegen/simd.py)
+        *gcops.BUILTIN_CALLS,  # GC: allocation and header casts call runtime builtins (codegen/gc.py)
     }
 )
 _CONST_SHIFTS = in_place_with_constant()  # SIMD shifts that call no helper when their count is a constant

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ...wasm import gcops
 from ...wasm import opcodes as op
 from ...wasm.module import FuncBody
 from ...wasm.types import EXNREF, F32, F64, FUNCREF, I32, I64, V128
@@ -34,7 +35,7 @@ from ..masm import (
 )
 from ..regs import FLOAT, INT, Reg, RegClass
 from ..traps import TrapCode
-from . import call, simd
+from . import call, gc, simd
 from .atomics import ATOMIC_DISPATCH
 from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Comparison, Operand, ValKind, reg_class
 from .control import ControlFrame, ControlStack, CtrlKind, HandlerRegion
@@ -337,7 +338,11 @@ class FuncCodegen:
         type_index, table_index = imm
         if self.catch_targets and not tail:
             self.may_throw()
-        call.emit_call_indirect(self.ctx, self.env, type_index, table_index, tail)
+        if self.env.module.func_subtyping:  # a callee of a subtype is accepted: the runtime checks
+            self.builtin(Builtin.call_indirect_sub, [self.ctx.pop()], (I64,), FUNCREF, (table_index, type_index))
+            call.emit_call_ref(self.ctx, self.env, type_index, tail)
+        else:
+            call.emit_call_indirect(self.ctx, self.env, type_index, table_index, tail)
         if tail:
             self.control.set_unreachable()
 
@@ -1007,3 +1012,5 @@ del _name, _entry
 
 DISPATCH.update(ATOMIC_DISPATCH)  # the threads proposal (codegen/atomics.py)
 DISPATCH.update(simd.dispatch())  # the 0xfd instructions (codegen/simd.py)
+DISPATCH.update(gc.dispatch())  # GC's instructions that need no heap (codegen/gc.py)
+DISPATCH[gcops.REF_EQ] = (V.visit_int_compare, (IntCmp.EQ,))  # the two words are equal

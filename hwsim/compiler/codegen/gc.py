@@ -1,0 +1,466 @@
+"""Code generation for GC's instructions that need no heap: i31 references, ref.eq, the any/extern
+conversions, and ref.test, ref.cast, br_on_cast and br_on_cast_fail to abstract heap types.
+
+A reference of the any and extern hierarchies is one 64-bit word, the same in both (so converting
+between them is no code), with the externref's host handles already in its shape (docs/gc.md)::
+
+    0                 null
+    (v << 1) | 1      an i31 (v: its 31 bits)
+    4n + 2            a host object (Store handle n, runtime/store.py extern_handle)
+    8-aligned         a GC object (not allocated yet: no struct or array type compiles)
+
+A funcref stays the address of its function record.  Without GC objects the abstract casts are tests
+of the word: ``any``, ``extern`` and ``func`` accept every non-null value, ``eq`` and ``i31`` the
+i31s, ``struct``, ``array`` and the bottoms none.  Casts to concrete types are refused by the lowering
+(wasm/typedrefs.py).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ...wasm import gcops
+from ...wasm.types import (
+    ANYREF,
+    ARRAYREF,
+    EQREF,
+    EXNREF,
+    EXTERNREF,
+    F32,
+    F64,
+    FUNCREF,
+    I8,
+    I16,
+    I31REF,
+    I32,
+    I64,
+    NULLEXNREF,
+    NULLEXTERNREF,
+    NULLFUNCREF,
+    NULLREF,
+    STRUCTREF,
+    is_nullable,
+    ref_type_index,
+)
+from ..builtins import Builtin
+from ..errors import CompilerBug
+from ..masm import Conversion, IntBinOp, IntCmp, LoadKind, StoreKind
+from ..objlayout import HEADER_BYTES, storage_size, struct_layout
+from ..regs import FLOAT, INT, Reg
+from ..traps import TrapCode
+from .context import CONST, REG, Comparison, Operand
+
+if TYPE_CHECKING:
+    from .visitor import FuncCodegen
+
+
+class Accepts(enum.Enum):
+    """Which non-null words a cast to an abstract heap type accepts, tested inline (struct, array and
+    concrete types need the object's header: the gc_test builtin)."""
+
+    ALL = "every non-null reference"
+    EQ = "the i31 references and the objects (odd or 8-aligned words)"
+    I31 = "the i31 references"
+    NONE = "no non-null reference"
+    HEADER = "objects of a kind or type (the gc_test builtin reads the header)"
+
+
+ACCEPTS = {
+    ANYREF: Accepts.ALL,
+    EXTERNREF: Accepts.ALL,
+    FUNCREF: Accepts.ALL,
+    EXNREF: Accepts.ALL,
+    EQREF: Accepts.EQ,
+    I31REF: Accepts.I31,
+    STRUCTREF: Accepts.HEADER,
+    ARRAYREF: Accepts.HEADER,
+    NULLREF: Accepts.NONE,
+    NULLFUNCREF: Accepts.NONE,
+    NULLEXTERNREF: Accepts.NONE,
+    NULLEXNREF: Accepts.NONE,
+}
+
+
+def accepts(rt: int) -> Accepts:
+    """What a cast to reference type ``rt`` accepts besides null."""
+    if ref_type_index(rt) is not None:
+        return Accepts.HEADER
+    return ACCEPTS[rt & 0xFF]
+
+
+def emit_test(cg: FuncCodegen, ref: Reg, rt: int) -> Reg:
+    """A new register holding 1 when the reference in ``ref`` (left unchanged) is of type ``rt``, else 0."""
+    masm, ctx = cg.masm, cg.ctx
+    what, nullable = accepts(rt), is_nullable(rt)
+    t = ctx.alloc(INT)
+    if what is Accepts.ALL:
+        if nullable:
+            masm.load_const(t, I32, 1)
+        else:
+            masm.int_eqz(t, ref)
+            masm.int_binary(IntBinOp.XOR, False, t, t, 1)
+    elif what is Accepts.EQ:  # odd, or non-zero and 8-aligned (host handles are 4n + 2)
+        z = ctx.alloc(INT)
+        masm.int_binary(IntBinOp.AND, True, t, ref, 7)
+        masm.int_eqz(t, t)
+        masm.int_eqz(z, ref)
+        masm.int_binary(IntBinOp.XOR, True, z, z, 1)
+        masm.int_binary(IntBinOp.AND, True, t, t, z)
+        masm.int_binary(IntBinOp.AND, True, z, ref, 1)
+        masm.int_binary(IntBinOp.OR, True, t, t, z)
+        if nullable:
+            masm.int_eqz(z, ref)
+            masm.int_binary(IntBinOp.OR, True, t, t, z)
+        ctx.free_reg(z)
+    elif what is Accepts.HEADER:
+        raise CompilerBug("a header cast reached the inline test (it calls gc_test)")
+    elif what is Accepts.I31:
+        masm.int_binary(IntBinOp.AND, True, t, ref, 1)
+        if nullable:
+            z = ctx.alloc(INT)
+            masm.int_eqz(z, ref)
+            masm.int_binary(IntBinOp.OR, True, t, t, z)
+            ctx.free_reg(z)
+    elif nullable:
+        masm.int_eqz(t, ref)
+    else:
+        masm.load_const(t, I32, 0)
+    return t
+
+
+def _builtin_test(cg: FuncCodegen, word: Operand, rt: int) -> Reg:
+    """Call gc_test on ``word`` (popped already); a register holding its 0 or 1, owned by the caller."""
+    cg.builtin(Builtin.gc_test, [word], (I64,), I32, (rt,))
+    t, _ = cg.ctx.pop_reg()
+    return t
+
+
+def _test_keeping(cg: FuncCodegen, rt: int) -> Reg:
+    """Test the reference on top of the stack, which stays there; a register with the 0 or 1."""
+    ctx = cg.ctx
+    v, ref = cg.own_top_reg()
+    if accepts(rt) is Accepts.HEADER:
+        ctx.push_reg(v.ty, ref)
+        copy = ctx.alloc(INT)
+        cg.masm.mov(copy, ref)
+        return _builtin_test(cg, Operand(REG, I64, copy), rt)
+    t = emit_test(cg, ref, rt)
+    ctx.push_reg(v.ty, ref)
+    return t
+
+
+def visit_ref_test(cg: FuncCodegen, imm: int) -> None:
+    ctx = cg.ctx
+    if accepts(imm) is Accepts.HEADER:
+        ctx.push_reg(I32, _builtin_test(cg, ctx.pop(), imm))
+        return
+    ref, owned = ctx.pop_reg()
+    t = emit_test(cg, ref, imm)
+    ctx.release(ref, owned)
+    ctx.push_reg(I32, t)
+
+
+def visit_ref_cast(cg: FuncCodegen, imm: int) -> None:
+    t = _test_keeping(cg, imm)
+    cg.masm.trap_if_null(t, TrapCode.CAST_FAILURE)
+    cg.ctx.free_reg(t)
+
+
+def visit_br_on_cast(cg: FuncCodegen, imm, taken_when: bool) -> None:
+    """``br_on_cast l rt1 rt2`` (branch when the cast to rt2 succeeds, ``taken_when``) and
+    ``br_on_cast_fail`` (when it fails); the reference stays on the stack either way."""
+    label, _rt1, rt2 = imm
+    ctx = cg.ctx
+    t = _test_keeping(cg, rt2)
+    cg.carry(cg.control.frames[-1 - label])
+    ctx.push_comparison(Comparison(IntCmp.NE if taken_when else IntCmp.EQ, t, True, None, False))
+    cg.control.br_if(label)
+
+
+def visit_ref_i31(cg: FuncCodegen, imm) -> None:
+    """``ref.i31``: the low 31 bits of the i32, shifted left, with bit 0 set."""
+    ctx, masm = cg.ctx, cg.masm
+    x = ctx.pop_operand()
+    dst = cg.dst_reg(INT)
+    masm.int_binary(IntBinOp.SHL, True, dst, x, 33)
+    masm.int_binary(IntBinOp.SHR_U, True, dst, dst, 32)
+    masm.int_binary(IntBinOp.OR, True, dst, dst, 1)
+    ctx.push_reg(EXTERNREF, dst)
+
+
+def visit_i31_get(cg: FuncCodegen, imm, signed: bool) -> None:
+    """``i31.get_s``/``i31.get_u``: trap on null, else the 31 bits, sign- or zero-extended."""
+    ctx, masm = cg.ctx, cg.masm
+    ref, owned = ctx.pop_reg()
+    masm.trap_if_null(ref, TrapCode.NULL_I31_REFERENCE)
+    ctx.release(ref, owned)
+    dst = cg.dst_reg(INT)
+    if signed:
+        masm.int_binary(IntBinOp.SHL, True, dst, ref, 32)
+        masm.int_binary(IntBinOp.SHR_S, True, dst, dst, 33)
+    else:
+        masm.int_binary(IntBinOp.SHR_U, True, dst, ref, 1)
+    ctx.push_reg(I32, dst)
+
+
+def visit_convert(cg: FuncCodegen, imm) -> None:
+    """``any.convert_extern``/``extern.convert_any``: the same word in both hierarchies."""
+
+
+# Objects (runtime/gcheap.py lays them out) ---------------------------------------------------------
+
+_LOAD = {
+    (I8, True): LoadKind.I32_LOAD8_S,
+    (I8, False): LoadKind.I32_LOAD8_U,
+    (I16, True): LoadKind.I32_LOAD16_S,
+    (I16, False): LoadKind.I32_LOAD16_U,
+}
+_LOAD_BY_TYPE = {I32: LoadKind.I32_LOAD, I64: LoadKind.I64_LOAD, F32: LoadKind.F32_LOAD, F64: LoadKind.F64_LOAD}
+_STORE = {
+    I8: StoreKind.I32_STORE8,
+    I16: StoreKind.I32_STORE16,
+    I32: StoreKind.I32_STORE,
+    I64: StoreKind.I64_STORE,
+    F32: StoreKind.F32_STORE,
+    F64: StoreKind.F64_STORE,
+}
+_LOG2 = {1: 0, 2: 1, 4: 2, 8: 3}
+
+
+def _load_kind(storage: int, signed: bool) -> LoadKind:
+    if storage in (I8, I16):
+        return _LOAD[(storage, signed)]
+    return _LOAD_BY_TYPE.get(storage, LoadKind.I64_LOAD)  # a reference: its 64-bit word
+
+
+def _value_type(storage: int) -> int:
+    """The operand type a field of this storage is on the stack (references: their lowered type)."""
+    return I32 if storage in (I8, I16) else storage
+
+
+def _gc_types(cg: FuncCodegen) -> list:
+    types = cg.env.module.gc_types
+    if types is None:
+        raise CompilerBug("an object instruction in a module without struct or array types")
+    return types
+
+
+def _address(cg: FuncCodegen, base: Reg, offset: int) -> tuple[Reg, int, Reg | None]:
+    """(base register, displacement, a temporary to free) addressing ``base + offset``."""
+    if -2048 <= offset < 2048:
+        return base, offset, None
+    t = cg.ctx.alloc(INT)
+    cg.masm.load_const(t, I64, offset)
+    cg.masm.int_binary(IntBinOp.ADD, True, t, t, base)
+    return t, 0, t
+
+
+def _store_field(cg: FuncCodegen, obj: Reg, offset: int, storage: int) -> None:
+    """Pop a value and store it at ``obj + offset``."""
+    ctx = cg.ctx
+    reg, owned = ctx.pop_reg()
+    base, disp, temp = _address(cg, obj, offset)
+    cg.masm.store(_STORE.get(storage, StoreKind.I64_STORE), reg, base, disp)
+    if temp is not None:
+        ctx.free_reg(temp)
+    ctx.release(reg, owned)
+
+
+def _load_field(cg: FuncCodegen, obj: Reg, offset: int, storage: int, signed: bool) -> None:
+    """Push the value at ``obj + offset`` (``obj`` is released by the caller)."""
+    ctx = cg.ctx
+    ty = _value_type(storage)
+    dst = ctx.alloc(FLOAT if ty in (F32, F64) else INT)
+    base, disp, temp = _address(cg, obj, offset)
+    cg.masm.load(_load_kind(storage, signed), dst, base, disp)
+    if temp is not None:
+        ctx.free_reg(temp)
+    ctx.push_reg(ty, dst)  # (a reference's storage is its lowered type already: gc_types)
+
+
+def _new_object(cg: FuncCodegen, type_index: int, length: Operand) -> Reg:
+    """Call gc_alloc; the new object's address in a register the caller owns (values below it stay)."""
+    cg.builtin(Builtin.gc_alloc, [length], (I32,), I64, (type_index,))
+    obj, _ = cg.ctx.pop_reg()
+    return obj
+
+
+def visit_struct_new(cg: FuncCodegen, imm: int, default: bool) -> None:
+    st = _gc_types(cg)[imm]
+    obj = _new_object(cg, imm, Operand(CONST, I32, 0))
+    if not default:
+        offsets, _ = struct_layout(st)
+        for f, off in reversed(list(zip(st.fields, offsets))):
+            _store_field(cg, obj, off, f.storage)
+    cg.ctx.push_reg(EXTERNREF, obj)
+
+
+def visit_struct_get(cg: FuncCodegen, imm, signed: bool) -> None:
+    x, y = imm
+    st = _gc_types(cg)[x]
+    ctx = cg.ctx
+    obj, owned = ctx.pop_reg()
+    cg.masm.trap_if_null(obj, TrapCode.NULL_STRUCTURE_REFERENCE)
+    _load_field(cg, obj, struct_layout(st)[0][y], st.fields[y].storage, signed)
+    ctx.release(obj, owned)
+
+
+def visit_struct_set(cg: FuncCodegen, imm) -> None:
+    x, y = imm
+    st = _gc_types(cg)[x]
+    ctx = cg.ctx
+    value = ctx.pop()
+    obj, owned = ctx.pop_reg()
+    cg.masm.trap_if_null(obj, TrapCode.NULL_STRUCTURE_REFERENCE)
+    ctx.stack.append(value)
+    _store_field(cg, obj, struct_layout(st)[0][y], st.fields[y].storage)
+    ctx.release(obj, owned)
+
+
+def visit_array_new(cg: FuncCodegen, imm: int) -> None:
+    """``array.new``: the value's bits (a float reinterpreted) and the length to gc_array_new."""
+    ctx = cg.ctx
+    length = ctx.pop()
+    value = ctx.pop()
+    if value.ty in (F32, F64):
+        reg, owned = ctx.to_reg(value)
+        bits = ctx.alloc(INT)
+        cg.masm.convert(
+            Conversion.I32_REINTERPRET_F32 if value.ty == F32 else Conversion.I64_REINTERPRET_F64, bits, reg
+        )
+        ctx.release(reg, owned)
+        value = Operand(REG, I64, bits)
+    cg.builtin(Builtin.gc_array_new, [value, length], (I64, I32), I64, (imm,))
+    obj, _ = ctx.pop_reg()
+    ctx.push_reg(EXTERNREF, obj)
+
+
+def visit_array_new_default(cg: FuncCodegen, imm: int) -> None:
+    obj = _new_object(cg, imm, cg.ctx.pop())
+    cg.ctx.push_reg(EXTERNREF, obj)
+
+
+def visit_array_new_fixed(cg: FuncCodegen, imm) -> None:
+    x, n = imm
+    at = _gc_types(cg)[x]
+    obj = _new_object(cg, x, Operand(CONST, I32, n))
+    size = storage_size(at.element.storage)
+    for i in reversed(range(n)):
+        _store_field(cg, obj, HEADER_BYTES + i * size, at.element.storage)
+    cg.ctx.push_reg(EXTERNREF, obj)
+
+
+def _element_address(cg: FuncCodegen, obj: Reg, index: Reg, size: int) -> Reg:
+    """Null and bounds checks, then a new register holding the element's address less HEADER_BYTES."""
+    ctx, masm = cg.ctx, cg.masm
+    masm.trap_if_null(obj, TrapCode.NULL_ARRAY_REFERENCE)
+    length = ctx.alloc(INT)
+    masm.load(LoadKind.I32_LOAD, length, obj, 4)
+    masm.int_compare(IntCmp.LT_U, length, index, length)  # the length fits 31 bits; the index is an i32
+    masm.trap_if_null(length, TrapCode.ARRAY_OUT_OF_BOUNDS)
+    masm.int_binary(IntBinOp.SHL, True, length, index, _LOG2[size])
+    masm.int_binary(IntBinOp.ADD, True, length, length, obj)
+    return length
+
+
+def visit_array_get(cg: FuncCodegen, imm: int, signed: bool) -> None:
+    at = _gc_types(cg)[imm]
+    ctx = cg.ctx
+    index, iown = ctx.pop_reg()
+    obj, oown = ctx.pop_reg()
+    addr = _element_address(cg, obj, index, storage_size(at.element.storage))
+    ctx.release(index, iown)
+    ctx.release(obj, oown)
+    _load_field(cg, addr, HEADER_BYTES, at.element.storage, signed)
+    ctx.free_reg(addr)
+
+
+def visit_array_set(cg: FuncCodegen, imm: int) -> None:
+    at = _gc_types(cg)[imm]
+    ctx = cg.ctx
+    value = ctx.pop()
+    index, iown = ctx.pop_reg()
+    obj, oown = ctx.pop_reg()
+    addr = _element_address(cg, obj, index, storage_size(at.element.storage))
+    ctx.release(index, iown)
+    ctx.release(obj, oown)
+    ctx.stack.append(value)
+    _store_field(cg, addr, HEADER_BYTES, at.element.storage)
+    ctx.free_reg(addr)
+
+
+def visit_array_len(cg: FuncCodegen, imm) -> None:
+    ctx, masm = cg.ctx, cg.masm
+    obj, owned = ctx.pop_reg()
+    masm.trap_if_null(obj, TrapCode.NULL_ARRAY_REFERENCE)
+    ctx.release(obj, owned)
+    dst = cg.dst_reg(INT)
+    masm.load(LoadKind.I32_LOAD, dst, obj, 4)
+    ctx.push_reg(I32, dst)
+
+
+def _bits_operand(cg: FuncCodegen, v: Operand) -> Operand:
+    """A value as the integer bits a builtin takes (a float reinterpreted)."""
+    if v.ty not in (F32, F64):
+        return v
+    ctx = cg.ctx
+    reg, owned = ctx.to_reg(v)
+    bits = ctx.alloc(INT)
+    cg.masm.convert(Conversion.I32_REINTERPRET_F32 if v.ty == F32 else Conversion.I64_REINTERPRET_F64, bits, reg)
+    ctx.release(reg, owned)
+    return Operand(REG, I64, bits)
+
+
+def visit_array_bulk(cg: FuncCodegen, imm, builtin: Builtin, arity: int, value_at: int | None, result: bool) -> None:
+    """An array bulk instruction through its builtin: ``arity`` operands (the one at ``value_at`` a value,
+    passed as bits), then the immediates as static operands."""
+    ctx = cg.ctx
+    args = ctx.stack[len(ctx.stack) - arity :]
+    del ctx.stack[len(ctx.stack) - arity :]
+    if value_at is not None:
+        args[value_at] = _bits_operand(cg, args[value_at])
+    extra = imm if isinstance(imm, tuple) else (imm,)
+    cg.builtin(builtin, args, tuple(I64 for _ in args), I64 if result else None, extra)
+    if result:
+        obj, _ = ctx.pop_reg()
+        ctx.push_reg(EXTERNREF, obj)
+
+
+def dispatch() -> dict[int, tuple[Callable, tuple]]:
+    """opcode -> (handler, static operands) for the GC instructions compiled without a heap (ref.eq, an
+    integer comparison, is the visitor's)."""
+    return {
+        gcops.REF_I31: (visit_ref_i31, ()),
+        gcops.I31_GET_S: (visit_i31_get, (True,)),
+        gcops.I31_GET_U: (visit_i31_get, (False,)),
+        gcops.ANY_CONVERT_EXTERN: (visit_convert, ()),
+        gcops.EXTERN_CONVERT_ANY: (visit_convert, ()),
+        gcops.REF_TEST: (visit_ref_test, ()),
+        gcops.REF_TEST_NULL: (visit_ref_test, ()),
+        gcops.REF_CAST: (visit_ref_cast, ()),
+        gcops.REF_CAST_NULL: (visit_ref_cast, ()),
+        gcops.BR_ON_CAST: (visit_br_on_cast, (True,)),
+        gcops.BR_ON_CAST_FAIL: (visit_br_on_cast, (False,)),
+        gcops.STRUCT_NEW: (visit_struct_new, (False,)),
+        gcops.STRUCT_NEW_DEFAULT: (visit_struct_new, (True,)),
+        gcops.STRUCT_GET: (visit_struct_get, (False,)),
+        gcops.STRUCT_GET_S: (visit_struct_get, (True,)),
+        gcops.STRUCT_GET_U: (visit_struct_get, (False,)),
+        gcops.STRUCT_SET: (visit_struct_set, ()),
+        gcops.ARRAY_NEW: (visit_array_new, ()),
+        gcops.ARRAY_NEW_DEFAULT: (visit_array_new_default, ()),
+        gcops.ARRAY_NEW_FIXED: (visit_array_new_fixed, ()),
+        gcops.ARRAY_GET: (visit_array_get, (False,)),
+        gcops.ARRAY_GET_S: (visit_array_get, (True,)),
+        gcops.ARRAY_GET_U: (visit_array_get, (False,)),
+        gcops.ARRAY_SET: (visit_array_set, ()),
+        gcops.ARRAY_LEN: (visit_array_len, ()),
+        gcops.ARRAY_FILL: (visit_array_bulk, (Builtin.gc_array_fill, 4, 2, False)),
+        gcops.ARRAY_COPY: (visit_array_bulk, (Builtin.gc_array_copy, 5, None, False)),
+        gcops.ARRAY_INIT_DATA: (visit_array_bulk, (Builtin.gc_array_init_data, 4, None, False)),
+        gcops.ARRAY_INIT_ELEM: (visit_array_bulk, (Builtin.gc_array_init_elem, 4, None, False)),
+        gcops.ARRAY_NEW_DATA: (visit_array_bulk, (Builtin.gc_array_new_data, 2, None, True)),
+        gcops.ARRAY_NEW_ELEM: (visit_array_bulk, (Builtin.gc_array_new_elem, 2, None, True)),
+    }

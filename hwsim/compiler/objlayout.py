@@ -1,0 +1,45 @@
+"""How GC objects are laid out in guest memory: what compiled code and the runtime (runtime/gcheap.py) share.
+
+::
+
+    +0   u32 canonical type id      (wasm/subtyping.py: the process-wide registry)
+    +4   u32 length                 (arrays; 0 for a struct)
+    +8   fields / elements          (a struct's fields each at its natural alignment; an array's
+                                      elements packed at their size: i8 1, i16 2, i32/f32 4, else 8)
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ..wasm.types import F32, I8, I16, I32, ArrayType, StructType
+
+HEADER_BYTES = 8
+
+
+def storage_size(storage: int) -> int:
+    """Bytes of a field or element of this storage type (references: 8)."""
+    if storage == I8:
+        return 1
+    if storage == I16:
+        return 2
+    if storage in (I32, F32):
+        return 4
+    return 8
+
+
+@cache
+def struct_layout(st: StructType) -> tuple[tuple[int, ...], int]:
+    """(offset of each field, object size) of a struct type."""
+    offsets = []
+    pos = HEADER_BYTES
+    for f in st.fields:
+        size = storage_size(f.storage)
+        pos = (pos + size - 1) & ~(size - 1)
+        offsets.append(pos)
+        pos += size
+    return tuple(offsets), (pos + 7) & ~7
+
+
+def array_bytes(at: ArrayType, length: int) -> int:
+    return HEADER_BYTES + length * storage_size(at.element.storage)

@@ -1,0 +1,230 @@
+"""The GC heap: struct and array objects in the Store's guest virtual memory, their layout and casts.
+
+Objects are allocated from the data region (``VmStore.alloc_data``: 16-aligned, zeroed, mapped by
+hwsim's page tables, so the MMU tools show them), so a reference to one is its guest virtual address,
+8-aligned, which the word's other shapes never are (compiler/codegen/gc.py)::
+
+    +0   u32 canonical type id      (wasm/subtyping.py: the process-wide registry)
+    +4   u32 length                 (arrays; 0 for a struct)
+    +8   fields / elements          (a struct's fields each at its natural alignment; an array's
+                                      elements packed at their size: i8 1, i16 2, i32/f32 4, else 8)
+
+The collector is a non-moving mark-sweep, run when an allocation would pass the Store's
+``gc_heap_bytes`` limit (or at every allocation under ``stress``); if the live objects still leave no
+room, the allocation traps ``out of GC heap memory``.  Freed objects go to free lists by size and are
+reused (zeroed).  Roots::
+
+    exact          globals, tables, element segments, exception payloads, the operands of the
+                   allocating instruction, every object the host has been given (pinned)
+    conservative   the running wasm stack [sp, stack top) and the hart's registers: a word equal to
+                   an object's address keeps it (a number that looks like one only keeps garbage)
+
+The heap itself is traced exactly (each object's canonical type says which fields are references).
+Not yet what the design in docs/gc.md wants: stack maps (exact stack roots) and a moving collector;
+no collection while wasi-threads run (their other stacks are not scanned): the heap just grows.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from ..compiler.objlayout import HEADER_BYTES, array_bytes, storage_size, struct_layout
+from ..compiler.traps import TrapCode
+from ..wasm import gcops
+from ..wasm.subtyping import abstract_top, canonical_kind, canonical_subtype
+from ..wasm.types import ANYREF, EQREF, I31REF, StructType, is_nullable, is_ref, ref_type_index
+from . import layout as L
+from .errors import Trap
+
+if TYPE_CHECKING:
+    from .store import VmStore
+
+_HEADER = struct.Struct("<II")
+
+
+class GcHeap:
+    """A Store's GC objects: allocation under the Store's limit, collection, reading headers."""
+
+    def __init__(self, store: VmStore, limit: int) -> None:
+        self.store = store
+        self.limit = limit
+        self.used = 0  # bytes of the live objects (each rounded to 16)
+        self.objects: dict[int, int] = {}  # address -> its size (rounded): every object a word may name
+        self.free: dict[int, list[int]] = {}  # size -> addresses of freed objects of that size
+        self.layouts: dict[int, object] = {}  # canonical type id -> its composite type (lowered)
+        self.pinned: set[int] = set()  # objects the host has been given (GcObject): never freed
+        self.stress = False  # collect at every allocation (tests)
+        self.collections = 0
+        self.freed = 0  # objects reclaimed, over all collections
+
+    def allocate(self, canon: int, size: int, length: int = 0, *, m=None, layout=None, roots=()) -> int:
+        """A zeroed object of ``size`` bytes with its header written.  ``m``: the hart running the
+        allocating builtin (its stack and registers are roots; without it nothing is collected);
+        ``roots``: words the caller holds; past the Store's limit after a collection, a trap."""
+        size = (size + 15) & ~15
+        if layout is not None:
+            self.layouts[canon] = layout
+        if (self.stress or self.used + size > self.limit) and m is not None:
+            self.collect(m, roots)
+        if self.used + size > self.limit:
+            raise Trap(
+                TrapCode.GC_HEAP_EXHAUSTED,
+                detail=f"{size} more bytes, {self.used} of the Store's {self.limit} in use by live objects",
+            )
+        reuse = self.free.get(size)
+        if reuse:
+            va = reuse.pop()
+            self.store.phys_view(va, size)[:] = bytes(size)
+        else:
+            va = self.store.alloc_data(size)
+        self.used += size
+        self.store.phys_view(va, HEADER_BYTES)[:] = _HEADER.pack(canon, length)
+        self.objects[va] = size
+        return va
+
+    # -- the collector ---------------------------------------------------------------------------------
+
+    def _root_words(self, m, roots) -> list[int]:
+        store = self.store
+        words = list(roots)
+        words += [m.get_reg(f"x{i}") for i in range(1, 32)]
+        sp = m.get_reg("sp")
+        raw = store.read_user(sp & ~7, L.STACK_TOP - (sp & ~7))
+        words += struct.unpack(f"<{len(raw) // 8}Q", raw)
+        for instance in store.instances.values():
+            for g in instance.globals:
+                words.append(g.get_bits())
+            for t in instance.tables:
+                words += t.get_all()
+            for elems in instance.elems:
+                words += elems
+        for exn in getattr(store, "exns", {}).values():
+            words += [w for w in exn.payload if isinstance(w, int)]
+        return words
+
+    def collect(self, m, roots=()) -> int:
+        """Mark from the roots, sweep the rest onto the free lists; how many objects were freed."""
+        store = self.store
+        if getattr(store, "threads", None) is not None:
+            return 0  # other threads' stacks are not scanned: no collection (docs/gc.md)
+        if not L.STACK_TOP - L.STACK_SIZE <= m.get_reg("sp") <= L.STACK_TOP:
+            return 0  # not on the Store's stack (a caller's own): what it holds cannot be scanned
+        objects = self.objects
+        marked: set[int] = set()
+        work = [w for w in self._root_words(m, roots) if w in objects] + list(self.pinned)
+        while work:
+            va = work.pop()
+            if va in marked:
+                continue
+            marked.add(va)
+            work += [w for w in self._fields(va) if w in objects and w not in marked]
+        freed = 0
+        for va in [va for va in objects if va not in marked]:
+            size = objects.pop(va)
+            self.used -= size
+            self.free.setdefault(size, []).append(va)
+            freed += 1
+        self.collections += 1
+        self.freed += freed
+        return freed
+
+    def _fields(self, va: int) -> list[int]:
+        """The reference words an object holds."""
+        canon, length = self.header(va)
+        ct = self.layouts.get(canon)
+        if ct is None:
+            return []
+        view = self.store.phys_view(va, self.objects[va])
+        if isinstance(ct, StructType):
+            offsets, _ = struct_layout(ct)
+            return [struct.unpack_from("<Q", view, off)[0] for f, off in zip(ct.fields, offsets) if is_ref(f.storage)]
+        if not is_ref(ct.element.storage):  # type: ignore[attr-defined]
+            return []
+        return list(struct.unpack_from(f"<{length}Q", view, HEADER_BYTES))
+
+    def header(self, va: int) -> tuple[int, int]:
+        """(canonical type id, length) of the object at ``va``."""
+        canon, length = _HEADER.unpack(self.store.phys_view(va, HEADER_BYTES))
+        return canon, length
+
+    def is_object(self, word: int) -> bool:
+        return word != 0 and word & 7 == 0 and word in self.objects
+
+    def pin(self, va: int) -> None:
+        """Keep an object the host was given (it may hold it anywhere)."""
+        self.pinned.add(va)
+
+    def kind(self, word: int) -> int:
+        """STRUCTREF or ARRAYREF for an object's word."""
+        return canonical_kind(self.header(word)[0])
+
+    def test(self, word: int, rt: int, canon_ids: list[int] | None) -> bool:
+        """``ref.test`` of ``word`` (any hierarchy, or extern/func) against reference type ``rt``."""
+        if word == 0:
+            return is_nullable(rt)
+        index = ref_type_index(rt)
+        if index is not None:  # a concrete struct or array type
+            if not self.is_object(word):
+                return False
+            assert canon_ids is not None  # a module with concrete types has its canonical ids
+            return canonical_subtype(self.header(word)[0], canon_ids[index])
+        heap = rt & 0xFF
+        if abstract_top(heap) != ANYREF:
+            return abstract_top(heap) == heap  # extern, func, exn: every non-null value; their bottoms none
+        if heap == ANYREF:
+            return True
+        if word & 1:
+            return heap in (EQREF, I31REF)
+        if not self.is_object(word):
+            return False  # a host value: any, nothing below it
+        return heap == EQREF or heap == self.kind(word)
+
+
+def new_object(store: VmStore, module, code: int, imm, stack: list[int]) -> int:
+    """A constant expression's struct.new(_default) or array.new(_default, _fixed): the operands (bit
+    patterns) popped from ``stack``; the new object's address."""
+    type_index = imm[0] if isinstance(imm, tuple) else imm
+    ct, canon = module.gc_types[type_index], module.gc_canon[type_index]
+    heap = store.gc_heap
+    if isinstance(ct, StructType):
+        offsets, size = struct_layout(ct)
+        values = [0] * len(ct.fields)
+        if code == gcops.STRUCT_NEW and ct.fields:
+            values = stack[-len(ct.fields) :]
+            del stack[-len(ct.fields) :]
+        va = heap.allocate(canon, size, layout=ct)
+        for f, off, v in zip(ct.fields, offsets, values):
+            write_elements(store, va + off, f.storage, [v])
+        return va
+    if code == gcops.ARRAY_NEW_FIXED:
+        n = imm[1]
+        values = stack[len(stack) - n :] if n else []
+        del stack[len(stack) - n :]
+    else:
+        length = stack.pop() & 0xFFFF_FFFF
+        value = stack.pop() if code == gcops.ARRAY_NEW else 0
+        if array_bytes(ct, length) > heap.limit or length >= 1 << 31:
+            raise Trap(TrapCode.GC_HEAP_EXHAUSTED, detail=f"an array of {length} elements")
+        values = [value] * length
+    va = heap.allocate(canon, array_bytes(ct, len(values)), len(values), layout=ct)
+    if any(values):
+        write_elements(store, va + HEADER_BYTES, ct.element.storage, values)
+    return va
+
+
+def i64_bits(storage: int, value: int) -> int:
+    """Mask a value's bits to its storage size, for writing (f32 and i32 as 4 bytes, ...)."""
+    size = storage_size(storage)
+    return value & ((1 << (8 * size)) - 1)
+
+
+_PACK = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
+
+
+def write_elements(store: VmStore, va: int, storage: int, values: list[int]) -> None:
+    size = storage_size(storage)
+    fmt = struct.Struct(_PACK[size])
+    view = store.phys_view(va, size * len(values))
+    for i, v in enumerate(values):
+        fmt.pack_into(view, i * size, i64_bits(storage, v))
