@@ -45,7 +45,7 @@ from ..mmu.bits import HGATP_MODES, PAGE_SHIFT, PAGE_SIZE, PAGING_MODES, Pte
 from ..mmu.tlb import Tlb
 from ..mmu.translate import Refusal, lookup_or_walk
 from ..mmu.twostage import Purpose, Stage, TwoStageResult, walk_two_stage
-from ..mmu.walker import AdPolicy, RamWords, check_permission, walk
+from ..mmu.walker import AdPolicy, RamWords, walk
 from ..riscv.priv import Access, Priv
 from ..trace import TRACE
 from .bits import (
@@ -126,6 +126,9 @@ MAX_FAULT_LOG = 10_000
 _PRIV_U = Priv.U  # for the DMA path (``Priv.U`` costs ~50 ns in Python 3.11)
 _MODE_OF = {int(m): m for m in IommuMode}  # ddtp.iommu_mode -> IommuMode, without the enum call
 _PTE_D = int(Pte.D)
+# The PTE bits an IOTLB entry must have to serve a request with no walk (no PASID: U-mode, no SUM or MXR;
+# check_permission's rule, and D for a write, which a walk would set): a load's, a store's.
+_HIT_READ, _HIT_WRITE = int(Pte.U | Pte.R), int(Pte.U | Pte.W | Pte.D)
 _LVL1 = int(IommuMode.LVL1)  # ddtp.iommu_mode 1LVL and above: a device directory (Off and Bare are below)
 # The leaf flags an IOTLB entry needs for a device's read or write (see Iommu._request).
 _ALLOW_READ = int(Pte.U | Pte.R)
@@ -584,21 +587,19 @@ class Iommu(Device):
         count_walk = self._count_walk
         ram = self._table_words(root)
         end = iova + size
+        need = _HIT_WRITE if walk_access is Access.STORE else _HIT_READ
         if (iova ^ (end - 1)) >> PAGE_SHIFT == 0:  # within one 4 KiB page: an IOTLB hit needs no loop
-            cached = tlb.probe(pscid, iova)
-            if (
-                cached is not None
-                and check_permission(cached.pte, walk_access, _PRIV_U, False, False) is None
-                and (walk_access is not Access.STORE or cached.pte & _PTE_D)
-            ):
-                tlb.hit(pscid, iova)  # counted and refreshed as the loop's lookup would
+            cached = tlb.hit(pscid, iova, need)  # (counted and refreshed as lookup_or_walk's lookup would)
+            if cached is not None:
                 return [(cached.pa_of(iova), size)]
         pieces: list[tuple[int, int]] = []
         va = iova
         while va < end:
-            tr = lookup_or_walk(
-                tlb, phys, pscid, root, va, walk_access, _PRIV_U, mode=mode, ad=ad, on_miss=count_walk, ram=ram
-            )
+            tr = tlb.hit(pscid, va, need)  # an entry that allows the access: lookup_or_walk's answer, quicker
+            if tr is None:
+                tr = lookup_or_walk(
+                    tlb, phys, pscid, root, va, walk_access, _PRIV_U, mode=mode, ad=ad, on_miss=count_walk, ram=ram
+                )
             if isinstance(tr, Refusal):
                 if tr.walk is None:  # the IOTLB's entry refused; explain with the tables as they are now
                     explain = walk(phys, root, va, walk_access, Priv.U, mode=mode, ad=AdPolicy.REPORT)
