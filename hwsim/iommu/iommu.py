@@ -595,11 +595,14 @@ class Iommu(Device):
         pieces: list[tuple[int, int]] = []
         va = iova
         while va < end:
-            tr = tlb.hit(pscid, va, need)  # an entry that allows the access: lookup_or_walk's answer, quicker
-            if tr is None:
-                tr = lookup_or_walk(
+            hit = tlb.hit(pscid, va, need)  # an entry that allows the access: lookup_or_walk's answer, quicker
+            tr = (
+                hit
+                if hit is not None
+                else lookup_or_walk(
                     tlb, phys, pscid, root, va, walk_access, _PRIV_U, mode=mode, ad=ad, on_miss=count_walk, ram=ram
                 )
+            )
             if isinstance(tr, Refusal):
                 if tr.walk is None:  # the IOTLB's entry refused; explain with the tables as they are now
                     explain = walk(phys, root, va, walk_access, Priv.U, mode=mode, ad=AdPolicy.REPORT)
