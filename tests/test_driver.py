@@ -163,6 +163,9 @@ def test_invoke_exported_entry_points():
     run = quiet_run(system, build_driver(REPO / "drivers" / "bench").read_bytes())
     assert run.run("mmio_loop", (10,)).result == sum(range(10))
     assert run.run("dma_loop", (3,)).result == 0
+    report = run.run("dma_copies", (3, 64 << 10))  # (bench/system.py's checked DMA rows)
+    assert report.result == 0 and report.dma_requests == 6 and not report.dma_reports and not report.dma_faults
+    assert run.run("dma_copies", (1, (64 << 10) + 1)).result == -1  # longer than its buffers: refused
 
 
 WINDOW_DRIVER = """

@@ -195,9 +195,18 @@ class Device:
     # The faults the device can be made to fail with (devices/faults.py): kind -> what it does, in words.
     # A peripheral with an interrupt line also offers IRQ_FAULTS (added to its FAULTS by the class).
     FAULTS: ClassVar[dict[str, str]] = {}
+    # Whether a guest read (write) that selects a register does nothing beyond the register file's
+    # work, so that the machine may dispatch it straight to the resolved register (see mmio_handlers).
+    # A class that overrides mmio_read (mmio_write) gets False unless it says otherwise itself.
+    DIRECT_READS: ClassVar[bool] = True
+    DIRECT_WRITES: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
+        if "mmio_read" in cls.__dict__ and "DIRECT_READS" not in cls.__dict__:
+            cls.DIRECT_READS = False
+        if "mmio_write" in cls.__dict__ and "DIRECT_WRITES" not in cls.__dict__:
+            cls.DIRECT_WRITES = False
         if cls.HAS_IRQ and cls.ROLE == "device" and not set(IRQ_FAULTS) <= set(cls.FAULTS):
             cls.FAULTS = {**cls.FAULTS, **IRQ_FAULTS}
 
@@ -228,6 +237,7 @@ class Device:
         self.work_cause = ""
         self._tracers: list[Callable[[MmioEvent], None]] = []
         self.regs = RegisterFile(self.LAYOUT, self.report)
+        self.regs.set_direct(reads=self.DIRECT_READS, writes=self.DIRECT_WRITES)
 
     # -- class-level facts the board loader uses ----------------------------------------
 
@@ -259,6 +269,14 @@ class Device:
         return cls.LAYOUT.extent
 
     # -- MMIO -------------------------------------------------------------------------
+
+    def mmio_handlers(self) -> tuple[dict[int, Callable[[], int]], dict[int, Callable[[int], None]]]:
+        """The machine's per-offset dispatch: ``offset << 4 | size`` -> the bound read ``() -> int`` or
+        write ``(value) -> None`` a guest access comes to, filled as accesses resolve (the register
+        file's :meth:`~hwsim.devices.regs.RegisterFile.handlers`); a miss goes to :meth:`mmio_read` or
+        :meth:`mmio_write`.  Empty for reads (writes) a class serves itself (DIRECT_READS, DIRECT_WRITES)
+        and, from then on, for a traced device (a tracer sees every access)."""
+        return self.regs.handlers()
 
     def mmio_read(self, offset: int, size: int) -> int:
         value = self.regs.read(offset, size)
@@ -306,6 +324,7 @@ class Device:
     def add_tracer(self, tracer: Callable[[MmioEvent], None]) -> None:
         """``tracer(event)`` at every guest access to this device."""
         self._tracers.append(tracer)
+        self.regs.set_direct(reads=False, writes=False)  # every access through mmio_read/mmio_write now
 
     def _trace(self, op: str, offset: int, size: int, value: int) -> None:
         event = MmioEvent(self.name, op, offset, size, value, self.clock.now)

@@ -52,6 +52,7 @@ class DmaEngine(Device):
     DESCRIPTION = "single-buffer DMA engine (memory<->memory, memory<->4 KiB device buffer)"
     LAYOUT = DMA_LAYOUT
     DOES_DMA = True
+    DIRECT_READS = DIRECT_WRITES = True  # (a register access does only the register's work; the buffer has none)
     FAULTS = {"error": "a transfer ends with STATUS.ERROR (ERROR_CODE 7, device error) instead of moving its data"}
     OPTIONS = {
         "bandwidth": Option(
@@ -105,14 +106,12 @@ class DmaEngine(Device):
     # -- the buffer window -------------------------------------------------------------------------
 
     def mmio_read(self, offset: int, size: int) -> int:
-        if offset < DMA_BUFFER_OFFSET and not self._tracers:
-            return self.regs.read(offset, size)  # a register, untraced: every register read comes here
-        if offset >= DMA_BUFFER_OFFSET:
-            value = self._buffer_access(offset, size)
-            if self._tracers:
-                self._trace("read", offset, size, value or 0)
-            return value or 0
-        return Device.mmio_read(self, offset, size)  # (not super(): this is every register access)
+        if offset < DMA_BUFFER_OFFSET:
+            return Device.mmio_read(self, offset, size)
+        value = self._buffer_access(offset, size)
+        if self._tracers:
+            self._trace("read", offset, size, value or 0)
+        return value or 0
 
     def mmio_write(self, offset: int, size: int, value: int) -> None:
         if offset >= DMA_BUFFER_OFFSET:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from ..errors import ConfigError
 from .issues import IssueKind
@@ -205,10 +206,14 @@ class RegisterFile:
         self._masks = {r.name: r.full_mask for r in layout}  # for device-side updates (__setitem__)
         self._flags: set[str] = set()  # active bank conditions
         self._found: dict[tuple[int, int, bool], Register] = {}  # (offset, size, write) -> register, for hits
-        # offset << 4 | size -> the resolved read: a plain register's name (its value is kept within its
-        # width), else a closure (a read hook, read-to-clear)
-        self._readers: dict[int, str | Callable[[], int]] = {}
+        # offset << 4 | size -> the resolved read () -> int (a plain register: its value's lookup, kept
+        # within its width; else a closure for a read hook, read-to-clear) or write (value) -> None
+        self._readers: dict[int, Callable[[], int]] = {}
         self._writers: dict[int, Callable[[int], None]] = {}
+        # The same entries, handed to the machine's dispatch (see handlers()) while it may use them.
+        self._direct_readers: dict[int, Callable[[], int]] = {}
+        self._direct_writers: dict[int, Callable[[int], None]] = {}
+        self._direct = (False, False)  # (reads, writes) go into the tables above
         self._read_hooks: dict[str, ReadHook] = {}
         self._write_hooks: dict[str, WriteHook] = {}
         self._report = report
@@ -224,6 +229,25 @@ class RegisterFile:
         self._found.clear()
         self._readers.clear()
         self._writers.clear()
+        self._direct_readers.clear()
+        self._direct_writers.clear()
+
+    def handlers(self) -> tuple[dict[int, Callable[[], int]], dict[int, Callable[[int], None]]]:
+        """The live dispatch tables of resolved guest accesses: ``offset << 4 | size`` -> the read
+        ``() -> int`` or the write ``(value) -> None`` that access comes to (rules, masks and hooks in it).
+
+        Only valid accesses appear (one that reports an issue is resolved, and reported, each time), and
+        only while :meth:`set_direct` allows it; entries go when the bank, a hook or the values change.
+        The dicts are never replaced, so a caller may keep them: a hit is served by its entry, a miss
+        must go to :meth:`read` or :meth:`write` (which resolve it, and may add it)."""
+        return self._direct_readers, self._direct_writers
+
+    def set_direct(self, *, reads: bool, writes: bool) -> None:
+        """Whether resolved reads and writes go into :meth:`handlers`' tables (a device turns this off
+        when an access must do more than the register's work, e.g. when it is traced)."""
+        if (reads, writes) != self._direct:
+            self._direct = (reads, writes)
+            self._forget()
 
     @property
     def flags(self) -> frozenset[str]:
@@ -304,7 +328,7 @@ class RegisterFile:
     def read(self, offset: int, size: int) -> int:
         reader = self._readers.get(offset << 4 | size)
         if reader is not None:
-            return self.values[reader] if reader.__class__ is str else reader()  # type: ignore[operator]
+            return reader()
         reg = self.find(offset, size, write=False)
         if reg is None:
             return 0
@@ -312,7 +336,9 @@ class RegisterFile:
             self._report(IssueKind.WRITE_ONLY, register=reg.name, offset=offset, size=size)
             return 0
         reader = self._readers[offset << 4 | size] = self._reader(reg)
-        return self.values[reader] if isinstance(reader, str) else reader()
+        if self._direct[0]:
+            self._direct_readers[offset << 4 | size] = reader
+        return reader()
 
     def write(self, offset: int, size: int, value: int) -> None:
         writer = self._writers.get(offset << 4 | size)
@@ -326,13 +352,15 @@ class RegisterFile:
                 )
                 return
             writer = self._writers[offset << 4 | size] = self._writer(reg, offset, size)
+            if self._direct[1]:
+                self._direct_writers[offset << 4 | size] = writer
         writer(value)
 
     # Each valid (offset, size) is resolved once (keyed offset << 4 | size) into a closure over the register's name, masks and hook;
     # accesses that report an issue are not cached (they report again each time).  Bank switches, hook
     # changes and resets drop the closures.
 
-    def _reader(self, reg: Register) -> str | Callable[[], int]:
+    def _reader(self, reg: Register) -> Callable[[], int]:
         values, name, mask = self.values, reg.name, reg.full_mask
         hook = self._read_hooks.get(name)
         if reg.access is RegAccess.RC:
@@ -345,7 +373,7 @@ class RegisterFile:
             return read_to_clear
         if hook is not None:
             return lambda: hook() & mask
-        return name  # stored values never exceed the register's width
+        return partial(values.__getitem__, name)  # stored values never exceed the register's width
 
     def _writer(self, reg: Register, offset: int, size: int) -> Callable[[int], None]:
         values, name, full, reserved = self.values, reg.name, reg.full_mask, reg.reserved

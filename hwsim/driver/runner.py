@@ -276,6 +276,7 @@ class DriverRun:
         assignable device of the board); ``catch_sigint``: Ctrl-C stops a run with its report."""
         self.system = system
         self._where: dict[int, str] = {}  # pc -> where_pc's text
+        self._access_names: dict[int, str | None] = {}  # pc -> _name_access's text (a device's START, each time)
         clock = system.clock
         TRACE.clock = lambda: clock.ticks_to_ns(clock.now)  # trace timestamps: this board's virtual time, from now
         self.assigned = self._check_assignment(system, assign)
@@ -449,11 +450,16 @@ class DriverRun:
         return self.where_pc(self.vm.machine.get_reg("ra") - 4)
 
     def _name_access(self, pc: int) -> str | None:
-        """The C line of this driver's device access at ``pc`` (None: another address space's)."""
+        """The C line of this driver's device access at ``pc`` (None: another address space's), made once
+        per pc as :meth:`where_pc`'s text is."""
         if self.vm.machine.active_space is not self.vm.space:
             return None
-        loc = self.vm.wasm_location(pc)
-        return loc.format() if loc is not None else None
+        try:
+            return self._access_names[pc]
+        except KeyError:
+            loc = self.vm.wasm_location(pc)
+            text = self._access_names[pc] = loc.format() if loc is not None else None
+            return text
 
     def where_pc(self, pc: int) -> str:
         """Source line (with DWARF), wasm function and bytecode offset of the compiled code at ``pc``

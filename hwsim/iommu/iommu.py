@@ -45,7 +45,7 @@ from ..mmu.bits import HGATP_MODES, PAGE_SHIFT, PAGE_SIZE, PAGING_MODES, Pte
 from ..mmu.tlb import Tlb
 from ..mmu.translate import Refusal, lookup_or_walk
 from ..mmu.twostage import Purpose, Stage, TwoStageResult, walk_two_stage
-from ..mmu.walker import AdPolicy, RamWords, check_permission, walk
+from ..mmu.walker import AdPolicy, RamWords, walk
 from ..riscv.priv import Access, Priv
 from ..trace import TRACE
 from .bits import (
@@ -584,20 +584,23 @@ class Iommu(Device):
         count_walk = self._count_walk
         ram = self._table_words(root)
         end = iova + size
+        need = _ALLOW_WRITE if walk_access is Access.STORE else _ALLOW_READ
         if (iova ^ (end - 1)) >> PAGE_SHIFT == 0:  # within one 4 KiB page: an IOTLB hit needs no loop
-            cached = tlb.probe(pscid, iova)
-            if (
-                cached is not None
-                and check_permission(cached.pte, walk_access, _PRIV_U, False, False) is None
-                and (walk_access is not Access.STORE or cached.pte & _PTE_D)
-            ):
-                tlb.hit(pscid, iova)  # counted and refreshed as the loop's lookup would
+            cached = tlb.hit(pscid, iova, need)  # (counted and refreshed as lookup_or_walk's lookup would)
+            if cached is not None:
                 return [(cached.pa_of(iova), size)]
         pieces: list[tuple[int, int]] = []
         va = iova
+        quick = TRACE.dma is None  # (traced, each page takes lookup_or_walk: tests hold one to the other)
         while va < end:
-            tr = lookup_or_walk(
-                tlb, phys, pscid, root, va, walk_access, _PRIV_U, mode=mode, ad=ad, on_miss=count_walk, ram=ram
+            # an entry that allows the access is lookup_or_walk's answer, found quicker
+            hit = tlb.hit(pscid, va, need) if quick else None
+            tr = (
+                hit
+                if hit is not None
+                else lookup_or_walk(
+                    tlb, phys, pscid, root, va, walk_access, _PRIV_U, mode=mode, ad=ad, on_miss=count_walk, ram=ram
+                )
             )
             if isinstance(tr, Refusal):
                 if tr.walk is None:  # the IOTLB's entry refused; explain with the tables as they are now

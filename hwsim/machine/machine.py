@@ -589,6 +589,10 @@ class Machine:
         device = region.device
         observers = self._mmio_observers
         names: dict[int, str] = {}
+        # offset << 4 | size -> the device's bound read or write for that access, resolved once (a miss
+        # goes to mmio_read/mmio_write); a device without mmio_handlers is always asked
+        handlers = getattr(device, "mmio_handlers", None)
+        readers, writers = handlers() if handlers is not None else ({}, {})
 
         def read(uc, offset, size, _data):
             self.mmio_accesses += 1
@@ -596,7 +600,10 @@ class Machine:
             try:
                 self._serving_mmio = self._in_access = True
                 try:
-                    value = device.mmio_read(offset, size) & ((1 << (8 * size)) - 1)
+                    reader = readers.get(offset << 4 | size)
+                    value = (reader() if reader is not None else device.mmio_read(offset, size)) & (
+                        (1 << (8 * size)) - 1
+                    )
                 finally:
                     self._serving_mmio = False
                 if TRACE.mmio_read is not None:
@@ -634,7 +641,11 @@ class Machine:
                     )
                 self._serving_mmio = True
                 try:
-                    device.mmio_write(offset, size, value)
+                    writer = writers.get(offset << 4 | size)
+                    if writer is not None:
+                        writer(value)
+                    else:
+                        device.mmio_write(offset, size, value)
                 finally:
                     self._serving_mmio = False
                 for observer in observers.callbacks:

@@ -87,6 +87,7 @@ class QueueEvent:
 class VirtioMmio(Device):
     LAYOUT = MMIO_LAYOUT
     DOES_DMA = True
+    DIRECT_READS = True  # a register read does only the register's work (writes check the init sequence)
     DEVICE_ID = 0
     NUM_QUEUES = 1
 
