@@ -317,7 +317,22 @@ def test_the_host_holds_objects_and_passes_them_back():
 
 
 @pytest.mark.parametrize(
-    "script", ["struct.wast", "array.wast", "array_copy.wast", "array_new_elem.wast", "ref_cast.wast"]
+    "script",
+    [  # every GC script that allocates while wasm runs
+        "ref_eq.wast",
+        "extern.wast",
+        "ref_test.wast",
+        "ref_cast.wast",
+        "br_on_cast.wast",
+        "br_on_cast_fail.wast",
+        "struct.wast",
+        "array.wast",
+        "array_copy.wast",
+        "array_init_data.wast",
+        "array_init_elem.wast",
+        "array_new_data.wast",
+        "array_new_elem.wast",
+    ],
 )
 def test_gc_spec_scripts_pass_with_a_collection_at_every_allocation(monkeypatch, script):
     """GC stress: the spec scripts' objects survive a collection at every allocation, memory intact."""
