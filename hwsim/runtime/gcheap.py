@@ -29,6 +29,7 @@ the design in docs/gc.md wants: a moving collector.
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import TYPE_CHECKING
 
@@ -58,7 +59,8 @@ class GcHeap:
         self.free: dict[int, list[int]] = {}  # size -> addresses of freed objects of that size
         self.layouts: dict[int, object] = {}  # canonical type id -> its composite type (lowered)
         self.pinned: set[int] = set()  # objects the host has been given (GcObject): never freed
-        self.stress = False  # collect at every allocation (tests)
+        # Collect at every allocation: tests, and HWSIM_GC_STRESS=1 for whole runs (hwsim fuzz --gc).
+        self.stress = os.environ.get("HWSIM_GC_STRESS") == "1"
         self.collections = 0
         self.freed = 0  # objects reclaimed, over all collections
 
