@@ -355,3 +355,13 @@ def test_no_collection_when_the_heap_limit_is_reached_by_live_objects_only():
     with pytest.raises(Trap) as info:
         e["rec"](store, 1000)  # 1000 live structs of 32 bytes: past a 4 KiB heap
     assert info.value.code is TrapCode.GC_HEAP_EXHAUSTED
+
+
+def test_hwsim_gc_stress_collects_at_every_allocation_in_every_store(monkeypatch):
+    monkeypatch.setenv("HWSIM_GC_STRESS", "1")
+    store = Store(Engine(cache=False))
+    e = exports(store, LIVE)
+    assert e["local"](store) == 1042
+    assert store._store.gc_heap.stress and store._store.gc_heap.collections >= 20
+    monkeypatch.setenv("HWSIM_GC_STRESS", "0")
+    assert not Store(Engine(cache=False))._store.gc_heap.stress
