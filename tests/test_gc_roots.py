@@ -10,6 +10,7 @@ from hwsim.compiler import serialize
 from hwsim.compiler.serialize import CacheFormatError
 from hwsim.compiler.stackmaps import StackMaps, holds_gc_word
 from hwsim.runtime import gcheap
+from hwsim.runtime.layout import STACK_TOP
 from hwsim.wasm.types import ANYREF, EXNREF, EXTERNREF, FUNCREF, I64
 
 I32 = ValType.i32()
@@ -365,3 +366,21 @@ def test_hwsim_gc_stress_collects_at_every_allocation_in_every_store(monkeypatch
     assert store._store.gc_heap.stress and store._store.gc_heap.collections >= 20
     monkeypatch.setenv("HWSIM_GC_STRESS", "0")
     assert not Store(Engine(cache=False))._store.gc_heap.stress
+
+
+class _StoppedElsewhere:
+    """A hart stopped at a pc in no compiled code and no entry (what a host callback run at an interrupt sees)."""
+
+    def get_reg(self, name: str) -> int:
+        return {"pc": 0x1234, "s0": 0, "sp": STACK_TOP - 64}.get(name, 0)  # (on the Store's stack)
+
+
+def test_no_collection_when_a_frame_is_not_at_a_safepoint():
+    """Error path: roots that cannot be known exactly free nothing (the heap grows; its limit still traps)."""
+    store = store_with(stress=False)
+    e = exports(store, LIVE)
+    heap = store._store.gc_heap
+    (dead,) = new_objects(store, lambda: e["make_garbage"](store))
+    assert heap.stack_roots(_StoppedElsewhere()) is None
+    heap.collect(_StoppedElsewhere())
+    assert dead in heap.objects and heap.collections == 0
