@@ -32,9 +32,10 @@ from .frames import FrameInfo
 from .isa.riscv64 import simdlib
 from .isa.riscv64.masm import RiscvMasm
 from .masm import BranchOutOfRange, CallOutOfRange, MacroAssembler
+from .stackmaps import StackMaps
 from .traps import TrapCode
 
-COMPILER_VERSION = "rv64-singlepass-18"
+COMPILER_VERSION = "rv64-singlepass-19"
 
 
 class PcMap:
@@ -110,6 +111,7 @@ class CompiledModule:
     # try_table regions (exception handling, docs/exceptions.md): (start, end, ((clause kind, tag index or -1,
     # landing pad offset), ...)) in code offsets, sorted by start; nested regions lie inside their outer one
     handlers: list[tuple[int, int, tuple[tuple[int, int, int], ...]]] = field(default_factory=list)
+    stack_maps: StackMaps = field(default_factory=StackMaps)  # per safepoint, its frame's GC references (stackmaps.py)
     _trap_keys: list[int] = field(default_factory=list, repr=False)
     _pc_keys: array = field(default_factory=lambda: array("I"), repr=False)
 
@@ -227,6 +229,7 @@ def _compile_module(module: DecodedModule, far_calls: bool, metering: bool) -> C
     trap_table: list[tuple[int, TrapCode, int, int]] = []
     pc_flat = array("I")  # PcMap's layout, built directly (an entry per wasm instruction)
     handlers = []
+    stack_maps = []
     for i, ((masm, _, _, regions), base) in enumerate(zip(functions, offsets)):
         fi = base_index + i
         trap_table.extend((base + off, tc, fi, wasm) for off, tc, wasm in masm.trap_sites)
@@ -235,6 +238,7 @@ def _compile_module(module: DecodedModule, far_calls: bool, metering: bool) -> C
             (base + r.start, base + r.end, tuple((kind, tag, base + pad) for kind, tag, pad in r.clauses))
             for r in regions
         ]
+        stack_maps += [(base + offset, locs) for offset, locs in masm.stack_maps]
     return CompiledModule(
         bytes(code),
         offsets,
@@ -247,6 +251,7 @@ def _compile_module(module: DecodedModule, far_calls: bool, metering: bool) -> C
         metering,
         [frame for _, _, frame, _ in functions],
         sorted(handlers, key=lambda h: h[0]),
+        StackMaps(stack_maps),
     )
 
 

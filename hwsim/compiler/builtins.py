@@ -65,6 +65,10 @@ class Builtin(enum.IntEnum):
     call_indirect_sub = 40  # (table index, table, type index) -> the funcref, checked by subtyping
 
 
+# The builtins that allocate GC objects, so may collect: safepoints, each with a stack map (stackmaps.py).
+ALLOCATING = frozenset((Builtin.gc_alloc, Builtin.gc_array_new, Builtin.gc_array_new_data, Builtin.gc_array_new_elem))
+
+
 class BulkFuel(enum.IntEnum):
     """The last static operand of a bulk operation in metered code: who charges its size."""
 

@@ -265,6 +265,11 @@ class MacroAssembler(Protocol):
     """After :meth:`finish`: (code offset, trap code, wasm offset) of every trap instruction, sorted."""
     pc_map: list[tuple[int, int]]
     """After :meth:`finish`: (code offset, wasm offset) where the code of each WebAssembly instruction starts."""
+    return_offsets: list[int]
+    """The code offset each :meth:`call_direct`, :meth:`call_ref` (two: within and across instances) and
+    :meth:`call_builtin` returns to, in order: where the code generator's stack maps are keyed."""
+    stack_maps: list[tuple[int, tuple[int, ...]]]
+    """(return offset, reference locations) of each safepoint, recorded by the code generator (stackmaps.py)."""
     call_fixups: list[tuple[int, int, bool]]
     """(code offset, callee function index, far) of every direct call, for :meth:`patch_call`."""
     helper_fixups: list[tuple[int, int, bool]]
@@ -413,6 +418,9 @@ class MacroAssembler(Protocol):
 
     def call_builtin(self, builtin_id: int) -> None:
         """Call runtime builtin ``builtin_id`` (``hwsim.compiler.builtins``), arguments already in place."""
+
+    def register_number(self, reg: Reg) -> int:
+        """``reg``'s DWARF number, as frames and stack maps name a register (frames.py, stackmaps.py)."""
 
     def table_element_for_call(self, index: Reg, table_word: int, index64: bool, type_word: int) -> None:
         """:attr:`CALL_TARGET` = table element ``index``; traps when out of bounds, null or of another type."""

@@ -24,6 +24,8 @@ behind the Store's page tables (no more than a hostile module could ask for).
               8 + ...        frames: u32 count (0 or one per function), u32 length; each a frames.FrameInfo
               4 + ...        try_table regions: u32 count; each (u32 start, u32 end, u32 clauses), then per
                              clause (u8 kind, i32 tag index or -1, u32 landing pad offset)
+              4 + ...        stack maps: u32 count; each (u32 return offset, u16 n, n x i32 location)
+                             (stackmaps.py)
               4 + n          code: u32 length, the bytes
 
 The vmctx layout and the number of imported functions are not stored: they are recomputed from
@@ -54,11 +56,12 @@ import struct
 from ..wasm.module import DecodedModule, Features
 from . import COMPILER_VERSION, CompiledModule, PcMap, vmctx_layout
 from .frames import FrameTable
+from .stackmaps import StackMaps
 from .traps import TrapCode
 
 MAGIC = b"hwsimcc\0"
-FORMAT_VERSION = 5  # 2: the key names the features a module was accepted under; 3: frames; 4: frames sized;
-# 5: try_table regions
+FORMAT_VERSION = 6  # 2: the key names the features a module was accepted under; 3: frames; 4: frames sized;
+# 5: try_table regions; 6: stack maps
 _HEADER = struct.Struct("<8sI32s")
 _TRAP = struct.Struct("<IBII")
 _PC = struct.Struct("<III")
@@ -136,6 +139,7 @@ def encode(compiled: CompiledModule) -> bytes:
     for start, end, clauses in compiled.handlers:
         parts.append(_REGION.pack(start, end, len(clauses)))
         parts += [_CLAUSE.pack(*clause) for clause in clauses]
+    parts.append(compiled.stack_maps.to_bytes())
     parts += [_U32.pack(len(compiled.code)), compiled.code]
     body = b"".join(parts)
     return _HEADER.pack(MAGIC, FORMAT_VERSION, hashlib.sha256(body).digest()) + body
@@ -176,6 +180,11 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
         start, end, n = r.unpack(_REGION.format)
         clauses = tuple(_CLAUSE.unpack(r.take(_CLAUSE.size)) for _ in range(n))  # (a short file ends it)
         handlers.append((start, end, clauses))
+    try:
+        stack_maps, size = StackMaps.read(r.data[r.pos :], 0xFFFF_FFFF)
+    except ValueError as e:
+        raise CacheFormatError(str(e)) from None
+    r.take(size)
     code = bytes(r.take(r.unpack("<I")[0]))
     if r.left:
         raise CacheFormatError(f"{r.left} bytes after the code")
@@ -201,6 +210,8 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
             for kind, tag, pad in clauses
         ):
             raise CacheFormatError(f"a try_table region [{start:#x}, {end:#x}) does not fit the code or the tags")
+    if stack_maps.offsets and stack_maps.offsets[-1] > len(code):
+        raise CacheFormatError(f"stack map offset {stack_maps.offsets[-1]:#x} is outside the code")
     # Whole-column checks first (C loops: a large module has a pc-map entry per wasm instruction); the
     # entry-by-entry loop only runs to name the entry that fails.
     for what, table, offsets, funcs_named in (
@@ -234,6 +245,7 @@ def decode(data: bytes, module: DecodedModule) -> CompiledModule:
         bool(flags & 2),
         frames,
         handlers,
+        stack_maps,
     )
 
 

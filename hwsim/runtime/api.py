@@ -617,7 +617,7 @@ _FEATURES: dict[str, tuple[_Support, str]] = {
     "shared_memory": (_Support.SWITCH, "shared memories"),
     "wasm_exceptions": (_Support.ALWAYS, "exception handling"),
     "wasm_function_references": (_Support.NEVER, "typed function references"),
-    "wasm_gc": (_Support.ALWAYS, "GC"),  # (a conservative-stack mark-sweep collector: docs/gc.md)
+    "wasm_gc": (_Support.ALWAYS, "GC"),  # (a mark-sweep collector, exact roots from stack maps: docs/gc.md)
     "gc_support": (_Support.ALWAYS, "GC"),
     "wasm_wide_arithmetic": (_Support.SWITCH, "wide arithmetic"),
     "wasm_stack_switching": (_Support.NEVER, "stack switching"),

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from ..compiler.builtins import Builtin, BulkFuel
 from ..compiler.errors import CompilerBug
 from ..compiler.objlayout import HEADER_BYTES, array_bytes, storage_size, struct_layout
+from ..compiler.stackmaps import holds_gc_word
 from ..compiler.traps import TrapCode
 from ..wasm.subtyping import canonical_subtype, func_canonical_id
 from ..wasm.types import I64, StructType, ref_type_index
@@ -441,14 +442,16 @@ def _gc_type(instance, type_index: int):
     return module.gc_types[type_index], module.gc_canon[type_index]
 
 
-def _gc_new(store, instance, m, type_index: int, length: int) -> int:
+def _gc_new(store, instance, m, type_index: int, length: int, value: int = 0) -> int:
+    """A new object of type ``type_index``; ``value``: an array's initial element, a root if a reference."""
     ct, canon = _gc_type(instance, type_index)
     heap = store.gc_heap
     if length >= 1 << 31:  # compiled code reads a length as a signed 32-bit word (codegen/gc.py)
         raise Trap(TrapCode.GC_HEAP_EXHAUSTED, detail=f"an array of {length} elements")
     if isinstance(ct, StructType):
         return heap.allocate(canon, struct_layout(ct)[1], m=m, layout=ct)
-    return heap.allocate(canon, array_bytes(ct, length), length, m=m, layout=ct)
+    roots = (value,) if holds_gc_word(ct.element.storage) else ()
+    return heap.allocate(canon, array_bytes(ct, length), length, m=m, layout=ct, roots=roots)
 
 
 def gc_alloc(store, instance, m) -> None:
@@ -462,7 +465,7 @@ def gc_array_new(store, instance, m) -> None:
     """``array.new``: a0 the value's bits (a float reinterpreted), a1 the length (u32), a2 the type index."""
     value, length, type_index = _args(m, 3)
     length &= MASK32
-    va = _gc_new(store, instance, m, type_index, length)
+    va = _gc_new(store, instance, m, type_index, length, value)
     ct, _ = _gc_type(instance, type_index)
     if value and length:
         write_elements(store, va + HEADER_BYTES, ct.element.storage, [value] * length)

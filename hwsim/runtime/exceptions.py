@@ -89,7 +89,6 @@ def unwind(store: VmStore, exn: Exn, pc: int, fp: int) -> bool:
     """Find the handler of ``exn`` thrown by the call (or ecall) at ``pc`` in the frame ``fp``, in this
     run's wasm frames, and land there (the hart's registers set); False when none catches it."""
     restored: dict[int, int] = {}  # DWARF register -> its value in the frame being looked at
-    read = store.read_u64
     while True:
         loaded = store.locate(pc)
         if loaded is None:
@@ -103,20 +102,34 @@ def unwind(store: VmStore, exn: Exn, pc: int, fp: int) -> bool:
                     if kind >= CATCH_ALL or instance.tags[tag] is exn.tag:
                         _land(store, instance, exn, kind, loaded.base + pad, fp, restored)
                         return True
-        func = compiled.func_at(offset)
-        if func is None:
+        caller = leave_frame(store, loaded, offset, fp, restored)
+        if caller is None:
             return False
-        key = (loaded.base, func)
-        saves = store.exn_prologue_saves.get(key)
-        if saves is None:
-            start = compiled.func_offsets[func - compiled.num_imported_funcs]
-            saves = store.exn_prologue_saves[key] = saved_registers(compiled.code, start)
-        for reg, slot in saves:
-            restored[reg] = read(fp + slot)
-        pc, fp = read(fp - 8), read(fp - 16)
-        if pc == TAIL_RETURN_STUB:  # a cross-instance tail call's frame (its s1/s2 are found again by pc)
-            pc, fp = read(fp - 8), read(fp - 16)
+        pc, fp = caller
         pc -= 4  # the call, not the instruction after it
+
+
+def leave_frame(store: VmStore, loaded, offset: int, fp: int, restored: dict[int, int]) -> tuple[int, int] | None:
+    """Step from the frame ``fp`` of the function whose code holds ``offset`` (of ``loaded``) to its caller:
+    the return address and the caller's fp, ``restored`` given the callee-saved registers the function's
+    prologue saved (their values in the caller); None when ``offset`` is in no function.  The one step of
+    every frame walk that needs registers (this unwinder, the collector's root walk: runtime/gcheap.py)."""
+    compiled = loaded.compiled
+    func = compiled.func_at(offset)
+    if func is None:
+        return None
+    read = store.read_u64
+    key = (loaded.base, func)
+    saves = store.exn_prologue_saves.get(key)
+    if saves is None:
+        start = compiled.func_offsets[func - compiled.num_imported_funcs]
+        saves = store.exn_prologue_saves[key] = saved_registers(compiled.code, start)
+    for reg, slot in saves:
+        restored[reg] = read(fp + slot)
+    pc, fp = read(fp - 8), read(fp - 16)
+    if pc == TAIL_RETURN_STUB:  # a cross-instance tail call's frame (its s1/s2 are found again by pc)
+        pc, fp = read(fp - 8), read(fp - 16)
+    return pc, fp
 
 
 def _land(store: VmStore, instance, exn: Exn, kind: int, pad: int, fp: int, restored: dict[int, int]) -> None:

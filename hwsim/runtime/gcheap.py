@@ -12,20 +12,24 @@ hwsim's page tables, so the MMU tools show them), so a reference to one is its g
 The collector is a non-moving mark-sweep, run when an allocation would pass the Store's
 ``gc_heap_bytes`` limit (or at every allocation under ``stress``); if the live objects still leave no
 room, the allocation traps ``out of GC heap memory``.  Freed objects go to free lists by size and are
-reused (zeroed).  Roots::
+reused (zeroed).  Its roots are exact::
 
-    exact          globals, tables, element segments, exception payloads, the operands of the
-                   allocating instruction, every object the host has been given (pinned)
-    conservative   the running wasm stack [sp, stack top) and the hart's registers: a word equal to
-                   an object's address keeps it (a number that looks like one only keeps garbage)
+    stack maps     the running wasm frames, walked from the allocating builtin's ecall outwards along
+                   the frame-pointer chain (through host functions that called wasm again): in each,
+                   the locations its safepoint's stack map names (compiler/stackmaps.py), a register
+                   read as the frame had it (saved by a callee, or still in the hart)
+    the store      globals, tables, element segments, exception payloads, the reference operand of
+                   the allocating instruction, every object the host has been given (pinned)
 
 The heap itself is traced exactly (each object's canonical type says which fields are references).
-Not yet what the design in docs/gc.md wants: stack maps (exact stack roots) and a moving collector;
-no collection while wasi-threads run (their other stacks are not scanned): the heap just grows.
+No collection while wasi-threads run (their other stacks are not walked), nor when a frame on the stack
+is not at a safepoint (a host callback run at an interrupt): the heap then just grows.  Not yet what
+the design in docs/gc.md wants: a moving collector.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import TYPE_CHECKING
 
@@ -36,6 +40,7 @@ from ..wasm.subtyping import abstract_top, canonical_kind, canonical_subtype
 from ..wasm.types import ANYREF, EQREF, I31REF, StructType, is_nullable, is_ref, ref_type_index
 from . import layout as L
 from .errors import Trap
+from .exceptions import leave_frame
 
 if TYPE_CHECKING:
     from .store import VmStore
@@ -54,7 +59,8 @@ class GcHeap:
         self.free: dict[int, list[int]] = {}  # size -> addresses of freed objects of that size
         self.layouts: dict[int, object] = {}  # canonical type id -> its composite type (lowered)
         self.pinned: set[int] = set()  # objects the host has been given (GcObject): never freed
-        self.stress = False  # collect at every allocation (tests)
+        # Collect at every allocation: tests, and HWSIM_GC_STRESS=1 for whole runs (hwsim fuzz --gc).
+        self.stress = os.environ.get("HWSIM_GC_STRESS") == "1"
         self.collections = 0
         self.freed = 0  # objects reclaimed, over all collections
 
@@ -85,13 +91,12 @@ class GcHeap:
 
     # -- the collector ---------------------------------------------------------------------------------
 
-    def _root_words(self, m, roots) -> list[int]:
+    def _root_words(self, m, roots) -> list[int] | None:
         store = self.store
-        words = list(roots)
-        words += [m.get_reg(f"x{i}") for i in range(1, 32)]
-        sp = m.get_reg("sp")
-        raw = store.read_user(sp & ~7, L.STACK_TOP - (sp & ~7))
-        words += struct.unpack(f"<{len(raw) // 8}Q", raw)
+        words = self.stack_roots(m)
+        if words is None:
+            return None
+        words += roots
         for instance in store.instances.values():
             for g in instance.globals:
                 words.append(g.get_bits())
@@ -103,6 +108,45 @@ class GcHeap:
             words += [w for w in exn.payload if isinstance(w, int)]
         return words
 
+    def stack_roots(self, m) -> list[int] | None:
+        """The words the stack maps of the running wasm frames name, from the safepoint the hart is
+        stopped at (an allocating builtin's ecall) outwards; None when a frame is not at a safepoint."""
+        store = self.store
+        read = store.read_u64
+        restored: dict[int, int] = {}  # DWARF register -> its value in the frame being looked at
+        words: list[int] = []
+        pc, fp = m.get_reg("pc"), m.get_reg("s0")
+        entry_fp = fp  # the frame left last: at a host entry, the entry's sp
+        while True:
+            loaded = store.locate(pc)
+            if loaded is None:
+                if pc == L.EXIT_ADDRESS:
+                    return words  # the host's call into wasm: every frame seen
+                if pc != L.NESTED_EXIT_ADDRESS:
+                    return None
+                # A host function's call into wasm: on to the frames of the run its ecall interrupted
+                # (layout.NESTED_RECORD at this entry's sp, which the entry frame's fp is).
+                s0, ra, _, at = read(entry_fp), read(entry_fp + 8), read(entry_fp + 16), read(entry_fp + 24)
+                if not L.HOSTCALL_STUB < at <= L.HOSTCALL_STUB + 16:
+                    return None  # stopped elsewhere than a host call: no safepoint there
+                pc, fp = ra, s0
+                if pc == L.TAIL_RETURN_STUB:  # the host function was tail-called across instances
+                    pc, fp = read(fp - 8), read(fp - 16)
+                continue
+            offset = pc - loaded.base
+            for loc in loaded.compiled.stack_maps.at(offset):
+                if loc < 0:
+                    words.append(read(fp + loc))
+                elif loc in restored:
+                    words.append(restored[loc])
+                else:
+                    words.append(m.get_reg(f"x{loc}"))
+            caller = leave_frame(store, loaded, offset - 4, fp, restored)
+            if caller is None:
+                return None
+            entry_fp = fp
+            pc, fp = caller
+
     def collect(self, m, roots=()) -> int:
         """Mark from the roots, sweep the rest onto the free lists; how many objects were freed."""
         store = self.store
@@ -110,9 +154,12 @@ class GcHeap:
             return 0  # other threads' stacks are not scanned: no collection (docs/gc.md)
         if not L.STACK_TOP - L.STACK_SIZE <= m.get_reg("sp") <= L.STACK_TOP:
             return 0  # not on the Store's stack (a caller's own): what it holds cannot be scanned
+        words = self._root_words(m, roots)
+        if words is None:
+            return 0  # a frame not at a safepoint: its references are not known exactly
         objects = self.objects
         marked: set[int] = set()
-        work = [w for w in self._root_words(m, roots) if w in objects] + list(self.pinned)
+        work = [w for w in words if w in objects] + list(self.pinned)
         while work:
             va = work.pop()
             if va in marked:

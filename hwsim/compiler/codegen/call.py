@@ -3,13 +3,15 @@
 Where each value goes is the backend's :meth:`~hwsim.compiler.masm.MacroAssembler.abi_locations`
 (a :class:`~hwsim.compiler.abi.RegLoc` or an :class:`~hwsim.compiler.abi.AreaLoc`
 each); this module moves operand-stack values there and back.  Before a call
-every register value is spilled: the operand pools are caller-saved.
+every register value is spilled: the operand pools are caller-saved.  A call that may collect (a wasm or
+host function, an allocating builtin) records the frame's stack map there (``record_safepoint``).
 """
 
 from __future__ import annotations
 
 from ...wasm.types import I64, FuncType
 from ..abi import AbiLoc, RegLoc
+from ..builtins import ALLOCATING
 from ..errors import CompilerBug
 from ..regs import Reg
 from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Operand, reg_class
@@ -128,6 +130,7 @@ def emit_call(ctx: CodeGenContext, env: ModuleEnv, func_index: int, tail: bool) 
     masm = ctx.masm
     ft = env.func_types[func_index]
     prepare_args(ctx, ft.params)
+    first = len(masm.return_offsets)
     if func_index < env.num_imported_funcs:
         masm.load_vmctx(masm.CALL_TARGET, env.layout.func(func_index))
         if tail:
@@ -139,6 +142,7 @@ def emit_call(ctx: CodeGenContext, env: ModuleEnv, func_index: int, tail: bool) 
     else:
         masm.call_direct(func_index)
     if not tail:
+        ctx.record_safepoint(first)
         push_results(ctx, ft.results)
 
 
@@ -159,7 +163,9 @@ def emit_call_indirect(ctx: CodeGenContext, env: ModuleEnv, type_index: int, tab
     if tail:
         masm.tail_call_ref()
     else:
+        first = len(masm.return_offsets)
         masm.call_ref()
+        ctx.record_safepoint(first)
         push_results(ctx, ft.results)
 
 
@@ -177,7 +183,9 @@ def emit_call_ref(ctx: CodeGenContext, env: ModuleEnv, type_index: int, tail: bo
     if tail:
         masm.tail_call_ref()
     else:
+        first = len(masm.return_offsets)
         masm.call_ref()
+        ctx.record_safepoint(first)
         push_results(ctx, ft.results)
 
 
@@ -197,5 +205,8 @@ def emit_builtin_call(
     for value in extra:
         ctx.push_const(I64, value)
     prepare_args(ctx, ft.params)
+    first = len(ctx.masm.return_offsets)
     ctx.masm.call_builtin(builtin_id)
+    if builtin_id in ALLOCATING:
+        ctx.record_safepoint(first)
     push_results(ctx, ft.results)

@@ -24,6 +24,7 @@ from ...wasm.types import F32, F64, I32
 from ..errors import CompilerBug
 from ..masm import IntCmp, MacroAssembler
 from ..regs import FLOAT, INT, Reg, RegClass
+from ..stackmaps import holds_gc_word
 
 
 class ValKind(enum.Enum):
@@ -89,6 +90,7 @@ class CodeGenContext:
         self.homes: list[LocalHome] = [LocalHome(t) for t in local_types]
         self.home_regs: list[Reg | None] = []  # per local: its home register, or None (after home_locals)
         self.caller_saved_locals = False  # some locals live in caller-saved registers: no call may be made
+        self._ref_homes: tuple[int, ...] | None = None
 
     # -- locals ------------------------------------------------------------------------------------
 
@@ -286,6 +288,21 @@ class CodeGenContext:
             if v.kind is SLOT or (keep_consts and v.kind is CONST):
                 continue
             self.spill_value(depth)
+
+    def record_safepoint(self, first: int) -> None:
+        """The stack map of the call just emitted (returning to ``masm.return_offsets[first:]``): the homes of
+        the locals and the frame slots of the (spilled) operand values that may hold a GC reference."""
+        masm = self.masm
+        homes = self._ref_homes
+        if homes is None:
+            homes = self._ref_homes = tuple(
+                masm.register_number(h.reg) if h.reg is not None else h.slot  # type: ignore[misc]
+                for h in self.homes
+                if holds_gc_word(h.ty)
+            )
+        locs = homes + tuple(masm.slot_offset(v.x) for v in self.stack if v.kind is SLOT and holds_gc_word(v.ty))
+        if locs:
+            masm.stack_maps += [(offset, locs) for offset in masm.return_offsets[first:]]
 
     def spill_regs(self) -> None:
         """Spill register values (before a call clobbers the caller-saved pools)."""

@@ -242,6 +242,8 @@ class RiscvMasm:
         self.call_fixups: list[tuple[int, int, bool]] = []  # (code offset, func index, far)
         self.helper_fixups: list[tuple[int, int, bool]] = []  # (code offset, SIMD helper offset, far)
         self.trap_sites: list[tuple[int, TrapCode, int]] = []  # (code offset, code, wasm offset)
+        self.return_offsets: list[int] = []  # the code offset each call and builtin ecall returns to
+        self.stack_maps: list[tuple[int, tuple[int, ...]]] = []  # (return offset, locations): the code generator's
         self.cold: list[tuple[Label, TrapCode, int, tuple]] = []  # (stub, code, wasm offset, words before)
         self.checkpoints: list[tuple[Label, Label, int, int]] = []  # (stub, back, builtin id, wasm offset)
         # (stub, back, wasm offset, operand registers, static operands, builtin id): bulk memory's host path
@@ -558,6 +560,7 @@ class RiscvMasm:
             self.emit(A.auipc(R.RA.num, 0), A.jalr(R.RA.num, R.RA.num, 0))
         else:
             self.words.append(A.jal(R.RA.num, 0))
+        self.return_offsets.append(self.offset())
 
     def tail_call_direct(self, func_index: int) -> None:
         self._restore_and_pop()
@@ -587,11 +590,13 @@ class RiscvMasm:
             A.ld(t5, t6, abi.FUNCREF_CODE),
             A.jalr(ra, t5, 0),
         )
+        self.return_offsets.append(self.offset())
         self._mem("ld", R.VMCTX, R.FP, self.saved_vmctx)
         self._mem("ld", R.MEM0, R.FP, self.saved_mem0)
         self.jump(done)
         self.bind(same)
         self.emit(A.ld(t5, t6, abi.FUNCREF_CODE), A.jalr(ra, t5, 0))
+        self.return_offsets.append(self.offset())
         self.bind(done)
 
     def tail_call_ref(self) -> None:
@@ -661,6 +666,10 @@ class RiscvMasm:
     def call_builtin(self, builtin_id: int) -> None:
         self.li(R.T6.num, builtin_id)
         self.words.append(A.ECALL)
+        self.return_offsets.append(self.offset())
+
+    def register_number(self, reg: Reg) -> int:
+        return R.dwarf_number(reg)
 
     def table_element_for_call(self, index: Reg, table_word: int, index64: bool, type_word: int) -> None:
         """t6 = the funcref at ``index``; traps: past the end, null, wrong signature."""
