@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="let smith generate exception handling (tags, throw, throw_ref, try_table, exnref)",
     )
     p.add_argument(
+        "--gc",
+        action="store_true",
+        help="let smith generate GC (struct and array types, i31, casts, typed function references); GC "
+        "values compare by what the host observes: null, an i31's value, or an object",
+    )
+    p.add_argument(
         "--cluster",
         metavar="ADDRESS",
         help="run the seeds on a Dask cluster: the scheduler's tcp://HOST:PORT, or the file "
@@ -85,7 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_fuzz(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..fuzz import check_module, run_campaign, shrink_case, verdict_key
-    from ..fuzz.smith import EXCEPTIONS_FLAGS, SIMD_FLAGS
+    from ..fuzz.smith import EXCEPTIONS_FLAGS, GC_FLAGS, SIMD_FLAGS
 
     if args.check:
         try:
@@ -108,7 +114,12 @@ def run_fuzz(args: argparse.Namespace) -> int:
     def status(summary) -> str:
         return f"{summary.functions} calls, {len(summary.divergences)} divergences, {len(summary.escaped)} escaped"
 
-    smith = (*(SIMD_FLAGS if args.simd else ()), *(EXCEPTIONS_FLAGS if args.exceptions else ()), *args.smith)
+    smith = (
+        *(SIMD_FLAGS if args.simd else ()),
+        *(EXCEPTIONS_FLAGS if args.exceptions else ()),
+        *(GC_FLAGS if args.gc else ()),
+        *args.smith,
+    )
     if args.cluster:
         summary = _on_cluster(args, smith, status)
     else:
