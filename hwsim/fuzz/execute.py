@@ -668,6 +668,8 @@ def _wasmtime_entry(wasmtime, ffi, store, labels: dict, table, index: int) -> st
         return "null" if raw.of.exnref.store_id == 0 else "ref"
     if raw.kind == _WASMTIME_ANYREF:
         return "null" if raw.of.anyref.store_id == 0 else "ref"
+    if raw.kind == ffi.WASMTIME_EXTERNREF.value:  # (an externalized GC value: wasmtime-py shows None)
+        return "null" if raw.of.externref.store_id == 0 else "ref"
     return _wasmtime_label(wasmtime, ffi, store, labels, wasmtime.Val._from_raw(store, raw))
 
 
