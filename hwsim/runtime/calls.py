@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from ..machine.machine import RegisterBatch
     from ..mmu.aspace import AddressSpace
     from ..wasm.dwarf import SourceMap
+    from .gcheap import GcHeap
     from .instance import VmInstance
     from .store import StoreLimits, VmStore
     from .threads import Scheduler
@@ -57,6 +58,10 @@ if TYPE_CHECKING:
 # Globals: an enum member is a descriptor lookup (~50 ns) on the hot path.
 _RESUME, _DECLINE = EcallAction.RESUME, EcallAction.DECLINE
 _EXIT, _LIMIT, _STOPPED = StopReason.EXIT, StopReason.LIMIT, StopReason.STOPPED
+# The integer registers a root call's entry does not set (crossing.ENTRY_REGS and the parameters are
+# written after): cleared when GC objects exist, so a reference an earlier call left in one (a call that
+# trapped restores nothing) is not a root of the conservative scan (runtime/gcheap.py) forever after.
+_STALE_REGS = tuple(f"s{i}" for i in range(4, 12)) + tuple(f"t{i}" for i in range(7)) + tuple(f"a{i}" for i in range(8))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +114,7 @@ class CallBoundary:
     _crossings: dict[tuple[tuple[int, ...], tuple[int, ...]], Crossing]  # (params, results) -> its Crossing
     _ecall_regs: RegisterBatch  # crossing.ECALL_REGS, read once per ecall
     threads: Scheduler | None  # wasi-threads' scheduler (threads.py), once enabled
+    gc_heap: GcHeap  # VmStore's (runtime/gcheap.py)
 
     if TYPE_CHECKING:  # StoreSpace's, in VmStore
 
@@ -165,6 +171,12 @@ class CallBoundary:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise Trap(TrapCode.INTERRUPTED, detail=f"time budget of {self.limits.time_us} us used up ({where})")
 
+    def _clear_stale_registers(self) -> None:
+        batch: RegisterBatch | None = getattr(self, "_stale_batch", None)
+        if batch is None:
+            batch = self._stale_batch = self.machine.register_batch(_STALE_REGS)
+        batch.write([0] * len(_STALE_REGS))
+
     def invoke(self, record: FuncRecord, args: list[int], *, caller_vmctx: int = 0) -> list[int]:
         """Call ``record`` with argument bit patterns; the results' bit patterns, or raise Trap.
 
@@ -182,6 +194,8 @@ class CallBoundary:
         if self.interrupt_reason is not None:
             self.check_interrupt()
         crossing = record.crossing or self.crossing_of(record)
+        if not nested and self.gc_heap.objects:
+            self._clear_stale_registers()
         sp = ((m.get_reg("sp") - 256) & ~15) if nested else L.STACK_TOP
         exit_address = L.NESTED_EXIT_ADDRESS if nested else L.EXIT_ADDRESS
         if nested:  # the interrupted code, for a debugger's backtrace (layout.NESTED_RECORD)
