@@ -55,8 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--gc",
         action="store_true",
-        help="let smith generate GC (structs, arrays, i31, casts, recursion groups); exports taking a "
-        "non-nullable reference are not called (the run passes null references)",
+        help="let smith generate GC (struct and array types, i31, casts, typed function references); GC "
+        "values compare by what the host observes: null, an i31's value, or an object",
     )
     p.add_argument(
         "--cluster",

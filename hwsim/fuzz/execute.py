@@ -8,7 +8,7 @@ every exported memory, global and table.  Both sides record a
 Outcomes are tuples of strings and ints so they cross process boundaries:
 
 =============================  =================================================
-``("ok", values)``             values: ``("i32", bits)``, ``("funcref", "null")``...
+``("ok", values)``             values: ``("i32", bits)``, ``("funcref", "null")``, ``("anyref", "i31 -5")``...
 ``("trap", code)``             code: a :class:`~hwsim.compiler.traps.TrapCode` name
 ``("exhausted", what)``        ``stack`` or ``time`` (fuel or time limit)
 ``("rejected", reason)``       compiling refused the module (first line of the error)
@@ -17,8 +17,15 @@ Outcomes are tuples of strings and ints so they cross process boundaries:
 ``("error", reason)``          an error that is neither: a bug in that engine
 =============================  =================================================
 
-wasmtime's trap codes are mapped onto hwsim's (:data:`WASMTIME_TRAPS`); where
-wasmtime has one code for two of hwsim's, both are accepted when comparing.
+wasmtime's trap codes are mapped onto hwsim's (:func:`wasmtime_traps`); where
+wasmtime has one code for several of hwsim's, each is accepted when comparing.
+
+GC values (``hwsim fuzz --gc``) are compared by what the host can observe
+of them: a reference of the any hierarchy (``anyref``, concrete struct and
+array types...) is ``null``, ``i31 N`` (its signed value) or ``ref`` (an
+object; objects have no identity across engines).  Exported functions that
+take a non-nullable reference are not called from the host (it has nothing
+to pass); the module's own calls still run them.
 """
 
 from __future__ import annotations
@@ -33,8 +40,7 @@ from dataclasses import dataclass, field
 
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
-from ..wasm.subtyping import abstract_top
-from ..wasm.types import ANYREF, EXNREF, EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, is_nullable, is_ref
+from ..wasm.types import ANYREF, EXNREF, EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, is_nullable, ref_type_index
 from .smith import FUEL, FUEL_EXPORT
 
 TYPE_NAMES = {
@@ -46,9 +52,10 @@ TYPE_NAMES = {
     FUNCREF: "funcref",
     EXTERNREF: "externref",
     EXNREF: "exnref",
+    ANYREF: "anyref",
 }
+_WASMTIME_ANYREF = 7  # WASMTIME_ANYREF (wasmtime.h): GC's any hierarchy
 _WASMTIME_EXNREF = 8  # WASMTIME_EXNREF (wasmtime.h; wasmtime-py 50 names no constant for it)
-_WASMTIME_ANYREF = 7  # WASMTIME_ANYREF (likewise)
 WIDTHS = {"i32": 4, "i64": 8, "f32": 4, "f64": 8, "v128": 16}
 
 # Per call: hwsim's wall-clock budget and wasmtime's fuel.  Smith's own fuel global ends loops long before
@@ -150,18 +157,18 @@ def _log_digest(log: list, start: int) -> str:
     return _digest(repr(log[start:]).encode()) if len(log) > start else ""
 
 
-def _param_name(lowered: int, precise) -> str | None:
-    """A parameter's type as the runs pass it: its lowered name, ``anyref`` for GC's any hierarchy (both
-    runs pass a null of it), None for a non-nullable reference (no null may be passed)."""
-    if isinstance(precise, tuple):  # a concrete reference: ("ref", nullable, canonical id)
-        if not precise[1]:
-            return None
-        return "anyref" if lowered == EXTERNREF else TYPE_NAMES[lowered]
-    if is_ref(precise) and not is_nullable(precise):
-        return None
-    if is_ref(precise) and abstract_top(precise) == ANYREF:
-        return "anyref"
-    return TYPE_NAMES[lowered]
+def value_name(module, t: int) -> str:
+    """The fuzzer's name of value type ``t`` in ``module`` (a decoded Module): a number type's name, or a
+    reference type's hierarchy: ``funcref``, ``externref``, ``exnref`` or ``anyref`` (GC's any hierarchy)."""
+    from ..wasm.subtyping import abstract_top
+    from ..wasm.types import FuncType
+
+    if t in (I32, I64, F32, F64, V128):
+        return TYPE_NAMES[t]
+    index = ref_type_index(t)
+    if index is not None:
+        return "funcref" if isinstance(module.types[index], FuncType) else "anyref"
+    return TYPE_NAMES[abstract_top(t)]
 
 
 def _arg(rng: random.Random, ty: str):
@@ -177,35 +184,38 @@ def _arg(rng: random.Random, ty: str):
 
 @dataclass
 class CallPlan:
-    """Which exports to call, in order, and with what: ``[(name, [(type, bits), ...]), ...]``."""
+    """Which exports to call, in order, and with what: ``[(name, [(type, bits), ...]), ...]``; the type
+    names of each call's results (``results``) and the exported globals of GC's any hierarchy (``anyrefs``),
+    whose values the engines show apart from externrefs."""
 
     calls: list
+    results: dict = field(default_factory=dict)  # export name -> (type name, ...)
+    anyrefs: frozenset = frozenset()
 
     @classmethod
     def for_module(cls, module, seed: int) -> CallPlan:
         """Every exported function of ``module`` (a decoded hwsim Module), arguments drawn from ``seed``."""
-        from ..wasm import validate
         from ..wasm.types import ExternKind
 
-        if not module.lowered:
-            validate(module)  # lowered, with its canonical (precise) types
         nimported = sum(1 for i in module.imports if i.kind is ExternKind.FUNC)
-        calls = []
+        nglobals = sum(1 for i in module.imports if i.kind is ExternKind.GLOBAL)
+        calls, results, anyrefs = [], {}, set()
         for export in module.exports:
+            if export.kind is ExternKind.GLOBAL and export.index >= nglobals:
+                if value_name(module, module.globals[export.index - nglobals].type.valtype) == "anyref":
+                    anyrefs.add(export.name)
             if export.kind is not ExternKind.FUNC:
                 continue
             index = export.index
             if index < nimported:
                 continue
-            type_index = module.funcs[index - nimported].type_index
-            ftype = module.types[type_index]
-            precise = module.precise_types[type_index].params if module.precise_types else ftype.params
-            names = [_param_name(p, q) for p, q in zip(ftype.params, precise)]
-            if None in names:
-                continue  # a non-nullable reference parameter: the runs pass only null references
+            ftype = module.types[module.funcs[index - nimported].type_index]
+            if not all(is_nullable(t) for t in ftype.params):
+                continue  # a non-nullable reference parameter: the host has no value to pass
             rng = random.Random(f"{seed}/{export.name}")  # per export: stable while a module is shrunk
-            calls.append((export.name, [_arg(rng, name) for name in names if name is not None]))
-        return cls(calls)
+            calls.append((export.name, [_arg(rng, value_name(module, p)) for p in ftype.params]))
+            results[export.name] = tuple(value_name(module, r) for r in ftype.results)
+        return cls(calls, results, frozenset(anyrefs))
 
 
 @dataclass
@@ -252,8 +262,8 @@ def _hwsim_outcome(exc: BaseException) -> tuple:
             return ("exhausted", "stack")
         if exc.code is TrapCode.INTERRUPTED:
             return ("exhausted", "time")
-        if exc.code is TrapCode.GC_HEAP_EXHAUSTED:  # the Store's limit, not wasm semantics (wasmtime's differs)
-            return ("limit", str(exc))
+        if exc.code is TrapCode.GC_HEAP_EXHAUSTED:  # a resource limit, each engine's own (wasmtime's: RAM)
+            return ("limit", exc.code.value)
         return ("trap", exc.code.name)
     if isinstance(exc, UnsupportedFeatureError):
         return ("unsupported", str(exc))
@@ -330,7 +340,8 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
             start = len(log)
             try:
                 vals = func.call_vals(store, *params)
-                outcome = ("ok", [_hwsim_value(v, run.labels) for v in vals])
+                declared = plan.results.get(name, ())
+                outcome = ("ok", [_hwsim_value(v, run.labels, *declared[i : i + 1]) for i, v in enumerate(vals)])
             except HwsimError as exc:
                 outcome = _table_trap_site(_hwsim_outcome(exc), exc, wasm)
             run.calls.append((name, outcome, _log_digest(log, start)))
@@ -338,7 +349,8 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
                 return run  # the state after exhaustion or an error is not comparable
         _hwsim_imports_final(run, module, provided)
         for export in module.exports:
-            _hwsim_final(run, "", _kind(export.type), export.name, exports[export.name])
+            anyref = export.name in plan.anyrefs
+            _hwsim_final(run, "", _kind(export.type), export.name, exports[export.name], anyref=anyref)
     except Exception:  # noqa: BLE001 -- the point: nothing but HwsimError may leave the API
         run.escaped = traceback.format_exc()
     return run
@@ -357,8 +369,9 @@ def _kind(extern_type) -> str:
     ]
 
 
-def _hwsim_final(run: Run, prefix: str, kind: str, name: str, item) -> None:
-    """Record ``item`` (a memory, global or table; functions are skipped) as ``PREFIXKIND NAME``."""
+def _hwsim_final(run: Run, prefix: str, kind: str, name: str, item, *, anyref: bool = False) -> None:
+    """Record ``item`` (a memory, global or table; functions are skipped) as ``PREFIXKIND NAME``
+    (``anyref``: a global of GC's any hierarchy)."""
     key, inner = f"{prefix}{kind} {name}", getattr(item, "_inner", None)
     if inner is None or kind == "tag":  # a function (a Func has no _inner), a tag (nothing to read)
         return
@@ -367,7 +380,8 @@ def _hwsim_final(run: Run, prefix: str, kind: str, name: str, item) -> None:
         run.memories[key] = data
         run.final[key] = (len(data), _digest(data))
     elif kind == "global":
-        run.final[key] = _raw_value(TYPE_NAMES[inner.valtype], inner.get_bits(), run.labels)
+        ty = "anyref" if anyref else TYPE_NAMES[inner.valtype]
+        run.final[key] = _raw_value(ty, inner.get_bits(), run.labels)
     elif kind == "table":
         run.final[key] = _table_digest(inner.size, (_label(run.labels, inner.get(i)) for i in range(inner.size)))
 
@@ -391,18 +405,26 @@ def _hwsim_imports(api, store, log: list) -> dict:
 
 
 def _code(ty: str) -> int:
-    if ty == "anyref":
-        return EXTERNREF  # (hwsim's run: GC's any hierarchy has externref's representation)
-    return {v: k for k, v in TYPE_NAMES.items()}[ty]
+    """hwsim's value type code for a type name (GC's any hierarchy runs as externref: docs/gc.md)."""
+    return EXTERNREF if ty == "anyref" else {v: k for k, v in TYPE_NAMES.items()}[ty]
+
+
+def _any_label(i31: int | None, non_null: bool) -> str:
+    """What the host observes of a reference of GC's any hierarchy: ``null``, ``i31 N`` or ``ref``."""
+    return f"i31 {i31}" if i31 is not None else "ref" if non_null else "null"
 
 
 def _raw_value(ty: str, bits: int, labels: dict) -> tuple:
     if ty in WIDTHS:
         return (ty, bits)
+    if ty == "anyref":
+        from ..runtime.api import I31
+
+        return (ty, _any_label(I31.from_word(bits).value if bits & 1 else None, bits != 0))
     return (ty, _label(labels, bits) if ty == "funcref" else "null" if not bits else "ref")
 
 
-def _hwsim_value(val, labels: dict) -> tuple:
+def _hwsim_value(val, labels: dict, declared: str | None = None) -> tuple:
     ty = TYPE_NAMES[val.type.code]
     if ty in WIDTHS:
         return (ty, val.bits)
@@ -410,6 +432,10 @@ def _hwsim_value(val, labels: dict) -> tuple:
         from ..runtime.internal import vm_func
 
         return (ty, _label(labels, vm_func(val.ref).va if val.ref is not None else 0))
+    if declared == "anyref":
+        from ..runtime.api import I31
+
+        return (declared, _any_label(val.ref.value if isinstance(val.ref, I31) else None, val.ref is not None))
     return (ty, "null" if val.ref is None else "ref")
 
 
@@ -471,19 +497,18 @@ def wasmtime_traps() -> dict:
             wt.INTEGER_OVERFLOW: ("INTEGER_OVERFLOW",),
             wt.INTEGER_DIVISION_BY_ZERO: ("INTEGER_DIVIDE_BY_ZERO",),
             wt.BAD_CONVERSION_TO_INTEGER: ("BAD_CONVERSION_TO_INTEGER",),
-            # (throw_ref of null, call_ref of null)
+            # (throw_ref, call_ref, i31.get, struct.get/set, array.get/set/len... of null)
             wt.NULL_REFERENCE: (
                 "NULL_REFERENCE",
                 "NULL_EXCEPTION_REFERENCE",
                 "NULL_FUNCTION_REFERENCE",
-                "NULL_I31_REFERENCE",  # GC (hwsim fuzz --gc)
+                "NULL_I31_REFERENCE",
                 "NULL_STRUCTURE_REFERENCE",
                 "NULL_ARRAY_REFERENCE",
             ),
             wt.UNCAUGHT_EXCEPTION: ("UNCAUGHT_EXCEPTION",),
             wt.CAST_FAILURE: ("CAST_FAILURE",),
             wt.ARRAY_OUT_OF_BOUNDS: ("ARRAY_OUT_OF_BOUNDS",),
-            wt.ALLOCATION_TOO_LARGE: ("GC_HEAP_EXHAUSTED",),
         }
     return _WT_TRAPS
 
@@ -496,6 +521,8 @@ def _wasmtime_outcome(exc: BaseException) -> tuple:
             return ("exhausted", "stack")
         if code in (wasmtime.TrapCode.OUT_OF_FUEL, wasmtime.TrapCode.INTERRUPT):
             return ("exhausted", "time")
+        if code == wasmtime.TrapCode.ALLOCATION_TOO_LARGE or _is_wasmtime_limit(exc.message):
+            return ("limit", exc.message.splitlines()[0])
         names = wasmtime_traps().get(code)
         if names is None and "thrown Wasm exception" in exc.message:  # (wasmtime-py 50 gives no trap code)
             names = ("UNCAUGHT_EXCEPTION",)
@@ -518,6 +545,7 @@ def _is_wasmtime_limit(text: str) -> bool:
             "Cannot allocate memory",
             "table exceeds",
             "memory exceeds",
+            "GC heap out of memory",
         )
     )
 
@@ -640,7 +668,7 @@ def _wasmtime_entry(wasmtime, ffi, store, labels: dict, table, index: int) -> st
         return "null" if raw.of.exnref.store_id == 0 else "ref"
     if raw.kind == _WASMTIME_ANYREF:
         return "null" if raw.of.anyref.store_id == 0 else "ref"
-    if raw.kind == ffi.WASMTIME_EXTERNREF.value:  # (wasmtime-py reads an externalized GC value as None)
+    if raw.kind == ffi.WASMTIME_EXTERNREF.value:  # (an externalized GC value: wasmtime-py shows None)
         return "null" if raw.of.externref.store_id == 0 else "ref"
     return _wasmtime_label(wasmtime, ffi, store, labels, wasmtime.Val._from_raw(store, raw))
 
@@ -654,10 +682,8 @@ def _wasmtime_call(wasmtime, ffi, store, func, args, labels: dict) -> list:
         if ty in WIDTHS:
             raw = ffi.wasmtime_val_t(kind=getattr(ffi, f"WASMTIME_{ty.upper()}").value)
             ctypes.memmove(ctypes.addressof(raw.of), bits.to_bytes(WIDTHS[ty], "little"), WIDTHS[ty])
-        elif ty == "exnref":
-            raw = ffi.wasmtime_val_t(kind=_WASMTIME_EXNREF)  # all zero: the null exnref
-        elif ty == "anyref":
-            raw = ffi.wasmtime_val_t(kind=_WASMTIME_ANYREF)  # all zero: the null anyref
+        elif ty == "exnref" or ty == "anyref":  # all zero: the null exnref or anyref
+            raw = ffi.wasmtime_val_t(kind=_WASMTIME_EXNREF if ty == "exnref" else _WASMTIME_ANYREF)
         else:
             val = wasmtime.Val.funcref(None) if ty == "funcref" else wasmtime.Val.externref(None)
             raw = val._new_raw(store)
@@ -680,9 +706,15 @@ def _from_raw(wasmtime, ffi, store, raw, labels: dict) -> tuple:
             return (ty, int.from_bytes(data, "little"))
     if kind == _WASMTIME_EXNREF:
         return ("exnref", "null" if raw.of.exnref.store_id == 0 else "ref")
-    if kind == _WASMTIME_ANYREF:  # GC's any hierarchy, which hwsim represents as externref
-        return ("externref", "null" if raw.of.anyref.store_id == 0 else "ref")
-    if kind == ffi.WASMTIME_EXTERNREF.value:  # (wasmtime-py reads an externalized GC value as None)
+    if kind == _WASMTIME_ANYREF:  # (wasmtime-py 51 cannot read one: through the C API)
+        ref = ctypes.byref(raw.of.anyref)
+        i31 = None
+        if raw.of.anyref.store_id and ffi.wasmtime_anyref_is_i31(store._context(), ref):
+            bits = ctypes.c_uint32()
+            ffi.wasmtime_anyref_i31_get_u(store._context(), ref, ctypes.byref(bits))
+            i31 = bits.value - (1 << 31) if bits.value >> 30 else bits.value
+        return ("anyref", _any_label(i31, raw.of.anyref.store_id != 0))
+    if kind == ffi.WASMTIME_EXTERNREF.value:  # (an externalized GC value: wasmtime-py shows None)
         return ("externref", "null" if raw.of.externref.store_id == 0 else "ref")
     val = wasmtime.Val._from_raw(store, raw)
     if kind == ffi.WASMTIME_FUNCREF.value:

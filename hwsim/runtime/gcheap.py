@@ -12,7 +12,8 @@ hwsim's page tables, so the MMU tools show them), so a reference to one is its g
 The collector is a non-moving mark-sweep, run when an allocation would pass the Store's
 ``gc_heap_bytes`` limit (or at every allocation under ``stress``); if the live objects still leave no
 room, the allocation traps ``out of GC heap memory``.  Freed objects go to free lists by size and are
-reused (zeroed).  Its roots are exact::
+reused (zeroed); neighbours merge after a sweep, and a larger free block is split when none of the size
+is free, so the memory objects take (live or free) stays within twice the limit.  Its roots are exact::
 
     stack maps     the running wasm frames, walked from the allocating builtin's ecall outwards along
                    the frame-pointer chain (through host functions that called wasm again): in each,
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
     from .store import VmStore
 
 _HEADER = struct.Struct("<II")
+# The memory objects may take, live or free, as a multiple of the limit on live ones: room for the
+# fragmentation of a non-moving heap (live objects between free runs too small for a new one).
+FRAGMENTATION_SLACK = 2
 
 
 class GcHeap:
@@ -57,6 +61,9 @@ class GcHeap:
         self.used = 0  # bytes of the live objects (each rounded to 16)
         self.objects: dict[int, int] = {}  # address -> its size (rounded): every object a word may name
         self.free: dict[int, list[int]] = {}  # size -> addresses of freed objects of that size
+        # bytes of the data region ever taken for objects (live or free): kept within FRAGMENTATION_SLACK
+        # times the limit, so garbage of ever new sizes reuses (splits, merged) free blocks instead of RAM
+        self.footprint = 0
         self.layouts: dict[int, object] = {}  # canonical type id -> its composite type (lowered)
         self.pinned: set[int] = set()  # objects the host has been given (GcObject): never freed
         # Collect at every allocation: tests, and HWSIM_GC_STRESS=1 for whole runs (hwsim fuzz --gc).
@@ -78,16 +85,62 @@ class GcHeap:
                 TrapCode.GC_HEAP_EXHAUSTED,
                 detail=f"{size} more bytes, {self.used} of the Store's {self.limit} in use by live objects",
             )
-        reuse = self.free.get(size)
-        if reuse:
-            va = reuse.pop()
-            self.store.phys_view(va, size)[:] = bytes(size)
-        else:
+        va = self._reuse(size)
+        room = FRAGMENTATION_SLACK * self.limit
+        if va is None and self.footprint + size > room and m is not None:
+            self.collect(m, roots)  # the free blocks are too small: merge neighbours, then look again
+            va = self._reuse(size)
+        if va is None:
+            if self.footprint + size > room:
+                raise Trap(
+                    TrapCode.GC_HEAP_EXHAUSTED,
+                    detail=f"{size} more bytes: no free run that large in {self.footprint} bytes of objects "
+                    f"({self.used} of the Store's {self.limit} in use by live ones, the rest fragmented)",
+                )
             va = self.store.alloc_data(size)
+            self.footprint += size
         self.used += size
         self.store.phys_view(va, HEADER_BYTES)[:] = _HEADER.pack(canon, length)
         self.objects[va] = size
         return va
+
+    def _reuse(self, size: int) -> int | None:
+        """A zeroed free block of ``size`` bytes: one of that size, or the start of the smallest larger
+        one (the rest stays free); None when no free block is large enough."""
+        free = self.free
+        reuse = free.get(size)
+        if not reuse:
+            larger = [s for s, blocks in free.items() if s > size and blocks]
+            if not larger:
+                return None
+            bigger = min(larger)
+            rest = free[bigger].pop()
+            free.setdefault(bigger - size, []).append(rest + size)
+            reuse = [rest]
+        va = reuse.pop()
+        self.store.phys_view(va, size)[:] = bytes(size)
+        return va
+
+    def _merge_free(self) -> None:
+        """Merge free blocks that are neighbours in memory (after a sweep): in virtual and in physical
+        memory, as an object must be physically contiguous (``phys_view``; the data region grows in
+        chunks of contiguous frames, not necessarily contiguous with each other)."""
+        blocks = sorted((va, size) for size, vas in self.free.items() for va in vas)
+        merged: dict[int, list[int]] = {}
+        start, length = None, 0
+        for va, size in blocks + [(-1, 0)]:
+            if start is not None and va == start + length and self._pa(va) == self._pa(start) + length:
+                length += size
+                continue
+            if start is not None:
+                merged.setdefault(length, []).append(start)
+            start, length = va, size
+        self.free = merged
+
+    def _pa(self, va: int) -> int:
+        pa = self.store.page_pa(va)
+        assert pa is not None  # the data region is mapped as it is allocated
+        return pa + (va & 0xFFF)
 
     # -- the collector ---------------------------------------------------------------------------------
 
@@ -172,6 +225,7 @@ class GcHeap:
             self.used -= size
             self.free.setdefault(size, []).append(va)
             freed += 1
+        self._merge_free()
         self.collections += 1
         self.freed += freed
         return freed
