@@ -51,6 +51,7 @@ I32 = ValType.i32()
         "wasm_memory64",
         "wasm_gc",
         "gc_support",
+        "wasm_function_references",
     ],
 )
 def test_config_accepts_the_features_hwsim_implements(name):
@@ -67,7 +68,7 @@ def test_config_accepts_the_features_hwsim_implements(name):
 @pytest.mark.parametrize(
     "name,what",
     [
-        ("wasm_function_references", "typed function references"),
+        ("wasm_stack_switching", "stack switching"),
         ("wasm_component_model", "the component model"),
     ],
 )

@@ -616,7 +616,7 @@ _FEATURES: dict[str, tuple[_Support, str]] = {
     "wasm_threads": (_Support.SWITCH, "threads (shared memories, atomics)"),
     "shared_memory": (_Support.SWITCH, "shared memories"),
     "wasm_exceptions": (_Support.ALWAYS, "exception handling"),
-    "wasm_function_references": (_Support.NEVER, "typed function references"),
+    "wasm_function_references": (_Support.ALWAYS, "typed function references"),
     "wasm_gc": (_Support.ALWAYS, "GC"),  # (a mark-sweep collector, exact roots from stack maps: docs/gc.md)
     "gc_support": (_Support.ALWAYS, "GC"),
     "wasm_wide_arithmetic": (_Support.SWITCH, "wide arithmetic"),
