@@ -8,12 +8,20 @@ reads through a pinned register.  Its layout depends on the module
 (:class:`VmctxLayout`); entries point to shared records, so imported and
 exported memories, tables and globals stay one object::
 
-    vmctx              [ mem0 base | memories... | tables... | globals... | funcs... | type ids... | segments ]
+    vmctx              [ mem0 base | memories... | tables... | globals... | funcs... | type ids... | segments
+                         | GC record | canonical ids... ]   (the last two: modules with typed references only)
     memory descriptor  { base VA, size in bytes, page size log2, reserved bytes, bulk through the host }
     table descriptor   { entries VA, size (elements) }
     global cell        { value }
     funcref record     { code VA, vmctx VA, type id }
     segment table      header (16 bytes), then 32-byte descriptors { base, limit, rights, - }
+    GC record          { allocation cursor, buffer end, descriptor table VA, descriptors }   (one per Store)
+    type descriptor    { u32 depth, u32 display[GC_DISPLAY] }   (per Store type id, read-only pages)
+
+A type's word in the vmctx holds its Store type id (``VmStore.type_id``: call_indirect's signature id,
+and the id a GC object's header and a funcref record carry); its canonical id word (GC) holds the
+process-wide canonical id (wasm/subtyping.py) that a supertype display lists.  Both are filled at
+instantiation, never compiled in: the code cache is shared between processes.
 
 Values cross a call in registers, in order per register class, and past the
 registers in 8-byte words of the **ABI area**, a fixed page pair the runtime
@@ -90,14 +98,30 @@ FUNCREF_VMCTX = 8
 FUNCREF_TYPE = 16
 FUNCREF_BYTES = 24
 
+# The Store's GC record (runtime/gcheap.py): compiled code bumps GC_CURSOR up to GC_END (the allocation
+# buffer; both 0 while there is none), and casts read the type descriptor of a header's Store type id.
+GC_CURSOR = 0
+GC_END = 8
+GC_DESCRIPTORS = 16  # the descriptor table's address
+GC_DESCRIPTOR_COUNT = 24  # Store type ids below this have a descriptor
+GC_RECORD_BYTES = 32
+# A type descriptor: its depth (declared supertypes above it), then the canonical ids of its supertype
+# chain from the root (depth 0) down to itself, the first GC_DISPLAY of them.  A cast to a type deeper
+# than the display can show goes through the gc_test builtin.
+GC_DISPLAY = 15
+GC_DESC_DEPTH = 0
+GC_DESC_DISPLAY = 4
+GC_DESC_BYTES = 4 + 4 * GC_DISPLAY
+
 
 @dataclass(frozen=True)
 class VmctxLayout:
     """Offsets in a module's vmctx: one 8-byte word per memory, table, global, function and type.
 
     Words hold the address of the memory descriptor, table descriptor, global
-    cell or funcref record, and for a type its canonical type id.  Memory 0's
-    base address is also kept at ``MEM0_BASE`` for the entry trampoline.
+    cell or funcref record, and for a type its Store type id.  Memory 0's
+    base address is also kept at ``MEM0_BASE`` for the entry trampoline.  A module
+    with typed references also has the GC record's address and a canonical id per type.
     """
 
     num_memories: int
@@ -105,6 +129,7 @@ class VmctxLayout:
     num_globals: int
     num_funcs: int
     num_types: int
+    gc: bool = False  # a module with typed references: the GC record and canonical id words
 
     MEM0_BASE = 0
 
@@ -129,8 +154,17 @@ class VmctxLayout:
         return 8 + 8 * (self.num_memories + self.num_tables + self.num_globals + self.num_funcs + self.num_types)
 
     @property
-    def size(self) -> int:
+    def gc_record(self) -> int:
+        """The address of the Store's GC record (modules with typed references)."""
         return self.segments + 8
+
+    def canonical_id(self, index: int) -> int:
+        """Type ``index``'s canonical id (u32; modules with typed references)."""
+        return self.gc_record + 8 + 8 * index
+
+    @property
+    def size(self) -> int:
+        return self.canonical_id(self.num_types) if self.gc else self.segments + 8
 
 
 def vmctx_layout(module: DecodedModule) -> VmctxLayout:
@@ -141,6 +175,7 @@ def vmctx_layout(module: DecodedModule) -> VmctxLayout:
         len(module.get_global_types()),
         len(module.get_func_type_indices()),
         len(module.types),
+        module.gc_canon is not None,
     )
 
 

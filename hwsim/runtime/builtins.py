@@ -455,10 +455,15 @@ def _gc_new(store, instance, m, type_index: int, length: int, value: int = 0) ->
 
 
 def gc_alloc(store, instance, m) -> None:
-    """``struct.new(_default)``, ``array.new_default``, ``array.new_fixed``: a zeroed object (the code
-    stores the fields it has); a0 the length (arrays, u32), a1 the type index."""
+    """``struct.new(_default)``, ``array.new_default``, ``array.new_fixed`` when the object does not fit in
+    the allocation buffer (compiled code bumps through it inline): a zeroed object (the code stores the
+    fields it has), and a new buffer; a0 the length (arrays, u32), a1 the type index."""
     length, type_index = _args(m, 2)
-    _ret(m, _gc_new(store, instance, m, type_index, length & MASK32))
+    heap = store.gc_heap
+    heap.retire_buffer()
+    va = _gc_new(store, instance, m, type_index, length & MASK32)
+    heap.refill_buffer()
+    _ret(m, va)
 
 
 def gc_array_new(store, instance, m) -> None:

@@ -4,10 +4,32 @@ Objects are allocated from the data region (``VmStore.alloc_data``: 16-aligned, 
 hwsim's page tables, so the MMU tools show them), so a reference to one is its guest virtual address,
 8-aligned, which the word's other shapes never are (compiler/codegen/gc.py)::
 
-    +0   u32 canonical type id      (wasm/subtyping.py: the process-wide registry)
+    +0   u32 Store type id          (VmStore.type_id: one per canonical type, dense; ``header`` maps
+                                      it back to the canonical id of wasm/subtyping.py's registry)
     +4   u32 length                 (arrays; 0 for a struct)
     +8   fields / elements          (a struct's fields each at its natural alignment; an array's
                                       elements packed at their size: i8 1, i16 2, i32/f32 4, else 8)
+
+Compiled code allocates inline from the Store's **allocation buffer**, a zeroed chunk of the heap whose
+cursor and end are the GC record's first two words (compiler/abi.py; every vmctx of a module with
+typed references points to the record)::
+
+    buffer      scan            cursor                   end
+      |  objects  | objects not yet |   zeroed, unused       |
+      |  known    | in ``objects``  |   (counted as in use)  |
+
+Only when an object does not fit (or there is no buffer) does the code call the ``gc_alloc`` builtin,
+the slow path: it retires the buffer (the objects compiled code put in it become known, the unused tail
+goes back to the free blocks), allocates the object as any builtin does (collecting first when the limit
+requires it), and hands out a new buffer of at most ``BUFFER_BYTES`` from what the limit leaves.  A
+collection retires the buffer first, so the sweep sees objects only, never the tail.  No buffer is handed
+out under ``stress`` (every allocation takes the slow path and collects) nor once wasi-threads are on (a
+thread could be preempted between loading the cursor and storing it back: they all take the slow path).
+
+Casts to concrete types read the **type descriptor** of a header's Store type id (or of a funcref
+record's), in a table the guest can read but not write: the type's depth and the canonical ids of its
+supertype chain from the root (its *display*).  Is ``a`` a subtype of ``b`` (depth ``d``)?  ``a``'s
+depth >= ``d`` and ``display[d]`` is ``b``'s canonical id (compiler/codegen/gc.py, inline).
 
 The collector is a non-moving mark-sweep, run when an allocation would pass the Store's
 ``gc_heap_bytes`` limit (or at every allocation under ``stress``); if the live objects still leave no
@@ -34,10 +56,11 @@ import os
 import struct
 from typing import TYPE_CHECKING
 
+from ..compiler import abi
 from ..compiler.objlayout import HEADER_BYTES, array_bytes, storage_size, struct_layout
 from ..compiler.traps import TrapCode
 from ..wasm import gcops
-from ..wasm.subtyping import abstract_top, canonical_kind, canonical_subtype
+from ..wasm.subtyping import abstract_top, canonical_kind, canonical_subtype, canonical_supertype
 from ..wasm.types import ANYREF, EQREF, I31REF, StructType, is_nullable, is_ref, ref_type_index
 from . import layout as L
 from .errors import Trap
@@ -47,6 +70,11 @@ if TYPE_CHECKING:
     from .store import VmStore
 
 _HEADER = struct.Struct("<II")
+_DESCRIPTOR = struct.Struct(f"<I{abi.GC_DISPLAY}I")
+# The allocation buffer compiled code bumps through: at most this much of the heap at a time.
+BUFFER_BYTES = 64 << 10
+# A smaller remainder under the limit is not worth a buffer: the builtin allocates until a collection.
+BUFFER_MIN = 256
 # The memory objects may take, live or free, as a multiple of the limit on live ones: room for the
 # fragmentation of a non-moving heap (live objects between free runs too small for a new one).
 FRAGMENTATION_SLACK = 2
@@ -70,6 +98,147 @@ class GcHeap:
         self.stress = os.environ.get("HWSIM_GC_STRESS") == "1"
         self.collections = 0
         self.freed = 0  # objects reclaimed, over all collections
+        # Store type ids (VmStore.type_id) and canonical ids, both ways, and each id's type descriptor.
+        self.canon_of: dict[int, int] = {}
+        self.tid_of: dict[int, int] = {}
+        self.descriptors: dict[int, bytes] = {}
+        self._sizes: dict[int, tuple[int, int]] = {}  # Store type id -> (fixed bytes, bytes per element)
+        self.record = 0  # the GC record's address (made with the first module using typed references)
+        self._table = (0, 0, 0)  # the descriptor table: its address, physical address, capacity
+        self.buffer_scan = 0  # the allocation buffer: objects below this are in ``objects``
+        self.buffer_end = 0  # 0: no buffer
+
+    # -- types -----------------------------------------------------------------------------------------
+
+    def register_type(self, tid: int, canon: int) -> None:
+        """Store type id ``tid`` stands for canonical type ``canon``: its descriptor (depth, display)."""
+        self.canon_of[tid] = canon
+        self.tid_of.setdefault(canon, tid)
+        chain = [canon]
+        while (sup := canonical_supertype(chain[-1])) is not None:
+            chain.append(sup)
+        chain.reverse()
+        display = chain[: abi.GC_DISPLAY] + [0] * (abi.GC_DISPLAY - min(len(chain), abi.GC_DISPLAY))
+        self.descriptors[tid] = _DESCRIPTOR.pack(len(chain) - 1, *display)
+        if self.record:
+            self._write_descriptor(tid)
+
+    def add_layouts(self, gc_types, gc_canon) -> None:
+        """A module's struct and array types (lowered), by canonical id: what compiled code allocates."""
+        for ct, canon in zip(gc_types, gc_canon):
+            if ct is not None:
+                self.layouts[canon] = ct
+
+    def vm_record(self) -> int:
+        """The GC record's address (compiler/abi.py), made on first use with the descriptor table."""
+        if not self.record:
+            self.record = self.store.alloc_data(abi.GC_RECORD_BYTES)
+            self._grow_table(max(self.descriptors, default=0) + 1)
+        return self.record
+
+    def _grow_table(self, need: int) -> None:
+        capacity = max(need, 2 * self._table[2], abi.PAGE // abi.GC_DESC_BYTES)
+        va, pa = self.store.alloc_readonly(capacity * abi.GC_DESC_BYTES, "the GC type descriptors")
+        self._table = (va, pa, capacity)
+        self.store.write_u64(self.record + abi.GC_DESCRIPTORS, va)
+        for tid in self.descriptors:
+            self._write_descriptor(tid)
+
+    def _write_descriptor(self, tid: int) -> None:
+        if tid >= self._table[2]:
+            self._grow_table(tid + 1)
+            return
+        self.store.machine.phys.write(self._table[1] + tid * abi.GC_DESC_BYTES, self.descriptors[tid])
+        count = self.store.read_u64(self.record + abi.GC_DESCRIPTOR_COUNT)
+        self.store.write_u64(self.record + abi.GC_DESCRIPTOR_COUNT, max(count, tid + 1))
+
+    # -- the allocation buffer -------------------------------------------------------------------------
+
+    def _scan_buffer(self) -> int:
+        """Make the objects compiled code allocated in the buffer known (``objects``); the cursor."""
+        store = self.store
+        cursor = store.read_u64(self.record + abi.GC_CURSOR)
+        va, objects, sizes, read = self.buffer_scan, self.objects, self._sizes, store.read_u64
+        while va < cursor:
+            word = read(va)
+            tid = word & 0xFFFF_FFFF
+            fixed, per = sizes.get(tid) or self._size_of(tid)
+            size = (fixed + per * (word >> 32) + 15) & ~15
+            objects[va] = size
+            va += size
+        self.buffer_scan = va
+        return cursor
+
+    def _size_of(self, tid: int) -> tuple[int, int]:
+        ct = self.layouts[self.canon_of[tid]]
+        if isinstance(ct, StructType):
+            sizes = (struct_layout(ct)[1], 0)
+        else:
+            sizes = (HEADER_BYTES, storage_size(ct.element.storage))  # type: ignore[attr-defined]
+        self._sizes[tid] = sizes
+        return sizes
+
+    def retire_buffer(self) -> None:
+        """End the allocation buffer: its objects become known, its unused tail a free block."""
+        if not self.buffer_end:
+            return
+        cursor = self._scan_buffer()
+        tail = self.buffer_end - cursor
+        if tail:
+            self.used -= tail
+            self.free.setdefault(tail, []).append(cursor)
+        self.buffer_scan = self.buffer_end = 0
+        self.store.write_u64(self.record + abi.GC_CURSOR, 0)
+        self.store.write_u64(self.record + abi.GC_END, 0)
+
+    def refill_buffer(self) -> None:
+        """A new allocation buffer for compiled code, from what the limit leaves (none under stress, with
+        wasi-threads, or when too little is left: the builtin then allocates every object)."""
+        self.retire_buffer()
+        size = min(BUFFER_BYTES, self.limit - self.used) & ~15
+        if self.stress or not self.record or self.store.threads is not None or size < BUFFER_MIN:
+            return
+        va, size = self._buffer_block(size)
+        if not va:
+            return
+        self.used += size
+        self.buffer_scan, self.buffer_end = va, va + size
+        self.store.write_u64(self.record + abi.GC_CURSOR, va)
+        self.store.write_u64(self.record + abi.GC_END, va + size)
+
+    def _buffer_block(self, want: int) -> tuple[int, int]:
+        """A zeroed block for a buffer of at most ``want`` bytes, at least BUFFER_MIN: a free one (the
+        smallest that holds ``want``, else the largest), else the rest of the data region's current chunk,
+        else new memory while the footprint allows; (0, 0) when none."""
+        sizes = [s for s, blocks in self.free.items() if blocks and s >= BUFFER_MIN]
+        if sizes:
+            fits = [s for s in sizes if s >= want]
+            size = min(fits) if fits else max(sizes)
+            va = self.free[size].pop()
+            if size > want:
+                self.free.setdefault(size - want, []).append(va + want)
+                size = want
+            self.store.phys_view(va, size)[:] = bytes(size)
+            return va, size
+        room = (self.store.data_mapped - self.store.data_next) & ~15
+        size = min(want, room) if room >= BUFFER_MIN else want
+        if self.footprint + size > FRAGMENTATION_SLACK * self.limit:
+            return 0, 0
+        return self._fresh(size), size
+
+    def _fresh(self, size: int) -> int:
+        """``size`` bytes of new data-region memory (zeroed).  When they do not fit in the region's current
+        chunk (alloc_data starts a new one), the chunk's tail becomes a free block rather than lost memory,
+        if the footprint allows."""
+        store = self.store
+        room = (store.data_mapped - store.data_next) & ~15
+        if 0 < room < size and self.footprint + room + size <= FRAGMENTATION_SLACK * self.limit:
+            self.free.setdefault(room, []).append(store.alloc_data(room))
+            self.footprint += room
+        self.footprint += size
+        return store.alloc_data(size)
+
+    # -- allocation ------------------------------------------------------------------------------------
 
     def allocate(self, canon: int, size: int, length: int = 0, *, m=None, layout=None, roots=()) -> int:
         """A zeroed object of ``size`` bytes with its header written.  ``m``: the hart running the
@@ -78,6 +247,8 @@ class GcHeap:
         size = (size + 15) & ~15
         if layout is not None:
             self.layouts[canon] = layout
+        if self.used + size > self.limit:
+            self.retire_buffer()  # its unused tail counts as in use until then
         if (self.stress or self.used + size > self.limit) and m is not None:
             self.collect(m, roots)
         if self.used + size > self.limit:
@@ -97,10 +268,9 @@ class GcHeap:
                     detail=f"{size} more bytes: no free run that large in {self.footprint} bytes of objects "
                     f"({self.used} of the Store's {self.limit} in use by live ones, the rest fragmented)",
                 )
-            va = self.store.alloc_data(size)
-            self.footprint += size
+            va = self._fresh(size)
         self.used += size
-        self.store.phys_view(va, HEADER_BYTES)[:] = _HEADER.pack(canon, length)
+        self.store.phys_view(va, HEADER_BYTES)[:] = _HEADER.pack(self.tid_of[canon], length)
         self.objects[va] = size
         return va
 
@@ -203,6 +373,7 @@ class GcHeap:
     def collect(self, m, roots=()) -> int:
         """Mark from the roots, sweep the rest onto the free lists; how many objects were freed."""
         store = self.store
+        self.retire_buffer()
         if getattr(store, "threads", None) is not None:
             return 0  # other threads' stacks are not scanned: no collection (docs/gc.md)
         if not L.STACK_TOP - L.STACK_SIZE <= m.get_reg("sp") <= L.STACK_TOP:
@@ -246,11 +417,18 @@ class GcHeap:
 
     def header(self, va: int) -> tuple[int, int]:
         """(canonical type id, length) of the object at ``va``."""
-        canon, length = _HEADER.unpack(self.store.phys_view(va, HEADER_BYTES))
-        return canon, length
+        tid, length = _HEADER.unpack(self.store.phys_view(va, HEADER_BYTES))
+        return self.canon_of[tid], length
 
     def is_object(self, word: int) -> bool:
-        return word != 0 and word & 7 == 0 and word in self.objects
+        if word == 0 or word & 7:
+            return False
+        if word in self.objects:
+            return True
+        if self.buffer_scan <= word < self.buffer_end:
+            self._scan_buffer()  # allocated by compiled code since the last look
+            return word in self.objects
+        return False
 
     def pin(self, va: int) -> None:
         """Keep an object the host was given (it may hold it anywhere)."""

@@ -82,6 +82,9 @@ class VmInstance:
         # Function records first: table initialisers and globals may refer to them.
         precise = module.precise_types or self.types  # canonical with typed references (wasm/typedrefs.py)
         self.type_ids = [store.type_id(t) for t in precise]
+        if module.gc_types is not None:
+            assert module.gc_canon is not None  # lowered
+            store.gc_heap.add_layouts(module.gc_types, module.gc_canon)
         first = module.num_imported_funcs
         type_indices = module.get_func_type_indices()
         specs = [
@@ -278,6 +281,11 @@ class VmInstance:
         assert layout.type_id(len(self.types)) - layout.memory(0) == 8 * len(words)  # the layout is one array
         if words:
             s.phys_view(self.vmctx + layout.memory(0), 8 * len(words))[:] = struct.pack(f"<{len(words)}Q", *words)
+        if layout.gc:  # the GC record, then each type's canonical id (compiler/abi.py)
+            canon = self.module.gc_canon
+            assert canon is not None  # a module with typed references is lowered
+            words = [s.gc_heap.vm_record(), *canon]
+            s.phys_view(self.vmctx + layout.gc_record, 8 * len(words))[:] = struct.pack(f"<{len(words)}Q", *words)
 
     # -- constant expressions ----------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from ..errors import OutOfFrames
 from ..mmu.bits import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
 from . import layout as L
 from .errors import MemoryControlError, ResourceLimitError
-from .objects import MASK64, RW_USER, RX_USER, MemoryInstance
+from .objects import MASK64, R_USER, RW_USER, RX_USER, MemoryInstance
 
 if TYPE_CHECKING:
     from ..machine import Machine
@@ -162,6 +162,18 @@ class StoreSpace:
         self.machine.phys.write(pa, code)
         self.code_next = va + pages * PAGE_SIZE + PAGE_SIZE  # an unmapped page between modules
         return va
+
+    def alloc_readonly(self, size: int, what: str) -> tuple[int, int]:
+        """Zeroed pages the guest may read but not write (r--, in the code region, an unmapped page after
+        them; never freed): ``(va, pa)``, physically contiguous.  The host writes them through ``pa``."""
+        pages = (size + PAGE_SIZE - 1) // PAGE_SIZE or 1
+        va = self.code_next
+        if va + pages * PAGE_SIZE > L.CODE_END:
+            raise ResourceLimitError(f"the Store's code region is full ({what})")
+        pa = self._map_new_frames(va, pages, R_USER, what)
+        self.machine.phys.write(pa, bytes(pages * PAGE_SIZE))
+        self.code_next = va + pages * PAGE_SIZE + PAGE_SIZE
+        return va, pa
 
     def _map_new_frames(self, va: int, pages: int, flags: int, what: str) -> int:
         """Map ``pages`` new contiguous frames at ``va``; their physical address.  Out of RAM (for the

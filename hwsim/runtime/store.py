@@ -26,6 +26,7 @@ from ..machine import Machine
 from ..mmu.bits import PAGE_SIZE
 from ..riscv import asm as A
 from ..riscv.priv import Priv
+from ..wasm.subtyping import func_canonical_id
 from ..wasm.types import EXTERNREF
 from . import layout as L
 from .calls import CallBoundary, LoadedCode
@@ -201,6 +202,7 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         set to ``options`` (seed, time_slice, max_threads, ns_per_unit, insn_slice, hart_turn)."""
         if self.threads is None:
             self.threads = Scheduler(self, **options)
+            self.gc_heap.retire_buffer()  # threads allocate through the builtin (runtime/gcheap.py)
         else:  # a second WASI config: its settings from the next root call on
             self.threads.configure(**options)
         return self.threads
@@ -215,12 +217,15 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
             )
 
     def type_id(self, ftype) -> int:
-        """call_indirect's signature id of a (canonical) function type: equal ids, the same type; a type of
-        a recursion group (wasm/typedrefs.py CanonicalFuncType) is told apart by its canonical id."""
+        """The Store type id of a (canonical) type: call_indirect's signature id of a function type, the id
+        a GC object's header carries (a struct or array type is a CanonicalFuncType without params).  Equal
+        ids, the same type; a type of a recursion group (wasm/typedrefs.py CanonicalFuncType) is told apart
+        by its canonical id.  Each id has a type descriptor (runtime/gcheap.py) for casts."""
         key = (tuple(ftype.params), tuple(ftype.results), getattr(ftype, "canon", None))
         tid = self._type_ids.get(key)
         if tid is None:
             tid = self._type_ids[key] = len(self._type_ids) + 1
+            self.gc_heap.register_type(tid, func_canonical_id(ftype))
         return tid
 
     def extern_handle(self, obj) -> int:

@@ -59,6 +59,7 @@ __all__ = [
     "canonical_kind",
     "func_canonical_id",
     "canonical_subtype",
+    "canonical_supertype",
     "canonical_ids",
     "heap_top",
     "kind_heap",
@@ -211,6 +212,11 @@ def func_canonical_id(precise: FuncType) -> int:
 def canonical_kind(a: int) -> int:
     """FUNCREF, STRUCTREF or ARRAYREF: the kind of canonical type ``a``."""
     return _KIND[a]
+
+
+def canonical_supertype(a: int) -> int | None:
+    """The canonical id of canonical type ``a``'s declared supertype (None: it declares none)."""
+    return _SUPER[a]
 
 
 def canonical_subtype(a: int, b: int) -> bool:

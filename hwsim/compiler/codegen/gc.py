@@ -41,13 +41,15 @@ from ...wasm.types import (
     NULLFUNCREF,
     NULLREF,
     STRUCTREF,
+    StructType,
     is_nullable,
     ref_type_index,
 )
+from ..abi import GC_CURSOR, GC_END, RegLoc
 from ..builtins import Builtin
 from ..errors import CompilerBug
 from ..masm import Conversion, IntBinOp, IntCmp, LoadKind, StoreKind
-from ..objlayout import HEADER_BYTES, storage_size, struct_layout
+from ..objlayout import HEADER_BYTES, array_bytes, storage_size, struct_layout
 from ..regs import FLOAT, INT, Reg
 from ..traps import TrapCode
 from .context import CONST, REG, Comparison, Operand
@@ -280,11 +282,85 @@ def _load_field(cg: FuncCodegen, obj: Reg, offset: int, storage: int, signed: bo
     ctx.push_reg(ty, dst)  # (a reference's storage is its lowered type already: gc_types)
 
 
+def _add_const(cg: FuncCodegen, dst: Reg, a: Reg, value: int) -> None:
+    """``dst = a + value`` (64-bit), through a constant register when the immediate does not fit."""
+    masm = cg.masm
+    if masm.int_imm_ok(IntBinOp.ADD, True, value):
+        masm.int_binary(IntBinOp.ADD, True, dst, a, value)
+        return
+    t = cg.ctx.alloc(INT)
+    masm.load_const(t, I64, value)
+    masm.int_binary(IntBinOp.ADD, True, dst, a, t)
+    cg.ctx.free_reg(t)
+
+
 def _new_object(cg: FuncCodegen, type_index: int, length: Operand) -> Reg:
-    """Call gc_alloc; the new object's address in a register the caller owns (values below it stay)."""
+    """A zeroed object with its header; its address in a register the caller owns (values below it stay).
+
+    Inline from the Store's allocation buffer (runtime/gcheap.py; the GC record's cursor and end,
+    compiler/abi.py), the header's Store type id from the vmctx; when the object does not fit, the
+    gc_alloc builtin (a safepoint: it may collect) allocates it and refills the buffer::
+
+        rec = vmctx[gc record]; obj = rec.cursor; next = obj + size (16-aligned)
+        if rec.end < next: obj = gc_alloc(length, type)         slow path, out of line
+        else: rec.cursor = next; obj.header = vmctx[type id] | length << 32
+
+    Both paths leave the object in the builtin's result register, and every operand spilled (as the call
+    needs), so the code after them sees one state."""
+    ctx, masm, layout = cg.ctx, cg.masm, cg.env.layout
+    ct = _gc_types(cg)[type_index]
+    if length.kind is REG:  # into its slot: the fast path reads it there, the call takes it from there
+        ctx.stack.append(length)
+        ctx.spill_value(len(ctx.stack) - 1)
+        length = ctx.pop()
+    ctx.spill_regs()
+    (loc,) = masm.abi_locations((I64,))
+    if not isinstance(loc, RegLoc):
+        raise CompilerBug("a builtin's result is not in a register")
+    obj = loc.reg
+    ctx.take(obj)
+    rec, nxt = ctx.alloc(INT), ctx.alloc(INT)
+    masm.load_vmctx(rec, layout.gc_record)
+    masm.load(LoadKind.I64_LOAD, obj, rec, GC_CURSOR)
+    if isinstance(ct, StructType) or length.kind is CONST:
+        n = 0 if isinstance(ct, StructType) else length.x & 0xFFFF_FFFF
+        size = struct_layout(ct)[1] if isinstance(ct, StructType) else array_bytes(ct, n)
+        _add_const(cg, nxt, obj, (size + 15) & ~15)
+        header = n << 32
+        lreg = None
+    else:
+        lreg, lown = ctx.to_reg(length)
+        shift = _LOG2[storage_size(ct.element.storage)]
+        masm.int_binary(IntBinOp.SHL, True, nxt, lreg, 32)  # the u32 length, times the element size
+        masm.int_binary(IntBinOp.SHR_U, True, nxt, nxt, 32 - shift)
+        masm.int_binary(IntBinOp.ADD, True, nxt, nxt, HEADER_BYTES + 15)
+        masm.int_binary(IntBinOp.AND, True, nxt, nxt, -16)
+        masm.int_binary(IntBinOp.ADD, True, nxt, nxt, obj)
+        header = 0
+    end = ctx.alloc(INT)
+    masm.load(LoadKind.I64_LOAD, end, rec, GC_END)
+    slow, done = masm.new_label(), masm.new_label()
+    masm.branch_compare(IntCmp.LT_U, end, nxt, slow, True)
+    masm.store(StoreKind.I64_STORE, nxt, rec, GC_CURSOR)
+    masm.load_vmctx(nxt, layout.type_id(type_index))
+    if lreg is not None:
+        masm.int_binary(IntBinOp.SHL, True, end, lreg, 32)
+        masm.int_binary(IntBinOp.OR, True, nxt, nxt, end)
+        ctx.release(lreg, lown)
+    elif header:
+        masm.load_const(end, I64, header)
+        masm.int_binary(IntBinOp.OR, True, nxt, nxt, end)
+    masm.store(StoreKind.I64_STORE, nxt, obj, 0)
+    for r in (rec, nxt, end, obj):
+        ctx.free_reg(r)
+    masm.jump(done)
+    masm.bind(slow)
     cg.builtin(Builtin.gc_alloc, [length], (I32,), I64, (type_index,))
-    obj, _ = cg.ctx.pop_reg()
-    return obj
+    result, _ = ctx.pop_reg()
+    if result != obj:
+        raise CompilerBug("gc_alloc's result is not where the inline path left the object")
+    masm.bind(done)
+    return result
 
 
 def visit_struct_new(cg: FuncCodegen, imm: int, default: bool) -> None:
