@@ -16,7 +16,7 @@ exported memories, tables and globals stay one object::
     funcref record     { code VA, vmctx VA, type id }
     segment table      header (16 bytes), then 32-byte descriptors { base, limit, rights, - }
     GC record          { allocation cursor, buffer end, descriptor table VA, descriptors }   (one per Store)
-    type descriptor    { u32 depth, u32 display[GC_DISPLAY] }   (per Store type id, read-only pages)
+    type descriptor    { u16 depth, u16 kind, u32 display[GC_DISPLAY] }   (per Store type id, read-only pages)
 
 A type's word in the vmctx holds its Store type id (``VmStore.type_id``: call_indirect's signature id,
 and the id a GC object's header and a funcref record carry); its canonical id word (GC) holds the
@@ -105,11 +105,13 @@ GC_END = 8
 GC_DESCRIPTORS = 16  # the descriptor table's address
 GC_DESCRIPTOR_COUNT = 24  # Store type ids below this have a descriptor
 GC_RECORD_BYTES = 32
-# A type descriptor: its depth (declared supertypes above it), then the canonical ids of its supertype
-# chain from the root (depth 0) down to itself, the first GC_DISPLAY of them.  A cast to a type deeper
-# than the display can show goes through the gc_test builtin.
+# A type descriptor: its depth (u16: declared supertypes above it), its kind (u16: the heap type code
+# STRUCTREF, ARRAYREF or FUNCREF), then the canonical ids (u32) of its supertype chain from the root
+# (depth 0) down to itself, the first GC_DISPLAY of them.  A cast to a type deeper than the display can
+# show goes through the gc_test builtin.
 GC_DISPLAY = 15
 GC_DESC_DEPTH = 0
+GC_DESC_KIND = 2
 GC_DESC_DISPLAY = 4
 GC_DESC_BYTES = 4 + 4 * GC_DISPLAY
 

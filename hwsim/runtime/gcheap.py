@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from .store import VmStore
 
 _HEADER = struct.Struct("<II")
-_DESCRIPTOR = struct.Struct(f"<I{abi.GC_DISPLAY}I")
+_DESCRIPTOR = struct.Struct(f"<HH{abi.GC_DISPLAY}I")  # compiler/abi.py: depth, kind, display
 # The allocation buffer compiled code bumps through: at most this much of the heap at a time.
 BUFFER_BYTES = 64 << 10
 # A smaller remainder under the limit is not worth a buffer: the builtin allocates until a collection.
@@ -119,7 +119,7 @@ class GcHeap:
             chain.append(sup)
         chain.reverse()
         display = chain[: abi.GC_DISPLAY] + [0] * (abi.GC_DISPLAY - min(len(chain), abi.GC_DISPLAY))
-        self.descriptors[tid] = _DESCRIPTOR.pack(len(chain) - 1, *display)
+        self.descriptors[tid] = _DESCRIPTOR.pack(min(len(chain) - 1, 0xFFFF), canonical_kind(canon), *display)
         if self.record:
             self._write_descriptor(tid)
 

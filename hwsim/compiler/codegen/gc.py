@@ -45,7 +45,19 @@ from ...wasm.types import (
     is_nullable,
     ref_type_index,
 )
-from ..abi import GC_CURSOR, GC_END, RegLoc
+from ..abi import (
+    FUNCREF_TYPE,
+    GC_CURSOR,
+    GC_DESC_BYTES,
+    GC_DESC_DEPTH,
+    GC_DESC_DISPLAY,
+    GC_DESC_KIND,
+    GC_DESCRIPTOR_COUNT,
+    GC_DESCRIPTORS,
+    GC_DISPLAY,
+    GC_END,
+    RegLoc,
+)
 from ..builtins import Builtin
 from ..errors import CompilerBug
 from ..masm import Conversion, IntBinOp, IntCmp, LoadKind, StoreKind
@@ -56,6 +68,11 @@ from .context import CONST, REG, Comparison, Operand
 
 if TYPE_CHECKING:
     from .visitor import FuncCodegen
+
+
+_DESC_LOG2 = GC_DESC_BYTES.bit_length() - 1
+if 1 << _DESC_LOG2 != GC_DESC_BYTES:
+    raise CompilerBug("a type descriptor's size is not a power of two (compiler/abi.py)")
 
 
 class Accepts(enum.Enum):
@@ -139,27 +156,99 @@ def _builtin_test(cg: FuncCodegen, word: Operand, rt: int) -> Reg:
     return t
 
 
+def type_depth(cg: FuncCodegen, index: int) -> int:
+    """How many declared supertypes type ``index`` has above it (the same in every module that has the
+    type: supertypes are part of a canonical type)."""
+    supertypes = cg.env.module.supertypes
+    depth = 0
+    while supertypes is not None and supertypes[index]:
+        index = supertypes[index][0]
+        depth += 1
+    return depth
+
+
+def inline_header(cg: FuncCodegen, rt: int) -> bool:
+    """Does a cast to ``rt`` (Accepts.HEADER) run inline through the type descriptors: ``struct``,
+    ``array``, and a concrete type not deeper than the supertype display (else: the gc_test builtin)?"""
+    index = ref_type_index(rt)
+    return index is None or type_depth(cg, index) < GC_DISPLAY
+
+
+def emit_header_test(cg: FuncCodegen, ref: Reg, rt: int) -> Reg:
+    """A new register holding 1 when ``ref`` (left unchanged) is of type ``rt`` (``struct``, ``array`` or
+    a concrete type), else 0, from the type descriptor of the Store type id in the object's header (or
+    in the funcref's record; runtime/gcheap.py)::
+
+        null: nullable; not 8-aligned (an i31, a host value): 0
+        id = header.type (a funcref: record.type); id >= descriptors: 0      (bounds-safe for any id)
+        desc = descriptors + 64 id
+        struct, array:  desc.kind == STRUCTREF, ARRAYREF
+        concrete:       desc.depth >= depth and desc.display[depth] == vmctx[canonical id of the target]
+
+    The target's depth is known here (supertypes are part of a canonical type), its canonical id is
+    not (per process: the vmctx has it)."""
+    ctx, masm, layout = cg.ctx, cg.masm, cg.env.layout
+    index = ref_type_index(rt)
+    gc_types = cg.env.module.gc_types
+    is_func = index is not None and (gc_types is None or gc_types[index] is None)
+    t, a, b = ctx.alloc(INT), ctx.alloc(INT), ctx.alloc(INT)
+    done, fail = masm.new_label(), masm.new_label()
+    masm.load_const(t, I32, 1 if is_nullable(rt) else 0)
+    masm.branch_compare(IntCmp.EQ, ref, None, done, True)
+    if is_func:
+        masm.load(LoadKind.I64_LOAD, a, ref, FUNCREF_TYPE)
+    else:
+        masm.int_binary(IntBinOp.AND, True, a, ref, 7)
+        masm.branch_compare(IntCmp.NE, a, None, fail, True)
+        masm.load(LoadKind.I64_LOAD32_U, a, ref, 0)  # the header's Store type id
+    masm.load_vmctx(b, layout.gc_record)
+    masm.load(LoadKind.I64_LOAD, t, b, GC_DESCRIPTOR_COUNT)
+    masm.branch_compare(IntCmp.GE_U, a, t, fail, True)
+    masm.load(LoadKind.I64_LOAD, b, b, GC_DESCRIPTORS)
+    masm.int_binary(IntBinOp.SHL, True, a, a, _DESC_LOG2)
+    masm.int_binary(IntBinOp.ADD, True, a, a, b)
+    if index is None:  # struct or array: the kind
+        masm.load(LoadKind.I64_LOAD16_U, a, a, GC_DESC_KIND)
+        masm.load_const(b, I64, rt & 0xFF)
+    else:
+        depth = type_depth(cg, index)
+        if depth:  # (every type is at depth 0 or below)
+            masm.load(LoadKind.I64_LOAD16_U, b, a, GC_DESC_DEPTH)
+            masm.load_const(t, I64, depth)
+            masm.branch_compare(IntCmp.LT_U, b, t, fail, True)
+        masm.load(LoadKind.I64_LOAD32_U, a, a, GC_DESC_DISPLAY + 4 * depth)
+        masm.load_vmctx(b, layout.canonical_id(index))
+    masm.int_compare(IntCmp.EQ, t, a, b)
+    masm.jump(done)
+    masm.bind(fail)
+    masm.load_const(t, I32, 0)
+    masm.bind(done)
+    ctx.free_reg(a)
+    ctx.free_reg(b)
+    return t
+
+
 def _test_keeping(cg: FuncCodegen, rt: int) -> Reg:
     """Test the reference on top of the stack, which stays there; a register with the 0 or 1."""
     ctx = cg.ctx
     v, ref = cg.own_top_reg()
-    if accepts(rt) is Accepts.HEADER:
+    if accepts(rt) is Accepts.HEADER and not inline_header(cg, rt):
         ctx.push_reg(v.ty, ref)
         copy = ctx.alloc(INT)
         cg.masm.mov(copy, ref)
         return _builtin_test(cg, Operand(REG, I64, copy), rt)
-    t = emit_test(cg, ref, rt)
+    t = emit_header_test(cg, ref, rt) if accepts(rt) is Accepts.HEADER else emit_test(cg, ref, rt)
     ctx.push_reg(v.ty, ref)
     return t
 
 
 def visit_ref_test(cg: FuncCodegen, imm: int) -> None:
     ctx = cg.ctx
-    if accepts(imm) is Accepts.HEADER:
+    if accepts(imm) is Accepts.HEADER and not inline_header(cg, imm):
         ctx.push_reg(I32, _builtin_test(cg, ctx.pop(), imm))
         return
     ref, owned = ctx.pop_reg()
-    t = emit_test(cg, ref, imm)
+    t = emit_header_test(cg, ref, imm) if accepts(imm) is Accepts.HEADER else emit_test(cg, ref, imm)
     ctx.release(ref, owned)
     ctx.push_reg(I32, t)
 
