@@ -63,7 +63,7 @@ from ..wasm import gcops
 from ..wasm.subtyping import abstract_top, canonical_kind, canonical_subtype, canonical_supertype
 from ..wasm.types import ANYREF, EQREF, I31REF, StructType, is_nullable, is_ref, ref_type_index
 from . import layout as L
-from .errors import Trap
+from .errors import ResourceLimitError, Trap
 from .exceptions import leave_frame
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ if TYPE_CHECKING:
 
 _HEADER = struct.Struct("<II")
 _DESCRIPTOR = struct.Struct(f"<HH{abi.GC_DISPLAY}I")  # compiler/abi.py: depth, kind, display
+_NO_TYPE = 0xFFFF_FFFF  # a display entry past a type's depth: no canonical id
 # The allocation buffer compiled code bumps through: at most this much of the heap at a time.
 BUFFER_BYTES = 64 << 10
 # A smaller remainder under the limit is not worth a buffer: the builtin allocates until a collection.
@@ -101,7 +102,8 @@ class GcHeap:
         # Store type ids (VmStore.type_id) and canonical ids, both ways, and each id's type descriptor.
         self.canon_of: dict[int, int] = {}
         self.tid_of: dict[int, int] = {}
-        self.descriptors: dict[int, bytes] = {}
+        # (Store type ids start at 1: id 0's descriptor names no type, so a zeroed header is of none.)
+        self.descriptors: dict[int, bytes] = {0: _DESCRIPTOR.pack(0, 0, *[_NO_TYPE] * abi.GC_DISPLAY)}
         self._sizes: dict[int, tuple[int, int]] = {}  # Store type id -> (fixed bytes, bytes per element)
         self.record = 0  # the GC record's address (made with the first module using typed references)
         self._table = (0, 0, 0)  # the descriptor table: its address, physical address, capacity
@@ -112,13 +114,15 @@ class GcHeap:
 
     def register_type(self, tid: int, canon: int) -> None:
         """Store type id ``tid`` stands for canonical type ``canon``: its descriptor (depth, display)."""
+        if canon >= _NO_TYPE:
+            raise ResourceLimitError(f"canonical type id {canon}: the process has registered 2**32 - 1 types")
         self.canon_of[tid] = canon
         self.tid_of.setdefault(canon, tid)
         chain = [canon]
         while (sup := canonical_supertype(chain[-1])) is not None:
             chain.append(sup)
         chain.reverse()
-        display = chain[: abi.GC_DISPLAY] + [0] * (abi.GC_DISPLAY - min(len(chain), abi.GC_DISPLAY))
+        display = chain[: abi.GC_DISPLAY] + [_NO_TYPE] * (abi.GC_DISPLAY - min(len(chain), abi.GC_DISPLAY))
         self.descriptors[tid] = _DESCRIPTOR.pack(min(len(chain) - 1, 0xFFFF), canonical_kind(canon), *display)
         if self.record:
             self._write_descriptor(tid)
@@ -447,7 +451,9 @@ class GcHeap:
             if not self.is_object(word):
                 return False
             assert canon_ids is not None  # a module with concrete types has its canonical ids
-            return canonical_subtype(self.header(word)[0], canon_ids[index])
+            tid = _HEADER.unpack(self.store.phys_view(word, HEADER_BYTES))[0]
+            canon = self.canon_of.get(tid)  # (None: not an id of this Store, as compiled code finds too)
+            return canon is not None and canonical_subtype(canon, canon_ids[index])
         heap = rt & 0xFF
         if abstract_top(heap) != ANYREF:
             return abstract_top(heap) == heap  # extern, func, exn: every non-null value; their bottoms none

@@ -49,7 +49,6 @@ from ..abi import (
     FUNCREF_TYPE,
     GC_CURSOR,
     GC_DESC_BYTES,
-    GC_DESC_DEPTH,
     GC_DESC_DISPLAY,
     GC_DESC_KIND,
     GC_DESCRIPTOR_COUNT,
@@ -183,10 +182,11 @@ def emit_header_test(cg: FuncCodegen, ref: Reg, rt: int) -> Reg:
         id = header.type (a funcref: record.type); id >= descriptors: 0      (bounds-safe for any id)
         desc = descriptors + 64 id
         struct, array:  desc.kind == STRUCTREF, ARRAYREF
-        concrete:       desc.depth >= depth and desc.display[depth] == vmctx[canonical id of the target]
+        concrete:       desc.display[depth] == vmctx[canonical id of the target]
 
-    The target's depth is known here (supertypes are part of a canonical type), its canonical id is
-    not (per process: the vmctx has it)."""
+    A display's entries past its type's depth hold no canonical id (0xffffffff), so the depths need no
+    compare.  The target's depth is known here (supertypes are part of a canonical type), its canonical
+    id is not (per process: the vmctx has it)."""
     ctx, masm, layout = cg.ctx, cg.masm, cg.env.layout
     index = ref_type_index(rt)
     gc_types = cg.env.module.gc_types
@@ -211,12 +211,7 @@ def emit_header_test(cg: FuncCodegen, ref: Reg, rt: int) -> Reg:
         masm.load(LoadKind.I64_LOAD16_U, a, a, GC_DESC_KIND)
         masm.load_const(b, I64, rt & 0xFF)
     else:
-        depth = type_depth(cg, index)
-        if depth:  # (every type is at depth 0 or below)
-            masm.load(LoadKind.I64_LOAD16_U, b, a, GC_DESC_DEPTH)
-            masm.load_const(t, I64, depth)
-            masm.branch_compare(IntCmp.LT_U, b, t, fail, True)
-        masm.load(LoadKind.I64_LOAD32_U, a, a, GC_DESC_DISPLAY + 4 * depth)
+        masm.load(LoadKind.I64_LOAD32_U, a, a, GC_DESC_DISPLAY + 4 * type_depth(cg, index))
         masm.load_vmctx(b, layout.canonical_id(index))
     masm.int_compare(IntCmp.EQ, t, a, b)
     masm.jump(done)
