@@ -2,7 +2,8 @@
 
 ::
 
-    +0   u32 canonical type id      (wasm/subtyping.py: the process-wide registry)
+    +0   u32 Store type id          (runtime/store.py VmStore.type_id: one per canonical type; compiled
+                                      code takes it from the vmctx, never from the process's registry)
     +4   u32 length                 (arrays; 0 for a struct)
     +8   fields / elements          (a struct's fields each at its natural alignment; an array's
                                       elements packed at their size: i8 1, i16 2, i32/f32 4, else 8)

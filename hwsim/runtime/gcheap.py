@@ -162,15 +162,19 @@ class GcHeap:
         """Make the objects compiled code allocated in the buffer known (``objects``); the cursor."""
         store = self.store
         cursor = store.read_u64(self.record + abi.GC_CURSOR)
-        va, objects, sizes, read = self.buffer_scan, self.objects, self._sizes, store.read_u64
-        while va < cursor:
-            word = read(va)
-            tid = word & 0xFFFF_FFFF
+        start = self.buffer_scan
+        if cursor <= start:
+            return cursor
+        view = store.phys_view(start, cursor - start)  # one block: physically contiguous
+        objects, sizes, header = self.objects, self._sizes, _HEADER.unpack_from
+        off, span = 0, cursor - start
+        while off < span:
+            tid, length = header(view, off)
             fixed, per = sizes.get(tid) or self._size_of(tid)
-            size = (fixed + per * (word >> 32) + 15) & ~15
-            objects[va] = size
-            va += size
-        self.buffer_scan = va
+            size = (fixed + per * length + 15) & ~15
+            objects[start + off] = size
+            off += size
+        self.buffer_scan = cursor
         return cursor
 
     def _size_of(self, tid: int) -> tuple[int, int]:
@@ -295,26 +299,28 @@ class GcHeap:
         self.store.phys_view(va, size)[:] = bytes(size)
         return va
 
-    def _merge_free(self) -> None:
-        """Merge free blocks that are neighbours in memory (after a sweep): in virtual and in physical
-        memory, as an object must be physically contiguous (``phys_view``; the data region grows in
-        chunks of contiguous frames, not necessarily contiguous with each other)."""
-        blocks = sorted((va, size) for size, vas in self.free.items() for va in vas)
+    def _merge_free(self, dead: list[tuple[int, int]]) -> None:
+        """Merge the free blocks and ``dead`` (``(address, size)`` of objects just swept) where they are
+        neighbours in memory: in virtual and in physical memory, as an object must be physically
+        contiguous (``phys_view``; the data region grows in chunks of contiguous frames, not necessarily
+        contiguous with each other, so only a page boundary needs a look at the page tables)."""
+        blocks = [(va, size) for size, vas in self.free.items() for va in vas]
+        blocks += dead
+        blocks.sort()
         merged: dict[int, list[int]] = {}
-        start, length = None, 0
-        for va, size in blocks + [(-1, 0)]:
-            if start is not None and va == start + length and self._pa(va) == self._pa(start) + length:
-                length += size
+        pages: dict[int, int] = {}  # page -> its frame, for the boundaries looked at
+        page_pa = self.store.page_pa
+        start, end = -1, -1
+        for va, size in blocks:
+            if va == end and (va & 0xFFF or _frame(pages, page_pa, va) == _frame(pages, page_pa, va - 1) + 0x1000):
+                end += size
                 continue
-            if start is not None:
-                merged.setdefault(length, []).append(start)
-            start, length = va, size
+            if start >= 0:
+                merged.setdefault(end - start, []).append(start)
+            start, end = va, va + size
+        if start >= 0:
+            merged.setdefault(end - start, []).append(start)
         self.free = merged
-
-    def _pa(self, va: int) -> int:
-        pa = self.store.page_pa(va)
-        assert pa is not None  # the data region is mapped as it is allocated
-        return pa + (va & 0xFFF)
 
     # -- the collector ---------------------------------------------------------------------------------
 
@@ -394,13 +400,10 @@ class GcHeap:
                 continue
             marked.add(va)
             work += [w for w in self._fields(va) if w in objects and w not in marked]
-        freed = 0
-        for va in [va for va in objects if va not in marked]:
-            size = objects.pop(va)
-            self.used -= size
-            self.free.setdefault(size, []).append(va)
-            freed += 1
-        self._merge_free()
+        dead = [(va, objects.pop(va)) for va in objects.keys() - marked]
+        freed = len(dead)
+        self.used -= sum(size for _, size in dead)
+        self._merge_free(dead)
         self.collections += 1
         self.freed += freed
         return freed
@@ -464,6 +467,16 @@ class GcHeap:
         if not self.is_object(word):
             return False  # a host value: any, nothing below it
         return heap == EQREF or heap == self.kind(word)
+
+
+def _frame(pages: dict[int, int], page_pa, va: int) -> int:
+    """The physical address of ``va``'s page (cached in ``pages``)."""
+    page = va & ~0xFFF
+    pa = pages.get(page)
+    if pa is None:
+        pa = pages[page] = page_pa(page)
+        assert pa is not None  # the data region is mapped as it is allocated
+    return pa
 
 
 def new_object(store: VmStore, module, code: int, imm, stack: list[int]) -> int:

@@ -1,5 +1,5 @@
-"""Code generation for GC's instructions that need no heap: i31 references, ref.eq, the any/extern
-conversions, and ref.test, ref.cast, br_on_cast and br_on_cast_fail to abstract heap types.
+"""Code generation for GC's instructions: i31 references, ref.eq, the any/extern conversions, casts,
+and struct and array objects (allocation, fields and elements).
 
 A reference of the any and extern hierarchies is one 64-bit word, the same in both (so converting
 between them is no code), with the externref's host handles already in its shape (docs/gc.md)::
@@ -7,12 +7,12 @@ between them is no code), with the externref's host handles already in its shape
     0                 null
     (v << 1) | 1      an i31 (v: its 31 bits)
     4n + 2            a host object (Store handle n, runtime/store.py extern_handle)
-    8-aligned         a GC object (not allocated yet: no struct or array type compiles)
+    8-aligned         a GC object (its address: runtime/gcheap.py)
 
-A funcref stays the address of its function record.  Without GC objects the abstract casts are tests
-of the word: ``any``, ``extern`` and ``func`` accept every non-null value, ``eq`` and ``i31`` the
-i31s, ``struct``, ``array`` and the bottoms none.  Casts to concrete types are refused by the lowering
-(wasm/typedrefs.py).
+A funcref stays the address of its function record.  Casts to abstract types are tests of the word;
+to ``struct``, ``array`` and concrete types they read the type descriptor of the Store type id in the
+object's header or the funcref's record (``emit_header_test``).  Objects are allocated inline from the
+Store's allocation buffer, the gc_alloc builtin being the slow path (``_new_object``).
 """
 
 from __future__ import annotations
@@ -75,14 +75,14 @@ if 1 << _DESC_LOG2 != GC_DESC_BYTES:
 
 
 class Accepts(enum.Enum):
-    """Which non-null words a cast to an abstract heap type accepts, tested inline (struct, array and
-    concrete types need the object's header: the gc_test builtin)."""
+    """Which non-null words a cast accepts: tests of the word, or (struct, array and concrete types) of
+    the type descriptor of the object's or the function's type id."""
 
     ALL = "every non-null reference"
     EQ = "the i31 references and the objects (odd or 8-aligned words)"
     I31 = "the i31 references"
     NONE = "no non-null reference"
-    HEADER = "objects of a kind or type (the gc_test builtin reads the header)"
+    HEADER = "objects of a kind or type, functions of a type (their type descriptor)"
 
 
 ACCEPTS = {
@@ -133,7 +133,7 @@ def emit_test(cg: FuncCodegen, ref: Reg, rt: int) -> Reg:
             masm.int_binary(IntBinOp.OR, True, t, t, z)
         ctx.free_reg(z)
     elif what is Accepts.HEADER:
-        raise CompilerBug("a header cast reached the inline test (it calls gc_test)")
+        raise CompilerBug("a header cast reached the word test (emit_header_test or gc_test do it)")
     elif what is Accepts.I31:
         masm.int_binary(IntBinOp.AND, True, t, ref, 1)
         if nullable:
