@@ -7,12 +7,12 @@ never taken for an object."""
 from __future__ import annotations
 
 import pytest
+from gc_helpers import count_builtin_calls
 
 from hwsim import Engine, Instance, Module, Store, Trap
 from hwsim.compiler import abi
 from hwsim.compiler.builtins import Builtin
 from hwsim.compiler.traps import TrapCode
-from hwsim.runtime import builtins as runtime_builtins
 from hwsim.runtime import gcheap
 
 WAT = """(module
@@ -91,15 +91,7 @@ def tree_check(depth: int) -> int:
 @pytest.fixture
 def slow_calls(monkeypatch):
     """Count the calls of the gc_alloc builtin (the slow path)."""
-    calls = []
-    real = runtime_builtins.DISPATCH[Builtin.gc_alloc]
-
-    def counted(store, instance, m):
-        calls.append(1)
-        real(store, instance, m)
-
-    monkeypatch.setitem(runtime_builtins.DISPATCH, Builtin.gc_alloc, counted)
-    return calls
+    return count_builtin_calls(monkeypatch, Builtin.gc_alloc)
 
 
 def instance(limit: int = 1 << 20, *, stress: bool = False):

@@ -11,13 +11,13 @@ import subprocess
 import sys
 
 import pytest
+from gc_helpers import count_builtin_calls
 
 from hwsim import Engine, Func, FuncType, Instance, Module, Store, Trap, ValType, wat2wasm
 from hwsim.compiler import abi
 from hwsim.compiler.builtins import Builtin
 from hwsim.compiler.traps import TrapCode
 from hwsim.mmu.bits import Pte
-from hwsim.runtime import builtins as runtime_builtins
 
 DEPTH = 20  # a chain $t0 <- $t1 <- ... <- $t19: deeper than the 15-entry display
 
@@ -69,15 +69,7 @@ def chain():
 @pytest.fixture
 def gc_tests(monkeypatch):
     """Count the calls of the gc_test builtin (casts not done inline)."""
-    calls = []
-    real = runtime_builtins.DISPATCH[Builtin.gc_test]
-
-    def counted(store, instance, m):
-        calls.append(1)
-        real(store, instance, m)
-
-    monkeypatch.setitem(runtime_builtins.DISPATCH, Builtin.gc_test, counted)
-    return calls
+    return count_builtin_calls(monkeypatch, Builtin.gc_test)
 
 
 @pytest.mark.parametrize("target", [0, 1, 2, 7, 14, 15, 16, DEPTH - 1])
