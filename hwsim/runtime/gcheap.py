@@ -93,6 +93,9 @@ class GcHeap:
         # bytes of the data region ever taken for objects (live or free): kept within FRAGMENTATION_SLACK
         # times the limit, so garbage of ever new sizes reuses (splits, merged) free blocks instead of RAM
         self.footprint = 0
+        # The data-region spans the heap took (objects, free blocks, buffers all lie in them), in address
+        # order, each physically contiguous: what a sweep divides into live objects and free runs.
+        self.arena: list[list[int]] = []
         self.layouts: dict[int, object] = {}  # canonical type id -> its composite type (lowered)
         self.pinned: set[int] = set()  # objects the host has been given (GcObject): never freed
         # Collect at every allocation: tests, and HWSIM_GC_STRESS=1 for whole runs (hwsim fuzz --gc).
@@ -241,10 +244,24 @@ class GcHeap:
         store = self.store
         room = (store.data_mapped - store.data_next) & ~15
         if 0 < room < size and self.footprint + room + size <= FRAGMENTATION_SLACK * self.limit:
-            self.free.setdefault(room, []).append(store.alloc_data(room))
-            self.footprint += room
+            self.free.setdefault(room, []).append(self._take(room))
+        return self._take(size)
+
+    def _take(self, size: int) -> int:
+        """``size`` bytes of the data region for the heap, added to its arena."""
+        va = self.store.alloc_data(size)
         self.footprint += size
-        return store.alloc_data(size)
+        arena = self.arena
+        if arena and arena[-1][1] == va and self._contiguous(va, {}):
+            arena[-1][1] = va + size
+        else:
+            arena.append([va, va + size])
+        return va
+
+    def _contiguous(self, va: int, pages: dict[int, int]) -> bool:
+        """Are the bytes at ``va - 1`` and ``va`` neighbours in physical memory too?"""
+        page_pa = self.store.page_pa
+        return bool(va & 0xFFF) or _frame(pages, page_pa, va) == _frame(pages, page_pa, va - 1) + 0x1000
 
     # -- allocation ------------------------------------------------------------------------------------
 
@@ -299,28 +316,25 @@ class GcHeap:
         self.store.phys_view(va, size)[:] = bytes(size)
         return va
 
-    def _merge_free(self, dead: list[tuple[int, int]]) -> None:
-        """Merge the free blocks and ``dead`` (``(address, size)`` of objects just swept) where they are
-        neighbours in memory: in virtual and in physical memory, as an object must be physically
-        contiguous (``phys_view``; the data region grows in chunks of contiguous frames, not necessarily
-        contiguous with each other, so only a page boundary needs a look at the page tables)."""
-        blocks = [(va, size) for size, vas in self.free.items() for va in vas]
-        blocks += dead
-        blocks.sort()
-        merged: dict[int, list[int]] = {}
-        pages: dict[int, int] = {}  # page -> its frame, for the boundaries looked at
-        page_pa = self.store.page_pa
-        start, end = -1, -1
-        for va, size in blocks:
-            if va == end and (va & 0xFFF or _frame(pages, page_pa, va) == _frame(pages, page_pa, va - 1) + 0x1000):
-                end += size
-                continue
-            if start >= 0:
-                merged.setdefault(end - start, []).append(start)
-            start, end = va, va + size
-        if start >= 0:
-            merged.setdefault(end - start, []).append(start)
-        self.free = merged
+    def _free_runs(self, live: list[int]) -> None:
+        """After a sweep: the free blocks are the arena less the live objects (``live``: their addresses,
+        in order), each run between two of them one block.  O(live objects), whatever the garbage: the
+        dead objects are never looked at.  The arena's spans are physically contiguous each (``_take``),
+        so a run is too, as an object must be (``phys_view``)."""
+        objects = self.objects
+        free: dict[int, list[int]] = {}
+        i, n = 0, len(live)
+        for start, end in self.arena:
+            pos = start
+            while i < n and live[i] < end:
+                va = live[i]
+                if va > pos:
+                    free.setdefault(va - pos, []).append(pos)
+                pos = va + objects[va]
+                i += 1
+            if end > pos:
+                free.setdefault(end - pos, []).append(pos)
+        self.free = free
 
     # -- the collector ---------------------------------------------------------------------------------
 
@@ -400,10 +414,13 @@ class GcHeap:
                 continue
             marked.add(va)
             work += [w for w in self._fields(va) if w in objects and w not in marked]
-        dead = [(va, objects.pop(va)) for va in objects.keys() - marked]
-        freed = len(dead)
-        self.used -= sum(size for _, size in dead)
-        self._merge_free(dead)
+        live = sorted(marked)
+        kept = {va: objects[va] for va in live}
+        freed = len(objects) - len(kept)
+        objects.clear()
+        objects.update(kept)
+        self.used = sum(kept.values())
+        self._free_runs(live)
         self.collections += 1
         self.freed += freed
         return freed
