@@ -22,10 +22,15 @@ is free, so the memory objects take (live or free) stays within twice the limit.
     the store      globals, tables, element segments, exception payloads, the reference operand of
                    the allocating instruction, every object the host has been given (pinned)
 
+    threads        every other wasi-thread, switched out where it stopped (runtime/threads.py ``Stop``):
+                   blocked in a wait builtin or a host function, or preempted at a metered checkpoint,
+                   walked from its saved registers as above
+
 The heap itself is traced exactly (each object's canonical type says which fields are references).
-No collection while wasi-threads run (their other stacks are not walked), nor when a frame on the stack
-is not at a safepoint (a host callback run at an interrupt): the heap then just grows.  Not yet what
-the design in docs/gc.md wants: a moving collector.
+When a root cannot be known exactly (a thread preempted at any instruction, a frame not at a safepoint:
+a host callback run at an interrupt) the collection is *deferred*: the heap grows past the limit, up to
+the fragmentation room, and the next allocation tries again.  Not yet what the design in docs/gc.md
+wants: a moving collector.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from ..wasm.types import ANYREF, EQREF, I31REF, StructType, is_nullable, is_ref,
 from . import layout as L
 from .errors import Trap
 from .exceptions import leave_frame
+from .threads import Stop
 
 if TYPE_CHECKING:
     from .store import VmStore
@@ -70,6 +76,8 @@ class GcHeap:
         self.stress = os.environ.get("HWSIM_GC_STRESS") == "1"
         self.collections = 0
         self.freed = 0  # objects reclaimed, over all collections
+        self.deferred = 0  # collections put off: roots not knowable exactly then (a thread not at a safepoint)
+        self.deferred_why = ""
 
     def allocate(self, canon: int, size: int, length: int = 0, *, m=None, layout=None, roots=()) -> int:
         """A zeroed object of ``size`` bytes with its header written.  ``m``: the hart running the
@@ -78,24 +86,30 @@ class GcHeap:
         size = (size + 15) & ~15
         if layout is not None:
             self.layouts[canon] = layout
+        room = FRAGMENTATION_SLACK * self.limit
+        deferred = False
         if (self.stress or self.used + size > self.limit) and m is not None:
-            self.collect(m, roots)
-        if self.used + size > self.limit:
+            deferred = self.collect(m, roots) is None
+        # A deferred collection (roots not knowable now: another thread not at a safepoint) lets the heap grow
+        # past the limit, up to the fragmentation room; the next allocation tries to collect again.
+        if self.used + size > (room if deferred else self.limit):
+            why = f" (a collection was deferred: {self.deferred_why})" if deferred else ""
             raise Trap(
                 TrapCode.GC_HEAP_EXHAUSTED,
-                detail=f"{size} more bytes, {self.used} of the Store's {self.limit} in use by live objects",
+                detail=f"{size} more bytes, {self.used} of the Store's {self.limit} in use by live objects{why}",
             )
         va = self._reuse(size)
-        room = FRAGMENTATION_SLACK * self.limit
         if va is None and self.footprint + size > room and m is not None:
-            self.collect(m, roots)  # the free blocks are too small: merge neighbours, then look again
+            # the free blocks are too small: merge neighbours, then look again
+            deferred = self.collect(m, roots) is None
             va = self._reuse(size)
         if va is None:
             if self.footprint + size > room:
+                why = f"; a collection was deferred: {self.deferred_why}" if deferred else ""
                 raise Trap(
                     TrapCode.GC_HEAP_EXHAUSTED,
                     detail=f"{size} more bytes: no free run that large in {self.footprint} bytes of objects "
-                    f"({self.used} of the Store's {self.limit} in use by live ones, the rest fragmented)",
+                    f"({self.used} of the Store's {self.limit} in use by live ones, the rest fragmented{why})",
                 )
             va = self.store.alloc_data(size)
             self.footprint += size
@@ -164,11 +178,39 @@ class GcHeap:
     def stack_roots(self, m) -> list[int] | None:
         """The words the stack maps of the running wasm frames name, from the safepoint the hart is
         stopped at (an allocating builtin's ecall) outwards; None when a frame is not at a safepoint."""
+        return self._walk(m.get_reg("pc"), m.get_reg("s0"), m.get_reg)
+
+    def thread_roots(self, thread) -> list[int] | None:
+        """The words the stack maps of a switched-out wasi-thread's frames name (runtime/threads.py); None
+        when it stopped elsewhere than a safepoint (its instruction budget ran out at any instruction)."""
+        store = self.store
+        context = thread.context
+
+        def reg(name: str) -> int:
+            return store.machine.context_reg(context, name)
+
+        pc, fp = thread.pc, reg("s0")
+        if thread.stop is Stop.BLOCKED:
+            if L.HOSTCALL_STUB < pc <= L.HOSTCALL_STUB + 16:  # in a host function (a WASI call): from its caller
+                pc = reg("ra")
+                if pc == L.TAIL_RETURN_STUB:  # tail-called across instances
+                    pc, fp = store.read_u64(fp - 8), store.read_u64(fp - 16)
+            # else in a blocking builtin (memory.atomic.wait*): its return offset has the frame's map
+        elif thread.stop is Stop.CHECKPOINT:
+            loaded = store.locate(pc)
+            if loaded is None or not loaded.compiled.stack_maps.has(pc - loaded.base):
+                return None  # a checkpoint that is not a safepoint (after a bulk operation)
+        else:
+            return None
+        return self._walk(pc, fp, reg)
+
+    def _walk(self, pc: int, fp: int, reg) -> list[int] | None:
+        """From a frame stopped at the safepoint returning to ``pc`` (its fp ``fp``, registers read with
+        ``reg``) outwards to the host's call."""
         store = self.store
         read = store.read_u64
         restored: dict[int, int] = {}  # DWARF register -> its value in the frame being looked at
         words: list[int] = []
-        pc, fp = m.get_reg("pc"), m.get_reg("s0")
         entry_fp = fp  # the frame left last: at a host entry, the entry's sp
         while True:
             loaded = store.locate(pc)
@@ -193,23 +235,33 @@ class GcHeap:
                 elif loc in restored:
                     words.append(restored[loc])
                 else:
-                    words.append(m.get_reg(f"x{loc}"))
+                    words.append(reg(f"x{loc}"))
             caller = leave_frame(store, loaded, offset - 4, fp, restored)
             if caller is None:
                 return None
             entry_fp = fp
             pc, fp = caller
 
-    def collect(self, m, roots=()) -> int:
-        """Mark from the roots, sweep the rest onto the free lists; how many objects were freed."""
+    def collect(self, m, roots=()) -> int | None:
+        """Mark from the roots, sweep the rest onto the free lists; how many objects were freed, or None
+        when the roots cannot be known exactly now (the collection is deferred: ``deferred_why`` says why)."""
         store = self.store
-        if getattr(store, "threads", None) is not None:
-            return 0  # other threads' stacks are not scanned: no collection (docs/gc.md)
-        if not L.STACK_TOP - L.STACK_SIZE <= m.get_reg("sp") <= L.STACK_TOP:
-            return 0  # not on the Store's stack (a caller's own): what it holds cannot be scanned
+        sp = m.get_reg("sp")
+        if not (L.STACK_TOP - L.STACK_SIZE <= sp <= L.STACK_TOP or L.in_thread_stack(sp)):
+            self._defer("the hart is not on a stack of the Store")  # a caller's own: not scannable
+            return None
         words = self._root_words(m, roots)
         if words is None:
-            return 0  # a frame not at a safepoint: its references are not known exactly
+            self._defer("a frame on the stack is not at a safepoint")
+            return None
+        threads = getattr(store, "threads", None)
+        if threads is not None and threads.active:  # every other wasi-thread is switched out: walk it too
+            for thread in threads.stopped():
+                more = self.thread_roots(thread)
+                if more is None:
+                    self._defer(f"thread {thread.tid} stopped {thread.stop.value}, not at a safepoint")
+                    return None
+                words += more
         objects = self.objects
         marked: set[int] = set()
         work = [w for w in words if w in objects] + list(self.pinned)
@@ -229,6 +281,10 @@ class GcHeap:
         self.collections += 1
         self.freed += freed
         return freed
+
+    def _defer(self, why: str) -> None:
+        self.deferred += 1
+        self.deferred_why = why
 
     def _fields(self, va: int) -> list[int]:
         """The reference words an object holds."""

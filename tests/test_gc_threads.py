@@ -1,0 +1,167 @@
+"""GC collections while wasi-threads run (runtime/gcheap.py ``thread_roots``, runtime/threads.py ``Stop``):
+every switched-out thread's frames are walked from where it stopped (a blocking builtin, a host function, a
+metered checkpoint), and a thread stopped at no safepoint defers the collection."""
+
+from __future__ import annotations
+
+import pytest
+
+import hwsim
+from hwsim import Engine, Linker, Module, SharedMemory, Store, Trap, WasiConfig
+from hwsim.compiler.traps import TrapCode
+from hwsim.runtime.internal import vm_store
+from hwsim.runtime.threads import Stop
+
+# Each thread (and the main one) builds a list of 20 nodes held only in a local, then alternates blocking
+# (memory.atomic.wait with a timeout: another thread runs) and making garbage; then it sums its list.  A
+# list freed by a collection that missed a thread's frames would be reused, zeroed, by the garbage.
+WAT = """
+(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (export "memory" (memory 0))
+  (type $node (struct (field $v i32) (field $next (ref null $node))))
+  (type $b (array (mut i8)))
+  (func $build (param $base i32) (param $n i32) (result (ref null $node))
+    (local $l (ref null $node))
+    (loop $k
+      (if (local.get $n)
+        (then
+          (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+          (local.set $l (struct.new $node (i32.add (local.get $base) (local.get $n)) (local.get $l)))
+          (br $k))))
+    (local.get $l))
+  (func $sum (param $l (ref null $node)) (result i32)
+    (local $s i32)
+    (block $done
+      (loop $k
+        (br_if $done (ref.is_null (local.get $l)))
+        (local.set $s (i32.add (local.get $s) (struct.get $node $v (local.get $l))))
+        (local.set $l (struct.get $node $next (local.get $l)))
+        (br $k)))
+    (local.get $s))
+  (func $churn (param $n i32)
+    (loop $k
+      (if (local.get $n)
+        (then
+          (drop (array.new_default $b (i32.const 200)))
+          (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+          (br $k)))))
+  (func $sleep  ;; poll_oneoff on a relative clock subscription of 1 us: blocks in a host function
+    (i64.store (i32.const 2048) (i64.const 0))           ;; userdata
+    (i32.store8 (i32.const 2056) (i32.const 0))          ;; tag: clock
+    (i32.store (i32.const 2064) (i32.const 1))           ;; clock id: monotonic
+    (i64.store (i32.const 2072) (i64.const 1000))        ;; timeout (ns)
+    (i64.store (i32.const 2080) (i64.const 0))           ;; precision
+    (i32.store16 (i32.const 2088) (i32.const 0))         ;; flags: relative
+    (drop (call $poll (i32.const 2048) (i32.const 2304) (i32.const 1) (i32.const 2400))))
+  (func $work (param $tid i32) (result i32)
+    (local $l (ref null $node)) (local $i i32)
+    (local.set $l (call $build (i32.mul (local.get $tid) (i32.const 1000)) (i32.const 20)))
+    (loop $k
+      (if (i32.and (local.get $i) (i32.const 1))
+        (then (drop (memory.atomic.wait32 (i32.const 1024) (i32.const 0) (i64.const 1000))))
+        (else (call $sleep)))
+      (call $churn (i32.const 10))
+      (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $k (i32.lt_u (i32.const 12))))
+    (call $sum (local.get $l)))
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (i32.store (i32.shl (local.get $arg) (i32.const 2)) (call $work (local.get $arg)))
+    (drop (i32.atomic.rmw.add (i32.const 0) (i32.const 1)))
+    (drop (memory.atomic.notify (i32.const 0) (i32.const 1))))
+  (func (export "result") (param $t i32) (result i32) (i32.load (i32.shl (local.get $t) (i32.const 2))))
+  (func (export "run") (param $threads i32) (result i32)
+    (local $i i32) (local $done i32)
+    (i32.store (i32.const 0) (i32.const 0))
+    (loop $s
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (if (i32.le_s (call $spawn (local.get $i)) (i32.const 0)) (then unreachable))
+      (br_if $s (i32.lt_u (local.get $i) (local.get $threads))))
+    (local.set $i (call $work (i32.const 0)))
+    (block $all
+      (loop $w
+        (local.set $done (i32.atomic.load (i32.const 0)))
+        (br_if $all (i32.eq (local.get $done) (local.get $threads)))
+        (drop (memory.atomic.wait32 (i32.const 0) (local.get $done) (i64.const -1)))
+        (br $w)))
+    (local.get $i)))
+"""
+
+THREADS = 4
+
+
+def _setup(*, limit: int, seed: int = 0, instruction_slice: int = 0, harts: int = 1, hart_turn: int = 0):
+    engine = Engine(metering=True, cache=False)
+    module = Module(engine, WAT)
+    store = Store(engine, harts=harts)
+    config = WasiConfig()
+    config.threads = True
+    config.thread_seed = seed
+    config.time_slice = 40
+    config.instruction_slice = instruction_slice
+    config.hart_turn = hart_turn
+    store.set_wasi(config)
+    linker = Linker(engine)
+    linker.define_wasi()
+    for imp in module.imports:
+        if isinstance(imp.type, hwsim.MemoryType) and imp.type.is_shared:
+            linker.define(store, imp.module, imp.name, SharedMemory(engine, imp.type))
+    instance = linker.instantiate(store, module)
+    heap = vm_store(store).gc_heap
+    heap.limit = limit
+    return store, instance.exports(store), heap
+
+
+def _expected(tid: int) -> int:
+    return 20 * 1000 * tid + 190  # 1000*tid + 0 + ... + 1000*tid + 19
+
+
+def _run(store, exports) -> list[int]:
+    main = exports["run"](store, THREADS)
+    results = [exports["result"](store, t) for t in range(1, THREADS + 1)]
+    return [main, *results]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_threads_lists_live_only_on_their_stacks_survive_collections(seed: int) -> None:
+    """5 threads, 3.2 KiB of lists live and ~125 KiB of garbage under an 8 KiB heap: collections happen while
+    the other threads are blocked (a wait, a WASI call) or preempted at checkpoints; every list is intact."""
+    store, exports, heap = _setup(limit=8 << 10, seed=seed)
+    stops: set[Stop] = set()
+    collect = heap.collect
+
+    def spy(m, roots=()):  # which kinds of stops the collections walked
+        threads = vm_store(store).threads
+        stops.update(t.stop for t in threads.stopped())
+        return collect(m, roots)
+
+    heap.collect = spy  # type: ignore[method-assign]
+    assert _run(store, exports) == [_expected(t) for t in range(THREADS + 1)]
+    assert heap.collections >= 10 and heap.deferred == 0
+    assert heap.footprint <= 2 * heap.limit  # the garbage was reclaimed: memory stayed bounded
+    assert {Stop.BLOCKED, Stop.CHECKPOINT} <= stops
+
+
+def test_threads_on_several_harts_collect_too() -> None:
+    store, exports, heap = _setup(limit=8 << 10, harts=2)
+    assert _run(store, exports) == [_expected(t) for t in range(THREADS + 1)]
+    assert heap.collections >= 10 and heap.deferred == 0
+
+
+def test_a_thread_preempted_at_any_instruction_defers_the_collection() -> None:
+    """Error path: a thread stopped at no safepoint has frames the collector cannot read exactly: no
+    collection then (the heap grows past its limit, up to twice it); the lists stay intact."""
+    store, exports, heap = _setup(limit=16 << 10, instruction_slice=300)
+    assert _run(store, exports) == [_expected(t) for t in range(THREADS + 1)]
+    assert heap.deferred > 0 and "not at a safepoint" in heap.deferred_why
+    assert heap.collections > 0  # when every other thread was at a safepoint
+    assert heap.footprint <= 2 * heap.limit
+
+
+def test_a_live_set_too_large_for_the_heap_still_traps_with_threads() -> None:
+    store, exports, heap = _setup(limit=2 << 10)  # 3.2 KiB of lists cannot fit
+    with pytest.raises(Trap) as exc:
+        _run(store, exports)
+    assert exc.value.trap_code == TrapCode.GC_HEAP_EXHAUSTED
