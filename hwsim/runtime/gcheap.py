@@ -380,8 +380,13 @@ _PACK = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
 
 
 def write_elements(store: VmStore, va: int, storage: int, values: list[int]) -> None:
+    """Write ``values`` (bit patterns; a v128 its 128-bit integer) as consecutive elements of ``storage``."""
     size = storage_size(storage)
-    fmt = struct.Struct(_PACK[size])
     view = store.phys_view(va, size * len(values))
+    if size == 16:
+        for i, v in enumerate(values):
+            view[16 * i : 16 * i + 16] = i64_bits(storage, v).to_bytes(16, "little")
+        return
+    fmt = struct.Struct(_PACK[size])
     for i, v in enumerate(values):
         fmt.pack_into(view, i * size, i64_bits(storage, v))
