@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 from typing import TYPE_CHECKING
 
 from ..compiler.objlayout import HEADER_BYTES, array_bytes, storage_size, struct_layout
@@ -78,6 +79,8 @@ class GcHeap:
         self.freed = 0  # objects reclaimed, over all collections
         self.deferred = 0  # collections put off: roots not knowable exactly then (a thread not at a safepoint)
         self.deferred_why = ""
+        self.last_pause_ns = 0  # host time the last collection took
+        self.total_pause_ns = 0
 
     def allocate(self, canon: int, size: int, length: int = 0, *, m=None, layout=None, roots=()) -> int:
         """A zeroed object of ``size`` bytes with its header written.  ``m``: the hart running the
@@ -158,12 +161,10 @@ class GcHeap:
 
     # -- the collector ---------------------------------------------------------------------------------
 
-    def _root_words(self, m, roots) -> list[int] | None:
+    def _store_roots(self, roots) -> list[int]:
+        """The words the Store holds outside the stack (and ``roots``, the caller's)."""
         store = self.store
-        words = self.stack_roots(m)
-        if words is None:
-            return None
-        words += roots
+        words = list(roots)
         for instance in store.instances.values():
             for g in instance.globals:
                 words.append(g.get_bits())
@@ -177,8 +178,18 @@ class GcHeap:
 
     def stack_roots(self, m) -> list[int] | None:
         """The words the stack maps of the running wasm frames name, from the safepoint the hart is
-        stopped at (an allocating builtin's ecall) outwards; None when a frame is not at a safepoint."""
-        return self._walk(m.get_reg("pc"), m.get_reg("s0"), m.get_reg)
+        stopped at (an allocating builtin's ecall, or a host function's: ``Store.gc`` called in one)
+        outwards; None when a frame is not at a safepoint."""
+        pc, fp = self._past_host_call(m.get_reg("pc"), m.get_reg("s0"), m.get_reg)
+        return self._walk(pc, fp, m.get_reg)
+
+    def _past_host_call(self, pc: int, fp: int, reg) -> tuple[int, int]:
+        """Stopped in a host function's stub: its wasm caller's safepoint (ra) and fp; else as it is."""
+        if L.HOSTCALL_STUB < pc <= L.HOSTCALL_STUB + 16:
+            pc = reg("ra")
+            if pc == L.TAIL_RETURN_STUB:  # tail-called across instances
+                pc, fp = self.store.read_u64(fp - 8), self.store.read_u64(fp - 16)
+        return pc, fp
 
     def thread_roots(self, thread) -> list[int] | None:
         """The words the stack maps of a switched-out wasi-thread's frames name (runtime/threads.py); None
@@ -191,11 +202,9 @@ class GcHeap:
 
         pc, fp = thread.pc, reg("s0")
         if thread.stop is Stop.BLOCKED:
-            if L.HOSTCALL_STUB < pc <= L.HOSTCALL_STUB + 16:  # in a host function (a WASI call): from its caller
-                pc = reg("ra")
-                if pc == L.TAIL_RETURN_STUB:  # tail-called across instances
-                    pc, fp = store.read_u64(fp - 8), store.read_u64(fp - 16)
-            # else in a blocking builtin (memory.atomic.wait*): its return offset has the frame's map
+            # in a host function (a WASI call): from its caller; in a blocking builtin (memory.atomic.wait*):
+            # its return offset has the frame's map
+            pc, fp = self._past_host_call(pc, fp, reg)
         elif thread.stop is Stop.CHECKPOINT:
             loaded = store.locate(pc)
             if loaded is None or not loaded.compiled.stack_maps.has(pc - loaded.base):
@@ -242,18 +251,27 @@ class GcHeap:
             entry_fp = fp
             pc, fp = caller
 
-    def collect(self, m, roots=()) -> int | None:
+    def collect(self, m=None, roots=()) -> int | None:
         """Mark from the roots, sweep the rest onto the free lists; how many objects were freed, or None
-        when the roots cannot be known exactly now (the collection is deferred: ``deferred_why`` says why)."""
+        when the roots cannot be known exactly now (the collection is deferred: ``deferred_why`` says why).
+        ``m``: the hart, stopped at a safepoint of the running wasm; None: no wasm runs (``Store.gc``)."""
         store = self.store
-        sp = m.get_reg("sp")
-        if not (L.STACK_TOP - L.STACK_SIZE <= sp <= L.STACK_TOP or L.in_thread_stack(sp)):
-            self._defer("the hart is not on a stack of the Store")  # a caller's own: not scannable
-            return None
-        words = self._root_words(m, roots)
-        if words is None:
-            self._defer("a frame on the stack is not at a safepoint")
-            return None
+        start = time.perf_counter_ns()
+        if m is None:
+            if store.depth:
+                self._defer("wasm is running and no hart was given")
+                return None
+            words = self._store_roots(roots)
+        else:
+            sp = m.get_reg("sp")
+            if not (L.STACK_TOP - L.STACK_SIZE <= sp <= L.STACK_TOP or L.in_thread_stack(sp)):
+                self._defer("the hart is not on a stack of the Store")  # a caller's own: not scannable
+                return None
+            stack = self.stack_roots(m)
+            if stack is None:
+                self._defer("a frame on the stack is not at a safepoint")
+                return None
+            words = stack + self._store_roots(roots)
         threads = getattr(store, "threads", None)
         if threads is not None and threads.active:  # every other wasi-thread is switched out: walk it too
             for thread in threads.stopped():
@@ -280,7 +298,13 @@ class GcHeap:
         self._merge_free()
         self.collections += 1
         self.freed += freed
+        self.last_pause_ns = time.perf_counter_ns() - start
+        self.total_pause_ns += self.last_pause_ns
         return freed
+
+    def reference_words(self) -> list[int]:
+        """Every reference word the objects hold (host handles among them: ``Store.gc`` keeps those)."""
+        return [w for va in self.objects for w in self._fields(va)]
 
     def _defer(self, why: str) -> None:
         self.deferred += 1
