@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import hwsim
-from hwsim import Engine, Linker, Module, SharedMemory, Store, Trap, WasiConfig
+from hwsim import Engine, Global, Linker, Module, SharedMemory, Store, Trap, WasiConfig
 from hwsim.compiler.traps import TrapCode
 from hwsim.runtime.internal import vm_store
 from hwsim.runtime.threads import Stop
@@ -92,9 +92,11 @@ WAT = """
 THREADS = 4
 
 
-def _setup(*, limit: int, seed: int = 0, instruction_slice: int = 0, harts: int = 1, hart_turn: int = 0):
+def _setup(
+    *, limit: int, seed: int = 0, instruction_slice: int = 0, harts: int = 1, hart_turn: int = 0, wat: str = WAT
+):
     engine = Engine(metering=True, cache=False)
-    module = Module(engine, WAT)
+    module = Module(engine, wat)
     store = Store(engine, harts=harts)
     config = WasiConfig()
     config.threads = True
@@ -108,6 +110,8 @@ def _setup(*, limit: int, seed: int = 0, instruction_slice: int = 0, harts: int 
     for imp in module.imports:
         if isinstance(imp.type, hwsim.MemoryType) and imp.type.is_shared:
             linker.define(store, imp.module, imp.name, SharedMemory(engine, imp.type))
+        elif isinstance(imp.type, hwsim.GlobalType):  # SHARED's list: one global every thread's instance imports
+            linker.define(store, imp.module, imp.name, Global(store, imp.type, None))
     instance = linker.instantiate(store, module)
     heap = vm_store(store).gc_heap
     heap.limit = limit
@@ -165,3 +169,71 @@ def test_a_live_set_too_large_for_the_heap_still_traps_with_threads() -> None:
     with pytest.raises(Trap) as exc:
         _run(store, exports)
     assert exc.value.trap_code == TrapCode.GC_HEAP_EXHAUSTED
+
+
+# One list reached from several threads: the main thread publishes it in an imported global (every thread's
+# instance imports the same one), each thread takes it into a local and waits; the main thread clears the
+# global and makes garbage while only the blocked threads' stacks hold the list; each sums it at the end.
+SHARED = """
+(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (import "env" "list" (global $list (mut externref)))
+  (export "memory" (memory 0))
+  (type $node (struct (field $v i32) (field $next (ref null $node))))
+  (type $b (array (mut i8)))
+  (func $sum (param $l (ref null $node)) (result i32)
+    (local $s i32)
+    (block $done
+      (loop $k
+        (br_if $done (ref.is_null (local.get $l)))
+        (local.set $s (i32.add (local.get $s) (struct.get $node $v (local.get $l))))
+        (local.set $l (struct.get $node $next (local.get $l)))
+        (br $k)))
+    (local.get $s))
+  (func $wait_for (param $addr i32) (param $value i32)  ;; until [addr] == value
+    (block $done
+      (loop $k
+        (br_if $done (i32.eq (i32.atomic.load (local.get $addr)) (local.get $value)))
+        (drop (memory.atomic.wait32 (local.get $addr) (i32.atomic.load (local.get $addr)) (i64.const 5000)))
+        (br $k))))
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (local $l (ref null $node))
+    (local.set $l (ref.cast (ref null $node) (any.convert_extern (global.get $list))))
+    (drop (i32.atomic.rmw.add (i32.const 0) (i32.const 1)))  ;; taken
+    (call $wait_for (i32.const 4) (i32.const 1))             ;; the main thread has made its garbage
+    (i32.store (i32.add (i32.const 16) (i32.shl (local.get $arg) (i32.const 2))) (call $sum (local.get $l)))
+    (drop (i32.atomic.rmw.add (i32.const 8) (i32.const 1)))
+    (drop (memory.atomic.notify (i32.const 8) (i32.const 1))))
+  (func (export "result") (param $t i32) (result i32) (i32.load (i32.add (i32.const 16) (i32.shl (local.get $t) (i32.const 2)))))
+  (func (export "run") (param $threads i32) (result i32)
+    (local $i i32) (local $l (ref null $node))
+    (loop $b
+      (local.set $l (struct.new $node (local.get $i) (local.get $l)))
+      (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $b (i32.lt_u (i32.const 30))))
+    (global.set $list (extern.convert_any (local.get $l)))
+    (local.set $l (ref.null $node))
+    (local.set $i (i32.const 0))
+    (loop $s
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (if (i32.le_s (call $spawn (local.get $i)) (i32.const 0)) (then unreachable))
+      (br_if $s (i32.lt_u (local.get $i) (local.get $threads))))
+    (call $wait_for (i32.const 0) (local.get $threads))       ;; every thread took the list
+    (global.set $list (ref.null extern))
+    (loop $k  ;; garbage while only the other threads hold the list (blocked in their waits)
+      (drop (array.new_default $b (i32.const 300)))
+      (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $k (i32.lt_u (i32.const 60))))
+    (i32.atomic.store (i32.const 4) (i32.const 1))
+    (drop (memory.atomic.notify (i32.const 4) (i32.const -1)))
+    (call $wait_for (i32.const 8) (local.get $threads))
+    (i32.const 0)))
+"""
+
+
+def test_a_list_only_other_threads_stacks_hold_survives_collections() -> None:
+    store, exports, heap = _setup(limit=4 << 10, wat=SHARED)
+    exports["run"](store, THREADS)
+    assert [exports["result"](store, t) for t in range(1, THREADS + 1)] == [sum(range(30))] * THREADS
+    assert heap.collections >= 3 and heap.deferred == 0 and heap.footprint <= 2 * heap.limit
