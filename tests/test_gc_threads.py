@@ -237,3 +237,30 @@ def test_a_list_only_other_threads_stacks_hold_survives_collections() -> None:
     exports["run"](store, THREADS)
     assert [exports["result"](store, t) for t in range(1, THREADS + 1)] == [sum(range(30))] * THREADS
     assert heap.collections >= 3 and heap.deferred == 0 and heap.footprint <= 2 * heap.limit
+
+
+class _NotAtASafepoint:
+    """A hart stopped on the Store's stack at a pc in no compiled code (a frame whose references are unknown)."""
+
+    def get_reg(self, name: str) -> int:
+        from hwsim.runtime.layout import STACK_TOP
+
+        return {"pc": 0x1234, "s0": 0, "sp": STACK_TOP - 64}.get(name, 0)
+
+
+def test_a_deferred_collection_lets_the_heap_grow_to_twice_its_limit_then_traps_naming_why() -> None:
+    """Error path: while no collection can run, allocations go on past the limit up to the fragmentation room
+    (twice the limit), then trap out of GC heap memory, saying the collection was deferred."""
+    from hwsim.runtime.internal import vm_store as engine_store
+
+    store = Store(Engine(cache=False))
+    heap = engine_store(store).gc_heap
+    heap.limit = 256
+    hart = _NotAtASafepoint()
+    made = []
+    with pytest.raises(Trap) as exc:
+        for _ in range(100):
+            made.append(heap.allocate(1, 32, m=hart))
+    assert len(made) == 16 and heap.used == 512 and heap.collections == 0 and heap.deferred == 9
+    assert exc.value.trap_code == TrapCode.GC_HEAP_EXHAUSTED
+    assert "a collection was deferred: a frame on the stack is not at a safepoint" in str(exc.value)
