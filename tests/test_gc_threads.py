@@ -12,6 +12,19 @@ from hwsim.compiler.traps import TrapCode
 from hwsim.runtime.internal import vm_store
 from hwsim.runtime.threads import Stop
 
+# A list's sum (both modules below).
+SUM = """\
+  (func $sum (param $l (ref null $node)) (result i32)
+    (local $s i32)
+    (block $done
+      (loop $k
+        (br_if $done (ref.is_null (local.get $l)))
+        (local.set $s (i32.add (local.get $s) (struct.get $node $v (local.get $l))))
+        (local.set $l (struct.get $node $next (local.get $l)))
+        (br $k)))
+    (local.get $s))
+"""
+
 # Each thread (and the main one) builds a list of 20 nodes held only in a local, then alternates blocking
 # (memory.atomic.wait with a timeout: another thread runs) and making garbage; then it sums its list.  A
 # list freed by a collection that missed a thread's frames would be reused, zeroed, by the garbage.
@@ -32,15 +45,7 @@ WAT = """
           (local.set $l (struct.new $node (i32.add (local.get $base) (local.get $n)) (local.get $l)))
           (br $k))))
     (local.get $l))
-  (func $sum (param $l (ref null $node)) (result i32)
-    (local $s i32)
-    (block $done
-      (loop $k
-        (br_if $done (ref.is_null (local.get $l)))
-        (local.set $s (i32.add (local.get $s) (struct.get $node $v (local.get $l))))
-        (local.set $l (struct.get $node $next (local.get $l)))
-        (br $k)))
-    (local.get $s))
+{SUM}
   (func $churn (param $n i32)
     (loop $k
       (if (local.get $n)
@@ -87,7 +92,7 @@ WAT = """
         (drop (memory.atomic.wait32 (i32.const 0) (local.get $done) (i64.const -1)))
         (br $w)))
     (local.get $i)))
-"""
+""".replace("{SUM}\n", SUM)
 
 THREADS = 4
 
@@ -182,15 +187,7 @@ SHARED = """
   (export "memory" (memory 0))
   (type $node (struct (field $v i32) (field $next (ref null $node))))
   (type $b (array (mut i8)))
-  (func $sum (param $l (ref null $node)) (result i32)
-    (local $s i32)
-    (block $done
-      (loop $k
-        (br_if $done (ref.is_null (local.get $l)))
-        (local.set $s (i32.add (local.get $s) (struct.get $node $v (local.get $l))))
-        (local.set $l (struct.get $node $next (local.get $l)))
-        (br $k)))
-    (local.get $s))
+{SUM}
   (func $wait_for (param $addr i32) (param $value i32)  ;; until [addr] == value
     (block $done
       (loop $k
@@ -229,7 +226,7 @@ SHARED = """
     (drop (memory.atomic.notify (i32.const 4) (i32.const -1)))
     (call $wait_for (i32.const 8) (local.get $threads))
     (i32.const 0)))
-"""
+""".replace("{SUM}\n", SUM)
 
 
 def test_a_list_only_other_threads_stacks_hold_survives_collections() -> None:

@@ -43,6 +43,7 @@ import struct
 import traceback
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
@@ -310,13 +311,20 @@ class _RefSources:
         return [src for src, t in self.found if matches(self.canon, ref_as_non_null(t), want)]
 
 
-def source_problem(position: int, source: tuple, value_missing: bool, value_null: bool) -> str | None:
-    """Why argument ``position`` cannot be passed (the same words from both engines), or None."""
-    if value_missing:
-        return f"argument {position}: call {source[1]} gave no value"
-    if value_null and not source[-1]:
-        return f"argument {position}: {source[0]} {source[1]} is null, the parameter non-nullable"
-    return None
+def resolve_source(position: int, source: tuple, returned: list, read, is_null) -> tuple[Any, str | None]:
+    """An engine's value of a reference argument's ``source`` (``read(source)`` for a global, table element or
+    function; ``returned``: each earlier call's results, None where it returned none) and why the call cannot
+    be made (the same words from both engines), or None."""
+    if source[0] == "result":
+        values = returned[source[1]]
+        if values is None:
+            return None, f"argument {position}: call {source[1]} gave no value"
+        value = values[source[2]]
+    else:
+        value = read(source)
+    if is_null(value) and not source[-1]:
+        return None, f"argument {position}: {source[0]} {source[1]} is null, the parameter non-nullable"
+    return value, None
 
 
 @dataclass
@@ -472,22 +480,22 @@ def _hwsim_args(api, store, exports, args, returned: list) -> tuple[list, str | 
         if arg == "null":
             params.append(api.Val(api.ValType(_code(t))))
             continue
-        value, missing = None, False
-        if arg[0] == "result":
-            vals = returned[arg[1]]
-            missing = vals is None
-            value = None if missing else vals[arg[2]]
-        elif arg[0] == "global":
-            value = api.Val(api.ValType(_code(t)), ref=exports[arg[1]].value(store))
-        elif arg[0] == "table":
-            value = api.Val(api.ValType(_code(t)), ref=exports[arg[1]].get(store, arg[2]))
-        else:
-            value = api.Val(api.ValType(_code(t)), ref=exports[arg[1]])
-        null = value is None or value.ref is None
-        why = source_problem(position, arg, missing, null)
+
+        def read(source, t=t):
+            item = exports[source[1]]
+            ref = (
+                item.value(store)
+                if source[0] == "global"
+                else item.get(store, source[2])
+                if source[0] == "table"
+                else item
+            )
+            return api.Val(api.ValType(_code(t)), ref=ref)
+
+        value, why = resolve_source(position, arg, returned, read, lambda v: v.ref is None)
         if why is not None:
             return [], why, 0
-        objects |= not null
+        objects |= value.ref is not None
         params.append(value)
     return params, None, objects
 
@@ -832,26 +840,21 @@ def _wasmtime_args(wasmtime, ffi, store, exports, args, returned: list) -> tuple
                 val = wasmtime.Val.funcref(None) if ty == "funcref" else wasmtime.Val.externref(None)
                 raw = val._new_raw(store)
         else:
-            missing = False
-            if arg[0] == "result":
-                raws = returned[arg[1]]
-                missing = raws is None
-                raw = None if missing else raws[arg[2]]
-            elif arg[0] == "global":
-                raw = ffi.wasmtime_val_t()
-                item = exports[arg[1]]
-                ffi.wasmtime_global_get(store._context(), ctypes.byref(item._global), ctypes.byref(raw))
-            elif arg[0] == "table":
-                raw = ffi.wasmtime_val_t()
-                item = exports[arg[1]]
-                ffi.wasmtime_table_get(store._context(), ctypes.byref(item._table), arg[2], ctypes.byref(raw))
-            else:
-                raw = wasmtime.Val.funcref(exports[arg[1]])._new_raw(store)
-            null = raw is None or _raw_is_null(ffi, raw)
-            why = source_problem(position, arg, missing, null)
+
+            def read(source):
+                item, raw = exports[source[1]], ffi.wasmtime_val_t()
+                if source[0] == "global":
+                    ffi.wasmtime_global_get(store._context(), ctypes.byref(item._global), ctypes.byref(raw))
+                elif source[0] == "table":
+                    ffi.wasmtime_table_get(store._context(), ctypes.byref(item._table), source[2], ctypes.byref(raw))
+                else:
+                    raw = wasmtime.Val.funcref(item)._new_raw(store)
+                return raw
+
+            raw, why = resolve_source(position, arg, returned, read, lambda r: _raw_is_null(ffi, r))
             if why is not None:
                 return [], why, 0
-            objects |= not null
+            objects |= not _raw_is_null(ffi, raw)
         params.append(raw)
     return params, None, objects
 

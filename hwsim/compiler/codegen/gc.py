@@ -258,16 +258,21 @@ def _address(cg: FuncCodegen, base: Reg, offset: int) -> tuple[Reg, int, Reg | N
     return t, 0, t
 
 
+def _v128_at(cg: FuncCodegen, move: Callable[[Reg, Reg, Reg, int], None], lo: Reg, hi: Reg, obj: Reg, offset: int):
+    """``move`` (the backend's load_v128 or store_v128) the halves ``lo, hi`` at ``obj + offset``."""
+    base, disp, temp = _address(cg, obj, offset)
+    move(lo, hi, base, disp)
+    if temp is not None:
+        cg.ctx.free_reg(temp)
+
+
 def _store_field(cg: FuncCodegen, obj: Reg, offset: int, storage: int) -> None:
     """Pop a value and store it at ``obj + offset``."""
     ctx = cg.ctx
     if storage == V128:  # two operand-stack halves (codegen/simd.py), the high one on top
         hi, hown = ctx.pop_reg()
         lo, lown = ctx.pop_reg()
-        base, disp, temp = _address(cg, obj, offset)
-        cg.masm.store_v128(lo, hi, base, disp)
-        if temp is not None:
-            ctx.free_reg(temp)
+        _v128_at(cg, cg.masm.store_v128, lo, hi, obj, offset)
         ctx.release(hi, hown)
         ctx.release(lo, lown)
         return
@@ -293,10 +298,7 @@ def _load_field(cg: FuncCodegen, obj: Reg, offset: int, storage: int, signed: bo
     ctx = cg.ctx
     if storage == V128:  # both halves' registers taken before either is pushed (neither can be spilled early)
         lo, hi = ctx.alloc(INT), ctx.alloc(INT)
-        base, disp, temp = _address(cg, obj, offset)
-        cg.masm.load_v128(lo, hi, base, disp)
-        if temp is not None:
-            ctx.free_reg(temp)
+        _v128_at(cg, cg.masm.load_v128, lo, hi, obj, offset)
         ctx.push_reg(V128, lo)
         ctx.push_reg(V128, hi)
         return
