@@ -6,8 +6,21 @@ from __future__ import annotations
 
 import pytest
 
-from hwsim import Engine, FuncType, GcStats, Linker, Module, Store, Trap, TrapCode, ValType
-from hwsim.errors import ArgumentTypeError, ConfigError
+from hwsim import (
+    I31,
+    Engine,
+    FuncType,
+    GcObject,
+    GcStats,
+    Linker,
+    Module,
+    Store,
+    Trap,
+    TrapCode,
+    ValType,
+    WasmtimeError,
+)
+from hwsim.errors import ArgumentTypeError, ConfigError, StoreMismatchError
 
 I32 = ValType.i32()
 EXTERNREF = ValType.externref()
@@ -147,3 +160,56 @@ def test_store_gc_keeps_a_host_object_an_object_field_holds():
     e["drop"](store)
     store.gc()
     assert id(token) not in store._store._extern_ids
+
+
+FIELDS = """
+(module
+  (type $s (struct (field i8) (field i16) (field i32) (field i64) (field f32) (field f64) (field v128)
+                   (field anyref) (field (ref null $s)) (field funcref) (field externref)))
+  (type $a (array (mut i16)))
+  (func $f (export "f"))
+  (elem declare func $f)
+  (func (export "make") (param externref) (result (ref $s))
+    (struct.new $s (i32.const -1) (i32.const -2) (i32.const -3) (i64.const -4) (f32.const 1.5) (f64.const -2.25)
+      (v128.const i64x2 5 6) (ref.i31 (i32.const -7)) (struct.new_default $s) (ref.func $f) (local.get 0)))
+  (func (export "array") (result (ref $a)) (array.new_fixed $a 3 (i32.const 1) (i32.const -1) (i32.const 3))))
+"""
+
+
+def _fields():
+    engine = Engine(cache=False)
+    store = Store(engine)
+    exports = Linker(engine).instantiate(store, Module(engine, FIELDS)).exports(store)
+    return store, exports
+
+
+def test_gc_object_fields_read_as_the_embedding_api_shows_their_types():
+    store, e = _fields()
+    token = object()
+    obj = e["make"](store, token)
+    assert obj.len(store) == 11
+    values = [obj.get(store, i) for i in range(11)]
+    assert values[:7] == [0xFF, 0xFFFE, -3, -4, 1.5, -2.25, 5 | 6 << 64]  # packed: zero-extended; v128: its int
+    assert values[7] == I31(-7) and values[10] is token
+    inner = values[8]
+    assert isinstance(inner, GcObject) and inner.kind == "struct" and inner.get(store, 2) == 0
+    assert inner.get(store, 8) is None and values[9] == e["f"]
+    arr = e["array"](store)
+    assert arr.len(store) == 3 and [arr.get(store, i) for i in range(3)] == [1, 0xFFFF, 3]
+
+
+def test_gc_object_get_refuses_a_bad_index_or_another_store():
+    store, e = _fields()
+    obj, arr = e["make"](store, None), e["array"](store)
+    with pytest.raises(WasmtimeError) as exc:
+        obj.get(store, 11)
+    assert str(exc.value) == "GcObject.get: index 11 is out of bounds for a struct of 11 fields"
+    with pytest.raises(WasmtimeError) as exc:
+        arr.get(store, -1)
+    assert str(exc.value) == "GcObject.get: index -1 is out of bounds for an array of 3 elements"
+    with pytest.raises(ArgumentTypeError):
+        arr.get(store, "0")
+    with pytest.raises(StoreMismatchError):
+        arr.get(Store(store.engine), 0)
+    with pytest.raises(StoreMismatchError):
+        obj.len(Store(store.engine))

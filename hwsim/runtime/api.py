@@ -59,6 +59,8 @@ from ..wasm.types import (
     F32,
     F64,
     FUNCREF,
+    I8,
+    I16,
     I32,
     I64,
     REF_CONCRETE,
@@ -474,6 +476,34 @@ class GcObject:
 
     def __hash__(self) -> int:
         return hash(self.address)
+
+    def len(self, store: Store) -> int:
+        """A struct's number of fields, an array's of elements (an hwsim extension, as :meth:`get`)."""
+        return self._store_of(store, "GcObject.len").gc_heap.field_count(self.address)
+
+    def get(self, store: Store, index: int) -> Any:
+        """Field ``index`` of a struct, element ``index`` of an array, as the embedding API shows a value of its
+        type (an hwsim extension: wasmtime-py cannot read GC objects): an int for i32 and i64 (signed) and for
+        a packed i8 or i16 (zero-extended, as ``struct.get_u``), a float for f32 and f64, a v128's unsigned
+        128-bit int (lane 0 in the low bits), a reference as ``I31``, ``GcObject``, ``Func``, the host object
+        or None.  An index past the last raises WasmtimeError."""
+        runtime = self._store_of(store, "GcObject.get")
+        index = _int(index, "GcObject.get(index)")
+        found = runtime.gc_heap.read_field(self.address, index)
+        if found is None:
+            count = runtime.gc_heap.field_count(self.address)
+            what = "fields" if self.kind == "struct" else "elements"
+            raise WasmtimeError(
+                f"GcObject.get: index {index} is out of bounds for {'a struct' if self.kind == 'struct' else 'an array'} of {count} {what}"
+            )
+        storage, bits = found
+        return _from_bits(runtime, I32 if storage in (I8, I16) else storage, bits).value
+
+    def _store_of(self, store: Store, what: str) -> Any:
+        runtime = _runtime(store)
+        if runtime is not self._store:
+            raise StoreMismatchError(f"{what}: the object belongs to another Store")
+        return runtime
 
 
 class Val:

@@ -324,6 +324,29 @@ class GcHeap:
             return []
         return list(struct.unpack_from(f"<{length}Q", view, HEADER_BYTES))
 
+    def read_field(self, va: int, index: int) -> tuple[int, int] | None:
+        """Field ``index`` of the struct at ``va``, or element ``index`` of the array: (its storage type, its
+        bits, unsigned: a v128's 128); None past the last one."""
+        canon, length = self.header(va)
+        ct = self.layouts[canon]
+        if isinstance(ct, StructType):
+            if not 0 <= index < len(ct.fields):
+                return None
+            storage, offset = ct.fields[index].storage, struct_layout(ct)[0][index]
+        else:
+            if not 0 <= index < length:
+                return None
+            storage = ct.element.storage  # type: ignore[attr-defined]
+            offset = HEADER_BYTES + index * storage_size(storage)
+        size = storage_size(storage)
+        return storage, int.from_bytes(self.store.phys_view(va + offset, size), "little")
+
+    def field_count(self, va: int) -> int:
+        """A struct's fields or an array's elements: how many."""
+        canon, length = self.header(va)
+        ct = self.layouts[canon]
+        return len(ct.fields) if isinstance(ct, StructType) else length
+
     def header(self, va: int) -> tuple[int, int]:
         """(canonical type id, length) of the object at ``va``."""
         canon, length = _HEADER.unpack(self.store.phys_view(va, HEADER_BYTES))
