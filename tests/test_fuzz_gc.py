@@ -52,14 +52,16 @@ VALUES = """(module
 def test_gc_values_compare_by_what_the_host_observes():
     data = wat(VALUES.format(3))
     plan = CallPlan.for_module(decode_module(data), 0)
-    assert [name for name, _ in plan.calls] == ["i31s", "objects", "external"]  # no value for a (ref $s)
-    assert plan.calls[0][1] == [("anyref", "null")]
+    assert [name for name, _ in plan.calls] == ["i31s", "objects", "external", "non_null_param"]
+    assert plan.calls[0][1] == [("anyref", ("global", "o", True))]  # an eqref: global o's struct (g: an anyref)
+    assert plan.calls[3][1] == [("anyref", ("result", 1, 3, False))]  # objects' (ref $s): the only source
     assert plan.anyrefs == {"g", "o"}
     hw, wt = run_hwsim(data, plan), run_wasmtime(data, plan)
     assert hw.calls == wt.calls
-    assert hw.calls[0][1] == ("ok", [("anyref", "i31 -5"), ("anyref", "i31 1073741823"), ("anyref", "null")])
+    assert hw.calls[0][1] == ("ok", [("anyref", "i31 -5"), ("anyref", "i31 1073741823"), ("anyref", "ref")])
     assert hw.calls[1][1] == ("ok", [("anyref", "ref"), ("anyref", "ref"), ("anyref", "null"), ("anyref", "ref")])
     assert hw.calls[2][1] == ("ok", [("externref", "ref")])  # an externalized i31: opaque to the host
+    assert hw.calls[3][1] == ("ok", [("i32", 0)]) and hw.object_calls == wt.object_calls == 2
     assert hw.final["global g"] == wt.final["global g"] == ("anyref", "i31 -9")
     assert hw.final["global o"] == wt.final["global o"] == ("anyref", "ref")
     assert check_module(data, 0).kind == "agree"
@@ -172,3 +174,87 @@ def test_fuzz_command_takes_gc(tmp_path, capsys):
     assert main([*argv, "--json", str(tmp_path / "s.json")]) == 0
     assert "smith --gc-enabled=true --reference-types-enabled=true" in capsys.readouterr().out
     assert json.loads((tmp_path / "s.json").read_text())["smith"] == list(GC_FLAGS)
+
+
+SOURCES = """(module
+  (type $s (struct (field (mut i32))))
+  (type $f (func (result i32)))
+  (global $gs (export "gs") (mut (ref null $s)) (ref.null $s))
+  (func $seven (export "seven") (type $f) (i32.const 7))
+  (func (export "make") (param i32) (result (ref $s)) (struct.new $s (local.get 0)))
+  (func (export "set_global") (global.set $gs (struct.new $s (i32.const 40))))
+  (func (export "boom") (result (ref $s)) unreachable)
+  (func (export "take") (param (ref $s)) (result i32) (struct.get $s 0 (local.get 0)))
+  (func (export "call_it") (param (ref $f)) (result i32) (call_ref $f (local.get 0)))
+)"""
+
+
+def _runs(data: bytes, calls: list):
+    planned = CallPlan.for_module(decode_module(data), 0)
+    plan = CallPlan(calls, planned.results, planned.anyrefs)
+    return run_hwsim(data, plan), run_wasmtime(data, plan)
+
+
+def test_a_plan_passes_results_globals_and_functions_to_non_nullable_parameters():
+    data = wat(SOURCES)
+    hw, wt = _runs(
+        data,
+        [
+            ("make", [("i32", 5)]),
+            ("take", [("anyref", ("result", 0, 0, False))]),
+            ("set_global", []),
+            ("take", [("anyref", ("global", "gs", False))]),
+            ("call_it", [("funcref", ("func", "seven", False))]),
+        ],
+    )
+    assert [outcome for _, outcome, _ in hw.calls] == [
+        ("ok", [("anyref", "ref")]),
+        ("ok", [("i32", 5)]),
+        ("ok", []),
+        ("ok", [("i32", 40)]),
+        ("ok", [("i32", 7)]),
+    ]
+    assert hw.calls == wt.calls and hw.object_calls == wt.object_calls == 3
+
+
+def test_a_source_that_gives_nothing_skips_the_call_in_both_engines():
+    """Error path: the source call trapped, or the global is null for a non-nullable parameter."""
+    from hwsim.fuzz.campaign import compare
+
+    data = wat(SOURCES)
+    hw, wt = _runs(
+        data,
+        [
+            ("boom", []),
+            ("take", [("anyref", ("result", 0, 0, False))]),
+            ("take", [("anyref", ("global", "gs", False))]),
+        ],
+    )
+    assert [outcome for _, outcome, _ in hw.calls] == [
+        ("trap", "UNREACHABLE"),
+        ("skipped", "argument 0: call 0 gave no value"),
+        ("skipped", "argument 0: global gs is null, the parameter non-nullable"),
+    ]
+    assert [c[:2] for c in wt.calls][1:] == [c[:2] for c in hw.calls][1:]
+    verdict = compare(hw, wt)
+    assert verdict.kind == "agree" and verdict.calls == 1 and verdict.object_calls == 0
+
+
+def test_the_planner_picks_sources_of_a_matching_static_type():
+    module = decode_module(wat(SOURCES))
+    seen = set()
+    for seed in range(12):
+        plan = dict(CallPlan.for_module(module, seed).calls)
+        seen.add(plan["take"][0][1])
+        assert plan["call_it"] == [("funcref", ("func", "seven", False))]  # the only function of type $f
+    # make's and boom's results (calls 1 and 3) and the global: never set_global's (none) or seven's
+    assert seen == {("result", 1, 0, False), ("result", 3, 0, False), ("global", "gs", False)}
+
+
+def test_attack_a_miscompiled_function_given_an_object_is_a_divergence(monkeypatch):
+    """A bug only a real object reaches: hwsim reading the wrong field of the struct it is passed."""
+    data = wat(SOURCES)
+    hwsim_runs_instead(monkeypatch, SOURCES.replace("(struct.get $s 0 (local.get 0))", "(i32.const 0)"))
+    seeds = [seed for seed in range(12) if dict(CallPlan.for_module(decode_module(data), seed).calls)["take"]]
+    verdicts = [check_module(data, seed) for seed in seeds[:4]]
+    assert any(v.kind == "divergence" and "take" in v.detail for v in verdicts)

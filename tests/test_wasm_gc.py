@@ -1,7 +1,7 @@
 """GC's front end: struct and array types, recursion groups and sub types decoded; every 0xfb instruction
 and ref.eq decoded and validated; the heap-type hierarchy and canonical types across modules
-(hwsim/wasm/subtyping.py); what runs (recursion groups of function types) and what is refused
-(GC objects, with UnsupportedFeatureError)."""
+(hwsim/wasm/subtyping.py); what runs (recursion groups of function types).  Objects run:
+tests/test_gc_objects.py, tests/test_gc_v128.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from wasm_conftest_helpers import module, section, type_section
 
 from hwsim import Engine, Instance, Module, Store, Trap
 from hwsim.runtime.api import WasmtimeError
-from hwsim.wasm import decode_module, load_module, validate
+from hwsim.wasm import decode_module, validate
 from hwsim.wasm import gcops as g
 from hwsim.wasm.errors import InvalidError, MalformedError, UnsupportedFeatureError
 from hwsim.wasm.subtyping import canonical_ids, matches
@@ -325,16 +325,6 @@ def test_function_imports_compare_canonical_types():
         with pytest.raises(WasmtimeError) as info:
             Instance(store, Module(store.engine, other), [f])
         assert "incompatible import type" in str(info.value)
-
-
-def test_modules_with_gc_objects_are_refused_by_name():
-    for text, what in (
-        ("(module (type (struct (field v128))))", "a v128 struct field"),
-        ("(module (type (array (mut v128))))", "a v128 array element"),
-    ):
-        with pytest.raises(UnsupportedFeatureError) as info:
-            load_module(wasm(text))
-        assert str(info.value).startswith(f"unsupported feature: GC ({what}: validated, but the compiler")
 
 
 # Attacks ----------------------------------------------------------------------------------------

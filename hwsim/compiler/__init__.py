@@ -35,7 +35,7 @@ from .masm import BranchOutOfRange, CallOutOfRange, MacroAssembler
 from .stackmaps import StackMaps
 from .traps import TrapCode
 
-COMPILER_VERSION = "rv64-singlepass-20"
+COMPILER_VERSION = "rv64-singlepass-21"
 
 
 class PcMap:

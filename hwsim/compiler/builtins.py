@@ -67,6 +67,9 @@ class Builtin(enum.IntEnum):
 
 # The builtins that allocate GC objects, so may collect: safepoints, each with a stack map (stackmaps.py).
 ALLOCATING = frozenset((Builtin.gc_alloc, Builtin.gc_array_new, Builtin.gc_array_new_data, Builtin.gc_array_new_elem))
+# The builtins a wasi-thread can block in (runtime/threads.py): safepoints too, so that a collection while the
+# thread waits walks its frames.
+BLOCKING = frozenset((Builtin.memory_atomic_wait32, Builtin.memory_atomic_wait64))
 
 
 class BulkFuel(enum.IntEnum):

@@ -545,8 +545,8 @@ class MacroAssembler(Protocol):
     def fuel_consume_reg(self, units: Reg) -> None:
         """Subtract the value in ``units`` from the fuel count (a bulk operation's size, known at run time)."""
 
-    def fuel_checkpoint(self, cost: int, builtin_id: int) -> None:
-        """Subtract ``cost`` from the fuel count; if it is then <= 0, call builtin ``builtin_id`` (cold) and resume."""
+    def fuel_checkpoint(self, cost: int, builtin_id: int, stack_map: tuple[int, ...] | None = None) -> None:
+        """Subtract ``cost``; if the count is then <= 0 call ``builtin_id`` (cold), resume; ``stack_map``: a safepoint's."""
 
     # -- SIMD: a v128 is two 64-bit halves in integer registers (hwsim/compiler/codegen/simd.py) ---------------
 

@@ -5,15 +5,19 @@
     +0   u32 Store type id          (runtime/store.py VmStore.type_id: one per canonical type; compiled
                                       code takes it from the vmctx, never from the process's registry)
     +4   u32 length                 (arrays; 0 for a struct)
-    +8   fields / elements          (a struct's fields each at its natural alignment; an array's
-                                      elements packed at their size: i8 1, i16 2, i32/f32 4, else 8)
+    +8   fields / elements          (a struct's fields each at its natural alignment, at most 8; an
+                                      array's elements packed at their size: i8 1, i16 2, i32/f32 4,
+                                      v128 16, else 8)
+
+A v128 is 16 bytes aligned to 8: compiled code moves it as two 64-bit halves (codegen/simd.py), so 8 is all
+its loads need, and an array's elements then start right after the 8-byte header.
 """
 
 from __future__ import annotations
 
 from functools import cache
 
-from ..wasm.types import F32, I8, I16, I32, ArrayType, StructType
+from ..wasm.types import F32, I8, I16, I32, V128, ArrayType, StructType
 
 HEADER_BYTES = 8
 
@@ -26,7 +30,14 @@ def storage_size(storage: int) -> int:
         return 2
     if storage in (I32, F32):
         return 4
+    if storage == V128:
+        return 16
     return 8
+
+
+def storage_align(storage: int) -> int:
+    """A field's alignment in a struct: its size, at most 8 (a v128's halves are 8 bytes each)."""
+    return min(storage_size(storage), 8)
 
 
 @cache
@@ -35,8 +46,8 @@ def struct_layout(st: StructType) -> tuple[tuple[int, ...], int]:
     offsets = []
     pos = HEADER_BYTES
     for f in st.fields:
-        size = storage_size(f.storage)
-        pos = (pos + size - 1) & ~(size - 1)
+        size, align = storage_size(f.storage), storage_align(f.storage)
+        pos = (pos + align - 1) & ~(align - 1)
         offsets.append(pos)
         pos += size
     return tuple(offsets), (pos + 7) & ~7

@@ -2,8 +2,11 @@
 
 A safepoint is a place where a collection can happen while the function is on the stack: each call of a
 wasm or host function (``call``, ``call_ref``, ``call_indirect``; the callee may allocate) and each
-allocating builtin (``gc_alloc`` and the other ``array.new*`` ones).  Every operand value is spilled to
-the frame before such a call (codegen/call.py), so the references the frame holds there are in
+allocating builtin (``gc_alloc`` and the other ``array.new*`` ones); and where a wasi-thread can be stopped
+while another one collects: a blocking builtin (``memory.atomic.wait*``) and a metered checkpoint at a
+function entry or a loop header (its slow path's return offset; such a map is recorded even when empty, so
+the collector can tell it from a checkpoint that is not a safepoint).  Every operand value is spilled to
+the frame before such a call (codegen/call.py) or block, so the references the frame holds there are in
 
     frame slots        spilled operand-stack values, and locals without a register   (fp offset, < 0)
     local registers    callee-saved registers homing locals (a callee may save them)  (DWARF register, >= 0)
@@ -55,6 +58,11 @@ class StackMaps:
         if i < len(self.offsets) and self.offsets[i] == offset:
             return self.locations[i]
         return ()
+
+    def has(self, offset: int) -> bool:
+        """Is there a map (maybe empty) at ``offset``?  A metered checkpoint's slow path always has one."""
+        i = bisect.bisect_left(self.offsets, offset)
+        return i < len(self.offsets) and self.offsets[i] == offset
 
     def __len__(self) -> int:
         return len(self.offsets)

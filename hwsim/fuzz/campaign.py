@@ -57,6 +57,7 @@ class Verdict:
     detail: str = ""
     calls: int = 0  # calls compared
     calls_agreed: int = 0
+    object_calls: int = 0  # calls made with a non-null reference argument (a result, global or function)
 
 
 def _fmt(outcome) -> str:
@@ -102,6 +103,8 @@ def compare(hw: Run, wt: Run) -> Verdict:
         return Verdict("divergence", "host calls", "the start function called the host differently")
     verdict = Verdict("agree", "" if hw.instantiate[0] == "ok" else "instantiation trap")
     for (name, a, log_a), (_, b, log_b) in zip(hw.calls, wt.calls):
+        if a[0] == "skipped" and a == b:
+            continue  # not made, in either (a reference argument's source gave nothing): not compared
         verdict.calls += 1
         if a == ("exhausted", "time") and b[0] in ("ok", "trap"):
             # smith's fuel ends every call within a few thousand steps, and wasmtime finished: hwsim hung
@@ -128,6 +131,11 @@ def compare(hw: Run, wt: Run) -> Verdict:
         verdict.kind, verdict.key = "divergence", "call"
         verdict.detail = f"hwsim made {len(hw.calls)} calls, wasmtime {len(wt.calls)}"
         return verdict
+    if hw.object_calls != wt.object_calls:
+        verdict.kind, verdict.key = "divergence", "call"
+        verdict.detail = f"hwsim passed references in {hw.object_calls} calls, wasmtime in {wt.object_calls}"
+        return verdict
+    verdict.object_calls = hw.object_calls
     for name in sorted(set(hw.final) | set(wt.final)):
         a, b = hw.final.get(name), wt.final.get(name)
         if a is None or b is None:
@@ -176,6 +184,7 @@ class Summary:
     no_module: int = 0  # seeds smith could not make a module from
     functions: int = 0  # calls compared
     calls_agreed: int = 0
+    object_calls: int = 0  # calls passed a non-null reference (in modules whose runs agreed)
     verdicts: Counter = field(default_factory=Counter)
     reasons: dict = field(default_factory=dict)  # verdict kind -> Counter of keys
     divergences: list = field(default_factory=list)  # [{"seed", "key", "detail", "file"}]
@@ -204,6 +213,7 @@ class Summary:
         v = record["verdict"]
         self.functions += v["calls"]
         self.calls_agreed += v["calls_agreed"]
+        self.object_calls += v.get("object_calls", 0)
         self.verdicts[v["kind"]] += 1
         if v["kind"] != "agree":
             self.reasons.setdefault(v["kind"], Counter())[v["key"]] += 1
@@ -216,7 +226,15 @@ class Summary:
 
     def merge(self, other: dict) -> None:
         """Add the counts and findings of another campaign's summary (its :meth:`to_json`) over other seeds."""
-        for name in ("modules", "no_module", "functions", "calls_agreed", "worker_deaths", "cluster_reruns"):
+        for name in (
+            "modules",
+            "no_module",
+            "functions",
+            "calls_agreed",
+            "object_calls",
+            "worker_deaths",
+            "cluster_reruns",
+        ):
             setattr(self, name, getattr(self, name) + other.get(name, 0))
         self.verdicts.update(other["verdicts"])
         for kind, keys in other["reasons"].items():
@@ -238,7 +256,8 @@ class Summary:
             f"seeds {self.first_seed}..{self.last_seed}: {self.modules} modules "
             f"({self.no_module} seeds gave no module), {self.seconds:.0f} s"
             + (f", smith {' '.join(self.smith)}" if self.smith else ""),
-            f"functions called: {self.functions}, agreed: {self.calls_agreed}",
+            f"functions called: {self.functions}, agreed: {self.calls_agreed}, "
+            f"with a non-null reference argument: {self.object_calls}",
         ]
         for kind in ("agree", "divergence", "exhausted", "limit", "skipped", "escaped"):
             lines.append(f"{kind}: {self.verdicts.get(kind, 0)}")

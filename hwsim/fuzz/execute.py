@@ -23,9 +23,15 @@ wasmtime has one code for several of hwsim's, each is accepted when comparing.
 GC values (``hwsim fuzz --gc``) are compared by what the host can observe
 of them: a reference of the any hierarchy (``anyref``, concrete struct and
 array types...) is ``null``, ``i31 N`` (its signed value) or ``ref`` (an
-object; objects have no identity across engines).  Exported functions that
-take a non-nullable reference are not called from the host (it has nothing
-to pass); the module's own calls still run them.
+object; objects have no identity across engines).  A reference argument
+can be a real value (:class:`CallPlan`): a result of an earlier call, an
+exported global's value, an exported table's element or an exported
+function, whichever's static type
+matches the parameter's; each engine passes its own value of that source.
+A non-nullable parameter with no such source is not called from the host
+(the module's own calls still run it).  A source that gives nothing at run
+time (its call trapped, or it is null for a non-nullable parameter) makes
+the call ``("skipped", why)`` in both engines alike.
 """
 
 from __future__ import annotations
@@ -37,10 +43,24 @@ import struct
 import traceback
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..compiler.traps import TrapCode
 from ..errors import HwsimError
-from ..wasm.types import ANYREF, EXNREF, EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, is_nullable, ref_type_index
+from ..wasm.types import (
+    ANYREF,
+    EXNREF,
+    EXTERNREF,
+    F32,
+    F64,
+    FUNCREF,
+    I32,
+    I64,
+    V128,
+    is_nullable,
+    is_ref,
+    ref_type_index,
+)
 from .smith import FUEL, FUEL_EXPORT
 
 TYPE_NAMES = {
@@ -182,11 +202,21 @@ def _arg(rng: random.Random, ty: str):
     return (ty, bits)
 
 
+# A reference argument's source (the second item of a call's ``(type, source)``; numbers are ``(type, bits)``):
+#   "null"                             the null reference
+#   ("result", call, index, nullable)  result ``index`` of the plan's earlier call number ``call``
+#   ("global", export, nullable)       the value exported global ``export`` holds when the call is made
+#   ("func", export, nullable)         exported function ``export``
+#   ("table", export, index, nullable) element ``index`` of exported table ``export`` when the call is made
+# ``nullable``: whether the parameter takes null (a null source value for a non-nullable one skips the call).
+REF_SOURCE_CHANCE = 0.75  # how often a nullable reference parameter gets a real value when there is one
+
+
 @dataclass
 class CallPlan:
-    """Which exports to call, in order, and with what: ``[(name, [(type, bits), ...]), ...]``; the type
-    names of each call's results (``results``) and the exported globals of GC's any hierarchy (``anyrefs``),
-    whose values the engines show apart from externrefs."""
+    """Which exports to call, in order, and with what: ``[(name, [(type, bits or source), ...]), ...]``; the
+    type names of each call's results (``results``) and the exported globals of GC's any hierarchy
+    (``anyrefs``), whose values the engines show apart from externrefs."""
 
     calls: list
     results: dict = field(default_factory=dict)  # export name -> (type name, ...)
@@ -199,23 +229,102 @@ class CallPlan:
 
         nimported = sum(1 for i in module.imports if i.kind is ExternKind.FUNC)
         nglobals = sum(1 for i in module.imports if i.kind is ExternKind.GLOBAL)
-        calls, results, anyrefs = [], {}, set()
-        for export in module.exports:
+        sources = _RefSources(module)
+        calls: list = []
+        results: dict = {}
+        anyrefs: set = set()
+        table_types = module.get_table_types()
+        for export in module.exports:  # what holds references whatever is called: globals, tables, functions
             if export.kind is ExternKind.GLOBAL and export.index >= nglobals:
-                if value_name(module, module.globals[export.index - nglobals].type.valtype) == "anyref":
+                valtype = module.globals[export.index - nglobals].type.valtype
+                if value_name(module, valtype) == "anyref":
                     anyrefs.add(export.name)
+                sources.add(("global", export.name), valtype)
+            elif export.kind is ExternKind.TABLE and table_types[export.index].limits.min:
+                table = table_types[export.index]
+                sources.add(("table", export.name, table.limits.min), table.elem_type)
+            elif export.kind is ExternKind.FUNC:
+                sources.add_func(export.name, export.index)
+        for export in module.exports:
             if export.kind is not ExternKind.FUNC:
                 continue
             index = export.index
             if index < nimported:
                 continue
             ftype = module.types[module.funcs[index - nimported].type_index]
-            if not all(is_nullable(t) for t in ftype.params):
-                continue  # a non-nullable reference parameter: the host has no value to pass
             rng = random.Random(f"{seed}/{export.name}")  # per export: stable while a module is shrunk
-            calls.append((export.name, [_arg(rng, value_name(module, p)) for p in ftype.params]))
-            results[export.name] = tuple(value_name(module, r) for r in ftype.results)
+            args = []
+            for p in ftype.params:
+                arg = _arg(rng, value_name(module, p))
+                if is_ref(p) and value_name(module, p) != "exnref":
+                    found = sources.matching(p)
+                    if found and (not is_nullable(p) or rng.random() < REF_SOURCE_CHANCE):
+                        source = rng.choice(found)
+                        if source[0] == "table":  # an element below its initial size (tables never shrink)
+                            source = ("table", source[1], rng.randrange(source[2]))
+                        arg = (arg[0], (*source, is_nullable(p)))
+                if not is_nullable(p) and arg[1] == "null":
+                    break  # a non-nullable reference parameter with no source: the host has nothing to pass
+                args.append(arg)
+            else:
+                sources.add_results(len(calls), ftype.results)
+                calls.append((export.name, args))
+                results[export.name] = tuple(value_name(module, r) for r in ftype.results)
         return cls(calls, results, frozenset(anyrefs))
+
+
+class _RefSources:
+    """The reference values a plan can pass, with their static types: exported globals, tables and functions,
+    and the results of the calls planned so far."""
+
+    def __init__(self, module) -> None:
+        from ..wasm.subtyping import canonical_ids
+        from ..wasm.types import ExternKind
+
+        self.module = module
+        supers = None if module.supertypes is None else [s[0] if s else None for s in module.supertypes]
+        self.canon = canonical_ids(module.types, module.rec_groups, supers, module.finals)
+        imported = [i for i in module.imports if i.kind is ExternKind.FUNC]
+        self.func_types = [i.desc for i in imported] + [f.type_index for f in module.funcs]
+        self.found: list[tuple[tuple, int]] = []  # (source without nullability, static type)
+
+    def add(self, source: tuple, valtype: int) -> None:
+        if is_ref(valtype):
+            self.found.append((source, valtype))
+
+    def add_func(self, name: str, index: int) -> None:
+        from ..wasm.types import ref_concrete
+
+        if 0 <= index < len(self.func_types) and isinstance(self.func_types[index], int):
+            self.add(("func", name), ref_concrete(self.func_types[index], nullable=False))
+
+    def add_results(self, call: int, results) -> None:
+        for i, r in enumerate(results):
+            self.add(("result", call, i), r)
+
+    def matching(self, param: int) -> list[tuple]:
+        """The sources whose values fit ``param`` (null aside: a nullable source may give one)."""
+        from ..wasm.subtyping import matches
+        from ..wasm.types import ref_as_non_null
+
+        want = ref_as_non_null(param)
+        return [src for src, t in self.found if matches(self.canon, ref_as_non_null(t), want)]
+
+
+def resolve_source(position: int, source: tuple, returned: list, read, is_null) -> tuple[Any, str | None]:
+    """An engine's value of a reference argument's ``source`` (``read(source)`` for a global, table element or
+    function; ``returned``: each earlier call's results, None where it returned none) and why the call cannot
+    be made (the same words from both engines), or None."""
+    if source[0] == "result":
+        values = returned[source[1]]
+        if values is None:
+            return None, f"argument {position}: call {source[1]} gave no value"
+        value = values[source[2]]
+    else:
+        value = read(source)
+    if is_null(value) and not source[-1]:
+        return None, f"argument {position}: {source[0]} {source[1]} is null, the parameter non-nullable"
+    return value, None
 
 
 @dataclass
@@ -234,6 +343,7 @@ class Run:
     # are compared by the exported function they name (smith exports every function, imported ones too); a
     # function not exported (or any, before exports exist) is just "ref"
     labels: dict = field(default_factory=dict, compare=False, repr=False)
+    object_calls: int = 0  # calls made with a non-null reference among their arguments
 
 
 def _digest(data: bytes) -> str:
@@ -329,22 +439,26 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
             if _kind(export.type) == "func":
                 run.labels.setdefault(vm_func(exports[export.name]).va, f"func {export.name}")
         fuel = exports.get(FUEL_EXPORT)
+        returned: list = []  # per call: its result Vals (None: it returned none)
         for name, args in plan.calls:
             func = exports[name]
+            returned.append(None)
+            params, skip, objects = _hwsim_args(api, store, exports, args, returned)
+            if skip is not None:
+                run.calls.append((name, ("skipped", skip), ""))
+                continue
             if isinstance(fuel, api.Global):
                 vm_global(fuel).set_bits(FUEL)
-            params = [
-                api.Val(api.ValType(_code(t)), bits) if t in WIDTHS else api.Val(api.ValType(_code(t)))
-                for t, bits in args
-            ]
             start = len(log)
             try:
                 vals = func.call_vals(store, *params)
+                returned[-1] = vals
                 declared = plan.results.get(name, ())
                 outcome = ("ok", [_hwsim_value(v, run.labels, *declared[i : i + 1]) for i, v in enumerate(vals)])
             except HwsimError as exc:
                 outcome = _table_trap_site(_hwsim_outcome(exc), exc, wasm)
             run.calls.append((name, outcome, _log_digest(log, start)))
+            run.object_calls += objects
             if outcome[0] != "ok" and outcome[0] != "trap":
                 return run  # the state after exhaustion or an error is not comparable
         _hwsim_imports_final(run, module, provided)
@@ -354,6 +468,36 @@ def run_hwsim(wasm: bytes, plan: CallPlan | None, *, time_limit: float = TIME_LI
     except Exception:  # noqa: BLE001 -- the point: nothing but HwsimError may leave the API
         run.escaped = traceback.format_exc()
     return run
+
+
+def _hwsim_args(api, store, exports, args, returned: list) -> tuple[list, str | None, int]:
+    """A call's arguments in hwsim: (Vals, why it is skipped or None, 1 if a non-null reference is among them)."""
+    params, objects = [], 0
+    for position, (t, arg) in enumerate(args):
+        if t in WIDTHS:
+            params.append(api.Val(api.ValType(_code(t)), arg))
+            continue
+        if arg == "null":
+            params.append(api.Val(api.ValType(_code(t))))
+            continue
+
+        def read(source, t=t):
+            item = exports[source[1]]
+            ref = (
+                item.value(store)
+                if source[0] == "global"
+                else item.get(store, source[2])
+                if source[0] == "table"
+                else item
+            )
+            return api.Val(api.ValType(_code(t)), ref=ref)
+
+        value, why = resolve_source(position, arg, returned, read, lambda v: v.ref is None)
+        if why is not None:
+            return [], why, 0
+        objects |= value.ref is not None
+        params.append(value)
+    return params, None, objects
 
 
 def _hwsim_imports_final(run: Run, module, provided: dict) -> None:
@@ -591,17 +735,25 @@ def run_wasmtime(wasm: bytes, plan: CallPlan | None, *, engine=None, fuel: int =
         if isinstance(item, wasmtime.Func):
             run.labels.setdefault(_wasmtime_key(ffi, store, item), f"func {export.name}")
     smith_fuel = exports.get(FUEL_EXPORT)
+    returned: list = []  # per call: its raw results (None: it returned none)
     for name, args in plan.calls:
         func = exports[name]
+        returned.append(None)
+        params, skip, objects = _wasmtime_args(wasmtime, ffi, store, exports, args, returned)
+        if skip is not None:
+            run.calls.append((name, ("skipped", skip), ""))
+            continue
         store.set_fuel(fuel)
         if isinstance(smith_fuel, wasmtime.Global):
             smith_fuel.set_value(store, wasmtime.Val.i32(FUEL))
         start = len(log)
         try:
-            outcome = ("ok", _wasmtime_call(wasmtime, ffi, store, func, args, run.labels))
+            values, returned[-1] = _wasmtime_call(wasmtime, ffi, store, func, params, run.labels)
+            outcome = ("ok", values)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             outcome = _wasmtime_outcome(exc)
         run.calls.append((name, outcome, _log_digest(log, start)))
+        run.object_calls += objects
         if outcome[0] != "ok" and outcome[0] != "trap":
             return run
     for imp in module.imports:
@@ -673,20 +825,58 @@ def _wasmtime_entry(wasmtime, ffi, store, labels: dict, table, index: int) -> st
     return _wasmtime_label(wasmtime, ffi, store, labels, wasmtime.Val._from_raw(store, raw))
 
 
-def _wasmtime_call(wasmtime, ffi, store, func, args, labels: dict) -> list:
+def _wasmtime_args(wasmtime, ffi, store, exports, args, returned: list) -> tuple[list, str | None, int]:
+    """A call's arguments as raw values: (values, why it is skipped or None, 1 if a non-null reference is
+    among them); the same decisions as :func:`_hwsim_args`, on wasmtime's values."""
+    params, objects = [], 0
+    for position, (ty, arg) in enumerate(args):
+        if ty in WIDTHS:
+            raw = ffi.wasmtime_val_t(kind=getattr(ffi, f"WASMTIME_{ty.upper()}").value)
+            ctypes.memmove(ctypes.addressof(raw.of), arg.to_bytes(WIDTHS[ty], "little"), WIDTHS[ty])
+        elif arg == "null":
+            if ty == "exnref" or ty == "anyref":  # all zero: the null exnref or anyref
+                raw = ffi.wasmtime_val_t(kind=_WASMTIME_EXNREF if ty == "exnref" else _WASMTIME_ANYREF)
+            else:
+                val = wasmtime.Val.funcref(None) if ty == "funcref" else wasmtime.Val.externref(None)
+                raw = val._new_raw(store)
+        else:
+
+            def read(source):
+                item, raw = exports[source[1]], ffi.wasmtime_val_t()
+                if source[0] == "global":
+                    ffi.wasmtime_global_get(store._context(), ctypes.byref(item._global), ctypes.byref(raw))
+                elif source[0] == "table":
+                    ffi.wasmtime_table_get(store._context(), ctypes.byref(item._table), source[2], ctypes.byref(raw))
+                else:
+                    raw = wasmtime.Val.funcref(item)._new_raw(store)
+                return raw
+
+            raw, why = resolve_source(position, arg, returned, read, lambda r: _raw_is_null(ffi, r))
+            if why is not None:
+                return [], why, 0
+            objects |= not _raw_is_null(ffi, raw)
+        params.append(raw)
+    return params, None, objects
+
+
+def _raw_is_null(ffi, raw) -> bool:
+    """Is a raw reference value null (every reference kind has a store id of 0 then)?"""
+    field = {
+        _WASMTIME_ANYREF: "anyref",
+        _WASMTIME_EXNREF: "exnref",
+        ffi.WASMTIME_EXTERNREF.value: "externref",
+        ffi.WASMTIME_FUNCREF.value: "funcref",
+    }[raw.kind]
+    return getattr(raw.of, field).store_id == 0
+
+
+def _wasmtime_call(wasmtime, ffi, store, func, args: list, labels: dict) -> tuple[list, list]:
+    """Call ``func`` with raw ``args``: (its results as the fuzzer names them, the raw results)."""
     from wasmtime._func import enter_wasm
 
     nresults = len(func.type(store).results)
     params = (ffi.wasmtime_val_t * len(args))()
-    for i, (ty, bits) in enumerate(args):
-        if ty in WIDTHS:
-            raw = ffi.wasmtime_val_t(kind=getattr(ffi, f"WASMTIME_{ty.upper()}").value)
-            ctypes.memmove(ctypes.addressof(raw.of), bits.to_bytes(WIDTHS[ty], "little"), WIDTHS[ty])
-        elif ty == "exnref" or ty == "anyref":  # all zero: the null exnref or anyref
-            raw = ffi.wasmtime_val_t(kind=_WASMTIME_EXNREF if ty == "exnref" else _WASMTIME_ANYREF)
-        else:
-            val = wasmtime.Val.funcref(None) if ty == "funcref" else wasmtime.Val.externref(None)
-            raw = val._new_raw(store)
+    for i, raw in enumerate(args):
         params[i] = raw
     results = (ffi.wasmtime_val_t * nresults)()
     with enter_wasm(store) as trap:
@@ -695,7 +885,7 @@ def _wasmtime_call(wasmtime, ffi, store, func, args, labels: dict) -> list:
         )
         if error:
             raise wasmtime.WasmtimeError._from_ptr(error)
-    return [_from_raw(wasmtime, ffi, store, results[i], labels) for i in range(nresults)]
+    return [_from_raw(wasmtime, ffi, store, results[i], labels) for i in range(nresults)], list(results)
 
 
 def _from_raw(wasmtime, ffi, store, raw, labels: dict) -> tuple:

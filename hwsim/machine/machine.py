@@ -1148,6 +1148,16 @@ class Machine:
     def restore_context(self, context) -> None:
         self._uc.context_restore(context)
 
+    def context_reg(self, context, name: str) -> int:
+        """Integer register ``name`` (``pc``, ``x5``, ``s0``, ...) as :meth:`save_context` saved it."""
+        try:
+            reg_id = REGISTERS[name]
+        except KeyError:
+            raise ConfigError(f"unknown register {name!r}") from None
+        if name in _CSRS:
+            raise ConfigError(f"a CSR ({name}) is not read from a saved context")
+        return context.reg_read(reg_id)
+
     def request_stop(self) -> None:
         """Stop the current run from another thread or a signal handler (the run ends as if its time
         budget ran out; the caller keeps its own record of why).  No effect when nothing runs.

@@ -59,6 +59,8 @@ from ..wasm.types import (
     F32,
     F64,
     FUNCREF,
+    I8,
+    I16,
     I32,
     I64,
     REF_CONCRETE,
@@ -443,6 +445,22 @@ class I31:
         return I31(v - (1 << 31) if v >> 30 else v)
 
 
+@dataclass(frozen=True, slots=True)
+class GcStats:
+    """A Store's GC heap (``Store.get_gc_stats``, an hwsim extension; docs/gc.md).  Sizes are in bytes,
+    each object's rounded to 16; pauses are host time."""
+
+    limit_bytes: int  # the limit on live objects (Store.set_limits(gc_heap_size=))
+    live_bytes: int  # the objects not freed: live at the last collection, or allocated since
+    live_objects: int
+    footprint_bytes: int  # memory the objects take, live or free (at most twice the limit)
+    collections: int
+    freed_objects: int  # over all collections
+    deferred_collections: int  # put off: a root could not be known exactly then (docs/gc.md)
+    last_pause_ns: int  # the last collection (0: none yet)
+    total_pause_ns: int
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class GcObject:
     """A GC struct or array object, as the host sees one: opaque, compared by identity (``address``, in
@@ -458,6 +476,34 @@ class GcObject:
 
     def __hash__(self) -> int:
         return hash(self.address)
+
+    def len(self, store: Store) -> int:
+        """A struct's number of fields, an array's of elements (an hwsim extension, as :meth:`get`)."""
+        return self._store_of(store, "GcObject.len").gc_heap.field_count(self.address)
+
+    def get(self, store: Store, index: int) -> Any:
+        """Field ``index`` of a struct, element ``index`` of an array, as the embedding API shows a value of its
+        type (an hwsim extension: wasmtime-py cannot read GC objects): an int for i32 and i64 (signed) and for
+        a packed i8 or i16 (zero-extended, as ``struct.get_u``), a float for f32 and f64, a v128's unsigned
+        128-bit int (lane 0 in the low bits), a reference as ``I31``, ``GcObject``, ``Func``, the host object
+        or None.  An index past the last raises WasmtimeError."""
+        runtime = self._store_of(store, "GcObject.get")
+        index = _int(index, "GcObject.get(index)")
+        found = runtime.gc_heap.read_field(self.address, index)
+        if found is None:
+            count = runtime.gc_heap.field_count(self.address)
+            what = "fields" if self.kind == "struct" else "elements"
+            raise WasmtimeError(
+                f"GcObject.get: index {index} is out of bounds for {'a struct' if self.kind == 'struct' else 'an array'} of {count} {what}"
+            )
+        storage, bits = found
+        return _from_bits(runtime, I32 if storage in (I8, I16) else storage, bits).value
+
+    def _store_of(self, store: Store, what: str) -> Any:
+        runtime = _runtime(store)
+        if runtime is not self._store:
+            raise StoreMismatchError(f"{what}: the object belongs to another Store")
+        return runtime
 
 
 class Val:
@@ -1040,6 +1086,8 @@ class Store:
         instances: int = -1,
         tables: int = -1,
         memories: int = -1,
+        *,
+        gc_heap_size: int | None = None,
     ) -> None:
         """wasmtime-py's limits: ``memory_size`` bytes per linear memory, ``table_elements`` per table,
         and how many ``instances``, ``tables`` and ``memories`` the Store may make.  As in wasmtime, each
@@ -1051,9 +1099,17 @@ class Store:
         past one fails (``Memory.grow`` raises WasmtimeError, ``memory.grow`` in wasm returns -1).  The
         limits apply to what exists as well: a memory larger than a new ``memory_size`` stays as it is
         but cannot grow.  The constructor's ``memory_limit``, ``table_limit`` and ``instance_limit`` are
-        the same limits."""
+        the same limits.
+
+        ``gc_heap_size`` (an hwsim extension: wasmtime-py has no GC heap limit) is the bytes the live GC
+        objects may take (each rounded to 16; ``StoreLimits.gc_heap_bytes``, 64 MiB when None, which each
+        call sets as it sets the other five).  An allocation that would pass it collects, and traps ``out of
+        GC heap memory`` when the live objects leave no room.  A size below what the live objects take now
+        (after a collection, when one can run) is refused with :class:`ConfigError`, and so is one below 1;
+        a refused call changes no limit."""
         vm = self._store
         defaults = StoreLimits()
+        values = []
         for name, field, value in (
             ("memory_size", "memory_bytes", memory_size),
             ("table_elements", "table_elements", table_elements),
@@ -1062,15 +1118,54 @@ class Store:
             ("memories", "max_memories", memories),
         ):
             value = _int(value, f"Store.set_limits({name})")
-            setattr(vm.limits, field, getattr(defaults, field) if value < 0 else value)
+            values.append((field, getattr(defaults, field) if value < 0 else value))
+        heap = vm.gc_heap
+        gc_bytes = (
+            defaults.gc_heap_bytes if gc_heap_size is None else _int(gc_heap_size, "Store.set_limits(gc_heap_size)")
+        )
+        if gc_bytes < 1:
+            raise ConfigError(f"Store.set_limits(gc_heap_size): a GC heap size must be >= 1 byte, not {gc_bytes}")
+        if heap.used > gc_bytes:
+            self._collect_gc()
+            if heap.used > gc_bytes:
+                raise ConfigError(
+                    f"Store.set_limits(gc_heap_size): {gc_bytes} bytes is less than the {heap.used} bytes the live "
+                    "GC objects take"
+                )
+        for field, value in values:
+            setattr(vm.limits, field, value)
+        vm.limits.gc_heap_bytes = heap.limit = gc_bytes
 
     def gc(self) -> None:
-        """Let go of the host objects passed to wasm as externrefs that wasm no longer holds (in a global,
-        a table or an element segment), and of the exceptions no exnref global or table holds, so Python
-        can collect them.  Called from a host function (wasm is running and its stack may hold any of
-        them) it lets go of nothing."""
+        """Collect the GC heap: free the struct and array objects nothing reaches (as an allocation past the
+        limit does; called from a host function, the running wasm frames are roots too).  Then let go of the
+        host objects passed to wasm as externrefs that wasm no longer holds (in a global, a table, an element
+        segment or a GC object), and of the exceptions no exnref global or table holds, so Python can collect
+        them; called from a host function (wasm is running and its stack may hold any of them) it lets go of
+        none of those."""
+        self._collect_gc()
         self._store.collect_externs()
         self._store.collect_exns()
+
+    def _collect_gc(self) -> None:
+        vm = self._store
+        vm.gc_heap.collect(vm.machine if vm.depth else None)
+
+    def get_gc_stats(self) -> GcStats:
+        """The GC heap's state and its collections so far (an hwsim extension)."""
+        heap = self._store.gc_heap
+        heap.retire_buffer()  # the allocation buffer's objects known, its unused tail not counted as live
+        return GcStats(
+            limit_bytes=heap.limit,
+            live_bytes=heap.used,
+            live_objects=len(heap.objects),
+            footprint_bytes=heap.footprint,
+            collections=heap.collections,
+            freed_objects=heap.freed,
+            deferred_collections=heap.deferred,
+            last_pause_ns=heap.last_pause_ns,
+            total_pause_ns=heap.total_pause_ns,
+        )
 
     # Fuel and epochs (wasmtime-py's names and errors): see hwsim/runtime/metering.py.
 
@@ -2392,6 +2487,7 @@ __all__ = [
     "Global",
     "GlobalType",
     "GcObject",
+    "GcStats",
     "I31",
     "ImportType",
     "Instance",

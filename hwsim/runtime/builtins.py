@@ -21,7 +21,7 @@ from ..compiler.objlayout import HEADER_BYTES, array_bytes, storage_size, struct
 from ..compiler.stackmaps import holds_gc_word
 from ..compiler.traps import TrapCode
 from ..wasm.subtyping import canonical_subtype, func_canonical_id
-from ..wasm.types import I64, StructType, ref_type_index
+from ..wasm.types import I64, V128, StructType, ref_type_index
 from . import exceptions
 from .errors import HandleError, HostBufferError, MemoryControlError, ResourceLimitError, SegmentError, Trap
 from .gcheap import write_elements
@@ -467,11 +467,14 @@ def gc_alloc(store, instance, m) -> None:
 
 
 def gc_array_new(store, instance, m) -> None:
-    """``array.new``: a0 the value's bits (a float reinterpreted), a1 the length (u32), a2 the type index."""
-    value, length, type_index = _args(m, 3)
+    """``array.new``: a0 the value's bits (a float reinterpreted), a1 the length (u32), a2 the type index;
+    a v128's high half in a3."""
+    value, length, type_index, hi = _args(m, 4)
     length &= MASK32
-    va = _gc_new(store, instance, m, type_index, length, value)
     ct, _ = _gc_type(instance, type_index)
+    if ct.element.storage == V128:
+        value |= hi << 64
+    va = _gc_new(store, instance, m, type_index, length, value)
     if value and length:
         write_elements(store, va + HEADER_BYTES, ct.element.storage, [value] * length)
     _ret(m, va)
@@ -489,9 +492,13 @@ def _gc_array(store, instance, word: int, type_index: int, index: int, n: int):
 
 
 def gc_array_fill(store, instance, m) -> None:
-    word, index, value, n, type_index = _args(m, 5)
+    """``array.fill``: a0 the array, a1 the index, a2 the value's bits, a3 the count, a4 the type index; a
+    v128's high half in a5."""
+    word, index, value, n, type_index, hi = _args(m, 6)
     index, n = index & MASK32, n & MASK32
     base, storage = _gc_array(store, instance, word, type_index, index, n)
+    if storage == V128:
+        value |= hi << 64
     if n:
         write_elements(store, base + index * storage_size(storage), storage, [value] * n)
 

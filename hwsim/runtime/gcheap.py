@@ -44,16 +44,22 @@ is free, so the memory objects take (live or free) stays within twice the limit.
     the store      globals, tables, element segments, exception payloads, the reference operand of
                    the allocating instruction, every object the host has been given (pinned)
 
+    threads        every other wasi-thread, switched out where it stopped (runtime/threads.py ``Stop``):
+                   blocked in a wait builtin or a host function, or preempted at a metered checkpoint,
+                   walked from its saved registers as above
+
 The heap itself is traced exactly (each object's canonical type says which fields are references).
-No collection while wasi-threads run (their other stacks are not walked), nor when a frame on the stack
-is not at a safepoint (a host callback run at an interrupt): the heap then just grows.  Not yet what
-the design in docs/gc.md wants: a moving collector.
+When a root cannot be known exactly (a thread preempted at any instruction, a frame not at a safepoint:
+a host callback run at an interrupt) the collection is *deferred*: the heap grows past the limit, up to
+the fragmentation room, and the next allocation tries again.  Not yet what the design in docs/gc.md
+wants: a moving collector.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import time
 from typing import TYPE_CHECKING
 
 from ..compiler import abi
@@ -65,6 +71,7 @@ from ..wasm.types import ANYREF, EQREF, I31REF, StructType, is_nullable, is_ref,
 from . import layout as L
 from .errors import ResourceLimitError, Trap
 from .exceptions import leave_frame
+from .threads import Stop
 
 if TYPE_CHECKING:
     from .store import VmStore
@@ -112,6 +119,11 @@ class GcHeap:
         self._table = (0, 0, 0)  # the descriptor table: its address, physical address, capacity
         self.buffer_scan = 0  # the allocation buffer: objects below this are in ``objects``
         self.buffer_end = 0  # 0: no buffer
+
+        self.deferred = 0  # collections put off: roots not knowable exactly then (a thread not at a safepoint)
+        self.deferred_why = ""
+        self.last_pause_ns = 0  # host time the last collection took
+        self.total_pause_ns = 0
 
     # -- types -----------------------------------------------------------------------------------------
 
@@ -274,24 +286,30 @@ class GcHeap:
             self.layouts[canon] = layout
         if self.used + size > self.limit:
             self.retire_buffer()  # its unused tail counts as in use until then
+        room = FRAGMENTATION_SLACK * self.limit
+        deferred = False
         if (self.stress or self.used + size > self.limit) and m is not None:
-            self.collect(m, roots)
-        if self.used + size > self.limit:
+            deferred = self.collect(m, roots) is None
+        # A deferred collection (roots not knowable now: another thread not at a safepoint) lets the heap grow
+        # past the limit, up to the fragmentation room; the next allocation tries to collect again.
+        if self.used + size > (room if deferred else self.limit):
+            why = f" (a collection was deferred: {self.deferred_why})" if deferred else ""
             raise Trap(
                 TrapCode.GC_HEAP_EXHAUSTED,
-                detail=f"{size} more bytes, {self.used} of the Store's {self.limit} in use by live objects",
+                detail=f"{size} more bytes, {self.used} of the Store's {self.limit} in use by live objects{why}",
             )
         va = self._reuse(size)
-        room = FRAGMENTATION_SLACK * self.limit
         if va is None and self.footprint + size > room and m is not None:
-            self.collect(m, roots)  # the free blocks are too small: merge neighbours, then look again
+            # the free blocks are too small: merge neighbours, then look again
+            deferred = self.collect(m, roots) is None
             va = self._reuse(size)
         if va is None:
             if self.footprint + size > room:
+                why = f"; a collection was deferred: {self.deferred_why}" if deferred else ""
                 raise Trap(
                     TrapCode.GC_HEAP_EXHAUSTED,
                     detail=f"{size} more bytes: no free run that large in {self.footprint} bytes of objects "
-                    f"({self.used} of the Store's {self.limit} in use by live ones, the rest fragmented)",
+                    f"({self.used} of the Store's {self.limit} in use by live ones, the rest fragmented{why})",
                 )
             va = self._fresh(size)
         self.used += size
@@ -338,12 +356,10 @@ class GcHeap:
 
     # -- the collector ---------------------------------------------------------------------------------
 
-    def _root_words(self, m, roots) -> list[int] | None:
+    def _store_roots(self, roots) -> list[int]:
+        """The words the Store holds outside the stack (and ``roots``, the caller's)."""
         store = self.store
-        words = self.stack_roots(m)
-        if words is None:
-            return None
-        words += roots
+        words = list(roots)
         for instance in store.instances.values():
             for g in instance.globals:
                 words.append(g.get_bits())
@@ -357,12 +373,48 @@ class GcHeap:
 
     def stack_roots(self, m) -> list[int] | None:
         """The words the stack maps of the running wasm frames name, from the safepoint the hart is
-        stopped at (an allocating builtin's ecall) outwards; None when a frame is not at a safepoint."""
+        stopped at (an allocating builtin's ecall, or a host function's: ``Store.gc`` called in one)
+        outwards; None when a frame is not at a safepoint."""
+        pc, fp = self._past_host_call(m.get_reg("pc"), m.get_reg("s0"), m.get_reg)
+        return self._walk(pc, fp, m.get_reg)
+
+    def _past_host_call(self, pc: int, fp: int, reg) -> tuple[int, int]:
+        """Stopped in a host function's stub: its wasm caller's safepoint (ra) and fp; else as it is."""
+        if L.HOSTCALL_STUB < pc <= L.HOSTCALL_STUB + 16:
+            pc = reg("ra")
+            if pc == L.TAIL_RETURN_STUB:  # tail-called across instances
+                pc, fp = self.store.read_u64(fp - 8), self.store.read_u64(fp - 16)
+        return pc, fp
+
+    def thread_roots(self, thread) -> list[int] | None:
+        """The words the stack maps of a switched-out wasi-thread's frames name (runtime/threads.py); None
+        when it stopped elsewhere than a safepoint (its instruction budget ran out at any instruction)."""
+        store = self.store
+        context = thread.context
+
+        def reg(name: str) -> int:
+            return store.machine.context_reg(context, name)
+
+        pc, fp = thread.pc, reg("s0")
+        if thread.stop is Stop.BLOCKED:
+            # in a host function (a WASI call): from its caller; in a blocking builtin (memory.atomic.wait*):
+            # its return offset has the frame's map
+            pc, fp = self._past_host_call(pc, fp, reg)
+        elif thread.stop is Stop.CHECKPOINT:
+            loaded = store.locate(pc)
+            if loaded is None or not loaded.compiled.stack_maps.has(pc - loaded.base):
+                return None  # a checkpoint that is not a safepoint (after a bulk operation)
+        else:
+            return None
+        return self._walk(pc, fp, reg)
+
+    def _walk(self, pc: int, fp: int, reg) -> list[int] | None:
+        """From a frame stopped at the safepoint returning to ``pc`` (its fp ``fp``, registers read with
+        ``reg``) outwards to the host's call."""
         store = self.store
         read = store.read_u64
         restored: dict[int, int] = {}  # DWARF register -> its value in the frame being looked at
         words: list[int] = []
-        pc, fp = m.get_reg("pc"), m.get_reg("s0")
         entry_fp = fp  # the frame left last: at a host entry, the entry's sp
         while True:
             loaded = store.locate(pc)
@@ -387,24 +439,43 @@ class GcHeap:
                 elif loc in restored:
                     words.append(restored[loc])
                 else:
-                    words.append(m.get_reg(f"x{loc}"))
+                    words.append(reg(f"x{loc}"))
             caller = leave_frame(store, loaded, offset - 4, fp, restored)
             if caller is None:
                 return None
             entry_fp = fp
             pc, fp = caller
 
-    def collect(self, m, roots=()) -> int:
-        """Mark from the roots, sweep the rest onto the free lists; how many objects were freed."""
+    def collect(self, m=None, roots=()) -> int | None:
+        """Mark from the roots, sweep the rest onto the free lists; how many objects were freed, or None
+        when the roots cannot be known exactly now (the collection is deferred: ``deferred_why`` says why).
+        ``m``: the hart, stopped at a safepoint of the running wasm; None: no wasm runs (``Store.gc``)."""
         store = self.store
+        start = time.perf_counter_ns()
         self.retire_buffer()
-        if getattr(store, "threads", None) is not None:
-            return 0  # other threads' stacks are not scanned: no collection (docs/gc.md)
-        if not L.STACK_TOP - L.STACK_SIZE <= m.get_reg("sp") <= L.STACK_TOP:
-            return 0  # not on the Store's stack (a caller's own): what it holds cannot be scanned
-        words = self._root_words(m, roots)
-        if words is None:
-            return 0  # a frame not at a safepoint: its references are not known exactly
+        if m is None:
+            if store.depth:
+                self._defer("wasm is running and no hart was given")
+                return None
+            words = self._store_roots(roots)
+        else:
+            sp = m.get_reg("sp")
+            if not (L.STACK_TOP - L.STACK_SIZE <= sp <= L.STACK_TOP or L.in_thread_stack(sp)):
+                self._defer("the hart is not on a stack of the Store")  # a caller's own: not scannable
+                return None
+            stack = self.stack_roots(m)
+            if stack is None:
+                self._defer("a frame on the stack is not at a safepoint")
+                return None
+            words = stack + self._store_roots(roots)
+        threads = getattr(store, "threads", None)
+        if threads is not None and threads.active:  # every other wasi-thread is switched out: walk it too
+            for thread in threads.stopped():
+                more = self.thread_roots(thread)
+                if more is None:
+                    self._defer(f"thread {thread.tid} stopped {thread.stop.value}, not at a safepoint")
+                    return None
+                words += more
         objects = self.objects
         marked: set[int] = set()
         work = [w for w in words if w in objects] + list(self.pinned)
@@ -423,7 +494,19 @@ class GcHeap:
         self._free_runs(live)
         self.collections += 1
         self.freed += freed
+        self.last_pause_ns = time.perf_counter_ns() - start
+        self.total_pause_ns += self.last_pause_ns
         return freed
+
+    def reference_words(self) -> list[int]:
+        """Every reference word the objects hold (host handles among them: ``Store.gc`` keeps those)."""
+        if self.buffer_end:
+            self._scan_buffer()  # the objects compiled code allocated since the last look
+        return [w for va in self.objects for w in self._fields(va)]
+
+    def _defer(self, why: str) -> None:
+        self.deferred += 1
+        self.deferred_why = why
 
     def _fields(self, va: int) -> list[int]:
         """The reference words an object holds."""
@@ -438,6 +521,29 @@ class GcHeap:
         if not is_ref(ct.element.storage):  # type: ignore[attr-defined]
             return []
         return list(struct.unpack_from(f"<{length}Q", view, HEADER_BYTES))
+
+    def read_field(self, va: int, index: int) -> tuple[int, int] | None:
+        """Field ``index`` of the struct at ``va``, or element ``index`` of the array: (its storage type, its
+        bits, unsigned: a v128's 128); None past the last one."""
+        canon, length = self.header(va)
+        ct = self.layouts[canon]
+        if isinstance(ct, StructType):
+            if not 0 <= index < len(ct.fields):
+                return None
+            storage, offset = ct.fields[index].storage, struct_layout(ct)[0][index]
+        else:
+            if not 0 <= index < length:
+                return None
+            storage = ct.element.storage  # type: ignore[attr-defined]
+            offset = HEADER_BYTES + index * storage_size(storage)
+        size = storage_size(storage)
+        return storage, int.from_bytes(self.store.phys_view(va + offset, size), "little")
+
+    def field_count(self, va: int) -> int:
+        """A struct's fields or an array's elements: how many."""
+        canon, length = self.header(va)
+        ct = self.layouts[canon]
+        return len(ct.fields) if isinstance(ct, StructType) else length
 
     def header(self, va: int) -> tuple[int, int]:
         """(canonical type id, length) of the object at ``va``."""
@@ -538,8 +644,13 @@ _PACK = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
 
 
 def write_elements(store: VmStore, va: int, storage: int, values: list[int]) -> None:
+    """Write ``values`` (bit patterns; a v128 its 128-bit integer) as consecutive elements of ``storage``."""
     size = storage_size(storage)
-    fmt = struct.Struct(_PACK[size])
     view = store.phys_view(va, size * len(values))
+    if size == 16:
+        for i, v in enumerate(values):
+            view[16 * i : 16 * i + 16] = i64_bits(storage, v).to_bytes(16, "little")
+        return
+    fmt = struct.Struct(_PACK[size])
     for i, v in enumerate(values):
         fmt.pack_into(view, i * size, i64_bits(storage, v))

@@ -74,7 +74,9 @@ class StoreLimits:
     max_memories: int = 10_000  # (the address space holds 83: see layout.MEMORY_REGIONS)
     table_elements: int = 10_000_000  # per table
     code_bytes: int = 256 << 20  # compiled code of all the Store's modules
-    gc_heap_bytes: int = 64 << 20  # GC struct and array objects (runtime/gcheap.py; nothing is reclaimed yet)
+    gc_heap_bytes: int = (
+        64 << 20
+    )  # live GC struct and array objects (runtime/gcheap.py; Store.set_limits(gc_heap_size))
 
 
 class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
@@ -256,6 +258,7 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
             for segment, values in zip(instance.module.elems, instance.elems):
                 if segment.elem_type == EXTERNREF:
                     live.update(values)
+        live.update(self.gc_heap.reference_words())  # an object's externref or anyref field
         dead = [handle for handle in self.externs if handle not in live]
         for handle in dead:
             del self._extern_ids[id(self.externs.pop(handle))]

@@ -86,6 +86,14 @@ class Blocked(Exception):
         self.finish: Callable[[list[int]], None] | None = None  # set by the ecall: write the results
 
 
+class Stop(enum.Enum):
+    """Where a thread that is not running stopped: what the collector can know of its frames (gcheap.py)."""
+
+    BLOCKED = "blocked in an ecall"  # a blocking builtin or a host function: a safepoint
+    CHECKPOINT = "at a checkpoint"  # its time slice ran out at a metered checkpoint (a safepoint if mapped)
+    ANYWHERE = "at any instruction"  # its instruction budget ran out (insn_slice, hart_turn): no safepoint
+
+
 class ThreadState(enum.Enum):
     RUNNABLE = "runnable"
     BLOCKED = "blocked"
@@ -95,7 +103,21 @@ class ThreadState(enum.Enum):
 class GuestThread:
     """One wasm thread: its entry, stack slot, saved context and what it waits for."""
 
-    __slots__ = ("tid", "hart", "slot", "entry", "args", "context", "abi", "pc", "state", "blocked", "wake", "seq")
+    __slots__ = (
+        "tid",
+        "hart",
+        "slot",
+        "entry",
+        "args",
+        "context",
+        "abi",
+        "pc",
+        "state",
+        "blocked",
+        "wake",
+        "seq",
+        "stop",
+    )
 
     def __init__(self, tid: int, slot: int, entry: FuncRecord | None, args: list[int], seq: int, hart: int = 0) -> None:
         self.tid = tid
@@ -110,6 +132,7 @@ class GuestThread:
         self.blocked: Blocked | None = None
         self.wake: Wake | None = None  # why a blocked thread was made runnable
         self.seq = seq  # order of blocking, for FIFO wake-ups
+        self.stop: Stop | None = None  # where it stopped, while switched out
 
     def __repr__(self) -> str:
         return f"<thread {self.tid} {self.state.value}>"
@@ -145,6 +168,7 @@ class Scheduler:
         self.current: GuestThread | None = None
         self.active = False  # a root call is running with threads
         self.switch_pending = False
+        self.stop = Stop.CHECKPOINT  # why the running thread is about to be switched out
         self.ended_in: int | None = None  # the thread running when the last root call ended (0: the root's)
         self.next_tid = 1
         self.switches = 0
@@ -262,6 +286,7 @@ class Scheduler:
         self.account()
         if len(self.threads) > 1:  # (alone, the root thread just goes on)
             self.switch_pending = True
+            self.stop = Stop.CHECKPOINT
             store.machine.stop()
         self._new_slice()
 
@@ -276,6 +301,7 @@ class Scheduler:
         """The stretch's instructions are used up: switch at this instruction (the run has stopped)."""
         self.account()
         self.switch_pending = True
+        self.stop = Stop.ANYWHERE
 
     # -- blocking and waking ------------------------------------------------------------------------
 
@@ -291,6 +317,7 @@ class Scheduler:
         deadline = "" if blocked.deadline_ns is None else f" until {blocked.deadline_ns} ns"
         self._log("block", thread.tid, f"{blocked.what}{deadline}")
         self.switch_pending = True
+        self.stop = Stop.BLOCKED
         self.store.machine.stop()
 
     def can_block(self) -> bool:
@@ -338,6 +365,7 @@ class Scheduler:
         m = self.store.machine
         thread.context = m.save_context()
         thread.pc = pc
+        thread.stop = self.stop
         thread.abi = self.store.read_user(L.ABI_AREA, _ABI_BYTES)
         self.current = None
         nxt = self._pick()
@@ -372,6 +400,14 @@ class Scheduler:
                 TrapCode.DEADLOCK,
                 detail=f"every thread waits forever ({', '.join(self._describe(t) for t in blocked)})",
             )
+
+    def stopped(self) -> list[GuestThread]:
+        """The threads switched out with frames on their stacks (not the running one, not new or ended ones)."""
+        return [
+            t
+            for t in self.threads.values()
+            if t is not self.current and t.state is not ThreadState.DONE and t.context is not None
+        ]
 
     def _describe(self, thread: GuestThread) -> str:
         what = thread.blocked.what if thread.blocked is not None else "?"
@@ -419,6 +455,7 @@ class Scheduler:
             return entry.code
         m.restore_context(thread.context)
         thread.context = None
+        thread.stop = None
         store.write_user(L.ABI_AREA, thread.abi)
         blocked = thread.blocked
         if blocked is not None:  # it blocked in an ecall: finish that call now

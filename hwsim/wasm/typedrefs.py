@@ -4,9 +4,8 @@ The validator types a module with its precise reference types (``(ref null? $t)`
 GC's ``anyref``...: see :mod:`hwsim.wasm.types`), matched by the subtyping of WebAssembly 3.0
 (:mod:`hwsim.wasm.subtyping`: the heap-type hierarchy, canonical recursion groups).
 
-A module using GC objects (struct or array types, declared supertypes, GC heap types or instructions)
-is valid but not lowered: ``lower_typed_refs`` raises UnsupportedFeatureError for it, as the compiler
-does not run GC code yet.  Recursion groups of function types are run: a function type whose group has
+Modules using GC objects (struct or array types, declared supertypes, GC heap types or instructions)
+are lowered too: the any hierarchy becomes externref's word (docs/gc.md).  Recursion groups of function types are run: a function type whose group has
 several types, or which is not final, keeps its canonical id in its precise type
 (``CanonicalFuncType``), so call_indirect and import matching tell it from a type of the same
 structure in another group.
@@ -26,13 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from . import opcodes as op
-from .errors import UnsupportedFeatureError
 from .module import ConstExpr, DecodedModule
 from .subtyping import Canon, canonical_ids, kind_heap, matches
 from .types import (
     EXTERNREF,
     FUNCREF,
-    V128,
     ArrayType,
     FieldType,
     FuncType,
@@ -113,17 +110,6 @@ def same_func_type(a: FuncType, b: FuncType) -> bool:
     )
 
 
-def _gc_runtime_need(m: DecodedModule) -> str | None:
-    """What in a GC module the compiler cannot run yet (None: nothing): v128 struct fields and array
-    elements.  Every GC instruction compiles (compiler/codegen/gc.py)."""
-    for t in m.types:
-        if isinstance(t, StructType) and any(f.storage == V128 for f in t.fields):
-            return "a v128 struct field"
-        if isinstance(t, ArrayType) and t.element.storage == V128:
-            return "a v128 array element"
-    return None
-
-
 _NOT_A_FUNC = FuncType((), ())  # the lowered ``types`` entry of a struct or array type (gc_types has it)
 
 
@@ -137,12 +123,7 @@ def _lower_composite(ct, top: Callable[[int], int]):
 
 def lower_typed_refs(m: DecodedModule) -> None:
     """Rewrite a validated module's reference types as their run-time representations (see above),
-    keeping the canonical types of its type section, globals and tables for the runtime.
-
-    A module using GC objects is valid but not run yet: UnsupportedFeatureError names what it uses."""
-    need = _gc_runtime_need(m)
-    if need is not None:
-        raise UnsupportedFeatureError(op.GC, f"{need}: validated, but the compiler does not run GC code yet")
+    keeping the canonical types of its type section, globals and tables for the runtime."""
     supers = None if m.supertypes is None else [s[0] if s else None for s in m.supertypes]
     ids = canonical_ids(m.types, m.rec_groups, supers, m.finals)
     distinct = set()

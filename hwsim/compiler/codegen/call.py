@@ -4,14 +4,14 @@ Where each value goes is the backend's :meth:`~hwsim.compiler.masm.MacroAssemble
 (a :class:`~hwsim.compiler.abi.RegLoc` or an :class:`~hwsim.compiler.abi.AreaLoc`
 each); this module moves operand-stack values there and back.  Before a call
 every register value is spilled: the operand pools are caller-saved.  A call that may collect (a wasm or
-host function, an allocating builtin) records the frame's stack map there (``record_safepoint``).
+host function, an allocating builtin, a blocking one) records the frame's stack map there (``record_safepoint``).
 """
 
 from __future__ import annotations
 
 from ...wasm.types import I64, FuncType
 from ..abi import AbiLoc, RegLoc
-from ..builtins import ALLOCATING
+from ..builtins import ALLOCATING, BLOCKING
 from ..errors import CompilerBug
 from ..regs import Reg
 from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Operand, reg_class
@@ -207,6 +207,6 @@ def emit_builtin_call(
     prepare_args(ctx, ft.params)
     first = len(ctx.masm.return_offsets)
     ctx.masm.call_builtin(builtin_id)
-    if builtin_id in ALLOCATING:
+    if builtin_id in ALLOCATING or builtin_id in BLOCKING:
         ctx.record_safepoint(first)
     push_results(ctx, ft.results)

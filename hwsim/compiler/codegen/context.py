@@ -289,9 +289,9 @@ class CodeGenContext:
                 continue
             self.spill_value(depth)
 
-    def record_safepoint(self, first: int) -> None:
-        """The stack map of the call just emitted (returning to ``masm.return_offsets[first:]``): the homes of
-        the locals and the frame slots of the (spilled) operand values that may hold a GC reference."""
+    def safepoint_locations(self) -> tuple[int, ...]:
+        """The homes of the locals and the frame slots of the (spilled) operand values that may hold a GC
+        reference, in the stack maps' encoding (compiler/stackmaps.py)."""
         masm = self.masm
         homes = self._ref_homes
         if homes is None:
@@ -300,7 +300,12 @@ class CodeGenContext:
                 for h in self.homes
                 if holds_gc_word(h.ty)
             )
-        locs = homes + tuple(masm.slot_offset(v.x) for v in self.stack if v.kind is SLOT and holds_gc_word(v.ty))
+        return homes + tuple(masm.slot_offset(v.x) for v in self.stack if v.kind is SLOT and holds_gc_word(v.ty))
+
+    def record_safepoint(self, first: int) -> None:
+        """The stack map of the call just emitted (returning to ``masm.return_offsets[first:]``)."""
+        masm = self.masm
+        locs = self.safepoint_locations()
         if locs:
             masm.stack_maps += [(offset, locs) for offset in masm.return_offsets[first:]]
 

@@ -202,6 +202,7 @@ class FuelCounter:
     """The metering of one function: the pending cost, the checkpoints, the bulk-operation rule."""
 
     def __init__(self, ctx: CodeGenContext, num_params: int) -> None:
+        self.ctx = ctx
         self.masm = ctx.masm
         self.pending = FUNCTION_COST
         self.consts = ConstLocals(num_params, len(ctx.homes))
@@ -213,8 +214,10 @@ class FuelCounter:
             self.pending = 0
 
     def checkpoint(self) -> None:
-        """Count what is pending and check the count (function entry, loop header)."""
-        self.masm.fuel_checkpoint(self.pending, Builtin.checkpoint)
+        """Count what is pending and check the count (function entry, loop header).  A safepoint: the
+        operand stack is spilled there (a block's entry), so its stack map is exact (a thread preempted at it
+        can be walked by the collector: runtime/gcheap.py)."""
+        self.masm.fuel_checkpoint(self.pending, Builtin.checkpoint, self.ctx.safepoint_locations())
         self.pending = 0
 
     def before(self, code: int) -> None:

@@ -41,6 +41,7 @@ from ...wasm.types import (
     NULLFUNCREF,
     NULLREF,
     STRUCTREF,
+    V128,
     StructType,
     is_nullable,
     ref_type_index,
@@ -312,7 +313,7 @@ _STORE = {
     F32: StoreKind.F32_STORE,
     F64: StoreKind.F64_STORE,
 }
-_LOG2 = {1: 0, 2: 1, 4: 2, 8: 3}
+_LOG2 = {1: 0, 2: 1, 4: 2, 8: 3, 16: 4}
 
 
 def _load_kind(storage: int, signed: bool) -> LoadKind:
@@ -343,9 +344,24 @@ def _address(cg: FuncCodegen, base: Reg, offset: int) -> tuple[Reg, int, Reg | N
     return t, 0, t
 
 
+def _v128_at(cg: FuncCodegen, move: Callable[[Reg, Reg, Reg, int], None], lo: Reg, hi: Reg, obj: Reg, offset: int):
+    """``move`` (the backend's load_v128 or store_v128) the halves ``lo, hi`` at ``obj + offset``."""
+    base, disp, temp = _address(cg, obj, offset)
+    move(lo, hi, base, disp)
+    if temp is not None:
+        cg.ctx.free_reg(temp)
+
+
 def _store_field(cg: FuncCodegen, obj: Reg, offset: int, storage: int) -> None:
     """Pop a value and store it at ``obj + offset``."""
     ctx = cg.ctx
+    if storage == V128:  # two operand-stack halves (codegen/simd.py), the high one on top
+        hi, hown = ctx.pop_reg()
+        lo, lown = ctx.pop_reg()
+        _v128_at(cg, cg.masm.store_v128, lo, hi, obj, offset)
+        ctx.release(hi, hown)
+        ctx.release(lo, lown)
+        return
     reg, owned = ctx.pop_reg()
     base, disp, temp = _address(cg, obj, offset)
     cg.masm.store(_STORE.get(storage, StoreKind.I64_STORE), reg, base, disp)
@@ -354,9 +370,24 @@ def _store_field(cg: FuncCodegen, obj: Reg, offset: int, storage: int) -> None:
     ctx.release(reg, owned)
 
 
+def _pop_value(cg: FuncCodegen, storage: int) -> list[Operand]:
+    """Pop a field's value: one operand, or a v128's two halves (low, high)."""
+    ctx = cg.ctx
+    n = 2 if storage == V128 else 1
+    value = ctx.stack[len(ctx.stack) - n :]
+    del ctx.stack[len(ctx.stack) - n :]
+    return value
+
+
 def _load_field(cg: FuncCodegen, obj: Reg, offset: int, storage: int, signed: bool) -> None:
     """Push the value at ``obj + offset`` (``obj`` is released by the caller)."""
     ctx = cg.ctx
+    if storage == V128:  # both halves' registers taken before either is pushed (neither can be spilled early)
+        lo, hi = ctx.alloc(INT), ctx.alloc(INT)
+        _v128_at(cg, cg.masm.load_v128, lo, hi, obj, offset)
+        ctx.push_reg(V128, lo)
+        ctx.push_reg(V128, hi)
+        return
     ty = _value_type(storage)
     dst = ctx.alloc(FLOAT if ty in (F32, F64) else INT)
     base, disp, temp = _address(cg, obj, offset)
@@ -471,10 +502,10 @@ def visit_struct_set(cg: FuncCodegen, imm) -> None:
     x, y = imm
     st = _gc_types(cg)[x]
     ctx = cg.ctx
-    value = ctx.pop()
+    value = _pop_value(cg, st.fields[y].storage)
     obj, owned = ctx.pop_reg()
     cg.masm.trap_if_null(obj, TrapCode.NULL_STRUCTURE_REFERENCE)
-    ctx.stack.append(value)
+    ctx.stack += value
     _store_field(cg, obj, struct_layout(st)[0][y], st.fields[y].storage)
     ctx.release(obj, owned)
 
@@ -483,6 +514,13 @@ def visit_array_new(cg: FuncCodegen, imm: int) -> None:
     """``array.new``: the value's bits (a float reinterpreted) and the length to gc_array_new."""
     ctx = cg.ctx
     length = ctx.pop()
+    if _gc_types(cg)[imm].element.storage == V128:  # the high half last, after the type index (runtime)
+        hi = ctx.pop()
+        lo = ctx.pop()
+        cg.builtin(Builtin.gc_array_new, [lo, length, Operand(CONST, I64, imm), hi], (I64, I32, I64, I64), I64)
+        obj, _ = ctx.pop_reg()
+        ctx.push_reg(EXTERNREF, obj)
+        return
     value = ctx.pop()
     if value.ty in (F32, F64):
         reg, owned = ctx.to_reg(value)
@@ -540,13 +578,13 @@ def visit_array_get(cg: FuncCodegen, imm: int, signed: bool) -> None:
 def visit_array_set(cg: FuncCodegen, imm: int) -> None:
     at = _gc_types(cg)[imm]
     ctx = cg.ctx
-    value = ctx.pop()
+    value = _pop_value(cg, at.element.storage)
     index, iown = ctx.pop_reg()
     obj, oown = ctx.pop_reg()
     addr = _element_address(cg, obj, index, storage_size(at.element.storage))
     ctx.release(index, iown)
     ctx.release(obj, oown)
-    ctx.stack.append(value)
+    ctx.stack += value
     _store_field(cg, addr, HEADER_BYTES, at.element.storage)
     ctx.free_reg(addr)
 
@@ -577,11 +615,19 @@ def visit_array_bulk(cg: FuncCodegen, imm, builtin: Builtin, arity: int, value_a
     """An array bulk instruction through its builtin: ``arity`` operands (the one at ``value_at`` a value,
     passed as bits), then the immediates as static operands."""
     ctx = cg.ctx
+    extra = imm if isinstance(imm, tuple) else (imm,)
+    if value_at is not None and ctx.stack[-1 - (arity - 1 - value_at)].ty == V128:
+        # a v128 value is two operands: the low half in the value's place, the high one after the statics
+        args = ctx.stack[len(ctx.stack) - arity - 1 :]
+        del ctx.stack[len(ctx.stack) - arity - 1 :]
+        hi = args.pop(value_at + 1)
+        statics = [Operand(CONST, I64, x) for x in extra]
+        cg.builtin(builtin, args + statics + [hi], tuple(I64 for _ in range(len(args) + len(statics) + 1)), None)
+        return
     args = ctx.stack[len(ctx.stack) - arity :]
     del ctx.stack[len(ctx.stack) - arity :]
     if value_at is not None:
         args[value_at] = _bits_operand(cg, args[value_at])
-    extra = imm if isinstance(imm, tuple) else (imm,)
     cg.builtin(builtin, args, tuple(I64 for _ in args), I64 if result else None, extra)
     if result:
         obj, _ = ctx.pop_reg()

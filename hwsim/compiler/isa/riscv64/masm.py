@@ -245,7 +245,8 @@ class RiscvMasm:
         self.return_offsets: list[int] = []  # the code offset each call and builtin ecall returns to
         self.stack_maps: list[tuple[int, tuple[int, ...]]] = []  # (return offset, locations): the code generator's
         self.cold: list[tuple[Label, TrapCode, int, tuple]] = []  # (stub, code, wasm offset, words before)
-        self.checkpoints: list[tuple[Label, Label, int, int]] = []  # (stub, back, builtin id, wasm offset)
+        # (stub, back, builtin id, wasm offset, stack map or None)
+        self.checkpoints: list[tuple[Label, Label, int, int, tuple[int, ...] | None]] = []
         # (stub, back, wasm offset, operand registers, static operands, builtin id): bulk memory's host path
         self.bulk_stubs: list[tuple[Label, Label, int, tuple[int, ...], tuple[int, ...], int]] = []
         self.pc_map: list[tuple[int, int]] = []  # (code offset, wasm offset): made by finish() from the marks
@@ -1293,12 +1294,12 @@ class RiscvMasm:
     def fuel_consume_reg(self, units: Reg) -> None:
         self.words.append(A.sub(R.FUEL.num, R.FUEL.num, units.num))
 
-    def fuel_checkpoint(self, cost: int, builtin_id: int) -> None:
+    def fuel_checkpoint(self, cost: int, builtin_id: int, stack_map: tuple[int, ...] | None = None) -> None:
         """``blez gp`` (after the cost, if any) to a cold stub that calls the builtin and comes back."""
         if cost:
             self.fuel_consume(cost)
         stub, back = Label(), Label()
-        self.checkpoints.append((stub, back, builtin_id, self.wasm_offset))
+        self.checkpoints.append((stub, back, builtin_id, self.wasm_offset, stack_map))
         self._branch("bge", 0, R.FUEL.num, stub)  # blez gp
         self.bind(back)
 
@@ -1323,10 +1324,12 @@ class RiscvMasm:
             self.emit(*prefix)
             self.trap_sites.append((self.offset(), code, wasm_offset))
             self.words.append(A.EBREAK)
-        for stub, back, builtin_id, wasm_offset in self.checkpoints:
+        for stub, back, builtin_id, wasm_offset, stack_map in self.checkpoints:
             self.bind(stub)
             self.pc_map.append((self.offset(), wasm_offset))  # the slow path reports the checkpoint's offset
             self.call_builtin(builtin_id)
+            if stack_map is not None:  # a thread preempted here is at a safepoint (runtime/gcheap.py)
+                self.stack_maps.append((self.offset(), stack_map))
             self.jump(back)
         for stub, back, wasm_offset, regs, static, builtin_id in self.bulk_stubs:
             self.bind(stub)
