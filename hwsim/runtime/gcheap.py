@@ -33,9 +33,9 @@ depth >= ``d`` and ``display[d]`` is ``b``'s canonical id (compiler/codegen/gc.p
 
 The collector is a non-moving mark-sweep, run when an allocation would pass the Store's
 ``gc_heap_bytes`` limit (or at every allocation under ``stress``); if the live objects still leave no
-room, the allocation traps ``out of GC heap memory``.  Freed objects go to free lists by size and are
-reused (zeroed); neighbours merge after a sweep, and a larger free block is split when none of the size
-is free, so the memory objects take (live or free) stays within twice the limit.  Its roots are exact::
+room, the allocation traps ``out of GC heap memory``.  After the mark, the free blocks are the heap's
+arena less the live objects (by size, reused zeroed; a larger one is split when none of the size is
+free), so the memory objects take (live or free) stays within twice the limit.  Its roots are exact::
 
     stack maps     the running wasm frames, walked from the allocating builtin's ecall outwards along
                    the frame-pointer chain (through host functions that called wasm again): in each,
