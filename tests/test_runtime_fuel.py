@@ -537,10 +537,10 @@ def _smith_both(wasm: bytes, seed: int, fuels: list[int]) -> tuple[list, list]:
     from wasmtime import _ffi as ffi
 
     from hwsim.fuzz.execute import (
-        WIDTHS,
         CallPlan,
-        _code,
+        _hwsim_args,
         _hwsim_imports,
+        _wasmtime_args,
         _wasmtime_call,
         _wasmtime_imports,
         wasmtime_engine,
@@ -564,23 +564,25 @@ def _smith_both(wasm: bytes, seed: int, fuels: list[int]) -> tuple[list, list]:
         wt_store
     )
     hw_out, wt_out = [], []
+    hw_returned: list = []  # (no call's results are kept: a reference from a result is skipped)
     for (name, args), fuel in zip(plan.calls, fuels):
         if FUEL_EXPORT in exports:
             vm_global(exports[FUEL_EXPORT]).set_bits(FUEL)
             wt_exports[FUEL_EXPORT].set_value(wt_store, wasmtime.Val.i32(FUEL))
         store.set_fuel(fuel)
         wt_store.set_fuel(fuel)
-        vals = [
-            hwsim.Val(hwsim.ValType(_code(t)), b) if t in WIDTHS else hwsim.Val(hwsim.ValType(_code(t)))
-            for t, b in args
-        ]
+        hw_returned.append(None)
+        vals, skip, _ = _hwsim_args(hwsim, store, exports, args, hw_returned)
+        raws, _, _ = _wasmtime_args(wasmtime, ffi, wt_store, wt_exports, args, hw_returned)
+        if skip is not None:
+            continue
         try:
             exports[name].call_vals(store, *vals)
             hw_out.append(("ok", store.get_fuel()))
         except hwsim.Trap as trap:
             hw_out.append((trap.code.name, store.get_fuel()))
         try:
-            _wasmtime_call(wasmtime, ffi, wt_store, wt_exports[name], args, {})
+            _wasmtime_call(wasmtime, ffi, wt_store, wt_exports[name], raws, {})
             wt_out.append(("ok", wt_store.get_fuel()))
         except wasmtime.Trap as trap:
             code = trap.trap_code.name if trap.trap_code is not None else "UNCAUGHT_EXCEPTION"  # (wasmtime-py 50)
