@@ -339,6 +339,63 @@ def test_mmio_pc_names_the_load_or_store_a_device_serves(g):
     assert g.m.mmio_pc is None  # outside a device access
 
 
+def test_device_access_observers_run_before_each_access_while_registered(g):
+    """A device-access observer sees each guest load or store before the device serves it, with the PC
+    already on that access; removing it (the last one) stops the calls, and the PC stays exact."""
+    seen = []
+
+    class Pcs(Recorder):
+        def mmio_read(self, offset, size):
+            seen.append(("r", offset, g.m.mmio_pc))
+            return 0
+
+        def mmio_write(self, offset, size, value):
+            seen.append(("w", offset, g.m.mmio_pc))
+
+    g.m.phys.add_mmio(0x1000_0000, 0x1000, Pcs(), name="pcs")
+    g.space.map(0x4_0000, 0x1000_0000, 0x1000, RW)
+    remove_first = g.m.add_device_access_observer(lambda: seen.append(("before", g.m.get_reg("pc"))))
+    remove_second = g.m.add_device_access_observer(lambda: seen.append(("second",)))
+
+    def prog(a):
+        a.li("a1", 0x4_0000)
+        a.emit(A.sw("zero", "a1", 0), A.addi("a2", "zero", 1), A.lw("a0", "a1", 4))
+
+    start = CODE + 4 * len(A.li_words("a1", 0x4_0000))
+    assert g.run(prog).ok
+    assert seen == [
+        ("before", start),
+        ("second",),
+        ("w", 0, start),
+        ("before", start + 8),
+        ("second",),
+        ("r", 4, start + 8),
+    ]
+    remove_first()
+    seen.clear()
+    assert g.run(prog).ok
+    assert seen == [("second",), ("w", 0, start), ("second",), ("r", 4, start + 8)]
+    remove_second()
+    remove_second()  # (a second call does nothing)
+    seen.clear()
+    assert g.run(prog).ok
+    assert seen == [("w", 0, start), ("r", 4, start + 8)]  # no observer left; the PC is still exact
+
+
+def test_an_exception_in_a_device_access_observer_stops_the_run_and_propagates(g):
+    dev = Recorder()
+    g.m.phys.add_mmio(0x1000_0000, 0x1000, dev, name="rec")
+    g.space.map(0x4_0000, 0x1000_0000, 0x1000, RW)
+
+    def broken():
+        raise RuntimeError("observer bug")
+
+    g.m.add_device_access_observer(broken)
+    with pytest.raises(RuntimeError, match="observer bug"):
+        g.run(lambda a: a.li("a1", 0x4_0000).emit(A.lw("a0", "a1", 0), A.lw("a0", "a1", 4)))
+    assert dev.log == [("r", 0, 4)]  # the run stops after the access under way (Unicorn's emu_stop), before the next
+
+
 def test_device_error_stops_the_run_and_propagates(g):
     class Broken(Recorder):
         def mmio_read(self, offset, size):

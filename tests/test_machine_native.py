@@ -567,6 +567,46 @@ def test_a_watch_on_a_page_the_helper_handed_over_catches_the_next_access():
     assert [access for _va, access, _size in seen[0][1]] == [Access.LOAD, Access.STORE]
 
 
+# -- the PC-syncing hook over device windows -----------------------------------------------------------------
+
+
+@needs_native
+def test_the_pc_syncing_hook_over_device_windows_is_compiled_and_enters_python_only_for_observers():
+    """track_mmio_pcs registers hwsim_mmio_access over every window: the PC is exact at each device access
+    with no Python call of its own; the device-access observers are run (through Python) only while one
+    is registered, on every hart, a window added later included."""
+    from test_machine import CODE as G_CODE
+    from test_machine import RW, Guest, Recorder
+
+    g = Guest()
+    hart = g.m.add_hart()
+    entered: list[int] = []
+    for m in (g.m, hart):
+        m._observe_access = lambda m=m: (entered.append(m.hartid), Machine._observe_access(m))  # type: ignore[method-assign]
+    g.m.phys.add_mmio(0x1000_0000, 0x1000, Recorder(), name="early")
+    g.m.track_mmio_pcs()
+    late = Recorder()
+    pcs = []
+    late.mmio_write = lambda offset, size, value: pcs.append(g.m.mmio_pc)  # type: ignore[method-assign]
+    g.m.phys.add_mmio(0x1000_1000, 0x1000, late, name="late")
+    g.space.map(0x4_0000, 0x1000_0000, 0x2000, RW)
+
+    def prog(a):
+        a.li("a1", 0x4_0000).li("a3", 0x4_1000)
+        a.emit(A.lw("a0", "a1", 0), A.addi("a2", "zero", 1), A.sw("a2", "a3", 0))
+
+    store_pc = G_CODE + 4 * (len(A.li_words("a1", 0x4_0000)) + len(A.li_words("a3", 0x4_1000)) + 2)
+    assert g.run(prog).ok
+    assert entered == [] and pcs == [store_pc] and g.m._access_hook is not None and hart._access_hook is not None
+    remove = g.m.add_device_access_observer(lambda: None)
+    assert g.run(prog).ok
+    assert entered == [0, 0] and pcs == [store_pc, store_pc]
+    remove()
+    entered.clear()
+    assert g.run(prog).ok
+    assert entered == [] and pcs[-1] == store_pc
+
+
 @needs_native
 def test_native_tlb_probes_the_global_tag_as_the_python_tlb():
     assert LIB is not None

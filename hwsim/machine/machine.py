@@ -86,7 +86,7 @@ from .debug import DebugPort, DebugStop, DebugStopKind
 from .fault import CpuFault, RunResult, StopReason, WatchHit
 from .frames import FrameAllocator
 from .hooks import EcallAction, Hooks
-from .native import TRACED, HartState, NativeTlb, library
+from .native import TRACED, AccessHook, HartState, NativeTlb, library
 from .physmem import MmioRegion, PhysicalMemory, RamRegion
 from .shootdown import Shootdowns
 
@@ -109,6 +109,7 @@ _FILL_CFUNC = ctypes.CFUNCTYPE(
     ctypes.c_bool, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.POINTER(uc_tlb_entry), ctypes.c_void_p
 )
 _INTR_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)  # the binding's, raw
+_OBSERVE_CFUNC = ctypes.CFUNCTYPE(None)  # AccessHook.observe: the compiled MMIO hook calls Python through it
 
 DEFAULT_RAM_BASE = 0x8000_0000
 DEFAULT_RAM_SIZE = 128 << 20
@@ -327,6 +328,7 @@ _SHARED_BY_HARTS = (
     "_ecall_handlers",
     "_mmio_observers",
     "_access_observers",
+    "_access_observed",
     "_shootdowns",
 )
 
@@ -367,6 +369,9 @@ class Machine:
         self._ecall_handlers = Hooks("ecall handler")
         self._mmio_observers = Hooks("MMIO observer")
         self._access_observers = Hooks("device-access observer")
+        # How many there are, read by the compiled PC-syncing hook (hwsim_mmio_access), which calls
+        # Python only when it is not 0.
+        self._access_observed = ctypes.c_int64(0)
         self._init_hart()
         self.ram = self.phys.add_ram(ram_base, ram_size)
         self.frames = FrameAllocator(self.ram)
@@ -414,6 +419,7 @@ class Machine:
         else:  # pragma: no cover - older binding layout
             self._uc.hook_add(uc_const.UC_HOOK_INTR, self._interrupt)
         self._mmio_pc_hooks: list | None = None  # Unicorn hooks that make the PC exact at device accesses
+        self._access_hook: AccessHook | None = None  # the compiled one's data (see _hook_mmio_pc)
         self.phys.on_region_added(self._attach_region)
         for region in self.phys.regions:  # a hart added later: the regions already there
             self._attach_region(region)
@@ -491,8 +497,9 @@ class Machine:
         self._keep.append((callback, state, self.tlb))  # Unicorn and the C hook hold raw pointers to these
         self._native = state
 
-    def _hook_raw(self, kind: int, callback: ctypes.c_void_p, data: int | None) -> None:
-        """Add a Unicorn hook of ``kind`` (every address) calling the C function ``callback`` with ``data``."""
+    def _hook_raw(self, kind: int, callback: ctypes.c_void_p, data: int | None, begin: int = 1, end: int = 0) -> int:
+        """Add a Unicorn hook of ``kind`` calling the C function ``callback`` with ``data``, over addresses
+        ``begin`` to ``end`` inclusive (by default every address); returns its handle."""
         hook = uc_hook_h()
         err = _uclib.uc_hook_add(  # type: ignore[union-attr]
             self._handle,
@@ -500,11 +507,12 @@ class Machine:
             kind,
             callback,
             ctypes.c_void_p(data),
-            ctypes.c_uint64(1),
-            ctypes.c_uint64(0),
+            ctypes.c_uint64(begin),
+            ctypes.c_uint64(end),
         )
         if err:
             raise UcError(err)
+        return hook.value
 
     @property
     def native(self) -> bool:
@@ -571,7 +579,15 @@ class Machine:
         change them (QEMU has them in host registers across the access).  Turns :meth:`track_mmio_pcs`
         on, whose hook calls it.  Returns the function that removes the observer."""
         self.track_mmio_pcs()
-        return self._access_observers.add(observer)
+        observers, count = self._access_observers, self._access_observed
+        remove_observer = observers.add(observer)
+        count.value = len(observers)
+
+        def remove() -> None:
+            remove_observer()
+            count.value = len(observers)
+
+        return remove
 
     # -- physical memory --------------------------------------------------------------
 
@@ -670,10 +686,13 @@ class Machine:
 
         QEMU updates the guest PC only at the end of a translation block, so while a device serves
         an access the PC register names the block, not the load or store.  A Unicorn memory hook over
-        the MMIO windows makes Unicorn restore the PC before each device access.  The price: with any
-        memory hook, Unicorn sends every guest load and store through its slow path (about 25 ns
-        more each, measured), and each device access calls the (empty) hook (under 1 us); so it is
-        turned on only by those who name the code of device accesses (the driver runner)."""
+        the MMIO windows makes Unicorn restore the PC before each device access (unicorn 2.1.4's
+        cputlb.c: ``cpu_restore_state`` for any memory hook whose range and kind match the physical
+        address; a hook elsewhere, or of the other kind, leaves the PC on the block).  The hook is the
+        compiled helper's ``hwsim_mmio_access`` (native.py), which enters Python only while a
+        device-access observer is registered; without the helper, a Python hook (about 1 us per
+        device access more).  Either way each access pays for the PC's restore, so it is turned on
+        only by those who name the code of device accesses (the driver runner)."""
         for hart in self.harts:
             hart._track_mmio_pcs_here()
 
@@ -682,20 +701,39 @@ class Machine:
             self._mmio_pc_hooks = [self._hook_mmio_pc(region) for region in self.phys.mmio_regions]
 
     def _hook_mmio_pc(self, region: MmioRegion) -> int:
-        observers = self._access_observers
+        """The memory hook over ``region`` that makes the PC exact at its accesses (see track_mmio_pcs):
+        the compiled helper's ``hwsim_mmio_access`` when there is one (Python is called only while a
+        device-access observer is registered), else a Python hook.  Both sync the PC alike: Unicorn
+        restores it for any memory hook whose range and kinds match the access."""
+        kinds = uc_const.UC_HOOK_MEM_READ | uc_const.UC_HOOK_MEM_WRITE
+        if self._native is not None:
+            if self._access_hook is None:
+                observe = _OBSERVE_CFUNC(self._observe_access)
+                self._access_hook = AccessHook(
+                    observe=ctypes.cast(observe, ctypes.c_void_p).value,
+                    observed=ctypes.addressof(self._access_observed),
+                )
+                self._keep.append((observe, self._access_hook, self._access_observed))  # C holds raw pointers
+            lib = library()
+            assert lib is not None  # (self._native is set only when the helper loaded)
+            callback = ctypes.cast(lib.hwsim_mmio_access, ctypes.c_void_p)
+            return self._hook_raw(kinds, callback, ctypes.addressof(self._access_hook), region.base, region.end - 1)
 
         def synced(uc, access, address, size, value, _data):  # its being called is what syncs the PC
-            if observers.callbacks:
-                try:
-                    for observer in observers.callbacks:
-                        observer()
-                except BaseException as exc:  # never let an exception unwind through Unicorn
-                    self._host_error = exc
-                    uc.emu_stop()
+            if self._access_observers.callbacks:
+                self._observe_access()
 
-        kinds = uc_const.UC_HOOK_MEM_READ | uc_const.UC_HOOK_MEM_WRITE
         self._keep.append(synced)
         return self._uc.hook_add(kinds, synced, begin=region.base, end=region.end - 1)
+
+    def _observe_access(self) -> None:
+        """A guest load or store is about to reach a device: run the device-access observers."""
+        try:
+            for observer in self._access_observers.callbacks:
+                observer()
+        except BaseException as exc:  # never let an exception unwind through Unicorn
+            self._host_error = exc
+            self._uc.emu_stop()
 
     @property
     def mmio_pc(self) -> int | None:

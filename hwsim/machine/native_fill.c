@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HWSIM_NATIVE_ABI 1
+#define HWSIM_NATIVE_ABI 2
 
 /* Unicorn's types, as unicorn.h declares them (only what is used here). */
 typedef struct {
@@ -467,6 +467,23 @@ bool hwsim_fill(void *uc, uint64_t va, int type, uc_tlb_entry *entry, void *data
     hwsim_tlb_insert(t, asid, tr.va, tr.pa, tr.level, tr.page_size, tr.pte_addr, tr.pte, tr.global);
     fill_entry(entry, va, tr.pa, tr.page_size, unicorn_perms(tr.pte, (int)priv, sum, mxr));
     return true;
+}
+
+/* -- the PC-syncing memory hook over the MMIO windows (Machine.track_mmio_pcs) -------------------- */
+
+/* What one hart's hook needs: the Python device-access observers, and how many there are. */
+typedef struct {
+    void (*observe)(void);   /* runs them (Machine._observe_access); called only while there are some */
+    const int64_t *observed; /* their count, shared by the harts */
+} access_hook;
+
+/* The UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE callback over a window: its being registered there is what
+ * makes Unicorn write the guest PC back before each access (Machine.mmio_pc); it reaches Python only
+ * while a device-access observer is registered. */
+void hwsim_mmio_access(void *uc, int type, uint64_t address, int size, int64_t value, void *data) {
+    const access_hook *h = data;
+    (void)uc, (void)type, (void)address, (void)size, (void)value;
+    if (*h->observed) h->observe();
 }
 
 /* The walk alone, for the differential test: 1 and ``out`` (tag = 0) as walk_quick, or 0. */
