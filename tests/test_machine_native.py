@@ -567,6 +567,35 @@ def test_a_watch_on_a_page_the_helper_handed_over_catches_the_next_access():
     assert [access for _va, access, _size in seen[0][1]] == [Access.LOAD, Access.STORE]
 
 
+@needs_native
+def test_while_a_page_is_watched_the_helper_serves_every_other_page_and_python_the_watched_one():
+    """A watch hands Python the fills of its page alone (the helper searches the watched pages): the
+    other pages' fills, first walks and TLB hits alike, stay in C; both machines see the same hits, A/D
+    bits, counters and TLB contents."""
+    leaves = [(None, "same")] * PAGES
+    accesses = [(False, 0, 0), (True, 1, 0), (False, 2, 0), (True, 0, 1), (False, 1, 1), (False, 0, 2)]
+    seen = []
+    for m in both(ram_size=4 << 20):
+        code, exit_ = program(accesses)
+        addrs = setup(m, leaves, Priv.U, False, False, code)
+        hits: list = []
+        page_pa, other_pa = (((m.phys.read_u64(addrs[i]) >> 10) & ((1 << 44) - 1)) << 12 for i in (0, 2))
+        m.watch_page(page_pa, hits.append, accesses=(Access.STORE,))
+        m.watch_page(other_pa, hits.append, accesses=(Access.LOAD,))
+        served = m._native.fills if m._native is not None else 0
+        observed = []
+        for _ in range(2):  # the second run goes through the model TLB (hits)
+            observed.append(observe(m, m.run(CODE, until=exit_), addrs))
+            m.flush_cpu_tlb()
+        if m._native is not None:
+            assert m._native.fills - served >= 4  # the code page and page 1, in both runs, served in C
+        m.unwatch_page(page_pa)
+        m.unwatch_page(other_pa)
+        seen.append((observed, [(h.va, h.access, h.size) for h in hits]))
+    assert seen[0] == seen[1]
+    assert [(va - DATA, access) for va, access, _ in seen[0][1]] == [(0x2000, Access.LOAD), (0x8, Access.STORE)] * 2
+
+
 # -- the PC-syncing hook over device windows -----------------------------------------------------------------
 
 

@@ -454,6 +454,7 @@ class Machine:
         self._uc.reg_write(rv.UC_RISCV_REG_MSTATUS, self._uc.reg_read(rv.UC_RISCV_REG_MSTATUS) | MSTATUS_FS_DIRTY)
         self._u_context: tuple[int, int] | None = None  # (satp, mstatus) while the hart is in U-mode
         self._watched: dict[int, _Watch] = {}  # physical page -> what is watched there (see watch_page)
+        self._watched_pages: ctypes.Array | None = None  # its keys, ascending, for the compiled hook
         self._pending_watch: _PendingWatch | None = None
         self._handed: set[int] = set()  # physical pages handed to Unicorn's TLB since its last flush
         self._store_watches: dict[int, tuple[int, int, Callable, object]] = {}  # see watch_stores
@@ -539,7 +540,7 @@ class Machine:
         # compiled hook must leave that to _fill (which refuses it), as it leaves watched pages.
         self._stop_reason_v = reason
         if self._native is not None:
-            self._native.defer = int(reason is not None or bool(self._watched))
+            self._native.defer = int(reason is not None)
 
     # -- hooks (hooks.py has their order and outcomes in one table) ----------------------------
 
@@ -1259,8 +1260,12 @@ class Machine:
             self._watched.pop(page, None)
         before = old.accesses if old is not None else frozenset()
         after = watch.accesses if watch is not None else frozenset()
-        if self._native is not None:  # the compiled hook serves no fill while a page is watched
-            self._native.defer = int(self._stop_reason is not None or bool(self._watched))
+        if self._native is not None and (watch is None) != (old is None):
+            # the compiled hook hands every fill of a watched page to _watch_fill (the list it searches)
+            pages = sorted(self._watched)
+            self._watched_pages = (ctypes.c_uint64 * max(len(pages), 1))(*pages)
+            self._native.watched = ctypes.addressof(self._watched_pages)
+            self._native.n_watched = len(pages)
         # (the compiled hook keeps no record of the pages it handed over: it may have handed this one)
         if after - before and (page in self._handed or self._native is not None):
             self.flush_cpu_tlb()  # the hart may hold the page with rights a new watch must take away

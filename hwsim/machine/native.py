@@ -4,7 +4,7 @@
 
     Unicorn TLB miss --> hwsim_fill (C, per-hart HartState) --served--> Unicorn's TLB entry
                               |  model TLB: NativeTlb (the entries live in C)
-                              |  anything it does not serve: a fault, tracing, a watch, a stop
+                              |  anything it does not serve: a fault, tracing, a watched page, a stop
                               v
                          Machine._tlb_fill (Python), over the same NativeTlb
 
@@ -36,7 +36,7 @@ from ..mmu.walker import Translation
 from ..trace import TRACE
 
 SOURCE = Path(__file__).with_name("native_fill.c")
-ABI = 2  # HWSIM_NATIVE_ABI in native_fill.c
+ABI = 3  # HWSIM_NATIVE_ABI in native_fill.c
 
 
 class NativeBuildError(HwsimError):
@@ -90,6 +90,8 @@ class HartState(ctypes.Structure):
         ("reg_mstatus", ctypes.c_int64),
         ("fills", ctypes.c_uint64),
         ("walks", ctypes.c_uint64),
+        ("watched", ctypes.c_void_p),  # the watched physical pages, ascending (see Machine._set_watch)
+        ("n_watched", ctypes.c_int64),
     ]
 
 
