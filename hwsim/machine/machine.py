@@ -110,6 +110,11 @@ _FILL_CFUNC = ctypes.CFUNCTYPE(
 )
 _INTR_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)  # the binding's, raw
 _OBSERVE_CFUNC = ctypes.CFUNCTYPE(None)  # AccessHook.observe: the compiled MMIO hook calls Python through it
+# uc_mmio_map's callbacks, raw (the binding's mmio_map adds two wrapper calls to every device access)
+_MMIO_READ_CFUNC = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint, ctypes.c_void_p)
+_MMIO_WRITE_CFUNC = ctypes.CFUNCTYPE(
+    None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint, ctypes.c_uint64, ctypes.c_void_p
+)
 
 DEFAULT_RAM_BASE = 0x8000_0000
 DEFAULT_RAM_SIZE = 128 << 20
@@ -611,7 +616,9 @@ class Machine:
         handlers = getattr(device, "mmio_handlers", None)
         readers, writers = handlers() if handlers is not None else ({}, {})
 
-        def read(uc, offset, size, _data):
+        uc = self._uc
+
+        def read(_handle, offset, size, _data):
             self.mmio_accesses += 1
             self._stop_in_access = False
             try:
@@ -643,7 +650,7 @@ class Machine:
             finally:
                 self._in_access = False
 
-        def write(uc, offset, size, value, _data):
+        def write(_handle, offset, size, value, _data):
             self.mmio_accesses += 1
             self._stop_in_access = False
             self._in_access = True
@@ -675,8 +682,15 @@ class Machine:
             finally:
                 self._in_access = False
 
-        self._keep.append((read, write))
-        self._uc.mmio_map(region.base, region.size, read, None, write, None)
+        if _uclib is not None:  # straight to read and write, as _interrupt
+            callbacks = (_MMIO_READ_CFUNC(read), _MMIO_WRITE_CFUNC(write))
+            self._keep.append(callbacks)
+            err = _uclib.uc_mmio_map(self._handle, region.base, region.size, callbacks[0], None, callbacks[1], None)
+            if err:
+                raise UcError(err)
+        else:  # pragma: no cover - older binding layout
+            self._keep.append((read, write))
+            self._uc.mmio_map(region.base, region.size, read, None, write, None)
         if self._mmio_pc_hooks is not None:
             self._mmio_pc_hooks.append(self._hook_mmio_pc(region))
 
