@@ -60,6 +60,7 @@ class Direction(enum.IntEnum):
         return self in (Direction.BIDIRECTIONAL, Direction.FROM_DEVICE)
 
 
+_STORES, _LOADS_AND_STORES = frozenset((Access.STORE,)), frozenset((Access.LOAD, Access.STORE))  # watched kinds
 _DIRECTIONS = tuple(Direction)  # by value (an index), cheaper than Direction(value) on every map
 # The IO page table rights of a mapping the device may read, and of one it may also write.
 _READ_RIGHTS, _WRITE_RIGHTS = int(Pte.R | Pte.U), int(Pte.R | Pte.W | Pte.U)
@@ -607,10 +608,8 @@ class DmaChecker:
             self.owned_on_frame.pop(frame, None)
             machine.unwatch_page(frame)
             return
-        accesses = {Access.STORE}
-        if any(o.direction.device_writes for o in owners):
-            accesses.add(Access.LOAD)
-        machine.watch_page(frame, self.cpu_access, accesses)
+        reads = any(o.direction.device_writes for o in owners)  # the CPU must not read what a device writes
+        machine.watch_page(frame, self.cpu_access, _LOADS_AND_STORES if reads else _STORES)
 
     def cpu_access(self, hit) -> None:
         """A driver load or store on a page holding device-owned bytes (from the machine's watch)."""

@@ -223,6 +223,9 @@ class _PendingException:
     pc: int
 
 
+_DATA_ACCESSES = frozenset((Access.LOAD, Access.STORE))  # what watch_page may watch
+
+
 @dataclass(frozen=True, slots=True)
 class _Watch:
     """What :meth:`Machine.watch_page` watches on one physical page: the union of the kinds of access its
@@ -1247,7 +1250,8 @@ class Machine:
 
         For stores alone, seen without a stop, see :meth:`watch_stores`.
         """
-        accesses = frozenset(Access(a) for a in accesses) - {Access.FETCH}
+        if not (type(accesses) is frozenset and accesses <= _DATA_ACCESSES):  # (a checker's own, as is)
+            accesses = frozenset(Access(a) for a in accesses) - {Access.FETCH}
         page = pa & ~PAGE_MASK
         if not accesses:
             self.unwatch_page(page, handler)
@@ -1277,8 +1281,11 @@ class Machine:
         if self._native is not None and (watch is None) != (old is None):
             # the compiled hook hands every fill of a watched page to _watch_fill (the list it searches)
             pages = sorted(self._watched)
-            self._watched_pages = (ctypes.c_uint64 * max(len(pages), 1))(*pages)
-            self._native.watched = ctypes.addressof(self._watched_pages)
+            array = self._watched_pages
+            if array is None or len(array) < len(pages):  # (grown by doubling, then reused)
+                array = self._watched_pages = (ctypes.c_uint64 * max(16, 2 * len(pages)))()
+                self._native.watched = ctypes.addressof(array)
+            array[: len(pages)] = pages
             self._native.n_watched = len(pages)
         # (the compiled hook keeps no record of the pages it handed over: it may have handed this one)
         if after - before and (page in self._handed or self._native is not None):
