@@ -596,6 +596,32 @@ def test_while_a_page_is_watched_the_helper_serves_every_other_page_and_python_t
     assert [(va - DATA, access) for va, access, _ in seen[0][1]] == [(0x2000, Access.LOAD), (0x8, Access.STORE)] * 2
 
 
+@needs_native
+def test_many_watched_pages_each_reach_python_and_unwatching_them_all_hands_fills_back():
+    """More watched pages than the helper's first array holds (it grows): a load from the last one
+    watched still stops; with every watch ended, the helper serves that page again."""
+    from test_machine import DATA as G_DATA
+    from test_machine import Guest
+
+    g = Guest()
+    extra = [g.m.frames.alloc() for _ in range(40)]
+    hits: list = []
+    for pa in extra:
+        g.m.watch_page(pa, hits.append, accesses=(Access.STORE,))
+    g.m.watch_page(g.data_pa, hits.append, accesses=(Access.LOAD,))
+    assert g.m._native is not None and g.m._native.n_watched == 41
+
+    def prog(a):
+        a.li("a1", G_DATA).emit(A.ld("a0", "a1", 8))
+
+    assert g.run(prog).ok and [(h.va, h.access) for h in hits] == [(G_DATA + 8, Access.LOAD)]
+    for pa in [*extra, g.data_pa]:
+        g.m.unwatch_page(pa)
+    served = g.m._native.fills
+    g.m.flush_cpu_tlb()
+    assert g.run(prog).ok and len(hits) == 1 and g.m._native.n_watched == 0 and g.m._native.fills > served
+
+
 # -- the PC-syncing hook over device windows -----------------------------------------------------------------
 
 
