@@ -382,6 +382,47 @@ def test_device_access_observers_run_before_each_access_while_registered(g):
     assert seen == [("w", 0, start), ("r", 4, start + 8)]  # no observer left; the PC is still exact
 
 
+def test_tracked_windows_keep_device_accesses_of_every_width_and_store_watches_alike(g):
+    """track_mmio_pcs takes the windows' rights away and lets every access through its hook: loads and
+    stores of 1, 2, 4 and 8 bytes still reach the device with their values and exact PCs, RAM is
+    untouched by it, and a store watch over RAM sees its stores (with their PC) beside it."""
+    seen = []
+
+    class Pcs(Recorder):
+        def mmio_read(self, offset, size):
+            seen.append(("r", offset, size, g.m.mmio_pc))
+            return 0x8877665544332211 >> (8 * (offset & 4))
+
+        def mmio_write(self, offset, size, value):
+            seen.append(("w", offset, size, value, g.m.mmio_pc))
+
+    g.m.phys.add_mmio(0x1000_0000, 0x1000, Pcs(), name="pcs")
+    g.space.map(0x4_0000, 0x1000_0000, 0x1000, RW)
+    g.m.track_mmio_pcs()
+    stores = []
+    g.m.watch_stores(g.data_pa + 0x20, 8, lambda pa, size, value: stores.append((pa, size, value, g.m.store_pc())))
+
+    def prog(a):
+        a.li("a1", 0x4_0000).li("a2", DATA).li("a3", 0x1234)
+        a.emit(A.sb("a3", "a1", 1), A.sh("a3", "a1", 2), A.lbu("a4", "a1", 3), A.lhu("a5", "a1", 6))
+        a.emit(A.sd("a3", "a1", 8), A.ld("a0", "a1", 16), A.sw("a3", "a2", 0x20), A.lw("t0", "a2", 0x20))
+
+    start = CODE + 4 * (len(A.li_words("a1", 0x4_0000)) + len(A.li_words("a2", DATA)) + len(A.li_words("a3", 0x1234)))
+    assert g.run(prog).ok
+    assert seen == [
+        ("w", 1, 1, 0x34, start),
+        ("w", 2, 2, 0x1234, start + 4),
+        ("r", 3, 1, start + 8),
+        ("r", 6, 2, start + 12),
+        ("w", 8, 4, 0x1234, start + 16),  # (Unicorn splits an 8-byte access in two)
+        ("w", 12, 4, 0, start + 16),
+        ("r", 16, 4, start + 20),
+        ("r", 20, 4, start + 20),
+    ]
+    assert g.m.get_reg("a0") == 0x8877665544332211 and g.m.get_reg("t0") == 0x1234
+    assert stores == [(g.data_pa + 0x20, 4, 0x1234, start + 24)]
+
+
 def test_an_exception_in_a_device_access_observer_stops_the_run_and_propagates(g):
     dev = Recorder()
     g.m.phys.add_mmio(0x1000_0000, 0x1000, dev, name="rec")

@@ -703,14 +703,18 @@ class Machine:
         """Make :attr:`mmio_pc` exact from now on (idempotent).
 
         QEMU updates the guest PC only at the end of a translation block, so while a device serves
-        an access the PC register names the block, not the load or store.  A Unicorn memory hook over
-        the MMIO windows makes Unicorn restore the PC before each device access (unicorn 2.1.4's
-        cputlb.c: ``cpu_restore_state`` for any memory hook whose range and kind match the physical
-        address; a hook elsewhere, or of the other kind, leaves the PC on the block).  The hook is the
-        compiled helper's ``hwsim_mmio_access`` (native.py), which enters Python only while a
-        device-access observer is registered; without the helper, a Python hook (about 1 us per
-        device access more).  Either way each access pays for the PC's restore, so it is turned on
-        only by those who name the code of device accesses (the driver runner)."""
+        an access the PC register names the block, not the load or store.  Unicorn restores the PC
+        before it calls a memory hook that matches the access (unicorn 2.1.4's cputlb.c:
+        ``cpu_restore_state``); a hook elsewhere, or of another kind, leaves the PC on the block.  A
+        ``UC_HOOK_MEM_READ``/``WRITE`` hook would do, but while one exists Unicorn's code generator
+        sends every guest load and store through its slow path (``tcg_uc_has_hookmem``).  So each
+        window is mapped without rights (``mem_protect``) and covered by a ``UC_HOOK_MEM_READ_PROT |
+        UC_HOOK_MEM_WRITE_PROT`` hook that lets every access through: RAM keeps the fast path, and
+        device accesses, which always take the slow path, get the PC.  The hook is the compiled
+        helper's ``hwsim_mmio_access`` (native.py), which enters Python only while a device-access
+        observer is registered; without the helper, a Python hook (about 1 us per device access
+        more).  The PC restore is paid per device access, so it is turned on only by those who name
+        the code of device accesses (the driver runner)."""
         for hart in self.harts:
             hart._track_mmio_pcs_here()
 
@@ -719,11 +723,10 @@ class Machine:
             self._mmio_pc_hooks = [self._hook_mmio_pc(region) for region in self.phys.mmio_regions]
 
     def _hook_mmio_pc(self, region: MmioRegion) -> int:
-        """The memory hook over ``region`` that makes the PC exact at its accesses (see track_mmio_pcs):
-        the compiled helper's ``hwsim_mmio_access`` when there is one (Python is called only while a
-        device-access observer is registered), else a Python hook.  Both sync the PC alike: Unicorn
-        restores it for any memory hook whose range and kinds match the access."""
-        kinds = uc_const.UC_HOOK_MEM_READ | uc_const.UC_HOOK_MEM_WRITE
+        """The hook over ``region`` that makes the PC exact at its accesses (see track_mmio_pcs): the
+        window loses its rights, and the hook gives every access back (returns True)."""
+        self._uc.mem_protect(region.base, region.size, uc_const.UC_PROT_NONE)
+        kinds = uc_const.UC_HOOK_MEM_READ_PROT | uc_const.UC_HOOK_MEM_WRITE_PROT
         if self._native is not None:
             if self._access_hook is None:
                 observe = _OBSERVE_CFUNC(self._observe_access)
@@ -737,12 +740,13 @@ class Machine:
             callback = ctypes.cast(lib.hwsim_mmio_access, ctypes.c_void_p)
             return self._hook_raw(kinds, callback, ctypes.addressof(self._access_hook), region.base, region.end - 1)
 
-        def synced(uc, access, address, size, value, _data):  # its being called is what syncs the PC
+        def allowed(uc, access, address, size, value, _data) -> bool:  # its being called syncs the PC
             if self._access_observers.callbacks:
                 self._observe_access()
+            return True  # (the access goes on to the device)
 
-        self._keep.append(synced)
-        return self._uc.hook_add(kinds, synced, begin=region.base, end=region.end - 1)
+        self._keep.append(allowed)
+        return self._uc.hook_add(kinds, allowed, begin=region.base, end=region.end - 1)
 
     def _observe_access(self) -> None:
         """A guest load or store is about to reach a device: run the device-access observers."""

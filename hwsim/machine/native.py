@@ -8,9 +8,10 @@
                               v
                          Machine._tlb_fill (Python), over the same NativeTlb
 
-    guest load/store in an MMIO window --> hwsim_mmio_access (C, per-hart AccessHook): its being
-                              registered makes Unicorn sync the PC (Machine.mmio_pc); it calls the
-                              Python device-access observers only while there are some
+    guest load/store in an MMIO window --> hwsim_mmio_access (C, per-hart AccessHook): a window
+                              without rights and this hook letting every access through make Unicorn
+                              sync the PC (Machine.mmio_pc); it calls the Python device-access
+                              observers only while there are some
 
 The helper is built once per source digest with ``python -m ziglang cc`` (a pip dependency: no
 compiler on the user's machine) into ``~/.cache/hwsim/native/`` (``$XDG_CACHE_HOME`` honoured).
@@ -36,7 +37,7 @@ from ..mmu.walker import Translation
 from ..trace import TRACE
 
 SOURCE = Path(__file__).with_name("native_fill.c")
-ABI = 3  # HWSIM_NATIVE_ABI in native_fill.c
+ABI = 4  # HWSIM_NATIVE_ABI in native_fill.c
 
 
 class NativeBuildError(HwsimError):
@@ -111,7 +112,7 @@ _SIGNATURES = {
     "hwsim_tlb_flush": ((_ptr, _int, _u64, _int, _i64), _i64),
     "hwsim_tlb_entries": ((_ptr, _ptr, _i64), _i64),
     "hwsim_walk": ((_ptr, _u64, _int, _u64, _int, _int, _int, _int, _ptr), _int),
-    "hwsim_mmio_access": ((_ptr, _int, _u64, _int, _i64, _ptr), None),  # (a hook: Unicorn calls it)
+    "hwsim_mmio_access": ((_ptr, _int, _u64, _int, _i64, _ptr), ctypes.c_bool),  # (a hook: Unicorn calls it)
 }
 
 # Nonzero while a trace wants every walk (page_walk, tlb_miss): the C hook then defers to Python.

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HWSIM_NATIVE_ABI 3
+#define HWSIM_NATIVE_ABI 4
 
 /* Unicorn's types, as unicorn.h declares them (only what is used here). */
 typedef struct {
@@ -500,13 +500,14 @@ typedef struct {
     const int64_t *observed; /* their count, shared by the harts */
 } access_hook;
 
-/* The UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE callback over a window: its being registered there is what
- * makes Unicorn write the guest PC back before each access (Machine.mmio_pc); it reaches Python only
- * while a device-access observer is registered. */
-void hwsim_mmio_access(void *uc, int type, uint64_t address, int size, int64_t value, void *data) {
+/* The UC_HOOK_MEM_READ_PROT | UC_HOOK_MEM_WRITE_PROT callback over a window the machine mapped without
+ * rights: Unicorn writes the guest PC back before calling it (Machine.mmio_pc), and it lets every access
+ * through (true); it reaches Python only while a device-access observer is registered. */
+bool hwsim_mmio_access(void *uc, int type, uint64_t address, int size, int64_t value, void *data) {
     const access_hook *h = data;
     (void)uc, (void)type, (void)address, (void)size, (void)value;
     if (*h->observed) h->observe();
+    return true;
 }
 
 /* The walk alone, for the differential test: 1 and ``out`` (tag = 0) as walk_quick, or 0. */
