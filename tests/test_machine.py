@@ -309,9 +309,9 @@ def test_mmio_window_reached_through_page_tables(g):
     assert g.m.get_reg("a0") == 0x88 and g.m.get_reg("a3") == 0x5566778855667788
 
 
-def test_mmio_pc_names_the_load_or_store_a_device_serves(g):
-    """QEMU updates the PC per translation block; with track_mmio_pcs the PC is that of the access itself."""
-    seen = []
+def _pc_recorder(g) -> list:
+    """A device at 0x4_0000 (VA) that records ("r" or "w", offset, mmio_pc) of each access; the record."""
+    seen: list = []
 
     class Pcs(Recorder):
         def mmio_read(self, offset, size):
@@ -323,6 +323,12 @@ def test_mmio_pc_names_the_load_or_store_a_device_serves(g):
 
     g.m.phys.add_mmio(0x1000_0000, 0x1000, Pcs(), name="pcs")
     g.space.map(0x4_0000, 0x1000_0000, 0x1000, RW)
+    return seen
+
+
+def test_mmio_pc_names_the_load_or_store_a_device_serves(g):
+    """QEMU updates the PC per translation block; with track_mmio_pcs the PC is that of the access itself."""
+    seen = _pc_recorder(g)
 
     def prog(a):
         a.li("a1", 0x4_0000)
@@ -342,18 +348,7 @@ def test_mmio_pc_names_the_load_or_store_a_device_serves(g):
 def test_device_access_observers_run_before_each_access_while_registered(g):
     """A device-access observer sees each guest load or store before the device serves it, with the PC
     already on that access; removing it (the last one) stops the calls, and the PC stays exact."""
-    seen = []
-
-    class Pcs(Recorder):
-        def mmio_read(self, offset, size):
-            seen.append(("r", offset, g.m.mmio_pc))
-            return 0
-
-        def mmio_write(self, offset, size, value):
-            seen.append(("w", offset, g.m.mmio_pc))
-
-    g.m.phys.add_mmio(0x1000_0000, 0x1000, Pcs(), name="pcs")
-    g.space.map(0x4_0000, 0x1000_0000, 0x1000, RW)
+    seen = _pc_recorder(g)
     remove_first = g.m.add_device_access_observer(lambda: seen.append(("before", g.m.get_reg("pc"))))
     remove_second = g.m.add_device_access_observer(lambda: seen.append(("second",)))
 
