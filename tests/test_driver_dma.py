@@ -356,3 +356,50 @@ def test_a_run_made_after_another_on_the_same_board_starts_with_nothing_cached(h
     first.close()
     report = second.run("read_loop", (2,))
     assert report.ok and report.result == 0 and report.dma_faults == [] and report.dma_reports == []
+
+
+# The attacks whose reports name driver code through the PC of a device access or a watched access:
+# a DMA to memory never mapped, after unmap (late), against the mapping's direction (into memory the
+# device may only read), and the CPU touching a buffer the device owns.
+_BOTH_PATHS = ("stray", "use_after_unmap", "wrong_direction", "read_before_sync", "write_after_map", "missing_sync")
+_REPORTS_SCRIPT = f"""
+from pathlib import Path
+from hwsim.board import DEFAULT_BOARD
+from hwsim.driver import DriverRun, build_driver
+from hwsim.machine import native
+from hwsim.testing import make_board
+print("native" if native.library() is not None else "python")
+for name in {_BOTH_PATHS!r}:
+    wasm = build_driver(Path({str(DRIVERS)!r}) / "examples" / "buggy" / name).read_bytes()
+    report = DriverRun(make_board(DEFAULT_BOARD)[0], wasm, log=lambda text: None).run()
+    print("\\n".join(r.format() for r in report.dma_reports))
+    print("--")
+"""
+
+
+def test_dma_reports_are_the_same_with_and_without_the_compiled_helper():
+    """The compiled helper (the PC-syncing MMIO hook, fills around watched pages) and the Python hooks
+    (HWSIM_NO_NATIVE=1) give the same reports, C lines and virtual times included."""
+    import os
+    import subprocess
+    import sys
+
+    from hwsim.machine import native
+
+    if native.library() is None:
+        pytest.skip(f"no compiled helper: {native.unavailable_reason()}")
+    root = str(DRIVERS.parent)
+    outputs = []
+    for no_native in ("0", "1"):
+        env = {**os.environ, "HWSIM_NO_NATIVE": no_native, "PYTHONPATH": root}
+        out = subprocess.run([sys.executable, "-c", _REPORTS_SCRIPT], env=env, capture_output=True, text=True, cwd=root)
+        assert out.returncode == 0, out.stderr[-3000:]
+        outputs.append(out.stdout)
+    assert outputs[0].splitlines()[0] == "native" and outputs[1].splitlines()[0] == "python"
+    native_reports, python_reports = (text.split("\n", 1)[1] for text in outputs)
+    assert native_reports == python_reports
+    assert native_reports.count("DMA bug:") == len(_BOTH_PATHS)
+    for name in ("stray", "use_after_unmap", "wrong_direction"):  # named by the device access's PC
+        assert f"the device's work was started by the driver at {name}.c:" in native_reports
+    for name in ("read_before_sync", "write_after_map"):  # named by the watched access's PC
+        assert f"by the driver at {name}.c:" in native_reports

@@ -330,6 +330,7 @@ def test_iovas_never_mapped_reach_nothing(iova, length, write):
         (0xF000_0000, 16, 1, "MAP_MMIO"),  # a device window's linear address
         (0x3000, 0, 0, "dma_map: size must be positive"),
         (0x3000, 16, 7, "dma_map: direction must be 0, 1 or 2, not 7"),
+        (0x3000, 16, -1, "dma_map: direction must be 0, 1 or 2, not -1"),
         (0x3000, 0xFFFF_FFFF, 0, "MAP_MMIO"),  # wraps into the windows
         (0x3_F000, 0x2000, 0, "is outside the driver's memory"),
     ],

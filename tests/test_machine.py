@@ -309,9 +309,9 @@ def test_mmio_window_reached_through_page_tables(g):
     assert g.m.get_reg("a0") == 0x88 and g.m.get_reg("a3") == 0x5566778855667788
 
 
-def test_mmio_pc_names_the_load_or_store_a_device_serves(g):
-    """QEMU updates the PC per translation block; with track_mmio_pcs the PC is that of the access itself."""
-    seen = []
+def _pc_recorder(g) -> list:
+    """A device at 0x4_0000 (VA) that records ("r" or "w", offset, mmio_pc) of each access; the record."""
+    seen: list = []
 
     class Pcs(Recorder):
         def mmio_read(self, offset, size):
@@ -323,6 +323,12 @@ def test_mmio_pc_names_the_load_or_store_a_device_serves(g):
 
     g.m.phys.add_mmio(0x1000_0000, 0x1000, Pcs(), name="pcs")
     g.space.map(0x4_0000, 0x1000_0000, 0x1000, RW)
+    return seen
+
+
+def test_mmio_pc_names_the_load_or_store_a_device_serves(g):
+    """QEMU updates the PC per translation block; with track_mmio_pcs the PC is that of the access itself."""
+    seen = _pc_recorder(g)
 
     def prog(a):
         a.li("a1", 0x4_0000)
@@ -337,6 +343,93 @@ def test_mmio_pc_names_the_load_or_store_a_device_serves(g):
     start = CODE + 4 * len(A.li_words("a1", 0x4_0000))
     assert seen == [("w", 0, start), ("w", 0, start + 8), ("r", 4, start + 12)]
     assert g.m.mmio_pc is None  # outside a device access
+
+
+def test_device_access_observers_run_before_each_access_while_registered(g):
+    """A device-access observer sees each guest load or store before the device serves it, with the PC
+    already on that access; removing it (the last one) stops the calls, and the PC stays exact."""
+    seen = _pc_recorder(g)
+    remove_first = g.m.add_device_access_observer(lambda: seen.append(("before", g.m.get_reg("pc"))))
+    remove_second = g.m.add_device_access_observer(lambda: seen.append(("second",)))
+
+    def prog(a):
+        a.li("a1", 0x4_0000)
+        a.emit(A.sw("zero", "a1", 0), A.addi("a2", "zero", 1), A.lw("a0", "a1", 4))
+
+    start = CODE + 4 * len(A.li_words("a1", 0x4_0000))
+    assert g.run(prog).ok
+    assert seen == [
+        ("before", start),
+        ("second",),
+        ("w", 0, start),
+        ("before", start + 8),
+        ("second",),
+        ("r", 4, start + 8),
+    ]
+    remove_first()
+    seen.clear()
+    assert g.run(prog).ok
+    assert seen == [("second",), ("w", 0, start), ("second",), ("r", 4, start + 8)]
+    remove_second()
+    remove_second()  # (a second call does nothing)
+    seen.clear()
+    assert g.run(prog).ok
+    assert seen == [("w", 0, start), ("r", 4, start + 8)]  # no observer left; the PC is still exact
+
+
+def test_tracked_windows_keep_device_accesses_of_every_width_and_store_watches_alike(g):
+    """track_mmio_pcs takes the windows' rights away and lets every access through its hook: loads and
+    stores of 1, 2, 4 and 8 bytes still reach the device with their values and exact PCs, RAM is
+    untouched by it, and a store watch over RAM sees its stores (with their PC) beside it."""
+    seen = []
+
+    class Pcs(Recorder):
+        def mmio_read(self, offset, size):
+            seen.append(("r", offset, size, g.m.mmio_pc))
+            return 0x8877665544332211 >> (8 * (offset & 4))
+
+        def mmio_write(self, offset, size, value):
+            seen.append(("w", offset, size, value, g.m.mmio_pc))
+
+    g.m.phys.add_mmio(0x1000_0000, 0x1000, Pcs(), name="pcs")
+    g.space.map(0x4_0000, 0x1000_0000, 0x1000, RW)
+    g.m.track_mmio_pcs()
+    stores = []
+    g.m.watch_stores(g.data_pa + 0x20, 8, lambda pa, size, value: stores.append((pa, size, value, g.m.store_pc())))
+
+    def prog(a):
+        a.li("a1", 0x4_0000).li("a2", DATA).li("a3", 0x1234)
+        a.emit(A.sb("a3", "a1", 1), A.sh("a3", "a1", 2), A.lbu("a4", "a1", 3), A.lhu("a5", "a1", 6))
+        a.emit(A.sd("a3", "a1", 8), A.ld("a0", "a1", 16), A.sw("a3", "a2", 0x20), A.lw("t0", "a2", 0x20))
+
+    start = CODE + 4 * (len(A.li_words("a1", 0x4_0000)) + len(A.li_words("a2", DATA)) + len(A.li_words("a3", 0x1234)))
+    assert g.run(prog).ok
+    assert seen == [
+        ("w", 1, 1, 0x34, start),
+        ("w", 2, 2, 0x1234, start + 4),
+        ("r", 3, 1, start + 8),
+        ("r", 6, 2, start + 12),
+        ("w", 8, 4, 0x1234, start + 16),  # (Unicorn splits an 8-byte access in two)
+        ("w", 12, 4, 0, start + 16),
+        ("r", 16, 4, start + 20),
+        ("r", 20, 4, start + 20),
+    ]
+    assert g.m.get_reg("a0") == 0x8877665544332211 and g.m.get_reg("t0") == 0x1234
+    assert stores == [(g.data_pa + 0x20, 4, 0x1234, start + 24)]
+
+
+def test_an_exception_in_a_device_access_observer_stops_the_run_and_propagates(g):
+    dev = Recorder()
+    g.m.phys.add_mmio(0x1000_0000, 0x1000, dev, name="rec")
+    g.space.map(0x4_0000, 0x1000_0000, 0x1000, RW)
+
+    def broken():
+        raise RuntimeError("observer bug")
+
+    g.m.add_device_access_observer(broken)
+    with pytest.raises(RuntimeError, match="observer bug"):
+        g.run(lambda a: a.li("a1", 0x4_0000).emit(A.lw("a0", "a1", 0), A.lw("a0", "a1", 4)))
+    assert dev.log == [("r", 0, 4)]  # the run stops after the access under way (Unicorn's emu_stop), before the next
 
 
 def test_device_error_stops_the_run_and_propagates(g):

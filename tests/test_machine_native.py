@@ -568,6 +568,101 @@ def test_a_watch_on_a_page_the_helper_handed_over_catches_the_next_access():
 
 
 @needs_native
+def test_while_a_page_is_watched_the_helper_serves_every_other_page_and_python_the_watched_one():
+    """A watch hands Python the fills of its page alone (the helper searches the watched pages): the
+    other pages' fills, first walks and TLB hits alike, stay in C; both machines see the same hits, A/D
+    bits, counters and TLB contents."""
+    leaves = [(None, "same")] * PAGES
+    accesses = [(False, 0, 0), (True, 1, 0), (False, 2, 0), (True, 0, 1), (False, 1, 1), (False, 0, 2)]
+    seen = []
+    for m in both(ram_size=4 << 20):
+        code, exit_ = program(accesses)
+        addrs = setup(m, leaves, Priv.U, False, False, code)
+        hits: list = []
+        page_pa, other_pa = (((m.phys.read_u64(addrs[i]) >> 10) & ((1 << 44) - 1)) << 12 for i in (0, 2))
+        m.watch_page(page_pa, hits.append, accesses=(Access.STORE,))
+        m.watch_page(other_pa, hits.append, accesses=(Access.LOAD,))
+        served = m._native.fills if m._native is not None else 0
+        observed = []
+        for _ in range(2):  # the second run goes through the model TLB (hits)
+            observed.append(observe(m, m.run(CODE, until=exit_), addrs))
+            m.flush_cpu_tlb()
+        if m._native is not None:
+            assert m._native.fills - served >= 4  # the code page and page 1, in both runs, served in C
+        m.unwatch_page(page_pa)
+        m.unwatch_page(other_pa)
+        seen.append((observed, [(h.va, h.access, h.size) for h in hits]))
+    assert seen[0] == seen[1]
+    assert [(va - DATA, access) for va, access, _ in seen[0][1]] == [(0x2000, Access.LOAD), (0x8, Access.STORE)] * 2
+
+
+@needs_native
+def test_many_watched_pages_each_reach_python_and_unwatching_them_all_hands_fills_back():
+    """More watched pages than the helper's first array holds (it grows): a load from the last one
+    watched still stops; with every watch ended, the helper serves that page again."""
+    from test_machine import DATA as G_DATA
+    from test_machine import Guest
+
+    g = Guest()
+    extra = [g.m.frames.alloc() for _ in range(40)]
+    hits: list = []
+    for pa in extra:
+        g.m.watch_page(pa, hits.append, accesses=(Access.STORE,))
+    g.m.watch_page(g.data_pa, hits.append, accesses=(Access.LOAD,))
+    assert g.m._native is not None and g.m._native.n_watched == 41
+
+    def prog(a):
+        a.li("a1", G_DATA).emit(A.ld("a0", "a1", 8))
+
+    assert g.run(prog).ok and [(h.va, h.access) for h in hits] == [(G_DATA + 8, Access.LOAD)]
+    for pa in [*extra, g.data_pa]:
+        g.m.unwatch_page(pa)
+    served = g.m._native.fills
+    g.m.flush_cpu_tlb()
+    assert g.run(prog).ok and len(hits) == 1 and g.m._native.n_watched == 0 and g.m._native.fills > served
+
+
+# -- the PC-syncing hook over device windows -----------------------------------------------------------------
+
+
+@needs_native
+def test_the_pc_syncing_hook_over_device_windows_is_compiled_and_enters_python_only_for_observers():
+    """track_mmio_pcs registers hwsim_mmio_access over every window: the PC is exact at each device access
+    with no Python call of its own; the device-access observers are run (through Python) only while one
+    is registered, on every hart, a window added later included."""
+    from test_machine import CODE as G_CODE
+    from test_machine import RW, Guest, Recorder
+
+    g = Guest()
+    hart = g.m.add_hart()
+    entered: list[int] = []
+    for m in (g.m, hart):
+        m._observe_access = lambda m=m: (entered.append(m.hartid), Machine._observe_access(m))  # type: ignore[method-assign]
+    g.m.phys.add_mmio(0x1000_0000, 0x1000, Recorder(), name="early")
+    g.m.track_mmio_pcs()
+    late = Recorder()
+    pcs = []
+    late.mmio_write = lambda offset, size, value: pcs.append(g.m.mmio_pc)  # type: ignore[method-assign]
+    g.m.phys.add_mmio(0x1000_1000, 0x1000, late, name="late")
+    g.space.map(0x4_0000, 0x1000_0000, 0x2000, RW)
+
+    def prog(a):
+        a.li("a1", 0x4_0000).li("a3", 0x4_1000)
+        a.emit(A.lw("a0", "a1", 0), A.addi("a2", "zero", 1), A.sw("a2", "a3", 0))
+
+    store_pc = G_CODE + 4 * (len(A.li_words("a1", 0x4_0000)) + len(A.li_words("a3", 0x4_1000)) + 2)
+    assert g.run(prog).ok
+    assert entered == [] and pcs == [store_pc] and g.m._access_hook is not None and hart._access_hook is not None
+    remove = g.m.add_device_access_observer(lambda: None)
+    assert g.run(prog).ok
+    assert entered == [0, 0] and pcs == [store_pc, store_pc]
+    remove()
+    entered.clear()
+    assert g.run(prog).ok
+    assert entered == [] and pcs[-1] == store_pc
+
+
+@needs_native
 def test_native_tlb_probes_the_global_tag_as_the_python_tlb():
     assert LIB is not None
     py, c = Tlb(capacity=4), native.NativeTlb(LIB, capacity=4)

@@ -106,6 +106,20 @@ def test_map_rejects_bad_arguments(space, args, message):
         space.map(*args)
 
 
+def test_flags_validated_once_are_still_checked_for_each_new_combination(space):
+    """map validates each flags value once (a DMA mapping maps page by page): good flags mapped before
+    let nothing bad through, a bad value is refused every time and leaves the tables untouched."""
+    space.map(0x1000, RAM, 0x1000, RW)
+    space.map(0x2000, RAM + 0x1000, 0x1000, RW)  # (validated already)
+    for _ in range(2):
+        with pytest.raises(MappingError, match="W without R is a reserved encoding"):
+            space.map(0x3000, RAM + 0x2000, 0x1000, Pte.W | Pte.U)
+        with pytest.raises(MappingError, match="only R, W, X, U and G may be given"):
+            space.map(0x3000, RAM + 0x2000, 0x1000, int(RW | Pte.D))
+    assert space.lookup(0x3000) is None
+    assert space.lookup(0x2000).pa == RAM + 0x1000 and space.lookup(0x2000).flags & Pte.W
+
+
 def test_parse_flags():
     assert parse_flags("rw-u") == Pte.R | Pte.W | Pte.U
     with pytest.raises(MappingError, match="permission letters are r, w, x, u, g; 'q' in 'rq' is not one"):

@@ -102,3 +102,62 @@ def test_probe_does_not_count():
 def test_capacity_must_be_positive():
     with pytest.raises(ValueError, match="TLB capacity must be positive, not 0"):
         Tlb(capacity=0)
+
+
+def _hit_pages_by_hand(tlb: Tlb, asid: int, va: int, end: int, flags: int) -> tuple[list[tuple[int, int]], int]:
+    """hit_pages as a loop of hit(): what it must equal, pieces, stop, counters and LRU order alike."""
+    pieces: list[tuple[int, int]] = []
+    while va < end:
+        tr = tlb.hit(asid, va, flags)
+        if tr is None:
+            break
+        n = min(end, (va | (tr.page_size - 1)) + 1) - va
+        pa = tr.pa_of(va)
+        if pieces and pieces[-1][0] + pieces[-1][1] == pa:
+            pieces[-1] = (pieces[-1][0], pieces[-1][1] + n)
+        else:
+            pieces.append((pa, n))
+        va += n
+    return pieces, va
+
+
+HIT_PAGES_SEEN: list[int] = []  # pieces per case: the cases must not all be misses (checked below)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_hit_pages_is_hit_page_after_page(seed):
+    """Random entries (4 KiB and 2 MiB, global or not, some without W, some physically contiguous) and a
+    random range: the same pieces, stopping page, statistics and LRU order as hit() called per page."""
+    import random
+
+    rng = random.Random(seed)
+    tlbs = (Tlb(capacity=64), Tlb(capacity=64))
+    base = 0x1000_0000
+    for _ in range(rng.randint(0, 24)):
+        level = 1 if rng.random() < 0.15 else 0
+        size = 1 << (12 + 9 * level)
+        va = (base + rng.randrange(0, 48) * 0x1000) & ~(size - 1)
+        pa = 0x8000_0000 + (va - base if rng.random() < 0.7 else rng.randrange(0, 64) * size)
+        pte = 0xCF if rng.random() < 0.8 else 0xCB  # 0xCB: no W
+        tr = Translation(va, pa & ~(size - 1), level, size, 0, pte, rng.random() < 0.2)
+        asid = rng.choice((1, 2))
+        for tlb in tlbs:
+            tlb.insert(asid, tr)
+    # a range that starts on an entry, when there is one (so runs of hits are the usual case)
+    starts = [tr.va for _, tr in tlbs[0].entries()] or [base]
+    start = rng.choice(starts) + rng.choice((0, 0x10, 0xFF8))
+    end = start + rng.randint(1, 20 * 0x1000)
+    flags = rng.choice((0, 0x2, 0x4))
+    got = tlbs[0].hit_pages(1, start, end, flags)
+    assert got == _hit_pages_by_hand(tlbs[1], 1, start, end, flags)
+    HIT_PAGES_SEEN.append(len(got[0]))
+    assert tlbs[0].stats.as_dict() == tlbs[1].stats.as_dict()
+    assert tlbs[0].entries() == tlbs[1].entries()
+    assert tlbs[0].hit_pages(2, start, end, flags) == _hit_pages_by_hand(tlbs[1], 2, start, end, flags)
+    assert tlbs[0].stats.as_dict() == tlbs[1].stats.as_dict()
+
+
+def test_hit_pages_cases_include_runs_of_several_pieces():
+    for seed in range(40):
+        test_hit_pages_is_hit_page_after_page(seed)
+    assert HIT_PAGES_SEEN.count(0) < len(HIT_PAGES_SEEN) // 2 and max(HIT_PAGES_SEEN) >= 2

@@ -60,6 +60,12 @@ class Direction(enum.IntEnum):
         return self in (Direction.BIDIRECTIONAL, Direction.FROM_DEVICE)
 
 
+_STORES, _LOADS_AND_STORES = frozenset((Access.STORE,)), frozenset((Access.LOAD, Access.STORE))  # watched kinds
+_DIRECTIONS = tuple(Direction)  # by value (an index), cheaper than Direction(value) on every map
+# The IO page table rights of a mapping the device may read, and of one it may also write.
+_READ_RIGHTS, _WRITE_RIGHTS = int(Pte.R | Pte.U), int(Pte.R | Pte.W | Pte.U)
+
+
 class Problem(enum.Enum):
     STRAY = "DMA to an IOVA that was never mapped"
     AFTER_UNMAP = "DMA to a mapping that was already unmapped"
@@ -421,10 +427,9 @@ class DmaChecker:
         did = self.device_id_of(name, "hwsim_dma_alloc_coherent" if coherent else "hwsim_dma_map")
         if did is None:
             return DMA_MAPPING_ERROR
-        try:
-            direction = Direction(direction)
-        except ValueError:
-            raise self.error(f"dma_map: direction must be 0, 1 or 2, not {direction}") from None
+        if direction not in (0, 1, 2):
+            raise self.error(f"dma_map: direction must be 0, 1 or 2, not {direction}")
+        direction = _DIRECTIONS[direction]
         if size <= 0:
             raise self.error(f"dma_map: size must be positive, not {size}")
         if cpu_addr + size > self.window_base:
@@ -456,7 +461,7 @@ class DmaChecker:
             if kept is not None:
                 self.spaces[did].prune(kept << _TABLE_SPAN_SHIFT)
             self._kept_span[did] = span
-        rights = Pte.R | Pte.U | (Pte.W if direction.device_writes else 0)
+        rights = _WRITE_RIGHTS if direction.device_writes else _READ_RIGHTS
         space = self.spaces[did]
         frames = []
         allocator = self.machine.frames
@@ -603,10 +608,8 @@ class DmaChecker:
             self.owned_on_frame.pop(frame, None)
             machine.unwatch_page(frame)
             return
-        accesses = {Access.STORE}
-        if any(o.direction.device_writes for o in owners):
-            accesses.add(Access.LOAD)
-        machine.watch_page(frame, self.cpu_access, accesses)
+        reads = any(o.direction.device_writes for o in owners)  # the CPU must not read what a device writes
+        machine.watch_page(frame, self.cpu_access, _LOADS_AND_STORES if reads else _STORES)
 
     def cpu_access(self, hit) -> None:
         """A driver load or store on a page holding device-owned bytes (from the machine's watch)."""

@@ -589,9 +589,9 @@ class Iommu(Device):
             cached = tlb.hit(pscid, iova, need)  # (counted and refreshed as lookup_or_walk's lookup would)
             if cached is not None:
                 return [(cached.pa_of(iova), size)]
-        pieces: list[tuple[int, int]] = []
-        va = iova
         quick = TRACE.dma is None  # (traced, each page takes lookup_or_walk: tests hold one to the other)
+        # the pages with an entry that allows the access first: lookup_or_walk's answers, found quicker
+        pieces, va = tlb.hit_pages(pscid, iova, end, need) if quick else ([], iova)
         while va < end:
             # an entry that allows the access is lookup_or_walk's answer, found quicker
             hit = tlb.hit(pscid, va, need) if quick else None

@@ -86,7 +86,7 @@ from .debug import DebugPort, DebugStop, DebugStopKind
 from .fault import CpuFault, RunResult, StopReason, WatchHit
 from .frames import FrameAllocator
 from .hooks import EcallAction, Hooks
-from .native import TRACED, HartState, NativeTlb, library
+from .native import TRACED, AccessHook, HartState, NativeTlb, library
 from .physmem import MmioRegion, PhysicalMemory, RamRegion
 from .shootdown import Shootdowns
 
@@ -109,6 +109,12 @@ _FILL_CFUNC = ctypes.CFUNCTYPE(
     ctypes.c_bool, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.POINTER(uc_tlb_entry), ctypes.c_void_p
 )
 _INTR_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)  # the binding's, raw
+_OBSERVE_CFUNC = ctypes.CFUNCTYPE(None)  # AccessHook.observe: the compiled MMIO hook calls Python through it
+# uc_mmio_map's callbacks, raw (the binding's mmio_map adds two wrapper calls to every device access)
+_MMIO_READ_CFUNC = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint, ctypes.c_void_p)
+_MMIO_WRITE_CFUNC = ctypes.CFUNCTYPE(
+    None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint, ctypes.c_uint64, ctypes.c_void_p
+)
 
 DEFAULT_RAM_BASE = 0x8000_0000
 DEFAULT_RAM_SIZE = 128 << 20
@@ -215,6 +221,9 @@ class _PendingException:
 
     cause: Cause
     pc: int
+
+
+_DATA_ACCESSES = frozenset((Access.LOAD, Access.STORE))  # what watch_page may watch
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +336,7 @@ _SHARED_BY_HARTS = (
     "_ecall_handlers",
     "_mmio_observers",
     "_access_observers",
+    "_access_observed",
     "_shootdowns",
 )
 
@@ -367,6 +377,9 @@ class Machine:
         self._ecall_handlers = Hooks("ecall handler")
         self._mmio_observers = Hooks("MMIO observer")
         self._access_observers = Hooks("device-access observer")
+        # How many there are, read by the compiled PC-syncing hook (hwsim_mmio_access), which calls
+        # Python only when it is not 0.
+        self._access_observed = ctypes.c_int64(0)
         self._init_hart()
         self.ram = self.phys.add_ram(ram_base, ram_size)
         self.frames = FrameAllocator(self.ram)
@@ -414,6 +427,7 @@ class Machine:
         else:  # pragma: no cover - older binding layout
             self._uc.hook_add(uc_const.UC_HOOK_INTR, self._interrupt)
         self._mmio_pc_hooks: list | None = None  # Unicorn hooks that make the PC exact at device accesses
+        self._access_hook: AccessHook | None = None  # the compiled one's data (see _hook_mmio_pc)
         self.phys.on_region_added(self._attach_region)
         for region in self.phys.regions:  # a hart added later: the regions already there
             self._attach_region(region)
@@ -448,6 +462,7 @@ class Machine:
         self._uc.reg_write(rv.UC_RISCV_REG_MSTATUS, self._uc.reg_read(rv.UC_RISCV_REG_MSTATUS) | MSTATUS_FS_DIRTY)
         self._u_context: tuple[int, int] | None = None  # (satp, mstatus) while the hart is in U-mode
         self._watched: dict[int, _Watch] = {}  # physical page -> what is watched there (see watch_page)
+        self._watched_pages: ctypes.Array | None = None  # its keys, ascending, for the compiled hook
         self._pending_watch: _PendingWatch | None = None
         self._handed: set[int] = set()  # physical pages handed to Unicorn's TLB since its last flush
         self._store_watches: dict[int, tuple[int, int, Callable, object]] = {}  # see watch_stores
@@ -491,8 +506,9 @@ class Machine:
         self._keep.append((callback, state, self.tlb))  # Unicorn and the C hook hold raw pointers to these
         self._native = state
 
-    def _hook_raw(self, kind: int, callback: ctypes.c_void_p, data: int | None) -> None:
-        """Add a Unicorn hook of ``kind`` (every address) calling the C function ``callback`` with ``data``."""
+    def _hook_raw(self, kind: int, callback: ctypes.c_void_p, data: int | None, begin: int = 1, end: int = 0) -> int:
+        """Add a Unicorn hook of ``kind`` calling the C function ``callback`` with ``data``, over addresses
+        ``begin`` to ``end`` inclusive (by default every address); returns its handle."""
         hook = uc_hook_h()
         err = _uclib.uc_hook_add(  # type: ignore[union-attr]
             self._handle,
@@ -500,11 +516,12 @@ class Machine:
             kind,
             callback,
             ctypes.c_void_p(data),
-            ctypes.c_uint64(1),
-            ctypes.c_uint64(0),
+            ctypes.c_uint64(begin),
+            ctypes.c_uint64(end),
         )
         if err:
             raise UcError(err)
+        return hook.value
 
     @property
     def native(self) -> bool:
@@ -531,7 +548,7 @@ class Machine:
         # compiled hook must leave that to _fill (which refuses it), as it leaves watched pages.
         self._stop_reason_v = reason
         if self._native is not None:
-            self._native.defer = int(reason is not None or bool(self._watched))
+            self._native.defer = int(reason is not None)
 
     # -- hooks (hooks.py has their order and outcomes in one table) ----------------------------
 
@@ -571,7 +588,15 @@ class Machine:
         change them (QEMU has them in host registers across the access).  Turns :meth:`track_mmio_pcs`
         on, whose hook calls it.  Returns the function that removes the observer."""
         self.track_mmio_pcs()
-        return self._access_observers.add(observer)
+        observers, count = self._access_observers, self._access_observed
+        remove_observer = observers.add(observer)
+        count.value = len(observers)
+
+        def remove() -> None:
+            remove_observer()
+            count.value = len(observers)
+
+        return remove
 
     # -- physical memory --------------------------------------------------------------
 
@@ -594,7 +619,9 @@ class Machine:
         handlers = getattr(device, "mmio_handlers", None)
         readers, writers = handlers() if handlers is not None else ({}, {})
 
-        def read(uc, offset, size, _data):
+        uc = self._uc
+
+        def read(_handle, offset, size, _data):
             self.mmio_accesses += 1
             self._stop_in_access = False
             try:
@@ -626,7 +653,7 @@ class Machine:
             finally:
                 self._in_access = False
 
-        def write(uc, offset, size, value, _data):
+        def write(_handle, offset, size, value, _data):
             self.mmio_accesses += 1
             self._stop_in_access = False
             self._in_access = True
@@ -658,8 +685,15 @@ class Machine:
             finally:
                 self._in_access = False
 
-        self._keep.append((read, write))
-        self._uc.mmio_map(region.base, region.size, read, None, write, None)
+        if _uclib is not None:  # straight to read and write, as _interrupt
+            callbacks = (_MMIO_READ_CFUNC(read), _MMIO_WRITE_CFUNC(write))
+            self._keep.append(callbacks)
+            err = _uclib.uc_mmio_map(self._handle, region.base, region.size, callbacks[0], None, callbacks[1], None)
+            if err:
+                raise UcError(err)
+        else:  # pragma: no cover - older binding layout
+            self._keep.append((read, write))
+            self._uc.mmio_map(region.base, region.size, read, None, write, None)
         if self._mmio_pc_hooks is not None:
             self._mmio_pc_hooks.append(self._hook_mmio_pc(region))
 
@@ -669,11 +703,18 @@ class Machine:
         """Make :attr:`mmio_pc` exact from now on (idempotent).
 
         QEMU updates the guest PC only at the end of a translation block, so while a device serves
-        an access the PC register names the block, not the load or store.  A Unicorn memory hook over
-        the MMIO windows makes Unicorn restore the PC before each device access.  The price: with any
-        memory hook, Unicorn sends every guest load and store through its slow path (about 25 ns
-        more each, measured), and each device access calls the (empty) hook (under 1 us); so it is
-        turned on only by those who name the code of device accesses (the driver runner)."""
+        an access the PC register names the block, not the load or store.  Unicorn restores the PC
+        before it calls a memory hook that matches the access (unicorn 2.1.4's cputlb.c:
+        ``cpu_restore_state``); a hook elsewhere, or of another kind, leaves the PC on the block.  A
+        ``UC_HOOK_MEM_READ``/``WRITE`` hook would do, but while one exists Unicorn's code generator
+        sends every guest load and store through its slow path (``tcg_uc_has_hookmem``).  So each
+        window is mapped without rights (``mem_protect``) and covered by a ``UC_HOOK_MEM_READ_PROT |
+        UC_HOOK_MEM_WRITE_PROT`` hook that lets every access through: RAM keeps the fast path, and
+        device accesses, which always take the slow path, get the PC.  The hook is the compiled
+        helper's ``hwsim_mmio_access`` (native.py), which enters Python only while a device-access
+        observer is registered; without the helper, a Python hook (about 1 us per device access
+        more).  The PC restore is paid per device access, so it is turned on only by those who name
+        the code of device accesses (the driver runner)."""
         for hart in self.harts:
             hart._track_mmio_pcs_here()
 
@@ -682,20 +723,39 @@ class Machine:
             self._mmio_pc_hooks = [self._hook_mmio_pc(region) for region in self.phys.mmio_regions]
 
     def _hook_mmio_pc(self, region: MmioRegion) -> int:
-        observers = self._access_observers
+        """The hook over ``region`` that makes the PC exact at its accesses (see track_mmio_pcs): the
+        window loses its rights, and the hook gives every access back (returns True)."""
+        self._uc.mem_protect(region.base, region.size, uc_const.UC_PROT_NONE)
+        kinds = uc_const.UC_HOOK_MEM_READ_PROT | uc_const.UC_HOOK_MEM_WRITE_PROT
+        if self._native is not None:
+            if self._access_hook is None:
+                observe = _OBSERVE_CFUNC(self._observe_access)
+                self._access_hook = AccessHook(
+                    observe=ctypes.cast(observe, ctypes.c_void_p).value,
+                    observed=ctypes.addressof(self._access_observed),
+                )
+                self._keep.append((observe, self._access_hook, self._access_observed))  # C holds raw pointers
+            lib = library()
+            assert lib is not None  # (self._native is set only when the helper loaded)
+            callback = ctypes.cast(lib.hwsim_mmio_access, ctypes.c_void_p)
+            return self._hook_raw(kinds, callback, ctypes.addressof(self._access_hook), region.base, region.end - 1)
 
-        def synced(uc, access, address, size, value, _data):  # its being called is what syncs the PC
-            if observers.callbacks:
-                try:
-                    for observer in observers.callbacks:
-                        observer()
-                except BaseException as exc:  # never let an exception unwind through Unicorn
-                    self._host_error = exc
-                    uc.emu_stop()
+        def allowed(uc, access, address, size, value, _data) -> bool:  # its being called syncs the PC
+            if self._access_observers.callbacks:
+                self._observe_access()
+            return True  # (the access goes on to the device)
 
-        kinds = uc_const.UC_HOOK_MEM_READ | uc_const.UC_HOOK_MEM_WRITE
-        self._keep.append(synced)
-        return self._uc.hook_add(kinds, synced, begin=region.base, end=region.end - 1)
+        self._keep.append(allowed)
+        return self._uc.hook_add(kinds, allowed, begin=region.base, end=region.end - 1)
+
+    def _observe_access(self) -> None:
+        """A guest load or store is about to reach a device: run the device-access observers."""
+        try:
+            for observer in self._access_observers.callbacks:
+                observer()
+        except BaseException as exc:  # never let an exception unwind through Unicorn
+            self._host_error = exc
+            self._uc.emu_stop()
 
     @property
     def mmio_pc(self) -> int | None:
@@ -714,7 +774,7 @@ class Machine:
             raise ConfigError(f"unknown register {name!r}") from None
         if name in _CSRS:
             return self._csr_access(reg_id)
-        return self._uc.reg_read(reg_id)
+        return self._raw_read(reg_id)  # (the binding's reg_read costs about 1 us; host calls read several)
 
     def set_reg(self, name: str, value: int) -> None:
         try:
@@ -725,7 +785,7 @@ class Machine:
         if name in _CSRS:
             self._csr_access(reg_id, value)
         else:
-            self._uc.reg_write(reg_id, value)
+            self._raw_write(reg_id, value)
         if name == "satp":
             self._active_space = None  # whatever it points at now, it is not what activate() chose
         if name in _CSRS or name == "priv":
@@ -1204,7 +1264,8 @@ class Machine:
 
         For stores alone, seen without a stop, see :meth:`watch_stores`.
         """
-        accesses = frozenset(Access(a) for a in accesses) - {Access.FETCH}
+        if not (type(accesses) is frozenset and accesses <= _DATA_ACCESSES):  # (a checker's own, as is)
+            accesses = frozenset(Access(a) for a in accesses) - {Access.FETCH}
         page = pa & ~PAGE_MASK
         if not accesses:
             self.unwatch_page(page, handler)
@@ -1231,8 +1292,15 @@ class Machine:
             self._watched.pop(page, None)
         before = old.accesses if old is not None else frozenset()
         after = watch.accesses if watch is not None else frozenset()
-        if self._native is not None:  # the compiled hook serves no fill while a page is watched
-            self._native.defer = int(self._stop_reason is not None or bool(self._watched))
+        if self._native is not None and (watch is None) != (old is None):
+            # the compiled hook hands every fill of a watched page to _watch_fill (the list it searches)
+            pages = sorted(self._watched)
+            array = self._watched_pages
+            if array is None or len(array) < len(pages):  # (grown by doubling, then reused)
+                array = self._watched_pages = (ctypes.c_uint64 * max(16, 2 * len(pages)))()
+                self._native.watched = ctypes.addressof(array)
+            array[: len(pages)] = pages
+            self._native.n_watched = len(pages)
         # (the compiled hook keeps no record of the pages it handed over: it may have handed this one)
         if after - before and (page in self._handed or self._native is not None):
             self.flush_cpu_tlb()  # the hart may hold the page with rights a new watch must take away

@@ -4,9 +4,14 @@
 
     Unicorn TLB miss --> hwsim_fill (C, per-hart HartState) --served--> Unicorn's TLB entry
                               |  model TLB: NativeTlb (the entries live in C)
-                              |  anything it does not serve: a fault, tracing, a watch, a stop
+                              |  anything it does not serve: a fault, tracing, a watched page, a stop
                               v
                          Machine._tlb_fill (Python), over the same NativeTlb
+
+    guest load/store in an MMIO window --> hwsim_mmio_access (C, per-hart AccessHook): a window
+                              without rights and this hook letting every access through make Unicorn
+                              sync the PC (Machine.mmio_pc); it calls the Python device-access
+                              observers only while there are some
 
 The helper is built once per source digest with ``python -m ziglang cc`` (a pip dependency: no
 compiler on the user's machine) into ``~/.cache/hwsim/native/`` (``$XDG_CACHE_HOME`` honoured).
@@ -32,7 +37,7 @@ from ..mmu.walker import Translation
 from ..trace import TRACE
 
 SOURCE = Path(__file__).with_name("native_fill.c")
-ABI = 1  # HWSIM_NATIVE_ABI in native_fill.c
+ABI = 4  # HWSIM_NATIVE_ABI in native_fill.c
 
 
 class NativeBuildError(HwsimError):
@@ -86,7 +91,15 @@ class HartState(ctypes.Structure):
         ("reg_mstatus", ctypes.c_int64),
         ("fills", ctypes.c_uint64),
         ("walks", ctypes.c_uint64),
+        ("watched", ctypes.c_void_p),  # the watched physical pages, ascending (see Machine._set_watch)
+        ("n_watched", ctypes.c_int64),
     ]
+
+
+class AccessHook(ctypes.Structure):
+    """``access_hook`` in native_fill.c: what one hart's PC-syncing hook over the MMIO windows needs."""
+
+    _fields_ = [("observe", ctypes.c_void_p), ("observed", ctypes.c_void_p)]
 
 
 _u64, _i64, _int, _ptr = ctypes.c_uint64, ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
@@ -99,6 +112,7 @@ _SIGNATURES = {
     "hwsim_tlb_flush": ((_ptr, _int, _u64, _int, _i64), _i64),
     "hwsim_tlb_entries": ((_ptr, _ptr, _i64), _i64),
     "hwsim_walk": ((_ptr, _u64, _int, _u64, _int, _int, _int, _int, _ptr), _int),
+    "hwsim_mmio_access": ((_ptr, _int, _u64, _int, _i64, _ptr), ctypes.c_bool),  # (a hook: Unicorn calls it)
 }
 
 # Nonzero while a trace wants every walk (page_walk, tlb_miss): the C hook then defers to Python.

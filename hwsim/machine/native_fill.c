@@ -6,7 +6,7 @@
  *                           | miss (or a store through an entry with D=0)
  *                           walk the tables in the RAM buffer (bounds-checked) --ok--> insert, fill
  *                           | anything else: a fault, a PTE outside RAM, A/D under Svade,
- *                           | a TLB entry that denies, tracing, a watch, a stop
+ *                           | a TLB entry that denies, tracing, a watched page, a stop
  *                           v
  *                           the Python hook (Machine._tlb_fill), which finds the same thing and says why
  *
@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HWSIM_NATIVE_ABI 1
+#define HWSIM_NATIVE_ABI 4
 
 /* Unicorn's types, as unicorn.h declares them (only what is used here). */
 typedef struct {
@@ -300,11 +300,30 @@ typedef struct {
     uint64_t ram_base, ram_size;
     tlb_t *tlb;
     const int32_t *traced; /* nonzero while a page_walk or tlb_miss trace is on (shared by every hart) */
-    int64_t defer;         /* nonzero: every fill goes to Python (a watch, a stop under way) */
+    int64_t defer;         /* nonzero: every fill goes to Python (a stop under way) */
     int64_t ad_fault;      /* 1: AdPolicy.FAULT (Svade): a clear A or D bit is Python's fault to report */
     int64_t reg_priv, reg_satp, reg_mstatus;
-    uint64_t fills, walks; /* fills served here (Python counts its own), of which walked */
+    uint64_t fills, walks;   /* fills served here (Python counts its own), of which walked */
+    const uint64_t *watched; /* the physical pages Machine.watch_page watches, ascending: their fills */
+    int64_t n_watched;       /* go to Python (Machine._watch_fill), whatever the access */
 } hart_state;
+
+/* Whether the 4 KiB physical page ``pa_page`` is watched (a binary search of st->watched). */
+static int is_watched(const hart_state *st, uint64_t pa_page) {
+    int64_t lo = 0, hi = st->n_watched;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (st->watched[mid] == pa_page) return 1;
+        if (st->watched[mid] < pa_page) lo = mid + 1;
+        else hi = mid;
+    }
+    return 0;
+}
+
+/* The 4 KiB physical page ``va`` reaches through a leaf at ``pa`` (its page's base) of ``page_size``. */
+static uint64_t page_of(uint64_t va, uint64_t pa, uint64_t page_size) {
+    return ((pa & ~(page_size - 1)) | (va & (page_size - 1))) & ~0xFFFull;
+}
 
 typedef struct {
     uint64_t va, pa, page_size, pte_addr, pte;
@@ -348,8 +367,8 @@ static uint64_t *pte_at(const hart_state *st, uint64_t pa) {
     return (uint64_t *)(st->ram + off);
 }
 
-/* walk_quick: 1 and ``tr`` when the walk translates (the A/D update done), 0 when it would fault or
- * read outside RAM (nothing written). */
+/* walk_quick: 1 and ``tr`` when the walk translates (the A/D update done), 0 when it would fault, read
+ * outside RAM or reach a watched page (nothing written). */
 static int walk(const hart_state *st, uint64_t root, int levels, uint64_t va, int access, int priv, int sum,
                 int mxr, translation *tr) {
     int va_bits = 12 + 9 * levels;
@@ -375,12 +394,13 @@ static int walk(const hart_state *st, uint64_t root, int levels, uint64_t va, in
         if (!allowed(pte, access, priv, sum, mxr)) return 0;
         uint64_t ppn = PTE_PPN(pte);
         if (ppn & ((1ull << (9 * level)) - 1)) return 0; /* a misaligned superpage */
+        uint64_t page_size = 1ull << shift;
+        if (st->n_watched && is_watched(st, page_of(va, ppn << 12, page_size))) return 0; /* Python's */
         uint64_t updated = pte | PTE_A | (access == ACCESS_STORE ? PTE_D : 0);
         if (updated != pte) {
             if (st->ad_fault) return 0;
             memcpy(word, &updated, 8);
         }
-        uint64_t page_size = 1ull << shift;
         tr->va = va;
         tr->pa = (ppn << 12) | (va & (page_size - 1));
         tr->page_size = page_size;
@@ -430,6 +450,7 @@ bool hwsim_fill(void *uc, uint64_t va, int type, uc_tlb_entry *entry, void *data
     if (priv != PRIV_U && priv != PRIV_S && priv != PRIV_M) return st->fallback(uc, va, type, entry, data);
     uint64_t mode = satp >> 60;
     if (priv == PRIV_M || (mode != 8 && mode != 9)) { /* no translation: the VA is the PA */
+        if (st->n_watched && is_watched(st, va & ~0xFFFull)) return st->fallback(uc, va, type, entry, data);
         st->fills++;
         entry->paddr = va;
         entry->perms = UC_PROT_ALL;
@@ -443,7 +464,9 @@ bool hwsim_fill(void *uc, uint64_t va, int type, uc_tlb_entry *entry, void *data
     int32_t hit = probe(t, asid, va);
     if (hit >= 0) {
         const tlb_entry *e = &t->entries[hit];
-        if (!allowed(e->pte, access, (int)priv, sum, mxr)) return st->fallback(uc, va, type, entry, data);
+        if (!allowed(e->pte, access, (int)priv, sum, mxr) ||
+            (st->n_watched && is_watched(st, page_of(va, e->pa, e->page_size))))
+            return st->fallback(uc, va, type, entry, data);
         if (access != ACCESS_STORE || (e->pte & PTE_D)) {
             touch(t, hit);
             t->stats.lookups++;
@@ -466,6 +489,24 @@ bool hwsim_fill(void *uc, uint64_t va, int type, uc_tlb_entry *entry, void *data
     st->walks++;
     hwsim_tlb_insert(t, asid, tr.va, tr.pa, tr.level, tr.page_size, tr.pte_addr, tr.pte, tr.global);
     fill_entry(entry, va, tr.pa, tr.page_size, unicorn_perms(tr.pte, (int)priv, sum, mxr));
+    return true;
+}
+
+/* -- the PC-syncing memory hook over the MMIO windows (Machine.track_mmio_pcs) -------------------- */
+
+/* What one hart's hook needs: the Python device-access observers, and how many there are. */
+typedef struct {
+    void (*observe)(void);   /* runs them (Machine._observe_access); called only while there are some */
+    const int64_t *observed; /* their count, shared by the harts */
+} access_hook;
+
+/* The UC_HOOK_MEM_READ_PROT | UC_HOOK_MEM_WRITE_PROT callback over a window the machine mapped without
+ * rights: Unicorn writes the guest PC back before calling it (Machine.mmio_pc), and it lets every access
+ * through (true); it reaches Python only while a device-access observer is registered. */
+bool hwsim_mmio_access(void *uc, int type, uint64_t address, int size, int64_t value, void *data) {
+    const access_hook *h = data;
+    (void)uc, (void)type, (void)address, (void)size, (void)value;
+    if (*h->observed) h->observe();
     return true;
 }
 

@@ -84,7 +84,7 @@ class AddressSpace:
         self._valid: dict[int, int] = {self.root: 0}  # table pa -> number of valid PTEs in it
         self._owned: set[int] = set()  # frames allocated by map_anonymous, freed on unmap
         self._listeners: list[Callable[[int, int | None, int], None]] = []
-        self._checked_flags: set[int] = set()  # leaf flags map_anonymous_page has validated
+        self._checked_flags: set[int] = set()  # leaf flags map and map_anonymous_page have validated
 
     @property
     def satp(self) -> int:
@@ -148,7 +148,7 @@ class AddressSpace:
     def _table_of(self, addr: int) -> int:
         return addr & ~(PAGE_SIZE - 1)
 
-    def _leaf_pte(self, pa: int, flags: Pte, accessed: bool) -> int:
+    def _leaf_pte(self, pa: int, flags: int, accessed: bool) -> int:
         bits = int(flags) | _V
         if accessed:
             bits |= _A | (_D if flags & _W else 0)
@@ -178,7 +178,10 @@ class AddressSpace:
         2 MiB, 1 GiB); pass 4096 to force base pages.
         """
         self._check_range("map", va, size)
-        flags = self._check_flags("map", flags)
+        if flags not in self._checked_flags:  # (validated once per flags: a DMA mapping maps page by page)
+            self._check_flags("map", flags)
+            self._checked_flags.add(flags)
+        flags = int(flags)
         if pa % PAGE_SIZE or pa < 0 or pa + size > 1 << 56:
             raise MappingError(f"map: physical address {pa:#x} must be 4 KiB aligned and below 2^56")
         if size == PAGE_SIZE and page_size in (None, PAGE_SIZE):
@@ -213,7 +216,7 @@ class AddressSpace:
             self._map_one(va + off, pa + off, level, flags, accessed)
             off += sizes[level]
 
-    def _map_one(self, va: int, pa: int, level: int, flags: Pte, accessed: bool) -> None:
+    def _map_one(self, va: int, pa: int, level: int, flags: int, accessed: bool) -> None:
         table = self.root
         for lvl in range(self.mode.levels - 1, level, -1):
             addr = self._pte_addr(table, va, lvl)

@@ -109,6 +109,48 @@ class Tlb:
                 return tr
         return None
 
+    def hit_pages(self, asid: int, va: int, end: int, flags: int = 0) -> tuple[list[tuple[int, int]], int]:
+        """:meth:`hit` page after page over ``[va, end)`` (a DMA request of many pages): the physically
+        contiguous ``(pa, length)`` pieces of the pages that hit, merged, and the address where it stopped
+        (``end`` when every page hit; else the first page without an entry that allows the access, which
+        the caller's fallback looks up).  Each hit is counted and refreshed as :meth:`hit` counts it."""
+        entries, levels = self._entries, self._levels
+        get, refresh = entries.get, entries.move_to_end
+        pieces: list[tuple[int, int]] = []
+        hits = run_pa = run_len = 0  # (run: the piece being built)
+        while va < end:
+            for level, shift in levels:
+                vpn = va >> shift
+                key = (level, vpn, asid)
+                tr = get(key)
+                if tr is None:
+                    key = (level, vpn, GLOBAL)
+                    tr = get(key)
+                if tr is not None:
+                    break
+            else:
+                break
+            if tr.pte & flags != flags:
+                break
+            refresh(key)
+            hits += 1
+            mask = tr.page_size - 1
+            n = min(end, (va | mask) + 1) - va
+            pa = (tr.pa & ~mask) | (va & mask)
+            if run_len and run_pa + run_len == pa:
+                run_len += n  # physically contiguous: one piece
+            else:
+                if run_len:
+                    pieces.append((run_pa, run_len))
+                run_pa, run_len = pa, n
+            va += n
+        if run_len:
+            pieces.append((run_pa, run_len))
+        stats = self.stats
+        stats.lookups += hits
+        stats.hits += hits
+        return pieces, va
+
     def insert(self, asid: int, tr: Translation) -> None:
         key = (tr.level, tr.va >> self._shifts[tr.level], GLOBAL if tr.global_ else asid)
         entries = self._entries
