@@ -295,6 +295,9 @@ class Scheduler:
         (1 to twice ``insn_slice``, from the RNG); 0: no such limit."""
         if not self.insn_slice or len(self.threads) < 2:
             return 0
+        if self.store.gc_heap.wants_safepoints:  # a collection waits for every thread to stop at a safepoint:
+            self.store.hold_back(1)  # this one runs on to its next checkpoint instead (gcheap.py)
+            return 0
         return self.rng.randint(1, 2 * self.insn_slice)
 
     def preempt(self) -> None:
