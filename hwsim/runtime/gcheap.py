@@ -301,9 +301,9 @@ class GcHeap:
             self.free.setdefault(size, []).append(va)
             freed += 1
         self._merge_free()
-        self.wants_safepoints = False
         self.collections += 1
         self.freed += freed
+        self.wants_safepoints = False
         self.last_pause_ns = time.perf_counter_ns() - start
         self.total_pause_ns += self.last_pause_ns
         return freed
