@@ -51,7 +51,8 @@ free), so the memory objects take (live or free) stays within twice the limit.  
 The heap itself is traced exactly (each object's canonical type says which fields are references).
 When a root cannot be known exactly (a thread preempted at any instruction, a frame not at a safepoint:
 a host callback run at an interrupt) the collection is *deferred*: the heap grows past the limit, up to
-the fragmentation room, and the next allocation tries again.  Not yet what the design in docs/gc.md
+the fragmentation room, and the next allocation tries again; meanwhile the scheduler switches threads at
+checkpoints only (``wants_safepoints``), so they come to stop at safepoints.  Not yet what the design in docs/gc.md
 wants: a moving collector.
 """
 
@@ -122,6 +123,9 @@ class GcHeap:
 
         self.deferred = 0  # collections put off: roots not knowable exactly then (a thread not at a safepoint)
         self.deferred_why = ""
+        # A collection was deferred for a thread stopped at no safepoint: until one runs, the scheduler switches
+        # threads at checkpoints only, not at any instruction (runtime/threads.py instruction_budget).
+        self.wants_safepoints = False
         self.last_pause_ns = 0  # host time the last collection took
         self.total_pause_ns = 0
 
@@ -474,6 +478,7 @@ class GcHeap:
                 more = self.thread_roots(thread)
                 if more is None:
                     self._defer(f"thread {thread.tid} stopped {thread.stop.value}, not at a safepoint")
+                    self.wants_safepoints = True  # the scheduler preempts at checkpoints only, until a collection
                     return None
                 words += more
         objects = self.objects
@@ -494,6 +499,7 @@ class GcHeap:
         self._free_runs(live)
         self.collections += 1
         self.freed += freed
+        self.wants_safepoints = False
         self.last_pause_ns = time.perf_counter_ns() - start
         self.total_pause_ns += self.last_pause_ns
         return freed

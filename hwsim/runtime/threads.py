@@ -223,6 +223,7 @@ class Scheduler:
     def end(self) -> None:
         """The root call has ended (returned, trapped or exited): every other thread ends with it."""
         self.active = False
+        self.store.gc_heap.wants_safepoints = False  # (no thread is left stopped anywhere)
         if len(self.harts) > 1:
             TRACE.current_hart = None
         self.ended_in = self.current.tid if self.current is not None else None
@@ -295,6 +296,12 @@ class Scheduler:
         (1 to twice ``insn_slice``, from the RNG); 0: no such limit."""
         if not self.insn_slice or len(self.threads) < 2:
             return 0
+        heap = self.store.gc_heap
+        if heap.wants_safepoints:  # a collection waits for every thread to stop at a safepoint (gcheap.py):
+            if any(t.stop is Stop.ANYWHERE for t in self.stopped()):
+                self.store.hold_back(1)  # this one runs on to its next checkpoint instead
+                return 0
+            heap.wants_safepoints = False  # they all are: the next allocation past the limit collects
         return self.rng.randint(1, 2 * self.insn_slice)
 
     def preempt(self) -> None:
