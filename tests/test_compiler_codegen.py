@@ -30,7 +30,7 @@ def run(wat: str, name: str, *args, far_calls: bool = False):
     store = hwsim.Store(engine)
     module = hwsim.Module(engine, wat)
     if far_calls:
-        module._compiled = compile_module(module._module, far_calls=True)
+        module._compiled = compile_module(load_module(wasm(wat)), far_calls=True)
     return hwsim.Instance(store, module, []).exports(store)[name](store, *args)
 
 
