@@ -21,7 +21,6 @@ import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 
 from .._gc import gc_paused
 from ..wasm.module import DecodedModule, FuncBody
@@ -188,12 +187,10 @@ def _compile_function(env: ModuleEnv, index: int, func: FuncBody, far_calls: boo
             code = masm.finish()
         except BranchOutOfRange:
             continue
-        pc_map = array("I")
-        pc_map.extend(chain.from_iterable(masm.pc_map))
         return FunctionCode(
             code,
             masm.trap_sites,
-            pc_map,
+            masm.pc_map,
             masm.call_fixups,
             masm.helper_fixups,
             masm.stack_maps,
@@ -322,7 +319,7 @@ class _Linked:
     unreachable: list[int]  # functions (0-based among the defined ones) with a call that reaches not even a veneer
 
 
-def _link(functions: list[FunctionCode], num_imported: int, backend: MacroAssembler | None = None) -> _Linked:
+def _link(functions: list[FunctionCode], num_imported: int, masm: MacroAssembler | None = None) -> _Linked:
     """Lay the functions out, each followed by its island of veneers, then the SIMD helper routines (once, when
     some function calls one), and point every call at its callee.
 
@@ -331,10 +328,10 @@ def _link(functions: list[FunctionCode], num_imported: int, backend: MacroAssemb
     put more calls out of reach: the layout is made again until every call reaches (islands only grow, so
     this ends).  A call that reaches not even its island (a function over 1 MiB) is reported in
     ``unreachable``, for that function to be compiled with far calls."""
-    backend = backend or _BACKEND()  # (its patch_call, patch_veneer and VENEER_SIZE)
+    masm = masm or _BACKEND()  # (its patch_call, patch_veneer and VENEER_SIZE)
     islands: list[dict[tuple[bool, int], int]] = [{} for _ in functions]  # (helper?, target) -> veneer number
     needs_helpers = any(f.helper_fixups for f in functions)
-    veneer = backend.VENEER_SIZE
+    veneer = masm.VENEER_SIZE
     while True:
         offsets, island_at, pos = [], [], 0
         for function, island in zip(functions, islands):
@@ -361,7 +358,7 @@ def _link(functions: list[FunctionCode], num_imported: int, backend: MacroAssemb
             for off, to_helper, callee, far in calls:
                 target = helpers + callee if to_helper else offsets[callee - num_imported]  # type: ignore[operator]
                 try:
-                    backend.patch_call(code, base + off, target, far)
+                    masm.patch_call(code, base + off, target, far)
                     continue
                 except CallOutOfRange:
                     pass
@@ -371,7 +368,7 @@ def _link(functions: list[FunctionCode], num_imported: int, backend: MacroAssemb
                     grown = True
                     continue
                 try:
-                    backend.patch_call(code, base + off, island_at[i] + veneer * n, far)
+                    masm.patch_call(code, base + off, island_at[i] + veneer * n, far)
                 except CallOutOfRange:
                     unreachable.append(i)
                     break
@@ -380,7 +377,7 @@ def _link(functions: list[FunctionCode], num_imported: int, backend: MacroAssemb
         for island, at in zip(islands, island_at):
             for (to_helper, callee), n in island.items():
                 target = helpers + callee if to_helper else offsets[callee - num_imported]  # type: ignore[operator]
-                backend.patch_veneer(code, at + veneer * n, target)
+                masm.patch_veneer(code, at + veneer * n, target)
         return _Linked(code, offsets, sum(map(len, islands)), unreachable)
 
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import sys
 from array import array
+from itertools import chain
 
 from ....riscv import asm
 from ....wasm.atomics import RmwOp
@@ -248,7 +249,7 @@ class RiscvMasm:
         self.checkpoints: list[tuple[Label, Label, int, int]] = []  # (stub, back, builtin id, wasm offset)
         # (stub, back, wasm offset, operand registers, static operands, builtin id): bulk memory's host path
         self.bulk_stubs: list[tuple[Label, Label, int, tuple[int, ...], tuple[int, ...], int]] = []
-        self.pc_map: list[tuple[int, int]] = []  # (code offset, wasm offset): made by finish() from the marks
+        self.pc_map = array("I")  # flat (code offset, wasm offset) pairs: made by finish() from the marks
         self._marks: list[tuple[int, int]] = []  # (code offset, wasm offset) of each mark()
         self.wasm_offset = 0
         self.max_depth = 0
@@ -1317,7 +1318,8 @@ class RiscvMasm:
         """Emit cold trap and checkpoint stubs, resolve branches, patch the frame size; the function's code."""
         # The pc map: where several marks share a code offset (instructions that generated no code), the
         # last one (a dict keeps each key's first place and last value; the code offsets never decrease).
-        self.pc_map = list(dict(self._marks).items())
+        # Flat, straight from the dict's items (no list of pairs: an entry per wasm instruction).
+        pc_map = self.pc_map = array("I", chain.from_iterable(dict(self._marks).items()))
         for label, code, wasm_offset, prefix in self.cold:
             self.bind(label)
             self.emit(*prefix)
@@ -1325,12 +1327,12 @@ class RiscvMasm:
             self.words.append(A.EBREAK)
         for stub, back, builtin_id, wasm_offset in self.checkpoints:
             self.bind(stub)
-            self.pc_map.append((self.offset(), wasm_offset))  # the slow path reports the checkpoint's offset
+            pc_map += array("I", (self.offset(), wasm_offset))  # the slow path reports the checkpoint's offset
             self.call_builtin(builtin_id)
             self.jump(back)
         for stub, back, wasm_offset, regs, static, builtin_id in self.bulk_stubs:
             self.bind(stub)
-            self.pc_map.append((self.offset(), wasm_offset))  # the builtin's traps and observers name the operation
+            pc_map += array("I", (self.offset(), wasm_offset))  # the builtin's traps and observers name the operation
             self._bulk_call(regs, static, builtin_id)
             self.jump(back)
         out = self.words
