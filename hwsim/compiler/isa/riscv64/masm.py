@@ -130,6 +130,7 @@ _INT_DIV = {
     IntBinOp.REM_S: (A.rem, A.remw),
     IntBinOp.REM_U: (A.remu, A.remuw),
 }
+_FLOAT_SIMPLE = {FloatBinOp.ADD: A.fadd, FloatBinOp.SUB: A.fsub, FloatBinOp.MUL: A.fmul, FloatBinOp.DIV: A.fdiv}
 _INT_LOGIC_IMM = {IntBinOp.AND: A.andi, IntBinOp.OR: A.ori, IntBinOp.XOR: A.xori}
 _INT_SHIFT_IMM = {IntBinOp.SHL: (A.slli, A.slliw), IntBinOp.SHR_S: (A.srai, A.sraiw), IntBinOp.SHR_U: (A.srli, A.srliw)}
 _SIGNED_CMP = {IntCmp.LT_S, IntCmp.GT_S, IntCmp.LE_S, IntCmp.GE_S}
@@ -1201,8 +1202,9 @@ class RiscvMasm:
 
     def float_binary(self, op: FloatBinOp, double: bool, dst: Reg, a: Reg, b: Reg) -> None:
         d, fa, fb = dst.num, a.num, b.num
-        if op is FloatBinOp.ADD or op is FloatBinOp.SUB or op is FloatBinOp.MUL or op is FloatBinOp.DIV:
-            self.words.append(getattr(A, "f" + op.value)(d, fa, fb, double))
+        simple = _FLOAT_SIMPLE.get(op)
+        if simple is not None:
+            self.words.append(simple(d, fa, fb, double))
         elif op is FloatBinOp.COPYSIGN:
             self.words.append(A.fsgnj(d, fa, fb, double))
         else:  # min, max: a NaN operand gives NaN (RISC-V would return the other operand)
