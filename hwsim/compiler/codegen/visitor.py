@@ -497,8 +497,12 @@ class FuncCodegen:
             self.direct_local = None
             ctx.pop()
             return
-        ctx.materialize_local(imm)
-        v = ctx.pop()
+        stack = ctx.stack
+        for v in stack:  # (the check materialize_local makes, without the call when no read is pending)
+            if v.kind is LOCAL and v.x == imm:
+                ctx.materialize_local(imm)
+                break
+        v = stack.pop()
         home = ctx.homes[imm]
         if v.kind is LOCAL and v.x == imm:
             return
