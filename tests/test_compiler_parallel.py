@@ -150,3 +150,9 @@ def test_small_modules_and_busy_machines_compile_in_one_process(monkeypatch):
     assert parallel.auto_jobs(10 * parallel.MIN_RUN) == 2
     monkeypatch.setattr(os, "getloadavg", lambda: (3.0, 0.0, 0.0))  # both cores busy: no worker
     assert parallel.auto_jobs(10 * parallel.MIN_RUN) == 1
+
+    def unknown():
+        raise OSError("Load averages are unobtainable")
+
+    monkeypatch.setattr(os, "getloadavg", unknown)
+    assert parallel.auto_jobs(10 * parallel.MIN_RUN) == 1

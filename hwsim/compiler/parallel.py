@@ -45,7 +45,10 @@ def auto_jobs(total_weight: int) -> int:
     if sys.platform != "linux" or not hasattr(os, "fork"):
         return 1
     cpus = len(os.sched_getaffinity(0))
-    idle = int(cpus - os.getloadavg()[0] + 0.5)
+    try:
+        idle = int(cpus - os.getloadavg()[0] + 0.5)
+    except OSError:  # (no /proc/loadavg: count the machine busy)
+        return 1
     return max(1, min(cpus, MAX_JOBS, total_weight // MIN_RUN, 1 + idle))
 
 
