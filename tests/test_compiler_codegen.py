@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 import hwsim
 from hwsim.cli import main
 from hwsim.compiler import compile_module
+from hwsim.compiler.frames import NO_FRAME
 from hwsim.compiler.isa.riscv64.masm import RiscvMasm
 from hwsim.compiler.masm import BranchOutOfRange, IntCmp
 from hwsim.compiler.serialize import decode, encode
@@ -28,7 +30,7 @@ def run(wat: str, name: str, *args, far_calls: bool = False):
     store = hwsim.Store(engine)
     module = hwsim.Module(engine, wat)
     if far_calls:
-        module._compiled = compile_module(module._module, far_calls=True)
+        module._compiled = compile_module(load_module(wasm(wat)), far_calls=True)
     return hwsim.Instance(store, module, []).exports(store)[name](store, *args)
 
 
@@ -141,12 +143,14 @@ def test_a_function_over_the_1_mib_jump_reach_is_refused_with_the_limit_named():
 
 def _linkable(size: int, calls=(), helpers=()):
     """A function for ``hwsim.compiler._link``: ``size`` bytes with a ``jal ra`` at each call's offset."""
-    masm, code = RiscvMasm(), bytearray(size)
-    masm.call_fixups = [(off, callee, False) for off, callee in calls]
-    masm.helper_fixups = [(off, helper, False) for off, helper in helpers]
+    from hwsim.compiler import FunctionCode
+
+    code = bytearray(size)
     for off, _ in (*calls, *helpers):
         code[off : off + 4] = A.jal("ra", 0).to_bytes(4, "little")
-    return masm, bytes(code), None, []
+    call_fixups = [(off, callee, False) for off, callee in calls]
+    helper_fixups = [(off, helper, False) for off, helper in helpers]
+    return FunctionCode(bytes(code), [], array("I"), call_fixups, helper_fixups, [], NO_FRAME, [])
 
 
 def test_link_veneers_for_helpers_and_a_function_past_its_own_reach():

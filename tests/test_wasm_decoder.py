@@ -578,3 +578,17 @@ def test_mutated_modules_raise_only_wasm_errors(seed, edits):
 def test_seeds_are_valid():
     for seed in SEEDS:
         load_module(seed)
+
+
+def test_drop_bodies_leaves_what_a_bodiless_decode_gives():
+    """After compiling, the runtime keeps a module as a code-cache hit decodes it: no bodies, no locals."""
+    from hwsim.runtime.api import _wat_to_wasm
+
+    data = _wat_to_wasm(
+        '(module (func (param i32) (result i32) (local i64 f32) local.get 0) (func (export "g") nop) (memory 1))'
+    )
+    module, bodiless = load_module(data), decode_module(data, bodies=False)
+    assert module.bodies and module.funcs[0].body and module.funcs[0].num_locals == 2
+    module.drop_bodies()
+    assert not module.bodies and module.funcs == bodiless.funcs
+    assert module.exports == bodiless.exports and module.memories == bodiless.memories

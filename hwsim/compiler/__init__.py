@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from .._gc import gc_paused
 from ..wasm.module import DecodedModule, FuncBody
 from ..wasm.types import ExternKind
+from . import parallel
 from .abi import VmctxLayout, vmctx_layout  # noqa: F401  (vmctx_layout: read here by serialize.py)
 from .codegen import FuncCodegen, ModuleEnv, module_env
 from .errors import CompileError
@@ -155,19 +156,47 @@ class CompiledModule:
         return i + self.num_imported_funcs
 
 
-def _compile_function(
-    env: ModuleEnv, index: int, func: FuncBody, far_calls: bool
-) -> tuple[MacroAssembler, bytes, FrameInfo, list]:
-    """The function's assembler (trap sites, pc map, calls to link), its code, its frame and its try_table
-    regions."""
+@dataclass(slots=True)
+class FunctionCode:
+    """One compiled function as plain data (what linking and the module's tables need; a worker process
+    sends these back, :mod:`.parallel`): its code and, in code offsets from its start, its trap sites
+    ``(offset, code, wasm offset)``, its pc map as flat ``(offset, wasm offset)`` pairs, its calls to
+    link ``(offset, callee, far)`` and SIMD helper calls ``(offset, helper offset, far)``, its stack maps,
+    its frame and its try_table regions."""
+
+    code: bytes
+    trap_sites: list[tuple[int, TrapCode, int]]
+    pc_map: array
+    call_fixups: list[tuple[int, int, bool]]
+    helper_fixups: list[tuple[int, int, bool]]
+    stack_maps: list[tuple[int, tuple[int, ...]]]
+    frame: FrameInfo
+    handlers: list
+
+
+_BACKEND = RiscvMasm  # the backend every function is compiled with (and linked by)
+
+
+def _compile_function(env: ModuleEnv, index: int, func: FuncBody, far_calls: bool) -> FunctionCode:
+    """Function ``index`` compiled (again with long branches when a short one cannot reach)."""
     for long_branches in (False, True):
-        masm = RiscvMasm(long_branches=long_branches, far_calls=far_calls, metering=env.metering)
+        masm = _BACKEND(long_branches=long_branches, far_calls=far_calls, metering=env.metering)
         codegen = FuncCodegen(env, index, func, masm)
         codegen.compile()
         try:
-            return masm, masm.finish(), codegen.frame, codegen.handlers
+            code = masm.finish()
         except BranchOutOfRange:
             continue
+        return FunctionCode(
+            code,
+            masm.trap_sites,
+            masm.pc_map,
+            masm.call_fixups,
+            masm.helper_fixups,
+            masm.stack_maps,
+            codegen.frame,
+            codegen.handlers,
+        )
     raise CompileError(f"function {index}: a branch is out of range even in long form")
 
 
@@ -196,26 +225,39 @@ def check_limits(module: DecodedModule) -> None:
             )
 
 
-def compile_module(module: DecodedModule, *, far_calls: bool = False, metering: bool = False) -> CompiledModule:
+def compile_module(
+    module: DecodedModule, *, far_calls: bool = False, metering: bool = False, jobs: int | None = None
+) -> CompiledModule:
     """Compile every function.  Calls are ``jal`` (+-1 MiB); a call that cannot reach its callee in the
     final layout goes through a veneer placed after its function (:func:`_link`): no function is compiled
     twice, but for one over 1 MiB whose calls reach not even its veneers, compiled again with ``auipc``+``jalr``
     calls (``far_calls=True`` compiles every function that way).
 
     ``metering``: checkpoints at function entries and loop headers and wasmtime's fuel accounting
-    (:mod:`.codegen.fuel`); without it the code has neither, byte for byte."""
+    (:mod:`.codegen.fuel`); without it the code has neither, byte for byte.
+
+    ``jobs``: processes compiling the functions (:mod:`.parallel`; the code is the same whatever the
+    number); None chooses (several only for a large module on a machine with several cores)."""
     if not module.bodies:
         raise CompileError("internal error: the module was decoded without its function bodies")
+    if jobs is not None and (type(jobs) is not int or jobs < 1):
+        raise CompileError(f"compile_module(jobs): the number of processes must be an integer >= 1, not {jobs!r}")
     check_limits(module)
     with gc_paused():
-        return _compile_module(module, far_calls, metering)
+        return _compile_module(module, far_calls, metering, jobs)
 
 
-def _compile_module(module: DecodedModule, far_calls: bool, metering: bool) -> CompiledModule:
+def _compile_module(module: DecodedModule, far_calls: bool, metering: bool, jobs: int | None) -> CompiledModule:
     env = module_env(module, metering=metering)
     base_index = env.num_imported_funcs
     far = [far_calls] * len(module.funcs)
-    functions = [_compile_function(env, base_index + i, f, far[i]) for i, f in enumerate(module.funcs)]
+    weights = [len(f.body) for f in module.funcs]
+    funcs = module.funcs
+    functions = parallel.compile_all(
+        lambda i: _compile_function(env, base_index + i, funcs[i], far_calls),
+        weights,
+        parallel.auto_jobs(sum(weights)) if jobs is None else jobs,
+    )
     while True:
         linked = _link(functions, base_index)
         if not linked.unreachable:
@@ -230,40 +272,40 @@ def _compile_module(module: DecodedModule, far_calls: bool, metering: bool) -> C
     pc_flat = array("I")  # PcMap's layout, built directly (an entry per wasm instruction)
     handlers = []
     stack_maps = []
-    for i, ((masm, _, _, regions), base) in enumerate(zip(functions, offsets)):
+    for i, (function, base) in enumerate(zip(functions, offsets)):
         fi = base_index + i
-        trap_table.extend((base + off, tc, fi, wasm) for off, tc, wasm in masm.trap_sites)
-        pc_flat.extend(_pc_triples(base, fi, masm.pc_map))
+        trap_table.extend((base + off, tc, fi, wasm) for off, tc, wasm in function.trap_sites)
+        pc_flat.extend(_pc_triples(base, fi, function.pc_map))
         handlers += [
             (base + r.start, base + r.end, tuple((kind, tag, base + pad) for kind, tag, pad in r.clauses))
-            for r in regions
+            for r in function.handlers
         ]
-        stack_maps += [(base + offset, locs) for offset, locs in masm.stack_maps]
+        stack_maps += [(base + offset, locs) for offset, locs in function.stack_maps]
     return CompiledModule(
         bytes(code),
         offsets,
-        [len(c) for _, c, _, _ in functions],
+        [len(f.code) for f in functions],
         trap_table,
         PcMap(pc_flat),
         env.layout,
         env.num_imported_funcs,
         any(far) or linked.veneers > 0,
         metering,
-        [frame for _, _, frame, _ in functions],
+        [f.frame for f in functions],
         sorted(handlers, key=lambda h: h[0]),
         StackMaps(stack_maps),
     )
 
 
-def _pc_triples(base: int, func_index: int, pairs: list[tuple[int, int]]) -> array:
-    """A function's ``(code offset, wasm offset)`` pairs as PcMap triples, the code at ``base``: a column
-    at a time (an entry per wasm instruction, so not a Python loop)."""
-    triples = array("I", bytes(12 * len(pairs)))
-    if pairs:
-        offsets, wasm_offsets = zip(*pairs)
-        triples[0::3] = array("I", map(base.__add__, offsets))
-        triples[1::3] = array("I", [func_index]) * len(pairs)
-        triples[2::3] = array("I", wasm_offsets)
+def _pc_triples(base: int, func_index: int, pairs: array) -> array:
+    """A function's flat ``(code offset, wasm offset)`` pairs as PcMap triples, the code at ``base``: a
+    column at a time (an entry per wasm instruction, so not a Python loop)."""
+    n = len(pairs) // 2
+    triples = array("I", bytes(12 * n))
+    if n:
+        triples[0::3] = array("I", map(base.__add__, pairs[0::2]))
+        triples[1::3] = array("I", [func_index]) * n
+        triples[2::3] = pairs[1::2]
     return triples
 
 
@@ -277,7 +319,7 @@ class _Linked:
     unreachable: list[int]  # functions (0-based among the defined ones) with a call that reaches not even a veneer
 
 
-def _link(functions: list[tuple[MacroAssembler, bytes, FrameInfo, list]], num_imported: int) -> _Linked:
+def _link(functions: list[FunctionCode], num_imported: int, masm: MacroAssembler | None = None) -> _Linked:
     """Lay the functions out, each followed by its island of veneers, then the SIMD helper routines (once, when
     some function calls one), and point every call at its callee.
 
@@ -286,14 +328,15 @@ def _link(functions: list[tuple[MacroAssembler, bytes, FrameInfo, list]], num_im
     put more calls out of reach: the layout is made again until every call reaches (islands only grow, so
     this ends).  A call that reaches not even its island (a function over 1 MiB) is reported in
     ``unreachable``, for that function to be compiled with far calls."""
+    masm = masm or _BACKEND()  # (its patch_call, patch_veneer and VENEER_SIZE)
     islands: list[dict[tuple[bool, int], int]] = [{} for _ in functions]  # (helper?, target) -> veneer number
-    needs_helpers = any(masm.helper_fixups for masm, _, _, _ in functions)
-    veneer = max((masm.VENEER_SIZE for masm, _, _, _ in functions), default=0)
+    needs_helpers = any(f.helper_fixups for f in functions)
+    veneer = masm.VENEER_SIZE
     while True:
         offsets, island_at, pos = [], [], 0
-        for (_, function_code, _, _), island in zip(functions, islands):
+        for function, island in zip(functions, islands):
             offsets.append(pos)
-            pos += len(function_code)
+            pos += len(function.code)
             island_at.append(pos)
             pos += veneer * len(island)
         helpers = pos + (-pos % 16) if needs_helpers else None
@@ -302,16 +345,16 @@ def _link(functions: list[tuple[MacroAssembler, bytes, FrameInfo, list]], num_im
         if pos >= 1 << 32:
             raise CompileError("module code too large (4 GiB or more)")
         parts: list[bytes] = []
-        for (_, function_code, _, _), island in zip(functions, islands):
-            parts += (function_code, bytes(veneer * len(island)))
+        for function, island in zip(functions, islands):
+            parts += (function.code, bytes(veneer * len(island)))
         code = bytearray(b"".join(parts))
         if helpers is not None:
             code.extend(bytes(helpers - len(code)) + simdlib.CODE)
         grown, unreachable = False, []
-        for i, ((masm, _, _, _), base) in enumerate(zip(functions, offsets)):
+        for i, (function, base) in enumerate(zip(functions, offsets)):
             island = islands[i]
-            calls = [(off, False, func_index, far) for off, func_index, far in masm.call_fixups]
-            calls += [(off, True, helper, far) for off, helper, far in masm.helper_fixups]
+            calls = [(off, False, func_index, far) for off, func_index, far in function.call_fixups]
+            calls += [(off, True, helper, far) for off, helper, far in function.helper_fixups]
             for off, to_helper, callee, far in calls:
                 target = helpers + callee if to_helper else offsets[callee - num_imported]  # type: ignore[operator]
                 try:
@@ -331,11 +374,11 @@ def _link(functions: list[tuple[MacroAssembler, bytes, FrameInfo, list]], num_im
                     break
         if grown:
             continue
-        for (masm, _, _, _), island, at in zip(functions, islands, island_at):
+        for island, at in zip(islands, island_at):
             for (to_helper, callee), n in island.items():
                 target = helpers + callee if to_helper else offsets[callee - num_imported]  # type: ignore[operator]
                 masm.patch_veneer(code, at + veneer * n, target)
         return _Linked(code, offsets, sum(map(len, islands)), unreachable)
 
 
-__all__ = ["COMPILER_VERSION", "CompileError", "CompiledModule", "PcMap", "TrapCode", "compile_module"]
+__all__ = ["COMPILER_VERSION", "CompileError", "CompiledModule", "FunctionCode", "PcMap", "TrapCode", "compile_module"]

@@ -36,6 +36,7 @@ Conventions every backend follows:
 from __future__ import annotations
 
 import enum
+from array import array
 from typing import Protocol
 
 from ..wasm.atomics import RmwOp
@@ -263,8 +264,9 @@ class MacroAssembler(Protocol):
 
     trap_sites: list[tuple[int, TrapCode, int]]
     """After :meth:`finish`: (code offset, trap code, wasm offset) of every trap instruction, sorted."""
-    pc_map: list[tuple[int, int]]
-    """After :meth:`finish`: (code offset, wasm offset) where the code of each WebAssembly instruction starts."""
+    pc_map: array
+    """After :meth:`finish`: flat u32 (code offset, wasm offset) pairs, where the code of each WebAssembly
+    instruction starts (an entry per instruction: an ``array("I")``, not a list of tuples)."""
     return_offsets: list[int]
     """The code offset each :meth:`call_direct`, :meth:`call_ref` (two: within and across instances) and
     :meth:`call_builtin` returns to, in order: where the code generator's stack maps are keyed."""

@@ -903,7 +903,8 @@ class Engine:
         A cache hit is found by the hash of the bytes before decoding, and then the function bodies are
         neither decoded nor validated again: the entry was written for exactly these bytes, after they
         passed both (what a forged entry can do is said in :mod:`hwsim.compiler.serialize`).  The rest of
-        the module is decoded and validated as always."""
+        the module is decoded and validated as always.  Either way the module returned has no function
+        bodies (:meth:`~hwsim.wasm.DecodedModule.drop_bodies`)."""
         with gc_paused():  # (see hwsim/_gc.py)
             return self._load(wasm, features)
 
@@ -923,6 +924,7 @@ class Engine:
                     return module, compiled
         module = load_module(wasm, features=features)
         compiled = compile_module(module, metering=self.metering)
+        module.drop_bodies()  # as a cache hit's: the runtime never reads them again
         self.cache_misses += 1
         if self.cache:
             try:

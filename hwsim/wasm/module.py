@@ -228,6 +228,19 @@ class DecodedModule:
     supertypes: list[tuple[int, ...]] | None = None
     finals: list[bool] | None = None
 
+    def drop_bodies(self) -> None:
+        """Forget the function bodies (once compiled): the module is then as ``decode_module(bodies=False)``
+        makes it, ``bodies`` False and each FuncBody's ``locals`` and ``body`` empty.  (A 1 MB module's
+        bodies are half a million instruction tuples: kept, they are memory the runtime never reads, which
+        the first garbage collection after loading walks, a tenth of a second.)"""
+        self.funcs = [
+            FuncBody(
+                type_index=f.type_index, locals=(), num_locals=0, body=[], offset=f.offset, body_offset=f.body_offset
+            )
+            for f in self.funcs
+        ]
+        self.bodies = False
+
     # Index spaces (imports first) -----------------------------------------
 
     def iter_imports(self, kind: ExternKind):

@@ -38,6 +38,7 @@ class ValKind(enum.Enum):
 
 
 REG, CONST, LOCAL, SLOT, CMP = ValKind.REG, ValKind.CONST, ValKind.LOCAL, ValKind.SLOT, ValKind.CMP
+_EQ, _NE = IntCmp.EQ, IntCmp.NE  # (looked up once: an enum member read off its class is slow)
 
 
 @dataclass(slots=True)
@@ -205,7 +206,7 @@ class CodeGenContext:
         if v.kind is CMP:
             return v.x
         reg, owned = self.to_reg(v)
-        return Comparison(IntCmp.NE, reg, owned, None, False)
+        return Comparison(_NE, reg, owned, None, False)
 
     def to_reg(self, v: Operand) -> tuple[Reg, bool]:
         """A register holding ``v``; ``owned`` is False for a local's home (read it, never write it)."""
@@ -217,7 +218,7 @@ class CodeGenContext:
             dst = self.alloc(INT)
             if c.b is not None:
                 self.masm.int_compare(c.cond, dst, c.a, c.b)
-            elif c.cond is IntCmp.EQ:
+            elif c.cond is _EQ:
                 self.masm.int_eqz(dst, c.a)
             else:
                 raise CompilerBug("a pending comparison with zero other than eqz")

@@ -33,6 +33,10 @@ class CtrlKind(enum.Enum):
     IF = "if"
 
 
+# (as module constants: an enum member looked up on its class costs a few attribute lookups, per frame and branch)
+FUNC, BLOCK, LOOP, IF = CtrlKind.FUNC, CtrlKind.BLOCK, CtrlKind.LOOP, CtrlKind.IF
+
+
 @dataclass(slots=True)
 class ControlFrame:
     kind: CtrlKind
@@ -51,7 +55,7 @@ class ControlFrame:
     @property
     def arity(self) -> tuple[int, ...]:
         """The types a branch to this frame carries."""
-        return self.params if self.kind is CtrlKind.LOOP else self.results
+        return self.params if self.kind is LOOP else self.results
 
 
 @dataclass
@@ -70,7 +74,7 @@ class ControlStack:
     def __init__(self, ctx: CodeGenContext, results: tuple[int, ...]) -> None:
         self.ctx = ctx
         self.masm = ctx.masm
-        self.frames = [ControlFrame(CtrlKind.FUNC, self.masm.new_label(), 0, (), results)]
+        self.frames = [ControlFrame(FUNC, self.masm.new_label(), 0, (), results)]
 
     @property
     def reachable(self) -> bool:
@@ -87,7 +91,7 @@ class ControlStack:
     def block(self, params: tuple[int, ...], results: tuple[int, ...]) -> None:
         self.ctx.spill_all()
         height = len(self.ctx.stack) - len(params)
-        self.frames.append(ControlFrame(CtrlKind.BLOCK, self.masm.new_label(), height, params, results))
+        self.frames.append(ControlFrame(BLOCK, self.masm.new_label(), height, params, results))
 
     def loop(self, params: tuple[int, ...], results: tuple[int, ...]) -> None:
         ctx = self.ctx
@@ -97,7 +101,7 @@ class ControlStack:
             ctx.spill_value(depth)
         label = self.masm.new_label()
         self.masm.bind(label)
-        self.frames.append(ControlFrame(CtrlKind.LOOP, label, height, params, results))
+        self.frames.append(ControlFrame(LOOP, label, height, params, results))
 
     def try_table(
         self, params: tuple[int, ...], results: tuple[int, ...], clauses: list[tuple[int, int, int, tuple[int, ...]]]
@@ -130,7 +134,7 @@ class ControlStack:
                 ctx.stack.extend(entry[height:])
             masm.bind(body)
             region = HandlerRegion(masm.offset(), 0, pads)
-        frame = ControlFrame(CtrlKind.BLOCK, masm.new_label(), height, params, results, handlers=region)
+        frame = ControlFrame(BLOCK, masm.new_label(), height, params, results, handlers=region)
         self.frames.append(frame)
         return region
 
@@ -140,7 +144,7 @@ class ControlStack:
         ctx.spill_all()  # stores only: the popped condition's registers stay intact
         height = len(ctx.stack) - len(params)
         else_label = masm.new_label()
-        frame = ControlFrame(CtrlKind.IF, masm.new_label(), height, params, results, else_label=else_label)
+        frame = ControlFrame(IF, masm.new_label(), height, params, results, else_label=else_label)
         if params:
             frame.param_save = masm.alloc_aux_slots(len(params))
             for i, v in enumerate(ctx.stack[height:]):
@@ -167,14 +171,14 @@ class ControlStack:
         frame = self.frames[-1]
         if frame.handlers is not None:
             frame.handlers.end = self.masm.offset()
-        if frame.kind is CtrlKind.FUNC:
+        if frame.kind is FUNC:
             if frame.reachable:
                 emit_return(self.ctx, frame.results)
             self.frames.pop()
             self.masm.bind(frame.label)
             return
         self.frames.pop()
-        if frame.kind is CtrlKind.IF and frame.else_label is not None:
+        if frame.kind is IF and frame.else_label is not None:
             # No else arm: the params flow through unchanged when the condition is false.
             if frame.reachable:
                 self._branch_to_end(frame)
@@ -182,7 +186,7 @@ class ControlStack:
             self._restore_if_params(frame)
         if frame.reachable and frame.results:
             self.ctx.move_to_slots(self.ctx.top(len(frame.results)), frame.height)
-        if frame.kind is CtrlKind.LOOP:
+        if frame.kind is LOOP:
             # A loop's label is its header: falling out of the end is the only way past it.
             outer_reachable = frame.reachable
         else:
@@ -228,7 +232,7 @@ class ControlStack:
         frame.label_used = True
         # Code on the taken path only copies values: the context's view of the stack must stay
         # true for the fall-through path.
-        if frame.kind is CtrlKind.FUNC or self._needs_moves(frame):
+        if frame.kind is FUNC or self._needs_moves(frame):
             skip = masm.new_label()
             masm.branch_compare(cond.cond, cond.a, cond.b, skip, False)
             ctx.release_comparison(cond)
@@ -246,7 +250,7 @@ class ControlStack:
         for depth in (*depths, default):
             frame = self.frames[-1 - depth]
             frame.label_used = True
-            if frame.kind is not CtrlKind.FUNC and not self._needs_moves(frame):
+            if frame.kind is not FUNC and not self._needs_moves(frame):
                 targets.append(frame.label)
             else:
                 stub = masm.new_label()
@@ -279,7 +283,7 @@ class ControlStack:
     def _branch_to(self, frame: ControlFrame) -> None:
         """Unconditional branch to ``frame``'s label, its values moved into place."""
         frame.label_used = True
-        if frame.kind is CtrlKind.FUNC:
+        if frame.kind is FUNC:
             # Straight from the operand stack into the result registers: storing into the frame's slots
             # first would overwrite values emit_return still reads from those slots.
             emit_return(self.ctx, frame.results)
@@ -293,7 +297,7 @@ class ControlStack:
         """A block, loop or if in unreachable code: tracked for nesting only."""
         self.frames.append(
             ControlFrame(
-                CtrlKind.BLOCK,
+                BLOCK,
                 Label(),
                 len(self.ctx.stack),
                 params,

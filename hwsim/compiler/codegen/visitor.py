@@ -497,8 +497,12 @@ class FuncCodegen:
             self.direct_local = None
             ctx.pop()
             return
-        ctx.materialize_local(imm)
-        v = ctx.pop()
+        stack = ctx.stack
+        for v in stack:  # (the check materialize_local makes, without the call when no read is pending)
+            if v.kind is LOCAL and v.x == imm:
+                ctx.materialize_local(imm)
+                break
+        v = stack.pop()
         home = ctx.homes[imm]
         if v.kind is LOCAL and v.x == imm:
             return
@@ -615,7 +619,7 @@ class FuncCodegen:
         ctx = self.ctx
         if self.branch_follows():
             ra, own = ctx.pop_reg()
-            ctx.push_comparison(Comparison(IntCmp.EQ, ra, own, None, False))
+            ctx.push_comparison(Comparison(_EQ, ra, own, None, False))
             return
         ra = ctx.pop_operand()
         dst = self.dst_reg(INT)
@@ -627,7 +631,7 @@ class FuncCodegen:
         if self.branch_follows():
             b = ctx.pop()
             ra, aown = ctx.pop_reg()
-            if b.kind is CONST and b.x == 0 and (cond is IntCmp.EQ or cond is IntCmp.NE):
+            if b.kind is CONST and b.x == 0 and (cond is _EQ or cond is _NE):
                 ctx.push_comparison(Comparison(cond, ra, aown, None, False))
             else:
                 rb, bown = ctx.to_reg(b)
@@ -879,6 +883,7 @@ _MEMORY_INTRINSICS: dict[str, Callable] = {
     "protect": V.visit_memory_protect,
 }
 
+_EQ, _NE = IntCmp.EQ, IntCmp.NE  # (looked up once: an enum member read off its class is slow)
 _END_OF_BODY = (-1, None, -1)  # FuncCodegen.next after the last instruction: no opcode is -1
 
 # What FuncCodegen.compile does itself when not metering: push a local (LOCAL) or a constant of a type.

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import sys
 from array import array
+from itertools import chain
 
 from ....riscv import asm
 from ....wasm.atomics import RmwOp
@@ -129,6 +130,7 @@ _INT_DIV = {
     IntBinOp.REM_S: (A.rem, A.remw),
     IntBinOp.REM_U: (A.remu, A.remuw),
 }
+_FLOAT_SIMPLE = {FloatBinOp.ADD: A.fadd, FloatBinOp.SUB: A.fsub, FloatBinOp.MUL: A.fmul, FloatBinOp.DIV: A.fdiv}
 _INT_LOGIC_IMM = {IntBinOp.AND: A.andi, IntBinOp.OR: A.ori, IntBinOp.XOR: A.xori}
 _INT_SHIFT_IMM = {IntBinOp.SHL: (A.slli, A.slliw), IntBinOp.SHR_S: (A.srai, A.sraiw), IntBinOp.SHR_U: (A.srli, A.srliw)}
 _SIGNED_CMP = {IntCmp.LT_S, IntCmp.GT_S, IntCmp.LE_S, IntCmp.GE_S}
@@ -249,7 +251,7 @@ class RiscvMasm:
         self.checkpoints: list[tuple[Label, Label, int, int, tuple[int, ...] | None]] = []
         # (stub, back, wasm offset, operand registers, static operands, builtin id): bulk memory's host path
         self.bulk_stubs: list[tuple[Label, Label, int, tuple[int, ...], tuple[int, ...], int]] = []
-        self.pc_map: list[tuple[int, int]] = []  # (code offset, wasm offset): made by finish() from the marks
+        self.pc_map = array("I")  # flat (code offset, wasm offset) pairs: made by finish() from the marks
         self._marks: list[tuple[int, int]] = []  # (code offset, wasm offset) of each mark()
         self.wasm_offset = 0
         self.max_depth = 0
@@ -1201,8 +1203,9 @@ class RiscvMasm:
 
     def float_binary(self, op: FloatBinOp, double: bool, dst: Reg, a: Reg, b: Reg) -> None:
         d, fa, fb = dst.num, a.num, b.num
-        if op is FloatBinOp.ADD or op is FloatBinOp.SUB or op is FloatBinOp.MUL or op is FloatBinOp.DIV:
-            self.words.append(getattr(A, "f" + op.value)(d, fa, fb, double))
+        simple = _FLOAT_SIMPLE.get(op)
+        if simple is not None:
+            self.words.append(simple(d, fa, fb, double))
         elif op is FloatBinOp.COPYSIGN:
             self.words.append(A.fsgnj(d, fa, fb, double))
         else:  # min, max: a NaN operand gives NaN (RISC-V would return the other operand)
@@ -1318,7 +1321,8 @@ class RiscvMasm:
         """Emit cold trap and checkpoint stubs, resolve branches, patch the frame size; the function's code."""
         # The pc map: where several marks share a code offset (instructions that generated no code), the
         # last one (a dict keeps each key's first place and last value; the code offsets never decrease).
-        self.pc_map = list(dict(self._marks).items())
+        # Flat, straight from the dict's items (no list of pairs: an entry per wasm instruction).
+        pc_map = self.pc_map = array("I", chain.from_iterable(dict(self._marks).items()))
         for label, code, wasm_offset, prefix in self.cold:
             self.bind(label)
             self.emit(*prefix)
@@ -1326,14 +1330,14 @@ class RiscvMasm:
             self.words.append(A.EBREAK)
         for stub, back, builtin_id, wasm_offset, stack_map in self.checkpoints:
             self.bind(stub)
-            self.pc_map.append((self.offset(), wasm_offset))  # the slow path reports the checkpoint's offset
+            pc_map += array("I", (self.offset(), wasm_offset))  # the slow path reports the checkpoint's offset
             self.call_builtin(builtin_id)
             if stack_map is not None:  # a thread preempted here is at a safepoint (runtime/gcheap.py)
                 self.stack_maps.append((self.offset(), stack_map))
             self.jump(back)
         for stub, back, wasm_offset, regs, static, builtin_id in self.bulk_stubs:
             self.bind(stub)
-            self.pc_map.append((self.offset(), wasm_offset))  # the builtin's traps and observers name the operation
+            pc_map += array("I", (self.offset(), wasm_offset))  # the builtin's traps and observers name the operation
             self._bulk_call(regs, static, builtin_id)
             self.jump(back)
         out = self.words
