@@ -23,6 +23,7 @@ DATA = Path(__file__).parent / "data"
 DIGESTS = DATA / "compiler_code_digests.json"
 SMITH_SEEDS = range(40)  # wasm-smith modules (hwsim.fuzz.generate), plain and with SIMD
 SIMD_SEEDS = range(2_000_000, 2_000_012)
+GC_SEEDS = range(3_000_000, 3_000_012)  # GC: inline allocation and casts (no canonical id in the code)
 
 
 def code_digest(compiled: CompiledModule) -> str:
@@ -47,9 +48,9 @@ def module_digests(wasm: bytes) -> dict[str, str]:
 
 
 def corpus() -> dict[str, bytes]:
-    """The modules, by name: the fuzz regressions in tests/data/fuzz and wasm-smith's seeds."""
+    """The modules, by name: the fuzz regressions in tests/data/fuzz and wasm-smith's seeds (plain, SIMD, GC)."""
     from hwsim.fuzz import generate
-    from hwsim.fuzz.smith import SIMD_FLAGS
+    from hwsim.fuzz.smith import GC_FLAGS, SIMD_FLAGS
 
     modules = {f"data/fuzz/{p.name}": p.read_bytes() for p in sorted((DATA / "fuzz").glob("*.wasm"))}
     for seed in SMITH_SEEDS:
@@ -60,6 +61,10 @@ def corpus() -> dict[str, bytes]:
         wasm = generate(seed, overrides=SIMD_FLAGS)
         if wasm is not None:
             modules[f"smith-simd/{seed}"] = wasm
+    for seed in GC_SEEDS:
+        wasm = generate(seed, overrides=GC_FLAGS)
+        if wasm is not None:
+            modules[f"smith-gc/{seed}"] = wasm
     return modules
 
 
