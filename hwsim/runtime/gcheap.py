@@ -72,7 +72,7 @@ from ..wasm import gcops
 from ..wasm.subtyping import abstract_top, canonical_kind, canonical_subtype, canonical_supertype
 from ..wasm.types import ANYREF, EQREF, I31REF, StructType, is_nullable, ref_type_index
 from . import layout as L
-from .errors import HwsimError, ResourceLimitError, Trap
+from .errors import HeapCorruptError, ResourceLimitError, Trap
 from .exceptions import leave_frame
 from .threads import Stop
 
@@ -90,10 +90,6 @@ BUFFER_MIN = 256
 # fragmentation of a non-moving heap (live objects between free runs too small for a new one).
 FRAGMENTATION_SLACK = 2
 _END = 1 << 64  # past every address: bisects the arena's [start, end] spans by start
-
-
-class HeapCorruptError(HwsimError):
-    """A reference or an object header the GC heap cannot have made: memory it owns was overwritten."""
 
 
 class GcHeap:
@@ -609,7 +605,10 @@ class GcHeap:
     def header(self, va: int) -> tuple[int, int]:
         """(canonical type id, length) of the object at ``va``."""
         tid, length = _HEADER.unpack(self.store.phys_view(va, HEADER_BYTES))
-        return self.canon_of[tid], length
+        canon = self.canon_of.get(tid)
+        if canon is None:
+            raise HeapCorruptError(f"the object at {va:#x} has a header naming Store type id {tid}, no type")
+        return canon, length
 
     def is_object(self, word: int) -> bool:
         """Is reference word ``word`` (null, i31, host handle or object) an object: an address in the heap's
