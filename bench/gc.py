@@ -155,7 +155,7 @@ def main() -> None:
     pauses = sorted(hw.pauses)
     if pauses:
         print(
-            f"\nhwsim collections: {len(pauses)} (freed {hw.heap.freed} objects); pause median {_ms(pauses[len(pauses) // 2])}"
+            f"\nhwsim collections: {len(pauses)} (freed {hw.heap.freed} bytes); pause median {_ms(pauses[len(pauses) // 2])}"
             f", max {_ms(pauses[-1])}, total {sum(pauses):.2f} s"
         )
     else:

@@ -113,7 +113,7 @@ def check_heap(heap) -> None:
     """Retire the buffer, then: ``used`` is the objects' bytes exactly, and no object overlaps another or
     a free block (the tail went to the free blocks, not to an object)."""
     heap.retire_buffer()
-    assert heap.used == sum(heap.objects.values())
+    assert heap.used == sum(heap.known().values())
     spans = sorted([(va, size, "object") for va, size in heap.objects.items()])
     spans += sorted((va, size, "free") for size, vas in heap.free.items() for va in vas)
     spans.sort()

@@ -455,7 +455,7 @@ class GcStats:
     live_objects: int
     footprint_bytes: int  # memory the objects take, live or free (at most twice the limit)
     collections: int
-    freed_objects: int  # over all collections
+    freed_bytes: int  # reclaimed, over all collections
     deferred_collections: int  # put off: a root could not be known exactly then (docs/gc.md)
     last_pause_ns: int  # the last collection (0: none yet)
     total_pause_ns: int
@@ -1160,10 +1160,10 @@ class Store:
         return GcStats(
             limit_bytes=heap.limit,
             live_bytes=heap.used,
-            live_objects=len(heap.objects),
+            live_objects=len(heap.known()),
             footprint_bytes=heap.footprint,
             collections=heap.collections,
-            freed_objects=heap.freed,
+            freed_bytes=heap.freed,
             deferred_collections=heap.deferred,
             last_pause_ns=heap.last_pause_ns,
             total_pause_ns=heap.total_pause_ns,

@@ -9,6 +9,7 @@
       HostBufferError       a host buffer that cannot be made or mapped as asked
       HandleError           a memory-handle mapping against the one-writer-or-many-readers rule
       SegmentError          a far-pointer segment grant that cannot be made
+      HeapCorruptError      a GC reference or object header the heap cannot have made (memory overwritten)
 """
 
 from __future__ import annotations
@@ -134,6 +135,11 @@ class Trap(HwsimError):
 
 class ResourceLimitError(WasmtimeError):
     """A memory, table or instance exceeds the Store's limits (a WasmtimeError, as in wasmtime-py)."""
+
+
+class HeapCorruptError(HwsimError):
+    """A reference or an object header the GC heap cannot have made: memory it owns was overwritten (the
+    collector found it; the heap is left as it was, the collection not done)."""
 
 
 class MemoryControlError(HwsimError):

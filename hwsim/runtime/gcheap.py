@@ -58,6 +58,7 @@ wants: a moving collector.
 
 from __future__ import annotations
 
+import bisect
 import os
 import struct
 import time
@@ -65,12 +66,13 @@ from typing import TYPE_CHECKING
 
 from ..compiler import abi
 from ..compiler.objlayout import HEADER_BYTES, array_bytes, storage_size, struct_layout
+from ..compiler.stackmaps import holds_gc_word
 from ..compiler.traps import TrapCode
 from ..wasm import gcops
 from ..wasm.subtyping import abstract_top, canonical_kind, canonical_subtype, canonical_supertype
-from ..wasm.types import ANYREF, EQREF, I31REF, StructType, is_nullable, is_ref, ref_type_index
+from ..wasm.types import ANYREF, EQREF, I31REF, StructType, is_nullable, ref_type_index
 from . import layout as L
-from .errors import ResourceLimitError, Trap
+from .errors import HeapCorruptError, ResourceLimitError, Trap
 from .exceptions import leave_frame
 from .threads import Stop
 
@@ -87,6 +89,7 @@ BUFFER_MIN = 256
 # The memory objects may take, live or free, as a multiple of the limit on live ones: room for the
 # fragmentation of a non-moving heap (live objects between free runs too small for a new one).
 FRAGMENTATION_SLACK = 2
+_END = 1 << 64  # past every address: bisects the arena's [start, end] spans by start
 
 
 class GcHeap:
@@ -96,7 +99,10 @@ class GcHeap:
         self.store = store
         self.limit = limit
         self.used = 0  # bytes of the live objects (each rounded to 16)
-        self.objects: dict[int, int] = {}  # address -> its size (rounded): every object a word may name
+        # address -> its size (rounded): the live objects of the last collection and those the builtins
+        # allocated since; compiled code's are in ``unscanned`` until a host path needs them (``known``)
+        self.objects: dict[int, int] = {}
+        self.unscanned: list[tuple[int, int]] = []  # retired buffers' allocated spans since the collection
         self.free: dict[int, list[int]] = {}  # size -> addresses of freed objects of that size
         # bytes of the data region ever taken for objects (live or free): kept within FRAGMENTATION_SLACK
         # times the limit, so garbage of ever new sizes reuses (splits, merged) free blocks instead of RAM
@@ -109,7 +115,7 @@ class GcHeap:
         # Collect at every allocation: tests, and HWSIM_GC_STRESS=1 for whole runs (hwsim fuzz --gc).
         self.stress = os.environ.get("HWSIM_GC_STRESS") == "1"
         self.collections = 0
-        self.freed = 0  # objects reclaimed, over all collections
+        self.freed = 0  # bytes reclaimed, over all collections
         # Store type ids (VmStore.type_id) and canonical ids, both ways, and each id's type descriptor.
         self.canon_of: dict[int, int] = {}
         self.tid_of: dict[int, int] = {}
@@ -118,7 +124,7 @@ class GcHeap:
         self._sizes: dict[int, tuple[int, int]] = {}  # Store type id -> (fixed bytes, bytes per element)
         self.record = 0  # the GC record's address (made with the first module using typed references)
         self._table = (0, 0, 0)  # the descriptor table: its address, physical address, capacity
-        self.buffer_scan = 0  # the allocation buffer: objects below this are in ``objects``
+        self.buffer_scan = 0  # the allocation buffer: objects below this are in ``objects`` or ``unscanned``
         self.buffer_end = 0  # 0: no buffer
 
         self.deferred = 0  # collections put off: roots not knowable exactly then (a thread not at a safepoint)
@@ -177,27 +183,45 @@ class GcHeap:
 
     # -- the allocation buffer -------------------------------------------------------------------------
 
-    def _scan_buffer(self) -> int:
-        """Make the objects compiled code allocated in the buffer known (``objects``); the cursor."""
-        store = self.store
-        cursor = store.read_u64(self.record + abi.GC_CURSOR)
-        start = self.buffer_scan
-        if cursor <= start:
-            return cursor
-        view = store.phys_view(start, cursor - start)  # one block: physically contiguous
-        objects, sizes, header = self.objects, self._sizes, _HEADER.unpack_from
-        off, span = 0, cursor - start
-        while off < span:
-            tid, length = header(view, off)
-            fixed, per = sizes.get(tid) or self._size_of(tid)
-            size = (fixed + per * length + 15) & ~15
-            objects[start + off] = size
-            off += size
-        self.buffer_scan = cursor
+    def known(self) -> dict[int, int]:
+        """``objects`` with every object compiled code allocated since the last collection in it: a walk of
+        those spans header by header, for the host's rare questions (``Store.gc``'s externrefs, statistics);
+        the collector never needs it (its roots are typed: ``collect``)."""
+        if self.buffer_end:
+            cursor = self._cursor()
+            if cursor > self.buffer_scan:
+                self.unscanned.append((self.buffer_scan, cursor))
+                self.buffer_scan = cursor
+        view, objects = self.store.phys_view, self.objects
+        for start, end in self.unscanned:
+            span = view(start, end - start)  # one block: physically contiguous
+            off = 0
+            while off < end - start:
+                size = self._object_size(span, off)
+                objects[start + off] = size
+                off += size
+        self.unscanned.clear()
+        return objects
+
+    def _cursor(self) -> int:
+        """The allocation buffer's cursor, as compiled code left it (within the buffer, or the heap is corrupt)."""
+        cursor = self.store.read_u64(self.record + abi.GC_CURSOR)
+        if not self.buffer_scan <= cursor <= self.buffer_end or cursor & 15:
+            raise HeapCorruptError(
+                f"the allocation buffer's cursor {cursor:#x} is not in its buffer [{self.buffer_scan:#x}, {self.buffer_end:#x})"
+            )
         return cursor
 
+    def _object_size(self, view, off: int) -> int:
+        """The size (rounded to 16) of the object whose header is at ``off`` in ``view``."""
+        tid, length = _HEADER.unpack_from(view, off)
+        fixed, per = self._sizes.get(tid) or self._size_of(tid)
+        return (fixed + per * length + 15) & ~15
+
     def _size_of(self, tid: int) -> tuple[int, int]:
-        ct = self.layouts[self.canon_of[tid]]
+        ct = self.layouts.get(self.canon_of.get(tid, -1))
+        if ct is None:
+            raise HeapCorruptError(f"an object header names Store type id {tid}, no struct or array type")
         if isinstance(ct, StructType):
             sizes = (struct_layout(ct)[1], 0)
         else:
@@ -206,10 +230,12 @@ class GcHeap:
         return sizes
 
     def retire_buffer(self) -> None:
-        """End the allocation buffer: its objects become known, its unused tail a free block."""
+        """End the allocation buffer: its allocated span unscanned (``known``), its unused tail a free block."""
         if not self.buffer_end:
             return
-        cursor = self._scan_buffer()
+        cursor = self._cursor()
+        if cursor > self.buffer_scan:
+            self.unscanned.append((self.buffer_scan, cursor))
         tail = self.buffer_end - cursor
         if tail:
             self.used -= tail
@@ -338,12 +364,11 @@ class GcHeap:
         self.store.phys_view(va, size)[:] = bytes(size)
         return va
 
-    def _free_runs(self, live: list[int]) -> None:
+    def _free_runs(self, live: list[int], objects: dict[int, int]) -> None:
         """After a sweep: the free blocks are the arena less the live objects (``live``: their addresses,
         in order), each run between two of them one block.  O(live objects), whatever the garbage: the
         dead objects are never looked at.  The arena's spans are physically contiguous each (``_take``),
-        so a run is too, as an object must be (``phys_view``)."""
-        objects = self.objects
+        so a run is too, as an object must be (``phys_view``).  ``objects``: the live objects' sizes."""
         free: dict[int, list[int]] = {}
         i, n = 0, len(live)
         for start, end in self.arena:
@@ -361,18 +386,24 @@ class GcHeap:
     # -- the collector ---------------------------------------------------------------------------------
 
     def _store_roots(self, roots) -> list[int]:
-        """The words the Store holds outside the stack (and ``roots``, the caller's)."""
+        """The reference words the Store holds outside the stack (and ``roots``, the caller's): of the
+        globals, tables, element segments and exception payload fields of a type that may hold an object's
+        address (``holds_gc_word``), so every word is a reference; an i64 that looks like an address is not
+        a root, nor a funcref (a function record's address)."""
         store = self.store
         words = list(roots)
         for instance in store.instances.values():
             for g in instance.globals:
-                words.append(g.get_bits())
+                if holds_gc_word(g.valtype):
+                    words.append(g.get_bits())
             for t in instance.tables:
-                words += t.get_all()
-            for elems in instance.elems:
-                words += elems
+                if holds_gc_word(t.type.elem_type):
+                    words += t.get_all()
+            for segment, elems in zip(instance.module.elems, instance.elems):
+                if holds_gc_word(segment.elem_type):
+                    words += elems
         for exn in getattr(store, "exns", {}).values():
-            words += [w for w in exn.payload if isinstance(w, int)]
+            words += [w for ty, w in zip(exn.tag.type.params, exn.payload) if holds_gc_word(ty)]
         return words
 
     def stack_roots(self, m) -> list[int] | None:
@@ -481,22 +512,23 @@ class GcHeap:
                     self.wants_safepoints = True  # the scheduler preempts at checkpoints only, until a collection
                     return None
                 words += more
-        objects = self.objects
-        marked: set[int] = set()
-        work = [w for w in words if w in objects] + list(self.pinned)
+        # Every root word is a reference (typed roots), as every reference field is: null, an i31 (odd), a host
+        # handle (4n + 2), else an object's address, which ``_size`` checks against the arena and the header.
+        marked: dict[int, int] = {}  # address -> size
+        work = [w for w in words if w and not w & 3] + list(self.pinned)
         while work:
             va = work.pop()
             if va in marked:
                 continue
-            marked.add(va)
-            work += [w for w in self._fields(va) if w in objects and w not in marked]
+            size = marked[va] = self._size(va)
+            work += [w for w in self._fields(va, size) if w and not w & 3 and w not in marked]
         live = sorted(marked)
-        kept = {va: objects[va] for va in live}
-        freed = len(objects) - len(kept)
-        objects.clear()
-        objects.update(kept)
-        self.used = sum(kept.values())
-        self._free_runs(live)
+        before = self.used
+        self.objects = {va: marked[va] for va in live}
+        self.unscanned.clear()  # the dead among them are never looked at: the sweep frees the arena's rest
+        self.used = sum(marked.values())
+        freed = before - self.used
+        self._free_runs(live, self.objects)
         self.collections += 1
         self.freed += freed
         self.wants_safepoints = False
@@ -506,25 +538,44 @@ class GcHeap:
 
     def reference_words(self) -> list[int]:
         """Every reference word the objects hold (host handles among them: ``Store.gc`` keeps those)."""
-        if self.buffer_end:
-            self._scan_buffer()  # the objects compiled code allocated since the last look
-        return [w for va in self.objects for w in self._fields(va)]
+        return [w for va, size in self.known().items() for w in self._fields(va, size)]
 
     def _defer(self, why: str) -> None:
         self.deferred += 1
         self.deferred_why = why
 
-    def _fields(self, va: int) -> list[int]:
-        """The reference words an object holds."""
+    def _size(self, va: int) -> int:
+        """The size of the object at reference word ``va`` (a heap address the mark reached); a corrupt
+        word (not 16-aligned, outside the arena, a header naming no type) raises HeapCorruptError."""
+        end = self._span_end(va)
+        if not end:
+            raise HeapCorruptError(f"a reference {va:#x} names no object: not a 16-aligned address in the GC heap")
+        size = self._object_size(self.store.phys_view(va, HEADER_BYTES), 0)
+        if va + size > end:
+            raise HeapCorruptError(f"the object at {va:#x} ({size} bytes by its header) runs past the GC heap")
+        return size
+
+    def _span_end(self, va: int) -> int:
+        """The end of the arena span holding a header at ``va``; 0 when ``va`` is not a 16-aligned address
+        with a header's room in the arena."""
+        spans = self.arena
+        i = bisect.bisect_right(spans, [va, _END]) - 1  # the span starting at or before va
+        return spans[i][1] if not va & 15 and i >= 0 and va + HEADER_BYTES <= spans[i][1] else 0
+
+    def _fields(self, va: int, size: int) -> list[int]:
+        """The reference words of the any and extern hierarchies an object of ``size`` bytes holds (not its
+        funcrefs nor exnrefs: a function record's address, an exception handle)."""
         canon, length = self.header(va)
         ct = self.layouts.get(canon)
         if ct is None:
             return []
-        view = self.store.phys_view(va, self.objects[va])
+        view = self.store.phys_view(va, size)
         if isinstance(ct, StructType):
             offsets, _ = struct_layout(ct)
-            return [struct.unpack_from("<Q", view, off)[0] for f, off in zip(ct.fields, offsets) if is_ref(f.storage)]
-        if not is_ref(ct.element.storage):  # type: ignore[attr-defined]
+            return [
+                struct.unpack_from("<Q", view, off)[0] for f, off in zip(ct.fields, offsets) if holds_gc_word(f.storage)
+            ]
+        if not holds_gc_word(ct.element.storage):  # type: ignore[attr-defined]
             return []
         return list(struct.unpack_from(f"<{length}Q", view, HEADER_BYTES))
 
@@ -554,17 +605,15 @@ class GcHeap:
     def header(self, va: int) -> tuple[int, int]:
         """(canonical type id, length) of the object at ``va``."""
         tid, length = _HEADER.unpack(self.store.phys_view(va, HEADER_BYTES))
-        return self.canon_of[tid], length
+        canon = self.canon_of.get(tid)
+        if canon is None:
+            raise HeapCorruptError(f"the object at {va:#x} has a header naming Store type id {tid}, no type")
+        return canon, length
 
     def is_object(self, word: int) -> bool:
-        if word == 0 or word & 7:
-            return False
-        if word in self.objects:
-            return True
-        if self.buffer_scan <= word < self.buffer_end:
-            self._scan_buffer()  # allocated by compiled code since the last look
-            return word in self.objects
-        return False
+        """Is reference word ``word`` (null, i31, host handle or object) an object: an address in the heap's
+        arena (its header is not looked at: a cast reads it, bounds-checked)?"""
+        return word != 0 and not word & 3 and bool(self._span_end(word))
 
     def pin(self, va: int) -> None:
         """Keep an object the host was given (it may hold it anywhere)."""
