@@ -394,7 +394,7 @@ def _compile_rows(rounds: int, quick: bool) -> list[Row]:
     compiled with an empty code cache and then found in it, beside wasmtime compiling the same bytes
     (a peer, not a ceiling: it is native code).  Targets: 1 MB/s cold, 20 MB/s cached."""
     import shutil
-import tempfile
+    import tempfile
 
     import wasmtime
 
