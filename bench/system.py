@@ -393,6 +393,7 @@ def _compile_rows(rounds: int, quick: bool) -> list[Row]:
     """``Module(engine, wasm)`` on a zig-built module (bench/decode_throughput.py's generated C, 0.9 MB),
     compiled with an empty code cache and then found in it, beside wasmtime compiling the same bytes
     (a peer, not a ceiling: it is native code).  Targets: 1 MB/s cold, 20 MB/s cached."""
+    import shutil
     import tempfile
 
     import wasmtime
@@ -428,13 +429,16 @@ def _compile_rows(rounds: int, quick: bool) -> list[Row]:
         wasmtime.Module(peer, data)
         return time.perf_counter() - t
 
-    best = interleaved(
-        max(2, rounds // 2) if quick else rounds,
-        peer=wasmtime_compile,
-        cold=cold,
-        serial=cold_one_process,
-        cached=cached,
-    )
+    try:
+        best = interleaved(
+            max(2, rounds // 2) if quick else rounds,
+            peer=wasmtime_compile,
+            cold=cold,
+            serial=cold_one_process,
+            cached=cached,
+        )
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)  # 4 MB of code per run, else left in the temp directory
     label = f"{len(data) / 1e6:.2f} MB"
     return [
         Row(f"compile {label}, cold", best["peer"], best["cold"], max_s=len(data) / 1e6, note="beside: wasmtime"),

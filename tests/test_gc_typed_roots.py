@@ -181,3 +181,45 @@ def test_attack_a_forged_header_read_from_the_host_is_a_clear_error():
     with pytest.raises(HeapCorruptError) as exc:
         a.get(store, 0)
     assert f"the object at {a.address:#x} has a header naming Store type id 4294967295, no type" in str(exc.value)
+
+
+LIST = """(module
+  (type $l (struct (field $v i32) (field $next (ref null $l))))
+  (global $head (mut (ref null $l)) (ref.null $l))
+  (func (export "push") (param $n i32)
+    (loop $x (if (local.get $n) (then
+      (global.set $head (struct.new $l (local.get $n) (global.get $head)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1))) (br $x)))))
+  (func (export "garbage") (param $n i32)
+    (loop $x (if (local.get $n) (then
+      (drop (struct.new $l (local.get $n) (ref.null $l)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1))) (br $x)))))
+  (func (export "sum") (result i32) (local $p (ref null $l)) (local $s i32)
+    (local.set $p (global.get $head))
+    (loop $x (if (ref.is_null (local.get $p)) (then) (else
+      (local.set $s (i32.add (local.get $s) (struct.get $l $v (local.get $p))))
+      (local.set $p (struct.get $l $next (local.get $p))) (br $x))))
+    (local.get $s)))"""
+
+
+def test_a_list_crossing_arena_spans_survives_collections():
+    """Other data taken from the Store's data region between allocation buffers splits the heap's arena into
+    spans; the mark reads each span through its own view and follows references from one to another."""
+    store = Store(Engine(cache=False))
+    store.set_limits(gc_heap_size=1 << 20)
+    e = dict(Instance(store, Module(store.engine, LIST), []).exports(store).items())
+    other = Module(store.engine, "(module (table 1000 funcref) (memory 1))")
+    for _ in range(4):
+        e["push"](store, 2100)  # 67 KB: past one 64 KiB allocation buffer
+        for _ in range(3):
+            Instance(store, other, [])  # data region taken between the buffers
+    heap = store._store.gc_heap
+    assert len(heap.arena) >= 3
+    expected = 4 * sum(range(1, 2101))
+    assert e["sum"](store) == expected
+    store.gc()
+    e["garbage"](store, 5000)
+    store.gc()
+    assert e["sum"](store) == expected
+    stats = store.get_gc_stats()
+    assert stats.live_objects == 4 * 2100 and stats.freed_bytes == 5000 * 32

@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     from .store import VmStore
 
 _HEADER = struct.Struct("<II")
+_WORD = struct.Struct("<Q")
 _DESCRIPTOR = struct.Struct(f"<HH{abi.GC_DISPLAY}I")  # compiler/abi.py: depth, kind, display
 _NO_TYPE = 0xFFFF_FFFF  # a display entry past a type's depth: no canonical id
 # The allocation buffer compiled code bumps through: at most this much of the heap at a time.
@@ -122,6 +123,7 @@ class GcHeap:
         # (Store type ids start at 1: id 0's descriptor names no type, so a zeroed header is of none.)
         self.descriptors: dict[int, bytes] = {0: _DESCRIPTOR.pack(0, 0, *[_NO_TYPE] * abi.GC_DISPLAY)}
         self._sizes: dict[int, tuple[int, int]] = {}  # Store type id -> (fixed bytes, bytes per element)
+        self._trace: dict[int, tuple[int, int, tuple[int, ...] | None]] = {}  # Store type id -> _trace_of
         self.record = 0  # the GC record's address (made with the first module using typed references)
         self._table = (0, 0, 0)  # the descriptor table: its address, physical address, capacity
         self.buffer_scan = 0  # the allocation buffer: objects below this are in ``objects`` or ``unscanned``
@@ -514,14 +516,7 @@ class GcHeap:
                 words += more
         # Every root word is a reference (typed roots), as every reference field is: null, an i31 (odd), a host
         # handle (4n + 2), else an object's address, which ``_size`` checks against the arena and the header.
-        marked: dict[int, int] = {}  # address -> size
-        work = [w for w in words if w and not w & 3] + list(self.pinned)
-        while work:
-            va = work.pop()
-            if va in marked:
-                continue
-            size = marked[va] = self._size(va)
-            work += [w for w in self._fields(va, size) if w and not w & 3 and w not in marked]
+        marked = self._mark([w for w in words if w and not w & 3] + list(self.pinned))
         live = sorted(marked)
         before = self.used
         self.objects = {va: marked[va] for va in live}
@@ -536,6 +531,51 @@ class GcHeap:
         self.total_pause_ns += self.last_pause_ns
         return freed
 
+    def _mark(self, work: list[int]) -> dict[int, int]:
+        """Every object reachable from the addresses in ``work``: address -> size.  Each arena span is one
+        view (physically contiguous), so an object costs a bisect and a header read; a word that names no
+        object, or a header naming no type, raises HeapCorruptError before anything is freed."""
+        arena = self.arena
+        starts = [start for start, _ in arena]
+        views = [self.store.phys_view(start, end - start) for start, end in arena]
+        trace, header, word = self._trace, _HEADER.unpack_from, _WORD.unpack_from
+        span_of = bisect.bisect_right
+        marked: dict[int, int] = {}
+        while work:
+            va = work.pop()
+            if va in marked:
+                continue
+            i = span_of(starts, va) - 1  # the span starting at or before va
+            view = views[i]
+            off = va - starts[i]
+            if i < 0 or va & 15 or off + HEADER_BYTES > len(view):
+                raise HeapCorruptError(f"a reference {va:#x} names no object: not a 16-aligned address in the GC heap")
+            tid, length = header(view, off)
+            fixed, per, refs = trace.get(tid) or self._trace_of(tid)
+            size = marked[va] = (fixed + per * length + 15) & ~15
+            if off + size > len(view):
+                raise HeapCorruptError(f"the object at {va:#x} ({size} bytes by its header) runs past the GC heap")
+            if refs is None:  # an array of references
+                if length:
+                    work += [w for w in struct.unpack_from(f"<{length}Q", view, off + HEADER_BYTES) if w and not w & 3]
+            elif refs:
+                work += [w for w in (word(view, off + r)[0] for r in refs) if w and not w & 3]
+        return marked
+
+    def _trace_of(self, tid: int) -> tuple[int, int, tuple[int, ...] | None]:
+        """How the mark reads an object of Store type id ``tid``: (fixed bytes, bytes per element, the
+        offsets of its reference fields; None: every element is a reference)."""
+        fixed, per = self._sizes.get(tid) or self._size_of(tid)
+        ct = self.layouts[self.canon_of[tid]]
+        refs: tuple[int, ...] | None
+        if isinstance(ct, StructType):
+            offsets, _ = struct_layout(ct)
+            refs = tuple(off for f, off in zip(ct.fields, offsets) if holds_gc_word(f.storage))
+        else:
+            refs = None if holds_gc_word(ct.element.storage) else ()  # type: ignore[attr-defined]
+        self._trace[tid] = (fixed, per, refs)
+        return fixed, per, refs
+
     def reference_words(self) -> list[int]:
         """Every reference word the objects hold (host handles among them: ``Store.gc`` keeps those)."""
         return [w for va, size in self.known().items() for w in self._fields(va, size)]
@@ -543,17 +583,6 @@ class GcHeap:
     def _defer(self, why: str) -> None:
         self.deferred += 1
         self.deferred_why = why
-
-    def _size(self, va: int) -> int:
-        """The size of the object at reference word ``va`` (a heap address the mark reached); a corrupt
-        word (not 16-aligned, outside the arena, a header naming no type) raises HeapCorruptError."""
-        end = self._span_end(va)
-        if not end:
-            raise HeapCorruptError(f"a reference {va:#x} names no object: not a 16-aligned address in the GC heap")
-        size = self._object_size(self.store.phys_view(va, HEADER_BYTES), 0)
-        if va + size > end:
-            raise HeapCorruptError(f"the object at {va:#x} ({size} bytes by its header) runs past the GC heap")
-        return size
 
     def _span_end(self, va: int) -> int:
         """The end of the arena span holding a header at ``va``; 0 when ``va`` is not a 16-aligned address

@@ -511,7 +511,7 @@ def visit_struct_set(cg: FuncCodegen, imm) -> None:
 
 
 def visit_array_new(cg: FuncCodegen, imm: int) -> None:
-    """``array.new``: the value's bits (a float reinterpreted) and the length to gc_array_new."""
+    """``array.new``: inline allocation and fill; a v128 element through the gc_array_new builtin."""
     ctx = cg.ctx
     length = ctx.pop()
     if _gc_types(cg)[imm].element.storage == V128:  # the high half last, after the type index (runtime)
@@ -521,17 +521,39 @@ def visit_array_new(cg: FuncCodegen, imm: int) -> None:
         obj, _ = ctx.pop_reg()
         ctx.push_reg(EXTERNREF, obj)
         return
+    # Inline: the value stays on the operand stack (spilled by the allocation: a reference is in its stack
+    # map, so a collection keeps it), the object is allocated as array.new_default's, then filled unless the
+    # value is a constant 0 (a new object is zeroed)::
+    #
+    #     obj = new(length); p = obj + 8; end = p + (obj.length << log2(size))
+    #     while p < end: *p = value; p += size
+    value = ctx.stack[-1]
+    zero = value.kind is CONST and not value.x
+    obj = _new_object(cg, imm, length)
     value = ctx.pop()
-    if value.ty in (F32, F64):
-        reg, owned = ctx.to_reg(value)
-        bits = ctx.alloc(INT)
-        cg.masm.convert(
-            Conversion.I32_REINTERPRET_F32 if value.ty == F32 else Conversion.I64_REINTERPRET_F64, bits, reg
-        )
-        ctx.release(reg, owned)
-        value = Operand(REG, I64, bits)
-    cg.builtin(Builtin.gc_array_new, [value, length], (I64, I32), I64, (imm,))
-    obj, _ = ctx.pop_reg()
+    if zero:
+        ctx.push_reg(EXTERNREF, obj)
+        return
+    masm = cg.masm
+    storage = _gc_types(cg)[imm].element.storage
+    size = storage_size(storage)
+    reg, owned = ctx.to_reg(value)
+    p, end = ctx.alloc(INT), ctx.alloc(INT)
+    masm.load(LoadKind.I32_LOAD, end, obj, 4)  # the length from the header, zero-extended, times the size
+    masm.int_binary(IntBinOp.SHL, True, end, end, 32)
+    masm.int_binary(IntBinOp.SHR_U, True, end, end, 32 - _LOG2[size])
+    masm.int_binary(IntBinOp.ADD, True, p, obj, HEADER_BYTES)
+    masm.int_binary(IntBinOp.ADD, True, end, end, p)
+    loop, done = masm.new_label(), masm.new_label()
+    masm.bind(loop)
+    masm.branch_compare(IntCmp.GE_U, p, end, done, True)
+    masm.store(_STORE.get(storage, StoreKind.I64_STORE), reg, p, 0)
+    masm.int_binary(IntBinOp.ADD, True, p, p, size)
+    masm.jump(loop)
+    masm.bind(done)
+    ctx.free_reg(p)
+    ctx.free_reg(end)
+    ctx.release(reg, owned)
     ctx.push_reg(EXTERNREF, obj)
 
 
