@@ -76,12 +76,27 @@ class Guest:
         assert self.touch(PAGE_A)[1] == 0 and self.touch(PAGE_B)[1] == 0  # cached: no fill
 
 
+def warm_guest(kind: str) -> tuple[Machine, Guest]:
+    """A ``kind`` machine (see make) running a Guest whose pages are in Unicorn's TLB."""
+    m = make(kind)
+    g = Guest(m)
+    g.warm()
+    return m, g
+
+
 def check_b_kept(g: Guest, kind: str) -> None:
     """PAGE_B is still in Unicorn's TLB after a per-page flush (a load takes no fill); a whole flush dropped
     it (and the code page, unless the run before refilled that)."""
     result, fills = g.touch(PAGE_B)
     assert result.ok
     assert fills == 0 if kind.endswith("pages") else fills >= 1
+
+
+def check_faults(g: Guest, va: int, cause: Cause | None = None, **access) -> None:
+    """An access to ``va`` faults there (with ``cause``, when given)."""
+    result, _ = g.touch(va, **access)
+    assert result.reason is StopReason.FAULT and result.fault.va == va
+    assert cause is None or result.fault.cause is cause
 
 
 def counts(m: Machine) -> tuple[int, int]:
@@ -93,29 +108,22 @@ def counts(m: Machine) -> tuple[int, int]:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_page_unmapped_by_the_host_faults_at_the_next_access_and_the_other_page_stays_cached(kind):
-    m = make(kind)
-    g = Guest(m)
-    g.warm()
+    m, g = warm_guest(kind)
     before = counts(m)
     g.space.unmap(PAGE_A, 4096)
     if kind.endswith("pages"):
         assert counts(m) == (before[0], before[1] + 1)  # that page alone
     else:
         assert counts(m) == (before[0] + 1, before[1])
-    result, _ = g.touch(PAGE_A)
-    assert result.reason is StopReason.FAULT and result.fault.cause is Cause.LOAD_PAGE_FAULT
-    assert result.fault.va == PAGE_A
+    check_faults(g, PAGE_A, Cause.LOAD_PAGE_FAULT)
     check_b_kept(g, kind)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_page_made_read_only_by_the_host_refuses_the_next_store(kind):
-    m = make(kind)
-    g = Guest(m)
-    g.warm()
+    m, g = warm_guest(kind)
     g.space.protect(PAGE_A, 4096, Pte.R | Pte.U)
-    result, _ = g.touch(PAGE_A, store=True, value=0x55)
-    assert result.reason is StopReason.FAULT and result.fault.cause is Cause.STORE_PAGE_FAULT
+    check_faults(g, PAGE_A, Cause.STORE_PAGE_FAULT, store=True, value=0x55)
     assert m.phys.read_u64(g.frames[PAGE_A]) == 0  # the store never reached memory
     assert g.touch(PAGE_A)[0].ok  # loads still allowed
     check_b_kept(g, kind)
@@ -124,9 +132,7 @@ def test_a_page_made_read_only_by_the_host_refuses_the_next_store(kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_watch_on_a_hot_page_catches_the_next_store_and_leaves_the_other_page_cached(kind):
-    m = make(kind)
-    g = Guest(m)
-    g.warm()
+    m, g = warm_guest(kind)
     hits = []
     m.watch_page(g.frames[PAGE_A], hits.append, accesses=[Access.STORE])
     check_b_kept(g, kind)
@@ -212,21 +218,17 @@ def test_a_guest_fence_of_one_address_drops_every_page_of_its_superpage(kind):
     m.phys.write_u64(leaf.pte_addr, m.phys.read_u64(leaf.pte_addr) & ~int(Pte.R | Pte.W))  # as the guest's store
     m.sfence_vma(SUPER)  # as its fence (trap_guest_fences carries it out with this)
     for va in (far, SUPER):
-        result, _ = g.touch(va)
-        assert result.reason is StopReason.FAULT and result.fault.va == va
+        check_faults(g, va)
     check_b_kept(g, kind)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_guest_fence_of_a_base_page_drops_that_page_alone(kind):
-    m = make(kind)
-    g = Guest(m)
-    g.warm()
+    m, g = warm_guest(kind)
     pte_addr = g.space.lookup(PAGE_A).pte_addr
     m.phys.write_u64(pte_addr, 0)  # the guest unmaps PAGE_A itself, then fences it
     m.sfence_vma(PAGE_A, 1)
-    result, _ = g.touch(PAGE_A)
-    assert result.reason is StopReason.FAULT and result.fault.va == PAGE_A
+    check_faults(g, PAGE_A, Cause.LOAD_PAGE_FAULT)
     check_b_kept(g, kind)
 
 
@@ -288,7 +290,7 @@ def test_a_failed_check_leaves_machines_on_whole_flushes_and_says_why(monkeypatc
     before = counts(m)
     g.space.unmap(PAGE_A, 4096)
     assert counts(m) == (before[0] + 1, before[1])
-    assert g.touch(PAGE_A)[0].reason is StopReason.FAULT
+    check_faults(g, PAGE_A, Cause.LOAD_PAGE_FAULT)
 
 
 def test_hwsim_no_native_turns_per_page_flushes_off(monkeypatch):

@@ -34,6 +34,8 @@ import struct
 from unicorn import unicorn_const as uc_const
 from unicorn.riscv_const import UC_RISCV_REG_A1, UC_RISCV_REG_A2, UC_RISCV_REG_PC, UC_RISCV_REG_PRIV
 
+from . import native
+
 SUPPORTED_VERSION = (2, 1, 4)  # the uc_struct layout below is Unicorn 2.1.4's (include/uc_priv.h)
 _ANCHOR = "tcg_flush_softmmu_tlb_riscv64"  # uc_struct.tcg_flush_tlb
 _NEIGHBOURS = {4: "uc_add_inline_hook_riscv64", 5: "uc_del_inline_hook_riscv64"}  # words after the anchor
@@ -180,7 +182,7 @@ def unavailable_reason() -> str | None:
     global _REASON, _CHECKED
     if not _CHECKED:
         _CHECKED = True
-        if os.environ.get("HWSIM_NO_NATIVE", "") not in ("", "0"):
+        if native.turned_off():
             _REASON = "HWSIM_NO_NATIVE is set"
         else:
             try:

@@ -178,6 +178,11 @@ def load_library(path: Path) -> ctypes.CDLL:
     return lib
 
 
+def turned_off() -> bool:
+    """Whether ``HWSIM_NO_NATIVE`` asks for the pure-Python paths (this helper, per-page TLB flushes)."""
+    return os.environ.get("HWSIM_NO_NATIVE", "") not in ("", "0")
+
+
 _LIB: ctypes.CDLL | None = None
 _REASON: str | None = None  # why there is no helper (None: not looked for yet, or there is one)
 _LOOKED = False
@@ -188,7 +193,7 @@ def library() -> ctypes.CDLL | None:
     global _LIB, _REASON, _LOOKED
     if not _LOOKED:
         _LOOKED = True
-        if os.environ.get("HWSIM_NO_NATIVE", "") not in ("", "0"):
+        if turned_off():
             _REASON = "HWSIM_NO_NATIVE is set"
         else:
             try:
