@@ -146,6 +146,7 @@ EXTERNAL = {
     "hwsim/compiler/parallel.py": {"_exit"},
     "hwsim/fuzz/execute.py": {"_context", "_global", "_func", "_table", "_new_raw", "_from_ptr"},
     "hwsim/machine/machine.py": {"_uch"},
+    "hwsim/machine/cputlb.py": {"_uch"},  # (the binding's engine handle, as machine.py)
 }
 
 

@@ -478,7 +478,13 @@ def test_hwsim_no_native_forces_the_python_hook_and_says_why():
 def test_machine_and_paging_tests_pass_on_the_python_hook():
     """A representative subset of the machine and paging tests, run again with the helper turned off
     (the rest of the suite runs with it, when it builds)."""
-    subset = ["tests/test_machine.py", "tests/test_machine_hooks.py", "tests/test_harts.py", "tests/test_lab_paging.py"]
+    subset = [
+        "tests/test_machine.py",
+        "tests/test_machine_hooks.py",
+        "tests/test_machine_cputlb.py",
+        "tests/test_harts.py",
+        "tests/test_lab_paging.py",
+    ]
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", *subset],
         cwd=ROOT,

@@ -82,6 +82,7 @@ from ..riscv.priv import (
     Priv,
 )
 from ..trace import TRACE
+from . import cputlb
 from .debug import DebugPort, DebugStop, DebugStopKind
 from .fault import CpuFault, RunResult, StopReason, WatchHit
 from .frames import FrameAllocator
@@ -118,6 +119,8 @@ _MMIO_WRITE_CFUNC = ctypes.CFUNCTYPE(
 
 DEFAULT_RAM_BASE = 0x8000_0000
 DEFAULT_RAM_SIZE = 128 << 20
+HANDED_RECORD = 1024  # pages the compiled helper's record of Unicorn's TLB holds (past it: whole flushes)
+CPU_PAGE_FLUSH_MAX = 64  # a flush of more pages of Unicorn's TLB than this is a whole flush
 _ECALL_INTNO = int(Cause.ECALL_U)  # what Unicorn reports for every ecall
 _ECALL_CAUSES: dict[int, Cause] = {Priv.U: Cause.ECALL_U, Priv.S: Cause.ECALL_S, Priv.M: Cause.ECALL_M}  # by PRIV
 _CAUSE_ECALL_U = Cause.ECALL_U
@@ -464,13 +467,18 @@ class Machine:
         self._watched: dict[int, _Watch] = {}  # physical page -> what is watched there (see watch_page)
         self._watched_pages: ctypes.Array | None = None  # its keys, ascending, for the compiled hook
         self._pending_watch: _PendingWatch | None = None
-        self._handed: set[int] = set()  # physical pages handed to Unicorn's TLB since its last flush
+        # The pages handed to Unicorn's TLB since its last whole flush, for the Python hook alone (with the
+        # compiled helper, every fill is in its record instead: HartState.handed); see flush_cpu_tlb_range.
+        self._handed = cputlb.HandedPages(HANDED_RECORD)
+        self._page_flush: Callable[[int], None] | None = None  # drops one page from Unicorn's TLB, if it can
         self._store_watches: dict[int, tuple[int, int, Callable, object]] = {}  # see watch_stores
         self._load_watches: dict[int, Callable] = {}  # see watch_loads: handle -> the hook (kept alive)
         self._memop_cache: dict[int, MemOp] = {}  # pc -> MemOp of watched accesses (dropped on code_changed)
         self.watch_hits = 0
         self._exit_results: dict[int, RunResult] = {}  # exit address -> its RunResult (see _exit_result)
-        self.cpu_tlb_flushes = 0  # flushes of Unicorn's TLB (each one costs refills afterwards)
+        self.cpu_tlb_flushes = 0  # whole flushes of Unicorn's TLB (each one costs refills afterwards)
+        self.cpu_tlb_page_flushes = 0  # pages dropped from it one by one instead (see flush_cpu_tlb_range)
+        self._page_flush_why: str | None = None  # see page_flush_reason
         self._serving_mmio = False  # a device is serving a guest load or store now (see mmio_pc)
         # A stop asked for while a device access is being served (its callbacks included): Unicorn ends
         # the run with the PC still at the load or store, which a restart would repeat; _result finishes
@@ -480,6 +488,7 @@ class Machine:
         self._stopped_access: tuple[bool, int, int] | None = None  # (a store?, value read or written, pc)
         # The debugger's port (machine/debug.py): breakpoints, steps, stops served by run().
         self.debug = DebugPort(self._uc, self._stop_for_debugger, self.code_changed, handle=self._handle)
+        self._hook_page_flush()  # (after the register writes above: the engine is initialised)
 
     def _hook_native(self, lib) -> None:
         """Serve this hart's TLB fills with the compiled hook (native.py), over a :class:`NativeTlb`;
@@ -502,9 +511,29 @@ class Machine:
             reg_satp=rv.UC_RISCV_REG_SATP,
             reg_mstatus=rv.UC_RISCV_REG_MSTATUS,
         )
+        handed = (ctypes.c_uint64 * (3 * HANDED_RECORD))()
+        state.handed, state.cap_handed = ctypes.addressof(handed), HANDED_RECORD
         self._hook_raw(uc_const.UC_HOOK_TLB_FILL, ctypes.cast(lib.hwsim_fill, ctypes.c_void_p), ctypes.addressof(state))
-        self._keep.append((callback, state, self.tlb))  # Unicorn and the C hook hold raw pointers to these
+        self._keep.append((callback, state, self.tlb, handed))  # Unicorn and the C hook hold raw pointers to these
         self._native = state
+        self._native_ref = ctypes.byref(state)
+        self._handed_add, self._flush_pa, self._flush_va = lib.hwsim_handed_add, lib.hwsim_flush_pa, lib.hwsim_flush_va
+
+    def _hook_page_flush(self) -> None:
+        """Drop single pages from Unicorn's TLB (cputlb.py: QEMU's tlb_flush_page), when that works here:
+        from the compiled helper, or the Python hook's record."""
+        self._page_flush_why = cputlb.unavailable_reason()
+        if self._page_flush_why is None:
+            cpu, self._page_flush_why = cputlb.find_cpu(self._uc)
+            if cpu is not None:
+                self._page_flush = cputlb.PageFlush(cpu).flush
+                if self._native is not None:
+                    self._native.flush_page, self._native.cpu = cputlb.flush_page_function(), cpu
+
+    @property
+    def page_flush_reason(self) -> str | None:
+        """Why this hart flushes Unicorn's TLB whole where one page changed (None: it drops the page alone)."""
+        return self._page_flush_why
 
     def _hook_raw(self, kind: int, callback: ctypes.c_void_p, data: int | None, begin: int = 1, end: int = 0) -> int:
         """Add a Unicorn hook of ``kind`` calling the C function ``callback`` with ``data``, over addresses
@@ -880,7 +909,10 @@ class Machine:
         dropped = self.tlb.flush(va, asid)
         if TRACE.tlb_flush is not None:
             TRACE.tlb_flush(va="all" if va is None else hex(va), asid="all" if asid is None else asid, entries=dropped)
-        self.flush_cpu_tlb()
+        if va is None:
+            self.flush_cpu_tlb()
+        else:
+            self.flush_cpu_tlb_range(va)
         return dropped
 
     def set_trap_vm(self, on: bool) -> None:
@@ -989,9 +1021,43 @@ class Machine:
         """Empty Unicorn's internal TLB (the model TLB is untouched)."""
         self._uc.ctl(uc_const.UC_CTL_TLB_FLUSH, uc_const.UC_CTL_IO_WRITE)
         self._handed.clear()
+        if self._native is not None:
+            self._native.forget_handed()
         self.cpu_tlb_flushes += 1
         if TRACE.tlb_flush is not None:
             TRACE.tlb_flush(va="all", asid="all", entries="cpu")
+
+    def flush_cpu_tlb_range(self, va: int, size: int = PAGE_SIZE) -> None:
+        """Drop the pages of ``[va, va + size)`` from Unicorn's internal TLB (and every page it holds from a
+        superpage reaching into them); the model TLB is untouched.  One page at a time where
+        :attr:`page_flush_reason` is None and the range is at most :data:`CPU_PAGE_FLUSH_MAX` pages, else
+        the whole TLB (:meth:`flush_cpu_tlb`)."""
+        first = va & ~PAGE_MASK
+        pages = (va + max(size, 1) - first + PAGE_MASK) >> PAGE_SHIFT
+        if self._native is not None:
+            dropped = self._flush_va(self._native_ref, first, pages, CPU_PAGE_FLUSH_MAX)
+        else:
+            dropped = self._handed.flush_range(first, pages, CPU_PAGE_FLUSH_MAX, self._page_flush)
+        if dropped < 0:
+            self.flush_cpu_tlb()
+            return
+        self.cpu_tlb_page_flushes += dropped
+        if TRACE.tlb_flush is not None:
+            TRACE.tlb_flush(va=hex(first), asid="all", entries=f"cpu: {dropped} pages")
+
+    def _flush_cpu_tlb_frame(self, pa: int) -> None:
+        """Drop from Unicorn's TLB every page that may hold physical page ``pa`` (none when it was not handed
+        over since the last flush; the whole TLB when the record cannot say which)."""
+        if self._native is not None:
+            dropped = self._flush_pa(self._native_ref, pa, CPU_PAGE_FLUSH_MAX)
+        else:
+            dropped = self._handed.flush_frame(pa, CPU_PAGE_FLUSH_MAX, self._page_flush)
+        if dropped < 0:
+            self.flush_cpu_tlb()
+            return
+        self.cpu_tlb_page_flushes += dropped
+        if dropped and TRACE.tlb_flush is not None:
+            TRACE.tlb_flush(va=f"pa {pa:#x}", asid="all", entries=f"cpu: {dropped} pages")
 
     def _context(self, access: Access = Access.LOAD) -> tuple[Priv, int, bool, bool]:
         """(effective priv, satp, SUM, MXR) for an access of kind ``access`` now.
@@ -1046,8 +1112,8 @@ class Machine:
             entry.paddr = va
             entry.perms = uc_const.UC_PROT_ALL
             if self._watched:
-                return self._watch_fill(va, access, va & ~PAGE_MASK, entry)
-            self._handed.add(va & ~PAGE_MASK)
+                return self._watch_fill(va, access, va & ~PAGE_MASK, entry, PAGE_SIZE)
+            self._hand(va, va & ~PAGE_MASK, PAGE_SIZE)
             return True
         tr = lookup_or_walk(
             self.tlb,
@@ -1072,9 +1138,16 @@ class Machine:
         entry.paddr = pa_page = tr.pa_of(va) & ~PAGE_MASK
         entry.perms = _unicorn_perms(tr.pte, priv, sum_, mxr)
         if self._watched:
-            return self._watch_fill(va, access, pa_page, entry)
-        self._handed.add(pa_page)
+            return self._watch_fill(va, access, pa_page, entry, tr.page_size)
+        self._hand(va, pa_page, tr.page_size)
         return True
+
+    def _hand(self, va: int, pa_page: int, size: int) -> None:
+        """Note that Unicorn's TLB now holds page ``va`` as ``pa_page`` (from a leaf of ``size`` bytes)."""
+        if self._native is not None:
+            self._handed_add(self._native_ref, va, pa_page, size)
+        else:
+            self._handed.add(va, pa_page, size)
 
     def _count_walk(self, va: int, asid: int) -> None:
         self._walks += 1
@@ -1111,7 +1184,7 @@ class Machine:
                 return True
         return False
 
-    def _watch_fill(self, va: int, access: Access, pa_page: int, entry) -> bool:
+    def _watch_fill(self, va: int, access: Access, pa_page: int, entry, size: int) -> bool:
         watched = self._watched.get(pa_page)
         if watched is not None:
             if access in watched.accesses:
@@ -1122,7 +1195,7 @@ class Machine:
                 entry.perms &= ~_UC_W  # a later store must come back here
             if Access.LOAD in watched.accesses:
                 entry.perms &= ~_UC_R  # and a later load (a store's fill would have handed R too)
-        self._handed.add(pa_page)
+        self._hand(va, pa_page, size)
         return True
 
     # -- exceptions and ecalls -------------------------------------------------------------------
@@ -1301,9 +1374,8 @@ class Machine:
                 self._native.watched = ctypes.addressof(array)
             array[: len(pages)] = pages
             self._native.n_watched = len(pages)
-        # (the compiled hook keeps no record of the pages it handed over: it may have handed this one)
-        if after - before and (page in self._handed or self._native is not None):
-            self.flush_cpu_tlb()  # the hart may hold the page with rights a new watch must take away
+        if after - before:
+            self._flush_cpu_tlb_frame(page)  # the hart may hold the page with rights a new watch must take away
         # A watch that ends or narrows needs no flush: the hart holds the page, if at all, with fewer
         # rights than it may have now (see _watch_fill), and the access those lack comes back to a fill.
 

@@ -37,7 +37,7 @@ from ..mmu.walker import Translation
 from ..trace import TRACE
 
 SOURCE = Path(__file__).with_name("native_fill.c")
-ABI = 4  # HWSIM_NATIVE_ABI in native_fill.c
+ABI = 5  # HWSIM_NATIVE_ABI in native_fill.c
 
 
 class NativeBuildError(HwsimError):
@@ -93,7 +93,20 @@ class HartState(ctypes.Structure):
         ("walks", ctypes.c_uint64),
         ("watched", ctypes.c_void_p),  # the watched physical pages, ascending (see Machine._set_watch)
         ("n_watched", ctypes.c_int64),
+        # The pages handed to Unicorn's TLB since its last whole flush (va, pa, leaf size), for per-page
+        # flushes (Machine.flush_cpu_tlb_range, watch_page; see cputlb.py)
+        ("handed", ctypes.c_void_p),
+        ("n_handed", ctypes.c_int64),
+        ("cap_handed", ctypes.c_int64),
+        ("handed_lost", ctypes.c_int64),
+        ("n_super", ctypes.c_int64),
+        ("flush_page", ctypes.c_void_p),  # QEMU's tlb_flush_page, or None: every flush is whole
+        ("cpu", ctypes.c_void_p),
     ]
+
+    def forget_handed(self) -> None:
+        """Unicorn's TLB was flushed whole: it holds nothing the record lists."""
+        self.n_handed = self.handed_lost = self.n_super = 0
 
 
 class AccessHook(ctypes.Structure):
@@ -112,6 +125,9 @@ _SIGNATURES = {
     "hwsim_tlb_flush": ((_ptr, _int, _u64, _int, _i64), _i64),
     "hwsim_tlb_entries": ((_ptr, _ptr, _i64), _i64),
     "hwsim_walk": ((_ptr, _u64, _int, _u64, _int, _int, _int, _int, _ptr), _int),
+    "hwsim_handed_add": ((_ptr, _u64, _u64, _u64), None),
+    "hwsim_flush_pa": ((_ptr, _u64, _i64), _i64),
+    "hwsim_flush_va": ((_ptr, _u64, _i64, _i64), _i64),
     "hwsim_mmio_access": ((_ptr, _int, _u64, _int, _i64, _ptr), ctypes.c_bool),  # (a hook: Unicorn calls it)
 }
 
@@ -162,6 +178,11 @@ def load_library(path: Path) -> ctypes.CDLL:
     return lib
 
 
+def turned_off() -> bool:
+    """Whether ``HWSIM_NO_NATIVE`` asks for the pure-Python paths (this helper, per-page TLB flushes)."""
+    return os.environ.get("HWSIM_NO_NATIVE", "") not in ("", "0")
+
+
 _LIB: ctypes.CDLL | None = None
 _REASON: str | None = None  # why there is no helper (None: not looked for yet, or there is one)
 _LOOKED = False
@@ -172,7 +193,7 @@ def library() -> ctypes.CDLL | None:
     global _LIB, _REASON, _LOOKED
     if not _LOOKED:
         _LOOKED = True
-        if os.environ.get("HWSIM_NO_NATIVE", "") not in ("", "0"):
+        if turned_off():
             _REASON = "HWSIM_NO_NATIVE is set"
         else:
             try:

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HWSIM_NATIVE_ABI 4
+#define HWSIM_NATIVE_ABI 5
 
 /* Unicorn's types, as unicorn.h declares them (only what is used here). */
 typedef struct {
@@ -33,6 +33,7 @@ typedef struct {
 } uc_tlb_entry;
 typedef int (*uc_reg_fn)(void *uc, int regid, void *value);
 typedef bool (*fill_fn)(void *uc, uint64_t va, int type, uc_tlb_entry *entry, void *data);
+typedef void (*flush_page_fn)(void *cpu, uint64_t va); /* QEMU's tlb_flush_page (see cputlb.py) */
 
 enum { UC_MEM_READ = 16, UC_MEM_WRITE = 17, UC_MEM_FETCH = 18 };
 enum { UC_PROT_READ = 1, UC_PROT_WRITE = 2, UC_PROT_EXEC = 4, UC_PROT_ALL = 7 };
@@ -306,7 +307,94 @@ typedef struct {
     uint64_t fills, walks;   /* fills served here (Python counts its own), of which walked */
     const uint64_t *watched; /* the physical pages Machine.watch_page watches, ascending: their fills */
     int64_t n_watched;       /* go to Python (Machine._watch_fill), whatever the access */
+    /* The record of the pages handed to Unicorn's TLB since its last whole flush: (va page, pa page, the
+     * size of the leaf that mapped it) each, what Python's fills hand included (hwsim_handed_add), so a
+     * change to one page flushes only the virtual pages that may hold it (hwsim_flush_pa, hwsim_flush_va). */
+    uint64_t *handed;
+    int64_t n_handed, cap_handed;
+    int64_t handed_lost; /* nonzero: the record overflowed (what Unicorn holds is no longer known) */
+    int64_t n_super;     /* pages handed from superpages (counted when lost too) */
+    flush_page_fn flush_page; /* NULL: no per-page flush (every flush is whole, Machine.flush_cpu_tlb) */
+    void *cpu;                /* its CPUState */
 } hart_state;
+
+/* Note page ``va`` handed to Unicorn as physical page ``pa`` from a leaf of ``size`` bytes. */
+static void handed_add(hart_state *st, uint64_t va, uint64_t pa, uint64_t size) {
+    if (size > 0x1000) st->n_super++;
+    if (st->n_handed >= st->cap_handed) {
+        st->handed_lost = 1;
+        return;
+    }
+    uint64_t *e = &st->handed[3 * st->n_handed++];
+    e[0] = va & ~0xFFFull, e[1] = pa & ~0xFFFull, e[2] = size;
+}
+
+void hwsim_handed_add(hart_state *st, uint64_t va, uint64_t pa, uint64_t size) { handed_add(st, va, pa, size); }
+
+/* Whether record entry ``e`` must go for a flush of [va, end): its page is there, or its leaf reaches it. */
+static int handed_in(const uint64_t *e, uint64_t va, uint64_t end) {
+    uint64_t lo = e[0] & ~(e[2] - 1), hi = lo + e[2];
+    return lo < end && va < hi;
+}
+
+/* Flush (page by page) and forget the record's entries that ``pa_page`` (a physical page: pa_page != ~0) or
+ * [va, end) select; -1 when the record cannot say (lost) or more than ``max`` pages would go (then the
+ * caller flushes whole, which empties the record), else how many pages were flushed. */
+static int64_t handed_flush(hart_state *st, uint64_t pa_page, uint64_t va, uint64_t end, int64_t max) {
+    if (st->flush_page == NULL || st->handed_lost) return -1;
+    int64_t n = 0;
+    for (int64_t i = 0; i < st->n_handed; i++) {
+        const uint64_t *e = &st->handed[3 * i];
+        if (pa_page != ~0ull ? e[1] == pa_page : handed_in(e, va, end)) n++;
+    }
+    if (n > max) return -1;
+    n = 0;
+    for (int64_t i = 0; i < st->n_handed;) {
+        uint64_t *e = &st->handed[3 * i];
+        if (pa_page != ~0ull ? e[1] == pa_page : handed_in(e, va, end)) {
+            uint64_t page = e[0];
+            st->flush_page(st->cpu, page);
+            n++;
+            for (int64_t j = st->n_handed - 1; j >= i; j--) /* that page's every entry (a page refilled) */
+                if (st->handed[3 * j] == page) memmove(&st->handed[3 * j], &st->handed[3 * --st->n_handed], 24);
+        } else {
+            i++;
+        }
+    }
+    return n;
+}
+
+/* Drop from Unicorn's TLB every virtual page the record has seen handed physical page ``pa_page`` (a watch
+ * begins there); none when it was not handed.  -1: flush whole instead (see handed_flush). */
+int64_t hwsim_flush_pa(hart_state *st, uint64_t pa_page, int64_t max) {
+    pa_page &= ~0xFFFull;
+    if (!st->handed_lost) {
+        int64_t n = 0;
+        for (int64_t i = 0; i < st->n_handed; i++) n += st->handed[3 * i + 1] == pa_page;
+        if (n == 0) return 0; /* never handed since the last whole flush: nothing to drop */
+    }
+    return handed_flush(st, pa_page, 0, 0, max);
+}
+
+/* Drop the ``pages`` pages from ``va`` from Unicorn's TLB, and every page it holds from a superpage that
+ * reaches into them (sfence.vma of an address drops the whole leaf that maps it).  -1: flush whole. */
+int64_t hwsim_flush_va(hart_state *st, uint64_t va, int64_t pages, int64_t max) {
+    if (st->flush_page == NULL || pages > max) return -1;
+    va &= ~0xFFFull;
+    uint64_t end = va + ((uint64_t)pages << 12);
+    if (st->n_super && st->handed_lost) return -1; /* a superpage the record lost may reach in */
+    int64_t n = 0;
+    if (st->n_super) {
+        for (int64_t i = 0; i < st->n_handed; i++) {
+            const uint64_t *e = &st->handed[3 * i];
+            if (e[2] > 0x1000 && handed_in(e, va, end) && (e[0] < va || e[0] >= end)) n++;
+        }
+        if (n + pages > max) return -1;
+    }
+    for (uint64_t page = va; page != end; page += 0x1000) st->flush_page(st->cpu, page);
+    if (!st->handed_lost) handed_flush(st, ~0ull, va, end, INT64_MAX); /* the superpages' pages, and forget */
+    return pages + n;
+}
 
 /* Whether the 4 KiB physical page ``pa_page`` is watched (a binary search of st->watched). */
 static int is_watched(const hart_state *st, uint64_t pa_page) {
@@ -454,6 +542,7 @@ bool hwsim_fill(void *uc, uint64_t va, int type, uc_tlb_entry *entry, void *data
         st->fills++;
         entry->paddr = va;
         entry->perms = UC_PROT_ALL;
+        handed_add(st, va, va, 0x1000);
         return true;
     }
     int levels = mode == 8 ? 3 : 4;
@@ -473,6 +562,7 @@ bool hwsim_fill(void *uc, uint64_t va, int type, uc_tlb_entry *entry, void *data
             t->stats.hits++;
             st->fills++;
             fill_entry(entry, va, e->pa, e->page_size, unicorn_perms(e->pte, (int)priv, sum, mxr));
+            handed_add(st, va, entry->paddr, e->page_size);
             return true;
         }
     }
@@ -489,6 +579,7 @@ bool hwsim_fill(void *uc, uint64_t va, int type, uc_tlb_entry *entry, void *data
     st->walks++;
     hwsim_tlb_insert(t, asid, tr.va, tr.pa, tr.level, tr.page_size, tr.pte_addr, tr.pte, tr.global);
     fill_entry(entry, va, tr.pa, tr.page_size, unicorn_perms(tr.pte, (int)priv, sum, mxr));
+    handed_add(st, va, entry->paddr, tr.page_size);
     return true;
 }
 

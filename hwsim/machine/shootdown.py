@@ -73,10 +73,12 @@ class Shootdowns:
 
 def fence(hart: Machine, va: int | None, size: int) -> None:
     """``sfence.vma`` of ``[va, va + size)`` in every ASID on ``hart``: its model TLB page by page (the
-    whole TLB past :data:`FULL_FLUSH_PAGES` or for None), then Unicorn's."""
+    whole TLB past :data:`FULL_FLUSH_PAGES` or for None), then Unicorn's (the same pages where it can
+    drop pages one by one: ``Machine.flush_cpu_tlb_range``)."""
     if va is None or size > FULL_FLUSH_PAGES * PAGE_SIZE:
         hart.tlb.flush()
-    else:
-        for off in range(0, size, PAGE_SIZE):
-            hart.tlb.flush(va + off)
-    hart.flush_cpu_tlb()
+        hart.flush_cpu_tlb()
+        return
+    for off in range(0, size, PAGE_SIZE):
+        hart.tlb.flush(va + off)
+    hart.flush_cpu_tlb_range(va, size)
