@@ -632,22 +632,20 @@ def test_many_watched_pages_each_reach_python_and_unwatching_them_all_hands_fill
 
 
 @needs_native
-def test_the_pc_syncing_hook_over_device_windows_is_compiled_and_enters_python_only_for_observers():
+def test_the_pc_syncing_hook_over_device_windows_is_compiled_and_never_enters_python():
     """track_mmio_pcs registers hwsim_mmio_access over every window: the PC is exact at each device access
-    with no Python call of its own; the device-access observers are run (through Python) only while one
-    is registered, on every hart, a window added later included."""
+    (the compiled hook keeps it) with no Python call of its own; the device-access observers, while one is
+    registered, run in the window's callback just before the device serves the access, on every hart, a
+    window added later included."""
     from test_machine import CODE as G_CODE
     from test_machine import RW, Guest, Recorder
 
     g = Guest()
     hart = g.m.add_hart()
-    entered: list[int] = []
-    for m in (g.m, hart):
-        m._observe_access = lambda m=m: (entered.append(m.hartid), Machine._observe_access(m))  # type: ignore[method-assign]
     g.m.phys.add_mmio(0x1000_0000, 0x1000, Recorder(), name="early")
     g.m.track_mmio_pcs()
     late = Recorder()
-    pcs = []
+    pcs: list = []
     late.mmio_write = lambda offset, size, value: pcs.append(g.m.mmio_pc)  # type: ignore[method-assign]
     g.m.phys.add_mmio(0x1000_1000, 0x1000, late, name="late")
     g.space.map(0x4_0000, 0x1000_0000, 0x2000, RW)
@@ -656,16 +654,18 @@ def test_the_pc_syncing_hook_over_device_windows_is_compiled_and_enters_python_o
         a.li("a1", 0x4_0000).li("a3", 0x4_1000)
         a.emit(A.lw("a0", "a1", 0), A.addi("a2", "zero", 1), A.sw("a2", "a3", 0))
 
-    store_pc = G_CODE + 4 * (len(A.li_words("a1", 0x4_0000)) + len(A.li_words("a3", 0x4_1000)) + 2)
+    load_pc = G_CODE + 4 * (len(A.li_words("a1", 0x4_0000)) + len(A.li_words("a3", 0x4_1000)))
+    store_pc = load_pc + 8
     assert g.run(prog).ok
-    assert entered == [] and pcs == [store_pc] and g.m._access_hook is not None and hart._access_hook is not None
-    remove = g.m.add_device_access_observer(lambda: None)
+    assert pcs == [store_pc] and g.m._access_hook is not None and hart._access_hook is not None
+    assert g.m._access_hook.pc == store_pc  # (the last access the hook saw)
+    seen: list = []  # (the PC the hook kept, whether the device is serving yet) at each observer call
+    remove = g.m.add_device_access_observer(lambda: seen.append((g.m._access_hook.pc, g.m.mmio_pc)))
     assert g.run(prog).ok
-    assert entered == [0, 0] and pcs == [store_pc, store_pc]
+    assert seen == [(load_pc, None), (store_pc, None)] and pcs == [store_pc, store_pc]
     remove()
-    entered.clear()
     assert g.run(prog).ok
-    assert entered == [] and pcs[-1] == store_pc
+    assert len(seen) == 2 and pcs[-1] == store_pc
 
 
 @needs_native

@@ -110,12 +110,13 @@ _FILL_CFUNC = ctypes.CFUNCTYPE(
     ctypes.c_bool, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.POINTER(uc_tlb_entry), ctypes.c_void_p
 )
 _INTR_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)  # the binding's, raw
-_OBSERVE_CFUNC = ctypes.CFUNCTYPE(None)  # AccessHook.observe: the compiled MMIO hook calls Python through it
 # uc_mmio_map's callbacks, raw (the binding's mmio_map adds two wrapper calls to every device access)
 _MMIO_READ_CFUNC = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint, ctypes.c_void_p)
 _MMIO_WRITE_CFUNC = ctypes.CFUNCTYPE(
     None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint, ctypes.c_uint64, ctypes.c_void_p
 )
+
+_REG_PC = rv.UC_RISCV_REG_PC
 
 DEFAULT_RAM_BASE = 0x8000_0000
 DEFAULT_RAM_SIZE = 128 << 20
@@ -339,7 +340,6 @@ _SHARED_BY_HARTS = (
     "_ecall_handlers",
     "_mmio_observers",
     "_access_observers",
-    "_access_observed",
     "_shootdowns",
 )
 
@@ -379,10 +379,7 @@ class Machine:
         self._write_fault_handlers = Hooks("write-fault handler")
         self._ecall_handlers = Hooks("ecall handler")
         self._mmio_observers = Hooks("MMIO observer")
-        self._access_observers = Hooks("device-access observer")
-        # How many there are, read by the compiled PC-syncing hook (hwsim_mmio_access), which calls
-        # Python only when it is not 0.
-        self._access_observed = ctypes.c_int64(0)
+        self._access_observers = Hooks("device-access observer")  # run by the device windows' callbacks
         self._init_hart()
         self.ram = self.phys.add_ram(ram_base, ram_size)
         self.frames = FrameAllocator(self.ram)
@@ -615,17 +612,10 @@ class Machine:
         """``observer()`` runs just before each guest load or store reaches a device, before the device
         serves it (so a runner can bring virtual time up to date first).  It may read registers but not
         change them (QEMU has them in host registers across the access).  Turns :meth:`track_mmio_pcs`
-        on, whose hook calls it.  Returns the function that removes the observer."""
+        on (the PC is exact when they run).  The window's own callback runs them, first thing, in the
+        same Python entry as the device.  Returns the function that removes the observer."""
         self.track_mmio_pcs()
-        observers, count = self._access_observers, self._access_observed
-        remove_observer = observers.add(observer)
-        count.value = len(observers)
-
-        def remove() -> None:
-            remove_observer()
-            count.value = len(observers)
-
-        return remove
+        return self._access_observers.add(observer)
 
     # -- physical memory --------------------------------------------------------------
 
@@ -650,7 +640,11 @@ class Machine:
 
         uc = self._uc
 
+        access_observers, observe = self._access_observers, self._observe_access
+
         def read(_handle, offset, size, _data):
+            if access_observers.callbacks:  # (before the device serves it, as track_mmio_pcs says)
+                observe()
             self.mmio_accesses += 1
             self._stop_in_access = False
             try:
@@ -683,6 +677,8 @@ class Machine:
                 self._in_access = False
 
         def write(_handle, offset, size, value, _data):
+            if access_observers.callbacks:
+                observe()
             self.mmio_accesses += 1
             self._stop_in_access = False
             self._in_access = True
@@ -740,9 +736,9 @@ class Machine:
         window is mapped without rights (``mem_protect``) and covered by a ``UC_HOOK_MEM_READ_PROT |
         UC_HOOK_MEM_WRITE_PROT`` hook that lets every access through: RAM keeps the fast path, and
         device accesses, which always take the slow path, get the PC.  The hook is the compiled
-        helper's ``hwsim_mmio_access`` (native.py), which enters Python only while a device-access
-        observer is registered; without the helper, a Python hook (about 1 us per device access
-        more).  The PC restore is paid per device access, so it is turned on only by those who name
+        helper's ``hwsim_mmio_access`` (native.py), which keeps the PC for :attr:`mmio_pc` and never
+        enters Python (the device-access observers run in the window's callback); without the helper,
+        a Python hook (about 1 us per device access more).  The PC restore is paid per device access, so it is turned on only by those who name
         the code of device accesses (the driver runner)."""
         for hart in self.harts:
             hart._track_mmio_pcs_here()
@@ -758,20 +754,16 @@ class Machine:
         kinds = uc_const.UC_HOOK_MEM_READ_PROT | uc_const.UC_HOOK_MEM_WRITE_PROT
         if self._native is not None:
             if self._access_hook is None:
-                observe = _OBSERVE_CFUNC(self._observe_access)
                 self._access_hook = AccessHook(
-                    observe=ctypes.cast(observe, ctypes.c_void_p).value,
-                    observed=ctypes.addressof(self._access_observed),
+                    reg_read=ctypes.cast(_uc_reg_read, ctypes.c_void_p).value, reg_pc=rv.UC_RISCV_REG_PC
                 )
-                self._keep.append((observe, self._access_hook, self._access_observed))  # C holds raw pointers
+                self._keep.append(self._access_hook)  # (C holds a raw pointer to it)
             lib = library()
             assert lib is not None  # (self._native is set only when the helper loaded)
             callback = ctypes.cast(lib.hwsim_mmio_access, ctypes.c_void_p)
             return self._hook_raw(kinds, callback, ctypes.addressof(self._access_hook), region.base, region.end - 1)
 
         def allowed(uc, access, address, size, value, _data) -> bool:  # its being called syncs the PC
-            if self._access_observers.callbacks:
-                self._observe_access()
             return True  # (the access goes on to the device)
 
         self._keep.append(allowed)
@@ -792,7 +784,9 @@ class Machine:
         when :meth:`track_mmio_pcs` was not called (the PC register would name its block, not it)."""
         if not self._serving_mmio or self._mmio_pc_hooks is None:
             return None
-        return self._uc.reg_read(rv.UC_RISCV_REG_PC)
+        if self._access_hook is not None:  # the compiled hook kept it, just before this access
+            return self._access_hook.pc
+        return self._raw_read(_REG_PC)
 
     # -- registers --------------------------------------------------------------------
 

@@ -10,8 +10,7 @@
 
     guest load/store in an MMIO window --> hwsim_mmio_access (C, per-hart AccessHook): a window
                               without rights and this hook letting every access through make Unicorn
-                              sync the PC (Machine.mmio_pc); it calls the Python device-access
-                              observers only while there are some
+                              sync the PC, which the hook keeps for Machine.mmio_pc (no Python)
 
 The helper is built once per source digest with ``python -m ziglang cc`` (a pip dependency: no
 compiler on the user's machine) into ``~/.cache/hwsim/native/`` (``$XDG_CACHE_HOME`` honoured).
@@ -37,7 +36,7 @@ from ..mmu.walker import Translation
 from ..trace import TRACE
 
 SOURCE = Path(__file__).with_name("native_fill.c")
-ABI = 5  # HWSIM_NATIVE_ABI in native_fill.c
+ABI = 6  # HWSIM_NATIVE_ABI in native_fill.c
 
 
 class NativeBuildError(HwsimError):
@@ -110,9 +109,10 @@ class HartState(ctypes.Structure):
 
 
 class AccessHook(ctypes.Structure):
-    """``access_hook`` in native_fill.c: what one hart's PC-syncing hook over the MMIO windows needs."""
+    """``access_hook`` in native_fill.c: what one hart's PC-syncing hook over the MMIO windows needs, and
+    the PC of the last device access it saw."""
 
-    _fields_ = [("observe", ctypes.c_void_p), ("observed", ctypes.c_void_p)]
+    _fields_ = [("reg_read", ctypes.c_void_p), ("reg_pc", ctypes.c_int64), ("pc", ctypes.c_uint64)]
 
 
 _u64, _i64, _int, _ptr = ctypes.c_uint64, ctypes.c_int64, ctypes.c_int, ctypes.c_void_p

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HWSIM_NATIVE_ABI 5
+#define HWSIM_NATIVE_ABI 6
 
 /* Unicorn's types, as unicorn.h declares them (only what is used here). */
 typedef struct {
@@ -585,19 +585,20 @@ bool hwsim_fill(void *uc, uint64_t va, int type, uc_tlb_entry *entry, void *data
 
 /* -- the PC-syncing memory hook over the MMIO windows (Machine.track_mmio_pcs) -------------------- */
 
-/* What one hart's hook needs: the Python device-access observers, and how many there are. */
+/* What one hart's hook needs: how to read a register, and where it leaves the PC of the access. */
 typedef struct {
-    void (*observe)(void);   /* runs them (Machine._observe_access); called only while there are some */
-    const int64_t *observed; /* their count, shared by the harts */
+    uc_reg_fn reg_read; /* uc_reg_read */
+    int64_t reg_pc;     /* UC_RISCV_REG_PC */
+    uint64_t pc;        /* the PC of the last device access (Machine.mmio_pc reads it while one is served) */
 } access_hook;
 
 /* The UC_HOOK_MEM_READ_PROT | UC_HOOK_MEM_WRITE_PROT callback over a window the machine mapped without
- * rights: Unicorn writes the guest PC back before calling it (Machine.mmio_pc), and it lets every access
- * through (true); it reaches Python only while a device-access observer is registered. */
+ * rights: Unicorn writes the guest PC back before calling it, the hook keeps it for Machine.mmio_pc, and
+ * it lets every access through (true) to the device's callback, which runs the device-access observers. */
 bool hwsim_mmio_access(void *uc, int type, uint64_t address, int size, int64_t value, void *data) {
-    const access_hook *h = data;
-    (void)uc, (void)type, (void)address, (void)size, (void)value;
-    if (*h->observed) h->observe();
+    access_hook *h = data;
+    (void)type, (void)address, (void)size, (void)value;
+    h->reg_read(uc, (int)h->reg_pc, &h->pc);
     return true;
 }
 
