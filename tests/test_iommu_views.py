@@ -170,3 +170,147 @@ def test_an_iotinval_anywhere_in_a_superpage_invalidates_a_view_of_another_part_
     assert view.pages == ((0x20_0000, 0x20_0000),)
     env.iommu.iotinval_vma(0x30_0000, pscid=1)
     assert not view.valid
+
+
+# -- DmaPort.read_repeated / write_repeated: a view opened when a range comes again ----------------------
+
+
+def test_a_range_requested_again_opens_a_view_and_later_requests_use_it_counted_as_requests(env):
+    _space, (a, _b) = two_pages(env)
+    env.phys.write(a, b"abcd")
+    port = env.iommu.port(1)
+    assert port.read_repeated(IOVA, 4).data == b"abcd" and env.iommu.stats.views == 0  # a request
+    assert port.read_repeated(IOVA, 4).data == b"abcd" and env.iommu.stats.views == 1  # a request, then the view
+    env.phys.write(a, b"efgh")  # (the view reaches RAM: nothing of the data is cached)
+    assert port.read_repeated(IOVA, 4).data == b"efgh" and env.iommu.stats.views == 1
+    for _ in range(3):
+        assert port.write_repeated(IOVA + 0x1FFC, b"wxyz").ok
+    assert env.iommu.stats.views == 2 and env.phys.read(_b + 0xFFC, 4) == b"wxyz"
+    stats = env.iommu.stats
+    assert (stats.requests, stats.bytes_read, stats.bytes_written, stats.faults) == (6, 12, 12, 0)
+    assert port.read_repeated(IOVA, 8).data == b"efgh" + bytes(4)  # another range: a request again
+    assert env.iommu.stats.views == 2 and env.iommu.stats.requests == 7
+    port.forget_repeated()
+    assert env.iommu.invalidate_views() == 0  # (the write view was closed too)
+
+
+@pytest.mark.parametrize("what", sorted(INVALIDATIONS))
+def test_an_invalidation_between_two_repeated_requests_makes_the_next_one_see_the_new_mapping(env, what):
+    """The attack on the device's cached translation: the page behind a range it keeps reading is moved
+    (or, for reset and detach, the device loses its context), software invalidates, and the device reads
+    the range again.  It must see the new page or fault exactly as an ordinary request does, never the
+    old frame."""
+    space, (a, b) = two_pages(env)
+    env.phys.write(b, b"old!")
+    port = env.iommu.port(1)
+    for _ in range(3):
+        assert port.read_repeated(IOVA + 0x1000, 4).data == b"old!"
+    assert env.iommu.stats.views == 1
+    moved = env.frames.alloc()
+    env.phys.write(moved, b"new!")
+    space.unmap(IOVA + 0x1000, 0x1000)
+    space.map(IOVA + 0x1000, moved, 0x1000, RW_U)
+    INVALIDATIONS[what](env.iommu)
+    env.iommu.iotinval_vma(pscid=1)  # (the IOTLB may still hold the old page: software flushes it as well)
+    again = port.read_repeated(IOVA + 0x1000, 4)
+    plain = port.read(IOVA + 0x1000, 4)
+    if what in ("a reset", "detach"):
+        assert not again.ok and not plain.ok and again.fault.message == plain.fault.message
+        assert env.iommu.fault_log[-2:] == [again.fault, plain.fault]
+        return
+    assert again.data == plain.data == b"new!"
+
+
+def test_a_range_unmapped_between_two_repeated_requests_faults_and_is_recorded(env):
+    space, _ = two_pages(env)
+    port = env.iommu.port(1)
+    for _ in range(3):
+        assert port.write_repeated(IOVA, b"1234").ok
+    space.unmap(IOVA, 0x1000)
+    env.iommu.iotinval_vma(IOVA, pscid=1)
+    late = port.write_repeated(IOVA, b"5678")
+    assert not late.ok and late.fault.iova == IOVA and env.iommu.fault_log == [late.fault]
+    assert "DMA write at iova 0x4000" in late.fault.message and env.iommu.stats.faults == 1
+    assert not port.write_repeated(IOVA, b"5678").ok and env.iommu.stats.faults == 2  # no view after a fault
+
+
+def test_repeated_requests_reach_an_observer_that_refuses_to_vouch_and_it_is_asked_once_per_range(env):
+    two_pages(env)
+    seen, asked = [], []
+    env.iommu.add_dma_observer(
+        lambda *request: seen.append(request[:4]), vouch=lambda *args: asked.append(args) or args[1] != IOVA
+    )
+    port = env.iommu.port(1)
+    for _ in range(4):
+        assert port.read_repeated(IOVA, 16).ok
+    assert seen == [(1, IOVA, 16, False)] * 4 and asked == [(1, IOVA, 16, False)]
+    for _ in range(3):
+        assert port.read_repeated(IOVA + 16, 16).ok
+    assert len(seen) == 6 and asked[1:] == [(1, IOVA + 16, 16, False)]  # the second opened a view, the third used it
+
+
+def test_repeated_requests_are_traced_while_dma_tracing_is_on(env):
+    two_pages(env)
+    port = env.iommu.port(1)
+    for _ in range(3):
+        port.read_repeated(IOVA, 4)
+    assert env.iommu.stats.views == 1  # (opened before the trace began)
+    out = io.StringIO()
+    with tracing("dma", stream=out):
+        for _ in range(2):
+            assert port.read_repeated(IOVA, 4).ok
+    assert out.getvalue().count("dma   #1 read 4 bytes at iova 0x4000 -> pa ") == 2
+
+
+def test_repeated_and_ordinary_requests_agree_on_a_random_run_of_maps_unmaps_and_invalidations():
+    """Differential: one IOMMU serves a device's requests with read_repeated/write_repeated, its twin with
+    read/write; the same seeded run of requests (a few ranges, often repeated), remaps, unmaps and
+    invalidations (and a remap left uninvalidated) gives the same results, faults, statistics and RAM."""
+    import random
+
+    from test_iommu import Env
+
+    for seed in range(6):
+        rng = random.Random(seed)
+        twins = [Env(), Env()]
+        spaces = [two_pages(e)[0] for e in twins]
+        ports = [e.iommu.port(1) for e in twins]
+        ranges = [(IOVA, 16), (IOVA + 0xFF8, 16), (IOVA + 0x1000, 0x1000), (IOVA, 0x2000), (IOVA + 0x1FF0, 32)]
+        for _step in range(300):
+            op = rng.random()
+            if op < 0.8:
+                iova, size = rng.choice(ranges[:3]) if rng.random() < 0.7 else rng.choice(ranges)
+                write = rng.random() < 0.4
+                data = bytes(rng.randrange(256) for _ in range(size)) if write else None
+                results = []
+                for port, repeated in zip(ports, (True, False)):
+                    if write:
+                        r = port.write_repeated(iova, data) if repeated else port.write(iova, data)
+                    else:
+                        r = port.read_repeated(iova, size) if repeated else port.read(iova, size)
+                    results.append((r.ok, r.data, r.fault.message if r.fault else None))
+                assert results[0] == results[1], (seed, _step)
+                continue
+            page = IOVA + 0x1000 * rng.randrange(2)
+            action = rng.randrange(4)
+            frame = twins[0].frames.alloc()
+            assert twins[1].frames.alloc() == frame  # (the twins allocate alike)
+            for env, space in zip(twins, spaces):
+                if action == 0:  # unmap and invalidate
+                    if space.lookup(page) is not None:
+                        space.unmap(page, 0x1000)
+                    env.iommu.iotinval_vma(page, pscid=1)
+                elif action == 1:  # remap somewhere else and invalidate
+                    if space.lookup(page) is not None:
+                        space.unmap(page, 0x1000)
+                    space.map(page, frame, 0x1000, RW_U if seed % 2 else R_U)
+                    env.iommu.iotinval_vma(page, pscid=1)
+                elif action == 2:
+                    env.iommu.iotinval_vma(pscid=1)
+                else:
+                    env.iommu.invalidate_views()
+        for attr in ("requests", "bytes_read", "bytes_written", "faults", "page_walks"):
+            assert getattr(twins[0].iommu.stats, attr) == getattr(twins[1].iommu.stats, attr), (seed, attr)
+        assert [f.message for f in twins[0].iommu.fault_log] == [f.message for f in twins[1].iommu.fault_log]
+        assert bytes(twins[0].phys.ram_regions[0].view) == bytes(twins[1].phys.ram_regions[0].view)
+    assert twins[0].iommu.stats.views > 0 and twins[1].iommu.stats.views == 0

@@ -20,7 +20,10 @@ The 4 KiB device buffer is also visible at offsets 0x1000-0x1FFF (1, 2 or
 4-byte accesses).  The engine reaches memory only through its DMA port,
 i.e. ``Iommu.dma`` with the board's ``iommu_device_id``: each transfer is
 one read request and one write request, each all-or-nothing, so a fault on
-the destination leaves it untouched.
+the destination leaves it untouched.  A range moved again right after it
+went through is read (or written) through a validated view, as a device's
+address translation cache would (``DmaPort.read_repeated``): the same
+requests, counted, until the IOMMU invalidates the view.
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ class DmaEngine(Device):
         if self._pending is not None:
             self._pending.cancel()
             self._pending = None
+        if self.dma_port is not None:
+            self.dma_port.forget_repeated()
         self._update_irq()
 
     @property
@@ -212,7 +217,7 @@ class DmaEngine(Device):
         if direction == DMA_DIR_DEV_TO_MEM:
             data = bytes(self.buffer[buf_off : buf_off + length])
         else:
-            result = self.dma_port.read(src, length)
+            result = self.dma_port.read_repeated(src, length)
             if not result.ok:
                 self._fail(DmaError.READ_FAULT, result.fault.iova, result.fault)
                 return
@@ -220,7 +225,7 @@ class DmaEngine(Device):
         if direction == DMA_DIR_MEM_TO_DEV:
             self.buffer[buf_off : buf_off + length] = data
         else:
-            result = self.dma_port.write(dst, data)
+            result = self.dma_port.write_repeated(dst, data)
             if not result.ok:
                 self._fail(DmaError.WRITE_FAULT, result.fault.iova, result.fault)
                 return

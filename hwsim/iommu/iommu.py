@@ -158,18 +158,102 @@ class IommuStats:
     views: int = 0  # validated views opened (their accesses count as requests)
 
 
+class _RangeCache:
+    """One direction of :meth:`DmaPort.read_repeated` / :meth:`DmaPort.write_repeated`: the range of the
+    last request, and the view opened for it."""
+
+    __slots__ = ("last", "refused", "view")
+
+    def __init__(self) -> None:
+        self.last: tuple[int, int] | None = None  # (iova, size) of the last request, when it went through
+        self.refused: tuple[int, int] | None = None  # open_view refused this range: not asked again in a row
+        self.view: DmaView | None = None
+
+
 class DmaPort:
-    """A device's only way to memory: the IOMMU, with the device's ID filled in."""
+    """A device's only way to memory: the IOMMU, with the device's ID filled in.
+
+    :meth:`read` and :meth:`write` are one request each.  :meth:`read_repeated` and
+    :meth:`write_repeated` are the same requests for a device that often moves the same range again (a
+    DMA engine's source and destination), with a device's address translation cache: when a request
+    goes through for the range the one before it went through for, a validated view of the range is
+    opened (views.py: translated from the IOTLB entries the request just used, vouched for by every DMA
+    observer), and the requests of that range after it go through the view (one request each, counted,
+    no translation, no observer call) until the IOMMU invalidates it (an IOTINVAL or directory
+    invalidation that covers it, ``ddtp``, a reset, the DMA checker's sync or unmap, a new observer).
+    The next request is then an ordinary one, judged by the IOMMU and every observer: its fault is
+    recorded and reported as it would have been without the view.  Only the IOTLB's own statistics and
+    LRU order see the difference (a view's accesses do not look it up)."""
 
     def __init__(self, iommu: Iommu, device_id: int) -> None:
         self.iommu = iommu
         self.device_id = device_id
+        self._reads, self._writes = _RangeCache(), _RangeCache()
 
     def read(self, iova: int, size: int) -> DmaResult:
         return self.iommu.dma(self.device_id, iova, size, write=False)
 
     def write(self, iova: int, data: bytes) -> DmaResult:
         return self.iommu.dma(self.device_id, iova, len(data), write=True, data=data)
+
+    def read_repeated(self, iova: int, size: int) -> DmaResult:
+        """:meth:`read`, through a view once the range repeats (see the class)."""
+        cache = self._reads
+        view = cache.view
+        if view is not None:
+            if view.valid and view.iova == iova and view.size == size and TRACE.dma is None:
+                return _new_result(DmaResult, (True, view.read(0, size), None))
+            self._drop(cache)
+        result = self.iommu.dma(self.device_id, iova, size, write=False)
+        self._went(cache, iova, size, result.ok, False)
+        return result
+
+    def write_repeated(self, iova: int, data: bytes) -> DmaResult:
+        """:meth:`write`, through a view once the range repeats (see the class)."""
+        cache, size = self._writes, len(data)
+        view = cache.view
+        if view is not None:
+            if view.valid and view.iova == iova and view.size == size and TRACE.dma is None:
+                view.write_at(0, data)
+                return _WRITTEN
+            self._drop(cache)
+        result = self.iommu.dma(self.device_id, iova, size, write=True, data=data)
+        self._went(cache, iova, size, result.ok, True)
+        return result
+
+    def forget_repeated(self) -> None:
+        """Close the views of :meth:`read_repeated` and :meth:`write_repeated` (a device reset)."""
+        for cache in (self._reads, self._writes):
+            self._drop(cache)
+            cache.refused = None
+
+    @staticmethod
+    def _drop(cache: _RangeCache) -> None:
+        """The view is invalid (or of another range): closed; the range starts over with a request."""
+        if cache.view is not None:
+            cache.view.close()
+        cache.view = cache.last = None
+
+    def _went(self, cache: _RangeCache, iova: int, size: int, ok: bool, write: bool) -> None:
+        """After an ordinary request of ``[iova, +size)``: open the view when the one before it was of the
+        same range and both went through.  Its pages' IOTLB entries were just used (a range of no more
+        pages than the IOTLB holds), so opening it walks nothing: no statistic, A/D bit or fault of a walk
+        differs from requests alone."""
+        key = (iova, size)
+        if not ok:
+            cache.last = None
+            return
+        if cache.last != key:
+            cache.last, cache.refused = key, None
+            return
+        if (
+            cache.refused == key
+            or ((iova + size - 1) >> PAGE_SHIFT) - (iova >> PAGE_SHIFT) >= self.iommu.iotlb.capacity
+        ):
+            return
+        cache.view = self.iommu.open_view(self.device_id, iova, size, write=write)
+        if cache.view is None:
+            cache.refused = key
 
     def open_view(self, iova: int, size: int, *, write: bool = False) -> DmaView | None:
         """A validated view of ``[iova, +size)`` (see :mod:`hwsim.iommu.views`), or None."""
