@@ -91,3 +91,21 @@ def test_a_device_event_ends_a_long_stretch_on_time():
     # (device accesses take the same time at every rate: a few spins of difference at most)
     assert abs(spins[1000] - 2 * spins[500]) <= 0.02 * spins[1000], spins
     assert abs(spins[2000] - 2 * spins[1000]) <= 0.02 * spins[2000], spins
+
+
+def test_code_that_touches_a_device_every_quantum_keeps_one_quantum_stretches(monkeypatch):
+    """Stretches grow only while the code keeps to itself: a loop that reads a device register several
+    times a quantum (no host call) takes the slow path exactly as often as with every stretch one quantum,
+    and its register reads see the same times; the same loop without the reads takes it far less often."""
+    wasm = build_driver(COMPUTE).read_bytes()
+
+    def measure(entry):
+        run = DriverRun(_system(), wasm, log=lambda t: None)
+        report = run.run(entry, (50_000,))
+        assert report.ok, report.format()
+        return report.result, run.cpu_time.slow_paths
+
+    touching, alone = measure("compute_touching"), measure("compute_mmio")
+    monkeypatch.setattr(cputime, "MAX_STRETCH", 1)
+    assert measure("compute_touching") == touching and touching[1] > 20
+    assert alone[1] * 10 < measure("compute_mmio")[1] < touching[1] * 2

@@ -43,21 +43,26 @@ class CpuTime:
         self._long = False  # the code runs a long stretch (see the module docstring)
         self._event: int | None = None  # the next event's tick when the stretch was planned
         self._factor = 1  # quanta in the next stretch, at most (doubles while the code keeps to itself)
-        self._touched = False  # a device access or host call since the last checkpoint
+        self._touched = False  # a host call (or, in a long stretch, a device access) since the last checkpoint
         self.slow_paths = 0  # checkpoints that charged (for benches and tests)
         vm.fuel_remaining = quantum
         self.remove = vm.add_checkpoint_handler(self._checkpoint)
         self._machine = machine
-        self._unobserve = None  # removes the device-access observer a long stretch sets
+        self._accesses = self._device_accesses()  # the machine's device accesses at the last checkpoint
+        self._unobserve = None  # removes the two device-access observers a long stretch sets
         if machine is not None:
-            remove_checkpoint, remove_after = self.remove, machine.add_mmio_observer(self._after_access)
+            remove_checkpoint = self.remove
 
             def remove() -> None:
                 remove_checkpoint()
-                remove_after()
                 self._observe(False)
 
             self.remove = remove
+
+    def _device_accesses(self) -> int:
+        """Guest loads and stores a device served so far, on every hart (0 without a machine)."""
+        machine = self._machine
+        return sum(hart.mmio_accesses for hart in machine.harts) if machine is not None else 0
 
     @property
     def charged_ns(self) -> int:
@@ -78,8 +83,11 @@ class CpuTime:
         self.slow_paths += 1
         self._charge(vm.fuel_remaining)
         # Stretches double while the code keeps to itself; a device access or host call starts over.
-        self._factor = 1 if self._touched else min(2 * self._factor, MAX_STRETCH)
-        self._touched = False
+        # (a device access outside a long stretch is seen in the machine's count: no observer per access)
+        accesses = self._device_accesses()
+        touched = self._touched or accesses != self._accesses
+        self._factor = 1 if touched else min(2 * self._factor, MAX_STRETCH)
+        self._touched, self._accesses = False, accesses
         vm.fuel_remaining = self._granted = self._stretch()
 
     def _stretch(self) -> int:
@@ -98,9 +106,12 @@ class CpuTime:
         return stretch
 
     def _observe(self, on: bool) -> None:
-        """Watch device accesses before they are served (only long stretches need it: it costs each one)."""
+        """Watch device accesses before and after they are served (only long stretches need it: it costs
+        each one)."""
         if on and self._unobserve is None and self._machine is not None:
-            self._unobserve = self._machine.add_device_access_observer(self._before_access)
+            before = self._machine.add_device_access_observer(self._before_access)
+            after = self._machine.add_mmio_observer(self._after_access)
+            self._unobserve = lambda: (before(), after())
         elif not on and self._unobserve is not None:
             self._unobserve()
             self._unobserve = None
