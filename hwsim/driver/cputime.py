@@ -24,6 +24,8 @@ charge their own time as before.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 QUANTUM = 1000  # fuel units between two charges (1 us of virtual time at the default rate)
 MAX_STRETCH = 1000  # a stretch is at most this many quanta (1 ms at the default rate)
 
@@ -49,7 +51,7 @@ class CpuTime:
         self.remove = vm.add_checkpoint_handler(self._checkpoint)
         self._machine = machine
         self._accesses = self._device_accesses()  # the machine's device accesses at the last checkpoint
-        self._unobserve = None  # removes the two device-access observers a long stretch sets
+        self._unobserve: Callable[[], object] | None = None  # removes the two observers a long stretch sets
         if machine is not None:
             remove_checkpoint = self.remove
 
