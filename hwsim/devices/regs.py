@@ -382,6 +382,20 @@ class RegisterFile:
         keep, change = ~(mask & ~clear), mask & ~clear
         hook = self._write_hooks.get(name)
         report = self._report
+        if not reserved and not clear and change == full:  # every bit plainly writable: the value, whole
+            if hook is None:
+
+                def write_plain(value: int) -> None:
+                    values[name] = value & full
+
+                return write_plain
+
+            def write_plain_hooked(value: int) -> None:
+                old = values[name]
+                new = values[name] = value & full
+                hook(new, old)
+
+            return write_plain_hooked
 
         def write(value: int) -> None:
             value &= full
