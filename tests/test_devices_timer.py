@@ -68,6 +68,30 @@ def test_clock_without_a_limit_runs_past_tick_2_64():
     assert hits == [(1 << 64) + 10] and clock.now == (2 << 64) + 10
 
 
+def test_the_access_charger_charges_as_charge_does():
+    """The MMIO observer the board registers (charge's work written out) against charge itself: the same
+    seeded run of charges, events (fired in order, at their ticks) and a limit gives the same history."""
+    import random
+
+    def history(use_observer: bool) -> tuple[list, int]:
+        rng = random.Random(7)
+        clock = VirtualClock()
+        seen: list = []
+        clock.set_limit(5_000, lambda: seen.append(("limit", clock.now)))
+        observer = clock.access_charger(3)
+        for i in range(2_000):
+            if rng.random() < 0.1:
+                clock.schedule_in(rng.randrange(40), lambda i=i: seen.append((i, clock.now)))
+            if use_observer:
+                observer(None, 0x10, 4, True, i)
+            else:
+                clock.charge(3)
+        return seen, clock.now
+
+    histories = [history(False), history(True)]
+    assert histories[0] == histories[1] and len(histories[0][0]) > 150 and ("limit", 5_001) in histories[0][0]
+
+
 @pytest.fixture
 def timer():
     return Timer(name="clint", clock=VirtualClock())

@@ -163,6 +163,6 @@ def build_system(board, overrides: dict[str, dict], seed: int | None = None, fau
         machine.phys.add_mmio(spec.base, spec.size, devices[spec.name], name=spec.name)
     if board.mmio_access_ticks:
         ticks = board.mmio_access_ticks
-        machine.add_mmio_observer(lambda *access: clock.charge(ticks))  # virtual time passes with each device access
+        machine.add_mmio_observer(clock.access_charger(ticks))  # virtual time passes with each device access
     faults.check({name: set(dev.FAULTS) for name, dev in devices.items()})
     return System(board, machine, clock, devices, irqc, iommu, timing, faults)

@@ -91,6 +91,22 @@ class VirtualClock:
             if when >= self._limit:
                 self._over_limit()
 
+    def access_charger(self, ticks: int) -> Callable[[object, int, int, bool, int], None]:
+        """A machine MMIO observer (``Machine.add_mmio_observer``) that charges ``ticks`` per device access:
+        :meth:`charge`'s work, written out in the observer itself (one call per access, not two)."""
+
+        def charge_access(_region: object, _offset: int, _size: int, _write: bool, _value: int) -> None:
+            when = self.now + ticks
+            events = self._events
+            if events and events[0][0] <= when:
+                self.advance_to(when)
+            else:
+                self.now = when
+                if when >= self._limit:
+                    self._over_limit()
+
+        return charge_access
+
     def advance_to(self, when: int) -> int:
         if when < self.now:
             raise ConfigError(f"the clock only moves forward: cannot go from tick {self.now} back to {when}")
