@@ -403,3 +403,52 @@ def test_dma_reports_are_the_same_with_and_without_the_compiled_helper():
         assert f"the device's work was started by the driver at {name}.c:" in native_reports
     for name in ("read_before_sync", "write_after_map"):  # named by the watched access's PC
         assert f"by the driver at {name}.c:" in native_reports
+
+
+REPEAT = Path(__file__).resolve().parent / "data" / "dma_repeat"
+LAST_COPY_LINE = next(
+    i + 1 for i, line in enumerate((REPEAT / "dma_repeat.c").read_text().splitlines()) if "THE-LAST-COPY" in line
+)
+
+
+def _repeat_run(scenario: int, copies: int, *, views: bool):
+    """drivers' repeat_then(scenario, copies) on the default board; ``views`` False: an extra DMA observer
+    that vouches for nothing keeps every request an ordinary one (hwsim before the engine's views)."""
+    from hwsim.testing import make_board
+
+    system = make_board(DEFAULT_BOARD)[0]
+    run = DriverRun(system, build_driver(REPEAT).read_bytes(), log=lambda text: None)
+    if not views:
+        system.iommu.add_dma_observer(lambda *request: None)
+    report = run.run("repeat_then", (scenario, copies))
+    return run, report
+
+
+@pytest.mark.parametrize(
+    ("scenario", "result", "problems"),
+    [
+        (0, 0, []),
+        (1, 2, [Problem.AFTER_UNMAP]),  # ERROR_CODE 2: the write faulted
+        (2, 0, [Problem.CPU_OWNED]),
+        (3, 1, [Problem.AFTER_UNMAP]),  # ERROR_CODE 1: the read faulted
+        (4, 0, []),
+    ],
+)
+def test_a_dma_engine_moving_the_same_ranges_again_is_judged_as_without_its_views(scenario, result, problems):
+    """The attack on the engine's cached translations: after copies of the same ranges (the later ones
+    through views), the driver unmaps or hands a buffer to the CPU and copies once more.  The last copy
+    must fault and be reported (with the mapping, the device's C line and time) exactly as when every
+    request is an ordinary one, never go through the stale view."""
+    run, report = _repeat_run(scenario, 5, views=True)
+    assert run.system.iommu.stats.views == 2  # the source's and the destination's, from the third copy on
+    assert report.result == result and [r.problem for r in report.dma_reports] == problems, report.format()
+    for r in report.dma_reports:
+        assert f"started by the driver at dma_repeat.c:{LAST_COPY_LINE} (repeat_then)" in r.format(), r.format()
+    _, plain = _repeat_run(scenario, 5, views=False)
+    assert [r.format() for r in report.dma_reports] == [r.format() for r in plain.dma_reports]
+    assert [f.message for f in report.dma_faults] == [f.message for f in plain.dma_faults]
+    assert (report.result, report.dma_requests, report.virtual_ns) == (
+        plain.result,
+        plain.dma_requests,
+        plain.virtual_ns,
+    )
