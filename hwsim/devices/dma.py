@@ -79,7 +79,7 @@ class DmaEngine(Device):
         self._pending: ClockEvent | None = None  # completes the transfer in flight
         self._timing_what = f"{name} transfer"  # what a transfer's timing draw is for (made once)
         self.regs.on_write("CMD", self._write_cmd)
-        self.regs.on_write("STATUS", lambda new, old: self._update_irq())
+        self.regs.on_write("STATUS", self._update_irq)  # (a write hook: new, old)
 
     @classmethod
     def required_size(cls, options) -> int:
@@ -200,7 +200,8 @@ class DmaEngine(Device):
                 src if direction != DMA_DIR_DEV_TO_MEM else dst,
             )
             return
-        ticks = self.timing.delay(self.transfer_ticks(length), self._timing_what)
+        nominal = self.transfer_ticks(length)
+        ticks = self.timing.delay(nominal, self._timing_what) if nominal else 0  # (no draw for an instant one)
         if not ticks:
             self._move(direction, src, dst, length, buf_off)
             return
@@ -243,6 +244,7 @@ class DmaEngine(Device):
         self.last_fault = fault
         self._update_irq()
 
-    def _update_irq(self) -> None:
+    def _update_irq(self, _new: int = 0, _old: int = 0) -> None:
+        """The IRQ follows CMD.IRQ and STATUS (also STATUS's write hook: its values are not needed)."""
         r = self.regs.values
         self.irq.set(bool(r["CMD"] & DMA_CMD_IRQ and r["STATUS"] & (DMA_STATUS_DONE | DMA_STATUS_ERROR)))
