@@ -48,3 +48,22 @@ def test_only_picks_paths_by_name_in_the_tables_order():
 def test_only_refuses_an_unknown_path_and_lists_the_paths(only):
     with pytest.raises(SystemExit, match=r"--only: unknown path .*; the paths: wasm_to_host, host_to_wasm"):
         bench.select(only)
+
+
+def test_dma_profile_counts_what_one_checked_copy_does():
+    """bench/dma_profile.py: per copy, 8 device accesses and 2 IOMMU requests, sandboxed and native; the
+    sandboxed engine's requests reach the DMA observers (the checker) only for the first two copies of a run
+    (the second opens the views the rest go through), the native run's every time (Bare mode: no views)."""
+    spec = importlib.util.spec_from_file_location("bench_dma_profile", BENCH.with_name("dma_profile.py"))
+    assert spec is not None and spec.loader is not None
+    profile = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = profile
+    spec.loader.exec_module(profile)
+    runs = profile.make_runs()
+    copies = 50
+    sandboxed = profile.per_copy(runs["sandboxed"], copies, 4096, rounds=1)
+    native = profile.per_copy(runs["native"], copies, 4096, rounds=1)
+    assert (sandboxed.mmio_accesses, sandboxed.iommu_requests) == (8, 2) and sandboxed.tlb_fills < 1
+    assert sandboxed.observed_requests * copies == 4 and sandboxed.views_opened * copies == 2
+    assert (native.mmio_accesses, native.iommu_requests, native.observed_requests, native.views_opened) == (8, 2, 2, 0)
+    assert sandboxed.us > 0 and native.us > 0 and "mmio_accesses 8.00" in sandboxed.format()
