@@ -97,13 +97,10 @@ class VirtualClock:
 
         def charge_access(_region: object, _offset: int, _size: int, _write: bool, _value: int) -> None:
             when = self.now + ticks
-            events = self._events
-            if events and events[0][0] <= when:
-                self.advance_to(when)
+            if when < self._limit and not (self._events and self._events[0][0] <= when):
+                self.now = when  # (nothing falls due: the common case)
             else:
-                self.now = when
-                if when >= self._limit:
-                    self._over_limit()
+                self.advance_to(when)  # (events fire in order, then the limit is checked)
 
         return charge_access
 
