@@ -314,3 +314,64 @@ def test_repeated_and_ordinary_requests_agree_on_a_random_run_of_maps_unmaps_and
         assert [f.message for f in twins[0].iommu.fault_log] == [f.message for f in twins[1].iommu.fault_log]
         assert bytes(twins[0].phys.ram_regions[0].view) == bytes(twins[1].phys.ram_regions[0].view)
     assert twins[0].iommu.stats.views > 0 and twins[1].iommu.stats.views == 0
+
+
+def test_copy_to_moves_a_read_views_bytes_into_a_write_view_as_a_read_then_a_write():
+    """Two requests counted; across pages on frames that are not adjacent; ranges that overlap in RAM end
+    as a read into a buffer then a write would leave them (both ways, and into a view of two pieces)."""
+    for shift in (8, -8):
+        env = Env()
+        _space, (a, b) = two_pages(env)
+        pattern = bytes(range(256)) * 32
+        env.phys.write(a, pattern[:0x1000])
+        env.phys.write(b, pattern[0x1000:])
+        expected = bytearray(pattern)
+        src, dst, n = 0xF00 - min(shift, 0), 0xF00 + max(shift, 0), 0x200  # (crossing into the second page)
+        expected[dst : dst + n] = pattern[src : src + n]
+        reads = env.iommu.open_view(1, IOVA + src, n, write=False)
+        writes = env.iommu.open_view(1, IOVA + dst, n, write=True)
+        requests = env.iommu.stats.requests
+        reads.copy_to(writes)
+        assert env.phys.read(a, 0x1000) + env.phys.read(b, 0x1000) == bytes(expected), shift
+        stats = env.iommu.stats
+        assert (stats.requests - requests, stats.bytes_read, stats.bytes_written) == (2, n, n)
+        for src, dst in ((0xE00, 0xF00), (0x10, 0x18), (0x18, 0x10)):  # one piece into two, one into one
+            single = env.iommu.open_view(1, IOVA + src, n, write=False)
+            target = env.iommu.open_view(1, IOVA + dst, n, write=True)
+            before = bytearray(env.phys.read(a, 0x1000) + env.phys.read(b, 0x1000))
+            before[dst : dst + n] = before[src : src + n]
+            single.copy_to(target)
+            assert env.phys.read(a, 0x1000) + env.phys.read(b, 0x1000) == bytes(before), (src, dst)
+
+
+def test_copy_to_refuses_an_invalid_view_or_the_wrong_directions(env):
+    two_pages(env)
+    reads = env.iommu.open_view(1, IOVA, 16, write=False)
+    writes = env.iommu.open_view(1, IOVA + 0x100, 16, write=True)
+    with pytest.raises(StaleViewError, match="of a write view"):
+        writes.copy_to(reads)
+    env.iommu.iotinval_vma(IOVA, pscid=1)
+    with pytest.raises(StaleViewError, match="device 1 read through a view of iova 0x4000 invalidated"):
+        reads.copy_to(writes)
+
+
+def test_move_repeated_goes_view_to_view_only_while_both_ranges_have_valid_views(env):
+    space, (a, _b) = two_pages(env)
+    env.phys.write(a, b"0123456789abcdef")
+    port = env.iommu.port(1)
+    assert not port.move_repeated(IOVA, IOVA + 0x1800, 16)  # no views yet
+    for _ in range(2):  # what the DMA engine does when move_repeated declines
+        assert port.write_repeated(IOVA + 0x1800, port.read_repeated(IOVA, 16).data).ok
+    requests = env.iommu.stats.requests
+    env.phys.write(a, b"fedcba9876543210")
+    assert port.move_repeated(IOVA, IOVA + 0x1800, 16) and env.iommu.stats.requests == requests + 2
+    assert env.phys.read(_b + 0x800, 16) == b"fedcba9876543210"
+    assert not port.move_repeated(IOVA, IOVA + 0x1800, 8)  # another size
+    assert not port.move_repeated(IOVA + 1, IOVA + 0x1800, 16)  # another source
+    space.unmap(IOVA + 0x1000, 0x1000)
+    env.iommu.iotinval_vma(IOVA + 0x1000, pscid=1)  # the destination's page goes: its view with it
+    assert not port.move_repeated(IOVA, IOVA + 0x1800, 16) and env.iommu.stats.requests == requests + 2
+    late = port.write_repeated(IOVA + 0x1800, b"x" * 16)
+    assert not late.ok and env.iommu.fault_log == [late.fault]
+    with tracing("dma", stream=io.StringIO()):
+        assert not port.move_repeated(IOVA, IOVA + 0x1800, 16)

@@ -215,21 +215,23 @@ class DmaEngine(Device):
         if self.fault("error"):
             self._fail(DmaError.DEVICE, 0)
             return
-        if direction == DMA_DIR_DEV_TO_MEM:
-            data = bytes(self.buffer[buf_off : buf_off + length])
-        else:
-            result = self.dma_port.read_repeated(src, length)
-            if not result.ok:
-                self._fail(DmaError.READ_FAULT, result.fault.iova, result.fault)
-                return
-            data = result.data
-        if direction == DMA_DIR_MEM_TO_DEV:
-            self.buffer[buf_off : buf_off + length] = data
-        else:
-            result = self.dma_port.write_repeated(dst, data)
-            if not result.ok:
-                self._fail(DmaError.WRITE_FAULT, result.fault.iova, result.fault)
-                return
+        port = self.dma_port
+        if not (direction == DMA_DIR_MEM_TO_MEM and port.move_repeated(src, dst, length)):  # (else: views moved it)
+            if direction == DMA_DIR_DEV_TO_MEM:
+                data = bytes(self.buffer[buf_off : buf_off + length])
+            else:
+                result = port.read_repeated(src, length)
+                if not result.ok:
+                    self._fail(DmaError.READ_FAULT, result.fault.iova, result.fault)
+                    return
+                data = result.data
+            if direction == DMA_DIR_MEM_TO_DEV:
+                self.buffer[buf_off : buf_off + length] = data
+            else:
+                result = port.write_repeated(dst, data)
+                if not result.ok:
+                    self._fail(DmaError.WRITE_FAULT, result.fault.iova, result.fault)
+                    return
         r = self.regs.values  # (direct: STATUS keeps its width, DONE_COUNT wraps at 32 bits)
         r["STATUS"] = r["STATUS"] & ~DMA_STATUS_BUSY | DMA_STATUS_DONE
         r["DONE_COUNT"] = (r["DONE_COUNT"] + 1) & 0xFFFF_FFFF

@@ -221,6 +221,25 @@ class DmaPort:
         self._went(cache, iova, size, result.ok, True)
         return result
 
+    def move_repeated(self, src: int, dst: int, size: int) -> bool:
+        """:meth:`read_repeated` of ``[src, +size)`` then :meth:`write_repeated` of its bytes at ``dst``, when
+        both would go through their views: the bytes move view to view (the same two requests, counted).
+        False when either would be an ordinary request: nothing is done (the caller makes the two)."""
+        reads, writes = self._reads.view, self._writes.view
+        if (
+            reads is None
+            or writes is None
+            or not (reads.valid and writes.valid)
+            or TRACE.dma is not None
+            or reads.iova != src
+            or writes.iova != dst
+            or reads.size != size
+            or writes.size != size
+        ):
+            return False
+        reads.copy_to(writes)
+        return True
+
     def forget_repeated(self) -> None:
         """Close the views of :meth:`read_repeated` and :meth:`write_repeated` (a device reset)."""
         for cache in (self._reads, self._writes):

@@ -113,7 +113,25 @@ class DmaView:
     def write_at(self, offset: int, data: bytes) -> None:
         """``data`` at ``offset`` of the view: one device write request."""
         n = len(data)
-        single = self._count(offset, n, True)
+        self._put(self._count(offset, n, True), offset, data, n)
+
+    def copy_to(self, other: DmaView) -> None:
+        """This (read) view's bytes into ``other``, a write view of the same size: this view's read request
+        and the other's write request, counted and checked as :meth:`read` and :meth:`write_at` would, the
+        bytes moved once (ranges that overlap in RAM end as if copied through a buffer)."""
+        n = self.size
+        single = self._count(0, n, False)
+        target = other._count(0, n, True)
+        if single is None:
+            source: memoryview | bytes | bytearray = self._gather(0, n)
+        elif target is None:  # (written piece by piece: copied first, in case the two overlap)
+            source = bytes(single)
+        else:
+            source = single  # (one slice assignment: overlapping bytes move as memmove moves them)
+        other._put(target, 0, source, n)
+
+    def _put(self, single: memoryview | None, offset: int, data, n: int) -> None:
+        """``n`` bytes of ``data`` at ``offset`` (already counted); ``single``: the view's single piece."""
         if single is not None:
             single[offset : offset + n] = data
             return
