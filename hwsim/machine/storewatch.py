@@ -62,7 +62,9 @@ from . import native
 
 try:
     from unicorn.unicorn_py3.arch.types import uc_hook_h
-    from unicorn.unicorn_py3.unicorn import uclib as _uclib
+    from unicorn.unicorn_py3.unicorn import uclib
+
+    _uclib: ctypes.CDLL | None = uclib
 except ImportError:  # pragma: no cover - older binding layout
     _uclib = None
 
@@ -145,7 +147,7 @@ class EngineHook:
             ctypes.byref(hook),
             uc_const.UC_HOOK_MEM_WRITE_PROT,
             self._function,
-            ctypes.c_void_p(ctypes.addressof(self._state)),
+            ctypes.c_void_p(ctypes.addressof(self._state)),  # type: ignore[arg-type]
             ctypes.c_uint64(start),
             ctypes.c_uint64(start + size - 1),
         )
@@ -195,17 +197,15 @@ class StoreWatch:
 
 
 def page_runs(pages) -> Iterator[tuple[int, int]]:
-    """``(start, size)`` of each run of consecutive pages in ``pages`` (ascending)."""
-    run_start = run_end = None
+    """``(start, size)`` of each run of consecutive pages in ``pages``."""
+    runs: list[list[int]] = []
     for page in sorted(pages):
-        if page == run_end:
-            run_end += PAGE_SIZE
-            continue
-        if run_start is not None:
-            yield run_start, run_end - run_start  # type: ignore[operator]
-        run_start, run_end = page, page + PAGE_SIZE
-    if run_start is not None:
-        yield run_start, run_end - run_start  # type: ignore[operator]
+        if runs and runs[-1][1] == page:
+            runs[-1][1] += PAGE_SIZE
+        else:
+            runs.append([page, page + PAGE_SIZE])
+    for start, end in runs:
+        yield start, end - start
 
 
 def pages_of(start: int, end: int) -> tuple[int, ...]:
