@@ -5,7 +5,8 @@
     watch_stores(pa, length, handler)                      on every hart's Unicorn engine
       its pages in the machine's RAM  ---------------->  uc_mem_protect(page, READ | EXEC)   (the first time:
                                                          Unicorn splits its RAM region; mem_map_ptr memory
-                                                         keeps the same host bytes)
+                                                         keeps the same host bytes), and a WRITE_PROT
+                                                         hook over that page alone (EngineHook.cover)
     a guest store to such a page
       the inline TLB compare fails (TLB_DISCARD_WRITE) --> store_helper --> UC_HOOK_MEM_WRITE_PROT, PC synced
         --> hwsim_ram_store (C, native_fill.c) or ProtectedStores.hook (Python): shown to the watches its first
@@ -41,6 +42,9 @@ self-test below on a scratch engine (:func:`unavailable_reason`):
   store through ``store_helper``, so the hook sees the value stored (SC's compare-and-swap stores the old
   value back when it fails, as a MEM_WRITE hook also sees).
 - Loads: the region keeps READ, the entry's ``addr_read`` has no flag, so loads stay inline.
+- While any memory hook (of any kind, PROT ones included) covers a RAM page, ``notdirty_write`` never marks
+  it dirty in the TLB (``uc_mem_hook_installed``), so every store to it takes the slow path: the hook covers
+  each protected page alone, never the whole RAM.
 - Making the page writable again drops the read-only section (and flushes the TLB), so no entry with
   TLB_DISCARD_WRITE survives to drop a later store; the split pieces stay (a later protect of the same
   pages splits nothing).
