@@ -147,6 +147,7 @@ EXTERNAL = {
     "hwsim/fuzz/execute.py": {"_context", "_global", "_func", "_table", "_new_raw", "_from_ptr"},
     "hwsim/machine/machine.py": {"_uch"},
     "hwsim/machine/cputlb.py": {"_uch"},  # (the binding's engine handle, as machine.py)
+    "hwsim/machine/storewatch.py": {"_uch"},  # (its hook and the C one take the engine handle, as machine.py)
 }
 
 

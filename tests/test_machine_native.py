@@ -482,6 +482,7 @@ def test_machine_and_paging_tests_pass_on_the_python_hook():
         "tests/test_machine.py",
         "tests/test_machine_hooks.py",
         "tests/test_machine_cputlb.py",
+        "tests/test_machine_storewatch.py",
         "tests/test_harts.py",
         "tests/test_lab_paging.py",
     ]

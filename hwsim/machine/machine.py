@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import ctypes
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from unicorn import Uc, UcError
@@ -90,6 +91,7 @@ from .hooks import EcallAction, Hooks
 from .native import TRACED, AccessHook, HartState, NativeTlb, library
 from .physmem import MmioRegion, PhysicalMemory, RamRegion
 from .shootdown import Shootdowns
+from .storewatch import StoreWatches
 
 try:  # the C entry points, for the TLB-fill hot path (the binding's reg_read costs 2x more)
     from unicorn.unicorn_py3.unicorn import uclib
@@ -344,6 +346,7 @@ _SHARED_BY_HARTS = (
     "_mmio_observers",
     "_access_observers",
     "_shootdowns",
+    "_store_watch",
 )
 
 
@@ -387,6 +390,7 @@ class Machine:
         self.ram = self.phys.add_ram(ram_base, ram_size)
         self.frames = FrameAllocator(self.ram)
         self._ram_words = RamWords.for_region(self.ram.base, self.ram.view)  # the page tables' RAM, for quick walks
+        self._store_watch = StoreWatches(self)  # every hart's (see watch_stores)
         for _ in range(1, harts):
             self.add_hart()
 
@@ -406,6 +410,7 @@ class Machine:
         hart._init_hart()
         if primary._mmio_pc_hooks is not None:
             hart._track_mmio_pcs_here()
+        self._store_watch.attach(hart)
         self.harts.append(hart)
         return hart
 
@@ -471,7 +476,7 @@ class Machine:
         # compiled helper, every fill is in its record instead: HartState.handed); see flush_cpu_tlb_range.
         self._handed = cputlb.HandedPages(HANDED_RECORD)
         self._page_flush: Callable[[int], None] | None = None  # drops one page from Unicorn's TLB, if it can
-        self._store_watches: dict[int, tuple[int, int, Callable, object]] = {}  # see watch_stores
+        self._quiet_fills = False  # Unicorn is changing its memory map: its fills are no guest access
         self._load_watches: dict[int, Callable] = {}  # see watch_loads: handle -> the hook (kept alive)
         self._memop_cache: dict[int, MemOp] = {}  # pc -> MemOp of watched accesses (dropped on code_changed)
         self.watch_hits = 0
@@ -1099,6 +1104,9 @@ class Machine:
             return False
 
     def _fill(self, va: int, access: Access, entry) -> bool:
+        if self._quiet_fills:  # Unicorn looks up code while it changes its memory map (_memory_map_change)
+            entry.paddr, entry.perms = va & ~PAGE_MASK, _UC_R | _UC_X
+            return True
         if self._stop_reason is not None:
             # Stopping: Unicorn probes the page before the exit address; that is no guest access.
             return False
@@ -1377,30 +1385,27 @@ class Machine:
         # rights than it may have now (see _watch_fill), and the access those lack comes back to a fill.
 
     def watch_stores(self, pa: int, length: int, handler: Callable[[int, int, int], None]) -> int:
-        """Show every guest store that begins in physical bytes ``[pa, pa + length)`` to
-        ``handler(pa, size, value)`` from inside the store (a Unicorn memory hook, no stop): the
-        cheapest watch there is, for checkers that look at many stores and act on few.  ``value``
-        is what the store writes, ``size`` its width in bytes; :meth:`store_pc` names the store's
-        instruction while the handler runs.  The handler must not run the guest or change its
-        registers.  The pages keep their place in the hart's TLB, with their rights; a store the
-        host carries out for a stopping watch (:meth:`watch_page`) on the same page is shown too.
-        Returns a handle for :meth:`unwatch_stores`.  Unicorn names a store by its first byte: a
-        store that begins before ``pa`` and reaches into the range is not shown.
+        """Show every guest store, by any hart, that begins in physical bytes ``[pa, pa + length)`` to
+        ``handler(pa, size, value)`` from inside the store, before it lands (no stop): the cheapest watch
+        there is, for checkers that look at many stores and act on few.  ``value`` is what the store
+        writes, ``size`` its width in bytes; :meth:`store_pc` names the store's instruction while the
+        handler runs.  The handler must not run the guest or change its registers.  A store the host
+        carries out for a stopping watch (:meth:`watch_page`) on the same page is shown too.  Returns a
+        handle for :meth:`unwatch_stores`.
+
+        Inside the machine's RAM the range's pages are mapped read-only in every hart's Unicorn engine and
+        a write-protection hook carries each store to them out (``storewatch.py``): loads and the stores
+        to every other page keep Unicorn's fast path, and the pages keep their place in the harts' TLBs.
+        Elsewhere, or when :attr:`store_watch_reason` says why not, the watch is a Unicorn MEM_WRITE hook,
+        which sends every store of code translated while it exists through Unicorn's slow path.  Unicorn
+        names a store by its first byte: a store that begins before ``pa`` and reaches into the range is
+        not shown, except that one crossing into a protected page from the page before it is shown as its
+        bytes there, one by one.  A guest store to a protected page does not invalidate code Unicorn has
+        translated from it: watch data, not code.
         """
         if length <= 0:
             raise ConfigError(f"watch_stores: the range at {pa:#x} is empty ({length} bytes)")
-        end = pa + length
-
-        def stored(uc, _access, address, size, value, _data) -> None:
-            try:
-                handler(address, size, value & ((1 << (8 * size)) - 1))
-            except BaseException as exc:  # never let an exception unwind through Unicorn
-                self._host_error = exc
-                uc.emu_stop()
-
-        hook = self._uc.hook_add(uc_const.UC_HOOK_MEM_WRITE, stored, begin=pa, end=end - 1)
-        self._store_watches[hook] = (pa, end, handler, stored)
-        return hook
+        return self._store_watch.add(pa, length, handler)
 
     def watch_loads(self, pa: int, length: int, handler: Callable[[int, int], None]) -> int:
         """Show every guest load that begins in physical bytes ``[pa, pa + length)`` to
@@ -1425,20 +1430,52 @@ class Machine:
     def unwatch_stores(self, handle: int) -> None:
         """End the watch :meth:`watch_stores` or :meth:`watch_loads` returned ``handle`` for (a no-op if it
         has ended)."""
-        if self._store_watches.pop(handle, None) is not None or self._load_watches.pop(handle, None) is not None:
+        if self._store_watch.remove(handle):
+            return
+        if self._load_watches.pop(handle, None) is not None:
             self._uc.hook_del(handle)
 
     def store_pc(self) -> int:
-        """The PC of the store a :meth:`watch_stores` handler is being shown (a memory hook makes
-        Unicorn restore the PC, as for device accesses; see track_mmio_pcs)."""
-        return self._uc.reg_read(rv.UC_RISCV_REG_PC)
+        """The PC of the store a :meth:`watch_stores` handler is being shown, on the hart that made it
+        (Unicorn restores the PC before a memory hook, as for device accesses; see track_mmio_pcs)."""
+        hart = self._store_watch.showing or self
+        return hart._uc.reg_read(rv.UC_RISCV_REG_PC)
+
+    @property
+    def store_watch_reason(self) -> str | None:
+        """Why the last store watch that could not protect its pages is a MEM_WRITE hook (None: every one
+        so far protects its pages; see watch_stores)."""
+        return self._store_watch.fallback_reason
+
+    @property
+    def protected_stores(self) -> int:
+        """Guest stores, by every hart, that pages protected for store watches sent to their hook."""
+        return self._store_watch.protected_stores
 
     def _show_host_store(self, pa: int, data: bytes) -> None:
         """A store the host carries out for the guest: show it to the store watches it begins in."""
-        value = int.from_bytes(data, "little")
-        for start, end, handler, _ in list(self._store_watches.values()):
-            if start <= pa < end:
-                handler(pa, len(data), value)
+        self._store_watch.show_host_store(self, pa, data)
+
+    def _fail_in_hook(self, exc: BaseException) -> None:
+        """A callback Unicorn called raised: stop the run, which raises it (nothing may unwind through C)."""
+        self._host_error = exc
+        self._uc.emu_stop()
+
+    @contextmanager
+    def _memory_map_change(self) -> Iterator[None]:
+        """Unicorn changes this hart's memory map inside (storewatch.py): the TLB fills it asks for meanwhile
+        (for code it invalidates) are no guest access and get an identity entry, which its flushes drop; its
+        TLB is then empty (``tcg_commit``), as the record of handed pages must know."""
+        self._quiet_fills = True
+        if self._native is not None:
+            self._native.defer = 1  # (every fill to _fill)
+        try:
+            yield
+        finally:
+            self._quiet_fills = False
+            if self._native is not None:
+                self._native.defer = int(self._stop_reason is not None)
+            self.flush_cpu_tlb()
 
     @property
     def watched_pages(self) -> frozenset[int]:
@@ -1493,7 +1530,7 @@ class Machine:
         if op.store:
             assert value is not None  # read from the source register above
             data = value.to_bytes(op.size, "little")
-            if self._store_watches:
+            if self._store_watch.watches:
                 self._show_host_store(parts[0][0], data)
             at = 0
             for pa, chunk in parts:

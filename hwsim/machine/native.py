@@ -12,6 +12,9 @@
                               without rights and this hook letting every access through make Unicorn
                               sync the PC, which the hook keeps for Machine.mmio_pc (no Python)
 
+    guest store to a RAM page mapped READ|EXEC --> hwsim_ram_store (C, per-hart StoreHook): carries it
+                              out in the RAM buffer, shows it to the store watches (storewatch.py)
+
 The helper is built once per source digest with ``python -m ziglang cc`` (a pip dependency: no
 compiler on the user's machine) into ``~/.cache/hwsim/native/`` (``$XDG_CACHE_HOME`` honoured).
 When it cannot be built or loaded, or ``HWSIM_NO_NATIVE=1``, every machine uses the Python hook
@@ -108,6 +111,27 @@ class HartState(ctypes.Structure):
         self.n_handed = self.handed_lost = self.n_super = 0
 
 
+class StoreHook(ctypes.Structure):
+    """``store_hook`` in native_fill.c: what one hart's hook over RAM pages watched by protection needs
+    (storewatch.py)."""
+
+    _fields_ = [
+        ("uc", ctypes.c_void_p),
+        ("reg_read", ctypes.c_void_p),
+        ("reg_pc", ctypes.c_int64),
+        ("ram", ctypes.c_void_p),
+        ("ram_base", ctypes.c_uint64),
+        ("ram_size", ctypes.c_uint64),
+        ("ranges", ctypes.c_void_p),  # [start, end) of each watch, ascending by start
+        ("n_ranges", ctypes.c_int64),
+        ("show", ctypes.c_void_p),  # the watches' handlers, through a ctypes callback
+        ("pending_pc", ctypes.c_uint64),
+        ("pending", ctypes.c_int64),
+        ("stores", ctypes.c_uint64),
+        ("shown", ctypes.c_uint64),
+    ]
+
+
 class AccessHook(ctypes.Structure):
     """``access_hook`` in native_fill.c: what one hart's PC-syncing hook over the MMIO windows needs, and
     the PC of the last device access it saw."""
@@ -129,6 +153,7 @@ _SIGNATURES = {
     "hwsim_flush_pa": ((_ptr, _u64, _i64), _i64),
     "hwsim_flush_va": ((_ptr, _u64, _i64, _i64), _i64),
     "hwsim_mmio_access": ((_ptr, _int, _u64, _int, _i64, _ptr), ctypes.c_bool),  # (a hook: Unicorn calls it)
+    "hwsim_ram_store": ((_ptr, _int, _u64, _int, _i64, _ptr), ctypes.c_bool),  # (a hook too: storewatch.py)
 }
 
 # Nonzero while a trace wants every walk (page_walk, tlb_miss): the C hook then defers to Python.

@@ -602,6 +602,69 @@ bool hwsim_mmio_access(void *uc, int type, uint64_t address, int size, int64_t v
     return true;
 }
 
+/* -- stores to RAM pages watched by protection (storewatch.py) ---------------------------------------- */
+
+/* What one hart's hook needs: the RAM buffer, the watched ranges, and Python to show a store to. */
+typedef struct {
+    void *uc;
+    uc_reg_fn reg_read;
+    int64_t reg_pc;
+    uint8_t *ram;
+    uint64_t ram_base, ram_size;
+    const uint64_t *ranges; /* [start, end) of each watch, ascending by start (shared by the harts) */
+    int64_t n_ranges;
+    void (*show)(uint64_t pa, int64_t size, uint64_t value); /* runs the watches' handlers */
+    uint64_t pending_pc;    /* a misaligned store Unicorn is carrying out byte by byte: its PC, */
+    int64_t pending;        /* and how many byte stores may still come */
+    uint64_t stores, shown; /* stores carried out here, stores shown */
+} store_hook;
+
+static int in_ranges(const store_hook *h, uint64_t pa) {
+    for (int64_t i = 0; i < h->n_ranges && h->ranges[2 * i] <= pa; i++)
+        if (pa < h->ranges[2 * i + 1]) return 1;
+    return 0;
+}
+
+static void ram_write(store_hook *h, uint64_t pa, int size, uint64_t value) {
+    uint8_t *p = h->ram + (pa - h->ram_base);
+    for (int i = 0; i < size; i++) p[i] = (uint8_t)(value >> (8 * i)); /* little-endian, whatever the host */
+}
+
+/* The UC_HOOK_MEM_WRITE_PROT callback over RAM (Unicorn 2.1.4's store_helper, see storewatch.py): a guest
+ * store to a page mapped READ|EXEC.  It shows the store to the watches its first byte is in (Unicorn has
+ * written the PC back), writes it into the RAM buffer and returns true; Unicorn then drops its own write
+ * (the read-only section's TLB_DISCARD_WRITE).  A misaligned store comes once whole (shown, not written)
+ * and then once per byte from the same PC (written, not shown). */
+bool hwsim_ram_store(void *uc, int type, uint64_t pa, int size, int64_t value, void *data) {
+    store_hook *h = data;
+    (void)uc, (void)type;
+    if (size < 1 || size > 8 || pa < h->ram_base || pa - h->ram_base > h->ram_size - (uint64_t)size) return false;
+    uint64_t v = (uint64_t)value;
+    if (size < 8) v &= (1ull << (8 * size)) - 1;
+    if (h->pending) {
+        uint64_t pc = 0;
+        if (size == 1) h->reg_read(h->uc, (int)h->reg_pc, &pc);
+        if (size == 1 && pc == h->pending_pc) {
+            h->pending--;
+            ram_write(h, pa, 1, v);
+            return true;
+        }
+        h->pending = 0;
+    }
+    int misaligned = (pa & (uint64_t)(size - 1)) != 0;
+    if (misaligned) {
+        h->reg_read(h->uc, (int)h->reg_pc, &h->pending_pc);
+        h->pending = size;
+    }
+    if (h->n_ranges && in_ranges(h, pa)) {
+        h->shown++;
+        h->show(pa, size, v);
+    }
+    h->stores++;
+    if (!misaligned) ram_write(h, pa, size, v);
+    return true;
+}
+
 /* The walk alone, for the differential test: 1 and ``out`` (tag = 0) as walk_quick, or 0. */
 int hwsim_walk(hart_state *st, uint64_t root, int levels, uint64_t va, int access, int priv, int sum, int mxr,
                tlb_record *out) {
