@@ -198,6 +198,7 @@ class StoreWatch:
     handler: Callable[[int, int, int], None]
     pages: tuple[int, ...]  # the pages it protects; () when it is a MEM_WRITE hook on every hart
     hooks: dict[int, tuple[int, Callable]]  # hart id -> its MEM_WRITE hook and callback (the fallback)
+    live: bool = True  # False once removed: a store being shown to the watches before it is not shown to it
 
 
 def page_runs(pages) -> Iterator[tuple[int, int]]:
@@ -386,6 +387,7 @@ class StoreWatches:
         watch = self.watches.pop(handle, None)
         if watch is None:
             return False
+        watch.live = False  # (a handler may end it while a store is shown: the handlers after it skip it)
         for hartid, (hook, _) in watch.hooks.items():
             self.machine.harts[hartid]._uc.hook_del(hook)
         freed = []
@@ -451,7 +453,7 @@ class StoreWatches:
             self.showing = hart
             try:
                 for watch in self._by_protection:
-                    if watch.start <= pa < watch.end:
+                    if watch.start <= pa < watch.end and watch.live:
                         watch.handler(pa, size, value)
             except BaseException as exc:  # never let an exception unwind through Unicorn
                 hart._fail_in_hook(exc)
@@ -481,7 +483,7 @@ class StoreWatches:
         self.showing = hart
         try:
             for watch in list(self.watches.values()):
-                if watch.start <= pa < watch.end:
+                if watch.start <= pa < watch.end and watch.live:
                     watch.handler(pa, len(data), value)
         finally:
             self.showing = None
