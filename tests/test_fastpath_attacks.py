@@ -247,7 +247,6 @@ def test_device_writes_to_a_watched_page_land_and_are_not_guest_stores(hook):
     [((1 << 64) - 8, 16), (-8, 8), (1 << 64, 8), ((1 << 64) - 1, 1 << 64)],
     ids=["wraps past the top", "negative", "past the top", "longer than the address space"],
 )
-@pytest.mark.xfail(strict=True, reason="accepted: a Unicorn hook whose end wrapped below its start")
 def test_a_watch_outside_the_64_bit_physical_space_is_refused_by_name(pa, length):
     """A range that wraps around the top of the address space would make a Unicorn hook whose end is below
     its start, which Unicorn takes for every address: every store would be shown."""
