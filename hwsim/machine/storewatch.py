@@ -35,7 +35,12 @@ self-test below on a scratch engine (:func:`unavailable_reason`):
   (TLB_DISCARD_WRITE), while a misaligned one (or one crossing a page) is done again byte by byte through
   ``helper_ret_stb_mmu``: each byte on a protected page comes to the hook again (size 1, same PC) and is
   dropped after it, each byte on a writable page is written by Unicorn.  So the hook writes an aligned
-  store, and for a misaligned one writes the bytes as they come, showing only the whole store.
+  store, and for a misaligned one writes the bytes as they come, showing only the whole store.  A byte
+  from the same PC is the store's own only when it is its next byte: the next address on its first page,
+  or, for a store crossing into a protected page, the next offset there with x1..x31 as the store found
+  them.  Else it is the same instruction storing again (a loop whose store crossed out of a protected page
+  into a writable one, whose bytes never came back, and now crosses into a protected page from the page
+  before it): a store of its own, shown.
 - A store that begins on a writable page and crosses into a protected one never reaches the hook whole:
   its bytes on the protected page come one by one, and are shown so (a MEM_WRITE hook shows nothing of it).
 - RISC-V AMOs and SC are translated without CF_PARALLEL (``curr_cflags`` is 0): a load, the operation and a
@@ -59,7 +64,7 @@ from dataclasses import dataclass
 
 from unicorn import Uc, UcError
 from unicorn import unicorn_const as uc_const
-from unicorn.riscv_const import UC_RISCV_REG_PC
+from unicorn.riscv_const import UC_RISCV_REG_PC, UC_RISCV_REG_X1
 
 from ..mmu.bits import PAGE_MASK, PAGE_SIZE
 from . import native
@@ -77,16 +82,58 @@ READ_EXEC = uc_const.UC_PROT_READ | uc_const.UC_PROT_EXEC
 _SHOW_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_uint64, ctypes.c_int64, ctypes.c_uint64)  # StoreHook.show
 
 
+_X1_X31 = range(UC_RISCV_REG_X1, UC_RISCV_REG_X1 + 31)
+
+
 class ProtectedStores:
     """One engine's WRITE_PROT hook in Python: ``hwsim_ram_store``'s rules (native_fill.c), for machines
     without the compiled helper, and for the self-test."""
 
-    __slots__ = ("view", "base", "show", "ranges", "pending_pc", "pending", "stores", "shown")
+    __slots__ = (
+        "view",
+        "base",
+        "show",
+        "ranges",
+        "pending_pc",
+        "pending",
+        "pending_pa",
+        "pending_first",
+        "tail_next",
+        "regs",
+        "stores",
+        "shown",
+    )
 
     def __init__(self, view: memoryview, base: int, show: Callable[[int, int, int], None]) -> None:
         self.view, self.base, self.show = view, base, show
         self.ranges: tuple[tuple[int, int], ...] = ()  # [start, end) of each watch
-        self.pending_pc = self.pending = self.stores = self.shown = 0
+        # A misaligned store Unicorn is carrying out byte by byte: its PC, its byte stores still to come, the
+        # address of its next byte on its first page and how many bytes there have not come, the page offset
+        # of its next byte on the page after (a crossing store), and x1..x31 as it began (when it crosses).
+        self.pending_pc = self.pending = self.pending_pa = self.pending_first = self.tail_next = 0
+        self.regs: list[int] = []
+        self.stores = self.shown = 0
+
+    def _pending_byte(self, uc, pa: int) -> bool:
+        """``pending_byte`` in native_fill.c: whether the byte store at ``pa`` is the next byte of the pending
+        misaligned store (on its first page, the byte after the last; on the page after, the next offset
+        there, with every register as the store found it), not the same instruction's next store."""
+        if uc.reg_read(UC_RISCV_REG_PC) != self.pending_pc:
+            return False
+        if self.pending_first and pa == self.pending_pa:
+            self.pending_first -= 1
+            self.pending_pa += 1
+            return True
+        if (
+            self.pending <= self.pending_first
+            or pa & PAGE_MASK != self.tail_next
+            or [uc.reg_read(r) for r in _X1_X31] != self.regs
+        ):
+            return False
+        self.pending -= self.pending_first  # (its bytes on its first page that did not come never will)
+        self.pending_first = 0
+        self.tail_next += 1
+        return True
 
     def hook(self, uc, _access, pa: int, size: int, value: int, _data) -> bool:
         at = pa - self.base
@@ -94,14 +141,17 @@ class ProtectedStores:
             return False  # not RAM this hook serves: Unicorn reports the write to protected memory
         value &= (1 << (8 * size)) - 1
         if self.pending:
-            if size == 1 and uc.reg_read(UC_RISCV_REG_PC) == self.pending_pc:  # a byte of a misaligned store
+            if size == 1 and self._pending_byte(uc, pa):  # a byte of a misaligned store
                 self.pending -= 1
                 self.view[at] = value
                 return True
             self.pending = 0
         misaligned = pa & (size - 1)
         if misaligned:  # Unicorn goes on byte by byte: those calls write
-            self.pending_pc, self.pending = uc.reg_read(UC_RISCV_REG_PC), size
+            self.pending_pc, self.pending, self.pending_pa = uc.reg_read(UC_RISCV_REG_PC), size, pa
+            self.pending_first, self.tail_next = min(size, PAGE_SIZE - (pa & PAGE_MASK)), 0
+            if self.pending_first < size:  # it crosses: the registers tell its rest from the next store
+                self.regs = [uc.reg_read(r) for r in _X1_X31]
         for start, end in self.ranges:
             if start <= pa < end:
                 self.shown += 1
@@ -131,6 +181,7 @@ class EngineHook:
                 uc=uc._uch.value,  # type: ignore[union-attr]
                 reg_read=ctypes.cast(_uclib.uc_reg_read, ctypes.c_void_p).value,
                 reg_pc=UC_RISCV_REG_PC,
+                reg_x1=UC_RISCV_REG_X1,
                 ram=host_address,
                 ram_base=base,
                 ram_size=len(view),
