@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import pytest
 import test_machine_storewatch
+from test_devices_dma import MEM2MEM, Rig
+from test_iommu import CQB, CQCSR, CQT, R_U, RAM, RW_U, Env, w64
 from test_machine_storewatch import VALUE, Bare
 
 from hwsim import Machine, StopReason
 from hwsim.errors import ConfigError
+from hwsim.iommu import DeviceContext, IommuCause
+from hwsim.iommu.bits import cmd_iotinval_vma
 from hwsim.mmu import Pte
 from hwsim.riscv import asm as A
 from hwsim.riscv.priv import Priv
@@ -280,3 +284,201 @@ def test_the_last_bytes_of_the_address_space_may_be_watched():
     g.m.watch_stores((1 << 64) - 8, 8, lambda pa, size, value: seen.append(pa))
     g.run(lambda a: a.emit(A.sd("a0", "a1", 0)))
     assert seen == []  # (the store to RAM is outside the range: not shown)
+
+
+# == validated views: DmaPort.read_repeated / write_repeated / move_repeated =====================================
+
+
+def _space(env: Env, flags=RW_U, pages: int = 2, pscid: int = 1):
+    """Device 1 with ``pages`` pages at IOVA, each on its own frame; returns (space, frames)."""
+    space = env.attached(pscid=pscid)
+    frames = [env.frames.alloc() for _ in range(pages)]
+    for k, frame in enumerate(frames):
+        space.map(IOVA + 0x1000 * k, frame, 0x1000, flags)
+    return space, frames
+
+
+def _repeat(port, iova: int, size: int = 8, *, data: bytes | None = None, times: int = 3):
+    """The same request ``times`` times (from the third on, through the view); the last result."""
+    for _ in range(times):
+        result = port.read_repeated(iova, size) if data is None else port.write_repeated(iova, data)
+    return result
+
+
+def test_a_permission_downgrade_to_read_only_ends_the_write_view_and_the_next_write_faults():
+    env = Env()
+    space, (a, _b) = _space(env)
+    port = env.iommu.port(1)
+    assert _repeat(port, IOVA, data=b"12345678").ok and env.iommu.stats.views == 1
+    space.protect(IOVA, 0x1000, R_U)
+    env.iommu.iotinval_vma(IOVA, pscid=1)
+    late = port.write_repeated(IOVA, b"abcdefgh")
+    assert not late.ok and late.fault.cause is IommuCause.WRITE_PAGE_FAULT and env.iommu.fault_log == [late.fault]
+    assert env.phys.read(a, 8) == b"12345678"
+    assert _repeat(port, IOVA).data == b"12345678"  # reads still go (through a view of their own)
+    assert not _repeat(port, IOVA, data=b"abcdefgh").ok and env.iommu.stats.faults == 4  # never a write view
+
+
+def test_a_device_given_another_space_and_pscid_is_judged_by_them_at_once():
+    """Reattached (a new context in RAM, IODIR.INVAL_DDT): its views of the old space are gone; the same
+    IOVA now reaches the new space's frame."""
+    env = Env()
+    _space(env)
+    port = env.iommu.port(1)
+    _repeat(port, IOVA, data=b"old data")
+    other = env.space()
+    frame = env.frames.alloc()
+    other.map(IOVA, frame, 0x1000, RW_U)
+    env.iommu.attach(1, other, pscid=7)
+    assert port.write_repeated(IOVA, b"new data").ok and env.phys.read(frame, 8) == b"new data"
+    env.iommu.attach(1, env.space(), pscid=8)  # an empty space: nothing mapped
+    assert not port.write_repeated(IOVA, b"too late").ok and env.phys.read(frame, 8) == b"new data"
+
+
+def test_a_context_rewritten_in_ram_without_invalidation_is_used_alike_by_views_and_by_requests():
+    """The spec lets the IOMMU keep a cached context until IODIR.INVAL_DDT: a view is no staler than the
+    directory cache an ordinary request uses (both reach the old space), and the invalidation ends both."""
+    env = Env()
+    _space(env)
+    port = env.iommu.port(1)
+    _repeat(port, IOVA)
+    other = env.space()
+    env.iommu.directory.set_context(1, DeviceContext.make(root=other.root, mode=other.mode, pscid=1))
+    assert port.read_repeated(IOVA, 8).ok and port.read(IOVA, 8).ok  # both the cached context
+    env.iommu.iodir_inval_ddt(1)
+    env.iommu.iotinval_vma(pscid=1)
+    again, plain = port.read_repeated(IOVA, 8), port.read(IOVA, 8)
+    assert not again.ok and not plain.ok and again.fault.message == plain.fault.message
+
+
+@pytest.mark.parametrize("mode", ["off", "bare"])
+def test_the_iommu_switched_off_or_to_bare_between_repeated_requests(mode):
+    """Off: the next request is refused as every request is; Bare: it reaches the physical address equal to
+    the IOVA, as an ordinary request does, never the frame the view was translated to."""
+    env = Env()
+    space = env.attached(pscid=1)
+    iova, frame = RAM + 0x10_0000, env.frames.alloc()  # (an IOVA that is a RAM address too)
+    space.map(iova, frame, 0x1000, RW_U)
+    port = env.iommu.port(1)
+    _repeat(port, iova, data=b"via view")
+    assert env.iommu.stats.views == 1 and env.phys.read(frame, 8) == b"via view"
+    env.iommu.set_mode(mode)
+    result = port.write_repeated(iova, b"after it")
+    if mode == "off":
+        assert not result.ok and result.fault.cause is IommuCause.ALL_INBOUND_DISALLOWED
+    else:
+        assert result.ok and env.phys.read(iova, 8) == b"after it"
+    assert env.phys.read(frame, 8) == b"via view" and env.iommu.stats.views == 1  # (no view in Off or Bare)
+
+
+def test_an_iotinval_from_the_guests_command_queue_ends_the_view():
+    env = Env()
+    space, (_a, b) = _space(env)
+    port = env.iommu.port(1)
+    env.phys.write(b, b"old page")
+    assert _repeat(port, IOVA + 0x1000).data == b"old page"
+    moved = env.frames.alloc()
+    env.phys.write(moved, b"new page")
+    space.unmap(IOVA + 0x1000, 0x1000)
+    space.map(IOVA + 0x1000, moved, 0x1000, RW_U)
+    io = env.iommu
+    cq = env.frames.alloc()
+    env.phys.write(cq, cmd_iotinval_vma(IOVA + 0x1000, pscid=1))
+    w64(io, CQB, (cq >> 12) << 10 | 3)
+    io.mmio_write(CQCSR, 4, 1)
+    io.mmio_write(CQT, 4, 1)
+    assert port.read_repeated(IOVA + 0x1000, 8).data == b"new page"
+
+
+def test_the_top_page_of_the_io_space_has_views_and_a_range_wrapping_past_it_moves_nothing():
+    env = Env()
+    space = env.attached(pscid=1)
+    top, zero = env.frames.alloc(), env.frames.alloc()
+    space.map((1 << 64) - 0x1000, top, 0x1000, RW_U)
+    space.map(0, zero, 0x1000, RW_U)
+    port = env.iommu.port(1)
+    assert _repeat(port, (1 << 64) - 8, data=b"the last").ok and env.iommu.stats.views == 1
+    assert env.phys.read(top + 0xFF8, 8) == b"the last"
+    for _ in range(3):
+        wrapped = port.write_repeated((1 << 64) - 4, b"wrapping")
+        assert not wrapped.ok and "not canonical" in wrapped.fault.message
+    assert env.phys.read(top + 0xFF8, 8) == b"the last" and env.phys.read(zero, 4) == bytes(4)
+    assert env.iommu.stats.views == 1 and port.move_repeated((1 << 64) - 8, (1 << 64) - 4, 8) is False
+
+
+def test_ranges_of_more_pages_than_the_iotlb_holds_get_no_view_and_walk_as_requests_do():
+    """A view is opened from the IOTLB entries the request just used: a range of more pages than the IOTLB
+    holds would walk again.  Twin IOMMUs agree on every walk, request and byte."""
+    twins = [Env(iotlb_entries=2), Env(iotlb_entries=2)]
+    ports = []
+    for env in twins:
+        _space(env, pages=3)
+        ports.append(env.iommu.port(1))
+    for iova, size in ((IOVA + 0x800, 0x1000), (IOVA + 0x800, 0x2000), (IOVA, 0x3000)):
+        for _ in range(4):
+            assert ports[0].read_repeated(iova, size) == ports[1].read(iova, size)
+    stats = [env.iommu.stats for env in twins]
+    assert stats[0].views == 1  # the two-page range only
+    assert [(s.requests, s.bytes_read, s.page_walks) for s in stats[:1]] == [
+        (s.requests, s.bytes_read, s.page_walks) for s in stats[1:]
+    ]
+
+
+def test_an_observer_added_between_repeated_requests_sees_the_next_one():
+    env = Env()
+    _space(env)
+    port = env.iommu.port(1)
+    _repeat(port, IOVA, data=b"12345678")
+    seen = []
+    env.iommu.add_dma_observer(lambda *request: seen.append(request[:4]), vouch=lambda *args: False)
+    for _ in range(3):
+        assert port.write_repeated(IOVA, b"abcdefgh").ok
+    assert seen == [(1, IOVA, 8, True)] * 3
+
+
+def _engine_copies(rig: Rig, copies: list[tuple[int, int, int]]) -> bytes:
+    for src, dst, length in copies:
+        rig.start(rig.DST_IOVA + src, rig.DST_IOVA + dst, length, MEM2MEM)
+        assert rig.r(0x20) == 0b010, (src, dst, length)  # STATUS: DONE
+    return rig.phys.read(rig.dst, 0x2000)
+
+
+@pytest.mark.parametrize("shift", [8, -8, 0x1000 - 4])
+def test_overlapping_engine_copies_through_views_end_as_without_views(shift):
+    """The DMA engine moves a range onto itself shifted (view to view once it repeats): the bytes end as a
+    read then a write leave them, as with ordinary requests."""
+    rigs = [Rig(), Rig()]
+    rigs[1].iommu.add_dma_observer(lambda *request: None)  # (vouches for nothing: no views)
+    for rig in rigs:
+        rig.phys.write(rig.dst, bytes(range(256)) * 32)
+    src, dst = max(0, -shift) + 0x100, max(0, shift) + 0x100
+    copies = [(src, dst, 0x800)] * 4
+    assert _engine_copies(rigs[0], copies) == _engine_copies(rigs[1], copies)
+    assert rigs[0].iommu.stats.views == 2 and rigs[1].iommu.stats.views == 0
+
+
+def test_a_dma_engine_reset_closes_its_views():
+    rig = Rig()
+    rig.phys.write(rig.dst, b"A" * 16)
+    _engine_copies(rig, [(0, 0x800, 16)] * 3)
+    assert rig.iommu.stats.views == 2
+    rig.dma.reset()
+    assert rig.iommu.invalidate_views() == 0  # none left open
+    rig.space.unmap(rig.DST_IOVA, 0x1000)
+    rig.iommu.iotinval_vma(pscid=1)
+    rig.start(rig.DST_IOVA, rig.DST_IOVA + 0x800, 16, MEM2MEM)
+    assert rig.r(0x20) & 0b100 and rig.dma.last_fault.iova == rig.DST_IOVA  # STATUS.ERROR: the read faulted
+
+
+def test_a_ddtp_high_half_rewritten_alone_is_seen_alike_by_views_and_requests():
+    """Only ddtp's low half (with the mode) is the write that ends views; the high half alone changes no cached
+    context either (the spec leaves the flush to software), so a view and a request answer alike."""
+    env = Env()
+    _space(env)
+    port = env.iommu.port(1)
+    assert _repeat(port, IOVA).ok and env.iommu.stats.views == 1
+    env.iommu.mmio_write(0x14, 4, 0x1)  # ddtp's PPN now points 16 TiB away, at no RAM
+    assert port.read_repeated(IOVA, 8) == port.read(IOVA, 8) and port.read(IOVA, 8).ok
+    env.iommu.iodir_inval_ddt(1)  # now the directory is walked again, where ddtp points
+    again, plain = port.read_repeated(IOVA, 8), port.read(IOVA, 8)
+    assert not again.ok and again.fault.message == plain.fault.message
