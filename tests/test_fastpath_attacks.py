@@ -207,6 +207,29 @@ def test_a_watch_begun_after_the_hart_stored_to_the_page_sees_the_next_store_on_
     assert g.m.phys.read(g.page + 0x100, 16) == VALUE.to_bytes(8, "little") * 2 and len(seen) == 2
 
 
+def test_watches_sharing_a_page_give_each_page_back_only_when_its_last_watch_ends(hook):
+    """Two watches over three pages, sharing the middle one: ending the first makes only its own page
+    writable (stores land unshown, no hook over it); the shared page stays protected for the second."""
+    g = Bare()
+    seen: list = []
+    first = _watch(g, 0xF00, 0x200, seen, "first")  # pages P, P+1
+    second = _watch(g, 0x1F00, 0x200, seen, "second")  # pages P+1, P+2
+    watches = g.m._store_watch
+    assert sorted(watches.protected.items()) == [(g.page, 1), (g.page + 0x1000, 2), (g.page + 0x2000, 1)]
+    g.m.unwatch_stores(first)
+    assert sorted(watches.protected) == [g.page + 0x1000, g.page + 0x2000]
+    stores = g.m.protected_stores
+    g.run(lambda a: a.emit(A.sd("a0", "a2", -0x100), A.sd("a0", "a2", 0x100)))
+    g.run(lambda a: a.emit(A.addi("a3", "a2", 0x7FF), A.sd("a0", "a3", 0xF00 - 0x7FF)))
+    assert seen == [("second", 0x1F00, 8, VALUE)] and g.m.protected_stores == stores + 2  # P is not hooked
+    g.m.unwatch_stores(second)
+    assert watches.protected == {} and watches.covers == {}
+    regions = {start: perms for start, _end, perms in g.m._uc.mem_regions()}
+    assert all(regions[page] == 7 for page in (g.page, g.page + 0x1000, g.page + 0x2000))
+    for at in (0xF00, 0x1100, 0x1F00):
+        assert g.m.phys.read_u64(g.page + at) == VALUE, hex(at)
+
+
 class Paged:
     """A U-mode hart under Sv39: code at 0x10000, the data page at 0x20000 mapped with ``flags``."""
 
