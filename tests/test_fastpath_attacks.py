@@ -10,6 +10,8 @@ once (and none to a watch that has ended), and give its page back as it was.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import test_machine_storewatch
 from test_devices_dma import MEM2MEM, Rig
@@ -17,6 +19,7 @@ from test_iommu import CQB, CQCSR, CQT, R_U, RAM, RW_U, Env, w64
 from test_machine_storewatch import VALUE, Bare
 
 from hwsim import Machine, StopReason
+from hwsim.driver.virtio import Rule
 from hwsim.errors import ConfigError
 from hwsim.iommu import DeviceContext, IommuCause
 from hwsim.iommu.bits import cmd_iotinval_vma
@@ -492,3 +495,16 @@ def test_a_ddtp_high_half_rewritten_alone_is_seen_alike_by_views_and_requests():
     env.iommu.iodir_inval_ddt(1)  # now the directory is walked again, where ddtp points
     again, plain = port.read_repeated(IOVA, 8), port.read(IOVA, 8)
     assert not again.ok and again.fault.message == plain.fault.message
+
+
+def test_an_available_idx_moved_by_a_store_beginning_at_the_flags_is_still_checked(hwsim_driver):
+    """A store watch shows a store by its first byte; the virtio checker's watch of the available ring must
+    therefore begin at the flags, or a 32-bit store of flags and idx together moves the idx unseen."""
+    name = "virtio_avail_flags_idx"
+    result = hwsim_driver(Path(__file__).resolve().parent / "data" / name)
+    (r,) = result.report.protocol_reports
+    assert (r.rule, r.device, r.queue) == (Rule.AVAIL_WRAP, "blk0", 0), result.report.format()
+    assert r.detail.startswith("the available idx went from 7 to 0: it moved back")
+    lines = (Path(__file__).resolve().parent / "data" / name / f"{name}.c").read_text().splitlines()
+    (marked,) = [i + 1 for i, line in enumerate(lines) if "/* <-" in line]
+    assert r.where.startswith(f"{name}.c:{marked} (probe)"), r.where
