@@ -101,6 +101,22 @@ def test_a_crossing_store_whose_handler_ends_its_watch_is_not_shown_again_on_the
     assert g.m.phys.read(g.page + 0xFFD, 12) == VALUE.to_bytes(8, "little") + bytes(2) + b"\x88\x77"
 
 
+def test_a_store_crossing_into_a_watched_range_is_shown_as_its_bytes_there_whatever_protects_the_page_before(
+    hook,
+):
+    """A store beginning outside every watch and crossing into the next page's watched range is shown as its
+    bytes there, one by one, whether the page it begins on is writable or protected for another watch."""
+    for before_watched in (False, True):
+        g = Bare()
+        seen: list = []
+        if before_watched:
+            _watch(g, 0, 16, seen, "other")  # protects the page the store begins on, not where it begins
+        _watch(g, 0x1000, 16, seen)
+        g.run(lambda a: a.emit(A.sd("a0", "a2", -3)))
+        assert seen == _bytes_shown(0x1000, 3, 5), before_watched
+        assert g.m.phys.read_u64(g.page + 0xFFD) == VALUE
+
+
 def test_a_misaligned_store_repeated_within_the_page_is_shown_each_time(hook):
     g = Bare()
     seen: list = []

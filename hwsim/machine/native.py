@@ -132,6 +132,7 @@ class StoreHook(ctypes.Structure):
         ("pending_pa", ctypes.c_uint64),
         ("pending_first", ctypes.c_int64),
         ("tail_next", ctypes.c_int64),
+        ("pending_shown", ctypes.c_int64),
         ("regs", ctypes.c_uint64 * 31),
         ("stores", ctypes.c_uint64),
         ("shown", ctypes.c_uint64),

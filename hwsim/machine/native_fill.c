@@ -622,6 +622,7 @@ typedef struct {
     uint64_t pending_pa;         /* the address of its next byte on its first page */
     int64_t pending_first;       /* how many of its bytes on its first page have not come yet */
     int64_t tail_next;           /* the page offset of its next byte on the page after (a crossing store) */
+    int64_t pending_shown;       /* whether it was shown whole (else its bytes on the page after may be) */
     uint64_t regs[STORE_REGS];   /* x1..x31 as it began (a crossing store only) */
     uint64_t stores, shown;      /* stores carried out here, stores shown */
 } store_hook;
@@ -650,10 +651,10 @@ static int same_regs(store_hook *h, int save) {
 }
 
 /* Whether the byte store at ``pa`` is the next byte of the pending misaligned store: on its first page, the
- * byte after the last one (they all come: the page is protected); on the page after it (they come when that
- * page is protected too), the next offset there, with every register as the store found it.  A byte store
- * from the same PC that is not (the same instruction again, crossing into a protected page from the page
- * before it, after the rest of a crossing store never came) is a store of its own. */
+ * byte after the last one (they all come: the page is protected), 1; on the page after it (they come when
+ * that page is protected too), the next offset there, with every register as the store found it, 2.  A
+ * byte store from the same PC that is not (the same instruction again, crossing into a protected page from
+ * the page before it, after the rest of a crossing store never came) is a store of its own: 0. */
 static int pending_byte(store_hook *h, uint64_t pa) {
     uint64_t pc = 0;
     h->reg_read(h->uc, (int)h->reg_pc, &pc);
@@ -667,7 +668,7 @@ static int pending_byte(store_hook *h, uint64_t pa) {
     h->pending -= h->pending_first; /* (its bytes on its first page that did not come never will) */
     h->pending_first = 0;
     h->tail_next++;
-    return 1;
+    return 2;
 }
 
 /* The UC_HOOK_MEM_WRITE_PROT callback over RAM (Unicorn 2.1.4's store_helper, see storewatch.py): a guest
@@ -675,7 +676,8 @@ static int pending_byte(store_hook *h, uint64_t pa) {
  * written the PC back), writes it into the RAM buffer and returns true; Unicorn then drops its own write
  * (the read-only section's TLB_DISCARD_WRITE).  A misaligned store comes once whole (shown, not written)
  * and then once per byte from the same PC (written, not shown): its bytes on its page, then, if it crosses
- * into a protected page, its bytes there (see pending_byte). */
+ * into a protected page, its bytes there (see pending_byte), shown one by one when the whole was not (its
+ * first byte in no watch), as the bytes of a store crossing from a writable page are. */
 bool hwsim_ram_store(void *uc, int type, uint64_t pa, int size, int64_t value, void *data) {
     store_hook *h = data;
     (void)uc, (void)type;
@@ -683,8 +685,13 @@ bool hwsim_ram_store(void *uc, int type, uint64_t pa, int size, int64_t value, v
     uint64_t v = (uint64_t)value;
     if (size < 8) v &= (1ull << (8 * size)) - 1;
     if (h->pending) {
-        if (size == 1 && pending_byte(h, pa)) {
+        int own = size == 1 ? pending_byte(h, pa) : 0;
+        if (own) {
             h->pending--;
+            if (own == 2 && !h->pending_shown && h->n_ranges && in_ranges(h, pa)) {
+                h->shown++;
+                h->show(pa, 1, v);
+            }
             ram_write(h, pa, 1, v);
             return true;
         }
@@ -700,7 +707,9 @@ bool hwsim_ram_store(void *uc, int type, uint64_t pa, int size, int64_t value, v
         h->tail_next = 0;
         if (h->pending_first < size) same_regs(h, 1); /* it crosses: the registers tell its rest */
     }
-    if (h->n_ranges && in_ranges(h, pa)) {
+    int shown = h->n_ranges && in_ranges(h, pa);
+    if (misaligned) h->pending_shown = shown;
+    if (shown) {
         h->shown++;
         h->show(pa, size, v);
     }

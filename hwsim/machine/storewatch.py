@@ -38,11 +38,13 @@ self-test below on a scratch engine (:func:`unavailable_reason`):
   store, and for a misaligned one writes the bytes as they come, showing only the whole store.  A byte
   from the same PC is the store's own only when it is its next byte: the next address on its first page,
   or, for a store crossing into a protected page, the next offset there with x1..x31 as the store found
-  them.  Else it is the same instruction storing again (a loop whose store crossed out of a protected page
-  into a writable one, whose bytes never came back, and now crosses into a protected page from the page
-  before it): a store of its own, shown.
+  them (shown one by one when the whole store was not, its first byte in no watch: as if the page it began
+  on were writable).  Else it is the same instruction storing again (a loop whose store crossed out of a
+  protected page into a writable one, whose bytes never came back, and now crosses into a protected page
+  from the page before it): a store of its own, shown.
 - A store that begins on a writable page and crosses into a protected one never reaches the hook whole:
-  its bytes on the protected page come one by one, and are shown so (a MEM_WRITE hook shows nothing of it).
+  its bytes on the protected page come one by one, and are shown so (a MEM_WRITE hook shows nothing of it);
+  so are they when it begins on a protected page outside every watch (see below).
 - RISC-V AMOs and SC are translated without CF_PARALLEL (``curr_cflags`` is 0): a load, the operation and a
   store through ``store_helper``, so the hook sees the value stored (SC's compare-and-swap stores the old
   value back when it fails, as a MEM_WRITE hook also sees).
@@ -99,6 +101,7 @@ class ProtectedStores:
         "pending_pa",
         "pending_first",
         "tail_next",
+        "pending_shown",
         "regs",
         "stores",
         "shown",
@@ -109,31 +112,37 @@ class ProtectedStores:
         self.ranges: tuple[tuple[int, int], ...] = ()  # [start, end) of each watch
         # A misaligned store Unicorn is carrying out byte by byte: its PC, its byte stores still to come, the
         # address of its next byte on its first page and how many bytes there have not come, the page offset
-        # of its next byte on the page after (a crossing store), and x1..x31 as it began (when it crosses).
+        # of its next byte on the page after (a crossing store), whether it was shown whole, and x1..x31 as it
+        # began (when it crosses).
         self.pending_pc = self.pending = self.pending_pa = self.pending_first = self.tail_next = 0
+        self.pending_shown = False
         self.regs: list[int] = []
         self.stores = self.shown = 0
 
-    def _pending_byte(self, uc, pa: int) -> bool:
+    def _pending_byte(self, uc, pa: int) -> int:
         """``pending_byte`` in native_fill.c: whether the byte store at ``pa`` is the next byte of the pending
-        misaligned store (on its first page, the byte after the last; on the page after, the next offset
-        there, with every register as the store found it), not the same instruction's next store."""
+        misaligned store, on its first page (the byte after the last: 1) or on the page after (the next
+        offset there, with every register as the store found it: 2), not the same instruction's next
+        store (0)."""
         if uc.reg_read(UC_RISCV_REG_PC) != self.pending_pc:
-            return False
+            return 0
         if self.pending_first and pa == self.pending_pa:
             self.pending_first -= 1
             self.pending_pa += 1
-            return True
+            return 1
         if (
             self.pending <= self.pending_first
             or pa & PAGE_MASK != self.tail_next
             or [uc.reg_read(r) for r in _X1_X31] != self.regs
         ):
-            return False
+            return 0
         self.pending -= self.pending_first  # (its bytes on its first page that did not come never will)
         self.pending_first = 0
         self.tail_next += 1
-        return True
+        return 2
+
+    def _in_ranges(self, pa: int) -> bool:
+        return any(start <= pa < end for start, end in self.ranges)
 
     def hook(self, uc, _access, pa: int, size: int, value: int, _data) -> bool:
         at = pa - self.base
@@ -141,8 +150,12 @@ class ProtectedStores:
             return False  # not RAM this hook serves: Unicorn reports the write to protected memory
         value &= (1 << (8 * size)) - 1
         if self.pending:
-            if size == 1 and self._pending_byte(uc, pa):  # a byte of a misaligned store
+            own = self._pending_byte(uc, pa) if size == 1 else 0
+            if own:  # a byte of a misaligned store: shown only on the page after, when the whole was not
                 self.pending -= 1
+                if own == 2 and not self.pending_shown and self._in_ranges(pa):
+                    self.shown += 1
+                    self.show(pa, 1, value)
                 self.view[at] = value
                 return True
             self.pending = 0
@@ -152,11 +165,12 @@ class ProtectedStores:
             self.pending_first, self.tail_next = min(size, PAGE_SIZE - (pa & PAGE_MASK)), 0
             if self.pending_first < size:  # it crosses: the registers tell its rest from the next store
                 self.regs = [uc.reg_read(r) for r in _X1_X31]
-        for start, end in self.ranges:
-            if start <= pa < end:
-                self.shown += 1
-                self.show(pa, size, value)
-                break
+        shown = self._in_ranges(pa)
+        if misaligned:
+            self.pending_shown = shown
+        if shown:
+            self.shown += 1
+            self.show(pa, size, value)
         self.stores += 1
         if not misaligned:
             self.view[at : at + size] = value.to_bytes(size, "little")
