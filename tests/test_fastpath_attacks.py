@@ -537,3 +537,22 @@ def test_a_descriptor_the_device_owns_rewritten_by_memory_copy_is_reported(hwsim
     (r,) = result.report.protocol_reports
     assert (r.rule, r.device, r.queue) == (Rule.DEVICE_OWNED, "blk0", 0), result.report.format()
     assert r.detail.startswith("descriptor 1 of the chain at descriptor 0, which the device owns")
+
+
+def test_a_mapping_changed_without_iotinval_may_keep_its_old_translation_in_a_view_until_invalidated():
+    """Software moves a page and skips the IOTINVAL.VMA the spec requires; the IOTLB entry the view was made
+    from has been evicted meanwhile.  The ordinary request walks the new tables, the view (a device's cached
+    translation) keeps the old frame: both answers the spec allows.  The invalidation ends the difference."""
+    env = Env(iotlb_entries=1)
+    space, (a, _b) = _space(env)
+    env.phys.write(a, b"old page")
+    port = env.iommu.port(1)
+    assert _repeat(port, IOVA).data == b"old page" and env.iommu.stats.views == 1
+    assert port.read(IOVA + 0x1000, 8).ok  # the one IOTLB entry is now the other page's
+    moved = env.frames.alloc()
+    env.phys.write(moved, b"new page")
+    space.unmap(IOVA, 0x1000)
+    space.map(IOVA, moved, 0x1000, RW_U)
+    assert port.read_repeated(IOVA, 8).data == b"old page" and port.read(IOVA, 8).data == b"new page"
+    env.iommu.iotinval_vma(IOVA, pscid=1)
+    assert port.read_repeated(IOVA, 8).data == port.read(IOVA, 8).data == b"new page"
