@@ -117,6 +117,31 @@ def test_a_store_crossing_into_a_watched_range_is_shown_as_its_bytes_there_whate
         assert g.m.phys.read_u64(g.page + 0xFFD) == VALUE
 
 
+def test_a_failing_sc_leaves_memory_as_on_an_unwatched_page(hook):
+    """LR, then a store of another value to the address (the reservation's value is gone), then SC: the SC
+    fails (rd 1) and memory keeps the intervening store's value.  Unicorn's compare-and-swap stores the
+    current value back, so the hook is shown that store (as a MEM_WRITE hook is): it changes nothing."""
+
+    def prog(a):
+        a.emit(
+            A.addi("a5", "a1", 0x40),
+            A.sd("a0", "a5", 0),
+            A.lr("a6", "a5", double=True),
+            A.sd("zero", "a5", 0),
+            A.addi("t0", "zero", 5),
+            A.sc("a7", "a5", "t0", double=True),
+            A.ld("t2", "a5", 0),
+        )
+
+    plain, g = Bare(), Bare()
+    plain.run(prog)
+    seen: list = []
+    _watch(g, 0x40, 8, seen)
+    g.run(prog)
+    assert g.memory() == plain.memory() and g.m.get_reg("a7") == plain.m.get_reg("a7") == 1
+    assert g.m.get_reg("t2") == 0 and seen == [("", 0x40, 8, VALUE), ("", 0x40, 8, 0), ("", 0x40, 8, 0)]
+
+
 def test_a_misaligned_store_repeated_within_the_page_is_shown_each_time(hook):
     g = Bare()
     seen: list = []
