@@ -581,3 +581,16 @@ def test_a_mapping_changed_without_iotinval_may_keep_its_old_translation_in_a_vi
     assert port.read_repeated(IOVA, 8).data == b"old page" and port.read(IOVA, 8).data == b"new page"
     env.iommu.iotinval_vma(IOVA, pscid=1)
     assert port.read_repeated(IOVA, 8).data == port.read(IOVA, 8).data == b"new page"
+
+
+@pytest.mark.parametrize("flags", [Pte.R | Pte.W, Pte.X | Pte.U], ids=["supervisor-only (no U)", "execute-only (no R)"])
+def test_pages_a_device_may_not_read_never_open_a_view_and_every_read_is_a_recorded_fault(flags):
+    """A device request is a U-mode access without MXR: U and R are needed for a read, whatever repeats."""
+    env = Env()
+    _space(env, flags=flags, pages=1)
+    port = env.iommu.port(1)
+    for k in range(4):
+        result = port.read_repeated(IOVA, 8)
+        assert not result.ok and result.fault.cause is IommuCause.READ_PAGE_FAULT
+        assert env.iommu.stats.faults == k + 1
+    assert env.iommu.stats.views == 0 and env.iommu.open_view(1, IOVA, 8, write=False) is None
