@@ -6,9 +6,7 @@ int probe(void) {
     int err = vblk_init();
     if (err) return err;
     vblk_chain(0, 0);
-    q->avail.ring[q->avail.idx % VQ_SIZE] = 0;
-    q->avail.idx = (uint16_t)(q->avail.idx + 1);
-    regs[VIRTIO_QUEUE_NOTIFY] = 0;
+    vblk_offer(0);
     volatile unsigned n = sizeof(uint32_t);
     uint32_t len = 256;
     __builtin_memcpy((void *)&q->desc[1].len, &len, n);  /* <- the device may be reading it now */
