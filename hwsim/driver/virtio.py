@@ -250,8 +250,10 @@ class VirtioChecker:
 
     def _watch(self, ring: _Ring, piece: _Piece) -> None:
         """Watch the driver's stores to ``piece``: the descriptors, or the available idx and entries
-        (its flags and used_event mean nothing to the checker).  Most stores need no report (a descriptor
-        the driver owns, an entry not published): they are let go before anything else is computed."""
+        (its flags and used_event mean nothing to the checker, but the watch begins at the flags: a watch
+        shows a store by its first byte, and one store may write the flags and the idx together).  Most
+        stores need no report (a descriptor the driver owns, an entry not published): they are let go
+        before anything else is computed."""
         start, end = piece.pa, piece.pa + piece.length
         if piece.kind == "desc":
             desc = ring.desc - piece.iova + piece.pa  # where descriptor 0 would be in this piece's frame
@@ -268,7 +270,7 @@ class VirtioChecker:
         else:
             avail = ring.avail - piece.iova + piece.pa  # where the available ring would begin in this frame
             entries_end = avail + 4 + 2 * ring.size
-            start, end = max(start, avail + 2), min(end, entries_end)
+            start, end = max(start, avail), min(end, entries_end)
             if start >= end:
                 return
 

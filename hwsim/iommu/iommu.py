@@ -183,7 +183,10 @@ class DmaPort:
     invalidation that covers it, ``ddtp``, a reset, the DMA checker's sync or unmap, a new observer).
     The next request is then an ordinary one, judged by the IOMMU and every observer: its fault is
     recorded and reported as it would have been without the view.  Only the IOTLB's own statistics and
-    LRU order see the difference (a view's accesses do not look it up)."""
+    LRU order see the difference (a view's accesses do not look it up), and software that changes a
+    mapping without the IOTINVAL.VMA the spec requires: a view, like a device's translation cache, keeps
+    the old translation after the IOTLB entry it was made from is evicted for capacity, where an
+    ordinary request walks the new tables (both are answers the spec allows until the invalidation)."""
 
     def __init__(self, iommu: Iommu, device_id: int) -> None:
         self.iommu = iommu

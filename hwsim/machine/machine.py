@@ -350,6 +350,15 @@ _SHARED_BY_HARTS = (
 )
 
 
+def _check_watch_range(what: str, pa: int, length: int) -> None:
+    """ConfigError unless ``[pa, pa + length)`` is a non-empty range of 64-bit physical addresses (a Unicorn
+    hook whose end wrapped below its start would cover every address)."""
+    if length <= 0:
+        raise ConfigError(f"{what}: the range at {pa:#x} is empty ({length} bytes)")
+    if pa < 0 or pa + length > 1 << 64:
+        raise ConfigError(f"{what}: [{pa:#x}, {pa + length:#x}) is outside the 64-bit physical address space")
+
+
 class Machine:
     """RV64 harts over one physical memory, a frame allocator, and the MMU/TLB model.
 
@@ -1413,8 +1422,7 @@ class Machine:
         bytes there, one by one.  A guest store to a protected page does not invalidate code Unicorn has
         translated from it: watch data, not code.
         """
-        if length <= 0:
-            raise ConfigError(f"watch_stores: the range at {pa:#x} is empty ({length} bytes)")
+        _check_watch_range("watch_stores", pa, length)
         return self._store_watch.add(pa, length, handler)
 
     def watch_loads(self, pa: int, length: int, handler: Callable[[int, int], None]) -> int:
@@ -1423,8 +1431,7 @@ class Machine:
         it will read are in memory: ``phys.read``): the twin of :meth:`watch_stores`, with its rules (the
         handler must not run the guest or change its registers).  A load that faults is shown when it is
         retried.  Returns a handle for :meth:`unwatch_stores`."""
-        if length <= 0:
-            raise ConfigError(f"watch_loads: the range at {pa:#x} is empty ({length} bytes)")
+        _check_watch_range("watch_loads", pa, length)
 
         def loading(uc, _access, address, size, _value, _data) -> None:
             try:

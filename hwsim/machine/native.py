@@ -39,7 +39,7 @@ from ..mmu.walker import Translation
 from ..trace import TRACE
 
 SOURCE = Path(__file__).with_name("native_fill.c")
-ABI = 6  # HWSIM_NATIVE_ABI in native_fill.c
+ABI = 7  # HWSIM_NATIVE_ABI in native_fill.c
 
 
 class NativeBuildError(HwsimError):
@@ -119,14 +119,21 @@ class StoreHook(ctypes.Structure):
         ("uc", ctypes.c_void_p),
         ("reg_read", ctypes.c_void_p),
         ("reg_pc", ctypes.c_int64),
+        ("reg_x1", ctypes.c_int64),  # (x1..x31 follow it)
         ("ram", ctypes.c_void_p),
         ("ram_base", ctypes.c_uint64),
         ("ram_size", ctypes.c_uint64),
         ("ranges", ctypes.c_void_p),  # [start, end) of each watch, ascending by start
         ("n_ranges", ctypes.c_int64),
         ("show", ctypes.c_void_p),  # the watches' handlers, through a ctypes callback
+        # a misaligned store Unicorn is carrying out byte by byte (hwsim_ram_store, pending_byte)
         ("pending_pc", ctypes.c_uint64),
         ("pending", ctypes.c_int64),
+        ("pending_pa", ctypes.c_uint64),
+        ("pending_first", ctypes.c_int64),
+        ("tail_next", ctypes.c_int64),
+        ("pending_shown", ctypes.c_int64),
+        ("regs", ctypes.c_uint64 * 31),
         ("stores", ctypes.c_uint64),
         ("shown", ctypes.c_uint64),
     ]

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HWSIM_NATIVE_ABI 6
+#define HWSIM_NATIVE_ABI 7
 
 /* Unicorn's types, as unicorn.h declares them (only what is used here). */
 typedef struct {
@@ -604,19 +604,27 @@ bool hwsim_mmio_access(void *uc, int type, uint64_t address, int size, int64_t v
 
 /* -- stores to RAM pages watched by protection (storewatch.py) ---------------------------------------- */
 
+#define STORE_REGS 31 /* x1..x31: what tells the rest of a page-crossing store from the same store made again */
+
 /* What one hart's hook needs: the RAM buffer, the watched ranges, and Python to show a store to. */
 typedef struct {
     void *uc;
     uc_reg_fn reg_read;
-    int64_t reg_pc;
+    int64_t reg_pc, reg_x1; /* Unicorn's register IDs of the PC and x1 (x1..x31 follow it) */
     uint8_t *ram;
     uint64_t ram_base, ram_size;
     const uint64_t *ranges; /* [start, end) of each watch, ascending by start (shared by the harts) */
     int64_t n_ranges;
     void (*show)(uint64_t pa, int64_t size, uint64_t value); /* runs the watches' handlers */
-    uint64_t pending_pc;    /* a misaligned store Unicorn is carrying out byte by byte: its PC, */
-    int64_t pending;        /* and how many byte stores may still come */
-    uint64_t stores, shown; /* stores carried out here, stores shown */
+    /* A misaligned store Unicorn is carrying out byte by byte (see hwsim_ram_store): */
+    uint64_t pending_pc;         /* its PC */
+    int64_t pending;             /* how many of its byte stores may still come */
+    uint64_t pending_pa;         /* the address of its next byte on its first page */
+    int64_t pending_first;       /* how many of its bytes on its first page have not come yet */
+    int64_t tail_next;           /* the page offset of its next byte on the page after (a crossing store) */
+    int64_t pending_shown;       /* whether it was shown whole (else its bytes on the page after may be) */
+    uint64_t regs[STORE_REGS];   /* x1..x31 as it began (a crossing store only) */
+    uint64_t stores, shown;      /* stores carried out here, stores shown */
 } store_hook;
 
 static int in_ranges(const store_hook *h, uint64_t pa) {
@@ -630,11 +638,46 @@ static void ram_write(store_hook *h, uint64_t pa, int size, uint64_t value) {
     for (int i = 0; i < size; i++) p[i] = (uint8_t)(value >> (8 * i)); /* little-endian, whatever the host */
 }
 
+/* Whether x1..x31 hold what they held when the pending store began (into h->regs when ``save``). */
+static int same_regs(store_hook *h, int save) {
+    int same = 1;
+    for (int i = 0; i < STORE_REGS; i++) {
+        uint64_t x = 0;
+        h->reg_read(h->uc, (int)h->reg_x1 + i, &x);
+        if (save) h->regs[i] = x;
+        else if (x != h->regs[i]) same = 0;
+    }
+    return same;
+}
+
+/* Whether the byte store at ``pa`` is the next byte of the pending misaligned store: on its first page, the
+ * byte after the last one (they all come: the page is protected), 1; on the page after it (they come when
+ * that page is protected too), the next offset there, with every register as the store found it, 2.  A
+ * byte store from the same PC that is not (the same instruction again, crossing into a protected page from
+ * the page before it, after the rest of a crossing store never came) is a store of its own: 0. */
+static int pending_byte(store_hook *h, uint64_t pa) {
+    uint64_t pc = 0;
+    h->reg_read(h->uc, (int)h->reg_pc, &pc);
+    if (pc != h->pending_pc) return 0;
+    if (h->pending_first && pa == h->pending_pa) {
+        h->pending_first--;
+        h->pending_pa++;
+        return 1;
+    }
+    if (h->pending <= h->pending_first || (pa & 0xFFF) != (uint64_t)h->tail_next || !same_regs(h, 0)) return 0;
+    h->pending -= h->pending_first; /* (its bytes on its first page that did not come never will) */
+    h->pending_first = 0;
+    h->tail_next++;
+    return 2;
+}
+
 /* The UC_HOOK_MEM_WRITE_PROT callback over RAM (Unicorn 2.1.4's store_helper, see storewatch.py): a guest
  * store to a page mapped READ|EXEC.  It shows the store to the watches its first byte is in (Unicorn has
  * written the PC back), writes it into the RAM buffer and returns true; Unicorn then drops its own write
  * (the read-only section's TLB_DISCARD_WRITE).  A misaligned store comes once whole (shown, not written)
- * and then once per byte from the same PC (written, not shown). */
+ * and then once per byte from the same PC (written, not shown): its bytes on its page, then, if it crosses
+ * into a protected page, its bytes there (see pending_byte), shown one by one when the whole was not (its
+ * first byte in no watch), as the bytes of a store crossing from a writable page are. */
 bool hwsim_ram_store(void *uc, int type, uint64_t pa, int size, int64_t value, void *data) {
     store_hook *h = data;
     (void)uc, (void)type;
@@ -642,10 +685,13 @@ bool hwsim_ram_store(void *uc, int type, uint64_t pa, int size, int64_t value, v
     uint64_t v = (uint64_t)value;
     if (size < 8) v &= (1ull << (8 * size)) - 1;
     if (h->pending) {
-        uint64_t pc = 0;
-        if (size == 1) h->reg_read(h->uc, (int)h->reg_pc, &pc);
-        if (size == 1 && pc == h->pending_pc) {
+        int own = size == 1 ? pending_byte(h, pa) : 0;
+        if (own) {
             h->pending--;
+            if (own == 2 && !h->pending_shown && h->n_ranges && in_ranges(h, pa)) {
+                h->shown++;
+                h->show(pa, 1, v);
+            }
             ram_write(h, pa, 1, v);
             return true;
         }
@@ -653,10 +699,17 @@ bool hwsim_ram_store(void *uc, int type, uint64_t pa, int size, int64_t value, v
     }
     int misaligned = (pa & (uint64_t)(size - 1)) != 0;
     if (misaligned) {
+        uint64_t on_page = 0x1000 - (pa & 0xFFF);
         h->reg_read(h->uc, (int)h->reg_pc, &h->pending_pc);
         h->pending = size;
+        h->pending_pa = pa;
+        h->pending_first = (uint64_t)size < on_page ? size : (int64_t)on_page;
+        h->tail_next = 0;
+        if (h->pending_first < size) same_regs(h, 1); /* it crosses: the registers tell its rest */
     }
-    if (h->n_ranges && in_ranges(h, pa)) {
+    int shown = h->n_ranges && in_ranges(h, pa);
+    if (misaligned) h->pending_shown = shown;
+    if (shown) {
         h->shown++;
         h->show(pa, size, v);
     }

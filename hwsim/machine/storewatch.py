@@ -35,9 +35,16 @@ self-test below on a scratch engine (:func:`unavailable_reason`):
   (TLB_DISCARD_WRITE), while a misaligned one (or one crossing a page) is done again byte by byte through
   ``helper_ret_stb_mmu``: each byte on a protected page comes to the hook again (size 1, same PC) and is
   dropped after it, each byte on a writable page is written by Unicorn.  So the hook writes an aligned
-  store, and for a misaligned one writes the bytes as they come, showing only the whole store.
+  store, and for a misaligned one writes the bytes as they come, showing only the whole store.  A byte
+  from the same PC is the store's own only when it is its next byte: the next address on its first page,
+  or, for a store crossing into a protected page, the next offset there with x1..x31 as the store found
+  them (shown one by one when the whole store was not, its first byte in no watch: as if the page it began
+  on were writable).  Else it is the same instruction storing again (a loop whose store crossed out of a
+  protected page into a writable one, whose bytes never came back, and now crosses into a protected page
+  from the page before it): a store of its own, shown.
 - A store that begins on a writable page and crosses into a protected one never reaches the hook whole:
-  its bytes on the protected page come one by one, and are shown so (a MEM_WRITE hook shows nothing of it).
+  its bytes on the protected page come one by one, and are shown so (a MEM_WRITE hook shows nothing of it);
+  so are they when it begins on a protected page outside every watch (see below).
 - RISC-V AMOs and SC are translated without CF_PARALLEL (``curr_cflags`` is 0): a load, the operation and a
   store through ``store_helper``, so the hook sees the value stored (SC's compare-and-swap stores the old
   value back when it fails, as a MEM_WRITE hook also sees).
@@ -59,7 +66,7 @@ from dataclasses import dataclass
 
 from unicorn import Uc, UcError
 from unicorn import unicorn_const as uc_const
-from unicorn.riscv_const import UC_RISCV_REG_PC
+from unicorn.riscv_const import UC_RISCV_REG_PC, UC_RISCV_REG_X1
 
 from ..mmu.bits import PAGE_MASK, PAGE_SIZE
 from . import native
@@ -77,16 +84,65 @@ READ_EXEC = uc_const.UC_PROT_READ | uc_const.UC_PROT_EXEC
 _SHOW_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_uint64, ctypes.c_int64, ctypes.c_uint64)  # StoreHook.show
 
 
+_X1_X31 = range(UC_RISCV_REG_X1, UC_RISCV_REG_X1 + 31)
+
+
 class ProtectedStores:
     """One engine's WRITE_PROT hook in Python: ``hwsim_ram_store``'s rules (native_fill.c), for machines
     without the compiled helper, and for the self-test."""
 
-    __slots__ = ("view", "base", "show", "ranges", "pending_pc", "pending", "stores", "shown")
+    __slots__ = (
+        "view",
+        "base",
+        "show",
+        "ranges",
+        "pending_pc",
+        "pending",
+        "pending_pa",
+        "pending_first",
+        "tail_next",
+        "pending_shown",
+        "regs",
+        "stores",
+        "shown",
+    )
 
     def __init__(self, view: memoryview, base: int, show: Callable[[int, int, int], None]) -> None:
         self.view, self.base, self.show = view, base, show
         self.ranges: tuple[tuple[int, int], ...] = ()  # [start, end) of each watch
-        self.pending_pc = self.pending = self.stores = self.shown = 0
+        # A misaligned store Unicorn is carrying out byte by byte: its PC, its byte stores still to come, the
+        # address of its next byte on its first page and how many bytes there have not come, the page offset
+        # of its next byte on the page after (a crossing store), whether it was shown whole, and x1..x31 as it
+        # began (when it crosses).
+        self.pending_pc = self.pending = self.pending_pa = self.pending_first = self.tail_next = 0
+        self.pending_shown = False
+        self.regs: list[int] = []
+        self.stores = self.shown = 0
+
+    def _pending_byte(self, uc, pa: int) -> int:
+        """``pending_byte`` in native_fill.c: whether the byte store at ``pa`` is the next byte of the pending
+        misaligned store, on its first page (the byte after the last: 1) or on the page after (the next
+        offset there, with every register as the store found it: 2), not the same instruction's next
+        store (0)."""
+        if uc.reg_read(UC_RISCV_REG_PC) != self.pending_pc:
+            return 0
+        if self.pending_first and pa == self.pending_pa:
+            self.pending_first -= 1
+            self.pending_pa += 1
+            return 1
+        if (
+            self.pending <= self.pending_first
+            or pa & PAGE_MASK != self.tail_next
+            or [uc.reg_read(r) for r in _X1_X31] != self.regs
+        ):
+            return 0
+        self.pending -= self.pending_first  # (its bytes on its first page that did not come never will)
+        self.pending_first = 0
+        self.tail_next += 1
+        return 2
+
+    def _in_ranges(self, pa: int) -> bool:
+        return any(start <= pa < end for start, end in self.ranges)
 
     def hook(self, uc, _access, pa: int, size: int, value: int, _data) -> bool:
         at = pa - self.base
@@ -94,19 +150,27 @@ class ProtectedStores:
             return False  # not RAM this hook serves: Unicorn reports the write to protected memory
         value &= (1 << (8 * size)) - 1
         if self.pending:
-            if size == 1 and uc.reg_read(UC_RISCV_REG_PC) == self.pending_pc:  # a byte of a misaligned store
+            own = self._pending_byte(uc, pa) if size == 1 else 0
+            if own:  # a byte of a misaligned store: shown only on the page after, when the whole was not
                 self.pending -= 1
+                if own == 2 and not self.pending_shown and self._in_ranges(pa):
+                    self.shown += 1
+                    self.show(pa, 1, value)
                 self.view[at] = value
                 return True
             self.pending = 0
         misaligned = pa & (size - 1)
         if misaligned:  # Unicorn goes on byte by byte: those calls write
-            self.pending_pc, self.pending = uc.reg_read(UC_RISCV_REG_PC), size
-        for start, end in self.ranges:
-            if start <= pa < end:
-                self.shown += 1
-                self.show(pa, size, value)
-                break
+            self.pending_pc, self.pending, self.pending_pa = uc.reg_read(UC_RISCV_REG_PC), size, pa
+            self.pending_first, self.tail_next = min(size, PAGE_SIZE - (pa & PAGE_MASK)), 0
+            if self.pending_first < size:  # it crosses: the registers tell its rest from the next store
+                self.regs = [uc.reg_read(r) for r in _X1_X31]
+        shown = self._in_ranges(pa)
+        if misaligned:
+            self.pending_shown = shown
+        if shown:
+            self.shown += 1
+            self.show(pa, size, value)
         self.stores += 1
         if not misaligned:
             self.view[at : at + size] = value.to_bytes(size, "little")
@@ -131,6 +195,7 @@ class EngineHook:
                 uc=uc._uch.value,  # type: ignore[union-attr]
                 reg_read=ctypes.cast(_uclib.uc_reg_read, ctypes.c_void_p).value,
                 reg_pc=UC_RISCV_REG_PC,
+                reg_x1=UC_RISCV_REG_X1,
                 ram=host_address,
                 ram_base=base,
                 ram_size=len(view),
@@ -198,6 +263,7 @@ class StoreWatch:
     handler: Callable[[int, int, int], None]
     pages: tuple[int, ...]  # the pages it protects; () when it is a MEM_WRITE hook on every hart
     hooks: dict[int, tuple[int, Callable]]  # hart id -> its MEM_WRITE hook and callback (the fallback)
+    live: bool = True  # False once removed: a store being shown to the watches before it is not shown to it
 
 
 def page_runs(pages) -> Iterator[tuple[int, int]]:
@@ -386,6 +452,7 @@ class StoreWatches:
         watch = self.watches.pop(handle, None)
         if watch is None:
             return False
+        watch.live = False  # (a handler may end it while a store is shown: the handlers after it skip it)
         for hartid, (hook, _) in watch.hooks.items():
             self.machine.harts[hartid]._uc.hook_del(hook)
         freed = []
@@ -451,7 +518,7 @@ class StoreWatches:
             self.showing = hart
             try:
                 for watch in self._by_protection:
-                    if watch.start <= pa < watch.end:
+                    if watch.start <= pa < watch.end and watch.live:
                         watch.handler(pa, size, value)
             except BaseException as exc:  # never let an exception unwind through Unicorn
                 hart._fail_in_hook(exc)
@@ -481,7 +548,7 @@ class StoreWatches:
         self.showing = hart
         try:
             for watch in list(self.watches.values()):
-                if watch.start <= pa < watch.end:
+                if watch.start <= pa < watch.end and watch.live:
                     watch.handler(pa, len(data), value)
         finally:
             self.showing = None
