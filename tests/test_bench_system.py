@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from pathlib import Path
 
@@ -66,4 +67,5 @@ def test_dma_profile_counts_what_one_checked_copy_does():
     assert (sandboxed.mmio_accesses, sandboxed.iommu_requests) == (8, 2) and sandboxed.tlb_fills < 1
     assert sandboxed.observed_requests * copies == 4 and sandboxed.views_opened * copies == 2
     assert (native.mmio_accesses, native.iommu_requests, native.observed_requests, native.views_opened) == (8, 2, 2, 0)
-    assert sandboxed.us > 0 and native.us > 0 and "mmio_accesses 8.00" in sandboxed.format()
+    # (us is a difference of two timings: it may come out negative on a loaded machine; no test asserts a time)
+    assert math.isfinite(sandboxed.us) and math.isfinite(native.us) and "mmio_accesses 8.00" in sandboxed.format()
