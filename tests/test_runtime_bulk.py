@@ -110,3 +110,97 @@ def test_bulk_access_observers_see_guest_bulk_operations_in_order():
     remove()
     instance.exports(store)["fill"](store)
     assert seen == [("a", 16, 100, True), ("b", 16, 100, True), ("b", 16, 100, True)]
+
+
+SHOWN = """(module (memory (export "m") 1)
+  (data $d "\\01\\02\\03\\04\\05\\06\\07\\08\\09\\0a\\0b\\0c\\0d\\0e\\0f\\10\\11\\12\\13\\14\\15\\16\\17\\18")
+  (func (export "copy") (param i32 i32 i32) (memory.copy (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "fill") (param i32 i32 i32) (memory.fill (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "init") (param i32 i32 i32) (memory.init $d (local.get 0) (local.get 1) (local.get 2))))"""
+
+
+class Watched:
+    """A Store whose bulk operations the host carries out (an observer records each write's PC), with memory
+    offsets [0x100, 0x120) store-watched by physical address: ``seen`` lists (offset, size, value, store_pc)."""
+
+    def __init__(self) -> None:
+        self.store = store = api.Store()
+        engine = store.engine
+        self.ex = api.Linker(engine).instantiate(store, api.Module(engine, SHOWN)).exports(store)
+        self.vm = vm = store._store
+        self.pcs: list[int] = []
+        bases: list[int] = []
+
+        def observe(base, _offset, _n, write, pc) -> None:
+            if write:
+                bases.append(base)
+                self.pcs.append(pc)
+
+        vm.add_bulk_access_observer(observe)
+        self.ex["fill"](store, 0, 0xEE, 0x200)  # touch the page (no watch yet)
+        self.pcs.clear()
+        page = vm.page_pa(bases[0])
+        assert page is not None
+        self.page, self.machine, self.seen = page, vm.machine, []
+        self.handle = self.machine.watch_stores(page + 0x100, 0x20, self.show)
+
+    def show(self, pa: int, size: int, value: int) -> None:
+        self.seen.append((pa - self.page, size, value, self.machine.store_pc()))
+
+    def call(self, name: str, *args: int) -> None:
+        self.ex[name](self.store, *args)
+
+    def shown(self) -> list[tuple[int, int]]:
+        return [(at, size) for at, size, _value, _pc in self.seen]
+
+
+def test_a_bulk_store_the_host_carries_out_is_shown_to_store_watches_as_aligned_stores():
+    """memory.fill over a watched range: its bytes there, as the aligned stores of at most 8 bytes a loop of
+    stores would make, each with the PC of the operation's call, before they land."""
+    w = Watched()
+    w.call("fill", 0xFB, 0x5A, 0x30)  # [0xFB, 0x12B): covers the watch from its first byte to its last
+    [pc] = w.pcs
+    assert w.seen == [(at, 8, 0x5A5A5A5A5A5A5A5A, pc) for at in (0x100, 0x108, 0x110, 0x118)]
+    w.seen.clear()
+    w.call("fill", 0x11D, 1, 6)  # [0x11D, 0x123): the watch's last 3 bytes only
+    assert w.shown() == [(0x11D, 1), (0x11E, 2)]
+    w.seen.clear()
+    w.call("fill", 0x120, 1, 0x40)  # after the watch: nothing shown
+    w.call("fill", 0x0, 1, 0x100)  # before it, ending at its start
+    w.call("fill", 0x110, 1, 0)  # empty
+    assert w.seen == []
+    w.machine.unwatch_stores(w.handle)
+    w.call("fill", 0x100, 1, 0x20)  # an ended watch is shown nothing
+    assert w.seen == [] and not w.machine.stores_watched
+
+
+def test_a_bulk_copy_or_init_shows_the_bytes_that_land_even_when_source_and_destination_overlap():
+    w = Watched()
+    w.call("init", 0x0F8, 0, 24)  # [0xF8, 0x110) := 01..18; shown: its bytes from 0x100 on
+    assert [(at, size, value) for at, size, value, _pc in w.seen] == [
+        (0x100, 8, int.from_bytes(bytes(range(9, 17)), "little")),
+        (0x108, 8, int.from_bytes(bytes(range(17, 25)), "little")),
+    ]
+    w.seen.clear()
+    w.call("copy", 0x0FC, 0x0F8, 24)  # overlapping from above (memmove): what lands is the old source
+    want = bytes(range(1, 25))
+    assert w.ex["m"].read(w.store, 0x0FC, 0x0FC + 24) == want
+    assert w.shown() == [(0x100, 8), (0x108, 8), (0x110, 4)]
+    assert b"".join(value.to_bytes(size, "little") for _at, size, value, _pc in w.seen) == want[4:]
+
+
+def test_a_watch_ended_by_another_watchs_handler_during_a_bulk_store_is_shown_no_more():
+    w = Watched()
+    later: list[int] = []
+    handles: list[int] = []
+
+    def first(pa: int, size: int, value: int) -> None:
+        later.append(pa - w.page)
+        w.machine.unwatch_stores(w.handle)  # ends the fixture's watch, shown after this one
+
+    handles.append(w.machine.watch_stores(w.page + 0x100, 0x20, first))
+    w.machine.unwatch_stores(w.handle)
+    w.handle = w.machine.watch_stores(w.page + 0x100, 0x20, w.show)  # now after `first` in the order
+    w.call("fill", 0x100, 3, 0x20)
+    assert later == [0x100, 0x108, 0x110, 0x118]
+    assert w.seen == []  # ended at the first store, before it was shown to it

@@ -1409,8 +1409,9 @@ class Machine:
         there is, for checkers that look at many stores and act on few.  ``value`` is what the store
         writes, ``size`` its width in bytes; :meth:`store_pc` names the store's instruction while the
         handler runs.  The handler must not run the guest or change its registers.  A store the host
-        carries out for a stopping watch (:meth:`watch_page`) on the same page is shown too.  Returns a
-        handle for :meth:`unwatch_stores`.
+        carries out for a stopping watch (:meth:`watch_page`) on the same page is shown too, and so is a
+        guest bulk store the host carries out (:meth:`show_bulk_store`).  Returns a handle for
+        :meth:`unwatch_stores`.
 
         Inside the machine's RAM the range's pages are mapped read-only in every hart's Unicorn engine and
         a write-protection hook carries each store to them out (``storewatch.py``): loads and the stores
@@ -1455,8 +1456,24 @@ class Machine:
     def store_pc(self) -> int:
         """The PC of the store a :meth:`watch_stores` handler is being shown, on the hart that made it
         (Unicorn restores the PC before a memory hook, as for device accesses; see track_mmio_pcs)."""
-        hart = self._store_watch.showing or self
+        watches = self._store_watch
+        if watches.showing_pc is not None:
+            return watches.showing_pc
+        hart = watches.showing or self
         return hart._uc.reg_read(rv.UC_RISCV_REG_PC)
+
+    @property
+    def stores_watched(self) -> bool:
+        """Is any :meth:`watch_stores` watch in place (on any hart)?"""
+        return bool(self._store_watch.watches)
+
+    def show_bulk_store(self, pa: int, length: int, read: Callable[[int, int], bytes], pc: int) -> None:
+        """A guest bulk store the host carries out for this hart (memory.copy/fill/init) of ``length`` bytes
+        at physical ``pa``, within one page, about to land: its bytes in watched ranges are shown to the
+        :meth:`watch_stores` watches as aligned stores of at most 8 bytes, in address order (a guest loop
+        of stores would show them so); ``read(offset, size)`` gives the bytes that will land at
+        ``pa + offset``, and :meth:`store_pc` names ``pc``, the operation's call."""
+        self._store_watch.show_bulk_store(self, pa, length, read, pc)
 
     @property
     def store_watch_reason(self) -> str | None:

@@ -408,6 +408,7 @@ class StoreWatches:
         self.hooks: dict[int, EngineHook] = {}  # hart id -> its WRITE_PROT hook (from the first protect on)
         self.covers: dict[tuple[int, int], int] = {}  # (hart id, protected page) -> the Unicorn hook over it
         self.showing = None  # the hart whose store the handlers are being shown (Machine.store_pc)
+        self.showing_pc: int | None = None  # the PC of a host-carried bulk store being shown (else the hart's)
         self.fallback_reason: str | None = None  # why the last watch that could not protect its pages could not
         self._by_protection: list[StoreWatch] = []  # the watches that protect pages, ascending by start
         self._next_handle = 1
@@ -552,6 +553,35 @@ class StoreWatches:
                     watch.handler(pa, len(data), value)
         finally:
             self.showing = None
+
+    def show_bulk_store(self, hart, pa: int, length: int, read: Callable[[int, int], bytes], pc: int) -> None:
+        """A guest bulk store (memory.copy/fill/init, which the host carries out) of ``length`` bytes at
+        ``pa``, not crossing a page: before it lands, its bytes inside watched ranges are shown to the
+        watches as the aligned stores of at most 8 bytes a loop of stores would make, in address order;
+        ``read(offset, size)`` gives the bytes that land at ``pa + offset``; :meth:`Machine.store_pc` names
+        ``pc`` (the operation's call) while they are shown."""
+        end = pa + length
+        watching = [w for w in self.watches.values() if w.start < end and pa < w.end]
+        if not watching:
+            return
+        cuts = sorted({pa, end, *(x for w in watching for x in (w.start, w.end) if pa < x < end)})
+        self.showing, self.showing_pc = hart, pc
+        try:
+            for lo, hi in zip(cuts, cuts[1:]):
+                if not any(w.start <= lo < w.end for w in watching):
+                    continue
+                at = lo
+                while at < hi:
+                    size = 8
+                    while at % size or at + size > hi:
+                        size >>= 1
+                    value = int.from_bytes(read(at - pa, size), "little")
+                    for watch in watching:
+                        if watch.start <= at < watch.end and watch.live:
+                            watch.handler(at, size, value)
+                    at += size
+        finally:
+            self.showing = self.showing_pc = None
 
     @property
     def protected_stores(self) -> int:

@@ -20,6 +20,7 @@ from ..compiler.errors import CompilerBug
 from ..compiler.objlayout import HEADER_BYTES, array_bytes, storage_size, struct_layout
 from ..compiler.stackmaps import holds_gc_word
 from ..compiler.traps import TrapCode
+from ..mmu.bits import PAGE_MASK, PAGE_SIZE
 from ..wasm.subtyping import canonical_subtype, func_canonical_id
 from ..wasm.types import I64, V128, StructType, ref_type_index
 from . import exceptions
@@ -77,6 +78,23 @@ def _watch(store, m, mem, offset: int, n: int, write: bool) -> None:
             observer(mem.base, offset, n, write, pc)
 
 
+def _show_stores(store, m, mem, offset: int, n: int, landing: Callable[[int, int], bytes]) -> None:
+    """A guest bulk store is a guest store: before it lands, its bytes in store-watched physical memory are
+    shown to the machine's store watches (Machine.watch_stores: the virtio checker's rings), as a loop of
+    stores would show them.  ``landing(i, size)`` gives the bytes that land at ``offset + i``."""
+    if not m.stores_watched:
+        return
+    pc = m.get_reg("pc") - 4
+    va, end = mem.base + offset, mem.base + offset + n
+    while va < end:
+        chunk = min(end - va, PAGE_SIZE - (va & PAGE_MASK))
+        page = store.page_pa(va)
+        if page is not None:  # (a page never touched holds no watched range)
+            first = va - mem.base - offset
+            m.show_bulk_store(page + (va & PAGE_MASK), chunk, lambda i, size, first=first: landing(first + i, size), pc)
+        va += chunk
+
+
 def memory_fill(store, instance, m) -> None:
     dst, value, n, index = _args(m, 4)
     mem = _mem(instance, index)
@@ -85,6 +103,7 @@ def memory_fill(store, instance, m) -> None:
     if dst + n > mem.size_bytes:
         raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
     _watch(store, m, mem, dst, n, True)
+    _show_stores(store, m, mem, dst, n, lambda _i, size: bytes([value & 0xFF]) * size)
     mem.fill(dst, value, n)
     if _runtime_charge(instance, m, 4):
         store.consume_fuel(n)
@@ -100,6 +119,7 @@ def memory_copy(store, instance, m) -> None:
     if n:
         _watch(store, m, smem, src, n, False)
         _watch(store, m, dmem, dst, n, True)
+        _show_stores(store, m, dmem, dst, n, lambda i, size: store.read_user(smem.base + src + i, size))
         store.copy_user(dmem.base + dst, smem.base + src, n)
     if _runtime_charge(instance, m, 5):
         store.consume_fuel(n)
@@ -114,6 +134,7 @@ def memory_init(store, instance, m) -> None:
         raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
     if n:
         _watch(store, m, mem, dst, n, True)
+        _show_stores(store, m, mem, dst, n, lambda i, size: data[src + i : src + i + size])
         mem.write(dst, data[src : src + n])
     if _runtime_charge(instance, m, 5):
         store.consume_fuel(n)

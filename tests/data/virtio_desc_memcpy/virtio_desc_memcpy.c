@@ -1,6 +1,6 @@
 /* The attack on the virtio checker's store watches: the driver changes a descriptor of a chain the device
  * owns (as drivers/examples/buggy/virtio_desc_rewrite) with memcpy of a size the compiler cannot see, a wasm
- * memory.copy, which the host carries out: no guest store. */
+ * memory.copy, which the host carries out: no guest store, shown to the store watches by the host. */
 #include <virtio_blk_example.h>
 int probe(void) {
     int err = vblk_init();
