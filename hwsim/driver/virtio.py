@@ -320,6 +320,16 @@ class VirtioChecker:
         return self.dma.physical(m, iova) if m is not None else None
 
     def _read_iova(self, ring: _Ring, iova: int, size: int) -> bytes | None:
+        if size <= PAGE_SIZE - (iova & (PAGE_SIZE - 1)):  # one page (every ring field): no loop, RAM read direct
+            m = self.dma.live_mapping(ring.device_id, iova)
+            if m is None:
+                return None
+            pa = self.dma.physical(m, iova)
+            ram = self.machine.ram
+            at = pa - ram.base
+            if 0 <= at and at + size <= ram.size:
+                return bytes(ram.view[at : at + size])
+            return self.machine.phys.read(pa, size)
         out = bytearray()
         while size:
             pa = self._pa(ring, iova)
@@ -343,23 +353,30 @@ class VirtioChecker:
     # -- the driver's stores ---------------------------------------------------------------------------
 
     def _stored_in(self, ring: _Ring, at: int, size: int, value: int) -> None:
-        """A driver store of ``size`` bytes at physical ``at`` that may matter to ``ring``: byte by byte."""
+        """A driver store of ``size`` bytes at physical ``at`` that may matter to ``ring``: byte by byte
+        (a store inside one piece, every aligned one, is taken whole)."""
         data = value.to_bytes(size, "little")
-        descs, slots, idx_bytes = set(), set(), {}
-        for k in range(size):
-            pa = at + k
-            piece = next((p for p in ring.pieces if p.pa <= pa < p.pa + p.length), None)
-            if piece is None:
-                continue
-            iova = piece.iova + (pa - piece.pa)
+        descs: set[int] = set()
+        slots: set[int] = set()
+        idx_bytes: dict[int, int] = {}
+        piece = next((p for p in ring.pieces if p.pa <= at < p.pa + p.length), None)
+        if piece is not None and at + size <= piece.pa + piece.length:
+            iova = piece.iova + (at - piece.pa)
             if piece.kind == "desc":
-                descs.add((iova - ring.desc) // DESC_SIZE)
-                continue
-            offset = iova - ring.avail
-            if offset in (2, 3):
-                idx_bytes[offset - 2] = data[k]
-            elif 4 <= offset < 4 + 2 * ring.size:
-                slots.add((offset - 4) // 2)
+                descs.update(range((iova - ring.desc) // DESC_SIZE, (iova + size - 1 - ring.desc) // DESC_SIZE + 1))
+            else:
+                self._avail_bytes(ring, iova - ring.avail, data, slots, idx_bytes)
+        else:
+            for k in range(size):
+                pa = at + k
+                piece = next((p for p in ring.pieces if p.pa <= pa < p.pa + p.length), None)
+                if piece is None:
+                    continue
+                iova = piece.iova + (pa - piece.pa)
+                if piece.kind == "desc":
+                    descs.add((iova - ring.desc) // DESC_SIZE)
+                else:
+                    self._avail_bytes(ring, iova - ring.avail, data[k : k + 1], slots, idx_bytes)
         if not (descs or slots or idx_bytes):
             return
         pc = self.machine.store_pc()
@@ -395,6 +412,16 @@ class VirtioChecker:
                 new[i] = b
             self._publish(ring, int.from_bytes(new, "little"), where, pending=(at, data))
 
+    @staticmethod
+    def _avail_bytes(ring: _Ring, offset: int, data: bytes, slots: set[int], idx_bytes: dict[int, int]) -> None:
+        """Note bytes ``data`` stored at ``offset`` into the available ring: idx bytes and entry slots."""
+        for k, byte in enumerate(data):
+            o = offset + k
+            if o in (2, 3):
+                idx_bytes[o - 2] = byte
+            elif 4 <= o < 4 + 2 * ring.size:
+                slots.add((o - 4) // 2)
+
     def _avail_after(self, ring: _Ring, pending) -> bytes | None:
         """The available ring's bytes as the store being carried out leaves them."""
         avail = self._read_iova(ring, ring.avail, 4 + 2 * ring.size)
@@ -402,6 +429,12 @@ class VirtioChecker:
             return None
         at, data = pending
         out = bytearray(avail)
+        piece = next((p for p in ring.pieces if p.kind == "avail" and p.pa <= at < p.pa + p.length), None)
+        if piece is not None and at + len(data) <= piece.pa + piece.length:  # the store within one piece
+            offset = piece.iova + (at - piece.pa) - ring.avail
+            n = max(0, min(len(data), len(out) - offset))
+            out[offset : offset + n] = data[:n]
+            return bytes(out)
         for k, b in enumerate(data):
             pa = at + k
             piece = next((p for p in ring.pieces if p.kind == "avail" and p.pa <= pa < p.pa + p.length), None)
