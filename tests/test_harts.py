@@ -598,6 +598,25 @@ def test_a_hart_added_later_sees_the_windows_already_there_and_tracks_mmio_pcs()
     assert device.writes == [(8, 9, [None, a.labels["store"]])]  # hart 1 serves it; hart 0 is not in an access
 
 
+def test_a_device_issue_from_hart_1_names_the_pc_and_source_of_hart_1s_store():
+    """A device names the guest code behind its issue from whichever hart is serving the access, not
+    only hart 0 (System.locate_access asks Machine.serving_mmio_pc)."""
+    sys = system(2)
+    m = sys.machine
+    m.track_mmio_pcs()
+    seen = []
+    sys.add_access_locator(lambda pc: seen.append(pc) or f"driver.c:{pc:#x}")
+    code = m.frames.alloc()
+    a = A.Assembler(code)
+    a.li("t0", 0x1000_0000).emit(A.addi("t1", 0, 1)).label("store").emit(A.sb("t1", "t0", 5)).label("exit")
+    m.phys.write(code, a.finish())
+    assert m.harts[1].run(code, until=a.labels["exit"]).reason is StopReason.EXIT
+    [issue] = sys.issues()  # LSR is read-only
+    assert (issue.pc, issue.source) == (a.labels["store"], f"driver.c:{a.labels['store']:#x}")
+    assert seen == [a.labels["store"]]
+    assert m.serving_mmio_pc is None and sys.locate_access() == (None, "")  # outside an access
+
+
 def native_firmware(tmp_path, name: str, source: str) -> bytes:
     from hwsim.driver.build import build_driver
 

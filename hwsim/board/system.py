@@ -62,7 +62,7 @@ class System:
 
     def locate_access(self) -> tuple[int | None, str]:
         """(pc, source) of the guest access a device is serving now; (None, "") outside one."""
-        pc = self.machine.mmio_pc
+        pc = self.machine.serving_mmio_pc
         if pc is None:
             return None, ""
         for locator in self._locators.callbacks:

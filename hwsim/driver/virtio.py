@@ -183,7 +183,7 @@ class VirtioChecker:
 
     def _here(self) -> str:
         """The driver code of the device access being served now (a register write), if any."""
-        pc = self.machine.mmio_pc
+        pc = self.machine.serving_mmio_pc
         return self.locate(pc) if pc is not None else ""
 
     # -- queue events ---------------------------------------------------------------------------------

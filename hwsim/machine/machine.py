@@ -796,6 +796,16 @@ class Machine:
             return self._access_hook.pc
         return self._raw_read(_REG_PC)
 
+    @property
+    def serving_mmio_pc(self) -> int | None:
+        """:attr:`mmio_pc` of whichever hart is serving a device access now (harts run in turns, so at
+        most one is); what a device asks when it names the guest code behind an access."""
+        for hart in self.harts:
+            pc = hart.mmio_pc
+            if pc is not None:
+                return pc
+        return None
+
     # -- registers --------------------------------------------------------------------
 
     def get_reg(self, name: str) -> int:
