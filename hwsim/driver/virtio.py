@@ -332,11 +332,11 @@ class VirtioChecker:
             return self.machine.phys.read(pa, size)
         out = bytearray()
         while size:
-            pa = self._pa(ring, iova)
-            if pa is None:
+            piece_pa = self._pa(ring, iova)
+            if piece_pa is None:
                 return None
             n = min(size, PAGE_SIZE - (iova & (PAGE_SIZE - 1)))
-            out += self.machine.phys.read(pa, n)
+            out += self.machine.phys.read(piece_pa, n)
             iova += n
             size -= n
         return bytes(out)
@@ -404,13 +404,14 @@ class VirtioChecker:
                 )
             ring.fresh.add(slot)
         if idx_bytes:
-            old = self._read_iova(ring, ring.avail + 2, 2)
+            before = self._read_iova(ring, ring.avail, 4 + 2 * ring.size)  # (one read serves _publish too)
+            old = before[2:4] if before is not None else self._read_iova(ring, ring.avail + 2, 2)
             if old is None:
                 return
             new = bytearray(old)
             for i, b in idx_bytes.items():
                 new[i] = b
-            self._publish(ring, int.from_bytes(new, "little"), where, pending=(at, data))
+            self._publish(ring, int.from_bytes(new, "little"), where, pending=(at, data), before=before)
 
     @staticmethod
     def _avail_bytes(ring: _Ring, offset: int, data: bytes, slots: set[int], idx_bytes: dict[int, int]) -> None:
@@ -422,9 +423,9 @@ class VirtioChecker:
             elif 4 <= o < 4 + 2 * ring.size:
                 slots.add((o - 4) // 2)
 
-    def _avail_after(self, ring: _Ring, pending) -> bytes | None:
-        """The available ring's bytes as the store being carried out leaves them."""
-        avail = self._read_iova(ring, ring.avail, 4 + 2 * ring.size)
+    def _avail_after(self, ring: _Ring, pending, avail: bytes | None) -> bytes | None:
+        """The available ring's bytes as the store being carried out leaves them (``avail``: as memory holds
+        them before it)."""
         if avail is None:
             return None
         at, data = pending
@@ -444,7 +445,7 @@ class VirtioChecker:
                     out[offset] = b
         return bytes(out)
 
-    def _publish(self, ring: _Ring, new: int, where: str, *, pending) -> None:
+    def _publish(self, ring: _Ring, new: int, where: str, *, pending, before: bytes | None) -> None:
         old = ring.published
         delta = (new - old) & 0xFFFF
         if not delta:
@@ -467,7 +468,7 @@ class VirtioChecker:
                 f"modulo 2^16 (the entry is ring[idx % {size}]), and never moves back",
             )
             return
-        avail = self._avail_after(ring, pending)
+        avail = self._avail_after(ring, pending, before)
         stale = []
         for k in range(delta):
             slot = (old + k) % size
@@ -528,6 +529,7 @@ class VirtioChecker:
         """The descriptors of the chain at ``head`` as memory holds them, and what is wrong with it."""
         size = ring.size
         descs: list[int] = []
+        table = self._read_iova(ring, ring.desc, DESC_SIZE * size)  # the whole table in one read, when mapped
         i = head
         while True:
             if i >= size:
@@ -535,7 +537,11 @@ class VirtioChecker:
                 return descs, f"{where} descriptor {i}, outside the {size}-entry table"
             if i in descs:
                 return descs, f"descriptor {descs[-1]} chains back to descriptor {i}: a loop, longer than the queue"
-            raw = self._read_iova(ring, ring.desc + DESC_SIZE * i, DESC_SIZE)
+            raw = (
+                table[DESC_SIZE * i : DESC_SIZE * (i + 1)]
+                if table is not None
+                else self._read_iova(ring, ring.desc + DESC_SIZE * i, DESC_SIZE)
+            )
             if raw is None:
                 return descs, None
             descs.append(i)
