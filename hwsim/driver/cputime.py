@@ -15,7 +15,11 @@ rather than 40, and an event still fires at the first checkpoint at or after its
 stretch, time is brought up to date (:meth:`CpuTime.sync`, from the fuel count, which is only read)
 before every device access and every host call, so a device or the host never sees a clock that
 lags the instructions by more than a quantum; a device access or host call that schedules an earlier
-event ends the stretch at the next checkpoint.
+event ends the stretch at the next checkpoint -- unless the stretch's fuel runs out before that event's
+tick anyway (its own checkpoint then plans the next stretch, which reaches the event at the same unit):
+ending a stretch early stops the CPU (a checkpoint can only be forced between two runs of Unicorn),
+about as costly as a host call, and a virtio driver's QueueNotify after building a frame did it on
+almost every frame.
 
 Deterministic: the fuel a stretch of code uses depends only on the code and its inputs.  Time is
 charged at checkpoints and before device accesses and host calls; MMIO accesses, waits and sleeps
