@@ -337,10 +337,10 @@ class AddressSpace:
         ``prune``: free the tables left without a valid PTE (False: keep them for the next mapping
         nearby, until :meth:`prune`)."""
         self._check_range("unmap", va, size)
-        leaf = self._leaf
-        if size == PAGE_SIZE and leaf is not None and leaf[0] == va >> self.mode.level_shift(1):
+        cached = self._leaf
+        if size == PAGE_SIZE and cached is not None and cached[0] == va >> self.mode.level_shift(1):
             # One base page under the leaf table last mapped through (a DMA unmap): one read finds its PTE.
-            addr = self._pte_addr(leaf[1], va, 0)
+            addr = self._pte_addr(cached[1], va, 0)
             pte = self.phys.read_u64(addr)
             if pte & _V and pte & (_R | _X):
                 self._unmap_leaf(va, addr, pte, prune)
