@@ -1372,7 +1372,7 @@ class Machine:
 
     def _set_watch(self, page: int, watchers: tuple, old: _Watch | None) -> None:
         if watchers:
-            accesses = frozenset().union(*(kinds for _, kinds in watchers))
+            accesses = watchers[0][1] if len(watchers) == 1 else frozenset().union(*(kinds for _, kinds in watchers))
             watch = _Watch(accesses, watchers)
             self._watched[page] = watch
         else:
@@ -1449,7 +1449,7 @@ class Machine:
         """The PC of the store a :meth:`watch_stores` handler is being shown, on the hart that made it
         (Unicorn restores the PC before a memory hook, as for device accesses; see track_mmio_pcs)."""
         hart = self._store_watch.showing or self
-        return hart._uc.reg_read(rv.UC_RISCV_REG_PC)
+        return hart._raw_read(rv.UC_RISCV_REG_PC)  # (the raw uc_reg_read: once per ring publish)
 
     @property
     def store_watch_reason(self) -> str | None:
