@@ -249,9 +249,10 @@ class VirtioChecker:
             self._watch(ring, piece)
 
     def _watch(self, ring: _Ring, piece: _Piece) -> None:
-        """Watch the driver's stores to ``piece``: the descriptors, or the available idx and entries
-        (its flags and used_event mean nothing to the checker).  Most stores need no report (a descriptor
-        the driver owns, an entry not published): they are let go before anything else is computed."""
+        """Watch the driver's stores to ``piece``: the descriptors, or the available ring's flags, idx and
+        entries (the flags mean nothing to the checker, but a store of them may write the idx as well).
+        Most stores need no report (a descriptor the driver owns, an entry not published, the flags): they
+        are let go before anything else is computed."""
         start, end = piece.pa, piece.pa + piece.length
         if piece.kind == "desc":
             desc = ring.desc - piece.iova + piece.pa  # where descriptor 0 would be in this piece's frame
@@ -268,7 +269,9 @@ class VirtioChecker:
         else:
             avail = ring.avail - piece.iova + piece.pa  # where the available ring would begin in this frame
             entries_end = avail + 4 + 2 * ring.size
-            start, end = max(start, avail + 2), min(end, entries_end)
+            # From the flags on: a store that begins there may write the idx too (a 32- or 64-bit store of
+            # flags and idx, or of flags, idx and entries), and is shown only if its first byte is watched.
+            start, end = max(start, avail), min(end, entries_end)
             if start >= end:
                 return
 
@@ -280,6 +283,8 @@ class VirtioChecker:
                             return
                         ring.fresh.add(slot)
                     return
+                if pa + size <= avail + 2:
+                    return  # the flags alone
                 self._stored_in(ring, pa, size, value)
 
         ring.watches.append(self.machine.watch_stores(start, end - start, stored))
