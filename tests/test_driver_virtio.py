@@ -183,6 +183,27 @@ def test_ring_entries_written_before_queue_ready_are_not_stale(hwsim_driver):
     assert result.report.ok and result.report.protocol_reports == [], result.report.format()
 
 
+def test_wide_stores_that_publish_and_write_entries_at_once_are_taken_whole(hwsim_driver):
+    """One store may move the available idx and write the entries it publishes (or the flags beside it):
+    the checker counts those entries as written and takes the heads the store writes."""
+    result = hwsim_driver(Path(__file__).resolve().parent / "data" / "virtio" / "wide_avail_stores")
+    assert result.report.ok and result.report.result == 0, result.report.format()
+    assert result.report.protocol_reports == []
+
+
+def test_an_idx_stored_with_the_flags_is_seen(hwsim_driver):
+    """A store that begins at the available ring's flags and moves the idx publishes as a store of the idx
+    alone does: the stale entry is reported at it (the watch used to begin at the idx, and missed it)."""
+    name = "avail_skip_wide"
+    source = Path(__file__).resolve().parent / "data" / "virtio" / name
+    result = hwsim_driver(source)
+    (r,) = result.report.protocol_reports
+    assert (r.rule, r.device, r.queue, r.detail) == (Rule.AVAIL_STALE, "blk0", 0, RING["virtio_avail_skip"][1])
+    lines = (source / f"{name}.c").read_text().splitlines()
+    (n,) = [i + 1 for i, line in enumerate(lines) if "/* <-" in line]
+    assert r.where.startswith(f"{name}.c:{n} (probe)"), r.where
+
+
 def test_rings_freed_mid_request_are_refused_and_reported_though_the_device_cached_views(hwsim_board):
     """The attack on the ring views from a driver: one request served (the device reads and writes the rings
     through validated views), a second in flight, then the rings freed.  The device's next ring access (the

@@ -186,6 +186,21 @@ def test_invalidation_forms(env):
     assert len(env.iommu.iotlb) == 0
 
 
+def test_iotinval_vma_from_the_host_is_the_command_queued_as_bytes(env):
+    """The host API carries the invalidation out without encoding it: the same entries go, the same
+    command is counted, an address inside a page names that page."""
+    a = env.attached(device_id=1, pscid=1)
+    a.map(0x1000, env.frames.alloc(), 0x3000, RW_U)
+    env.iommu.dma(1, 0x1000, 0x3000, write=False)
+    commands = env.iommu.stats.commands
+    assert env.iommu.iotinval_vma(addr=0x2FFF, pscid=1) == 1  # the page of 0x2fff
+    assert env.iommu.execute(cmd_iotinval_vma(0x3000, 1)) == 1
+    assert env.iommu.stats.commands == commands + 2
+    assert [tr.va for _, tr in env.iommu.iotlb.entries()] == [0x1000]
+    assert env.iommu.iotinval_vma(addr=0x1000, pscid=2) == 0  # another PSCID's page: nothing dropped
+    assert [tr.va for _, tr in env.iommu.iotlb.entries()] == [0x1000]
+
+
 def test_invalidation_traces_name_the_iova_and_what_was_dropped(env):
     """Found by a newcomer: the trace printed ``addr=0x4002000`` for an invalidation of IOVA 0x10008000 (the raw
     doubleword, which holds the page number shifted to bit 10), and called dropped device contexts IOTLB entries."""

@@ -182,6 +182,57 @@ def test_listeners_hear_unmap_and_protect_but_not_map(space):
     assert heard == [(3, 0x1000, 0x1000), (3, 0x1000, 0x1000)]
 
 
+def test_base_pages_under_the_last_leaf_table_map_and_unmap_as_a_descent_would(space, env):
+    """Single pages mapped and unmapped one at a time (a DMA checker's streaming mappings) go through the
+    leaf table last mapped through: same PTEs, same errors, same listeners, same frames as the full descent."""
+    _phys, frames = env
+    heard = []
+    space.on_change(lambda asid, va, size: heard.append(va))
+    for k in range(4):
+        space.map(0x20_0000 + k * 0x1000, RAM + 0x40_0000 + k * 0x1000, 0x1000, RW)
+    for k in range(4):
+        assert translate(space, 0x20_0000 + k * 0x1000 + 8).translation.pa == RAM + 0x40_0008 + k * 0x1000
+    with pytest.raises(MappingError, match="map: 0x202000 is already mapped"):
+        space.map(0x20_2000, RAM, 0x1000, RW)
+    assert space.unmap(0x20_1000, 0x1000, prune=False) == 0x1000
+    assert space.unmap(0x20_1000, 0x1000, prune=False) == 0  # nothing there: no listener either
+    assert heard == [0x20_1000]
+    assert translate(space, 0x20_1000).fault is not None and space.lookup(0x20_2000) is not None
+    space.map(0x20_1000, RAM + 0x80_0000, 0x1000, Pte.R | Pte.U)
+    assert translate(space, 0x20_1000, Access.STORE).fault.reason.name == "NOT_WRITABLE"
+    assert [m.va for m in space.mappings()] == [0x20_0000 + k * 0x1000 for k in range(4)]
+
+
+def test_a_leaf_table_freed_and_reused_elsewhere_is_not_mapped_through_again(space, env):
+    """Pruning frees the leaf table; its frame may come back as another span's table: a later map in the
+    first span builds a table of its own, never writes into the other span's."""
+    _phys, frames = env
+    baseline = frames.committed
+    space.map(0x20_0000, RAM + 0x40_0000, 0x1000, RW)
+    assert space.unmap(0x20_0000, 0x1000) == 0x1000  # prunes: the leaf table (and the level-1 one) freed
+    assert frames.committed == baseline
+    space.map_anonymous_page(0x4000_0000, RW)  # another gigabyte: the freed frames come back as its tables
+    anon = space.lookup(0x4000_0000).pa
+    space.map(0x20_1000, RAM + 0x60_0000, 0x1000, RW)
+    assert translate(space, 0x4000_0010).translation.pa == anon + 0x10
+    assert translate(space, 0x20_1010).translation.pa == RAM + 0x60_0010
+    assert [(m.va, m.pa) for m in space.mappings()] == [(0x20_1000, RAM + 0x60_0000), (0x4000_0000, anon)]
+    space.destroy()
+    assert frames.committed == baseline - 1  # the root too
+
+
+def test_a_single_page_unmap_frees_an_owned_frame_and_a_superpage_still_splits(space, env):
+    _phys, frames = env
+    baseline = frames.committed
+    space.map_anonymous(0x1000, 0x2000, RW)
+    space.unmap(0x2000, 0x1000, prune=False)
+    assert frames.committed == baseline + 1 + 2  # one owned frame left, and the tables
+    space.map(0x4000_0000, RAM, 0x20_0000, RW)  # a 2 MiB superpage, no leaf table
+    space.map(0x4020_0000, RAM + 0x20_0000, 0x1000, RW)  # (a leaf table in the next span)
+    assert space.unmap(0x4000_1000, 0x1000) == 0x1000  # splits the superpage
+    assert space.lookup(0x4000_0000).size == 0x1000 and space.lookup(0x4000_1000) is None
+
+
 def test_destroy_frees_everything(space, env):
     _phys, frames = env
     baseline = frames.committed - 1  # the root

@@ -15,7 +15,11 @@ rather than 40, and an event still fires at the first checkpoint at or after its
 stretch, time is brought up to date (:meth:`CpuTime.sync`, from the fuel count, which is only read)
 before every device access and every host call, so a device or the host never sees a clock that
 lags the instructions by more than a quantum; a device access or host call that schedules an earlier
-event ends the stretch at the next checkpoint.
+event ends the stretch at the next checkpoint -- unless the stretch's fuel runs out before that event's
+tick anyway (its own checkpoint then plans the next stretch, which reaches the event at the same unit):
+ending a stretch early stops the CPU (a checkpoint can only be forced between two runs of Unicorn),
+about as costly as a host call, and a virtio driver's QueueNotify after building a frame did it on
+almost every frame.
 
 Deterministic: the fuel a stretch of code uses depends only on the code and its inputs.  Time is
 charged at checkpoints and before device accesses and host calls; MMIO accesses, waits and sleeps
@@ -142,8 +146,27 @@ class CpuTime:
 
     def _after_access(self, _region, _offset, _size, _write, _value) -> None:
         """A device access inside a long stretch moved the next event (scheduled an earlier one, or let
-        it fire): the stretch ends at the next checkpoint, which plans again and delivers interrupts."""
+        it fire): the stretch ends at the next checkpoint, which plans again and delivers interrupts --
+        unless it ends before the next event's tick anyway (see :meth:`_ends_before`)."""
         self._touched = True
-        if self._long and self.clock.next_deadline != self._event:
+        if self._long and (deadline := self.clock.next_deadline) != self._event:
+            if self._ends_before(deadline):
+                self._event = deadline
+                return
             self._long = False
             self.vm.request_checkpoint()
+
+    def _ends_before(self, deadline: int | None) -> bool:
+        """Whether the running stretch's last unit is charged before tick ``deadline`` (None: no event).
+
+        Then nothing is gained by ending it early: its own checkpoint plans the next stretch, which
+        reaches ``deadline`` at the same unit (the first whose charge brings the clock to it) as a
+        stretch planned now would.  Ending it stops the CPU (a checkpoint can only be forced between
+        two runs of Unicorn), which costs about as much as a host call's round trip."""
+        if deadline is None:
+            return True
+        clock = self.clock
+        # units + _granted: the units charged when the stretch's fuel is used up (each charge moves units from
+        # one to the other); the ticks they bring the clock to, reckoned as _stretch plans one.
+        end = (self.units + self._granted) * clock.frequency_hz // (self.per_us * 1_000_000)
+        return clock.now + (end - self._charged_ticks) < deadline

@@ -249,11 +249,10 @@ class VirtioChecker:
             self._watch(ring, piece)
 
     def _watch(self, ring: _Ring, piece: _Piece) -> None:
-        """Watch the driver's stores to ``piece``: the descriptors, or the available idx and entries
-        (its flags and used_event mean nothing to the checker, but the watch begins at the flags: a watch
-        shows a store by its first byte, and one store may write the flags and the idx together).  Most
-        stores need no report (a descriptor the driver owns, an entry not published): they are let go
-        before anything else is computed."""
+        """Watch the driver's stores to ``piece``: the descriptors, or the available ring's flags, idx and
+        entries (the flags mean nothing to the checker, but a store of them may write the idx as well).
+        Most stores need no report (a descriptor the driver owns, an entry not published, the flags): they
+        are let go before anything else is computed."""
         start, end = piece.pa, piece.pa + piece.length
         if piece.kind == "desc":
             desc = ring.desc - piece.iova + piece.pa  # where descriptor 0 would be in this piece's frame
@@ -270,6 +269,8 @@ class VirtioChecker:
         else:
             avail = ring.avail - piece.iova + piece.pa  # where the available ring would begin in this frame
             entries_end = avail + 4 + 2 * ring.size
+            # From the flags on: a store that begins there may write the idx too (a 32- or 64-bit store of
+            # flags and idx, or of flags, idx and entries), and is shown only if its first byte is watched.
             start, end = max(start, avail), min(end, entries_end)
             if start >= end:
                 return
@@ -282,6 +283,8 @@ class VirtioChecker:
                             return
                         ring.fresh.add(slot)
                     return
+                if pa + size <= avail + 2:
+                    return  # the flags alone
                 self._stored_in(ring, pa, size, value)
 
         ring.watches.append(self.machine.watch_stores(start, end - start, stored))
@@ -322,13 +325,23 @@ class VirtioChecker:
         return self.dma.physical(m, iova) if m is not None else None
 
     def _read_iova(self, ring: _Ring, iova: int, size: int) -> bytes | None:
+        if size <= PAGE_SIZE - (iova & (PAGE_SIZE - 1)):  # one page (every ring field): no loop, RAM read direct
+            m = self.dma.live_mapping(ring.device_id, iova)
+            if m is None:
+                return None
+            pa = self.dma.physical(m, iova)
+            ram = self.machine.ram
+            at = pa - ram.base
+            if 0 <= at and at + size <= ram.size:
+                return bytes(ram.view[at : at + size])
+            return self.machine.phys.read(pa, size)
         out = bytearray()
         while size:
-            pa = self._pa(ring, iova)
-            if pa is None:
+            piece_pa = self._pa(ring, iova)
+            if piece_pa is None:
                 return None
             n = min(size, PAGE_SIZE - (iova & (PAGE_SIZE - 1)))
-            out += self.machine.phys.read(pa, n)
+            out += self.machine.phys.read(piece_pa, n)
             iova += n
             size -= n
         return bytes(out)
@@ -345,23 +358,30 @@ class VirtioChecker:
     # -- the driver's stores ---------------------------------------------------------------------------
 
     def _stored_in(self, ring: _Ring, at: int, size: int, value: int) -> None:
-        """A driver store of ``size`` bytes at physical ``at`` that may matter to ``ring``: byte by byte."""
+        """A driver store of ``size`` bytes at physical ``at`` that may matter to ``ring``: byte by byte
+        (a store inside one piece, every aligned one, is taken whole)."""
         data = value.to_bytes(size, "little")
-        descs, slots, idx_bytes = set(), set(), {}
-        for k in range(size):
-            pa = at + k
-            piece = next((p for p in ring.pieces if p.pa <= pa < p.pa + p.length), None)
-            if piece is None:
-                continue
-            iova = piece.iova + (pa - piece.pa)
+        descs: set[int] = set()
+        slots: set[int] = set()
+        idx_bytes: dict[int, int] = {}
+        piece = next((p for p in ring.pieces if p.pa <= at < p.pa + p.length), None)
+        if piece is not None and at + size <= piece.pa + piece.length:
+            iova = piece.iova + (at - piece.pa)
             if piece.kind == "desc":
-                descs.add((iova - ring.desc) // DESC_SIZE)
-                continue
-            offset = iova - ring.avail
-            if offset in (2, 3):
-                idx_bytes[offset - 2] = data[k]
-            elif 4 <= offset < 4 + 2 * ring.size:
-                slots.add((offset - 4) // 2)
+                descs.update(range((iova - ring.desc) // DESC_SIZE, (iova + size - 1 - ring.desc) // DESC_SIZE + 1))
+            else:
+                self._avail_bytes(ring, iova - ring.avail, data, slots, idx_bytes)
+        else:
+            for k in range(size):
+                pa = at + k
+                piece = next((p for p in ring.pieces if p.pa <= pa < p.pa + p.length), None)
+                if piece is None:
+                    continue
+                iova = piece.iova + (pa - piece.pa)
+                if piece.kind == "desc":
+                    descs.add((iova - ring.desc) // DESC_SIZE)
+                else:
+                    self._avail_bytes(ring, iova - ring.avail, data[k : k + 1], slots, idx_bytes)
         if not (descs or slots or idx_bytes):
             return
         pc = self.machine.store_pc()
@@ -389,21 +409,38 @@ class VirtioChecker:
                 )
             ring.fresh.add(slot)
         if idx_bytes:
-            old = self._read_iova(ring, ring.avail + 2, 2)
+            before = self._read_iova(ring, ring.avail, 4 + 2 * ring.size)  # (one read serves _publish too)
+            old = before[2:4] if before is not None else self._read_iova(ring, ring.avail + 2, 2)
             if old is None:
                 return
             new = bytearray(old)
             for i, b in idx_bytes.items():
                 new[i] = b
-            self._publish(ring, int.from_bytes(new, "little"), where, pending=(at, data))
+            self._publish(ring, int.from_bytes(new, "little"), where, pending=(at, data), before=before)
 
-    def _avail_after(self, ring: _Ring, pending) -> bytes | None:
-        """The available ring's bytes as the store being carried out leaves them."""
-        avail = self._read_iova(ring, ring.avail, 4 + 2 * ring.size)
+    @staticmethod
+    def _avail_bytes(ring: _Ring, offset: int, data: bytes, slots: set[int], idx_bytes: dict[int, int]) -> None:
+        """Note bytes ``data`` stored at ``offset`` into the available ring: idx bytes and entry slots."""
+        for k, byte in enumerate(data):
+            o = offset + k
+            if o in (2, 3):
+                idx_bytes[o - 2] = byte
+            elif 4 <= o < 4 + 2 * ring.size:
+                slots.add((o - 4) // 2)
+
+    def _avail_after(self, ring: _Ring, pending, avail: bytes | None) -> bytes | None:
+        """The available ring's bytes as the store being carried out leaves them (``avail``: as memory holds
+        them before it)."""
         if avail is None:
             return None
         at, data = pending
         out = bytearray(avail)
+        piece = next((p for p in ring.pieces if p.kind == "avail" and p.pa <= at < p.pa + p.length), None)
+        if piece is not None and at + len(data) <= piece.pa + piece.length:  # the store within one piece
+            offset = piece.iova + (at - piece.pa) - ring.avail
+            n = max(0, min(len(data), len(out) - offset))
+            out[offset : offset + n] = data[:n]
+            return bytes(out)
         for k, b in enumerate(data):
             pa = at + k
             piece = next((p for p in ring.pieces if p.kind == "avail" and p.pa <= pa < p.pa + p.length), None)
@@ -413,7 +450,7 @@ class VirtioChecker:
                     out[offset] = b
         return bytes(out)
 
-    def _publish(self, ring: _Ring, new: int, where: str, *, pending) -> None:
+    def _publish(self, ring: _Ring, new: int, where: str, *, pending, before: bytes | None) -> None:
         old = ring.published
         delta = (new - old) & 0xFFFF
         if not delta:
@@ -436,7 +473,7 @@ class VirtioChecker:
                 f"modulo 2^16 (the entry is ring[idx % {size}]), and never moves back",
             )
             return
-        avail = self._avail_after(ring, pending)
+        avail = self._avail_after(ring, pending, before)
         stale = []
         for k in range(delta):
             slot = (old + k) % size
@@ -497,6 +534,7 @@ class VirtioChecker:
         """The descriptors of the chain at ``head`` as memory holds them, and what is wrong with it."""
         size = ring.size
         descs: list[int] = []
+        table = self._read_iova(ring, ring.desc, DESC_SIZE * size)  # the whole table in one read, when mapped
         i = head
         while True:
             if i >= size:
@@ -504,7 +542,11 @@ class VirtioChecker:
                 return descs, f"{where} descriptor {i}, outside the {size}-entry table"
             if i in descs:
                 return descs, f"descriptor {descs[-1]} chains back to descriptor {i}: a loop, longer than the queue"
-            raw = self._read_iova(ring, ring.desc + DESC_SIZE * i, DESC_SIZE)
+            raw = (
+                table[DESC_SIZE * i : DESC_SIZE * (i + 1)]
+                if table is not None
+                else self._read_iova(ring, ring.desc + DESC_SIZE * i, DESC_SIZE)
+            )
             if raw is None:
                 return descs, None
             descs.append(i)

@@ -434,11 +434,28 @@ class Iommu(Device):
 
     def iotinval_vma(self, addr: int | None = None, pscid: int | None = None) -> int:
         """``IOTINVAL.VMA``: addr/pscid None mean AV=0/PSCV=0.  Returns the IOTLB entries dropped."""
+        if (addr is None or 0 <= addr < 1 << 64) and (pscid is None or 0 <= pscid < 1 << 20):
+            # What the command would say, without encoding it (a DMA unmap's per-page invalidation)
+            self.stats.commands += 1
+            return self._iotinval_vma(None if addr is None else addr & ~(PAGE_SIZE - 1), pscid)
         return self.execute(cmd_iotinval_vma(addr, pscid))
 
     def iodir_inval_ddt(self, device_id: int | None = None) -> int:
         """``IODIR.INVAL_DDT``: one device's cached context, or all (None).  Returns contexts dropped."""
         return self.execute(cmd_iodir_inval_ddt(device_id))
+
+    def _iotinval_vma(self, addr: int | None, pscid: int | None) -> int:
+        """Carry out a decoded ``IOTINVAL.VMA`` (``addr`` page-aligned, None: AV=0; ``pscid`` None: PSCV=0)."""
+        dropped = self.iotlb.flush(addr, pscid)
+        self._drop_views(lambda v: (pscid is None or v.pscid == pscid) and (addr is None or v.translated(addr)))
+        if TRACE.iommu_inval is not None:  # the decoded IOVA: dw1 holds its page number, ADDR[63:12]
+            TRACE.iommu_inval(
+                command="IOTINVAL.VMA",
+                address="all" if addr is None else hex(addr),
+                pscid="all" if pscid is None else pscid,
+                dropped=dropped,
+            )
+        return dropped
 
     def execute(self, command: bytes) -> int:
         """Run one 16-byte command now; raises IommuError for an illegal one.  Returns entries dropped."""
@@ -1111,16 +1128,7 @@ class Iommu(Device):
                 return "IOTINVAL.VMA has reserved bits set"
             addr = (dw1 >> IOTINVAL_ADDR_SHIFT & ((1 << 52) - 1)) << PAGE_SHIFT if dw0 & IOTINVAL_AV else None
             pscid = (dw0 & IOTINVAL_PSCID_MASK) >> IOTINVAL_PSCID_SHIFT if dw0 & IOTINVAL_PSCV else None
-            dropped = self.iotlb.flush(addr, pscid)
-            self._drop_views(lambda v: (pscid is None or v.pscid == pscid) and (addr is None or v.translated(addr)))
-            if TRACE.iommu_inval is not None:  # the decoded IOVA: dw1 holds its page number, ADDR[63:12]
-                TRACE.iommu_inval(
-                    command="IOTINVAL.VMA",
-                    address="all" if addr is None else hex(addr),
-                    pscid="all" if pscid is None else pscid,
-                    dropped=dropped,
-                )
-            return dropped
+            return self._iotinval_vma(addr, pscid)
         if opcode == Opcode.IODIR:
             if dw0 & IODIR_RESERVED0 or dw1:
                 return "IODIR has reserved bits set"

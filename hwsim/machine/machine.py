@@ -1381,7 +1381,7 @@ class Machine:
 
     def _set_watch(self, page: int, watchers: tuple, old: _Watch | None) -> None:
         if watchers:
-            accesses = frozenset().union(*(kinds for _, kinds in watchers))
+            accesses = watchers[0][1] if len(watchers) == 1 else frozenset().union(*(kinds for _, kinds in watchers))
             watch = _Watch(accesses, watchers)
             self._watched[page] = watch
         else:
@@ -1460,7 +1460,7 @@ class Machine:
         if watches.showing_pc is not None:
             return watches.showing_pc
         hart = watches.showing or self
-        return hart._uc.reg_read(rv.UC_RISCV_REG_PC)
+        return hart._raw_read(rv.UC_RISCV_REG_PC)  # (the raw uc_reg_read: once per ring publish)
 
     @property
     def stores_watched(self) -> bool:

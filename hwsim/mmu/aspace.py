@@ -85,6 +85,9 @@ class AddressSpace:
         self._owned: set[int] = set()  # frames allocated by map_anonymous, freed on unmap
         self._listeners: list[Callable[[int, int | None, int], None]] = []
         self._checked_flags: set[int] = set()  # leaf flags map and map_anonymous_page have validated
+        # The last leaf table a base page was mapped through: (va >> its span's shift, table pa).  A table
+        # is only ever freed by _prune and destroy, which drop this; while it is set, one read finds a PTE.
+        self._leaf: tuple[int, int] | None = None
 
     @property
     def satp(self) -> int:
@@ -217,6 +220,15 @@ class AddressSpace:
             off += sizes[level]
 
     def _map_one(self, va: int, pa: int, level: int, flags: int, accessed: bool) -> None:
+        leaf = self._leaf
+        if level == 0 and leaf is not None and leaf[0] == va >> self.mode.level_shift(1):
+            table = leaf[1]  # the descent below would reach the same table
+            addr = self._pte_addr(table, va, 0)
+            old = self.phys.read_u64(addr)
+            if old & _V:
+                raise MappingError(f"map: {va:#x} is already mapped")
+            self._set(table, addr, old, self._leaf_pte(pa, flags, accessed))
+            return
         table = self.root
         for lvl in range(self.mode.levels - 1, level, -1):
             addr = self._pte_addr(table, va, lvl)
@@ -235,6 +247,8 @@ class AddressSpace:
         if old & _V:
             raise MappingError(f"map: {va:#x} is already mapped")
         self._set(table, addr, old, self._leaf_pte(pa, flags, accessed))
+        if level == 0:
+            self._leaf = (va >> self.mode.level_shift(1), table)
 
     def map_anonymous(self, va: int, size: int, flags: int, *, accessed: bool = True) -> None:
         """Map fresh zeroed frames (one per 4 KiB page) at ``va``; unmap frees them."""
@@ -323,6 +337,17 @@ class AddressSpace:
         ``prune``: free the tables left without a valid PTE (False: keep them for the next mapping
         nearby, until :meth:`prune`)."""
         self._check_range("unmap", va, size)
+        cached = self._leaf
+        if size == PAGE_SIZE and cached is not None and cached[0] == va >> self.mode.level_shift(1):
+            # One base page under the leaf table last mapped through (a DMA unmap): one read finds its PTE.
+            addr = self._pte_addr(cached[1], va, 0)
+            pte = self.phys.read_u64(addr)
+            if pte & _V and pte & (_R | _X):
+                self._unmap_leaf(va, addr, pte, prune)
+                self._changed(va, size)
+                return PAGE_SIZE
+            if not pte & _V:
+                return 0
         done = 0
         off = 0
         while off < size:
@@ -332,18 +357,23 @@ class AddressSpace:
                 continue
             level, addr, pte = leaf
             page = self.mode.page_size(level)
-            self._set(self._table_of(addr), addr, pte, 0)
-            frame = pte_ppn(pte) << PAGE_SHIFT
-            if frame in self._owned:
-                self._owned.discard(frame)
-                self.frames.free(frame)
-            if prune:
-                self._prune(va + off)
+            self._unmap_leaf(va + off, addr, pte, prune)
             done += page
             off += page
         if done:
             self._changed(va, size)
         return done
+
+    def _unmap_leaf(self, va: int, addr: int, pte: int, prune: bool) -> None:
+        """Clear the leaf PTE at ``addr`` (mapping ``va``), free its frame if the space owns it, and with
+        ``prune`` the tables it leaves empty."""
+        self._set(self._table_of(addr), addr, pte, 0)
+        frame = pte_ppn(pte) << PAGE_SHIFT
+        if frame in self._owned:
+            self._owned.discard(frame)
+            self.frames.free(frame)
+        if prune:
+            self._prune(va)
 
     def prune(self, va: int) -> None:
         """Free the tables on the path to ``va`` that hold no valid PTE (after ``unmap(prune=False)``)."""
@@ -358,6 +388,7 @@ class AddressSpace:
                 self._set(parent, parent_addr, self.phys.read_u64(parent_addr), 0)
                 del self._valid[table]
                 self.frames.free(table)
+                self._leaf = None
             else:
                 break
 
@@ -423,4 +454,5 @@ class AddressSpace:
         for table in self._valid:
             self.frames.free(table)
         self._valid.clear()
+        self._leaf = None
         self._changed(None, 0)

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
 # Globals: an enum member is a descriptor lookup (~50 ns) on the hot path.
 _RESUME, _DECLINE = EcallAction.RESUME, EcallAction.DECLINE
+_CHECKPOINT = int(Builtin.checkpoint)  # the commonest builtin of metered code, served without the dispatch
 _EXIT, _LIMIT, _STOPPED = StopReason.EXIT, StopReason.LIMIT, StopReason.STOPPED
 
 
@@ -126,6 +127,7 @@ class CallBoundary:
         _checkpoint_requested: bool
 
         def park_fuel(self) -> None: ...
+        def checkpoint_reached(self) -> None: ...
         def fuel_to_register(self) -> None: ...
         def fuel_to_cell(self) -> None: ...
 
@@ -472,7 +474,14 @@ class CallBoundary:
             self.fuel_to_cell()  # host code sees (and may change) the count in the cell
         regs = self._ecall_regs.read()  # crossing.ECALL_INT_REGS: t6, t4, the integer argument registers
         target = regs[0]
-        if 0 < target <= MAX_BUILTIN:
+        if target == _CHECKPOINT:  # builtins.checkpoint, without the instance it does not use (nor the dispatch)
+            try:
+                self.checkpoint_reached()
+            except Trap as trap:
+                if trap.pc is None:  # say where, as _builtin does
+                    raise self._located(trap.code, machine.get_reg("pc") - 4, "ecall", trap.detail) from None
+                raise
+        elif 0 < target <= MAX_BUILTIN:
             try:
                 self._builtin(Builtin(target))
             except Blocked as blocked:  # memory.atomic.wait: the thread waits; the hart runs another

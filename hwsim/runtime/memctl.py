@@ -61,6 +61,9 @@ class State(enum.IntEnum):
 
 
 _READABLE = frozenset({State.READ, State.READWRITE, State.STATIC_READ, State.HOST, State.COW})
+# The states that refuse a guest bulk load, and a store (check_guest_access: asked at every DMA map too).
+_NO_LOAD = frozenset({State.NONE, State.UNMAPPED, State.STATIC_NONE})
+_NO_STORE = _NO_LOAD | {State.READ, State.STATIC_READ}
 _FLAGS = {
     State.READWRITE: Pte.R | Pte.W | Pte.U,
     State.READ: Pte.R | Pte.U,
@@ -164,10 +167,7 @@ class MemoryControl:
         if not length:
             return
         first, end = offset >> PAGE_SHIFT, (offset + length + PAGE_SIZE - 1) >> PAGE_SHIFT
-        bad = {State.NONE, State.UNMAPPED, State.STATIC_NONE}
-        if write:
-            bad |= {State.READ, State.STATIC_READ}
-        page = self.states.find(bad, first, end)
+        page = self.states.find(_NO_STORE if write else _NO_LOAD, first, end)
         if page >= 0:
             at = max(offset, page << PAGE_SHIFT)
             why = self.explain(at, write)
