@@ -131,10 +131,15 @@ class FuncCodegen:
                 handler, static = dispatch[code]
             except KeyError:
                 raise CompileError(f"instruction {op.opcode_name(code)} is not supported by the compiler yet") from None
-            if static:
-                handler(self, imm, *static)
-            else:
+            # (positional arguments, not ``*static``: a call with a star builds a tuple and takes the slow path)
+            if not static:
                 handler(self, imm)
+            elif len(static) == 1:
+                handler(self, imm, static[0])
+            elif len(static) == 2:
+                handler(self, imm, static[0], static[1])
+            else:
+                handler(self, imm, *static)
         # (v128 locals are renumbered when lowered: their homes would not be the wasm locals')
         self.frame = NO_FRAME if lowered else masm.frame_info([(h.reg, h.slot) for h in ctx.homes], body_start)
         return masm

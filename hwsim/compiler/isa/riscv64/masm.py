@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import sys
 from array import array
-from itertools import chain
 
 from ....riscv import asm
 from ....wasm.atomics import RmwOp
@@ -252,7 +251,9 @@ class RiscvMasm:
         # (stub, back, wasm offset, operand registers, static operands, builtin id): bulk memory's host path
         self.bulk_stubs: list[tuple[Label, Label, int, tuple[int, ...], tuple[int, ...], int]] = []
         self.pc_map = array("I")  # flat (code offset, wasm offset) pairs: made by finish() from the marks
-        self._marks: list[tuple[int, int]] = []  # (code offset, wasm offset) of each mark()
+        # code offset -> wasm offset of the last mark() there (a dict keeps each key's first place: the code
+        # offsets never decrease, so its keys are in order)
+        self._marks: dict[int, int] = {}
         self.wasm_offset = 0
         self.max_depth = 0
         self._frame_patch: int | None = None
@@ -271,9 +272,9 @@ class RiscvMasm:
         return 4 * len(self.words)
 
     def mark(self, wasm_offset: int) -> None:
-        # Every mark, in order (wasm offsets increase); finish() keeps the last of those at one code offset.
+        # Where several marks share a code offset (instructions that generated no code), the last one wins.
         self.wasm_offset = wasm_offset
-        self._marks.append((4 * len(self.words), wasm_offset))
+        self._marks[4 * len(self.words)] = wasm_offset
 
     def new_label(self) -> Label:
         return Label()
@@ -1319,10 +1320,12 @@ class RiscvMasm:
 
     def finish(self) -> bytes:
         """Emit cold trap and checkpoint stubs, resolve branches, patch the frame size; the function's code."""
-        # The pc map: where several marks share a code offset (instructions that generated no code), the
-        # last one (a dict keeps each key's first place and last value; the code offsets never decrease).
-        # Flat, straight from the dict's items (no list of pairs: an entry per wasm instruction).
-        pc_map = self.pc_map = array("I", chain.from_iterable(dict(self._marks).items()))
+        # The pc map, flat (code offset, wasm offset) pairs from the marks, a column at a time (no tuple per
+        # entry: there is an entry per wasm instruction).
+        marks = self._marks
+        pc_map = self.pc_map = array("I", bytes(8 * len(marks)))
+        pc_map[0::2] = array("I", marks)
+        pc_map[1::2] = array("I", marks.values())
         for label, code, wasm_offset, prefix in self.cold:
             self.bind(label)
             self.emit(*prefix)
