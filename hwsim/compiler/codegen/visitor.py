@@ -238,10 +238,12 @@ class FuncCodegen:
         self.control.set_unreachable()
 
     def visit_block(self, imm) -> None:
-        self.control.block(*self.env.block_type(imm))
+        params, results = self.env.block_type(imm)
+        self.control.block(params, results)
 
     def visit_loop(self, imm) -> None:
-        self.control.loop(*self.env.block_type(imm))
+        params, results = self.env.block_type(imm)
+        self.control.loop(params, results)
         if self.fuel is not None:
             self.fuel.checkpoint()  # the loop header: every iteration passes here
             self.fuel.consts.enter_loop(self.control.frames[-1], self.loop_writes[self.offset])
@@ -289,7 +291,8 @@ class FuncCodegen:
         self.control.set_unreachable()
 
     def visit_if(self, imm) -> None:
-        self.control.if_(*self.env.block_type(imm))
+        params, results = self.env.block_type(imm)
+        self.control.if_(params, results)
         if self.fuel is not None:
             self.fuel.consts.enter_if(self.control.frames[-1])
 

@@ -318,7 +318,10 @@ class RiscvMasm:
         if not when:
             kind = _INVERT[kind]
         r1, r2 = a.num, 0 if b is None else b.num
-        self._branch(kind, *((r2, r1) if swap else (r1, r2)), label)
+        if swap:
+            self._branch(kind, r2, r1, label)
+        else:
+            self._branch(kind, r1, r2, label)
 
     def _trap_branch(self, kind: str, rs1, rs2, code: TrapCode, prefix: tuple = ()) -> None:
         """Branch to a cold ``ebreak`` (trap ``code``); ``prefix`` words run first (to leave the
@@ -1328,7 +1331,7 @@ class RiscvMasm:
         pc_map[1::2] = array("I", marks.values())
         for label, code, wasm_offset, prefix in self.cold:
             self.bind(label)
-            self.emit(*prefix)
+            self.words.extend(prefix)
             self.trap_sites.append((self.offset(), code, wasm_offset))
             self.words.append(A.EBREAK)
         for stub, back, builtin_id, wasm_offset, stack_map in self.checkpoints:
