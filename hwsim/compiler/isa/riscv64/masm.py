@@ -423,13 +423,15 @@ class RiscvMasm:
         self.emit(A.NOP, A.NOP, A.sub(R.SP.num, R.FP.num, R.T5.num))  # lui/addiw t5, frame size: patched in finish()
 
     def frame_info(self, homes: list[tuple[Reg | None, int | None]], body: int) -> FrameInfo:
-        """The function's frame for a debugger (compiler/frames.py): ``homes`` (register, slot) per local."""
+        """The function's frame for a debugger (compiler/frames.py): ``homes`` (register, slot) per local.
+        (List comprehensions made tuples, not generator expressions: this runs once per function.)"""
+        dwarf = R.dwarf_number
         return FrameInfo(
             self.prologue_end,
             body,
-            tuple((R.dwarf_number(reg), off) for reg, off in zip(self.saved, self.saved_offsets)),
-            tuple((start, end) for start, end in self.epilogues),
-            tuple(R.dwarf_number(reg) if reg is not None else slot for reg, slot in homes),  # type: ignore[misc]
+            tuple([(dwarf(reg), off) for reg, off in zip(self.saved, self.saved_offsets)]),
+            tuple(map(tuple, self.epilogues)),
+            tuple([slot if reg is None else dwarf(reg) for reg, slot in homes]),  # type: ignore[misc]
         )
 
     # -- memory operands -------------------------------------------------------------------------
