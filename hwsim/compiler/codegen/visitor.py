@@ -606,7 +606,7 @@ class FuncCodegen:
         (``local.set``/``local.tee`` to a register home, no read of that local pending on the stack), which
         then has nothing to move; else a free register."""
         ctx, nxt = self.ctx, self.next
-        if nxt[0] == op.LOCAL_SET or nxt[0] == op.LOCAL_TEE:
+        if nxt[0] in _SETS_LOCAL:
             index = nxt[1]
             home = ctx.homes[index].reg
             if home is not None and home.cls == cls:
@@ -620,8 +620,7 @@ class FuncCodegen:
     def branch_follows(self) -> bool:
         """Does the next instruction branch on the value this one pushes (``br_if``, ``if``)?  Then a
         comparison stays pending and becomes one compare-and-branch."""
-        code = self.next[0]
-        return code == op.BR_IF or code == op.IF
+        return self.next[0] in _BRANCHES_ON_VALUE
 
     def visit_int_eqz(self, imm) -> None:  # also ref.is_null
         ctx = self.ctx
@@ -893,6 +892,8 @@ _MEMORY_INTRINSICS: dict[str, Callable] = {
 
 _EQ, _NE = IntCmp.EQ, IntCmp.NE  # (looked up once: an enum member read off its class is slow)
 _END_OF_BODY = (-1, None, -1)  # FuncCodegen.next after the last instruction: no opcode is -1
+_SETS_LOCAL = frozenset({op.LOCAL_SET, op.LOCAL_TEE})  # (dst_reg's test, one lookup per instruction)
+_BRANCHES_ON_VALUE = frozenset({op.BR_IF, op.IF})  # (branch_follows's)
 
 # What FuncCodegen.compile does itself when not metering: push a local (LOCAL) or a constant of a type.
 _PUSH_ONLY: dict[int, ValKind | int] = {
