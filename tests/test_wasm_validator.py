@@ -108,6 +108,28 @@ def test_a_blocks_end_checks_exactly_its_results(code, reason):
         assert invalid(one_func(code)).reason == f"type mismatch: {reason}"
 
 
+@pytest.mark.parametrize(
+    ("code", "results", "reason"),
+    [
+        (b"\x02\x40\x41\x01\x0d\x00\x0b\x0b", (), None),  # block br_if 0 (i32.const 1) end
+        (b"\x02\x40\x00\x0d\x00\x0b\x0b", (), None),  # unreachable: the condition from the polymorphic stack
+        (b"\x02\x7f\x41\x07\x41\x01\x0d\x00\x0b\x0b", (I32,), None),  # the label's value stays for the fall-through
+        (b"\x41\x07\x41\x01\x0d\x00\x0b", (I32,), None),  # the function's label
+        (b"\x02\x40\x42\x01\x0d\x00\x0b\x0b", (), "type mismatch: br_if expects [i32] but the stack has [i64]"),
+        (b"\x02\x40\x0d\x00\x0b\x0b", (), "type mismatch: br_if expects [i32] but the stack has []"),
+        (b"\x02\x40\x00\x42\x01\x0d\x00\x0b\x0b", (), "type mismatch: br_if expects [i32] but the stack has [i64]"),
+        (b"\x02\x7f\x42\x07\x41\x01\x0d\x00\x1a\x41\x00\x0b\x0b", (I32,), "type mismatch: br_if expects [i32] but the stack has [i64]"),
+        (b"\x02\x7f\x41\x01\x0d\x00\x0b\x0b", (I32,), "type mismatch: br_if expects [i32] but the stack has []"),
+        (b"\x41\x01\x0d\x02\x0b", (), "unknown label 2 (only 1 enclosing blocks)"),
+    ],
+)
+def test_br_if_takes_an_i32_condition_and_its_labels_values(code, results, reason):
+    if reason is None:
+        valid(one_func(code, results=results))
+    else:
+        assert invalid(one_func(code, results=results)).reason == reason
+
+
 def test_a_blocks_end_takes_a_subtype_of_its_result():
     """``ref.func 0`` is ``(ref 0)``: not funcref itself, a subtype of it, so it ends a ``(result funcref)``
     block; an externref block it does not end."""

@@ -797,8 +797,11 @@ class _FuncChecker:
                     vals.extend(frame[_END])
                 elif code == BR_IF:
                     label = self.label(imm)[_LABEL]
-                    self.pop(I32)
-                    if len(label) == 1 and len(vals) > height and vals[-1] == label[0]:
+                    if len(vals) > height and vals[-1] == I32:  # (self.pop(I32), without the call)
+                        vals.pop()
+                    else:
+                        self.pop(I32)
+                    if not label or (len(label) == 1 and len(vals) > height and vals[-1] == label[0]):
                         continue
                     self.pop_vals(label)
                     vals.extend(label)
