@@ -118,7 +118,11 @@ def test_a_blocks_end_checks_exactly_its_results(code, reason):
         (b"\x02\x40\x42\x01\x0d\x00\x0b\x0b", (), "type mismatch: br_if expects [i32] but the stack has [i64]"),
         (b"\x02\x40\x0d\x00\x0b\x0b", (), "type mismatch: br_if expects [i32] but the stack has []"),
         (b"\x02\x40\x00\x42\x01\x0d\x00\x0b\x0b", (), "type mismatch: br_if expects [i32] but the stack has [i64]"),
-        (b"\x02\x7f\x42\x07\x41\x01\x0d\x00\x1a\x41\x00\x0b\x0b", (I32,), "type mismatch: br_if expects [i32] but the stack has [i64]"),
+        (
+            b"\x02\x7f\x42\x07\x41\x01\x0d\x00\x1a\x41\x00\x0b\x0b",
+            (I32,),
+            "type mismatch: br_if expects [i32] but the stack has [i64]",
+        ),
         (b"\x02\x7f\x41\x01\x0d\x00\x0b\x0b", (I32,), "type mismatch: br_if expects [i32] but the stack has []"),
         (b"\x41\x01\x0d\x02\x0b", (), "unknown label 2 (only 1 enclosing blocks)"),
     ],
@@ -141,7 +145,10 @@ def test_a_blocks_end_takes_a_subtype_of_its_result():
         return module(types, func_section(0), declare, code_section(body(code)))
 
     valid(block_of(0x70))
-    assert invalid(block_of(0x6F)).reason == "type mismatch: the end of the block expects [externref] but the stack has [(ref 0)]"
+    assert (
+        invalid(block_of(0x6F)).reason
+        == "type mismatch: the end of the block expects [externref] but the stack has [(ref 0)]"
+    )
 
 
 def test_blocks_params_and_results():

@@ -430,7 +430,7 @@ class RiscvMasm:
             self.prologue_end,
             body,
             tuple([(dwarf(reg), off) for reg, off in zip(self.saved, self.saved_offsets)]),
-            tuple(map(tuple, self.epilogues)),
+            tuple([(start, end) for start, end in self.epilogues]),
             tuple([slot if reg is None else dwarf(reg) for reg, slot in homes]),  # type: ignore[misc]
         )
 
