@@ -52,6 +52,46 @@ def test_short_branch_out_of_range_asks_for_long_branches():
     assert [i.mnemonic for i in first] == ["bnez", "j"]  # inverted short branch over a jump
 
 
+@pytest.mark.parametrize(
+    ("cond", "when", "expected"),
+    [
+        (IntCmp.LT_S, True, "blt a0, a1, 8"),
+        (IntCmp.LT_S, False, "bge a0, a1, 8"),
+        (IntCmp.GT_S, True, "blt a1, a0, 8"),  # swapped operands: a > b is b < a
+        (IntCmp.GT_S, False, "bge a1, a0, 8"),
+        (IntCmp.LE_U, True, "bgeu a1, a0, 8"),
+        (IntCmp.NE, True, "bne a0, a1, 8"),
+    ],
+)
+def test_branch_compare_swaps_the_operands_of_greater_and_less_or_equal(cond, when, expected):
+    m = RiscvMasm()
+    label = m.new_label()
+    m.branch_compare(cond, hwsim.compiler.regs.Reg(0, 10), hwsim.compiler.regs.Reg(0, 11), label, when)
+    m.emit(0x13)
+    m.bind(label)
+    first = disassemble(m.finish(), 0)[0]
+    assert f"{first.mnemonic} {first.op_str}" == expected
+
+
+def test_pc_map_keeps_the_last_mark_at_each_code_offset_in_code_order():
+    """Instructions that generate no code share a code offset: the pc map names the last of them there."""
+    m = RiscvMasm()
+    m.mark(10)
+    m.mark(12)  # no code between: replaces 10 at offset 0
+    m.emit(0x13)
+    m.mark(20)
+    m.emit(0x13, 0x13)
+    m.mark(25)
+    m.mark(26)
+    m.mark(30)  # at the end of the code: still an entry
+    m.finish()
+    assert list(m.pc_map) == [0, 12, 4, 20, 12, 30]
+    assert m.pc_map.typecode == "I"
+    empty = RiscvMasm()
+    empty.finish()
+    assert list(empty.pc_map) == []
+
+
 def test_function_larger_than_a_short_branch_runs_correctly():
     body = "\n".join(
         f"(local.set 1 (i32.add (local.get 1) (i32.xor (local.get 0) (i32.const {i}))))" for i in range(1500)

@@ -83,6 +83,74 @@ def test_function_results_checked_at_end():
     assert err.reason == "type mismatch: the end of the function expects [i32] but the stack has []"
 
 
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (b"\x02\x7f\x41\x01\x0b\x1a\x0b", None),  # block (result i32) i32.const end drop
+        (b"\x02\x7f\x00\x0b\x1a\x0b", None),  # unreachable: the result is taken from the polymorphic stack
+        (b"\x02\x7f\x00\x41\x01\x0b\x1a\x0b", None),
+        (b"\x02\x40\x0b\x0b", None),  # block end: nothing in, nothing out
+        (b"\x02\x7f\x42\x01\x0b\x1a\x0b", "the end of the block expects [i32] but the stack has [i64]"),
+        (b"\x02\x7f\x41\x01\x41\x02\x0b\x1a\x0b", "the end of the block expects [i32] but the stack has [i32 i32]"),
+        (b"\x02\x7f\x0b\x1a\x0b", "the end of the block expects [i32] but the stack has []"),
+        (b"\x02\x40\x41\x01\x0b\x0b", "the end of the block expects [] but the stack has [i32]"),
+        (b"\x03\x7f\x42\x01\x0b\x1a\x0b", "the end of the loop expects [i32] but the stack has [i64]"),
+        (b"\x00\x02\x7f\x41\x01\x41\x02\x0b\x1a\x0b", "the end of the block expects [i32] but the stack has [i32 i32]"),
+        (b"\x02\x7f\x00\x42\x01\x0b\x1a\x0b", "the end of the block expects [i32] but the stack has [i64]"),
+    ],
+)
+def test_a_blocks_end_checks_exactly_its_results(code, reason):
+    """The end of a block takes exactly its results: no more, no fewer, of their types (unreachable code
+    supplies missing ones, never wrong or extra ones)."""
+    if reason is None:
+        valid(one_func(code))
+    else:
+        assert invalid(one_func(code)).reason == f"type mismatch: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("code", "results", "reason"),
+    [
+        (b"\x02\x40\x41\x01\x0d\x00\x0b\x0b", (), None),  # block br_if 0 (i32.const 1) end
+        (b"\x02\x40\x00\x0d\x00\x0b\x0b", (), None),  # unreachable: the condition from the polymorphic stack
+        (b"\x02\x7f\x41\x07\x41\x01\x0d\x00\x0b\x0b", (I32,), None),  # the label's value stays for the fall-through
+        (b"\x41\x07\x41\x01\x0d\x00\x0b", (I32,), None),  # the function's label
+        (b"\x02\x40\x42\x01\x0d\x00\x0b\x0b", (), "type mismatch: br_if expects [i32] but the stack has [i64]"),
+        (b"\x02\x40\x0d\x00\x0b\x0b", (), "type mismatch: br_if expects [i32] but the stack has []"),
+        (b"\x02\x40\x00\x42\x01\x0d\x00\x0b\x0b", (), "type mismatch: br_if expects [i32] but the stack has [i64]"),
+        (
+            b"\x02\x7f\x42\x07\x41\x01\x0d\x00\x1a\x41\x00\x0b\x0b",
+            (I32,),
+            "type mismatch: br_if expects [i32] but the stack has [i64]",
+        ),
+        (b"\x02\x7f\x41\x01\x0d\x00\x0b\x0b", (I32,), "type mismatch: br_if expects [i32] but the stack has []"),
+        (b"\x41\x01\x0d\x02\x0b", (), "unknown label 2 (only 1 enclosing blocks)"),
+    ],
+)
+def test_br_if_takes_an_i32_condition_and_its_labels_values(code, results, reason):
+    if reason is None:
+        valid(one_func(code, results=results))
+    else:
+        assert invalid(one_func(code, results=results)).reason == reason
+
+
+def test_a_blocks_end_takes_a_subtype_of_its_result():
+    """``ref.func 0`` is ``(ref 0)``: not funcref itself, a subtype of it, so it ends a ``(result funcref)``
+    block; an externref block it does not end."""
+    declare = section(9, vec([b"\x03\x00" + vec([b"\x00"])]))  # a declarative element segment: func 0
+    types = type_section(functype((), ()))
+
+    def block_of(result: int) -> bytes:
+        code = b"\x02" + bytes([result]) + b"\xd2\x00\x0b\x1a\x0b"  # block (result t) ref.func 0 end drop
+        return module(types, func_section(0), declare, code_section(body(code)))
+
+    valid(block_of(0x70))
+    assert (
+        invalid(block_of(0x6F)).reason
+        == "type mismatch: the end of the block expects [externref] but the stack has [(ref 0)]"
+    )
+
+
 def test_blocks_params_and_results():
     types = type_section(functype((), (I32,)), functype((I32,), (I32, I32)))
     data = module(types, func_section(0), code_section(body(b"\x41\x05\x02\x01\x41\x06\x0b\x6a\x0b")))

@@ -299,11 +299,12 @@ def _compile_module(module: DecodedModule, far_calls: bool, metering: bool, jobs
 
 def _pc_triples(base: int, func_index: int, pairs: array) -> array:
     """A function's flat ``(code offset, wasm offset)`` pairs as PcMap triples, the code at ``base``: a
-    column at a time (an entry per wasm instruction, so not a Python loop)."""
+    column at a time (an entry per wasm instruction, so no tuple per entry; the offsets moved by a list
+    comprehension, faster than ``map`` over ``base.__add__``)."""
     n = len(pairs) // 2
     triples = array("I", bytes(12 * n))
     if n:
-        triples[0::3] = array("I", map(base.__add__, pairs[0::2]))
+        triples[0::3] = array("I", [offset + base for offset in pairs[0::2]])
         triples[1::3] = array("I", [func_index]) * n
         triples[2::3] = pairs[1::2]
     return triples

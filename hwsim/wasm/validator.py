@@ -577,13 +577,19 @@ class _FuncChecker:
     def pop_ctrl(self) -> list:
         frame = self.ctrls[-1]
         end = frame[_END]
-        what = "the end of the " + ("function" if frame[_KIND] == _FRAME_FUNC else op.opcode_name(frame[_KIND]))
-        self.pop_vals(end, what)
-        if len(self.vals) != frame[_HEIGHT]:
-            extra = self.vals[frame[_HEIGHT] :]
-            raise self.error(
-                f"type mismatch: {what} expects {format_types(end)} but the stack has {format_types(extra + list(end))}"
-            )
+        vals = self.vals
+        height = frame[_HEIGHT]
+        if len(vals) - height == len(end) and (not end or vals[-len(end) :] == list(end)):
+            del vals[height:]  # exactly the results (the common case: no message made)
+        else:
+            what = "the end of the " + ("function" if frame[_KIND] == _FRAME_FUNC else op.opcode_name(frame[_KIND]))
+            self.pop_vals(end, what)
+            if len(vals) != height:
+                extra = vals[height:]
+                raise self.error(
+                    f"type mismatch: {what} expects {format_types(end)} but the stack has "
+                    f"{format_types(extra + list(end))}"
+                )
         self.ctrls.pop()
         log = self.init_log
         if len(log) > frame[_INITS]:  # locals set inside the block are unset again after it
@@ -791,8 +797,11 @@ class _FuncChecker:
                     vals.extend(frame[_END])
                 elif code == BR_IF:
                     label = self.label(imm)[_LABEL]
-                    self.pop(I32)
-                    if len(label) == 1 and len(vals) > height and vals[-1] == label[0]:
+                    if len(vals) > height and vals[-1] == I32:  # (self.pop(I32), without the call)
+                        vals.pop()
+                    else:
+                        self.pop(I32)
+                    if not label or (len(label) == 1 and len(vals) > height and vals[-1] == label[0]):
                         continue
                     self.pop_vals(label)
                     vals.extend(label)

@@ -60,7 +60,8 @@ def parallel_move(ctx: CodeGenContext, moves: list[tuple[Reg, Reg]]) -> None:
     masm = ctx.masm
     pending = [(d, s) for d, s in moves if d != s]
     if len(pending) == 1:  # the common case (one result): nothing to order
-        masm.mov(*pending[0])
+        d, s = pending[0]
+        masm.mov(d, s)
         return
     while pending:
         sources = {s for _, s in pending}

@@ -107,9 +107,13 @@ class CodeGenContext:
         self.caller_saved_locals = bool(leaf)
         int_regs, float_regs = [*leaf, *masm.int_local_regs], list(masm.float_local_regs)
         for i in order:
-            pool = float_regs if reg_class(homes[i].ty) == FLOAT else int_regs
-            if pool and weights[i] > 0:
-                reg = homes[i].reg = pool.pop(0)
+            if not weights[i] > 0:
+                break  # (heaviest first: no local after this one is used either)
+            home = homes[i]
+            ty = home.ty
+            pool = float_regs if ty == F32 or ty == F64 else int_regs  # (reg_class, without the call)
+            if pool:
+                reg = home.reg = pool.pop(0)
                 if reg in leaf:
                     self.take(reg)  # no longer an operand register
         saved = [h.reg for h in homes if h.reg is not None and h.reg not in leaf]

@@ -131,10 +131,15 @@ class FuncCodegen:
                 handler, static = dispatch[code]
             except KeyError:
                 raise CompileError(f"instruction {op.opcode_name(code)} is not supported by the compiler yet") from None
-            if static:
-                handler(self, imm, *static)
-            else:
+            # (positional arguments, not ``*static``: a call with a star builds a tuple and takes the slow path)
+            if not static:
                 handler(self, imm)
+            elif len(static) == 1:
+                handler(self, imm, static[0])
+            elif len(static) == 2:
+                handler(self, imm, static[0], static[1])
+            else:
+                handler(self, imm, *static)
         # (v128 locals are renumbered when lowered: their homes would not be the wasm locals')
         self.frame = NO_FRAME if lowered else masm.frame_info([(h.reg, h.slot) for h in ctx.homes], body_start)
         return masm
@@ -233,10 +238,12 @@ class FuncCodegen:
         self.control.set_unreachable()
 
     def visit_block(self, imm) -> None:
-        self.control.block(*self.env.block_type(imm))
+        params, results = self.env.block_type(imm)
+        self.control.block(params, results)
 
     def visit_loop(self, imm) -> None:
-        self.control.loop(*self.env.block_type(imm))
+        params, results = self.env.block_type(imm)
+        self.control.loop(params, results)
         if self.fuel is not None:
             self.fuel.checkpoint()  # the loop header: every iteration passes here
             self.fuel.consts.enter_loop(self.control.frames[-1], self.loop_writes[self.offset])
@@ -284,7 +291,8 @@ class FuncCodegen:
         self.control.set_unreachable()
 
     def visit_if(self, imm) -> None:
-        self.control.if_(*self.env.block_type(imm))
+        params, results = self.env.block_type(imm)
+        self.control.if_(params, results)
         if self.fuel is not None:
             self.fuel.consts.enter_if(self.control.frames[-1])
 
@@ -598,7 +606,7 @@ class FuncCodegen:
         (``local.set``/``local.tee`` to a register home, no read of that local pending on the stack), which
         then has nothing to move; else a free register."""
         ctx, nxt = self.ctx, self.next
-        if nxt[0] == op.LOCAL_SET or nxt[0] == op.LOCAL_TEE:
+        if nxt[0] in _SETS_LOCAL:
             index = nxt[1]
             home = ctx.homes[index].reg
             if home is not None and home.cls == cls:
@@ -612,8 +620,7 @@ class FuncCodegen:
     def branch_follows(self) -> bool:
         """Does the next instruction branch on the value this one pushes (``br_if``, ``if``)?  Then a
         comparison stays pending and becomes one compare-and-branch."""
-        code = self.next[0]
-        return code == op.BR_IF or code == op.IF
+        return self.next[0] in _BRANCHES_ON_VALUE
 
     def visit_int_eqz(self, imm) -> None:  # also ref.is_null
         ctx = self.ctx
@@ -885,6 +892,8 @@ _MEMORY_INTRINSICS: dict[str, Callable] = {
 
 _EQ, _NE = IntCmp.EQ, IntCmp.NE  # (looked up once: an enum member read off its class is slow)
 _END_OF_BODY = (-1, None, -1)  # FuncCodegen.next after the last instruction: no opcode is -1
+_SETS_LOCAL = frozenset({op.LOCAL_SET, op.LOCAL_TEE})  # (dst_reg's test, one lookup per instruction)
+_BRANCHES_ON_VALUE = frozenset({op.BR_IF, op.IF})  # (branch_follows's)
 
 # What FuncCodegen.compile does itself when not metering: push a local (LOCAL) or a constant of a type.
 _PUSH_ONLY: dict[int, ValKind | int] = {

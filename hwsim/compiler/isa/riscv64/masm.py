@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import sys
 from array import array
-from itertools import chain
 
 from ....riscv import asm
 from ....wasm.atomics import RmwOp
@@ -252,7 +251,9 @@ class RiscvMasm:
         # (stub, back, wasm offset, operand registers, static operands, builtin id): bulk memory's host path
         self.bulk_stubs: list[tuple[Label, Label, int, tuple[int, ...], tuple[int, ...], int]] = []
         self.pc_map = array("I")  # flat (code offset, wasm offset) pairs: made by finish() from the marks
-        self._marks: list[tuple[int, int]] = []  # (code offset, wasm offset) of each mark()
+        # code offset -> wasm offset of the last mark() there (a dict keeps each key's first place: the code
+        # offsets never decrease, so its keys are in order)
+        self._marks: dict[int, int] = {}
         self.wasm_offset = 0
         self.max_depth = 0
         self._frame_patch: int | None = None
@@ -271,9 +272,9 @@ class RiscvMasm:
         return 4 * len(self.words)
 
     def mark(self, wasm_offset: int) -> None:
-        # Every mark, in order (wasm offsets increase); finish() keeps the last of those at one code offset.
+        # Where several marks share a code offset (instructions that generated no code), the last one wins.
         self.wasm_offset = wasm_offset
-        self._marks.append((4 * len(self.words), wasm_offset))
+        self._marks[4 * len(self.words)] = wasm_offset
 
     def new_label(self) -> Label:
         return Label()
@@ -317,7 +318,10 @@ class RiscvMasm:
         if not when:
             kind = _INVERT[kind]
         r1, r2 = a.num, 0 if b is None else b.num
-        self._branch(kind, *((r2, r1) if swap else (r1, r2)), label)
+        if swap:
+            self._branch(kind, r2, r1, label)
+        else:
+            self._branch(kind, r1, r2, label)
 
     def _trap_branch(self, kind: str, rs1, rs2, code: TrapCode, prefix: tuple = ()) -> None:
         """Branch to a cold ``ebreak`` (trap ``code``); ``prefix`` words run first (to leave the
@@ -419,13 +423,15 @@ class RiscvMasm:
         self.emit(A.NOP, A.NOP, A.sub(R.SP.num, R.FP.num, R.T5.num))  # lui/addiw t5, frame size: patched in finish()
 
     def frame_info(self, homes: list[tuple[Reg | None, int | None]], body: int) -> FrameInfo:
-        """The function's frame for a debugger (compiler/frames.py): ``homes`` (register, slot) per local."""
+        """The function's frame for a debugger (compiler/frames.py): ``homes`` (register, slot) per local.
+        (List comprehensions made tuples, not generator expressions: this runs once per function.)"""
+        dwarf = R.dwarf_number
         return FrameInfo(
             self.prologue_end,
             body,
-            tuple((R.dwarf_number(reg), off) for reg, off in zip(self.saved, self.saved_offsets)),
-            tuple((start, end) for start, end in self.epilogues),
-            tuple(R.dwarf_number(reg) if reg is not None else slot for reg, slot in homes),  # type: ignore[misc]
+            tuple([(dwarf(reg), off) for reg, off in zip(self.saved, self.saved_offsets)]),
+            tuple([(start, end) for start, end in self.epilogues]),
+            tuple([slot if reg is None else dwarf(reg) for reg, slot in homes]),  # type: ignore[misc]
         )
 
     # -- memory operands -------------------------------------------------------------------------
@@ -1319,13 +1325,15 @@ class RiscvMasm:
 
     def finish(self) -> bytes:
         """Emit cold trap and checkpoint stubs, resolve branches, patch the frame size; the function's code."""
-        # The pc map: where several marks share a code offset (instructions that generated no code), the
-        # last one (a dict keeps each key's first place and last value; the code offsets never decrease).
-        # Flat, straight from the dict's items (no list of pairs: an entry per wasm instruction).
-        pc_map = self.pc_map = array("I", chain.from_iterable(dict(self._marks).items()))
+        # The pc map, flat (code offset, wasm offset) pairs from the marks, a column at a time (no tuple per
+        # entry: there is an entry per wasm instruction).
+        marks = self._marks
+        pc_map = self.pc_map = array("I", bytes(8 * len(marks)))
+        pc_map[0::2] = array("I", marks)
+        pc_map[1::2] = array("I", marks.values())
         for label, code, wasm_offset, prefix in self.cold:
             self.bind(label)
-            self.emit(*prefix)
+            self.words.extend(prefix)
             self.trap_sites.append((self.offset(), code, wasm_offset))
             self.words.append(A.EBREAK)
         for stub, back, builtin_id, wasm_offset, stack_map in self.checkpoints:
