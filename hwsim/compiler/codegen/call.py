@@ -14,7 +14,7 @@ from ..abi import AbiLoc, RegLoc
 from ..builtins import ALLOCATING, BLOCKING
 from ..errors import CompilerBug
 from ..regs import Reg
-from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Operand, reg_class
+from .context import CMP, CONST, LOCAL, REG, SLOT, CodeGenContext, Operand, reg_class
 from .env import ModuleEnv
 
 
@@ -103,25 +103,57 @@ def emit_return(ctx: CodeGenContext, results: tuple[int, ...]) -> None:
 
 
 def prepare_args(ctx: CodeGenContext, params: tuple[int, ...]) -> None:
-    """Spill, then pop the arguments (top of the stack) into their ABI locations."""
+    """Spill the values below the arguments, then pop the arguments (top of the stack) into their ABI locations.
+
+    As :func:`emit_return` moves results: arguments bound for memory first, then register-to-register
+    moves as one parallel move (an argument register may hold another argument, or home a local that
+    no call separates from a read, which the pending reads of have left by then), then loads from slots
+    and constants.  An argument in a register is never spilled to be loaded back."""
     if ctx.caller_saved_locals:
         raise CompilerBug("a call in a function whose locals live in caller-saved registers (see prepass._CALLS)")
-    ctx.spill_regs()
     n = len(params)
-    for v, loc, ty in zip(ctx.top(n), ctx.masm.abi_locations(params), params):
+    height = len(ctx.stack) - n
+    ctx.spill_regs(height)
+    args = ctx.top(n)
+    for v in args:
+        if v.kind is CMP:  # (a pending comparison as an argument: computed now)
+            v.x, _ = ctx.to_reg(v)
+            v.kind = REG
+    reg_moves, loads = [], []
+    for v, loc, ty in zip(args, ctx.masm.abi_locations(params), params):
+        home = ctx.homes[v.x].reg if v.kind is LOCAL else None
+        if not isinstance(loc, RegLoc):
+            value_to_abi(ctx, v, loc, ty)
+        elif v.kind is REG:
+            reg_moves.append((loc.reg, v.x))
+        elif home is not None:
+            reg_moves.append((loc.reg, home))
+        else:
+            loads.append((v, loc, ty))
+    parallel_move(ctx, reg_moves)
+    for v, loc, ty in loads:
         value_to_abi(ctx, v, loc, ty)
-    del ctx.stack[len(ctx.stack) - n :]
+    ctx.truncate(height)
 
 
 def push_results(ctx: CodeGenContext, results: tuple[int, ...]) -> None:
-    """After a call: push its results, taking the result registers where they are."""
-    for loc, ty in zip(ctx.masm.abi_locations(results), results):
-        if isinstance(loc, RegLoc):
-            reg = loc.reg
+    """After a call: push its results, taking the result registers where they are.  A result register that
+    homes a local (dead at the call) is copied out, once every other result register is taken: the local
+    may be written while the result is on the stack."""
+    locs = ctx.masm.abi_locations(results)
+    regs: list[Reg | None] = []
+    for loc in locs:
+        reg = loc.reg if isinstance(loc, RegLoc) and loc.reg in ctx.free[loc.reg.cls] else None
+        if reg is not None:
             ctx.take(reg)
-        else:
+        regs.append(reg)
+    for loc, ty, reg in zip(locs, results, regs):
+        if reg is None:
             reg = ctx.alloc(reg_class(ty))
-            ctx.masm.move_from_abi(reg, loc, ty)
+            if isinstance(loc, RegLoc):
+                ctx.masm.mov(reg, loc.reg)
+            else:
+                ctx.masm.move_from_abi(reg, loc, ty)
         ctx.push_reg(ty, reg)
 
 
