@@ -96,7 +96,9 @@ class CodeGenContext:
 
     # -- locals ------------------------------------------------------------------------------------
 
-    def home_locals(self, weights: list[float], aux_slots: int, has_calls: bool = True, crossing: int | None = None) -> None:
+    def home_locals(
+        self, weights: list[float], aux_slots: int, has_calls: bool = True, crossing: int | None = None
+    ) -> None:
         """Give the heaviest locals the callee-saved registers, the rest frame slots; lay the frame out.
 
         A function that calls nothing (``has_calls`` False) homes locals in some caller-saved registers
