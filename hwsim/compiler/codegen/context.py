@@ -11,8 +11,10 @@ where its value is (:class:`ValKind`)::
 
 Registers are taken from the backend's pools; when they run out the deepest
 register value is spilled.  Locals are homed once per function: the most used
-ones (weighted by loop depth, :mod:`.prepass`) in callee-saved registers, the
-rest in frame slots.
+ones (weighted by loop depth, :mod:`.prepass`) in registers, the rest in frame
+slots.  A register is caller-saved (no save, no restore) for every local of a
+function that calls nothing, and for the integer locals dead at every call
+(:func:`.prepass.call_crossing`) of one that calls; callee-saved otherwise.
 """
 
 from __future__ import annotations
