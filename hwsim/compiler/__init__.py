@@ -36,7 +36,7 @@ from .masm import BranchOutOfRange, CallOutOfRange, MacroAssembler
 from .stackmaps import StackMaps
 from .traps import TrapCode
 
-COMPILER_VERSION = "rv64-singlepass-22"
+COMPILER_VERSION = "rv64-singlepass-23"
 
 
 class PcMap:

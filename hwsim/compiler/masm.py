@@ -257,6 +257,9 @@ class MacroAssembler(Protocol):
     """Callee-saved float registers that may home locals (saved by the prologue)."""
     int_leaf_local_regs: tuple[Reg, ...]
     """Caller-saved integer registers that may home locals of a function that calls nothing (taken from the operand pool; not saved)."""
+    int_call_local_regs: tuple[Reg, ...]
+    """Caller-saved integer registers that may home the locals no call separates from a read of them, in a
+    function that calls (taken from the operand pool; not saved); never a call's first result register."""
     CALL_TARGET: Reg
     """Where the code generator loads a funcref record for :meth:`call_ref` and :meth:`tail_call_ref`."""
 

@@ -6,7 +6,7 @@ for machine code one operation at a time.  One module per concern, as Winch's
 ``codegen/``::
 
     env.py       ModuleEnv: the module-wide facts (types, memories, tables, globals, vmctx layout)
-    prepass.py   one walk before code generation: local weights, aux slots, calls
+    prepass.py   one walk before code generation: local weights, aux slots, calls; the locals calls separate
     context.py   the value stack (REG/CONST/LOCAL/SLOT values) and register allocation; locals' homes
     control.py   control frames (func/block/loop/if), branches, joins, unreachable code
     call.py      the ABI: parameters, arguments, results, returns; direct, indirect and builtin calls

@@ -14,7 +14,7 @@ from ..abi import AbiLoc, RegLoc
 from ..builtins import ALLOCATING, BLOCKING
 from ..errors import CompilerBug
 from ..regs import Reg
-from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Operand, reg_class
+from .context import CMP, CONST, LOCAL, REG, SLOT, CodeGenContext, Operand, reg_class
 from .env import ModuleEnv
 
 
@@ -55,6 +55,26 @@ def value_to_abi(ctx: CodeGenContext, v: Operand, loc: AbiLoc, ty: int) -> None:
         masm.reg_to_abi(loc, v.x, ty)
 
 
+def values_to_abi(ctx: CodeGenContext, values: list[Operand], types: tuple[int, ...]) -> None:
+    """Put ``values`` at the ABI locations of ``types`` (the values themselves stay where they are): those
+    bound for memory first; then register-to-register moves as one parallel move (an ABI register may
+    hold another value, or home a local); then loads from slots and constants."""
+    reg_moves, loads = [], []
+    for v, loc, ty in zip(values, ctx.masm.abi_locations(types), types):
+        home = ctx.homes[v.x].reg if v.kind is LOCAL else None
+        if not isinstance(loc, RegLoc):
+            value_to_abi(ctx, v, loc, ty)
+        elif v.kind is REG:
+            reg_moves.append((loc.reg, v.x))
+        elif home is not None:
+            reg_moves.append((loc.reg, home))
+        else:
+            loads.append((v, loc, ty))
+    parallel_move(ctx, reg_moves)
+    for v, loc, ty in loads:
+        value_to_abi(ctx, v, loc, ty)
+
+
 def parallel_move(ctx: CodeGenContext, moves: list[tuple[Reg, Reg]]) -> None:
     """Move each source register into its destination (pairs ``(dst, src)``) as if all moved at once."""
     masm = ctx.masm
@@ -80,49 +100,50 @@ def parallel_move(ctx: CodeGenContext, moves: list[tuple[Reg, Reg]]) -> None:
 def emit_return(ctx: CodeGenContext, results: tuple[int, ...]) -> None:
     """Results (top of the stack) into the result registers / ABI area, then the epilogue.
 
-    This may run on a conditional path: it copies values, never changes the
-    context's view of them.  Results bound for memory go first; then
-    register-to-register moves as one parallel move (a result register may
-    hold another result); then loads from slots and constants.
-    """
-    values = ctx.top(len(results))
-    reg_moves, loads = [], []
-    for v, loc, ty in zip(values, ctx.masm.abi_locations(results), results):
-        home = ctx.homes[v.x].reg if v.kind is LOCAL else None
-        if not isinstance(loc, RegLoc):
-            value_to_abi(ctx, v, loc, ty)
-        elif v.kind is REG:
-            reg_moves.append((loc.reg, v.x))
-        elif home is not None:  # a local's register may be a result register too
-            reg_moves.append((loc.reg, home))
-        else:
-            loads.append((v, loc, ty))
-    parallel_move(ctx, reg_moves)
-    for v, loc, ty in loads:
-        value_to_abi(ctx, v, loc, ty)
+    This may run on a conditional path: it copies values (:func:`values_to_abi`), never changes the
+    context's view of them."""
+    values_to_abi(ctx, ctx.top(len(results)), results)
     ctx.masm.epilogue_and_return()
 
 
 def prepare_args(ctx: CodeGenContext, params: tuple[int, ...]) -> None:
-    """Spill, then pop the arguments (top of the stack) into their ABI locations."""
+    """Spill the values below the arguments, then pop the arguments (top of the stack) into their ABI locations.
+
+    As :func:`emit_return` moves results (:func:`values_to_abi`; an argument register may home a local
+    that no call separates from a read: its pending reads below have left it by then).  An argument in a
+    register is never spilled to be loaded back."""
     if ctx.caller_saved_locals:
         raise CompilerBug("a call in a function whose locals live in caller-saved registers (see prepass._CALLS)")
-    ctx.spill_regs()
     n = len(params)
-    for v, loc, ty in zip(ctx.top(n), ctx.masm.abi_locations(params), params):
-        value_to_abi(ctx, v, loc, ty)
-    del ctx.stack[len(ctx.stack) - n :]
+    height = len(ctx.stack) - n
+    ctx.spill_regs(height)
+    args = ctx.top(n)
+    for v in args:
+        if v.kind is CMP:  # (a pending comparison as an argument: computed now)
+            v.x, _ = ctx.to_reg(v)
+            v.kind = REG
+    values_to_abi(ctx, args, params)
+    ctx.truncate(height)
 
 
 def push_results(ctx: CodeGenContext, results: tuple[int, ...]) -> None:
-    """After a call: push its results, taking the result registers where they are."""
-    for loc, ty in zip(ctx.masm.abi_locations(results), results):
-        if isinstance(loc, RegLoc):
-            reg = loc.reg
+    """After a call: push its results, taking the result registers where they are.  A result register that
+    homes a local (dead at the call) is copied out, once every other result register is taken: the local
+    may be written while the result is on the stack."""
+    locs = ctx.masm.abi_locations(results)
+    regs: list[Reg | None] = []
+    for loc in locs:
+        reg = loc.reg if isinstance(loc, RegLoc) and loc.reg in ctx.free[loc.reg.cls] else None
+        if reg is not None:
             ctx.take(reg)
-        else:
+        regs.append(reg)
+    for loc, ty, reg in zip(locs, results, regs):
+        if reg is None:
             reg = ctx.alloc(reg_class(ty))
-            ctx.masm.move_from_abi(reg, loc, ty)
+            if isinstance(loc, RegLoc):
+                ctx.masm.mov(reg, loc.reg)
+            else:
+                ctx.masm.move_from_abi(reg, loc, ty)
         ctx.push_reg(ty, reg)
 
 

@@ -11,8 +11,10 @@ where its value is (:class:`ValKind`)::
 
 Registers are taken from the backend's pools; when they run out the deepest
 register value is spilled.  Locals are homed once per function: the most used
-ones (weighted by loop depth, :mod:`.prepass`) in callee-saved registers, the
-rest in frame slots.
+ones (weighted by loop depth, :mod:`.prepass`) in registers, the rest in frame
+slots.  A register is caller-saved (no save, no restore) for every local of a
+function that calls nothing, and for the integer locals dead at every call
+(:func:`.prepass.call_crossing`) of one that calls; callee-saved otherwise.
 """
 
 from __future__ import annotations
@@ -91,31 +93,46 @@ class CodeGenContext:
         self.homes: list[LocalHome] = [LocalHome(t) for t in local_types]
         self.home_regs: list[Reg | None] = []  # per local: its home register, or None (after home_locals)
         self.caller_saved_locals = False  # some locals live in caller-saved registers: no call may be made
+        self.call_clobbered: frozenset[int] = frozenset()  # locals in caller-saved registers of a function that calls
         self._ref_homes: tuple[int, ...] | None = None
 
     # -- locals ------------------------------------------------------------------------------------
 
-    def home_locals(self, weights: list[float], aux_slots: int, has_calls: bool = True) -> None:
+    def home_locals(
+        self, weights: list[float], aux_slots: int, has_calls: bool = True, crossing: int | None = None
+    ) -> None:
         """Give the heaviest locals the callee-saved registers, the rest frame slots; lay the frame out.
 
         A function that calls nothing (``has_calls`` False) homes locals in some caller-saved registers
-        first (``int_leaf_local_regs``, taken out of the operand pool): they cost no save and restore."""
+        first (``int_leaf_local_regs``, taken out of the operand pool): they cost no save and restore.  A
+        function that calls does so for the integer locals no call separates from a read of them (bit
+        ``i`` of ``crossing`` clear, :func:`.prepass.call_crossing`; None: every local may cross a call),
+        in ``int_call_local_regs``; never for a reference (a stack map names only callee-saved homes)."""
         masm = self.masm
         homes = self.homes
         order = sorted(range(len(homes)), key=weights.__getitem__, reverse=True)  # (stable: ties keep their order)
-        leaf = () if has_calls else masm.int_leaf_local_regs
-        self.caller_saved_locals = bool(leaf)
-        int_regs, float_regs = [*leaf, *masm.int_local_regs], list(masm.float_local_regs)
+        if not has_calls:
+            caller, crossing = list(masm.int_leaf_local_regs), 0
+            self.caller_saved_locals = bool(caller)
+        else:
+            caller = list(masm.int_call_local_regs) if crossing is not None else []
+        int_regs, float_regs = list(masm.int_local_regs), list(masm.float_local_regs)
+        clobbered = []
         for i in order:
-            if not weights[i] > 0:
+            h = homes[i]
+            if weights[i] <= 0:
                 break  # (heaviest first: no local after this one is used either)
-            home = homes[i]
-            ty = home.ty
-            pool = float_regs if ty == F32 or ty == F64 else int_regs  # (reg_class, without the call)
-            if pool:
-                reg = home.reg = pool.pop(0)
-                if reg in leaf:
-                    self.take(reg)  # no longer an operand register
+            if reg_class(h.ty) == FLOAT:
+                if float_regs:
+                    h.reg = float_regs.pop(0)
+            elif caller and not (crossing >> i & 1) and (not has_calls or not holds_gc_word(h.ty)):  # type: ignore[operator]
+                h.reg = caller.pop(0)
+                self.take(h.reg)  # no longer an operand register
+                clobbered.append(i)
+            elif int_regs:
+                h.reg = int_regs.pop(0)
+        self.call_clobbered = frozenset(clobbered) if has_calls else frozenset()
+        leaf = set(masm.int_leaf_local_regs) | set(masm.int_call_local_regs)
         saved = [h.reg for h in homes if h.reg is not None and h.reg not in leaf]
         slot_locals = [h for h in homes if h.reg is None]
         masm.begin_frame(saved, aux_slots, len(slot_locals))
@@ -314,10 +331,12 @@ class CodeGenContext:
         if locs:
             masm.stack_maps += [(offset, locs) for offset in masm.return_offsets[first:]]
 
-    def spill_regs(self) -> None:
-        """Spill register values (before a call clobbers the caller-saved pools)."""
-        for depth, v in enumerate(self.stack):
-            if v.kind is REG:
+    def spill_regs(self, height: int | None = None) -> None:
+        """Spill register values below ``height`` (all: None) before a call clobbers the caller-saved
+        pools, and pending reads of the locals that live in caller-saved registers (``call_clobbered``)."""
+        clobbered = self.call_clobbered
+        for depth, v in enumerate(self.stack[:height]):
+            if v.kind is REG or (v.kind is LOCAL and v.x in clobbered):
                 self.spill_value(depth)
 
     def move_to_slots(self, values: list[Operand], base: int) -> None:

@@ -55,6 +55,8 @@ class FuncInfo:
     aux_slots: int  # slots to keep the params of ``if`` blocks for their ``else``
     has_calls: bool  # a call of a function or a builtin (else the function may home locals in caller-saved registers)
     has_shuffle: bool = False  # an i8x16.shuffle (simd.fuse may fold the instructions after it)
+    call_loops: frozenset[int] = frozenset()  # the bytecode offsets of the loops with a call inside
+    has_try: bool = False  # a try_table (its landing pads may be reached from any call inside it)
 
 
 # What the pre-pass does per opcode (one dict lookup per instruction; most opcodes are none of these).
@@ -79,12 +81,14 @@ def prepass(
     depth = 0
     weight = 1.0  # 8 ** min(depth, 4)
     aux = 0
-    has_calls = has_shuffle = False
+    has_calls = has_shuffle = has_try = False
     loops: list[bool] = []
+    open_loops: list[int] = []  # the offsets of the loops the walk is in
+    call_loops: set[int] = set()
     kinds = _KINDS
     i32_const, const_shifts = op.I32_CONST_OP, _CONST_SHIFTS
     previous = None
-    for code, imm, _ in body:
+    for code, imm, offset in body:
         kind = kinds.get(code)
         if kind is not None:
             if kind == _LOCAL:
@@ -93,11 +97,17 @@ def prepass(
                 if loops and loops.pop():
                     depth -= 1
                     weight = 8.0 ** min(depth, 4)
+                    loop = open_loops.pop()
+                    if loop in call_loops and open_loops:
+                        call_loops.add(open_loops[-1])  # (a call in an inner loop is in the outer one too)
             elif kind == _CALL:
                 if previous != i32_const or code not in const_shifts:
                     has_calls = True
+                    if open_loops:
+                        call_loops.add(open_loops[-1])
             elif kind == _LOOP:
                 loops.append(True)
+                open_loops.append(offset)
                 depth += 1
                 weight = 8.0 ** min(depth, 4)
             elif kind == _SHUFFLE:
@@ -106,7 +116,102 @@ def prepass(
                 loops.append(False)
                 if kind == _IF:
                     aux += len(block_type(imm)[0])
-                elif kind == _TRY and imm[1]:
-                    has_calls = True  # its landing pads take values where a call's results arrive
+                elif kind == _TRY:
+                    has_try = True
+                    if imm[1]:
+                        has_calls = True  # its landing pads take values where a call's results arrive
         previous = code
-    return FuncInfo(weights, aux, has_calls, has_shuffle)
+    return FuncInfo(weights, aux, has_calls, has_shuffle, frozenset(call_loops), has_try)
+
+
+# What the call-crossing walk does per opcode (calls are looked up in _CALLS first).
+_GET, _SET, _BLK, _LP, _IFK, _ELSE, _ENDK, _BR, _BR_IF, _BR_TABLE, _LEAVE, _BR_CAST = range(12)
+_FLOW: dict[int, int] = {
+    op.LOCAL_GET: _GET,
+    op.LOCAL_SET: _SET,
+    op.LOCAL_TEE: _SET,
+    op.BLOCK_OP: _BLK,
+    op.LOOP: _LP,
+    op.IF: _IFK,
+    op.ELSE: _ELSE,
+    op.END: _ENDK,
+    op.BR: _BR,
+    op.BR_IF: _BR_IF,
+    op.BR_ON_NULL: _BR_IF,
+    op.BR_ON_NON_NULL: _BR_IF,
+    gcops.BR_ON_CAST: _BR_CAST,
+    gcops.BR_ON_CAST_FAIL: _BR_CAST,
+    op.BR_TABLE_OP: _BR_TABLE,
+    op.RETURN: _LEAVE,
+    op.UNREACHABLE: _LEAVE,
+    op.RETURN_CALL: _LEAVE,
+    op.RETURN_CALL_INDIRECT: _LEAVE,
+    op.RETURN_CALL_REF: _LEAVE,
+    op.THROW: _LEAVE,
+    op.THROW_REF: _LEAVE,
+}
+
+
+def call_crossing(body: list, num_locals: int, call_loops: frozenset[int]) -> int:
+    """The locals a call may separate from a read of them: bit ``i`` is set when some path runs from a call
+    to a ``local.get i`` without a ``local.set``/``local.tee`` of ``i`` between (local ``i`` is live across
+    that call).  Every other local is dead at every call, so it may live in a caller-saved register.
+
+    A forward must-analysis over the structured control flow: ``written`` holds the locals written on
+    every path since the last call (all of them at the function's entry, which is no call).  A join (a
+    block's or if's end) keeps what every incoming path has; a loop's header keeps what its entry has
+    when the loop calls nothing (no back edge can then lose a local), and nothing when it does
+    (``call_loops``, from :func:`prepass`; no fixpoint needed).  A function with a ``try_table`` is not
+    analysed here: its landing pads are reached from inside calls (the caller says every local crosses).
+    """
+    everything = (1 << num_locals) - 1
+    written = everything
+    crossing = 0
+    # per open construct: [is loop, the locals written on every branch to its end, written at the if or None]
+    frames: list[list] = [[False, everything, None]]  # the function's body
+    flow, calls, const_shifts, i32_const = _FLOW, _CALLS, _CONST_SHIFTS, op.I32_CONST_OP
+    previous = None
+    for code, imm, offset in body:
+        if code in calls and (previous != i32_const or code not in const_shifts):
+            written = 0
+        kind = flow.get(code)
+        previous = code
+        if kind is None:
+            continue
+        if kind == _GET:
+            if not written >> imm & 1:
+                crossing |= 1 << imm
+        elif kind == _SET:
+            written |= 1 << imm
+        elif kind == _BLK:
+            frames.append([False, everything, None])
+        elif kind == _LP:
+            if offset in call_loops:
+                written = 0
+            frames.append([True, everything, None])
+        elif kind == _IFK:
+            frames.append([False, everything, written])
+        elif kind == _ELSE:
+            frame = frames[-1]
+            frame[1] &= written  # the then arm reaches the end
+            written, frame[2] = frame[2], None
+        elif kind == _ENDK:
+            is_loop, at_end, at_if = frames.pop()
+            if not is_loop:
+                written &= at_end
+                if at_if is not None:  # an if without else: its false edge reaches the end
+                    written &= at_if
+        elif kind == _BR_IF or kind == _BR_CAST:
+            frame = frames[-1 - (imm[0] if kind == _BR_CAST else imm)]
+            frame[1] &= written
+        elif kind == _BR:
+            frames[-1 - imm][1] &= written
+            written = everything  # (unreachable until the next end or else)
+        elif kind == _BR_TABLE:
+            depths, default = imm
+            for depth in (*depths, default):
+                frames[-1 - depth][1] &= written
+            written = everything
+        else:  # return, unreachable, a tail call, throw
+            written = everything
+    return crossing

@@ -41,7 +41,7 @@ from .context import CONST, LOCAL, REG, SLOT, CodeGenContext, Comparison, Operan
 from .control import ControlFrame, ControlStack, CtrlKind, HandlerRegion
 from .env import ModuleEnv
 from .fuel import FuelCounter, loop_writes
-from .prepass import prepass
+from .prepass import call_crossing, prepass
 
 
 class FuncCodegen:
@@ -75,7 +75,12 @@ class FuncCodegen:
                     i += 1
                 i += 1
         self.ctx = ctx = CodeGenContext(masm, local_types)
-        ctx.home_locals(info.weights, info.aux_slots, info.has_calls)
+        # Which locals a call may separate from a read (the others may live in caller-saved registers);
+        # not with a try_table (its landing pads) or v128 locals (lowered to two: the walk sees one).
+        crossing = None
+        if info.has_calls and not info.has_try and not lowered:
+            crossing = call_crossing(body, len(local_types), info.call_loops)
+        ctx.home_locals(info.weights, info.aux_slots, info.has_calls, crossing)
         masm.mark(func.body_offset)
         masm.prologue(self.early_return(body, local_types))
         # Parameters arrive in argument registers (or the ABI area); declared locals start at zero.

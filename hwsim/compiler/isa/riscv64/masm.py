@@ -231,6 +231,7 @@ class RiscvMasm:
     int_local_regs = R.INT_LOCALS
     float_local_regs = R.FLOAT_LOCALS
     int_leaf_local_regs = R.INT_LEAF_LOCALS
+    int_call_local_regs = R.INT_CALL_LOCALS
     CALL_TARGET = R.T6  # the funcref record of a call through a reference
 
     def __init__(self, *, long_branches: bool = False, far_calls: bool = False, metering: bool = False) -> None:

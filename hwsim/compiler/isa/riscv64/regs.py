@@ -9,7 +9,8 @@
     x4  tp    a local (callee-saved)
     x5-x7, x28  t0-t3  operands   x19 s3     0xffff_ffff, to zero-extend i32 addresses (pinned)
     x29-x31 t4-t6  scratch        x20-x27 s4-s11  locals (callee-saved)
-    x10-x17 a0-a7  arguments, results, operands (a0-a5 also locals in a function that calls nothing)
+    x10-x17 a0-a7  arguments, results, operands (a0-a5 also locals in a function that calls nothing,
+                   a1-a5 locals dead at every call in one that calls)
 
     f0-f7, f28-f29  ft0-ft9   operands       f8-f9, f18-f27  fs0-fs11  locals (callee-saved)
     f10-f17 fa0-fa7           arguments, results, operands
@@ -53,6 +54,10 @@ INT_LOCALS_UNMETERED = (*INT_LOCALS, FUEL)  # and gp, where no fuel count needs 
 # a0-a5 also home locals in a function that makes no calls (no function, no builtin but memory.copy/fill,
 # whose host path keeps every register); t0-t3, a6, a7 stay operands there.
 INT_LEAF_LOCALS = tuple(_x(n) for n in range(10, 16))
+# a5-a1 home the locals of a function that calls when no call separates them from a read (they are dead at
+# every call: codegen/prepass.call_crossing); a5 first, the argument register a call takes last.  Not a0:
+# a call's result and a new GC object arrive there.
+INT_CALL_LOCALS = tuple(_x(n) for n in range(15, 10, -1))
 FLOAT_LOCALS = tuple(_f(n) for n in (8, 9, *range(18, 28)))  # fs0-fs11
 # Operand pools, in allocation order: temporaries first, argument registers last (calls clobber them).
 INT_POOL = (_x(5), _x(6), _x(7), _x(28), *reversed(INT_ARGS))
