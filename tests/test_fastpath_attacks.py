@@ -538,28 +538,30 @@ def test_a_ddtp_high_half_rewritten_alone_is_seen_alike_by_views_and_requests():
     assert not again.ok and again.fault.message == plain.fault.message
 
 
+def _one_protocol_report(hwsim_driver, name: str):
+    """Run test driver ``tests/data/<name>``: its one virtio protocol report, which must name the line
+    marked ``/* <-`` in its C source (in ``probe``)."""
+    source = Path(__file__).resolve().parent / "data" / name
+    result = hwsim_driver(source)
+    (r,) = result.report.protocol_reports
+    lines = (source / f"{name}.c").read_text().splitlines()
+    (marked,) = [i + 1 for i, line in enumerate(lines) if "/* <-" in line]
+    assert r.where.startswith(f"{name}.c:{marked} (probe)"), result.report.format()
+    return r
+
+
 def test_an_available_idx_moved_by_a_store_beginning_at_the_flags_is_still_checked(hwsim_driver):
     """A store watch shows a store by its first byte; the virtio checker's watch of the available ring must
     therefore begin at the flags, or a 32-bit store of flags and idx together moves the idx unseen."""
-    name = "virtio_avail_flags_idx"
-    result = hwsim_driver(Path(__file__).resolve().parent / "data" / name)
-    (r,) = result.report.protocol_reports
-    assert (r.rule, r.device, r.queue) == (Rule.AVAIL_WRAP, "blk0", 0), result.report.format()
+    r = _one_protocol_report(hwsim_driver, "virtio_avail_flags_idx")
+    assert (r.rule, r.device, r.queue) == (Rule.AVAIL_WRAP, "blk0", 0), r
     assert r.detail.startswith("the available idx went from 7 to 0: it moved back")
-    lines = (Path(__file__).resolve().parent / "data" / name / f"{name}.c").read_text().splitlines()
-    (marked,) = [i + 1 for i, line in enumerate(lines) if "/* <-" in line]
-    assert r.where.startswith(f"{name}.c:{marked} (probe)"), r.where
 
 
 def test_a_descriptor_the_device_owns_rewritten_by_memory_copy_is_reported(hwsim_driver):
-    name = "virtio_desc_memcpy"
-    result = hwsim_driver(Path(__file__).resolve().parent / "data" / name)
-    (r,) = result.report.protocol_reports
-    assert (r.rule, r.device, r.queue) == (Rule.DEVICE_OWNED, "blk0", 0), result.report.format()
+    r = _one_protocol_report(hwsim_driver, "virtio_desc_memcpy")  # (at the memcpy's line)
+    assert (r.rule, r.device, r.queue) == (Rule.DEVICE_OWNED, "blk0", 0), r
     assert r.detail.startswith("descriptor 1 of the chain at descriptor 0, which the device owns")
-    lines = (Path(__file__).resolve().parent / "data" / name / f"{name}.c").read_text().splitlines()
-    (marked,) = [i + 1 for i, line in enumerate(lines) if "/* <-" in line]
-    assert r.where.startswith(f"{name}.c:{marked} (probe)"), r.where  # the memcpy's line
 
 
 def test_a_mapping_changed_without_iotinval_may_keep_its_old_translation_in_a_view_until_invalidated():

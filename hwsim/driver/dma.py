@@ -608,10 +608,7 @@ class DmaChecker:
             self.owned_on_frame.pop(frame, None)
             machine.unwatch_page(frame)
             return
-        # the CPU must not read what a device writes
-        reads = (
-            owners[0].direction.device_writes if len(owners) == 1 else any(o.direction.device_writes for o in owners)
-        )
+        reads = any(o.direction.device_writes for o in owners)  # the CPU must not read what a device writes
         machine.watch_page(frame, self.cpu_access, _LOADS_AND_STORES if reads else _STORES)
 
     def cpu_access(self, hit) -> None:

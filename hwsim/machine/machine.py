@@ -1381,7 +1381,7 @@ class Machine:
 
     def _set_watch(self, page: int, watchers: tuple, old: _Watch | None) -> None:
         if watchers:
-            accesses = watchers[0][1] if len(watchers) == 1 else frozenset().union(*(kinds for _, kinds in watchers))
+            accesses = frozenset().union(*(kinds for _, kinds in watchers))
             watch = _Watch(accesses, watchers)
             self._watched[page] = watch
         else:
