@@ -53,6 +53,7 @@ EXPECTED = {
     "dma_to_mmio": ([Problem.MAP_MMIO], 0),
     "read_before_sync": ([Problem.CPU_TOUCH], 0),  # seen by the CPU's MMU, not the IOMMU
     "write_after_map": ([Problem.CPU_TOUCH], 0),
+    "discard_mapped": ([Problem.RELEASED], 0),  # memory.discard of a buffer the device owns
 }
 
 
@@ -452,3 +453,48 @@ def test_a_dma_engine_moving_the_same_ranges_again_is_judged_as_without_its_view
         plain.dma_requests,
         plain.virtual_ns,
     )
+
+
+_RELEASE_DRIVER = """#include <hwsim.h>
+__attribute__((import_module("hwsim:memory"), import_name("discard"))) void hwsim_discard(void *, unsigned long);
+__attribute__((import_module("hwsim:memory"), import_name("unmap"))) void hwsim_unmap(void *, unsigned long);
+static uint8_t a[3 * 4096] __attribute__((aligned(4096)));
+int probe(void) {
+    hwsim_iova_t iova, coherent_iova;
+    uint8_t *ring = hwsim_dma_alloc_coherent("dma0", 4096, &coherent_iova);
+    iova = hwsim_dma_map_single("dma0", a + 4096, 4096, HWSIM_DMA_TO_DEVICE);
+    hwsim_discard(a, 4096);                                     /* the page before: fine */
+    hwsim_discard(a + 2 * 4096, 4096);                          /* the page after: fine */
+    hwsim_dma_sync_single_for_cpu("dma0", iova, 4096, HWSIM_DMA_TO_DEVICE);
+    hwsim_discard(a + 4096, 4096);                              /* line 12: the CPU owns it, still mapped */
+    hwsim_dma_unmap_single("dma0", iova, 4096, HWSIM_DMA_TO_DEVICE);
+    hwsim_discard(a, sizeof a);                                 /* unmapped now: fine */
+    hwsim_unmap(ring + 100, 8);                                 /* line 15: coherent memory, still mapped */
+    hwsim_dma_free_coherent("dma0", 4096, ring, coherent_iova);
+    return 0;
+}
+"""
+
+
+def test_discard_or_unmap_of_mapped_memory_is_reported_at_its_line(tmp_path):
+    """memory.discard / memory.unmap (the hwsim:memory intrinsics) of driver pages still mapped for DMA is
+    reported at the C line, whoever owns the buffer; neighbouring pages and unmapped buffers are not."""
+    drv = tmp_path / "release"
+    drv.mkdir()
+    (tmp_path / "include").mkdir()
+    for header in ("hwsim.h",):
+        (tmp_path / "include" / header).write_text((DRIVERS / "include" / header).read_text())
+    (drv / "release.c").write_text(_RELEASE_DRIVER)
+    system = load_board(DEFAULT_BOARD).build(options={"uart0": {"backend": "memory"}})
+    run = DriverRun(system, build_driver(drv).read_bytes(), log=lambda text: None)
+    report = run.run()
+    assert report.result == 0 and report.trap is None
+    assert [(r.problem, r.access, r.size) for r in report.dma_reports] == [
+        (Problem.RELEASED, "memory.discard", 4096),
+        (Problem.RELEASED, "memory.unmap", 4096),  # unmap rounds to whole pages: the whole coherent page
+    ], report.format()
+    discard, unmap = report.dma_reports
+    assert "by the driver at release.c:12 (probe)" in discard.format()
+    assert "while it is still mapped" in discard.detail and discard.mapping.cpu_owned
+    assert "by the driver at release.c:15 (probe)" in unmap.format()
+    assert unmap.mapping.coherent and unmap.iova == unmap.mapping.iova

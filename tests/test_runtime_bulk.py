@@ -112,6 +112,34 @@ def test_bulk_access_observers_see_guest_bulk_operations_in_order():
     assert seen == [("a", 16, 100, True), ("b", 16, 100, True), ("b", 16, 100, True)]
 
 
+def test_release_observers_see_each_guest_discard_and_unmap_that_succeeds():
+    """memory.discard / memory.unmap (here the hwsim:memory intrinsics, which compile to them) tell the
+    release observers the page-aligned range released, the operation and the guest's PC; one that traps
+    tells nobody."""
+    store = api.Store()
+    wat = """(module
+      (import "hwsim:memory" "discard" (func $discard (param i32 i32)))
+      (import "hwsim:memory" "unmap" (func $unmap (param i32 i32)))
+      (memory (export "m") 4)
+      (func (export "discard") (param i32 i32) (call $discard (local.get 0) (local.get 1)))
+      (func (export "unmap") (param i32 i32) (call $unmap (local.get 0) (local.get 1))))"""
+    engine = store.engine
+    ex = api.Linker(engine).instantiate(store, api.Module(engine, wat)).exports(store)
+    vm = store._store
+    seen = []
+    remove = vm.add_release_observer(lambda *a: seen.append(a))
+    ex["discard"](store, PAGE, 2 * PAGE)
+    ex["unmap"](store, 3 * PAGE + 5, 10)  # rounds out to the whole page
+    ex["discard"](store, 0, 0)  # nothing released: not told
+    with pytest.raises(api.Trap):
+        ex["discard"](store, 5, PAGE)  # unaligned: traps, nothing released
+    remove()
+    ex["discard"](store, 0, PAGE)
+    assert [a[1:4] for a in seen] == [(PAGE, 2 * PAGE, "memory.discard"), (3 * PAGE, PAGE, "memory.unmap")]
+    assert {a[0] for a in seen} == {ex["m"]._inner.base}
+    assert all(vm.wasm_location(a[4]) is not None for a in seen)  # the PC is in the guest's code
+
+
 SHOWN = """(module (memory (export "m") 1)
   (data $d "\\01\\02\\03\\04\\05\\06\\07\\08\\09\\0a\\0b\\0c\\0d\\0e\\0f\\10\\11\\12\\13\\14\\15\\16\\17\\18")
   (func (export "copy") (param i32 i32 i32) (memory.copy (local.get 0) (local.get 1) (local.get 2)))

@@ -83,6 +83,7 @@ class Problem(enum.Enum):
     MAP_MMIO = "mapping of a device's MMIO window for DMA"
     MAP_PROTECTED = "mapping of memory the driver may not access that way"
     CPU_TOUCH = "CPU access to a buffer the device owns (missing dma_sync_for_cpu or unmap)"
+    RELEASED = "memory.discard or memory.unmap of a buffer still mapped for DMA"
 
 
 @dataclass
@@ -188,7 +189,8 @@ class DmaChecker:
       is the exception class for misuse of the API; ``window_base`` is where device windows start in
       the driver's memory (they are not memory a device may be given).
 
-    ``bulk_access`` is to be registered with the Store (``add_bulk_access_observer``) by the runner.
+    ``bulk_access`` and ``released`` are to be registered with the Store (``add_bulk_access_observer``,
+    ``add_release_observer``) by the runner.
     """
 
     def __init__(
@@ -620,6 +622,34 @@ class DmaChecker:
         """A Store observer: a bulk memory operation (memory.copy/fill/init) the host carries out."""
         if memory_base == self.memory.base and self.owned_on_frame:
             self.check_cpu_access(offset, length, write, pc)
+
+    def released(self, memory_base: int, offset: int, length: int, operation: str, pc: int) -> None:
+        """A Store observer: the driver released pages of its memory (``memory.discard``/``memory.unmap``).
+
+        Pages of a live mapping lose their frames to the CPU but not to the device (the frames stay pinned
+        and mapped in the IO space): what the device writes next never reaches the driver's memory, and
+        what the driver writes next never reaches the device.  As Linux's ``madvise(MADV_DONTNEED)`` or
+        ``munmap`` of a buffer still under ``dma_map_single``."""
+        if memory_base != self.memory.base or not self.live:
+            return
+        end = offset + length
+        for m in self.mappings:
+            if id(m) not in self.live or not (m.cpu_addr < end and offset < m.cpu_addr + m.size):
+                continue
+            first, stop = max(offset, m.cpu_addr), min(end, m.cpu_addr + m.size)
+            owner = "the device owns it" if m.device_owned else "it is still mapped"
+            self.report(
+                Problem.RELEASED,
+                m.device,
+                m.iova + (first - m.cpu_addr),
+                stop - first,
+                operation,
+                mapping=m,
+                where=self.locate(pc),
+                detail=f"{operation} of driver memory {offset:#x}+{length:#x} released {stop - first} bytes of a "
+                f"buffer while {owner}: the device keeps the old pages, so what it writes is lost to the driver "
+                f"and what the driver writes there next never reaches the device (dma_unmap or dma_free_coherent it first)",
+            )
 
     def check_cpu_access(self, linear: int, size: int, write: bool, pc: int, *, frame: int | None = None) -> None:
         """Report driver accesses to bytes of driver memory 0 that a device owns now."""

@@ -332,6 +332,7 @@ class DriverRun:
         )
         if system.iommu is not None:
             self.vm.add_bulk_access_observer(self.dma.bulk_access)
+            self.vm.add_release_observer(self.dma.released)
         self.irqs = IrqDispatcher(system, self._call_irq_handler, self.vm.request_async)
         # Device issues name the driver's C line of the register access that caused them.
         system.machine.track_mmio_pcs()

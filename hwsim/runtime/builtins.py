@@ -20,7 +20,7 @@ from ..compiler.errors import CompilerBug
 from ..compiler.objlayout import HEADER_BYTES, array_bytes, storage_size, struct_layout
 from ..compiler.stackmaps import holds_gc_word
 from ..compiler.traps import TrapCode
-from ..mmu.bits import PAGE_MASK, PAGE_SIZE
+from ..mmu.bits import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
 from ..wasm.subtyping import canonical_subtype, func_canonical_id
 from ..wasm.types import I64, V128, StructType, ref_type_index
 from . import exceptions
@@ -151,11 +151,20 @@ def _signed(value: int, is64: bool) -> int:
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
+def _released(store, m, mem, pages: tuple[int, int], operation: str) -> None:
+    """Tell the Store's release observers that a guest operation released ``pages`` of ``mem``."""
+    first, end = pages
+    if store.release_observers and first < end:
+        pc = m.get_reg("pc") - 4
+        for observer in store.release_observers:
+            observer(mem.base, first << PAGE_SHIFT, (end - first) << PAGE_SHIFT, operation, pc)
+
+
 def memory_discard(store, instance, m) -> None:
     addr, n, index = _args(m, 3)
     mem = _mem(instance, index)
     is64 = _is64(mem)
-    mem.control().discard(_index(addr, is64), _index(n, is64))
+    _released(store, m, mem, mem.control().discard(_index(addr, is64), _index(n, is64)), "memory.discard")
 
 
 def memory_map(store, instance, m) -> None:
@@ -169,7 +178,7 @@ def memory_unmap(store, instance, m) -> None:
     addr, n, index = _args(m, 3)
     mem = _mem(instance, index)
     is64 = _is64(mem)
-    mem.control().unmap(_index(addr, is64), _signed(n, is64))
+    _released(store, m, mem, mem.control().unmap(_index(addr, is64), _signed(n, is64)), "memory.unmap")
 
 
 def memory_protect(store, instance, m) -> None:

@@ -238,12 +238,14 @@ class MemoryControl:
 
     # -- the operations ---------------------------------------------------------------------------
 
-    def discard(self, offset: int, length: int) -> None:
-        """Zero ``[offset, offset+length)`` (page-aligned) and release its frames; states are kept."""
+    def discard(self, offset: int, length: int) -> tuple[int, int]:
+        """Zero ``[offset, offset+length)`` (page-aligned) and release its frames; states are kept.
+        Returns the page range released, ``(first, end)``."""
         first, end = self._range("memory.discard", offset, length, round_=False)
         if first < end:
             self._release(first, end)
         self.ops["discard"] += 1
+        return first, end
 
     def map(self, offset: int, length: int, prot: int) -> int:
         """Make unmapped pages accessible with ``prot``; returns the rounded-down start."""
@@ -257,13 +259,15 @@ class MemoryControl:
         self.ops["map"] += 1
         return first << PAGE_SHIFT
 
-    def unmap(self, offset: int, length: int) -> None:
-        """Make pages inaccessible and release their frames (unmapping unmapped pages is allowed)."""
+    def unmap(self, offset: int, length: int) -> tuple[int, int]:
+        """Make pages inaccessible and release their frames (unmapping unmapped pages is allowed).
+        Returns the page range released, ``(first, end)``."""
         first, end = self._range("memory.unmap", offset, length, round_=True)
         self._release(first, end)
         self._forget_why(first, end)
         self.states.set(first, end, State.UNMAPPED)
         self.ops["unmap"] += 1
+        return first, end
 
     def revoke(self, offset: int, length: int, why: str) -> None:
         """The host takes pages away (the guest freed them through the host, e.g. DMA-coherent memory):

@@ -50,6 +50,8 @@ _U64 = struct.Struct("<Q")
 FAULT_AROUND_RESERVE = 1024
 # ``observer(memory base, offset, length, write, pc)``, see StoreSpace.add_bulk_access_observer
 BulkAccessObserver = Callable[[int, int, int, bool, int], None]
+# ``observer(memory base, offset, length, operation, pc)``, see StoreSpace.add_release_observer
+ReleaseObserver = Callable[[int, int, int, str, int], None]
 
 
 class StoreSpace:
@@ -68,6 +70,7 @@ class StoreSpace:
     out_of_frames: bool
     stack_low: int
     bulk_access_observers: list[BulkAccessObserver]
+    release_observers: list[ReleaseObserver]
     fault_around: int  # pages mapped ahead of a sequential touch (0: off)
     _host_pages: dict[int, int]  # guest page number -> physical address of the page (see page_pa)
     _host_views: dict[int, tuple[memoryview, int]]  # guest page number -> (RAM view, delta), see _u64_view
@@ -373,6 +376,18 @@ class StoreSpace:
         def remove() -> None:
             self.bulk_access_observers.remove(observer)
             self._update_bulk_host()
+
+        return remove
+
+    def add_release_observer(self, observer: ReleaseObserver) -> Callable[[], None]:
+        """``observer(memory_base, offset, length, operation, pc)`` after every guest ``memory.discard`` or
+        ``memory.unmap`` (``operation``) that released ``[offset, offset+length)`` (page-aligned) of a memory:
+        its frames left the guest's page table, and what the guest touches there next is a fresh zero page.
+        ``pc`` is the guest's instruction.  Returns a function that removes the observer."""
+        self.release_observers.append(observer)
+
+        def remove() -> None:
+            self.release_observers.remove(observer)
 
         return remove
 

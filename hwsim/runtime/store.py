@@ -161,6 +161,7 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         # ``observer(memory base, offset, length, write, pc)``: sees memory.copy/fill/init, which the
         # host carries out (the machine's page watch sees only the CPU's own loads and stores).
         self.bulk_access_observers = []  # see add_bulk_access_observer
+        self.release_observers = []  # memory.discard / memory.unmap, see add_release_observer
         # Fault-around (StoreSpace._pager): off by default, so a memory's committed pages are exactly
         # those touched (Memory.committed_bytes, frames); a bench or an embedder may set pages ahead.
         self.fault_around = 0
