@@ -342,7 +342,11 @@ def test_backtraces_go_through_wasm_calls_and_the_host_call_stub(tmp_path):
     image = tmp_path / "disk.img"
     image.write_bytes(bytes(64 << 10))
     with hwsim_gdb(str(REPO / "drivers" / "virtio_blk"), "--option", f"blk0.image={image}") as run:
-        out = gdb(run.port, "break hwsim_host_call", "continue", "bt", "frame 3", "info frame", "delete", "detach")
+        out = gdb(
+            run.port,
+            *("break hwsim_host_call", "continue", "bt", "frame 3", "info frame", "info registers a5 s1"),
+            *("delete", "detach"),
+        )
         status, _, stderr = run.finish()
     assert "Breakpoint 1, 0x0000000000010000 in hwsim_host_call ()" in out, out
     assert re.search(
@@ -356,6 +360,8 @@ def test_backtraces_go_through_wasm_calls_and_the_host_call_stub(tmp_path):
     # probe's frame from the CFI: its CFA is the stack top the host gave it, ra and fp saved below it
     assert re.search(r"Stack level 3, frame at 0x103f30000:", out), out
     assert re.search(r"Saved registers:\n +ra at 0x103f2fff8, fp at 0x103f2fff0", out), out
+    # a call clobbers a5: probe's own value is not there (GDB does not show init's or the stub's)
+    assert re.search(r"\na5 +<not saved>\ns1 +0x[0-9a-f]+\s+\d+\n", out), out
     assert status == 0 and "driver returned 128" in stderr
 
 

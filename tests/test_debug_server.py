@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from contextlib import contextmanager
 
 import pytest
+from elftools.dwarf.callframe import RegisterRule
 from elftools.elf.elffile import ELFFile
 
 from hwsim.board import DEFAULT_BOARD, load_board
@@ -393,6 +394,10 @@ def check_call_frame_information(elf: ELFFile, vm) -> None:
         assert (entry["cfa"].reg, entry["cfa"].offset) == (2, 0)
         assert (body["cfa"].reg, body["cfa"].offset) == (8, 0)
         assert body[1].arg == -8 and body[8].arg == -16  # ra, fp
+        # a0-a7, t0-t6: a call clobbers them, so the caller's frame has no value of its own in them (a
+        # local homed in a1-a5 is dead at the call); callee-saved s1-s11 are never undefined
+        assert all(body[reg].type == RegisterRule.UNDEFINED for reg in (*range(5, 8), *range(10, 18), *range(28, 32)))
+        assert all(reg not in body or body[reg].type != RegisterRule.UNDEFINED for reg in (9, *range(18, 28)))
         for reg, slot in info.saved:
             assert body[reg].arg == slot
         for start, end in info.epilogues:

@@ -2,7 +2,8 @@
 
 Two CIEs, each FDE naming one::
 
-    CIE 0  return address in ra (x1); CFA = sp + 0 at entry
+    CIE 0  return address in ra (x1); CFA = sp + 0 at entry; the psABI's caller-saved registers
+           (t0-t6, a0-a7, ft/fa) undefined in the caller: GDB shows them <not saved> in outer frames
            compiled functions: their frame (compiler/frames.py) step by step
                  +4   addi sp, sp, -16       CFA = sp + 16
                  +8   sd ra, 8(sp)           ra at CFA - 8
@@ -29,6 +30,10 @@ from dataclasses import dataclass
 from .dwarf import sleb128, uleb128
 
 RA, SP, FP = 1, 2, 8
+# The RISC-V psABI's caller-saved registers: t0-t2, a0-a7, t3-t6, ft0-ft7, fa0-fa7, ft8-ft11 (DWARF numbers).
+CALLER_SAVED = (
+    *range(5, 8), *range(10, 18), *range(28, 32), *range(32, 40), *range(42, 50), *range(60, 64)
+)
 PC_COLUMN = 64  # CIE 1's return-address column: not a register
 DATA_ALIGN = -8
 CFA_advance_loc1, CFA_advance_loc2, CFA_advance_loc4 = 0x02, 0x03, 0x04
@@ -122,6 +127,12 @@ def _cie(return_column: int) -> bytes:
     body = struct.pack("<IB", 0xFFFF_FFFF, 3) + b"\0"  # CIE id, version 3, no augmentation
     body += uleb128(1) + sleb128(DATA_ALIGN) + uleb128(return_column)
     body += bytes([CFA_def_cfa]) + uleb128(SP) + uleb128(0)
+    if return_column == RA:
+        # A call clobbers the caller-saved registers: in a caller's frame they hold nothing of the caller's
+        # (a local the compiler kept in a1-a5 was dead at the call), so GDB says <optimized out>, not a
+        # value that is the callee's.
+        for reg in CALLER_SAVED:
+            body += bytes([CFA_undefined]) + uleb128(reg)
     return _padded(body)
 
 
