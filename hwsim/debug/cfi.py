@@ -31,9 +31,7 @@ from .dwarf import sleb128, uleb128
 
 RA, SP, FP = 1, 2, 8
 # The RISC-V psABI's caller-saved registers: t0-t2, a0-a7, t3-t6, ft0-ft7, fa0-fa7, ft8-ft11 (DWARF numbers).
-CALLER_SAVED = (
-    *range(5, 8), *range(10, 18), *range(28, 32), *range(32, 40), *range(42, 50), *range(60, 64)
-)
+CALLER_SAVED = (*range(5, 8), *range(10, 18), *range(28, 32), *range(32, 40), *range(42, 50), *range(60, 64))
 PC_COLUMN = 64  # CIE 1's return-address column: not a register
 DATA_ALIGN = -8
 CFA_advance_loc1, CFA_advance_loc2, CFA_advance_loc4 = 0x02, 0x03, 0x04
