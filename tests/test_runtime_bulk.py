@@ -122,7 +122,11 @@ def test_release_observers_see_each_guest_discard_and_unmap_that_succeeds():
       (import "hwsim:memory" "unmap" (func $unmap (param i32 i32)))
       (memory (export "m") 4)
       (func (export "discard") (param i32 i32) (call $discard (local.get 0) (local.get 1)))
-      (func (export "unmap") (param i32 i32) (call $unmap (local.get 0) (local.get 1))))"""
+      (func (export "unmap") (param i32 i32) (call $unmap (local.get 0) (local.get 1)))
+      (type $two (func (param i32 i32)))
+      (table 1 funcref) (elem (i32.const 0) $discard)
+      (func (export "discard_indirect") (param i32 i32)
+        (call_indirect (type $two) (local.get 0) (local.get 1) (i32.const 0))))"""
     engine = store.engine
     ex = api.Linker(engine).instantiate(store, api.Module(engine, wat)).exports(store)
     vm = store._store
@@ -133,9 +137,15 @@ def test_release_observers_see_each_guest_discard_and_unmap_that_succeeds():
     ex["discard"](store, 0, 0)  # nothing released: not told
     with pytest.raises(api.Trap):
         ex["discard"](store, 5, PAGE)  # unaligned: traps, nothing released
+    ex["discard_indirect"](store, 2 * PAGE, PAGE)  # through the import's function record (the host)
     remove()
     ex["discard"](store, 0, PAGE)
-    assert [a[1:4] for a in seen] == [(PAGE, 2 * PAGE, "memory.discard"), (3 * PAGE, PAGE, "memory.unmap")]
+    ex["discard_indirect"](store, 0, PAGE)
+    assert [a[1:4] for a in seen] == [
+        (PAGE, 2 * PAGE, "memory.discard"),
+        (3 * PAGE, PAGE, "memory.unmap"),
+        (2 * PAGE, PAGE, "memory.discard"),
+    ]
     assert {a[0] for a in seen} == {ex["m"]._inner.base}
     assert all(vm.wasm_location(a[4]) is not None for a in seen)  # the PC is in the guest's code
 

@@ -151,13 +151,18 @@ def _signed(value: int, is64: bool) -> int:
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
-def _released(store, m, mem, pages: tuple[int, int], operation: str) -> None:
-    """Tell the Store's release observers that a guest operation released ``pages`` of ``mem``."""
+def released(store, mem, pages: tuple[int, int], operation: str, pc: Callable[[], int]) -> None:
+    """Tell the Store's release observers that the guest's ``operation`` at ``pc()`` released ``pages``
+    (``(first, end)``) of ``mem``."""
     first, end = pages
     if store.release_observers and first < end:
-        pc = m.get_reg("pc") - 4
+        at = pc()
         for observer in store.release_observers:
-            observer(mem.base, first << PAGE_SHIFT, (end - first) << PAGE_SHIFT, operation, pc)
+            observer(mem.base, first << PAGE_SHIFT, (end - first) << PAGE_SHIFT, operation, at)
+
+
+def _released(store, m, mem, pages: tuple[int, int], operation: str) -> None:
+    released(store, mem, pages, operation, lambda: m.get_reg("pc") - 4)  # (the ecall)
 
 
 def memory_discard(store, instance, m) -> None:

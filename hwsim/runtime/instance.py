@@ -23,6 +23,7 @@ from ..wasm.subtyping import canonical_subtype, func_canonical_id
 from ..wasm.typedrefs import canonical_matches, same_func_type
 from ..wasm.types import I32, I64, ExternKind, GlobalType, MemoryType, TableType
 from . import layout as L
+from .builtins import released
 from .calls import LoadedCode
 from .errors import ResourceLimitError
 from .exceptions import TagInstance
@@ -255,12 +256,15 @@ class VmInstance:
             prot = signed[2] & 0xFFFF_FFFF if len(args) > 2 else 0
             prot = prot - (1 << 32) if prot >> 31 else prot
             ctl = mem.control()
+            caller = self.store.machine  # (the host-call stub's ra: the call's return address)
             if intrinsic.name == "discard":
-                ctl.discard(args[0] & mask, args[1] & mask)
+                pages = ctl.discard(args[0] & mask, args[1] & mask)
+                released(self.store, mem, pages, "memory.discard", lambda: caller.get_reg("ra") - 4)
             elif intrinsic.name == "map":
                 return [ctl.map(args[0] & mask, signed[1], prot) & mask]
             elif intrinsic.name == "unmap":
-                ctl.unmap(args[0] & mask, signed[1])
+                pages = ctl.unmap(args[0] & mask, signed[1])
+                released(self.store, mem, pages, "memory.unmap", lambda: caller.get_reg("ra") - 4)
             else:
                 ctl.protect(args[0] & mask, signed[1], prot)
             return []
