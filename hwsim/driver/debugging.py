@@ -482,7 +482,7 @@ def monitor_commands(
         return "\n".join(lines)
 
     def mappings(machine, words: list[str]) -> str:
-        """dma [all]: the driver's live DMA mappings (all: unmapped ones too), with the C line of each"""
+        """dma [all]: the driver's live DMA mappings (all: unmapped ones it remembers too), with their C lines"""
         if words not in ([], ["all"]):
             raise MonitorError(f"usage: monitor dma [all] (not {' '.join(words)!r})")
         if dma is None:

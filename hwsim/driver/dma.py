@@ -3,8 +3,12 @@
 A mapping makes bytes of the driver's memory 0 reachable by one device at an
 IOVA: the host maps the pages backing them into the device's IO page table
 (one Sv39 address space per device, walked by the IOMMU) with the rights the
-direction allows.  IOVAs are never reused, so a late DMA finds an unmapped
-page.  The checker sees every API call and every device request (it wraps
+direction allows.  Each device's IOVAs come round-robin from a window
+(``iova_window``, 1 GiB: below 4 GiB, for devices with 32-bit DMA addresses),
+each mapping followed by an unmapped gap page; an unmapped IOVA is reused only
+when the allocator comes round again, so a late DMA finds an unmapped page
+(and the record of what was there) for as long as possible, and a run that
+maps and unmaps for hours keeps a bounded record.  The checker sees every API call and every device request (it wraps
 ``Iommu.dma``), keeps byte-exact records, and reports, with device, IOVA,
 direction, time and the driver call that created the mapping (wasm function
 and bytecode offset):
@@ -44,6 +48,7 @@ from ..trace import TRACE
 DMA_MAPPING_ERROR = (1 << 64) - 1
 _TABLE_SPAN_SHIFT = 21  # a leaf page table of an Sv39 IO space maps 2 MiB of IOVAs
 IOVA_BASE = 0x1000_0000
+IOVA_WINDOW = 1 << 30  # IOVAs a device is given: [IOVA_BASE, IOVA_BASE + IOVA_WINDOW), round robin
 
 
 class Direction(enum.IntEnum):
@@ -187,7 +192,9 @@ class DmaChecker:
     * ``clock`` stamps reports; ``authorize(name, call)`` says whether the device is the driver's
       (False: the caller has recorded the refusal); ``locate(pc)`` names driver code; ``error``
       is the exception class for misuse of the API; ``window_base`` is where device windows start in
-      the driver's memory (they are not memory a device may be given).
+      the driver's memory (they are not memory a device may be given); ``iova_window`` is the size of
+      each device's IOVA window (a mapping bigger than it, or one that finds it full of live
+      mappings, goes above it).
 
     ``bulk_access`` and ``released`` are to be registered with the Store (``add_bulk_access_observer``,
     ``add_release_observer``) by the runner.
@@ -206,6 +213,7 @@ class DmaChecker:
         error: type[Exception],
         window_base: int,
         cause: Callable[[str], str] = lambda device: "",
+        iova_window: int = IOVA_WINDOW,
     ) -> None:
         """``cause(device)``: where the driver started the work that device is doing now (a C line), for
         reports on the device's own accesses."""
@@ -218,17 +226,20 @@ class DmaChecker:
         self.locate = locate
         self.error = error
         self.window_base = window_base
+        self.iova_window = iova_window
         self.reports: list[DmaReport] = []
-        self.mappings: list[DmaMapping] = []  # every mapping ever made, live or not
-        self.by_page: dict[tuple[int, int], DmaMapping] = {}  # (device id, IOVA page) -> its mapping (never reused)
+        # Every mapping whose record is kept: the live ones, and unmapped ones until their IOVAs are reused.
+        self._records: dict[int, DmaMapping] = {}  # id() -> mapping, in the order made
+        self.by_page: dict[tuple[int, int], DmaMapping] = {}  # (device id, IOVA page) -> its mapping
         self.by_start: dict[tuple[int, int], DmaMapping] = {}  # (device id, IOVA) -> mapping
         self.live: set[int] = set()  # id() of mappings not unmapped yet
         self.spaces: dict[int, AddressSpace] = {}  # device id -> IO address space
-        self.next_iova: dict[int, int] = {}
+        self.next_iova: dict[int, int] = {}  # device id -> where its next mapping is looked for
+        self._high: dict[int, int] = {}  # device id -> the end of the highest IOVAs it was given
         self._kept_span: dict[int, int] = {}  # device id -> the 2 MiB IOVA span whose emptied tables are kept
         self.device_ids: dict[int, str] = {}
         self.owned_on_frame: dict[int, list[DmaMapping]] = {}  # physical page -> device-owned mappings on it
-        self._cpu_reported: set = set()  # (mapping, pc, access) already reported
+        self._cpu_reported: dict[int, set[tuple[int, bool]]] = {}  # id(mapping) -> (pc, write) reported
         self._mapping_observers: list[Callable[[MappingEvent, DmaMapping, str], None]] = []
         self._stop_observing: Callable[[], None] | None = None
         self._directory = None
@@ -240,7 +251,7 @@ class DmaChecker:
                 space = AddressSpace(machine.phys, machine.frames)
                 self.spaces[device_id] = space
                 self.device_ids[device_id] = name
-                self.next_iova[device_id] = IOVA_BASE
+                self.next_iova[device_id] = self._high[device_id] = IOVA_BASE
                 iommu.attach(device_id, space, pscid=device_id)
                 iommu.iotinval_vma(pscid=device_id)  # a new table behind the PSCID: nothing cached may remain
             # Every device DMA now passes the checker; a validated view (a device's ring) only when the
@@ -262,13 +273,19 @@ class DmaChecker:
                 self.iommu.iotinval_vma(pscid=did)
             space.destroy()
         self.spaces.clear()
-        for m in self.mappings:
+        for m in self._records.values():
             if id(m) in self.live:
                 self._unpin(m)
         self.live.clear()
         for frame in list(self.owned_on_frame):
             self.machine.unwatch_page(frame, self.cpu_access)
         self.owned_on_frame.clear()
+
+    @property
+    def mappings(self) -> list[DmaMapping]:
+        """The mappings whose records are kept, in the order made: every live one, and unmapped ones
+        until their IOVAs are given out again."""
+        return list(self._records.values())
 
     @property
     def closed(self) -> bool:
@@ -454,8 +471,7 @@ class DmaChecker:
             return DMA_MAPPING_ERROR
         offset = cpu_addr & (PAGE_SIZE - 1)
         npages = (offset + size + PAGE_SIZE - 1) // PAGE_SIZE
-        iova_page = self.next_iova[did]
-        self.next_iova[did] = iova_page + (npages + 1) * PAGE_SIZE  # a gap page after every mapping
+        iova_page = self._allocate_iova(did, (npages + 1) * PAGE_SIZE)  # a gap page after every mapping
         span = iova_page >> _TABLE_SPAN_SHIFT
         kept = self._kept_span.get(did)
         if kept != span:
@@ -487,7 +503,7 @@ class DmaChecker:
             coherent=coherent,
             frames=tuple(frames),
         )
-        self.mappings.append(m)
+        self._records[id(m)] = m
         if not coherent:
             self._hand_to_device(m)
         for k in range(npages):
@@ -496,6 +512,54 @@ class DmaChecker:
         self.live.add(id(m))
         self._tell(MappingEvent.MAPPED, m, where)
         return m.iova
+
+    def _allocate_iova(self, did: int, need: int) -> int:
+        """The first IOVA of ``need`` bytes (a mapping's pages and its gap page) for device ``did``: the
+        next ones of its window, round robin.  IOVAs of a live mapping or of its gap page are skipped;
+        the records of unmapped mappings on the IOVAs given out are dropped (a DMA there now is the new
+        mapping's).  When the window holds no room, the IOVAs come from above it."""
+        by_page, base, limit = self.by_page, IOVA_BASE, IOVA_BASE + self.iova_window
+        start, wrapped = self.next_iova[did], False
+        while True:
+            if start + need > limit:
+                if wrapped or start == base:
+                    start = max(limit, self._high[did])  # nothing above it was given out
+                    break
+                start, wrapped = base, True
+            before = by_page.get((did, start - PAGE_SIZE))
+            if before is not None and before.unmapped_by is None:
+                start += PAGE_SIZE  # the first page would be a live mapping's gap page
+                continue
+            blocker = next(
+                (
+                    m
+                    for page in range(start, start + need, PAGE_SIZE)
+                    if (m := by_page.get((did, page))) is not None and m.unmapped_by is None
+                ),
+                None,
+            )
+            if blocker is None:
+                break
+            first, length = blocker.pages()
+            start = first + length + PAGE_SIZE  # past the live mapping and its gap page
+        for page in range(start, start + need, PAGE_SIZE):
+            old = by_page.get((did, page))
+            if old is not None:
+                self._forget(old)
+        self.next_iova[did] = start + need
+        self._high[did] = max(self._high[did], start + need)
+        return start
+
+    def _forget(self, m: DmaMapping) -> None:
+        """Drop the record of unmapped mapping ``m`` (its IOVAs are given out again)."""
+        first, length = m.pages()
+        for page in range(first, first + length, PAGE_SIZE):
+            if self.by_page.get((m.device_id, page)) is m:
+                del self.by_page[(m.device_id, page)]
+        if self.by_start.get((m.device_id, m.iova)) is m:
+            del self.by_start[(m.device_id, m.iova)]
+        self._records.pop(id(m), None)
+        self._cpu_reported.pop(id(m), None)
 
     def _forbidden(self, cpu_addr: int, size: int, direction: Direction) -> str | None:
         """Why the driver may not hand ``[cpu_addr, +size)`` to a device in ``direction`` (None: it may).
@@ -552,7 +616,7 @@ class DmaChecker:
         if m.device_owned:
             self._hand_to_cpu(m)
         first, length = m.pages()
-        # The leaf table of the span new mappings land in is kept when it empties (IOVAs only grow); see map.
+        # The leaf table of the span new mappings land in is kept when it empties; see map.
         kept = self._kept_span.get(did)
         inside = first >> _TABLE_SPAN_SHIFT == kept == (first + length - 1) >> _TABLE_SPAN_SHIFT
         self.spaces[did].unmap(first, length, prune=not inside)
@@ -633,7 +697,7 @@ class DmaChecker:
         if memory_base != self.memory.base or not self.live:
             return
         end = offset + length
-        for m in self.mappings:
+        for m in self._records.values():
             if id(m) not in self.live or not (m.cpu_addr < end and offset < m.cpu_addr + m.size):
                 continue
             first, stop = max(offset, m.cpu_addr), min(end, m.cpu_addr + m.size)
@@ -663,10 +727,10 @@ class DmaChecker:
                 continue
             if not write and not m.direction.device_writes:
                 continue  # reading a buffer the device only reads is harmless
-            key = (id(m), pc, write)
-            if key in self._cpu_reported:
+            reported = self._cpu_reported.setdefault(id(m), set())
+            if (pc, write) in reported:
                 continue
-            self._cpu_reported.add(key)
+            reported.add((pc, write))
             first = max(linear, m.cpu_addr)
             end = min(linear + size, m.cpu_addr + m.size)
             if write and m.direction.device_writes:
@@ -709,7 +773,7 @@ class DmaChecker:
             self.memory.revoke(m.cpu_addr, m.size, f"was freed by hwsim_dma_free_coherent({name!r}, {size}) at {where}")
 
     def check_leaks(self) -> None:
-        for m in self.mappings:
+        for m in self._records.values():
             if id(m) in self.live:
                 self.report(Problem.LEAK, m.device, m.iova, m.size, "driver exit", mapping=m)
-        self.mappings = [m for m in self.mappings if id(m) in self.live]  # the record only needs the page index
+        self._records = {k: m for k, m in self._records.items() if k in self.live}  # the page index keeps the rest
