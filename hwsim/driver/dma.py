@@ -520,6 +520,9 @@ class DmaChecker:
         mapping's).  When the window holds no room, the IOVAs come from above it."""
         by_page, base, limit = self.by_page, IOVA_BASE, IOVA_BASE + self.iova_window
         start, wrapped = self.next_iova[did], False
+        if start >= self._high[did] and start + need <= limit:  # IOVAs never given out: nothing to check
+            self.next_iova[did] = self._high[did] = start + need
+            return start
         while True:
             if start + need > limit:
                 if wrapped or start == base:
@@ -530,14 +533,12 @@ class DmaChecker:
             if before is not None and before.unmapped_by is None:
                 start += PAGE_SIZE  # the first page would be a live mapping's gap page
                 continue
-            blocker = next(
-                (
-                    m
-                    for page in range(start, start + need, PAGE_SIZE)
-                    if (m := by_page.get((did, page))) is not None and m.unmapped_by is None
-                ),
-                None,
-            )
+            blocker = None
+            for page in range(start, start + need, PAGE_SIZE):
+                m = by_page.get((did, page))
+                if m is not None and m.unmapped_by is None:
+                    blocker = m
+                    break
             if blocker is None:
                 break
             first, length = blocker.pages()
