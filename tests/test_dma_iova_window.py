@@ -55,10 +55,12 @@ def test_unmapped_iovas_wait_for_the_allocator_to_come_round():
     assert [r.problem for r in dma.reports] == [Problem.AFTER_UNMAP]  # ... and is named for a
     for k in range(2):  # to the end of the window (pages 4-7); then a's IOVA is given out again
         dma.unmap("dma0", dma.map("dma0", 0x3000, 100, 1, f"c{k}"), 100, 1, "c gone")
-    c = dma.map("dma0", 0x3000, 100, 1, "c")
+    c = dma.map("dma0", 0x3000, 100, 0, "c")
     assert c == a and dma.by_start[(DMA0, c)].creator == "c"
     assert all(m.creator != "a" for m in dma.mappings)
-    assert run.system.iommu.dma(DMA0, c, 4, write=False).ok and len(dma.reports) == 1  # c's now
+    assert run.system.iommu.dma(DMA0, c, 4, write=True, data=b"wxyz").ok and len(dma.reports) == 1  # c's now
+    phys, frame_of = run.system.machine.phys, dma.memory.frame_of
+    assert phys.read(frame_of(0x3000), 4) == b"wxyz" and phys.read(frame_of(0x1000), 4) == bytes(4)
     check_invariants(dma)
 
 
