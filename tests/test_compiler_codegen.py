@@ -414,3 +414,34 @@ def test_every_instruction_compiled_as_a_call_keeps_locals_out_of_caller_saved_r
             if h.__name__.endswith(("_fill", "_copy")) and "memory" in h.__name__
         }
     )
+
+
+def test_saved_registers_read_from_the_code_agree_with_every_frame_description():
+    """abi.saved_registers (what the exception unwinder and the collector's root walk restore) reads the
+    prologue's saves from the code; the frame description (what a debugger gets) is the compiler's own
+    record.  They agree for every function shape: with no saves, with saves, and after each kind of guard
+    whose early return comes before the saves."""
+    from hwsim.compiler.isa.riscv64.abi import saved_registers
+
+    locals_ = " ".join(f"(local $l{i} i64)" for i in range(6))
+    body = " ".join(f"(local.set $l{i} (i64.add (local.get 0) (i64.const {i})))" for i in range(6))
+    calls = " ".join(f"(call $leaf (local.get $l{i}))" for i in range(6))
+    guards = [
+        "",
+        "(br_if 0 (i64.eqz (local.get 0)))",
+        "(br_if 0 (local.get 1))",
+        "(br_if 0 (i32.lt_u (local.get 1) (local.get 2)))",
+        "(br_if 0 (i32.ge_s (local.get 1) (local.get 2)))",
+    ]
+    funcs = [
+        f"(func (param i64 i32 i32) {locals_} {guard} {body} {calls})" if guard or i % 2 else "(func (param i64))"
+        for i, guard in enumerate(guards)
+    ]
+    compiled = compile_module(
+        load_module(wasm(f"(module (func $leaf (param i64)) {' '.join(funcs)})")),
+    )
+    saved = [saved_registers(compiled.code, start) for start in compiled.func_offsets]
+    assert saved == [frame.saved for frame in compiled.frames]
+    assert saved[0] == saved[1] == () and all(saved[2:])  # the leaves save nothing, the guarded ones do
+    for start in compiled.func_offsets[2:]:  # the guards did open with an early return, before any save
+        assert A.jalr(0, 1, 0) in array("I", compiled.code[start : start + 4 * 12])

@@ -603,3 +603,30 @@ def test_locals_in_tp_and_gp_survive_unwinding(metered):
     catcher = n * 7000 + spread
     outer = n * 7 + spread
     assert ex["f"](store, 7) == thrown + catcher + outer
+
+
+def test_callee_saved_registers_of_unwound_frames_that_open_with_a_guard(store):
+    """A function that opens with a guard on its parameters returns from its prologue before it saves
+    anything (visitor.early_return): its saves come after that early return, and the unwinder must find
+    them there, or the catcher sees the thrower's locals in its callee-saved registers."""
+    locals_ = " ".join(f"(local $l{i} i64)" for i in range(8))
+    sets = " ".join(f"(local.set $l{i} (i64.add (local.get 0) (i64.const {i})))" for i in range(8))
+    total = "(local.get $l0) " + " ".join(f"(local.get $l{i}) (i64.add)" for i in range(1, 8))
+    ex = instance(
+        store,
+        f"""(module
+          (tag $e (param i64))
+          (func $clobber (param i64) {locals_} (br_if 0 (i64.eqz (local.get 0))) {sets}
+            (if (i64.eq (local.get 0) (i64.const 1)) (then (throw $e {total})))
+            (call $clobber (i64.sub (local.get 0) (i64.const 1))))
+          (func $catcher (param i64) (result i64) {locals_} {sets}
+            (block $c (result i64)
+              (try_table (catch $e $c) (call $clobber (i64.const 6))) (i64.const 0))
+            {total} (i64.add))
+          (func (export "f") (param i64) (result i64) {locals_} {sets}
+            (call $catcher (i64.mul (local.get 0) (i64.const 1000))) {total} (i64.add)))""",
+    )
+    thrown = 8 * 1 + 28
+    catcher = 8 * 7000 + 28
+    outer = 8 * 7 + 28
+    assert ex["f"](store, 7) == thrown + catcher + outer
