@@ -81,7 +81,7 @@ def build_wasm(name: str, *flags: str, suffix: str = "") -> Path:
 
 def build(name: str) -> tuple[Path, Path]:
     src = PROGRAMS / f"{name}.c"
-    wasm, elf = build_wasm(name), BUILD / f"{name}-{_digest(name)}.elf"
+    wasm, elf = build_wasm(name), BUILD / f"{name}-{_digest(name)}-nocontract.elf"
     if not elf.exists():
         zig(
             "-target",
@@ -89,6 +89,11 @@ def build(name: str) -> tuple[Path, Path]:
             "-mcpu=baseline_rv64",
             "-mcmodel=medany",
             "-O2",
+            # No fused multiply-add: WebAssembly rounds every f32/f64 multiply and add on its own, and
+            # clang would otherwise contract ``s += a * b`` into one fmadd.d (one rounding, different
+            # bits, half the soft-float work on the emulated CPU), so the native build would compute
+            # another function than the wasm does.
+            "-ffp-contract=off",
             "-nostdlib",
             "-ffreestanding",
             f"-Wl,-T,{PROGRAMS / 'link.ld'}",
