@@ -1,0 +1,116 @@
+"""Where a virtio-blk 4 KiB read's time goes, sandboxed (C compiled to wasm by hwsim) and native (the same C
+as riscv64 firmware): one cProfile'd run of each, split by where the time is spent (self time per category).
+
+    python bench/virtio_profile.py [--n 200] [--driver virtio_blk|virtio_net]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import tempfile
+from pathlib import Path
+
+# (category, test on (file, function)); the first that matches takes a function's self time.
+CATEGORIES = [
+    ("guest code (emu_start self)", lambda f, n: n == "emu_start" or "_uc_" in n),
+    ("IOMMU requests / ring reads", lambda f, n: "/iommu/" in f or n in ("_ring_read", "_ring_write")),
+    ("store-watch callbacks", lambda f, n: f.endswith("storewatch.py")),
+    ("DMA checker", lambda f, n: f.endswith("driver/dma.py") or "/dma_check" in f),
+    ("IRQ/PLIC", lambda f, n: f.endswith("plic.py") or f.endswith("driver/irq.py")),
+    ("device model", lambda f, n: "/devices/" in f),
+    ("MMIO callbacks", lambda f, n: "mmio" in n.lower() or f.endswith("machine/hooks.py")),
+    (
+        "host calls (calls._ecall, api.host, driver)",
+        lambda f, n: f.endswith("runtime/calls.py") or f.endswith("runtime/api.py") or "/hwsim/driver/" in f,
+    ),
+    (
+        "MMU / address space (host reads of wasm memory)",
+        lambda f, n: "/hwsim/mmu/" in f or f.endswith("runtime/space.py"),
+    ),
+    ("checkpoints", lambda f, n: f.endswith("runtime/checkpoints.py")),
+    ("other hwsim Python", lambda f, n: "/hwsim/" in f),
+    ("other (stdlib, unicorn wrapper, ctypes)", lambda f, n: True),
+]
+COUNTED = {  # calls counted per operation: (file suffix, function)
+    "host calls (calls._ecall)": ("runtime/calls.py", "_ecall"),
+    "host functions (api.host)": ("runtime/api.py", "host"),
+    "firmware service calls (native's host calls)": ("driver/firmware.py", "_do_service_call"),
+    "IOMMU _request": ("iommu.py", "_request"),
+    "virtio _ring_read": ("queue.py", "_ring_read"),
+    "store-watch show": ("storewatch.py", "show"),
+}
+
+
+def profile(run, entry: str, n: int) -> pstats.Stats:
+    run.run(entry, (n,))  # warm: compile, first touch
+    prof = cProfile.Profile()
+    prof.enable()
+    report = run.run(entry, (n,))
+    prof.disable()
+    if report.result != 0:
+        raise SystemExit(f"{entry} failed: {report.format()}")
+    return pstats.Stats(prof)
+
+
+def split(stats: pstats.Stats) -> tuple[dict[str, float], dict[str, int], float]:
+    times = {name: 0.0 for name, _ in CATEGORIES}
+    counts = dict.fromkeys(COUNTED, 0)
+    total = 0.0
+    for (file, _line, func), (_cc, ncalls, tottime, _cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        total += tottime
+        for name, test in CATEGORIES:
+            if test(file, func):
+                times[name] += tottime
+                break
+        for key, (suffix, fname) in COUNTED.items():
+            if func == fname and file.endswith(suffix):
+                counts[key] += ncalls
+    return times, counts, total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--driver", default="virtio_blk", choices=["virtio_blk", "virtio_net"])
+    ap.add_argument("--top", type=int, default=0, help="also print the top N functions by self time")
+    args = ap.parse_args()
+    from hwsim.board import DEFAULT_BOARD
+    from hwsim.driver import DriverRun, build_driver
+    from hwsim.driver.firmware import FirmwareRun
+    from hwsim.testing import make_board
+
+    root = Path(__file__).resolve().parents[1] / "drivers" / args.driver
+    entry = "read_loop" if args.driver == "virtio_blk" else "pingpong"
+    wasm, elf = build_driver(root).read_bytes(), build_driver(root, native=True).read_bytes()
+    with tempfile.TemporaryDirectory() as tmp:
+        image = Path(tmp) / "disk.img"
+        image.write_bytes(bytes(1 << 20))
+        options = {"blk0": {"image": str(image)}} if args.driver == "virtio_blk" else None
+        runs = {
+            "sandboxed": DriverRun(make_board(DEFAULT_BOARD, options=options)[0], wasm, log=lambda t: None),
+            "native": FirmwareRun(make_board(DEFAULT_BOARD, options=options)[0], elf),
+        }
+        result = {name: split(stats := profile(run, entry, args.n)) + (stats,) for name, run in runs.items()}
+    n = args.n
+    print(f"{args.driver} {entry}, n={n}, one cProfile'd run each; per operation (us) and share of the run")
+    print(f"{'category':44} {'sandboxed':>16} {'native':>16}")
+    for name, _ in CATEGORIES:
+        cells = []
+        for run in runs:
+            times, _c, total, _s = result[run]
+            cells.append(f"{times[name] / n * 1e6:8.1f} {times[name] / total * 100:5.1f}%")
+        print(f"{name:44} {cells[0]:>16} {cells[1]:>16}")
+    print(f"{'total (profiled)':44} " + " ".join(f"{result[r][2] / n * 1e6:8.1f} {100:5.0f}% " for r in runs))
+    print("calls per operation:")
+    for key in COUNTED:
+        print(f"  {key:42} " + " ".join(f"{result[r][1][key] / n:16.1f}" for r in runs))
+    if args.top:
+        for run in runs:
+            print(f"--- {run}: top {args.top} by self time")
+            result[run][3].sort_stats("tottime").print_stats(args.top)
+
+
+if __name__ == "__main__":
+    main()
