@@ -2,6 +2,13 @@
 as riscv64 firmware): one cProfile'd run of each, split by where the time is spent (self time per category).
 
     python bench/virtio_profile.py [--n 200] [--driver virtio_blk|virtio_net]
+    python bench/virtio_profile.py --ablate [--n 500] [--rounds 5]
+
+``--ablate`` profiles nothing: it times (interleaved, best of ``--rounds``, unprofiled) the native run and
+the sandboxed one as it is, without the virtio protocol checker (``VirtioChecker``: its store watches on the
+rings), without metering (an engine with ``metering=False``: no checkpoints, so no CPU time is charged), and
+without both -- what each diagnostic costs beside the sandbox proper (wasm, IOMMU translation, the DMA
+checker, host calls).  The native firmware charges no CPU time and has no protocol checker.
 """
 
 from __future__ import annotations
@@ -70,12 +77,67 @@ def split(stats: pstats.Stats) -> tuple[dict[str, float], dict[str, int], float]
     return times, counts, total
 
 
+def ablate(driver: str, n: int, rounds: int) -> None:
+    """The sandboxed run without its diagnostics, beside native: see the module docstring."""
+    import importlib.util
+
+    from hwsim.board import DEFAULT_BOARD
+    from hwsim.driver import DriverRun, build_driver
+    from hwsim.driver.firmware import FirmwareRun
+    from hwsim.driver.virtio import VirtioChecker
+    from hwsim.runtime import api
+    from hwsim.testing import make_board
+
+    spec = importlib.util.spec_from_file_location("drivers_bench", Path(__file__).with_name("drivers.py"))
+    assert spec is not None and spec.loader is not None
+    drivers_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(drivers_bench)
+
+    root = Path(__file__).resolve().parents[1] / "drivers" / driver
+    entry = "read_loop" if driver == "virtio_blk" else "pingpong"
+    wasm, elf = build_driver(root).read_bytes(), build_driver(root, native=True).read_bytes()
+    with tempfile.TemporaryDirectory() as tmp:
+        image = Path(tmp) / "disk.img"
+        image.write_bytes(bytes(1 << 20))
+        options = {"blk0": {"image": str(image)}} if driver == "virtio_blk" else None
+
+        def sandboxed(*, protocol: bool, metering: bool) -> DriverRun:
+            board = make_board(DEFAULT_BOARD, options=options)[0]
+            attach = VirtioChecker.attach
+            if not protocol:  # the checker never sees the devices: no queue observers, no ring watches
+                VirtioChecker.attach = lambda self, name, device: None  # type: ignore[method-assign]
+            try:
+                return DriverRun(board, wasm, engine=api.Engine(metering=metering), log=lambda t: None)
+            finally:
+                VirtioChecker.attach = attach  # type: ignore[method-assign]
+
+        runs = {
+            "native": FirmwareRun(make_board(DEFAULT_BOARD, options=options)[0], elf),
+            "sandboxed": sandboxed(protocol=True, metering=True),
+            "sandboxed, no protocol checker": sandboxed(protocol=False, metering=True),
+            "sandboxed, no metering": sandboxed(protocol=True, metering=False),
+            "sandboxed, neither": sandboxed(protocol=False, metering=False),
+        }
+        for run in runs.values():
+            run.run(entry, (20,))  # warm: compile, first touch
+        best = drivers_bench.interleaved(runs, entry, n, rounds)
+    print(f"{driver} {entry}, n={n}, best of {rounds} interleaved rounds, unprofiled; per operation")
+    native = best["native"] / n
+    for name, t in best.items():
+        print(f"  {name:34} {t / n * 1e6:8.1f} us  {t / n / native:5.2f}x native")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--driver", default="virtio_blk", choices=["virtio_blk", "virtio_net"])
     ap.add_argument("--top", type=int, default=0, help="also print the top N functions by self time")
+    ap.add_argument("--ablate", action="store_true", help="time the sandboxed run without each diagnostic instead")
+    ap.add_argument("--rounds", type=int, default=5, help="--ablate: interleaved rounds, best of")
     args = ap.parse_args()
+    if args.ablate:
+        ablate(args.driver, args.n, args.rounds)
+        return
     from hwsim.board import DEFAULT_BOARD
     from hwsim.driver import DriverRun, build_driver
     from hwsim.driver.firmware import FirmwareRun
