@@ -72,3 +72,33 @@ def test_released_bytes_of_each_live_mapping_and_nothing_else(tmp_path):
     ], report.format()
     lines = [next(part for part in r.format().split() if part.startswith("release.c:")) for r in report.dma_reports]
     assert lines == ["release.c:10", "release.c:11", "release.c:18", "release.c:18", "release.c:28"], lines
+
+
+_INDIRECT = """#include <hwsim.h>
+__attribute__((import_module("hwsim:memory"), import_name("discard"))) void hwsim_discard(void *, unsigned long);
+__attribute__((import_module("hwsim:memory"), import_name("unmap"))) void hwsim_unmap(void *, unsigned long);
+static uint8_t a[2 * 4096] __attribute__((aligned(4096)));
+typedef void (*release_fn)(void *, unsigned long);
+static volatile release_fn fns[2] = {hwsim_discard, hwsim_unmap};
+int probe(void) {
+    hwsim_iova_t iova = hwsim_dma_map_single("dma0", a + 4096, 64, HWSIM_DMA_FROM_DEVICE);
+    fns[0](a, 4096);                                          /* the page before: not reported */
+    fns[0](a + 4096, 4096);                                   /* line 10: through a function pointer */
+    fns[1](a + 4096, 4096);                                   /* line 11: the same, unmap */
+    hwsim_dma_unmap_single("dma0", iova, 64, HWSIM_DMA_FROM_DEVICE);
+    return 0;
+}
+"""
+
+
+def test_released_through_a_function_pointer_is_reported_at_the_call(tmp_path):
+    """The intrinsics called indirectly run as host functions (runtime/instance.py), not as builtins:
+    the same reports, at the C line of the indirect call."""
+    report = _run(tmp_path, _INDIRECT)
+    assert report.result == 0 and report.trap is None, report.format()
+    assert [(r.problem, r.access, r.size) for r in report.dma_reports] == [
+        (Problem.RELEASED, "memory.discard", 64),
+        (Problem.RELEASED, "memory.unmap", 64),
+    ], report.format()
+    assert "release.c:10" in report.dma_reports[0].format(), report.dma_reports[0].format()
+    assert "release.c:11" in report.dma_reports[1].format(), report.dma_reports[1].format()
