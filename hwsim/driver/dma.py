@@ -543,22 +543,31 @@ class DmaChecker:
                 break
             first, length = blocker.pages()
             start = first + length + PAGE_SIZE  # past the live mapping and its gap page
+        dropped: dict[int, DmaMapping] = {}
         for page in range(start, start + need, PAGE_SIZE):
-            old = by_page.get((did, page))
+            old = by_page.pop((did, page), None)
             if old is not None:
-                self._forget(old)
+                dropped[id(old)] = old
+        for old in dropped.values():
+            self._forget(old, start, start + need)
         self.next_iova[did] = start + need
         self._high[did] = max(self._high[did], start + need)
         return start
 
-    def _forget(self, m: DmaMapping) -> None:
-        """Drop the record of unmapped mapping ``m`` (its IOVAs are given out again)."""
+    def _forget(self, m: DmaMapping, given_start: int, given_end: int) -> None:
+        """Unmapped mapping ``m`` lost its pages in ``[given_start, given_end)`` (given out again; the
+        caller took them from the page index): its first IOVA is no longer its own if given out, and its
+        record goes when no page is left to it.  Until then a late DMA to the pages it keeps is still
+        after its unmap (not to an IOVA never mapped)."""
+        did = m.device_id
+        if given_start <= m.iova < given_end and self.by_start.get((did, m.iova)) is m:
+            del self.by_start[(did, m.iova)]
         first, length = m.pages()
-        for page in range(first, first + length, PAGE_SIZE):
-            if self.by_page.get((m.device_id, page)) is m:
-                del self.by_page[(m.device_id, page)]
-        if self.by_start.get((m.device_id, m.iova)) is m:
-            del self.by_start[(m.device_id, m.iova)]
+        by_page = self.by_page
+        if any(by_page.get((did, page)) is m for page in range(first, first + length, PAGE_SIZE)):
+            return
+        if self.by_start.get((did, m.iova)) is m:
+            del self.by_start[(did, m.iova)]
         self._records.pop(id(m), None)
         self._cpu_reported.pop(id(m), None)
 
