@@ -623,3 +623,62 @@ def test_a_store_runs_metered_or_unmetered_code_never_both():
     VmInstance(store, module, compile_module(module), [])
     with pytest.raises(hwsim.HwsimError, match="^a Store runs code compiled with metering or code compiled without"):
         VmInstance(store, module, compile_module(module, metering=True), [])
+
+
+NESTED = """(module
+  (import "env" "host" (func $host (param i32) (result i32)))
+  (func $work (export "work") (param $n i32) (result i32) (local $i i32)
+    (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_s (local.get $i) (local.get $n))))
+    (local.get $i))
+  (func (export "outer") (param $n i32) (result i32)
+    (i32.add (call $host (local.get $n)) (call $work (i32.const 3)))))"""
+
+
+@pytest.mark.parametrize(
+    "nested, refill",
+    [
+        (False, None),  # the count unchanged: the ecall leaves the register as it was
+        (True, None),  # a nested call used fuel: the register must get the count it left
+        (True, "entry"),  # ... and the host put back the count it saw: equal to the register's old value
+        (False, "entry"),
+        (False, 12345),
+        (True, 12345),
+    ],
+)
+def test_the_count_after_a_host_call_is_wasmtimes_whatever_ran_inside_it(nested, refill):
+    """The ecall puts the count back into its register only when it changed or guest code ran meanwhile
+    (calls._ecall): whether the host function ran wasm, set the count, set it back to the value it saw on
+    entry, or did none of these, the count the host sees and the count after the call are wasmtime's."""
+    results = []
+    for engine in ("hwsim", "wasmtime"):
+        if engine == "hwsim":
+            config = hwsim.Config()
+            config.consume_fuel = True
+            store = hwsim.Store(hwsim.Engine(config))
+            module = hwsim.Module(store.engine, NESTED)
+            ty = hwsim.FuncType([hwsim.ValType.i32()], [hwsim.ValType.i32()])
+            make_func, Instance = hwsim.Func, hwsim.Instance
+        else:
+            config = wasmtime.Config()
+            config.consume_fuel = True
+            store = wasmtime.Store(wasmtime.Engine(config))
+            module = wasmtime.Module(store.engine, NESTED)
+            ty = wasmtime.FuncType([wasmtime.ValType.i32()], [wasmtime.ValType.i32()])
+            make_func, Instance = wasmtime.Func, wasmtime.Instance
+        seen = []
+
+        def host(caller, n, store=store, seen=seen):
+            entry = store.get_fuel()
+            seen.append(entry)
+            out = caller["work"](caller, n) if nested else n
+            if refill is not None:
+                store.set_fuel(entry if refill == "entry" else refill)
+            seen.append(store.get_fuel())
+            return out
+
+        instance = Instance(store, module, [make_func(store, ty, host, access_caller=True)])
+        store.set_fuel(100_000)
+        value = instance.exports(store)["outer"](store, 40)
+        results.append((value, seen, store.get_fuel()))
+    assert results[0] == results[1]

@@ -39,6 +39,7 @@ from ..riscv.disasm import disassemble_one
 from ..wasm.module import DecodedModule
 from . import layout as L
 from .builtins import DISPATCH
+from .checkpoints import FUEL_CELL
 from .crossing import Crossing
 from .errors import Frame, ResourceLimitError, Trap
 from .exceptions import Exn, UncaughtException, throw_from_host
@@ -110,6 +111,8 @@ class CallBoundary:
     _source_maps: dict[int, SourceMap]  # id(DecodedModule) -> its DWARF line tables
     _crossings: dict[tuple[tuple[int, ...], tuple[int, ...]], Crossing]  # (params, results) -> its Crossing
     _ecall_regs: RegisterBatch  # crossing.ECALL_INT_REGS, read once per ecall
+    _ecall_regs_fuel: RegisterBatch  # crossing.ECALL_FUEL_REGS, read instead while the count is in its register
+    _guest_runs: int  # guest runs started by invoke (a host call that started none left the fuel register alone)
     _ecall_regs_all: RegisterBatch  # crossing.ECALL_REGS, read for a host function with float arguments
     threads: Scheduler | None  # wasi-threads' scheduler (threads.py), once enabled
 
@@ -123,6 +126,7 @@ class CallBoundary:
         # CheckpointCounter's (checkpoints.py), in VmStore
         checkpoint_requests: int
         metered: bool
+        fuel_view: memoryview
         _fuel_live: bool
         _checkpoint_requested: bool
 
@@ -216,6 +220,7 @@ class CallBoundary:
                 if self.metered:
                     self.fuel_to_register()
                 insns = threads.instruction_budget() if threads is not None else 0
+                self._guest_runs += 1
                 try:
                     result = m.run(pc, until=exit_address, timeout_us=budget, max_insns=insns)
                 except Trap as at_ecall:  # from a builtin (or a checkpoint handler) at an ecall
@@ -467,12 +472,22 @@ class CallBoundary:
 
         The hot path of every host call: the registers it needs are read in one batch, the values
         cross as the record's :class:`~.crossing.Crossing` says, and the fuel count moves only when
-        the code is metered (``fuel_to_cell``/``fuel_to_register`` inlined as their first tests)."""
+        the code is metered: out of its register in the same batch, into the cell (host code sees, and
+        may change, the count there), and back into the register only if it changed or guest code ran
+        meanwhile (a nested call may have left another count in the register)."""
         if machine.active_space is not self.space:  # another Store's code (a newer Store on this machine)
             return _DECLINE
+        count = None  # the count as the register held it (metered code), signed
         if self._fuel_live:
-            self.fuel_to_cell()  # host code sees (and may change) the count in the cell
-        regs = self._ecall_regs.read()  # crossing.ECALL_INT_REGS: t6, t4, the integer argument registers
+            regs = self._ecall_regs_fuel.read()  # crossing.ECALL_FUEL_REGS: ECALL_INT_REGS, then the count
+            count = regs[-1]
+            if count >> 63:
+                count -= 1 << 64
+            FUEL_CELL.pack_into(self.fuel_view, 0, count)  # = fuel_to_cell
+            self._fuel_live = False
+            runs = self._guest_runs
+        else:
+            regs = self._ecall_regs.read()  # crossing.ECALL_INT_REGS: t6, t4, the integer argument registers
         target = regs[0]
         if target == _CHECKPOINT:  # builtins.checkpoint, without the instance it does not use (nor the dispatch)
             try:
@@ -527,6 +542,14 @@ class CallBoundary:
                 if self._async:  # events that came while the host function ran: a safe point
                     self.run_async()
                 crossing.results_to(self, results)
+                if (
+                    count is not None
+                    and not self._checkpoint_requested
+                    and self._guest_runs == runs
+                    and FUEL_CELL.unpack(self.fuel_view)[0] == count
+                ):
+                    self._fuel_live = True  # the register still holds the count: nothing changed it
+                    return _RESUME
         if self._checkpoint_requested:
             self.park_fuel()  # a safe point
         if self.metered:

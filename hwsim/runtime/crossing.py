@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from ..compiler.abi import RegLoc, join_v128, lower_types, split_v128
-from ..compiler.isa.riscv64.abi import FLOAT_ARGS, INT_ARGS, abi_locations
+from ..compiler.isa.riscv64.abi import FLOAT_ARGS, FUEL, INT_ARGS, abi_locations
 from ..wasm.types import F32, I32
 from . import layout as L
 from .objects import MASK64
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 # ECALL_INT_REGS (a prefix) is read first, the whole batch only for a crossing with ``float_params``.
 ECALL_REGS = ("t6", "t4", *(r.name for r in INT_ARGS), *(r.name for r in FLOAT_ARGS))
 ECALL_INT_REGS = ECALL_REGS[: 2 + len(INT_ARGS)]
+# ECALL_INT_REGS and the fuel register last: the batch an ecall of metered code reads (its count goes to the cell).
+ECALL_FUEL_REGS = (*ECALL_INT_REGS, FUEL.name)
 _ECALL_INDEX = {name: i for i, name in enumerate(ECALL_REGS)}
 # Registers set on entry from the host, before the parameters: stack, return to the exit address, frame
 # pointer, vmctx, memory-0 base, the zero-extension mask (see runtime/calls.py).

@@ -31,7 +31,7 @@ from ..wasm.types import EXTERNREF
 from . import layout as L
 from .calls import CallBoundary, LoadedCode
 from .checkpoints import CheckpointCounter
-from .crossing import ECALL_INT_REGS, ECALL_REGS
+from .crossing import ECALL_FUEL_REGS, ECALL_INT_REGS, ECALL_REGS
 from .errors import ResourceLimitError, Trap
 from .exceptions import Exn
 from .gcheap import GcHeap
@@ -138,7 +138,9 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self._source_maps = {}  # id(Module) -> SourceMap (DWARF line tables)
         self._crossings = {}  # (params, results) -> Crossing (calls.py)
         self._ecall_regs = m.register_batch(ECALL_INT_REGS)
+        self._ecall_regs_fuel = m.register_batch(ECALL_FUEL_REGS)
         self._ecall_regs_all = m.register_batch(ECALL_REGS)
+        self._guest_runs = 0  # guest runs started (calls.py: an ecall that saw none need not put the count back)
         self._type_ids: dict = {}
         self.externs: dict[int, object] = {}  # externref handle -> host object
         self._extern_ids: dict[int, int] = {}  # id(host object) -> its handle
@@ -176,7 +178,13 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self.stack_low = L.STACK_TOP - L.STACK_SIZE
         # Each hart's register batches (see bind_hart): its Crossings, its ecall batch, its landing batches.
         self._hart_batches = {
-            m.hartid: (self._crossings, self._ecall_regs, self._ecall_regs_all, self.exn_landing_regs)
+            m.hartid: (
+                self._crossings,
+                self._ecall_regs,
+                self._ecall_regs_fuel,
+                self._ecall_regs_all,
+                self.exn_landing_regs,
+            )
         }
 
     def bind_hart(self, hart: Machine) -> None:
@@ -194,11 +202,12 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
             batches = self._hart_batches[hart.hartid] = (
                 {},
                 hart.register_batch(ECALL_INT_REGS),
+                hart.register_batch(ECALL_FUEL_REGS),
                 hart.register_batch(ECALL_REGS),
                 {},
             )
         self.machine = hart
-        self._crossings, self._ecall_regs, self._ecall_regs_all, self.exn_landing_regs = batches
+        self._crossings, self._ecall_regs, self._ecall_regs_fuel, self._ecall_regs_all, self.exn_landing_regs = batches
 
     def enable_threads(self, **options) -> Scheduler:
         """Guest threads on this Store's harts (runtime/threads.py): the Scheduler, made on the first call,
