@@ -353,6 +353,10 @@ class StoreSpace:
 
     def read_user(self, va: int, size: int) -> bytes:
         """Read guest memory; pages never touched read as zeros."""
+        offset = va & PAGE_MASK
+        if size <= PAGE_SIZE - offset:  # within one page (a host call's string or struct): no copy loop
+            pa = self.page_pa(va)
+            return bytes(size) if pa is None else self.machine.phys.read(pa + offset, size)
         out = bytearray()
         while size > 0:
             chunk = min(size, PAGE_SIZE - (va & PAGE_MASK))
