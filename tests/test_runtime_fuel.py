@@ -651,21 +651,13 @@ def test_the_count_after_a_host_call_is_wasmtimes_whatever_ran_inside_it(nested,
     (calls._ecall): whether the host function ran wasm, set the count, set it back to the value it saw on
     entry, or did none of these, the count the host sees and the count after the call are wasmtime's."""
     results = []
-    for engine in ("hwsim", "wasmtime"):
-        if engine == "hwsim":
-            config = hwsim.Config()
-            config.consume_fuel = True
-            store = hwsim.Store(hwsim.Engine(config))
-            module = hwsim.Module(store.engine, NESTED)
-            ty = hwsim.FuncType([hwsim.ValType.i32()], [hwsim.ValType.i32()])
-            make_func, Instance = hwsim.Func, hwsim.Instance
-        else:
-            config = wasmtime.Config()
-            config.consume_fuel = True
-            store = wasmtime.Store(wasmtime.Engine(config))
-            module = wasmtime.Module(store.engine, NESTED)
-            ty = wasmtime.FuncType([wasmtime.ValType.i32()], [wasmtime.ValType.i32()])
-            make_func, Instance = wasmtime.Func, wasmtime.Instance
+    for lib in (hwsim, wasmtime):  # the same calls through either API
+        config = lib.Config()
+        config.consume_fuel = True
+        store = lib.Store(lib.Engine(config))
+        module = lib.Module(store.engine, NESTED)
+        ty = lib.FuncType([lib.ValType.i32()], [lib.ValType.i32()])
+        make_func, Instance = lib.Func, lib.Instance
         seen = []
 
         def host(caller, n, store=store, seen=seen):
