@@ -1,0 +1,165 @@
+"""The fuel count across host calls, against wasmtime: host functions that call back into wasm (several
+levels deep, calls that trap or run out of fuel and are caught), that get and set the fuel in any order,
+that raise.  The ecall of metered code puts the count back into its register only when it changed or guest
+code ran meanwhile (calls.CallBoundary._ecall); every scenario here checks the fuel the host sees, the
+results and traps, and the fuel left are wasmtime's, exactly."""
+
+from __future__ import annotations
+
+import pytest
+import wasmtime
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from property_scale import examples
+
+import hwsim
+
+WAT = """(module
+  (import "env" "host" (func $host (param i32) (result i32)))
+  (func $work (export "work") (param $n i32) (result i32) (local $i i32)
+    (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_s (local.get $i) (local.get $n))))
+    (local.get $i))
+  (func (export "trapper") (param i32) (result i32) (drop (call $work (local.get 0))) unreachable)
+  (func (export "outer") (param $n i32) (result i32)
+    (i32.add (call $host (local.get $n)) (call $work (i32.const 3))))
+  (func (export "twice") (param $n i32) (result i32)
+    (i32.add (call $host (local.get $n)) (call $host (i32.add (local.get $n) (i32.const 100))))))"""
+
+FUEL = 10_000
+
+
+class _Raised(Exception):
+    """What a host function raises on purpose."""
+
+
+def _trap_name(exc: BaseException) -> str:
+    if isinstance(exc, hwsim.Trap):
+        return exc.code.name
+    if isinstance(exc, wasmtime.Trap):
+        return {"INTERRUPT": "INTERRUPTED", "OUT_OF_FUEL": "OUT_OF_FUEL"}.get(exc.trap_code.name, exc.trap_code.name)
+    return type(exc).__name__
+
+
+def run(engine: str, scripts: list[list[tuple]], entry: str = "outer", fuel: int = FUEL) -> tuple:
+    """Run ``entry`` with a host function that carries out ``scripts[level]`` at nesting level ``level``
+    (its argument mod 100); returns (what the host saw, the result or trap, the fuel left)."""
+    api = hwsim if engine == "hwsim" else wasmtime
+    config = api.Config()
+    config.consume_fuel = True
+    eng = api.Engine(config, cache=False) if engine == "hwsim" else api.Engine(config)
+    store = api.Store(eng)
+    module = api.Module(eng, WAT)
+    ty = api.FuncType([api.ValType.i32()], [api.ValType.i32()])
+    seen: list = []
+
+    def host(caller, n):
+        level = n % 100
+        at_entry = store.get_fuel()
+        seen.append(("entry", level, at_entry))
+        out = n
+        for action in scripts[level] if level < len(scripts) else ():
+            kind = action[0]
+            if kind == "get":
+                seen.append(("get", store.get_fuel()))
+            elif kind == "set":
+                store.set_fuel(action[1])
+            elif kind == "set_entry":
+                store.set_fuel(max(0, at_entry + action[1]))
+            elif kind == "raise":
+                raise _Raised("from the host")
+            else:  # a call back into wasm: its result, or the trap it raised (caught here)
+                name = {"work": "work", "trap": "trapper", "nest": "outer"}[kind]
+                arg = level + 1 if kind == "nest" else action[1]
+                try:
+                    value = caller[name](caller, arg)
+                    out += value
+                    seen.append((kind, value))
+                except (hwsim.Trap, wasmtime.Trap) as trap:
+                    seen.append((kind, _trap_name(trap)))
+        seen.append(("exit", level, store.get_fuel()))
+        return out & 0x7FFF_FFFF
+
+    instance = api.Instance(store, module, [api.Func(store, ty, host, access_caller=True)])
+    store.set_fuel(fuel)
+    try:
+        result = instance.exports(store)[entry](store, 0)
+    except (hwsim.Trap, wasmtime.Trap, _Raised) as exc:
+        result = _trap_name(exc)
+    return seen, result, store.get_fuel()
+
+
+def same(scripts: list[list[tuple]], entry: str = "outer", fuel: int = FUEL) -> tuple:
+    hw = run("hwsim", scripts, entry, fuel)
+    wt = run("wasmtime", scripts, entry, fuel)
+    assert hw == wt
+    return hw
+
+
+@pytest.mark.parametrize(
+    "scripts",
+    [
+        [[]],  # nothing: the register keeps the count
+        [[("get",), ("get",)]],
+        [[("set_entry", 0)]],  # the count set back to what it was: no write needed, none wrong
+        [[("set_entry", -1)], [], []],
+        [[("set_entry", 1)]],
+        [[("set", 0)]],  # used up: the work after the call traps
+        [[("set", 1)]],
+        [[("work", 5), ("set_entry", 0)]],  # guest code ran, and the count put back as seen on entry
+        [[("set_entry", 0), ("work", 5)]],
+        [[("work", 5), ("get",), ("work", 7)]],
+        [[("nest",)], [("nest",)], [("nest",)], [("get",)]],  # four levels of host calls
+        [[("nest",), ("set_entry", 0)], [("work", 9)], []],
+        [[("nest",)], [("set_entry", 0)], []],
+        [[("nest",)], [("set", 0)], []],  # the inner level leaves nothing: its own work traps
+        [[("trap", 4)], []],  # a nested call traps, the host catches it and returns
+        [[("trap", 4), ("set_entry", 0)], []],
+        [[("nest",)], [("trap", 2), ("get",)], []],
+        [[("set", 20), ("work", 100), ("get",)]],  # a nested call runs out of fuel, caught
+        [[("set", 20), ("work", 100), ("set", 500)]],  # ... and the host refills
+        [[("set", 20), ("work", 100), ("set_entry", 0)]],
+        [[("set", 30), ("nest",), ("get",)], [("work", 50)]],
+        [[("raise",)]],  # the host raises: the call fails, the fuel is what was used
+        [[("work", 3), ("raise",)]],
+        [[("nest",)], [("raise",)]],
+        [[("nest",), ("get",)], [("set_entry", 0), ("raise",)]],
+    ],
+)
+def test_host_calls_see_and_leave_wasmtimes_fuel(scripts):
+    same(scripts)
+
+
+@pytest.mark.parametrize(
+    "scripts",
+    [[[]], [[("set_entry", 0)]], [[("work", 4)]], [[("set_entry", -3)]], [[("nest",)], [("set", 40)], []]],
+)
+def test_two_host_calls_in_a_row_see_wasmtimes_fuel(scripts):
+    """``twice``: the second host call starts from what the first (and the code between) left."""
+    same(scripts, entry="twice")
+
+
+_ACTION = st.one_of(
+    st.tuples(st.just("get")),
+    st.tuples(st.just("set"), st.integers(0, 400)),
+    st.tuples(st.just("set_entry"), st.integers(-5, 5)),
+    st.tuples(st.just("work"), st.integers(0, 60)),
+    st.tuples(st.just("trap"), st.integers(0, 20)),
+    st.tuples(st.just("nest")),
+)
+
+
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    scripts=st.lists(
+        st.lists(_ACTION, max_size=5).flatmap(
+            lambda acts: st.sampled_from([acts, [*acts, ("raise",)]]) if acts else st.just(acts)
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    entry=st.sampled_from(["outer", "twice"]),
+    fuel=st.sampled_from([50, 300, FUEL]),
+)
+def test_random_host_call_scripts_match_wasmtime(scripts, entry, fuel):
+    same(scripts, entry, fuel)
