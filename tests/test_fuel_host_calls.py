@@ -6,6 +6,8 @@ results and traps, and the fuel left are wasmtime's, exactly."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import wasmtime
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from property_scale import examples
 
 import hwsim
+from hwsim.runtime.internal import vm_store
 
 WAT = """(module
   (import "env" "host" (func $host (param i32) (result i32)))
@@ -41,12 +44,22 @@ def _trap_name(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def run(engine: str, scripts: list[list[tuple]], entry: str = "outer", fuel: int = FUEL) -> tuple:
+def _request_from_another_thread(store) -> None:
+    """A request_checkpoint from another thread while the host function runs (wasmtime has none: the
+    request must change nothing it can see)."""
+    thread = threading.Thread(target=vm_store(store).request_checkpoint)
+    thread.start()
+    thread.join()
+
+
+def run(engine: str, scripts: list[list[tuple]], entry: str = "outer", fuel: int = FUEL, epochs: bool = False) -> tuple:
     """Run ``entry`` with a host function that carries out ``scripts[level]`` at nesting level ``level``
-    (its argument mod 100); returns (what the host saw, the result or trap, the fuel left)."""
+    (its argument mod 100); returns (what the host saw, the result or trap, the fuel left).  ``epochs``:
+    epoch interruption on too, the deadline far until a script's ``deadline`` action."""
     api = hwsim if engine == "hwsim" else wasmtime
     config = api.Config()
     config.consume_fuel = True
+    config.epoch_interruption = epochs
     eng = api.Engine(config, cache=False) if engine == "hwsim" else api.Engine(config)
     store = api.Store(eng)
     module = api.Module(eng, WAT)
@@ -66,6 +79,13 @@ def run(engine: str, scripts: list[list[tuple]], entry: str = "outer", fuel: int
                 store.set_fuel(action[1])
             elif kind == "set_entry":
                 store.set_fuel(max(0, at_entry + action[1]))
+            elif kind == "request":
+                if engine == "hwsim":
+                    _request_from_another_thread(store)
+            elif kind == "tick":
+                eng.increment_epoch()
+            elif kind == "deadline":
+                store.set_epoch_deadline(action[1])
             elif kind == "raise":
                 raise _Raised("from the host")
             else:  # a call back into wasm: its result, or the trap it raised (caught here)
@@ -80,8 +100,12 @@ def run(engine: str, scripts: list[list[tuple]], entry: str = "outer", fuel: int
         seen.append(("exit", level, store.get_fuel()))
         return out & 0x7FFF_FFFF
 
+    if epochs:
+        store.set_epoch_deadline(1000)  # (wasmtime runs no code to instantiate this module, but say so)
     instance = api.Instance(store, module, [api.Func(store, ty, host, access_caller=True)])
     store.set_fuel(fuel)
+    if epochs:
+        store.set_epoch_deadline(1000)
     try:
         result = instance.exports(store)[entry](store, 0)
     except (hwsim.Trap, wasmtime.Trap, _Raised) as exc:
@@ -89,11 +113,24 @@ def run(engine: str, scripts: list[list[tuple]], entry: str = "outer", fuel: int
     return seen, result, store.get_fuel()
 
 
-def same(scripts: list[list[tuple]], entry: str = "outer", fuel: int = FUEL) -> tuple:
-    hw = run("hwsim", scripts, entry, fuel)
-    wt = run("wasmtime", scripts, entry, fuel)
+def same(scripts: list[list[tuple]], entry: str = "outer", fuel: int = FUEL, epochs: bool = False) -> tuple:
+    hw = run("hwsim", scripts, entry, fuel, epochs)
+    wt = run("wasmtime", scripts, entry, fuel, epochs)
+    if epochs:
+        hw, wt = _until_interrupted(hw), _until_interrupted(wt)
     assert hw == wt
     return hw
+
+
+def _until_interrupted(outcome: tuple) -> tuple:
+    """What may be compared once an epoch deadline interrupted code: wasmtime reports older fuel than
+    hwsim's exact count after a trap other than out-of-fuel (docs/embedding.md, *Fuel and epochs*), so
+    nothing after the first interruption that shows a count, and not the fuel left."""
+    seen, result, left = outcome
+    for i, event in enumerate(seen):
+        if "INTERRUPTED" in event:
+            return [*seen[:i], event], result, None
+    return seen, result, None if result == "INTERRUPTED" else left
 
 
 @pytest.mark.parametrize(
@@ -163,3 +200,62 @@ _ACTION = st.one_of(
 )
 def test_random_host_call_scripts_match_wasmtime(scripts, entry, fuel):
     same(scripts, entry, fuel)
+
+
+@pytest.mark.parametrize(
+    "scripts",
+    [
+        [[("request",)]],  # the count is parked at the return: the slow path puts it back
+        [[("request",), ("set_entry", 0)]],
+        [[("request",), ("set", 77)]],
+        [[("set_entry", 0), ("request",)]],
+        [[("request",), ("work", 6), ("get",)]],  # the nested call honours it
+        [[("nest",), ("request",)], [("request",), ("set_entry", 0)], []],
+        [[("request",), ("trap", 3)], []],
+        [[("request",), ("raise",)]],
+    ],
+)
+def test_a_checkpoint_request_during_a_host_call_changes_no_fuel(scripts):
+    same(scripts)
+    same(scripts, entry="twice")
+
+
+@pytest.mark.parametrize(
+    "scripts",
+    [
+        [[("tick",)]],  # the deadline far: nothing happens
+        [[("deadline", 0)]],  # the deadline reached during the host call: the code after it is interrupted
+        [[("deadline", 1)]],
+        [[("deadline", 1), ("tick",)]],
+        [[("deadline", 0), ("deadline", 5)]],  # ... and moved back before the host returns
+        [[("deadline", 0), ("work", 4)], []],  # a nested call is interrupted, the host catches it
+        [[("deadline", 0), ("work", 4), ("deadline", 5)], []],
+        [[("set_entry", 0), ("deadline", 5)]],
+        [[("nest",), ("deadline", 0)], [("deadline", 1), ("tick",), ("deadline", 3)], []],
+        [[("request",), ("deadline", 3)]],
+    ],
+)
+def test_epoch_deadlines_set_or_reached_during_a_host_call_are_wasmtimes(scripts):
+    same(scripts, epochs=True)
+    same(scripts, entry="twice", epochs=True)
+
+
+_ACTION_MORE = st.one_of(
+    _ACTION,
+    st.tuples(st.just("request")),
+    st.tuples(st.just("tick")),
+    st.tuples(st.just("deadline"), st.integers(0, 3)),
+)
+
+
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    scripts=st.lists(st.lists(_ACTION_MORE, max_size=5), min_size=1, max_size=3),
+    entry=st.sampled_from(["outer", "twice"]),
+    fuel=st.sampled_from([50, 300, FUEL]),
+    epochs=st.booleans(),
+)
+def test_random_scripts_with_requests_and_epochs_match_wasmtime(scripts, entry, fuel, epochs):
+    if not epochs:
+        scripts = [[a for a in level if a[0] not in ("tick", "deadline")] for level in scripts]
+    same(scripts, entry, fuel, epochs)
