@@ -259,3 +259,127 @@ def test_random_scripts_with_requests_and_epochs_match_wasmtime(scripts, entry, 
     if not epochs:
         scripts = [[a for a in level if a[0] not in ("tick", "deadline")] for level in scripts]
     same(scripts, entry, fuel, epochs)
+
+
+# -- exceptions thrown from host functions (wasmtime-py has none to compare with: the count is conserved) ---
+
+EXN_WAT = """(module
+  (import "env" "host" (func $host (param i32) (result i32)))
+  (import "env" "tag" (tag $h (param i32)))
+  (func $work (export "work") (param $n i32) (result i32) (local $i i32)
+    (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_s (local.get $i) (local.get $n))))
+    (local.get $i))
+  (func (export "f") (param $n i32) (result i32)
+    (block $c (result i32)
+      (try_table (result i32) (catch $h $c)
+        (call $host (local.get $n)))
+      (call $work (i32.const 5))
+      (i32.add)
+      (return))
+    (call $work (i32.const 7))
+    (i32.add))
+  (func (export "g") (param $n i32) (result i32)
+    (i32.add (call $host (local.get $n)) (call $work (i32.const 2)))))"""
+
+
+def run_exn(scripts: list[list[tuple]], entry: str, keep_sets: bool) -> tuple:
+    """``scripts[level]``, as :func:`run`'s, in a Store whose host function may throw a wasm exception
+    (``throw``), call ``f`` (which catches it) or ``g`` (which lets it through) one level down, and set
+    the fuel (``delta``: what it is plus a delta; ``reset``: what the host saw on entry).  ``keep_sets``
+    False: leave the fuel alone instead.  The fuel left is returned less what the sets gave: with or
+    without them, the same if the count is conserved."""
+    engine = hwsim.Engine(_hw_config(), cache=False)
+    store = hwsim.Store(engine)
+    tag = hwsim.Tag(store, hwsim.TagType(hwsim.FuncType([hwsim.ValType.i32()], [])))
+    seen: list = []
+    refunds: list[int] = []  # what each set gave back (or took)
+
+    def host(caller, n):
+        level = n % 100
+        at_entry = store.get_fuel()
+        out = n
+        for action in scripts[level] if level < len(scripts) else ():
+            kind = action[0]
+            if kind == "delta":  # the count as it is now, plus a delta
+                if keep_sets:
+                    store.set_fuel(store.get_fuel() + action[1])
+                    refunds.append(action[1])
+            elif kind == "reset":  # the count the host saw on entry (what its register still holds)
+                if keep_sets:
+                    refunds.append(at_entry - store.get_fuel())
+                    store.set_fuel(at_entry)
+            elif kind == "throw":
+                raise hwsim.WasmException(store, tag, [action[1]])
+            elif kind == "work":
+                out += caller["work"](caller, action[1])
+            else:  # "f" or "g", one level down
+                try:
+                    value = caller[kind](caller, level + 1)
+                    out += value
+                    seen.append((kind, value))
+                except hwsim.WasmException as exc:
+                    seen.append((kind, "exception", exc.values(store)))
+        return out & 0x7FFF_FFFF
+
+    ty = hwsim.FuncType([hwsim.ValType.i32()], [hwsim.ValType.i32()])
+    linker = hwsim.Linker(engine)
+    linker.define(store, "env", "host", hwsim.Func(store, ty, host, access_caller=True))
+    linker.define(store, "env", "tag", tag)
+    exports = linker.instantiate(store, hwsim.Module(engine, EXN_WAT)).exports(store)
+    store.set_fuel(1_000_000)
+    try:
+        result = exports[entry](store, 0)
+    except hwsim.WasmException as exc:
+        result = ("exception", exc.values(store))
+    return seen, result, store.get_fuel() - sum(refunds)
+
+
+def _hw_config():
+    config = hwsim.Config()
+    config.consume_fuel = True
+    return config
+
+
+_EXN_ACTION = st.one_of(
+    st.tuples(st.just("delta"), st.integers(-1000, 1000)),
+    st.tuples(st.just("reset")),
+    st.tuples(st.just("work"), st.integers(0, 30)),
+    st.tuples(st.sampled_from(["f", "g"])),
+)
+
+
+@pytest.mark.parametrize(
+    "scripts",
+    [
+        [[("throw", 3)]],
+        [[("reset",), ("throw", 3)]],  # the count set back to what it was, then a throw
+        [[("delta", 25), ("throw", 3)]],
+        [[("work", 9), ("reset",), ("throw", 3)]],  # guest code ran, the count put back, a throw
+        [[("g",), ("throw", 1)], [("delta", -40), ("throw", 2)]],  # through g, caught by the host
+        [[("f",), ("reset",)], [("work", 3), ("reset",), ("throw", 2)]],  # caught by the inner f
+        [[("g",), ("reset",)], [("delta", 0)], []],
+        [[("g",), ("delta", 7)], [("work", 4), ("reset",), ("throw", 5)]],
+    ],
+)
+@pytest.mark.parametrize("entry", ["f", "g"])
+def test_fuel_across_exceptions_thrown_from_host_functions_is_conserved(scripts, entry):
+    """Whatever a host function sets the count to before it throws (or before a nested call throws through
+    it), the code after the catch goes on from that count: the fuel left less what the sets gave is the
+    fuel left without them, wherever the exception was thrown and caught."""
+    assert run_exn(scripts, entry, keep_sets=True) == run_exn(scripts, entry, keep_sets=False)
+
+
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    scripts=st.lists(
+        st.tuples(st.lists(_EXN_ACTION, max_size=4), st.one_of(st.none(), st.integers(0, 9))).map(
+            lambda pair: pair[0] + ([("throw", pair[1])] if pair[1] is not None else [])
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    entry=st.sampled_from(["f", "g"]),
+)
+def test_random_host_throws_conserve_fuel(scripts, entry):
+    assert run_exn(scripts, entry, keep_sets=True) == run_exn(scripts, entry, keep_sets=False)
