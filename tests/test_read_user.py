@@ -199,3 +199,40 @@ def test_random_operations_and_reads_match_the_model(ops, reads):
     for op in ops:
         m.op(op)
         m.check(reads)
+
+
+def _reads_agree(store, memory, offset: int, want: bytes) -> None:
+    """Every shape of read of ``[offset, offset+len(want))`` gives ``want``."""
+    n = len(want)
+    assert bytes(memory.read(store, offset, offset + n)) == want
+    assert b"".join(bytes(memory.read(store, offset + i, offset + i + 1)) for i in range(n)) == want
+    for start in range(0, n, PAGE):  # page by page, each read ending exactly at a page end
+        end = min(n, (offset + start) // PAGE * PAGE + PAGE - offset)
+        assert bytes(memory.read(store, offset + start, offset + end)) == want[start:end]
+
+
+def test_reads_follow_a_memory_handle_moved_between_memories():
+    """A MemoryHandle's frames move from one memory to another and back (unmap_host, map_host): reads of
+    the place it left are zeros, of the place it went its bytes, with every translation cached before."""
+    import hwsim
+
+    store = hwsim.Store()
+    a = hwsim.Memory(store, hwsim.MemoryType(hwsim.Limits(1)))
+    b = hwsim.Memory(store, hwsim.MemoryType(hwsim.Limits(1)))
+    h = hwsim.MemoryHandle(store, 2)
+    h.map(a, 0x3000, writable=True)
+    data = bytes((7 * i + 1) & 0xFF for i in range(2 * PAGE))
+    a.write(store, data, 0x3000)
+    _reads_agree(store, a, 0x2000, bytes(PAGE) + data + bytes(PAGE))
+    _reads_agree(store, b, 0x5000, bytes(2 * PAGE))
+    h.move(b, 0x5000)
+    _reads_agree(store, a, 0x2000, bytes(4 * PAGE))
+    _reads_agree(store, b, 0x4000, bytes(PAGE) + data + bytes(PAGE))
+    b.write(store, b"moved", 0x5FFE)
+    data = data[: PAGE - 2] + b"moved" + data[PAGE + 3 :]
+    h.move(a, 0x8000)
+    _reads_agree(store, b, 0x4000, bytes(4 * PAGE))
+    _reads_agree(store, a, 0x3000, bytes(2 * PAGE))
+    _reads_agree(store, a, 0x7000, bytes(PAGE) + data + bytes(PAGE))
+    h.unmap(a)
+    _reads_agree(store, a, 0x7000, bytes(4 * PAGE))
