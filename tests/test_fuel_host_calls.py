@@ -27,7 +27,13 @@ WAT = """(module
   (func (export "outer") (param $n i32) (result i32)
     (i32.add (call $host (local.get $n)) (call $work (i32.const 3))))
   (func (export "twice") (param $n i32) (result i32)
-    (i32.add (call $host (local.get $n)) (call $host (i32.add (local.get $n) (i32.const 100))))))"""
+    (i32.add (call $host (local.get $n)) (call $host (i32.add (local.get $n) (i32.const 100)))))
+  (table 1 funcref) (elem (i32.const 0) $host) (type $t (func (param i32) (result i32)))
+  (func (export "tail") (param $n i32) (result i32) (drop (call $work (i32.const 2))) (return_call $host (local.get $n)))
+  (func (export "indirect") (param $n i32) (result i32)
+    (i32.add (call_indirect (type $t) (local.get $n) (i32.const 0)) (call $work (i32.const 4))))
+  (func (export "tail_indirect") (param $n i32) (result i32)
+    (return_call_indirect (type $t) (local.get $n) (i32.const 0))))"""
 
 FUEL = 10_000
 
@@ -176,6 +182,15 @@ def test_two_host_calls_in_a_row_see_wasmtimes_fuel(scripts):
     same(scripts, entry="twice")
 
 
+@pytest.mark.parametrize("entry", ["tail", "indirect", "tail_indirect"])
+@pytest.mark.parametrize(
+    "scripts",
+    [[[]], [[("set_entry", 0)]], [[("set_entry", 2)]], [[("work", 5), ("set_entry", 0)]], [[("nest",)], [("get",)]]],
+)
+def test_host_functions_reached_by_tail_and_indirect_calls_see_and_leave_wasmtimes_fuel(entry, scripts):
+    same(scripts, entry=entry)
+
+
 _ACTION = st.one_of(
     st.tuples(st.just("get")),
     st.tuples(st.just("set"), st.integers(0, 400)),
@@ -251,7 +266,7 @@ _ACTION_MORE = st.one_of(
 @settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     scripts=st.lists(st.lists(_ACTION_MORE, max_size=5), min_size=1, max_size=3),
-    entry=st.sampled_from(["outer", "twice"]),
+    entry=st.sampled_from(["outer", "twice", "tail", "indirect", "tail_indirect"]),
     fuel=st.sampled_from([50, 300, FUEL]),
     epochs=st.booleans(),
 )
