@@ -451,6 +451,42 @@ def test_an_epoch_tick_from_another_thread_interrupts_a_spinning_loop_at_its_hea
         assert 0 < (1 << 50) - store.get_fuel() < 1 << 40
 
 
+@pytest.mark.parametrize("fuel, deadline", [(0, 0), (0, 3), (7, 0), (1000, 0), (1000, 3)])
+@pytest.mark.parametrize("name, arg", [("loop", 5), ("loop", 1000), ("twice", 3), ("spin", None)])
+def test_out_of_fuel_past_the_epoch_deadline_traps_as_wasmtime_out_of_fuel(fuel, deadline, name, arg):
+    """wasmtime's checkpoints test fuel, then the epoch: code that runs out of fuel when its deadline has
+    passed too traps out of fuel (hwsim's Meter tested the deadline first, and trapped interrupted)."""
+    engine, store, exports = _epochs(fuel=True)
+    wt_engine, wt_store = _wasmtime_store(fuel=True, epochs=True)
+    wt = wasmtime.Instance(wt_store, wasmtime.Module(wt_engine, SPIN), []).exports(wt_store)
+    outcomes = []
+    for s, call in ((store, exports[name]), (wt_store, wt[name])):
+        s.set_fuel(fuel)
+        s.set_epoch_deadline(deadline)
+        try:
+            outcomes.append(call(s) if arg is None else call(s, arg))
+        except (hwsim.Trap, wasmtime.Trap) as trap:
+            code = trap.code.name if isinstance(trap, hwsim.Trap) else trap.trap_code.name
+            outcomes.append({"INTERRUPT": "INTERRUPTED"}.get(code, code))
+    assert outcomes[0] == outcomes[1]
+    if outcomes[0] == "OUT_OF_FUEL":
+        assert store.get_fuel() == wt_store.get_fuel() == 0
+
+
+def test_a_handler_that_refills_after_fuel_ran_out_past_the_deadline_is_interrupted_at_once():
+    """Out of fuel past the deadline, a later checkpoint handler refills: the code goes on only to its
+    next checkpoint, which traps interrupted (the deadline is not forgotten for the refilled count)."""
+    engine, store, exports = _epochs(fuel=True)
+    vm = vm_store(store)
+    vm.add_checkpoint_handler(lambda s: setattr(s, "fuel_remaining", 1 << 40) if s.fuel_remaining <= 0 else None)
+    store.set_fuel(0)
+    store.set_epoch_deadline(0)
+    with pytest.raises(hwsim.Trap) as info:
+        exports["loop"](store, 1_000_000)
+    assert info.value.code is TrapCode.INTERRUPTED
+    assert (1 << 40) - store.get_fuel() < 100
+
+
 def test_an_epoch_deadline_not_reached_costs_nothing():
     engine, store, exports = _epochs()
     store.set_epoch_deadline(5)

@@ -10,9 +10,11 @@
                        deadline = the epoch at which code traps ``interrupted`` (0 at first:
                                   already reached, as wasmtime's default)
 
-At a checkpoint the Meter traps ``interrupted`` when the Engine's epoch has reached the
-deadline; otherwise it refills the count from the reserve, or, out of fuel, leaves it used up
-(the Store then traps ``all fuel consumed by WebAssembly``, unless a later handler refills).
+At a checkpoint the Meter, out of fuel, leaves the count used up (the Store then traps ``all fuel
+consumed by WebAssembly``, unless a later handler refills); otherwise it traps ``interrupted`` when
+the Engine's epoch has reached the deadline, or refills the count from the reserve.  Fuel comes
+first, as in wasmtime, whose function entries and loop headers check fuel before the epoch: code
+out of fuel past its deadline traps out of fuel.
 
 With epochs on, the count holds at most :data:`WINDOW` units and the rest waits in the
 reserve: if an epoch tick's stop request is lost (it landed as a call was starting), the
@@ -92,11 +94,13 @@ class Meter:
         self.store.fuel_remaining = count
 
     def _checkpoint(self, store) -> None:
-        if self._expired():
-            raise Trap(TrapCode.INTERRUPTED, detail=f"epoch deadline {self.deadline} reached")
         total = self.reserve + store.fuel_remaining
-        if self.fuel and total <= 0:
+        if self.fuel and total <= 0:  # tested first, as wasmtime's checkpoints test fuel before the epoch
             self.reserve = 0
             store.fuel_remaining = total  # used up: the Store traps unless a later handler refills
+            if self._expired():  # ... and if one does, the next slow path comes at once and interrupts
+                store.request_checkpoint()
             return
+        if self._expired():
+            raise Trap(TrapCode.INTERRUPTED, detail=f"epoch deadline {self.deadline} reached")
         self._fill(total)
