@@ -309,26 +309,33 @@ def test_uncaught_at_the_host_is_a_trap_with_a_backtrace(store):
     assert "wasm trap: thrown Wasm exception" in str(exc)
 
 
-def test_callee_saved_registers_of_unwound_frames(store):
-    """Locals live in callee-saved registers: the frames unwound clobber them, the handler's frame and its
-    caller must see theirs again."""
-    locals_ = " ".join(f"(local $l{i} i64)" for i in range(8))
-    sets = " ".join(f"(local.set $l{i} (i64.add (local.get 0) (i64.const {i})))" for i in range(8))
-    total = "(local.get $l0) " + " ".join(f"(local.get $l{i}) (i64.add)" for i in range(1, 8))
-    ex = instance(
-        store,
-        f"""(module
+def _unwinding_module(n: int, *, guard: bool = False) -> str:
+    """Three functions with ``n`` i64 locals each (set from the parameter: local i = p + i): ``f`` calls
+    ``$catcher`` with 1000p, which catches what ``$clobber`` throws six calls down (the sum of the thrower's
+    locals, at parameter 0, or at 1 when ``guard``: then ``$clobber`` opens with a guard on its parameter
+    that returns before its prologue saves anything); each frame adds the sum of its own locals."""
+    locals_ = " ".join(f"(local $l{i} i64)" for i in range(n))
+    sets = " ".join(f"(local.set $l{i} (i64.add (local.get 0) (i64.const {i})))" for i in range(n))
+    total = "(local.get $l0) " + " ".join(f"(local.get $l{i}) (i64.add)" for i in range(1, n))
+    opening = "(br_if 0 (i64.eqz (local.get 0)))" if guard else ""
+    throw_at = 1 if guard else 0
+    return f"""(module
           (tag $e (param i64))
-          (func $clobber (param i64) {locals_} {sets}
-            (if (i64.eqz (local.get 0)) (then (throw $e {total})))
+          (func $clobber (param i64) {locals_} {opening} {sets}
+            (if (i64.eq (local.get 0) (i64.const {throw_at})) (then (throw $e {total})))
             (call $clobber (i64.sub (local.get 0) (i64.const 1))))
           (func $catcher (param i64) (result i64) {locals_} {sets}
             (block $c (result i64)
               (try_table (catch $e $c) (call $clobber (i64.const 6))) (i64.const 0))
             {total} (i64.add))
           (func (export "f") (param i64) (result i64) {locals_} {sets}
-            (call $catcher (i64.mul (local.get 0) (i64.const 1000))) {total} (i64.add)))""",
-    )
+            (call $catcher (i64.mul (local.get 0) (i64.const 1000))) {total} (i64.add)))"""
+
+
+def test_callee_saved_registers_of_unwound_frames(store):
+    """Locals live in callee-saved registers: the frames unwound clobber them, the handler's frame and its
+    caller must see theirs again."""
+    ex = instance(store, _unwinding_module(8))
     thrown = 8 * 0 + 28
     catcher = 8 * 7000 + 28
     outer = 8 * 7 + 28
@@ -581,23 +588,7 @@ def test_locals_in_tp_and_gp_survive_unwinding(metered):
     catching frame and its caller see their own again."""
     store = Store(Engine(cache=False, metering=metered))  # (metering alone: checkpoints, the count in gp)
     n = 10
-    locals_ = " ".join(f"(local $l{i} i64)" for i in range(n))
-    sets = " ".join(f"(local.set $l{i} (i64.add (local.get 0) (i64.const {i})))" for i in range(n))
-    total = "(local.get $l0) " + " ".join(f"(local.get $l{i}) (i64.add)" for i in range(1, n))
-    ex = instance(
-        store,
-        f"""(module
-          (tag $e (param i64))
-          (func $clobber (param i64) {locals_} {sets}
-            (if (i64.eqz (local.get 0)) (then (throw $e {total})))
-            (call $clobber (i64.sub (local.get 0) (i64.const 1))))
-          (func $catcher (param i64) (result i64) {locals_} {sets}
-            (block $c (result i64)
-              (try_table (catch $e $c) (call $clobber (i64.const 6))) (i64.const 0))
-            {total} (i64.add))
-          (func (export "f") (param i64) (result i64) {locals_} {sets}
-            (call $catcher (i64.mul (local.get 0) (i64.const 1000))) {total} (i64.add)))""",
-    )
+    ex = instance(store, _unwinding_module(n))
     spread = sum(range(n))
     thrown = spread
     catcher = n * 7000 + spread
@@ -609,23 +600,7 @@ def test_callee_saved_registers_of_unwound_frames_that_open_with_a_guard(store):
     """A function that opens with a guard on its parameters returns from its prologue before it saves
     anything (visitor.early_return): its saves come after that early return, and the unwinder must find
     them there, or the catcher sees the thrower's locals in its callee-saved registers."""
-    locals_ = " ".join(f"(local $l{i} i64)" for i in range(8))
-    sets = " ".join(f"(local.set $l{i} (i64.add (local.get 0) (i64.const {i})))" for i in range(8))
-    total = "(local.get $l0) " + " ".join(f"(local.get $l{i}) (i64.add)" for i in range(1, 8))
-    ex = instance(
-        store,
-        f"""(module
-          (tag $e (param i64))
-          (func $clobber (param i64) {locals_} (br_if 0 (i64.eqz (local.get 0))) {sets}
-            (if (i64.eq (local.get 0) (i64.const 1)) (then (throw $e {total})))
-            (call $clobber (i64.sub (local.get 0) (i64.const 1))))
-          (func $catcher (param i64) (result i64) {locals_} {sets}
-            (block $c (result i64)
-              (try_table (catch $e $c) (call $clobber (i64.const 6))) (i64.const 0))
-            {total} (i64.add))
-          (func (export "f") (param i64) (result i64) {locals_} {sets}
-            (call $catcher (i64.mul (local.get 0) (i64.const 1000))) {total} (i64.add)))""",
-    )
+    ex = instance(store, _unwinding_module(8, guard=True))
     thrown = 8 * 1 + 28
     catcher = 8 * 7000 + 28
     outer = 8 * 7 + 28
