@@ -39,7 +39,6 @@ from ..riscv.disasm import disassemble_one
 from ..wasm.module import DecodedModule
 from . import layout as L
 from .builtins import DISPATCH
-from .checkpoints import FUEL_CELL
 from .crossing import Crossing
 from .errors import Frame, ResourceLimitError, Trap
 from .exceptions import Exn, UncaughtException, throw_from_host
@@ -112,7 +111,6 @@ class CallBoundary:
     _crossings: dict[tuple[tuple[int, ...], tuple[int, ...]], Crossing]  # (params, results) -> its Crossing
     _ecall_regs: RegisterBatch  # crossing.ECALL_INT_REGS, read once per ecall
     _ecall_regs_fuel: RegisterBatch  # crossing.ECALL_FUEL_REGS, read instead while the count is in its register
-    _guest_runs: int  # guest runs started by invoke (a host call that started none left the fuel register alone)
     _ecall_regs_all: RegisterBatch  # crossing.ECALL_REGS, read for a host function with float arguments
     threads: Scheduler | None  # wasi-threads' scheduler (threads.py), once enabled
 
@@ -126,7 +124,6 @@ class CallBoundary:
         # CheckpointCounter's (checkpoints.py), in VmStore
         checkpoint_requests: int
         metered: bool
-        fuel_view: memoryview
         _fuel_live: bool
         _checkpoint_requested: bool
 
@@ -134,6 +131,8 @@ class CallBoundary:
         def checkpoint_reached(self) -> None: ...
         def fuel_to_register(self) -> None: ...
         def fuel_to_cell(self) -> None: ...
+        def fuel_bits_to_cell(self, bits: int) -> int: ...
+        def fuel_kept_in_register(self, count: int) -> bool: ...
 
     def host_call_trap(self, code: TrapCode, detail: str) -> Trap:
         """The trap a host function raises to fail the wasm code that called it, located at the call
@@ -220,7 +219,6 @@ class CallBoundary:
                 if self.metered:
                     self.fuel_to_register()
                 insns = threads.instruction_budget() if threads is not None else 0
-                self._guest_runs += 1
                 try:
                     result = m.run(pc, until=exit_address, timeout_us=budget, max_insns=insns)
                 except Trap as at_ecall:  # from a builtin (or a checkpoint handler) at an ecall
@@ -473,19 +471,14 @@ class CallBoundary:
         The hot path of every host call: the registers it needs are read in one batch, the values
         cross as the record's :class:`~.crossing.Crossing` says, and the fuel count moves only when
         the code is metered: out of its register in the same batch, into the cell (host code sees, and
-        may change, the count there), and back into the register only if it changed or guest code ran
-        meanwhile (a nested call may have left another count in the register)."""
+        may change, the count there), and back into the register only if it changed
+        (``fuel_kept_in_register``)."""
         if machine.active_space is not self.space:  # another Store's code (a newer Store on this machine)
             return _DECLINE
-        count = None  # the count as the register held it (metered code), signed
+        count = None  # the count as the register held it (metered code)
         if self._fuel_live:
             regs = self._ecall_regs_fuel.read()  # crossing.ECALL_FUEL_REGS: ECALL_INT_REGS, then the count
-            count = regs[-1]
-            if count >> 63:
-                count -= 1 << 64
-            FUEL_CELL.pack_into(self.fuel_view, 0, count)  # = fuel_to_cell
-            self._fuel_live = False
-            runs = self._guest_runs
+            count = self.fuel_bits_to_cell(regs[-1])
         else:
             regs = self._ecall_regs.read()  # crossing.ECALL_INT_REGS: t6, t4, the integer argument registers
         target = regs[0]
@@ -542,14 +535,8 @@ class CallBoundary:
                 if self._async:  # events that came while the host function ran: a safe point
                     self.run_async()
                 crossing.results_to(self, results)
-                if (
-                    count is not None
-                    and not self._checkpoint_requested
-                    and self._guest_runs == runs
-                    and FUEL_CELL.unpack(self.fuel_view)[0] == count
-                ):
-                    self._fuel_live = True  # the register still holds the count: nothing changed it
-                    return _RESUME
+                if count is not None and self.fuel_kept_in_register(count):
+                    return _RESUME  # the register still holds the count: nothing changed it
         if self._checkpoint_requested:
             self.park_fuel()  # a safe point
         if self.metered:

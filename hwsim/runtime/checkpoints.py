@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 _FUEL_REG = FUEL.name
-FUEL_CELL = struct.Struct("<q")  # the fuel cell: the count, signed 64-bit little-endian
+_CELL = struct.Struct("<q")
 
 
 def _signed64(bits: int) -> int:
@@ -98,14 +98,14 @@ class CheckpointCounter:
         """The count where it is now (the register while guest code runs, else the cell), signed."""
         if self._fuel_live:
             return _signed64(self.machine.get_reg(_FUEL_REG))
-        return FUEL_CELL.unpack(self.fuel_view)[0]
+        return _CELL.unpack(self.fuel_view)[0]
 
     def _set_count(self, value: int) -> None:
         value = _clamp64(value)
         if self._fuel_live:
             self.machine.set_reg(_FUEL_REG, value & ((1 << 64) - 1))
         else:
-            FUEL_CELL.pack_into(self.fuel_view, 0, value)
+            _CELL.pack_into(self.fuel_view, 0, value)
 
     @property
     def fuel_remaining(self) -> int:
@@ -123,14 +123,31 @@ class CheckpointCounter:
     def fuel_to_register(self) -> None:
         """Guest code is about to run (or go on): the count goes from the cell into the register."""
         if self.metered and not self._fuel_live:
-            self.machine.set_reg(_FUEL_REG, FUEL_CELL.unpack(self.fuel_view)[0] & ((1 << 64) - 1))
+            self.machine.set_reg(_FUEL_REG, _CELL.unpack(self.fuel_view)[0] & ((1 << 64) - 1))
             self._fuel_live = True
 
     def fuel_to_cell(self) -> None:
         """Guest code has stopped: the count goes from the register into the cell."""
         if self._fuel_live:
-            FUEL_CELL.pack_into(self.fuel_view, 0, _signed64(self.machine.get_reg(_FUEL_REG)))
-            self._fuel_live = False
+            self.fuel_bits_to_cell(self.machine.get_reg(_FUEL_REG))
+
+    def fuel_bits_to_cell(self, bits: int) -> int:
+        """:meth:`fuel_to_cell` with the register already read (``bits``: an ecall reads it in its batch);
+        returns the count, signed."""
+        count = _signed64(bits)
+        _CELL.pack_into(self.fuel_view, 0, count)
+        self._fuel_live = False
+        return count
+
+    def fuel_kept_in_register(self, count: int) -> bool:
+        """After a host call: whether the count is in use from its register again without a write, as it is
+        when the cell still holds ``count`` (what the register held at the ecall) and no checkpoint was
+        requested.  Nothing else changes that register across a host call: a nested call restores the
+        registers it found (CallBoundary.invoke)."""
+        if self._checkpoint_requested or _CELL.unpack(self.fuel_view)[0] != count:
+            return False
+        self._fuel_live = True
+        return True
 
     # -- handlers and requests ------------------------------------------------------------------------
 

@@ -140,7 +140,6 @@ class VmStore(StoreSpace, CallBoundary, CheckpointCounter):
         self._ecall_regs = m.register_batch(ECALL_INT_REGS)
         self._ecall_regs_fuel = m.register_batch(ECALL_FUEL_REGS)
         self._ecall_regs_all = m.register_batch(ECALL_REGS)
-        self._guest_runs = 0  # guest runs started (calls.py: an ecall that saw none need not put the count back)
         self._type_ids: dict = {}
         self.externs: dict[int, object] = {}  # externref handle -> host object
         self._extern_ids: dict[int, int] = {}  # id(host object) -> its handle
