@@ -1,7 +1,7 @@
 """The fuel count across host calls, against wasmtime: host functions that call back into wasm (several
 levels deep, calls that trap or run out of fuel and are caught), that get and set the fuel in any order,
-that raise.  The ecall of metered code puts the count back into its register only when it changed or guest
-code ran meanwhile (calls.CallBoundary._ecall); every scenario here checks the fuel the host sees, the
+that raise.  The ecall of metered code puts the count back into its register only when the cell no longer
+holds what the register held (checkpoints.fuel_kept_in_register); every scenario here checks the fuel the host sees, the
 results and traps, and the fuel left are wasmtime's, exactly."""
 
 from __future__ import annotations
